@@ -1,0 +1,62 @@
+//! Running the firewall tools with input on stdin, mapping failures to [`FirewallError`].
+
+use std::io::{ErrorKind, Write};
+use std::process::{Command, Stdio};
+
+use crate::FirewallError;
+
+/// Runs `program args` with `stdin` piped in; returns stdout on success.
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, FirewallError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => FirewallError::Unsupported(format!("`{program}` is not installed")),
+            _ => FirewallError::Io { context: format!("starting {program}"), source: e },
+        })?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .map_err(|e| FirewallError::Io { context: format!("writing to {program}"), source: e })?;
+        // Dropping the pipe closes it so the tool sees end of input.
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| FirewallError::Io { context: format!("waiting for {program}"), source: e })?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let msg = format!("{program} {} failed: {}", args.join(" "), first_lines(&stderr, 6));
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("operation not permitted") || lower.contains("permission denied") {
+        Err(FirewallError::NotPermitted(msg))
+    } else {
+        Err(FirewallError::Rejected(msg))
+    }
+}
+
+/// True when `program` can be started (it is on PATH and executable).
+pub fn exists(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().take(n).collect::<Vec<_>>().join(" | ")
+}

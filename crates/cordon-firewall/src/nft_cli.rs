@@ -1,0 +1,58 @@
+//! nftables through the `nft` command: the whole policy as one `nft -f -` batch, which
+//! the kernel commits as a single transaction.
+
+use cordon_policy::render::nft;
+use cordon_policy::{Policy, TableName};
+
+use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
+
+pub struct NftCli {
+    table: TableName,
+}
+
+impl NftCli {
+    /// Succeeds when the `nft` binary is present.
+    pub fn probe(table: TableName) -> Result<Self, FirewallError> {
+        if !cmd::exists("nft") {
+            return Err(FirewallError::Unsupported("`nft` is not installed (apt-get install nftables)".into()));
+        }
+        Ok(NftCli { table })
+    }
+}
+
+impl Firewall for NftCli {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Nftables
+    }
+
+    fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
+        Ok(nft::render_apply(&self.table, policy))
+    }
+
+    fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
+        cmd::run("nft", &["-f", "-"], Some(&nft::render_apply(&self.table, policy))).map(drop)
+    }
+
+    fn remove(&self) -> Result<(), FirewallError> {
+        // "add" first makes the delete succeed whether or not the table exists, in one batch.
+        let batch = format!("add table inet {t}\n{}", nft::render_remove(&self.table), t = self.table);
+        cmd::run("nft", &["-f", "-"], Some(&batch)).map(drop)
+    }
+
+    fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
+        match cmd::run("nft", &["list", "table", "inet", self.table.as_str()], None) {
+            Ok(listing) => Ok(Some(digest::inspection(normalize(&listing)))),
+            Err(FirewallError::Rejected(msg)) if msg.contains("No such file or directory") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Trims trailing white space per line so cosmetic differences don't count as tampering.
+pub fn normalize(listing: &str) -> String {
+    let mut out: String = listing.lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}

@@ -1,0 +1,15 @@
+use thiserror::Error;
+
+/// Everything that can be wrong with user input to the policy. Each message names the
+/// offending value so the CLI can print it as-is.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("invalid spec {spec:?}: {reason}")]
+    InvalidSpec { spec: String, reason: String },
+    #[error("invalid server {spec:?}: {reason}")]
+    InvalidServer { spec: String, reason: String },
+    #[error("invalid table name {name:?}: {reason}")]
+    InvalidTableName { name: String, reason: String },
+    #[error("invalid resolver {value:?}: not an IP address")]
+    InvalidResolver { value: String },
+}

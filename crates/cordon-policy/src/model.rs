@@ -1,0 +1,323 @@
+//! The resolved quarantine policy: only addresses, no names. Every renderer takes a
+//! [`Policy`]; building one normalizes it (sorted, de-duplicated, overlapping networks
+//! merged) so the same intent always renders to the same bytes.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{AllowSpec, Target, Transport};
+use crate::PolicyError;
+
+/// DNS port, allowed over UDP and TCP to each resolver.
+pub const DNS_PORT: u16 = 53;
+
+/// Which IP family a rule belongs to; renderers emit one block per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// One allowed destination with its transport, as resolved from an `--allow` spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Exception {
+    pub net: IpNet,
+    pub transport: Transport,
+}
+
+impl fmt::Display for Exception {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.net, self.transport)
+    }
+}
+
+/// The complete quarantine policy of design §3, resolved to addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Policy {
+    /// Management servers: outbound TCP to each, replies in.
+    pub servers: Vec<SocketAddr>,
+    /// DNS resolvers (UDP and TCP 53). Empty with `--no-dns`.
+    pub resolvers: Vec<IpAddr>,
+    /// DHCPv4 68->67 / 67->68 and DHCPv6 546->547 / 547->546.
+    pub dhcp: bool,
+    /// Networks to which every protocol is allowed (bare IP/CIDR specs).
+    pub allow_nets: Vec<IpNet>,
+    /// Single address + TCP port exceptions.
+    pub allow_tcp: Vec<SocketAddr>,
+    /// Single address + UDP port exceptions.
+    pub allow_udp: Vec<SocketAddr>,
+}
+
+impl Policy {
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// Every TCP destination (servers, TCP exceptions, resolvers on 53) of one family.
+    pub fn tcp_destinations(&self, family: Family) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self
+            .servers
+            .iter()
+            .chain(self.allow_tcp.iter())
+            .copied()
+            .chain(self.resolvers.iter().map(|r| SocketAddr::new(*r, DNS_PORT)))
+            .filter(|s| Family::of(&s.ip()) == family)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Every UDP destination (UDP exceptions, resolvers on 53) of one family.
+    pub fn udp_destinations(&self, family: Family) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self
+            .allow_udp
+            .iter()
+            .copied()
+            .chain(self.resolvers.iter().map(|r| SocketAddr::new(*r, DNS_PORT)))
+            .filter(|s| Family::of(&s.ip()) == family)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Networks open to every protocol, of one family.
+    pub fn open_networks(&self, family: Family) -> Vec<IpNet> {
+        self.allow_nets
+            .iter()
+            .filter(|n| Family::of(&n.addr()) == family)
+            .copied()
+            .collect()
+    }
+
+    /// Every exception as a flat list, for display and for renderers that have no sets.
+    pub fn exceptions(&self) -> Vec<Exception> {
+        let mut out = Vec::new();
+        for family in Family::BOTH {
+            for d in self.tcp_destinations(family) {
+                out.push(Exception { net: IpNet::from(d.ip()), transport: Transport::Tcp(d.port()) });
+            }
+            for d in self.udp_destinations(family) {
+                out.push(Exception { net: IpNet::from(d.ip()), transport: Transport::Udp(d.port()) });
+            }
+            for n in self.open_networks(family) {
+                out.push(Exception { net: n, transport: Transport::Any });
+            }
+        }
+        out
+    }
+}
+
+/// Collects resolved pieces of a policy and normalizes them in [`PolicyBuilder::build`].
+#[derive(Debug, Default, Clone)]
+pub struct PolicyBuilder {
+    policy: Policy,
+}
+
+impl PolicyBuilder {
+    pub fn server(mut self, addr: SocketAddr) -> Self {
+        self.policy.servers.push(addr);
+        self
+    }
+
+    pub fn resolver(mut self, addr: IpAddr) -> Self {
+        self.policy.resolvers.push(addr);
+        self
+    }
+
+    pub fn dhcp(mut self, on: bool) -> Self {
+        self.policy.dhcp = on;
+        self
+    }
+
+    pub fn allow_net(mut self, net: IpNet) -> Self {
+        self.policy.allow_nets.push(net.trunc());
+        self
+    }
+
+    pub fn allow_tcp(mut self, addr: SocketAddr) -> Self {
+        self.policy.allow_tcp.push(addr);
+        self
+    }
+
+    pub fn allow_udp(mut self, addr: SocketAddr) -> Self {
+        self.policy.allow_udp.push(addr);
+        self
+    }
+
+    /// Adds a parsed spec given the addresses its host resolved to (for IP and CIDR
+    /// targets, `addrs` is ignored: the spec already holds the address).
+    pub fn allow_spec(mut self, spec: &AllowSpec, addrs: &[IpAddr]) -> Self {
+        let ips: Vec<IpAddr> = match &spec.target {
+            Target::Ip(ip) => vec![*ip],
+            Target::Net(net) => {
+                if spec.transport == Transport::Any {
+                    return self.allow_net(*net);
+                }
+                // Parsing never yields a network with a port; treat it as its address.
+                vec![net.addr()]
+            }
+            Target::Name(_) => addrs.to_vec(),
+        };
+        for ip in ips {
+            self = match spec.transport {
+                Transport::Any => self.allow_net(IpNet::from(ip)),
+                Transport::Tcp(p) => self.allow_tcp(SocketAddr::new(ip, p)),
+                Transport::Udp(p) => self.allow_udp(SocketAddr::new(ip, p)),
+            };
+        }
+        self
+    }
+
+    /// Sorts, de-duplicates and merges; drops loopback resolvers (loopback traffic is
+    /// always allowed, so systemd-resolved's stub needs no rule of its own).
+    pub fn build(self) -> Policy {
+        let mut p = self.policy;
+        sort_dedup(&mut p.servers);
+        p.resolvers.retain(|r| !r.is_loopback());
+        sort_dedup(&mut p.resolvers);
+        p.allow_nets = IpNet::aggregate(&p.allow_nets);
+        sort_dedup(&mut p.allow_tcp);
+        sort_dedup(&mut p.allow_udp);
+        p
+    }
+}
+
+fn sort_dedup<T: Ord>(v: &mut Vec<T>) {
+    v.sort();
+    v.dedup();
+}
+
+/// Name of Cordon's own firewall object (nftables table, iptables chain prefix, pf
+/// anchor). Restricted so that it is valid in every backend: a letter, then letters,
+/// digits or `_`, 24 characters at most (iptables chain names are short).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TableName(String);
+
+impl TableName {
+    pub const DEFAULT: &'static str = "cordon";
+
+    pub fn new(name: &str) -> Result<Self, PolicyError> {
+        let invalid = |reason: &str| PolicyError::InvalidTableName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        };
+        if name.is_empty() || name.len() > 24 {
+            return Err(invalid("must be 1 to 24 characters"));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(invalid("must start with a letter"));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid("only letters, digits and '_' are allowed"));
+        }
+        Ok(TableName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Prefix for iptables chains: `cordon` -> `CORDON` (chains `CORDON-IN` ...).
+    pub fn chain_prefix(&self) -> String {
+        self.0.to_ascii_uppercase()
+    }
+}
+
+impl Default for TableName {
+    fn default() -> Self {
+        TableName(Self::DEFAULT.to_string())
+    }
+}
+
+impl TryFrom<String> for TableName {
+    type Error = PolicyError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        TableName::new(&s)
+    }
+}
+
+impl From<TableName> for String {
+    fn from(t: TableName) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for TableName {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TableName::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_normalizes() {
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .server("192.0.2.1:8443".parse().unwrap())
+            .resolver("127.0.0.53".parse().unwrap())
+            .resolver("192.0.2.53".parse().unwrap())
+            .allow_net("198.51.100.0/25".parse().unwrap())
+            .allow_net("198.51.100.128/25".parse().unwrap())
+            .allow_net("198.51.100.7/32".parse().unwrap())
+            .build();
+        assert_eq!(p.servers.len(), 1);
+        assert_eq!(p.resolvers, vec!["192.0.2.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.allow_nets, vec!["198.51.100.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            p.tcp_destinations(Family::V4),
+            vec!["192.0.2.1:8443".parse().unwrap(), "192.0.2.53:53".parse().unwrap()]
+        );
+        assert_eq!(p.udp_destinations(Family::V4), vec!["192.0.2.53:53".parse().unwrap()]);
+        assert!(p.tcp_destinations(Family::V6).is_empty());
+    }
+
+    #[test]
+    fn allow_spec_uses_resolved_addresses_for_names_only() {
+        let spec = AllowSpec::parse("tcp://h.example:22").unwrap();
+        let p = Policy::builder()
+            .allow_spec(&spec, &["192.0.2.5".parse().unwrap(), "2001:db8::5".parse().unwrap()])
+            .build();
+        assert_eq!(p.allow_tcp.len(), 2);
+        let spec = AllowSpec::parse("198.51.100.0/24").unwrap();
+        let p = Policy::builder().allow_spec(&spec, &[]).build();
+        assert_eq!(p.allow_nets, vec!["198.51.100.0/24".parse::<IpNet>().unwrap()]);
+    }
+
+    #[test]
+    fn table_names_are_checked() {
+        assert!(TableName::new("cordon").is_ok());
+        assert!(TableName::new("cordon_test2").is_ok());
+        assert!(TableName::new("").is_err());
+        assert!(TableName::new("1abc").is_err());
+        assert!(TableName::new("a;drop").is_err());
+        assert!(TableName::new(&"a".repeat(25)).is_err());
+        assert_eq!(TableName::new("cordon").unwrap().chain_prefix(), "CORDON");
+    }
+}

@@ -1,0 +1,125 @@
+//! iptables rendering for hosts without nftables: `iptables-restore --noflush` input
+//! (one per family) that fills our own chains `<PREFIX>-IN/-OUT/-FWD` and makes them the
+//! first rule of INPUT/OUTPUT/FORWARD. Each restore is one atomic table commit; the user's
+//! own rules and chains are never flushed.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use crate::model::Family;
+use crate::{Policy, TableName};
+
+/// The three built-in chains we hook, paired with our chain suffix.
+pub const HOOKS: [(&str, &str); 3] = [("INPUT", "IN"), ("OUTPUT", "OUT"), ("FORWARD", "FWD")];
+
+/// How many jumps to our chains each built-in chain holds now, and whether our chains
+/// exist, as read from `iptables-save` (see the firewall crate). Rendering needs it
+/// because `iptables-restore` has no "delete if present".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present {
+    /// Jumps from INPUT, OUTPUT, FORWARD to our chain (same order as [`HOOKS`]).
+    pub jumps: [usize; 3],
+    /// Whether each of our chains exists.
+    pub chains: [bool; 3],
+}
+
+pub fn chain_name(table: &TableName, suffix: &str) -> String {
+    format!("{}-{suffix}", table.chain_prefix())
+}
+
+/// Restore input that installs `policy` for one family, replacing any previous version:
+/// old jumps are deleted and one jump is inserted at position 1 in the same commit.
+pub fn render_apply(table: &TableName, policy: &Policy, family: Family, present: &Present) -> String {
+    let mut o = String::from("*filter\n");
+    let [cin, cout, cfwd] = HOOKS.map(|(_, s)| chain_name(table, s));
+    // In --noflush mode a ":CHAIN" line creates the chain or empties the existing one.
+    for c in [&cin, &cout, &cfwd] {
+        let _ = writeln!(o, ":{c} - [0:0]");
+    }
+    delete_jumps(&mut o, table, present);
+
+    let (client, server) = match family {
+        Family::V4 => DHCP4_PORTS,
+        Family::V6 => DHCP6_PORTS,
+    };
+    let _ = writeln!(o, "-A {cin} -i lo -j ACCEPT");
+    peer_rules(&mut o, &cin, policy, family, true);
+    if policy.dhcp {
+        let _ = writeln!(o, "-A {cin} -p udp -m udp --sport {server} --dport {client} -j ACCEPT");
+    }
+    icmp_nd(&mut o, &cin, family);
+    let _ = writeln!(o, "-A {cin} -j DROP");
+
+    let _ = writeln!(o, "-A {cout} -o lo -j ACCEPT");
+    peer_rules(&mut o, &cout, policy, family, false);
+    if policy.dhcp {
+        let _ = writeln!(o, "-A {cout} -p udp -m udp --sport {client} --dport {server} -j ACCEPT");
+    }
+    icmp_nd(&mut o, &cout, family);
+    let _ = writeln!(o, "-A {cout} -j DROP");
+    let _ = writeln!(o, "-A {cfwd} -j DROP");
+    for (builtin, suffix) in HOOKS {
+        let _ = writeln!(o, "-I {builtin} 1 -j {}", chain_name(table, suffix));
+    }
+    o.push_str("COMMIT\n");
+    o
+}
+
+/// Restore input that removes our jumps and chains and nothing else.
+pub fn render_remove(table: &TableName, present: &Present) -> String {
+    let mut o = String::from("*filter\n");
+    delete_jumps(&mut o, table, present);
+    for (i, (_, suffix)) in HOOKS.iter().enumerate() {
+        if present.chains[i] {
+            let c = chain_name(table, suffix);
+            let _ = writeln!(o, "-F {c}");
+            let _ = writeln!(o, "-X {c}");
+        }
+    }
+    o.push_str("COMMIT\n");
+    o
+}
+
+fn delete_jumps(o: &mut String, table: &TableName, present: &Present) {
+    for (i, (builtin, suffix)) in HOOKS.iter().enumerate() {
+        for _ in 0..present.jumps[i] {
+            let _ = writeln!(o, "-D {builtin} -j {}", chain_name(table, suffix));
+        }
+    }
+}
+
+fn peer_rules(o: &mut String, chain: &str, policy: &Policy, family: Family, inbound: bool) {
+    let (addr, port, state) = if inbound {
+        ("-s", "--sport", " -m conntrack --ctstate ESTABLISHED")
+    } else {
+        ("-d", "--dport", "")
+    };
+    let pair = |o: &mut String, proto: &str, d: &SocketAddr| {
+        let _ = writeln!(
+            o,
+            "-A {chain} {addr} {} -p {proto} -m {proto} {port} {}{state} -j ACCEPT",
+            IpNet::from(d.ip()),
+            d.port()
+        );
+    };
+    for d in policy.tcp_destinations(family) {
+        pair(o, "tcp", &d);
+    }
+    for d in policy.udp_destinations(family) {
+        pair(o, "udp", &d);
+    }
+    for n in policy.open_networks(family) {
+        let _ = writeln!(o, "-A {chain} {addr} {n}{state} -j ACCEPT");
+    }
+}
+
+fn icmp_nd(o: &mut String, chain: &str, family: Family) {
+    if family == Family::V6 {
+        for t in ICMPV6_ND_TYPES {
+            let _ = writeln!(o, "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! nftables rendering: one `nft -f` batch that atomically replaces Cordon's table.
+//!
+//! Layout (design §3): six named sets hold every allowed destination, so changing the
+//! allow-list changes only set elements; three base chains with policy drop hook input,
+//! output and forward. Established traffic is accepted only from allowed peers, so an
+//! existing connection to anyone else (a reverse shell) is cut the moment the table loads.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use crate::model::Family;
+use crate::{Policy, TableName};
+
+/// Chain priority: ahead of the usual filter chains (0) so our verdicts come first.
+pub const CHAIN_PRIORITY: i32 = -10;
+
+/// Names of the sets, shared with the netlink encoder so both build the same table.
+pub const SET_TCP4: &str = "tcp4";
+pub const SET_TCP6: &str = "tcp6";
+pub const SET_UDP4: &str = "udp4";
+pub const SET_UDP6: &str = "udp6";
+pub const SET_NET4: &str = "net4";
+pub const SET_NET6: &str = "net6";
+
+/// The batch that installs `policy`, replacing any previous version of our table in the
+/// same transaction: `add` makes the `delete` valid even on first apply.
+pub fn render_apply(table: &TableName, policy: &Policy) -> String {
+    let mut out = String::new();
+    let t = table.as_str();
+    // Writing to a String cannot fail; the results are ignored for that reason.
+    let _ = writeln!(out, "add table inet {t}");
+    let _ = writeln!(out, "delete table inet {t}");
+    out.push_str(&render_table(table, policy));
+    out
+}
+
+/// The batch that removes our table and nothing else.
+pub fn render_remove(table: &TableName) -> String {
+    format!("delete table inet {}\n", table.as_str())
+}
+
+/// The table definition alone.
+pub fn render_table(table: &TableName, policy: &Policy) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "table inet {} {{", table.as_str());
+    pair_set(&mut o, SET_TCP4, "ipv4_addr", &policy.tcp_destinations(Family::V4));
+    pair_set(&mut o, SET_TCP6, "ipv6_addr", &policy.tcp_destinations(Family::V6));
+    pair_set(&mut o, SET_UDP4, "ipv4_addr", &policy.udp_destinations(Family::V4));
+    pair_set(&mut o, SET_UDP6, "ipv6_addr", &policy.udp_destinations(Family::V6));
+    net_set(&mut o, SET_NET4, "ipv4_addr", &policy.open_networks(Family::V4));
+    net_set(&mut o, SET_NET6, "ipv6_addr", &policy.open_networks(Family::V6));
+
+    base_chain(&mut o, "input", "input");
+    o.push_str("\t\tiif \"lo\" accept\n");
+    peer_rules(&mut o, "saddr", "sport", " ct state established");
+    if policy.dhcp {
+        let _ = writeln!(o, "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept", DHCP4_PORTS.1, DHCP4_PORTS.0);
+        let _ = writeln!(o, "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept", DHCP6_PORTS.1, DHCP6_PORTS.0);
+    }
+    icmpv6_nd(&mut o);
+    o.push_str("\t}\n");
+
+    base_chain(&mut o, "output", "output");
+    o.push_str("\t\toif \"lo\" accept\n");
+    peer_rules(&mut o, "daddr", "dport", "");
+    if policy.dhcp {
+        let _ = writeln!(o, "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept", DHCP4_PORTS.0, DHCP4_PORTS.1);
+        let _ = writeln!(o, "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept", DHCP6_PORTS.0, DHCP6_PORTS.1);
+    }
+    icmpv6_nd(&mut o);
+    o.push_str("\t}\n");
+
+    // Forwarding: nothing passes through a quarantined host.
+    base_chain(&mut o, "forward", "forward");
+    o.push_str("\t}\n");
+    o.push_str("}\n");
+    o
+}
+
+fn base_chain(o: &mut String, name: &str, hook: &str) {
+    let _ = writeln!(o, "\tchain {name} {{");
+    let _ = writeln!(o, "\t\ttype filter hook {hook} priority {CHAIN_PRIORITY}; policy drop;");
+}
+
+/// Accept rules toward (output) or from (input) allowed peers. `dir` is `saddr`/`daddr`.
+fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
+    for (l3, tcp, udp, net) in [("ip", SET_TCP4, SET_UDP4, SET_NET4), ("ip6", SET_TCP6, SET_UDP6, SET_NET6)] {
+        let _ = writeln!(o, "\t\t{l3} {dir} . tcp {port} @{tcp}{state} accept");
+        let _ = writeln!(o, "\t\t{l3} {dir} . udp {port} @{udp}{state} accept");
+        let _ = writeln!(o, "\t\t{l3} {dir} @{net}{state} accept");
+    }
+}
+
+fn icmpv6_nd(o: &mut String) {
+    let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
+    let _ = writeln!(o, "\t\ticmpv6 type {{ {} }} accept", types.join(", "));
+}
+
+fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr]) {
+    let _ = writeln!(o, "\tset {name} {{");
+    let _ = writeln!(o, "\t\ttype {addr_type} . inet_service");
+    if !members.is_empty() {
+        let elems: Vec<String> = members.iter().map(|m| format!("{} . {}", m.ip(), m.port())).collect();
+        let _ = writeln!(o, "\t\telements = {{ {} }}", elems.join(", "));
+    }
+    o.push_str("\t}\n");
+}
+
+fn net_set(o: &mut String, name: &str, addr_type: &str, members: &[IpNet]) {
+    let _ = writeln!(o, "\tset {name} {{");
+    let _ = writeln!(o, "\t\ttype {addr_type}");
+    o.push_str("\t\tflags interval\n");
+    if !members.is_empty() {
+        let elems: Vec<String> = members.iter().map(|n| n.to_string()).collect();
+        let _ = writeln!(o, "\t\telements = {{ {} }}", elems.join(", "));
+    }
+    o.push_str("\t}\n");
+}

@@ -1,0 +1,32 @@
+//! Golden files for every renderer. Set `UPDATE_GOLDEN=1` to rewrite them after an
+//! intended change, then review the diff.
+
+mod common;
+
+use cordon_policy::model::Family;
+use cordon_policy::render::{iptables, nft};
+use cordon_policy::TableName;
+use common::{check_golden as check, sample_policies};
+
+#[test]
+fn nft_golden() {
+    let table = TableName::default();
+    for (name, policy) in sample_policies() {
+        check(&format!("nft/{name}.nft"), &nft::render_apply(&table, &policy));
+    }
+    check("nft/remove.nft", &nft::render_remove(&table));
+}
+
+#[test]
+fn iptables_golden() {
+    let table = TableName::default();
+    let fresh = iptables::Present::default();
+    let again = iptables::Present { jumps: [1, 1, 2], chains: [true; 3] };
+    for (name, policy) in sample_policies() {
+        check(&format!("iptables/{name}.v4.rules"), &iptables::render_apply(&table, &policy, Family::V4, &fresh));
+        check(&format!("iptables/{name}.v6.rules"), &iptables::render_apply(&table, &policy, Family::V6, &fresh));
+    }
+    let (_, p) = &sample_policies()[0];
+    check("iptables/reapply.v4.rules", &iptables::render_apply(&table, p, Family::V4, &again));
+    check("iptables/remove.rules", &iptables::render_remove(&table, &again));
+}
