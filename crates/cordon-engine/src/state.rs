@@ -1,0 +1,132 @@
+//! The persisted record of what was applied, written atomically (temp file, fsync,
+//! rename, fsync directory) so a crash never leaves a torn state file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cordon_firewall::BackendKind;
+use cordon_policy::{Policy, TableName};
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, IsolateRequest};
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredState {
+    pub version: u32,
+    pub table: TableName,
+    pub backend: BackendKind,
+    pub request: IsolateRequest,
+    pub policy: Policy,
+    pub applied_at: String,
+    pub digest: String,
+}
+
+pub fn path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.json", table.as_str()))
+}
+
+pub fn load(dir: &Path, table: &TableName) -> Result<Option<StoredState>, EngineError> {
+    let p = path(dir, table);
+    let text = match fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::Other(format!("cannot read {}: {e}", p.display()))),
+    };
+    let state: StoredState = serde_json::from_str(&text)
+        .map_err(|e| EngineError::Other(format!("state file {} is corrupt: {e}", p.display())))?;
+    if state.version != STATE_VERSION {
+        return Err(EngineError::Other(format!(
+            "state file {} has version {}, this cordon understands {STATE_VERSION}",
+            p.display(),
+            state.version
+        )));
+    }
+    Ok(Some(state))
+}
+
+pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
+    let io = |what: &str, e: std::io::Error| EngineError::Other(format!("cannot {what} in {}: {e}", dir.display()));
+    fs::create_dir_all(dir).map_err(|e| io("create the state directory", e))?;
+    let final_path = path(dir, &state.table);
+    let tmp = dir.join(format!(".{}.json.tmp", state.table.as_str()));
+    let json = serde_json::to_vec_pretty(state).map_err(|e| EngineError::Other(format!("encoding state: {e}")))?;
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(|e| io("write the state file", e))?;
+    f.write_all(&json).map_err(|e| io("write the state file", e))?;
+    f.sync_all().map_err(|e| io("sync the state file", e))?;
+    drop(f);
+    fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file", e))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+pub fn delete(dir: &Path, table: &TableName) -> Result<(), EngineError> {
+    match fs::remove_file(path(dir, table)) {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::Other(format!("cannot remove state file: {e}"))),
+    }
+}
+
+/// Makes the rename durable; best effort because some filesystems refuse directory fsync.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_delete_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::default();
+        assert!(load(dir.path(), &table).unwrap().is_none());
+        let s = StoredState {
+            version: STATE_VERSION,
+            table: table.clone(),
+            backend: BackendKind::Nftables,
+            request: IsolateRequest::default(),
+            policy: Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build(),
+            applied_at: now_rfc3339(),
+            digest: "abc".into(),
+        };
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path(), &table).unwrap(), Some(s));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path(dir.path(), &table)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        delete(dir.path(), &table).unwrap();
+        assert!(load(dir.path(), &table).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_release() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cordon.json"), "{not json").unwrap();
+        assert!(load(dir.path(), &TableName::default()).is_err());
+    }
+}
