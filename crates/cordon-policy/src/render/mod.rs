@@ -2,7 +2,10 @@
 //! pure: same policy in, same bytes out, so golden files can pin them down.
 
 pub mod iptables;
+pub mod netsh;
 pub mod nft;
+pub mod pf;
+pub mod wfp;
 
 /// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
 /// router solicitation/advertisement and neighbour solicitation/advertisement.

@@ -1,0 +1,248 @@
+//! Windows static IPsec policy through `netsh ipsec static` (the `--backend netsh-ipsec`
+//! fallback, as in Velociraptor's Windows quarantine): one policy with a permit and a
+//! block filter list, a permit and a block filter action, two rules linking them, then
+//! `assign=y`.
+//!
+//! IPsec policy filters are stateless and "most specific wins": the block list holds one
+//! filter `me <-> any` (all protocols, mirrored), the permit list one mirrored filter per
+//! allowed destination, which is more specific and so wins for that traffic. Loopback is
+//! never subject to IPsec, so it needs no filter. Forwarded traffic is not governed by
+//! IPsec policy at all; the WFP backend (the default) blocks it.
+//!
+//! Commands are rendered as argument vectors with logical `key=value` words (no quotes);
+//! [`command_line`] gives the quoted form netsh expects on its command line.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{DHCP4_PORTS, DHCP6_PORTS};
+use crate::model::Family;
+use crate::{Policy, TableName};
+
+/// Name of the IPsec policy for the default table; the break-glass command is
+/// `netsh ipsec static delete policy name="Cordon Quarantine"`.
+pub const DEFAULT_POLICY_NAME: &str = "Cordon Quarantine";
+
+/// Networks that ICMPv6 neighbour discovery uses (link-local and link-scope multicast).
+/// netsh filters cannot match ICMP types, so ND is permitted by destination instead.
+pub const ND_NETWORKS: [&str; 2] = ["fe80::/10", "ff02::/16"];
+
+/// IANA protocol number of ICMPv6.
+const PROTO_ICMPV6: u8 = 58;
+
+/// Names of every object Cordon creates for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub policy: String,
+    pub permit_list: String,
+    pub block_list: String,
+    pub permit_action: String,
+    pub block_action: String,
+    pub permit_rule: String,
+    pub block_rule: String,
+}
+
+impl Names {
+    pub fn new(table: &TableName) -> Self {
+        let policy = if table.as_str() == TableName::DEFAULT {
+            DEFAULT_POLICY_NAME.to_string()
+        } else {
+            format!("{DEFAULT_POLICY_NAME} {table}")
+        };
+        Names {
+            permit_list: format!("{policy} permit list"),
+            block_list: format!("{policy} block list"),
+            permit_action: format!("{policy} permit"),
+            block_action: format!("{policy} block"),
+            permit_rule: format!("{policy} permit rule"),
+            block_rule: format!("{policy} block rule"),
+            policy,
+        }
+    }
+}
+
+/// One `netsh` invocation: `argv[0]` is `netsh`.
+pub type Command = Vec<String>;
+
+fn netsh(words: &[&str]) -> Command {
+    let mut argv = vec!["netsh".to_string(), "ipsec".to_string(), "static".to_string()];
+    argv.extend(words.iter().map(|w| w.to_string()));
+    argv
+}
+
+fn kv(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
+
+/// The commands that create and assign the policy, in order. The caller deletes the
+/// policy (see [`render_remove`]) if any of them fails, so no half state remains.
+pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
+    let n = Names::new(table);
+    let mut cmds = vec![
+        netsh(&[
+            "add",
+            "policy",
+            &kv("name", &n.policy),
+            "description=Network quarantine by Cordon; remove with: cordon release",
+            "assign=no",
+        ]),
+        netsh(&["add", "filterlist", &kv("name", &n.permit_list)]),
+        netsh(&["add", "filterlist", &kv("name", &n.block_list)]),
+        netsh(&["add", "filteraction", &kv("name", &n.permit_action), "action=permit"]),
+        netsh(&["add", "filteraction", &kv("name", &n.block_action), "action=block"]),
+    ];
+    let permit = |dst: Vec<String>, proto: &str, src_port: u16, dst_port: u16, what: &str| {
+        let mut argv = netsh(&["add", "filter", &kv("filterlist", &n.permit_list), "srcaddr=me"]);
+        argv.extend(dst);
+        argv.push(kv("protocol", proto));
+        if proto == "TCP" || proto == "UDP" {
+            argv.push(kv("srcport", &src_port.to_string()));
+            argv.push(kv("dstport", &dst_port.to_string()));
+        }
+        argv.push("mirrored=yes".to_string());
+        argv.push(kv("description", what));
+        argv
+    };
+    for family in Family::BOTH {
+        for d in policy.tcp_destinations(family) {
+            cmds.push(permit(dst_words(&IpNet::from(d.ip())), "TCP", 0, d.port(), "allowed tcp destination"));
+        }
+        for d in policy.udp_destinations(family) {
+            cmds.push(permit(dst_words(&IpNet::from(d.ip())), "UDP", 0, d.port(), "allowed udp destination"));
+        }
+        for net in policy.open_networks(family) {
+            cmds.push(permit(dst_words(&net), "ANY", 0, 0, "allowed network"));
+        }
+    }
+    if policy.dhcp {
+        for ((client, server), what) in [(DHCP4_PORTS, "dhcp v4"), (DHCP6_PORTS, "dhcp v6")] {
+            cmds.push(permit(vec!["dstaddr=any".to_string()], "UDP", client, server, what));
+        }
+    }
+    for nd in ND_NETWORKS {
+        // The constants are valid networks; a parse failure would only drop this filter.
+        if let Ok(net) = nd.parse::<IpNet>() {
+            cmds.push(permit(dst_words(&net), &PROTO_ICMPV6.to_string(), 0, 0, "icmpv6 neighbour discovery"));
+        }
+    }
+    cmds.push(netsh(&[
+        "add",
+        "filter",
+        &kv("filterlist", &n.block_list),
+        "srcaddr=me",
+        "dstaddr=any",
+        "protocol=ANY",
+        "mirrored=yes",
+        "description=block everything else",
+    ]));
+    cmds.push(netsh(&[
+        "add",
+        "rule",
+        &kv("name", &n.permit_rule),
+        &kv("policy", &n.policy),
+        &kv("filterlist", &n.permit_list),
+        &kv("filteraction", &n.permit_action),
+    ]));
+    cmds.push(netsh(&[
+        "add",
+        "rule",
+        &kv("name", &n.block_rule),
+        &kv("policy", &n.policy),
+        &kv("filterlist", &n.block_list),
+        &kv("filteraction", &n.block_action),
+    ]));
+    cmds.push(netsh(&["set", "policy", &kv("name", &n.policy), "assign=y"]));
+    cmds
+}
+
+/// The commands that remove everything of ours. Each may fail because its object is
+/// already gone; callers run them all and ignore "does not exist".
+pub fn render_remove(table: &TableName) -> Vec<Command> {
+    let n = Names::new(table);
+    vec![
+        // Deleting the policy removes its rules and unassigns it.
+        netsh(&["delete", "policy", &kv("name", &n.policy)]),
+        netsh(&["delete", "filterlist", &kv("name", &n.permit_list)]),
+        netsh(&["delete", "filterlist", &kv("name", &n.block_list)]),
+        netsh(&["delete", "filteraction", &kv("name", &n.permit_action)]),
+        netsh(&["delete", "filteraction", &kv("name", &n.block_action)]),
+    ]
+}
+
+/// `dstaddr=` (and `dstmask=`) words for a destination network: a single address as is,
+/// an IPv4 network with a prefix mask, an IPv6 network as an address range (netsh masks
+/// are IPv4 only), the whole family as `any`.
+fn dst_words(net: &IpNet) -> Vec<String> {
+    if net.prefix_len() == 0 {
+        return vec!["dstaddr=any".to_string()];
+    }
+    if net.prefix_len() == net.max_prefix_len() {
+        return vec![kv("dstaddr", &net.addr().to_string())];
+    }
+    match net {
+        IpNet::V4(n) => vec![kv("dstaddr", &n.network().to_string()), kv("dstmask", &n.prefix_len().to_string())],
+        IpNet::V6(n) => vec![kv("dstaddr", &format!("{}-{}", n.network(), n.broadcast()))],
+    }
+}
+
+/// Quotes one `key=value` word the way netsh reads it: `key="value with spaces"`.
+pub fn quote_word(word: &str) -> String {
+    match word.split_once('=') {
+        Some((k, v)) if v.contains(|c: char| c.is_whitespace() || c == ';' || c == '"') || v.is_empty() => {
+            format!("{k}=\"{}\"", v.replace('"', ""))
+        }
+        _ => word.to_string(),
+    }
+}
+
+/// The command line for one command, as a person would type it.
+pub fn command_line(cmd: &[String]) -> String {
+    cmd.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// Every command as one command line per line, for `--dry-run` and golden files.
+pub fn render_text(cmds: &[Command]) -> String {
+    cmds.iter().map(|c| command_line(c) + "\n").collect()
+}
+
+/// The address a `dstaddr=` word names, when it is one address (tests and inspection).
+pub fn dst_addr(cmd: &[String]) -> Option<IpAddr> {
+    cmd.iter().find_map(|w| w.strip_prefix("dstaddr=")).and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_for_default_and_other_tables() {
+        assert_eq!(Names::new(&TableName::default()).policy, "Cordon Quarantine");
+        assert_eq!(Names::new(&TableName::new("lab").unwrap()).policy, "Cordon Quarantine lab");
+    }
+
+    #[test]
+    fn quotes_values_with_spaces_only() {
+        assert_eq!(quote_word("name=Cordon Quarantine"), "name=\"Cordon Quarantine\"");
+        assert_eq!(quote_word("assign=y"), "assign=y");
+        assert_eq!(quote_word("ipsec"), "ipsec");
+    }
+
+    #[test]
+    fn destinations_per_shape() {
+        assert_eq!(dst_words(&"192.0.2.1/32".parse().unwrap()), vec!["dstaddr=192.0.2.1"]);
+        assert_eq!(dst_words(&"198.51.100.0/24".parse().unwrap()), vec!["dstaddr=198.51.100.0", "dstmask=24"]);
+        assert_eq!(dst_words(&"2001:db8::/32".parse().unwrap()), vec!["dstaddr=2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"]);
+        assert_eq!(dst_words(&"::/0".parse().unwrap()), vec!["dstaddr=any"]);
+    }
+
+    #[test]
+    fn apply_ends_with_assign_and_blocks_all() {
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let cmds = render_apply(&TableName::default(), &p);
+        let text = render_text(&cmds);
+        assert!(text.ends_with("netsh ipsec static set policy name=\"Cordon Quarantine\" assign=y\n"));
+        assert!(text.contains("srcaddr=me dstaddr=192.0.2.1 protocol=TCP srcport=0 dstport=8443 mirrored=yes"));
+        assert!(text.contains("srcaddr=me dstaddr=any protocol=ANY mirrored=yes"));
+    }
+}

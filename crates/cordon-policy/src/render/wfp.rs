@@ -1,0 +1,259 @@
+//! Windows Filtering Platform: the list of filters Cordon adds, as plain data. The
+//! Windows-only FFI layer in `cordon-firewall` turns each [`FilterSpec`] into one
+//! `FwpmFilterAdd0` inside a single transaction; everything that decides *what* is
+//! filtered lives here, where it can be tested on any OS.
+//!
+//! All filters go into Cordon's own sublayer. Within a sublayer the matching filter with
+//! the highest weight decides, so permits carry [`PERMIT_WEIGHT`] and the unconditional
+//! block of each layer [`BLOCK_WEIGHT`]. Across sublayers a block always wins over a
+//! permit, so our block cannot be undone by the user's (or Windows Firewall's) permits.
+//!
+//! ALE layers authorize flows, not packets: replies on an allowed connection need no
+//! filter, and when filters change, Windows re-authorizes existing flows, which cuts
+//! established connections to anyone not allowed (design §3 point 7).
+
+use std::fmt::{self, Write};
+
+use ipnet::IpNet;
+
+use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use crate::model::Family;
+use crate::Policy;
+
+/// Weight of permit filters inside our sublayer.
+pub const PERMIT_WEIGHT: u8 = 10;
+/// Weight of the final block-all filter of each layer (lowest: evaluated last).
+pub const BLOCK_WEIGHT: u8 = 0;
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ICMPV6: u8 = 58;
+
+/// The WFP layers Cordon filters at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// Outbound connections and first outbound UDP packet (`FWPM_LAYER_ALE_AUTH_CONNECT_V4/6`).
+    AleAuthConnect(Family),
+    /// Inbound connections and first inbound UDP packet (`FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V4/6`).
+    AleAuthRecvAccept(Family),
+    /// Packets routed through the host (`FWPM_LAYER_IPFORWARD_V4/6`).
+    IpForward(Family),
+}
+
+impl Layer {
+    pub const ALL: [Layer; 6] = [
+        Layer::AleAuthConnect(Family::V4),
+        Layer::AleAuthRecvAccept(Family::V4),
+        Layer::IpForward(Family::V4),
+        Layer::AleAuthConnect(Family::V6),
+        Layer::AleAuthRecvAccept(Family::V6),
+        Layer::IpForward(Family::V6),
+    ];
+
+    pub fn family(self) -> Family {
+        match self {
+            Layer::AleAuthConnect(f) | Layer::AleAuthRecvAccept(f) | Layer::IpForward(f) => f,
+        }
+    }
+
+    /// The `FWPM_LAYER_*` constant name, as used in the golden text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::AleAuthConnect(Family::V4) => "ALE_AUTH_CONNECT_V4",
+            Layer::AleAuthConnect(Family::V6) => "ALE_AUTH_CONNECT_V6",
+            Layer::AleAuthRecvAccept(Family::V4) => "ALE_AUTH_RECV_ACCEPT_V4",
+            Layer::AleAuthRecvAccept(Family::V6) => "ALE_AUTH_RECV_ACCEPT_V6",
+            Layer::IpForward(Family::V4) => "IPFORWARD_V4",
+            Layer::IpForward(Family::V6) => "IPFORWARD_V6",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Permit,
+    Block,
+}
+
+/// One match condition; all conditions of a filter must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// `FWPM_CONDITION_IP_REMOTE_ADDRESS` within this network (a /32 or /128 for a host).
+    RemoteAddr(IpNet),
+    /// `FWPM_CONDITION_IP_REMOTE_PORT`.
+    RemotePort(u16),
+    /// `FWPM_CONDITION_IP_LOCAL_PORT`.
+    LocalPort(u16),
+    /// `FWPM_CONDITION_IP_PROTOCOL`.
+    Protocol(u8),
+    /// `FWPM_CONDITION_FLAGS` has `FWP_CONDITION_FLAG_IS_LOOPBACK`.
+    Loopback,
+    /// `FWPM_CONDITION_ICMP_TYPE` (at ALE layers an alias of the local port field).
+    IcmpType(u8),
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Condition::RemoteAddr(n) => write!(f, "remote_addr={n}"),
+            Condition::RemotePort(p) => write!(f, "remote_port={p}"),
+            Condition::LocalPort(p) => write!(f, "local_port={p}"),
+            Condition::Protocol(p) => write!(f, "protocol={}", proto_name(*p)),
+            Condition::Loopback => f.write_str("flags=loopback"),
+            Condition::IcmpType(t) => write!(f, "icmp_type={t}"),
+        }
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
+        PROTO_ICMPV6 => "icmpv6".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One filter to add: everything `FwpmFilterAdd0` needs except the fixed provider and
+/// sublayer keys and the persistent flag, which the FFI layer supplies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FilterSpec {
+    /// Display name (`FWPM_DISPLAY_DATA0.name`), also shown by `netsh wfp show filters`.
+    pub name: String,
+    pub layer: Layer,
+    pub action: Action,
+    pub weight: u8,
+    pub conditions: Vec<Condition>,
+}
+
+impl FilterSpec {
+    fn permit(layer: Layer, name: String, conditions: Vec<Condition>) -> Self {
+        FilterSpec { name, layer, action: Action::Permit, weight: PERMIT_WEIGHT, conditions }
+    }
+
+    /// The remote network this filter is limited to, if any.
+    pub fn remote_net(&self) -> Option<IpNet> {
+        self.conditions.iter().find_map(|c| match c {
+            Condition::RemoteAddr(n) => Some(*n),
+            _ => None,
+        })
+    }
+}
+
+/// Every filter for `policy`, in a stable order: per family, the connect-layer permits,
+/// the recv-accept permits, then one unconditional block per layer.
+pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
+    let mut out = Vec::new();
+    for family in Family::BOTH {
+        let connect = Layer::AleAuthConnect(family);
+        let accept = Layer::AleAuthRecvAccept(family);
+        let fam = match family {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        };
+        for layer in [connect, accept] {
+            out.push(FilterSpec::permit(layer, format!("Cordon: loopback {fam}"), vec![Condition::Loopback]));
+        }
+        for d in policy.tcp_destinations(family) {
+            out.push(FilterSpec::permit(
+                connect,
+                format!("Cordon: tcp to {d}"),
+                vec![
+                    Condition::Protocol(PROTO_TCP),
+                    Condition::RemoteAddr(IpNet::from(d.ip())),
+                    Condition::RemotePort(d.port()),
+                ],
+            ));
+        }
+        for d in policy.udp_destinations(family) {
+            out.push(FilterSpec::permit(
+                connect,
+                format!("Cordon: udp to {d}"),
+                vec![
+                    Condition::Protocol(PROTO_UDP),
+                    Condition::RemoteAddr(IpNet::from(d.ip())),
+                    Condition::RemotePort(d.port()),
+                ],
+            ));
+        }
+        for n in policy.open_networks(family) {
+            out.push(FilterSpec::permit(connect, format!("Cordon: any to {n}"), vec![Condition::RemoteAddr(n)]));
+        }
+        if policy.dhcp {
+            let (client, server) = match family {
+                Family::V4 => DHCP4_PORTS,
+                Family::V6 => DHCP6_PORTS,
+            };
+            let conds =
+                vec![Condition::Protocol(PROTO_UDP), Condition::LocalPort(client), Condition::RemotePort(server)];
+            out.push(FilterSpec::permit(connect, format!("Cordon: dhcp {fam} out"), conds.clone()));
+            // Offers and acks often come as broadcasts, which match no outbound flow.
+            out.push(FilterSpec::permit(accept, format!("Cordon: dhcp {fam} in"), conds));
+        }
+        if family == Family::V6 {
+            for layer in [connect, accept] {
+                for t in ICMPV6_ND_TYPES {
+                    out.push(FilterSpec::permit(
+                        layer,
+                        format!("Cordon: icmpv6 type {t}"),
+                        vec![Condition::Protocol(PROTO_ICMPV6), Condition::IcmpType(t)],
+                    ));
+                }
+            }
+        }
+        for layer in [connect, accept, Layer::IpForward(family)] {
+            out.push(FilterSpec {
+                name: format!("Cordon: block all ({})", layer.name()),
+                layer,
+                action: Action::Block,
+                weight: BLOCK_WEIGHT,
+                conditions: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// One line per filter, for `--dry-run` and golden files.
+pub fn render_text(filters: &[FilterSpec]) -> String {
+    let mut o = String::new();
+    for f in filters {
+        let action = match f.action {
+            Action::Permit => "permit",
+            Action::Block => "block ",
+        };
+        let conds: Vec<String> = f.conditions.iter().map(|c| c.to_string()).collect();
+        let conds = if conds.is_empty() { "(all)".to_string() } else { conds.join(" ") };
+        // Writing to a String cannot fail.
+        let _ = writeln!(o, "{:<24} {action} w={:<2} {conds}  # {}", f.layer.name(), f.weight, f.name);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layer_ends_with_a_lower_weight_block() {
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).dhcp(true).build();
+        let fs = filters(&p);
+        for layer in Layer::ALL {
+            let block = fs.iter().find(|f| f.layer == layer && f.action == Action::Block).unwrap();
+            assert!(block.conditions.is_empty());
+            assert!(fs.iter().filter(|f| f.layer == layer && f.action == Action::Permit).all(|f| f.weight > block.weight));
+        }
+    }
+
+    #[test]
+    fn server_is_permitted_at_connect() {
+        let p = Policy::builder().server("[2001:db8:c0::1]:8443".parse().unwrap()).build();
+        let fs = filters(&p);
+        assert!(fs.iter().any(|f| f.layer == Layer::AleAuthConnect(Family::V6)
+            && f.action == Action::Permit
+            && f.conditions.contains(&Condition::RemotePort(8443))
+            && f.remote_net() == Some("2001:db8:c0::1/128".parse().unwrap())));
+        // No DHCP without the flag.
+        assert!(!render_text(&fs).contains("dhcp"));
+    }
+}

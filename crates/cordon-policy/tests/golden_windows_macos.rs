@@ -1,0 +1,33 @@
+//! Golden files for the Windows (WFP filter list, netsh command list) and macOS (pf
+//! anchor) renderings, over the same sample policies as the Linux golden tests. Set
+//! `UPDATE_GOLDEN=1` to rewrite them after an intended change, then review the diff.
+
+mod common;
+
+use cordon_policy::render::{netsh, pf, wfp};
+use cordon_policy::TableName;
+use common::{check_golden as check, sample_policies};
+
+#[test]
+fn pf_golden() {
+    let table = TableName::default();
+    for (name, policy) in sample_policies() {
+        check(&format!("pf/{name}.conf"), &pf::render_anchor(&table, &policy));
+    }
+}
+
+#[test]
+fn netsh_golden() {
+    let table = TableName::default();
+    for (name, policy) in sample_policies() {
+        check(&format!("netsh/{name}.txt"), &netsh::render_text(&netsh::render_apply(&table, &policy)));
+    }
+    check("netsh/remove.txt", &netsh::render_text(&netsh::render_remove(&table)));
+}
+
+#[test]
+fn wfp_golden() {
+    for (name, policy) in sample_policies() {
+        check(&format!("wfp/{name}.txt"), &wfp::render_text(&wfp::filters(&policy)));
+    }
+}
