@@ -10,7 +10,9 @@ pub mod message;
 pub mod model;
 pub mod render;
 pub mod resolvconf;
+pub mod scutil;
 pub mod spec;
+pub mod windns;
 
 pub use error::PolicyError;
 pub use model::{Exception, Policy, PolicyBuilder, TableName};
