@@ -1,0 +1,21 @@
+//! `cordon bench`: speed comparisons printed side by side (targets live here, not in tests).
+
+use clap::{Args, Subcommand};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Apply latency of `cordon isolate` per backend vs the Velociraptor command sequence.
+    Apply(crate::bench_apply::ApplyArgs),
+}
+
+pub fn run(args: BenchArgs) -> u8 {
+    match args.what {
+        BenchWhat::Apply(a) => crate::bench_apply::run(a),
+    }
+}

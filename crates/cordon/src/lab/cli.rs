@@ -1,0 +1,170 @@
+//! `cordon lab`: build a throwaway lab, probe the leak matrix with the host open,
+//! quarantined and released again, for each Linux backend, and print the result.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::matrix::{self, Outcome, Phase};
+use super::{addr, Host, Lab, LabOptions};
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Backends to demonstrate (repeatable): nftables, iptables, netlink. Default: nftables and iptables.
+    #[arg(long = "backend")]
+    pub backends: Vec<String>,
+    /// Also score a baseline quarantine script run with `SCRIPT 192.0.2.1 8443`
+    /// (e.g. ../shared/baselines/velociraptor-linux-quarantine.sh) and `SCRIPT --remove`.
+    #[arg(long, value_name = "SCRIPT")]
+    pub baseline: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Result of one quarantine mechanism in the lab.
+#[derive(Debug, serde::Serialize)]
+pub struct Demo {
+    pub mechanism: String,
+    pub before: Vec<Outcome>,
+    pub during: Vec<Outcome>,
+    pub after: Vec<Outcome>,
+    pub leaks: usize,
+    pub over_blocks: usize,
+    /// Firewall state after release equals the state before isolate.
+    pub restored: bool,
+}
+
+pub fn run(args: LabArgs) -> u8 {
+    // Ctrl-C must not leave namespaces behind.
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: removing lab namespaces");
+        super::teardown_all_live();
+        std::process::exit(130);
+    });
+    match run_inner(&args) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("cordon lab: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_inner(args: &LabArgs) -> Result<bool> {
+    let exe = std::env::current_exe().context("locating the cordon binary")?;
+    let backends = if args.backends.is_empty() {
+        vec!["nftables".to_string(), "iptables".to_string()]
+    } else {
+        args.backends.clone()
+    };
+    let started = Instant::now();
+    let lab = Lab::build(&exe, LabOptions::default())?;
+    if !args.json {
+        println!(
+            "lab up in {} ms: endpoint {}/{} | server {}/{} tcp/{} | resolver {}/{} | other host {}/{} | DHCP server {}",
+            started.elapsed().as_millis(),
+            addr::ENDPOINT4, addr::ENDPOINT6, addr::SERVER4, addr::SERVER6, addr::SERVER_PORT,
+            addr::RESOLVER4, addr::RESOLVER6, addr::OTHER4, addr::OTHER6, addr::DHCP4
+        );
+    }
+    let mut demos = Vec::new();
+    for backend in &backends {
+        demos.push(demo_cordon(&lab, backend)?);
+    }
+    if let Some(script) = &args.baseline {
+        demos.push(demo_baseline(&lab, script)?);
+    }
+    let mut all_good = true;
+    for d in &demos {
+        let is_cordon = d.mechanism.starts_with("cordon");
+        if is_cordon {
+            all_good &= d.leaks == 0 && d.over_blocks == 0 && d.restored;
+        }
+        if !args.json {
+            println!("\n== {} ==", d.mechanism);
+            print!(
+                "{}",
+                matrix::render_table(&[
+                    Phase { name: "before", quarantined: false, outcomes: &d.before },
+                    Phase { name: "isolated", quarantined: true, outcomes: &d.during },
+                    Phase { name: "released", quarantined: false, outcomes: &d.after },
+                ])
+            );
+            println!(
+                "{}: {} leaks, {} over-blocks while isolated; after release: {}",
+                d.mechanism,
+                d.leaks,
+                d.over_blocks,
+                if d.restored { "firewall exactly as before" } else { "FIREWALL DIFFERS from before" }
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&demos)?);
+    }
+    Ok(all_good)
+}
+
+/// Both nftables and iptables views of the endpoint's firewall, for before/after checks.
+pub fn firewall_snapshot(lab: &Lab) -> Result<String> {
+    let mut snap = String::new();
+    for argv in [&["nft", "list", "ruleset"][..], &["iptables-save"][..], &["ip6tables-save"][..]] {
+        let out = lab.exec(Host::Endpoint, argv)?;
+        // iptables-save stamps the time; drop comment lines.
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            snap.push_str(line);
+            snap.push('\n');
+        }
+    }
+    Ok(snap)
+}
+
+fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
+    let state_dir = std::env::temp_dir().join(format!("cordon-lab-{}-{backend}", std::process::id()));
+    let state = state_dir.to_string_lossy().to_string();
+    let server = format!("tcp://{}:{}", addr::SERVER_NAME, addr::SERVER_PORT);
+    let before_fw = firewall_snapshot(lab)?;
+    let before = lab.matrix()?;
+    let out = lab.cordon(&["isolate", "--server", &server, "--backend", backend, "--state-dir", &state])?;
+    if !out.status.success() {
+        bail!(
+            "cordon isolate --backend {backend} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let during = lab.matrix()?;
+    let out = lab.cordon(&["release", "--state-dir", &state])?;
+    if !out.status.success() {
+        bail!("cordon release failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let after = lab.matrix()?;
+    let restored = firewall_snapshot(lab)? == before_fw;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let (leaks, over_blocks) = matrix::score(&during);
+    Ok(Demo { mechanism: format!("cordon ({backend})"), before, during, after, leaks, over_blocks, restored })
+}
+
+fn demo_baseline(lab: &Lab, script: &std::path::Path) -> Result<Demo> {
+    let script = script.canonicalize().with_context(|| format!("baseline script {}", script.display()))?;
+    let s = script.to_string_lossy().to_string();
+    let before_fw = firewall_snapshot(lab)?;
+    let before = lab.matrix()?;
+    let port = addr::SERVER_PORT.to_string();
+    let srv = addr::SERVER4.to_string();
+    let out = lab.exec(Host::Endpoint, &["sh", &s, &srv, &port])?;
+    if !out.status.success() {
+        bail!("baseline script failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let during = lab.matrix()?;
+    lab.exec(Host::Endpoint, &["sh", &s, "--remove"])?;
+    let after = lab.matrix()?;
+    let restored = firewall_snapshot(lab)? == before_fw;
+    let (leaks, over_blocks) = matrix::score(&during);
+    Ok(Demo { mechanism: format!("baseline {}", script.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()), before, during, after, leaks, over_blocks, restored })
+}

@@ -1,0 +1,343 @@
+//! The test lab of design §7: throwaway network namespaces on a private bridge, using
+//! only documentation addresses, with a server, a resolver, another host and a DHCP
+//! server around the endpoint. Used by `cordon lab` and by the integration tests.
+//!
+//! Everything lives in namespaces the lab creates (the bridge too, in its own "switch"
+//! namespace), so nothing here can touch the machine's own network. Dropping a [`Lab`]
+//! deletes every namespace it made, also when a test panics.
+
+pub mod cli;
+pub mod matrix;
+pub mod netns;
+pub mod probe;
+pub mod services;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context, Result};
+
+use services::Service;
+
+/// Lab addresses (documentation ranges only, design §3/§7).
+pub mod addr {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    pub const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    pub const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 1);
+    pub const RESOLVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+    pub const RESOLVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x53);
+    pub const ENDPOINT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    pub const ENDPOINT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x10);
+    pub const OTHER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+    pub const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x99);
+    pub const DHCP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 67);
+    pub const DHCP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x67);
+    pub const SERVER_PORT: u16 = 8443;
+    pub const SERVER_OTHER_PORT: u16 = 9000;
+    pub const OTHER_TCP_PORT: u16 = 80;
+    pub const OTHER_UDP_PORT: u16 = 7777;
+    pub const ENDPOINT_PORT: u16 = 2222;
+    /// Name under which the endpoint's /etc/hosts knows the server (v4 and v6).
+    pub const SERVER_NAME: &str = "server.cordon.lab";
+}
+use addr::*;
+
+/// The hosts of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Host {
+    Endpoint,
+    Server,
+    Resolver,
+    Other,
+    Dhcp,
+}
+
+impl Host {
+    pub const ALL: [Host; 5] = [Host::Endpoint, Host::Server, Host::Resolver, Host::Other, Host::Dhcp];
+
+    fn short(self) -> &'static str {
+        match self {
+            Host::Endpoint => "ep",
+            Host::Server => "srv",
+            Host::Resolver => "dns",
+            Host::Other => "oth",
+            Host::Dhcp => "dhcp",
+        }
+    }
+
+    fn addrs(self) -> (std::net::Ipv4Addr, std::net::Ipv6Addr) {
+        match self {
+            Host::Endpoint => (ENDPOINT4, ENDPOINT6),
+            Host::Server => (SERVER4, SERVER6),
+            Host::Resolver => (RESOLVER4, RESOLVER6),
+            Host::Other => (OTHER4, OTHER6),
+            Host::Dhcp => (DHCP4, DHCP6),
+        }
+    }
+}
+
+/// What the lab runs besides the network itself.
+#[derive(Debug, Clone, Copy)]
+pub struct LabOptions {
+    /// Run the lab's own TCP echo on the server's port 8443. Off when a test runs a real
+    /// Cordon server there instead.
+    pub server_echo: bool,
+    /// Give the endpoint firewall rules of its own (an nftables table and iptables rules)
+    /// so that tests can prove release leaves them untouched.
+    pub user_rules: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions { server_echo: true, user_rules: true }
+    }
+}
+
+/// The endpoint owner's own nftables table: harmless (it matches an address that never
+/// appears in the lab) and without counters, so its listing is stable.
+pub const USER_NFT_RULES: &str = "table inet user_fw {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr 198.51.100.9 accept\n\t}\n}\n";
+
+/// Prefixes of labs alive in this process, so Ctrl-C can tear them down.
+static LIVE_LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static LAB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Lab {
+    prefix: String,
+    cordon_bin: PathBuf,
+    stop: Arc<AtomicBool>,
+    services: Vec<JoinHandle<Result<()>>>,
+}
+
+impl Lab {
+    /// Builds the lab, failing with a clear message when not root or `ip` is missing.
+    pub fn build(cordon_bin: &Path, options: LabOptions) -> Result<Lab> {
+        preflight()?;
+        let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("cordon{}x{n}", std::process::id());
+        if let Ok(mut live) = LIVE_LABS.lock() {
+            live.push(prefix.clone());
+        }
+        let mut lab = Lab {
+            prefix,
+            cordon_bin: cordon_bin.to_path_buf(),
+            stop: Arc::new(AtomicBool::new(false)),
+            services: Vec::new(),
+        };
+        // If building fails halfway, Drop removes whatever was created.
+        lab.create_network()?;
+        if options.user_rules {
+            lab.add_user_rules()?;
+        }
+        lab.start_services(options)?;
+        Ok(lab)
+    }
+
+    /// Namespace name of `host`.
+    pub fn ns(&self, host: Host) -> String {
+        format!("{}-{}", self.prefix, host.short())
+    }
+
+    fn switch_ns(&self) -> String {
+        format!("{}-sw", self.prefix)
+    }
+
+    fn etc_dir(&self, host: Host) -> PathBuf {
+        PathBuf::from("/etc/netns").join(self.ns(host))
+    }
+
+    fn create_network(&mut self) -> Result<()> {
+        let sw = self.switch_ns();
+        ip(&["netns", "add", &sw])?;
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        for host in Host::ALL {
+            let ns = self.ns(host);
+            ip(&["netns", "add", &ns])?;
+            let port = format!("p-{}", host.short());
+            ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
+            let (v4, v6) = host.addrs();
+            ip(&["-n", &ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
+            ip(&["-n", &ns, "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        }
+        // The endpoint resolves through the lab resolver and knows the server by name.
+        let etc = self.etc_dir(Host::Endpoint);
+        std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {RESOLVER4}\nnameserver {RESOLVER6}\noptions timeout:1 attempts:1\n"))?;
+        std::fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1 localhost\n::1 localhost\n{SERVER4} {SERVER_NAME}\n{SERVER6} {SERVER_NAME}\n"),
+        )?;
+        Ok(())
+    }
+
+    fn add_user_rules(&self) -> Result<()> {
+        let ns = self.ns(Host::Endpoint);
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("the lab needs `nft` (apt-get install nftables)")?;
+        if let Some(mut stdin) = nft.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(USER_NFT_RULES.as_bytes())?;
+        }
+        if !nft.wait()?.success() {
+            bail!("loading the endpoint's own nftables rules failed");
+        }
+        // One rule in each built-in chain, as on a host with a firewall of its own.
+        // (iptables-nft registers a built-in chain on first use and never removes it;
+        // with all three in use, "exactly as before" is a byte-for-byte comparison.)
+        for (prog, net) in [("iptables", "198.51.100.9/32"), ("ip6tables", "2001:db8:ffff::9/128")] {
+            for (chain, flag) in [("INPUT", "-s"), ("OUTPUT", "-d"), ("FORWARD", "-s")] {
+                let out = self
+                    .exec(Host::Endpoint, &[prog, "-A", chain, flag, net, "-j", "ACCEPT"])
+                    .with_context(|| format!("the lab needs `{prog}` (apt-get install iptables)"))?;
+                if !out.status.success() {
+                    bail!("{prog} -A {chain} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_services(&mut self, options: LabOptions) -> Result<()> {
+        let mut list: Vec<(Host, Service, SocketAddr)> = vec![
+            (Host::Server, Service::TcpEcho, SocketAddr::new(SERVER4.into(), SERVER_OTHER_PORT)),
+            (Host::Server, Service::TcpEcho, SocketAddr::new(SERVER6.into(), SERVER_OTHER_PORT)),
+            (Host::Resolver, Service::DnsUdp, SocketAddr::new(RESOLVER4.into(), 53)),
+            (Host::Resolver, Service::DnsUdp, SocketAddr::new(RESOLVER6.into(), 53)),
+            (Host::Resolver, Service::DnsTcp, SocketAddr::new(RESOLVER4.into(), 53)),
+            (Host::Resolver, Service::DnsTcp, SocketAddr::new(RESOLVER6.into(), 53)),
+            (Host::Other, Service::TcpEcho, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)),
+            (Host::Other, Service::TcpEcho, SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT)),
+            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER4.into(), OTHER_UDP_PORT)),
+            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER6.into(), OTHER_UDP_PORT)),
+            (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER4.into(), 53)),
+            (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER6.into(), 53)),
+            (Host::Other, Service::DnsTcp, SocketAddr::new(OTHER4.into(), 53)),
+            // Dual-stack: also accepts IPv4.
+            (Host::Endpoint, Service::TcpEcho, "[::]:2222".parse()?),
+        ];
+        if options.server_echo {
+            list.push((Host::Server, Service::TcpEcho, SocketAddr::new(SERVER4.into(), SERVER_PORT)));
+            list.push((Host::Server, Service::TcpEcho, SocketAddr::new(SERVER6.into(), SERVER_PORT)));
+        }
+        for (host, service, addr) in list {
+            let handle = services::start(&self.ns(host), service, addr, self.stop.clone())?;
+            self.services.push(handle);
+        }
+        Ok(())
+    }
+
+    /// Runs `cordon ARGS` inside the endpoint namespace (through `ip netns exec`, which
+    /// also applies the endpoint's own resolv.conf and hosts files).
+    pub fn cordon(&self, args: &[&str]) -> Result<Output> {
+        let mut full: Vec<&str> = Vec::new();
+        let bin = self.cordon_bin.to_string_lossy().to_string();
+        full.push(&bin);
+        full.extend_from_slice(args);
+        self.exec(Host::Endpoint, &full)
+    }
+
+    /// Runs a command inside a host's namespace and waits for it.
+    pub fn exec(&self, host: Host, argv: &[&str]) -> Result<Output> {
+        let ns = self.ns(host);
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {argv:?} in {ns}"))
+    }
+
+    /// Starts a long-running command inside a host's namespace.
+    pub fn spawn(&self, host: Host, argv: &[&str]) -> Result<std::process::Child> {
+        let ns = self.ns(host);
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {argv:?} in {ns}"))
+    }
+
+    /// Opens a TCP connection from a host that stays open (an "established session").
+    pub fn connect(&self, from: Host, to: SocketAddr) -> Result<TcpStream> {
+        netns::run_in(&self.ns(from), move || {
+            let s = TcpStream::connect_timeout(&to, probe::PROBE_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
+            Ok(s)
+        })
+    }
+
+    /// Probes the whole leak matrix.
+    pub fn matrix(&self) -> Result<Vec<matrix::Outcome>> {
+        matrix::probe_all(self)
+    }
+
+    /// Deletes every namespace of the lab. Safe to call more than once.
+    pub fn teardown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.services.drain(..) {
+            let _ = handle.join();
+        }
+        teardown_prefix(&self.prefix);
+        if let Ok(mut live) = LIVE_LABS.lock() {
+            live.retain(|p| p != &self.prefix);
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Deletes the namespaces and /etc/netns entries of a lab by prefix.
+pub fn teardown_prefix(prefix: &str) {
+    let sw = format!("{prefix}-sw");
+    let _ = quiet_ip(&["netns", "del", &sw]);
+    for host in Host::ALL {
+        let ns = format!("{prefix}-{}", host.short());
+        let _ = quiet_ip(&["netns", "del", &ns]);
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+    }
+}
+
+/// Tears down every lab of this process (for the Ctrl-C handler).
+pub fn teardown_all_live() {
+    let prefixes = LIVE_LABS.lock().map(|l| l.clone()).unwrap_or_default();
+    for p in prefixes {
+        teardown_prefix(&p);
+    }
+}
+
+fn preflight() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the lab needs root to create network namespaces (run as root, e.g. sudo)");
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        bail!("the lab needs the `ip` command (apt-get install iproute2)");
+    }
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().context("running ip")?;
+    if !out.status.success() {
+        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+fn quiet_ip(args: &[&str]) -> std::io::Result<()> {
+    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().map(drop)
+}

@@ -1,0 +1,225 @@
+//! The standalone commands `isolate`, `release`, `status` (design §4): no server needed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use cordon_engine::{Engine, EngineError, IsolateRequest, QuarantineState};
+use cordon_firewall::BackendChoice;
+use cordon_policy::{AllowSpec, TableName};
+use serde_json::json;
+
+/// Options every local command shares.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Name of Cordon's firewall table / chain prefix / anchor.
+    #[arg(long, default_value = TableName::DEFAULT, value_parser = parse_table)]
+    pub table: TableName,
+    /// Where the applied policy and its digest are recorded.
+    #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR, env = "CORDON_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Firewall mechanism: auto, netlink, nftables, iptables, pf, windows, netsh-ipsec.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendChoice,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IsolateArgs {
+    /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], IP or CIDR.
+    #[arg(long = "allow", value_name = "SPEC", value_parser = parse_spec)]
+    pub allow: Vec<AllowSpec>,
+    /// Management server URL: allowed, and the default verification target.
+    #[arg(long = "server", value_name = "URL", value_parser = parse_server)]
+    pub servers: Vec<AllowSpec>,
+    /// DNS resolver to keep (default: nameservers from /etc/resolv.conf).
+    #[arg(long = "resolver", value_name = "IP", value_parser = parse_ip)]
+    pub resolvers: Vec<IpAddr>,
+    /// Block DNS too.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// Block DHCP too.
+    #[arg(long)]
+    pub no_dhcp: bool,
+    /// Message shown to logged-in users (cut to 256 characters).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Verify reachability of this target after applying (default: the first --server).
+    #[arg(long, value_name = "SPEC", value_parser = parse_spec)]
+    pub verify: Option<AllowSpec>,
+    /// Seconds allowed for verification before rolling back.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
+    pub verify_timeout: f64,
+    /// Print the exact ruleset that would be applied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-apply the recorded quarantine (at boot, or after tampering).
+    #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "message", "verify", "dry_run"])]
+    pub reapply: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_spec(s: &str) -> Result<AllowSpec, String> {
+    AllowSpec::parse(s).map_err(|e| e.to_string())
+}
+fn parse_server(s: &str) -> Result<AllowSpec, String> {
+    AllowSpec::parse_server(s).map_err(|e| e.to_string())
+}
+fn parse_table(s: &str) -> Result<TableName, String> {
+    TableName::new(s).map_err(|e| e.to_string())
+}
+fn parse_backend(s: &str) -> Result<BackendChoice, String> {
+    s.parse()
+}
+fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an IP address"))
+}
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+    }
+}
+
+fn engine(c: &Common) -> Engine {
+    Engine::new(c.table.clone(), c.state_dir.clone(), c.backend)
+}
+
+/// Prints an engine error (one line, or JSON) and returns its exit code.
+fn fail(err: &EngineError, json: bool) -> u8 {
+    if json {
+        println!("{}", json!({"ok": false, "error": err.kind(), "detail": err.to_string()}));
+    } else {
+        eprintln!("cordon: {err}");
+    }
+    err.exit_code()
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("cordon: cannot encode output: {e}"),
+    }
+}
+
+pub fn isolate(a: IsolateArgs) -> u8 {
+    let eng = engine(&a.common);
+    let json = a.common.json;
+    if a.reapply {
+        return match eng.reapply() {
+            Ok(out) => {
+                if json {
+                    print_json(&out);
+                } else {
+                    println!("isolated: re-applied recorded quarantine ({} backend, table {})", out.backend, out.table);
+                }
+                0
+            }
+            Err(e) => fail(&e, json),
+        };
+    }
+    let req = IsolateRequest {
+        allow: a.allow,
+        servers: a.servers,
+        resolvers: (!a.resolvers.is_empty()).then_some(a.resolvers),
+        dns: !a.no_dns,
+        dhcp: !a.no_dhcp,
+        message: a.message,
+        verify: a.verify,
+        verify_timeout: Duration::from_secs_f64(a.verify_timeout),
+    };
+    if a.dry_run {
+        return match eng.dry_run(&req) {
+            Ok((backend, text, resolved)) => {
+                if json {
+                    print_json(&json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}));
+                } else {
+                    print!("{text}");
+                }
+                0
+            }
+            Err(e) => fail(&e, json),
+        };
+    }
+    match eng.isolate(&req) {
+        Ok(out) => {
+            if json {
+                print_json(&out);
+            } else {
+                println!("isolated ({} backend, table {}, applied in {:.1} ms)", out.backend, out.table, out.apply_ms);
+                for e in out.policy.exceptions() {
+                    println!("  allowed: {e}");
+                }
+                if out.policy.dhcp {
+                    println!("  allowed: DHCP (v4 and v6)");
+                }
+                match out.verified_via {
+                    Some(addr) => println!("  verified: {addr} reachable"),
+                    None => println!("  verified: no --server or --verify given, reachability not checked"),
+                }
+            }
+            if let Some(w) = &out.message_warning {
+                eprintln!("cordon: warning: {w}");
+            }
+            0
+        }
+        Err(e) => fail(&e, json),
+    }
+}
+
+pub fn release(a: ReleaseArgs) -> u8 {
+    match engine(&a.common).release() {
+        Ok(out) => {
+            if a.common.json {
+                print_json(&out);
+            } else if out.was_isolated {
+                println!("released ({} backend, table {})", out.backend, out.table);
+            } else {
+                println!("released (nothing of Cordon's was in force)");
+            }
+            0
+        }
+        Err(e) => fail(&e, a.common.json),
+    }
+}
+
+pub fn status(a: StatusArgs) -> u8 {
+    match engine(&a.common).status() {
+        Ok(report) => {
+            if a.common.json {
+                print_json(&report);
+            } else {
+                let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+                println!("{}", report.state.as_str());
+                if report.state != QuarantineState::Released {
+                    println!("  backend: {backend}, table {}", report.table);
+                }
+                if let Some(at) = &report.applied_at {
+                    println!("  applied at: {at}");
+                }
+                if let Some(reason) = &report.reason {
+                    println!("  reason: {reason}");
+                }
+            }
+            0
+        }
+        Err(e) => fail(&e, a.common.json),
+    }
+}
