@@ -8,6 +8,7 @@
 mod cmd;
 pub mod digest;
 pub mod iptables;
+pub mod netlink;
 pub mod nft_cli;
 
 use std::fmt;
@@ -165,6 +166,7 @@ fn open_kind(kind: BackendKind, table: &TableName) -> Result<Box<dyn Firewall>, 
     match kind {
         BackendKind::Nftables => Ok(Box::new(nft_cli::NftCli::probe(table.clone())?)),
         BackendKind::Iptables => Ok(Box::new(iptables::Iptables::probe(table.clone())?)),
+        BackendKind::Netlink => Ok(Box::new(netlink::Netlink::probe(table.clone())?)),
         other => Err(FirewallError::Unsupported(format!(
             "the {other} backend is not available in this build for this OS"
         ))),

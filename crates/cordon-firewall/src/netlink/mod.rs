@@ -1,0 +1,241 @@
+//! nftables over netlink: the whole quarantine table as one `NETLINK_NETFILTER` batch,
+//! committed by the kernel as a single transaction, with no `nft` binary on the host.
+//!
+//! * [`encode`] spells Cordon's table in nf_tables messages, byte for byte what `nft -f`
+//!   sends for [`cordon_policy::render::nft::render_apply`] (golden tests pin this);
+//! * [`decode`] reads the kernel's dumps back into a normalized listing for `inspect()`;
+//! * `socket` (Linux only) moves the bytes.
+//!
+//! The socket belongs to the network namespace of the thread that opens it; every method
+//! opens a fresh one, so the backend follows the caller's namespace.
+
+pub mod consts;
+pub mod decode;
+pub mod encode;
+#[cfg(target_os = "linux")]
+mod socket;
+
+use cordon_policy::render::nft;
+use cordon_policy::{Policy, TableName};
+
+use crate::{BackendKind, Firewall, FirewallError, Inspection};
+
+/// The netlink backend for one table name.
+pub struct Netlink {
+    table: TableName,
+}
+
+impl Netlink {
+    /// Succeeds when a netfilter netlink socket opens and nf_tables answers a request
+    /// for the ruleset generation; otherwise says why (no privilege, no nf_tables).
+    pub fn probe(table: TableName) -> Result<Self, FirewallError> {
+        imp::probe()?;
+        Ok(Netlink { table })
+    }
+
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// The exact bytes `apply` sends (with per-message ACK requests), for debugging and
+    /// benchmarks of the encoder alone.
+    pub fn encode_apply(&self, policy: &Policy) -> Vec<u8> {
+        encode::apply_batch(&self.table, policy, 0, true).bytes
+    }
+}
+
+impl Firewall for Netlink {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Netlink
+    }
+
+    fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
+        let batch = encode::apply_batch(&self.table, policy, 0, true);
+        Ok(format!(
+            "# netlink backend: this nft batch is sent as one NETLINK_NETFILTER transaction\n\
+             # ({} messages, {} bytes), encoded natively; no `nft` binary is used.\n{}",
+            batch.messages,
+            batch.bytes.len(),
+            nft::render_apply(&self.table, policy)
+        ))
+    }
+
+    fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
+        imp::apply(&self.table, policy)
+    }
+
+    fn remove(&self) -> Result<(), FirewallError> {
+        imp::remove(&self.table)
+    }
+
+    fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
+        imp::inspect(&self.table)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use cordon_policy::{Policy, TableName};
+
+    use super::consts::*;
+    use super::socket::{next_seq, str_attrs, NlError, Socket};
+    use super::{decode, encode};
+    use crate::{digest, FirewallError, Inspection};
+
+    pub fn probe() -> Result<(), FirewallError> {
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, "asking nf_tables for its generation", None))?;
+        Ok(())
+    }
+
+    pub fn apply(table: &TableName, policy: &Policy) -> Result<(), FirewallError> {
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        // Sequence numbers: one per message plus BEGIN/END; reserve generously.
+        let seq = next_seq(4096);
+        let batch = encode::apply_batch(table, policy, seq, true);
+        s.transact(&batch).map_err(|e| map_err(e, "applying the quarantine table", Some(&batch)))
+    }
+
+    pub fn remove(table: &TableName) -> Result<(), FirewallError> {
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        let batch = encode::remove_batch(table, next_seq(8), true);
+        s.transact(&batch).map_err(|e| map_err(e, "removing the quarantine table", Some(&batch)))
+    }
+
+    pub fn inspect(table: &TableName) -> Result<Option<Inspection>, FirewallError> {
+        let ctx = "reading back the quarantine table";
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        let t = table.as_str();
+        // The dumps are separate requests; if the ruleset changed in between (generation
+        // moved), the listing could mix two states, so read again.
+        let mut last = None;
+        for _ in 0..5 {
+            let before = generation(&mut s)?;
+            let table_dump = match s.request(NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            let dump = |s: &mut Socket, msg, attrs: &[(u16, &str)]| {
+                s.request(msg, NLM_F_DUMP, &str_attrs(attrs)).map_err(|e| map_err(e, ctx, None))
+            };
+            let chains = dump(&mut s, NFT_MSG_GETCHAIN, &[(NFTA_CHAIN_TABLE, t)])?;
+            let sets = dump(&mut s, NFT_MSG_GETSET, &[(NFTA_SET_TABLE, t)])?;
+            let mut elements = Vec::new();
+            let set_msgs = decode::data_msgs(&sets).map_err(|e| decode_err(e, ctx))?;
+            for m in set_msgs {
+                let info = decode::set(&m).map_err(|e| decode_err(e, ctx))?;
+                if info.table != t {
+                    continue;
+                }
+                elements.extend(dump(
+                    &mut s,
+                    NFT_MSG_GETSETELEM,
+                    &[(NFTA_SET_ELEM_LIST_TABLE, t), (NFTA_SET_ELEM_LIST_SET, &info.name)],
+                )?);
+            }
+            let rules = dump(&mut s, NFT_MSG_GETRULE, &[(NFTA_RULE_TABLE, t)])?;
+            let after = generation(&mut s)?;
+            let dumps = decode::Dumps { table: table_dump, chains, sets, elements, rules };
+            let listing = decode::listing(t, &dumps).map_err(|e| decode_err(e, ctx))?;
+            if before == after {
+                return Ok(Some(digest::inspection(listing)));
+            }
+            last = Some(listing);
+        }
+        // The ruleset keeps changing under us; report the last reading rather than fail.
+        Ok(last.map(digest::inspection))
+    }
+
+    fn generation(s: &mut Socket) -> Result<u32, FirewallError> {
+        let ctx = "asking nf_tables for its generation";
+        let reply = s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, ctx, None))?;
+        let msgs = decode::data_msgs(&reply).map_err(|e| decode_err(e, ctx))?;
+        let m = msgs.first().ok_or_else(|| FirewallError::Rejected(format!("{ctx}: empty reply")))?;
+        decode::gen_id(m).map_err(|e| decode_err(e, ctx))
+    }
+
+    fn decode_err(e: decode::DecodeError, ctx: &str) -> FirewallError {
+        FirewallError::Rejected(format!("{ctx}: {e}"))
+    }
+
+    /// Names the message of a batch an error refers to, so the message says which object
+    /// the kernel refused.
+    fn which(batch: &encode::EncodedBatch, seq: u32) -> String {
+        let idx = seq.wrapping_sub(batch.first_seq);
+        if idx >= batch.messages {
+            return "the batch as a whole".into();
+        }
+        // Walk the batch: skip BEGIN, then count messages.
+        let Ok(msgs) = decode::messages(&batch.bytes) else { return format!("message {idx}") };
+        let Some(m) = msgs.get(idx as usize + 1) else { return format!("message {idx}") };
+        let kind = match m.ty & 0xff {
+            NFT_MSG_NEWTABLE => "creating the table",
+            NFT_MSG_DELTABLE => "deleting the old table",
+            NFT_MSG_NEWCHAIN => "creating a chain",
+            NFT_MSG_NEWSET => "creating a set",
+            NFT_MSG_NEWSETELEM => "adding set elements",
+            NFT_MSG_NEWRULE => "adding a rule",
+            _ => "a batch message",
+        };
+        format!("message {idx} ({kind})")
+    }
+
+    fn map_err(e: NlError, ctx: &str, batch: Option<&encode::EncodedBatch>) -> FirewallError {
+        let errno = e.errno();
+        let detail = match &e {
+            NlError::Io { context, err } => format!("{context}: {err}"),
+            NlError::Kernel(k) => {
+                let what = batch.map(|b| format!(" at {}", which(b, k.seq))).unwrap_or_default();
+                let text = k.text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default();
+                format!("nf_tables refused{what}: {}{text}", std::io::Error::from_raw_os_error(k.errno))
+            }
+            NlError::Decode(d) => d.to_string(),
+        };
+        match errno {
+            Some(libc::EPERM) | Some(libc::EACCES) => FirewallError::NotPermitted(format!(
+                "{ctx}: {detail}; nf_tables needs root (CAP_NET_ADMIN in this network namespace)"
+            )),
+            Some(libc::EPROTONOSUPPORT) | Some(libc::EAFNOSUPPORT) => FirewallError::Unsupported(format!(
+                "{ctx}: {detail}; this kernel has no netfilter netlink support (CONFIG_NETFILTER_NETLINK)"
+            )),
+            Some(libc::EOPNOTSUPP) => FirewallError::Unsupported(format!(
+                "{ctx}: {detail}; nf_tables or one of its modules is missing (modprobe nf_tables)"
+            )),
+            Some(libc::ENOENT) if batch.is_none() => FirewallError::Unsupported(format!(
+                "{ctx}: {detail}; nf_tables is not available in this kernel (modprobe nf_tables)"
+            )),
+            Some(libc::ENOENT) => FirewallError::Rejected(format!(
+                "{ctx}: {detail}; an object or kernel module it needs is missing (nf_tables expression modules such as nft_ct, nft_meta?); nothing was changed"
+            )),
+            _ => match e {
+                NlError::Io { err, .. } => FirewallError::Io { context: format!("{ctx}: {detail}"), source: err },
+                _ => FirewallError::Rejected(format!("{ctx}: {detail}; nothing was changed")),
+            },
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use cordon_policy::{Policy, TableName};
+
+    use crate::{FirewallError, Inspection};
+
+    fn unsupported() -> FirewallError {
+        FirewallError::Unsupported("nftables over netlink exists only on Linux".into())
+    }
+
+    pub fn probe() -> Result<(), FirewallError> {
+        Err(unsupported())
+    }
+    pub fn apply(_: &TableName, _: &Policy) -> Result<(), FirewallError> {
+        Err(unsupported())
+    }
+    pub fn remove(_: &TableName) -> Result<(), FirewallError> {
+        Err(unsupported())
+    }
+    pub fn inspect(_: &TableName) -> Result<Option<Inspection>, FirewallError> {
+        Err(unsupported())
+    }
+}
