@@ -226,7 +226,7 @@ pub struct Element {
 }
 
 impl Element {
-    fn key(key: Vec<u8>) -> Element {
+    pub fn key(key: Vec<u8>) -> Element {
         Element { key, interval_end: false, open_end: false }
     }
 }
@@ -381,6 +381,18 @@ enum Dir {
 /// The batch that replaces our table with one enforcing `policy`: `add table; delete
 /// table; table { … }`, exactly like `nft -f` of `render_apply`.
 pub fn apply_batch(table: &TableName, policy: &Policy, seq: u32, ack: bool) -> EncodedBatch {
+    apply_batch_then(table, policy, seq, ack, |_| {})
+}
+
+/// [`apply_batch`] with `extra` messages appended just before the commit; tests use it to
+/// inject a failure at the very end of an otherwise valid transaction.
+pub fn apply_batch_then(
+    table: &TableName,
+    policy: &Policy,
+    seq: u32,
+    ack: bool,
+    extra: impl FnOnce(&mut Batch),
+) -> EncodedBatch {
     let t = table.as_str();
     let mut b = Batch::new(seq, ack);
     b.new_table(t);
@@ -489,6 +501,7 @@ pub fn apply_batch(table: &TableName, policy: &Policy, seq: u32, ack: bool) -> E
         );
     }
     // The forward chain has no rules: its drop policy is the whole point.
+    extra(&mut b);
     b.finish()
 }
 

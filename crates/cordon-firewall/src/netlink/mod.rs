@@ -37,6 +37,24 @@ impl Netlink {
         &self.table
     }
 
+    /// Sends a batch built with [`encode`] (with `ack = true` and a sequence number from
+    /// [`Netlink::next_seq`]) as one transaction. `apply` is this with the policy's batch;
+    /// tests use it to inject faults, benchmarks to time the kernel side alone.
+    pub fn send_batch(&self, batch: &encode::EncodedBatch) -> Result<(), FirewallError> {
+        imp::send_batch(batch)
+    }
+
+    /// A sequence number block for a batch of up to `messages` messages.
+    pub fn next_seq(messages: u32) -> u32 {
+        imp::next_seq(messages)
+    }
+
+    /// The ruleset generation: the kernel bumps it once per committed transaction, so
+    /// "after = before + 1" proves an apply was a single commit.
+    pub fn generation(&self) -> Result<u32, FirewallError> {
+        imp::generation_now()
+    }
+
     /// The exact bytes `apply` sends (with per-message ACK requests), for debugging and
     /// benchmarks of the encoder alone.
     pub fn encode_apply(&self, policy: &Policy) -> Vec<u8> {
@@ -78,7 +96,7 @@ mod imp {
     use cordon_policy::{Policy, TableName};
 
     use super::consts::*;
-    use super::socket::{next_seq, str_attrs, NlError, Socket};
+    use super::socket::{str_attrs, NlError, Socket};
     use super::{decode, encode};
     use crate::{digest, FirewallError, Inspection};
 
@@ -94,6 +112,20 @@ mod imp {
         let seq = next_seq(4096);
         let batch = encode::apply_batch(table, policy, seq, true);
         s.transact(&batch).map_err(|e| map_err(e, "applying the quarantine table", Some(&batch)))
+    }
+
+    pub fn send_batch(batch: &encode::EncodedBatch) -> Result<(), FirewallError> {
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        s.transact(batch).map_err(|e| map_err(e, "sending a batch", Some(batch)))
+    }
+
+    pub fn next_seq(messages: u32) -> u32 {
+        super::socket::next_seq(messages)
+    }
+
+    pub fn generation_now() -> Result<u32, FirewallError> {
+        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+        generation(&mut s)
     }
 
     pub fn remove(table: &TableName) -> Result<(), FirewallError> {
@@ -236,6 +268,15 @@ mod imp {
         Err(unsupported())
     }
     pub fn inspect(_: &TableName) -> Result<Option<Inspection>, FirewallError> {
+        Err(unsupported())
+    }
+    pub fn send_batch(_: &super::encode::EncodedBatch) -> Result<(), FirewallError> {
+        Err(unsupported())
+    }
+    pub fn next_seq(_: u32) -> u32 {
+        0
+    }
+    pub fn generation_now() -> Result<u32, FirewallError> {
         Err(unsupported())
     }
 }
