@@ -10,6 +10,8 @@ pub mod digest;
 pub mod iptables;
 pub mod netlink;
 pub mod nft_cli;
+pub mod pf;
+pub mod windows;
 
 use std::fmt;
 use std::str::FromStr;
@@ -167,6 +169,12 @@ fn open_kind(kind: BackendKind, table: &TableName) -> Result<Box<dyn Firewall>, 
         BackendKind::Nftables => Ok(Box::new(nft_cli::NftCli::probe(table.clone())?)),
         BackendKind::Iptables => Ok(Box::new(iptables::Iptables::probe(table.clone())?)),
         BackendKind::Netlink => Ok(Box::new(netlink::Netlink::probe(table.clone())?)),
+        #[cfg(target_os = "macos")]
+        BackendKind::Pf => Ok(Box::new(pf::Pf::probe(table.clone())?)),
+        #[cfg(windows)]
+        BackendKind::Wfp => Ok(Box::new(windows::wfp::Wfp::probe(table.clone())?)),
+        #[cfg(windows)]
+        BackendKind::NetshIpsec => Ok(Box::new(windows::netsh::NetshIpsec::probe(table.clone())?)),
         other => Err(FirewallError::Unsupported(format!(
             "the {other} backend is not available in this build for this OS"
         ))),
