@@ -109,26 +109,11 @@ fn run_inner(args: &LabArgs) -> Result<bool> {
     Ok(all_good)
 }
 
-/// Both nftables and iptables views of the endpoint's firewall, for before/after checks.
-pub fn firewall_snapshot(lab: &Lab) -> Result<String> {
-    let mut snap = String::new();
-    for argv in [&["nft", "list", "ruleset"][..], &["iptables-save"][..], &["ip6tables-save"][..]] {
-        let out = lab.exec(Host::Endpoint, argv)?;
-        // iptables-save stamps the time; drop comment lines.
-        let text = String::from_utf8_lossy(&out.stdout);
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            snap.push_str(line);
-            snap.push('\n');
-        }
-    }
-    Ok(snap)
-}
-
 fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
     let state_dir = std::env::temp_dir().join(format!("cordon-lab-{}-{backend}", std::process::id()));
     let state = state_dir.to_string_lossy().to_string();
     let server = format!("tcp://{}:{}", addr::SERVER_NAME, addr::SERVER_PORT);
-    let before_fw = firewall_snapshot(lab)?;
+    let before_fw = lab.firewall_snapshot()?;
     let before = lab.matrix()?;
     let out = lab.cordon(&["isolate", "--server", &server, "--backend", backend, "--state-dir", &state])?;
     if !out.status.success() {
@@ -144,7 +129,7 @@ fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
         bail!("cordon release failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let after = lab.matrix()?;
-    let restored = firewall_snapshot(lab)? == before_fw;
+    let restored = lab.firewall_snapshot()? == before_fw;
     let _ = std::fs::remove_dir_all(&state_dir);
     let (leaks, over_blocks) = matrix::score(&during);
     Ok(Demo { mechanism: format!("cordon ({backend})"), before, during, after, leaks, over_blocks, restored })
@@ -153,7 +138,7 @@ fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
 fn demo_baseline(lab: &Lab, script: &std::path::Path) -> Result<Demo> {
     let script = script.canonicalize().with_context(|| format!("baseline script {}", script.display()))?;
     let s = script.to_string_lossy().to_string();
-    let before_fw = firewall_snapshot(lab)?;
+    let before_fw = lab.firewall_snapshot()?;
     let before = lab.matrix()?;
     let port = addr::SERVER_PORT.to_string();
     let srv = addr::SERVER4.to_string();
@@ -164,7 +149,7 @@ fn demo_baseline(lab: &Lab, script: &std::path::Path) -> Result<Demo> {
     let during = lab.matrix()?;
     lab.exec(Host::Endpoint, &["sh", &s, "--remove"])?;
     let after = lab.matrix()?;
-    let restored = firewall_snapshot(lab)? == before_fw;
+    let restored = lab.firewall_snapshot()? == before_fw;
     let (leaks, over_blocks) = matrix::score(&during);
     Ok(Demo { mechanism: format!("baseline {}", script.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()), before, during, after, leaks, over_blocks, restored })
 }

@@ -239,11 +239,20 @@ impl Lab {
     /// Runs `cordon ARGS` inside the endpoint namespace (through `ip netns exec`, which
     /// also applies the endpoint's own resolv.conf and hosts files).
     pub fn cordon(&self, args: &[&str]) -> Result<Output> {
-        let mut full: Vec<&str> = Vec::new();
-        let bin = self.cordon_bin.to_string_lossy().to_string();
-        full.push(&bin);
-        full.extend_from_slice(args);
-        self.exec(Host::Endpoint, &full)
+        self.cordon_env(args, &[])
+    }
+
+    /// Like [`Lab::cordon`] with extra environment variables (e.g. a PATH without `nft`).
+    pub fn cordon_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
+        let ns = self.ns(Host::Endpoint);
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(&self.cordon_bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running cordon {args:?} in {ns}"))
     }
 
     /// Runs a command inside a host's namespace and waits for it.
@@ -274,6 +283,24 @@ impl Lab {
             let s = TcpStream::connect_timeout(&to, probe::PROBE_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
             Ok(s)
         })
+    }
+
+    /// The endpoint's whole firewall as nftables and iptables show it, for "exactly as
+    /// before" comparisons (iptables-save's time-stamp comments dropped).
+    pub fn firewall_snapshot(&self) -> Result<String> {
+        let mut snap = String::new();
+        for argv in [&["nft", "list", "ruleset"][..], &["iptables-save"][..], &["ip6tables-save"][..]] {
+            let out = self.exec(Host::Endpoint, argv)?;
+            if !out.status.success() {
+                bail!("{argv:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                snap.push_str(&strip_counters(line));
+                snap.push('\n');
+            }
+        }
+        Ok(snap)
     }
 
     /// Probes the whole leak matrix.
@@ -317,6 +344,23 @@ pub fn teardown_all_live() {
     for p in prefixes {
         teardown_prefix(&p);
     }
+}
+
+/// Drops packet counters (`counter packets 3 bytes 224`, `[3:224]`) that traffic changes.
+fn strip_counters(line: &str) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    let mut iter = line.split(' ').peekable();
+    while let Some(w) = iter.next() {
+        if (w == "packets" || w == "bytes") && iter.peek().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) {
+            iter.next();
+            continue;
+        }
+        if w.starts_with('[') && w.ends_with(']') && w.contains(':') {
+            continue;
+        }
+        words.push(w);
+    }
+    words.join(" ")
 }
 
 fn preflight() -> Result<()> {

@@ -1,0 +1,330 @@
+//! Integration tests of the Linux engine (issue: atomic, IPv4+IPv6, zero leaks, zero
+//! lock-outs). Each test builds its own namespace lab and runs the real `cordon` binary
+//! inside the endpoint namespace; nothing touches this machine's own network. They need
+//! root, `ip`, `nft` and `iptables`: without them they fail with the reason.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cordon::lab::{addr::*, matrix, Host, Lab, LabOptions};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cordon"))
+}
+
+fn lab() -> Lab {
+    Lab::build(&bin(), LabOptions::default()).expect("building the namespace lab (needs root, iproute2, nftables, iptables)")
+}
+
+struct StateDir(tempfile::TempDir);
+impl StateDir {
+    fn new() -> Self {
+        StateDir(tempfile::tempdir().unwrap())
+    }
+    fn path(&self) -> String {
+        self.0.path().to_string_lossy().to_string()
+    }
+}
+
+fn server_url() -> String {
+    format!("tcp://{SERVER_NAME}:{SERVER_PORT}")
+}
+
+/// Runs cordon in the endpoint and returns (exit code, stdout, stderr).
+fn cordon(lab: &Lab, args: &[&str]) -> (i32, String, String) {
+    let out = lab.cordon(args).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn isolate(lab: &Lab, backend: &str, state: &StateDir, extra: &[&str]) {
+    let url = server_url();
+    let sd = state.path();
+    let mut args = vec!["isolate", "--server", &url, "--backend", backend, "--state-dir", &sd];
+    args.extend_from_slice(extra);
+    let (code, out, err) = cordon(lab, &args);
+    assert_eq!(code, 0, "isolate failed: {out}\n{err}");
+}
+
+fn status_json(lab: &Lab, state: &StateDir) -> serde_json::Value {
+    let sd = state.path();
+    let (code, out, err) = cordon(lab, &["status", "--json", "--state-dir", &sd]);
+    assert_eq!(code, 0, "status failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Sends a line on an established connection and waits for the echo.
+fn echo_works(conn: &mut std::net::TcpStream) -> bool {
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(800)));
+    if conn.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    conn.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+}
+
+fn leak_matrix_zero_zero(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let before_fw = lab.firewall_snapshot().unwrap();
+    let before = lab.matrix().unwrap();
+    assert!(before.iter().all(|o| o.reached), "lab itself is broken before isolate: {before:?}");
+
+    isolate(&lab, backend, &state, &[]);
+    let during = lab.matrix().unwrap();
+    let table = matrix::render_table(&[matrix::Phase { name: "isolated", quarantined: true, outcomes: &during }]);
+    assert_eq!(matrix::score(&during), (0, 0), "{backend}: leaks/over-blocks:\n{table}");
+
+    let sd = state.path();
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    let after = lab.matrix().unwrap();
+    assert!(after.iter().all(|o| o.reached), "{backend}: not everything open after release: {after:?}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before_fw, "{backend}: firewall differs after release");
+    assert!(lab.firewall_snapshot().unwrap().contains("198.51.100.9"), "the user's own rules are gone");
+}
+
+fn established_sessions(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let mut to_server = lab.connect(Host::Endpoint, SocketAddr::new(SERVER4.into(), SERVER_PORT)).unwrap();
+    let mut to_server6 = lab.connect(Host::Endpoint, SocketAddr::new(SERVER6.into(), SERVER_PORT)).unwrap();
+    let mut reverse_shell = lab.connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)).unwrap();
+    let mut reverse_shell6 = lab.connect(Host::Endpoint, SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT)).unwrap();
+    for c in [&mut to_server, &mut to_server6, &mut reverse_shell, &mut reverse_shell6] {
+        assert!(echo_works(c), "echo must work before quarantine");
+    }
+    isolate(&lab, backend, &state, &[]);
+    assert!(echo_works(&mut to_server), "{backend}: established v4 session to the server was cut");
+    assert!(echo_works(&mut to_server6), "{backend}: established v6 session to the server was cut");
+    assert!(!echo_works(&mut reverse_shell), "{backend}: established v4 session to another host survived");
+    assert!(!echo_works(&mut reverse_shell6), "{backend}: established v6 session to another host survived");
+}
+
+fn dry_run_and_bad_input_change_nothing(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    let before = lab.firewall_snapshot().unwrap();
+    let url = server_url();
+
+    let (code, out, err) = cordon(&lab, &["isolate", "--dry-run", "--server", &url, "--backend", backend, "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    match backend {
+        "iptables" => assert!(out.contains("-A CORDON-OUT -d 192.0.2.1/32 -p tcp -m tcp --dport 8443 -j ACCEPT"), "{out}"),
+        _ => assert!(out.contains("192.0.2.1 . 8443") && out.contains("2001:db8:c0::1 . 8443"), "{out}"),
+    }
+    // Resolvers come from the endpoint's resolv.conf.
+    assert!(out.contains("192.0.2.53"), "resolver missing from dry run: {out}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before, "--dry-run changed the firewall");
+
+    let bad: &[&[&str]] = &[
+        &["isolate", "--allow", "tcp://192.0.2.1:0"],
+        &["isolate", "--allow", "tcp://192.0.2.1:65536"],
+        &["isolate", "--allow", "tcp//192.0.2.1:80"],
+        &["isolate", "--allow", "tcp://[2001:db8::1:80"],
+        &["isolate", "--allow", "tcp://no-such-host.invalid:443"],
+        &["isolate", "--server", "https://no-such-host.invalid"],
+        &["isolate", "--allow", "198.51.100.0/24", "--backend", "carrier-pigeon"],
+        &["isolate", "--table", "bad;name"],
+        &["isolate", "--resolver", "not-an-ip"],
+        &["isolate", "--verify", "198.51.100.7"],
+        &["isolate", "--verify-timeout", "0"],
+    ];
+    for args in bad {
+        let mut args = args.to_vec();
+        if !args.contains(&"--backend") {
+            args.extend_from_slice(&["--backend", backend]);
+        }
+        args.extend_from_slice(&["--state-dir", &sd]);
+        let (code, _, err) = cordon(&lab, &args);
+        assert_eq!(code, 2, "{args:?} should exit 2, stderr: {err}");
+        assert!(!err.trim().is_empty() && err.lines().count() <= 6, "{args:?}: unclear error: {err:?}");
+        assert_eq!(lab.firewall_snapshot().unwrap(), before, "{args:?} changed the firewall");
+    }
+    // An unresolvable name names itself in the error.
+    let (_, _, err) = cordon(&lab, &["isolate", "--allow", "tcp://no-such-host.invalid:443", "--state-dir", &sd]);
+    assert!(err.contains("no-such-host.invalid"), "{err}");
+
+    // Not root: exit 4, nothing changed.
+    let ns = lab.ns(Host::Endpoint);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .args(["isolate", "--allow", "198.51.100.7", "--backend", backend, "--state-dir", "/tmp/cordon-not-root"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "non-root: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lab.firewall_snapshot().unwrap(), before, "non-root run changed the firewall");
+}
+
+fn verification_failure_rolls_back(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    let before = lab.firewall_snapshot().unwrap();
+    // Nothing listens on 8444: verification must fail and everything be removed.
+    let (code, _, err) = cordon(
+        &lab,
+        &["isolate", "--server", "tcp://192.0.2.1:8444", "--verify-timeout", "1", "--backend", backend, "--state-dir", &sd],
+    );
+    assert_eq!(code, 3, "expected exit 3, stderr: {err}");
+    assert!(err.contains("192.0.2.1:8444") && err.contains("rolled back"), "{err}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before, "rules left behind after failed verification");
+    assert_eq!(status_json(&lab, &state)["state"], "released");
+
+    // A failed re-isolate restores the previous quarantine rather than opening the host.
+    isolate(&lab, backend, &state, &[]);
+    let quarantined = lab.firewall_snapshot().unwrap();
+    let (code, _, err) = cordon(
+        &lab,
+        &["isolate", "--server", "tcp://192.0.2.1:8444", "--verify-timeout", "1", "--backend", backend, "--state-dir", &sd],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), quarantined, "previous quarantine not restored");
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+}
+
+fn reisolate_swaps_atomically(backend: &str) {
+    let lab = Arc::new(lab());
+    let state = StateDir::new();
+    let extra_allow = format!("tcp://{OTHER4}:{OTHER_TCP_PORT}");
+    isolate(&lab, backend, &state, &["--allow", &extra_allow]);
+    let other = SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT);
+    let udp_other = SocketAddr::new(OTHER4.into(), OTHER_UDP_PORT);
+    assert!(lab.connect(Host::Endpoint, other).is_ok(), "--allow exception not open");
+
+    // Watchers: the resolver must stay reachable and UDP to the other host must stay
+    // blocked throughout many swaps (no instant with nothing or everything allowed).
+    let stop = Arc::new(AtomicBool::new(false));
+    let server_failures = Arc::new(AtomicUsize::new(0));
+    let leaks = Arc::new(AtomicUsize::new(0));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (stop, server_failures, leaks, attempts) = (stop.clone(), server_failures.clone(), leaks.clone(), attempts.clone());
+        let ns = lab.ns(Host::Endpoint);
+        std::thread::spawn(move || {
+            cordon::lab::netns::enter(&ns).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                // UDP request/response: unlike rapid TCP reconnects it has no port-reuse
+                // stalls of its own, so any miss is the firewall's doing.
+                let resolver = SocketAddr::new(RESOLVER4.into(), 53);
+                let q = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                q.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                let query = cordon::lab::services::dns_query(7);
+                if q.send_to(&query, resolver).is_err() || q.recv_from(&mut [0u8; 512]).is_err() {
+                    server_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                if s.send_to(b"x", udp_other).is_ok() && s.recv_from(&mut [0u8; 8]).is_ok() {
+                    leaks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    for i in 0..10 {
+        if i % 2 == 0 {
+            isolate(&lab, backend, &state, &[]);
+        } else {
+            isolate(&lab, backend, &state, &["--allow", &extra_allow]);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert!(attempts.load(Ordering::Relaxed) > 5, "watcher did not run ({:?})", started.elapsed());
+    assert_eq!(server_failures.load(Ordering::Relaxed), 0, "{backend}: resolver unreachable during a swap");
+    assert_eq!(leaks.load(Ordering::Relaxed), 0, "{backend}: blocked traffic passed during a swap");
+    // Last swap was even-numbered+1 = with the exception; now swap to without it.
+    isolate(&lab, backend, &state, &[]);
+    assert!(lab.connect(Host::Endpoint, other).is_err(), "{backend}: exception still open after new policy");
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+}
+
+fn tamper_detected_and_reapplied(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    isolate(&lab, backend, &state, &[]);
+    let s = status_json(&lab, &state);
+    assert_eq!(s["state"], "isolated");
+    assert_eq!(s["digest_matches"], true);
+    assert_eq!(s["backend"], backend);
+    assert!(s["applied_at"].is_string() && s["policy"]["servers"].is_array(), "{s}");
+
+    // Tamper: remove our rules behind cordon's back.
+    let tamper: Vec<Vec<&str>> = match backend {
+        "iptables" => vec![
+            vec!["iptables", "-D", "OUTPUT", "-j", "CORDON-OUT"],
+            vec!["iptables", "-D", "INPUT", "-j", "CORDON-IN"],
+        ],
+        _ => vec![vec!["nft", "delete", "table", "inet", "cordon"]],
+    };
+    for argv in &tamper {
+        assert!(lab.exec(Host::Endpoint, argv).unwrap().status.success());
+    }
+    let s = status_json(&lab, &state);
+    assert_eq!(s["state"], "tampered", "{s}");
+    assert_eq!(s["digest_matches"], false);
+    // The host is open again to other hosts (that is what tampering does) ...
+    assert!(lab.connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)).is_ok());
+    // ... until --reapply restores the recorded quarantine.
+    let (code, _, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+    let during = lab.matrix().unwrap();
+    assert_eq!(matrix::score(&during), (0, 0));
+
+    // A changed rule (not just a missing one) is tampering too.
+    let change: Vec<&str> = match backend {
+        "iptables" => vec!["iptables", "-I", "CORDON-OUT", "1", "-j", "ACCEPT"],
+        _ => vec!["nft", "add", "element", "inet", "cordon", "net4", "{ 192.0.2.99 }"],
+    };
+    assert!(lab.exec(Host::Endpoint, &change).unwrap().status.success());
+    assert_eq!(status_json(&lab, &state)["state"], "tampered");
+}
+
+macro_rules! for_backends {
+    ($($test:ident),*) => {
+        mod nftables { $( #[test] fn $test() { super::$test("nftables"); } )* }
+        mod iptables { $( #[test] fn $test() { super::$test("iptables"); } )* }
+    };
+}
+
+for_backends!(
+    leak_matrix_zero_zero,
+    established_sessions,
+    dry_run_and_bad_input_change_nothing,
+    verification_failure_rolls_back,
+    reisolate_swaps_atomically,
+    tamper_detected_and_reapplied
+);
+
+#[test]
+fn status_without_quarantine_is_released_and_release_is_idempotent() {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    assert_eq!(status_json(&lab, &state)["state"], "released");
+    let (code, out, _) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing"), "{out}");
+}
+
+#[test]
+fn message_is_sent_and_not_fatal() {
+    let lab = lab();
+    let state = StateDir::new();
+    let long = "x".repeat(400);
+    isolate(&lab, "nftables", &state, &["--message", &long]);
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+}
