@@ -215,7 +215,7 @@ fn failed_batch_leaves_the_previous_table_exactly() {
     let (err, digest_after) = ns.run(|| {
         let nl = netlink();
         let table = TableName::default();
-        let seq = Netlink::next_seq(4096);
+        let seq = Netlink::next_seq(1 << 16);
         // A valid replacement, then, last before the commit, an element whose key has the
         // wrong length for set tcp4 (3 bytes instead of 8).
         let batch = encode::apply_batch_then(&table, &policy2, seq, true, |b| {

@@ -18,19 +18,27 @@ mod socket;
 use cordon_policy::render::nft;
 use cordon_policy::{Policy, TableName};
 
+use std::sync::Mutex;
+
 use crate::{BackendKind, Firewall, FirewallError, Inspection};
 
 /// The netlink backend for one table name.
+///
+/// It keeps one socket, opened by [`Netlink::probe`] in the caller's network namespace,
+/// and every call goes through it. Reuse matters for speed: closing a netfilter socket
+/// waits for the kernel to finish releasing the objects of the last transaction (an RCU
+/// grace period, 5–20 ms), while the transaction itself takes well under a millisecond.
 pub struct Netlink {
     table: TableName,
+    conn: Mutex<imp::Conn>,
 }
 
 impl Netlink {
     /// Succeeds when a netfilter netlink socket opens and nf_tables answers a request
     /// for the ruleset generation; otherwise says why (no privilege, no nf_tables).
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
-        imp::probe()?;
-        Ok(Netlink { table })
+        let conn = imp::probe()?;
+        Ok(Netlink { table, conn: Mutex::new(conn) })
     }
 
     pub fn table(&self) -> &TableName {
@@ -41,7 +49,7 @@ impl Netlink {
     /// [`Netlink::next_seq`]) as one transaction. `apply` is this with the policy's batch;
     /// tests use it to inject faults, benchmarks to time the kernel side alone.
     pub fn send_batch(&self, batch: &encode::EncodedBatch) -> Result<(), FirewallError> {
-        imp::send_batch(batch)
+        imp::with(&self.conn, |c| imp::send_batch(c, batch, "sending a batch"))
     }
 
     /// A sequence number block for a batch of up to `messages` messages.
@@ -52,7 +60,7 @@ impl Netlink {
     /// The ruleset generation: the kernel bumps it once per committed transaction, so
     /// "after = before + 1" proves an apply was a single commit.
     pub fn generation(&self) -> Result<u32, FirewallError> {
-        imp::generation_now()
+        imp::with(&self.conn, imp::generation)
     }
 
     /// The exact bytes `apply` sends (with per-message ACK requests), for debugging and
@@ -79,70 +87,81 @@ impl Firewall for Netlink {
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
-        imp::apply(&self.table, policy)
+        let batch = encode::apply_batch(&self.table, policy, imp::next_seq(1 << 16), true);
+        imp::with(&self.conn, |c| imp::send_batch(c, &batch, "applying the quarantine table"))
     }
 
     fn remove(&self) -> Result<(), FirewallError> {
-        imp::remove(&self.table)
+        let batch = encode::remove_batch(&self.table, imp::next_seq(8), true);
+        imp::with(&self.conn, |c| imp::send_batch(c, &batch, "removing the quarantine table"))
     }
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
-        imp::inspect(&self.table)
+        imp::with(&self.conn, |c| imp::inspect(c, &self.table))
     }
 }
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use cordon_policy::{Policy, TableName};
+    use std::sync::Mutex;
+
+    use cordon_policy::TableName;
 
     use super::consts::*;
     use super::socket::{str_attrs, NlError, Socket};
     use super::{decode, encode};
     use crate::{digest, FirewallError, Inspection};
 
-    pub fn probe() -> Result<(), FirewallError> {
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
+    /// The open socket of a [`super::Netlink`]; `None` after an error, reopened on the
+    /// next call.
+    pub type Conn = Option<Socket>;
+
+    fn open() -> Result<Socket, FirewallError> {
+        Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))
+    }
+
+    pub fn probe() -> Result<Conn, FirewallError> {
+        let mut s = open()?;
         s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, "asking nf_tables for its generation", None))?;
-        Ok(())
+        Ok(Some(s))
     }
 
-    pub fn apply(table: &TableName, policy: &Policy) -> Result<(), FirewallError> {
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
-        // Sequence numbers: one per message plus BEGIN/END; reserve generously.
-        let seq = next_seq(4096);
-        let batch = encode::apply_batch(table, policy, seq, true);
-        s.transact(&batch).map_err(|e| map_err(e, "applying the quarantine table", Some(&batch)))
+    /// Runs `f` on the connection, opening it if needed. After any error the socket is
+    /// dropped, so a half-read reply can never be mistaken for the next answer.
+    pub fn with<T>(
+        conn: &Mutex<Conn>,
+        f: impl FnOnce(&mut Socket) -> Result<T, FirewallError>,
+    ) -> Result<T, FirewallError> {
+        // A panic while holding the lock leaves at worst a socket with unread replies,
+        // which the next request skips by sequence number; keep going.
+        let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sock = match guard.as_mut() {
+            Some(s) => s,
+            None => guard.insert(open()?),
+        };
+        let r = f(sock);
+        if r.is_err() {
+            *guard = None;
+        }
+        r
     }
 
-    pub fn send_batch(batch: &encode::EncodedBatch) -> Result<(), FirewallError> {
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
-        s.transact(batch).map_err(|e| map_err(e, "sending a batch", Some(batch)))
+    pub fn send_batch(s: &mut Socket, batch: &encode::EncodedBatch, ctx: &str) -> Result<(), FirewallError> {
+        s.transact(batch).map_err(|e| map_err(e, ctx, Some(batch)))
     }
 
     pub fn next_seq(messages: u32) -> u32 {
         super::socket::next_seq(messages)
     }
 
-    pub fn generation_now() -> Result<u32, FirewallError> {
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
-        generation(&mut s)
-    }
-
-    pub fn remove(table: &TableName) -> Result<(), FirewallError> {
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
-        let batch = encode::remove_batch(table, next_seq(8), true);
-        s.transact(&batch).map_err(|e| map_err(e, "removing the quarantine table", Some(&batch)))
-    }
-
-    pub fn inspect(table: &TableName) -> Result<Option<Inspection>, FirewallError> {
+    pub fn inspect(s: &mut Socket, table: &TableName) -> Result<Option<Inspection>, FirewallError> {
         let ctx = "reading back the quarantine table";
-        let mut s = Socket::open().map_err(|e| map_err(e, "opening a netfilter netlink socket", None))?;
         let t = table.as_str();
         // The dumps are separate requests; if the ruleset changed in between (generation
         // moved), the listing could mix two states, so read again.
         let mut last = None;
         for _ in 0..5 {
-            let before = generation(&mut s)?;
+            let before = generation(s)?;
             let table_dump = match s.request(NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
                 Ok(d) => d,
                 Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
@@ -151,8 +170,8 @@ mod imp {
             let dump = |s: &mut Socket, msg, attrs: &[(u16, &str)]| {
                 s.request(msg, NLM_F_DUMP, &str_attrs(attrs)).map_err(|e| map_err(e, ctx, None))
             };
-            let chains = dump(&mut s, NFT_MSG_GETCHAIN, &[(NFTA_CHAIN_TABLE, t)])?;
-            let sets = dump(&mut s, NFT_MSG_GETSET, &[(NFTA_SET_TABLE, t)])?;
+            let chains = dump(s, NFT_MSG_GETCHAIN, &[(NFTA_CHAIN_TABLE, t)])?;
+            let sets = dump(s, NFT_MSG_GETSET, &[(NFTA_SET_TABLE, t)])?;
             let mut elements = Vec::new();
             let set_msgs = decode::data_msgs(&sets).map_err(|e| decode_err(e, ctx))?;
             for m in set_msgs {
@@ -161,13 +180,13 @@ mod imp {
                     continue;
                 }
                 elements.extend(dump(
-                    &mut s,
+                    s,
                     NFT_MSG_GETSETELEM,
                     &[(NFTA_SET_ELEM_LIST_TABLE, t), (NFTA_SET_ELEM_LIST_SET, &info.name)],
                 )?);
             }
-            let rules = dump(&mut s, NFT_MSG_GETRULE, &[(NFTA_RULE_TABLE, t)])?;
-            let after = generation(&mut s)?;
+            let rules = dump(s, NFT_MSG_GETRULE, &[(NFTA_RULE_TABLE, t)])?;
+            let after = generation(s)?;
             let dumps = decode::Dumps { table: table_dump, chains, sets, elements, rules };
             let listing = decode::listing(t, &dumps).map_err(|e| decode_err(e, ctx))?;
             if before == after {
@@ -179,7 +198,7 @@ mod imp {
         Ok(last.map(digest::inspection))
     }
 
-    fn generation(s: &mut Socket) -> Result<u32, FirewallError> {
+    pub fn generation(s: &mut Socket) -> Result<u32, FirewallError> {
         let ctx = "asking nf_tables for its generation";
         let reply = s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, ctx, None))?;
         let msgs = decode::data_msgs(&reply).map_err(|e| decode_err(e, ctx))?;
@@ -250,33 +269,36 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    use cordon_policy::{Policy, TableName};
+    use std::sync::Mutex;
+
+    use cordon_policy::TableName;
 
     use crate::{FirewallError, Inspection};
+
+    /// No socket exists off Linux; `probe` always fails, so no value is ever made.
+    pub type Conn = ();
+    pub struct Socket;
 
     fn unsupported() -> FirewallError {
         FirewallError::Unsupported("nftables over netlink exists only on Linux".into())
     }
 
-    pub fn probe() -> Result<(), FirewallError> {
+    pub fn probe() -> Result<Conn, FirewallError> {
         Err(unsupported())
     }
-    pub fn apply(_: &TableName, _: &Policy) -> Result<(), FirewallError> {
+    pub fn with<T>(_: &Mutex<Conn>, _: impl FnOnce(&mut Socket) -> Result<T, FirewallError>) -> Result<T, FirewallError> {
         Err(unsupported())
     }
-    pub fn remove(_: &TableName) -> Result<(), FirewallError> {
+    pub fn send_batch(_: &mut Socket, _: &super::encode::EncodedBatch, _: &str) -> Result<(), FirewallError> {
         Err(unsupported())
     }
-    pub fn inspect(_: &TableName) -> Result<Option<Inspection>, FirewallError> {
+    pub fn inspect(_: &mut Socket, _: &TableName) -> Result<Option<Inspection>, FirewallError> {
         Err(unsupported())
     }
-    pub fn send_batch(_: &super::encode::EncodedBatch) -> Result<(), FirewallError> {
+    pub fn generation(_: &mut Socket) -> Result<u32, FirewallError> {
         Err(unsupported())
     }
     pub fn next_seq(_: u32) -> u32 {
         0
-    }
-    pub fn generation_now() -> Result<u32, FirewallError> {
-        Err(unsupported())
     }
 }
