@@ -73,18 +73,17 @@ impl Netns {
     /// Runs a command in the namespace (`ip netns exec`), returning stdout; panics on failure.
     fn exec(&self, args: &[&str]) -> String {
         let out = Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().expect("ip netns exec");
-        assert!(
-            out.status.success(),
-            "{:?} in {} failed: {}",
-            args,
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{:?} in {} failed: {}", args, self.name, String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn try_exec(&self, args: &[&str]) -> bool {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     fn nft_list(&self) -> String {
@@ -141,7 +140,11 @@ fn other_policies() -> Vec<Policy> {
             .allow_tcp(sa("[2001:db8::5]:22"))
             .allow_udp(sa("198.51.100.9:514"))
             .build(),
-        Policy::builder().dhcp(false).allow_net("::/0".parse().unwrap()).allow_net("10.0.0.0/8".parse().unwrap()).build(),
+        Policy::builder()
+            .dhcp(false)
+            .allow_net("::/0".parse().unwrap())
+            .allow_net("10.0.0.0/8".parse().unwrap())
+            .build(),
     ]
 }
 

@@ -316,7 +316,7 @@ fn put(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
 }
 
 fn pad(buf: &mut Vec<u8>) {
-    while buf.len() % 4 != 0 {
+    while buf.len() & 3 != 0 {
         buf.push(0);
     }
 }
@@ -402,7 +402,8 @@ pub fn apply_batch_then(
     b.new_base_chain(t, "output", NF_INET_LOCAL_OUT, CHAIN_PRIORITY);
     b.new_base_chain(t, "forward", NF_INET_FORWARD, CHAIN_PRIORITY);
 
-    let pair = |name, key_type, key_len| SetSpec { name, flags: 0, key_type, key_len, size: None, userdata: UDATA_CONCAT };
+    let pair =
+        |name, key_type, key_len| SetSpec { name, flags: 0, key_type, key_len, size: None, userdata: UDATA_CONCAT };
     let net = |name, key_type, key_len| SetSpec {
         name,
         flags: NFT_SET_INTERVAL,
@@ -437,7 +438,8 @@ pub fn apply_batch_then(
         ];
         for (nfproto, tcp, udp, net) in peers {
             for (l4, (set, id)) in [(IPPROTO_TCP, tcp), (IPPROTO_UDP, udp)] {
-                let mut r = vec![meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), meta(NFT_META_L4PROTO), cmp_eq(vec![l4])];
+                let mut r =
+                    vec![meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), meta(NFT_META_L4PROTO), cmp_eq(vec![l4])];
                 r.push(addr_load(nfproto, dir));
                 // Concatenation: the port goes into the 32-bit register right after the
                 // address (reg 9 after a 4-byte address in reg 1, reg 2 after 16 bytes).

@@ -286,7 +286,10 @@ mod imp {
     pub fn probe() -> Result<Conn, FirewallError> {
         Err(unsupported())
     }
-    pub fn with<T>(_: &Mutex<Conn>, _: impl FnOnce(&mut Socket) -> Result<T, FirewallError>) -> Result<T, FirewallError> {
+    pub fn with<T>(
+        _: &Mutex<Conn>,
+        _: impl FnOnce(&mut Socket) -> Result<T, FirewallError>,
+    ) -> Result<T, FirewallError> {
         Err(unsupported())
     }
     pub fn send_batch(_: &mut Socket, _: &super::encode::EncodedBatch, _: &str) -> Result<(), FirewallError> {

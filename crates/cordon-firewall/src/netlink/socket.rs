@@ -249,7 +249,7 @@ impl Socket {
                         out.extend_from_slice(&m.seq.to_ne_bytes());
                         out.extend_from_slice(&0u32.to_ne_bytes());
                         out.extend_from_slice(m.payload);
-                        while out.len() % 4 != 0 {
+                        while out.len() & 3 != 0 {
                             out.push(0);
                         }
                     }
@@ -276,7 +276,7 @@ pub fn str_attrs(pairs: &[(u16, &str)]) -> Vec<u8> {
         out.extend_from_slice(&ty.to_ne_bytes());
         out.extend_from_slice(s.as_bytes());
         out.push(0);
-        while out.len() % 4 != 0 {
+        while out.len() & 3 != 0 {
             out.push(0);
         }
     }

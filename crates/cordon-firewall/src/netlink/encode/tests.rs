@@ -54,7 +54,11 @@ pub fn golden_policies() -> Vec<(&'static str, Policy)> {
         ),
         (
             "v6-everything",
-            Policy::builder().dhcp(false).allow_net("::/0".parse().unwrap()).allow_net("10.0.0.0/8".parse().unwrap()).build(),
+            Policy::builder()
+                .dhcp(false)
+                .allow_net("::/0".parse().unwrap())
+                .allow_net("10.0.0.0/8".parse().unwrap())
+                .build(),
         ),
     ]
 }
