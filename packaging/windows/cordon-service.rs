@@ -27,7 +27,8 @@ mod service {
     use std::time::Duration;
 
     use windows_service::service::{
-        ServiceControl, ServiceControlAccept, ServiceExitCode, ServiceState, ServiceStatus, ServiceType,
+        ServiceControl, ServiceControlAccept, ServiceExitCode, ServiceState, ServiceStatus,
+        ServiceType,
     };
     use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
     use windows_service::{define_windows_service, service_dispatcher};
@@ -56,7 +57,10 @@ mod service {
     }
 
     fn start_agent() -> Option<Child> {
-        Command::new(agent_path()).args(["agent", "run"]).spawn().ok()
+        Command::new(agent_path())
+            .args(["agent", "run"])
+            .spawn()
+            .ok()
     }
 
     fn status(state: ServiceState, accept: ServiceControlAccept) -> ServiceStatus {

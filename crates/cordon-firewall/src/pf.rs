@@ -37,7 +37,9 @@ impl Pf {
     /// Succeeds when `pfctl` is present.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cmd::exists("pfctl") && !std::path::Path::new("/sbin/pfctl").exists() {
-            return Err(FirewallError::Unsupported("`pfctl` is not available (macOS packet filter)".into()));
+            return Err(FirewallError::Unsupported(
+                "`pfctl` is not available (macOS packet filter)".into(),
+            ));
         }
         let token_path = PathBuf::from(format!("/var/run/cordon-{}.pftoken", table.as_str()));
         Ok(Pf { table, token_path })
@@ -63,8 +65,10 @@ impl Pf {
         }
         let out = run_all("pfctl", &["-E"])?;
         match parse_token(&out) {
-            Some(token) => std::fs::write(&self.token_path, token)
-                .map_err(|e| FirewallError::Io { context: format!("writing {}", self.token_path.display()), source: e }),
+            Some(token) => std::fs::write(&self.token_path, token).map_err(|e| FirewallError::Io {
+                context: format!("writing {}", self.token_path.display()),
+                source: e,
+            }),
             // Old pfctl without tokens: pf is enabled, there is just nothing to hand back.
             None => Ok(()),
         }
@@ -81,8 +85,10 @@ impl Pf {
                 tracing::warn!("pfctl -X failed, pf may stay enabled: {e}");
             }
         }
-        std::fs::remove_file(&self.token_path)
-            .map_err(|e| FirewallError::Io { context: format!("removing {}", self.token_path.display()), source: e })
+        std::fs::remove_file(&self.token_path).map_err(|e| FirewallError::Io {
+            context: format!("removing {}", self.token_path.display()),
+            source: e,
+        })
     }
 
     fn kill_disallowed_states(&self, policy: &Policy) -> Result<(), FirewallError> {
@@ -110,7 +116,11 @@ impl Firewall for Pf {
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
         // Anchor first: loading it changes nothing until it is referenced and pf is on,
         // and a syntax error leaves the host untouched.
-        cmd::run("pfctl", &["-a", self.anchor(), "-f", "-"], Some(&pf::render_anchor(&self.table, policy)))?;
+        cmd::run(
+            "pfctl",
+            &["-a", self.anchor(), "-f", "-"],
+            Some(&pf::render_anchor(&self.table, policy)),
+        )?;
         let rest = self.ensure_referenced().and_then(|_| self.ensure_enabled());
         if let Err(e) = rest {
             // No half state: empty our anchor again before reporting.
@@ -134,17 +144,28 @@ impl Firewall for Pf {
         }
         let info = cmd::run("pfctl", &["-si"], None)?;
         let main = cmd::run("pfctl", &["-sr"], None)?;
-        Ok(Some(digest::inspection(listing(&rules, &info, &main, self.anchor()))))
+        Ok(Some(digest::inspection(listing(
+            &rules,
+            &info,
+            &main,
+            self.anchor(),
+        ))))
     }
 }
 
 /// The normalized listing whose digest tells whether our anchor is intact and in force:
 /// pf's status, whether the main ruleset references us, and our anchor's rules.
 pub fn listing(anchor_rules: &str, info: &str, main_rules: &str, anchor: &str) -> String {
-    let enabled = info.lines().any(|l| l.trim_start().starts_with("Status: Enabled"));
+    let enabled = info
+        .lines()
+        .any(|l| l.trim_start().starts_with("Status: Enabled"));
     let referenced = with_anchor_reference(main_rules, anchor).is_none();
     let mut out = format!("pf enabled: {enabled}\nanchor referenced: {referenced}\n");
-    for line in anchor_rules.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+    for line in anchor_rules
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+    {
         out.push_str(line);
         out.push('\n');
     }
@@ -158,7 +179,9 @@ pub fn with_anchor_reference(main_rules: &str, anchor: &str) -> Option<String> {
     let quoted = format!("anchor \"{anchor}\"");
     let already = main_rules.lines().any(|l| {
         let l = l.trim();
-        l == quoted || l.strip_prefix(&quoted).is_some_and(|rest| rest.starts_with(' '))
+        l == quoted
+            || l.strip_prefix(&quoted)
+                .is_some_and(|rest| rest.starts_with(' '))
     });
     if already {
         return None;
@@ -209,14 +232,23 @@ pub fn parse_states(text: &str) -> Vec<PfState> {
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         // `ALL tcp A -> B STATE` or with a translated address in parentheses after A.
-        let Some(arrow) = words.iter().position(|w| *w == "->" || *w == "<-") else { continue };
+        let Some(arrow) = words.iter().position(|w| *w == "->" || *w == "<-") else {
+            continue;
+        };
         if arrow < 3 || arrow + 1 >= words.len() {
             continue;
         }
-        let (Some(local), Some(remote)) = (parse_endpoint(words[2]), parse_endpoint(words[arrow + 1])) else {
+        let (Some(local), Some(remote)) =
+            (parse_endpoint(words[2]), parse_endpoint(words[arrow + 1]))
+        else {
             continue;
         };
-        out.push(PfState { proto: words[1].to_string(), local, remote, inbound: words[arrow] == "<-" });
+        out.push(PfState {
+            proto: words[1].to_string(),
+            local,
+            remote,
+            inbound: words[arrow] == "<-",
+        });
     }
     out
 }
@@ -226,7 +258,10 @@ fn parse_endpoint(word: &str) -> Option<SocketAddr> {
         return Some(SocketAddr::new(addr.parse().ok()?, port.parse().ok()?));
     }
     let (addr, port) = word.rsplit_once(':')?;
-    Some(SocketAddr::new(addr.parse::<std::net::Ipv4Addr>().ok()?.into(), port.parse().ok()?))
+    Some(SocketAddr::new(
+        addr.parse::<std::net::Ipv4Addr>().ok()?.into(),
+        port.parse().ok()?,
+    ))
 }
 
 /// Host pairs (originator, responder) whose states must be killed: every state whose
@@ -237,7 +272,11 @@ pub fn states_to_kill(states_text: &str, policy: &Policy) -> Vec<(IpAddr, IpAddr
         if allowed(&s, policy) {
             continue;
         }
-        let pair = if s.inbound { (s.remote.ip(), s.local.ip()) } else { (s.local.ip(), s.remote.ip()) };
+        let pair = if s.inbound {
+            (s.remote.ip(), s.local.ip())
+        } else {
+            (s.local.ip(), s.remote.ip())
+        };
         if !out.contains(&pair) {
             out.push(pair);
         }
@@ -258,7 +297,8 @@ fn allowed(s: &PfState, policy: &Policy) -> bool {
         "tcp" => !s.inbound && policy.tcp_destinations(family).contains(&s.remote),
         "udp" => {
             let dhcp = [DHCP4_PORTS, DHCP6_PORTS].contains(&(s.local.port(), s.remote.port()));
-            (policy.dhcp && dhcp) || (!s.inbound && policy.udp_destinations(family).contains(&s.remote))
+            (policy.dhcp && dhcp)
+                || (!s.inbound && policy.udp_destinations(family).contains(&s.remote))
         }
         _ => false,
     }
@@ -271,13 +311,20 @@ fn run_all(program: &str, args: &[&str]) -> Result<String, FirewallError> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| FirewallError::Io { context: format!("running {program}"), source: e })?;
+        .map_err(|e| FirewallError::Io {
+            context: format!("running {program}"),
+            source: e,
+        })?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
         Ok(text)
     } else {
-        Err(FirewallError::Rejected(format!("{program} {} failed: {}", args.join(" "), text.trim())))
+        Err(FirewallError::Rejected(format!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            text.trim()
+        )))
     }
 }
 
@@ -286,7 +333,8 @@ mod tests {
     use super::*;
 
     /// `pfctl -sr` on a stock macOS 14 (captured shape).
-    const APPLE_MAIN: &str = "scrub-anchor \"com.apple/*\" all fragment reassemble\nanchor \"com.apple/*\" all\n";
+    const APPLE_MAIN: &str =
+        "scrub-anchor \"com.apple/*\" all fragment reassemble\nanchor \"com.apple/*\" all\n";
 
     #[test]
     fn adds_anchor_after_scrub_and_keeps_apple_anchors() {
@@ -302,7 +350,10 @@ mod tests {
 
     #[test]
     fn empty_main_ruleset_gets_just_the_anchor() {
-        assert_eq!(with_anchor_reference("", "cordon").unwrap(), "anchor \"cordon\" all\n");
+        assert_eq!(
+            with_anchor_reference("", "cordon").unwrap(),
+            "anchor \"cordon\" all\n"
+        );
     }
 
     #[test]
@@ -315,9 +366,22 @@ mod tests {
     #[test]
     fn listing_reflects_status_and_reference() {
         let info = "Status: Enabled for 0 days 00:01:02           Debug: Urgent\n";
-        let l = listing("block drop quick all\n", info, "anchor \"cordon\" all\n", "cordon");
-        assert_eq!(l, "pf enabled: true\nanchor referenced: true\nblock drop quick all\n");
-        let l = listing("block drop quick all\n", "Status: Disabled\n", APPLE_MAIN, "cordon");
+        let l = listing(
+            "block drop quick all\n",
+            info,
+            "anchor \"cordon\" all\n",
+            "cordon",
+        );
+        assert_eq!(
+            l,
+            "pf enabled: true\nanchor referenced: true\nblock drop quick all\n"
+        );
+        let l = listing(
+            "block drop quick all\n",
+            "Status: Disabled\n",
+            APPLE_MAIN,
+            "cordon",
+        );
         assert!(l.starts_with("pf enabled: false\nanchor referenced: false\n"));
     }
 

@@ -35,7 +35,10 @@ pub fn resolvers(text: &str) -> Vec<Resolver> {
         }
         if trimmed.starts_with("resolver #") {
             out.extend(current.take());
-            current = Some(Resolver { scoped, ..Resolver::default() });
+            current = Some(Resolver {
+                scoped,
+                ..Resolver::default()
+            });
             continue;
         }
         let (Some(r), Some((key, value))) = (current.as_mut(), trimmed.split_once(':')) else {
@@ -147,8 +150,10 @@ resolver #1
     #[test]
     fn collects_every_unicast_nameserver_once() {
         let got = nameservers(SAMPLE);
-        let want: Vec<IpAddr> =
-            ["192.0.2.53", "2001:db8:c0::53", "198.51.100.53", "fe80::1"].iter().map(|s| s.parse().unwrap()).collect();
+        let want: Vec<IpAddr> = ["192.0.2.53", "2001:db8:c0::53", "198.51.100.53", "fe80::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         assert_eq!(got, want);
     }
 

@@ -56,17 +56,35 @@ mod tests {
                 name: "Ethernet".into(),
                 up: true,
                 loopback: false,
-                dns_servers: ips(&["192.0.2.53", "fec0:0:0:ffff::1", "fec0:0:0:ffff::2", "fec0:0:0:ffff::3"]),
+                dns_servers: ips(&[
+                    "192.0.2.53",
+                    "fec0:0:0:ffff::1",
+                    "fec0:0:0:ffff::2",
+                    "fec0:0:0:ffff::3",
+                ]),
             },
-            AdapterDns { name: "Wi-Fi".into(), up: false, loopback: false, dns_servers: ips(&["203.0.113.53"]) },
+            AdapterDns {
+                name: "Wi-Fi".into(),
+                up: false,
+                loopback: false,
+                dns_servers: ips(&["203.0.113.53"]),
+            },
             AdapterDns {
                 name: "VPN".into(),
                 up: true,
                 loopback: false,
                 dns_servers: ips(&["2001:db8:c0::53", "192.0.2.53", "0.0.0.0"]),
             },
-            AdapterDns { name: "Loopback".into(), up: true, loopback: true, dns_servers: ips(&["127.0.0.1"]) },
+            AdapterDns {
+                name: "Loopback".into(),
+                up: true,
+                loopback: true,
+                dns_servers: ips(&["127.0.0.1"]),
+            },
         ];
-        assert_eq!(resolvers(&adapters), ips(&["192.0.2.53", "2001:db8:c0::53"]));
+        assert_eq!(
+            resolvers(&adapters),
+            ips(&["192.0.2.53", "2001:db8:c0::53"])
+        );
     }
 }

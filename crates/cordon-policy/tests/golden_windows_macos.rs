@@ -4,15 +4,18 @@
 
 mod common;
 
+use common::{check_golden as check, sample_policies};
 use cordon_policy::render::{netsh, pf, wfp};
 use cordon_policy::TableName;
-use common::{check_golden as check, sample_policies};
 
 #[test]
 fn pf_golden() {
     let table = TableName::default();
     for (name, policy) in sample_policies() {
-        check(&format!("pf/{name}.conf"), &pf::render_anchor(&table, &policy));
+        check(
+            &format!("pf/{name}.conf"),
+            &pf::render_anchor(&table, &policy),
+        );
     }
 }
 
@@ -20,14 +23,23 @@ fn pf_golden() {
 fn netsh_golden() {
     let table = TableName::default();
     for (name, policy) in sample_policies() {
-        check(&format!("netsh/{name}.txt"), &netsh::render_text(&netsh::render_apply(&table, &policy)));
+        check(
+            &format!("netsh/{name}.txt"),
+            &netsh::render_text(&netsh::render_apply(&table, &policy)),
+        );
     }
-    check("netsh/remove.txt", &netsh::render_text(&netsh::render_remove(&table)));
+    check(
+        "netsh/remove.txt",
+        &netsh::render_text(&netsh::render_remove(&table)),
+    );
 }
 
 #[test]
 fn wfp_golden() {
     for (name, policy) in sample_policies() {
-        check(&format!("wfp/{name}.txt"), &wfp::render_text(&wfp::filters(&policy)));
+        check(
+            &format!("wfp/{name}.txt"),
+            &wfp::render_text(&wfp::filters(&policy)),
+        );
     }
 }

@@ -60,16 +60,32 @@ fn is_dhcp_ports(local: u16, remote: u16) -> bool {
 fn check_pf(p: &Policy) -> Result<(), TestCaseError> {
     let text = pf::render_anchor(&TableName::default(), p);
     for s in &p.servers {
-        prop_assert!(pf::permits_tcp(&text, s), "server {} not permitted:\n{}", s, text);
+        prop_assert!(
+            pf::permits_tcp(&text, s),
+            "server {} not permitted:\n{}",
+            s,
+            text
+        );
     }
     let rules: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     prop_assert_eq!(rules.last().copied(), Some("block drop quick all"));
     for line in &rules[..rules.len() - 1] {
-        prop_assert!(line.starts_with("pass "), "non-pass rule before the end: {}", line);
-        prop_assert!(line.contains(" quick "), "pass rule without quick: {}", line);
+        prop_assert!(
+            line.starts_with("pass "),
+            "non-pass rule before the end: {}",
+            line
+        );
+        prop_assert!(
+            line.contains(" quick "),
+            "pass rule without quick: {}",
+            line
+        );
         let restricted_to_any = line.contains("on lo0")
             || line.contains("icmp6-type { 133, 134, 135, 136 }")
-            || (line.contains("proto udp") && ["port 67 ", "port 68 ", "port 546 ", "port 547 "].iter().any(|w| line.contains(w)));
+            || (line.contains("proto udp")
+                && ["port 67 ", "port 68 ", "port 546 ", "port 547 "]
+                    .iter()
+                    .any(|w| line.contains(w)));
         if line.contains(" to any") && !restricted_to_any {
             prop_assert!(false, "rule permits any destination: {}", line);
         }
@@ -84,15 +100,25 @@ fn check_pf(p: &Policy) -> Result<(), TestCaseError> {
 }
 
 fn word<'a>(cmd: &'a [String], key: &str) -> Option<&'a str> {
-    cmd.iter().find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    cmd.iter()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
 fn check_netsh(p: &Policy) -> Result<(), TestCaseError> {
     let table = TableName::default();
     let names = netsh::Names::new(&table);
     let cmds = netsh::render_apply(&table, p);
-    let filters: Vec<&Vec<String>> = cmds.iter().filter(|c| c.get(3).map(String::as_str) == Some("add") && c.get(4).map(String::as_str) == Some("filter")).collect();
-    let permits: Vec<&&Vec<String>> = filters.iter().filter(|c| word(c, "filterlist") == Some(names.permit_list.as_str())).collect();
+    let filters: Vec<&Vec<String>> = cmds
+        .iter()
+        .filter(|c| {
+            c.get(3).map(String::as_str) == Some("add")
+                && c.get(4).map(String::as_str) == Some("filter")
+        })
+        .collect();
+    let permits: Vec<&&Vec<String>> = filters
+        .iter()
+        .filter(|c| word(c, "filterlist") == Some(names.permit_list.as_str()))
+        .collect();
     for s in &p.servers {
         let ok = permits.iter().any(|c| {
             netsh::dst_addr(c) == Some(s.ip())
@@ -103,22 +129,41 @@ fn check_netsh(p: &Policy) -> Result<(), TestCaseError> {
     }
     // The block list holds exactly the block-all filter, linked to the block action,
     // and the policy is assigned last.
-    let blocks: Vec<&&Vec<String>> = filters.iter().filter(|c| word(c, "filterlist") == Some(names.block_list.as_str())).collect();
+    let blocks: Vec<&&Vec<String>> = filters
+        .iter()
+        .filter(|c| word(c, "filterlist") == Some(names.block_list.as_str()))
+        .collect();
     prop_assert_eq!(blocks.len(), 1);
     prop_assert_eq!(word(blocks[0], "dstaddr"), Some("any"));
     prop_assert_eq!(word(blocks[0], "protocol"), Some("ANY"));
-    prop_assert!(cmds.iter().any(|c| c.get(4).map(String::as_str) == Some("rule")
-        && word(c, "filterlist") == Some(names.block_list.as_str())
-        && word(c, "filteraction") == Some(names.block_action.as_str())));
-    prop_assert_eq!(cmds.last().map(|c| netsh::command_line(c)), Some(format!("netsh ipsec static set policy name=\"{}\" assign=y", names.policy)));
+    prop_assert!(cmds
+        .iter()
+        .any(|c| c.get(4).map(String::as_str) == Some("rule")
+            && word(c, "filterlist") == Some(names.block_list.as_str())
+            && word(c, "filteraction") == Some(names.block_action.as_str())));
+    prop_assert_eq!(
+        cmds.last().map(|c| netsh::command_line(c)),
+        Some(format!(
+            "netsh ipsec static set policy name=\"{}\" assign=y",
+            names.policy
+        ))
+    );
     for c in permits {
         if word(c, "dstaddr") == Some("any") {
             match word(c, "protocol") {
                 Some("UDP") => {
                     let port = |k| word(c, k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
-                    prop_assert!(is_dhcp_ports(port("srcport"), port("dstport")), "udp to any: {:?}", c);
+                    prop_assert!(
+                        is_dhcp_ports(port("srcport"), port("dstport")),
+                        "udp to any: {:?}",
+                        c
+                    );
                 }
-                _ => prop_assert!(has_zero_net(p, Family::V4) || has_zero_net(p, Family::V6), "permits any: {:?}", c),
+                _ => prop_assert!(
+                    has_zero_net(p, Family::V4) || has_zero_net(p, Family::V6),
+                    "permits any: {:?}",
+                    c
+                ),
             }
         }
     }
@@ -138,23 +183,36 @@ fn check_wfp(p: &Policy) -> Result<(), TestCaseError> {
     }
     for layer in Layer::ALL {
         let in_layer: Vec<&wfp::FilterSpec> = fs.iter().filter(|f| f.layer == layer).collect();
-        let block = in_layer.iter().find(|f| f.action == Action::Block && f.conditions.is_empty());
+        let block = in_layer
+            .iter()
+            .find(|f| f.action == Action::Block && f.conditions.is_empty());
         prop_assert!(block.is_some(), "no block-all at {}", layer.name());
         let bw = block.map(|b| b.weight).unwrap_or(u8::MAX);
-        prop_assert!(in_layer.iter().filter(|f| f.action == Action::Permit).all(|f| f.weight > bw));
+        prop_assert!(in_layer
+            .iter()
+            .filter(|f| f.action == Action::Permit)
+            .all(|f| f.weight > bw));
     }
     for f in fs.iter().filter(|f| f.action == Action::Permit) {
         match f.remote_net() {
-            Some(n) if n.prefix_len() == 0 => prop_assert!(has_zero_net(p, f.layer.family()), "unrequested /0: {:?}", f),
+            Some(n) if n.prefix_len() == 0 => {
+                prop_assert!(has_zero_net(p, f.layer.family()), "unrequested /0: {:?}", f)
+            }
             Some(_) => {}
             None => {
                 let c = &f.conditions;
                 let loopback = c == &vec![Condition::Loopback];
                 let nd = c.contains(&Condition::Protocol(PROTO_ICMPV6))
-                    && c.iter().any(|x| matches!(x, Condition::IcmpType(t) if ICMPV6_ND_TYPES.contains(t)));
+                    && c.iter().any(
+                        |x| matches!(x, Condition::IcmpType(t) if ICMPV6_ND_TYPES.contains(t)),
+                    );
                 let dhcp = c.contains(&Condition::Protocol(PROTO_UDP))
                     && c.iter().any(|x| matches!(x, Condition::LocalPort(l) if c.iter().any(|y| matches!(y, Condition::RemotePort(r) if is_dhcp_ports(*l, *r)))));
-                prop_assert!(loopback || nd || dhcp, "permit without a destination: {:?}", f);
+                prop_assert!(
+                    loopback || nd || dhcp,
+                    "permit without a destination: {:?}",
+                    f
+                );
             }
         }
     }

@@ -21,7 +21,9 @@ pub struct NetshIpsec {
 impl NetshIpsec {
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cfg!(windows) || !cmd::exists("netsh.exe") {
-            return Err(FirewallError::Unsupported("`netsh.exe` is not available (Windows only)".into()));
+            return Err(FirewallError::Unsupported(
+                "`netsh.exe` is not available (Windows only)".into(),
+            ));
         }
         Ok(NetshIpsec { table })
     }
@@ -64,7 +66,10 @@ impl Firewall for NetshIpsec {
     }
 
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
-        Ok(render::render_text(&render::render_apply(&self.table, policy)))
+        Ok(render::render_text(&render::render_apply(
+            &self.table,
+            policy,
+        )))
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
@@ -91,13 +96,23 @@ impl Firewall for NetshIpsec {
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
         let n = Names::new(&self.table);
-        let policy = run(&netsh_words(&["show", "policy", &format!("name={}", n.policy), "level=verbose"]))?;
+        let policy = run(&netsh_words(&[
+            "show",
+            "policy",
+            &format!("name={}", n.policy),
+            "level=verbose",
+        ]))?;
         if failed(&policy) || not_found(&policy.stdout) {
             return Ok(None);
         }
         let mut text = normalize(&policy.stdout);
         for list in [&n.permit_list, &n.block_list] {
-            let out = run(&netsh_words(&["show", "filterlist", &format!("name={list}"), "level=verbose"]))?;
+            let out = run(&netsh_words(&[
+                "show",
+                "filterlist",
+                &format!("name={list}"),
+                "level=verbose",
+            ]))?;
             text.push_str(&normalize(&out.stdout));
         }
         Ok(Some(digest::inspection(text)))
@@ -105,7 +120,11 @@ impl Firewall for NetshIpsec {
 }
 
 fn netsh_words(words: &[&str]) -> Vec<String> {
-    ["netsh", "ipsec", "static"].iter().chain(words).map(|w| w.to_string()).collect()
+    ["netsh", "ipsec", "static"]
+        .iter()
+        .chain(words)
+        .map(|w| w.to_string())
+        .collect()
 }
 
 /// What one netsh run printed.
@@ -133,10 +152,16 @@ fn run(argv: &[String]) -> Result<Output, FirewallError> {
     let out = command
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| FirewallError::Io { context: format!("running {program}"), source: e })?;
+        .map_err(|e| FirewallError::Io {
+            context: format!("running {program}"),
+            source: e,
+        })?;
     let mut stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     stdout.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok(Output { success: out.status.success(), stdout })
+    Ok(Output {
+        success: out.status.success(),
+        stdout,
+    })
 }
 
 /// netsh sometimes exits 0 after printing an error, so the text is checked too.
@@ -146,7 +171,11 @@ pub fn failed(out: &Output) -> bool {
 
 /// True when netsh printed an error line (`ERR[05072] ...`, `Error ...`).
 pub fn has_error_line(text: &str) -> bool {
-    text.lines().map(str::trim_start).any(|l| l.starts_with("ERR") || l.starts_with("Error") || l.starts_with("The following command was not found"))
+    text.lines().map(str::trim_start).any(|l| {
+        l.starts_with("ERR")
+            || l.starts_with("Error")
+            || l.starts_with("The following command was not found")
+    })
 }
 
 /// True when the error is only that the object does not exist.
@@ -156,7 +185,11 @@ pub fn not_found(text: &str) -> bool {
 }
 
 fn describe(c: &[String], out: &Output) -> String {
-    format!("`{}` failed: {}", render::command_line(c), out.stdout.trim())
+    format!(
+        "`{}` failed: {}",
+        render::command_line(c),
+        out.stdout.trim()
+    )
 }
 
 /// Drops the lines that change without a change of rules (modification times).
@@ -175,14 +208,24 @@ pub fn domain_policy(text: &str) -> Option<String> {
     let mut name = None;
     let mut overriding = false;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let key = key.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
         let value = value.trim();
         if key == "ad ipsec policy name" || key == "ad policy name" {
             if !value.is_empty() && !value.eq_ignore_ascii_case("none") {
                 name = Some(value.to_string());
             }
-        } else if key.starts_with("local ipsec policy assigned") && value.to_ascii_lowercase().contains("ad policy is overriding") {
+        } else if key.starts_with("local ipsec policy assigned")
+            && value
+                .to_ascii_lowercase()
+                .contains("ad policy is overriding")
+        {
             overriding = true;
         }
     }
@@ -219,7 +262,10 @@ Local IPsec Policy Assigned: No
 
     #[test]
     fn detects_domain_policy() {
-        assert_eq!(domain_policy(DOMAIN).as_deref(), Some("Corp Server Isolation"));
+        assert_eq!(
+            domain_policy(DOMAIN).as_deref(),
+            Some("Corp Server Isolation")
+        );
         assert_eq!(domain_policy(LOCAL), None);
         assert_eq!(domain_policy(""), None);
         let only_flag = "Local IPsec Policy Assigned: Yes, but AD Policy is Overriding\n";
@@ -228,16 +274,29 @@ Local IPsec Policy Assigned: No
 
     #[test]
     fn error_detection() {
-        assert!(has_error_line("ERR[05072] : Policy with name \"Cordon Quarantine\" does not exist.\n"));
-        assert!(not_found("ERR[05072] : Policy with name \"Cordon Quarantine\" does not exist.\n"));
+        assert!(has_error_line(
+            "ERR[05072] : Policy with name \"Cordon Quarantine\" does not exist.\n"
+        ));
+        assert!(not_found(
+            "ERR[05072] : Policy with name \"Cordon Quarantine\" does not exist.\n"
+        ));
         assert!(!has_error_line("Ok.\n"));
-        assert!(failed(&Output { success: false, stdout: String::new() }));
-        assert!(!failed(&Output { success: true, stdout: String::new() }));
+        assert!(failed(&Output {
+            success: false,
+            stdout: String::new()
+        }));
+        assert!(!failed(&Output {
+            success: true,
+            stdout: String::new()
+        }));
     }
 
     #[test]
     fn normalize_drops_times() {
         let t = "Policy Name : Cordon Quarantine  \nLast Modified : 5/1/2026 10:00:01 AM\n\nAssigned : YES\n";
-        assert_eq!(normalize(t), "Policy Name : Cordon Quarantine\nAssigned : YES\n");
+        assert_eq!(
+            normalize(t),
+            "Policy Name : Cordon Quarantine\nAssigned : YES\n"
+        );
     }
 }

@@ -26,7 +26,9 @@ pub struct Wfp {
 impl Wfp {
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cfg!(windows) {
-            return Err(FirewallError::Unsupported("the Windows Filtering Platform exists only on Windows".into()));
+            return Err(FirewallError::Unsupported(
+                "the Windows Filtering Platform exists only on Windows".into(),
+            ));
         }
         Ok(Wfp { table })
     }
@@ -105,7 +107,15 @@ pub fn listing(mut filters: Vec<ListedFilter>) -> Option<String> {
     Some(
         filters
             .iter()
-            .map(|f| format!("{} {} w={} {}\n", f.layer, if f.permit { "permit" } else { "block" }, f.weight, f.name))
+            .map(|f| {
+                format!(
+                    "{} {} w={} {}\n",
+                    f.layer,
+                    if f.permit { "permit" } else { "block" },
+                    f.weight,
+                    f.name
+                )
+            })
             .collect(),
     )
 }
@@ -132,18 +142,25 @@ mod tests {
 
     #[test]
     fn listing_is_order_independent() {
-        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .build();
         let fs = wfp::filters(&p);
         let mut rev = fs.clone();
         rev.reverse();
         assert_eq!(expected_listing(&fs), expected_listing(&rev));
-        assert!(expected_listing(&fs).unwrap().contains("ALE_AUTH_CONNECT_V4 permit w=10 Cordon: tcp to 192.0.2.1:8443"));
+        assert!(expected_listing(&fs)
+            .unwrap()
+            .contains("ALE_AUTH_CONNECT_V4 permit w=10 Cordon: tcp to 192.0.2.1:8443"));
         assert_eq!(listing(Vec::new()), None);
     }
 
     #[cfg(not(windows))]
     #[test]
     fn not_available_off_windows() {
-        assert!(matches!(Wfp::probe(TableName::default()), Err(FirewallError::Unsupported(_))));
+        assert!(matches!(
+            Wfp::probe(TableName::default()),
+            Err(FirewallError::Unsupported(_))
+        ));
     }
 }

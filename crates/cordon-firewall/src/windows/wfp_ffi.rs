@@ -9,11 +9,14 @@ use std::ffi::c_void;
 use std::net::IpAddr;
 use std::ptr::{null, null_mut};
 
-use cordon_policy::render::wfp::{Action, Condition, FilterSpec, Layer};
 use cordon_policy::model::Family;
+use cordon_policy::render::wfp::{Action, Condition, FilterSpec, Layer};
 use ipnet::IpNet;
 use windows_sys::core::{GUID, PWSTR};
-use windows_sys::Win32::Foundation::{FWP_E_ALREADY_EXISTS, FWP_E_FILTER_NOT_FOUND, FWP_E_PROVIDER_NOT_FOUND, FWP_E_SUBLAYER_NOT_FOUND, HANDLE};
+use windows_sys::Win32::Foundation::{
+    FWP_E_ALREADY_EXISTS, FWP_E_FILTER_NOT_FOUND, FWP_E_PROVIDER_NOT_FOUND,
+    FWP_E_SUBLAYER_NOT_FOUND, HANDLE,
+};
 use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::*;
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_DEFAULT;
 
@@ -39,8 +42,12 @@ fn layer_key(layer: Layer) -> GUID {
 fn check(what: &str, rc: u32) -> Result<(), FirewallError> {
     match rc {
         0 => Ok(()),
-        ACCESS_DENIED => Err(FirewallError::NotPermitted(format!("{what}: access denied (run as administrator)"))),
-        other => Err(FirewallError::Rejected(format!("{what} failed with 0x{other:08x}"))),
+        ACCESS_DENIED => Err(FirewallError::NotPermitted(format!(
+            "{what}: access denied (run as administrator)"
+        ))),
+        other => Err(FirewallError::Rejected(format!(
+            "{what} failed with 0x{other:08x}"
+        ))),
     }
 }
 
@@ -56,18 +63,33 @@ impl Engine {
     fn open() -> Result<Self, FirewallError> {
         let mut handle: HANDLE = null_mut();
         // SAFETY: all pointers are null (defaults) or point to our local handle.
-        let rc = unsafe { FwpmEngineOpen0(null(), RPC_C_AUTHN_DEFAULT as u32, null(), null(), &mut handle) };
+        let rc = unsafe {
+            FwpmEngineOpen0(
+                null(),
+                RPC_C_AUTHN_DEFAULT as u32,
+                null(),
+                null(),
+                &mut handle,
+            )
+        };
         check("FwpmEngineOpen0", rc)?;
         Ok(Engine(handle))
     }
 
     /// Runs `body` inside one transaction: commit on success, abort on error.
-    fn transaction(&self, body: impl FnOnce(&Engine) -> Result<(), FirewallError>) -> Result<(), FirewallError> {
+    fn transaction(
+        &self,
+        body: impl FnOnce(&Engine) -> Result<(), FirewallError>,
+    ) -> Result<(), FirewallError> {
         // SAFETY: the handle is open for the lifetime of self.
-        check("FwpmTransactionBegin0", unsafe { FwpmTransactionBegin0(self.0, 0) })?;
+        check("FwpmTransactionBegin0", unsafe {
+            FwpmTransactionBegin0(self.0, 0)
+        })?;
         match body(self) {
             // SAFETY: as above; a transaction is open.
-            Ok(()) => check("FwpmTransactionCommit0", unsafe { FwpmTransactionCommit0(self.0) }),
+            Ok(()) => check("FwpmTransactionCommit0", unsafe {
+                FwpmTransactionCommit0(self.0)
+            }),
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { FwpmTransactionAbort0(self.0) };
@@ -152,7 +174,9 @@ fn enum_ours(e: &Engine, layer: Layer) -> Result<Vec<(u64, ListedFilter)>, Firew
     template.actionMask = 0xffff_ffff;
     let mut enum_handle: HANDLE = null_mut();
     // SAFETY: template and provider live until the call returns.
-    check("FwpmFilterCreateEnumHandle0", unsafe { FwpmFilterCreateEnumHandle0(e.0, &template, &mut enum_handle) })?;
+    check("FwpmFilterCreateEnumHandle0", unsafe {
+        FwpmFilterCreateEnumHandle0(e.0, &template, &mut enum_handle)
+    })?;
     let mut out = Vec::new();
     let result = loop {
         let mut entries: *mut *mut FWPM_FILTER0 = null_mut();
@@ -207,7 +231,12 @@ fn describe(layer: Layer, f: &FWPM_FILTER0) -> ListedFilter {
     } else {
         u8::MAX
     };
-    ListedFilter { layer: layer.name().to_string(), permit: f.action.r#type == FWP_ACTION_PERMIT, weight, name }
+    ListedFilter {
+        layer: layer.name().to_string(),
+        permit: f.action.r#type == FWP_ACTION_PERMIT,
+        weight,
+        name,
+    }
 }
 
 fn add_provider_and_sublayer(e: &Engine) -> Result<(), FirewallError> {
@@ -262,7 +291,10 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
             match (net, net.addr()) {
                 (IpNet::V4(n), IpAddr::V4(a)) => {
                     // WFP takes IPv4 addresses and masks in host byte order.
-                    let mut b = Box::new(FWP_V4_ADDR_AND_MASK { addr: u32::from(a), mask: u32::from(n.netmask()) });
+                    let mut b = Box::new(FWP_V4_ADDR_AND_MASK {
+                        addr: u32::from(a),
+                        mask: u32::from(n.netmask()),
+                    });
                     v.r#type = FWP_V4_ADDR_MASK;
                     v.Anonymous.v4AddrMask = &mut *b;
                     store.v4.push(b);
@@ -272,7 +304,10 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
                         IpAddr::V6(a6) => a6.octets(),
                         IpAddr::V4(a4) => a4.to_ipv6_mapped().octets(),
                     };
-                    let mut b = Box::new(FWP_V6_ADDR_AND_MASK { addr: octets, prefixLength: net.prefix_len() });
+                    let mut b = Box::new(FWP_V6_ADDR_AND_MASK {
+                        addr: octets,
+                        prefixLength: net.prefix_len(),
+                    });
                     v.r#type = FWP_V6_ADDR_MASK;
                     v.Anonymous.v6AddrMask = &mut *b;
                     store.v6.push(b);
@@ -312,7 +347,11 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
 
 fn add_filter(e: &Engine, spec: &FilterSpec) -> Result<(), FirewallError> {
     let mut store = Storage::default();
-    let mut conditions: Vec<FWPM_FILTER_CONDITION0> = spec.conditions.iter().map(|c| condition(c, &mut store)).collect();
+    let mut conditions: Vec<FWPM_FILTER_CONDITION0> = spec
+        .conditions
+        .iter()
+        .map(|c| condition(c, &mut store))
+        .collect();
     let mut name: Vec<u16> = wide(&spec.name);
     let mut provider_key = PROVIDER;
     // SAFETY: all-zero is a valid FWPM_FILTER0 (no conditions, null pointers).
@@ -325,7 +364,11 @@ fn add_filter(e: &Engine, spec: &FilterSpec) -> Result<(), FirewallError> {
     f.weight.r#type = FWP_UINT8;
     f.weight.Anonymous.uint8 = spec.weight;
     f.numFilterConditions = conditions.len() as u32;
-    f.filterCondition = if conditions.is_empty() { null_mut() } else { conditions.as_mut_ptr() };
+    f.filterCondition = if conditions.is_empty() {
+        null_mut()
+    } else {
+        conditions.as_mut_ptr()
+    };
     f.action.r#type = match spec.action {
         Action::Permit => FWP_ACTION_PERMIT,
         Action::Block => FWP_ACTION_BLOCK,

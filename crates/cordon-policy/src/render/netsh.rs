@@ -66,7 +66,11 @@ impl Names {
 pub type Command = Vec<String>;
 
 fn netsh(words: &[&str]) -> Command {
-    let mut argv = vec!["netsh".to_string(), "ipsec".to_string(), "static".to_string()];
+    let mut argv = vec![
+        "netsh".to_string(),
+        "ipsec".to_string(),
+        "static".to_string(),
+    ];
     argv.extend(words.iter().map(|w| w.to_string()));
     argv
 }
@@ -89,11 +93,26 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         ]),
         netsh(&["add", "filterlist", &kv("name", &n.permit_list)]),
         netsh(&["add", "filterlist", &kv("name", &n.block_list)]),
-        netsh(&["add", "filteraction", &kv("name", &n.permit_action), "action=permit"]),
-        netsh(&["add", "filteraction", &kv("name", &n.block_action), "action=block"]),
+        netsh(&[
+            "add",
+            "filteraction",
+            &kv("name", &n.permit_action),
+            "action=permit",
+        ]),
+        netsh(&[
+            "add",
+            "filteraction",
+            &kv("name", &n.block_action),
+            "action=block",
+        ]),
     ];
     let permit = |dst: Vec<String>, proto: &str, src_port: u16, dst_port: u16, what: &str| {
-        let mut argv = netsh(&["add", "filter", &kv("filterlist", &n.permit_list), "srcaddr=me"]);
+        let mut argv = netsh(&[
+            "add",
+            "filter",
+            &kv("filterlist", &n.permit_list),
+            "srcaddr=me",
+        ]);
         argv.extend(dst);
         argv.push(kv("protocol", proto));
         if proto == "TCP" || proto == "UDP" {
@@ -106,10 +125,22 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
     };
     for family in Family::BOTH {
         for d in policy.tcp_destinations(family) {
-            cmds.push(permit(dst_words(&IpNet::from(d.ip())), "TCP", 0, d.port(), "allowed tcp destination"));
+            cmds.push(permit(
+                dst_words(&IpNet::from(d.ip())),
+                "TCP",
+                0,
+                d.port(),
+                "allowed tcp destination",
+            ));
         }
         for d in policy.udp_destinations(family) {
-            cmds.push(permit(dst_words(&IpNet::from(d.ip())), "UDP", 0, d.port(), "allowed udp destination"));
+            cmds.push(permit(
+                dst_words(&IpNet::from(d.ip())),
+                "UDP",
+                0,
+                d.port(),
+                "allowed udp destination",
+            ));
         }
         for net in policy.open_networks(family) {
             cmds.push(permit(dst_words(&net), "ANY", 0, 0, "allowed network"));
@@ -117,13 +148,25 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
     }
     if policy.dhcp {
         for ((client, server), what) in [(DHCP4_PORTS, "dhcp v4"), (DHCP6_PORTS, "dhcp v6")] {
-            cmds.push(permit(vec!["dstaddr=any".to_string()], "UDP", client, server, what));
+            cmds.push(permit(
+                vec!["dstaddr=any".to_string()],
+                "UDP",
+                client,
+                server,
+                what,
+            ));
         }
     }
     for nd in ND_NETWORKS {
         // The constants are valid networks; a parse failure would only drop this filter.
         if let Ok(net) = nd.parse::<IpNet>() {
-            cmds.push(permit(dst_words(&net), &PROTO_ICMPV6.to_string(), 0, 0, "icmpv6 neighbour discovery"));
+            cmds.push(permit(
+                dst_words(&net),
+                &PROTO_ICMPV6.to_string(),
+                0,
+                0,
+                "icmpv6 neighbour discovery",
+            ));
         }
     }
     cmds.push(netsh(&[
@@ -152,7 +195,12 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         &kv("filterlist", &n.block_list),
         &kv("filteraction", &n.block_action),
     ]));
-    cmds.push(netsh(&["set", "policy", &kv("name", &n.policy), "assign=y"]));
+    cmds.push(netsh(&[
+        "set",
+        "policy",
+        &kv("name", &n.policy),
+        "assign=y",
+    ]));
     cmds
 }
 
@@ -181,7 +229,10 @@ fn dst_words(net: &IpNet) -> Vec<String> {
         return vec![kv("dstaddr", &net.addr().to_string())];
     }
     match net {
-        IpNet::V4(n) => vec![kv("dstaddr", &n.network().to_string()), kv("dstmask", &n.prefix_len().to_string())],
+        IpNet::V4(n) => vec![
+            kv("dstaddr", &n.network().to_string()),
+            kv("dstmask", &n.prefix_len().to_string()),
+        ],
         IpNet::V6(n) => vec![kv("dstaddr", &format!("{}-{}", n.network(), n.broadcast()))],
     }
 }
@@ -189,7 +240,9 @@ fn dst_words(net: &IpNet) -> Vec<String> {
 /// Quotes one `key=value` word the way netsh reads it: `key="value with spaces"`.
 pub fn quote_word(word: &str) -> String {
     match word.split_once('=') {
-        Some((k, v)) if v.contains(|c: char| c.is_whitespace() || c == ';' || c == '"') || v.is_empty() => {
+        Some((k, v))
+            if v.contains(|c: char| c.is_whitespace() || c == ';' || c == '"') || v.is_empty() =>
+        {
             format!("{k}=\"{}\"", v.replace('"', ""))
         }
         _ => word.to_string(),
@@ -198,7 +251,10 @@ pub fn quote_word(word: &str) -> String {
 
 /// The command line for one command, as a person would type it.
 pub fn command_line(cmd: &[String]) -> String {
-    cmd.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ")
+    cmd.iter()
+        .map(|w| quote_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Every command as one command line per line, for `--dry-run` and golden files.
@@ -208,7 +264,9 @@ pub fn render_text(cmds: &[Command]) -> String {
 
 /// The address a `dstaddr=` word names, when it is one address (tests and inspection).
 pub fn dst_addr(cmd: &[String]) -> Option<IpAddr> {
-    cmd.iter().find_map(|w| w.strip_prefix("dstaddr=")).and_then(|v| v.parse().ok())
+    cmd.iter()
+        .find_map(|w| w.strip_prefix("dstaddr="))
+        .and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]
@@ -217,32 +275,56 @@ mod tests {
 
     #[test]
     fn names_for_default_and_other_tables() {
-        assert_eq!(Names::new(&TableName::default()).policy, "Cordon Quarantine");
-        assert_eq!(Names::new(&TableName::new("lab").unwrap()).policy, "Cordon Quarantine lab");
+        assert_eq!(
+            Names::new(&TableName::default()).policy,
+            "Cordon Quarantine"
+        );
+        assert_eq!(
+            Names::new(&TableName::new("lab").unwrap()).policy,
+            "Cordon Quarantine lab"
+        );
     }
 
     #[test]
     fn quotes_values_with_spaces_only() {
-        assert_eq!(quote_word("name=Cordon Quarantine"), "name=\"Cordon Quarantine\"");
+        assert_eq!(
+            quote_word("name=Cordon Quarantine"),
+            "name=\"Cordon Quarantine\""
+        );
         assert_eq!(quote_word("assign=y"), "assign=y");
         assert_eq!(quote_word("ipsec"), "ipsec");
     }
 
     #[test]
     fn destinations_per_shape() {
-        assert_eq!(dst_words(&"192.0.2.1/32".parse().unwrap()), vec!["dstaddr=192.0.2.1"]);
-        assert_eq!(dst_words(&"198.51.100.0/24".parse().unwrap()), vec!["dstaddr=198.51.100.0", "dstmask=24"]);
-        assert_eq!(dst_words(&"2001:db8::/32".parse().unwrap()), vec!["dstaddr=2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"]);
+        assert_eq!(
+            dst_words(&"192.0.2.1/32".parse().unwrap()),
+            vec!["dstaddr=192.0.2.1"]
+        );
+        assert_eq!(
+            dst_words(&"198.51.100.0/24".parse().unwrap()),
+            vec!["dstaddr=198.51.100.0", "dstmask=24"]
+        );
+        assert_eq!(
+            dst_words(&"2001:db8::/32".parse().unwrap()),
+            vec!["dstaddr=2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"]
+        );
         assert_eq!(dst_words(&"::/0".parse().unwrap()), vec!["dstaddr=any"]);
     }
 
     #[test]
     fn apply_ends_with_assign_and_blocks_all() {
-        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .build();
         let cmds = render_apply(&TableName::default(), &p);
         let text = render_text(&cmds);
-        assert!(text.ends_with("netsh ipsec static set policy name=\"Cordon Quarantine\" assign=y\n"));
-        assert!(text.contains("srcaddr=me dstaddr=192.0.2.1 protocol=TCP srcport=0 dstport=8443 mirrored=yes"));
+        assert!(
+            text.ends_with("netsh ipsec static set policy name=\"Cordon Quarantine\" assign=y\n")
+        );
+        assert!(text.contains(
+            "srcaddr=me dstaddr=192.0.2.1 protocol=TCP srcport=0 dstport=8443 mirrored=yes"
+        ));
         assert!(text.contains("srcaddr=me dstaddr=any protocol=ANY mirrored=yes"));
     }
 }

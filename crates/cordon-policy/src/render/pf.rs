@@ -20,7 +20,10 @@ pub const LOOPBACK_IF: &str = "lo0";
 /// The anchor text for `pfctl -a <table> -f -`.
 pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# Cordon quarantine, anchor \"{table}\" (generated; edits are reported as tampering)");
+    let _ = writeln!(
+        o,
+        "# Cordon quarantine, anchor \"{table}\" (generated; edits are reported as tampering)"
+    );
     // Writing to a String cannot fail; results are ignored for that reason throughout.
     let _ = writeln!(o, "pass quick on {LOOPBACK_IF} all no state");
     for family in Family::BOTH {
@@ -28,10 +31,20 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
         for d in policy.tcp_destinations(family) {
             // `flags any` lets pf pick up a connection to an allowed peer that was open
             // before the anchor loaded (its state may have been created by another rule).
-            let _ = writeln!(o, "pass out quick {af} proto tcp from any to {} port {} flags any keep state", d.ip(), d.port());
+            let _ = writeln!(
+                o,
+                "pass out quick {af} proto tcp from any to {} port {} flags any keep state",
+                d.ip(),
+                d.port()
+            );
         }
         for d in policy.udp_destinations(family) {
-            let _ = writeln!(o, "pass out quick {af} proto udp from any to {} port {} keep state", d.ip(), d.port());
+            let _ = writeln!(
+                o,
+                "pass out quick {af} proto udp from any to {} port {} keep state",
+                d.ip(),
+                d.port()
+            );
         }
         for n in policy.open_networks(family) {
             let _ = writeln!(o, "pass out quick {af} from any to {n} keep state");
@@ -43,7 +56,11 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
         }
     }
     let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
-    let _ = writeln!(o, "pass quick inet6 proto icmp6 from any to any icmp6-type {{ {} }} no state", types.join(", "));
+    let _ = writeln!(
+        o,
+        "pass quick inet6 proto icmp6 from any to any icmp6-type {{ {} }} no state",
+        types.join(", ")
+    );
     o.push_str("block drop quick all\n");
     o
 }
@@ -115,9 +132,13 @@ mod tests {
         let text = render_anchor(&TableName::default(), &sample());
         assert_eq!(text.lines().last(), Some("block drop quick all"));
         assert!(permits_tcp(&text, &"192.0.2.1:8443".parse().unwrap()));
-        assert!(permits_tcp(&text, &"[2001:db8:c0::1]:8443".parse().unwrap()));
+        assert!(permits_tcp(
+            &text,
+            &"[2001:db8:c0::1]:8443".parse().unwrap()
+        ));
         assert!(!permits_tcp(&text, &"192.0.2.1:22".parse().unwrap()));
-        assert!(text.contains("pass out quick inet proto udp from any to 192.0.2.53 port 53 keep state"));
+        assert!(text
+            .contains("pass out quick inet proto udp from any to 192.0.2.53 port 53 keep state"));
     }
 
     #[test]

@@ -128,7 +128,13 @@ pub struct FilterSpec {
 
 impl FilterSpec {
     fn permit(layer: Layer, name: String, conditions: Vec<Condition>) -> Self {
-        FilterSpec { name, layer, action: Action::Permit, weight: PERMIT_WEIGHT, conditions }
+        FilterSpec {
+            name,
+            layer,
+            action: Action::Permit,
+            weight: PERMIT_WEIGHT,
+            conditions,
+        }
     }
 
     /// The remote network this filter is limited to, if any.
@@ -152,7 +158,11 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
             Family::V6 => "v6",
         };
         for layer in [connect, accept] {
-            out.push(FilterSpec::permit(layer, format!("Cordon: loopback {fam}"), vec![Condition::Loopback]));
+            out.push(FilterSpec::permit(
+                layer,
+                format!("Cordon: loopback {fam}"),
+                vec![Condition::Loopback],
+            ));
         }
         for d in policy.tcp_destinations(family) {
             out.push(FilterSpec::permit(
@@ -177,18 +187,33 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
             ));
         }
         for n in policy.open_networks(family) {
-            out.push(FilterSpec::permit(connect, format!("Cordon: any to {n}"), vec![Condition::RemoteAddr(n)]));
+            out.push(FilterSpec::permit(
+                connect,
+                format!("Cordon: any to {n}"),
+                vec![Condition::RemoteAddr(n)],
+            ));
         }
         if policy.dhcp {
             let (client, server) = match family {
                 Family::V4 => DHCP4_PORTS,
                 Family::V6 => DHCP6_PORTS,
             };
-            let conds =
-                vec![Condition::Protocol(PROTO_UDP), Condition::LocalPort(client), Condition::RemotePort(server)];
-            out.push(FilterSpec::permit(connect, format!("Cordon: dhcp {fam} out"), conds.clone()));
+            let conds = vec![
+                Condition::Protocol(PROTO_UDP),
+                Condition::LocalPort(client),
+                Condition::RemotePort(server),
+            ];
+            out.push(FilterSpec::permit(
+                connect,
+                format!("Cordon: dhcp {fam} out"),
+                conds.clone(),
+            ));
             // Offers and acks often come as broadcasts, which match no outbound flow.
-            out.push(FilterSpec::permit(accept, format!("Cordon: dhcp {fam} in"), conds));
+            out.push(FilterSpec::permit(
+                accept,
+                format!("Cordon: dhcp {fam} in"),
+                conds,
+            ));
         }
         if family == Family::V6 {
             for layer in [connect, accept] {
@@ -223,9 +248,19 @@ pub fn render_text(filters: &[FilterSpec]) -> String {
             Action::Block => "block ",
         };
         let conds: Vec<String> = f.conditions.iter().map(|c| c.to_string()).collect();
-        let conds = if conds.is_empty() { "(all)".to_string() } else { conds.join(" ") };
+        let conds = if conds.is_empty() {
+            "(all)".to_string()
+        } else {
+            conds.join(" ")
+        };
         // Writing to a String cannot fail.
-        let _ = writeln!(o, "{:<24} {action} w={:<2} {conds}  # {}", f.layer.name(), f.weight, f.name);
+        let _ = writeln!(
+            o,
+            "{:<24} {action} w={:<2} {conds}  # {}",
+            f.layer.name(),
+            f.weight,
+            f.name
+        );
     }
     o
 }
@@ -236,23 +271,36 @@ mod tests {
 
     #[test]
     fn every_layer_ends_with_a_lower_weight_block() {
-        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).dhcp(true).build();
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .dhcp(true)
+            .build();
         let fs = filters(&p);
         for layer in Layer::ALL {
-            let block = fs.iter().find(|f| f.layer == layer && f.action == Action::Block).unwrap();
+            let block = fs
+                .iter()
+                .find(|f| f.layer == layer && f.action == Action::Block)
+                .unwrap();
             assert!(block.conditions.is_empty());
-            assert!(fs.iter().filter(|f| f.layer == layer && f.action == Action::Permit).all(|f| f.weight > block.weight));
+            assert!(fs
+                .iter()
+                .filter(|f| f.layer == layer && f.action == Action::Permit)
+                .all(|f| f.weight > block.weight));
         }
     }
 
     #[test]
     fn server_is_permitted_at_connect() {
-        let p = Policy::builder().server("[2001:db8:c0::1]:8443".parse().unwrap()).build();
+        let p = Policy::builder()
+            .server("[2001:db8:c0::1]:8443".parse().unwrap())
+            .build();
         let fs = filters(&p);
-        assert!(fs.iter().any(|f| f.layer == Layer::AleAuthConnect(Family::V6)
-            && f.action == Action::Permit
-            && f.conditions.contains(&Condition::RemotePort(8443))
-            && f.remote_net() == Some("2001:db8:c0::1/128".parse().unwrap())));
+        assert!(fs
+            .iter()
+            .any(|f| f.layer == Layer::AleAuthConnect(Family::V6)
+                && f.action == Action::Permit
+                && f.conditions.contains(&Condition::RemotePort(8443))
+                && f.remote_net() == Some("2001:db8:c0::1/128".parse().unwrap())));
         // No DHCP without the flag.
         assert!(!render_text(&fs).contains("dhcp"));
     }
