@@ -319,3 +319,57 @@ fn apply_is_fast() {
     // bench apply`.
     assert!(median < Duration::from_millis(50), "median apply {median:?}");
 }
+
+/// Drops CAP_NET_ADMIN from the calling thread only (capabilities are per thread), so the
+/// kernel's EPERM path can be tested as root without touching anything else.
+fn drop_net_admin_in_this_thread() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut hdr = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and a two-element data array, as capget/capset version 3 expect.
+    unsafe {
+        assert_eq!(libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()), 0);
+        data[0].effective &= !(1 << CAP_NET_ADMIN);
+        data[0].permitted &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()), 0);
+    }
+}
+
+#[test]
+fn probe_without_cap_net_admin_is_not_permitted() {
+    let ns = Netns::new();
+    let err = ns.run(|| {
+        drop_net_admin_in_this_thread();
+        Netlink::probe(TableName::default()).err()
+    });
+    match err {
+        Some(FirewallError::NotPermitted(msg)) => {
+            eprintln!("without CAP_NET_ADMIN: {msg}");
+            assert!(msg.contains("root"), "{msg}");
+        }
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+}
+
+#[test]
+fn render_is_the_nft_text_with_a_note() {
+    let ns = Netns::new();
+    let text = ns.run(|| netlink().render(&lab_policy()).unwrap());
+    assert!(text.starts_with("# netlink backend"));
+    assert!(text.ends_with(&cordon_policy::render::nft::render_apply(&TableName::default(), &lab_policy())));
+    // The rendered text is valid nft input.
+    ns.nft_file(&text);
+}

@@ -122,8 +122,18 @@ mod imp {
 
     pub fn probe() -> Result<Conn, FirewallError> {
         let mut s = open()?;
-        s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, "asking nf_tables for its generation", None))?;
-        Ok(Some(s))
+        match s.request(NFT_MSG_GETGEN, 0, &[]) {
+            Ok(_) => Ok(Some(s)),
+            // Any refusal other than "not permitted" means nf_tables cannot serve us here
+            // (a kernel without nf_tables answers EINVAL or EOPNOTSUPP for its subsystem).
+            Err(NlError::Kernel(e)) if e.errno != libc::EPERM && e.errno != libc::EACCES => {
+                Err(FirewallError::Unsupported(format!(
+                    "nf_tables did not answer over netlink ({}); is the nf_tables module available? (modprobe nf_tables)",
+                    std::io::Error::from_raw_os_error(e.errno)
+                )))
+            }
+            Err(e) => Err(map_err(e, "asking nf_tables for its generation", None)),
+        }
     }
 
     /// Runs `f` on the connection, opening it if needed. After any error the socket is
@@ -156,46 +166,50 @@ mod imp {
 
     pub fn inspect(s: &mut Socket, table: &TableName) -> Result<Option<Inspection>, FirewallError> {
         let ctx = "reading back the quarantine table";
-        let t = table.as_str();
         // The dumps are separate requests; if the ruleset changed in between (generation
-        // moved), the listing could mix two states, so read again.
+        // moved, or a set vanished between listing sets and reading its elements), the
+        // listing could mix two states, so read again.
         let mut last = None;
         for _ in 0..5 {
             let before = generation(s)?;
-            let table_dump = match s.request(NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
-                Ok(d) => d,
-                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
-                Err(e) => return Err(map_err(e, ctx, None)),
-            };
-            let dump = |s: &mut Socket, msg, attrs: &[(u16, &str)]| {
-                s.request(msg, NLM_F_DUMP, &str_attrs(attrs)).map_err(|e| map_err(e, ctx, None))
-            };
-            let chains = dump(s, NFT_MSG_GETCHAIN, &[(NFTA_CHAIN_TABLE, t)])?;
-            let sets = dump(s, NFT_MSG_GETSET, &[(NFTA_SET_TABLE, t)])?;
-            let mut elements = Vec::new();
-            let set_msgs = decode::data_msgs(&sets).map_err(|e| decode_err(e, ctx))?;
-            for m in set_msgs {
-                let info = decode::set(&m).map_err(|e| decode_err(e, ctx))?;
-                if info.table != t {
-                    continue;
+            match read_once(s, table.as_str()) {
+                Ok(None) => return Ok(None),
+                Ok(Some(listing)) => {
+                    if generation(s)? == before {
+                        return Ok(Some(digest::inspection(listing)));
+                    }
+                    last = Some(listing);
                 }
-                elements.extend(dump(
-                    s,
-                    NFT_MSG_GETSETELEM,
-                    &[(NFTA_SET_ELEM_LIST_TABLE, t), (NFTA_SET_ELEM_LIST_SET, &info.name)],
-                )?);
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
             }
-            let rules = dump(s, NFT_MSG_GETRULE, &[(NFTA_RULE_TABLE, t)])?;
-            let after = generation(s)?;
-            let dumps = decode::Dumps { table: table_dump, chains, sets, elements, rules };
-            let listing = decode::listing(t, &dumps).map_err(|e| decode_err(e, ctx))?;
-            if before == after {
-                return Ok(Some(digest::inspection(listing)));
-            }
-            last = Some(listing);
         }
         // The ruleset keeps changing under us; report the last reading rather than fail.
         Ok(last.map(digest::inspection))
+    }
+
+    /// One reading of table `t`: `None` when it does not exist.
+    fn read_once(s: &mut Socket, t: &str) -> Result<Option<String>, NlError> {
+        let table_dump = match s.request(NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
+            Ok(d) => d,
+            Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // The kernel filters rule and set dumps by table; chains are filtered in the decoder.
+        let chains = s.request(NFT_MSG_GETCHAIN, NLM_F_DUMP, &str_attrs(&[(NFTA_CHAIN_TABLE, t)]))?;
+        let sets = s.request(NFT_MSG_GETSET, NLM_F_DUMP, &str_attrs(&[(NFTA_SET_TABLE, t)]))?;
+        let mut elements = Vec::new();
+        for m in decode::data_msgs(&sets)? {
+            let info = decode::set(&m)?;
+            if info.table != t {
+                continue;
+            }
+            let attrs = str_attrs(&[(NFTA_SET_ELEM_LIST_TABLE, t), (NFTA_SET_ELEM_LIST_SET, &info.name)]);
+            elements.extend(s.request(NFT_MSG_GETSETELEM, NLM_F_DUMP, &attrs)?);
+        }
+        let rules = s.request(NFT_MSG_GETRULE, NLM_F_DUMP, &str_attrs(&[(NFTA_RULE_TABLE, t)]))?;
+        let dumps = decode::Dumps { table: table_dump, chains, sets, elements, rules };
+        Ok(Some(decode::listing(t, &dumps)?))
     }
 
     pub fn generation(s: &mut Socket) -> Result<u32, FirewallError> {
