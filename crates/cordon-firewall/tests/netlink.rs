@@ -373,3 +373,27 @@ fn render_is_the_nft_text_with_a_note() {
     // The rendered text is valid nft input.
     ns.nft_file(&text);
 }
+
+#[test]
+fn large_allow_lists_are_split_and_equal_nft() {
+    // 8000 IPv6 exceptions: a batch of about 300 KB, past the default socket send buffer
+    // and split over several element messages.
+    let mut b = Policy::builder().server(sa("192.0.2.1:8443")).dhcp(true);
+    for i in 0..8000u32 {
+        let addr = std::net::Ipv6Addr::from((0x2001_0db8u128 << 96) | u128::from(i) << 16 | 1);
+        b = b.allow_tcp(SocketAddr::new(IpAddr::V6(addr), 443));
+    }
+    let policy = b.build();
+    let (a, c) = (Netns::new(), Netns::new());
+    let (bytes, da) = a.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        (nl.encode_apply(&policy).len(), nl.inspect().unwrap().unwrap().digest)
+    });
+    assert!(bytes > 256 * 1024, "batch is only {bytes} bytes");
+    let dc = c.run(|| {
+        NftCli::probe(TableName::default()).unwrap().apply(&policy).unwrap();
+        netlink().inspect().unwrap().unwrap().digest
+    });
+    assert_eq!(da, dc, "netlink and nft -f built different tables for a large policy");
+}
