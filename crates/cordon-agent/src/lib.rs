@@ -1,0 +1,1 @@
+//! Cordon agent (in progress).

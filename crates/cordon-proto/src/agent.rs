@@ -1,0 +1,85 @@
+//! What the server wants an agent to enforce, and what the agent reports back.
+
+use serde::{Deserialize, Serialize};
+
+/// The desired quarantine state of one host. `revision` grows with every change the
+/// server makes for that host; agents remember the last one they applied.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DesiredState {
+    pub revision: i64,
+    pub quarantined: bool,
+    /// Extra allowed destinations (`--allow` specs) while quarantined.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Message shown to logged-in users when the quarantine starts.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Who asked for this state (token name, or `system`).
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// RFC 3339; when passed the server releases the host.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// What the agent found on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Quarantine rules in force and matching what was applied.
+    Isolated,
+    /// No Cordon rules in force.
+    Released,
+    /// Rules were found missing or altered (the report says what); the agent repairs.
+    Tampered,
+    /// The desired state could not be applied (`error` says why).
+    Failed,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Isolated => "isolated",
+            AgentState::Released => "released",
+            AgentState::Tampered => "tampered",
+            AgentState::Failed => "failed",
+        }
+    }
+}
+
+/// `POST /v1/agent/status` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusReport {
+    #[serde(default = "crate::agent::default_version")]
+    pub version: u32,
+    /// Revision of the desired state this report describes.
+    pub applied_revision: i64,
+    pub state: AgentState,
+    #[serde(default)]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Machine-readable error kind (`verification_failed`, `not_permitted`, ...).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Human-readable detail: the error message, or what tampering was found.
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+}
+
+pub(crate) fn default_version() -> u32 {
+    crate::PROTO_VERSION
+}

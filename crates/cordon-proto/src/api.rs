@@ -1,0 +1,245 @@
+//! REST API bodies (`/v1/...`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::DesiredState;
+
+/// Every error response: `{error, detail}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Stable machine-readable code (`unauthorized`, `forbidden`, `not_found`, `invalid_input`, ...).
+    pub error: String,
+    pub detail: String,
+}
+
+/// The server's view of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    Normal,
+    QuarantinePending,
+    Quarantined,
+    ReleasePending,
+    Failed,
+    Tampered,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Normal => "normal",
+            HostState::QuarantinePending => "quarantine_pending",
+            HostState::Quarantined => "quarantined",
+            HostState::ReleasePending => "release_pending",
+            HostState::Failed => "failed",
+            HostState::Tampered => "tampered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HostState> {
+        Some(match s {
+            "normal" => HostState::Normal,
+            "quarantine_pending" => HostState::QuarantinePending,
+            "quarantined" => HostState::Quarantined,
+            "release_pending" => HostState::ReleasePending,
+            "failed" => HostState::Failed,
+            "tampered" => HostState::Tampered,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Host {
+    pub id: String,
+    pub hostname: String,
+    pub os: Option<String>,
+    pub addresses: Vec<String>,
+    pub labels: Vec<String>,
+    pub agent_version: Option<String>,
+    /// RFC 3339, last request from the agent.
+    pub last_seen: Option<String>,
+    pub enrolled_at: String,
+    pub desired: DesiredState,
+    pub state: HostState,
+    /// Why the state is `failed` or `tampered`.
+    pub state_reason: Option<String>,
+    /// Since when the current state holds (for "pending for 3 h").
+    pub state_since: String,
+    pub applied_revision: i64,
+    pub digest: Option<String>,
+    pub backend: Option<String>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostList {
+    pub hosts: Vec<Host>,
+}
+
+/// Body of quarantine / release. Targets: `hosts` (ids or hostnames), or `label`, or a
+/// single host from the URL path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActionRequest {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Required: why.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Extra allowed destinations (quarantine only).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// At most 256 characters (quarantine only).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// RFC 3339 time at which the server releases (quarantine only).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActionResult {
+    pub host_id: String,
+    pub hostname: String,
+    pub state: HostState,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActionResponse {
+    pub action: String,
+    pub results: Vec<ActionResult>,
+}
+
+/// Adds/removes labels; adding or removing `Quarantine` quarantines/releases and then
+/// needs `comment`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LabelsRequest {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokeRequest {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditRecord {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    /// `quarantine`, `release`, `applied`, `tampered`, `failed`, `enroll`, `revoke`, `label`, `token_create`, ...
+    pub action: String,
+    pub host_id: Option<String>,
+    pub comment: Option<String>,
+    /// `ok`, `pending`, `error`, ...
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditList {
+    pub records: Vec<AuditRecord>,
+}
+
+/// Roles of API tokens, each including the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read hosts and audit.
+    Viewer,
+    /// Also quarantine, release, label.
+    Responder,
+    /// Also tokens, enrollment, revocation.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Responder => "responder",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "viewer" => Role::Viewer,
+            "responder" => Role::Responder,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenCreateRequest {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A created API token; `token` is shown only here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenCreated {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrollTokenRequest {
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Lifetime in seconds (default 24 h).
+    #[serde(default)]
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrollTokenCreated {
+    pub token: String,
+    pub labels: Vec<String>,
+    pub expires_at: String,
+}

@@ -1,0 +1,29 @@
+//! Enrollment: an agent trades a one-time token and a CSR for a client certificate.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/enroll` body (server-authenticated TLS, no client certificate yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrollRequest {
+    pub token: String,
+    /// PKCS#10 request, PEM. Its subject is ignored: the server names the host.
+    pub csr_pem: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrollResponse {
+    pub host_id: String,
+    /// Client certificate (PEM) whose common name is `host_id`.
+    pub cert_pem: String,
+    /// The CA that signs server and client certificates (PEM).
+    pub ca_pem: String,
+}

@@ -1,0 +1,23 @@
+//! Wire types shared by the Cordon agent, server and API clients (design §5).
+//!
+//! Everything here is plain serde data with no I/O. Fields only ever get added (with
+//! `#[serde(default)]`), so an older agent keeps working against a newer server;
+//! [`PROTO_VERSION`] is bumped when a change is not compatible.
+
+pub mod agent;
+pub mod api;
+pub mod enroll;
+pub mod time_fmt;
+
+pub use agent::{AgentState, DesiredState, StatusReport};
+pub use api::*;
+pub use enroll::{EnrollRequest, EnrollResponse};
+
+/// Version of this protocol; sent by agents in every report.
+pub const PROTO_VERSION: u32 = 1;
+
+/// The label the server keeps on exactly the hosts desired quarantined.
+pub const QUARANTINE_LABEL: &str = "Quarantine";
+
+/// Longest user message accepted (design §4: cut to 256 characters).
+pub const MAX_MESSAGE_CHARS: usize = 256;

@@ -1,0 +1,31 @@
+//! Background release of quarantines whose `expires_at` passed, audited as `system`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::Hub;
+use crate::store::Store;
+use crate::timefmt::now_ms;
+use crate::SYSTEM_ACTOR;
+
+/// One sweep: releases every expired quarantine and wakes the agents concerned.
+pub async fn sweep(store: &Store, hub: &Hub) -> Result<Vec<String>, crate::StoreError> {
+    let released = store.release_expired(SYSTEM_ACTOR, now_ms()).await?;
+    for id in &released {
+        tracing::info!(host = %id, "quarantine expired: released");
+    }
+    hub.notify_all(&released);
+    Ok(released)
+}
+
+/// Runs [`sweep`] every `every` until the task is dropped.
+pub async fn run(store: Arc<Store>, hub: Arc<Hub>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&store, &hub).await {
+            tracing::warn!(error = %e, "expiry sweep failed; retrying");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The server's certificate authority (rcgen): created by `cordon server init`, signs the
+//! server certificate and, at enrollment, one client certificate per host whose common
+//! name is the host id.
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+pub const CA_CERT: &str = "ca.pem";
+pub const CA_KEY: &str = "ca.key";
+pub const SERVER_CERT: &str = "server.pem";
+pub const SERVER_KEY: &str = "server.key";
+
+const CA_CN: &str = "Cordon CA";
+/// Client certificates are valid this long; revocation is by host id, checked per request.
+const CLIENT_CERT_DAYS: i64 = 5 * 365;
+
+#[derive(Debug, Error)]
+pub enum PkiError {
+    #[error("{0}")]
+    Io(String),
+    #[error("certificate: {0}")]
+    Cert(String),
+    #[error("{0}")]
+    Exists(String),
+}
+
+impl From<rcgen::Error> for PkiError {
+    fn from(e: rcgen::Error) -> Self {
+        PkiError::Cert(e.to_string())
+    }
+}
+
+/// A loaded CA able to sign client certificates.
+pub struct Ca {
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    /// Re-created from the stored PEM with the stored key, so signatures chain to it.
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").field("fingerprint", &self.fingerprint()).finish()
+    }
+}
+
+/// What `init` created.
+#[derive(Debug, Clone)]
+pub struct InitOutcome {
+    pub ca_fingerprint: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// SHA-256 of a DER certificate, lowercase hex.
+pub fn fingerprint_der(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// Accepts `AB:CD:...`, `sha256:abcd...`, any case; returns bare lowercase hex.
+pub fn normalize_fingerprint(s: &str) -> String {
+    let s = s.trim();
+    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
+    s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_lowercase()
+}
+
+/// Writes `content` to `path` readable by the owner only.
+pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The file may have existed with wider permissions.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| PkiError::Io(format!("cannot chmod {}: {e}", path.display())))?;
+    }
+    f.write_all(content.as_bytes()).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
+    f.sync_all().map_err(|e| PkiError::Io(format!("cannot sync {}: {e}", path.display())))
+}
+
+fn write_public(path: &Path, content: &str) -> Result<(), PkiError> {
+    fs::write(path, content).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
+fn read(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days);
+}
+
+/// Creates the CA and the server certificate in `dir` (SANs: `names` and `ips`). Refuses
+/// to overwrite an existing CA key.
+pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome, PkiError> {
+    fs::create_dir_all(dir).map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let ca_key_path = dir.join(CA_KEY);
+    if ca_key_path.exists() {
+        return Err(PkiError::Exists(format!(
+            "{} already exists: this data directory is initialised (remove it to start over)",
+            ca_key_path.display()
+        )));
+    }
+    if names.is_empty() && ips.is_empty() {
+        return Err(PkiError::Cert("give the server's --name and/or --ip".into()));
+    }
+
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, CA_CN);
+    ca_params.distinguished_name = dn;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    validity(&mut ca_params, 20 * 365);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+
+    let server_key = KeyPair::generate()?;
+    let mut sp = CertificateParams::new(names.to_vec())?;
+    for ip in ips {
+        sp.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    let mut sdn = DistinguishedName::new();
+    sdn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "cordon-server".into()));
+    sp.distinguished_name = sdn;
+    sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    sp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    validity(&mut sp, 5 * 365);
+    let server_cert = sp.signed_by(&server_key, &ca_cert, &ca_key)?;
+
+    let files = vec![dir.join(CA_CERT), ca_key_path.clone(), dir.join(SERVER_CERT), dir.join(SERVER_KEY)];
+    write_public(&files[0], &ca_cert.pem())?;
+    write_private(&files[1], &ca_key.serialize_pem())?;
+    write_public(&files[2], &server_cert.pem())?;
+    write_private(&files[3], &server_key.serialize_pem())?;
+    Ok(InitOutcome { ca_fingerprint: fingerprint_der(ca_cert.der()), files })
+}
+
+impl Ca {
+    pub fn load(dir: &Path) -> Result<Ca, PkiError> {
+        let cert_pem = read(&dir.join(CA_CERT))?;
+        let key = KeyPair::from_pem(&read(&dir.join(CA_KEY))?)?;
+        let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .next()
+            .ok_or_else(|| PkiError::Cert(format!("{} holds no certificate", dir.join(CA_CERT).display())))?
+            .map_err(|e| PkiError::Cert(e.to_string()))?;
+        let params = CertificateParams::from_ca_cert_pem(&cert_pem)?;
+        let cert = params.self_signed(&key)?;
+        Ok(Ca { cert_pem, cert_der: der.to_vec(), cert, key })
+    }
+
+    pub fn fingerprint(&self) -> String {
+        fingerprint_der(&self.cert_der)
+    }
+
+    /// Signs `csr_pem` as the client certificate of `host_id` (its common name). The
+    /// subject and extensions asked for in the CSR are ignored.
+    pub fn sign_client(&self, csr_pem: &str, host_id: &str) -> Result<String, PkiError> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| PkiError::Cert(format!("bad certificate signing request: {e}")))?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, host_id);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, CLIENT_CERT_DAYS);
+        csr.params = params;
+        let cert = csr.signed_by(&self.cert, &self.key)?;
+        Ok(cert.pem())
+    }
+}
+
+/// The common name of a DER certificate (the host id for client certificates).
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}

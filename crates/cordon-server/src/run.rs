@@ -1,0 +1,96 @@
+//! `cordon server init|token create|run`: the operations behind the CLI, usable from tests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cordon_proto::{EnrollTokenCreated, Role, TokenCreated};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::pki::{self, Ca, PkiError};
+use crate::store::{Store, StoreError};
+use crate::{router, AppState};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// `sqlite://DATA/cordon.db` unless a URL is given.
+pub fn db_url(data_dir: &Path, db: Option<&str>) -> String {
+    match db {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", data_dir.join("cordon.db").display()),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InitResult {
+    pub ca_fingerprint: String,
+    pub admin: TokenCreated,
+    pub files: Vec<PathBuf>,
+}
+
+/// Creates the CA, the server certificate, the database and a bootstrap admin token.
+pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -> Result<InitResult, RunError> {
+    let out = pki::init(data_dir, names, ips)?;
+    let store = Store::connect(db).await?;
+    let admin = store.create_api_token("cordon server init", "admin", Role::Admin).await?;
+    Ok(InitResult { ca_fingerprint: out.ca_fingerprint, admin, files: out.files })
+}
+
+pub async fn create_enroll_token(db: &str, labels: &[String], ttl_secs: i64) -> Result<EnrollTokenCreated, RunError> {
+    let store = Store::connect(db).await?;
+    Ok(store.create_enroll_token("cordon server token create", labels, ttl_secs).await?)
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub listen: SocketAddr,
+    pub db: String,
+    pub data_dir: PathBuf,
+    pub expiry_every: Duration,
+    pub max_wait: Duration,
+}
+
+/// A started server: its address, state, and tasks (dropping aborts nothing; call
+/// [`Running::stop`]).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds, starts serving and the expiry task, and returns at once.
+pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
+    let store = Arc::new(Store::connect(&cfg.db).await?);
+    let ca = Arc::new(Ca::load(&cfg.data_dir)?);
+    let tls = crate::tls::server_config(&cfg.data_dir)?;
+    let mut state = AppState::new(store.clone(), Some(ca));
+    state.max_wait = cfg.max_wait;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| RunError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
+    let app = router(state.clone());
+    let serve = tokio::spawn(crate::tls::serve(listener, tls, app));
+    let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
+    tracing::info!(%addr, "cordon server listening");
+    Ok(Running { addr, state, tasks: vec![serve, expiry] })
+}

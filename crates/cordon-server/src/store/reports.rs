@@ -1,0 +1,101 @@
+//! Agent status reports: move the host's reported state and audit transitions.
+
+use cordon_proto::{AgentState, HostState, StatusReport};
+
+use super::audit::{append, NewAudit};
+use super::hosts::load_tx;
+use super::{to_json_list, Store, StoreError};
+use crate::timefmt::now_ms;
+
+/// The host state a report implies, given the desired state it answers.
+fn next_state(desired_quarantined: bool, desired_rev: i64, r: &StatusReport, current: HostState) -> HostState {
+    match r.state {
+        // Tampering and failures are reported whatever revision they concern.
+        AgentState::Tampered => HostState::Tampered,
+        AgentState::Failed if r.applied_revision >= desired_rev => HostState::Failed,
+        _ if r.applied_revision < desired_rev => current,
+        AgentState::Isolated if desired_quarantined => HostState::Quarantined,
+        AgentState::Released if !desired_quarantined => HostState::Normal,
+        AgentState::Isolated => HostState::ReleasePending,
+        AgentState::Released => HostState::QuarantinePending,
+        AgentState::Failed => current,
+    }
+}
+
+impl Store {
+    /// Records a report from agent `host_id`. Returns the new host state.
+    pub async fn record_report(&self, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let host = load_tx(&mut tx, host_id).await?.ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
+        let now = now_ms();
+        let state = next_state(host.desired.quarantined, host.desired.revision, r, host.state);
+        let reason = match state {
+            HostState::Failed | HostState::Tampered => {
+                Some(r.detail.clone().or_else(|| r.error.clone()).unwrap_or_else(|| state.as_str().to_string()))
+            }
+            _ => None,
+        };
+        let changed = state != host.state;
+        let applied = r.applied_revision.min(host.desired.revision);
+        sqlx::query(
+            "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
+             hostname = COALESCE($5, hostname), os = COALESCE($6, os), addresses = $7, agent_version = COALESCE($8, agent_version), \
+             state = $9, state_reason = $10, state_since = $11 WHERE id = $12",
+        )
+        .bind(now)
+        .bind(applied)
+        .bind(r.digest.clone())
+        .bind(r.backend.clone())
+        .bind(r.hostname.clone())
+        .bind(r.os.clone())
+        .bind(if r.addresses.is_empty() { to_json_list(&host.addresses) } else { to_json_list(&r.addresses) })
+        .bind(r.agent_version.clone())
+        .bind(state.as_str().to_string())
+        .bind(reason.clone())
+        .bind(if changed { now } else { super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now) })
+        .bind(host_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if changed {
+            let actor = format!("agent:{}", host.hostname);
+            let (action, result) = match state {
+                HostState::Quarantined => ("quarantine_confirmed", "ok"),
+                HostState::Normal => ("release_confirmed", "ok"),
+                HostState::Tampered => ("tampered", "repairing"),
+                HostState::Failed => ("failed", "error"),
+                HostState::QuarantinePending | HostState::ReleasePending => ("state", "pending"),
+            };
+            let detail = match (&reason, &r.error) {
+                (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
+                (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
+                _ => format!("revision {}; digest {}", r.applied_revision, r.digest.as_deref().unwrap_or("-")),
+            };
+            append(
+                &mut tx,
+                &NewAudit {
+                    actor: &actor,
+                    action,
+                    host_id: Some(host_id),
+                    comment: None,
+                    result,
+                    detail: Some(&detail),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    /// Notes that the agent was heard from.
+    pub async fn touch(&self, host_id: &str) -> Result<(), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        sqlx::query("UPDATE hosts SET last_seen = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(host_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

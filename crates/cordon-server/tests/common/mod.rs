@@ -1,0 +1,125 @@
+//! Shared helpers: an in-process server (router + temp SQLite + temp CA) and requests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use cordon_proto::{EnrollRequest, EnrollResponse, Role};
+use cordon_server::auth::PeerIdentity;
+use cordon_server::pki::{self, Ca};
+use cordon_server::{router, AppState, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct Ctx {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub app: Router,
+    pub admin: String,
+    pub responder: String,
+    pub viewer: String,
+}
+
+impl Ctx {
+    pub async fn new() -> Ctx {
+        let dir = tempfile::tempdir().unwrap();
+        pki::init(dir.path(), &["cordon.test".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
+        let ca = Arc::new(Ca::load(dir.path()).unwrap());
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Arc::new(Store::connect(&url).await.unwrap());
+        let admin = store.create_api_token("test", "alice-admin", Role::Admin).await.unwrap().token;
+        let responder = store.create_api_token("test", "rita-responder", Role::Responder).await.unwrap().token;
+        let viewer = store.create_api_token("test", "victor-viewer", Role::Viewer).await.unwrap().token;
+        let mut state = AppState::new(store, Some(ca));
+        state.max_wait = std::time::Duration::from_secs(3);
+        let app = router(state.clone());
+        Ctx { dir, state, app, admin, responder, viewer }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        self.call_as(method, path, token, body, None).await
+    }
+
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        peer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self.raw(method, path, token, body, peer).await;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        peer: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let mut req = b.body(Body::from(body.unwrap_or("").to_string())).unwrap();
+        if let Some(p) = peer {
+            req.extensions_mut().insert(PeerIdentity(p.to_string()));
+        }
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    /// Enrolls a host through the API and returns its id.
+    pub async fn enroll(&self, hostname: &str, labels: &[&str]) -> String {
+        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        let tok = self.store().create_enroll_token("test", &labels, 3600).await.unwrap().token;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = rcgen::CertificateParams::new(vec![]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+        let req = EnrollRequest {
+            token: tok,
+            csr_pem: csr,
+            hostname: hostname.into(),
+            os: Some("linux".into()),
+            addresses: vec!["192.0.2.10".into()],
+            agent_version: Some("test".into()),
+        };
+        let (st, v) = self.call("POST", "/v1/enroll", None, Some(&serde_json::to_string(&req).unwrap())).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let resp: EnrollResponse = serde_json::from_value(v).unwrap();
+        resp.host_id
+    }
+
+    /// A fingerprint of the database: every host row and the audit count.
+    pub async fn snapshot(&self) -> String {
+        let hosts = self
+            .store()
+            .hosts(&cordon_server::store::HostFilter { include_revoked: true, ..Default::default() })
+            .await
+            .unwrap();
+        let n = self.store().audit_count().await.unwrap();
+        format!("{}|{n}", serde_json::to_string(&hosts).unwrap())
+    }
+
+    pub async fn audit_for(&self, host: &str) -> Vec<cordon_proto::AuditRecord> {
+        self.store()
+            .audit(&cordon_server::store::AuditFilter { host_id: Some(host.into()), ..Default::default() })
+            .await
+            .unwrap()
+    }
+}
