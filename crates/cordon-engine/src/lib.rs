@@ -297,6 +297,32 @@ impl Engine {
         })
     }
 
+    /// Break-glass release: removes this table's rules from every backend that can be
+    /// opened on this host, whatever the state file says (or if it is lost or corrupt),
+    /// then deletes the state file. Returns the backends that were cleaned.
+    pub fn release_everywhere(&self) -> Result<Vec<BackendKind>, EngineError> {
+        privilege::require_admin()?;
+        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let mut cleaned = Vec::new();
+        let mut errors = Vec::new();
+        for kind in cordon_firewall::platform_backends() {
+            match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
+                Ok(fw) => match fw.remove() {
+                    Ok(()) => cleaned.push(kind),
+                    Err(e) => errors.push(format!("{kind}: {e}")),
+                },
+                Err(FirewallError::Unsupported(_)) => {}
+                Err(e) => errors.push(format!("{kind}: {e}")),
+            }
+        }
+        state::delete(&self.state_dir, &self.table)?;
+        if errors.is_empty() {
+            Ok(cleaned)
+        } else {
+            Err(EngineError::Other(format!("forced release incomplete: {}", errors.join("; "))))
+        }
+    }
+
     /// Compares the kernel's rules with what was recorded at apply time.
     pub fn status(&self) -> Result<StatusReport, EngineError> {
         let stored = state::load(&self.state_dir, &self.table)?;

@@ -152,6 +152,11 @@ pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall
     }
 }
 
+/// Every backend that can exist on this OS, in `auto` preference order.
+pub fn platform_backends() -> Vec<BackendKind> {
+    auto_order()
+}
+
 fn auto_order() -> Vec<BackendKind> {
     if cfg!(target_os = "linux") {
         vec![BackendKind::Netlink, BackendKind::Nftables, BackendKind::Iptables]

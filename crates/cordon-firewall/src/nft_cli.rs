@@ -30,7 +30,15 @@ impl Firewall for NftCli {
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
-        cmd::run("nft", &["-f", "-"], Some(&nft::render_apply(&self.table, policy))).map(drop)
+        // Fast path for the usual first isolate; a table that exists already is replaced
+        // atomically by the add/delete/define batch.
+        match cmd::run("nft", &["-f", "-"], Some(&nft::render_create(&self.table, policy))) {
+            Ok(_) => Ok(()),
+            Err(FirewallError::Rejected(msg)) if msg.contains("File exists") => {
+                cmd::run("nft", &["-f", "-"], Some(&nft::render_apply(&self.table, policy))).map(drop)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn remove(&self) -> Result<(), FirewallError> {

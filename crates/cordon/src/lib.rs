@@ -1,6 +1,9 @@
 //! Library side of the `cordon` binary: the namespace test lab (also used by the
-//! integration tests) and the benchmarks.
+//! integration tests) and the benchmarks. Both need Linux network namespaces.
 
+#[cfg(target_os = "linux")]
 pub mod bench;
+#[cfg(target_os = "linux")]
 pub mod bench_apply;
+#[cfg(target_os = "linux")]
 pub mod lab;

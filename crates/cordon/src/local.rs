@@ -65,6 +65,10 @@ pub struct IsolateArgs {
 
 #[derive(Args, Debug)]
 pub struct ReleaseArgs {
+    /// Break glass: remove Cordon's rules from every firewall backend on this host, even
+    /// when the state file is missing or damaged.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -185,6 +189,20 @@ pub fn isolate(a: IsolateArgs) -> u8 {
 }
 
 pub fn release(a: ReleaseArgs) -> u8 {
+    if a.force {
+        return match engine(&a.common).release_everywhere() {
+            Ok(cleaned) => {
+                let names: Vec<String> = cleaned.iter().map(|k| k.to_string()).collect();
+                if a.common.json {
+                    print_json(&json!({"state": "released", "forced": true, "backends": names}));
+                } else {
+                    println!("released (forced; cleaned: {})", names.join(", "));
+                }
+                0
+            }
+            Err(e) => fail(&e, a.common.json),
+        };
+    }
     match engine(&a.common).release() {
         Ok(out) => {
             if a.common.json {

@@ -22,8 +22,10 @@ enum Command {
     /// Report whether this host is isolated, released, or tampered with.
     Status(local::StatusArgs),
     /// Throwaway network-namespace lab showing the leak matrix before, during and after.
+    #[cfg(target_os = "linux")]
     Lab(cordon::lab::cli::LabArgs),
     /// Benchmarks (apply latency against the Velociraptor command sequence).
+    #[cfg(target_os = "linux")]
     Bench(cordon::bench::BenchArgs),
 }
 
@@ -46,7 +48,9 @@ fn main() -> ExitCode {
         Command::Isolate(a) => local::isolate(a),
         Command::Release(a) => local::release(a),
         Command::Status(a) => local::status(a),
+        #[cfg(target_os = "linux")]
         Command::Lab(a) => cordon::lab::cli::run(a),
+        #[cfg(target_os = "linux")]
         Command::Bench(a) => cordon::bench::run(a),
     };
     ExitCode::from(code)

@@ -34,9 +34,21 @@ fn server_url() -> String {
     format!("tcp://{SERVER_NAME}:{SERVER_PORT}")
 }
 
+thread_local! {
+    /// Set by the netlink variants: run cordon with no `nft` (or any other tool) on PATH.
+    static HIDE_TOOLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn with_tools_hidden(f: impl FnOnce()) {
+    HIDE_TOOLS.with(|h| h.set(true));
+    f();
+    HIDE_TOOLS.with(|h| h.set(false));
+}
+
 /// Runs cordon in the endpoint and returns (exit code, stdout, stderr).
 fn cordon(lab: &Lab, args: &[&str]) -> (i32, String, String) {
-    let out = lab.cordon(args).unwrap();
+    let env: &[(&str, &str)] = if HIDE_TOOLS.with(|h| h.get()) { &[("PATH", "/nonexistent-cordon-test")] } else { &[] };
+    let out = lab.cordon_env(args, env).unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -297,6 +309,8 @@ macro_rules! for_backends {
     ($($test:ident),*) => {
         mod nftables { $( #[test] fn $test() { super::$test("nftables"); } )* }
         mod iptables { $( #[test] fn $test() { super::$test("iptables"); } )* }
+        /// The netlink backend with no `nft` binary reachable (PATH points nowhere).
+        mod netlink { $( #[test] fn $test() { super::with_tools_hidden(|| super::$test("netlink")); } )* }
     };
 }
 
@@ -318,6 +332,46 @@ fn status_without_quarantine_is_released_and_release_is_idempotent() {
     let (code, out, _) = cordon(&lab, &["release", "--state-dir", &sd]);
     assert_eq!(code, 0);
     assert!(out.contains("nothing"), "{out}");
+}
+
+#[test]
+fn auto_prefers_netlink_and_status_names_it() {
+    let lab = lab();
+    let state = StateDir::new();
+    isolate(&lab, "auto", &state, &[]);
+    assert_eq!(status_json(&lab, &state)["backend"], "netlink");
+}
+
+#[test]
+fn auto_falls_back_to_iptables_without_nft_and_netlink_unavailable_is_exit_2() {
+    // With tools hidden, an explicit nftables backend cannot work: exit 2, nothing changed.
+    let lab = lab();
+    let state = StateDir::new();
+    let before = lab.firewall_snapshot().unwrap();
+    with_tools_hidden(|| {
+        let sd = state.path();
+        let (code, _, err) = cordon(&lab, &["isolate", "--allow", "198.51.100.7", "--backend", "nftables", "--state-dir", &sd]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("nftables"), "error should name what to install: {err}");
+        let (code, _, err) = cordon(&lab, &["isolate", "--allow", "198.51.100.7", "--backend", "iptables", "--state-dir", &sd]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("iptables"), "{err}");
+    });
+    assert_eq!(lab.firewall_snapshot().unwrap(), before);
+}
+
+#[test]
+fn forced_release_cleans_up_without_state() {
+    let lab = lab();
+    let state = StateDir::new();
+    let before = lab.firewall_snapshot().unwrap();
+    isolate(&lab, "iptables", &state, &[]);
+    isolate(&lab, "nftables", &StateDir::new(), &[]);
+    std::fs::remove_dir_all(state.0.path()).unwrap();
+    let sd = state.path();
+    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before, "forced release left rules behind");
 }
 
 #[test]

@@ -37,6 +37,13 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> String {
     out
 }
 
+/// The batch for a first apply: `create` fails if our table already exists, in which
+/// case the caller falls back to [`render_apply`]. Worth it because deleting a table, even
+/// an empty one, makes the kernel wait for an RCU grace period (about 10 ms).
+pub fn render_create(table: &TableName, policy: &Policy) -> String {
+    format!("create table inet {}\n{}", table.as_str(), render_table(table, policy))
+}
+
 /// The batch that removes our table and nothing else.
 pub fn render_remove(table: &TableName) -> String {
     format!("delete table inet {}\n", table.as_str())

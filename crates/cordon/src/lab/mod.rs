@@ -243,16 +243,18 @@ impl Lab {
     }
 
     /// Like [`Lab::cordon`] with extra environment variables (e.g. a PATH without `nft`).
+    /// They are set by `env` inside the namespace, so `ip` itself is still found.
     pub fn cordon_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
-        let ns = self.ns(Host::Endpoint);
-        Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&self.cordon_bin)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running cordon {args:?} in {ns}"))
+        let bin = self.cordon_bin.to_string_lossy().to_string();
+        let assignments: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut argv: Vec<&str> = Vec::new();
+        if !assignments.is_empty() {
+            argv.push("/usr/bin/env");
+            argv.extend(assignments.iter().map(String::as_str));
+        }
+        argv.push(&bin);
+        argv.extend_from_slice(args);
+        self.exec(Host::Endpoint, &argv)
     }
 
     /// Runs a command inside a host's namespace and waits for it.
