@@ -67,10 +67,13 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     tasks: Vec<JoinHandle<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
+    /// Stops accepting, closes every open connection, stops the expiry task.
     pub fn stop(self) {
+        let _ = self.shutdown.send(true);
         for t in self.tasks {
             t.abort();
         }
@@ -89,8 +92,9 @@ pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
         .map_err(|e| RunError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
     let app = router(state.clone());
-    let serve = tokio::spawn(crate::tls::serve(listener, tls, app));
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let serve = tokio::spawn(crate::tls::serve(listener, tls, app, rx));
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
     tracing::info!(%addr, "cordon server listening");
-    Ok(Running { addr, state, tasks: vec![serve, expiry] })
+    Ok(Running { addr, state, tasks: vec![serve, expiry], shutdown })
 }

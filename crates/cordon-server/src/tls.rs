@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -61,11 +62,17 @@ pub fn server_config(data_dir: &Path) -> Result<Arc<ServerConfig>, PkiError> {
     Ok(Arc::new(cfg))
 }
 
-/// Accepts connections on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router) {
+/// Accepts connections on `listener` until `shutdown` turns true (or the task is
+/// dropped); open connections are closed at shutdown too.
+pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, shutdown: watch::Receiver<bool>) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut stop = shutdown.clone();
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|v| *v) => return,
+        };
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -77,7 +84,13 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router) {
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(async move { connection(acceptor, tcp, peer, app).await });
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection(acceptor, tcp, peer, app) => {}
+                _ = stop.wait_for(|v| *v) => {}
+            }
+        });
     }
 }
 

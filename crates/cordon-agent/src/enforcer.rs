@@ -1,0 +1,197 @@
+//! What the agent enforces with: the real engine, or an in-memory stand-in for tests and
+//! benchmarks that must not touch this machine's firewall.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cordon_engine::{Engine, EngineError, IsolateRequest, QuarantineState};
+use cordon_firewall::BackendChoice;
+use cordon_policy::{AllowSpec, TableName};
+use cordon_proto::DesiredState;
+
+/// Result of applying a quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub digest: Option<String>,
+    pub backend: Option<String>,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub state: QuarantineState,
+    pub digest: Option<String>,
+    pub backend: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforceError {
+    /// `EngineError::kind()` (`verification_failed`, `invalid_input`, ...).
+    pub kind: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for EnforceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+impl From<EngineError> for EnforceError {
+    fn from(e: EngineError) -> Self {
+        EnforceError { kind: e.kind().to_string(), detail: e.to_string() }
+    }
+}
+
+/// Blocking operations; the agent calls them on a blocking thread.
+pub trait Enforcer: Send + Sync + 'static {
+    /// Applies the quarantine `d` (names resolved now, server verified).
+    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError>;
+    /// Re-applies the recorded quarantine without resolving or verifying (boot, repair).
+    fn reapply(&self) -> Result<Applied, EnforceError>;
+    fn release(&self) -> Result<(), EnforceError>;
+    fn check(&self) -> Result<Check, EnforceError>;
+}
+
+/// The real thing: `cordon-engine` on this host's firewall.
+pub struct EngineEnforcer {
+    engine: Engine,
+    server: AllowSpec,
+}
+
+impl EngineEnforcer {
+    /// `server_url` is always allowed and is the verification target.
+    pub fn new(server_url: &str, table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
+        let invalid = |detail: String| EnforceError { kind: "invalid_input".into(), detail };
+        let server = AllowSpec::parse_server(server_url).map_err(|e| invalid(e.to_string()))?;
+        let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
+        let backend: BackendChoice = backend.parse().map_err(invalid)?;
+        Ok(EngineEnforcer { engine: Engine::new(table, state_dir, backend), server })
+    }
+
+    pub fn request(&self, d: &DesiredState) -> Result<IsolateRequest, EnforceError> {
+        let mut allow = Vec::with_capacity(d.allow.len());
+        for s in &d.allow {
+            allow.push(AllowSpec::parse(s).map_err(|e| EnforceError { kind: "invalid_input".into(), detail: e.to_string() })?);
+        }
+        Ok(IsolateRequest {
+            allow,
+            servers: vec![self.server.clone()],
+            message: d.message.clone(),
+            ..IsolateRequest::default()
+        })
+    }
+}
+
+impl Enforcer for EngineEnforcer {
+    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError> {
+        let out = self.engine.isolate(&self.request(d)?)?;
+        Ok(Applied { digest: Some(out.digest), backend: Some(out.backend.to_string()) })
+    }
+
+    fn reapply(&self) -> Result<Applied, EnforceError> {
+        let out = self.engine.reapply()?;
+        Ok(Applied { digest: Some(out.digest), backend: Some(out.backend.to_string()) })
+    }
+
+    fn release(&self) -> Result<(), EnforceError> {
+        self.engine.release()?;
+        Ok(())
+    }
+
+    fn check(&self) -> Result<Check, EnforceError> {
+        let r = self.engine.status()?;
+        Ok(Check {
+            state: r.state,
+            digest: r.actual_digest.or(r.expected_digest),
+            backend: r.backend.map(|b| b.to_string()),
+            reason: r.reason,
+        })
+    }
+}
+
+/// Keeps "rules" in memory. `tamper()` simulates someone deleting them.
+#[derive(Debug, Default)]
+pub struct MemoryEnforcer {
+    inner: Mutex<MemState>,
+}
+
+#[derive(Debug, Default)]
+struct MemState {
+    recorded: Option<DesiredState>,
+    in_force: bool,
+    applies: u64,
+}
+
+impl MemoryEnforcer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes the "rules" behind the agent's back.
+    pub fn tamper(&self) {
+        self.lock().in_force = false;
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.lock().in_force
+    }
+
+    /// How many times rules were (re)applied.
+    pub fn applies(&self) -> u64 {
+        self.lock().applies
+    }
+
+    fn digest(d: &DesiredState) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(d.allow.join(",").as_bytes()))
+    }
+}
+
+impl Enforcer for MemoryEnforcer {
+    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError> {
+        let mut s = self.lock();
+        s.recorded = Some(d.clone());
+        s.in_force = true;
+        s.applies += 1;
+        Ok(Applied { digest: Some(Self::digest(d)), backend: Some("memory".into()) })
+    }
+
+    fn reapply(&self) -> Result<Applied, EnforceError> {
+        let mut s = self.lock();
+        let Some(d) = s.recorded.clone() else {
+            return Err(EnforceError { kind: "invalid_input".into(), detail: "nothing to re-apply".into() });
+        };
+        s.in_force = true;
+        s.applies += 1;
+        Ok(Applied { digest: Some(Self::digest(&d)), backend: Some("memory".into()) })
+    }
+
+    fn release(&self) -> Result<(), EnforceError> {
+        let mut s = self.lock();
+        s.recorded = None;
+        s.in_force = false;
+        Ok(())
+    }
+
+    fn check(&self) -> Result<Check, EnforceError> {
+        let s = self.lock();
+        let (state, reason) = match (&s.recorded, s.in_force) {
+            (None, false) => (QuarantineState::Released, None),
+            (Some(_), true) => (QuarantineState::Isolated, None),
+            (Some(_), false) => (QuarantineState::Tampered, Some("quarantine rules are missing".to_string())),
+            (None, true) => (QuarantineState::Tampered, Some("rules present but none recorded".to_string())),
+        };
+        Ok(Check {
+            state,
+            digest: s.recorded.as_ref().map(Self::digest),
+            backend: Some("memory".into()),
+            reason,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! `cordon agent enroll`: fetch and pin the CA, send a CSR with the one-time token, store
+//! the client certificate and key (0600) and write the agent's config.
+
+use std::path::{Path, PathBuf};
+
+use cordon_proto::{EnrollRequest, EnrollResponse};
+
+use crate::tls::{fingerprint, normalize_fingerprint, parse_certs};
+use crate::{AgentConfig, AgentError, AGENT_VERSION};
+
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    pub server: String,
+    pub token: String,
+    /// Expected SHA-256 of the CA certificate; `None` trusts on first use.
+    pub ca_fingerprint: Option<String>,
+    /// Where certificate, key and CA go.
+    pub dir: PathBuf,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub config: AgentConfig,
+    pub ca_fingerprint: String,
+    /// True when no fingerprint was given and the CA was trusted on first use.
+    pub trusted_on_first_use: bool,
+}
+
+/// Downloads the CA over unverified TLS and checks its fingerprint.
+pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
+    let http = crate::client::http_client(crate::tls::unverified()?, Some(std::time::Duration::from_secs(15)))?;
+    let url = format!("{}/v1/ca", server.trim_end_matches('/'));
+    let resp = http.get(&url).send().await.map_err(|e| AgentError::Http(format!("cannot reach {url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
+    }
+    let pem = resp.text().await.map_err(|e| AgentError::Http(e.to_string()))?;
+    let certs = parse_certs(pem.as_bytes())?;
+    let fp = fingerprint(certs[0].as_ref());
+    if let Some(want) = expected {
+        if normalize_fingerprint(want) != fp {
+            return Err(AgentError::Enroll(format!(
+                "CA fingerprint mismatch: server sent {fp}, expected {}; not enrolling",
+                normalize_fingerprint(want)
+            )));
+        }
+    }
+    Ok((pem, fp))
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| AgentError::Io(format!("cannot chmod {}: {e}", path.display())))?;
+    }
+    f.write_all(content.as_bytes()).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
+pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
+    let server = opts.server.trim_end_matches('/').to_string();
+    let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref()).await?;
+    let key = rcgen::KeyPair::generate().map_err(|e| AgentError::Tls(e.to_string()))?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|p| p.serialize_request(&key))
+        .and_then(|c| c.pem())
+        .map_err(|e| AgentError::Tls(format!("cannot build CSR: {e}")))?;
+    let http = crate::client::http_client(
+        crate::tls::server_auth_only(ca_pem.as_bytes())?,
+        Some(std::time::Duration::from_secs(30)),
+    )?;
+    let req = EnrollRequest {
+        token: opts.token.trim().to_string(),
+        csr_pem: csr,
+        hostname: opts.hostname.clone(),
+        os: Some(std::env::consts::OS.to_string()),
+        addresses: vec![],
+        agent_version: Some(AGENT_VERSION.to_string()),
+    };
+    let resp = http
+        .post(format!("{server}/v1/enroll"))
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| AgentError::Http(format!("enrollment request failed: {e}")))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(AgentError::Enroll(format!("server refused enrollment ({status}): {body}")));
+    }
+    let out: EnrollResponse = resp.json().await.map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
+    std::fs::create_dir_all(&opts.dir).map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    let config = AgentConfig::new(&server, &out.host_id, &opts.dir);
+    write_private(&config.key, &key.serialize_pem())?;
+    write_private(&config.cert, &out.cert_pem)?;
+    std::fs::write(&config.ca, &ca_pem).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", config.ca.display())))?;
+    Ok(Enrolled { config, ca_fingerprint: fp, trusted_on_first_use: opts.ca_fingerprint.is_none() })
+}
