@@ -106,6 +106,15 @@ impl Batch {
         self.end_msg(m);
     }
 
+    /// NFT_MSG_NEWTABLE with NLM_F_EXCL: fails with EEXIST when the table exists, so a
+    /// first apply needs no delete (a delete costs an RCU grace period on socket close).
+    pub fn create_table(&mut self, table: &str) {
+        let m = self.begin(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+        put_str(&mut self.buf, NFTA_TABLE_NAME, table);
+        put_u32(&mut self.buf, NFTA_TABLE_FLAGS, 0);
+        self.end_msg(m);
+    }
+
     pub fn del_table(&mut self, table: &str) {
         let m = self.begin(NFT_MSG_DELTABLE, 0);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
@@ -393,11 +402,32 @@ pub fn apply_batch_then(
     ack: bool,
     extra: impl FnOnce(&mut Batch),
 ) -> EncodedBatch {
+    build_batch(table, policy, seq, ack, false, extra)
+}
+
+/// The batch for a first apply (`create table; table { … }`, like
+/// `cordon_policy::render::nft::render_create`): refused with EEXIST if our table exists.
+pub fn create_batch(table: &TableName, policy: &Policy, seq: u32, ack: bool) -> EncodedBatch {
+    build_batch(table, policy, seq, ack, true, |_| {})
+}
+
+fn build_batch(
+    table: &TableName,
+    policy: &Policy,
+    seq: u32,
+    ack: bool,
+    create_only: bool,
+    extra: impl FnOnce(&mut Batch),
+) -> EncodedBatch {
     let t = table.as_str();
     let mut b = Batch::new(seq, ack);
-    b.new_table(t);
-    b.del_table(t);
-    b.new_table(t);
+    if create_only {
+        b.create_table(t);
+    } else {
+        b.new_table(t);
+        b.del_table(t);
+        b.new_table(t);
+    }
     b.new_base_chain(t, "input", NF_INET_LOCAL_IN, CHAIN_PRIORITY);
     b.new_base_chain(t, "output", NF_INET_LOCAL_OUT, CHAIN_PRIORITY);
     b.new_base_chain(t, "forward", NF_INET_FORWARD, CHAIN_PRIORITY);

@@ -87,8 +87,16 @@ impl Firewall for Netlink {
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
-        let batch = encode::apply_batch(&self.table, policy, imp::next_seq(1 << 16), true);
-        imp::with(&self.conn, |c| imp::send_batch(c, &batch, "applying the quarantine table"))
+        // First apply: create without deleting anything (fast, and no RCU wait when the
+        // socket closes). If our table exists, replace it atomically instead.
+        let create = encode::create_batch(&self.table, policy, imp::next_seq(1 << 16), true);
+        match imp::with(&self.conn, |c| imp::send_batch(c, &create, "creating the quarantine table")) {
+            Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
+                let batch = encode::apply_batch(&self.table, policy, imp::next_seq(1 << 16), true);
+                imp::with(&self.conn, |c| imp::send_batch(c, &batch, "applying the quarantine table"))
+            }
+            other => other,
+        }
     }
 
     fn remove(&self) -> Result<(), FirewallError> {
