@@ -12,7 +12,7 @@ use super::{addr, Host, Lab, LabOptions};
 
 #[derive(Args, Debug)]
 pub struct LabArgs {
-    /// Backends to demonstrate (repeatable): nftables, iptables, netlink. Default: nftables and iptables.
+    /// Backends to demonstrate (repeatable): nftables, iptables, netlink. Default: netlink, nftables and iptables.
     #[arg(long = "backend")]
     pub backends: Vec<String>,
     /// Also score a baseline quarantine script run with `SCRIPT 192.0.2.1 8443`
@@ -57,7 +57,7 @@ pub fn run(args: LabArgs) -> u8 {
 fn run_inner(args: &LabArgs) -> Result<bool> {
     let exe = std::env::current_exe().context("locating the cordon binary")?;
     let backends = if args.backends.is_empty() {
-        vec!["nftables".to_string(), "iptables".to_string()]
+        vec!["netlink".to_string(), "nftables".to_string(), "iptables".to_string()]
     } else {
         args.backends.clone()
     };
