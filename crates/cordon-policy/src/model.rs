@@ -69,24 +69,17 @@ impl Policy {
 
     /// Every TCP destination (servers, TCP exceptions, resolvers on 53) of one family.
     pub fn tcp_destinations(&self, family: Family) -> Vec<SocketAddr> {
-        let mut all: Vec<SocketAddr> = self
-            .servers
-            .iter()
-            .chain(self.allow_tcp.iter())
-            .copied()
-            .chain(self.resolvers.iter().map(|r| SocketAddr::new(*r, DNS_PORT)))
-            .filter(|s| Family::of(&s.ip()) == family)
-            .collect();
-        all.sort();
-        all.dedup();
-        all
+        self.port_destinations(self.servers.iter().chain(self.allow_tcp.iter()), family)
     }
 
     /// Every UDP destination (UDP exceptions, resolvers on 53) of one family.
     pub fn udp_destinations(&self, family: Family) -> Vec<SocketAddr> {
-        let mut all: Vec<SocketAddr> = self
-            .allow_udp
-            .iter()
+        self.port_destinations(self.allow_udp.iter(), family)
+    }
+
+    /// `explicit` plus every resolver on the DNS port, of one family, sorted and unique.
+    fn port_destinations<'a>(&self, explicit: impl Iterator<Item = &'a SocketAddr>, family: Family) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = explicit
             .copied()
             .chain(self.resolvers.iter().map(|r| SocketAddr::new(*r, DNS_PORT)))
             .filter(|s| Family::of(&s.ip()) == family)
