@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod automation;
 pub mod error;
 pub mod expiry;
 pub mod hub;

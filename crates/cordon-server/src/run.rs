@@ -94,7 +94,8 @@ pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
     let app = router(state.clone());
     let (shutdown, rx) = tokio::sync::watch::channel(false);
     let serve = tokio::spawn(crate::tls::serve(listener, tls, app, rx));
+    let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
     tracing::info!(%addr, "cordon server listening");
-    Ok(Running { addr, state, tasks: vec![serve, expiry], shutdown })
+    Ok(Running { addr, state, tasks: [serve, expiry].into_iter().chain(automation).collect(), shutdown })
 }

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/enrollment-tokens", post(tokens::create_enroll))
+        .merge(crate::automation::routes())
         .fallback(|| async { crate::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

@@ -22,6 +22,9 @@ pub use audit::{AuditFilter, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::HostFilter;
 pub use actions::Targets;
+/// For the automation module: the one quarantine path and the audit append.
+pub(crate) use actions::apply_tx;
+pub(crate) use audit::append as append_audit;
 
 /// Re-exported for the auth module.
 pub mod tokens_caller {
@@ -79,13 +82,13 @@ fn migrator(url: &str) -> Migrator {
         (include_str!("../../migrations/postgres/0001_init.sql"), "init")
     };
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed(desc),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
+        migrations: Cow::Owned(
+            [
+                vec![Migration::new(1, Cow::Borrowed(desc), MigrationType::Simple, Cow::Borrowed(sql), false)],
+                crate::automation::schema::migrations(url.starts_with("sqlite:")),
+            ]
+            .concat(),
+        ),
         ignore_missing: false,
         locking: true,
         no_tx: false,

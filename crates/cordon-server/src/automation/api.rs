@@ -1,0 +1,306 @@
+//! HTTP handlers of the automation API.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use cordon_proto::Role;
+use serde::Deserialize;
+
+use super::model::*;
+use super::{adapters, db, engine, notify, validate};
+use crate::api::ApiJson;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::timefmt::now_ms;
+use crate::AppState;
+
+fn limit(l: Option<i64>) -> i64 {
+    l.unwrap_or(100).clamp(1, 1000)
+}
+
+fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    serde_urlencoded_like(uri.query().unwrap_or(""))
+}
+
+/// Parses a query string through axum's own extractor logic (serde via `Query`).
+fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|_| ApiError::invalid("malformed query string"))?;
+    axum::extract::Query::<T>::try_from_uri(&uri).map(|x| x.0).map_err(|e| ApiError::invalid(e.body_text()))
+}
+
+// ---- intake ----
+
+#[utoipa::path(post, path = "/v1/events", request_body = EventIn, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+pub async fn post_event(State(st): State<AppState>, auth: Auth, ApiJson(ev): ApiJson<EventIn>) -> Result<Json<IntakeResponse>, ApiError> {
+    auth.require(Role::Responder)?;
+    let rec = engine::ingest(&st, &ev, &[]).await?;
+    Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WazuhQuery {
+    /// Rule level at or above which the alert is `critical` (default 12).
+    pub critical_level: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/events/wazuh", params(WazuhQuery), request_body(content = Object, description = "Wazuh alert JSON as passed to a custom integration"),
+    security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn post_wazuh(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri, body: Bytes) -> Result<Json<IntakeResponse>, ApiError> {
+    auth.require(Role::Responder)?;
+    let q: WazuhQuery = query(&uri)?;
+    let alert: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("not a Wazuh alert: {e}")))?;
+    let ev = adapters::wazuh(&alert, q.critical_level.unwrap_or(adapters::WAZUH_CRITICAL_LEVEL)).map_err(ApiError::invalid)?;
+    let rec = engine::ingest(&st, &ev, &adapters::wazuh_host_fallbacks(&alert)).await?;
+    Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
+}
+
+#[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, JSON lines"),
+    security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn post_velociraptor(State(st): State<AppState>, auth: Auth, body: Bytes) -> Result<Json<IntakeResponse>, ApiError> {
+    auth.require(Role::Responder)?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body is not UTF-8"))?;
+    let items = adapters::velociraptor_lines(text);
+    if items.is_empty() {
+        return Err(ApiError::invalid("no events in the body"));
+    }
+    if items.len() > 1000 {
+        return Err(ApiError::invalid("at most 1000 events per request"));
+    }
+    let mut out = IntakeResponse { events: vec![], rejected: vec![] };
+    for item in items {
+        match item {
+            Ok(ev) => match engine::ingest(&st, &ev, &[]).await {
+                Ok(rec) => out.events.push(rec),
+                Err(e) if e.status == StatusCode::BAD_REQUEST => out.rejected.push(e.detail),
+                Err(e) => return Err(e),
+            },
+            Err(why) => out.rejected.push(why),
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventQuery {
+    /// Only events with this status (`quarantined`, `approval_required`, `unknown_host`, ...).
+    pub status: Option<String>,
+    /// Only events about this host id.
+    pub host: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/events", params(EventQuery), security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = EventList)))]
+pub async fn list_events(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<EventList>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let q: EventQuery = query(&uri)?;
+    let f = db::EventFilter { status: q.status, host_id: q.host, limit: limit(q.limit) };
+    Ok(Json(EventList { events: db::events(st.store.pool(), &f).await? }))
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path, description = "event id")), security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = EventRecord), (status = 404, body = cordon_proto::ErrorBody)))]
+pub async fn get_event(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<EventRecord>, ApiError> {
+    auth.require(Role::Viewer)?;
+    db::event(st.store.pool(), &id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
+}
+
+// ---- rules ----
+
+#[utoipa::path(get, path = "/v1/rules", security(("bearer" = [])), tag = "automation", responses((status = 200, body = RuleList)))]
+pub async fn list_rules(State(st): State<AppState>, auth: Auth) -> Result<Json<RuleList>, ApiError> {
+    auth.require(Role::Viewer)?;
+    Ok(Json(RuleList { rules: db::rules(st.store.pool()).await? }))
+}
+
+#[utoipa::path(get, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = RuleRecord), (status = 404, body = cordon_proto::ErrorBody)))]
+pub async fn get_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> Result<Json<RuleRecord>, ApiError> {
+    auth.require(Role::Viewer)?;
+    db::rule(st.store.pool(), &name).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
+}
+
+async fn save_rule(st: &AppState, auth: &Auth, mut spec: RuleSpec) -> Result<RuleRecord, ApiError> {
+    auth.require(Role::Admin)?;
+    spec.name = validate::rule_name(&spec.name).map_err(ApiError::invalid)?;
+    let (active, reason) = match validate::rule(&spec) {
+        Ok(_) if spec.enabled => (true, None),
+        Ok(_) => (false, Some("disabled by request".to_string())),
+        Err(why) => (false, Some(format!("invalid: {why}"))),
+    };
+    let (guard, mut tx) = st.store.write_tx().await?;
+    let existed = db::put_rule_tx(&mut tx, &spec, active, reason.as_deref(), auth.actor(), now_ms()).await?;
+    let detail = match &reason {
+        None => format!("rule {} saved, active", spec.name),
+        Some(r) => format!("rule {} saved, not active: {r}", spec.name),
+    };
+    crate::store::append_audit(
+        &mut tx,
+        &crate::store::NewAudit {
+            actor: auth.actor(),
+            action: if existed { "rule_update" } else { "rule_create" },
+            result: if active { "ok" } else { "disabled" },
+            detail: Some(&detail),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(crate::StoreError::from)?;
+    drop(guard);
+    db::rule(st.store.pool(), &spec.name).await?.ok_or_else(|| ApiError::internal("rule vanished"))
+}
+
+/// Creates or replaces a rule. A rule that fails validation is stored disabled with the
+/// reason (`active: false`, `disabled_reason`).
+#[utoipa::path(post, path = "/v1/rules", request_body = RuleSpec, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = RuleRecord), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+pub async fn post_rule(State(st): State<AppState>, auth: Auth, ApiJson(spec): ApiJson<RuleSpec>) -> Result<Json<RuleRecord>, ApiError> {
+    Ok(Json(save_rule(&st, &auth, spec).await?))
+}
+
+#[utoipa::path(put, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), request_body = RuleSpec,
+    security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = RuleRecord), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn put_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>, ApiJson(mut spec): ApiJson<RuleSpec>) -> Result<Json<RuleRecord>, ApiError> {
+    if spec.name.trim().is_empty() {
+        spec.name = name.clone();
+    }
+    if spec.name.trim() != name {
+        return Err(ApiError::invalid("the name in the body differs from the URL"));
+    }
+    Ok(Json(save_rule(&st, &auth, spec).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
+    responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
+pub async fn delete_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    let (guard, mut tx) = st.store.write_tx().await?;
+    if !db::delete_rule_tx(&mut tx, &name).await? {
+        return Err(ApiError::not_found(format!("no rule {name:?}")));
+    }
+    let detail = format!("rule {name} deleted");
+    crate::store::append_audit(
+        &mut tx,
+        &crate::store::NewAudit { actor: auth.actor(), action: "rule_delete", result: "ok", detail: Some(&detail), ..Default::default() },
+    )
+    .await?;
+    tx.commit().await.map_err(crate::StoreError::from)?;
+    drop(guard);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- settings (guardrails, kill switch) ----
+
+#[utoipa::path(get, path = "/v1/automation/settings", security(("bearer" = [])), tag = "automation", responses((status = 200, body = Settings)))]
+pub async fn get_settings(State(st): State<AppState>, auth: Auth) -> Result<Json<Settings>, ApiError> {
+    auth.require(Role::Viewer)?;
+    Ok(Json(db::settings(st.store.pool()).await?))
+}
+
+/// Changes guardrails; `{"enabled": false}` is the kill switch.
+#[utoipa::path(put, path = "/v1/automation/settings", request_body = SettingsPatch, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = Settings), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn put_settings(State(st): State<AppState>, auth: Auth, ApiJson(patch): ApiJson<SettingsPatch>) -> Result<Json<Settings>, ApiError> {
+    auth.require(Role::Admin)?;
+    let (guard, mut tx) = st.store.write_tx().await?;
+    let current = db::lock_settings_tx(&mut tx).await?;
+    let next = db::apply_patch(current.clone(), &patch).map_err(ApiError::invalid)?;
+    db::save_settings_tx(&mut tx, &next, auth.actor(), now_ms()).await?;
+    let detail = serde_json::to_string(&patch).unwrap_or_default();
+    let action = match (current.enabled, next.enabled) {
+        (true, false) => "automation_stop",
+        (false, true) => "automation_start",
+        _ => "automation_settings",
+    };
+    crate::store::append_audit(
+        &mut tx,
+        &crate::store::NewAudit { actor: auth.actor(), action, result: "ok", detail: Some(&detail), ..Default::default() },
+    )
+    .await?;
+    tx.commit().await.map_err(crate::StoreError::from)?;
+    drop(guard);
+    Ok(Json(next))
+}
+
+// ---- approvals ----
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ApprovalQuery {
+    /// `pending` (default), `approved`, `denied`, `superseded` or `all`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/approvals", params(ApprovalQuery), security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = ApprovalList)))]
+pub async fn list_approvals(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<ApprovalList>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let q: ApprovalQuery = query(&uri)?;
+    let status = match q.status.as_deref() {
+        None => Some("pending"),
+        Some("all") => None,
+        Some(s) => Some(s),
+    };
+    Ok(Json(ApprovalList { approvals: db::approvals(st.store.pool(), status, limit(q.limit)).await? }))
+}
+
+#[utoipa::path(post, path = "/v1/approvals/approve", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+pub async fn approve(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<DecisionRequest>) -> Result<Json<DecisionResponse>, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, true).await? }))
+}
+
+#[utoipa::path(post, path = "/v1/approvals/deny", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+pub async fn deny(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<DecisionRequest>) -> Result<Json<DecisionResponse>, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, false).await? }))
+}
+
+// ---- notification targets and delivery status ----
+
+#[utoipa::path(get, path = "/v1/notifications/targets", security(("bearer" = [])), tag = "automation", responses((status = 200, body = TargetList)))]
+pub async fn list_targets(State(st): State<AppState>, auth: Auth) -> Result<Json<TargetList>, ApiError> {
+    auth.require(Role::Admin)?;
+    Ok(Json(TargetList { targets: notify::targets(st.store.pool()).await? }))
+}
+
+#[utoipa::path(post, path = "/v1/notifications/targets", request_body = TargetSpec, security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = Target), (status = 400, body = cordon_proto::ErrorBody), (status = 409, body = cordon_proto::ErrorBody)))]
+pub async fn post_target(State(st): State<AppState>, auth: Auth, ApiJson(spec): ApiJson<TargetSpec>) -> Result<Json<Target>, ApiError> {
+    auth.require(Role::Admin)?;
+    let spec = validate::target(&spec).map_err(ApiError::invalid)?;
+    Ok(Json(notify::add_target(&st.store, &spec).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/notifications/targets/{id}", params(("id" = i64, Path, description = "target id")), security(("bearer" = [])), tag = "automation",
+    responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
+pub async fn delete_target(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    auth.require(Role::Admin)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::invalid(format!("{id:?} is not a target id")))?;
+    notify::delete_target(&st.store, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeliveryQuery {
+    /// `pending`, `delivered` or `dead`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/notifications/deliveries", params(DeliveryQuery), security(("bearer" = [])), tag = "automation",
+    responses((status = 200, body = DeliveryList)))]
+pub async fn list_deliveries(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<DeliveryList>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let q: DeliveryQuery = query(&uri)?;
+    Ok(Json(DeliveryList { deliveries: notify::deliveries(st.store.pool(), q.status.as_deref(), limit(q.limit)).await? }))
+}
