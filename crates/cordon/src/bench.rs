@@ -12,10 +12,13 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Apply latency of `cordon isolate` per backend vs the Velociraptor command sequence.
     Apply(crate::bench_apply::ApplyArgs),
+    /// N simulated agents on real mTLS connections, one bulk quarantine, time to acknowledge.
+    Server(crate::bench_server::ServerBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> u8 {
     match args.what {
         BenchWhat::Apply(a) => crate::bench_apply::run(a),
+        BenchWhat::Server(a) => crate::bench_server::run(a),
     }
 }

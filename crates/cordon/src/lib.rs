@@ -6,4 +6,6 @@ pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_apply;
 #[cfg(target_os = "linux")]
+pub mod bench_server;
+#[cfg(target_os = "linux")]
 pub mod lab;

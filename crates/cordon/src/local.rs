@@ -65,6 +65,16 @@ pub struct IsolateArgs {
 
 #[derive(Args, Debug)]
 pub struct ReleaseArgs {
+    /// Release these hosts through the server instead of this host (ids or hostnames).
+    pub hosts: Vec<String>,
+    /// Release every host with this label through the server.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Why (required when releasing through the server).
+    #[arg(long)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub remote: crate::remote::Conn,
     /// Break glass: remove Cordon's rules from every firewall backend on this host, even
     /// when the state file is missing or damaged.
     #[arg(long)]
@@ -189,6 +199,9 @@ pub fn isolate(a: IsolateArgs) -> u8 {
 }
 
 pub fn release(a: ReleaseArgs) -> u8 {
+    if !a.hosts.is_empty() || a.label.is_some() {
+        return crate::remote::release(a.hosts, a.label, a.comment, &a.remote, a.common.json);
+    }
     if a.force {
         return match engine(&a.common).release_everywhere() {
             Ok(cleaned) => {

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent_cmd;
 mod local;
+mod remote;
+mod server_cmd;
 
 #[derive(Parser)]
 #[command(name = "cordon", version, about = "Network quarantine for incident response")]
@@ -21,6 +24,16 @@ enum Command {
     Release(local::ReleaseArgs),
     /// Report whether this host is isolated, released, or tampered with.
     Status(local::StatusArgs),
+    /// Management server: init (CA, certificates, admin token), enrollment tokens, run.
+    Server(server_cmd::ServerArgs),
+    /// Agent: enroll with a server, run the reconcile loop.
+    Agent(agent_cmd::AgentArgs),
+    /// Hosts known to the server: list, show, label, revoke.
+    Hosts(remote::HostsArgs),
+    /// Quarantine hosts through the server (by host or label).
+    Quarantine(remote::QuarantineArgs),
+    /// The server's audit log (filter; table, JSON, JSON lines or CSV).
+    Audit(remote::AuditArgs),
     /// Throwaway network-namespace lab showing the leak matrix before, during and after.
     #[cfg(target_os = "linux")]
     Lab(cordon::lab::cli::LabArgs),
@@ -48,6 +61,11 @@ fn main() -> ExitCode {
         Command::Isolate(a) => local::isolate(a),
         Command::Release(a) => local::release(a),
         Command::Status(a) => local::status(a),
+        Command::Server(a) => server_cmd::run(a),
+        Command::Agent(a) => agent_cmd::run(a),
+        Command::Hosts(a) => remote::hosts(a),
+        Command::Quarantine(a) => remote::quarantine(a),
+        Command::Audit(a) => remote::audit(a),
         #[cfg(target_os = "linux")]
         Command::Lab(a) => cordon::lab::cli::run(a),
         #[cfg(target_os = "linux")]

@@ -23,7 +23,8 @@ fn next_state(desired_quarantined: bool, desired_rev: i64, r: &StatusReport, cur
 }
 
 impl Store {
-    /// Records a report from agent `host_id`. Returns the new host state.
+    /// Records a report from agent `host_id`. Returns the new host state. The hostname
+    /// stays the one given at enrollment (operators address hosts by it).
     pub async fn record_report(&self, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
         let host = load_tx(&mut tx, host_id).await?.ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
@@ -39,14 +40,13 @@ impl Store {
         let applied = r.applied_revision.min(host.desired.revision);
         sqlx::query(
             "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
-             hostname = COALESCE($5, hostname), os = COALESCE($6, os), addresses = $7, agent_version = COALESCE($8, agent_version), \
-             state = $9, state_reason = $10, state_since = $11 WHERE id = $12",
+             os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
+             state = $8, state_reason = $9, state_since = $10 WHERE id = $11",
         )
         .bind(now)
         .bind(applied)
         .bind(r.digest.clone())
         .bind(r.backend.clone())
-        .bind(r.hostname.clone())
         .bind(r.os.clone())
         .bind(if r.addresses.is_empty() { to_json_list(&host.addresses) } else { to_json_list(&r.addresses) })
         .bind(r.agent_version.clone())

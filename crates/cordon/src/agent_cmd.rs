@@ -1,0 +1,142 @@
+//! `cordon agent enroll | run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use cordon_agent::enroll::{enroll, EnrollOptions};
+use cordon_agent::{Agent, AgentConfig};
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub what: AgentWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentWhat {
+    /// Enroll this host: get a client certificate with a one-time token.
+    Enroll(EnrollArgs),
+    /// Run the agent (keep the host converged to the server's desired state).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    /// Server URL, https://HOST:PORT.
+    #[arg(long, env = "CORDON_SERVER")]
+    pub server: String,
+    /// One-time enrollment token from `cordon server token create`.
+    #[arg(long)]
+    pub token: String,
+    /// SHA-256 of the server's CA certificate, as printed by `cordon server init`.
+    /// Without it the CA is trusted on first use (its fingerprint is printed).
+    #[arg(long)]
+    pub ca_fingerprint: Option<String>,
+    /// Directory for the certificate, key (0600) and CA.
+    #[arg(long, default_value = "/etc/cordon")]
+    pub dir: PathBuf,
+    /// Config file to write (default DIR/agent.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Agent state directory (applied policy, last desired state).
+    #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Name to enroll under (default: this host's name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(long, default_value = "/etc/cordon/agent.toml")]
+    pub config: PathBuf,
+    /// Override the config's state directory.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+pub fn run(a: AgentArgs) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return 1;
+        }
+    };
+    match a.what {
+        AgentWhat::Enroll(a) => rt.block_on(do_enroll(a)),
+        AgentWhat::Run(a) => rt.block_on(do_run(a)),
+    }
+}
+
+async fn do_enroll(a: EnrollArgs) -> u8 {
+    let opts = EnrollOptions {
+        server: a.server.clone(),
+        token: a.token.clone(),
+        ca_fingerprint: a.ca_fingerprint.clone(),
+        dir: a.dir.clone(),
+        hostname: a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname),
+    };
+    let out = match enroll(&opts).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return 1;
+        }
+    };
+    let mut cfg = out.config.clone();
+    cfg.state_dir = a.state_dir.clone();
+    let path = a.config.clone().unwrap_or_else(|| a.dir.join("agent.toml"));
+    if let Err(e) = cfg.save(&path) {
+        eprintln!("cordon: {e}");
+        return 1;
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"host_id": cfg.host_id, "config": path.display().to_string(), "ca_fingerprint": out.ca_fingerprint,
+                   "trusted_on_first_use": out.trusted_on_first_use})
+        );
+    } else {
+        println!("enrolled as host {}", cfg.host_id);
+        println!("  config: {}", path.display());
+        if out.trusted_on_first_use {
+            println!("  WARNING: CA trusted on first use; check its fingerprint: {}", out.ca_fingerprint);
+        }
+        println!("start it with: cordon agent run --config {}", path.display());
+    }
+    0
+}
+
+async fn do_run(a: RunArgs) -> u8 {
+    let mut cfg = match AgentConfig::load(&a.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return 2;
+        }
+    };
+    if let Some(d) = a.state_dir {
+        cfg.state_dir = d;
+    }
+    let agent = match Agent::from_config(cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return 2;
+        }
+    };
+    tokio::select! {
+        r = agent.run() => match r {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("cordon: {e}");
+                1
+            }
+        },
+        _ = tokio::signal::ctrl_c() => 0,
+    }
+}

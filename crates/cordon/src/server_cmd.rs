@@ -1,0 +1,195 @@
+//! `cordon server init | token create | run`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use cordon_server::run::{self, RunConfig};
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub what: ServerWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerWhat {
+    /// Create the CA, the server certificate, the database and a bootstrap admin token.
+    Init(InitArgs),
+    /// One-time enrollment tokens.
+    Token(TokenArgs),
+    /// Serve the API and agents over TLS.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Directory for keys, certificates and the default SQLite database.
+    #[arg(long, env = "CORDON_DATA", default_value = "/var/lib/cordon-server")]
+    pub data: PathBuf,
+    /// DNS name(s) agents use to reach the server (certificate SANs).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// IP address(es) agents use to reach the server (certificate SANs).
+    #[arg(long = "ip")]
+    pub ips: Vec<IpAddr>,
+    /// Database URL (default sqlite://DATA/cordon.db).
+    #[arg(long, env = "CORDON_DB")]
+    pub db: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub what: TokenWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenWhat {
+    /// Issue a one-time enrollment token.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    /// Labels given to the host that enrolls with this token (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Lifetime: 30m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    #[arg(long, env = "CORDON_DATA", default_value = "/var/lib/cordon-server")]
+    pub data: PathBuf,
+    #[arg(long, env = "CORDON_DB")]
+    pub db: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "CORDON_DB")]
+    pub db: Option<String>,
+    #[arg(long, env = "CORDON_DATA", default_value = "/var/lib/cordon-server")]
+    pub data: PathBuf,
+    /// How often expired quarantines are released.
+    #[arg(long, default_value = "5s")]
+    pub expiry_interval: String,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn fail(e: impl std::fmt::Display) -> u8 {
+    eprintln!("cordon: {e}");
+    1
+}
+
+pub fn run(a: ServerArgs) -> u8 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    match a.what {
+        ServerWhat::Init(a) => rt.block_on(init(a)),
+        ServerWhat::Token(TokenArgs { what: TokenWhat::Create(a) }) => rt.block_on(token_create(a)),
+        ServerWhat::Run(a) => rt.block_on(serve(a)),
+    }
+}
+
+async fn init(a: InitArgs) -> u8 {
+    let db = run::db_url(&a.data, a.db.as_deref());
+    match run::init(&a.data, &db, &a.names, &a.ips).await {
+        Ok(out) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"ca_fingerprint": out.ca_fingerprint, "admin_token": out.admin.token, "db": db,
+                           "files": out.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>()})
+                );
+            } else {
+                println!("initialised {}", a.data.display());
+                for f in &out.files {
+                    println!("  wrote {}", f.display());
+                }
+                println!("CA fingerprint (give agents --ca-fingerprint): {}", out.ca_fingerprint);
+                println!("admin API token (shown once, store it safely):");
+                println!("  {}", out.admin.token);
+            }
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn token_create(a: TokenCreateArgs) -> u8 {
+    let ttl = match cordon_server::timefmt::parse_duration_secs(&a.ttl) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cordon: --ttl: {e}");
+            return 2;
+        }
+    };
+    let labels: Vec<String> = a.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let db = run::db_url(&a.data, a.db.as_deref());
+    match run::create_enroll_token(&db, &labels, ttl).await {
+        Ok(t) => {
+            if a.json {
+                println!("{}", json!({"token": t.token, "labels": t.labels, "expires_at": t.expires_at}));
+            } else {
+                println!("{}", t.token);
+                eprintln!("one-time enrollment token, expires {}", t.expires_at);
+            }
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn serve(a: RunArgs) -> u8 {
+    let every = match cordon_server::timefmt::parse_duration_secs(&a.expiry_interval) {
+        Ok(s) => Duration::from_secs(s as u64),
+        Err(e) => {
+            eprintln!("cordon: --expiry-interval: {e}");
+            return 2;
+        }
+    };
+    let cfg = RunConfig {
+        listen: a.listen,
+        db: run::db_url(&a.data, a.db.as_deref()),
+        data_dir: a.data.clone(),
+        expiry_every: every,
+        max_wait: Duration::from_secs(25),
+    };
+    let running = match run::start(&cfg).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    eprintln!("cordon server listening on https://{}", running.addr);
+    let _ = shutdown_signal().await;
+    eprintln!("cordon server: shutting down");
+    running.stop();
+    0
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
