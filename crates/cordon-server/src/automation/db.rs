@@ -199,7 +199,7 @@ pub async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<Host
         &|h| h.0 == r,
         &|h| h.1 == r,
         &|h| h.1.to_lowercase() == rl,
-        &|h| !r.contains('.') && short(&h.1) == rl,
+        &|h| (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r),
         &|h| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == r),
     ];
     for pass in passes {
