@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod automation;
+pub mod console;
 pub mod error;
 pub mod expiry;
 pub mod hub;

@@ -6,7 +6,7 @@ pub(crate) mod enroll;
 mod extract;
 pub(crate) mod hosts;
 pub(crate) mod tokens;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/enrollment-tokens", post(tokens::create_enroll))
+        .merge(crate::console::routes())
         .merge(crate::automation::routes())
         .fallback(|| async { crate::ApiError::not_found("no such endpoint") })
         .with_state(state)
