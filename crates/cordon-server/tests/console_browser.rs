@@ -122,6 +122,16 @@ where
     }
 }
 
+/// Resizes the window so the page itself is `w` x `h` CSS pixels.
+async fn viewport(c: &Client, w: u32, h: u32) {
+    c.set_window_size(w, h).await.unwrap();
+    let v = c.execute("return [window.innerWidth, window.innerHeight];", vec![]).await.unwrap();
+    let (iw, ih) = (v[0].as_u64().unwrap_or(w as u64) as u32, v[1].as_u64().unwrap_or(h as u64) as u32);
+    if (iw, ih) != (w, h) {
+        c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih)).await.unwrap();
+    }
+}
+
 async fn row_state(c: &Client, host_id: &str) -> Option<String> {
     let row = c.find(Locator::Css(&format!("tr#host-{host_id}"))).await.ok()?;
     row.attr("data-state").await.ok()?
@@ -276,6 +286,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
 
     // Sign in as a responder and see the seeded hosts.
     sign_in(c, base, responder).await;
+    viewport(c, 1280, 800).await;
     for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
         wait_text(c, "#host-rows", name).await;
     }
@@ -401,10 +412,10 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
 
     // Phone width: still readable.
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
-    c.set_window_size(390, 844).await.unwrap();
+    viewport(c, 390, 844).await;
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#hosts-table")).await.unwrap();
     let _ = save_png(c, "hosts-phone.png").await;
-    c.set_window_size(1280, 800).await.unwrap();
+    viewport(c, 1280, 800).await;
 
     // Sign out; a viewer sees no action buttons and the server refuses its actions.
     click(c, "header form[action='/console/logout'] button").await;

@@ -331,7 +331,7 @@ fn policy(h: &Host) -> Markup {
         @if h.desired.quarantined {
             p { "While quarantined the host may only reach:" }
             ul class="policy" id="policy" {
-                li { "Loopback and already-established sessions of the allowed destinations" }
+                li { "Loopback, and replies within sessions to the destinations below" }
                 li { "The Cordon server (the agent's " code { "--server" } " address, always allowed)" }
                 li { "DNS to the host's configured resolvers, and DHCP" }
                 @for a in &h.desired.allow {

@@ -85,7 +85,7 @@ pub fn state_text(s: HostState) -> &'static str {
 fn state_icon(s: HostState) -> &'static str {
     match s {
         HostState::Normal => "✓",
-        HostState::QuarantinePending | HostState::ReleasePending => "⧗",
+        HostState::QuarantinePending | HostState::ReleasePending => "◔",
         HostState::Quarantined => "■",
         HostState::Failed => "✕",
         HostState::Tampered => "⚠",
