@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent_cmd;
+mod automation_cmd;
 mod local;
 mod remote;
 mod server_cmd;
+mod wazuh_ar;
 
 #[derive(Parser)]
 #[command(name = "cordon", version, about = "Network quarantine for incident response")]
@@ -34,6 +36,17 @@ enum Command {
     Quarantine(remote::QuarantineArgs),
     /// The server's audit log (filter; table, JSON, JSON lines or CSV).
     Audit(remote::AuditArgs),
+    /// Automation rules (Halo semantics) and guardrails, incl. the kill switch.
+    Rules(automation_cmd::RulesArgs),
+    /// Security events received by the server and what automation did with them.
+    Events(automation_cmd::EventsArgs),
+    /// Automatic quarantines waiting for an admin (fleet cap reached): list, approve, deny.
+    Approvals(automation_cmd::ApprovalsArgs),
+    /// Notification targets (Slack, webhook) and delivery status.
+    Notify(automation_cmd::NotifyArgs),
+    /// Wazuh active-response program: JSON on stdin, isolate/release this host.
+    #[command(name = "wazuh-ar")]
+    WazuhAr(wazuh_ar::WazuhArArgs),
     /// Throwaway network-namespace lab showing the leak matrix before, during and after.
     #[cfg(target_os = "linux")]
     Lab(cordon::lab::cli::LabArgs),
@@ -66,6 +79,11 @@ fn main() -> ExitCode {
         Command::Hosts(a) => remote::hosts(a),
         Command::Quarantine(a) => remote::quarantine(a),
         Command::Audit(a) => remote::audit(a),
+        Command::Rules(a) => automation_cmd::rules(a),
+        Command::Events(a) => automation_cmd::events(a),
+        Command::Approvals(a) => automation_cmd::approvals(a),
+        Command::Notify(a) => automation_cmd::notify(a),
+        Command::WazuhAr(a) => wazuh_ar::run(a),
         #[cfg(target_os = "linux")]
         Command::Lab(a) => cordon::lab::cli::run(a),
         #[cfg(target_os = "linux")]
