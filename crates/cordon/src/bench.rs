@@ -14,11 +14,14 @@ pub enum BenchWhat {
     Apply(crate::bench_apply::ApplyArgs),
     /// N simulated agents on real mTLS connections, one bulk quarantine, time to acknowledge.
     Server(crate::bench_server::ServerBenchArgs),
+    /// API call -> rules in force on a lab agent, p50/p99 over many cycles (needs root).
+    E2e(crate::bench_e2e::E2eArgs),
 }
 
 pub fn run(args: BenchArgs) -> u8 {
     match args.what {
         BenchWhat::Apply(a) => crate::bench_apply::run(a),
         BenchWhat::Server(a) => crate::bench_server::run(a),
+        BenchWhat::E2e(a) => crate::bench_e2e::run(a),
     }
 }

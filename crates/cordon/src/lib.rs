@@ -6,6 +6,10 @@ pub mod bench;
 #[cfg(target_os = "linux")]
 pub mod bench_apply;
 #[cfg(target_os = "linux")]
+pub mod bench_e2e;
+#[cfg(target_os = "linux")]
 pub mod bench_server;
 #[cfg(target_os = "linux")]
 pub mod lab;
+#[cfg(target_os = "linux")]
+pub mod server_lab;
