@@ -306,6 +306,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     click(c, "#dlg-review").await;
     wait_text(c, "#err-comment", "comment is required").await;
     assert_eq!(text_of(c, "#dlg-confirm-text").await, "", "no confirmation without a comment");
+    let _ = save_png(c, "quarantine-missing-comment.png").await;
     // The server says the same if the script's check is bypassed.
     let server_says = c
         .execute_async(
@@ -379,7 +380,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
     wait_text(c, "#live-status", "on").await;
     open_dialog(c, "tr#host-h-web01 button.act.release").await;
-    assert!(c.find(Locator::Css("#dlg-allow")).await.unwrap().is_displayed().await.unwrap() == false, "no exceptions on release");
+    assert!(!c.find(Locator::Css("#dlg-allow")).await.unwrap().is_displayed().await.unwrap(), "no exceptions on release");
     click(c, "#dlg-review").await;
     wait_text(c, "#err-comment", "comment is required").await;
     fill(c, "#dlg-comment", "INC-4711 cleaned, reimaged").await;
@@ -409,6 +410,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     assert!(csv.starts_with("id,at,actor,action,host_id,comment,result,detail"), "{csv}");
     assert!(csv.contains("INC-4711 cleaned, reimaged") && csv.contains(",release,"), "{csv}");
     let _ = save_png(c, "audit.png").await;
+
+    // Rules and approvals (automation) render.
+    c.goto(&format!("{base}/console/rules")).await.unwrap();
+    wait_text(c, "#guardrails", "Fleet cap").await;
+    c.goto(&format!("{base}/console/approvals")).await.unwrap();
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#approvals-table")).await.unwrap();
 
     // Phone width: still readable.
     c.goto(&format!("{base}/console/hosts")).await.unwrap();

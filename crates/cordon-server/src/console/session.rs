@@ -69,10 +69,7 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 /// Refuses requests a browser marks as coming from another site (defence in depth on
 /// top of SameSite cookies and CSRF tokens).
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some("cross-site") | Some("same-site") => false,
-        _ => true,
-    }
+    !matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("cross-site") | Some("same-site"))
 }
 
 /// A signed-in console user.
