@@ -206,7 +206,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
 }
 
 async fn open_dialog(c: &Client, button_css: &str) {
-    c.find(Locator::Css(button_css)).await.unwrap().click().await.unwrap();
+    click(c, button_css).await;
     until("the dialog to open", 5, || async {
         let d = c.find(Locator::Css("#action-dialog")).await.ok()?;
         d.attr("open").await.ok()?.map(|_| ())
@@ -220,8 +220,20 @@ async fn fill(c: &Client, css: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
+/// Finds and clicks, retrying if a live update replaced the element in between.
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    let mut last = None;
+    for _ in 0..5 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(err.to_string()),
+            },
+            Err(err) => last = Some(err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cannot click {css}: {}", last.unwrap_or_default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +306,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     assert_eq!(row_state(c, "h-mac03").await.as_deref(), Some("quarantine_pending"));
     let pending = text_of(c, "tr#host-h-mac03 .state").await;
     assert!(pending.contains("Quarantine pending") && pending.contains("for "), "pending shows how long: {pending:?}");
-    wait_text(c, "#live-status", "on").await;
+    wait_text(c, "#live-status", "Live updates: on").await;
     // Mark the page: if anything reloads it, the marker is gone.
     c.execute("window.__cordonNoReload = 42; return true;", vec![]).await.unwrap();
     let shot = save_png(c, "hosts.png").await;
@@ -378,7 +390,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
 
     // Release web-01 from the hosts page, and the agent confirms live.
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
-    wait_text(c, "#live-status", "on").await;
+    wait_text(c, "#live-status", "Live updates: on").await;
     open_dialog(c, "tr#host-h-web01 button.act.release").await;
     assert!(!c.find(Locator::Css("#dlg-allow")).await.unwrap().is_displayed().await.unwrap(), "no exceptions on release");
     click(c, "#dlg-review").await;

@@ -66,6 +66,14 @@
   });
 
   // ---------------------------------------------------------------- live updates
+  // Markup of each live part as last rendered by the server, without the relative times.
+  var lastHtml = {};
+  function normalized(el) {
+    var c = el.cloneNode(true);
+    c.querySelectorAll("[data-ago], [data-since]").forEach(function (t) { t.textContent = ""; });
+    return c.outerHTML;
+  }
+  document.querySelectorAll("[data-live]").forEach(function (el) { if (el.id) lastHtml[el.id] = normalized(el); });
   var refreshing = false, again = false;
   function refresh() {
     if (!document.querySelector("[data-live]")) return;
@@ -81,7 +89,12 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (el) {
           var fresh = el.id && doc.getElementById(el.id);
-          if (fresh) el.replaceWith(document.importNode(fresh, true));
+          if (!fresh) return;
+          // Leave unchanged parts alone (focus, hover and clicks in progress stay put).
+          var key = normalized(fresh);
+          if (lastHtml[el.id] === key) return;
+          lastHtml[el.id] = key;
+          el.replaceWith(document.importNode(fresh, true));
         });
         keep.forEach(function (id) {
           var c = document.getElementById("sel-" + id);
@@ -100,7 +113,11 @@
     if (!document.querySelector("[data-live]") || !window.EventSource) return;
     var status = $("live-status");
     var es = new EventSource("/console/events");
-    es.addEventListener("hello", function () { if (status) status.textContent = "Live updates: on"; });
+    es.addEventListener("hello", function () {
+      if (status) status.textContent = "Live updates: on";
+      // Catch up on anything that changed between rendering the page and (re)connecting.
+      refresh();
+    });
     es.addEventListener("change", function () { refresh(); });
     es.onerror = function () { if (status) status.textContent = "Live updates: reconnecting…"; };
   }
