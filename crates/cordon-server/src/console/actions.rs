@@ -118,7 +118,14 @@ pub struct CheckReply {
 fn reply_err(status: StatusCode, field: &str, msg: impl Into<String>) -> Response {
     let mut errors = BTreeMap::new();
     errors.insert(field.to_string(), msg.into());
-    (status, Json(CheckReply { errors, ..Default::default() })).into_response()
+    (
+        status,
+        Json(CheckReply {
+            errors,
+            ..Default::default()
+        }),
+    )
+        .into_response()
 }
 
 struct Prepared {
@@ -157,20 +164,29 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
             match AllowSpec::parse(line) {
                 Ok(_) => allow.push(line.to_string()),
                 Err(e) => {
-                    errors.entry("allow".into()).or_insert_with(|| e.to_string());
+                    errors
+                        .entry("allow".into())
+                        .or_insert_with(|| e.to_string());
                 }
             }
         }
         let m = f.message.trim();
         if m.chars().count() > MAX_MESSAGE_CHARS {
-            errors.insert("message".into(), format!("the message is longer than {MAX_MESSAGE_CHARS} characters"));
+            errors.insert(
+                "message".into(),
+                format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
+            );
         } else if !m.is_empty() {
             message = Some(m.to_string());
         }
         let e = f.expires_in.trim();
         if !e.is_empty() {
             match parse_duration_secs(e) {
-                Ok(secs) => expires_at = Some(to_rfc3339(now_ms().saturating_add(secs.saturating_mul(1000)))),
+                Ok(secs) => {
+                    expires_at = Some(to_rfc3339(
+                        now_ms().saturating_add(secs.saturating_mul(1000)),
+                    ))
+                }
                 Err(msg) => {
                     errors.insert("expires_in".into(), msg);
                 }
@@ -178,8 +194,18 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         }
     }
     // Targets and how many hosts they are.
-    let label = f.label.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string);
-    let hosts: Vec<String> = f.hosts.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+    let label = f
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string);
+    let hosts: Vec<String> = f
+        .hosts
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
     let mut hostnames = Vec::new();
     let mut target_hosts = hosts.clone();
     match (&label, hosts.is_empty()) {
@@ -187,7 +213,14 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
             Err(e) => {
                 errors.insert("label".into(), e.detail);
             }
-            Ok(l) => match st.store.hosts(&HostFilter { label: Some(l.clone()), ..Default::default() }).await {
+            Ok(l) => match st
+                .store
+                .hosts(&HostFilter {
+                    label: Some(l.clone()),
+                    ..Default::default()
+                })
+                .await
+            {
                 Ok(list) if list.is_empty() => {
                     errors.insert("label".into(), format!("no host has the label {l:?}"));
                 }
@@ -199,7 +232,14 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         },
         (None, true) => {
             let field = if f.label.is_some() { "label" } else { "form" };
-            errors.insert(field.into(), if f.label.is_some() { "enter a label".into() } else { "select at least one host".into() });
+            errors.insert(
+                field.into(),
+                if f.label.is_some() {
+                    "enter a label".into()
+                } else {
+                    "select at least one host".into()
+                },
+            );
         }
         (Some(_), false) => {
             errors.insert("form".into(), "give hosts or a label, not both".into());
@@ -229,14 +269,22 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         return Err(errors);
     }
     let req = ActionRequest {
-        hosts: if label.is_some() { vec![] } else { target_hosts },
+        hosts: if label.is_some() {
+            vec![]
+        } else {
+            target_hosts
+        },
         label,
         comment: Some(f.comment.trim().to_string()),
         allow,
         message,
         expires_at,
     };
-    Ok(Prepared { action, req, hostnames })
+    Ok(Prepared {
+        action,
+        req,
+        hostnames,
+    })
 }
 
 fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
@@ -247,28 +295,55 @@ fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
         return Some(reply_err(
             StatusCode::FORBIDDEN,
             "form",
-            format!("token {:?} has role {}: quarantine and release need responder", s.caller.name, s.caller.role.as_str()),
+            format!(
+                "token {:?} has role {}: quarantine and release need responder",
+                s.caller.name,
+                s.caller.role.as_str()
+            ),
         ));
     }
     None
 }
 
 /// Step 1: validate and count.
-pub async fn check(State(st): State<AppState>, ApiSession(s): ApiSession, headers: HeaderMap, Json(f): Json<ActionForm>) -> Response {
+pub async fn check(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(f): Json<ActionForm>,
+) -> Response {
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
     match prepare(&st, &f).await {
-        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(CheckReply { errors, ..Default::default() })).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(CheckReply {
+                errors,
+                ..Default::default()
+            }),
+        )
+            .into_response(),
         Ok(p) => {
             let n = p.hostnames.len();
-            let verb = if p.action == Action::Quarantine { "Quarantine" } else { "Release" };
+            let verb = if p.action == Action::Quarantine {
+                "Quarantine"
+            } else {
+                "Release"
+            };
             let scope = match &p.req.label {
                 Some(l) => format!(" (every host with label {l:?})"),
                 None => String::new(),
             };
             let summary = format!("{verb} {n} {}{scope}?", plural(n));
-            Json(CheckReply { ok: true, errors: BTreeMap::new(), count: n, hostnames: p.hostnames, summary }).into_response()
+            Json(CheckReply {
+                ok: true,
+                errors: BTreeMap::new(),
+                count: n,
+                hostnames: p.hostnames,
+                summary,
+            })
+            .into_response()
         }
     }
 }
@@ -282,28 +357,59 @@ pub struct RunReply {
 }
 
 /// Step 2: do it, through the REST API's handler.
-pub async fn run(State(st): State<AppState>, ApiSession(s): ApiSession, headers: HeaderMap, Json(f): Json<ActionForm>) -> Response {
+pub async fn run(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(f): Json<ActionForm>,
+) -> Response {
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
     let p = match prepare(&st, &f).await {
         Ok(p) => p,
-        Err(errors) => return (StatusCode::UNPROCESSABLE_ENTITY, Json(CheckReply { errors, ..Default::default() })).into_response(),
+        Err(errors) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(CheckReply {
+                    errors,
+                    ..Default::default()
+                }),
+            )
+                .into_response()
+        }
     };
     let auth: Auth = s.auth();
     let result = match p.action {
-        Action::Quarantine => crate::api::hosts::quarantine_many(State(st.clone()), auth, crate::api::ApiJson(p.req)).await,
-        Action::Release => crate::api::hosts::release_many(State(st.clone()), auth, crate::api::ApiJson(p.req)).await,
+        Action::Quarantine => {
+            crate::api::hosts::quarantine_many(State(st.clone()), auth, crate::api::ApiJson(p.req))
+                .await
+        }
+        Action::Release => {
+            crate::api::hosts::release_many(State(st.clone()), auth, crate::api::ApiJson(p.req))
+                .await
+        }
     };
     match result {
         Ok(Json(resp)) => {
             let n = resp.results.len();
-            let verb = if p.action == Action::Quarantine { "Quarantine" } else { "Release" };
+            let verb = if p.action == Action::Quarantine {
+                "Quarantine"
+            } else {
+                "Release"
+            };
             Json(RunReply {
                 ok: true,
                 count: n,
-                summary: format!("{verb} requested for {n} {}; waiting for the agents to confirm.", plural(n)),
-                states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
+                summary: format!(
+                    "{verb} requested for {n} {}; waiting for the agents to confirm.",
+                    plural(n)
+                ),
+                states: resp
+                    .results
+                    .into_iter()
+                    .map(|r| (r.hostname, r.state))
+                    .collect(),
             })
             .into_response()
         }

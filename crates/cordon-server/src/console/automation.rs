@@ -29,7 +29,10 @@ fn secs_text(s: i64) -> String {
     super::view::duration_text(s.saturating_mul(1000))
 }
 
-pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
+pub async fn rules(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+) -> Result<Html<String>, ConsoleError> {
     let rules = db::rules(st.store.pool()).await?;
     let set = db::settings(st.store.pool()).await?;
     let body = html! {
@@ -75,7 +78,9 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
             }
         }
     };
-    Ok(Html(layout("Rules", Some(&s), Nav::Rules, body).into_string()))
+    Ok(Html(
+        layout("Rules", Some(&s), Nav::Rules, body).into_string(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,13 +91,24 @@ pub struct ApprovalsQuery {
     error: Option<String>,
 }
 
-pub async fn approvals(State(st): State<AppState>, PageSession(s): PageSession, Query(q): Query<ApprovalsQuery>) -> Result<Html<String>, ConsoleError> {
+pub async fn approvals(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<ApprovalsQuery>,
+) -> Result<Html<String>, ConsoleError> {
     let status = q.status.clone().unwrap_or_else(|| "pending".into());
-    let filter = if status == "all" { None } else { Some(status.as_str()) };
+    let filter = if status == "all" {
+        None
+    } else {
+        Some(status.as_str())
+    };
     let list = db::approvals(st.store.pool(), filter, 500).await?;
     let names: HashMap<String, String> = st
         .store
-        .hosts(&HostFilter { include_revoked: true, ..Default::default() })
+        .hosts(&HostFilter {
+            include_revoked: true,
+            ..Default::default()
+        })
         .await?
         .into_iter()
         .map(|h| (h.id, h.hostname))
@@ -153,13 +169,18 @@ pub async fn approvals(State(st): State<AppState>, PageSession(s): PageSession, 
             }
         }
     };
-    Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
+    Ok(Html(
+        layout("Approvals", Some(&s), Nav::Approvals, body).into_string(),
+    ))
 }
 
 fn back_to_approvals(error: Option<&str>) -> Response {
     let to = match error {
         None => "/console/approvals".to_string(),
-        Some(e) => format!("/console/approvals?{}", serde_urlencoded::to_string([("error", e)]).unwrap_or_default()),
+        Some(e) => format!(
+            "/console/approvals?{}",
+            serde_urlencoded::to_string([("error", e)]).unwrap_or_default()
+        ),
     };
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(&to) {
@@ -168,7 +189,12 @@ fn back_to_approvals(error: Option<&str>) -> Response {
     r
 }
 
-pub async fn decide(State(st): State<AppState>, PageSession(s): PageSession, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
+pub async fn decide(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
     }
@@ -179,11 +205,19 @@ pub async fn decide(State(st): State<AppState>, PageSession(s): PageSession, hea
         .get("id")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ConsoleError::BadRequest("missing approval id".into()))?;
-    let req = DecisionRequest { ids: vec![id], all: false, comment: form.get("comment").cloned() };
+    let req = DecisionRequest {
+        ids: vec![id],
+        all: false,
+        comment: form.get("comment").cloned(),
+    };
     let approve = match form.get("decision").map(String::as_str) {
         Some("approve") => true,
         Some("deny") => false,
-        _ => return Err(ConsoleError::BadRequest("decision must be approve or deny".into())),
+        _ => {
+            return Err(ConsoleError::BadRequest(
+                "decision must be approve or deny".into(),
+            ))
+        }
     };
     let result = if approve {
         crate::automation::api::approve(State(st.clone()), s.auth(), crate::api::ApiJson(req)).await

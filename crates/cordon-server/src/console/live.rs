@@ -24,11 +24,17 @@ const RECHECK_EVERY: u32 = 60;
 
 /// A cheap summary that changes whenever a host's state, labels or desired state do.
 pub async fn fingerprint(st: &AppState) -> Result<(i64, i64, i64), crate::StoreError> {
-    let a = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM audit").fetch_one(st.store.pool()).await?;
+    let a = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM audit")
+        .fetch_one(st.store.pool())
+        .await?;
     let h = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(last_seen), 0) AS s FROM hosts")
         .fetch_one(st.store.pool())
         .await?;
-    Ok((get_i64(&a, "n")?, get_i64(&h, "n")?, get_i64(&h, "s")? / SEEN_STEP_MS))
+    Ok((
+        get_i64(&a, "n")?,
+        get_i64(&h, "n")?,
+        get_i64(&h, "s")? / SEEN_STEP_MS,
+    ))
 }
 
 struct Poll {
@@ -39,14 +45,28 @@ struct Poll {
     first: bool,
 }
 
-pub async fn events(State(st): State<AppState>, ApiSession(s): ApiSession, headers: axum::http::HeaderMap) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let token = super::session::cookie(&headers, super::session::SESSION_COOKIE).unwrap_or_default();
-    let init = Poll { st, token_name: s.caller.name.clone(), last: None, ticks: 0, first: true };
+pub async fn events(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: axum::http::HeaderMap,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let token =
+        super::session::cookie(&headers, super::session::SESSION_COOKIE).unwrap_or_default();
+    let init = Poll {
+        st,
+        token_name: s.caller.name.clone(),
+        last: None,
+        ticks: 0,
+        first: true,
+    };
     let stream = futures_util::stream::unfold((init, token), |(mut p, token)| async move {
         if p.first {
             p.first = false;
             p.last = fingerprint(&p.st).await.ok();
-            return Some((Ok(Event::default().event("hello").data("connected")), (p, token)));
+            return Some((
+                Ok(Event::default().event("hello").data("connected")),
+                (p, token),
+            ));
         }
         loop {
             tokio::time::sleep(POLL).await;
@@ -60,7 +80,9 @@ pub async fn events(State(st): State<AppState>, ApiSession(s): ApiSession, heade
                     }
                 }
             }
-            let Ok(fp) = fingerprint(&p.st).await else { continue };
+            let Ok(fp) = fingerprint(&p.st).await else {
+                continue;
+            };
             if p.last != Some(fp) {
                 p.last = Some(fp);
                 let ev = Event::default().event("change").data(fp.0.to_string());

@@ -13,8 +13,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::session::{
-    clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject, PageSession, Session,
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+    clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject,
+    PageSession, Session, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use super::view::{labels, layout, short_time, state_badge, state_text, time_ago, Nav};
 use super::ConsoleError;
@@ -32,7 +32,8 @@ const ALL_STATES: [HostState; 6] = [
 
 fn see_other(to: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
-    r.headers_mut().insert(LOCATION, HeaderValue::from_static(to));
+    r.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static(to));
     r
 }
 
@@ -81,10 +82,14 @@ pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
     let existing = cookie(&headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() >= 32);
     let csrf = match existing {
         Some(c) => c,
-        None => crate::secret::new_token("login").map_err(|e| ConsoleError::Internal(format!("no randomness: {e}")))?,
+        None => crate::secret::new_token("login")
+            .map_err(|e| ConsoleError::Internal(format!("no randomness: {e}")))?,
     };
     let r = Html(login_page(&csrf, None).into_string()).into_response();
-    Ok(with_cookie(r, &set_cookie(LOGIN_CSRF_COOKIE, &csrf, Some(3600))))
+    Ok(with_cookie(
+        r,
+        &set_cookie(LOGIN_CSRF_COOKIE, &csrf, Some(3600)),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,11 +100,16 @@ pub struct LoginForm {
     csrf: String,
 }
 
-pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
+pub async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
     }
-    let form: LoginForm = serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let form: LoginForm =
+        serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(&form.csrf, &expected) {
         return Err(ConsoleReject::Csrf.into());
@@ -114,20 +124,30 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
         return Ok(refuse("Enter an API token."));
     }
     // Only characters a token can have go into the cookie.
-    if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Ok(refuse("That is not an API token."));
     }
     match st.store.authenticate(token).await? {
         Some(caller) => {
             tracing::info!(token = %caller.name, role = caller.role.as_str(), "console sign-in");
-            let r = with_cookie(see_other("/console/hosts"), &set_cookie(SESSION_COOKIE, token, Some(12 * 3600)));
+            let r = with_cookie(
+                see_other("/console/hosts"),
+                &set_cookie(SESSION_COOKIE, token, Some(12 * 3600)),
+            );
             Ok(with_cookie(r, &clear_cookie(LOGIN_CSRF_COOKIE)))
         }
         None => Ok(refuse("Unknown or revoked API token.")),
     }
 }
 
-pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
+pub async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
     }
@@ -142,7 +162,10 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes)
         return Err(ConsoleReject::Csrf.into());
     }
     let _ = &st;
-    Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
+    Ok(with_cookie(
+        see_other("/console/login"),
+        &clear_cookie(SESSION_COOKIE),
+    ))
 }
 
 // ---------------------------------------------------------------- hosts
@@ -159,7 +182,12 @@ pub struct HostsQuery {
 
 impl HostsQuery {
     fn filter(&self) -> HostFilter {
-        let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         HostFilter {
             text: nonempty(&self.q),
             label: nonempty(&self.label),
@@ -230,7 +258,11 @@ fn summary(hosts: &[Host]) -> Markup {
     }
 }
 
-pub async fn hosts(State(st): State<AppState>, PageSession(s): PageSession, Query(q): Query<HostsQuery>) -> Result<Html<String>, ConsoleError> {
+pub async fn hosts(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<HostsQuery>,
+) -> Result<Html<String>, ConsoleError> {
     let list = st.store.hosts(&q.filter()).await?;
     let all_labels: BTreeSet<String> = st
         .store
@@ -306,7 +338,9 @@ pub async fn hosts(State(st): State<AppState>, PageSession(s): PageSession, Quer
         @if act { (super::actions::dialog(&all_labels)) }
         p class="live-note muted" { span id="live-status" { "Live updates: connecting…" } }
     };
-    Ok(Html(layout("Hosts", Some(&s), Nav::Hosts, body).into_string()))
+    Ok(Html(
+        layout("Hosts", Some(&s), Nav::Hosts, body).into_string(),
+    ))
 }
 
 // ---------------------------------------------------------------- one host
@@ -381,7 +415,13 @@ pub async fn host(
     Path(id): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
     let h = st.store.host(&id).await?;
-    let mut timeline = st.store.audit(&AuditFilter { host_id: Some(h.id.clone()), ..Default::default() }).await?;
+    let mut timeline = st
+        .store
+        .audit(&AuditFilter {
+            host_id: Some(h.id.clone()),
+            ..Default::default()
+        })
+        .await?;
     timeline.reverse();
     let d = &h.desired;
     let body = html! {
@@ -453,7 +493,9 @@ pub async fn host(
         }
         @if s.can_act() { (super::actions::dialog(&BTreeSet::new())) }
     };
-    Ok(Html(layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string()))
+    Ok(Html(
+        layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string(),
+    ))
 }
 
 // ---------------------------------------------------------------- audit
@@ -476,9 +518,17 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     async fn filter(&self, st: &AppState, limit: Option<i64>) -> Result<AuditFilter, ConsoleError> {
-        let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         let time = |s: &Option<String>| -> Result<Option<i64>, ConsoleError> {
-            nonempty(s).map(|t| day_or_time(&t)).transpose().map_err(ConsoleError::BadRequest)
+            nonempty(s)
+                .map(|t| day_or_time(&t))
+                .transpose()
+                .map_err(ConsoleError::BadRequest)
         };
         let mut host_id = nonempty(&self.host);
         if let Some(h) = &host_id {
@@ -498,7 +548,13 @@ impl AuditQuery {
 
     fn export_query(&self, format: &str) -> String {
         let mut pairs: Vec<(&str, String)> = vec![("format", format.to_string())];
-        for (k, v) in [("host", &self.host), ("actor", &self.actor), ("action", &self.action), ("since", &self.since), ("until", &self.until)] {
+        for (k, v) in [
+            ("host", &self.host),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
                 pairs.push((k, v.trim().to_string()));
             }
@@ -518,7 +574,11 @@ fn day_or_time(s: &str) -> Result<i64, String> {
 
 const AUDIT_PAGE_LIMIT: usize = 500;
 
-pub async fn audit(State(st): State<AppState>, PageSession(s): PageSession, Query(q): Query<AuditQuery>) -> Result<Html<String>, ConsoleError> {
+pub async fn audit(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Html<String>, ConsoleError> {
     let (records, error) = match q.filter(&st, None).await {
         Ok(f) => (st.store.audit(&f).await?, None),
         Err(ConsoleError::BadRequest(e)) => (vec![], Some(e)),
@@ -528,14 +588,28 @@ pub async fn audit(State(st): State<AppState>, PageSession(s): PageSession, Quer
     let shown: Vec<&AuditRecord> = records.iter().rev().take(AUDIT_PAGE_LIMIT).collect();
     let names: HashMap<String, String> = st
         .store
-        .hosts(&HostFilter { include_revoked: true, ..Default::default() })
+        .hosts(&HostFilter {
+            include_revoked: true,
+            ..Default::default()
+        })
         .await?
         .into_iter()
         .map(|h| (h.id, h.hostname))
         .collect();
     let actions: BTreeSet<&str> = [
-        "quarantine", "release", "quarantine_confirmed", "release_confirmed", "tampered", "failed", "state", "enroll",
-        "revoke", "label", "token_create", "token_revoke", "enroll_token_create",
+        "quarantine",
+        "release",
+        "quarantine_confirmed",
+        "release_confirmed",
+        "tampered",
+        "failed",
+        "state",
+        "enroll",
+        "revoke",
+        "label",
+        "token_create",
+        "token_revoke",
+        "enroll_token_create",
     ]
     .into_iter()
     .collect();
@@ -597,20 +671,32 @@ pub async fn audit(State(st): State<AppState>, PageSession(s): PageSession, Quer
             }
         }
     };
-    Ok(Html(layout("Audit", Some(&s), Nav::Audit, body).into_string()))
+    Ok(Html(
+        layout("Audit", Some(&s), Nav::Audit, body).into_string(),
+    ))
 }
 
 /// The API's export formats (`/v1/audit?format=`), authenticated by the console session
 /// so a plain link downloads them.
-pub async fn audit_export(State(st): State<AppState>, PageSession(_s): PageSession, Query(q): Query<AuditQuery>) -> Result<Response, ConsoleError> {
+pub async fn audit_export(
+    State(st): State<AppState>,
+    PageSession(_s): PageSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ConsoleError> {
     let f = q.filter(&st, None).await?;
     let records = st.store.audit(&f).await?;
     let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => (crate::api::audit::to_csv(&records), "text/csv; charset=utf-8", "csv"),
+        "csv" => (
+            crate::api::audit::to_csv(&records),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
         "jsonl" => {
             let mut out = String::new();
             for r in &records {
-                out.push_str(&serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?);
+                out.push_str(
+                    &serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?,
+                );
                 out.push('\n');
             }
             (out, "application/x-ndjson", "jsonl")
@@ -621,10 +707,15 @@ pub async fn audit_export(State(st): State<AppState>, PageSession(_s): PageSessi
             "application/json",
             "json",
         ),
-        other => return Err(ConsoleError::BadRequest(format!("unknown format {other:?} (csv, jsonl or json)"))),
+        other => {
+            return Err(ConsoleError::BadRequest(format!(
+                "unknown format {other:?} (csv, jsonl or json)"
+            )))
+        }
     };
     let mut r = body.into_response();
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cordon-audit.{ext}\"")) {
         r.headers_mut().insert(CONTENT_DISPOSITION, v);
     }

@@ -69,7 +69,10 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 /// Refuses requests a browser marks as coming from another site (defence in depth on
 /// top of SameSite cookies and CSRF tokens).
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    !matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("cross-site") | Some("same-site"))
+    !matches!(
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("cross-site") | Some("same-site")
+    )
 }
 
 /// A signed-in console user.
@@ -106,7 +109,9 @@ impl Session {
 #[derive(Debug)]
 pub enum ConsoleReject {
     /// No or an invalid session: pages redirect to sign-in, other requests get 401.
-    SignIn { page: bool },
+    SignIn {
+        page: bool,
+    },
     Csrf,
     CrossSite,
     Internal(String),
@@ -117,28 +122,40 @@ impl IntoResponse for ConsoleReject {
         match self {
             ConsoleReject::SignIn { page: true } => {
                 let mut r = StatusCode::SEE_OTHER.into_response();
-                r.headers_mut().insert(LOCATION, HeaderValue::from_static("/console/login"));
+                r.headers_mut()
+                    .insert(LOCATION, HeaderValue::from_static("/console/login"));
                 r
             }
             ConsoleReject::SignIn { page: false } => {
                 (StatusCode::UNAUTHORIZED, "sign in to the console first").into_response()
             }
-            ConsoleReject::Csrf => {
-                (StatusCode::FORBIDDEN, "missing or wrong CSRF token: reload the page and try again").into_response()
+            ConsoleReject::Csrf => (
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page and try again",
+            )
+                .into_response(),
+            ConsoleReject::CrossSite => {
+                (StatusCode::FORBIDDEN, "cross-site request refused").into_response()
             }
-            ConsoleReject::CrossSite => (StatusCode::FORBIDDEN, "cross-site request refused").into_response(),
             ConsoleReject::Internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
         }
     }
 }
 
 /// Looks the session cookie's token up; `page` picks redirect vs 401 on failure.
-pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Result<Session, ConsoleReject> {
+pub async fn session_from(
+    headers: &HeaderMap,
+    st: &AppState,
+    page: bool,
+) -> Result<Session, ConsoleReject> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return Err(ConsoleReject::SignIn { page });
     };
     match st.store.authenticate(&token).await {
-        Ok(Some(caller)) => Ok(Session { caller, csrf: csrf_for(&token) }),
+        Ok(Some(caller)) => Ok(Session {
+            caller,
+            csrf: csrf_for(&token),
+        }),
         Ok(None) => Err(ConsoleReject::SignIn { page }),
         Err(e) => Err(ConsoleReject::Internal(e.to_string())),
     }
@@ -174,7 +191,10 @@ mod tests {
     #[test]
     fn cookies_parse_and_csrf_differs_per_session() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; cordon_session=cordon_abc ; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; cordon_session=cordon_abc ; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("cordon_abc"));
         assert_eq!(cookie(&h, "missing"), None);
         assert_ne!(csrf_for("cordon_abc"), csrf_for("cordon_abd"));
