@@ -90,7 +90,9 @@ async fn invalid_rules_are_stored_disabled_and_labels_must_resolve() {
     c.enroll("web1", &["servers"]).await;
     c.enroll("web2", &["Servers"]).await;
     // Invalid: stored, not active, with the reason; never fires.
-    let bad = json!({"name": "bad", "trigger_event_types": ["malware"], "trigger_labels": ["servers"], "mode": "maybe"}).to_string();
+    let bad =
+        json!({"name": "bad", "trigger_event_types": ["malware"], "trigger_labels": ["servers"], "mode": "maybe"})
+            .to_string();
     let r = post(&c, "/v1/rules", &c.admin, &bad).await;
     assert_eq!(r["active"], false);
     assert!(r["disabled_reason"].as_str().unwrap().contains("mode"), "{r}");
@@ -179,9 +181,11 @@ async fn burst_of_50_hosts_is_capped_and_the_rest_wait_for_approval() {
     assert_eq!(statuses.get("quarantined"), Some(&5), "{statuses:?}");
     assert_eq!(statuses.get("approval_required"), Some(&45), "{statuses:?}");
     assert_eq!(statuses.get("suppressed"), Some(&50), "{statuses:?}");
-    let quarantined: Vec<_> = c.store().hosts(&Default::default()).await.unwrap().into_iter().filter(|h| h.desired.quarantined).collect();
+    let quarantined: Vec<_> =
+        c.store().hosts(&Default::default()).await.unwrap().into_iter().filter(|h| h.desired.quarantined).collect();
     assert_eq!(quarantined.len(), 5);
-    let audit = c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
+    let audit =
+        c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
     assert_eq!(audit.len(), 5, "no duplicates");
     let (_, v) = c.call("GET", "/v1/approvals", Some(&c.viewer), None).await;
     let pending = v["approvals"].as_array().unwrap();
@@ -193,24 +197,31 @@ async fn burst_of_50_hosts_is_capped_and_the_rest_wait_for_approval() {
 
     // Bulk decisions are admin-only and need a comment.
     let ids: Vec<i64> = pending.iter().take(5).map(|a| a["id"].as_i64().unwrap()).collect();
-    let (st, _) = c.call("POST", "/v1/approvals/deny", Some(&c.responder), Some(&json!({"ids": ids, "comment": "x"}).to_string())).await;
+    let (st, _) = c
+        .call("POST", "/v1/approvals/deny", Some(&c.responder), Some(&json!({"ids": ids, "comment": "x"}).to_string()))
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = c.call("POST", "/v1/approvals/deny", Some(&c.admin), Some(&json!({"ids": ids}).to_string())).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let v = post(&c, "/v1/approvals/deny", &c.admin, &json!({"ids": ids, "comment": "false positive"}).to_string()).await;
+    let v =
+        post(&c, "/v1/approvals/deny", &c.admin, &json!({"ids": ids, "comment": "false positive"}).to_string()).await;
     assert!(v["results"].as_array().unwrap().iter().all(|r| r["status"] == "denied"));
-    let v = post(&c, "/v1/approvals/approve", &c.admin, &json!({"all": true, "comment": "confirmed outbreak"}).to_string()).await;
+    let v =
+        post(&c, "/v1/approvals/approve", &c.admin, &json!({"all": true, "comment": "confirmed outbreak"}).to_string())
+            .await;
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 40);
     assert!(results.iter().all(|r| r["status"] == "approved"), "{v}");
-    let audit = c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
+    let audit =
+        c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
     assert_eq!(audit.len(), 45);
     assert!(audit.iter().all(|a| a.actor == "rule:edr"));
     assert!(audit.iter().skip(5).all(|a| a.detail.as_deref().unwrap().contains("approved by alice-admin")));
     let n = c.store().hosts(&Default::default()).await.unwrap().iter().filter(|h| h.desired.quarantined).count();
     assert_eq!(n, 45);
     // Approving again finds nothing pending.
-    let v = post(&c, "/v1/approvals/approve", &c.admin, &json!({"ids": [ids[0]], "comment": "again"}).to_string()).await;
+    let v =
+        post(&c, "/v1/approvals/approve", &c.admin, &json!({"ids": [ids[0]], "comment": "again"}).to_string()).await;
     assert_eq!(v["results"][0]["status"], "not_pending");
 }
 
@@ -221,11 +232,17 @@ async fn wazuh_and_velociraptor_adapters() {
     c.enroll("web2", &["servers"]).await;
     let r = json!({"name": "wazuh-12", "trigger_event_types": ["wazuh.alert"], "only_critical": true, "trigger_labels": ["servers"]});
     post(&c, "/v1/rules", &c.admin, &r.to_string()).await;
-    let alert = |level: i64| json!({"timestamp": "2024-05-01T10:00:00.000+0000", "id": "1714557600.1",
+    let alert = |level: i64| {
+        json!({"timestamp": "2024-05-01T10:00:00.000+0000", "id": "1714557600.1",
         "rule": {"level": level, "id": "100200", "description": "Rootkit", "groups": ["rootcheck"]},
-        "agent": {"id": "003", "name": "web1.example.org", "ip": "192.0.2.10"}}).to_string();
+        "agent": {"id": "003", "name": "web1.example.org", "ip": "192.0.2.10"}})
+        .to_string()
+    };
     let v = post(&c, "/v1/events/wazuh", &c.responder, &alert(11)).await;
-    assert_eq!((v["events"][0]["severity"].clone(), v["events"][0]["status"].clone()), (json!("high"), json!("no_match")));
+    assert_eq!(
+        (v["events"][0]["severity"].clone(), v["events"][0]["status"].clone()),
+        (json!("high"), json!("no_match"))
+    );
     let v = post(&c, "/v1/events/wazuh", &c.responder, &alert(12)).await;
     assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
     assert_eq!(v["events"][0]["host_id"], web.as_str());
@@ -250,7 +267,14 @@ async fn openapi_documents_automation() {
     let c = Ctx::new().await;
     let (st, v) = c.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(st, StatusCode::OK);
-    for p in ["/v1/events", "/v1/events/wazuh", "/v1/events/velociraptor", "/v1/rules", "/v1/approvals/approve", "/v1/notifications/deliveries"] {
+    for p in [
+        "/v1/events",
+        "/v1/events/wazuh",
+        "/v1/events/velociraptor",
+        "/v1/rules",
+        "/v1/approvals/approve",
+        "/v1/notifications/deliveries",
+    ] {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
     assert!(v["paths"]["/v1/hosts"].is_object(), "existing paths kept");
@@ -283,12 +307,27 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}/hook");
-    post(&c, "/v1/notifications/targets", &c.admin, &json!({"name": "slack", "kind": "slack", "url": url}).to_string()).await;
-    post(&c, "/v1/notifications/targets", &c.admin,
-        &json!({"name": "soar", "kind": "webhook", "url": url, "events": ["quarantined", "approval_required"]}).to_string()).await;
-    let (st, _) = c.call("POST", "/v1/notifications/targets", Some(&c.admin), Some(&json!({"name": "x", "kind": "irc", "url": url}).to_string())).await;
+    post(&c, "/v1/notifications/targets", &c.admin, &json!({"name": "slack", "kind": "slack", "url": url}).to_string())
+        .await;
+    post(
+        &c,
+        "/v1/notifications/targets",
+        &c.admin,
+        &json!({"name": "soar", "kind": "webhook", "url": url, "events": ["quarantined", "approval_required"]})
+            .to_string(),
+    )
+    .await;
+    let (st, _) = c
+        .call(
+            "POST",
+            "/v1/notifications/targets",
+            Some(&c.admin),
+            Some(&json!({"name": "x", "kind": "irc", "url": url}).to_string()),
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"console_url": "https://cordon.example/"}"#)).await;
+    c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"console_url": "https://cordon.example/"}"#))
+        .await;
     post(&c, "/v1/rules", &c.admin, &rule("edr", &["servers"])).await;
     post(&c, "/v1/events", &c.responder, &event("web1")).await;
     // An analyst's release, too (not automation's): notified to slack only.
@@ -314,7 +353,11 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
     let d = v["deliveries"].as_array().unwrap();
     // slack: 2 quarantines + 1 release; soar: 2 quarantines.
     assert_eq!(d.len(), 5, "{v}");
-    assert!(d.iter().all(|x| x["status"] == "pending" && x["attempts"].as_i64().unwrap() >= 1 && x["last_error"].is_string()), "{v}");
+    assert!(
+        d.iter()
+            .all(|x| x["status"] == "pending" && x["attempts"].as_i64().unwrap() >= 1 && x["last_error"].is_string()),
+        "{v}"
+    );
 
     // "Restart": a second store on the same database file finds the outbox intact.
     let url_db = format!("sqlite://{}", c.dir.path().join("t.db").display());
@@ -349,7 +392,9 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
     let soar: Vec<&Value> = seen.iter().map(|(_, v)| v).filter(|v| v.get("kind").is_some()).collect();
     assert_eq!(soar.len(), 2);
     assert!(soar.iter().all(|v| v["kind"] == "quarantined"));
-    assert!(soar.iter().any(|v| v["rule"] == "edr" && v["event_id"].as_str().unwrap().starts_with("evt-") && v["actor"] == "rule:edr"));
+    assert!(soar.iter().any(|v| v["rule"] == "edr"
+        && v["event_id"].as_str().unwrap().starts_with("evt-")
+        && v["actor"] == "rule:edr"));
     let (_, v) = c.call("GET", "/v1/notifications/deliveries?status=delivered", Some(&c.viewer), None).await;
     assert_eq!(v["deliveries"].as_array().unwrap().len(), 5);
 }

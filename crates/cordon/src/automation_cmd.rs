@@ -231,10 +231,12 @@ impl Api {
     fn new(c: &Conn) -> Result<Api, Failure> {
         let base = c.server_url.clone().ok_or_else(|| fail(2, "give --server URL (or CORDON_SERVER)"))?;
         let token = c.token.clone().ok_or_else(|| fail(2, "give --token TOKEN (or CORDON_TOKEN)"))?;
-        let ca_path = c.ca.clone().ok_or_else(|| fail(2, "give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
+        let ca_path =
+            c.ca.clone().ok_or_else(|| fail(2, "give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
         let ca = std::fs::read(&ca_path).map_err(|e| fail(2, format!("cannot read {}: {e}", ca_path.display())))?;
         let tls = cordon_agent::tls::server_auth_only(&ca).map_err(|e| fail(2, e.to_string()))?;
-        let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60))).map_err(|e| fail(1, e.to_string()))?;
+        let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60)))
+            .map_err(|e| fail(1, e.to_string()))?;
         Ok(Api { base: base.trim_end_matches('/').to_string(), token, http })
     }
 
@@ -247,10 +249,19 @@ impl Api {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| fail(1, e.to_string()))?;
         if status.is_success() {
-            return Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).map_err(|e| fail(1, e.to_string()))? });
+            return Ok(if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).map_err(|e| fail(1, e.to_string()))?
+            });
         }
         let msg = match serde_json::from_str::<Value>(&text) {
-            Ok(b) if b["error"].is_string() => format!("{} ({}): {}", b["error"].as_str().unwrap_or(""), status.as_u16(), b["detail"].as_str().unwrap_or("")),
+            Ok(b) if b["error"].is_string() => format!(
+                "{} ({}): {}",
+                b["error"].as_str().unwrap_or(""),
+                status.as_u16(),
+                b["detail"].as_str().unwrap_or("")
+            ),
             _ => format!("server answered {status}: {text}"),
         };
         let code = match status.as_u16() {
@@ -344,21 +355,31 @@ pub fn rules(a: RulesArgs) -> u8 {
         match a.what {
             RulesWhat::List => {
                 let v = api.call(Method::GET, "/v1/rules", None).await?;
-                show(&v, json, &["NAME", "ACTIVE", "MODE", "TYPES", "LABELS", "WHY NOT"], "rules",
-                    &["name", "active", "mode", "trigger_event_types", "trigger_labels", "disabled_reason"]);
+                show(
+                    &v,
+                    json,
+                    &["NAME", "ACTIVE", "MODE", "TYPES", "LABELS", "WHY NOT"],
+                    "rules",
+                    &["name", "active", "mode", "trigger_event_types", "trigger_labels", "disabled_reason"],
+                );
             }
-            RulesWhat::Show { name } => pretty(&api.call(Method::GET, &format!("/v1/rules/{}", enc(&name)), None).await?),
+            RulesWhat::Show { name } => {
+                pretty(&api.call(Method::GET, &format!("/v1/rules/{}", enc(&name)), None).await?)
+            }
             RulesWhat::Put(f) => {
                 let body = match &f.file {
                     Some(p) => {
                         let text = std::fs::read_to_string(p).map_err(|e| fail(2, format!("{}: {e}", p.display())))?;
-                        let mut v: Value = serde_json::from_str(&text).map_err(|e| fail(2, format!("{}: {e}", p.display())))?;
+                        let mut v: Value =
+                            serde_json::from_str(&text).map_err(|e| fail(2, format!("{}: {e}", p.display())))?;
                         v["name"] = json!(f.name);
                         v
                     }
-                    None => json!({"name": f.name, "enabled": !f.disabled, "trigger_event_types": f.types, "only_critical": f.only_critical,
+                    None => {
+                        json!({"name": f.name, "enabled": !f.disabled, "trigger_event_types": f.types, "only_critical": f.only_critical,
                         "trigger_labels": f.labels, "action": "quarantine", "allow": f.allow, "message": f.message,
-                        "expires_after": f.expires_after, "mode": f.mode, "cooldown": f.cooldown}),
+                        "expires_after": f.expires_after, "mode": f.mode, "cooldown": f.cooldown})
+                    }
                 };
                 let v = api.call(Method::PUT, &format!("/v1/rules/{}", enc(&f.name)), Some(body)).await?;
                 if json {
@@ -380,8 +401,13 @@ pub fn rules(a: RulesArgs) -> u8 {
                 if let Some(k) = f.kill_switch {
                     patch.insert("enabled".into(), json!(k == "off"));
                 }
-                for (key, val) in [("cap_count", f.cap), ("cap_window_secs", f.window_secs), ("cooldown_secs", f.cooldown_secs),
-                    ("event_retention_days", f.retention_days), ("event_retention_max", f.retention_max)] {
+                for (key, val) in [
+                    ("cap_count", f.cap),
+                    ("cap_window_secs", f.window_secs),
+                    ("cooldown_secs", f.cooldown_secs),
+                    ("event_retention_days", f.retention_days),
+                    ("event_retention_max", f.retention_max),
+                ] {
                     if let Some(v) = val {
                         patch.insert(key.into(), json!(v));
                     }
@@ -431,12 +457,18 @@ pub fn events(a: EventsArgs) -> u8 {
                     q.push_str(&format!("&host={}", enc(&h)));
                 }
                 let v = api.call(Method::GET, &format!("/v1/events{q}"), None).await?;
-                show(&v, json, &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"], "events",
-                    &["id", "received_at", "source", "type", "severity", "host_ref", "status", "rule"]);
+                show(
+                    &v,
+                    json,
+                    &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"],
+                    "events",
+                    &["id", "received_at", "source", "type", "severity", "host_ref", "status", "rule"],
+                );
             }
             EventsWhat::Show { id } => pretty(&api.call(Method::GET, &format!("/v1/events/{}", enc(&id)), None).await?),
             EventsWhat::Send { host, event_type, severity, source, tags, raw } => {
-                let raw: Option<Value> = raw.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| fail(2, format!("--raw: {e}")))?;
+                let raw: Option<Value> =
+                    raw.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| fail(2, format!("--raw: {e}")))?;
                 let body = json!({"host": host, "type": event_type, "severity": severity, "source": source, "tags": tags, "raw": raw});
                 let v = api.call(Method::POST, "/v1/events", Some(body)).await?;
                 if json {
@@ -461,8 +493,13 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
         let (path, d) = match a.what {
             ApprovalsWhat::List { status } => {
                 let v = api.call(Method::GET, &format!("/v1/approvals?status={}", enc(&status)), None).await?;
-                show(&v, json, &["ID", "CREATED", "HOST", "RULE", "EVENT", "STATUS", "REASON"], "approvals",
-                    &["id", "created_at", "host_id", "rule", "event_id", "status", "reason"]);
+                show(
+                    &v,
+                    json,
+                    &["ID", "CREATED", "HOST", "RULE", "EVENT", "STATUS", "REASON"],
+                    "approvals",
+                    &["id", "created_at", "host_id", "rule", "event_id", "status", "reason"],
+                );
                 return Ok(());
             }
             ApprovalsWhat::Approve(d) => ("/v1/approvals/approve", d),
@@ -484,10 +521,22 @@ pub fn notify(a: NotifyArgs) -> u8 {
         match a.what {
             NotifyWhat::Targets => {
                 let v = api.call(Method::GET, "/v1/notifications/targets", None).await?;
-                show(&v, json, &["ID", "NAME", "KIND", "EVENTS", "ENABLED"], "targets", &["id", "name", "kind", "events", "enabled"]);
+                show(
+                    &v,
+                    json,
+                    &["ID", "NAME", "KIND", "EVENTS", "ENABLED"],
+                    "targets",
+                    &["id", "name", "kind", "events", "enabled"],
+                );
             }
             NotifyWhat::Add { name, kind, url, events } => {
-                let v = api.call(Method::POST, "/v1/notifications/targets", Some(json!({"name": name, "kind": kind, "url": url, "events": events}))).await?;
+                let v = api
+                    .call(
+                        Method::POST,
+                        "/v1/notifications/targets",
+                        Some(json!({"name": name, "kind": kind, "url": url, "events": events})),
+                    )
+                    .await?;
                 if json {
                     pretty(&v);
                 } else {
@@ -501,8 +550,13 @@ pub fn notify(a: NotifyArgs) -> u8 {
             NotifyWhat::Deliveries { status } => {
                 let q = status.map(|st| format!("?status={}", enc(&st))).unwrap_or_default();
                 let v = api.call(Method::GET, &format!("/v1/notifications/deliveries{q}"), None).await?;
-                show(&v, json, &["ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR"], "deliveries",
-                    &["id", "target_id", "kind", "status", "attempts", "next_attempt_at", "last_error"]);
+                show(
+                    &v,
+                    json,
+                    &["ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR"],
+                    "deliveries",
+                    &["id", "target_id", "kind", "status", "attempts", "next_attempt_at", "last_error"],
+                );
             }
         }
         Ok(())

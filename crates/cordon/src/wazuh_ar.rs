@@ -102,7 +102,9 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
         (_, Some("release")) => ArAction::Release,
         (_, Some(other)) => return Err(format!("alert.data.action {other:?} must be \"isolate\" or \"release\"")),
         ("add", None) => ArAction::Isolate,
-        (other, None) => return Err(format!("command {other:?} must be \"add\" or \"delete\" (or give alert.data.action)")),
+        (other, None) => {
+            return Err(format!("command {other:?} must be \"add\" or \"delete\" (or give alert.data.action)"))
+        }
     };
     let args_value = params.and_then(|p| p.get("extra_args")).or_else(|| obj.get("arguments"));
     let args: Vec<String> = match args_value {
@@ -239,7 +241,9 @@ pub fn run(a: WazuhArArgs) -> u8 {
                 ..Default::default()
             };
             if a.dry_run {
-                eng.dry_run(&ir).map(|(backend, text, _)| json!({"dry_run": true, "backend": backend, "ruleset": text})).map_err(err)
+                eng.dry_run(&ir)
+                    .map(|(backend, text, _)| json!({"dry_run": true, "backend": backend, "ruleset": text}))
+                    .map_err(err)
             } else {
                 eng.isolate(&ir)
                     .map(|o| json!({"state": "isolated", "backend": o.backend, "digest": o.digest, "verified_via": o.verified_via}))
@@ -247,7 +251,9 @@ pub fn run(a: WazuhArArgs) -> u8 {
             }
         }
         ArAction::Release if a.dry_run => Ok(json!({"dry_run": true})),
-        ArAction::Release => eng.release().map(|o| json!({"state": "released", "was_isolated": o.was_isolated})).map_err(err),
+        ArAction::Release => {
+            eng.release().map(|o| json!({"state": "released", "was_isolated": o.was_isolated})).map_err(err)
+        }
     };
     finish(&a.log, line, result)
 }

@@ -5,6 +5,8 @@
 //! names the rule and the event. Nothing runs in this machine's own network namespace.
 //! Needs root, iproute2 and nftables; without them the test fails saying so.
 
+#![cfg(target_os = "linux")]
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +52,11 @@ fn webhook_receiver(ns: &str, stop: Arc<AtomicBool>, bodies: Arc<Mutex<Vec<Strin
                 if let Some(end) = text.find("\r\n\r\n") {
                     let len = text[..end]
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
                         .unwrap_or(0);
                     if buf.len() >= end + 4 + len {
                         bodies.lock().unwrap().push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
@@ -90,7 +96,8 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     let port = webhook_receiver(&sl.lab.ns(Host::Server), stop.clone(), bodies.clone());
     let url = format!("http://127.0.0.1:{port}/hook");
     api(&["notify", "add", "e2e-hook", "--kind", "webhook", "--url", &url, "--event", "quarantined", "--json"]);
-    let rule = api(&["rules", "put", "e2e-critical", "--type", "malware", "--only-critical", "--label", "lab", "--json"]);
+    let rule =
+        api(&["rules", "put", "e2e-critical", "--type", "malware", "--only-critical", "--label", "lab", "--json"]);
     assert_eq!(rule["active"], true, "{rule}");
 
     // Not critical: nothing happens.
@@ -104,7 +111,8 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     let event_id = ev["id"].as_str().unwrap().to_string();
     wait_until("enforced in the endpoint namespace", Duration::from_secs(5), || endpoint_state() == "isolated");
     let during = sl.lab.matrix().unwrap();
-    let table = matrix::render_table(&[matrix::Phase { name: "auto-quarantined", quarantined: true, outcomes: &during }]);
+    let table =
+        matrix::render_table(&[matrix::Phase { name: "auto-quarantined", quarantined: true, outcomes: &during }]);
     assert_eq!(matrix::score(&during), (0, 0), "leaks/over-blocks:\n{table}");
 
     wait_until("webhook delivery", Duration::from_secs(10), || !bodies.lock().unwrap().is_empty());
@@ -113,7 +121,10 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     let got = bodies.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "exactly one notification: {got:?}");
     let n: Value = serde_json::from_str(&got[0]).unwrap();
-    assert_eq!((n["kind"].as_str(), n["actor"].as_str(), n["rule"].as_str()), (Some("quarantined"), Some("rule:e2e-critical"), Some("e2e-critical")));
+    assert_eq!(
+        (n["kind"].as_str(), n["actor"].as_str(), n["rule"].as_str()),
+        (Some("quarantined"), Some("rule:e2e-critical"), Some("e2e-critical"))
+    );
     assert_eq!(n["event_id"].as_str(), Some(event_id.as_str()));
     assert_eq!(n["hostname"], "endpoint");
     assert!(n["url"].as_str().unwrap().ends_with(&format!("/hosts/{}", ev["host_id"].as_str().unwrap())));

@@ -30,11 +30,8 @@ fn run(dir: &Path, input: &str, extra: &[&str]) -> (i32, Value, Vec<Value>) {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let line: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout {stdout:?}: {e}"));
-    let logs = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let logs =
+        std::fs::read_to_string(&log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     (out.status.code().unwrap_or(-1), line, logs)
 }
 
@@ -66,13 +63,19 @@ fn recorded_payloads_dry_run() {
     let dir = tempfile::tempdir().unwrap();
     let (code, line, _) = run(dir.path(), &fixture("add.json"), &["--dry-run"]);
     assert_eq!(code, 0, "{line}");
-    assert_eq!((line["action"].as_str(), line["command"].as_str(), line["rule_id"].as_str()), (Some("isolate"), Some("add"), Some("100200")));
+    assert_eq!(
+        (line["action"].as_str(), line["command"].as_str(), line["rule_id"].as_str()),
+        (Some("isolate"), Some("add"), Some("100200"))
+    );
     let ruleset = line["ruleset"].as_str().unwrap();
     assert!(ruleset.contains("192.0.2.1") && ruleset.contains("198.51.100.0/24"), "{ruleset}");
     let (code, line, _) = run(dir.path(), &fixture("delete.json"), &["--dry-run"]);
     assert_eq!((code, line["action"].as_str()), (0, Some("release")));
     let (code, line, _) = run(dir.path(), &fixture("clr-isolate.json"), &["--dry-run"]);
-    assert_eq!((code, line["action"].as_str(), line["user"].as_str()), (0, Some("isolate"), Some("analyst@example.org")));
+    assert_eq!(
+        (code, line["action"].as_str(), line["user"].as_str()),
+        (0, Some("isolate"), Some("analyst@example.org"))
+    );
     assert_eq!(line["allow"], serde_json::json!(["192.0.2.50", "2001:db8::50"]));
     let (code, line, logs) = run(dir.path(), &fixture("clr-release.json"), &["--dry-run"]);
     assert_eq!((code, line["action"].as_str()), (0, Some("release")));

@@ -48,7 +48,10 @@ fn int_at(v: &Value, path: &[&str]) -> Option<i64> {
 /// Wazuh's timestamps look like `2024-05-01T10:00:00.123+0000`; RFC 3339 wants `+00:00`.
 fn wazuh_time(ts: &str) -> Option<String> {
     let b = ts.as_bytes();
-    if b.len() > 5 && (b[b.len() - 5] == b'+' || b[b.len() - 5] == b'-') && ts[ts.len() - 4..].chars().all(|c| c.is_ascii_digit()) {
+    if b.len() > 5
+        && (b[b.len() - 5] == b'+' || b[b.len() - 5] == b'-')
+        && ts[ts.len() - 4..].chars().all(|c| c.is_ascii_digit())
+    {
         Some(format!("{}:{}", &ts[..ts.len() - 2], &ts[ts.len() - 2..]))
     } else {
         Some(ts.to_string())
@@ -65,7 +68,10 @@ pub fn wazuh(alert: &Value, critical_level: i64) -> Result<EventIn, String> {
         .or_else(|| str_at(alert, &["agent", "id"]))
         .ok_or("agent.name / agent.ip is missing")?;
     let mut tags = Vec::new();
-    if let Some(id) = str_at(alert, &["rule", "id"]).map(str::to_string).or_else(|| int_at(alert, &["rule", "id"]).map(|i| i.to_string())) {
+    if let Some(id) = str_at(alert, &["rule", "id"])
+        .map(str::to_string)
+        .or_else(|| int_at(alert, &["rule", "id"]).map(|i| i.to_string()))
+    {
         tags.push(format!("wazuh.rule.{id}"));
     }
     if let Some(groups) = alert.pointer("/rule/groups").and_then(Value::as_array) {
@@ -88,7 +94,11 @@ pub fn wazuh(alert: &Value, critical_level: i64) -> Result<EventIn, String> {
 
 /// Alternative host references in a Wazuh alert, tried when the first is unknown.
 pub fn wazuh_host_fallbacks(alert: &Value) -> Vec<String> {
-    [str_at(alert, &["agent", "ip"]), str_at(alert, &["agent", "id"])].into_iter().flatten().map(str::to_string).collect()
+    [str_at(alert, &["agent", "ip"]), str_at(alert, &["agent", "id"])]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
@@ -175,12 +185,16 @@ mod tests {
 
     #[test]
     fn velociraptor_lines_map() {
-        let body = "{\"ClientId\":\"C.1\",\"Fqdn\":\"web1\",\"Artifact\":\"Custom.Detect\",\"Severity\":\"critical\"}\n\n\
+        let body =
+            "{\"ClientId\":\"C.1\",\"Fqdn\":\"web1\",\"Artifact\":\"Custom.Detect\",\"Severity\":\"critical\"}\n\n\
                     not json\n{\"Fqdn\":\"web2\",\"EventType\":\"ransomware\"}\n{\"Artifact\":\"x\"}\n";
         let out = velociraptor_lines(body);
         assert_eq!(out.len(), 4);
         let e = out[0].as_ref().unwrap();
-        assert_eq!((e.host.as_str(), e.event_type.as_str(), e.severity.as_str()), ("web1", "velociraptor.Custom.Detect", "critical"));
+        assert_eq!(
+            (e.host.as_str(), e.event_type.as_str(), e.severity.as_str()),
+            ("web1", "velociraptor.Custom.Detect", "critical")
+        );
         assert!(out[1].as_ref().unwrap_err().contains("line 3"));
         assert_eq!(out[2].as_ref().unwrap().severity, "medium");
         assert!(out[3].as_ref().unwrap_err().contains("Fqdn"));

@@ -33,7 +33,11 @@ fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, A
 
 #[utoipa::path(post, path = "/v1/events", request_body = EventIn, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn post_event(State(st): State<AppState>, auth: Auth, ApiJson(ev): ApiJson<EventIn>) -> Result<Json<IntakeResponse>, ApiError> {
+pub async fn post_event(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(ev): ApiJson<EventIn>,
+) -> Result<Json<IntakeResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let rec = engine::ingest(&st, &ev, &[]).await?;
     Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
@@ -48,12 +52,18 @@ pub struct WazuhQuery {
 #[utoipa::path(post, path = "/v1/events/wazuh", params(WazuhQuery), request_body(content = Object, description = "Wazuh alert JSON as passed to a custom integration"),
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn post_wazuh(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri, body: Bytes) -> Result<Json<IntakeResponse>, ApiError> {
+pub async fn post_wazuh(
+    State(st): State<AppState>,
+    auth: Auth,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Json<IntakeResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let q: WazuhQuery = query(&uri)?;
     let alert: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("not a Wazuh alert: {e}")))?;
-    let ev = adapters::wazuh(&alert, q.critical_level.unwrap_or(adapters::WAZUH_CRITICAL_LEVEL)).map_err(ApiError::invalid)?;
+    let ev = adapters::wazuh(&alert, q.critical_level.unwrap_or(adapters::WAZUH_CRITICAL_LEVEL))
+        .map_err(ApiError::invalid)?;
     let rec = engine::ingest(&st, &ev, &adapters::wazuh_host_fallbacks(&alert)).await?;
     Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
 }
@@ -61,7 +71,11 @@ pub async fn post_wazuh(State(st): State<AppState>, auth: Auth, uri: axum::http:
 #[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, JSON lines"),
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn post_velociraptor(State(st): State<AppState>, auth: Auth, body: Bytes) -> Result<Json<IntakeResponse>, ApiError> {
+pub async fn post_velociraptor(
+    State(st): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<Json<IntakeResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body is not UTF-8"))?;
     let items = adapters::velociraptor_lines(text);
@@ -97,7 +111,11 @@ pub struct EventQuery {
 
 #[utoipa::path(get, path = "/v1/events", params(EventQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = EventList)))]
-pub async fn list_events(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<EventList>, ApiError> {
+pub async fn list_events(
+    State(st): State<AppState>,
+    auth: Auth,
+    uri: axum::http::Uri,
+) -> Result<Json<EventList>, ApiError> {
     auth.require(Role::Viewer)?;
     let q: EventQuery = query(&uri)?;
     let f = db::EventFilter { status: q.status, host_id: q.host, limit: limit(q.limit) };
@@ -106,7 +124,11 @@ pub async fn list_events(State(st): State<AppState>, auth: Auth, uri: axum::http
 
 #[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path, description = "event id")), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = EventRecord), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn get_event(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<EventRecord>, ApiError> {
+pub async fn get_event(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<EventRecord>, ApiError> {
     auth.require(Role::Viewer)?;
     db::event(st.store.pool(), &id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
 }
@@ -121,7 +143,11 @@ pub async fn list_rules(State(st): State<AppState>, auth: Auth) -> Result<Json<R
 
 #[utoipa::path(get, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = RuleRecord), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn get_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> Result<Json<RuleRecord>, ApiError> {
+pub async fn get_rule(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<Json<RuleRecord>, ApiError> {
     auth.require(Role::Viewer)?;
     db::rule(st.store.pool(), &name).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
 }
@@ -160,14 +186,23 @@ async fn save_rule(st: &AppState, auth: &Auth, mut spec: RuleSpec) -> Result<Rul
 /// reason (`active: false`, `disabled_reason`).
 #[utoipa::path(post, path = "/v1/rules", request_body = RuleSpec, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = RuleRecord), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn post_rule(State(st): State<AppState>, auth: Auth, ApiJson(spec): ApiJson<RuleSpec>) -> Result<Json<RuleRecord>, ApiError> {
+pub async fn post_rule(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(spec): ApiJson<RuleSpec>,
+) -> Result<Json<RuleRecord>, ApiError> {
     Ok(Json(save_rule(&st, &auth, spec).await?))
 }
 
 #[utoipa::path(put, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), request_body = RuleSpec,
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = RuleRecord), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn put_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>, ApiJson(mut spec): ApiJson<RuleSpec>) -> Result<Json<RuleRecord>, ApiError> {
+pub async fn put_rule(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    ApiJson(mut spec): ApiJson<RuleSpec>,
+) -> Result<Json<RuleRecord>, ApiError> {
     if spec.name.trim().is_empty() {
         spec.name = name.clone();
     }
@@ -179,7 +214,11 @@ pub async fn put_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<S
 
 #[utoipa::path(delete, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn delete_rule(State(st): State<AppState>, auth: Auth, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_rule(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let (guard, mut tx) = st.store.write_tx().await?;
     if !db::delete_rule_tx(&mut tx, &name).await? {
@@ -188,7 +227,13 @@ pub async fn delete_rule(State(st): State<AppState>, auth: Auth, Path(name): Pat
     let detail = format!("rule {name} deleted");
     crate::store::append_audit(
         &mut tx,
-        &crate::store::NewAudit { actor: auth.actor(), action: "rule_delete", result: "ok", detail: Some(&detail), ..Default::default() },
+        &crate::store::NewAudit {
+            actor: auth.actor(),
+            action: "rule_delete",
+            result: "ok",
+            detail: Some(&detail),
+            ..Default::default()
+        },
     )
     .await?;
     tx.commit().await.map_err(crate::StoreError::from)?;
@@ -207,7 +252,11 @@ pub async fn get_settings(State(st): State<AppState>, auth: Auth) -> Result<Json
 /// Changes guardrails; `{"enabled": false}` is the kill switch.
 #[utoipa::path(put, path = "/v1/automation/settings", request_body = SettingsPatch, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = Settings), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn put_settings(State(st): State<AppState>, auth: Auth, ApiJson(patch): ApiJson<SettingsPatch>) -> Result<Json<Settings>, ApiError> {
+pub async fn put_settings(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(patch): ApiJson<SettingsPatch>,
+) -> Result<Json<Settings>, ApiError> {
     auth.require(Role::Admin)?;
     let (guard, mut tx) = st.store.write_tx().await?;
     let current = db::lock_settings_tx(&mut tx).await?;
@@ -221,7 +270,13 @@ pub async fn put_settings(State(st): State<AppState>, auth: Auth, ApiJson(patch)
     };
     crate::store::append_audit(
         &mut tx,
-        &crate::store::NewAudit { actor: auth.actor(), action, result: "ok", detail: Some(&detail), ..Default::default() },
+        &crate::store::NewAudit {
+            actor: auth.actor(),
+            action,
+            result: "ok",
+            detail: Some(&detail),
+            ..Default::default()
+        },
     )
     .await?;
     tx.commit().await.map_err(crate::StoreError::from)?;
@@ -240,7 +295,11 @@ pub struct ApprovalQuery {
 
 #[utoipa::path(get, path = "/v1/approvals", params(ApprovalQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = ApprovalList)))]
-pub async fn list_approvals(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<ApprovalList>, ApiError> {
+pub async fn list_approvals(
+    State(st): State<AppState>,
+    auth: Auth,
+    uri: axum::http::Uri,
+) -> Result<Json<ApprovalList>, ApiError> {
     auth.require(Role::Viewer)?;
     let q: ApprovalQuery = query(&uri)?;
     let status = match q.status.as_deref() {
@@ -253,14 +312,22 @@ pub async fn list_approvals(State(st): State<AppState>, auth: Auth, uri: axum::h
 
 #[utoipa::path(post, path = "/v1/approvals/approve", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn approve(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<DecisionRequest>) -> Result<Json<DecisionResponse>, ApiError> {
+pub async fn approve(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<DecisionRequest>,
+) -> Result<Json<DecisionResponse>, ApiError> {
     auth.require(Role::Admin)?;
     Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, true).await? }))
 }
 
 #[utoipa::path(post, path = "/v1/approvals/deny", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn deny(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<DecisionRequest>) -> Result<Json<DecisionResponse>, ApiError> {
+pub async fn deny(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<DecisionRequest>,
+) -> Result<Json<DecisionResponse>, ApiError> {
     auth.require(Role::Admin)?;
     Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, false).await? }))
 }
@@ -275,7 +342,11 @@ pub async fn list_targets(State(st): State<AppState>, auth: Auth) -> Result<Json
 
 #[utoipa::path(post, path = "/v1/notifications/targets", request_body = TargetSpec, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = Target), (status = 400, body = cordon_proto::ErrorBody), (status = 409, body = cordon_proto::ErrorBody)))]
-pub async fn post_target(State(st): State<AppState>, auth: Auth, ApiJson(spec): ApiJson<TargetSpec>) -> Result<Json<Target>, ApiError> {
+pub async fn post_target(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(spec): ApiJson<TargetSpec>,
+) -> Result<Json<Target>, ApiError> {
     auth.require(Role::Admin)?;
     let spec = validate::target(&spec).map_err(ApiError::invalid)?;
     Ok(Json(notify::add_target(&st.store, &spec).await?))
@@ -283,7 +354,11 @@ pub async fn post_target(State(st): State<AppState>, auth: Auth, ApiJson(spec): 
 
 #[utoipa::path(delete, path = "/v1/notifications/targets/{id}", params(("id" = i64, Path, description = "target id")), security(("bearer" = [])), tag = "automation",
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn delete_target(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_target(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
     let id: i64 = id.parse().map_err(|_| ApiError::invalid(format!("{id:?} is not a target id")))?;
     notify::delete_target(&st.store, id).await?;
@@ -299,8 +374,14 @@ pub struct DeliveryQuery {
 
 #[utoipa::path(get, path = "/v1/notifications/deliveries", params(DeliveryQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DeliveryList)))]
-pub async fn list_deliveries(State(st): State<AppState>, auth: Auth, uri: axum::http::Uri) -> Result<Json<DeliveryList>, ApiError> {
+pub async fn list_deliveries(
+    State(st): State<AppState>,
+    auth: Auth,
+    uri: axum::http::Uri,
+) -> Result<Json<DeliveryList>, ApiError> {
     auth.require(Role::Viewer)?;
     let q: DeliveryQuery = query(&uri)?;
-    Ok(Json(DeliveryList { deliveries: notify::deliveries(st.store.pool(), q.status.as_deref(), limit(q.limit)).await? }))
+    Ok(Json(DeliveryList {
+        deliveries: notify::deliveries(st.store.pool(), q.status.as_deref(), limit(q.limit)).await?,
+    }))
 }

@@ -7,7 +7,8 @@ use super::model::{Approval, EventRecord, RuleOutcome, RuleRecord, RuleSpec, Set
 use crate::store::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, StoreError, Tx};
 use crate::timefmt::to_rfc3339;
 
-const SETTINGS_COLS: &str = "enabled, cap_count, cap_window_secs, cooldown_secs, protected_labels, event_retention_days, \
+const SETTINGS_COLS: &str =
+    "enabled, cap_count, cap_window_secs, cooldown_secs, protected_labels, event_retention_days, \
      event_retention_max, console_url";
 
 fn settings_row(r: &AnyRow) -> Result<Settings, StoreError> {
@@ -33,7 +34,8 @@ pub async fn settings(pool: &AnyPool) -> Result<Settings, StoreError> {
 /// cannot be overrun by replicas racing each other.
 pub async fn lock_settings_tx(tx: &mut Tx) -> Result<Settings, StoreError> {
     sqlx::query("UPDATE auto_settings SET updated_at = updated_at WHERE id = 1").execute(&mut **tx).await?;
-    let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1")).fetch_one(&mut **tx).await?;
+    let row =
+        sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1")).fetch_one(&mut **tx).await?;
     settings_row(&row)
 }
 
@@ -180,6 +182,10 @@ pub struct HostRow {
     pub labels: Vec<String>,
 }
 
+/// id, hostname, addresses (JSON), quarantined.
+type HostTuple = (String, String, String, bool);
+type Pass<'a> = dyn Fn(&HostTuple) -> bool + Sync + 'a;
+
 fn strip_prefix_len(addr: &str) -> &str {
     addr.split('/').next().unwrap_or(addr).trim()
 }
@@ -188,14 +194,21 @@ fn strip_prefix_len(addr: &str) -> &str {
 /// short name), then IP address. Ambiguous names resolve to nothing (with the reason).
 pub async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<HostRow, String>, StoreError> {
     let r = reference.trim();
-    let rows = sqlx::query("SELECT id, hostname, addresses, quarantined FROM hosts WHERE revoked = 0").fetch_all(&mut **tx).await?;
+    let rows = sqlx::query("SELECT id, hostname, addresses, quarantined FROM hosts WHERE revoked = 0")
+        .fetch_all(&mut **tx)
+        .await?;
     let mut all = Vec::with_capacity(rows.len());
     for row in &rows {
-        all.push((get_str(row, "id")?, get_str(row, "hostname")?, get_str(row, "addresses")?, get_i64(row, "quarantined")? != 0));
+        all.push((
+            get_str(row, "id")?,
+            get_str(row, "hostname")?,
+            get_str(row, "addresses")?,
+            get_i64(row, "quarantined")? != 0,
+        ));
     }
     let rl = r.to_lowercase();
     let short = |h: &str| h.split('.').next().unwrap_or(h).to_lowercase();
-    let passes: [&(dyn Fn(&(String, String, String, bool)) -> bool + Sync); 5] = [
+    let passes: [&Pass<'_>; 5] = [
         &|h| h.0 == r,
         &|h| h.1 == r,
         &|h| h.1.to_lowercase() == rl,
@@ -203,7 +216,7 @@ pub async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<Host
         &|h| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == r),
     ];
     for pass in passes {
-        let hits: Vec<&(String, String, String, bool)> = all.iter().filter(|h| pass(h)).collect();
+        let hits: Vec<&HostTuple> = all.iter().filter(|h| pass(h)).collect();
         match hits.len() {
             0 => continue,
             1 => {
@@ -249,7 +262,14 @@ pub async fn recent_quarantines_tx(tx: &mut Tx, since: i64) -> Result<i64, Store
     get_i64(&row, "n")
 }
 
-pub async fn record_action_tx(tx: &mut Tx, at: i64, host_id: &str, rule: &str, event_id: &str, kind: &str) -> Result<(), StoreError> {
+pub async fn record_action_tx(
+    tx: &mut Tx,
+    at: i64,
+    host_id: &str,
+    rule: &str,
+    event_id: &str,
+    kind: &str,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO auto_actions (at, host_id, rule_name, event_id, kind) VALUES ($1, $2, $3, $4, $5)")
         .bind(at)
         .bind(host_id.to_string())
@@ -263,7 +283,12 @@ pub async fn record_action_tx(tx: &mut Tx, at: i64, host_id: &str, rule: &str, e
 
 // ---- events ----
 
-pub async fn insert_event_tx(tx: &mut Tx, e: &EventRecord, received_at: i64, occurred_at: Option<i64>) -> Result<(), StoreError> {
+pub async fn insert_event_tx(
+    tx: &mut Tx,
+    e: &EventRecord,
+    received_at: i64,
+    occurred_at: Option<i64>,
+) -> Result<(), StoreError> {
     let outcomes = serde_json::to_string(&e.outcomes).map_err(|x| StoreError::Other(x.to_string()))?;
     sqlx::query(
         "INSERT INTO auto_events (id, received_at, occurred_at, source, type, tags, severity, host_ref, host_id, status, rule_name, outcomes, raw) \
@@ -347,20 +372,29 @@ pub async fn event(pool: &AnyPool, id: &str) -> Result<Option<EventRecord>, Stor
 }
 
 pub async fn set_event_status_tx(tx: &mut Tx, id: &str, status: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE auto_events SET status = $1 WHERE id = $2").bind(status.to_string()).bind(id.to_string()).execute(&mut **tx).await?;
+    sqlx::query("UPDATE auto_events SET status = $1 WHERE id = $2")
+        .bind(status.to_string())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 /// Deletes events older than `before` and beyond the newest `max`. Returns how many.
 pub async fn prune_events(pool: &AnyPool, before: i64, max: i64) -> Result<u64, StoreError> {
-    let mut n = sqlx::query("DELETE FROM auto_events WHERE received_at < $1").bind(before).execute(pool).await?.rows_affected();
+    let mut n =
+        sqlx::query("DELETE FROM auto_events WHERE received_at < $1").bind(before).execute(pool).await?.rows_affected();
     let edge = sqlx::query("SELECT received_at FROM auto_events ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET $1")
         .bind(max)
         .fetch_optional(pool)
         .await?;
     if let Some(row) = edge {
         let at = get_i64(&row, "received_at")?;
-        n += sqlx::query("DELETE FROM auto_events WHERE received_at <= $1").bind(at).execute(pool).await?.rows_affected();
+        n += sqlx::query("DELETE FROM auto_events WHERE received_at <= $1")
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected();
     }
     Ok(n)
 }
@@ -398,7 +432,8 @@ pub async fn insert_approval_tx(
     Ok(())
 }
 
-const APPROVAL_COLS: &str = "id, event_id, host_id, rule_name, params, reason, created_at, status, decided_by, decided_at, decision_comment";
+const APPROVAL_COLS: &str =
+    "id, event_id, host_id, rule_name, params, reason, created_at, status, decided_by, decided_at, decision_comment";
 
 fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
     Ok((
@@ -421,13 +456,20 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
 pub async fn approvals(pool: &AnyPool, status: Option<&str>, limit: i64) -> Result<Vec<Approval>, StoreError> {
     let rows = match status {
         Some(s) => {
-            sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = $1 ORDER BY id DESC LIMIT $2"))
-                .bind(s.to_string())
+            sqlx::query(&format!(
+                "SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(s.to_string())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals ORDER BY id DESC LIMIT $1"))
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
         }
-        None => sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(pool).await?,
     };
     rows.iter().map(|r| approval_row(r).map(|x| x.0)).collect()
 }
@@ -441,11 +483,21 @@ pub async fn pending_approvals_tx(tx: &mut Tx) -> Result<Vec<(Approval, String)>
 }
 
 pub async fn approval_status_tx(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>, StoreError> {
-    let row = sqlx::query("SELECT status, host_id FROM auto_approvals WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query("SELECT status, host_id FROM auto_approvals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     row.map(|r| Ok((get_str(&r, "status")?, get_str(&r, "host_id")?))).transpose()
 }
 
-pub async fn decide_approval_tx(tx: &mut Tx, id: i64, status: &str, actor: &str, comment: Option<&str>, now: i64) -> Result<(), StoreError> {
+pub async fn decide_approval_tx(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    actor: &str,
+    comment: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE auto_approvals SET status = $1, decided_by = $2, decided_at = $3, decision_comment = $4 WHERE id = $5 AND status = 'pending'")
         .bind(status.to_string())
         .bind(actor.to_string())

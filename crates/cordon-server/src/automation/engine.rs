@@ -77,8 +77,9 @@ fn check_event(ev: &EventIn) -> Result<(Severity, Option<i64>), ApiError> {
     if ev.source.as_deref().is_some_and(|s| s.len() > 100) {
         return Err(ApiError::invalid("source must be at most 100 characters"));
     }
-    let severity = Severity::parse(&ev.severity)
-        .ok_or_else(|| ApiError::invalid(format!("severity {:?} must be info, low, medium, high or critical", ev.severity)))?;
+    let severity = Severity::parse(&ev.severity).ok_or_else(|| {
+        ApiError::invalid(format!("severity {:?} must be info, low, medium, high or critical", ev.severity))
+    })?;
     let occurred = match ev.occurred_at.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(t) => Some(parse_rfc3339(t).map_err(ApiError::invalid)?),
@@ -163,7 +164,12 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
     let pending = db::approval_pending_tx(tx, &host.id).await?;
     let recent = db::recent_quarantines_tx(tx, now - settings.cap_window_secs.saturating_mul(1000)).await?;
     let facts = EventFacts { event_type: &rec.event_type, tags: &rec.tags, severity: rec.severity };
-    let hf = HostFacts { labels: &host.labels, quarantined: host.quarantined, approval_pending: pending, last_auto_action_ms: last };
+    let hf = HostFacts {
+        labels: &host.labels,
+        quarantined: host.quarantined,
+        approval_pending: pending,
+        last_auto_action_ms: last,
+    };
     let fleet = Fleet {
         labels: &fleet_labels,
         enabled: settings.enabled,
@@ -177,7 +183,11 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
     for r in &rules {
         let name = r.spec.name.clone();
         if chosen.is_some() {
-            rec.outcomes.push(RuleOutcome { rule: name, outcome: "not_evaluated".into(), reason: "an earlier rule acted".into() });
+            rec.outcomes.push(RuleOutcome {
+                rule: name,
+                outcome: "not_evaluated".into(),
+                reason: "an earlier rule acted".into(),
+            });
             continue;
         }
         let rule = match (r.active, validate::rule(&r.spec)) {
@@ -199,7 +209,8 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
         }
     }
     let Some((rule, decision)) = chosen else {
-        rec.status = if rec.outcomes.iter().any(|o| o.outcome == "blocked") { "suppressed".into() } else { "no_match".into() };
+        rec.status =
+            if rec.outcomes.iter().any(|o| o.outcome == "blocked") { "suppressed".into() } else { "no_match".into() };
         return Ok(());
     };
     rec.rule = Some(rule.name.clone());
@@ -213,7 +224,8 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
             rec.status = "quarantined".into();
         }
         Decision::NotifyOnly => {
-            let detail = audit_detail(&rec.id, &rule.name, Some("dry run (notify_only): would quarantine, nothing changed"));
+            let detail =
+                audit_detail(&rec.id, &rule.name, Some("dry run (notify_only): would quarantine, nothing changed"));
             append_audit(
                 tx,
                 &NewAudit {
@@ -254,8 +266,13 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
 }
 
 /// Approves (quarantines) or denies pending approvals, all in one transaction.
-pub async fn decide(st: &AppState, actor: &str, req: &DecisionRequest, approve: bool) -> Result<Vec<DecisionResult>, ApiError> {
-    if req.all == !req.ids.is_empty() {
+pub async fn decide(
+    st: &AppState,
+    actor: &str,
+    req: &DecisionRequest,
+    approve: bool,
+) -> Result<Vec<DecisionResult>, ApiError> {
+    if req.all != req.ids.is_empty() {
         return Err(ApiError::invalid("give ids [...] or all: true (not both)"));
     }
     let comment = req.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
@@ -274,7 +291,9 @@ pub async fn decide(st: &AppState, actor: &str, req: &DecisionRequest, approve: 
         for id in &req.ids {
             if !pending.iter().any(|(a, _)| a.id == *id) {
                 match db::approval_status_tx(&mut tx, *id).await? {
-                    Some((_, host_id)) => results.push(DecisionResult { id: *id, host_id, status: "not_pending".into() }),
+                    Some((_, host_id)) => {
+                        results.push(DecisionResult { id: *id, host_id, status: "not_pending".into() })
+                    }
                     None => return Err(ApiError::not_found(format!("no approval {id}"))),
                 }
             }
@@ -306,8 +325,8 @@ pub async fn decide(st: &AppState, actor: &str, req: &DecisionRequest, approve: 
                 None => false,
             };
             if live {
-                let plan: PlannedAction =
-                    serde_json::from_str(params).map_err(|e| ApiError::internal(format!("stored approval {}: {e}", a.id)))?;
+                let plan: PlannedAction = serde_json::from_str(params)
+                    .map_err(|e| ApiError::internal(format!("stored approval {}: {e}", a.id)))?;
                 let mut p = plan.params(now);
                 p.comment = format!("{}; approved by {actor}: {comment}", plan.comment);
                 p.message = p.message.map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());

@@ -77,13 +77,22 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { tick: Duration::from_secs(1), prune_every: Duration::from_secs(60), delivery: Default::default() }
+        WorkerConfig {
+            tick: Duration::from_secs(1),
+            prune_every: Duration::from_secs(60),
+            delivery: Default::default(),
+        }
     }
 }
 
 /// One pass: queue notifications for new audit records, deliver what is due, and (when
 /// `prune`) apply event and outbox retention.
-pub async fn work_once(store: &Store, client: &reqwest::Client, cfg: &WorkerConfig, prune: bool) -> Result<(), crate::StoreError> {
+pub async fn work_once(
+    store: &Store,
+    client: &reqwest::Client,
+    cfg: &WorkerConfig,
+    prune: bool,
+) -> Result<(), crate::StoreError> {
     notify::enqueue(store).await?;
     notify::deliver_due(store, client, &cfg.delivery).await?;
     if prune {

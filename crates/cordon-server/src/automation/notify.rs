@@ -129,13 +129,18 @@ fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
 }
 
 pub async fn targets(pool: &AnyPool) -> Result<Vec<Target>, StoreError> {
-    let rows = sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets ORDER BY id").fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets ORDER BY id")
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(target_row).collect()
 }
 
 pub async fn add_target(store: &Store, spec: &TargetSpec) -> Result<Target, StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
-    let exists = sqlx::query("SELECT id FROM notify_targets WHERE name = $1").bind(spec.name.clone()).fetch_optional(&mut *tx).await?;
+    let exists = sqlx::query("SELECT id FROM notify_targets WHERE name = $1")
+        .bind(spec.name.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
     if exists.is_some() {
         return Err(StoreError::Conflict(format!("a target named {:?} exists", spec.name)));
     }
@@ -175,7 +180,10 @@ pub async fn delete_target(store: &Store, id: i64) -> Result<(), StoreError> {
 pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
     sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1").execute(&mut *tx).await?;
-    let cursor = get_i64(&sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1").fetch_one(&mut *tx).await?, "audit_id")?;
+    let cursor = get_i64(
+        &sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1").fetch_one(&mut *tx).await?,
+        "audit_id",
+    )?;
     let rows = sqlx::query(
         "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
          a.detail AS detail, h.hostname AS hostname FROM audit a LEFT JOIN hosts h ON h.id = a.host_id \
@@ -187,11 +195,16 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     .await?;
     let Some(last) = rows.last() else { return Ok(0) };
     let last_id = get_i64(last, "id")?;
-    let trows = sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE enabled = 1 ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
+    let trows = sqlx::query(
+        "SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE enabled = 1 ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let targets = trows.iter().map(target_row).collect::<Result<Vec<_>, _>>()?;
-    let console = get_opt_str(&sqlx::query("SELECT console_url FROM auto_settings WHERE id = 1").fetch_one(&mut *tx).await?, "console_url")?;
+    let console = get_opt_str(
+        &sqlx::query("SELECT console_url FROM auto_settings WHERE id = 1").fetch_one(&mut *tx).await?,
+        "console_url",
+    )?;
     let now = now_ms();
     let mut queued = 0;
     for r in &rows {
@@ -207,7 +220,11 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
             url: host_id.as_deref().map(|h| host_url(console.as_deref(), h)),
             host_id,
             hostname: get_opt_str(r, "hostname")?,
-            rule: detail.as_deref().and_then(|d| field(d, "rule")).map(str::to_string).or_else(|| actor.strip_prefix("rule:").map(str::to_string)),
+            rule: detail
+                .as_deref()
+                .and_then(|d| field(d, "rule"))
+                .map(str::to_string)
+                .or_else(|| actor.strip_prefix("rule:").map(str::to_string)),
             event_id: detail.as_deref().and_then(|d| field(d, "event")).map(str::to_string),
             actor,
             reason: get_opt_str(r, "comment")?,
@@ -287,7 +304,11 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
 }
 
 /// Sends every due outbox row once. Returns (delivered, failed attempts).
-pub async fn deliver_due(store: &Store, client: &reqwest::Client, cfg: &DeliveryConfig) -> Result<(usize, usize), StoreError> {
+pub async fn deliver_due(
+    store: &Store,
+    client: &reqwest::Client,
+    cfg: &DeliveryConfig,
+) -> Result<(usize, usize), StoreError> {
     let now = now_ms();
     let rows = sqlx::query(
         "SELECT o.id AS id, o.payload AS payload, o.attempts AS attempts, t.url AS url FROM notify_outbox o \
@@ -354,7 +375,14 @@ pub async fn deliver_due(store: &Store, client: &reqwest::Client, cfg: &Delivery
     Ok((ok, failed))
 }
 
-async fn finish(store: &Store, id: i64, status: &str, attempts: i64, error: Option<&str>, next: i64) -> Result<(), StoreError> {
+async fn finish(
+    store: &Store,
+    id: i64,
+    status: &str,
+    attempts: i64,
+    error: Option<&str>,
+    next: i64,
+) -> Result<(), StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
     let delivered = (status == "delivered").then(now_ms);
     sqlx::query(
@@ -383,7 +411,10 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
         .await?;
     let total = get_i64(&sqlx::query("SELECT COUNT(*) AS n FROM notify_outbox").fetch_one(&mut *tx).await?, "n")?;
     if total > OUTBOX_MAX {
-        let edge = sqlx::query("SELECT id FROM notify_outbox ORDER BY id DESC LIMIT 1 OFFSET $1").bind(OUTBOX_MAX).fetch_optional(&mut *tx).await?;
+        let edge = sqlx::query("SELECT id FROM notify_outbox ORDER BY id DESC LIMIT 1 OFFSET $1")
+            .bind(OUTBOX_MAX)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = edge {
             let id = get_i64(&row, "id")?;
             let n = sqlx::query("DELETE FROM notify_outbox WHERE id <= $1").bind(id).execute(&mut *tx).await?;
@@ -422,7 +453,12 @@ pub async fn deliveries(pool: &AnyPool, status: Option<&str>, limit: i64) -> Res
                 .fetch_all(pool)
                 .await?
         }
-        None => sqlx::query(&format!("SELECT {cols} FROM notify_outbox ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(pool).await?,
+        None => {
+            sqlx::query(&format!("SELECT {cols} FROM notify_outbox ORDER BY id DESC LIMIT $1"))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
     };
     rows.iter().map(delivery_row).collect()
 }

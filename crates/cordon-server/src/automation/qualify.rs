@@ -76,10 +76,9 @@ impl Decision {
         match self {
             Decision::Quarantine => "qualifies: quarantine".into(),
             Decision::NotifyOnly => "qualifies: notify_only rule (dry run), nothing changed".into(),
-            Decision::ApprovalRequired(r)
-            | Decision::NoMatch(r)
-            | Decision::Blocked(r)
-            | Decision::RuleError(r) => r.clone(),
+            Decision::ApprovalRequired(r) | Decision::NoMatch(r) | Decision::Blocked(r) | Decision::RuleError(r) => {
+                r.clone()
+            }
         }
     }
 
@@ -101,8 +100,12 @@ pub fn resolve_label(name: &str, existing: &[String]) -> Result<(), String> {
     match (exact, similar.is_empty()) {
         (1, true) => Ok(()),
         (0, true) => Err(format!("trigger label {name:?} does not exist")),
-        (0, false) => Err(format!("trigger label {name:?} does not exist (similar: {similar:?}); labels are case-sensitive")),
-        (1, false) => Err(format!("trigger label {name:?} is ambiguous: near-duplicates {similar:?} differ only in case or whitespace")),
+        (0, false) => {
+            Err(format!("trigger label {name:?} does not exist (similar: {similar:?}); labels are case-sensitive"))
+        }
+        (1, false) => Err(format!(
+            "trigger label {name:?} is ambiguous: near-duplicates {similar:?} differ only in case or whitespace"
+        )),
         (n, _) => Err(format!("trigger label {name:?} is ambiguous: {n} labels of that name")),
     }
 }
@@ -144,7 +147,10 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
     if let Some(last) = host.last_auto_action_ms {
         let until = last.saturating_add(cooldown.saturating_mul(1000));
         if fleet.now_ms < until {
-            return Decision::Blocked(format!("host is in cooldown for {} more s", (until - fleet.now_ms + 999) / 1000));
+            return Decision::Blocked(format!(
+                "host is in cooldown for {} more s",
+                (until - fleet.now_ms + 999) / 1000
+            ));
         }
     }
     if rule.notify_only {
@@ -227,27 +233,105 @@ mod tests {
             Case { name: "type via tag", event_type: "other", tags: &["malware"], ..BASE },
             Case { name: "not critical", severity: Severity::High, want: "no_match", why: "only_critical", ..BASE },
             Case { name: "critical not required", rule: |r| r.only_critical = false, severity: Severity::Low, ..BASE },
-            Case { name: "not in group", host_labels: &["laptops"], want: "no_match", why: "none of the trigger labels", ..BASE },
-            Case { name: "host without labels", host_labels: &[], want: "no_match", why: "none of the trigger", ..BASE },
-            Case { name: "one of several labels", rule: |r| r.trigger_labels = vec!["laptops".into(), "servers".into()], ..BASE },
-            Case { name: "missing label", fleet_labels: &["laptops"], host_labels: &["laptops"], want: "rule_error", why: "does not exist", ..BASE },
-            Case { name: "case differs only", fleet_labels: &["Servers"], host_labels: &["Servers"], want: "rule_error", why: "case-sensitive", ..BASE },
-            Case { name: "near duplicate case", fleet_labels: &["servers", "Servers"], want: "rule_error", why: "ambiguous", ..BASE },
-            Case { name: "near duplicate space", fleet_labels: &["servers", "servers "], want: "rule_error", why: "ambiguous", ..BASE },
-            Case { name: "one of two labels missing", rule: |r| r.trigger_labels = vec!["servers".into(), "dbs".into()], want: "rule_error", why: "\"dbs\" does not exist", ..BASE },
+            Case {
+                name: "not in group",
+                host_labels: &["laptops"],
+                want: "no_match",
+                why: "none of the trigger labels",
+                ..BASE
+            },
+            Case {
+                name: "host without labels",
+                host_labels: &[],
+                want: "no_match",
+                why: "none of the trigger",
+                ..BASE
+            },
+            Case {
+                name: "one of several labels",
+                rule: |r| r.trigger_labels = vec!["laptops".into(), "servers".into()],
+                ..BASE
+            },
+            Case {
+                name: "missing label",
+                fleet_labels: &["laptops"],
+                host_labels: &["laptops"],
+                want: "rule_error",
+                why: "does not exist",
+                ..BASE
+            },
+            Case {
+                name: "case differs only",
+                fleet_labels: &["Servers"],
+                host_labels: &["Servers"],
+                want: "rule_error",
+                why: "case-sensitive",
+                ..BASE
+            },
+            Case {
+                name: "near duplicate case",
+                fleet_labels: &["servers", "Servers"],
+                want: "rule_error",
+                why: "ambiguous",
+                ..BASE
+            },
+            Case {
+                name: "near duplicate space",
+                fleet_labels: &["servers", "servers "],
+                want: "rule_error",
+                why: "ambiguous",
+                ..BASE
+            },
+            Case {
+                name: "one of two labels missing",
+                rule: |r| r.trigger_labels = vec!["servers".into(), "dbs".into()],
+                want: "rule_error",
+                why: "\"dbs\" does not exist",
+                ..BASE
+            },
             Case { name: "disabled rule", active: false, want: "no_match", why: "disabled", ..BASE },
-            Case { name: "protected", host_labels: &["servers", "cordon-protected"], want: "blocked", why: "protected", ..BASE },
-            Case { name: "already quarantined", quarantined: true, want: "blocked", why: "already quarantined", ..BASE },
+            Case {
+                name: "protected",
+                host_labels: &["servers", "cordon-protected"],
+                want: "blocked",
+                why: "protected",
+                ..BASE
+            },
+            Case {
+                name: "already quarantined",
+                quarantined: true,
+                want: "blocked",
+                why: "already quarantined",
+                ..BASE
+            },
             Case { name: "approval pending", pending: true, want: "blocked", why: "pending", ..BASE },
             Case { name: "kill switch", enabled: false, want: "blocked", why: "kill switch", ..BASE },
             Case { name: "cooldown", last_action_secs_ago: Some(60), want: "blocked", why: "cooldown", ..BASE },
             Case { name: "cooldown over", last_action_secs_ago: Some(7200), ..BASE },
-            Case { name: "rule cooldown shorter", rule: |r| r.cooldown_secs = Some(30), last_action_secs_ago: Some(60), ..BASE },
+            Case {
+                name: "rule cooldown shorter",
+                rule: |r| r.cooldown_secs = Some(30),
+                last_action_secs_ago: Some(60),
+                ..BASE
+            },
             Case { name: "cap reached", recent: 5, want: "approval_required", why: "cap", ..BASE },
             Case { name: "cap almost", recent: 4, ..BASE },
             Case { name: "notify only", rule: |r| r.notify_only = true, want: "notify_only", ..BASE },
-            Case { name: "notify only ignores cap", rule: |r| r.notify_only = true, recent: 9, want: "notify_only", ..BASE },
-            Case { name: "protected beats cap", host_labels: &["servers", "cordon-protected"], recent: 9, want: "blocked", why: "protected", ..BASE },
+            Case {
+                name: "notify only ignores cap",
+                rule: |r| r.notify_only = true,
+                recent: 9,
+                want: "notify_only",
+                ..BASE
+            },
+            Case {
+                name: "protected beats cap",
+                host_labels: &["servers", "cordon-protected"],
+                recent: 9,
+                want: "blocked",
+                why: "protected",
+                ..BASE
+            },
             Case { name: "no match beats kill switch", event_type: "login", enabled: false, want: "no_match", ..BASE },
             Case { name: "missing label beats cap", fleet_labels: &[], recent: 9, want: "rule_error", ..BASE },
         ];

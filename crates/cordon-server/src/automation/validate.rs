@@ -50,7 +50,9 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
     for l in &spec.trigger_labels {
         // Labels are compared exactly: surrounding spaces would never match.
         if l.is_empty() || l.trim() != l || l.chars().count() > 64 || l.chars().any(|c| c.is_control() || c == ',') {
-            return Err(format!("trigger label {l:?} is not a valid label (1-64 characters, no commas, no surrounding spaces)"));
+            return Err(format!(
+                "trigger label {l:?} is not a valid label (1-64 characters, no commas, no surrounding spaces)"
+            ));
         }
         if l == QUARANTINE_LABEL {
             return Err(format!("trigger label {QUARANTINE_LABEL:?} is managed by the server"));
@@ -114,7 +116,13 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
     if events.is_empty() {
         events = NOTIFY_KINDS.iter().map(|s| s.to_string()).collect();
     }
-    Ok(TargetSpec { name: name.to_string(), kind: spec.kind.clone(), url: url.to_string(), events, enabled: spec.enabled })
+    Ok(TargetSpec {
+        name: name.to_string(),
+        kind: spec.kind.clone(),
+        url: url.to_string(),
+        events,
+        enabled: spec.enabled,
+    })
 }
 
 #[cfg(test)]
@@ -142,7 +150,8 @@ mod tests {
         let r = rule(&spec()).unwrap();
         assert_eq!(r.expires_after_secs, Some(4 * 3600));
         assert!(!r.notify_only);
-        let cases: Vec<(fn(&mut RuleSpec), &str)> = vec![
+        type Case = (fn(&mut RuleSpec), &'static str);
+        let cases: Vec<Case> = vec![
             (|s| s.trigger_event_types.clear(), "trigger_event_types"),
             (|s| s.trigger_labels.clear(), "trigger_labels"),
             (|s| s.trigger_labels = vec![" servers".into()], "not a valid label"),
