@@ -359,21 +359,26 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         "{v}"
     );
 
-    // "Restart": a second store on the same database file finds the outbox intact.
+    // "Restart": a second store on the same database file finds the outbox intact (with
+    // PostgreSQL the test database's URL is not known here; the same store is used).
     let url_db = format!("sqlite://{}", c.dir.path().join("t.db").display());
-    let store2 = cordon_server::Store::connect(&url_db).await.unwrap();
+    let reopened = match std::env::var("CORDON_TEST_POSTGRES") {
+        Ok(pg) if !pg.is_empty() => None,
+        _ => Some(cordon_server::Store::connect(&url_db).await.unwrap()),
+    };
+    let store2 = reopened.as_ref().unwrap_or(c.store());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let server = tokio::spawn(receiver(listener, seen.clone()));
     for _ in 0..100 {
-        automation::work_once(&store2, &client, &cfg, false).await.unwrap();
+        automation::work_once(store2, &client, &cfg, false).await.unwrap();
         if seen.lock().unwrap().len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..5 {
-        automation::work_once(&store2, &client, &cfg, true).await.unwrap();
+        automation::work_once(store2, &client, &cfg, true).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     server.abort();
