@@ -23,12 +23,27 @@ pub struct Ctx {
     pub viewer: String,
 }
 
+/// Creates an empty database next to `base` (postgres://user@host:port/db) and returns its URL.
+async fn fresh_postgres(base: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
 impl Ctx {
     pub async fn new() -> Ctx {
         let dir = tempfile::tempdir().unwrap();
         pki::init(dir.path(), &["cordon.test".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
         let ca = Arc::new(Ca::load(dir.path()).unwrap());
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let url = match std::env::var("CORDON_TEST_POSTGRES") {
+            // Opt-in second run against PostgreSQL: a fresh database per test.
+            Ok(base) if !base.is_empty() => fresh_postgres(&base).await,
+            _ => format!("sqlite://{}", dir.path().join("t.db").display()),
+        };
         let store = Arc::new(Store::connect(&url).await.unwrap());
         let admin = store.create_api_token("test", "alice-admin", Role::Admin).await.unwrap().token;
         let responder = store.create_api_token("test", "rita-responder", Role::Responder).await.unwrap().token;
