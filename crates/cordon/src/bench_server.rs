@@ -170,6 +170,9 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
     for t in &tasks {
         t.abort();
     }
+    for t in tasks {
+        let _ = t.await;
+    }
     server.stop();
     if a.json {
         println!(

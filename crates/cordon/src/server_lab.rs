@@ -121,7 +121,8 @@ impl ServerLab {
 
 impl Drop for ServerLab {
     fn drop(&mut self) {
-        for c in &mut self.procs {
+        // Agents first, so they do not log the server going away.
+        for c in self.procs.iter_mut().rev() {
             let _ = c.kill();
             let _ = c.wait();
         }
