@@ -156,9 +156,14 @@ impl Reconciler {
         }
     }
 
-    fn save(&self) {
-        if let Err(e) = persist::save(&self.dir, &self.p) {
-            tracing::error!(error = %e, "cannot persist desired state");
+    /// Writes the persisted state (fsync) on a blocking thread.
+    async fn save(&self) {
+        let (dir, p) = (self.dir.clone(), self.p.clone());
+        let result = tokio::task::spawn_blocking(move || persist::save(&dir, &p)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot persist desired state"),
+            Err(e) => tracing::error!(error = %e, "persist task failed"),
         }
     }
 
@@ -206,7 +211,7 @@ impl Reconciler {
         tracing::info!(revision = d.revision, quarantined = d.quarantined, "new desired state");
         self.p.desired = d;
         self.retry_at = None;
-        self.save();
+        self.save().await;
         self.converge().await;
     }
 
@@ -237,7 +242,7 @@ impl Reconciler {
             match self.blocking(move |e| e.isolate(&req)).await {
                 Ok(a) => {
                     tracing::info!(revision = d.revision, "quarantine applied");
-                    self.applied(d.revision);
+                    self.applied(d.revision).await;
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
                 Err(err) => self.failed(err),
@@ -246,7 +251,7 @@ impl Reconciler {
             match self.blocking(|e| e.release()).await {
                 Ok(()) => {
                     tracing::info!(revision = d.revision, "released");
-                    self.applied(d.revision);
+                    self.applied(d.revision).await;
                     self.report(AgentState::Released, None, None, None);
                 }
                 Err(err) => self.failed(err),
@@ -254,10 +259,10 @@ impl Reconciler {
         }
     }
 
-    fn applied(&mut self, rev: i64) {
+    async fn applied(&mut self, rev: i64) {
         self.p.applied_revision = Some(rev);
         self.retry_at = None;
-        self.save();
+        self.save().await;
     }
 
     fn failed(&mut self, err: EnforceError) {
@@ -312,7 +317,7 @@ impl Reconciler {
             Ok(a) => {
                 tracing::info!("quarantine re-applied");
                 let rev = self.p.desired.revision;
-                self.applied(rev);
+                self.applied(rev).await;
                 self.report(AgentState::Isolated, Some(&a), None, None);
             }
             Err(err) => self.failed(err),
