@@ -73,14 +73,25 @@ fn golden_hex(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Writes the nft text of every golden case so `capture.sh` can run nft on it.
+/// Writes the nft text of every golden case so `capture.sh` can run nft on it
+/// (`CORDON_GOLDEN_OUT=DIR`; by default into a fresh temporary directory, checking that
+/// every case renders to a replace batch).
 #[test]
-#[ignore]
 fn write_golden_inputs() {
-    let dir = std::env::var("CORDON_GOLDEN_OUT").unwrap_or_else(|_| "/tmp/cordon-golden".into());
+    let dir = match std::env::var("CORDON_GOLDEN_OUT") {
+        Ok(d) => std::path::PathBuf::from(d),
+        Err(_) => std::env::temp_dir().join(format!("cordon-golden-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     for (name, p) in golden_policies() {
-        std::fs::write(format!("{dir}/{name}.nft"), nft::render_apply(&TableName::default(), &p)).unwrap();
+        let path = dir.join(format!("{name}.nft"));
+        std::fs::write(&path, nft::render_apply(&TableName::default(), &p)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("add table inet cordon\ndelete table inet cordon\n"), "{name}");
+        assert!(golden_hex(name).is_some(), "golden case {name} has no capture");
+    }
+    if std::env::var_os("CORDON_GOLDEN_OUT").is_none() {
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
