@@ -53,7 +53,9 @@ pub type Tx = Transaction<'static, Any>;
 /// lock in-process avoids `database is locked` errors from read-then-write upgrades.
 pub struct Store {
     pool: AnyPool,
-    write: Mutex<()>,
+    write: std::sync::Arc<Mutex<()>>,
+    /// Group commit of agent status reports (started on first use).
+    reports: std::sync::OnceLock<reports::ReportQueue>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -108,7 +110,7 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         migrator(&url).run(&pool).await?;
-        Ok(Store { pool, write: Mutex::new(()) })
+        Ok(Store { pool, write: std::sync::Arc::new(Mutex::new(())), reports: std::sync::OnceLock::new() })
     }
 
     pub fn pool(&self) -> &AnyPool {
