@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cordon_engine::QuarantineState;
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::backoff::Backoff;
 use crate::client::{ServerClient, POLL_WAIT_SECS};
@@ -63,7 +63,8 @@ impl Agent {
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let heartbeat = Duration::from_secs_f64(self.cfg.heartbeat_secs);
         let reporter = tokio::spawn(crate::report::run(self.client.clone(), report_rx, heartbeat));
-        let poller = tokio::spawn(poll(self.client.clone(), since, desired_tx));
+        let reset = Arc::new(Notify::new());
+        let poller = tokio::spawn(poll(self.client.clone(), since, desired_tx, reset.clone()));
         let _guard = AbortOnDrop(vec![reporter, poller]);
 
         let mut rec = Reconciler {
@@ -74,6 +75,7 @@ impl Agent {
             retry_at: None,
             last: None,
             hostname: self.hostname.clone(),
+            reset,
         };
         rec.startup().await;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(self.cfg.check_interval_secs));
@@ -105,11 +107,24 @@ impl Drop for AbortOnDrop {
 
 /// Long-polls forever; passes on every new revision, and the current one again after
 /// a reconnect (so the agent re-reports its state to a server that was away).
-async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<DesiredState>) {
+///
+/// `reset` abandons the request in flight and starts a new one. The reconciler fires it
+/// after applying a quarantine: a long-poll sent before the rules existed may be on a
+/// connection the kernel never tracked (conntrack starts with our rules), so the
+/// server's answer would arrive as a "new" inbound packet and be dropped. A fresh
+/// request starts with an outbound packet and is tracked as established.
+async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<DesiredState>, reset: Arc<Notify>) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut was_failing = false;
     loop {
-        match client.desired(since, POLL_WAIT_SECS).await {
+        let answer = tokio::select! {
+            a = client.desired(since, POLL_WAIT_SECS) => a,
+            _ = reset.notified() => {
+                tracing::debug!("firewall changed: restarting the long-poll");
+                continue;
+            }
+        };
+        match answer {
             Ok(d) => {
                 backoff.reset();
                 if Some(d.revision) != since || was_failing {
@@ -142,6 +157,7 @@ struct Reconciler {
     retry_at: Option<Instant>,
     last: Option<StatusReport>,
     hostname: String,
+    reset: Arc<Notify>,
 }
 
 impl Reconciler {
@@ -242,6 +258,7 @@ impl Reconciler {
             match self.blocking(move |e| e.isolate(&req)).await {
                 Ok(a) => {
                     tracing::info!(revision = d.revision, "quarantine applied");
+                    self.reset.notify_one();
                     self.applied(d.revision).await;
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
@@ -316,6 +333,7 @@ impl Reconciler {
         match result {
             Ok(a) => {
                 tracing::info!("quarantine re-applied");
+                self.reset.notify_one();
                 let rev = self.p.desired.revision;
                 self.applied(rev).await;
                 self.report(AgentState::Isolated, Some(&a), None, None);

@@ -233,3 +233,11 @@ fn enroll_quarantine_tamper_outage_restart_release() {
     assert_eq!(actions.iter().filter(|a| **a == "release").count(), 1, "{actions:?}");
     assert!(actions.contains(&"tampered"), "{actions:?}");
 }
+
+/// The flow behind `cordon lab --server`: quarantine and release through the API with the
+/// leak matrix probed in each phase.
+#[test]
+fn lab_server_demo_scores_zero_and_zero() {
+    let ok = cordon::server_lab::demo(Path::new(&bin()), false).expect("lab --server demo");
+    assert!(ok, "the demo reported leaks, over-blocks or an unconfirmed quarantine");
+}

@@ -31,6 +31,7 @@ pub async fn desired(
     let wait = q.wait.map(Duration::from_secs).unwrap_or(st.max_wait).min(st.max_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = st.hub.subscribe(&agent.host_id);
+    tracing::debug!(host = %agent.host_id, since = ?q.since, "agent long-poll");
     loop {
         let (desired, revoked) = st
             .store
@@ -42,6 +43,7 @@ pub async fn desired(
         }
         let newer = q.since.is_none_or(|s| desired.revision > s);
         if newer || tokio::time::Instant::now() >= deadline {
+            tracing::debug!(host = %agent.host_id, revision = desired.revision, "agent long-poll answered");
             return Ok(Json(desired));
         }
         tokio::select! {
