@@ -40,7 +40,8 @@ pub fn http_client(tls: ClientConfig, timeout: Option<Duration>) -> Result<reqwe
     if let Some(t) = timeout {
         b = b.timeout(t);
     }
-    b.build().map_err(|e| AgentError::Http(format!("cannot build HTTP client: {e}")))
+    b.build()
+        .map_err(|e| AgentError::Http(format!("cannot build HTTP client: {e}")))
 }
 
 async fn error_of(resp: reqwest::Response) -> CallError {
@@ -50,16 +51,25 @@ async fn error_of(resp: reqwest::Response) -> CallError {
         Ok(b) => format!("server answered {status}: {}: {}", b.error, b.detail),
         Err(_) => format!("server answered {status}: {text}"),
     };
-    CallError { detail, status: Some(status) }
+    CallError {
+        detail,
+        status: Some(status),
+    }
 }
 
 fn transport(e: reqwest::Error) -> CallError {
-    CallError { detail: format!("cannot reach server: {e}"), status: None }
+    CallError {
+        detail: format!("cannot reach server: {e}"),
+        status: None,
+    }
 }
 
 impl ServerClient {
     pub fn new(base: &str, tls: ClientConfig) -> Result<Self, AgentError> {
-        Ok(ServerClient { base: base.trim_end_matches('/').to_string(), http: http_client(tls, None)? })
+        Ok(ServerClient {
+            base: base.trim_end_matches('/').to_string(),
+            http: http_client(tls, None)?,
+        })
     }
 
     /// Long-poll for a revision newer than `since`.
@@ -78,7 +88,10 @@ impl ServerClient {
         if !resp.status().is_success() {
             return Err(error_of(resp).await);
         }
-        resp.json().await.map_err(|e| CallError { detail: format!("bad desired state: {e}"), status: None })
+        resp.json().await.map_err(|e| CallError {
+            detail: format!("bad desired state: {e}"),
+            status: None,
+        })
     }
 
     pub async fn report(&self, r: &StatusReport) -> Result<(), CallError> {

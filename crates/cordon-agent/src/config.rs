@@ -84,10 +84,15 @@ impl AgentConfig {
         cordon_policy::AllowSpec::parse_server(&self.server)
             .map_err(|e| AgentError::Config(format!("server {:?}: {e}", self.server)))?;
         if !self.server.starts_with("https://") {
-            return Err(AgentError::Config(format!("server {:?} must be an https:// URL", self.server)));
+            return Err(AgentError::Config(format!(
+                "server {:?} must be an https:// URL",
+                self.server
+            )));
         }
         cordon_policy::TableName::new(&self.table).map_err(|e| AgentError::Config(e.to_string()))?;
-        self.backend.parse::<cordon_firewall::BackendChoice>().map_err(AgentError::Config)?;
+        self.backend
+            .parse::<cordon_firewall::BackendChoice>()
+            .map_err(AgentError::Config)?;
         if !(self.check_interval_secs > 0.0 && self.heartbeat_secs > 0.0) {
             return Err(AgentError::Config("intervals must be positive".into()));
         }

@@ -40,7 +40,10 @@ impl std::fmt::Display for EnforceError {
 
 impl From<EngineError> for EnforceError {
     fn from(e: EngineError) -> Self {
-        EnforceError { kind: e.kind().to_string(), detail: e.to_string() }
+        EnforceError {
+            kind: e.kind().to_string(),
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -63,17 +66,26 @@ pub struct EngineEnforcer {
 impl EngineEnforcer {
     /// `server_url` is always allowed and is the verification target.
     pub fn new(server_url: &str, table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
-        let invalid = |detail: String| EnforceError { kind: "invalid_input".into(), detail };
+        let invalid = |detail: String| EnforceError {
+            kind: "invalid_input".into(),
+            detail,
+        };
         let server = AllowSpec::parse_server(server_url).map_err(|e| invalid(e.to_string()))?;
         let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
         let backend: BackendChoice = backend.parse().map_err(invalid)?;
-        Ok(EngineEnforcer { engine: Engine::new(table, state_dir, backend), server })
+        Ok(EngineEnforcer {
+            engine: Engine::new(table, state_dir, backend),
+            server,
+        })
     }
 
     pub fn request(&self, d: &DesiredState) -> Result<IsolateRequest, EnforceError> {
         let mut allow = Vec::with_capacity(d.allow.len());
         for s in &d.allow {
-            allow.push(AllowSpec::parse(s).map_err(|e| EnforceError { kind: "invalid_input".into(), detail: e.to_string() })?);
+            allow.push(AllowSpec::parse(s).map_err(|e| EnforceError {
+                kind: "invalid_input".into(),
+                detail: e.to_string(),
+            })?);
         }
         Ok(IsolateRequest {
             allow,
@@ -87,12 +99,18 @@ impl EngineEnforcer {
 impl Enforcer for EngineEnforcer {
     fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError> {
         let out = self.engine.isolate(&self.request(d)?)?;
-        Ok(Applied { digest: Some(out.digest), backend: Some(out.backend.to_string()) })
+        Ok(Applied {
+            digest: Some(out.digest),
+            backend: Some(out.backend.to_string()),
+        })
     }
 
     fn reapply(&self) -> Result<Applied, EnforceError> {
         let out = self.engine.reapply()?;
-        Ok(Applied { digest: Some(out.digest), backend: Some(out.backend.to_string()) })
+        Ok(Applied {
+            digest: Some(out.digest),
+            backend: Some(out.backend.to_string()),
+        })
     }
 
     fn release(&self) -> Result<(), EnforceError> {
@@ -159,17 +177,26 @@ impl Enforcer for MemoryEnforcer {
         s.recorded = Some(d.clone());
         s.in_force = true;
         s.applies += 1;
-        Ok(Applied { digest: Some(Self::digest(d)), backend: Some("memory".into()) })
+        Ok(Applied {
+            digest: Some(Self::digest(d)),
+            backend: Some("memory".into()),
+        })
     }
 
     fn reapply(&self) -> Result<Applied, EnforceError> {
         let mut s = self.lock();
         let Some(d) = s.recorded.clone() else {
-            return Err(EnforceError { kind: "invalid_input".into(), detail: "nothing to re-apply".into() });
+            return Err(EnforceError {
+                kind: "invalid_input".into(),
+                detail: "nothing to re-apply".into(),
+            });
         };
         s.in_force = true;
         s.applies += 1;
-        Ok(Applied { digest: Some(Self::digest(&d)), backend: Some("memory".into()) })
+        Ok(Applied {
+            digest: Some(Self::digest(&d)),
+            backend: Some("memory".into()),
+        })
     }
 
     fn release(&self) -> Result<(), EnforceError> {
@@ -184,8 +211,14 @@ impl Enforcer for MemoryEnforcer {
         let (state, reason) = match (&s.recorded, s.in_force) {
             (None, false) => (QuarantineState::Released, None),
             (Some(_), true) => (QuarantineState::Isolated, None),
-            (Some(_), false) => (QuarantineState::Tampered, Some("quarantine rules are missing".to_string())),
-            (None, true) => (QuarantineState::Tampered, Some("rules present but none recorded".to_string())),
+            (Some(_), false) => (
+                QuarantineState::Tampered,
+                Some("quarantine rules are missing".to_string()),
+            ),
+            (None, true) => (
+                QuarantineState::Tampered,
+                Some("rules present but none recorded".to_string()),
+            ),
         };
         Ok(Check {
             state,

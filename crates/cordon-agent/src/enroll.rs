@@ -31,7 +31,11 @@ pub struct Enrolled {
 pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
     let http = crate::client::http_client(crate::tls::unverified()?, Some(std::time::Duration::from_secs(15)))?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
-    let resp = http.get(&url).send().await.map_err(|e| AgentError::Http(format!("cannot reach {url}: {e}")))?;
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| AgentError::Http(format!("cannot reach {url}: {e}")))?;
     if !resp.status().is_success() {
         return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
     }
@@ -58,14 +62,17 @@ fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| AgentError::Io(format!("cannot chmod {}: {e}", path.display())))?;
     }
-    f.write_all(content.as_bytes()).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
+    f.write_all(content.as_bytes())
+        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
 }
 
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
@@ -97,13 +104,24 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        return Err(AgentError::Enroll(format!("server refused enrollment ({status}): {body}")));
+        return Err(AgentError::Enroll(format!(
+            "server refused enrollment ({status}): {body}"
+        )));
     }
-    let out: EnrollResponse = resp.json().await.map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
-    std::fs::create_dir_all(&opts.dir).map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    let out: EnrollResponse = resp
+        .json()
+        .await
+        .map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
+    std::fs::create_dir_all(&opts.dir)
+        .map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
     let config = AgentConfig::new(&server, &out.host_id, &opts.dir);
     write_private(&config.key, &key.serialize_pem())?;
     write_private(&config.cert, &out.cert_pem)?;
-    std::fs::write(&config.ca, &ca_pem).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", config.ca.display())))?;
-    Ok(Enrolled { config, ca_fingerprint: fp, trusted_on_first_use: opts.ca_fingerprint.is_none() })
+    std::fs::write(&config.ca, &ca_pem)
+        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", config.ca.display())))?;
+    Ok(Enrolled {
+        config,
+        ca_fingerprint: fp,
+        trusted_on_first_use: opts.ca_fingerprint.is_none(),
+    })
 }

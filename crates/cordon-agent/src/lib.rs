@@ -14,7 +14,7 @@ pub mod report;
 pub mod tls;
 
 pub use config::AgentConfig;
-pub use enforcer::{EngineEnforcer, Enforcer, MemoryEnforcer};
+pub use enforcer::{Enforcer, EngineEnforcer, MemoryEnforcer};
 pub use reconcile::Agent;
 
 use thiserror::Error;

@@ -30,7 +30,12 @@ impl Agent {
     pub fn new(cfg: AgentConfig, enforcer: Arc<dyn Enforcer>, tls: ClientConfig) -> Result<Self, AgentError> {
         cfg.validate()?;
         let client = ServerClient::new(&cfg.server, tls)?;
-        Ok(Agent { cfg, enforcer, client, hostname: hostname() })
+        Ok(Agent {
+            cfg,
+            enforcer,
+            client,
+            hostname: hostname(),
+        })
     }
 
     /// Builds the agent described by `cfg`: the engine on this host's firewall (or an
@@ -168,7 +173,10 @@ impl Reconciler {
         let e = self.enforcer.clone();
         match tokio::task::spawn_blocking(move || f(e.as_ref())).await {
             Ok(r) => r,
-            Err(j) => Err(EnforceError { kind: "error".into(), detail: format!("enforcer task failed: {j}") }),
+            Err(j) => Err(EnforceError {
+                kind: "error".into(),
+                detail: format!("enforcer task failed: {j}"),
+            }),
         }
     }
 
@@ -183,7 +191,13 @@ impl Reconciler {
         }
     }
 
-    fn report(&mut self, state: AgentState, applied: Option<&Applied>, err: Option<&EnforceError>, detail: Option<String>) {
+    fn report(
+        &mut self,
+        state: AgentState,
+        applied: Option<&Applied>,
+        err: Option<&EnforceError>,
+        detail: Option<String>,
+    ) {
         let r = StatusReport {
             version: PROTO_VERSION,
             applied_revision: self.p.desired.revision,
@@ -207,7 +221,10 @@ impl Reconciler {
             match self.blocking(|e| e.check()).await {
                 Ok(c) if c.state == QuarantineState::Isolated => {
                     tracing::info!("quarantine in force since before start");
-                    let a = Applied { digest: c.digest, backend: c.backend };
+                    let a = Applied {
+                        digest: c.digest,
+                        backend: c.backend,
+                    };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
                 _ => self.repair(None).await,
@@ -297,11 +314,18 @@ impl Reconciler {
                 return;
             }
         };
-        let want = if self.p.desired.quarantined { QuarantineState::Isolated } else { QuarantineState::Released };
+        let want = if self.p.desired.quarantined {
+            QuarantineState::Isolated
+        } else {
+            QuarantineState::Released
+        };
         if c.state == want {
             return;
         }
-        let found = c.reason.clone().unwrap_or_else(|| format!("firewall is {}", c.state.as_str()));
+        let found = c
+            .reason
+            .clone()
+            .unwrap_or_else(|| format!("firewall is {}", c.state.as_str()));
         tracing::warn!(found = %found, "tampering detected; repairing");
         if self.p.desired.quarantined {
             self.repair(Some(found)).await;
@@ -351,5 +375,7 @@ pub fn hostname() -> String {
             return s.to_string();
         }
     }
-    std::env::var("HOSTNAME").or_else(|_| std::env::var("COMPUTERNAME")).unwrap_or_else(|_| "unknown".into())
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }

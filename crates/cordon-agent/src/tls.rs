@@ -121,6 +121,12 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// Accepts `AB:CD:...`, `sha256:abcd...`, any case.
 pub fn normalize_fingerprint(s: &str) -> String {
     let s = s.trim();
-    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
-    s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_lowercase()
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
+    s.chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
 }

@@ -22,7 +22,9 @@ impl Server {
     async fn new() -> (Server, Running) {
         let dir = tempfile::tempdir().unwrap();
         let db = run::db_url(dir.path(), None);
-        let init = run::init(dir.path(), &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()]).await.unwrap();
+        let init = run::init(dir.path(), &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .await
+            .unwrap();
         let cfg = RunConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             db,
@@ -33,7 +35,15 @@ impl Server {
         let running = run::start(&cfg).await.unwrap();
         let mut cfg = cfg;
         cfg.listen = running.addr;
-        (Server { dir, cfg, admin: init.admin.token, fingerprint: init.ca_fingerprint }, running)
+        (
+            Server {
+                dir,
+                cfg,
+                admin: init.admin.token,
+                fingerprint: init.ca_fingerprint,
+            },
+            running,
+        )
     }
 
     fn url(&self) -> String {
@@ -42,12 +52,18 @@ impl Server {
 
     fn api(&self) -> reqwest::Client {
         let ca = std::fs::read(self.dir.path().join("ca.pem")).unwrap();
-        cordon_agent::client::http_client(cordon_agent::tls::server_auth_only(&ca).unwrap(), Some(Duration::from_secs(10)))
-            .unwrap()
+        cordon_agent::client::http_client(
+            cordon_agent::tls::server_auth_only(&ca).unwrap(),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap()
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.api().request(method, format!("{}{path}", self.url())).bearer_auth(&self.admin);
+        let mut req = self
+            .api()
+            .request(method, format!("{}{path}", self.url()))
+            .bearer_auth(&self.admin);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -87,7 +103,13 @@ async fn wait_state(s: &Server, id: &str, want: &str, limit: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_sync_tamper_outage_restart_revoke() {
     let (s, running) = Server::new().await;
-    let token = running.state.store.create_enroll_token("t", &["linux".into()], 3600).await.unwrap().token;
+    let token = running
+        .state
+        .store
+        .create_enroll_token("t", &["linux".into()], 3600)
+        .await
+        .unwrap()
+        .token;
     let agent_dir = tempfile::tempdir().unwrap();
 
     // A wrong pinned fingerprint refuses to enroll (and does not use up the token).
@@ -101,7 +123,10 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     let err = enroll(&bad).await.unwrap_err().to_string();
     assert!(err.contains("fingerprint mismatch"), "{err}");
 
-    let opts = EnrollOptions { ca_fingerprint: Some(s.fingerprint.clone()), ..bad };
+    let opts = EnrollOptions {
+        ca_fingerprint: Some(s.fingerprint.clone()),
+        ..bad
+    };
     let enrolled = enroll(&opts).await.unwrap();
     let host_id = enrolled.config.host_id.clone();
     #[cfg(unix)]
@@ -111,7 +136,11 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // The token is one-time.
-    let again = enroll(&EnrollOptions { dir: agent_dir.path().join("x"), ..opts.clone() }).await;
+    let again = enroll(&EnrollOptions {
+        dir: agent_dir.path().join("x"),
+        ..opts.clone()
+    })
+    .await;
     assert!(again.is_err());
 
     let mut cfg = enrolled.config.clone();
@@ -127,7 +156,11 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
 
     // Quarantine through the API: enforced well under a second after the call returns.
     let (st, v) = s
-        .call(reqwest::Method::POST, &format!("/v1/hosts/{host_id}/quarantine"), Some(json!({"comment": "IR-7"})))
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/hosts/{host_id}/quarantine"),
+            Some(json!({"comment": "IR-7"})),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     let took = wait_for("quarantine", Duration::from_secs(1), || fw.is_isolated()).await;
@@ -137,10 +170,19 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     // Tampering: repaired within 2 s and audited.
     let applies = fw.applies();
     fw.tamper();
-    wait_for("repair", Duration::from_secs(2), || fw.is_isolated() && fw.applies() > applies).await;
+    wait_for("repair", Duration::from_secs(2), || {
+        fw.is_isolated() && fw.applies() > applies
+    })
+    .await;
     let start = Instant::now();
     loop {
-        let (_, a) = s.call(reqwest::Method::GET, &format!("/v1/audit?host={host_id}&action=tampered"), None).await;
+        let (_, a) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/audit?host={host_id}&action=tampered"),
+                None,
+            )
+            .await;
         if !a["records"].as_array().unwrap().is_empty() {
             break;
         }
@@ -160,21 +202,34 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     let fw2 = Arc::new(MemoryEnforcer::new());
     let tls = cordon_agent::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
     let agent_task = tokio::spawn(Agent::new(cfg.clone(), fw2.clone(), tls).unwrap().run());
-    wait_for("re-apply at start without server", Duration::from_secs(2), || fw2.is_isolated()).await;
+    wait_for("re-apply at start without server", Duration::from_secs(2), || {
+        fw2.is_isolated()
+    })
+    .await;
 
     // Server back on the same address: the agent reports again, release works.
     let running = run::start(&s.cfg).await.unwrap();
     assert_eq!(running.addr, s.cfg.listen);
     wait_state(&s, &host_id, "quarantined", Duration::from_secs(10)).await;
     let (st, _) = s
-        .call(reqwest::Method::POST, "/v1/release", Some(json!({"hosts": [host_id], "comment": "all clear"})))
+        .call(
+            reqwest::Method::POST,
+            "/v1/release",
+            Some(json!({"hosts": [host_id], "comment": "all clear"})),
+        )
         .await;
     assert_eq!(st, 200);
     wait_for("release", Duration::from_secs(3), || !fw2.is_isolated()).await;
     wait_state(&s, &host_id, "normal", Duration::from_secs(3)).await;
 
     // Revocation: the agent's certificate is refused at once.
-    let (st, _) = s.call(reqwest::Method::POST, &format!("/v1/hosts/{host_id}/revoke"), Some(json!({}))).await;
+    let (st, _) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/hosts/{host_id}/revoke"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(st, 200);
     let mtls = cordon_agent::client::ServerClient::new(
         &s.url(),
@@ -185,7 +240,12 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     assert_eq!(err.status, Some(403), "{err}");
 
     // No client certificate: 401 on agent endpoints.
-    let resp = s.api().get(format!("{}/v1/agent/desired", s.url())).send().await.unwrap();
+    let resp = s
+        .api()
+        .get(format!("{}/v1/agent/desired", s.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
 
     agent_task.abort();
@@ -200,7 +260,12 @@ async fn a_certificate_from_another_ca_is_rejected_in_the_handshake() {
     cordon_server::pki::init(other.path(), &["evil".into()], &[]).unwrap();
     let other_ca = cordon_server::pki::Ca::load(other.path()).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::new(vec![]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+    let csr = rcgen::CertificateParams::new(vec![])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
     let cert = other_ca.sign_client(&csr, "some-host").unwrap();
     let ca = std::fs::read(s.dir.path().join("ca.pem")).unwrap();
     let tls = cordon_agent::tls::mutual(&ca, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();

@@ -42,7 +42,9 @@ impl FromRequestParts<AppState> for Auth {
             .headers
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer TOKEN"))?;
-        let text = header.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let text = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
@@ -71,12 +73,16 @@ impl FromRequestParts<AppState> for AgentAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(PeerIdentity(host_id)) = parts.extensions.get::<PeerIdentity>().cloned() else {
-            return Err(ApiError::unauthorized("agent endpoints need a client certificate (mutual TLS)"));
+            return Err(ApiError::unauthorized(
+                "agent endpoints need a client certificate (mutual TLS)",
+            ));
         };
         match state.store.host_active(&host_id).await? {
             Some(true) => Ok(AgentAuth { host_id }),
             Some(false) => Err(ApiError::forbidden(format!("host {host_id} is revoked"))),
-            None => Err(ApiError::forbidden(format!("certificate names unknown host {host_id:?}"))),
+            None => Err(ApiError::forbidden(format!(
+                "certificate names unknown host {host_id:?}"
+            ))),
         }
     }
 }

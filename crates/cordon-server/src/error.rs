@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, error, detail: detail.into() }
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+        }
     }
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_input", detail)
@@ -59,7 +63,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.error.to_string(), detail: self.detail };
+        let body = ErrorBody {
+            error: self.error.to_string(),
+            detail: self.detail,
+        };
         (self.status, Json(body)).into_response()
     }
 }

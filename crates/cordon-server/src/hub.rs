@@ -21,7 +21,9 @@ impl Hub {
     /// Subscribe before reading the database, so a change committed in between is seen.
     pub fn subscribe(&self, host_id: &str) -> watch::Receiver<u64> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(host_id.to_string()).or_insert_with(|| watch::channel(0).0).subscribe()
+        map.entry(host_id.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Call after the transaction that changed `host_id` committed.

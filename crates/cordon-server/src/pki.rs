@@ -70,8 +70,14 @@ pub fn fingerprint_der(der: &[u8]) -> String {
 /// Accepts `AB:CD:...`, `sha256:abcd...`, any case; returns bare lowercase hex.
 pub fn normalize_fingerprint(s: &str) -> String {
     let s = s.trim();
-    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
-    s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_lowercase()
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
+    s.chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// Writes `content` to `path` readable by the owner only.
@@ -83,7 +89,9 @@ pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -91,8 +99,10 @@ pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .map_err(|e| PkiError::Io(format!("cannot chmod {}: {e}", path.display())))?;
     }
-    f.write_all(content.as_bytes()).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
-    f.sync_all().map_err(|e| PkiError::Io(format!("cannot sync {}: {e}", path.display())))
+    f.write_all(content.as_bytes())
+        .map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
+    f.sync_all()
+        .map_err(|e| PkiError::Io(format!("cannot sync {}: {e}", path.display())))
 }
 
 fn write_public(path: &Path, content: &str) -> Result<(), PkiError> {
@@ -130,7 +140,11 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
     dn.push(DnType::CommonName, CA_CN);
     ca_params.distinguished_name = dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut ca_params, 20 * 365);
     let ca_cert = ca_params.self_signed(&ca_key)?;
 
@@ -140,19 +154,30 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
         sp.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     let mut sdn = DistinguishedName::new();
-    sdn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "cordon-server".into()));
+    sdn.push(
+        DnType::CommonName,
+        names.first().cloned().unwrap_or_else(|| "cordon-server".into()),
+    );
     sp.distinguished_name = sdn;
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     sp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     validity(&mut sp, 5 * 365);
     let server_cert = sp.signed_by(&server_key, &ca_cert, &ca_key)?;
 
-    let files = vec![dir.join(CA_CERT), ca_key_path.clone(), dir.join(SERVER_CERT), dir.join(SERVER_KEY)];
+    let files = vec![
+        dir.join(CA_CERT),
+        ca_key_path.clone(),
+        dir.join(SERVER_CERT),
+        dir.join(SERVER_KEY),
+    ];
     write_public(&files[0], &ca_cert.pem())?;
     write_private(&files[1], &ca_key.serialize_pem())?;
     write_public(&files[2], &server_cert.pem())?;
     write_private(&files[3], &server_key.serialize_pem())?;
-    Ok(InitOutcome { ca_fingerprint: fingerprint_der(ca_cert.der()), files })
+    Ok(InitOutcome {
+        ca_fingerprint: fingerprint_der(ca_cert.der()),
+        files,
+    })
 }
 
 impl Ca {
@@ -165,7 +190,12 @@ impl Ca {
             .map_err(|e| PkiError::Cert(e.to_string()))?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem)?;
         let cert = params.self_signed(&key)?;
-        Ok(Ca { cert_pem, cert_der: der.to_vec(), cert, key })
+        Ok(Ca {
+            cert_pem,
+            cert_der: der.to_vec(),
+            cert,
+            key,
+        })
     }
 
     pub fn fingerprint(&self) -> String {

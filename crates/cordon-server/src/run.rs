@@ -43,13 +43,21 @@ pub struct InitResult {
 pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -> Result<InitResult, RunError> {
     let out = pki::init(data_dir, names, ips)?;
     let store = Store::connect(db).await?;
-    let admin = store.create_api_token("cordon server init", "admin", Role::Admin).await?;
-    Ok(InitResult { ca_fingerprint: out.ca_fingerprint, admin, files: out.files })
+    let admin = store
+        .create_api_token("cordon server init", "admin", Role::Admin)
+        .await?;
+    Ok(InitResult {
+        ca_fingerprint: out.ca_fingerprint,
+        admin,
+        files: out.files,
+    })
 }
 
 pub async fn create_enroll_token(db: &str, labels: &[String], ttl_secs: i64) -> Result<EnrollTokenCreated, RunError> {
     let store = Store::connect(db).await?;
-    Ok(store.create_enroll_token("cordon server token create", labels, ttl_secs).await?)
+    Ok(store
+        .create_enroll_token("cordon server token create", labels, ttl_secs)
+        .await?)
 }
 
 #[derive(Debug, Clone)]
@@ -97,5 +105,10 @@ pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
     tracing::info!(%addr, "cordon server listening");
-    Ok(Running { addr, state, tasks: [serve, expiry].into_iter().chain(automation).collect(), shutdown })
+    Ok(Running {
+        addr,
+        state,
+        tasks: [serve, expiry].into_iter().chain(automation).collect(),
+        shutdown,
+    })
 }

@@ -23,7 +23,9 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
 pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30m, 2h or 7d"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30m, 2h or 7d"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -31,7 +33,9 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
         "d" => 86_400,
         _ => return Err(format!("{s:?} is not a duration like 30m, 2h or 7d")),
     };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
 #[cfg(test)]

@@ -41,15 +41,21 @@ async fn refused_requests_change_nothing() {
     let (st, v) = c.call("POST", &path, Some(&c.viewer), Some(Q)).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"], "forbidden");
-    let (st, v) = c.call("POST", &path, Some(&c.responder), Some(r#"{"comment":"  "}"#)).await;
+    let (st, v) = c
+        .call("POST", &path, Some(&c.responder), Some(r#"{"comment":"  "}"#))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(v["detail"].as_str().unwrap().contains("comment"));
     let (st, _) = c.call("POST", &path, Some(&c.responder), Some("{}")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, v) = c.call("POST", &path, Some(&c.responder), Some(r#"{"comment": "x""#)).await;
+    let (st, v) = c
+        .call("POST", &path, Some(&c.responder), Some(r#"{"comment": "x""#))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"], "invalid_json");
-    let (st, v) = c.call("POST", "/v1/hosts/nope/quarantine", Some(&c.responder), Some(Q)).await;
+    let (st, v) = c
+        .call("POST", "/v1/hosts/nope/quarantine", Some(&c.responder), Some(Q))
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(v["error"], "not_found");
     // Bulk with one unknown host: nothing at all happens.
@@ -67,12 +73,28 @@ async fn refused_requests_change_nothing() {
     let (st, _) = c.call("POST", &path, Some(&c.responder), Some(&body)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     // Responders cannot create tokens or revoke hosts.
-    let (st, _) = c.call("POST", "/v1/tokens", Some(&c.responder), Some(r#"{"name":"x","role":"admin"}"#)).await;
+    let (st, _) = c
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&c.responder),
+            Some(r#"{"name":"x","role":"admin"}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = c.call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.responder), None).await;
+    let (st, _) = c
+        .call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.responder), None)
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Viewer cannot label.
-    let (st, _) = c.call("POST", &format!("/v1/hosts/{h}/labels"), Some(&c.viewer), Some(r#"{"add":["x"]}"#)).await;
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/labels"),
+            Some(&c.viewer),
+            Some(r#"{"add":["x"]}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     assert_eq!(before, c.snapshot().await, "a refused request changed the database");
@@ -84,7 +106,14 @@ async fn quarantine_is_pending_until_the_agent_confirms_then_release() {
     let h = c.enroll("web1", &["prod"]).await;
     let n0 = c.audit_for(&h).await.len();
     let body = json!({"comment": "IR-1", "allow": ["tcp://192.0.2.99:443"], "message": "isolated by SOC"}).to_string();
-    let (st, v) = c.call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.responder), Some(&body)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&c.responder),
+            Some(&body),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["results"][0]["state"], "quarantine_pending");
     let rev = v["results"][0]["revision"].as_i64().unwrap();
@@ -97,41 +126,98 @@ async fn quarantine_is_pending_until_the_agent_confirms_then_release() {
     let audit = c.audit_for(&h).await;
     assert_eq!(audit.len(), n0 + 1, "exactly one record per action");
     let rec = audit.last().unwrap();
-    assert_eq!((rec.actor.as_str(), rec.action.as_str(), rec.result.as_str()), ("rita-responder", "quarantine", "pending"));
+    assert_eq!(
+        (rec.actor.as_str(), rec.action.as_str(), rec.result.as_str()),
+        ("rita-responder", "quarantine", "pending")
+    );
     assert_eq!(rec.comment.as_deref(), Some("IR-1"));
 
     // Agent picks it up (long-poll answers at once for an older revision).
-    let (st, d) = c.call_as("GET", "/v1/agent/desired?since=0", None, None, Some(&h)).await;
+    let (st, d) = c
+        .call_as("GET", "/v1/agent/desired?since=0", None, None, Some(&h))
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(d["quarantined"], true);
     assert_eq!(d["revision"], rev);
-    let (st, v) = c.call_as("POST", "/v1/agent/status", None, Some(&report(rev, AgentState::Isolated)), Some(&h)).await;
+    let (st, v) = c
+        .call_as(
+            "POST",
+            "/v1/agent/status",
+            None,
+            Some(&report(rev, AgentState::Isolated)),
+            Some(&h),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "quarantined");
     // A repeated identical report adds no audit record.
-    c.call_as("POST", "/v1/agent/status", None, Some(&report(rev, AgentState::Isolated)), Some(&h)).await;
+    c.call_as(
+        "POST",
+        "/v1/agent/status",
+        None,
+        Some(&report(rev, AgentState::Isolated)),
+        Some(&h),
+    )
+    .await;
     let audit = c.audit_for(&h).await;
     assert_eq!(audit.len(), n0 + 2);
     assert_eq!(audit.last().unwrap().action, "quarantine_confirmed");
 
     // Tampering is reported and audited.
-    c.call_as("POST", "/v1/agent/status", None, Some(&report(rev, AgentState::Tampered)), Some(&h)).await;
+    c.call_as(
+        "POST",
+        "/v1/agent/status",
+        None,
+        Some(&report(rev, AgentState::Tampered)),
+        Some(&h),
+    )
+    .await;
     let (_, host) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.viewer), None).await;
     assert_eq!(host["state"], "tampered");
-    c.call_as("POST", "/v1/agent/status", None, Some(&report(rev, AgentState::Isolated)), Some(&h)).await;
+    c.call_as(
+        "POST",
+        "/v1/agent/status",
+        None,
+        Some(&report(rev, AgentState::Isolated)),
+        Some(&h),
+    )
+    .await;
 
-    let (st, v) = c.call("POST", "/v1/release", Some(&c.responder), Some(&json!({"hosts": ["web1"], "comment": "clean"}).to_string())).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            "/v1/release",
+            Some(&c.responder),
+            Some(&json!({"hosts": ["web1"], "comment": "clean"}).to_string()),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["results"][0]["state"], "release_pending");
     let (_, host) = c.call("GET", "/v1/hosts/web1", Some(&c.viewer), None).await;
     assert_eq!(host["labels"], json!(["prod"]));
     let rev2 = v["results"][0]["revision"].as_i64().unwrap();
-    let (_, v) = c.call_as("POST", "/v1/agent/status", None, Some(&report(rev2, AgentState::Released)), Some(&h)).await;
+    let (_, v) = c
+        .call_as(
+            "POST",
+            "/v1/agent/status",
+            None,
+            Some(&report(rev2, AgentState::Released)),
+            Some(&h),
+        )
+        .await;
     assert_eq!(v["state"], "normal");
     let actions: Vec<String> = c.audit_for(&h).await.iter().map(|r| r.action.clone()).collect();
     assert_eq!(
         actions,
-        ["enroll", "quarantine", "quarantine_confirmed", "tampered", "quarantine_confirmed", "release", "release_confirmed"]
+        [
+            "enroll",
+            "quarantine",
+            "quarantine_confirmed",
+            "tampered",
+            "quarantine_confirmed",
+            "release",
+            "release_confirmed"
+        ]
     );
 }
 
@@ -142,25 +228,54 @@ async fn quarantine_label_and_bulk_by_label() {
     let b = c.enroll("b", &["dmz"]).await;
     let other = c.enroll("c", &[]).await;
     // Adding the Quarantine label needs a comment, and quarantines.
-    let (st, _) = c.call("POST", &format!("/v1/hosts/{a}/labels"), Some(&c.responder), Some(r#"{"add":["Quarantine"]}"#)).await;
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["Quarantine"]}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, v) = c
-        .call("POST", &format!("/v1/hosts/{a}/labels"), Some(&c.responder), Some(r#"{"add":["Quarantine"],"comment":"velociraptor"}"#))
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["Quarantine"],"comment":"velociraptor"}"#),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "quarantine_pending");
     assert_eq!(v["desired"]["quarantined"], true);
     let (_, v) = c
-        .call("POST", &format!("/v1/hosts/{a}/labels"), Some(&c.responder), Some(r#"{"remove":["Quarantine"],"comment":"done"}"#))
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/labels"),
+            Some(&c.responder),
+            Some(r#"{"remove":["Quarantine"],"comment":"done"}"#),
+        )
         .await;
     assert_eq!(v["desired"]["quarantined"], false);
     assert_eq!(v["state"], "release_pending");
 
-    let (st, v) = c.call("POST", "/v1/quarantine", Some(&c.responder), Some(r#"{"label":"dmz","comment":"worm"}"#)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&c.responder),
+            Some(r#"{"label":"dmz","comment":"worm"}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["results"].as_array().unwrap().len(), 2);
     let (_, list) = c.call("GET", "/v1/hosts?label=Quarantine", Some(&c.viewer), None).await;
-    let mut ids: Vec<String> = list["hosts"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
     ids.sort();
     let mut want = vec![a.clone(), b.clone()];
     want.sort();
@@ -177,18 +292,34 @@ async fn expiry_releases_as_system() {
     let h = c.enroll("web1", &[]).await;
     let soon = cordon_server::timefmt::to_rfc3339(cordon_server::timefmt::now_ms() + 400);
     let body = json!({"comment": "short", "expires_at": soon}).to_string();
-    let (st, v) = c.call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.responder), Some(&body)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&c.responder),
+            Some(&body),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert!(cordon_server::expiry::sweep(c.store(), &c.state.hub).await.unwrap().is_empty());
+    assert!(cordon_server::expiry::sweep(c.store(), &c.state.hub)
+        .await
+        .unwrap()
+        .is_empty());
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(cordon_server::expiry::sweep(c.store(), &c.state.hub).await.unwrap(), vec![h.clone()]);
+    assert_eq!(
+        cordon_server::expiry::sweep(c.store(), &c.state.hub).await.unwrap(),
+        vec![h.clone()]
+    );
     let (_, host) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.viewer), None).await;
     assert_eq!(host["desired"]["quarantined"], false);
     assert_eq!(host["desired"]["actor"], "system");
     let last = c.audit_for(&h).await.pop().unwrap();
     assert_eq!((last.actor.as_str(), last.action.as_str()), ("system", "release"));
     // Nothing more to do.
-    assert!(cordon_server::expiry::sweep(c.store(), &c.state.hub).await.unwrap().is_empty());
+    assert!(cordon_server::expiry::sweep(c.store(), &c.state.hub)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -210,7 +341,14 @@ async fn long_poll_wakes_on_change_and_revocation_is_immediate() {
         (resp.status(), started.elapsed())
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (st, _) = c.call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.responder), Some(Q)).await;
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&c.responder),
+            Some(Q),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     let (status, took) = waiter.await.unwrap();
     assert_eq!(status, StatusCode::OK);
@@ -219,14 +357,31 @@ async fn long_poll_wakes_on_change_and_revocation_is_immediate() {
     // No client certificate: 401. Unknown host id: 403.
     let (st, _) = c.call("GET", "/v1/agent/desired", None, None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, _) = c.call_as("GET", "/v1/agent/desired", None, None, Some("not-a-host")).await;
+    let (st, _) = c
+        .call_as("GET", "/v1/agent/desired", None, None, Some("not-a-host"))
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Revoke: refused at once, audited once.
-    let (st, v) = c.call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.admin), Some(r#"{"comment":"stolen laptop"}"#)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/revoke"),
+            Some(&c.admin),
+            Some(r#"{"comment":"stolen laptop"}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, _) = c.call_as("GET", "/v1/agent/desired", None, None, Some(&h)).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = c.call_as("POST", "/v1/agent/status", None, Some(&report(1, AgentState::Released)), Some(&h)).await;
+    let (st, _) = c
+        .call_as(
+            "POST",
+            "/v1/agent/status",
+            None,
+            Some(&report(1, AgentState::Released)),
+            Some(&h),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(c.audit_for(&h).await.iter().filter(|r| r.action == "revoke").count(), 1);
 }
@@ -235,28 +390,68 @@ async fn long_poll_wakes_on_change_and_revocation_is_immediate() {
 async fn audit_export_tokens_and_openapi() {
     let c = Ctx::new().await;
     let h = c.enroll("web,1", &[]).await;
-    c.call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.responder), Some(r#"{"comment":"has, comma \"quoted\""}"#)).await;
-    let (st, csv) = c.raw("GET", &format!("/v1/audit?host={h}&format=csv"), Some(&c.viewer), None, None).await;
+    c.call(
+        "POST",
+        &format!("/v1/hosts/{h}/quarantine"),
+        Some(&c.responder),
+        Some(r#"{"comment":"has, comma \"quoted\""}"#),
+    )
+    .await;
+    let (st, csv) = c
+        .raw(
+            "GET",
+            &format!("/v1/audit?host={h}&format=csv"),
+            Some(&c.viewer),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert!(csv.starts_with("id,at,actor,action,host_id,comment,result,detail\n"));
     assert!(csv.contains("\"has, comma \"\"quoted\"\"\""), "{csv}");
-    let (_, jsonl) = c.raw("GET", "/v1/audit?actor=rita-responder&format=jsonl", Some(&c.viewer), None, None).await;
+    let (_, jsonl) = c
+        .raw(
+            "GET",
+            "/v1/audit?actor=rita-responder&format=jsonl",
+            Some(&c.viewer),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(jsonl.lines().count(), 1);
     let (st, _) = c.call("GET", "/v1/audit?since=yesterday", Some(&c.viewer), None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (_, v) = c.call("GET", "/v1/audit?since=2100-01-01T00:00:00Z", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", "/v1/audit?since=2100-01-01T00:00:00Z", Some(&c.viewer), None)
+        .await;
     assert_eq!(v["records"].as_array().unwrap().len(), 0);
 
-    let (st, v) = c.call("POST", "/v1/tokens", Some(&c.admin), Some(r#"{"name":"ci","role":"viewer"}"#)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&c.admin),
+            Some(r#"{"name":"ci","role":"viewer"}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let tok = v["token"].as_str().unwrap().to_string();
     let (st, _) = c.call("GET", "/v1/hosts", Some(&tok), None).await;
     assert_eq!(st, StatusCode::OK);
-    let (st, _) = c.call("DELETE", &format!("/v1/tokens/{}", v["id"]), Some(&c.admin), None).await;
+    let (st, _) = c
+        .call("DELETE", &format!("/v1/tokens/{}", v["id"]), Some(&c.admin), None)
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = c.call("GET", "/v1/hosts", Some(&tok), None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, v) = c.call("POST", "/v1/enrollment-tokens", Some(&c.admin), Some(r#"{"labels":["x"],"ttl_secs":60}"#)).await;
+    let (st, v) = c
+        .call(
+            "POST",
+            "/v1/enrollment-tokens",
+            Some(&c.admin),
+            Some(r#"{"labels":["x"],"ttl_secs":60}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
 
     let (st, doc) = c.call("GET", "/v1/openapi.json", None, None).await;
@@ -270,7 +465,12 @@ async fn enrollment_tokens_are_one_time() {
     let c = Ctx::new().await;
     let tok = c.store().create_enroll_token("t", &[], 3600).await.unwrap().token;
     let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::new(vec![]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+    let csr = rcgen::CertificateParams::new(vec![])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
     let body = json!({"token": tok, "csr_pem": csr, "hostname": "h"}).to_string();
     let (st, v) = c.call("POST", "/v1/enroll", None, Some(&body)).await;
     assert_eq!(st, StatusCode::OK, "{v}");

@@ -59,7 +59,11 @@ pub struct RunArgs {
 }
 
 pub fn run(a: AgentArgs) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -104,7 +108,10 @@ async fn do_enroll(a: EnrollArgs) -> u8 {
         println!("enrolled as host {}", cfg.host_id);
         println!("  config: {}", path.display());
         if out.trusted_on_first_use {
-            println!("  WARNING: CA trusted on first use; check its fingerprint: {}", out.ca_fingerprint);
+            println!(
+                "  WARNING: CA trusted on first use; check its fingerprint: {}",
+                out.ca_fingerprint
+            );
         }
         println!("start it with: cordon agent run --config {}", path.display());
     }

@@ -48,7 +48,9 @@ fn bench(a: &E2eArgs) -> Result<()> {
     let cycles = a.cycles;
     let applied = move || -> Option<i64> {
         let text = std::fs::read_to_string(cordon_agent::persist::path(&state_dir)).ok()?;
-        serde_json::from_str::<cordon_agent::persist::Persisted>(&text).ok()?.applied_revision
+        serde_json::from_str::<cordon_agent::persist::Persisted>(&text)
+            .ok()?
+            .applied_revision
     };
     // The API client runs on a thread inside the server namespace.
     let (q, r) = netns::run_in(&lab.lab.ns(Host::Server), move || -> Result<(Vec<f64>, Vec<f64>)> {
@@ -71,7 +73,9 @@ fn bench(a: &E2eArgs) -> Result<()> {
                     }
                     let body: serde_json::Value = resp.json().await?;
                     let t0 = Instant::now();
-                    let rev = body["results"][0]["revision"].as_i64().ok_or_else(|| anyhow!("no revision in {body}"))?;
+                    let rev = body["results"][0]["revision"]
+                        .as_i64()
+                        .ok_or_else(|| anyhow!("no revision in {body}"))?;
                     while applied().is_none_or(|a| a < rev) {
                         if t0.elapsed() > Duration::from_secs(10) {
                             bail!("{action} (revision {rev}) not applied within 10 s");
@@ -97,10 +101,18 @@ fn bench(a: &E2eArgs) -> Result<()> {
         );
     } else {
         println!("cordon bench e2e: API call returned -> rules in force in the endpoint namespace, {cycles} cycles");
-        println!("  quarantine   p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   (goal p99 < 200 ms)",
-            pct(&qs, 50.0), pct(&qs, 99.0), qs.last().copied().unwrap_or(f64::NAN));
-        println!("  release      p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
-            pct(&rs, 50.0), pct(&rs, 99.0), rs.last().copied().unwrap_or(f64::NAN));
+        println!(
+            "  quarantine   p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms   (goal p99 < 200 ms)",
+            pct(&qs, 50.0),
+            pct(&qs, 99.0),
+            qs.last().copied().unwrap_or(f64::NAN)
+        );
+        println!(
+            "  release      p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+            pct(&rs, 50.0),
+            pct(&rs, 99.0),
+            rs.last().copied().unwrap_or(f64::NAN)
+        );
     }
     Ok(())
 }

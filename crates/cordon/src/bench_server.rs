@@ -47,7 +47,9 @@ pub fn run(a: ServerBenchArgs) -> u8 {
 
 /// Resident set size of this process in bytes (Linux).
 fn rss_bytes() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let Ok(text) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
     let pages: u64 = text.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -56,7 +58,10 @@ fn rss_bytes() -> u64 {
 
 /// Each agent needs a few descriptors on both sides of its connections.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -66,16 +71,30 @@ fn raise_fd_limit() {
     }
 }
 
-async fn wait_count(store: &cordon_server::Store, state: HostState, min_applied: i64, n: usize, limit: Duration) -> anyhow::Result<Duration> {
+async fn wait_count(
+    store: &cordon_server::Store,
+    state: HostState,
+    min_applied: i64,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
     loop {
-        let hosts = store.hosts(&HostFilter { state: Some(state), ..Default::default() }).await?;
+        let hosts = store
+            .hosts(&HostFilter {
+                state: Some(state),
+                ..Default::default()
+            })
+            .await?;
         let done = hosts.iter().filter(|h| h.applied_revision >= min_applied).count();
         if done >= n {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
-            return Err(anyhow!("only {done} of {n} agents reached {} within {limit:?}", state.as_str()));
+            return Err(anyhow!(
+                "only {done} of {n} agents reached {} within {limit:?}",
+                state.as_str()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -108,11 +127,20 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
     for i in 0..n {
         let token = store.create_enroll_token("bench", &["bench".into()], 3600).await?.token;
         let key = rcgen::KeyPair::generate()?;
-        let csr = rcgen::CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?.pem()?;
+        let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
+            .serialize_request(&key)?
+            .pem()?;
         let id = format!("bench-{i:05}");
         let cert = ca.sign_client(&csr, &id)?;
         store
-            .enroll(&token, &NewHost { id: id.clone(), hostname: format!("sim{i:05}"), ..Default::default() })
+            .enroll(
+                &token,
+                &NewHost {
+                    id: id.clone(),
+                    hostname: format!("sim{i:05}"),
+                    ..Default::default()
+                },
+            )
             .await?;
         creds.push((id, cert, key.serialize_pem()));
     }
@@ -134,7 +162,9 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
         firewalls.push(fw);
         tasks.push(tokio::spawn(agent.run()));
     }
-    wait_count(&store, HostState::Normal, 1, n, limit).await.context("agents connecting")?;
+    wait_count(&store, HostState::Normal, 1, n, limit)
+        .await
+        .context("agents connecting")?;
     let connect_total = t.elapsed();
     // Let the long-polls settle before measuring memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -151,7 +181,11 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
         .await?;
     let api_time = t.elapsed();
     if !resp.status().is_success() {
-        return Err(anyhow!("bulk quarantine failed: {} {}", resp.status(), resp.text().await.unwrap_or_default()));
+        return Err(anyhow!(
+            "bulk quarantine failed: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        ));
     }
     let enforced_time = {
         let start = Instant::now();
@@ -163,7 +197,9 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
         }
         t.elapsed()
     };
-    wait_count(&store, HostState::Quarantined, 2, n, limit).await.context("acknowledgements")?;
+    wait_count(&store, HostState::Quarantined, 2, n, limit)
+        .await
+        .context("acknowledgements")?;
     let ack_time = t.elapsed();
 
     let per_agent = rss_connected.saturating_sub(rss_before) as f64 / n as f64;
@@ -193,9 +229,15 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
         println!("cordon bench server: {n} simulated agents, real mTLS on 127.0.0.1, SQLite");
         println!("  enroll (in-process)            {:>9.2} s", enroll_time.as_secs_f64());
         println!("  all connected and reported    {:>9.2} s", connect_total.as_secs_f64());
-        println!("  bulk quarantine API call      {:>9.1} ms", api_time.as_secs_f64() * 1e3);
+        println!(
+            "  bulk quarantine API call      {:>9.1} ms",
+            api_time.as_secs_f64() * 1e3
+        );
         println!("  all agents enforcing          {:>9.3} s", enforced_time.as_secs_f64());
-        println!("  all acknowledged (server DB)  {:>9.3} s   (goal < 10 s for 10,000)", ack_time.as_secs_f64());
+        println!(
+            "  all acknowledged (server DB)  {:>9.3} s   (goal < 10 s for 10,000)",
+            ack_time.as_secs_f64()
+        );
         println!(
             "  RSS per connected agent       {:>9.1} KiB (server and agent sides, one process; goal < 100 KB server side)",
             per_agent / 1024.0

@@ -121,12 +121,18 @@ struct Failure {
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure { code: 1, msg: e.to_string() }
+        Failure {
+            code: 1,
+            msg: e.to_string(),
+        }
     }
 }
 
 fn usage(msg: impl Into<String>) -> Failure {
-    Failure { code: 2, msg: msg.into() }
+    Failure {
+        code: 2,
+        msg: msg.into(),
+    }
 }
 
 struct Api {
@@ -137,21 +143,39 @@ struct Api {
 
 impl Api {
     fn new(c: &Conn) -> Result<Api, Failure> {
-        let base = c.server_url.clone().ok_or_else(|| usage("give --server URL (or CORDON_SERVER)"))?;
-        let token = c.token.clone().ok_or_else(|| usage("give --token TOKEN (or CORDON_TOKEN)"))?;
-        let ca_path = c.ca.clone().ok_or_else(|| usage("give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
+        let base = c
+            .server_url
+            .clone()
+            .ok_or_else(|| usage("give --server URL (or CORDON_SERVER)"))?;
+        let token = c
+            .token
+            .clone()
+            .ok_or_else(|| usage("give --token TOKEN (or CORDON_TOKEN)"))?;
+        let ca_path =
+            c.ca.clone()
+                .ok_or_else(|| usage("give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
         let ca = std::fs::read(&ca_path).map_err(|e| usage(format!("cannot read {}: {e}", ca_path.display())))?;
         let tls = cordon_agent::tls::server_auth_only(&ca)?;
         let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60)))?;
-        Ok(Api { base: base.trim_end_matches('/').to_string(), token, http })
+        Ok(Api {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<String, Failure> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Failure { code: 1, msg: format!("cannot reach {}: {e}", self.base) })?;
+        let resp = req.send().await.map_err(|e| Failure {
+            code: 1,
+            msg: format!("cannot reach {}: {e}", self.base),
+        })?;
         let status = resp.status();
         let text = resp.text().await?;
         if status.is_success() {
@@ -161,11 +185,22 @@ impl Api {
             Ok(b) => format!("{} ({}): {}", b.error, status.as_u16(), b.detail),
             Err(_) => format!("server answered {status}: {text}"),
         };
-        let code = if status.as_u16() == 400 || status.as_u16() == 404 { 2 } else if matches!(status.as_u16(), 401 | 403) { 4 } else { 1 };
+        let code = if status.as_u16() == 400 || status.as_u16() == 404 {
+            2
+        } else if matches!(status.as_u16(), 401 | 403) {
+            4
+        } else {
+            1
+        };
         Err(Failure { code, msg })
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<T, Failure> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, Failure> {
         let text = self.send(method, path, body).await?;
         Ok(serde_json::from_str(&text)?)
     }
@@ -215,7 +250,11 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let s: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
@@ -244,7 +283,11 @@ fn host_rows(hosts: &[Host]) {
 pub fn hosts(a: HostsArgs) -> u8 {
     block_on(async move {
         let api = Api::new(&a.conn)?;
-        match a.what.unwrap_or(HostsWhat::List { label: None, state: None, q: None }) {
+        match a.what.unwrap_or(HostsWhat::List {
+            label: None,
+            state: None,
+            q: None,
+        }) {
             HostsWhat::List { label, state, q } => {
                 let mut qs = vec![];
                 for (k, v) in [("label", label), ("state", state), ("q", q)] {
@@ -252,7 +295,9 @@ pub fn hosts(a: HostsArgs) -> u8 {
                         qs.push(format!("{k}={}", enc(&v)));
                     }
                 }
-                let list: HostList = api.json(reqwest::Method::GET, &format!("/v1/hosts?{}", qs.join("&")), None).await?;
+                let list: HostList = api
+                    .json(reqwest::Method::GET, &format!("/v1/hosts?{}", qs.join("&")), None)
+                    .await?;
                 if a.json {
                     print_json(&list);
                 } else {
@@ -260,17 +305,31 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Show { host } => {
-                let h: Host = api.json(reqwest::Method::GET, &format!("/v1/hosts/{}", enc(&host)), None).await?;
+                let h: Host = api
+                    .json(reqwest::Method::GET, &format!("/v1/hosts/{}", enc(&host)), None)
+                    .await?;
                 if a.json {
                     print_json(&h);
                 } else {
                     println!("{} ({})", h.hostname, h.id);
-                    println!("  state:     {} since {}{}", h.state.as_str(), h.state_since,
-                        h.state_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
-                    println!("  desired:   {} (revision {}, applied {})",
-                        if h.desired.quarantined { "quarantined" } else { "normal" }, h.desired.revision, h.applied_revision);
+                    println!(
+                        "  state:     {} since {}{}",
+                        h.state.as_str(),
+                        h.state_since,
+                        h.state_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    );
+                    println!(
+                        "  desired:   {} (revision {}, applied {})",
+                        if h.desired.quarantined { "quarantined" } else { "normal" },
+                        h.desired.revision,
+                        h.applied_revision
+                    );
                     if h.desired.quarantined {
-                        println!("  by:        {} — {}", h.desired.actor.as_deref().unwrap_or("-"), h.desired.comment.as_deref().unwrap_or("-"));
+                        println!(
+                            "  by:        {} — {}",
+                            h.desired.actor.as_deref().unwrap_or("-"),
+                            h.desired.comment.as_deref().unwrap_or("-")
+                        );
                         if !h.desired.allow.is_empty() {
                             println!("  allow:     {}", h.desired.allow.join(", "));
                         }
@@ -279,26 +338,54 @@ pub fn hosts(a: HostsArgs) -> u8 {
                         }
                     }
                     println!("  labels:    {}", h.labels.join(", "));
-                    println!("  os:        {}  agent {}", h.os.as_deref().unwrap_or("-"), h.agent_version.as_deref().unwrap_or("-"));
+                    println!(
+                        "  os:        {}  agent {}",
+                        h.os.as_deref().unwrap_or("-"),
+                        h.agent_version.as_deref().unwrap_or("-")
+                    );
                     println!("  last seen: {}", h.last_seen.as_deref().unwrap_or("never"));
-                    println!("  firewall:  {} digest {}", h.backend.as_deref().unwrap_or("-"), h.digest.as_deref().unwrap_or("-"));
+                    println!(
+                        "  firewall:  {} digest {}",
+                        h.backend.as_deref().unwrap_or("-"),
+                        h.digest.as_deref().unwrap_or("-")
+                    );
                     if h.revoked {
                         println!("  REVOKED");
                     }
                 }
             }
-            HostsWhat::Label { host, add, remove, comment } => {
+            HostsWhat::Label {
+                host,
+                add,
+                remove,
+                comment,
+            } => {
                 let body = serde_json::to_value(LabelsRequest { add, remove, comment })?;
-                let h: Host = api.json(reqwest::Method::POST, &format!("/v1/hosts/{}/labels", enc(&host)), Some(body)).await?;
+                let h: Host = api
+                    .json(
+                        reqwest::Method::POST,
+                        &format!("/v1/hosts/{}/labels", enc(&host)),
+                        Some(body),
+                    )
+                    .await?;
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("{}: labels {}; state {}", h.hostname, h.labels.join(", "), h.state.as_str());
+                    println!(
+                        "{}: labels {}; state {}",
+                        h.hostname,
+                        h.labels.join(", "),
+                        h.state.as_str()
+                    );
                 }
             }
             HostsWhat::Revoke { host, comment } => {
                 let h: Host = api
-                    .json(reqwest::Method::POST, &format!("/v1/hosts/{}/revoke", enc(&host)), Some(json!({"comment": comment})))
+                    .json(
+                        reqwest::Method::POST,
+                        &format!("/v1/hosts/{}/revoke", enc(&host)),
+                        Some(json!({"comment": comment})),
+                    )
                     .await?;
                 if a.json {
                     print_json(&h);
@@ -314,7 +401,9 @@ pub fn hosts(a: HostsArgs) -> u8 {
 /// `--expires 2h` or an RFC 3339 time.
 fn expires_at(s: &str) -> Result<String, Failure> {
     if let Ok(secs) = cordon_server::timefmt::parse_duration_secs(s) {
-        return Ok(cordon_server::timefmt::to_rfc3339(cordon_server::timefmt::now_ms() + secs * 1000));
+        return Ok(cordon_server::timefmt::to_rfc3339(
+            cordon_server::timefmt::now_ms() + secs * 1000,
+        ));
     }
     cordon_server::timefmt::parse_rfc3339(s).map_err(usage)?;
     Ok(s.to_string())
@@ -323,7 +412,9 @@ fn expires_at(s: &str) -> Result<String, Failure> {
 /// `--since 2h` (back from now) or an RFC 3339 time.
 fn time_arg(s: &str) -> Result<String, Failure> {
     if let Ok(secs) = cordon_server::timefmt::parse_duration_secs(s) {
-        return Ok(cordon_server::timefmt::to_rfc3339(cordon_server::timefmt::now_ms() - secs * 1000));
+        return Ok(cordon_server::timefmt::to_rfc3339(
+            cordon_server::timefmt::now_ms() - secs * 1000,
+        ));
     }
     cordon_server::timefmt::parse_rfc3339(s).map_err(usage)?;
     Ok(s.to_string())
@@ -341,18 +432,32 @@ fn print_action(out: &ActionResponse, json: bool) {
     let rows: Vec<Vec<String>> = out
         .results
         .iter()
-        .map(|r| vec![r.host_id.clone(), r.hostname.clone(), r.state.as_str().to_string(), r.revision.to_string()])
+        .map(|r| {
+            vec![
+                r.host_id.clone(),
+                r.hostname.clone(),
+                r.state.as_str().to_string(),
+                r.revision.to_string(),
+            ]
+        })
         .collect();
     table(&["ID", "HOSTNAME", "STATE", "REVISION"], &rows);
 }
 
-async fn action(api: &Api, path: &str, hosts: Vec<String>, label: Option<String>, req: ActionRequest) -> Result<ActionResponse, Failure> {
+async fn action(
+    api: &Api,
+    path: &str,
+    hosts: Vec<String>,
+    label: Option<String>,
+    req: ActionRequest,
+) -> Result<ActionResponse, Failure> {
     let (path, req) = match (hosts.len(), label) {
         (1, None) => (format!("/v1/hosts/{}/{path}", enc(&hosts[0])), req),
         (0, None) => return Err(usage("give HOST... or --label LABEL")),
         (_, label) => (format!("/v1/{path}"), ActionRequest { hosts, label, ..req }),
     };
-    api.json(reqwest::Method::POST, &path, Some(serde_json::to_value(req)?)).await
+    api.json(reqwest::Method::POST, &path, Some(serde_json::to_value(req)?))
+        .await
 }
 
 pub fn quarantine(a: QuarantineArgs) -> u8 {
@@ -377,7 +482,10 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
     block_on(async move {
         let comment = comment.ok_or_else(|| usage("releasing through the server needs --comment TEXT"))?;
         let api = Api::new(&conn)?;
-        let req = ActionRequest { comment: Some(comment), ..Default::default() };
+        let req = ActionRequest {
+            comment: Some(comment),
+            ..Default::default()
+        };
         let out = action(&api, "release", hosts, label, req).await?;
         print_action(&out, json);
         Ok(())
@@ -395,7 +503,11 @@ pub fn audit(a: AuditArgs) -> u8 {
             other => return Err(usage(format!("unknown --format {other:?} (table, json, jsonl, csv)"))),
         };
         let mut qs = vec![format!("format={wire}")];
-        for (k, v) in [("host", a.host.clone()), ("actor", a.actor.clone()), ("action", a.action.clone())] {
+        for (k, v) in [
+            ("host", a.host.clone()),
+            ("actor", a.actor.clone()),
+            ("action", a.action.clone()),
+        ] {
             if let Some(v) = v {
                 qs.push(format!("{k}={}", enc(&v)));
             }

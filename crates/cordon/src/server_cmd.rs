@@ -99,7 +99,9 @@ pub fn run(a: ServerArgs) -> u8 {
     };
     match a.what {
         ServerWhat::Init(a) => rt.block_on(init(a)),
-        ServerWhat::Token(TokenArgs { what: TokenWhat::Create(a) }) => rt.block_on(token_create(a)),
+        ServerWhat::Token(TokenArgs {
+            what: TokenWhat::Create(a),
+        }) => rt.block_on(token_create(a)),
         ServerWhat::Run(a) => rt.block_on(serve(a)),
     }
 }
@@ -137,12 +139,20 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
             return 2;
         }
     };
-    let labels: Vec<String> = a.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let labels: Vec<String> = a
+        .labels
+        .iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     let db = run::db_url(&a.data, a.db.as_deref());
     match run::create_enroll_token(&db, &labels, ttl).await {
         Ok(t) => {
             if a.json {
-                println!("{}", json!({"token": t.token, "labels": t.labels, "expires_at": t.expires_at}));
+                println!(
+                    "{}",
+                    json!({"token": t.token, "labels": t.labels, "expires_at": t.expires_at})
+                );
             } else {
                 println!("{}", t.token);
                 eprintln!("one-time enrollment token, expires {}", t.expires_at);

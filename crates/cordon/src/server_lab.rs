@@ -38,7 +38,13 @@ impl ServerLab {
     /// Builds the lab, initialises a server, starts it, enrolls and starts the agent, and
     /// waits until the agent has reported.
     pub fn start(bin: &Path) -> Result<ServerLab> {
-        let lab = Lab::build(bin, LabOptions { server_echo: false, user_rules: false })?;
+        let lab = Lab::build(
+            bin,
+            LabOptions {
+                server_echo: false,
+                user_rules: false,
+            },
+        )?;
         let tmp = tempfile::tempdir()?;
         let data = tmp.path().join("server");
         let init = json_of(
@@ -49,7 +55,18 @@ impl ServerLab {
             "server init",
         )?;
         let tok = json_of(
-            Command::new(bin).args(["server", "token", "create", "--json", "--data", &s(&data), "--labels", "lab"]).output()?,
+            Command::new(bin)
+                .args([
+                    "server",
+                    "token",
+                    "create",
+                    "--json",
+                    "--data",
+                    &s(&data),
+                    "--labels",
+                    "lab",
+                ])
+                .output()?,
             "token create",
         )?;
         let mut me = ServerLab {
@@ -68,12 +85,29 @@ impl ServerLab {
         let agent_dir = s(me.agent_config.parent().unwrap_or(Path::new(".")));
         let out = me.lab.exec(
             Host::Endpoint,
-            &[&b, "agent", "enroll", "--json", "--server", &url, "--token", tok["token"].as_str().unwrap_or_default(),
-              "--ca-fingerprint", init["ca_fingerprint"].as_str().unwrap_or_default(), "--dir", &agent_dir,
-              "--state-dir", &s(&me.state_dir), "--hostname", "endpoint"],
+            &[
+                &b,
+                "agent",
+                "enroll",
+                "--json",
+                "--server",
+                &url,
+                "--token",
+                tok["token"].as_str().unwrap_or_default(),
+                "--ca-fingerprint",
+                init["ca_fingerprint"].as_str().unwrap_or_default(),
+                "--dir",
+                &agent_dir,
+                "--state-dir",
+                &s(&me.state_dir),
+                "--hostname",
+                "endpoint",
+            ],
         )?;
         json_of(out, "agent enroll")?;
-        let child = me.lab.spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&me.agent_config)])?;
+        let child = me
+            .lab
+            .spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&me.agent_config)])?;
         me.procs.push(child);
         let start = Instant::now();
         while me.applied_revision().is_none() {
@@ -89,11 +123,25 @@ impl ServerLab {
         let b = s(&self.bin);
         let child = self.lab.spawn(
             Host::Server,
-            &[&b, "server", "run", "--listen", &format!("[::]:{SERVER_PORT}"), "--data", &s(&self.data), "--expiry-interval", "1s"],
+            &[
+                &b,
+                "server",
+                "run",
+                "--listen",
+                &format!("[::]:{SERVER_PORT}"),
+                "--data",
+                &s(&self.data),
+                "--expiry-interval",
+                "1s",
+            ],
         )?;
         self.procs.push(child);
         let start = Instant::now();
-        while self.lab.connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT)).is_err() {
+        while self
+            .lab
+            .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
+            .is_err()
+        {
             if start.elapsed() > Duration::from_secs(10) {
                 bail!("the server did not start listening within 10 s");
             }
@@ -191,8 +239,14 @@ pub fn demo(bin: &Path, json: bool) -> Result<bool> {
     use crate::lab::matrix::{self, Phase};
     let lab = ServerLab::start(bin)?;
     let before = lab.lab.matrix()?;
-    let out = lab.api("POST", "/v1/hosts/endpoint/quarantine", Some(serde_json::json!({"comment": "cordon lab --server"})))?;
-    let rev = out["results"][0]["revision"].as_i64().ok_or_else(|| anyhow::anyhow!("no revision in {out}"))?;
+    let out = lab.api(
+        "POST",
+        "/v1/hosts/endpoint/quarantine",
+        Some(serde_json::json!({"comment": "cordon lab --server"})),
+    )?;
+    let rev = out["results"][0]["revision"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no revision in {out}"))?;
     let quarantine = lab.wait_applied(rev, Duration::from_secs(10))?;
     let during = lab.lab.matrix()?;
     let start = Instant::now();
@@ -204,8 +258,14 @@ pub fn demo(bin: &Path, json: bool) -> Result<bool> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let out = lab.api("POST", "/v1/hosts/endpoint/release", Some(serde_json::json!({"comment": "cordon lab --server done"})))?;
-    let rev = out["results"][0]["revision"].as_i64().ok_or_else(|| anyhow::anyhow!("no revision in {out}"))?;
+    let out = lab.api(
+        "POST",
+        "/v1/hosts/endpoint/release",
+        Some(serde_json::json!({"comment": "cordon lab --server done"})),
+    )?;
+    let rev = out["results"][0]["revision"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no revision in {out}"))?;
     let release = lab.wait_applied(rev, Duration::from_secs(10))?;
     let after = lab.lab.matrix()?;
     let (leaks, over_blocks) = matrix::score(&during);
@@ -223,13 +283,29 @@ pub fn demo(bin: &Path, json: bool) -> Result<bool> {
     if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        println!("Cordon server in {}, agent enrolled in {} (mutual TLS)", lab.lab.ns(Host::Server), lab.lab.ns(Host::Endpoint));
+        println!(
+            "Cordon server in {}, agent enrolled in {} (mutual TLS)",
+            lab.lab.ns(Host::Server),
+            lab.lab.ns(Host::Endpoint)
+        );
         println!(
             "{}",
             matrix::render_table(&[
-                Phase { name: "before", quarantined: false, outcomes: &result.before },
-                Phase { name: "quarantined (API)", quarantined: true, outcomes: &result.during },
-                Phase { name: "released (API)", quarantined: false, outcomes: &result.after },
+                Phase {
+                    name: "before",
+                    quarantined: false,
+                    outcomes: &result.before
+                },
+                Phase {
+                    name: "quarantined (API)",
+                    quarantined: true,
+                    outcomes: &result.during
+                },
+                Phase {
+                    name: "released (API)",
+                    quarantined: false,
+                    outcomes: &result.after
+                },
             ])
         );
         println!(

@@ -67,7 +67,10 @@ impl Env {
     }
 
     fn endpoint_state(&self) -> String {
-        let out = self.lab.cordon(&["status", "--json", "--state-dir", &s(&self.state)]).unwrap();
+        let out = self
+            .lab
+            .cordon(&["status", "--json", "--state-dir", &s(&self.state)])
+            .unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         v["state"].as_str().unwrap_or("?").to_string()
     }
@@ -77,11 +80,31 @@ impl Env {
         let data = s(&self.data);
         let child = self
             .lab
-            .spawn(Host::Server, &[&b, "server", "run", "--listen", &format!("[::]:{SERVER_PORT}"), "--data", &data, "--expiry-interval", "1s"])
+            .spawn(
+                Host::Server,
+                &[
+                    &b,
+                    "server",
+                    "run",
+                    "--listen",
+                    &format!("[::]:{SERVER_PORT}"),
+                    "--data",
+                    &data,
+                    "--expiry-interval",
+                    "1s",
+                ],
+            )
             .unwrap();
         let start = Instant::now();
-        while self.lab.connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "server did not start listening");
+        while self
+            .lab
+            .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "server did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         child
@@ -89,7 +112,9 @@ impl Env {
 
     fn start_agent(&self) -> Child {
         let b = bin();
-        self.lab.spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&self.agent_cfg)]).unwrap()
+        self.lab
+            .spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&self.agent_cfg)])
+            .unwrap()
     }
 }
 
@@ -103,8 +128,14 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
 }
 
 fn setup() -> Env {
-    let lab = Lab::build(Path::new(&bin()), LabOptions { server_echo: false, user_rules: false })
-        .expect("building the namespace lab (needs root, iproute2, nftables)");
+    let lab = Lab::build(
+        Path::new(&bin()),
+        LabOptions {
+            server_echo: false,
+            user_rules: false,
+        },
+    )
+    .expect("building the namespace lab (needs root, iproute2, nftables)");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("server");
     let out = std::process::Command::new(bin())
@@ -112,10 +143,23 @@ fn setup() -> Env {
         .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "server init: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "server init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let init: Value = serde_json::from_slice(&out.stdout).unwrap();
     let out = std::process::Command::new(bin())
-        .args(["server", "token", "create", "--json", "--data", &s(&data), "--labels", "linux,lab"])
+        .args([
+            "server",
+            "token",
+            "create",
+            "--json",
+            "--data",
+            &s(&data),
+            "--labels",
+            "linux,lab",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -138,14 +182,31 @@ fn setup() -> Env {
         .lab
         .exec(
             Host::Endpoint,
-            &[&b, "agent", "enroll", "--json", "--server", &url, "--token", tok["token"].as_str().unwrap(),
-              "--ca-fingerprint", init["ca_fingerprint"].as_str().unwrap(), "--dir", &s(&agent_dir),
-              "--state-dir", &s(&env.state), "--hostname", "endpoint"],
+            &[
+                &b,
+                "agent",
+                "enroll",
+                "--json",
+                "--server",
+                &url,
+                "--token",
+                tok["token"].as_str().unwrap(),
+                "--ca-fingerprint",
+                init["ca_fingerprint"].as_str().unwrap(),
+                "--dir",
+                &s(&agent_dir),
+                "--state-dir",
+                &s(&env.state),
+                "--hostname",
+                "endpoint",
+            ],
         )
         .unwrap();
     assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
     // Quicker heartbeats so "reported again" is seen fast.
-    let cfg = std::fs::read_to_string(&env.agent_cfg).unwrap().replace("heartbeat_secs = 15.0", "heartbeat_secs = 1.0");
+    let cfg = std::fs::read_to_string(&env.agent_cfg)
+        .unwrap()
+        .replace("heartbeat_secs = 15.0", "heartbeat_secs = 1.0");
     std::fs::write(&env.agent_cfg, cfg).unwrap();
     let mut server = _server;
     let _ = server.kill();
@@ -157,7 +218,9 @@ fn setup() -> Env {
 fn enroll_quarantine_tamper_outage_restart_release() {
     let env = setup();
     let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
-    wait_until("agent reports", Duration::from_secs(10), || env.host()["last_seen"].is_string());
+    wait_until("agent reports", Duration::from_secs(10), || {
+        env.host()["last_seen"].is_string()
+    });
     assert_eq!(env.host()["state"], "normal");
     let before = env.lab.matrix().unwrap();
     assert_eq!(env.endpoint_state(), "released");
@@ -166,23 +229,44 @@ fn enroll_quarantine_tamper_outage_restart_release() {
     let v = env.api_json(&["quarantine", "endpoint", "--comment", "e2e: beaconing", "--json"]);
     let t0 = Instant::now();
     assert_eq!(v["results"][0]["state"], "quarantine_pending");
-    wait_until("enforced", Duration::from_secs(2), || env.endpoint_state() == "isolated");
+    wait_until("enforced", Duration::from_secs(2), || {
+        env.endpoint_state() == "isolated"
+    });
     let enforced_after = t0.elapsed();
     eprintln!("API call returned -> enforced in the endpoint namespace: {enforced_after:?}");
-    wait_until("confirmed", Duration::from_secs(5), || env.host()["state"] == "quarantined");
+    wait_until("confirmed", Duration::from_secs(5), || {
+        env.host()["state"] == "quarantined"
+    });
     let during = env.lab.matrix().unwrap();
     let table = matrix::render_table(&[
-        matrix::Phase { name: "before", quarantined: false, outcomes: &before },
-        matrix::Phase { name: "quarantined", quarantined: true, outcomes: &during },
+        matrix::Phase {
+            name: "before",
+            quarantined: false,
+            outcomes: &before,
+        },
+        matrix::Phase {
+            name: "quarantined",
+            quarantined: true,
+            outcomes: &during,
+        },
     ]);
     eprintln!("{table}");
     assert_eq!(matrix::score(&during), (0, 0), "leaks/over-blocks:\n{table}");
 
     // Table deleted: repaired within 2 s, audited as tampered.
-    let out = env.lab.exec(Host::Endpoint, &["nft", "delete", "table", "inet", "cordon"]).unwrap();
-    assert!(out.status.success(), "nft delete: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .lab
+        .exec(Host::Endpoint, &["nft", "delete", "table", "inet", "cordon"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft delete: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t = Instant::now();
-    wait_until("tamper repair", Duration::from_secs(2), || env.endpoint_state() == "isolated");
+    wait_until("tamper repair", Duration::from_secs(2), || {
+        env.endpoint_state() == "isolated"
+    });
     eprintln!("tampering repaired after {:?}", t.elapsed());
     wait_until("tampered in audit", Duration::from_secs(5), || {
         let v = env.api_json(&["audit", "--host", "endpoint", "--action", "tampered", "--json"]);
@@ -195,18 +279,26 @@ fn enroll_quarantine_tamper_outage_restart_release() {
     server.wait().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(env.endpoint_state(), "isolated");
-    assert!(!matrix::rows().iter().filter(|r| r.name == "other host v4 tcp/80").all(|r| r.probe.run(&env.lab).unwrap()));
+    assert!(!matrix::rows()
+        .iter()
+        .filter(|r| r.name == "other host v4 tcp/80")
+        .all(|r| r.probe.run(&env.lab).unwrap()));
 
     // Agent killed and our table flushed (a reboot), server still down: the agent
     // re-applies on start from its own state.
     let mut agent = procs.0.remove(0);
     agent.kill().unwrap();
     agent.wait().unwrap();
-    let out = env.lab.exec(Host::Endpoint, &["nft", "delete", "table", "inet", "cordon"]).unwrap();
+    let out = env
+        .lab
+        .exec(Host::Endpoint, &["nft", "delete", "table", "inet", "cordon"])
+        .unwrap();
     assert!(out.status.success());
     assert_ne!(env.endpoint_state(), "isolated");
     procs.0.push(env.start_agent());
-    wait_until("re-apply at start without server", Duration::from_secs(5), || env.endpoint_state() == "isolated");
+    wait_until("re-apply at start without server", Duration::from_secs(5), || {
+        env.endpoint_state() == "isolated"
+    });
 
     // Server back: the agent reports again.
     procs.0.push(env.start_server());
@@ -219,8 +311,12 @@ fn enroll_quarantine_tamper_outage_restart_release() {
     // Release through the API: rules gone, paths back.
     let v = env.api_json(&["release", "endpoint", "--comment", "e2e: clean", "--json"]);
     assert_eq!(v["results"][0]["state"], "release_pending");
-    wait_until("released", Duration::from_secs(3), || env.endpoint_state() == "released");
-    wait_until("release confirmed", Duration::from_secs(5), || env.host()["state"] == "normal");
+    wait_until("released", Duration::from_secs(3), || {
+        env.endpoint_state() == "released"
+    });
+    wait_until("release confirmed", Duration::from_secs(5), || {
+        env.host()["state"] == "normal"
+    });
     let after = env.lab.matrix().unwrap();
     let opened: Vec<_> = after.iter().filter(|o| o.reached).map(|o| o.name).collect();
     let was_open: Vec<_> = before.iter().filter(|o| o.reached).map(|o| o.name).collect();
@@ -228,7 +324,12 @@ fn enroll_quarantine_tamper_outage_restart_release() {
 
     // Exactly one record per analyst action.
     let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]);
-    let actions: Vec<&str> = audit["records"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions.iter().filter(|a| **a == "quarantine").count(), 1, "{actions:?}");
     assert_eq!(actions.iter().filter(|a| **a == "release").count(), 1, "{actions:?}");
     assert!(actions.contains(&"tampered"), "{actions:?}");

@@ -30,10 +30,18 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn list(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
     auth.require(Role::Viewer)?;
     let time = |t: &Option<String>| -> Result<Option<i64>, ApiError> {
-        t.as_deref().filter(|s| !s.is_empty()).map(parse_rfc3339).transpose().map_err(ApiError::invalid)
+        t.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_rfc3339)
+            .transpose()
+            .map_err(ApiError::invalid)
     };
     let mut filter = AuditFilter {
         host_id: q.host.clone().filter(|s| !s.is_empty()),
@@ -61,7 +69,9 @@ pub async fn list(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<
             Ok(([(CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
         "csv" => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&records)).into_response()),
-        other => Err(ApiError::invalid(format!("unknown format {other:?} (json, jsonl or csv)"))),
+        other => Err(ApiError::invalid(format!(
+            "unknown format {other:?} (json, jsonl or csv)"
+        ))),
     }
 }
 

@@ -13,14 +13,23 @@ use crate::{ApiError, AppState};
 
 #[utoipa::path(get, path = "/v1/ca", responses((status = 200, description = "CA certificate, PEM", content_type = "application/x-pem-file")))]
 pub async fn ca_pem(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let ca = st.ca.as_ref().ok_or_else(|| ApiError::not_found("this server has no CA loaded"))?;
+    let ca = st
+        .ca
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("this server has no CA loaded"))?;
     Ok(([(CONTENT_TYPE, "application/x-pem-file")], ca.cert_pem.clone()))
 }
 
 #[utoipa::path(post, path = "/v1/enroll", request_body = EnrollRequest,
     responses((status = 200, body = EnrollResponse), (status = 401, body = cordon_proto::ErrorBody), (status = 400, body = cordon_proto::ErrorBody)))]
-pub async fn enroll(State(st): State<AppState>, ApiJson(req): ApiJson<EnrollRequest>) -> Result<Json<EnrollResponse>, ApiError> {
-    let ca = st.ca.as_ref().ok_or_else(|| ApiError::not_found("enrollment is disabled on this server"))?;
+pub async fn enroll(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let ca = st
+        .ca
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("enrollment is disabled on this server"))?;
     st.store
         .check_enroll_token(&req.token)
         .await
@@ -30,7 +39,9 @@ pub async fn enroll(State(st): State<AppState>, ApiJson(req): ApiJson<EnrollRequ
         return Err(ApiError::invalid("hostname must be 1-255 printable characters"));
     }
     let host_id = uuid::Uuid::new_v4().to_string();
-    let cert_pem = ca.sign_client(&req.csr_pem, &host_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let cert_pem = ca
+        .sign_client(&req.csr_pem, &host_id)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let host = NewHost {
         id: host_id.clone(),
         hostname: hostname.to_string(),
@@ -43,5 +54,9 @@ pub async fn enroll(State(st): State<AppState>, ApiJson(req): ApiJson<EnrollRequ
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
     tracing::info!(host = %host_id, hostname, "enrolled");
-    Ok(Json(EnrollResponse { host_id, cert_pem, ca_pem: ca.cert_pem.clone() }))
+    Ok(Json(EnrollResponse {
+        host_id,
+        cert_pem,
+        ca_pem: ca.cert_pem.clone(),
+    }))
 }

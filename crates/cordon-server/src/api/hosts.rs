@@ -28,14 +28,25 @@ pub struct HostQuery {
 
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
     responses((status = 200, body = HostList), (status = 401, body = cordon_proto::ErrorBody)))]
-pub async fn list(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<HostQuery>) -> Result<Json<HostList>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<HostQuery>,
+) -> Result<Json<HostList>, ApiError> {
     auth.require(Role::Viewer)?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(HostState::parse(s).ok_or_else(|| ApiError::invalid(format!("unknown state {s:?}")))?),
     };
-    let filter = HostFilter { label: q.label, state, text: q.q, include_revoked: q.revoked };
-    Ok(Json(HostList { hosts: st.store.hosts(&filter).await? }))
+    let filter = HostFilter {
+        label: q.label,
+        state,
+        text: q.q,
+        include_revoked: q.revoked,
+    };
+    Ok(Json(HostList {
+        hosts: st.store.hosts(&filter).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}", params(("id" = String, Path, description = "host id or hostname")),
@@ -45,7 +56,13 @@ pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<Str
     Ok(Json(st.store.host(&id).await?))
 }
 
-async fn act(st: &AppState, auth: &Auth, action: Action, targets: Targets, req: &ActionRequest) -> Result<Json<ActionResponse>, ApiError> {
+async fn act(
+    st: &AppState,
+    auth: &Auth,
+    action: Action,
+    targets: Targets,
+    req: &ActionRequest,
+) -> Result<Json<ActionResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let params = match action {
         Action::Quarantine => validate::quarantine_params(req)?,
@@ -53,27 +70,49 @@ async fn act(st: &AppState, auth: &Auth, action: Action, targets: Targets, req: 
     };
     let results = st.store.act(auth.actor(), action, &targets, &params).await?;
     st.hub.notify_all(results.iter().map(|r| &r.host_id));
-    tracing::info!(actor = auth.actor(), action = action.as_str(), hosts = results.len(), "desired state changed");
-    Ok(Json(ActionResponse { action: action.as_str().to_string(), results }))
+    tracing::info!(
+        actor = auth.actor(),
+        action = action.as_str(),
+        hosts = results.len(),
+        "desired state changed"
+    );
+    Ok(Json(ActionResponse {
+        action: action.as_str().to_string(),
+        results,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn quarantine_one(State(st): State<AppState>, auth: Auth, Path(id): Path<String>, ApiJson(req): ApiJson<ActionRequest>) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn quarantine_one(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ActionRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
     act(&st, &auth, Action::Quarantine, Targets::Hosts(vec![id]), &req).await
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/release", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn release_one(State(st): State<AppState>, auth: Auth, Path(id): Path<String>, ApiJson(req): ApiJson<ActionRequest>) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn release_one(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ActionRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
     act(&st, &auth, Action::Release, Targets::Hosts(vec![id]), &req).await
 }
 
 #[utoipa::path(post, path = "/v1/quarantine", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn quarantine_many(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<ActionRequest>) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn quarantine_many(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<ActionRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let targets = validate::targets(&req)?;
     act(&st, &auth, Action::Quarantine, targets, &req).await
@@ -81,7 +120,11 @@ pub async fn quarantine_many(State(st): State<AppState>, auth: Auth, ApiJson(req
 
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn release_many(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<ActionRequest>) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn release_many(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<ActionRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let targets = validate::targets(&req)?;
     act(&st, &auth, Action::Release, targets, &req).await
@@ -90,10 +133,23 @@ pub async fn release_many(State(st): State<AppState>, auth: Auth, ApiJson(req): 
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
     request_body = LabelsRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn labels(State(st): State<AppState>, auth: Auth, Path(id): Path<String>, ApiJson(req): ApiJson<LabelsRequest>) -> Result<Json<Host>, ApiError> {
+pub async fn labels(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<LabelsRequest>,
+) -> Result<Json<Host>, ApiError> {
     auth.require(Role::Responder)?;
-    let add = req.add.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>()?;
-    let remove = req.remove.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>()?;
+    let add = req
+        .add
+        .iter()
+        .map(|l| validate::label(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let remove = req
+        .remove
+        .iter()
+        .map(|l| validate::label(l))
+        .collect::<Result<Vec<_>, _>>()?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::invalid("nothing to add or remove"));
     }
@@ -104,9 +160,16 @@ pub async fn labels(State(st): State<AppState>, auth: Auth, Path(id): Path<Strin
     let comment = if touches_quarantine {
         Some(validate::comment(req.comment.as_deref())?)
     } else {
-        req.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string)
+        req.comment
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
     };
-    let (host_id, changed) = st.store.change_labels(auth.actor(), &id, &add, &remove, comment.as_deref()).await?;
+    let (host_id, changed) = st
+        .store
+        .change_labels(auth.actor(), &id, &add, &remove, comment.as_deref())
+        .await?;
     if changed {
         st.hub.notify(&host_id);
     }
@@ -116,7 +179,12 @@ pub async fn labels(State(st): State<AppState>, auth: Auth, Path(id): Path<Strin
 #[utoipa::path(post, path = "/v1/hosts/{id}/revoke", params(("id" = String, Path, description = "host id or hostname")),
     request_body = RevokeRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn revoke(State(st): State<AppState>, auth: Auth, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Host>, ApiError> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Host>, ApiError> {
     auth.require(Role::Admin)?;
     let comment = if body.iter().all(u8::is_ascii_whitespace) {
         None

@@ -14,34 +14,56 @@ pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
 #[utoipa::path(get, path = "/v1/tokens", security(("bearer" = [])), responses((status = 200, body = TokenList)))]
 pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenList>, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(TokenList { tokens: st.store.api_tokens().await? }))
+    Ok(Json(TokenList {
+        tokens: st.store.api_tokens().await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/tokens", request_body = TokenCreateRequest, security(("bearer" = [])),
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn create(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<TokenCreateRequest>) -> Result<Json<TokenCreated>, ApiError> {
+pub async fn create(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<TokenCreateRequest>,
+) -> Result<Json<TokenCreated>, ApiError> {
     auth.require(Role::Admin)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 128 || name == crate::SYSTEM_ACTOR || name.starts_with("agent:") {
-        return Err(ApiError::invalid("token name must be 1-128 characters and not `system` or `agent:...`"));
+        return Err(ApiError::invalid(
+            "token name must be 1-128 characters and not `system` or `agent:...`",
+        ));
     }
     Ok(Json(st.store.create_api_token(auth.actor(), name, req.role).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
-pub async fn revoke(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::invalid(format!("{id:?} is not a token id")))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{id:?} is not a token id")))?;
     st.store.revoke_api_token(auth.actor(), id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/v1/enrollment-tokens", request_body = EnrollTokenRequest, security(("bearer" = [])),
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
-pub async fn create_enroll(State(st): State<AppState>, auth: Auth, ApiJson(req): ApiJson<EnrollTokenRequest>) -> Result<Json<EnrollTokenCreated>, ApiError> {
+pub async fn create_enroll(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<EnrollTokenRequest>,
+) -> Result<Json<EnrollTokenCreated>, ApiError> {
     auth.require(Role::Admin)?;
-    let labels = req.labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>()?;
+    let labels = req
+        .labels
+        .iter()
+        .map(|l| validate::label(l))
+        .collect::<Result<Vec<_>, _>>()?;
     if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
         return Err(ApiError::invalid("the Quarantine label is managed by the server"));
     }

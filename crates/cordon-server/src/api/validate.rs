@@ -16,7 +16,9 @@ pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
         return Err(ApiError::invalid("comment is required: say why"));
     }
     if c.chars().count() > MAX_COMMENT_CHARS {
-        return Err(ApiError::invalid(format!("comment is longer than {MAX_COMMENT_CHARS} characters")));
+        return Err(ApiError::invalid(format!(
+            "comment is longer than {MAX_COMMENT_CHARS} characters"
+        )));
     }
     Ok(c.to_string())
 }
@@ -42,7 +44,9 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
     let message = match req.message.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(m) if m.chars().count() > MAX_MESSAGE_CHARS => {
-            return Err(ApiError::invalid(format!("message is longer than {MAX_MESSAGE_CHARS} characters")))
+            return Err(ApiError::invalid(format!(
+                "message is longer than {MAX_MESSAGE_CHARS} characters"
+            )))
         }
         Some(m) => Some(m.to_string()),
     };
@@ -56,11 +60,19 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
             Some(ms)
         }
     };
-    Ok(ActionParams { comment, allow, message, expires_at })
+    Ok(ActionParams {
+        comment,
+        allow,
+        message,
+        expires_at,
+    })
 }
 
 pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
-    Ok(ActionParams { comment: comment(req.comment.as_deref())?, ..Default::default() })
+    Ok(ActionParams {
+        comment: comment(req.comment.as_deref())?,
+        ..Default::default()
+    })
 }
 
 /// Targets from the body (`hosts` or `label`, exactly one of them).

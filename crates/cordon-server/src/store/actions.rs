@@ -96,7 +96,9 @@ pub(crate) async fn apply_tx(
                 .await?;
         }
     }
-    let host = load_tx(tx, host_id).await?.ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
+    let host = load_tx(tx, host_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
     let mut detail_text = match action {
         Action::Quarantine => {
             let mut d = format!("revision {}", host.desired.revision);
@@ -126,7 +128,12 @@ pub(crate) async fn apply_tx(
         },
     )
     .await?;
-    Ok(ActionResult { host_id: host.id, hostname: host.hostname, state: host.state, revision: host.desired.revision })
+    Ok(ActionResult {
+        host_id: host.id,
+        hostname: host.hostname,
+        state: host.state,
+        revision: host.desired.revision,
+    })
 }
 
 impl Store {
@@ -155,10 +162,11 @@ impl Store {
     /// Releases every host whose quarantine expired, one transaction per host, audited
     /// as `actor`. Returns the released host ids.
     pub async fn release_expired(&self, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
         let mut released = Vec::new();
         for row in &rows {
             let id = super::get_str(row, "id")?;
@@ -172,7 +180,10 @@ impl Store {
             if still.is_none() {
                 continue;
             }
-            let p = ActionParams { comment: "quarantine expired".into(), ..Default::default() };
+            let p = ActionParams {
+                comment: "quarantine expired".into(),
+                ..Default::default()
+            };
             apply_tx(&mut tx, &id, actor, Action::Release, &p, Some("expires_at passed")).await?;
             tx.commit().await?;
             released.push(id);
@@ -193,14 +204,28 @@ impl Store {
     ) -> Result<(String, bool), StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
         let ids = resolve_refs_tx(&mut tx, &[reference.to_string()]).await?;
-        let id = ids.first().cloned().ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let id = ids
+            .first()
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
         let mut changed_desired = false;
         let mut plain_added = Vec::new();
         let mut plain_removed = Vec::new();
         for label in add {
             if label == QUARANTINE_LABEL {
-                let p = ActionParams { comment: comment.unwrap_or_default().to_string(), ..Default::default() };
-                apply_tx(&mut tx, &id, actor, Action::Quarantine, &p, Some("label Quarantine added")).await?;
+                let p = ActionParams {
+                    comment: comment.unwrap_or_default().to_string(),
+                    ..Default::default()
+                };
+                apply_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Quarantine,
+                    &p,
+                    Some("label Quarantine added"),
+                )
+                .await?;
                 changed_desired = true;
             } else {
                 sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
@@ -218,8 +243,19 @@ impl Store {
         }
         for label in remove {
             if label == QUARANTINE_LABEL {
-                let p = ActionParams { comment: comment.unwrap_or_default().to_string(), ..Default::default() };
-                apply_tx(&mut tx, &id, actor, Action::Release, &p, Some("label Quarantine removed")).await?;
+                let p = ActionParams {
+                    comment: comment.unwrap_or_default().to_string(),
+                    ..Default::default()
+                };
+                apply_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Release,
+                    &p,
+                    Some("label Quarantine removed"),
+                )
+                .await?;
                 changed_desired = true;
             } else {
                 sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
@@ -231,10 +267,21 @@ impl Store {
             }
         }
         if !plain_added.is_empty() || !plain_removed.is_empty() {
-            let detail = format!("added [{}] removed [{}]", plain_added.join(", "), plain_removed.join(", "));
+            let detail = format!(
+                "added [{}] removed [{}]",
+                plain_added.join(", "),
+                plain_removed.join(", ")
+            );
             append(
                 &mut tx,
-                &NewAudit { actor, action: "label", host_id: Some(&id), comment, result: "ok", detail: Some(&detail) },
+                &NewAudit {
+                    actor,
+                    action: "label",
+                    host_id: Some(&id),
+                    comment,
+                    result: "ok",
+                    detail: Some(&detail),
+                },
             )
             .await?;
         }
@@ -246,11 +293,24 @@ impl Store {
     pub async fn revoke(&self, actor: &str, reference: &str, comment: Option<&str>) -> Result<String, StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
         let ids = resolve_refs_tx(&mut tx, &[reference.to_string()]).await?;
-        let id = ids.first().cloned().ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
-        sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1").bind(id.clone()).execute(&mut *tx).await?;
+        let id = ids
+            .first()
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
         append(
             &mut tx,
-            &NewAudit { actor, action: "revoke", host_id: Some(&id), comment, result: "ok", detail: None },
+            &NewAudit {
+                actor,
+                action: "revoke",
+                host_id: Some(&id),
+                comment,
+                result: "ok",
+                detail: None,
+            },
         )
         .await?;
         tx.commit().await?;

@@ -61,7 +61,8 @@ fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
 impl Store {
     /// Records matching `f`, oldest first.
     pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql = String::from("SELECT id, at, actor, action, host_id, comment, result, detail FROM audit WHERE 1=1");
+        let mut sql =
+            String::from("SELECT id, at, actor, action, host_id, comment, result, detail FROM audit WHERE 1=1");
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -99,7 +100,9 @@ impl Store {
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).
     pub async fn audit_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
         get_i64(&row, "n")
     }
 }

@@ -36,10 +36,23 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = format!("labels [{}], expires {}", labels.join(", "), to_rfc3339(expires));
-        append(&mut tx, &NewAudit { actor, action: "enroll_token_create", result: "ok", detail: Some(&detail), ..Default::default() })
-            .await?;
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "enroll_token_create",
+                result: "ok",
+                detail: Some(&detail),
+                ..Default::default()
+            },
+        )
+        .await?;
         tx.commit().await?;
-        Ok(EnrollTokenCreated { token, labels: labels.to_vec(), expires_at: to_rfc3339(expires) })
+        Ok(EnrollTokenCreated {
+            token,
+            labels: labels.to_vec(),
+            expires_at: to_rfc3339(expires),
+        })
     }
 
     /// Checks that `token` is valid and unused (without using it up).
@@ -53,7 +66,9 @@ impl Store {
             Some(r) if super::get_opt_i64(&r, "used_at")?.is_some() => {
                 Err(StoreError::Invalid("enrollment token was already used".into()))
             }
-            Some(r) if get_i64(&r, "expires_at")? <= now_ms() => Err(StoreError::Invalid("enrollment token expired".into())),
+            Some(r) if get_i64(&r, "expires_at")? <= now_ms() => {
+                Err(StoreError::Invalid("enrollment token expired".into()))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -72,7 +87,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if used.rows_affected() != 1 {
-            return Err(StoreError::Invalid("enrollment token is unknown, used or expired".into()));
+            return Err(StoreError::Invalid(
+                "enrollment token is unknown, used or expired".into(),
+            ));
         }
         let row = sqlx::query("SELECT labels FROM enroll_tokens WHERE hash = $1")
             .bind(hash_token(token))

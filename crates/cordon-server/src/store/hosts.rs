@@ -82,13 +82,18 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
             .bind(r.to_string())
             .fetch_all(&mut **tx)
             .await?;
-        let exact: Vec<&AnyRow> = rows.iter().filter(|row| get_str(row, "id").ok().as_deref() == Some(r)).collect();
+        let exact: Vec<&AnyRow> = rows
+            .iter()
+            .filter(|row| get_str(row, "id").ok().as_deref() == Some(r))
+            .collect();
         let row = match (exact.first(), rows.len()) {
             (Some(row), _) => *row,
             (None, 1) => &rows[0],
             (None, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
             (None, n) => {
-                return Err(StoreError::Conflict(format!("{n} hosts are named {r:?}; use the host id")))
+                return Err(StoreError::Conflict(format!(
+                    "{n} hosts are named {r:?}; use the host id"
+                )))
             }
         };
         if get_i64(row, "revoked")? != 0 {
@@ -117,7 +122,9 @@ impl Store {
     pub async fn host(&self, reference: &str) -> Result<Host, StoreError> {
         let mut tx = self.pool.begin().await?;
         let ids = resolve_any_tx(&mut tx, reference).await?;
-        let host = load_tx(&mut tx, &ids).await?.ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let host = load_tx(&mut tx, &ids)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
         tx.commit().await?;
         Ok(host)
     }
@@ -126,10 +133,15 @@ impl Store {
     pub async fn hosts(&self, f: &HostFilter) -> Result<Vec<Host>, StoreError> {
         let sql = format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY hostname, id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        let label_rows = sqlx::query("SELECT host_id, label FROM host_labels ORDER BY label").fetch_all(&self.pool).await?;
+        let label_rows = sqlx::query("SELECT host_id, label FROM host_labels ORDER BY label")
+            .fetch_all(&self.pool)
+            .await?;
         let mut labels: HashMap<String, Vec<String>> = HashMap::new();
         for r in &label_rows {
-            labels.entry(get_str(r, "host_id")?).or_default().push(get_str(r, "label")?);
+            labels
+                .entry(get_str(r, "host_id")?)
+                .or_default()
+                .push(get_str(r, "label")?);
         }
         let text = f.text.as_ref().map(|t| t.to_lowercase());
         let mut out = Vec::new();
@@ -177,7 +189,11 @@ impl Store {
     /// The desired state of host `id` (agent sync), `None` if unknown.
     pub async fn desired(&self, id: &str) -> Result<Option<(DesiredState, bool)>, StoreError> {
         let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
-        let Some(row) = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
         let host = host_from_row(&row, vec![])?;
@@ -199,6 +215,8 @@ async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
     match ids.len() {
         0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
         1 => Ok(ids[0].clone()),
-        n => Err(StoreError::Conflict(format!("{n} hosts are named {r:?}; use the host id"))),
+        n => Err(StoreError::Conflict(format!(
+            "{n} hosts are named {r:?}; use the host id"
+        ))),
     }
 }

@@ -59,7 +59,9 @@ async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mut rx: mpsc::Unbounde
             Err(e) => {
                 tracing::warn!(error = %e, reports = batch.len(), "status batch failed");
                 for job in batch {
-                    let _ = job.done.send(Err(StoreError::Other(format!("status not recorded: {e}"))));
+                    let _ = job
+                        .done
+                        .send(Err(StoreError::Other(format!("status not recorded: {e}"))));
                 }
             }
         }
@@ -88,13 +90,18 @@ async fn commit_batch(
 
 /// Records one report inside `tx`: fails with `NotFound` before writing anything.
 async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
-    let host = load_tx(tx, host_id).await?.ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
+    let host = load_tx(tx, host_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
     let now = now_ms();
     let state = next_state(host.desired.quarantined, host.desired.revision, r, host.state);
     let reason = match state {
-        HostState::Failed | HostState::Tampered => {
-            Some(r.detail.clone().or_else(|| r.error.clone()).unwrap_or_else(|| state.as_str().to_string()))
-        }
+        HostState::Failed | HostState::Tampered => Some(
+            r.detail
+                .clone()
+                .or_else(|| r.error.clone())
+                .unwrap_or_else(|| state.as_str().to_string()),
+        ),
         _ => None,
     };
     let changed = state != host.state;
@@ -109,11 +116,19 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .bind(r.digest.clone())
     .bind(r.backend.clone())
     .bind(r.os.clone())
-    .bind(if r.addresses.is_empty() { to_json_list(&host.addresses) } else { to_json_list(&r.addresses) })
+    .bind(if r.addresses.is_empty() {
+        to_json_list(&host.addresses)
+    } else {
+        to_json_list(&r.addresses)
+    })
     .bind(r.agent_version.clone())
     .bind(state.as_str().to_string())
     .bind(reason.clone())
-    .bind(if changed { now } else { super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now) })
+    .bind(if changed {
+        now
+    } else {
+        super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now)
+    })
     .bind(host_id.to_string())
     .execute(&mut **tx)
     .await?;
@@ -129,7 +144,11 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         let detail = match (&reason, &r.error) {
             (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
             (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
-            _ => format!("revision {}; digest {}", r.applied_revision, r.digest.as_deref().unwrap_or("-")),
+            _ => format!(
+                "revision {}; digest {}",
+                r.applied_revision,
+                r.digest.as_deref().unwrap_or("-")
+            ),
         };
         append(
             tx,
@@ -158,9 +177,15 @@ impl Store {
         });
         let (done, result) = oneshot::channel();
         queue
-            .send(Job { host_id: host_id.to_string(), report: r.clone(), done })
+            .send(Job {
+                host_id: host_id.to_string(),
+                report: r.clone(),
+                done,
+            })
             .map_err(|_| StoreError::Other("status writer stopped".into()))?;
-        result.await.map_err(|_| StoreError::Other("status writer stopped".into()))?
+        result
+            .await
+            .map_err(|_| StoreError::Other("status writer stopped".into()))?
     }
 
     /// Notes that the agent was heard from.

@@ -33,10 +33,24 @@ impl Store {
             .await?;
         let id = get_i64(&row, "id")?;
         let detail = format!("token {id} {name:?} role {}", role.as_str());
-        append(&mut tx, &NewAudit { actor, action: "token_create", result: "ok", detail: Some(&detail), ..Default::default() })
-            .await?;
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "token_create",
+                result: "ok",
+                detail: Some(&detail),
+                ..Default::default()
+            },
+        )
+        .await?;
         tx.commit().await?;
-        Ok(TokenCreated { id, name: name.to_string(), role, token })
+        Ok(TokenCreated {
+            id,
+            name: name.to_string(),
+            role,
+            token,
+        })
     }
 
     pub async fn api_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
@@ -49,7 +63,8 @@ impl Store {
                 Ok(TokenInfo {
                     id: get_i64(r, "id")?,
                     name: get_str(r, "name")?,
-                    role: Role::parse(&role_text).ok_or_else(|| StoreError::Other(format!("bad role {role_text:?}")))?,
+                    role: Role::parse(&role_text)
+                        .ok_or_else(|| StoreError::Other(format!("bad role {role_text:?}")))?,
                     created_at: to_rfc3339(get_i64(r, "created_at")?),
                     revoked: get_i64(r, "revoked")? != 0,
                 })
@@ -59,13 +74,25 @@ impl Store {
 
     pub async fn revoke_api_token(&self, actor: &str, id: i64) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
-        let n = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let n = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if n.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("no API token {id}")));
         }
         let detail = format!("token {id}");
-        append(&mut tx, &NewAudit { actor, action: "token_revoke", result: "ok", detail: Some(&detail), ..Default::default() })
-            .await?;
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "token_revoke",
+                result: "ok",
+                detail: Some(&detail),
+                ..Default::default()
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -78,7 +105,13 @@ impl Store {
             .await?;
         let Some(r) = row else { return Ok(None) };
         let role_text = get_str(&r, "role")?;
-        let Some(role) = Role::parse(&role_text) else { return Ok(None) };
-        Ok(Some(Caller { token_id: get_i64(&r, "id")?, name: get_str(&r, "name")?, role }))
+        let Some(role) = Role::parse(&role_text) else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            token_id: get_i64(&r, "id")?,
+            name: get_str(&r, "name")?,
+            role,
+        }))
     }
 }

@@ -29,7 +29,10 @@ async fn fresh_postgres(base: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::AnyConnection::connect(base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
 }
@@ -45,13 +48,32 @@ impl Ctx {
             _ => format!("sqlite://{}", dir.path().join("t.db").display()),
         };
         let store = Arc::new(Store::connect(&url).await.unwrap());
-        let admin = store.create_api_token("test", "alice-admin", Role::Admin).await.unwrap().token;
-        let responder = store.create_api_token("test", "rita-responder", Role::Responder).await.unwrap().token;
-        let viewer = store.create_api_token("test", "victor-viewer", Role::Viewer).await.unwrap().token;
+        let admin = store
+            .create_api_token("test", "alice-admin", Role::Admin)
+            .await
+            .unwrap()
+            .token;
+        let responder = store
+            .create_api_token("test", "rita-responder", Role::Responder)
+            .await
+            .unwrap()
+            .token;
+        let viewer = store
+            .create_api_token("test", "victor-viewer", Role::Viewer)
+            .await
+            .unwrap()
+            .token;
         let mut state = AppState::new(store, Some(ca));
         state.max_wait = std::time::Duration::from_secs(3);
         let app = router(state.clone());
-        Ctx { dir, state, app, admin, responder, viewer }
+        Ctx {
+            dir,
+            state,
+            app,
+            admin,
+            responder,
+            viewer,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -103,9 +125,19 @@ impl Ctx {
     /// Enrolls a host through the API and returns its id.
     pub async fn enroll(&self, hostname: &str, labels: &[&str]) -> String {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        let tok = self.store().create_enroll_token("test", &labels, 3600).await.unwrap().token;
+        let tok = self
+            .store()
+            .create_enroll_token("test", &labels, 3600)
+            .await
+            .unwrap()
+            .token;
         let key = rcgen::KeyPair::generate().unwrap();
-        let csr = rcgen::CertificateParams::new(vec![]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+        let csr = rcgen::CertificateParams::new(vec![])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
         let req = EnrollRequest {
             token: tok,
             csr_pem: csr,
@@ -114,7 +146,9 @@ impl Ctx {
             addresses: vec!["192.0.2.10".into()],
             agent_version: Some("test".into()),
         };
-        let (st, v) = self.call("POST", "/v1/enroll", None, Some(&serde_json::to_string(&req).unwrap())).await;
+        let (st, v) = self
+            .call("POST", "/v1/enroll", None, Some(&serde_json::to_string(&req).unwrap()))
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         let resp: EnrollResponse = serde_json::from_value(v).unwrap();
         resp.host_id
@@ -124,7 +158,10 @@ impl Ctx {
     pub async fn snapshot(&self) -> String {
         let hosts = self
             .store()
-            .hosts(&cordon_server::store::HostFilter { include_revoked: true, ..Default::default() })
+            .hosts(&cordon_server::store::HostFilter {
+                include_revoked: true,
+                ..Default::default()
+            })
             .await
             .unwrap();
         let n = self.store().audit_count().await.unwrap();
@@ -133,7 +170,10 @@ impl Ctx {
 
     pub async fn audit_for(&self, host: &str) -> Vec<cordon_proto::AuditRecord> {
         self.store()
-            .audit(&cordon_server::store::AuditFilter { host_id: Some(host.into()), ..Default::default() })
+            .audit(&cordon_server::store::AuditFilter {
+                host_id: Some(host.into()),
+                ..Default::default()
+            })
             .await
             .unwrap()
     }
