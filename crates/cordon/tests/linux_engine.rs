@@ -120,6 +120,38 @@ fn established_sessions(backend: &str) {
     assert!(!echo_works(&mut reverse_shell6), "{backend}: established v6 session to another host survived");
 }
 
+/// A session opened before quarantine, on which the server speaks first afterwards (a
+/// long-poll answer): conntrack had not been tracking it, so its first packet after the
+/// rules load is not "established" to conntrack. It must still get through.
+fn server_push_on_session_opened_before_isolate(backend: &str) {
+    let lab = lab();
+    let state = StateDir::new();
+    let push_port = 9100;
+    let listen = SocketAddr::new(SERVER4.into(), push_port);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn({
+        let ns = lab.ns(Host::Server);
+        move || {
+            cordon::lab::netns::enter(&ns).unwrap();
+            let l = std::net::TcpListener::bind(listen).unwrap();
+            let (mut conn, _) = l.accept().unwrap();
+            go_rx.recv().unwrap();
+            conn.write_all(b"push\n").unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut session = lab.connect(Host::Endpoint, listen).unwrap();
+    let allow = format!("tcp://{SERVER4}:{push_port}");
+    isolate(&lab, backend, &state, &["--allow", &allow]);
+    go_tx.send(()).unwrap();
+    session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 5];
+    let got = session.read_exact(&mut buf);
+    assert!(got.is_ok() && &buf == b"push\n", "{backend}: server push on a pre-existing session was dropped: {got:?}");
+    server.join().unwrap();
+}
+
 fn dry_run_and_bad_input_change_nothing(backend: &str) {
     let lab = lab();
     let state = StateDir::new();
@@ -317,6 +349,7 @@ macro_rules! for_backends {
 for_backends!(
     leak_matrix_zero_zero,
     established_sessions,
+    server_push_on_session_opened_before_isolate,
     dry_run_and_bad_input_change_nothing,
     verification_failure_rolls_back,
     reisolate_swaps_atomically,

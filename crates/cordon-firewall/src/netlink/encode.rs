@@ -248,7 +248,9 @@ pub enum Expr<'a> {
     Payload { dreg: u32, base: u32, offset: u32, len: u32 },
     Lookup { sreg: u32, set: &'a str, set_id: u32 },
     Ct { key: u32, dreg: u32 },
-    Bitwise { sreg: u32, dreg: u32, len: u32, mask: Vec<u8>, xor: Vec<u8> },
+    /// `op` is NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
+    /// and not others (ct state); `None` leaves it out, as nft does there.
+    Bitwise { sreg: u32, dreg: u32, op: Option<u32>, len: u32, mask: Vec<u8>, xor: Vec<u8> },
     Verdict { code: u32 },
 }
 
@@ -292,9 +294,12 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_u32(buf, NFTA_CT_KEY, *key);
             put_u32(buf, NFTA_CT_DREG, *dreg);
         }
-        Expr::Bitwise { sreg, dreg, len, mask, xor } => {
+        Expr::Bitwise { sreg, dreg, op, len, mask, xor } => {
             put_u32(buf, NFTA_BITWISE_SREG, *sreg);
             put_u32(buf, NFTA_BITWISE_DREG, *dreg);
+            if let Some(op) = op {
+                put_u32(buf, NFTA_BITWISE_OP, *op);
+            }
             put_u32(buf, NFTA_BITWISE_LEN, *len);
             put_data_value(buf, NFTA_BITWISE_MASK, mask);
             put_data_value(buf, NFTA_BITWISE_XOR, xor);
@@ -477,13 +482,32 @@ fn build_batch(
                 let port_off = if dir == Dir::In { 0 } else { 2 };
                 r.push(Expr::Payload { dreg: port_reg, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: port_off, len: 2 });
                 r.push(Expr::Lookup { sreg: NFT_REG_1, set, set_id: id });
-                finish_peer_rule(&mut r, dir);
+                if dir == Dir::In && l4 == IPPROTO_TCP {
+                    // `tcp flags & (fin|syn|rst|ack) != syn`, not conntrack: see
+                    // cordon_policy::render::nft::TCP_NOT_SYN.
+                    r.extend(tcp_not_syn());
+                    r.push(accept());
+                } else {
+                    finish_peer_rule(&mut r, dir);
+                }
                 b.new_rule(t, chain, &r);
             }
-            let mut r = vec![meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), addr_load(nfproto, dir)];
-            r.push(Expr::Lookup { sreg: NFT_REG_1, set: net.0, set_id: net.1 });
+            let lookup_net = |r: &mut Vec<Expr<'_>>| {
+                r.extend([meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), addr_load(nfproto, dir)]);
+                r.push(Expr::Lookup { sreg: NFT_REG_1, set: net.0, set_id: net.1 });
+            };
+            let mut r = Vec::new();
+            lookup_net(&mut r);
             finish_peer_rule(&mut r, dir);
             b.new_rule(t, chain, &r);
+            if dir == Dir::In {
+                let mut r = Vec::new();
+                lookup_net(&mut r);
+                r.extend([meta(NFT_META_L4PROTO), cmp_eq(vec![IPPROTO_TCP])]);
+                r.extend(tcp_not_syn());
+                r.push(accept());
+                b.new_rule(t, chain, &r);
+            }
         }
         if policy.dhcp {
             for (nfproto, (client, server)) in [(NFPROTO_IPV4, DHCP4_PORTS), (NFPROTO_IPV6, DHCP6_PORTS)] {
@@ -570,12 +594,35 @@ fn addr_load(nfproto: u8, dir: Dir) -> Expr<'static> {
 }
 
 /// Input rules only accept replies (`ct state established`), then every rule accepts.
+/// TCP flags bits (RFC 9293): FIN, SYN, RST, ACK.
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// `tcp flags & (fin | syn | rst | ack) != syn`: the flags byte, masked, compared.
+fn tcp_not_syn<'a>() -> [Expr<'a>; 3] {
+    [
+        Expr::Payload { dreg: NFT_REG_1, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, len: 1 },
+        Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            op: Some(NFT_BITWISE_BOOL),
+            len: 1,
+            mask: vec![TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK],
+            xor: vec![0],
+        },
+        Expr::Cmp { sreg: NFT_REG_1, op: NFT_CMP_NEQ, data: vec![TCP_SYN] },
+    ]
+}
+
 fn finish_peer_rule(r: &mut Vec<Expr<'_>>, dir: Dir) {
     if dir == Dir::In {
         r.push(Expr::Ct { key: NFT_CT_STATE, dreg: NFT_REG_1 });
         r.push(Expr::Bitwise {
             sreg: NFT_REG_1,
             dreg: NFT_REG_1,
+            op: None,
             len: 4,
             mask: NF_CT_STATE_BIT_ESTABLISHED.to_ne_bytes().to_vec(),
             xor: vec![0; 4],

@@ -91,13 +91,17 @@ fn delete_jumps(o: &mut String, table: &TableName, present: &Present) {
     }
 }
 
+/// Inbound TCP from allowed peers is matched with `! --syn` (anything but a connection-
+/// opening SYN) instead of conntrack state, so sessions opened before the quarantine,
+/// which conntrack may not know, survive even when the peer speaks first (see
+/// `render::nft::TCP_NOT_SYN`).
 fn peer_rules(o: &mut String, chain: &str, policy: &Policy, family: Family, inbound: bool) {
     let (addr, port, state) = if inbound {
         ("-s", "--sport", " -m conntrack --ctstate ESTABLISHED")
     } else {
         ("-d", "--dport", "")
     };
-    let pair = |o: &mut String, proto: &str, d: &SocketAddr| {
+    let pair = |o: &mut String, proto: &str, d: &SocketAddr, state: &str| {
         let _ = writeln!(
             o,
             "-A {chain} {addr} {} -p {proto} -m {proto} {port} {}{state} -j ACCEPT",
@@ -105,14 +109,18 @@ fn peer_rules(o: &mut String, chain: &str, policy: &Policy, family: Family, inbo
             d.port()
         );
     };
+    let tcp_state = if inbound { " ! --syn" } else { "" };
     for d in policy.tcp_destinations(family) {
-        pair(o, "tcp", &d);
+        pair(o, "tcp", &d, tcp_state);
     }
     for d in policy.udp_destinations(family) {
-        pair(o, "udp", &d);
+        pair(o, "udp", &d, state);
     }
     for n in policy.open_networks(family) {
         let _ = writeln!(o, "-A {chain} {addr} {n}{state} -j ACCEPT");
+        if inbound {
+            let _ = writeln!(o, "-A {chain} {addr} {n} -p tcp -m tcp ! --syn -j ACCEPT");
+        }
     }
 }
 

@@ -92,12 +92,27 @@ fn base_chain(o: &mut String, name: &str, hook: &str) {
     let _ = writeln!(o, "\t\ttype filter hook {hook} priority {CHAIN_PRIORITY}; policy drop;");
 }
 
+/// Any TCP segment except a connection-opening SYN (the flags `iptables --syn` matches).
+/// Inbound replies from allowed TCP peers are matched on this rather than on conntrack
+/// state: a session opened before the quarantine may be unknown to conntrack (it tracks a
+/// namespace only once some rule uses `ct`), and if the peer speaks first its packet would
+/// look `new` and be dropped, stalling the very session the quarantine must keep.
+pub const TCP_NOT_SYN: &str = "tcp flags & (fin | syn | rst | ack) != syn";
+
 /// Accept rules toward (output) or from (input) allowed peers. `dir` is `saddr`/`daddr`.
 fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
+    let inbound = !state.is_empty();
     for (l3, tcp, udp, net) in [("ip", SET_TCP4, SET_UDP4, SET_NET4), ("ip6", SET_TCP6, SET_UDP6, SET_NET6)] {
-        let _ = writeln!(o, "\t\t{l3} {dir} . tcp {port} @{tcp}{state} accept");
+        if inbound {
+            let _ = writeln!(o, "\t\t{l3} {dir} . tcp {port} @{tcp} {TCP_NOT_SYN} accept");
+        } else {
+            let _ = writeln!(o, "\t\t{l3} {dir} . tcp {port} @{tcp} accept");
+        }
         let _ = writeln!(o, "\t\t{l3} {dir} . udp {port} @{udp}{state} accept");
         let _ = writeln!(o, "\t\t{l3} {dir} @{net}{state} accept");
+        if inbound {
+            let _ = writeln!(o, "\t\t{l3} {dir} @{net} {TCP_NOT_SYN} accept");
+        }
     }
 }
 

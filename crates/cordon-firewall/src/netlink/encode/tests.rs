@@ -141,8 +141,8 @@ fn rules_decode_to_nft_debug_notation() {
         rules[1],
         "[ meta load nfproto => reg 1 ]\n[ cmp eq reg 1 0x02 ]\n[ meta load l4proto => reg 1 ]\n[ cmp eq reg 1 0x06 ]\n\
          [ payload load 4b @ network header + 12 => reg 1 ]\n[ payload load 2b @ transport header + 0 => reg 9 ]\n\
-         [ lookup reg 1 set tcp4 ]\n[ ct load state => reg 1 ]\n[ bitwise reg 1 = ( reg 1 & 0x02000000 ) ^ 0x00000000 ]\n\
-         [ cmp neq reg 1 0x00000000 ]\n[ immediate reg 0 accept ]"
+         [ lookup reg 1 set tcp4 ]\n[ payload load 1b @ transport header + 13 => reg 1 ]\n\
+         [ bitwise reg 1 = ( reg 1 & 0x17 ) ^ 0x00 ]\n[ cmp neq reg 1 0x02 ]\n[ immediate reg 0 accept ]"
     );
     // ip6 daddr . udp dport @udp6 (output chain)
     assert!(rules.contains(
@@ -157,7 +157,9 @@ fn rules_decode_to_nft_debug_notation() {
           [ payload load 4b @ transport header + 0 => reg 1 ]\n[ cmp eq reg 1 0x00430044 ]\n[ immediate reg 0 accept ]"
             .to_string()
     ));
-    assert_eq!(rules.len(), 2 * (1 + 6 + 2 + 1));
+    // Per chain: loopback, 6 peer rules, 2 DHCP, ICMPv6 ND; input adds one TCP rule per
+    // network set (v4, v6).
+    assert_eq!(rules.len(), 2 * (1 + 6 + 2 + 1) + 2);
 }
 
 #[test]
