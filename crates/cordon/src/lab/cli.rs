@@ -22,6 +22,10 @@ pub struct LabArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run a real Cordon server in the server namespace and an enrolled agent in the
+    /// endpoint namespace, then quarantine and release through the REST API.
+    #[arg(long, conflicts_with_all = ["backends", "baseline"])]
+    pub server: bool,
 }
 
 /// Result of one quarantine mechanism in the lab.
@@ -56,6 +60,9 @@ pub fn run(args: LabArgs) -> u8 {
 
 fn run_inner(args: &LabArgs) -> Result<bool> {
     let exe = std::env::current_exe().context("locating the cordon binary")?;
+    if args.server {
+        return crate::server_lab::demo(&exe, args.json);
+    }
     let backends = if args.backends.is_empty() {
         vec!["netlink".to_string(), "nftables".to_string(), "iptables".to_string()]
     } else {

@@ -112,8 +112,9 @@ pub fn render_table(phases: &[Phase<'_>]) -> String {
     let mut out = String::new();
     let width = rows().iter().map(|r| r.name.len()).max().unwrap_or(10);
     out.push_str(&format!("{:<width$}  {:<9}", "path", "policy"));
+    let col = |p: &Phase<'_>| p.name.len().max(10);
     for phase in phases {
-        out.push_str(&format!("  {:<10}", phase.name));
+        out.push_str(&format!("  {:<w$}", phase.name, w = col(phase)));
     }
     out.push('\n');
     let Some(first) = phases.first() else { return out };
@@ -128,7 +129,7 @@ pub fn render_table(phases: &[Phase<'_>]) -> String {
                 (true, _, _) => "open",
                 (false, _, _) => "shut",
             };
-            out.push_str(&format!("  {:<10}", cell));
+            out.push_str(&format!("  {:<w$}", cell, w = col(phase)));
         }
         out.push('\n');
     }
