@@ -8,6 +8,7 @@ pub mod agent;
 pub mod api;
 pub mod enroll;
 pub mod time_fmt;
+pub mod timefmt;
 
 pub use agent::{AgentState, DesiredState, StatusReport};
 pub use api::*;

@@ -13,6 +13,7 @@ pub enum BenchWhat {
     /// Apply latency of `cordon isolate` per backend vs the Velociraptor command sequence.
     Apply(crate::bench_apply::ApplyArgs),
     /// N simulated agents on real mTLS connections, one bulk quarantine, time to acknowledge.
+    #[cfg(feature = "server")]
     Server(crate::bench_server::ServerBenchArgs),
     /// API call -> rules in force on a lab agent, p50/p99 over many cycles (needs root).
     E2e(crate::bench_e2e::E2eArgs),
@@ -21,6 +22,7 @@ pub enum BenchWhat {
 pub fn run(args: BenchArgs) -> u8 {
     match args.what {
         BenchWhat::Apply(a) => crate::bench_apply::run(a),
+        #[cfg(feature = "server")]
         BenchWhat::Server(a) => crate::bench_server::run(a),
         BenchWhat::E2e(a) => crate::bench_e2e::run(a),
     }

@@ -7,7 +7,7 @@ pub mod bench;
 pub mod bench_apply;
 #[cfg(target_os = "linux")]
 pub mod bench_e2e;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "server"))]
 pub mod bench_server;
 #[cfg(target_os = "linux")]
 pub mod lab;

@@ -8,6 +8,7 @@ mod agent_cmd;
 mod automation_cmd;
 mod local;
 mod remote;
+#[cfg(feature = "server")]
 mod server_cmd;
 mod wazuh_ar;
 
@@ -26,6 +27,7 @@ enum Command {
     Release(local::ReleaseArgs),
     /// Report whether this host is isolated, released, or tampered with.
     Status(local::StatusArgs),
+    #[cfg(feature = "server")]
     /// Management server: init (CA, certificates, admin token), enrollment tokens, run.
     Server(server_cmd::ServerArgs),
     /// Agent: enroll with a server, run the reconcile loop.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Isolate(a) => local::isolate(a),
         Command::Release(a) => local::release(a),
         Command::Status(a) => local::status(a),
+        #[cfg(feature = "server")]
         Command::Server(a) => server_cmd::run(a),
         Command::Agent(a) => agent_cmd::run(a),
         Command::Hosts(a) => remote::hosts(a),

@@ -400,23 +400,23 @@ pub fn hosts(a: HostsArgs) -> u8 {
 
 /// `--expires 2h` or an RFC 3339 time.
 fn expires_at(s: &str) -> Result<String, Failure> {
-    if let Ok(secs) = cordon_server::timefmt::parse_duration_secs(s) {
-        return Ok(cordon_server::timefmt::to_rfc3339(
-            cordon_server::timefmt::now_ms() + secs * 1000,
+    if let Ok(secs) = cordon_proto::timefmt::parse_duration_secs(s) {
+        return Ok(cordon_proto::timefmt::to_rfc3339(
+            cordon_proto::timefmt::now_ms() + secs * 1000,
         ));
     }
-    cordon_server::timefmt::parse_rfc3339(s).map_err(usage)?;
+    cordon_proto::timefmt::parse_rfc3339(s).map_err(usage)?;
     Ok(s.to_string())
 }
 
 /// `--since 2h` (back from now) or an RFC 3339 time.
 fn time_arg(s: &str) -> Result<String, Failure> {
-    if let Ok(secs) = cordon_server::timefmt::parse_duration_secs(s) {
-        return Ok(cordon_server::timefmt::to_rfc3339(
-            cordon_server::timefmt::now_ms() - secs * 1000,
+    if let Ok(secs) = cordon_proto::timefmt::parse_duration_secs(s) {
+        return Ok(cordon_proto::timefmt::to_rfc3339(
+            cordon_proto::timefmt::now_ms() - secs * 1000,
         ));
     }
-    cordon_server::timefmt::parse_rfc3339(s).map_err(usage)?;
+    cordon_proto::timefmt::parse_rfc3339(s).map_err(usage)?;
     Ok(s.to_string())
 }
 
