@@ -92,7 +92,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         csr_pem: csr,
         hostname: opts.hostname.clone(),
         os: Some(std::env::consts::OS.to_string()),
-        addresses: vec![],
+        addresses: crate::addrs::local_addresses(),
         agent_version: Some(AGENT_VERSION.to_string()),
     };
     let resp = http

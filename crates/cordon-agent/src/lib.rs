@@ -3,6 +3,7 @@
 //! persists that state so it re-applies at boot and stays quarantined while the server is
 //! unreachable, checks for tampering every second and repairs it, and reports status.
 
+pub mod addrs;
 pub mod backoff;
 pub mod client;
 pub mod config;

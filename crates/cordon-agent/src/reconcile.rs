@@ -208,7 +208,7 @@ impl Reconciler {
             detail: detail.or_else(|| err.map(|e| e.detail.clone())),
             hostname: Some(self.hostname.clone()),
             os: Some(std::env::consts::OS.to_string()),
-            addresses: vec![],
+            addresses: crate::addrs::local_addresses(),
             agent_version: Some(AGENT_VERSION.to_string()),
         };
         self.last = Some(r.clone());
