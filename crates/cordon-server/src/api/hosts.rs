@@ -82,6 +82,19 @@ async fn act(
     }))
 }
 
+/// Quarantine or release of the hosts or label named in the body. The role is checked
+/// before the body, so a viewer gets 403 whatever it sent.
+pub(crate) async fn act_many(
+    st: &AppState,
+    auth: &Auth,
+    action: Action,
+    req: &ActionRequest,
+) -> Result<Json<ActionResponse>, ApiError> {
+    auth.require(Role::Responder)?;
+    let targets = validate::targets(req)?;
+    act(st, auth, action, targets, req).await
+}
+
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -113,9 +126,7 @@ pub async fn quarantine_many(
     auth: Auth,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let targets = validate::targets(&req)?;
-    act(&st, &auth, Action::Quarantine, targets, &req).await
+    act_many(&st, &auth, Action::Quarantine, &req).await
 }
 
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
@@ -125,9 +136,7 @@ pub async fn release_many(
     auth: Auth,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let targets = validate::targets(&req)?;
-    act(&st, &auth, Action::Release, targets, &req).await
+    act_many(&st, &auth, Action::Release, &req).await
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
@@ -140,16 +149,9 @@ pub async fn labels(
     ApiJson(req): ApiJson<LabelsRequest>,
 ) -> Result<Json<Host>, ApiError> {
     auth.require(Role::Responder)?;
-    let add = req
-        .add
-        .iter()
-        .map(|l| validate::label(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    let remove = req
-        .remove
-        .iter()
-        .map(|l| validate::label(l))
-        .collect::<Result<Vec<_>, _>>()?;
+    let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
+    let add = valid(&req.add)?;
+    let remove = valid(&req.remove)?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::invalid("nothing to add or remove"));
     }

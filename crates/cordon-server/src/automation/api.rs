@@ -152,6 +152,29 @@ pub async fn get_rule(
     db::rule(st.store.pool(), &name).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
 }
 
+/// Appends the audit record of an administrative change by `auth` and commits `tx`.
+async fn audit_and_commit(
+    mut tx: crate::store::Tx,
+    auth: &Auth,
+    action: &str,
+    result: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    crate::store::append_audit(
+        &mut tx,
+        &crate::store::NewAudit {
+            actor: auth.actor(),
+            action,
+            result,
+            detail: Some(detail),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(crate::StoreError::from)?;
+    Ok(())
+}
+
 async fn save_rule(st: &AppState, auth: &Auth, mut spec: RuleSpec) -> Result<RuleRecord, ApiError> {
     auth.require(Role::Admin)?;
     spec.name = validate::rule_name(&spec.name).map_err(ApiError::invalid)?;
@@ -166,18 +189,8 @@ async fn save_rule(st: &AppState, auth: &Auth, mut spec: RuleSpec) -> Result<Rul
         None => format!("rule {} saved, active", spec.name),
         Some(r) => format!("rule {} saved, not active: {r}", spec.name),
     };
-    crate::store::append_audit(
-        &mut tx,
-        &crate::store::NewAudit {
-            actor: auth.actor(),
-            action: if existed { "rule_update" } else { "rule_create" },
-            result: if active { "ok" } else { "disabled" },
-            detail: Some(&detail),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(crate::StoreError::from)?;
+    let action = if existed { "rule_update" } else { "rule_create" };
+    audit_and_commit(tx, auth, action, if active { "ok" } else { "disabled" }, &detail).await?;
     drop(guard);
     db::rule(st.store.pool(), &spec.name).await?.ok_or_else(|| ApiError::internal("rule vanished"))
 }
@@ -224,19 +237,7 @@ pub async fn delete_rule(
     if !db::delete_rule_tx(&mut tx, &name).await? {
         return Err(ApiError::not_found(format!("no rule {name:?}")));
     }
-    let detail = format!("rule {name} deleted");
-    crate::store::append_audit(
-        &mut tx,
-        &crate::store::NewAudit {
-            actor: auth.actor(),
-            action: "rule_delete",
-            result: "ok",
-            detail: Some(&detail),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(crate::StoreError::from)?;
+    audit_and_commit(tx, &auth, "rule_delete", "ok", &format!("rule {name} deleted")).await?;
     drop(guard);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,18 +269,7 @@ pub async fn put_settings(
         (false, true) => "automation_start",
         _ => "automation_settings",
     };
-    crate::store::append_audit(
-        &mut tx,
-        &crate::store::NewAudit {
-            actor: auth.actor(),
-            action,
-            result: "ok",
-            detail: Some(&detail),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(crate::StoreError::from)?;
+    audit_and_commit(tx, &auth, action, "ok", &detail).await?;
     drop(guard);
     Ok(Json(next))
 }
@@ -317,8 +307,7 @@ pub async fn approve(
     auth: Auth,
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
-    auth.require(Role::Admin)?;
-    Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, true).await? }))
+    decide(&st, &auth, &req, true).await
 }
 
 #[utoipa::path(post, path = "/v1/approvals/deny", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
@@ -328,8 +317,18 @@ pub async fn deny(
     auth: Auth,
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<Json<DecisionResponse>, ApiError> {
+    decide(&st, &auth, &req, false).await
+}
+
+/// Approves (`approve`) or denies the requested approvals; admin only.
+async fn decide(
+    st: &AppState,
+    auth: &Auth,
+    req: &DecisionRequest,
+    approve: bool,
+) -> Result<Json<DecisionResponse>, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(DecisionResponse { results: engine::decide(&st, auth.actor(), &req, false).await? }))
+    Ok(Json(DecisionResponse { results: engine::decide(st, auth.actor(), req, approve).await? }))
 }
 
 // ---- notification targets and delivery status ----

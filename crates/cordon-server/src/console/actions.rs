@@ -305,6 +305,26 @@ fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
+/// The form's field errors, as 422.
+fn invalid_form(errors: BTreeMap<String, String>) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(CheckReply {
+            errors,
+            ..Default::default()
+        }),
+    )
+        .into_response()
+}
+
+fn verb(action: Action) -> &'static str {
+    if action == Action::Quarantine {
+        "Quarantine"
+    } else {
+        "Release"
+    }
+}
+
 /// Step 1: validate and count.
 pub async fn check(
     State(st): State<AppState>,
@@ -316,21 +336,10 @@ pub async fn check(
         return r;
     }
     match prepare(&st, &f).await {
-        Err(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(CheckReply {
-                errors,
-                ..Default::default()
-            }),
-        )
-            .into_response(),
+        Err(errors) => invalid_form(errors),
         Ok(p) => {
             let n = p.hostnames.len();
-            let verb = if p.action == Action::Quarantine {
-                "Quarantine"
-            } else {
-                "Release"
-            };
+            let verb = verb(p.action);
             let scope = match &p.req.label {
                 Some(l) => format!(" (every host with label {l:?})"),
                 None => String::new(),
@@ -356,7 +365,7 @@ pub struct RunReply {
     pub states: Vec<(String, HostState)>,
 }
 
-/// Step 2: do it, through the REST API's handler.
+/// Step 2: do it, through the REST API's quarantine/release code.
 pub async fn run(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,
@@ -368,36 +377,14 @@ pub async fn run(
     }
     let p = match prepare(&st, &f).await {
         Ok(p) => p,
-        Err(errors) => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(CheckReply {
-                    errors,
-                    ..Default::default()
-                }),
-            )
-                .into_response()
-        }
+        Err(errors) => return invalid_form(errors),
     };
     let auth: Auth = s.auth();
-    let result = match p.action {
-        Action::Quarantine => {
-            crate::api::hosts::quarantine_many(State(st.clone()), auth, crate::api::ApiJson(p.req))
-                .await
-        }
-        Action::Release => {
-            crate::api::hosts::release_many(State(st.clone()), auth, crate::api::ApiJson(p.req))
-                .await
-        }
-    };
+    let result = crate::api::hosts::act_many(&st, &auth, p.action, &p.req).await;
     match result {
         Ok(Json(resp)) => {
             let n = resp.results.len();
-            let verb = if p.action == Action::Quarantine {
-                "Quarantine"
-            } else {
-                "Release"
-            };
+            let verb = verb(p.action);
             Json(RunReply {
                 ok: true,
                 count: n,

@@ -12,12 +12,12 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
+use super::pages::host_names;
 use super::session::{same_origin, ConsoleReject, PageSession};
 use super::view::{labels, layout, short_time, Nav};
 use super::ConsoleError;
 use crate::automation::db;
 use crate::automation::model::DecisionRequest;
-use crate::store::HostFilter;
 use crate::{ApiError, AppState};
 
 /// Whether the automation pages are served (the automation module is part of the build).
@@ -103,16 +103,7 @@ pub async fn approvals(
         Some(status.as_str())
     };
     let list = db::approvals(st.store.pool(), filter, 500).await?;
-    let names: HashMap<String, String> = st
-        .store
-        .hosts(&HostFilter {
-            include_revoked: true,
-            ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.hostname))
-        .collect();
+    let names = host_names(&st).await?;
     let admin = s.is_admin();
     let body = html! {
         div class="page-head" { h1 { "Approvals" } p class="summary" { strong { (list.len()) } " " (status) } }

@@ -574,6 +574,20 @@ fn day_or_time(s: &str) -> Result<i64, String> {
 
 const AUDIT_PAGE_LIMIT: usize = 500;
 
+/// Host id → hostname of every host, revoked ones included (for naming hosts in lists).
+pub(crate) async fn host_names(st: &AppState) -> Result<HashMap<String, String>, crate::StoreError> {
+    Ok(st
+        .store
+        .hosts(&HostFilter {
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|h| (h.id, h.hostname))
+        .collect())
+}
+
 pub async fn audit(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -586,16 +600,7 @@ pub async fn audit(
     };
     let total = records.len();
     let shown: Vec<&AuditRecord> = records.iter().rev().take(AUDIT_PAGE_LIMIT).collect();
-    let names: HashMap<String, String> = st
-        .store
-        .hosts(&HostFilter {
-            include_revoked: true,
-            ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.hostname))
-        .collect();
+    let names = host_names(&st).await?;
     let actions: BTreeSet<&str> = [
         "quarantine",
         "release",

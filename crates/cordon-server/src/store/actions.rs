@@ -76,25 +76,8 @@ pub(crate) async fn apply_tx(
         return Err(StoreError::NotFound(format!("no host {host_id:?}")));
     }
     match action {
-        Action::Quarantine => {
-            sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
-                .bind(host_id.to_string())
-                .bind(QUARANTINE_LABEL.to_string())
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("INSERT INTO host_labels (host_id, label) VALUES ($1, $2)")
-                .bind(host_id.to_string())
-                .bind(QUARANTINE_LABEL.to_string())
-                .execute(&mut **tx)
-                .await?;
-        }
-        Action::Release => {
-            sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
-                .bind(host_id.to_string())
-                .bind(QUARANTINE_LABEL.to_string())
-                .execute(&mut **tx)
-                .await?;
-        }
+        Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
+        Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
     }
     let host = load_tx(tx, host_id)
         .await?
@@ -134,6 +117,52 @@ pub(crate) async fn apply_tx(
         state: host.state,
         revision: host.desired.revision,
     })
+}
+
+/// Removes `label` from the host (no-op if it does not carry it).
+async fn unset_label_tx(tx: &mut Tx, host_id: &str, label: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
+        .bind(host_id.to_string())
+        .bind(label.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Gives the host `label` (once, even if it already carries it).
+async fn set_label_tx(tx: &mut Tx, host_id: &str, label: &str) -> Result<(), StoreError> {
+    unset_label_tx(tx, host_id, label).await?;
+    sqlx::query("INSERT INTO host_labels (host_id, label) VALUES ($1, $2)")
+        .bind(host_id.to_string())
+        .bind(label.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The id of the one host `reference` (id or hostname) names.
+async fn resolve_one_tx(tx: &mut Tx, reference: &str) -> Result<String, StoreError> {
+    let ids = resolve_refs_tx(tx, &[reference.to_string()]).await?;
+    ids.first()
+        .cloned()
+        .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))
+}
+
+/// Quarantine or release caused by adding or removing the `Quarantine` label.
+async fn label_action_tx(
+    tx: &mut Tx,
+    host_id: &str,
+    actor: &str,
+    action: Action,
+    comment: Option<&str>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    let p = ActionParams {
+        comment: comment.unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    apply_tx(tx, host_id, actor, action, &p, Some(detail)).await?;
+    Ok(())
 }
 
 impl Store {
@@ -203,66 +232,25 @@ impl Store {
         comment: Option<&str>,
     ) -> Result<(String, bool), StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
-        let ids = resolve_refs_tx(&mut tx, &[reference.to_string()]).await?;
-        let id = ids
-            .first()
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let id = resolve_one_tx(&mut tx, reference).await?;
         let mut changed_desired = false;
         let mut plain_added = Vec::new();
         let mut plain_removed = Vec::new();
         for label in add {
             if label == QUARANTINE_LABEL {
-                let p = ActionParams {
-                    comment: comment.unwrap_or_default().to_string(),
-                    ..Default::default()
-                };
-                apply_tx(
-                    &mut tx,
-                    &id,
-                    actor,
-                    Action::Quarantine,
-                    &p,
-                    Some("label Quarantine added"),
-                )
-                .await?;
+                label_action_tx(&mut tx, &id, actor, Action::Quarantine, comment, "label Quarantine added").await?;
                 changed_desired = true;
             } else {
-                sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
-                    .bind(id.clone())
-                    .bind(label.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO host_labels (host_id, label) VALUES ($1, $2)")
-                    .bind(id.clone())
-                    .bind(label.clone())
-                    .execute(&mut *tx)
-                    .await?;
+                set_label_tx(&mut tx, &id, label).await?;
                 plain_added.push(label.clone());
             }
         }
         for label in remove {
             if label == QUARANTINE_LABEL {
-                let p = ActionParams {
-                    comment: comment.unwrap_or_default().to_string(),
-                    ..Default::default()
-                };
-                apply_tx(
-                    &mut tx,
-                    &id,
-                    actor,
-                    Action::Release,
-                    &p,
-                    Some("label Quarantine removed"),
-                )
-                .await?;
+                label_action_tx(&mut tx, &id, actor, Action::Release, comment, "label Quarantine removed").await?;
                 changed_desired = true;
             } else {
-                sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
-                    .bind(id.clone())
-                    .bind(label.clone())
-                    .execute(&mut *tx)
-                    .await?;
+                unset_label_tx(&mut tx, &id, label).await?;
                 plain_removed.push(label.clone());
             }
         }
@@ -292,11 +280,7 @@ impl Store {
     /// Revokes a host: its certificate is refused from now on.
     pub async fn revoke(&self, actor: &str, reference: &str, comment: Option<&str>) -> Result<String, StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
-        let ids = resolve_refs_tx(&mut tx, &[reference.to_string()]).await?;
-        let id = ids
-            .first()
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let id = resolve_one_tx(&mut tx, reference).await?;
         sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1")
             .bind(id.clone())
             .execute(&mut *tx)
