@@ -112,21 +112,6 @@ pub fn unverified() -> Result<ClientConfig, AgentError> {
         .with_no_client_auth())
 }
 
-/// SHA-256 of a DER certificate, lowercase hex (same as the server prints).
-pub fn fingerprint(der: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(der))
-}
-
-/// Accepts `AB:CD:...`, `sha256:abcd...`, any case.
-pub fn normalize_fingerprint(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("sha256:")
-        .or_else(|| s.strip_prefix("SHA256:"))
-        .unwrap_or(s);
-    s.chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect::<String>()
-        .to_lowercase()
-}
+/// SHA-256 of a DER certificate, lowercase hex (same as the server prints), and the
+/// normalisation of a fingerprint the operator gives.
+pub use cordon_proto::fingerprint::{fingerprint_der as fingerprint, normalize_fingerprint};

@@ -1,12 +1,13 @@
 //! Wire types shared by the Cordon agent, server and API clients (design §5).
 //!
-//! Everything here is plain serde data with no I/O. Fields only ever get added (with
+//! Everything here is plain serde data (and the CA fingerprint format) with no I/O. Fields only ever get added (with
 //! `#[serde(default)]`), so an older agent keeps working against a newer server;
 //! [`PROTO_VERSION`] is bumped when a change is not compatible.
 
 pub mod agent;
 pub mod api;
 pub mod enroll;
+pub mod fingerprint;
 pub mod time_fmt;
 pub mod timefmt;
 

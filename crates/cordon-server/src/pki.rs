@@ -11,7 +11,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
@@ -62,23 +61,7 @@ pub struct InitOutcome {
     pub files: Vec<PathBuf>,
 }
 
-/// SHA-256 of a DER certificate, lowercase hex.
-pub fn fingerprint_der(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
-
-/// Accepts `AB:CD:...`, `sha256:abcd...`, any case; returns bare lowercase hex.
-pub fn normalize_fingerprint(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("sha256:")
-        .or_else(|| s.strip_prefix("SHA256:"))
-        .unwrap_or(s);
-    s.chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect::<String>()
-        .to_lowercase()
-}
+pub use cordon_proto::fingerprint::{fingerprint_der, normalize_fingerprint};
 
 /// Writes `content` to `path` readable by the owner only.
 pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
