@@ -3,12 +3,11 @@
 //! `automation` module). Tables for people, `--json` for scripts.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::remote::Conn;
+use crate::remote::{enc, fail, refusal_code, table, Api, Conn, Failure};
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
@@ -212,42 +211,10 @@ pub enum NotifyWhat {
     },
 }
 
-struct Failure {
-    code: u8,
-    msg: String,
-}
-
-fn fail(code: u8, msg: impl Into<String>) -> Failure {
-    Failure { code, msg: msg.into() }
-}
-
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
 impl Api {
-    fn new(c: &Conn) -> Result<Api, Failure> {
-        let base = c.server_url.clone().ok_or_else(|| fail(2, "give --server URL (or CORDON_SERVER)"))?;
-        let token = c.token.clone().ok_or_else(|| fail(2, "give --token TOKEN (or CORDON_TOKEN)"))?;
-        let ca_path =
-            c.ca.clone().ok_or_else(|| fail(2, "give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
-        let ca = std::fs::read(&ca_path).map_err(|e| fail(2, format!("cannot read {}: {e}", ca_path.display())))?;
-        let tls = cordon_agent::tls::server_auth_only(&ca).map_err(|e| fail(2, e.to_string()))?;
-        let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60)))
-            .map_err(|e| fail(1, e.to_string()))?;
-        Ok(Api { base: base.trim_end_matches('/').to_string(), token, http })
-    }
-
+    /// The JSON answer (`null` for an empty one); a refusal fails with its exit code.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.map_err(|e| fail(1, format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| fail(1, e.to_string()))?;
+        let (status, text) = self.request(method, path, body).await?;
         if status.is_success() {
             return Ok(if text.trim().is_empty() {
                 Value::Null
@@ -264,47 +231,18 @@ impl Api {
             ),
             _ => format!("server answered {status}: {text}"),
         };
-        let code = match status.as_u16() {
-            400 | 404 | 409 => 2,
-            401 | 403 => 4,
-            _ => 1,
-        };
-        Err(fail(code, msg))
+        Err(fail(refusal_code(status, &[400, 404, 409]), msg))
     }
 }
 
+/// Connects (a CA file that makes no TLS configuration is a usage error here) and runs
+/// the command.
 fn block_on<F, Fut>(conn: &Conn, f: F) -> u8
 where
     F: FnOnce(Api) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 1;
-        }
-    };
-    let result = match Api::new(conn) {
-        Ok(api) => rt.block_on(f(api)),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(f) => {
-            eprintln!("cordon: {}", f.msg);
-            f.code
-        }
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::remote::block_on(async move { f(Api::connect(conn, 2)?).await })
 }
 
 fn s(v: &Value) -> String {
@@ -313,23 +251,6 @@ fn s(v: &Value) -> String {
         Value::String(t) => t.clone(),
         Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
         other => other.to_string(),
-    }
-}
-
-fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let t: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
-        println!("{}", t.join("  ").trim_end());
-    };
-    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    for r in rows {
-        line(r);
     }
 }
 

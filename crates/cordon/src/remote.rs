@@ -113,10 +113,11 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
+/// Why a command failed: its exit code and the message printed.
 #[derive(Debug)]
-struct Failure {
-    code: u8,
-    msg: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) msg: String,
 }
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -128,14 +129,20 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
-fn usage(msg: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: u8, msg: impl Into<String>) -> Failure {
     Failure {
-        code: 2,
+        code,
         msg: msg.into(),
     }
 }
 
-struct Api {
+fn usage(msg: impl Into<String>) -> Failure {
+    fail(2, msg)
+}
+
+/// An API client for the CLI's commands (`cordon hosts …` here, `cordon rules …` and the
+/// other automation commands in `automation_cmd`).
+pub(crate) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -143,6 +150,12 @@ struct Api {
 
 impl Api {
     fn new(c: &Conn) -> Result<Api, Failure> {
+        Api::connect(c, 1)
+    }
+
+    /// Checks `c` and builds the client; `tls_code` is the exit code when the CA file
+    /// does not make a TLS configuration.
+    pub(crate) fn connect(c: &Conn, tls_code: u8) -> Result<Api, Failure> {
         let base = c
             .server_url
             .clone()
@@ -155,7 +168,7 @@ impl Api {
             c.ca.clone()
                 .ok_or_else(|| usage("give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
         let ca = std::fs::read(&ca_path).map_err(|e| usage(format!("cannot read {}: {e}", ca_path.display())))?;
-        let tls = cordon_agent::tls::server_auth_only(&ca)?;
+        let tls = cordon_agent::tls::server_auth_only(&ca).map_err(|e| fail(tls_code, e.to_string()))?;
         let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60)))?;
         Ok(Api {
             base: base.trim_end_matches('/').to_string(),
@@ -164,7 +177,13 @@ impl Api {
         })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<String, Failure> {
+    /// One request with the bearer token; the answer's status and body, whatever the status.
+    pub(crate) async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, String), Failure> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -172,12 +191,17 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Failure {
-            code: 1,
-            msg: format!("cannot reach {}: {e}", self.base),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| fail(1, format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status();
         let text = resp.text().await?;
+        Ok((status, text))
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<String, Failure> {
+        let (status, text) = self.request(method, path, body).await?;
         if status.is_success() {
             return Ok(text);
         }
@@ -185,14 +209,7 @@ impl Api {
             Ok(b) => format!("{} ({}): {}", b.error, status.as_u16(), b.detail),
             Err(_) => format!("server answered {status}: {text}"),
         };
-        let code = if status.as_u16() == 400 || status.as_u16() == 404 {
-            2
-        } else if matches!(status.as_u16(), 401 | 403) {
-            4
-        } else {
-            1
-        };
-        Err(Failure { code, msg })
+        Err(fail(refusal_code(status, &[400, 404]), msg))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -206,7 +223,20 @@ impl Api {
     }
 }
 
-fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> u8 {
+/// Exit code for a request the server refused: 2 for the `usage` statuses (the request
+/// was wrong), 4 for 401/403, 1 for anything else.
+pub(crate) fn refusal_code(status: reqwest::StatusCode, usage: &[u16]) -> u8 {
+    if usage.contains(&status.as_u16()) {
+        2
+    } else if matches!(status.as_u16(), 401 | 403) {
+        4
+    } else {
+        1
+    }
+}
+
+/// Runs a command's future on a fresh runtime; prints its failure and returns the exit code.
+pub(crate) fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> u8 {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -223,7 +253,8 @@ fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> u8 {
     }
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes a path segment or query value.
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
@@ -242,7 +273,7 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 /// Left-aligned columns.
-fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
