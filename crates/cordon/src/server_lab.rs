@@ -19,7 +19,6 @@ pub struct ServerLab {
     pub state_dir: PathBuf,
     pub admin_token: String,
     procs: Vec<Child>,
-    bin: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -34,81 +33,150 @@ fn json_of(out: std::process::Output, what: &str) -> Result<Value> {
     serde_json::from_slice(&out.stdout).with_context(|| format!("{what}: unexpected output"))
 }
 
+/// A namespace lab with a server data directory initialised (the server not running yet)
+/// and an enrollment token: what [`ServerLab`] and the server end-to-end test start from.
+pub struct Prepared {
+    pub lab: Lab,
+    /// The server's data directory (CA, database).
+    pub data: PathBuf,
+    /// `cordon server init --json` output (`admin_token`, `ca_fingerprint`).
+    pub init: Value,
+    /// `cordon server token create --json` output (`token`).
+    pub enroll_token: Value,
+    pub tmp: tempfile::TempDir,
+}
+
+/// Builds the lab and initialises a server in a temp dir, with an enrollment token whose
+/// hosts get `labels` (comma-separated).
+pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
+    let lab = Lab::build(
+        bin,
+        LabOptions {
+            server_echo: false,
+            user_rules: false,
+        },
+    )?;
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("server");
+    let init = json_of(
+        Command::new(bin)
+            .args(["server", "init", "--json", "--data", &s(&data), "--name", SERVER_NAME])
+            .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
+            .output()?,
+        "server init",
+    )?;
+    let enroll_token = json_of(
+        Command::new(bin)
+            .args(["server", "token", "create", "--json", "--data", &s(&data), "--labels", labels])
+            .output()?,
+        "token create",
+    )?;
+    Ok(Prepared {
+        lab,
+        data,
+        init,
+        enroll_token,
+        tmp,
+    })
+}
+
+/// Starts `cordon server run` on `data` in the server namespace and waits until the
+/// endpoint namespace can connect to it (10 s at most).
+pub fn spawn_server(lab: &Lab, bin: &Path, data: &Path) -> Result<Child> {
+    let mut child = lab.spawn(
+        Host::Server,
+        &[
+            &s(bin),
+            "server",
+            "run",
+            "--listen",
+            &format!("[::]:{SERVER_PORT}"),
+            "--data",
+            &s(data),
+            "--expiry-interval",
+            "1s",
+        ],
+    )?;
+    let start = Instant::now();
+    while lab
+        .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
+        .is_err()
+    {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the server did not start listening within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
+}
+
+/// `cordon agent enroll` from the endpoint namespace, pinned to the CA fingerprint, with
+/// the agent's config in `agent_dir` and its state in `state_dir`.
+pub fn enroll_agent(
+    lab: &Lab,
+    bin: &Path,
+    init: &Value,
+    enroll_token: &Value,
+    agent_dir: &Path,
+    state_dir: &Path,
+) -> Result<Value> {
+    let url = format!("https://{SERVER_NAME}:{SERVER_PORT}");
+    let out = lab.exec(
+        Host::Endpoint,
+        &[
+            &s(bin),
+            "agent",
+            "enroll",
+            "--json",
+            "--server",
+            &url,
+            "--token",
+            enroll_token["token"].as_str().unwrap_or_default(),
+            "--ca-fingerprint",
+            init["ca_fingerprint"].as_str().unwrap_or_default(),
+            "--dir",
+            &s(agent_dir),
+            "--state-dir",
+            &s(state_dir),
+            "--hostname",
+            "endpoint",
+        ],
+    )?;
+    json_of(out, "agent enroll")
+}
+
+/// Starts `cordon agent run` with `config` in the endpoint namespace.
+pub fn spawn_agent(lab: &Lab, bin: &Path, config: &Path) -> Result<Child> {
+    lab.spawn(Host::Endpoint, &[&s(bin), "agent", "run", "--config", &s(config)])
+}
+
 impl ServerLab {
     /// Builds the lab, initialises a server, starts it, enrolls and starts the agent, and
     /// waits until the agent has reported.
     pub fn start(bin: &Path) -> Result<ServerLab> {
-        let lab = Lab::build(
-            bin,
-            LabOptions {
-                server_echo: false,
-                user_rules: false,
-            },
-        )?;
-        let tmp = tempfile::tempdir()?;
-        let data = tmp.path().join("server");
-        let init = json_of(
-            Command::new(bin)
-                .args(["server", "init", "--json", "--data", &s(&data), "--name", SERVER_NAME])
-                .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
-                .output()?,
-            "server init",
-        )?;
-        let tok = json_of(
-            Command::new(bin)
-                .args([
-                    "server",
-                    "token",
-                    "create",
-                    "--json",
-                    "--data",
-                    &s(&data),
-                    "--labels",
-                    "lab",
-                ])
-                .output()?,
-            "token create",
-        )?;
+        let Prepared {
+            lab,
+            data,
+            init,
+            enroll_token,
+            tmp,
+        } = prepare(bin, "lab")?;
+        let agent_dir = tmp.path().join("agent");
+        let server = spawn_server(&lab, bin, &data)?;
         let mut me = ServerLab {
             lab,
-            agent_config: tmp.path().join("agent").join("agent.toml"),
+            agent_config: agent_dir.join("agent.toml"),
             state_dir: tmp.path().join("state"),
             data,
             admin_token: init["admin_token"].as_str().unwrap_or_default().to_string(),
-            procs: Vec::new(),
-            bin: bin.to_path_buf(),
+            procs: vec![server],
             _tmp: tmp,
         };
-        me.start_server()?;
-        let b = s(bin);
-        let url = format!("https://{SERVER_NAME}:{SERVER_PORT}");
-        let agent_dir = s(me.agent_config.parent().unwrap_or(Path::new(".")));
-        let out = me.lab.exec(
-            Host::Endpoint,
-            &[
-                &b,
-                "agent",
-                "enroll",
-                "--json",
-                "--server",
-                &url,
-                "--token",
-                tok["token"].as_str().unwrap_or_default(),
-                "--ca-fingerprint",
-                init["ca_fingerprint"].as_str().unwrap_or_default(),
-                "--dir",
-                &agent_dir,
-                "--state-dir",
-                &s(&me.state_dir),
-                "--hostname",
-                "endpoint",
-            ],
-        )?;
-        json_of(out, "agent enroll")?;
-        let child = me
-            .lab
-            .spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&me.agent_config)])?;
-        me.procs.push(child);
+        enroll_agent(&me.lab, bin, &init, &enroll_token, &agent_dir, &me.state_dir)?;
+        let agent = spawn_agent(&me.lab, bin, &me.agent_config)?;
+        me.procs.push(agent);
         let start = Instant::now();
         while me.applied_revision().is_none() {
             if start.elapsed() > Duration::from_secs(15) {
@@ -117,37 +185,6 @@ impl ServerLab {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(me)
-    }
-
-    fn start_server(&mut self) -> Result<()> {
-        let b = s(&self.bin);
-        let child = self.lab.spawn(
-            Host::Server,
-            &[
-                &b,
-                "server",
-                "run",
-                "--listen",
-                &format!("[::]:{SERVER_PORT}"),
-                "--data",
-                &s(&self.data),
-                "--expiry-interval",
-                "1s",
-            ],
-        )?;
-        self.procs.push(child);
-        let start = Instant::now();
-        while self
-            .lab
-            .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
-            .is_err()
-        {
-            if start.elapsed() > Duration::from_secs(10) {
-                bail!("the server did not start listening within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
     }
 
     /// Base URL of the API as seen from the server namespace.

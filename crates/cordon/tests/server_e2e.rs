@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use cordon::lab::{addr::*, matrix, Host, Lab, LabOptions};
+use cordon::lab::{addr::*, matrix, Host, Lab};
+use cordon::server_lab;
 use serde_json::Value;
 
 fn bin() -> String {
@@ -76,45 +77,11 @@ impl Env {
     }
 
     fn start_server(&self) -> Child {
-        let b = bin();
-        let data = s(&self.data);
-        let child = self
-            .lab
-            .spawn(
-                Host::Server,
-                &[
-                    &b,
-                    "server",
-                    "run",
-                    "--listen",
-                    &format!("[::]:{SERVER_PORT}"),
-                    "--data",
-                    &data,
-                    "--expiry-interval",
-                    "1s",
-                ],
-            )
-            .unwrap();
-        let start = Instant::now();
-        while self
-            .lab
-            .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "server did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
+        server_lab::spawn_server(&self.lab, Path::new(&bin()), &self.data).expect("server did not start listening")
     }
 
     fn start_agent(&self) -> Child {
-        let b = bin();
-        self.lab
-            .spawn(Host::Endpoint, &[&b, "agent", "run", "--config", &s(&self.agent_cfg)])
-            .unwrap()
+        server_lab::spawn_agent(&self.lab, Path::new(&bin()), &self.agent_cfg).unwrap()
     }
 }
 
@@ -128,89 +95,32 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
 }
 
 fn setup() -> Env {
-    let lab = Lab::build(
-        Path::new(&bin()),
-        LabOptions {
-            server_echo: false,
-            user_rules: false,
-        },
-    )
-    .expect("building the namespace lab (needs root, iproute2, nftables)");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("server");
-    let out = std::process::Command::new(bin())
-        .args(["server", "init", "--json", "--data", &s(&data), "--name", SERVER_NAME])
-        .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "server init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let init: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = std::process::Command::new(bin())
-        .args([
-            "server",
-            "token",
-            "create",
-            "--json",
-            "--data",
-            &s(&data),
-            "--labels",
-            "linux,lab",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let tok: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let agent_dir = tmp.path().join("agent");
-    let state = tmp.path().join("state");
-    let env = Env {
-        lab,
-        agent_cfg: agent_dir.join("agent.toml"),
-        data,
-        state,
-        admin: init["admin_token"].as_str().unwrap().to_string(),
-        _tmp: tmp,
-    };
+    let b = PathBuf::from(bin());
+    let p = server_lab::prepare(&b, "linux,lab")
+        .expect("building the namespace lab and initialising the server (needs root, iproute2, nftables)");
+    let agent_dir = p.tmp.path().join("agent");
+    let state = p.tmp.path().join("state");
     // Enrollment happens from the endpoint, pinned to the CA fingerprint.
-    let _server = env.start_server();
-    let b = bin();
-    let url = format!("https://{SERVER_NAME}:{SERVER_PORT}");
-    let out = env
-        .lab
-        .exec(
-            Host::Endpoint,
-            &[
-                &b,
-                "agent",
-                "enroll",
-                "--json",
-                "--server",
-                &url,
-                "--token",
-                tok["token"].as_str().unwrap(),
-                "--ca-fingerprint",
-                init["ca_fingerprint"].as_str().unwrap(),
-                "--dir",
-                &s(&agent_dir),
-                "--state-dir",
-                &s(&env.state),
-                "--hostname",
-                "endpoint",
-            ],
-        )
-        .unwrap();
-    assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+    let mut server = server_lab::spawn_server(&p.lab, &b, &p.data).expect("server did not start listening");
+    let enrolled = server_lab::enroll_agent(&p.lab, &b, &p.init, &p.enroll_token, &agent_dir, &state);
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Err(e) = enrolled {
+        panic!("enroll: {e:#}");
+    }
+    let env = Env {
+        agent_cfg: agent_dir.join("agent.toml"),
+        state,
+        admin: p.init["admin_token"].as_str().unwrap().to_string(),
+        lab: p.lab,
+        data: p.data,
+        _tmp: p.tmp,
+    };
     // Quicker heartbeats so "reported again" is seen fast.
     let cfg = std::fs::read_to_string(&env.agent_cfg)
         .unwrap()
         .replace("heartbeat_secs = 15.0", "heartbeat_secs = 1.0");
     std::fs::write(&env.agent_cfg, cfg).unwrap();
-    let mut server = _server;
-    let _ = server.kill();
-    let _ = server.wait();
     env
 }
 
