@@ -323,7 +323,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         "Quarantine 2 hosts (every host with label \"web\")?"
     );
 
-    let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n10.0.0.0/8", "message": "hi", "expires_in": "2h"});
+    let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n203.0.113.0/24", "message": "hi", "expires_in": "2h"});
     let r = req(
         &ctx,
         "POST",

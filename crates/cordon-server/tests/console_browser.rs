@@ -330,7 +330,7 @@ async fn console_in_a_real_browser() {
         "h-web01",
         "web-01",
         "Debian 12",
-        &["10.0.1.11", "fd00::11"],
+        &["192.0.2.11", "2001:db8::11"],
         &["prod", "web"],
         "nftables",
     )
@@ -340,7 +340,7 @@ async fn console_in_a_real_browser() {
         "h-web02",
         "web-02",
         "Debian 12",
-        &["10.0.1.12"],
+        &["192.0.2.12"],
         &["prod", "web"],
         "netlink",
     )
@@ -350,7 +350,7 @@ async fn console_in_a_real_browser() {
         "h-db01",
         "db-01",
         "Ubuntu 24.04",
-        &["10.0.2.21"],
+        &["198.51.100.21"],
         &["prod", "db"],
         "iptables",
     )
@@ -510,7 +510,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         (!text_of(c, "#err-allow").await.is_empty()).then_some(())
     })
     .await;
-    fill(c, "#dlg-allow", "https://edr.example.com\n10.0.5.0/24").await;
+    fill(c, "#dlg-allow", "https://edr.example.com\n203.0.113.0/24").await;
     fill(
         c,
         "#dlg-message",
@@ -548,7 +548,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         host.desired.allow,
         vec![
             "https://edr.example.com".to_string(),
-            "10.0.5.0/24".to_string()
+            "203.0.113.0/24".to_string()
         ]
     );
     assert_eq!(
@@ -587,7 +587,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         .await
         .unwrap();
     wait_text(c, "#policy", "edr.example.com").await;
-    wait_text(c, "#policy", "10.0.5.0/24").await;
+    wait_text(c, "#policy", "203.0.113.0/24").await;
     wait_text(c, "#digest-status", "In force").await;
     wait_text(c, "#timeline", "INC-4711").await;
     let _ = save_png(c, "host.png").await;
