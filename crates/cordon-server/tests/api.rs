@@ -9,21 +9,8 @@ use serde_json::json;
 
 const Q: &str = r#"{"comment":"IR-1 beaconing"}"#;
 
-fn report(rev: i64, state: AgentState) -> String {
-    serde_json::to_string(&StatusReport {
-        version: 1,
-        applied_revision: rev,
-        state,
-        digest: Some("d1".into()),
-        backend: Some("nftables".into()),
-        error: None,
-        detail: None,
-        hostname: None,
-        os: None,
-        addresses: vec![],
-        agent_version: None,
-    })
-    .unwrap()
+fn report(rev: i64, state: AgentState) -> StatusReport {
+    common::status_report(rev, state, "d1", "nftables")
 }
 
 #[tokio::test]
@@ -139,49 +126,20 @@ async fn quarantine_is_pending_until_the_agent_confirms_then_release() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(d["quarantined"], true);
     assert_eq!(d["revision"], rev);
-    let (st, v) = c
-        .call_as(
-            "POST",
-            "/v1/agent/status",
-            None,
-            Some(&report(rev, AgentState::Isolated)),
-            Some(&h),
-        )
-        .await;
+    let (st, v) = c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "quarantined");
     // A repeated identical report adds no audit record.
-    c.call_as(
-        "POST",
-        "/v1/agent/status",
-        None,
-        Some(&report(rev, AgentState::Isolated)),
-        Some(&h),
-    )
-    .await;
+    c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
     let audit = c.audit_for(&h).await;
     assert_eq!(audit.len(), n0 + 2);
     assert_eq!(audit.last().unwrap().action, "quarantine_confirmed");
 
     // Tampering is reported and audited.
-    c.call_as(
-        "POST",
-        "/v1/agent/status",
-        None,
-        Some(&report(rev, AgentState::Tampered)),
-        Some(&h),
-    )
-    .await;
+    c.agent_status(&h, &report(rev, AgentState::Tampered)).await;
     let (_, host) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.viewer), None).await;
     assert_eq!(host["state"], "tampered");
-    c.call_as(
-        "POST",
-        "/v1/agent/status",
-        None,
-        Some(&report(rev, AgentState::Isolated)),
-        Some(&h),
-    )
-    .await;
+    c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
 
     let (st, v) = c
         .call(
@@ -196,15 +154,7 @@ async fn quarantine_is_pending_until_the_agent_confirms_then_release() {
     let (_, host) = c.call("GET", "/v1/hosts/web1", Some(&c.viewer), None).await;
     assert_eq!(host["labels"], json!(["prod"]));
     let rev2 = v["results"][0]["revision"].as_i64().unwrap();
-    let (_, v) = c
-        .call_as(
-            "POST",
-            "/v1/agent/status",
-            None,
-            Some(&report(rev2, AgentState::Released)),
-            Some(&h),
-        )
-        .await;
+    let (_, v) = c.agent_status(&h, &report(rev2, AgentState::Released)).await;
     assert_eq!(v["state"], "normal");
     let actions: Vec<String> = c.audit_for(&h).await.iter().map(|r| r.action.clone()).collect();
     assert_eq!(
@@ -373,15 +323,7 @@ async fn long_poll_wakes_on_change_and_revocation_is_immediate() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, _) = c.call_as("GET", "/v1/agent/desired", None, None, Some(&h)).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = c
-        .call_as(
-            "POST",
-            "/v1/agent/status",
-            None,
-            Some(&report(1, AgentState::Released)),
-            Some(&h),
-        )
-        .await;
+    let (st, _) = c.agent_status(&h, &report(1, AgentState::Released)).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(c.audit_for(&h).await.iter().filter(|r| r.action == "revoke").count(), 1);
 }
@@ -464,13 +406,7 @@ async fn audit_export_tokens_and_openapi() {
 async fn enrollment_tokens_are_one_time() {
     let c = Ctx::new().await;
     let tok = c.store().create_enroll_token("t", &[], 3600).await.unwrap().token;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::new(vec![])
-        .unwrap()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
+    let (_key, csr) = common::csr();
     let body = json!({"token": tok, "csr_pem": csr, "hostname": "h"}).to_string();
     let (st, v) = c.call("POST", "/v1/enroll", None, Some(&body)).await;
     assert_eq!(st, StatusCode::OK, "{v}");

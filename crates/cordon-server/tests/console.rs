@@ -55,6 +55,19 @@ async fn req(
     }
 }
 
+/// POSTs the sign-in form with the login CSRF cookie `login_csrf`.
+async fn post_login(ctx: &Ctx, login_csrf: &str, extra: &[(&str, &str)], form: String) -> Resp {
+    req(
+        ctx,
+        "POST",
+        "/console/login",
+        Some(&format!("cordon_login_csrf={login_csrf}")),
+        extra,
+        Some(("application/x-www-form-urlencoded", form)),
+    )
+    .await
+}
+
 fn session(token: &str) -> String {
     format!("cordon_session={token}")
 }
@@ -100,51 +113,19 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
 
     // Wrong or missing double-submit token: refused before the token is even looked at.
     let form = format!("token={}&csrf=nope", ctx.responder);
-    let r = req(
-        &ctx,
-        "POST",
-        "/console/login",
-        Some(&format!("cordon_login_csrf={login_csrf}")),
-        &[],
-        Some(("application/x-www-form-urlencoded", form)),
-    )
-    .await;
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Wrong token.
     let form = format!("token=cordon_nope&csrf={login_csrf}");
-    let r = req(
-        &ctx,
-        "POST",
-        "/console/login",
-        Some(&format!("cordon_login_csrf={login_csrf}")),
-        &[],
-        Some(("application/x-www-form-urlencoded", form)),
-    )
-    .await;
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("Unknown or revoked"));
     // Cross-site POST.
     let form = format!("token={}&csrf={login_csrf}", ctx.responder);
-    let r = req(
-        &ctx,
-        "POST",
-        "/console/login",
-        Some(&format!("cordon_login_csrf={login_csrf}")),
-        &[("sec-fetch-site", "cross-site")],
-        Some(("application/x-www-form-urlencoded", form.clone())),
-    )
-    .await;
+    let r = post_login(&ctx, &login_csrf, &[("sec-fetch-site", "cross-site")], form.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Right.
-    let r = req(
-        &ctx,
-        "POST",
-        "/console/login",
-        Some(&format!("cordon_login_csrf={login_csrf}")),
-        &[],
-        Some(("application/x-www-form-urlencoded", form)),
-    )
-    .await;
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let cookies: Vec<String> = r
         .headers

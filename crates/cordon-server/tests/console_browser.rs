@@ -5,13 +5,15 @@
 //! without them this test FAILS with a message saying so. Screenshots go to
 //! `target/console-screenshots/`.
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cordon_proto::{AgentState, HostState, Role, StatusReport};
+use cordon_proto::{AgentState, HostState, Role};
 use cordon_server::run::{self, RunConfig, Running};
 use cordon_server::store::NewHost;
 use cordon_server::Store;
@@ -226,19 +228,8 @@ async fn seed_host(
 /// What the agent would POST to /v1/agent/status after applying the current desired state.
 async fn report(store: &Store, id: &str, state: AgentState, backend: &str) -> HostState {
     let host = store.host(id).await.unwrap();
-    let r = StatusReport {
-        version: cordon_proto::PROTO_VERSION,
-        applied_revision: host.desired.revision,
-        state,
-        digest: Some(format!("sha256:{:0>16}", host.desired.revision * 7919)),
-        backend: Some(backend.into()),
-        error: None,
-        detail: None,
-        hostname: None,
-        os: None,
-        addresses: vec![],
-        agent_version: None,
-    };
+    let digest = format!("sha256:{:0>16}", host.desired.revision * 7919);
+    let r = common::status_report(host.desired.revision, state, &digest, backend);
     store.record_report(id, &r).await.unwrap()
 }
 
@@ -315,16 +306,8 @@ async fn console_in_a_real_browser() {
     let base = format!("https://127.0.0.1:{}", server.addr.port());
     let store: Arc<Store> = server.state.store.clone();
 
-    let responder = store
-        .create_api_token("test", "rita-responder", Role::Responder)
-        .await
-        .unwrap()
-        .token;
-    let viewer = store
-        .create_api_token("test", "victor-viewer", Role::Viewer)
-        .await
-        .unwrap()
-        .token;
+    let responder = common::api_token(&store, "rita-responder", Role::Responder).await;
+    let viewer = common::api_token(&store, "victor-viewer", Role::Viewer).await;
     seed_host(
         &store,
         "h-web01",

@@ -6,13 +6,47 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use cordon_proto::{EnrollRequest, EnrollResponse, Role};
+use cordon_proto::{AgentState, EnrollRequest, EnrollResponse, Role, StatusReport};
 use cordon_server::auth::PeerIdentity;
 use cordon_server::pki::{self, Ca};
 use cordon_server::{router, AppState, Store};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+
+/// A new key pair and a PEM certificate signing request for it (what an agent sends).
+pub fn csr() -> (rcgen::KeyPair, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(vec![])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    (key, csr)
+}
+
+/// Creates an API token named `name` with `role` and returns its secret.
+pub async fn api_token(store: &Store, name: &str, role: Role) -> String {
+    store.create_api_token("test", name, role).await.unwrap().token
+}
+
+/// A status report of an agent that applied `revision` and is in `state`.
+pub fn status_report(revision: i64, state: AgentState, digest: &str, backend: &str) -> StatusReport {
+    StatusReport {
+        version: cordon_proto::PROTO_VERSION,
+        applied_revision: revision,
+        state,
+        digest: Some(digest.into()),
+        backend: Some(backend.into()),
+        error: None,
+        detail: None,
+        hostname: None,
+        os: None,
+        addresses: vec![],
+        agent_version: None,
+    }
+}
 
 pub struct Ctx {
     pub dir: tempfile::TempDir,
@@ -48,21 +82,9 @@ impl Ctx {
             _ => format!("sqlite://{}", dir.path().join("t.db").display()),
         };
         let store = Arc::new(Store::connect(&url).await.unwrap());
-        let admin = store
-            .create_api_token("test", "alice-admin", Role::Admin)
-            .await
-            .unwrap()
-            .token;
-        let responder = store
-            .create_api_token("test", "rita-responder", Role::Responder)
-            .await
-            .unwrap()
-            .token;
-        let viewer = store
-            .create_api_token("test", "victor-viewer", Role::Viewer)
-            .await
-            .unwrap()
-            .token;
+        let admin = api_token(&store, "alice-admin", Role::Admin).await;
+        let responder = api_token(&store, "rita-responder", Role::Responder).await;
+        let viewer = api_token(&store, "victor-viewer", Role::Viewer).await;
         let mut state = AppState::new(store, Some(ca));
         state.max_wait = std::time::Duration::from_secs(3);
         let app = router(state.clone());
@@ -122,6 +144,13 @@ impl Ctx {
         (status, String::from_utf8_lossy(&bytes).to_string())
     }
 
+    /// An agent's status report for host `host` (as its mTLS identity).
+    pub async fn agent_status(&self, host: &str, report: &StatusReport) -> (StatusCode, Value) {
+        let body = serde_json::to_string(report).unwrap();
+        self.call_as("POST", "/v1/agent/status", None, Some(&body), Some(host))
+            .await
+    }
+
     /// Enrolls a host through the API and returns its id.
     pub async fn enroll(&self, hostname: &str, labels: &[&str]) -> String {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
@@ -131,13 +160,7 @@ impl Ctx {
             .await
             .unwrap()
             .token;
-        let key = rcgen::KeyPair::generate().unwrap();
-        let csr = rcgen::CertificateParams::new(vec![])
-            .unwrap()
-            .serialize_request(&key)
-            .unwrap()
-            .pem()
-            .unwrap();
+        let (_key, csr) = csr();
         let req = EnrollRequest {
             token: tok,
             csr_pem: csr,
