@@ -38,6 +38,18 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
     }
 }
 
+/// Runs a prepared command with no input; returns whether it exited successfully and its
+/// stdout followed by its stderr (pfctl and netsh report results on either).
+pub fn run_combined(command: &mut Command, program: &str) -> Result<(bool, String), FirewallError> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FirewallError::Io { context: format!("running {program}"), source: e })?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
+}
+
 /// True when `program` can be started (it is on PATH and executable).
 pub fn exists(program: &str) -> bool {
     std::env::var_os("PATH")

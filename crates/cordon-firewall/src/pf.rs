@@ -18,7 +18,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use cordon_policy::model::Family;
 use cordon_policy::render::{pf, DHCP4_PORTS, DHCP6_PORTS};
@@ -307,17 +307,8 @@ fn allowed(s: &PfState, policy: &Policy) -> bool {
 /// Runs a command and returns stdout and stderr together (`pfctl -E` prints its token
 /// on stderr).
 fn run_all(program: &str, args: &[&str]) -> Result<String, FirewallError> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| FirewallError::Io {
-            context: format!("running {program}"),
-            source: e,
-        })?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
+    let (success, text) = cmd::run_combined(Command::new(program).args(args), program)?;
+    if success {
         Ok(text)
     } else {
         Err(FirewallError::Rejected(format!(

@@ -7,7 +7,7 @@
 //! (Group Policy) overrides a local one. In that case we refuse with
 //! [`FirewallError::Unsupported`] instead of assigning a policy that would never apply.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use cordon_policy::render::netsh::{self as render, Names};
 use cordon_policy::{Policy, TableName};
@@ -149,19 +149,8 @@ fn run(argv: &[String]) -> Result<Output, FirewallError> {
     }
     #[cfg(not(windows))]
     command.args(args);
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| FirewallError::Io {
-            context: format!("running {program}"),
-            source: e,
-        })?;
-    let mut stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok(Output {
-        success: out.status.success(),
-        stdout,
-    })
+    let (success, stdout) = crate::cmd::run_combined(&mut command, program)?;
+    Ok(Output { success, stdout })
 }
 
 /// netsh sometimes exits 0 after printing an error, so the text is checked too.
