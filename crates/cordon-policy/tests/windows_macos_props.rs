@@ -86,8 +86,15 @@ fn check_pf(p: &Policy) -> Result<(), TestCaseError> {
                 && ["port 67 ", "port 68 ", "port 546 ", "port 547 "]
                     .iter()
                     .any(|w| line.contains(w)));
-        if line.contains(" to any") && !restricted_to_any {
-            prop_assert!(false, "rule permits any destination: {}", line);
+        // The remote side is the destination of `pass out` rules and the source of
+        // `pass in` rules (whose destination is this host).
+        let remote_is_any = if line.starts_with("pass in ") {
+            line.contains(" from any")
+        } else {
+            line.contains(" to any")
+        };
+        if remote_is_any && !restricted_to_any {
+            prop_assert!(false, "rule permits any remote peer: {}", line);
         }
         if line.contains("0.0.0.0/0") {
             prop_assert!(has_zero_net(p, Family::V4), "unrequested 0/0: {}", line);

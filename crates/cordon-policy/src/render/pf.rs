@@ -37,6 +37,15 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
                 d.ip(),
                 d.port()
             );
+            // A session open before the anchor loaded may have no pf state; if the peer
+            // speaks first, its segment would hit the block. Accept segments from the
+            // peer that are not connection-opening SYNs (ACK set, SYN clear).
+            let _ = writeln!(
+                o,
+                "pass in quick {af} proto tcp from {} port {} to any flags A/SA keep state",
+                d.ip(),
+                d.port()
+            );
         }
         for d in policy.udp_destinations(family) {
             let _ = writeln!(
@@ -48,6 +57,7 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
         }
         for n in policy.open_networks(family) {
             let _ = writeln!(o, "pass out quick {af} from any to {n} keep state");
+            let _ = writeln!(o, "pass in quick {af} proto tcp from {n} to any flags A/SA keep state");
         }
         if policy.dhcp {
             let (client, server) = dhcp_ports(family);
