@@ -410,8 +410,34 @@ fn forced_release_cleans_up_without_state() {
 #[test]
 fn message_is_sent_and_not_fatal() {
     let lab = lab();
+    // A stand-in `wall` first on PATH records what users would see.
+    let tools = tempfile::tempdir().unwrap();
+    let seen = tools.path().join("wall-input");
+    let wall = tools.path().join("wall");
+    std::fs::write(&wall, format!("#!/bin/sh\ncat > {}\n", seen.display())).unwrap();
+    std::fs::set_permissions(&wall, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", tools.path().display());
+
     let state = StateDir::new();
-    let long = "x".repeat(400);
-    isolate(&lab, "nftables", &state, &["--message", &long]);
-    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+    let sd = state.path();
+    let long = format!("{}{}", "é".repeat(250), "x".repeat(150));
+    let url = server_url();
+    let out = lab
+        .cordon_env(&["isolate", "--server", &url, "--message", &long, "--state-dir", &sd], &[("PATH", &path)])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = std::fs::read_to_string(&seen).expect("wall was not run");
+    assert_eq!(shown.chars().count(), 256, "message not cut to 256 characters");
+    assert!(shown.starts_with("éé") && shown.ends_with("xxxxxx"));
+
+    // No way to message users: a warning, and the quarantine still stands.
+    let state2 = StateDir::new();
+    let sd2 = state2.path();
+    let out = lab
+        .cordon_env(&["isolate", "--server", &url, "--message", "hi", "--state-dir", &sd2], &[("PATH", "/nonexistent-cordon-test")])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("wall"), "{err}");
+    assert_eq!(status_json(&lab, &state2)["state"], "isolated");
 }
