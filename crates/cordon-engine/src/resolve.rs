@@ -40,36 +40,27 @@ pub fn spec_addresses(spec: &AllowSpec) -> Result<Vec<IpAddr>, EngineError> {
 
 /// The host's DNS resolvers: on Linux from resolv.conf (following systemd-resolved's stub
 /// to its upstream list), on macOS from `scutil --dns`, on Windows from the adapters' DNS
-/// server settings.
+/// server settings (`GetAdaptersAddresses`).
 pub fn discover_resolvers() -> Vec<IpAddr> {
-    if cfg!(target_os = "macos") {
-        if let Some(text) = command_output("scutil", &["--dns"]) {
-            let found = cordon_policy::scutil::nameservers(&text);
-            if !found.is_empty() {
-                return found;
+    #[cfg(windows)]
+    {
+        cordon_policy::windns::resolvers(&cordon_firewall::windows::dns::adapter_dns())
+    }
+    #[cfg(not(windows))]
+    {
+        if cfg!(target_os = "macos") {
+            if let Some(text) = command_output("scutil", &["--dns"]) {
+                let found = cordon_policy::scutil::nameservers(&text);
+                if !found.is_empty() {
+                    return found;
+                }
             }
         }
+        discover_resolvers_from(Path::new(RESOLV_CONF), Path::new(SYSTEMD_UPSTREAM_RESOLV_CONF))
     }
-    if cfg!(windows) {
-        let script = "(Get-DnsClientServerAddress).ServerAddresses";
-        return command_output("powershell", &["-NoProfile", "-NonInteractive", "-Command", script])
-            .map(|text| windows_dns_lines(&text))
-            .unwrap_or_default();
-    }
-    discover_resolvers_from(Path::new(RESOLV_CONF), Path::new(SYSTEMD_UPSTREAM_RESOLV_CONF))
 }
 
-/// One IP per line (PowerShell's output), without Windows' fec0::ffff placeholders.
-pub fn windows_dns_lines(text: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for ip in text.lines().filter_map(|l| l.trim().parse::<IpAddr>().ok()) {
-        if !cordon_policy::windns::is_placeholder(&ip) && !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    out
-}
-
+#[cfg(not(windows))]
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(program).args(args).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -145,15 +136,6 @@ mod tests {
         assert_eq!(got, vec!["192.0.2.53".parse::<IpAddr>().unwrap(), "2001:db8:c0::53".parse().unwrap()]);
         std::fs::write(&main, "nameserver 198.51.100.53\n").unwrap();
         assert_eq!(discover_resolvers_from(&main, &up), vec!["198.51.100.53".parse::<IpAddr>().unwrap()]);
-    }
-
-    #[test]
-    fn windows_dns_output_is_parsed_without_placeholders() {
-        let text = "192.0.2.53\r\nfec0:0:0:ffff::1\r\n2001:db8:c0::53\r\n192.0.2.53\r\n\r\n";
-        assert_eq!(
-            windows_dns_lines(text),
-            vec!["192.0.2.53".parse::<IpAddr>().unwrap(), "2001:db8:c0::53".parse().unwrap()]
-        );
     }
 
     #[test]

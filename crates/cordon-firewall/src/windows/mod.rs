@@ -3,6 +3,8 @@
 //! Both compile on every OS so their pure parts are tested everywhere; only the WFP
 //! FFI layer is Windows-only, and `open_kind` selects them on Windows alone.
 
+#[cfg(windows)]
+pub mod dns;
 pub mod netsh;
 pub mod wfp;
 
