@@ -158,7 +158,11 @@ pub struct ReleaseOutcome {
 
 impl Engine {
     pub fn new(table: TableName, state_dir: PathBuf, backend: BackendChoice) -> Self {
-        Engine { table, state_dir, backend }
+        Engine {
+            table,
+            state_dir,
+            backend,
+        }
     }
 
     /// Resolves every name in `req` (servers, exceptions, verify target) and discovers
@@ -209,7 +213,10 @@ impl Engine {
             )));
         };
         let fw = self.firewall(Some(stored.backend))?;
-        let resolved = ResolvedRequest { policy: stored.policy.clone(), verify_targets: vec![] };
+        let resolved = ResolvedRequest {
+            policy: stored.policy.clone(),
+            verify_targets: vec![],
+        };
         self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false)
     }
 
@@ -240,9 +247,9 @@ impl Engine {
             }
         }
 
-        let inspection = fw.inspect()?.ok_or_else(|| {
-            EngineError::Other("rules were applied but cannot be read back from the kernel".into())
-        })?;
+        let inspection = fw
+            .inspect()?
+            .ok_or_else(|| EngineError::Other("rules were applied but cannot be read back from the kernel".into()))?;
         let applied_at = state::now_rfc3339();
         let stored = StoredState {
             version: state::STATE_VERSION,
@@ -319,7 +326,10 @@ impl Engine {
         if errors.is_empty() {
             Ok(cleaned)
         } else {
-            Err(EngineError::Other(format!("forced release incomplete: {}", errors.join("; "))))
+            Err(EngineError::Other(format!(
+                "forced release incomplete: {}",
+                errors.join("; ")
+            )))
         }
     }
 

@@ -28,13 +28,20 @@ pub fn message_users(text: &str) -> Result<(), String> {
         .map_err(|e| format!("could not message users with {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         if program == "wall" {
-            stdin.write_all(text.as_bytes()).map_err(|e| format!("writing to wall: {e}"))?;
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| format!("writing to wall: {e}"))?;
         }
     }
-    let out = child.wait_with_output().map_err(|e| format!("waiting for {program}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for {program}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

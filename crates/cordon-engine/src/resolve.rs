@@ -24,7 +24,9 @@ pub fn resolve_name(name: &str) -> Result<Vec<IpAddr>, EngineError> {
         }
     }
     if out.is_empty() {
-        return Err(EngineError::Invalid(format!("host name {name:?} resolved to no address")));
+        return Err(EngineError::Invalid(format!(
+            "host name {name:?} resolved to no address"
+        )));
     }
     Ok(out)
 }
@@ -63,11 +65,15 @@ pub fn discover_resolvers() -> Vec<IpAddr> {
 #[cfg(not(windows))]
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(program).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn discover_resolvers_from(main: &Path, systemd_upstream: &Path) -> Vec<IpAddr> {
-    let servers = std::fs::read_to_string(main).map(|t| resolvconf::nameservers(&t)).unwrap_or_default();
+    let servers = std::fs::read_to_string(main)
+        .map(|t| resolvconf::nameservers(&t))
+        .unwrap_or_default();
     if resolvconf::uses_systemd_stub(&servers) {
         if let Ok(text) = std::fs::read_to_string(systemd_upstream) {
             return resolvconf::nameservers(&text);
@@ -115,10 +121,16 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
                     )))
                 }
             };
-            spec_addresses(spec)?.into_iter().map(|ip| SocketAddr::new(ip, port)).collect()
+            spec_addresses(spec)?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()
         }
     };
-    Ok(ResolvedRequest { policy: builder.build(), verify_targets })
+    Ok(ResolvedRequest {
+        policy: builder.build(),
+        verify_targets,
+    })
 }
 
 #[cfg(test)]
@@ -133,9 +145,18 @@ mod tests {
         std::fs::write(&main, "nameserver 127.0.0.53\noptions edns0\n").unwrap();
         std::fs::write(&up, "nameserver 192.0.2.53\nnameserver 2001:db8:c0::53\n").unwrap();
         let got = discover_resolvers_from(&main, &up);
-        assert_eq!(got, vec!["192.0.2.53".parse::<IpAddr>().unwrap(), "2001:db8:c0::53".parse().unwrap()]);
+        assert_eq!(
+            got,
+            vec![
+                "192.0.2.53".parse::<IpAddr>().unwrap(),
+                "2001:db8:c0::53".parse().unwrap()
+            ]
+        );
         std::fs::write(&main, "nameserver 198.51.100.53\n").unwrap();
-        assert_eq!(discover_resolvers_from(&main, &up), vec!["198.51.100.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            discover_resolvers_from(&main, &up),
+            vec!["198.51.100.53".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

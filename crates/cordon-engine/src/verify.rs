@@ -12,7 +12,10 @@ pub fn reach_any(targets: &[SocketAddr], timeout: Duration) -> Result<SocketAddr
         for target in targets {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("timed out after {:.1}s; last error: {last_error}", timeout.as_secs_f64()));
+                return Err(format!(
+                    "timed out after {:.1}s; last error: {last_error}",
+                    timeout.as_secs_f64()
+                ));
             }
             match TcpStream::connect_timeout(target, left.min(Duration::from_secs(2))) {
                 Ok(_) => return Ok(*target),

@@ -15,16 +15,22 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
         .spawn()
         .map_err(|e| match e.kind() {
             ErrorKind::NotFound => FirewallError::Unsupported(format!("`{program}` is not installed")),
-            _ => FirewallError::Io { context: format!("starting {program}"), source: e },
+            _ => FirewallError::Io {
+                context: format!("starting {program}"),
+                source: e,
+            },
         })?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| FirewallError::Io { context: format!("writing to {program}"), source: e })?;
+        pipe.write_all(text.as_bytes()).map_err(|e| FirewallError::Io {
+            context: format!("writing to {program}"),
+            source: e,
+        })?;
         // Dropping the pipe closes it so the tool sees end of input.
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| FirewallError::Io { context: format!("waiting for {program}"), source: e })?;
+    let out = child.wait_with_output().map_err(|e| FirewallError::Io {
+        context: format!("waiting for {program}"),
+        source: e,
+    })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
@@ -41,10 +47,10 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
 /// Runs a prepared command with no input; returns whether it exited successfully and its
 /// stdout followed by its stderr (pfctl and netsh report results on either).
 pub fn run_combined(command: &mut Command, program: &str) -> Result<(bool, String), FirewallError> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| FirewallError::Io { context: format!("running {program}"), source: e })?;
+    let out = command.stdin(Stdio::null()).output().map_err(|e| FirewallError::Io {
+        context: format!("running {program}"),
+        source: e,
+    })?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok((out.status.success(), text))
@@ -61,7 +67,9 @@ fn is_executable(path: &std::path::Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        path.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     }
     #[cfg(not(unix))]
     {

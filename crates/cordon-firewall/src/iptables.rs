@@ -21,8 +21,16 @@ struct Tools {
 
 fn tools(family: Family) -> Tools {
     match family {
-        Family::V4 => Tools { save: "iptables-save", restore: "iptables-restore", label: "ipv4" },
-        Family::V6 => Tools { save: "ip6tables-save", restore: "ip6tables-restore", label: "ipv6" },
+        Family::V4 => Tools {
+            save: "iptables-save",
+            restore: "iptables-restore",
+            label: "ipv4",
+        },
+        Family::V6 => Tools {
+            save: "ip6tables-save",
+            restore: "ip6tables-restore",
+            label: "ipv6",
+        },
     }
 }
 
@@ -66,8 +74,15 @@ impl Firewall for Iptables {
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
         let mut out = String::new();
         for family in Family::BOTH {
-            let present = self.save(family).map(|s| parse_present(&s, &self.table)).unwrap_or_default();
-            out.push_str(&format!("# {} | {} --noflush\n", tools(family).label, tools(family).restore));
+            let present = self
+                .save(family)
+                .map(|s| parse_present(&s, &self.table))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "# {} | {} --noflush\n",
+                tools(family).label,
+                tools(family).restore
+            ));
             out.push_str(&render_apply(&self.table, policy, family, &present));
         }
         Ok(out)

@@ -14,7 +14,9 @@ impl NftCli {
     /// Succeeds when the `nft` binary is present.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cmd::exists("nft") {
-            return Err(FirewallError::Unsupported("`nft` is not installed (apt-get install nftables)".into()));
+            return Err(FirewallError::Unsupported(
+                "`nft` is not installed (apt-get install nftables)".into(),
+            ));
         }
         Ok(NftCli { table })
     }
@@ -43,7 +45,11 @@ impl Firewall for NftCli {
 
     fn remove(&self) -> Result<(), FirewallError> {
         // "add" first makes the delete succeed whether or not the table exists, in one batch.
-        let batch = format!("add table inet {t}\n{}", nft::render_remove(&self.table), t = self.table);
+        let batch = format!(
+            "add table inet {t}\n{}",
+            nft::render_remove(&self.table),
+            t = self.table
+        );
         cmd::run("nft", &["-f", "-"], Some(&batch)).map(drop)
     }
 

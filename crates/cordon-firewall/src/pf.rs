@@ -144,28 +144,17 @@ impl Firewall for Pf {
         }
         let info = cmd::run("pfctl", &["-si"], None)?;
         let main = cmd::run("pfctl", &["-sr"], None)?;
-        Ok(Some(digest::inspection(listing(
-            &rules,
-            &info,
-            &main,
-            self.anchor(),
-        ))))
+        Ok(Some(digest::inspection(listing(&rules, &info, &main, self.anchor()))))
     }
 }
 
 /// The normalized listing whose digest tells whether our anchor is intact and in force:
 /// pf's status, whether the main ruleset references us, and our anchor's rules.
 pub fn listing(anchor_rules: &str, info: &str, main_rules: &str, anchor: &str) -> String {
-    let enabled = info
-        .lines()
-        .any(|l| l.trim_start().starts_with("Status: Enabled"));
+    let enabled = info.lines().any(|l| l.trim_start().starts_with("Status: Enabled"));
     let referenced = with_anchor_reference(main_rules, anchor).is_none();
     let mut out = format!("pf enabled: {enabled}\nanchor referenced: {referenced}\n");
-    for line in anchor_rules
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-    {
+    for line in anchor_rules.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
         out.push_str(line);
         out.push('\n');
     }
@@ -179,9 +168,7 @@ pub fn with_anchor_reference(main_rules: &str, anchor: &str) -> Option<String> {
     let quoted = format!("anchor \"{anchor}\"");
     let already = main_rules.lines().any(|l| {
         let l = l.trim();
-        l == quoted
-            || l.strip_prefix(&quoted)
-                .is_some_and(|rest| rest.starts_with(' '))
+        l == quoted || l.strip_prefix(&quoted).is_some_and(|rest| rest.starts_with(' '))
     });
     if already {
         return None;
@@ -238,9 +225,7 @@ pub fn parse_states(text: &str) -> Vec<PfState> {
         if arrow < 3 || arrow + 1 >= words.len() {
             continue;
         }
-        let (Some(local), Some(remote)) =
-            (parse_endpoint(words[2]), parse_endpoint(words[arrow + 1]))
-        else {
+        let (Some(local), Some(remote)) = (parse_endpoint(words[2]), parse_endpoint(words[arrow + 1])) else {
             continue;
         };
         out.push(PfState {
@@ -297,8 +282,7 @@ fn allowed(s: &PfState, policy: &Policy) -> bool {
         "tcp" => !s.inbound && policy.tcp_destinations(family).contains(&s.remote),
         "udp" => {
             let dhcp = [DHCP4_PORTS, DHCP6_PORTS].contains(&(s.local.port(), s.remote.port()));
-            (policy.dhcp && dhcp)
-                || (!s.inbound && policy.udp_destinations(family).contains(&s.remote))
+            (policy.dhcp && dhcp) || (!s.inbound && policy.udp_destinations(family).contains(&s.remote))
         }
         _ => false,
     }
@@ -324,8 +308,7 @@ mod tests {
     use super::*;
 
     /// `pfctl -sr` on a stock macOS 14 (captured shape).
-    const APPLE_MAIN: &str =
-        "scrub-anchor \"com.apple/*\" all fragment reassemble\nanchor \"com.apple/*\" all\n";
+    const APPLE_MAIN: &str = "scrub-anchor \"com.apple/*\" all fragment reassemble\nanchor \"com.apple/*\" all\n";
 
     #[test]
     fn adds_anchor_after_scrub_and_keeps_apple_anchors() {
@@ -341,15 +324,13 @@ mod tests {
 
     #[test]
     fn empty_main_ruleset_gets_just_the_anchor() {
-        assert_eq!(
-            with_anchor_reference("", "cordon").unwrap(),
-            "anchor \"cordon\" all\n"
-        );
+        assert_eq!(with_anchor_reference("", "cordon").unwrap(), "anchor \"cordon\" all\n");
     }
 
     #[test]
     fn reads_token() {
-        let out = "No ALTQ support in kernel\nALTQ related functions disabled\npf enabled\nToken : 7046148290066173101\n";
+        let out =
+            "No ALTQ support in kernel\nALTQ related functions disabled\npf enabled\nToken : 7046148290066173101\n";
         assert_eq!(parse_token(out).as_deref(), Some("7046148290066173101"));
         assert_eq!(parse_token("pf already enabled\n"), None);
     }
@@ -357,22 +338,9 @@ mod tests {
     #[test]
     fn listing_reflects_status_and_reference() {
         let info = "Status: Enabled for 0 days 00:01:02           Debug: Urgent\n";
-        let l = listing(
-            "block drop quick all\n",
-            info,
-            "anchor \"cordon\" all\n",
-            "cordon",
-        );
-        assert_eq!(
-            l,
-            "pf enabled: true\nanchor referenced: true\nblock drop quick all\n"
-        );
-        let l = listing(
-            "block drop quick all\n",
-            "Status: Disabled\n",
-            APPLE_MAIN,
-            "cordon",
-        );
+        let l = listing("block drop quick all\n", info, "anchor \"cordon\" all\n", "cordon");
+        assert_eq!(l, "pf enabled: true\nanchor referenced: true\nblock drop quick all\n");
+        let l = listing("block drop quick all\n", "Status: Disabled\n", APPLE_MAIN, "cordon");
         assert!(l.starts_with("pf enabled: false\nanchor referenced: false\n"));
     }
 
@@ -409,7 +377,8 @@ garbage line
 
     #[test]
     fn parses_translated_state_lines() {
-        let s = parse_states("ALL tcp 192.0.2.10:50100 (198.51.100.1:6000) -> 192.0.2.1:8443  ESTABLISHED:ESTABLISHED\n");
+        let s =
+            parse_states("ALL tcp 192.0.2.10:50100 (198.51.100.1:6000) -> 192.0.2.1:8443  ESTABLISHED:ESTABLISHED\n");
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].remote, "192.0.2.1:8443".parse().unwrap());
     }

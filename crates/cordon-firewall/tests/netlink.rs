@@ -33,8 +33,15 @@ fn require_tools() {
         "the netlink integration tests need root (they create network namespaces with `ip netns add`); run them as root, e.g. `sudo -E cargo test -p cordon-firewall --test netlink`"
     );
     for tool in ["ip", "nft"] {
-        let ok = Command::new(tool).arg("-V").output().map(|o| o.status.success()).unwrap_or(false);
-        assert!(ok, "the netlink integration tests need `{tool}` on PATH (apt-get install iproute2 nftables)");
+        let ok = Command::new(tool)
+            .arg("-V")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "the netlink integration tests need `{tool}` on PATH (apt-get install iproute2 nftables)"
+        );
     }
 }
 
@@ -46,9 +53,20 @@ struct Netns {
 impl Netns {
     fn new() -> Netns {
         require_tools();
-        let name = format!("cordon-nl-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let out = Command::new("ip").args(["netns", "add", &name]).output().expect("running ip netns add");
-        assert!(out.status.success(), "ip netns add {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let name = format!(
+            "cordon-nl-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("running ip netns add");
+        assert!(
+            out.status.success(),
+            "ip netns add {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Netns { name }
     }
 
@@ -72,8 +90,18 @@ impl Netns {
 
     /// Runs a command in the namespace (`ip netns exec`), returning stdout; panics on failure.
     fn exec(&self, args: &[&str]) -> String {
-        let out = Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().expect("ip netns exec");
-        assert!(out.status.success(), "{:?} in {} failed: {}", args, self.name, String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{:?} in {} failed: {}",
+            args,
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -167,10 +195,17 @@ fn listing_equals_the_nft_cli_backend() {
         let cli_digest = b.run(|| {
             NftCli::probe(TableName::default()).unwrap().apply(policy).unwrap();
             // Read the nft-built table back through netlink: same bytes in, same listing.
-            netlink().inspect().unwrap().expect("the nft-built table is present").digest
+            netlink()
+                .inspect()
+                .unwrap()
+                .expect("the nft-built table is present")
+                .digest
         });
         let (la, lb) = (a.nft_list(), b.nft_list());
-        assert_eq!(la, lb, "policy {i}: `nft list table inet cordon` differs between netlink and nft -f");
+        assert_eq!(
+            la, lb,
+            "policy {i}: `nft list table inet cordon` differs between netlink and nft -f"
+        );
         assert_eq!(nl_digest, cli_digest, "policy {i}: netlink inspect digests differ");
     }
 }
@@ -188,10 +223,17 @@ fn reapply_replaces_in_one_transaction() {
         (before, after, nl.inspect().unwrap().unwrap().digest)
     });
     // One commit: the generation moved by exactly one.
-    assert_eq!(gen_after, gen_before.wrapping_add(1), "the replacement took more than one transaction");
+    assert_eq!(
+        gen_after,
+        gen_before.wrapping_add(1),
+        "the replacement took more than one transaction"
+    );
     let listing = ns.nft_list();
     assert!(listing.contains("203.0.113.7 . 443"), "{listing}");
-    assert!(!listing.contains("192.0.2.1 . 8443"), "old elements survived: {listing}");
+    assert!(
+        !listing.contains("192.0.2.1 . 8443"),
+        "old elements survived: {listing}"
+    );
 
     // The result equals a fresh apply of policy2 (nothing of policy1 is left over).
     let fresh = Netns::new();
@@ -224,13 +266,18 @@ fn failed_batch_leaves_the_previous_table_exactly() {
         let batch = encode::apply_batch_then(&table, &policy2, seq, true, |b| {
             b.new_elements("cordon", "tcp4", 0, &[encode::Element::key(vec![1, 2, 3])]);
         });
-        let err = nl.send_batch(&batch).expect_err("the kernel must refuse the bad element");
+        let err = nl
+            .send_batch(&batch)
+            .expect_err("the kernel must refuse the bad element");
         (err, nl.inspect().unwrap().unwrap().digest)
     });
     eprintln!("injected failure reported as: {err}");
     match &err {
         FirewallError::Rejected(msg) => {
-            assert!(msg.contains("adding set elements"), "error should name the failing message: {msg}")
+            assert!(
+                msg.contains("adding set elements"),
+                "error should name the failing message: {msg}"
+            )
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
@@ -256,7 +303,11 @@ fn remove_deletes_only_our_table() {
     });
     assert!(present);
     assert!(!ns.try_exec(&["nft", "list", "table", "inet", "cordon"]));
-    assert_eq!(ns.exec(&["nft", "list", "table", "inet", "user"]), user_before, "the user's table changed");
+    assert_eq!(
+        ns.exec(&["nft", "list", "table", "inet", "user"]),
+        user_before,
+        "the user's table changed"
+    );
 }
 
 #[test]
@@ -293,7 +344,15 @@ fn inspect_digest_changes_when_a_rule_is_deleted() {
     assert_eq!(d1, d3, "re-applying the same policy gave a different digest");
 
     // Deleting one set element is tampering too.
-    ns.exec(&["nft", "delete", "element", "inet", "cordon", "tcp4", "{ 192.0.2.1 . 8443 }"]);
+    ns.exec(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "cordon",
+        "tcp4",
+        "{ 192.0.2.1 . 8443 }",
+    ]);
     let d4 = ns.run(|| netlink().inspect().unwrap().unwrap().digest);
     assert_ne!(d1, d4, "deleting a set element did not change the digest");
 }
@@ -337,14 +396,23 @@ fn drop_net_admin_in_this_thread() {
     }
     const VERSION_3: u32 = 0x2008_0522;
     const CAP_NET_ADMIN: u32 = 12;
-    let mut hdr = Header { version: VERSION_3, pid: 0 };
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
     let mut data = [Data::default(); 2];
     // SAFETY: header and a two-element data array, as capget/capset version 3 expect.
     unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()),
+            0
+        );
         data[0].effective &= !(1 << CAP_NET_ADMIN);
         data[0].permitted &= !(1 << CAP_NET_ADMIN);
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()),
+            0
+        );
     }
 }
 
@@ -369,7 +437,10 @@ fn render_is_the_nft_text_with_a_note() {
     let ns = Netns::new();
     let text = ns.run(|| netlink().render(&lab_policy()).unwrap());
     assert!(text.starts_with("# netlink backend"));
-    assert!(text.ends_with(&cordon_policy::render::nft::render_apply(&TableName::default(), &lab_policy())));
+    assert!(text.ends_with(&cordon_policy::render::nft::render_apply(
+        &TableName::default(),
+        &lab_policy()
+    )));
     // The rendered text is valid nft input.
     ns.nft_file(&text);
 }

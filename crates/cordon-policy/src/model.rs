@@ -103,13 +103,22 @@ impl Policy {
         let mut out = Vec::new();
         for family in Family::BOTH {
             for d in self.tcp_destinations(family) {
-                out.push(Exception { net: IpNet::from(d.ip()), transport: Transport::Tcp(d.port()) });
+                out.push(Exception {
+                    net: IpNet::from(d.ip()),
+                    transport: Transport::Tcp(d.port()),
+                });
             }
             for d in self.udp_destinations(family) {
-                out.push(Exception { net: IpNet::from(d.ip()), transport: Transport::Udp(d.port()) });
+                out.push(Exception {
+                    net: IpNet::from(d.ip()),
+                    transport: Transport::Udp(d.port()),
+                });
             }
             for n in self.open_networks(family) {
-                out.push(Exception { net: n, transport: Transport::Any });
+                out.push(Exception {
+                    net: n,
+                    transport: Transport::Any,
+                });
             }
         }
         out

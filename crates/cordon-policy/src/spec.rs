@@ -87,8 +87,7 @@ impl AllowSpec {
             (Target::Net(_), _) => Err(invalid("a server must be one host, not a network".into())),
             (_, Transport::Tcp(_)) => Ok(spec),
             _ => Err(invalid(
-                "a server needs a TCP port: use https://HOST[:PORT], http://HOST[:PORT] or tcp://HOST:PORT"
-                    .into(),
+                "a server needs a TCP port: use https://HOST[:PORT], http://HOST[:PORT] or tcp://HOST:PORT".into(),
             )),
         }
     }
@@ -129,11 +128,7 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
         "tcp" | "udp" => (None, false),
         "https" => (Some(443), true),
         "http" => (Some(80), true),
-        other => {
-            return Err(format!(
-                "unknown scheme {other:?} (expected tcp, udp, http or https)"
-            ))
-        }
+        other => return Err(format!("unknown scheme {other:?} (expected tcp, udp, http or https)")),
     };
     // URLs may carry a path (`https://velo.example:8000/`); tcp/udp specs may not.
     let authority = match rest.find(['/', '?', '#']) {
@@ -165,9 +160,7 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
 
 fn parse_bare(input: &str) -> Result<AllowSpec, String> {
     let target = if input.contains('/') {
-        let net: IpNet = input
-            .parse()
-            .map_err(|_| "not a valid CIDR network".to_string())?;
+        let net: IpNet = input.parse().map_err(|_| "not a valid CIDR network".to_string())?;
         let net = net.trunc();
         if net.prefix_len() == net.max_prefix_len() {
             Target::Ip(net.addr())
@@ -178,8 +171,7 @@ fn parse_bare(input: &str) -> Result<AllowSpec, String> {
         Target::Ip(ip)
     } else {
         return Err(
-            "expected tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], an IP address or a CIDR network"
-                .into(),
+            "expected tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], an IP address or a CIDR network".into(),
         );
     };
     Ok(AllowSpec {
@@ -247,7 +239,9 @@ fn validate_hostname(name: &str) -> Result<(), String> {
     for label in name.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -275,18 +269,66 @@ mod tests {
     #[test]
     fn parses_every_documented_form() {
         let cases = [
-            ("tcp://192.0.2.1:8443", Target::Ip("192.0.2.1".parse().unwrap()), Transport::Tcp(8443)),
-            ("udp://192.0.2.1:514", Target::Ip("192.0.2.1".parse().unwrap()), Transport::Udp(514)),
-            ("https://velo.example.com", Target::Name("velo.example.com".into()), Transport::Tcp(443)),
-            ("https://velo.example.com:8000/", Target::Name("velo.example.com".into()), Transport::Tcp(8000)),
-            ("http://Velo.Example.com.", Target::Name("velo.example.com".into()), Transport::Tcp(80)),
-            ("tcp://[2001:db8::1]:8443", Target::Ip("2001:db8::1".parse().unwrap()), Transport::Tcp(8443)),
-            ("https://[2001:db8::1]", Target::Ip("2001:db8::1".parse().unwrap()), Transport::Tcp(443)),
-            ("198.51.100.7", Target::Ip("198.51.100.7".parse().unwrap()), Transport::Any),
-            ("198.51.100.0/24", Target::Net("198.51.100.0/24".parse().unwrap()), Transport::Any),
-            ("198.51.100.9/24", Target::Net("198.51.100.0/24".parse().unwrap()), Transport::Any),
-            ("2001:db8:1::/48", Target::Net("2001:db8:1::/48".parse().unwrap()), Transport::Any),
-            ("2001:db8::5", Target::Ip("2001:db8::5".parse().unwrap()), Transport::Any),
+            (
+                "tcp://192.0.2.1:8443",
+                Target::Ip("192.0.2.1".parse().unwrap()),
+                Transport::Tcp(8443),
+            ),
+            (
+                "udp://192.0.2.1:514",
+                Target::Ip("192.0.2.1".parse().unwrap()),
+                Transport::Udp(514),
+            ),
+            (
+                "https://velo.example.com",
+                Target::Name("velo.example.com".into()),
+                Transport::Tcp(443),
+            ),
+            (
+                "https://velo.example.com:8000/",
+                Target::Name("velo.example.com".into()),
+                Transport::Tcp(8000),
+            ),
+            (
+                "http://Velo.Example.com.",
+                Target::Name("velo.example.com".into()),
+                Transport::Tcp(80),
+            ),
+            (
+                "tcp://[2001:db8::1]:8443",
+                Target::Ip("2001:db8::1".parse().unwrap()),
+                Transport::Tcp(8443),
+            ),
+            (
+                "https://[2001:db8::1]",
+                Target::Ip("2001:db8::1".parse().unwrap()),
+                Transport::Tcp(443),
+            ),
+            (
+                "198.51.100.7",
+                Target::Ip("198.51.100.7".parse().unwrap()),
+                Transport::Any,
+            ),
+            (
+                "198.51.100.0/24",
+                Target::Net("198.51.100.0/24".parse().unwrap()),
+                Transport::Any,
+            ),
+            (
+                "198.51.100.9/24",
+                Target::Net("198.51.100.0/24".parse().unwrap()),
+                Transport::Any,
+            ),
+            (
+                "2001:db8:1::/48",
+                Target::Net("2001:db8:1::/48".parse().unwrap()),
+                Transport::Any,
+            ),
+            (
+                "2001:db8::5",
+                Target::Ip("2001:db8::5".parse().unwrap()),
+                Transport::Any,
+            ),
             ("192.0.2.7/32", Target::Ip("192.0.2.7".parse().unwrap()), Transport::Any),
         ];
         for (input, target, transport) in cases {
@@ -327,7 +369,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["tcp://192.0.2.1:8443", "udp://[2001:db8::1]:53", "https://h.example:443", "198.51.100.0/24", "192.0.2.9"] {
+        for s in [
+            "tcp://192.0.2.1:8443",
+            "udp://[2001:db8::1]:53",
+            "https://h.example:443",
+            "198.51.100.0/24",
+            "192.0.2.9",
+        ] {
             assert_eq!(ok(s).to_string(), s);
             assert_eq!(ok(&ok(s).to_string()), ok(s));
         }

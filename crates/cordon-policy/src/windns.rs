@@ -56,12 +56,7 @@ mod tests {
                 name: "Ethernet".into(),
                 up: true,
                 loopback: false,
-                dns_servers: ips(&[
-                    "192.0.2.53",
-                    "fec0:0:0:ffff::1",
-                    "fec0:0:0:ffff::2",
-                    "fec0:0:0:ffff::3",
-                ]),
+                dns_servers: ips(&["192.0.2.53", "fec0:0:0:ffff::1", "fec0:0:0:ffff::2", "fec0:0:0:ffff::3"]),
             },
             AdapterDns {
                 name: "Wi-Fi".into(),
@@ -82,9 +77,6 @@ mod tests {
                 dns_servers: ips(&["127.0.0.1"]),
             },
         ];
-        assert_eq!(
-            resolvers(&adapters),
-            ips(&["192.0.2.53", "2001:db8:c0::53"])
-        );
+        assert_eq!(resolvers(&adapters), ips(&["192.0.2.53", "2001:db8:c0::53"]));
     }
 }

@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::{check_golden as check, sample_policies};
 use cordon_policy::model::Family;
 use cordon_policy::render::{iptables, nft};
 use cordon_policy::TableName;
-use common::{check_golden as check, sample_policies};
 
 #[test]
 fn nft_golden() {
@@ -21,12 +21,24 @@ fn nft_golden() {
 fn iptables_golden() {
     let table = TableName::default();
     let fresh = iptables::Present::default();
-    let again = iptables::Present { jumps: [1, 1, 2], chains: [true; 3] };
+    let again = iptables::Present {
+        jumps: [1, 1, 2],
+        chains: [true; 3],
+    };
     for (name, policy) in sample_policies() {
-        check(&format!("iptables/{name}.v4.rules"), &iptables::render_apply(&table, &policy, Family::V4, &fresh));
-        check(&format!("iptables/{name}.v6.rules"), &iptables::render_apply(&table, &policy, Family::V6, &fresh));
+        check(
+            &format!("iptables/{name}.v4.rules"),
+            &iptables::render_apply(&table, &policy, Family::V4, &fresh),
+        );
+        check(
+            &format!("iptables/{name}.v6.rules"),
+            &iptables::render_apply(&table, &policy, Family::V6, &fresh),
+        );
     }
     let (_, p) = &sample_policies()[0];
-    check("iptables/reapply.v4.rules", &iptables::render_apply(&table, p, Family::V4, &again));
+    check(
+        "iptables/reapply.v4.rules",
+        &iptables::render_apply(&table, p, Family::V4, &again),
+    );
     check("iptables/remove.rules", &iptables::render_remove(&table, &again));
 }

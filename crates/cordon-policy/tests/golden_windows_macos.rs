@@ -12,10 +12,7 @@ use cordon_policy::TableName;
 fn pf_golden() {
     let table = TableName::default();
     for (name, policy) in sample_policies() {
-        check(
-            &format!("pf/{name}.conf"),
-            &pf::render_anchor(&table, &policy),
-        );
+        check(&format!("pf/{name}.conf"), &pf::render_anchor(&table, &policy));
     }
 }
 
@@ -28,18 +25,12 @@ fn netsh_golden() {
             &netsh::render_text(&netsh::render_apply(&table, &policy)),
         );
     }
-    check(
-        "netsh/remove.txt",
-        &netsh::render_text(&netsh::render_remove(&table)),
-    );
+    check("netsh/remove.txt", &netsh::render_text(&netsh::render_remove(&table)));
 }
 
 #[test]
 fn wfp_golden() {
     for (name, policy) in sample_policies() {
-        check(
-            &format!("wfp/{name}.txt"),
-            &wfp::render_text(&wfp::filters(&policy)),
-        );
+        check(&format!("wfp/{name}.txt"), &wfp::render_text(&wfp::filters(&policy)));
     }
 }

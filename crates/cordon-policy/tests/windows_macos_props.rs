@@ -60,26 +60,13 @@ fn is_dhcp_ports(local: u16, remote: u16) -> bool {
 fn check_pf(p: &Policy) -> Result<(), TestCaseError> {
     let text = pf::render_anchor(&TableName::default(), p);
     for s in &p.servers {
-        prop_assert!(
-            pf::permits_tcp(&text, s),
-            "server {} not permitted:\n{}",
-            s,
-            text
-        );
+        prop_assert!(pf::permits_tcp(&text, s), "server {} not permitted:\n{}", s, text);
     }
     let rules: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     prop_assert_eq!(rules.last().copied(), Some("block drop quick all"));
     for line in &rules[..rules.len() - 1] {
-        prop_assert!(
-            line.starts_with("pass "),
-            "non-pass rule before the end: {}",
-            line
-        );
-        prop_assert!(
-            line.contains(" quick "),
-            "pass rule without quick: {}",
-            line
-        );
+        prop_assert!(line.starts_with("pass "), "non-pass rule before the end: {}", line);
+        prop_assert!(line.contains(" quick "), "pass rule without quick: {}", line);
         let restricted_to_any = line.contains("on lo0")
             || line.contains("icmp6-type { 133, 134, 135, 136 }")
             || (line.contains("proto udp")
@@ -117,10 +104,7 @@ fn check_netsh(p: &Policy) -> Result<(), TestCaseError> {
     let cmds = netsh::render_apply(&table, p);
     let filters: Vec<&Vec<String>> = cmds
         .iter()
-        .filter(|c| {
-            c.get(3).map(String::as_str) == Some("add")
-                && c.get(4).map(String::as_str) == Some("filter")
-        })
+        .filter(|c| c.get(3).map(String::as_str) == Some("add") && c.get(4).map(String::as_str) == Some("filter"))
         .collect();
     let permits: Vec<&&Vec<String>> = filters
         .iter()
@@ -143,11 +127,9 @@ fn check_netsh(p: &Policy) -> Result<(), TestCaseError> {
     prop_assert_eq!(blocks.len(), 1);
     prop_assert_eq!(word(blocks[0], "dstaddr"), Some("any"));
     prop_assert_eq!(word(blocks[0], "protocol"), Some("ANY"));
-    prop_assert!(cmds
-        .iter()
-        .any(|c| c.get(4).map(String::as_str) == Some("rule")
-            && word(c, "filterlist") == Some(names.block_list.as_str())
-            && word(c, "filteraction") == Some(names.block_action.as_str())));
+    prop_assert!(cmds.iter().any(|c| c.get(4).map(String::as_str) == Some("rule")
+        && word(c, "filterlist") == Some(names.block_list.as_str())
+        && word(c, "filteraction") == Some(names.block_action.as_str())));
     prop_assert_eq!(
         cmds.last().map(|c| netsh::command_line(c)),
         Some(format!(
@@ -160,11 +142,7 @@ fn check_netsh(p: &Policy) -> Result<(), TestCaseError> {
             match word(c, "protocol") {
                 Some("UDP") => {
                     let port = |k| word(c, k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
-                    prop_assert!(
-                        is_dhcp_ports(port("srcport"), port("dstport")),
-                        "udp to any: {:?}",
-                        c
-                    );
+                    prop_assert!(is_dhcp_ports(port("srcport"), port("dstport")), "udp to any: {:?}", c);
                 }
                 _ => prop_assert!(
                     has_zero_net(p, Family::V4) || has_zero_net(p, Family::V6),
@@ -210,16 +188,11 @@ fn check_wfp(p: &Policy) -> Result<(), TestCaseError> {
                 let c = &f.conditions;
                 let loopback = c == &vec![Condition::Loopback];
                 let nd = c.contains(&Condition::Protocol(PROTO_ICMPV6))
-                    && c.iter().any(
-                        |x| matches!(x, Condition::IcmpType(t) if ICMPV6_ND_TYPES.contains(t)),
-                    );
+                    && c.iter()
+                        .any(|x| matches!(x, Condition::IcmpType(t) if ICMPV6_ND_TYPES.contains(t)));
                 let dhcp = c.contains(&Condition::Protocol(PROTO_UDP))
                     && c.iter().any(|x| matches!(x, Condition::LocalPort(l) if c.iter().any(|y| matches!(y, Condition::RemotePort(r) if is_dhcp_ports(*l, *r)))));
-                prop_assert!(
-                    loopback || nd || dhcp,
-                    "permit without a destination: {:?}",
-                    f
-                );
+                prop_assert!(loopback || nd || dhcp, "permit without a destination: {:?}", f);
             }
         }
     }

@@ -42,7 +42,9 @@ async fn qualifying_event_quarantines_and_audits_rule_and_event() {
     assert_eq!(r["active"], true, "{r}");
 
     // Responder may post events, viewer may not.
-    let (st, _) = c.call("POST", "/v1/events", Some(&c.viewer), Some(&event("web1"))).await;
+    let (st, _) = c
+        .call("POST", "/v1/events", Some(&c.viewer), Some(&event("web1")))
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let v = post(&c, "/v1/events", &c.responder, &event("web1")).await;
     let ev = &v["events"][0];
@@ -57,7 +59,10 @@ async fn qualifying_event_quarantines_and_audits_rule_and_event() {
     let audit = c.audit_for(&web).await;
     let q = audit.iter().find(|a| a.action == "quarantine").unwrap();
     assert_eq!(q.actor, "rule:edr-critical");
-    assert!(q.detail.as_deref().unwrap().contains(&format!("event={event_id}")), "{q:?}");
+    assert!(
+        q.detail.as_deref().unwrap().contains(&format!("event={event_id}")),
+        "{q:?}"
+    );
     assert!(q.comment.as_deref().unwrap().contains(&event_id));
 
     // Not in a trigger label; protected; unknown host (recorded, not dropped); by IP.
@@ -65,7 +70,10 @@ async fn qualifying_event_quarantines_and_audits_rule_and_event() {
     assert_eq!(v["events"][0]["status"], "no_match");
     let v = post(&c, "/v1/events", &c.responder, &event("dc1")).await;
     assert_eq!(v["events"][0]["status"], "suppressed");
-    assert!(v["events"][0]["outcomes"][0]["reason"].as_str().unwrap().contains("protected"));
+    assert!(v["events"][0]["outcomes"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("protected"));
     assert!(!c.store().host(&dc).await.unwrap().desired.quarantined);
     let v = post(&c, "/v1/events", &c.responder, &event("ghost")).await;
     assert_eq!(v["events"][0]["status"], "unknown_host");
@@ -74,13 +82,24 @@ async fn qualifying_event_quarantines_and_audits_rule_and_event() {
     let v = post(&c, "/v1/events", &c.responder, &event("WEB1")).await;
     assert_eq!(v["events"][0]["status"], "suppressed", "{v}");
     assert!(!c.store().host(&lap).await.unwrap().desired.quarantined);
-    assert_eq!(c.audit_for(&web).await.iter().filter(|a| a.action == "quarantine").count(), 1);
+    assert_eq!(
+        c.audit_for(&web)
+            .await
+            .iter()
+            .filter(|a| a.action == "quarantine")
+            .count(),
+        1
+    );
 
     // Events are listed, newest first, filterable.
-    let (_, v) = c.call("GET", "/v1/events?status=unknown_host", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", "/v1/events?status=unknown_host", Some(&c.viewer), None)
+        .await;
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
     assert_eq!(v["events"][0]["host_ref"], "ghost");
-    let (_, v) = c.call("GET", &format!("/v1/events/{event_id}"), Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", &format!("/v1/events/{event_id}"), Some(&c.viewer), None)
+        .await;
     assert_eq!(v["raw"]["sig"], "x");
 }
 
@@ -97,7 +116,9 @@ async fn invalid_rules_are_stored_disabled_and_labels_must_resolve() {
     assert_eq!(r["active"], false);
     assert!(r["disabled_reason"].as_str().unwrap().contains("mode"), "{r}");
     // Responders cannot write rules; malformed JSON is refused.
-    let (st, _) = c.call("POST", "/v1/rules", Some(&c.responder), Some(&rule("x", &["servers"]))).await;
+    let (st, _) = c
+        .call("POST", "/v1/rules", Some(&c.responder), Some(&rule("x", &["servers"])))
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = c.call("POST", "/v1/rules", Some(&c.admin), Some("{\"name\": 1}")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
@@ -111,7 +132,9 @@ async fn invalid_rules_are_stored_disabled_and_labels_must_resolve() {
     assert_eq!(outcomes[1]["outcome"], "rule_error");
     assert!(outcomes[1]["reason"].as_str().unwrap().contains("ambiguous"), "{v}");
     // Fix the rule (PUT replaces); listing shows both.
-    let (st, r) = c.call("PUT", "/v1/rules/bad", Some(&c.admin), Some(&rule("bad", &["Servers"]))).await;
+    let (st, r) = c
+        .call("PUT", "/v1/rules/bad", Some(&c.admin), Some(&rule("bad", &["Servers"])))
+        .await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(r["active"], true);
     let (_, v) = c.call("GET", "/v1/rules", Some(&c.viewer), None).await;
@@ -125,14 +148,37 @@ async fn kill_switch_cooldown_and_notify_only() {
     let c = Ctx::new().await;
     let web = c.enroll("web1", &["servers"]).await;
     post(&c, "/v1/rules", &c.admin, &rule("edr", &["servers"])).await;
-    let (st, s) = c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"enabled": false}"#)).await;
+    let (st, s) = c
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&c.admin),
+            Some(r#"{"enabled": false}"#),
+        )
+        .await;
     assert_eq!((st, s["enabled"].clone()), (StatusCode::OK, json!(false)));
-    let (st, _) = c.call("PUT", "/v1/automation/settings", Some(&c.responder), Some(r#"{"enabled": true}"#)).await;
+    let (st, _) = c
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&c.responder),
+            Some(r#"{"enabled": true}"#),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let v = post(&c, "/v1/events", &c.responder, &event("web1")).await;
     assert_eq!(v["events"][0]["status"], "suppressed");
-    assert!(v["events"][0]["outcomes"][0]["reason"].as_str().unwrap().contains("kill switch"));
-    c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"enabled": true}"#)).await;
+    assert!(v["events"][0]["outcomes"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("kill switch"));
+    c.call(
+        "PUT",
+        "/v1/automation/settings",
+        Some(&c.admin),
+        Some(r#"{"enabled": true}"#),
+    )
+    .await;
 
     // notify_only: audited as a dry run, nothing changes, then cooldown holds.
     let dry = json!({"name": "edr", "trigger_event_types": ["malware"], "trigger_labels": ["servers"], "mode": "notify_only"}).to_string();
@@ -141,9 +187,17 @@ async fn kill_switch_cooldown_and_notify_only() {
     assert_eq!(v["events"][0]["status"], "notified", "{v}");
     assert!(!c.store().host(&web).await.unwrap().desired.quarantined);
     let a = c.audit_for(&web).await;
-    assert!(a.iter().any(|r| r.action == "quarantine_dry_run" && r.actor == "rule:edr"));
+    assert!(a
+        .iter()
+        .any(|r| r.action == "quarantine_dry_run" && r.actor == "rule:edr"));
     let v = post(&c, "/v1/events", &c.responder, &event("web1")).await;
-    assert!(v["events"][0]["outcomes"][0]["reason"].as_str().unwrap().contains("cooldown"), "{v}");
+    assert!(
+        v["events"][0]["outcomes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cooldown"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -181,11 +235,23 @@ async fn burst_of_50_hosts_is_capped_and_the_rest_wait_for_approval() {
     assert_eq!(statuses.get("quarantined"), Some(&5), "{statuses:?}");
     assert_eq!(statuses.get("approval_required"), Some(&45), "{statuses:?}");
     assert_eq!(statuses.get("suppressed"), Some(&50), "{statuses:?}");
-    let quarantined: Vec<_> =
-        c.store().hosts(&Default::default()).await.unwrap().into_iter().filter(|h| h.desired.quarantined).collect();
+    let quarantined: Vec<_> = c
+        .store()
+        .hosts(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.desired.quarantined)
+        .collect();
     assert_eq!(quarantined.len(), 5);
-    let audit =
-        c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
+    let audit = c
+        .store()
+        .audit(&AuditFilter {
+            action: Some("quarantine".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 5, "no duplicates");
     let (_, v) = c.call("GET", "/v1/approvals", Some(&c.viewer), None).await;
     let pending = v["approvals"].as_array().unwrap();
@@ -198,30 +264,72 @@ async fn burst_of_50_hosts_is_capped_and_the_rest_wait_for_approval() {
     // Bulk decisions are admin-only and need a comment.
     let ids: Vec<i64> = pending.iter().take(5).map(|a| a["id"].as_i64().unwrap()).collect();
     let (st, _) = c
-        .call("POST", "/v1/approvals/deny", Some(&c.responder), Some(&json!({"ids": ids, "comment": "x"}).to_string()))
+        .call(
+            "POST",
+            "/v1/approvals/deny",
+            Some(&c.responder),
+            Some(&json!({"ids": ids, "comment": "x"}).to_string()),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = c.call("POST", "/v1/approvals/deny", Some(&c.admin), Some(&json!({"ids": ids}).to_string())).await;
+    let (st, _) = c
+        .call(
+            "POST",
+            "/v1/approvals/deny",
+            Some(&c.admin),
+            Some(&json!({"ids": ids}).to_string()),
+        )
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let v =
-        post(&c, "/v1/approvals/deny", &c.admin, &json!({"ids": ids, "comment": "false positive"}).to_string()).await;
+    let v = post(
+        &c,
+        "/v1/approvals/deny",
+        &c.admin,
+        &json!({"ids": ids, "comment": "false positive"}).to_string(),
+    )
+    .await;
     assert!(v["results"].as_array().unwrap().iter().all(|r| r["status"] == "denied"));
-    let v =
-        post(&c, "/v1/approvals/approve", &c.admin, &json!({"all": true, "comment": "confirmed outbreak"}).to_string())
-            .await;
+    let v = post(
+        &c,
+        "/v1/approvals/approve",
+        &c.admin,
+        &json!({"all": true, "comment": "confirmed outbreak"}).to_string(),
+    )
+    .await;
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 40);
     assert!(results.iter().all(|r| r["status"] == "approved"), "{v}");
-    let audit =
-        c.store().audit(&AuditFilter { action: Some("quarantine".into()), ..Default::default() }).await.unwrap();
+    let audit = c
+        .store()
+        .audit(&AuditFilter {
+            action: Some("quarantine".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 45);
     assert!(audit.iter().all(|a| a.actor == "rule:edr"));
-    assert!(audit.iter().skip(5).all(|a| a.detail.as_deref().unwrap().contains("approved by alice-admin")));
-    let n = c.store().hosts(&Default::default()).await.unwrap().iter().filter(|h| h.desired.quarantined).count();
+    assert!(audit
+        .iter()
+        .skip(5)
+        .all(|a| a.detail.as_deref().unwrap().contains("approved by alice-admin")));
+    let n = c
+        .store()
+        .hosts(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|h| h.desired.quarantined)
+        .count();
     assert_eq!(n, 45);
     // Approving again finds nothing pending.
-    let v =
-        post(&c, "/v1/approvals/approve", &c.admin, &json!({"ids": [ids[0]], "comment": "again"}).to_string()).await;
+    let v = post(
+        &c,
+        "/v1/approvals/approve",
+        &c.admin,
+        &json!({"ids": [ids[0]], "comment": "again"}).to_string(),
+    )
+    .await;
     assert_eq!(v["results"][0]["status"], "not_pending");
 }
 
@@ -246,15 +354,22 @@ async fn wazuh_and_velociraptor_adapters() {
     let v = post(&c, "/v1/events/wazuh", &c.responder, &alert(12)).await;
     assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
     assert_eq!(v["events"][0]["host_id"], web.as_str());
-    assert!(v["events"][0]["tags"].as_array().unwrap().contains(&json!("wazuh.rule.100200")));
+    assert!(v["events"][0]["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("wazuh.rule.100200")));
     let v = post(&c, "/v1/events/wazuh?critical_level=15", &c.responder, &alert(12)).await;
     assert_eq!(v["events"][0]["severity"], "high");
-    let (st, _) = c.call("POST", "/v1/events/wazuh", Some(&c.responder), Some("{\"agent\":{}}")).await;
+    let (st, _) = c
+        .call("POST", "/v1/events/wazuh", Some(&c.responder), Some("{\"agent\":{}}"))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 
     let lines = "{\"ClientId\":\"C.2\",\"Fqdn\":\"web2\",\"Artifact\":\"Custom.Detect\",\"EventType\":\"malware\",\"Severity\":\"critical\"}\nnot json\n";
     post(&c, "/v1/rules", &c.admin, &rule("velo", &["servers"])).await;
-    let (st, text) = c.raw("POST", "/v1/events/velociraptor", Some(&c.responder), Some(lines), None).await;
+    let (st, text) = c
+        .raw("POST", "/v1/events/velociraptor", Some(&c.responder), Some(lines), None)
+        .await;
     assert_eq!(st, StatusCode::OK, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
@@ -287,8 +402,14 @@ async fn receiver(listener: tokio::net::TcpListener, seen: Arc<Mutex<Vec<(String
         axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let seen = seen.clone();
             async move {
-                let id = headers.get("x-cordon-delivery").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                seen.lock().unwrap().push((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                let id = headers
+                    .get("x-cordon-delivery")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                seen.lock()
+                    .unwrap()
+                    .push((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
                 "ok"
             }
         }),
@@ -307,8 +428,13 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}/hook");
-    post(&c, "/v1/notifications/targets", &c.admin, &json!({"name": "slack", "kind": "slack", "url": url}).to_string())
-        .await;
+    post(
+        &c,
+        "/v1/notifications/targets",
+        &c.admin,
+        &json!({"name": "slack", "kind": "slack", "url": url}).to_string(),
+    )
+    .await;
     post(
         &c,
         "/v1/notifications/targets",
@@ -326,13 +452,30 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"console_url": "https://cordon.example/"}"#))
-        .await;
+    c.call(
+        "PUT",
+        "/v1/automation/settings",
+        Some(&c.admin),
+        Some(r#"{"console_url": "https://cordon.example/"}"#),
+    )
+    .await;
     post(&c, "/v1/rules", &c.admin, &rule("edr", &["servers"])).await;
     post(&c, "/v1/events", &c.responder, &event("web1")).await;
     // An analyst's release, too (not automation's): notified to slack only.
-    post(&c, &format!("/v1/hosts/{web2}/quarantine"), &c.responder, r#"{"comment":"IR-7"}"#).await;
-    post(&c, &format!("/v1/hosts/{web2}/release"), &c.responder, r#"{"comment":"clean"}"#).await;
+    post(
+        &c,
+        &format!("/v1/hosts/{web2}/quarantine"),
+        &c.responder,
+        r#"{"comment":"IR-7"}"#,
+    )
+    .await;
+    post(
+        &c,
+        &format!("/v1/hosts/{web2}/release"),
+        &c.responder,
+        r#"{"comment":"clean"}"#,
+    )
+    .await;
 
     let cfg = WorkerConfig {
         tick: Duration::from_millis(20),
@@ -349,7 +492,9 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         automation::work_once(c.store(), &client, &cfg, false).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    let (_, v) = c.call("GET", "/v1/notifications/deliveries", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", "/v1/notifications/deliveries", Some(&c.viewer), None)
+        .await;
     let d = v["deliveries"].as_array().unwrap();
     // slack: 2 quarantines + 1 release; soar: 2 quarantines.
     assert_eq!(d.len(), 5, "{v}");
@@ -388,33 +533,70 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "each notification exactly once");
-    let slack: Vec<&Value> = seen.iter().map(|(_, v)| v).filter(|v| v.get("kind").is_none()).collect();
+    let slack: Vec<&Value> = seen
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| v.get("kind").is_none())
+        .collect();
     assert_eq!(slack.len(), 3);
-    let auto = slack.iter().find(|v| v["text"].as_str().unwrap().contains("rule:edr")).unwrap();
+    let auto = slack
+        .iter()
+        .find(|v| v["text"].as_str().unwrap().contains("rule:edr"))
+        .unwrap();
     let text = auto["text"].as_str().unwrap();
-    assert!(text.contains(&format!("<https://cordon.example/hosts/{web}|web1>")), "{text}");
-    assert!(text.contains("Rule: edr") && text.contains("Event: evt-") && text.contains("Reason: automatic"), "{text}");
-    let soar: Vec<&Value> = seen.iter().map(|(_, v)| v).filter(|v| v.get("kind").is_some()).collect();
+    assert!(
+        text.contains(&format!("<https://cordon.example/hosts/{web}|web1>")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Rule: edr") && text.contains("Event: evt-") && text.contains("Reason: automatic"),
+        "{text}"
+    );
+    let soar: Vec<&Value> = seen
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| v.get("kind").is_some())
+        .collect();
     assert_eq!(soar.len(), 2);
     assert!(soar.iter().all(|v| v["kind"] == "quarantined"));
     assert!(soar.iter().any(|v| v["rule"] == "edr"
         && v["event_id"].as_str().unwrap().starts_with("evt-")
         && v["actor"] == "rule:edr"));
-    let (_, v) = c.call("GET", "/v1/notifications/deliveries?status=delivered", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call(
+            "GET",
+            "/v1/notifications/deliveries?status=delivered",
+            Some(&c.viewer),
+            None,
+        )
+        .await;
     assert_eq!(v["deliveries"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
 async fn event_retention_is_bounded() {
     let c = Ctx::new().await;
-    c.call("PUT", "/v1/automation/settings", Some(&c.admin), Some(r#"{"event_retention_max": 3}"#)).await;
+    c.call(
+        "PUT",
+        "/v1/automation/settings",
+        Some(&c.admin),
+        Some(r#"{"event_retention_max": 3}"#),
+    )
+    .await;
     for i in 0..6 {
         post(&c, "/v1/events", &c.responder, &event(&format!("ghost{i}"))).await;
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let client = automation::notify::http_client(&Default::default()).unwrap();
-    automation::work_once(c.store(), &client, &WorkerConfig::default(), true).await.unwrap();
+    automation::work_once(c.store(), &client, &WorkerConfig::default(), true)
+        .await
+        .unwrap();
     let (_, v) = c.call("GET", "/v1/events", Some(&c.viewer), None).await;
-    let refs: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["host_ref"].as_str().unwrap()).collect();
+    let refs: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["host_ref"].as_str().unwrap())
+        .collect();
     assert_eq!(refs, vec!["ghost5", "ghost4", "ghost3"]);
 }

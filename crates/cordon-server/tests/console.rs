@@ -39,12 +39,7 @@ async fn req(
         }
         None => Body::empty(),
     };
-    let r = ctx
-        .app
-        .clone()
-        .oneshot(b.body(body).unwrap())
-        .await
-        .unwrap();
+    let r = ctx.app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
     let status = r.status();
     let headers = r.headers().clone();
     let bytes = r.into_body().collect().await.unwrap().to_bytes();
@@ -89,9 +84,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
     assert_eq!(r.status, StatusCode::OK);
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(
-        csp.contains("script-src 'self'")
-            && csp.contains("frame-ancestors 'none'")
-            && !csp.contains("unsafe-inline"),
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
         "{csp}"
     );
     assert_eq!(r.headers["x-frame-options"], "DENY");
@@ -101,14 +94,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
         "no inline script or style"
     );
     let set = r.headers["set-cookie"].to_str().unwrap().to_string();
-    let login_csrf = set
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_string();
+    let login_csrf = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
     assert!(r.body.contains(&login_csrf));
 
     // Wrong or missing double-submit token: refused before the token is even looked at.
@@ -141,15 +127,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
         assert!(sess.contains(attr), "{sess} lacks {attr}");
     }
     // Revoking the token ends the session at once.
-    let r = req(
-        &ctx,
-        "GET",
-        "/console/hosts",
-        Some(&session(&ctx.responder)),
-        &[],
-        None,
-    )
-    .await;
+    let r = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
     let id = ctx
         .store()
@@ -159,15 +137,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
         .unwrap()
         .token_id;
     ctx.store().revoke_api_token("test", id).await.unwrap();
-    let r = req(
-        &ctx,
-        "GET",
-        "/console/hosts",
-        Some(&session(&ctx.responder)),
-        &[],
-        None,
-    )
-    .await;
+    let r = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
@@ -187,10 +157,7 @@ async fn pages_escape_what_hosts_report() {
             !r.body.contains("<img src=x") && !r.body.contains("<b>lab</b>"),
             "{path} is not escaped"
         );
-        assert!(
-            r.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
-            "{path}"
-        );
+        assert!(r.body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{path}");
     }
 }
 
@@ -200,30 +167,14 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     let id = ctx.enroll("web-01", &["web"]).await;
     ctx.enroll("web-02", &["web"]).await;
 
-    let viewer = req(
-        &ctx,
-        "GET",
-        "/console/hosts",
-        Some(&session(&ctx.viewer)),
-        &[],
-        None,
-    )
-    .await;
+    let viewer = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.viewer)), &[], None).await;
     assert!(viewer.body.contains("web-01"));
     assert!(
         !viewer.body.contains("class=\"act")
             && !viewer.body.contains("action-dialog")
             && !viewer.body.contains("host-select")
     );
-    let resp = req(
-        &ctx,
-        "GET",
-        "/console/hosts",
-        Some(&session(&ctx.responder)),
-        &[],
-        None,
-    )
-    .await;
+    let resp = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
     assert!(resp.body.contains("class=\"act quarantine\"") && resp.body.contains("action-dialog"));
 
     let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1"});
@@ -259,11 +210,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         json(body.clone()),
     )
     .await;
-    assert_eq!(
-        r.status,
-        StatusCode::FORBIDDEN,
-        "another session's CSRF token"
-    );
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "another session's CSRF token");
     let before = ctx.store().audit_count().await.unwrap();
     let no_comment = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": " ", "allow": "bogus spec", "message": "x".repeat(257), "expires_in": "2w"});
     let r = req(
@@ -299,10 +246,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     .await;
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["count"], 2, "{v}");
-    assert_eq!(
-        v["summary"],
-        "Quarantine 2 hosts (every host with label \"web\")?"
-    );
+    assert_eq!(v["summary"], "Quarantine 2 hosts (every host with label \"web\")?");
 
     let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n203.0.113.0/24", "message": "hi", "expires_in": "2h"});
     let r = req(
@@ -322,11 +266,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     let audit = ctx.audit_for(&id).await;
     let last = audit.last().unwrap();
     assert_eq!(
-        (
-            last.action.as_str(),
-            last.actor.as_str(),
-            last.comment.as_deref()
-        ),
+        (last.action.as_str(), last.actor.as_str(), last.comment.as_deref()),
         ("quarantine", "rita-responder", Some("INC-1"))
     );
 
@@ -341,10 +281,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/csv"));
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
     assert!(r.headers["content-disposition"]
         .to_str()
         .unwrap()
@@ -369,11 +306,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
 
     // Rules and approvals pages render for everyone signed in; deciding needs admin.
-    for p in [
-        "/console/rules",
-        "/console/approvals",
-        "/console/approvals?status=all",
-    ] {
+    for p in ["/console/rules", "/console/approvals", "/console/approvals?status=all"] {
         let r = req(&ctx, "GET", p, Some(&session(&ctx.viewer)), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
     }
@@ -404,10 +337,7 @@ async fn assets_and_event_stream() {
         .unwrap()
         .starts_with("text/javascript"));
     let r = req(&ctx, "GET", "/console/assets/console.css", None, &[], None).await;
-    assert!(r.headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/css"));
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/css"));
     let r = req(&ctx, "GET", "/console/events", None, &[], None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // The API keeps answering JSON 404 for unknown paths.

@@ -35,11 +35,7 @@ fn find(cands: &[&str], env: &str) -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -114,9 +110,7 @@ async fn browser(port: u16, chromium: &Path, profile: &Path) -> Client {
             ]
         }
     });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
+    let Value::Object(caps) = caps else { unreachable!() };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(caps)
@@ -163,10 +157,7 @@ async fn viewport(c: &Client, w: u32, h: u32) {
 }
 
 async fn row_state(c: &Client, host_id: &str) -> Option<String> {
-    let row = c
-        .find(Locator::Css(&format!("tr#host-{host_id}")))
-        .await
-        .ok()?;
+    let row = c.find(Locator::Css(&format!("tr#host-{host_id}"))).await.ok()?;
     row.attr("data-state").await.ok()?
 }
 
@@ -200,20 +191,9 @@ async fn save_png(c: &Client, name: &str) -> PathBuf {
     path
 }
 
-async fn seed_host(
-    store: &Store,
-    id: &str,
-    name: &str,
-    os: &str,
-    addrs: &[&str],
-    labels: &[&str],
-    backend: &str,
-) {
+async fn seed_host(store: &Store, id: &str, name: &str, os: &str, addrs: &[&str], labels: &[&str], backend: &str) {
     let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-    let t = store
-        .create_enroll_token("test", &labels, 600)
-        .await
-        .unwrap();
+    let t = store.create_enroll_token("test", &labels, 600).await.unwrap();
     let host = NewHost {
         id: id.into(),
         hostname: name.into(),
@@ -242,12 +222,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .await
         .unwrap();
     input.send_keys(token).await.unwrap();
-    c.find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    c.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("#hosts-table"))
@@ -289,12 +264,7 @@ async fn click(c: &Client, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    cordon_server::pki::init(
-        dir.path(),
-        &["localhost".into()],
-        &["127.0.0.1".parse().unwrap()],
-    )
-    .unwrap();
+    cordon_server::pki::init(dir.path(), &["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
     let cfg = RunConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         db: format!("sqlite://{}", dir.path().join("cordon.db").display()),
@@ -425,23 +395,11 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     // Sign in as a responder and see the seeded hosts.
     sign_in(c, base, responder).await;
     viewport(c, 1280, 800).await;
-    for name in [
-        "web-01",
-        "web-02",
-        "db-01",
-        "fin-laptop-07",
-        "design-mac-03",
-    ] {
+    for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
         wait_text(c, "#host-rows", name).await;
     }
-    assert_eq!(
-        row_state(c, "h-fin07").await.as_deref(),
-        Some("quarantined")
-    );
-    assert_eq!(
-        row_state(c, "h-mac03").await.as_deref(),
-        Some("quarantine_pending")
-    );
+    assert_eq!(row_state(c, "h-fin07").await.as_deref(), Some("quarantined"));
+    assert_eq!(row_state(c, "h-mac03").await.as_deref(), Some("quarantine_pending"));
     let pending = text_of(c, "tr#host-h-mac03 .state").await;
     assert!(
         pending.contains("Quarantine pending") && pending.contains("for "),
@@ -479,10 +437,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         .await
         .unwrap();
     assert!(
-        server_says
-            .as_str()
-            .unwrap_or("")
-            .contains("comment is required"),
+        server_says.as_str().unwrap_or("").contains("comment is required"),
         "{server_says:?}"
     );
     // A bad exception is refused too.
@@ -517,22 +472,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         HostState::Quarantined
     );
     wait_state(c, "h-web01", HostState::Quarantined).await;
-    let marker = c
-        .execute("return window.__cordonNoReload || 0;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(
-        marker,
-        json!(42),
-        "the page was reloaded instead of updated live"
-    );
+    let marker = c.execute("return window.__cordonNoReload || 0;", vec![]).await.unwrap();
+    assert_eq!(marker, json!(42), "the page was reloaded instead of updated live");
     let host = store.host("h-web01").await.unwrap();
     assert_eq!(
         host.desired.allow,
-        vec![
-            "https://edr.example.com".to_string(),
-            "203.0.113.0/24".to_string()
-        ]
+        vec!["https://edr.example.com".to_string(), "203.0.113.0/24".to_string()]
     );
     assert_eq!(
         host.desired.message.as_deref(),
@@ -566,9 +511,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     click(c, "#dlg-cancel").await;
 
     // Host page: desired state, policy in force, digest, timeline.
-    c.goto(&format!("{base}/console/hosts/h-web01"))
-        .await
-        .unwrap();
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
     wait_text(c, "#policy", "edr.example.com").await;
     wait_text(c, "#policy", "203.0.113.0/24").await;
     wait_text(c, "#digest-status", "In force").await;
@@ -602,9 +545,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     wait_state(c, "h-web01", HostState::Normal).await;
 
     // Both are in the audit page, and the export links work.
-    c.goto(&format!("{base}/console/audit?host=web-01"))
-        .await
-        .unwrap();
+    c.goto(&format!("{base}/console/audit?host=web-01")).await.unwrap();
     let audit = wait_text(c, "#audit-table", "INC-4711 beaconing to known C2").await;
     assert!(audit.contains("INC-4711 cleaned, reimaged"), "{audit}");
     assert!(
@@ -614,13 +555,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
             .len()
             == 1
     );
-    assert!(
-        c.find_all(Locator::Css("tr[data-action=release]"))
-            .await
-            .unwrap()
-            .len()
-            == 1
-    );
+    assert!(c.find_all(Locator::Css("tr[data-action=release]")).await.unwrap().len() == 1);
     assert!(
         c.find_all(Locator::Css("tr[data-action=quarantine_confirmed]"))
             .await
@@ -678,22 +613,11 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     sign_in(c, base, viewer).await;
     wait_text(c, "#host-rows", "web-01").await;
     assert!(
-        c.find_all(Locator::Css("button.act"))
-            .await
-            .unwrap()
-            .is_empty(),
+        c.find_all(Locator::Css("button.act")).await.unwrap().is_empty(),
         "a viewer sees action buttons"
     );
-    assert!(c
-        .find_all(Locator::Css(".host-select"))
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(c
-        .find_all(Locator::Css("#action-dialog"))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(c.find_all(Locator::Css(".host-select")).await.unwrap().is_empty());
+    assert!(c.find_all(Locator::Css("#action-dialog")).await.unwrap().is_empty());
     let refused = c
         .execute_async(
             "const done = arguments[arguments.length - 1];
@@ -718,8 +642,5 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         .await
         .unwrap();
     assert_eq!(no_csrf, json!(403));
-    assert_eq!(
-        store.host("h-web02").await.unwrap().state,
-        HostState::Normal
-    );
+    assert_eq!(store.host("h-web02").await.unwrap().state, HostState::Normal);
 }

@@ -281,12 +281,20 @@ pub fn rules(a: RulesArgs) -> u8 {
                     json,
                     &["NAME", "ACTIVE", "MODE", "TYPES", "LABELS", "WHY NOT"],
                     "rules",
-                    &["name", "active", "mode", "trigger_event_types", "trigger_labels", "disabled_reason"],
+                    &[
+                        "name",
+                        "active",
+                        "mode",
+                        "trigger_event_types",
+                        "trigger_labels",
+                        "disabled_reason",
+                    ],
                 );
             }
-            RulesWhat::Show { name } => {
-                pretty(&api.call(Method::GET, &format!("/v1/rules/{}", enc(&name)), None).await?)
-            }
+            RulesWhat::Show { name } => pretty(
+                &api.call(Method::GET, &format!("/v1/rules/{}", enc(&name)), None)
+                    .await?,
+            ),
             RulesWhat::Put(f) => {
                 let body = match &f.file {
                     Some(p) => {
@@ -302,7 +310,9 @@ pub fn rules(a: RulesArgs) -> u8 {
                         "expires_after": f.expires_after, "mode": f.mode, "cooldown": f.cooldown})
                     }
                 };
-                let v = api.call(Method::PUT, &format!("/v1/rules/{}", enc(&f.name)), Some(body)).await?;
+                let v = api
+                    .call(Method::PUT, &format!("/v1/rules/{}", enc(&f.name)), Some(body))
+                    .await?;
                 if json {
                     pretty(&v);
                 } else if v["active"] == true {
@@ -312,7 +322,8 @@ pub fn rules(a: RulesArgs) -> u8 {
                 }
             }
             RulesWhat::Delete { name } => {
-                api.call(Method::DELETE, &format!("/v1/rules/{}", enc(&name)), None).await?;
+                api.call(Method::DELETE, &format!("/v1/rules/{}", enc(&name)), None)
+                    .await?;
                 println!("rule {name} deleted");
             }
             RulesWhat::Enable { name } => toggle(&api, &name, true, json).await?,
@@ -342,7 +353,8 @@ pub fn rules(a: RulesArgs) -> u8 {
                 let v = if patch.is_empty() {
                     api.call(Method::GET, "/v1/automation/settings", None).await?
                 } else {
-                    api.call(Method::PUT, "/v1/automation/settings", Some(Value::Object(patch))).await?
+                    api.call(Method::PUT, "/v1/automation/settings", Some(Value::Object(patch)))
+                        .await?
                 };
                 pretty(&v);
             }
@@ -354,7 +366,9 @@ pub fn rules(a: RulesArgs) -> u8 {
 async fn toggle(api: &Api, name: &str, enabled: bool, json: bool) -> Result<(), Failure> {
     let mut spec = api.call(Method::GET, &format!("/v1/rules/{}", enc(name)), None).await?;
     spec["enabled"] = json!(enabled);
-    let v = api.call(Method::PUT, &format!("/v1/rules/{}", enc(name)), Some(spec)).await?;
+    let v = api
+        .call(Method::PUT, &format!("/v1/rules/{}", enc(name)), Some(spec))
+        .await?;
     if json {
         pretty(&v);
     } else if v["active"] == true {
@@ -383,13 +397,31 @@ pub fn events(a: EventsArgs) -> u8 {
                     json,
                     &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"],
                     "events",
-                    &["id", "received_at", "source", "type", "severity", "host_ref", "status", "rule"],
+                    &[
+                        "id",
+                        "received_at",
+                        "source",
+                        "type",
+                        "severity",
+                        "host_ref",
+                        "status",
+                        "rule",
+                    ],
                 );
             }
             EventsWhat::Show { id } => pretty(&api.call(Method::GET, &format!("/v1/events/{}", enc(&id)), None).await?),
-            EventsWhat::Send { host, event_type, severity, source, tags, raw } => {
-                let raw: Option<Value> =
-                    raw.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| fail(2, format!("--raw: {e}")))?;
+            EventsWhat::Send {
+                host,
+                event_type,
+                severity,
+                source,
+                tags,
+                raw,
+            } => {
+                let raw: Option<Value> = raw
+                    .map(|r| serde_json::from_str(&r))
+                    .transpose()
+                    .map_err(|e| fail(2, format!("--raw: {e}")))?;
                 let body = json!({"host": host, "type": event_type, "severity": severity, "source": source, "tags": tags, "raw": raw});
                 let v = api.call(Method::POST, "/v1/events", Some(body)).await?;
                 if json {
@@ -413,7 +445,9 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
     block_on(&a.conn, |api: Api| async move {
         let (path, d) = match a.what {
             ApprovalsWhat::List { status } => {
-                let v = api.call(Method::GET, &format!("/v1/approvals?status={}", enc(&status)), None).await?;
+                let v = api
+                    .call(Method::GET, &format!("/v1/approvals?status={}", enc(&status)), None)
+                    .await?;
                 show(
                     &v,
                     json,
@@ -431,7 +465,13 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
         }
         let body = json!({"ids": d.ids, "all": d.all, "comment": d.comment});
         let v = api.call(Method::POST, path, Some(body)).await?;
-        show(&v, json, &["ID", "HOST", "RESULT"], "results", &["id", "host_id", "status"]);
+        show(
+            &v,
+            json,
+            &["ID", "HOST", "RESULT"],
+            "results",
+            &["id", "host_id", "status"],
+        );
         Ok(())
     })
 }
@@ -450,7 +490,12 @@ pub fn notify(a: NotifyArgs) -> u8 {
                     &["id", "name", "kind", "events", "enabled"],
                 );
             }
-            NotifyWhat::Add { name, kind, url, events } => {
+            NotifyWhat::Add {
+                name,
+                kind,
+                url,
+                events,
+            } => {
                 let v = api
                     .call(
                         Method::POST,
@@ -465,18 +510,29 @@ pub fn notify(a: NotifyArgs) -> u8 {
                 }
             }
             NotifyWhat::Remove { id } => {
-                api.call(Method::DELETE, &format!("/v1/notifications/targets/{id}"), None).await?;
+                api.call(Method::DELETE, &format!("/v1/notifications/targets/{id}"), None)
+                    .await?;
                 println!("target {id} removed");
             }
             NotifyWhat::Deliveries { status } => {
                 let q = status.map(|st| format!("?status={}", enc(&st))).unwrap_or_default();
-                let v = api.call(Method::GET, &format!("/v1/notifications/deliveries{q}"), None).await?;
+                let v = api
+                    .call(Method::GET, &format!("/v1/notifications/deliveries{q}"), None)
+                    .await?;
                 show(
                     &v,
                     json,
                     &["ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR"],
                     "deliveries",
-                    &["id", "target_id", "kind", "status", "attempts", "next_attempt_at", "last_error"],
+                    &[
+                        "id",
+                        "target_id",
+                        "kind",
+                        "status",
+                        "attempts",
+                        "next_attempt_at",
+                        "last_error",
+                    ],
                 );
             }
         }

@@ -44,7 +44,11 @@ pub fn stats(name: &str, mut samples: Vec<Duration>) -> Stats {
             .copied()
             .unwrap_or_default()
     };
-    Stats { name: name.to_string(), median: pick(0.5), p95: pick(0.95) }
+    Stats {
+        name: name.to_string(),
+        median: pick(0.5),
+        p95: pick(0.95),
+    }
 }
 
 pub fn run(a: ApplyArgs) -> u8 {
@@ -101,7 +105,13 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let exe = std::env::current_exe()?;
-    let lab = Lab::build(&exe, LabOptions { user_rules: false, ..LabOptions::default() })?;
+    let lab = Lab::build(
+        &exe,
+        LabOptions {
+            user_rules: false,
+            ..LabOptions::default()
+        },
+    )?;
     let bin = exe.to_string_lossy().to_string();
     let backends = if a.backends.is_empty() {
         vec!["netlink".into(), "nftables".into(), "iptables".into()]
@@ -114,7 +124,10 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
     let server6 = format!("tcp://[{}]:{}", addr::SERVER6, addr::SERVER_PORT);
     let resolvers = [addr::RESOLVER4.to_string(), addr::RESOLVER6.to_string()];
 
-    let script = a.baseline.canonicalize().with_context(|| format!("baseline script {}", a.baseline.display()))?;
+    let script = a
+        .baseline
+        .canonicalize()
+        .with_context(|| format!("baseline script {}", a.baseline.display()))?;
     let script_s = script.to_string_lossy().to_string();
     let srv = addr::SERVER4.to_string();
     let port = addr::SERVER_PORT.to_string();
@@ -129,7 +142,10 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
     let mut results = Vec::new();
     for backend in &backends {
         eprintln!("timing {} applies of {backend} ...", a.runs);
-        results.push(stats(&format!("{backend}: kernel change only (in-process)"), time_backend_in_process(&lab, backend, a.runs)?));
+        results.push(stats(
+            &format!("{backend}: kernel change only (in-process)"),
+            time_backend_in_process(&lab, backend, a.runs)?,
+        ));
         let mut samples = Vec::new();
         for _ in 0..a.runs {
             // Same policy as the lab; no verification (the baseline has none either).
@@ -137,13 +153,28 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
             let out = lab.exec(
                 Host::Endpoint,
                 &[
-                    &bin, "isolate", "--backend", backend, "--state-dir", &state_s, "--allow", &server, "--allow", &server6,
-                    "--resolver", &resolvers[0], "--resolver", &resolvers[1],
+                    &bin,
+                    "isolate",
+                    "--backend",
+                    backend,
+                    "--state-dir",
+                    &state_s,
+                    "--allow",
+                    &server,
+                    "--allow",
+                    &server6,
+                    "--resolver",
+                    &resolvers[0],
+                    "--resolver",
+                    &resolvers[1],
                 ],
             )?;
             let took = start.elapsed();
             if !out.status.success() {
-                bail!("cordon isolate --backend {backend} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "cordon isolate --backend {backend} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
             samples.push(took);
             time_command(&lab, &[&bin, "release", "--state-dir", &state_s])?;
@@ -152,8 +183,14 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&state);
 
-    println!("apply latency in a lab namespace, {} runs each (lower is better)", a.runs);
-    println!("{:<52} {:>10} {:>10} {:>14}", "mechanism", "median", "p95", "ratio (median)");
+    println!(
+        "apply latency in a lab namespace, {} runs each (lower is better)",
+        a.runs
+    );
+    println!(
+        "{:<52} {:>10} {:>10} {:>14}",
+        "mechanism", "median", "p95", "ratio (median)"
+    );
     let row = |s: &Stats| {
         println!(
             "{:<52} {:>8.2}ms {:>8.2}ms {:>14.3}",

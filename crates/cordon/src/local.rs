@@ -118,7 +118,10 @@ fn engine(c: &Common) -> Engine {
 /// Prints an engine error (one line, or JSON) and returns its exit code.
 fn fail(err: &EngineError, json: bool) -> u8 {
     if json {
-        println!("{}", json!({"ok": false, "error": err.kind(), "detail": err.to_string()}));
+        println!(
+            "{}",
+            json!({"ok": false, "error": err.kind(), "detail": err.to_string()})
+        );
     } else {
         eprintln!("cordon: {err}");
     }
@@ -141,7 +144,10 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                 if json {
                     print_json(&out);
                 } else {
-                    println!("isolated: re-applied recorded quarantine ({} backend, table {})", out.backend, out.table);
+                    println!(
+                        "isolated: re-applied recorded quarantine ({} backend, table {})",
+                        out.backend, out.table
+                    );
                 }
                 0
             }
@@ -162,8 +168,10 @@ pub fn isolate(a: IsolateArgs) -> u8 {
         return match eng.dry_run(&req) {
             Ok((backend, text, resolved)) => {
                 if json {
-                    print_json(&json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
-                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}));
+                    print_json(
+                        &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}),
+                    );
                 } else {
                     print!("{text}");
                 }
@@ -177,7 +185,10 @@ pub fn isolate(a: IsolateArgs) -> u8 {
             if json {
                 print_json(&out);
             } else {
-                println!("isolated ({} backend, table {}, applied in {:.1} ms)", out.backend, out.table, out.apply_ms);
+                println!(
+                    "isolated ({} backend, table {}, applied in {:.1} ms)",
+                    out.backend, out.table, out.apply_ms
+                );
                 for e in out.policy.exceptions() {
                     println!("  allowed: {e}");
                 }

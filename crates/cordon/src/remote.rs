@@ -130,10 +130,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 pub(crate) fn fail(code: u8, msg: impl Into<String>) -> Failure {
-    Failure {
-        code,
-        msg: msg.into(),
-    }
+    Failure { code, msg: msg.into() }
 }
 
 fn usage(msg: impl Into<String>) -> Failure {

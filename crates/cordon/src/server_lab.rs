@@ -67,7 +67,16 @@ pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
     )?;
     let enroll_token = json_of(
         Command::new(bin)
-            .args(["server", "token", "create", "--json", "--data", &s(&data), "--labels", labels])
+            .args([
+                "server",
+                "token",
+                "create",
+                "--json",
+                "--data",
+                &s(&data),
+                "--labels",
+                labels,
+            ])
             .output()?,
         "token create",
     )?;

@@ -90,7 +90,11 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
     if params.is_some_and(|p| !p.is_object()) {
         return Err("parameters must be an object".into());
     }
-    let alert = params.and_then(|p| p.get("alert")).or_else(|| obj.get("alert")).cloned().unwrap_or(Value::Null);
+    let alert = params
+        .and_then(|p| p.get("alert"))
+        .or_else(|| obj.get("alert"))
+        .cloned()
+        .unwrap_or(Value::Null);
     if !(alert.is_object() || alert.is_null()) {
         return Err("alert must be an object".into());
     }
@@ -100,18 +104,30 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
         ("delete", Some("release") | Some("isolate") | None) => ArAction::Release,
         (_, Some("isolate")) => ArAction::Isolate,
         (_, Some("release")) => ArAction::Release,
-        (_, Some(other)) => return Err(format!("alert.data.action {other:?} must be \"isolate\" or \"release\"")),
+        (_, Some(other)) => {
+            return Err(format!(
+                "alert.data.action {other:?} must be \"isolate\" or \"release\""
+            ))
+        }
         ("add", None) => ArAction::Isolate,
         (other, None) => {
-            return Err(format!("command {other:?} must be \"add\" or \"delete\" (or give alert.data.action)"))
+            return Err(format!(
+                "command {other:?} must be \"add\" or \"delete\" (or give alert.data.action)"
+            ))
         }
     };
-    let args_value = params.and_then(|p| p.get("extra_args")).or_else(|| obj.get("arguments"));
+    let args_value = params
+        .and_then(|p| p.get("extra_args"))
+        .or_else(|| obj.get("arguments"));
     let args: Vec<String> = match args_value {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(|s| s.trim().to_string()).ok_or("every argument must be a string"))
+            .map(|i| {
+                i.as_str()
+                    .map(|s| s.trim().to_string())
+                    .ok_or("every argument must be a string")
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("extra_args / arguments must be a list of strings".into()),
     };
@@ -134,11 +150,17 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
-        let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or(format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{name} needs a value"))
+        };
         match flag.as_str() {
             "--server" => {
                 let s = value("--server")?;
-                req.servers.push(AllowSpec::parse_server(&s).map_err(|e| e.to_string())?);
+                req.servers
+                    .push(AllowSpec::parse_server(&s).map_err(|e| e.to_string())?);
             }
             "--allow" => {
                 let s = value("--allow")?;
@@ -148,7 +170,9 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
             "--no-dns" => req.no_dns = true,
             "--no-dhcp" => req.no_dhcp = true,
             f if f.starts_with("--") => return Err(format!("unknown option {f:?} in extra_args")),
-            spec => req.allow.push(AllowSpec::parse(spec).map_err(|e| format!("allowed address: {e}"))?),
+            spec => req
+                .allow
+                .push(AllowSpec::parse(spec).map_err(|e| format!("allowed address: {e}"))?),
         }
     }
     if req.action == ArAction::Isolate && req.message.is_none() {
@@ -190,7 +214,11 @@ fn emit(log: &std::path::Path, line: &Value) {
     if log.as_os_str() == "-" {
         return;
     }
-    let res = std::fs::OpenOptions::new().create(true).append(true).open(log).and_then(|mut f| writeln!(f, "{text}"));
+    let res = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| writeln!(f, "{text}"));
     if let Err(e) = res {
         eprintln!("cordon: cannot append to {}: {e}", log.display());
     }
@@ -220,7 +248,11 @@ fn finish(log: &std::path::Path, mut line: Value, result: Result<Value, (String,
 pub fn run(a: WazuhArArgs) -> u8 {
     let mut input = String::new();
     if let Err(e) = std::io::stdin().take(MAX_STDIN).read_to_string(&mut input) {
-        return finish(&a.log, base_line(None), Err(("invalid_input".into(), format!("cannot read stdin: {e}"), 2)));
+        return finish(
+            &a.log,
+            base_line(None),
+            Err(("invalid_input".into(), format!("cannot read stdin: {e}"), 2)),
+        );
     }
     let req = match parse(&input) {
         Ok(r) => r,
@@ -251,9 +283,10 @@ pub fn run(a: WazuhArArgs) -> u8 {
             }
         }
         ArAction::Release if a.dry_run => Ok(json!({"dry_run": true})),
-        ArAction::Release => {
-            eng.release().map(|o| json!({"state": "released", "was_isolated": o.was_isolated})).map_err(err)
-        }
+        ArAction::Release => eng
+            .release()
+            .map(|o| json!({"state": "released", "was_isolated": o.was_isolated}))
+            .map_err(err),
     };
     finish(&a.log, line, result)
 }
@@ -272,8 +305,14 @@ mod tests {
         let r = parse(&fixture("add.json")).unwrap();
         assert_eq!(r.action, ArAction::Isolate);
         assert_eq!(r.command, "add");
-        assert_eq!(r.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(), vec!["tcp://192.0.2.1:1514"]);
-        assert_eq!(r.allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(), vec!["198.51.100.0/24"]);
+        assert_eq!(
+            r.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec!["tcp://192.0.2.1:1514"]
+        );
+        assert_eq!(
+            r.allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec!["198.51.100.0/24"]
+        );
         assert_eq!(r.rule_id.as_deref(), Some("100200"));
         assert_eq!(r.agent.as_deref(), Some("web1"));
         assert!(r.message.as_deref().unwrap().contains("Wazuh rule 100200"));
@@ -290,7 +329,10 @@ mod tests {
         let r = parse(&fixture("clr-isolate.json")).unwrap();
         assert_eq!(r.action, ArAction::Isolate);
         assert_eq!(r.user.as_deref(), Some("analyst@example.org"));
-        assert_eq!(r.allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(), vec!["192.0.2.50", "2001:db8::50"]);
+        assert_eq!(
+            r.allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec!["192.0.2.50", "2001:db8::50"]
+        );
         let r = parse(&fixture("clr-release.json")).unwrap();
         assert_eq!(r.action, ArAction::Release);
         assert_eq!(r.user.as_deref(), Some("analyst@example.org"));
@@ -306,11 +348,26 @@ mod tests {
             ("[1]", "JSON object"),
             ("{\"parameters\":{}}", "command is missing"),
             ("{\"command\":\"restart\"}", "\"add\" or \"delete\""),
-            ("{\"command\":\"add\",\"parameters\":{\"extra_args\":\"1.2.3.4\"}}", "list of strings"),
-            ("{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"not an ip\"]}}", "allowed address"),
-            ("{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"--server\"]}}", "needs a value"),
-            ("{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"--rm-rf\"]}}", "unknown option"),
-            ("{\"command\":\"add\",\"parameters\":{\"alert\":{\"data\":{\"action\":\"wipe\"}}}}", "isolate"),
+            (
+                "{\"command\":\"add\",\"parameters\":{\"extra_args\":\"1.2.3.4\"}}",
+                "list of strings",
+            ),
+            (
+                "{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"not an ip\"]}}",
+                "allowed address",
+            ),
+            (
+                "{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"--server\"]}}",
+                "needs a value",
+            ),
+            (
+                "{\"command\":\"add\",\"parameters\":{\"extra_args\":[\"--rm-rf\"]}}",
+                "unknown option",
+            ),
+            (
+                "{\"command\":\"add\",\"parameters\":{\"alert\":{\"data\":{\"action\":\"wipe\"}}}}",
+                "isolate",
+            ),
             ("{\"command\":\"add\",\"parameters\":[]}", "parameters"),
         ];
         for (input, want) in cases {

@@ -59,7 +59,10 @@ fn webhook_receiver(ns: &str, stop: Arc<AtomicBool>, bodies: Arc<Mutex<Vec<Strin
                         })
                         .unwrap_or(0);
                     if buf.len() >= end + 4 + len {
-                        bodies.lock().unwrap().push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
+                        bodies
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
                         break;
                     }
                 }
@@ -68,7 +71,8 @@ fn webhook_receiver(ns: &str, stop: Arc<AtomicBool>, bodies: Arc<Mutex<Vec<Strin
         }
         Ok(())
     });
-    rx.recv_timeout(Duration::from_secs(5)).expect("webhook receiver did not start")
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("webhook receiver did not start")
 }
 
 #[test]
@@ -83,39 +87,96 @@ fn event_quarantines_endpoint_notifies_and_audits() {
         argv.extend_from_slice(args);
         let out = sl.lab.exec(Host::Server, &argv).unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "cordon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cordon {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("cordon {args:?}: {e}: {stdout}"))
     };
     let endpoint_state = || {
-        let out = sl.lab.cordon(&["status", "--json", "--state-dir", &sl.state_dir.to_string_lossy()]).unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)["state"].as_str().unwrap_or("?").to_string()
+        let out = sl
+            .lab
+            .cordon(&["status", "--json", "--state-dir", &sl.state_dir.to_string_lossy()])
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)["state"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
     };
 
     let stop = Arc::new(AtomicBool::new(false));
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let port = webhook_receiver(&sl.lab.ns(Host::Server), stop.clone(), bodies.clone());
     let url = format!("http://127.0.0.1:{port}/hook");
-    api(&["notify", "add", "e2e-hook", "--kind", "webhook", "--url", &url, "--event", "quarantined", "--json"]);
-    let rule =
-        api(&["rules", "put", "e2e-critical", "--type", "malware", "--only-critical", "--label", "lab", "--json"]);
+    api(&[
+        "notify",
+        "add",
+        "e2e-hook",
+        "--kind",
+        "webhook",
+        "--url",
+        &url,
+        "--event",
+        "quarantined",
+        "--json",
+    ]);
+    let rule = api(&[
+        "rules",
+        "put",
+        "e2e-critical",
+        "--type",
+        "malware",
+        "--only-critical",
+        "--label",
+        "lab",
+        "--json",
+    ]);
     assert_eq!(rule["active"], true, "{rule}");
 
     // Not critical: nothing happens.
-    let v = api(&["events", "send", "--host", "endpoint", "--type", "malware", "--severity", "high", "--json"]);
+    let v = api(&[
+        "events",
+        "send",
+        "--host",
+        "endpoint",
+        "--type",
+        "malware",
+        "--severity",
+        "high",
+        "--json",
+    ]);
     assert_eq!(v["events"][0]["status"], "no_match", "{v}");
     assert_eq!(endpoint_state(), "released");
 
-    let v = api(&["events", "send", "--host", "endpoint", "--type", "malware", "--severity", "critical", "--json"]);
+    let v = api(&[
+        "events",
+        "send",
+        "--host",
+        "endpoint",
+        "--type",
+        "malware",
+        "--severity",
+        "critical",
+        "--json",
+    ]);
     let ev = &v["events"][0];
     assert_eq!(ev["status"], "quarantined", "{v}");
     let event_id = ev["id"].as_str().unwrap().to_string();
-    wait_until("enforced in the endpoint namespace", Duration::from_secs(5), || endpoint_state() == "isolated");
+    wait_until("enforced in the endpoint namespace", Duration::from_secs(5), || {
+        endpoint_state() == "isolated"
+    });
     let during = sl.lab.matrix().unwrap();
-    let table =
-        matrix::render_table(&[matrix::Phase { name: "auto-quarantined", quarantined: true, outcomes: &during }]);
+    let table = matrix::render_table(&[matrix::Phase {
+        name: "auto-quarantined",
+        quarantined: true,
+        outcomes: &during,
+    }]);
     assert_eq!(matrix::score(&during), (0, 0), "leaks/over-blocks:\n{table}");
 
-    wait_until("webhook delivery", Duration::from_secs(10), || !bodies.lock().unwrap().is_empty());
+    wait_until("webhook delivery", Duration::from_secs(10), || {
+        !bodies.lock().unwrap().is_empty()
+    });
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     let got = bodies.lock().unwrap().clone();
@@ -127,11 +188,17 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     );
     assert_eq!(n["event_id"].as_str(), Some(event_id.as_str()));
     assert_eq!(n["hostname"], "endpoint");
-    assert!(n["url"].as_str().unwrap().ends_with(&format!("/hosts/{}", ev["host_id"].as_str().unwrap())));
+    assert!(n["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/hosts/{}", ev["host_id"].as_str().unwrap())));
 
     let audit = api(&["audit", "--host", "endpoint", "--action", "quarantine", "--json"]);
     let recs = audit["records"].as_array().unwrap();
     assert_eq!(recs.len(), 1, "{audit}");
     assert_eq!(recs[0]["actor"], "rule:e2e-critical");
-    assert!(recs[0]["detail"].as_str().unwrap().contains(&format!("event={event_id}")));
+    assert!(recs[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("event={event_id}")));
 }

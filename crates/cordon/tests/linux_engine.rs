@@ -17,7 +17,8 @@ fn bin() -> PathBuf {
 }
 
 fn lab() -> Lab {
-    Lab::build(&bin(), LabOptions::default()).expect("building the namespace lab (needs root, iproute2, nftables, iptables)")
+    Lab::build(&bin(), LabOptions::default())
+        .expect("building the namespace lab (needs root, iproute2, nftables, iptables)")
 }
 
 struct StateDir(tempfile::TempDir);
@@ -47,7 +48,11 @@ fn with_tools_hidden(f: impl FnOnce()) {
 
 /// Runs cordon in the endpoint and returns (exit code, stdout, stderr).
 fn cordon(lab: &Lab, args: &[&str]) -> (i32, String, String) {
-    let env: &[(&str, &str)] = if HIDE_TOOLS.with(|h| h.get()) { &[("PATH", "/nonexistent-cordon-test")] } else { &[] };
+    let env: &[(&str, &str)] = if HIDE_TOOLS.with(|h| h.get()) {
+        &[("PATH", "/nonexistent-cordon-test")]
+    } else {
+        &[]
+    };
     let out = lab.cordon_env(args, env).unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -87,37 +92,74 @@ fn leak_matrix_zero_zero(backend: &str) {
     let state = StateDir::new();
     let before_fw = lab.firewall_snapshot().unwrap();
     let before = lab.matrix().unwrap();
-    assert!(before.iter().all(|o| o.reached), "lab itself is broken before isolate: {before:?}");
+    assert!(
+        before.iter().all(|o| o.reached),
+        "lab itself is broken before isolate: {before:?}"
+    );
 
     isolate(&lab, backend, &state, &[]);
     let during = lab.matrix().unwrap();
-    let table = matrix::render_table(&[matrix::Phase { name: "isolated", quarantined: true, outcomes: &during }]);
+    let table = matrix::render_table(&[matrix::Phase {
+        name: "isolated",
+        quarantined: true,
+        outcomes: &during,
+    }]);
     assert_eq!(matrix::score(&during), (0, 0), "{backend}: leaks/over-blocks:\n{table}");
 
     let sd = state.path();
     let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
     assert_eq!(code, 0, "{err}");
     let after = lab.matrix().unwrap();
-    assert!(after.iter().all(|o| o.reached), "{backend}: not everything open after release: {after:?}");
-    assert_eq!(lab.firewall_snapshot().unwrap(), before_fw, "{backend}: firewall differs after release");
-    assert!(lab.firewall_snapshot().unwrap().contains("198.51.100.9"), "the user's own rules are gone");
+    assert!(
+        after.iter().all(|o| o.reached),
+        "{backend}: not everything open after release: {after:?}"
+    );
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before_fw,
+        "{backend}: firewall differs after release"
+    );
+    assert!(
+        lab.firewall_snapshot().unwrap().contains("198.51.100.9"),
+        "the user's own rules are gone"
+    );
 }
 
 fn established_sessions(backend: &str) {
     let lab = lab();
     let state = StateDir::new();
-    let mut to_server = lab.connect(Host::Endpoint, SocketAddr::new(SERVER4.into(), SERVER_PORT)).unwrap();
-    let mut to_server6 = lab.connect(Host::Endpoint, SocketAddr::new(SERVER6.into(), SERVER_PORT)).unwrap();
-    let mut reverse_shell = lab.connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)).unwrap();
-    let mut reverse_shell6 = lab.connect(Host::Endpoint, SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT)).unwrap();
+    let mut to_server = lab
+        .connect(Host::Endpoint, SocketAddr::new(SERVER4.into(), SERVER_PORT))
+        .unwrap();
+    let mut to_server6 = lab
+        .connect(Host::Endpoint, SocketAddr::new(SERVER6.into(), SERVER_PORT))
+        .unwrap();
+    let mut reverse_shell = lab
+        .connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT))
+        .unwrap();
+    let mut reverse_shell6 = lab
+        .connect(Host::Endpoint, SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT))
+        .unwrap();
     for c in [&mut to_server, &mut to_server6, &mut reverse_shell, &mut reverse_shell6] {
         assert!(echo_works(c), "echo must work before quarantine");
     }
     isolate(&lab, backend, &state, &[]);
-    assert!(echo_works(&mut to_server), "{backend}: established v4 session to the server was cut");
-    assert!(echo_works(&mut to_server6), "{backend}: established v6 session to the server was cut");
-    assert!(!echo_works(&mut reverse_shell), "{backend}: established v4 session to another host survived");
-    assert!(!echo_works(&mut reverse_shell6), "{backend}: established v6 session to another host survived");
+    assert!(
+        echo_works(&mut to_server),
+        "{backend}: established v4 session to the server was cut"
+    );
+    assert!(
+        echo_works(&mut to_server6),
+        "{backend}: established v6 session to the server was cut"
+    );
+    assert!(
+        !echo_works(&mut reverse_shell),
+        "{backend}: established v4 session to another host survived"
+    );
+    assert!(
+        !echo_works(&mut reverse_shell6),
+        "{backend}: established v6 session to another host survived"
+    );
 }
 
 /// A session opened before quarantine, on which the server speaks first afterwards (a
@@ -148,7 +190,10 @@ fn server_push_on_session_opened_before_isolate(backend: &str) {
     session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 5];
     let got = session.read_exact(&mut buf);
-    assert!(got.is_ok() && &buf == b"push\n", "{backend}: server push on a pre-existing session was dropped: {got:?}");
+    assert!(
+        got.is_ok() && &buf == b"push\n",
+        "{backend}: server push on a pre-existing session was dropped: {got:?}"
+    );
     server.join().unwrap();
 }
 
@@ -159,15 +204,37 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
     let before = lab.firewall_snapshot().unwrap();
     let url = server_url();
 
-    let (code, out, err) = cordon(&lab, &["isolate", "--dry-run", "--server", &url, "--backend", backend, "--state-dir", &sd]);
+    let (code, out, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--dry-run",
+            "--server",
+            &url,
+            "--backend",
+            backend,
+            "--state-dir",
+            &sd,
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     match backend {
-        "iptables" => assert!(out.contains("-A CORDON-OUT -d 192.0.2.1/32 -p tcp -m tcp --dport 8443 -j ACCEPT"), "{out}"),
-        _ => assert!(out.contains("192.0.2.1 . 8443") && out.contains("2001:db8:c0::1 . 8443"), "{out}"),
+        "iptables" => assert!(
+            out.contains("-A CORDON-OUT -d 192.0.2.1/32 -p tcp -m tcp --dport 8443 -j ACCEPT"),
+            "{out}"
+        ),
+        _ => assert!(
+            out.contains("192.0.2.1 . 8443") && out.contains("2001:db8:c0::1 . 8443"),
+            "{out}"
+        ),
     }
     // Resolvers come from the endpoint's resolv.conf.
     assert!(out.contains("192.0.2.53"), "resolver missing from dry run: {out}");
-    assert_eq!(lab.firewall_snapshot().unwrap(), before, "--dry-run changed the firewall");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "--dry-run changed the firewall"
+    );
 
     let bad: &[&[&str]] = &[
         &["isolate", "--allow", "tcp://192.0.2.1:0"],
@@ -190,23 +257,64 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
         args.extend_from_slice(&["--state-dir", &sd]);
         let (code, _, err) = cordon(&lab, &args);
         assert_eq!(code, 2, "{args:?} should exit 2, stderr: {err}");
-        assert!(!err.trim().is_empty() && err.lines().count() <= 6, "{args:?}: unclear error: {err:?}");
-        assert_eq!(lab.firewall_snapshot().unwrap(), before, "{args:?} changed the firewall");
+        assert!(
+            !err.trim().is_empty() && err.lines().count() <= 6,
+            "{args:?}: unclear error: {err:?}"
+        );
+        assert_eq!(
+            lab.firewall_snapshot().unwrap(),
+            before,
+            "{args:?} changed the firewall"
+        );
     }
     // An unresolvable name names itself in the error.
-    let (_, _, err) = cordon(&lab, &["isolate", "--allow", "tcp://no-such-host.invalid:443", "--state-dir", &sd]);
+    let (_, _, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--allow",
+            "tcp://no-such-host.invalid:443",
+            "--state-dir",
+            &sd,
+        ],
+    );
     assert!(err.contains("no-such-host.invalid"), "{err}");
 
     // Not root: exit 4, nothing changed.
     let ns = lab.ns(Host::Endpoint);
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
         .arg(bin())
-        .args(["isolate", "--allow", "198.51.100.7", "--backend", backend, "--state-dir", "/tmp/cordon-not-root"])
+        .args([
+            "isolate",
+            "--allow",
+            "198.51.100.7",
+            "--backend",
+            backend,
+            "--state-dir",
+            "/tmp/cordon-not-root",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "non-root: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(lab.firewall_snapshot().unwrap(), before, "non-root run changed the firewall");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "non-root: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "non-root run changed the firewall"
+    );
 }
 
 fn verification_failure_rolls_back(backend: &str) {
@@ -217,11 +325,25 @@ fn verification_failure_rolls_back(backend: &str) {
     // Nothing listens on 8444: verification must fail and everything be removed.
     let (code, _, err) = cordon(
         &lab,
-        &["isolate", "--server", "tcp://192.0.2.1:8444", "--verify-timeout", "1", "--backend", backend, "--state-dir", &sd],
+        &[
+            "isolate",
+            "--server",
+            "tcp://192.0.2.1:8444",
+            "--verify-timeout",
+            "1",
+            "--backend",
+            backend,
+            "--state-dir",
+            &sd,
+        ],
     );
     assert_eq!(code, 3, "expected exit 3, stderr: {err}");
     assert!(err.contains("192.0.2.1:8444") && err.contains("rolled back"), "{err}");
-    assert_eq!(lab.firewall_snapshot().unwrap(), before, "rules left behind after failed verification");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "rules left behind after failed verification"
+    );
     assert_eq!(status_json(&lab, &state)["state"], "released");
 
     // A failed re-isolate restores the previous quarantine rather than opening the host.
@@ -229,10 +351,24 @@ fn verification_failure_rolls_back(backend: &str) {
     let quarantined = lab.firewall_snapshot().unwrap();
     let (code, _, err) = cordon(
         &lab,
-        &["isolate", "--server", "tcp://192.0.2.1:8444", "--verify-timeout", "1", "--backend", backend, "--state-dir", &sd],
+        &[
+            "isolate",
+            "--server",
+            "tcp://192.0.2.1:8444",
+            "--verify-timeout",
+            "1",
+            "--backend",
+            backend,
+            "--state-dir",
+            &sd,
+        ],
     );
     assert_eq!(code, 3, "{err}");
-    assert_eq!(lab.firewall_snapshot().unwrap(), quarantined, "previous quarantine not restored");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        quarantined,
+        "previous quarantine not restored"
+    );
     assert_eq!(status_json(&lab, &state)["state"], "isolated");
 }
 
@@ -252,7 +388,8 @@ fn reisolate_swaps_atomically(backend: &str) {
     let leaks = Arc::new(AtomicUsize::new(0));
     let attempts = Arc::new(AtomicUsize::new(0));
     let watcher = {
-        let (stop, server_failures, leaks, attempts) = (stop.clone(), server_failures.clone(), leaks.clone(), attempts.clone());
+        let (stop, server_failures, leaks, attempts) =
+            (stop.clone(), server_failures.clone(), leaks.clone(), attempts.clone());
         let ns = lab.ns(Host::Endpoint);
         std::thread::spawn(move || {
             cordon::lab::netns::enter(&ns).unwrap();
@@ -285,12 +422,27 @@ fn reisolate_swaps_atomically(backend: &str) {
     }
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
-    assert!(attempts.load(Ordering::Relaxed) > 5, "watcher did not run ({:?})", started.elapsed());
-    assert_eq!(server_failures.load(Ordering::Relaxed), 0, "{backend}: resolver unreachable during a swap");
-    assert_eq!(leaks.load(Ordering::Relaxed), 0, "{backend}: blocked traffic passed during a swap");
+    assert!(
+        attempts.load(Ordering::Relaxed) > 5,
+        "watcher did not run ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(
+        server_failures.load(Ordering::Relaxed),
+        0,
+        "{backend}: resolver unreachable during a swap"
+    );
+    assert_eq!(
+        leaks.load(Ordering::Relaxed),
+        0,
+        "{backend}: blocked traffic passed during a swap"
+    );
     // Last swap was even-numbered+1 = with the exception; now swap to without it.
     isolate(&lab, backend, &state, &[]);
-    assert!(lab.connect(Host::Endpoint, other).is_err(), "{backend}: exception still open after new policy");
+    assert!(
+        lab.connect(Host::Endpoint, other).is_err(),
+        "{backend}: exception still open after new policy"
+    );
     assert_eq!(status_json(&lab, &state)["state"], "isolated");
 }
 
@@ -320,7 +472,9 @@ fn tamper_detected_and_reapplied(backend: &str) {
     assert_eq!(s["state"], "tampered", "{s}");
     assert_eq!(s["digest_matches"], false);
     // The host is open again to other hosts (that is what tampering does) ...
-    assert!(lab.connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)).is_ok());
+    assert!(lab
+        .connect(Host::Endpoint, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT))
+        .is_ok());
     // ... until --reapply restores the recorded quarantine.
     let (code, _, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
     assert_eq!(code, 0, "{err}");
@@ -383,10 +537,32 @@ fn auto_falls_back_to_iptables_without_nft_and_netlink_unavailable_is_exit_2() {
     let before = lab.firewall_snapshot().unwrap();
     with_tools_hidden(|| {
         let sd = state.path();
-        let (code, _, err) = cordon(&lab, &["isolate", "--allow", "198.51.100.7", "--backend", "nftables", "--state-dir", &sd]);
+        let (code, _, err) = cordon(
+            &lab,
+            &[
+                "isolate",
+                "--allow",
+                "198.51.100.7",
+                "--backend",
+                "nftables",
+                "--state-dir",
+                &sd,
+            ],
+        );
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("nftables"), "error should name what to install: {err}");
-        let (code, _, err) = cordon(&lab, &["isolate", "--allow", "198.51.100.7", "--backend", "iptables", "--state-dir", &sd]);
+        let (code, _, err) = cordon(
+            &lab,
+            &[
+                "isolate",
+                "--allow",
+                "198.51.100.7",
+                "--backend",
+                "iptables",
+                "--state-dir",
+                &sd,
+            ],
+        );
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("iptables"), "{err}");
     });
@@ -404,7 +580,11 @@ fn forced_release_cleans_up_without_state() {
     let sd = state.path();
     let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(lab.firewall_snapshot().unwrap(), before, "forced release left rules behind");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "forced release left rules behind"
+    );
 }
 
 #[test]
@@ -416,14 +596,20 @@ fn message_is_sent_and_not_fatal() {
     let wall = tools.path().join("wall");
     std::fs::write(&wall, format!("#!/bin/sh\ncat > {}\n", seen.display())).unwrap();
     std::fs::set_permissions(&wall, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", tools.path().display());
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        tools.path().display()
+    );
 
     let state = StateDir::new();
     let sd = state.path();
     let long = format!("{}{}", "é".repeat(250), "x".repeat(150));
     let url = server_url();
     let out = lab
-        .cordon_env(&["isolate", "--server", &url, "--message", &long, "--state-dir", &sd], &[("PATH", &path)])
+        .cordon_env(
+            &["isolate", "--server", &url, "--message", &long, "--state-dir", &sd],
+            &[("PATH", &path)],
+        )
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown = std::fs::read_to_string(&seen).expect("wall was not run");
@@ -434,7 +620,10 @@ fn message_is_sent_and_not_fatal() {
     let state2 = StateDir::new();
     let sd2 = state2.path();
     let out = lab
-        .cordon_env(&["isolate", "--server", &url, "--message", "hi", "--state-dir", &sd2], &[("PATH", "/nonexistent-cordon-test")])
+        .cordon_env(
+            &["isolate", "--server", &url, "--message", "hi", "--state-dir", &sd2],
+            &[("PATH", "/nonexistent-cordon-test")],
+        )
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);

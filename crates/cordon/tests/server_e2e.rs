@@ -135,7 +135,9 @@ fn enroll_quarantine_tamper_outage_restart_release() {
     // The agent reports the endpoint's own addresses (not loopback, not link-local).
     let addrs = env.host()["addresses"].clone();
     assert!(
-        addrs.as_array().is_some_and(|a| a.iter().any(|x| x == "192.0.2.10") && a.iter().any(|x| x == "2001:db8:c0::10")),
+        addrs
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "192.0.2.10") && a.iter().any(|x| x == "2001:db8:c0::10")),
         "addresses not reported: {addrs}"
     );
     assert!(!addrs.to_string().contains("127.0.0.1"), "{addrs}");

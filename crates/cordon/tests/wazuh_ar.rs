@@ -9,7 +9,12 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wazuh").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/wazuh")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Runs `cordon wazuh-ar` with `input` on stdin; returns exit code, stdout line, log lines.
@@ -30,8 +35,11 @@ fn run(dir: &Path, input: &str, extra: &[&str]) -> (i32, Value, Vec<Value>) {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let line: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout {stdout:?}: {e}"));
-    let logs =
-        std::fs::read_to_string(&log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let logs = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     (out.status.code().unwrap_or(-1), line, logs)
 }
 
@@ -54,7 +62,10 @@ fn malformed_payloads_exit_2_and_change_nothing() {
         assert_eq!(logs.len(), i + 1, "one log line per run");
         assert_eq!(logs[i], line);
     }
-    assert!(!dir.path().join("state").exists(), "nothing may be changed on invalid input");
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing may be changed on invalid input"
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -64,11 +75,18 @@ fn recorded_payloads_dry_run() {
     let (code, line, _) = run(dir.path(), &fixture("add.json"), &["--dry-run"]);
     assert_eq!(code, 0, "{line}");
     assert_eq!(
-        (line["action"].as_str(), line["command"].as_str(), line["rule_id"].as_str()),
+        (
+            line["action"].as_str(),
+            line["command"].as_str(),
+            line["rule_id"].as_str()
+        ),
         (Some("isolate"), Some("add"), Some("100200"))
     );
     let ruleset = line["ruleset"].as_str().unwrap();
-    assert!(ruleset.contains("192.0.2.1") && ruleset.contains("198.51.100.0/24"), "{ruleset}");
+    assert!(
+        ruleset.contains("192.0.2.1") && ruleset.contains("198.51.100.0/24"),
+        "{ruleset}"
+    );
     let (code, line, _) = run(dir.path(), &fixture("delete.json"), &["--dry-run"]);
     assert_eq!((code, line["action"].as_str()), (0, Some("release")));
     let (code, line, _) = run(dir.path(), &fixture("clr-isolate.json"), &["--dry-run"]);

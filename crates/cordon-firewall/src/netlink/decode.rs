@@ -56,7 +56,12 @@ pub fn messages(buf: &[u8]) -> Result<Vec<NlMsg<'_>>, DecodeError> {
         let flags = u16_at(buf, at + 6).ok_or_else(|| bad("truncated header"))?;
         let seq = u32_at(buf, at + 8).ok_or_else(|| bad("truncated header"))?;
         let payload = buf.get(at + 16..at + len).ok_or_else(|| bad("truncated payload"))?;
-        out.push(NlMsg { ty, flags, seq, payload });
+        out.push(NlMsg {
+            ty,
+            flags,
+            seq,
+            payload,
+        });
         at = at.saturating_add(align4(len));
     }
     Ok(out)
@@ -80,7 +85,11 @@ pub fn error_msg(m: &NlMsg<'_>) -> Result<ErrorMsg, DecodeError> {
     let mut text = None;
     if m.flags & NLM_F_ACK_TLVS != 0 {
         // Without NLM_F_CAPPED the whole original message is echoed before the TLVs.
-        let skip = if m.flags & NLM_F_CAPPED != 0 || err == 0 { 16 } else { align4(orig_len) };
+        let skip = if m.flags & NLM_F_CAPPED != 0 || err == 0 {
+            16
+        } else {
+            align4(orig_len)
+        };
         if let Some(tlvs) = p.get(4usize.saturating_add(skip)..) {
             for (ty, data) in attrs(tlvs).unwrap_or_default() {
                 if ty == NLMSGERR_ATTR_MSG {
@@ -89,7 +98,11 @@ pub fn error_msg(m: &NlMsg<'_>) -> Result<ErrorMsg, DecodeError> {
             }
         }
     }
-    Ok(ErrorMsg { errno: err.checked_neg().unwrap_or(i32::MAX), seq, text })
+    Ok(ErrorMsg {
+        errno: err.checked_neg().unwrap_or(i32::MAX),
+        seq,
+        text,
+    })
 }
 
 /// Attributes of a payload: (type without flags, data).
@@ -102,7 +115,9 @@ pub fn attrs(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, DecodeError> {
         if len < 4 {
             return Err(bad("attribute shorter than its header"));
         }
-        let data = buf.get(at + 4..at + len).ok_or_else(|| bad("attribute runs past the message"))?;
+        let data = buf
+            .get(at + 4..at + len)
+            .ok_or_else(|| bad("attribute runs past the message"))?;
         out.push((ty & NLA_TYPE_MASK, data));
         at = at.saturating_add(align4(len));
     }
@@ -302,7 +317,11 @@ pub fn expr(e: &[u8]) -> Result<String, DecodeError> {
                 Some(5) => "gte",
                 _ => "op?",
             };
-            format!("[ cmp {op} reg {} 0x{} ]", reg(g(NFTA_CMP_SREG)), data_value(g(NFTA_CMP_DATA))?)
+            format!(
+                "[ cmp {op} reg {} 0x{} ]",
+                reg(g(NFTA_CMP_SREG)),
+                data_value(g(NFTA_CMP_DATA))?
+            )
         }
         "payload" => {
             let base = match be32(g(NFTA_PAYLOAD_BASE)) {
@@ -343,7 +362,9 @@ pub fn expr(e: &[u8]) -> Result<String, DecodeError> {
                 Some(k) => format!("key{k}"),
                 None => "-".to_string(),
             };
-            let dir = g(NFTA_CT_DIRECTION).map(|d| format!(" dir {}", hex::encode(d))).unwrap_or_default();
+            let dir = g(NFTA_CT_DIRECTION)
+                .map(|d| format!(" dir {}", hex::encode(d)))
+                .unwrap_or_default();
             format!("[ ct load {key}{dir} => reg {} ]", reg(g(NFTA_CT_DREG)))
         }
         "bitwise" => format!(
@@ -423,7 +444,11 @@ pub fn listing(table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
         }
     }
     for s in &sets {
-        let _ = writeln!(o, "set {} flags 0x{:x} key type 0x{:x} len {}", s.name, s.flags, s.key_type, s.key_len);
+        let _ = writeln!(
+            o,
+            "set {} flags 0x{:x} key type 0x{:x} len {}",
+            s.name, s.flags, s.key_type, s.key_len
+        );
         if let Some((_, list)) = elems.iter_mut().find(|(n, _)| *n == s.name) {
             list.sort();
             for e in list.iter() {
@@ -529,7 +554,13 @@ mod tests {
     fn decodes_our_own_rules() {
         use crate::netlink::encode::{encode_expr, Expr};
         let mut buf = Vec::new();
-        encode_expr(&mut buf, &Expr::Meta { key: NFT_META_IIF, dreg: 1 });
+        encode_expr(
+            &mut buf,
+            &Expr::Meta {
+                key: NFT_META_IIF,
+                dreg: 1,
+            },
+        );
         let list = attrs(&buf).unwrap();
         assert_eq!(expr(list[0].1).unwrap(), "[ meta load iif => reg 1 ]");
     }

@@ -62,7 +62,11 @@ impl Batch {
 
     pub fn finish(mut self) -> EncodedBatch {
         self.batch_marker(NFNL_MSG_BATCH_END);
-        EncodedBatch { bytes: self.buf, first_seq: self.first_seq, messages: self.messages }
+        EncodedBatch {
+            bytes: self.buf,
+            first_seq: self.first_seq,
+            messages: self.messages,
+        }
     }
 
     fn batch_marker(&mut self, ty: u16) {
@@ -88,7 +92,12 @@ impl Batch {
     fn begin(&mut self, msg: u16, flags: u16) -> usize {
         let flags = if self.ack { flags | NLM_F_ACK } else { flags };
         self.messages += 1;
-        self.header((u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg, NLM_F_REQUEST | flags, NFPROTO_INET, 0)
+        self.header(
+            (u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg,
+            NLM_F_REQUEST | flags,
+            NFPROTO_INET,
+            0,
+        )
     }
 
     fn end_msg(&mut self, start: usize) {
@@ -236,22 +245,54 @@ pub struct Element {
 
 impl Element {
     pub fn key(key: Vec<u8>) -> Element {
-        Element { key, interval_end: false, open_end: false }
+        Element {
+            key,
+            interval_end: false,
+            open_end: false,
+        }
     }
 }
 
 /// The expressions Cordon's rules use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr<'a> {
-    Meta { key: u32, dreg: u32 },
-    Cmp { sreg: u32, op: u32, data: Vec<u8> },
-    Payload { dreg: u32, base: u32, offset: u32, len: u32 },
-    Lookup { sreg: u32, set: &'a str, set_id: u32 },
-    Ct { key: u32, dreg: u32 },
+    Meta {
+        key: u32,
+        dreg: u32,
+    },
+    Cmp {
+        sreg: u32,
+        op: u32,
+        data: Vec<u8>,
+    },
+    Payload {
+        dreg: u32,
+        base: u32,
+        offset: u32,
+        len: u32,
+    },
+    Lookup {
+        sreg: u32,
+        set: &'a str,
+        set_id: u32,
+    },
+    Ct {
+        key: u32,
+        dreg: u32,
+    },
     /// `op` is NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
     /// and not others (ct state); `None` leaves it out, as nft does there.
-    Bitwise { sreg: u32, dreg: u32, op: Option<u32>, len: u32, mask: Vec<u8>, xor: Vec<u8> },
-    Verdict { code: u32 },
+    Bitwise {
+        sreg: u32,
+        dreg: u32,
+        op: Option<u32>,
+        len: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
+    Verdict {
+        code: u32,
+    },
 }
 
 /// Encodes one expression as a NFTA_LIST_ELEM of NFTA_RULE_EXPRESSIONS.
@@ -279,7 +320,12 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_u32(buf, NFTA_CMP_OP, *op);
             put_data_value(buf, NFTA_CMP_DATA, data);
         }
-        Expr::Payload { dreg, base, offset, len } => {
+        Expr::Payload {
+            dreg,
+            base,
+            offset,
+            len,
+        } => {
             put_u32(buf, NFTA_PAYLOAD_DREG, *dreg);
             put_u32(buf, NFTA_PAYLOAD_BASE, *base);
             put_u32(buf, NFTA_PAYLOAD_OFFSET, *offset);
@@ -294,7 +340,14 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_u32(buf, NFTA_CT_KEY, *key);
             put_u32(buf, NFTA_CT_DREG, *dreg);
         }
-        Expr::Bitwise { sreg, dreg, op, len, mask, xor } => {
+        Expr::Bitwise {
+            sreg,
+            dreg,
+            op,
+            len,
+            mask,
+            xor,
+        } => {
             put_u32(buf, NFTA_BITWISE_SREG, *sreg);
             put_u32(buf, NFTA_BITWISE_DREG, *dreg);
             if let Some(op) = op {
@@ -373,7 +426,9 @@ fn nest_end(buf: &mut [u8], start: usize) {
 /// nft's set user data, captured from nft 1.0.x: key byte order (0 for concatenations,
 /// 2 = big endian for addresses) and, for concatenations and the ICMPv6 type set, the
 /// `typeof` description nft uses to print the key.
-const UDATA_CONCAT: &[u8] = &[0x00, 0x04, 0, 0, 0, 0, 0x03, 0x08, 0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00];
+const UDATA_CONCAT: &[u8] = &[
+    0x00, 0x04, 0, 0, 0, 0, 0x03, 0x08, 0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00,
+];
 const UDATA_ADDR: &[u8] = &[0x00, 0x04, 0x02, 0, 0, 0];
 const UDATA_ICMPV6_TYPE: &[u8] = &[
     0x00, 0x04, 0x02, 0, 0, 0, 0x03, 0x14, 0x00, 0x04, 0x07, 0, 0, 0, 0x01, 0x0c, 0x00, 0x04, 0x0e, 0, 0, 0, 0x01,
@@ -437,8 +492,14 @@ fn build_batch(
     b.new_base_chain(t, "output", NF_INET_LOCAL_OUT, CHAIN_PRIORITY);
     b.new_base_chain(t, "forward", NF_INET_FORWARD, CHAIN_PRIORITY);
 
-    let pair =
-        |name, key_type, key_len| SetSpec { name, flags: 0, key_type, key_len, size: None, userdata: UDATA_CONCAT };
+    let pair = |name, key_type, key_len| SetSpec {
+        name,
+        flags: 0,
+        key_type,
+        key_len,
+        size: None,
+        userdata: UDATA_CONCAT,
+    };
     let net = |name, key_type, key_len| SetSpec {
         name,
         flags: NFT_SET_INTERVAL,
@@ -448,12 +509,30 @@ fn build_batch(
         userdata: UDATA_ADDR,
     };
     let sets = [
-        (pair(SET_TCP4, KEY_IPV4_SERVICE, 8), pair_elements(&policy.tcp_destinations(Family::V4))),
-        (pair(SET_TCP6, KEY_IPV6_SERVICE, 20), pair_elements(&policy.tcp_destinations(Family::V6))),
-        (pair(SET_UDP4, KEY_IPV4_SERVICE, 8), pair_elements(&policy.udp_destinations(Family::V4))),
-        (pair(SET_UDP6, KEY_IPV6_SERVICE, 20), pair_elements(&policy.udp_destinations(Family::V6))),
-        (net(SET_NET4, TYPE_IPADDR, 4), interval_elements(&policy.open_networks(Family::V4), 4)),
-        (net(SET_NET6, TYPE_IP6ADDR, 16), interval_elements(&policy.open_networks(Family::V6), 16)),
+        (
+            pair(SET_TCP4, KEY_IPV4_SERVICE, 8),
+            pair_elements(&policy.tcp_destinations(Family::V4)),
+        ),
+        (
+            pair(SET_TCP6, KEY_IPV6_SERVICE, 20),
+            pair_elements(&policy.tcp_destinations(Family::V6)),
+        ),
+        (
+            pair(SET_UDP4, KEY_IPV4_SERVICE, 8),
+            pair_elements(&policy.udp_destinations(Family::V4)),
+        ),
+        (
+            pair(SET_UDP6, KEY_IPV6_SERVICE, 20),
+            pair_elements(&policy.udp_destinations(Family::V6)),
+        ),
+        (
+            net(SET_NET4, TYPE_IPADDR, 4),
+            interval_elements(&policy.open_networks(Family::V4), 4),
+        ),
+        (
+            net(SET_NET6, TYPE_IP6ADDR, 16),
+            interval_elements(&policy.open_networks(Family::V6), 16),
+        ),
     ];
     let mut ids = [0u32; 6];
     for (i, (spec, elems)) in sets.iter().enumerate() {
@@ -473,15 +552,32 @@ fn build_batch(
         ];
         for (nfproto, tcp, udp, net) in peers {
             for (l4, (set, id)) in [(IPPROTO_TCP, tcp), (IPPROTO_UDP, udp)] {
-                let mut r =
-                    vec![meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), meta(NFT_META_L4PROTO), cmp_eq(vec![l4])];
+                let mut r = vec![
+                    meta(NFT_META_NFPROTO),
+                    cmp_eq(vec![nfproto]),
+                    meta(NFT_META_L4PROTO),
+                    cmp_eq(vec![l4]),
+                ];
                 r.push(addr_load(nfproto, dir));
                 // Concatenation: the port goes into the 32-bit register right after the
                 // address (reg 9 after a 4-byte address in reg 1, reg 2 after 16 bytes).
-                let port_reg = if nfproto == NFPROTO_IPV4 { NFT_REG32_01 } else { NFT_REG_2 };
+                let port_reg = if nfproto == NFPROTO_IPV4 {
+                    NFT_REG32_01
+                } else {
+                    NFT_REG_2
+                };
                 let port_off = if dir == Dir::In { 0 } else { 2 };
-                r.push(Expr::Payload { dreg: port_reg, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: port_off, len: 2 });
-                r.push(Expr::Lookup { sreg: NFT_REG_1, set, set_id: id });
+                r.push(Expr::Payload {
+                    dreg: port_reg,
+                    base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                    offset: port_off,
+                    len: 2,
+                });
+                r.push(Expr::Lookup {
+                    sreg: NFT_REG_1,
+                    set,
+                    set_id: id,
+                });
                 if dir == Dir::In && l4 == IPPROTO_TCP {
                     // `tcp flags & (fin|syn|rst|ack) != syn`, not conntrack: see
                     // cordon_policy::render::nft::TCP_NOT_SYN.
@@ -494,7 +590,11 @@ fn build_batch(
             }
             let lookup_net = |r: &mut Vec<Expr<'_>>| {
                 r.extend([meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto]), addr_load(nfproto, dir)]);
-                r.push(Expr::Lookup { sreg: NFT_REG_1, set: net.0, set_id: net.1 });
+                r.push(Expr::Lookup {
+                    sreg: NFT_REG_1,
+                    set: net.0,
+                    set_id: net.1,
+                });
             };
             let mut r = Vec::new();
             lookup_net(&mut r);
@@ -511,7 +611,11 @@ fn build_batch(
         }
         if policy.dhcp {
             for (nfproto, (client, server)) in [(NFPROTO_IPV4, DHCP4_PORTS), (NFPROTO_IPV6, DHCP6_PORTS)] {
-                let (sport, dport) = if dir == Dir::In { (server, client) } else { (client, server) };
+                let (sport, dport) = if dir == Dir::In {
+                    (server, client)
+                } else {
+                    (client, server)
+                };
                 // nft merges `udp sport X udp dport Y` into one 4-byte load and compare.
                 let mut ports = sport.to_be_bytes().to_vec();
                 ports.extend_from_slice(&dport.to_be_bytes());
@@ -523,7 +627,12 @@ fn build_batch(
                         cmp_eq(vec![nfproto]),
                         meta(NFT_META_L4PROTO),
                         cmp_eq(vec![IPPROTO_UDP]),
-                        Expr::Payload { dreg: NFT_REG_1, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: 0, len: 4 },
+                        Expr::Payload {
+                            dreg: NFT_REG_1,
+                            base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                            offset: 0,
+                            len: 4,
+                        },
                         cmp_eq(ports),
                         accept(),
                     ],
@@ -550,8 +659,17 @@ fn build_batch(
                 cmp_eq(vec![NFPROTO_IPV6]),
                 meta(NFT_META_L4PROTO),
                 cmp_eq(vec![IPPROTO_ICMPV6]),
-                Expr::Payload { dreg: NFT_REG_1, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: 0, len: 1 },
-                Expr::Lookup { sreg: NFT_REG_1, set: ANON_SET_NAME, set_id: id },
+                Expr::Payload {
+                    dreg: NFT_REG_1,
+                    base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                    offset: 0,
+                    len: 1,
+                },
+                Expr::Lookup {
+                    sreg: NFT_REG_1,
+                    set: ANON_SET_NAME,
+                    set_id: id,
+                },
                 accept(),
             ],
         );
@@ -575,7 +693,11 @@ fn meta(key: u32) -> Expr<'static> {
 }
 
 fn cmp_eq(data: Vec<u8>) -> Expr<'static> {
-    Expr::Cmp { sreg: NFT_REG_1, op: NFT_CMP_EQ, data }
+    Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: NFT_CMP_EQ,
+        data,
+    }
 }
 
 fn accept() -> Expr<'static> {
@@ -590,7 +712,12 @@ fn addr_load(nfproto: u8, dir: Dir) -> Expr<'static> {
         (false, Dir::In) => (8, 16),
         (false, Dir::Out) => (24, 16),
     };
-    Expr::Payload { dreg: NFT_REG_1, base: NFT_PAYLOAD_NETWORK_HEADER, offset, len }
+    Expr::Payload {
+        dreg: NFT_REG_1,
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset,
+        len,
+    }
 }
 
 /// Input rules only accept replies (`ct state established`), then every rule accepts.
@@ -603,7 +730,12 @@ const TCP_ACK: u8 = 0x10;
 /// `tcp flags & (fin | syn | rst | ack) != syn`: the flags byte, masked, compared.
 fn tcp_not_syn<'a>() -> [Expr<'a>; 3] {
     [
-        Expr::Payload { dreg: NFT_REG_1, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, len: 1 },
+        Expr::Payload {
+            dreg: NFT_REG_1,
+            base: NFT_PAYLOAD_TRANSPORT_HEADER,
+            offset: 13,
+            len: 1,
+        },
         Expr::Bitwise {
             sreg: NFT_REG_1,
             dreg: NFT_REG_1,
@@ -612,13 +744,20 @@ fn tcp_not_syn<'a>() -> [Expr<'a>; 3] {
             mask: vec![TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK],
             xor: vec![0],
         },
-        Expr::Cmp { sreg: NFT_REG_1, op: NFT_CMP_NEQ, data: vec![TCP_SYN] },
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: NFT_CMP_NEQ,
+            data: vec![TCP_SYN],
+        },
     ]
 }
 
 fn finish_peer_rule(r: &mut Vec<Expr<'_>>, dir: Dir) {
     if dir == Dir::In {
-        r.push(Expr::Ct { key: NFT_CT_STATE, dreg: NFT_REG_1 });
+        r.push(Expr::Ct {
+            key: NFT_CT_STATE,
+            dreg: NFT_REG_1,
+        });
         r.push(Expr::Bitwise {
             sreg: NFT_REG_1,
             dreg: NFT_REG_1,
@@ -627,7 +766,11 @@ fn finish_peer_rule(r: &mut Vec<Expr<'_>>, dir: Dir) {
             mask: NF_CT_STATE_BIT_ESTABLISHED.to_ne_bytes().to_vec(),
             xor: vec![0; 4],
         });
-        r.push(Expr::Cmp { sreg: NFT_REG_1, op: NFT_CMP_NEQ, data: vec![0; 4] });
+        r.push(Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: NFT_CMP_NEQ,
+            data: vec![0; 4],
+        });
     }
     r.push(accept());
 }
@@ -672,14 +815,26 @@ pub fn interval_elements(nets: &[IpNet], width: usize) -> Vec<Element> {
     let mut out = Vec::new();
     if let Some((first, _)) = ranges.first() {
         if *first != 0 {
-            out.push(Element { key: to_key(0), interval_end: true, open_end: false });
+            out.push(Element {
+                key: to_key(0),
+                interval_end: true,
+                open_end: false,
+            });
         }
     }
     for (start, end) in ranges {
         let open = end == max;
-        out.push(Element { key: to_key(start), interval_end: false, open_end: open });
+        out.push(Element {
+            key: to_key(start),
+            interval_end: false,
+            open_end: open,
+        });
         if !open {
-            out.push(Element { key: to_key(end + 1), interval_end: true, open_end: false });
+            out.push(Element {
+                key: to_key(end + 1),
+                interval_end: true,
+                open_end: false,
+            });
         }
     }
     out

@@ -40,7 +40,10 @@ impl Netlink {
     #[allow(clippy::let_unit_value)]
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         let conn = imp::probe()?;
-        Ok(Netlink { table, conn: Mutex::new(conn) })
+        Ok(Netlink {
+            table,
+            conn: Mutex::new(conn),
+        })
     }
 
     pub fn table(&self) -> &TableName {
@@ -92,10 +95,14 @@ impl Firewall for Netlink {
         // First apply: create without deleting anything (fast, and no RCU wait when the
         // socket closes). If our table exists, replace it atomically instead.
         let create = encode::create_batch(&self.table, policy, imp::next_seq(1 << 16), true);
-        match imp::with(&self.conn, |c| imp::send_batch(c, &create, "creating the quarantine table")) {
+        match imp::with(&self.conn, |c| {
+            imp::send_batch(c, &create, "creating the quarantine table")
+        }) {
             Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
                 let batch = encode::apply_batch(&self.table, policy, imp::next_seq(1 << 16), true);
-                imp::with(&self.conn, |c| imp::send_batch(c, &batch, "applying the quarantine table"))
+                imp::with(&self.conn, |c| {
+                    imp::send_batch(c, &batch, "applying the quarantine table")
+                })
             }
             other => other,
         }
@@ -103,7 +110,9 @@ impl Firewall for Netlink {
 
     fn remove(&self) -> Result<(), FirewallError> {
         let batch = encode::remove_batch(&self.table, imp::next_seq(8), true);
-        imp::with(&self.conn, |c| imp::send_batch(c, &batch, "removing the quarantine table"))
+        imp::with(&self.conn, |c| {
+            imp::send_batch(c, &batch, "removing the quarantine table")
+        })
     }
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
@@ -218,7 +227,13 @@ mod imp {
             elements.extend(s.request(NFT_MSG_GETSETELEM, NLM_F_DUMP, &attrs)?);
         }
         let rules = s.request(NFT_MSG_GETRULE, NLM_F_DUMP, &str_attrs(&[(NFTA_RULE_TABLE, t)]))?;
-        let dumps = decode::Dumps { table: table_dump, chains, sets, elements, rules };
+        let dumps = decode::Dumps {
+            table: table_dump,
+            chains,
+            sets,
+            elements,
+            rules,
+        };
         Ok(Some(decode::listing(t, &dumps)?))
     }
 
@@ -226,7 +241,9 @@ mod imp {
         let ctx = "asking nf_tables for its generation";
         let reply = s.request(NFT_MSG_GETGEN, 0, &[]).map_err(|e| map_err(e, ctx, None))?;
         let msgs = decode::data_msgs(&reply).map_err(|e| decode_err(e, ctx))?;
-        let m = msgs.first().ok_or_else(|| FirewallError::Rejected(format!("{ctx}: empty reply")))?;
+        let m = msgs
+            .first()
+            .ok_or_else(|| FirewallError::Rejected(format!("{ctx}: empty reply")))?;
         decode::gen_id(m).map_err(|e| decode_err(e, ctx))
     }
 
@@ -242,8 +259,12 @@ mod imp {
             return "the batch as a whole".into();
         }
         // Walk the batch: skip BEGIN, then count messages.
-        let Ok(msgs) = decode::messages(&batch.bytes) else { return format!("message {idx}") };
-        let Some(m) = msgs.get(idx as usize + 1) else { return format!("message {idx}") };
+        let Ok(msgs) = decode::messages(&batch.bytes) else {
+            return format!("message {idx}");
+        };
+        let Some(m) = msgs.get(idx as usize + 1) else {
+            return format!("message {idx}");
+        };
         let kind = match m.ty & 0xff {
             NFT_MSG_NEWTABLE => "creating the table",
             NFT_MSG_DELTABLE => "deleting the old table",
@@ -263,7 +284,10 @@ mod imp {
             NlError::Kernel(k) => {
                 let what = batch.map(|b| format!(" at {}", which(b, k.seq))).unwrap_or_default();
                 let text = k.text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default();
-                format!("nf_tables refused{what}: {}{text}", std::io::Error::from_raw_os_error(k.errno))
+                format!(
+                    "nf_tables refused{what}: {}{text}",
+                    std::io::Error::from_raw_os_error(k.errno)
+                )
             }
             NlError::Decode(d) => d.to_string(),
         };

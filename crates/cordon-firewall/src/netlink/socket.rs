@@ -62,11 +62,17 @@ impl Socket {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) };
         if fd < 0 {
-            return Err(NlError::Io { context: "opening a netfilter netlink socket", err: io::Error::last_os_error() });
+            return Err(NlError::Io {
+                context: "opening a netfilter netlink socket",
+                err: io::Error::last_os_error(),
+            });
         }
         // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let sock = Socket { fd, buf: vec![0u8; RECV_BUF] };
+        let sock = Socket {
+            fd,
+            buf: vec![0u8; RECV_BUF],
+        };
         // Extended ACKs carry the kernel's reason text; capped ACKs keep error replies
         // small. Both are optional: old kernels just ignore the failure.
         sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1);
@@ -95,7 +101,10 @@ impl Socket {
             )
         };
         if rc < 0 {
-            return Err(NlError::Io { context: "binding the netlink socket", err: io::Error::last_os_error() });
+            return Err(NlError::Io {
+                context: "binding the netlink socket",
+                err: io::Error::last_os_error(),
+            });
         }
         Ok(sock)
     }
@@ -136,7 +145,10 @@ impl Socket {
             )
         };
         if n < 0 {
-            return Err(NlError::Io { context: "sending to nf_tables", err: io::Error::last_os_error() });
+            return Err(NlError::Io {
+                context: "sending to nf_tables",
+                err: io::Error::last_os_error(),
+            });
         }
         Ok(())
     }
@@ -154,7 +166,12 @@ impl Socket {
             match err.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock if nonblocking => return Ok(None),
-                _ => return Err(NlError::Io { context: "reading from nf_tables", err }),
+                _ => {
+                    return Err(NlError::Io {
+                        context: "reading from nf_tables",
+                        err,
+                    })
+                }
             }
         }
     }

@@ -66,10 +66,7 @@ impl Firewall for NetshIpsec {
     }
 
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
-        Ok(render::render_text(&render::render_apply(
-            &self.table,
-            policy,
-        )))
+        Ok(render::render_text(&render::render_apply(&self.table, policy)))
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
@@ -160,11 +157,9 @@ pub fn failed(out: &Output) -> bool {
 
 /// True when netsh printed an error line (`ERR[05072] ...`, `Error ...`).
 pub fn has_error_line(text: &str) -> bool {
-    text.lines().map(str::trim_start).any(|l| {
-        l.starts_with("ERR")
-            || l.starts_with("Error")
-            || l.starts_with("The following command was not found")
-    })
+    text.lines()
+        .map(str::trim_start)
+        .any(|l| l.starts_with("ERR") || l.starts_with("Error") || l.starts_with("The following command was not found"))
 }
 
 /// True when the error is only that the object does not exist.
@@ -174,11 +169,7 @@ pub fn not_found(text: &str) -> bool {
 }
 
 fn describe(c: &[String], out: &Output) -> String {
-    format!(
-        "`{}` failed: {}",
-        render::command_line(c),
-        out.stdout.trim()
-    )
+    format!("`{}` failed: {}", render::command_line(c), out.stdout.trim())
 }
 
 /// Drops the lines that change without a change of rules (modification times).
@@ -211,9 +202,7 @@ pub fn domain_policy(text: &str) -> Option<String> {
                 name = Some(value.to_string());
             }
         } else if key.starts_with("local ipsec policy assigned")
-            && value
-                .to_ascii_lowercase()
-                .contains("ad policy is overriding")
+            && value.to_ascii_lowercase().contains("ad policy is overriding")
         {
             overriding = true;
         }
@@ -251,10 +240,7 @@ Local IPsec Policy Assigned: No
 
     #[test]
     fn detects_domain_policy() {
-        assert_eq!(
-            domain_policy(DOMAIN).as_deref(),
-            Some("Corp Server Isolation")
-        );
+        assert_eq!(domain_policy(DOMAIN).as_deref(), Some("Corp Server Isolation"));
         assert_eq!(domain_policy(LOCAL), None);
         assert_eq!(domain_policy(""), None);
         let only_flag = "Local IPsec Policy Assigned: Yes, but AD Policy is Overriding\n";
@@ -283,9 +269,6 @@ Local IPsec Policy Assigned: No
     #[test]
     fn normalize_drops_times() {
         let t = "Policy Name : Cordon Quarantine  \nLast Modified : 5/1/2026 10:00:01 AM\n\nAssigned : YES\n";
-        assert_eq!(
-            normalize(t),
-            "Policy Name : Cordon Quarantine\nAssigned : YES\n"
-        );
+        assert_eq!(normalize(t), "Policy Name : Cordon Quarantine\nAssigned : YES\n");
     }
 }

@@ -142,9 +142,7 @@ mod tests {
 
     #[test]
     fn listing_is_order_independent() {
-        let p = Policy::builder()
-            .server("192.0.2.1:8443".parse().unwrap())
-            .build();
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
         let fs = wfp::filters(&p);
         let mut rev = fs.clone();
         rev.reverse();

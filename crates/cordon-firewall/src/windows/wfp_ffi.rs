@@ -14,8 +14,7 @@ use cordon_policy::render::wfp::{Action, Condition, FilterSpec, Layer};
 use ipnet::IpNet;
 use windows_sys::core::{GUID, PWSTR};
 use windows_sys::Win32::Foundation::{
-    FWP_E_ALREADY_EXISTS, FWP_E_FILTER_NOT_FOUND, FWP_E_PROVIDER_NOT_FOUND,
-    FWP_E_SUBLAYER_NOT_FOUND, HANDLE,
+    FWP_E_ALREADY_EXISTS, FWP_E_FILTER_NOT_FOUND, FWP_E_PROVIDER_NOT_FOUND, FWP_E_SUBLAYER_NOT_FOUND, HANDLE,
 };
 use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::*;
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_DEFAULT;
@@ -45,9 +44,7 @@ fn check(what: &str, rc: u32) -> Result<(), FirewallError> {
         ACCESS_DENIED => Err(FirewallError::NotPermitted(format!(
             "{what}: access denied (run as administrator)"
         ))),
-        other => Err(FirewallError::Rejected(format!(
-            "{what} failed with 0x{other:08x}"
-        ))),
+        other => Err(FirewallError::Rejected(format!("{what} failed with 0x{other:08x}"))),
     }
 }
 
@@ -63,33 +60,18 @@ impl Engine {
     fn open() -> Result<Self, FirewallError> {
         let mut handle: HANDLE = null_mut();
         // SAFETY: all pointers are null (defaults) or point to our local handle.
-        let rc = unsafe {
-            FwpmEngineOpen0(
-                null(),
-                RPC_C_AUTHN_DEFAULT as u32,
-                null(),
-                null(),
-                &mut handle,
-            )
-        };
+        let rc = unsafe { FwpmEngineOpen0(null(), RPC_C_AUTHN_DEFAULT as u32, null(), null(), &mut handle) };
         check("FwpmEngineOpen0", rc)?;
         Ok(Engine(handle))
     }
 
     /// Runs `body` inside one transaction: commit on success, abort on error.
-    fn transaction(
-        &self,
-        body: impl FnOnce(&Engine) -> Result<(), FirewallError>,
-    ) -> Result<(), FirewallError> {
+    fn transaction(&self, body: impl FnOnce(&Engine) -> Result<(), FirewallError>) -> Result<(), FirewallError> {
         // SAFETY: the handle is open for the lifetime of self.
-        check("FwpmTransactionBegin0", unsafe {
-            FwpmTransactionBegin0(self.0, 0)
-        })?;
+        check("FwpmTransactionBegin0", unsafe { FwpmTransactionBegin0(self.0, 0) })?;
         match body(self) {
             // SAFETY: as above; a transaction is open.
-            Ok(()) => check("FwpmTransactionCommit0", unsafe {
-                FwpmTransactionCommit0(self.0)
-            }),
+            Ok(()) => check("FwpmTransactionCommit0", unsafe { FwpmTransactionCommit0(self.0) }),
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { FwpmTransactionAbort0(self.0) };
@@ -347,11 +329,8 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
 
 fn add_filter(e: &Engine, spec: &FilterSpec) -> Result<(), FirewallError> {
     let mut store = Storage::default();
-    let mut conditions: Vec<FWPM_FILTER_CONDITION0> = spec
-        .conditions
-        .iter()
-        .map(|c| condition(c, &mut store))
-        .collect();
+    let mut conditions: Vec<FWPM_FILTER_CONDITION0> =
+        spec.conditions.iter().map(|c| condition(c, &mut store)).collect();
     let mut name: Vec<u16> = wide(&spec.name);
     let mut provider_key = PROVIDER;
     // SAFETY: all-zero is a valid FWPM_FILTER0 (no conditions, null pointers).

@@ -66,11 +66,7 @@ impl Names {
 pub type Command = Vec<String>;
 
 fn netsh(words: &[&str]) -> Command {
-    let mut argv = vec![
-        "netsh".to_string(),
-        "ipsec".to_string(),
-        "static".to_string(),
-    ];
+    let mut argv = vec!["netsh".to_string(), "ipsec".to_string(), "static".to_string()];
     argv.extend(words.iter().map(|w| w.to_string()));
     argv
 }
@@ -93,26 +89,11 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         ]),
         netsh(&["add", "filterlist", &kv("name", &n.permit_list)]),
         netsh(&["add", "filterlist", &kv("name", &n.block_list)]),
-        netsh(&[
-            "add",
-            "filteraction",
-            &kv("name", &n.permit_action),
-            "action=permit",
-        ]),
-        netsh(&[
-            "add",
-            "filteraction",
-            &kv("name", &n.block_action),
-            "action=block",
-        ]),
+        netsh(&["add", "filteraction", &kv("name", &n.permit_action), "action=permit"]),
+        netsh(&["add", "filteraction", &kv("name", &n.block_action), "action=block"]),
     ];
     let permit = |dst: Vec<String>, proto: &str, src_port: u16, dst_port: u16, what: &str| {
-        let mut argv = netsh(&[
-            "add",
-            "filter",
-            &kv("filterlist", &n.permit_list),
-            "srcaddr=me",
-        ]);
+        let mut argv = netsh(&["add", "filter", &kv("filterlist", &n.permit_list), "srcaddr=me"]);
         argv.extend(dst);
         argv.push(kv("protocol", proto));
         if proto == "TCP" || proto == "UDP" {
@@ -148,13 +129,7 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
     }
     if policy.dhcp {
         for ((client, server), what) in [(DHCP4_PORTS, "dhcp v4"), (DHCP6_PORTS, "dhcp v6")] {
-            cmds.push(permit(
-                vec!["dstaddr=any".to_string()],
-                "UDP",
-                client,
-                server,
-                what,
-            ));
+            cmds.push(permit(vec!["dstaddr=any".to_string()], "UDP", client, server, what));
         }
     }
     for nd in ND_NETWORKS {
@@ -195,12 +170,7 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         &kv("filterlist", &n.block_list),
         &kv("filteraction", &n.block_action),
     ]));
-    cmds.push(netsh(&[
-        "set",
-        "policy",
-        &kv("name", &n.policy),
-        "assign=y",
-    ]));
+    cmds.push(netsh(&["set", "policy", &kv("name", &n.policy), "assign=y"]));
     cmds
 }
 
@@ -240,9 +210,7 @@ fn dst_words(net: &IpNet) -> Vec<String> {
 /// Quotes one `key=value` word the way netsh reads it: `key="value with spaces"`.
 pub fn quote_word(word: &str) -> String {
     match word.split_once('=') {
-        Some((k, v))
-            if v.contains(|c: char| c.is_whitespace() || c == ';' || c == '"') || v.is_empty() =>
-        {
+        Some((k, v)) if v.contains(|c: char| c.is_whitespace() || c == ';' || c == '"') || v.is_empty() => {
             format!("{k}=\"{}\"", v.replace('"', ""))
         }
         _ => word.to_string(),
@@ -251,10 +219,7 @@ pub fn quote_word(word: &str) -> String {
 
 /// The command line for one command, as a person would type it.
 pub fn command_line(cmd: &[String]) -> String {
-    cmd.iter()
-        .map(|w| quote_word(w))
-        .collect::<Vec<_>>()
-        .join(" ")
+    cmd.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ")
 }
 
 /// Every command as one command line per line, for `--dry-run` and golden files.
@@ -275,10 +240,7 @@ mod tests {
 
     #[test]
     fn names_for_default_and_other_tables() {
-        assert_eq!(
-            Names::new(&TableName::default()).policy,
-            "Cordon Quarantine"
-        );
+        assert_eq!(Names::new(&TableName::default()).policy, "Cordon Quarantine");
         assert_eq!(
             Names::new(&TableName::new("lab").unwrap()).policy,
             "Cordon Quarantine lab"
@@ -287,20 +249,14 @@ mod tests {
 
     #[test]
     fn quotes_values_with_spaces_only() {
-        assert_eq!(
-            quote_word("name=Cordon Quarantine"),
-            "name=\"Cordon Quarantine\""
-        );
+        assert_eq!(quote_word("name=Cordon Quarantine"), "name=\"Cordon Quarantine\"");
         assert_eq!(quote_word("assign=y"), "assign=y");
         assert_eq!(quote_word("ipsec"), "ipsec");
     }
 
     #[test]
     fn destinations_per_shape() {
-        assert_eq!(
-            dst_words(&"192.0.2.1/32".parse().unwrap()),
-            vec!["dstaddr=192.0.2.1"]
-        );
+        assert_eq!(dst_words(&"192.0.2.1/32".parse().unwrap()), vec!["dstaddr=192.0.2.1"]);
         assert_eq!(
             dst_words(&"198.51.100.0/24".parse().unwrap()),
             vec!["dstaddr=198.51.100.0", "dstmask=24"]
@@ -314,17 +270,11 @@ mod tests {
 
     #[test]
     fn apply_ends_with_assign_and_blocks_all() {
-        let p = Policy::builder()
-            .server("192.0.2.1:8443".parse().unwrap())
-            .build();
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
         let cmds = render_apply(&TableName::default(), &p);
         let text = render_text(&cmds);
-        assert!(
-            text.ends_with("netsh ipsec static set policy name=\"Cordon Quarantine\" assign=y\n")
-        );
-        assert!(text.contains(
-            "srcaddr=me dstaddr=192.0.2.1 protocol=TCP srcport=0 dstport=8443 mirrored=yes"
-        ));
+        assert!(text.ends_with("netsh ipsec static set policy name=\"Cordon Quarantine\" assign=y\n"));
+        assert!(text.contains("srcaddr=me dstaddr=192.0.2.1 protocol=TCP srcport=0 dstport=8443 mirrored=yes"));
         assert!(text.contains("srcaddr=me dstaddr=any protocol=ANY mirrored=yes"));
     }
 }

@@ -64,8 +64,16 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\tiif \"lo\" accept\n");
     peer_rules(&mut o, "saddr", "sport", " ct state established");
     if policy.dhcp {
-        let _ = writeln!(o, "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept", DHCP4_PORTS.1, DHCP4_PORTS.0);
-        let _ = writeln!(o, "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept", DHCP6_PORTS.1, DHCP6_PORTS.0);
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept",
+            DHCP4_PORTS.1, DHCP4_PORTS.0
+        );
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept",
+            DHCP6_PORTS.1, DHCP6_PORTS.0
+        );
     }
     icmpv6_nd(&mut o);
     o.push_str("\t}\n");
@@ -74,8 +82,16 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\toif \"lo\" accept\n");
     peer_rules(&mut o, "daddr", "dport", "");
     if policy.dhcp {
-        let _ = writeln!(o, "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept", DHCP4_PORTS.0, DHCP4_PORTS.1);
-        let _ = writeln!(o, "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept", DHCP6_PORTS.0, DHCP6_PORTS.1);
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept",
+            DHCP4_PORTS.0, DHCP4_PORTS.1
+        );
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept",
+            DHCP6_PORTS.0, DHCP6_PORTS.1
+        );
     }
     icmpv6_nd(&mut o);
     o.push_str("\t}\n");
@@ -102,7 +118,10 @@ pub const TCP_NOT_SYN: &str = "tcp flags & (fin | syn | rst | ack) != syn";
 /// Accept rules toward (output) or from (input) allowed peers. `dir` is `saddr`/`daddr`.
 fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
     let inbound = !state.is_empty();
-    for (l3, tcp, udp, net) in [("ip", SET_TCP4, SET_UDP4, SET_NET4), ("ip6", SET_TCP6, SET_UDP6, SET_NET6)] {
+    for (l3, tcp, udp, net) in [
+        ("ip", SET_TCP4, SET_UDP4, SET_NET4),
+        ("ip6", SET_TCP6, SET_UDP6, SET_NET6),
+    ] {
         if inbound {
             let _ = writeln!(o, "\t\t{l3} {dir} . tcp {port} @{tcp} {TCP_NOT_SYN} accept");
         } else {

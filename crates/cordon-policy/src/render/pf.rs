@@ -61,8 +61,14 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
         }
         if policy.dhcp {
             let (client, server) = dhcp_ports(family);
-            let _ = writeln!(o, "pass out quick {af} proto udp from any port {client} to any port {server} keep state");
-            let _ = writeln!(o, "pass in quick {af} proto udp from any port {server} to any port {client} keep state");
+            let _ = writeln!(
+                o,
+                "pass out quick {af} proto udp from any port {client} to any port {server} keep state"
+            );
+            let _ = writeln!(
+                o,
+                "pass in quick {af} proto udp from any port {server} to any port {client} keep state"
+            );
         }
     }
     let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
@@ -142,13 +148,9 @@ mod tests {
         let text = render_anchor(&TableName::default(), &sample());
         assert_eq!(text.lines().last(), Some("block drop quick all"));
         assert!(permits_tcp(&text, &"192.0.2.1:8443".parse().unwrap()));
-        assert!(permits_tcp(
-            &text,
-            &"[2001:db8:c0::1]:8443".parse().unwrap()
-        ));
+        assert!(permits_tcp(&text, &"[2001:db8:c0::1]:8443".parse().unwrap()));
         assert!(!permits_tcp(&text, &"192.0.2.1:22".parse().unwrap()));
-        assert!(text
-            .contains("pass out quick inet proto udp from any to 192.0.2.53 port 53 keep state"));
+        assert!(text.contains("pass out quick inet proto udp from any to 192.0.2.53 port 53 keep state"));
     }
 
     #[test]

@@ -209,11 +209,7 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
                 conds.clone(),
             ));
             // Offers and acks often come as broadcasts, which match no outbound flow.
-            out.push(FilterSpec::permit(
-                accept,
-                format!("Cordon: dhcp {fam} in"),
-                conds,
-            ));
+            out.push(FilterSpec::permit(accept, format!("Cordon: dhcp {fam} in"), conds));
         }
         if family == Family::V6 {
             for layer in [connect, accept] {
@@ -295,12 +291,10 @@ mod tests {
             .server("[2001:db8:c0::1]:8443".parse().unwrap())
             .build();
         let fs = filters(&p);
-        assert!(fs
-            .iter()
-            .any(|f| f.layer == Layer::AleAuthConnect(Family::V6)
-                && f.action == Action::Permit
-                && f.conditions.contains(&Condition::RemotePort(8443))
-                && f.remote_net() == Some("2001:db8:c0::1/128".parse().unwrap())));
+        assert!(fs.iter().any(|f| f.layer == Layer::AleAuthConnect(Family::V6)
+            && f.action == Action::Permit
+            && f.conditions.contains(&Condition::RemotePort(8443))
+            && f.remote_net() == Some("2001:db8:c0::1/128".parse().unwrap())));
         // No DHCP without the flag.
         assert!(!render_text(&fs).contains("dhcp"));
     }

@@ -35,7 +35,10 @@ pub fn sample_policies() -> Vec<(&'static str, Policy)> {
                 )
                 .build(),
         ),
-        ("cidr-exception", server_v4_v6().allow_spec(&cidr, &[]).allow_spec(&syslog6, &[]).build()),
+        (
+            "cidr-exception",
+            server_v4_v6().allow_spec(&cidr, &[]).allow_spec(&syslog6, &[]).build(),
+        ),
         (
             "no-dns",
             Policy::builder()
@@ -56,7 +59,9 @@ pub fn sample_policies() -> Vec<(&'static str, Policy)> {
 }
 
 pub fn check_golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
@@ -64,5 +69,10 @@ pub fn check_golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("missing golden file {} ({e}); run with UPDATE_GOLDEN=1", path.display()));
-    assert_eq!(actual, expected, "rendering differs from golden file {}", path.display());
+    assert_eq!(
+        actual,
+        expected,
+        "rendering differs from golden file {}",
+        path.display()
+    );
 }

@@ -33,7 +33,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
-        AppState { store, hub: Arc::new(Hub::new()), ca, max_wait: Duration::from_secs(25) }
+        AppState {
+            store,
+            hub: Arc::new(Hub::new()),
+            ca,
+            max_wait: Duration::from_secs(25),
+        }
     }
 }
 

@@ -42,7 +42,8 @@ fn int_at(v: &Value, path: &[&str]) -> Option<i64> {
     for p in path {
         cur = cur.get(p)?;
     }
-    cur.as_i64().or_else(|| cur.as_str().and_then(|s| s.trim().parse().ok()))
+    cur.as_i64()
+        .or_else(|| cur.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// Wazuh's timestamps look like `2024-05-01T10:00:00.123+0000`; RFC 3339 wants `+00:00`.
@@ -172,14 +173,19 @@ mod tests {
         assert_eq!(e.host, "web1");
         assert_eq!(e.event_type, "wazuh.alert");
         assert_eq!(e.severity, "critical");
-        assert_eq!(e.tags, vec!["wazuh.rule.100200", "wazuh.group.syscheck", "wazuh.group.malware"]);
+        assert_eq!(
+            e.tags,
+            vec!["wazuh.rule.100200", "wazuh.group.syscheck", "wazuh.group.malware"]
+        );
         assert_eq!(e.occurred_at.as_deref(), Some("2024-05-01T10:00:00.123+00:00"));
         assert_eq!(wazuh_host_fallbacks(&a), vec!["192.0.2.10", "003"]);
         let a11 = json!({"rule": {"level": 11, "id": 5}, "agent": {"ip": "192.0.2.10"}});
         let e = wazuh(&a11, WAZUH_CRITICAL_LEVEL).unwrap();
         assert_eq!((e.severity.as_str(), e.host.as_str()), ("high", "192.0.2.10"));
         assert_eq!(e.tags, vec!["wazuh.rule.5"]);
-        assert!(wazuh(&json!({"agent": {"name": "x"}}), 12).unwrap_err().contains("rule.level"));
+        assert!(wazuh(&json!({"agent": {"name": "x"}}), 12)
+            .unwrap_err()
+            .contains("rule.level"));
         assert!(wazuh(&json!({"rule": {"level": 3}}), 12).unwrap_err().contains("agent"));
     }
 

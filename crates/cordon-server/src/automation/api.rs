@@ -25,8 +25,12 @@ fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, Api
 
 /// Parses a query string through axum's own extractor logic (serde via `Query`).
 fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
-    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|_| ApiError::invalid("malformed query string"))?;
-    axum::extract::Query::<T>::try_from_uri(&uri).map(|x| x.0).map_err(|e| ApiError::invalid(e.body_text()))
+    let uri: axum::http::Uri = format!("/?{q}")
+        .parse()
+        .map_err(|_| ApiError::invalid("malformed query string"))?;
+    axum::extract::Query::<T>::try_from_uri(&uri)
+        .map(|x| x.0)
+        .map_err(|e| ApiError::invalid(e.body_text()))
 }
 
 // ---- intake ----
@@ -40,7 +44,10 @@ pub async fn post_event(
 ) -> Result<Json<IntakeResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let rec = engine::ingest(&st, &ev, &[]).await?;
-    Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
+    Ok(Json(IntakeResponse {
+        events: vec![rec],
+        rejected: vec![],
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -60,12 +67,20 @@ pub async fn post_wazuh(
 ) -> Result<Json<IntakeResponse>, ApiError> {
     auth.require(Role::Responder)?;
     let q: WazuhQuery = query(&uri)?;
-    let alert: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("not a Wazuh alert: {e}")))?;
+    let alert: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("not a Wazuh alert: {e}"),
+        )
+    })?;
     let ev = adapters::wazuh(&alert, q.critical_level.unwrap_or(adapters::WAZUH_CRITICAL_LEVEL))
         .map_err(ApiError::invalid)?;
     let rec = engine::ingest(&st, &ev, &adapters::wazuh_host_fallbacks(&alert)).await?;
-    Ok(Json(IntakeResponse { events: vec![rec], rejected: vec![] }))
+    Ok(Json(IntakeResponse {
+        events: vec![rec],
+        rejected: vec![],
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, JSON lines"),
@@ -85,7 +100,10 @@ pub async fn post_velociraptor(
     if items.len() > 1000 {
         return Err(ApiError::invalid("at most 1000 events per request"));
     }
-    let mut out = IntakeResponse { events: vec![], rejected: vec![] };
+    let mut out = IntakeResponse {
+        events: vec![],
+        rejected: vec![],
+    };
     for item in items {
         match item {
             Ok(ev) => match engine::ingest(&st, &ev, &[]).await {
@@ -118,8 +136,14 @@ pub async fn list_events(
 ) -> Result<Json<EventList>, ApiError> {
     auth.require(Role::Viewer)?;
     let q: EventQuery = query(&uri)?;
-    let f = db::EventFilter { status: q.status, host_id: q.host, limit: limit(q.limit) };
-    Ok(Json(EventList { events: db::events(st.store.pool(), &f).await? }))
+    let f = db::EventFilter {
+        status: q.status,
+        host_id: q.host,
+        limit: limit(q.limit),
+    };
+    Ok(Json(EventList {
+        events: db::events(st.store.pool(), &f).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path, description = "event id")), security(("bearer" = [])), tag = "automation",
@@ -130,7 +154,10 @@ pub async fn get_event(
     Path(id): Path<String>,
 ) -> Result<Json<EventRecord>, ApiError> {
     auth.require(Role::Viewer)?;
-    db::event(st.store.pool(), &id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
+    db::event(st.store.pool(), &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
 }
 
 // ---- rules ----
@@ -138,7 +165,9 @@ pub async fn get_event(
 #[utoipa::path(get, path = "/v1/rules", security(("bearer" = [])), tag = "automation", responses((status = 200, body = RuleList)))]
 pub async fn list_rules(State(st): State<AppState>, auth: Auth) -> Result<Json<RuleList>, ApiError> {
     auth.require(Role::Viewer)?;
-    Ok(Json(RuleList { rules: db::rules(st.store.pool()).await? }))
+    Ok(Json(RuleList {
+        rules: db::rules(st.store.pool()).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
@@ -149,7 +178,10 @@ pub async fn get_rule(
     Path(name): Path<String>,
 ) -> Result<Json<RuleRecord>, ApiError> {
     auth.require(Role::Viewer)?;
-    db::rule(st.store.pool(), &name).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
+    db::rule(st.store.pool(), &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
 }
 
 /// Appends the audit record of an administrative change by `auth` and commits `tx`.
@@ -192,7 +224,9 @@ async fn save_rule(st: &AppState, auth: &Auth, mut spec: RuleSpec) -> Result<Rul
     let action = if existed { "rule_update" } else { "rule_create" };
     audit_and_commit(tx, auth, action, if active { "ok" } else { "disabled" }, &detail).await?;
     drop(guard);
-    db::rule(st.store.pool(), &spec.name).await?.ok_or_else(|| ApiError::internal("rule vanished"))
+    db::rule(st.store.pool(), &spec.name)
+        .await?
+        .ok_or_else(|| ApiError::internal("rule vanished"))
 }
 
 /// Creates or replaces a rule. A rule that fails validation is stored disabled with the
@@ -297,7 +331,9 @@ pub async fn list_approvals(
         Some("all") => None,
         Some(s) => Some(s),
     };
-    Ok(Json(ApprovalList { approvals: db::approvals(st.store.pool(), status, limit(q.limit)).await? }))
+    Ok(Json(ApprovalList {
+        approvals: db::approvals(st.store.pool(), status, limit(q.limit)).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/approvals/approve", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
@@ -328,7 +364,9 @@ async fn decide(
     approve: bool,
 ) -> Result<Json<DecisionResponse>, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(DecisionResponse { results: engine::decide(st, auth.actor(), req, approve).await? }))
+    Ok(Json(DecisionResponse {
+        results: engine::decide(st, auth.actor(), req, approve).await?,
+    }))
 }
 
 // ---- notification targets and delivery status ----
@@ -336,7 +374,9 @@ async fn decide(
 #[utoipa::path(get, path = "/v1/notifications/targets", security(("bearer" = [])), tag = "automation", responses((status = 200, body = TargetList)))]
 pub async fn list_targets(State(st): State<AppState>, auth: Auth) -> Result<Json<TargetList>, ApiError> {
     auth.require(Role::Admin)?;
-    Ok(Json(TargetList { targets: notify::targets(st.store.pool()).await? }))
+    Ok(Json(TargetList {
+        targets: notify::targets(st.store.pool()).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/notifications/targets", request_body = TargetSpec, security(("bearer" = [])), tag = "automation",
@@ -359,7 +399,9 @@ pub async fn delete_target(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require(Role::Admin)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::invalid(format!("{id:?} is not a target id")))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{id:?} is not a target id")))?;
     notify::delete_target(&st.store, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

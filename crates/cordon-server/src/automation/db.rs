@@ -25,7 +25,9 @@ fn settings_row(r: &AnyRow) -> Result<Settings, StoreError> {
 }
 
 pub async fn settings(pool: &AnyPool) -> Result<Settings, StoreError> {
-    let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1")).fetch_one(pool).await?;
+    let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1"))
+        .fetch_one(pool)
+        .await?;
     settings_row(&row)
 }
 
@@ -33,9 +35,12 @@ pub async fn settings(pool: &AnyPool) -> Result<Settings, StoreError> {
 /// the write lock on SQLite): concurrent evaluations serialize here, so the fleet cap
 /// cannot be overrun by replicas racing each other.
 pub async fn lock_settings_tx(tx: &mut Tx) -> Result<Settings, StoreError> {
-    sqlx::query("UPDATE auto_settings SET updated_at = updated_at WHERE id = 1").execute(&mut **tx).await?;
-    let row =
-        sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1")).fetch_one(&mut **tx).await?;
+    sqlx::query("UPDATE auto_settings SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1"))
+        .fetch_one(&mut **tx)
+        .await?;
     settings_row(&row)
 }
 
@@ -53,7 +58,11 @@ pub fn apply_patch(mut s: Settings, p: &SettingsPatch) -> Result<Settings, Strin
         s.cooldown_secs = v;
     }
     if let Some(v) = &p.protected_labels {
-        s.protected_labels = v.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        s.protected_labels = v
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
     }
     if let Some(v) = p.event_retention_days {
         s.event_retention_days = v;
@@ -112,12 +121,16 @@ fn rule_row(r: &AnyRow) -> Result<RuleRecord, StoreError> {
 const RULE_COLS: &str = "id, name, spec, enabled, disabled_reason, updated_at, updated_by";
 
 pub async fn rules(pool: &AnyPool) -> Result<Vec<RuleRecord>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id")).fetch_all(pool).await?;
+    let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id"))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(rule_row).collect()
 }
 
 pub async fn rules_tx(tx: &mut Tx) -> Result<Vec<RuleRecord>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id")).fetch_all(&mut **tx).await?;
+    let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id"))
+        .fetch_all(&mut **tx)
+        .await?;
     rows.iter().map(rule_row).collect()
 }
 
@@ -167,7 +180,10 @@ pub async fn put_rule_tx(
 }
 
 pub async fn delete_rule_tx(tx: &mut Tx, name: &str) -> Result<bool, StoreError> {
-    let n = sqlx::query("DELETE FROM auto_rules WHERE name = $1").bind(name.to_string()).execute(&mut **tx).await?;
+    let n = sqlx::query("DELETE FROM auto_rules WHERE name = $1")
+        .bind(name.to_string())
+        .execute(&mut **tx)
+        .await?;
     Ok(n.rows_affected() == 1)
 }
 
@@ -228,7 +244,12 @@ pub async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<Host
                     .iter()
                     .map(|row| get_str(row, "label"))
                     .collect::<Result<Vec<_>, _>>()?;
-                return Ok(Ok(HostRow { id: h.0.clone(), hostname: h.1.clone(), quarantined: h.3, labels }));
+                return Ok(Ok(HostRow {
+                    id: h.0.clone(),
+                    hostname: h.1.clone(),
+                    quarantined: h.3,
+                    labels,
+                }));
             }
             n => return Ok(Err(format!("{n} hosts match {r:?}; send the host id"))),
         }
@@ -382,8 +403,11 @@ pub async fn set_event_status_tx(tx: &mut Tx, id: &str, status: &str) -> Result<
 
 /// Deletes events older than `before` and beyond the newest `max`. Returns how many.
 pub async fn prune_events(pool: &AnyPool, before: i64, max: i64) -> Result<u64, StoreError> {
-    let mut n =
-        sqlx::query("DELETE FROM auto_events WHERE received_at < $1").bind(before).execute(pool).await?.rows_affected();
+    let mut n = sqlx::query("DELETE FROM auto_events WHERE received_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected();
     let edge = sqlx::query("SELECT received_at FROM auto_events ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET $1")
         .bind(max)
         .fetch_optional(pool)
@@ -465,10 +489,12 @@ pub async fn approvals(pool: &AnyPool, status: Option<&str>, limit: i64) -> Resu
             .await?
         }
         None => {
-            sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals ORDER BY id DESC LIMIT $1"))
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+            sqlx::query(&format!(
+                "SELECT {APPROVAL_COLS} FROM auto_approvals ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
         }
     };
     rows.iter().map(|r| approval_row(r).map(|x| x.0)).collect()
@@ -476,9 +502,11 @@ pub async fn approvals(pool: &AnyPool, status: Option<&str>, limit: i64) -> Resu
 
 /// Pending approvals (all, or those in `ids`) with their stored action parameters.
 pub async fn pending_approvals_tx(tx: &mut Tx) -> Result<Vec<(Approval, String)>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = 'pending' ORDER BY id"))
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = 'pending' ORDER BY id"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
     rows.iter().map(approval_row).collect()
 }
 
@@ -487,7 +515,8 @@ pub async fn approval_status_tx(tx: &mut Tx, id: i64) -> Result<Option<(String, 
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| Ok((get_str(&r, "status")?, get_str(&r, "host_id")?))).transpose()
+    row.map(|r| Ok((get_str(&r, "status")?, get_str(&r, "host_id")?)))
+        .transpose()
 }
 
 pub async fn decide_approval_tx(

@@ -45,7 +45,9 @@ impl PlannedAction {
             comment: self.comment.clone(),
             allow: self.allow.clone(),
             message: self.message.clone(),
-            expires_at: self.expires_after_secs.map(|s| now.saturating_add(s.saturating_mul(1000))),
+            expires_at: self
+                .expires_after_secs
+                .map(|s| now.saturating_add(s.saturating_mul(1000))),
         }
     }
 }
@@ -78,7 +80,10 @@ fn check_event(ev: &EventIn) -> Result<(Severity, Option<i64>), ApiError> {
         return Err(ApiError::invalid("source must be at most 100 characters"));
     }
     let severity = Severity::parse(&ev.severity).ok_or_else(|| {
-        ApiError::invalid(format!("severity {:?} must be info, low, medium, high or critical", ev.severity))
+        ApiError::invalid(format!(
+            "severity {:?} must be info, low, medium, high or critical",
+            ev.severity
+        ))
     })?;
     let occurred = match ev.occurred_at.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -100,7 +105,11 @@ pub async fn ingest(st: &AppState, ev: &EventIn, fallbacks: &[String]) -> Result
         id: new_event_id(),
         received_at: to_rfc3339(now),
         occurred_at: occurred.map(to_rfc3339),
-        source: ev.source.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "api".into()),
+        source: ev
+            .source
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "api".into()),
         event_type: ev.event_type.trim().to_string(),
         tags: ev.tags.clone(),
         severity,
@@ -128,7 +137,11 @@ pub async fn ingest(st: &AppState, ev: &EventIn, fallbacks: &[String]) -> Result
             drop(guard);
             tracing::error!(error = %e, event = %rec.id, "automation failed on event");
             rec.status = "failed".into();
-            rec.outcomes.push(RuleOutcome { rule: "-".into(), outcome: "error".into(), reason: e.to_string() });
+            rec.outcomes.push(RuleOutcome {
+                rule: "-".into(),
+                outcome: "error".into(),
+                reason: e.to_string(),
+            });
             let (_g, mut tx) = st.store.write_tx().await?;
             db::insert_event_tx(&mut tx, &rec, now, occurred).await?;
             tx.commit().await.map_err(crate::StoreError::from)?;
@@ -153,7 +166,11 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
         Ok(h) => h,
         Err(why) => {
             rec.status = "unknown_host".into();
-            rec.outcomes.push(RuleOutcome { rule: "-".into(), outcome: "unknown_host".into(), reason: why });
+            rec.outcomes.push(RuleOutcome {
+                rule: "-".into(),
+                outcome: "unknown_host".into(),
+                reason: why,
+            });
             return Ok(());
         }
     };
@@ -163,7 +180,11 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
     let last = db::last_auto_action_tx(tx, &host.id).await?;
     let pending = db::approval_pending_tx(tx, &host.id).await?;
     let recent = db::recent_quarantines_tx(tx, now - settings.cap_window_secs.saturating_mul(1000)).await?;
-    let facts = EventFacts { event_type: &rec.event_type, tags: &rec.tags, severity: rec.severity };
+    let facts = EventFacts {
+        event_type: &rec.event_type,
+        tags: &rec.tags,
+        severity: rec.severity,
+    };
     let hf = HostFacts {
         labels: &host.labels,
         quarantined: host.quarantined,
@@ -193,24 +214,39 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
         let rule = match (r.active, validate::rule(&r.spec)) {
             (false, _) => {
                 let why = r.disabled_reason.clone().unwrap_or_else(|| "disabled".into());
-                rec.outcomes.push(RuleOutcome { rule: name, outcome: "disabled".into(), reason: why });
+                rec.outcomes.push(RuleOutcome {
+                    rule: name,
+                    outcome: "disabled".into(),
+                    reason: why,
+                });
                 continue;
             }
             (true, Err(why)) => {
-                rec.outcomes.push(RuleOutcome { rule: name, outcome: "rule_error".into(), reason: why });
+                rec.outcomes.push(RuleOutcome {
+                    rule: name,
+                    outcome: "rule_error".into(),
+                    reason: why,
+                });
                 continue;
             }
             (true, Ok(rule)) => rule,
         };
         let d = qualify(&rule, true, &facts, &hf, &fleet);
-        rec.outcomes.push(RuleOutcome { rule: name, outcome: d.kind().into(), reason: d.reason() });
+        rec.outcomes.push(RuleOutcome {
+            rule: name,
+            outcome: d.kind().into(),
+            reason: d.reason(),
+        });
         if d.acts() {
             chosen = Some((rule, d));
         }
     }
     let Some((rule, decision)) = chosen else {
-        rec.status =
-            if rec.outcomes.iter().any(|o| o.outcome == "blocked") { "suppressed".into() } else { "no_match".into() };
+        rec.status = if rec.outcomes.iter().any(|o| o.outcome == "blocked") {
+            "suppressed".into()
+        } else {
+            "no_match".into()
+        };
         return Ok(());
     };
     rec.rule = Some(rule.name.clone());
@@ -219,13 +255,24 @@ async fn evaluate_tx(tx: &mut Tx, rec: &mut EventRecord, fallbacks: &[String], n
     match decision {
         Decision::Quarantine => {
             let detail = audit_detail(&rec.id, &rule.name, None);
-            apply_tx(tx, &host.id, &actor, Action::Quarantine, &plan.params(now), Some(&detail)).await?;
+            apply_tx(
+                tx,
+                &host.id,
+                &actor,
+                Action::Quarantine,
+                &plan.params(now),
+                Some(&detail),
+            )
+            .await?;
             db::record_action_tx(tx, now, &host.id, &rule.name, &rec.id, "quarantine").await?;
             rec.status = "quarantined".into();
         }
         Decision::NotifyOnly => {
-            let detail =
-                audit_detail(&rec.id, &rule.name, Some("dry run (notify_only): would quarantine, nothing changed"));
+            let detail = audit_detail(
+                &rec.id,
+                &rule.name,
+                Some("dry run (notify_only): would quarantine, nothing changed"),
+            );
             append_audit(
                 tx,
                 &NewAudit {
@@ -291,9 +338,11 @@ pub async fn decide(
         for id in &req.ids {
             if !pending.iter().any(|(a, _)| a.id == *id) {
                 match db::approval_status_tx(&mut tx, *id).await? {
-                    Some((_, host_id)) => {
-                        results.push(DecisionResult { id: *id, host_id, status: "not_pending".into() })
-                    }
+                    Some((_, host_id)) => results.push(DecisionResult {
+                        id: *id,
+                        host_id,
+                        status: "not_pending".into(),
+                    }),
                     None => return Err(ApiError::not_found(format!("no approval {id}"))),
                 }
             }
@@ -332,7 +381,15 @@ pub async fn decide(
                 p.message = p.message.map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
                 let extra = format!("approval {} approved by {actor}", a.id);
                 let detail = audit_detail(&a.event_id, &a.rule, Some(&extra));
-                apply_tx(&mut tx, &a.host_id, &rule_actor(&a.rule), Action::Quarantine, &p, Some(&detail)).await?;
+                apply_tx(
+                    &mut tx,
+                    &a.host_id,
+                    &rule_actor(&a.rule),
+                    Action::Quarantine,
+                    &p,
+                    Some(&detail),
+                )
+                .await?;
                 db::record_action_tx(&mut tx, now, &a.host_id, &a.rule, &a.event_id, "approved").await?;
                 db::set_event_status_tx(&mut tx, &a.event_id, "quarantined").await?;
                 woken.push(a.host_id.clone());
@@ -345,7 +402,11 @@ pub async fn decide(
             db::set_event_status_tx(&mut tx, &a.event_id, "denied").await?;
         }
         db::decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;
-        results.push(DecisionResult { id: a.id, host_id: a.host_id.clone(), status: status.into() });
+        results.push(DecisionResult {
+            id: a.id,
+            host_id: a.host_id.clone(),
+            status: status.into(),
+        });
     }
     tx.commit().await.map_err(crate::StoreError::from)?;
     drop(guard);

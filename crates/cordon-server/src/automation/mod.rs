@@ -38,12 +38,18 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/events/velociraptor", post(api::post_velociraptor))
         .route("/v1/events/{id}", get(api::get_event))
         .route("/v1/rules", get(api::list_rules).post(api::post_rule))
-        .route("/v1/rules/{name}", get(api::get_rule).put(api::put_rule).delete(api::delete_rule))
+        .route(
+            "/v1/rules/{name}",
+            get(api::get_rule).put(api::put_rule).delete(api::delete_rule),
+        )
         .route("/v1/automation/settings", get(api::get_settings).put(api::put_settings))
         .route("/v1/approvals", get(api::list_approvals))
         .route("/v1/approvals/approve", post(api::approve))
         .route("/v1/approvals/deny", post(api::deny))
-        .route("/v1/notifications/targets", get(api::list_targets).post(api::post_target))
+        .route(
+            "/v1/notifications/targets",
+            get(api::list_targets).post(api::post_target),
+        )
         .route("/v1/notifications/targets/{id}", delete(api::delete_target))
         .route("/v1/notifications/deliveries", get(api::list_deliveries))
 }

@@ -32,7 +32,11 @@ pub fn kind_of(action: &str) -> Option<&'static str> {
 
 /// `key=value` out of an audit detail like `revision 3; event=evt-1; rule=r`.
 fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
-    detail.split(';').map(str::trim).find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('='))).map(str::trim)
+    detail
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .map(str::trim)
 }
 
 /// What a notification says, built from one audit record.
@@ -54,7 +58,11 @@ pub struct Notice {
 
 impl Notice {
     pub fn text(&self) -> String {
-        let host = self.hostname.clone().or_else(|| self.host_id.clone()).unwrap_or_else(|| "(no host)".into());
+        let host = self
+            .hostname
+            .clone()
+            .or_else(|| self.host_id.clone())
+            .unwrap_or_else(|| "(no host)".into());
         let host = match &self.url {
             Some(u) => format!("<{u}|{host}>"),
             None => host,
@@ -163,7 +171,10 @@ pub async fn add_target(store: &Store, spec: &TargetSpec) -> Result<Target, Stor
 
 pub async fn delete_target(store: &Store, id: i64) -> Result<(), StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
-    let n = sqlx::query("DELETE FROM notify_targets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    let n = sqlx::query("DELETE FROM notify_targets WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     if n.rows_affected() != 1 {
         return Err(StoreError::NotFound(format!("no notification target {id}")));
     }
@@ -179,9 +190,13 @@ pub async fn delete_target(store: &Store, id: i64) -> Result<(), StoreError> {
 /// moves the cursor, in one transaction. Returns how many rows were queued.
 pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
-    sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1").execute(&mut *tx).await?;
+    sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
     let cursor = get_i64(
-        &sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1").fetch_one(&mut *tx).await?,
+        &sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?,
         "audit_id",
     )?;
     let rows = sqlx::query(
@@ -202,7 +217,9 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     .await?;
     let targets = trows.iter().map(target_row).collect::<Result<Vec<_>, _>>()?;
     let console = get_opt_str(
-        &sqlx::query("SELECT console_url FROM auto_settings WHERE id = 1").fetch_one(&mut *tx).await?,
+        &sqlx::query("SELECT console_url FROM auto_settings WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?,
         "console_url",
     )?;
     let now = now_ms();
@@ -247,7 +264,10 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
             queued += n.rows_affected() as usize;
         }
     }
-    sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1").bind(last_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1")
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(queued)
 }
@@ -278,7 +298,9 @@ impl Default for DeliveryConfig {
 /// Delay before attempt `attempts + 1`: base * 2^(attempts-1), capped.
 pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
-    cfg.backoff_base.saturating_mul(2u32.saturating_pow(exp)).min(cfg.backoff_max)
+    cfg.backoff_base
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(cfg.backoff_max)
 }
 
 /// An HTTP client for webhooks: system root certificates, ring, no client auth.
@@ -409,7 +431,12 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
         .bind(now - 7 * 86_400_000)
         .execute(&mut *tx)
         .await?;
-    let total = get_i64(&sqlx::query("SELECT COUNT(*) AS n FROM notify_outbox").fetch_one(&mut *tx).await?, "n")?;
+    let total = get_i64(
+        &sqlx::query("SELECT COUNT(*) AS n FROM notify_outbox")
+            .fetch_one(&mut *tx)
+            .await?,
+        "n",
+    )?;
     if total > OUTBOX_MAX {
         let edge = sqlx::query("SELECT id FROM notify_outbox ORDER BY id DESC LIMIT 1 OFFSET $1")
             .bind(OUTBOX_MAX)
@@ -417,8 +444,14 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
             .await?;
         if let Some(row) = edge {
             let id = get_i64(&row, "id")?;
-            let n = sqlx::query("DELETE FROM notify_outbox WHERE id <= $1").bind(id).execute(&mut *tx).await?;
-            tracing::warn!(dropped = n.rows_affected(), "notification outbox full: oldest entries dropped");
+            let n = sqlx::query("DELETE FROM notify_outbox WHERE id <= $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tracing::warn!(
+                dropped = n.rows_affected(),
+                "notification outbox full: oldest entries dropped"
+            );
         }
     }
     tx.commit().await?;
@@ -432,7 +465,9 @@ fn delivery_row(r: &AnyRow) -> Result<Delivery, StoreError> {
         target_id: get_i64(r, "target_id")?,
         audit_id: get_i64(r, "audit_id")?,
         kind: get_str(r, "kind")?,
-        next_attempt_at: (status == "pending").then(|| get_i64(r, "next_attempt_at").map(to_rfc3339)).transpose()?,
+        next_attempt_at: (status == "pending")
+            .then(|| get_i64(r, "next_attempt_at").map(to_rfc3339))
+            .transpose()?,
         status,
         attempts: get_i64(r, "attempts")?,
         last_error: get_opt_str(r, "last_error")?,
@@ -447,11 +482,13 @@ pub async fn deliveries(pool: &AnyPool, status: Option<&str>, limit: i64) -> Res
     let cols = "id, target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
     let rows = match status {
         Some(s) => {
-            sqlx::query(&format!("SELECT {cols} FROM notify_outbox WHERE status = $1 ORDER BY id DESC LIMIT $2"))
-                .bind(s.to_string())
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+            sqlx::query(&format!(
+                "SELECT {cols} FROM notify_outbox WHERE status = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(s.to_string())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
         }
         None => {
             sqlx::query(&format!("SELECT {cols} FROM notify_outbox ORDER BY id DESC LIMIT $1"))
@@ -469,8 +506,14 @@ mod tests {
 
     #[test]
     fn fields_kinds_and_text() {
-        assert_eq!(field("revision 3; event=evt-1; rule=wazuh-high", "event"), Some("evt-1"));
-        assert_eq!(field("revision 3; event=evt-1; rule=wazuh-high", "rule"), Some("wazuh-high"));
+        assert_eq!(
+            field("revision 3; event=evt-1; rule=wazuh-high", "event"),
+            Some("evt-1")
+        );
+        assert_eq!(
+            field("revision 3; event=evt-1; rule=wazuh-high", "rule"),
+            Some("wazuh-high")
+        );
         assert_eq!(field("revision 3", "rule"), None);
         assert_eq!(kind_of("quarantine"), Some("quarantined"));
         assert_eq!(kind_of("quarantine_confirmed"), None);
@@ -489,7 +532,10 @@ mod tests {
             url: Some(host_url(Some("https://cordon.example/"), "h1")),
         };
         let t = n.text();
-        assert!(t.contains("<https://cordon.example/hosts/h1|web1> quarantined by rule:wazuh-high"), "{t}");
+        assert!(
+            t.contains("<https://cordon.example/hosts/h1|web1> quarantined by rule:wazuh-high"),
+            "{t}"
+        );
         assert!(t.contains("Rule: wazuh-high") && t.contains("Event: evt-1") && t.contains("Reason: automatic"));
         assert_eq!(n.payload("slack"), json!({"text": t}));
         assert_eq!(n.payload("webhook")["url"], "https://cordon.example/hosts/h1");

@@ -84,7 +84,10 @@ impl Decision {
 
     /// Whether this rule claims the event (later rules are not consulted).
     pub fn acts(&self) -> bool {
-        matches!(self, Decision::Quarantine | Decision::NotifyOnly | Decision::ApprovalRequired(_))
+        matches!(
+            self,
+            Decision::Quarantine | Decision::NotifyOnly | Decision::ApprovalRequired(_)
+        )
     }
 }
 
@@ -96,13 +99,16 @@ fn near(a: &str) -> String {
 /// name (case-sensitive), and no other label that differs only in case or whitespace.
 pub fn resolve_label(name: &str, existing: &[String]) -> Result<(), String> {
     let exact = existing.iter().filter(|l| l.as_str() == name).count();
-    let similar: Vec<&String> = existing.iter().filter(|l| l.as_str() != name && near(l) == near(name)).collect();
+    let similar: Vec<&String> = existing
+        .iter()
+        .filter(|l| l.as_str() != name && near(l) == near(name))
+        .collect();
     match (exact, similar.is_empty()) {
         (1, true) => Ok(()),
         (0, true) => Err(format!("trigger label {name:?} does not exist")),
-        (0, false) => {
-            Err(format!("trigger label {name:?} does not exist (similar: {similar:?}); labels are case-sensitive"))
-        }
+        (0, false) => Err(format!(
+            "trigger label {name:?} does not exist (similar: {similar:?}); labels are case-sensitive"
+        )),
         (1, false) => Err(format!(
             "trigger label {name:?} is ambiguous: near-duplicates {similar:?} differ only in case or whitespace"
         )),
@@ -116,12 +122,18 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
     if !active {
         return Decision::NoMatch("rule is disabled".into());
     }
-    let type_match = rule.trigger_event_types.iter().any(|t| t == ev.event_type || ev.tags.iter().any(|g| g == t));
+    let type_match = rule
+        .trigger_event_types
+        .iter()
+        .any(|t| t == ev.event_type || ev.tags.iter().any(|g| g == t));
     if !type_match {
         return Decision::NoMatch(format!("event type {:?} is not a trigger type", ev.event_type));
     }
     if rule.only_critical && ev.severity != Severity::Critical {
-        return Decision::NoMatch(format!("rule is only_critical and the event is {}", ev.severity.as_str()));
+        return Decision::NoMatch(format!(
+            "rule is only_critical and the event is {}",
+            ev.severity.as_str()
+        ));
     }
     for l in &rule.trigger_labels {
         if let Err(why) = resolve_label(l, fleet.labels) {
@@ -129,7 +141,10 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
         }
     }
     let Some(label) = rule.trigger_labels.iter().find(|l| host.labels.contains(l)) else {
-        return Decision::NoMatch(format!("host carries none of the trigger labels {:?}", rule.trigger_labels));
+        return Decision::NoMatch(format!(
+            "host carries none of the trigger labels {:?}",
+            rule.trigger_labels
+        ));
     };
     if let Some(p) = host.labels.iter().find(|l| fleet.protected_labels.contains(l)) {
         return Decision::Blocked(format!("host carries protected label {p:?}"));
@@ -229,10 +244,32 @@ mod tests {
     fn qualification_table() {
         let cases = [
             BASE,
-            Case { name: "type mismatch", event_type: "login", want: "no_match", why: "not a trigger type", ..BASE },
-            Case { name: "type via tag", event_type: "other", tags: &["malware"], ..BASE },
-            Case { name: "not critical", severity: Severity::High, want: "no_match", why: "only_critical", ..BASE },
-            Case { name: "critical not required", rule: |r| r.only_critical = false, severity: Severity::Low, ..BASE },
+            Case {
+                name: "type mismatch",
+                event_type: "login",
+                want: "no_match",
+                why: "not a trigger type",
+                ..BASE
+            },
+            Case {
+                name: "type via tag",
+                event_type: "other",
+                tags: &["malware"],
+                ..BASE
+            },
+            Case {
+                name: "not critical",
+                severity: Severity::High,
+                want: "no_match",
+                why: "only_critical",
+                ..BASE
+            },
+            Case {
+                name: "critical not required",
+                rule: |r| r.only_critical = false,
+                severity: Severity::Low,
+                ..BASE
+            },
             Case {
                 name: "not in group",
                 host_labels: &["laptops"],
@@ -289,7 +326,13 @@ mod tests {
                 why: "\"dbs\" does not exist",
                 ..BASE
             },
-            Case { name: "disabled rule", active: false, want: "no_match", why: "disabled", ..BASE },
+            Case {
+                name: "disabled rule",
+                active: false,
+                want: "no_match",
+                why: "disabled",
+                ..BASE
+            },
             Case {
                 name: "protected",
                 host_labels: &["servers", "cordon-protected"],
@@ -304,19 +347,56 @@ mod tests {
                 why: "already quarantined",
                 ..BASE
             },
-            Case { name: "approval pending", pending: true, want: "blocked", why: "pending", ..BASE },
-            Case { name: "kill switch", enabled: false, want: "blocked", why: "kill switch", ..BASE },
-            Case { name: "cooldown", last_action_secs_ago: Some(60), want: "blocked", why: "cooldown", ..BASE },
-            Case { name: "cooldown over", last_action_secs_ago: Some(7200), ..BASE },
+            Case {
+                name: "approval pending",
+                pending: true,
+                want: "blocked",
+                why: "pending",
+                ..BASE
+            },
+            Case {
+                name: "kill switch",
+                enabled: false,
+                want: "blocked",
+                why: "kill switch",
+                ..BASE
+            },
+            Case {
+                name: "cooldown",
+                last_action_secs_ago: Some(60),
+                want: "blocked",
+                why: "cooldown",
+                ..BASE
+            },
+            Case {
+                name: "cooldown over",
+                last_action_secs_ago: Some(7200),
+                ..BASE
+            },
             Case {
                 name: "rule cooldown shorter",
                 rule: |r| r.cooldown_secs = Some(30),
                 last_action_secs_ago: Some(60),
                 ..BASE
             },
-            Case { name: "cap reached", recent: 5, want: "approval_required", why: "cap", ..BASE },
-            Case { name: "cap almost", recent: 4, ..BASE },
-            Case { name: "notify only", rule: |r| r.notify_only = true, want: "notify_only", ..BASE },
+            Case {
+                name: "cap reached",
+                recent: 5,
+                want: "approval_required",
+                why: "cap",
+                ..BASE
+            },
+            Case {
+                name: "cap almost",
+                recent: 4,
+                ..BASE
+            },
+            Case {
+                name: "notify only",
+                rule: |r| r.notify_only = true,
+                want: "notify_only",
+                ..BASE
+            },
             Case {
                 name: "notify only ignores cap",
                 rule: |r| r.notify_only = true,
@@ -332,8 +412,20 @@ mod tests {
                 why: "protected",
                 ..BASE
             },
-            Case { name: "no match beats kill switch", event_type: "login", enabled: false, want: "no_match", ..BASE },
-            Case { name: "missing label beats cap", fleet_labels: &[], recent: 9, want: "rule_error", ..BASE },
+            Case {
+                name: "no match beats kill switch",
+                event_type: "login",
+                enabled: false,
+                want: "no_match",
+                ..BASE
+            },
+            Case {
+                name: "missing label beats cap",
+                fleet_labels: &[],
+                recent: 9,
+                want: "rule_error",
+                ..BASE
+            },
         ];
         let now = 10_000_000_000i64;
         for c in &cases {
@@ -343,7 +435,11 @@ mod tests {
             let host_labels = s(c.host_labels);
             let fleet_labels = s(c.fleet_labels);
             let protected = s(&["cordon-protected"]);
-            let ev = EventFacts { event_type: c.event_type, tags: &tags, severity: c.severity };
+            let ev = EventFacts {
+                event_type: c.event_type,
+                tags: &tags,
+                severity: c.severity,
+            };
             let host = HostFacts {
                 labels: &host_labels,
                 quarantined: c.quarantined,
@@ -361,7 +457,13 @@ mod tests {
             };
             let d = qualify(&r, c.active, &ev, &host, &fleet);
             assert_eq!(d.kind(), c.want, "case {:?}: {d:?}", c.name);
-            assert!(d.reason().contains(c.why), "case {:?}: reason {:?} lacks {:?}", c.name, d.reason(), c.why);
+            assert!(
+                d.reason().contains(c.why),
+                "case {:?}: reason {:?} lacks {:?}",
+                c.name,
+                d.reason(),
+                c.why
+            );
         }
     }
 
@@ -372,6 +474,8 @@ mod tests {
         assert!(resolve_label("web", &l).unwrap_err().contains("ambiguous"));
         assert!(resolve_label("Servers", &l).unwrap_err().contains("similar"));
         assert!(resolve_label("db", &l).unwrap_err().contains("does not exist"));
-        assert!(resolve_label("servers", &s(&["servers", "servers"])).unwrap_err().contains("2 labels"));
+        assert!(resolve_label("servers", &s(&["servers", "servers"]))
+            .unwrap_err()
+            .contains("2 labels"));
     }
 }

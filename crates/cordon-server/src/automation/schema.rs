@@ -13,5 +13,11 @@ pub fn migrations(sqlite: bool) -> Vec<Migration> {
     } else {
         include_str!("../../migrations/postgres/0007_automation.sql")
     };
-    vec![Migration::new(VERSION, Cow::Borrowed("automation"), MigrationType::Simple, Cow::Borrowed(sql), false)]
+    vec![Migration::new(
+        VERSION,
+        Cow::Borrowed("automation"),
+        MigrationType::Simple,
+        Cow::Borrowed(sql),
+        false,
+    )]
 }

@@ -59,7 +59,10 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
         }
     }
     if spec.action != "quarantine" {
-        return Err(format!("action {:?} is not supported (only \"quarantine\")", spec.action));
+        return Err(format!(
+            "action {:?} is not supported (only \"quarantine\")",
+            spec.action
+        ));
     }
     for a in &spec.allow {
         AllowSpec::parse(a).map_err(|e| format!("allow {a:?}: {e}"))?;

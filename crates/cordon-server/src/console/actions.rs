@@ -164,9 +164,7 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
             match AllowSpec::parse(line) {
                 Ok(_) => allow.push(line.to_string()),
                 Err(e) => {
-                    errors
-                        .entry("allow".into())
-                        .or_insert_with(|| e.to_string());
+                    errors.entry("allow".into()).or_insert_with(|| e.to_string());
                 }
             }
         }
@@ -182,11 +180,7 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         let e = f.expires_in.trim();
         if !e.is_empty() {
             match parse_duration_secs(e) {
-                Ok(secs) => {
-                    expires_at = Some(to_rfc3339(
-                        now_ms().saturating_add(secs.saturating_mul(1000)),
-                    ))
-                }
+                Ok(secs) => expires_at = Some(to_rfc3339(now_ms().saturating_add(secs.saturating_mul(1000)))),
                 Err(msg) => {
                     errors.insert("expires_in".into(), msg);
                 }
@@ -269,22 +263,14 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         return Err(errors);
     }
     let req = ActionRequest {
-        hosts: if label.is_some() {
-            vec![]
-        } else {
-            target_hosts
-        },
+        hosts: if label.is_some() { vec![] } else { target_hosts },
         label,
         comment: Some(f.comment.trim().to_string()),
         allow,
         message,
         expires_at,
     };
-    Ok(Prepared {
-        action,
-        req,
-        hostnames,
-    })
+    Ok(Prepared { action, req, hostnames })
 }
 
 fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
@@ -392,11 +378,7 @@ pub async fn run(
                     "{verb} requested for {n} {}; waiting for the agents to confirm.",
                     plural(n)
                 ),
-                states: resp
-                    .results
-                    .into_iter()
-                    .map(|r| (r.hostname, r.state))
-                    .collect(),
+                states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
             })
             .into_response()
         }

@@ -29,10 +29,7 @@ fn secs_text(s: i64) -> String {
     super::view::duration_text(s.saturating_mul(1000))
 }
 
-pub async fn rules(
-    State(st): State<AppState>,
-    PageSession(s): PageSession,
-) -> Result<Html<String>, ConsoleError> {
+pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
     let rules = db::rules(st.store.pool()).await?;
     let set = db::settings(st.store.pool()).await?;
     let body = html! {
@@ -78,9 +75,7 @@ pub async fn rules(
             }
         }
     };
-    Ok(Html(
-        layout("Rules", Some(&s), Nav::Rules, body).into_string(),
-    ))
+    Ok(Html(layout("Rules", Some(&s), Nav::Rules, body).into_string()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,11 +92,7 @@ pub async fn approvals(
     Query(q): Query<ApprovalsQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let status = q.status.clone().unwrap_or_else(|| "pending".into());
-    let filter = if status == "all" {
-        None
-    } else {
-        Some(status.as_str())
-    };
+    let filter = if status == "all" { None } else { Some(status.as_str()) };
     let list = db::approvals(st.store.pool(), filter, 500).await?;
     let names = host_names(&st).await?;
     let admin = s.is_admin();
@@ -160,9 +151,7 @@ pub async fn approvals(
             }
         }
     };
-    Ok(Html(
-        layout("Approvals", Some(&s), Nav::Approvals, body).into_string(),
-    ))
+    Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
 }
 
 fn back_to_approvals(error: Option<&str>) -> Response {
@@ -204,11 +193,7 @@ pub async fn decide(
     let approve = match form.get("decision").map(String::as_str) {
         Some("approve") => true,
         Some("deny") => false,
-        _ => {
-            return Err(ConsoleError::BadRequest(
-                "decision must be approve or deny".into(),
-            ))
-        }
+        _ => return Err(ConsoleError::BadRequest("decision must be approve or deny".into())),
     };
     let result = if approve {
         crate::automation::api::approve(State(st.clone()), s.auth(), crate::api::ApiJson(req)).await

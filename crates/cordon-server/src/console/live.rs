@@ -30,11 +30,7 @@ pub async fn fingerprint(st: &AppState) -> Result<(i64, i64, i64), crate::StoreE
     let h = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(last_seen), 0) AS s FROM hosts")
         .fetch_one(st.store.pool())
         .await?;
-    Ok((
-        get_i64(&a, "n")?,
-        get_i64(&h, "n")?,
-        get_i64(&h, "s")? / SEEN_STEP_MS,
-    ))
+    Ok((get_i64(&a, "n")?, get_i64(&h, "n")?, get_i64(&h, "s")? / SEEN_STEP_MS))
 }
 
 struct Poll {
@@ -50,8 +46,7 @@ pub async fn events(
     ApiSession(s): ApiSession,
     headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let token =
-        super::session::cookie(&headers, super::session::SESSION_COOKIE).unwrap_or_default();
+    let token = super::session::cookie(&headers, super::session::SESSION_COOKIE).unwrap_or_default();
     let init = Poll {
         st,
         token_name: s.caller.name.clone(),
@@ -63,10 +58,7 @@ pub async fn events(
         if p.first {
             p.first = false;
             p.last = fingerprint(&p.st).await.ok();
-            return Some((
-                Ok(Event::default().event("hello").data("connected")),
-                (p, token),
-            ));
+            return Some((Ok(Event::default().event("hello").data("connected")), (p, token)));
         }
         loop {
             tokio::time::sleep(POLL).await;

@@ -13,8 +13,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::session::{
-    clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject,
-    PageSession, Session, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+    clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject, PageSession, Session,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use super::view::{labels, layout, short_time, state_badge, state_text, time_ago, Nav};
 use super::ConsoleError;
@@ -32,8 +32,7 @@ const ALL_STATES: [HostState; 6] = [
 
 fn see_other(to: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
-    r.headers_mut()
-        .insert(LOCATION, HeaderValue::from_static(to));
+    r.headers_mut().insert(LOCATION, HeaderValue::from_static(to));
     r
 }
 
@@ -82,14 +81,10 @@ pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
     let existing = cookie(&headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() >= 32);
     let csrf = match existing {
         Some(c) => c,
-        None => crate::secret::new_token("login")
-            .map_err(|e| ConsoleError::Internal(format!("no randomness: {e}")))?,
+        None => crate::secret::new_token("login").map_err(|e| ConsoleError::Internal(format!("no randomness: {e}")))?,
     };
     let r = Html(login_page(&csrf, None).into_string()).into_response();
-    Ok(with_cookie(
-        r,
-        &set_cookie(LOGIN_CSRF_COOKIE, &csrf, Some(3600)),
-    ))
+    Ok(with_cookie(r, &set_cookie(LOGIN_CSRF_COOKIE, &csrf, Some(3600))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,16 +95,11 @@ pub struct LoginForm {
     csrf: String,
 }
 
-pub async fn login(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ConsoleError> {
+pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
     }
-    let form: LoginForm =
-        serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let form: LoginForm = serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(&form.csrf, &expected) {
         return Err(ConsoleReject::Csrf.into());
@@ -124,10 +114,7 @@ pub async fn login(
         return Ok(refuse("Enter an API token."));
     }
     // Only characters a token can have go into the cookie.
-    if !token
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Ok(refuse("That is not an API token."));
     }
     match st.store.authenticate(token).await? {
@@ -143,11 +130,7 @@ pub async fn login(
     }
 }
 
-pub async fn logout(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ConsoleError> {
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
     }
@@ -162,10 +145,7 @@ pub async fn logout(
         return Err(ConsoleReject::Csrf.into());
     }
     let _ = &st;
-    Ok(with_cookie(
-        see_other("/console/login"),
-        &clear_cookie(SESSION_COOKIE),
-    ))
+    Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
 }
 
 // ---------------------------------------------------------------- hosts
@@ -338,9 +318,7 @@ pub async fn hosts(
         @if act { (super::actions::dialog(&all_labels)) }
         p class="live-note muted" { span id="live-status" { "Live updates: connecting…" } }
     };
-    Ok(Html(
-        layout("Hosts", Some(&s), Nav::Hosts, body).into_string(),
-    ))
+    Ok(Html(layout("Hosts", Some(&s), Nav::Hosts, body).into_string()))
 }
 
 // ---------------------------------------------------------------- one host
@@ -493,9 +471,7 @@ pub async fn host(
         }
         @if s.can_act() { (super::actions::dialog(&BTreeSet::new())) }
     };
-    Ok(Html(
-        layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string(),
-    ))
+    Ok(Html(layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string()))
 }
 
 // ---------------------------------------------------------------- audit
@@ -676,9 +652,7 @@ pub async fn audit(
             }
         }
     };
-    Ok(Html(
-        layout("Audit", Some(&s), Nav::Audit, body).into_string(),
-    ))
+    Ok(Html(layout("Audit", Some(&s), Nav::Audit, body).into_string()))
 }
 
 /// The API's export formats (`/v1/audit?format=`), authenticated by the console session
@@ -691,17 +665,11 @@ pub async fn audit_export(
     let f = q.filter(&st, None).await?;
     let records = st.store.audit(&f).await?;
     let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => (
-            crate::api::audit::to_csv(&records),
-            "text/csv; charset=utf-8",
-            "csv",
-        ),
+        "csv" => (crate::api::audit::to_csv(&records), "text/csv; charset=utf-8", "csv"),
         "jsonl" => {
             let mut out = String::new();
             for r in &records {
-                out.push_str(
-                    &serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?,
-                );
+                out.push_str(&serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?);
                 out.push('\n');
             }
             (out, "application/x-ndjson", "jsonl")
@@ -719,8 +687,7 @@ pub async fn audit_export(
         }
     };
     let mut r = body.into_response();
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cordon-audit.{ext}\"")) {
         r.headers_mut().insert(CONTENT_DISPOSITION, v);
     }

@@ -134,20 +134,14 @@ impl IntoResponse for ConsoleReject {
                 "missing or wrong CSRF token: reload the page and try again",
             )
                 .into_response(),
-            ConsoleReject::CrossSite => {
-                (StatusCode::FORBIDDEN, "cross-site request refused").into_response()
-            }
+            ConsoleReject::CrossSite => (StatusCode::FORBIDDEN, "cross-site request refused").into_response(),
             ConsoleReject::Internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
         }
     }
 }
 
 /// Looks the session cookie's token up; `page` picks redirect vs 401 on failure.
-pub async fn session_from(
-    headers: &HeaderMap,
-    st: &AppState,
-    page: bool,
-) -> Result<Session, ConsoleReject> {
+pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Result<Session, ConsoleReject> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return Err(ConsoleReject::SignIn { page });
     };
@@ -191,10 +185,7 @@ mod tests {
     #[test]
     fn cookies_parse_and_csrf_differs_per_session() {
         let mut h = HeaderMap::new();
-        h.insert(
-            COOKIE,
-            HeaderValue::from_static("a=1; cordon_session=cordon_abc ; b=2"),
-        );
+        h.insert(COOKIE, HeaderValue::from_static("a=1; cordon_session=cordon_abc ; b=2"));
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("cordon_abc"));
         assert_eq!(cookie(&h, "missing"), None);
         assert_ne!(csrf_for("cordon_abc"), csrf_for("cordon_abd"));

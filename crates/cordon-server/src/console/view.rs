@@ -167,10 +167,7 @@ mod tests {
         let m = html! { td title=(evil) { (evil) } (labels(&[evil.to_string()])) };
         let out = m.into_string();
         assert!(!out.contains("<script>"), "{out}");
-        assert!(
-            out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{out}"
-        );
+        assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{out}");
         assert!(out.contains("&quot;"), "{out}");
         assert!(out.contains("&amp;"), "{out}");
     }
@@ -181,19 +178,8 @@ mod tests {
         assert_eq!(duration_text(125_000), "2m 5s");
         assert_eq!(duration_text(3_660_000), "1h 1m");
         assert_eq!(duration_text(90_000_000), "1d 1h");
-        assert_eq!(
-            short_time("2030-01-02T03:04:05.250Z"),
-            "2030-01-02 03:04:05Z"
-        );
-        let b = state_badge(
-            HostState::QuarantinePending,
-            "2030-01-02T03:04:05.250Z",
-            None,
-        )
-        .into_string();
-        assert!(
-            b.contains("Quarantine pending") && b.contains("data-since"),
-            "{b}"
-        );
+        assert_eq!(short_time("2030-01-02T03:04:05.250Z"), "2030-01-02 03:04:05Z");
+        let b = state_badge(HostState::QuarantinePending, "2030-01-02T03:04:05.250Z", None).into_string();
+        assert!(b.contains("Quarantine pending") && b.contains("data-since"), "{b}");
     }
 }

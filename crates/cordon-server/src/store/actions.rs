@@ -238,7 +238,15 @@ impl Store {
         let mut plain_removed = Vec::new();
         for label in add {
             if label == QUARANTINE_LABEL {
-                label_action_tx(&mut tx, &id, actor, Action::Quarantine, comment, "label Quarantine added").await?;
+                label_action_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Quarantine,
+                    comment,
+                    "label Quarantine added",
+                )
+                .await?;
                 changed_desired = true;
             } else {
                 set_label_tx(&mut tx, &id, label).await?;
@@ -247,7 +255,15 @@ impl Store {
         }
         for label in remove {
             if label == QUARANTINE_LABEL {
-                label_action_tx(&mut tx, &id, actor, Action::Release, comment, "label Quarantine removed").await?;
+                label_action_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Release,
+                    comment,
+                    "label Quarantine removed",
+                )
+                .await?;
                 changed_desired = true;
             } else {
                 unset_label_tx(&mut tx, &id, label).await?;

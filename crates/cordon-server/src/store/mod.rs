@@ -17,14 +17,14 @@ use sqlx::{Any, AnyPool, Transaction};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+/// For the automation module: the one quarantine path and the audit append.
+pub(crate) use actions::apply_tx;
+pub use actions::Targets;
 pub use actions::{Action, ActionParams};
+pub(crate) use audit::append as append_audit;
 pub use audit::{AuditFilter, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::HostFilter;
-pub use actions::Targets;
-/// For the automation module: the one quarantine path and the audit append.
-pub(crate) use actions::apply_tx;
-pub(crate) use audit::append as append_audit;
 
 /// Re-exported for the auth module.
 pub mod tokens_caller {
@@ -86,7 +86,13 @@ fn migrator(url: &str) -> Migrator {
     Migrator {
         migrations: Cow::Owned(
             [
-                vec![Migration::new(1, Cow::Borrowed(desc), MigrationType::Simple, Cow::Borrowed(sql), false)],
+                vec![Migration::new(
+                    1,
+                    Cow::Borrowed(desc),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
             ]
             .concat(),
@@ -110,7 +116,11 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         migrator(&url).run(&pool).await?;
-        Ok(Store { pool, write: std::sync::Arc::new(Mutex::new(())), reports: std::sync::OnceLock::new() })
+        Ok(Store {
+            pool,
+            write: std::sync::Arc::new(Mutex::new(())),
+            reports: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {

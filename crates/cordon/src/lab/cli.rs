@@ -96,9 +96,21 @@ fn run_inner(args: &LabArgs) -> Result<bool> {
             print!(
                 "{}",
                 matrix::render_table(&[
-                    Phase { name: "before", quarantined: false, outcomes: &d.before },
-                    Phase { name: "isolated", quarantined: true, outcomes: &d.during },
-                    Phase { name: "released", quarantined: false, outcomes: &d.after },
+                    Phase {
+                        name: "before",
+                        quarantined: false,
+                        outcomes: &d.before
+                    },
+                    Phase {
+                        name: "isolated",
+                        quarantined: true,
+                        outcomes: &d.during
+                    },
+                    Phase {
+                        name: "released",
+                        quarantined: false,
+                        outcomes: &d.after
+                    },
                 ])
             );
             println!(
@@ -106,7 +118,11 @@ fn run_inner(args: &LabArgs) -> Result<bool> {
                 d.mechanism,
                 d.leaks,
                 d.over_blocks,
-                if d.restored { "firewall exactly as before" } else { "FIREWALL DIFFERS from before" }
+                if d.restored {
+                    "firewall exactly as before"
+                } else {
+                    "FIREWALL DIFFERS from before"
+                }
             );
         }
     }
@@ -122,7 +138,15 @@ fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
     let server = format!("tcp://{}:{}", addr::SERVER_NAME, addr::SERVER_PORT);
     let before_fw = lab.firewall_snapshot()?;
     let before = lab.matrix()?;
-    let out = lab.cordon(&["isolate", "--server", &server, "--backend", backend, "--state-dir", &state])?;
+    let out = lab.cordon(&[
+        "isolate",
+        "--server",
+        &server,
+        "--backend",
+        backend,
+        "--state-dir",
+        &state,
+    ])?;
     if !out.status.success() {
         bail!(
             "cordon isolate --backend {backend} failed ({}): {}",
@@ -139,11 +163,21 @@ fn demo_cordon(lab: &Lab, backend: &str) -> Result<Demo> {
     let restored = lab.firewall_snapshot()? == before_fw;
     let _ = std::fs::remove_dir_all(&state_dir);
     let (leaks, over_blocks) = matrix::score(&during);
-    Ok(Demo { mechanism: format!("cordon ({backend})"), before, during, after, leaks, over_blocks, restored })
+    Ok(Demo {
+        mechanism: format!("cordon ({backend})"),
+        before,
+        during,
+        after,
+        leaks,
+        over_blocks,
+        restored,
+    })
 }
 
 fn demo_baseline(lab: &Lab, script: &std::path::Path) -> Result<Demo> {
-    let script = script.canonicalize().with_context(|| format!("baseline script {}", script.display()))?;
+    let script = script
+        .canonicalize()
+        .with_context(|| format!("baseline script {}", script.display()))?;
     let s = script.to_string_lossy().to_string();
     let before_fw = lab.firewall_snapshot()?;
     let before = lab.matrix()?;
@@ -151,12 +185,29 @@ fn demo_baseline(lab: &Lab, script: &std::path::Path) -> Result<Demo> {
     let srv = addr::SERVER4.to_string();
     let out = lab.exec(Host::Endpoint, &["sh", &s, &srv, &port])?;
     if !out.status.success() {
-        bail!("baseline script failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "baseline script failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let during = lab.matrix()?;
     lab.exec(Host::Endpoint, &["sh", &s, "--remove"])?;
     let after = lab.matrix()?;
     let restored = lab.firewall_snapshot()? == before_fw;
     let (leaks, over_blocks) = matrix::score(&during);
-    Ok(Demo { mechanism: format!("baseline {}", script.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()), before, during, after, leaks, over_blocks, restored })
+    Ok(Demo {
+        mechanism: format!(
+            "baseline {}",
+            script
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default()
+        ),
+        before,
+        during,
+        after,
+        leaks,
+        over_blocks,
+        restored,
+    })
 }

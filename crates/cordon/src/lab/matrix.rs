@@ -27,32 +27,200 @@ pub fn rows() -> Vec<Row> {
     use Host::*;
     let r = |name, probe, allowed| Row { name, probe, allowed };
     vec![
-        r("server v4 tcp/8443", Probe::Tcp { from: Endpoint, to: sa(SERVER4, SERVER_PORT) }, true),
-        r("server v6 tcp/8443", Probe::Tcp { from: Endpoint, to: sa(SERVER6, SERVER_PORT) }, true),
-        r("resolver v4 udp/53", Probe::DnsUdp { from: Endpoint, to: sa(RESOLVER4, 53) }, true),
-        r("resolver v4 tcp/53", Probe::DnsTcp { from: Endpoint, to: sa(RESOLVER4, 53) }, true),
-        r("resolver v6 udp/53", Probe::DnsUdp { from: Endpoint, to: sa(RESOLVER6, 53) }, true),
-        r("resolver v6 tcp/53", Probe::DnsTcp { from: Endpoint, to: sa(RESOLVER6, 53) }, true),
-        r("loopback v4", Probe::Tcp { from: Endpoint, to: sa(std::net::Ipv4Addr::LOCALHOST, ENDPOINT_PORT) }, true),
-        r("loopback v6", Probe::Tcp { from: Endpoint, to: sa(std::net::Ipv6Addr::LOCALHOST, ENDPOINT_PORT) }, true),
+        r(
+            "server v4 tcp/8443",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(SERVER4, SERVER_PORT),
+            },
+            true,
+        ),
+        r(
+            "server v6 tcp/8443",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(SERVER6, SERVER_PORT),
+            },
+            true,
+        ),
+        r(
+            "resolver v4 udp/53",
+            Probe::DnsUdp {
+                from: Endpoint,
+                to: sa(RESOLVER4, 53),
+            },
+            true,
+        ),
+        r(
+            "resolver v4 tcp/53",
+            Probe::DnsTcp {
+                from: Endpoint,
+                to: sa(RESOLVER4, 53),
+            },
+            true,
+        ),
+        r(
+            "resolver v6 udp/53",
+            Probe::DnsUdp {
+                from: Endpoint,
+                to: sa(RESOLVER6, 53),
+            },
+            true,
+        ),
+        r(
+            "resolver v6 tcp/53",
+            Probe::DnsTcp {
+                from: Endpoint,
+                to: sa(RESOLVER6, 53),
+            },
+            true,
+        ),
+        r(
+            "loopback v4",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(std::net::Ipv4Addr::LOCALHOST, ENDPOINT_PORT),
+            },
+            true,
+        ),
+        r(
+            "loopback v6",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(std::net::Ipv6Addr::LOCALHOST, ENDPOINT_PORT),
+            },
+            true,
+        ),
         r("DHCPv4 reply in", Probe::DhcpReply { v6: false }, true),
         r("DHCPv6 reply in", Probe::DhcpReply { v6: true }, true),
-        r("server v4 other port tcp/9000", Probe::Tcp { from: Endpoint, to: sa(SERVER4, SERVER_OTHER_PORT) }, false),
-        r("server v6 other port tcp/9000", Probe::Tcp { from: Endpoint, to: sa(SERVER6, SERVER_OTHER_PORT) }, false),
-        r("server v4 icmp", Probe::Ping { from: Endpoint, to: SERVER4.into() }, false),
-        r("other host v4 tcp/80", Probe::Tcp { from: Endpoint, to: sa(OTHER4, OTHER_TCP_PORT) }, false),
-        r("other host v6 tcp/80", Probe::Tcp { from: Endpoint, to: sa(OTHER6, OTHER_TCP_PORT) }, false),
-        r("other host v4 udp/7777", Probe::Udp { from: Endpoint, to: sa(OTHER4, OTHER_UDP_PORT) }, false),
-        r("other host v6 udp/7777", Probe::Udp { from: Endpoint, to: sa(OTHER6, OTHER_UDP_PORT) }, false),
-        r("other host v4 icmp", Probe::Ping { from: Endpoint, to: OTHER4.into() }, false),
-        r("other host v6 icmp", Probe::Ping { from: Endpoint, to: OTHER6.into() }, false),
-        r("DNS to other host v4 udp/53", Probe::DnsUdp { from: Endpoint, to: sa(OTHER4, 53) }, false),
-        r("DNS to other host v6 udp/53", Probe::DnsUdp { from: Endpoint, to: sa(OTHER6, 53) }, false),
-        r("DNS to other host v4 tcp/53", Probe::DnsTcp { from: Endpoint, to: sa(OTHER4, 53) }, false),
-        r("inbound from other host v4", Probe::Tcp { from: Other, to: sa(ENDPOINT4, ENDPOINT_PORT) }, false),
-        r("inbound from other host v6", Probe::Tcp { from: Other, to: sa(ENDPOINT6, ENDPOINT_PORT) }, false),
-        r("inbound from server v4", Probe::Tcp { from: Server, to: sa(ENDPOINT4, ENDPOINT_PORT) }, false),
-        r("inbound from server v6", Probe::Tcp { from: Server, to: sa(ENDPOINT6, ENDPOINT_PORT) }, false),
+        r(
+            "server v4 other port tcp/9000",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(SERVER4, SERVER_OTHER_PORT),
+            },
+            false,
+        ),
+        r(
+            "server v6 other port tcp/9000",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(SERVER6, SERVER_OTHER_PORT),
+            },
+            false,
+        ),
+        r(
+            "server v4 icmp",
+            Probe::Ping {
+                from: Endpoint,
+                to: SERVER4.into(),
+            },
+            false,
+        ),
+        r(
+            "other host v4 tcp/80",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(OTHER4, OTHER_TCP_PORT),
+            },
+            false,
+        ),
+        r(
+            "other host v6 tcp/80",
+            Probe::Tcp {
+                from: Endpoint,
+                to: sa(OTHER6, OTHER_TCP_PORT),
+            },
+            false,
+        ),
+        r(
+            "other host v4 udp/7777",
+            Probe::Udp {
+                from: Endpoint,
+                to: sa(OTHER4, OTHER_UDP_PORT),
+            },
+            false,
+        ),
+        r(
+            "other host v6 udp/7777",
+            Probe::Udp {
+                from: Endpoint,
+                to: sa(OTHER6, OTHER_UDP_PORT),
+            },
+            false,
+        ),
+        r(
+            "other host v4 icmp",
+            Probe::Ping {
+                from: Endpoint,
+                to: OTHER4.into(),
+            },
+            false,
+        ),
+        r(
+            "other host v6 icmp",
+            Probe::Ping {
+                from: Endpoint,
+                to: OTHER6.into(),
+            },
+            false,
+        ),
+        r(
+            "DNS to other host v4 udp/53",
+            Probe::DnsUdp {
+                from: Endpoint,
+                to: sa(OTHER4, 53),
+            },
+            false,
+        ),
+        r(
+            "DNS to other host v6 udp/53",
+            Probe::DnsUdp {
+                from: Endpoint,
+                to: sa(OTHER6, 53),
+            },
+            false,
+        ),
+        r(
+            "DNS to other host v4 tcp/53",
+            Probe::DnsTcp {
+                from: Endpoint,
+                to: sa(OTHER4, 53),
+            },
+            false,
+        ),
+        r(
+            "inbound from other host v4",
+            Probe::Tcp {
+                from: Other,
+                to: sa(ENDPOINT4, ENDPOINT_PORT),
+            },
+            false,
+        ),
+        r(
+            "inbound from other host v6",
+            Probe::Tcp {
+                from: Other,
+                to: sa(ENDPOINT6, ENDPOINT_PORT),
+            },
+            false,
+        ),
+        r(
+            "inbound from server v4",
+            Probe::Tcp {
+                from: Server,
+                to: sa(ENDPOINT4, ENDPOINT_PORT),
+            },
+            false,
+        ),
+        r(
+            "inbound from server v6",
+            Probe::Tcp {
+                from: Server,
+                to: sa(ENDPOINT6, ENDPOINT_PORT),
+            },
+            false,
+        ),
     ]
 }
 
@@ -87,7 +255,13 @@ pub fn probe_all(lab: &Lab) -> Result<Vec<Outcome>> {
     });
     rows.iter()
         .zip(results)
-        .map(|(row, reached)| Ok(Outcome { name: row.name, allowed: row.allowed, reached: reached? }))
+        .map(|(row, reached)| {
+            Ok(Outcome {
+                name: row.name,
+                allowed: row.allowed,
+                reached: reached?,
+            })
+        })
         .collect()
 }
 
@@ -119,7 +293,11 @@ pub fn render_table(phases: &[Phase<'_>]) -> String {
     out.push('\n');
     let Some(first) = phases.first() else { return out };
     for (i, row) in first.outcomes.iter().enumerate() {
-        out.push_str(&format!("{:<width$}  {:<9}", row.name, if row.allowed { "keep" } else { "block" }));
+        out.push_str(&format!(
+            "{:<width$}  {:<9}",
+            row.name,
+            if row.allowed { "keep" } else { "block" }
+        ));
         for phase in phases {
             let o = &phase.outcomes[i];
             let q = phase.quarantined;

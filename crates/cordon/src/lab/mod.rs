@@ -93,7 +93,10 @@ pub struct LabOptions {
 
 impl Default for LabOptions {
     fn default() -> Self {
-        LabOptions { server_echo: true, user_rules: true }
+        LabOptions {
+            server_echo: true,
+            user_rules: true,
+        }
     }
 }
 
@@ -158,7 +161,9 @@ impl Lab {
             let ns = self.ns(host);
             ip(&["netns", "add", &ns])?;
             let port = format!("p-{}", host.short());
-            ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            ip(&[
+                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
             ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
             let (v4, v6) = host.addrs();
             ip(&["-n", &ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
@@ -169,7 +174,10 @@ impl Lab {
         // The endpoint resolves through the lab resolver and knows the server by name.
         let etc = self.etc_dir(Host::Endpoint);
         std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
-        std::fs::write(etc.join("resolv.conf"), format!("nameserver {RESOLVER4}\nnameserver {RESOLVER6}\noptions timeout:1 attempts:1\n"))?;
+        std::fs::write(
+            etc.join("resolv.conf"),
+            format!("nameserver {RESOLVER4}\nnameserver {RESOLVER6}\noptions timeout:1 attempts:1\n"),
+        )?;
         std::fs::write(
             etc.join("hosts"),
             format!("127.0.0.1 localhost\n::1 localhost\n{SERVER4} {SERVER_NAME}\n{SERVER6} {SERVER_NAME}\n"),
@@ -200,7 +208,10 @@ impl Lab {
                     .exec(Host::Endpoint, &[prog, "-A", chain, flag, net, "-j", "ACCEPT"])
                     .with_context(|| format!("the lab needs `{prog}` (apt-get install iptables)"))?;
                 if !out.status.success() {
-                    bail!("{prog} -A {chain} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                    bail!(
+                        "{prog} -A {chain} failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
                 }
             }
         }
@@ -209,16 +220,40 @@ impl Lab {
 
     fn start_services(&mut self, options: LabOptions) -> Result<()> {
         let mut list: Vec<(Host, Service, SocketAddr)> = vec![
-            (Host::Server, Service::TcpEcho, SocketAddr::new(SERVER4.into(), SERVER_OTHER_PORT)),
-            (Host::Server, Service::TcpEcho, SocketAddr::new(SERVER6.into(), SERVER_OTHER_PORT)),
+            (
+                Host::Server,
+                Service::TcpEcho,
+                SocketAddr::new(SERVER4.into(), SERVER_OTHER_PORT),
+            ),
+            (
+                Host::Server,
+                Service::TcpEcho,
+                SocketAddr::new(SERVER6.into(), SERVER_OTHER_PORT),
+            ),
             (Host::Resolver, Service::DnsUdp, SocketAddr::new(RESOLVER4.into(), 53)),
             (Host::Resolver, Service::DnsUdp, SocketAddr::new(RESOLVER6.into(), 53)),
             (Host::Resolver, Service::DnsTcp, SocketAddr::new(RESOLVER4.into(), 53)),
             (Host::Resolver, Service::DnsTcp, SocketAddr::new(RESOLVER6.into(), 53)),
-            (Host::Other, Service::TcpEcho, SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT)),
-            (Host::Other, Service::TcpEcho, SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT)),
-            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER4.into(), OTHER_UDP_PORT)),
-            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER6.into(), OTHER_UDP_PORT)),
+            (
+                Host::Other,
+                Service::TcpEcho,
+                SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT),
+            ),
+            (
+                Host::Other,
+                Service::TcpEcho,
+                SocketAddr::new(OTHER6.into(), OTHER_TCP_PORT),
+            ),
+            (
+                Host::Other,
+                Service::UdpEcho,
+                SocketAddr::new(OTHER4.into(), OTHER_UDP_PORT),
+            ),
+            (
+                Host::Other,
+                Service::UdpEcho,
+                SocketAddr::new(OTHER6.into(), OTHER_UDP_PORT),
+            ),
             (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER4.into(), 53)),
             (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER6.into(), 53)),
             (Host::Other, Service::DnsTcp, SocketAddr::new(OTHER4.into(), 53)),
@@ -226,8 +261,16 @@ impl Lab {
             (Host::Endpoint, Service::TcpEcho, "[::]:2222".parse()?),
         ];
         if options.server_echo {
-            list.push((Host::Server, Service::TcpEcho, SocketAddr::new(SERVER4.into(), SERVER_PORT)));
-            list.push((Host::Server, Service::TcpEcho, SocketAddr::new(SERVER6.into(), SERVER_PORT)));
+            list.push((
+                Host::Server,
+                Service::TcpEcho,
+                SocketAddr::new(SERVER4.into(), SERVER_PORT),
+            ));
+            list.push((
+                Host::Server,
+                Service::TcpEcho,
+                SocketAddr::new(SERVER6.into(), SERVER_PORT),
+            ));
         }
         for (host, service, addr) in list {
             let handle = services::start(&self.ns(host), service, addr, self.stop.clone())?;
@@ -282,7 +325,8 @@ impl Lab {
     /// Opens a TCP connection from a host that stays open (an "established session").
     pub fn connect(&self, from: Host, to: SocketAddr) -> Result<TcpStream> {
         netns::run_in(&self.ns(from), move || {
-            let s = TcpStream::connect_timeout(&to, probe::PROBE_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
+            let s =
+                TcpStream::connect_timeout(&to, probe::PROBE_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
             Ok(s)
         })
     }
@@ -291,7 +335,11 @@ impl Lab {
     /// before" comparisons (iptables-save's time-stamp comments dropped).
     pub fn firewall_snapshot(&self) -> Result<String> {
         let mut snap = String::new();
-        for argv in [&["nft", "list", "ruleset"][..], &["iptables-save"][..], &["ip6tables-save"][..]] {
+        for argv in [
+            &["nft", "list", "ruleset"][..],
+            &["iptables-save"][..],
+            &["ip6tables-save"][..],
+        ] {
             let out = self.exec(Host::Endpoint, argv)?;
             if !out.status.success() {
                 bail!("{argv:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
@@ -379,11 +427,20 @@ fn preflight() -> Result<()> {
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).output().context("running ip")?;
     if !out.status.success() {
-        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 fn quiet_ip(args: &[&str]) -> std::io::Result<()> {
-    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().map(drop)
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(drop)
 }

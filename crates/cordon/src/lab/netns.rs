@@ -26,7 +26,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    spawn_in(name, f).join().map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
+    spawn_in(name, f)
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
 }
 
 /// Starts `f` on a thread inside namespace `name`.

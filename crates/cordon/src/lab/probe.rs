@@ -58,7 +58,9 @@ fn udp(to: SocketAddr, payload: &[u8]) -> bool {
 }
 
 fn dns_tcp(to: SocketAddr) -> bool {
-    let Ok(mut conn) = TcpStream::connect_timeout(&to, PROBE_TIMEOUT) else { return false };
+    let Ok(mut conn) = TcpStream::connect_timeout(&to, PROBE_TIMEOUT) else {
+        return false;
+    };
     let q = dns_query(0x4343);
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
@@ -99,7 +101,9 @@ fn ping(to: IpAddr) -> Result<bool> {
             return Ok(false);
         }
         sock.set_read_timeout(Some(left))?;
-        let Ok((n, peer)) = sock.recv_from(&mut buf) else { return Ok(false) };
+        let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+            return Ok(false);
+        };
         if peer.ip() != to {
             continue;
         }
@@ -131,9 +135,17 @@ fn checksum(data: &[u8]) -> u16 {
 fn dhcp_reply(lab: &Lab, v6: bool) -> Result<bool> {
     use super::addr::*;
     let (listen, from, to): (SocketAddr, SocketAddr, SocketAddr) = if v6 {
-        ("[::]:546".parse()?, SocketAddr::new(DHCP6.into(), 547), SocketAddr::new(ENDPOINT6.into(), 546))
+        (
+            "[::]:546".parse()?,
+            SocketAddr::new(DHCP6.into(), 547),
+            SocketAddr::new(ENDPOINT6.into(), 546),
+        )
     } else {
-        ("0.0.0.0:68".parse()?, SocketAddr::new(DHCP4.into(), 67), SocketAddr::new(ENDPOINT4.into(), 68))
+        (
+            "0.0.0.0:68".parse()?,
+            SocketAddr::new(DHCP4.into(), 67),
+            SocketAddr::new(ENDPOINT4.into(), 68),
+        )
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let listener = netns::spawn_in(&lab.ns(Host::Endpoint), move || {

@@ -88,7 +88,11 @@ fn serve_tcp(listener: TcpListener, dns: bool, stop: Arc<AtomicBool>) -> Result<
 
 fn wait_readable(listener: &TcpListener) {
     use std::os::fd::AsRawFd;
-    let mut fds = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut fds = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd for the duration of the call.
     unsafe { libc::poll(&mut fds, 1, POLL.as_millis() as libc::c_int) };
 }

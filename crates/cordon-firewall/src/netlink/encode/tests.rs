@@ -87,7 +87,10 @@ fn write_golden_inputs() {
         let path = dir.join(format!("{name}.nft"));
         std::fs::write(&path, nft::render_apply(&TableName::default(), &p)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("add table inet cordon\ndelete table inet cordon\n"), "{name}");
+        assert!(
+            text.starts_with("add table inet cordon\ndelete table inet cordon\n"),
+            "{name}"
+        );
         assert!(golden_hex(name).is_some(), "golden case {name} has no capture");
     }
     if std::env::var_os("CORDON_GOLDEN_OUT").is_none() {
@@ -100,7 +103,15 @@ fn describe(bytes: &[u8]) -> Vec<String> {
     decode::messages(bytes)
         .unwrap()
         .iter()
-        .map(|m| format!("type {:#06x} flags {:#06x} seq {} body {}", m.ty, m.flags, m.seq, hex::encode(m.payload)))
+        .map(|m| {
+            format!(
+                "type {:#06x} flags {:#06x} seq {} body {}",
+                m.ty,
+                m.flags,
+                m.seq,
+                hex::encode(m.payload)
+            )
+        })
         .collect()
 }
 
@@ -136,7 +147,10 @@ fn rules_decode_to_nft_debug_notation() {
         .collect();
     // From `nft --debug=netlink -f` of the same text (nft prints u32 data as host-order
     // words; ours is raw bytes, so e.g. nft's 0x00000001 for iif 1 is our 0x01000000).
-    assert_eq!(rules[0], "[ meta load iif => reg 1 ]\n[ cmp eq reg 1 0x01000000 ]\n[ immediate reg 0 accept ]");
+    assert_eq!(
+        rules[0],
+        "[ meta load iif => reg 1 ]\n[ cmp eq reg 1 0x01000000 ]\n[ immediate reg 0 accept ]"
+    );
     assert_eq!(
         rules[1],
         "[ meta load nfproto => reg 1 ]\n[ cmp eq reg 1 0x02 ]\n[ meta load l4proto => reg 1 ]\n[ cmp eq reg 1 0x06 ]\n\
@@ -164,7 +178,10 @@ fn rules_decode_to_nft_debug_notation() {
 
 #[test]
 fn interval_elements_follow_nft() {
-    let nets: Vec<IpNet> = ["10.0.0.0/8", "11.0.0.0/8", "192.0.2.7/32"].iter().map(|s| s.parse().unwrap()).collect();
+    let nets: Vec<IpNet> = ["10.0.0.0/8", "11.0.0.0/8", "192.0.2.7/32"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
     let e = interval_elements(&nets, 4);
     let keys: Vec<(String, bool)> = e.iter().map(|e| (hex::encode(&e.key), e.interval_end)).collect();
     assert_eq!(
@@ -202,7 +219,10 @@ fn acks_requested_on_every_message_but_the_markers() {
 fn huge_element_lists_are_split() {
     let mut p = Policy::builder();
     for i in 0..5000u32 {
-        p = p.allow_tcp(SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) << 16)), 443));
+        p = p.allow_tcp(SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) << 16)),
+            443,
+        ));
     }
     let b = apply_batch(&TableName::default(), &p.build(), 0, true);
     let msgs = decode::messages(&b.bytes).unwrap();
