@@ -98,7 +98,7 @@ impl Firewall for Iptables {
             let undo = if present4 == Present::default() {
                 self.remove_family(Family::V4)
             } else {
-                restore_previous(&v4_before, &self.table).and_then(|text| self.restore(Family::V4, &text))
+                self.restore(Family::V4, &restore_previous(&v4_before, &self.table))
             };
             if let Err(undo_err) = undo {
                 tracing::error!("rolling back IPv4 rules after IPv6 failure also failed: {undo_err}");
@@ -172,7 +172,7 @@ pub fn our_lines(save: &str, table: &TableName) -> Vec<String> {
 
 /// Restore input that puts back the previous version of our chains from a saved dump,
 /// used only to undo IPv4 when the IPv6 half of an apply fails.
-fn restore_previous(save_before: &str, table: &TableName) -> Result<String, FirewallError> {
+fn restore_previous(save_before: &str, table: &TableName) -> String {
     let lines = our_lines(save_before, table);
     let mut text = String::from("*filter\n");
     for (_, suffix) in HOOKS {
@@ -183,7 +183,7 @@ fn restore_previous(save_before: &str, table: &TableName) -> Result<String, Fire
         text.push('\n');
     }
     text.push_str("COMMIT\n");
-    Ok(text)
+    text
 }
 
 #[cfg(test)]

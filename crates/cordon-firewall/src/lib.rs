@@ -138,7 +138,7 @@ pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall
         BackendChoice::Exactly(kind) => open_kind(kind, table),
         BackendChoice::Auto => {
             let mut reasons = Vec::new();
-            for kind in auto_order() {
+            for kind in platform_backends() {
                 match open_kind(kind, table) {
                     Ok(fw) => return Ok(fw),
                     Err(e) => reasons.push(format!("{kind}: {e}")),
@@ -154,10 +154,6 @@ pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall
 
 /// Every backend that can exist on this OS, in `auto` preference order.
 pub fn platform_backends() -> Vec<BackendKind> {
-    auto_order()
-}
-
-fn auto_order() -> Vec<BackendKind> {
     if cfg!(target_os = "linux") {
         vec![BackendKind::Netlink, BackendKind::Nftables, BackendKind::Iptables]
     } else if cfg!(target_os = "macos") {

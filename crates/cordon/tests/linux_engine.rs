@@ -323,20 +323,23 @@ fn verification_failure_rolls_back(backend: &str) {
     let sd = state.path();
     let before = lab.firewall_snapshot().unwrap();
     // Nothing listens on 8444: verification must fail and everything be removed.
-    let (code, _, err) = cordon(
-        &lab,
-        &[
-            "isolate",
-            "--server",
-            "tcp://192.0.2.1:8444",
-            "--verify-timeout",
-            "1",
-            "--backend",
-            backend,
-            "--state-dir",
-            &sd,
-        ],
-    );
+    let isolate_unreachable_server = || {
+        cordon(
+            &lab,
+            &[
+                "isolate",
+                "--server",
+                "tcp://192.0.2.1:8444",
+                "--verify-timeout",
+                "1",
+                "--backend",
+                backend,
+                "--state-dir",
+                &sd,
+            ],
+        )
+    };
+    let (code, _, err) = isolate_unreachable_server();
     assert_eq!(code, 3, "expected exit 3, stderr: {err}");
     assert!(err.contains("192.0.2.1:8444") && err.contains("rolled back"), "{err}");
     assert_eq!(
@@ -349,20 +352,7 @@ fn verification_failure_rolls_back(backend: &str) {
     // A failed re-isolate restores the previous quarantine rather than opening the host.
     isolate(&lab, backend, &state, &[]);
     let quarantined = lab.firewall_snapshot().unwrap();
-    let (code, _, err) = cordon(
-        &lab,
-        &[
-            "isolate",
-            "--server",
-            "tcp://192.0.2.1:8444",
-            "--verify-timeout",
-            "1",
-            "--backend",
-            backend,
-            "--state-dir",
-            &sd,
-        ],
-    );
+    let (code, _, err) = isolate_unreachable_server();
     assert_eq!(code, 3, "{err}");
     assert_eq!(
         lab.firewall_snapshot().unwrap(),
