@@ -154,6 +154,12 @@ pub struct AuditRecord {
     /// `ok`, `pending`, `error`, ...
     pub result: String,
     pub detail: Option<String>,
+    /// The automation event that triggered this change (automatic actions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The automation rule that took this action (automatic actions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

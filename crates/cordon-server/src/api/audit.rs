@@ -4,14 +4,16 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cordon_proto::{AuditList, AuditRecord, Role};
+use cordon_proto::{AuditList, Role};
 use serde::Deserialize;
 
-use super::extract::ApiQuery;
-use crate::auth::Auth;
-use crate::store::AuditFilter;
-use crate::timefmt::parse_rfc3339;
-use crate::{ApiError, AppState};
+use cordon_server_core::auth::Auth;
+use cordon_server_core::service::audit;
+use cordon_server_core::store::AuditFilter;
+use cordon_server_core::timefmt::parse_rfc3339;
+use cordon_server_core::{ApiError, ApiQuery, AppState};
+
+pub use cordon_server_core::service::audit::to_csv;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
@@ -43,7 +45,7 @@ pub async fn list(
             .transpose()
             .map_err(ApiError::invalid)
     };
-    let mut filter = AuditFilter {
+    let filter = AuditFilter {
         host_id: q.host.clone().filter(|s| !s.is_empty()),
         actor: q.actor.clone().filter(|s| !s.is_empty()),
         action: q.action.clone().filter(|s| !s.is_empty()),
@@ -51,13 +53,7 @@ pub async fn list(
         until: time(&q.until)?,
         limit: q.limit,
     };
-    if let Some(h) = &filter.host_id {
-        // Accept a hostname too.
-        if let Ok(host) = st.store.host(h).await {
-            filter.host_id = Some(host.id);
-        }
-    }
-    let records = st.store.audit(&filter).await?;
+    let records = audit::list(&st, &auth.0, filter).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(AuditList { records }).into_response()),
         "jsonl" => {
@@ -73,31 +69,4 @@ pub async fn list(
             "unknown format {other:?} (json, jsonl or csv)"
         ))),
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn to_csv(records: &[AuditRecord]) -> String {
-    let mut out = String::from("id,at,actor,action,host_id,comment,result,detail\n");
-    for r in records {
-        let fields = [
-            r.id.to_string(),
-            r.at.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.host_id.clone().unwrap_or_default(),
-            r.comment.clone().unwrap_or_default(),
-            r.result.clone(),
-            r.detail.clone().unwrap_or_default(),
-        ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
 }

@@ -2,16 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use cordon_proto::{
-    ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role, QUARANTINE_LABEL,
-};
+use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role};
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiQuery};
-use super::validate;
-use crate::auth::Auth;
-use crate::store::{Action, HostFilter, Targets};
-use crate::{ApiError, AppState};
+use cordon_server_core::auth::Auth;
+use cordon_server_core::service::hosts;
+use cordon_server_core::store::{Action, HostFilter, Targets};
+use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct HostQuery {
@@ -45,54 +42,14 @@ pub async fn list(
         include_revoked: q.revoked,
     };
     Ok(Json(HostList {
-        hosts: st.store.hosts(&filter).await?,
+        hosts: hosts::list(&st, &auth.0, &filter).await?,
     }))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}", params(("id" = String, Path, description = "host id or hostname")),
     security(("bearer" = [])), responses((status = 200, body = Host), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Host>, ApiError> {
-    auth.require(Role::Viewer)?;
-    Ok(Json(st.store.host(&id).await?))
-}
-
-async fn act(
-    st: &AppState,
-    auth: &Auth,
-    action: Action,
-    targets: Targets,
-    req: &ActionRequest,
-) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let params = match action {
-        Action::Quarantine => validate::quarantine_params(req)?,
-        Action::Release => validate::release_params(req)?,
-    };
-    let results = st.store.act(auth.actor(), action, &targets, &params).await?;
-    st.hub.notify_all(results.iter().map(|r| &r.host_id));
-    tracing::info!(
-        actor = auth.actor(),
-        action = action.as_str(),
-        hosts = results.len(),
-        "desired state changed"
-    );
-    Ok(Json(ActionResponse {
-        action: action.as_str().to_string(),
-        results,
-    }))
-}
-
-/// Quarantine or release of the hosts or label named in the body. The role is checked
-/// before the body, so a viewer gets 403 whatever it sent.
-pub(crate) async fn act_many(
-    st: &AppState,
-    auth: &Auth,
-    action: Action,
-    req: &ActionRequest,
-) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let targets = validate::targets(req)?;
-    act(st, auth, action, targets, req).await
+    Ok(Json(hosts::get(&st, &auth.0, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
@@ -104,7 +61,9 @@ pub async fn quarantine_one(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act(&st, &auth, Action::Quarantine, Targets::Hosts(vec![id]), &req).await
+    Ok(Json(
+        hosts::act(&st, &auth.0, Action::Quarantine, Targets::Hosts(vec![id]), &req).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/release", params(("id" = String, Path, description = "host id or hostname")),
@@ -116,7 +75,9 @@ pub async fn release_one(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act(&st, &auth, Action::Release, Targets::Hosts(vec![id]), &req).await
+    Ok(Json(
+        hosts::act(&st, &auth.0, Action::Release, Targets::Hosts(vec![id]), &req).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/quarantine", request_body = ActionRequest, security(("bearer" = [])),
@@ -126,7 +87,7 @@ pub async fn quarantine_many(
     auth: Auth,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act_many(&st, &auth, Action::Quarantine, &req).await
+    Ok(Json(hosts::act_many(&st, &auth.0, Action::Quarantine, &req).await?))
 }
 
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
@@ -136,7 +97,7 @@ pub async fn release_many(
     auth: Auth,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act_many(&st, &auth, Action::Release, &req).await
+    Ok(Json(hosts::act_many(&st, &auth.0, Action::Release, &req).await?))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
@@ -148,34 +109,7 @@ pub async fn labels(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LabelsRequest>,
 ) -> Result<Json<Host>, ApiError> {
-    auth.require(Role::Responder)?;
-    let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
-    let add = valid(&req.add)?;
-    let remove = valid(&req.remove)?;
-    if add.is_empty() && remove.is_empty() {
-        return Err(ApiError::invalid("nothing to add or remove"));
-    }
-    if add.iter().any(|l| remove.contains(l)) {
-        return Err(ApiError::invalid("a label cannot be both added and removed"));
-    }
-    let touches_quarantine = add.iter().chain(remove.iter()).any(|l| l == QUARANTINE_LABEL);
-    let comment = if touches_quarantine {
-        Some(validate::comment(req.comment.as_deref())?)
-    } else {
-        req.comment
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-    };
-    let (host_id, changed) = st
-        .store
-        .change_labels(auth.actor(), &id, &add, &remove, comment.as_deref())
-        .await?;
-    if changed {
-        st.hub.notify(&host_id);
-    }
-    Ok(Json(st.store.host(&host_id).await?))
+    Ok(Json(hosts::labels(&st, &auth.0, &id, &req).await?))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/revoke", params(("id" = String, Path, description = "host id or hostname")),
@@ -195,8 +129,5 @@ pub async fn revoke(
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
             .comment
     };
-    let host_id = st.store.revoke(auth.actor(), &id, comment.as_deref()).await?;
-    // Wake a waiting long-poll so it notices the revocation and closes now.
-    st.hub.notify(&host_id);
-    Ok(Json(st.store.host(&host_id).await?))
+    Ok(Json(hosts::revoke(&st, &auth.0, &id, comment.as_deref()).await?))
 }

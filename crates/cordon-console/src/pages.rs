@@ -1,0 +1,695 @@
+//! Server-rendered pages: sign-in, hosts, one host, audit (with export).
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use cordon_policy::{AllowSpec, Target, Transport};
+use cordon_proto::{AuditRecord, Host, HostState};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::session::{
+    clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject, PageSession, Session,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+};
+use super::view::{labels, layout, short_time, state_badge, state_text, time_ago, Nav};
+use super::ConsoleError;
+use cordon_server_core::service::{audit, hosts};
+use cordon_server_core::store::{AuditFilter, HostFilter};
+use cordon_server_core::AppState;
+
+const ALL_STATES: [HostState; 6] = [
+    HostState::Normal,
+    HostState::QuarantinePending,
+    HostState::Quarantined,
+    HostState::ReleasePending,
+    HostState::Failed,
+    HostState::Tampered,
+];
+
+fn see_other(to: &'static str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(LOCATION, HeaderValue::from_static(to));
+    r
+}
+
+fn with_cookie(mut r: Response, c: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(c) {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+    r
+}
+
+/// `/`: the hosts page for a signed-in user, else sign-in.
+pub async fn root() -> Response {
+    see_other("/console/hosts")
+}
+
+// ---------------------------------------------------------------- sign-in
+
+fn login_page(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        Nav::None,
+        html! {
+            section class="login card" {
+                h1 { "Sign in to Cordon" }
+                p { "Paste an API token (" code { "cordon server token" } " or " code { "POST /v1/tokens" } "). "
+                    "Viewers can look; responders and admins can also quarantine and release." }
+                @if let Some(e) = error {
+                    p class="error" role="alert" id="login-error" { (e) }
+                }
+                form method="post" action="/console/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div class="field" {
+                        label for="token" { "API token" }
+                        input id="token" name="token" type="password" autocomplete="off" required
+                            aria-describedby=[error.map(|_| "login-error")];
+                    }
+                    button type="submit" class="primary" id="sign-in" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
+    let existing = cookie(&headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() >= 32);
+    let csrf = match existing {
+        Some(c) => c,
+        None => cordon_server_core::secret::new_token("login")
+            .map_err(|e| ConsoleError::Internal(format!("no randomness: {e}")))?,
+    };
+    let r = Html(login_page(&csrf, None).into_string()).into_response();
+    Ok(with_cookie(r, &set_cookie(LOGIN_CSRF_COOKIE, &csrf, Some(3600))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
+    if !same_origin(&headers) {
+        return Err(ConsoleReject::CrossSite.into());
+    }
+    let form: LoginForm = serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(&form.csrf, &expected) {
+        return Err(ConsoleReject::Csrf.into());
+    }
+    let token = form.token.trim();
+    let refuse = |msg: &str| {
+        let mut r = Html(login_page(&expected, Some(msg)).into_string()).into_response();
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r
+    };
+    if token.is_empty() {
+        return Ok(refuse("Enter an API token."));
+    }
+    // Only characters a token can have go into the cookie.
+    if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Ok(refuse("That is not an API token."));
+    }
+    match st.store.authenticate(token).await? {
+        Some(caller) => {
+            tracing::info!(token = %caller.name, role = caller.role.as_str(), "console sign-in");
+            let r = with_cookie(
+                see_other("/console/hosts"),
+                &set_cookie(SESSION_COOKIE, token, Some(12 * 3600)),
+            );
+            Ok(with_cookie(r, &clear_cookie(LOGIN_CSRF_COOKIE)))
+        }
+        None => Ok(refuse("Unknown or revoked API token.")),
+    }
+}
+
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
+    if !same_origin(&headers) {
+        return Err(ConsoleReject::CrossSite.into());
+    }
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    // A stale session may sign out too, as long as the CSRF token matches its cookie.
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    if token.is_empty() {
+        return Ok(see_other("/console/login"));
+    }
+    let given = form.get("csrf").map(String::as_str).unwrap_or("");
+    if !constant_time_eq(given, &csrf_for(&token)) {
+        return Err(ConsoleReject::Csrf.into());
+    }
+    let _ = &st;
+    Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
+}
+
+// ---------------------------------------------------------------- hosts
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HostsQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+impl HostsQuery {
+    fn filter(&self) -> HostFilter {
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        HostFilter {
+            text: nonempty(&self.q),
+            label: nonempty(&self.label),
+            state: self.state.as_deref().and_then(HostState::parse),
+            include_revoked: false,
+        }
+    }
+}
+
+fn host_row(h: &Host, s: &Session) -> Markup {
+    let act = s.can_act();
+    html! {
+        tr id={"host-" (h.id)} data-host-id=(h.id) data-hostname=(h.hostname) data-state=(h.state.as_str()) {
+            @if act {
+                td class="sel" {
+                    input type="checkbox" class="host-select" value=(h.id) id={"sel-" (h.id)}
+                        aria-label={"Select " (h.hostname)};
+                }
+            }
+            td class="hostname" data-label="Host" { a href={"/console/hosts/" (h.id)} { (h.hostname) } }
+            td data-label="OS" { (h.os.as_deref().unwrap_or("—")) }
+            td class="addr" data-label="Addresses" {
+                @for a in &h.addresses { span class="address" { (a) } " " }
+            }
+            td data-label="Labels" { (labels(&h.labels)) }
+            td data-label="State" { (state_badge(h.state, &h.state_since, h.state_reason.as_deref())) }
+            td data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
+            td data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
+            @if act {
+                td class="row-actions" {
+                    @if h.desired.quarantined {
+                        button type="button" class="act release" data-action="release" data-hosts=(h.id) data-names=(h.hostname) {
+                            "Release" span class="sr-only" { " " (h.hostname) }
+                        }
+                    } @else {
+                        button type="button" class="act quarantine" data-action="quarantine" data-hosts=(h.id) data-names=(h.hostname) {
+                            "Quarantine" span class="sr-only" { " " (h.hostname) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn host_rows(hosts: &[Host], s: &Session) -> Markup {
+    let cols = if s.can_act() { 9 } else { 7 };
+    html! {
+        tbody id="host-rows" data-live="" {
+            @for h in hosts { (host_row(h, s)) }
+            @if hosts.is_empty() {
+                tr { td colspan=(cols) class="empty" { "No hosts match." } }
+            }
+        }
+    }
+}
+
+fn summary(hosts: &[Host]) -> Markup {
+    let count = |st: HostState| hosts.iter().filter(|h| h.state == st).count();
+    html! {
+        p id="host-summary" class="summary" data-live="" {
+            strong { (hosts.len()) } " hosts"
+            @for st in ALL_STATES {
+                @let n = count(st);
+                @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
+            }
+        }
+    }
+}
+
+pub async fn hosts(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<HostsQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let list = hosts::list(&st, &s.caller, &q.filter()).await?;
+    let all_labels: BTreeSet<String> = hosts::list(&st, &s.caller, &HostFilter::default())
+        .await?
+        .into_iter()
+        .flat_map(|h| h.labels)
+        .collect();
+    let cur_label = q.label.clone().unwrap_or_default();
+    let cur_state = q.state.clone().unwrap_or_default();
+    let act = s.can_act();
+    let body = html! {
+        div class="page-head" {
+            h1 { "Hosts" }
+            (summary(&list))
+        }
+        form method="get" action="/console/hosts" class="filters" role="search" aria-label="Filter hosts" {
+            div class="field" {
+                label for="f-q" { "Search" }
+                input id="f-q" name="q" type="search" value=(q.q.clone().unwrap_or_default()) placeholder="hostname, id or address";
+            }
+            div class="field" {
+                label for="f-label" { "Label" }
+                select id="f-label" name="label" {
+                    option value="" { "Any label" }
+                    @for l in &all_labels { option value=(l) selected[*l == cur_label] { (l) } }
+                }
+            }
+            div class="field" {
+                label for="f-state" { "State" }
+                select id="f-state" name="state" {
+                    option value="" { "Any state" }
+                    @for s in ALL_STATES { option value=(s.as_str()) selected[s.as_str() == cur_state] { (state_text(s)) } }
+                }
+            }
+            div class="field buttons" {
+                button type="submit" id="apply-filters" { "Apply" }
+                a href="/console/hosts" class="button-like" { "Clear" }
+            }
+        }
+        @if act {
+            div class="toolbar" role="toolbar" aria-label="Actions on hosts" {
+                button type="button" class="act quarantine" data-action="quarantine" data-target="selection" id="quarantine-selected" { "Quarantine selected" }
+                button type="button" class="act release" data-action="release" data-target="selection" id="release-selected" { "Release selected" }
+                button type="button" class="act quarantine secondary" data-action="quarantine" data-target="label" id="quarantine-label" { "Quarantine by label…" }
+                button type="button" class="act release secondary" data-action="release" data-target="label" id="release-label" { "Release by label…" }
+                span id="selection-count" class="muted" aria-live="polite" { "0 selected" }
+            }
+        }
+        div class="table-wrap" {
+            table class="hosts" id="hosts-table" data-live-src="/console/hosts" {
+                caption class="sr-only" { "Hosts and their quarantine state" }
+                thead {
+                    tr {
+                        @if act {
+                            th scope="col" class="sel" {
+                                input type="checkbox" id="select-all" aria-label="Select all shown hosts";
+                            }
+                        }
+                        th scope="col" { "Host" }
+                        th scope="col" { "OS" }
+                        th scope="col" { "Addresses" }
+                        th scope="col" { "Labels" }
+                        th scope="col" { "State" }
+                        th scope="col" { "Last seen" }
+                        th scope="col" { "Backend" }
+                        @if act { th scope="col" { span class="sr-only" { "Actions" } } }
+                    }
+                }
+                (host_rows(&list, &s))
+            }
+        }
+        @if act { (super::actions::dialog(&all_labels)) }
+        p class="live-note muted" { span id="live-status" { "Live updates: connecting…" } }
+    };
+    Ok(Html(layout("Hosts", Some(&s), Nav::Hosts, body).into_string()))
+}
+
+// ---------------------------------------------------------------- one host
+
+fn spec_text(spec: &AllowSpec) -> String {
+    let what = match &spec.target {
+        Target::Ip(_) => "address",
+        Target::Net(_) => "network",
+        Target::Name(_) => "name (resolved when applied)",
+    };
+    let how = match spec.transport {
+        Transport::Any => "every protocol and port".to_string(),
+        Transport::Tcp(p) if spec.tls => format!("TCP port {p} (HTTPS)"),
+        Transport::Tcp(p) => format!("TCP port {p}"),
+        Transport::Udp(p) => format!("UDP port {p}"),
+    };
+    format!("{} {}, {}", what, spec.target, how)
+}
+
+fn policy(h: &Host) -> Markup {
+    html! {
+        @if h.desired.quarantined {
+            p { "While quarantined the host may only reach:" }
+            ul class="policy" id="policy" {
+                li { "Loopback, and replies within sessions to the destinations below" }
+                li { "The Cordon server (the agent's " code { "--server" } " address, always allowed)" }
+                li { "DNS to the host's configured resolvers, and DHCP" }
+                @for a in &h.desired.allow {
+                    li class="extra" {
+                        code { (a) }
+                        @match AllowSpec::parse(a) {
+                            Ok(spec) => { " — " (spec_text(&spec)) }
+                            Err(e) => { " — " span class="error" { (e.to_string()) } }
+                        }
+                    }
+                }
+            }
+            @if h.desired.allow.is_empty() { p class="muted" { "No extra exceptions." } }
+            p { "Everything else, inbound and outbound, is blocked." }
+        } @else {
+            p id="policy" { "Not quarantined: Cordon enforces no rules on this host." }
+        }
+    }
+}
+
+fn digest_status(h: &Host) -> Markup {
+    let digest = h.digest.as_deref().unwrap_or("");
+    let in_sync = h.applied_revision >= h.desired.revision;
+    html! {
+        p id="digest-status" class={"digest " (if in_sync { "ok" } else { "behind" })} {
+            @match h.state {
+                HostState::Tampered => { strong { "Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
+                HostState::Failed => { strong { "Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
+                _ if !in_sync => {
+                    strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
+                }
+                HostState::Quarantined => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
+                _ => { strong { "In sync" } ": revision " (h.applied_revision) "." }
+            }
+        }
+        @if !digest.is_empty() {
+            p { "Firewall digest reported: " code class="digest-value" { (digest) } }
+        } @else {
+            p class="muted" { "No firewall digest reported." }
+        }
+    }
+}
+
+pub async fn host(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Path(id): Path<String>,
+) -> Result<Html<String>, ConsoleError> {
+    let h = hosts::get(&st, &s.caller, &id).await?;
+    let mut timeline = st
+        .store
+        .audit(&AuditFilter {
+            host_id: Some(h.id.clone()),
+            ..Default::default()
+        })
+        .await?;
+    timeline.reverse();
+    let d = &h.desired;
+    let body = html! {
+        div class="page-head" {
+            h1 { (h.hostname) }
+            div id="host-state" data-live="" {
+                (state_badge(h.state, &h.state_since, h.state_reason.as_deref()))
+                @if h.revoked { " " span class="label" { "revoked" } }
+            }
+            @if s.can_act() && !h.revoked {
+                div class="toolbar" {
+                    @if d.quarantined {
+                        button type="button" class="act release" data-action="release" data-hosts=(h.id) data-names=(h.hostname) { "Release" }
+                    } @else {
+                        button type="button" class="act quarantine" data-action="quarantine" data-hosts=(h.id) data-names=(h.hostname) { "Quarantine" }
+                    }
+                }
+            }
+        }
+        div class="grid" id="host-detail" data-live="" {
+            section class="card" aria-labelledby="h-state" {
+                h2 id="h-state" { "State" }
+                dl {
+                    dt { "Current" } dd { (state_badge(h.state, &h.state_since, h.state_reason.as_deref())) " since " (short_time(&h.state_since)) }
+                    @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
+                    dt { "Desired" } dd { @if d.quarantined { "Quarantined" } @else { "Not quarantined" } " (revision " (d.revision) ")" }
+                    @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
+                    @if let Some(c) = &d.comment { dt { "Comment" } dd { (c) } }
+                    @if let Some(m) = &d.message { dt { "Message to users" } dd { (m) } }
+                    @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (short_time(e)) } }
+                    dt { "Applied revision" } dd { (h.applied_revision) }
+                }
+            }
+            section class="card" aria-labelledby="h-fw" {
+                h2 id="h-fw" { "Firewall" }
+                (digest_status(&h))
+                h3 { "Policy in force" }
+                (policy(&h))
+            }
+            section class="card" aria-labelledby="h-host" {
+                h2 id="h-host" { "Host" }
+                dl {
+                    dt { "Host id" } dd { code { (h.id) } }
+                    dt { "OS" } dd { (h.os.as_deref().unwrap_or("—")) }
+                    dt { "Addresses" } dd { @for a in &h.addresses { span class="address" { (a) } " " } }
+                    dt { "Labels" } dd { (labels(&h.labels)) }
+                    dt { "Backend" } dd { (h.backend.as_deref().unwrap_or("—")) }
+                    dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
+                    dt { "Last seen" } dd { (time_ago(h.last_seen.as_deref())) }
+                    dt { "Enrolled" } dd { (short_time(&h.enrolled_at)) }
+                }
+            }
+            section class="card wide" aria-labelledby="h-timeline" {
+                h2 id="h-timeline" { "Timeline" }
+                @if timeline.is_empty() { p class="muted" { "No audit records." } }
+                ol class="timeline" id="timeline" {
+                    @for r in &timeline {
+                        li class={"result-" (r.result)} {
+                            time datetime=(r.at) { (short_time(&r.at)) }
+                            " " strong { (r.action) } " by " (r.actor)
+                            " " span class="result" { "(" (r.result) ")" }
+                            @if let Some(c) = &r.comment { div class="comment" { "“" (c) "”" } }
+                            @if let Some(dt) = &r.detail { div class="detail muted" { (dt) } }
+                        }
+                    }
+                }
+                p { a href={"/console/audit?host=" (h.id)} { "All audit records of this host" } }
+            }
+        }
+        @if s.can_act() { (super::actions::dialog(&BTreeSet::new())) }
+    };
+    Ok(Html(layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string()))
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+impl AuditQuery {
+    async fn filter(&self, st: &AppState, limit: Option<i64>) -> Result<AuditFilter, ConsoleError> {
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let time = |s: &Option<String>| -> Result<Option<i64>, ConsoleError> {
+            nonempty(s)
+                .map(|t| day_or_time(&t))
+                .transpose()
+                .map_err(ConsoleError::BadRequest)
+        };
+        let mut host_id = nonempty(&self.host);
+        if let Some(h) = &host_id {
+            if let Ok(host) = st.store.host(h).await {
+                host_id = Some(host.id);
+            }
+        }
+        Ok(AuditFilter {
+            host_id,
+            actor: nonempty(&self.actor),
+            action: nonempty(&self.action),
+            since: time(&self.since)?,
+            until: time(&self.until)?,
+            limit,
+        })
+    }
+
+    fn export_query(&self, format: &str) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![("format", format.to_string())];
+        for (k, v) in [
+            ("host", &self.host),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                pairs.push((k, v.trim().to_string()));
+            }
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+/// `2030-01-02` (UTC midnight) or a full RFC 3339 time.
+fn day_or_time(s: &str) -> Result<i64, String> {
+    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        cordon_server_core::timefmt::parse_rfc3339(&format!("{s}T00:00:00Z"))
+    } else {
+        cordon_server_core::timefmt::parse_rfc3339(s)
+    }
+}
+
+const AUDIT_PAGE_LIMIT: usize = 500;
+
+/// Host id → hostname of every host, revoked ones included (for naming hosts in lists).
+pub(crate) async fn host_names(st: &AppState) -> Result<HashMap<String, String>, cordon_server_core::StoreError> {
+    Ok(st
+        .store
+        .hosts(&HostFilter {
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|h| (h.id, h.hostname))
+        .collect())
+}
+
+pub async fn audit(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let (records, error) = match q.filter(&st, None).await {
+        Ok(f) => (audit::list(&st, &s.caller, f).await?, None),
+        Err(ConsoleError::BadRequest(e)) => (vec![], Some(e)),
+        Err(e) => return Err(e),
+    };
+    let total = records.len();
+    let shown: Vec<&AuditRecord> = records.iter().rev().take(AUDIT_PAGE_LIMIT).collect();
+    let names = host_names(&st).await?;
+    let actions: BTreeSet<&str> = [
+        "quarantine",
+        "release",
+        "quarantine_confirmed",
+        "release_confirmed",
+        "tampered",
+        "failed",
+        "state",
+        "enroll",
+        "revoke",
+        "label",
+        "token_create",
+        "token_revoke",
+        "enroll_token_create",
+    ]
+    .into_iter()
+    .collect();
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let cur_action = v(&q.action);
+    let body = html! {
+        div class="page-head" {
+            h1 { "Audit log" }
+            p class="summary" { strong { (total) } " records" @if total > AUDIT_PAGE_LIMIT { " (newest " (AUDIT_PAGE_LIMIT) " shown; export for all)" } }
+        }
+        form method="get" action="/console/audit" class="filters" aria-label="Filter audit records" {
+            div class="field" { label for="a-host" { "Host" } input id="a-host" name="host" value=(v(&q.host)) placeholder="hostname or id"; }
+            div class="field" { label for="a-actor" { "Actor" } input id="a-actor" name="actor" value=(v(&q.actor)); }
+            div class="field" {
+                label for="a-action" { "Action" }
+                select id="a-action" name="action" {
+                    option value="" { "Any action" }
+                    @for a in &actions { option value=(a) selected[*a == cur_action] { (a) } }
+                }
+            }
+            div class="field" { label for="a-since" { "Since (UTC)" } input id="a-since" name="since" value=(v(&q.since)) placeholder="2030-01-02 or RFC 3339"; }
+            div class="field" { label for="a-until" { "Until (UTC)" } input id="a-until" name="until" value=(v(&q.until)) placeholder="2030-01-03"; }
+            div class="field buttons" {
+                button type="submit" { "Apply" }
+                a href="/console/audit" class="button-like" { "Clear" }
+            }
+        }
+        @if let Some(e) = &error { p class="error" role="alert" { (e) } }
+        p class="exports" {
+            "Export these records: "
+            a id="export-csv" href={"/console/audit/export?" (q.export_query("csv"))} download { "CSV" }
+            " · "
+            a id="export-jsonl" href={"/console/audit/export?" (q.export_query("jsonl"))} download { "JSON lines" }
+            " · "
+            a id="export-json" href={"/console/audit/export?" (q.export_query("json"))} download { "JSON" }
+        }
+        div class="table-wrap" {
+            table class="audit" id="audit-table" {
+                caption class="sr-only" { "Audit records, newest first" }
+                thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Host" } th scope="col" { "Comment" } th scope="col" { "Result" } th scope="col" { "Detail" } } }
+                tbody {
+                    @for r in &shown {
+                        tr data-action=(r.action) {
+                            td data-label="Time" { time datetime=(r.at) { (short_time(&r.at)) } }
+                            td data-label="Actor" { (r.actor) }
+                            td data-label="Action" { (r.action) }
+                            td data-label="Host" {
+                                @if let Some(id) = &r.host_id {
+                                    a href={"/console/hosts/" (id)} { (names.get(id).map(String::as_str).unwrap_or(id)) }
+                                }
+                            }
+                            td data-label="Comment" { (r.comment.as_deref().unwrap_or("")) }
+                            td data-label="Result" { span class={"result result-" (r.result)} { (r.result) } }
+                            td data-label="Detail" class="detail" { (r.detail.as_deref().unwrap_or("")) }
+                        }
+                    }
+                    @if shown.is_empty() { tr { td colspan="7" class="empty" { "No records match." } } }
+                }
+            }
+        }
+    };
+    Ok(Html(layout("Audit", Some(&s), Nav::Audit, body).into_string()))
+}
+
+/// The API's export formats (`/v1/audit?format=`), authenticated by the console session
+/// so a plain link downloads them.
+pub async fn audit_export(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ConsoleError> {
+    let f = q.filter(&st, None).await?;
+    let records = audit::list(&st, &s.caller, f).await?;
+    let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => (audit::to_csv(&records), "text/csv; charset=utf-8", "csv"),
+        "jsonl" => {
+            let mut out = String::new();
+            for r in &records {
+                out.push_str(&serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?);
+                out.push('\n');
+            }
+            (out, "application/x-ndjson", "jsonl")
+        }
+        "json" => (
+            serde_json::to_string_pretty(&cordon_proto::AuditList { records })
+                .map_err(|e| ConsoleError::Internal(e.to_string()))?,
+            "application/json",
+            "json",
+        ),
+        other => {
+            return Err(ConsoleError::BadRequest(format!(
+                "unknown format {other:?} (csv, jsonl or json)"
+            )))
+        }
+    };
+    let mut r = body.into_response();
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cordon-audit.{ext}\"")) {
+        r.headers_mut().insert(CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
