@@ -134,7 +134,11 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
         "tcp" | "udp" => (None, false),
         "https" | "wss" => (Some(443), true),
         "http" | "ws" => (Some(80), true),
-        other => return Err(format!("unknown scheme {other:?} (expected tcp, udp, http, https, ws or wss)")),
+        other => {
+            return Err(format!(
+                "unknown scheme {other:?} (expected tcp, udp, http, https, ws or wss)"
+            ))
+        }
     };
     // URLs may carry a path (`https://velo.example:8000/`); tcp/udp specs may not.
     let authority = match rest.find(['/', '?', '#']) {
@@ -376,7 +380,10 @@ mod tests {
             ("ws://velo.example.com", "velo.example.com", 80, false),
         ];
         for (input, host, port, tls) in cases {
-            for spec in [AllowSpec::parse(input).unwrap(), AllowSpec::parse_server(input).unwrap()] {
+            for spec in [
+                AllowSpec::parse(input).unwrap(),
+                AllowSpec::parse_server(input).unwrap(),
+            ] {
                 assert_eq!(spec.target.to_string(), host, "{input}");
                 assert_eq!(spec.transport, Transport::Tcp(port), "{input}");
                 assert_eq!(spec.tls, tls, "{input}");

@@ -175,7 +175,7 @@ impl ArRequest {
     }
 
     /// True when the alert was raised by the Wazuh manager itself.
-    pub fn from_manager(&self) -> bool {
+    pub fn raised_by_manager(&self) -> bool {
         self.trigger == Trigger::Rule && self.agent_id.as_deref() == Some("000")
     }
 }
@@ -215,8 +215,7 @@ pub fn percent_decode(s: &str) -> Result<String, String> {
 /// `active_responses.c` accepts: `version` number, `origin` object, `command` string,
 /// `parameters` object).
 pub fn parse(input: &str) -> Result<ArRequest, String> {
-    let v: Value =
-        serde_json::from_str(input.trim()).map_err(|e| format!("active-response input is not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(input.trim()).map_err(|e| format!("active-response input is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("active-response input must be a JSON object")?;
     if !obj.get("version").is_some_and(Value::is_number) {
         return Err("version is missing or not a number (expected execd's message, Wazuh 4.2+)".into());
@@ -472,11 +471,25 @@ pub fn run(a: WazuhArArgs) -> u8 {
     let lines = Lines::stdin();
     let input = match lines.next("execd's message") {
         Ok(l) => l,
-        Err(why) => return finish(&a.log, base_line(None), Err(("invalid_input".into(), why, 2)), Out::Stderr),
+        Err(why) => {
+            return finish(
+                &a.log,
+                base_line(None),
+                Err(("invalid_input".into(), why, 2)),
+                Out::Stderr,
+            )
+        }
     };
     let req = match parse(&input) {
         Ok(r) => r,
-        Err(why) => return finish(&a.log, base_line(None), Err(("invalid_input".into(), why, 2)), Out::Stderr),
+        Err(why) => {
+            return finish(
+                &a.log,
+                base_line(None),
+                Err(("invalid_input".into(), why, 2)),
+                Out::Stderr,
+            )
+        }
     };
     let mut line = base_line(Some(&req));
     if req.action == ArAction::IgnoreDelete {
@@ -485,7 +498,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
                    (agent restart, shared-configuration push); Cordon releases only on an explicit release";
         return finish(&a.log, line, Ok(json!({"detail": why})), Out::Stdout);
     }
-    if req.from_manager() && !a.allow_manager {
+    if req.raised_by_manager() && !a.allow_manager {
         let why = "the alert was raised by the Wazuh manager itself (agent.id 000); \
                    not isolating the manager (use --allow-manager to allow it)";
         return finish(&a.log, line, Err(("manager_alert".into(), why.into(), 2)), Out::Stderr);
@@ -498,7 +511,9 @@ pub fn run(a: WazuhArArgs) -> u8 {
             let why = format!("cannot send check_keys to execd: {e}");
             return finish(&a.log, line, Err(("protocol".into(), why, 1)), Out::Stderr);
         }
-        let answer = lines.next("execd's continue/abort answer").and_then(|l| parse_answer(&l));
+        let answer = lines
+            .next("execd's continue/abort answer")
+            .and_then(|l| parse_answer(&l));
         match answer {
             Ok(Answer::Continue) => {}
             Ok(Answer::Abort) => {
@@ -572,8 +587,14 @@ mod tests {
     #[test]
     fn rule_triggered_add_isolates_with_extra_args() {
         let r = parse(&fixture("add.json")).unwrap();
-        assert_eq!((r.command, r.trigger, r.action), (ArCommand::Add, Trigger::Rule, ArAction::Isolate));
-        assert_eq!(strings(&r.servers), vec!["tcp://192.0.2.1:1514", "tcp://192.0.2.1:1515"]);
+        assert_eq!(
+            (r.command, r.trigger, r.action),
+            (ArCommand::Add, Trigger::Rule, ArAction::Isolate)
+        );
+        assert_eq!(
+            strings(&r.servers),
+            vec!["tcp://192.0.2.1:1514", "tcp://192.0.2.1:1515"]
+        );
         assert_eq!(strings(&r.allow), vec!["198.51.100.0/24"]);
         assert_eq!(r.rule_id.as_deref(), Some("100910"));
         assert_eq!(r.agent.as_deref(), Some("web1"));
@@ -585,7 +606,11 @@ mod tests {
     fn delete_is_never_a_release() {
         for name in ["add.json", "clr-isolate.json", "clr-release.json"] {
             let r = parse(&execd(name, "delete")).unwrap();
-            assert_eq!((r.command, r.action), (ArCommand::Delete, ArAction::IgnoreDelete), "{name}");
+            assert_eq!(
+                (r.command, r.action),
+                (ArCommand::Delete, ArAction::IgnoreDelete),
+                "{name}"
+            );
         }
     }
 
@@ -612,9 +637,9 @@ mod tests {
     #[test]
     fn manager_alerts_are_marked() {
         let m = fixture("add.json").replace("\"id\":\"003\"", "\"id\":\"000\"");
-        assert!(parse(&m).unwrap().from_manager());
-        assert!(!parse(&fixture("add.json")).unwrap().from_manager());
-        assert!(!parse(&fixture("clr-isolate.json")).unwrap().from_manager());
+        assert!(parse(&m).unwrap().raised_by_manager());
+        assert!(!parse(&fixture("add.json")).unwrap().raised_by_manager());
+        assert!(!parse(&fixture("clr-isolate.json")).unwrap().raised_by_manager());
     }
 
     #[test]
@@ -633,7 +658,10 @@ mod tests {
         assert_eq!(v["origin"]["module"], "active-response");
         assert_eq!(v["command"], "check_keys");
         assert_eq!(v["parameters"]["keys"], json!(["isolate"]));
-        assert_eq!(parse_answer(r#"{"version":1,"origin":{},"command":"continue","parameters":{}}"#), Ok(Answer::Continue));
+        assert_eq!(
+            parse_answer(r#"{"version":1,"origin":{},"command":"continue","parameters":{}}"#),
+            Ok(Answer::Continue)
+        );
         assert_eq!(parse_answer(r#"{"command":"abort"}"#), Ok(Answer::Abort));
         assert!(parse_answer(r#"{"command":"add"}"#).is_err());
         assert!(parse_answer("").is_err());
@@ -651,12 +679,30 @@ mod tests {
             (env(r#""command":"restart","parameters":{}"#), "\"add\" or \"delete\""),
             (env(r#""command":"add""#), "parameters"),
             (env(r#""command":"add","parameters":[]"#), "parameters"),
-            (env(r#""command":"add","parameters":{"extra_args":"1.2.3.4"}"#), "list of strings"),
-            (env(r#""command":"add","parameters":{"extra_args":["not an ip"]}"#), "allowed address"),
-            (env(r#""command":"add","parameters":{"extra_args":["--server"]}"#), "needs a value"),
-            (env(r#""command":"add","parameters":{"extra_args":["--rm-rf"]}"#), "unknown option"),
-            (env(r#""command":"add","parameters":{"alert":{"data":{"action":"wipe"}}}"#), "isolate"),
-            (env(r#""command":"add","parameters":{"alert":[]}"#), "alert must be an object"),
+            (
+                env(r#""command":"add","parameters":{"extra_args":"1.2.3.4"}"#),
+                "list of strings",
+            ),
+            (
+                env(r#""command":"add","parameters":{"extra_args":["not an ip"]}"#),
+                "allowed address",
+            ),
+            (
+                env(r#""command":"add","parameters":{"extra_args":["--server"]}"#),
+                "needs a value",
+            ),
+            (
+                env(r#""command":"add","parameters":{"extra_args":["--rm-rf"]}"#),
+                "unknown option",
+            ),
+            (
+                env(r#""command":"add","parameters":{"alert":{"data":{"action":"wipe"}}}"#),
+                "isolate",
+            ),
+            (
+                env(r#""command":"add","parameters":{"alert":[]}"#),
+                "alert must be an object",
+            ),
         ];
         for (input, want) in cases {
             let e = parse(&input).unwrap_err();

@@ -116,7 +116,10 @@ fn rules() -> Vec<Rule> {
             let id: u32 = rule.attribute("id").unwrap().parse().unwrap();
             let level: u32 = rule.attribute("level").unwrap().parse().unwrap();
             assert!(level <= 16, "rule {id}: level {level}");
-            assert!((100000..=120000).contains(&id), "rule {id}: custom rules use 100000-120000");
+            assert!(
+                (100000..=120000).contains(&id),
+                "rule {id}: custom rules use 100000-120000"
+            );
             let mut r = Rule {
                 id,
                 level,
@@ -166,15 +169,23 @@ fn ar_lines(input: &str, extra: &[&str]) -> Vec<Value> {
     let out = child.wait_with_output().unwrap();
     [out.stdout, out.stderr]
         .iter()
-        .flat_map(|b| String::from_utf8_lossy(b).lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect()
 }
 
 fn execd_msg(fixture: &str, command: &str) -> String {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wazuh").join(fixture))
-            .unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/wazuh")
+            .join(fixture),
+    )
+    .unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();
     v["command"] = command.into();
     v["origin"]["module"] = "wazuh-execd".into();
@@ -187,7 +198,10 @@ fn logged() -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
     lines.extend(ar_lines(&execd_msg("add.json", "add"), &["--dry-run"]));
     lines.extend(ar_lines(&execd_msg("clr-release.json", "add"), &["--dry-run"]));
     lines.extend(ar_lines(&execd_msg("add.json", "delete"), &[]));
-    lines.extend(ar_lines(&execd_msg("add.json", "add").replace("\"003\"", "\"000\""), &[]));
+    lines.extend(ar_lines(
+        &execd_msg("add.json", "add").replace("\"003\"", "\"000\""),
+        &[],
+    ));
     lines.extend(ar_lines("not json", &[]));
     assert_eq!(lines.len(), 5, "{lines:?}");
     let mut keys = BTreeSet::new();
@@ -248,19 +262,31 @@ fn cordon_rules_match_what_wazuh_ar_logs() {
             assert!(keys.contains(name), "rule {}: field {name} is never logged", r.id);
         }
         if let Some(a) = &r.action {
-            assert!(values["action"].contains(a), "rule {}: action {a} is never logged", r.id);
+            assert!(
+                values["action"].contains(a),
+                "rule {}: action {a} is never logged",
+                r.id
+            );
         }
         for (name, re) in &r.fields {
             if name == "result" {
                 for alt in re.split('|') {
                     let v = alt.trim_start_matches('^').trim_end_matches('$');
-                    assert!(values["result"].contains(v), "rule {}: result {v} is never logged", r.id);
+                    assert!(
+                        values["result"].contains(v),
+                        "rule {}: result {v} is never logged",
+                        r.id
+                    );
                 }
             }
         }
         for var in vars(&r.description) {
             let key = json_key_for_var(var).unwrap_or_else(|| panic!("rule {}: $({var}) never expands", r.id));
-            assert!(keys.contains(key), "rule {}: $({var}) is never logged (keys: {keys:?})", r.id);
+            assert!(
+                keys.contains(key),
+                "rule {}: $({var}) is never logged (keys: {keys:?})",
+                r.id
+            );
         }
     }
 }
@@ -284,7 +310,12 @@ fn manager_config() -> ArConfig {
         let kv: BTreeMap<String, String> = block
             .children()
             .filter(|n| n.is_element())
-            .map(|n| (n.tag_name().name().to_string(), n.text().unwrap_or("").trim().to_string()))
+            .map(|n| {
+                (
+                    n.tag_name().name().to_string(),
+                    n.text().unwrap_or("").trim().to_string(),
+                )
+            })
             .collect();
         match block.tag_name().name() {
             "command" => {
@@ -328,13 +359,22 @@ fn active_response_defaults_are_safe() {
             cmd["executable"]
         );
         assert_eq!(ar["location"], "local", "only the alerting agent isolates itself");
-        assert!(!ar.contains_key("level"), "a <level> selects every stock rule at or above it");
-        assert!(!ar.contains_key("timeout"), "no execd timeouts: delete also comes on restart");
+        assert!(
+            !ar.contains_key("level"),
+            "a <level> selects every stock rule at or above it"
+        );
+        assert!(
+            !ar.contains_key("timeout"),
+            "no execd timeouts: delete also comes on restart"
+        );
         assert_eq!(cmd.get("timeout_allowed").map(String::as_str), Some("no"));
         let ids: Vec<u32> = ar["rules_id"].split(',').map(|s| s.trim().parse().unwrap()).collect();
         assert!(!ids.is_empty());
         for id in ids {
-            let r = all.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("rules_id {id} not shipped"));
+            let r = all
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("rules_id {id} not shipped"));
             assert!(r.groups.starts_with("cordon_isolate,"), "rule {id} is a trigger");
             assert!(!r.options.iter().any(|o| o == "no_ar"), "trigger {id} must allow AR");
         }
@@ -354,7 +394,12 @@ fn active_response_defaults_are_safe() {
     // Cordon's own result rules cannot trigger anything or be forwarded as critical.
     let trigger_ids: BTreeSet<String> = cfg.responses.iter().map(|r| r["rules_id"].clone()).collect();
     for r in all.iter().filter(|r| r.groups.starts_with("cordon,")) {
-        assert!(r.level < cfg.integration_level, "rule {} level {} is forwarded", r.id, r.level);
+        assert!(
+            r.level < cfg.integration_level,
+            "rule {} level {} is forwarded",
+            r.id,
+            r.level
+        );
         assert!(r.options.iter().any(|o| o == "no_ar"), "rule {} must carry no_ar", r.id);
         assert!(!trigger_ids.iter().any(|t| t.contains(&r.id.to_string())));
     }
@@ -365,7 +410,10 @@ fn wrappers_pass_the_log_next_to_the_wazuh_home() {
     let sh = std::fs::read_to_string(wazuh_dir().join("cordon-ar")).unwrap();
     assert!(sh.contains("wazuh-ar") && sh.contains("/logs/active-responses.log"));
     let exec = sh.lines().find(|l| l.starts_with("exec ")).unwrap();
-    assert!(!exec.contains("/var/ossec"), "the home is derived, not hard-coded (macOS: /Library/Ossec)");
+    assert!(
+        !exec.contains("/var/ossec"),
+        "the home is derived, not hard-coded (macOS: /Library/Ossec)"
+    );
     let cmd = std::fs::read_to_string(wazuh_dir().join("cordon-ar.cmd")).unwrap();
     assert!(cmd.contains("wazuh-ar") && cmd.contains(r"%~dp0..\active-responses.log"));
     assert!(cmd.contains("\r\n"), "a .cmd file has CRLF line ends");

@@ -28,8 +28,12 @@ use serde_json::{json, Value};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wazuh").join(name))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/wazuh")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// One entry of execd's timeout list.
@@ -155,7 +159,11 @@ impl Execd {
                     parameters: del.to_string(),
                 });
             }
-            let _ = tx.send((Some(response), Some(reply["command"].as_str().unwrap().to_string()), queued));
+            let _ = tx.send((
+                Some(response),
+                Some(reply["command"].as_str().unwrap().to_string()),
+                queued,
+            ));
         });
         let got = rx.recv_timeout(self.deadline);
         let Ok((keys_line, answer, queued)) = got else {
@@ -267,7 +275,10 @@ fn execd_driver_catches_a_program_that_waits_for_stdin_eof() {
     let mut e = Execd::new("/bin/sh".into(), &["-c", "cat >/dev/null; echo '{}'"]);
     e.deadline = Duration::from_secs(3);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.run(&fixture("add.json"))));
-    let msg = *res.expect_err("must be reported as a deadlock").downcast::<String>().unwrap();
+    let msg = *res
+        .expect_err("must be reported as a deadlock")
+        .downcast::<String>()
+        .unwrap();
     assert!(msg.contains("deadlock"), "{msg}");
 }
 
@@ -280,16 +291,30 @@ fn execd_add_gets_check_keys_and_acts_on_continue() {
     assert_eq!(keys_of(&run), json!(["isolate"]));
     assert_eq!(run.answer.as_deref(), Some("continue"));
     assert_eq!(run.exit, 0, "{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "closed stdout must be normal: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked"),
+        "closed stdout must be normal: {}",
+        run.stderr
+    );
     let log = agent.log();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
-        (log[0]["command"].as_str(), log[0]["trigger"].as_str(), log[0]["action"].as_str()),
+        (
+            log[0]["command"].as_str(),
+            log[0]["trigger"].as_str(),
+            log[0]["action"].as_str()
+        ),
         (Some("add"), Some("rule"), Some("isolate"))
     );
-    assert_eq!((log[0]["result"].as_str(), log[0]["dry_run"].as_bool()), (Some("ok"), Some(true)));
+    assert_eq!(
+        (log[0]["result"].as_str(), log[0]["dry_run"].as_bool()),
+        (Some("ok"), Some(true))
+    );
     let ruleset = log[0]["ruleset"].as_str().unwrap();
-    assert!(ruleset.contains("192.0.2.1") && ruleset.contains("198.51.100.0/24"), "{ruleset}");
+    assert!(
+        ruleset.contains("192.0.2.1") && ruleset.contains("198.51.100.0/24"),
+        "{ruleset}"
+    );
     assert!(!agent.state().exists(), "dry run changes nothing");
 }
 
@@ -315,16 +340,29 @@ fn execd_on_demand_payloads_isolate_and_release() {
     let agent = Agent::new();
     let mut e = agent.execd(&["--dry-run"]);
     let run = e.run(&fixture("clr-isolate.json"));
-    assert_eq!((keys_of(&run), run.answer.as_deref(), run.exit), (json!(["isolate"]), Some("continue"), 0));
+    assert_eq!(
+        (keys_of(&run), run.answer.as_deref(), run.exit),
+        (json!(["isolate"]), Some("continue"), 0)
+    );
     let run = e.run(&fixture("clr-release.json"));
-    assert_eq!((keys_of(&run), run.answer.as_deref(), run.exit), (json!(["release"]), Some("continue"), 0));
+    assert_eq!(
+        (keys_of(&run), run.answer.as_deref(), run.exit),
+        (json!(["release"]), Some("continue"), 0)
+    );
     let log = agent.log();
     assert_eq!(
-        (log[0]["trigger"].as_str(), log[0]["action"].as_str(), log[0]["requested_by"].as_str()),
+        (
+            log[0]["trigger"].as_str(),
+            log[0]["action"].as_str(),
+            log[0]["requested_by"].as_str()
+        ),
         (Some("on_demand"), Some("isolate"), Some("analyst@example.org"))
     );
     assert_eq!(log[0]["allow"], json!(["192.0.2.50", "2001:db8::50"]));
-    assert_eq!((log[1]["action"].as_str(), log[1]["result"].as_str()), (Some("release"), Some("ok")));
+    assert_eq!(
+        (log[1]["action"].as_str(), log[1]["result"].as_str()),
+        (Some("release"), Some("ok"))
+    );
     assert!(e.timeout_list.is_empty(), "`!name` commands never get a timeout entry");
 }
 
@@ -336,7 +374,10 @@ fn execd_rule_alert_with_stock_data_action_isolates() {
     let run = e.run(&fixture("add-data-action.json"));
     assert_eq!((keys_of(&run), run.exit), (json!(["isolate"]), 0), "{}", run.stderr);
     let log = agent.log();
-    assert_eq!((log[0]["action"].as_str(), log[0]["result"].as_str()), (Some("isolate"), Some("ok")));
+    assert_eq!(
+        (log[0]["action"].as_str(), log[0]["result"].as_str()),
+        (Some("isolate"), Some("ok"))
+    );
 }
 
 #[test]
@@ -359,7 +400,11 @@ fn execd_delete_from_timeout_or_shutdown_is_ignored() {
     assert_eq!(results[0].0, 0, "{}", results[0].1);
     let log = agent.log();
     assert_eq!(
-        (log[0]["command"].as_str(), log[0]["action"].as_str(), log[0]["result"].as_str()),
+        (
+            log[0]["command"].as_str(),
+            log[0]["action"].as_str(),
+            log[0]["result"].as_str()
+        ),
         (Some("delete"), Some("none"), Some("ignored"))
     );
     assert!(!agent.state().exists(), "delete changes nothing");
@@ -416,7 +461,10 @@ fn malformed_lines_exit_2_and_change_nothing() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines.len(), i + 1);
-        assert_eq!((lines[i]["result"].as_str(), lines[i]["error"].as_str()), (Some("error"), Some("invalid_input")));
+        assert_eq!(
+            (lines[i]["result"].as_str(), lines[i]["error"].as_str()),
+            (Some("error"), Some("invalid_input"))
+        );
         let stderr: Value = serde_json::from_slice(out.stderr.trim_ascii()).unwrap();
         assert_eq!(stderr, lines[i], "the same line on stderr");
     }
