@@ -153,9 +153,15 @@ fn tokens(vql: &str) -> Result<Vec<Tok>, String> {
         } else if vql[i..].starts_with("//") || vql[i..].starts_with("--") {
             i = vql[i..].find('\n').map_or(b.len(), |n| i + n);
         } else if vql[i..].starts_with("/*") {
-            i = vql[i + 2..].find("*/").map(|n| i + n + 4).ok_or("unterminated /* comment")?;
+            i = vql[i + 2..]
+                .find("*/")
+                .map(|n| i + n + 4)
+                .ok_or("unterminated /* comment")?;
         } else if vql[i..].starts_with("'''") {
-            i = vql[i + 3..].find("'''").map(|n| i + n + 6).ok_or("unterminated ''' string")?;
+            i = vql[i + 3..]
+                .find("'''")
+                .map(|n| i + n + 6)
+                .ok_or("unterminated ''' string")?;
             out.push(Tok::Str);
         } else if c == b'\'' || c == b'"' || c == b'`' {
             let mut j = i + 1;
@@ -321,7 +327,16 @@ fn artifacts_load_like_velociraptor_loads_them() {
         let a: Artifact = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
         let kind = a.kind.clone().unwrap_or_default().to_ascii_uppercase();
         assert!(
-            ["", "CLIENT", "CLIENT_EVENT", "SERVER", "SERVER_EVENT", "NOTEBOOK", "INTERNAL"].contains(&kind.as_str()),
+            [
+                "",
+                "CLIENT",
+                "CLIENT_EVENT",
+                "SERVER",
+                "SERVER_EVENT",
+                "NOTEBOOK",
+                "INTERNAL"
+            ]
+            .contains(&kind.as_str()),
             "{path}: type {kind}"
         );
         for p in &a.required_permissions {
@@ -330,7 +345,19 @@ fn artifacts_load_like_velociraptor_loads_them() {
         for p in &a.parameters {
             let k = p.kind.as_deref().unwrap_or("string");
             assert!(
-                ["string", "bool", "csv", "int", "json", "choices", "hidden", "timestamp", "regex", "upload"].contains(&k),
+                [
+                    "string",
+                    "bool",
+                    "csv",
+                    "int",
+                    "json",
+                    "choices",
+                    "hidden",
+                    "timestamp",
+                    "regex",
+                    "upload"
+                ]
+                .contains(&k),
                 "{path}: parameter {} type {k}",
                 p.name
             );
@@ -394,7 +421,15 @@ fn recorded_forwarder_body_is_json_lines() {
     assert!(body.ends_with('\n'));
     for line in body.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        for k in ["ClientId", "Fqdn", "Hostname", "Artifact", "Severity", "Timestamp", "Detail"] {
+        for k in [
+            "ClientId",
+            "Fqdn",
+            "Hostname",
+            "Artifact",
+            "Severity",
+            "Timestamp",
+            "Detail",
+        ] {
             assert!(v.get(k).is_some(), "{k} missing in {line}");
         }
         assert!(v["Detail"].is_object() && !v["Detail"]["Name"].is_null(), "{line}");
