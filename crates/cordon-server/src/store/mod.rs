@@ -7,6 +7,7 @@ mod audit;
 mod enroll;
 mod hosts;
 mod reports;
+mod sessions;
 mod tokens;
 
 use std::borrow::Cow;
@@ -25,6 +26,7 @@ pub(crate) use audit::append as append_audit;
 pub use audit::{AuditFilter, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::HostFilter;
+pub use sessions::{SessionInfo, SessionLimits};
 
 /// Re-exported for the auth module.
 pub mod tokens_caller {
@@ -94,6 +96,7 @@ fn migrator(url: &str) -> Migrator {
                     false,
                 )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
+                vec![console_sessions_migration(url.starts_with("sqlite:"))],
             ]
             .concat(),
         ),
@@ -101,6 +104,24 @@ fn migrator(url: &str) -> Migrator {
         locking: true,
         no_tx: false,
     }
+}
+
+/// Version of the console sessions migration (numbered after issue 16).
+const CONSOLE_SESSIONS_VERSION: i64 = 16;
+
+fn console_sessions_migration(sqlite: bool) -> Migration {
+    let sql: &'static str = if sqlite {
+        include_str!("../../migrations/sqlite/0016_console_sessions.sql")
+    } else {
+        include_str!("../../migrations/postgres/0016_console_sessions.sql")
+    };
+    Migration::new(
+        CONSOLE_SESSIONS_VERSION,
+        Cow::Borrowed("console sessions"),
+        MigrationType::Simple,
+        Cow::Borrowed(sql),
+        false,
+    )
 }
 
 impl Store {
