@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn csv_formula_injection_is_neutralised() {
-        for bad in ["=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        for bad in ["=HYPERLINK(A1)", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
             let c = cell(bad);
             assert!(c.starts_with("\"'") || c.starts_with('\''), "{bad:?} -> {c:?}");
             assert!(c.contains(&bad[1..]), "the value stays readable: {c:?}");
