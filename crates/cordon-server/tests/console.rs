@@ -172,7 +172,11 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
     ctx.store().revoke_api_token("test", id).await.unwrap();
     let r = req(&ctx, "GET", "/console/hosts", Some(&cookie), &[], None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(ctx.store().session_count(id).await.unwrap(), 0, "revocation deletes its sessions");
+    assert_eq!(
+        ctx.store().session_count(id).await.unwrap(),
+        0,
+        "revocation deletes its sessions"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +184,11 @@ async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
     let ctx = Ctx::new().await;
     let s = sign_in(&ctx, &ctx.responder).await;
     assert!(s.id.starts_with("sess_"), "{}", s.id);
-    assert!(!s.cookie.contains(&ctx.responder), "the cookie carries the API token: {}", s.cookie);
+    assert!(
+        !s.cookie.contains(&ctx.responder),
+        "the cookie carries the API token: {}",
+        s.cookie
+    );
     let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
     // A session id is never accepted as an API bearer token.
@@ -205,9 +213,15 @@ async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(set_cookies(&r).iter().any(|c| c.starts_with("__Host-cordon_session=;") && c.contains("Max-Age=0")));
+    assert!(set_cookies(&r)
+        .iter()
+        .any(|c| c.starts_with("__Host-cordon_session=;") && c.contains("Max-Age=0")));
     let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "a signed-out session still opens the console");
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "a signed-out session still opens the console"
+    );
     let r = req(&ctx, "GET", "/console/events", Some(&s.cookie), &[], None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -221,7 +235,10 @@ async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
     let t0 = 1_000_000;
     let id = store.create_session(tok, t0, limits).await.unwrap();
     assert!(store.session(&id, t0 + 999, limits, false).await.unwrap().is_some());
-    assert!(store.session(&id, t0 + 1_000, limits, false).await.unwrap().is_none(), "idle timeout");
+    assert!(
+        store.session(&id, t0 + 1_000, limits, false).await.unwrap().is_none(),
+        "idle timeout"
+    );
     // Use keeps a session alive (last use is recorded at most every 30 s), but never past
     // its absolute end.
     let big = cordon_server::store::SessionLimits {
@@ -230,7 +247,11 @@ async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
     };
     let id2 = store.create_session(tok, t0, big).await.unwrap();
     for step in 1..=3 {
-        assert!(store.session(&id2, t0 + step * 31_000, big, true).await.unwrap().is_some());
+        assert!(store
+            .session(&id2, t0 + step * 31_000, big, true)
+            .await
+            .unwrap()
+            .is_some());
     }
     assert!(
         store.session(&id2, t0 + 100_000, big, true).await.unwrap().is_none(),

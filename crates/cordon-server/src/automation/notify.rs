@@ -548,9 +548,18 @@ mod tests {
 
     #[test]
     fn notification_links_point_to_the_console_host_page() {
-        assert_eq!(host_url(Some("https://c.example:8443"), "h1"), "https://c.example:8443/console/hosts/h1");
-        assert_eq!(host_url(Some("https://c.example/"), "h1"), "https://c.example/console/hosts/h1");
-        assert_eq!(host_url(Some("https://c.example/console/"), "h1"), "https://c.example/console/hosts/h1");
+        assert_eq!(
+            host_url(Some("https://c.example:8443"), "h1"),
+            "https://c.example:8443/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/console/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
         assert_eq!(host_url(None, "a/b|c>"), "/console/hosts/a%2Fb%7Cc%3E");
     }
 
@@ -571,11 +580,24 @@ mod tests {
             url: Some(host_url(Some("https://c.example"), "h1")),
         };
         let t = n.slack_text();
-        for bad in ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<#C1>", "<http://evil"] {
+        for bad in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U123>",
+            "<#C1>",
+            "<http://evil",
+        ] {
             assert!(!t.contains(bad), "{bad} survived in {t}");
         }
-        assert!(t.contains("&lt;!channel&gt; web&amp;1 &lt;http://evil.example|click&gt;"), "{t}");
-        assert!(t.starts_with("Cordon: host <https://c.example/console/hosts/h1|"), "{t}");
+        assert!(
+            t.contains("&lt;!channel&gt; web&amp;1 &lt;http://evil.example|click&gt;"),
+            "{t}"
+        );
+        assert!(
+            t.starts_with("Cordon: host <https://c.example/console/hosts/h1|"),
+            "{t}"
+        );
         // Exactly one link: the console's.
         assert_eq!(t.matches('<').count(), 1, "{t}");
         // The generic webhook's plain text is not Slack-escaped.

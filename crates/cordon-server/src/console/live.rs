@@ -65,7 +65,12 @@ pub async fn events(
             p.ticks = p.ticks.wrapping_add(1);
             if p.ticks % RECHECK_EVERY == 0 {
                 // The stream is not use: it does not keep an idle session alive.
-                match p.st.store.session(&token, crate::timefmt::now_ms(), super::session::limits(), false).await {
+                match p
+                    .st
+                    .store
+                    .session(&token, crate::timefmt::now_ms(), super::session::limits(), false)
+                    .await
+                {
                     Ok(Some(_)) => {}
                     _ => {
                         tracing::debug!(token = %p.token_name, "console stream closed: session no longer valid");

@@ -210,7 +210,10 @@ mod tests {
     #[test]
     fn cookies_parse_and_csrf_differs_per_session() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; __Host-cordon_session=cordon_abc ; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; __Host-cordon_session=cordon_abc ; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("cordon_abc"));
         assert_eq!(cookie(&h, "missing"), None);
         assert_ne!(csrf_for("cordon_abc"), csrf_for("cordon_abd"));

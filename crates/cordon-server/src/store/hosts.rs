@@ -132,7 +132,9 @@ impl Store {
     /// Host id → hostname of every host, revoked ones included (for naming hosts in
     /// audit exports and lists).
     pub async fn hostnames(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let rows = sqlx::query("SELECT id, hostname FROM hosts").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, hostname FROM hosts")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| Ok((super::get_str(r, "id")?, super::get_str(r, "hostname")?)))
             .collect()
