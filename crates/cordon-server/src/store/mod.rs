@@ -96,7 +96,7 @@ fn migrator(url: &str) -> Migrator {
                     false,
                 )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
-                vec![console_sessions_migration(url.starts_with("sqlite:"))],
+                vec![console_sessions_migration()],
             ]
             .concat(),
         ),
@@ -109,17 +109,14 @@ fn migrator(url: &str) -> Migrator {
 /// Version of the console sessions migration (numbered after issue 16).
 const CONSOLE_SESSIONS_VERSION: i64 = 16;
 
-fn console_sessions_migration(sqlite: bool) -> Migration {
-    let sql: &'static str = if sqlite {
-        include_str!("../../migrations/sqlite/0016_console_sessions.sql")
-    } else {
-        include_str!("../../migrations/postgres/0016_console_sessions.sql")
-    };
+/// The console sessions table: plain SQL that SQLite and PostgreSQL both accept, so one
+/// file serves both.
+fn console_sessions_migration() -> Migration {
     Migration::new(
         CONSOLE_SESSIONS_VERSION,
         Cow::Borrowed("console sessions"),
         MigrationType::Simple,
-        Cow::Borrowed(sql),
+        Cow::Borrowed(include_str!("../../migrations/0016_console_sessions.sql")),
         false,
     )
 }
