@@ -262,7 +262,7 @@ fn check_vql(vql: &str) -> Result<(), String> {
             (in_let, op_seen, let_body) = (true, false, false);
         } else if in_let && !op_seen {
             op_seen = matches!(t, Tok::Punct(p) if p == "=" || p == "<=");
-        } else if is_kw(t, "SELECT") && !(in_let && !let_body) {
+        } else if is_kw(t, "SELECT") && (!in_let || let_body) {
             if saw_final {
                 return Err("two final SELECTs: all queries but the last must be LET".into());
             }
