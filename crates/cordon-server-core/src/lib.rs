@@ -8,6 +8,7 @@
 //! and the composition of the whole server live in `cordon-server`, automation in
 //! `cordon-automation`, the web console in `cordon-console`.
 
+pub mod audit_csv;
 pub mod auth;
 pub mod error;
 pub mod expiry;

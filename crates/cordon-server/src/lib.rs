@@ -15,7 +15,7 @@ pub mod run;
 
 pub use cordon_automation as automation;
 pub use cordon_console as console;
-pub use cordon_server_core::{auth, error, expiry, extract, hub, pki, secret, service, store, timefmt, tls};
+pub use cordon_server_core::{audit_csv, auth, error, expiry, extract, hub, pki, secret, service, store, timefmt, tls};
 pub use cordon_server_core::{ApiError, AppState, Store, StoreError, SYSTEM_ACTOR};
 
 pub use api::router;

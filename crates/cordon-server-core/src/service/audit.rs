@@ -1,4 +1,4 @@
-//! The audit log, filtered, and its CSV form.
+//! The audit log, filtered, and its CSV export.
 
 use cordon_proto::{AuditRecord, Role};
 
@@ -18,31 +18,10 @@ pub async fn list(st: &AppState, caller: &Caller, mut filter: AuditFilter) -> Re
     Ok(st.store.audit(&filter).await?)
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// The records as CSV (RFC 4180 quoting), header
-/// `id,at,actor,action,host_id,comment,result,detail`.
-pub fn to_csv(records: &[AuditRecord]) -> String {
-    let mut out = String::from("id,at,actor,action,host_id,comment,result,detail\n");
-    for r in records {
-        let fields = [
-            r.id.to_string(),
-            r.at.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.host_id.clone().unwrap_or_default(),
-            r.comment.clone().unwrap_or_default(),
-            r.result.clone(),
-            r.detail.clone().unwrap_or_default(),
-        ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
+/// The records as CSV ([`crate::audit_csv`]: formula-safe, with each host's name), for a
+/// viewer.
+pub async fn csv(st: &AppState, caller: &Caller, records: &[AuditRecord]) -> Result<String, ApiError> {
+    caller.require(Role::Viewer)?;
+    let names = st.store.hostnames().await?;
+    Ok(crate::audit_csv::to_csv(records, &names))
 }

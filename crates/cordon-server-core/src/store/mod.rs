@@ -10,6 +10,7 @@ mod hosts;
 pub mod outbox;
 mod reports;
 mod schema;
+mod sessions;
 mod tokens;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -23,6 +24,7 @@ pub use actions::{Action, ActionParams};
 pub use audit::{AuditFilter, AutoCause, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::HostFilter;
+pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
 
 /// Failures of the store. The first three carry a message meant for the caller; the others

@@ -1,7 +1,7 @@
 //! The schema's migrations, one SQL file per dialect and version under `migrations/`.
 //! Versions are numbered after the issue that added them (`0007` automation, `0013`
-//! structured audit fields); a new migration is one more line in [`MIGRATIONS`] and the
-//! two files.
+//! structured audit fields, `0016` console sessions); a new migration is one more entry in
+//! [`MIGRATIONS`] and its files (one file serves both when its SQL is plain enough).
 
 use std::borrow::Cow;
 
@@ -28,6 +28,12 @@ const MIGRATIONS: &[Entry] = &[
         "audit fields",
         include_str!("../../migrations/sqlite/0013_audit_fields.sql"),
         include_str!("../../migrations/postgres/0013_audit_fields.sql"),
+    ),
+    (
+        16,
+        "console sessions",
+        include_str!("../../migrations/0016_console_sessions.sql"),
+        include_str!("../../migrations/0016_console_sessions.sql"),
     ),
 ];
 

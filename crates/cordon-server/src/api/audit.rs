@@ -13,8 +13,6 @@ use cordon_server_core::store::AuditFilter;
 use cordon_server_core::timefmt::parse_rfc3339;
 use cordon_server_core::{ApiError, ApiQuery, AppState};
 
-pub use cordon_server_core::service::audit::to_csv;
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// Host id.
@@ -64,7 +62,10 @@ pub async fn list(
             }
             Ok(([(CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
-        "csv" => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&records)).into_response()),
+        "csv" => {
+            let body = audit::csv(&st, &auth.0, &records).await?;
+            Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+        }
         other => Err(ApiError::invalid(format!(
             "unknown format {other:?} (json, jsonl or csv)"
         ))),
