@@ -528,7 +528,11 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
     let summary = if n == 0 {
         format!(
             "Nothing to do: {} already {}.",
-            if total == 1 { "the host is" } else { "all these hosts are" },
+            if total == 1 {
+                "the host is"
+            } else {
+                "all these hosts are"
+            },
             if action == Action::Quarantine {
                 "quarantined with these settings"
             } else {
@@ -563,7 +567,11 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         warnings.push(format!(
             "Protected: {} {} a protected label ({}): {}.",
             protected.len(),
-            if protected.len() == 1 { "host carries" } else { "hosts carry" },
+            if protected.len() == 1 {
+                "host carries"
+            } else {
+                "hosts carry"
+            },
             labels.join(", "),
             protected.join(", ")
         ));
@@ -680,9 +688,7 @@ pub async fn run(
             })
             .into_response()
         }
-        Err(ApiError { status, detail, .. }) if status == StatusCode::CONFLICT => {
-            reply_err(status, "stale", detail)
-        }
+        Err(ApiError { status, detail, .. }) if status == StatusCode::CONFLICT => reply_err(status, "stale", detail),
         Err(ApiError { status, detail, .. }) => reply_err(status, "run", detail),
     }
 }
@@ -739,7 +745,11 @@ mod tests {
         let c = confirmation(Action::Release, None, &imp);
         assert_eq!(c.summary, "Release 3 hosts?");
         assert_eq!((c.count, c.total), (3, 5));
-        assert!(c.warnings[0].starts_with("2 of the 5 hosts already released"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("2 of the 5 hosts already released"),
+            "{:?}",
+            c.warnings
+        );
         // Quarantine with the same exception: the quarantined ones do not change.
         let allow = vec!["10.0.0.5".to_string()];
         let imp: Vec<HostImpact> = hosts
@@ -750,9 +760,21 @@ mod tests {
         assert_eq!(c.summary, "Quarantine 2 hosts (every host with label \"web\")?");
         assert_eq!(c.confirm_word.as_deref(), Some("web"));
         // Different exceptions: replaced, and said so.
-        let i = impact(Action::Quarantine, &hosts[0], &["tcp://192.0.2.9:22".to_string()], None, None, &[], now);
+        let i = impact(
+            Action::Quarantine,
+            &hosts[0],
+            &["tcp://192.0.2.9:22".to_string()],
+            None,
+            None,
+            &[],
+            now,
+        );
         assert_eq!(i.change, "update");
-        assert!(i.details[0].contains("10.0.0.5 → tcp://192.0.2.9:22"), "{:?}", i.details);
+        assert!(
+            i.details[0].contains("10.0.0.5 → tcp://192.0.2.9:22"),
+            "{:?}",
+            i.details
+        );
     }
 
     #[test]
@@ -760,15 +782,31 @@ mod tests {
         let now = now_ms();
         let mut dc = host("dc1", false, HostState::Normal, &["domain-controller"]);
         dc.last_seen = Some(to_rfc3339(now - 3_600_000));
-        let i = impact(Action::Quarantine, &dc, &[], None, None, &["domain-controller".into()], now);
+        let i = impact(
+            Action::Quarantine,
+            &dc,
+            &[],
+            None,
+            None,
+            &["domain-controller".into()],
+            now,
+        );
         assert_eq!(i.protected, vec!["domain-controller".to_string()]);
         assert!(i.offline);
         let p = host("x", false, HostState::Normal, &[PROTECTED_LABEL]);
         let i2 = impact(Action::Quarantine, &p, &[], None, None, &[], now);
         assert_eq!(i2.protected, vec![PROTECTED_LABEL.to_string()]);
         let c = confirmation(Action::Quarantine, None, &[i, i2]);
-        assert!(c.warnings.iter().any(|w| w.starts_with("Protected: 2 hosts")), "{:?}", c.warnings);
-        assert!(c.warnings.iter().any(|w| w.starts_with("Offline: 1 (dc1)")), "{:?}", c.warnings);
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("Protected: 2 hosts")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("Offline: 1 (dc1)")),
+            "{:?}",
+            c.warnings
+        );
         let f = host("f", true, HostState::Failed, &[]);
         assert_eq!(
             impact(Action::Quarantine, &f, &["10.0.0.5".into()], None, None, &[], now).change,

@@ -211,9 +211,21 @@ mod tests {
 
     #[test]
     fn attention_flags_long_pending_and_offline_quarantined_hosts() {
-        let h = host(HostState::QuarantinePending, true, "nftables", OFFLINE_AFTER_MS + 1, LONG_PENDING_MS + 1);
+        let h = host(
+            HostState::QuarantinePending,
+            true,
+            "nftables",
+            OFFLINE_AFTER_MS + 1,
+            LONG_PENDING_MS + 1,
+        );
         assert_eq!(attention(&h, NOW), vec![Attention::LongPending, Attention::Offline]);
-        let h = host(HostState::QuarantinePending, true, "nftables", 1000, LONG_PENDING_MS - 1);
+        let h = host(
+            HostState::QuarantinePending,
+            true,
+            "nftables",
+            1000,
+            LONG_PENDING_MS - 1,
+        );
         assert!(attention(&h, NOW).is_empty());
         // Offline but not quarantined: nothing to worry about here.
         let h = host(HostState::Normal, false, "nftables", OFFLINE_AFTER_MS * 10, 0);
