@@ -473,6 +473,16 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
 }
 
 impl Store {
+    /// How many approvals are pending.
+    pub async fn pending_approval_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        get_i64(&row, "n")
+    }
+}
+
+impl Store {
     pub async fn approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>, StoreError> {
         let pool = &self.pool;
         let rows = match status {
@@ -559,6 +569,7 @@ impl PlannedAction {
             expires_at: self
                 .expires_after_secs
                 .map(|s| now.saturating_add(s.saturating_mul(1000))),
+            if_revisions: Default::default(),
         }
     }
 }
