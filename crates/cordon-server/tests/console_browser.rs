@@ -1189,6 +1189,15 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         HostState::QuarantinePending
     );
 
+    // The kill switch, from the console, with a confirmation (focus on Cancel).
+    c.goto(&format!("{base}/console/rules")).await.unwrap();
+    wait_text(c, "#guardrails", "Fleet cap").await;
+    click(c, "#kill-switch").await;
+    wait_text(c, "#sd-summary", "kill switch").await;
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("sd-cancel"));
+    click(c, "#sd-apply").await;
+    wait_text(c, "#guardrails", "off (kill switch)").await;
+
     // Sign out; a viewer sees no action buttons and the server refuses its actions.
     click(c, "header form[action='/console/logout'] button").await;
     c.wait()
