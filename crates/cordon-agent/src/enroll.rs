@@ -17,6 +17,9 @@ pub struct EnrollOptions {
     /// Where certificate, key and CA go.
     pub dir: PathBuf,
     pub hostname: String,
+    /// Explicit HTTP proxy (`http://HOST:PORT`) for enrollment and, written into the
+    /// config, for the agent; `None` connects directly (environment proxies are ignored).
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,14 +31,26 @@ pub struct Enrolled {
 }
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
-pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
-    let http = crate::client::http_client(crate::tls::unverified()?, Some(std::time::Duration::from_secs(15)))?;
+pub async fn fetch_ca(
+    server: &str,
+    expected: Option<&str>,
+    proxy: Option<&str>,
+) -> Result<(String, String), AgentError> {
+    let connect = crate::client::Connect {
+        proxy: proxy.map(str::to_string),
+        ..Default::default()
+    };
+    let http = crate::client::http_client_with(
+        crate::tls::unverified()?,
+        Some(std::time::Duration::from_secs(15)),
+        &connect,
+    )?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
     let resp = http
         .get(&url)
         .send()
         .await
-        .map_err(|e| AgentError::Http(format!("cannot reach {url}: {e}")))?;
+        .map_err(|e| AgentError::Http(format!("cannot reach {url}: {}", crate::client::error_chain(&e))))?;
     if !resp.status().is_success() {
         return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
     }
@@ -54,38 +69,28 @@ pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, S
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| AgentError::Io(format!("cannot chmod {}: {e}", path.display())))?;
-    }
-    f.write_all(content.as_bytes())
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
+    crate::persist::write_private(path, content.as_bytes())
 }
 
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
-    let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref()).await?;
+    if let Some(p) = &opts.proxy {
+        crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+    }
+    let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref(), opts.proxy.as_deref()).await?;
     let key = rcgen::KeyPair::generate().map_err(|e| AgentError::Tls(e.to_string()))?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
         .map_err(|e| AgentError::Tls(format!("cannot build CSR: {e}")))?;
-    let http = crate::client::http_client(
+    let connect = crate::client::Connect {
+        proxy: opts.proxy.clone(),
+        ..Default::default()
+    };
+    let http = crate::client::http_client_with(
         crate::tls::server_auth_only(ca_pem.as_bytes())?,
         Some(std::time::Duration::from_secs(30)),
+        &connect,
     )?;
     let req = EnrollRequest {
         token: opts.token.trim().to_string(),
@@ -100,7 +105,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         .json(&req)
         .send()
         .await
-        .map_err(|e| AgentError::Http(format!("enrollment request failed: {e}")))?;
+        .map_err(|e| AgentError::Http(format!("enrollment request failed: {}", crate::client::error_chain(&e))))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -112,9 +117,10 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         .json()
         .await
         .map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
-    std::fs::create_dir_all(&opts.dir)
+    crate::persist::create_private_dir(&opts.dir)
         .map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
-    let config = AgentConfig::new(&server, &out.host_id, &opts.dir);
+    let mut config = AgentConfig::new(&server, &out.host_id, &opts.dir);
+    config.proxy = opts.proxy.clone();
     write_private(&config.key, &key.serialize_pem())?;
     write_private(&config.cert, &out.cert_pem)?;
     std::fs::write(&config.ca, &ca_pem)
