@@ -62,34 +62,14 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// `err: cause: cause…` — the whole source chain, so a DNS failure, a refused
-/// connection, a TLS error and an unreachable address read differently.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
-}
+pub use cordon_engine::error_chain;
 
-/// An HTTP client on `tls` that never reads proxy settings from the environment.
+/// The agent's HTTP client on `tls`: never reads proxy settings from the environment,
+/// uses `connect.proxy` when given, `connect.timeout` per connection attempt, `timeout`
+/// for the whole request (none when `None`; long-polls set their own).
 ///
 /// # Errors
-/// [`AgentError::Http`] when the client cannot be built (a malformed proxy URL).
-pub fn http_client(tls: ClientConfig, timeout: Option<Duration>) -> Result<reqwest::Client, AgentError> {
-    http_client_with(tls, timeout, &Connect::default())
-}
-
-/// Like [`http_client`] with an explicit proxy and connect timeout.
-///
-/// # Errors
-/// [`AgentError::Http`] when the client cannot be built (a malformed proxy URL).
+/// [`AgentError::Client`] when the client cannot be built (a malformed proxy URL).
 pub fn http_client_with(
     tls: ClientConfig,
     timeout: Option<Duration>,
@@ -103,15 +83,13 @@ pub fn http_client_with(
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(2);
     if let Some(p) = &connect.proxy {
-        let proxy = reqwest::Proxy::all(p.as_str())
-            .map_err(|e| AgentError::Http(format!("proxy {p:?}: {}", error_chain(&e))))?;
+        let proxy = reqwest::Proxy::all(p.as_str()).map_err(cordon_client::ClientError::Build)?;
         b = b.proxy(proxy);
     }
     if let Some(t) = timeout {
         b = b.timeout(t);
     }
-    b.build()
-        .map_err(|e| AgentError::Http(format!("cannot build HTTP client: {}", error_chain(&e))))
+    Ok(b.build().map_err(cordon_client::ClientError::Build)?)
 }
 
 async fn error_of(resp: reqwest::Response) -> CallError {
@@ -131,7 +109,7 @@ impl ServerClient {
     /// A client for one server URL, connecting directly.
     ///
     /// # Errors
-    /// See [`http_client`].
+    /// See [`http_client_with`].
     pub fn new(base: &str, tls: ClientConfig) -> Result<Self, AgentError> {
         Self::with_servers(&[base.to_string()], tls, &Connect::default())
     }

@@ -131,10 +131,11 @@ impl AgentConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AgentError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let cfg: AgentConfig =
-            toml::from_str(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| AgentError::io("read", path, e))?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|source| AgentError::ConfigParse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -147,8 +148,10 @@ impl AgentConfig {
             ));
         }
         for url in &urls {
-            cordon_policy::AllowSpec::parse_server(url)
-                .map_err(|e| AgentError::Config(format!("server {url:?}: {e}")))?;
+            cordon_policy::AllowSpec::parse_server(url).map_err(|source| AgentError::ConfigServer {
+                server: url.clone(),
+                source,
+            })?;
             if !url.starts_with("https://") {
                 return Err(AgentError::Config(format!("server {url:?} must be an https:// URL")));
             }
@@ -176,7 +179,7 @@ impl AgentConfig {
 
     /// Writes the config (0600: it names the key and the proxy).
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        let text = toml::to_string_pretty(self).map_err(|e| AgentError::Config(e.to_string()))?;
+        let text = toml::to_string_pretty(self).map_err(AgentError::ConfigEncode)?;
         crate::persist::write_private(path, text.as_bytes())
     }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use cordon_proto::{EnrollRequest, EnrollResponse};
 
-use crate::tls::{fingerprint, normalize_fingerprint, parse_certs};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
+use cordon_client::tls::{fingerprint, normalize_fingerprint, parse_certs};
 
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
@@ -41,20 +41,22 @@ pub async fn fetch_ca(
         ..Default::default()
     };
     let http = crate::client::http_client_with(
-        crate::tls::unverified()?,
+        cordon_client::tls::unverified()?,
         Some(std::time::Duration::from_secs(15)),
         &connect,
     )?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
-    let resp = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| AgentError::Http(format!("cannot reach {url}: {}", crate::client::error_chain(&e))))?;
+    let resp = http.get(&url).send().await.map_err(|source| AgentError::Transport {
+        url: url.clone(),
+        source,
+    })?;
     if !resp.status().is_success() {
         return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
     }
-    let pem = resp.text().await.map_err(|e| AgentError::Http(e.to_string()))?;
+    let pem = resp
+        .text()
+        .await
+        .map_err(|source| AgentError::Transport { url, source })?;
     let certs = parse_certs(pem.as_bytes())?;
     let fp = fingerprint(certs[0].as_ref());
     if let Some(want) = expected {
@@ -78,17 +80,23 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
     }
     let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref(), opts.proxy.as_deref()).await?;
-    let key = rcgen::KeyPair::generate().map_err(|e| AgentError::Tls(e.to_string()))?;
+    let key = rcgen::KeyPair::generate().map_err(|source| AgentError::Key {
+        what: "generate the agent key",
+        source,
+    })?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
-        .map_err(|e| AgentError::Tls(format!("cannot build CSR: {e}")))?;
+        .map_err(|source| AgentError::Key {
+            what: "build CSR",
+            source,
+        })?;
     let connect = crate::client::Connect {
         proxy: opts.proxy.clone(),
         ..Default::default()
     };
     let http = crate::client::http_client_with(
-        crate::tls::server_auth_only(ca_pem.as_bytes())?,
+        cordon_client::tls::server_auth_only(ca_pem.as_bytes())?,
         Some(std::time::Duration::from_secs(30)),
         &connect,
     )?;
@@ -100,12 +108,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         addresses: crate::addrs::local_addresses(),
         agent_version: Some(AGENT_VERSION.to_string()),
     };
+    let url = format!("{server}/v1/enroll");
     let resp = http
-        .post(format!("{server}/v1/enroll"))
+        .post(&url)
         .json(&req)
         .send()
         .await
-        .map_err(|e| AgentError::Http(format!("enrollment request failed: {}", crate::client::error_chain(&e))))?;
+        .map_err(|source| AgentError::Transport { url, source })?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -113,18 +122,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
             "server refused enrollment ({status}): {body}"
         )));
     }
-    let out: EnrollResponse = resp
-        .json()
-        .await
-        .map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
-    crate::persist::create_private_dir(&opts.dir)
-        .map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    let out: EnrollResponse = resp.json().await.map_err(AgentError::EnrollAnswer)?;
+    crate::persist::create_private_dir(&opts.dir).map_err(|e| AgentError::io("create", &opts.dir, e))?;
     let mut config = AgentConfig::new(&server, &out.host_id, &opts.dir);
     config.proxy = opts.proxy.clone();
     write_private(&config.key, &key.serialize_pem())?;
     write_private(&config.cert, &out.cert_pem)?;
-    std::fs::write(&config.ca, &ca_pem)
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", config.ca.display())))?;
+    std::fs::write(&config.ca, &ca_pem).map_err(|e| AgentError::io("write", &config.ca, e))?;
     Ok(Enrolled {
         config,
         ca_fingerprint: fp,

@@ -35,9 +35,12 @@ pub fn load(state_dir: &Path) -> Result<Option<Persisted>, AgentError> {
     match fs::read_to_string(&p) {
         Ok(t) => serde_json::from_str(&t)
             .map(Some)
-            .map_err(|e| AgentError::Io(format!("{} is corrupt: {e}", p.display()))),
+            .map_err(|source| AgentError::Corrupt {
+                path: p.clone(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AgentError::Io(format!("cannot read {}: {e}", p.display()))),
+        Err(e) => Err(AgentError::io("read", &p, e)),
     }
 }
 
@@ -56,7 +59,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
 /// the same directory (created 0700 if missing), fsync, rename.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
-    let io = |e: std::io::Error| AgentError::Io(format!("cannot write {}: {e}", path.display()));
+    let io = |e: std::io::Error| AgentError::io("write", path, e);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -89,7 +92,7 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
 
 /// Saves the desired state atomically (see [`write_private`]).
 pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
-    let json = serde_json::to_vec_pretty(p).map_err(|e| AgentError::Io(format!("encoding desired state: {e}")))?;
+    let json = serde_json::to_vec_pretty(p).map_err(AgentError::Encode)?;
     write_private(&path(state_dir), &json)
 }
 

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use cordon::lab::{addr::*, Host, Lab};
-use cordon::server_lab;
 use cordon_agent::AgentConfig;
+use cordon_lab::lab::{addr::*, Host, Lab};
+use cordon_lab::server_lab;
 use serde_json::Value;
 
 fn bin() -> String {
