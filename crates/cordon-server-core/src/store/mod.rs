@@ -155,6 +155,13 @@ impl Store {
         })
     }
 
+    /// The pool, for test fixtures that need a state no operation produces. Production
+    /// code goes through the store's methods: the front-end crates do not even depend on
+    /// sqlx.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Begins a write transaction while holding the writer lock.
     pub(crate) async fn write_tx(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx), StoreError> {
         let guard = self.write.lock().await;
