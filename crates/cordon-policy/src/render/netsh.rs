@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS};
+use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, LINK_LOCAL6};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
@@ -128,8 +128,24 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         }
     }
     if policy.dhcp {
-        for ((client, server), what) in [(DHCP4_PORTS, "dhcp v4"), (DHCP6_PORTS, "dhcp v6")] {
-            cmds.push(permit(vec!["dstaddr=any".to_string()], "UDP", client, server, what));
+        // Mirrored filters to the broadcast / DHCPv6 multicast address, link-local
+        // (DHCPv6 servers answer from there) and each known server: never to any host.
+        for (family, (client, server), what) in [
+            (Family::V4, DHCP4_PORTS, "dhcp v4"),
+            (Family::V6, DHCP6_PORTS, "dhcp v6"),
+        ] {
+            let mut peers: Vec<IpNet> = match family {
+                Family::V4 => vec![IpNet::from(std::net::IpAddr::from(DHCP4_BROADCAST))],
+                Family::V6 => {
+                    let mut v = vec![IpNet::from(std::net::IpAddr::from(DHCP6_MULTICAST))];
+                    v.extend(LINK_LOCAL6.parse::<IpNet>().ok());
+                    v
+                }
+            };
+            peers.extend(policy.dhcp_servers_of(family).into_iter().map(IpNet::from));
+            for peer in peers {
+                cmds.push(permit(dst_words(&peer), "UDP", client, server, what));
+            }
         }
     }
     for nd in ND_NETWORKS {

@@ -16,7 +16,7 @@ use std::fmt::{self, Write};
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMPV6_ND_TYPES, LINK_LOCAL6};
 use crate::model::Family;
 use crate::Policy;
 
@@ -194,22 +194,43 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
             ));
         }
         if policy.dhcp {
+            // Requests to the broadcast / DHCPv6 multicast address and the known servers;
+            // replies (often broadcast, matching no outbound flow) from the known servers
+            // and, for v6, link-local addresses. Never to or from anyone else.
             let (client, server) = match family {
                 Family::V4 => DHCP4_PORTS,
                 Family::V6 => DHCP6_PORTS,
             };
-            let conds = vec![
-                Condition::Protocol(PROTO_UDP),
-                Condition::LocalPort(client),
-                Condition::RemotePort(server),
-            ];
-            out.push(FilterSpec::permit(
-                connect,
-                format!("Cordon: dhcp {fam} out"),
-                conds.clone(),
-            ));
-            // Offers and acks often come as broadcasts, which match no outbound flow.
-            out.push(FilterSpec::permit(accept, format!("Cordon: dhcp {fam} in"), conds));
+            let servers: Vec<IpNet> = policy.dhcp_servers_of(family).into_iter().map(IpNet::from).collect();
+            let (first_out, first_in): (IpNet, Option<IpNet>) = match family {
+                Family::V4 => (IpNet::from(std::net::IpAddr::from(DHCP4_BROADCAST)), None),
+                Family::V6 => (
+                    IpNet::from(std::net::IpAddr::from(DHCP6_MULTICAST)),
+                    LINK_LOCAL6.parse().ok(),
+                ),
+            };
+            let conds = |peer: IpNet| {
+                vec![
+                    Condition::Protocol(PROTO_UDP),
+                    Condition::RemoteAddr(peer),
+                    Condition::LocalPort(client),
+                    Condition::RemotePort(server),
+                ]
+            };
+            for to in std::iter::once(first_out).chain(servers.iter().copied()) {
+                out.push(FilterSpec::permit(
+                    connect,
+                    format!("Cordon: dhcp {fam} out to {to}"),
+                    conds(to),
+                ));
+            }
+            for from in first_in.into_iter().chain(servers.iter().copied()) {
+                out.push(FilterSpec::permit(
+                    accept,
+                    format!("Cordon: dhcp {fam} in from {from}"),
+                    conds(from),
+                ));
+            }
         }
         if family == Family::V6 {
             for layer in [connect, accept] {
