@@ -1,5 +1,11 @@
 //! The persisted record of what was applied, written atomically (temp file, fsync,
 //! rename, fsync directory) so a crash never leaves a torn state file.
+//!
+//! Durability rule (issue #11): the recorded state and the kernel never disagree. The
+//! engine counts rules as applied only once this record is durably written; when it
+//! cannot be written (disk full, read-only directory), the engine rolls the kernel back
+//! to the previous record (or to nothing) and fails, and a failed write leaves the
+//! previous file untouched (the temp file is removed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -35,12 +41,17 @@ pub fn load(dir: &Path, table: &TableName) -> Result<Option<StoredState>, Engine
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EngineError::Other(format!("cannot read {}: {e}", p.display()))),
     };
-    let state: StoredState = serde_json::from_str(&text)
-        .map_err(|e| EngineError::Other(format!("state file {} is corrupt: {e}", p.display())))?;
-    if state.version != STATE_VERSION {
-        return Err(EngineError::Other(format!(
-            "state file {} has version {}, this cordon understands {STATE_VERSION}",
+    let recovery = |problem: String| {
+        EngineError::Other(format!(
+            "state file {} {problem}; to recover, check the rules with `cordon status`, then run `cordon release --force --state-dir {}` (removes Cordon's rules from every backend and this file) or move the file away and isolate again",
             p.display(),
+            dir.display()
+        ))
+    };
+    let state: StoredState = serde_json::from_str(&text).map_err(|e| recovery(format!("is corrupt ({e})")))?;
+    if state.version != STATE_VERSION {
+        return Err(recovery(format!(
+            "has version {}, this cordon understands {STATE_VERSION}",
             state.version
         )));
     }
@@ -60,11 +71,18 @@ pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).map_err(|e| io("write the state file", e))?;
-    f.write_all(&json).map_err(|e| io("write the state file", e))?;
-    f.sync_all().map_err(|e| io("sync the state file", e))?;
-    drop(f);
-    fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file", e))?;
+    let written = (|| {
+        let mut f = opts.open(&tmp).map_err(|e| io("write the state file", e))?;
+        f.write_all(&json).map_err(|e| io("write the state file", e))?;
+        f.sync_all().map_err(|e| io("sync the state file", e))?;
+        drop(f);
+        fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file", e))
+    })();
+    if written.is_err() {
+        // The previous record stays exactly as it was; only our partial temp file goes.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir);
     Ok(())
 }
@@ -124,9 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_state_is_an_error_not_a_release() {
+    fn corrupt_state_is_an_error_naming_the_file_and_the_recovery() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("cordon.json"), "{not json").unwrap();
-        assert!(load(dir.path(), &TableName::default()).is_err());
+        let msg = load(dir.path(), &TableName::default()).unwrap_err().to_string();
+        assert!(
+            msg.contains(&dir.path().join("cordon.json").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("cordon release --force --state-dir"), "{msg}");
     }
 }
