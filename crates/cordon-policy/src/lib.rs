@@ -5,6 +5,7 @@
 //! Nothing in this crate performs I/O; resolution of host names happens in the caller,
 //! which hands back addresses through [`Policy::builder`].
 
+pub mod dhcplease;
 pub mod error;
 pub mod message;
 pub mod model;
