@@ -20,8 +20,12 @@ pub struct Common {
     #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR, env = "CORDON_STATE_DIR")]
     pub state_dir: PathBuf,
     /// Firewall mechanism: auto, netlink, nftables, iptables, pf, windows, netsh-ipsec.
+    /// `auto` keeps the backend of a recorded quarantine.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendChoice,
+    /// Seconds to wait for another Cordon process (e.g. the agent) holding the state lock.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout)]
+    pub lock_timeout: f64,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -44,6 +48,13 @@ pub struct IsolateArgs {
     /// Block DHCP too.
     #[arg(long)]
     pub no_dhcp: bool,
+    /// DHCP server the host uses (repeatable); replaces discovery from the lease files.
+    #[arg(long = "dhcp-server", value_name = "IP", value_parser = parse_ip, conflicts_with = "no_dhcp")]
+    pub dhcp_servers: Vec<IpAddr>,
+    /// Accept --allow exceptions that cover a whole address family (the quarantine then
+    /// isolates nothing there); without it such a policy is refused with exit 2.
+    #[arg(long)]
+    pub allow_no_isolation: bool,
     /// Message shown to logged-in users (cut to 256 characters).
     #[arg(long)]
     pub message: Option<String>,
@@ -57,7 +68,7 @@ pub struct IsolateArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Re-apply the recorded quarantine (at boot, or after tampering).
-    #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "message", "verify", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "dhcp_servers", "allow_no_isolation", "message", "verify", "dry_run"])]
     pub reapply: bool,
     #[command(flatten)]
     pub common: Common,
@@ -102,7 +113,9 @@ fn parse_backend(s: &str) -> Result<BackendChoice, String> {
     s.parse()
 }
 fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    s.parse().map_err(|_| format!("{s:?} is not an IP address"))
+    s.parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| format!("{s:?} is not an IP address"))
 }
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -113,6 +126,7 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 
 fn engine(c: &Common) -> Engine {
     Engine::new(c.table.clone(), c.state_dir.clone(), c.backend)
+        .with_lock_timeout(Duration::from_secs_f64(c.lock_timeout))
 }
 
 /// Prints an engine error (one line, or JSON) and returns its exit code.
@@ -160,6 +174,8 @@ pub fn isolate(a: IsolateArgs) -> u8 {
         resolvers: (!a.resolvers.is_empty()).then_some(a.resolvers),
         dns: !a.no_dns,
         dhcp: !a.no_dhcp,
+        dhcp_servers: (!a.dhcp_servers.is_empty()).then_some(a.dhcp_servers),
+        allow_no_isolation: a.allow_no_isolation,
         message: a.message,
         verify: a.verify,
         verify_timeout: Duration::from_secs_f64(a.verify_timeout),
@@ -170,10 +186,27 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                 if json {
                     print_json(
                         &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
-                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}),
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets,
+                        "dhcp_servers": resolved.policy.dhcp_servers, "dhcp_sources": resolved.dhcp_sources,
+                        "warnings": resolved.warnings, "notes": cordon_engine::policy_notes(&resolved.policy)}),
                     );
                 } else {
+                    // The ruleset alone on stdout (it is the exact input of the backend);
+                    // what it means for DHCP and DNS on stderr.
                     print!("{text}");
+                    eprintln!("cordon: dry run, nothing changed ({backend} backend)");
+                    if resolved.policy.dhcp {
+                        eprintln!(
+                            "cordon: DHCP servers: {}",
+                            dhcp_words(&resolved.policy.dhcp_servers, &resolved.dhcp_sources)
+                        );
+                    }
+                    for note in cordon_engine::policy_notes(&resolved.policy) {
+                        eprintln!("cordon: {note}");
+                    }
+                    for w in &resolved.warnings {
+                        eprintln!("cordon: warning: {w}");
+                    }
                 }
                 0
             }
@@ -193,7 +226,13 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                     println!("  allowed: {e}");
                 }
                 if out.policy.dhcp {
-                    println!("  allowed: DHCP (v4 and v6)");
+                    println!(
+                        "  allowed: DHCP to 255.255.255.255 / ff02::1:2 and servers: {}",
+                        dhcp_words(&out.policy.dhcp_servers, &[])
+                    );
+                }
+                for k in &out.replaced_backends {
+                    println!("  replaced: the quarantine of the {k} backend (removed after this one was verified)");
                 }
                 match out.verified_via {
                     Some(addr) => println!("  verified: {addr} reachable"),
@@ -201,6 +240,9 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                 }
             }
             if let Some(w) = &out.message_warning {
+                eprintln!("cordon: warning: {w}");
+            }
+            for w in &out.warnings {
                 eprintln!("cordon: warning: {w}");
             }
             0
@@ -259,9 +301,36 @@ pub fn status(a: StatusArgs) -> u8 {
                 if let Some(reason) = &report.reason {
                     println!("  reason: {reason}");
                 }
+                if report.state != QuarantineState::Released {
+                    let names: Vec<String> = report.backends_in_force.iter().map(|k| k.to_string()).collect();
+                    println!(
+                        "  rules in force in: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+                for note in &report.notes {
+                    println!("  {note}");
+                }
             }
             0
         }
         Err(e) => fail(&e, a.common.json),
+    }
+}
+
+/// "192.0.2.67 (from FILE)" or "none known (broadcast/multicast only)".
+fn dhcp_words(servers: &[IpAddr], sources: &[String]) -> String {
+    if servers.is_empty() {
+        return "none known (broadcast / multicast only)".to_string();
+    }
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    if sources.is_empty() {
+        list.join(", ")
+    } else {
+        format!("{} (from {})", list.join(", "), sources.join(", "))
     }
 }
