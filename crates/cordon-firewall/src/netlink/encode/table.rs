@@ -12,21 +12,27 @@
 //! | [`TableBatch::add_peer_sets`] | `pair_set`, `net_set` | 2, 3, 6 (the destinations) |
 //! | [`TableBatch::add_loopback_rule`] | `iif "lo" accept` | 1. loopback |
 //! | [`TableBatch::add_peer_rules`] | `peer_rules` | 2. servers, 3. resolvers, 6. exceptions |
-//! | [`TableBatch::add_dhcp_rules`] | the `udp sport … dport …` lines | 4. DHCP |
+//! | [`TableBatch::add_dhcp_rules`] | `dhcp_in`, `dhcp_out` | 4. DHCP |
+//! | [`TableBatch::add_icmp_error_rules`] | `icmp_errors` | 5. ICMP errors of allowed connections |
 //! | [`TableBatch::add_icmpv6_nd_rule`] | `icmpv6_nd` | 5. ICMPv6 ND |
 //!
 //! The forward chain gets no rules: its drop policy is the whole point.
 
+use cordon_policy::model::Family;
 use cordon_policy::render::nft::{CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
-use cordon_policy::render::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use cordon_policy::render::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
 use super::expr::{accept, lookup, Expr};
 use super::matches::{
-    ct_established, icmpv6_type, l4proto, loopback, nfproto, peer_addr, peer_port, tcp_not_syn, udp_ports, Dir,
+    ct_established, ct_original_daddr, ct_original_port, ct_protocol, ct_related, icmpv6_type, l4proto, loopback,
+    nfproto, peer_addr, peer_in_net, peer_is, peer_port, tcp_not_syn, udp_ports, Dir,
 };
-use super::sets::{icmpv6_type_set, peer_sets, PeerSetIds};
+use super::sets::{icmp_type_set, icmpv6_type_set, peer_sets, PeerSetIds};
 use super::wire::{Batch, EncodedBatch};
 
 /// How the batch treats an existing table of ours.
@@ -162,22 +168,111 @@ impl<'a> TableBatch<'a> {
         }
     }
 
-    /// README 4, DHCP lease renewal, when the policy keeps it: `meta nfproto ipv4 udp sport 68
-    /// udp dport 67 accept` (output; reversed on input) and the same for DHCPv6.
+    /// README 4, DHCP, when the policy keeps it: `meta nfproto ipv4 udp sport 68 udp dport
+    /// 67 ip daddr A accept` on output for the broadcast address and each known server,
+    /// and on input `… udp sport 67 udp dport 68 ip saddr S accept` for each known server;
+    /// for DHCPv6 `ff02::1:2` out and `fe80::/10` in, plus the known servers.
     pub fn add_dhcp_rules(&mut self, dir: Dir) {
         if !self.policy.dhcp {
             return;
         }
-        for (l3, (client, server)) in [(NFPROTO_IPV4, DHCP4_PORTS), (NFPROTO_IPV6, DHCP6_PORTS)] {
+        for (family, l3, (client, server)) in [
+            (Family::V4, NFPROTO_IPV4, DHCP4_PORTS),
+            (Family::V6, NFPROTO_IPV6, DHCP6_PORTS),
+        ] {
             let (sport, dport) = match dir {
                 Dir::In => (server, client),
                 Dir::Out => (client, server),
             };
-            let mut r = nfproto(l3).to_vec();
-            r.extend(l4proto(IPPROTO_UDP));
-            r.extend(udp_ports(sport, dport));
-            r.push(accept());
-            self.rule(dir, &r);
+            let head = |r: &mut Vec<Expr<'_>>| {
+                r.extend(nfproto(l3));
+                r.extend(l4proto(IPPROTO_UDP));
+                r.extend(udp_ports(sport, dport));
+            };
+            let servers = self.policy.dhcp_servers_of(family);
+            match (dir, family) {
+                (Dir::Out, _) => {
+                    let first: std::net::IpAddr = match family {
+                        Family::V4 => DHCP4_BROADCAST.into(),
+                        Family::V6 => DHCP6_MULTICAST.into(),
+                    };
+                    for to in std::iter::once(first).chain(servers) {
+                        let mut r = Vec::new();
+                        head(&mut r);
+                        r.extend(peer_is(l3, dir, &to));
+                        r.push(accept());
+                        self.rule(dir, &r);
+                    }
+                }
+                (Dir::In, _) => {
+                    if family == Family::V6 {
+                        if let Ok(ll) = LINK_LOCAL6.parse::<ipnet::IpNet>() {
+                            let mut r = Vec::new();
+                            head(&mut r);
+                            r.extend(peer_in_net(l3, dir, &ll));
+                            r.push(accept());
+                            self.rule(dir, &r);
+                        }
+                    }
+                    for from in servers {
+                        let mut r = Vec::new();
+                        head(&mut r);
+                        r.extend(peer_is(l3, dir, &from));
+                        r.push(accept());
+                        self.rule(dir, &r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// README 5, path MTU discovery: ICMP errors from anyone, when conntrack relates them
+    /// to a connection to an allowed peer: `icmp type { destination-unreachable,
+    /// time-exceeded, parameter-problem } ct state related ct protocol tcp ct original ip
+    /// daddr . ct original proto-dst @tcp4 accept`, the same for UDP and (without port)
+    /// the open networks, then ICMPv6 with packet-too-big. Input only.
+    pub fn add_icmp_error_rules(&mut self) {
+        let Some(ids) = self.sets else {
+            return;
+        };
+        let families = [
+            (
+                NFPROTO_IPV4,
+                IPPROTO_ICMP,
+                &ICMP4_ERROR_TYPES[..],
+                (SET_TCP4, ids.tcp4),
+                (SET_UDP4, ids.udp4),
+                (SET_NET4, ids.net4),
+            ),
+            (
+                NFPROTO_IPV6,
+                IPPROTO_ICMPV6,
+                &ICMP6_ERROR_TYPES[..],
+                (SET_TCP6, ids.tcp6),
+                (SET_UDP6, ids.udp6),
+                (SET_NET6, ids.net6),
+            ),
+        ];
+        for (l3, icmp, types, tcp, udp, net) in families {
+            let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
+            for (proto, (set, id)) in [(Some(IPPROTO_TCP), tcp), (Some(IPPROTO_UDP), udp), (None, net)] {
+                // Each rule's anonymous type set is created right before it, as nft does.
+                let (spec, elems) = icmp_type_set(l3, &types);
+                let anon = self.batch.new_set(self.table, &spec);
+                self.batch.new_elements(self.table, ANON_SET_NAME, anon, &elems);
+                let mut r = nfproto(l3).to_vec();
+                r.extend(l4proto(icmp));
+                r.extend([icmpv6_type(), lookup(ANON_SET_NAME, anon)]);
+                r.extend(ct_related());
+                if let Some(p) = proto {
+                    r.extend(ct_protocol(p));
+                    r.extend([ct_original_daddr(l3), ct_original_port(l3)]);
+                } else {
+                    r.push(ct_original_daddr(l3));
+                }
+                r.extend([lookup(set, id), accept()]);
+                self.rule(Dir::In, &r);
+            }
         }
     }
 
@@ -226,6 +321,9 @@ pub(super) fn build_batch(
         b.add_loopback_rule(dir);
         b.add_peer_rules(dir);
         b.add_dhcp_rules(dir);
+        if dir == Dir::In {
+            b.add_icmp_error_rules();
+        }
         b.add_icmpv6_nd_rule(dir);
     }
     extra(b.batch_mut());
