@@ -261,3 +261,41 @@ fn lab_server_demo_scores_zero_and_zero() {
     let ok = cordon::server_lab::demo(Path::new(&bin()), false).expect("lab --server demo");
     assert!(ok, "the demo reported leaks, over-blocks or an unconfirmed quarantine");
 }
+
+/// Issue #11 item 5: an API-client command whose stdout is closed (`cordon hosts list |
+/// head`) ends quietly (0 or 141), never with a panic.
+#[test]
+fn api_client_with_closed_stdout_is_quiet() {
+    use std::os::fd::FromRawFd;
+    let env = setup();
+    let _procs = Procs(vec![env.start_server()]);
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two valid descriptors; the read end is closed at once, the write
+    // end is owned by the OwnedFd.
+    let closed = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    };
+    let server = format!("CORDON_SERVER=https://{SERVER4}:{SERVER_PORT}");
+    let token = format!("CORDON_TOKEN={}", env.admin);
+    let ca = format!("CORDON_CA={}", s(&env.data.join("ca.pem")));
+    let b = bin();
+    let out = env
+        .lab
+        .command(
+            Host::Server,
+            &["/usr/bin/env", &server, &token, &ca, &b, "hosts", "list"],
+        )
+        .stdout(closed)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?} {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
