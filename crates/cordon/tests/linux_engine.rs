@@ -626,7 +626,7 @@ fn message_is_sent_and_not_fatal() {
 /// error, not a hang).
 fn upload(lab: &Lab, to: SocketAddr, len: usize, deadline: Duration) -> Result<u64, String> {
     let ns = lab.ns(Host::Endpoint);
-    cordon::lab::netns::run_in(&ns, move || {
+    cordon_lab::lab::netns::run_in(&ns, move || {
         let started = Instant::now();
         let mut conn = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
         conn.set_write_timeout(Some(deadline))?;
@@ -812,6 +812,13 @@ fn dhcp_hook(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     (script.to_string_lossy().to_string(), events)
 }
 
+/// Sends a signal to a process this test started, by its pid.
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status();
+}
+
 fn wait_for_event(events: &std::path::Path, needle: &str, within: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < within {
@@ -863,6 +870,7 @@ fn real_dhcp_works_while_isolated(backend: &str) {
     ));
 
     // udhcpc renewal: SIGUSR1 makes it renew at once, by unicast to the server.
+    std::fs::write(&events, "").unwrap();
     let mut client = lab
         .spawn(
             Host::Endpoint,
@@ -873,8 +881,7 @@ fn real_dhcp_works_while_isolated(backend: &str) {
         .unwrap();
     let renewed = wait_for_event(&events, "bound", Duration::from_secs(5)) && {
         std::fs::write(&events, "").unwrap();
-        // SAFETY: signalling our own child process by its pid.
-        unsafe { libc::kill(client.id() as i32, libc::SIGUSR1) };
+        signal(client.id(), "-USR1");
         wait_for_event(
             &events,
             &format!("renew ip={ENDPOINT4} server={DHCP4}"),
@@ -901,8 +908,7 @@ fn real_dhcp_works_while_isolated(backend: &str) {
     );
     assert_eq!(code, 0, "{err}");
     std::fs::write(&events, "").unwrap();
-    // SAFETY: as above.
-    unsafe { libc::kill(client.id() as i32, libc::SIGUSR1) };
+    signal(client.id(), "-USR1");
     let rebound = wait_for_event(&events, &format!("renew ip={ENDPOINT4}"), Duration::from_secs(10));
     let _ = client.kill();
     let _ = client.wait();
@@ -935,9 +941,8 @@ fn real_dhcp_works_while_isolated(backend: &str) {
             .expect("running dhclient (apt-get install isc-dhcp-client)");
         // dhclient goes to the background once bound; stop it by its pid.
         if let Ok(pid) = std::fs::read_to_string(&pf) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                // SAFETY: the pid of the dhclient this test started.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                signal(pid, "-TERM");
             }
         }
         assert!(
@@ -990,7 +995,7 @@ fn stacked_backends_are_never_reported_released_while_rules_remain() {
     let reach = |lab: &Lab| {
         matrix::Row {
             name: "x",
-            probe: cordon::lab::probe::Probe::Tcp {
+            probe: cordon_lab::lab::probe::Probe::Tcp {
                 from: Host::Endpoint,
                 to: other,
             },
@@ -1272,15 +1277,9 @@ fn allow_lists_that_isolate_nothing_are_refused_or_marked() {
 
 /// A stdout whose reader is already gone: every write fails with EPIPE.
 fn closed_stdout() -> std::process::Stdio {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: pipe fills two valid descriptors; the read end is closed at once and the
-    // write end handed to an OwnedFd, which owns it from then on.
-    unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-        libc::close(fds[0]);
-        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
-    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Stdio::from(writer)
 }
 
 /// Issue #11 item 5: `cordon … | head` (stdout closed) never panics: exit 0 or 141 and

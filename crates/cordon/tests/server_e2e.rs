@@ -266,17 +266,11 @@ fn lab_server_demo_scores_zero_and_zero() {
 /// head`) ends quietly (0 or 141), never with a panic.
 #[test]
 fn api_client_with_closed_stdout_is_quiet() {
-    use std::os::fd::FromRawFd;
     let env = setup();
     let _procs = Procs(vec![env.start_server()]);
-    let mut fds = [0; 2];
-    // SAFETY: pipe fills two valid descriptors; the read end is closed at once, the write
-    // end is owned by the OwnedFd.
-    let closed = unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-        libc::close(fds[0]);
-        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
-    };
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = std::process::Stdio::from(writer);
     let server = format!("CORDON_SERVER=https://{SERVER4}:{SERVER_PORT}");
     let token = format!("CORDON_TOKEN={}", env.admin);
     let ca = format!("CORDON_CA={}", s(&env.data.join("ca.pem")));

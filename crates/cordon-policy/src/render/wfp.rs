@@ -11,12 +11,22 @@
 //! ALE layers authorize flows, not packets: replies on an allowed connection need no
 //! filter, and when filters change, Windows re-authorizes existing flows, which cuts
 //! established connections to anyone not allowed (design §3 point 7).
+//!
+//! ICMP errors (path MTU discovery, design §3 point 5) are classified at the
+//! `INBOUND_ICMP_ERROR` layers, with the quoted packet's protocol, remote address and port
+//! as `EMBEDDED_*` fields: Cordon permits the error types of
+//! [`super::ICMP4_ERROR_TYPES`] / [`super::ICMP6_ERROR_TYPES`] when the quoted packet
+//! went to an allowed destination, and blocks every other ICMP error there — the WFP
+//! equivalent of nftables' `ct state related ct original daddr …`.
 
 use std::fmt::{self, Write};
 
 use ipnet::IpNet;
 
-use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMPV6_ND_TYPES, LINK_LOCAL6};
+use super::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use crate::model::Family;
 use crate::Policy;
 
@@ -38,21 +48,29 @@ pub enum Layer {
     AleAuthRecvAccept(Family),
     /// Packets routed through the host (`FWPM_LAYER_IPFORWARD_V4/6`).
     IpForward(Family),
+    /// Received ICMP error messages, with the packet they quote
+    /// (`FWPM_LAYER_INBOUND_ICMP_ERROR_V4/6`).
+    InboundIcmpError(Family),
 }
 
 impl Layer {
-    pub const ALL: [Layer; 6] = [
+    pub const ALL: [Layer; 8] = [
         Layer::AleAuthConnect(Family::V4),
         Layer::AleAuthRecvAccept(Family::V4),
         Layer::IpForward(Family::V4),
+        Layer::InboundIcmpError(Family::V4),
         Layer::AleAuthConnect(Family::V6),
         Layer::AleAuthRecvAccept(Family::V6),
         Layer::IpForward(Family::V6),
+        Layer::InboundIcmpError(Family::V6),
     ];
 
     pub fn family(self) -> Family {
         match self {
-            Layer::AleAuthConnect(f) | Layer::AleAuthRecvAccept(f) | Layer::IpForward(f) => f,
+            Layer::AleAuthConnect(f)
+            | Layer::AleAuthRecvAccept(f)
+            | Layer::IpForward(f)
+            | Layer::InboundIcmpError(f) => f,
         }
     }
 
@@ -65,6 +83,8 @@ impl Layer {
             Layer::AleAuthRecvAccept(Family::V6) => "ALE_AUTH_RECV_ACCEPT_V6",
             Layer::IpForward(Family::V4) => "IPFORWARD_V4",
             Layer::IpForward(Family::V6) => "IPFORWARD_V6",
+            Layer::InboundIcmpError(Family::V4) => "INBOUND_ICMP_ERROR_V4",
+            Layer::InboundIcmpError(Family::V6) => "INBOUND_ICMP_ERROR_V6",
         }
     }
 }
@@ -89,7 +109,14 @@ pub enum Condition {
     /// `FWPM_CONDITION_FLAGS` has `FWP_CONDITION_FLAG_IS_LOOPBACK`.
     Loopback,
     /// `FWPM_CONDITION_ICMP_TYPE` (at ALE layers an alias of the local port field).
+    /// Several in one filter are alternatives (WFP ORs conditions on the same field).
     IcmpType(u8),
+    /// `FWPM_CONDITION_EMBEDDED_REMOTE_ADDRESS`: where the packet an ICMP error quotes went.
+    EmbeddedRemoteAddr(IpNet),
+    /// `FWPM_CONDITION_EMBEDDED_PROTOCOL` of the quoted packet.
+    EmbeddedProtocol(u8),
+    /// `FWPM_CONDITION_EMBEDDED_REMOTE_PORT` of the quoted packet.
+    EmbeddedRemotePort(u16),
 }
 
 impl fmt::Display for Condition {
@@ -101,6 +128,9 @@ impl fmt::Display for Condition {
             Condition::Protocol(p) => write!(f, "protocol={}", proto_name(*p)),
             Condition::Loopback => f.write_str("flags=loopback"),
             Condition::IcmpType(t) => write!(f, "icmp_type={t}"),
+            Condition::EmbeddedRemoteAddr(n) => write!(f, "embedded_remote_addr={n}"),
+            Condition::EmbeddedProtocol(p) => write!(f, "embedded_protocol={}", proto_name(*p)),
+            Condition::EmbeddedRemotePort(p) => write!(f, "embedded_remote_port={p}"),
         }
     }
 }
@@ -243,7 +273,43 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
                 }
             }
         }
-        for layer in [connect, accept, Layer::IpForward(family)] {
+        // ICMP errors about allowed connections (path MTU discovery), from any router.
+        let icmp_err = Layer::InboundIcmpError(family);
+        let types: Vec<Condition> = match family {
+            Family::V4 => &ICMP4_ERROR_TYPES[..],
+            Family::V6 => &ICMP6_ERROR_TYPES[..],
+        }
+        .iter()
+        .map(|(t, _)| Condition::IcmpType(*t))
+        .collect();
+        for (proto, dests) in [
+            (PROTO_TCP, policy.tcp_destinations(family)),
+            (PROTO_UDP, policy.udp_destinations(family)),
+        ] {
+            for d in dests {
+                let mut conds = types.clone();
+                conds.extend([
+                    Condition::EmbeddedProtocol(proto),
+                    Condition::EmbeddedRemoteAddr(IpNet::from(d.ip())),
+                    Condition::EmbeddedRemotePort(d.port()),
+                ]);
+                out.push(FilterSpec::permit(
+                    icmp_err,
+                    format!("Cordon: icmp errors about {} to {d}", proto_name(proto)),
+                    conds,
+                ));
+            }
+        }
+        for n in policy.open_networks(family) {
+            let mut conds = types.clone();
+            conds.push(Condition::EmbeddedRemoteAddr(n));
+            out.push(FilterSpec::permit(
+                icmp_err,
+                format!("Cordon: icmp errors about {n}"),
+                conds,
+            ));
+        }
+        for layer in [connect, accept, Layer::IpForward(family), icmp_err] {
             out.push(FilterSpec {
                 name: format!("Cordon: block all ({})", layer.name()),
                 layer,
@@ -303,6 +369,33 @@ mod tests {
                 .iter()
                 .filter(|f| f.layer == layer && f.action == Action::Permit)
                 .all(|f| f.weight > block.weight));
+        }
+    }
+
+    #[test]
+    fn icmp_errors_pass_only_about_allowed_destinations() {
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .server("[2001:db8:c0::1]:8443".parse().unwrap())
+            .build();
+        let fs = filters(&p);
+        let v6 = fs
+            .iter()
+            .find(|f| f.layer == Layer::InboundIcmpError(Family::V6) && f.action == Action::Permit)
+            .unwrap();
+        // Packet too big is among the error types; the quoted packet must be ours to the server.
+        assert!(v6.conditions.contains(&Condition::IcmpType(2)));
+        assert!(v6
+            .conditions
+            .contains(&Condition::EmbeddedRemoteAddr("2001:db8:c0::1/128".parse().unwrap())));
+        assert!(v6.conditions.contains(&Condition::EmbeddedRemotePort(8443)));
+        assert!(v6.conditions.contains(&Condition::EmbeddedProtocol(PROTO_TCP)));
+        // Redirects (5) never pass; every other ICMP error is blocked at that layer.
+        assert!(!fs.iter().any(|f| f.conditions.contains(&Condition::IcmpType(5))));
+        for fam in Family::BOTH {
+            assert!(fs
+                .iter()
+                .any(|f| f.layer == Layer::InboundIcmpError(fam) && f.action == Action::Block));
         }
     }
 
