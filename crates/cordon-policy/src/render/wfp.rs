@@ -167,10 +167,11 @@ impl FilterSpec {
         }
     }
 
-    /// The remote network this filter is limited to, if any.
+    /// The remote network this filter is limited to, if any: the peer, or for ICMP error
+    /// filters the destination of the packet the error quotes.
     pub fn remote_net(&self) -> Option<IpNet> {
         self.conditions.iter().find_map(|c| match c {
-            Condition::RemoteAddr(n) => Some(*n),
+            Condition::RemoteAddr(n) | Condition::EmbeddedRemoteAddr(n) => Some(*n),
             _ => None,
         })
     }
