@@ -23,7 +23,7 @@ use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
-pub use error::EngineError;
+pub use error::{chain as error_chain, EngineError, ErrorClass};
 pub use state::StoredState;
 
 /// Default directory for the persisted quarantine state.
@@ -319,7 +319,7 @@ impl Engine {
                     return Err(EngineError::VerificationFailed {
                         targets: resolved.verify_targets.clone(),
                         reason,
-                        rollback_error: rollback.err().map(|e| e.to_string()),
+                        rollback_error: rollback.err().map(|e| Box::new(EngineError::from(e))),
                     });
                 }
             }
@@ -330,29 +330,29 @@ impl Engine {
         let replaced_backends = match self.remove_other_backends(fw.kind()) {
             Ok(list) => list,
             Err(e) => {
-                let rollback = self.roll_back(fw, previous);
-                return Err(EngineError::Other(format!(
-                    "could not remove the previous quarantine's rules from another backend ({e}); {}",
-                    rollback_words(&rollback)
-                )));
+                return Err(EngineError::NotKept {
+                    what: "could not remove the previous quarantine's rules from another backend",
+                    cause: Box::new(e.into()),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
             }
         };
 
         let inspection = match fw.inspect() {
             Ok(Some(i)) => i,
             Ok(None) => {
-                let rollback = self.roll_back(fw, previous);
-                return Err(EngineError::Other(format!(
-                    "rules were applied but cannot be read back from the kernel; {}",
-                    rollback_words(&rollback)
-                )));
+                return Err(EngineError::NotKept {
+                    what: "the rules cannot be read back for the record",
+                    cause: Box::new(EngineError::ReadBack),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
             }
             Err(e) => {
-                let rollback = self.roll_back(fw, previous);
-                return Err(EngineError::Other(format!(
-                    "rules were applied but reading them back failed ({e}); {}",
-                    rollback_words(&rollback)
-                )));
+                return Err(EngineError::NotKept {
+                    what: "the rules cannot be read back for the record",
+                    cause: Box::new(e.into()),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
             }
         };
         let applied_at = state::now_rfc3339();
@@ -368,11 +368,11 @@ impl Engine {
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record.
         if let Err(e) = state::save(&self.state_dir, &stored) {
-            let rollback = self.roll_back(fw, previous);
-            return Err(EngineError::Other(format!(
-                "{e}; the quarantine could not be recorded, so it was not kept: {}",
-                rollback_words(&rollback)
-            )));
+            return Err(EngineError::NotKept {
+                what: "the quarantine could not be recorded in the state directory, so it was not kept",
+                cause: Box::new(e),
+                rollback_error: self.roll_back(fw, previous).err(),
+            });
         }
 
         let message_warning = match &req.message {
@@ -435,7 +435,7 @@ impl Engine {
         let stored = state::load(&self.state_dir, &self.table)?;
         let recorded = stored.as_ref().map(|s| s.backend);
         let mut removed_from = Vec::new();
-        let mut errors = Vec::new();
+        let mut failures = Vec::new();
         for group in self.backend_groups() {
             let Some(fw) = self.open_group(&group, recorded) else {
                 continue;
@@ -444,16 +444,13 @@ impl Engine {
                 Ok(None) => {}
                 Ok(Some(_)) => match fw.remove() {
                     Ok(()) => removed_from.push(fw.kind()),
-                    Err(e) => errors.push(format!("{}: {e}", fw.kind())),
+                    Err(e) => failures.push((fw.kind(), e)),
                 },
-                Err(e) => errors.push(format!("{}: {e}", fw.kind())),
+                Err(e) => failures.push((fw.kind(), e)),
             }
         }
-        if !errors.is_empty() {
-            return Err(EngineError::Other(format!(
-                "release failed, Cordon rules may still be in force ({}); the state file is unchanged",
-                errors.join("; ")
-            )));
+        if !failures.is_empty() {
+            return Err(EngineError::ReleaseIncomplete { failures });
         }
         state::delete(&self.state_dir, &self.table)?;
         let backend = recorded
@@ -477,22 +474,19 @@ impl Engine {
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let mut cleaned = Vec::new();
-        let mut errors = Vec::new();
+        let mut failures = Vec::new();
         for kind in cordon_firewall::platform_backends() {
             match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
                 Ok(fw) => match fw.remove() {
                     Ok(()) => cleaned.push(kind),
-                    Err(e) => errors.push(format!("{kind}: {e}")),
+                    Err(e) => failures.push((kind, e)),
                 },
                 Err(FirewallError::Unsupported(_)) => {}
-                Err(e) => errors.push(format!("{kind}: {e}")),
+                Err(e) => failures.push((kind, e)),
             }
         }
-        if !errors.is_empty() {
-            return Err(EngineError::Other(format!(
-                "forced release incomplete, Cordon rules may still be in force: {}; the state file is unchanged",
-                errors.join("; ")
-            )));
+        if !failures.is_empty() {
+            return Err(EngineError::ForcedReleaseIncomplete { failures });
         }
         state::delete(&self.state_dir, &self.table)?;
         Ok(cleaned)
@@ -579,13 +573,6 @@ impl Engine {
 pub fn shares_rules(a: BackendKind, b: BackendKind) -> bool {
     let nft = |k: BackendKind| matches!(k, BackendKind::Netlink | BackendKind::Nftables);
     a == b || (nft(a) && nft(b))
-}
-
-fn rollback_words(rollback: &Result<(), FirewallError>) -> String {
-    match rollback {
-        Ok(()) => "rolled back: the firewall is as it was before this command".to_string(),
-        Err(e) => format!("ROLLBACK FAILED ({e}): check `cordon status`"),
-    }
 }
 
 /// Refuses a policy whose open networks cover a whole family (`--allow 0.0.0.0/0`, `::/0`

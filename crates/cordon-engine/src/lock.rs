@@ -21,8 +21,7 @@ impl StateLock {
     /// process holds it (`waiting for the lock held by pid N…`). Fails with a message
     /// naming the holder when the time is up.
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| EngineError::Other(format!("cannot create state directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
         let path = dir.join(".lock");
         let mut file = OpenOptions::new()
             .create(true)
@@ -30,7 +29,7 @@ impl StateLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| EngineError::Other(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| EngineError::state_io("open", &path, e))?;
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd;
@@ -44,16 +43,15 @@ impl StateLock {
                 }
                 let err = std::io::Error::last_os_error();
                 if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                    return Err(EngineError::Other(format!("cannot lock {}: {err}", path.display())));
+                    return Err(EngineError::state_io("lock", &path, err));
                 }
                 let holder = holder_pid(&mut file);
                 if started.elapsed() >= timeout {
-                    return Err(EngineError::Other(format!(
-                        "gave up after {:.0} s waiting for the lock on {} held by {} (another cordon run or the agent); retry later or raise --lock-timeout",
-                        timeout.as_secs_f64(),
-                        path.display(),
-                        describe(holder)
-                    )));
+                    return Err(EngineError::LockTimeout {
+                        path,
+                        holder,
+                        waited: started.elapsed(),
+                    });
                 }
                 if !announced {
                     eprintln!(
