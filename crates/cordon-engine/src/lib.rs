@@ -273,8 +273,31 @@ impl Engine {
         // The recorded quarantine owns its backend: `auto` keeps using it. An explicit
         // other backend is one swap (apply new, verify, remove old) in apply_resolved.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
-        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true)?;
+        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
         Ok(outcome)
+    }
+
+    /// Like [`Engine::isolate`] but without the reachability probe and without rollback:
+    /// resolves `req`, applies it atomically and persists it. The agent uses this: it
+    /// resolves each exception on its own first (so one that does not resolve is left out
+    /// instead of cancelling the quarantine) and verifies through its own authenticated
+    /// connection to the server rather than a TCP probe. `notify_users` sends
+    /// `req.message` to logged-in users (a new quarantine, not a re-apply after an address
+    /// change).
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when a name in `req` does not resolve (nothing changed),
+    /// [`EngineError::NotPermitted`] without privilege, the backend's error when the kernel
+    /// refuses the batch (nothing changed), [`EngineError::NotKept`] when the state cannot
+    /// be saved (the firewall is then rolled back to the previous record).
+    pub fn isolate_unverified(&self, req: &IsolateRequest, notify_users: bool) -> Result<IsolateOutcome, EngineError> {
+        let resolved = self.resolve(req)?;
+        privilege::require_admin()?;
+        let _lock = self.lock()?;
+        let previous = state::load(&self.state_dir, &self.table)?;
+        // As in `isolate`: the recorded quarantine owns its backend.
+        let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
+        self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), false, notify_users)
     }
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again
@@ -295,7 +318,7 @@ impl Engine {
             dhcp_sources: vec![],
             warnings: vec![],
         };
-        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false)
+        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false, false)
     }
 
     fn apply_resolved(
@@ -305,6 +328,7 @@ impl Engine {
         resolved: &ResolvedRequest,
         previous: Option<&StoredState>,
         verify_after: bool,
+        notify_users: bool,
     ) -> Result<IsolateOutcome, EngineError> {
         let started = std::time::Instant::now();
         fw.apply(&resolved.policy)?;
@@ -376,7 +400,7 @@ impl Engine {
         }
 
         let message_warning = match &req.message {
-            Some(text) if verify_after => notify::message_users(text).err(),
+            Some(text) if notify_users => notify::message_users(text).err(),
             _ => None,
         };
         Ok(IsolateOutcome {

@@ -252,15 +252,19 @@ fn host_rows(hosts: &[Host], s: &Session, now: i64) -> Markup {
     }
 }
 
+/// Counts by the state the console shows (a non-enforcing "quarantine" is not counted
+/// as quarantined).
 fn summary(hosts: &[Host]) -> Markup {
-    let count = |st: HostState| hosts.iter().filter(|h| h.state == st).count();
+    let count = |k: &str| hosts.iter().filter(|h| Shown::of(h).key() == k).count();
+    let ne = count("not_enforcing");
     html! {
         p id="host-summary" class="summary" data-live="" {
             strong { (hosts.len()) } " hosts"
             @for st in ALL_STATES {
-                @let n = count(st);
+                @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
             }
+            @if ne > 0 { " · " span class="sum state-not_enforcing" { (ne) " not enforcing" } }
         }
     }
 }
