@@ -16,10 +16,12 @@
 //! * [`matches`]: the phrases of the nft text (`ip saddr`, `ct state established`, …) as
 //!   expressions;
 //! * [`sets`]: Cordon's named sets and their elements;
-//! * [`table`]: Cordon's table, clause by clause, named like the renderer and README.
+//! * [`table`]: Cordon's inet table, clause by clause, named like the renderer and README;
+//! * [`netdev`]: the device-layer table (netdev family, ingress/egress hooks).
 
 mod expr;
 mod matches;
+mod netdev;
 mod objects;
 mod sets;
 mod table;
@@ -28,11 +30,11 @@ mod wire;
 use cordon_policy::{Policy, TableName};
 
 pub use expr::{encode_expr, Expr};
+pub use netdev::DeviceLayer;
 pub use objects::{Element, SetSpec};
 pub use sets::interval_elements;
+pub use table::TableMode;
 pub use wire::{Batch, EncodedBatch};
-
-use table::TableMode;
 
 // The golden tests reach the constants and `IpNet` through `use super::*`.
 #[cfg(test)]
@@ -70,6 +72,39 @@ pub fn create_batch(table: &TableName, policy: &Policy, seq: u32, ack: bool) -> 
 pub fn remove_batch(table: &TableName, seq: u32, ack: bool) -> EncodedBatch {
     table::remove_batch(table, seq, ack)
 }
+
+/// The whole enforcement as one transaction: the inet table, then the device-layer table
+/// on `layer.devices` (in [`TableMode::Replace`] an old device-layer table is removed even
+/// when `layer.devices` is empty). `table_flags` (`NFT_TABLE_F_*`) go on both tables.
+pub fn enforce_batch(
+    table: &TableName,
+    policy: &Policy,
+    layer: &DeviceLayer,
+    table_flags: u32,
+    mode: TableMode,
+    seq: u32,
+    ack: bool,
+) -> EncodedBatch {
+    let mut batch = Batch::new(seq, ack);
+    table::add_inet_table(&mut batch, table, policy, mode, table_flags);
+    netdev::add_device_table(&mut batch, table, policy, layer, mode, table_flags);
+    batch.finish()
+}
+
+/// Removes our inet table and, with `device_layer`, our netdev table, each only if present.
+pub fn remove_all_batch(table: &TableName, device_layer: bool, seq: u32, ack: bool) -> EncodedBatch {
+    let mut b = Batch::new(seq, ack);
+    b.new_table(table.as_str());
+    b.del_table(table.as_str());
+    if device_layer {
+        b.family(NFPROTO_NETDEV_FAMILY);
+        b.new_table(table.as_str());
+        b.del_table(table.as_str());
+    }
+    b.finish()
+}
+
+const NFPROTO_NETDEV_FAMILY: u8 = super::consts::NFPROTO_NETDEV;
 
 #[cfg(test)]
 mod tests;
