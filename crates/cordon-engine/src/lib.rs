@@ -14,12 +14,13 @@ pub mod privilege;
 pub mod resolve;
 pub mod state;
 pub mod verify;
+pub mod watch;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
+use cordon_firewall::{BackendChoice, BackendKind, Coverage, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +112,8 @@ pub struct IsolateOutcome {
     /// Problem delivering the user message; never fatal.
     pub message_warning: Option<String>,
     pub apply_ms: f64,
+    /// The layers in force right after applying, read back from the kernel.
+    pub coverage: Coverage,
 }
 
 /// What `status` finds.
@@ -145,6 +148,9 @@ pub struct StatusReport {
     pub digest_matches: bool,
     /// Why the state is `tampered`.
     pub reason: Option<String>,
+    /// The layers our rules are in force in now (`inet`, `netdev-ingress`,
+    /// `netdev-egress`, …), read back from the kernel; never more than is in force.
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -266,6 +272,7 @@ impl Engine {
             Some(text) if verify_after => notify::message_users(text).err(),
             _ => None,
         };
+        let coverage = fw.coverage()?;
         Ok(IsolateOutcome {
             state: QuarantineState::Isolated.as_str(),
             backend: fw.kind(),
@@ -276,6 +283,7 @@ impl Engine {
             verified_via,
             message_warning,
             apply_ms,
+            coverage,
         })
     }
 
@@ -338,6 +346,7 @@ impl Engine {
         let stored = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
         let live = fw.inspect()?;
+        let coverage = fw.coverage()?;
         let mut report = StatusReport {
             state: QuarantineState::Released,
             backend: stored.as_ref().map(|s| s.backend),
@@ -348,6 +357,7 @@ impl Engine {
             actual_digest: live.as_ref().map(|i| i.digest.clone()),
             digest_matches: false,
             reason: None,
+            coverage,
         };
         match (&stored, &live) {
             (None, None) => {}

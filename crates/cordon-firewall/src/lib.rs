@@ -218,6 +218,14 @@ pub trait Firewall: Send + Sync {
     /// Reads back our rules; `None` when nothing of ours is present.
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError>;
 
+    /// From now on, create our rules owned by this backend instance, so no other process
+    /// can change or delete them while it lives, and have them stay in force when it ends
+    /// (nftables owner + persist table flags, Linux ≥ 6.9). Returns whether that is in
+    /// effect; backends without such a notion return false and change nothing.
+    fn hold_tables(&self) -> bool {
+        false
+    }
+
     /// The layers our rules are in force in now, read from the OS. The default, for
     /// backends that only filter the host's own IP stack: that layer when our rules are
     /// present, with a note that packet sockets and workloads below the IP stack are not

@@ -131,11 +131,13 @@ impl Netlink {
     /// benchmarks of the kernel side.
     pub fn encode_enforce(&self, policy: &Policy, seq: u32) -> Result<encode::EncodedBatch, FirewallError> {
         let layer = self.device_layer()?;
+        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
         Ok(encode::enforce_batch(
             &self.table,
             policy,
             &layer,
             self.table_flags(),
+            existing,
             TableMode::Replace,
             seq,
             true,
@@ -151,6 +153,7 @@ impl Netlink {
             policy,
             layer,
             flags,
+            [0, 0],
             TableMode::CreateOnly,
             imp::next_seq(1 << 16),
             true,
@@ -159,11 +162,13 @@ impl Netlink {
             imp::send_batch(c, &create, "creating the quarantine table")
         }) {
             Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
+                let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
                 let batch = encode::enforce_batch(
                     &self.table,
                     policy,
                     layer,
                     flags,
+                    existing,
                     TableMode::Replace,
                     imp::next_seq(1 << 16),
                     true,
@@ -173,6 +178,30 @@ impl Netlink {
                 })
             }
             other => other,
+        }
+    }
+}
+
+/// Part of the error when another process owns our tables.
+const OWNED_BY_OTHER: &str = "owned by another running cordon process";
+
+impl Netlink {
+    /// A "not permitted" refusal of a root process whose tables carry the owner flag means
+    /// another process (`cordon isolate --watch`, the agent) holds them: say so.
+    fn explain_owned(&self, err: FirewallError) -> FirewallError {
+        if !matches!(err, FirewallError::NotPermitted(_)) {
+            return err;
+        }
+        let owned = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))
+            .map(|f| f.iter().any(|f| f & NFT_TABLE_F_OWNER != 0))
+            .unwrap_or(false);
+        if owned && !self.owned.load(Ordering::Relaxed) {
+            FirewallError::Rejected(format!(
+                "table {:?} is {OWNED_BY_OTHER} (`cordon isolate --watch` or the agent): stop it, or act through it; nothing was changed ({err})",
+                self.table.as_str()
+            ))
+        } else {
+            err
         }
     }
 }
@@ -205,7 +234,7 @@ impl Firewall for Netlink {
 
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
         let layer = self.device_layer()?;
-        let batch = encode::enforce_batch(&self.table, policy, &layer, 0, TableMode::Replace, 0, true);
+        let batch = encode::enforce_batch(&self.table, policy, &layer, 0, [0, 0], TableMode::Replace, 0, true);
         Ok(format!(
             "# netlink backend: this nft batch is sent as one NETLINK_NETFILTER transaction\n\
              # ({} messages, {} bytes), encoded natively; no `nft` binary is used.\n{}{}",
@@ -222,6 +251,10 @@ impl Firewall for Netlink {
         let Err(err) = first else {
             return Ok(());
         };
+        let err = self.explain_owned(err);
+        if matches!(err, FirewallError::Rejected(ref m) if m.contains(OWNED_BY_OTHER)) {
+            return Err(err);
+        }
         if layer.devices.is_empty() {
             return Err(err);
         }
@@ -252,7 +285,8 @@ impl Firewall for Netlink {
     }
 
     fn remove(&self) -> Result<(), FirewallError> {
-        let batch = encode::remove_all_batch(&self.table, true, imp::next_seq(8), true);
+        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+        let batch = encode::remove_all_batch(&self.table, true, existing, imp::next_seq(8), true);
         let both = imp::with(&self.conn, |c| {
             imp::send_batch(c, &batch, "removing the quarantine tables")
         });
@@ -260,17 +294,21 @@ impl Firewall for Netlink {
             Ok(()) => Ok(()),
             // A kernel without the netdev family refuses the device-layer half.
             Err(FirewallError::Unsupported(_)) => {
-                let batch = encode::remove_all_batch(&self.table, false, imp::next_seq(8), true);
+                let batch = encode::remove_all_batch(&self.table, false, existing, imp::next_seq(8), true);
                 imp::with(&self.conn, |c| {
                     imp::send_batch(c, &batch, "removing the quarantine table")
                 })
             }
-            Err(e) => Err(e),
+            Err(e) => Err(self.explain_owned(e)),
         }
     }
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
         imp::with(&self.conn, |c| imp::inspect(c, &self.table))
+    }
+
+    fn hold_tables(&self) -> bool {
+        self.own_tables()
     }
 
     fn coverage(&self) -> Result<Coverage, FirewallError> {
@@ -430,6 +468,27 @@ pub(crate) mod imp {
             (Some(i), None) => Some(i),
             (i, Some(d)) => Some(format!("{}{d}", i.unwrap_or_default())),
         })
+    }
+
+    /// The flags of our inet and netdev tables now (0 for a table that does not exist).
+    pub fn table_flags(s: &mut Socket, table: &TableName) -> Result<[u32; 2], FirewallError> {
+        let ctx = "reading the flags of our tables";
+        let attrs = str_attrs(&[(NFTA_TABLE_NAME, table.as_str())]);
+        let mut out = [0u32; 2];
+        for (i, family) in [NFPROTO_INET, NFPROTO_NETDEV].into_iter().enumerate() {
+            let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
+                let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
+                if info.name == table.as_str() {
+                    out[i] = info.flags;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// What of ours is hooked where, for `coverage`.

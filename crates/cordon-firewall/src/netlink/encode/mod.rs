@@ -76,29 +76,42 @@ pub fn remove_batch(table: &TableName, seq: u32, ack: bool) -> EncodedBatch {
 /// The whole enforcement as one transaction: the inet table, then the device-layer table
 /// on `layer.devices` (in [`TableMode::Replace`] an old device-layer table is removed even
 /// when `layer.devices` is empty). `table_flags` (`NFT_TABLE_F_*`) go on both tables.
+///
+/// `existing` are the flags our tables have now (inet, netdev): in replace mode the first
+/// `add table` must repeat them, because the kernel refuses to change the owner or persist
+/// flag of an existing table (EOPNOTSUPP).
+#[allow(clippy::too_many_arguments)]
 pub fn enforce_batch(
     table: &TableName,
     policy: &Policy,
     layer: &DeviceLayer,
     table_flags: u32,
+    existing: [u32; 2],
     mode: TableMode,
     seq: u32,
     ack: bool,
 ) -> EncodedBatch {
     let mut batch = Batch::new(seq, ack);
-    table::add_inet_table(&mut batch, table, policy, mode, table_flags);
-    netdev::add_device_table(&mut batch, table, policy, layer, mode, table_flags);
+    table::add_inet_table(&mut batch, table, policy, mode, existing[0], table_flags);
+    netdev::add_device_table(&mut batch, table, policy, layer, mode, existing[1], table_flags);
     batch.finish()
 }
 
-/// Removes our inet table and, with `device_layer`, our netdev table, each only if present.
-pub fn remove_all_batch(table: &TableName, device_layer: bool, seq: u32, ack: bool) -> EncodedBatch {
+/// Removes our inet table and, with `device_layer`, our netdev table, each only if present
+/// (`existing`: their current flags, repeated by the `add` that makes the delete valid).
+pub fn remove_all_batch(
+    table: &TableName,
+    device_layer: bool,
+    existing: [u32; 2],
+    seq: u32,
+    ack: bool,
+) -> EncodedBatch {
     let mut b = Batch::new(seq, ack);
-    b.new_table(table.as_str());
+    b.new_table_flags(table.as_str(), existing[0]);
     b.del_table(table.as_str());
     if device_layer {
         b.family(NFPROTO_NETDEV_FAMILY);
-        b.new_table(table.as_str());
+        b.new_table_flags(table.as_str(), existing[1]);
         b.del_table(table.as_str());
     }
     b.finish()

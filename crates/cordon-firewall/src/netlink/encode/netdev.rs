@@ -60,7 +60,7 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
     /// `create table netdev T`, or in replace mode `add table netdev T; delete table
     /// netdev T` (so an old one goes whether or not a new one follows) and, when
     /// `install`, `add table netdev T`.
-    pub fn add_table(&mut self, mode: TableMode, flags: u32, install: bool) {
+    pub fn add_table(&mut self, mode: TableMode, existing: u32, flags: u32, install: bool) {
         match mode {
             TableMode::CreateOnly => {
                 if install {
@@ -68,7 +68,7 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
                 }
             }
             TableMode::Replace => {
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
                 if install {
                     self.batch.new_table_flags(self.table, flags);
@@ -228,11 +228,12 @@ pub(super) fn add_device_table(
     policy: &Policy,
     layer: &DeviceLayer,
     mode: TableMode,
+    existing: u32,
     flags: u32,
 ) {
     let install = !layer.devices.is_empty();
     let mut b = DeviceTableBatch::new(batch, table, policy);
-    b.add_table(mode, flags, install);
+    b.add_table(mode, existing, flags, install);
     if !install {
         return;
     }

@@ -59,12 +59,13 @@ impl<'a, 'b> TableBatch<'a, 'b> {
     }
 
     /// `add table inet T; delete table inet T; add table inet T`, or `create table inet T`;
-    /// `flags` are the table's `NFT_TABLE_F_*` flags (0 unless the table is owned).
-    pub fn add_table(&mut self, mode: TableMode, flags: u32) {
+    /// `flags` are the new table's `NFT_TABLE_F_*` flags (0 unless the table is owned),
+    /// `existing` those of the table being replaced (0 when there is none).
+    pub fn add_table(&mut self, mode: TableMode, existing: u32, flags: u32) {
         match mode {
             TableMode::CreateOnly => self.batch.create_table_flags(self.table, flags),
             TableMode::Replace => {
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
                 self.batch.new_table_flags(self.table, flags);
             }
@@ -204,9 +205,16 @@ impl<'a, 'b> TableBatch<'a, 'b> {
 
 /// The whole inet table for `policy` appended to `batch`, in the order `nft -f` sends the
 /// renderer's text.
-pub(super) fn add_inet_table(batch: &mut Batch, table: &TableName, policy: &Policy, mode: TableMode, flags: u32) {
+pub(super) fn add_inet_table(
+    batch: &mut Batch,
+    table: &TableName,
+    policy: &Policy,
+    mode: TableMode,
+    existing: u32,
+    flags: u32,
+) {
     let mut b = TableBatch::new(batch, table, policy);
-    b.add_table(mode, flags);
+    b.add_table(mode, existing, flags);
     b.add_base_chains();
     b.add_peer_sets();
     for dir in [Dir::In, Dir::Out] {
@@ -228,7 +236,7 @@ pub(super) fn build_batch(
     extra: impl FnOnce(&mut Batch),
 ) -> EncodedBatch {
     let mut batch = Batch::new(seq, ack);
-    add_inet_table(&mut batch, table, policy, mode, 0);
+    add_inet_table(&mut batch, table, policy, mode, 0, 0);
     extra(&mut batch);
     batch.finish()
 }
