@@ -29,7 +29,7 @@ pub struct Common {
 
 #[derive(Args, Debug)]
 pub struct IsolateArgs {
-    /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], IP or CIDR.
+    /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], ws(s)://HOST[:PORT], IP or CIDR.
     #[arg(long = "allow", value_name = "SPEC", value_parser = parse_spec)]
     pub allow: Vec<AllowSpec>,
     /// Management server URL: allowed, and the default verification target.
