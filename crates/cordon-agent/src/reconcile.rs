@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cordon_engine::QuarantineState;
+use cordon_engine::{QuarantineState, StartupFinding};
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
@@ -218,8 +218,14 @@ impl Reconciler {
     /// At start: re-apply a recorded quarantine without the server (boot), then converge.
     async fn startup(&mut self) {
         if self.p.desired.quarantined && self.p.applied_revision.is_some() {
+            // Same boot and rules gone or changed: someone tampered while no agent ran
+            // (reported as such); a new boot id: an ordinary re-apply.
+            let tampered = match self.blocking(|e| e.startup_check()).await {
+                Ok(StartupFinding::Tampered { reason }) => Some(reason),
+                _ => None,
+            };
             match self.blocking(|e| e.check()).await {
-                Ok(c) if c.state == QuarantineState::Isolated => {
+                Ok(c) if c.state == QuarantineState::Isolated && tampered.is_none() => {
                     tracing::info!("quarantine in force since before start");
                     let a = Applied {
                         digest: c.digest,
@@ -227,7 +233,7 @@ impl Reconciler {
                     };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
-                _ => self.repair(None).await,
+                _ => self.repair(tampered).await,
             }
         }
         self.converge().await;

@@ -8,6 +8,7 @@
 //! name is never looked up after DNS is already blocked.
 
 mod error;
+pub mod impact;
 mod lock;
 pub mod notify;
 pub mod privilege;
@@ -114,6 +115,8 @@ pub struct IsolateOutcome {
     pub apply_ms: f64,
     /// The layers in force right after applying, read back from the kernel.
     pub coverage: Coverage,
+    /// What the quarantine cuts off besides the host, read before applying.
+    pub impact: impact::Impact,
 }
 
 /// What `status` finds.
@@ -153,6 +156,20 @@ pub struct StatusReport {
     pub coverage: Coverage,
 }
 
+/// See [`Engine::startup_check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum StartupFinding {
+    /// No quarantine recorded.
+    NothingRecorded,
+    /// The recorded rules are in force.
+    Intact,
+    /// The machine rebooted since the rules were applied: re-apply as usual.
+    Rebooted,
+    /// Removed or changed in the same boot without us: report (audit) and re-apply.
+    Tampered { reason: String },
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleaseOutcome {
     pub state: &'static str,
@@ -186,6 +203,12 @@ impl Engine {
         cordon_firewall::open(choice, &self.table).map_err(EngineError::from)
     }
 
+    /// The preflight impact report for `resolved`: what besides the host the quarantine
+    /// cuts off, and how the servers are reached. Reads interfaces and routes only.
+    pub fn impact(&self, resolved: &ResolvedRequest) -> impact::Impact {
+        impact::report(&resolved.policy.servers, impact::proxy_from_env())
+    }
+
     /// The exact ruleset `isolate` would apply; changes nothing and needs no privilege.
     pub fn dry_run(&self, req: &IsolateRequest) -> Result<(BackendKind, String, ResolvedRequest), EngineError> {
         let resolved = self.resolve(req)?;
@@ -203,7 +226,9 @@ impl Engine {
         let _lock = lock::StateLock::acquire(&self.state_dir)?;
         let previous = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(None)?;
-        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true)?;
+        let impact = self.impact(&resolved);
+        let mut outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true)?;
+        outcome.impact = impact;
         Ok(outcome)
     }
 
@@ -265,6 +290,7 @@ impl Engine {
             policy: resolved.policy.clone(),
             applied_at: applied_at.clone(),
             digest: inspection.digest.clone(),
+            boot_id: state::boot_id(),
         };
         state::save(&self.state_dir, &stored)?;
 
@@ -284,6 +310,7 @@ impl Engine {
             message_warning,
             apply_ms,
             coverage,
+            impact: impact::Impact::default(),
         })
     }
 
@@ -339,6 +366,31 @@ impl Engine {
                 errors.join("; ")
             )))
         }
+    }
+
+    /// What a process starting up (the agent) finds: the kernel compared with the record,
+    /// with the boot id telling a reboot (rules gone, as expected) from tampering while no
+    /// Cordon process was running (rules gone in the same boot).
+    pub fn startup_check(&self) -> Result<StartupFinding, EngineError> {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
+            return Ok(StartupFinding::NothingRecorded);
+        };
+        let fw = self.firewall(Some(stored.backend))?;
+        let same_boot = match (&stored.boot_id, state::boot_id()) {
+            (Some(a), Some(b)) => a == &b,
+            // Unknown: treat as same boot, the stricter reading.
+            _ => true,
+        };
+        Ok(match fw.inspect()? {
+            Some(i) if i.digest == stored.digest => StartupFinding::Intact,
+            Some(_) => StartupFinding::Tampered {
+                reason: "quarantine rules in the kernel differ from the ones applied".into(),
+            },
+            None if same_boot => StartupFinding::Tampered {
+                reason: "quarantine rules disappeared while no cordon process was running (same boot)".into(),
+            },
+            None => StartupFinding::Rebooted,
+        })
     }
 
     /// Compares the kernel's rules with what was recorded at apply time.

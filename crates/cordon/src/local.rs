@@ -237,13 +237,21 @@ fn isolate_once(a: IsolateArgs) -> u8 {
     if a.dry_run {
         return match eng.dry_run(&req) {
             Ok((backend, text, resolved)) => {
+                let impact = eng.impact(&resolved);
                 if json {
                     print_json(
                         &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
-                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}),
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets,
+                        "impact": impact}),
                     );
                 } else {
                     print!("{text}");
+                    for line in impact.lines() {
+                        println!("# impact: {line}");
+                    }
+                }
+                for w in &impact.warnings {
+                    eprintln!("cordon: warning: {w}");
                 }
                 0
             }
@@ -270,8 +278,14 @@ fn isolate_once(a: IsolateArgs) -> u8 {
                     None => println!("  verified: no --server or --verify given, reachability not checked"),
                 }
                 print_coverage(&out.coverage);
+                for line in out.impact.lines() {
+                    println!("  impact: {line}");
+                }
             }
             if let Some(w) = &out.message_warning {
+                eprintln!("cordon: warning: {w}");
+            }
+            for w in &out.impact.warnings {
                 eprintln!("cordon: warning: {w}");
             }
             0

@@ -115,3 +115,39 @@ pub fn enforced(links: &[Link]) -> Vec<String> {
         .map(|l| l.name.clone())
         .collect()
 }
+
+/// The interface index the kernel would send traffic to `dst` through (`RTM_GETROUTE`),
+/// or `None` when there is no route.
+pub fn route_dev(dst: std::net::IpAddr) -> Result<Option<u32>, NlError> {
+    const RTA_OIF: u16 = 4;
+    const RTA_DST: u16 = 1;
+    let (family, bytes) = match dst {
+        std::net::IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32).
+    let mut body = vec![family, (bytes.len() * 8) as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let len = (4 + bytes.len()) as u16;
+    body.extend_from_slice(&len.to_ne_bytes());
+    body.extend_from_slice(&RTA_DST.to_ne_bytes());
+    body.extend_from_slice(&bytes);
+    let mut s = Socket::open_protocol(libc::NETLINK_ROUTE)?;
+    let reply = match s.raw_request(libc::RTM_GETROUTE, 0, &body) {
+        Ok(r) => r,
+        Err(NlError::Kernel(e)) if e.errno == libc::ENETUNREACH || e.errno == libc::EHOSTUNREACH => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for m in decode::data_msgs(&reply)? {
+        if m.ty != libc::RTM_NEWROUTE {
+            continue;
+        }
+        for (ty, data) in attrs(m.payload.get(12..).unwrap_or_default())? {
+            if ty == RTA_OIF {
+                if let Some(b) = data.get(..4) {
+                    return Ok(Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
