@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use cordon_proto::{EnrollRequest, EnrollResponse};
 
-use crate::tls::{fingerprint, normalize_fingerprint, parse_certs};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
+use cordon_client::tls::{fingerprint, normalize_fingerprint, parse_certs};
 
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
@@ -29,7 +29,10 @@ pub struct Enrolled {
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
 pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
-    let http = crate::client::http_client(crate::tls::unverified()?, Some(std::time::Duration::from_secs(15)))?;
+    let http = cordon_client::http_client(
+        cordon_client::tls::unverified()?,
+        Some(std::time::Duration::from_secs(15)),
+    )?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
     let resp = http
         .get(&url)
@@ -83,8 +86,8 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
         .map_err(|e| AgentError::Tls(format!("cannot build CSR: {e}")))?;
-    let http = crate::client::http_client(
-        crate::tls::server_auth_only(ca_pem.as_bytes())?,
+    let http = cordon_client::http_client(
+        cordon_client::tls::server_auth_only(ca_pem.as_bytes())?,
         Some(std::time::Duration::from_secs(30)),
     )?;
     let req = EnrollRequest {

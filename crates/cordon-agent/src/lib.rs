@@ -12,7 +12,6 @@ pub mod enroll;
 pub mod persist;
 pub mod reconcile;
 pub mod report;
-pub mod tls;
 
 pub use config::AgentConfig;
 pub use enforcer::{Enforcer, EngineEnforcer, MemoryEnforcer};
@@ -32,6 +31,10 @@ pub enum AgentError {
     Enroll(String),
     #[error("{0}")]
     Io(String),
+    #[error(transparent)]
+    TlsConfig(#[from] cordon_client::TlsError),
+    #[error(transparent)]
+    Client(#[from] cordon_client::ClientError),
 }
 
 /// This agent's version, reported to the server.

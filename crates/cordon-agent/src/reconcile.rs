@@ -49,7 +49,7 @@ impl Agent {
         } else {
             Arc::new(crate::MemoryEnforcer::new())
         };
-        let tls = crate::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key)?;
+        let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key)?;
         Self::new(cfg, enforcer, tls)
     }
 

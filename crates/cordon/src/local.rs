@@ -10,6 +10,8 @@ use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
 
+use crate::exit::Code;
+
 /// Options every local command shares.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
@@ -132,7 +134,17 @@ fn fail(err: &EngineError, json: bool) -> u8 {
     } else {
         eprintln!("cordon: {err}");
     }
-    err.exit_code()
+    exit_code(err).as_u8()
+}
+
+/// The exit code README documents for an engine failure.
+pub(crate) fn exit_code(err: &EngineError) -> Code {
+    match err {
+        EngineError::Invalid(_) | EngineError::Unsupported(_) => Code::Usage,
+        EngineError::VerificationFailed { .. } => Code::RolledBack,
+        EngineError::NotPermitted(_) => Code::NotPermitted,
+        EngineError::Rejected(_) | EngineError::Other(_) => Code::Failed,
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) {

@@ -526,7 +526,8 @@ pub fn run(a: WazuhArArgs) -> u8 {
         }
     }
     let eng = Engine::new(a.common.table.clone(), a.common.state_dir.clone(), a.common.backend);
-    let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.to_string(), e.exit_code());
+    let err =
+        |e: cordon_engine::EngineError| (e.kind().to_string(), e.to_string(), crate::local::exit_code(&e).as_u8());
     let result = match req.action {
         ArAction::Isolate => {
             let ir = IsolateRequest {

@@ -156,7 +156,7 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
         c.enforce = false;
         c.state_dir = dir.path().join("agents").join(id);
         c.heartbeat_secs = 60.0;
-        let tls = cordon_agent::tls::mutual(&ca_pem, cert.as_bytes(), key.as_bytes())?;
+        let tls = cordon_client::tls::mutual(&ca_pem, cert.as_bytes(), key.as_bytes())?;
         let fw = Arc::new(MemoryEnforcer::new());
         let agent = Agent::new(c, fw.clone(), tls)?.with_hostname(id);
         firewalls.push(fw);
@@ -171,7 +171,7 @@ async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
     let rss_connected = rss_bytes();
 
     // One bulk quarantine through the HTTPS API.
-    let http = cordon_agent::client::http_client(cordon_agent::tls::server_auth_only(&ca_pem)?, Some(limit))?;
+    let http = cordon_client::http_client(cordon_client::tls::server_auth_only(&ca_pem)?, Some(limit))?;
     let t = Instant::now();
     let resp = http
         .post(format!("{url}/v1/quarantine"))
