@@ -17,6 +17,9 @@ pub enum BenchWhat {
     Server(crate::bench_server::ServerBenchArgs),
     /// API call -> rules in force on a lab agent, p50/p99 over many cycles (needs root).
     E2e(crate::bench_e2e::E2eArgs),
+    /// Exposure window after each kind of tampering: event-driven repair vs the 1 s poll
+    /// (needs root; runs in a throwaway lab).
+    Tamper(crate::bench_tamper::TamperArgs),
 }
 
 pub fn run(args: BenchArgs) -> u8 {
@@ -25,5 +28,6 @@ pub fn run(args: BenchArgs) -> u8 {
         #[cfg(feature = "server")]
         BenchWhat::Server(a) => crate::bench_server::run(a),
         BenchWhat::E2e(a) => crate::bench_e2e::run(a),
+        BenchWhat::Tamper(a) => crate::bench_tamper::run(a),
     }
 }

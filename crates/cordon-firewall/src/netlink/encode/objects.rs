@@ -76,6 +76,25 @@ impl Batch {
         self.end_msg(m);
     }
 
+    /// NFT_MSG_DELTABLE without a name in family `NFPROTO_UNSPEC`: deletes every table of
+    /// every family, which is what `nft flush ruleset` sends. Only tests and `cordon bench
+    /// tamper` use it, inside lab namespaces.
+    pub fn flush_ruleset(&mut self) {
+        self.family(0);
+        let m = self.begin(NFT_MSG_DELTABLE, 0);
+        self.end_msg(m);
+    }
+
+    /// NFT_MSG_NEWCHAIN on an existing base chain changing only its policy (`NF_ACCEPT`,
+    /// `NF_DROP`): `chain T C { policy accept; }`. For tamper tests.
+    pub fn set_chain_policy(&mut self, table: &str, chain: &str, policy: u32) {
+        let m = self.begin(NFT_MSG_NEWCHAIN, 0);
+        put_str(&mut self.buf, NFTA_CHAIN_TABLE, table);
+        put_str(&mut self.buf, NFTA_CHAIN_NAME, chain);
+        put_u32(&mut self.buf, NFTA_CHAIN_POLICY, policy);
+        self.end_msg(m);
+    }
+
     /// A filter base chain with policy drop on `hook` (an `NF_INET_*` hook number) at
     /// `priority`.
     pub fn new_base_chain(&mut self, table: &str, chain: &str, hook: u32, priority: i32) {
