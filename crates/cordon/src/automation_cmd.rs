@@ -242,10 +242,11 @@ where
     crate::exit::block_on(async move { f(connect(conn, Code::Usage)?).await })
 }
 
+/// A value from the server as terminal-safe text ([`crate::term::safe`]).
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(t) => t.clone(),
+        Value::String(t) => crate::term::s(t),
         Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{Engine, EngineError, IsolateRequest, QuarantineState};
+use cordon_engine::{Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
 use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
@@ -127,23 +127,20 @@ fn engine(c: &Common) -> Engine {
 /// Prints an engine error (one line, or JSON) and returns its exit code.
 fn fail(err: &EngineError, json: bool) -> u8 {
     if json {
-        println!(
-            "{}",
-            json!({"ok": false, "error": err.kind(), "detail": err.to_string()})
-        );
+        println!("{}", json!({"ok": false, "error": err.kind(), "detail": err.detail()}));
     } else {
-        eprintln!("cordon: {err}");
+        eprintln!("cordon: {}", err.detail());
     }
     exit_code(err).as_u8()
 }
 
 /// The exit code README documents for an engine failure.
 pub(crate) fn exit_code(err: &EngineError) -> Code {
-    match err {
-        EngineError::Invalid(_) | EngineError::Unsupported(_) => Code::Usage,
-        EngineError::VerificationFailed { .. } => Code::RolledBack,
-        EngineError::NotPermitted(_) => Code::NotPermitted,
-        EngineError::Rejected(_) | EngineError::Other(_) => Code::Failed,
+    match err.class() {
+        ErrorClass::Invalid | ErrorClass::Unsupported => Code::Usage,
+        ErrorClass::VerificationFailed => Code::RolledBack,
+        ErrorClass::NotPermitted => Code::NotPermitted,
+        ErrorClass::Rejected | ErrorClass::Other => Code::Failed,
     }
 }
 

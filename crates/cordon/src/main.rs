@@ -15,6 +15,7 @@ mod local;
 mod remote;
 #[cfg(feature = "server")]
 mod server_cmd;
+mod term;
 mod wazuh_ar;
 
 #[derive(Parser)]

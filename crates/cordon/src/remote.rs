@@ -11,6 +11,8 @@ use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RevokeReq
 
 use crate::exit::{block_on, Code, Failure};
 
+use crate::term;
+
 /// How to reach the API.
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
@@ -162,7 +164,11 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 /// Left-aligned columns.
+/// Every cell goes through [`crate::term::safe`]: hostnames, labels, comments and agent
+/// text cannot reach the terminal as control sequences.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| term::s(c)).collect()).collect();
+    let rows = &rows;
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -222,12 +228,15 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("{} ({})", h.hostname, h.id);
+                    println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
                     println!(
                         "  state:     {} since {}{}",
                         h.state.as_str(),
                         h.state_since,
-                        h.state_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                        h.state_reason
+                            .as_deref()
+                            .map(|r| format!(" ({})", term::safe(r)))
+                            .unwrap_or_default()
                     );
                     println!(
                         "  desired:   {} (revision {}, applied {})",
@@ -238,27 +247,27 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     if h.desired.quarantined {
                         println!(
                             "  by:        {} — {}",
-                            h.desired.actor.as_deref().unwrap_or("-"),
-                            h.desired.comment.as_deref().unwrap_or("-")
+                            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
+                            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
                         );
                         if !h.desired.allow.is_empty() {
-                            println!("  allow:     {}", h.desired.allow.join(", "));
+                            println!("  allow:     {}", term::safe(&h.desired.allow.join(", ")));
                         }
                         if let Some(e) = &h.desired.expires_at {
-                            println!("  expires:   {e}");
+                            println!("  expires:   {}", term::safe(e));
                         }
                     }
-                    println!("  labels:    {}", h.labels.join(", "));
+                    println!("  labels:    {}", term::safe(&h.labels.join(", ")));
                     println!(
                         "  os:        {}  agent {}",
-                        h.os.as_deref().unwrap_or("-"),
-                        h.agent_version.as_deref().unwrap_or("-")
+                        term::safe(h.os.as_deref().unwrap_or("-")),
+                        term::safe(h.agent_version.as_deref().unwrap_or("-"))
                     );
-                    println!("  last seen: {}", h.last_seen.as_deref().unwrap_or("never"));
+                    println!("  last seen: {}", term::safe(h.last_seen.as_deref().unwrap_or("never")));
                     println!(
                         "  firewall:  {} digest {}",
-                        h.backend.as_deref().unwrap_or("-"),
-                        h.digest.as_deref().unwrap_or("-")
+                        term::safe(h.backend.as_deref().unwrap_or("-")),
+                        term::safe(h.digest.as_deref().unwrap_or("-"))
                     );
                     if h.revoked {
                         println!("  REVOKED");
@@ -280,8 +289,8 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 } else {
                     println!(
                         "{}: labels {}; state {}",
-                        h.hostname,
-                        h.labels.join(", "),
+                        term::safe(&h.hostname),
+                        term::safe(&h.labels.join(", ")),
                         h.state.as_str()
                     );
                 }
@@ -291,7 +300,7 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("revoked {} ({})", h.hostname, h.id);
+                    println!("revoked {} ({})", term::safe(&h.hostname), term::safe(&h.id));
                 }
             }
         }

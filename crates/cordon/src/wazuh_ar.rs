@@ -526,8 +526,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
         }
     }
     let eng = Engine::new(a.common.table.clone(), a.common.state_dir.clone(), a.common.backend);
-    let err =
-        |e: cordon_engine::EngineError| (e.kind().to_string(), e.to_string(), crate::local::exit_code(&e).as_u8());
+    let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     let result = match req.action {
         ArAction::Isolate => {
             let ir = IsolateRequest {

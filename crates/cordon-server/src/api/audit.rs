@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cordon_proto::{AuditList, AuditRecord, Role};
+use cordon_proto::{AuditList, Role};
 use serde::Deserialize;
 
 use super::extract::ApiQuery;
@@ -68,36 +68,13 @@ pub async fn list(
             }
             Ok(([(CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
-        "csv" => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&records)).into_response()),
+        "csv" => {
+            let names = st.store.hostnames().await?;
+            let body = crate::audit_csv::to_csv(&records, &names);
+            Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+        }
         other => Err(ApiError::invalid(format!(
             "unknown format {other:?} (json, jsonl or csv)"
         ))),
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn to_csv(records: &[AuditRecord]) -> String {
-    let mut out = String::from("id,at,actor,action,host_id,comment,result,detail\n");
-    for r in records {
-        let fields = [
-            r.id.to_string(),
-            r.at.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.host_id.clone().unwrap_or_default(),
-            r.comment.clone().unwrap_or_default(),
-            r.result.clone(),
-            r.detail.clone().unwrap_or_default(),
-        ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
 }

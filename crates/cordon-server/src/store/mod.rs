@@ -7,6 +7,7 @@ mod audit;
 mod enroll;
 mod hosts;
 mod reports;
+mod sessions;
 mod tokens;
 
 use std::borrow::Cow;
@@ -25,6 +26,7 @@ pub(crate) use audit::append as append_audit;
 pub use audit::{AuditFilter, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::HostFilter;
+pub use sessions::{SessionInfo, SessionLimits};
 
 /// Re-exported for the auth module.
 pub mod tokens_caller {
@@ -94,6 +96,7 @@ fn migrator(url: &str) -> Migrator {
                     false,
                 )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
+                vec![console_sessions_migration()],
             ]
             .concat(),
         ),
@@ -101,6 +104,21 @@ fn migrator(url: &str) -> Migrator {
         locking: true,
         no_tx: false,
     }
+}
+
+/// Version of the console sessions migration (numbered after issue 16).
+const CONSOLE_SESSIONS_VERSION: i64 = 16;
+
+/// The console sessions table: plain SQL that SQLite and PostgreSQL both accept, so one
+/// file serves both.
+fn console_sessions_migration() -> Migration {
+    Migration::new(
+        CONSOLE_SESSIONS_VERSION,
+        Cow::Borrowed("console sessions"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/0016_console_sessions.sql")),
+        false,
+    )
 }
 
 impl Store {
