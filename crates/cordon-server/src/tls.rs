@@ -201,7 +201,13 @@ pub async fn serve_with(
             tokio::select! {
                 _ = connection(acceptor, tcp, peer, app, &limits, admitted, busy) => {}
                 _ = stop.wait_for(|v| *v) => {}
-                _ = evicted => tracing::debug!(%peer, "evicted: too many unauthenticated connections"),
+                // A dropped sender means the connection left the registry (an agent, or
+                // closed): only a sent value is an eviction.
+                _ = async {
+                    if evicted.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => tracing::debug!(%peer, "evicted: too many unauthenticated connections"),
             }
         });
     }

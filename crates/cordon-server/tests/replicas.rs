@@ -418,6 +418,10 @@ async fn balancer(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
 #[ignore = "needs PostgreSQL (CORDON_TEST_POSTGRES); scripts/test runs it with --include-ignored"]
 async fn agents_converge_through_the_other_replica_when_one_is_killed() {
     use cordon_server::run::{self, RunConfig};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let url = fresh_db().await;
@@ -468,12 +472,18 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
     }
     let wait_all = |want: bool| {
         let firewalls = firewalls.clone();
+        let store = store.clone();
         async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
             loop {
                 let done = firewalls.iter().filter(|f| f.is_isolated() == want).count();
                 if done == firewalls.len() {
                     return;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    for h in store.hosts(&Default::default()).await.unwrap() {
+                        eprintln!("{} {} rev {} applied {} {:?}", h.id, h.state.as_str(), h.desired.revision, h.applied_revision, h.state_reason);
+                    }
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
@@ -488,8 +498,11 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     loop {
         let hosts = store.hosts(&Default::default()).await.unwrap();
-        if hosts.iter().filter(|h| h.last_seen.is_some()).count() == n {
+        if hosts.iter().filter(|h| h.applied_revision >= 1).count() == n {
             break;
+        }
+        for t in agents.iter_mut().filter(|t| t.is_finished()) {
+            panic!("an agent stopped: {:?}", t.await);
         }
         assert!(tokio::time::Instant::now() < deadline, "agents did not connect");
         tokio::time::sleep(Duration::from_millis(50)).await;
