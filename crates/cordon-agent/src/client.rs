@@ -30,20 +30,6 @@ impl std::fmt::Display for CallError {
     }
 }
 
-pub fn http_client(tls: ClientConfig, timeout: Option<Duration>) -> Result<reqwest::Client, AgentError> {
-    let mut b = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(2);
-    if let Some(t) = timeout {
-        b = b.timeout(t);
-    }
-    b.build()
-        .map_err(|e| AgentError::Http(format!("cannot build HTTP client: {e}")))
-}
-
 async fn error_of(resp: reqwest::Response) -> CallError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
@@ -68,7 +54,7 @@ impl ServerClient {
     pub fn new(base: &str, tls: ClientConfig) -> Result<Self, AgentError> {
         Ok(ServerClient {
             base: base.trim_end_matches('/').to_string(),
-            http: http_client(tls, None)?,
+            http: cordon_client::http_client(tls, None)?,
         })
     }
 

@@ -72,17 +72,20 @@ impl AgentConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AgentError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let cfg: AgentConfig =
-            toml::from_str(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| AgentError::io("read", path, e))?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|source| AgentError::ConfigParse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), AgentError> {
-        cordon_policy::AllowSpec::parse_server(&self.server)
-            .map_err(|e| AgentError::Config(format!("server {:?}: {e}", self.server)))?;
+        cordon_policy::AllowSpec::parse_server(&self.server).map_err(|source| AgentError::ConfigServer {
+            server: self.server.clone(),
+            source,
+        })?;
         if !self.server.starts_with("https://") {
             return Err(AgentError::Config(format!(
                 "server {:?} must be an https:// URL",
@@ -100,7 +103,7 @@ impl AgentConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        let text = toml::to_string_pretty(self).map_err(|e| AgentError::Config(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
+        let text = toml::to_string_pretty(self).map_err(AgentError::ConfigEncode)?;
+        std::fs::write(path, text).map_err(|e| AgentError::io("write", path, e))
     }
 }

@@ -32,6 +32,8 @@ pub struct EnforceError {
     pub detail: String,
 }
 
+impl std::error::Error for EnforceError {}
+
 impl std::fmt::Display for EnforceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.detail)
@@ -42,7 +44,7 @@ impl From<EngineError> for EnforceError {
     fn from(e: EngineError) -> Self {
         EnforceError {
             kind: e.kind().to_string(),
-            detail: e.to_string(),
+            detail: e.detail(),
         }
     }
 }

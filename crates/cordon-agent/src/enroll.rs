@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use cordon_proto::{EnrollRequest, EnrollResponse};
 
-use crate::tls::{fingerprint, normalize_fingerprint, parse_certs};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
+use cordon_client::tls::{fingerprint, normalize_fingerprint, parse_certs};
 
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
@@ -29,17 +29,22 @@ pub struct Enrolled {
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
 pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
-    let http = crate::client::http_client(crate::tls::unverified()?, Some(std::time::Duration::from_secs(15)))?;
+    let http = cordon_client::http_client(
+        cordon_client::tls::unverified()?,
+        Some(std::time::Duration::from_secs(15)),
+    )?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
-    let resp = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| AgentError::Http(format!("cannot reach {url}: {e}")))?;
+    let resp = http.get(&url).send().await.map_err(|source| AgentError::Transport {
+        url: url.clone(),
+        source,
+    })?;
     if !resp.status().is_success() {
         return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
     }
-    let pem = resp.text().await.map_err(|e| AgentError::Http(e.to_string()))?;
+    let pem = resp
+        .text()
+        .await
+        .map_err(|source| AgentError::Transport { url, source })?;
     let certs = parse_certs(pem.as_bytes())?;
     let fp = fingerprint(certs[0].as_ref());
     if let Some(want) = expected {
@@ -62,29 +67,33 @@ fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let mut f = opts.open(path).map_err(|e| AgentError::io("write", path, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| AgentError::Io(format!("cannot chmod {}: {e}", path.display())))?;
+            .map_err(|e| AgentError::io("chmod", path, e))?;
     }
     f.write_all(content.as_bytes())
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| AgentError::io("write", path, e))
 }
 
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
     let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref()).await?;
-    let key = rcgen::KeyPair::generate().map_err(|e| AgentError::Tls(e.to_string()))?;
+    let key = rcgen::KeyPair::generate().map_err(|source| AgentError::Key {
+        what: "generate the agent key",
+        source,
+    })?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
-        .map_err(|e| AgentError::Tls(format!("cannot build CSR: {e}")))?;
-    let http = crate::client::http_client(
-        crate::tls::server_auth_only(ca_pem.as_bytes())?,
+        .map_err(|source| AgentError::Key {
+            what: "build CSR",
+            source,
+        })?;
+    let http = cordon_client::http_client(
+        cordon_client::tls::server_auth_only(ca_pem.as_bytes())?,
         Some(std::time::Duration::from_secs(30)),
     )?;
     let req = EnrollRequest {
@@ -95,12 +104,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         addresses: crate::addrs::local_addresses(),
         agent_version: Some(AGENT_VERSION.to_string()),
     };
+    let url = format!("{server}/v1/enroll");
     let resp = http
-        .post(format!("{server}/v1/enroll"))
+        .post(&url)
         .json(&req)
         .send()
         .await
-        .map_err(|e| AgentError::Http(format!("enrollment request failed: {e}")))?;
+        .map_err(|source| AgentError::Transport { url, source })?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -108,17 +118,12 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
             "server refused enrollment ({status}): {body}"
         )));
     }
-    let out: EnrollResponse = resp
-        .json()
-        .await
-        .map_err(|e| AgentError::Enroll(format!("bad enrollment answer: {e}")))?;
-    std::fs::create_dir_all(&opts.dir)
-        .map_err(|e| AgentError::Io(format!("cannot create {}: {e}", opts.dir.display())))?;
+    let out: EnrollResponse = resp.json().await.map_err(AgentError::EnrollAnswer)?;
+    std::fs::create_dir_all(&opts.dir).map_err(|e| AgentError::io("create", &opts.dir, e))?;
     let config = AgentConfig::new(&server, &out.host_id, &opts.dir);
     write_private(&config.key, &key.serialize_pem())?;
     write_private(&config.cert, &out.cert_pem)?;
-    std::fs::write(&config.ca, &ca_pem)
-        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", config.ca.display())))?;
+    std::fs::write(&config.ca, &ca_pem).map_err(|e| AgentError::io("write", &config.ca, e))?;
     Ok(Enrolled {
         config,
         ca_fingerprint: fp,

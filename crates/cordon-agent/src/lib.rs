@@ -12,26 +12,100 @@ pub mod enroll;
 pub mod persist;
 pub mod reconcile;
 pub mod report;
-pub mod tls;
 
 pub use config::AgentConfig;
 pub use enforcer::{Enforcer, EngineEnforcer, MemoryEnforcer};
 pub use reconcile::Agent;
 
+use std::path::PathBuf;
+
 use thiserror::Error;
 
+/// Agent failures. Variants that wrap a library error keep it as `#[source]`; print the
+/// whole chain (`{:#}` through anyhow, or [`cordon_engine::error_chain`]).
 #[derive(Debug, Error)]
 pub enum AgentError {
+    /// The configuration is invalid (the message names the field and the problem).
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Tls(String),
-    #[error("{0}")]
-    Http(String),
+    /// The configuration file is not valid TOML of the agent's shape.
+    #[error("agent config {} is invalid", path.display())]
+    ConfigParse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The configuration could not be encoded as TOML.
+    #[error("cannot encode the agent config")]
+    ConfigEncode(#[source] toml::ser::Error),
+    /// The configured server URL is not a valid `https://HOST[:PORT]`.
+    #[error("server {server:?} in the agent config")]
+    ConfigServer {
+        server: String,
+        #[source]
+        source: cordon_policy::PolicyError,
+    },
+    /// The firewall settings of the configuration do not make an enforcer.
+    #[error("firewall settings in the agent config")]
+    Enforcer(#[source] crate::enforcer::EnforceError),
+    /// A TLS configuration could not be built (bad PEM, unusable CA).
+    #[error(transparent)]
+    TlsConfig(#[from] cordon_client::TlsError),
+    /// The HTTP client could not be built or an API call failed.
+    #[error(transparent)]
+    Client(#[from] cordon_client::ClientError),
+    /// The key pair or the certificate signing request could not be generated.
+    #[error("cannot {what}")]
+    Key {
+        what: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+    /// No answer from the server at `url` (connect, TLS, timeout, unreadable body).
+    #[error("cannot reach {url}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server refused enrollment, or its CA did not match the expected fingerprint.
     #[error("{0}")]
     Enroll(String),
-    #[error("{0}")]
-    Io(String),
+    /// The enrollment answer is not the expected JSON.
+    #[error("bad enrollment answer")]
+    EnrollAnswer(#[source] reqwest::Error),
+    /// A file of the agent could not be read or written; `what` is the operation.
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The persisted desired state is not valid JSON of its shape.
+    #[error("{} is corrupt", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The desired state could not be encoded as JSON.
+    #[error("cannot encode the desired state")]
+    Encode(#[source] serde_json::Error),
+    /// The long-poll task ended (it only ends when the runtime shuts down).
+    #[error("desired-state poller stopped")]
+    PollerStopped,
+}
+
+impl AgentError {
+    /// An I/O failure on `path`.
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> AgentError {
+        AgentError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// This agent's version, reported to the server.

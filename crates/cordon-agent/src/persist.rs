@@ -28,18 +28,21 @@ pub fn load(state_dir: &Path) -> Result<Option<Persisted>, AgentError> {
     match fs::read_to_string(&p) {
         Ok(t) => serde_json::from_str(&t)
             .map(Some)
-            .map_err(|e| AgentError::Io(format!("{} is corrupt: {e}", p.display()))),
+            .map_err(|source| AgentError::Corrupt {
+                path: p.clone(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AgentError::Io(format!("cannot read {}: {e}", p.display()))),
+        Err(e) => Err(AgentError::io("read", &p, e)),
     }
 }
 
 /// Atomic replace: temp file, fsync, rename.
 pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
-    let io = |e: std::io::Error| AgentError::Io(format!("cannot save desired state in {}: {e}", state_dir.display()));
+    let io = |e: std::io::Error| AgentError::io("save desired state in", state_dir, e);
     fs::create_dir_all(state_dir).map_err(io)?;
     let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
-    let json = serde_json::to_vec_pretty(p).map_err(|e| AgentError::Io(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(p).map_err(AgentError::Encode)?;
     let mut f = fs::File::create(&tmp).map_err(io)?;
     f.write_all(&json).map_err(io)?;
     f.sync_all().map_err(io)?;

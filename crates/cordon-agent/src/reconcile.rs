@@ -44,12 +44,12 @@ impl Agent {
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(
                 crate::EngineEnforcer::new(&cfg.server, &cfg.table, cfg.state_dir.clone(), &cfg.backend)
-                    .map_err(|e| AgentError::Config(e.to_string()))?,
+                    .map_err(AgentError::Enforcer)?,
             )
         } else {
             Arc::new(crate::MemoryEnforcer::new())
         };
-        let tls = crate::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key)?;
+        let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key)?;
         Self::new(cfg, enforcer, tls)
     }
 
@@ -89,7 +89,7 @@ impl Agent {
             tokio::select! {
                 changed = desired_rx.changed() => {
                     if changed.is_err() {
-                        return Err(AgentError::Http("desired-state poller stopped".into()));
+                        return Err(AgentError::PollerStopped);
                     }
                     let d = desired_rx.borrow_and_update().clone();
                     rec.on_desired(d).await;

@@ -52,8 +52,8 @@ impl Server {
 
     fn api(&self) -> reqwest::Client {
         let ca = std::fs::read(self.dir.path().join("ca.pem")).unwrap();
-        cordon_agent::client::http_client(
-            cordon_agent::tls::server_auth_only(&ca).unwrap(),
+        cordon_client::http_client(
+            cordon_client::tls::server_auth_only(&ca).unwrap(),
             Some(Duration::from_secs(10)),
         )
         .unwrap()
@@ -149,7 +149,7 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     cfg.check_interval_secs = 0.2;
     cfg.heartbeat_secs = 0.5;
     let fw = Arc::new(MemoryEnforcer::new());
-    let tls = cordon_agent::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
+    let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
     let agent = Agent::new(cfg.clone(), fw.clone(), tls).unwrap();
     let agent_task = tokio::spawn(agent.run());
     wait_state(&s, &host_id, "normal", Duration::from_secs(5)).await;
@@ -200,7 +200,7 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     agent_task.abort();
     let _ = agent_task.await;
     let fw2 = Arc::new(MemoryEnforcer::new());
-    let tls = cordon_agent::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
+    let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
     let agent_task = tokio::spawn(Agent::new(cfg.clone(), fw2.clone(), tls).unwrap().run());
     wait_for("re-apply at start without server", Duration::from_secs(2), || {
         fw2.is_isolated()
@@ -233,7 +233,7 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     assert_eq!(st, 200);
     let mtls = cordon_agent::client::ServerClient::new(
         &s.url(),
-        cordon_agent::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap(),
+        cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap(),
     )
     .unwrap();
     let err = mtls.desired(None, 1).await.unwrap_err();
@@ -268,7 +268,7 @@ async fn a_certificate_from_another_ca_is_rejected_in_the_handshake() {
         .unwrap();
     let cert = other_ca.sign_client(&csr, "some-host").unwrap();
     let ca = std::fs::read(s.dir.path().join("ca.pem")).unwrap();
-    let tls = cordon_agent::tls::mutual(&ca, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+    let tls = cordon_client::tls::mutual(&ca, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
     let client = cordon_agent::client::ServerClient::new(&s.url(), tls).unwrap();
     let err = client.desired(None, 1).await.unwrap_err();
     assert_eq!(err.status, None, "expected a TLS failure, got {err}");

@@ -1,56 +1,176 @@
-use std::net::SocketAddr;
+//! Engine failures. Each variant keeps its cause as `#[source]`; [`EngineError::class`]
+//! sorts them into the classes that decide the exit code (design §4) and the `error`
+//! field of `--json` output and agent reports ([`EngineError::kind`]). Use
+//! [`EngineError::detail`] (the whole cause chain) wherever the error is shown as text.
 
-use cordon_firewall::FirewallError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cordon_firewall::{BackendKind, FirewallError};
 use cordon_policy::PolicyError;
 use thiserror::Error;
 
-/// Engine failures, each mapped to the exit code of design §4.
+/// Engine failures, each mapped to the exit code of design §4 by [`EngineError::class`].
 #[derive(Debug, Error)]
 pub enum EngineError {
-    /// Bad input or a host Cordon cannot work on; nothing was changed.
+    /// Bad input (a request the engine cannot turn into a policy); nothing was changed.
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Unsupported(String),
+    /// The request does not make a valid policy; nothing was changed.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A host name in the request does not resolve; nothing was changed.
+    #[error("host name {name:?} does not resolve")]
+    Resolve {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process lacks the privilege to change the firewall (not root/Administrator).
     #[error("{0}")]
     NotPermitted(String),
-    #[error("verification failed: could not reach {} ({reason}); {}", fmt_targets(.targets), match .rollback_error { None => "rolled back".to_string(), Some(e) => format!("ROLLBACK FAILED: {e}") })]
+    /// The firewall backend failed: unsupported on this host, not permitted, or I/O.
+    #[error(transparent)]
+    Firewall(FirewallError),
+    /// The OS rejected the change as a whole; nothing was applied.
+    #[error("firewall rejected the change (nothing applied)")]
+    Rejected(#[source] FirewallError),
+    /// The rules were applied but the verification target was unreachable within the
+    /// timeout, so the previous state was restored (or restoring it failed too).
+    #[error("verification failed: could not reach {} ({reason}); {}", fmt_targets(.targets), match .rollback_error { None => "rolled back", Some(_) => "ROLLBACK FAILED" })]
     VerificationFailed {
+        /// Every address that was tried.
         targets: Vec<SocketAddr>,
+        /// The last connect error, as text (one per target).
         reason: String,
-        rollback_error: Option<String>,
+        /// Why the rollback failed, if it did.
+        #[source]
+        rollback_error: Option<Box<EngineError>>,
     },
-    #[error("firewall rejected the change (nothing applied): {0}")]
-    Rejected(String),
-    #[error("{0}")]
-    Other(String),
+    /// The backend applied the rules but cannot list them back for the digest.
+    #[error("rules were applied but cannot be read back from the kernel")]
+    ReadBack,
+    /// The state directory, state file or lock file could not be used; `what` is the
+    /// operation ("read", "create the state directory", "lock", …).
+    #[error("cannot {what} {}", path.display())]
+    StateIo {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is not valid JSON of the expected shape.
+    #[error("state file {} is corrupt", path.display())]
+    StateCorrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The state file was written by a Cordon with another state format.
+    #[error("state file {} has version {found}, this cordon understands {expected}", path.display())]
+    StateVersion { path: PathBuf, found: u32, expected: u32 },
+    /// The state could not be encoded as JSON.
+    #[error("cannot encode the state")]
+    StateEncode(#[source] serde_json::Error),
+    /// `release --force`: some backends could not be cleaned (the others were).
+    #[error("forced release incomplete: {}", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
+    ForcedReleaseIncomplete {
+        failures: Vec<(BackendKind, FirewallError)>,
+    },
+}
+
+/// The classes of [`EngineError`] that callers act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Bad input; nothing changed (exit 2).
+    Invalid,
+    /// This host or backend cannot do it; nothing changed (exit 2).
+    Unsupported,
+    /// Not root/Administrator (exit 4).
+    NotPermitted,
+    /// Verification failed, rolled back (exit 3).
+    VerificationFailed,
+    /// The OS rejected the change; nothing applied (exit 1).
+    Rejected,
+    /// Anything else: I/O, state file, read-back (exit 1).
+    Other,
 }
 
 fn fmt_targets(targets: &[SocketAddr]) -> String {
     targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// `e` and its causes, joined by `": "` (what the CLI prints).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        // Some libraries repeat their source in their own message; print it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 impl EngineError {
+    /// Which class of failure this is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            EngineError::Invalid(_) | EngineError::Policy(_) | EngineError::Resolve { .. } => ErrorClass::Invalid,
+            EngineError::NotPermitted(_) => ErrorClass::NotPermitted,
+            EngineError::Firewall(FirewallError::Unsupported(_)) => ErrorClass::Unsupported,
+            EngineError::Firewall(FirewallError::NotPermitted(_)) => ErrorClass::NotPermitted,
+            EngineError::Firewall(FirewallError::Rejected(_)) | EngineError::Rejected(_) => ErrorClass::Rejected,
+            EngineError::VerificationFailed { .. } => ErrorClass::VerificationFailed,
+            EngineError::Firewall(_)
+            | EngineError::ReadBack
+            | EngineError::StateIo { .. }
+            | EngineError::StateCorrupt { .. }
+            | EngineError::StateVersion { .. }
+            | EngineError::StateEncode(_)
+            | EngineError::ForcedReleaseIncomplete { .. } => ErrorClass::Other,
+        }
+    }
+
     /// Process exit code (design §4): 2 invalid/unsupported, 3 verification failed,
     /// 4 not permitted, 1 anything else.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            EngineError::Invalid(_) | EngineError::Unsupported(_) => 2,
-            EngineError::VerificationFailed { .. } => 3,
-            EngineError::NotPermitted(_) => 4,
-            EngineError::Rejected(_) | EngineError::Other(_) => 1,
+        match self.class() {
+            ErrorClass::Invalid | ErrorClass::Unsupported => 2,
+            ErrorClass::VerificationFailed => 3,
+            ErrorClass::NotPermitted => 4,
+            ErrorClass::Rejected | ErrorClass::Other => 1,
         }
     }
 
     /// Short machine-readable name for `--json` output and agent reports.
     pub fn kind(&self) -> &'static str {
-        match self {
-            EngineError::Invalid(_) => "invalid_input",
-            EngineError::Unsupported(_) => "unsupported",
-            EngineError::NotPermitted(_) => "not_permitted",
-            EngineError::VerificationFailed { .. } => "verification_failed",
-            EngineError::Rejected(_) => "rejected",
-            EngineError::Other(_) => "error",
+        match self.class() {
+            ErrorClass::Invalid => "invalid_input",
+            ErrorClass::Unsupported => "unsupported",
+            ErrorClass::NotPermitted => "not_permitted",
+            ErrorClass::VerificationFailed => "verification_failed",
+            ErrorClass::Rejected => "rejected",
+            ErrorClass::Other => "error",
+        }
+    }
+
+    /// The message with its whole cause chain (`outer: cause: root cause`), for `--json`
+    /// `detail` and agent reports.
+    pub fn detail(&self) -> String {
+        chain(self)
+    }
+
+    /// A state-file I/O failure at `path`.
+    pub(crate) fn state_io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
+        EngineError::StateIo {
+            what,
+            path: path.into(),
+            source,
         }
     }
 }
@@ -58,16 +178,58 @@ impl EngineError {
 impl From<FirewallError> for EngineError {
     fn from(e: FirewallError) -> Self {
         match e {
-            FirewallError::Unsupported(m) => EngineError::Unsupported(m),
-            FirewallError::NotPermitted(m) => EngineError::NotPermitted(m),
-            FirewallError::Rejected(m) => EngineError::Rejected(m),
-            other => EngineError::Other(other.to_string()),
+            FirewallError::Rejected(_) => EngineError::Rejected(e),
+            other => EngineError::Firewall(other),
         }
     }
 }
 
-impl From<PolicyError> for EngineError {
-    fn from(e: PolicyError) -> Self {
-        EngineError::Invalid(e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_io_error_keeps_its_cause_chain() {
+        let e = EngineError::state_io(
+            "read",
+            "/var/lib/cordon/cordon.json",
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied"),
+        );
+        assert_eq!(e.to_string(), "cannot read /var/lib/cordon/cordon.json");
+        assert_eq!(e.detail(), "cannot read /var/lib/cordon/cordon.json: permission denied");
+        assert_eq!(e.kind(), "error");
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn firewall_error_classes_keep_their_exit_codes() {
+        let e = EngineError::from(FirewallError::Rejected("netlink: EINVAL".into()));
+        assert_eq!(
+            e.detail(),
+            "firewall rejected the change (nothing applied): netlink: EINVAL"
+        );
+        assert_eq!((e.kind(), e.exit_code()), ("rejected", 1));
+        let e = EngineError::from(FirewallError::Unsupported("no nft".into()));
+        assert_eq!(
+            (e.detail().as_str(), e.kind(), e.exit_code()),
+            ("no nft", "unsupported", 2)
+        );
+        let e = EngineError::from(FirewallError::NotPermitted("EPERM".into()));
+        assert_eq!((e.kind(), e.exit_code()), ("not_permitted", 4));
+    }
+
+    #[test]
+    fn rollback_failure_is_a_source_of_verification_failure() {
+        let e = EngineError::VerificationFailed {
+            targets: vec!["192.0.2.1:8443".parse().unwrap()],
+            reason: "timed out".into(),
+            rollback_error: Some(Box::new(EngineError::ReadBack)),
+        };
+        assert_eq!(
+            e.detail(),
+            "verification failed: could not reach 192.0.2.1:8443 (timed out); ROLLBACK FAILED: \
+             rules were applied but cannot be read back from the kernel"
+        );
+        assert_eq!(e.exit_code(), 3);
     }
 }

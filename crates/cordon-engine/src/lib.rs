@@ -23,7 +23,7 @@ use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
-pub use error::EngineError;
+pub use error::{chain as error_chain, EngineError, ErrorClass};
 pub use state::StoredState;
 
 /// Default directory for the persisted quarantine state.
@@ -241,15 +241,13 @@ impl Engine {
                     return Err(EngineError::VerificationFailed {
                         targets: resolved.verify_targets.clone(),
                         reason,
-                        rollback_error: rollback.err().map(|e| e.to_string()),
+                        rollback_error: rollback.err().map(|e| Box::new(EngineError::from(e))),
                     });
                 }
             }
         }
 
-        let inspection = fw
-            .inspect()?
-            .ok_or_else(|| EngineError::Other("rules were applied but cannot be read back from the kernel".into()))?;
+        let inspection = fw.inspect()?.ok_or(EngineError::ReadBack)?;
         let applied_at = state::now_rfc3339();
         let stored = StoredState {
             version: state::STATE_VERSION,
@@ -311,25 +309,22 @@ impl Engine {
         privilege::require_admin()?;
         let _lock = lock::StateLock::acquire(&self.state_dir)?;
         let mut cleaned = Vec::new();
-        let mut errors = Vec::new();
+        let mut failures = Vec::new();
         for kind in cordon_firewall::platform_backends() {
             match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
                 Ok(fw) => match fw.remove() {
                     Ok(()) => cleaned.push(kind),
-                    Err(e) => errors.push(format!("{kind}: {e}")),
+                    Err(e) => failures.push((kind, e)),
                 },
                 Err(FirewallError::Unsupported(_)) => {}
-                Err(e) => errors.push(format!("{kind}: {e}")),
+                Err(e) => failures.push((kind, e)),
             }
         }
         state::delete(&self.state_dir, &self.table)?;
-        if errors.is_empty() {
+        if failures.is_empty() {
             Ok(cleaned)
         } else {
-            Err(EngineError::Other(format!(
-                "forced release incomplete: {}",
-                errors.join("; ")
-            )))
+            Err(EngineError::ForcedReleaseIncomplete { failures })
         }
     }
 

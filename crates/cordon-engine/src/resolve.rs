@@ -14,9 +14,10 @@ pub const SYSTEMD_UPSTREAM_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf
 
 /// All A and AAAA addresses of `name`, de-duplicated, in resolver order.
 pub fn resolve_name(name: &str) -> Result<Vec<IpAddr>, EngineError> {
-    let addrs = (name, 0u16)
-        .to_socket_addrs()
-        .map_err(|e| EngineError::Invalid(format!("host name {name:?} does not resolve: {e}")))?;
+    let addrs = (name, 0u16).to_socket_addrs().map_err(|source| EngineError::Resolve {
+        name: name.to_string(),
+        source,
+    })?;
     let mut out: Vec<IpAddr> = Vec::new();
     for a in addrs {
         if !out.contains(&a.ip()) {

@@ -33,26 +33,28 @@ pub fn load(dir: &Path, table: &TableName) -> Result<Option<StoredState>, Engine
     let text = match fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::Other(format!("cannot read {}: {e}", p.display()))),
+        Err(e) => return Err(EngineError::state_io("read", &p, e)),
     };
-    let state: StoredState = serde_json::from_str(&text)
-        .map_err(|e| EngineError::Other(format!("state file {} is corrupt: {e}", p.display())))?;
+    let state: StoredState = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+        path: p.clone(),
+        source,
+    })?;
     if state.version != STATE_VERSION {
-        return Err(EngineError::Other(format!(
-            "state file {} has version {}, this cordon understands {STATE_VERSION}",
-            p.display(),
-            state.version
-        )));
+        return Err(EngineError::StateVersion {
+            path: p,
+            found: state.version,
+            expected: STATE_VERSION,
+        });
     }
     Ok(Some(state))
 }
 
 pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
-    let io = |what: &str, e: std::io::Error| EngineError::Other(format!("cannot {what} in {}: {e}", dir.display()));
-    fs::create_dir_all(dir).map_err(|e| io("create the state directory", e))?;
+    let io = |what: &'static str, e: std::io::Error| EngineError::state_io(what, dir, e);
+    fs::create_dir_all(dir).map_err(|e| io("create the state directory in", e))?;
     let final_path = path(dir, &state.table);
     let tmp = dir.join(format!(".{}.json.tmp", state.table.as_str()));
-    let json = serde_json::to_vec_pretty(state).map_err(|e| EngineError::Other(format!("encoding state: {e}")))?;
+    let json = serde_json::to_vec_pretty(state).map_err(EngineError::StateEncode)?;
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -60,11 +62,11 @@ pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).map_err(|e| io("write the state file", e))?;
-    f.write_all(&json).map_err(|e| io("write the state file", e))?;
-    f.sync_all().map_err(|e| io("sync the state file", e))?;
+    let mut f = opts.open(&tmp).map_err(|e| io("write the state file in", e))?;
+    f.write_all(&json).map_err(|e| io("write the state file in", e))?;
+    f.sync_all().map_err(|e| io("sync the state file in", e))?;
     drop(f);
-    fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file", e))?;
+    fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file in", e))?;
     sync_dir(dir);
     Ok(())
 }
@@ -76,7 +78,7 @@ pub fn delete(dir: &Path, table: &TableName) -> Result<(), EngineError> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::Other(format!("cannot remove state file: {e}"))),
+        Err(e) => Err(EngineError::state_io("remove the state file", path(dir, table), e)),
     }
 }
 

@@ -8,6 +8,7 @@
 mod cmd;
 pub mod digest;
 pub mod iptables;
+#[cfg(target_os = "linux")]
 pub mod netlink;
 pub mod nft_cli;
 pub mod pf;
@@ -169,6 +170,7 @@ fn open_kind(kind: BackendKind, table: &TableName) -> Result<Box<dyn Firewall>, 
     match kind {
         BackendKind::Nftables => Ok(Box::new(nft_cli::NftCli::probe(table.clone())?)),
         BackendKind::Iptables => Ok(Box::new(iptables::Iptables::probe(table.clone())?)),
+        #[cfg(target_os = "linux")]
         BackendKind::Netlink => Ok(Box::new(netlink::Netlink::probe(table.clone())?)),
         #[cfg(target_os = "macos")]
         BackendKind::Pf => Ok(Box::new(pf::Pf::probe(table.clone())?)),

@@ -2,6 +2,11 @@
 //!
 //! * `tcp://HOST:PORT`, `udp://HOST:PORT`
 //! * `https://HOST[:PORT][/path]` (tcp, default 443), `http://HOST[:PORT][/path]` (tcp, 80)
+//! * `wss://HOST[:PORT][/path]` (tcp, default 443) and `ws://HOST[:PORT][/path]` (tcp, 80):
+//!   Velociraptor frontends speak WebSocket since 0.72, and `config.server_urls` then
+//!   holds `wss://` URLs. The port is the URL's, else the scheme's default, which is what
+//!   Velociraptor's `Windows.Remediation.Quarantine` `get_port` does (it assumes 443 for
+//!   every TLS URL). `wss` is TLS like `https` and displays as `https://HOST:PORT`.
 //! * IPv6 literals in brackets: `tcp://[2001:db8::1]:8443`
 //! * a bare IP or CIDR: every protocol and port to that network.
 //!
@@ -87,7 +92,8 @@ impl AllowSpec {
             (Target::Net(_), _) => Err(invalid("a server must be one host, not a network".into())),
             (_, Transport::Tcp(_)) => Ok(spec),
             _ => Err(invalid(
-                "a server needs a TCP port: use https://HOST[:PORT], http://HOST[:PORT] or tcp://HOST:PORT".into(),
+                "a server needs a TCP port: use https://HOST[:PORT], wss://HOST[:PORT], http://HOST[:PORT] or tcp://HOST:PORT"
+                    .into(),
             )),
         }
     }
@@ -126,9 +132,13 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
     let scheme = scheme.to_ascii_lowercase();
     let (default_port, is_url) = match scheme.as_str() {
         "tcp" | "udp" => (None, false),
-        "https" => (Some(443), true),
-        "http" => (Some(80), true),
-        other => return Err(format!("unknown scheme {other:?} (expected tcp, udp, http or https)")),
+        "https" | "wss" => (Some(443), true),
+        "http" | "ws" => (Some(80), true),
+        other => {
+            return Err(format!(
+                "unknown scheme {other:?} (expected tcp, udp, http, https, ws or wss)"
+            ))
+        }
     };
     // URLs may carry a path (`https://velo.example:8000/`); tcp/udp specs may not.
     let authority = match rest.find(['/', '?', '#']) {
@@ -154,7 +164,7 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
     Ok(AllowSpec {
         target,
         transport,
-        tls: scheme == "https",
+        tls: scheme == "https" || scheme == "wss",
     })
 }
 
@@ -171,7 +181,8 @@ fn parse_bare(input: &str) -> Result<AllowSpec, String> {
         Target::Ip(ip)
     } else {
         return Err(
-            "expected tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], an IP address or a CIDR network".into(),
+            "expected tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], ws(s)://HOST[:PORT], an IP address or a CIDR network"
+                .into(),
         );
     };
     Ok(AllowSpec {
@@ -357,6 +368,30 @@ mod tests {
         assert!(err("tcp://999.1.1.1:80").contains("IPv4"));
         assert!(err("").contains("empty"));
         assert!(err("tcp://[2001:db8::1:80").contains("']'"));
+    }
+
+    #[test]
+    fn websocket_urls_are_tcp_with_url_ports() {
+        // What Velociraptor 0.72+ clients have in config.server_urls.
+        let cases = [
+            ("wss://velo.example.com/", "velo.example.com", 443, true),
+            ("wss://velo.example.com:8000/", "velo.example.com", 8000, true),
+            ("WSS://[2001:db8::5]:8443/path", "2001:db8::5", 8443, true),
+            ("ws://velo.example.com", "velo.example.com", 80, false),
+        ];
+        for (input, host, port, tls) in cases {
+            for spec in [
+                AllowSpec::parse(input).unwrap(),
+                AllowSpec::parse_server(input).unwrap(),
+            ] {
+                assert_eq!(spec.target.to_string(), host, "{input}");
+                assert_eq!(spec.transport, Transport::Tcp(port), "{input}");
+                assert_eq!(spec.tls, tls, "{input}");
+            }
+        }
+        assert!(err("wss://user@velo.example.com").contains("passwords"));
+        assert!(err("wss://velo.example.com:0/").contains("out of range"));
+        assert!(err("wsx://velo.example.com").contains("wss"));
     }
 
     #[test]

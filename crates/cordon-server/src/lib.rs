@@ -6,6 +6,7 @@
 //! `tower::ServiceExt::oneshot`.
 
 pub mod api;
+pub mod audit_csv;
 pub mod auth;
 pub mod automation;
 pub mod console;

@@ -349,7 +349,7 @@ async fn audit_export_tokens_and_openapi() {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(csv.starts_with("id,at,actor,action,host_id,comment,result,detail\n"));
+    assert!(csv.starts_with("id,at,actor,action,host_id,hostname,comment,result,detail\n"));
     assert!(csv.contains("\"has, comma \"\"quoted\"\"\""), "{csv}");
     let (_, jsonl) = c
         .raw(

@@ -545,7 +545,7 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         .unwrap();
     let text = auto["text"].as_str().unwrap();
     assert!(
-        text.contains(&format!("<https://cordon.example/hosts/{web}|web1>")),
+        text.contains(&format!("<https://cordon.example/console/hosts/{web}|web1>")),
         "{text}"
     );
     assert!(

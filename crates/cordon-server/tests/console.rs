@@ -56,15 +56,46 @@ async fn post_login(ctx: &Ctx, login_csrf: &str, extra: &[(&str, &str)], form: S
         ctx,
         "POST",
         "/console/login",
-        Some(&format!("cordon_login_csrf={login_csrf}")),
+        Some(&format!("__Host-cordon_login_csrf={login_csrf}")),
         extra,
         Some(("application/x-www-form-urlencoded", form)),
     )
     .await
 }
 
-fn session(token: &str) -> String {
-    format!("cordon_session={token}")
+/// A signed-in console session: the `Cookie` header to send and its CSRF token.
+struct Sess {
+    cookie: String,
+    id: String,
+    csrf: String,
+}
+
+fn set_cookies(r: &Resp) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// Signs in through the form with API token `token`.
+async fn sign_in(ctx: &Ctx, token: &str) -> Sess {
+    let r = req(ctx, "GET", "/console/login", None, &[], None).await;
+    let set = r.headers["set-cookie"].to_str().unwrap().to_string();
+    let login_csrf = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let r = post_login(ctx, &login_csrf, &[], format!("token={token}&csrf={login_csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let sess = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-cordon_session="))
+        .expect("session cookie");
+    let pair = sess.split(';').next().unwrap().to_string();
+    let id = pair.split_once('=').unwrap().1.to_string();
+    Sess {
+        csrf: csrf_for(&id),
+        cookie: pair,
+        id,
+    }
 }
 
 fn json(v: serde_json::Value) -> Option<(&'static str, String)> {
@@ -121,13 +152,15 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
         .collect();
     let sess = cookies
         .iter()
-        .find(|c| c.starts_with("cordon_session="))
+        .find(|c| c.starts_with("__Host-cordon_session="))
         .expect("session cookie");
     for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
         assert!(sess.contains(attr), "{sess} lacks {attr}");
     }
+    assert!(!sess.contains("Domain"), "__Host- cookies have no Domain: {sess}");
+    let cookie = sess.split(';').next().unwrap().to_string();
     // Revoking the token ends the session at once.
-    let r = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
+    let r = req(&ctx, "GET", "/console/hosts", Some(&cookie), &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
     let id = ctx
         .store()
@@ -137,8 +170,93 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
         .unwrap()
         .token_id;
     ctx.store().revoke_api_token("test", id).await.unwrap();
-    let r = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
+    let r = req(&ctx, "GET", "/console/hosts", Some(&cookie), &[], None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        ctx.store().session_count(id).await.unwrap(),
+        0,
+        "revocation deletes its sessions"
+    );
+}
+
+#[tokio::test]
+async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
+    let ctx = Ctx::new().await;
+    let s = sign_in(&ctx, &ctx.responder).await;
+    assert!(s.id.starts_with("sess_"), "{}", s.id);
+    assert!(
+        !s.cookie.contains(&ctx.responder),
+        "the cookie carries the API token: {}",
+        s.cookie
+    );
+    let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A session id is never accepted as an API bearer token.
+    let (st, _) = ctx.call("GET", "/v1/hosts", Some(&s.id), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // The raw API token in a cookie (the old scheme) opens nothing.
+    for c in [
+        format!("cordon_session={}", ctx.responder),
+        format!("__Host-cordon_session={}", ctx.responder),
+    ] {
+        let r = req(&ctx, "GET", "/console/hosts", Some(&c), &[], None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{c}");
+    }
+    // Sign out ends the session on the server: the old cookie no longer works.
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/logout",
+        Some(&s.cookie),
+        &[],
+        Some(("application/x-www-form-urlencoded", format!("csrf={}", s.csrf))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(set_cookies(&r)
+        .iter()
+        .any(|c| c.starts_with("__Host-cordon_session=;") && c.contains("Max-Age=0")));
+    let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "a signed-out session still opens the console"
+    );
+    let r = req(&ctx, "GET", "/console/events", Some(&s.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Idle and absolute timeouts are the server's (store clock given explicitly).
+    let store = ctx.store();
+    let tok = store.authenticate(&ctx.viewer).await.unwrap().unwrap().token_id;
+    let limits = cordon_server::store::SessionLimits {
+        idle_ms: 1_000,
+        absolute_ms: 10_000,
+    };
+    let t0 = 1_000_000;
+    let id = store.create_session(tok, t0, limits).await.unwrap();
+    assert!(store.session(&id, t0 + 999, limits, false).await.unwrap().is_some());
+    assert!(
+        store.session(&id, t0 + 1_000, limits, false).await.unwrap().is_none(),
+        "idle timeout"
+    );
+    // Use keeps a session alive (last use is recorded at most every 30 s), but never past
+    // its absolute end.
+    let big = cordon_server::store::SessionLimits {
+        idle_ms: 60_000,
+        absolute_ms: 100_000,
+    };
+    let id2 = store.create_session(tok, t0, big).await.unwrap();
+    for step in 1..=3 {
+        assert!(store
+            .session(&id2, t0 + step * 31_000, big, true)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(
+        store.session(&id2, t0 + 100_000, big, true).await.unwrap().is_none(),
+        "absolute timeout even while in use"
+    );
 }
 
 #[tokio::test]
@@ -146,12 +264,13 @@ async fn pages_escape_what_hosts_report() {
     let ctx = Ctx::new().await;
     let evil = "<img src=x onerror=alert(1)>";
     let id = ctx.enroll(evil, &["<b>lab</b>"]).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
     for path in [
         "/console/hosts".to_string(),
         format!("/console/hosts/{id}"),
         "/console/audit".to_string(),
     ] {
-        let r = req(&ctx, "GET", &path, Some(&session(&ctx.viewer)), &[], None).await;
+        let r = req(&ctx, "GET", &path, Some(&vs.cookie), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert!(
             !r.body.contains("<img src=x") && !r.body.contains("<b>lab</b>"),
@@ -166,36 +285,38 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     let ctx = Ctx::new().await;
     let id = ctx.enroll("web-01", &["web"]).await;
     ctx.enroll("web-02", &["web"]).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
 
-    let viewer = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.viewer)), &[], None).await;
+    let viewer = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None).await;
     assert!(viewer.body.contains("web-01"));
     assert!(
         !viewer.body.contains("class=\"act")
             && !viewer.body.contains("action-dialog")
             && !viewer.body.contains("host-select")
     );
-    let resp = req(&ctx, "GET", "/console/hosts", Some(&session(&ctx.responder)), &[], None).await;
+    let resp = req(&ctx, "GET", "/console/hosts", Some(&rs.cookie), &[], None).await;
     assert!(resp.body.contains("class=\"act quarantine\"") && resp.body.contains("action-dialog"));
 
     let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1"});
-    let viewer_csrf = csrf_for(&ctx.viewer);
+    let viewer_csrf = vs.csrf.clone();
     let r = req(
         &ctx,
         "POST",
         "/console/actions/run",
-        Some(&session(&ctx.viewer)),
+        Some(&vs.cookie),
         &[("x-csrf-token", &viewer_csrf)],
         json(body.clone()),
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
-    let csrf = csrf_for(&ctx.responder);
+    let csrf = rs.csrf.clone();
     let r = req(
         &ctx,
         "POST",
         "/console/actions/run",
-        Some(&session(&ctx.responder)),
+        Some(&rs.cookie),
         &[],
         json(body.clone()),
     )
@@ -205,7 +326,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "POST",
         "/console/actions/run",
-        Some(&session(&ctx.responder)),
+        Some(&rs.cookie),
         &[("x-csrf-token", &viewer_csrf)],
         json(body.clone()),
     )
@@ -217,7 +338,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "POST",
         "/console/actions/run",
-        Some(&session(&ctx.responder)),
+        Some(&rs.cookie),
         &[("x-csrf-token", &csrf)],
         json(no_comment),
     )
@@ -239,7 +360,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "POST",
         "/console/actions/check",
-        Some(&session(&ctx.responder)),
+        Some(&rs.cookie),
         &[("x-csrf-token", &csrf)],
         json(by_label),
     )
@@ -253,7 +374,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "POST",
         "/console/actions/run",
-        Some(&session(&ctx.responder)),
+        Some(&rs.cookie),
         &[("x-csrf-token", &csrf)],
         json(ok),
     )
@@ -275,7 +396,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "GET",
         "/console/audit/export?format=csv&action=quarantine",
-        Some(&session(&ctx.viewer)),
+        Some(&vs.cookie),
         &[],
         None,
     )
@@ -295,7 +416,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "GET",
         "/console/audit/export?format=jsonl",
-        Some(&session(&ctx.viewer)),
+        Some(&vs.cookie),
         &[],
         None,
     )
@@ -307,7 +428,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
 
     // Rules and approvals pages render for everyone signed in; deciding needs admin.
     for p in ["/console/rules", "/console/approvals", "/console/approvals?status=all"] {
-        let r = req(&ctx, "GET", p, Some(&session(&ctx.viewer)), &[], None).await;
+        let r = req(&ctx, "GET", p, Some(&vs.cookie), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
     }
     let form = format!("csrf={viewer_csrf}&id=1&decision=approve&comment=x");
@@ -315,7 +436,7 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         &ctx,
         "POST",
         "/console/approvals/decide",
-        Some(&session(&ctx.viewer)),
+        Some(&vs.cookie),
         &[],
         Some(("application/x-www-form-urlencoded", form)),
     )

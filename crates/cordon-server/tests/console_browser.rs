@@ -573,7 +573,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         .unwrap();
     let csv = csv.as_str().unwrap_or("").to_string();
     assert!(
-        csv.starts_with("id,at,actor,action,host_id,comment,result,detail"),
+        csv.starts_with("id,at,actor,action,host_id,hostname,comment,result,detail"),
         "{csv}"
     );
     assert!(

@@ -464,7 +464,7 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
         c.enforce = false;
         c.state_dir = dir.path().join("agents").join(&id);
         c.heartbeat_secs = 60.0;
-        let tls = cordon_agent::tls::mutual(&ca_pem, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        let tls = cordon_client::tls::mutual(&ca_pem, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
         let fw = Arc::new(cordon_agent::MemoryEnforcer::new());
         let agent = cordon_agent::Agent::new(c, fw.clone(), tls).unwrap().with_hostname(&id);
         firewalls.push(fw);

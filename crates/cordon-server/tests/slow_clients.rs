@@ -112,7 +112,7 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
 
     // An analyst's request and an agent's request are both served.
     let api = reqwest::Client::builder()
-        .use_preconfigured_tls(cordon_agent::tls::server_auth_only(&ca_pem).unwrap())
+        .use_preconfigured_tls(cordon_client::tls::server_auth_only(&ca_pem).unwrap())
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -123,8 +123,8 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
         .await
         .expect("the analyst's request was not served");
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    let agent_tls = cordon_agent::tls::mutual(&ca_pem, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
-    let agent = cordon_agent::client::http_client(agent_tls, Some(Duration::from_secs(30))).unwrap();
+    let agent_tls = cordon_client::tls::mutual(&ca_pem, cert.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+    let agent = cordon_client::http_client(agent_tls, Some(Duration::from_secs(30))).unwrap();
     let resp = agent
         .get(format!("https://localhost:{}/v1/agent/desired?wait=0", addr.port()))
         .send()

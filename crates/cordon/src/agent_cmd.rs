@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use cordon_agent::enroll::{enroll, EnrollOptions};
 use cordon_agent::{Agent, AgentConfig};
+
+use crate::exit::{report, Code, Failure};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -65,18 +67,15 @@ pub fn run(a: AgentArgs) -> u8 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 1;
-        }
+        Err(e) => return report(Err(e.into())),
     };
-    match a.what {
+    report(match a.what {
         AgentWhat::Enroll(a) => rt.block_on(do_enroll(a)),
         AgentWhat::Run(a) => rt.block_on(do_run(a)),
-    }
+    })
 }
 
-async fn do_enroll(a: EnrollArgs) -> u8 {
+async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
     let opts = EnrollOptions {
         server: a.server.clone(),
         token: a.token.clone(),
@@ -84,20 +83,11 @@ async fn do_enroll(a: EnrollArgs) -> u8 {
         dir: a.dir.clone(),
         hostname: a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname),
     };
-    let out = match enroll(&opts).await {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 1;
-        }
-    };
+    let out = enroll(&opts).await?;
     let mut cfg = out.config.clone();
     cfg.state_dir = a.state_dir.clone();
     let path = a.config.clone().unwrap_or_else(|| a.dir.join("agent.toml"));
-    if let Err(e) = cfg.save(&path) {
-        eprintln!("cordon: {e}");
-        return 1;
-    }
+    cfg.save(&path)?;
     if a.json {
         println!(
             "{}",
@@ -115,35 +105,18 @@ async fn do_enroll(a: EnrollArgs) -> u8 {
         }
         println!("start it with: cordon agent run --config {}", path.display());
     }
-    0
+    Ok(())
 }
 
-async fn do_run(a: RunArgs) -> u8 {
-    let mut cfg = match AgentConfig::load(&a.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 2;
-        }
-    };
+async fn do_run(a: RunArgs) -> Result<(), Failure> {
+    // A configuration that cannot be loaded or does not make an agent is bad input (2).
+    let mut cfg = AgentConfig::load(&a.config).map_err(|e| Failure::new(Code::Usage, e))?;
     if let Some(d) = a.state_dir {
         cfg.state_dir = d;
     }
-    let agent = match Agent::from_config(cfg) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 2;
-        }
-    };
+    let agent = Agent::from_config(cfg).map_err(|e| Failure::new(Code::Usage, e))?;
     tokio::select! {
-        r = agent.run() => match r {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("cordon: {e}");
-                1
-            }
-        },
-        _ = tokio::signal::ctrl_c() => 0,
+        r = agent.run() => Ok(r?),
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

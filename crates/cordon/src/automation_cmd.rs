@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::remote::{enc, fail, refusal_code, table, Api, Conn, Failure};
+use cordon_client::reqwest::Method;
+use cordon_client::ApiClient;
+
+use crate::exit::{Code, Failure};
+use crate::remote::{client_failure, connect, table, Conn};
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
@@ -211,44 +215,38 @@ pub enum NotifyWhat {
     },
 }
 
-impl Api {
-    /// The JSON answer (`null` for an empty one); a refusal fails with its exit code.
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
-        let (status, text) = self.request(method, path, body).await?;
-        if status.is_success() {
-            return Ok(if text.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).map_err(|e| fail(1, e.to_string()))?
-            });
-        }
-        let msg = match serde_json::from_str::<Value>(&text) {
-            Ok(b) if b["error"].is_string() => format!(
-                "{} ({}): {}",
-                b["error"].as_str().unwrap_or(""),
-                status.as_u16(),
-                b["detail"].as_str().unwrap_or("")
-            ),
-            _ => format!("server answered {status}: {text}"),
-        };
-        Err(fail(refusal_code(status, &[400, 404, 409]), msg))
-    }
+/// The statuses that mean "your request was wrong" for the automation commands.
+const AUTOMATION_USAGE: &[u16] = &[400, 404, 409];
+
+/// One call whose answer is any JSON (`null` for an empty one); a refusal fails with its
+/// exit code.
+async fn call(
+    api: &ApiClient,
+    method: Method,
+    segments: &[&str],
+    query: &[(&str, Option<&str>)],
+    body: Option<Value>,
+) -> Result<Value, Failure> {
+    api.value(method, segments, query, body.as_ref())
+        .await
+        .map_err(|e| client_failure(e, AUTOMATION_USAGE))
 }
 
 /// Connects (a CA file that makes no TLS configuration is a usage error here) and runs
 /// the command.
 fn block_on<F, Fut>(conn: &Conn, f: F) -> u8
 where
-    F: FnOnce(Api) -> Fut,
+    F: FnOnce(ApiClient) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    crate::remote::block_on(async move { f(Api::connect(conn, 2)?).await })
+    crate::exit::block_on(async move { f(connect(conn, Code::Usage)?).await })
 }
 
+/// A value from the server as terminal-safe text ([`crate::term::safe`]).
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(t) => t.clone(),
+        Value::String(t) => crate::term::s(t),
         Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
@@ -268,14 +266,12 @@ fn pretty(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-use reqwest::Method;
-
 pub fn rules(a: RulesArgs) -> u8 {
     let json = a.json;
-    block_on(&a.conn, |api: Api| async move {
+    block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             RulesWhat::List => {
-                let v = api.call(Method::GET, "/v1/rules", None).await?;
+                let v = call(&api, Method::GET, &["v1", "rules"], &[], None).await?;
                 show(
                     &v,
                     json,
@@ -291,16 +287,14 @@ pub fn rules(a: RulesArgs) -> u8 {
                     ],
                 );
             }
-            RulesWhat::Show { name } => pretty(
-                &api.call(Method::GET, &format!("/v1/rules/{}", enc(&name)), None)
-                    .await?,
-            ),
+            RulesWhat::Show { name } => pretty(&call(&api, Method::GET, &["v1", "rules", &name], &[], None).await?),
             RulesWhat::Put(f) => {
                 let body = match &f.file {
                     Some(p) => {
-                        let text = std::fs::read_to_string(p).map_err(|e| fail(2, format!("{}: {e}", p.display())))?;
+                        let text =
+                            std::fs::read_to_string(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
                         let mut v: Value =
-                            serde_json::from_str(&text).map_err(|e| fail(2, format!("{}: {e}", p.display())))?;
+                            serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
                         v["name"] = json!(f.name);
                         v
                     }
@@ -310,9 +304,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                         "expires_after": f.expires_after, "mode": f.mode, "cooldown": f.cooldown})
                     }
                 };
-                let v = api
-                    .call(Method::PUT, &format!("/v1/rules/{}", enc(&f.name)), Some(body))
-                    .await?;
+                let v = call(&api, Method::PUT, &["v1", "rules", &f.name], &[], Some(body)).await?;
                 if json {
                     pretty(&v);
                 } else if v["active"] == true {
@@ -322,8 +314,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                 }
             }
             RulesWhat::Delete { name } => {
-                api.call(Method::DELETE, &format!("/v1/rules/{}", enc(&name)), None)
-                    .await?;
+                call(&api, Method::DELETE, &["v1", "rules", &name], &[], None).await?;
                 println!("rule {name} deleted");
             }
             RulesWhat::Enable { name } => toggle(&api, &name, true, json).await?,
@@ -351,10 +342,16 @@ pub fn rules(a: RulesArgs) -> u8 {
                     patch.insert("console_url".into(), json!(u));
                 }
                 let v = if patch.is_empty() {
-                    api.call(Method::GET, "/v1/automation/settings", None).await?
+                    call(&api, Method::GET, &["v1", "automation", "settings"], &[], None).await?
                 } else {
-                    api.call(Method::PUT, "/v1/automation/settings", Some(Value::Object(patch)))
-                        .await?
+                    call(
+                        &api,
+                        Method::PUT,
+                        &["v1", "automation", "settings"],
+                        &[],
+                        Some(Value::Object(patch)),
+                    )
+                    .await?
                 };
                 pretty(&v);
             }
@@ -363,12 +360,10 @@ pub fn rules(a: RulesArgs) -> u8 {
     })
 }
 
-async fn toggle(api: &Api, name: &str, enabled: bool, json: bool) -> Result<(), Failure> {
-    let mut spec = api.call(Method::GET, &format!("/v1/rules/{}", enc(name)), None).await?;
+async fn toggle(api: &ApiClient, name: &str, enabled: bool, json: bool) -> Result<(), Failure> {
+    let mut spec = call(api, Method::GET, &["v1", "rules", name], &[], None).await?;
     spec["enabled"] = json!(enabled);
-    let v = api
-        .call(Method::PUT, &format!("/v1/rules/{}", enc(name)), Some(spec))
-        .await?;
+    let v = call(api, Method::PUT, &["v1", "rules", name], &[], Some(spec)).await?;
     if json {
         pretty(&v);
     } else if v["active"] == true {
@@ -381,17 +376,16 @@ async fn toggle(api: &Api, name: &str, enabled: bool, json: bool) -> Result<(), 
 
 pub fn events(a: EventsArgs) -> u8 {
     let json = a.json;
-    block_on(&a.conn, |api: Api| async move {
+    block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             EventsWhat::List { status, host, limit } => {
-                let mut q = format!("?limit={limit}");
-                if let Some(st) = status {
-                    q.push_str(&format!("&status={}", enc(&st)));
-                }
-                if let Some(h) = host {
-                    q.push_str(&format!("&host={}", enc(&h)));
-                }
-                let v = api.call(Method::GET, &format!("/v1/events{q}"), None).await?;
+                let limit = limit.to_string();
+                let q = [
+                    ("limit", Some(limit.as_str())),
+                    ("status", status.as_deref()),
+                    ("host", host.as_deref()),
+                ];
+                let v = call(&api, Method::GET, &["v1", "events"], &q, None).await?;
                 show(
                     &v,
                     json,
@@ -409,7 +403,7 @@ pub fn events(a: EventsArgs) -> u8 {
                     ],
                 );
             }
-            EventsWhat::Show { id } => pretty(&api.call(Method::GET, &format!("/v1/events/{}", enc(&id)), None).await?),
+            EventsWhat::Show { id } => pretty(&call(&api, Method::GET, &["v1", "events", &id], &[], None).await?),
             EventsWhat::Send {
                 host,
                 event_type,
@@ -421,9 +415,9 @@ pub fn events(a: EventsArgs) -> u8 {
                 let raw: Option<Value> = raw
                     .map(|r| serde_json::from_str(&r))
                     .transpose()
-                    .map_err(|e| fail(2, format!("--raw: {e}")))?;
+                    .map_err(|e| Failure::usage(format!("--raw: {e}")))?;
                 let body = json!({"host": host, "type": event_type, "severity": severity, "source": source, "tags": tags, "raw": raw});
-                let v = api.call(Method::POST, "/v1/events", Some(body)).await?;
+                let v = call(&api, Method::POST, &["v1", "events"], &[], Some(body)).await?;
                 if json {
                     pretty(&v);
                 } else {
@@ -442,12 +436,17 @@ pub fn events(a: EventsArgs) -> u8 {
 
 pub fn approvals(a: ApprovalsArgs) -> u8 {
     let json = a.json;
-    block_on(&a.conn, |api: Api| async move {
+    block_on(&a.conn, |api: ApiClient| async move {
         let (path, d) = match a.what {
             ApprovalsWhat::List { status } => {
-                let v = api
-                    .call(Method::GET, &format!("/v1/approvals?status={}", enc(&status)), None)
-                    .await?;
+                let v = call(
+                    &api,
+                    Method::GET,
+                    &["v1", "approvals"],
+                    &[("status", Some(&status))],
+                    None,
+                )
+                .await?;
                 show(
                     &v,
                     json,
@@ -457,14 +456,14 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                 );
                 return Ok(());
             }
-            ApprovalsWhat::Approve(d) => ("/v1/approvals/approve", d),
-            ApprovalsWhat::Deny(d) => ("/v1/approvals/deny", d),
+            ApprovalsWhat::Approve(d) => (&["v1", "approvals", "approve"][..], d),
+            ApprovalsWhat::Deny(d) => (&["v1", "approvals", "deny"][..], d),
         };
         if !d.all && d.ids.is_empty() {
-            return Err(fail(2, "give approval ids or --all"));
+            return Err(Failure::usage("give approval ids or --all"));
         }
         let body = json!({"ids": d.ids, "all": d.all, "comment": d.comment});
-        let v = api.call(Method::POST, path, Some(body)).await?;
+        let v = call(&api, Method::POST, path, &[], Some(body)).await?;
         show(
             &v,
             json,
@@ -478,10 +477,10 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
 
 pub fn notify(a: NotifyArgs) -> u8 {
     let json = a.json;
-    block_on(&a.conn, |api: Api| async move {
+    block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             NotifyWhat::Targets => {
-                let v = api.call(Method::GET, "/v1/notifications/targets", None).await?;
+                let v = call(&api, Method::GET, &["v1", "notifications", "targets"], &[], None).await?;
                 show(
                     &v,
                     json,
@@ -496,13 +495,14 @@ pub fn notify(a: NotifyArgs) -> u8 {
                 url,
                 events,
             } => {
-                let v = api
-                    .call(
-                        Method::POST,
-                        "/v1/notifications/targets",
-                        Some(json!({"name": name, "kind": kind, "url": url, "events": events})),
-                    )
-                    .await?;
+                let v = call(
+                    &api,
+                    Method::POST,
+                    &["v1", "notifications", "targets"],
+                    &[],
+                    Some(json!({"name": name, "kind": kind, "url": url, "events": events})),
+                )
+                .await?;
                 if json {
                     pretty(&v);
                 } else {
@@ -510,15 +510,19 @@ pub fn notify(a: NotifyArgs) -> u8 {
                 }
             }
             NotifyWhat::Remove { id } => {
-                api.call(Method::DELETE, &format!("/v1/notifications/targets/{id}"), None)
-                    .await?;
+                call(
+                    &api,
+                    Method::DELETE,
+                    &["v1", "notifications", "targets", &id.to_string()],
+                    &[],
+                    None,
+                )
+                .await?;
                 println!("target {id} removed");
             }
             NotifyWhat::Deliveries { status } => {
-                let q = status.map(|st| format!("?status={}", enc(&st))).unwrap_or_default();
-                let v = api
-                    .call(Method::GET, &format!("/v1/notifications/deliveries{q}"), None)
-                    .await?;
+                let q = [("status", status.as_deref())];
+                let v = call(&api, Method::GET, &["v1", "notifications", "deliveries"], &q, None).await?;
                 show(
                     &v,
                     json,

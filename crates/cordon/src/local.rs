@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{Engine, EngineError, IsolateRequest, QuarantineState};
+use cordon_engine::{Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
 use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
+
+use crate::exit::Code;
 
 /// Options every local command shares.
 #[derive(Args, Debug, Clone)]
@@ -29,7 +31,7 @@ pub struct Common {
 
 #[derive(Args, Debug)]
 pub struct IsolateArgs {
-    /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], IP or CIDR.
+    /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], ws(s)://HOST[:PORT], IP or CIDR.
     #[arg(long = "allow", value_name = "SPEC", value_parser = parse_spec)]
     pub allow: Vec<AllowSpec>,
     /// Management server URL: allowed, and the default verification target.
@@ -118,14 +120,21 @@ fn engine(c: &Common) -> Engine {
 /// Prints an engine error (one line, or JSON) and returns its exit code.
 fn fail(err: &EngineError, json: bool) -> u8 {
     if json {
-        println!(
-            "{}",
-            json!({"ok": false, "error": err.kind(), "detail": err.to_string()})
-        );
+        println!("{}", json!({"ok": false, "error": err.kind(), "detail": err.detail()}));
     } else {
-        eprintln!("cordon: {err}");
+        eprintln!("cordon: {}", err.detail());
     }
-    err.exit_code()
+    exit_code(err).as_u8()
+}
+
+/// The exit code README documents for an engine failure.
+pub(crate) fn exit_code(err: &EngineError) -> Code {
+    match err.class() {
+        ErrorClass::Invalid | ErrorClass::Unsupported => Code::Usage,
+        ErrorClass::VerificationFailed => Code::RolledBack,
+        ErrorClass::NotPermitted => Code::NotPermitted,
+        ErrorClass::Rejected | ErrorClass::Other => Code::Failed,
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) {

@@ -1,4 +1,8 @@
-//! `cordon`: one binary for every role (design §4).
+//! `cordon`: one binary for every role (design §4). This crate is argument parsing and
+//! printing only: the engine (`cordon-engine`), the API client (`cordon-client`), the agent
+//! and the server live in their crates; `cordon lab` and `cordon bench` come from
+//! `cordon-lab` behind the default `lab` feature. Failures are [`exit::Failure`]: an exit
+//! code and an error whose cause chain is printed.
 
 use std::process::ExitCode;
 
@@ -6,10 +10,12 @@ use clap::{Parser, Subcommand};
 
 mod agent_cmd;
 mod automation_cmd;
+mod exit;
 mod local;
 mod remote;
 #[cfg(feature = "server")]
 mod server_cmd;
+mod term;
 mod wazuh_ar;
 
 #[derive(Parser)]
@@ -50,11 +56,11 @@ enum Command {
     #[command(name = "wazuh-ar")]
     WazuhAr(wazuh_ar::WazuhArArgs),
     /// Throwaway network-namespace lab showing the leak matrix before, during and after.
-    #[cfg(target_os = "linux")]
-    Lab(cordon::lab::cli::LabArgs),
+    #[cfg(all(target_os = "linux", feature = "lab"))]
+    Lab(cordon_lab::lab::cli::LabArgs),
     /// Benchmarks (apply latency against the Velociraptor command sequence).
-    #[cfg(target_os = "linux")]
-    Bench(cordon::bench::BenchArgs),
+    #[cfg(all(target_os = "linux", feature = "lab"))]
+    Bench(cordon_lab::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,10 +91,10 @@ fn main() -> ExitCode {
         Command::Approvals(a) => automation_cmd::approvals(a),
         Command::Notify(a) => automation_cmd::notify(a),
         Command::WazuhAr(a) => wazuh_ar::run(a),
-        #[cfg(target_os = "linux")]
-        Command::Lab(a) => cordon::lab::cli::run(a),
-        #[cfg(target_os = "linux")]
-        Command::Bench(a) => cordon::bench::run(a),
+        #[cfg(all(target_os = "linux", feature = "lab"))]
+        Command::Lab(a) => cordon_lab::lab::cli::run(a),
+        #[cfg(all(target_os = "linux", feature = "lab"))]
+        Command::Bench(a) => cordon_lab::bench::run(a),
     };
     ExitCode::from(code)
 }

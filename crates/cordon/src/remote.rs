@@ -4,9 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use cordon_proto::{ActionRequest, ActionResponse, AuditList, Host, HostList, LabelsRequest};
-use serde_json::{json, Value};
+use cordon_client::{Action, ApiClient, AuditFilter, AuditFormat, ClientError, HostFilter, Target};
+use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RevokeRequest};
+
+use crate::exit::{block_on, Code, Failure};
+
+use crate::term;
 
 /// How to reach the API.
 #[derive(Args, Debug, Clone)]
@@ -113,153 +118,42 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// Why a command failed: its exit code and the message printed.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) code: u8,
-    pub(crate) msg: String,
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure {
-            code: 1,
-            msg: e.to_string(),
-        }
-    }
-}
-
-pub(crate) fn fail(code: u8, msg: impl Into<String>) -> Failure {
-    Failure { code, msg: msg.into() }
-}
-
-fn usage(msg: impl Into<String>) -> Failure {
-    fail(2, msg)
-}
-
-/// An API client for the CLI's commands (`cordon hosts …` here, `cordon rules …` and the
-/// other automation commands in `automation_cmd`).
-pub(crate) struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(c: &Conn) -> Result<Api, Failure> {
-        Api::connect(c, 1)
-    }
-
-    /// Checks `c` and builds the client; `tls_code` is the exit code when the CA file
-    /// does not make a TLS configuration.
-    pub(crate) fn connect(c: &Conn, tls_code: u8) -> Result<Api, Failure> {
-        let base = c
-            .server_url
-            .clone()
-            .ok_or_else(|| usage("give --server URL (or CORDON_SERVER)"))?;
-        let token = c
-            .token
-            .clone()
-            .ok_or_else(|| usage("give --token TOKEN (or CORDON_TOKEN)"))?;
-        let ca_path =
-            c.ca.clone()
-                .ok_or_else(|| usage("give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
-        let ca = std::fs::read(&ca_path).map_err(|e| usage(format!("cannot read {}: {e}", ca_path.display())))?;
-        let tls = cordon_agent::tls::server_auth_only(&ca).map_err(|e| fail(tls_code, e.to_string()))?;
-        let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(60)))?;
-        Ok(Api {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-            http,
-        })
-    }
-
-    /// One request with the bearer token; the answer's status and body, whatever the status.
-    pub(crate) async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(reqwest::StatusCode, String), Failure> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| fail(1, format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        Ok((status, text))
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<String, Failure> {
-        let (status, text) = self.request(method, path, body).await?;
-        if status.is_success() {
-            return Ok(text);
-        }
-        let msg = match serde_json::from_str::<cordon_proto::ErrorBody>(&text) {
-            Ok(b) => format!("{} ({}): {}", b.error, status.as_u16(), b.detail),
-            Err(_) => format!("server answered {status}: {text}"),
-        };
-        Err(fail(refusal_code(status, &[400, 404]), msg))
-    }
-
-    async fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<T, Failure> {
-        let text = self.send(method, path, body).await?;
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
-/// Exit code for a request the server refused: 2 for the `usage` statuses (the request
-/// was wrong), 4 for 401/403, 1 for anything else.
-pub(crate) fn refusal_code(status: reqwest::StatusCode, usage: &[u16]) -> u8 {
-    if usage.contains(&status.as_u16()) {
-        2
-    } else if matches!(status.as_u16(), 401 | 403) {
-        4
-    } else {
-        1
-    }
-}
-
-/// Runs a command's future on a fresh runtime; prints its failure and returns the exit code.
-pub(crate) fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> u8 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            return 1;
-        }
+/// Exit code for a call the server refused: 2 for the `usage` statuses (the request was
+/// wrong), 4 for 401/403, 1 for anything else and for failures without an answer.
+pub(crate) fn client_failure(e: ClientError, usage: &[u16]) -> Failure {
+    let code = match e.status().map(|s| s.as_u16()) {
+        Some(s) if usage.contains(&s) => Code::Usage,
+        Some(401 | 403) => Code::NotPermitted,
+        _ => Code::Failed,
     };
-    match rt.block_on(f) {
-        Ok(()) => 0,
-        Err(f) => {
-            eprintln!("cordon: {}", f.msg);
-            f.code
-        }
-    }
+    Failure::new(code, e)
 }
 
-/// Percent-encodes a path segment or query value.
-pub(crate) fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// The statuses that mean "your request was wrong" for the host commands.
+const HOST_USAGE: &[u16] = &[400, 404];
+
+/// Checks `c` and builds the API client (60 s per request); `tls_code` is the exit code
+/// when the CA file does not make a TLS configuration.
+pub(crate) fn connect(c: &Conn, tls_code: Code) -> Result<ApiClient, Failure> {
+    let base = c
+        .server_url
+        .as_deref()
+        .ok_or_else(|| Failure::usage("give --server URL (or CORDON_SERVER)"))?;
+    let token = c
+        .token
+        .as_deref()
+        .ok_or_else(|| Failure::usage("give --token TOKEN (or CORDON_TOKEN)"))?;
+    let ca_path =
+        c.ca.as_deref()
+            .ok_or_else(|| Failure::usage("give --ca FILE with the server's CA certificate (or CORDON_CA)"))?;
+    let ca = std::fs::read(ca_path)
+        .with_context(|| format!("cannot read {}", ca_path.display()))
+        .map_err(|e| Failure::new(Code::Usage, e))?;
+    ApiClient::new(base, token, &ca, Some(Duration::from_secs(60))).map_err(|e| match e {
+        ClientError::Tls(_) => Failure::new(tls_code, e),
+        ClientError::BadUrl { .. } | ClientError::NotABase(_) => Failure::new(Code::Usage, e),
+        other => Failure::new(Code::Failed, other),
+    })
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -270,7 +164,11 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 /// Left-aligned columns.
+/// Every cell goes through [`crate::term::safe`]: hostnames, labels, comments and agent
+/// text cannot reach the terminal as control sequences.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| term::s(c)).collect()).collect();
+    let rows = &rows;
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -310,22 +208,15 @@ fn host_rows(hosts: &[Host]) {
 
 pub fn hosts(a: HostsArgs) -> u8 {
     block_on(async move {
-        let api = Api::new(&a.conn)?;
+        let api = connect(&a.conn, Code::Failed)?;
+        let fail = |e| client_failure(e, HOST_USAGE);
         match a.what.unwrap_or(HostsWhat::List {
             label: None,
             state: None,
             q: None,
         }) {
             HostsWhat::List { label, state, q } => {
-                let mut qs = vec![];
-                for (k, v) in [("label", label), ("state", state), ("q", q)] {
-                    if let Some(v) = v {
-                        qs.push(format!("{k}={}", enc(&v)));
-                    }
-                }
-                let list: HostList = api
-                    .json(reqwest::Method::GET, &format!("/v1/hosts?{}", qs.join("&")), None)
-                    .await?;
+                let list = api.hosts(&HostFilter { label, state, q }).await.map_err(fail)?;
                 if a.json {
                     print_json(&list);
                 } else {
@@ -333,18 +224,19 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Show { host } => {
-                let h: Host = api
-                    .json(reqwest::Method::GET, &format!("/v1/hosts/{}", enc(&host)), None)
-                    .await?;
+                let h: Host = api.host(&host).await.map_err(fail)?;
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("{} ({})", h.hostname, h.id);
+                    println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
                     println!(
                         "  state:     {} since {}{}",
                         h.state.as_str(),
                         h.state_since,
-                        h.state_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                        h.state_reason
+                            .as_deref()
+                            .map(|r| format!(" ({})", term::safe(r)))
+                            .unwrap_or_default()
                     );
                     println!(
                         "  desired:   {} (revision {}, applied {})",
@@ -355,27 +247,27 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     if h.desired.quarantined {
                         println!(
                             "  by:        {} — {}",
-                            h.desired.actor.as_deref().unwrap_or("-"),
-                            h.desired.comment.as_deref().unwrap_or("-")
+                            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
+                            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
                         );
                         if !h.desired.allow.is_empty() {
-                            println!("  allow:     {}", h.desired.allow.join(", "));
+                            println!("  allow:     {}", term::safe(&h.desired.allow.join(", ")));
                         }
                         if let Some(e) = &h.desired.expires_at {
-                            println!("  expires:   {e}");
+                            println!("  expires:   {}", term::safe(e));
                         }
                     }
-                    println!("  labels:    {}", h.labels.join(", "));
+                    println!("  labels:    {}", term::safe(&h.labels.join(", ")));
                     println!(
                         "  os:        {}  agent {}",
-                        h.os.as_deref().unwrap_or("-"),
-                        h.agent_version.as_deref().unwrap_or("-")
+                        term::safe(h.os.as_deref().unwrap_or("-")),
+                        term::safe(h.agent_version.as_deref().unwrap_or("-"))
                     );
-                    println!("  last seen: {}", h.last_seen.as_deref().unwrap_or("never"));
+                    println!("  last seen: {}", term::safe(h.last_seen.as_deref().unwrap_or("never")));
                     println!(
                         "  firewall:  {} digest {}",
-                        h.backend.as_deref().unwrap_or("-"),
-                        h.digest.as_deref().unwrap_or("-")
+                        term::safe(h.backend.as_deref().unwrap_or("-")),
+                        term::safe(h.digest.as_deref().unwrap_or("-"))
                     );
                     if h.revoked {
                         println!("  REVOKED");
@@ -388,37 +280,27 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 remove,
                 comment,
             } => {
-                let body = serde_json::to_value(LabelsRequest { add, remove, comment })?;
-                let h: Host = api
-                    .json(
-                        reqwest::Method::POST,
-                        &format!("/v1/hosts/{}/labels", enc(&host)),
-                        Some(body),
-                    )
-                    .await?;
+                let h = api
+                    .labels(&host, &LabelsRequest { add, remove, comment })
+                    .await
+                    .map_err(fail)?;
                 if a.json {
                     print_json(&h);
                 } else {
                     println!(
                         "{}: labels {}; state {}",
-                        h.hostname,
-                        h.labels.join(", "),
+                        term::safe(&h.hostname),
+                        term::safe(&h.labels.join(", ")),
                         h.state.as_str()
                     );
                 }
             }
             HostsWhat::Revoke { host, comment } => {
-                let h: Host = api
-                    .json(
-                        reqwest::Method::POST,
-                        &format!("/v1/hosts/{}/revoke", enc(&host)),
-                        Some(json!({"comment": comment})),
-                    )
-                    .await?;
+                let h = api.revoke(&host, &RevokeRequest { comment }).await.map_err(fail)?;
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("revoked {} ({})", h.hostname, h.id);
+                    println!("revoked {} ({})", term::safe(&h.hostname), term::safe(&h.id));
                 }
             }
         }
@@ -433,7 +315,7 @@ fn expires_at(s: &str) -> Result<String, Failure> {
             cordon_proto::timefmt::now_ms() + secs * 1000,
         ));
     }
-    cordon_proto::timefmt::parse_rfc3339(s).map_err(usage)?;
+    cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
     Ok(s.to_string())
 }
 
@@ -444,7 +326,7 @@ fn time_arg(s: &str) -> Result<String, Failure> {
             cordon_proto::timefmt::now_ms() - secs * 1000,
         ));
     }
-    cordon_proto::timefmt::parse_rfc3339(s).map_err(usage)?;
+    cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
     Ok(s.to_string())
 }
 
@@ -472,25 +354,18 @@ fn print_action(out: &ActionResponse, json: bool) {
     table(&["ID", "HOSTNAME", "STATE", "REVISION"], &rows);
 }
 
-async fn action(
-    api: &Api,
-    path: &str,
-    hosts: Vec<String>,
-    label: Option<String>,
-    req: ActionRequest,
-) -> Result<ActionResponse, Failure> {
-    let (path, req) = match (hosts.len(), label) {
-        (1, None) => (format!("/v1/hosts/{}/{path}", enc(&hosts[0])), req),
-        (0, None) => return Err(usage("give HOST... or --label LABEL")),
-        (_, label) => (format!("/v1/{path}"), ActionRequest { hosts, label, ..req }),
-    };
-    api.json(reqwest::Method::POST, &path, Some(serde_json::to_value(req)?))
-        .await
+/// One host (by path), several hosts, or a label.
+fn target(mut hosts: Vec<String>, label: Option<String>) -> Result<Target, Failure> {
+    match (hosts.len(), label) {
+        (1, None) => Ok(Target::Host(hosts.remove(0))),
+        (0, None) => Err(Failure::usage("give HOST... or --label LABEL")),
+        (_, label) => Ok(Target::Selection { hosts, label }),
+    }
 }
 
 pub fn quarantine(a: QuarantineArgs) -> u8 {
     block_on(async move {
-        let api = Api::new(&a.conn)?;
+        let api = connect(&a.conn, Code::Failed)?;
         let req = ActionRequest {
             comment: Some(a.comment.clone()),
             allow: a.allow.clone(),
@@ -498,7 +373,10 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             expires_at: a.expires.as_deref().map(expires_at).transpose()?,
             ..Default::default()
         };
-        let out = action(&api, "quarantine", a.hosts.clone(), a.label.clone(), req).await?;
+        let out = api
+            .act(Action::Quarantine, target(a.hosts.clone(), a.label.clone())?, req)
+            .await
+            .map_err(|e| client_failure(e, HOST_USAGE))?;
         print_action(&out, a.json);
         Ok(())
     })
@@ -508,13 +386,16 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
 pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String>, conn: &Conn, json: bool) -> u8 {
     let conn = conn.clone();
     block_on(async move {
-        let comment = comment.ok_or_else(|| usage("releasing through the server needs --comment TEXT"))?;
-        let api = Api::new(&conn)?;
+        let comment = comment.ok_or_else(|| Failure::usage("releasing through the server needs --comment TEXT"))?;
+        let api = connect(&conn, Code::Failed)?;
         let req = ActionRequest {
             comment: Some(comment),
             ..Default::default()
         };
-        let out = action(&api, "release", hosts, label, req).await?;
+        let out = api
+            .act(Action::Release, target(hosts, label)?, req)
+            .await
+            .map_err(|e| client_failure(e, HOST_USAGE))?;
         print_action(&out, json);
         Ok(())
     })
@@ -522,33 +403,29 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
 
 pub fn audit(a: AuditArgs) -> u8 {
     block_on(async move {
-        let api = Api::new(&a.conn)?;
+        let api = connect(&a.conn, Code::Failed)?;
         let format = if a.json { "json".to_string() } else { a.format.clone() };
         let wire = match format.as_str() {
-            "table" | "json" => "json",
-            "jsonl" => "jsonl",
-            "csv" => "csv",
-            other => return Err(usage(format!("unknown --format {other:?} (table, json, jsonl, csv)"))),
+            "table" | "json" => AuditFormat::Json,
+            "jsonl" => AuditFormat::Jsonl,
+            "csv" => AuditFormat::Csv,
+            other => {
+                return Err(Failure::usage(format!(
+                    "unknown --format {other:?} (table, json, jsonl, csv)"
+                )))
+            }
         };
-        let mut qs = vec![format!("format={wire}")];
-        for (k, v) in [
-            ("host", a.host.clone()),
-            ("actor", a.actor.clone()),
-            ("action", a.action.clone()),
-        ] {
-            if let Some(v) = v {
-                qs.push(format!("{k}={}", enc(&v)));
-            }
-        }
-        for (k, v) in [("since", &a.since), ("until", &a.until)] {
-            if let Some(v) = v {
-                qs.push(format!("{k}={}", enc(&time_arg(v)?)));
-            }
-        }
-        let path = format!("/v1/audit?{}", qs.join("&"));
+        let filter = AuditFilter {
+            host: a.host.clone(),
+            actor: a.actor.clone(),
+            action: a.action.clone(),
+            since: a.since.as_deref().map(time_arg).transpose()?,
+            until: a.until.as_deref().map(time_arg).transpose()?,
+        };
+        let fail = |e| client_failure(e, HOST_USAGE);
         match format.as_str() {
             "table" => {
-                let list: AuditList = api.json(reqwest::Method::GET, &path, None).await?;
+                let list = api.audit(&filter).await.map_err(fail)?;
                 let rows: Vec<Vec<String>> = list
                     .records
                     .iter()
@@ -565,7 +442,7 @@ pub fn audit(a: AuditArgs) -> u8 {
                     .collect();
                 table(&["AT", "ACTOR", "ACTION", "HOST", "RESULT", "COMMENT"], &rows);
             }
-            _ => print!("{}", api.send(reqwest::Method::GET, &path, None).await?),
+            _ => print!("{}", api.audit_text(&filter, wire).await.map_err(fail)?),
         }
         Ok(())
     })

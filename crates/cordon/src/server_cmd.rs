@@ -87,9 +87,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn fail(e: impl std::fmt::Display) -> u8 {
-    eprintln!("cordon: {e}");
-    1
+/// Prints `e` with its cause chain; exit code 1.
+fn fail(e: impl Into<anyhow::Error>) -> u8 {
+    crate::exit::report(Err(crate::exit::Failure::from(e)))
 }
 
 pub fn run(a: ServerArgs) -> u8 {

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cordon::lab::{matrix, netns, Host};
-use cordon::server_lab::ServerLab;
+use cordon_lab::lab::{matrix, netns, Host};
+use cordon_lab::server_lab::ServerLab;
 use serde_json::Value;
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cordon::lab::{addr::*, matrix, Host, Lab, LabOptions};
+use cordon_lab::lab::{addr::*, matrix, Host, Lab, LabOptions};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cordon"))
@@ -174,7 +174,7 @@ fn server_push_on_session_opened_before_isolate(backend: &str) {
     let server = std::thread::spawn({
         let ns = lab.ns(Host::Server);
         move || {
-            cordon::lab::netns::enter(&ns).unwrap();
+            cordon_lab::lab::netns::enter(&ns).unwrap();
             let l = std::net::TcpListener::bind(listen).unwrap();
             let (mut conn, _) = l.accept().unwrap();
             go_rx.recv().unwrap();
@@ -382,7 +382,7 @@ fn reisolate_swaps_atomically(backend: &str) {
             (stop.clone(), server_failures.clone(), leaks.clone(), attempts.clone());
         let ns = lab.ns(Host::Endpoint);
         std::thread::spawn(move || {
-            cordon::lab::netns::enter(&ns).unwrap();
+            cordon_lab::lab::netns::enter(&ns).unwrap();
             while !stop.load(Ordering::Relaxed) {
                 attempts.fetch_add(1, Ordering::Relaxed);
                 // UDP request/response: unlike rapid TCP reconnects it has no port-reuse
@@ -390,7 +390,7 @@ fn reisolate_swaps_atomically(backend: &str) {
                 let resolver = SocketAddr::new(RESOLVER4.into(), 53);
                 let q = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
                 q.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-                let query = cordon::lab::services::dns_query(7);
+                let query = cordon_lab::lab::services::dns_query(7);
                 if q.send_to(&query, resolver).is_err() || q.recv_from(&mut [0u8; 512]).is_err() {
                     server_failures.fetch_add(1, Ordering::Relaxed);
                 }

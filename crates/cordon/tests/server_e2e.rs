@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use cordon::lab::{addr::*, matrix, Host, Lab};
-use cordon::server_lab;
+use cordon_lab::lab::{addr::*, matrix, Host, Lab};
+use cordon_lab::server_lab;
 use serde_json::Value;
 
 fn bin() -> String {
@@ -258,6 +258,6 @@ fn enroll_quarantine_tamper_outage_restart_release() {
 /// leak matrix probed in each phase.
 #[test]
 fn lab_server_demo_scores_zero_and_zero() {
-    let ok = cordon::server_lab::demo(Path::new(&bin()), false).expect("lab --server demo");
+    let ok = cordon_lab::server_lab::demo(Path::new(&bin()), false).expect("lab --server demo");
     assert!(ok, "the demo reported leaks, over-blocks or an unconfirmed quarantine");
 }

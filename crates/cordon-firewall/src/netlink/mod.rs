@@ -4,7 +4,10 @@
 //! * [`encode`] spells Cordon's table in nf_tables messages, byte for byte what `nft -f`
 //!   sends for [`cordon_policy::render::nft::render_apply`] (golden tests pin this);
 //! * [`decode`] reads the kernel's dumps back into a normalized listing for `inspect()`;
-//! * `socket` (Linux only) moves the bytes.
+//! * `socket` moves the bytes.
+//!
+//! Linux only (the crate leaves this module out elsewhere): the constants come from the
+//! `libc` crate's Linux definitions.
 //!
 //! The socket belongs to the network namespace of the thread that opens it; every method
 //! opens a fresh one, so the backend follows the caller's namespace.
@@ -12,7 +15,6 @@
 pub mod consts;
 pub mod decode;
 pub mod encode;
-#[cfg(target_os = "linux")]
 mod socket;
 
 use cordon_policy::render::nft;
@@ -36,8 +38,6 @@ pub struct Netlink {
 impl Netlink {
     /// Succeeds when a netfilter netlink socket opens and nf_tables answers a request
     /// for the ruleset generation; otherwise says why (no privilege, no nf_tables).
-    // Off Linux the connection type is `()`, which clippy flags; the code is the same.
-    #[allow(clippy::let_unit_value)]
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         let conn = imp::probe()?;
         Ok(Netlink {
@@ -120,7 +120,6 @@ impl Firewall for Netlink {
     }
 }
 
-#[cfg(target_os = "linux")]
 mod imp {
     use std::sync::Mutex;
 
@@ -312,44 +311,5 @@ mod imp {
                 _ => FirewallError::Rejected(format!("{ctx}: {detail}; nothing was changed")),
             },
         }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod imp {
-    use std::sync::Mutex;
-
-    use cordon_policy::TableName;
-
-    use crate::{FirewallError, Inspection};
-
-    /// No socket exists off Linux; `probe` always fails, so no value is ever made.
-    pub type Conn = ();
-    pub struct Socket;
-
-    fn unsupported() -> FirewallError {
-        FirewallError::Unsupported("nftables over netlink exists only on Linux".into())
-    }
-
-    pub fn probe() -> Result<Conn, FirewallError> {
-        Err(unsupported())
-    }
-    pub fn with<T>(
-        _: &Mutex<Conn>,
-        _: impl FnOnce(&mut Socket) -> Result<T, FirewallError>,
-    ) -> Result<T, FirewallError> {
-        Err(unsupported())
-    }
-    pub fn send_batch(_: &mut Socket, _: &super::encode::EncodedBatch, _: &str) -> Result<(), FirewallError> {
-        Err(unsupported())
-    }
-    pub fn inspect(_: &mut Socket, _: &TableName) -> Result<Option<Inspection>, FirewallError> {
-        Err(unsupported())
-    }
-    pub fn generation(_: &mut Socket) -> Result<u32, FirewallError> {
-        Err(unsupported())
-    }
-    pub fn next_seq(_: u32) -> u32 {
-        0
     }
 }

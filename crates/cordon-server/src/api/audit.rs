@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cordon_proto::{AuditList, AuditRecord, Role};
+use cordon_proto::{AuditList, Role};
 use serde::Deserialize;
 
 use super::extract::ApiQuery;
@@ -103,8 +103,10 @@ pub async fn list(
         }
     };
     // Exports are streamed page by page: memory stays one page whatever the log's size.
+    let hostnames = if csv { st.store.hostnames().await? } else { Default::default() };
     let export = Export {
         store: st.store.clone(),
+        hostnames,
         filter,
         order,
         after,
@@ -142,6 +144,8 @@ struct Export {
     /// Records still to send (`None`: all).
     left: Option<i64>,
     csv: bool,
+    /// Host id to hostname, for the CSV's hostname column.
+    hostnames: std::collections::HashMap<String, String>,
     /// The CSV header is still to be sent.
     header: bool,
 }
@@ -151,7 +155,8 @@ impl Export {
         let mut out = String::new();
         if self.header {
             self.header = false;
-            out.push_str(CSV_HEADER);
+            out.push_str(crate::audit_csv::HEADER);
+            out.push('\n');
         }
         let want = self.left.map_or(EXPORT_CHUNK, |l| l.min(EXPORT_CHUNK));
         if want > 0 {
@@ -162,52 +167,17 @@ impl Export {
                 (Some(l), _) => Some(l - records.len() as i64),
                 (None, _) => None,
             };
-            for r in &records {
-                if self.csv {
-                    out.push_str(&csv_line(r));
-                } else {
+            if self.csv {
+                let body = crate::audit_csv::to_csv(&records, &self.hostnames);
+                // Without its header line: that went out once, first.
+                out.push_str(body.split_once('\n').map_or("", |(_, rows)| rows));
+            } else {
+                for r in &records {
                     out.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?);
                     out.push('\n');
                 }
             }
         }
         Ok((!out.is_empty()).then(|| out.into()))
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-const CSV_HEADER: &str = "id,at,actor,action,host_id,comment,result,detail\n";
-
-pub fn to_csv(records: &[AuditRecord]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    for r in records {
-        out.push_str(&csv_line(r));
-    }
-    out
-}
-
-/// One record as a CSV line (with its newline).
-fn csv_line(r: &AuditRecord) -> String {
-    {
-        let fields = [
-            r.id.to_string(),
-            r.at.clone(),
-            r.actor.clone(),
-            r.action.clone(),
-            r.host_id.clone().unwrap_or_default(),
-            r.comment.clone().unwrap_or_default(),
-            r.result.clone(),
-            r.detail.clone().unwrap_or_default(),
-        ];
-        let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-        line.push('\n');
-        line
     }
 }

@@ -56,16 +56,46 @@ pub struct Notice {
     pub url: Option<String>,
 }
 
+/// Escapes text for Slack's message format: `&`, `<` and `>` become `&amp;`, `&lt;`,
+/// `&gt;` (Slack's own rule, <https://api.slack.com/reference/surfaces/formatting#escaping>),
+/// so a hostname, comment or label cannot add a link or a `<!channel>`-style mention.
+pub fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Notice {
+    /// Plain text (the generic webhook's `text`).
     pub fn text(&self) -> String {
+        self.render(false)
+    }
+
+    /// Slack `mrkdwn`: every value escaped ([`slack_escape`]); the host is a link to its
+    /// console page when the console URL is known.
+    pub fn slack_text(&self) -> String {
+        self.render(true)
+    }
+
+    fn render(&self, slack: bool) -> String {
+        let esc = |t: &str| if slack { slack_escape(t) } else { t.to_string() };
         let host = self
             .hostname
             .clone()
             .or_else(|| self.host_id.clone())
             .unwrap_or_else(|| "(no host)".into());
-        let host = match &self.url {
-            Some(u) => format!("<{u}|{host}>"),
-            None => host,
+        let host = match (&self.url, slack) {
+            // `|` would end the link's address early; escape it like the rest.
+            (Some(u), true) => format!("<{}|{}>", esc(u).replace('|', "%7C"), esc(&host)),
+            (Some(u), false) => format!("{host} ({u})"),
+            (None, _) => esc(&host),
         };
         let what = match (self.kind, self.dry_run) {
             ("quarantined", true) => "would be quarantined (dry run, nothing changed)",
@@ -76,19 +106,19 @@ impl Notice {
             ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)",
             _ => self.kind,
         };
-        let mut t = format!("Cordon: host {host} {what} by {}", self.actor);
+        let mut t = format!("Cordon: host {host} {what} by {}", esc(&self.actor));
         if let Some(r) = &self.reason {
-            t.push_str(&format!(". Reason: {r}"));
+            t.push_str(&format!(". Reason: {}", esc(r)));
         }
         if let Some(r) = &self.rule {
-            t.push_str(&format!(". Rule: {r}"));
+            t.push_str(&format!(". Rule: {}", esc(r)));
         }
         if let Some(e) = &self.event_id {
-            t.push_str(&format!(". Event: {e}"));
+            t.push_str(&format!(". Event: {}", esc(e)));
         }
         if matches!(self.kind, "failed" | "tampered") {
             if let Some(d) = &self.detail {
-                t.push_str(&format!(". Detail: {d}"));
+                t.push_str(&format!(". Detail: {}", esc(d)));
             }
         }
         t
@@ -97,7 +127,7 @@ impl Notice {
     /// The body POSTed to a target of `kind` (`slack` or `webhook`).
     pub fn payload(&self, target_kind: &str) -> Value {
         if target_kind == "slack" {
-            return json!({ "text": self.text() });
+            return json!({ "text": self.slack_text() });
         }
         json!({
             "kind": self.kind,
@@ -117,9 +147,21 @@ impl Notice {
     }
 }
 
-/// Link to the host in the console: `<console_url>/hosts/<id>` (relative without one).
+/// Link to the host's console page: `<console_url>/console/hosts/<id>` (relative without
+/// a console URL; a URL that already ends in `/console` is not doubled). The id is
+/// percent-encoded as one path segment.
 pub fn host_url(console_url: Option<&str>, host_id: &str) -> String {
-    format!("{}/hosts/{host_id}", console_url.unwrap_or("").trim_end_matches('/'))
+    let base = console_url.unwrap_or("").trim_end_matches('/');
+    let base = base.strip_suffix("/console").unwrap_or(base);
+    let mut id = String::with_capacity(host_id.len());
+    for b in host_id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            id.push(b as char);
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{base}/console/hosts/{id}")
 }
 
 fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
@@ -505,6 +547,65 @@ mod tests {
     use super::*;
 
     #[test]
+    fn notification_links_point_to_the_console_host_page() {
+        assert_eq!(
+            host_url(Some("https://c.example:8443"), "h1"),
+            "https://c.example:8443/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/console/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
+        assert_eq!(host_url(None, "a/b|c>"), "/console/hosts/a%2Fb%7Cc%3E");
+    }
+
+    #[test]
+    fn slack_text_cannot_inject_mentions_or_links() {
+        let n = Notice {
+            audit_id: 1,
+            kind: "quarantined",
+            at: "2030-01-01T00:00:00.000Z".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("<!channel> web&1 <http://evil.example|click>".into()),
+            actor: "<@U123>".into(),
+            reason: Some("see <!here> & <!everyone>".into()),
+            rule: Some("<#C1>".into()),
+            event_id: Some("e>1".into()),
+            dry_run: false,
+            detail: None,
+            url: Some(host_url(Some("https://c.example"), "h1")),
+        };
+        let t = n.slack_text();
+        for bad in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U123>",
+            "<#C1>",
+            "<http://evil",
+        ] {
+            assert!(!t.contains(bad), "{bad} survived in {t}");
+        }
+        assert!(
+            t.contains("&lt;!channel&gt; web&amp;1 &lt;http://evil.example|click&gt;"),
+            "{t}"
+        );
+        assert!(
+            t.starts_with("Cordon: host <https://c.example/console/hosts/h1|"),
+            "{t}"
+        );
+        // Exactly one link: the console's.
+        assert_eq!(t.matches('<').count(), 1, "{t}");
+        // The generic webhook's plain text is not Slack-escaped.
+        assert!(n.text().contains("<!channel> web&1"), "{}", n.text());
+        assert_eq!(n.payload("slack")["text"], json!(t));
+    }
+
+    #[test]
     fn fields_kinds_and_text() {
         assert_eq!(
             field("revision 3; event=evt-1; rule=wazuh-high", "event"),
@@ -531,15 +632,16 @@ mod tests {
             detail: None,
             url: Some(host_url(Some("https://cordon.example/"), "h1")),
         };
-        let t = n.text();
+        let t = n.slack_text();
         assert!(
-            t.contains("<https://cordon.example/hosts/h1|web1> quarantined by rule:wazuh-high"),
+            t.contains("<https://cordon.example/console/hosts/h1|web1> quarantined by rule:wazuh-high"),
             "{t}"
         );
         assert!(t.contains("Rule: wazuh-high") && t.contains("Event: evt-1") && t.contains("Reason: automatic"));
         assert_eq!(n.payload("slack"), json!({"text": t}));
-        assert_eq!(n.payload("webhook")["url"], "https://cordon.example/hosts/h1");
+        assert_eq!(n.payload("webhook")["url"], "https://cordon.example/console/hosts/h1");
         let cfg = DeliveryConfig::default();
+        let _ = &cfg;
         assert_eq!(backoff(&cfg, 1), Duration::from_secs(2));
         assert_eq!(backoff(&cfg, 3), Duration::from_secs(8));
         assert_eq!(backoff(&cfg, 25), Duration::from_secs(900));

@@ -19,8 +19,9 @@ use crate::AppState;
 const POLL: Duration = Duration::from_millis(500);
 /// Last-seen times only count in steps of this, so busy agents do not cause constant refreshes.
 const SEEN_STEP_MS: i64 = 30_000;
-/// How often the session's token is re-checked (a revoked token closes the stream).
-const RECHECK_EVERY: u32 = 60;
+/// How often the session is re-checked, in polls (a signed-out session or revoked token
+/// closes the stream within 10 s).
+const RECHECK_EVERY: u32 = 20;
 
 /// A cheap summary that changes whenever a host's state, labels or desired state do.
 pub async fn fingerprint(st: &AppState) -> Result<(i64, i64, i64), crate::StoreError> {
@@ -44,9 +45,8 @@ struct Poll {
 pub async fn events(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,
-    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let token = super::session::cookie(&headers, super::session::SESSION_COOKIE).unwrap_or_default();
+    let token = s.id.clone();
     let init = Poll {
         st,
         token_name: s.caller.name.clone(),
@@ -64,7 +64,13 @@ pub async fn events(
             tokio::time::sleep(POLL).await;
             p.ticks = p.ticks.wrapping_add(1);
             if p.ticks % RECHECK_EVERY == 0 {
-                match p.st.store.authenticate(&token).await {
+                // The stream is not use: it does not keep an idle session alive.
+                match p
+                    .st
+                    .store
+                    .session(&token, crate::timefmt::now_ms(), super::session::limits(), false)
+                    .await
+                {
                     Ok(Some(_)) => {}
                     _ => {
                         tracing::debug!(token = %p.token_name, "console stream closed: session no longer valid");

@@ -19,6 +19,7 @@ use super::session::{
 use super::view::{labels, layout, short_time, state_badge, state_text, time_ago, Nav};
 use super::ConsoleError;
 use crate::store::{AuditFilter, HostFilter};
+use crate::timefmt::now_ms;
 use crate::AppState;
 
 const ALL_STATES: [HostState; 6] = [
@@ -58,7 +59,8 @@ fn login_page(csrf: &str, error: Option<&str>) -> Markup {
         html! {
             section class="login card" {
                 h1 { "Sign in to Cordon" }
-                p { "Paste an API token (" code { "cordon server token" } " or " code { "POST /v1/tokens" } "). "
+                p id="login-hint" { "Paste your API token: the admin token " code { "cordon server init" } " printed, or one an admin created for you with "
+                    code { "POST /v1/tokens" } " (enrollment tokens from " code { "cordon server token create" } " are for agents and do not work here). "
                     "Viewers can look; responders and admins can also quarantine and release." }
                 @if let Some(e) = error {
                     p class="error" role="alert" id="login-error" { (e) }
@@ -119,10 +121,12 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
     match st.store.authenticate(token).await? {
         Some(caller) => {
+            let limits = super::session::limits();
+            let id = st.store.create_session(caller.token_id, now_ms(), limits).await?;
             tracing::info!(token = %caller.name, role = caller.role.as_str(), "console sign-in");
             let r = with_cookie(
                 see_other("/console/hosts"),
-                &set_cookie(SESSION_COOKIE, token, Some(12 * 3600)),
+                &set_cookie(SESSION_COOKIE, &id, Some(limits.absolute_ms / 1000)),
             );
             Ok(with_cookie(r, &clear_cookie(LOGIN_CSRF_COOKIE)))
         }
@@ -136,15 +140,16 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes)
     }
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     // A stale session may sign out too, as long as the CSRF token matches its cookie.
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if token.is_empty() {
+    let id = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    if id.is_empty() {
         return Ok(see_other("/console/login"));
     }
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !constant_time_eq(given, &csrf_for(&token)) {
+    if !constant_time_eq(given, &csrf_for(&id)) {
         return Err(ConsoleReject::Csrf.into());
     }
-    let _ = &st;
+    // The session ends on the server: the old cookie opens nothing any more.
+    st.store.end_session(&id).await?;
     Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
 }
 
@@ -665,7 +670,11 @@ pub async fn audit_export(
     let f = q.filter(&st, None).await?;
     let records = st.store.audit(&f).await?;
     let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => (crate::api::audit::to_csv(&records), "text/csv; charset=utf-8", "csv"),
+        "csv" => (
+            crate::audit_csv::to_csv(&records, &st.store.hostnames().await?),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
         "jsonl" => {
             let mut out = String::new();
             for r in &records {

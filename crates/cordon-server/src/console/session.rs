@@ -1,8 +1,13 @@
-//! Console sessions: the API token lives in an HttpOnly, SameSite=Strict, Secure cookie
-//! and is checked against the token store on every request (a revoked token ends the
-//! session at once). CSRF: every state-changing request carries a token derived from the
-//! session secret (`csrf_for`), which a page from another origin can neither read nor
-//! compute; the sign-in form uses a double-submit cookie instead.
+//! Console sessions (issue 16): signing in with an API token opens a server-side session
+//! ([`crate::store::SessionInfo`]); the cookie carries only a random session id, never
+//! the token. The server ends a session on sign-out, when its token is revoked, after
+//! [`SessionLimits::idle_ms`] without use and at [`SessionLimits::absolute_ms`]. Cookies
+//! are `__Host-` prefixed, HttpOnly, SameSite=Strict and Secure. A session id is not an
+//! API token: the REST API's bearer authentication never looks at sessions.
+//!
+//! CSRF: every state-changing request carries a token derived from the session id
+//! (`csrf_for`), which a page from another origin can neither read nor compute; the
+//! sign-in form uses a double-submit cookie instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, LOCATION};
@@ -13,10 +18,22 @@ use cordon_proto::Role;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
+use crate::store::SessionLimits;
+use crate::timefmt::now_ms;
 use crate::AppState;
 
-pub const SESSION_COOKIE: &str = "cordon_session";
-pub const LOGIN_CSRF_COOKIE: &str = "cordon_login_csrf";
+/// The session cookie. `__Host-`: the browser accepts it only with `Secure`, `Path=/` and
+/// no `Domain`, so a sibling subdomain cannot plant or overwrite it.
+pub const SESSION_COOKIE: &str = "__Host-cordon_session";
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-cordon_login_csrf";
+/// Sent by the console's own background refreshes: they do not count as use for the idle
+/// timeout (a page left open does not keep its session alive).
+pub const BACKGROUND_HEADER: &str = "x-cordon-background";
+
+/// Session lifetimes of the console.
+pub fn limits() -> SessionLimits {
+    SessionLimits::default()
+}
 /// Header the console's scripts send the CSRF token in (JSON requests).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -80,6 +97,8 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 pub struct Session {
     pub caller: Caller,
     pub csrf: String,
+    /// The session id from the cookie (secret; for sign-out and the live stream's re-checks).
+    pub id: String,
 }
 
 impl Session {
@@ -140,18 +159,24 @@ impl IntoResponse for ConsoleReject {
     }
 }
 
-/// Looks the session cookie's token up; `page` picks redirect vs 401 on failure.
+/// Looks the session cookie up; `page` picks redirect vs 401 on failure. Every request
+/// counts as use except the console's background refreshes ([`BACKGROUND_HEADER`]).
 pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Result<Session, ConsoleReject> {
-    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+    let Some(id) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return Err(ConsoleReject::SignIn { page });
     };
-    match st.store.authenticate(&token).await {
-        Ok(Some(caller)) => Ok(Session {
-            caller,
-            csrf: csrf_for(&token),
+    let touch = !headers.contains_key(BACKGROUND_HEADER);
+    match st.store.session(&id, now_ms(), limits(), touch).await {
+        Ok(Some(info)) => Ok(Session {
+            caller: info.caller,
+            csrf: csrf_for(&id),
+            id,
         }),
         Ok(None) => Err(ConsoleReject::SignIn { page }),
-        Err(e) => Err(ConsoleReject::Internal(e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "console: session lookup failed");
+            Err(ConsoleReject::Internal("session lookup failed".into()))
+        }
     }
 }
 
@@ -185,7 +210,10 @@ mod tests {
     #[test]
     fn cookies_parse_and_csrf_differs_per_session() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; cordon_session=cordon_abc ; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; __Host-cordon_session=cordon_abc ; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("cordon_abc"));
         assert_eq!(cookie(&h, "missing"), None);
         assert_ne!(csrf_for("cordon_abc"), csrf_for("cordon_abd"));

@@ -267,6 +267,17 @@ impl Store {
         Ok(host)
     }
 
+    /// Host id → hostname of every host, revoked ones included (for naming hosts in
+    /// audit exports and lists).
+    pub async fn hostnames(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT id, hostname FROM hosts")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((super::get_str(r, "id")?, super::get_str(r, "hostname")?)))
+            .collect()
+    }
+
     /// Hosts matching `f`, ordered by hostname.
     pub async fn hosts(&self, f: &HostFilter) -> Result<Vec<Host>, StoreError> {
         let sql = format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY hostname, id");

@@ -7,6 +7,7 @@ mod audit;
 mod enroll;
 mod hosts;
 mod reports;
+mod sessions;
 mod tokens;
 
 use std::borrow::Cow;
@@ -25,6 +26,7 @@ pub(crate) use audit::append as append_audit;
 pub use audit::{AuditFilter, AuditOrder, NewAudit};
 pub use enroll::NewHost;
 pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
+pub use sessions::{SessionInfo, SessionLimits};
 
 /// Re-exported for the auth module.
 pub mod tokens_caller {
@@ -95,6 +97,7 @@ fn migrator(url: &str) -> Migrator {
                 )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
                 vec![scale_out_migration(url.starts_with("sqlite:"))],
+                vec![console_sessions_migration()],
             ]
             .concat(),
         ),
@@ -118,6 +121,21 @@ fn scale_out_migration(sqlite: bool) -> Migration {
         Cow::Borrowed("scale_out"),
         MigrationType::Simple,
         Cow::Borrowed(sql),
+        false,
+    )
+}
+
+/// Version of the console sessions migration (numbered after issue 16).
+const CONSOLE_SESSIONS_VERSION: i64 = 16;
+
+/// The console sessions table: plain SQL that SQLite and PostgreSQL both accept, so one
+/// file serves both.
+fn console_sessions_migration() -> Migration {
+    Migration::new(
+        CONSOLE_SESSIONS_VERSION,
+        Cow::Borrowed("console sessions"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/0016_console_sessions.sql")),
         false,
     )
 }

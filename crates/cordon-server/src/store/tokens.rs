@@ -81,6 +81,11 @@ impl Store {
         if n.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("no API token {id}")));
         }
+        // Console sessions opened with this token end with it.
+        sqlx::query("DELETE FROM console_sessions WHERE token_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let detail = format!("token {id}");
         append(
             &mut tx,

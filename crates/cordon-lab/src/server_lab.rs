@@ -233,8 +233,8 @@ impl ServerLab {
         crate::lab::netns::run_in(&self.lab.ns(Host::Server), move || -> Result<Value> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
-                let http = cordon_agent::client::http_client(
-                    cordon_agent::tls::server_auth_only(&ca)?,
+                let http = cordon_client::http_client(
+                    cordon_client::tls::server_auth_only(&ca)?,
                     Some(Duration::from_secs(10)),
                 )?;
                 let mut req = http.request(method, &url).bearer_auth(&token);

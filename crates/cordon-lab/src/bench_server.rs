@@ -143,7 +143,7 @@ async fn agents(a: &AgentsArgs) -> anyhow::Result<()> {
         cfg.enforce = false;
         cfg.state_dir = a.state.join(&c.id);
         cfg.heartbeat_secs = 300.0;
-        let tls = cordon_agent::tls::mutual(&ca_pem, c.cert.as_bytes(), c.key.as_bytes())?;
+        let tls = cordon_client::tls::mutual(&ca_pem, c.cert.as_bytes(), c.key.as_bytes())?;
         let fw = Arc::new(MemoryEnforcer::new());
         let agent = Agent::new(cfg, fw.clone(), tls)?.with_hostname(&c.id);
         firewalls.push(fw);
@@ -405,10 +405,10 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
 
     // Wake-up latency: API response (on the last replica) -> long-poll answered (on the
     // first), one host at a time.
-    let api_tls = cordon_agent::tls::server_auth_only(&ca_pem)?;
-    let http = cordon_agent::client::http_client(api_tls, Some(limit))?;
-    let probe_tls = cordon_agent::tls::mutual(&ca_pem, probe.cert.as_bytes(), probe.key.as_bytes())?;
-    let probe_http = cordon_agent::client::http_client(probe_tls, Some(limit))?;
+    let api_tls = cordon_client::tls::server_auth_only(&ca_pem)?;
+    let http = cordon_client::http_client(api_tls, Some(limit))?;
+    let probe_tls = cordon_client::tls::mutual(&ca_pem, probe.cert.as_bytes(), probe.key.as_bytes())?;
+    let probe_http = cordon_client::http_client(probe_tls, Some(limit))?;
     let mut wake_ms = Vec::with_capacity(a.wake_cycles);
     let desired: cordon_proto::DesiredState = probe_http
         .get(format!("{agent_url}/v1/agent/desired"))

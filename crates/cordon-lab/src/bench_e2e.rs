@@ -56,8 +56,8 @@ fn bench(a: &E2eArgs) -> Result<()> {
     let (q, r) = netns::run_in(&lab.lab.ns(Host::Server), move || -> Result<(Vec<f64>, Vec<f64>)> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
-            let tls = cordon_agent::tls::server_auth_only(&ca)?;
-            let http = cordon_agent::client::http_client(tls, Some(Duration::from_secs(10)))?;
+            let tls = cordon_client::tls::server_auth_only(&ca)?;
+            let http = cordon_client::http_client(tls, Some(Duration::from_secs(10)))?;
             let mut q = Vec::with_capacity(cycles);
             let mut r = Vec::with_capacity(cycles);
             for i in 0..cycles {

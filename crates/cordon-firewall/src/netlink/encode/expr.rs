@@ -1,0 +1,171 @@
+//! nf_tables expressions: the register machine a rule is made of (`meta`, `cmp`,
+//! `payload`, `lookup`, `ct`, `bitwise`, `immediate`), one variant each, encoded as
+//! libnftnl does, plus one-line constructors for the register-1 forms every rule uses.
+
+use super::super::consts::*;
+use super::wire::{nest, nest_end, put_data_value, put_str, put_u32};
+
+/// The expressions Cordon's rules use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr<'a> {
+    Meta {
+        key: u32,
+        dreg: u32,
+    },
+    Cmp {
+        sreg: u32,
+        op: u32,
+        data: Vec<u8>,
+    },
+    Payload {
+        dreg: u32,
+        base: u32,
+        offset: u32,
+        len: u32,
+    },
+    Lookup {
+        sreg: u32,
+        set: &'a str,
+        set_id: u32,
+    },
+    Ct {
+        key: u32,
+        dreg: u32,
+    },
+    /// `op` is NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
+    /// and not others (ct state); `None` leaves it out, as nft does there.
+    Bitwise {
+        sreg: u32,
+        dreg: u32,
+        op: Option<u32>,
+        len: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
+    Verdict {
+        code: u32,
+    },
+}
+
+/// Encodes one expression as a NFTA_LIST_ELEM of NFTA_RULE_EXPRESSIONS.
+pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
+    let elem = nest(buf, NFTA_LIST_ELEM);
+    let name = match e {
+        Expr::Meta { .. } => "meta",
+        Expr::Cmp { .. } => "cmp",
+        Expr::Payload { .. } => "payload",
+        Expr::Lookup { .. } => "lookup",
+        Expr::Ct { .. } => "ct",
+        Expr::Bitwise { .. } => "bitwise",
+        Expr::Verdict { .. } => "immediate",
+    };
+    put_str(buf, NFTA_EXPR_NAME, name);
+    let data = nest(buf, NFTA_EXPR_DATA);
+    // Attribute order follows libnftnl's, so the bytes equal nft's.
+    match e {
+        Expr::Meta { key, dreg } => {
+            put_u32(buf, NFTA_META_KEY, *key);
+            put_u32(buf, NFTA_META_DREG, *dreg);
+        }
+        Expr::Cmp { sreg, op, data } => {
+            put_u32(buf, NFTA_CMP_SREG, *sreg);
+            put_u32(buf, NFTA_CMP_OP, *op);
+            put_data_value(buf, NFTA_CMP_DATA, data);
+        }
+        Expr::Payload {
+            dreg,
+            base,
+            offset,
+            len,
+        } => {
+            put_u32(buf, NFTA_PAYLOAD_DREG, *dreg);
+            put_u32(buf, NFTA_PAYLOAD_BASE, *base);
+            put_u32(buf, NFTA_PAYLOAD_OFFSET, *offset);
+            put_u32(buf, NFTA_PAYLOAD_LEN, *len);
+        }
+        Expr::Lookup { sreg, set, set_id } => {
+            put_u32(buf, NFTA_LOOKUP_SREG, *sreg);
+            put_str(buf, NFTA_LOOKUP_SET, set);
+            put_u32(buf, NFTA_LOOKUP_SET_ID, *set_id);
+        }
+        Expr::Ct { key, dreg } => {
+            put_u32(buf, NFTA_CT_KEY, *key);
+            put_u32(buf, NFTA_CT_DREG, *dreg);
+        }
+        Expr::Bitwise {
+            sreg,
+            dreg,
+            op,
+            len,
+            mask,
+            xor,
+        } => {
+            put_u32(buf, NFTA_BITWISE_SREG, *sreg);
+            put_u32(buf, NFTA_BITWISE_DREG, *dreg);
+            if let Some(op) = op {
+                put_u32(buf, NFTA_BITWISE_OP, *op);
+            }
+            put_u32(buf, NFTA_BITWISE_LEN, *len);
+            put_data_value(buf, NFTA_BITWISE_MASK, mask);
+            put_data_value(buf, NFTA_BITWISE_XOR, xor);
+        }
+        Expr::Verdict { code } => {
+            put_u32(buf, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+            let d = nest(buf, NFTA_IMMEDIATE_DATA);
+            let v = nest(buf, NFTA_DATA_VERDICT);
+            put_u32(buf, NFTA_VERDICT_CODE, *code);
+            nest_end(buf, v);
+            nest_end(buf, d);
+        }
+    }
+    nest_end(buf, data);
+    nest_end(buf, elem);
+}
+
+/// `meta load KEY => reg 1`.
+pub fn meta(key: u32) -> Expr<'static> {
+    Expr::Meta { key, dreg: NFT_REG_1 }
+}
+
+/// `cmp eq reg 1 DATA`.
+pub fn cmp_eq(data: Vec<u8>) -> Expr<'static> {
+    Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: NFT_CMP_EQ,
+        data,
+    }
+}
+
+/// `cmp neq reg 1 DATA`.
+pub fn cmp_neq(data: Vec<u8>) -> Expr<'static> {
+    Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: NFT_CMP_NEQ,
+        data,
+    }
+}
+
+/// `payload load LEN b @ BASE header + OFFSET => reg 1` (`base` is an `NFT_PAYLOAD_*`;
+/// offset and length in bytes).
+pub fn payload(base: u32, offset: u32, len: u32) -> Expr<'static> {
+    Expr::Payload {
+        dreg: NFT_REG_1,
+        base,
+        offset,
+        len,
+    }
+}
+
+/// `lookup reg 1 set SET` (by name, and by batch-local id for a set made in this batch).
+pub fn lookup(set: &str, set_id: u32) -> Expr<'_> {
+    Expr::Lookup {
+        sreg: NFT_REG_1,
+        set,
+        set_id,
+    }
+}
+
+/// `immediate reg 0 accept`.
+pub fn accept() -> Expr<'static> {
+    Expr::Verdict { code: NF_ACCEPT }
+}

@@ -1,0 +1,125 @@
+//! The matches Cordon's rules are made of, one function per phrase of the nft text
+//! (`meta nfproto ipv4`, `ip saddr`, `tcp flags & (fin | syn | rst | ack) != syn`,
+//! `ct state established`, …), each as the expressions nft compiles it to.
+
+use super::super::consts::*;
+use super::expr::{cmp_eq, cmp_neq, meta, payload, Expr};
+
+/// Direction of a rule: the input chain matches the peer as source, output as
+/// destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    In,
+    Out,
+}
+
+impl Dir {
+    /// The inet base chain of this direction.
+    pub fn chain(self) -> &'static str {
+        match self {
+            Dir::In => "input",
+            Dir::Out => "output",
+        }
+    }
+}
+
+/// `meta nfproto ipv4|ipv6` (`nfproto` is `NFPROTO_IPV4` or `NFPROTO_IPV6`).
+pub(super) fn nfproto(nfproto: u8) -> [Expr<'static>; 2] {
+    [meta(NFT_META_NFPROTO), cmp_eq(vec![nfproto])]
+}
+
+/// `meta l4proto tcp|udp|…` (an `IPPROTO_*`).
+pub(super) fn l4proto(proto: u8) -> [Expr<'static>; 2] {
+    [meta(NFT_META_L4PROTO), cmp_eq(vec![proto])]
+}
+
+/// `iif "lo"` / `oif "lo"`: the loopback device is ifindex 1 in every network namespace;
+/// nft resolves the name to that index too.
+pub(super) fn loopback(dir: Dir) -> [Expr<'static>; 2] {
+    let key = if dir == Dir::In { NFT_META_IIF } else { NFT_META_OIF };
+    [meta(key), cmp_eq(1u32.to_ne_bytes().to_vec())]
+}
+
+/// `ip saddr` / `ip daddr` / `ip6 saddr` / `ip6 daddr` loaded into register 1: the peer's
+/// address (source on input, destination on output).
+pub(super) fn peer_addr(nfproto: u8, dir: Dir) -> Expr<'static> {
+    // IPv4 saddr/daddr at 12/16 (4 bytes), IPv6 at 8/24 (16 bytes).
+    let (offset, len) = match (nfproto == NFPROTO_IPV4, dir) {
+        (true, Dir::In) => (12, 4),
+        (true, Dir::Out) => (16, 4),
+        (false, Dir::In) => (8, 16),
+        (false, Dir::Out) => (24, 16),
+    };
+    payload(NFT_PAYLOAD_NETWORK_HEADER, offset, len)
+}
+
+/// `… . tcp sport` / `… . udp dport`: the peer's port into the 32-bit register right after
+/// the address of a concatenation (reg 9 after a 4-byte address in reg 1, reg 2 after 16
+/// bytes).
+pub(super) fn peer_port(nfproto: u8, dir: Dir) -> Expr<'static> {
+    let dreg = if nfproto == NFPROTO_IPV4 {
+        NFT_REG32_01
+    } else {
+        NFT_REG_2
+    };
+    Expr::Payload {
+        dreg,
+        base: NFT_PAYLOAD_TRANSPORT_HEADER,
+        offset: if dir == Dir::In { 0 } else { 2 },
+        len: 2,
+    }
+}
+
+/// `udp sport S udp dport D`: nft merges the two into one 4-byte load and compare.
+pub(super) fn udp_ports(sport: u16, dport: u16) -> [Expr<'static>; 2] {
+    let mut ports = sport.to_be_bytes().to_vec();
+    ports.extend_from_slice(&dport.to_be_bytes());
+    [payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 4), cmp_eq(ports)]
+}
+
+/// TCP flags bits (RFC 9293): FIN, SYN, RST, ACK.
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// `tcp flags & (fin | syn | rst | ack) != syn`: the flags byte, masked, compared. Why not
+/// conntrack: see `cordon_policy::render::nft::TCP_NOT_SYN`.
+pub(super) fn tcp_not_syn() -> [Expr<'static>; 3] {
+    [
+        payload(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1),
+        Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            op: Some(NFT_BITWISE_BOOL),
+            len: 1,
+            mask: vec![TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK],
+            xor: vec![0],
+        },
+        cmp_neq(vec![TCP_SYN]),
+    ]
+}
+
+/// `ct state established`.
+pub(super) fn ct_established() -> [Expr<'static>; 3] {
+    [
+        Expr::Ct {
+            key: NFT_CT_STATE,
+            dreg: NFT_REG_1,
+        },
+        Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            op: None,
+            len: 4,
+            mask: NF_CT_STATE_BIT_ESTABLISHED.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        cmp_neq(vec![0; 4]),
+    ]
+}
+
+/// `icmpv6 type` loaded into register 1.
+pub(super) fn icmpv6_type() -> Expr<'static> {
+    payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+}

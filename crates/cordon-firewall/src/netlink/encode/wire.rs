@@ -1,0 +1,160 @@
+//! Wire framing: one nfnetlink batch (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`), the
+//! `nlmsghdr` + `nfgenmsg` header of each message in it, and the netlink attribute TLVs
+//! (4-byte aligned; nested attributes flagged `NLA_F_NESTED`). Nothing here knows what an
+//! nf_tables object is; [`super::objects`] builds those on top.
+
+use super::super::consts::*;
+
+/// One encoded batch and what its replies will look like.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    pub bytes: Vec<u8>,
+    /// Sequence number of the first message inside BEGIN … END.
+    pub first_seq: u32,
+    /// Number of messages inside BEGIN … END (each gets one ACK when `ack` was set).
+    pub messages: u32,
+}
+
+/// Builds one `NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END` batch.
+///
+/// Messages address tables of one nf_tables family at a time: `NFPROTO_INET` from the
+/// start, changed with [`Batch::family`] (the device-layer tables are `NFPROTO_NETDEV`).
+pub struct Batch {
+    pub(super) buf: Vec<u8>,
+    seq: u32,
+    first_seq: u32,
+    ack: bool,
+    messages: u32,
+    family: u8,
+    /// Set ids are batch-local handles that let later messages (elements, lookups) refer
+    /// to a set created in the same, not yet committed, transaction.
+    pub(super) next_set_id: u32,
+}
+
+impl Batch {
+    /// `seq` numbers the BEGIN message; `ack` asks the kernel to acknowledge every message
+    /// (nft does not, so goldens are captured with `ack = false`).
+    pub fn new(seq: u32, ack: bool) -> Batch {
+        let mut b = Batch {
+            buf: Vec::with_capacity(8192),
+            seq,
+            first_seq: seq.wrapping_add(1),
+            ack,
+            messages: 0,
+            family: NFPROTO_INET,
+            next_set_id: 1,
+        };
+        b.batch_marker(NFNL_MSG_BATCH_BEGIN);
+        b
+    }
+
+    /// Closes the batch with `NFNL_MSG_BATCH_END`.
+    pub fn finish(mut self) -> EncodedBatch {
+        self.batch_marker(NFNL_MSG_BATCH_END);
+        EncodedBatch {
+            bytes: self.buf,
+            first_seq: self.first_seq,
+            messages: self.messages,
+        }
+    }
+
+    /// The nf_tables family (`NFPROTO_*`) of the tables the following messages address.
+    pub fn family(&mut self, family: u8) {
+        self.family = family;
+    }
+
+    fn batch_marker(&mut self, ty: u16) {
+        let start = self.header(ty, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+        self.end_msg(start);
+    }
+
+    /// Writes nlmsghdr + nfgenmsg; returns the message start for [`Batch::end_msg`].
+    fn header(&mut self, ty: u16, flags: u16, family: u8, res_id: u16) -> usize {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched in end_msg
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
+        self.buf.push(family);
+        self.buf.push(NFNETLINK_V0);
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        self.seq = self.seq.wrapping_add(1);
+        start
+    }
+
+    /// Starts nf_tables message `msg` (an `NFT_MSG_*`) inside the batch; attributes follow
+    /// in `self.buf`, then [`Batch::end_msg`] with the returned start.
+    pub(super) fn begin(&mut self, msg: u16, flags: u16) -> usize {
+        let flags = if self.ack { flags | NLM_F_ACK } else { flags };
+        self.messages += 1;
+        self.header(
+            (u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg,
+            NLM_F_REQUEST | flags,
+            self.family,
+            0,
+        )
+    }
+
+    /// Patches the length of the message that starts at `start`.
+    pub(super) fn end_msg(&mut self, start: usize) {
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+}
+
+// ---- attribute TLVs ----------------------------------------------------------------------
+
+/// One attribute with raw `data`, padded to 4 bytes.
+pub(super) fn put(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    // Attribute payloads here are at most a few hundred bytes (element lists are split
+    // well below u16::MAX), so the length fits.
+    let len = (4 + data.len()) as u16;
+    buf.extend_from_slice(&len.to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(data);
+    pad(buf);
+}
+
+fn pad(buf: &mut Vec<u8>) {
+    while buf.len() & 3 != 0 {
+        buf.push(0);
+    }
+}
+
+/// A u32 attribute: nf_tables integers are big endian on the wire.
+pub(super) fn put_u32(buf: &mut Vec<u8>, ty: u16, v: u32) {
+    put(buf, ty, &v.to_be_bytes());
+}
+
+/// A NUL-terminated string attribute.
+pub(super) fn put_str(buf: &mut Vec<u8>, ty: u16, s: &str) {
+    let len = (4 + s.len() + 1) as u16;
+    buf.extend_from_slice(&len.to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(0);
+    pad(buf);
+}
+
+/// `ty { NFTA_DATA_VALUE data }`: how nf_tables carries constants (cmp data, masks, keys).
+pub(super) fn put_data_value(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
+    let n = nest(buf, ty);
+    put(buf, NFTA_DATA_VALUE, data);
+    nest_end(buf, n);
+}
+
+/// Opens a nested attribute; returns its start for [`nest_end`].
+pub(super) fn nest(buf: &mut Vec<u8>, ty: u16) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&0u16.to_ne_bytes());
+    buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+    start
+}
+
+/// Patches the length of the nested attribute opened at `start`.
+pub(super) fn nest_end(buf: &mut [u8], start: usize) {
+    // A nest longer than u16::MAX would be malformed; element lists are capped far below.
+    let len = (buf.len() - start) as u16;
+    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+}
