@@ -303,7 +303,11 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
         let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
             .serialize_request(&key)?
             .pem()?;
-        let id = if i == n { "bench-probe".to_string() } else { format!("bench-{i:05}") };
+        let id = if i == n {
+            "bench-probe".to_string()
+        } else {
+            format!("bench-{i:05}")
+        };
         let cert = ca.sign_client(&csr, &id)?;
         store
             .enroll(
@@ -377,7 +381,10 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
             .stderr(log)
             .spawn()
             .context("starting an agent process")?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout of agent process"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout of agent process"))?;
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -475,7 +482,10 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
                 Ok(Some(p)) => {
                     seen.insert(p);
                 }
-                _ => bail!("only {} of {procs} agent processes enforcing within {limit:?}", seen.len()),
+                _ => bail!(
+                    "only {} of {procs} agent processes enforcing within {limit:?}",
+                    seen.len()
+                ),
             }
         }
         t.elapsed()
@@ -489,7 +499,11 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
     drop(children);
 
     let per_agent = rss_connected.saturating_sub(rss_before) as f64 / n as f64;
-    let backend = if db.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    let backend = if db.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let (p50, p99) = (percentile(&wake_ms, 0.5), percentile(&wake_ms, 0.99));
     if a.json {
         println!(
@@ -526,13 +540,22 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
              ({} replica(s)), real mTLS on 127.0.0.1, {backend}",
             a.replicas
         );
-        println!("  enroll (direct to the database)    {:>9.2} s", enroll_time.as_secs_f64());
-        println!("  all connected and reported         {:>9.2} s", connect_total.as_secs_f64());
+        println!(
+            "  enroll (direct to the database)    {:>9.2} s",
+            enroll_time.as_secs_f64()
+        );
+        println!(
+            "  all connected and reported         {:>9.2} s",
+            connect_total.as_secs_f64()
+        );
         println!(
             "  bulk quarantine API call           {:>9.1} ms",
             api_time.as_secs_f64() * 1e3
         );
-        println!("  all agents enforcing               {:>9.3} s", enforced_time.as_secs_f64());
+        println!(
+            "  all agents enforcing               {:>9.3} s",
+            enforced_time.as_secs_f64()
+        );
         println!(
             "  all acknowledged (server DB)       {:>9.3} s   (goal < 10 s for 10,000)",
             ack_time.as_secs_f64()

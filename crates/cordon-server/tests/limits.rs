@@ -91,7 +91,10 @@ async fn agent_reported_fields_are_bounded() {
     assert!(h.addresses.len() <= 64);
     let audit = c.audit_for(&id).await;
     let last = audit.last().unwrap();
-    assert!(last.detail.as_deref().unwrap().len() < 4 * 1024, "audit detail is bounded");
+    assert!(
+        last.detail.as_deref().unwrap().len() < 4 * 1024,
+        "audit detail is bounded"
+    );
 }
 
 #[tokio::test]
@@ -110,12 +113,19 @@ async fn flapping_agent_reports_are_collapsed_in_the_audit() {
     let before = c.audit_for(&id).await.len();
     // A compromised agent alternating tampered / isolated as fast as it can.
     for i in 0..200 {
-        let state = if i % 2 == 0 { AgentState::Tampered } else { AgentState::Isolated };
+        let state = if i % 2 == 0 {
+            AgentState::Tampered
+        } else {
+            AgentState::Isolated
+        };
         let (st, _) = c.agent_status(&id, &status_report(2, state, "d", "nftables")).await;
         assert_eq!(st, StatusCode::OK);
     }
     let written = c.audit_for(&id).await.len() - before;
-    assert_eq!(written as i64, AGENT_AUDIT_PER_WINDOW, "repeats beyond the limit are counted, not written");
+    assert_eq!(
+        written as i64, AGENT_AUDIT_PER_WINDOW,
+        "repeats beyond the limit are counted, not written"
+    );
     // The host's state is still exactly what the agent last said.
     assert_eq!(c.store().host(&id).await.unwrap().state.as_str(), "quarantined");
 }

@@ -42,7 +42,9 @@ async fn hosts_pages_cover_every_host_once_in_order() {
     assert_eq!(seen, sorted, "ordered by hostname across pages");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 25, "each host once");
     // Filter in SQL, with pagination.
-    let (_, v) = c.call("GET", "/v1/hosts?label=even&limit=5", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", "/v1/hosts?label=even&limit=5", Some(&c.viewer), None)
+        .await;
     assert_eq!(v["hosts"].as_array().unwrap().len(), 5);
     assert!(v["next_cursor"].is_string());
     let (_, v) = c.call("GET", "/v1/hosts?q=WEB0", Some(&c.viewer), None).await;
@@ -65,7 +67,11 @@ async fn audit_pages_and_streamed_exports() {
     }
     // 25 enrolments + 44 * 25 actions: more than one export chunk (1,000 records).
     for round in 0..44 {
-        let action = if round % 2 == 0 { Action::Quarantine } else { Action::Release };
+        let action = if round % 2 == 0 {
+            Action::Quarantine
+        } else {
+            Action::Release
+        };
         c.store()
             .act(
                 "rita",
@@ -109,14 +115,22 @@ async fn audit_pages_and_streamed_exports() {
     let (st, csv) = c.raw("GET", "/v1/audit?format=csv", Some(&c.viewer), None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(csv.lines().count() as i64, total + 1, "header plus every record");
-    let (_, jsonl) = c.raw("GET", "/v1/audit?format=jsonl", Some(&c.viewer), None, None).await;
+    let (_, jsonl) = c
+        .raw("GET", "/v1/audit?format=jsonl", Some(&c.viewer), None, None)
+        .await;
     assert_eq!(jsonl.lines().count() as i64, total);
     let (_, jsonl) = c
         .raw("GET", "/v1/audit?format=jsonl&limit=1001", Some(&c.viewer), None, None)
         .await;
     assert_eq!(jsonl.lines().count(), 1001, "an export limit spans chunks");
     let (_, jsonl) = c
-        .raw("GET", "/v1/audit?format=jsonl&action=release", Some(&c.viewer), None, None)
+        .raw(
+            "GET",
+            "/v1/audit?format=jsonl&action=release",
+            Some(&c.viewer),
+            None,
+            None,
+        )
         .await;
     assert_eq!(jsonl.lines().count(), 22 * 25, "filtered in SQL");
 }

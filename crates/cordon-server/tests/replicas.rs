@@ -71,7 +71,14 @@ impl Replica {
         &self.state.store
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>, peer: Option<&str>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        peer: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -101,7 +108,11 @@ impl Drop for Replica {
 async fn enroll(store: &Store, n: usize, label: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let token = store.create_enroll_token("test", &[label.into()], 3600).await.unwrap().token;
+        let token = store
+            .create_enroll_token("test", &[label.into()], 3600)
+            .await
+            .unwrap()
+            .token;
         let id = format!("host-{i:04}");
         store
             .enroll(
@@ -134,8 +145,18 @@ async fn two_replicas() -> (tempfile::TempDir, Replica, Replica) {
 async fn change_on_one_replica_wakes_long_polls_on_the_other() {
     let (_dir, a, b) = two_replicas().await;
     let hosts = enroll(a.store(), 2, "web").await;
-    let responder = b.store().create_api_token("test", "rita", Role::Responder).await.unwrap().token;
-    let admin = b.store().create_api_token("test", "alice", Role::Admin).await.unwrap().token;
+    let responder = b
+        .store()
+        .create_api_token("test", "rita", Role::Responder)
+        .await
+        .unwrap()
+        .token;
+    let admin = b
+        .store()
+        .create_api_token("test", "alice", Role::Admin)
+        .await
+        .unwrap()
+        .token;
     let (_, d) = a.call("GET", "/v1/agent/desired", None, None, Some(&hosts[0])).await;
     let since = d["revision"].as_i64().unwrap();
 
@@ -324,11 +345,19 @@ async fn every_notification_delivered_exactly_once_with_writers_on_two_replicas(
     // Concurrent writers: 8 on each replica, each flipping its own hosts.
     let mut writers = Vec::new();
     for w in 0..16 {
-        let store = if w % 2 == 0 { a.state.store.clone() } else { b.state.store.clone() };
+        let store = if w % 2 == 0 {
+            a.state.store.clone()
+        } else {
+            b.state.store.clone()
+        };
         let mine: Vec<String> = hosts.iter().skip(w).step_by(16).cloned().collect();
         writers.push(tokio::spawn(async move {
             for round in 0..12 {
-                let action = if round % 2 == 0 { Action::Quarantine } else { Action::Release };
+                let action = if round % 2 == 0 {
+                    Action::Quarantine
+                } else {
+                    Action::Release
+                };
                 for h in &mine {
                     store
                         .act(
@@ -398,9 +427,13 @@ async fn balancer(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
     tokio::spawn(async move {
         let mut next = 0usize;
         loop {
-            let Ok((mut client, _)) = listener.accept().await else { continue };
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
             next += 1;
-            let order: Vec<_> = (0..backends.len()).map(|i| backends[(next + i) % backends.len()]).collect();
+            let order: Vec<_> = (0..backends.len())
+                .map(|i| backends[(next + i) % backends.len()])
+                .collect();
             tokio::spawn(async move {
                 for b in order {
                     if let Ok(mut server) = tokio::net::TcpStream::connect(b).await {
@@ -445,7 +478,11 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
     let mut agents = Vec::new();
     let mut firewalls = Vec::new();
     for i in 0..n {
-        let token = store.create_enroll_token("test", &["lb".into()], 3600).await.unwrap().token;
+        let token = store
+            .create_enroll_token("test", &["lb".into()], 3600)
+            .await
+            .unwrap()
+            .token;
         let (key, csr) = common::csr();
         let id = format!("lb-{i:02}");
         let cert = ca.sign_client(&csr, &id).unwrap();
@@ -482,7 +519,14 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
                 }
                 if tokio::time::Instant::now() >= deadline {
                     for h in store.hosts(&Default::default()).await.unwrap() {
-                        eprintln!("{} {} rev {} applied {} {:?}", h.id, h.state.as_str(), h.desired.revision, h.applied_revision, h.state_reason);
+                        eprintln!(
+                            "{} {} rev {} applied {} {:?}",
+                            h.id,
+                            h.state.as_str(),
+                            h.desired.revision,
+                            h.applied_revision,
+                            h.state_reason
+                        );
                     }
                 }
                 assert!(
@@ -501,7 +545,7 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
         if hosts.iter().filter(|h| h.applied_revision >= 1).count() == n {
             break;
         }
-        for t in agents.iter_mut().filter(|t| t.is_finished()) {
+        if let Some(t) = agents.iter_mut().find(|t| t.is_finished()) {
             panic!("an agent stopped: {:?}", t.await);
         }
         assert!(tokio::time::Instant::now() < deadline, "agents did not connect");
@@ -533,7 +577,10 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
         if confirmed == n {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{confirmed} of {n} confirmed through B");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{confirmed} of {n} confirmed through B"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for t in agents {

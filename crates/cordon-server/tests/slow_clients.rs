@@ -106,7 +106,9 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
             // Evicted during its handshake by a newer slow client: that is the cap working.
             continue;
         };
-        let _ = tls.write_all(b"GET /v1/hosts HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await;
+        let _ = tls
+            .write_all(b"GET /v1/hosts HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            .await;
         half.push(tls);
     }
 
@@ -141,7 +143,10 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
     for s in half.iter_mut() {
         open += usize::from(!closed(s).await);
     }
-    assert!(open > 0, "the slow clients should still be connected (no timeout fired)");
+    assert!(
+        open > 0,
+        "the slow clients should still be connected (no timeout fired)"
+    );
     assert!(
         open <= limits.max_unauthenticated,
         "{open} slow connections held, cap {}",
@@ -163,7 +168,9 @@ async fn half_sent_header_is_cut_off_by_the_header_read_timeout() {
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = tls_connector(&ca_pem).connect(name, tcp).await.unwrap();
-    tls.write_all(b"GET /v1/hosts HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    tls.write_all(b"GET /v1/hosts HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
     // No handshake at all: cut by the handshake timeout.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut buf = [0u8; 256];
@@ -174,6 +181,9 @@ async fn half_sent_header_is_cut_off_by_the_header_read_timeout() {
         "a half-sent header kept its connection"
     );
     let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a silent client kept its connection");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent client kept its connection"
+    );
     server.stop();
 }

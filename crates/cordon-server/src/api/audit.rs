@@ -103,7 +103,11 @@ pub async fn list(
         }
     };
     // Exports are streamed page by page: memory stays one page whatever the log's size.
-    let hostnames = if csv { st.store.hostnames().await? } else { Default::default() };
+    let hostnames = if csv {
+        st.store.hostnames().await?
+    } else {
+        Default::default()
+    };
     let export = Export {
         store: st.store.clone(),
         hostnames,
@@ -160,7 +164,10 @@ impl Export {
         }
         let want = self.left.map_or(EXPORT_CHUNK, |l| l.min(EXPORT_CHUNK));
         if want > 0 {
-            let (records, next) = self.store.audit_page(&self.filter, self.after, self.order, want).await?;
+            let (records, next) = self
+                .store
+                .audit_page(&self.filter, self.after, self.order, want)
+                .await?;
             self.after = next;
             self.left = match (self.left, next) {
                 (_, None) => Some(0),

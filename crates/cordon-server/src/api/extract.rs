@@ -29,10 +29,7 @@ fn json_rejection(e: JsonRejection) -> ApiError {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!(
-                "request body is larger than {} bytes",
-                crate::limits::MAX_BODY_BYTES
-            ),
+            format!("request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES),
         );
     }
     let error = match &e {

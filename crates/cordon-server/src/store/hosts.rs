@@ -225,7 +225,10 @@ impl Store {
                 q = q.bind(id.clone());
             }
             for r in q.fetch_all(&self.pool).await? {
-                labels.entry(get_str(&r, "host_id")?).or_default().push(get_str(&r, "label")?);
+                labels
+                    .entry(get_str(&r, "host_id")?)
+                    .or_default()
+                    .push(get_str(&r, "label")?);
             }
         }
         let hosts = rows
@@ -246,13 +249,12 @@ impl Store {
     /// How many non-revoked hosts are in `state` having applied at least revision
     /// `min_applied` (benchmarks poll it; one indexed-free COUNT, no rows loaded).
     pub async fn count_hosts(&self, state: HostState, min_applied: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM hosts WHERE revoked = 0 AND state = $1 AND applied_revision >= $2",
-        )
-        .bind(state.as_str().to_string())
-        .bind(min_applied)
-        .fetch_one(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM hosts WHERE revoked = 0 AND state = $1 AND applied_revision >= $2")
+                .bind(state.as_str().to_string())
+                .bind(min_applied)
+                .fetch_one(&self.pool)
+                .await?;
         get_i64(&row, "n")
     }
 

@@ -147,7 +147,11 @@ fn console_sessions_migration() -> Migration {
 /// `Invalid` for a name other than `[a-z0-9_]`, or the server refusing.
 pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, StoreError> {
     use sqlx::Connection;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
     }
     let (prefix, _) = base
@@ -155,7 +159,9 @@ pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, 
         .ok_or_else(|| StoreError::Invalid(format!("{base:?} is not postgres://…/DB")))?;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(base).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
     Ok(format!("{prefix}/{name}"))
 }
 
@@ -165,7 +171,10 @@ pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, 
 /// As [`create_postgres_database`].
 pub async fn drop_postgres_database(base: &str, name: &str) -> Result<(), StoreError> {
     use sqlx::Connection;
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
     }
     sqlx::any::install_default_drivers();
