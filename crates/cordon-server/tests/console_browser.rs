@@ -1101,7 +1101,21 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .for_element(Locator::Css("#hosts-table"))
         .await
         .unwrap();
+    // Phone layout: nothing wider than the screen (labels and long text wrap).
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the page is {overflow} px wider than a phone"
+    );
     let _ = save_png(c, "hosts-phone.png").await;
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#timeline", "INC-4711").await;
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the host page is {overflow} px wider than a phone"
+    );
+    let _ = save_png(c, "host-phone.png").await;
     viewport(c, 1280, 800).await;
 
     // Events page.
