@@ -13,7 +13,7 @@ use std::fmt::Write;
 use super::nft::{
     net_set, pair_set, CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN,
 };
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{DHCP4_PORTS, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
@@ -69,6 +69,14 @@ pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egre
         }
         let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
         let _ = writeln!(o, "\t\ticmpv6 type {{ {} }} accept", types.join(", "));
+        if inbound {
+            // No conntrack here: ICMP errors go up to the inet table, which accepts only
+            // those related to an allowed connection (path MTU discovery).
+            for (l4, errors) in [("icmp", &ICMP4_ERROR_TYPES[..]), ("icmpv6", &ICMP6_ERROR_TYPES[..])] {
+                let types: Vec<String> = errors.iter().map(|(t, _)| t.to_string()).collect();
+                let _ = writeln!(o, "\t\t{l4} type {{ {} }} accept", types.join(", "));
+            }
+        }
         o.push_str("\t}\n");
     }
     o.push_str("}\n");
@@ -102,6 +110,11 @@ mod tests {
         assert!(text.contains("type filter hook egress devices = { \"eth0\", \"mv0\" } priority -10; policy drop;"));
         assert!(text.contains("\t\tip daddr . tcp dport @tcp4 accept\n"));
         assert!(text.contains("\t\tmeta protocol ip udp sport 67 udp dport 68 accept\n"));
+        let ingress = text.split("chain egress").next().unwrap_or_default();
+        assert!(ingress.contains("\t\ticmp type { 3, 11, 12 } accept\n"), "{text}");
+        assert!(ingress.contains("\t\ticmpv6 type { 1, 2, 3, 4 } accept\n"), "{text}");
+        let egress = text.split("chain egress").nth(1).unwrap_or_default();
+        assert!(!egress.contains("icmp type"), "ICMP errors pass up on ingress only: {text}");
         let ingress_only = render_table(&TableName::default(), &p, &["eth0".into()], false);
         assert!(!ingress_only.contains("egress"), "{ingress_only}");
     }

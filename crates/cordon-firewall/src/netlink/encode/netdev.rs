@@ -5,7 +5,9 @@
 //!
 //! The device layer has no connection tracking, so the rules are the stateless form of the
 //! inet table's: toward allowed peers on egress, from them on ingress (TCP from them only
-//! when not a SYN, as in the inet table), DHCP and ICMPv6 ND as in the inet table, plus
+//! when not a SYN, as in the inet table), DHCP and ICMPv6 ND as in the inet table, ICMP
+//! errors on ingress (passed up to the inet table, which keeps only those related to an
+//! allowed connection: path MTU discovery), plus
 //! ARP, which IPv4 needs to reach any peer on or beyond the link. Everything else is
 //! dropped. The inet table stays the stateful filter for the host itself.
 //!
@@ -14,13 +16,13 @@
 
 use cordon_policy::render::netdev::{CHAIN_EGRESS, CHAIN_INGRESS};
 use cordon_policy::render::nft::{CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
-use cordon_policy::render::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use cordon_policy::render::{DHCP4_PORTS, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
 use super::expr::{accept, lookup, Expr};
 use super::matches::{ether_type, icmpv6_type, l4proto, peer_addr, peer_port, tcp_not_syn, udp_ports, Dir};
-use super::sets::{icmpv6_type_set, peer_sets, PeerSetIds};
+use super::sets::{icmp_type_set, icmpv6_type_set, peer_sets, PeerSetIds};
 use super::table::TableMode;
 use super::wire::Batch;
 
@@ -205,6 +207,28 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         self.rule(dir, &r);
     }
 
+    /// README 5, path MTU discovery, ingress only: `icmp type { 3, 11, 12 } accept` and
+    /// `icmpv6 type { 1, 2, 3, 4 } accept`. The device layer has no conntrack, so it cannot
+    /// tell which connection an error quotes: it passes ICMP errors up, and the inet table
+    /// accepts only those related to a connection to an allowed peer (a router's
+    /// "fragmentation needed" / "packet too big" arrives from an address that is not a peer).
+    pub fn add_icmp_error_rules(&mut self) {
+        for (ethertype, nfproto, icmp, types) in [
+            (ETH_P_IP, NFPROTO_IPV4, IPPROTO_ICMP, &ICMP4_ERROR_TYPES[..]),
+            (ETH_P_IPV6, NFPROTO_IPV6, IPPROTO_ICMPV6, &ICMP6_ERROR_TYPES[..]),
+        ] {
+            let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
+            let (spec, elems) = icmp_type_set(nfproto, &types);
+            let id = self.batch.new_set(self.table, &spec);
+            self.batch.new_elements(self.table, ANON_SET_NAME, id, &elems);
+            let mut r = ether_type(ethertype).to_vec();
+            r.extend(l4proto(icmp));
+            r.extend([icmpv6_type(), lookup(ANON_SET_NAME, id)]);
+            r.push(accept());
+            self.rule(Dir::In, &r);
+        }
+    }
+
     fn rule(&mut self, dir: Dir, exprs: &[Expr<'_>]) {
         let chain = match dir {
             Dir::In => CHAIN_INGRESS,
@@ -245,5 +269,8 @@ pub(super) fn add_device_table(
         b.add_peer_rules(dir);
         b.add_dhcp_rules(dir);
         b.add_icmpv6_nd_rule(dir);
+        if dir == Dir::In {
+            b.add_icmp_error_rules();
+        }
     }
 }
