@@ -286,11 +286,35 @@ impl Reconciler {
                 Ok(()) => {
                     tracing::info!(revision = d.revision, "released");
                     self.applied(d.revision).await;
-                    self.report(AgentState::Released, None, None, None);
+                    // The agent's claim is gone; others' claims may keep the host isolated.
+                    match self.blocking(|e| e.check()).await {
+                        Ok(c) if !c.other_claims.is_empty() && c.state == QuarantineState::Isolated => {
+                            self.report_local_claims(&c)
+                        }
+                        _ => self.report(AgentState::Released, None, None, None),
+                    }
                 }
                 Err(err) => self.failed(err),
             }
         }
+    }
+
+    /// The host is quarantined by claims the agent does not hold (Wazuh, Velociraptor, a
+    /// local operator): report them, never undo them.
+    fn report_local_claims(&mut self, c: &crate::enforcer::Check) {
+        let detail = format!(
+            "quarantined by local claims ({}), not by the server; the agent leaves them in force",
+            c.other_claims.join(", ")
+        );
+        if self.last.as_ref().and_then(|r| r.detail.as_deref()) == Some(detail.as_str()) {
+            return;
+        }
+        tracing::info!(claims = %c.other_claims.join(","), "host quarantined by local claims");
+        let applied = crate::enforcer::Applied {
+            digest: c.digest.clone(),
+            backend: c.backend.clone(),
+        };
+        self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
     }
 
     async fn applied(&mut self, rev: i64) {
@@ -320,6 +344,14 @@ impl Reconciler {
             QuarantineState::Released
         };
         if c.state == want {
+            // Local claims that were reported have since been released.
+            if want == QuarantineState::Released && self.last.as_ref().is_some_and(|r| r.state == AgentState::Isolated) {
+                self.report(AgentState::Released, None, None, None);
+            }
+            return;
+        }
+        if want == QuarantineState::Released && c.state == QuarantineState::Isolated && !c.other_claims.is_empty() {
+            self.report_local_claims(&c);
             return;
         }
         let found = c

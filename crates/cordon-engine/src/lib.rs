@@ -7,6 +7,7 @@
 //! every input validated, so bad input never leaves the host half changed, and a host
 //! name is never looked up after DNS is already blocked.
 
+pub mod claims;
 mod error;
 mod lock;
 pub mod notify;
@@ -23,6 +24,7 @@ use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
+pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource};
 pub use error::{chain as error_chain, EngineError, ErrorClass};
 pub use state::StoredState;
 

@@ -620,3 +620,78 @@ fn message_is_sent_and_not_fatal() {
     assert!(err.contains("warning") && err.contains("wall"), "{err}");
     assert_eq!(status_json(&lab, &state2)["state"], "isolated");
 }
+
+/// Runs `cordon wazuh-ar` in the endpoint with one execd message on stdin (no execd, so
+/// no `check_keys` exchange); returns the result line.
+fn wazuh_ar(lab: &Lab, state: &StateDir, message: &str) -> serde_json::Value {
+    let bin = bin().to_string_lossy().to_string();
+    let sd = state.path();
+    let script = r#"printf '%s\n' "$1" | "$0" wazuh-ar --no-handshake --log - --state-dir "$2""#;
+    let out = lab.exec(Host::Endpoint, &["sh", "-c", script, &bin, message, &sd]).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn claim_sources(status: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = status["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue #19 item 9: Wazuh, the agent and a local operator each hold a claim on one
+/// host; each release removes only its own claim and nothing is undone by another.
+#[test]
+fn claims_per_source_are_released_separately() {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    let url = server_url();
+    let on_demand = |action: &str| {
+        format!(
+            r#"{{"version":1,"origin":{{"name":null,"module":"wazuh-execd"}},"command":"add","parameters":{{"extra_args":["--server","{url}","198.51.100.0/24"],"alert":{{"data":{{"action":"{action}","user":"analyst@example.org"}}}},"program":"active-response/bin/cordon-ar"}}}}"#
+        )
+    };
+    let line = wazuh_ar(&lab, &state, &on_demand("isolate"));
+    assert_eq!((line["result"].as_str(), line["state"].as_str()), (Some("ok"), Some("isolated")), "{line}");
+    isolate(&lab, "auto", &state, &["--source", "agent", "--allow", "203.0.113.0/24"]);
+    isolate(&lab, "auto", &state, &[]);
+    let st = status_json(&lab, &state);
+    assert_eq!(st["state"], "isolated", "{st}");
+    assert_eq!(claim_sources(&st), ["agent", "local", "wazuh"]);
+    let policy = st["policy"].to_string();
+    assert!(policy.contains("198.51.100.0") && policy.contains("203.0.113.0"), "union of exceptions: {policy}");
+
+    // Wazuh releases: its exception goes, the others' claims and rules stay.
+    let line = wazuh_ar(&lab, &state, &on_demand("release"));
+    assert_eq!((line["result"].as_str(), line["state"].as_str()), (Some("ok"), Some("isolated")), "{line}");
+    let st = status_json(&lab, &state);
+    assert_eq!((st["state"].as_str(), st["digest_matches"].as_bool()), (Some("isolated"), Some(true)), "{st}");
+    assert_eq!(claim_sources(&st), ["agent", "local"]);
+    let policy = st["policy"].to_string();
+    assert!(!policy.contains("198.51.100.0") && policy.contains("203.0.113.0"), "{policy}");
+
+    // A local release does not undo the agent's quarantine.
+    let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("still isolated") && out.contains("agent"), "{out}");
+    let st = status_json(&lab, &state);
+    assert_eq!((st["state"].as_str(), claim_sources(&st)), (Some("isolated"), vec!["agent".to_string()]));
+    // Releasing a claim nobody holds changes nothing.
+    let (code, out, _) = cordon(&lab, &["release", "--source", "velociraptor", "--state-dir", &sd]);
+    assert_eq!(code, 0);
+    assert!(out.contains("holds no claim"), "{out}");
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+
+    // The last claim's release removes the rules.
+    let (code, out, err) = cordon(&lab, &["release", "--source", "agent", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    let st = status_json(&lab, &state);
+    assert_eq!(st["state"], "released", "{st}");
+    assert!(claim_sources(&st).is_empty());
+}
