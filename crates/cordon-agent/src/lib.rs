@@ -10,6 +10,7 @@ pub mod config;
 pub mod enforcer;
 pub mod enroll;
 pub mod persist;
+pub mod plan;
 pub mod reconcile;
 pub mod report;
 

@@ -284,8 +284,28 @@ impl Engine {
     }
 
     /// Isolates on behalf of `source`: records (or replaces) its claim and applies the
-    /// union of every claim. Nothing is recorded when applying fails.
+    /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
+    /// Nothing is recorded when applying fails.
     pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
+        self.claim_and_apply(source, req, |merged| self.isolate(merged))
+    }
+
+    /// Like [`Engine::isolate_as`] through [`Engine::isolate_unverified`] (the agent).
+    pub fn isolate_unverified_as(
+        &self,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        notify_users: bool,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
+        self.claim_and_apply(source, req, |merged| self.isolate_unverified(merged, notify_users))
+    }
+
+    fn claim_and_apply(
+        &self,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        apply: impl FnOnce(&IsolateRequest) -> Result<IsolateOutcome, EngineError>,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
@@ -299,7 +319,7 @@ impl Engine {
         // Verify what this source asked to verify (its first server by default).
         merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
         merged.message = req.message.clone();
-        let outcome = self.isolate(&merged)?;
+        let outcome = apply(&merged)?;
         save_file(&self.state_dir, &self.table, &claims)?;
         Ok(ClaimIsolateOutcome {
             outcome,
@@ -336,7 +356,7 @@ impl Engine {
             if let Some(mut merged) = merge(&claims) {
                 merged.verify = None;
                 merged.message = None;
-                if let Err(e) = self.isolate(&merged) {
+                if let Err(e) = self.isolate_unverified(&merged, false) {
                     warning = Some(format!(
                         "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
                         crate::error::chain(&e)
