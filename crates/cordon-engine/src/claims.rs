@@ -398,13 +398,32 @@ mod tests {
     #[test]
     fn merge_unites_every_claims_exceptions() {
         let claims = [
-            claim(ClaimSource::Wazuh, "2030-01-01T00:00:01Z", &["198.51.100.0/24"], &["tcp://192.0.2.1:1514"]),
-            claim(ClaimSource::Agent, "2030-01-01T00:00:03Z", &[], &["https://192.0.2.2:8443"]),
-            claim(ClaimSource::Local, "2030-01-01T00:00:02Z", &["198.51.100.0/24", "203.0.113.5"], &[]),
+            claim(
+                ClaimSource::Wazuh,
+                "2030-01-01T00:00:01Z",
+                &["198.51.100.0/24"],
+                &["tcp://192.0.2.1:1514"],
+            ),
+            claim(
+                ClaimSource::Agent,
+                "2030-01-01T00:00:03Z",
+                &[],
+                &["https://192.0.2.2:8443"],
+            ),
+            claim(
+                ClaimSource::Local,
+                "2030-01-01T00:00:02Z",
+                &["198.51.100.0/24", "203.0.113.5"],
+                &[],
+            ),
         ];
         let m = merge(&claims).unwrap();
         let servers: Vec<String> = m.servers.iter().map(|s| s.to_string()).collect();
-        assert_eq!(servers, ["https://192.0.2.2:8443", "tcp://192.0.2.1:1514"], "newest first");
+        assert_eq!(
+            servers,
+            ["https://192.0.2.2:8443", "tcp://192.0.2.1:1514"],
+            "newest first"
+        );
         let allow: Vec<String> = m.allow.iter().map(|s| s.to_string()).collect();
         assert_eq!(allow, ["198.51.100.0/24", "203.0.113.5"]);
         assert_eq!(m.message.as_deref(), Some("agent"));
@@ -433,6 +452,9 @@ mod tests {
         save_file(dir.path(), &table, &[]).unwrap();
         assert!(!path(dir.path(), &table).exists());
         fs::write(path(dir.path(), &table), "{oops").unwrap();
-        assert!(eng.claims().is_err(), "a corrupt claims file is an error, not 'no claims'");
+        assert!(
+            eng.claims().is_err(),
+            "a corrupt claims file is an error, not 'no claims'"
+        );
     }
 }

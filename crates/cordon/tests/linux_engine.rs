@@ -627,9 +627,16 @@ fn wazuh_ar(lab: &Lab, state: &StateDir, message: &str) -> serde_json::Value {
     let bin = bin().to_string_lossy().to_string();
     let sd = state.path();
     let script = r#"printf '%s\n' "$1" | "$0" wazuh-ar --no-handshake --log - --state-dir "$2""#;
-    let out = lab.exec(Host::Endpoint, &["sh", "-c", script, &bin, message, &sd]).unwrap();
+    let out = lab
+        .exec(Host::Endpoint, &["sh", "-c", script, &bin, message, &sd])
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
@@ -658,30 +665,56 @@ fn claims_per_source_are_released_separately() {
         )
     };
     let line = wazuh_ar(&lab, &state, &on_demand("isolate"));
-    assert_eq!((line["result"].as_str(), line["state"].as_str()), (Some("ok"), Some("isolated")), "{line}");
-    isolate(&lab, "auto", &state, &["--source", "agent", "--allow", "203.0.113.0/24"]);
+    assert_eq!(
+        (line["result"].as_str(), line["state"].as_str()),
+        (Some("ok"), Some("isolated")),
+        "{line}"
+    );
+    isolate(
+        &lab,
+        "auto",
+        &state,
+        &["--source", "agent", "--allow", "203.0.113.0/24"],
+    );
     isolate(&lab, "auto", &state, &[]);
     let st = status_json(&lab, &state);
     assert_eq!(st["state"], "isolated", "{st}");
     assert_eq!(claim_sources(&st), ["agent", "local", "wazuh"]);
     let policy = st["policy"].to_string();
-    assert!(policy.contains("198.51.100.0") && policy.contains("203.0.113.0"), "union of exceptions: {policy}");
+    assert!(
+        policy.contains("198.51.100.0") && policy.contains("203.0.113.0"),
+        "union of exceptions: {policy}"
+    );
 
     // Wazuh releases: its exception goes, the others' claims and rules stay.
     let line = wazuh_ar(&lab, &state, &on_demand("release"));
-    assert_eq!((line["result"].as_str(), line["state"].as_str()), (Some("ok"), Some("isolated")), "{line}");
+    assert_eq!(
+        (line["result"].as_str(), line["state"].as_str()),
+        (Some("ok"), Some("isolated")),
+        "{line}"
+    );
     let st = status_json(&lab, &state);
-    assert_eq!((st["state"].as_str(), st["digest_matches"].as_bool()), (Some("isolated"), Some(true)), "{st}");
+    assert_eq!(
+        (st["state"].as_str(), st["digest_matches"].as_bool()),
+        (Some("isolated"), Some(true)),
+        "{st}"
+    );
     assert_eq!(claim_sources(&st), ["agent", "local"]);
     let policy = st["policy"].to_string();
-    assert!(!policy.contains("198.51.100.0") && policy.contains("203.0.113.0"), "{policy}");
+    assert!(
+        !policy.contains("198.51.100.0") && policy.contains("203.0.113.0"),
+        "{policy}"
+    );
 
     // A local release does not undo the agent's quarantine.
     let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("still isolated") && out.contains("agent"), "{out}");
     let st = status_json(&lab, &state);
-    assert_eq!((st["state"].as_str(), claim_sources(&st)), (Some("isolated"), vec!["agent".to_string()]));
+    assert_eq!(
+        (st["state"].as_str(), claim_sources(&st)),
+        (Some("isolated"), vec!["agent".to_string()])
+    );
     // Releasing a claim nobody holds changes nothing.
     let (code, out, _) = cordon(&lab, &["release", "--source", "velociraptor", "--state-dir", &sd]);
     assert_eq!(code, 0);
