@@ -9,7 +9,8 @@
 //! atomically like the state), guarded by their own lock taken before the state lock.
 //!
 //! A quarantine recorded before claims existed (a state file without a claims file)
-//! counts as one `local` claim.
+//! is listed as one `local` claim, and any source's release removes it (its owner is
+//! unknown).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -335,6 +336,13 @@ impl Engine {
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
+        if load_file(&self.state_dir, &self.table)?.is_none() {
+            // A quarantine recorded before claims existed has no known owner: whoever
+            // releases it owns it (an upgraded agent must be able to release its own).
+            for c in &mut claims {
+                c.source = source;
+            }
+        }
         let before = claims.len();
         claims.retain(|c| c.source != source);
         let released_claim = claims.len() != before;
