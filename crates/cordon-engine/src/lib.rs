@@ -6,6 +6,9 @@
 //! Order matters for safety: nothing touches the firewall until every name resolved and
 //! every input validated, so bad input never leaves the host half changed, and a host
 //! name is never looked up after DNS is already blocked.
+// Public items still to document (65 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-engine` shows none.
+#![allow(missing_docs)]
 
 mod error;
 mod lock;

@@ -9,6 +9,7 @@
 //!
 //! Needs root, `ip` and `nft` (for the comparisons with the nft CLI backend). Without
 //! them the tests FAIL with a message saying so; they never skip silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};

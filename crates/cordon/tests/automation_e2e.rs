@@ -4,7 +4,7 @@
 //! the endpoint (leak matrix 0/0), the webhook receives the notification, and the audit
 //! names the rule and the event. Nothing runs in this machine's own network namespace.
 //! Needs root, iproute2 and nftables; without them the test fails saying so.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 #![cfg(target_os = "linux")]
 
 use std::io::{Read, Write};

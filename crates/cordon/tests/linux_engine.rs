@@ -2,6 +2,7 @@
 //! lock-outs). Each test builds its own namespace lab and runs the real `cordon` binary
 //! inside the endpoint namespace; nothing touches this machine's own network. They need
 //! root, `ip`, `nft` and `iptables`: without them they fail with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

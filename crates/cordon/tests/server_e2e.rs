@@ -3,6 +3,7 @@
 //! namespace (state in a temp dir), driven through the real CLI API client. Nothing runs
 //! in this machine's own network namespace. Needs root, iproute2 and nftables; without
 //! them the test fails saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
