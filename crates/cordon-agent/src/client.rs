@@ -1,9 +1,16 @@
-//! The agent's HTTP calls to the server.
+//! The agent's HTTP calls to the server: mutual TLS, every configured server URL in
+//! failover order, and an explicit proxy or none (environment proxies are ignored: an
+//! agent that silently follows `HTTPS_PROXY` cuts itself off once its own quarantine
+//! blocks the proxy, issue 14).
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cordon_proto::{DesiredState, StatusReport};
 use rustls::ClientConfig;
+use tokio::sync::Notify;
 
 use crate::AgentError;
 
@@ -11,13 +18,38 @@ use crate::AgentError;
 pub const POLL_WAIT_SECS: u64 = 25;
 const POLL_MARGIN: Duration = Duration::from_secs(10);
 
+/// How the agent's HTTP client connects.
 #[derive(Debug, Clone)]
-pub struct ServerClient {
-    base: String,
-    http: reqwest::Client,
+pub struct Connect {
+    /// `http://HOST:PORT` of an explicit proxy; `None` connects directly.
+    pub proxy: Option<String>,
+    /// TCP connect timeout.
+    pub timeout: Duration,
 }
 
-/// A failed call; `fatal` when the server refused us (revoked, unknown host).
+impl Default for Connect {
+    fn default() -> Self {
+        Connect {
+            proxy: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerClient {
+    bases: Arc<Vec<String>>,
+    current: Arc<AtomicUsize>,
+    http: reqwest::Client,
+    /// Peer address of the last successful response (the server, or the proxy).
+    last_peer: Arc<Mutex<Option<SocketAddr>>>,
+    /// When the last successful response arrived.
+    last_ok: Arc<Mutex<Option<Instant>>>,
+    /// Fired on every transport failure (the agent re-resolves its server names).
+    failed: Arc<Notify>,
+}
+
+/// A failed call; `status` is the server's HTTP status when it answered.
 #[derive(Debug)]
 pub struct CallError {
     pub detail: String,
@@ -28,6 +60,36 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.detail)
     }
+}
+
+pub use cordon_engine::error_chain;
+
+/// The agent's HTTP client on `tls`: never reads proxy settings from the environment,
+/// uses `connect.proxy` when given, `connect.timeout` per connection attempt, `timeout`
+/// for the whole request (none when `None`; long-polls set their own).
+///
+/// # Errors
+/// [`AgentError::Client`] when the client cannot be built (a malformed proxy URL).
+pub fn http_client_with(
+    tls: ClientConfig,
+    timeout: Option<Duration>,
+    connect: &Connect,
+) -> Result<reqwest::Client, AgentError> {
+    let mut b = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .no_proxy()
+        .connect_timeout(connect.timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(2);
+    if let Some(p) = &connect.proxy {
+        let proxy = reqwest::Proxy::all(p.as_str()).map_err(cordon_client::ClientError::Build)?;
+        b = b.proxy(proxy);
+    }
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    Ok(b.build().map_err(cordon_client::ClientError::Build)?)
 }
 
 async fn error_of(resp: reqwest::Response) -> CallError {
@@ -43,24 +105,84 @@ async fn error_of(resp: reqwest::Response) -> CallError {
     }
 }
 
-fn transport(e: reqwest::Error) -> CallError {
-    CallError {
-        detail: format!("cannot reach server: {e}"),
-        status: None,
-    }
-}
-
 impl ServerClient {
+    /// A client for one server URL, connecting directly.
+    ///
+    /// # Errors
+    /// See [`http_client_with`].
     pub fn new(base: &str, tls: ClientConfig) -> Result<Self, AgentError> {
+        Self::with_servers(&[base.to_string()], tls, &Connect::default())
+    }
+
+    /// A client for `bases` (tried in order, moving on at each transport failure).
+    ///
+    /// # Errors
+    /// See [`http_client_with`]; [`AgentError::Config`] for an empty list.
+    pub fn with_servers(bases: &[String], tls: ClientConfig, connect: &Connect) -> Result<Self, AgentError> {
+        if bases.is_empty() {
+            return Err(AgentError::Config("no server URL".into()));
+        }
         Ok(ServerClient {
-            base: base.trim_end_matches('/').to_string(),
-            http: cordon_client::http_client(tls, None)?,
+            bases: Arc::new(bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect()),
+            current: Arc::new(AtomicUsize::new(0)),
+            http: http_client_with(tls, None, connect)?,
+            last_peer: Arc::new(Mutex::new(None)),
+            last_ok: Arc::new(Mutex::new(None)),
+            failed: Arc::new(Notify::new()),
         })
     }
 
+    /// The URL the next call goes to.
+    pub fn base(&self) -> String {
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        self.bases[i].clone()
+    }
+
+    /// Peer address of the last successful response.
+    pub fn last_peer(&self) -> Option<SocketAddr> {
+        *self.last_peer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When the last successful response arrived (any call).
+    pub fn last_ok(&self) -> Option<Instant> {
+        *self.last_ok.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notified at every transport failure.
+    pub fn failures(&self) -> Arc<Notify> {
+        self.failed.clone()
+    }
+
+    fn transport_error(&self, base: &str, e: reqwest::Error) -> CallError {
+        // Fail over to the next server URL for the next call (unless a concurrent call
+        // already moved on from this one).
+        if let Some(i) = self.bases.iter().position(|b| b == base) {
+            let next = (i + 1) % self.bases.len();
+            let _ = self
+                .current
+                .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        self.failed.notify_one();
+        CallError {
+            detail: format!("cannot reach {base}: {}", error_chain(&e)),
+            status: None,
+        }
+    }
+
+    fn ok(&self, resp: &reqwest::Response) {
+        if let Some(a) = resp.remote_addr() {
+            *self.last_peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+        }
+        *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
     /// Long-poll for a revision newer than `since`.
+    ///
+    /// # Errors
+    /// [`CallError`] with the server's status, or without one for a transport failure.
     pub async fn desired(&self, since: Option<i64>, wait_secs: u64) -> Result<DesiredState, CallError> {
-        let mut url = format!("{}/v1/agent/desired?wait={wait_secs}", self.base);
+        let base = self.base();
+        let mut url = format!("{base}/v1/agent/desired?wait={wait_secs}");
         if let Some(s) = since {
             url.push_str(&format!("&since={s}"));
         }
@@ -70,28 +192,69 @@ impl ServerClient {
             .timeout(Duration::from_secs(wait_secs) + POLL_MARGIN)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(|e| self.transport_error(&base, e))?;
         if !resp.status().is_success() {
             return Err(error_of(resp).await);
         }
+        self.ok(&resp);
         resp.json().await.map_err(|e| CallError {
-            detail: format!("bad desired state: {e}"),
+            detail: format!("bad desired state: {}", error_chain(&e)),
             status: None,
         })
     }
 
+    /// `POST /v1/agent/status`: an authenticated request over the agent's own connection
+    /// (servers, proxy), which is also how the agent verifies a quarantine it applied.
+    ///
+    /// # Errors
+    /// As [`ServerClient::desired`].
     pub async fn report(&self, r: &StatusReport) -> Result<(), CallError> {
+        let base = self.base();
         let resp = self
             .http
-            .post(format!("{}/v1/agent/status", self.base))
+            .post(format!("{base}/v1/agent/status"))
             .timeout(Duration::from_secs(15))
             .json(r)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(|e| self.transport_error(&base, e))?;
         if !resp.status().is_success() {
             return Err(error_of(resp).await);
         }
+        self.ok(&resp);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_keeps_every_cause_once() {
+        let e = E(
+            "error sending request for url (https://x/)",
+            Some(Box::new(E(
+                "client error (Connect)",
+                Some(Box::new(E("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "error sending request for url (https://x/): client error (Connect): Connection refused (os error 111)"
+        );
     }
 }

@@ -8,9 +8,21 @@ use crate::AgentError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentConfig {
-    /// `https://HOST:PORT` of the server; always allowed while quarantined and used as
-    /// the verification target.
+    /// `https://HOST:PORT` of the server. With [`AgentConfig::servers`] it is the first of
+    /// the list; it may be left empty when `servers` is given.
+    #[serde(default)]
     pub server: String,
+    /// More server URLs (replicas behind different addresses, a DR site), like
+    /// Velociraptor's `server_urls`: every one is allowed while quarantined, and the agent
+    /// fails over between them in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    /// Explicit HTTP proxy for the agent's connection to the server (`http://HOST:PORT`).
+    /// Without it the agent connects directly and ignores `HTTPS_PROXY`/`ALL_PROXY` in its
+    /// environment. With it, the proxy's address and port are allowed while quarantined —
+    /// and the proxy becomes a path to wherever the proxy lets the host go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     pub host_id: String,
     /// Client certificate, key (0600) and CA, PEM.
     pub cert: PathBuf,
@@ -33,6 +45,22 @@ pub struct AgentConfig {
     /// Seconds between status heartbeats.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: f64,
+    /// Seconds allowed for a TCP connection to a server (or the proxy) before failing over.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: f64,
+    /// Seconds between re-resolutions of the server names (also done at once whenever a
+    /// connection to the server fails).
+    #[serde(default = "default_resolve_interval")]
+    pub resolve_interval_secs: f64,
+    /// Seconds between retries of exceptions that did not resolve or apply, and of a
+    /// desired state that could not be applied at all.
+    #[serde(default = "default_retry")]
+    pub retry_secs: f64,
+    /// Seconds after applying within which the agent expects its own authenticated
+    /// connection to the server to work; past that it warns and re-resolves (it never
+    /// rolls the quarantine back).
+    #[serde(default = "default_verify_timeout")]
+    pub verify_timeout_secs: f64,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -53,11 +81,25 @@ fn default_check() -> f64 {
 fn default_heartbeat() -> f64 {
     15.0
 }
+fn default_connect_timeout() -> f64 {
+    5.0
+}
+fn default_resolve_interval() -> f64 {
+    60.0
+}
+fn default_retry() -> f64 {
+    5.0
+}
+fn default_verify_timeout() -> f64 {
+    10.0
+}
 
 impl AgentConfig {
     pub fn new(server: &str, host_id: &str, dir: &Path) -> Self {
         AgentConfig {
             server: server.trim_end_matches('/').to_string(),
+            servers: Vec::new(),
+            proxy: None,
             host_id: host_id.to_string(),
             cert: dir.join("agent.pem"),
             key: dir.join("agent.key"),
@@ -68,7 +110,24 @@ impl AgentConfig {
             enforce: true,
             check_interval_secs: default_check(),
             heartbeat_secs: default_heartbeat(),
+            connect_timeout_secs: default_connect_timeout(),
+            resolve_interval_secs: default_resolve_interval(),
+            retry_secs: default_retry(),
+            verify_timeout_secs: default_verify_timeout(),
         }
+    }
+
+    /// Every server URL in failover order: `server` first (if set), then `servers`,
+    /// without duplicates or trailing slashes.
+    pub fn server_urls(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for u in std::iter::once(&self.server).chain(&self.servers) {
+            let u = u.trim().trim_end_matches('/').to_string();
+            if !u.is_empty() && !out.contains(&u) {
+                out.push(u);
+            }
+        }
+        out
     }
 
     pub fn load(path: &Path) -> Result<Self, AgentError> {
@@ -82,28 +141,45 @@ impl AgentConfig {
     }
 
     pub fn validate(&self) -> Result<(), AgentError> {
-        cordon_policy::AllowSpec::parse_server(&self.server).map_err(|source| AgentError::ConfigServer {
-            server: self.server.clone(),
-            source,
-        })?;
-        if !self.server.starts_with("https://") {
-            return Err(AgentError::Config(format!(
-                "server {:?} must be an https:// URL",
-                self.server
-            )));
+        let urls = self.server_urls();
+        if urls.is_empty() {
+            return Err(AgentError::Config(
+                "no server: set `server = \"https://HOST:PORT\"` or `servers = [...]`".into(),
+            ));
+        }
+        for url in &urls {
+            cordon_policy::AllowSpec::parse_server(url).map_err(|source| AgentError::ConfigServer {
+                server: url.clone(),
+                source,
+            })?;
+            if !url.starts_with("https://") {
+                return Err(AgentError::Config(format!("server {url:?} must be an https:// URL")));
+            }
+        }
+        if let Some(p) = &self.proxy {
+            crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+        }
+        let timers = [
+            self.check_interval_secs,
+            self.heartbeat_secs,
+            self.connect_timeout_secs,
+            self.resolve_interval_secs,
+            self.retry_secs,
+            self.verify_timeout_secs,
+        ];
+        if !timers.iter().all(|t| t.is_finite() && *t > 0.0) {
+            return Err(AgentError::Config("intervals and timeouts must be positive".into()));
         }
         cordon_policy::TableName::new(&self.table).map_err(|e| AgentError::Config(e.to_string()))?;
         self.backend
             .parse::<cordon_firewall::BackendChoice>()
             .map_err(AgentError::Config)?;
-        if !(self.check_interval_secs > 0.0 && self.heartbeat_secs > 0.0) {
-            return Err(AgentError::Config("intervals must be positive".into()));
-        }
         Ok(())
     }
 
+    /// Writes the config (0600: it names the key and the proxy).
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
         let text = toml::to_string_pretty(self).map_err(AgentError::ConfigEncode)?;
-        std::fs::write(path, text).map_err(|e| AgentError::io("write", path, e))
+        crate::persist::write_private(path, text.as_bytes())
     }
 }

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use cordon_engine::{Engine, EngineError, IsolateRequest, QuarantineState};
+use cordon_engine::{Engine, EngineError, QuarantineState};
 use cordon_firewall::BackendChoice;
-use cordon_policy::{AllowSpec, TableName};
-use cordon_proto::DesiredState;
+use cordon_policy::TableName;
+
+use crate::plan::Plan;
 
 /// Result of applying a quarantine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +52,10 @@ impl From<EngineError> for EnforceError {
 
 /// Blocking operations; the agent calls them on a blocking thread.
 pub trait Enforcer: Send + Sync + 'static {
-    /// Applies the quarantine `d` (names resolved now, server verified).
-    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError>;
+    /// Applies `plan` atomically in place of whatever Cordon had in force, without a
+    /// reachability probe and without rollback (the agent verifies through its own
+    /// connection). `notify_users` shows the plan's message to logged-in users.
+    fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError>;
     /// Re-applies the recorded quarantine without resolving or verifying (boot, repair).
     fn reapply(&self) -> Result<Applied, EnforceError>;
     fn release(&self) -> Result<(), EnforceError>;
@@ -62,51 +65,32 @@ pub trait Enforcer: Send + Sync + 'static {
 /// The real thing: `cordon-engine` on this host's firewall.
 pub struct EngineEnforcer {
     engine: Engine,
-    server: AllowSpec,
 }
 
 impl EngineEnforcer {
-    /// `server_url` is always allowed and is the verification target.
-    pub fn new(server_url: &str, table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
+    /// # Errors
+    /// `invalid_input` for a bad table or backend name.
+    pub fn new(table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
         let invalid = |detail: String| EnforceError {
             kind: "invalid_input".into(),
             detail,
         };
-        let server = AllowSpec::parse_server(server_url).map_err(|e| invalid(e.to_string()))?;
         let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
         let backend: BackendChoice = backend.parse().map_err(invalid)?;
         Ok(EngineEnforcer {
             engine: Engine::new(table, state_dir, backend),
-            server,
-        })
-    }
-
-    pub fn request(&self, d: &DesiredState) -> Result<IsolateRequest, EnforceError> {
-        let mut allow = Vec::with_capacity(d.allow.len());
-        for s in &d.allow {
-            allow.push(AllowSpec::parse(s).map_err(|e| EnforceError {
-                kind: "invalid_input".into(),
-                detail: e.to_string(),
-            })?);
-        }
-        Ok(IsolateRequest {
-            allow,
-            servers: vec![self.server.clone()],
-            message: d.message.clone(),
-            ..IsolateRequest::default()
         })
     }
 }
 
 impl Enforcer for EngineEnforcer {
-    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError> {
-        let out = self.engine.isolate(&self.request(d)?)?;
+    fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError> {
+        let out = self.engine.isolate_unverified(&plan.request(), notify_users)?;
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),
         })
     }
-
     fn reapply(&self) -> Result<Applied, EnforceError> {
         let out = self.engine.reapply()?;
         Ok(Applied {
@@ -139,9 +123,11 @@ pub struct MemoryEnforcer {
 
 #[derive(Debug, Default)]
 struct MemState {
-    recorded: Option<DesiredState>,
+    recorded: Option<Plan>,
     in_force: bool,
     applies: u64,
+    /// Times the state went from open to closed or back.
+    flips: u64,
 }
 
 impl MemoryEnforcer {
@@ -167,20 +153,34 @@ impl MemoryEnforcer {
         self.lock().applies
     }
 
-    fn digest(d: &DesiredState) -> String {
+    /// How many times the host went from open to quarantined or back.
+    pub fn flips(&self) -> u64 {
+        self.lock().flips
+    }
+
+    /// The plan last applied.
+    pub fn plan(&self) -> Option<Plan> {
+        self.lock().recorded.clone()
+    }
+
+    fn digest(p: &Plan) -> String {
         use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(d.allow.join(",").as_bytes()))
+        let text = format!("{:?}|{:?}", p.transport, p.allow);
+        hex::encode(Sha256::digest(text.as_bytes()))
     }
 }
 
 impl Enforcer for MemoryEnforcer {
-    fn isolate(&self, d: &DesiredState) -> Result<Applied, EnforceError> {
+    fn isolate(&self, plan: &Plan, _notify_users: bool) -> Result<Applied, EnforceError> {
         let mut s = self.lock();
-        s.recorded = Some(d.clone());
+        s.recorded = Some(plan.clone());
+        if !s.in_force {
+            s.flips += 1;
+        }
         s.in_force = true;
         s.applies += 1;
         Ok(Applied {
-            digest: Some(Self::digest(d)),
+            digest: Some(Self::digest(plan)),
             backend: Some("memory".into()),
         })
     }
@@ -204,6 +204,9 @@ impl Enforcer for MemoryEnforcer {
     fn release(&self) -> Result<(), EnforceError> {
         let mut s = self.lock();
         s.recorded = None;
+        if s.in_force {
+            s.flips += 1;
+        }
         s.in_force = false;
         Ok(())
     }

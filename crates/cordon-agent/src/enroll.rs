@@ -17,6 +17,9 @@ pub struct EnrollOptions {
     /// Where certificate, key and CA go.
     pub dir: PathBuf,
     pub hostname: String,
+    /// Explicit HTTP proxy (`http://HOST:PORT`) for enrollment and, written into the
+    /// config, for the agent; `None` connects directly (environment proxies are ignored).
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,10 +31,19 @@ pub struct Enrolled {
 }
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
-pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, String), AgentError> {
-    let http = cordon_client::http_client(
+pub async fn fetch_ca(
+    server: &str,
+    expected: Option<&str>,
+    proxy: Option<&str>,
+) -> Result<(String, String), AgentError> {
+    let connect = crate::client::Connect {
+        proxy: proxy.map(str::to_string),
+        ..Default::default()
+    };
+    let http = crate::client::http_client_with(
         cordon_client::tls::unverified()?,
         Some(std::time::Duration::from_secs(15)),
+        &connect,
     )?;
     let url = format!("{}/v1/ca", server.trim_end_matches('/'));
     let resp = http.get(&url).send().await.map_err(|source| AgentError::Transport {
@@ -59,28 +71,15 @@ pub async fn fetch_ca(server: &str, expected: Option<&str>) -> Result<(String, S
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| AgentError::io("write", path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| AgentError::io("chmod", path, e))?;
-    }
-    f.write_all(content.as_bytes())
-        .map_err(|e| AgentError::io("write", path, e))
+    crate::persist::write_private(path, content.as_bytes())
 }
 
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
-    let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref()).await?;
+    if let Some(p) = &opts.proxy {
+        crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+    }
+    let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref(), opts.proxy.as_deref()).await?;
     let key = rcgen::KeyPair::generate().map_err(|source| AgentError::Key {
         what: "generate the agent key",
         source,
@@ -92,9 +91,14 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
             what: "build CSR",
             source,
         })?;
-    let http = cordon_client::http_client(
+    let connect = crate::client::Connect {
+        proxy: opts.proxy.clone(),
+        ..Default::default()
+    };
+    let http = crate::client::http_client_with(
         cordon_client::tls::server_auth_only(ca_pem.as_bytes())?,
         Some(std::time::Duration::from_secs(30)),
+        &connect,
     )?;
     let req = EnrollRequest {
         token: opts.token.trim().to_string(),
@@ -119,8 +123,9 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         )));
     }
     let out: EnrollResponse = resp.json().await.map_err(AgentError::EnrollAnswer)?;
-    std::fs::create_dir_all(&opts.dir).map_err(|e| AgentError::io("create", &opts.dir, e))?;
-    let config = AgentConfig::new(&server, &out.host_id, &opts.dir);
+    crate::persist::create_private_dir(&opts.dir).map_err(|e| AgentError::io("create", &opts.dir, e))?;
+    let mut config = AgentConfig::new(&server, &out.host_id, &opts.dir);
+    config.proxy = opts.proxy.clone();
     write_private(&config.key, &key.serialize_pem())?;
     write_private(&config.cert, &out.cert_pem)?;
     std::fs::write(&config.ca, &ca_pem).map_err(|e| AgentError::io("write", &config.ca, e))?;

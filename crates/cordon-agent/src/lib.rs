@@ -13,6 +13,7 @@ pub mod config;
 pub mod enforcer;
 pub mod enroll;
 pub mod persist;
+pub mod plan;
 pub mod reconcile;
 pub mod report;
 

@@ -1,5 +1,8 @@
 //! The last desired state received from the server, kept on disk so the agent enforces
 //! it at boot without the server and stays quarantined while the server is unreachable.
+//!
+//! It holds the analyst's comment and message, so it is private: the file is 0600 and a
+//! directory the agent creates is 0700 (issue 14).
 
 use std::fs;
 use std::io::Write;
@@ -17,6 +20,10 @@ pub struct Persisted {
     pub desired: DesiredState,
     /// The revision last applied successfully (`None`: not yet).
     pub applied_revision: Option<i64>,
+    /// The agent's own destinations (server and proxy addresses) allowed by the rules in
+    /// force, so that after a restart it keeps the ones that worked.
+    #[serde(default)]
+    pub transport: Vec<std::net::SocketAddr>,
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -37,15 +44,90 @@ pub fn load(state_dir: &Path) -> Result<Option<Persisted>, AgentError> {
     }
 }
 
-/// Atomic replace: temp file, fsync, rename.
-pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
-    let io = |e: std::io::Error| AgentError::io("save desired state in", state_dir, e);
-    fs::create_dir_all(state_dir).map_err(io)?;
-    let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
-    let json = serde_json::to_vec_pretty(p).map_err(AgentError::Encode)?;
-    let mut f = fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&json).map_err(io)?;
+/// Creates `dir` (and its parents) if missing; the directories created here are 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
+/// the same directory (created 0700 if missing), fsync, rename.
+pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
+    let io = |e: std::io::Error| AgentError::io("write", path, e);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    create_private_dir(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    #[cfg(unix)]
+    {
+        // An older temp file may have been created with wider permissions.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    f.write_all(content).map_err(io)?;
     f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path(state_dir)).map_err(io)?;
-    Ok(())
+    drop(f);
+    fs::rename(&tmp, path).map_err(io)
+}
+
+/// Saves the desired state atomically (see [`write_private`]).
+pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
+    let json = serde_json::to_vec_pretty(p).map_err(AgentError::Encode)?;
+    write_private(&path(state_dir), &json)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The persisted desired state holds the analyst's comment: private file, private dir.
+    #[test]
+    fn private_state_is_0600_in_a_0700_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("var/lib/cordon");
+        let p = Persisted {
+            desired: DesiredState {
+                revision: 3,
+                quarantined: true,
+                comment: Some("IR-42: beaconing".into()),
+                ..Default::default()
+            },
+            applied_revision: Some(3),
+            transport: vec!["192.0.2.1:8443".parse().unwrap()],
+        };
+        save(&dir, &p).unwrap();
+        assert_eq!(mode(&path(&dir)), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.path().join("var")), 0o700);
+        assert_eq!(load(&dir).unwrap(), Some(p));
+        // A file left with wider permissions is replaced by a private one.
+        fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
+        save(&dir, &Persisted::default()).unwrap();
+        assert_eq!(mode(&path(&dir)), 0o600);
+    }
 }

@@ -1,6 +1,29 @@
 //! The agent's main loop: long-poll for desired state, converge the firewall to it,
 //! check for tampering every second and repair, report every change.
+//!
+//! # The agent's quarantine policy (issue 14; the standalone CLI keeps verify-or-roll-back)
+//!
+//! * **Fail closed, apply what can be applied.** Each exception is resolved on its own;
+//!   one that does not parse or resolve is left out, the quarantine goes in without it,
+//!   the report says `degraded` with one line per missing exception, and the agent retries
+//!   the names every `retry_secs` (re-applying atomically when they resolve).
+//! * **Verify through the real transport, never roll back.** The agent just reached the
+//!   server to learn of the quarantine, so after applying it does not probe with a TCP
+//!   connect of its own: the status report it sends next — an authenticated request over
+//!   its own client, to its own servers, through its own proxy — is the verification.
+//!   If that does not get through within `verify_timeout_secs`, the agent logs it,
+//!   re-resolves its server names and keeps trying; it never opens the host again for that
+//!   revision. The host therefore changes between open and closed at most once per desired
+//!   revision, and the server shows `quarantined` only once that report arrived.
+//! * **Follow the server.** The server names (every URL in `servers` and the proxy) are
+//!   re-resolved whenever a connection fails and every `resolve_interval_secs`; new
+//!   addresses are added to the rules in force in one atomic re-apply, keeping the old ones
+//!   until a request through a new address succeeded.
+//! * **Report at start and every heartbeat,** so `last seen` stays fresh and the server can
+//!   call an agent offline after three missed heartbeats.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,28 +34,46 @@ use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::backoff::Backoff;
-use crate::client::{ServerClient, POLL_WAIT_SECS};
+use crate::client::{Connect, ServerClient, POLL_WAIT_SECS};
 use crate::enforcer::{Applied, EnforceError, Enforcer};
 use crate::persist::{self, Persisted};
+use crate::plan::{self, NameResolver, OwnTransport, Plan, SystemResolver};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
 
-/// After a failed apply, wait this long before trying again.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// At most this often the agent re-resolves after connection failures.
+const MIN_RESOLVE_GAP: Duration = Duration::from_millis(500);
 
 pub struct Agent {
     cfg: AgentConfig,
     enforcer: Arc<dyn Enforcer>,
+    resolver: Arc<dyn NameResolver>,
+    transport: OwnTransport,
     client: ServerClient,
     hostname: String,
 }
 
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(1))
+}
+
 impl Agent {
+    /// # Errors
+    /// [`AgentError::Config`] for an invalid config, [`AgentError::Http`] when the HTTP
+    /// client cannot be built.
     pub fn new(cfg: AgentConfig, enforcer: Arc<dyn Enforcer>, tls: ClientConfig) -> Result<Self, AgentError> {
         cfg.validate()?;
-        let client = ServerClient::new(&cfg.server, tls)?;
+        let urls = cfg.server_urls();
+        let connect = Connect {
+            proxy: cfg.proxy.clone(),
+            timeout: secs(cfg.connect_timeout_secs),
+        };
+        let client = ServerClient::with_servers(&urls, tls, &connect)?;
+        let transport = OwnTransport::new(&urls, cfg.proxy.as_deref()).map_err(AgentError::Config)?;
         Ok(Agent {
             cfg,
             enforcer,
+            resolver: Arc::new(SystemResolver),
+            transport,
             client,
             hostname: hostname(),
         })
@@ -40,10 +81,13 @@ impl Agent {
 
     /// Builds the agent described by `cfg`: the engine on this host's firewall (or an
     /// in-memory stand-in when `enforce = false`) and mutual TLS from its files.
+    ///
+    /// # Errors
+    /// As [`Agent::new`], and [`AgentError::Tls`]/[`AgentError::Io`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(
-                crate::EngineEnforcer::new(&cfg.server, &cfg.table, cfg.state_dir.clone(), &cfg.backend)
+                crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
                     .map_err(AgentError::Enforcer)?,
             )
         } else {
@@ -58,33 +102,58 @@ impl Agent {
         self
     }
 
+    /// Resolves names (exceptions, servers, proxy) with `r` instead of the system resolver.
+    pub fn with_resolver(mut self, r: Arc<dyn NameResolver>) -> Self {
+        self.resolver = r;
+        self
+    }
+
     /// Runs until the task is dropped. Never releases the host because the server is
     /// unreachable: only a desired state from the server does that.
+    ///
+    /// # Errors
+    /// [`AgentError::Io`] when the persisted state cannot be read.
     pub async fn run(self) -> Result<(), AgentError> {
         let stored = persist::load(&self.cfg.state_dir)?;
         let since = stored.as_ref().map(|p| p.desired.revision);
         let persisted = stored.unwrap_or_default();
         let (desired_tx, mut desired_rx) = watch::channel(persisted.desired.clone());
         let (report_tx, report_rx) = mpsc::unbounded_channel();
-        let heartbeat = Duration::from_secs_f64(self.cfg.heartbeat_secs);
+        let heartbeat = secs(self.cfg.heartbeat_secs);
         let reporter = tokio::spawn(crate::report::run(self.client.clone(), report_rx, heartbeat));
         let reset = Arc::new(Notify::new());
         let poller = tokio::spawn(poll(self.client.clone(), since, desired_tx, reset.clone()));
         let _guard = AbortOnDrop(vec![reporter, poller]);
+        let conn_failed = self.client.failures();
 
+        let now = Instant::now();
         let mut rec = Reconciler {
             enforcer: self.enforcer.clone(),
+            resolver: self.resolver.clone(),
+            transport: self.transport.clone(),
+            client: self.client.clone(),
             dir: self.cfg.state_dir.clone(),
             p: persisted,
+            plan: None,
             report_tx,
             retry_at: None,
-            last: None,
             hostname: self.hostname.clone(),
             reset,
+            enforcing: self.cfg.enforce,
+            heartbeat_ms: heartbeat.as_millis() as u64,
+            retry_every: secs(self.cfg.retry_secs),
+            resolve_every: secs(self.cfg.resolve_interval_secs),
+            verify_timeout: secs(self.cfg.verify_timeout_secs),
+            next_resolve: now + secs(self.cfg.resolve_interval_secs),
+            last_resolve: None,
+            next_degraded_retry: now,
+            verifying: None,
         };
         rec.startup().await;
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(self.cfg.check_interval_secs));
+        let mut tick = tokio::time::interval(secs(self.cfg.check_interval_secs).min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let check_every = secs(self.cfg.check_interval_secs);
+        let mut next_check = Instant::now() + check_every;
         loop {
             tokio::select! {
                 changed = desired_rx.changed() => {
@@ -94,7 +163,15 @@ impl Agent {
                     let d = desired_rx.borrow_and_update().clone();
                     rec.on_desired(d).await;
                 }
-                _ = tick.tick() => rec.on_tick().await,
+                _ = conn_failed.notified() => rec.on_connection_failed().await,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let check = now >= next_check;
+                    if check {
+                        next_check = now + check_every;
+                    }
+                    rec.on_tick(check).await;
+                }
             }
         }
     }
@@ -148,7 +225,11 @@ async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<De
                 } else {
                     tracing::warn!(error = %e, retry_in = ?delay, "desired-state poll failed");
                 }
-                tokio::time::sleep(delay).await;
+                // A firewall change (new server addresses allowed) retries at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = reset.notified() => {}
+                }
             }
         }
     }
@@ -156,13 +237,28 @@ async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<De
 
 struct Reconciler {
     enforcer: Arc<dyn Enforcer>,
+    resolver: Arc<dyn NameResolver>,
+    transport: OwnTransport,
+    client: ServerClient,
     dir: PathBuf,
     p: Persisted,
+    /// The plan in force (quarantined and applied), if any.
+    plan: Option<Plan>,
     report_tx: mpsc::UnboundedSender<StatusReport>,
     retry_at: Option<Instant>,
-    last: Option<StatusReport>,
     hostname: String,
     reset: Arc<Notify>,
+    enforcing: bool,
+    heartbeat_ms: u64,
+    retry_every: Duration,
+    resolve_every: Duration,
+    verify_timeout: Duration,
+    next_resolve: Instant,
+    last_resolve: Option<Instant>,
+    next_degraded_retry: Instant,
+    /// Applied at this instant, and not yet confirmed by a request over the agent's own
+    /// connection; `bool`: the timeout was already reported.
+    verifying: Option<(Instant, bool)>,
 }
 
 impl Reconciler {
@@ -177,6 +273,40 @@ impl Reconciler {
                 kind: "error".into(),
                 detail: format!("enforcer task failed: {j}"),
             }),
+        }
+    }
+
+    /// Resolves the agent's own destinations (blocking lookups on a blocking thread).
+    async fn resolve_transport(&mut self) -> plan::Resolved {
+        self.last_resolve = Some(Instant::now());
+        self.next_resolve = Instant::now() + self.resolve_every;
+        let (t, r) = (self.transport.clone(), self.resolver.clone());
+        match tokio::task::spawn_blocking(move || t.resolve(r.as_ref())).await {
+            Ok(res) => {
+                for f in &res.failures {
+                    tracing::warn!(failure = %f, "server or proxy name does not resolve");
+                }
+                res
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "resolver task failed");
+                plan::Resolved::default()
+            }
+        }
+    }
+
+    /// Plans `d` with the agent's transport `transport` (lookups on a blocking thread).
+    async fn make_plan(&self, d: &DesiredState, transport: BTreeSet<SocketAddr>) -> Plan {
+        let (d2, r) = (d.clone(), self.resolver.clone());
+        match tokio::task::spawn_blocking(move || plan::plan(&d2, &transport, r.as_ref())).await {
+            Ok(p) => p,
+            Err(e) => Plan {
+                revision: d.revision,
+                transport: BTreeSet::new(),
+                allow: vec![],
+                message: d.message.clone(),
+                degraded: vec![format!("planning failed: {e}")],
+            },
         }
     }
 
@@ -198,6 +328,10 @@ impl Reconciler {
         err: Option<&EnforceError>,
         detail: Option<String>,
     ) {
+        let degraded = match (state, &self.plan) {
+            (AgentState::Isolated, Some(p)) => p.degraded.clone(),
+            _ => vec![],
+        };
         let r = StatusReport {
             version: PROTO_VERSION,
             applied_revision: self.p.desired.revision,
@@ -210,14 +344,23 @@ impl Reconciler {
             os: Some(std::env::consts::OS.to_string()),
             addresses: crate::addrs::local_addresses(),
             agent_version: Some(AGENT_VERSION.to_string()),
+            enforcing: self.enforcing,
+            degraded,
+            heartbeat_ms: Some(self.heartbeat_ms),
         };
-        self.last = Some(r.clone());
         let _ = self.report_tx.send(r);
     }
 
-    /// At start: re-apply a recorded quarantine without the server (boot), then converge.
+    /// At start: re-apply a recorded quarantine without the server (boot), then converge,
+    /// and report where the host is in any case (a restarted agent with nothing to change
+    /// still tells the server it is alive).
     async fn startup(&mut self) {
+        let mut reported = false;
         if self.p.desired.quarantined && self.p.applied_revision.is_some() {
+            // The rules in force are the persisted ones; plan them again for the report.
+            let transport: BTreeSet<SocketAddr> = self.p.transport.iter().copied().collect();
+            let d = self.p.desired.clone();
+            self.plan = Some(self.make_plan(&d, transport).await);
             match self.blocking(|e| e.check()).await {
                 Ok(c) if c.state == QuarantineState::Isolated => {
                     tracing::info!("quarantine in force since before start");
@@ -229,16 +372,38 @@ impl Reconciler {
                 }
                 _ => self.repair(None).await,
             }
+            reported = true;
         }
+        let before = self.p.applied_revision;
         self.converge().await;
+        if !reported && self.p.applied_revision == before {
+            self.report_current().await;
+        }
+    }
+
+    /// Reports the firewall as it is (no change made).
+    async fn report_current(&mut self) {
+        match self.blocking(|e| e.check()).await {
+            Ok(c) => {
+                let a = Applied {
+                    digest: c.digest.clone(),
+                    backend: c.backend.clone(),
+                };
+                let state = match c.state {
+                    QuarantineState::Isolated => AgentState::Isolated,
+                    QuarantineState::Released => AgentState::Released,
+                    QuarantineState::Tampered => AgentState::Tampered,
+                };
+                self.report(state, Some(&a), None, c.reason);
+            }
+            Err(err) => self.report(AgentState::Failed, None, Some(&err), None),
+        }
     }
 
     async fn on_desired(&mut self, d: DesiredState) {
         if d == self.p.desired {
             // Same state after a reconnect: tell the server where we are.
-            if let Some(r) = self.last.clone() {
-                let _ = self.report_tx.send(r);
-            }
+            self.report_current().await;
             return;
         }
         tracing::info!(revision = d.revision, quarantined = d.quarantined, "new desired state");
@@ -248,11 +413,54 @@ impl Reconciler {
         self.converge().await;
     }
 
-    async fn on_tick(&mut self) {
+    async fn on_tick(&mut self, check: bool) {
+        let now = Instant::now();
         if self.p.applied_revision != Some(self.p.desired.revision) {
             self.converge().await;
-        } else {
+            return;
+        }
+        if check {
             self.check_tamper().await;
+        }
+        self.check_verified(now).await;
+        if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
+            self.next_degraded_retry = now + self.retry_every;
+            self.replan(false).await;
+        }
+        if now >= self.next_resolve {
+            self.follow_server().await;
+        }
+    }
+
+    async fn on_connection_failed(&mut self) {
+        if self.last_resolve.is_some_and(|t| t.elapsed() < MIN_RESOLVE_GAP) {
+            return;
+        }
+        self.follow_server().await;
+    }
+
+    /// Has a request over the agent's own connection succeeded since the last apply?
+    async fn check_verified(&mut self, now: Instant) {
+        let Some((applied_at, warned)) = self.verifying else {
+            return;
+        };
+        if self.client.last_ok().is_some_and(|t| t >= applied_at) {
+            tracing::info!(
+                after = ?self.client.last_ok().map(|t| t.duration_since(applied_at)),
+                "quarantine verified: the server answered over the agent's own connection"
+            );
+            self.verifying = None;
+            return;
+        }
+        if !warned && now.duration_since(applied_at) >= self.verify_timeout {
+            tracing::error!(
+                timeout = ?self.verify_timeout,
+                server = %self.client.base(),
+                "quarantine in force but the server has not answered over the agent's own connection; \
+                 keeping the quarantine (fail closed) and re-resolving the server"
+            );
+            self.verifying = Some((applied_at, true));
+            self.follow_server().await;
         }
     }
 
@@ -271,26 +479,91 @@ impl Reconciler {
             return;
         }
         if d.quarantined {
-            let req = d.clone();
-            match self.blocking(move |e| e.isolate(&req)).await {
-                Ok(a) => {
-                    tracing::info!(revision = d.revision, "quarantine applied");
-                    self.reset.notify_one();
-                    self.applied(d.revision).await;
-                    self.report(AgentState::Isolated, Some(&a), None, None);
-                }
-                Err(err) => self.failed(err),
+            // A new quarantine: the server's current addresses and the one that answered.
+            let mut transport = self.resolve_transport().await.addrs;
+            transport.extend(self.client.last_peer());
+            if transport.is_empty() {
+                transport = self.p.transport.iter().copied().collect();
             }
+            let plan = self.make_plan(&d, transport).await;
+            self.apply(plan, true).await;
         } else {
             match self.blocking(|e| e.release()).await {
                 Ok(()) => {
                     tracing::info!(revision = d.revision, "released");
+                    self.plan = None;
+                    self.verifying = None;
+                    self.p.transport.clear();
                     self.applied(d.revision).await;
                     self.report(AgentState::Released, None, None, None);
                 }
                 Err(err) => self.failed(err),
             }
         }
+    }
+
+    /// Applies `plan` (atomically replacing what is in force) and reports it.
+    async fn apply(&mut self, plan: Plan, notify_users: bool) {
+        let p2 = plan.clone();
+        match self.blocking(move |e| e.isolate(&p2, notify_users)).await {
+            Ok(a) => {
+                if plan.degraded.is_empty() {
+                    tracing::info!(revision = plan.revision, "quarantine applied");
+                } else {
+                    tracing::warn!(revision = plan.revision, degraded = ?plan.degraded, "quarantine applied without some exceptions");
+                }
+                self.reset.notify_one();
+                self.p.transport = plan.transport.iter().copied().collect();
+                self.plan = Some(plan.clone());
+                self.verifying = Some((Instant::now(), false));
+                self.next_degraded_retry = Instant::now() + self.retry_every;
+                self.applied(plan.revision).await;
+                self.report(AgentState::Isolated, Some(&a), None, None);
+            }
+            Err(err) => self.failed(err),
+        }
+    }
+
+    /// Re-plans the quarantine in force (exceptions resolved again) with the transport in
+    /// force; re-applies only when the rules change, reports when what is missing changed.
+    async fn replan(&mut self, force_report: bool) {
+        let Some(cur) = self.plan.clone() else { return };
+        let plan = self.make_plan(&self.p.desired.clone(), cur.transport.clone()).await;
+        if !plan.same_rules(&cur) {
+            self.apply(plan, false).await;
+        } else if plan.degraded != cur.degraded || force_report {
+            self.plan = Some(plan);
+            self.report_current().await;
+        }
+    }
+
+    /// Re-resolves the servers and the proxy; widens the rules in force with new
+    /// addresses (atomically), and drops old ones once a new one has worked.
+    async fn follow_server(&mut self) {
+        let fresh = self.resolve_transport().await.addrs;
+        let Some(cur) = self.plan.clone() else { return };
+        if !self.p.desired.quarantined || self.p.applied_revision != Some(self.p.desired.revision) {
+            return;
+        }
+        let new: Vec<SocketAddr> = fresh.difference(&cur.transport).copied().collect();
+        let transport = if !new.is_empty() {
+            tracing::warn!(new = ?new, "the server has new addresses: allowing them");
+            cur.transport.union(&fresh).copied().collect()
+        } else {
+            // Old addresses go once the current ones are known to work: the last request
+            // succeeded after the last apply, through an address that still resolves.
+            let peer = self.client.last_peer();
+            let verified = self.verifying.is_none();
+            let stale: Vec<SocketAddr> = cur.transport.difference(&fresh).copied().collect();
+            if stale.is_empty() || !verified || !peer.is_some_and(|p| fresh.contains(&p)) {
+                return;
+            }
+            tracing::info!(stale = ?stale, "dropping server addresses that no longer resolve");
+            fresh
+        };
+        let d = self.p.desired.clone();
+        let plan = self.make_plan(&d, transport).await;
+        self.apply(plan, false).await;
     }
 
     async fn applied(&mut self, rev: i64) {
@@ -301,7 +574,7 @@ impl Reconciler {
 
     fn failed(&mut self, err: EnforceError) {
         tracing::error!(error = %err, revision = self.p.desired.revision, "cannot apply desired state");
-        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        self.retry_at = Some(Instant::now() + self.retry_every);
         self.report(AgentState::Failed, None, Some(&err), None);
     }
 
@@ -342,7 +615,7 @@ impl Reconciler {
     }
 
     /// Puts the recorded quarantine back: re-apply (no names, no verification), or a
-    /// fresh isolate if nothing was recorded.
+    /// fresh plan if nothing was recorded.
     async fn repair(&mut self, found: Option<String>) {
         if let Some(found) = &found {
             self.report(AgentState::Tampered, None, None, Some(found.clone()));
@@ -350,8 +623,14 @@ impl Reconciler {
         let result = match self.blocking(|e| e.reapply()).await {
             Ok(a) => Ok(a),
             Err(_) => {
+                let mut transport: BTreeSet<SocketAddr> = self.p.transport.iter().copied().collect();
+                if transport.is_empty() {
+                    transport = self.resolve_transport().await.addrs;
+                }
                 let d = self.p.desired.clone();
-                self.blocking(move |e| e.isolate(&d)).await
+                let plan = self.make_plan(&d, transport).await;
+                self.plan = Some(plan.clone());
+                self.blocking(move |e| e.isolate(&plan, false)).await
             }
         };
         match result {

@@ -120,6 +120,7 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
         ca_fingerprint: Some("00".repeat(32)),
         dir: agent_dir.path().to_path_buf(),
         hostname: "endpoint".into(),
+        proxy: None,
     };
     let err = enroll(&bad).await.unwrap_err().to_string();
     assert!(err.contains("fingerprint mismatch"), "{err}");
@@ -274,5 +275,91 @@ async fn a_certificate_from_another_ca_is_rejected_in_the_handshake() {
     let err = client.desired(None, 1).await.unwrap_err();
     assert_eq!(err.status, None, "expected a TLS failure, got {err}");
     let _: SocketAddr = running.addr;
+    running.stop();
+}
+
+/// A restarted agent with nothing to change reports at once and on every heartbeat (it
+/// used to resend only a report it had made itself, so a fresh process stayed silent
+/// while its long-poll was open and `last seen` went stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_agent_with_nothing_to_change_reports_at_start_and_every_heartbeat() {
+    let (s, running) = Server::new().await;
+    let token = running
+        .state
+        .store
+        .create_enroll_token("t", &[], 3600)
+        .await
+        .unwrap()
+        .token;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let enrolled = enroll(&EnrollOptions {
+        server: s.url(),
+        token,
+        ca_fingerprint: Some(s.fingerprint.clone()),
+        dir: agent_dir.path().join("etc"),
+        hostname: "quiet".into(),
+        proxy: None,
+    })
+    .await
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(agent_dir.path().join("etc"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "agent directory must be private");
+    }
+    let host_id = enrolled.config.host_id.clone();
+    let mut cfg = enrolled.config.clone();
+    cfg.state_dir = agent_dir.path().join("state");
+    cfg.enforce = false;
+    cfg.heartbeat_secs = 0.5;
+    let start = |cfg: cordon_agent::AgentConfig| {
+        let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
+        tokio::spawn(Agent::new(cfg, Arc::new(MemoryEnforcer::new()), tls).unwrap().run())
+    };
+    let last_seen = |s: &Server| {
+        let s_url = s.url();
+        let api = s.api();
+        let admin = s.admin.clone();
+        let id = host_id.clone();
+        async move {
+            let v: Value = api
+                .get(format!("{s_url}/v1/hosts/{id}"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["last_seen"].as_str().map(str::to_string)
+        }
+    };
+    let agent = start(cfg.clone());
+    wait_state(&s, &host_id, "normal", Duration::from_secs(5)).await;
+    agent.abort();
+    let _ = agent.await;
+
+    // Restarted with nothing to change: seen again at once, then on every heartbeat.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = last_seen(&s).await.unwrap();
+    let agent = start(cfg.clone());
+    let t = Instant::now();
+    loop {
+        let now = last_seen(&s).await.unwrap();
+        if now > before {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "restarted agent did not report");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = last_seen(&s).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let later = last_seen(&s).await.unwrap();
+    assert!(later > first, "no heartbeat: last seen stayed {first}");
+    agent.abort();
     running.stop();
 }

@@ -200,8 +200,30 @@ impl Engine {
         let _lock = lock::StateLock::acquire(&self.state_dir)?;
         let previous = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(None)?;
-        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true)?;
+        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
         Ok(outcome)
+    }
+
+    /// Like [`Engine::isolate`] but without the reachability probe and without rollback:
+    /// resolves `req`, applies it atomically and persists it. The agent uses this: it
+    /// resolves each exception on its own first (so one that does not resolve is left out
+    /// instead of cancelling the quarantine) and verifies through its own authenticated
+    /// connection to the server rather than a TCP probe. `notify_users` sends
+    /// `req.message` to logged-in users (a new quarantine, not a re-apply after an address
+    /// change).
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when a name in `req` does not resolve (nothing changed),
+    /// [`EngineError::NotPermitted`] without privilege, the backend's error when the kernel
+    /// refuses the batch (nothing changed), [`EngineError::Other`] when the state cannot
+    /// be saved.
+    pub fn isolate_unverified(&self, req: &IsolateRequest, notify_users: bool) -> Result<IsolateOutcome, EngineError> {
+        let resolved = self.resolve(req)?;
+        privilege::require_admin()?;
+        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let previous = state::load(&self.state_dir, &self.table)?;
+        let fw = self.firewall(None)?;
+        self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), false, notify_users)
     }
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again
@@ -220,7 +242,7 @@ impl Engine {
             policy: stored.policy.clone(),
             verify_targets: vec![],
         };
-        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false)
+        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false, false)
     }
 
     fn apply_resolved(
@@ -230,6 +252,7 @@ impl Engine {
         resolved: &ResolvedRequest,
         previous: Option<&StoredState>,
         verify_after: bool,
+        notify_users: bool,
     ) -> Result<IsolateOutcome, EngineError> {
         let started = std::time::Instant::now();
         fw.apply(&resolved.policy)?;
@@ -264,7 +287,7 @@ impl Engine {
         state::save(&self.state_dir, &stored)?;
 
         let message_warning = match &req.message {
-            Some(text) if verify_after => notify::message_users(text).err(),
+            Some(text) if notify_users => notify::message_users(text).err(),
             _ => None,
         };
         Ok(IsolateOutcome {

@@ -62,6 +62,7 @@ pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
         Command::new(bin)
             .args(["server", "init", "--json", "--data", &s(&data), "--name", SERVER_NAME])
             .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
+            .args(["--ip", &MOVED_SERVER4.to_string(), "--ip", &MOVED_SERVER6.to_string()])
             .output()?,
         "server init",
     )?;
@@ -92,6 +93,18 @@ pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
 /// Starts `cordon server run` on `data` in the server namespace and waits until the
 /// endpoint namespace can connect to it (10 s at most).
 pub fn spawn_server(lab: &Lab, bin: &Path, data: &Path) -> Result<Child> {
+    spawn_server_checked(
+        lab,
+        bin,
+        data,
+        Host::Endpoint,
+        std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT),
+    )
+}
+
+/// Starts `cordon server run` on `data` in the server namespace (listening on every
+/// address) and waits until `from` can connect to `at` (10 s at most).
+pub fn spawn_server_checked(lab: &Lab, bin: &Path, data: &Path, from: Host, at: std::net::SocketAddr) -> Result<Child> {
     let mut child = lab.spawn(
         Host::Server,
         &[
@@ -107,10 +120,7 @@ pub fn spawn_server(lab: &Lab, bin: &Path, data: &Path) -> Result<Child> {
         ],
     )?;
     let start = Instant::now();
-    while lab
-        .connect(Host::Endpoint, std::net::SocketAddr::new(SERVER4.into(), SERVER_PORT))
-        .is_err()
-    {
+    while lab.connect(from, at).is_err() {
         if start.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
             let _ = child.wait();
@@ -158,7 +168,18 @@ pub fn enroll_agent(
 
 /// Starts `cordon agent run` with `config` in the endpoint namespace.
 pub fn spawn_agent(lab: &Lab, bin: &Path, config: &Path) -> Result<Child> {
-    lab.spawn(Host::Endpoint, &[&s(bin), "agent", "run", "--config", &s(config)])
+    spawn_agent_env(lab, bin, config, &[])
+}
+
+/// Like [`spawn_agent`] with extra environment variables (`NAME=value`), e.g. a proxy
+/// in `HTTPS_PROXY` that the agent must ignore.
+pub fn spawn_agent_env(lab: &Lab, bin: &Path, config: &Path, env: &[&str]) -> Result<Child> {
+    let bin = s(bin);
+    let config = s(config);
+    let mut argv: Vec<&str> = vec!["/usr/bin/env"];
+    argv.extend_from_slice(env);
+    argv.extend_from_slice(&[&bin, "agent", "run", "--config", &config]);
+    lab.spawn(Host::Endpoint, &argv)
 }
 
 impl ServerLab {

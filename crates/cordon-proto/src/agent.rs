@@ -78,6 +78,25 @@ pub struct StatusReport {
     pub addresses: Vec<String>,
     #[serde(default)]
     pub agent_version: Option<String>,
+    /// False when the agent runs with `enforce = false` (it keeps the desired state in
+    /// memory and never touches the firewall): the server then never calls the host
+    /// quarantined. Older agents do not send it and are taken as enforcing.
+    #[serde(default = "crate::agent::default_true")]
+    pub enforcing: bool,
+    /// What of the desired state is *not* in force although `state` is `isolated`: one
+    /// human-readable line per exception that did not resolve or could not be applied
+    /// (`exception https://edr.example.net: does not resolve: …`). The quarantine itself
+    /// is in force (fail closed); the agent keeps retrying these.
+    #[serde(default)]
+    pub degraded: Vec<String>,
+    /// The agent's heartbeat interval in milliseconds: it reports at least this often, so
+    /// the server calls it offline after three intervals without a report.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+}
+
+pub(crate) fn default_true() -> bool {
+    true
 }
 
 pub(crate) fn default_version() -> u32 {

@@ -102,6 +102,11 @@ pub struct ActionRequest {
     /// RFC 3339 time at which the server releases (quarantine only).
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// Optimistic concurrency: host id → the desired-state revision the caller last saw.
+    /// If any of these hosts has moved on since, nothing changes and the answer is 409
+    /// (the console sends what its page showed, so an action on a stale view is refused).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

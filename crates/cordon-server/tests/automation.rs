@@ -376,6 +376,36 @@ async fn wazuh_and_velociraptor_adapters() {
     assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
     assert_eq!(v["events"][0]["source"], "velociraptor");
     assert_eq!(v["rejected"].as_array().unwrap().len(), 1);
+
+    // Nothing accepted is a 400 naming every line, not a 200 that loses the events.
+    let (st, text) = c
+        .raw(
+            "POST",
+            "/v1/events/velociraptor",
+            Some(&c.responder),
+            Some("not json\n{\"x\":1}\n"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("line 1") && text.contains("line 2"), "{text}");
+
+    // The forwarder's exact output (recorded from Velociraptor's VQL engine).
+    let forwarded = include_str!("../../../integrations/velociraptor/testdata/forward.ndjson");
+    let (st, text) = c
+        .raw(
+            "POST",
+            "/v1/events/velociraptor",
+            Some(&c.responder),
+            Some(forwarded),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["events"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["rejected"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(v["events"][0]["severity"], "critical");
 }
 
 #[tokio::test]

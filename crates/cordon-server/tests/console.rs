@@ -432,21 +432,318 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
         let r = req(&ctx, "GET", p, Some(&vs.cookie), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
     }
-    let form = format!("csrf={viewer_csrf}&id=1&decision=approve&comment=x");
     let r = req(
         &ctx,
         "POST",
         "/console/approvals/decide",
         Some(&vs.cookie),
-        &[],
-        Some(("application/x-www-form-urlencoded", form)),
+        &[("x-csrf-token", &viewer_csrf)],
+        json(serde_json::json!({"ids": [1], "decision": "approve", "comment": "x"})),
     )
     .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(
-        r.headers["location"].to_str().unwrap().contains("error="),
-        "a viewer's decision is refused"
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a viewer's decision is refused: {}",
+        r.body
     );
+}
+
+/// Reads a JSON reply.
+fn j(r: &Resp) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", r.status, r.body))
+}
+
+async fn post_json(ctx: &Ctx, s: &Sess, path: &str, body: serde_json::Value) -> Resp {
+    req(
+        ctx,
+        "POST",
+        path,
+        Some(&s.cookie),
+        &[("x-csrf-token", &s.csrf)],
+        json(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn stale_view_actions_are_refused_with_409_and_change_nothing() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web-01", &["web"]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{id}"),
+        Some(&rs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
+    assert!(
+        page.body.contains(&format!("data-revision=\"{rev}\"")),
+        "the page carries its revision"
+    );
+    // Someone quarantines it from the CLI while the page is open…
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/quarantine"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"IR-1 from the CLI","allow":["192.0.2.5"],"message":"hi"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let before = ctx.snapshot().await;
+    // …and the stale page's "Quarantine" (with its revision) is refused, at check and at run.
+    let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "stale click", "revisions": {id.clone(): rev}});
+    for path in ["/console/actions/check", "/console/actions/run"] {
+        let r = post_json(&ctx, &rs, path, body.clone()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.body);
+        let msg = j(&r)["errors"]["stale"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("web-01") && msg.contains("changed"), "{msg}");
+    }
+    assert_eq!(ctx.snapshot().await, before, "a refused action changed nothing");
+    let h = ctx.store().host(&id).await.unwrap();
+    assert_eq!(h.desired.allow, vec!["192.0.2.5".to_string()], "exceptions kept");
+    assert_eq!(h.desired.comment.as_deref(), Some("IR-1 from the CLI"));
+    // The REST API offers the same check (if_revisions).
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/release",
+            Some(&ctx.admin),
+            Some(&format!(
+                r#"{{"hosts":["{id}"],"comment":"x","if_revisions":{{"{id}":{rev}}}}}"#
+            )),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // With the current revision it goes through.
+    let now_rev = h.desired.revision;
+    let ok = serde_json::json!({"action": "release", "hosts": [id], "comment": "fresh view", "revisions": {id.clone(): now_rev}});
+    let r = post_json(&ctx, &rs, "/console/actions/run", ok).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn confirmation_counts_hosts_that_change_and_label_actions_need_typing() {
+    let ctx = Ctx::new().await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(ctx.enroll(&format!("web-{i}"), &["web"]).await);
+    }
+    let dc = ctx.enroll("dc-01", &["web", "cordon-protected"]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let (st, _) = ctx
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&ctx.admin),
+            Some(&format!(
+                r#"{{"hosts":["{}","{}","{}"],"comment":"IR-7"}}"#,
+                ids[0], ids[1], ids[2]
+            )),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Release 5 selected hosts, 3 of them quarantined: "Release 3 hosts?".
+    let body = serde_json::json!({"action": "release", "hosts": ids, "comment": "done"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", body.clone()).await);
+    assert_eq!(v["summary"], "Release 3 hosts?", "{v}");
+    assert_eq!((v["count"].as_u64(), v["total"].as_u64()), (Some(3), Some(5)));
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 of the 5 hosts already released"),
+        "{v}"
+    );
+    let r = post_json(&ctx, &rs, "/console/actions/run", body).await;
+    assert_eq!(j(&r)["count"], 3, "only the hosts that change are acted on: {}", r.body);
+    // By label: the protected host is named, and the run needs the label or the count typed.
+    let by_label = serde_json::json!({"action": "quarantine", "label": "web", "comment": "tier"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label.clone()).await);
+    assert_eq!(
+        v["summary"], "Quarantine 6 hosts (every host with label \"web\")?",
+        "{v}"
+    );
+    assert_eq!(v["confirm_word"], "web");
+    let protected: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("Protected"))
+        .collect();
+    assert!(
+        protected.len() == 1 && protected[0].contains("dc-01") && protected[0].contains("cordon-protected"),
+        "{v}"
+    );
+    let dc_impact = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == dc.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(dc_impact["protected"], serde_json::json!(["cordon-protected"]));
+    let before = ctx.snapshot().await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", by_label.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(j(&r)["errors"]["confirm"].is_string());
+    assert_eq!(ctx.snapshot().await, before, "nothing without the typed confirmation");
+    let mut typed = by_label.clone();
+    typed["confirm"] = serde_json::json!("6");
+    typed["revisions"] = v["revisions"].clone();
+    let r = post_json(&ctx, &rs, "/console/actions/run", typed).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(j(&r)["count"], 6);
+}
+
+#[tokio::test]
+async fn pages_never_claim_more_than_the_agent_confirmed() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let failed = ctx.enroll("fail-01", &[]).await;
+    let dry = ctx.enroll("dry-01", &[]).await;
+    let good = ctx.enroll("good-01", &[]).await;
+    for id in [&failed, &dry, &good] {
+        let (st, _) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/quarantine"),
+                Some(&ctx.admin),
+                Some(r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let rev = |id: &String| {
+        let id = id.clone();
+        let store = ctx.store();
+        async move { store.host(&id).await.unwrap().desired.revision }
+    };
+    let mut r = common::status_report(rev(&failed).await, AgentState::Failed, "sha256:0", "nftables");
+    r.error = Some("apply_failed".into());
+    r.detail = Some("netlink: operation not permitted".into());
+    ctx.agent_status(&failed, &r).await;
+    let r = common::status_report(rev(&dry).await, AgentState::Isolated, "sha256:1", "memory");
+    ctx.agent_status(&dry, &r).await;
+    let r = common::status_report(rev(&good).await, AgentState::Isolated, "sha256:2", "nftables");
+    ctx.agent_status(&good, &r).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{failed}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("class=\"digest bad\""),
+        "a failed host is not shown in the ok colour"
+    );
+    assert!(
+        !page.contains("Everything else, inbound and outbound, is blocked"),
+        "a failed host claims a policy in force"
+    );
+    assert!(page.contains("not confirmed in force") && page.contains("operation not permitted"));
+    assert!(page.contains("id=\"host-headline\" class=\"headline headline-failed\""));
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{dry}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("Not enforcing") && !page.contains("<strong>In force</strong>"),
+        "enforce = false shown as in force"
+    );
+    assert!(!page.contains("Everything else, inbound and outbound, is blocked"));
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{good}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("<strong>In force</strong>")
+            && page.contains("Everything else, inbound and outbound, is blocked")
+    );
+    assert!(
+        page.contains("Quarantined</strong> since") && page.contains("“IR-9”"),
+        "headline"
+    );
+
+    // The hosts page: a banner with clickable counts that filter the list.
+    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(list.contains("id=\"attention-banner\""));
+    assert!(
+        list.contains("href=\"/console/hosts?attention=failed\""),
+        "banner links the failed hosts"
+    );
+    assert!(list.contains("href=\"/console/hosts?attention=not_enforcing\""));
+    assert!(
+        list.contains("data-state=\"not_enforcing\""),
+        "the row of a non-enforcing agent"
+    );
+    let only = req(
+        &ctx,
+        "GET",
+        "/console/hosts?attention=failed",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(only.contains("fail-01") && !only.contains(">good-01<") && !only.contains(">dry-01<"));
+}
+
+#[tokio::test]
+async fn server_messages_only_and_the_sign_in_hint_names_the_right_command() {
+    let ctx = Ctx::new().await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    // Text in the URL is never shown as an alert.
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/approvals?error=Your%20session%20expired.%20Sign%20in%20at%20evil.example",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("evil.example"), "?error= text is displayed");
+    let login = req(&ctx, "GET", "/console/login", None, &[], None).await.body;
+    assert!(login.contains("cordon server init") && login.contains("POST /v1/tokens"));
+    assert!(
+        !login.contains("(<code>cordon server token</code>"),
+        "points to the enrollment-token command"
+    );
+    // The Events page and the approvals badge render.
+    let r = req(&ctx, "GET", "/console/events-log", Some(&vs.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"events-table\"") && r.body.contains("id=\"nav-approvals\""));
 }
 
 #[tokio::test]

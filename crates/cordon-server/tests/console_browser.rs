@@ -266,8 +266,9 @@ async fn click(c: &Client, css: &str) {
 async fn console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     cordon_server::pki::init(dir.path(), &["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
+    // A fixed port, so the server can be stopped and started again at the same address.
     let cfg = RunConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         db: format!("sqlite://{}", dir.path().join("cordon.db").display()),
         data_dir: dir.path().to_path_buf(),
         expiry_every: Duration::from_secs(60),
@@ -276,6 +277,8 @@ async fn console_in_a_real_browser() {
     let server: Running = run::start(&cfg).await.unwrap();
     let base = format!("https://127.0.0.1:{}", server.addr.port());
     let store: Arc<Store> = server.state.store.clone();
+    let server = Arc::new(tokio::sync::Mutex::new(Some(server)));
+    let admin = common::api_token(&store, "alice-admin", Role::Admin).await;
 
     let responder = common::api_token(&store, "rita-responder", Role::Responder).await;
     let viewer = common::api_token(&store, "victor-viewer", Role::Viewer).await;
@@ -361,27 +364,249 @@ async fn console_in_a_real_browser() {
     let profile = tempfile::tempdir().unwrap();
     let (_driver, port, chromium) = start_chromedriver(profile.path());
     let c = browser(port, &chromium, profile.path()).await;
+    seed_more(&store).await;
     let task = tokio::spawn({
         let c = c.clone();
-        async move { scenario(&c, &base, &store, &responder, &viewer).await }
+        let srv = Srv {
+            running: server.clone(),
+            cfg: cfg.clone(),
+        };
+        async move {
+            let tokens = Tokens {
+                responder: &responder,
+                viewer: &viewer,
+                admin: &admin,
+            };
+            scenario(&c, &base, &store, &tokens, &srv).await
+        }
     });
-    let result = tokio::time::timeout(Duration::from_secs(240), task).await;
+    let result = tokio::time::timeout(Duration::from_secs(300), task).await;
     let failed = !matches!(result, Ok(Ok(())));
     if failed {
         let shot = save_png(&c, "failure.png").await;
         eprintln!("failure screenshot: {}", shot.display());
     }
     let _ = c.close().await;
-    server.stop();
+    if let Some(s) = server.lock().await.take() {
+        s.stop();
+    }
     match result {
-        Err(_) => panic!("browser scenario took longer than 240 s"),
+        Err(_) => panic!("browser scenario took longer than 300 s"),
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Ok(Err(e)) => panic!("browser scenario failed: {e}"),
         Ok(Ok(())) => {}
     }
 }
 
-async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer: &str) {
+struct Tokens<'a> {
+    responder: &'a str,
+    viewer: &'a str,
+    admin: &'a str,
+}
+
+/// The server, stoppable and restartable at the same address.
+struct Srv {
+    running: Arc<tokio::sync::Mutex<Option<Running>>>,
+    cfg: RunConfig,
+}
+
+impl Srv {
+    async fn stop(&self) {
+        if let Some(s) = self.running.lock().await.take() {
+            s.stop();
+        }
+    }
+    async fn start(&self) {
+        let mut last = None;
+        for _ in 0..50 {
+            match run::start(&self.cfg).await {
+                Ok(s) => {
+                    *self.running.lock().await = Some(s);
+                    return;
+                }
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot restart the server: {}", last.unwrap_or_default());
+    }
+}
+
+/// An agent report with an error detail (a failed or tampered host).
+async fn report_detail(store: &Store, id: &str, state: AgentState, backend: &str, detail: &str) -> HostState {
+    let host = store.host(id).await.unwrap();
+    let mut r = common::status_report(host.desired.revision, state, "sha256:00ff", backend);
+    r.error = Some("apply_failed".into());
+    r.detail = Some(detail.into());
+    store.record_report(id, &r).await.unwrap()
+}
+
+async fn quarantine_as(store: &Store, actor: &str, id: &str, comment: &str, allow: &[&str]) {
+    let p = cordon_server::store::ActionParams {
+        comment: comment.into(),
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    store
+        .act(
+            actor,
+            cordon_server::store::Action::Quarantine,
+            &cordon_server::store::Targets::Hosts(vec![id.into()]),
+            &p,
+        )
+        .await
+        .unwrap();
+}
+
+/// Twelve hosts in every state an analyst meets: failed, tampered, not enforcing, pending
+/// for long on an offline agent, a protected domain controller.
+async fn seed_more(store: &Store) {
+    seed_host(
+        store,
+        "h-dc01",
+        "dc-01",
+        "Windows Server 2022",
+        &["192.0.2.2"],
+        &["prod", "domain-controller"],
+        "wfp",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-mail01",
+        "mail-01",
+        "Debian 12",
+        &["192.0.2.25"],
+        &["prod", "mail"],
+        "nftables",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-build05",
+        "build-05",
+        "Ubuntu 24.04",
+        &["198.51.100.5"],
+        &["ci"],
+        "netlink",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-sales11",
+        "sales-laptop-11",
+        "macOS 15",
+        &["198.51.100.111"],
+        &["sales"],
+        "pf",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-hr09",
+        "hr-laptop-09",
+        "Windows 11",
+        &["192.0.2.109"],
+        &["hr"],
+        "wfp",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-kiosk02",
+        "kiosk-02",
+        "Debian 12",
+        &["203.0.113.2"],
+        &["retail"],
+        "iptables",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-lab04",
+        "lab-vm-04",
+        "Debian 12",
+        &["203.0.113.44"],
+        &["lab"],
+        "memory",
+    )
+    .await;
+    quarantine_as(
+        store,
+        "rita-responder",
+        "h-hr09",
+        "IR-1211 credential theft",
+        &["https://edr.example.com"],
+    )
+    .await;
+    report_detail(
+        store,
+        "h-hr09",
+        AgentState::Failed,
+        "wfp",
+        "WFP transaction aborted: access denied (0x80320009)",
+    )
+    .await;
+    quarantine_as(store, "rita-responder", "h-kiosk02", "IR-1212 USB malware", &[]).await;
+    report(store, "h-kiosk02", AgentState::Isolated, "iptables").await;
+    report_detail(
+        store,
+        "h-kiosk02",
+        AgentState::Tampered,
+        "iptables",
+        "chain CORDON-OUT missing; repaired",
+    )
+    .await;
+    quarantine_as(store, "rita-responder", "h-lab04", "IR-1213 lab test", &[]).await;
+    report(store, "h-lab04", AgentState::Isolated, "memory").await;
+    // design-mac-03: pending for 20 minutes, agent last seen 30 minutes ago.
+    let now = cordon_server::timefmt::now_ms();
+    sqlx::query("UPDATE hosts SET state_since = $1, last_seen = $2 WHERE id = 'h-mac03'")
+        .bind(now - 20 * 60_000)
+        .bind(now - 30 * 60_000)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+/// `fetch` from the page with an API bearer token: (status, JSON or text).
+async fn api(c: &Client, method: &str, path: &str, token: &str, body: Value) -> (u64, Value) {
+    let v = c
+        .execute_async(
+            "const [m, p, t, b, done] = arguments;
+             fetch(p, {method: m, headers: {'Authorization': 'Bearer ' + t, 'Content-Type': 'application/json'},
+               body: m === 'GET' ? undefined : JSON.stringify(b)})
+             .then(r => r.text().then(x => { let j; try { j = JSON.parse(x); } catch (e) { j = x; } done([r.status, j]); }))
+             .catch(e => done([0, String(e)]));",
+            vec![json!(method), json!(path), json!(token), body],
+        )
+        .await
+        .unwrap();
+    (v[0].as_u64().unwrap_or(0), v[1].clone())
+}
+
+async fn displayed(c: &Client, css: &str) -> bool {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.is_displayed().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+async fn pending_approvals(store: &Store) -> i64 {
+    use sqlx::Row;
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    r.try_get::<i64, _>("n").unwrap()
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &Srv) {
+    let (responder, viewer) = (t.responder, t.viewer);
     // Not signed in: the console sends us to sign-in; a wrong token is refused.
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
     c.wait()
@@ -396,6 +621,103 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     // Sign in as a responder and see the seeded hosts.
     sign_in(c, base, responder).await;
     viewport(c, 1280, 800).await;
+
+    // The session cookie is a server-side session id, not the API token, and is no
+    // bearer token for the API.
+    let cookies = c.get_all_cookies().await.unwrap();
+    let sess = cookies
+        .iter()
+        .find(|k| k.name() == "__Host-cordon_session")
+        .expect("__Host-cordon_session cookie")
+        .clone();
+    assert!(
+        sess.value().starts_with("sess_") && sess.value() != responder,
+        "{}",
+        sess.value()
+    );
+    assert_eq!(sess.http_only(), Some(true));
+    let (st, _) = api(c, "GET", "/v1/hosts", sess.value(), Value::Null).await;
+    assert_eq!(st, 401, "a session id works as an API token");
+
+    // Automation: every automatic quarantine waits for approval; domain controllers are
+    // protected. Three events make three pending approvals.
+    let (st, v) = api(
+        c,
+        "PUT",
+        "/v1/automation/settings",
+        t.admin,
+        json!({"cap_count": 0, "protected_labels": ["domain-controller"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let rule = json!({"name": "edr-critical", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["sales", "ci", "mail"]});
+    let (st, v) = api(c, "POST", "/v1/rules", t.admin, rule).await;
+    assert_eq!(st, 200, "{v}");
+    for h in ["sales-laptop-11", "build-05", "mail-01"] {
+        let ev =
+            json!({"host": h, "type": "malware", "severity": "critical", "source": "edr", "raw": {"sig": "Trojan.X"}});
+        let (st, v) = api(c, "POST", "/v1/events", responder, ev).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+    }
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#nav-approvals", "3").await;
+
+    // The failure banner: every kind of trouble, counted, each count a filter.
+    let banner = wait_text(c, "#attention-banner", "Needs attention").await;
+    for (what, n) in [
+        ("failed", "1"),
+        ("tampered", "1"),
+        ("not enforcing", "1"),
+        ("pending for more than 5 min", "1"),
+        ("offline while quarantined", "1"),
+    ] {
+        assert!(
+            banner.contains(&format!("{n} {what}")),
+            "banner lacks {n} {what}: {banner}"
+        );
+    }
+    // What is shown is what is true: a non-enforcing agent is not "Quarantined".
+    assert_eq!(row_state(c, "h-lab04").await.as_deref(), Some("not_enforcing"));
+    assert!(text_of(c, "tr#host-h-lab04 .state").await.contains("Not enforcing"));
+    assert!(text_of(c, "tr#host-h-mac03").await.contains("offline"));
+    assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    assert!(
+        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
+        "a Retry for failed hosts"
+    );
+    // The green of "Normal" is readable (WCAG AA 4.5:1).
+    let contrast = js(
+        c,
+        "function lum(c){const v=c.match(/[0-9.]+/g).slice(0,3).map(Number).map(x=>{x/=255;return x<=0.03928?x/12.92:Math.pow((x+0.055)/1.055,2.4)});return 0.2126*v[0]+0.7152*v[1]+0.0722*v[2];}
+         const e=document.querySelector('.state-normal'); const s=getComputedStyle(e);
+         const a=lum(s.color), b=lum(s.backgroundColor); return (Math.max(a,b)+0.05)/(Math.min(a,b)+0.05);",
+    )
+    .await;
+    assert!(
+        contrast.as_f64().unwrap_or(0.0) >= 4.5,
+        "Normal badge contrast {contrast}"
+    );
+    // "/" focuses the search field.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("f-q"));
+    js(c, "document.activeElement.blur(); return 1;").await;
+    // A count in the banner filters the list.
+    click(c, "#attention-banner a[data-attention=failed]").await;
+    until("the list filtered to failed hosts", 10, || async {
+        let rows = c.find_all(Locator::Css("#host-rows tr[data-host-id]")).await.ok()?;
+        (rows.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
     for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
         wait_text(c, "#host-rows", name).await;
     }
@@ -462,6 +784,11 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     eprintln!("screenshot: {}", shot.display());
     click(c, "#dlg-review").await;
     wait_text(c, "#dlg-confirm-text", "Quarantine 1 host?").await;
+    assert_ne!(
+        js(c, "return document.activeElement.id;").await,
+        json!("dlg-confirm"),
+        "focus lands on the destructive button"
+    );
     let _ = save_png(c, "quarantine-confirm.png").await;
     click(c, "#dlg-confirm").await;
     wait_state(c, "h-web01", HostState::QuarantinePending).await;
@@ -497,8 +824,65 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         "Quarantine 2 hosts (every host with label \"web\")?",
     )
     .await;
+    assert!(displayed(c, "#dlg-typed-field").await, "label-wide actions ask to type");
+    assert!(!c
+        .find(Locator::Css("#dlg-confirm"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
     click(c, "#dlg-back").await;
     click(c, "#dlg-cancel").await;
+
+    // Impact: by label "prod" — the domain controller is protected, mail-01 waits for an
+    // approval, web-01's exceptions would be replaced.
+    open_dialog(c, "#quarantine-label").await;
+    fill(c, "#dlg-label", "prod").await;
+    fill(c, "#dlg-comment", "IR-1220 lateral movement in prod").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "every host with label \"prod\"").await;
+    let warn = wait_text(c, "#dlg-warnings", "Protected").await;
+    assert!(warn.contains("dc-01") && warn.contains("domain-controller"), "{warn}");
+    let hosts = text_of(c, "#dlg-confirm-hosts").await;
+    assert!(
+        hosts.contains("web-01 — already quarantined: settings replaced"),
+        "{hosts}"
+    );
+    assert!(hosts.contains("exceptions replaced"), "{hosts}");
+    assert!(hosts.contains("protected: domain-controller"), "{hosts}");
+    assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
+    fill(c, "#dlg-typed", "prod").await;
+    until("confirm enabled after typing the label", 5, || async {
+        c.find(Locator::Css("#dlg-confirm"))
+            .await
+            .ok()?
+            .is_enabled()
+            .await
+            .ok()?
+            .then_some(())
+    })
+    .await;
+    let shot = save_png(c, "quarantine-impact.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+
+    // Release counts only the hosts that change: 5 selected, 2 quarantined.
+    for id in ["h-web01", "h-fin07", "h-web02", "h-db01", "h-build05"] {
+        click(c, &format!("#sel-{id}")).await;
+    }
+    wait_text(c, "#selection-count", "5 selected").await;
+    open_dialog(c, "#release-selected").await;
+    fill(c, "#dlg-comment", "count check").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Release 2 hosts?").await;
+    wait_text(c, "#dlg-warnings", "3 of the 5 hosts already released").await;
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+    for id in ["h-web01", "h-fin07", "h-web02", "h-db01", "h-build05"] {
+        click(c, &format!("#sel-{id}")).await;
+    }
 
     // A selection: tick two rows, the confirmation says 2 hosts; cancel.
     click(c, "#sel-h-web02").await;
@@ -517,7 +901,115 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     wait_text(c, "#policy", "203.0.113.0/24").await;
     wait_text(c, "#digest-status", "In force").await;
     wait_text(c, "#timeline", "INC-4711").await;
-    let _ = save_png(c, "host.png").await;
+    let head = wait_text(c, "#host-headline", "Quarantined since").await;
+    assert!(
+        head.contains("by rita-responder") && head.contains("INC-4711") && head.contains("auto-release in"),
+        "{head}"
+    );
+    // Absolute times in the reader's time zone, UTC on hover.
+    let tm = c.find(Locator::Css("#host-headline time[data-local]")).await.unwrap();
+    assert!(tm.text().await.unwrap().contains("UTC"), "local time with its zone");
+    assert!(tm.attr("title").await.unwrap().unwrap_or_default().ends_with(" UTC"));
+    wait_text(c, "#live-status", "Live updates: on").await;
+    let shot = save_png(c, "host.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // A lost server is loud: banner, actions disabled; back when it returns.
+    srv.stop().await;
+    until("the connection banner", 20, || async {
+        displayed(c, "#conn-banner").await.then_some(())
+    })
+    .await;
+    wait_text(c, "#live-status", "disconnected").await;
+    assert!(
+        !c.find(Locator::Css("#host-actions button.act"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap(),
+        "actions stay enabled while disconnected"
+    );
+    let _ = save_png(c, "disconnected.png").await;
+    srv.start().await;
+    until("the banner to go", 30, || async {
+        (!displayed(c, "#conn-banner").await).then_some(())
+    })
+    .await;
+    wait_text(c, "#live-status", "Live updates: on").await;
+    assert!(c
+        .find(Locator::Css("#host-actions button.act"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
+
+    // A failed host: red, the reason, and no claim of a policy in force.
+    c.goto(&format!("{base}/console/hosts/h-hr09")).await.unwrap();
+    wait_text(c, "#host-headline", "Failed").await;
+    wait_text(c, "#digest-status", "access denied").await;
+    let cls = c
+        .find(Locator::Css("#digest-status"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(cls.contains("bad"), "{cls}");
+    let green = js(c, "const e=document.createElement('span');e.style.color='var(--ok)';document.body.appendChild(e);const g=getComputedStyle(e).color;e.remove();return g;").await;
+    let shown = js(
+        c,
+        "return getComputedStyle(document.querySelector('#digest-status strong')).color;",
+    )
+    .await;
+    assert_ne!(shown, green, "Failed printed in the ok green");
+    assert_eq!(
+        c.find(Locator::Css("#policy"))
+            .await
+            .unwrap()
+            .attr("data-in-force")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("false")
+    );
+    assert!(!text_of(c, "main")
+        .await
+        .contains("Everything else, inbound and outbound, is blocked"));
+    assert!(c.find(Locator::Css("#host-actions button.act.retry")).await.is_ok());
+    let _ = save_png(c, "host-failed.png").await;
+    // Not enforcing.
+    c.goto(&format!("{base}/console/hosts/h-lab04")).await.unwrap();
+    wait_text(c, "#host-state", "Not enforcing").await;
+    assert!(!text_of(c, "#digest-status").await.contains("In force"));
+
+    // The action area follows live updates, and an action on a stale view is refused.
+    c.goto(&format!("{base}/console/hosts/h-web02")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    wait_text(c, "#host-actions", "Quarantine").await;
+    open_dialog(c, "#host-actions button.act.quarantine").await;
+    fill(c, "#dlg-comment", "stale click").await;
+    quarantine_as(store, "cli-user", "h-web02", "IR-1230 from the CLI", &["192.0.2.99"]).await;
+    until("the action area to follow the CLI's quarantine", 15, || async {
+        c.find(Locator::Css("#host-actions button.act.release"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    wait_text(c, "#host-headline", "cli-user").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#err-form", "changed since this page showed it").await;
+    click(c, "#dlg-cancel").await;
+    let h = store.host("h-web02").await.unwrap();
+    assert_eq!(
+        h.desired.allow,
+        vec!["192.0.2.99".to_string()],
+        "the stale action wiped the exceptions"
+    );
+    assert_eq!(h.desired.actor.as_deref(), Some("cli-user"));
 
     // Release web-01 from the hosts page, and the agent confirms live.
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
@@ -581,6 +1073,15 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         csv.contains("INC-4711 cleaned, reimaged") && csv.contains(",release,"),
         "{csv}"
     );
+    let w = js(
+        c,
+        "const d=document.querySelector('#audit-table td.detail');return d?d.getBoundingClientRect().width:0;",
+    )
+    .await;
+    assert!(
+        w.as_f64().unwrap_or(0.0) >= 150.0,
+        "the Detail column collapsed to {w} px"
+    );
     let _ = save_png(c, "audit.png").await;
 
     // Rules and approvals (automation) render.
@@ -604,6 +1105,91 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
     let _ = save_png(c, "hosts-phone.png").await;
     viewport(c, 1280, 800).await;
 
+    // Events page.
+    c.goto(&format!("{base}/console/events-log")).await.unwrap();
+    let ev = wait_text(c, "#events-table", "sales-laptop-11").await;
+    assert!(ev.contains("malware") && ev.contains("approval_required"), "{ev}");
+
+    // Approvals, as an admin: Enter never approves; a review step shows the event.
+    click(c, "header form[action='/console/logout'] button").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap();
+    // Signed out: the browser holds no session cookie any more (that the old id opens
+    // nothing on the server is checked in-process: tests/console.rs).
+    let left = c.get_all_cookies().await.unwrap();
+    assert!(
+        !left
+            .iter()
+            .any(|k| k.name() == "__Host-cordon_session" && !k.value().is_empty()),
+        "{left:?}"
+    );
+    sign_in(c, base, t.admin).await;
+    c.goto(&format!("{base}/console/approvals")).await.unwrap();
+    wait_text(c, "#approvals-table", "sales-laptop-11").await;
+    wait_text(c, "#nav-approvals", "3").await;
+    wait_text(c, "#live-status", "Live updates: on").await;
+    click(
+        c,
+        "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
+    )
+    .await;
+    until("the review dialog", 5, || async {
+        c.find(Locator::Css("#decide-dialog"))
+            .await
+            .ok()?
+            .attr("open")
+            .await
+            .ok()?
+            .map(|_| ())
+    })
+    .await;
+    let review = wait_text(c, "#dd-events", "malware").await;
+    assert!(
+        review.contains("critical") && review.contains("edr") && review.contains("ago"),
+        "{review}"
+    );
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("dd-comment"));
+    // Enter in the reason box: nothing is approved.
+    c.find(Locator::Css("#dd-comment"))
+        .await
+        .unwrap()
+        .send_keys("looks real\u{E007}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pending_approvals(store).await, 3, "Enter approved");
+    assert!(displayed(c, "#decide-dialog").await);
+    let shot = save_png(c, "approvals.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dd-cancel").await;
+    // Bulk deny two, with counts.
+    click(c, "tr[data-host='build-05'] .ap-select").await;
+    click(c, "tr[data-host='mail-01'] .ap-select").await;
+    wait_text(c, "#ap-selection-count", "2 selected").await;
+    click(c, "#deny-selected").await;
+    wait_text(c, "#dd-summary", "Deny 2 approvals").await;
+    fill(c, "#dd-comment", "false positive: EDR test signature").await;
+    click(c, "#dd-go").await;
+    wait_text(c, "#flash", "Denied 2 of 2").await;
+    // Approve the third through its review.
+    click(
+        c,
+        "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
+    )
+    .await;
+    fill(c, "#dd-comment", "IR-1240 confirmed").await;
+    click(c, "#dd-go").await;
+    wait_text(c, "#flash", "Approved 1 of 1").await;
+    assert_eq!(pending_approvals(store).await, 0);
+    wait_text(c, "#nav-approvals", "0").await;
+    assert_eq!(
+        store.host("h-sales11").await.unwrap().state,
+        HostState::QuarantinePending
+    );
+
     // Sign out; a viewer sees no action buttons and the server refuses its actions.
     click(c, "header form[action='/console/logout'] button").await;
     c.wait()
@@ -624,7 +1210,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
             "const done = arguments[arguments.length - 1];
              fetch('/console/actions/run', {method: 'POST', headers: {'Content-Type': 'application/json',
                'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
-               body: JSON.stringify({action: 'quarantine', hosts: ['h-web02'], comment: 'viewer tries'})})
+               body: JSON.stringify({action: 'quarantine', hosts: ['h-db01'], comment: 'viewer tries'})})
              .then(r => done(r.status));",
             vec![],
         )
@@ -636,12 +1222,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, responder: &str, viewer
         .execute_async(
             "const done = arguments[arguments.length - 1];
              fetch('/console/actions/check', {method: 'POST', headers: {'Content-Type': 'application/json'},
-               body: JSON.stringify({action: 'quarantine', hosts: ['h-web02'], comment: 'x'})})
+               body: JSON.stringify({action: 'quarantine', hosts: ['h-db01'], comment: 'x'})})
              .then(r => done(r.status));",
             vec![],
         )
         .await
         .unwrap();
     assert_eq!(no_csrf, json!(403));
-    assert_eq!(store.host("h-web02").await.unwrap().state, HostState::Normal);
+    assert_eq!(store.host("h-db01").await.unwrap().state, HostState::Normal);
 }

@@ -44,9 +44,15 @@ pub struct EnrollArgs {
     /// Agent state directory (applied policy, last desired state).
     #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// Name to enroll under (default: this host's name).
+    /// Name to enroll under (default: this host's name). Analysts address the host by
+    /// it (`cordon quarantine NAME`).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// HTTP proxy to the server (`http://HOST:PORT`), used for enrollment and written to
+    /// the agent's config. Without it the agent connects directly and ignores
+    /// `HTTPS_PROXY`/`ALL_PROXY` in its environment.
+    #[arg(long)]
+    pub proxy: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -82,6 +88,7 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         ca_fingerprint: a.ca_fingerprint.clone(),
         dir: a.dir.clone(),
         hostname: a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname),
+        proxy: a.proxy.clone(),
     };
     let out = enroll(&opts).await?;
     let mut cfg = out.config.clone();

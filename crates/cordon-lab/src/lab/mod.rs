@@ -41,8 +41,15 @@ pub mod addr {
     pub const OTHER_TCP_PORT: u16 = 80;
     pub const OTHER_UDP_PORT: u16 = 7777;
     pub const ENDPOINT_PORT: u16 = 2222;
-    /// Name under which the endpoint's /etc/hosts knows the server (v4 and v6).
+    /// Name under which the endpoint's /etc/hosts knows the server (v4 and v6); the lab's
+    /// resolver answers it too (see [`super::Lab::set_dns`]).
     pub const SERVER_NAME: &str = "server.cordon.lab";
+    /// Where the server goes when a test moves it (DR failover, re-IP) or adds a replica
+    /// address; the server certificate made by the lab covers these too.
+    pub const MOVED_SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    pub const MOVED_SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 2);
+    /// HTTP CONNECT proxy on the other host, when a test starts one.
+    pub const PROXY_PORT: u16 = 3128;
 }
 use addr::*;
 
@@ -113,6 +120,8 @@ pub struct Lab {
     cordon_bin: PathBuf,
     stop: Arc<AtomicBool>,
     services: Vec<JoinHandle<Result<()>>>,
+    /// What the lab's resolver answers.
+    zone: services::Zone,
 }
 
 impl Lab {
@@ -129,7 +138,9 @@ impl Lab {
             cordon_bin: cordon_bin.to_path_buf(),
             stop: Arc::new(AtomicBool::new(false)),
             services: Vec::new(),
+            zone: services::Zone::default(),
         };
+        lab.set_dns(SERVER_NAME, &[SERVER4.into(), SERVER6.into()]);
         // If building fails halfway, Drop removes whatever was created.
         lab.create_network()?;
         if options.user_rules {
@@ -273,10 +284,77 @@ impl Lab {
             ));
         }
         for (host, service, addr) in list {
-            let handle = services::start(&self.ns(host), service, addr, self.stop.clone())?;
+            // Only the lab's resolver knows names; DNS elsewhere is a leak probe target.
+            let zone = if host == Host::Resolver {
+                self.zone.clone()
+            } else {
+                services::Zone::default()
+            };
+            let handle = services::start_zone(&self.ns(host), service, addr, self.stop.clone(), zone)?;
             self.services.push(handle);
         }
         Ok(())
+    }
+
+    /// Makes the lab's resolver answer `name` with `addrs` (A and AAAA, TTL 0).
+    pub fn set_dns(&self, name: &str, addrs: &[std::net::IpAddr]) {
+        if let Ok(mut z) = self.zone.lock() {
+            z.insert(name.to_ascii_lowercase(), addrs.to_vec());
+        }
+    }
+
+    /// Drops [`SERVER_NAME`] from the endpoint's /etc/hosts, so the endpoint finds the
+    /// server through the lab's resolver (DNS) only. Affects processes started later.
+    pub fn server_name_by_dns_only(&self) -> Result<()> {
+        let path = self.etc_dir(Host::Endpoint).join("hosts");
+        std::fs::write(&path, "127.0.0.1 localhost\n::1 localhost\n")
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Adds (`add`) or removes an address on a host's interface (`ip addr add|del`).
+    pub fn host_address(&self, host: Host, addr: std::net::IpAddr, add: bool) -> Result<()> {
+        let ns = self.ns(host);
+        let (cidr, flags): (String, &[&str]) = match addr {
+            std::net::IpAddr::V4(v4) => (format!("{v4}/24"), &[]),
+            std::net::IpAddr::V6(v6) => (format!("{v6}/64"), &["nodad"]),
+        };
+        if add {
+            // Keep added addresses when the first one of the subnet is deleted (the kernel
+            // otherwise deletes every secondary address along with the primary).
+            let out = self.exec(host, &["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])?;
+            if !out.status.success() {
+                bail!(
+                    "sysctl promote_secondaries in {ns}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        let mut args = vec!["-n", &ns, "addr", if add { "add" } else { "del" }, &cidr, "dev", "eth0"];
+        if add {
+            args.extend_from_slice(flags);
+        }
+        ip(&args)
+    }
+
+    /// Starts an HTTP CONNECT proxy on the other host ([`OTHER4`]/[`OTHER6`] port
+    /// [`PROXY_PORT`]); names are looked up in the lab's zone. Returns the count of
+    /// tunnels it opened.
+    pub fn start_proxy(&mut self) -> Result<Arc<AtomicUsize>> {
+        let tunnels = Arc::new(AtomicUsize::new(0));
+        for addr in [
+            SocketAddr::new(OTHER4.into(), PROXY_PORT),
+            SocketAddr::new(OTHER6.into(), PROXY_PORT),
+        ] {
+            let h = services::start_proxy(
+                &self.ns(Host::Other),
+                addr,
+                self.zone.clone(),
+                tunnels.clone(),
+                self.stop.clone(),
+            )?;
+            self.services.push(h);
+        }
+        Ok(tunnels)
     }
 
     /// Runs `cordon ARGS` inside the endpoint namespace (through `ip netns exec`, which

@@ -65,12 +65,14 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         allow,
         message,
         expires_at,
+        if_revisions: req.if_revisions.clone(),
     })
 }
 
 pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     Ok(ActionParams {
         comment: comment(req.comment.as_deref())?,
+        if_revisions: req.if_revisions.clone(),
         ..Default::default()
     })
 }

@@ -140,7 +140,9 @@ pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
     })
 }
 
-/// JSON lines (blank lines skipped; a JSON array of rows is accepted too).
+/// JSON lines, one event per line (blank lines skipped), as `Server.Cordon.ForwardEvents`
+/// sends them. A body that is one JSON document (an object, possibly spread over several
+/// lines as Velociraptor's `serialize()` writes it, or an array of rows) is read whole.
 pub fn velociraptor_lines(body: &str) -> Vec<Result<EventIn, String>> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
@@ -148,6 +150,11 @@ pub fn velociraptor_lines(body: &str) -> Vec<Result<EventIn, String>> {
             Ok(rows) => rows.iter().map(velociraptor_row).collect(),
             Err(e) => vec![Err(format!("not a JSON array: {e}"))],
         };
+    }
+    if trimmed.starts_with('{') && body.trim_end().contains('\n') {
+        if let Ok(row @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed) {
+            return vec![velociraptor_row(&row)];
+        }
     }
     body.lines()
         .enumerate()
@@ -187,6 +194,24 @@ mod tests {
             .unwrap_err()
             .contains("rule.level"));
         assert!(wazuh(&json!({"rule": {"level": 3}}), 12).unwrap_err().contains("agent"));
+    }
+
+    #[test]
+    fn velociraptor_body_forms() {
+        // What the forwarder sends, recorded from Velociraptor's VQL engine.
+        let body = include_str!("../../../../integrations/velociraptor/testdata/forward.ndjson");
+        let out = velociraptor_lines(body);
+        assert_eq!(out.len(), 2);
+        for e in &out {
+            let e = e.as_ref().unwrap();
+            assert_eq!((e.host.as_str(), e.severity.as_str()), ("web1.example.org", "critical"));
+            assert!(e.event_type.starts_with("velociraptor."), "{}", e.event_type);
+        }
+        // One indented document (serialize(format="json")) is one event, not N bad lines.
+        let indented = "{\n \"Fqdn\": \"web1\",\n \"Artifact\": \"Custom.Detect\"\n}\n";
+        let out = velociraptor_lines(indented);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_ref().unwrap().host, "web1");
     }
 
     #[test]

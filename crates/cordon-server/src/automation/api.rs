@@ -83,9 +83,10 @@ pub async fn post_wazuh(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, JSON lines"),
+#[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, one JSON object per line"),
     security(("bearer" = [])), tag = "automation",
-    responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
+    responses((status = 200, body = IntakeResponse, description = "at least one event accepted; `rejected` lists the lines that were not, with why"),
+        (status = 400, body = cordon_proto::ErrorBody, description = "no event accepted: the reason for every line")))]
 pub async fn post_velociraptor(
     State(st): State<AppState>,
     auth: Auth,
@@ -113,6 +114,19 @@ pub async fn post_velociraptor(
             },
             Err(why) => out.rejected.push(why),
         }
+    }
+    if out.events.is_empty() {
+        // Nothing was accepted: the sender must learn it (a 200 here lost every event).
+        let mut detail = format!("no event accepted: {}", out.rejected.join("; "));
+        if detail.len() > 4000 {
+            let mut cut = 4000;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push_str(" …");
+        }
+        return Err(ApiError::invalid(detail));
     }
     Ok(Json(out))
 }

@@ -48,6 +48,7 @@ impl PlannedAction {
             expires_at: self
                 .expires_after_secs
                 .map(|s| now.saturating_add(s.saturating_mul(1000))),
+            if_revisions: Default::default(),
         }
     }
 }

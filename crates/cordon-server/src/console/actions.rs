@@ -1,8 +1,13 @@
-//! The quarantine / release dialog: its markup, a check step that validates and counts
-//! the target hosts (for the confirmation), and the run step, which goes through the
-//! REST API's own handlers (same validation, transaction, audit and agent wake-up).
+//! The quarantine / release dialog: its markup, a check step that validates the request
+//! and says, host by host, what will change ([`impact`]: new or replaced exceptions,
+//! message and expiry, hosts already in that state, offline hosts, protected labels),
+//! and the run step, which goes through the REST API's own handlers (same validation,
+//! transaction, audit and agent wake-up) for exactly the hosts that change, refused with
+//! 409 if any of them moved on since the analyst's view of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use cordon_proto::Host;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -71,7 +76,13 @@ pub fn dialog(labels: &BTreeSet<String>) -> Markup {
                 }
                 div class="step" id="dlg-step-confirm" hidden {
                     p id="dlg-confirm-text" class="confirm" role="alert" {}
-                    ul id="dlg-confirm-hosts" class="confirm-hosts" {}
+                    ul id="dlg-warnings" class="warnings" {}
+                    ul id="dlg-confirm-hosts" class="confirm-hosts impact" {}
+                    div class="field" id="dlg-typed-field" hidden {
+                        label for="dlg-typed" id="dlg-typed-label" { "Type the label or the number of hosts to confirm" }
+                        input id="dlg-typed" name="confirm" autocomplete="off" aria-describedby="err-confirm";
+                        p class="field-error" id="err-confirm" role="alert" {}
+                    }
                     p class="field-error" id="err-run" role="alert" {}
                     div class="buttons" {
                         button type="button" id="dlg-back" { "Back" }
@@ -82,6 +93,9 @@ pub fn dialog(labels: &BTreeSet<String>) -> Markup {
         }
     }
 }
+
+/// Hosts with this label are protected whatever the automation settings say.
+pub const PROTECTED_LABEL: &str = "cordon-protected";
 
 /// What the dialog sends (JSON).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,6 +116,133 @@ pub struct ActionForm {
     /// `30m`, `8h`, `7d`; empty for no expiry.
     #[serde(default)]
     pub expires_in: String,
+    /// Host id → desired-state revision the page showed (or the check step returned).
+    #[serde(default)]
+    pub revisions: BTreeMap<String, i64>,
+    /// Label-wide actions: the label or the number of hosts, typed by the analyst.
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// What an action does to one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostImpact {
+    pub id: String,
+    pub hostname: String,
+    /// The desired-state revision this impact was computed against.
+    pub revision: i64,
+    /// `quarantine` (new), `update` (already quarantined: settings replaced), `retry`
+    /// (failed or tampered: asked again), `release`, or `none` (already in that state).
+    pub change: &'static str,
+    /// What changes, in words ("exceptions: 2 new, replacing 1").
+    pub details: Vec<String>,
+    pub offline: bool,
+    pub not_enforcing: bool,
+    /// The protected labels the host carries.
+    pub protected: Vec<String>,
+    pub state: String,
+}
+
+fn list_text(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Host by host: what `action` with these parameters changes (pure; `now` in Unix ms).
+pub fn impact(
+    action: Action,
+    h: &Host,
+    allow: &[String],
+    message: Option<&str>,
+    expires_at: Option<&str>,
+    protected_labels: &[String],
+    now: i64,
+) -> HostImpact {
+    let d = &h.desired;
+    let mut details = Vec::new();
+    let failed = matches!(h.state, HostState::Failed | HostState::Tampered);
+    let change = match action {
+        Action::Quarantine if !d.quarantined => {
+            details.push(format!("exceptions: {}", list_text(allow)));
+            if let Some(m) = message {
+                details.push(format!("message to users: “{m}”"));
+            }
+            if let Some(e) = expires_at {
+                details.push(format!("automatic release at {}", super::view::short_time(e)));
+            }
+            "quarantine"
+        }
+        Action::Quarantine => {
+            let same_allow = d.allow == allow;
+            let same_message = d.message.as_deref() == message;
+            let same_expiry = d.expires_at.is_none() && expires_at.is_none();
+            if !same_allow {
+                details.push(format!(
+                    "exceptions replaced: {} → {}",
+                    list_text(&d.allow),
+                    list_text(allow)
+                ));
+            }
+            if !same_message {
+                details.push(match (d.message.as_deref(), message) {
+                    (Some(_), None) => "message to users removed".to_string(),
+                    (None, Some(m)) => format!("message to users added: “{m}”"),
+                    (_, m) => format!("message to users replaced by “{}”", m.unwrap_or_default()),
+                });
+            }
+            if !same_expiry {
+                details.push(match (d.expires_at.as_deref(), expires_at) {
+                    (Some(_), None) => "automatic release removed (stays quarantined)".to_string(),
+                    (_, Some(e)) => format!("automatic release at {}", super::view::short_time(e)),
+                    (None, None) => String::new(),
+                });
+            }
+            if failed {
+                details.push(format!("the agent reported {}: it is asked again", h.state.as_str()));
+                "retry"
+            } else if same_allow && same_message && same_expiry {
+                details.push("already quarantined with these settings".into());
+                "none"
+            } else {
+                "update"
+            }
+        }
+        Action::Release if d.quarantined => {
+            if !d.allow.is_empty() || d.message.is_some() || d.expires_at.is_some() {
+                details.push("the quarantine's exceptions, message and expiry end with it".into());
+            }
+            "release"
+        }
+        Action::Release if failed => {
+            details.push(format!("the agent reported {}: it is asked again", h.state.as_str()));
+            "retry"
+        }
+        Action::Release => {
+            details.push("already released".into());
+            "none"
+        }
+    };
+    let mut protected: Vec<String> = h
+        .labels
+        .iter()
+        .filter(|l| *l == PROTECTED_LABEL || protected_labels.contains(l))
+        .cloned()
+        .collect();
+    protected.dedup();
+    HostImpact {
+        id: h.id.clone(),
+        hostname: h.hostname.clone(),
+        revision: d.revision,
+        change,
+        details,
+        offline: super::status::offline(h, now),
+        not_enforcing: super::status::not_enforcing(h),
+        protected,
+        state: h.state.as_str().to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,10 +250,22 @@ pub struct CheckReply {
     pub ok: bool,
     /// Field name → message (`form` for the whole request).
     pub errors: BTreeMap<String, String>,
+    /// Hosts that will change.
     pub count: usize,
+    /// Hosts targeted (changing or not).
+    pub total: usize,
+    /// Hostnames of the hosts that will change.
     pub hostnames: Vec<String>,
-    /// The confirmation sentence ("Quarantine 3 hosts?").
+    /// The confirmation sentence ("Release 3 hosts?").
     pub summary: String,
+    /// Each targeted host and what happens to it.
+    pub hosts: Vec<HostImpact>,
+    /// Things to look at before confirming (protected labels, offline hosts, no change).
+    pub warnings: Vec<String>,
+    /// Label-wide: what to type to confirm (the label; the number of hosts works too).
+    pub confirm_word: Option<String>,
+    /// Host id → revision the impact was computed against (sent back with the run).
+    pub revisions: BTreeMap<String, i64>,
 }
 
 fn reply_err(status: StatusCode, field: &str, msg: impl Into<String>) -> Response {
@@ -131,7 +284,7 @@ fn reply_err(status: StatusCode, field: &str, msg: impl Into<String>) -> Respons
 struct Prepared {
     action: Action,
     req: ActionRequest,
-    hostnames: Vec<String>,
+    impacts: Vec<HostImpact>,
 }
 
 fn plural(n: usize) -> &'static str {
@@ -142,15 +295,17 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Validates every field (all errors at once, per field) and resolves the targets.
-async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<String, String>> {
+/// Validates every field (all errors at once, per field), resolves the targets and says
+/// what happens to each.
+async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode, BTreeMap<String, String>)> {
     let mut errors = BTreeMap::new();
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
     let action = match f.action.as_str() {
         "quarantine" => Action::Quarantine,
         "release" => Action::Release,
         other => {
             errors.insert("form".into(), format!("unknown action {other:?}"));
-            return Err(errors);
+            return Err((invalid, errors));
         }
     };
     if let Err(e) = validate::comment(Some(&f.comment)) {
@@ -187,22 +342,21 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
             }
         }
     }
-    // Targets and how many hosts they are.
+    // Targets.
     let label = f
         .label
         .as_deref()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_string);
-    let hosts: Vec<String> = f
+    let refs: Vec<String> = f
         .hosts
         .iter()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .collect();
-    let mut hostnames = Vec::new();
-    let mut target_hosts = hosts.clone();
-    match (&label, hosts.is_empty()) {
+    let mut targets: Vec<Host> = Vec::new();
+    match (&label, refs.is_empty()) {
         (Some(l), true) => match validate::label(l) {
             Err(e) => {
                 errors.insert("label".into(), e.detail);
@@ -218,7 +372,7 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
                 Ok(list) if list.is_empty() => {
                     errors.insert("label".into(), format!("no host has the label {l:?}"));
                 }
-                Ok(list) => hostnames = list.into_iter().map(|h| h.hostname).collect(),
+                Ok(list) => targets = list,
                 Err(e) => {
                     errors.insert("form".into(), e.to_string());
                 }
@@ -240,16 +394,14 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         }
         (None, false) => {
             let mut seen = BTreeSet::new();
-            target_hosts.clear();
-            for r in &hosts {
+            for r in &refs {
                 match st.store.host(r).await {
                     Ok(h) if h.revoked => {
                         errors.insert("form".into(), format!("host {} is revoked", h.hostname));
                     }
                     Ok(h) => {
                         if seen.insert(h.id.clone()) {
-                            hostnames.push(h.hostname);
-                            target_hosts.push(h.id);
+                            targets.push(h);
                         }
                     }
                     Err(e) => {
@@ -260,17 +412,69 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, BTreeMap<Str
         }
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err((invalid, errors));
     }
+    // A view that is out of date is refused, with what changed.
+    for h in &targets {
+        if let Some(seen) = f.revisions.get(&h.id) {
+            if *seen != h.desired.revision {
+                errors.insert(
+                    "stale".into(),
+                    format!(
+                        "{} changed since this page showed it (now: {}{}): nothing was done. Look at its current state and try again.",
+                        h.hostname,
+                        super::view::state_text(h.state).to_lowercase(),
+                        h.desired.actor.as_deref().map(|a| format!(", asked by {a}")).unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err((StatusCode::CONFLICT, errors));
+    }
+    let protected_labels = match crate::automation::db::settings(st.store.pool()).await {
+        Ok(s) => s.protected_labels,
+        Err(e) => {
+            errors.insert("form".into(), format!("cannot read the protected labels: {e}"));
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
+        }
+    };
+    let now = now_ms();
+    let impacts: Vec<HostImpact> = targets
+        .iter()
+        .map(|h| {
+            impact(
+                action,
+                h,
+                &allow,
+                message.as_deref(),
+                expires_at.as_deref(),
+                &protected_labels,
+                now,
+            )
+        })
+        .collect();
+    let changing: Vec<String> = impacts
+        .iter()
+        .filter(|i| i.change != "none")
+        .map(|i| i.id.clone())
+        .collect();
+    let if_revisions = impacts
+        .iter()
+        .filter(|i| i.change != "none")
+        .map(|i| (i.id.clone(), f.revisions.get(&i.id).copied().unwrap_or(i.revision)))
+        .collect();
     let req = ActionRequest {
-        hosts: if label.is_some() { vec![] } else { target_hosts },
-        label,
+        hosts: changing,
+        label: None,
         comment: Some(f.comment.trim().to_string()),
         allow,
         message,
         expires_at,
+        if_revisions,
     };
-    Ok(Prepared { action, req, hostnames })
+    Ok(Prepared { action, req, impacts })
 }
 
 fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
@@ -291,10 +495,10 @@ fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
-/// The form's field errors, as 422.
-fn invalid_form(errors: BTreeMap<String, String>) -> Response {
+/// The form's field errors.
+fn invalid_form(status: StatusCode, errors: BTreeMap<String, String>) -> Response {
     (
-        StatusCode::UNPROCESSABLE_ENTITY,
+        status,
         Json(CheckReply {
             errors,
             ..Default::default()
@@ -311,7 +515,98 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
-/// Step 1: validate and count.
+/// The confirmation: the sentence, the warnings and what to type (pure).
+fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> CheckReply {
+    let total = impacts.len();
+    let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.change != "none").collect();
+    let n = changing.len();
+    let verb = verb(action);
+    let scope = match label {
+        Some(l) => format!(" (every host with label {l:?})"),
+        None => String::new(),
+    };
+    let summary = if n == 0 {
+        format!(
+            "Nothing to do: {} already {}.",
+            if total == 1 {
+                "the host is"
+            } else {
+                "all these hosts are"
+            },
+            if action == Action::Quarantine {
+                "quarantined with these settings"
+            } else {
+                "released"
+            }
+        )
+    } else {
+        format!("{verb} {n} {}{scope}?", plural(n))
+    };
+    let mut warnings = Vec::new();
+    let unchanged = total - n;
+    if unchanged > 0 && n > 0 {
+        warnings.push(format!(
+            "{unchanged} of the {total} {} already {}: no change for {}.",
+            plural(total),
+            if action == Action::Quarantine {
+                "quarantined with these settings"
+            } else {
+                "released"
+            },
+            if unchanged == 1 { "it" } else { "them" }
+        ));
+    }
+    let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
+        changing.iter().filter(|i| f(i)).map(|i| i.hostname.clone()).collect()
+    };
+    let protected = names(&|i| !i.protected.is_empty());
+    if !protected.is_empty() {
+        let mut labels: Vec<String> = changing.iter().flat_map(|i| i.protected.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        warnings.push(format!(
+            "Protected: {} {} a protected label ({}): {}.",
+            protected.len(),
+            if protected.len() == 1 {
+                "host carries"
+            } else {
+                "hosts carry"
+            },
+            labels.join(", "),
+            protected.join(", ")
+        ));
+    }
+    let offline = names(&|i| i.offline);
+    if !offline.is_empty() {
+        warnings.push(format!(
+            "Offline: {} ({}) will stay pending until {} agent reconnects.",
+            offline.len(),
+            offline.join(", "),
+            if offline.len() == 1 { "its" } else { "each" }
+        ));
+    }
+    let dry = names(&|i| i.not_enforcing);
+    if !dry.is_empty() && action == Action::Quarantine {
+        warnings.push(format!(
+            "Not enforcing: the agent of {} runs with enforce = false; a quarantine blocks nothing there.",
+            dry.join(", ")
+        ));
+    }
+    CheckReply {
+        ok: true,
+        errors: BTreeMap::new(),
+        count: n,
+        total,
+        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        summary,
+        hosts: impacts.to_vec(),
+        warnings,
+        confirm_word: label.map(str::to_string),
+        revisions: impacts.iter().map(|i| (i.id.clone(), i.revision)).collect(),
+    }
+}
+
+/// Step 1: validate and say what will change.
 pub async fn check(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,
@@ -322,25 +617,17 @@ pub async fn check(
         return r;
     }
     match prepare(&st, &f).await {
-        Err(errors) => invalid_form(errors),
-        Ok(p) => {
-            let n = p.hostnames.len();
-            let verb = verb(p.action);
-            let scope = match &p.req.label {
-                Some(l) => format!(" (every host with label {l:?})"),
-                None => String::new(),
-            };
-            let summary = format!("{verb} {n} {}{scope}?", plural(n));
-            Json(CheckReply {
-                ok: true,
-                errors: BTreeMap::new(),
-                count: n,
-                hostnames: p.hostnames,
-                summary,
-            })
-            .into_response()
-        }
+        Err((status, errors)) => invalid_form(status, errors),
+        Ok(p) => Json(confirmation(p.action, label_of(&f).as_deref(), &p.impacts)).into_response(),
     }
+}
+
+fn label_of(f: &ActionForm) -> Option<String> {
+    f.label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 #[derive(Debug, Serialize)]
@@ -351,7 +638,8 @@ pub struct RunReply {
     pub states: Vec<(String, HostState)>,
 }
 
-/// Step 2: do it, through the REST API's quarantine/release code.
+/// Step 2: do it, through the REST API's quarantine/release code, for the hosts that
+/// change; refused (409) if any moved on since the view the analyst confirmed.
 pub async fn run(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,
@@ -363,8 +651,26 @@ pub async fn run(
     }
     let p = match prepare(&st, &f).await {
         Ok(p) => p,
-        Err(errors) => return invalid_form(errors),
+        Err((status, errors)) => return invalid_form(status, errors),
     };
+    if let Some(l) = label_of(&f) {
+        let typed = f.confirm.trim();
+        let n = p.req.hosts.len();
+        if typed != l && typed != n.to_string() {
+            return reply_err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "confirm",
+                format!("type the label {l:?} or the number of hosts ({n}) to confirm"),
+            );
+        }
+    }
+    if p.req.hosts.is_empty() {
+        return reply_err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "run",
+            "nothing to do: every host is already in that state",
+        );
+    }
     let auth: Auth = s.auth();
     let result = crate::api::hosts::act_many(&st, &auth, p.action, &p.req).await;
     match result {
@@ -382,6 +688,129 @@ pub async fn run(
             })
             .into_response()
         }
+        Err(ApiError { status, detail, .. }) if status == StatusCode::CONFLICT => reply_err(status, "stale", detail),
         Err(ApiError { status, detail, .. }) => reply_err(status, "run", detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timefmt::to_rfc3339;
+    use cordon_proto::DesiredState;
+
+    fn host(name: &str, quarantined: bool, state: HostState, labels: &[&str]) -> Host {
+        Host {
+            id: format!("h-{name}"),
+            hostname: name.into(),
+            os: None,
+            addresses: vec![],
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            agent_version: None,
+            last_seen: Some(to_rfc3339(now_ms())),
+            enrolled_at: to_rfc3339(0),
+            desired: DesiredState {
+                revision: 3,
+                quarantined,
+                allow: if quarantined { vec!["10.0.0.5".into()] } else { vec![] },
+                message: None,
+                comment: None,
+                actor: None,
+                expires_at: None,
+            },
+            state,
+            state_reason: None,
+            state_since: to_rfc3339(now_ms()),
+            applied_revision: 3,
+            digest: None,
+            backend: Some("nftables".into()),
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn confirmation_counts_only_hosts_that_change() {
+        let now = now_ms();
+        let hosts = [
+            host("a", true, HostState::Quarantined, &[]),
+            host("b", true, HostState::Quarantined, &[]),
+            host("c", true, HostState::Quarantined, &[]),
+            host("d", false, HostState::Normal, &[]),
+            host("e", false, HostState::Normal, &[]),
+        ];
+        let imp: Vec<HostImpact> = hosts
+            .iter()
+            .map(|h| impact(Action::Release, h, &[], None, None, &[], now))
+            .collect();
+        let c = confirmation(Action::Release, None, &imp);
+        assert_eq!(c.summary, "Release 3 hosts?");
+        assert_eq!((c.count, c.total), (3, 5));
+        assert!(
+            c.warnings[0].starts_with("2 of the 5 hosts already released"),
+            "{:?}",
+            c.warnings
+        );
+        // Quarantine with the same exception: the quarantined ones do not change.
+        let allow = vec!["10.0.0.5".to_string()];
+        let imp: Vec<HostImpact> = hosts
+            .iter()
+            .map(|h| impact(Action::Quarantine, h, &allow, None, None, &[], now))
+            .collect();
+        let c = confirmation(Action::Quarantine, Some("web"), &imp);
+        assert_eq!(c.summary, "Quarantine 2 hosts (every host with label \"web\")?");
+        assert_eq!(c.confirm_word.as_deref(), Some("web"));
+        // Different exceptions: replaced, and said so.
+        let i = impact(
+            Action::Quarantine,
+            &hosts[0],
+            &["tcp://192.0.2.9:22".to_string()],
+            None,
+            None,
+            &[],
+            now,
+        );
+        assert_eq!(i.change, "update");
+        assert!(
+            i.details[0].contains("10.0.0.5 → tcp://192.0.2.9:22"),
+            "{:?}",
+            i.details
+        );
+    }
+
+    #[test]
+    fn impact_flags_protected_offline_and_failed_hosts() {
+        let now = now_ms();
+        let mut dc = host("dc1", false, HostState::Normal, &["domain-controller"]);
+        dc.last_seen = Some(to_rfc3339(now - 3_600_000));
+        let i = impact(
+            Action::Quarantine,
+            &dc,
+            &[],
+            None,
+            None,
+            &["domain-controller".into()],
+            now,
+        );
+        assert_eq!(i.protected, vec!["domain-controller".to_string()]);
+        assert!(i.offline);
+        let p = host("x", false, HostState::Normal, &[PROTECTED_LABEL]);
+        let i2 = impact(Action::Quarantine, &p, &[], None, None, &[], now);
+        assert_eq!(i2.protected, vec![PROTECTED_LABEL.to_string()]);
+        let c = confirmation(Action::Quarantine, None, &[i, i2]);
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("Protected: 2 hosts")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("Offline: 1 (dc1)")),
+            "{:?}",
+            c.warnings
+        );
+        let f = host("f", true, HostState::Failed, &[]);
+        assert_eq!(
+            impact(Action::Quarantine, &f, &["10.0.0.5".into()], None, None, &[], now).change,
+            "retry"
+        );
     }
 }

@@ -1,23 +1,28 @@
-//! Rules and Approvals pages over the automation module: read-only rule listing with the
-//! fleet guardrails, and pending approvals that admins approve or deny (through the
-//! automation API's own handlers).
+//! Rules, Approvals and Events pages over the automation module: read-only rule listing
+//! with the fleet guardrails; pending approvals that admins review (the event behind
+//! each, its age) and approve or deny one by one or in bulk, through the automation API's
+//! own handlers; and the events the automation received.
+//!
+//! Approving quarantines a host, so nothing on the Approvals page submits on Enter: the
+//! decision buttons are plain buttons that open a review dialog, and the decision is sent
+//! from there (JSON, CSRF header). Errors come back as the server's own message in the
+//! reply, never through the URL.
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::pages::host_names;
-use super::session::{same_origin, ConsoleReject, PageSession};
-use super::view::{labels, layout, short_time, Nav};
+use super::session::{ApiSession, PageSession, CSRF_HEADER};
+use super::view::{ago_text, labels, layout, short_time, time_at, Nav};
 use super::ConsoleError;
 use crate::automation::db;
-use crate::automation::model::DecisionRequest;
+use crate::automation::model::{DecisionRequest, EventRecord};
 use crate::{ApiError, AppState};
 
 /// Whether the automation pages are served (the automation module is part of the build).
@@ -82,8 +87,25 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
 pub struct ApprovalsQuery {
     #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
+}
+
+/// The event an approval is about, as the review shows it.
+fn event_summary(e: Option<&EventRecord>) -> maud::Markup {
+    html! {
+        @match e {
+            Some(e) => {
+                dl class="event-facts" {
+                    dt { "Event" } dd { code { (e.event_type) } " · " span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } }
+                    dt { "Source" } dd { (e.source) }
+                    dt { "Occurred" } dd { @if let Some(t) = &e.occurred_at { (time_at(t)) } @else { "—" } }
+                    dt { "Received" } dd { (time_at(&e.received_at)) " (" (ago_text(&e.received_at)) " ago)" }
+                    @if let Some(r) = &e.rule { dt { "Rule" } dd { (r) } }
+                    dt { "Id" } dd { code { (e.id) } }
+                }
+            }
+            None => { p class="muted" { "The event is no longer stored (retention)." } }
+        }
+    }
 }
 
 pub async fn approvals(
@@ -95,7 +117,16 @@ pub async fn approvals(
     let filter = if status == "all" { None } else { Some(status.as_str()) };
     let list = db::approvals(st.store.pool(), filter, 500).await?;
     let names = host_names(&st).await?;
+    let mut events: HashMap<String, EventRecord> = HashMap::new();
+    for a in &list {
+        if !events.contains_key(&a.event_id) {
+            if let Some(e) = db::event(st.store.pool(), &a.event_id).await? {
+                events.insert(a.event_id.clone(), e);
+            }
+        }
+    }
     let admin = s.is_admin();
+    let pending = list.iter().filter(|a| a.status == "pending").count();
     let body = html! {
         div class="page-head" { h1 { "Approvals" } p class="summary" { strong { (list.len()) } " " (status) } }
         form method="get" action="/console/approvals" class="filters" aria-label="Filter approvals" {
@@ -107,20 +138,36 @@ pub async fn approvals(
             }
             div class="field buttons" { button type="submit" { "Apply" } }
         }
-        @if let Some(e) = &q.error { p class="error" role="alert" { (e) } }
         @if !admin { p class="muted" { "Only admins approve or deny." } }
-        div class="table-wrap" {
+        @if admin && pending > 0 {
+            div class="toolbar" role="toolbar" aria-label="Decide on selected approvals" {
+                button type="button" class="decide-open" data-decision="approve" data-target="selection" id="approve-selected" { "Approve selected…" }
+                button type="button" class="decide-open" data-decision="deny" data-target="selection" id="deny-selected" { "Deny selected…" }
+                span id="ap-selection-count" class="muted" aria-live="polite" { "0 selected" }
+            }
+        }
+        div class="table-wrap" id="approvals-live" data-live="" {
             table class="audit" id="approvals-table" {
                 caption class="sr-only" { "Automatic quarantines waiting for a decision" }
                 thead { tr {
-                    th scope="col" { "Asked" } th scope="col" { "Host" } th scope="col" { "Rule" } th scope="col" { "Why" } th scope="col" { "Status" }
+                    @if admin && pending > 0 { th scope="col" class="sel" { input type="checkbox" id="ap-select-all" aria-label="Select all pending"; } }
+                    th scope="col" { "Asked" } th scope="col" { "Host" } th scope="col" { "Event" } th scope="col" { "Rule" } th scope="col" { "Why" } th scope="col" { "Status" }
                     @if admin { th scope="col" { "Decision" } }
                 } }
                 tbody {
                     @for a in &list {
-                        tr {
-                            td data-label="Asked" { (short_time(&a.created_at)) }
-                            td data-label="Host" { a href={"/console/hosts/" (a.host_id)} { (names.get(&a.host_id).map(String::as_str).unwrap_or(&a.host_id)) } }
+                        @let host = names.get(&a.host_id).map(String::as_str).unwrap_or(&a.host_id);
+                        @let ev = events.get(&a.event_id);
+                        tr id={"approval-" (a.id)} data-approval=(a.id) data-status=(a.status) data-host=(host) {
+                            @if admin && pending > 0 {
+                                td class="sel" { @if a.status == "pending" { input type="checkbox" class="ap-select" value=(a.id) aria-label={"Select approval for " (host)}; } }
+                            }
+                            td data-label="Asked" { (time_at(&a.created_at)) br; span class="muted" { (ago_text(&a.created_at)) " ago" } }
+                            td data-label="Host" { a href={"/console/hosts/" (a.host_id)} { (host) } }
+                            td data-label="Event" {
+                                @if let Some(e) = ev { code { (e.event_type) } " " span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } br; span class="muted" { (e.source) } }
+                                @else { span class="muted" { (a.event_id) } }
+                            }
                             td data-label="Rule" { (a.rule) }
                             td data-label="Why" class="detail" { (a.reason) }
                             td data-label="Status" {
@@ -131,69 +178,104 @@ pub async fn approvals(
                             @if admin {
                                 td data-label="Decision" {
                                     @if a.status == "pending" {
-                                        form method="post" action="/console/approvals/decide" class="decide" {
-                                            input type="hidden" name="csrf" value=(s.csrf);
-                                            input type="hidden" name="id" value=(a.id);
-                                            label for={"ap-c-" (a.id)} class="sr-only" { "Comment for approval " (a.id) }
-                                            input id={"ap-c-" (a.id)} name="comment" required placeholder="comment (required)";
-                                            " "
-                                            button type="submit" name="decision" value="approve" class="act-approve" { "Approve" }
-                                            " "
-                                            button type="submit" name="decision" value="deny" { "Deny" }
-                                        }
+                                        button type="button" class="decide-open" data-decision="approve" data-ids=(a.id) { "Review & approve…" }
+                                        " "
+                                        button type="button" class="decide-open" data-decision="deny" data-ids=(a.id) { "Deny…" }
+                                        template class="review-event" { (event_summary(ev)) }
                                     }
                                 }
                             }
                         }
                     }
-                    @if list.is_empty() { tr { td colspan="6" class="empty" { "Nothing here." } } }
+                    @if list.is_empty() { tr { td colspan="8" class="empty" { "Nothing here." } } }
                 }
             }
         }
+        @if admin { (decide_dialog()) }
+        (super::pages::live_note())
     };
     Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
 }
 
-fn back_to_approvals(error: Option<&str>) -> Response {
-    let to = match error {
-        None => "/console/approvals".to_string(),
-        Some(e) => format!(
-            "/console/approvals?{}",
-            serde_urlencoded::to_string([("error", e)]).unwrap_or_default()
-        ),
-    };
-    let mut r = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(&to) {
-        r.headers_mut().insert(LOCATION, v);
+/// The review dialog. Its form never submits (Enter in the comment does nothing): the
+/// decision is a plain button, and focus starts in the comment, not on a decision.
+fn decide_dialog() -> maud::Markup {
+    html! {
+        dialog id="decide-dialog" aria-labelledby="dd-title" {
+            form id="decide-form" method="dialog" novalidate {
+                h2 id="dd-title" { "Review" }
+                p id="dd-summary" class="confirm" {}
+                div id="dd-events" class="review-events" {}
+                div class="field" {
+                    label for="dd-comment" { "Comment " span class="req" { "(required)" } }
+                    input id="dd-comment" name="comment" autocomplete="off" aria-describedby="err-dd";
+                }
+                p class="field-error" id="err-dd" role="alert" {}
+                div class="buttons" {
+                    button type="button" id="dd-cancel" { "Cancel" }
+                    button type="button" class="primary danger" id="dd-go" { "Decide" }
+                }
+            }
+        }
     }
-    r
 }
 
+/// What the review dialog sends.
+#[derive(Debug, Default, Deserialize)]
+pub struct DecideForm {
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    #[serde(default)]
+    pub decision: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DecideReply {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub summary: String,
+}
+
+fn decide_reply(status: StatusCode, error: impl Into<String>) -> Response {
+    (
+        status,
+        Json(DecideReply {
+            ok: false,
+            error: Some(error.into()),
+            summary: String::new(),
+        }),
+    )
+        .into_response()
+}
+
+/// Approve or deny one or many approvals (JSON from the review dialog).
 pub async fn decide(
     State(st): State<AppState>,
-    PageSession(s): PageSession,
+    ApiSession(s): ApiSession,
     headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ConsoleError> {
-    if !same_origin(&headers) {
-        return Err(ConsoleReject::CrossSite.into());
+    Json(f): Json<DecideForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
+        return r.into_response();
     }
-    let form: HashMap<String, String> =
-        serde_urlencoded::from_bytes(&body).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
-    s.check_csrf(form.get("csrf").map(String::as_str))?;
-    let id: i64 = form
-        .get("id")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ConsoleError::BadRequest("missing approval id".into()))?;
-    let req = DecisionRequest {
-        ids: vec![id],
-        all: false,
-        comment: form.get("comment").cloned(),
+    if f.ids.is_empty() {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "select at least one approval");
+    }
+    if f.comment.trim().is_empty() {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "a comment is required: say why");
+    }
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny"),
     };
-    let approve = match form.get("decision").map(String::as_str) {
-        Some("approve") => true,
-        Some("deny") => false,
-        _ => return Err(ConsoleError::BadRequest("decision must be approve or deny".into())),
+    let n = f.ids.len();
+    let req = DecisionRequest {
+        ids: f.ids,
+        all: false,
+        comment: Some(f.comment.trim().to_string()),
     };
     let result = if approve {
         crate::automation::api::approve(State(st.clone()), s.auth(), crate::api::ApiJson(req)).await
@@ -201,7 +283,102 @@ pub async fn decide(
         crate::automation::api::deny(State(st.clone()), s.auth(), crate::api::ApiJson(req)).await
     };
     match result {
-        Ok(_) => Ok(back_to_approvals(None)),
-        Err(ApiError { detail, .. }) => Ok(back_to_approvals(Some(&detail))),
+        Ok(Json(r)) => {
+            let done = r
+                .results
+                .iter()
+                .filter(|x| x.status == if approve { "approved" } else { "denied" })
+                .count();
+            let other = n - done;
+            let mut summary = format!(
+                "{} {done} of {n} approval{}",
+                if approve { "Approved" } else { "Denied" },
+                if n == 1 { "" } else { "s" }
+            );
+            if approve {
+                summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
+            }
+            if other > 0 {
+                summary.push_str(&format!("; {other} no longer pending or superseded"));
+            }
+            Json(DecideReply {
+                ok: true,
+                error: None,
+                summary,
+            })
+            .into_response()
+        }
+        Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// Events received by the automation (newest first, at most 500).
+pub async fn events(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<EventsQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let status = q.status.clone().filter(|v| !v.is_empty());
+    let list = db::events(
+        st.store.pool(),
+        &db::EventFilter {
+            status: status.clone(),
+            host_id: None,
+            limit: 500,
+        },
+    )
+    .await?;
+    let names = host_names(&st).await?;
+    let cur = status.unwrap_or_default();
+    let body = html! {
+        div class="page-head" { h1 { "Events" } p class="summary" { strong { (list.len()) } " events (newest first)" } }
+        form method="get" action="/console/events-log" class="filters" aria-label="Filter events" {
+            div class="field" {
+                label for="ev-status" { "Outcome" }
+                select id="ev-status" name="status" {
+                    option value="" { "Any" }
+                    @for v in ["quarantined", "approval_required", "notified", "suppressed", "no_match", "unknown_host", "failed"] {
+                        option value=(v) selected[v == cur] { (v) }
+                    }
+                }
+            }
+            div class="field buttons" { button type="submit" { "Apply" } }
+        }
+        div class="table-wrap" id="events-live" data-live="" {
+            table class="audit" id="events-table" {
+                caption class="sr-only" { "Events received by the automation" }
+                thead { tr {
+                    th scope="col" { "Received" } th scope="col" { "Type" } th scope="col" { "Severity" } th scope="col" { "Source" }
+                    th scope="col" { "Host" } th scope="col" { "Outcome" } th scope="col" { "Rule" }
+                } }
+                tbody {
+                    @for e in &list {
+                        tr data-event=(e.id) {
+                            td data-label="Received" { (time_at(&e.received_at)) }
+                            td data-label="Type" { code { (e.event_type) } }
+                            td data-label="Severity" { span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } }
+                            td data-label="Source" { (e.source) }
+                            td data-label="Host" {
+                                @match &e.host_id {
+                                    Some(id) => { a href={"/console/hosts/" (id)} { (names.get(id).map(String::as_str).unwrap_or(id)) } }
+                                    None => { span class="muted" { (e.host_ref) " (unknown)" } }
+                                }
+                            }
+                            td data-label="Outcome" { (e.status) }
+                            td data-label="Rule" { (e.rule.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                    @if list.is_empty() { tr { td colspan="7" class="empty" { "No events." } } }
+                }
+            }
+        }
+        (super::pages::live_note())
+    };
+    Ok(Html(layout("Events", Some(&s), Nav::Events, body).into_string()))
 }

@@ -16,6 +16,7 @@ pub mod automation;
 pub mod live;
 pub mod pages;
 pub mod session;
+pub mod status;
 pub mod view;
 
 use axum::extract::Request;
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/rules", get(automation::rules))
         .route("/console/approvals", get(automation::approvals))
         .route("/console/approvals/decide", post(automation::decide))
+        .route("/console/events-log", get(automation::events))
         .route("/console/actions/check", post(actions::check))
         .route("/console/actions/run", post(actions::run))
         .route("/console/events", get(live::events))

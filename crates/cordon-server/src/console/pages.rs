@@ -16,7 +16,8 @@ use super::session::{
     clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject, PageSession, Session,
     LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
-use super::view::{labels, layout, short_time, state_badge, state_text, time_ago, Nav};
+use super::status::{attention, policy_in_force, Attention, Shown};
+use super::view::{host_badge, labels, layout, state_text, time_ago, time_at, until_text, Nav};
 use super::ConsoleError;
 use crate::store::{AuditFilter, HostFilter};
 use crate::timefmt::now_ms;
@@ -163,6 +164,9 @@ pub struct HostsQuery {
     label: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    /// `failed`, `tampered`, `not_enforcing`, `long_pending`, `offline` (the banner's links).
+    #[serde(default)]
+    attention: Option<String>,
 }
 
 impl HostsQuery {
@@ -182,10 +186,36 @@ impl HostsQuery {
     }
 }
 
-fn host_row(h: &Host, s: &Session) -> Markup {
+/// The action button for a host as it is now; carries the revision the page shows, so
+/// an action on a view that moved on is refused (409).
+fn action_button(h: &Host, sr_name: bool) -> Markup {
+    let (action, text) = if h.desired.quarantined {
+        ("release", "Release")
+    } else {
+        ("quarantine", "Quarantine")
+    };
+    let retry = matches!(h.state, HostState::Failed | HostState::Tampered);
+    html! {
+        button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(h.hostname)
+            data-revision=(h.desired.revision) {
+            (text) @if sr_name { span class="sr-only" { " " (h.hostname) } }
+        }
+        @if retry {
+            " "
+            button type="button" class="act retry" data-action=(if h.desired.quarantined { "quarantine" } else { "release" })
+                data-hosts=(h.id) data-names=(h.hostname) data-revision=(h.desired.revision) data-retry=""
+                data-allow=(h.desired.allow.join("\n")) data-message=(h.desired.message.clone().unwrap_or_default()) {
+                "Retry" @if sr_name { span class="sr-only" { " " (h.hostname) } }
+            }
+        }
+    }
+}
+
+fn host_row(h: &Host, s: &Session, now: i64) -> Markup {
     let act = s.can_act();
     html! {
-        tr id={"host-" (h.id)} data-host-id=(h.id) data-hostname=(h.hostname) data-state=(h.state.as_str()) {
+        tr id={"host-" (h.id)} data-host-id=(h.id) data-hostname=(h.hostname) data-state=(Shown::of(h).key())
+            data-revision=(h.desired.revision) {
             @if act {
                 td class="sel" {
                     input type="checkbox" class="host-select" value=(h.id) id={"sel-" (h.id)}
@@ -197,32 +227,24 @@ fn host_row(h: &Host, s: &Session) -> Markup {
             td class="addr" data-label="Addresses" {
                 @for a in &h.addresses { span class="address" { (a) } " " }
             }
-            td data-label="Labels" { (labels(&h.labels)) }
-            td data-label="State" { (state_badge(h.state, &h.state_since, h.state_reason.as_deref())) }
+            td class="labels" data-label="Labels" { (labels(&h.labels)) }
+            td data-label="State" { (host_badge(h, now)) }
+            td data-label="Since" { (time_ago(Some(&h.state_since))) }
+            td data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
             td data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
             td data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
             @if act {
-                td class="row-actions" {
-                    @if h.desired.quarantined {
-                        button type="button" class="act release" data-action="release" data-hosts=(h.id) data-names=(h.hostname) {
-                            "Release" span class="sr-only" { " " (h.hostname) }
-                        }
-                    } @else {
-                        button type="button" class="act quarantine" data-action="quarantine" data-hosts=(h.id) data-names=(h.hostname) {
-                            "Quarantine" span class="sr-only" { " " (h.hostname) }
-                        }
-                    }
-                }
+                td class="row-actions" { (action_button(h, true)) }
             }
         }
     }
 }
 
-fn host_rows(hosts: &[Host], s: &Session) -> Markup {
-    let cols = if s.can_act() { 9 } else { 7 };
+fn host_rows(hosts: &[Host], s: &Session, now: i64) -> Markup {
+    let cols = if s.can_act() { 11 } else { 9 };
     html! {
         tbody id="host-rows" data-live="" {
-            @for h in hosts { (host_row(h, s)) }
+            @for h in hosts { (host_row(h, s, now)) }
             @if hosts.is_empty() {
                 tr { td colspan=(cols) class="empty" { "No hosts match." } }
             }
@@ -230,14 +252,48 @@ fn host_rows(hosts: &[Host], s: &Session) -> Markup {
     }
 }
 
+/// Counts by the state the console shows (a non-enforcing "quarantine" is not counted
+/// as quarantined).
 fn summary(hosts: &[Host]) -> Markup {
-    let count = |st: HostState| hosts.iter().filter(|h| h.state == st).count();
+    let count = |k: &str| hosts.iter().filter(|h| Shown::of(h).key() == k).count();
+    let ne = count("not_enforcing");
     html! {
         p id="host-summary" class="summary" data-live="" {
             strong { (hosts.len()) } " hosts"
             @for st in ALL_STATES {
-                @let n = count(st);
+                @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
+            }
+            @if ne > 0 { " · " span class="sum state-not_enforcing" { (ne) " not enforcing" } }
+        }
+    }
+}
+
+/// The failure banner: every host that needs attention, counted by reason, each count a
+/// link that filters the list. Always present (live), empty when all is well.
+fn attention_banner(all: &[Host], now: i64, current: Option<Attention>) -> Markup {
+    let counts: Vec<(Attention, usize)> = Attention::ALL
+        .into_iter()
+        .map(|a| (a, all.iter().filter(|h| attention(h, now).contains(&a)).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    html! {
+        div id="attention-banner" data-live="" {
+            @if !counts.is_empty() {
+                section class="attention" role="alert" aria-labelledby="attention-title" {
+                    strong id="attention-title" { "⚠ Needs attention:" }
+                    ul {
+                        @for (a, n) in &counts {
+                            li {
+                                a class={"att att-" (a.as_str())} href={"/console/hosts?attention=" (a.as_str())}
+                                    aria-current=[(current == Some(*a)).then_some("true")] data-attention=(a.as_str()) {
+                                    strong { (n) } " " (a.text())
+                                }
+                            }
+                        }
+                    }
+                    @if current.is_some() { a href="/console/hosts" class="att-clear" { "Show all hosts" } }
+                }
             }
         }
     }
@@ -248,14 +304,14 @@ pub async fn hosts(
     PageSession(s): PageSession,
     Query(q): Query<HostsQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let list = st.store.hosts(&q.filter()).await?;
-    let all_labels: BTreeSet<String> = st
-        .store
-        .hosts(&HostFilter::default())
-        .await?
-        .into_iter()
-        .flat_map(|h| h.labels)
-        .collect();
+    let now = now_ms();
+    let focus = q.attention.as_deref().and_then(Attention::parse);
+    let mut list = st.store.hosts(&q.filter()).await?;
+    if let Some(a) = focus {
+        list.retain(|h| attention(h, now).contains(&a));
+    }
+    let all = st.store.hosts(&HostFilter::default()).await?;
+    let all_labels: BTreeSet<String> = all.iter().flat_map(|h| h.labels.iter().cloned()).collect();
     let cur_label = q.label.clone().unwrap_or_default();
     let cur_state = q.state.clone().unwrap_or_default();
     let act = s.can_act();
@@ -264,7 +320,9 @@ pub async fn hosts(
             h1 { "Hosts" }
             (summary(&list))
         }
+        (attention_banner(&all, now, focus))
         form method="get" action="/console/hosts" class="filters" role="search" aria-label="Filter hosts" {
+            @if let Some(a) = focus { input type="hidden" name="attention" value=(a.as_str()); }
             div class="field" {
                 label for="f-q" { "Search" }
                 input id="f-q" name="q" type="search" value=(q.q.clone().unwrap_or_default()) placeholder="hostname, id or address";
@@ -312,18 +370,25 @@ pub async fn hosts(
                         th scope="col" { "Addresses" }
                         th scope="col" { "Labels" }
                         th scope="col" { "State" }
+                        th scope="col" { "Since" }
+                        th scope="col" { "By" }
                         th scope="col" { "Last seen" }
                         th scope="col" { "Backend" }
                         @if act { th scope="col" { span class="sr-only" { "Actions" } } }
                     }
                 }
-                (host_rows(&list, &s))
+                (host_rows(&list, &s, now))
             }
         }
         @if act { (super::actions::dialog(&all_labels)) }
-        p class="live-note muted" { span id="live-status" { "Live updates: connecting…" } }
+        (live_note())
     };
     Ok(Html(layout("Hosts", Some(&s), Nav::Hosts, body).into_string()))
+}
+
+/// "Live updates: on" (kept current by the script), on every page that updates live.
+pub(crate) fn live_note() -> Markup {
+    html! { p class="live-note" { span id="live-status" class="live-status" { "Live updates: connecting…" } } }
 }
 
 // ---------------------------------------------------------------- one host
@@ -343,28 +408,57 @@ fn spec_text(spec: &AllowSpec) -> String {
     format!("{} {}, {}", what, spec.target, how)
 }
 
-fn policy(h: &Host) -> Markup {
+fn policy_items(h: &Host) -> Markup {
     html! {
-        @if h.desired.quarantined {
-            p { "While quarantined the host may only reach:" }
-            ul class="policy" id="policy" {
-                li { "Loopback, and replies within sessions to the destinations below" }
-                li { "The Cordon server (the agent's " code { "--server" } " address, always allowed)" }
-                li { "DNS to the host's configured resolvers, and DHCP" }
-                @for a in &h.desired.allow {
-                    li class="extra" {
-                        code { (a) }
-                        @match AllowSpec::parse(a) {
-                            Ok(spec) => { " — " (spec_text(&spec)) }
-                            Err(e) => { " — " span class="error" { (e.to_string()) } }
-                        }
-                    }
+        li { "Loopback, and replies within sessions to the destinations below" }
+        li { "The Cordon server (the agent's " code { "--server" } " address, always allowed)" }
+        li { "DNS to the host's configured resolvers, and DHCP" }
+        @for a in &h.desired.allow {
+            li class="extra" {
+                code { (a) }
+                @match AllowSpec::parse(a) {
+                    Ok(spec) => { " — " (spec_text(&spec)) }
+                    Err(e) => { " — " span class="error" { (e.to_string()) } }
                 }
             }
+        }
+    }
+}
+
+/// What is in force on the host, from the agent's report: the policy only when the agent
+/// confirmed it; otherwise what was asked for, said to be *not* confirmed, and why.
+fn policy(h: &Host) -> Markup {
+    let in_force = policy_in_force(h);
+    html! {
+        @if in_force {
+            h3 { "Policy in force" }
+            p { "The agent confirmed revision " (h.applied_revision) ". The host may only reach:" }
+            ul class="policy" id="policy" data-in-force="true" { (policy_items(h)) }
             @if h.desired.allow.is_empty() { p class="muted" { "No extra exceptions." } }
             p { "Everything else, inbound and outbound, is blocked." }
+        } @else if h.desired.quarantined {
+            h3 { "Asked-for policy — not confirmed in force" }
+            div id="policy" data-in-force="false" {
+                p class="not-in-force" {
+                    strong {
+                        @match Shown::of(h) {
+                            Shown::NotEnforcing => "Nothing is blocked: the agent runs with enforce = false (backend memory).",
+                            Shown::State(HostState::Failed) => "The agent could not apply it; Cordon cannot confirm any rule on this host.",
+                            Shown::State(HostState::Tampered) => "The rules were altered on the host; the agent is repairing them.",
+                            _ => "The agent has not confirmed it yet.",
+                        }
+                    }
+                    @if let Some(r) = &h.state_reason { " Reported: " (r) }
+                }
+                p { "When confirmed, the host may only reach:" }
+                ul class="policy asked" { (policy_items(h)) }
+            }
         } @else {
-            p id="policy" { "Not quarantined: Cordon enforces no rules on this host." }
+            h3 { "Policy in force" }
+            p id="policy" data-in-force="false" {
+                @if h.state == HostState::Normal { "Not quarantined: Cordon enforces no rules on this host." }
+                @else { "Release asked for; the agent has not confirmed that Cordon's rules are gone." }
+            }
         }
     }
 }
@@ -372,15 +466,25 @@ fn policy(h: &Host) -> Markup {
 fn digest_status(h: &Host) -> Markup {
     let digest = h.digest.as_deref().unwrap_or("");
     let in_sync = h.applied_revision >= h.desired.revision;
+    let shown = Shown::of(h);
+    // The colour follows what the words say: only a confirmed, enforced state is "ok".
+    let class = match shown {
+        Shown::NotEnforcing => "warn",
+        Shown::State(HostState::Failed) => "bad",
+        Shown::State(HostState::Tampered) => "bad",
+        _ if !in_sync => "behind",
+        _ => "ok",
+    };
     html! {
-        p id="digest-status" class={"digest " (if in_sync { "ok" } else { "behind" })} {
-            @match h.state {
-                HostState::Tampered => { strong { "Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
-                HostState::Failed => { strong { "Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
+        p id="digest-status" class={"digest " (class)} data-kind=(class) {
+            @match shown {
+                Shown::NotEnforcing => { strong { "Not enforcing" } ": the agent reports backend memory (enforce = false); no firewall rules are in force." }
+                Shown::State(HostState::Tampered) => { strong { "✕ Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
+                Shown::State(HostState::Failed) => { strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
                 _ if !in_sync => {
                     strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
                 }
-                HostState::Quarantined => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
+                Shown::State(HostState::Quarantined) => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
                 _ => { strong { "In sync" } ": revision " (h.applied_revision) "." }
             }
         }
@@ -388,6 +492,47 @@ fn digest_status(h: &Host) -> Markup {
             p { "Firewall digest reported: " code class="digest-value" { (digest) } }
         } @else {
             p class="muted" { "No firewall digest reported." }
+        }
+    }
+}
+
+/// The one line an analyst reads first: "Quarantined since … by … — comment — auto-release
+/// in 3h", or the failure.
+fn headline(h: &Host) -> Markup {
+    let d = &h.desired;
+    let by = d.actor.as_deref().unwrap_or("?");
+    html! {
+        p id="host-headline" class={"headline headline-" (Shown::of(h).key())} {
+            @match Shown::of(h) {
+                Shown::NotEnforcing => {
+                    strong { "Not enforcing" } " — quarantine asked for by " (by) " but the agent blocks nothing (enforce = false)"
+                }
+                Shown::State(HostState::Failed) => {
+                    strong { "Failed" } " since " (time_at(&h.state_since)) ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply its state"))
+                }
+                Shown::State(HostState::Tampered) => {
+                    strong { "Tampered" } " since " (time_at(&h.state_since)) ": " (h.state_reason.as_deref().unwrap_or("rules were altered"))
+                }
+                Shown::State(HostState::Quarantined) => {
+                    strong { "Quarantined" } " since " (time_at(&h.state_since)) " by " (by)
+                }
+                Shown::State(HostState::QuarantinePending) => {
+                    strong { "Quarantine requested" } " by " (by) ", waiting for the agent "
+                    span data-since=(h.state_since) { "for " (super::view::ago_text(&h.state_since)) }
+                }
+                Shown::State(HostState::ReleasePending) => {
+                    strong { "Release requested" } " by " (by) ", waiting for the agent "
+                    span data-since=(h.state_since) { "for " (super::view::ago_text(&h.state_since)) }
+                }
+                Shown::State(HostState::Normal) => {
+                    strong { "Not quarantined" }
+                    @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
+                }
+            }
+            @if let Some(c) = &d.comment { " — “" (c) "”" }
+            @if d.quarantined {
+                @if let Some(e) = &d.expires_at { " — auto-release " (until_text(e)) }
+            }
         }
     }
 }
@@ -407,41 +552,38 @@ pub async fn host(
         .await?;
     timeline.reverse();
     let d = &h.desired;
+    let now = now_ms();
     let body = html! {
-        div class="page-head" {
+        // Everything here follows live updates, the action button included: it always
+        // matches the state shown, and carries the revision it was shown for.
+        div class="page-head" id="host-head" data-live="" data-revision=(d.revision) {
             h1 { (h.hostname) }
-            div id="host-state" data-live="" {
-                (state_badge(h.state, &h.state_since, h.state_reason.as_deref()))
+            div id="host-state" {
+                (host_badge(&h, now))
                 @if h.revoked { " " span class="label" { "revoked" } }
             }
             @if s.can_act() && !h.revoked {
-                div class="toolbar" {
-                    @if d.quarantined {
-                        button type="button" class="act release" data-action="release" data-hosts=(h.id) data-names=(h.hostname) { "Release" }
-                    } @else {
-                        button type="button" class="act quarantine" data-action="quarantine" data-hosts=(h.id) data-names=(h.hostname) { "Quarantine" }
-                    }
-                }
+                div class="toolbar" id="host-actions" { (action_button(&h, false)) }
             }
+            (headline(&h))
         }
         div class="grid" id="host-detail" data-live="" {
             section class="card" aria-labelledby="h-state" {
                 h2 id="h-state" { "State" }
                 dl {
-                    dt { "Current" } dd { (state_badge(h.state, &h.state_since, h.state_reason.as_deref())) " since " (short_time(&h.state_since)) }
+                    dt { "Current" } dd { (host_badge(&h, now)) " since " (time_at(&h.state_since)) }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Desired" } dd { @if d.quarantined { "Quarantined" } @else { "Not quarantined" } " (revision " (d.revision) ")" }
                     @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
                     @if let Some(c) = &d.comment { dt { "Comment" } dd { (c) } }
                     @if let Some(m) = &d.message { dt { "Message to users" } dd { (m) } }
-                    @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (short_time(e)) } }
+                    @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (time_at(e)) " (" (until_text(e)) ")" } }
                     dt { "Applied revision" } dd { (h.applied_revision) }
                 }
             }
             section class="card" aria-labelledby="h-fw" {
                 h2 id="h-fw" { "Firewall" }
                 (digest_status(&h))
-                h3 { "Policy in force" }
                 (policy(&h))
             }
             section class="card" aria-labelledby="h-host" {
@@ -454,7 +596,7 @@ pub async fn host(
                     dt { "Backend" } dd { (h.backend.as_deref().unwrap_or("—")) }
                     dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
                     dt { "Last seen" } dd { (time_ago(h.last_seen.as_deref())) }
-                    dt { "Enrolled" } dd { (short_time(&h.enrolled_at)) }
+                    dt { "Enrolled" } dd { (time_at(&h.enrolled_at)) }
                 }
             }
             section class="card wide" aria-labelledby="h-timeline" {
@@ -463,7 +605,7 @@ pub async fn host(
                 ol class="timeline" id="timeline" {
                     @for r in &timeline {
                         li class={"result-" (r.result)} {
-                            time datetime=(r.at) { (short_time(&r.at)) }
+                            (time_at(&r.at))
                             " " strong { (r.action) } " by " (r.actor)
                             " " span class="result" { "(" (r.result) ")" }
                             @if let Some(c) = &r.comment { div class="comment" { "“" (c) "”" } }
@@ -475,6 +617,7 @@ pub async fn host(
             }
         }
         @if s.can_act() { (super::actions::dialog(&BTreeSet::new())) }
+        (live_note())
     };
     Ok(Html(layout(&h.hostname, Some(&s), Nav::Hosts, body).into_string()))
 }
@@ -544,8 +687,12 @@ impl AuditQuery {
     }
 }
 
-/// `2030-01-02` (UTC midnight) or a full RFC 3339 time.
+/// `24h`/`7d` (back from now, like the CLI's `--since`), `2030-01-02` (UTC midnight) or a
+/// full RFC 3339 time.
 fn day_or_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = crate::timefmt::parse_duration_secs(s) {
+        return Ok(now_ms().saturating_sub(secs.saturating_mul(1000)));
+    }
     if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
         crate::timefmt::parse_rfc3339(&format!("{s}T00:00:00Z"))
     } else {
@@ -616,7 +763,7 @@ pub async fn audit(
                     @for a in &actions { option value=(a) selected[*a == cur_action] { (a) } }
                 }
             }
-            div class="field" { label for="a-since" { "Since (UTC)" } input id="a-since" name="since" value=(v(&q.since)) placeholder="2030-01-02 or RFC 3339"; }
+            div class="field" { label for="a-since" { "Since" } input id="a-since" name="since" value=(v(&q.since)) placeholder="24h, 2030-01-02 or RFC 3339"; }
             div class="field" { label for="a-until" { "Until (UTC)" } input id="a-until" name="until" value=(v(&q.until)) placeholder="2030-01-03"; }
             div class="field buttons" {
                 button type="submit" { "Apply" }
@@ -635,11 +782,11 @@ pub async fn audit(
         div class="table-wrap" {
             table class="audit" id="audit-table" {
                 caption class="sr-only" { "Audit records, newest first" }
-                thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Host" } th scope="col" { "Comment" } th scope="col" { "Result" } th scope="col" { "Detail" } } }
+                thead { tr { th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Host" } th scope="col" { "Comment" } th scope="col" { "Result" } th scope="col" { "Detail" } } }
                 tbody {
                     @for r in &shown {
                         tr data-action=(r.action) {
-                            td data-label="Time" { time datetime=(r.at) { (short_time(&r.at)) } }
+                            td data-label="Time" { (time_at(&r.at)) }
                             td data-label="Actor" { (r.actor) }
                             td data-label="Action" { (r.action) }
                             td data-label="Host" {

@@ -99,6 +99,8 @@ pub struct Session {
     pub csrf: String,
     /// The session id from the cookie (secret; for sign-out and the live stream's re-checks).
     pub id: String,
+    /// Automatic quarantines waiting for a decision (the navigation's badge).
+    pub pending_approvals: i64,
 }
 
 impl Session {
@@ -171,11 +173,25 @@ pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Res
             caller: info.caller,
             csrf: csrf_for(&id),
             id,
+            pending_approvals: if page { pending_approvals(st).await } else { 0 },
         }),
         Ok(None) => Err(ConsoleReject::SignIn { page }),
         Err(e) => {
             tracing::error!(error = %e, "console: session lookup failed");
             Err(ConsoleReject::Internal("session lookup failed".into()))
+        }
+    }
+}
+
+/// How many approvals are pending (0 if it cannot be read: the badge is a hint, the
+/// Approvals page is the truth).
+async fn pending_approvals(st: &AppState) -> i64 {
+    let q = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'");
+    match q.fetch_one(st.store.pool()).await {
+        Ok(r) => crate::store::get_i64(&r, "n").unwrap_or(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: cannot count pending approvals");
+            0
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Page layout and small rendering helpers. All HTML goes through `maud`, which escapes
 //! every interpolated value; nothing here builds markup by string concatenation.
 
-use cordon_proto::HostState;
+use cordon_proto::{Host, HostState};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
+use super::status::{offline, Shown};
 use crate::timefmt::{now_ms, parse_rfc3339};
 
 /// Which navigation entry is current.
@@ -14,6 +15,7 @@ pub enum Nav {
     Audit,
     Rules,
     Approvals,
+    Events,
     None,
 }
 
@@ -47,8 +49,18 @@ pub fn layout(title: &str, session: Option<&Session>, nav: Nav, body: Markup) ->
                                 (item(Nav::Hosts, "/console/hosts", "Hosts"))
                                 (item(Nav::Audit, "/console/audit", "Audit"))
                                 @if super::automation::available() {
+                                    (item(Nav::Events, "/console/events-log", "Events"))
                                     (item(Nav::Rules, "/console/rules", "Rules"))
-                                    (item(Nav::Approvals, "/console/approvals", "Approvals"))
+                                    li {
+                                        a href="/console/approvals" aria-current=[(nav == Nav::Approvals).then_some("page")] {
+                                            "Approvals"
+                                            " "
+                                            span id="nav-approvals" data-live="" class={"badge" @if s.pending_approvals > 0 { " badge-hot" }}
+                                                aria-label={(s.pending_approvals) " pending"} {
+                                                (s.pending_approvals)
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -61,6 +73,12 @@ pub fn layout(title: &str, session: Option<&Session>, nav: Nav, body: Markup) ->
                                 button type="submit" class="link" { "Sign out" }
                             }
                         }
+                    }
+                }
+                @if session.is_some() {
+                    div id="conn-banner" class="conn-banner" role="alert" hidden {
+                        strong { "Connection to the Cordon server lost." }
+                        " Reconnecting… Actions are disabled until it is back, and what this page shows may be out of date."
                     }
                 }
                 div id="flash" class="flash" role="status" aria-live="polite" hidden {}
@@ -89,6 +107,28 @@ fn state_icon(s: HostState) -> &'static str {
         HostState::Quarantined => "■",
         HostState::Failed => "✕",
         HostState::Tampered => "⚠",
+    }
+}
+
+/// The badge of a host as the console shows it ([`Shown`]): a quarantine the agent does
+/// not enforce is "Not enforcing"; an offline agent gets an "offline" tag.
+pub fn host_badge(h: &Host, now: i64) -> Markup {
+    let tag = offline(h, now).then_some(());
+    html! {
+        @match Shown::of(h) {
+            Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
+            Shown::NotEnforcing => {
+                span class="state state-not_enforcing" data-state="not_enforcing"
+                    title="The agent runs with enforce = false (backend memory): no rules are in force on this host" {
+                    span class="state-icon" aria-hidden="true" { "○" }
+                    " "
+                    span class="state-text" { "Not enforcing" }
+                }
+            }
+        }
+        @if tag.is_some() {
+            " " span class="tag tag-offline" title="The agent has not been heard from for more than 3 minutes" { "offline" }
+        }
     }
 }
 
@@ -131,11 +171,27 @@ pub fn ago_text(t: &str) -> String {
     }
 }
 
-/// A time shown relative ("4m 2s ago") with the exact time on hover.
+/// A time shown relative ("4m 2s ago") with the exact time on hover (the script adds the
+/// reader's local time zone; UTC stays in the title).
 pub fn time_ago(t: Option<&str>) -> Markup {
     match t {
         None => html! { span class="muted" { "never" } },
-        Some(t) => html! { time datetime=(t) title=(t) data-ago=(t) { (ago_text(t)) " ago" } },
+        Some(t) => html! { time datetime=(t) title={(short_time(t)) " UTC"} data-ago=(t) { (ago_text(t)) " ago" } },
+    }
+}
+
+/// An absolute time: UTC in the markup and the title; the script shows it in the
+/// reader's local time zone.
+pub fn time_at(t: &str) -> Markup {
+    html! { time datetime=(t) title={(short_time(t)) " UTC"} data-local="" { (short_time(t)) } }
+}
+
+/// "in 3h 10m" until an RFC 3339 time ("?" if unreadable; "now" if passed).
+pub fn until_text(t: &str) -> String {
+    match parse_rfc3339(t) {
+        Ok(ms) if ms > now_ms() => format!("in {}", duration_text(ms - now_ms())),
+        Ok(_) => "now".into(),
+        Err(_) => "?".into(),
     }
 }
 

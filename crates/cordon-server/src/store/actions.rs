@@ -31,6 +31,9 @@ pub struct ActionParams {
     pub message: Option<String>,
     /// Unix ms.
     pub expires_at: Option<i64>,
+    /// Host id → desired-state revision the caller saw; a host that moved on fails the
+    /// whole action with [`StoreError::Conflict`] (nothing is written).
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
 }
 
 /// Which hosts an action targets.
@@ -180,6 +183,24 @@ impl Store {
             Targets::Hosts(refs) => resolve_refs_tx(&mut tx, refs).await?,
             Targets::Label(label) => ids_with_label_tx(&mut tx, label).await?,
         };
+        for (id, seen) in &p.if_revisions {
+            let host = load_tx(&mut tx, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
+            if host.desired.revision != *seen {
+                return Err(StoreError::Conflict(format!(
+                    "host {} changed since your view of it (revision {seen}, now {}: {}): nothing was done; \
+                     look at its current state and try again",
+                    host.hostname,
+                    host.desired.revision,
+                    if host.desired.quarantined {
+                        "quarantine asked for"
+                    } else {
+                        "not quarantined"
+                    }
+                )));
+            }
+        }
         let mut results = Vec::with_capacity(ids.len());
         for id in &ids {
             results.push(apply_tx(&mut tx, id, actor, action, p, None).await?);

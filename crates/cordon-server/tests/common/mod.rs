@@ -45,6 +45,9 @@ pub fn status_report(revision: i64, state: AgentState, digest: &str, backend: &s
         os: None,
         addresses: vec![],
         agent_version: None,
+        enforcing: true,
+        degraded: vec![],
+        heartbeat_ms: None,
     }
 }
 

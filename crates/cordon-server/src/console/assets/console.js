@@ -1,15 +1,17 @@
-// Cordon console: live updates (server-sent events), pending timers, host selection and
-// the quarantine / release dialog. No inline scripts: the page's Content-Security-Policy
-// allows only this file. Works on current Chromium, Firefox and Safari.
+// Cordon console: live updates (server-sent events), the connection banner, local times,
+// host selection, the quarantine / release dialog with its impact review, and the
+// approvals review. No inline scripts: the page's Content-Security-Policy allows only
+// this file. Works on current Chromium, Firefox and Safari.
 (function () {
   "use strict";
 
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var signedIn = !!csrfMeta;
 
   function $(id) { return document.getElementById(id); }
 
-  // ---------------------------------------------------------------- durations
+  // ---------------------------------------------------------------- times
   function durationText(ms) {
     var s = Math.max(0, Math.floor(ms / 1000));
     var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -18,7 +20,26 @@
     if (m > 0) return m + "m " + sec + "s";
     return sec + "s";
   }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  // The reader's local time zone; UTC stays in the title (and in exports).
+  function localText(t) {
+    var d = new Date(t);
+    if (isNaN(d.getTime())) return null;
+    var off = -d.getTimezoneOffset();
+    var zone = "UTC" + (off === 0 ? "" : (off > 0 ? "+" : "-") + pad(Math.floor(Math.abs(off) / 60)) + (Math.abs(off) % 60 ? ":" + pad(Math.abs(off) % 60) : ""));
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + " " + zone;
+  }
+  function localTimes(root) {
+    (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
+      var t = localText(el.getAttribute("datetime"));
+      if (t) el.textContent = t;
+    });
+  }
+  var connected = true;
   function tick() {
+    // Disconnected: counters stop, so nothing looks fresher than it is.
+    if (!connected) return;
     var now = Date.now();
     document.querySelectorAll("[data-since]").forEach(function (el) {
       var t = Date.parse(el.getAttribute("data-since"));
@@ -42,35 +63,64 @@
     flash.timer = setTimeout(function () { f.hidden = true; }, 8000);
   }
 
+  // ---------------------------------------------------------------- connection
+  // Every control that changes something; disabled while the server is unreachable.
+  var ACTION_CONTROLS = "button.act, button.decide-open, #dlg-review, #dlg-confirm, #dd-go";
+  function setConnected(on) {
+    connected = on;
+    var banner = $("conn-banner");
+    if (banner) banner.hidden = on;
+    document.body.classList.toggle("disconnected", !on);
+    document.querySelectorAll(ACTION_CONTROLS).forEach(function (b) {
+      if (on) {
+        if (b.hasAttribute("data-offline-disabled")) { b.disabled = false; b.removeAttribute("data-offline-disabled"); }
+      } else if (!b.disabled) {
+        b.disabled = true; b.setAttribute("data-offline-disabled", "");
+      }
+    });
+    document.querySelectorAll(".live-status").forEach(function (s) {
+      s.textContent = on ? "Live updates: on" : "Live updates: disconnected — reconnecting…";
+      s.classList.toggle("off", !on);
+    });
+    if (on) updateConfirmEnabled();
+  }
+  var NETWORK_ERROR = "Cannot reach the Cordon server: the request may not have arrived. " +
+    "Nothing is shown as done; check the host's state when the connection is back.";
+
   // ---------------------------------------------------------------- selection
   function selectedIds() {
     return Array.prototype.map.call(document.querySelectorAll(".host-select:checked"), function (c) { return c.value; });
   }
-  function selectedNames() {
-    return Array.prototype.map.call(document.querySelectorAll(".host-select:checked"), function (c) {
-      var tr = c.closest("tr");
-      return tr ? tr.getAttribute("data-hostname") : c.value;
-    });
+  function selectedRows() {
+    return Array.prototype.map.call(document.querySelectorAll(".host-select:checked"), function (c) { return c.closest("tr"); });
   }
   function updateSelectionCount() {
-    var n = selectedIds().length;
     var el = $("selection-count");
-    if (el) el.textContent = n + " selected";
+    if (el) el.textContent = selectedIds().length + " selected";
+    var ap = $("ap-selection-count");
+    if (ap) ap.textContent = document.querySelectorAll(".ap-select:checked").length + " selected";
   }
   document.addEventListener("change", function (e) {
     var t = e.target;
-    if (t.id === "select-all") {
-      document.querySelectorAll(".host-select").forEach(function (c) { c.checked = t.checked; });
-    }
-    if (t.id === "select-all" || t.classList.contains("host-select")) updateSelectionCount();
+    if (t.id === "select-all") document.querySelectorAll(".host-select").forEach(function (c) { c.checked = t.checked; });
+    if (t.id === "ap-select-all") document.querySelectorAll(".ap-select").forEach(function (c) { c.checked = t.checked; });
+    updateSelectionCount();
+  });
+
+  // "/" focuses the search field (unless typing somewhere already).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey) return;
+    var a = document.activeElement;
+    if (a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA" || a.tagName === "SELECT" || a.isContentEditable)) return;
+    var q = document.querySelector('main input[type="search"], main .filters input');
+    if (q) { e.preventDefault(); q.focus(); }
   });
 
   // ---------------------------------------------------------------- live updates
-  // Markup of each live part as last rendered by the server, without the relative times.
   var lastHtml = {};
   function normalized(el) {
     var c = el.cloneNode(true);
-    c.querySelectorAll("[data-ago], [data-since]").forEach(function (t) { t.textContent = ""; });
+    c.querySelectorAll("[data-ago], [data-since], time[data-local]").forEach(function (t) { t.textContent = ""; });
     return c.outerHTML;
   }
   document.querySelectorAll("[data-live]").forEach(function (el) { if (el.id) lastHtml[el.id] = normalized(el); });
@@ -80,7 +130,8 @@
     if (refreshing) { again = true; return; }
     refreshing = true;
     var keep = selectedIds();
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    var keepAp = Array.prototype.map.call(document.querySelectorAll(".ap-select:checked"), function (c) { return c.value; });
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Cordon-Background": "1" } })
       .then(function (r) {
         if (r.status === 401 || r.redirected) { location.href = "/console/login"; throw new Error("signed out"); }
         return r.text();
@@ -94,37 +145,75 @@
           var key = normalized(fresh);
           if (lastHtml[el.id] === key) return;
           lastHtml[el.id] = key;
-          el.replaceWith(document.importNode(fresh, true));
+          var node = document.importNode(fresh, true);
+          el.replaceWith(node);
+          localTimes(node);
         });
-        keep.forEach(function (id) {
-          var c = document.getElementById("sel-" + id);
+        keep.forEach(function (id) { var c = $("sel-" + id); if (c) c.checked = true; });
+        keepAp.forEach(function (id) {
+          var c = document.querySelector('.ap-select[value="' + id + '"]');
           if (c) c.checked = true;
         });
         updateSelectionCount();
+        setConnected(connected);
         tick();
       })
-      .catch(function () {})
+      .catch(function (err) {
+        if (String(err).indexOf("signed out") < 0 && (!es || es.readyState !== 1)) setConnected(false);
+      })
       .then(function () {
         refreshing = false;
         if (again) { again = false; refresh(); }
       });
   }
+  var es = null;
   function connect() {
-    if (!document.querySelector("[data-live]") || !window.EventSource) return;
-    var status = $("live-status");
-    var es = new EventSource("/console/events");
+    if (!signedIn || !window.EventSource) return;
+    es = new EventSource("/console/events");
     es.addEventListener("hello", function () {
-      if (status) status.textContent = "Live updates: on";
+      setConnected(true);
       // Catch up on anything that changed between rendering the page and (re)connecting.
       refresh();
     });
     es.addEventListener("change", function () { refresh(); });
-    es.onerror = function () { if (status) status.textContent = "Live updates: reconnecting…"; };
+    es.onerror = function () {
+      setConnected(false);
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (server refused, or the session ended): find out which.
+        es.close();
+        setTimeout(function () {
+          fetch("/console/hosts", { credentials: "same-origin", headers: { "X-Cordon-Background": "1" } })
+            .then(function (r) { if (r.redirected || r.status === 401) location.href = "/console/login"; else connect(); })
+            .catch(function () { connect(); });
+        }, 2000);
+      }
+    };
   }
 
-  // ---------------------------------------------------------------- dialog
+  // ---------------------------------------------------------------- POST helper
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var j;
+        try { j = JSON.parse(t); } catch (e) { j = { ok: false, errors: { form: t || ("HTTP " + r.status) } }; }
+        j.status = r.status;
+        return j;
+      });
+    }, function () {
+      setConnected(false);
+      return { ok: false, network: true, status: 0, errors: { form: NETWORK_ERROR }, error: NETWORK_ERROR };
+    });
+  }
+
+  // ---------------------------------------------------------------- action dialog
   var dlg = $("action-dialog");
-  var current = null; // {action, hosts[], names[], byLabel}
+  var current = null; // {action, hosts[], names[], revisions{}, byLabel, opener}
+  var checked = null; // the check step's reply
 
   function setStep(confirming) {
     $("dlg-step-edit").hidden = confirming;
@@ -150,6 +239,7 @@
   }
   function payload() {
     var label = $("dlg-label").value;
+    var revisions = current.byLabel ? (checked ? checked.revisions : {}) : current.revisions;
     return {
       action: current.action,
       hosts: current.byLabel ? [] : current.hosts,
@@ -157,42 +247,42 @@
       comment: $("dlg-comment").value,
       allow: current.action === "quarantine" ? $("dlg-allow").value : "",
       message: current.action === "quarantine" ? $("dlg-message").value : "",
-      expires_in: current.action === "quarantine" ? $("dlg-expires").value : ""
+      expires_in: current.action === "quarantine" ? $("dlg-expires").value : "",
+      revisions: revisions || {},
+      confirm: $("dlg-typed").value
     };
-  }
-  function post(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.text().then(function (t) {
-        var j;
-        try { j = JSON.parse(t); } catch (e) { j = { ok: false, errors: { form: t || ("HTTP " + r.status) } }; }
-        return j;
-      });
-    });
   }
   function openDialog(btn) {
     var action = btn.getAttribute("data-action");
     var target = btn.getAttribute("data-target");
-    var hosts = [], names = [], byLabel = false;
+    var hosts = [], names = [], revisions = {}, byLabel = false;
     if (target === "selection") {
-      hosts = selectedIds(); names = selectedNames();
+      selectedRows().forEach(function (tr) {
+        hosts.push(tr.getAttribute("data-host-id"));
+        names.push(tr.getAttribute("data-hostname"));
+        revisions[tr.getAttribute("data-host-id")] = parseInt(tr.getAttribute("data-revision"), 10);
+      });
       if (hosts.length === 0) { flash("Select hosts first (tick their boxes).", "warn"); return; }
     } else if (target === "label") {
       byLabel = true;
     } else {
       hosts = (btn.getAttribute("data-hosts") || "").split(",").filter(Boolean);
       names = (btn.getAttribute("data-names") || "").split(",").filter(Boolean);
+      var rev = btn.getAttribute("data-revision");
+      if (rev !== null && hosts.length === 1) revisions[hosts[0]] = parseInt(rev, 10);
     }
-    current = { action: action, hosts: hosts, names: names, byLabel: byLabel, opener: btn };
+    current = { action: action, hosts: hosts, names: names, revisions: revisions, byLabel: byLabel, opener: btn };
+    checked = null;
     $("action-form").reset();
+    if (btn.hasAttribute("data-retry")) {
+      $("dlg-allow").value = btn.getAttribute("data-allow") || "";
+      $("dlg-message").value = btn.getAttribute("data-message") || "";
+    }
     clearErrors();
     counter();
     setStep(false);
     var verb = action === "quarantine" ? "Quarantine" : "Release";
+    if (btn.hasAttribute("data-retry")) verb = "Retry: " + verb.toLowerCase();
     $("dlg-title").textContent = verb;
     $("dlg-action").value = action;
     $("dlg-targets").textContent = byLabel
@@ -201,12 +291,74 @@
     $("dlg-label-field").hidden = !byLabel;
     dlg.classList.toggle("is-release", action === "release");
     dlg.querySelector(".quarantine-only").hidden = action !== "quarantine";
-    $("dlg-review").textContent = "Review " + verb.toLowerCase();
+    $("dlg-review").textContent = "Review " + (action === "quarantine" ? "quarantine" : "release");
     dlg.showModal();
     (byLabel ? $("dlg-label") : $("dlg-comment")).focus();
   }
+  var CHANGE_TEXT = { quarantine: "will be quarantined", update: "already quarantined: settings replaced",
+    retry: "asked again (last attempt failed)", release: "will be released", none: "no change" };
+  function tag(text, cls) { var s = document.createElement("span"); s.className = "tag " + cls; s.textContent = text; return s; }
+  function renderImpact(j) {
+    $("dlg-confirm-text").textContent = j.summary;
+    var w = $("dlg-warnings");
+    w.textContent = "";
+    (j.warnings || []).forEach(function (t) {
+      var li = document.createElement("li");
+      li.textContent = "⚠ " + t;
+      if (/^Protected/.test(t)) li.className = "warn-protected";
+      w.appendChild(li);
+    });
+    var ul = $("dlg-confirm-hosts");
+    ul.textContent = "";
+    var shown = 0;
+    (j.hosts || []).forEach(function (h) {
+      if (shown >= 50) return;
+      shown++;
+      var li = document.createElement("li");
+      li.className = "impact-" + h.change;
+      li.setAttribute("data-host-id", h.id);
+      var name = document.createElement("strong");
+      name.textContent = h.hostname;
+      li.appendChild(name);
+      li.appendChild(document.createTextNode(" — " + (CHANGE_TEXT[h.change] || h.change)));
+      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending", "tag-offline")); }
+      if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }
+      if (h.not_enforcing) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("not enforcing", "tag-warn")); }
+      if (h.details && h.details.length) {
+        var d = document.createElement("ul");
+        h.details.forEach(function (t) { var x = document.createElement("li"); x.textContent = t; d.appendChild(x); });
+        li.appendChild(d);
+      }
+      ul.appendChild(li);
+    });
+    if ((j.hosts || []).length > shown) {
+      var more = document.createElement("li");
+      more.textContent = "… and " + (j.hosts.length - shown) + " more";
+      ul.appendChild(more);
+    }
+    var typed = $("dlg-typed-field");
+    typed.hidden = !j.confirm_word;
+    $("dlg-typed").value = "";
+    if (j.confirm_word) {
+      $("dlg-typed-label").textContent = "Type the label “" + j.confirm_word + "” or the number of hosts (" + j.count + ") to confirm";
+    }
+    var verb = current.action === "quarantine" ? "Quarantine" : "Release";
+    $("dlg-confirm").textContent = j.count === 0 ? "Nothing to do" : verb + " " + j.count + (j.count === 1 ? " host" : " hosts");
+  }
+  function typedOk() {
+    if (!checked) return false;
+    if (!checked.confirm_word) return true;
+    var v = $("dlg-typed").value.trim();
+    return v === checked.confirm_word || v === String(checked.count);
+  }
+  function updateConfirmEnabled() {
+    var b = $("dlg-confirm");
+    if (!b) return;
+    b.disabled = !connected || !checked || checked.count === 0 || !typedOk();
+  }
   function review(e) {
     e.preventDefault();
+    if (!current) return;
     clearErrors();
     var body = payload();
     if (!body.comment.trim()) {
@@ -215,26 +367,31 @@
       return;
     }
     post("/console/actions/check", body).then(function (j) {
-      if (!j.ok) { showErrors(j.errors); return; }
-      $("dlg-confirm-text").textContent = j.summary;
-      var ul = $("dlg-confirm-hosts");
-      ul.textContent = "";
-      j.hostnames.slice(0, 20).forEach(function (n) { var li = document.createElement("li"); li.textContent = n; ul.appendChild(li); });
-      if (j.hostnames.length > 20) { var li = document.createElement("li"); li.textContent = "… and " + (j.hostnames.length - 20) + " more"; ul.appendChild(li); }
-      var verb = current.action === "quarantine" ? "Quarantine" : "Release";
-      $("dlg-confirm").textContent = verb + " " + j.count + (j.count === 1 ? " host" : " hosts");
+      if (!j.ok) {
+        if (j.errors && j.errors.stale) { $("err-form").textContent = j.errors.stale; refresh(); return; }
+        showErrors(j.errors);
+        return;
+      }
+      checked = j;
+      renderImpact(j);
       setStep(true);
-      $("dlg-confirm").focus();
-    }).catch(function (err) { showErrors({ form: String(err) }); });
+      updateConfirmEnabled();
+      // Never on the destructive button: the analyst reads, then chooses.
+      if (j.confirm_word) $("dlg-typed").focus(); else $("dlg-back").focus();
+    });
   }
   function confirmRun() {
     var btn = $("dlg-confirm");
+    if (btn.disabled) return;
     btn.disabled = true;
+    $("err-run").textContent = "";
     post("/console/actions/run", payload()).then(function (j) {
-      btn.disabled = false;
       if (!j.ok) {
+        if (j.errors && j.errors.confirm) { $("err-confirm").textContent = j.errors.confirm; updateConfirmEnabled(); return; }
         var msg = j.errors ? Object.keys(j.errors).map(function (k) { return j.errors[k]; }).join("; ") : "failed";
-        $("err-run").textContent = msg;
+        $("err-run").textContent = (j.status === 409 ? "Refused: " : "") + msg;
+        if (j.status === 409) { checked = null; refresh(); }
+        updateConfirmEnabled();
         return;
       }
       dlg.close();
@@ -242,19 +399,22 @@
       updateSelectionCount();
       flash(j.summary, "ok");
       refresh();
-    }).catch(function (err) { btn.disabled = false; $("err-run").textContent = String(err); });
+    });
   }
 
   if (dlg) {
     document.addEventListener("click", function (e) {
       var btn = e.target.closest("button.act");
-      if (btn) openDialog(btn);
+      if (btn && !btn.disabled) openDialog(btn);
     });
     $("action-form").addEventListener("submit", review);
     $("dlg-cancel").addEventListener("click", function () { dlg.close(); });
-    $("dlg-back").addEventListener("click", function () { setStep(false); $("dlg-comment").focus(); });
+    $("dlg-back").addEventListener("click", function () { checked = null; setStep(false); $("dlg-comment").focus(); });
     $("dlg-confirm").addEventListener("click", confirmRun);
     $("dlg-message").addEventListener("input", counter);
+    $("dlg-typed").addEventListener("input", updateConfirmEnabled);
+    // Enter in the typed confirmation does not submit anything.
+    $("dlg-typed").addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
     // Editing a field clears its error.
     $("action-form").addEventListener("input", function (e) {
       var name = e.target.getAttribute("name");
@@ -264,6 +424,72 @@
     dlg.addEventListener("close", function () { if (current && current.opener && document.contains(current.opener)) current.opener.focus(); });
   }
 
+  // ---------------------------------------------------------------- approvals review
+  var dd = $("decide-dialog");
+  var deciding = null; // {decision, ids[], opener}
+  function openDecide(btn) {
+    var decision = btn.getAttribute("data-decision");
+    var ids = btn.getAttribute("data-target") === "selection"
+      ? Array.prototype.map.call(document.querySelectorAll(".ap-select:checked"), function (c) { return c.value; })
+      : (btn.getAttribute("data-ids") || "").split(",").filter(Boolean);
+    if (ids.length === 0) { flash("Select approvals first (tick their boxes).", "warn"); return; }
+    deciding = { decision: decision, ids: ids.map(function (x) { return parseInt(x, 10); }), opener: btn };
+    var hosts = ids.map(function (id) { var tr = $("approval-" + id); return tr ? tr.getAttribute("data-host") : id; });
+    var n = ids.length;
+    $("dd-title").textContent = decision === "approve" ? "Approve automatic quarantine" : "Deny automatic quarantine";
+    $("dd-summary").textContent = decision === "approve"
+      ? "Approve " + n + (n === 1 ? " approval" : " approvals") + ": " + n + (n === 1 ? " host" : " hosts") + " will be quarantined (" + hosts.join(", ") + ")."
+      : "Deny " + n + (n === 1 ? " approval" : " approvals") + ": nothing happens to " + hosts.join(", ") + ".";
+    var box = $("dd-events");
+    box.textContent = "";
+    ids.slice(0, 20).forEach(function (id) {
+      var tr = $("approval-" + id);
+      var t = tr && tr.querySelector("template.review-event");
+      var sec = document.createElement("section");
+      sec.className = "review-event-card";
+      var h = document.createElement("h3");
+      h.textContent = tr ? tr.getAttribute("data-host") : String(id);
+      sec.appendChild(h);
+      if (t) sec.appendChild(document.importNode(t.content, true));
+      box.appendChild(sec);
+    });
+    localTimes(box);
+    $("dd-comment").value = "";
+    $("err-dd").textContent = "";
+    $("dd-go").textContent = decision === "approve" ? "Approve and quarantine " + n + (n === 1 ? " host" : " hosts") : "Deny " + n;
+    dd.classList.toggle("is-release", decision !== "approve");
+    $("dd-go").disabled = !connected;
+    dd.showModal();
+    // Focus in the comment: Enter there never decides anything.
+    $("dd-comment").focus();
+  }
+  function decide() {
+    var go = $("dd-go");
+    if (go.disabled || !deciding) return;
+    var comment = $("dd-comment").value;
+    if (!comment.trim()) { $("err-dd").textContent = "A comment is required: say why."; $("dd-comment").focus(); return; }
+    go.disabled = true;
+    post("/console/approvals/decide", { ids: deciding.ids, decision: deciding.decision, comment: comment }).then(function (j) {
+      go.disabled = !connected;
+      if (!j.ok) { $("err-dd").textContent = j.error || (j.errors && j.errors.form) || "refused"; return; }
+      dd.close();
+      flash(j.summary, "ok");
+      refresh();
+    });
+  }
+  if (dd) {
+    document.addEventListener("click", function (e) {
+      var btn = e.target.closest("button.decide-open");
+      if (btn && !btn.disabled) openDecide(btn);
+    });
+    $("decide-form").addEventListener("submit", function (e) { e.preventDefault(); });
+    $("dd-comment").addEventListener("keydown", function (e) { if (e.key === "Enter") e.preventDefault(); });
+    $("dd-cancel").addEventListener("click", function () { dd.close(); });
+    $("dd-go").addEventListener("click", decide);
+    dd.addEventListener("close", function () { if (deciding && deciding.opener && document.contains(deciding.opener)) deciding.opener.focus(); });
+  }
+
+  localTimes();
   tick();
   updateSelectionCount();
   connect();

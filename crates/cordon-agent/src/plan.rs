@@ -1,0 +1,282 @@
+//! What the agent asks the engine to enforce for a desired quarantine (issue 14):
+//!
+//! * its own transport — every configured server URL and the proxy, resolved to all their
+//!   addresses (plus addresses that worked before, see [`crate::reconcile`]) — so a
+//!   quarantined host can always be released;
+//! * each exception resolved on its own: one that does not parse or resolve is left out
+//!   and named in [`Plan::degraded`]. The quarantine goes in without it (fail closed) and
+//!   the agent keeps retrying the name, instead of refusing the whole quarantine and
+//!   leaving the host open.
+//!
+//! Pure apart from the [`NameResolver`] seam, so the rules are unit-tested here.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+use cordon_engine::IsolateRequest;
+use cordon_policy::{AllowSpec, Target, Transport};
+use cordon_proto::DesiredState;
+
+/// Looks names up (all A and AAAA addresses).
+pub trait NameResolver: Send + Sync {
+    /// # Errors
+    /// A human-readable reason when the name does not resolve.
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The system resolver (`getaddrinfo`: /etc/hosts, then the configured DNS resolvers,
+/// which stay allowed while quarantined).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl NameResolver for SystemResolver {
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        cordon_engine::resolve::resolve_name(name).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses `proxy = "http://HOST:PORT"` (or `https://`).
+///
+/// # Errors
+/// A message naming the problem for anything else.
+pub fn parse_proxy(url: &str) -> Result<AllowSpec, String> {
+    let lower = url.trim().to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(format!("proxy {url:?} must be an http://HOST:PORT URL"));
+    }
+    AllowSpec::parse_server(url.trim()).map_err(|e| format!("proxy {url:?}: {e}"))
+}
+
+/// The agent's own destinations as configured: server URLs and the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnTransport {
+    pub servers: Vec<AllowSpec>,
+    pub proxy: Option<AllowSpec>,
+}
+
+/// The result of resolving the agent's own destinations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub addrs: BTreeSet<SocketAddr>,
+    /// `name: reason` for each server or proxy name that did not resolve.
+    pub failures: Vec<String>,
+}
+
+impl OwnTransport {
+    /// From validated config values.
+    ///
+    /// # Errors
+    /// A message naming the URL that does not parse.
+    pub fn new(server_urls: &[String], proxy: Option<&str>) -> Result<Self, String> {
+        let mut servers = Vec::new();
+        for u in server_urls {
+            servers.push(AllowSpec::parse_server(u).map_err(|e| format!("server {u:?}: {e}"))?);
+        }
+        let proxy = proxy.map(parse_proxy).transpose()?;
+        Ok(OwnTransport { servers, proxy })
+    }
+
+    /// Resolves every server and the proxy to all their addresses.
+    pub fn resolve(&self, r: &dyn NameResolver) -> Resolved {
+        let mut out = Resolved::default();
+        for spec in self.servers.iter().chain(&self.proxy) {
+            let Transport::Tcp(port) = spec.transport else { continue };
+            match &spec.target {
+                Target::Ip(ip) => {
+                    out.addrs.insert(SocketAddr::new(*ip, port));
+                }
+                Target::Net(net) => {
+                    out.addrs.insert(SocketAddr::new(net.addr(), port));
+                }
+                Target::Name(name) => match r.lookup(name) {
+                    Ok(ips) => out.addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
+                    Err(e) => out.failures.push(format!("{name}: {e}")),
+                },
+            }
+        }
+        out
+    }
+}
+
+/// One quarantine as the agent will apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub revision: i64,
+    /// The agent's own destinations (servers and proxy), always allowed.
+    pub transport: BTreeSet<SocketAddr>,
+    /// Exceptions that will be in force, names replaced by the addresses they resolved to.
+    pub allow: Vec<AllowSpec>,
+    pub message: Option<String>,
+    /// One line per exception that is *not* in force, and why.
+    pub degraded: Vec<String>,
+}
+
+fn with_ip(spec: &AllowSpec, ip: IpAddr) -> AllowSpec {
+    AllowSpec {
+        target: Target::Ip(ip),
+        transport: spec.transport,
+        tls: spec.tls,
+    }
+}
+
+/// Plans the quarantine `d` with the agent's own destinations `transport`: every
+/// exception that parses and resolves is in, each other one is listed in `degraded`.
+pub fn plan(d: &DesiredState, transport: &BTreeSet<SocketAddr>, r: &dyn NameResolver) -> Plan {
+    let mut allow = Vec::new();
+    let mut degraded = Vec::new();
+    for raw in &d.allow {
+        let spec = match AllowSpec::parse(raw) {
+            Ok(s) => s,
+            Err(e) => {
+                degraded.push(format!("exception {raw} not applied: {e}"));
+                continue;
+            }
+        };
+        match &spec.target {
+            Target::Name(name) => match r.lookup(name) {
+                Ok(ips) if !ips.is_empty() => allow.extend(ips.into_iter().map(|ip| with_ip(&spec, ip))),
+                Ok(_) => degraded.push(format!("exception {raw} unresolved: {name} has no address")),
+                Err(e) => degraded.push(format!("exception {raw} unresolved: {e}")),
+            },
+            _ => allow.push(spec),
+        }
+    }
+    Plan {
+        revision: d.revision,
+        transport: transport.clone(),
+        allow,
+        message: d.message.clone(),
+        degraded,
+    }
+}
+
+impl Plan {
+    /// The engine request: no names left to resolve, no engine-side verification (the
+    /// agent verifies through its own connection), resolvers discovered by the engine.
+    pub fn request(&self) -> IsolateRequest {
+        IsolateRequest {
+            allow: self.allow.clone(),
+            servers: self
+                .transport
+                .iter()
+                .map(|a| AllowSpec {
+                    target: Target::Ip(a.ip()),
+                    transport: Transport::Tcp(a.port()),
+                    tls: false,
+                })
+                .collect(),
+            message: self.message.clone(),
+            ..IsolateRequest::default()
+        }
+    }
+
+    /// True when `other` would put the same rules in force (message aside).
+    pub fn same_rules(&self, other: &Plan) -> bool {
+        self.transport == other.transport && self.allow == other.allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Fake(HashMap<&'static str, Vec<IpAddr>>);
+    impl NameResolver for Fake {
+        fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+            self.0
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("host name {name:?} does not resolve"))
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn fake() -> Fake {
+        Fake(HashMap::from([
+            ("server.cordon.lab", vec![ip("192.0.2.1"), ip("2001:db8:c0::1")]),
+            ("syslog.example.net", vec![ip("198.51.100.20")]),
+            ("proxy.example.net", vec![ip("203.0.113.8")]),
+        ]))
+    }
+
+    /// An exception that does not resolve no longer cancels the whole quarantine: the
+    /// rest goes in and the missing one is named.
+    #[test]
+    fn unresolvable_exception_degrades_instead_of_failing_open() {
+        let d = DesiredState {
+            revision: 4,
+            quarantined: true,
+            allow: vec![
+                "https://edr.example.net".into(),
+                "udp://syslog.example.net:514".into(),
+                "198.51.100.0/24".into(),
+                "tcp://nonsense".into(),
+            ],
+            ..Default::default()
+        };
+        let transport = BTreeSet::from(["192.0.2.1:8443".parse().unwrap()]);
+        let p = plan(&d, &transport, &fake());
+        assert_eq!(
+            p.allow,
+            vec![
+                AllowSpec::parse("udp://198.51.100.20:514").unwrap(),
+                AllowSpec::parse("198.51.100.0/24").unwrap(),
+            ]
+        );
+        assert_eq!(p.degraded.len(), 2, "{:?}", p.degraded);
+        assert!(
+            p.degraded[0].starts_with("exception https://edr.example.net unresolved:"),
+            "{:?}",
+            p.degraded
+        );
+        assert!(
+            p.degraded[1].starts_with("exception tcp://nonsense not applied:"),
+            "{:?}",
+            p.degraded
+        );
+        let req = p.request();
+        assert_eq!(
+            req.servers,
+            vec![AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap()]
+        );
+        assert!(req.verify.is_none());
+    }
+
+    #[test]
+    fn own_transport_resolves_every_server_and_the_proxy() {
+        let t = OwnTransport::new(
+            &[
+                "https://server.cordon.lab:8443".into(),
+                "https://[2001:db8:c1::1]:443".into(),
+                "https://gone.example.net:8443".into(),
+            ],
+            Some("http://proxy.example.net:3128"),
+        )
+        .unwrap();
+        let r = t.resolve(&fake());
+        let want: BTreeSet<SocketAddr> = [
+            "192.0.2.1:8443",
+            "[2001:db8:c0::1]:8443",
+            "[2001:db8:c1::1]:443",
+            "203.0.113.8:3128",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(r.addrs, want);
+        assert_eq!(r.failures.len(), 1);
+        assert!(r.failures[0].starts_with("gone.example.net:"));
+    }
+
+    #[test]
+    fn proxy_must_be_an_http_url_with_a_host() {
+        assert!(parse_proxy("http://192.0.2.99:3128").is_ok());
+        assert!(parse_proxy("socks5://192.0.2.99:1080").is_err());
+        assert!(parse_proxy("192.0.2.99:3128").is_err());
+        assert!(parse_proxy("http://proxy.example.net:port").is_err());
+    }
+}

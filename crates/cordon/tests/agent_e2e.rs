@@ -1,0 +1,361 @@
+//! The agent never fails open and never strands (issue 14), in the namespace lab: a real
+//! `cordon server` in the server namespace, a real enrolled `cordon agent` enforcing in
+//! the endpoint namespace (state in a temp dir), driven through the real CLI. Agent timers
+//! are shortened in its config so each test takes seconds. Nothing runs in this machine's
+//! own network namespace. Needs root, iproute2 and nftables; without them the tests fail
+//! saying so.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use cordon_agent::AgentConfig;
+use cordon_lab::lab::{addr::*, Host, Lab};
+use cordon_lab::server_lab;
+use serde_json::Value;
+
+fn bin() -> String {
+    env!("CARGO_BIN_EXE_cordon").to_string()
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().to_string()
+}
+
+/// Kills the processes it holds when dropped (also on panic).
+struct Procs(Vec<Child>);
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in self.0.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Env {
+    lab: Lab,
+    data: PathBuf,
+    agent_cfg: PathBuf,
+    state: PathBuf,
+    admin: String,
+    /// Where the CLI reaches the API (changes when the server moves).
+    api_at: RefCell<IpAddr>,
+    _tmp: tempfile::TempDir,
+}
+
+/// Agent timers short enough for a test (seconds instead of minutes).
+fn quick(c: &mut AgentConfig) {
+    c.heartbeat_secs = 1.0;
+    c.check_interval_secs = 0.5;
+    c.connect_timeout_secs = 1.0;
+    c.resolve_interval_secs = 2.0;
+    c.retry_secs = 1.0;
+    c.verify_timeout_secs = 3.0;
+}
+
+impl Env {
+    /// `cordon ARGS` in the server namespace, configured for the API.
+    fn api(&self, args: &[&str]) -> (i32, String, String) {
+        let at = match *self.api_at.borrow() {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let server = format!("CORDON_SERVER=https://{at}:{SERVER_PORT}");
+        let token = format!("CORDON_TOKEN={}", self.admin);
+        let ca = format!("CORDON_CA={}", s(&self.data.join("ca.pem")));
+        let b = bin();
+        let mut argv: Vec<&str> = vec!["/usr/bin/env", &server, &token, &ca, &b];
+        argv.extend_from_slice(args);
+        let out = self.lab.exec(Host::Server, &argv).unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn api_json(&self, args: &[&str]) -> Value {
+        let (code, out, err) = self.api(args);
+        assert_eq!(code, 0, "cordon {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("cordon {args:?}: {e}: {out}"))
+    }
+
+    fn host(&self) -> Value {
+        self.api_json(&["hosts", "show", "endpoint", "--json"])
+    }
+
+    fn endpoint_state(&self) -> String {
+        let out = self
+            .lab
+            .cordon(&["status", "--json", "--state-dir", &s(&self.state)])
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["state"].as_str().unwrap_or("?").to_string()
+    }
+
+    fn ruleset(&self) -> String {
+        let out = self
+            .lab
+            .exec(Host::Endpoint, &["nft", "list", "table", "inet", "cordon"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start_server(&self) -> Child {
+        server_lab::spawn_server(&self.lab, Path::new(&bin()), &self.data).expect("server did not start listening")
+    }
+
+    /// The server, checked from the other host (the endpoint may be quarantined).
+    fn start_server_at(&self, ip: IpAddr) -> Child {
+        server_lab::spawn_server_checked(
+            &self.lab,
+            Path::new(&bin()),
+            &self.data,
+            Host::Other,
+            SocketAddr::new(ip, SERVER_PORT),
+        )
+        .expect("server did not start listening")
+    }
+
+    /// The agent, with environment proxies it must ignore.
+    fn start_agent(&self) -> Child {
+        server_lab::spawn_agent_env(
+            &self.lab,
+            Path::new(&bin()),
+            &self.agent_cfg,
+            &[
+                "HTTPS_PROXY=http://192.0.2.99:3999",
+                "https_proxy=http://192.0.2.99:3999",
+                "ALL_PROXY=http://192.0.2.99:3999",
+            ],
+        )
+        .unwrap()
+    }
+
+    fn quarantine(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["quarantine", "endpoint", "--comment", "e2e", "--json"];
+        args.extend_from_slice(extra);
+        self.api_json(&args)
+    }
+
+    fn wait_reported(&self) {
+        wait_until("agent reports", Duration::from_secs(15), || {
+            self.host()["last_seen"].is_string()
+        });
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+/// A lab with a server initialised and an agent enrolled (server stopped again);
+/// `tweak` edits the agent's config. With `dns_only` the endpoint finds the server by
+/// DNS (the lab's resolver), not /etc/hosts.
+fn setup(dns_only: bool, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
+    let b = PathBuf::from(bin());
+    let p = server_lab::prepare(&b, "linux,lab")
+        .expect("building the namespace lab and initialising the server (needs root, iproute2, nftables)");
+    if dns_only {
+        p.lab.server_name_by_dns_only().unwrap();
+    }
+    let agent_dir = p.tmp.path().join("agent");
+    let state = p.tmp.path().join("state");
+    let mut server = server_lab::spawn_server(&p.lab, &b, &p.data).expect("server did not start listening");
+    let enrolled = server_lab::enroll_agent(&p.lab, &b, &p.init, &p.enroll_token, &agent_dir, &state);
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Err(e) = enrolled {
+        panic!("enroll: {e:#}");
+    }
+    let agent_cfg = agent_dir.join("agent.toml");
+    let mut cfg = AgentConfig::load(&agent_cfg).unwrap();
+    quick(&mut cfg);
+    tweak(&mut cfg);
+    cfg.save(&agent_cfg).unwrap();
+    Env {
+        agent_cfg,
+        state,
+        admin: p.init["admin_token"].as_str().unwrap().to_string(),
+        api_at: RefCell::new(SERVER4.into()),
+        lab: p.lab,
+        data: p.data,
+        _tmp: p.tmp,
+    }
+}
+
+fn reachable(env: &Env, to: SocketAddr) -> bool {
+    env.lab.connect(Host::Endpoint, to).is_ok()
+}
+
+/// An exception whose name does not resolve on the endpoint no longer cancels the whole
+/// quarantine: the rest is enforced at once, the exception follows when its name resolves.
+/// The agent also ignores the proxy in its environment (none is configured).
+#[test]
+fn unresolvable_exception_degrades_instead_of_failing_open() {
+    let env = setup(false, |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    let edr = SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT);
+    assert!(reachable(&env, edr), "the other host should be reachable before");
+
+    let v = env.quarantine(&[
+        "--allow",
+        "tcp://edr.cordon.lab:80",
+        "--allow",
+        "udp://198.51.100.20:514",
+    ]);
+    assert_eq!(v["results"][0]["state"], "quarantine_pending", "{v}");
+    wait_until(
+        "quarantine enforced without the exception",
+        Duration::from_secs(5),
+        || env.endpoint_state() == "isolated",
+    );
+    assert!(!reachable(&env, edr), "unresolved exception must not open anything");
+    assert!(env.ruleset().contains("198.51.100.20"), "{}", env.ruleset());
+    wait_until("server sees the quarantine", Duration::from_secs(5), || {
+        env.host()["state"] == "quarantined"
+    });
+
+    // The name starts to resolve: the agent, retrying, adds it atomically.
+    env.lab.set_dns("edr.cordon.lab", &[OTHER4.into(), OTHER6.into()]);
+    let took = wait_until("exception applied once it resolves", Duration::from_secs(10), || {
+        reachable(&env, edr)
+    });
+    eprintln!("exception applied {took:?} after its name started to resolve");
+    assert_eq!(env.endpoint_state(), "isolated");
+}
+
+/// DR failover: the server moves to a new address and DNS answer while the host is
+/// quarantined; a release through the moved server is enforced (within 60 s).
+#[test]
+fn server_moves_while_quarantined_and_the_release_still_arrives() {
+    let env = setup(true, |_| {});
+    let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(10), || {
+        env.endpoint_state() == "isolated" && env.host()["state"] == "quarantined"
+    });
+
+    // Failover: old addresses gone, new ones answer, DNS says so.
+    let mut server = procs.0.remove(0);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for ip in [IpAddr::from(SERVER4), SERVER6.into()] {
+        env.lab.host_address(Host::Server, ip, false).unwrap();
+    }
+    for ip in [IpAddr::from(MOVED_SERVER4), MOVED_SERVER6.into()] {
+        env.lab.host_address(Host::Server, ip, true).unwrap();
+    }
+    env.lab
+        .set_dns(SERVER_NAME, &[MOVED_SERVER4.into(), MOVED_SERVER6.into()]);
+    procs.0.insert(0, env.start_server_at(MOVED_SERVER4.into()));
+    *env.api_at.borrow_mut() = MOVED_SERVER4.into();
+
+    let v = env.api_json(&["release", "endpoint", "--comment", "e2e: moved", "--json"]);
+    assert_eq!(v["results"][0]["state"], "release_pending", "{v}");
+    let took = wait_until("release through the moved server", Duration::from_secs(60), || {
+        env.endpoint_state() == "released"
+    });
+    eprintln!("release enforced {took:?} after it was ordered through the moved server");
+    wait_until("release confirmed", Duration::from_secs(10), || {
+        env.host()["state"] == "normal"
+    });
+}
+
+/// `servers = [...]`: every server address is allowed while quarantined, and the agent
+/// fails over to the next one when the first goes away.
+#[test]
+fn several_server_urls_are_all_allowed_and_failed_over() {
+    let env = setup(false, |c| {
+        c.server = format!("https://{SERVER4}:{SERVER_PORT}");
+        c.servers = vec![format!("https://{MOVED_SERVER4}:{SERVER_PORT}")];
+    });
+    env.lab.host_address(Host::Server, MOVED_SERVER4.into(), true).unwrap();
+    let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(10), || {
+        env.endpoint_state() == "isolated" && env.host()["state"] == "quarantined"
+    });
+    let rules = env.ruleset();
+    assert!(
+        rules.contains(&SERVER4.to_string()) && rules.contains(&MOVED_SERVER4.to_string()),
+        "both servers must be allowed:\n{rules}"
+    );
+
+    // The first replica goes away.
+    let mut server = procs.0.remove(0);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    env.lab.host_address(Host::Server, SERVER4.into(), false).unwrap();
+    procs.0.insert(0, env.start_server_at(MOVED_SERVER4.into()));
+    *env.api_at.borrow_mut() = MOVED_SERVER4.into();
+    env.api_json(&["release", "endpoint", "--comment", "e2e: failover", "--json"]);
+    wait_until("release through the second server", Duration::from_secs(30), || {
+        env.endpoint_state() == "released"
+    });
+}
+
+/// `proxy = "http://…"`: the agent reaches the server only through the proxy (the
+/// direct path is blocked at the server); the quarantine allows the proxy, is verified
+/// through it, and does not flap; a release arrives through it.
+#[test]
+fn explicit_proxy_is_allowed_verified_through_and_never_flaps() {
+    let mut env = setup(false, |c| {
+        c.proxy = Some(format!("http://{OTHER4}:{PROXY_PORT}"));
+    });
+    let tunnels = env.lab.start_proxy().unwrap();
+    let block = format!(
+        "table inet e2e_block {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  \
+         ip saddr {ENDPOINT4} tcp dport {SERVER_PORT} drop\n  ip6 saddr {ENDPOINT6} tcp dport {SERVER_PORT} drop\n }}\n}}\n"
+    );
+    let file = env._tmp.path().join("block.nft");
+    std::fs::write(&file, block).unwrap();
+    let out = env.lab.exec(Host::Server, &["nft", "-f", &s(&file)]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _procs = Procs(vec![env.start_server_at(SERVER4.into()), env.start_agent()]);
+    env.wait_reported();
+    assert!(!reachable(&env, SocketAddr::new(SERVER4.into(), SERVER_PORT)));
+
+    env.quarantine(&[]);
+    wait_until("quarantined through the proxy", Duration::from_secs(10), || {
+        env.endpoint_state() == "isolated" && env.host()["state"] == "quarantined"
+    });
+    assert!(
+        env.ruleset().contains(&format!("{OTHER4} . {PROXY_PORT}")),
+        "{}",
+        env.ruleset()
+    );
+    let before = tunnels.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(before > 0, "nothing went through the proxy");
+
+    // No flapping: it stays closed (a TCP probe to the server would fail here).
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        assert_eq!(env.endpoint_state(), "isolated", "the quarantine flapped");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]);
+    let failed = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "failed")
+        .count();
+    assert_eq!(failed, 0, "{audit}");
+
+    env.api_json(&["release", "endpoint", "--comment", "e2e: via proxy", "--json"]);
+    wait_until("release through the proxy", Duration::from_secs(10), || {
+        env.endpoint_state() == "released"
+    });
+}
