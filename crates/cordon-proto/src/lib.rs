@@ -11,7 +11,6 @@ pub mod agent;
 pub mod api;
 pub mod enroll;
 pub mod fingerprint;
-pub mod time_fmt;
 pub mod timefmt;
 
 pub use agent::{AgentState, DesiredState, StatusReport};
