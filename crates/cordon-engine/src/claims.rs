@@ -120,7 +120,8 @@ pub struct ClaimReleaseOutcome {
 }
 
 /// The request that serves every claim: newest first; exceptions, servers and resolvers
-/// united; DNS/DHCP kept if any claim keeps them; message and verification from the
+/// united (DHCP servers too; discovery if any claim relies on it); DNS/DHCP kept if any
+/// claim keeps them; message and verification from the
 /// newest claim. Empty input gives `None`.
 pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
     let mut ordered: Vec<&Claim> = claims.iter().collect();
@@ -135,6 +136,8 @@ pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
         message: newest.request.message.clone(),
         verify: newest.request.verify.clone(),
         verify_timeout: newest.request.verify_timeout,
+        dhcp_servers: Some(vec![]),
+        allow_no_isolation: false,
     };
     for c in &ordered {
         let r = &c.request;
@@ -160,8 +163,23 @@ pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
             // One claim relies on discovery: discover.
             _ => None,
         };
+        out.dhcp_servers = match (out.dhcp_servers.take(), &r.dhcp_servers) {
+            (Some(mut have), Some(more)) => {
+                for ip in more {
+                    if !have.contains(ip) {
+                        have.push(*ip);
+                    }
+                }
+                Some(have)
+            }
+            // One claim relies on the lease files: discover.
+            _ => None,
+        };
         out.dns |= r.dns;
         out.dhcp |= r.dhcp;
+        // A claim that accepted a policy isolating nothing keeps that consent; status
+        // still marks such a policy loudly.
+        out.allow_no_isolation |= r.allow_no_isolation;
     }
     Some(out)
 }

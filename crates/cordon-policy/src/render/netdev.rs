@@ -114,7 +114,10 @@ mod tests {
         assert!(ingress.contains("\t\ticmp type { 3, 11, 12 } accept\n"), "{text}");
         assert!(ingress.contains("\t\ticmpv6 type { 1, 2, 3, 4 } accept\n"), "{text}");
         let egress = text.split("chain egress").nth(1).unwrap_or_default();
-        assert!(!egress.contains("icmp type"), "ICMP errors pass up on ingress only: {text}");
+        assert!(
+            !egress.contains("icmp type"),
+            "ICMP errors pass up on ingress only: {text}"
+        );
         let ingress_only = render_table(&TableName::default(), &p, &["eth0".into()], false);
         assert!(!ingress_only.contains("egress"), "{ingress_only}");
     }
