@@ -933,6 +933,23 @@ fn real_dhcp_works_while_isolated(backend: &str) {
     assert!(rebound, "{backend}: udhcpc rebind failed while isolated");
     isolate(&lab, backend, &state, &[]);
 
+    // dhclient -6 binds to the link-local address and gives up at once while duplicate
+    // address detection still marks it tentative: wait (bounded) until DAD is over.
+    let dad_over = (0..50).any(|_| {
+        let out = lab
+            .exec(
+                Host::Endpoint,
+                &["ip", "-6", "addr", "show", "dev", "eth0", "tentative"],
+            )
+            .unwrap();
+        let done = out.status.success() && out.stdout.is_empty();
+        if !done {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done
+    });
+    assert!(dad_over, "{backend}: eth0 still has tentative IPv6 addresses after 5 s");
+
     // ISC dhclient (v4 and v6), one attempt each, lease files of their own.
     for (flag, needle) in [
         ("-4", format!("BOUND ip={ENDPOINT4} server={DHCP4}")),
