@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod audit_chain;
 pub mod enroll;
 pub mod fingerprint;
 pub mod time_fmt;
