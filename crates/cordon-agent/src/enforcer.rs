@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use cordon_engine::{Engine, EngineError, QuarantineState};
+use cordon_engine::{Engine, EngineError, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
 use cordon_policy::TableName;
 
@@ -60,6 +60,16 @@ pub trait Enforcer: Send + Sync + 'static {
     fn reapply(&self) -> Result<Applied, EnforceError>;
     fn release(&self) -> Result<(), EnforceError>;
     fn check(&self) -> Result<Check, EnforceError>;
+    /// At agent start: the kernel against the record, telling tampering while no agent
+    /// ran (same boot) from a reboot. The default knows no boots: anything but intact
+    /// rules reads as a reboot.
+    fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
+        let c = self.check()?;
+        Ok(match c.state {
+            QuarantineState::Isolated => StartupFinding::Intact,
+            _ => StartupFinding::Rebooted,
+        })
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -102,6 +112,10 @@ impl Enforcer for EngineEnforcer {
     fn release(&self) -> Result<(), EnforceError> {
         self.engine.release()?;
         Ok(())
+    }
+
+    fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
+        Ok(self.engine.startup_check()?)
     }
 
     fn check(&self) -> Result<Check, EnforceError> {

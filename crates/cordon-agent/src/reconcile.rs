@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cordon_engine::QuarantineState;
+use cordon_engine::{QuarantineState, StartupFinding};
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
@@ -361,8 +361,14 @@ impl Reconciler {
             let transport: BTreeSet<SocketAddr> = self.p.transport.iter().copied().collect();
             let d = self.p.desired.clone();
             self.plan = Some(self.make_plan(&d, transport).await);
+            // Same boot and rules gone or changed: someone tampered while no agent ran
+            // (reported as such); a new boot id: an ordinary re-apply.
+            let tampered = match self.blocking(|e| e.startup_check()).await {
+                Ok(StartupFinding::Tampered { reason }) => Some(reason),
+                _ => None,
+            };
             match self.blocking(|e| e.check()).await {
-                Ok(c) if c.state == QuarantineState::Isolated => {
+                Ok(c) if c.state == QuarantineState::Isolated && tampered.is_none() => {
                     tracing::info!("quarantine in force since before start");
                     let a = Applied {
                         digest: c.digest,
@@ -370,7 +376,7 @@ impl Reconciler {
                     };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
-                _ => self.repair(None).await,
+                _ => self.repair(tampered).await,
             }
             reported = true;
         }

@@ -334,13 +334,27 @@ impl ApiClient {
     ///
     /// # Errors
     /// As [`ApiClient::json`].
+    /// Follows `next_cursor` until the last page: the result holds every match.
     pub async fn hosts(&self, f: &HostFilter) -> Result<HostList, ClientError> {
-        let q = [
-            ("label", f.label.as_deref()),
-            ("state", f.state.as_deref()),
-            ("q", f.q.as_deref()),
-        ];
-        self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await
+        let mut all = HostList {
+            hosts: Vec::new(),
+            next_cursor: None,
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = [
+                ("label", f.label.as_deref()),
+                ("state", f.state.as_deref()),
+                ("q", f.q.as_deref()),
+                ("cursor", cursor.as_deref()),
+            ];
+            let page: HostList = self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await?;
+            all.hosts.extend(page.hosts);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// `GET /v1/hosts/{host}` (id or hostname).
@@ -402,9 +416,24 @@ impl ApiClient {
     ///
     /// # Errors
     /// As [`ApiClient::json`].
+    /// Follows `next_cursor` until the last page: the result holds every match.
     pub async fn audit(&self, f: &AuditFilter) -> Result<AuditList, ClientError> {
-        let q = Self::audit_query(f, AuditFormat::Json);
-        self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await
+        let mut all = AuditList {
+            records: Vec::new(),
+            next_cursor: None,
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let base = Self::audit_query(f, AuditFormat::Json);
+            let mut q: Vec<(&str, Option<&str>)> = base.to_vec();
+            q.push(("cursor", cursor.as_deref()));
+            let page: AuditList = self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await?;
+            all.records.extend(page.records);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// `GET /v1/audit` in `format`, the body as the server sent it.

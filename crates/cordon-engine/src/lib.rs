@@ -8,18 +8,20 @@
 //! name is never looked up after DNS is already blocked.
 
 mod error;
+pub mod impact;
 mod lock;
 pub mod notify;
 pub mod privilege;
 pub mod resolve;
 pub mod state;
 pub mod verify;
+pub mod watch;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
+use cordon_firewall::{BackendChoice, BackendKind, Coverage, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +113,10 @@ pub struct IsolateOutcome {
     /// Problem delivering the user message; never fatal.
     pub message_warning: Option<String>,
     pub apply_ms: f64,
+    /// The layers in force right after applying, read back from the kernel.
+    pub coverage: Coverage,
+    /// What the quarantine cuts off besides the host, read before applying.
+    pub impact: impact::Impact,
 }
 
 /// What `status` finds.
@@ -145,6 +151,23 @@ pub struct StatusReport {
     pub digest_matches: bool,
     /// Why the state is `tampered`.
     pub reason: Option<String>,
+    /// The layers our rules are in force in now (`inet`, `netdev-ingress`,
+    /// `netdev-egress`, …), read back from the kernel; never more than is in force.
+    pub coverage: Coverage,
+}
+
+/// See [`Engine::startup_check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum StartupFinding {
+    /// No quarantine recorded.
+    NothingRecorded,
+    /// The recorded rules are in force.
+    Intact,
+    /// The machine rebooted since the rules were applied: re-apply as usual.
+    Rebooted,
+    /// Removed or changed in the same boot without us: report (audit) and re-apply.
+    Tampered { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +203,12 @@ impl Engine {
         cordon_firewall::open(choice, &self.table).map_err(EngineError::from)
     }
 
+    /// The preflight impact report for `resolved`: what besides the host the quarantine
+    /// cuts off, and how the servers are reached. Reads interfaces and routes only.
+    pub fn impact(&self, resolved: &ResolvedRequest) -> impact::Impact {
+        impact::report(&resolved.policy.servers, impact::proxy_from_env())
+    }
+
     /// The exact ruleset `isolate` would apply; changes nothing and needs no privilege.
     pub fn dry_run(&self, req: &IsolateRequest) -> Result<(BackendKind, String, ResolvedRequest), EngineError> {
         let resolved = self.resolve(req)?;
@@ -197,7 +226,9 @@ impl Engine {
         let _lock = lock::StateLock::acquire(&self.state_dir)?;
         let previous = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(None)?;
-        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        let impact = self.impact(&resolved);
+        let mut outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        outcome.impact = impact;
         Ok(outcome)
     }
 
@@ -280,6 +311,7 @@ impl Engine {
             policy: resolved.policy.clone(),
             applied_at: applied_at.clone(),
             digest: inspection.digest.clone(),
+            boot_id: state::boot_id(),
         };
         state::save(&self.state_dir, &stored)?;
 
@@ -287,6 +319,7 @@ impl Engine {
             Some(text) if notify_users => notify::message_users(text).err(),
             _ => None,
         };
+        let coverage = fw.coverage()?;
         Ok(IsolateOutcome {
             state: QuarantineState::Isolated.as_str(),
             backend: fw.kind(),
@@ -297,6 +330,8 @@ impl Engine {
             verified_via,
             message_warning,
             apply_ms,
+            coverage,
+            impact: impact::Impact::default(),
         })
     }
 
@@ -351,11 +386,37 @@ impl Engine {
         }
     }
 
+    /// What a process starting up (the agent) finds: the kernel compared with the record,
+    /// with the boot id telling a reboot (rules gone, as expected) from tampering while no
+    /// Cordon process was running (rules gone in the same boot).
+    pub fn startup_check(&self) -> Result<StartupFinding, EngineError> {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
+            return Ok(StartupFinding::NothingRecorded);
+        };
+        let fw = self.firewall(Some(stored.backend))?;
+        let same_boot = match (&stored.boot_id, state::boot_id()) {
+            (Some(a), Some(b)) => a == &b,
+            // Unknown: treat as same boot, the stricter reading.
+            _ => true,
+        };
+        Ok(match fw.inspect()? {
+            Some(i) if i.digest == stored.digest => StartupFinding::Intact,
+            Some(_) => StartupFinding::Tampered {
+                reason: "quarantine rules in the kernel differ from the ones applied".into(),
+            },
+            None if same_boot => StartupFinding::Tampered {
+                reason: "quarantine rules disappeared while no cordon process was running (same boot)".into(),
+            },
+            None => StartupFinding::Rebooted,
+        })
+    }
+
     /// Compares the kernel's rules with what was recorded at apply time.
     pub fn status(&self) -> Result<StatusReport, EngineError> {
         let stored = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
         let live = fw.inspect()?;
+        let coverage = fw.coverage()?;
         let mut report = StatusReport {
             state: QuarantineState::Released,
             backend: stored.as_ref().map(|s| s.backend),
@@ -366,6 +427,7 @@ impl Engine {
             actual_digest: live.as_ref().map(|i| i.digest.clone()),
             digest_matches: false,
             reason: None,
+            coverage,
         };
         match (&stored, &live) {
             (None, None) => {}

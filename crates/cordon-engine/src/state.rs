@@ -22,6 +22,12 @@ pub struct StoredState {
     pub policy: Policy,
     pub applied_at: String,
     pub digest: String,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when the rules were
+    /// applied: rules missing at start-up with the same boot id were removed behind our
+    /// back (tampering); with a new boot id the machine rebooted and they are re-applied
+    /// as usual. `None` off Linux and in records written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 pub fn path(dir: &Path, table: &TableName) -> PathBuf {
@@ -89,6 +95,14 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The running kernel's boot id (Linux), which changes at every boot.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -112,6 +126,7 @@ mod tests {
             policy: Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build(),
             applied_at: now_rfc3339(),
             digest: "abc".into(),
+            boot_id: boot_id(),
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

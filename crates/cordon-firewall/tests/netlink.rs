@@ -468,3 +468,105 @@ fn large_allow_lists_are_split_and_equal_nft() {
     });
     assert_eq!(da, dc, "netlink and nft -f built different tables for a large policy");
 }
+
+// ---- the device layer (netdev ingress/egress) ---------------------------------------------
+
+/// A namespace with a veth pair and a macvlan child of one end besides loopback (this
+/// kernel may lack the dummy driver; veth and macvlan are what the lab uses).
+fn ns_with_devices() -> Netns {
+    let ns = Netns::new();
+    ns.exec(&["ip", "link", "add", "vx0", "type", "veth", "peer", "name", "vx1"]);
+    ns.exec(&[
+        "ip", "link", "add", "mv0", "link", "vx0", "type", "macvlan", "mode", "bridge",
+    ]);
+    ns
+}
+
+#[test]
+fn device_layer_covers_every_interface_but_loopback() {
+    let ns = ns_with_devices();
+    let cov = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&lab_policy()).unwrap();
+        nl.coverage().unwrap()
+    });
+    let names: Vec<&str> = cov.layers.iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["inet", "netdev-ingress", "netdev-egress"], "{cov:?}");
+    assert_eq!(cov.devices, ["mv0", "vx0", "vx1"]);
+    assert!(cov.uncovered.is_empty(), "{cov:?}");
+    let listing = ns.exec(&["nft", "list", "table", "netdev", "cordon"]);
+    assert!(listing.contains("hook ingress"), "{listing}");
+    assert!(listing.contains("hook egress"), "{listing}");
+    assert!(!listing.contains("\"lo\""), "loopback must not be hooked: {listing}");
+}
+
+#[test]
+fn device_table_equals_the_nft_text_of_the_renderer() {
+    let policy = lab_policy();
+    let (a, b) = (ns_with_devices(), ns_with_devices());
+    let da = a.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.inspect().unwrap().unwrap()
+    });
+    let devices: Vec<String> = ["vx0", "vx1", "mv0"].iter().map(|s| s.to_string()).collect();
+    let text = format!(
+        "{}{}",
+        cordon_policy::render::nft::render_apply(&TableName::default(), &policy),
+        cordon_policy::render::netdev::render_apply(&TableName::default(), &policy, &devices, true)
+    );
+    b.nft_file(&text);
+    let db = b.run(|| netlink().inspect().unwrap().unwrap());
+    assert_eq!(
+        da.listing, db.listing,
+        "netlink and nft -f built different device-layer tables"
+    );
+    assert_eq!(
+        a.exec(&["nft", "list", "table", "netdev", "cordon"]),
+        b.exec(&["nft", "list", "table", "netdev", "cordon"])
+    );
+}
+
+#[test]
+fn a_new_interface_shows_as_uncovered_until_reapplied() {
+    let ns = ns_with_devices();
+    let policy = lab_policy();
+    let d1 = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.inspect().unwrap().unwrap().digest
+    });
+    ns.exec(&["ip", "link", "add", "new0", "link", "vx0", "type", "macvlan"]);
+    let (cov, d2) = ns.run(|| {
+        let nl = netlink();
+        (nl.coverage().unwrap(), nl.inspect().unwrap().unwrap().digest)
+    });
+    assert_eq!(cov.uncovered, ["new0"], "{cov:?}");
+    let names: Vec<&str> = cov.layers.iter().map(|l| l.name()).collect();
+    assert_eq!(
+        names,
+        ["inet"],
+        "a device layer missing a device must not be claimed: {cov:?}"
+    );
+    // The rules did not change, only the devices: the digest stays.
+    assert_eq!(d1, d2);
+    let cov = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.coverage().unwrap()
+    });
+    assert!(cov.uncovered.is_empty() && cov.layers.len() == 3, "{cov:?}");
+}
+
+#[test]
+fn remove_deletes_the_device_table_too() {
+    let ns = ns_with_devices();
+    ns.run(|| {
+        let nl = netlink();
+        nl.apply(&lab_policy()).unwrap();
+        nl.remove().unwrap();
+        assert!(nl.inspect().unwrap().is_none());
+        assert!(nl.coverage().unwrap().layers.is_empty());
+    });
+    assert!(!ns.try_exec(&["nft", "list", "table", "netdev", "cordon"]));
+}

@@ -79,6 +79,10 @@ pub struct Host {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostList {
     pub hosts: Vec<Host>,
+    /// More hosts follow: pass this as `cursor` to get the next page. Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Body of quarantine / release. Targets: `hosts` (ids or hostnames), or `label`, or a
@@ -169,6 +173,10 @@ pub struct AuditRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditList {
     pub records: Vec<AuditRecord>,
+    /// More records follow: pass this as `cursor` to get the next page. Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Roles of API tokens, each including the ones before it.

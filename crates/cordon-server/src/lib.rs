@@ -13,6 +13,7 @@ pub mod console;
 pub mod error;
 pub mod expiry;
 pub mod hub;
+pub mod limits;
 pub mod openapi;
 pub mod pki;
 pub mod run;
@@ -20,6 +21,7 @@ pub mod secret;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
+pub mod wake;
 
 pub use api::{router, AppState};
 pub use error::ApiError;

@@ -746,6 +746,97 @@ async fn server_messages_only_and_the_sign_in_hint_names_the_right_command() {
 }
 
 #[tokio::test]
+async fn hosts_sort_server_side_audit_filters_contain_and_admins_edit_guardrails() {
+    let ctx = Ctx::new().await;
+    for n in ["charlie", "alpha", "bravo"] {
+        ctx.enroll(n, &["lab"]).await;
+    }
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let order = |body: &str| -> Vec<usize> {
+        ["alpha", "bravo", "charlie"]
+            .iter()
+            .map(|n| body.find(&format!(">{n}<")).unwrap())
+            .collect()
+    };
+    let asc = req(
+        &ctx,
+        "GET",
+        "/console/hosts?sort=host&dir=asc",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    let o = order(&asc);
+    assert!(o[0] < o[1] && o[1] < o[2], "ascending");
+    let desc = req(
+        &ctx,
+        "GET",
+        "/console/hosts?sort=host&dir=desc",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    let o = order(&desc);
+    assert!(o[0] > o[1] && o[1] > o[2], "descending");
+    assert!(desc.contains("aria-sort=\"descending\""));
+    // Audit: actor and host filters match what they contain, like a search.
+    let (st, _) = ctx
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&ctx.responder),
+            Some(r#"{"label":"lab","comment":"IR-5"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/audit?actor=RITA&host=rav&action=quarantine",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(r.contains("<strong>1</strong> records"), "contains filters: {r}");
+    let csv = req(
+        &ctx,
+        "GET",
+        "/console/audit/export?format=csv&actor=rita&host=rav",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // Guardrails: admins only, audited.
+    let body = serde_json::json!({"enabled": false});
+    let r = post_json(&ctx, &vs, "/console/settings", body.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let rules = req(&ctx, "GET", "/console/rules", Some(&admin.cookie), &[], None)
+        .await
+        .body;
+    assert!(rules.contains("id=\"kill-switch\"") && rules.contains("id=\"settings-dialog\""));
+    let r = post_json(&ctx, &admin, "/console/settings", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rules = req(&ctx, "GET", "/console/rules", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(rules.contains("off (kill switch)"));
+    let audit = ctx.store().audit(&Default::default()).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "automation_stop" && a.actor == "alice-admin"));
+}
+
+#[tokio::test]
 async fn assets_and_event_stream() {
     let ctx = Ctx::new().await;
     let r = req(&ctx, "GET", "/console/assets/console.js", None, &[], None).await;

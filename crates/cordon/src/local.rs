@@ -61,6 +61,13 @@ pub struct IsolateArgs {
     /// Re-apply the recorded quarantine (at boot, or after tampering).
     #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "message", "verify", "dry_run"])]
     pub reapply: bool,
+    /// After applying, stay in the foreground and repair tampering as soon as the kernel
+    /// reports it (nftables and interface change notifications, plus a check every
+    /// second); new interfaces get the device-layer hooks. Stop with Ctrl-C / SIGTERM: the
+    /// quarantine stays in force. While it runs, the tables are owned by it (Linux ≥ 6.9),
+    /// so stop it before `cordon release`.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -145,6 +152,69 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 pub fn isolate(a: IsolateArgs) -> u8 {
+    let watch = a.watch;
+    let eng = engine(&a.common);
+    let json = a.common.json;
+    let code = isolate_once(a);
+    if code != 0 || !watch {
+        return code;
+    }
+    watch_forever(&eng, json)
+}
+
+/// `--watch`: the repair loop in the foreground until SIGINT/SIGTERM.
+fn watch_forever(eng: &Engine, json: bool) -> u8 {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)) {
+        eprintln!("cordon: cannot install the signal handler: {e}");
+        return 1;
+    }
+    let opts = cordon_engine::watch::WatchOptions::default();
+    let result = eng.watch(&opts, &stop, |ev| {
+        if json {
+            if let Ok(line) = serde_json::to_string(ev) {
+                println!("{line}");
+            }
+        } else {
+            use cordon_engine::watch::WatchEvent;
+            match ev {
+                WatchEvent::Started {
+                    events,
+                    owned,
+                    coverage,
+                } => println!(
+                    "watching: {}, tables {}; coverage: {}",
+                    if *events {
+                        "kernel notifications + 1 s check"
+                    } else {
+                        "1 s check"
+                    },
+                    if *owned { "owned by this process" } else { "not owned" },
+                    coverage.summary()
+                ),
+                WatchEvent::Repaired {
+                    cause,
+                    repair_ms,
+                    coverage,
+                } => println!(
+                    "repaired ({cause}) in {repair_ms:.1} ms; coverage: {}",
+                    coverage.summary()
+                ),
+                WatchEvent::Failed { error } => eprintln!("cordon: watch: {error}"),
+                WatchEvent::Released => println!("released: no quarantine recorded any more; watch ends"),
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => fail(&e, json),
+    }
+}
+
+fn isolate_once(a: IsolateArgs) -> u8 {
     let eng = engine(&a.common);
     let json = a.common.json;
     if a.reapply {
@@ -176,13 +246,21 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     if a.dry_run {
         return match eng.dry_run(&req) {
             Ok((backend, text, resolved)) => {
+                let impact = eng.impact(&resolved);
                 if json {
                     print_json(
                         &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
-                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}),
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets,
+                        "impact": impact}),
                     );
                 } else {
                     print!("{text}");
+                    for line in impact.lines() {
+                        println!("# impact: {line}");
+                    }
+                }
+                for w in &impact.warnings {
+                    eprintln!("cordon: warning: {w}");
                 }
                 0
             }
@@ -208,8 +286,15 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                     Some(addr) => println!("  verified: {addr} reachable"),
                     None => println!("  verified: no --server or --verify given, reachability not checked"),
                 }
+                print_coverage(&out.coverage);
+                for line in out.impact.lines() {
+                    println!("  impact: {line}");
+                }
             }
             if let Some(w) = &out.message_warning {
+                eprintln!("cordon: warning: {w}");
+            }
+            for w in &out.impact.warnings {
                 eprintln!("cordon: warning: {w}");
             }
             0
@@ -277,9 +362,37 @@ pub fn status(a: StatusArgs) -> u8 {
                 if let Some(reason) = &report.reason {
                     println!("  reason: {reason}");
                 }
+                if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
+                    print_coverage(&report.coverage);
+                }
             }
             0
         }
         Err(e) => fail(&e, a.common.json),
+    }
+}
+
+/// `coverage: inet, netdev-ingress, netdev-egress` and what is not covered, exactly as
+/// read back from the kernel.
+fn print_coverage(c: &cordon_firewall::Coverage) {
+    println!("  coverage: {}", c.summary());
+    if !c.devices.is_empty() {
+        println!("  devices: {}", c.devices.join(", "));
+    }
+    if !c.uncovered.is_empty() {
+        println!("  not covered: {}", c.uncovered.join(", "));
+    }
+    if let Some(owned) = c.owned {
+        println!(
+            "  ownership: {}",
+            if owned {
+                "held by a running cordon (other processes cannot change the tables)"
+            } else {
+                "none (no cordon process holds the tables)"
+            }
+        );
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
     }
 }

@@ -2,6 +2,7 @@
 //! pure: same policy in, same bytes out, so golden files can pin them down.
 
 pub mod iptables;
+pub mod netdev;
 pub mod netsh;
 pub mod nft;
 pub mod pf;

@@ -140,7 +140,7 @@ fn icmpv6_nd(o: &mut String) {
     let _ = writeln!(o, "\t\ticmpv6 type {{ {} }} accept", types.join(", "));
 }
 
-fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr]) {
+pub(crate) fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr]) {
     let _ = writeln!(o, "\tset {name} {{");
     let _ = writeln!(o, "\t\ttype {addr_type} . inet_service");
     if !members.is_empty() {
@@ -150,7 +150,7 @@ fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr])
     o.push_str("\t}\n");
 }
 
-fn net_set(o: &mut String, name: &str, addr_type: &str, members: &[IpNet]) {
+pub(crate) fn net_set(o: &mut String, name: &str, addr_type: &str, members: &[IpNet]) {
     let _ = writeln!(o, "\tset {name} {{");
     let _ = writeln!(o, "\t\ttype {addr_type}");
     o.push_str("\t\tflags interval\n");

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::extract::ApiQuery;
 use crate::auth::Auth;
-use crate::store::AuditFilter;
+use crate::store::{AuditFilter, AuditOrder, MAX_PAGE};
 use crate::timefmt::parse_rfc3339;
 use crate::{ApiError, AppState};
 
@@ -23,10 +23,19 @@ pub struct AuditQuery {
     pub since: Option<String>,
     /// RFC 3339, exclusive.
     pub until: Option<String>,
+    /// Most records: for `json` one page (default and maximum 1000); for the `jsonl`
+    /// and `csv` exports the whole export (default: everything, streamed).
     pub limit: Option<i64>,
     /// `json` (default), `jsonl` or `csv`.
     pub format: Option<String>,
+    /// Continue after this record (the `next_cursor` of the previous page).
+    pub cursor: Option<String>,
+    /// `oldest` first (default) or `newest` first.
+    pub order: Option<String>,
 }
+
+/// Records per database round trip of a streamed export.
+const EXPORT_CHUNK: i64 = 1000;
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 400, body = cordon_proto::ErrorBody)))]
@@ -57,24 +66,125 @@ pub async fn list(
             filter.host_id = Some(host.id);
         }
     }
-    let records = st.store.audit(&filter).await?;
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(AuditList { records }).into_response()),
-        "jsonl" => {
-            let mut out = String::new();
-            for r in &records {
-                out.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?);
-                out.push('\n');
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("cursor {c:?} is not one this server handed out")))?,
+        ),
+    };
+    let order = match q.order.as_deref().unwrap_or("oldest") {
+        "oldest" | "" => AuditOrder::Oldest,
+        "newest" => AuditOrder::Newest,
+        other => return Err(ApiError::invalid(format!("unknown order {other:?} (oldest or newest)"))),
+    };
+    if q.limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let format = q.format.as_deref().unwrap_or("json");
+    let csv = match format {
+        "json" => {
+            let (records, next) = st
+                .store
+                .audit_page(&filter, after, order, q.limit.unwrap_or(MAX_PAGE))
+                .await?;
+            return Ok(Json(AuditList {
+                records,
+                next_cursor: next.map(|n| n.to_string()),
+            })
+            .into_response());
+        }
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "unknown format {other:?} (json, jsonl or csv)"
+            )))
+        }
+    };
+    // Exports are streamed page by page: memory stays one page whatever the log's size.
+    let hostnames = if csv {
+        st.store.hostnames().await?
+    } else {
+        Default::default()
+    };
+    let export = Export {
+        store: st.store.clone(),
+        hostnames,
+        filter,
+        order,
+        after,
+        left: q.limit,
+        csv,
+        header: csv,
+    };
+    let stream = futures_util::stream::unfold(export, |mut e| async move {
+        let chunk = e.next_chunk().await;
+        match chunk {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), e)),
+            Err(err) => {
+                // The status line is already sent: end the body early and log why.
+                tracing::error!(error = %err, "audit export failed");
+                e.left = Some(0);
+                Some((Err(std::io::Error::other(err.to_string())), e))
             }
-            Ok(([(CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
-        "csv" => {
-            let names = st.store.hostnames().await?;
-            let body = crate::audit_csv::to_csv(&records, &names);
-            Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok(([(CONTENT_TYPE, content_type)], axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// State of one streamed export.
+struct Export {
+    store: std::sync::Arc<crate::Store>,
+    filter: AuditFilter,
+    order: AuditOrder,
+    after: Option<i64>,
+    /// Records still to send (`None`: all).
+    left: Option<i64>,
+    csv: bool,
+    /// Host id to hostname, for the CSV's hostname column.
+    hostnames: std::collections::HashMap<String, String>,
+    /// The CSV header is still to be sent.
+    header: bool,
+}
+
+impl Export {
+    async fn next_chunk(&mut self) -> Result<Option<axum::body::Bytes>, ApiError> {
+        let mut out = String::new();
+        if self.header {
+            self.header = false;
+            out.push_str(crate::audit_csv::HEADER);
+            out.push('\n');
         }
-        other => Err(ApiError::invalid(format!(
-            "unknown format {other:?} (json, jsonl or csv)"
-        ))),
+        let want = self.left.map_or(EXPORT_CHUNK, |l| l.min(EXPORT_CHUNK));
+        if want > 0 {
+            let (records, next) = self
+                .store
+                .audit_page(&self.filter, self.after, self.order, want)
+                .await?;
+            self.after = next;
+            self.left = match (self.left, next) {
+                (_, None) => Some(0),
+                (Some(l), _) => Some(l - records.len() as i64),
+                (None, _) => None,
+            };
+            if self.csv {
+                let body = crate::audit_csv::to_csv(&records, &self.hostnames);
+                // Without its header line: that went out once, first.
+                out.push_str(body.split_once('\n').map_or("", |(_, rows)| rows));
+            } else {
+                for r in &records {
+                    out.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok((!out.is_empty()).then(|| out.into()))
     }
 }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::validate;
-use crate::auth::Auth;
-use crate::store::{Action, HostFilter, Targets};
+use crate::auth::{Admin, Auth, Responder};
+use crate::store::{Action, HostCursor, HostFilter, Targets, MAX_PAGE};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -24,6 +24,10 @@ pub struct HostQuery {
     /// Include revoked hosts.
     #[serde(default)]
     pub revoked: bool,
+    /// Hosts per page (default and maximum 1000).
+    pub limit: Option<i64>,
+    /// Continue after the previous page (its `next_cursor`).
+    pub cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
@@ -44,8 +48,22 @@ pub async fn list(
         text: q.q,
         include_revoked: q.revoked,
     };
+    if q.limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let after = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(HostCursor::decode)
+        .transpose()?;
+    let (hosts, next) = st
+        .store
+        .hosts_page(&filter, after.as_ref(), q.limit.unwrap_or(MAX_PAGE))
+        .await?;
     Ok(Json(HostList {
-        hosts: st.store.hosts(&filter).await?,
+        hosts,
+        next_cursor: next.map(|c| c.encode()),
     }))
 }
 
@@ -100,7 +118,7 @@ pub(crate) async fn act_many(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_one(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
@@ -112,7 +130,7 @@ pub async fn quarantine_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_one(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
@@ -123,7 +141,7 @@ pub async fn release_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_many(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     act_many(&st, &auth, Action::Quarantine, &req).await
@@ -133,7 +151,7 @@ pub async fn quarantine_many(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_many(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     act_many(&st, &auth, Action::Release, &req).await
@@ -144,7 +162,7 @@ pub async fn release_many(
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn labels(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LabelsRequest>,
 ) -> Result<Json<Host>, ApiError> {
@@ -183,7 +201,7 @@ pub async fn labels(
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn revoke(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Host>, ApiError> {

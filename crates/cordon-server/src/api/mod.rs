@@ -65,5 +65,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::routes())
         .merge(crate::automation::routes())
         .fallback(|| async { crate::ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreateRequ
 
 use super::extract::ApiJson;
 use super::validate;
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::{ApiError, AppState};
 
 pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
@@ -23,7 +23,7 @@ pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenLi
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     ApiJson(req): ApiJson<TokenCreateRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
     auth.require(Role::Admin)?;
@@ -55,7 +55,7 @@ pub async fn revoke(
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create_enroll(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     ApiJson(req): ApiJson<EnrollTokenRequest>,
 ) -> Result<Json<EnrollTokenCreated>, ApiError> {
     auth.require(Role::Admin)?;

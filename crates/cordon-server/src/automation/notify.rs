@@ -13,7 +13,7 @@ use super::model::{Delivery, Target, TargetSpec};
 use crate::store::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, Store, StoreError};
 use crate::timefmt::{now_ms, to_rfc3339};
 
-/// Most audit records turned into notifications per pass.
+/// Most queued audit records turned into notifications per pass.
 const TAIL_BATCH: i64 = 500;
 /// Outbox rows kept at most; delivered and dead ones go first.
 pub const OUTBOX_MAX: i64 = 10_000;
@@ -228,30 +228,30 @@ pub async fn delete_target(store: &Store, id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Turns new audit records into outbox rows for every subscribed, enabled target, and
-/// moves the cursor, in one transaction. Returns how many rows were queued.
+/// Turns queued audit records (`notify_pending`, written in the same transaction as
+/// each record) into outbox rows for every subscribed, enabled target, and removes them
+/// from the queue, in one transaction. Returns how many rows were queued.
+///
+/// Complete with several writers: nothing depends on the order ids commit in. Exactly
+/// once with several notifiers: the outbox's `UNIQUE (target_id, audit_id)` drops a
+/// second copy, and the lock on `notify_cursor`'s row makes concurrent passes take turns.
 pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     let (_g, mut tx) = store.write_tx().await?;
+    // Serialises notifiers on every replica (a row lock on PostgreSQL).
     sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1")
         .execute(&mut *tx)
         .await?;
-    let cursor = get_i64(
-        &sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?,
-        "audit_id",
-    )?;
     let rows = sqlx::query(
         "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
-         a.detail AS detail, h.hostname AS hostname FROM audit a LEFT JOIN hosts h ON h.id = a.host_id \
-         WHERE a.id > $1 ORDER BY a.id LIMIT $2",
+         a.detail AS detail, h.hostname AS hostname FROM notify_pending p JOIN audit a ON a.id = p.audit_id \
+         LEFT JOIN hosts h ON h.id = a.host_id ORDER BY p.audit_id LIMIT $1",
     )
-    .bind(cursor)
     .bind(TAIL_BATCH)
     .fetch_all(&mut *tx)
     .await?;
-    let Some(last) = rows.last() else { return Ok(0) };
-    let last_id = get_i64(last, "id")?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let trows = sqlx::query(
         "SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE enabled = 1 ORDER BY id",
     )
@@ -267,6 +267,10 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     let now = now_ms();
     let mut queued = 0;
     for r in &rows {
+        sqlx::query("DELETE FROM notify_pending WHERE audit_id = $1")
+            .bind(get_i64(r, "id")?)
+            .execute(&mut *tx)
+            .await?;
         let action = get_str(r, "action")?;
         let Some(kind) = kind_of(&action) else { continue };
         let detail = get_opt_str(r, "detail")?;
@@ -306,10 +310,6 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
             queued += n.rows_affected() as usize;
         }
     }
-    sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1")
-        .bind(last_id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(queued)
 }

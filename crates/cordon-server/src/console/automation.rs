@@ -41,6 +41,22 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
         div class="page-head" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
         section class="card" aria-labelledby="h-guard" {
             h2 id="h-guard" { "Guardrails" }
+            @if s.is_admin() {
+                div class="toolbar" {
+                    @if set.enabled {
+                        button type="button" class="settings-open danger-outline" id="kill-switch" data-patch=r#"{"enabled":false}"#
+                            data-summary="Stop every automatic action (kill switch)? Rules keep recording events; nothing is quarantined automatically until resumed." {
+                            "Stop automatic actions (kill switch)…"
+                        }
+                    } @else {
+                        button type="button" class="settings-open" id="kill-switch" data-patch=r#"{"enabled":true}"#
+                            data-summary="Resume automatic actions? Rules in force quarantine hosts again (within the fleet cap)." {
+                            "Resume automatic actions…"
+                        }
+                    }
+                    button type="button" class="settings-open" id="edit-guardrails" data-edit="" { "Change guardrails…" }
+                }
+            }
             dl id="guardrails" {
                 dt { "Automatic actions" } dd { @if set.enabled { span class="state state-normal" { "on" } } @else { span class="state state-failed" { "off (kill switch)" } } }
                 dt { "Fleet cap" } dd { "at most " (set.cap_count) " automatic quarantines per " (secs_text(set.cap_window_secs)) "; beyond that, approval" }
@@ -80,7 +96,65 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
             }
         }
     };
+    let body = html! {
+        (body)
+        @if s.is_admin() { (settings_dialog(&set)) }
+    };
     Ok(Html(layout("Rules", Some(&s), Nav::Rules, body).into_string()))
+}
+
+/// Editing the guardrails: fields, then a review of what changes, then apply. Enter never
+/// applies (the form only ever leads to the review).
+fn settings_dialog(set: &crate::automation::model::Settings) -> maud::Markup {
+    html! {
+        dialog id="settings-dialog" aria-labelledby="sd-title" {
+            form id="settings-form" method="dialog" novalidate
+                data-current=(serde_json::json!({"cap_count": set.cap_count, "cap_window_secs": set.cap_window_secs,
+                    "cooldown_secs": set.cooldown_secs, "protected_labels": set.protected_labels}).to_string()) {
+                h2 id="sd-title" { "Change guardrails" }
+                div id="sd-fields" {
+                    div class="field" { label for="sd-cap" { "Fleet cap (automatic quarantines per window)" } input id="sd-cap" name="cap_count" type="number" min="0" value=(set.cap_count); }
+                    div class="field" { label for="sd-window" { "Cap window (seconds)" } input id="sd-window" name="cap_window_secs" type="number" min="1" value=(set.cap_window_secs); }
+                    div class="field" { label for="sd-cool" { "Per-host cooldown (seconds)" } input id="sd-cool" name="cooldown_secs" type="number" min="0" value=(set.cooldown_secs); }
+                    div class="field" { label for="sd-prot" { "Protected labels (comma-separated)" } input id="sd-prot" name="protected_labels" value=(set.protected_labels.join(", ")); }
+                }
+                p id="sd-summary" class="confirm" role="alert" {}
+                ul id="sd-changes" class="warnings" {}
+                p class="field-error" id="err-sd" role="alert" {}
+                div class="buttons" {
+                    button type="button" id="sd-cancel" { "Cancel" }
+                    button type="submit" id="sd-review" { "Review" }
+                    button type="button" class="primary danger" id="sd-apply" hidden { "Apply" }
+                }
+            }
+        }
+    }
+}
+
+/// Applies a guardrail change through the automation API's own handler (admin only,
+/// validated, audited as `automation_settings` / `automation_stop` / `automation_start`).
+pub async fn settings(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(patch): Json<crate::automation::model::SettingsPatch>,
+) -> Response {
+    if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
+        return r.into_response();
+    }
+    match crate::automation::api::put_settings(State(st), s.auth(), crate::api::ApiJson(patch)).await {
+        Ok(Json(set)) => Json(DecideReply {
+            ok: true,
+            error: None,
+            summary: if set.enabled {
+                "Guardrails saved; automatic actions are on.".into()
+            } else {
+                "Saved: automatic actions are OFF (kill switch).".into()
+            },
+        })
+        .into_response(),
+        Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/approvals", get(automation::approvals))
         .route("/console/approvals/decide", post(automation::decide))
         .route("/console/events-log", get(automation::events))
+        .route("/console/settings", post(automation::settings))
         .route("/console/actions/check", post(actions::check))
         .route("/console/actions/run", post(actions::run))
         .route("/console/events", get(live::events))

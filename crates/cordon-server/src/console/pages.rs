@@ -167,6 +167,62 @@ pub struct HostsQuery {
     /// `failed`, `tampered`, `not_enforcing`, `long_pending`, `offline` (the banner's links).
     #[serde(default)]
     attention: Option<String>,
+    /// Column to sort by: `host` (default), `state`, `since`, `by`, `last_seen`, `backend`.
+    #[serde(default)]
+    sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[serde(default)]
+    dir: Option<String>,
+    /// 1-based page of [`HOSTS_PAGE`] hosts.
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+/// Hosts per page of the hosts list.
+pub const HOSTS_PAGE: usize = 100;
+
+/// Sorts hosts by a column of the list (pure; unknown columns sort by hostname).
+pub fn sort_hosts(list: &mut [Host], column: &str, desc: bool) {
+    let key = |h: &Host| -> String {
+        match column {
+            "state" => Shown::of(h).key().to_string(),
+            "since" => h.state_since.clone(),
+            "by" => h.desired.actor.clone().unwrap_or_default(),
+            "last_seen" => h.last_seen.clone().unwrap_or_default(),
+            "backend" => h.backend.clone().unwrap_or_default(),
+            _ => h.hostname.to_lowercase(),
+        }
+    };
+    list.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.hostname.cmp(&b.hostname)));
+    if desc {
+        list.reverse();
+    }
+}
+
+impl HostsQuery {
+    /// This view's URL with `sort`/`dir`/`page` replaced.
+    fn url_with(&self, sort: &str, dir: &str, page: usize) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("q", &self.q),
+            ("label", &self.label),
+            ("state", &self.state),
+            ("attention", &self.attention),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                pairs.push((k, v.to_string()));
+            }
+        }
+        pairs.push(("sort", sort.to_string()));
+        pairs.push(("dir", dir.to_string()));
+        if page > 1 {
+            pairs.push(("page", page.to_string()));
+        }
+        format!(
+            "/console/hosts?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
 }
 
 impl HostsQuery {
@@ -310,6 +366,17 @@ pub async fn hosts(
     if let Some(a) = focus {
         list.retain(|h| attention(h, now).contains(&a));
     }
+    let sort = q.sort.clone().unwrap_or_else(|| "host".into());
+    let desc = q.dir.as_deref() == Some("desc");
+    sort_hosts(&mut list, &sort, desc);
+    let total = list.len();
+    let pages = total.div_ceil(HOSTS_PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let list: Vec<Host> = list
+        .into_iter()
+        .skip((page - 1) * HOSTS_PAGE)
+        .take(HOSTS_PAGE)
+        .collect();
     let all = st.store.hosts(&HostFilter::default()).await?;
     let all_labels: BTreeSet<String> = all.iter().flat_map(|h| h.labels.iter().cloned()).collect();
     let cur_label = q.label.clone().unwrap_or_default();
@@ -365,25 +432,47 @@ pub async fn hosts(
                                 input type="checkbox" id="select-all" aria-label="Select all shown hosts";
                             }
                         }
-                        th scope="col" { "Host" }
+                        (sort_th(&q, "host", "Host", &sort, desc))
                         th scope="col" { "OS" }
                         th scope="col" { "Addresses" }
                         th scope="col" { "Labels" }
-                        th scope="col" { "State" }
-                        th scope="col" { "Since" }
-                        th scope="col" { "By" }
-                        th scope="col" { "Last seen" }
-                        th scope="col" { "Backend" }
+                        (sort_th(&q, "state", "State", &sort, desc))
+                        (sort_th(&q, "since", "Since", &sort, desc))
+                        (sort_th(&q, "by", "By", &sort, desc))
+                        (sort_th(&q, "last_seen", "Last seen", &sort, desc))
+                        (sort_th(&q, "backend", "Backend", &sort, desc))
                         @if act { th scope="col" { span class="sr-only" { "Actions" } } }
                     }
                 }
                 (host_rows(&list, &s, now))
             }
         }
+        @if pages > 1 {
+            nav class="pager" aria-label="Pages of hosts" {
+                "Hosts " ((page - 1) * HOSTS_PAGE + 1) "–" ((page - 1) * HOSTS_PAGE + list.len()) " of " (total) " "
+                @if page > 1 { a href=(q.url_with(&sort, if desc { "desc" } else { "asc" }, page - 1)) rel="prev" { "‹ Previous" } " " }
+                @if page < pages { a href=(q.url_with(&sort, if desc { "desc" } else { "asc" }, page + 1)) rel="next" { "Next ›" } }
+            }
+        }
         @if act { (super::actions::dialog(&all_labels)) }
         (live_note())
     };
     Ok(Html(layout("Hosts", Some(&s), Nav::Hosts, body).into_string()))
+}
+
+/// A sortable column header: a link that sorts by it (again: the other way round).
+fn sort_th(q: &HostsQuery, col: &str, text: &str, sort: &str, desc: bool) -> Markup {
+    let current = sort == col;
+    let next = if current && !desc { "desc" } else { "asc" };
+    let aria = current.then_some(if desc { "descending" } else { "ascending" });
+    html! {
+        th scope="col" aria-sort=[aria] {
+            a class="sort" href=(q.url_with(col, next, 1)) {
+                (text)
+                @if current { span aria-hidden="true" { @if desc { " ▼" } @else { " ▲" } } }
+            }
+        }
+    }
 }
 
 /// "Live updates: on" (kept current by the script), on every page that updates live.
@@ -654,20 +743,41 @@ impl AuditQuery {
                 .transpose()
                 .map_err(ConsoleError::BadRequest)
         };
-        let mut host_id = nonempty(&self.host);
-        if let Some(h) = &host_id {
-            if let Ok(host) = st.store.host(h).await {
-                host_id = Some(host.id);
-            }
-        }
+        // An exact host (id or hostname) is filtered by the database; anything else is a
+        // "contains" match done by [`AuditQuery::keep`], like the actor.
+        let host_id = match nonempty(&self.host) {
+            Some(h) => st.store.host(&h).await.ok().map(|host| host.id),
+            None => None,
+        };
         Ok(AuditFilter {
             host_id,
-            actor: nonempty(&self.actor),
+            actor: None,
             action: nonempty(&self.action),
             since: time(&self.since)?,
             until: time(&self.until)?,
             limit,
         })
+    }
+
+    /// The "contains" filters (case-insensitive): actor, and host when it is not exactly
+    /// one host's id or name (then it matches host ids and hostnames containing it).
+    fn keep(&self, r: &AuditRecord, names: &HashMap<String, String>, exact_host: bool) -> bool {
+        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
+        if let Some(a) = self.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            if !has(&r.actor, a) {
+                return false;
+            }
+        }
+        if let Some(h) = self.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+            if !exact_host {
+                let Some(id) = &r.host_id else { return false };
+                let name = names.get(id).map(String::as_str).unwrap_or("");
+                if !has(id, h) && !has(name, h) {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn export_query(&self, format: &str) -> String {
@@ -721,14 +831,19 @@ pub async fn audit(
     PageSession(s): PageSession,
     Query(q): Query<AuditQuery>,
 ) -> Result<Html<String>, ConsoleError> {
+    let names = host_names(&st).await?;
     let (records, error) = match q.filter(&st, None).await {
-        Ok(f) => (st.store.audit(&f).await?, None),
+        Ok(f) => {
+            let exact = f.host_id.is_some();
+            let mut recs = st.store.audit(&f).await?;
+            recs.retain(|r| q.keep(r, &names, exact));
+            (recs, None)
+        }
         Err(ConsoleError::BadRequest(e)) => (vec![], Some(e)),
         Err(e) => return Err(e),
     };
     let total = records.len();
     let shown: Vec<&AuditRecord> = records.iter().rev().take(AUDIT_PAGE_LIMIT).collect();
-    let names = host_names(&st).await?;
     let actions: BTreeSet<&str> = [
         "quarantine",
         "release",
@@ -754,8 +869,8 @@ pub async fn audit(
             p class="summary" { strong { (total) } " records" @if total > AUDIT_PAGE_LIMIT { " (newest " (AUDIT_PAGE_LIMIT) " shown; export for all)" } }
         }
         form method="get" action="/console/audit" class="filters" aria-label="Filter audit records" {
-            div class="field" { label for="a-host" { "Host" } input id="a-host" name="host" value=(v(&q.host)) placeholder="hostname or id"; }
-            div class="field" { label for="a-actor" { "Actor" } input id="a-actor" name="actor" value=(v(&q.actor)); }
+            div class="field" { label for="a-host" { "Host" } input id="a-host" name="host" type="search" value=(v(&q.host)) placeholder="hostname or id (contains)"; }
+            div class="field" { label for="a-actor" { "Actor" } input id="a-actor" name="actor" value=(v(&q.actor)) placeholder="contains"; }
             div class="field" {
                 label for="a-action" { "Action" }
                 select id="a-action" name="action" {
@@ -815,7 +930,10 @@ pub async fn audit_export(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ConsoleError> {
     let f = q.filter(&st, None).await?;
-    let records = st.store.audit(&f).await?;
+    let names = host_names(&st).await?;
+    let exact = f.host_id.is_some();
+    let mut records = st.store.audit(&f).await?;
+    records.retain(|r| q.keep(r, &names, exact));
     let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
         "csv" => (
             crate::audit_csv::to_csv(&records, &st.store.hostnames().await?),
@@ -831,8 +949,11 @@ pub async fn audit_export(
             (out, "application/x-ndjson", "jsonl")
         }
         "json" => (
-            serde_json::to_string_pretty(&cordon_proto::AuditList { records })
-                .map_err(|e| ConsoleError::Internal(e.to_string()))?,
+            serde_json::to_string_pretty(&cordon_proto::AuditList {
+                records,
+                next_cursor: None,
+            })
+            .map_err(|e| ConsoleError::Internal(e.to_string()))?,
             "application/json",
             "json",
         ),

@@ -78,6 +78,7 @@ pub(crate) async fn apply_tx(
     if updated.rows_affected() != 1 {
         return Err(StoreError::NotFound(format!("no host {host_id:?}")));
     }
+    crate::wake::notify_tx(tx, host_id).await?;
     match action {
         Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
         Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
@@ -210,7 +211,13 @@ impl Store {
     }
 
     /// Releases every host whose quarantine expired, one transaction per host, audited
-    /// as `actor`. Returns the released host ids.
+    /// as `actor`. Returns the host ids this call released.
+    ///
+    /// Exactly once across replicas: the release starts with a conditional update that
+    /// only matches while the host is still quarantined with that expiry passed. On
+    /// PostgreSQL a second replica's identical update waits for the first to commit,
+    /// re-checks the condition (`EvalPlanQual` under READ COMMITTED), matches nothing
+    /// and writes nothing; on SQLite the writer lock serialises the two.
     pub async fn release_expired(&self, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
         let rows =
             sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
@@ -221,13 +228,16 @@ impl Store {
         for row in &rows {
             let id = super::get_str(row, "id")?;
             let (_guard, mut tx) = self.write_tx().await?;
-            // Re-check inside the transaction: an analyst may have changed it meanwhile.
-            let still = sqlx::query("SELECT id FROM hosts WHERE id = $1 AND quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $2")
-                .bind(id.clone())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still.is_none() {
+            // Claim the expiry: only one transaction anywhere can flip this row.
+            let claimed = sqlx::query(
+                "UPDATE hosts SET expires_at = NULL WHERE id = $1 AND quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $2",
+            )
+            .bind(id.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                // Released, re-quarantined or already expired by another replica.
                 continue;
             }
             let p = ActionParams {
@@ -290,6 +300,20 @@ impl Store {
                 unset_label_tx(&mut tx, &id, label).await?;
                 plain_removed.push(label.clone());
             }
+        }
+        let count = super::get_i64(
+            &sqlx::query("SELECT COUNT(*) AS n FROM host_labels WHERE host_id = $1")
+                .bind(id.clone())
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
+        if count > crate::limits::MAX_LABELS_PER_HOST as i64 {
+            // Dropping the transaction rolls everything back.
+            return Err(StoreError::Invalid(format!(
+                "host would carry {count} labels; at most {} per host",
+                crate::limits::MAX_LABELS_PER_HOST
+            )));
         }
         if !plain_added.is_empty() || !plain_removed.is_empty() {
             let detail = format!(
@@ -358,6 +382,8 @@ impl Store {
             .bind(id.clone())
             .execute(&mut *tx)
             .await?;
+        // Closes the host's long-poll on every replica.
+        crate::wake::notify_tx(&mut tx, &id).await?;
         append(
             &mut tx,
             &NewAudit {

@@ -17,9 +17,13 @@ pub struct NewAudit<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit (at, actor, action, host_id, comment, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+/// Appends `rec` inside `tx`. A record that notification targets can subscribe to is
+/// also queued in `notify_pending` in the same transaction, so it is delivered even when
+/// another writer's smaller id commits after it. Returns the record's id.
+pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO audit (at, actor, action, host_id, comment, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         RETURNING id",
     )
     .bind(now_ms())
     .bind(rec.actor.to_string())
@@ -28,9 +32,16 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<(), StoreE
     .bind(rec.comment.map(str::to_string))
     .bind(rec.result.to_string())
     .bind(rec.detail.map(str::to_string))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    let id = get_i64(&row, "id")?;
+    if crate::automation::notify::kind_of(rec.action).is_some() {
+        sqlx::query("INSERT INTO notify_pending (audit_id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,9 +69,48 @@ fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Which end of the log a page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditOrder {
+    /// Oldest first (ascending id).
+    #[default]
+    Oldest,
+    /// Newest first (descending id).
+    Newest,
+}
+
 impl Store {
-    /// Records matching `f`, oldest first.
+    /// Records matching `f`, oldest first (at most `f.limit`, all without one).
     pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_query(f, None, AuditOrder::Oldest, f.limit).await
+    }
+
+    /// One page of the records matching `f` in `order`, after the record with id
+    /// `after` (exclusive), at most `limit` (capped at [`super::hosts::MAX_PAGE`];
+    /// `f.limit` is ignored). Filter, order and cut run in SQL on the indexed id.
+    /// Returns the records and the id to continue after (`None` on the last page).
+    pub async fn audit_page(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+        limit: i64,
+    ) -> Result<(Vec<AuditRecord>, Option<i64>), StoreError> {
+        let limit = limit.clamp(1, super::hosts::MAX_PAGE);
+        let mut records = self.audit_query(f, after, order, Some(limit + 1)).await?;
+        let more = records.len() as i64 > limit;
+        records.truncate(limit as usize);
+        let next = if more { records.last().map(|r| r.id) } else { None };
+        Ok((records, next))
+    }
+
+    async fn audit_query(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+        limit: Option<i64>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut sql =
             String::from("SELECT id, at, actor, action, host_id, comment, result, detail FROM audit WHERE 1=1");
         let mut n = 0;
@@ -83,15 +133,25 @@ impl Store {
         if f.until.is_some() {
             sql.push_str(&format!(" AND at < ${}", next()));
         }
-        sql.push_str(" ORDER BY id");
-        if f.limit.is_some() {
+        if after.is_some() {
+            let op = match order {
+                AuditOrder::Oldest => ">",
+                AuditOrder::Newest => "<",
+            };
+            sql.push_str(&format!(" AND id {op} ${}", next()));
+        }
+        sql.push_str(match order {
+            AuditOrder::Oldest => " ORDER BY id",
+            AuditOrder::Newest => " ORDER BY id DESC",
+        });
+        if limit.is_some() {
             sql.push_str(&format!(" LIMIT ${}", next()));
         }
         let mut q = sqlx::query(&sql);
         for s in [&f.host_id, &f.actor, &f.action].into_iter().flatten() {
             q = q.bind(s.clone());
         }
-        for v in [f.since, f.until, f.limit].into_iter().flatten() {
+        for v in [f.since, f.until, after, limit].into_iter().flatten() {
             q = q.bind(v);
         }
         let rows = q.fetch_all(&self.pool).await?;

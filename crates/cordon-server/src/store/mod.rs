@@ -23,9 +23,9 @@ pub(crate) use actions::apply_tx;
 pub use actions::Targets;
 pub use actions::{Action, ActionParams};
 pub(crate) use audit::append as append_audit;
-pub use audit::{AuditFilter, NewAudit};
+pub use audit::{AuditFilter, AuditOrder, NewAudit};
 pub use enroll::NewHost;
-pub use hosts::HostFilter;
+pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 
 /// Re-exported for the auth module.
@@ -96,6 +96,7 @@ fn migrator(url: &str) -> Migrator {
                     false,
                 )],
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
+                vec![scale_out_migration(url.starts_with("sqlite:"))],
                 vec![console_sessions_migration()],
             ]
             .concat(),
@@ -104,6 +105,24 @@ fn migrator(url: &str) -> Migrator {
         locking: true,
         no_tx: false,
     }
+}
+
+/// Version of the scale-out migration (numbered after issue 15).
+const SCALE_OUT_VERSION: i64 = 15;
+
+fn scale_out_migration(sqlite: bool) -> Migration {
+    let sql: &'static str = if sqlite {
+        include_str!("../../migrations/sqlite/0015_scale_out.sql")
+    } else {
+        include_str!("../../migrations/postgres/0015_scale_out.sql")
+    };
+    Migration::new(
+        SCALE_OUT_VERSION,
+        Cow::Borrowed("scale_out"),
+        MigrationType::Simple,
+        Cow::Borrowed(sql),
+        false,
+    )
 }
 
 /// Version of the console sessions migration (numbered after issue 16).
@@ -119,6 +138,51 @@ fn console_sessions_migration() -> Migration {
         Cow::Borrowed(include_str!("../../migrations/0016_console_sessions.sql")),
         false,
     )
+}
+
+/// Creates an empty database named `name` on the PostgreSQL server of `base`
+/// (`postgres://user@host:port/db`) and returns its URL (benchmarks and tests).
+///
+/// # Errors
+/// `Invalid` for a name other than `[a-z0-9_]`, or the server refusing.
+pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::Invalid(format!("{base:?} is not postgres://…/DB")))?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(format!("{prefix}/{name}"))
+}
+
+/// Drops database `name` (made by [`create_postgres_database`]) on the server of `base`.
+///
+/// # Errors
+/// As [`create_postgres_database`].
+pub async fn drop_postgres_database(base: &str, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
 }
 
 impl Store {

@@ -8,8 +8,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::audit::{append, NewAudit};
 use super::hosts::load_tx;
-use super::{to_json_list, Store, StoreError, Tx};
-use crate::timefmt::now_ms;
+use super::{get_i64, to_json_list, Store, StoreError, Tx};
+use crate::limits::{agent_audit, AgentAuditWindow, AGENT_AUDIT_PER_WINDOW, AGENT_AUDIT_WINDOW_MS};
+use crate::timefmt::{now_ms, to_rfc3339};
 
 /// The host state a report implies, given the desired state it answers.
 fn next_state(desired_quarantined: bool, desired_rev: i64, r: &StatusReport, current: HostState) -> HostState {
@@ -162,18 +163,63 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
                 r.digest.as_deref().unwrap_or("-")
             ),
         };
-        append(
-            tx,
-            &NewAudit {
-                actor: &actor,
-                action,
-                host_id: Some(host_id),
-                comment: None,
-                result,
-                detail: Some(&detail),
-            },
+        // Rate limit: a flapping or compromised agent cannot fill the audit log; what is
+        // not written individually is counted and written as one record later.
+        let row = sqlx::query(
+            "SELECT agent_audit_window, agent_audit_count, agent_audit_suppressed FROM hosts WHERE id = $1",
         )
+        .bind(host_id.to_string())
+        .fetch_one(&mut **tx)
         .await?;
+        let window = AgentAuditWindow {
+            start: get_i64(&row, "agent_audit_window")?,
+            written: get_i64(&row, "agent_audit_count")?,
+            collapsed: get_i64(&row, "agent_audit_suppressed")?,
+        };
+        let decision = agent_audit(window, now);
+        sqlx::query(
+            "UPDATE hosts SET agent_audit_window = $1, agent_audit_count = $2, agent_audit_suppressed = $3 WHERE id = $4",
+        )
+        .bind(decision.next.start)
+        .bind(decision.next.written)
+        .bind(decision.next.collapsed)
+        .bind(host_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+        if let Some((count, since)) = decision.flush_collapsed {
+            let text = format!(
+                "{count} state changes reported by the agent since {} were not recorded one by one \
+                 (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
+                to_rfc3339(since),
+                AGENT_AUDIT_WINDOW_MS / 1000
+            );
+            append(
+                tx,
+                &NewAudit {
+                    actor: &actor,
+                    action: "reports_collapsed",
+                    host_id: Some(host_id),
+                    comment: None,
+                    result: "ok",
+                    detail: Some(&text),
+                },
+            )
+            .await?;
+        }
+        if decision.write {
+            append(
+                tx,
+                &NewAudit {
+                    actor: &actor,
+                    action,
+                    host_id: Some(host_id),
+                    comment: None,
+                    result,
+                    detail: Some(&detail),
+                },
+            )
+            .await?;
+        }
     }
     Ok(state)
 }
@@ -181,7 +227,10 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
 impl Store {
     /// Records a report from agent `host_id`. Returns the new host state. The hostname
     /// stays the one given at enrollment (operators address hosts by it).
+    /// Free-text fields are bounded first ([`crate::limits::bound_report`]).
     pub async fn record_report(&self, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
+        let mut r = r.clone();
+        crate::limits::bound_report(&mut r);
         let queue = self.reports.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(batch_loop(self.pool.clone(), self.write.clone(), rx));
@@ -191,7 +240,7 @@ impl Store {
         queue
             .send(Job {
                 host_id: host_id.to_string(),
-                report: r.clone(),
+                report: r,
                 done,
             })
             .map_err(|_| StoreError::Other("status writer stopped".into()))?;

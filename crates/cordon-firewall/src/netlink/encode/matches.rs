@@ -123,3 +123,9 @@ pub(super) fn ct_established() -> [Expr<'static>; 3] {
 pub(super) fn icmpv6_type() -> Expr<'static> {
     payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
 }
+
+/// `meta protocol ip|ip6|arp`: the frame's ethertype (`ETH_P_*`), which is what the
+/// device layer (netdev family) matches on instead of `meta nfproto`.
+pub(super) fn ether_type(ethertype: u16) -> [Expr<'static>; 2] {
+    [meta(NFT_META_PROTOCOL), cmp_eq(ethertype.to_be_bytes().to_vec())]
+}

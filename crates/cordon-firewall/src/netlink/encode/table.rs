@@ -31,40 +31,43 @@ use super::wire::{Batch, EncodedBatch};
 
 /// How the batch treats an existing table of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TableMode {
+pub enum TableMode {
     /// `add table; delete table; add table`: replaces ours, whether or not it exists.
     Replace,
     /// `create table`: refused with EEXIST when ours exists.
     CreateOnly,
 }
 
-/// A batch under construction that installs Cordon's inet table for one policy.
-pub(super) struct TableBatch<'a> {
-    batch: Batch,
+/// The part of a batch that installs Cordon's inet table for one policy.
+pub(super) struct TableBatch<'a, 'b> {
+    batch: &'b mut Batch,
     table: &'a str,
     policy: &'a Policy,
     /// Set by [`TableBatch::add_peer_sets`]; the peer rules look these sets up.
     sets: Option<PeerSetIds>,
 }
 
-impl<'a> TableBatch<'a> {
-    pub fn new(table: &'a TableName, policy: &'a Policy, seq: u32, ack: bool) -> Self {
+impl<'a, 'b> TableBatch<'a, 'b> {
+    pub fn new(batch: &'b mut Batch, table: &'a TableName, policy: &'a Policy) -> Self {
+        batch.family(NFPROTO_INET);
         TableBatch {
-            batch: Batch::new(seq, ack),
+            batch,
             table: table.as_str(),
             policy,
             sets: None,
         }
     }
 
-    /// `add table inet T; delete table inet T; add table inet T`, or `create table inet T`.
-    pub fn add_table(&mut self, mode: TableMode) {
+    /// `add table inet T; delete table inet T; add table inet T`, or `create table inet T`;
+    /// `flags` are the new table's `NFT_TABLE_F_*` flags (0 unless the table is owned),
+    /// `existing` those of the table being replaced (0 when there is none).
+    pub fn add_table(&mut self, mode: TableMode, existing: u32, flags: u32) {
         match mode {
-            TableMode::CreateOnly => self.batch.create_table(self.table),
+            TableMode::CreateOnly => self.batch.create_table_flags(self.table, flags),
             TableMode::Replace => {
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, flags);
             }
         }
     }
@@ -195,31 +198,23 @@ impl<'a> TableBatch<'a> {
         self.rule(dir, &r);
     }
 
-    /// The batch so far, for messages outside the table's clauses.
-    pub fn batch_mut(&mut self) -> &mut Batch {
-        &mut self.batch
-    }
-
-    pub fn finish(self) -> EncodedBatch {
-        self.batch.finish()
-    }
-
     fn rule(&mut self, dir: Dir, exprs: &[Expr<'_>]) {
         self.batch.new_rule(self.table, dir.chain(), exprs);
     }
 }
 
-/// The whole table for `policy`, in the order `nft -f` sends the renderer's text.
-pub(super) fn build_batch(
+/// The whole inet table for `policy` appended to `batch`, in the order `nft -f` sends the
+/// renderer's text.
+pub(super) fn add_inet_table(
+    batch: &mut Batch,
     table: &TableName,
     policy: &Policy,
-    seq: u32,
-    ack: bool,
     mode: TableMode,
-    extra: impl FnOnce(&mut Batch),
-) -> EncodedBatch {
-    let mut b = TableBatch::new(table, policy, seq, ack);
-    b.add_table(mode);
+    existing: u32,
+    flags: u32,
+) {
+    let mut b = TableBatch::new(batch, table, policy);
+    b.add_table(mode, existing, flags);
     b.add_base_chains();
     b.add_peer_sets();
     for dir in [Dir::In, Dir::Out] {
@@ -228,8 +223,22 @@ pub(super) fn build_batch(
         b.add_dhcp_rules(dir);
         b.add_icmpv6_nd_rule(dir);
     }
-    extra(b.batch_mut());
-    b.finish()
+}
+
+/// The inet table alone, as one batch (what the goldens pin), `extra` appended before
+/// the commit.
+pub(super) fn build_batch(
+    table: &TableName,
+    policy: &Policy,
+    seq: u32,
+    ack: bool,
+    mode: TableMode,
+    extra: impl FnOnce(&mut Batch),
+) -> EncodedBatch {
+    let mut batch = Batch::new(seq, ack);
+    add_inet_table(&mut batch, table, policy, mode, 0, 0);
+    extra(&mut batch);
+    batch.finish()
 }
 
 /// The batch that removes our table and nothing else; the `add` makes it succeed when the

@@ -65,7 +65,7 @@
 
   // ---------------------------------------------------------------- connection
   // Every control that changes something; disabled while the server is unreachable.
-  var ACTION_CONTROLS = "button.act, button.decide-open, #dlg-review, #dlg-confirm, #dd-go";
+  var ACTION_CONTROLS = "button.act, button.decide-open, button.settings-open, #dlg-review, #dlg-confirm, #dd-go, #sd-apply";
   function setConnected(on) {
     connected = on;
     var banner = $("conn-banner");
@@ -487,6 +487,91 @@
     $("dd-cancel").addEventListener("click", function () { dd.close(); });
     $("dd-go").addEventListener("click", decide);
     dd.addEventListener("close", function () { if (deciding && deciding.opener && document.contains(deciding.opener)) deciding.opener.focus(); });
+  }
+
+  // ---------------------------------------------------------------- guardrails (admins)
+  var sd = $("settings-dialog");
+  var patch = null;
+  function sdStep(reviewing) {
+    $("sd-fields").hidden = reviewing;
+    $("sd-review").hidden = reviewing;
+    $("sd-apply").hidden = !reviewing;
+  }
+  function openSettings(btn) {
+    $("settings-form").reset();
+    $("err-sd").textContent = "";
+    $("sd-changes").textContent = "";
+    $("sd-summary").textContent = "";
+    if (btn.hasAttribute("data-edit")) {
+      patch = null;
+      $("sd-title").textContent = "Change guardrails";
+      sdStep(false);
+      sd.showModal();
+      $("sd-cap").focus();
+    } else {
+      patch = JSON.parse(btn.getAttribute("data-patch"));
+      $("sd-title").textContent = patch.enabled === false ? "Kill switch" : "Resume automation";
+      $("sd-summary").textContent = btn.getAttribute("data-summary");
+      sdStep(true);
+      $("sd-apply").textContent = patch.enabled === false ? "Stop automatic actions" : "Resume automatic actions";
+      $("sd-apply").disabled = !connected;
+      sd.showModal();
+      $("sd-cancel").focus();
+    }
+  }
+  function reviewSettings(e) {
+    e.preventDefault();
+    var cur = JSON.parse($("settings-form").getAttribute("data-current"));
+    var next = {
+      cap_count: parseInt($("sd-cap").value, 10),
+      cap_window_secs: parseInt($("sd-window").value, 10),
+      cooldown_secs: parseInt($("sd-cool").value, 10),
+      protected_labels: $("sd-prot").value.split(",").map(function (x) { return x.trim(); }).filter(Boolean)
+    };
+    var names = { cap_count: "Fleet cap", cap_window_secs: "Cap window (s)", cooldown_secs: "Per-host cooldown (s)", protected_labels: "Protected labels" };
+    patch = {};
+    var ul = $("sd-changes");
+    ul.textContent = "";
+    Object.keys(next).forEach(function (k) {
+      var a = JSON.stringify(cur[k]), b = JSON.stringify(next[k]);
+      if (a !== b) {
+        patch[k] = next[k];
+        var li = document.createElement("li");
+        li.textContent = names[k] + ": " + (Array.isArray(cur[k]) ? cur[k].join(", ") || "none" : cur[k]) + " → " + (Array.isArray(next[k]) ? next[k].join(", ") || "none" : next[k]);
+        ul.appendChild(li);
+      }
+    });
+    var n = Object.keys(patch).length;
+    $("sd-summary").textContent = n === 0 ? "Nothing changes." : "Apply " + n + (n === 1 ? " change" : " changes") + " to the fleet guardrails?";
+    sdStep(true);
+    $("sd-apply").textContent = "Apply";
+    $("sd-apply").disabled = n === 0 || !connected;
+    $("sd-cancel").focus();
+  }
+  function applySettings() {
+    var b = $("sd-apply");
+    if (b.disabled || !patch) return;
+    b.disabled = true;
+    $("err-sd").textContent = "";
+    post("/console/settings", patch).then(function (j) {
+      b.disabled = !connected;
+      if (!j.ok) { $("err-sd").textContent = j.error || "refused"; return; }
+      sd.close();
+      flash(j.summary, "ok");
+      setTimeout(function () { location.reload(); }, 600);
+    });
+  }
+  if (sd) {
+    document.addEventListener("click", function (e) {
+      var btn = e.target.closest("button.settings-open");
+      if (btn && !btn.disabled) openSettings(btn);
+    });
+    $("settings-form").addEventListener("submit", function (e) {
+      if ($("sd-fields").hidden) { e.preventDefault(); return; }
+      reviewSettings(e);
+    });
+    $("sd-cancel").addEventListener("click", function () { sd.close(); });
+    $("sd-apply").addEventListener("click", applySettings);
   }
 
   localTimes();
