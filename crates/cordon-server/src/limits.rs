@@ -61,6 +61,19 @@ pub fn bound_report(r: &mut StatusReport) {
     bound_opt(&mut r.digest, MAX_SHORT_CHARS);
     bound_opt(&mut r.hostname, MAX_HOSTNAME_CHARS);
     bound_addresses(&mut r.addresses);
+    // The degraded lines end up in `state_reason`: as many and as long as a detail.
+    r.degraded.truncate(MAX_ADDRESSES);
+    let mut budget = MAX_DETAIL_CHARS;
+    r.degraded.retain_mut(|line| {
+        if budget == 0 {
+            return false;
+        }
+        if line.chars().count() > budget {
+            *line = truncate(line, budget);
+        }
+        budget = budget.saturating_sub(line.chars().count());
+        true
+    });
 }
 
 /// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].
@@ -146,6 +159,9 @@ mod tests {
             os: Some("o".repeat(10_000)),
             addresses: vec!["192.0.2.1".repeat(100); 10_000],
             agent_version: Some("v".repeat(10_000)),
+            enforcing: true,
+            degraded: vec!["exception x unresolved".repeat(1_000); 10_000],
+            heartbeat_ms: None,
         }
     }
 
@@ -158,6 +174,8 @@ mod tests {
         assert_eq!(r.detail.as_deref().map(|d| d.chars().count()), Some(MAX_DETAIL_CHARS));
         assert!(r.detail.as_deref().is_some_and(|d| d.ends_with('…')));
         assert_eq!(r.addresses.len(), MAX_ADDRESSES);
+        assert!(r.degraded.iter().map(|l| l.chars().count()).sum::<usize>() <= MAX_DETAIL_CHARS);
+        assert!(!r.degraded.is_empty());
         assert_eq!(r.state, AgentState::Tampered);
         assert_eq!(r.applied_revision, 3);
         let mut small = StatusReport {
