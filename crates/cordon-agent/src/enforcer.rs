@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use cordon_engine::{Engine, EngineError, QuarantineState, StartupFinding};
+use cordon_engine::{ClaimSource, Engine, EngineError, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
 use cordon_policy::TableName;
 
@@ -24,6 +24,9 @@ pub struct Check {
     pub digest: Option<String>,
     pub backend: Option<String>,
     pub reason: Option<String>,
+    /// Claims on this host's quarantine held by other sources (`wazuh`, `velociraptor`,
+    /// `local`): the agent reports them and never undoes them.
+    pub other_claims: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +98,10 @@ impl EngineEnforcer {
 
 impl Enforcer for EngineEnforcer {
     fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError> {
-        let out = self.engine.isolate_unverified(&plan.request(), notify_users)?;
+        let out = self
+            .engine
+            .isolate_unverified_as(ClaimSource::Agent, &plan.request(), notify_users)?
+            .outcome;
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),
@@ -109,8 +115,9 @@ impl Enforcer for EngineEnforcer {
         })
     }
 
+    /// Releases the agent's own claim; other sources' claims stay in force.
     fn release(&self) -> Result<(), EnforceError> {
-        self.engine.release()?;
+        self.engine.release_as(ClaimSource::Agent, false)?;
         Ok(())
     }
 
@@ -120,11 +127,19 @@ impl Enforcer for EngineEnforcer {
 
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
+        let other_claims = self
+            .engine
+            .claims()?
+            .into_iter()
+            .filter(|c| c.source != ClaimSource::Agent)
+            .map(|c| c.source.to_string())
+            .collect();
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
             backend: r.backend.map(|b| b.to_string()),
             reason: r.reason,
+            other_claims,
         })
     }
 }
@@ -244,6 +259,7 @@ impl Enforcer for MemoryEnforcer {
             digest: s.recorded.as_ref().map(Self::digest),
             backend: Some("memory".into()),
             reason,
+            other_claims: vec![],
         })
     }
 }

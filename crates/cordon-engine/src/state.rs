@@ -103,10 +103,9 @@ pub fn boot_id() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Now, in the one wire format of [`cordon_proto::timefmt::Timestamp`].
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "unknown".into())
+    cordon_proto::timefmt::Timestamp::now().to_string()
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! is one type implementing [`Firewall`]. A backend only ever touches its own table /
 //! chains / anchor / policy, named from a [`TableName`]; everything else on the host is
 //! left exactly as it was.
+// Public items still to document (251 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-firewall` shows none.
+#![allow(missing_docs)]
 
 mod cmd;
 pub mod digest;

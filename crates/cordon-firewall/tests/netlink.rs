@@ -9,6 +9,7 @@
 //!
 //! Needs root, `ip` and `nft` (for the comparisons with the nft CLI backend). Without
 //! them the tests FAIL with a message saying so; they never skip silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -181,6 +182,7 @@ fn netlink() -> Netlink {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn listing_equals_the_nft_cli_backend() {
     let mut policies = vec![lab_policy()];
     policies.extend(other_policies());
@@ -211,6 +213,7 @@ fn listing_equals_the_nft_cli_backend() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn reapply_replaces_in_one_transaction() {
     let ns = Netns::new();
     let (policy1, policy2) = (lab_policy(), other_policies().remove(1));
@@ -247,6 +250,7 @@ fn reapply_replaces_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn failed_batch_leaves_the_previous_table_exactly() {
     let ns = Netns::new();
     let policy1 = lab_policy();
@@ -287,6 +291,7 @@ fn failed_batch_leaves_the_previous_table_exactly() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn remove_deletes_only_our_table() {
     let ns = Netns::new();
     ns.nft_file("table inet user {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 22 accept\n\t}\n}\n");
@@ -311,6 +316,7 @@ fn remove_deletes_only_our_table() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn inspect_digest_changes_when_a_rule_is_deleted() {
     let ns = Netns::new();
     let policy = lab_policy();
@@ -358,6 +364,7 @@ fn inspect_digest_changes_when_a_rule_is_deleted() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn apply_is_fast() {
     let ns = Netns::new();
     let policy = lab_policy();
@@ -417,6 +424,7 @@ fn drop_net_admin_in_this_thread() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn probe_without_cap_net_admin_is_not_permitted() {
     let ns = Netns::new();
     let err = ns.run(|| {
@@ -433,6 +441,7 @@ fn probe_without_cap_net_admin_is_not_permitted() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn render_is_the_nft_text_with_a_note() {
     let ns = Netns::new();
     let text = ns.run(|| netlink().render(&lab_policy()).unwrap());
@@ -446,6 +455,7 @@ fn render_is_the_nft_text_with_a_note() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn large_allow_lists_are_split_and_equal_nft() {
     // 8000 IPv6 exceptions: a batch of about 300 KB, past the default socket send buffer
     // and split over several element messages.

@@ -207,7 +207,11 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
     let stop = Arc::new(AtomicBool::new(false));
     let (eng, flag, opts) = (engine.clone(), stop.clone(), mode.options());
     let watcher = netns::spawn_in(&ns, move || {
-        eng.watch(&opts, &flag, |_| {})?;
+        eng.watch(&opts, &flag, |ev| {
+            if let cordon_engine::watch::WatchEvent::Failed { error } = ev {
+                eprintln!("  watcher: {error}");
+            }
+        })?;
         Ok(())
     });
     let runs = a.runs;
@@ -218,6 +222,7 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
         std::thread::sleep(Duration::from_millis(300));
         let mut samples = Vec::new();
         for kind in Kind::ALL {
+            eprintln!("  {} ...", kind.label());
             let mut s = Sample::default();
             for _ in 0..runs {
                 wait_intact(&nl, &expected, Duration::from_secs(5))?;
@@ -239,7 +244,10 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
         let (start, mut open) = (Instant::now(), Duration::ZERO);
         while start.elapsed() < loop_for {
             let t0 = Instant::now();
-            if nl
+            if !intact(&nl, &expected) {
+                // Not repaired since the last deletion: open for this whole period.
+                open += period;
+            } else if nl
                 .send_batch(&Kind::DeleteTable.batch(Netlink::next_seq(4)).finish())
                 .is_ok()
             {

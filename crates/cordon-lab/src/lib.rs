@@ -2,6 +2,9 @@
 //! crates: `cordon lab` and `cordon bench …` (through the `lab` feature of the `cordon`
 //! binary) and the integration tests in `crates/cordon/tests` use this crate. Everything
 //! here needs Linux network namespaces; on other systems the crate is empty.
+// Public items still to document (85 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-lab` shows none.
+#![allow(missing_docs)]
 
 #[cfg(target_os = "linux")]
 pub mod bench;

@@ -1,6 +1,7 @@
 //! Golden files for the Windows (WFP filter list, netsh command list) and macOS (pf
 //! anchor) renderings, over the same sample policies as the Linux golden tests. Set
 //! `UPDATE_GOLDEN=1` to rewrite them after an intended change, then review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

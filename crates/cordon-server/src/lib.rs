@@ -4,6 +4,9 @@
 //! [`api::router`] is the whole HTTP surface as an axum `Router`; it is served over
 //! rustls by [`tls::serve`] and can be driven in-process by tests with
 //! `tower::ServiceExt::oneshot`.
+// Public items still to document (326 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-server` shows none.
+#![allow(missing_docs)]
 
 pub mod api;
 pub mod audit_csv;

@@ -22,6 +22,10 @@ pub const MAX_ERROR_CHARS: usize = 128;
 pub const MAX_SHORT_CHARS: usize = 128;
 /// Longest hostname (DNS: 253 characters).
 pub const MAX_HOSTNAME_CHARS: usize = 253;
+/// Most `degraded` lines kept from one agent report (one per exception not in force).
+pub const MAX_DEGRADED_LINES: usize = 16;
+/// Longest `degraded` line kept, in characters.
+pub const MAX_DEGRADED_CHARS: usize = 200;
 
 /// Agent-originated audit records (confirmations, tampering, failures) written per host
 /// in one [`AGENT_AUDIT_WINDOW_MS`]; beyond that they are counted, and the count is
@@ -61,19 +65,12 @@ pub fn bound_report(r: &mut StatusReport) {
     bound_opt(&mut r.digest, MAX_SHORT_CHARS);
     bound_opt(&mut r.hostname, MAX_HOSTNAME_CHARS);
     bound_addresses(&mut r.addresses);
-    // The degraded lines end up in `state_reason`: as many and as long as a detail.
-    r.degraded.truncate(MAX_ADDRESSES);
-    let mut budget = MAX_DETAIL_CHARS;
-    r.degraded.retain_mut(|line| {
-        if budget == 0 {
-            return false;
+    r.degraded.truncate(MAX_DEGRADED_LINES);
+    for line in r.degraded.iter_mut() {
+        if line.chars().count() > MAX_DEGRADED_CHARS {
+            *line = truncate(line, MAX_DEGRADED_CHARS);
         }
-        if line.chars().count() > budget {
-            *line = truncate(line, budget);
-        }
-        budget = budget.saturating_sub(line.chars().count());
-        true
-    });
+    }
 }
 
 /// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].
@@ -160,7 +157,7 @@ mod tests {
             addresses: vec!["192.0.2.1".repeat(100); 10_000],
             agent_version: Some("v".repeat(10_000)),
             enforcing: true,
-            degraded: vec!["exception x unresolved".repeat(1_000); 10_000],
+            degraded: vec!["d".repeat(10_000); 10_000],
             heartbeat_ms: None,
         }
     }
@@ -174,8 +171,8 @@ mod tests {
         assert_eq!(r.detail.as_deref().map(|d| d.chars().count()), Some(MAX_DETAIL_CHARS));
         assert!(r.detail.as_deref().is_some_and(|d| d.ends_with('…')));
         assert_eq!(r.addresses.len(), MAX_ADDRESSES);
-        assert!(r.degraded.iter().map(|l| l.chars().count()).sum::<usize>() <= MAX_DETAIL_CHARS);
-        assert!(!r.degraded.is_empty());
+        assert_eq!(r.degraded.len(), MAX_DEGRADED_LINES);
+        assert!(r.degraded.iter().all(|l| l.chars().count() <= MAX_DEGRADED_CHARS));
         assert_eq!(r.state, AgentState::Tampered);
         assert_eq!(r.applied_revision, 3);
         let mut small = StatusReport {

@@ -4,6 +4,7 @@
 //! Needs `chromium` and `chromium-driver` (`apt-get install -y chromium chromium-driver`);
 //! without them this test FAILS with a message saying so. Screenshots go to
 //! `target/console-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
+use cordon_engine::{ClaimSource, Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
 use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
@@ -58,6 +58,10 @@ pub struct IsolateArgs {
     /// Print the exact ruleset that would be applied; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Whose quarantine this is: wazuh, velociraptor, agent or local. The host stays
+    /// quarantined while any source's claim stands (`cordon status` lists them).
+    #[arg(long, default_value = "local", value_parser = parse_source)]
+    pub source: ClaimSource,
     /// Re-apply the recorded quarantine (at boot, or after tampering).
     #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "message", "verify", "dry_run"])]
     pub reapply: bool,
@@ -85,9 +89,13 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     pub remote: crate::remote::Conn,
     /// Break glass: remove Cordon's rules from every firewall backend on this host, even
-    /// when the state file is missing or damaged.
+    /// when the state file is missing or damaged, and drop every source's claim.
     #[arg(long)]
     pub force: bool,
+    /// Whose claim to release (wazuh, velociraptor, agent, local); the rules go when no
+    /// claim is left.
+    #[arg(long, default_value = "local", value_parser = parse_source)]
+    pub source: ClaimSource,
     #[command(flatten)]
     pub common: Common,
 }
@@ -103,6 +111,9 @@ fn parse_spec(s: &str) -> Result<AllowSpec, String> {
 }
 fn parse_server(s: &str) -> Result<AllowSpec, String> {
     AllowSpec::parse_server(s).map_err(|e| e.to_string())
+}
+fn parse_source(s: &str) -> Result<ClaimSource, String> {
+    s.parse()
 }
 fn parse_table(s: &str) -> Result<TableName, String> {
     TableName::new(s).map_err(|e| e.to_string())
@@ -267,10 +278,11 @@ fn isolate_once(a: IsolateArgs) -> u8 {
             Err(e) => fail(&e, json),
         };
     }
-    match eng.isolate(&req) {
-        Ok(out) => {
+    match eng.isolate_as(a.source, &req) {
+        Ok(claimed) => {
+            let out = &claimed.outcome;
             if json {
-                print_json(&out);
+                print_json(&claimed);
             } else {
                 println!(
                     "isolated ({} backend, table {}, applied in {:.1} ms)",
@@ -290,6 +302,7 @@ fn isolate_once(a: IsolateArgs) -> u8 {
                 for line in out.impact.lines() {
                     println!("  impact: {line}");
                 }
+                println!("  claims: {}", names(&claimed.claims));
             }
             if let Some(w) = &out.message_warning {
                 eprintln!("cordon: warning: {w}");
@@ -317,7 +330,8 @@ pub fn release(a: ReleaseArgs) -> u8 {
         return 2;
     }
     if a.force {
-        return match engine(&a.common).release_everywhere() {
+        let eng = engine(&a.common);
+        return match eng.release_everywhere().and_then(|c| eng.clear_claims().map(|_| c)) {
             Ok(cleaned) => {
                 let names: Vec<String> = cleaned.iter().map(|k| k.to_string()).collect();
                 if a.common.json {
@@ -330,14 +344,28 @@ pub fn release(a: ReleaseArgs) -> u8 {
             Err(e) => fail(&e, a.common.json),
         };
     }
-    match engine(&a.common).release() {
+    match engine(&a.common).release_as(a.source, false) {
         Ok(out) => {
             if a.common.json {
                 print_json(&out);
-            } else if out.was_isolated {
-                println!("released ({} backend, table {})", out.backend, out.table);
             } else {
-                println!("released (nothing of Cordon's was in force)");
+                match (&out.release, out.released_claim) {
+                    (Some(r), _) if r.was_isolated => println!("released ({} backend, table {})", r.backend, r.table),
+                    (Some(_), _) => println!("released (nothing of Cordon's was in force)"),
+                    (None, true) => println!(
+                        "{} claim released; still isolated, claimed by: {}",
+                        out.source,
+                        names(&out.claims)
+                    ),
+                    (None, false) => println!(
+                        "{} holds no claim; still isolated, claimed by: {} (release with their --source, or --force)",
+                        out.source,
+                        names(&out.claims)
+                    ),
+                }
+            }
+            if let Some(w) = &out.warning {
+                eprintln!("cordon: warning: {w}");
             }
             0
         }
@@ -345,11 +373,21 @@ pub fn release(a: ReleaseArgs) -> u8 {
     }
 }
 
+fn names(claims: &[ClaimSource]) -> String {
+    claims.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 pub fn status(a: StatusArgs) -> u8 {
-    match engine(&a.common).status() {
-        Ok(report) => {
+    let eng = engine(&a.common);
+    match eng.status().and_then(|r| eng.claims().map(|c| (r, c))) {
+        Ok((report, claims)) => {
             if a.common.json {
-                print_json(&report);
+                let mut v = serde_json::to_value(&report).unwrap_or_default();
+                v["claims"] = json!(claims
+                    .iter()
+                    .map(|c| json!({"source": c.source, "claimed_at": c.claimed_at}))
+                    .collect::<Vec<_>>());
+                print_json(&v);
             } else {
                 let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
                 println!("{}", report.state.as_str());
@@ -364,6 +402,9 @@ pub fn status(a: StatusArgs) -> u8 {
                 }
                 if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
                     print_coverage(&report.coverage);
+                }
+                for c in &claims {
+                    println!("  claimed by {} since {}", c.source, c.claimed_at);
                 }
             }
             0

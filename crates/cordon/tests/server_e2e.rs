@@ -3,6 +3,7 @@
 //! namespace (state in a temp dir), driven through the real CLI API client. Nothing runs
 //! in this machine's own network namespace. Needs root, iproute2 and nftables; without
 //! them the test fails saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -125,6 +126,7 @@ fn setup() -> Env {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn enroll_quarantine_tamper_outage_restart_release() {
     let env = setup();
     let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
@@ -257,6 +259,7 @@ fn enroll_quarantine_tamper_outage_restart_release() {
 /// The flow behind `cordon lab --server`: quarantine and release through the API with the
 /// leak matrix probed in each phase.
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn lab_server_demo_scores_zero_and_zero() {
     let ok = cordon_lab::server_lab::demo(Path::new(&bin()), false).expect("lab --server demo");
     assert!(ok, "the demo reported leaks, over-blocks or an unconfirmed quarantine");

@@ -12,7 +12,8 @@ pub mod adapters;
 pub mod api;
 pub mod db;
 pub mod engine;
-pub mod model;
+/// The automation API's wire types, shared with the CLI (issue 13).
+pub use cordon_proto::automation as model;
 pub mod notify;
 pub mod qualify;
 pub mod schema;

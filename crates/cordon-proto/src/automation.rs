@@ -1,11 +1,11 @@
 //! Wire types of the automation API (`/v1/events`, `/v1/rules`, `/v1/approvals`,
-//! `/v1/automation/settings`, `/v1/notifications/...`).
+//! `/v1/automation/settings`, `/v1/notifications/...`), shared by the server and the CLI.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Event severity, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -39,7 +39,8 @@ impl Severity {
 }
 
 /// `POST /v1/events`: one security event about a host.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventIn {
     /// Host id, hostname, or one of its IP addresses.
     pub host: String,
@@ -59,12 +60,13 @@ pub struct EventIn {
     pub occurred_at: Option<String>,
     /// The original event, stored as is.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// What one rule concluded about one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleOutcome {
     pub rule: String,
     /// `quarantine`, `notify_only`, `approval_required`, `no_match`, `blocked`, `rule_error`.
@@ -73,7 +75,8 @@ pub struct RuleOutcome {
 }
 
 /// A stored event and what automation did with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventRecord {
     pub id: String,
     pub received_at: String,
@@ -93,18 +96,20 @@ pub struct EventRecord {
     /// The rule that acted, if any.
     pub rule: Option<String>,
     pub outcomes: Vec<RuleOutcome>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub raw: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventList {
     pub events: Vec<EventRecord>,
 }
 
 /// A rule as submitted. Well-typed but semantically invalid rules are stored disabled,
 /// with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleSpec {
     pub name: String,
     #[serde(default = "yes")]
@@ -144,7 +149,8 @@ fn enforce() -> String {
     "enforce".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleRecord {
     pub id: i64,
     #[serde(flatten)]
@@ -157,13 +163,15 @@ pub struct RuleRecord {
     pub updated_by: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleList {
     pub rules: Vec<RuleRecord>,
 }
 
 /// Guardrails and retention, one row for the whole fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settings {
     /// Global kill switch: `false` stops every automatic action (events are still recorded).
     pub enabled: bool,
@@ -181,7 +189,8 @@ pub struct Settings {
 }
 
 /// `PUT /v1/automation/settings`: fields left out are unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsPatch {
     pub enabled: Option<bool>,
     pub cap_count: Option<i64>,
@@ -193,7 +202,8 @@ pub struct SettingsPatch {
     pub console_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub id: i64,
     pub event_id: String,
@@ -208,13 +218,15 @@ pub struct Approval {
     pub decision_comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalList {
     pub approvals: Vec<Approval>,
 }
 
 /// Approve or deny pending approvals in bulk: `ids`, or `all: true`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRequest {
     #[serde(default)]
     pub ids: Vec<i64>,
@@ -223,7 +235,8 @@ pub struct DecisionRequest {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionResult {
     pub id: i64,
     pub host_id: String,
@@ -231,7 +244,8 @@ pub struct DecisionResult {
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionResponse {
     pub results: Vec<DecisionResult>,
 }
@@ -239,7 +253,8 @@ pub struct DecisionResponse {
 /// Notification kinds a target can subscribe to.
 pub const NOTIFY_KINDS: [&str; 5] = ["quarantined", "released", "failed", "tampered", "approval_required"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetSpec {
     pub name: String,
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
@@ -252,7 +267,8 @@ pub struct TargetSpec {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     pub id: i64,
     #[serde(flatten)]
@@ -260,13 +276,15 @@ pub struct Target {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetList {
     pub targets: Vec<Target>,
 }
 
 /// One notification in the outbox and its delivery status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     pub id: i64,
     pub target_id: i64,
@@ -279,17 +297,19 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub delivered_at: Option<String>,
     pub created_at: String,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryList {
     pub deliveries: Vec<Delivery>,
 }
 
 /// Answer of the intake endpoints: each event as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntakeResponse {
     pub events: Vec<EventRecord>,
     /// Lines or items that could not be turned into an event, with why.
