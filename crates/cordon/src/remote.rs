@@ -106,7 +106,10 @@ pub struct QuarantineArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub what: Option<AuditWhat>,
     /// Host id or hostname.
     #[arg(long)]
     pub host: Option<String>,
@@ -127,6 +130,70 @@ pub struct AuditArgs {
     /// Same as --format json.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditWhat {
+    /// Check the audit log's hash chain and name the first bad record: on the server
+    /// (admin token), or offline in a JSON-lines export with --file. Exit 0 intact,
+    /// 1 tampered (or unreachable), 2 bad input.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    /// Verify this export (`cordon audit --format jsonl > FILE`) offline instead of the server.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A checkpoint `ID:HASH` recorded earlier (the server log's `audit checkpoint`
+    /// line, or the `head:` of an earlier verification): catches a cut tail.
+    #[arg(long, value_name = "ID:HASH")]
+    pub checkpoint: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cordon audit verify`: server-side or offline (`--file`) chain verification.
+fn audit_verify(a: AuditVerifyArgs) -> u8 {
+    use cordon_proto::audit_chain::{parse_jsonl, render, verify, Checkpoint};
+    block_on(async move {
+        let cp = a
+            .checkpoint
+            .as_deref()
+            .map(|c| c.parse::<Checkpoint>().map_err(Failure::usage))
+            .transpose()?;
+        let report = match &a.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                let records = parse_jsonl(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                verify(&records, cp.map(|c| ("given".to_string(), c)).into_iter().collect())
+            }
+            None => {
+                let api = connect(&a.conn, Code::Failed)?;
+                api.audit_verify(a.checkpoint.as_deref())
+                    .await
+                    .map_err(|e| client_failure(e, &[400]))?
+            }
+        };
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            );
+        } else {
+            print!("{}", render(&report));
+        }
+        match &report.problem {
+            None => Ok(()),
+            Some(p) => Err(Failure::msg(
+                Code::Failed,
+                format!("audit chain broken at record {}", p.id),
+            )),
+        }
+    })
 }
 
 /// Exit code for a call the server refused: 2 for the `usage` statuses (the request was
@@ -431,6 +498,9 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
 }
 
 pub fn audit(a: AuditArgs) -> u8 {
+    if let Some(AuditWhat::Verify(v)) = a.what {
+        return audit_verify(v);
+    }
     block_on(async move {
         let api = connect(&a.conn, Code::Failed)?;
         let format = if a.json { "json".to_string() } else { a.format.clone() };
