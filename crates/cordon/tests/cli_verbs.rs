@@ -3,6 +3,8 @@
 //! client's options are accepted after the subcommand. Touches no firewall: the refused
 //! command stops before the engine, the API calls fail before any request.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::process::Command;
 
 fn cordon(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
