@@ -147,6 +147,10 @@ pub struct LabelsRequest {
 pub struct RevokeRequest {
     #[serde(default)]
     pub comment: Option<String>,
+    /// Revoke even though the host is quarantined or its release is unconfirmed (409
+    /// otherwise): a quarantined host then stays quarantined with no remote release.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,14 +17,21 @@ use crate::term;
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
     /// Server URL, https://HOST:PORT.
-    #[arg(long = "server", env = "CORDON_SERVER", value_name = "URL")]
+    #[arg(long = "server", env = "CORDON_SERVER", value_name = "URL", global = true)]
     pub server_url: Option<String>,
     /// API bearer token.
-    #[arg(long, env = "CORDON_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "CORDON_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// The server's CA certificate (PEM), e.g. DATA/ca.pem or /etc/cordon/ca.pem.
-    #[arg(long, env = "CORDON_CA", value_name = "FILE")]
+    #[arg(long, env = "CORDON_CA", value_name = "FILE", global = true)]
     pub ca: Option<PathBuf>,
+}
+
+impl Conn {
+    /// True when `--token` was given as an option (not only through `CORDON_TOKEN`).
+    pub fn token_given_on_command_line(&self) -> bool {
+        self.token.is_some() && std::env::args().any(|a| a == "--token" || a.starts_with("--token="))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +73,10 @@ pub enum HostsWhat {
         host: String,
         #[arg(long)]
         comment: Option<String>,
+        /// Revoke even though the host is quarantined (it stays quarantined with no way to
+        /// release it remotely) or its release is not confirmed yet.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -296,20 +307,35 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     print_json(&h);
                 } else {
                     println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+                    // Never "quarantined" for an agent that enforces nothing.
+                    let not_enforcing = h.state == cordon_proto::HostState::Quarantined
+                        && h.state_reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("not enforcing"));
                     println!(
                         "  state:     {} since {}{}",
-                        h.state.as_str(),
+                        if not_enforcing {
+                            "not_enforcing"
+                        } else {
+                            h.state.as_str()
+                        },
                         h.state_since,
                         h.state_reason
                             .as_deref()
                             .map(|r| format!(" ({})", term::safe(r)))
                             .unwrap_or_default()
                     );
+                    // `applied` is the last revision the agent confirmed in force; a pending
+                    // revision is said to be pending, not applied.
                     println!(
-                        "  desired:   {} (revision {}, applied {})",
-                        if h.desired.quarantined { "quarantined" } else { "normal" },
+                        "  desired:   {} (revision {}, {})",
+                        if h.desired.quarantined { "quarantine" } else { "normal" },
                         h.desired.revision,
-                        h.applied_revision
+                        if h.applied_revision >= h.desired.revision {
+                            "in force".to_string()
+                        } else {
+                            format!("requested; in force: revision {}", h.applied_revision)
+                        }
                     );
                     if h.desired.quarantined {
                         println!(
@@ -362,8 +388,11 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     );
                 }
             }
-            HostsWhat::Revoke { host, comment } => {
-                let h = api.revoke(&host, &RevokeRequest { comment }).await.map_err(fail)?;
+            HostsWhat::Revoke { host, comment, force } => {
+                let h = api
+                    .revoke(&host, &RevokeRequest { comment, force })
+                    .await
+                    .map_err(fail)?;
                 if a.json {
                     print_json(&h);
                 } else {
