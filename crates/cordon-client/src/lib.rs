@@ -465,6 +465,24 @@ impl ApiClient {
         }
     }
 
+    /// `GET /v1/audit/verify` (admin): the server checks its audit chain, against
+    /// `checkpoint` (`ID:HASH`) too when given.
+    ///
+    /// # Errors
+    /// As [`ApiClient::json`].
+    pub async fn audit_verify(
+        &self,
+        checkpoint: Option<&str>,
+    ) -> Result<cordon_proto::audit_chain::ChainReport, ClientError> {
+        self.json(
+            Method::GET,
+            &["v1", "audit", "verify"],
+            &[("checkpoint", checkpoint)],
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `GET /v1/audit` in `format`, the body as the server sent it.
     ///
     /// # Errors

@@ -147,6 +147,10 @@ pub struct LabelsRequest {
 pub struct RevokeRequest {
     #[serde(default)]
     pub comment: Option<String>,
+    /// Revoke even though the host is quarantined or its release is unconfirmed (409
+    /// otherwise): a quarantined host then stays quarantined with no remote release.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +167,13 @@ pub struct AuditRecord {
     /// `ok`, `pending`, `error`, ...
     pub result: String,
     pub detail: Option<String>,
+    /// Hash of the chained record before this one (64 zeros for the first); absent on
+    /// records written before the chain existed. See [`crate::audit_chain`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) over `prev_hash` and the canonical encoding of every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod audit_chain;
 pub mod automation;
 pub mod enroll;
 pub mod fingerprint;

@@ -79,6 +79,8 @@ mod tests {
             comment: Some(comment.into()),
             result: "ok".into(),
             detail: Some("-2+3".into()),
+            prev_hash: None,
+            hash: None,
         }
     }
 

@@ -128,6 +128,20 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let store = Arc::new(Store::connect(&cfg.db).await?);
+    // Audit chain checkpoints in the server log (issue 17): a copy of the head outside
+    // the database, at start and every ten minutes.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.log_audit_checkpoint().await {
+                    tracing::warn!(error = %e, "cannot read the audit chain head");
+                }
+            }
+        });
+    }
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store.clone(), Some(ca));

@@ -358,6 +358,15 @@ pub fn release(a: ReleaseArgs) -> u8 {
     if !a.hosts.is_empty() || a.label.is_some() {
         return crate::remote::release(a.hosts, a.label, a.comment, &a.remote, a.common.json);
     }
+    // The local command never takes the API client's options: `--comment` (or `--token`)
+    // without a HOST or `--label` is an analyst who meant the server, not this machine.
+    if a.comment.is_some() || a.remote.token_given_on_command_line() {
+        eprintln!(
+            "cordon: --comment and --token are for releasing hosts through the server: name the HOST(s) or \
+             --label. `cordon release` without them removes the quarantine of THIS machine; nothing was changed"
+        );
+        return 2;
+    }
     if a.force {
         let eng = engine(&a.common);
         return match eng.release_everywhere().and_then(|c| eng.clear_claims().map(|_| c)) {

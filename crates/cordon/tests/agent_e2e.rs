@@ -223,9 +223,15 @@ fn unresolvable_exception_degrades_instead_of_failing_open() {
     );
     assert!(!reachable(&env, edr), "unresolved exception must not open anything");
     assert!(env.ruleset().contains("198.51.100.20"), "{}", env.ruleset());
-    wait_until("server sees the quarantine", Duration::from_secs(5), || {
-        env.host()["state"] == "quarantined"
+    wait_until("server sees the quarantine, degraded", Duration::from_secs(5), || {
+        let h = env.host();
+        h["state"] == "quarantined"
+            && h["state_reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("degraded: exception tcp://edr.cordon.lab:80 unresolved"))
     });
+    let (_, text, _) = env.api(&["hosts", "show", "endpoint"]);
+    assert!(text.contains("degraded: exception tcp://edr.cordon.lab:80"), "{text}");
 
     // The name starts to resolve: the agent, retrying, adds it atomically.
     env.lab.set_dns("edr.cordon.lab", &[OTHER4.into(), OTHER6.into()]);
@@ -234,6 +240,10 @@ fn unresolvable_exception_degrades_instead_of_failing_open() {
     });
     eprintln!("exception applied {took:?} after its name started to resolve");
     assert_eq!(env.endpoint_state(), "isolated");
+    wait_until("degraded cleared on the server", Duration::from_secs(5), || {
+        let h = env.host();
+        h["state"] == "quarantined" && h["state_reason"].is_null()
+    });
 }
 
 /// DR failover: the server moves to a new address and DNS answer while the host is

@@ -353,6 +353,10 @@ fn add_filter(e: &Engine, spec: &FilterSpec) -> Result<(), FirewallError> {
     let mut f: FWPM_FILTER0 = unsafe { std::mem::zeroed() };
     f.displayData.name = name.as_mut_ptr() as PWSTR;
     f.flags = FWPM_FILTER_FLAG_PERSISTENT;
+    if spec.flags.clear_action_right {
+        // A hard block: no lower-priority sublayer's permit (hard or soft) can undo it.
+        f.flags |= FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT;
+    }
     f.providerKey = &mut provider_key;
     f.layerKey = layer_key(spec.layer);
     f.subLayerKey = SUBLAYER;

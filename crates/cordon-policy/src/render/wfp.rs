@@ -5,8 +5,11 @@
 //!
 //! All filters go into Cordon's own sublayer. Within a sublayer the matching filter with
 //! the highest weight decides, so permits carry [`PERMIT_WEIGHT`] and the unconditional
-//! block of each layer [`BLOCK_WEIGHT`]. Across sublayers a block always wins over a
-//! permit, so our block cannot be undone by the user's (or Windows Firewall's) permits.
+//! block of each layer [`BLOCK_WEIGHT`]. Across sublayers a block wins over a *soft*
+//! permit, but a *hard* permit (one that clears the action right) from another provider's
+//! sublayer of higher or equal weight would win over a soft block. So every block filter
+//! is a hard block itself: it carries [`FilterFlags::clear_action_right`]
+//! (`FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT`), and a later sublayer's permit cannot undo it.
 //!
 //! ALE layers authorize flows, not packets: replies on an allowed connection need no
 //! filter, and when filters change, Windows re-authorizes existing flows, which cuts
@@ -144,6 +147,25 @@ fn proto_name(p: u8) -> String {
     }
 }
 
+/// The `FWPM_FILTER0.flags` that depend on the filter (the FFI layer adds
+/// `FWPM_FILTER_FLAG_PERSISTENT` to every filter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FilterFlags {
+    /// `FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT`: the action is final (a hard block), no
+    /// lower-priority sublayer can override it, not even with a hard permit.
+    pub clear_action_right: bool,
+}
+
+impl fmt::Display for FilterFlags {
+    /// The flag names, space-separated; empty when no flag is set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.clear_action_right {
+            f.write_str("clear_action_right")?;
+        }
+        Ok(())
+    }
+}
+
 /// One filter to add: everything `FwpmFilterAdd0` needs except the fixed provider and
 /// sublayer keys and the persistent flag, which the FFI layer supplies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,6 +176,8 @@ pub struct FilterSpec {
     pub action: Action,
     pub weight: u8,
     pub conditions: Vec<Condition>,
+    /// Set on every block filter: blocks are hard blocks (see the module comment).
+    pub flags: FilterFlags,
 }
 
 impl FilterSpec {
@@ -164,6 +188,7 @@ impl FilterSpec {
             action: Action::Permit,
             weight: PERMIT_WEIGHT,
             conditions,
+            flags: FilterFlags::default(),
         }
     }
 
@@ -317,13 +342,17 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
                 action: Action::Block,
                 weight: BLOCK_WEIGHT,
                 conditions: Vec::new(),
+                flags: FilterFlags {
+                    clear_action_right: true,
+                },
             });
         }
     }
     out
 }
 
-/// One line per filter, for `--dry-run` and golden files.
+/// One line per filter, for `--dry-run` and golden files: layer, action, weight, the
+/// conditions (`(all)` when none), the flags in brackets when any, and the name.
 pub fn render_text(filters: &[FilterSpec]) -> String {
     let mut o = String::new();
     for f in filters {
@@ -337,10 +366,12 @@ pub fn render_text(filters: &[FilterSpec]) -> String {
         } else {
             conds.join(" ")
         };
+        let flags = f.flags.to_string();
+        let flags = if flags.is_empty() { flags } else { format!(" [{flags}]") };
         // Writing to a String cannot fail.
         let _ = writeln!(
             o,
-            "{:<24} {action} w={:<2} {conds}  # {}",
+            "{:<24} {action} w={:<2} {conds}{flags}  # {}",
             f.layer.name(),
             f.weight,
             f.name
@@ -370,6 +401,37 @@ mod tests {
                 .iter()
                 .filter(|f| f.layer == layer && f.action == Action::Permit)
                 .all(|f| f.weight > block.weight));
+        }
+    }
+
+    /// Fault kind: a block that a hard permit elsewhere can undo (a soft block).
+    #[test]
+    fn every_block_filter_is_a_hard_block() {
+        let policies = [
+            Policy::builder()
+                .server("192.0.2.1:8443".parse().unwrap())
+                .dhcp(true)
+                .build(),
+            Policy::builder()
+                .server("[2001:db8:c0::1]:8443".parse().unwrap())
+                .build(),
+        ];
+        for p in &policies {
+            let fs = filters(p);
+            let blocks: Vec<_> = fs.iter().filter(|f| f.action == Action::Block).collect();
+            assert_eq!(blocks.len(), Layer::ALL.len());
+            for b in blocks {
+                assert!(b.flags.clear_action_right, "soft block: {b:?}");
+            }
+            // Permits stay soft: a hard permit would override other providers' blocks.
+            for f in fs.iter().filter(|f| f.action == Action::Permit) {
+                assert!(!f.flags.clear_action_right, "hard permit: {f:?}");
+            }
+            let text = render_text(&fs);
+            assert_eq!(
+                text.lines().filter(|l| l.contains("[clear_action_right]")).count(),
+                Layer::ALL.len()
+            );
         }
     }
 

@@ -38,7 +38,9 @@ pub async fn desired(
             .desired(&agent.host_id)
             .await?
             .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
-        if revoked {
+        if revoked && desired.quarantined {
+            // (A revoked host only gets here while a release ordered before the
+            // revocation is unconfirmed; see `Store::host_active`.)
             return Err(ApiError::forbidden(format!("host {} is revoked", agent.host_id)));
         }
         let newer = q.since.is_none_or(|s| desired.revision > s);

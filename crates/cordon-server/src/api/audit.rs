@@ -188,3 +188,30 @@ impl Export {
         Ok((!out.is_empty()).then(|| out.into()))
     }
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VerifyQuery {
+    /// A checkpoint recorded earlier (`ID:HASH`, from the server log's `audit checkpoint`
+    /// line): the log must still contain that record with that hash.
+    pub checkpoint: Option<String>,
+}
+
+/// Checks the audit log's hash chain (admin): names the first bad record.
+#[utoipa::path(get, path = "/v1/audit/verify", params(VerifyQuery), security(("bearer" = [])),
+    responses((status = 200, body = cordon_proto::audit_chain::ChainReport), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn verify(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<VerifyQuery>,
+) -> Result<Json<cordon_proto::audit_chain::ChainReport>, ApiError> {
+    auth.require(Role::Admin)?;
+    let extra = match q.checkpoint.as_deref().filter(|c| !c.is_empty()) {
+        None => Vec::new(),
+        Some(c) => vec![(
+            "given".to_string(),
+            c.parse::<cordon_proto::audit_chain::Checkpoint>()
+                .map_err(ApiError::invalid)?,
+        )],
+    };
+    Ok(Json(st.store.audit_verify(extra).await?))
+}

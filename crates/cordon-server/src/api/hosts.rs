@@ -206,14 +206,16 @@ pub async fn revoke(
     body: axum::body::Bytes,
 ) -> Result<Json<Host>, ApiError> {
     auth.require(Role::Admin)?;
-    let comment = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        RevokeRequest::default()
     } else {
         serde_json::from_slice::<RevokeRequest>(&body)
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
-            .comment
     };
-    let host_id = st.store.revoke(auth.actor(), &id, comment.as_deref()).await?;
+    let host_id = st
+        .store
+        .revoke(auth.actor(), &id, req.comment.as_deref(), req.force)
+        .await?;
     // Wake a waiting long-poll so it notices the revocation and closes now.
     st.hub.notify(&host_id);
     Ok(Json(st.store.host(&host_id).await?))

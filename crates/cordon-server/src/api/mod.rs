@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quarantine", post(hosts::quarantine_many))
         .route("/v1/release", post(hosts::release_many))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/enrollment-tokens", post(tokens::create_enroll))

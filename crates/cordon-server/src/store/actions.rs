@@ -338,10 +338,46 @@ impl Store {
         Ok((id, changed_desired))
     }
 
-    /// Revokes a host: its certificate is refused from now on.
-    pub async fn revoke(&self, actor: &str, reference: &str, comment: Option<&str>) -> Result<String, StoreError> {
+    /// Revokes a host: its certificate is refused from now on (except to fetch and confirm
+    /// a release ordered before the revocation).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the host is desired quarantined, or a release is not
+    /// yet confirmed, and `force` is false: revoking it would leave it quarantined with no
+    /// way to release it remotely.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        reference: &str,
+        comment: Option<&str>,
+        force: bool,
+    ) -> Result<String, StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
         let id = resolve_one_tx(&mut tx, reference).await?;
+        let host = super::hosts::load_tx(&mut tx, &id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let left_behind = if host.desired.quarantined {
+            Some(format!(
+                "{} is quarantined (state {}): release it first and wait for `normal`, or revoke with --force, \
+                 which leaves its quarantine in force with no way to release it remotely \
+                 (then only `cordon release --force` on the host itself)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else if host.state != cordon_proto::HostState::Normal {
+            Some(format!(
+                "{} has a release that is not confirmed yet (state {}): wait for `normal`, or revoke with \
+                 --force (the agent can still fetch and confirm that release, nothing else)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else {
+            None
+        };
+        if let (Some(why), false) = (&left_behind, force) {
+            return Err(StoreError::Conflict(why.clone()));
+        }
         sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1")
             .bind(id.clone())
             .execute(&mut *tx)
@@ -356,7 +392,7 @@ impl Store {
                 host_id: Some(&id),
                 comment,
                 result: "ok",
-                detail: None,
+                detail: left_behind.as_deref().map(|w| format!("forced: {w}")).as_deref(),
             },
         )
         .await?;

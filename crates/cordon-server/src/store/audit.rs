@@ -1,5 +1,6 @@
-//! The append-only audit log.
+//! The append-only audit log, hash-chained (issue 17, see [`cordon_proto::audit_chain`]).
 
+use cordon_proto::audit_chain::{chain_hash, ChainReport, Checkpoint, Verifier};
 use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
@@ -21,11 +22,22 @@ pub struct NewAudit<'a> {
 /// also queued in `notify_pending` in the same transaction, so it is delivered even when
 /// another writer's smaller id commits after it. Returns the record's id.
 pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, StoreError> {
+    // Lock the chain head before the record's id is allocated (migration 0017): a row
+    // lock on PostgreSQL held to commit, so concurrent writers on any replica append
+    // one after the other and chain order is id order.
+    sqlx::query("UPDATE audit_chain SET chained = chained + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let prev = get_str(&head, "head_hash")?;
+    let at = now_ms();
     let row = sqlx::query(
         "INSERT INTO audit (at, actor, action, host_id, comment, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          RETURNING id",
     )
-    .bind(now_ms())
+    .bind(at)
     .bind(rec.actor.to_string())
     .bind(rec.action.to_string())
     .bind(rec.host_id.map(str::to_string))
@@ -35,6 +47,30 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     .fetch_one(&mut **tx)
     .await?;
     let id = get_i64(&row, "id")?;
+    let full = AuditRecord {
+        id,
+        at: to_rfc3339(at),
+        actor: rec.actor.to_string(),
+        action: rec.action.to_string(),
+        host_id: rec.host_id.map(str::to_string),
+        comment: rec.comment.map(str::to_string),
+        result: rec.result.to_string(),
+        detail: rec.detail.map(str::to_string),
+        prev_hash: None,
+        hash: None,
+    };
+    let hash = chain_hash(&prev, &full);
+    sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3")
+        .bind(prev)
+        .bind(hash.clone())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
     if crate::automation::notify::kind_of(rec.action).is_some() {
         sqlx::query("INSERT INTO notify_pending (audit_id) VALUES ($1)")
             .bind(id)
@@ -43,6 +79,9 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     }
     Ok(id)
 }
+
+/// Label of the chain head kept in the database, as named in verification reports.
+pub const CHECKPOINT_SOURCE: &str = "database chain-head";
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -66,6 +105,8 @@ fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         comment: get_opt_str(row, "comment")?,
         result: get_str(row, "result")?,
         detail: get_opt_str(row, "detail")?,
+        prev_hash: get_opt_str(row, "prev_hash")?,
+        hash: get_opt_str(row, "hash")?,
     })
 }
 
@@ -111,8 +152,9 @@ impl Store {
         order: AuditOrder,
         limit: Option<i64>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql =
-            String::from("SELECT id, at, actor, action, host_id, comment, result, detail FROM audit WHERE 1=1");
+        let mut sql = String::from(
+            "SELECT id, at, actor, action, host_id, comment, result, detail, prev_hash, hash FROM audit WHERE 1=1",
+        );
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -156,6 +198,58 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
+    }
+
+    /// The chain head kept in the database (`None` before the first chained record) and
+    /// the id of the last record written before the chain existed.
+    pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {
+        let row = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let head = super::get_opt_i64(&row, "head_id")?
+            .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
+        Ok((head.transpose()?, get_i64(&row, "started_after")?))
+    }
+
+    /// Writes the chain head to the server log (`audit checkpoint ID:HASH`) so a copy
+    /// lives outside the database; `cordon audit verify --checkpoint ID:HASH` checks a
+    /// log or an export against it.
+    pub async fn log_audit_checkpoint(&self) -> Result<(), StoreError> {
+        if let (Some(h), _) = self.audit_head().await? {
+            tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), "audit checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Checks the whole log, oldest first, page by page, against the chain, the
+    /// database's chain head and `extra` checkpoints (source label, head). Logs the
+    /// head it found as a checkpoint.
+    pub async fn audit_verify(&self, extra: Vec<(String, Checkpoint)>) -> Result<ChainReport, StoreError> {
+        let (head, started_after) = self.audit_head().await?;
+        let mut checkpoints = extra;
+        if let Some(h) = head {
+            checkpoints.push((CHECKPOINT_SOURCE.to_string(), h));
+        }
+        let mut v = Verifier::new(checkpoints).chain_starts_after(started_after);
+        let filter = AuditFilter::default();
+        let mut after = None;
+        loop {
+            let (records, next) = self
+                .audit_page(&filter, after, AuditOrder::Oldest, super::hosts::MAX_PAGE)
+                .await?;
+            for r in &records {
+                v.push(r);
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let report = v.finish();
+        if let Some(h) = &report.head {
+            tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), ok = report.ok, "audit checkpoint");
+        }
+        Ok(report)
     }
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).

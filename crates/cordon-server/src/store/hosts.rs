@@ -327,13 +327,20 @@ impl Store {
 
     /// Whether `id` is enrolled and not revoked (checked on every agent request).
     pub async fn host_active(&self, id: &str) -> Result<Option<bool>, StoreError> {
-        let row = sqlx::query("SELECT revoked FROM hosts WHERE id = $1")
+        let row = sqlx::query("SELECT revoked, quarantined, revision, applied_revision FROM hosts WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(get_i64(&r, "revoked")? == 0)),
+            Some(r) => {
+                let revoked = get_i64(&r, "revoked")? != 0;
+                // A release ordered before the revocation still reaches the agent: until it
+                // confirmed that release, the revoked host may fetch it and report.
+                let release_unconfirmed =
+                    get_i64(&r, "quarantined")? == 0 && get_i64(&r, "applied_revision")? < get_i64(&r, "revision")?;
+                Ok(Some(!revoked || release_unconfirmed))
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub(crate) use actions::apply_tx;
 pub use actions::Targets;
 pub use actions::{Action, ActionParams};
 pub(crate) use audit::append as append_audit;
-pub use audit::{AuditFilter, AuditOrder, NewAudit};
+pub use audit::{AuditFilter, AuditOrder, NewAudit, CHECKPOINT_SOURCE};
 pub use enroll::NewHost;
 pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
@@ -98,6 +98,7 @@ fn migrator(url: &str) -> Migrator {
                 crate::automation::schema::migrations(url.starts_with("sqlite:")),
                 vec![scale_out_migration(url.starts_with("sqlite:"))],
                 vec![console_sessions_migration()],
+                vec![audit_chain_migration()],
             ]
             .concat(),
         ),
@@ -136,6 +137,20 @@ fn console_sessions_migration() -> Migration {
         Cow::Borrowed("console sessions"),
         MigrationType::Simple,
         Cow::Borrowed(include_str!("../../migrations/0016_console_sessions.sql")),
+        false,
+    )
+}
+
+/// Version of the audit chain migration (numbered after issue 17).
+const AUDIT_CHAIN_VERSION: i64 = 17;
+
+/// Hash chain columns and the chain head row: plain SQL for SQLite and PostgreSQL alike.
+fn audit_chain_migration() -> Migration {
+    Migration::new(
+        AUDIT_CHAIN_VERSION,
+        Cow::Borrowed("audit chain"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../../migrations/0017_audit_chain.sql")),
         false,
     )
 }

@@ -97,6 +97,12 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     let now = now_ms();
     let state = next_state(host.desired.quarantined, host.desired.revision, r, host.state);
     let reason = match state {
+        // A quarantine in force without some exceptions: what is missing (the agent's
+        // `degraded` lines), so API, CLI and console show the difference.
+        HostState::Quarantined if !r.enforcing => {
+            Some("not enforcing: the agent runs with enforce = false; no rules are in force".to_string())
+        }
+        HostState::Quarantined if !r.degraded.is_empty() => Some(format!("degraded: {}", r.degraded.join("; "))),
         HostState::Failed | HostState::Tampered => Some(
             r.detail
                 .clone()
@@ -105,8 +111,13 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         ),
         _ => None,
     };
-    let changed = state != host.state;
-    let applied = r.applied_revision.min(host.desired.revision);
+    let changed = state != host.state || (reason != host.state_reason && state == HostState::Quarantined);
+    // Only a revision whose rules are in force (or removed) counts as applied: a failure
+    // or tampering report about revision N does not make N applied.
+    let applied = match r.state {
+        AgentState::Isolated | AgentState::Released => r.applied_revision.min(host.desired.revision),
+        AgentState::Failed | AgentState::Tampered => host.applied_revision,
+    };
     sqlx::query(
         "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
          os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
@@ -136,6 +147,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     if changed {
         let actor = format!("agent:{}", host.hostname);
         let (action, result) = match state {
+            HostState::Quarantined if reason.is_some() => ("quarantine_confirmed", "degraded"),
             HostState::Quarantined => ("quarantine_confirmed", "ok"),
             HostState::Normal => ("release_confirmed", "ok"),
             HostState::Tampered => ("tampered", "repairing"),
