@@ -38,12 +38,14 @@ pub async fn desired(
             .desired(&agent.host_id)
             .await?
             .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
-        if revoked && desired.quarantined {
-            // (A revoked host only gets here while a release ordered before the
-            // revocation is unconfirmed; see `Store::host_active`.)
+        let newer = q.since.is_none_or(|s| desired.revision > s);
+        // A revoked host only gets here while a release ordered before the revocation is
+        // unconfirmed (see `Store::host_active`): it is answered that release once, and
+        // refused otherwise, also when the revocation lands during its long-poll (on any
+        // replica).
+        if revoked && (desired.quarantined || !newer) {
             return Err(ApiError::forbidden(format!("host {} is revoked", agent.host_id)));
         }
-        let newer = q.since.is_none_or(|s| desired.revision > s);
         if newer || tokio::time::Instant::now() >= deadline {
             tracing::debug!(host = %agent.host_id, revision = desired.revision, "agent long-poll answered");
             return Ok(Json(desired));
