@@ -22,7 +22,7 @@ use cordon_policy::{Policy, TableName};
 use super::super::consts::*;
 use super::expr::{accept, lookup, Expr};
 use super::matches::{ether_type, icmpv6_type, l4proto, peer_addr, peer_port, tcp_not_syn, udp_ports, Dir};
-use super::sets::{icmp_type_set, icmpv6_type_set, peer_sets, PeerSetIds};
+use super::sets::{icmp_type_set, peer_sets, PeerSetIds};
 use super::table::TableMode;
 use super::wire::Batch;
 
@@ -197,11 +197,22 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
 
     /// README 5: `meta protocol ip6 icmpv6 type { 133, 134, 135, 136 } accept`.
     pub fn add_icmpv6_nd_rule(&mut self, dir: Dir) {
-        let (spec, elems) = icmpv6_type_set(&ICMPV6_ND_TYPES);
+        self.add_icmp_type_rule(dir, NFPROTO_IPV6, &ICMPV6_ND_TYPES);
+    }
+
+    /// `meta protocol ip icmp type { … } accept` (IPv4) or the ICMPv6 form, with its
+    /// anonymous type set created right before the rule, as nft does.
+    fn add_icmp_type_rule(&mut self, dir: Dir, nfproto: u8, types: &[u8]) {
+        let (ethertype, icmp) = if nfproto == NFPROTO_IPV4 {
+            (ETH_P_IP, IPPROTO_ICMP)
+        } else {
+            (ETH_P_IPV6, IPPROTO_ICMPV6)
+        };
+        let (spec, elems) = icmp_type_set(nfproto, types);
         let id = self.batch.new_set(self.table, &spec);
         self.batch.new_elements(self.table, ANON_SET_NAME, id, &elems);
-        let mut r = ether_type(ETH_P_IPV6).to_vec();
-        r.extend(l4proto(IPPROTO_ICMPV6));
+        let mut r = ether_type(ethertype).to_vec();
+        r.extend(l4proto(icmp));
         r.extend([icmpv6_type(), lookup(ANON_SET_NAME, id)]);
         r.push(accept());
         self.rule(dir, &r);
@@ -213,19 +224,12 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
     /// accepts only those related to a connection to an allowed peer (a router's
     /// "fragmentation needed" / "packet too big" arrives from an address that is not a peer).
     pub fn add_icmp_error_rules(&mut self) {
-        for (ethertype, nfproto, icmp, types) in [
-            (ETH_P_IP, NFPROTO_IPV4, IPPROTO_ICMP, &ICMP4_ERROR_TYPES[..]),
-            (ETH_P_IPV6, NFPROTO_IPV6, IPPROTO_ICMPV6, &ICMP6_ERROR_TYPES[..]),
+        for (nfproto, types) in [
+            (NFPROTO_IPV4, &ICMP4_ERROR_TYPES[..]),
+            (NFPROTO_IPV6, &ICMP6_ERROR_TYPES[..]),
         ] {
             let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
-            let (spec, elems) = icmp_type_set(nfproto, &types);
-            let id = self.batch.new_set(self.table, &spec);
-            self.batch.new_elements(self.table, ANON_SET_NAME, id, &elems);
-            let mut r = ether_type(ethertype).to_vec();
-            r.extend(l4proto(icmp));
-            r.extend([icmpv6_type(), lookup(ANON_SET_NAME, id)]);
-            r.push(accept());
-            self.rule(Dir::In, &r);
+            self.add_icmp_type_rule(Dir::In, nfproto, &types);
         }
     }
 
