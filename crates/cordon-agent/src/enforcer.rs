@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use cordon_engine::{Engine, EngineError, QuarantineState};
+use cordon_engine::{ClaimSource, Engine, EngineError, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
 use cordon_policy::TableName;
 
@@ -24,6 +24,9 @@ pub struct Check {
     pub digest: Option<String>,
     pub backend: Option<String>,
     pub reason: Option<String>,
+    /// Claims on this host's quarantine held by other sources (`wazuh`, `velociraptor`,
+    /// `local`): the agent reports them and never undoes them.
+    pub other_claims: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,16 @@ pub trait Enforcer: Send + Sync + 'static {
     fn reapply(&self) -> Result<Applied, EnforceError>;
     fn release(&self) -> Result<(), EnforceError>;
     fn check(&self) -> Result<Check, EnforceError>;
+    /// At agent start: the kernel against the record, telling tampering while no agent
+    /// ran (same boot) from a reboot. The default knows no boots: anything but intact
+    /// rules reads as a reboot.
+    fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
+        let c = self.check()?;
+        Ok(match c.state {
+            QuarantineState::Isolated => StartupFinding::Intact,
+            _ => StartupFinding::Rebooted,
+        })
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -85,7 +98,10 @@ impl EngineEnforcer {
 
 impl Enforcer for EngineEnforcer {
     fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError> {
-        let out = self.engine.isolate_unverified(&plan.request(), notify_users)?;
+        let out = self
+            .engine
+            .isolate_unverified_as(ClaimSource::Agent, &plan.request(), notify_users)?
+            .outcome;
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),
@@ -99,18 +115,31 @@ impl Enforcer for EngineEnforcer {
         })
     }
 
+    /// Releases the agent's own claim; other sources' claims stay in force.
     fn release(&self) -> Result<(), EnforceError> {
-        self.engine.release()?;
+        self.engine.release_as(ClaimSource::Agent, false)?;
         Ok(())
+    }
+
+    fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
+        Ok(self.engine.startup_check()?)
     }
 
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
+        let other_claims = self
+            .engine
+            .claims()?
+            .into_iter()
+            .filter(|c| c.source != ClaimSource::Agent)
+            .map(|c| c.source.to_string())
+            .collect();
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
             backend: r.backend.map(|b| b.to_string()),
             reason: r.reason,
+            other_claims,
         })
     }
 }
@@ -230,6 +259,7 @@ impl Enforcer for MemoryEnforcer {
             digest: s.recorded.as_ref().map(Self::digest),
             backend: Some("memory".into()),
             reason,
+            other_claims: vec![],
         })
     }
 }

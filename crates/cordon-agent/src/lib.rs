@@ -2,6 +2,9 @@
 //! open to the server over mutual TLS, converges the host's firewall to the desired state,
 //! persists that state so it re-applies at boot and stays quarantined while the server is
 //! unreachable, checks for tampering every second and repairs it, and reports status.
+// Public items still to document (61 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-agent` shows none.
+#![allow(missing_docs)]
 
 pub mod addrs;
 pub mod backoff;

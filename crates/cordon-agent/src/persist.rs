@@ -96,7 +96,8 @@ pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
     write_private(&path(state_dir), &json)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

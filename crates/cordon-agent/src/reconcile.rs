@@ -28,14 +28,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cordon_engine::QuarantineState;
+use cordon_engine::{QuarantineState, StartupFinding};
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::backoff::Backoff;
 use crate::client::{Connect, ServerClient, POLL_WAIT_SECS};
-use crate::enforcer::{Applied, EnforceError, Enforcer};
+use crate::enforcer::{Applied, Check, EnforceError, Enforcer};
 use crate::persist::{self, Persisted};
 use crate::plan::{self, NameResolver, OwnTransport, Plan, SystemResolver};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
@@ -146,6 +146,7 @@ impl Agent {
             verify_timeout: secs(self.cfg.verify_timeout_secs),
             next_resolve: now + secs(self.cfg.resolve_interval_secs),
             last_resolve: None,
+            local_claims_reported: None,
             next_degraded_retry: now,
             verifying: None,
         };
@@ -255,6 +256,8 @@ struct Reconciler {
     verify_timeout: Duration,
     next_resolve: Instant,
     last_resolve: Option<Instant>,
+    /// The other sources' claims last reported ("quarantined by local claims").
+    local_claims_reported: Option<Vec<String>>,
     next_degraded_retry: Instant,
     /// Applied at this instant, and not yet confirmed by a request over the agent's own
     /// connection; `bool`: the timeout was already reported.
@@ -361,8 +364,14 @@ impl Reconciler {
             let transport: BTreeSet<SocketAddr> = self.p.transport.iter().copied().collect();
             let d = self.p.desired.clone();
             self.plan = Some(self.make_plan(&d, transport).await);
+            // Same boot and rules gone or changed: someone tampered while no agent ran
+            // (reported as such); a new boot id: an ordinary re-apply.
+            let tampered = match self.blocking(|e| e.startup_check()).await {
+                Ok(StartupFinding::Tampered { reason }) => Some(reason),
+                _ => None,
+            };
             match self.blocking(|e| e.check()).await {
-                Ok(c) if c.state == QuarantineState::Isolated => {
+                Ok(c) if c.state == QuarantineState::Isolated && tampered.is_none() => {
                     tracing::info!("quarantine in force since before start");
                     let a = Applied {
                         digest: c.digest,
@@ -370,7 +379,7 @@ impl Reconciler {
                     };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
-                _ => self.repair(None).await,
+                _ => self.repair(tampered).await,
             }
             reported = true;
         }
@@ -495,11 +504,36 @@ impl Reconciler {
                     self.verifying = None;
                     self.p.transport.clear();
                     self.applied(d.revision).await;
-                    self.report(AgentState::Released, None, None, None);
+                    // The agent's claim is gone; others' claims may keep the host isolated.
+                    match self.blocking(|e| e.check()).await {
+                        Ok(c) if !c.other_claims.is_empty() && c.state == QuarantineState::Isolated => {
+                            self.report_local_claims(&c)
+                        }
+                        _ => self.report(AgentState::Released, None, None, None),
+                    }
                 }
                 Err(err) => self.failed(err),
             }
         }
+    }
+
+    /// The host is quarantined by claims the agent does not hold (Wazuh, Velociraptor, a
+    /// local operator): report them (once per change), never undo them.
+    fn report_local_claims(&mut self, c: &Check) {
+        if self.local_claims_reported.as_ref() == Some(&c.other_claims) {
+            return;
+        }
+        self.local_claims_reported = Some(c.other_claims.clone());
+        let detail = format!(
+            "quarantined by local claims ({}), not by the server; the agent leaves them in force",
+            c.other_claims.join(", ")
+        );
+        tracing::info!(claims = %c.other_claims.join(","), "host quarantined by local claims");
+        let applied = Applied {
+            digest: c.digest.clone(),
+            backend: c.backend.clone(),
+        };
+        self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
     }
 
     /// Applies `plan` (atomically replacing what is in force) and reports it.
@@ -593,6 +627,14 @@ impl Reconciler {
             QuarantineState::Released
         };
         if c.state == want {
+            // Local claims that were reported have since been released.
+            if want == QuarantineState::Released && self.local_claims_reported.take().is_some() {
+                self.report(AgentState::Released, None, None, None);
+            }
+            return;
+        }
+        if want == QuarantineState::Released && c.state == QuarantineState::Isolated && !c.other_claims.is_empty() {
+            self.report_local_claims(&c);
             return;
         }
         let found = c

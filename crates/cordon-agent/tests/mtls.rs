@@ -1,6 +1,7 @@
 //! Real TLS on 127.0.0.1: enrollment, mutual-TLS sync with an in-memory firewall (this
 //! test never touches the machine's firewall), tamper repair, server outage, agent
 //! restart without the server, revocation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::net::SocketAddr;
 use std::sync::Arc;

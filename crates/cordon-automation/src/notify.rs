@@ -1,6 +1,7 @@
-//! Notifications: the audit log is tailed into a database outbox (one row per target
-//! and audit record, so nothing is lost across a restart and nothing is queued twice),
-//! and a worker delivers due rows with retries and exponential backoff. The outbox's
+//! Notifications: audit records queued for notification (`notify_pending`, written with
+//! each record) are turned into a database outbox (one row per target
+//! and audit record, so nothing is lost across a restart and nothing is queued twice), and
+//! a worker delivers due rows with retries and exponential backoff. The outbox's
 //! storage is the store's ([`cordon_server_core::store::outbox`]); this module decides
 //! what a notification says and sends it.
 
@@ -12,22 +13,14 @@ use cordon_server_core::store::{Store, StoreError};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
 use serde_json::{json, Value};
 
-/// Most audit records turned into notifications per pass.
+/// Most queued audit records turned into notifications per pass.
 const TAIL_BATCH: i64 = 500;
 /// Outbox rows kept at most; delivered and dead ones go first.
 pub const OUTBOX_MAX: i64 = 10_000;
 
-/// The notification kind of an audit action, if it is one targets can subscribe to.
-pub fn kind_of(action: &str) -> Option<&'static str> {
-    Some(match action {
-        "quarantine" | "quarantine_dry_run" => "quarantined",
-        "release" => "released",
-        "failed" => "failed",
-        "tampered" => "tampered",
-        "approval_required" => "approval_required",
-        _ => return None,
-    })
-}
+/// The notification kind of an audit action, if it is one targets can subscribe to (the
+/// store's, which queues exactly these records for notification).
+pub use cordon_server_core::store::outbox::kind_of;
 
 /// What a notification says, built from one audit record.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,8 +174,13 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
     ))
 }
 
-/// Turns new audit records into outbox rows for every subscribed, enabled target, and
-/// moves the cursor, in one transaction. Returns how many rows were queued.
+/// Turns queued audit records (`notify_pending`, written in the same transaction as
+/// each record) into outbox rows for every subscribed, enabled target, and removes them
+/// from the queue, in one transaction. Returns how many rows were queued.
+///
+/// Complete with several writers: nothing depends on the order ids commit in. Exactly
+/// once with several notifiers: the outbox's `UNIQUE (target_id, audit_id)` drops a
+/// second copy, and the lock on `notify_cursor`'s row makes concurrent passes take turns.
 pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
     store
         .enqueue_notifications(TAIL_BATCH, notice, |n, kind| n.payload(kind).to_string())

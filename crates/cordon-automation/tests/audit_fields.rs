@@ -1,5 +1,6 @@
 //! Automatic actions carry their event and rule as audit fields (issue 13), on SQLite and
 //! (with `CORDON_TEST_POSTGRES`) PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 #[path = "../../cordon-server/tests/common/mod.rs"]
 mod common;

@@ -1,5 +1,6 @@
 //! Automation, in-process (tower oneshot, temp SQLite): intake, rules, guardrails,
 //! approvals, audit, notification outbox against a loopback receiver.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 #[path = "../../cordon-server/tests/common/mod.rs"]
 mod common;

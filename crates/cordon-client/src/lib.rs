@@ -26,8 +26,10 @@ pub enum ClientError {
     /// The server URL is not an absolute `https://HOST[:PORT][/PREFIX]` URL.
     #[error("bad server URL {url:?}")]
     BadUrl {
+        /// The URL as given.
         url: String,
         #[source]
+        /// Why it does not parse.
         source: url::ParseError,
     },
     /// The server URL cannot take path segments (e.g. `mailto:` or `data:` URLs).
@@ -42,15 +44,19 @@ pub enum ClientError {
     /// No answer: connection refused, TLS handshake failed, timeout.
     #[error("cannot reach {base}")]
     Transport {
+        /// The server URL, without a trailing `/`.
         base: String,
         #[source]
+        /// reqwest's error (connect, TLS, timeout).
         source: reqwest::Error,
     },
     /// The answer's body could not be read.
     #[error("cannot read the answer from {base}")]
     Body {
+        /// The server URL, without a trailing `/`.
         base: String,
         #[source]
+        /// reqwest's error.
         source: reqwest::Error,
     },
     /// The answer is not the JSON the call expects.
@@ -63,9 +69,13 @@ pub enum ClientError {
     /// `{error, detail}` body when it sent one, otherwise `text` is the raw body.
     #[error("{}", refusal_message(*.status, .error.as_deref(), .detail.as_deref(), .text))]
     Refused {
+        /// The HTTP status (not 2xx).
         status: StatusCode,
+        /// `error` of the `{error, detail}` body (a stable code such as `not_found`).
         error: Option<String>,
+        /// `detail` of the body, when `error` was present.
         detail: Option<String>,
+        /// The raw body.
         text: String,
     },
 }
@@ -142,13 +152,20 @@ pub enum Target {
     /// One host id or hostname.
     Host(String),
     /// Host ids or hostnames, and every host with `label`.
-    Selection { hosts: Vec<String>, label: Option<String> },
+    Selection {
+        /// Host ids or hostnames.
+        hosts: Vec<String>,
+        /// A label; every host carrying it.
+        label: Option<String>,
+    },
 }
 
 /// The two host actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// `quarantine`.
     Quarantine,
+    /// `release`.
     Release,
 }
 
@@ -165,7 +182,9 @@ impl Action {
 /// Filters of `GET /v1/hosts`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFilter {
+    /// Only hosts with this label.
     pub label: Option<String>,
+    /// Only hosts in this state (`normal`, `quarantined`, …).
     pub state: Option<String>,
     /// Substring of id, hostname or address.
     pub q: Option<String>,
@@ -174,18 +193,26 @@ pub struct HostFilter {
 /// Filters of `GET /v1/audit`; `since`/`until` are RFC 3339 times.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
+    /// Host id or hostname.
     pub host: Option<String>,
+    /// Actor (`admin`, a token name, `rule:<name>`, …).
     pub actor: Option<String>,
+    /// Action (`quarantine`, `release`, …).
     pub action: Option<String>,
+    /// RFC 3339; records at or after.
     pub since: Option<String>,
+    /// RFC 3339; records before.
     pub until: Option<String>,
 }
 
 /// Wire formats of `GET /v1/audit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditFormat {
+    /// One JSON document `{records: [...]}`.
     Json,
+    /// JSON lines, one record per line.
     Jsonl,
+    /// CSV with a header row.
     Csv,
 }
 
@@ -202,7 +229,9 @@ impl AuditFormat {
 /// A status and body as the server sent them.
 #[derive(Debug, Clone)]
 pub struct RawResponse {
+    /// HTTP status.
     pub status: StatusCode,
+    /// Body as text.
     pub text: String,
 }
 
@@ -334,13 +363,27 @@ impl ApiClient {
     ///
     /// # Errors
     /// As [`ApiClient::json`].
+    /// Follows `next_cursor` until the last page: the result holds every match.
     pub async fn hosts(&self, f: &HostFilter) -> Result<HostList, ClientError> {
-        let q = [
-            ("label", f.label.as_deref()),
-            ("state", f.state.as_deref()),
-            ("q", f.q.as_deref()),
-        ];
-        self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await
+        let mut all = HostList {
+            hosts: Vec::new(),
+            next_cursor: None,
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = [
+                ("label", f.label.as_deref()),
+                ("state", f.state.as_deref()),
+                ("q", f.q.as_deref()),
+                ("cursor", cursor.as_deref()),
+            ];
+            let page: HostList = self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await?;
+            all.hosts.extend(page.hosts);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// `GET /v1/hosts/{host}` (id or hostname).
@@ -402,9 +445,42 @@ impl ApiClient {
     ///
     /// # Errors
     /// As [`ApiClient::json`].
+    /// Follows `next_cursor` until the last page: the result holds every match.
     pub async fn audit(&self, f: &AuditFilter) -> Result<AuditList, ClientError> {
-        let q = Self::audit_query(f, AuditFormat::Json);
-        self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await
+        let mut all = AuditList {
+            records: Vec::new(),
+            next_cursor: None,
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let base = Self::audit_query(f, AuditFormat::Json);
+            let mut q: Vec<(&str, Option<&str>)> = base.to_vec();
+            q.push(("cursor", cursor.as_deref()));
+            let page: AuditList = self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await?;
+            all.records.extend(page.records);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET /v1/audit/verify` (admin): the server checks its audit chain, against
+    /// `checkpoint` (`ID:HASH`) too when given.
+    ///
+    /// # Errors
+    /// As [`ApiClient::json`].
+    pub async fn audit_verify(
+        &self,
+        checkpoint: Option<&str>,
+    ) -> Result<cordon_proto::audit_chain::ChainReport, ClientError> {
+        self.json(
+            Method::GET,
+            &["v1", "audit", "verify"],
+            &[("checkpoint", checkpoint)],
+            None::<&()>,
+        )
+        .await
     }
 
     /// `GET /v1/audit` in `format`, the body as the server sent it.

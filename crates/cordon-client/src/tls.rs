@@ -16,8 +16,10 @@ pub enum TlsError {
     /// A PEM file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// The certificate PEM is malformed.
@@ -36,8 +38,10 @@ pub enum TlsError {
     /// `what` names the step.
     #[error("{what}")]
     Rustls {
+        /// The step that failed.
         what: &'static str,
         #[source]
+        /// rustls's error.
         source: rustls::Error,
     },
 }

@@ -12,6 +12,10 @@
 //! - A strict Content-Security-Policy: scripts and styles are files served from here,
 //!   nothing inline.
 
+// Public items still to document; remove this allow once `cargo clippy -p
+// cordon-console` shows none.
+#![allow(missing_docs)]
+
 pub mod actions;
 pub mod automation;
 pub mod live;

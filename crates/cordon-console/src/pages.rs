@@ -951,8 +951,11 @@ pub async fn audit_export(
             (out, "application/x-ndjson", "jsonl")
         }
         "json" => (
-            serde_json::to_string_pretty(&cordon_proto::AuditList { records })
-                .map_err(|e| ConsoleError::Internal(e.to_string()))?,
+            serde_json::to_string_pretty(&cordon_proto::AuditList {
+                records,
+                next_cursor: None,
+            })
+            .map_err(|e| ConsoleError::Internal(e.to_string()))?,
             "application/json",
             "json",
         ),

@@ -1,5 +1,6 @@
 //! The web console in-process (no browser): sign-in and cookies, CSRF, security
 //! headers, escaping, roles, actions through the API path, export.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 #[path = "../../cordon-server/tests/common/mod.rs"]
 mod common;

@@ -4,6 +4,7 @@
 //! Needs `chromium` and `chromium-driver` (`apt-get install -y chromium chromium-driver`);
 //! without them this test FAILS with a message saying so. Screenshots go to
 //! `target/console-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 #[path = "../../cordon-server/tests/common/mod.rs"]
 mod common;
@@ -370,6 +371,7 @@ async fn console_in_a_real_browser() {
         let srv = Srv {
             running: server.clone(),
             cfg: cfg.clone(),
+            driver: port,
         };
         async move {
             let tokens = Tokens {
@@ -408,6 +410,23 @@ struct Tokens<'a> {
 struct Srv {
     running: Arc<tokio::sync::Mutex<Option<Running>>>,
     cfg: RunConfig,
+    /// chromedriver's port (for Chrome DevTools commands through it).
+    driver: u16,
+}
+
+/// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+async fn cdp(c: &Client, driver: u16, cmd: &str, params: Value) {
+    use http_body_util::Full;
+    let session = c.session_id().await.unwrap().expect("a WebDriver session");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<axum::body::Bytes>>();
+    let body = json!({"cmd": cmd, "params": params}).to_string();
+    let req = axum::http::Request::post(format!("http://127.0.0.1:{driver}/session/{session}/goog/cdp/execute"))
+        .header("content-type", "application/json")
+        .body(Full::new(axum::body::Bytes::from(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert!(resp.status().is_success(), "CDP {cmd}: HTTP {}", resp.status());
 }
 
 impl Srv {
@@ -699,6 +718,18 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         contrast.as_f64().unwrap_or(0.0) >= 4.5,
         "Normal badge contrast {contrast}"
     );
+    // Dark mode follows the system (prefers-color-scheme), readable.
+    cdp(
+        c,
+        srv.driver,
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    let bg = js(c, "return getComputedStyle(document.documentElement).backgroundColor;").await;
+    assert_eq!(bg, json!("rgb(15, 20, 26)"), "dark background");
+    let _ = save_png(c, "hosts-dark.png").await;
+    cdp(c, srv.driver, "Emulation.setEmulatedMedia", json!({"features": []})).await;
     // "/" focuses the search field.
     c.find(Locator::Css("body"))
         .await
@@ -1102,7 +1133,21 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .for_element(Locator::Css("#hosts-table"))
         .await
         .unwrap();
+    // Phone layout: nothing wider than the screen (labels and long text wrap).
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the page is {overflow} px wider than a phone"
+    );
     let _ = save_png(c, "hosts-phone.png").await;
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#timeline", "INC-4711").await;
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the host page is {overflow} px wider than a phone"
+    );
+    let _ = save_png(c, "host-phone.png").await;
     viewport(c, 1280, 800).await;
 
     // Events page.

@@ -4,7 +4,8 @@
 //! [`EngineError::detail`] (the whole cause chain) wherever the error is shown as text.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cordon_firewall::{BackendKind, FirewallError};
 use cordon_policy::PolicyError;
@@ -59,21 +60,46 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    /// The state file is not valid JSON of the expected shape.
-    #[error("state file {} is corrupt", path.display())]
+    /// The state file is not valid JSON of the expected shape. The message names the file
+    /// and the way out.
+    #[error("state file {} is corrupt; {}", path.display(), recovery(path))]
     StateCorrupt {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
     /// The state file was written by a Cordon with another state format.
-    #[error("state file {} has version {found}, this cordon understands {expected}", path.display())]
+    #[error("state file {} has version {found}, this cordon understands {expected}; {}", path.display(), recovery(path))]
     StateVersion { path: PathBuf, found: u32, expected: u32 },
+    /// Another process held the state directory's lock for longer than the lock timeout
+    /// (`holder`: its pid, as it recorded in the lock file).
+    #[error("gave up after {:.0} s waiting for the lock on {} held by {} (another cordon run or the agent); retry later or raise --lock-timeout", .waited.as_secs_f64(), .path.display(), holder_words(*.holder))]
+    LockTimeout {
+        path: PathBuf,
+        holder: Option<u32>,
+        waited: Duration,
+    },
+    /// The rules were applied, but a step after that failed (`what`: removing another
+    /// backend's rules, reading the rules back, recording the state), so they were not
+    /// kept: the firewall was put back to the previous record (or nothing), unless
+    /// `rollback_error` says that failed too.
+    #[error("{what}; {}", rollback_words(.rollback_error))]
+    NotKept {
+        what: &'static str,
+        #[source]
+        cause: Box<EngineError>,
+        rollback_error: Option<FirewallError>,
+    },
+    /// `release`: some backends' rules could not be removed; the state file is unchanged.
+    #[error("release failed, Cordon rules may still be in force ({}); the state file is unchanged", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
+    ReleaseIncomplete {
+        failures: Vec<(BackendKind, FirewallError)>,
+    },
     /// The state could not be encoded as JSON.
     #[error("cannot encode the state")]
     StateEncode(#[source] serde_json::Error),
     /// `release --force`: some backends could not be cleaned (the others were).
-    #[error("forced release incomplete: {}", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
+    #[error("forced release incomplete, the state file is unchanged: {}", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
     ForcedReleaseIncomplete {
         failures: Vec<(BackendKind, FirewallError)>,
     },
@@ -94,6 +120,29 @@ pub enum ErrorClass {
     Rejected,
     /// Anything else: I/O, state file, read-back (exit 1).
     Other,
+}
+
+/// How to get out of a damaged state file at `path`.
+fn recovery(path: &Path) -> String {
+    let dir = path.parent().unwrap_or(path);
+    format!(
+        "to recover, run `cordon release --force --state-dir {}` (removes Cordon's rules from every backend and this file) or move the file away and isolate again",
+        dir.display()
+    )
+}
+
+fn holder_words(pid: Option<u32>) -> String {
+    match pid {
+        Some(p) => format!("pid {p}"),
+        None => "another process".to_string(),
+    }
+}
+
+fn rollback_words(rollback_error: &Option<FirewallError>) -> String {
+    match rollback_error {
+        None => "rolled back: the firewall is as it was before this command".to_string(),
+        Some(e) => format!("ROLLBACK FAILED ({}): check `cordon status`", chain(e)),
+    }
 }
 
 fn fmt_targets(targets: &[SocketAddr]) -> String {
@@ -132,6 +181,9 @@ impl EngineError {
             | EngineError::StateCorrupt { .. }
             | EngineError::StateVersion { .. }
             | EngineError::StateEncode(_)
+            | EngineError::LockTimeout { .. }
+            | EngineError::NotKept { .. }
+            | EngineError::ReleaseIncomplete { .. }
             | EngineError::ForcedReleaseIncomplete { .. } => ErrorClass::Other,
         }
     }

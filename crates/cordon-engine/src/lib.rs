@@ -6,23 +6,30 @@
 //! Order matters for safety: nothing touches the firewall until every name resolved and
 //! every input validated, so bad input never leaves the host half changed, and a host
 //! name is never looked up after DNS is already blocked.
+// Public items still to document (65 when [workspace.lints] turned missing_docs on);
+// remove this allow once `cargo clippy -p cordon-engine` shows none.
+#![allow(missing_docs)]
 
+pub mod claims;
 mod error;
+pub mod impact;
 mod lock;
 pub mod notify;
 pub mod privilege;
 pub mod resolve;
 pub mod state;
 pub mod verify;
+pub mod watch;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cordon_firewall::{BackendChoice, BackendKind, Firewall, FirewallError};
+use cordon_firewall::{BackendChoice, BackendKind, Coverage, Firewall, FirewallError};
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
+pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource};
 pub use error::{chain as error_chain, EngineError, ErrorClass};
 pub use state::StoredState;
 
@@ -32,12 +39,17 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cordon";
 /// Default time allowed for the post-apply reachability check.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default time to wait for another Cordon process's lock on the state directory.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Where the engine keeps its state and which firewall objects it owns.
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub table: TableName,
     pub state_dir: PathBuf,
     pub backend: BackendChoice,
+    /// How long to wait for another Cordon process's lock ([`DEFAULT_LOCK_TIMEOUT`]).
+    pub lock_timeout: Duration,
 }
 
 /// Everything `cordon isolate` was asked for, before resolution. Serializable so the
@@ -53,6 +65,14 @@ pub struct IsolateRequest {
     pub resolvers: Option<Vec<IpAddr>>,
     pub dns: bool,
     pub dhcp: bool,
+    /// Explicit DHCP servers (`--dhcp-server`); `None` discovers them from the host's
+    /// lease files at apply time.
+    #[serde(default)]
+    pub dhcp_servers: Option<Vec<IpAddr>>,
+    /// Accept a policy whose `--allow` networks cover a whole address family, i.e. a
+    /// quarantine that isolates nothing in that family (`--allow-no-isolation`).
+    #[serde(default)]
+    pub allow_no_isolation: bool,
     #[serde(default)]
     pub message: Option<String>,
     /// Verification target; `None` uses the first server (if any).
@@ -70,6 +90,8 @@ impl Default for IsolateRequest {
             resolvers: None,
             dns: true,
             dhcp: true,
+            dhcp_servers: None,
+            allow_no_isolation: false,
             message: None,
             verify: None,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
@@ -95,6 +117,12 @@ pub struct ResolvedRequest {
     pub policy: Policy,
     /// Addresses the verification connects to (any one answering is success).
     pub verify_targets: Vec<SocketAddr>,
+    /// Where the DHCP servers came from (lease files read, or `--dhcp-server`).
+    #[serde(default)]
+    pub dhcp_sources: Vec<String>,
+    /// Things the responder must know (e.g. DNS will not work); never fatal.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Result of a successful isolate.
@@ -110,7 +138,16 @@ pub struct IsolateOutcome {
     pub verified_via: Option<SocketAddr>,
     /// Problem delivering the user message; never fatal.
     pub message_warning: Option<String>,
+    /// Problems found while resolving (e.g. DNS will not work); never fatal.
+    pub warnings: Vec<String>,
+    /// Backends whose Cordon rules this isolate replaced (another backend's quarantine,
+    /// removed after the new one was applied and verified).
+    pub replaced_backends: Vec<BackendKind>,
     pub apply_ms: f64,
+    /// The layers in force right after applying, read back from the kernel.
+    pub coverage: Coverage,
+    /// What the quarantine cuts off besides the host, read before applying.
+    pub impact: impact::Impact,
 }
 
 /// What `status` finds.
@@ -145,6 +182,28 @@ pub struct StatusReport {
     pub digest_matches: bool,
     /// Why the state is `tampered`.
     pub reason: Option<String>,
+    /// Every backend in which Cordon rules of this table are in force now.
+    pub backends_in_force: Vec<BackendKind>,
+    /// What the recorded policy does and does not stop, stated plainly (a policy that
+    /// allows a whole family, what `--no-dhcp` cannot stop, the DHCP servers kept).
+    pub notes: Vec<String>,
+    /// The layers our rules are in force in now (`inet`, `netdev-ingress`,
+    /// `netdev-egress`, …), read back from the kernel; never more than is in force.
+    pub coverage: Coverage,
+}
+
+/// See [`Engine::startup_check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum StartupFinding {
+    /// No quarantine recorded.
+    NothingRecorded,
+    /// The recorded rules are in force.
+    Intact,
+    /// The machine rebooted since the rules were applied: re-apply as usual.
+    Rebooted,
+    /// Removed or changed in the same boot without us: report (audit) and re-apply.
+    Tampered { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +213,8 @@ pub struct ReleaseOutcome {
     pub table: String,
     /// False when nothing of ours was present.
     pub was_isolated: bool,
+    /// Backends whose rules were removed.
+    pub removed_from: Vec<BackendKind>,
 }
 
 impl Engine {
@@ -162,13 +223,54 @@ impl Engine {
             table,
             state_dir,
             backend,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// The same engine waiting at most `timeout` for another process's lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    fn lock(&self) -> Result<lock::StateLock, EngineError> {
+        lock::StateLock::acquire(&self.state_dir, self.lock_timeout)
+    }
+
+    /// One openable backend per set of kernel objects (netlink and `nft` manage the same
+    /// nftables table), the recorded one's set first: what release and status must look at.
+    fn backend_groups(&self) -> Vec<Vec<BackendKind>> {
+        let mut groups: Vec<Vec<BackendKind>> = Vec::new();
+        for kind in cordon_firewall::platform_backends() {
+            match groups.iter_mut().find(|g| g.iter().any(|k| shares_rules(*k, kind))) {
+                Some(g) => g.push(kind),
+                None => groups.push(vec![kind]),
+            }
+        }
+        groups
+    }
+
+    /// Opens the first backend of `group` that works here; `None` when none does (then
+    /// none of them can hold rules of ours either, e.g. `iptables` not installed).
+    fn open_group(&self, group: &[BackendKind], prefer: Option<BackendKind>) -> Option<Box<dyn Firewall>> {
+        let order = prefer
+            .filter(|p| group.contains(p))
+            .into_iter()
+            .chain(group.iter().copied());
+        for kind in order {
+            if let Ok(fw) = cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
+                return Some(fw);
+            }
+        }
+        None
     }
 
     /// Resolves every name in `req` (servers, exceptions, verify target) and discovers
     /// resolvers. Fails with [`EngineError::Invalid`] on any name that does not resolve.
     pub fn resolve(&self, req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
-        resolve::resolve_request(req)
+        let resolved = resolve::resolve_request(req)?;
+        refuse_no_isolation(req, &resolved.policy)?;
+        Ok(resolved)
     }
 
     /// Opens the firewall backend (recorded one if `prefer` is given and available).
@@ -178,6 +280,12 @@ impl Engine {
             (choice, _) => choice,
         };
         cordon_firewall::open(choice, &self.table).map_err(EngineError::from)
+    }
+
+    /// The preflight impact report for `resolved`: what besides the host the quarantine
+    /// cuts off, and how the servers are reached. Reads interfaces and routes only.
+    pub fn impact(&self, resolved: &ResolvedRequest) -> impact::Impact {
+        impact::report(&resolved.policy.servers, impact::proxy_from_env())
     }
 
     /// The exact ruleset `isolate` would apply; changes nothing and needs no privilege.
@@ -194,10 +302,14 @@ impl Engine {
     pub fn isolate(&self, req: &IsolateRequest) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
-        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let _lock = self.lock()?;
         let previous = state::load(&self.state_dir, &self.table)?;
-        let fw = self.firewall(None)?;
-        let outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        // The recorded quarantine owns its backend: `auto` keeps using it. An explicit
+        // other backend is one swap (apply new, verify, remove old) in apply_resolved.
+        let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
+        let impact = self.impact(&resolved);
+        let mut outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        outcome.impact = impact;
         Ok(outcome)
     }
 
@@ -212,14 +324,15 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Invalid`] when a name in `req` does not resolve (nothing changed),
     /// [`EngineError::NotPermitted`] without privilege, the backend's error when the kernel
-    /// refuses the batch (nothing changed), [`EngineError::Other`] when the state cannot
-    /// be saved.
+    /// refuses the batch (nothing changed), [`EngineError::NotKept`] when the state cannot
+    /// be saved (the firewall is then rolled back to the previous record).
     pub fn isolate_unverified(&self, req: &IsolateRequest, notify_users: bool) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
-        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let _lock = self.lock()?;
         let previous = state::load(&self.state_dir, &self.table)?;
-        let fw = self.firewall(None)?;
+        // As in `isolate`: the recorded quarantine owns its backend.
+        let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
         self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), false, notify_users)
     }
 
@@ -227,7 +340,7 @@ impl Engine {
     /// and without verification: once quarantined, the host fails closed.
     pub fn reapply(&self) -> Result<IsolateOutcome, EngineError> {
         privilege::require_admin()?;
-        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let _lock = self.lock()?;
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Err(EngineError::Invalid(format!(
                 "nothing to re-apply: no quarantine recorded in {}",
@@ -238,6 +351,8 @@ impl Engine {
         let resolved = ResolvedRequest {
             policy: stored.policy.clone(),
             verify_targets: vec![],
+            dhcp_sources: vec![],
+            warnings: vec![],
         };
         self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false, false)
     }
@@ -270,7 +385,36 @@ impl Engine {
             }
         }
 
-        let inspection = fw.inspect()?.ok_or(EngineError::ReadBack)?;
+        // Verified: now the old quarantine of any other backend goes, so exactly one set
+        // of Cordon rules is in force. If that fails, put everything back as it was.
+        let replaced_backends = match self.remove_other_backends(fw.kind()) {
+            Ok(list) => list,
+            Err(e) => {
+                return Err(EngineError::NotKept {
+                    what: "could not remove the previous quarantine's rules from another backend",
+                    cause: Box::new(e.into()),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
+            }
+        };
+
+        let inspection = match fw.inspect() {
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                return Err(EngineError::NotKept {
+                    what: "the rules cannot be read back for the record",
+                    cause: Box::new(EngineError::ReadBack),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
+            }
+            Err(e) => {
+                return Err(EngineError::NotKept {
+                    what: "the rules cannot be read back for the record",
+                    cause: Box::new(e.into()),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                })
+            }
+        };
         let applied_at = state::now_rfc3339();
         let stored = StoredState {
             version: state::STATE_VERSION,
@@ -280,13 +424,23 @@ impl Engine {
             policy: resolved.policy.clone(),
             applied_at: applied_at.clone(),
             digest: inspection.digest.clone(),
+            boot_id: state::boot_id(),
         };
-        state::save(&self.state_dir, &stored)?;
+        // Durability rule (README, "State"): the rules count as applied only once the
+        // record is on disk; otherwise the kernel goes back to the previous record.
+        if let Err(e) = state::save(&self.state_dir, &stored) {
+            return Err(EngineError::NotKept {
+                what: "the quarantine could not be recorded in the state directory, so it was not kept",
+                cause: Box::new(e),
+                rollback_error: self.roll_back(fw, previous).err(),
+            });
+        }
 
         let message_warning = match &req.message {
             Some(text) if notify_users => notify::message_users(text).err(),
             _ => None,
         };
+        let coverage = fw.coverage()?;
         Ok(IsolateOutcome {
             state: QuarantineState::Isolated.as_str(),
             backend: fw.kind(),
@@ -296,41 +450,93 @@ impl Engine {
             applied_at,
             verified_via,
             message_warning,
+            warnings: resolved.warnings.clone(),
+            replaced_backends,
             apply_ms,
+            coverage,
+            impact: impact::Impact::default(),
         })
     }
 
+    /// Puts the kernel back to `previous` (re-applied on its own backend) or, without a
+    /// previous record, removes what `fw` applied.
     fn roll_back(&self, fw: &dyn Firewall, previous: Option<&StoredState>) -> Result<(), FirewallError> {
         match previous {
-            Some(prev) if prev.backend == fw.kind() => fw.apply(&prev.policy),
-            _ => fw.remove(),
+            Some(prev) if shares_rules(prev.backend, fw.kind()) => fw.apply(&prev.policy),
+            Some(prev) => {
+                fw.remove()?;
+                cordon_firewall::open(BackendChoice::Exactly(prev.backend), &self.table)?.apply(&prev.policy)
+            }
+            None => fw.remove(),
         }
     }
 
-    /// Removes our rules and the stored state. Succeeds (with `was_isolated: false`) when
-    /// nothing was in force.
+    /// Removes Cordon rules of this table from every backend that does not share kernel
+    /// objects with `keep`; returns the backends that had some.
+    fn remove_other_backends(&self, keep: BackendKind) -> Result<Vec<BackendKind>, FirewallError> {
+        let mut removed = Vec::new();
+        for group in self.backend_groups() {
+            if group.iter().any(|k| shares_rules(*k, keep)) {
+                continue;
+            }
+            let Some(other) = self.open_group(&group, None) else {
+                continue;
+            };
+            if other.inspect()?.is_some() {
+                other.remove()?;
+                removed.push(other.kind());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes our rules from every backend Cordon could have used, then the stored state.
+    /// Succeeds (with `was_isolated: false`) when nothing was in force. If any removal
+    /// fails, the state file is left exactly as it was and the error is returned.
     pub fn release(&self) -> Result<ReleaseOutcome, EngineError> {
         privilege::require_admin()?;
-        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let _lock = self.lock()?;
         let stored = state::load(&self.state_dir, &self.table)?;
-        let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
-        let was_isolated = stored.is_some() || fw.inspect()?.is_some();
-        fw.remove()?;
+        let recorded = stored.as_ref().map(|s| s.backend);
+        let mut removed_from = Vec::new();
+        let mut failures = Vec::new();
+        for group in self.backend_groups() {
+            let Some(fw) = self.open_group(&group, recorded) else {
+                continue;
+            };
+            match fw.inspect() {
+                Ok(None) => {}
+                Ok(Some(_)) => match fw.remove() {
+                    Ok(()) => removed_from.push(fw.kind()),
+                    Err(e) => failures.push((fw.kind(), e)),
+                },
+                Err(e) => failures.push((fw.kind(), e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(EngineError::ReleaseIncomplete { failures });
+        }
         state::delete(&self.state_dir, &self.table)?;
+        let backend = recorded
+            .or_else(|| removed_from.first().copied())
+            .or_else(|| self.firewall(None).ok().map(|f| f.kind()))
+            .unwrap_or(BackendKind::Netlink);
         Ok(ReleaseOutcome {
             state: QuarantineState::Released.as_str(),
-            backend: fw.kind(),
+            backend,
             table: self.table.to_string(),
-            was_isolated,
+            was_isolated: stored.is_some() || !removed_from.is_empty(),
+            removed_from,
         })
     }
 
     /// Break-glass release: removes this table's rules from every backend that can be
     /// opened on this host, whatever the state file says (or if it is lost or corrupt),
-    /// then deletes the state file. Returns the backends that were cleaned.
+    /// then deletes the state file. Returns the backends that were cleaned. When any
+    /// removal fails, the state file is left exactly as it was.
     pub fn release_everywhere(&self) -> Result<Vec<BackendKind>, EngineError> {
         privilege::require_admin()?;
-        let _lock = lock::StateLock::acquire(&self.state_dir)?;
+        let _lock = self.lock()?;
         let mut cleaned = Vec::new();
         let mut failures = Vec::new();
         for kind in cordon_firewall::platform_backends() {
@@ -343,12 +549,36 @@ impl Engine {
                 Err(e) => failures.push((kind, e)),
             }
         }
-        state::delete(&self.state_dir, &self.table)?;
-        if failures.is_empty() {
-            Ok(cleaned)
-        } else {
-            Err(EngineError::ForcedReleaseIncomplete { failures })
+        if !failures.is_empty() {
+            return Err(EngineError::ForcedReleaseIncomplete { failures });
         }
+        state::delete(&self.state_dir, &self.table)?;
+        Ok(cleaned)
+    }
+
+    /// What a process starting up (the agent) finds: the kernel compared with the record,
+    /// with the boot id telling a reboot (rules gone, as expected) from tampering while no
+    /// Cordon process was running (rules gone in the same boot).
+    pub fn startup_check(&self) -> Result<StartupFinding, EngineError> {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
+            return Ok(StartupFinding::NothingRecorded);
+        };
+        let fw = self.firewall(Some(stored.backend))?;
+        let same_boot = match (&stored.boot_id, state::boot_id()) {
+            (Some(a), Some(b)) => a == &b,
+            // Unknown: treat as same boot, the stricter reading.
+            _ => true,
+        };
+        Ok(match fw.inspect()? {
+            Some(i) if i.digest == stored.digest => StartupFinding::Intact,
+            Some(_) => StartupFinding::Tampered {
+                reason: "quarantine rules in the kernel differ from the ones applied".into(),
+            },
+            None if same_boot => StartupFinding::Tampered {
+                reason: "quarantine rules disappeared while no cordon process was running (same boot)".into(),
+            },
+            None => StartupFinding::Rebooted,
+        })
     }
 
     /// Compares the kernel's rules with what was recorded at apply time.
@@ -356,6 +586,21 @@ impl Engine {
         let stored = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
         let live = fw.inspect()?;
+        // Every other backend too: never say `released` while any Cordon rule is in force.
+        let mut elsewhere = Vec::new();
+        for group in self.backend_groups() {
+            if group.iter().any(|k| shares_rules(*k, fw.kind())) {
+                continue;
+            }
+            if let Some(other) = self.open_group(&group, None) {
+                if other.inspect()?.is_some() {
+                    elsewhere.push(other.kind());
+                }
+            }
+        }
+        let mut backends_in_force: Vec<BackendKind> = live.iter().map(|_| fw.kind()).collect();
+        backends_in_force.extend(elsewhere.iter().copied());
+        let coverage = fw.coverage()?;
         let mut report = StatusReport {
             state: QuarantineState::Released,
             backend: stored.as_ref().map(|s| s.backend),
@@ -366,6 +611,9 @@ impl Engine {
             actual_digest: live.as_ref().map(|i| i.digest.clone()),
             digest_matches: false,
             reason: None,
+            backends_in_force,
+            notes: stored.as_ref().map(|s| policy_notes(&s.policy)).unwrap_or_default(),
+            coverage,
         };
         match (&stored, &live) {
             (None, None) => {}
@@ -392,6 +640,121 @@ impl Engine {
                 report.reason = Some("quarantine rules in the kernel differ from the ones applied".into());
             }
         }
+        if !elsewhere.is_empty() {
+            let names: Vec<String> = elsewhere.iter().map(|k| k.to_string()).collect();
+            let what = format!(
+                "Cordon rules named {:?} are also in force in the {} backend, which the record does not cover; `cordon release` removes them",
+                self.table.as_str(),
+                names.join(", ")
+            );
+            report.state = QuarantineState::Tampered;
+            report.digest_matches = false;
+            report.backend = report.backend.or(elsewhere.first().copied());
+            report.reason = Some(match report.reason.take() {
+                Some(r) => format!("{r}; {what}"),
+                None => what,
+            });
+        }
         Ok(report)
+    }
+}
+
+/// Whether two backends manage the same kernel objects (netlink and the `nft` command both
+/// build the nftables table `inet <table>`), so removing through one removes the other's.
+pub fn shares_rules(a: BackendKind, b: BackendKind) -> bool {
+    let nft = |k: BackendKind| matches!(k, BackendKind::Netlink | BackendKind::Nftables);
+    a == b || (nft(a) && nft(b))
+}
+
+/// Refuses a policy whose open networks cover a whole family (`--allow 0.0.0.0/0`, `::/0`
+/// or pieces adding up to them): such a quarantine isolates nothing there.
+fn refuse_no_isolation(req: &IsolateRequest, policy: &Policy) -> Result<(), EngineError> {
+    let open = policy.fully_open_families();
+    if open.is_empty() || req.allow_no_isolation {
+        return Ok(());
+    }
+    Err(EngineError::Invalid(format!(
+        "the --allow exceptions cover every {} address, so the quarantine would isolate nothing there; nothing was changed (give --allow-no-isolation if that is really meant)",
+        family_words(&open)
+    )))
+}
+
+fn family_words(families: &[cordon_policy::model::Family]) -> String {
+    let names: Vec<&str> = families
+        .iter()
+        .map(|f| match f {
+            cordon_policy::model::Family::V4 => "IPv4",
+            cordon_policy::model::Family::V6 => "IPv6",
+        })
+        .collect();
+    names.join(" and ")
+}
+
+/// Plain statements of what a recorded policy does and does not stop, for `status`.
+pub fn policy_notes(policy: &Policy) -> Vec<String> {
+    let mut notes = Vec::new();
+    let open = policy.fully_open_families();
+    if !open.is_empty() {
+        notes.push(format!(
+            "NOT ISOLATED: the policy allows every {} destination (--allow-no-isolation)",
+            family_words(&open)
+        ));
+    }
+    if policy.dhcp {
+        let servers: Vec<String> = policy.dhcp_servers.iter().map(|a| a.to_string()).collect();
+        notes.push(if servers.is_empty() {
+            "DHCP: requests to 255.255.255.255 and ff02::1:2 only (no DHCP server known), replies from link-local (v6)".to_string()
+        } else {
+            format!(
+                "DHCP: requests to 255.255.255.255, ff02::1:2 and the servers {}; replies from those servers (v6 also link-local)",
+                servers.join(", ")
+            )
+        });
+    } else {
+        notes.push(
+            "--no-dhcp closes UDP 67/68 and 546/547 in the IP layer (input/output/forward hooks); DHCP clients that use packet sockets (dhclient, udhcpc, dhcpcd, systemd-networkd, NetworkManager) send and receive below that layer, so a client already running can still renew its lease"
+                .to_string(),
+        );
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_that_isolates_nothing_is_refused_unless_asked_for() {
+        let eng = Engine::new(TableName::default(), std::env::temp_dir(), BackendChoice::Auto);
+        for nets in [&["0.0.0.0/0"][..], &["::/0"], &["0.0.0.0/1", "128.0.0.0/1"]] {
+            let req = IsolateRequest {
+                allow: nets.iter().map(|n| AllowSpec::parse(n).unwrap()).collect(),
+                resolvers: Some(vec![]),
+                dhcp: false,
+                ..Default::default()
+            };
+            let err = eng.resolve(&req).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains("--allow-no-isolation"), "{err}");
+            let ok = IsolateRequest {
+                allow_no_isolation: true,
+                ..req
+            };
+            let resolved = eng.resolve(&ok).unwrap();
+            assert!(policy_notes(&resolved.policy)[0].starts_with("NOT ISOLATED"));
+        }
+        let fine = IsolateRequest {
+            allow: vec![AllowSpec::parse("198.51.100.0/24").unwrap()],
+            resolvers: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(eng.resolve(&fine).is_ok());
+    }
+
+    #[test]
+    fn netlink_and_nft_share_rules_iptables_does_not() {
+        assert!(shares_rules(BackendKind::Netlink, BackendKind::Nftables));
+        assert!(shares_rules(BackendKind::Iptables, BackendKind::Iptables));
+        assert!(!shares_rules(BackendKind::Netlink, BackendKind::Iptables));
     }
 }

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use cordon_policy::resolvconf;
+use cordon_policy::{dhcplease, resolvconf};
 use cordon_policy::{AllowSpec, Policy, Target, Transport};
 
 use crate::{EngineError, IsolateRequest, ResolvedRequest};
@@ -41,13 +41,17 @@ pub fn spec_addresses(spec: &AllowSpec) -> Result<Vec<IpAddr>, EngineError> {
     }
 }
 
-/// The host's DNS resolvers: on Linux from resolv.conf (following systemd-resolved's stub
-/// to its upstream list), on macOS from `scutil --dns`, on Windows from the adapters' DNS
-/// server settings (`GetAdaptersAddresses`).
-pub fn discover_resolvers() -> Vec<IpAddr> {
+/// The host's DNS resolvers: on Linux from resolv.conf (following a local stub —
+/// systemd-resolved, NetworkManager, dnsmasq — to the upstream servers it publishes), on
+/// macOS from `scutil --dns`, on Windows from the adapters' DNS server settings
+/// (`GetAdaptersAddresses`). The warning says when DNS will not work while isolated.
+pub fn discover_resolvers() -> resolvconf::Discovery {
     #[cfg(windows)]
     {
-        cordon_policy::windns::resolvers(&cordon_firewall::windows::dns::adapter_dns())
+        resolvconf::Discovery {
+            resolvers: cordon_policy::windns::resolvers(&cordon_firewall::windows::dns::adapter_dns()),
+            warning: None,
+        }
     }
     #[cfg(not(windows))]
     {
@@ -55,12 +59,105 @@ pub fn discover_resolvers() -> Vec<IpAddr> {
             if let Some(text) = command_output("scutil", &["--dns"]) {
                 let found = cordon_policy::scutil::nameservers(&text);
                 if !found.is_empty() {
-                    return found;
+                    return resolvconf::Discovery {
+                        resolvers: found,
+                        warning: None,
+                    };
                 }
             }
         }
-        discover_resolvers_from(Path::new(RESOLV_CONF), Path::new(SYSTEMD_UPSTREAM_RESOLV_CONF))
+        let mut stub_files: Vec<&str> = resolvconf::STUB_UPSTREAM_FILES.to_vec();
+        stub_files.push(resolvconf::DNSMASQ_CONF);
+        discover_resolvers_in(Path::new(RESOLV_CONF), &stub_files)
     }
+}
+
+/// Resolver discovery from `main` (a resolv.conf) and the stub upstream files that exist
+/// among `stub_files` (see [`resolvconf::discover`]).
+pub fn discover_resolvers_in(main: &Path, stub_files: &[&str]) -> resolvconf::Discovery {
+    let servers = std::fs::read_to_string(main)
+        .map(|t| resolvconf::nameservers(&t))
+        .unwrap_or_default();
+    let texts: Vec<(String, String)> = if servers.iter().any(|a| a.is_loopback()) {
+        stub_files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok().map(|t| (p.to_string(), t)))
+            .collect()
+    } else {
+        vec![]
+    };
+    resolvconf::discover(&servers, &texts)
+}
+
+/// Directories and files where DHCP clients keep their leases (dhclient on Debian and
+/// Red Hat, NetworkManager, systemd-networkd, dhcpcd). `CORDON_DHCP_LEASES`
+/// (colon-separated files or directories) replaces the list, for clients configured to
+/// keep leases elsewhere.
+pub const DHCP_LEASE_LOCATIONS: [&str; 7] = [
+    "/var/lib/dhcp",
+    "/var/lib/dhclient",
+    "/var/lib/NetworkManager",
+    "/run/systemd/netif/leases",
+    "/var/lib/dhcpcd",
+    "/var/lib/dhcpcd5",
+    "/var/db/dhcpcd",
+];
+
+/// The DHCP servers named in the host's lease files, and the files they came from.
+pub fn discover_dhcp_servers() -> (Vec<IpAddr>, Vec<String>) {
+    let locations: Vec<String> = match std::env::var("CORDON_DHCP_LEASES") {
+        Ok(list) if !list.trim().is_empty() => list.split(':').map(str::to_string).collect(),
+        _ => DHCP_LEASE_LOCATIONS.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut servers = Vec::new();
+    let mut sources = Vec::new();
+    for loc in locations {
+        let path = Path::new(&loc);
+        let files: Vec<std::path::PathBuf> = if path.is_dir() {
+            let Ok(entries) = std::fs::read_dir(path) else { continue };
+            let mut v: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && looks_like_lease(p))
+                .collect();
+            v.sort();
+            v
+        } else if path.is_file() {
+            vec![path.to_path_buf()]
+        } else {
+            continue;
+        };
+        for f in files {
+            // Lease files are small; anything huge is not one.
+            let Ok(meta) = std::fs::metadata(&f) else { continue };
+            if meta.len() > 1 << 20 {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&f) else { continue };
+            let found = dhcplease::servers(&bytes);
+            if !found.is_empty() {
+                sources.push(f.display().to_string());
+            }
+            for ip in found {
+                if !servers.contains(&ip) {
+                    servers.push(ip);
+                }
+            }
+        }
+    }
+    (servers, sources)
+}
+
+/// File names DHCP clients use for leases (`*.leases`, `*.lease`, networkd's numeric
+/// interface index files).
+fn looks_like_lease(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    name.ends_with(".leases")
+        || name.ends_with(".lease")
+        || name.ends_with(".lease6")
+        || (!name.is_empty() && name.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(not(windows))]
@@ -72,15 +169,8 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
 }
 
 pub fn discover_resolvers_from(main: &Path, systemd_upstream: &Path) -> Vec<IpAddr> {
-    let servers = std::fs::read_to_string(main)
-        .map(|t| resolvconf::nameservers(&t))
-        .unwrap_or_default();
-    if resolvconf::uses_systemd_stub(&servers) {
-        if let Ok(text) = std::fs::read_to_string(systemd_upstream) {
-            return resolvconf::nameservers(&text);
-        }
-    }
-    servers
+    let upstream = systemd_upstream.to_string_lossy().to_string();
+    discover_resolvers_in(main, &[upstream.as_str()]).resolvers
 }
 
 /// Resolves every part of `req` into a [`Policy`] and the verification targets.
@@ -101,13 +191,35 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
         };
         builder = builder.allow_spec(spec, &addrs);
     }
+    let mut warnings = Vec::new();
     if req.dns {
         let resolvers = match &req.resolvers {
             Some(list) => list.clone(),
-            None => discover_resolvers(),
+            None => {
+                let found = discover_resolvers();
+                warnings.extend(found.warning);
+                found.resolvers
+            }
         };
         for r in resolvers {
             builder = builder.resolver(r);
+        }
+    }
+    let mut dhcp_sources = Vec::new();
+    if req.dhcp {
+        let servers = match &req.dhcp_servers {
+            Some(list) => {
+                dhcp_sources.push("--dhcp-server".to_string());
+                list.clone()
+            }
+            None => {
+                let (found, sources) = discover_dhcp_servers();
+                dhcp_sources = sources;
+                found
+            }
+        };
+        for s in servers {
+            builder = builder.dhcp_server(s);
         }
     }
     let verify_spec = req.verify.as_ref().or(req.servers.first());
@@ -131,6 +243,8 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
     Ok(ResolvedRequest {
         policy: builder.build(),
         verify_targets,
+        dhcp_sources,
+        warnings,
     })
 }
 
@@ -158,6 +272,44 @@ mod tests {
             discover_resolvers_from(&main, &up),
             vec!["198.51.100.53".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn dhcp_servers_come_from_lease_files_or_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("dhclient.eth0.leases"),
+            "lease {\n  interface \"eth0\";\n  option dhcp-server-identifier 192.0.2.67;\n}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("7"), "SERVER_ADDRESS=198.51.100.67\n").unwrap();
+        std::fs::write(dir.path().join("unrelated.txt"), "SERVER_ADDRESS=203.0.113.1\n").unwrap();
+        std::env::set_var("CORDON_DHCP_LEASES", dir.path());
+        let req = IsolateRequest {
+            resolvers: Some(vec![]),
+            ..Default::default()
+        };
+        let r = resolve_request(&req).unwrap();
+        assert_eq!(
+            r.policy.dhcp_servers,
+            vec![
+                "192.0.2.67".parse::<IpAddr>().unwrap(),
+                "198.51.100.67".parse().unwrap()
+            ]
+        );
+        assert_eq!(r.dhcp_sources.len(), 2, "{:?}", r.dhcp_sources);
+        // --dhcp-server overrides discovery; --no-dhcp needs none.
+        let flag = IsolateRequest {
+            dhcp_servers: Some(vec!["203.0.113.67".parse().unwrap()]),
+            ..req.clone()
+        };
+        assert_eq!(
+            resolve_request(&flag).unwrap().policy.dhcp_servers,
+            vec!["203.0.113.67".parse::<IpAddr>().unwrap()]
+        );
+        let off = IsolateRequest { dhcp: false, ..req };
+        assert!(resolve_request(&off).unwrap().policy.dhcp_servers.is_empty());
+        std::env::remove_var("CORDON_DHCP_LEASES");
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The persisted record of what was applied, written atomically (temp file, fsync,
 //! rename, fsync directory) so a crash never leaves a torn state file.
+//!
+//! Durability rule (issue #11): the recorded state and the kernel never disagree. The
+//! engine counts rules as applied only once this record is durably written; when it
+//! cannot be written (disk full, read-only directory), the engine rolls the kernel back
+//! to the previous record (or to nothing) and fails, and a failed write leaves the
+//! previous file untouched (the temp file is removed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -22,6 +28,12 @@ pub struct StoredState {
     pub policy: Policy,
     pub applied_at: String,
     pub digest: String,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when the rules were
+    /// applied: rules missing at start-up with the same boot id were removed behind our
+    /// back (tampering); with a new boot id the machine rebooted and they are re-applied
+    /// as usual. `None` off Linux and in records written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 pub fn path(dir: &Path, table: &TableName) -> PathBuf {
@@ -62,11 +74,18 @@ pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).map_err(|e| io("write the state file in", e))?;
-    f.write_all(&json).map_err(|e| io("write the state file in", e))?;
-    f.sync_all().map_err(|e| io("sync the state file in", e))?;
-    drop(f);
-    fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file in", e))?;
+    let written = (|| {
+        let mut f = opts.open(&tmp).map_err(|e| io("write the state file in", e))?;
+        f.write_all(&json).map_err(|e| io("write the state file in", e))?;
+        f.sync_all().map_err(|e| io("sync the state file in", e))?;
+        drop(f);
+        fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file in", e))
+    })();
+    if written.is_err() {
+        // The previous record stays exactly as it was; only our partial temp file goes.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir);
     Ok(())
 }
@@ -89,10 +108,17 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The running kernel's boot id (Linux), which changes at every boot.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Now, in the one wire format of [`cordon_proto::timefmt::Timestamp`].
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "unknown".into())
+    cordon_proto::timefmt::Timestamp::now().to_string()
 }
 
 #[cfg(test)]
@@ -112,6 +138,7 @@ mod tests {
             policy: Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build(),
             applied_at: now_rfc3339(),
             digest: "abc".into(),
+            boot_id: boot_id(),
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));
@@ -126,9 +153,14 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_state_is_an_error_not_a_release() {
+    fn corrupt_state_is_an_error_naming_the_file_and_the_recovery() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("cordon.json"), "{not json").unwrap();
-        assert!(load(dir.path(), &TableName::default()).is_err());
+        let msg = load(dir.path(), &TableName::default()).unwrap_err().to_string();
+        assert!(
+            msg.contains(&dir.path().join("cordon.json").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("cordon release --force --state-dir"), "{msg}");
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! Needs root, `ip` and `nft` (for the comparisons with the nft CLI backend). Without
 //! them the tests FAIL with a message saying so; they never skip silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -181,6 +182,7 @@ fn netlink() -> Netlink {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn listing_equals_the_nft_cli_backend() {
     let mut policies = vec![lab_policy()];
     policies.extend(other_policies());
@@ -211,6 +213,7 @@ fn listing_equals_the_nft_cli_backend() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn reapply_replaces_in_one_transaction() {
     let ns = Netns::new();
     let (policy1, policy2) = (lab_policy(), other_policies().remove(1));
@@ -247,6 +250,7 @@ fn reapply_replaces_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn failed_batch_leaves_the_previous_table_exactly() {
     let ns = Netns::new();
     let policy1 = lab_policy();
@@ -287,6 +291,7 @@ fn failed_batch_leaves_the_previous_table_exactly() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn remove_deletes_only_our_table() {
     let ns = Netns::new();
     ns.nft_file("table inet user {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 22 accept\n\t}\n}\n");
@@ -311,6 +316,7 @@ fn remove_deletes_only_our_table() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn inspect_digest_changes_when_a_rule_is_deleted() {
     let ns = Netns::new();
     let policy = lab_policy();
@@ -358,6 +364,7 @@ fn inspect_digest_changes_when_a_rule_is_deleted() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn apply_is_fast() {
     let ns = Netns::new();
     let policy = lab_policy();
@@ -417,6 +424,7 @@ fn drop_net_admin_in_this_thread() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn probe_without_cap_net_admin_is_not_permitted() {
     let ns = Netns::new();
     let err = ns.run(|| {
@@ -433,6 +441,7 @@ fn probe_without_cap_net_admin_is_not_permitted() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn render_is_the_nft_text_with_a_note() {
     let ns = Netns::new();
     let text = ns.run(|| netlink().render(&lab_policy()).unwrap());
@@ -446,6 +455,7 @@ fn render_is_the_nft_text_with_a_note() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn large_allow_lists_are_split_and_equal_nft() {
     // 8000 IPv6 exceptions: a batch of about 300 KB, past the default socket send buffer
     // and split over several element messages.
@@ -467,4 +477,106 @@ fn large_allow_lists_are_split_and_equal_nft() {
         netlink().inspect().unwrap().unwrap().digest
     });
     assert_eq!(da, dc, "netlink and nft -f built different tables for a large policy");
+}
+
+// ---- the device layer (netdev ingress/egress) ---------------------------------------------
+
+/// A namespace with a veth pair and a macvlan child of one end besides loopback (this
+/// kernel may lack the dummy driver; veth and macvlan are what the lab uses).
+fn ns_with_devices() -> Netns {
+    let ns = Netns::new();
+    ns.exec(&["ip", "link", "add", "vx0", "type", "veth", "peer", "name", "vx1"]);
+    ns.exec(&[
+        "ip", "link", "add", "mv0", "link", "vx0", "type", "macvlan", "mode", "bridge",
+    ]);
+    ns
+}
+
+#[test]
+fn device_layer_covers_every_interface_but_loopback() {
+    let ns = ns_with_devices();
+    let cov = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&lab_policy()).unwrap();
+        nl.coverage().unwrap()
+    });
+    let names: Vec<&str> = cov.layers.iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["inet", "netdev-ingress", "netdev-egress"], "{cov:?}");
+    assert_eq!(cov.devices, ["mv0", "vx0", "vx1"]);
+    assert!(cov.uncovered.is_empty(), "{cov:?}");
+    let listing = ns.exec(&["nft", "list", "table", "netdev", "cordon"]);
+    assert!(listing.contains("hook ingress"), "{listing}");
+    assert!(listing.contains("hook egress"), "{listing}");
+    assert!(!listing.contains("\"lo\""), "loopback must not be hooked: {listing}");
+}
+
+#[test]
+fn device_table_equals_the_nft_text_of_the_renderer() {
+    let policy = lab_policy();
+    let (a, b) = (ns_with_devices(), ns_with_devices());
+    let da = a.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.inspect().unwrap().unwrap()
+    });
+    let devices: Vec<String> = ["vx0", "vx1", "mv0"].iter().map(|s| s.to_string()).collect();
+    let text = format!(
+        "{}{}",
+        cordon_policy::render::nft::render_apply(&TableName::default(), &policy),
+        cordon_policy::render::netdev::render_apply(&TableName::default(), &policy, &devices, true)
+    );
+    b.nft_file(&text);
+    let db = b.run(|| netlink().inspect().unwrap().unwrap());
+    assert_eq!(
+        da.listing, db.listing,
+        "netlink and nft -f built different device-layer tables"
+    );
+    assert_eq!(
+        a.exec(&["nft", "list", "table", "netdev", "cordon"]),
+        b.exec(&["nft", "list", "table", "netdev", "cordon"])
+    );
+}
+
+#[test]
+fn a_new_interface_shows_as_uncovered_until_reapplied() {
+    let ns = ns_with_devices();
+    let policy = lab_policy();
+    let d1 = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.inspect().unwrap().unwrap().digest
+    });
+    ns.exec(&["ip", "link", "add", "new0", "link", "vx0", "type", "macvlan"]);
+    let (cov, d2) = ns.run(|| {
+        let nl = netlink();
+        (nl.coverage().unwrap(), nl.inspect().unwrap().unwrap().digest)
+    });
+    assert_eq!(cov.uncovered, ["new0"], "{cov:?}");
+    let names: Vec<&str> = cov.layers.iter().map(|l| l.name()).collect();
+    assert_eq!(
+        names,
+        ["inet"],
+        "a device layer missing a device must not be claimed: {cov:?}"
+    );
+    // The rules did not change, only the devices: the digest stays.
+    assert_eq!(d1, d2);
+    let cov = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&policy).unwrap();
+        nl.coverage().unwrap()
+    });
+    assert!(cov.uncovered.is_empty() && cov.layers.len() == 3, "{cov:?}");
+}
+
+#[test]
+fn remove_deletes_the_device_table_too() {
+    let ns = ns_with_devices();
+    ns.run(|| {
+        let nl = netlink();
+        nl.apply(&lab_policy()).unwrap();
+        nl.remove().unwrap();
+        assert!(nl.inspect().unwrap().is_none());
+        assert!(nl.coverage().unwrap().layers.is_empty());
+    });
+    assert!(!ns.try_exec(&["nft", "list", "table", "netdev", "cordon"]));
 }

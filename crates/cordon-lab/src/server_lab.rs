@@ -54,6 +54,7 @@ pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
         LabOptions {
             server_echo: false,
             user_rules: false,
+            ..LabOptions::default()
         },
     )?;
     let tmp = tempfile::tempdir()?;

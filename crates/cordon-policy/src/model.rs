@@ -52,8 +52,14 @@ pub struct Policy {
     pub servers: Vec<SocketAddr>,
     /// DNS resolvers (UDP and TCP 53). Empty with `--no-dns`.
     pub resolvers: Vec<IpAddr>,
-    /// DHCPv4 68->67 / 67->68 and DHCPv6 546->547 / 547->546.
+    /// DHCPv4 68->67 / 67->68 and DHCPv6 546->547 / 547->546, limited to the broadcast /
+    /// multicast addresses and [`Policy::dhcp_servers`] (design §3 point 4).
     pub dhcp: bool,
+    /// The DHCP servers the host uses (from its lease files, or `--dhcp-server`): the only
+    /// unicast peers of the DHCP ports. Empty: broadcast (v4) / `ff02::1:2` (v6) out only,
+    /// and DHCPv6 replies from link-local addresses only.
+    #[serde(default)]
+    pub dhcp_servers: Vec<IpAddr>,
     /// Networks to which every protocol is allowed (bare IP/CIDR specs).
     pub allow_nets: Vec<IpNet>,
     /// Single address + TCP port exceptions.
@@ -87,6 +93,25 @@ impl Policy {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// DHCP servers of one family, sorted (see [`Policy::dhcp_servers`]).
+    pub fn dhcp_servers_of(&self, family: Family) -> Vec<IpAddr> {
+        self.dhcp_servers
+            .iter()
+            .filter(|a| Family::of(a) == family)
+            .copied()
+            .collect()
+    }
+
+    /// The families in which the open networks cover every address (`0.0.0.0/0`, `::/0`,
+    /// or pieces that merge into them): there the quarantine isolates nothing, so the
+    /// engine refuses such a policy unless told otherwise, and `status` says so.
+    pub fn fully_open_families(&self) -> Vec<Family> {
+        Family::BOTH
+            .into_iter()
+            .filter(|f| self.open_networks(*f).iter().any(|n| n.prefix_len() == 0))
+            .collect()
     }
 
     /// Networks open to every protocol, of one family.
@@ -147,6 +172,11 @@ impl PolicyBuilder {
         self
     }
 
+    pub fn dhcp_server(mut self, addr: IpAddr) -> Self {
+        self.policy.dhcp_servers.push(addr);
+        self
+    }
+
     pub fn allow_net(mut self, net: IpNet) -> Self {
         self.policy.allow_nets.push(net.trunc());
         self
@@ -186,17 +216,49 @@ impl PolicyBuilder {
         self
     }
 
-    /// Sorts, de-duplicates and merges; drops loopback resolvers (loopback traffic is
-    /// always allowed, so systemd-resolved's stub needs no rule of its own).
+    /// Sorts, de-duplicates and merges; writes IPv4-mapped IPv6 addresses
+    /// (`::ffff:192.0.2.1`) as the IPv4 address they stand for, because the kernel sees
+    /// such a peer as IPv4 and a v6 rule for it would never match; drops loopback
+    /// resolvers (loopback traffic is always allowed, so a local stub needs no rule).
     pub fn build(self) -> Policy {
         let mut p = self.policy;
+        for s in p
+            .servers
+            .iter_mut()
+            .chain(p.allow_tcp.iter_mut())
+            .chain(p.allow_udp.iter_mut())
+        {
+            s.set_ip(s.ip().to_canonical());
+        }
+        for a in p.resolvers.iter_mut().chain(p.dhcp_servers.iter_mut()) {
+            *a = a.to_canonical();
+        }
+        for n in p.allow_nets.iter_mut() {
+            *n = canonical_net(*n);
+        }
         sort_dedup(&mut p.servers);
         p.resolvers.retain(|r| !r.is_loopback());
         sort_dedup(&mut p.resolvers);
+        p.dhcp_servers.retain(|r| !r.is_loopback() && !r.is_unspecified());
+        sort_dedup(&mut p.dhcp_servers);
         p.allow_nets = IpNet::aggregate(&p.allow_nets);
         sort_dedup(&mut p.allow_tcp);
         sort_dedup(&mut p.allow_udp);
         p
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:192.0.2.0/120`) as the IPv4 network it stands
+/// for (`192.0.2.0/24`); every other network unchanged (RFC 4291 §2.5.5.2).
+pub fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|n| IpNet::V4(n.trunc()))
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     }
 }
 
@@ -310,6 +372,45 @@ mod tests {
         let spec = AllowSpec::parse("198.51.100.0/24").unwrap();
         let p = Policy::builder().allow_spec(&spec, &[]).build();
         assert_eq!(p.allow_nets, vec!["198.51.100.0/24".parse::<IpNet>().unwrap()]);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_become_ipv4_everywhere() {
+        let p = Policy::builder()
+            .server("[::ffff:192.0.2.1]:8443".parse().unwrap())
+            .allow_tcp("[::ffff:198.51.100.5]:22".parse().unwrap())
+            .allow_udp("[::ffff:198.51.100.6]:514".parse().unwrap())
+            .resolver("::ffff:192.0.2.53".parse().unwrap())
+            .dhcp_server("::ffff:192.0.2.67".parse().unwrap())
+            .allow_net("::ffff:203.0.113.0/120".parse().unwrap())
+            .build();
+        assert_eq!(p.servers, vec!["192.0.2.1:8443".parse().unwrap()]);
+        assert_eq!(p.allow_tcp, vec!["198.51.100.5:22".parse().unwrap()]);
+        assert_eq!(p.allow_udp, vec!["198.51.100.6:514".parse().unwrap()]);
+        assert_eq!(p.resolvers, vec!["192.0.2.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.dhcp_servers, vec!["192.0.2.67".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.allow_nets, vec!["203.0.113.0/24".parse::<IpNet>().unwrap()]);
+        assert!(p.tcp_destinations(Family::V6).is_empty());
+        assert!(p.open_networks(Family::V6).is_empty());
+    }
+
+    #[test]
+    fn allow_sets_covering_everything_are_detected() {
+        let open = |nets: &[&str]| {
+            let mut b = Policy::builder();
+            for n in nets {
+                b = b.allow_net(n.parse().unwrap());
+            }
+            b.build().fully_open_families()
+        };
+        assert_eq!(open(&["0.0.0.0/0"]), vec![Family::V4]);
+        assert_eq!(open(&["::/0"]), vec![Family::V6]);
+        assert_eq!(
+            open(&["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]),
+            Family::BOTH.to_vec()
+        );
+        assert!(open(&["0.0.0.0/1", "198.51.100.0/24"]).is_empty());
+        assert!(open(&[]).is_empty());
     }
 
     #[test]

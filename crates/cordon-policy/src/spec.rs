@@ -171,14 +171,15 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
 fn parse_bare(input: &str) -> Result<AllowSpec, String> {
     let target = if input.contains('/') {
         let net: IpNet = input.parse().map_err(|_| "not a valid CIDR network".to_string())?;
-        let net = net.trunc();
+        let net = crate::model::canonical_net(net.trunc());
         if net.prefix_len() == net.max_prefix_len() {
             Target::Ip(net.addr())
         } else {
             Target::Net(net)
         }
     } else if let Ok(ip) = input.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        Target::Ip(ip)
+        // `::ffff:192.0.2.1` is how IPv6 APIs write an IPv4 peer; the kernel sees IPv4.
+        Target::Ip(ip.to_canonical())
     } else {
         return Err(
             "expected tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], ws(s)://HOST[:PORT], an IP address or a CIDR network"
@@ -231,7 +232,7 @@ fn parse_host(host: &str) -> Result<Target, String> {
         return Err("missing host".into());
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(Target::Ip(ip));
+        return Ok(Target::Ip(ip.to_canonical()));
     }
     if host.contains('/') {
         return Err("a network (CIDR) cannot have a port; give a bare CIDR instead".into());
@@ -368,6 +369,24 @@ mod tests {
         assert!(err("tcp://999.1.1.1:80").contains("IPv4"));
         assert!(err("").contains("empty"));
         assert!(err("tcp://[2001:db8::1:80").contains("']'"));
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_literals_mean_ipv4() {
+        let v4 = |s: &str| Target::Ip(s.parse().unwrap());
+        assert_eq!(ok("https://[::ffff:192.0.2.1]:8443").target, v4("192.0.2.1"));
+        assert_eq!(ok("tcp://[::ffff:c000:201]:22").target, v4("192.0.2.1"));
+        assert_eq!(ok("::ffff:192.0.2.9").target, v4("192.0.2.9"));
+        assert_eq!(
+            ok("::ffff:198.51.100.0/120").target,
+            Target::Net("198.51.100.0/24".parse().unwrap())
+        );
+        assert_eq!(
+            AllowSpec::parse_server("https://[::ffff:192.0.2.1]:8443")
+                .unwrap()
+                .to_string(),
+            "https://192.0.2.1:8443"
+        );
     }
 
     #[test]

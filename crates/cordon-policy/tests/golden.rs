@@ -1,5 +1,6 @@
 //! Golden files for every renderer. Set `UPDATE_GOLDEN=1` to rewrite them after an
 //! intended change, then review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,3 +1,5 @@
+//! Property tests of the `--allow` spec parser.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 use cordon_policy::AllowSpec;
 use proptest::prelude::*;
 

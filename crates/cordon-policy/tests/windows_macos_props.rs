@@ -1,6 +1,7 @@
 //! Invariants every Windows and macOS rendering of any valid policy keeps (issue 5):
 //! the server path is permitted, there is a final block-all, and nothing permits "any"
 //! destination unless a /0 CIDR exception was explicitly given.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -79,6 +79,10 @@ pub struct Host {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostList {
     pub hosts: Vec<Host>,
+    /// More hosts follow: pass this as `cursor` to get the next page. Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Body of quarantine / release. Targets: `hosts` (ids or hostnames), or `label`, or a
@@ -143,6 +147,10 @@ pub struct LabelsRequest {
 pub struct RevokeRequest {
     #[serde(default)]
     pub comment: Option<String>,
+    /// Revoke even though the host is quarantined or its release is unconfirmed (409
+    /// otherwise): a quarantined host then stays quarantined with no remote release.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,12 +173,23 @@ pub struct AuditRecord {
     /// The automation rule that took this action (automatic actions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Hash of the chained record before this one (64 zeros for the first); absent on
+    /// records written before the chain existed. See [`crate::audit_chain`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) over `prev_hash` and the canonical encoding of every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditList {
     pub records: Vec<AuditRecord>,
+    /// More records follow: pass this as `cursor` to get the next page. Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Roles of API tokens, each including the ones before it.

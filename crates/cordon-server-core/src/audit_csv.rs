@@ -81,6 +81,8 @@ mod tests {
             detail: Some("-2+3".into()),
             event_id: None,
             rule: None,
+            prev_hash: None,
+            hash: None,
         }
     }
 

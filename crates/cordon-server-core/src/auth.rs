@@ -47,6 +47,35 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// A caller whose token has at least the responder role, checked from the headers
+/// alone: a handler taking it never reads (or parses) the body of a caller below it.
+#[derive(Debug, Clone)]
+pub struct Responder(pub Auth);
+
+/// Like [`Responder`] for the admin role.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Auth);
+
+impl FromRequestParts<AppState> for Responder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        auth.require(Role::Responder)?;
+        Ok(Responder(auth))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        auth.require(Role::Admin)?;
+        Ok(Admin(auth))
+    }
+}
+
 /// The host id from the client certificate of this connection, inserted into each
 /// request's extensions by the TLS layer (never taken from anything the client sends
 /// in HTTP). Absent when the client presented no certificate.

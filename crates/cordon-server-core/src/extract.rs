@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 
-/// JSON body; malformed JSON, wrong types or a wrong content type are 400.
+/// JSON body; malformed JSON, wrong types or a wrong content type are 400, a body over
+/// [`crate::limits::MAX_BODY_BYTES`] is 413.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -24,6 +25,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_rejection(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body is larger than {} bytes", crate::limits::MAX_BODY_BYTES),
+        );
+    }
     let error = match &e {
         JsonRejection::MissingJsonContentType(_) => "invalid_json",
         JsonRejection::JsonSyntaxError(_) => "invalid_json",

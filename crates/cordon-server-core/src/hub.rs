@@ -42,4 +42,12 @@ impl Hub {
             }
         }
     }
+
+    /// Wakes every waiter (after a lost cross-replica notification stream).
+    pub fn notify_everyone(&self) {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in map.values() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
 }

@@ -92,9 +92,60 @@ impl Running {
     }
 }
 
+/// Raises this process's soft limit of open files to its hard limit (every connected
+/// agent holds a socket; the systemd unit sets the hard limit with `LimitNOFILE=`).
+/// Returns the soft limit now in force.
+///
+/// # Errors
+/// `getrlimit`/`setrlimit` failing (the OS error).
+#[cfg(unix)]
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid local struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads the valid local struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
+    Ok(lim.rlim_cur as u64)
+}
+
 /// Binds, starts serving and the expiry task, and returns at once.
 pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
+    start_with_limits(cfg, crate::tls::ConnLimits::default()).await
+}
+
+/// [`start`] with explicit connection limits.
+pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) -> Result<Running, RunError> {
+    #[cfg(unix)]
+    match raise_nofile_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let store = Arc::new(Store::connect(&cfg.db).await?);
+    // Audit chain checkpoints in the server log (issue 17): a copy of the head outside
+    // the database, at start and every ten minutes.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.log_audit_checkpoint().await {
+                    tracing::warn!(error = %e, "cannot read the audit chain head");
+                }
+            }
+        });
+    }
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store.clone(), Some(ca));
@@ -109,14 +160,19 @@ pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
     })?;
     let app = router(state.clone());
     let (shutdown, rx) = tokio::sync::watch::channel(false);
-    let serve = tokio::spawn(crate::tls::serve(listener, tls, app, rx));
+    let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
+    let mut tasks = vec![serve, expiry];
+    if cfg.db.starts_with("postgres") {
+        // Wake-ups from the other replicas (changes made there reach agents here).
+        tasks.push(crate::wake::start(&cfg.db, state.hub.clone()).await?);
+    }
     tracing::info!(%addr, "cordon server listening");
     Ok(Running {
         addr,
         state,
-        tasks: [serve, expiry].into_iter().chain(automation).collect(),
+        tasks: tasks.into_iter().chain(automation).collect(),
         shutdown,
     })
 }

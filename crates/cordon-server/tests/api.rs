@@ -1,4 +1,5 @@
 //! REST API logic, in-process (no network): roles, validation, audit, states, expiry.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -311,13 +312,13 @@ async fn long_poll_wakes_on_change_and_revocation_is_immediate() {
         .call_as("GET", "/v1/agent/desired", None, None, Some("not-a-host"))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    // Revoke: refused at once, audited once.
+    // Revoke (forced: the host is quarantined): refused at once, audited once.
     let (st, v) = c
         .call(
             "POST",
             &format!("/v1/hosts/{h}/revoke"),
             Some(&c.admin),
-            Some(r#"{"comment":"stolen laptop"}"#),
+            Some(r#"{"comment":"stolen laptop","force":true}"#),
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
@@ -421,4 +422,81 @@ async fn enrollment_tokens_are_one_time() {
     // The certificate names the new host.
     let cert = v.clone();
     let _ = cert;
+}
+
+/// Revoking a quarantined host would leave it quarantined for good: refused unless
+/// forced; a release ordered before a (forced) revocation still reaches the agent.
+#[tokio::test]
+async fn revoking_a_quarantined_host_needs_release_or_force() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &[]).await;
+    let (st, v) = c
+        .call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.admin), Some(Q))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
+
+    let (st, v) = c
+        .call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.admin), Some("{}"))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("--force"), "{v}");
+
+    // Release ordered, then a forced revocation before the agent confirmed it.
+    let (st, v) = c
+        .call("POST", &format!("/v1/hosts/{h}/release"), Some(&c.admin), Some(Q))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let release_rev = v["results"][0]["revision"].as_i64().unwrap();
+    let (st, v) = c
+        .call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.admin), Some("{}"))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "release not confirmed yet: {v}");
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/revoke"),
+            Some(&c.admin),
+            Some(r#"{"force": true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["revoked"], true);
+    // The revoked agent still confirms the release…
+    let (st, v) = c.agent_status(&h, &report(release_rev, AgentState::Released)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.admin), None).await;
+    assert_eq!(v["state"], "normal", "{v}");
+    // …and is refused from then on.
+    let (st, _) = c.agent_status(&h, &report(release_rev, AgentState::Released)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+/// A failure report about revision N does not make N "applied".
+#[tokio::test]
+async fn a_failed_revision_is_never_reported_applied() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web2", &[]).await;
+    let (_, v) = c
+        .call("POST", &format!("/v1/hosts/{h}/quarantine"), Some(&c.admin), Some(Q))
+        .await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    c.agent_status(&h, &report(rev, AgentState::Failed)).await;
+    let (_, v) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.admin), None).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["applied_revision"].as_i64().unwrap() < rev, "{v}");
+    let mut degraded = report(rev, AgentState::Isolated);
+    degraded.degraded = vec!["exception https://edr.example.net unresolved: no such name".into()];
+    c.agent_status(&h, &degraded).await;
+    let (_, v) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.admin), None).await;
+    assert_eq!(v["state"], "quarantined", "{v}");
+    assert_eq!(v["applied_revision"].as_i64().unwrap(), rev, "{v}");
+    assert!(
+        v["state_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("degraded: exception https://edr.example.net"),
+        "{v}"
+    );
 }

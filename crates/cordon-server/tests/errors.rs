@@ -1,6 +1,7 @@
 //! Errors as clients see them (issue 13): a unique-constraint violation is 409 naming the
 //! record, never the database's text; an internal failure is 500 with a generic body, the
 //! cause only in the server log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

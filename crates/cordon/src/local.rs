@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
+use cordon_engine::{ClaimSource, Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
 use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
@@ -22,8 +22,12 @@ pub struct Common {
     #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR, env = "CORDON_STATE_DIR")]
     pub state_dir: PathBuf,
     /// Firewall mechanism: auto, netlink, nftables, iptables, pf, windows, netsh-ipsec.
+    /// `auto` keeps the backend of a recorded quarantine.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendChoice,
+    /// Seconds to wait for another Cordon process (e.g. the agent) holding the state lock.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout)]
+    pub lock_timeout: f64,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +50,13 @@ pub struct IsolateArgs {
     /// Block DHCP too.
     #[arg(long)]
     pub no_dhcp: bool,
+    /// DHCP server the host uses (repeatable); replaces discovery from the lease files.
+    #[arg(long = "dhcp-server", value_name = "IP", value_parser = parse_ip, conflicts_with = "no_dhcp")]
+    pub dhcp_servers: Vec<IpAddr>,
+    /// Accept --allow exceptions that cover a whole address family (the quarantine then
+    /// isolates nothing there); without it such a policy is refused with exit 2.
+    #[arg(long)]
+    pub allow_no_isolation: bool,
     /// Message shown to logged-in users (cut to 256 characters).
     #[arg(long)]
     pub message: Option<String>,
@@ -58,9 +69,20 @@ pub struct IsolateArgs {
     /// Print the exact ruleset that would be applied; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Whose quarantine this is: wazuh, velociraptor, agent or local. The host stays
+    /// quarantined while any source's claim stands (`cordon status` lists them).
+    #[arg(long, default_value = "local", value_parser = parse_source)]
+    pub source: ClaimSource,
     /// Re-apply the recorded quarantine (at boot, or after tampering).
-    #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "message", "verify", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "dhcp_servers", "allow_no_isolation", "message", "verify", "dry_run"])]
     pub reapply: bool,
+    /// After applying, stay in the foreground and repair tampering as soon as the kernel
+    /// reports it (nftables and interface change notifications, plus a check every
+    /// second); new interfaces get the device-layer hooks. Stop with Ctrl-C / SIGTERM: the
+    /// quarantine stays in force. While it runs, the tables are owned by it (Linux ≥ 6.9),
+    /// so stop it before `cordon release`.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -78,9 +100,13 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     pub remote: crate::remote::Conn,
     /// Break glass: remove Cordon's rules from every firewall backend on this host, even
-    /// when the state file is missing or damaged.
+    /// when the state file is missing or damaged, and drop every source's claim.
     #[arg(long)]
     pub force: bool,
+    /// Whose claim to release (wazuh, velociraptor, agent, local); the rules go when no
+    /// claim is left.
+    #[arg(long, default_value = "local", value_parser = parse_source)]
+    pub source: ClaimSource,
     #[command(flatten)]
     pub common: Common,
 }
@@ -97,6 +123,9 @@ fn parse_spec(s: &str) -> Result<AllowSpec, String> {
 fn parse_server(s: &str) -> Result<AllowSpec, String> {
     AllowSpec::parse_server(s).map_err(|e| e.to_string())
 }
+fn parse_source(s: &str) -> Result<ClaimSource, String> {
+    s.parse()
+}
 fn parse_table(s: &str) -> Result<TableName, String> {
     TableName::new(s).map_err(|e| e.to_string())
 }
@@ -104,7 +133,9 @@ fn parse_backend(s: &str) -> Result<BackendChoice, String> {
     s.parse()
 }
 fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    s.parse().map_err(|_| format!("{s:?} is not an IP address"))
+    s.parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| format!("{s:?} is not an IP address"))
 }
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -115,6 +146,7 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 
 fn engine(c: &Common) -> Engine {
     Engine::new(c.table.clone(), c.state_dir.clone(), c.backend)
+        .with_lock_timeout(Duration::from_secs_f64(c.lock_timeout))
 }
 
 /// Prints an engine error (one line, or JSON) and returns its exit code.
@@ -145,6 +177,69 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 pub fn isolate(a: IsolateArgs) -> u8 {
+    let watch = a.watch;
+    let eng = engine(&a.common);
+    let json = a.common.json;
+    let code = isolate_once(a);
+    if code != 0 || !watch {
+        return code;
+    }
+    watch_forever(&eng, json)
+}
+
+/// `--watch`: the repair loop in the foreground until SIGINT/SIGTERM.
+fn watch_forever(eng: &Engine, json: bool) -> u8 {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)) {
+        eprintln!("cordon: cannot install the signal handler: {e}");
+        return 1;
+    }
+    let opts = cordon_engine::watch::WatchOptions::default();
+    let result = eng.watch(&opts, &stop, |ev| {
+        if json {
+            if let Ok(line) = serde_json::to_string(ev) {
+                println!("{line}");
+            }
+        } else {
+            use cordon_engine::watch::WatchEvent;
+            match ev {
+                WatchEvent::Started {
+                    events,
+                    owned,
+                    coverage,
+                } => println!(
+                    "watching: {}, tables {}; coverage: {}",
+                    if *events {
+                        "kernel notifications + 1 s check"
+                    } else {
+                        "1 s check"
+                    },
+                    if *owned { "owned by this process" } else { "not owned" },
+                    coverage.summary()
+                ),
+                WatchEvent::Repaired {
+                    cause,
+                    repair_ms,
+                    coverage,
+                } => println!(
+                    "repaired ({cause}) in {repair_ms:.1} ms; coverage: {}",
+                    coverage.summary()
+                ),
+                WatchEvent::Failed { error } => eprintln!("cordon: watch: {error}"),
+                WatchEvent::Released => println!("released: no quarantine recorded any more; watch ends"),
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => fail(&e, json),
+    }
+}
+
+fn isolate_once(a: IsolateArgs) -> u8 {
     let eng = engine(&a.common);
     let json = a.common.json;
     if a.reapply {
@@ -169,6 +264,8 @@ pub fn isolate(a: IsolateArgs) -> u8 {
         resolvers: (!a.resolvers.is_empty()).then_some(a.resolvers),
         dns: !a.no_dns,
         dhcp: !a.no_dhcp,
+        dhcp_servers: (!a.dhcp_servers.is_empty()).then_some(a.dhcp_servers),
+        allow_no_isolation: a.allow_no_isolation,
         message: a.message,
         verify: a.verify,
         verify_timeout: Duration::from_secs_f64(a.verify_timeout),
@@ -176,23 +273,48 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     if a.dry_run {
         return match eng.dry_run(&req) {
             Ok((backend, text, resolved)) => {
+                let impact = eng.impact(&resolved);
                 if json {
                     print_json(
                         &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
-                        "policy": resolved.policy, "verify_targets": resolved.verify_targets}),
+                        "policy": resolved.policy, "verify_targets": resolved.verify_targets,
+                        "dhcp_servers": resolved.policy.dhcp_servers, "dhcp_sources": resolved.dhcp_sources,
+                        "warnings": resolved.warnings, "notes": cordon_engine::policy_notes(&resolved.policy), "impact": impact}),
                     );
                 } else {
+                    // The ruleset alone on stdout (it is the exact input of the backend);
+                    // what it means for DHCP and DNS on stderr.
                     print!("{text}");
+                    eprintln!("cordon: dry run, nothing changed ({backend} backend)");
+                    if resolved.policy.dhcp {
+                        eprintln!(
+                            "cordon: DHCP servers: {}",
+                            dhcp_words(&resolved.policy.dhcp_servers, &resolved.dhcp_sources)
+                        );
+                    }
+                    for note in cordon_engine::policy_notes(&resolved.policy) {
+                        eprintln!("cordon: {note}");
+                    }
+                    for w in &resolved.warnings {
+                        eprintln!("cordon: warning: {w}");
+                    }
+                    for line in impact.lines() {
+                        println!("# impact: {line}");
+                    }
+                }
+                for w in &impact.warnings {
+                    eprintln!("cordon: warning: {w}");
                 }
                 0
             }
             Err(e) => fail(&e, json),
         };
     }
-    match eng.isolate(&req) {
-        Ok(out) => {
+    match eng.isolate_as(a.source, &req) {
+        Ok(claimed) => {
+            let out = &claimed.outcome;
             if json {
-                print_json(&out);
+                print_json(&claimed);
             } else {
                 println!(
                     "isolated ({} backend, table {}, applied in {:.1} ms)",
@@ -202,14 +324,28 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                     println!("  allowed: {e}");
                 }
                 if out.policy.dhcp {
-                    println!("  allowed: DHCP (v4 and v6)");
+                    println!(
+                        "  allowed: DHCP to 255.255.255.255 / ff02::1:2 and servers: {}",
+                        dhcp_words(&out.policy.dhcp_servers, &[])
+                    );
+                }
+                for k in &out.replaced_backends {
+                    println!("  replaced: the quarantine of the {k} backend (removed after this one was verified)");
                 }
                 match out.verified_via {
                     Some(addr) => println!("  verified: {addr} reachable"),
                     None => println!("  verified: no --server or --verify given, reachability not checked"),
                 }
+                print_coverage(&out.coverage);
+                for line in out.impact.lines() {
+                    println!("  impact: {line}");
+                }
+                println!("  claims: {}", names(&claimed.claims));
             }
             if let Some(w) = &out.message_warning {
+                eprintln!("cordon: warning: {w}");
+            }
+            for w in out.warnings.iter().chain(out.impact.warnings.iter()) {
                 eprintln!("cordon: warning: {w}");
             }
             0
@@ -222,8 +358,18 @@ pub fn release(a: ReleaseArgs) -> u8 {
     if !a.hosts.is_empty() || a.label.is_some() {
         return crate::remote::release(a.hosts, a.label, a.comment, &a.remote, a.common.json);
     }
+    // The local command never takes the API client's options: `--comment` (or `--token`)
+    // without a HOST or `--label` is an analyst who meant the server, not this machine.
+    if a.comment.is_some() || a.remote.token_given_on_command_line() {
+        eprintln!(
+            "cordon: --comment and --token are for releasing hosts through the server: name the HOST(s) or \
+             --label. `cordon release` without them removes the quarantine of THIS machine; nothing was changed"
+        );
+        return 2;
+    }
     if a.force {
-        return match engine(&a.common).release_everywhere() {
+        let eng = engine(&a.common);
+        return match eng.release_everywhere().and_then(|c| eng.clear_claims().map(|_| c)) {
             Ok(cleaned) => {
                 let names: Vec<String> = cleaned.iter().map(|k| k.to_string()).collect();
                 if a.common.json {
@@ -236,14 +382,28 @@ pub fn release(a: ReleaseArgs) -> u8 {
             Err(e) => fail(&e, a.common.json),
         };
     }
-    match engine(&a.common).release() {
+    match engine(&a.common).release_as(a.source, false) {
         Ok(out) => {
             if a.common.json {
                 print_json(&out);
-            } else if out.was_isolated {
-                println!("released ({} backend, table {})", out.backend, out.table);
             } else {
-                println!("released (nothing of Cordon's was in force)");
+                match (&out.release, out.released_claim) {
+                    (Some(r), _) if r.was_isolated => println!("released ({} backend, table {})", r.backend, r.table),
+                    (Some(_), _) => println!("released (nothing of Cordon's was in force)"),
+                    (None, true) => println!(
+                        "{} claim released; still isolated, claimed by: {}",
+                        out.source,
+                        names(&out.claims)
+                    ),
+                    (None, false) => println!(
+                        "{} holds no claim; still isolated, claimed by: {} (release with their --source, or --force)",
+                        out.source,
+                        names(&out.claims)
+                    ),
+                }
+            }
+            if let Some(w) = &out.warning {
+                eprintln!("cordon: warning: {w}");
             }
             0
         }
@@ -251,11 +411,21 @@ pub fn release(a: ReleaseArgs) -> u8 {
     }
 }
 
+fn names(claims: &[ClaimSource]) -> String {
+    claims.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 pub fn status(a: StatusArgs) -> u8 {
-    match engine(&a.common).status() {
-        Ok(report) => {
+    let eng = engine(&a.common);
+    match eng.status().and_then(|r| eng.claims().map(|c| (r, c))) {
+        Ok((report, claims)) => {
             if a.common.json {
-                print_json(&report);
+                let mut v = serde_json::to_value(&report).unwrap_or_default();
+                v["claims"] = json!(claims
+                    .iter()
+                    .map(|c| json!({"source": c.source, "claimed_at": c.claimed_at}))
+                    .collect::<Vec<_>>());
+                print_json(&v);
             } else {
                 let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
                 println!("{}", report.state.as_str());
@@ -268,9 +438,67 @@ pub fn status(a: StatusArgs) -> u8 {
                 if let Some(reason) = &report.reason {
                     println!("  reason: {reason}");
                 }
+                if report.state != QuarantineState::Released {
+                    let names: Vec<String> = report.backends_in_force.iter().map(|k| k.to_string()).collect();
+                    println!(
+                        "  rules in force in: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+                for note in &report.notes {
+                    println!("  {note}");
+                }
+                if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
+                    print_coverage(&report.coverage);
+                }
+                for c in &claims {
+                    println!("  claimed by {} since {}", c.source, c.claimed_at);
+                }
             }
             0
         }
         Err(e) => fail(&e, a.common.json),
+    }
+}
+
+/// "192.0.2.67 (from FILE)" or "none known (broadcast/multicast only)".
+fn dhcp_words(servers: &[IpAddr], sources: &[String]) -> String {
+    if servers.is_empty() {
+        return "none known (broadcast / multicast only)".to_string();
+    }
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    if sources.is_empty() {
+        list.join(", ")
+    } else {
+        format!("{} (from {})", list.join(", "), sources.join(", "))
+    }
+}
+
+/// `coverage: inet, netdev-ingress, netdev-egress` and what is not covered, exactly as
+/// read back from the kernel.
+fn print_coverage(c: &cordon_firewall::Coverage) {
+    println!("  coverage: {}", c.summary());
+    if !c.devices.is_empty() {
+        println!("  devices: {}", c.devices.join(", "));
+    }
+    if !c.uncovered.is_empty() {
+        println!("  not covered: {}", c.uncovered.join(", "));
+    }
+    if let Some(owned) = c.owned {
+        println!(
+            "  ownership: {}",
+            if owned {
+                "held by a running cordon (other processes cannot change the tables)"
+            } else {
+                "none (no cordon process holds the tables)"
+            }
+        );
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
     }
 }

@@ -63,7 +63,30 @@ enum Command {
     Bench(cordon_lab::bench::BenchArgs),
 }
 
+/// A closed stdout (`cordon … | head`) ends the process quietly with 141, the status a
+/// shell reports for SIGPIPE, instead of a panic with exit 101. Rust ignores SIGPIPE, so
+/// `println!` panics on EPIPE; catching that one panic here covers every command, local
+/// and API client, wherever it prints. Commands print only after their work is done and
+/// recorded, so stopping at that point loses nothing but the output. (Restoring SIGPIPE's
+/// default action instead would also kill the server and agent on a closed socket.)
+fn exit_quietly_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

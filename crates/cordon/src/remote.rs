@@ -17,14 +17,21 @@ use crate::term;
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
     /// Server URL, https://HOST:PORT.
-    #[arg(long = "server", env = "CORDON_SERVER", value_name = "URL")]
+    #[arg(long = "server", env = "CORDON_SERVER", value_name = "URL", global = true)]
     pub server_url: Option<String>,
     /// API bearer token.
-    #[arg(long, env = "CORDON_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "CORDON_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// The server's CA certificate (PEM), e.g. DATA/ca.pem or /etc/cordon/ca.pem.
-    #[arg(long, env = "CORDON_CA", value_name = "FILE")]
+    #[arg(long, env = "CORDON_CA", value_name = "FILE", global = true)]
     pub ca: Option<PathBuf>,
+}
+
+impl Conn {
+    /// True when `--token` was given as an option (not only through `CORDON_TOKEN`).
+    pub fn token_given_on_command_line(&self) -> bool {
+        self.token.is_some() && std::env::args().any(|a| a == "--token" || a.starts_with("--token="))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +73,10 @@ pub enum HostsWhat {
         host: String,
         #[arg(long)]
         comment: Option<String>,
+        /// Revoke even though the host is quarantined (it stays quarantined with no way to
+        /// release it remotely) or its release is not confirmed yet.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -95,7 +106,10 @@ pub struct QuarantineArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub what: Option<AuditWhat>,
     /// Host id or hostname.
     #[arg(long)]
     pub host: Option<String>,
@@ -116,6 +130,70 @@ pub struct AuditArgs {
     /// Same as --format json.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditWhat {
+    /// Check the audit log's hash chain and name the first bad record: on the server
+    /// (admin token), or offline in a JSON-lines export with --file. Exit 0 intact,
+    /// 1 tampered (or unreachable), 2 bad input.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    /// Verify this export (`cordon audit --format jsonl > FILE`) offline instead of the server.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A checkpoint `ID:HASH` recorded earlier (the server log's `audit checkpoint`
+    /// line, or the `head:` of an earlier verification): catches a cut tail.
+    #[arg(long, value_name = "ID:HASH")]
+    pub checkpoint: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cordon audit verify`: server-side or offline (`--file`) chain verification.
+fn audit_verify(a: AuditVerifyArgs) -> u8 {
+    use cordon_proto::audit_chain::{parse_jsonl, render, verify, Checkpoint};
+    block_on(async move {
+        let cp = a
+            .checkpoint
+            .as_deref()
+            .map(|c| c.parse::<Checkpoint>().map_err(Failure::usage))
+            .transpose()?;
+        let report = match &a.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                let records = parse_jsonl(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                verify(&records, cp.map(|c| ("given".to_string(), c)).into_iter().collect())
+            }
+            None => {
+                let api = connect(&a.conn, Code::Failed)?;
+                api.audit_verify(a.checkpoint.as_deref())
+                    .await
+                    .map_err(|e| client_failure(e, &[400]))?
+            }
+        };
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            );
+        } else {
+            print!("{}", render(&report));
+        }
+        match &report.problem {
+            None => Ok(()),
+            Some(p) => Err(Failure::msg(
+                Code::Failed,
+                format!("audit chain broken at record {}", p.id),
+            )),
+        }
+    })
 }
 
 /// Exit code for a call the server refused: 2 for the `usage` statuses (the request was
@@ -229,20 +307,35 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     print_json(&h);
                 } else {
                     println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+                    // Never "quarantined" for an agent that enforces nothing.
+                    let not_enforcing = h.state == cordon_proto::HostState::Quarantined
+                        && h.state_reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("not enforcing"));
                     println!(
                         "  state:     {} since {}{}",
-                        h.state.as_str(),
+                        if not_enforcing {
+                            "not_enforcing"
+                        } else {
+                            h.state.as_str()
+                        },
                         h.state_since,
                         h.state_reason
                             .as_deref()
                             .map(|r| format!(" ({})", term::safe(r)))
                             .unwrap_or_default()
                     );
+                    // `applied` is the last revision the agent confirmed in force; a pending
+                    // revision is said to be pending, not applied.
                     println!(
-                        "  desired:   {} (revision {}, applied {})",
-                        if h.desired.quarantined { "quarantined" } else { "normal" },
+                        "  desired:   {} (revision {}, {})",
+                        if h.desired.quarantined { "quarantine" } else { "normal" },
                         h.desired.revision,
-                        h.applied_revision
+                        if h.applied_revision >= h.desired.revision {
+                            "in force".to_string()
+                        } else {
+                            format!("requested; in force: revision {}", h.applied_revision)
+                        }
                     );
                     if h.desired.quarantined {
                         println!(
@@ -295,8 +388,11 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     );
                 }
             }
-            HostsWhat::Revoke { host, comment } => {
-                let h = api.revoke(&host, &RevokeRequest { comment }).await.map_err(fail)?;
+            HostsWhat::Revoke { host, comment, force } => {
+                let h = api
+                    .revoke(&host, &RevokeRequest { comment, force })
+                    .await
+                    .map_err(fail)?;
                 if a.json {
                     print_json(&h);
                 } else {
@@ -402,6 +498,9 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
 }
 
 pub fn audit(a: AuditArgs) -> u8 {
+    if let Some(AuditWhat::Verify(v)) = a.what {
+        return audit_verify(v);
+    }
     block_on(async move {
         let api = connect(&a.conn, Code::Failed)?;
         let format = if a.json { "json".to_string() } else { a.format.clone() };

@@ -43,7 +43,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{Engine, IsolateRequest};
+use cordon_engine::{ClaimSource, Engine, IsolateRequest};
 use cordon_policy::AllowSpec;
 use serde_json::{json, Value};
 
@@ -543,15 +543,16 @@ pub fn run(a: WazuhArArgs) -> u8 {
                     .map(|(backend, text, _)| json!({"dry_run": true, "backend": backend, "ruleset": text}))
                     .map_err(err)
             } else {
-                eng.isolate(&ir)
-                    .map(|o| json!({"state": "isolated", "backend": o.backend, "digest": o.digest, "verified_via": o.verified_via}))
+                eng.isolate_as(ClaimSource::Wazuh, &ir)
+                    .map(|c| json!({"state": "isolated", "backend": c.outcome.backend, "digest": c.outcome.digest,
+                        "verified_via": c.outcome.verified_via, "claims": c.claims}))
                     .map_err(err)
             }
         }
         ArAction::Release if a.dry_run => Ok(json!({"dry_run": true})),
         ArAction::Release => eng
-            .release()
-            .map(|o| json!({"state": "released", "was_isolated": o.was_isolated}))
+            .release_as(ClaimSource::Wazuh, false)
+            .map(|o| json!({"state": o.state, "released_claim": o.released_claim, "claims": o.claims, "warning": o.warning}))
             .map_err(err),
         ArAction::IgnoreDelete => Ok(json!({})),
     };

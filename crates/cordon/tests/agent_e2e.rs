@@ -2,8 +2,9 @@
 //! `cordon server` in the server namespace, a real enrolled `cordon agent` enforcing in
 //! the endpoint namespace (state in a temp dir), driven through the real CLI. Agent timers
 //! are shortened in its config so each test takes seconds. Nothing runs in this machine's
-//! own network namespace. Needs root, iproute2 and nftables; without them the tests fail
-//! saying so.
+//! own network namespace. Needs root, iproute2 and nftables, so the tests are `#[ignore]`d
+//! for a plain `cargo test`; scripts/test runs them (as root) and a missing tool fails them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -200,6 +201,7 @@ fn reachable(env: &Env, to: SocketAddr) -> bool {
 /// quarantine: the rest is enforced at once, the exception follows when its name resolves.
 /// The agent also ignores the proxy in its environment (none is configured).
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn unresolvable_exception_degrades_instead_of_failing_open() {
     let env = setup(false, |_| {});
     let _procs = Procs(vec![env.start_server(), env.start_agent()]);
@@ -221,9 +223,15 @@ fn unresolvable_exception_degrades_instead_of_failing_open() {
     );
     assert!(!reachable(&env, edr), "unresolved exception must not open anything");
     assert!(env.ruleset().contains("198.51.100.20"), "{}", env.ruleset());
-    wait_until("server sees the quarantine", Duration::from_secs(5), || {
-        env.host()["state"] == "quarantined"
+    wait_until("server sees the quarantine, degraded", Duration::from_secs(5), || {
+        let h = env.host();
+        h["state"] == "quarantined"
+            && h["state_reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("degraded: exception tcp://edr.cordon.lab:80 unresolved"))
     });
+    let (_, text, _) = env.api(&["hosts", "show", "endpoint"]);
+    assert!(text.contains("degraded: exception tcp://edr.cordon.lab:80"), "{text}");
 
     // The name starts to resolve: the agent, retrying, adds it atomically.
     env.lab.set_dns("edr.cordon.lab", &[OTHER4.into(), OTHER6.into()]);
@@ -232,11 +240,16 @@ fn unresolvable_exception_degrades_instead_of_failing_open() {
     });
     eprintln!("exception applied {took:?} after its name started to resolve");
     assert_eq!(env.endpoint_state(), "isolated");
+    wait_until("degraded cleared on the server", Duration::from_secs(5), || {
+        let h = env.host();
+        h["state"] == "quarantined" && h["state_reason"].is_null()
+    });
 }
 
 /// DR failover: the server moves to a new address and DNS answer while the host is
 /// quarantined; a release through the moved server is enforced (within 60 s).
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn server_moves_while_quarantined_and_the_release_still_arrives() {
     let env = setup(true, |_| {});
     let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
@@ -275,6 +288,7 @@ fn server_moves_while_quarantined_and_the_release_still_arrives() {
 /// `servers = [...]`: every server address is allowed while quarantined, and the agent
 /// fails over to the next one when the first goes away.
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn several_server_urls_are_all_allowed_and_failed_over() {
     let env = setup(false, |c| {
         c.server = format!("https://{SERVER4}:{SERVER_PORT}");
@@ -310,6 +324,7 @@ fn several_server_urls_are_all_allowed_and_failed_over() {
 /// direct path is blocked at the server); the quarantine allows the proxy, is verified
 /// through it, and does not flap; a release arrives through it.
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn explicit_proxy_is_allowed_verified_through_and_never_flaps() {
     let mut env = setup(false, |c| {
         c.proxy = Some(format!("http://{OTHER4}:{PROXY_PORT}"));

@@ -12,6 +12,7 @@
 //! parse error there. The artifacts were also parsed and evaluated with the real vfilter
 //! (see `integrations/velociraptor/vqlcheck/`); `testdata/` holds what that evaluation
 //! produced, which the last tests feed to `cordon` and the intake.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

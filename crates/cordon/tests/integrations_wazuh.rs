@@ -15,6 +15,7 @@
 //! * `src/analysisd/ar_json.c` (lines 57–67): `<extra_args>` is split on every space.
 //!
 //! The log keys the rules use are taken from real `cordon wazuh-ar` runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -16,6 +16,7 @@
 //! Every exchange runs under a deadline: a program that waits for something execd will
 //! never send (for example stdin EOF) fails the test instead of hanging it. Nothing is
 //! ever applied to this machine's firewall here (`--dry-run`, refused input, `delete`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -185,6 +185,14 @@ pub const NFT_CT_STATE: u32 = libc::NFT_CT_STATE as u32;
 /// `ct state established` as a bit: NF_CT_STATE_BIT(IP_CT_ESTABLISHED) = 1 << (0 + 1)
 /// (linux/netfilter/nf_conntrack_common.h).
 pub const NF_CT_STATE_BIT_ESTABLISHED: u32 = 2;
+/// `ct state related`: NF_CT_STATE_BIT(IP_CT_RELATED) = 1 << (1 + 1).
+pub const NF_CT_STATE_BIT_RELATED: u32 = 4;
+pub const NFT_CT_PROTOCOL: u32 = libc::NFT_CT_PROTOCOL as u32;
+pub const NFT_CT_PROTO_DST: u32 = libc::NFT_CT_PROTO_DST as u32;
+pub const NFT_CT_DST_IP: u32 = libc::NFT_CT_DST_IP as u32;
+pub const NFT_CT_DST_IP6: u32 = libc::NFT_CT_DST_IP6 as u32;
+/// `enum ip_conntrack_dir` (linux/netfilter/nf_conntrack_tuple_common.h): `ct original`.
+pub const IP_CT_DIR_ORIGINAL: u8 = 0;
 pub const NFT_SET_ANONYMOUS: u32 = libc::NFT_SET_ANONYMOUS as u32;
 pub const NFT_SET_CONSTANT: u32 = libc::NFT_SET_CONSTANT as u32;
 pub const NFT_SET_INTERVAL: u32 = libc::NFT_SET_INTERVAL as u32;
@@ -200,4 +208,5 @@ pub const ANON_SET_NAME: &str = "__set%d";
 pub const TYPE_IPADDR: u32 = 7;
 pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_INET_SERVICE: u32 = 13;
+pub const TYPE_ICMP_TYPE: u32 = 14;
 pub const TYPE_ICMP6_TYPE: u32 = 29;

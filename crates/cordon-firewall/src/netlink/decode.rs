@@ -169,23 +169,39 @@ pub struct ChainInfo {
     pub name: String,
     /// "type filter hook input priority -10 policy drop" for base chains, "" otherwise.
     pub base: String,
+    /// Devices a netdev base chain is attached to (left out of `base`: devices come and
+    /// go without the rules changing).
+    pub devices: Vec<String>,
 }
 
 pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
     let a = nft_attrs(m)?;
+    let family = m.payload.first().copied().unwrap_or(0);
     let mut base = String::new();
+    let mut devices = Vec::new();
     if let Some(hook) = get(&a, NFTA_CHAIN_HOOK) {
         let h = attrs(hook)?;
         let num = be32(get(&h, NFTA_HOOK_HOOKNUM)).ok_or_else(|| bad("hook without number"))?;
         let prio = be32(get(&h, NFTA_HOOK_PRIORITY)).ok_or_else(|| bad("hook without priority"))? as i32;
-        let hook_name = match num {
-            0 => "prerouting".to_string(),
-            1 => "input".to_string(),
-            2 => "forward".to_string(),
-            3 => "output".to_string(),
-            4 => "postrouting".to_string(),
-            5 => "ingress".to_string(),
-            n => format!("hook{n}"),
+        if let Some(dev) = get(&h, NFTA_HOOK_DEV) {
+            devices.push(cstr(dev));
+        }
+        if let Some(devs) = get(&h, NFTA_HOOK_DEVS) {
+            for (_, d) in attrs(devs)? {
+                devices.push(cstr(d));
+            }
+        }
+        devices.sort();
+        let hook_name = match (family == NFPROTO_NETDEV, num) {
+            (true, NF_NETDEV_INGRESS) => "ingress".to_string(),
+            (true, NF_NETDEV_EGRESS) => "egress".to_string(),
+            (false, 0) => "prerouting".to_string(),
+            (false, 1) => "input".to_string(),
+            (false, 2) => "forward".to_string(),
+            (false, 3) => "output".to_string(),
+            (false, 4) => "postrouting".to_string(),
+            (false, 5) => "ingress".to_string(),
+            (_, n) => format!("hook{n}"),
         };
         let ty = get(&a, NFTA_CHAIN_TYPE).map(cstr).unwrap_or_default();
         let policy = match be32(get(&a, NFTA_CHAIN_POLICY)) {
@@ -200,6 +216,7 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
         table: req_str(&a, NFTA_CHAIN_TABLE, "chain without table")?,
         name: req_str(&a, NFTA_CHAIN_NAME, "chain without name")?,
         base,
+        devices,
     })
 }
 
@@ -298,6 +315,7 @@ pub fn expr(e: &[u8]) -> Result<String, DecodeError> {
                 Some(NFT_META_OIF) => "oif".to_string(),
                 Some(NFT_META_NFPROTO) => "nfproto".to_string(),
                 Some(NFT_META_L4PROTO) => "l4proto".to_string(),
+                Some(NFT_META_PROTOCOL) => "protocol".to_string(),
                 Some(k) => format!("key{k}"),
                 None => "-".to_string(),
             };
@@ -415,13 +433,21 @@ pub struct Dumps {
 /// re-apply without changing what the rules do. Set elements are sorted because hash
 /// sets dump in hash order.
 pub fn listing(table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
+    listing_of("inet", table_name, d)
+}
+
+/// [`listing`] for a table of family `family` (`inet`, `netdev`), named so in the first
+/// line. The table's owner flag is left out: whether a running process holds the table
+/// does not change what the rules do (coverage reports it).
+pub fn listing_of(family: &str, table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
     let mut o = String::new();
     let mut found = false;
     for m in data_msgs(&d.table)? {
         let t = table(&m)?;
         if t.name == table_name {
             found = true;
-            let _ = writeln!(o, "table inet {} flags 0x{:x}", t.name, t.flags);
+            let flags = t.flags & !(NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST);
+            let _ = writeln!(o, "table {family} {} flags 0x{:x}", t.name, flags);
         }
     }
     if !found {

@@ -15,14 +15,20 @@
 pub mod consts;
 pub mod decode;
 pub mod encode;
+pub mod events;
+pub mod links;
 mod socket;
 
-use cordon_policy::render::nft;
+use cordon_policy::render::{netdev, nft};
 use cordon_policy::{Policy, TableName};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::{BackendKind, Firewall, FirewallError, Inspection};
+use crate::{BackendKind, Coverage, Firewall, FirewallError, Inspection, Layer};
+
+use consts::{NFT_TABLE_F_OWNER, NFT_TABLE_F_PERSIST};
+use encode::{DeviceLayer, TableMode};
 
 /// The netlink backend for one table name.
 ///
@@ -30,9 +36,21 @@ use crate::{BackendKind, Firewall, FirewallError, Inspection};
 /// and every call goes through it. Reuse matters for speed: closing a netfilter socket
 /// waits for the kernel to finish releasing the objects of the last transaction (an RCU
 /// grace period, 5–20 ms), while the transaction itself takes well under a millisecond.
+///
+/// Besides the `inet` table it installs, in the same transaction, the device-layer table
+/// (`netdev` family, see [`encode`]'s `netdev` module) on every interface but loopback,
+/// with an egress chain where the kernel has the hook (≥ 5.16). If the kernel refuses the
+/// egress hook, or the netdev family, the apply falls back to what it accepts;
+/// [`Firewall::coverage`] reads back what is actually in force.
 pub struct Netlink {
     table: TableName,
     conn: Mutex<imp::Conn>,
+    /// False once the kernel refused a netdev egress chain (or is older than 5.16).
+    egress: AtomicBool,
+    /// False once the kernel refused the netdev family altogether.
+    netdev: AtomicBool,
+    /// Create our tables owned by this backend's socket, persisting after it closes.
+    owned: AtomicBool,
 }
 
 impl Netlink {
@@ -43,11 +61,33 @@ impl Netlink {
         Ok(Netlink {
             table,
             conn: Mutex::new(conn),
+            egress: AtomicBool::new(kernel_at_least(5, 16)),
+            netdev: AtomicBool::new(true),
+            owned: AtomicBool::new(false),
         })
     }
 
     pub fn table(&self) -> &TableName {
         &self.table
+    }
+
+    /// From now on, create our tables with the nftables owner flag held by this backend's
+    /// socket plus the persist flag (kernel ≥ 6.9): while this process runs, no other
+    /// process (`nft flush ruleset`, `nft delete table`, an inserted rule) can change them;
+    /// when it exits they stay in force. Returns false, changing nothing, on older
+    /// kernels: without persist an owned table would vanish with its owner.
+    pub fn own_tables(&self) -> bool {
+        let ok = kernel_at_least(6, 9);
+        self.owned.store(ok, Ordering::Relaxed);
+        ok
+    }
+
+    fn table_flags(&self) -> u32 {
+        if self.owned.load(Ordering::Relaxed) {
+            NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST
+        } else {
+            0
+        }
     }
 
     /// Sends a batch built with [`encode`] (with `ack = true` and a sequence number from
@@ -68,11 +108,123 @@ impl Netlink {
         imp::with(&self.conn, imp::generation)
     }
 
-    /// The exact bytes `apply` sends (with per-message ACK requests), for debugging and
-    /// benchmarks of the encoder alone.
+    /// The exact bytes `apply` sends for the inet table alone (with per-message ACK
+    /// requests), for debugging and benchmarks of the encoder alone.
     pub fn encode_apply(&self, policy: &Policy) -> Vec<u8> {
         encode::apply_batch(&self.table, policy, 0, true).bytes
     }
+
+    /// The device layer `apply` would install now: every interface of this namespace but
+    /// loopback, egress where the kernel has it.
+    pub fn device_layer(&self) -> Result<DeviceLayer, FirewallError> {
+        if !self.netdev.load(Ordering::Relaxed) {
+            return Ok(DeviceLayer::default());
+        }
+        let links = links::list().map_err(|e| imp::map_err(e, "listing network interfaces", None))?;
+        Ok(DeviceLayer {
+            devices: links::enforced(&links),
+            egress: self.egress.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The whole batch `apply` sends in replace mode (inet and device layer), for
+    /// benchmarks of the kernel side.
+    pub fn encode_enforce(&self, policy: &Policy, seq: u32) -> Result<encode::EncodedBatch, FirewallError> {
+        let layer = self.device_layer()?;
+        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+        Ok(encode::enforce_batch(
+            &self.table,
+            policy,
+            &layer,
+            self.table_flags(),
+            existing,
+            TableMode::Replace,
+            seq,
+            true,
+        ))
+    }
+
+    fn send_enforce(&self, policy: &Policy, layer: &DeviceLayer) -> Result<(), FirewallError> {
+        let flags = self.table_flags();
+        // First apply: create without deleting anything (fast, and no RCU wait when the
+        // socket closes). If our table exists, replace it atomically instead.
+        let create = encode::enforce_batch(
+            &self.table,
+            policy,
+            layer,
+            flags,
+            [0, 0],
+            TableMode::CreateOnly,
+            imp::next_seq(1 << 16),
+            true,
+        );
+        match imp::with(&self.conn, |c| {
+            imp::send_batch(c, &create, "creating the quarantine table")
+        }) {
+            Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
+                let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+                let batch = encode::enforce_batch(
+                    &self.table,
+                    policy,
+                    layer,
+                    flags,
+                    existing,
+                    TableMode::Replace,
+                    imp::next_seq(1 << 16),
+                    true,
+                );
+                imp::with(&self.conn, |c| {
+                    imp::send_batch(c, &batch, "applying the quarantine table")
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+/// Part of the error when another process owns our tables.
+const OWNED_BY_OTHER: &str = "owned by another running cordon process";
+
+impl Netlink {
+    /// A "not permitted" refusal of a root process whose tables carry the owner flag means
+    /// another process (`cordon isolate --watch`, the agent) holds them: say so.
+    fn explain_owned(&self, err: FirewallError) -> FirewallError {
+        if !matches!(err, FirewallError::NotPermitted(_)) {
+            return err;
+        }
+        let owned = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))
+            .map(|f| f.iter().any(|f| f & NFT_TABLE_F_OWNER != 0))
+            .unwrap_or(false);
+        if owned && !self.owned.load(Ordering::Relaxed) {
+            FirewallError::Rejected(format!(
+                "table {:?} is {OWNED_BY_OTHER} (`cordon isolate --watch` or the agent): stop it, or act through it; nothing was changed ({err})",
+                self.table.as_str()
+            ))
+        } else {
+            err
+        }
+    }
+}
+
+/// Whether the running kernel's release (`uname -r`) is at least `major.minor`.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    kernel_release().is_some_and(|(a, b)| (a, b) >= (major, minor))
+}
+
+/// `(major, minor)` of the running kernel, from `uname(2)`.
+pub fn kernel_release() -> Option<(u32, u32)> {
+    // SAFETY: utsname is plain old data; uname fills it and we check the result.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = u.release.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut parts = text.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 impl Firewall for Netlink {
@@ -81,46 +233,145 @@ impl Firewall for Netlink {
     }
 
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
-        let batch = encode::apply_batch(&self.table, policy, 0, true);
+        let layer = self.device_layer()?;
+        let batch = encode::enforce_batch(&self.table, policy, &layer, 0, [0, 0], TableMode::Replace, 0, true);
         Ok(format!(
             "# netlink backend: this nft batch is sent as one NETLINK_NETFILTER transaction\n\
-             # ({} messages, {} bytes), encoded natively; no `nft` binary is used.\n{}",
+             # ({} messages, {} bytes), encoded natively; no `nft` binary is used.\n{}{}",
             batch.messages,
             batch.bytes.len(),
+            netdev::render_apply(&self.table, policy, &layer.devices, layer.egress),
             nft::render_apply(&self.table, policy)
         ))
     }
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
-        // First apply: create without deleting anything (fast, and no RCU wait when the
-        // socket closes). If our table exists, replace it atomically instead.
-        let create = encode::create_batch(&self.table, policy, imp::next_seq(1 << 16), true);
-        match imp::with(&self.conn, |c| {
-            imp::send_batch(c, &create, "creating the quarantine table")
-        }) {
-            Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
-                let batch = encode::apply_batch(&self.table, policy, imp::next_seq(1 << 16), true);
-                imp::with(&self.conn, |c| {
-                    imp::send_batch(c, &batch, "applying the quarantine table")
-                })
-            }
-            other => other,
+        let layer = self.device_layer()?;
+        let first = self.send_enforce(policy, &layer);
+        let Err(err) = first else {
+            return Ok(());
+        };
+        let err = self.explain_owned(err);
+        if matches!(err, FirewallError::Rejected(ref m) if m.contains(OWNED_BY_OTHER)) {
+            return Err(err);
         }
+        if layer.devices.is_empty() {
+            return Err(err);
+        }
+        // The kernel refused something of the device layer, or a device vanished between
+        // listing and applying. Retry with a fresh device list; then without egress; then
+        // without the device layer. `coverage` reports what ended up in force.
+        let fresh = self.device_layer()?;
+        if self.send_enforce(policy, &fresh).is_ok() {
+            return Ok(());
+        }
+        if fresh.egress {
+            let ingress_only = DeviceLayer {
+                egress: false,
+                ..fresh.clone()
+            };
+            if self.send_enforce(policy, &ingress_only).is_ok() {
+                tracing::warn!(error = %err, "the kernel refused the netdev egress hook; enforcing netdev ingress only");
+                self.egress.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        if self.send_enforce(policy, &DeviceLayer::default()).is_ok() {
+            tracing::warn!(error = %err, "the kernel refused the device-layer table; enforcing the inet table only");
+            self.netdev.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+        Err(err)
     }
 
     fn remove(&self) -> Result<(), FirewallError> {
-        let batch = encode::remove_batch(&self.table, imp::next_seq(8), true);
-        imp::with(&self.conn, |c| {
-            imp::send_batch(c, &batch, "removing the quarantine table")
-        })
+        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+        let batch = encode::remove_all_batch(&self.table, true, existing, imp::next_seq(8), true);
+        let both = imp::with(&self.conn, |c| {
+            imp::send_batch(c, &batch, "removing the quarantine tables")
+        });
+        match both {
+            Ok(()) => Ok(()),
+            // A kernel without the netdev family refuses the device-layer half.
+            Err(FirewallError::Unsupported(_)) => {
+                let batch = encode::remove_all_batch(&self.table, false, existing, imp::next_seq(8), true);
+                imp::with(&self.conn, |c| {
+                    imp::send_batch(c, &batch, "removing the quarantine table")
+                })
+            }
+            Err(e) => Err(self.explain_owned(e)),
+        }
     }
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
         imp::with(&self.conn, |c| imp::inspect(c, &self.table))
     }
+
+    fn hold_tables(&self) -> bool {
+        self.own_tables()
+    }
+
+    fn coverage(&self) -> Result<Coverage, FirewallError> {
+        let links = links::list().map_err(|e| imp::map_err(e, "listing network interfaces", None))?;
+        let want = links::enforced(&links);
+        let read = imp::with(&self.conn, |c| imp::read_layers(c, &self.table))?;
+        let mut cov = Coverage::default();
+        if read.inet {
+            cov.layers.push(Layer::Inet);
+        }
+        let missing = |have: &Option<Vec<String>>| -> Vec<String> {
+            match have {
+                Some(devs) => want.iter().filter(|d| !devs.contains(d)).cloned().collect(),
+                None => want.clone(),
+            }
+        };
+        let miss_in = missing(&read.ingress);
+        let miss_eg = missing(&read.egress);
+        if read.ingress.is_some() && miss_in.is_empty() {
+            cov.layers.push(Layer::NetdevIngress);
+        }
+        if read.egress.is_some() && miss_eg.is_empty() {
+            cov.layers.push(Layer::NetdevEgress);
+        }
+        let mut devices: Vec<String> = read.ingress.clone().unwrap_or_default();
+        for d in read.egress.iter().flatten() {
+            if !devices.contains(d) {
+                devices.push(d.clone());
+            }
+        }
+        devices.retain(|d| want.contains(d));
+        cov.devices = devices;
+        let any = read.inet || read.ingress.is_some() || read.egress.is_some();
+        if any {
+            let mut uncovered: Vec<String> = miss_in;
+            if kernel_at_least(5, 16) {
+                uncovered.extend(miss_eg);
+            }
+            uncovered.sort();
+            uncovered.dedup();
+            cov.uncovered = uncovered;
+            cov.owned = Some(read.owned);
+            if !kernel_at_least(5, 16) {
+                cov.notes.push(
+                    "this kernel has no netdev egress hook (Linux < 5.16): what packet sockets and workloads below the IP stack send is not filtered"
+                        .into(),
+                );
+            } else if read.ingress.is_some() && read.egress.is_none() {
+                cov.notes.push("the kernel refused the netdev egress hook: outgoing frames of packet sockets and workloads below the IP stack are not filtered".into());
+            }
+            if !want.is_empty() && read.ingress.is_none() {
+                cov.notes.push("no device-layer table is in force: packet sockets and workloads below the IP stack are not filtered".into());
+            }
+            if want.is_empty() {
+                cov.notes
+                    .push("no interface besides loopback: nothing for the device layer to cover".into());
+            }
+        }
+        Ok(cov)
+    }
 }
 
-mod imp {
+pub(crate) mod imp {
     use std::sync::Mutex;
 
     use cordon_policy::TableName;
@@ -190,7 +441,7 @@ mod imp {
         let mut last = None;
         for _ in 0..5 {
             let before = generation(s)?;
-            match read_once(s, table.as_str()) {
+            match read_both(s, table.as_str()) {
                 Ok(None) => return Ok(None),
                 Ok(Some(listing)) => {
                     if generation(s)? == before {
@@ -206,16 +457,113 @@ mod imp {
         Ok(last.map(digest::inspection))
     }
 
-    /// One reading of table `t`: `None` when it does not exist.
-    fn read_once(s: &mut Socket, t: &str) -> Result<Option<String>, NlError> {
-        let table_dump = match s.request(NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
+    /// The inet listing, followed by the device-layer listing when that table exists
+    /// (devices left out: they come and go without the rules changing); `None` when
+    /// neither table exists.
+    fn read_both(s: &mut Socket, t: &str) -> Result<Option<String>, NlError> {
+        let inet = read_once(s, NFPROTO_INET, t)?;
+        let dev = read_once(s, NFPROTO_NETDEV, t)?;
+        Ok(match (inet, dev) {
+            (None, None) => None,
+            (Some(i), None) => Some(i),
+            (i, Some(d)) => Some(format!("{}{d}", i.unwrap_or_default())),
+        })
+    }
+
+    /// The flags of our inet and netdev tables now (0 for a table that does not exist).
+    pub fn table_flags(s: &mut Socket, table: &TableName) -> Result<[u32; 2], FirewallError> {
+        let ctx = "reading the flags of our tables";
+        let attrs = str_attrs(&[(NFTA_TABLE_NAME, table.as_str())]);
+        let mut out = [0u32; 2];
+        for (i, family) in [NFPROTO_INET, NFPROTO_NETDEV].into_iter().enumerate() {
+            let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
+                let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
+                if info.name == table.as_str() {
+                    out[i] = info.flags;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What of ours is hooked where, for `coverage`.
+    pub struct Layers {
+        pub inet: bool,
+        /// Devices of our netdev ingress chain; `None` without that chain.
+        pub ingress: Option<Vec<String>>,
+        pub egress: Option<Vec<String>>,
+        /// Our tables carry the owner flag (a live process holds them).
+        pub owned: bool,
+    }
+
+    pub fn read_layers(s: &mut Socket, table: &TableName) -> Result<Layers, FirewallError> {
+        let t = table.as_str();
+        let ctx = "reading which layers are in force";
+        let mut out = Layers {
+            inet: false,
+            ingress: None,
+            egress: None,
+            owned: false,
+        };
+        let attrs = str_attrs(&[(NFTA_TABLE_NAME, t)]);
+        for family in [NFPROTO_INET, NFPROTO_NETDEV] {
+            let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
+                let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
+                if info.name == t && info.flags & NFT_TABLE_F_OWNER != 0 {
+                    out.owned = true;
+                }
+            }
+            let chains = s
+                .request_family(
+                    family,
+                    NFT_MSG_GETCHAIN,
+                    NLM_F_DUMP,
+                    &str_attrs(&[(NFTA_CHAIN_TABLE, t)]),
+                )
+                .map_err(|e| map_err(e, ctx, None))?;
+            for m in decode::data_msgs(&chains).map_err(|e| decode_err(e, ctx))? {
+                let c = decode::chain(&m).map_err(|e| decode_err(e, ctx))?;
+                if c.table != t || c.base.is_empty() || !c.base.contains("policy drop") {
+                    continue;
+                }
+                match family {
+                    NFPROTO_INET => out.inet = true,
+                    _ if c.base.contains("hook ingress") => out.ingress = Some(c.devices),
+                    _ if c.base.contains("hook egress") => out.egress = Some(c.devices),
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One reading of table `t` of `family`: `None` when it does not exist.
+    fn read_once(s: &mut Socket, family: u8, t: &str) -> Result<Option<String>, NlError> {
+        let table_dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &str_attrs(&[(NFTA_TABLE_NAME, t)])) {
             Ok(d) => d,
             Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
+            // A kernel without the netdev family has no such table either.
+            Err(NlError::Kernel(e)) if family != NFPROTO_INET && e.errno == libc::EAFNOSUPPORT => return Ok(None),
             Err(e) => return Err(e),
         };
         // The kernel filters rule and set dumps by table; chains are filtered in the decoder.
-        let chains = s.request(NFT_MSG_GETCHAIN, NLM_F_DUMP, &str_attrs(&[(NFTA_CHAIN_TABLE, t)]))?;
-        let sets = s.request(NFT_MSG_GETSET, NLM_F_DUMP, &str_attrs(&[(NFTA_SET_TABLE, t)]))?;
+        let chains = s.request_family(
+            family,
+            NFT_MSG_GETCHAIN,
+            NLM_F_DUMP,
+            &str_attrs(&[(NFTA_CHAIN_TABLE, t)]),
+        )?;
+        let sets = s.request_family(family, NFT_MSG_GETSET, NLM_F_DUMP, &str_attrs(&[(NFTA_SET_TABLE, t)]))?;
         let mut elements = Vec::new();
         for m in decode::data_msgs(&sets)? {
             let info = decode::set(&m)?;
@@ -223,9 +571,9 @@ mod imp {
                 continue;
             }
             let attrs = str_attrs(&[(NFTA_SET_ELEM_LIST_TABLE, t), (NFTA_SET_ELEM_LIST_SET, &info.name)]);
-            elements.extend(s.request(NFT_MSG_GETSETELEM, NLM_F_DUMP, &attrs)?);
+            elements.extend(s.request_family(family, NFT_MSG_GETSETELEM, NLM_F_DUMP, &attrs)?);
         }
-        let rules = s.request(NFT_MSG_GETRULE, NLM_F_DUMP, &str_attrs(&[(NFTA_RULE_TABLE, t)]))?;
+        let rules = s.request_family(family, NFT_MSG_GETRULE, NLM_F_DUMP, &str_attrs(&[(NFTA_RULE_TABLE, t)]))?;
         let dumps = decode::Dumps {
             table: table_dump,
             chains,
@@ -233,7 +581,8 @@ mod imp {
             elements,
             rules,
         };
-        Ok(Some(decode::listing(t, &dumps)?))
+        let name = if family == NFPROTO_INET { "inet" } else { "netdev" };
+        Ok(Some(decode::listing_of(name, t, &dumps)?))
     }
 
     pub fn generation(s: &mut Socket) -> Result<u32, FirewallError> {
@@ -276,7 +625,7 @@ mod imp {
         format!("message {idx} ({kind})")
     }
 
-    fn map_err(e: NlError, ctx: &str, batch: Option<&encode::EncodedBatch>) -> FirewallError {
+    pub fn map_err(e: NlError, ctx: &str, batch: Option<&encode::EncodedBatch>) -> FirewallError {
         let errno = e.errno();
         let detail = match &e {
             NlError::Io { context, err } => format!("{context}: {err}"),

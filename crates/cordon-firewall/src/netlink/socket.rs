@@ -1,6 +1,7 @@
-//! A NETLINK_NETFILTER socket: send a batch and collect its ACKs, send a request and
-//! collect its dump. Plain libc calls; the socket belongs to the network namespace of the
-//! thread that opens it.
+//! A netlink socket (NETLINK_NETFILTER for nf_tables, NETLINK_ROUTE for the interface
+//! list): send a batch and collect its ACKs, send a request and collect its dump, or join
+//! multicast groups and wait for change notifications. Plain libc calls; the socket belongs
+//! to the network namespace of the thread that opens it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -58,9 +59,15 @@ pub struct Socket {
 }
 
 impl Socket {
+    /// A NETLINK_NETFILTER socket for nf_tables requests and batches.
     pub fn open() -> Result<Socket, NlError> {
+        Socket::open_protocol(NETLINK_NETFILTER)
+    }
+
+    /// A socket of netlink `protocol` (`NETLINK_NETFILTER`, `NETLINK_ROUTE`).
+    pub fn open_protocol(protocol: i32) -> Result<Socket, NlError> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) };
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
         if fd < 0 {
             return Err(NlError::Io {
                 context: "opening a netfilter netlink socket",
@@ -107,6 +114,44 @@ impl Socket {
             });
         }
         Ok(sock)
+    }
+
+    /// Joins netlink multicast group `group` (e.g. `NFNLGRP_NFTABLES`, `RTNLGRP_LINK`), so
+    /// the kernel sends its change notifications to this socket.
+    pub fn join_group(&self, group: u32) -> Result<(), NlError> {
+        let group = i32::try_from(group).unwrap_or(i32::MAX);
+        if self.setsockopt(SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, group) {
+            Ok(())
+        } else {
+            Err(NlError::Io {
+                context: "joining a netlink multicast group",
+                err: io::Error::last_os_error(),
+            })
+        }
+    }
+
+    /// The socket's descriptor, for `poll(2)`.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Every message queued on the socket now (notifications), without waiting; an
+    /// overrun receive buffer (ENOBUFS: notifications were lost) counts as one message of
+    /// type 0 so the caller re-reads the state it watches.
+    pub fn drain(&mut self) -> Result<Vec<(u16, Vec<u8>)>, NlError> {
+        let mut out = Vec::new();
+        loop {
+            match self.recv(true) {
+                Ok(Some(n)) => {
+                    for m in decode::messages(&self.buf[..n])? {
+                        out.push((m.ty, m.payload.to_vec()));
+                    }
+                }
+                Ok(None) => return Ok(out),
+                Err(NlError::Io { err, .. }) if err.raw_os_error() == Some(libc::ENOBUFS) => out.push((0, Vec::new())),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn setsockopt(&self, level: i32, opt: i32, val: i32) -> bool {
@@ -223,11 +268,24 @@ impl Socket {
     /// Sends one nf_tables request (`msg` with `attrs` already encoded) and returns every
     /// reply message byte for byte until the dump ends or the single answer arrives.
     pub fn request(&mut self, msg: u16, flags: u16, attrs: &[u8]) -> Result<Vec<u8>, NlError> {
+        self.request_family(NFPROTO_INET, msg, flags, attrs)
+    }
+
+    /// [`Socket::request`] for tables of nf_tables family `family` (`NFPROTO_*`).
+    pub fn request_family(&mut self, family: u8, msg: u16, flags: u16, attrs: &[u8]) -> Result<Vec<u8>, NlError> {
+        let mut header = vec![family, NFNETLINK_V0, 0, 0];
+        header.extend_from_slice(attrs);
+        self.raw_request((u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg, flags, &header)
+    }
+
+    /// Sends message type `ty` with `body` (family header and attributes) and returns
+    /// every reply message byte for byte until the dump ends or the single answer arrives.
+    pub fn raw_request(&mut self, ty: u16, flags: u16, body: &[u8]) -> Result<Vec<u8>, NlError> {
         let seq = next_seq(1);
-        let mut req = Vec::with_capacity(20 + attrs.len());
-        let len = (20 + attrs.len()) as u32;
+        let mut req = Vec::with_capacity(16 + body.len());
+        let len = (16 + body.len()) as u32;
         req.extend_from_slice(&len.to_ne_bytes());
-        req.extend_from_slice(&((u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg).to_ne_bytes());
+        req.extend_from_slice(&ty.to_ne_bytes());
         let dump = flags & NLM_F_DUMP != 0;
         // Dumps end with NLMSG_DONE; a single GET ends with the ACK asked for here (ACKs on
         // dumps differ between kernel versions, so they are not requested).
@@ -235,8 +293,7 @@ impl Socket {
         req.extend_from_slice(&(NLM_F_REQUEST | ack | flags).to_ne_bytes());
         req.extend_from_slice(&seq.to_ne_bytes());
         req.extend_from_slice(&0u32.to_ne_bytes());
-        req.extend_from_slice(&[NFPROTO_INET, NFNETLINK_V0, 0, 0]);
-        req.extend_from_slice(attrs);
+        req.extend_from_slice(body);
         self.send(&req)?;
         let mut out = Vec::new();
         loop {

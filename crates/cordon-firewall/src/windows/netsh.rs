@@ -3,13 +3,18 @@
 //! list is rendered up front from the policy (see `cordon_policy::render::netsh`), and
 //! if any command fails the policy is deleted again, so no half-built policy remains.
 //!
+//! Re-applying while our policy is assigned leaves no gap: the new policy is built under
+//! the table's other name ([`render::Slot`]) and assigned, which unassigns the old one in
+//! the same step, and only then is the old one deleted. Remove and inspection know both
+//! names.
+//!
 //! Only one static IPsec policy can be in force, and a policy assigned by the domain
 //! (Group Policy) overrides a local one. In that case we refuse with
 //! [`FirewallError::Unsupported`] instead of assigning a policy that would never apply.
 
 use std::process::Command;
 
-use cordon_policy::render::netsh::{self as render, Names};
+use cordon_policy::render::netsh::{self as render, Names, Slot};
 use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
@@ -39,24 +44,81 @@ impl NetshIpsec {
         }
     }
 
-    /// Runs every removal command; objects that do not exist are not an error.
+    /// Runs every removal command of both slots; objects that do not exist are not an error.
     fn remove_all(&self) -> Result<(), FirewallError> {
-        let mut first_error = None;
-        for c in render::render_remove(&self.table) {
-            match run(&c) {
-                Ok(out) if !failed(&out) || not_found(&out.stdout) => {}
-                Ok(out) => {
-                    first_error.get_or_insert_with(|| describe(&c, &out));
-                }
-                Err(e) => {
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
+        run_tolerant(&render::render_remove(&self.table))
+    }
+
+    /// Our policies that exist, each with its `show policy level=verbose` text.
+    fn present(&self) -> Result<Vec<(Slot, String)>, FirewallError> {
+        let mut found = Vec::new();
+        for slot in Slot::BOTH {
+            let n = Names::for_slot(&self.table, slot);
+            let out = run(&netsh_words(&[
+                "show",
+                "policy",
+                &format!("name={}", n.policy),
+                "level=verbose",
+            ]))?;
+            if !failed(&out) && !not_found(&out.stdout) {
+                found.push((slot, out.stdout));
             }
         }
-        match first_error {
-            Some(msg) => Err(FirewallError::Rejected(msg)),
-            None => Ok(()),
+        Ok(found)
+    }
+
+    /// Replaces the policy in force in slot `assigned` without a gap (see the module
+    /// comment). If building or assigning the new one fails, the new one is deleted and
+    /// the old one assigned again, so the previous quarantine stays in force.
+    fn reapply(&self, policy: &Policy, assigned: Slot) -> Result<(), FirewallError> {
+        let plan = render::render_reapply(&self.table, policy, assigned);
+        run_tolerant(&plan.clear)?;
+        for c in &plan.build {
+            let out = run(c)?;
+            if failed(&out) {
+                let msg = describe(c, &out);
+                if let Err(e) = run_tolerant(&render::render_remove_slot(&self.table, plan.slot)) {
+                    tracing::error!("cleaning up after a failed netsh command also failed: {e}");
+                }
+                let old = Names::for_slot(&self.table, assigned);
+                let reassign = netsh_words(&["set", "policy", &format!("name={}", old.policy), "assign=y"]);
+                match run(&reassign) {
+                    Ok(out) if !failed(&out) => {}
+                    Ok(out) => {
+                        tracing::error!("re-assigning the previous policy failed: {}", describe(&reassign, &out))
+                    }
+                    Err(e) => tracing::error!("re-assigning the previous policy failed: {e}"),
+                }
+                return Err(FirewallError::Rejected(msg));
+            }
         }
+        // The new policy is in force; a leftover of the old one enforces nothing and is
+        // cleared by the next re-apply or by remove.
+        if let Err(e) = run_tolerant(&plan.retire) {
+            tracing::warn!("the new policy is assigned, but deleting the previous one failed: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// Runs every command; an object that does not exist is not an error. Reports the first
+/// failure after trying them all.
+fn run_tolerant(cmds: &[Vec<String>]) -> Result<(), FirewallError> {
+    let mut first_error = None;
+    for c in cmds {
+        match run(c) {
+            Ok(out) if !failed(&out) || not_found(&out.stdout) => {}
+            Ok(out) => {
+                first_error.get_or_insert_with(|| describe(c, &out));
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    match first_error {
+        Some(msg) => Err(FirewallError::Rejected(msg)),
+        None => Ok(()),
     }
 }
 
@@ -71,8 +133,12 @@ impl Firewall for NetshIpsec {
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
         self.check_no_domain_policy()?;
-        // netsh cannot edit a policy atomically: replacing means delete, then build anew.
-        // The gap lasts as long as the commands below take (a second or two).
+        let present = self.present()?;
+        if let Some((slot, _)) = present.iter().find(|(_, text)| is_assigned(text)) {
+            return self.reapply(policy, *slot);
+        }
+        // None of ours is in force: clear unassigned leftovers and build under the
+        // primary name.
         self.remove_all()?;
         for c in render::render_apply(&self.table, policy) {
             let out = run(&c)?;
@@ -92,17 +158,17 @@ impl Firewall for NetshIpsec {
     }
 
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
-        let n = Names::new(&self.table);
-        let policy = run(&netsh_words(&[
-            "show",
-            "policy",
-            &format!("name={}", n.policy),
-            "level=verbose",
-        ]))?;
-        if failed(&policy) || not_found(&policy.stdout) {
+        let present = self.present()?;
+        // The assigned one is what is in force; an unassigned leftover only if none is.
+        let Some((slot, shown)) = present
+            .iter()
+            .find(|(_, text)| is_assigned(text))
+            .or_else(|| present.first())
+        else {
             return Ok(None);
-        }
-        let mut text = normalize(&policy.stdout);
+        };
+        let n = Names::for_slot(&self.table, *slot);
+        let mut text = normalize(shown);
         for list in [&n.permit_list, &n.block_list] {
             let out = run(&netsh_words(&[
                 "show",
@@ -114,6 +180,15 @@ impl Firewall for NetshIpsec {
         }
         Ok(Some(digest::inspection(text)))
     }
+}
+
+/// True when `netsh ipsec static show policy level=verbose` output says the policy is
+/// assigned (`Assigned : YES`).
+pub fn is_assigned(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.split_once(':')
+            .is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("assigned") && v.trim().eq_ignore_ascii_case("yes"))
+    })
 }
 
 fn netsh_words(words: &[&str]) -> Vec<String> {
@@ -264,6 +339,14 @@ Local IPsec Policy Assigned: No
             success: true,
             stdout: String::new()
         }));
+    }
+
+    #[test]
+    fn assigned_is_read_from_show_policy() {
+        let t = "Policy Name : Cordon Quarantine\nLast Modified : 5/1/2026 10:00:01 AM\nAssigned : YES\n";
+        assert!(is_assigned(t));
+        assert!(!is_assigned("Policy Name : Cordon Quarantine\nAssigned : NO\n"));
+        assert!(!is_assigned("Policy Name : Assigned\n"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ fn layer_key(layer: Layer) -> GUID {
         Layer::AleAuthRecvAccept(Family::V6) => FWPM_LAYER_ALE_AUTH_RECV_ACCEPT_V6,
         Layer::IpForward(Family::V4) => FWPM_LAYER_IPFORWARD_V4,
         Layer::IpForward(Family::V6) => FWPM_LAYER_IPFORWARD_V6,
+        Layer::InboundIcmpError(Family::V4) => FWPM_LAYER_INBOUND_ICMP_ERROR_V4,
+        Layer::InboundIcmpError(Family::V6) => FWPM_LAYER_INBOUND_ICMP_ERROR_V6,
     }
 }
 
@@ -268,8 +270,12 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
     out.matchType = FWP_MATCH_EQUAL;
     let v = &mut out.conditionValue;
     match *c {
-        Condition::RemoteAddr(net) => {
-            out.fieldKey = FWPM_CONDITION_IP_REMOTE_ADDRESS;
+        Condition::RemoteAddr(net) | Condition::EmbeddedRemoteAddr(net) => {
+            out.fieldKey = if matches!(c, Condition::RemoteAddr(_)) {
+                FWPM_CONDITION_IP_REMOTE_ADDRESS
+            } else {
+                FWPM_CONDITION_EMBEDDED_REMOTE_ADDRESS
+            };
             match (net, net.addr()) {
                 (IpNet::V4(n), IpAddr::V4(a)) => {
                     // WFP takes IPv4 addresses and masks in host byte order.
@@ -300,6 +306,16 @@ fn condition(c: &Condition, store: &mut Storage) -> FWPM_FILTER_CONDITION0 {
             out.fieldKey = FWPM_CONDITION_IP_REMOTE_PORT;
             v.r#type = FWP_UINT16;
             v.Anonymous.uint16 = p;
+        }
+        Condition::EmbeddedRemotePort(p) => {
+            out.fieldKey = FWPM_CONDITION_EMBEDDED_REMOTE_PORT;
+            v.r#type = FWP_UINT16;
+            v.Anonymous.uint16 = p;
+        }
+        Condition::EmbeddedProtocol(p) => {
+            out.fieldKey = FWPM_CONDITION_EMBEDDED_PROTOCOL;
+            v.r#type = FWP_UINT8;
+            v.Anonymous.uint8 = p;
         }
         Condition::LocalPort(p) => {
             out.fieldKey = FWPM_CONDITION_IP_LOCAL_PORT;
@@ -337,6 +353,10 @@ fn add_filter(e: &Engine, spec: &FilterSpec) -> Result<(), FirewallError> {
     let mut f: FWPM_FILTER0 = unsafe { std::mem::zeroed() };
     f.displayData.name = name.as_mut_ptr() as PWSTR;
     f.flags = FWPM_FILTER_FLAG_PERSISTENT;
+    if spec.flags.clear_action_right {
+        // A hard block: no lower-priority sublayer's permit (hard or soft) can undo it.
+        f.flags |= FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT;
+    }
     f.providerKey = &mut provider_key;
     f.layerKey = layer_key(spec.layer);
     f.subLayerKey = SUBLAYER;

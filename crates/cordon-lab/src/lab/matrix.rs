@@ -94,6 +94,24 @@ pub fn rows() -> Vec<Row> {
         r("DHCPv4 reply in", Probe::DhcpReply { v6: false }, true),
         r("DHCPv6 reply in", Probe::DhcpReply { v6: true }, true),
         r(
+            "DHCP port to other host v4 68->67",
+            Probe::UdpFromPort {
+                from: Endpoint,
+                src_port: 68,
+                to: sa(OTHER4, 67),
+            },
+            false,
+        ),
+        r(
+            "DHCP port to other host v6 546->547",
+            Probe::UdpFromPort {
+                from: Endpoint,
+                src_port: 546,
+                to: sa(OTHER6, 547),
+            },
+            false,
+        ),
+        r(
             "server v4 other port tcp/9000",
             Probe::Tcp {
                 from: Endpoint,
@@ -243,14 +261,41 @@ impl Outcome {
     }
 }
 
-/// Probes every row in parallel.
+/// Probes every row: in parallel, except the probes that bind a fixed endpoint port
+/// (DHCP), which run one after another while the others are in flight.
 pub fn probe_all(lab: &Lab) -> Result<Vec<Outcome>> {
     let rows = rows();
+    let fixed: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].probe.needs_fixed_port()).collect();
     let results: Vec<Result<bool>> = std::thread::scope(|s| {
-        let handles: Vec<_> = rows.iter().map(|row| s.spawn(|| row.probe.run(lab))).collect();
-        handles
+        let serial = s.spawn(|| fixed.iter().map(|i| (*i, rows[*i].probe.run(lab))).collect::<Vec<_>>());
+        let handles: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                (
+                    i,
+                    (!row.probe.needs_fixed_port()).then(|| s.spawn(|| row.probe.run(lab))),
+                )
+            })
+            .collect();
+        let mut out: Vec<Option<Result<bool>>> = handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("probe panicked"))))
+            .map(|(_, h)| h.map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("probe panicked")))))
+            .collect();
+        match serial.join() {
+            Ok(list) => {
+                for (i, r) in list {
+                    out[i] = Some(r);
+                }
+            }
+            Err(_) => {
+                for &i in &fixed {
+                    out[i] = Some(Err(anyhow::anyhow!("probe panicked")));
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("probe did not run"))))
             .collect()
     });
     rows.iter()

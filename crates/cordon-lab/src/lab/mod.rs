@@ -12,7 +12,7 @@ pub mod netns;
 pub mod probe;
 pub mod services;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +36,32 @@ pub mod addr {
     pub const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x99);
     pub const DHCP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 67);
     pub const DHCP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x67);
+    /// The DHCP host's link-local address: DHCPv6 servers answer from there.
+    pub const DHCP6_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x67);
+    /// Routed part of the lab (optional, [`super::LabOptions::routed`]): the endpoint
+    /// reaches a far network through router 1 (on the bridge) and router 2, and the link
+    /// between the routers has an MTU of 1280 bytes, as on many real paths.
+    pub const ROUTER1_4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+    pub const ROUTER1_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0xfe);
+    /// The router-to-router link (MTU [`SMALL_MTU`]).
+    pub const HOP_R1_4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+    pub const HOP_R2_4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+    pub const HOP_R1_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x1, 0, 0, 0, 0, 1);
+    pub const HOP_R2_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x1, 0, 0, 0, 0, 2);
+    /// The far network behind router 2: 203.0.113.128/25 and 2001:db8:2::/64.
+    pub const FAR_NET4: &str = "203.0.113.128/25";
+    pub const FAR_NET6: &str = "2001:db8:2::/64";
+    pub const ROUTER2_FAR4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 129);
+    pub const ROUTER2_FAR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 1);
+    /// A far server (allowed in the tests) and a far host that is not.
+    pub const FAR_SERVER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 130);
+    pub const FAR_SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 0x130);
+    pub const FAR_OTHER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 131);
+    pub const FAR_OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 0x131);
+    /// The MTU of the router-to-router hop (the IPv6 minimum).
+    pub const SMALL_MTU: u32 = 1280;
+    /// Port of the far hosts' byte counter ([`super::services::Service::Sink`]).
+    pub const SINK_PORT: u16 = 8443;
     pub const SERVER_PORT: u16 = 8443;
     pub const SERVER_OTHER_PORT: u16 = 9000;
     pub const OTHER_TCP_PORT: u16 = 80;
@@ -96,6 +122,8 @@ pub struct LabOptions {
     /// Give the endpoint firewall rules of its own (an nftables table and iptables rules)
     /// so that tests can prove release leaves them untouched.
     pub user_rules: bool,
+    /// Add two routers and a far network behind a 1280-byte-MTU hop (path MTU tests).
+    pub routed: bool,
 }
 
 impl Default for LabOptions {
@@ -103,9 +131,13 @@ impl Default for LabOptions {
         LabOptions {
             server_echo: true,
             user_rules: true,
+            routed: false,
         }
     }
 }
+
+/// The extra namespaces of the routed lab (suffixes of the lab prefix).
+const ROUTED_NS: [&str; 3] = ["r1", "r2", "far"];
 
 /// The endpoint owner's own nftables table: harmless (it matches an address that never
 /// appears in the lab) and without counters, so its listing is stable.
@@ -143,6 +175,9 @@ impl Lab {
         lab.set_dns(SERVER_NAME, &[SERVER4.into(), SERVER6.into()]);
         // If building fails halfway, Drop removes whatever was created.
         lab.create_network()?;
+        if options.routed {
+            lab.create_routed()?;
+        }
         if options.user_rules {
             lab.add_user_rules()?;
         }
@@ -161,6 +196,108 @@ impl Lab {
 
     fn etc_dir(&self, host: Host) -> PathBuf {
         PathBuf::from("/etc/netns").join(self.ns(host))
+    }
+
+    /// Namespace of a routed-lab node (`r1`, `r2`, `far`).
+    pub fn routed_ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    /// The endpoint's DHCP lease directory: a dhclient lease from the lab's DHCP server,
+    /// as a host that got its address by DHCP has. `cordon` run in the endpoint finds it
+    /// through `CORDON_DHCP_LEASES`.
+    pub fn lease_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-leases", self.prefix))
+    }
+
+    /// Router 1 on the bridge, router 2 behind a 1280-byte link, the far network behind
+    /// router 2 with a far server and a far other host (one namespace, two addresses).
+    fn create_routed(&mut self) -> Result<()> {
+        let sw = self.switch_ns();
+        let [r1, r2, far] = ROUTED_NS.map(|n| self.routed_ns(n));
+        for ns in [&r1, &r2, &far] {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        // Router 1: on the bridge, like any lab host.
+        ip(&[
+            "-n", &sw, "link", "add", "p-r1", "type", "veth", "peer", "name", "eth0", "netns", &r1,
+        ])?;
+        ip(&["-n", &sw, "link", "set", "p-r1", "master", "br0", "up"])?;
+        ip(&["-n", &r1, "addr", "add", &format!("{ROUTER1_4}/24"), "dev", "eth0"])?;
+        ip(&[
+            "-n",
+            &r1,
+            "addr",
+            "add",
+            &format!("{ROUTER1_6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        // Router 1 <-> router 2: the small-MTU hop.
+        ip(&[
+            "-n", &r1, "link", "add", "hop", "type", "veth", "peer", "name", "hop", "netns", &r2,
+        ])?;
+        let mtu = SMALL_MTU.to_string();
+        for (ns, v4, v6) in [(&r1, HOP_R1_4, HOP_R1_6), (&r2, HOP_R2_4, HOP_R2_6)] {
+            ip(&["-n", ns, "link", "set", "hop", "mtu", &mtu])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/30"), "dev", "hop"])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", "hop", "nodad"])?;
+        }
+        // Router 2 <-> far network.
+        ip(&[
+            "-n", &r2, "link", "add", "far", "type", "veth", "peer", "name", "eth0", "netns", &far,
+        ])?;
+        ip(&["-n", &r2, "addr", "add", &format!("{ROUTER2_FAR4}/25"), "dev", "far"])?;
+        ip(&[
+            "-n",
+            &r2,
+            "addr",
+            "add",
+            &format!("{ROUTER2_FAR6}/64"),
+            "dev",
+            "far",
+            "nodad",
+        ])?;
+        for a in [FAR_SERVER4.to_string() + "/25", FAR_OTHER4.to_string() + "/25"] {
+            ip(&["-n", &far, "addr", "add", &a, "dev", "eth0"])?;
+        }
+        for a in [FAR_SERVER6.to_string() + "/64", FAR_OTHER6.to_string() + "/64"] {
+            ip(&["-n", &far, "addr", "add", &a, "dev", "eth0", "nodad"])?;
+        }
+        for (ns, dev) in [(&r1, "eth0"), (&r1, "hop"), (&r2, "hop"), (&r2, "far"), (&far, "eth0")] {
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        // Forwarding on in the routers' own namespaces (never on this machine).
+        for ns in [&r1, &r2] {
+            for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+                let out = Command::new("ip")
+                    .args(["netns", "exec", ns, "sysctl", "-qw", key])
+                    .output()
+                    .context("running sysctl")?;
+                if !out.status.success() {
+                    bail!("sysctl {key} in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim());
+                }
+            }
+        }
+        // Routes: endpoint -> far via r1; r1 -> far via r2; r2 -> lab via r1; far -> r2.
+        let ep = self.ns(Host::Endpoint);
+        let routes: [(&str, &str, String); 8] = [
+            (&ep, FAR_NET4, ROUTER1_4.to_string()),
+            (&ep, FAR_NET6, ROUTER1_6.to_string()),
+            (&r1, FAR_NET4, HOP_R2_4.to_string()),
+            (&r1, FAR_NET6, HOP_R2_6.to_string()),
+            (&r2, "192.0.2.0/24", HOP_R1_4.to_string()),
+            (&r2, "2001:db8:c0::/64", HOP_R1_6.to_string()),
+            (&far, "default", ROUTER2_FAR4.to_string()),
+            (&far, "default", ROUTER2_FAR6.to_string()),
+        ];
+        for (ns, to, via) in routes {
+            let fam = if via.contains(':') { "-6" } else { "-4" };
+            ip(&["-n", ns, fam, "route", "add", to, "via", &via])?;
+        }
+        Ok(())
     }
 
     fn create_network(&mut self) -> Result<()> {
@@ -182,6 +319,26 @@ impl Lab {
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
         }
+        let dhcp = self.ns(Host::Dhcp);
+        ip(&[
+            "-n",
+            &dhcp,
+            "addr",
+            "add",
+            &format!("{DHCP6_LINK_LOCAL}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        // The lease the endpoint's DHCP client would have from the lab's DHCP server.
+        let leases = self.lease_dir();
+        std::fs::create_dir_all(&leases).with_context(|| format!("creating {}", leases.display()))?;
+        std::fs::write(
+            leases.join("dhclient.eth0.leases"),
+            format!(
+                "lease {{\n  interface \"eth0\";\n  fixed-address {ENDPOINT4};\n  option subnet-mask 255.255.255.0;\n  option dhcp-server-identifier {DHCP4};\n}}\n"
+            ),
+        )?;
         // The endpoint resolves through the lab resolver and knows the server by name.
         let etc = self.etc_dir(Host::Endpoint);
         std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
@@ -268,6 +425,9 @@ impl Lab {
             (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER4.into(), 53)),
             (Host::Other, Service::DnsUdp, SocketAddr::new(OTHER6.into(), 53)),
             (Host::Other, Service::DnsTcp, SocketAddr::new(OTHER4.into(), 53)),
+            // An "attacker" answering on the DHCP server ports (DHCP as a tunnel).
+            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER4.into(), 67)),
+            (Host::Other, Service::UdpEcho, SocketAddr::new(OTHER6.into(), 547)),
             // Dual-stack: also accepts IPv4.
             (Host::Endpoint, Service::TcpEcho, "[::]:2222".parse()?),
         ];
@@ -292,6 +452,18 @@ impl Lab {
             };
             let handle = services::start_zone(&self.ns(host), service, addr, self.stop.clone(), zone)?;
             self.services.push(handle);
+        }
+        if options.routed {
+            let far = self.routed_ns("far");
+            for ip in [
+                IpAddr::from(FAR_SERVER4),
+                FAR_SERVER6.into(),
+                FAR_OTHER4.into(),
+                FAR_OTHER6.into(),
+            ] {
+                let handle = services::start(&far, Service::Sink, SocketAddr::new(ip, SINK_PORT), self.stop.clone())?;
+                self.services.push(handle);
+            }
         }
         Ok(())
     }
@@ -381,9 +553,7 @@ impl Lab {
     /// Runs a command inside a host's namespace and waits for it.
     pub fn exec(&self, host: Host, argv: &[&str]) -> Result<Output> {
         let ns = self.ns(host);
-        Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .args(argv)
+        self.command(host, argv)
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {argv:?} in {ns}"))
@@ -392,12 +562,21 @@ impl Lab {
     /// Starts a long-running command inside a host's namespace.
     pub fn spawn(&self, host: Host, argv: &[&str]) -> Result<std::process::Child> {
         let ns = self.ns(host);
-        Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .args(argv)
+        self.command(host, argv)
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {argv:?} in {ns}"))
+    }
+
+    /// `ip netns exec NS ARGV…`; in the endpoint with `CORDON_DHCP_LEASES` pointing at
+    /// its lease directory, so Cordon finds the lab's DHCP server as on a real host.
+    pub fn command(&self, host: Host, argv: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host)]).args(argv);
+        if host == Host::Endpoint {
+            cmd.env("CORDON_DHCP_LEASES", self.lease_dir());
+        }
+        cmd
     }
 
     /// Opens a TCP connection from a host that stays open (an "established session").
@@ -443,6 +622,7 @@ impl Lab {
             let _ = handle.join();
         }
         teardown_prefix(&self.prefix);
+        let _ = std::fs::remove_dir_all(self.lease_dir());
         if let Ok(mut live) = LIVE_LABS.lock() {
             live.retain(|p| p != &self.prefix);
         }
@@ -463,6 +643,9 @@ pub fn teardown_prefix(prefix: &str) {
         let ns = format!("{prefix}-{}", host.short());
         let _ = quiet_ip(&["netns", "del", &ns]);
         let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+    }
+    for node in ROUTED_NS {
+        let _ = quiet_ip(&["netns", "del", &format!("{prefix}-{node}")]);
     }
 }
 

@@ -25,8 +25,21 @@ pub enum Probe {
     DnsTcp { from: Host, to: SocketAddr },
     /// ICMP / ICMPv6 echo request, reply expected.
     Ping { from: Host, to: IpAddr },
-    /// A DHCP server reply (udp 67->68, or 547->546 for v6) reaching the endpoint.
+    /// A DHCP server reply (udp 67->68, or 547->546 for v6) reaching the endpoint. The
+    /// v4 reply comes from the lab's DHCP server address (which the endpoint's lease
+    /// names), the v6 reply from its link-local address, as DHCPv6 servers answer.
     DhcpReply { v6: bool },
+    /// UDP from a fixed source port to an echo service, reply expected (the DHCP client
+    /// port used as a tunnel to an arbitrary host).
+    UdpFromPort { from: Host, src_port: u16, to: SocketAddr },
+}
+
+impl Probe {
+    /// Probes that bind a fixed port on the endpoint and so cannot run alongside each
+    /// other; the matrix runs them one after another.
+    pub fn needs_fixed_port(&self) -> bool {
+        matches!(self, Probe::DhcpReply { .. } | Probe::UdpFromPort { .. })
+    }
 }
 
 impl Probe {
@@ -39,6 +52,14 @@ impl Probe {
             Probe::DnsTcp { from, to } => netns::run_in(&lab.ns(from), move || Ok(dns_tcp(to))),
             Probe::Ping { from, to } => netns::run_in(&lab.ns(from), move || ping(to)),
             Probe::DhcpReply { v6 } => dhcp_reply(lab, v6),
+            Probe::UdpFromPort { from, src_port, to } => netns::run_in(&lab.ns(from), move || {
+                let bind: SocketAddr = if to.is_ipv4() {
+                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), src_port)
+                } else {
+                    SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), src_port)
+                };
+                Ok(udp_from(bind, to, b"cordon-probe"))
+            }),
         }
     }
 }
@@ -49,6 +70,10 @@ fn tcp(to: SocketAddr) -> bool {
 
 fn udp(to: SocketAddr, payload: &[u8]) -> bool {
     let bind: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap_or(to);
+    udp_from(bind, to, payload)
+}
+
+fn udp_from(bind: SocketAddr, to: SocketAddr, payload: &[u8]) -> bool {
     let Ok(sock) = UdpSocket::bind(bind) else { return false };
     if sock.set_read_timeout(Some(PROBE_TIMEOUT)).is_err() || sock.send_to(payload, to).is_err() {
         return false;
@@ -137,7 +162,7 @@ fn dhcp_reply(lab: &Lab, v6: bool) -> Result<bool> {
     let (listen, from, to): (SocketAddr, SocketAddr, SocketAddr) = if v6 {
         (
             "[::]:546".parse()?,
-            SocketAddr::new(DHCP6.into(), 547),
+            SocketAddr::V6(std::net::SocketAddrV6::new(DHCP6_LINK_LOCAL, 547, 0, 0)),
             SocketAddr::new(ENDPOINT6.into(), 546),
         )
     } else {
@@ -159,6 +184,16 @@ fn dhcp_reply(lab: &Lab, v6: bool) -> Result<bool> {
         return listener.join().map_err(|_| anyhow::anyhow!("dhcp listener panicked"))?;
     }
     netns::run_in(&lab.ns(Host::Dhcp), move || {
+        let from = match from {
+            // A link-local source needs its interface.
+            SocketAddr::V6(mut a) if a.ip().is_unicast_link_local() => {
+                // SAFETY: the name is a NUL-terminated C string literal.
+                let index = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+                a.set_scope_id(index);
+                SocketAddr::V6(a)
+            }
+            other => other,
+        };
         let sock = UdpSocket::bind(from)?;
         // A few copies, as a real server would retransmit.
         for _ in 0..3 {

@@ -30,6 +30,9 @@ pub enum Service {
     DnsUdp,
     /// Answers DNS over TCP (length-prefixed) with NXDOMAIN.
     DnsTcp,
+    /// Counts the bytes of a TCP connection until the peer half-closes it, then answers
+    /// with the count as a decimal line (an evidence-upload stand-in).
+    Sink,
 }
 
 /// Names the lab's resolver answers (lower case, no trailing dot) and their addresses.
@@ -52,7 +55,7 @@ pub fn start_zone(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let handle = netns::spawn_in(ns, move || {
         let bound = match service {
-            Service::TcpEcho | Service::DnsTcp => bind_tcp(addr).map(Either::Tcp),
+            Service::TcpEcho | Service::DnsTcp | Service::Sink => bind_tcp(addr).map(Either::Tcp),
             Service::UdpEcho | Service::DnsUdp => bind_udp(addr).map(Either::Udp),
         };
         let socket = match bound {
@@ -67,6 +70,7 @@ pub fn start_zone(
         };
         let dns = matches!(service, Service::DnsTcp | Service::DnsUdp).then_some(zone);
         match socket {
+            Either::Tcp(l) if service == Service::Sink => serve_sink(l, stop),
             Either::Tcp(l) => serve_tcp(l, dns, stop),
             Either::Udp(s) => serve_udp(s, dns, stop),
         }
@@ -103,6 +107,35 @@ fn serve_tcp(listener: TcpListener, dns: Option<Zone>, stop: Arc<AtomicBool>) ->
         while let Ok((conn, _)) = listener.accept() {
             let (stop, dns) = (stop.clone(), dns.clone());
             std::thread::spawn(move || handle_tcp(conn, dns, stop));
+        }
+    }
+    Ok(())
+}
+
+fn serve_sink(listener: TcpListener, stop: Arc<AtomicBool>) -> Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        wait_readable(&listener);
+        while let Ok((conn, _)) = listener.accept() {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match conn.read(&mut buf) {
+                        Ok(0) => {
+                            let _ = conn.write_all(format!("{total}\n").as_bytes());
+                            return;
+                        }
+                        Ok(n) => total += n as u64,
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
         }
     }
     Ok(())

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
@@ -48,15 +51,39 @@ pub fn render_apply(table: &TableName, policy: &Policy, family: Family, present:
     let _ = writeln!(o, "-A {cin} -i lo -j ACCEPT");
     peer_rules(&mut o, &cin, policy, family, true);
     if policy.dhcp {
-        let _ = writeln!(o, "-A {cin} -p udp -m udp --sport {server} --dport {client} -j ACCEPT");
+        // Replies only from the known servers (and, for v6, from link-local addresses).
+        let mut from: Vec<IpNet> = policy.dhcp_servers_of(family).into_iter().map(IpNet::from).collect();
+        if family == Family::V6 {
+            if let Ok(ll) = LINK_LOCAL6.parse() {
+                from.insert(0, ll);
+            }
+        }
+        for src in from {
+            let _ = writeln!(
+                o,
+                "-A {cin} -s {src} -p udp -m udp --sport {server} --dport {client} -j ACCEPT"
+            );
+        }
     }
+    icmp_errors(&mut o, &cin, policy, family);
     icmp_nd(&mut o, &cin, family);
     let _ = writeln!(o, "-A {cin} -j DROP");
 
     let _ = writeln!(o, "-A {cout} -o lo -j ACCEPT");
     peer_rules(&mut o, &cout, policy, family, false);
     if policy.dhcp {
-        let _ = writeln!(o, "-A {cout} -p udp -m udp --sport {client} --dport {server} -j ACCEPT");
+        // Requests only to the broadcast / DHCPv6 multicast address and the known servers.
+        let first: std::net::IpAddr = match family {
+            Family::V4 => DHCP4_BROADCAST.into(),
+            Family::V6 => DHCP6_MULTICAST.into(),
+        };
+        for to in std::iter::once(first).chain(policy.dhcp_servers_of(family)) {
+            let _ = writeln!(
+                o,
+                "-A {cout} -d {} -p udp -m udp --sport {client} --dport {server} -j ACCEPT",
+                IpNet::from(to)
+            );
+        }
     }
     icmp_nd(&mut o, &cout, family);
     let _ = writeln!(o, "-A {cout} -j DROP");
@@ -120,6 +147,39 @@ fn peer_rules(o: &mut String, chain: &str, policy: &Policy, family: Family, inbo
         let _ = writeln!(o, "-A {chain} {addr} {n}{state} -j ACCEPT");
         if inbound {
             let _ = writeln!(o, "-A {chain} {addr} {n} -p tcp -m tcp ! --syn -j ACCEPT");
+        }
+    }
+}
+
+/// ICMP errors from any source that conntrack relates to a connection whose original
+/// destination is allowed (path MTU discovery through routers that are not allowed
+/// peers; see `render::nft` for the reasoning). iptables' icmp match takes one type per
+/// rule, hence one rule per error type and destination.
+fn icmp_errors(o: &mut String, chain: &str, policy: &Policy, family: Family) {
+    let (proto, types): (&str, &[(u8, &str)]) = match family {
+        Family::V4 => ("-p icmp -m icmp --icmp-type", &ICMP4_ERROR_TYPES),
+        Family::V6 => ("-p ipv6-icmp -m icmp6 --icmpv6-type", &ICMP6_ERROR_TYPES),
+    };
+    let related = "-m conntrack --ctstate RELATED";
+    for (ty, _) in types {
+        for d in policy.tcp_destinations(family) {
+            let _ = writeln!(
+                o,
+                "-A {chain} {proto} {ty} {related} --ctproto tcp --ctorigdst {} --ctorigdstport {} -j ACCEPT",
+                IpNet::from(d.ip()),
+                d.port()
+            );
+        }
+        for d in policy.udp_destinations(family) {
+            let _ = writeln!(
+                o,
+                "-A {chain} {proto} {ty} {related} --ctproto udp --ctorigdst {} --ctorigdstport {} -j ACCEPT",
+                IpNet::from(d.ip()),
+                d.port()
+            );
+        }
+        for n in policy.open_networks(family) {
+            let _ = writeln!(o, "-A {chain} {proto} {ty} {related} --ctorigdst {n} -j ACCEPT");
         }
     }
 }

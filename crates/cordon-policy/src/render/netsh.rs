@@ -1,7 +1,8 @@
 //! Windows static IPsec policy through `netsh ipsec static` (the `--backend netsh-ipsec`
 //! fallback, as in Velociraptor's Windows quarantine): one policy with a permit and a
 //! block filter list, a permit and a block filter action, two rules linking them, then
-//! `assign=y`.
+//! `assign=y`. A re-apply builds the new policy under the table's second name and
+//! assigns it before deleting the old one ([`render_reapply`]), so there is no gap.
 //!
 //! IPsec policy filters are stateless and "most specific wins": the block list holds one
 //! filter `me <-> any` (all protocols, mirrored), the permit list one mirrored filter per
@@ -16,12 +17,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS};
+use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, LINK_LOCAL6};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
-/// Name of the IPsec policy for the default table; the break-glass command is
-/// `netsh ipsec static delete policy name="Cordon Quarantine"`.
+/// Name of the IPsec policy for the default table (primary slot); the break-glass
+/// commands are `netsh ipsec static delete policy name="Cordon Quarantine"` and the same
+/// with `"Cordon Quarantine (alternate)"` (see [`Slot`]).
 pub const DEFAULT_POLICY_NAME: &str = "Cordon Quarantine";
 
 /// Networks that ICMPv6 neighbour discovery uses (link-local and link-scope multicast).
@@ -43,12 +45,45 @@ pub struct Names {
     pub block_rule: String,
 }
 
+/// The two names a table's policy alternates between, so that re-applying never leaves
+/// a gap: the new policy is built under the other name while the old one is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// `Cordon Quarantine` (the name a first apply uses).
+    Primary,
+    /// `Cordon Quarantine (alternate)`.
+    Alternate,
+}
+
+impl Slot {
+    pub const BOTH: [Slot; 2] = [Slot::Primary, Slot::Alternate];
+
+    /// The slot a re-apply builds into when `self` is the one in force.
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Primary => Slot::Alternate,
+            Slot::Alternate => Slot::Primary,
+        }
+    }
+}
+
 impl Names {
+    /// The names of the primary slot (see [`Names::for_slot`]).
     pub fn new(table: &TableName) -> Self {
-        let policy = if table.as_str() == TableName::DEFAULT {
+        Names::for_slot(table, Slot::Primary)
+    }
+
+    /// The names of every object of `table`'s policy in `slot`; all derive from the
+    /// policy name, so the two slots share no object.
+    pub fn for_slot(table: &TableName, slot: Slot) -> Self {
+        let base = if table.as_str() == TableName::DEFAULT {
             DEFAULT_POLICY_NAME.to_string()
         } else {
             format!("{DEFAULT_POLICY_NAME} {table}")
+        };
+        let policy = match slot {
+            Slot::Primary => base,
+            Slot::Alternate => format!("{base} (alternate)"),
         };
         Names {
             permit_list: format!("{policy} permit list"),
@@ -75,10 +110,56 @@ fn kv(key: &str, value: &str) -> String {
     format!("{key}={value}")
 }
 
-/// The commands that create and assign the policy, in order. The caller deletes the
-/// policy (see [`render_remove`]) if any of them fails, so no half state remains.
+/// The commands that create and assign the policy under the primary name, in order (the
+/// first apply, when no policy of ours is assigned). The caller deletes the policy (see
+/// [`render_remove`]) if any of them fails, so no half state remains.
 pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
-    let n = Names::new(table);
+    render_build(&Names::new(table), policy)
+}
+
+/// Re-applying while the policy in slot `assigned` is in force, in three phases that
+/// [`Reapply::commands`] lists in order:
+/// - `clear`: delete leftovers under the other slot's names (an earlier re-apply that was
+///   interrupted); each may fail with "does not exist";
+/// - `build`: create the new policy under the other slot's names and assign it. Only one
+///   static IPsec policy can be assigned, so assigning it unassigns the old one in the
+///   same step: there is no moment without a policy in force;
+/// - `retire`: delete the old, now unassigned, policy and its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reapply {
+    /// The slot the new policy goes into (the one not in force before).
+    pub slot: Slot,
+    pub clear: Vec<Command>,
+    pub build: Vec<Command>,
+    pub retire: Vec<Command>,
+}
+
+impl Reapply {
+    /// All three phases, in the order they run.
+    pub fn commands(&self) -> Vec<Command> {
+        self.clear
+            .iter()
+            .chain(&self.build)
+            .chain(&self.retire)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The command sequence that replaces the policy in slot `assigned` by `policy` without a
+/// gap (see [`Reapply`]).
+pub fn render_reapply(table: &TableName, policy: &Policy, assigned: Slot) -> Reapply {
+    let slot = assigned.other();
+    Reapply {
+        slot,
+        clear: render_remove_slot(table, slot),
+        build: render_build(&Names::for_slot(table, slot), policy),
+        retire: render_remove_slot(table, assigned),
+    }
+}
+
+/// Creates and assigns the policy named by `n`.
+fn render_build(n: &Names, policy: &Policy) -> Vec<Command> {
     let mut cmds = vec![
         netsh(&[
             "add",
@@ -128,8 +209,24 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
         }
     }
     if policy.dhcp {
-        for ((client, server), what) in [(DHCP4_PORTS, "dhcp v4"), (DHCP6_PORTS, "dhcp v6")] {
-            cmds.push(permit(vec!["dstaddr=any".to_string()], "UDP", client, server, what));
+        // Mirrored filters to the broadcast / DHCPv6 multicast address, link-local
+        // (DHCPv6 servers answer from there) and each known server: never to any host.
+        for (family, (client, server), what) in [
+            (Family::V4, DHCP4_PORTS, "dhcp v4"),
+            (Family::V6, DHCP6_PORTS, "dhcp v6"),
+        ] {
+            let mut peers: Vec<IpNet> = match family {
+                Family::V4 => vec![IpNet::from(std::net::IpAddr::from(DHCP4_BROADCAST))],
+                Family::V6 => {
+                    let mut v = vec![IpNet::from(std::net::IpAddr::from(DHCP6_MULTICAST))];
+                    v.extend(LINK_LOCAL6.parse::<IpNet>().ok());
+                    v
+                }
+            };
+            peers.extend(policy.dhcp_servers_of(family).into_iter().map(IpNet::from));
+            for peer in peers {
+                cmds.push(permit(dst_words(&peer), "UDP", client, server, what));
+            }
         }
     }
     for nd in ND_NETWORKS {
@@ -174,10 +271,18 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
     cmds
 }
 
-/// The commands that remove everything of ours. Each may fail because its object is
-/// already gone; callers run them all and ignore "does not exist".
+/// The commands that remove everything of ours, both slots. Each may fail because its
+/// object is already gone; callers run them all and ignore "does not exist".
 pub fn render_remove(table: &TableName) -> Vec<Command> {
-    let n = Names::new(table);
+    Slot::BOTH
+        .iter()
+        .flat_map(|slot| render_remove_slot(table, *slot))
+        .collect()
+}
+
+/// The commands that remove the policy of one slot and its objects.
+pub fn render_remove_slot(table: &TableName, slot: Slot) -> Vec<Command> {
+    let n = Names::for_slot(table, slot);
     vec![
         // Deleting the policy removes its rules and unassigns it.
         netsh(&["delete", "policy", &kv("name", &n.policy)]),
@@ -245,6 +350,68 @@ mod tests {
             Names::new(&TableName::new("lab").unwrap()).policy,
             "Cordon Quarantine lab"
         );
+    }
+
+    /// Fault kind: a re-apply that leaves a moment with no policy in force (delete, then
+    /// build) or that deletes the policy it just assigned.
+    #[test]
+    fn reapply_assigns_new_before_deleting_old() {
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let table = TableName::default();
+        for assigned in Slot::BOTH {
+            let old = Names::for_slot(&table, assigned);
+            let new = Names::for_slot(&table, assigned.other());
+            assert_ne!(old.policy, new.policy);
+            let plan = render_reapply(&table, &p, assigned);
+            assert_eq!(plan.slot, assigned.other());
+            let cmds = plan.commands();
+            let pos = |want: &[&str]| {
+                cmds.iter()
+                    .position(|c| want.iter().all(|w| c.contains(&w.to_string())))
+                    .unwrap()
+            };
+            let assign_new = pos(&["set", &format!("name={}", new.policy), "assign=y"]);
+            let delete_old = pos(&["delete", "policy", &format!("name={}", old.policy)]);
+            assert!(assign_new < delete_old);
+            // Nothing before the assignment names an object of the policy in force, and
+            // nothing after it names an object of the new one.
+            let values = |c: &Command| -> Vec<String> {
+                c.iter()
+                    .filter_map(|w| w.split_once('=').map(|(_, v)| v.to_string()))
+                    .collect()
+            };
+            for c in &cmds[..assign_new] {
+                assert!(
+                    !values(c).iter().any(|v| objects(&old).contains(v)),
+                    "touches the policy in force: {c:?}"
+                );
+            }
+            for c in &cmds[assign_new + 1..] {
+                assert!(
+                    !values(c).iter().any(|v| objects(&new).contains(v)),
+                    "undoes the new policy: {c:?}"
+                );
+            }
+        }
+    }
+
+    fn objects(n: &Names) -> Vec<String> {
+        vec![
+            n.policy.clone(),
+            n.permit_list.clone(),
+            n.block_list.clone(),
+            n.permit_action.clone(),
+            n.block_action.clone(),
+            n.permit_rule.clone(),
+            n.block_rule.clone(),
+        ]
+    }
+
+    #[test]
+    fn remove_knows_both_names() {
+        let text = render_text(&render_remove(&TableName::default()));
+        assert!(text.contains("delete policy name=\"Cordon Quarantine\"\n"));
+        assert!(text.contains("delete policy name=\"Cordon Quarantine (alternate)\"\n"));
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
@@ -64,17 +67,9 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\tiif \"lo\" accept\n");
     peer_rules(&mut o, "saddr", "sport", " ct state established");
     if policy.dhcp {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept",
-            DHCP4_PORTS.1, DHCP4_PORTS.0
-        );
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept",
-            DHCP6_PORTS.1, DHCP6_PORTS.0
-        );
+        dhcp_in(&mut o, policy);
     }
+    icmp_errors(&mut o);
     icmpv6_nd(&mut o);
     o.push_str("\t}\n");
 
@@ -82,16 +77,7 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\toif \"lo\" accept\n");
     peer_rules(&mut o, "daddr", "dport", "");
     if policy.dhcp {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv4 udp sport {} udp dport {} accept",
-            DHCP4_PORTS.0, DHCP4_PORTS.1
-        );
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv6 udp sport {} udp dport {} accept",
-            DHCP6_PORTS.0, DHCP6_PORTS.1
-        );
+        dhcp_out(&mut o, policy);
     }
     icmpv6_nd(&mut o);
     o.push_str("\t}\n");
@@ -135,12 +121,81 @@ fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
     }
 }
 
+/// DHCP replies in: v4 from each known server, v6 from link-local addresses and each
+/// known server. Nothing from anyone else, so the DHCP ports are no channel to anywhere.
+fn dhcp_in(o: &mut String, policy: &Policy) {
+    let (c4, s4) = DHCP4_PORTS;
+    let (c6, s6) = DHCP6_PORTS;
+    for server in policy.dhcp_servers_of(Family::V4) {
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv4 udp sport {s4} udp dport {c4} ip saddr {server} accept"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\t\tmeta nfproto ipv6 udp sport {s6} udp dport {c6} ip6 saddr {LINK_LOCAL6} accept"
+    );
+    for server in policy.dhcp_servers_of(Family::V6) {
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv6 udp sport {s6} udp dport {c6} ip6 saddr {server} accept"
+        );
+    }
+}
+
+/// DHCP requests out: v4 to the broadcast address and each known server, v6 to
+/// `ff02::1:2` and each known server.
+fn dhcp_out(o: &mut String, policy: &Policy) {
+    let (c4, s4) = DHCP4_PORTS;
+    let (c6, s6) = DHCP6_PORTS;
+    let v4 = std::iter::once(std::net::IpAddr::from(DHCP4_BROADCAST)).chain(policy.dhcp_servers_of(Family::V4));
+    for to in v4 {
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv4 udp sport {c4} udp dport {s4} ip daddr {to} accept"
+        );
+    }
+    let v6 = std::iter::once(std::net::IpAddr::from(DHCP6_MULTICAST)).chain(policy.dhcp_servers_of(Family::V6));
+    for to in v6 {
+        let _ = writeln!(
+            o,
+            "\t\tmeta nfproto ipv6 udp sport {c6} udp dport {s6} ip6 daddr {to} accept"
+        );
+    }
+}
+
+/// ICMP errors (unreachable incl. fragmentation needed, packet too big, time exceeded,
+/// parameter problem) from any source, but only when conntrack relates them to a
+/// connection whose original destination is an allowed peer: `ct original` of a related
+/// packet is the tuple of the connection the error quotes. This keeps path MTU discovery
+/// working through routers that are not allowed peers (design §3 point 5), without
+/// opening ICMP to anyone.
+fn icmp_errors(o: &mut String) {
+    for (l3, icmp, types, tcp, udp, net) in [
+        ("ip", "icmp", &ICMP4_ERROR_TYPES[..], SET_TCP4, SET_UDP4, SET_NET4),
+        ("ip6", "icmpv6", &ICMP6_ERROR_TYPES[..], SET_TCP6, SET_UDP6, SET_NET6),
+    ] {
+        let names: Vec<&str> = types.iter().map(|(_, n)| *n).collect();
+        let m = format!("{icmp} type {{ {} }} ct state related", names.join(", "));
+        let _ = writeln!(
+            o,
+            "\t\t{m} ct protocol tcp ct original {l3} daddr . ct original proto-dst @{tcp} accept"
+        );
+        let _ = writeln!(
+            o,
+            "\t\t{m} ct protocol udp ct original {l3} daddr . ct original proto-dst @{udp} accept"
+        );
+        let _ = writeln!(o, "\t\t{m} ct original {l3} daddr @{net} accept");
+    }
+}
+
 fn icmpv6_nd(o: &mut String) {
     let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
     let _ = writeln!(o, "\t\ticmpv6 type {{ {} }} accept", types.join(", "));
 }
 
-fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr]) {
+pub(crate) fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr]) {
     let _ = writeln!(o, "\tset {name} {{");
     let _ = writeln!(o, "\t\ttype {addr_type} . inet_service");
     if !members.is_empty() {
@@ -150,7 +205,7 @@ fn pair_set(o: &mut String, name: &str, addr_type: &str, members: &[SocketAddr])
     o.push_str("\t}\n");
 }
 
-fn net_set(o: &mut String, name: &str, addr_type: &str, members: &[IpNet]) {
+pub(crate) fn net_set(o: &mut String, name: &str, addr_type: &str, members: &[IpNet]) {
     let _ = writeln!(o, "\tset {name} {{");
     let _ = writeln!(o, "\t\ttype {addr_type}");
     o.push_str("\t\tflags interval\n");

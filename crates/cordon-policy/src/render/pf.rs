@@ -10,12 +10,18 @@
 use std::fmt::Write;
 use std::net::SocketAddr;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMPV6_ND_TYPES, LINK_LOCAL6};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
 /// The loopback interface on macOS.
 pub const LOOPBACK_IF: &str = "lo0";
+
+/// The line that states how pf treats ICMP errors about allowed connections (pf matches
+/// them to the state of the connection they quote, before any rule; `man pf.conf`,
+/// "STATEFUL TRACKING OPTIONS"). Rendered into every anchor so the rule set says it.
+pub const ICMP_ERRORS_NOTE: &str =
+    "# ICMP/ICMPv6 errors about an allowed connection (need-frag, packet too big) pass through its state; no other ICMP\n";
 
 /// The anchor text for `pfctl -a <table> -f -`.
 pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
@@ -60,17 +66,35 @@ pub fn render_anchor(table: &TableName, policy: &Policy) -> String {
             let _ = writeln!(o, "pass in quick {af} proto tcp from {n} to any flags A/SA keep state");
         }
         if policy.dhcp {
+            // Requests to the broadcast / DHCPv6 multicast address and the known servers;
+            // replies from the known servers (v6: and link-local addresses) only.
             let (client, server) = dhcp_ports(family);
-            let _ = writeln!(
-                o,
-                "pass out quick {af} proto udp from any port {client} to any port {server} keep state"
-            );
-            let _ = writeln!(
-                o,
-                "pass in quick {af} proto udp from any port {server} to any port {client} keep state"
-            );
+            let servers: Vec<String> = policy.dhcp_servers_of(family).iter().map(|a| a.to_string()).collect();
+            let (mut to, mut from) = match family {
+                Family::V4 => (vec![DHCP4_BROADCAST.to_string()], vec![]),
+                Family::V6 => (vec![DHCP6_MULTICAST.to_string()], vec![LINK_LOCAL6.to_string()]),
+            };
+            to.extend(servers.iter().cloned());
+            from.extend(servers);
+            for t in to {
+                let _ = writeln!(
+                    o,
+                    "pass out quick {af} proto udp from any port {client} to {t} port {server} keep state"
+                );
+            }
+            for f in from {
+                let _ = writeln!(
+                    o,
+                    "pass in quick {af} proto udp from {f} port {server} to any port {client} keep state"
+                );
+            }
         }
     }
+    // Path MTU discovery (design §3 point 5): pf passes an ICMP error (unreachable incl.
+    // need-frag, packet too big, time exceeded, parameter problem) from any router when it
+    // quotes a connection that has a state, i.e. one of the allowed connections above,
+    // which all keep state; no rule passes any other ICMP.
+    o.push_str(ICMP_ERRORS_NOTE);
     let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
     let _ = writeln!(
         o,
@@ -151,6 +175,37 @@ mod tests {
         assert!(permits_tcp(&text, &"[2001:db8:c0::1]:8443".parse().unwrap()));
         assert!(!permits_tcp(&text, &"192.0.2.1:22".parse().unwrap()));
         assert!(text.contains("pass out quick inet proto udp from any to 192.0.2.53 port 53 keep state"));
+    }
+
+    #[test]
+    fn icmp_errors_pass_only_through_state() {
+        let text = render_anchor(&TableName::default(), &sample());
+        assert!(text.contains(ICMP_ERRORS_NOTE));
+        // Every pass to or from a peer keeps state (so errors quoting it pass) ...
+        for l in text
+            .lines()
+            .filter(|l| l.starts_with("pass") && !l.contains(LOOPBACK_IF))
+        {
+            assert!(l.ends_with("keep state") || l.contains("icmp6-type"), "{l}");
+        }
+        // ... and no rule passes ICMP by itself, except IPv6 neighbour discovery.
+        assert!(!text.lines().any(|l| l.contains("proto icmp ")));
+        assert_eq!(text.lines().filter(|l| l.contains("proto icmp6")).count(), 1);
+    }
+
+    #[test]
+    fn dhcp_only_to_broadcast_and_known_servers() {
+        let p = Policy::builder()
+            .dhcp(true)
+            .dhcp_server("192.0.2.67".parse().unwrap())
+            .build();
+        let text = render_anchor(&TableName::default(), &p);
+        assert!(text.contains("pass out quick inet proto udp from any port 68 to 255.255.255.255 port 67 keep state"));
+        assert!(text.contains("pass out quick inet proto udp from any port 68 to 192.0.2.67 port 67 keep state"));
+        assert!(text.contains("pass in quick inet proto udp from 192.0.2.67 port 67 to any port 68 keep state"));
+        assert!(text.contains("pass out quick inet6 proto udp from any port 546 to ff02::1:2 port 547 keep state"));
+        assert!(!text.contains("from any port 67"));
+        assert!(!text.contains("to any port 67"));
     }
 
     #[test]

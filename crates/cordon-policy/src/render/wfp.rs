@@ -5,18 +5,31 @@
 //!
 //! All filters go into Cordon's own sublayer. Within a sublayer the matching filter with
 //! the highest weight decides, so permits carry [`PERMIT_WEIGHT`] and the unconditional
-//! block of each layer [`BLOCK_WEIGHT`]. Across sublayers a block always wins over a
-//! permit, so our block cannot be undone by the user's (or Windows Firewall's) permits.
+//! block of each layer [`BLOCK_WEIGHT`]. Across sublayers a block wins over a *soft*
+//! permit, but a *hard* permit (one that clears the action right) from another provider's
+//! sublayer of higher or equal weight would win over a soft block. So every block filter
+//! is a hard block itself: it carries [`FilterFlags::clear_action_right`]
+//! (`FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT`), and a later sublayer's permit cannot undo it.
 //!
 //! ALE layers authorize flows, not packets: replies on an allowed connection need no
 //! filter, and when filters change, Windows re-authorizes existing flows, which cuts
 //! established connections to anyone not allowed (design §3 point 7).
+//!
+//! ICMP errors (path MTU discovery, design §3 point 5) are classified at the
+//! `INBOUND_ICMP_ERROR` layers, with the quoted packet's protocol, remote address and port
+//! as `EMBEDDED_*` fields: Cordon permits the error types of
+//! [`super::ICMP4_ERROR_TYPES`] / [`super::ICMP6_ERROR_TYPES`] when the quoted packet
+//! went to an allowed destination, and blocks every other ICMP error there — the WFP
+//! equivalent of nftables' `ct state related ct original daddr …`.
 
 use std::fmt::{self, Write};
 
 use ipnet::IpNet;
 
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use super::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use crate::model::Family;
 use crate::Policy;
 
@@ -38,21 +51,29 @@ pub enum Layer {
     AleAuthRecvAccept(Family),
     /// Packets routed through the host (`FWPM_LAYER_IPFORWARD_V4/6`).
     IpForward(Family),
+    /// Received ICMP error messages, with the packet they quote
+    /// (`FWPM_LAYER_INBOUND_ICMP_ERROR_V4/6`).
+    InboundIcmpError(Family),
 }
 
 impl Layer {
-    pub const ALL: [Layer; 6] = [
+    pub const ALL: [Layer; 8] = [
         Layer::AleAuthConnect(Family::V4),
         Layer::AleAuthRecvAccept(Family::V4),
         Layer::IpForward(Family::V4),
+        Layer::InboundIcmpError(Family::V4),
         Layer::AleAuthConnect(Family::V6),
         Layer::AleAuthRecvAccept(Family::V6),
         Layer::IpForward(Family::V6),
+        Layer::InboundIcmpError(Family::V6),
     ];
 
     pub fn family(self) -> Family {
         match self {
-            Layer::AleAuthConnect(f) | Layer::AleAuthRecvAccept(f) | Layer::IpForward(f) => f,
+            Layer::AleAuthConnect(f)
+            | Layer::AleAuthRecvAccept(f)
+            | Layer::IpForward(f)
+            | Layer::InboundIcmpError(f) => f,
         }
     }
 
@@ -65,6 +86,8 @@ impl Layer {
             Layer::AleAuthRecvAccept(Family::V6) => "ALE_AUTH_RECV_ACCEPT_V6",
             Layer::IpForward(Family::V4) => "IPFORWARD_V4",
             Layer::IpForward(Family::V6) => "IPFORWARD_V6",
+            Layer::InboundIcmpError(Family::V4) => "INBOUND_ICMP_ERROR_V4",
+            Layer::InboundIcmpError(Family::V6) => "INBOUND_ICMP_ERROR_V6",
         }
     }
 }
@@ -89,7 +112,14 @@ pub enum Condition {
     /// `FWPM_CONDITION_FLAGS` has `FWP_CONDITION_FLAG_IS_LOOPBACK`.
     Loopback,
     /// `FWPM_CONDITION_ICMP_TYPE` (at ALE layers an alias of the local port field).
+    /// Several in one filter are alternatives (WFP ORs conditions on the same field).
     IcmpType(u8),
+    /// `FWPM_CONDITION_EMBEDDED_REMOTE_ADDRESS`: where the packet an ICMP error quotes went.
+    EmbeddedRemoteAddr(IpNet),
+    /// `FWPM_CONDITION_EMBEDDED_PROTOCOL` of the quoted packet.
+    EmbeddedProtocol(u8),
+    /// `FWPM_CONDITION_EMBEDDED_REMOTE_PORT` of the quoted packet.
+    EmbeddedRemotePort(u16),
 }
 
 impl fmt::Display for Condition {
@@ -101,6 +131,9 @@ impl fmt::Display for Condition {
             Condition::Protocol(p) => write!(f, "protocol={}", proto_name(*p)),
             Condition::Loopback => f.write_str("flags=loopback"),
             Condition::IcmpType(t) => write!(f, "icmp_type={t}"),
+            Condition::EmbeddedRemoteAddr(n) => write!(f, "embedded_remote_addr={n}"),
+            Condition::EmbeddedProtocol(p) => write!(f, "embedded_protocol={}", proto_name(*p)),
+            Condition::EmbeddedRemotePort(p) => write!(f, "embedded_remote_port={p}"),
         }
     }
 }
@@ -114,6 +147,25 @@ fn proto_name(p: u8) -> String {
     }
 }
 
+/// The `FWPM_FILTER0.flags` that depend on the filter (the FFI layer adds
+/// `FWPM_FILTER_FLAG_PERSISTENT` to every filter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FilterFlags {
+    /// `FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT`: the action is final (a hard block), no
+    /// lower-priority sublayer can override it, not even with a hard permit.
+    pub clear_action_right: bool,
+}
+
+impl fmt::Display for FilterFlags {
+    /// The flag names, space-separated; empty when no flag is set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.clear_action_right {
+            f.write_str("clear_action_right")?;
+        }
+        Ok(())
+    }
+}
+
 /// One filter to add: everything `FwpmFilterAdd0` needs except the fixed provider and
 /// sublayer keys and the persistent flag, which the FFI layer supplies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,6 +176,8 @@ pub struct FilterSpec {
     pub action: Action,
     pub weight: u8,
     pub conditions: Vec<Condition>,
+    /// Set on every block filter: blocks are hard blocks (see the module comment).
+    pub flags: FilterFlags,
 }
 
 impl FilterSpec {
@@ -134,13 +188,15 @@ impl FilterSpec {
             action: Action::Permit,
             weight: PERMIT_WEIGHT,
             conditions,
+            flags: FilterFlags::default(),
         }
     }
 
-    /// The remote network this filter is limited to, if any.
+    /// The remote network this filter is limited to, if any: the peer, or for ICMP error
+    /// filters the destination of the packet the error quotes.
     pub fn remote_net(&self) -> Option<IpNet> {
         self.conditions.iter().find_map(|c| match c {
-            Condition::RemoteAddr(n) => Some(*n),
+            Condition::RemoteAddr(n) | Condition::EmbeddedRemoteAddr(n) => Some(*n),
             _ => None,
         })
     }
@@ -194,22 +250,43 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
             ));
         }
         if policy.dhcp {
+            // Requests to the broadcast / DHCPv6 multicast address and the known servers;
+            // replies (often broadcast, matching no outbound flow) from the known servers
+            // and, for v6, link-local addresses. Never to or from anyone else.
             let (client, server) = match family {
                 Family::V4 => DHCP4_PORTS,
                 Family::V6 => DHCP6_PORTS,
             };
-            let conds = vec![
-                Condition::Protocol(PROTO_UDP),
-                Condition::LocalPort(client),
-                Condition::RemotePort(server),
-            ];
-            out.push(FilterSpec::permit(
-                connect,
-                format!("Cordon: dhcp {fam} out"),
-                conds.clone(),
-            ));
-            // Offers and acks often come as broadcasts, which match no outbound flow.
-            out.push(FilterSpec::permit(accept, format!("Cordon: dhcp {fam} in"), conds));
+            let servers: Vec<IpNet> = policy.dhcp_servers_of(family).into_iter().map(IpNet::from).collect();
+            let (first_out, first_in): (IpNet, Option<IpNet>) = match family {
+                Family::V4 => (IpNet::from(std::net::IpAddr::from(DHCP4_BROADCAST)), None),
+                Family::V6 => (
+                    IpNet::from(std::net::IpAddr::from(DHCP6_MULTICAST)),
+                    LINK_LOCAL6.parse().ok(),
+                ),
+            };
+            let conds = |peer: IpNet| {
+                vec![
+                    Condition::Protocol(PROTO_UDP),
+                    Condition::RemoteAddr(peer),
+                    Condition::LocalPort(client),
+                    Condition::RemotePort(server),
+                ]
+            };
+            for to in std::iter::once(first_out).chain(servers.iter().copied()) {
+                out.push(FilterSpec::permit(
+                    connect,
+                    format!("Cordon: dhcp {fam} out to {to}"),
+                    conds(to),
+                ));
+            }
+            for from in first_in.into_iter().chain(servers.iter().copied()) {
+                out.push(FilterSpec::permit(
+                    accept,
+                    format!("Cordon: dhcp {fam} in from {from}"),
+                    conds(from),
+                ));
+            }
         }
         if family == Family::V6 {
             for layer in [connect, accept] {
@@ -222,20 +299,60 @@ pub fn filters(policy: &Policy) -> Vec<FilterSpec> {
                 }
             }
         }
-        for layer in [connect, accept, Layer::IpForward(family)] {
+        // ICMP errors about allowed connections (path MTU discovery), from any router.
+        let icmp_err = Layer::InboundIcmpError(family);
+        let types: Vec<Condition> = match family {
+            Family::V4 => &ICMP4_ERROR_TYPES[..],
+            Family::V6 => &ICMP6_ERROR_TYPES[..],
+        }
+        .iter()
+        .map(|(t, _)| Condition::IcmpType(*t))
+        .collect();
+        for (proto, dests) in [
+            (PROTO_TCP, policy.tcp_destinations(family)),
+            (PROTO_UDP, policy.udp_destinations(family)),
+        ] {
+            for d in dests {
+                let mut conds = types.clone();
+                conds.extend([
+                    Condition::EmbeddedProtocol(proto),
+                    Condition::EmbeddedRemoteAddr(IpNet::from(d.ip())),
+                    Condition::EmbeddedRemotePort(d.port()),
+                ]);
+                out.push(FilterSpec::permit(
+                    icmp_err,
+                    format!("Cordon: icmp errors about {} to {d}", proto_name(proto)),
+                    conds,
+                ));
+            }
+        }
+        for n in policy.open_networks(family) {
+            let mut conds = types.clone();
+            conds.push(Condition::EmbeddedRemoteAddr(n));
+            out.push(FilterSpec::permit(
+                icmp_err,
+                format!("Cordon: icmp errors about {n}"),
+                conds,
+            ));
+        }
+        for layer in [connect, accept, Layer::IpForward(family), icmp_err] {
             out.push(FilterSpec {
                 name: format!("Cordon: block all ({})", layer.name()),
                 layer,
                 action: Action::Block,
                 weight: BLOCK_WEIGHT,
                 conditions: Vec::new(),
+                flags: FilterFlags {
+                    clear_action_right: true,
+                },
             });
         }
     }
     out
 }
 
-/// One line per filter, for `--dry-run` and golden files.
+/// One line per filter, for `--dry-run` and golden files: layer, action, weight, the
+/// conditions (`(all)` when none), the flags in brackets when any, and the name.
 pub fn render_text(filters: &[FilterSpec]) -> String {
     let mut o = String::new();
     for f in filters {
@@ -249,10 +366,12 @@ pub fn render_text(filters: &[FilterSpec]) -> String {
         } else {
             conds.join(" ")
         };
+        let flags = f.flags.to_string();
+        let flags = if flags.is_empty() { flags } else { format!(" [{flags}]") };
         // Writing to a String cannot fail.
         let _ = writeln!(
             o,
-            "{:<24} {action} w={:<2} {conds}  # {}",
+            "{:<24} {action} w={:<2} {conds}{flags}  # {}",
             f.layer.name(),
             f.weight,
             f.name
@@ -282,6 +401,64 @@ mod tests {
                 .iter()
                 .filter(|f| f.layer == layer && f.action == Action::Permit)
                 .all(|f| f.weight > block.weight));
+        }
+    }
+
+    /// Fault kind: a block that a hard permit elsewhere can undo (a soft block).
+    #[test]
+    fn every_block_filter_is_a_hard_block() {
+        let policies = [
+            Policy::builder()
+                .server("192.0.2.1:8443".parse().unwrap())
+                .dhcp(true)
+                .build(),
+            Policy::builder()
+                .server("[2001:db8:c0::1]:8443".parse().unwrap())
+                .build(),
+        ];
+        for p in &policies {
+            let fs = filters(p);
+            let blocks: Vec<_> = fs.iter().filter(|f| f.action == Action::Block).collect();
+            assert_eq!(blocks.len(), Layer::ALL.len());
+            for b in blocks {
+                assert!(b.flags.clear_action_right, "soft block: {b:?}");
+            }
+            // Permits stay soft: a hard permit would override other providers' blocks.
+            for f in fs.iter().filter(|f| f.action == Action::Permit) {
+                assert!(!f.flags.clear_action_right, "hard permit: {f:?}");
+            }
+            let text = render_text(&fs);
+            assert_eq!(
+                text.lines().filter(|l| l.contains("[clear_action_right]")).count(),
+                Layer::ALL.len()
+            );
+        }
+    }
+
+    #[test]
+    fn icmp_errors_pass_only_about_allowed_destinations() {
+        let p = Policy::builder()
+            .server("192.0.2.1:8443".parse().unwrap())
+            .server("[2001:db8:c0::1]:8443".parse().unwrap())
+            .build();
+        let fs = filters(&p);
+        let v6 = fs
+            .iter()
+            .find(|f| f.layer == Layer::InboundIcmpError(Family::V6) && f.action == Action::Permit)
+            .unwrap();
+        // Packet too big is among the error types; the quoted packet must be ours to the server.
+        assert!(v6.conditions.contains(&Condition::IcmpType(2)));
+        assert!(v6
+            .conditions
+            .contains(&Condition::EmbeddedRemoteAddr("2001:db8:c0::1/128".parse().unwrap())));
+        assert!(v6.conditions.contains(&Condition::EmbeddedRemotePort(8443)));
+        assert!(v6.conditions.contains(&Condition::EmbeddedProtocol(PROTO_TCP)));
+        // Redirects (5) never pass; every other ICMP error is blocked at that layer.
+        assert!(!fs.iter().any(|f| f.conditions.contains(&Condition::IcmpType(5))));
+        for fam in Family::BOTH {
+            assert!(fs
+                .iter()
+                .any(|f| f.layer == Layer::InboundIcmpError(fam) && f.action == Action::Block));
         }
     }
 

@@ -48,6 +48,15 @@ pub fn sample_policies() -> Vec<(&'static str, Policy)> {
                 .build(),
         ),
         (
+            "dhcp-servers",
+            Policy::builder()
+                .server("192.0.2.1:8443".parse().unwrap())
+                .dhcp(true)
+                .dhcp_server("192.0.2.67".parse().unwrap())
+                .dhcp_server("2001:db8:c0::67".parse().unwrap())
+                .build(),
+        ),
+        (
             "no-dhcp",
             Policy::builder()
                 .server("192.0.2.1:8443".parse().unwrap())

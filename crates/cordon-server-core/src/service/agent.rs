@@ -12,7 +12,8 @@ use crate::{ApiError, AppState};
 /// `max_wait`) runs out.
 ///
 /// # Errors
-/// 403 when the host was revoked or deleted meanwhile.
+/// 403 when the host was deleted, or revoked (also during the poll, on any replica) —
+/// except that a revoked host is answered, once, a release ordered before its revocation.
 pub async fn desired(
     st: &AppState,
     host_id: &str,
@@ -29,10 +30,14 @@ pub async fn desired(
             .desired(host_id)
             .await?
             .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
-        if revoked {
+        let newer = since.is_none_or(|s| desired.revision > s);
+        // A revoked host only gets here while a release ordered before the revocation is
+        // unconfirmed (see `Store::host_active`): it is answered that release once, and
+        // refused otherwise, also when the revocation lands during its long-poll (on any
+        // replica).
+        if revoked && (desired.quarantined || !newer) {
             return Err(ApiError::forbidden(format!("host {host_id} is revoked")));
         }
-        let newer = since.is_none_or(|s| desired.revision > s);
         if newer || tokio::time::Instant::now() >= deadline {
             tracing::debug!(host = %host_id, revision = desired.revision, "agent long-poll answered");
             return Ok(desired);

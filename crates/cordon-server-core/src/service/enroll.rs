@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use cordon_proto::{EnrollRequest, EnrollResponse};
 
+use crate::limits::{bound_addresses, truncate, MAX_SHORT_CHARS};
 use crate::store::NewHost;
 use crate::{ApiError, AppState};
 
@@ -43,9 +44,13 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
     let host = NewHost {
         id: host_id.clone(),
         hostname: hostname.to_string(),
-        os: req.os.clone(),
-        addresses: req.addresses.clone(),
-        agent_version: req.agent_version.clone(),
+        os: req.os.as_deref().map(|o| truncate(o, MAX_SHORT_CHARS)),
+        addresses: {
+            let mut a = req.addresses.clone();
+            bound_addresses(&mut a);
+            a
+        },
+        agent_version: req.agent_version.as_deref().map(|v| truncate(v, MAX_SHORT_CHARS)),
     };
     st.store
         .enroll(&req.token, &host)

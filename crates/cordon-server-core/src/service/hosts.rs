@@ -3,13 +3,39 @@
 use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, Role, QUARANTINE_LABEL};
 
 use super::{validate, Caller};
-use crate::store::{Action, HostFilter, Targets};
+use crate::store::{Action, HostCursor, HostFilter, Targets, MAX_PAGE};
 use crate::{ApiError, AppState};
 
 /// Hosts matching `filter` (viewer).
 pub async fn list(st: &AppState, caller: &Caller, filter: &HostFilter) -> Result<Vec<Host>, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(st.store.hosts(filter).await?)
+}
+
+/// One page of the hosts matching `filter` (viewer), ordered by hostname then id, after
+/// the page whose `next_cursor` was `cursor` (`None` or empty: the first page), at most
+/// `limit` (default and maximum [`MAX_PAGE`]). Returns the hosts and the cursor of the
+/// next page (`None` on the last).
+///
+/// # Errors
+/// 400 for a limit below 1 or a cursor this server did not hand out.
+pub async fn list_page(
+    st: &AppState,
+    caller: &Caller,
+    filter: &HostFilter,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Vec<Host>, Option<String>), ApiError> {
+    caller.require(Role::Viewer)?;
+    if limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let after = cursor.filter(|c| !c.is_empty()).map(HostCursor::decode).transpose()?;
+    let (hosts, next) = st
+        .store
+        .hosts_page(filter, after.as_ref(), limit.unwrap_or(MAX_PAGE))
+        .await?;
+    Ok((hosts, next.map(|c| c.encode())))
 }
 
 /// One host by id or hostname (viewer).
@@ -95,11 +121,23 @@ pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &Label
     Ok(st.store.host(&host_id).await?)
 }
 
-/// Revokes a host (admin): its certificate is refused from now on and a waiting long-poll
-/// is woken so it closes at once. Returns the host as it is now.
-pub async fn revoke(st: &AppState, caller: &Caller, reference: &str, comment: Option<&str>) -> Result<Host, ApiError> {
+/// Revokes a host (admin): its certificate is refused from now on (except to fetch and
+/// confirm a release ordered before the revocation) and a waiting long-poll is woken so
+/// it closes at once (on other replicas through the store's wake-up). Returns the host
+/// as it is now.
+///
+/// # Errors
+/// 409 when the host is desired quarantined or a release is not yet confirmed and
+/// `force` is false ([`crate::store::Store::revoke`]).
+pub async fn revoke(
+    st: &AppState,
+    caller: &Caller,
+    reference: &str,
+    comment: Option<&str>,
+    force: bool,
+) -> Result<Host, ApiError> {
     caller.require(Role::Admin)?;
-    let host_id = st.store.revoke(&caller.name, reference, comment).await?;
+    let host_id = st.store.revoke(&caller.name, reference, comment, force).await?;
     st.hub.notify(&host_id);
     Ok(st.store.host(&host_id).await?)
 }

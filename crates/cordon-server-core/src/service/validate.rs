@@ -3,6 +3,7 @@
 use cordon_policy::AllowSpec;
 use cordon_proto::{ActionRequest, MAX_MESSAGE_CHARS};
 
+use crate::limits::MAX_ALLOW_PER_HOST;
 use crate::store::{ActionParams, Targets};
 use crate::timefmt::{now_ms, parse_rfc3339};
 use crate::ApiError;
@@ -36,6 +37,12 @@ pub fn label(l: &str) -> Result<String, ApiError> {
 /// Checks a quarantine request's parameters.
 pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     let comment = comment(req.comment.as_deref())?;
+    if req.allow.len() > MAX_ALLOW_PER_HOST {
+        return Err(ApiError::invalid(format!(
+            "{} exceptions given; at most {MAX_ALLOW_PER_HOST} per host",
+            req.allow.len()
+        )));
+    }
     let mut allow = Vec::with_capacity(req.allow.len());
     for spec in &req.allow {
         AllowSpec::parse(spec).map_err(|e| ApiError::invalid(e.to_string()))?;

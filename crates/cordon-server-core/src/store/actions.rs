@@ -79,6 +79,7 @@ pub(crate) async fn apply_tx(
     if updated.rows_affected() != 1 {
         return Err(StoreError::NotFound(format!("no host {host_id:?}")));
     }
+    crate::wake::notify_tx(tx, host_id).await?;
     match action {
         Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
         Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
@@ -217,7 +218,13 @@ impl Store {
     }
 
     /// Releases every host whose quarantine expired, one transaction per host, audited
-    /// as `actor`. Returns the released host ids.
+    /// as `actor`. Returns the host ids this call released.
+    ///
+    /// Exactly once across replicas: the release starts with a conditional update that
+    /// only matches while the host is still quarantined with that expiry passed. On
+    /// PostgreSQL a second replica's identical update waits for the first to commit,
+    /// re-checks the condition (`EvalPlanQual` under READ COMMITTED), matches nothing
+    /// and writes nothing; on SQLite the writer lock serialises the two.
     pub async fn release_expired(&self, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
         let rows =
             sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
@@ -228,13 +235,16 @@ impl Store {
         for row in &rows {
             let id = super::get_str(row, "id")?;
             let (_guard, mut tx) = self.write_tx().await?;
-            // Re-check inside the transaction: an analyst may have changed it meanwhile.
-            let still = sqlx::query("SELECT id FROM hosts WHERE id = $1 AND quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $2")
-                .bind(id.clone())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if still.is_none() {
+            // Claim the expiry: only one transaction anywhere can flip this row.
+            let claimed = sqlx::query(
+                "UPDATE hosts SET expires_at = NULL WHERE id = $1 AND quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $2",
+            )
+            .bind(id.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                // Released, re-quarantined or already expired by another replica.
                 continue;
             }
             let p = ActionParams {
@@ -307,6 +317,20 @@ impl Store {
                 plain_removed.push(label.clone());
             }
         }
+        let count = super::get_i64(
+            &sqlx::query("SELECT COUNT(*) AS n FROM host_labels WHERE host_id = $1")
+                .bind(id.clone())
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
+        if count > crate::limits::MAX_LABELS_PER_HOST as i64 {
+            // Dropping the transaction rolls everything back.
+            return Err(StoreError::Invalid(format!(
+                "host would carry {count} labels; at most {} per host",
+                crate::limits::MAX_LABELS_PER_HOST
+            )));
+        }
         if !plain_added.is_empty() || !plain_removed.is_empty() {
             let detail = format!(
                 "added [{}] removed [{}]",
@@ -332,14 +356,52 @@ impl Store {
         Ok((id, changed_desired))
     }
 
-    /// Revokes a host: its certificate is refused from now on.
-    pub async fn revoke(&self, actor: &str, reference: &str, comment: Option<&str>) -> Result<String, StoreError> {
+    /// Revokes a host: its certificate is refused from now on (except to fetch and confirm
+    /// a release ordered before the revocation).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the host is desired quarantined, or a release is not
+    /// yet confirmed, and `force` is false: revoking it would leave it quarantined with no
+    /// way to release it remotely.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        reference: &str,
+        comment: Option<&str>,
+        force: bool,
+    ) -> Result<String, StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
         let id = resolve_one_tx(&mut tx, reference).await?;
+        let host = super::hosts::load_tx(&mut tx, &id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let left_behind = if host.desired.quarantined {
+            Some(format!(
+                "{} is quarantined (state {}): release it first and wait for `normal`, or revoke with --force, \
+                 which leaves its quarantine in force with no way to release it remotely \
+                 (then only `cordon release --force` on the host itself)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else if host.state != cordon_proto::HostState::Normal {
+            Some(format!(
+                "{} has a release that is not confirmed yet (state {}): wait for `normal`, or revoke with \
+                 --force (the agent can still fetch and confirm that release, nothing else)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else {
+            None
+        };
+        if let (Some(why), false) = (&left_behind, force) {
+            return Err(StoreError::Conflict(why.clone()));
+        }
         sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1")
             .bind(id.clone())
             .execute(&mut *tx)
             .await?;
+        // Closes the host's long-poll on every replica.
+        crate::wake::notify_tx(&mut tx, &id).await?;
         append(
             &mut tx,
             &NewAudit {
@@ -348,7 +410,7 @@ impl Store {
                 host_id: Some(&id),
                 comment,
                 result: "ok",
-                detail: None,
+                detail: left_behind.as_deref().map(|w| format!("forced: {w}")).as_deref(),
                 event_id: None,
                 rule: None,
             },

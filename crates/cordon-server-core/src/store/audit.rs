@@ -1,5 +1,6 @@
-//! The append-only audit log.
+//! The append-only audit log, hash-chained (issue 17, see [`cordon_proto::audit_chain`]).
 
+use cordon_proto::audit_chain::{chain_hash, ChainReport, Checkpoint, Verifier};
 use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
@@ -41,12 +42,26 @@ impl AutoCause<'_> {
     }
 }
 
-pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+/// Appends `rec` inside `tx`. A record that notification targets can subscribe to is
+/// also queued in `notify_pending` in the same transaction, so it is delivered even when
+/// another writer's smaller id commits after it. Returns the record's id.
+pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, StoreError> {
+    // Lock the chain head before the record's id is allocated (migration 0017): a row
+    // lock on PostgreSQL held to commit, so concurrent writers on any replica append
+    // one after the other and chain order is id order.
+    sqlx::query("UPDATE audit_chain SET chained = chained + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let prev = get_str(&head, "head_hash")?;
+    let at = now_ms();
+    let row = sqlx::query(
         "INSERT INTO audit (at, actor, action, host_id, comment, result, detail, event_id, rule_name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
-    .bind(now_ms())
+    .bind(at)
     .bind(rec.actor.to_string())
     .bind(rec.action.to_string())
     .bind(rec.host_id.map(str::to_string))
@@ -55,10 +70,46 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<(), StoreE
     .bind(rec.detail.map(str::to_string))
     .bind(rec.event_id.map(str::to_string))
     .bind(rec.rule.map(str::to_string))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    let id = get_i64(&row, "id")?;
+    let full = AuditRecord {
+        id,
+        at: to_rfc3339(at),
+        actor: rec.actor.to_string(),
+        action: rec.action.to_string(),
+        host_id: rec.host_id.map(str::to_string),
+        comment: rec.comment.map(str::to_string),
+        result: rec.result.to_string(),
+        detail: rec.detail.map(str::to_string),
+        event_id: rec.event_id.map(str::to_string),
+        rule: rec.rule.map(str::to_string),
+        prev_hash: None,
+        hash: None,
+    };
+    let hash = chain_hash(&prev, &full);
+    sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3")
+        .bind(prev)
+        .bind(hash.clone())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
+    if super::outbox::kind_of(rec.action).is_some() {
+        sqlx::query("INSERT INTO notify_pending (audit_id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
 }
+
+/// Label of the chain head kept in the database, as named in verification reports.
+pub const CHECKPOINT_SOURCE: &str = "database chain-head";
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -84,14 +135,56 @@ fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         detail: get_opt_str(row, "detail")?,
         event_id: get_opt_str(row, "event_id")?,
         rule: get_opt_str(row, "rule_name")?,
+        prev_hash: get_opt_str(row, "prev_hash")?,
+        hash: get_opt_str(row, "hash")?,
     })
 }
 
+/// Which end of the log a page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditOrder {
+    /// Oldest first (ascending id).
+    #[default]
+    Oldest,
+    /// Newest first (descending id).
+    Newest,
+}
+
 impl Store {
-    /// Records matching `f`, oldest first.
+    /// Records matching `f`, oldest first (at most `f.limit`, all without one).
     pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_query(f, None, AuditOrder::Oldest, f.limit).await
+    }
+
+    /// One page of the records matching `f` in `order`, after the record with id
+    /// `after` (exclusive), at most `limit` (capped at [`super::hosts::MAX_PAGE`];
+    /// `f.limit` is ignored). Filter, order and cut run in SQL on the indexed id.
+    /// Returns the records and the id to continue after (`None` on the last page).
+    pub async fn audit_page(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+        limit: i64,
+    ) -> Result<(Vec<AuditRecord>, Option<i64>), StoreError> {
+        let limit = limit.clamp(1, super::hosts::MAX_PAGE);
+        let mut records = self.audit_query(f, after, order, Some(limit + 1)).await?;
+        let more = records.len() as i64 > limit;
+        records.truncate(limit as usize);
+        let next = if more { records.last().map(|r| r.id) } else { None };
+        Ok((records, next))
+    }
+
+    async fn audit_query(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+        limit: Option<i64>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut sql = String::from(
-            "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name FROM audit WHERE 1=1",
+            "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, prev_hash, hash \
+             FROM audit WHERE 1=1",
         );
         let mut n = 0;
         let mut next = || {
@@ -113,15 +206,25 @@ impl Store {
         if f.until.is_some() {
             sql.push_str(&format!(" AND at < ${}", next()));
         }
-        sql.push_str(" ORDER BY id");
-        if f.limit.is_some() {
+        if after.is_some() {
+            let op = match order {
+                AuditOrder::Oldest => ">",
+                AuditOrder::Newest => "<",
+            };
+            sql.push_str(&format!(" AND id {op} ${}", next()));
+        }
+        sql.push_str(match order {
+            AuditOrder::Oldest => " ORDER BY id",
+            AuditOrder::Newest => " ORDER BY id DESC",
+        });
+        if limit.is_some() {
             sql.push_str(&format!(" LIMIT ${}", next()));
         }
         let mut q = sqlx::query(&sql);
         for s in [&f.host_id, &f.actor, &f.action].into_iter().flatten() {
             q = q.bind(s.clone());
         }
-        for v in [f.since, f.until, f.limit].into_iter().flatten() {
+        for v in [f.since, f.until, after, limit].into_iter().flatten() {
             q = q.bind(v);
         }
         let rows = q.fetch_all(&self.pool).await?;
@@ -142,6 +245,58 @@ impl Store {
             get_i64(&h, "n")?,
             get_i64(&h, "s")? / seen_step_ms.max(1),
         ))
+    }
+
+    /// The chain head kept in the database (`None` before the first chained record) and
+    /// the id of the last record written before the chain existed.
+    pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {
+        let row = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let head = super::get_opt_i64(&row, "head_id")?
+            .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
+        Ok((head.transpose()?, get_i64(&row, "started_after")?))
+    }
+
+    /// Writes the chain head to the server log (`audit checkpoint ID:HASH`) so a copy
+    /// lives outside the database; `cordon audit verify --checkpoint ID:HASH` checks a
+    /// log or an export against it.
+    pub async fn log_audit_checkpoint(&self) -> Result<(), StoreError> {
+        if let (Some(h), _) = self.audit_head().await? {
+            tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), "audit checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Checks the whole log, oldest first, page by page, against the chain, the
+    /// database's chain head and `extra` checkpoints (source label, head). Logs the
+    /// head it found as a checkpoint.
+    pub async fn audit_verify(&self, extra: Vec<(String, Checkpoint)>) -> Result<ChainReport, StoreError> {
+        let (head, started_after) = self.audit_head().await?;
+        let mut checkpoints = extra;
+        if let Some(h) = head {
+            checkpoints.push((CHECKPOINT_SOURCE.to_string(), h));
+        }
+        let mut v = Verifier::new(checkpoints).chain_starts_after(started_after);
+        let filter = AuditFilter::default();
+        let mut after = None;
+        loop {
+            let (records, next) = self
+                .audit_page(&filter, after, AuditOrder::Oldest, super::hosts::MAX_PAGE)
+                .await?;
+            for r in &records {
+                v.push(r);
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let report = v.finish();
+        if let Some(h) = &report.head {
+            tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), ok = report.ok, "audit checkpoint");
+        }
+        Ok(report)
     }
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).

@@ -119,7 +119,147 @@ pub(crate) async fn ids_with_label_tx(tx: &mut Tx, label: &str) -> Result<Vec<St
     rows.iter().map(|r| get_str(r, "id")).collect()
 }
 
+/// Largest page of hosts or audit records one request returns.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Position after the last host of a page (keyset pagination on `(hostname, id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCursor {
+    pub hostname: String,
+    pub id: String,
+}
+
+impl HostCursor {
+    /// The opaque text handed to clients: hex of `hostname NUL id`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}\0{}", self.hostname, self.id))
+    }
+
+    /// # Errors
+    /// `Invalid` when `text` is not a cursor this server handed out.
+    pub fn decode(text: &str) -> Result<HostCursor, StoreError> {
+        let bad = || StoreError::Invalid(format!("cursor {text:?} is not one this server handed out"));
+        let bytes = hex::decode(text).map_err(|_| bad())?;
+        let s = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (hostname, id) = s.split_once('\0').ok_or_else(bad)?;
+        Ok(HostCursor {
+            hostname: hostname.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+/// `%` and `_` are wildcards in LIKE: escape them (and the escape character itself).
+fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 impl Store {
+    /// One page of the hosts matching `f`, ordered by hostname then id, starting after
+    /// `after`; at most `limit` (capped at [`MAX_PAGE`]). Filtering, ordering and the
+    /// page cut all happen in SQL, so memory is bounded by the page. Returns the hosts and
+    /// the cursor of the next page (`None` on the last one).
+    pub async fn hosts_page(
+        &self,
+        f: &HostFilter,
+        after: Option<&HostCursor>,
+        limit: i64,
+    ) -> Result<(Vec<Host>, Option<HostCursor>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let cols = HOST_COLUMNS
+            .split(", ")
+            .map(|c| format!("h.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!("SELECT {cols} FROM hosts h WHERE 1=1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |sql: &mut String, frag: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&frag.replace('?', &format!("${}", binds.len())));
+        };
+        if !f.include_revoked {
+            sql.push_str(" AND h.revoked = 0");
+        }
+        if let Some(l) = &f.label {
+            param(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.label = ?)",
+                l.clone(),
+            );
+        }
+        if let Some(st) = f.state {
+            param(&mut sql, " AND h.state = ?", st.as_str().to_string());
+        }
+        if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
+            let pat = like_pattern(t);
+            param(&mut sql, " AND (LOWER(h.id) LIKE ? ESCAPE '\\'", pat.clone());
+            param(&mut sql, " OR LOWER(h.hostname) LIKE ? ESCAPE '\\'", pat.clone());
+            param(&mut sql, " OR LOWER(h.addresses) LIKE ? ESCAPE '\\')", pat);
+        }
+        if let Some(c) = after {
+            param(&mut sql, " AND (h.hostname > ?", c.hostname.clone());
+            param(&mut sql, " OR (h.hostname = ?", c.hostname.clone());
+            param(&mut sql, " AND h.id > ?))", c.id.clone());
+        }
+        sql.push_str(&format!(" ORDER BY h.hostname, h.id LIMIT {}", limit + 1));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let mut rows = q.fetch_all(&self.pool).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let ids: Vec<String> = rows.iter().map(|r| get_str(r, "id")).collect::<Result<_, _>>()?;
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        if !ids.is_empty() {
+            let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT host_id, label FROM host_labels WHERE host_id IN ({marks}) ORDER BY label");
+            let mut q = sqlx::query(&sql);
+            for id in &ids {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                labels
+                    .entry(get_str(&r, "host_id")?)
+                    .or_default()
+                    .push(get_str(&r, "label")?);
+            }
+        }
+        let hosts = rows
+            .iter()
+            .zip(&ids)
+            .map(|(row, id)| host_from_row(row, labels.remove(id).unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match (more, hosts.last()) {
+            (true, Some(h)) => Some(HostCursor {
+                hostname: h.hostname.clone(),
+                id: h.id.clone(),
+            }),
+            _ => None,
+        };
+        Ok((hosts, next))
+    }
+
+    /// How many non-revoked hosts are in `state` having applied at least revision
+    /// `min_applied` (benchmarks poll it; one indexed-free COUNT, no rows loaded).
+    pub async fn count_hosts(&self, state: HostState, min_applied: i64) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM hosts WHERE revoked = 0 AND state = $1 AND applied_revision >= $2")
+                .bind(state.as_str().to_string())
+                .bind(min_applied)
+                .fetch_one(&self.pool)
+                .await?;
+        get_i64(&row, "n")
+    }
+
     /// One host by id or unique hostname.
     pub async fn host(&self, reference: &str) -> Result<Host, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -189,13 +329,20 @@ impl Store {
 
     /// Whether `id` is enrolled and not revoked (checked on every agent request).
     pub async fn host_active(&self, id: &str) -> Result<Option<bool>, StoreError> {
-        let row = sqlx::query("SELECT revoked FROM hosts WHERE id = $1")
+        let row = sqlx::query("SELECT revoked, quarantined, revision, applied_revision FROM hosts WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(get_i64(&r, "revoked")? == 0)),
+            Some(r) => {
+                let revoked = get_i64(&r, "revoked")? != 0;
+                // A release ordered before the revocation still reaches the agent: until it
+                // confirmed that release, the revoked host may fetch it and report.
+                let release_unconfirmed =
+                    get_i64(&r, "quarantined")? == 0 && get_i64(&r, "applied_revision")? < get_i64(&r, "revision")?;
+                Ok(Some(!revoked || release_unconfirmed))
+            }
         }
     }
 

@@ -21,9 +21,9 @@ use tokio::sync::Mutex;
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
 pub use actions::{Action, ActionParams};
-pub use audit::{AuditFilter, AutoCause, NewAudit};
+pub use audit::{AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE};
 pub use enroll::NewHost;
-pub use hosts::HostFilter;
+pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
 
@@ -133,6 +133,51 @@ pub fn normalize_url(url: &str) -> Result<String, StoreError> {
             "database URL {url:?} is neither sqlite://FILE nor postgres://..."
         )))
     }
+}
+
+/// Creates an empty database named `name` on the PostgreSQL server of `base`
+/// (`postgres://user@host:port/db`) and returns its URL (benchmarks and tests).
+///
+/// # Errors
+/// `Invalid` for a name other than `[a-z0-9_]`, or the server refusing.
+pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::Invalid(format!("{base:?} is not postgres://…/DB")))?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(format!("{prefix}/{name}"))
+}
+
+/// Drops database `name` (made by [`create_postgres_database`]) on the server of `base`.
+///
+/// # Errors
+/// As [`create_postgres_database`].
+pub async fn drop_postgres_database(base: &str, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
 }
 
 impl Store {

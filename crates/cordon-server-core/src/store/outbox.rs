@@ -40,6 +40,20 @@ pub struct DueDelivery {
     pub payload: String,
 }
 
+/// The notification kind an audit action makes (`quarantined`, `released`, `failed`,
+/// `tampered`, `approval_required`), `None` for actions that notify nobody. The audit
+/// append queues exactly these records in `notify_pending`.
+pub fn kind_of(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "quarantine" | "quarantine_dry_run" => "quarantined",
+        "release" => "released",
+        "failed" => "failed",
+        "tampered" => "tampered",
+        "approval_required" => "approval_required",
+        _ => return None,
+    })
+}
+
 fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
     Ok(Target {
         id: get_i64(r, "id")?,
@@ -128,11 +142,16 @@ impl Store {
         Ok(())
     }
 
-    /// Turns up to `batch` new audit records into outbox rows and moves the cursor, in one
+    /// Turns up to `batch` queued audit records (`notify_pending`, written in the same
+    /// transaction as each record) into outbox rows and removes them from the queue, in one
     /// transaction. `notice` (pure) says whether a record is a notification and of which
     /// kind (`console_url` is the settings' link base); `payload` renders it for a target
     /// of a given kind (`slack`, `webhook`). Every enabled target subscribed to the kind
     /// gets one row. Returns how many rows were queued.
+    ///
+    /// Complete with several writers: nothing depends on the order ids commit in. Exactly
+    /// once with several notifiers: the outbox's `UNIQUE (target_id, audit_id)` drops a
+    /// second copy, and the lock on `notify_cursor`'s row makes concurrent passes take turns.
     pub async fn enqueue_notifications<N>(
         &self,
         batch: i64,
@@ -140,26 +159,22 @@ impl Store {
         payload: impl Fn(&N, &str) -> String,
     ) -> Result<usize, StoreError> {
         let (_g, mut tx) = self.write_tx().await?;
+        // Serialises notifiers on every replica (a row lock on PostgreSQL).
         sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        let cursor = get_i64(
-            &sqlx::query("SELECT audit_id FROM notify_cursor WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?,
-            "audit_id",
-        )?;
         let rows = sqlx::query(
             "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
              a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname \
-             FROM audit a LEFT JOIN hosts h ON h.id = a.host_id WHERE a.id > $1 ORDER BY a.id LIMIT $2",
+             FROM notify_pending p JOIN audit a ON a.id = p.audit_id LEFT JOIN hosts h ON h.id = a.host_id \
+             ORDER BY p.audit_id LIMIT $1",
         )
-        .bind(cursor)
         .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
-        let Some(last) = rows.last() else { return Ok(0) };
-        let last_id = get_i64(last, "id")?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
         let trows = sqlx::query(
             "SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE enabled = 1 ORDER BY id",
         )
@@ -175,6 +190,10 @@ impl Store {
         let now = now_ms();
         let mut queued = 0;
         for r in &rows {
+            sqlx::query("DELETE FROM notify_pending WHERE audit_id = $1")
+                .bind(get_i64(r, "id")?)
+                .execute(&mut *tx)
+                .await?;
             let rec = TailRecord {
                 audit_id: get_i64(r, "id")?,
                 at: get_i64(r, "at")?,
@@ -206,10 +225,6 @@ impl Store {
                 queued += done.rows_affected() as usize;
             }
         }
-        sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1")
-            .bind(last_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(queued)
     }

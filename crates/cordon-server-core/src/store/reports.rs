@@ -8,8 +8,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::audit::{append, NewAudit};
 use super::hosts::load_tx;
-use super::{to_json_list, Store, StoreError, Tx};
-use crate::timefmt::now_ms;
+use super::{get_i64, to_json_list, Store, StoreError, Tx};
+use crate::limits::{agent_audit, AgentAuditWindow, AGENT_AUDIT_PER_WINDOW, AGENT_AUDIT_WINDOW_MS};
+use crate::timefmt::{now_ms, to_rfc3339};
 
 /// The host state a report implies, given the desired state it answers.
 fn next_state(desired_quarantined: bool, desired_rev: i64, r: &StatusReport, current: HostState) -> HostState {
@@ -95,6 +96,12 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     let now = now_ms();
     let state = next_state(host.desired.quarantined, host.desired.revision, r, host.state);
     let reason = match state {
+        // A quarantine in force without some exceptions: what is missing (the agent's
+        // `degraded` lines), so API, CLI and console show the difference.
+        HostState::Quarantined if !r.enforcing => {
+            Some("not enforcing: the agent runs with enforce = false; no rules are in force".to_string())
+        }
+        HostState::Quarantined if !r.degraded.is_empty() => Some(format!("degraded: {}", r.degraded.join("; "))),
         HostState::Failed | HostState::Tampered => Some(
             r.detail
                 .clone()
@@ -103,8 +110,13 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         ),
         _ => None,
     };
-    let changed = state != host.state;
-    let applied = r.applied_revision.min(host.desired.revision);
+    let changed = state != host.state || (reason != host.state_reason && state == HostState::Quarantined);
+    // Only a revision whose rules are in force (or removed) counts as applied: a failure
+    // or tampering report about revision N does not make N applied.
+    let applied = match r.state {
+        AgentState::Isolated | AgentState::Released => r.applied_revision.min(host.desired.revision),
+        AgentState::Failed | AgentState::Tampered => host.applied_revision,
+    };
     sqlx::query(
         "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
          os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
@@ -134,6 +146,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     if changed {
         let actor = format!("agent:{}", host.hostname);
         let (action, result) = match state {
+            HostState::Quarantined if reason.is_some() => ("quarantine_confirmed", "degraded"),
             HostState::Quarantined => ("quarantine_confirmed", "ok"),
             HostState::Normal => ("release_confirmed", "ok"),
             HostState::Tampered => ("tampered", "repairing"),
@@ -149,20 +162,67 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
                 r.digest.as_deref().unwrap_or("-")
             ),
         };
-        append(
-            tx,
-            &NewAudit {
-                actor: &actor,
-                action,
-                host_id: Some(host_id),
-                comment: None,
-                result,
-                detail: Some(&detail),
-                event_id: None,
-                rule: None,
-            },
+        // Rate limit: a flapping or compromised agent cannot fill the audit log; what is
+        // not written individually is counted and written as one record later.
+        let row = sqlx::query(
+            "SELECT agent_audit_window, agent_audit_count, agent_audit_suppressed FROM hosts WHERE id = $1",
         )
+        .bind(host_id.to_string())
+        .fetch_one(&mut **tx)
         .await?;
+        let window = AgentAuditWindow {
+            start: get_i64(&row, "agent_audit_window")?,
+            written: get_i64(&row, "agent_audit_count")?,
+            collapsed: get_i64(&row, "agent_audit_suppressed")?,
+        };
+        let decision = agent_audit(window, now);
+        sqlx::query(
+            "UPDATE hosts SET agent_audit_window = $1, agent_audit_count = $2, agent_audit_suppressed = $3 WHERE id = $4",
+        )
+        .bind(decision.next.start)
+        .bind(decision.next.written)
+        .bind(decision.next.collapsed)
+        .bind(host_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+        if let Some((count, since)) = decision.flush_collapsed {
+            let text = format!(
+                "{count} state changes reported by the agent since {} were not recorded one by one \
+                 (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
+                to_rfc3339(since),
+                AGENT_AUDIT_WINDOW_MS / 1000
+            );
+            append(
+                tx,
+                &NewAudit {
+                    actor: &actor,
+                    action: "reports_collapsed",
+                    host_id: Some(host_id),
+                    comment: None,
+                    result: "ok",
+                    detail: Some(&text),
+                    event_id: None,
+                    rule: None,
+                },
+            )
+            .await?;
+        }
+        if decision.write {
+            append(
+                tx,
+                &NewAudit {
+                    actor: &actor,
+                    action,
+                    host_id: Some(host_id),
+                    comment: None,
+                    result,
+                    detail: Some(&detail),
+                    event_id: None,
+                    rule: None,
+                },
+            )
+            .await?;
+        }
     }
     Ok(state)
 }
@@ -170,7 +230,10 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
 impl Store {
     /// Records a report from agent `host_id`. Returns the new host state. The hostname
     /// stays the one given at enrollment (operators address hosts by it).
+    /// Free-text fields are bounded first ([`crate::limits::bound_report`]).
     pub async fn record_report(&self, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
+        let mut r = r.clone();
+        crate::limits::bound_report(&mut r);
         let queue = self.reports.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(batch_loop(self.pool.clone(), self.write.clone(), rx));
@@ -180,7 +243,7 @@ impl Store {
         queue
             .send(Job {
                 host_id: host_id.to_string(),
-                report: r.clone(),
+                report: r,
                 done,
             })
             .map_err(|_| StoreError::ReportWriterStopped)?;

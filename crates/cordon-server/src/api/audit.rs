@@ -1,10 +1,12 @@
-//! Audit log: filter, export as JSON, JSON lines or CSV.
+//! Audit log: filtered pages, streamed exports as JSON lines or CSV, chain verification.
+//! The logic is the service layer's ([`cordon_server_core::service::audit`]).
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cordon_proto::{AuditList, Role};
+use cordon_proto::audit_chain::ChainReport;
+use cordon_proto::AuditList;
 use serde::Deserialize;
 
 use cordon_server_core::auth::Auth;
@@ -23,9 +25,15 @@ pub struct AuditQuery {
     pub since: Option<String>,
     /// RFC 3339, exclusive.
     pub until: Option<String>,
+    /// Most records: for `json` one page (default and maximum 1000); for the `jsonl`
+    /// and `csv` exports the whole export (default: everything, streamed).
     pub limit: Option<i64>,
     /// `json` (default), `jsonl` or `csv`.
     pub format: Option<String>,
+    /// Continue after this record (the `next_cursor` of the previous page).
+    pub cursor: Option<String>,
+    /// `oldest` first (default) or `newest` first.
+    pub order: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
@@ -35,7 +43,7 @@ pub async fn list(
     auth: Auth,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    auth.require(Role::Viewer)?;
+    auth.require(cordon_proto::Role::Viewer)?;
     let time = |t: &Option<String>| -> Result<Option<i64>, ApiError> {
         t.as_deref()
             .filter(|s| !s.is_empty())
@@ -49,25 +57,58 @@ pub async fn list(
         action: q.action.clone().filter(|s| !s.is_empty()),
         since: time(&q.since)?,
         until: time(&q.until)?,
-        limit: q.limit,
+        limit: None,
     };
-    let records = audit::list(&st, &auth.0, filter).await?;
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(AuditList { records }).into_response()),
-        "jsonl" => {
-            let mut out = String::new();
-            for r in &records {
-                out.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?);
-                out.push('\n');
+    let after = audit::cursor(q.cursor.as_deref())?;
+    let order = audit::order(q.order.as_deref())?;
+    let csv = match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let (records, next_cursor) = audit::page(&st, &auth.0, filter, after, order, q.limit).await?;
+            return Ok(Json(AuditList { records, next_cursor }).into_response());
+        }
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "unknown format {other:?} (json, jsonl or csv)"
+            )))
+        }
+    };
+    let export = audit::export(&st, &auth.0, filter, after, order, q.limit, csv).await?;
+    let stream = futures_util::stream::unfold(Some(export), |e| async move {
+        let mut e = e?;
+        match e.next_chunk().await {
+            Ok(None) => None,
+            Ok(Some(text)) => Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(text)), Some(e))),
+            Err(err) => {
+                // The status line is already sent: end the body early and log why.
+                tracing::error!(error = %err, "audit export failed");
+                Some((Err(std::io::Error::other(err.to_string())), None))
             }
-            Ok(([(CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
-        "csv" => {
-            let body = audit::csv(&st, &auth.0, &records).await?;
-            Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
-        }
-        other => Err(ApiError::invalid(format!(
-            "unknown format {other:?} (json, jsonl or csv)"
-        ))),
-    }
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok(([(CONTENT_TYPE, content_type)], axum::body::Body::from_stream(stream)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VerifyQuery {
+    /// A checkpoint recorded earlier (`ID:HASH`, from the server log's `audit checkpoint`
+    /// line): the log must still contain that record with that hash.
+    pub checkpoint: Option<String>,
+}
+
+/// Checks the audit log's hash chain (admin): names the first bad record.
+#[utoipa::path(get, path = "/v1/audit/verify", params(VerifyQuery), security(("bearer" = [])),
+    responses((status = 200, body = cordon_proto::audit_chain::ChainReport), (status = 400, body = cordon_proto::ErrorBody)))]
+pub async fn verify(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<VerifyQuery>,
+) -> Result<Json<ChainReport>, ApiError> {
+    Ok(Json(audit::verify(&st, &auth.0, q.checkpoint.as_deref()).await?))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role};
 use serde::Deserialize;
 
-use cordon_server_core::auth::Auth;
+use cordon_server_core::auth::{Admin, Auth, Responder};
 use cordon_server_core::service::hosts;
 use cordon_server_core::store::{Action, HostFilter, Targets};
 use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
@@ -21,6 +21,10 @@ pub struct HostQuery {
     /// Include revoked hosts.
     #[serde(default)]
     pub revoked: bool,
+    /// Hosts per page (default and maximum 1000).
+    pub limit: Option<i64>,
+    /// Continue after the previous page (its `next_cursor`).
+    pub cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
@@ -41,8 +45,10 @@ pub async fn list(
         text: q.q,
         include_revoked: q.revoked,
     };
+    let (hosts, next) = hosts::list_page(&st, &auth.0, &filter, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(HostList {
-        hosts: hosts::list(&st, &auth.0, &filter).await?,
+        hosts,
+        next_cursor: next,
     }))
 }
 
@@ -57,7 +63,7 @@ pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<Str
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_one(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
@@ -71,7 +77,7 @@ pub async fn quarantine_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_one(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
@@ -84,7 +90,7 @@ pub async fn release_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_many(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     Ok(Json(hosts::act_many(&st, &auth.0, Action::Quarantine, &req).await?))
@@ -94,7 +100,7 @@ pub async fn quarantine_many(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_many(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     Ok(Json(hosts::act_many(&st, &auth.0, Action::Release, &req).await?))
@@ -105,7 +111,7 @@ pub async fn release_many(
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn labels(
     State(st): State<AppState>,
-    auth: Auth,
+    Responder(auth): Responder,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LabelsRequest>,
 ) -> Result<Json<Host>, ApiError> {
@@ -117,17 +123,18 @@ pub async fn labels(
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn revoke(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Host>, ApiError> {
     auth.require(Role::Admin)?;
-    let comment = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        RevokeRequest::default()
     } else {
         serde_json::from_slice::<RevokeRequest>(&body)
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
-            .comment
     };
-    Ok(Json(hosts::revoke(&st, &auth.0, &id, comment.as_deref()).await?))
+    Ok(Json(
+        hosts::revoke(&st, &auth.0, &id, req.comment.as_deref(), req.force).await?,
+    ))
 }

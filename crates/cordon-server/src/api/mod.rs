@@ -31,11 +31,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quarantine", post(hosts::quarantine_many))
         .route("/v1/release", post(hosts::release_many))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/enrollment-tokens", post(tokens::create_enroll))
         .merge(cordon_console::routes())
         .merge(cordon_automation::routes())
         .fallback(|| async { cordon_server_core::ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            cordon_server_core::limits::MAX_BODY_BYTES,
+        ))
         .with_state(state)
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreateRequest, TokenCreated, TokenList};
 
-use cordon_server_core::auth::Auth;
+use cordon_server_core::auth::{Admin, Auth};
 use cordon_server_core::service::tokens;
 use cordon_server_core::{ApiError, ApiJson, AppState};
 
@@ -21,7 +21,7 @@ pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenLi
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     ApiJson(req): ApiJson<TokenCreateRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
     Ok(Json(tokens::create(&st, &auth.0, &req.name, req.role).await?))
@@ -46,7 +46,7 @@ pub async fn revoke(
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create_enroll(
     State(st): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     ApiJson(req): ApiJson<EnrollTokenRequest>,
 ) -> Result<Json<EnrollTokenCreated>, ApiError> {
     Ok(Json(tokens::create_enroll(&st, &auth.0, &req).await?))

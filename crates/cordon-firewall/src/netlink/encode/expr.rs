@@ -3,7 +3,7 @@
 //! libnftnl does, plus one-line constructors for the register-1 forms every rule uses.
 
 use super::super::consts::*;
-use super::wire::{nest, nest_end, put_data_value, put_str, put_u32};
+use super::wire::{nest, nest_end, put_data_value, put_str, put_u32, put_u8};
 
 /// The expressions Cordon's rules use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +28,11 @@ pub enum Expr<'a> {
         set: &'a str,
         set_id: u32,
     },
+    /// `dir`: NFTA_CT_DIRECTION (`ct original …`), left out for direction-less keys.
     Ct {
         key: u32,
         dreg: u32,
+        dir: Option<u8>,
     },
     /// `op` is NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
     /// and not others (ct state); `None` leaves it out, as nft does there.
@@ -88,9 +90,12 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_str(buf, NFTA_LOOKUP_SET, set);
             put_u32(buf, NFTA_LOOKUP_SET_ID, *set_id);
         }
-        Expr::Ct { key, dreg } => {
+        Expr::Ct { key, dreg, dir } => {
             put_u32(buf, NFTA_CT_KEY, *key);
             put_u32(buf, NFTA_CT_DREG, *dreg);
+            if let Some(d) = dir {
+                put_u8(buf, NFTA_CT_DIRECTION, *d);
+            }
         }
         Expr::Bitwise {
             sreg,

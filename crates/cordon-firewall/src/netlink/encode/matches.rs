@@ -102,24 +102,114 @@ pub(super) fn tcp_not_syn() -> [Expr<'static>; 3] {
 
 /// `ct state established`.
 pub(super) fn ct_established() -> [Expr<'static>; 3] {
+    ct_state(NF_CT_STATE_BIT_ESTABLISHED)
+}
+
+/// `ct state related`: an ICMP error (or helper flow) that conntrack ties to a connection.
+pub(super) fn ct_related() -> [Expr<'static>; 3] {
+    ct_state(NF_CT_STATE_BIT_RELATED)
+}
+
+fn ct_state(bit: u32) -> [Expr<'static>; 3] {
     [
         Expr::Ct {
             key: NFT_CT_STATE,
             dreg: NFT_REG_1,
+            dir: None,
         },
         Expr::Bitwise {
             sreg: NFT_REG_1,
             dreg: NFT_REG_1,
             op: None,
             len: 4,
-            mask: NF_CT_STATE_BIT_ESTABLISHED.to_ne_bytes().to_vec(),
+            mask: bit.to_ne_bytes().to_vec(),
             xor: vec![0; 4],
         },
         cmp_neq(vec![0; 4]),
     ]
 }
 
-/// `icmpv6 type` loaded into register 1.
+/// `ct protocol tcp|udp`: the layer-4 protocol of the connection (for a related ICMP
+/// error, of the connection it quotes).
+pub(super) fn ct_protocol(proto: u8) -> [Expr<'static>; 2] {
+    [
+        Expr::Ct {
+            key: NFT_CT_PROTOCOL,
+            dreg: NFT_REG_1,
+            dir: None,
+        },
+        cmp_eq(vec![proto]),
+    ]
+}
+
+/// `ct original ip daddr` / `ct original ip6 daddr` into register 1: the destination the
+/// connection was opened to.
+pub(super) fn ct_original_daddr(nfproto: u8) -> Expr<'static> {
+    let key = if nfproto == NFPROTO_IPV4 {
+        NFT_CT_DST_IP
+    } else {
+        NFT_CT_DST_IP6
+    };
+    Expr::Ct {
+        key,
+        dreg: NFT_REG_1,
+        dir: Some(IP_CT_DIR_ORIGINAL),
+    }
+}
+
+/// `… . ct original proto-dst`: the connection's destination port into the register right
+/// after the address (as [`peer_port`]).
+pub(super) fn ct_original_port(nfproto: u8) -> Expr<'static> {
+    let dreg = if nfproto == NFPROTO_IPV4 {
+        NFT_REG32_01
+    } else {
+        NFT_REG_2
+    };
+    Expr::Ct {
+        key: NFT_CT_PROTO_DST,
+        dreg,
+        dir: Some(IP_CT_DIR_ORIGINAL),
+    }
+}
+
+/// `ip saddr A` / `ip6 daddr A` …: the peer address compared with one address.
+pub(super) fn peer_is(nfproto: u8, dir: Dir, addr: &std::net::IpAddr) -> [Expr<'static>; 2] {
+    let bytes = match addr {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    [peer_addr(nfproto, dir), cmp_eq(bytes)]
+}
+
+/// `ip6 saddr NET` for a network shorter than the address: nft loads the whole address,
+/// masks it to the prefix and compares.
+pub(super) fn peer_in_net(nfproto: u8, dir: Dir, net: &ipnet::IpNet) -> [Expr<'static>; 3] {
+    let (addr, mask) = match net {
+        ipnet::IpNet::V4(n) => (n.network().octets().to_vec(), n.netmask().octets().to_vec()),
+        ipnet::IpNet::V6(n) => (n.network().octets().to_vec(), n.netmask().octets().to_vec()),
+    };
+    let len = addr.len() as u32;
+    [
+        peer_addr(nfproto, dir),
+        Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            op: None,
+            len,
+            mask,
+            xor: vec![0; len as usize],
+        },
+        cmp_eq(addr),
+    ]
+}
+
+/// `icmp type` / `icmpv6 type` loaded into register 1 (the first byte of either header).
 pub(super) fn icmpv6_type() -> Expr<'static> {
     payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+}
+
+/// `meta protocol ip|ip6|arp`: the frame's ethertype (`ETH_P_*`), which is what the
+/// device layer (netdev family) matches on instead of `meta nfproto`.
+pub(super) fn ether_type(ethertype: u16) -> [Expr<'static>; 2] {
+    [meta(NFT_META_PROTOCOL), cmp_eq(ethertype.to_be_bytes().to_vec())]
 }

@@ -16,10 +16,12 @@
 //! * [`matches`]: the phrases of the nft text (`ip saddr`, `ct state established`, …) as
 //!   expressions;
 //! * [`sets`]: Cordon's named sets and their elements;
-//! * [`table`]: Cordon's table, clause by clause, named like the renderer and README.
+//! * [`table`]: Cordon's inet table, clause by clause, named like the renderer and README;
+//! * [`netdev`]: the device-layer table (netdev family, ingress/egress hooks).
 
 mod expr;
 mod matches;
+mod netdev;
 mod objects;
 mod sets;
 mod table;
@@ -28,11 +30,11 @@ mod wire;
 use cordon_policy::{Policy, TableName};
 
 pub use expr::{encode_expr, Expr};
+pub use netdev::DeviceLayer;
 pub use objects::{Element, SetSpec};
 pub use sets::interval_elements;
+pub use table::TableMode;
 pub use wire::{Batch, EncodedBatch};
-
-use table::TableMode;
 
 // The golden tests reach the constants and `IpNet` through `use super::*`.
 #[cfg(test)]
@@ -70,6 +72,52 @@ pub fn create_batch(table: &TableName, policy: &Policy, seq: u32, ack: bool) -> 
 pub fn remove_batch(table: &TableName, seq: u32, ack: bool) -> EncodedBatch {
     table::remove_batch(table, seq, ack)
 }
+
+/// The whole enforcement as one transaction: the inet table, then the device-layer table
+/// on `layer.devices` (in [`TableMode::Replace`] an old device-layer table is removed even
+/// when `layer.devices` is empty). `table_flags` (`NFT_TABLE_F_*`) go on both tables.
+///
+/// `existing` are the flags our tables have now (inet, netdev): in replace mode the first
+/// `add table` must repeat them, because the kernel refuses to change the owner or persist
+/// flag of an existing table (EOPNOTSUPP).
+#[allow(clippy::too_many_arguments)]
+pub fn enforce_batch(
+    table: &TableName,
+    policy: &Policy,
+    layer: &DeviceLayer,
+    table_flags: u32,
+    existing: [u32; 2],
+    mode: TableMode,
+    seq: u32,
+    ack: bool,
+) -> EncodedBatch {
+    let mut batch = Batch::new(seq, ack);
+    table::add_inet_table(&mut batch, table, policy, mode, existing[0], table_flags);
+    netdev::add_device_table(&mut batch, table, policy, layer, mode, existing[1], table_flags);
+    batch.finish()
+}
+
+/// Removes our inet table and, with `device_layer`, our netdev table, each only if present
+/// (`existing`: their current flags, repeated by the `add` that makes the delete valid).
+pub fn remove_all_batch(
+    table: &TableName,
+    device_layer: bool,
+    existing: [u32; 2],
+    seq: u32,
+    ack: bool,
+) -> EncodedBatch {
+    let mut b = Batch::new(seq, ack);
+    b.new_table_flags(table.as_str(), existing[0]);
+    b.del_table(table.as_str());
+    if device_layer {
+        b.family(NFPROTO_NETDEV_FAMILY);
+        b.new_table_flags(table.as_str(), existing[1]);
+        b.del_table(table.as_str());
+    }
+    b.finish()
+}
+
+const NFPROTO_NETDEV_FAMILY: u8 = super::consts::NFPROTO_NETDEV;
 
 #[cfg(test)]
 mod tests;

@@ -44,18 +44,28 @@ impl Element {
 impl Batch {
     /// NFT_MSG_NEWTABLE without NLM_F_EXCL: succeeds whether or not the table exists.
     pub fn new_table(&mut self, table: &str) {
+        self.new_table_flags(table, 0);
+    }
+
+    /// [`Batch::new_table`] with `NFTA_TABLE_FLAGS` `flags` (`NFT_TABLE_F_*`).
+    pub fn new_table_flags(&mut self, table: &str, flags: u32) {
         let m = self.begin(NFT_MSG_NEWTABLE, 0);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
-        put_u32(&mut self.buf, NFTA_TABLE_FLAGS, 0);
+        put_u32(&mut self.buf, NFTA_TABLE_FLAGS, flags);
         self.end_msg(m);
     }
 
     /// NFT_MSG_NEWTABLE with NLM_F_EXCL: fails with EEXIST when the table exists, so a
     /// first apply needs no delete (a delete costs an RCU grace period on socket close).
     pub fn create_table(&mut self, table: &str) {
+        self.create_table_flags(table, 0);
+    }
+
+    /// [`Batch::create_table`] with `NFTA_TABLE_FLAGS` `flags` (`NFT_TABLE_F_*`).
+    pub fn create_table_flags(&mut self, table: &str, flags: u32) {
         let m = self.begin(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
-        put_u32(&mut self.buf, NFTA_TABLE_FLAGS, 0);
+        put_u32(&mut self.buf, NFTA_TABLE_FLAGS, flags);
         self.end_msg(m);
     }
 
@@ -63,6 +73,25 @@ impl Batch {
     pub fn del_table(&mut self, table: &str) {
         let m = self.begin(NFT_MSG_DELTABLE, 0);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
+        self.end_msg(m);
+    }
+
+    /// NFT_MSG_DELTABLE without a name in family `NFPROTO_UNSPEC`: deletes every table of
+    /// every family, which is what `nft flush ruleset` sends. Only tests and `cordon bench
+    /// tamper` use it, inside lab namespaces.
+    pub fn flush_ruleset(&mut self) {
+        self.family(0);
+        let m = self.begin(NFT_MSG_DELTABLE, 0);
+        self.end_msg(m);
+    }
+
+    /// NFT_MSG_NEWCHAIN on an existing base chain changing only its policy (`NF_ACCEPT`,
+    /// `NF_DROP`): `chain T C { policy accept; }`. For tamper tests.
+    pub fn set_chain_policy(&mut self, table: &str, chain: &str, policy: u32) {
+        let m = self.begin(NFT_MSG_NEWCHAIN, 0);
+        put_str(&mut self.buf, NFTA_CHAIN_TABLE, table);
+        put_str(&mut self.buf, NFTA_CHAIN_NAME, chain);
+        put_u32(&mut self.buf, NFTA_CHAIN_POLICY, policy);
         self.end_msg(m);
     }
 
@@ -78,6 +107,26 @@ impl Batch {
         put_u32(&mut self.buf, NFTA_HOOK_HOOKNUM, hook);
         // The kernel reads the priority as a big-endian s32; the bit pattern is what counts.
         put_u32(&mut self.buf, NFTA_HOOK_PRIORITY, priority as u32);
+        nest_end(&mut self.buf, n);
+        self.end_msg(m);
+    }
+
+    /// A netdev-family filter base chain with policy drop on `hook` (`NF_NETDEV_INGRESS` or
+    /// `NF_NETDEV_EGRESS`) of every device in `devices` (`NFTA_HOOK_DEVS`, kernel ≥ 5.5).
+    pub fn new_device_chain(&mut self, table: &str, chain: &str, hook: u32, priority: i32, devices: &[String]) {
+        let m = self.begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+        put_str(&mut self.buf, NFTA_CHAIN_TABLE, table);
+        put_str(&mut self.buf, NFTA_CHAIN_NAME, chain);
+        put_str(&mut self.buf, NFTA_CHAIN_TYPE, "filter");
+        put_u32(&mut self.buf, NFTA_CHAIN_POLICY, NF_DROP);
+        let n = nest(&mut self.buf, NFTA_CHAIN_HOOK);
+        put_u32(&mut self.buf, NFTA_HOOK_HOOKNUM, hook);
+        put_u32(&mut self.buf, NFTA_HOOK_PRIORITY, priority as u32);
+        let d = nest(&mut self.buf, NFTA_HOOK_DEVS);
+        for dev in devices {
+            put_str(&mut self.buf, NFTA_DEVICE_NAME, dev);
+        }
+        nest_end(&mut self.buf, d);
         nest_end(&mut self.buf, n);
         self.end_msg(m);
     }

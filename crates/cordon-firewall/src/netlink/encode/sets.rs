@@ -23,6 +23,12 @@ pub(super) const UDATA_ICMPV6_TYPE: &[u8] = &[
     0x00, 0x04, 0x02, 0, 0, 0, 0x03, 0x14, 0x00, 0x04, 0x07, 0, 0, 0, 0x01, 0x0c, 0x00, 0x04, 0x0e, 0, 0, 0, 0x01,
     0x04, 0x01, 0, 0, 0,
 ];
+/// The same for `icmp type { … }`: nft's protocol description id of ICMP is 4 where
+/// ICMPv6's is 14 (0x0e).
+pub(super) const UDATA_ICMP_TYPE: &[u8] = &[
+    0x00, 0x04, 0x02, 0, 0, 0, 0x03, 0x14, 0x00, 0x04, 0x07, 0, 0, 0, 0x01, 0x0c, 0x00, 0x04, 0x04, 0, 0, 0, 0x01,
+    0x04, 0x01, 0, 0, 0,
+];
 
 /// Concatenated data types: nft packs each component's type in 6 bits.
 const KEY_IPV4_SERVICE: u32 = (TYPE_IPADDR << 6) | TYPE_INET_SERVICE;
@@ -96,13 +102,24 @@ pub(super) struct PeerSetIds {
 
 /// `icmpv6 type { … }`: an anonymous constant set of `types`.
 pub(super) fn icmpv6_type_set(types: &[u8]) -> (SetSpec<'static>, Vec<Element>) {
+    icmp_type_set(NFPROTO_IPV6, types)
+}
+
+/// `icmp type { … }` (`nfproto` IPv4) or `icmpv6 type { … }` (IPv6): an anonymous
+/// constant set of `types`.
+pub(super) fn icmp_type_set(nfproto: u8, types: &[u8]) -> (SetSpec<'static>, Vec<Element>) {
+    let (key_type, userdata) = if nfproto == NFPROTO_IPV4 {
+        (TYPE_ICMP_TYPE, UDATA_ICMP_TYPE)
+    } else {
+        (TYPE_ICMP6_TYPE, UDATA_ICMPV6_TYPE)
+    };
     let spec = SetSpec {
         name: ANON_SET_NAME,
         flags: NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
-        key_type: TYPE_ICMP6_TYPE,
+        key_type,
         key_len: 1,
         size: Some(types.len() as u32),
-        userdata: UDATA_ICMPV6_TYPE,
+        userdata,
     };
     (spec, types.iter().map(|ty| Element::key(vec![*ty])).collect())
 }

@@ -12,59 +12,68 @@
 //! | [`TableBatch::add_peer_sets`] | `pair_set`, `net_set` | 2, 3, 6 (the destinations) |
 //! | [`TableBatch::add_loopback_rule`] | `iif "lo" accept` | 1. loopback |
 //! | [`TableBatch::add_peer_rules`] | `peer_rules` | 2. servers, 3. resolvers, 6. exceptions |
-//! | [`TableBatch::add_dhcp_rules`] | the `udp sport … dport …` lines | 4. DHCP |
+//! | [`TableBatch::add_dhcp_rules`] | `dhcp_in`, `dhcp_out` | 4. DHCP |
+//! | [`TableBatch::add_icmp_error_rules`] | `icmp_errors` | 5. ICMP errors of allowed connections |
 //! | [`TableBatch::add_icmpv6_nd_rule`] | `icmpv6_nd` | 5. ICMPv6 ND |
 //!
 //! The forward chain gets no rules: its drop policy is the whole point.
 
+use cordon_policy::model::Family;
 use cordon_policy::render::nft::{CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
-use cordon_policy::render::{DHCP4_PORTS, DHCP6_PORTS, ICMPV6_ND_TYPES};
+use cordon_policy::render::{
+    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
+    LINK_LOCAL6,
+};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
 use super::expr::{accept, lookup, Expr};
 use super::matches::{
-    ct_established, icmpv6_type, l4proto, loopback, nfproto, peer_addr, peer_port, tcp_not_syn, udp_ports, Dir,
+    ct_established, ct_original_daddr, ct_original_port, ct_protocol, ct_related, icmpv6_type, l4proto, loopback,
+    nfproto, peer_addr, peer_in_net, peer_is, peer_port, tcp_not_syn, udp_ports, Dir,
 };
-use super::sets::{icmpv6_type_set, peer_sets, PeerSetIds};
+use super::sets::{icmp_type_set, icmpv6_type_set, peer_sets, PeerSetIds};
 use super::wire::{Batch, EncodedBatch};
 
 /// How the batch treats an existing table of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TableMode {
+pub enum TableMode {
     /// `add table; delete table; add table`: replaces ours, whether or not it exists.
     Replace,
     /// `create table`: refused with EEXIST when ours exists.
     CreateOnly,
 }
 
-/// A batch under construction that installs Cordon's inet table for one policy.
-pub(super) struct TableBatch<'a> {
-    batch: Batch,
+/// The part of a batch that installs Cordon's inet table for one policy.
+pub(super) struct TableBatch<'a, 'b> {
+    batch: &'b mut Batch,
     table: &'a str,
     policy: &'a Policy,
     /// Set by [`TableBatch::add_peer_sets`]; the peer rules look these sets up.
     sets: Option<PeerSetIds>,
 }
 
-impl<'a> TableBatch<'a> {
-    pub fn new(table: &'a TableName, policy: &'a Policy, seq: u32, ack: bool) -> Self {
+impl<'a, 'b> TableBatch<'a, 'b> {
+    pub fn new(batch: &'b mut Batch, table: &'a TableName, policy: &'a Policy) -> Self {
+        batch.family(NFPROTO_INET);
         TableBatch {
-            batch: Batch::new(seq, ack),
+            batch,
             table: table.as_str(),
             policy,
             sets: None,
         }
     }
 
-    /// `add table inet T; delete table inet T; add table inet T`, or `create table inet T`.
-    pub fn add_table(&mut self, mode: TableMode) {
+    /// `add table inet T; delete table inet T; add table inet T`, or `create table inet T`;
+    /// `flags` are the new table's `NFT_TABLE_F_*` flags (0 unless the table is owned),
+    /// `existing` those of the table being replaced (0 when there is none).
+    pub fn add_table(&mut self, mode: TableMode, existing: u32, flags: u32) {
         match mode {
-            TableMode::CreateOnly => self.batch.create_table(self.table),
+            TableMode::CreateOnly => self.batch.create_table_flags(self.table, flags),
             TableMode::Replace => {
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
-                self.batch.new_table(self.table);
+                self.batch.new_table_flags(self.table, flags);
             }
         }
     }
@@ -162,22 +171,111 @@ impl<'a> TableBatch<'a> {
         }
     }
 
-    /// README 4, DHCP lease renewal, when the policy keeps it: `meta nfproto ipv4 udp sport 68
-    /// udp dport 67 accept` (output; reversed on input) and the same for DHCPv6.
+    /// README 4, DHCP, when the policy keeps it: `meta nfproto ipv4 udp sport 68 udp dport
+    /// 67 ip daddr A accept` on output for the broadcast address and each known server,
+    /// and on input `… udp sport 67 udp dport 68 ip saddr S accept` for each known server;
+    /// for DHCPv6 `ff02::1:2` out and `fe80::/10` in, plus the known servers.
     pub fn add_dhcp_rules(&mut self, dir: Dir) {
         if !self.policy.dhcp {
             return;
         }
-        for (l3, (client, server)) in [(NFPROTO_IPV4, DHCP4_PORTS), (NFPROTO_IPV6, DHCP6_PORTS)] {
+        for (family, l3, (client, server)) in [
+            (Family::V4, NFPROTO_IPV4, DHCP4_PORTS),
+            (Family::V6, NFPROTO_IPV6, DHCP6_PORTS),
+        ] {
             let (sport, dport) = match dir {
                 Dir::In => (server, client),
                 Dir::Out => (client, server),
             };
-            let mut r = nfproto(l3).to_vec();
-            r.extend(l4proto(IPPROTO_UDP));
-            r.extend(udp_ports(sport, dport));
-            r.push(accept());
-            self.rule(dir, &r);
+            let head = |r: &mut Vec<Expr<'_>>| {
+                r.extend(nfproto(l3));
+                r.extend(l4proto(IPPROTO_UDP));
+                r.extend(udp_ports(sport, dport));
+            };
+            let servers = self.policy.dhcp_servers_of(family);
+            match (dir, family) {
+                (Dir::Out, _) => {
+                    let first: std::net::IpAddr = match family {
+                        Family::V4 => DHCP4_BROADCAST.into(),
+                        Family::V6 => DHCP6_MULTICAST.into(),
+                    };
+                    for to in std::iter::once(first).chain(servers) {
+                        let mut r = Vec::new();
+                        head(&mut r);
+                        r.extend(peer_is(l3, dir, &to));
+                        r.push(accept());
+                        self.rule(dir, &r);
+                    }
+                }
+                (Dir::In, _) => {
+                    if family == Family::V6 {
+                        if let Ok(ll) = LINK_LOCAL6.parse::<ipnet::IpNet>() {
+                            let mut r = Vec::new();
+                            head(&mut r);
+                            r.extend(peer_in_net(l3, dir, &ll));
+                            r.push(accept());
+                            self.rule(dir, &r);
+                        }
+                    }
+                    for from in servers {
+                        let mut r = Vec::new();
+                        head(&mut r);
+                        r.extend(peer_is(l3, dir, &from));
+                        r.push(accept());
+                        self.rule(dir, &r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// README 5, path MTU discovery: ICMP errors from anyone, when conntrack relates them
+    /// to a connection to an allowed peer: `icmp type { destination-unreachable,
+    /// time-exceeded, parameter-problem } ct state related ct protocol tcp ct original ip
+    /// daddr . ct original proto-dst @tcp4 accept`, the same for UDP and (without port)
+    /// the open networks, then ICMPv6 with packet-too-big. Input only.
+    pub fn add_icmp_error_rules(&mut self) {
+        let Some(ids) = self.sets else {
+            return;
+        };
+        let families = [
+            (
+                NFPROTO_IPV4,
+                IPPROTO_ICMP,
+                &ICMP4_ERROR_TYPES[..],
+                (SET_TCP4, ids.tcp4),
+                (SET_UDP4, ids.udp4),
+                (SET_NET4, ids.net4),
+            ),
+            (
+                NFPROTO_IPV6,
+                IPPROTO_ICMPV6,
+                &ICMP6_ERROR_TYPES[..],
+                (SET_TCP6, ids.tcp6),
+                (SET_UDP6, ids.udp6),
+                (SET_NET6, ids.net6),
+            ),
+        ];
+        for (l3, icmp, types, tcp, udp, net) in families {
+            let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
+            for (proto, (set, id)) in [(Some(IPPROTO_TCP), tcp), (Some(IPPROTO_UDP), udp), (None, net)] {
+                // Each rule's anonymous type set is created right before it, as nft does.
+                let (spec, elems) = icmp_type_set(l3, &types);
+                let anon = self.batch.new_set(self.table, &spec);
+                self.batch.new_elements(self.table, ANON_SET_NAME, anon, &elems);
+                let mut r = nfproto(l3).to_vec();
+                r.extend(l4proto(icmp));
+                r.extend([icmpv6_type(), lookup(ANON_SET_NAME, anon)]);
+                r.extend(ct_related());
+                if let Some(p) = proto {
+                    r.extend(ct_protocol(p));
+                    r.extend([ct_original_daddr(l3), ct_original_port(l3)]);
+                } else {
+                    r.push(ct_original_daddr(l3));
+                }
+                r.extend([lookup(set, id), accept()]);
+                self.rule(Dir::In, &r);
+            }
         }
     }
 
@@ -195,21 +293,38 @@ impl<'a> TableBatch<'a> {
         self.rule(dir, &r);
     }
 
-    /// The batch so far, for messages outside the table's clauses.
-    pub fn batch_mut(&mut self) -> &mut Batch {
-        &mut self.batch
-    }
-
-    pub fn finish(self) -> EncodedBatch {
-        self.batch.finish()
-    }
-
     fn rule(&mut self, dir: Dir, exprs: &[Expr<'_>]) {
         self.batch.new_rule(self.table, dir.chain(), exprs);
     }
 }
 
-/// The whole table for `policy`, in the order `nft -f` sends the renderer's text.
+/// The whole inet table for `policy` appended to `batch`, in the order `nft -f` sends the
+/// renderer's text.
+pub(super) fn add_inet_table(
+    batch: &mut Batch,
+    table: &TableName,
+    policy: &Policy,
+    mode: TableMode,
+    existing: u32,
+    flags: u32,
+) {
+    let mut b = TableBatch::new(batch, table, policy);
+    b.add_table(mode, existing, flags);
+    b.add_base_chains();
+    b.add_peer_sets();
+    for dir in [Dir::In, Dir::Out] {
+        b.add_loopback_rule(dir);
+        b.add_peer_rules(dir);
+        b.add_dhcp_rules(dir);
+        if dir == Dir::In {
+            b.add_icmp_error_rules();
+        }
+        b.add_icmpv6_nd_rule(dir);
+    }
+}
+
+/// The inet table alone, as one batch (what the goldens pin), `extra` appended before
+/// the commit.
 pub(super) fn build_batch(
     table: &TableName,
     policy: &Policy,
@@ -218,18 +333,10 @@ pub(super) fn build_batch(
     mode: TableMode,
     extra: impl FnOnce(&mut Batch),
 ) -> EncodedBatch {
-    let mut b = TableBatch::new(table, policy, seq, ack);
-    b.add_table(mode);
-    b.add_base_chains();
-    b.add_peer_sets();
-    for dir in [Dir::In, Dir::Out] {
-        b.add_loopback_rule(dir);
-        b.add_peer_rules(dir);
-        b.add_dhcp_rules(dir);
-        b.add_icmpv6_nd_rule(dir);
-    }
-    extra(b.batch_mut());
-    b.finish()
+    let mut batch = Batch::new(seq, ack);
+    add_inet_table(&mut batch, table, policy, mode, 0, 0);
+    extra(&mut batch);
+    batch.finish()
 }
 
 /// The batch that removes our table and nothing else; the `add` makes it succeed when the

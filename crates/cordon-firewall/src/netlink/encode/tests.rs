@@ -32,6 +32,8 @@ pub fn golden_policies() -> Vec<(&'static str, Policy)> {
                 .resolver(ip("192.0.2.53"))
                 .resolver(ip("2001:db8:c0::53"))
                 .dhcp(true)
+                .dhcp_server(ip("192.0.2.67"))
+                .dhcp_server(ip("2001:db8:c0::67"))
                 .allow_net("198.51.100.0/24".parse().unwrap())
                 .allow_udp(sa("[2001:db8:2::9]:514"))
                 .build(),
@@ -165,15 +167,25 @@ fn rules_decode_to_nft_debug_notation() {
           [ lookup reg 1 set udp6 ]\n[ immediate reg 0 accept ]"
             .to_string()
     ));
-    // meta nfproto ipv4 udp sport 67 udp dport 68 accept (input chain)
+    // meta nfproto ipv4 udp sport 67 udp dport 68 ip saddr 192.0.2.67 accept (input chain)
     assert!(rules.contains(
         &"[ meta load nfproto => reg 1 ]\n[ cmp eq reg 1 0x02 ]\n[ meta load l4proto => reg 1 ]\n[ cmp eq reg 1 0x11 ]\n\
-          [ payload load 4b @ transport header + 0 => reg 1 ]\n[ cmp eq reg 1 0x00430044 ]\n[ immediate reg 0 accept ]"
+          [ payload load 4b @ transport header + 0 => reg 1 ]\n[ cmp eq reg 1 0x00430044 ]\n\
+          [ payload load 4b @ network header + 12 => reg 1 ]\n[ cmp eq reg 1 0xc0000243 ]\n[ immediate reg 0 accept ]"
             .to_string()
     ));
-    // Per chain: loopback, 6 peer rules, 2 DHCP, ICMPv6 ND; input adds one TCP rule per
-    // network set (v4, v6).
-    assert_eq!(rules.len(), 2 * (1 + 6 + 2 + 1) + 2);
+    // icmp type { … } ct state related ct protocol tcp ct original ip daddr . ct original
+    // proto-dst @tcp4 accept: the PMTU rule (nft: "ct load dst_ip => reg 1 , dir original").
+    assert!(
+        rules.iter().any(|r| r.contains(
+            "[ ct load key20 dir 00 => reg 1 ]\n[ ct load key12 dir 00 => reg 9 ]\n[ lookup reg 1 set tcp4 ]"
+        )),
+        "{rules:#?}"
+    );
+    // Input: loopback, 6 peer rules + one TCP rule per network set, 3 DHCP (v4 server,
+    // v6 link-local and server), 6 ICMP error rules, ICMPv6 ND. Output: loopback, 6 peer
+    // rules, 4 DHCP (broadcast, ff02::1:2, the two servers), ICMPv6 ND.
+    assert_eq!(rules.len(), (1 + 6 + 2 + 3 + 6 + 1) + (1 + 6 + 4 + 1));
 }
 
 #[test]
@@ -229,5 +241,7 @@ fn huge_element_lists_are_split() {
     let elem_msgs: Vec<_> = msgs.iter().filter(|m| m.ty & 0xff == NFT_MSG_NEWSETELEM).collect();
     assert!(elem_msgs.len() > 3);
     let total: usize = elem_msgs.iter().map(|m| decode::elements(m).unwrap().1.len()).sum();
-    assert_eq!(total, 5000 + 4 + 4);
+    // Plus the anonymous type sets: ICMPv6 ND (4, both chains) and the ICMP error
+    // types of the three input rules per family (3 for v4, 4 for v6).
+    assert_eq!(total, 5000 + 4 + 4 + 3 * 3 + 3 * 4);
 }

@@ -127,6 +127,11 @@ pub(super) fn put_u32(buf: &mut Vec<u8>, ty: u16, v: u32) {
     put(buf, ty, &v.to_be_bytes());
 }
 
+/// A u8 attribute (e.g. NFTA_CT_DIRECTION), padded to 4 bytes.
+pub(super) fn put_u8(buf: &mut Vec<u8>, ty: u16, v: u8) {
+    put(buf, ty, &[v]);
+}
+
 /// A NUL-terminated string attribute.
 pub(super) fn put_str(buf: &mut Vec<u8>, ty: u16, s: &str) {
     let len = (4 + s.len() + 1) as u16;

@@ -1,0 +1,486 @@
+//! Ownership claims: who wants this host quarantined (issue #19 item 9).
+//!
+//! Wazuh active response, the Velociraptor artifact, the Cordon agent and a local
+//! operator share one firewall table and state directory. Each of them holds its own
+//! claim (a [`ClaimSource`] and the request it made); the host stays quarantined while
+//! any claim stands, with the union of every claim's exceptions (each manager keeps its
+//! own server reachable); a release removes only the releasing source's claim, unless it
+//! is forced. The claims live next to the state file in `<table>.claims.json` (written
+//! atomically like the state), guarded by their own lock taken before the state lock.
+//!
+//! A quarantine recorded before claims existed (a state file without a claims file)
+//! is listed as one `local` claim, and any source's release removes it (its owner is
+//! unknown).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cordon_policy::TableName;
+use serde::{Deserialize, Serialize};
+
+use crate::{state, Engine, EngineError, IsolateOutcome, IsolateRequest, ReleaseOutcome};
+
+/// Version of the claims file format.
+pub const CLAIMS_VERSION: u32 = 1;
+
+/// Who holds a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimSource {
+    /// `cordon wazuh-ar` (Wazuh active response).
+    Wazuh,
+    /// The `Custom.Cordon.Quarantine` Velociraptor artifact.
+    Velociraptor,
+    /// The enrolled Cordon agent, on the server's orders.
+    Agent,
+    /// An operator on the host (`cordon isolate` without `--source`).
+    Local,
+}
+
+impl ClaimSource {
+    pub const ALL: [ClaimSource; 4] = [
+        ClaimSource::Wazuh,
+        ClaimSource::Velociraptor,
+        ClaimSource::Agent,
+        ClaimSource::Local,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimSource::Wazuh => "wazuh",
+            ClaimSource::Velociraptor => "velociraptor",
+            ClaimSource::Agent => "agent",
+            ClaimSource::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for ClaimSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ClaimSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClaimSource::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("{s:?} is not a claim source (wazuh, velociraptor, agent, local)"))
+    }
+}
+
+/// One source's standing request to keep the host quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub source: ClaimSource,
+    pub request: IsolateRequest,
+    /// RFC 3339, when this source last isolated.
+    pub claimed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClaimsFile {
+    version: u32,
+    claims: Vec<Claim>,
+}
+
+/// What `isolate_as` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimIsolateOutcome {
+    #[serde(flatten)]
+    pub outcome: IsolateOutcome,
+    pub source: ClaimSource,
+    /// Every claim now standing (this one included).
+    pub claims: Vec<ClaimSource>,
+}
+
+/// What `release_as` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimReleaseOutcome {
+    /// `released` (no claim left, rules removed) or `isolated` (other claims stand).
+    pub state: &'static str,
+    pub source: ClaimSource,
+    /// False when `source` held no claim (nothing changed).
+    pub released_claim: bool,
+    pub forced: bool,
+    /// Claims still standing.
+    pub claims: Vec<ClaimSource>,
+    /// Set when the rules were removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseOutcome>,
+    /// Why the remaining claims' exceptions could not be recomputed (the rules in force
+    /// are unchanged and still a quarantine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The request that serves every claim: newest first; exceptions, servers and resolvers
+/// united (DHCP servers too; discovery if any claim relies on it); DNS/DHCP kept if any
+/// claim keeps them; message and verification from the
+/// newest claim. Empty input gives `None`.
+pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
+    let mut ordered: Vec<&Claim> = claims.iter().collect();
+    ordered.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at));
+    let newest = ordered.first()?;
+    let mut out = IsolateRequest {
+        allow: vec![],
+        servers: vec![],
+        resolvers: Some(vec![]),
+        dns: false,
+        dhcp: false,
+        message: newest.request.message.clone(),
+        verify: newest.request.verify.clone(),
+        verify_timeout: newest.request.verify_timeout,
+        dhcp_servers: Some(vec![]),
+        allow_no_isolation: false,
+    };
+    for c in &ordered {
+        let r = &c.request;
+        for a in &r.allow {
+            if !out.allow.contains(a) {
+                out.allow.push(a.clone());
+            }
+        }
+        for s in &r.servers {
+            if !out.servers.contains(s) {
+                out.servers.push(s.clone());
+            }
+        }
+        out.resolvers = match (out.resolvers.take(), &r.resolvers) {
+            (Some(mut have), Some(more)) => {
+                for ip in more {
+                    if !have.contains(ip) {
+                        have.push(*ip);
+                    }
+                }
+                Some(have)
+            }
+            // One claim relies on discovery: discover.
+            _ => None,
+        };
+        out.dhcp_servers = match (out.dhcp_servers.take(), &r.dhcp_servers) {
+            (Some(mut have), Some(more)) => {
+                for ip in more {
+                    if !have.contains(ip) {
+                        have.push(*ip);
+                    }
+                }
+                Some(have)
+            }
+            // One claim relies on the lease files: discover.
+            _ => None,
+        };
+        out.dns |= r.dns;
+        out.dhcp |= r.dhcp;
+        // A claim that accepted a policy isolating nothing keeps that consent; status
+        // still marks such a policy loudly.
+        out.allow_no_isolation |= r.allow_no_isolation;
+    }
+    Some(out)
+}
+
+fn path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.claims.json", table.as_str()))
+}
+
+fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
+    let p = path(dir, table);
+    let text = match fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::state_io("read", &p, e)),
+    };
+    let file: ClaimsFile = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+        path: p.clone(),
+        source,
+    })?;
+    if file.version != CLAIMS_VERSION {
+        return Err(EngineError::StateVersion {
+            path: p,
+            found: file.version,
+            expected: CLAIMS_VERSION,
+        });
+    }
+    Ok(Some(file.claims))
+}
+
+fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), EngineError> {
+    let p = path(dir, table);
+    if claims.is_empty() {
+        return match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::state_io("remove", &p, e)),
+        };
+    }
+    fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+    let json = serde_json::to_vec_pretty(&ClaimsFile {
+        version: CLAIMS_VERSION,
+        claims: claims.to_vec(),
+    })
+    .map_err(EngineError::StateEncode)?;
+    let tmp = dir.join(format!(".{}.claims.json.tmp", table.as_str()));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let write = || -> std::io::Result<()> {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &p)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        EngineError::state_io("write", &p, e)
+    })
+}
+
+/// The claims lock (`.claims.lock`): one claim change at a time; taken before the
+/// state lock that `isolate`/`release` take.
+struct ClaimsLock {
+    _file: File,
+}
+
+impl ClaimsLock {
+    fn acquire(dir: &Path) -> Result<Self, EngineError> {
+        fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+        let p = dir.join(".claims.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| EngineError::state_io("open", &p, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc != 0 {
+                return Err(EngineError::state_io("lock", &p, std::io::Error::last_os_error()));
+            }
+        }
+        Ok(ClaimsLock { _file: file })
+    }
+}
+
+impl Engine {
+    /// Every standing claim (a recorded quarantine without a claims file is one `local`
+    /// claim).
+    pub fn claims(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(c) = load_file(&self.state_dir, &self.table)? {
+            return Ok(c);
+        }
+        Ok(state::load(&self.state_dir, &self.table)?
+            .map(|s| {
+                vec![Claim {
+                    source: ClaimSource::Local,
+                    request: s.request,
+                    claimed_at: s.applied_at,
+                }]
+            })
+            .unwrap_or_default())
+    }
+
+    /// Drops every claim (after a forced release removed the rules).
+    pub fn clear_claims(&self) -> Result<(), EngineError> {
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        save_file(&self.state_dir, &self.table, &[])
+    }
+
+    /// Isolates on behalf of `source`: records (or replaces) its claim and applies the
+    /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
+    /// Nothing is recorded when applying fails.
+    pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
+        self.claim_and_apply(source, req, |merged| self.isolate(merged))
+    }
+
+    /// Like [`Engine::isolate_as`] through [`Engine::isolate_unverified`] (the agent).
+    pub fn isolate_unverified_as(
+        &self,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        notify_users: bool,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
+        self.claim_and_apply(source, req, |merged| self.isolate_unverified(merged, notify_users))
+    }
+
+    fn claim_and_apply(
+        &self,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        apply: impl FnOnce(&IsolateRequest) -> Result<IsolateOutcome, EngineError>,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
+        crate::privilege::require_admin()?;
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let mut claims = self.claims()?;
+        claims.retain(|c| c.source != source);
+        claims.push(Claim {
+            source,
+            request: req.clone(),
+            claimed_at: state::now_rfc3339(),
+        });
+        let mut merged = merge(&claims).unwrap_or_else(|| req.clone());
+        // Verify what this source asked to verify (its first server by default).
+        merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
+        merged.message = req.message.clone();
+        let outcome = apply(&merged)?;
+        save_file(&self.state_dir, &self.table, &claims)?;
+        Ok(ClaimIsolateOutcome {
+            outcome,
+            source,
+            claims: claims.iter().map(|c| c.source).collect(),
+        })
+    }
+
+    /// Releases `source`'s claim. The rules go only when no claim is left (or `force`,
+    /// which drops every claim); otherwise the remaining claims' union is re-applied
+    /// (without verification or message) and the host stays quarantined.
+    pub fn release_as(&self, source: ClaimSource, force: bool) -> Result<ClaimReleaseOutcome, EngineError> {
+        crate::privilege::require_admin()?;
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let mut claims = self.claims()?;
+        if load_file(&self.state_dir, &self.table)?.is_none() {
+            // A quarantine recorded before claims existed has no known owner: whoever
+            // releases it owns it (an upgraded agent must be able to release its own).
+            for c in &mut claims {
+                c.source = source;
+            }
+        }
+        let before = claims.len();
+        claims.retain(|c| c.source != source);
+        let released_claim = claims.len() != before;
+        if force || claims.is_empty() {
+            let release = self.release()?;
+            save_file(&self.state_dir, &self.table, &[])?;
+            return Ok(ClaimReleaseOutcome {
+                state: "released",
+                source,
+                released_claim,
+                forced: force,
+                claims: vec![],
+                release: Some(release),
+                warning: None,
+            });
+        }
+        let mut warning = None;
+        if released_claim {
+            if let Some(mut merged) = merge(&claims) {
+                merged.verify = None;
+                merged.message = None;
+                if let Err(e) = self.isolate_unverified(&merged, false) {
+                    warning = Some(format!(
+                        "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
+                        crate::error::chain(&e)
+                    ));
+                }
+            }
+            save_file(&self.state_dir, &self.table, &claims)?;
+        }
+        Ok(ClaimReleaseOutcome {
+            state: "isolated",
+            source,
+            released_claim,
+            forced: false,
+            claims: claims.iter().map(|c| c.source).collect(),
+            release: None,
+            warning,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_policy::AllowSpec;
+
+    fn claim(source: ClaimSource, at: &str, allow: &[&str], servers: &[&str]) -> Claim {
+        Claim {
+            source,
+            request: IsolateRequest {
+                allow: allow.iter().map(|a| AllowSpec::parse(a).unwrap()).collect(),
+                servers: servers.iter().map(|s| AllowSpec::parse_server(s).unwrap()).collect(),
+                message: Some(format!("{source}")),
+                ..Default::default()
+            },
+            claimed_at: at.into(),
+        }
+    }
+
+    #[test]
+    fn merge_unites_every_claims_exceptions() {
+        let claims = [
+            claim(
+                ClaimSource::Wazuh,
+                "2030-01-01T00:00:01Z",
+                &["198.51.100.0/24"],
+                &["tcp://192.0.2.1:1514"],
+            ),
+            claim(
+                ClaimSource::Agent,
+                "2030-01-01T00:00:03Z",
+                &[],
+                &["https://192.0.2.2:8443"],
+            ),
+            claim(
+                ClaimSource::Local,
+                "2030-01-01T00:00:02Z",
+                &["198.51.100.0/24", "203.0.113.5"],
+                &[],
+            ),
+        ];
+        let m = merge(&claims).unwrap();
+        let servers: Vec<String> = m.servers.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            servers,
+            ["https://192.0.2.2:8443", "tcp://192.0.2.1:1514"],
+            "newest first"
+        );
+        let allow: Vec<String> = m.allow.iter().map(|s| s.to_string()).collect();
+        assert_eq!(allow, ["198.51.100.0/24", "203.0.113.5"]);
+        assert_eq!(m.message.as_deref(), Some("agent"));
+        assert!(m.dns && m.dhcp);
+        assert!(merge(&[]).is_none());
+    }
+
+    #[test]
+    fn claim_sources_parse_and_refuse_unknown() {
+        for s in ClaimSource::ALL {
+            assert_eq!(s.as_str().parse::<ClaimSource>().unwrap(), s);
+        }
+        assert!("WAZUH".parse::<ClaimSource>().is_ok());
+        assert!("edr".parse::<ClaimSource>().unwrap_err().contains("not a claim source"));
+    }
+
+    #[test]
+    fn claims_file_round_trip_and_legacy_state_is_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::default();
+        let eng = Engine::new(table.clone(), dir.path().into(), cordon_firewall::BackendChoice::Auto);
+        assert!(eng.claims().unwrap().is_empty());
+        let c = vec![claim(ClaimSource::Wazuh, "2030-01-01T00:00:01Z", &[], &[])];
+        save_file(dir.path(), &table, &c).unwrap();
+        assert_eq!(eng.claims().unwrap(), c);
+        save_file(dir.path(), &table, &[]).unwrap();
+        assert!(!path(dir.path(), &table).exists());
+        fs::write(path(dir.path(), &table), "{oops").unwrap();
+        assert!(
+            eng.claims().is_err(),
+            "a corrupt claims file is an error, not 'no claims'"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Size and rate limits on what clients and agents can make the server store (issue 15):
+//! a compromised agent or a low-privilege token must not be able to grow the database or
+//! the audit log without bound. Pure functions; the handlers and the store apply them.
+
+use cordon_proto::StatusReport;
+
+/// Largest request body the API parses, in bytes; larger ones get 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most labels one host can carry (the `Quarantine` label included).
+pub const MAX_LABELS_PER_HOST: usize = 64;
+/// Most exceptions (`allow` entries) in one quarantine.
+pub const MAX_ALLOW_PER_HOST: usize = 64;
+/// Most addresses an agent or an enrolling host can report.
+pub const MAX_ADDRESSES: usize = 64;
+/// Longest reported address text, in characters (an IPv6 address with a zone fits).
+pub const MAX_ADDRESS_CHARS: usize = 64;
+/// Longest agent-reported `detail` (what tampering was found, the error message).
+pub const MAX_DETAIL_CHARS: usize = 1024;
+/// Longest agent-reported `error` kind.
+pub const MAX_ERROR_CHARS: usize = 128;
+/// Longest `os`, `agent_version`, `backend`, `digest` text.
+pub const MAX_SHORT_CHARS: usize = 128;
+/// Longest hostname (DNS: 253 characters).
+pub const MAX_HOSTNAME_CHARS: usize = 253;
+/// Most `degraded` lines kept from one agent report (one per exception not in force).
+pub const MAX_DEGRADED_LINES: usize = 16;
+/// Longest `degraded` line kept, in characters.
+pub const MAX_DEGRADED_CHARS: usize = 200;
+
+/// Agent-originated audit records (confirmations, tampering, failures) written per host
+/// in one [`AGENT_AUDIT_WINDOW_MS`]; beyond that they are counted, and the count is
+/// written as one `reports_collapsed` record when the next window opens.
+pub const AGENT_AUDIT_PER_WINDOW: i64 = 10;
+/// The rate-limit window, in milliseconds.
+pub const AGENT_AUDIT_WINDOW_MS: i64 = 60_000;
+
+/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn bound_opt(v: &mut Option<String>, max: usize) {
+    if let Some(s) = v {
+        if s.chars().count() > max {
+            *s = truncate(s, max);
+        }
+    }
+}
+
+/// Bounds every free-text field of an agent's report (longer texts are cut and marked,
+/// addresses beyond [`MAX_ADDRESSES`] dropped), so what is stored per report is small
+/// whatever the agent sends. The state and revision are kept: they are what the report
+/// is for.
+pub fn bound_report(r: &mut StatusReport) {
+    bound_opt(&mut r.detail, MAX_DETAIL_CHARS);
+    bound_opt(&mut r.error, MAX_ERROR_CHARS);
+    bound_opt(&mut r.os, MAX_SHORT_CHARS);
+    bound_opt(&mut r.agent_version, MAX_SHORT_CHARS);
+    bound_opt(&mut r.backend, MAX_SHORT_CHARS);
+    bound_opt(&mut r.digest, MAX_SHORT_CHARS);
+    bound_opt(&mut r.hostname, MAX_HOSTNAME_CHARS);
+    bound_addresses(&mut r.addresses);
+    r.degraded.truncate(MAX_DEGRADED_LINES);
+    for line in r.degraded.iter_mut() {
+        if line.chars().count() > MAX_DEGRADED_CHARS {
+            *line = truncate(line, MAX_DEGRADED_CHARS);
+        }
+    }
+}
+
+/// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].
+pub fn bound_addresses(a: &mut Vec<String>) {
+    a.truncate(MAX_ADDRESSES);
+    for s in a.iter_mut() {
+        if s.chars().count() > MAX_ADDRESS_CHARS {
+            *s = truncate(s, MAX_ADDRESS_CHARS);
+        }
+    }
+}
+
+/// A host's agent-audit counters as stored on its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AgentAuditWindow {
+    /// Start of the current window, Unix ms.
+    pub start: i64,
+    /// Records written in it.
+    pub written: i64,
+    /// Records collapsed (not written) since `start`.
+    pub collapsed: i64,
+}
+
+/// What to do with one agent-originated audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentAuditDecision {
+    /// Write the record.
+    pub write: bool,
+    /// Before it, write one record saying this many were collapsed since `since`.
+    pub flush_collapsed: Option<(i64, i64)>,
+    /// The counters to store.
+    pub next: AgentAuditWindow,
+}
+
+/// Rate limit of agent-originated audit records for one host at time `now` (Unix ms).
+pub fn agent_audit(w: AgentAuditWindow, now: i64) -> AgentAuditDecision {
+    if now - w.start >= AGENT_AUDIT_WINDOW_MS || now < w.start {
+        return AgentAuditDecision {
+            write: true,
+            flush_collapsed: (w.collapsed > 0).then_some((w.collapsed, w.start)),
+            next: AgentAuditWindow {
+                start: now,
+                written: 1,
+                collapsed: 0,
+            },
+        };
+    }
+    if w.written < AGENT_AUDIT_PER_WINDOW {
+        return AgentAuditDecision {
+            write: true,
+            flush_collapsed: None,
+            next: AgentAuditWindow {
+                written: w.written + 1,
+                ..w
+            },
+        };
+    }
+    AgentAuditDecision {
+        write: false,
+        flush_collapsed: None,
+        next: AgentAuditWindow {
+            collapsed: w.collapsed + 1,
+            ..w
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_proto::AgentState;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            version: cordon_proto::PROTO_VERSION,
+            applied_revision: 3,
+            state: AgentState::Tampered,
+            digest: Some("d".repeat(10_000)),
+            backend: Some("b".repeat(10_000)),
+            error: Some("e".repeat(10_000)),
+            detail: Some("x".repeat(1_000_000)),
+            hostname: Some("h".repeat(10_000)),
+            os: Some("o".repeat(10_000)),
+            addresses: vec!["192.0.2.1".repeat(100); 10_000],
+            agent_version: Some("v".repeat(10_000)),
+            enforcing: true,
+            degraded: vec!["d".repeat(10_000); 10_000],
+            heartbeat_ms: None,
+        }
+    }
+
+    #[test]
+    fn oversized_agent_fields_are_bounded() {
+        let mut r = report();
+        bound_report(&mut r);
+        let size = serde_json::to_string(&r).map(|s| s.len()).unwrap_or(usize::MAX);
+        assert!(size < 16 * 1024, "bounded report is {size} bytes");
+        assert_eq!(r.detail.as_deref().map(|d| d.chars().count()), Some(MAX_DETAIL_CHARS));
+        assert!(r.detail.as_deref().is_some_and(|d| d.ends_with('…')));
+        assert_eq!(r.addresses.len(), MAX_ADDRESSES);
+        assert_eq!(r.degraded.len(), MAX_DEGRADED_LINES);
+        assert!(r.degraded.iter().all(|l| l.chars().count() <= MAX_DEGRADED_CHARS));
+        assert_eq!(r.state, AgentState::Tampered);
+        assert_eq!(r.applied_revision, 3);
+        let mut small = StatusReport {
+            detail: Some("rules deleted".into()),
+            ..report()
+        };
+        small.addresses = vec!["192.0.2.1".into()];
+        bound_report(&mut small);
+        assert_eq!(small.detail.as_deref(), Some("rules deleted"));
+        assert_eq!(small.addresses, vec!["192.0.2.1".to_string()]);
+        assert_eq!(truncate("ab", 2), "ab");
+        assert_eq!(truncate("abc", 2), "a…");
+    }
+
+    #[test]
+    fn repeated_agent_audit_records_collapse_into_a_count() {
+        let mut w = AgentAuditWindow::default();
+        let t0 = 1_000_000;
+        let mut written = 0;
+        for i in 0..1000 {
+            let d = agent_audit(w, t0 + i);
+            written += d.write as i64;
+            assert_eq!(d.flush_collapsed, None);
+            w = d.next;
+        }
+        assert_eq!(written, AGENT_AUDIT_PER_WINDOW);
+        assert_eq!(w.collapsed, 1000 - AGENT_AUDIT_PER_WINDOW);
+        let d = agent_audit(w, t0 + AGENT_AUDIT_WINDOW_MS + 5);
+        assert!(d.write);
+        assert_eq!(d.flush_collapsed, Some((1000 - AGENT_AUDIT_PER_WINDOW, t0)));
+        assert_eq!(d.next.collapsed, 0);
+        assert_eq!(d.next.written, 1);
+    }
+}
