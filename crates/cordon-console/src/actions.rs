@@ -472,6 +472,9 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode,
         message,
         expires_at,
         if_revisions,
+        // The analyst confirmed, host by host, the replacements the impact step listed.
+        replace: true,
+        ..Default::default()
     };
     Ok(Prepared { action, req, impacts })
 }
@@ -723,6 +726,11 @@ mod tests {
             digest: None,
             backend: Some("nftables".into()),
             revoked: false,
+            degraded: vec![],
+            enforcing: true,
+            heartbeat_ms: None,
+            offline: false,
+            claims: vec![],
         }
     }
 

@@ -250,8 +250,21 @@ pub struct DecisionResponse {
     pub results: Vec<DecisionResult>,
 }
 
-/// Notification kinds a target can subscribe to.
-pub const NOTIFY_KINDS: [&str; 5] = ["quarantined", "released", "failed", "tampered", "approval_required"];
+/// Notification kinds a target can subscribe to. Effect, not dispatch (design §2):
+/// `quarantined` and `released` are sent when the agent confirmed the change in force
+/// (once per revision); `quarantine_requested` and `release_requested` when someone (or a
+/// rule, or the expiry) asked for it; `not_enforcing` when an agent that runs with
+/// `enforce = false` took a quarantine it does not enforce.
+pub const NOTIFY_KINDS: [&str; 8] = [
+    "quarantined",
+    "released",
+    "quarantine_requested",
+    "release_requested",
+    "not_enforcing",
+    "failed",
+    "tampered",
+    "approval_required",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -260,7 +273,7 @@ pub struct TargetSpec {
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
     pub kind: String,
     pub url: String,
-    /// Subset of quarantined, released, failed, tampered, approval_required (default all).
+    /// Subset of [`NOTIFY_KINDS`] (default all).
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]

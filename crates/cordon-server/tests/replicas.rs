@@ -318,7 +318,8 @@ async fn every_notification_delivered_exactly_once_with_writers_on_two_replicas(
             name: "hook".into(),
             kind: "webhook".into(),
             url,
-            events: vec!["quarantined".into(), "released".into()],
+            // The requests (the agents' confirmations are `quarantined`/`released`).
+            events: vec!["quarantine_requested".into(), "release_requested".into()],
             enabled: true,
         })
         .await

@@ -1,6 +1,6 @@
 //! The schema's migrations, one SQL file per dialect and version under `migrations/`.
 //! Versions are numbered after the issue that added them (`0007` automation, `0015`
-//! scale-out, `0016` console sessions, `0017` audit chain), except `0018` (structured audit
+//! scale-out, `0016` console sessions, `0017` audit chain, `0019` what agents report: degraded, enforcing, heartbeat, claims), except `0018` (structured audit
 //! fields, issue 13), which had to come after every version a deployed database may
 //! already carry; a new migration is one more entry in [`MIGRATIONS`] with a version
 //! larger than all before it, and its files (one file serves both when its SQL is plain
@@ -49,6 +49,12 @@ const MIGRATIONS: &[Entry] = &[
         "audit fields",
         include_str!("../../migrations/sqlite/0018_audit_fields.sql"),
         include_str!("../../migrations/postgres/0018_audit_fields.sql"),
+    ),
+    (
+        19,
+        "host truth",
+        include_str!("../../migrations/0019_host_truth.sql"),
+        include_str!("../../migrations/0019_host_truth.sql"),
     ),
 ];
 
