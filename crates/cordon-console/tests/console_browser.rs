@@ -756,7 +756,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     assert_eq!(row_state(c, "h-mac03").await.as_deref(), Some("quarantine_pending"));
     let pending = text_of(c, "tr#host-h-mac03 .state").await;
     assert!(
-        pending.contains("Quarantine pending") && pending.contains("for "),
+        pending.contains("Quarantine requested") && pending.contains("for "),
         "pending shows how long: {pending:?}"
     );
     wait_text(c, "#live-status", "Live updates: on").await;

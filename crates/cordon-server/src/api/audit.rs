@@ -58,6 +58,7 @@ pub async fn list(
         since: time(&q.since)?,
         until: time(&q.until)?,
         limit: None,
+        ..Default::default()
     };
     let after = audit::cursor(q.cursor.as_deref())?;
     let order = audit::order(q.order.as_deref())?;
