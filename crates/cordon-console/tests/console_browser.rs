@@ -1158,7 +1158,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     // Events page.
     c.goto(&format!("{base}/console/events-log")).await.unwrap();
     let ev = wait_text(c, "#events-table", "sales-laptop-11").await;
-    assert!(ev.contains("malware") && ev.contains("approval_required"), "{ev}");
+    assert!(ev.contains("malware") && ev.contains("approval required"), "{ev}");
 
     // Approvals, as an admin: Enter never approves; a review step shows the event.
     click(c, "header form[action='/console/logout'] button").await;
