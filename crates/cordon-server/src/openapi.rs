@@ -29,5 +29,5 @@ impl Modify for BearerAuth {
 pub struct ApiDoc;
 
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi().merge_from(crate::automation::AutomationDoc::openapi()))
+    Json(ApiDoc::openapi().merge_from(cordon_automation::AutomationDoc::openapi()))
 }

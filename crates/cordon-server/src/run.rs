@@ -20,8 +20,12 @@ pub enum RunError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Io(String),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `sqlite://DATA/cordon.db` unless a URL is given.
@@ -146,10 +150,14 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store.clone(), Some(ca));
     state.max_wait = cfg.max_wait;
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| RunError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
-    let addr = listener.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| RunError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| RunError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let app = router(state.clone());
     let (shutdown, rx) = tokio::sync::watch::channel(false);
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
