@@ -63,7 +63,9 @@ pub fn run(a: StartupArgs) -> u8 {
 fn default_endpoint() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().context("the running binary has no directory")?;
-    let target = profile_dir.parent().context("the running binary's directory has no parent")?;
+    let target = profile_dir
+        .parent()
+        .context("the running binary's directory has no parent")?;
     Ok(target.join("release-endpoint").join("cordon"))
 }
 
@@ -72,13 +74,19 @@ fn default_endpoint() -> Result<PathBuf> {
 /// few lines instead of an ELF crate for one yes/no answer.
 pub fn elf_has_symtab(bytes: &[u8]) -> Result<bool> {
     let u16_at = |o: usize| -> Result<u16> {
-        Ok(u16::from_le_bytes(bytes.get(o..o + 2).context("ELF truncated")?.try_into()?))
+        Ok(u16::from_le_bytes(
+            bytes.get(o..o + 2).context("ELF truncated")?.try_into()?,
+        ))
     };
     let u32_at = |o: usize| -> Result<u32> {
-        Ok(u32::from_le_bytes(bytes.get(o..o + 4).context("ELF truncated")?.try_into()?))
+        Ok(u32::from_le_bytes(
+            bytes.get(o..o + 4).context("ELF truncated")?.try_into()?,
+        ))
     };
     let u64_at = |o: usize| -> Result<u64> {
-        Ok(u64::from_le_bytes(bytes.get(o..o + 8).context("ELF truncated")?.try_into()?))
+        Ok(u64::from_le_bytes(
+            bytes.get(o..o + 8).context("ELF truncated")?.try_into()?,
+        ))
     };
     if bytes.get(..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
         bail!("not a 64-bit little-endian ELF file");
@@ -108,7 +116,11 @@ fn time_spawn(argv: &[&str], env: &[(&str, &str)]) -> Result<Duration> {
     let out = cmd.output().with_context(|| format!("running {argv:?}"))?;
     let took = start.elapsed();
     if !out.status.success() {
-        bail!("{argv:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{argv:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(took)
 }
@@ -152,7 +164,12 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
         .with_context(|| format!("baseline script {}", a.baseline.display()))?;
     let bytes = std::fs::read(&endpoint).with_context(|| format!("reading {}", endpoint.display()))?;
     let stripped = !elf_has_symtab(&bytes)?;
-    let full = a.compare.as_ref().map(|p| p.canonicalize()).transpose().context("--compare")?;
+    let full = a
+        .compare
+        .as_ref()
+        .map(|p| p.canonicalize())
+        .transpose()
+        .context("--compare")?;
     let full_len = match &full {
         Some(f) => Some((std::fs::metadata(f)?.len(), !elf_has_symtab(&std::fs::read(f)?)?)),
         None => None,
@@ -188,10 +205,16 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
     let leases = lab.lease_dir().to_string_lossy().to_string();
     let runs = a.runs;
     let script_s = script.to_string_lossy().to_string();
-    let disk = tempfile::Builder::new().prefix("cordon-bench-startup-").tempdir_in("/var/tmp")?;
+    let disk = tempfile::Builder::new()
+        .prefix("cordon-bench-startup-")
+        .tempdir_in("/var/tmp")?;
     let tmpfs_root = Path::new("/dev/shm");
     let shm = if tmpfs_root.is_dir() {
-        Some(tempfile::Builder::new().prefix("cordon-bench-startup-").tempdir_in(tmpfs_root)?)
+        Some(
+            tempfile::Builder::new()
+                .prefix("cordon-bench-startup-")
+                .tempdir_in(tmpfs_root)?,
+        )
     } else {
         None
     };
@@ -265,8 +288,16 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
         "  size {:.2} MB ({} bytes), {}   target: stripped, < 8 MB: {}",
         bytes.len() as f64 / 1e6,
         bytes.len(),
-        if stripped { "stripped" } else { "NOT stripped (has .symtab)" },
-        if stripped && bytes.len() < 8_000_000 { "met" } else { "NOT met" }
+        if stripped {
+            "stripped"
+        } else {
+            "NOT stripped (has .symtab)"
+        },
+        if stripped && bytes.len() < 8_000_000 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     if let (Some(f), Some((len, stripped))) = (&full, full_len) {
         println!(
