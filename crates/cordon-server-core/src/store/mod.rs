@@ -274,7 +274,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec!["quarantined".into()],
             enabled: true,
@@ -321,7 +321,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec![],
             enabled: true,
