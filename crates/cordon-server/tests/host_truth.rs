@@ -152,7 +152,7 @@ async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded(
     c.store()
         .add_notify_target(&TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "http://127.0.0.1:9/hook".into(),
             events: cordon_proto::automation::NOTIFY_KINDS
                 .iter()

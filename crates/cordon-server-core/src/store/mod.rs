@@ -6,6 +6,7 @@ mod actions;
 mod audit;
 pub mod automation;
 mod enroll;
+mod host_views;
 mod hosts;
 pub mod outbox;
 mod reports;
@@ -23,6 +24,10 @@ pub use actions::Targets;
 pub use actions::{plan_change, Action, ActionParams};
 pub use audit::{AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE};
 pub use enroll::NewHost;
+pub use host_views::{
+    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
+    NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
+};
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -363,7 +368,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec!["quarantined".into()],
             enabled: true,
@@ -410,7 +415,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec![],
             enabled: true,
