@@ -89,6 +89,14 @@ impl Notice {
             ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)",
             _ => self.kind,
         };
+        if self.kind == "audit_checkpoint" {
+            // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
+            return format!(
+                "Cordon: audit checkpoint (record {}): {}",
+                self.audit_id,
+                esc(self.detail.as_deref().unwrap_or(""))
+            );
+        }
         let mut t = format!("Cordon: host {host} {what} by {}", esc(&self.actor));
         if let Some(r) = &self.reason {
             t.push_str(&format!(". Reason: {}", esc(r)));

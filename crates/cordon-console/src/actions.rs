@@ -723,6 +723,7 @@ mod tests {
             digest: None,
             backend: Some("nftables".into()),
             revoked: false,
+            flags: Vec::new(),
         }
     }
 

@@ -180,6 +180,7 @@ mod tests {
             digest: None,
             backend: Some(backend.into()),
             revoked: false,
+            flags: Vec::new(),
         }
     }
     const NOW: i64 = 10_000_000_000;

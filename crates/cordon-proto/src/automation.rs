@@ -250,8 +250,12 @@ pub struct DecisionResponse {
     pub results: Vec<DecisionResult>,
 }
 
-/// Notification kinds a target can subscribe to.
+/// Notification kinds a target gets by default (no `events` given).
 pub const NOTIFY_KINDS: [&str; 5] = ["quarantined", "released", "failed", "tampered", "approval_required"];
+
+/// Notification kinds a target gets only when its `events` name them: `audit_checkpoint`
+/// (each signed audit checkpoint, so a copy lives outside the server; issue 17).
+pub const OPT_IN_NOTIFY_KINDS: [&str; 1] = ["audit_checkpoint"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -260,7 +264,8 @@ pub struct TargetSpec {
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
     pub kind: String,
     pub url: String,
-    /// Subset of quarantined, released, failed, tampered, approval_required (default all).
+    /// Subset of quarantined, released, failed, tampered, approval_required (default:
+    /// those five), plus the opt-in audit_checkpoint.
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]

@@ -41,7 +41,8 @@ pub struct DueDelivery {
 }
 
 /// The notification kind an audit action makes (`quarantined`, `released`, `failed`,
-/// `tampered`, `approval_required`), `None` for actions that notify nobody. The audit
+/// `tampered`, `approval_required`, and the opt-in `audit_checkpoint`), `None` for
+/// actions that notify nobody. The audit
 /// append queues exactly these records in `notify_pending`.
 pub fn kind_of(action: &str) -> Option<&'static str> {
     Some(match action {
@@ -50,6 +51,8 @@ pub fn kind_of(action: &str) -> Option<&'static str> {
         "failed" => "failed",
         "tampered" => "tampered",
         "approval_required" => "approval_required",
+        // Opt-in (not in a target's default events): a copy of each signed checkpoint.
+        cordon_proto::audit_chain::CHECKPOINT_ACTION => "audit_checkpoint",
         _ => return None,
     })
 }
