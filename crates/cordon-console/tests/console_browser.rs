@@ -809,7 +809,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         "IT Security has isolated this computer. Call 555-0100.",
     )
     .await;
-    wait_text(c, "#dlg-message-count", "54 / 256").await;
+    wait_text(
+        c,
+        "#dlg-message-count",
+        &format!("54 / {}", cordon_proto::MAX_MESSAGE_CHARS),
+    )
+    .await;
     fill(c, "#dlg-expires", "8h").await;
     let shot = save_png(c, "quarantine-dialog.png").await;
     eprintln!("screenshot: {}", shot.display());

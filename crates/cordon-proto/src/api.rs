@@ -134,7 +134,7 @@ pub struct ActionRequest {
     /// Extra allowed destinations (quarantine only).
     #[serde(default)]
     pub allow: Vec<String>,
-    /// At most 256 characters (quarantine only).
+    /// At most [`crate::MAX_MESSAGE_CHARS`] characters (quarantine only).
     #[serde(default)]
     pub message: Option<String>,
     /// RFC 3339 time at which the server releases (quarantine only).
