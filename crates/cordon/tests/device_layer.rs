@@ -258,11 +258,13 @@ fn raw_dhcp_request_arrives(lab: &Lab, host: Host, to: std::net::Ipv4Addr) -> bo
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn device_layer_dhcp_reaches_only_the_known_servers() {
+    // The resolver host stands for "any host that is not a DHCP server" (the other host
+    // already runs the leak matrix's listener on port 67).
     let lab = lab();
     let state = tempfile::tempdir().unwrap();
     let sd = state.path().to_string_lossy().to_string();
     assert!(
-        raw_dhcp_request_arrives(&lab, Host::Other, OTHER4),
+        raw_dhcp_request_arrives(&lab, Host::Resolver, RESOLVER4),
         "lab broken: a raw DHCP frame did not arrive before isolate"
     );
     let url = server_url();
@@ -283,7 +285,7 @@ fn device_layer_dhcp_reaches_only_the_known_servers() {
     );
     assert_eq!(code, 0, "isolate failed: {out}\n{err}");
     assert!(
-        !raw_dhcp_request_arrives(&lab, Host::Other, OTHER4),
+        !raw_dhcp_request_arrives(&lab, Host::Resolver, RESOLVER4),
         "a packet-socket DHCP frame reached a host that is not a DHCP server"
     );
     assert!(
@@ -292,7 +294,7 @@ fn device_layer_dhcp_reaches_only_the_known_servers() {
     );
     release(&lab, &sd);
     assert!(
-        raw_dhcp_request_arrives(&lab, Host::Other, OTHER4),
+        raw_dhcp_request_arrives(&lab, Host::Resolver, RESOLVER4),
         "raw DHCP frames still blocked after release"
     );
 }
