@@ -27,6 +27,9 @@ pub enum BenchWhat {
     /// Exposure window after each kind of tampering: event-driven repair vs the 1 s poll
     /// (needs root; runs in a throwaway lab).
     Tamper(crate::bench_tamper::TamperArgs),
+    /// The endpoint binary: size, start-up vs /bin/true, whole `cordon isolate` process
+    /// in a namespace without `ip netns exec`, vs the Velociraptor sequence (needs root).
+    Startup(crate::bench_startup::StartupArgs),
 }
 
 pub fn run(args: BenchArgs) -> u8 {
@@ -38,6 +41,7 @@ pub fn run(args: BenchArgs) -> u8 {
         BenchWhat::ServerAgents(a) => crate::bench_server::run_agents(a),
         BenchWhat::E2e(a) => crate::bench_e2e::run(a),
         BenchWhat::Tamper(a) => crate::bench_tamper::run(a),
+        BenchWhat::Startup(a) => crate::bench_startup::run(a),
     }
 }
 

@@ -100,7 +100,7 @@ pub struct ActionRequest {
     /// Extra allowed destinations (quarantine only).
     #[serde(default)]
     pub allow: Vec<String>,
-    /// At most 256 characters (quarantine only).
+    /// At most [`crate::MAX_MESSAGE_CHARS`] characters (quarantine only).
     #[serde(default)]
     pub message: Option<String>,
     /// RFC 3339 time at which the server releases (quarantine only).
@@ -167,6 +167,12 @@ pub struct AuditRecord {
     /// `ok`, `pending`, `error`, ...
     pub result: String,
     pub detail: Option<String>,
+    /// The automation event that triggered this change (automatic actions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The automation rule that took this action (automatic actions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// Hash of the chained record before this one (64 zeros for the first); absent on
     /// records written before the chain existed. See [`crate::audit_chain`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

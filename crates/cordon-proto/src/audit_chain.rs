@@ -38,7 +38,10 @@ fn field(out: &mut Vec<u8>, v: Option<&str>) {
     }
 }
 
-/// The canonical bytes of every field of `r` except `prev_hash` and `hash`.
+/// The canonical bytes of every field of `r` except `prev_hash` and `hash`: the version
+/// tag, the id (big-endian i64), then `at`, `actor`, `action`, `host_id`, `comment`,
+/// `result`, `detail`, and — only when either is set — a tag followed by `event_id` and
+/// `rule`.
 pub fn canonical(r: &AuditRecord) -> Vec<u8> {
     let mut out = VERSION_TAG.to_vec();
     out.extend_from_slice(&r.id.to_be_bytes());
@@ -49,8 +52,20 @@ pub fn canonical(r: &AuditRecord) -> Vec<u8> {
     field(&mut out, r.comment.as_deref());
     field(&mut out, Some(&r.result));
     field(&mut out, r.detail.as_deref());
+    // The structured fields of automatic actions (issue 13) come after a tag, and only
+    // when one is set: a record without them encodes exactly as before they existed, so
+    // chains written earlier still verify, while setting, changing or removing either
+    // one changes the hash.
+    if r.event_id.is_some() || r.rule.is_some() {
+        out.extend_from_slice(AUTOMATION_TAG);
+        field(&mut out, r.event_id.as_deref());
+        field(&mut out, r.rule.as_deref());
+    }
     out
 }
+
+/// Starts the optional automation fields (`event_id`, `rule`) in [`canonical`].
+const AUTOMATION_TAG: &[u8] = b"\nautomation\n";
 
 /// `SHA-256(prev ‖ canonical(r))`, lower-case hex.
 pub fn chain_hash(prev: &str, r: &AuditRecord) -> String {
@@ -326,6 +341,8 @@ mod tests {
             comment: None,
             result: "ok".into(),
             detail: Some("{}".into()),
+            event_id: None,
+            rule: None,
             prev_hash: None,
             hash: None,
         }
@@ -374,6 +391,8 @@ mod tests {
             |r| r.detail = None,
             |r| r.at = "2031-01-01T00:00:00.000Z".into(),
             |r| r.result = "error".into(),
+            |r| r.event_id = Some("ev-1".into()),
+            |r| r.rule = Some("edr-critical".into()),
         ] {
             let mut l = log(5);
             edit(&mut l[4]);
@@ -381,6 +400,45 @@ mod tests {
             assert_eq!(p.id, 5);
             assert!(p.reason.contains("field"), "{}", p.reason);
         }
+    }
+
+    #[test]
+    fn automation_fields_are_covered_by_the_hash_and_absent_ones_change_nothing() {
+        let plain = rec(7, "alice");
+        let mut auto = plain.clone();
+        auto.event_id = Some("ev-1".into());
+        auto.rule = Some("edr-critical".into());
+        // A record without them hashes as before the fields existed (old chains verify).
+        let mut before = VERSION_TAG.to_vec();
+        before.extend_from_slice(&7i64.to_be_bytes());
+        for f in [
+            Some("2030-01-01T00:00:07.000Z"),
+            Some("alice"),
+            Some("quarantine"),
+            Some("h7"),
+            None,
+            Some("ok"),
+            Some("{}"),
+        ] {
+            field(&mut before, f);
+        }
+        assert_eq!(canonical(&plain), before);
+        assert_ne!(chain_hash(GENESIS, &plain), chain_hash(GENESIS, &auto));
+        let mut rule_only = plain.clone();
+        rule_only.rule = Some("edr-critical".into());
+        let mut event_only = plain.clone();
+        event_only.event_id = Some("edr-critical".into());
+        assert_ne!(canonical(&rule_only), canonical(&event_only));
+        // Removing them from a chained record is detected.
+        let mut l = log(3);
+        let last = l.len() - 1;
+        l[last].event_id = Some("ev-1".into());
+        l[last].rule = Some("edr-critical".into());
+        let prev = l[last].prev_hash.clone().unwrap();
+        l[last].hash = Some(chain_hash(&prev, &l[last]));
+        assert!(verify(&l, vec![]).ok);
+        l[last].rule = None;
+        assert!(!verify(&l, vec![]).ok);
     }
 
     #[test]

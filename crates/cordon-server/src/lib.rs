@@ -1,34 +1,23 @@
-//! The Cordon management server (design §5): REST API, mutual-TLS enrollment and agent
-//! sync, storage with sqlx (SQLite embedded, PostgreSQL for scale-out), audit.
+//! The Cordon management server (design §5), composed: the REST API ([`api`]) with the
+//! automation (`cordon-automation`) and console (`cordon-console`) front ends on one axum
+//! router, over the core (`cordon-server-core`: store, service layer, auth, PKI, TLS).
 //!
-//! [`api::router`] is the whole HTTP surface as an axum `Router`; it is served over
-//! rustls by [`tls::serve`] and can be driven in-process by tests with
-//! `tower::ServiceExt::oneshot`.
-// Public items still to document (326 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-server` shows none.
-#![allow(missing_docs)]
+//! [`router`] is the whole HTTP surface as an axum `Router`; it is served over rustls by
+//! [`tls::serve`] and can be driven in-process by tests with `tower::ServiceExt::oneshot`.
+//! [`run`] holds the operations behind `cordon server init|token create|run`.
+//!
+//! The core's modules are re-exported here, so `cordon_server::store::…`,
+//! `cordon_server::pki::…` and friends name the same items as `cordon_server_core::…`.
 
 pub mod api;
-pub mod audit_csv;
-pub mod auth;
-pub mod automation;
-pub mod console;
-pub mod error;
-pub mod expiry;
-pub mod hub;
-pub mod limits;
 pub mod openapi;
-pub mod pki;
 pub mod run;
-pub mod secret;
-pub mod store;
-pub mod timefmt;
-pub mod tls;
-pub mod wake;
 
-pub use api::{router, AppState};
-pub use error::ApiError;
-pub use store::{Store, StoreError};
+pub use cordon_automation as automation;
+pub use cordon_console as console;
+pub use cordon_server_core::{
+    audit_csv, auth, error, expiry, extract, hub, limits, pki, secret, service, store, timefmt, tls, wake,
+};
+pub use cordon_server_core::{ApiError, AppState, Store, StoreError, SYSTEM_ACTOR};
 
-/// Actor name used for changes the server makes by itself (expiry).
-pub const SYSTEM_ACTOR: &str = "system";
+pub use api::router;

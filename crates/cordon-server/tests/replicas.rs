@@ -313,18 +313,16 @@ async fn every_notification_delivered_exactly_once_with_writers_on_two_replicas(
     let (_dir, a, b) = two_replicas().await;
     let hosts = enroll(a.store(), 40, "web").await;
     let (url, got) = webhook().await;
-    notify::add_target(
-        a.store(),
-        &TargetSpec {
+    a.store()
+        .add_notify_target(&TargetSpec {
             name: "hook".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url,
             events: vec!["quarantined".into(), "released".into()],
             enabled: true,
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     let cfg = notify::DeliveryConfig::default();
     let client = notify::http_client(&cfg).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -57,8 +57,8 @@ pub struct IsolateArgs {
     /// isolates nothing there); without it such a policy is refused with exit 2.
     #[arg(long)]
     pub allow_no_isolation: bool,
-    /// Message shown to logged-in users (cut to 256 characters).
-    #[arg(long)]
+    // Message shown to logged-in users, cut to MAX_MESSAGE_CHARS (help text below).
+    #[arg(long, help = crate::message_help("cut to"))]
     pub message: Option<String>,
     /// Verify reachability of this target after applying (default: the first --server).
     #[arg(long, value_name = "SPEC", value_parser = parse_spec)]

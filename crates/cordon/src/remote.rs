@@ -93,8 +93,8 @@ pub struct QuarantineArgs {
     /// Extra allowed destination (same syntax as `cordon isolate --allow`).
     #[arg(long = "allow", value_name = "SPEC")]
     pub allow: Vec<String>,
-    /// Message shown to logged-in users (at most 256 characters).
-    #[arg(long)]
+    // Message shown to logged-in users, at most MAX_MESSAGE_CHARS (help text below).
+    #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
     /// Release automatically after this long (30m, 2h, 7d) or at this RFC 3339 time.
     #[arg(long)]

@@ -678,7 +678,11 @@ fn message_is_sent_and_not_fatal() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown = std::fs::read_to_string(&seen).expect("wall was not run");
-    assert_eq!(shown.chars().count(), 256, "message not cut to 256 characters");
+    assert_eq!(
+        shown.chars().count(),
+        cordon_policy::message::MAX_MESSAGE_CHARS,
+        "message not cut to MAX_MESSAGE_CHARS"
+    );
     assert!(shown.starts_with("éé") && shown.ends_with("xxxxxx"));
 
     // No way to message users: a warning, and the quarantine still stands.

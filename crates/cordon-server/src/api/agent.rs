@@ -7,10 +7,11 @@ use axum::Json;
 use cordon_proto::{DesiredState, HostState, StatusReport};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiJson, ApiQuery};
-use crate::auth::AgentAuth;
-use crate::{ApiError, AppState};
+use cordon_server_core::auth::AgentAuth;
+use cordon_server_core::service::agent;
+use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
+/// Query of `GET /v1/agent/desired`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DesiredQuery {
     /// Return as soon as the revision is greater than this (otherwise after `wait`).
@@ -25,55 +26,30 @@ pub struct DesiredQuery {
     responses((status = 200, body = DesiredState), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn desired(
     State(st): State<AppState>,
-    agent: AgentAuth,
+    caller: AgentAuth,
     ApiQuery(q): ApiQuery<DesiredQuery>,
 ) -> Result<Json<DesiredState>, ApiError> {
-    let wait = q.wait.map(Duration::from_secs).unwrap_or(st.max_wait).min(st.max_wait);
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut rx = st.hub.subscribe(&agent.host_id);
-    tracing::debug!(host = %agent.host_id, since = ?q.since, "agent long-poll");
-    loop {
-        let (desired, revoked) = st
-            .store
-            .desired(&agent.host_id)
-            .await?
-            .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
-        let newer = q.since.is_none_or(|s| desired.revision > s);
-        // A revoked host only gets here while a release ordered before the revocation is
-        // unconfirmed (see `Store::host_active`): it is answered that release once, and
-        // refused otherwise, also when the revocation lands during its long-poll (on any
-        // replica).
-        if revoked && (desired.quarantined || !newer) {
-            return Err(ApiError::forbidden(format!("host {} is revoked", agent.host_id)));
-        }
-        if newer || tokio::time::Instant::now() >= deadline {
-            tracing::debug!(host = %agent.host_id, revision = desired.revision, "agent long-poll answered");
-            return Ok(Json(desired));
-        }
-        tokio::select! {
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    return Ok(Json(desired));
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => return Ok(Json(desired)),
-        }
-    }
+    Ok(Json(
+        agent::desired(&st, &caller.host_id, q.since, q.wait.map(Duration::from_secs)).await?,
+    ))
 }
 
+/// Answer to a status report: the host's state as the server now sees it.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusAck {
+    /// The host's state after the report.
     pub state: HostState,
 }
 
+/// An agent's status report (client certificate): records what it applied and
+/// answers the host's state; revoked hosts get 403.
 #[utoipa::path(post, path = "/v1/agent/status", request_body = StatusReport,
     responses((status = 200, body = StatusAck), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn status(
     State(st): State<AppState>,
-    agent: AgentAuth,
+    caller: AgentAuth,
     ApiJson(report): ApiJson<StatusReport>,
 ) -> Result<Json<StatusAck>, ApiError> {
-    let state = st.store.record_report(&agent.host_id, &report).await?;
-    tracing::debug!(host = %agent.host_id, state = state.as_str(), rev = report.applied_revision, "agent status");
+    let state = agent::status(&st, &caller.host_id, &report).await?;
     Ok(Json(StatusAck { state }))
 }

@@ -2,17 +2,15 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use cordon_proto::{
-    ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role, QUARANTINE_LABEL,
-};
+use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role};
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiQuery};
-use super::validate;
-use crate::auth::{Admin, Auth, Responder};
-use crate::store::{Action, HostCursor, HostFilter, Targets, MAX_PAGE};
-use crate::{ApiError, AppState};
+use cordon_server_core::auth::{Admin, Auth, Responder};
+use cordon_server_core::service::hosts;
+use cordon_server_core::store::{Action, HostFilter, Targets};
+use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
+/// Query of `GET /v1/hosts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct HostQuery {
     /// Only hosts with this label.
@@ -30,6 +28,7 @@ pub struct HostQuery {
     pub cursor: Option<String>,
 }
 
+/// One page of hosts (viewer), ordered by hostname, with `next_cursor`.
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
     responses((status = 200, body = HostList), (status = 401, body = cordon_proto::ErrorBody)))]
 pub async fn list(
@@ -48,71 +47,21 @@ pub async fn list(
         text: q.q,
         include_revoked: q.revoked,
     };
-    if q.limit.is_some_and(|l| l < 1) {
-        return Err(ApiError::invalid("limit must be at least 1"));
-    }
-    let after = q
-        .cursor
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(HostCursor::decode)
-        .transpose()?;
-    let (hosts, next) = st
-        .store
-        .hosts_page(&filter, after.as_ref(), q.limit.unwrap_or(MAX_PAGE))
-        .await?;
+    let (hosts, next) = hosts::list_page(&st, &auth.0, &filter, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(HostList {
         hosts,
-        next_cursor: next.map(|c| c.encode()),
+        next_cursor: next,
     }))
 }
 
+/// One host by id or hostname (viewer); 404 when unknown.
 #[utoipa::path(get, path = "/v1/hosts/{id}", params(("id" = String, Path, description = "host id or hostname")),
     security(("bearer" = [])), responses((status = 200, body = Host), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Host>, ApiError> {
-    auth.require(Role::Viewer)?;
-    Ok(Json(st.store.host(&id).await?))
+    Ok(Json(hosts::get(&st, &auth.0, &id).await?))
 }
 
-async fn act(
-    st: &AppState,
-    auth: &Auth,
-    action: Action,
-    targets: Targets,
-    req: &ActionRequest,
-) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let params = match action {
-        Action::Quarantine => validate::quarantine_params(req)?,
-        Action::Release => validate::release_params(req)?,
-    };
-    let results = st.store.act(auth.actor(), action, &targets, &params).await?;
-    st.hub.notify_all(results.iter().map(|r| &r.host_id));
-    tracing::info!(
-        actor = auth.actor(),
-        action = action.as_str(),
-        hosts = results.len(),
-        "desired state changed"
-    );
-    Ok(Json(ActionResponse {
-        action: action.as_str().to_string(),
-        results,
-    }))
-}
-
-/// Quarantine or release of the hosts or label named in the body. The role is checked
-/// before the body, so a viewer gets 403 whatever it sent.
-pub(crate) async fn act_many(
-    st: &AppState,
-    auth: &Auth,
-    action: Action,
-    req: &ActionRequest,
-) -> Result<Json<ActionResponse>, ApiError> {
-    auth.require(Role::Responder)?;
-    let targets = validate::targets(req)?;
-    act(st, auth, action, targets, req).await
-}
-
+/// Quarantines one host (responder); a comment is required.
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -122,9 +71,12 @@ pub async fn quarantine_one(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act(&st, &auth, Action::Quarantine, Targets::Hosts(vec![id]), &req).await
+    Ok(Json(
+        hosts::act(&st, &auth.0, Action::Quarantine, Targets::Hosts(vec![id]), &req).await?,
+    ))
 }
 
+/// Releases one host (responder); a comment is required.
 #[utoipa::path(post, path = "/v1/hosts/{id}/release", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -134,9 +86,12 @@ pub async fn release_one(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act(&st, &auth, Action::Release, Targets::Hosts(vec![id]), &req).await
+    Ok(Json(
+        hosts::act(&st, &auth.0, Action::Release, Targets::Hosts(vec![id]), &req).await?,
+    ))
 }
 
+/// Quarantines the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/quarantine", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_many(
@@ -144,9 +99,10 @@ pub async fn quarantine_many(
     Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act_many(&st, &auth, Action::Quarantine, &req).await
+    Ok(Json(hosts::act_many(&st, &auth.0, Action::Quarantine, &req).await?))
 }
 
+/// Releases the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_many(
@@ -154,9 +110,10 @@ pub async fn release_many(
     Responder(auth): Responder,
     ApiJson(req): ApiJson<ActionRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    act_many(&st, &auth, Action::Release, &req).await
+    Ok(Json(hosts::act_many(&st, &auth.0, Action::Release, &req).await?))
 }
 
+/// Adds and removes labels of one host (responder); the Quarantine label needs a comment.
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
     request_body = LabelsRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -166,36 +123,11 @@ pub async fn labels(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LabelsRequest>,
 ) -> Result<Json<Host>, ApiError> {
-    auth.require(Role::Responder)?;
-    let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
-    let add = valid(&req.add)?;
-    let remove = valid(&req.remove)?;
-    if add.is_empty() && remove.is_empty() {
-        return Err(ApiError::invalid("nothing to add or remove"));
-    }
-    if add.iter().any(|l| remove.contains(l)) {
-        return Err(ApiError::invalid("a label cannot be both added and removed"));
-    }
-    let touches_quarantine = add.iter().chain(remove.iter()).any(|l| l == QUARANTINE_LABEL);
-    let comment = if touches_quarantine {
-        Some(validate::comment(req.comment.as_deref())?)
-    } else {
-        req.comment
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-    };
-    let (host_id, changed) = st
-        .store
-        .change_labels(auth.actor(), &id, &add, &remove, comment.as_deref())
-        .await?;
-    if changed {
-        st.hub.notify(&host_id);
-    }
-    Ok(Json(st.store.host(&host_id).await?))
+    Ok(Json(hosts::labels(&st, &auth.0, &id, &req).await?))
 }
 
+/// Revokes a host (admin); 409 while it is quarantined or a release is unconfirmed,
+/// unless `force`.
 #[utoipa::path(post, path = "/v1/hosts/{id}/revoke", params(("id" = String, Path, description = "host id or hostname")),
     request_body = RevokeRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -212,11 +144,7 @@ pub async fn revoke(
         serde_json::from_slice::<RevokeRequest>(&body)
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
     };
-    let host_id = st
-        .store
-        .revoke(auth.actor(), &id, req.comment.as_deref(), req.force)
-        .await?;
-    // Wake a waiting long-poll so it notices the revocation and closes now.
-    st.hub.notify(&host_id);
-    Ok(Json(st.store.host(&host_id).await?))
+    Ok(Json(
+        hosts::revoke(&st, &auth.0, &id, req.comment.as_deref(), req.force).await?,
+    ))
 }

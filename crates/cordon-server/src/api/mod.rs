@@ -1,47 +1,19 @@
-//! The HTTP surface under `/v1`.
+//! The REST API under `/v1`: thin handlers that parse the request, call the service layer
+//! (`cordon_server_core::service`) and shape the answer. [`router`] merges in the
+//! automation and console front ends.
 
-pub(crate) mod agent;
-pub(crate) mod audit;
-pub(crate) mod enroll;
-mod extract;
-pub(crate) mod hosts;
-pub(crate) mod tokens;
-pub(crate) mod validate;
-
-use std::sync::Arc;
-use std::time::Duration;
+pub mod agent;
+pub mod audit;
+pub mod enroll;
+pub mod hosts;
+pub mod tokens;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-pub use extract::ApiJson;
+pub use cordon_server_core::{ApiJson, ApiQuery, AppState};
 
-use crate::hub::Hub;
-use crate::pki::Ca;
-use crate::store::Store;
-
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub hub: Arc<Hub>,
-    /// Signs client certificates at enrollment; `None` disables enrollment.
-    pub ca: Option<Arc<Ca>>,
-    /// Longest time a long-poll for desired state is held open.
-    pub max_wait: Duration,
-}
-
-impl AppState {
-    pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
-        AppState {
-            store,
-            hub: Arc::new(Hub::new()),
-            ca,
-            max_wait: Duration::from_secs(25),
-        }
-    }
-}
-
+/// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
@@ -63,9 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/enrollment-tokens", post(tokens::create_enroll))
-        .merge(crate::console::routes())
-        .merge(crate::automation::routes())
-        .fallback(|| async { crate::ApiError::not_found("no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::MAX_BODY_BYTES))
+        .merge(cordon_console::routes())
+        .merge(cordon_automation::routes())
+        .fallback(|| async { cordon_server_core::ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            cordon_server_core::limits::MAX_BODY_BYTES,
+        ))
         .with_state(state)
 }

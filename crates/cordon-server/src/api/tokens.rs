@@ -4,21 +4,21 @@ use axum::extract::{Path, State};
 use axum::Json;
 use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreateRequest, TokenCreated, TokenList};
 
-use super::extract::ApiJson;
-use super::validate;
-use crate::auth::{Admin, Auth};
-use crate::{ApiError, AppState};
+use cordon_server_core::auth::{Admin, Auth};
+use cordon_server_core::service::tokens;
+use cordon_server_core::{ApiError, ApiJson, AppState};
 
-pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
+pub use cordon_server_core::service::tokens::DEFAULT_ENROLL_TTL_SECS;
 
+/// The API tokens, never their secrets (admin).
 #[utoipa::path(get, path = "/v1/tokens", security(("bearer" = [])), responses((status = 200, body = TokenList)))]
 pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenList>, ApiError> {
-    auth.require(Role::Admin)?;
     Ok(Json(TokenList {
-        tokens: st.store.api_tokens().await?,
+        tokens: tokens::list(&st, &auth.0).await?,
     }))
 }
 
+/// Creates an API token (admin); the secret is shown once.
 #[utoipa::path(post, path = "/v1/tokens", request_body = TokenCreateRequest, security(("bearer" = [])),
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create(
@@ -26,16 +26,10 @@ pub async fn create(
     Admin(auth): Admin,
     ApiJson(req): ApiJson<TokenCreateRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
-    auth.require(Role::Admin)?;
-    let name = req.name.trim();
-    if name.is_empty() || name.len() > 128 || name == crate::SYSTEM_ACTOR || name.starts_with("agent:") {
-        return Err(ApiError::invalid(
-            "token name must be 1-128 characters and not `system` or `agent:...`",
-        ));
-    }
-    Ok(Json(st.store.create_api_token(auth.actor(), name, req.role).await?))
+    Ok(Json(tokens::create(&st, &auth.0, &req.name, req.role).await?))
 }
 
+/// Revokes an API token (admin).
 #[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn revoke(
@@ -47,10 +41,11 @@ pub async fn revoke(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::invalid(format!("{id:?} is not a token id")))?;
-    st.store.revoke_api_token(auth.actor(), id).await?;
+    tokens::revoke(&st, &auth.0, id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+/// Creates a one-time enrollment token (admin), optionally with labels for the host.
 #[utoipa::path(post, path = "/v1/enrollment-tokens", request_body = EnrollTokenRequest, security(("bearer" = [])),
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create_enroll(
@@ -58,18 +53,5 @@ pub async fn create_enroll(
     Admin(auth): Admin,
     ApiJson(req): ApiJson<EnrollTokenRequest>,
 ) -> Result<Json<EnrollTokenCreated>, ApiError> {
-    auth.require(Role::Admin)?;
-    let labels = req
-        .labels
-        .iter()
-        .map(|l| validate::label(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
-        return Err(ApiError::invalid("the Quarantine label is managed by the server"));
-    }
-    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL_SECS);
-    if ttl <= 0 || ttl > 365 * 86_400 {
-        return Err(ApiError::invalid("ttl_secs must be between 1 and one year"));
-    }
-    Ok(Json(st.store.create_enroll_token(auth.actor(), &labels, ttl).await?))
+    Ok(Json(tokens::create_enroll(&st, &auth.0, &req).await?))
 }

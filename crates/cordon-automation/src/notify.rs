@@ -1,0 +1,451 @@
+//! Notifications: audit records queued for notification (`notify_pending`, written with
+//! each record) are turned into a database outbox (one row per target
+//! and audit record, so nothing is lost across a restart and nothing is queued twice), and
+//! a worker delivers due rows with retries and exponential backoff. The outbox's
+//! storage is the store's ([`cordon_server_core::store::outbox`]); this module decides
+//! what a notification says and sends it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cordon_proto::automation::TargetKind;
+use cordon_server_core::store::outbox::TailRecord;
+use cordon_server_core::store::{Store, StoreError};
+use cordon_server_core::timefmt::{now_ms, to_rfc3339};
+use serde_json::{json, Value};
+
+/// Most queued audit records turned into notifications per pass.
+const TAIL_BATCH: i64 = 500;
+/// Outbox rows kept at most; delivered and dead ones go first.
+pub const OUTBOX_MAX: i64 = 10_000;
+
+/// The notification kind of an audit action, if it is one targets can subscribe to (the
+/// store's, which queues exactly these records for notification).
+pub use cordon_server_core::store::outbox::kind_of;
+
+/// What a notification says, built from one audit record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The audit record's id (the outbox's key with the target).
+    pub audit_id: i64,
+    /// `quarantined`, `released`, `failed`, `tampered` or `approval_required`.
+    pub kind: &'static str,
+    /// When the record was written, RFC 3339.
+    pub at: String,
+    /// The host, when the record is about one.
+    pub host_id: Option<String>,
+    /// Its hostname.
+    pub hostname: Option<String>,
+    /// Who acted (token name, `rule:<name>`, `system`, `agent:<id>`).
+    pub actor: String,
+    /// The record's comment.
+    pub reason: Option<String>,
+    /// The automation rule behind an automatic action.
+    pub rule: Option<String>,
+    /// The automation event behind an automatic action.
+    pub event_id: Option<String>,
+    /// A `notify_only` rule's dry run: nothing was enforced.
+    pub dry_run: bool,
+    /// The record's detail text.
+    pub detail: Option<String>,
+    /// Link to the host in the console.
+    pub url: Option<String>,
+}
+
+/// Escapes text for Slack's message format: `&`, `<` and `>` become `&amp;`, `&lt;`,
+/// `&gt;` (Slack's own rule, <https://api.slack.com/reference/surfaces/formatting#escaping>),
+/// so a hostname, comment or label cannot add a link or a `<!channel>`-style mention.
+pub fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Notice {
+    /// Plain text (the generic webhook's `text`).
+    pub fn text(&self) -> String {
+        self.render(false)
+    }
+
+    /// Slack `mrkdwn`: every value escaped ([`slack_escape`]); the host is a link to its
+    /// console page when the console URL is known.
+    pub fn slack_text(&self) -> String {
+        self.render(true)
+    }
+
+    fn render(&self, slack: bool) -> String {
+        let esc = |t: &str| if slack { slack_escape(t) } else { t.to_string() };
+        let host = self
+            .hostname
+            .clone()
+            .or_else(|| self.host_id.clone())
+            .unwrap_or_else(|| "(no host)".into());
+        let host = match (&self.url, slack) {
+            // `|` would end the link's address early; escape it like the rest.
+            (Some(u), true) => format!("<{}|{}>", esc(u).replace('|', "%7C"), esc(&host)),
+            (Some(u), false) => format!("{host} ({u})"),
+            (None, _) => esc(&host),
+        };
+        let what = match (self.kind, self.dry_run) {
+            ("quarantined", true) => "would be quarantined (dry run, nothing changed)",
+            ("quarantined", false) => "quarantined",
+            ("released", _) => "released",
+            ("failed", _) => "failed to apply its quarantine state",
+            ("tampered", _) => "had its quarantine rules tampered with",
+            ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)",
+            _ => self.kind,
+        };
+        let mut t = format!("Cordon: host {host} {what} by {}", esc(&self.actor));
+        if let Some(r) = &self.reason {
+            t.push_str(&format!(". Reason: {}", esc(r)));
+        }
+        if let Some(r) = &self.rule {
+            t.push_str(&format!(". Rule: {}", esc(r)));
+        }
+        if let Some(e) = &self.event_id {
+            t.push_str(&format!(". Event: {}", esc(e)));
+        }
+        if matches!(self.kind, "failed" | "tampered") {
+            if let Some(d) = &self.detail {
+                t.push_str(&format!(". Detail: {}", esc(d)));
+            }
+        }
+        t
+    }
+
+    /// The body POSTed to a target of `kind`.
+    pub fn payload(&self, target_kind: TargetKind) -> Value {
+        if target_kind == TargetKind::Slack {
+            return json!({ "text": self.slack_text() });
+        }
+        json!({
+            "kind": self.kind,
+            "dry_run": self.dry_run,
+            "at": self.at,
+            "host_id": self.host_id,
+            "hostname": self.hostname,
+            "actor": self.actor,
+            "reason": self.reason,
+            "rule": self.rule,
+            "event_id": self.event_id,
+            "detail": self.detail,
+            "url": self.url,
+            "audit_id": self.audit_id,
+            "text": self.text(),
+        })
+    }
+}
+
+/// Link to the host's console page: `<console_url>/console/hosts/<id>` (relative without
+/// a console URL; a URL that already ends in `/console` is not doubled). The id is
+/// percent-encoded as one path segment.
+pub fn host_url(console_url: Option<&str>, host_id: &str) -> String {
+    let base = console_url.unwrap_or("").trim_end_matches('/');
+    let base = base.strip_suffix("/console").unwrap_or(base);
+    let mut id = String::with_capacity(host_id.len());
+    for b in host_id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            id.push(b as char);
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{base}/console/hosts/{id}")
+}
+
+/// The notification an audit record makes, if any: its kind and what it says. The rule
+/// and event come from the record's own columns (an automatic action's actor
+/// `rule:<name>` names the rule when the column is empty).
+pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str, Notice)> {
+    let kind = kind_of(&r.action)?;
+    Some((
+        kind,
+        Notice {
+            audit_id: r.audit_id,
+            kind,
+            at: to_rfc3339(r.at),
+            url: r.host_id.as_deref().map(|h| host_url(console_url, h)),
+            host_id: r.host_id.clone(),
+            hostname: r.hostname.clone(),
+            rule: r
+                .rule
+                .clone()
+                .or_else(|| r.actor.strip_prefix("rule:").map(str::to_string)),
+            event_id: r.event_id.clone(),
+            actor: r.actor.clone(),
+            reason: r.comment.clone(),
+            dry_run: r.action == "quarantine_dry_run",
+            detail: r.detail.clone(),
+        },
+    ))
+}
+
+/// Turns queued audit records (`notify_pending`, written in the same transaction as
+/// each record) into outbox rows for every subscribed, enabled target, and removes them
+/// from the queue, in one transaction. Returns how many rows were queued.
+///
+/// Complete with several writers: nothing depends on the order ids commit in. Exactly
+/// once with several notifiers: the outbox's `UNIQUE (target_id, audit_id)` drops a
+/// second copy, and the lock on `notify_cursor`'s row makes concurrent passes take turns.
+pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
+    store
+        .enqueue_notifications(TAIL_BATCH, notice, |n, kind| n.payload(kind).to_string())
+        .await
+}
+
+/// Delivery tuning (tests shorten it).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Wait before the first retry; doubled after each failure.
+    pub backoff_base: Duration,
+    /// Longest wait between two attempts.
+    pub backoff_max: Duration,
+    /// Attempts after which a delivery is marked dead.
+    pub max_attempts: i64,
+    /// Timeout of one HTTP request to a target.
+    pub timeout: Duration,
+    /// How long a worker owns a row it is sending (other replicas skip it meanwhile).
+    pub lease: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(15 * 60),
+            max_attempts: 20,
+            timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Delay before attempt `attempts + 1`: base * 2^(attempts-1), capped.
+pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    cfg.backoff_base
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(cfg.backoff_max)
+}
+
+/// An HTTP client for webhooks: system root certificates, ring, no client auth.
+pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!("no system root certificates found: https webhooks will fail");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Sends every due outbox row once. Returns (delivered, failed attempts).
+pub async fn deliver_due(
+    store: &Store,
+    client: &reqwest::Client,
+    cfg: &DeliveryConfig,
+) -> Result<(usize, usize), StoreError> {
+    let rows = store.due_deliveries(now_ms(), 50).await?;
+    let (mut ok, mut failed) = (0, 0);
+    for r in &rows {
+        let lease_until = now_ms() + cfg.lease.as_millis() as i64;
+        if !store.claim_delivery(r.id, lease_until).await? {
+            continue;
+        }
+        let Some(url) = &r.url else {
+            store
+                .finish_delivery(r.id, "dead", r.attempts, Some("target removed"), now_ms())
+                .await?;
+            continue;
+        };
+        let result = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-cordon-delivery", r.id.to_string())
+            .body(r.payload.clone())
+            .send()
+            .await;
+        let error = match result {
+            Ok(resp) if resp.status().is_success() => None,
+            Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
+            Err(e) => Some(format!("cannot deliver: {e}")),
+        };
+        match error {
+            None => {
+                store
+                    .finish_delivery(r.id, "delivered", r.attempts + 1, None, now_ms())
+                    .await?;
+                ok += 1;
+            }
+            Some(e) => {
+                let n = r.attempts + 1;
+                let status = if n >= cfg.max_attempts { "dead" } else { "pending" };
+                let next = now_ms() + backoff(cfg, n).as_millis() as i64;
+                tracing::warn!(delivery = r.id, attempts = n, error = %e, "notification not delivered");
+                store.finish_delivery(r.id, status, n, Some(&e), next).await?;
+                failed += 1;
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+/// Keeps the outbox bounded: finished rows older than a week go, and beyond
+/// [`OUTBOX_MAX`] the oldest finished rows, then the oldest pending ones (marked lost in
+/// the log).
+pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
+    let dropped = store.prune_outbox(now, OUTBOX_MAX).await?;
+    if dropped > 0 {
+        tracing::warn!(dropped, "notification outbox full: oldest entries dropped");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_links_point_to_the_console_host_page() {
+        assert_eq!(
+            host_url(Some("https://c.example:8443"), "h1"),
+            "https://c.example:8443/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
+        assert_eq!(
+            host_url(Some("https://c.example/console/"), "h1"),
+            "https://c.example/console/hosts/h1"
+        );
+        assert_eq!(host_url(None, "a/b|c>"), "/console/hosts/a%2Fb%7Cc%3E");
+    }
+
+    #[test]
+    fn slack_text_cannot_inject_mentions_or_links() {
+        let n = Notice {
+            audit_id: 1,
+            kind: "quarantined",
+            at: "2030-01-01T00:00:00.000Z".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("<!channel> web&1 <http://evil.example|click>".into()),
+            actor: "<@U123>".into(),
+            reason: Some("see <!here> & <!everyone>".into()),
+            rule: Some("<#C1>".into()),
+            event_id: Some("e>1".into()),
+            dry_run: false,
+            detail: None,
+            url: Some(host_url(Some("https://c.example"), "h1")),
+        };
+        let t = n.slack_text();
+        for bad in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U123>",
+            "<#C1>",
+            "<http://evil",
+        ] {
+            assert!(!t.contains(bad), "{bad} survived in {t}");
+        }
+        assert!(
+            t.contains("&lt;!channel&gt; web&amp;1 &lt;http://evil.example|click&gt;"),
+            "{t}"
+        );
+        assert!(
+            t.starts_with("Cordon: host <https://c.example/console/hosts/h1|"),
+            "{t}"
+        );
+        // Exactly one link: the console's.
+        assert_eq!(t.matches('<').count(), 1, "{t}");
+        // The generic webhook's plain text is not Slack-escaped.
+        assert!(n.text().contains("<!channel> web&1"), "{}", n.text());
+        assert_eq!(n.payload(TargetKind::Slack)["text"], json!(t));
+    }
+
+    #[test]
+    fn fields_kinds_and_text() {
+        assert_eq!(kind_of("quarantine"), Some("quarantined"));
+        assert_eq!(kind_of("quarantine_confirmed"), None);
+        let n = Notice {
+            audit_id: 7,
+            kind: "quarantined",
+            at: "2030-01-01T00:00:00.000Z".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("web1".into()),
+            actor: "rule:wazuh-high".into(),
+            reason: Some("automatic".into()),
+            rule: Some("wazuh-high".into()),
+            event_id: Some("evt-1".into()),
+            dry_run: false,
+            detail: None,
+            url: Some(host_url(Some("https://cordon.example/"), "h1")),
+        };
+        let t = n.slack_text();
+        assert!(
+            t.contains("<https://cordon.example/console/hosts/h1|web1> quarantined by rule:wazuh-high"),
+            "{t}"
+        );
+        assert!(t.contains("Rule: wazuh-high") && t.contains("Event: evt-1") && t.contains("Reason: automatic"));
+        assert_eq!(n.payload(TargetKind::Slack), json!({"text": t}));
+        assert_eq!(
+            n.payload(TargetKind::Webhook)["url"],
+            "https://cordon.example/console/hosts/h1"
+        );
+        let cfg = DeliveryConfig::default();
+        let _ = &cfg;
+        assert_eq!(backoff(&cfg, 1), Duration::from_secs(2));
+        assert_eq!(backoff(&cfg, 3), Duration::from_secs(8));
+        assert_eq!(backoff(&cfg, 25), Duration::from_secs(900));
+    }
+
+    /// Notifications take the event and rule from the audit record's own columns; the
+    /// detail text is for people and is never parsed back.
+    #[test]
+    fn notices_read_event_and_rule_from_audit_columns_not_detail_text() {
+        let rec = TailRecord {
+            audit_id: 3,
+            at: 0,
+            actor: "rule:edr-critical".into(),
+            action: "quarantine".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("web1".into()),
+            comment: None,
+            detail: Some("revision 2; event=evt-from-text; rule=rule-from-text".into()),
+            event_id: Some("evt-1".into()),
+            rule: Some("edr-critical".into()),
+        };
+        let (kind, n) = notice(&rec, None).unwrap();
+        assert_eq!(kind, "quarantined");
+        assert_eq!(n.event_id.as_deref(), Some("evt-1"));
+        assert_eq!(n.rule.as_deref(), Some("edr-critical"));
+        let plain = TailRecord {
+            detail: Some("event=evt-9; rule=r9".into()),
+            event_id: None,
+            rule: None,
+            actor: "alice".into(),
+            ..rec
+        };
+        let (_, n) = notice(&plain, None).unwrap();
+        assert_eq!((n.event_id, n.rule), (None, None), "text in the detail is not a field");
+    }
+}

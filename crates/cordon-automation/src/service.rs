@@ -1,0 +1,249 @@
+//! The automation service: plain async functions over the server state and the caller
+//! (roles checked here first), called by the automation REST handlers ([`crate::api`]) and
+//! the console alike. The logic that decides is pure ([`crate::engine`],
+//! [`crate::qualify`], [`crate::validate`]); the store owns every transaction.
+
+use cordon_proto::automation::{
+    Approval, DecisionRequest, DecisionResult, Delivery, EventIn, EventRecord, RuleOutcome, RuleRecord, RuleSpec,
+    Settings, SettingsPatch, Target, TargetSpec,
+};
+use cordon_proto::Role;
+use cordon_server_core::service::Caller;
+use cordon_server_core::store::automation::{Decide, EventFilter};
+use cordon_server_core::timefmt::{now_ms, to_rfc3339};
+use cordon_server_core::{ApiError, AppState};
+
+use crate::{engine, validate};
+
+/// Evaluates and acts on one event (responder). `fallbacks` are other references to the
+/// same host (an adapter's agent IP), tried when `ev.host` is unknown. An event whose
+/// evaluation fails is still recorded, with status `failed` and the reason.
+///
+/// # Errors
+/// 400 for an event that fails [`engine::check_event`]; 500 when even the failed event
+/// cannot be stored.
+pub async fn ingest(
+    st: &AppState,
+    caller: &Caller,
+    ev: &EventIn,
+    fallbacks: &[String],
+) -> Result<EventRecord, ApiError> {
+    caller.require(Role::Responder)?;
+    let (severity, occurred) = engine::check_event(ev)?;
+    let now = now_ms();
+    let mut rec = EventRecord {
+        id: engine::new_event_id(),
+        received_at: to_rfc3339(now),
+        occurred_at: occurred.map(to_rfc3339),
+        source: ev
+            .source
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "api".into()),
+        event_type: ev.event_type.trim().to_string(),
+        tags: ev.tags.clone(),
+        severity,
+        host_ref: ev.host.trim().to_string(),
+        host_id: None,
+        status: "no_match".into(),
+        rule: None,
+        outcomes: vec![],
+        raw: ev.raw.clone(),
+    };
+    match st
+        .store
+        .ingest_event(&mut rec, occurred, fallbacks, now, |ctx, r| {
+            engine::evaluate(ctx, r, now)
+        })
+        .await
+    {
+        Ok(()) => {
+            if rec.status == "quarantined" {
+                if let Some(h) = &rec.host_id {
+                    st.hub.notify(h);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %cordon_server_core::error::chain(&e), event = %rec.id, "automation failed on event");
+            rec.status = "failed".into();
+            rec.outcomes.push(RuleOutcome {
+                rule: "-".into(),
+                outcome: "error".into(),
+                reason: e.to_string(),
+            });
+            st.store.insert_event(&rec, now, occurred).await?;
+        }
+    }
+    tracing::info!(event = %rec.id, host = ?rec.host_id, status = %rec.status, rule = ?rec.rule, "event evaluated");
+    Ok(rec)
+}
+
+/// Stored events, newest first (viewer).
+pub async fn events(st: &AppState, caller: &Caller, filter: &EventFilter) -> Result<Vec<EventRecord>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.events(filter).await?)
+}
+
+/// One event (viewer).
+///
+/// # Errors
+/// 404 when there is no such event.
+pub async fn event(st: &AppState, caller: &Caller, id: &str) -> Result<EventRecord, ApiError> {
+    caller.require(Role::Viewer)?;
+    st.store
+        .event(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
+}
+
+/// Every rule (viewer).
+pub async fn rules(st: &AppState, caller: &Caller) -> Result<Vec<RuleRecord>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.rules().await?)
+}
+
+/// One rule (viewer).
+///
+/// # Errors
+/// 404 when there is no such rule.
+pub async fn rule(st: &AppState, caller: &Caller, name: &str) -> Result<RuleRecord, ApiError> {
+    caller.require(Role::Viewer)?;
+    st.store
+        .rule(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
+}
+
+/// Creates or replaces a rule (admin). A rule that fails validation is stored disabled
+/// with the reason (`active: false`, `disabled_reason`).
+///
+/// # Errors
+/// 400 for a bad name (nothing stored).
+pub async fn save_rule(st: &AppState, caller: &Caller, mut spec: RuleSpec) -> Result<RuleRecord, ApiError> {
+    caller.require(Role::Admin)?;
+    spec.name = validate::rule_name(&spec.name).map_err(ApiError::invalid)?;
+    let (active, reason) = match validate::rule(&spec) {
+        Ok(_) if spec.enabled => (true, None),
+        Ok(_) => (false, Some("disabled by request".to_string())),
+        Err(why) => (false, Some(format!("invalid: {why}"))),
+    };
+    Ok(st
+        .store
+        .save_rule(&caller.name, &spec, active, reason.as_deref(), now_ms())
+        .await?)
+}
+
+/// Deletes a rule (admin).
+///
+/// # Errors
+/// 404 when there is no such rule.
+pub async fn delete_rule(st: &AppState, caller: &Caller, name: &str) -> Result<(), ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(st.store.delete_rule(&caller.name, name).await?)
+}
+
+/// The guardrails and retention settings (viewer).
+pub async fn settings(st: &AppState, caller: &Caller) -> Result<Settings, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.automation_settings().await?)
+}
+
+/// Changes guardrails (admin); `{"enabled": false}` is the kill switch.
+///
+/// # Errors
+/// 400 when the result is out of range (nothing changes).
+pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPatch) -> Result<Settings, ApiError> {
+    caller.require(Role::Admin)?;
+    let detail = serde_json::to_string(patch).unwrap_or_default();
+    Ok(st
+        .store
+        .update_automation_settings(&caller.name, &detail, |s| validate::apply_patch(s, patch), now_ms())
+        .await?)
+}
+
+/// Approvals in `status` (`None`: all), newest first (viewer).
+pub async fn approvals(
+    st: &AppState,
+    caller: &Caller,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Approval>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.approvals(status, limit).await?)
+}
+
+/// Approves pending approvals: each quarantines its host as the rule asked (admin).
+pub async fn approve(st: &AppState, caller: &Caller, req: &DecisionRequest) -> Result<Vec<DecisionResult>, ApiError> {
+    decide(st, caller, req, true).await
+}
+
+/// Denies pending approvals (admin).
+pub async fn deny(st: &AppState, caller: &Caller, req: &DecisionRequest) -> Result<Vec<DecisionResult>, ApiError> {
+    decide(st, caller, req, false).await
+}
+
+/// Approves or denies the requested approvals, all in one transaction; admin only, a
+/// comment is required.
+///
+/// # Errors
+/// 400 without a comment or with both/neither of `ids` and `all`; 404 for an unknown id
+/// (nothing is decided then).
+async fn decide(
+    st: &AppState,
+    caller: &Caller,
+    req: &DecisionRequest,
+    approve: bool,
+) -> Result<Vec<DecisionResult>, ApiError> {
+    caller.require(Role::Admin)?;
+    if req.all != req.ids.is_empty() {
+        return Err(ApiError::invalid("give ids [...] or all: true (not both)"));
+    }
+    let comment = req.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let Some(comment) = comment else {
+        return Err(ApiError::invalid("comment is required: say why"));
+    };
+    if comment.chars().count() > 2000 {
+        return Err(ApiError::invalid("comment is longer than 2000 characters"));
+    }
+    let which = if req.all { Decide::All } else { Decide::Ids(&req.ids) };
+    let (results, woken) = st
+        .store
+        .decide_approvals(&caller.name, which, approve, comment, now_ms())
+        .await?;
+    st.hub.notify_all(&woken);
+    Ok(results)
+}
+
+/// Notification targets (admin: their URLs are secrets).
+pub async fn targets(st: &AppState, caller: &Caller) -> Result<Vec<Target>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(st.store.notify_targets().await?)
+}
+
+/// Adds a notification target (admin).
+///
+/// # Errors
+/// 400 for a bad spec; 409 when a target of that name exists.
+pub async fn add_target(st: &AppState, caller: &Caller, spec: &TargetSpec) -> Result<Target, ApiError> {
+    caller.require(Role::Admin)?;
+    let spec = validate::target(spec).map_err(ApiError::invalid)?;
+    Ok(st.store.add_notify_target(&spec).await?)
+}
+
+/// Removes a notification target (admin).
+pub async fn delete_target(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(st.store.delete_notify_target(id).await?)
+}
+
+/// Outbox rows and their delivery status, newest first (viewer).
+pub async fn deliveries(
+    st: &AppState,
+    caller: &Caller,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Delivery>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.deliveries(status, limit).await?)
+}

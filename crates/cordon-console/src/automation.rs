@@ -1,0 +1,471 @@
+//! Rules, Approvals and Events pages over the automation module: read-only rule listing
+//! with the fleet guardrails; pending approvals that admins review (the event behind
+//! each, its age) and approve or deny one by one or in bulk, through the automation
+//! service as the REST API does; and the events the automation received.
+//!
+//! Approving quarantines a host, so nothing on the Approvals page submits on Enter: the
+//! decision buttons are plain buttons that open a review dialog, and the decision is sent
+//! from there (JSON, CSRF header). Errors come back as the server's own message in the
+//! reply, never through the URL.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use maud::html;
+use serde::{Deserialize, Serialize};
+
+use super::pages::host_names;
+use super::session::{ApiSession, PageSession, CSRF_HEADER};
+use super::view::{ago_text, labels, layout, short_time, time_at, Nav};
+use super::ConsoleError;
+use cordon_automation::service;
+use cordon_proto::automation::{DecisionRequest, EventRecord};
+use cordon_server_core::store::automation::EventFilter;
+use cordon_server_core::{ApiError, AppState};
+
+/// Whether the automation pages are served (the automation module is part of the build).
+pub fn available() -> bool {
+    true
+}
+
+fn secs_text(s: i64) -> String {
+    super::view::duration_text(s.saturating_mul(1000))
+}
+
+pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
+    let rules = service::rules(&st, &s.caller).await?;
+    let set = service::settings(&st, &s.caller).await?;
+    let body = html! {
+        div class="page-head" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
+        section class="card" aria-labelledby="h-guard" {
+            h2 id="h-guard" { "Guardrails" }
+            @if s.is_admin() {
+                div class="toolbar" {
+                    @if set.enabled {
+                        button type="button" class="settings-open danger-outline" id="kill-switch" data-patch=r#"{"enabled":false}"#
+                            data-summary="Stop every automatic action (kill switch)? Rules keep recording events; nothing is quarantined automatically until resumed." {
+                            "Stop automatic actions (kill switch)…"
+                        }
+                    } @else {
+                        button type="button" class="settings-open" id="kill-switch" data-patch=r#"{"enabled":true}"#
+                            data-summary="Resume automatic actions? Rules in force quarantine hosts again (within the fleet cap)." {
+                            "Resume automatic actions…"
+                        }
+                    }
+                    button type="button" class="settings-open" id="edit-guardrails" data-edit="" { "Change guardrails…" }
+                }
+            }
+            dl id="guardrails" {
+                dt { "Automatic actions" } dd { @if set.enabled { span class="state state-normal" { "on" } } @else { span class="state state-failed" { "off (kill switch)" } } }
+                dt { "Fleet cap" } dd { "at most " (set.cap_count) " automatic quarantines per " (secs_text(set.cap_window_secs)) "; beyond that, approval" }
+                dt { "Per-host cooldown" } dd { (secs_text(set.cooldown_secs)) }
+                dt { "Protected labels" } dd { @if set.protected_labels.is_empty() { span class="muted" { "none" } } (labels(&set.protected_labels)) }
+            }
+        }
+        div class="table-wrap spaced" {
+            table class="audit" id="rules-table" {
+                caption class="sr-only" { "Automation rules" }
+                thead { tr {
+                    th scope="col" { "Rule" } th scope="col" { "In force" } th scope="col" { "Mode" } th scope="col" { "Events" }
+                    th scope="col" { "Host labels" } th scope="col" { "Exceptions / message" } th scope="col" { "Expiry" } th scope="col" { "Updated" }
+                } }
+                tbody {
+                    @for r in &rules {
+                        tr {
+                            td data-label="Rule" { strong { (r.spec.name) } }
+                            td data-label="In force" {
+                                @if r.active { span class="state state-normal" { "✓ active" } }
+                                @else { span class="state state-failed" title=[r.disabled_reason.as_deref()] { "✕ inactive" } }
+                                @if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
+                            }
+                            td data-label="Mode" { (r.spec.mode) @if r.spec.only_critical { br; span class="muted" { "critical only" } } }
+                            td data-label="Events" { @for t in &r.spec.trigger_event_types { code { (t) } " " } }
+                            td data-label="Host labels" { (labels(&r.spec.trigger_labels)) }
+                            td data-label="Exceptions" {
+                                @for a in &r.spec.allow { code { (a) } br; }
+                                @if let Some(m) = &r.spec.message { span class="muted" { "“" (m) "”" } }
+                            }
+                            td data-label="Expiry" { (r.spec.expires_after.as_deref().unwrap_or("—")) }
+                            td data-label="Updated" { (short_time(&r.updated_at)) br; span class="muted" { (r.updated_by) } }
+                        }
+                    }
+                    @if rules.is_empty() { tr { td colspan="8" class="empty" { "No rules. Create them with " code { "POST /v1/rules" } "." } } }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (body)
+        @if s.is_admin() { (settings_dialog(&set)) }
+    };
+    Ok(Html(layout("Rules", Some(&s), Nav::Rules, body).into_string()))
+}
+
+/// Editing the guardrails: fields, then a review of what changes, then apply. Enter never
+/// applies (the form only ever leads to the review).
+fn settings_dialog(set: &cordon_proto::automation::Settings) -> maud::Markup {
+    html! {
+        dialog id="settings-dialog" aria-labelledby="sd-title" {
+            form id="settings-form" method="dialog" novalidate
+                data-current=(serde_json::json!({"cap_count": set.cap_count, "cap_window_secs": set.cap_window_secs,
+                    "cooldown_secs": set.cooldown_secs, "protected_labels": set.protected_labels}).to_string()) {
+                h2 id="sd-title" { "Change guardrails" }
+                div id="sd-fields" {
+                    div class="field" { label for="sd-cap" { "Fleet cap (automatic quarantines per window)" } input id="sd-cap" name="cap_count" type="number" min="0" value=(set.cap_count); }
+                    div class="field" { label for="sd-window" { "Cap window (seconds)" } input id="sd-window" name="cap_window_secs" type="number" min="1" value=(set.cap_window_secs); }
+                    div class="field" { label for="sd-cool" { "Per-host cooldown (seconds)" } input id="sd-cool" name="cooldown_secs" type="number" min="0" value=(set.cooldown_secs); }
+                    div class="field" { label for="sd-prot" { "Protected labels (comma-separated)" } input id="sd-prot" name="protected_labels" value=(set.protected_labels.join(", ")); }
+                }
+                p id="sd-summary" class="confirm" role="alert" {}
+                ul id="sd-changes" class="warnings" {}
+                p class="field-error" id="err-sd" role="alert" {}
+                div class="buttons" {
+                    button type="button" id="sd-cancel" { "Cancel" }
+                    button type="submit" id="sd-review" { "Review" }
+                    button type="button" class="primary danger" id="sd-apply" hidden { "Apply" }
+                }
+            }
+        }
+    }
+}
+
+/// Applies a guardrail change through the automation service, as the REST API does (admin only,
+/// validated, audited as `automation_settings` / `automation_stop` / `automation_start`).
+pub async fn settings(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(patch): Json<cordon_proto::automation::SettingsPatch>,
+) -> Response {
+    if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
+        return r.into_response();
+    }
+    match service::update_settings(&st, &s.caller, &patch).await {
+        Ok(set) => Json(DecideReply {
+            ok: true,
+            error: None,
+            summary: if set.enabled {
+                "Guardrails saved; automatic actions are on.".into()
+            } else {
+                "Saved: automatic actions are OFF (kill switch).".into()
+            },
+        })
+        .into_response(),
+        Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ApprovalsQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// The event an approval is about, as the review shows it.
+fn event_summary(e: Option<&EventRecord>) -> maud::Markup {
+    html! {
+        @match e {
+            Some(e) => {
+                dl class="event-facts" {
+                    dt { "Event" } dd { code { (e.event_type) } " · " span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } }
+                    dt { "Source" } dd { (e.source) }
+                    dt { "Occurred" } dd { @if let Some(t) = &e.occurred_at { (time_at(t)) } @else { "—" } }
+                    dt { "Received" } dd { (time_at(&e.received_at)) " (" (ago_text(&e.received_at)) " ago)" }
+                    @if let Some(r) = &e.rule { dt { "Rule" } dd { (r) } }
+                    dt { "Id" } dd { code { (e.id) } }
+                }
+            }
+            None => { p class="muted" { "The event is no longer stored (retention)." } }
+        }
+    }
+}
+
+pub async fn approvals(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<ApprovalsQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let status = q.status.clone().unwrap_or_else(|| "pending".into());
+    let filter = if status == "all" { None } else { Some(status.as_str()) };
+    let list = service::approvals(&st, &s.caller, filter, 500).await?;
+    let names = host_names(&st).await?;
+    let mut events: HashMap<String, EventRecord> = HashMap::new();
+    for a in &list {
+        if !events.contains_key(&a.event_id) {
+            if let Some(e) = st.store.event(&a.event_id).await? {
+                events.insert(a.event_id.clone(), e);
+            }
+        }
+    }
+    let admin = s.is_admin();
+    let pending = list.iter().filter(|a| a.status == "pending").count();
+    let body = html! {
+        div class="page-head" { h1 { "Approvals" } p class="summary" { strong { (list.len()) } " " (status) } }
+        form method="get" action="/console/approvals" class="filters" aria-label="Filter approvals" {
+            div class="field" {
+                label for="ap-status" { "Status" }
+                select id="ap-status" name="status" {
+                    @for st in ["pending", "approved", "denied", "superseded", "all"] { option value=(st) selected[st == status] { (st) } }
+                }
+            }
+            div class="field buttons" { button type="submit" { "Apply" } }
+        }
+        @if !admin { p class="muted" { "Only admins approve or deny." } }
+        @if admin && pending > 0 {
+            div class="toolbar" role="toolbar" aria-label="Decide on selected approvals" {
+                button type="button" class="decide-open" data-decision="approve" data-target="selection" id="approve-selected" { "Approve selected…" }
+                button type="button" class="decide-open" data-decision="deny" data-target="selection" id="deny-selected" { "Deny selected…" }
+                span id="ap-selection-count" class="muted" aria-live="polite" { "0 selected" }
+            }
+        }
+        div class="table-wrap" id="approvals-live" data-live="" {
+            table class="audit" id="approvals-table" {
+                caption class="sr-only" { "Automatic quarantines waiting for a decision" }
+                thead { tr {
+                    @if admin && pending > 0 { th scope="col" class="sel" { input type="checkbox" id="ap-select-all" aria-label="Select all pending"; } }
+                    th scope="col" { "Asked" } th scope="col" { "Host" } th scope="col" { "Event" } th scope="col" { "Rule" } th scope="col" { "Why" } th scope="col" { "Status" }
+                    @if admin { th scope="col" { "Decision" } }
+                } }
+                tbody {
+                    @for a in &list {
+                        @let host = names.get(&a.host_id).map(String::as_str).unwrap_or(&a.host_id);
+                        @let ev = events.get(&a.event_id);
+                        tr id={"approval-" (a.id)} data-approval=(a.id) data-status=(a.status) data-host=(host) {
+                            @if admin && pending > 0 {
+                                td class="sel" { @if a.status == "pending" { input type="checkbox" class="ap-select" value=(a.id) aria-label={"Select approval for " (host)}; } }
+                            }
+                            td data-label="Asked" { (time_at(&a.created_at)) br; span class="muted" { (ago_text(&a.created_at)) " ago" } }
+                            td data-label="Host" { a href={"/console/hosts/" (a.host_id)} { (host) } }
+                            td data-label="Event" {
+                                @if let Some(e) = ev { code { (e.event_type) } " " span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } br; span class="muted" { (e.source) } }
+                                @else { span class="muted" { (a.event_id) } }
+                            }
+                            td data-label="Rule" { (a.rule) }
+                            td data-label="Why" class="detail" { (a.reason) }
+                            td data-label="Status" {
+                                (a.status)
+                                @if let Some(by) = &a.decided_by { br; span class="muted" { "by " (by) } }
+                                @if let Some(c) = &a.decision_comment { br; span class="muted" { "“" (c) "”" } }
+                            }
+                            @if admin {
+                                td data-label="Decision" {
+                                    @if a.status == "pending" {
+                                        button type="button" class="decide-open" data-decision="approve" data-ids=(a.id) { "Review & approve…" }
+                                        " "
+                                        button type="button" class="decide-open" data-decision="deny" data-ids=(a.id) { "Deny…" }
+                                        template class="review-event" { (event_summary(ev)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if list.is_empty() { tr { td colspan="8" class="empty" { "Nothing here." } } }
+                }
+            }
+        }
+        @if admin { (decide_dialog()) }
+        (super::pages::live_note())
+    };
+    Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
+}
+
+/// The review dialog. Its form never submits (Enter in the comment does nothing): the
+/// decision is a plain button, and focus starts in the comment, not on a decision.
+fn decide_dialog() -> maud::Markup {
+    html! {
+        dialog id="decide-dialog" aria-labelledby="dd-title" {
+            form id="decide-form" method="dialog" novalidate {
+                h2 id="dd-title" { "Review" }
+                p id="dd-summary" class="confirm" {}
+                div id="dd-events" class="review-events" {}
+                div class="field" {
+                    label for="dd-comment" { "Comment " span class="req" { "(required)" } }
+                    input id="dd-comment" name="comment" autocomplete="off" aria-describedby="err-dd";
+                }
+                p class="field-error" id="err-dd" role="alert" {}
+                div class="buttons" {
+                    button type="button" id="dd-cancel" { "Cancel" }
+                    button type="button" class="primary danger" id="dd-go" { "Decide" }
+                }
+            }
+        }
+    }
+}
+
+/// What the review dialog sends.
+#[derive(Debug, Default, Deserialize)]
+pub struct DecideForm {
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    #[serde(default)]
+    pub decision: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DecideReply {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub summary: String,
+}
+
+fn decide_reply(status: StatusCode, error: impl Into<String>) -> Response {
+    (
+        status,
+        Json(DecideReply {
+            ok: false,
+            error: Some(error.into()),
+            summary: String::new(),
+        }),
+    )
+        .into_response()
+}
+
+/// Approve or deny one or many approvals (JSON from the review dialog).
+pub async fn decide(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(f): Json<DecideForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
+        return r.into_response();
+    }
+    if f.ids.is_empty() {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "select at least one approval");
+    }
+    if f.comment.trim().is_empty() {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "a comment is required: say why");
+    }
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny"),
+    };
+    let n = f.ids.len();
+    let req = DecisionRequest {
+        ids: f.ids,
+        all: false,
+        comment: Some(f.comment.trim().to_string()),
+    };
+    let result = if approve {
+        service::approve(&st, &s.caller, &req).await
+    } else {
+        service::deny(&st, &s.caller, &req).await
+    };
+    match result {
+        Ok(results) => {
+            let done = results
+                .iter()
+                .filter(|x| x.status == if approve { "approved" } else { "denied" })
+                .count();
+            let other = n - done;
+            let mut summary = format!(
+                "{} {done} of {n} approval{}",
+                if approve { "Approved" } else { "Denied" },
+                if n == 1 { "" } else { "s" }
+            );
+            if approve {
+                summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
+            }
+            if other > 0 {
+                summary.push_str(&format!("; {other} no longer pending or superseded"));
+            }
+            Json(DecideReply {
+                ok: true,
+                error: None,
+                summary,
+            })
+            .into_response()
+        }
+        Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// An event's outcome in words. The automation's `quarantined` means it *asked* for the
+/// quarantine: whether it is in force is the host's state, confirmed by its agent.
+pub fn outcome_text(status: &str) -> &str {
+    match status {
+        "quarantined" => "quarantine requested",
+        "approval_required" => "approval required",
+        "no_match" => "no rule matched",
+        "unknown_host" => "unknown host",
+        other => other,
+    }
+}
+
+/// Events received by the automation (newest first, at most 500).
+pub async fn events(
+    State(st): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<EventsQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let status = q.status.clone().filter(|v| !v.is_empty());
+    let list = service::events(
+        &st,
+        &s.caller,
+        &EventFilter {
+            status: status.clone(),
+            host_id: None,
+            limit: 500,
+        },
+    )
+    .await?;
+    let names = host_names(&st).await?;
+    let cur = status.unwrap_or_default();
+    let body = html! {
+        div class="page-head" { h1 { "Events" } p class="summary" { strong { (list.len()) } " events (newest first)" } }
+        form method="get" action="/console/events-log" class="filters" aria-label="Filter events" {
+            div class="field" {
+                label for="ev-status" { "Outcome" }
+                select id="ev-status" name="status" {
+                    option value="" { "Any" }
+                    @for v in ["quarantined", "approval_required", "notified", "suppressed", "no_match", "unknown_host", "failed"] {
+                        option value=(v) selected[v == cur] { (outcome_text(v)) }
+                    }
+                }
+            }
+            div class="field buttons" { button type="submit" { "Apply" } }
+        }
+        div class="table-wrap" id="events-live" data-live="" {
+            table class="audit" id="events-table" {
+                caption class="sr-only" { "Events received by the automation" }
+                thead { tr {
+                    th scope="col" { "Received" } th scope="col" { "Type" } th scope="col" { "Severity" } th scope="col" { "Source" }
+                    th scope="col" { "Host" } th scope="col" { "Outcome" } th scope="col" { "Rule" }
+                } }
+                tbody {
+                    @for e in &list {
+                        tr data-event=(e.id) {
+                            td data-label="Received" { (time_at(&e.received_at)) }
+                            td data-label="Type" { code { (e.event_type) } }
+                            td data-label="Severity" { span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } }
+                            td data-label="Source" { (e.source) }
+                            td data-label="Host" {
+                                @match &e.host_id {
+                                    Some(id) => { a href={"/console/hosts/" (id)} { (names.get(id).map(String::as_str).unwrap_or(id)) } }
+                                    None => { span class="muted" { (e.host_ref) " (unknown)" } }
+                                }
+                            }
+                            td data-label="Outcome" data-outcome=(e.status) { (outcome_text(&e.status)) }
+                            td data-label="Rule" { (e.rule.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                    @if list.is_empty() { tr { td colspan="7" class="empty" { "No events." } } }
+                }
+            }
+        }
+        (super::pages::live_note())
+    };
+    Ok(Html(layout("Events", Some(&s), Nav::Events, body).into_string()))
+}

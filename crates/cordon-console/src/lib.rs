@@ -1,0 +1,167 @@
+//! The web console for analysts (design §5, issue 8): server-rendered HTML at `/`,
+//! embedded in the binary, on the same axum server as the REST API.
+//!
+//! - Sign-in with an API token, kept in an HttpOnly, SameSite=Strict, Secure cookie and
+//!   re-checked on every request; CSRF tokens on every state-changing request
+//!   ([`session`]).
+//! - Hosts, one host, audit (with export) ([`pages`]); the quarantine / release dialog
+//!   ([`actions`]) and the approval decisions ([`automation`]) call the same service layer
+//!   as the REST API (`cordon_server_core::service`, `cordon_automation::service`), so
+//!   roles, validation, transactions and audit are exactly the API's.
+//! - Live updates over server-sent events ([`live`]).
+//! - A strict Content-Security-Policy: scripts and styles are files served from here,
+//!   nothing inline.
+
+// Public items still to document; remove this allow once `cargo clippy -p
+// cordon-console` shows none.
+#![allow(missing_docs)]
+
+pub mod actions;
+pub mod automation;
+pub mod live;
+pub mod pages;
+pub mod session;
+pub mod status;
+pub mod view;
+
+use axum::extract::Request;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+
+use cordon_server_core::error::INTERNAL_DETAIL;
+use cordon_server_core::{ApiError, AppState, StoreError};
+
+/// Sent with every console response.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// The console's routes, merged into the server's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/console", get(pages::root))
+        .route("/console/", get(pages::root))
+        .route("/console/login", get(pages::login_form).post(pages::login))
+        .route("/console/logout", post(pages::logout))
+        .route("/console/hosts", get(pages::hosts))
+        .route("/console/hosts/{id}", get(pages::host))
+        .route("/console/audit", get(pages::audit))
+        .route("/console/audit/export", get(pages::audit_export))
+        .route("/console/rules", get(automation::rules))
+        .route("/console/approvals", get(automation::approvals))
+        .route("/console/approvals/decide", post(automation::decide))
+        .route("/console/events-log", get(automation::events))
+        .route("/console/settings", post(automation::settings))
+        .route("/console/actions/check", post(actions::check))
+        .route("/console/actions/run", post(actions::run))
+        .route("/console/events", get(live::events))
+        .route(
+            "/console/assets/console.css",
+            get(|| asset(CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/console/assets/console.js",
+            get(|| asset(JS, "text/javascript; charset=utf-8")),
+        )
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+async fn asset(body: &'static str, ctype: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+/// Failures of console pages, shown as a small HTML page.
+#[derive(Debug)]
+pub enum ConsoleError {
+    Reject(session::ConsoleReject),
+    NotFound(String),
+    BadRequest(String),
+    Forbidden(String),
+    /// Logged; the page shows only a generic message.
+    Internal(String),
+}
+
+impl From<session::ConsoleReject> for ConsoleError {
+    fn from(r: session::ConsoleReject) -> Self {
+        ConsoleError::Reject(r)
+    }
+}
+
+impl From<StoreError> for ConsoleError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(d) => ConsoleError::NotFound(d),
+            StoreError::Invalid(d) | StoreError::Conflict(d) => ConsoleError::BadRequest(d),
+            dup @ StoreError::Duplicate { .. } => ConsoleError::BadRequest(dup.to_string()),
+            other => ConsoleError::Internal(cordon_server_core::error::chain(&other)),
+        }
+    }
+}
+
+impl From<ApiError> for ConsoleError {
+    /// The service's errors; a 500's detail is already generic (the cause was logged).
+    fn from(e: ApiError) -> Self {
+        match e.status {
+            StatusCode::NOT_FOUND => ConsoleError::NotFound(e.detail),
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ConsoleError::Forbidden(e.detail),
+            s if s.is_server_error() => ConsoleError::Internal(e.detail),
+            _ => ConsoleError::BadRequest(e.detail),
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ConsoleError::Reject(r) => return r.into_response(),
+            ConsoleError::NotFound(d) => (StatusCode::NOT_FOUND, d),
+            ConsoleError::BadRequest(d) => (StatusCode::BAD_REQUEST, d),
+            ConsoleError::Forbidden(d) => (StatusCode::FORBIDDEN, d),
+            ConsoleError::Internal(d) => {
+                if d != INTERNAL_DETAIL {
+                    tracing::error!(error = %d, "console: internal error");
+                }
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL.to_string())
+            }
+        };
+        let page = view::layout(
+            "Error",
+            None,
+            view::Nav::None,
+            html! {
+                section class="card" {
+                    h1 { (status.canonical_reason().unwrap_or("Error")) }
+                    p class="error" role="alert" { (msg) }
+                    p { a href="/console/hosts" { "Back to hosts" } }
+                }
+            },
+        );
+        (status, Html(page.into_string())).into_response()
+    }
+}

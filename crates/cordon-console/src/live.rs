@@ -1,0 +1,90 @@
+//! Live updates: a server-sent event stream that says "something changed" so open pages
+//! re-fetch their live parts. Changes are detected from the database itself (the newest
+//! audit record, the number of hosts, agents' last-seen times), so every state change —
+//! from the API, the console, automation, expiry or an agent's report, on this replica
+//! or another one sharing a PostgreSQL database — reaches every open console.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::Stream;
+
+use super::session::ApiSession;
+use cordon_server_core::AppState;
+
+/// How often the database is looked at for each open stream.
+const POLL: Duration = Duration::from_millis(500);
+/// Last-seen times only count in steps of this, so busy agents do not cause constant refreshes.
+const SEEN_STEP_MS: i64 = 30_000;
+/// How often the session is re-checked, in polls (a signed-out session or revoked token
+/// closes the stream within 10 s).
+const RECHECK_EVERY: u32 = 20;
+
+/// A cheap summary that changes whenever a host's state, labels or desired state do.
+pub async fn fingerprint(st: &AppState) -> Result<(i64, i64, i64), cordon_server_core::StoreError> {
+    st.store.change_fingerprint(SEEN_STEP_MS).await
+}
+
+struct Poll {
+    st: AppState,
+    token_name: String,
+    last: Option<(i64, i64, i64)>,
+    ticks: u32,
+    first: bool,
+}
+
+pub async fn events(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let token = s.id.clone();
+    let init = Poll {
+        st,
+        token_name: s.caller.name.clone(),
+        last: None,
+        ticks: 0,
+        first: true,
+    };
+    let stream = futures_util::stream::unfold((init, token), |(mut p, token)| async move {
+        if p.first {
+            p.first = false;
+            p.last = fingerprint(&p.st).await.ok();
+            return Some((Ok(Event::default().event("hello").data("connected")), (p, token)));
+        }
+        loop {
+            tokio::time::sleep(POLL).await;
+            p.ticks = p.ticks.wrapping_add(1);
+            if p.ticks % RECHECK_EVERY == 0 {
+                // The stream is not use: it does not keep an idle session alive.
+                match p
+                    .st
+                    .store
+                    .session(
+                        &token,
+                        cordon_server_core::timefmt::now_ms(),
+                        super::session::limits(),
+                        false,
+                    )
+                    .await
+                {
+                    Ok(Some(_)) => {}
+                    _ => {
+                        tracing::debug!(token = %p.token_name, "console stream closed: session no longer valid");
+                        return None;
+                    }
+                }
+            }
+            let Ok(fp) = fingerprint(&p.st).await else {
+                continue;
+            };
+            if p.last != Some(fp) {
+                p.last = Some(fp);
+                let ev = Event::default().event("change").data(fp.0.to_string());
+                return Some((Ok(ev), (p, token)));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

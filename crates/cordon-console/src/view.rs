@@ -1,0 +1,249 @@
+//! Page layout and small rendering helpers. All HTML goes through `maud`, which escapes
+//! every interpolated value; nothing here builds markup by string concatenation.
+
+use cordon_proto::{Host, HostState};
+use maud::{html, Markup, DOCTYPE};
+
+use super::session::Session;
+use super::status::{offline, Shown};
+use cordon_server_core::timefmt::{now_ms, parse_rfc3339};
+
+/// Which navigation entry is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Hosts,
+    Audit,
+    Rules,
+    Approvals,
+    Events,
+    None,
+}
+
+/// The whole page around `body`.
+pub fn layout(title: &str, session: Option<&Session>, nav: Nav, body: Markup) -> Markup {
+    let item = |n: Nav, href: &str, label: &str| {
+        html! {
+            li { a href=(href) aria-current=[(n == nav).then_some("page")] { (label) } }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(s) = session {
+                    meta name="csrf-token" content=(s.csrf);
+                }
+                title { (title) " · Cordon" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    a class="brand" href="/console/hosts" { span class="brand-mark" aria-hidden="true" { "◼" } " Cordon" }
+                    @if let Some(s) = session {
+                        nav aria-label="Main" {
+                            ul {
+                                (item(Nav::Hosts, "/console/hosts", "Hosts"))
+                                (item(Nav::Audit, "/console/audit", "Audit"))
+                                @if super::automation::available() {
+                                    (item(Nav::Events, "/console/events-log", "Events"))
+                                    (item(Nav::Rules, "/console/rules", "Rules"))
+                                    li {
+                                        a href="/console/approvals" aria-current=[(nav == Nav::Approvals).then_some("page")] {
+                                            "Approvals"
+                                            " "
+                                            span id="nav-approvals" data-live="" class={"badge" @if s.pending_approvals > 0 { " badge-hot" }}
+                                                aria-label={(s.pending_approvals) " pending"} {
+                                                (s.pending_approvals)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        div class="who" {
+                            span class="who-name" { (s.caller.name) }
+                            " "
+                            span class={"role role-" (s.caller.role.as_str())} { (s.caller.role.as_str()) }
+                            form method="post" action="/console/logout" class="inline" {
+                                input type="hidden" name="csrf" value=(s.csrf);
+                                button type="submit" class="link" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                @if session.is_some() {
+                    div id="conn-banner" class="conn-banner" role="alert" hidden {
+                        strong { "Connection to the Cordon server lost." }
+                        " Reconnecting… Actions are disabled until it is back, and what this page shows may be out of date."
+                    }
+                }
+                div id="flash" class="flash" role="status" aria-live="polite" hidden {}
+                main id="main" tabindex="-1" { (body) }
+            }
+        }
+    }
+}
+
+/// Human text of a state.
+pub fn state_text(s: HostState) -> &'static str {
+    match s {
+        HostState::Normal => "Normal",
+        HostState::QuarantinePending => "Quarantine requested",
+        HostState::Quarantined => "Quarantined",
+        HostState::ReleasePending => "Release requested",
+        HostState::Failed => "Failed",
+        HostState::Tampered => "Tampered",
+    }
+}
+
+fn state_icon(s: HostState) -> &'static str {
+    match s {
+        HostState::Normal => "✓",
+        HostState::QuarantinePending | HostState::ReleasePending => "◔",
+        HostState::Quarantined => "■",
+        HostState::Failed => "✕",
+        HostState::Tampered => "⚠",
+    }
+}
+
+/// The badge of a host as the console shows it ([`Shown`]): a quarantine the agent does
+/// not enforce is "Not enforcing"; an offline agent gets an "offline" tag.
+pub fn host_badge(h: &Host, now: i64) -> Markup {
+    let tag = offline(h, now).then_some(());
+    html! {
+        @match Shown::of(h) {
+            Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
+            Shown::NotEnforcing => {
+                span class="state state-not_enforcing" data-state="not_enforcing"
+                    title="The agent runs with enforce = false (backend memory): no rules are in force on this host" {
+                    span class="state-icon" aria-hidden="true" { "○" }
+                    " "
+                    span class="state-text" { "Not enforcing" }
+                }
+            }
+            Shown::Degraded => {
+                span class="state state-degraded" data-state="degraded"
+                    title={"Quarantine in force, but not all of its exceptions: " (super::status::degraded(h).join("; "))} {
+                    span class="state-icon" aria-hidden="true" { "◧" }
+                    " "
+                    span class="state-text" { "Quarantined — degraded" }
+                }
+            }
+        }
+        @if tag.is_some() {
+            " " span class="tag tag-offline" title="The agent has not been heard from for more than 3 minutes" { "offline" }
+        }
+    }
+}
+
+/// Colour, icon and words; pending states say for how long (kept current by the script).
+pub fn state_badge(s: HostState, since: &str, reason: Option<&str>) -> Markup {
+    let pending = matches!(s, HostState::QuarantinePending | HostState::ReleasePending);
+    html! {
+        span class={"state state-" (s.as_str())} data-state=(s.as_str()) title=[reason] {
+            span class="state-icon" aria-hidden="true" { (state_icon(s)) }
+            " "
+            span class="state-text" { (state_text(s)) }
+            @if pending {
+                " "
+                span class="since" data-since=(since) { "for " (ago_text(since)) }
+            }
+        }
+    }
+}
+
+/// "3m 20s" for a duration in milliseconds.
+pub fn duration_text(ms: i64) -> String {
+    let s = (ms.max(0)) / 1000;
+    let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// How long ago an RFC 3339 time was ("?" if unreadable).
+pub fn ago_text(t: &str) -> String {
+    match parse_rfc3339(t) {
+        Ok(ms) => duration_text(now_ms() - ms),
+        Err(_) => "?".into(),
+    }
+}
+
+/// A time shown relative ("4m 2s ago") with the exact time on hover (the script adds the
+/// reader's local time zone; UTC stays in the title).
+pub fn time_ago(t: Option<&str>) -> Markup {
+    match t {
+        None => html! { span class="muted" { "never" } },
+        Some(t) => html! { time datetime=(t) title={(short_time(t)) " UTC"} data-ago=(t) { (ago_text(t)) " ago" } },
+    }
+}
+
+/// An absolute time: UTC in the markup and the title; the script shows it in the
+/// reader's local time zone.
+pub fn time_at(t: &str) -> Markup {
+    html! { time datetime=(t) title={(short_time(t)) " UTC"} data-local="" { (short_time(t)) } }
+}
+
+/// "in 3h 10m" until an RFC 3339 time ("?" if unreadable; "now" if passed).
+pub fn until_text(t: &str) -> String {
+    match parse_rfc3339(t) {
+        Ok(ms) if ms > now_ms() => format!("in {}", duration_text(ms - now_ms())),
+        Ok(_) => "now".into(),
+        Err(_) => "?".into(),
+    }
+}
+
+/// `2030-01-02 03:04:05Z` from RFC 3339 (compact, still unambiguous).
+pub fn short_time(t: &str) -> String {
+    let t = t.replacen('T', " ", 1);
+    match (t.find('.'), t.ends_with('Z')) {
+        (Some(dot), true) => format!("{}Z", &t[..dot]),
+        _ => t,
+    }
+}
+
+pub fn labels(list: &[String]) -> Markup {
+    html! {
+        @for l in list {
+            span class={"label" @if l == cordon_proto::QUARANTINE_LABEL { " label-q" }} { (l) }
+            " "
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_interpolated() {
+        let evil = "<script>alert(1)</script>\"'&";
+        let m = html! { td title=(evil) { (evil) } (labels(&[evil.to_string()])) };
+        let out = m.into_string();
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{out}");
+        assert!(out.contains("&quot;"), "{out}");
+        assert!(out.contains("&amp;"), "{out}");
+    }
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(duration_text(5_000), "5s");
+        assert_eq!(duration_text(125_000), "2m 5s");
+        assert_eq!(duration_text(3_660_000), "1h 1m");
+        assert_eq!(duration_text(90_000_000), "1d 1h");
+        assert_eq!(short_time("2030-01-02T03:04:05.250Z"), "2030-01-02 03:04:05Z");
+        let b = state_badge(HostState::QuarantinePending, "2030-01-02T03:04:05.250Z", None).into_string();
+        assert!(b.contains("Quarantine requested") && b.contains("data-since"), "{b}");
+    }
+}

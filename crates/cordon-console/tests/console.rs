@@ -1,0 +1,1118 @@
+//! The web console in-process (no browser): sign-in and cookies, CSRF, security
+//! headers, escaping, roles, actions through the API path, export.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[path = "../../cordon-server/tests/common/mod.rs"]
+mod common;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use common::Ctx;
+use cordon_proto::HostState;
+use cordon_server::console::session::csrf_for;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn req(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> Resp {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some((ctype, text)) => {
+            b = b.header("content-type", ctype);
+            Body::from(text)
+        }
+        None => Body::empty(),
+    };
+    let r = ctx.app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).to_string(),
+    }
+}
+
+/// POSTs the sign-in form with the login CSRF cookie `login_csrf`.
+async fn post_login(ctx: &Ctx, login_csrf: &str, extra: &[(&str, &str)], form: String) -> Resp {
+    req(
+        ctx,
+        "POST",
+        "/console/login",
+        Some(&format!("__Host-cordon_login_csrf={login_csrf}")),
+        extra,
+        Some(("application/x-www-form-urlencoded", form)),
+    )
+    .await
+}
+
+/// A signed-in console session: the `Cookie` header to send and its CSRF token.
+struct Sess {
+    cookie: String,
+    id: String,
+    csrf: String,
+}
+
+fn set_cookies(r: &Resp) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// Signs in through the form with API token `token`.
+async fn sign_in(ctx: &Ctx, token: &str) -> Sess {
+    let r = req(ctx, "GET", "/console/login", None, &[], None).await;
+    let set = r.headers["set-cookie"].to_str().unwrap().to_string();
+    let login_csrf = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    let r = post_login(ctx, &login_csrf, &[], format!("token={token}&csrf={login_csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let sess = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-cordon_session="))
+        .expect("session cookie");
+    let pair = sess.split(';').next().unwrap().to_string();
+    let id = pair.split_once('=').unwrap().1.to_string();
+    Sess {
+        csrf: csrf_for(&id),
+        cookie: pair,
+        id,
+    }
+}
+
+fn json(v: serde_json::Value) -> Option<(&'static str, String)> {
+    Some(("application/json", v.to_string()))
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
+    let ctx = Ctx::new().await;
+    let r = req(&ctx, "GET", "/", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = req(&ctx, "GET", "/console/hosts", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/console/login");
+
+    let r = req(&ctx, "GET", "/console/login", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert!(
+        !r.body.contains("<script>") && !r.body.contains(" style="),
+        "no inline script or style"
+    );
+    let set = r.headers["set-cookie"].to_str().unwrap().to_string();
+    let login_csrf = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    assert!(r.body.contains(&login_csrf));
+
+    // Wrong or missing double-submit token: refused before the token is even looked at.
+    let form = format!("token={}&csrf=nope", ctx.responder);
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Wrong token.
+    let form = format!("token=cordon_nope&csrf={login_csrf}");
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Unknown or revoked"));
+    // Cross-site POST.
+    let form = format!("token={}&csrf={login_csrf}", ctx.responder);
+    let r = post_login(&ctx, &login_csrf, &[("sec-fetch-site", "cross-site")], form.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Right.
+    let r = post_login(&ctx, &login_csrf, &[], form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let sess = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-cordon_session="))
+        .expect("session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(sess.contains(attr), "{sess} lacks {attr}");
+    }
+    assert!(!sess.contains("Domain"), "__Host- cookies have no Domain: {sess}");
+    let cookie = sess.split(';').next().unwrap().to_string();
+    // Revoking the token ends the session at once.
+    let r = req(&ctx, "GET", "/console/hosts", Some(&cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let id = ctx
+        .store()
+        .authenticate(&ctx.responder)
+        .await
+        .unwrap()
+        .unwrap()
+        .token_id;
+    ctx.store().revoke_api_token("test", id).await.unwrap();
+    let r = req(&ctx, "GET", "/console/hosts", Some(&cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        ctx.store().session_count(id).await.unwrap(),
+        0,
+        "revocation deletes its sessions"
+    );
+}
+
+#[tokio::test]
+async fn session_cookie_is_not_the_api_token_and_sessions_end_on_the_server() {
+    let ctx = Ctx::new().await;
+    let s = sign_in(&ctx, &ctx.responder).await;
+    assert!(s.id.starts_with("sess_"), "{}", s.id);
+    assert!(
+        !s.cookie.contains(&ctx.responder),
+        "the cookie carries the API token: {}",
+        s.cookie
+    );
+    let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A session id is never accepted as an API bearer token.
+    let (st, _) = ctx.call("GET", "/v1/hosts", Some(&s.id), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // The raw API token in a cookie (the old scheme) opens nothing.
+    for c in [
+        format!("cordon_session={}", ctx.responder),
+        format!("__Host-cordon_session={}", ctx.responder),
+    ] {
+        let r = req(&ctx, "GET", "/console/hosts", Some(&c), &[], None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{c}");
+    }
+    // Sign out ends the session on the server: the old cookie no longer works.
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/logout",
+        Some(&s.cookie),
+        &[],
+        Some(("application/x-www-form-urlencoded", format!("csrf={}", s.csrf))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(set_cookies(&r)
+        .iter()
+        .any(|c| c.starts_with("__Host-cordon_session=;") && c.contains("Max-Age=0")));
+    let r = req(&ctx, "GET", "/console/hosts", Some(&s.cookie), &[], None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "a signed-out session still opens the console"
+    );
+    let r = req(&ctx, "GET", "/console/events", Some(&s.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Idle and absolute timeouts are the server's (store clock given explicitly).
+    let store = ctx.store();
+    let tok = store.authenticate(&ctx.viewer).await.unwrap().unwrap().token_id;
+    let limits = cordon_server::store::SessionLimits {
+        idle_ms: 1_000,
+        absolute_ms: 10_000,
+    };
+    let t0 = 1_000_000;
+    let id = store.create_session(tok, t0, limits).await.unwrap();
+    assert!(store.session(&id, t0 + 999, limits, false).await.unwrap().is_some());
+    assert!(
+        store.session(&id, t0 + 1_000, limits, false).await.unwrap().is_none(),
+        "idle timeout"
+    );
+    // Use keeps a session alive (last use is recorded at most every 30 s), but never past
+    // its absolute end.
+    let big = cordon_server::store::SessionLimits {
+        idle_ms: 60_000,
+        absolute_ms: 100_000,
+    };
+    let id2 = store.create_session(tok, t0, big).await.unwrap();
+    for step in 1..=3 {
+        assert!(store
+            .session(&id2, t0 + step * 31_000, big, true)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(
+        store.session(&id2, t0 + 100_000, big, true).await.unwrap().is_none(),
+        "absolute timeout even while in use"
+    );
+}
+
+#[tokio::test]
+async fn pages_escape_what_hosts_report() {
+    let ctx = Ctx::new().await;
+    let evil = "<img src=x onerror=alert(1)>";
+    let id = ctx.enroll(evil, &["<b>lab</b>"]).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    for path in [
+        "/console/hosts".to_string(),
+        format!("/console/hosts/{id}"),
+        "/console/audit".to_string(),
+    ] {
+        let r = req(&ctx, "GET", &path, Some(&vs.cookie), &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(
+            !r.body.contains("<img src=x") && !r.body.contains("<b>lab</b>"),
+            "{path} is not escaped"
+        );
+        assert!(r.body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web-01", &["web"]).await;
+    ctx.enroll("web-02", &["web"]).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+
+    let viewer = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None).await;
+    assert!(viewer.body.contains("web-01"));
+    assert!(
+        !viewer.body.contains("class=\"act")
+            && !viewer.body.contains("action-dialog")
+            && !viewer.body.contains("host-select")
+    );
+    let resp = req(&ctx, "GET", "/console/hosts", Some(&rs.cookie), &[], None).await;
+    assert!(resp.body.contains("class=\"act quarantine\"") && resp.body.contains("action-dialog"));
+
+    let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1"});
+    let viewer_csrf = vs.csrf.clone();
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/run",
+        Some(&vs.cookie),
+        &[("x-csrf-token", &viewer_csrf)],
+        json(body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    let csrf = rs.csrf.clone();
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/run",
+        Some(&rs.cookie),
+        &[],
+        json(body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/run",
+        Some(&rs.cookie),
+        &[("x-csrf-token", &viewer_csrf)],
+        json(body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "another session's CSRF token");
+    let before = ctx.store().audit_count().await.unwrap();
+    let no_comment = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": " ", "allow": "bogus spec", "message": "x".repeat(257), "expires_in": "2w"});
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/run",
+        Some(&rs.cookie),
+        &[("x-csrf-token", &csrf)],
+        json(no_comment),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    for field in ["comment", "allow", "message", "expires_in"] {
+        assert!(v["errors"][field].is_string(), "{field} error missing: {v}");
+    }
+    assert_eq!(
+        ctx.store().audit_count().await.unwrap(),
+        before,
+        "a refused request wrote nothing"
+    );
+
+    // The check step counts a label's hosts for the confirmation.
+    let by_label = serde_json::json!({"action": "quarantine", "label": "web", "comment": "tier"});
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/check",
+        Some(&rs.cookie),
+        &[("x-csrf-token", &csrf)],
+        json(by_label),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["count"], 2, "{v}");
+    assert_eq!(v["summary"], "Quarantine 2 hosts (every host with label \"web\")?");
+
+    let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n203.0.113.0/24", "message": "hi", "expires_in": "2h"});
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/actions/run",
+        Some(&rs.cookie),
+        &[("x-csrf-token", &csrf)],
+        json(ok),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let h = ctx.store().host(&id).await.unwrap();
+    assert_eq!(h.state, HostState::QuarantinePending);
+    assert_eq!(h.desired.allow.len(), 2);
+    assert!(h.desired.expires_at.is_some());
+    let audit = ctx.audit_for(&id).await;
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str(), last.comment.as_deref()),
+        ("quarantine", "rita-responder", Some("INC-1"))
+    );
+
+    // Export through the session.
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/audit/export?format=csv&action=quarantine",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    assert!(
+        r.body.starts_with("id,at,actor,action") && r.body.contains("INC-1"),
+        "{}",
+        r.body
+    );
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/audit/export?format=jsonl",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert!(r
+        .body
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+
+    // Rules and approvals pages render for everyone signed in; deciding needs admin.
+    for p in ["/console/rules", "/console/approvals", "/console/approvals?status=all"] {
+        let r = req(&ctx, "GET", p, Some(&vs.cookie), &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
+    }
+    let r = req(
+        &ctx,
+        "POST",
+        "/console/approvals/decide",
+        Some(&vs.cookie),
+        &[("x-csrf-token", &viewer_csrf)],
+        json(serde_json::json!({"ids": [1], "decision": "approve", "comment": "x"})),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a viewer's decision is refused: {}",
+        r.body
+    );
+}
+
+/// Reads a JSON reply.
+fn j(r: &Resp) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", r.status, r.body))
+}
+
+async fn post_json(ctx: &Ctx, s: &Sess, path: &str, body: serde_json::Value) -> Resp {
+    req(
+        ctx,
+        "POST",
+        path,
+        Some(&s.cookie),
+        &[("x-csrf-token", &s.csrf)],
+        json(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn stale_view_actions_are_refused_with_409_and_change_nothing() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web-01", &["web"]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{id}"),
+        Some(&rs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
+    assert!(
+        page.body.contains(&format!("data-revision=\"{rev}\"")),
+        "the page carries its revision"
+    );
+    // Someone quarantines it from the CLI while the page is open…
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/quarantine"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"IR-1 from the CLI","allow":["192.0.2.5"],"message":"hi"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let before = ctx.snapshot().await;
+    // …and the stale page's "Quarantine" (with its revision) is refused, at check and at run.
+    let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "stale click", "revisions": {id.clone(): rev}});
+    for path in ["/console/actions/check", "/console/actions/run"] {
+        let r = post_json(&ctx, &rs, path, body.clone()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{path}: {}", r.body);
+        let msg = j(&r)["errors"]["stale"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("web-01") && msg.contains("changed"), "{msg}");
+    }
+    assert_eq!(ctx.snapshot().await, before, "a refused action changed nothing");
+    let h = ctx.store().host(&id).await.unwrap();
+    assert_eq!(h.desired.allow, vec!["192.0.2.5".to_string()], "exceptions kept");
+    assert_eq!(h.desired.comment.as_deref(), Some("IR-1 from the CLI"));
+    // The REST API offers the same check (if_revisions).
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/release",
+            Some(&ctx.admin),
+            Some(&format!(
+                r#"{{"hosts":["{id}"],"comment":"x","if_revisions":{{"{id}":{rev}}}}}"#
+            )),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // With the current revision it goes through.
+    let now_rev = h.desired.revision;
+    let ok = serde_json::json!({"action": "release", "hosts": [id], "comment": "fresh view", "revisions": {id.clone(): now_rev}});
+    let r = post_json(&ctx, &rs, "/console/actions/run", ok).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn confirmation_counts_hosts_that_change_and_label_actions_need_typing() {
+    let ctx = Ctx::new().await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(ctx.enroll(&format!("web-{i}"), &["web"]).await);
+    }
+    let dc = ctx.enroll("dc-01", &["web", "cordon-protected"]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let (st, _) = ctx
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&ctx.admin),
+            Some(&format!(
+                r#"{{"hosts":["{}","{}","{}"],"comment":"IR-7"}}"#,
+                ids[0], ids[1], ids[2]
+            )),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Release 5 selected hosts, 3 of them quarantined: "Release 3 hosts?".
+    let body = serde_json::json!({"action": "release", "hosts": ids, "comment": "done"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", body.clone()).await);
+    assert_eq!(v["summary"], "Release 3 hosts?", "{v}");
+    assert_eq!((v["count"].as_u64(), v["total"].as_u64()), (Some(3), Some(5)));
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 of the 5 hosts already released"),
+        "{v}"
+    );
+    let r = post_json(&ctx, &rs, "/console/actions/run", body).await;
+    assert_eq!(j(&r)["count"], 3, "only the hosts that change are acted on: {}", r.body);
+    // By label: the protected host is named, and the run needs the label or the count typed.
+    let by_label = serde_json::json!({"action": "quarantine", "label": "web", "comment": "tier"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label.clone()).await);
+    assert_eq!(
+        v["summary"], "Quarantine 6 hosts (every host with label \"web\")?",
+        "{v}"
+    );
+    assert_eq!(v["confirm_word"], "web");
+    let protected: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.starts_with("Protected"))
+        .collect();
+    assert!(
+        protected.len() == 1 && protected[0].contains("dc-01") && protected[0].contains("cordon-protected"),
+        "{v}"
+    );
+    let dc_impact = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == dc.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(dc_impact["protected"], serde_json::json!(["cordon-protected"]));
+    let before = ctx.snapshot().await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", by_label.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(j(&r)["errors"]["confirm"].is_string());
+    assert_eq!(ctx.snapshot().await, before, "nothing without the typed confirmation");
+    let mut typed = by_label.clone();
+    typed["confirm"] = serde_json::json!("6");
+    typed["revisions"] = v["revisions"].clone();
+    let r = post_json(&ctx, &rs, "/console/actions/run", typed).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(j(&r)["count"], 6);
+}
+
+#[tokio::test]
+async fn pages_never_claim_more_than_the_agent_confirmed() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let failed = ctx.enroll("fail-01", &[]).await;
+    let dry = ctx.enroll("dry-01", &[]).await;
+    let good = ctx.enroll("good-01", &[]).await;
+    for id in [&failed, &dry, &good] {
+        let (st, _) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/quarantine"),
+                Some(&ctx.admin),
+                Some(r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let rev = |id: &String| {
+        let id = id.clone();
+        let store = ctx.store();
+        async move { store.host(&id).await.unwrap().desired.revision }
+    };
+    let mut r = common::status_report(rev(&failed).await, AgentState::Failed, "sha256:0", "nftables");
+    r.error = Some("apply_failed".into());
+    r.detail = Some("netlink: operation not permitted".into());
+    ctx.agent_status(&failed, &r).await;
+    let r = common::status_report(rev(&dry).await, AgentState::Isolated, "sha256:1", "memory");
+    ctx.agent_status(&dry, &r).await;
+    let r = common::status_report(rev(&good).await, AgentState::Isolated, "sha256:2", "nftables");
+    ctx.agent_status(&good, &r).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{failed}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("class=\"digest bad\""),
+        "a failed host is not shown in the ok colour"
+    );
+    assert!(
+        !page.contains("Everything else, inbound and outbound, is blocked"),
+        "a failed host claims a policy in force"
+    );
+    assert!(page.contains("not confirmed in force") && page.contains("operation not permitted"));
+    assert!(page.contains("id=\"host-headline\" class=\"headline headline-failed\""));
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{dry}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("Not enforcing") && !page.contains("<strong>In force</strong>"),
+        "enforce = false shown as in force"
+    );
+    assert!(!page.contains("Everything else, inbound and outbound, is blocked"));
+
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{good}"),
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("<strong>In force</strong>")
+            && page.contains("Everything else, inbound and outbound, is blocked")
+    );
+    assert!(
+        page.contains("Quarantined</strong> since") && page.contains("“IR-9”"),
+        "headline"
+    );
+
+    // The hosts page: a banner with clickable counts that filter the list.
+    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(list.contains("id=\"attention-banner\""));
+    assert!(
+        list.contains("href=\"/console/hosts?attention=failed\""),
+        "banner links the failed hosts"
+    );
+    assert!(list.contains("href=\"/console/hosts?attention=not_enforcing\""));
+    assert!(
+        list.contains("data-state=\"not_enforcing\""),
+        "the row of a non-enforcing agent"
+    );
+    let only = req(
+        &ctx,
+        "GET",
+        "/console/hosts?attention=failed",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(only.contains("fail-01") && !only.contains(">good-01<") && !only.contains(">dry-01<"));
+}
+
+#[tokio::test]
+async fn server_messages_only_and_the_sign_in_hint_names_the_right_command() {
+    let ctx = Ctx::new().await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    // Text in the URL is never shown as an alert.
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/approvals?error=Your%20session%20expired.%20Sign%20in%20at%20evil.example",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("evil.example"), "?error= text is displayed");
+    let login = req(&ctx, "GET", "/console/login", None, &[], None).await.body;
+    assert!(login.contains("cordon server init") && login.contains("POST /v1/tokens"));
+    assert!(
+        !login.contains("(<code>cordon server token</code>"),
+        "points to the enrollment-token command"
+    );
+    // The Events page and the approvals badge render.
+    let r = req(&ctx, "GET", "/console/events-log", Some(&vs.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"events-table\"") && r.body.contains("id=\"nav-approvals\""));
+}
+
+#[tokio::test]
+async fn hosts_sort_server_side_audit_filters_contain_and_admins_edit_guardrails() {
+    let ctx = Ctx::new().await;
+    for n in ["charlie", "alpha", "bravo"] {
+        ctx.enroll(n, &["lab"]).await;
+    }
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let order = |body: &str| -> Vec<usize> {
+        ["alpha", "bravo", "charlie"]
+            .iter()
+            .map(|n| body.find(&format!(">{n}<")).unwrap())
+            .collect()
+    };
+    let asc = req(
+        &ctx,
+        "GET",
+        "/console/hosts?sort=host&dir=asc",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    let o = order(&asc);
+    assert!(o[0] < o[1] && o[1] < o[2], "ascending");
+    let desc = req(
+        &ctx,
+        "GET",
+        "/console/hosts?sort=host&dir=desc",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    let o = order(&desc);
+    assert!(o[0] > o[1] && o[1] > o[2], "descending");
+    assert!(desc.contains("aria-sort=\"descending\""));
+    // Audit: actor and host filters match what they contain, like a search.
+    let (st, _) = ctx
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&ctx.responder),
+            Some(r#"{"label":"lab","comment":"IR-5"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let r = req(
+        &ctx,
+        "GET",
+        "/console/audit?actor=RITA&host=rav&action=quarantine",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(r.contains("<strong>1</strong> records"), "contains filters: {r}");
+    let csv = req(
+        &ctx,
+        "GET",
+        "/console/audit/export?format=csv&actor=rita&host=rav",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // Guardrails: admins only, audited.
+    let body = serde_json::json!({"enabled": false});
+    let r = post_json(&ctx, &vs, "/console/settings", body.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let rules = req(&ctx, "GET", "/console/rules", Some(&admin.cookie), &[], None)
+        .await
+        .body;
+    assert!(rules.contains("id=\"kill-switch\"") && rules.contains("id=\"settings-dialog\""));
+    let r = post_json(&ctx, &admin, "/console/settings", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rules = req(&ctx, "GET", "/console/rules", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(rules.contains("off (kill switch)"));
+    let audit = ctx.store().audit(&Default::default()).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "automation_stop" && a.actor == "alice-admin"));
+}
+
+#[tokio::test]
+async fn assets_and_event_stream() {
+    let ctx = Ctx::new().await;
+    let r = req(&ctx, "GET", "/console/assets/console.js", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let r = req(&ctx, "GET", "/console/assets/console.css", None, &[], None).await;
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    let r = req(&ctx, "GET", "/console/events", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // The API keeps answering JSON 404 for unknown paths.
+    let r = req(&ctx, "GET", "/v1/nope", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("not_found"));
+}
+
+/// Enrolls `n` hosts straight through the store (`host-0000` …), every tenth labelled
+/// `tenth`; returns their ids in hostname order.
+async fn seed_many(ctx: &Ctx, n: usize) -> Vec<String> {
+    use cordon_server::store::NewHost;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let labels: Vec<String> = if i % 10 == 0 { vec!["tenth".into()] } else { vec![] };
+        let t = ctx.store().create_enroll_token("test", &labels, 3600).await.unwrap();
+        let id = format!("h{i:04}");
+        let host = NewHost {
+            id: id.clone(),
+            hostname: format!("host-{i:04}"),
+            os: Some("linux".into()),
+            addresses: vec![format!("192.0.2.{}", i % 250)],
+            agent_version: Some("test".into()),
+        };
+        ctx.store().enroll(&t.token, &host).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// The `href` of the link with `id="{id}"` (HTML entities of `&` undone), if present.
+fn link(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\""))?;
+    let start = body[..at].rfind("<a ")?;
+    let tag = &body[start..at];
+    let h = tag.find("href=\"")? + 6;
+    let end = tag[h..].find('"')? + h;
+    Some(tag[h..end].replace("&amp;", "&"))
+}
+
+/// Host ids of the rows of a hosts page, in order.
+fn row_ids(body: &str) -> Vec<String> {
+    body.split("<tr id=\"host-")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn host_and_audit_lists_page_through_database_cursors_with_1000_hosts() {
+    let ctx = Ctx::new().await;
+    let ids = seed_many(&ctx, 1000).await;
+    // A few hosts that need attention: 8 failed.
+    for id in ids.iter().skip(3).step_by(137) {
+        let rev = ctx.store().host(id).await.unwrap().desired.revision;
+        let mut r = common::status_report(rev, cordon_proto::AgentState::Failed, "sha256:0", "nftables");
+        r.error = Some("apply_failed".into());
+        ctx.store().record_report(id, &r).await.unwrap();
+    }
+    let failed: Vec<&String> = ids.iter().skip(3).step_by(137).collect();
+    assert_eq!(failed.len(), 8);
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let get = |path: String| {
+        let cookie = vs.cookie.clone();
+        let ctx = &ctx;
+        async move {
+            let r = req(ctx, "GET", &path, Some(&cookie), &[], None).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            r.body
+        }
+    };
+
+    // Forward through every page: 100 rows each, every host once, in hostname order.
+    let first = get("/console/hosts".into()).await;
+    assert_eq!(row_ids(&first).len(), 100, "one page of 100 rows, not every host");
+    assert!(first.contains("Hosts 1–100 of 1000"), "position and total");
+    assert!(link(&first, "page-prev").is_none() && link(&first, "page-first").is_none());
+    assert!(
+        first.contains("<strong>1000</strong> hosts"),
+        "summary counts the whole list"
+    );
+    assert!(first.contains("<strong>8</strong> failed"), "banner counts every host");
+    let mut seen: Vec<String> = row_ids(&first);
+    let mut page = first;
+    let mut pages = 1;
+    while let Some(next) = link(&page, "page-next") {
+        assert!(next.contains("after="), "a cursor, not an offset: {next}");
+        page = get(next).await;
+        pages += 1;
+        seen.extend(row_ids(&page));
+        assert!(pages <= 10, "more pages than hosts");
+    }
+    assert_eq!(pages, 10);
+    assert!(page.contains("Hosts 901–1000 of 1000"), "last page position");
+    assert_eq!(seen, ids, "every host exactly once, in order");
+    // And back: Previous from the last page is the ninth page.
+    let prev = get(link(&page, "page-prev").unwrap()).await;
+    assert_eq!(row_ids(&prev), ids[800..900].to_vec());
+    assert!(prev.contains("Hosts 801–900 of 1000"));
+
+    // Sorted by state, most urgent first, still every host once across pages.
+    let mut page = get("/console/hosts?sort=state&dir=asc".into()).await;
+    let mut by_state = row_ids(&page);
+    assert_eq!(
+        by_state[..8].iter().collect::<Vec<_>>(),
+        failed,
+        "failed hosts first when sorted by state"
+    );
+    while let Some(next) = link(&page, "page-next") {
+        page = get(next).await;
+        by_state.extend(row_ids(&page));
+    }
+    let mut sorted = by_state.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "sorting by state keeps every host once");
+    // Descending by since: the failed hosts changed last, they come first.
+    let page = get("/console/hosts?sort=since&dir=desc".into()).await;
+    let rows = row_ids(&page);
+    for f in &failed {
+        assert!(rows[..8].contains(f), "{f} not among the newest states");
+    }
+
+    // Filters run in the database too: a label, a search, an attention reason.
+    let page = get("/console/hosts?label=tenth".into()).await;
+    assert_eq!(row_ids(&page).len(), 100);
+    assert!(
+        link(&page, "page-next").is_none(),
+        "100 hosts carry the label: one page"
+    );
+    let page = get("/console/hosts?q=host-09".into()).await;
+    assert_eq!(row_ids(&page).len(), 100);
+    let page = get("/console/hosts?attention=failed".into()).await;
+    let mut got = row_ids(&page);
+    got.sort();
+    assert_eq!(got.iter().collect::<Vec<_>>(), failed);
+    // A cursor of another order is refused, not silently misread.
+    let after = link(&get("/console/hosts".into()).await, "page-next").unwrap();
+    let r = req(&ctx, "GET", &format!("{after}&sort=since"), Some(&vs.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // The attention counts in SQL agree with the per-host rule for every reason.
+    let now = cordon_server::timefmt::now_ms();
+    let all = ctx.store().hosts(&Default::default()).await.unwrap();
+    for (a, n) in ctx.store().attention_counts(now).await.unwrap() {
+        let pure = all.iter().filter(|h| a.holds(h, now)).count() as i64;
+        assert_eq!(n, pure, "{}: SQL and per-host rule disagree", a.as_str());
+    }
+
+    // Audit: newest first, 100 a page, every record once.
+    let total = ctx.store().audit_count().await.unwrap();
+    let mut page = get("/console/audit".into()).await;
+    assert!(page.contains(&format!("<strong>{total}</strong> records")));
+    let rows = |b: &str| b.matches("<tr data-action=").count();
+    assert_eq!(rows(&page), 100);
+    let mut n = rows(&page);
+    while let Some(next) = link(&page, "page-older") {
+        page = get(next).await;
+        n += rows(&page);
+    }
+    assert_eq!(n as i64, total, "every audit record once across pages");
+    let newer = get(link(&page, "page-newer").unwrap()).await;
+    assert_eq!(rows(&newer), 100);
+    // Contains-filters in the database: the host part matches ids and hostnames.
+    let page = get("/console/audit?host=host-000&action=enroll".into()).await;
+    assert!(page.contains("<strong>10</strong> records"), "host-0000…host-0009");
+}
+
+#[tokio::test]
+async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let asked = ctx.enroll("asked-01", &[]).await;
+    let deg = ctx.enroll("deg-01", &[]).await;
+    let fine = ctx.enroll("fine-01", &[]).await;
+    for id in [&asked, &deg, &fine] {
+        let (st, _) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/quarantine"),
+                Some(&ctx.responder),
+                Some(r#"{"comment":"IR-12","allow":["https://edr.example.net","192.0.2.7"]}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let rev = |id: &String| {
+        let id = id.clone();
+        let store = ctx.store();
+        async move { store.host(&id).await.unwrap().desired.revision }
+    };
+    let mut r = common::status_report(rev(&deg).await, AgentState::Isolated, "sha256:1", "nftables");
+    r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
+    ctx.agent_status(&deg, &r).await;
+    let r = common::status_report(rev(&fine).await, AgentState::Isolated, "sha256:2", "nftables");
+    ctx.agent_status(&fine, &r).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let page = |id: String| {
+        let cookie = vs.cookie.clone();
+        let ctx = &ctx;
+        async move {
+            req(ctx, "GET", &format!("/console/hosts/{id}"), Some(&cookie), &[], None)
+                .await
+                .body
+        }
+    };
+
+    // Asked for, not confirmed: "Quarantine requested", nothing in force.
+    let p = page(asked.clone()).await;
+    assert!(p.contains("Quarantine requested"), "requested state");
+    assert!(
+        !p.contains("<span class=\"state-text\">Quarantined</span>")
+            && !p.contains("<strong>In force</strong>")
+            && !p.contains("<strong>Quarantined</strong>"),
+        "an unconfirmed quarantine is shown as quarantined or in force"
+    );
+    assert!(!p.contains("Everything else, inbound and outbound, is blocked"));
+    assert!(p.contains("not confirmed in force"));
+
+    // Degraded: in force, with what is missing, in the warning colour.
+    let p = page(deg.clone()).await;
+    assert!(p.contains("data-state=\"degraded\""), "degraded badge");
+    assert!(p.contains("Quarantined — degraded"));
+    assert!(
+        p.contains("class=\"digest warn\""),
+        "degraded is not shown in the ok colour"
+    );
+    assert!(p.contains("does not resolve: no such host"), "the reason");
+    assert!(
+        p.contains("class=\"extra not-in-force\""),
+        "the missing exception is marked"
+    );
+    assert!(
+        p.contains("Everything else, inbound and outbound, is blocked"),
+        "fail closed: in force"
+    );
+
+    // Confirmed and complete.
+    let p = page(fine.clone()).await;
+    assert!(p.contains("<strong>In force</strong>") && !p.contains("data-state=\"degraded\""));
+
+    // The banner counts and filters degraded hosts; the list shows them degraded.
+    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(
+        list.contains("href=\"/console/hosts?attention=degraded\""),
+        "banner link"
+    );
+    assert!(list.contains("1</strong> degraded"), "degraded counted");
+    let only = req(
+        &ctx,
+        "GET",
+        "/console/hosts?attention=degraded",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(row_ids(&only), vec![deg.clone()]);
+    let now = cordon_server::timefmt::now_ms();
+    let all = ctx.store().hosts(&Default::default()).await.unwrap();
+    for (a, n) in ctx.store().attention_counts(now).await.unwrap() {
+        let pure = all.iter().filter(|h| a.holds(h, now)).count() as i64;
+        assert_eq!(n, pure, "{}: SQL and per-host rule disagree", a.as_str());
+    }
+}

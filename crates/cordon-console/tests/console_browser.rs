@@ -1,0 +1,1292 @@
+//! The web console in a real browser: Debian's Chromium driven by chromedriver over
+//! WebDriver, against a real `cordon server` (TLS, SQLite in a temp dir) on 127.0.0.1.
+//!
+//! Needs `chromium` and `chromium-driver` (`apt-get install -y chromium chromium-driver`);
+//! without them this test FAILS with a message saying so. Screenshots go to
+//! `target/console-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[path = "../../cordon-server/tests/common/mod.rs"]
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cordon_proto::{AgentState, HostState, Role};
+use cordon_server::run::{self, RunConfig, Running};
+use cordon_server::store::NewHost;
+use cordon_server::Store;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];
+const CHROMIUM: &[&str] = &[
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/lib/chromium/chromium",
+];
+
+fn find(cands: &[&str], env: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
+    }
+    cands.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn screenshot_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Kills chromedriver (and with it the browser) when the test ends, even on panic.
+struct Driver(Child);
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_chromedriver(profile: &Path) -> (Driver, u16, PathBuf) {
+    let driver = find(CHROMEDRIVER, "CHROMEDRIVER").unwrap_or_else(|| {
+        panic!(
+            "chromedriver not found (looked for {CHROMEDRIVER:?} and $CHROMEDRIVER): \
+             install Debian's browser and driver with `apt-get install -y chromium chromium-driver`"
+        )
+    });
+    let chromium = find(CHROMIUM, "CHROMIUM").unwrap_or_else(|| {
+        panic!(
+            "chromium not found (looked for {CHROMIUM:?} and $CHROMIUM): \
+             install it with `apt-get install -y chromium chromium-driver`"
+        )
+    });
+    let port = free_port();
+    let log = profile.join("chromedriver.log");
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .arg(format!("--log-path={}", log.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
+    let d = Driver(child);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {addr} within 20 s (log: {})",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (d, port, chromium)
+}
+
+async fn browser(port: u16, chromium: &Path, profile: &Path) -> Client {
+    let user_data = profile.join("profile");
+    std::fs::create_dir_all(&user_data).unwrap();
+    let caps = json!({
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {
+            "binary": chromium.display().to_string(),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,800", "--ignore-certificate-errors",
+                format!("--user-data-dir={}", user_data.display()),
+            ]
+        }
+    });
+    let Value::Object(caps) = caps else { unreachable!() };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session through chromedriver: {e}"))
+}
+
+/// Polls `f` until it returns `Some` or `secs` pass.
+async fn until<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resizes the window so the page itself is `w` x `h` CSS pixels.
+async fn viewport(c: &Client, w: u32, h: u32) {
+    c.set_window_size(w, h).await.unwrap();
+    let v = c
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let (iw, ih) = (
+        v[0].as_u64().unwrap_or(w as u64) as u32,
+        v[1].as_u64().unwrap_or(h as u64) as u32,
+    );
+    if (iw, ih) != (w, h) {
+        c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih))
+            .await
+            .unwrap();
+    }
+}
+
+async fn row_state(c: &Client, host_id: &str) -> Option<String> {
+    let row = c.find(Locator::Css(&format!("tr#host-{host_id}"))).await.ok()?;
+    row.attr("data-state").await.ok()?
+}
+
+async fn wait_state(c: &Client, host_id: &str, want: HostState) {
+    let what = format!("host {host_id} shown as {}", want.as_str());
+    until(&what, 15, || async {
+        (row_state(c, host_id).await.as_deref() == Some(want.as_str())).then_some(())
+    })
+    .await;
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    until(&format!("{css} to contain {needle:?}"), 10, || async {
+        let t = text_of(c, css).await;
+        t.contains(needle).then_some(t)
+    })
+    .await
+}
+
+async fn save_png(c: &Client, name: &str) -> PathBuf {
+    let png = c.screenshot().await.unwrap();
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+async fn seed_host(store: &Store, id: &str, name: &str, os: &str, addrs: &[&str], labels: &[&str], backend: &str) {
+    let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+    let t = store.create_enroll_token("test", &labels, 600).await.unwrap();
+    let host = NewHost {
+        id: id.into(),
+        hostname: name.into(),
+        os: Some(os.into()),
+        addresses: addrs.iter().map(|s| s.to_string()).collect(),
+        agent_version: Some("0.1.0".into()),
+    };
+    store.enroll(&t.token, &host).await.unwrap();
+    report(store, id, AgentState::Released, backend).await;
+}
+
+/// What the agent would POST to /v1/agent/status after applying the current desired state.
+async fn report(store: &Store, id: &str, state: AgentState, backend: &str) -> HostState {
+    let host = store.host(id).await.unwrap();
+    let digest = format!("sha256:{:0>16}", host.desired.revision * 7919);
+    let r = common::status_report(host.desired.revision, state, &digest, backend);
+    store.record_report(id, &r).await.unwrap()
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    let input = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap();
+    input.send_keys(token).await.unwrap();
+    c.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#hosts-table"))
+        .await
+        .unwrap();
+}
+
+async fn open_dialog(c: &Client, button_css: &str) {
+    click(c, button_css).await;
+    until("the dialog to open", 5, || async {
+        let d = c.find(Locator::Css("#action-dialog")).await.ok()?;
+        d.attr("open").await.ok()?.map(|_| ())
+    })
+    .await;
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+/// Finds and clicks, retrying if a live update replaced the element in between.
+async fn click(c: &Client, css: &str) {
+    let mut last = None;
+    for _ in 0..5 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(err.to_string()),
+            },
+            Err(err) => last = Some(err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cannot click {css}: {}", last.unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    cordon_server::pki::init(dir.path(), &["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
+    // A fixed port, so the server can be stopped and started again at the same address.
+    let cfg = RunConfig {
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        db: format!("sqlite://{}", dir.path().join("cordon.db").display()),
+        data_dir: dir.path().to_path_buf(),
+        expiry_every: Duration::from_secs(60),
+        max_wait: Duration::from_secs(5),
+    };
+    let server: Running = run::start(&cfg).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let store: Arc<Store> = server.state.store.clone();
+    let server = Arc::new(tokio::sync::Mutex::new(Some(server)));
+    let admin = common::api_token(&store, "alice-admin", Role::Admin).await;
+
+    let responder = common::api_token(&store, "rita-responder", Role::Responder).await;
+    let viewer = common::api_token(&store, "victor-viewer", Role::Viewer).await;
+    seed_host(
+        &store,
+        "h-web01",
+        "web-01",
+        "Debian 12",
+        &["192.0.2.11", "2001:db8::11"],
+        &["prod", "web"],
+        "nftables",
+    )
+    .await;
+    seed_host(
+        &store,
+        "h-web02",
+        "web-02",
+        "Debian 12",
+        &["192.0.2.12"],
+        &["prod", "web"],
+        "netlink",
+    )
+    .await;
+    seed_host(
+        &store,
+        "h-db01",
+        "db-01",
+        "Ubuntu 24.04",
+        &["198.51.100.21"],
+        &["prod", "db"],
+        "iptables",
+    )
+    .await;
+    seed_host(
+        &store,
+        "h-fin07",
+        "fin-laptop-07",
+        "Windows 11",
+        &["192.0.2.57"],
+        &["finance"],
+        "wfp",
+    )
+    .await;
+    seed_host(
+        &store,
+        "h-mac03",
+        "design-mac-03",
+        "macOS 15",
+        &["198.51.100.33"],
+        &["design"],
+        "pf",
+    )
+    .await;
+    // One host already quarantined and one stuck pending (offline agent), for the picture.
+    let p = cordon_server::store::ActionParams {
+        comment: "IR-1207 ransomware note found".into(),
+        ..Default::default()
+    };
+    store
+        .act(
+            "rita-responder",
+            cordon_server::store::Action::Quarantine,
+            &cordon_server::store::Targets::Hosts(vec!["h-fin07".into()]),
+            &p,
+        )
+        .await
+        .unwrap();
+    report(&store, "h-fin07", AgentState::Isolated, "wfp").await;
+    let p = cordon_server::store::ActionParams {
+        comment: "IR-1209 suspicious login".into(),
+        ..Default::default()
+    };
+    store
+        .act(
+            "rita-responder",
+            cordon_server::store::Action::Quarantine,
+            &cordon_server::store::Targets::Hosts(vec!["h-mac03".into()]),
+            &p,
+        )
+        .await
+        .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, port, chromium) = start_chromedriver(profile.path());
+    let c = browser(port, &chromium, profile.path()).await;
+    seed_more(&store).await;
+    let task = tokio::spawn({
+        let c = c.clone();
+        let srv = Srv {
+            running: server.clone(),
+            cfg: cfg.clone(),
+            driver: port,
+        };
+        async move {
+            let tokens = Tokens {
+                responder: &responder,
+                viewer: &viewer,
+                admin: &admin,
+            };
+            scenario(&c, &base, &store, &tokens, &srv).await
+        }
+    });
+    let result = tokio::time::timeout(Duration::from_secs(300), task).await;
+    let failed = !matches!(result, Ok(Ok(())));
+    if failed {
+        let shot = save_png(&c, "failure.png").await;
+        eprintln!("failure screenshot: {}", shot.display());
+    }
+    let _ = c.close().await;
+    if let Some(s) = server.lock().await.take() {
+        s.stop();
+    }
+    match result {
+        Err(_) => panic!("browser scenario took longer than 300 s"),
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("browser scenario failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+}
+
+struct Tokens<'a> {
+    responder: &'a str,
+    viewer: &'a str,
+    admin: &'a str,
+}
+
+/// The server, stoppable and restartable at the same address.
+struct Srv {
+    running: Arc<tokio::sync::Mutex<Option<Running>>>,
+    cfg: RunConfig,
+    /// chromedriver's port (for Chrome DevTools commands through it).
+    driver: u16,
+}
+
+/// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+async fn cdp(c: &Client, driver: u16, cmd: &str, params: Value) {
+    use http_body_util::Full;
+    let session = c.session_id().await.unwrap().expect("a WebDriver session");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<axum::body::Bytes>>();
+    let body = json!({"cmd": cmd, "params": params}).to_string();
+    let req = axum::http::Request::post(format!("http://127.0.0.1:{driver}/session/{session}/goog/cdp/execute"))
+        .header("content-type", "application/json")
+        .body(Full::new(axum::body::Bytes::from(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert!(resp.status().is_success(), "CDP {cmd}: HTTP {}", resp.status());
+}
+
+impl Srv {
+    async fn stop(&self) {
+        if let Some(s) = self.running.lock().await.take() {
+            s.stop();
+        }
+    }
+    async fn start(&self) {
+        let mut last = None;
+        for _ in 0..50 {
+            match run::start(&self.cfg).await {
+                Ok(s) => {
+                    *self.running.lock().await = Some(s);
+                    return;
+                }
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot restart the server: {}", last.unwrap_or_default());
+    }
+}
+
+/// An agent report with an error detail (a failed or tampered host).
+async fn report_detail(store: &Store, id: &str, state: AgentState, backend: &str, detail: &str) -> HostState {
+    let host = store.host(id).await.unwrap();
+    let mut r = common::status_report(host.desired.revision, state, "sha256:00ff", backend);
+    r.error = Some("apply_failed".into());
+    r.detail = Some(detail.into());
+    store.record_report(id, &r).await.unwrap()
+}
+
+async fn quarantine_as(store: &Store, actor: &str, id: &str, comment: &str, allow: &[&str]) {
+    let p = cordon_server::store::ActionParams {
+        comment: comment.into(),
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    store
+        .act(
+            actor,
+            cordon_server::store::Action::Quarantine,
+            &cordon_server::store::Targets::Hosts(vec![id.into()]),
+            &p,
+        )
+        .await
+        .unwrap();
+}
+
+/// Twelve hosts in every state an analyst meets: failed, tampered, not enforcing, pending
+/// for long on an offline agent, a protected domain controller.
+async fn seed_more(store: &Store) {
+    seed_host(
+        store,
+        "h-dc01",
+        "dc-01",
+        "Windows Server 2022",
+        &["192.0.2.2"],
+        &["prod", "domain-controller"],
+        "wfp",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-mail01",
+        "mail-01",
+        "Debian 12",
+        &["192.0.2.25"],
+        &["prod", "mail"],
+        "nftables",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-build05",
+        "build-05",
+        "Ubuntu 24.04",
+        &["198.51.100.5"],
+        &["ci"],
+        "netlink",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-sales11",
+        "sales-laptop-11",
+        "macOS 15",
+        &["198.51.100.111"],
+        &["sales"],
+        "pf",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-hr09",
+        "hr-laptop-09",
+        "Windows 11",
+        &["192.0.2.109"],
+        &["hr"],
+        "wfp",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-kiosk02",
+        "kiosk-02",
+        "Debian 12",
+        &["203.0.113.2"],
+        &["retail"],
+        "iptables",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-lab04",
+        "lab-vm-04",
+        "Debian 12",
+        &["203.0.113.44"],
+        &["lab"],
+        "memory",
+    )
+    .await;
+    quarantine_as(
+        store,
+        "rita-responder",
+        "h-hr09",
+        "IR-1211 credential theft",
+        &["https://edr.example.com"],
+    )
+    .await;
+    report_detail(
+        store,
+        "h-hr09",
+        AgentState::Failed,
+        "wfp",
+        "WFP transaction aborted: access denied (0x80320009)",
+    )
+    .await;
+    quarantine_as(store, "rita-responder", "h-kiosk02", "IR-1212 USB malware", &[]).await;
+    report(store, "h-kiosk02", AgentState::Isolated, "iptables").await;
+    report_detail(
+        store,
+        "h-kiosk02",
+        AgentState::Tampered,
+        "iptables",
+        "chain CORDON-OUT missing; repaired",
+    )
+    .await;
+    quarantine_as(store, "rita-responder", "h-lab04", "IR-1213 lab test", &[]).await;
+    report(store, "h-lab04", AgentState::Isolated, "memory").await;
+    // design-mac-03: pending for 20 minutes, agent last seen 30 minutes ago.
+    let now = cordon_server::timefmt::now_ms();
+    sqlx::query("UPDATE hosts SET state_since = $1, last_seen = $2 WHERE id = 'h-mac03'")
+        .bind(now - 20 * 60_000)
+        .bind(now - 30 * 60_000)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+/// `fetch` from the page with an API bearer token: (status, JSON or text).
+async fn api(c: &Client, method: &str, path: &str, token: &str, body: Value) -> (u64, Value) {
+    let v = c
+        .execute_async(
+            "const [m, p, t, b, done] = arguments;
+             fetch(p, {method: m, headers: {'Authorization': 'Bearer ' + t, 'Content-Type': 'application/json'},
+               body: m === 'GET' ? undefined : JSON.stringify(b)})
+             .then(r => r.text().then(x => { let j; try { j = JSON.parse(x); } catch (e) { j = x; } done([r.status, j]); }))
+             .catch(e => done([0, String(e)]));",
+            vec![json!(method), json!(path), json!(token), body],
+        )
+        .await
+        .unwrap();
+    (v[0].as_u64().unwrap_or(0), v[1].clone())
+}
+
+async fn displayed(c: &Client, css: &str) -> bool {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.is_displayed().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+async fn pending_approvals(store: &Store) -> i64 {
+    use sqlx::Row;
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    r.try_get::<i64, _>("n").unwrap()
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &Srv) {
+    let (responder, viewer) = (t.responder, t.viewer);
+    // Not signed in: the console sends us to sign-in; a wrong token is refused.
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap();
+    fill(c, "#token", "cordon_wrong").await;
+    click(c, "#sign-in").await;
+    wait_text(c, "#login-error", "Unknown or revoked").await;
+
+    // Sign in as a responder and see the seeded hosts.
+    sign_in(c, base, responder).await;
+    viewport(c, 1280, 800).await;
+
+    // The session cookie is a server-side session id, not the API token, and is no
+    // bearer token for the API.
+    let cookies = c.get_all_cookies().await.unwrap();
+    let sess = cookies
+        .iter()
+        .find(|k| k.name() == "__Host-cordon_session")
+        .expect("__Host-cordon_session cookie")
+        .clone();
+    assert!(
+        sess.value().starts_with("sess_") && sess.value() != responder,
+        "{}",
+        sess.value()
+    );
+    assert_eq!(sess.http_only(), Some(true));
+    let (st, _) = api(c, "GET", "/v1/hosts", sess.value(), Value::Null).await;
+    assert_eq!(st, 401, "a session id works as an API token");
+
+    // Automation: every automatic quarantine waits for approval; domain controllers are
+    // protected. Three events make three pending approvals.
+    let (st, v) = api(
+        c,
+        "PUT",
+        "/v1/automation/settings",
+        t.admin,
+        json!({"cap_count": 0, "protected_labels": ["domain-controller"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let rule = json!({"name": "edr-critical", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["sales", "ci", "mail"]});
+    let (st, v) = api(c, "POST", "/v1/rules", t.admin, rule).await;
+    assert_eq!(st, 200, "{v}");
+    for h in ["sales-laptop-11", "build-05", "mail-01"] {
+        let ev =
+            json!({"host": h, "type": "malware", "severity": "critical", "source": "edr", "raw": {"sig": "Trojan.X"}});
+        let (st, v) = api(c, "POST", "/v1/events", responder, ev).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+    }
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#nav-approvals", "3").await;
+
+    // The failure banner: every kind of trouble, counted, each count a filter.
+    let banner = wait_text(c, "#attention-banner", "Needs attention").await;
+    for (what, n) in [
+        ("failed", "1"),
+        ("tampered", "1"),
+        ("not enforcing", "1"),
+        ("pending for more than 5 min", "1"),
+        ("offline while quarantined", "1"),
+    ] {
+        assert!(
+            banner.contains(&format!("{n} {what}")),
+            "banner lacks {n} {what}: {banner}"
+        );
+    }
+    // What is shown is what is true: a non-enforcing agent is not "Quarantined".
+    assert_eq!(row_state(c, "h-lab04").await.as_deref(), Some("not_enforcing"));
+    assert!(text_of(c, "tr#host-h-lab04 .state").await.contains("Not enforcing"));
+    assert!(text_of(c, "tr#host-h-mac03").await.contains("offline"));
+    assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    assert!(
+        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
+        "a Retry for failed hosts"
+    );
+    // The green of "Normal" is readable (WCAG AA 4.5:1).
+    let contrast = js(
+        c,
+        "function lum(c){const v=c.match(/[0-9.]+/g).slice(0,3).map(Number).map(x=>{x/=255;return x<=0.03928?x/12.92:Math.pow((x+0.055)/1.055,2.4)});return 0.2126*v[0]+0.7152*v[1]+0.0722*v[2];}
+         const e=document.querySelector('.state-normal'); const s=getComputedStyle(e);
+         const a=lum(s.color), b=lum(s.backgroundColor); return (Math.max(a,b)+0.05)/(Math.min(a,b)+0.05);",
+    )
+    .await;
+    assert!(
+        contrast.as_f64().unwrap_or(0.0) >= 4.5,
+        "Normal badge contrast {contrast}"
+    );
+    // Dark mode follows the system (prefers-color-scheme), readable.
+    cdp(
+        c,
+        srv.driver,
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    let bg = js(c, "return getComputedStyle(document.documentElement).backgroundColor;").await;
+    assert_eq!(bg, json!("rgb(15, 20, 26)"), "dark background");
+    let _ = save_png(c, "hosts-dark.png").await;
+    cdp(c, srv.driver, "Emulation.setEmulatedMedia", json!({"features": []})).await;
+    // "/" focuses the search field.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("f-q"));
+    js(c, "document.activeElement.blur(); return 1;").await;
+    // A count in the banner filters the list.
+    click(c, "#attention-banner a[data-attention=failed]").await;
+    until("the list filtered to failed hosts", 10, || async {
+        let rows = c.find_all(Locator::Css("#host-rows tr[data-host-id]")).await.ok()?;
+        (rows.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
+        wait_text(c, "#host-rows", name).await;
+    }
+    assert_eq!(row_state(c, "h-fin07").await.as_deref(), Some("quarantined"));
+    assert_eq!(row_state(c, "h-mac03").await.as_deref(), Some("quarantine_pending"));
+    let pending = text_of(c, "tr#host-h-mac03 .state").await;
+    assert!(
+        pending.contains("Quarantine requested") && pending.contains("for "),
+        "pending shows how long: {pending:?}"
+    );
+    wait_text(c, "#live-status", "Live updates: on").await;
+    // Mark the page: if anything reloads it, the marker is gone.
+    c.execute("window.__cordonNoReload = 42; return true;", vec![])
+        .await
+        .unwrap();
+    let shot = save_png(c, "hosts.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // Quarantine web-01: first without a comment (error shown), then with one.
+    open_dialog(c, "tr#host-h-web01 button.act.quarantine").await;
+    assert!(text_of(c, "#dlg-targets").await.contains("web-01"));
+    click(c, "#dlg-review").await;
+    wait_text(c, "#err-comment", "comment is required").await;
+    assert_eq!(
+        text_of(c, "#dlg-confirm-text").await,
+        "",
+        "no confirmation without a comment"
+    );
+    let _ = save_png(c, "quarantine-missing-comment.png").await;
+    // The server says the same if the script's check is bypassed.
+    let server_says = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/actions/check', {method: 'POST', headers: {'Content-Type': 'application/json',
+               'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
+               body: JSON.stringify({action: 'quarantine', hosts: ['h-web01'], comment: '  '})})
+             .then(r => r.json()).then(j => done(j.errors.comment || ''));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        server_says.as_str().unwrap_or("").contains("comment is required"),
+        "{server_says:?}"
+    );
+    // A bad exception is refused too.
+    fill(c, "#dlg-comment", "INC-4711 beaconing to known C2").await;
+    fill(c, "#dlg-allow", "not a spec!").await;
+    click(c, "#dlg-review").await;
+    until("the allow error", 10, || async {
+        (!text_of(c, "#err-allow").await.is_empty()).then_some(())
+    })
+    .await;
+    fill(c, "#dlg-allow", "https://edr.example.com\n203.0.113.0/24").await;
+    fill(
+        c,
+        "#dlg-message",
+        "IT Security has isolated this computer. Call 555-0100.",
+    )
+    .await;
+    wait_text(
+        c,
+        "#dlg-message-count",
+        &format!("54 / {}", cordon_proto::MAX_MESSAGE_CHARS),
+    )
+    .await;
+    fill(c, "#dlg-expires", "8h").await;
+    let shot = save_png(c, "quarantine-dialog.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Quarantine 1 host?").await;
+    assert_ne!(
+        js(c, "return document.activeElement.id;").await,
+        json!("dlg-confirm"),
+        "focus lands on the destructive button"
+    );
+    let _ = save_png(c, "quarantine-confirm.png").await;
+    click(c, "#dlg-confirm").await;
+    wait_state(c, "h-web01", HostState::QuarantinePending).await;
+    wait_text(c, "#flash", "Quarantine requested for 1 host").await;
+
+    // The agent applies and reports: the row turns quarantined without a reload.
+    assert_eq!(
+        report(store, "h-web01", AgentState::Isolated, "nftables").await,
+        HostState::Quarantined
+    );
+    wait_state(c, "h-web01", HostState::Quarantined).await;
+    let marker = c.execute("return window.__cordonNoReload || 0;", vec![]).await.unwrap();
+    assert_eq!(marker, json!(42), "the page was reloaded instead of updated live");
+    let host = store.host("h-web01").await.unwrap();
+    assert_eq!(
+        host.desired.allow,
+        vec!["https://edr.example.com".to_string(), "203.0.113.0/24".to_string()]
+    );
+    assert_eq!(
+        host.desired.message.as_deref(),
+        Some("IT Security has isolated this computer. Call 555-0100.")
+    );
+    assert!(host.desired.expires_at.is_some());
+
+    // By label: the confirmation states how many hosts; cancel.
+    open_dialog(c, "#quarantine-label").await;
+    fill(c, "#dlg-label", "web").await;
+    fill(c, "#dlg-comment", "whole web tier").await;
+    click(c, "#dlg-review").await;
+    wait_text(
+        c,
+        "#dlg-confirm-text",
+        "Quarantine 2 hosts (every host with label \"web\")?",
+    )
+    .await;
+    assert!(displayed(c, "#dlg-typed-field").await, "label-wide actions ask to type");
+    assert!(!c
+        .find(Locator::Css("#dlg-confirm"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+
+    // Impact: by label "prod" — the domain controller is protected, mail-01 waits for an
+    // approval, web-01's exceptions would be replaced.
+    open_dialog(c, "#quarantine-label").await;
+    fill(c, "#dlg-label", "prod").await;
+    fill(c, "#dlg-comment", "IR-1220 lateral movement in prod").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "every host with label \"prod\"").await;
+    let warn = wait_text(c, "#dlg-warnings", "Protected").await;
+    assert!(warn.contains("dc-01") && warn.contains("domain-controller"), "{warn}");
+    let hosts = text_of(c, "#dlg-confirm-hosts").await;
+    assert!(
+        hosts.contains("web-01 — already quarantined: settings replaced"),
+        "{hosts}"
+    );
+    assert!(hosts.contains("exceptions replaced"), "{hosts}");
+    assert!(hosts.contains("protected: domain-controller"), "{hosts}");
+    assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
+    fill(c, "#dlg-typed", "prod").await;
+    until("confirm enabled after typing the label", 5, || async {
+        c.find(Locator::Css("#dlg-confirm"))
+            .await
+            .ok()?
+            .is_enabled()
+            .await
+            .ok()?
+            .then_some(())
+    })
+    .await;
+    let shot = save_png(c, "quarantine-impact.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+
+    // Release counts only the hosts that change: 5 selected, 2 quarantined.
+    for id in ["h-web01", "h-fin07", "h-web02", "h-db01", "h-build05"] {
+        click(c, &format!("#sel-{id}")).await;
+    }
+    wait_text(c, "#selection-count", "5 selected").await;
+    open_dialog(c, "#release-selected").await;
+    fill(c, "#dlg-comment", "count check").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Release 2 hosts?").await;
+    wait_text(c, "#dlg-warnings", "3 of the 5 hosts already released").await;
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+    for id in ["h-web01", "h-fin07", "h-web02", "h-db01", "h-build05"] {
+        click(c, &format!("#sel-{id}")).await;
+    }
+
+    // A selection: tick two rows, the confirmation says 2 hosts; cancel.
+    click(c, "#sel-h-web02").await;
+    click(c, "#sel-h-db01").await;
+    wait_text(c, "#selection-count", "2 selected").await;
+    open_dialog(c, "#quarantine-selected").await;
+    fill(c, "#dlg-comment", "selection test").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Quarantine 2 hosts?").await;
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+
+    // Host page: desired state, policy in force, digest, timeline.
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#policy", "edr.example.com").await;
+    wait_text(c, "#policy", "203.0.113.0/24").await;
+    wait_text(c, "#digest-status", "In force").await;
+    wait_text(c, "#timeline", "INC-4711").await;
+    let head = wait_text(c, "#host-headline", "Quarantined since").await;
+    assert!(
+        head.contains("by rita-responder") && head.contains("INC-4711") && head.contains("auto-release in"),
+        "{head}"
+    );
+    // Absolute times in the reader's time zone, UTC on hover.
+    let tm = c.find(Locator::Css("#host-headline time[data-local]")).await.unwrap();
+    assert!(tm.text().await.unwrap().contains("UTC"), "local time with its zone");
+    assert!(tm.attr("title").await.unwrap().unwrap_or_default().ends_with(" UTC"));
+    wait_text(c, "#live-status", "Live updates: on").await;
+    let shot = save_png(c, "host.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // A lost server is loud: banner, actions disabled; back when it returns.
+    srv.stop().await;
+    until("the connection banner", 20, || async {
+        displayed(c, "#conn-banner").await.then_some(())
+    })
+    .await;
+    wait_text(c, "#live-status", "disconnected").await;
+    assert!(
+        !c.find(Locator::Css("#host-actions button.act"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap(),
+        "actions stay enabled while disconnected"
+    );
+    let _ = save_png(c, "disconnected.png").await;
+    srv.start().await;
+    until("the banner to go", 30, || async {
+        (!displayed(c, "#conn-banner").await).then_some(())
+    })
+    .await;
+    wait_text(c, "#live-status", "Live updates: on").await;
+    assert!(c
+        .find(Locator::Css("#host-actions button.act"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
+
+    // A failed host: red, the reason, and no claim of a policy in force.
+    c.goto(&format!("{base}/console/hosts/h-hr09")).await.unwrap();
+    wait_text(c, "#host-headline", "Failed").await;
+    wait_text(c, "#digest-status", "access denied").await;
+    let cls = c
+        .find(Locator::Css("#digest-status"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(cls.contains("bad"), "{cls}");
+    let green = js(c, "const e=document.createElement('span');e.style.color='var(--ok)';document.body.appendChild(e);const g=getComputedStyle(e).color;e.remove();return g;").await;
+    let shown = js(
+        c,
+        "return getComputedStyle(document.querySelector('#digest-status strong')).color;",
+    )
+    .await;
+    assert_ne!(shown, green, "Failed printed in the ok green");
+    assert_eq!(
+        c.find(Locator::Css("#policy"))
+            .await
+            .unwrap()
+            .attr("data-in-force")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("false")
+    );
+    assert!(!text_of(c, "main")
+        .await
+        .contains("Everything else, inbound and outbound, is blocked"));
+    assert!(c.find(Locator::Css("#host-actions button.act.retry")).await.is_ok());
+    let _ = save_png(c, "host-failed.png").await;
+    // Not enforcing.
+    c.goto(&format!("{base}/console/hosts/h-lab04")).await.unwrap();
+    wait_text(c, "#host-state", "Not enforcing").await;
+    assert!(!text_of(c, "#digest-status").await.contains("In force"));
+
+    // The action area follows live updates, and an action on a stale view is refused.
+    c.goto(&format!("{base}/console/hosts/h-web02")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    wait_text(c, "#host-actions", "Quarantine").await;
+    open_dialog(c, "#host-actions button.act.quarantine").await;
+    fill(c, "#dlg-comment", "stale click").await;
+    quarantine_as(store, "cli-user", "h-web02", "IR-1230 from the CLI", &["192.0.2.99"]).await;
+    until("the action area to follow the CLI's quarantine", 15, || async {
+        c.find(Locator::Css("#host-actions button.act.release"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    wait_text(c, "#host-headline", "cli-user").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#err-form", "changed since this page showed it").await;
+    click(c, "#dlg-cancel").await;
+    let h = store.host("h-web02").await.unwrap();
+    assert_eq!(
+        h.desired.allow,
+        vec!["192.0.2.99".to_string()],
+        "the stale action wiped the exceptions"
+    );
+    assert_eq!(h.desired.actor.as_deref(), Some("cli-user"));
+
+    // Release web-01 from the hosts page, and the agent confirms live.
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    open_dialog(c, "tr#host-h-web01 button.act.release").await;
+    assert!(
+        !c.find(Locator::Css("#dlg-allow"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "no exceptions on release"
+    );
+    click(c, "#dlg-review").await;
+    wait_text(c, "#err-comment", "comment is required").await;
+    fill(c, "#dlg-comment", "INC-4711 cleaned, reimaged").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Release 1 host?").await;
+    click(c, "#dlg-confirm").await;
+    wait_state(c, "h-web01", HostState::ReleasePending).await;
+    assert_eq!(
+        report(store, "h-web01", AgentState::Released, "nftables").await,
+        HostState::Normal
+    );
+    wait_state(c, "h-web01", HostState::Normal).await;
+
+    // Both are in the audit page, and the export links work.
+    c.goto(&format!("{base}/console/audit?host=web-01")).await.unwrap();
+    let audit = wait_text(c, "#audit-table", "INC-4711 beaconing to known C2").await;
+    assert!(audit.contains("INC-4711 cleaned, reimaged"), "{audit}");
+    assert!(
+        c.find_all(Locator::Css("tr[data-action=quarantine]"))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+    assert!(c.find_all(Locator::Css("tr[data-action=release]")).await.unwrap().len() == 1);
+    assert!(
+        c.find_all(Locator::Css("tr[data-action=quarantine_confirmed]"))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+    let csv = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('export-csv').href).then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or("").to_string();
+    assert!(
+        csv.starts_with("id,at,actor,action,host_id,hostname,comment,result,detail"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("INC-4711 cleaned, reimaged") && csv.contains(",release,"),
+        "{csv}"
+    );
+    let w = js(
+        c,
+        "const d=document.querySelector('#audit-table td.detail');return d?d.getBoundingClientRect().width:0;",
+    )
+    .await;
+    assert!(
+        w.as_f64().unwrap_or(0.0) >= 150.0,
+        "the Detail column collapsed to {w} px"
+    );
+    let _ = save_png(c, "audit.png").await;
+
+    // Rules and approvals (automation) render.
+    c.goto(&format!("{base}/console/rules")).await.unwrap();
+    wait_text(c, "#guardrails", "Fleet cap").await;
+    c.goto(&format!("{base}/console/approvals")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#approvals-table"))
+        .await
+        .unwrap();
+
+    // Phone width: still readable.
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    viewport(c, 390, 844).await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#hosts-table"))
+        .await
+        .unwrap();
+    // Phone layout: nothing wider than the screen (labels and long text wrap).
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the page is {overflow} px wider than a phone"
+    );
+    let _ = save_png(c, "hosts-phone.png").await;
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#timeline", "INC-4711").await;
+    let overflow = js(c, "return document.documentElement.scrollWidth - window.innerWidth;").await;
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 1,
+        "the host page is {overflow} px wider than a phone"
+    );
+    let _ = save_png(c, "host-phone.png").await;
+    viewport(c, 1280, 800).await;
+
+    // Events page.
+    c.goto(&format!("{base}/console/events-log")).await.unwrap();
+    let ev = wait_text(c, "#events-table", "sales-laptop-11").await;
+    assert!(ev.contains("malware") && ev.contains("approval required"), "{ev}");
+
+    // Approvals, as an admin: Enter never approves; a review step shows the event.
+    click(c, "header form[action='/console/logout'] button").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap();
+    // Signed out: the browser holds no session cookie any more (that the old id opens
+    // nothing on the server is checked in-process: tests/console.rs).
+    let left = c.get_all_cookies().await.unwrap();
+    assert!(
+        !left
+            .iter()
+            .any(|k| k.name() == "__Host-cordon_session" && !k.value().is_empty()),
+        "{left:?}"
+    );
+    sign_in(c, base, t.admin).await;
+    c.goto(&format!("{base}/console/approvals")).await.unwrap();
+    wait_text(c, "#approvals-table", "sales-laptop-11").await;
+    wait_text(c, "#nav-approvals", "3").await;
+    wait_text(c, "#live-status", "Live updates: on").await;
+    click(
+        c,
+        "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
+    )
+    .await;
+    until("the review dialog", 5, || async {
+        c.find(Locator::Css("#decide-dialog"))
+            .await
+            .ok()?
+            .attr("open")
+            .await
+            .ok()?
+            .map(|_| ())
+    })
+    .await;
+    let review = wait_text(c, "#dd-events", "malware").await;
+    assert!(
+        review.contains("critical") && review.contains("edr") && review.contains("ago"),
+        "{review}"
+    );
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("dd-comment"));
+    // Enter in the reason box: nothing is approved.
+    c.find(Locator::Css("#dd-comment"))
+        .await
+        .unwrap()
+        .send_keys("looks real\u{E007}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pending_approvals(store).await, 3, "Enter approved");
+    assert!(displayed(c, "#decide-dialog").await);
+    let shot = save_png(c, "approvals.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dd-cancel").await;
+    // Bulk deny two, with counts.
+    click(c, "tr[data-host='build-05'] .ap-select").await;
+    click(c, "tr[data-host='mail-01'] .ap-select").await;
+    wait_text(c, "#ap-selection-count", "2 selected").await;
+    click(c, "#deny-selected").await;
+    wait_text(c, "#dd-summary", "Deny 2 approvals").await;
+    fill(c, "#dd-comment", "false positive: EDR test signature").await;
+    click(c, "#dd-go").await;
+    wait_text(c, "#flash", "Denied 2 of 2").await;
+    // Approve the third through its review.
+    click(
+        c,
+        "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
+    )
+    .await;
+    fill(c, "#dd-comment", "IR-1240 confirmed").await;
+    click(c, "#dd-go").await;
+    wait_text(c, "#flash", "Approved 1 of 1").await;
+    assert_eq!(pending_approvals(store).await, 0);
+    wait_text(c, "#nav-approvals", "0").await;
+    assert_eq!(
+        store.host("h-sales11").await.unwrap().state,
+        HostState::QuarantinePending
+    );
+
+    // The kill switch, from the console, with a confirmation (focus on Cancel).
+    c.goto(&format!("{base}/console/rules")).await.unwrap();
+    wait_text(c, "#guardrails", "Fleet cap").await;
+    click(c, "#kill-switch").await;
+    wait_text(c, "#sd-summary", "kill switch").await;
+    assert_eq!(js(c, "return document.activeElement.id;").await, json!("sd-cancel"));
+    click(c, "#sd-apply").await;
+    wait_text(c, "#guardrails", "off (kill switch)").await;
+
+    // Sign out; a viewer sees no action buttons and the server refuses its actions.
+    click(c, "header form[action='/console/logout'] button").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap();
+    sign_in(c, base, viewer).await;
+    wait_text(c, "#host-rows", "web-01").await;
+    assert!(
+        c.find_all(Locator::Css("button.act")).await.unwrap().is_empty(),
+        "a viewer sees action buttons"
+    );
+    assert!(c.find_all(Locator::Css(".host-select")).await.unwrap().is_empty());
+    assert!(c.find_all(Locator::Css("#action-dialog")).await.unwrap().is_empty());
+    let refused = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/actions/run', {method: 'POST', headers: {'Content-Type': 'application/json',
+               'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
+               body: JSON.stringify({action: 'quarantine', hosts: ['h-db01'], comment: 'viewer tries'})})
+             .then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, json!(403));
+    // Without the CSRF token even a responder's session would be refused; check as viewer too.
+    let no_csrf = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/console/actions/check', {method: 'POST', headers: {'Content-Type': 'application/json'},
+               body: JSON.stringify({action: 'quarantine', hosts: ['h-db01'], comment: 'x'})})
+             .then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(no_csrf, json!(403));
+    assert_eq!(store.host("h-db01").await.unwrap().state, HostState::Normal);
+}

@@ -1,0 +1,139 @@
+//! API errors: every failure is a JSON `{error, detail}` body with a fitting status.
+//!
+//! Internal failures (database, corrupt rows, ...) are logged here with their whole cause
+//! chain and reach the client only as [`INTERNAL_DETAIL`]: no database text leaves the
+//! server (realworld-axum-sqlx's rule). Unique-constraint violations are 409.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cordon_proto::ErrorBody;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+    /// A 500 whose `detail` is logged, not sent: the client gets [`INTERNAL_DETAIL`].
+    pub fn internal(detail: impl Into<String>) -> Self {
+        tracing::error!(error = %detail.into(), "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_DETAIL)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.error, self.status.as_u16(), self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The whole `detail` of every 500 response.
+pub const INTERNAL_DETAIL: &str = "internal error; the server log has the cause";
+
+/// `error: cause: cause ...`, for logs.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(d) => ApiError::not_found(d),
+            StoreError::Invalid(d) => ApiError::invalid(d),
+            StoreError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            dup @ StoreError::Duplicate { .. } => {
+                tracing::debug!(error = %chain(&dup), "unique constraint");
+                ApiError::new(StatusCode::CONFLICT, "conflict", dup.to_string())
+            }
+            other => {
+                tracing::error!(error = %chain(&other), "storage failure");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_DETAIL)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.error.to_string(),
+            detail: self.detail,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_store_errors_are_500_with_a_generic_body() {
+        let e = StoreError::Db(sqlx::Error::Protocol("SELECT secret FROM tokens failed".into()));
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.error, "internal");
+        assert_eq!(api.detail, INTERNAL_DETAIL);
+        assert_eq!(ApiError::internal("row 7 is garbage").detail, INTERNAL_DETAIL);
+    }
+
+    #[test]
+    fn caller_errors_keep_their_status_and_message() {
+        let api = ApiError::from(StoreError::NotFound("no host \"x\"".into()));
+        assert_eq!(
+            (api.status, api.detail.as_str()),
+            (StatusCode::NOT_FOUND, "no host \"x\"")
+        );
+        let api = ApiError::from(StoreError::Conflict("busy".into()));
+        assert_eq!(api.status, StatusCode::CONFLICT);
+        let dup = StoreError::Duplicate {
+            what: "a target named \"soc\"".into(),
+            source: sqlx::Error::Protocol("UNIQUE constraint failed: notify_targets.name".into()),
+        };
+        let api = ApiError::from(dup);
+        assert_eq!(api.status, StatusCode::CONFLICT);
+        assert_eq!(api.detail, "a target named \"soc\" already exists");
+    }
+
+    #[test]
+    fn chain_lists_every_cause() {
+        let e = StoreError::Report(std::sync::Arc::new(StoreError::ReportWriterStopped));
+        assert_eq!(
+            chain(&e),
+            "status report not recorded: the status report writer stopped"
+        );
+    }
+}

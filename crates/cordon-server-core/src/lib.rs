@@ -1,0 +1,65 @@
+//! The core of the Cordon management server (design §5): storage ([`store`], sqlx on
+//! SQLite or PostgreSQL, the only place SQL, transactions and the writer lock live), the
+//! service layer ([`service`], plain async functions over the store and the caller that
+//! hold the logic every front end shares), authentication ([`auth`]), the PKI ([`pki`])
+//! and TLS serving ([`tls`]), size and rate limits ([`limits`]) and the wake-up of agents
+//! across replicas ([`wake`]).
+//!
+//! The front ends build on this crate and never on each other's handlers: the REST API
+//! and the composition of the whole server live in `cordon-server`, automation in
+//! `cordon-automation`, the web console in `cordon-console`.
+
+// Public items still to document; remove this allow once `cargo clippy -p
+// cordon-server-core` shows none.
+#![allow(missing_docs)]
+
+pub mod audit_csv;
+pub mod auth;
+pub mod error;
+pub mod expiry;
+pub mod extract;
+pub mod hub;
+pub mod limits;
+pub mod pki;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod timefmt;
+pub mod tls;
+pub mod wake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::ApiError;
+pub use extract::{ApiJson, ApiQuery};
+pub use store::{Store, StoreError};
+
+use crate::hub::Hub;
+use crate::pki::Ca;
+
+/// Actor name used for changes the server makes by itself (expiry).
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Shared state of every handler and of the service layer: the store, the hub that wakes
+/// agents' long-polls, the CA.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub hub: Arc<Hub>,
+    /// Signs client certificates at enrollment; `None` disables enrollment.
+    pub ca: Option<Arc<Ca>>,
+    /// Longest time a long-poll for desired state is held open.
+    pub max_wait: Duration,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
+        AppState {
+            store,
+            hub: Arc::new(Hub::new()),
+            ca,
+            max_wait: Duration::from_secs(25),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Agent sync: long-poll for desired state, status reports. The agent is identified by
+//! its client certificate ([`crate::auth::AgentAuth`]), never by anything it sends.
+
+use std::time::Duration;
+
+use cordon_proto::{DesiredState, HostState, StatusReport};
+
+use crate::{ApiError, AppState};
+
+/// The host's desired state once its revision is newer than `since` (at once when
+/// `since` is `None`), or the current one when `wait` (capped at the server's
+/// `max_wait`) runs out.
+///
+/// # Errors
+/// 403 when the host was deleted, or revoked (also during the poll, on any replica) —
+/// except that a revoked host is answered, once, a release ordered before its revocation.
+pub async fn desired(
+    st: &AppState,
+    host_id: &str,
+    since: Option<i64>,
+    wait: Option<Duration>,
+) -> Result<DesiredState, ApiError> {
+    let wait = wait.unwrap_or(st.max_wait).min(st.max_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = st.hub.subscribe(host_id);
+    tracing::debug!(host = %host_id, since = ?since, "agent long-poll");
+    loop {
+        let (desired, revoked) = st
+            .store
+            .desired(host_id)
+            .await?
+            .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
+        let newer = since.is_none_or(|s| desired.revision > s);
+        // A revoked host only gets here while a release ordered before the revocation is
+        // unconfirmed (see `Store::host_active`): it is answered that release once, and
+        // refused otherwise, also when the revocation lands during its long-poll (on any
+        // replica).
+        if revoked && (desired.quarantined || !newer) {
+            return Err(ApiError::forbidden(format!("host {host_id} is revoked")));
+        }
+        if newer || tokio::time::Instant::now() >= deadline {
+            tracing::debug!(host = %host_id, revision = desired.revision, "agent long-poll answered");
+            return Ok(desired);
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Ok(desired);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Ok(desired),
+        }
+    }
+}
+
+/// Records an agent's status report; returns the host's state after it.
+pub async fn status(st: &AppState, host_id: &str, report: &StatusReport) -> Result<HostState, ApiError> {
+    let state = st.store.record_report(host_id, report).await?;
+    tracing::debug!(host = %host_id, state = state.as_str(), rev = report.applied_revision, "agent status");
+    Ok(state)
+}

@@ -1,0 +1,65 @@
+//! Enrollment of a new host with a one-time token: the CA signs its certificate.
+
+use axum::http::StatusCode;
+use cordon_proto::{EnrollRequest, EnrollResponse};
+
+use crate::limits::{bound_addresses, truncate, MAX_SHORT_CHARS};
+use crate::store::NewHost;
+use crate::{ApiError, AppState};
+
+/// The CA certificate (PEM) agents pin by fingerprint.
+///
+/// # Errors
+/// 404 when the server has no CA loaded.
+pub fn ca_pem(st: &AppState) -> Result<String, ApiError> {
+    let ca = st
+        .ca
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("this server has no CA loaded"))?;
+    Ok(ca.cert_pem.clone())
+}
+
+/// Checks the token, signs the host's CSR, records the host.
+///
+/// # Errors
+/// 404 when enrollment is disabled (no CA), 401 `invalid_token` for an unknown, used or
+/// expired token, 400 for a bad hostname or CSR.
+pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    let ca = st
+        .ca
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("enrollment is disabled on this server"))?;
+    st.store
+        .check_enroll_token(&req.token)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
+    let hostname = req.hostname.trim();
+    if hostname.is_empty() || hostname.len() > 255 || hostname.chars().any(char::is_control) {
+        return Err(ApiError::invalid("hostname must be 1-255 printable characters"));
+    }
+    let host_id = uuid::Uuid::new_v4().to_string();
+    let cert_pem = ca
+        .sign_client(&req.csr_pem, &host_id)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let host = NewHost {
+        id: host_id.clone(),
+        hostname: hostname.to_string(),
+        os: req.os.as_deref().map(|o| truncate(o, MAX_SHORT_CHARS)),
+        addresses: {
+            let mut a = req.addresses.clone();
+            bound_addresses(&mut a);
+            a
+        },
+        agent_version: req.agent_version.as_deref().map(|v| truncate(v, MAX_SHORT_CHARS)),
+    };
+    st.store
+        .enroll(&req.token, &host)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
+    tracing::info!(host = %host_id, hostname, "enrolled");
+    Ok(EnrollResponse {
+        host_id,
+        cert_pem,
+        ca_pem: ca.cert_pem.clone(),
+    })
+}

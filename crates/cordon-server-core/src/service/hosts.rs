@@ -1,0 +1,143 @@
+//! Hosts: list, get, quarantine/release (one, many, by label), labels, revoke.
+
+use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, Role, QUARANTINE_LABEL};
+
+use super::{validate, Caller};
+use crate::store::{Action, HostCursor, HostFilter, Targets, MAX_PAGE};
+use crate::{ApiError, AppState};
+
+/// Hosts matching `filter` (viewer).
+pub async fn list(st: &AppState, caller: &Caller, filter: &HostFilter) -> Result<Vec<Host>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.hosts(filter).await?)
+}
+
+/// One page of the hosts matching `filter` (viewer), ordered by hostname then id, after
+/// the page whose `next_cursor` was `cursor` (`None` or empty: the first page), at most
+/// `limit` (default and maximum [`MAX_PAGE`]). Returns the hosts and the cursor of the
+/// next page (`None` on the last).
+///
+/// # Errors
+/// 400 for a limit below 1 or a cursor this server did not hand out.
+pub async fn list_page(
+    st: &AppState,
+    caller: &Caller,
+    filter: &HostFilter,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Vec<Host>, Option<String>), ApiError> {
+    caller.require(Role::Viewer)?;
+    if limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let after = cursor.filter(|c| !c.is_empty()).map(HostCursor::decode).transpose()?;
+    let (hosts, next) = st
+        .store
+        .hosts_page(filter, after.as_ref(), limit.unwrap_or(MAX_PAGE))
+        .await?;
+    Ok((hosts, next.map(|c| c.encode())))
+}
+
+/// One host by id or hostname (viewer).
+///
+/// # Errors
+/// 404 when no host matches.
+pub async fn get(st: &AppState, caller: &Caller, reference: &str) -> Result<Host, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.host(reference).await?)
+}
+
+/// Quarantine or release of `targets` (responder): validates the parameters, writes each
+/// host's desired state and audit record in one transaction, wakes the agents.
+pub async fn act(
+    st: &AppState,
+    caller: &Caller,
+    action: Action,
+    targets: Targets,
+    req: &ActionRequest,
+) -> Result<ActionResponse, ApiError> {
+    caller.require(Role::Responder)?;
+    let params = match action {
+        Action::Quarantine => validate::quarantine_params(req)?,
+        Action::Release => validate::release_params(req)?,
+    };
+    let results = st.store.act(&caller.name, action, &targets, &params).await?;
+    st.hub.notify_all(results.iter().map(|r| &r.host_id));
+    tracing::info!(
+        actor = %caller.name,
+        action = action.as_str(),
+        hosts = results.len(),
+        "desired state changed"
+    );
+    Ok(ActionResponse {
+        action: action.as_str().to_string(),
+        results,
+    })
+}
+
+/// Quarantine or release of the hosts or label named in the body. The role is checked
+/// before the body, so a viewer gets 403 whatever it sent.
+pub async fn act_many(
+    st: &AppState,
+    caller: &Caller,
+    action: Action,
+    req: &ActionRequest,
+) -> Result<ActionResponse, ApiError> {
+    caller.require(Role::Responder)?;
+    let targets = validate::targets(req)?;
+    act(st, caller, action, targets, req).await
+}
+
+/// Adds and removes labels of one host (responder); touching the Quarantine label needs a
+/// comment. Returns the host as it is now.
+pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &LabelsRequest) -> Result<Host, ApiError> {
+    caller.require(Role::Responder)?;
+    let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
+    let add = valid(&req.add)?;
+    let remove = valid(&req.remove)?;
+    if add.is_empty() && remove.is_empty() {
+        return Err(ApiError::invalid("nothing to add or remove"));
+    }
+    if add.iter().any(|l| remove.contains(l)) {
+        return Err(ApiError::invalid("a label cannot be both added and removed"));
+    }
+    let touches_quarantine = add.iter().chain(remove.iter()).any(|l| l == QUARANTINE_LABEL);
+    let comment = if touches_quarantine {
+        Some(validate::comment(req.comment.as_deref())?)
+    } else {
+        req.comment
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    };
+    let (host_id, changed) = st
+        .store
+        .change_labels(&caller.name, reference, &add, &remove, comment.as_deref())
+        .await?;
+    if changed {
+        st.hub.notify(&host_id);
+    }
+    Ok(st.store.host(&host_id).await?)
+}
+
+/// Revokes a host (admin): its certificate is refused from now on (except to fetch and
+/// confirm a release ordered before the revocation) and a waiting long-poll is woken so
+/// it closes at once (on other replicas through the store's wake-up). Returns the host
+/// as it is now.
+///
+/// # Errors
+/// 409 when the host is desired quarantined or a release is not yet confirmed and
+/// `force` is false ([`crate::store::Store::revoke`]).
+pub async fn revoke(
+    st: &AppState,
+    caller: &Caller,
+    reference: &str,
+    comment: Option<&str>,
+    force: bool,
+) -> Result<Host, ApiError> {
+    caller.require(Role::Admin)?;
+    let host_id = st.store.revoke(&caller.name, reference, comment, force).await?;
+    st.hub.notify(&host_id);
+    Ok(st.store.host(&host_id).await?)
+}

@@ -1,0 +1,58 @@
+//! API tokens and enrollment tokens (admin only).
+
+use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreated, TokenInfo};
+
+use super::{validate, Caller};
+use crate::{ApiError, AppState};
+
+/// Lifetime of an enrollment token when the request names none: one day, in seconds.
+pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
+
+pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(st.store.api_tokens().await?)
+}
+
+/// Creates an API token; its clear text is in the answer and nowhere else.
+///
+/// # Errors
+/// 400 for an empty, too long or reserved name (`system`, `agent:...`); 409 when a token
+/// of that name exists.
+pub async fn create(st: &AppState, caller: &Caller, name: &str, role: Role) -> Result<TokenCreated, ApiError> {
+    caller.require(Role::Admin)?;
+    let name = name.trim();
+    if name.is_empty() || name.len() > 128 || name == crate::SYSTEM_ACTOR || name.starts_with("agent:") {
+        return Err(ApiError::invalid(
+            "token name must be 1-128 characters and not `system` or `agent:...`",
+        ));
+    }
+    Ok(st.store.create_api_token(&caller.name, name, role).await?)
+}
+
+pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(st.store.revoke_api_token(&caller.name, id).await?)
+}
+
+/// Creates an enrollment token with the labels new hosts get (lifetime in seconds,
+/// default [`DEFAULT_ENROLL_TTL_SECS`], at most a year).
+pub async fn create_enroll(
+    st: &AppState,
+    caller: &Caller,
+    req: &EnrollTokenRequest,
+) -> Result<EnrollTokenCreated, ApiError> {
+    caller.require(Role::Admin)?;
+    let labels = req
+        .labels
+        .iter()
+        .map(|l| validate::label(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
+        return Err(ApiError::invalid("the Quarantine label is managed by the server"));
+    }
+    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL_SECS);
+    if ttl <= 0 || ttl > 365 * 86_400 {
+        return Err(ApiError::invalid("ttl_secs must be between 1 and one year"));
+    }
+    Ok(st.store.create_enroll_token(&caller.name, &labels, ttl).await?)
+}

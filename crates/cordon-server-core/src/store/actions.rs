@@ -1,0 +1,422 @@
+//! Changes of desired state (quarantine, release), labels and revocation. Each host's
+//! change and its audit record are written in the same transaction.
+
+use cordon_proto::{ActionResult, HostState, QUARANTINE_LABEL};
+
+use super::audit::{append, AutoCause, NewAudit};
+use super::hosts::{ids_with_label_tx, load_tx, resolve_refs_tx};
+use super::{to_json_list, Store, StoreError, Tx};
+use crate::timefmt::now_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quarantine,
+    Release,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Quarantine => "quarantine",
+            Action::Release => "release",
+        }
+    }
+}
+
+/// Already validated parameters of an action.
+#[derive(Debug, Clone, Default)]
+pub struct ActionParams {
+    pub comment: String,
+    pub allow: Vec<String>,
+    pub message: Option<String>,
+    /// Unix ms.
+    pub expires_at: Option<i64>,
+    /// Host id → desired-state revision the caller saw; a host that moved on fails the
+    /// whole action with [`StoreError::Conflict`] (nothing is written).
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
+}
+
+/// Which hosts an action targets.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    Hosts(Vec<String>),
+    Label(String),
+}
+
+pub(crate) async fn apply_tx(
+    tx: &mut Tx,
+    host_id: &str,
+    actor: &str,
+    action: Action,
+    p: &ActionParams,
+    detail: Option<&str>,
+    cause: Option<&AutoCause<'_>>,
+) -> Result<ActionResult, StoreError> {
+    let now = now_ms();
+    let (quarantined, state) = match action {
+        Action::Quarantine => (1i64, HostState::QuarantinePending),
+        Action::Release => (0i64, HostState::ReleasePending),
+    };
+    let (allow, message, expires) = match action {
+        Action::Quarantine => (to_json_list(&p.allow), p.message.clone(), p.expires_at),
+        Action::Release => ("[]".to_string(), None, None),
+    };
+    let updated = sqlx::query(
+        "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
+         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8 WHERE id = $9",
+    )
+    .bind(quarantined)
+    .bind(allow)
+    .bind(message)
+    .bind(p.comment.clone())
+    .bind(actor.to_string())
+    .bind(expires)
+    .bind(state.as_str().to_string())
+    .bind(now)
+    .bind(host_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::NotFound(format!("no host {host_id:?}")));
+    }
+    crate::wake::notify_tx(tx, host_id).await?;
+    match action {
+        Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
+        Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
+    }
+    let host = load_tx(tx, host_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
+    let mut detail_text = match action {
+        Action::Quarantine => {
+            let mut d = format!("revision {}", host.desired.revision);
+            if !p.allow.is_empty() {
+                d.push_str(&format!("; allow {}", p.allow.join(", ")));
+            }
+            if let Some(e) = &host.desired.expires_at {
+                d.push_str(&format!("; expires {e}"));
+            }
+            d
+        }
+        Action::Release => format!("revision {}", host.desired.revision),
+    };
+    if let Some(extra) = detail {
+        detail_text.push_str("; ");
+        detail_text.push_str(extra);
+    }
+    if let Some(c) = cause {
+        detail_text.push_str("; ");
+        detail_text.push_str(&c.detail());
+    }
+    append(
+        tx,
+        &NewAudit {
+            actor,
+            action: action.as_str(),
+            host_id: Some(host_id),
+            comment: Some(&p.comment),
+            result: "pending",
+            detail: Some(&detail_text),
+            event_id: cause.map(|c| c.event_id),
+            rule: cause.map(|c| c.rule),
+        },
+    )
+    .await?;
+    Ok(ActionResult {
+        host_id: host.id,
+        hostname: host.hostname,
+        state: host.state,
+        revision: host.desired.revision,
+    })
+}
+
+/// Removes `label` from the host (no-op if it does not carry it).
+async fn unset_label_tx(tx: &mut Tx, host_id: &str, label: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND label = $2")
+        .bind(host_id.to_string())
+        .bind(label.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Gives the host `label` (once, even if it already carries it).
+async fn set_label_tx(tx: &mut Tx, host_id: &str, label: &str) -> Result<(), StoreError> {
+    unset_label_tx(tx, host_id, label).await?;
+    sqlx::query("INSERT INTO host_labels (host_id, label) VALUES ($1, $2)")
+        .bind(host_id.to_string())
+        .bind(label.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The id of the one host `reference` (id or hostname) names.
+async fn resolve_one_tx(tx: &mut Tx, reference: &str) -> Result<String, StoreError> {
+    let ids = resolve_refs_tx(tx, &[reference.to_string()]).await?;
+    ids.first()
+        .cloned()
+        .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))
+}
+
+/// Quarantine or release caused by adding or removing the `Quarantine` label.
+async fn label_action_tx(
+    tx: &mut Tx,
+    host_id: &str,
+    actor: &str,
+    action: Action,
+    comment: Option<&str>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    let p = ActionParams {
+        comment: comment.unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    apply_tx(tx, host_id, actor, action, &p, Some(detail), None).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Quarantines or releases `targets` in one transaction. Unknown hosts fail the whole
+    /// request before anything is written.
+    pub async fn act(
+        &self,
+        actor: &str,
+        action: Action,
+        targets: &Targets,
+        p: &ActionParams,
+    ) -> Result<Vec<ActionResult>, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let ids = match targets {
+            Targets::Hosts(refs) => resolve_refs_tx(&mut tx, refs).await?,
+            Targets::Label(label) => ids_with_label_tx(&mut tx, label).await?,
+        };
+        for (id, seen) in &p.if_revisions {
+            let host = load_tx(&mut tx, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
+            if host.desired.revision != *seen {
+                return Err(StoreError::Conflict(format!(
+                    "host {} changed since your view of it (revision {seen}, now {}: {}): nothing was done; \
+                     look at its current state and try again",
+                    host.hostname,
+                    host.desired.revision,
+                    if host.desired.quarantined {
+                        "quarantine asked for"
+                    } else {
+                        "not quarantined"
+                    }
+                )));
+            }
+        }
+        let mut results = Vec::with_capacity(ids.len());
+        for id in &ids {
+            results.push(apply_tx(&mut tx, id, actor, action, p, None, None).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Releases every host whose quarantine expired, one transaction per host, audited
+    /// as `actor`. Returns the host ids this call released.
+    ///
+    /// Exactly once across replicas: the release starts with a conditional update that
+    /// only matches while the host is still quarantined with that expiry passed. On
+    /// PostgreSQL a second replica's identical update waits for the first to commit,
+    /// re-checks the condition (`EvalPlanQual` under READ COMMITTED), matches nothing
+    /// and writes nothing; on SQLite the writer lock serialises the two.
+    pub async fn release_expired(&self, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut released = Vec::new();
+        for row in &rows {
+            let id = super::get_str(row, "id")?;
+            let (_guard, mut tx) = self.write_tx().await?;
+            // Claim the expiry: only one transaction anywhere can flip this row.
+            let claimed = sqlx::query(
+                "UPDATE hosts SET expires_at = NULL WHERE id = $1 AND quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $2",
+            )
+            .bind(id.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() != 1 {
+                // Released, re-quarantined or already expired by another replica.
+                continue;
+            }
+            let p = ActionParams {
+                comment: "quarantine expired".into(),
+                ..Default::default()
+            };
+            apply_tx(
+                &mut tx,
+                &id,
+                actor,
+                Action::Release,
+                &p,
+                Some("expires_at passed"),
+                None,
+            )
+            .await?;
+            tx.commit().await?;
+            released.push(id);
+        }
+        Ok(released)
+    }
+
+    /// Adds and removes labels of one host. Adding `Quarantine` quarantines and removing
+    /// it releases (with `comment`); `quarantine` carries the remaining parameters.
+    /// Returns the host id and whether desired state changed.
+    pub async fn change_labels(
+        &self,
+        actor: &str,
+        reference: &str,
+        add: &[String],
+        remove: &[String],
+        comment: Option<&str>,
+    ) -> Result<(String, bool), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let id = resolve_one_tx(&mut tx, reference).await?;
+        let mut changed_desired = false;
+        let mut plain_added = Vec::new();
+        let mut plain_removed = Vec::new();
+        for label in add {
+            if label == QUARANTINE_LABEL {
+                label_action_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Quarantine,
+                    comment,
+                    "label Quarantine added",
+                )
+                .await?;
+                changed_desired = true;
+            } else {
+                set_label_tx(&mut tx, &id, label).await?;
+                plain_added.push(label.clone());
+            }
+        }
+        for label in remove {
+            if label == QUARANTINE_LABEL {
+                label_action_tx(
+                    &mut tx,
+                    &id,
+                    actor,
+                    Action::Release,
+                    comment,
+                    "label Quarantine removed",
+                )
+                .await?;
+                changed_desired = true;
+            } else {
+                unset_label_tx(&mut tx, &id, label).await?;
+                plain_removed.push(label.clone());
+            }
+        }
+        let count = super::get_i64(
+            &sqlx::query("SELECT COUNT(*) AS n FROM host_labels WHERE host_id = $1")
+                .bind(id.clone())
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
+        if count > crate::limits::MAX_LABELS_PER_HOST as i64 {
+            // Dropping the transaction rolls everything back.
+            return Err(StoreError::Invalid(format!(
+                "host would carry {count} labels; at most {} per host",
+                crate::limits::MAX_LABELS_PER_HOST
+            )));
+        }
+        if !plain_added.is_empty() || !plain_removed.is_empty() {
+            let detail = format!(
+                "added [{}] removed [{}]",
+                plain_added.join(", "),
+                plain_removed.join(", ")
+            );
+            append(
+                &mut tx,
+                &NewAudit {
+                    actor,
+                    action: "label",
+                    host_id: Some(&id),
+                    comment,
+                    result: "ok",
+                    detail: Some(&detail),
+                    event_id: None,
+                    rule: None,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((id, changed_desired))
+    }
+
+    /// Revokes a host: its certificate is refused from now on (except to fetch and confirm
+    /// a release ordered before the revocation).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the host is desired quarantined, or a release is not
+    /// yet confirmed, and `force` is false: revoking it would leave it quarantined with no
+    /// way to release it remotely.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        reference: &str,
+        comment: Option<&str>,
+        force: bool,
+    ) -> Result<String, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let id = resolve_one_tx(&mut tx, reference).await?;
+        let host = super::hosts::load_tx(&mut tx, &id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        let left_behind = if host.desired.quarantined {
+            Some(format!(
+                "{} is quarantined (state {}): release it first and wait for `normal`, or revoke with --force, \
+                 which leaves its quarantine in force with no way to release it remotely \
+                 (then only `cordon release --force` on the host itself)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else if host.state != cordon_proto::HostState::Normal {
+            Some(format!(
+                "{} has a release that is not confirmed yet (state {}): wait for `normal`, or revoke with \
+                 --force (the agent can still fetch and confirm that release, nothing else)",
+                host.hostname,
+                host.state.as_str()
+            ))
+        } else {
+            None
+        };
+        if let (Some(why), false) = (&left_behind, force) {
+            return Err(StoreError::Conflict(why.clone()));
+        }
+        sqlx::query("UPDATE hosts SET revoked = 1 WHERE id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        // Closes the host's long-poll on every replica.
+        crate::wake::notify_tx(&mut tx, &id).await?;
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "revoke",
+                host_id: Some(&id),
+                comment,
+                result: "ok",
+                detail: left_behind.as_deref().map(|w| format!("forced: {w}")).as_deref(),
+                event_id: None,
+                rule: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

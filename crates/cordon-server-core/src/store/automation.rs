@@ -1,0 +1,992 @@
+//! The automation tables (events, rules, guardrail settings, approvals, the record of
+//! automatic actions): same queries on SQLite and PostgreSQL via `Any`. Reads are plain
+//! methods; every change is one transaction under the writer lock, with its audit record.
+
+use cordon_proto::automation::{
+    Approval, DecisionResult, EventRecord, RuleOutcome, RuleRecord, RuleSpec, Settings, Severity,
+};
+use cordon_proto::MAX_MESSAGE_CHARS;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use super::actions::apply_tx;
+use super::audit::{append, AutoCause, NewAudit};
+use super::{
+    get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, Action, ActionParams, Store, StoreError, Tx,
+};
+use crate::timefmt::to_rfc3339;
+
+const SETTINGS_COLS: &str =
+    "enabled, cap_count, cap_window_secs, cooldown_secs, protected_labels, event_retention_days, \
+     event_retention_max, console_url";
+
+fn settings_row(r: &AnyRow) -> Result<Settings, StoreError> {
+    Ok(Settings {
+        enabled: get_i64(r, "enabled")? != 0,
+        cap_count: get_i64(r, "cap_count")?,
+        cap_window_secs: get_i64(r, "cap_window_secs")?,
+        cooldown_secs: get_i64(r, "cooldown_secs")?,
+        protected_labels: json_list(&get_str(r, "protected_labels")?),
+        event_retention_days: get_i64(r, "event_retention_days")?,
+        event_retention_max: get_i64(r, "event_retention_max")?,
+        console_url: get_opt_str(r, "console_url")?,
+    })
+}
+
+impl Store {
+    pub async fn automation_settings(&self) -> Result<Settings, StoreError> {
+        let pool = &self.pool;
+        let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1"))
+            .fetch_one(pool)
+            .await?;
+        settings_row(&row)
+    }
+}
+
+/// Reads the settings row after touching it, which takes the row lock on PostgreSQL (and
+/// the write lock on SQLite): concurrent evaluations serialize here, so the fleet cap
+/// cannot be overrun by replicas racing each other.
+async fn lock_settings_tx(tx: &mut Tx) -> Result<Settings, StoreError> {
+    sqlx::query("UPDATE auto_settings SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1"))
+        .fetch_one(&mut **tx)
+        .await?;
+    settings_row(&row)
+}
+
+async fn save_settings_tx(tx: &mut Tx, s: &Settings, actor: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE auto_settings SET enabled = $1, cap_count = $2, cap_window_secs = $3, cooldown_secs = $4, protected_labels = $5, \
+         event_retention_days = $6, event_retention_max = $7, console_url = $8, updated_at = $9, updated_by = $10 WHERE id = 1",
+    )
+    .bind(s.enabled as i64)
+    .bind(s.cap_count)
+    .bind(s.cap_window_secs)
+    .bind(s.cooldown_secs)
+    .bind(to_json_list(&s.protected_labels))
+    .bind(s.event_retention_days)
+    .bind(s.event_retention_max)
+    .bind(s.console_url.clone())
+    .bind(now)
+    .bind(actor.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+// ---- rules ----
+
+fn rule_row(r: &AnyRow) -> Result<RuleRecord, StoreError> {
+    let spec: RuleSpec = serde_json::from_str(&get_str(r, "spec")?).map_err(|e| StoreError::Corrupt {
+        what: "rule".into(),
+        source: Some(e),
+    })?;
+    Ok(RuleRecord {
+        id: get_i64(r, "id")?,
+        spec,
+        active: get_i64(r, "enabled")? != 0,
+        disabled_reason: get_opt_str(r, "disabled_reason")?,
+        updated_at: to_rfc3339(get_i64(r, "updated_at")?),
+        updated_by: get_str(r, "updated_by")?,
+    })
+}
+
+const RULE_COLS: &str = "id, name, spec, enabled, disabled_reason, updated_at, updated_by";
+
+impl Store {
+    pub async fn rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
+        let pool = &self.pool;
+        let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id"))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(rule_row).collect()
+    }
+}
+
+async fn rules_tx(tx: &mut Tx) -> Result<Vec<RuleRecord>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id"))
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(rule_row).collect()
+}
+
+impl Store {
+    pub async fn rule(&self, name: &str) -> Result<Option<RuleRecord>, StoreError> {
+        let pool = &self.pool;
+        let row = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules WHERE name = $1"))
+            .bind(name.to_string())
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(rule_row).transpose()
+    }
+}
+
+/// Inserts or replaces the rule named `spec.name`. Returns whether it existed.
+async fn put_rule_tx(
+    tx: &mut Tx,
+    spec: &RuleSpec,
+    active: bool,
+    reason: Option<&str>,
+    actor: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let text = serde_json::to_string(spec).map_err(|source| StoreError::Encode { what: "rule", source })?;
+    let n = sqlx::query("UPDATE auto_rules SET spec = $1, enabled = $2, disabled_reason = $3, updated_at = $4, updated_by = $5 WHERE name = $6")
+        .bind(text.clone())
+        .bind(active as i64)
+        .bind(reason.map(str::to_string))
+        .bind(now)
+        .bind(actor.to_string())
+        .bind(spec.name.clone())
+        .execute(&mut **tx)
+        .await?;
+    if n.rows_affected() == 1 {
+        return Ok(true);
+    }
+    sqlx::query(
+        "INSERT INTO auto_rules (name, spec, enabled, disabled_reason, created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(spec.name.clone())
+    .bind(text)
+    .bind(active as i64)
+    .bind(reason.map(str::to_string))
+    .bind(now)
+    .bind(now)
+    .bind(actor.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(false)
+}
+
+async fn delete_rule_tx(tx: &mut Tx, name: &str) -> Result<bool, StoreError> {
+    let n = sqlx::query("DELETE FROM auto_rules WHERE name = $1")
+        .bind(name.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(n.rows_affected() == 1)
+}
+
+// ---- hosts, as automation sees them ----
+
+/// A host an event resolved to.
+#[derive(Debug, Clone)]
+pub struct HostRow {
+    pub id: String,
+    pub hostname: String,
+    pub quarantined: bool,
+    pub labels: Vec<String>,
+}
+
+/// id, hostname, addresses (JSON), quarantined.
+type HostTuple = (String, String, String, bool);
+type Pass<'a> = dyn Fn(&HostTuple) -> bool + Sync + 'a;
+
+fn strip_prefix_len(addr: &str) -> &str {
+    addr.split('/').next().unwrap_or(addr).trim()
+}
+
+/// Resolves an event's host reference: id, hostname (exact, then case-insensitive, then
+/// short name), then IP address. Ambiguous names resolve to nothing (with the reason).
+async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<HostRow, String>, StoreError> {
+    let r = reference.trim();
+    let rows = sqlx::query("SELECT id, hostname, addresses, quarantined FROM hosts WHERE revoked = 0")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut all = Vec::with_capacity(rows.len());
+    for row in &rows {
+        all.push((
+            get_str(row, "id")?,
+            get_str(row, "hostname")?,
+            get_str(row, "addresses")?,
+            get_i64(row, "quarantined")? != 0,
+        ));
+    }
+    let rl = r.to_lowercase();
+    let short = |h: &str| h.split('.').next().unwrap_or(h).to_lowercase();
+    let passes: [&Pass<'_>; 5] = [
+        &|h| h.0 == r,
+        &|h| h.1 == r,
+        &|h| h.1.to_lowercase() == rl,
+        &|h| (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r),
+        &|h| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == r),
+    ];
+    for pass in passes {
+        let hits: Vec<&HostTuple> = all.iter().filter(|h| pass(h)).collect();
+        match hits.len() {
+            0 => continue,
+            1 => {
+                let h = hits[0];
+                let labels = sqlx::query("SELECT label FROM host_labels WHERE host_id = $1 ORDER BY label")
+                    .bind(h.0.clone())
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|row| get_str(row, "label"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(Ok(HostRow {
+                    id: h.0.clone(),
+                    hostname: h.1.clone(),
+                    quarantined: h.3,
+                    labels,
+                }));
+            }
+            n => return Ok(Err(format!("{n} hosts match {r:?}; send the host id"))),
+        }
+    }
+    Ok(Err(format!("no enrolled host matches {r:?}")))
+}
+
+/// Every distinct label on a non-revoked host (the "groups" rules resolve against).
+async fn fleet_labels_tx(tx: &mut Tx) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT l.label AS label FROM host_labels l JOIN hosts h ON h.id = l.host_id WHERE h.revoked = 0 ORDER BY l.label",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| get_str(r, "label")).collect()
+}
+
+async fn last_auto_action_tx(tx: &mut Tx, host_id: &str) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query("SELECT at FROM auto_actions WHERE host_id = $1 ORDER BY at DESC LIMIT 1")
+        .bind(host_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| get_i64(&r, "at")).transpose()
+}
+
+async fn recent_quarantines_tx(tx: &mut Tx, since: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM auto_actions WHERE kind = 'quarantine' AND at >= $1")
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .await?;
+    get_i64(&row, "n")
+}
+
+async fn record_action_tx(
+    tx: &mut Tx,
+    at: i64,
+    host_id: &str,
+    rule: &str,
+    event_id: &str,
+    kind: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO auto_actions (at, host_id, rule_name, event_id, kind) VALUES ($1, $2, $3, $4, $5)")
+        .bind(at)
+        .bind(host_id.to_string())
+        .bind(rule.to_string())
+        .bind(event_id.to_string())
+        .bind(kind.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+// ---- events ----
+
+async fn insert_event_tx(
+    tx: &mut Tx,
+    e: &EventRecord,
+    received_at: i64,
+    occurred_at: Option<i64>,
+) -> Result<(), StoreError> {
+    let outcomes = serde_json::to_string(&e.outcomes).map_err(|source| StoreError::Encode {
+        what: "rule outcomes",
+        source,
+    })?;
+    sqlx::query(
+        "INSERT INTO auto_events (id, received_at, occurred_at, source, type, tags, severity, host_ref, host_id, status, rule_name, outcomes, raw) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(e.id.clone())
+    .bind(received_at)
+    .bind(occurred_at)
+    .bind(e.source.clone())
+    .bind(e.event_type.clone())
+    .bind(to_json_list(&e.tags))
+    .bind(e.severity.as_str().to_string())
+    .bind(e.host_ref.clone())
+    .bind(e.host_id.clone())
+    .bind(e.status.clone())
+    .bind(e.rule.clone())
+    .bind(outcomes)
+    .bind(e.raw.as_ref().map(|v| v.to_string()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
+    let sev = get_str(r, "severity")?;
+    Ok(EventRecord {
+        id: get_str(r, "id")?,
+        received_at: to_rfc3339(get_i64(r, "received_at")?),
+        occurred_at: get_opt_i64(r, "occurred_at")?.map(to_rfc3339),
+        source: get_str(r, "source")?,
+        event_type: get_str(r, "type")?,
+        tags: json_list(&get_str(r, "tags")?),
+        severity: Severity::parse(&sev).unwrap_or(Severity::Info),
+        host_ref: get_str(r, "host_ref")?,
+        host_id: get_opt_str(r, "host_id")?,
+        status: get_str(r, "status")?,
+        rule: get_opt_str(r, "rule_name")?,
+        outcomes: serde_json::from_str::<Vec<RuleOutcome>>(&get_str(r, "outcomes")?).unwrap_or_default(),
+        raw: get_opt_str(r, "raw")?.and_then(|t| serde_json::from_str(&t).ok()),
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub status: Option<String>,
+    pub host_id: Option<String>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Newest first.
+    pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let pool = &self.pool;
+        let mut sql = String::from(
+            "SELECT id, received_at, occurred_at, source, type, tags, severity, host_ref, host_id, status, rule_name, outcomes, raw FROM auto_events WHERE 1=1",
+        );
+        let mut n = 0;
+        if f.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        if f.host_id.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND host_id = ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT ${}", n + 1));
+        let mut q = sqlx::query(&sql);
+        for s in [&f.status, &f.host_id].into_iter().flatten() {
+            q = q.bind(s.clone());
+        }
+        let rows = q.bind(f.limit).fetch_all(pool).await?;
+        rows.iter().map(event_row).collect()
+    }
+}
+
+impl Store {
+    pub async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let pool = &self.pool;
+        let row = sqlx::query(
+            "SELECT id, received_at, occurred_at, source, type, tags, severity, host_ref, host_id, status, rule_name, outcomes, raw FROM auto_events WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(event_row).transpose()
+    }
+}
+
+async fn set_event_status_tx(tx: &mut Tx, id: &str, status: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE auto_events SET status = $1 WHERE id = $2")
+        .bind(status.to_string())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Deletes events older than `before` and beyond the newest `max`. Returns how many.
+    pub async fn prune_events(&self, before: i64, max: i64) -> Result<u64, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let mut n = sqlx::query("DELETE FROM auto_events WHERE received_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let edge =
+            sqlx::query("SELECT received_at FROM auto_events ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET $1")
+                .bind(max)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = edge {
+            let at = get_i64(&row, "received_at")?;
+            n += sqlx::query("DELETE FROM auto_events WHERE received_at <= $1")
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+// ---- approvals ----
+
+async fn approval_pending_tx(tx: &mut Tx, host_id: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT id FROM auto_approvals WHERE host_id = $1 AND status = 'pending'")
+        .bind(host_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
+}
+
+async fn insert_approval_tx(
+    tx: &mut Tx,
+    event_id: &str,
+    host_id: &str,
+    rule: &str,
+    params: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO auto_approvals (event_id, host_id, rule_name, params, reason, created_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+    )
+    .bind(event_id.to_string())
+    .bind(host_id.to_string())
+    .bind(rule.to_string())
+    .bind(params.to_string())
+    .bind(reason.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const APPROVAL_COLS: &str =
+    "id, event_id, host_id, rule_name, params, reason, created_at, status, decided_by, decided_at, decision_comment";
+
+fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
+    Ok((
+        Approval {
+            id: get_i64(r, "id")?,
+            event_id: get_str(r, "event_id")?,
+            host_id: get_str(r, "host_id")?,
+            rule: get_str(r, "rule_name")?,
+            reason: get_str(r, "reason")?,
+            created_at: to_rfc3339(get_i64(r, "created_at")?),
+            status: get_str(r, "status")?,
+            decided_by: get_opt_str(r, "decided_by")?,
+            decided_at: get_opt_i64(r, "decided_at")?.map(to_rfc3339),
+            decision_comment: get_opt_str(r, "decision_comment")?,
+        },
+        get_str(r, "params")?,
+    ))
+}
+
+impl Store {
+    /// How many approvals are pending.
+    pub async fn pending_approval_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        get_i64(&row, "n")
+    }
+}
+
+impl Store {
+    pub async fn approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>, StoreError> {
+        let pool = &self.pool;
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                    "SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = $1 ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(s.to_string())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {APPROVAL_COLS} FROM auto_approvals ORDER BY id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        rows.iter().map(|r| approval_row(r).map(|x| x.0)).collect()
+    }
+}
+
+/// Pending approvals (all, or those in `ids`) with their stored action parameters.
+async fn pending_approvals_tx(tx: &mut Tx) -> Result<Vec<(Approval, String)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = 'pending' ORDER BY id"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(approval_row).collect()
+}
+
+async fn approval_status_tx(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>, StoreError> {
+    let row = sqlx::query("SELECT status, host_id FROM auto_approvals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| Ok((get_str(&r, "status")?, get_str(&r, "host_id")?)))
+        .transpose()
+}
+
+async fn decide_approval_tx(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    actor: &str,
+    comment: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE auto_approvals SET status = $1, decided_by = $2, decided_at = $3, decision_comment = $4 WHERE id = $5 AND status = 'pending'")
+        .bind(status.to_string())
+        .bind(actor.to_string())
+        .bind(now)
+        .bind(comment.map(str::to_string))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+// ---- operations: each one transaction under the writer lock ----
+
+/// Parameters of a quarantine a rule wants, kept (as JSON) with an approval until it is
+/// decided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedAction {
+    pub comment: String,
+    pub allow: Vec<String>,
+    pub message: Option<String>,
+    /// Release automatically this long (seconds) after the quarantine.
+    pub expires_after_secs: Option<i64>,
+}
+
+impl PlannedAction {
+    /// The action's parameters when it is carried out at `now` (Unix ms).
+    pub fn params(&self, now: i64) -> ActionParams {
+        ActionParams {
+            comment: self.comment.clone(),
+            allow: self.allow.clone(),
+            message: self.message.clone(),
+            expires_at: self
+                .expires_after_secs
+                .map(|s| now.saturating_add(s.saturating_mul(1000))),
+            if_revisions: Default::default(),
+        }
+    }
+}
+
+/// Audit actor of an automatic action: `rule:<name>`.
+pub fn rule_actor(rule: &str) -> String {
+    format!("rule:{rule}")
+}
+
+/// What is known when an event about a known host is evaluated, all read inside the
+/// evaluation's transaction (the settings row locked, so replicas serialize on it).
+#[derive(Debug, Clone)]
+pub struct EvalContext {
+    pub settings: Settings,
+    pub host: HostRow,
+    /// Every rule, in evaluation order.
+    pub rules: Vec<RuleRecord>,
+    /// Every distinct label on a non-revoked host.
+    pub fleet_labels: Vec<String>,
+    /// When automation last acted on this host (Unix ms).
+    pub last_auto_action_ms: Option<i64>,
+    pub approval_pending: bool,
+    /// Automatic quarantines within the fleet cap's window.
+    pub recent_quarantines: i64,
+}
+
+/// What evaluating an event decided; the store carries it out in the same transaction.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Nothing to do (no rule acted).
+    Nothing,
+    Quarantine {
+        rule: String,
+        plan: PlannedAction,
+    },
+    /// Dry run: audit that the rule would have quarantined, change nothing.
+    NotifyOnly {
+        rule: String,
+        plan: PlannedAction,
+    },
+    /// Beyond a guardrail: ask an admin.
+    ApprovalRequired {
+        rule: String,
+        plan: PlannedAction,
+        reason: String,
+    },
+}
+
+/// One approval decision asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decide<'a> {
+    /// Every pending approval.
+    All,
+    Ids(&'a [i64]),
+}
+
+impl Store {
+    /// Evaluates and records one event in one transaction: resolves `rec.host_ref` (then
+    /// `fallbacks`), lets `evaluate` (pure: rules and guardrails) fill in the outcomes and
+    /// decide, carries out the [`Verdict`] (desired state, audit with the event and rule
+    /// in their own columns, approval) and stores the event. An event about an unknown
+    /// host is recorded with status `unknown_host`. On error nothing is written.
+    pub async fn ingest_event(
+        &self,
+        rec: &mut EventRecord,
+        occurred: Option<i64>,
+        fallbacks: &[String],
+        now: i64,
+        evaluate: impl FnOnce(&EvalContext, &mut EventRecord) -> Verdict,
+    ) -> Result<(), StoreError> {
+        let (_guard, mut owned) = self.write_tx().await?;
+        let tx = &mut owned;
+        let settings = lock_settings_tx(tx).await?;
+        let mut resolved = resolve_host_tx(tx, &rec.host_ref).await?;
+        for f in fallbacks {
+            if resolved.is_ok() {
+                break;
+            }
+            if let Ok(h) = resolve_host_tx(tx, f).await? {
+                resolved = Ok(h);
+            }
+        }
+        match resolved {
+            Err(why) => {
+                rec.status = "unknown_host".into();
+                rec.outcomes.push(RuleOutcome {
+                    rule: "-".into(),
+                    outcome: "unknown_host".into(),
+                    reason: why,
+                });
+            }
+            Ok(host) => {
+                rec.host_id = Some(host.id.clone());
+                let ctx = EvalContext {
+                    rules: rules_tx(tx).await?,
+                    fleet_labels: fleet_labels_tx(tx).await?,
+                    last_auto_action_ms: last_auto_action_tx(tx, &host.id).await?,
+                    approval_pending: approval_pending_tx(tx, &host.id).await?,
+                    recent_quarantines: recent_quarantines_tx(tx, now - settings.cap_window_secs.saturating_mul(1000))
+                        .await?,
+                    settings,
+                    host,
+                };
+                let verdict = evaluate(&ctx, rec);
+                carry_out_tx(tx, &ctx.host, rec, verdict, now).await?;
+            }
+        }
+        insert_event_tx(tx, rec, now, occurred).await?;
+        owned.commit().await?;
+        Ok(())
+    }
+
+    /// Stores an event as it is (used for an event whose evaluation failed).
+    pub async fn insert_event(&self, rec: &EventRecord, now: i64, occurred: Option<i64>) -> Result<(), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        insert_event_tx(&mut tx, rec, now, occurred).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Approves (quarantines, unless the host is already quarantined or revoked:
+    /// `superseded`) or denies pending approvals, all in one transaction. Returns each
+    /// result and the hosts whose desired state changed.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an id that names no approval (nothing is written).
+    pub async fn decide_approvals(
+        &self,
+        actor: &str,
+        which: Decide<'_>,
+        approve: bool,
+        comment: &str,
+        now: i64,
+    ) -> Result<(Vec<DecisionResult>, Vec<String>), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let pending = pending_approvals_tx(&mut tx).await?;
+        let mut results = Vec::new();
+        let mut woken = Vec::new();
+        if let Decide::Ids(ids) = which {
+            for id in ids {
+                if !pending.iter().any(|(a, _)| a.id == *id) {
+                    match approval_status_tx(&mut tx, *id).await? {
+                        Some((_, host_id)) => results.push(DecisionResult {
+                            id: *id,
+                            host_id,
+                            status: "not_pending".into(),
+                        }),
+                        None => return Err(StoreError::NotFound(format!("no approval {id}"))),
+                    }
+                }
+            }
+        }
+        let chosen = pending.iter().filter(|(a, _)| match which {
+            Decide::All => true,
+            Decide::Ids(ids) => ids.contains(&a.id),
+        });
+        for (a, params) in chosen {
+            let extra = format!("approval {}", a.id);
+            let status = if !approve {
+                append(
+                    &mut tx,
+                    &NewAudit {
+                        actor,
+                        action: "approval_denied",
+                        host_id: Some(&a.host_id),
+                        comment: Some(comment),
+                        result: "ok",
+                        detail: Some(
+                            &AutoCause {
+                                event_id: &a.event_id,
+                                rule: &a.rule,
+                                extra: Some(&extra),
+                            }
+                            .detail(),
+                        ),
+                        event_id: Some(&a.event_id),
+                        rule: Some(&a.rule),
+                    },
+                )
+                .await?;
+                set_event_status_tx(&mut tx, &a.event_id, "denied").await?;
+                "denied"
+            } else if host_live_tx(&mut tx, &a.host_id).await? {
+                let plan: PlannedAction = serde_json::from_str(params).map_err(|e| StoreError::Corrupt {
+                    what: format!("approval {}", a.id),
+                    source: Some(e),
+                })?;
+                let mut p = plan.params(now);
+                p.comment = format!("{}; approved by {actor}: {comment}", plan.comment);
+                p.message = p.message.map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
+                let extra = format!("approval {} approved by {actor}", a.id);
+                let cause = AutoCause {
+                    event_id: &a.event_id,
+                    rule: &a.rule,
+                    extra: Some(&extra),
+                };
+                apply_tx(
+                    &mut tx,
+                    &a.host_id,
+                    &rule_actor(&a.rule),
+                    Action::Quarantine,
+                    &p,
+                    None,
+                    Some(&cause),
+                )
+                .await?;
+                record_action_tx(&mut tx, now, &a.host_id, &a.rule, &a.event_id, "approved").await?;
+                set_event_status_tx(&mut tx, &a.event_id, "quarantined").await?;
+                woken.push(a.host_id.clone());
+                "approved"
+            } else {
+                "superseded"
+            };
+            decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;
+            results.push(DecisionResult {
+                id: a.id,
+                host_id: a.host_id.clone(),
+                status: status.into(),
+            });
+        }
+        tx.commit().await?;
+        Ok((results, woken))
+    }
+
+    /// Creates or replaces the rule named `spec.name` (stored in force when `active`,
+    /// otherwise with `reason`), audited as `rule_create` or `rule_update` by `actor`.
+    pub async fn save_rule(
+        &self,
+        actor: &str,
+        spec: &RuleSpec,
+        active: bool,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<RuleRecord, StoreError> {
+        {
+            let (_guard, mut tx) = self.write_tx().await?;
+            let existed = put_rule_tx(&mut tx, spec, active, reason, actor, now).await?;
+            let detail = match reason {
+                None => format!("rule {} saved, active", spec.name),
+                Some(r) => format!("rule {} saved, not active: {r}", spec.name),
+            };
+            append(
+                &mut tx,
+                &NewAudit {
+                    actor,
+                    action: if existed { "rule_update" } else { "rule_create" },
+                    result: if active { "ok" } else { "disabled" },
+                    detail: Some(&detail),
+                    rule: Some(&spec.name),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        self.rule(&spec.name).await?.ok_or_else(|| StoreError::Corrupt {
+            what: format!("rule {:?} (gone right after it was saved)", spec.name),
+            source: None,
+        })
+    }
+
+    /// Deletes a rule, audited as `rule_delete` by `actor`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such rule.
+    pub async fn delete_rule(&self, actor: &str, name: &str) -> Result<(), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        if !delete_rule_tx(&mut tx, name).await? {
+            return Err(StoreError::NotFound(format!("no rule {name:?}")));
+        }
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "rule_delete",
+                result: "ok",
+                detail: Some(&format!("rule {name} deleted")),
+                rule: Some(name),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes the automation settings with `change` (pure: current settings in, new ones
+    /// or the reason they are refused out), audited by `actor` with `detail` as
+    /// `automation_stop`, `automation_start` or `automation_settings`. Returns the new
+    /// settings.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] with `change`'s reason; nothing is written then.
+    pub async fn update_automation_settings(
+        &self,
+        actor: &str,
+        detail: &str,
+        change: impl FnOnce(Settings) -> Result<Settings, String>,
+        now: i64,
+    ) -> Result<Settings, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let current = lock_settings_tx(&mut tx).await?;
+        let was_enabled = current.enabled;
+        let next = change(current).map_err(StoreError::Invalid)?;
+        save_settings_tx(&mut tx, &next, actor, now).await?;
+        let action = match (was_enabled, next.enabled) {
+            (true, false) => "automation_stop",
+            (false, true) => "automation_start",
+            _ => "automation_settings",
+        };
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action,
+                result: "ok",
+                detail: Some(detail),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+}
+
+/// Whether the host exists, is not revoked and is not quarantined.
+async fn host_live_tx(tx: &mut Tx, host_id: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT quarantined, revoked FROM hosts WHERE id = $1")
+        .bind(host_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match &row {
+        Some(r) => get_i64(r, "quarantined")? == 0 && get_i64(r, "revoked")? == 0,
+        None => false,
+    })
+}
+
+/// Carries out what evaluation decided about `host`, setting `rec.status`.
+async fn carry_out_tx(
+    tx: &mut Tx,
+    host: &HostRow,
+    rec: &mut EventRecord,
+    verdict: Verdict,
+    now: i64,
+) -> Result<(), StoreError> {
+    match verdict {
+        Verdict::Nothing => {}
+        Verdict::Quarantine { rule, plan } => {
+            let cause = AutoCause {
+                event_id: &rec.id,
+                rule: &rule,
+                extra: None,
+            };
+            apply_tx(
+                tx,
+                &host.id,
+                &rule_actor(&rule),
+                Action::Quarantine,
+                &plan.params(now),
+                None,
+                Some(&cause),
+            )
+            .await?;
+            record_action_tx(tx, now, &host.id, &rule, &rec.id, "quarantine").await?;
+            rec.status = "quarantined".into();
+        }
+        Verdict::NotifyOnly { rule, plan } => {
+            let cause = AutoCause {
+                event_id: &rec.id,
+                rule: &rule,
+                extra: Some("dry run (notify_only): would quarantine, nothing changed"),
+            };
+            append(
+                tx,
+                &NewAudit {
+                    actor: &rule_actor(&rule),
+                    action: "quarantine_dry_run",
+                    host_id: Some(&host.id),
+                    comment: Some(&plan.comment),
+                    result: "ok",
+                    detail: Some(&cause.detail()),
+                    event_id: Some(&rec.id),
+                    rule: Some(&rule),
+                },
+            )
+            .await?;
+            record_action_tx(tx, now, &host.id, &rule, &rec.id, "notify_only").await?;
+            rec.status = "notified".into();
+        }
+        Verdict::ApprovalRequired { rule, plan, reason } => {
+            let params = serde_json::to_string(&plan).map_err(|source| StoreError::Encode {
+                what: "planned action",
+                source,
+            })?;
+            insert_approval_tx(tx, &rec.id, &host.id, &rule, &params, &reason, now).await?;
+            let cause = AutoCause {
+                event_id: &rec.id,
+                rule: &rule,
+                extra: Some(&reason),
+            };
+            append(
+                tx,
+                &NewAudit {
+                    actor: &rule_actor(&rule),
+                    action: "approval_required",
+                    host_id: Some(&host.id),
+                    comment: Some(&plan.comment),
+                    result: "pending",
+                    detail: Some(&cause.detail()),
+                    event_id: Some(&rec.id),
+                    rule: Some(&rule),
+                },
+            )
+            .await?;
+            rec.status = "approval_required".into();
+        }
+    }
+    Ok(())
+}

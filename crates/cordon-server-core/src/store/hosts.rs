@@ -1,0 +1,382 @@
+//! Reading hosts.
+
+use std::collections::HashMap;
+
+use cordon_proto::{DesiredState, Host, HostState};
+use sqlx::any::AnyRow;
+
+use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
+use crate::timefmt::to_rfc3339;
+
+pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
+     revision, quarantined, allow_json, message, comment, actor, expires_at, state, state_reason, state_since, \
+     applied_revision, digest, backend";
+
+#[derive(Debug, Clone, Default)]
+pub struct HostFilter {
+    pub label: Option<String>,
+    pub state: Option<HostState>,
+    /// Case-insensitive substring of id, hostname or an address.
+    pub text: Option<String>,
+    pub include_revoked: bool,
+}
+
+pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, StoreError> {
+    let state_text = get_str(row, "state")?;
+    let state = HostState::parse(&state_text).ok_or_else(|| StoreError::Corrupt {
+        what: format!("host state {state_text:?}"),
+        source: None,
+    })?;
+    Ok(Host {
+        id: get_str(row, "id")?,
+        hostname: get_str(row, "hostname")?,
+        os: get_opt_str(row, "os")?,
+        addresses: json_list(&get_str(row, "addresses")?),
+        labels,
+        agent_version: get_opt_str(row, "agent_version")?,
+        last_seen: get_opt_i64(row, "last_seen")?.map(to_rfc3339),
+        enrolled_at: to_rfc3339(get_i64(row, "enrolled_at")?),
+        desired: DesiredState {
+            revision: get_i64(row, "revision")?,
+            quarantined: get_i64(row, "quarantined")? != 0,
+            allow: json_list(&get_str(row, "allow_json")?),
+            message: get_opt_str(row, "message")?,
+            comment: get_opt_str(row, "comment")?,
+            actor: get_opt_str(row, "actor")?,
+            expires_at: get_opt_i64(row, "expires_at")?.map(to_rfc3339),
+        },
+        state,
+        state_reason: get_opt_str(row, "state_reason")?,
+        state_since: to_rfc3339(get_i64(row, "state_since")?),
+        applied_revision: get_i64(row, "applied_revision")?,
+        digest: get_opt_str(row, "digest")?,
+        backend: get_opt_str(row, "backend")?,
+        revoked: get_i64(row, "revoked")? != 0,
+    })
+}
+
+async fn labels_of_tx(tx: &mut Tx, id: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT label FROM host_labels WHERE host_id = $1 ORDER BY label")
+        .bind(id.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(|r| get_str(r, "label")).collect()
+}
+
+/// Loads one host by id inside a transaction.
+pub(crate) async fn load_tx(tx: &mut Tx, id: &str) -> Result<Option<Host>, StoreError> {
+    let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
+    let Some(row) = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    let labels = labels_of_tx(tx, id).await?;
+    Ok(Some(host_from_row(&row, labels)?))
+}
+
+/// Resolves references (id, or a hostname that names exactly one host) to host ids,
+/// failing on the first unknown or ambiguous one. Revoked hosts are not targets.
+pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = Vec::with_capacity(refs.len());
+    for r in refs {
+        let r = r.trim();
+        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname = $2")
+            .bind(r.to_string())
+            .bind(r.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+        let exact: Vec<&AnyRow> = rows
+            .iter()
+            .filter(|row| get_str(row, "id").ok().as_deref() == Some(r))
+            .collect();
+        let row = match (exact.first(), rows.len()) {
+            (Some(row), _) => *row,
+            (None, 1) => &rows[0],
+            (None, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
+            (None, n) => {
+                return Err(StoreError::Conflict(format!(
+                    "{n} hosts are named {r:?}; use the host id"
+                )))
+            }
+        };
+        if get_i64(row, "revoked")? != 0 {
+            return Err(StoreError::Conflict(format!("host {r:?} is revoked")));
+        }
+        let id = get_str(row, "id")?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+pub(crate) async fn ids_with_label_tx(tx: &mut Tx, label: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT h.id AS id FROM hosts h JOIN host_labels l ON l.host_id = h.id WHERE l.label = $1 AND h.revoked = 0 ORDER BY h.id",
+    )
+    .bind(label.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| get_str(r, "id")).collect()
+}
+
+/// Largest page of hosts or audit records one request returns.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Position after the last host of a page (keyset pagination on `(hostname, id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCursor {
+    pub hostname: String,
+    pub id: String,
+}
+
+impl HostCursor {
+    /// The opaque text handed to clients: hex of `hostname NUL id`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}\0{}", self.hostname, self.id))
+    }
+
+    /// # Errors
+    /// `Invalid` when `text` is not a cursor this server handed out.
+    pub fn decode(text: &str) -> Result<HostCursor, StoreError> {
+        let bad = || StoreError::Invalid(format!("cursor {text:?} is not one this server handed out"));
+        let bytes = hex::decode(text).map_err(|_| bad())?;
+        let s = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (hostname, id) = s.split_once('\0').ok_or_else(bad)?;
+        Ok(HostCursor {
+            hostname: hostname.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+/// `%` and `_` are wildcards in LIKE: escape them (and the escape character itself).
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl Store {
+    /// One page of the hosts matching `f`, ordered by hostname then id, starting after
+    /// `after`; at most `limit` (capped at [`MAX_PAGE`]). Filtering, ordering and the
+    /// page cut all happen in SQL, so memory is bounded by the page. Returns the hosts and
+    /// the cursor of the next page (`None` on the last one).
+    pub async fn hosts_page(
+        &self,
+        f: &HostFilter,
+        after: Option<&HostCursor>,
+        limit: i64,
+    ) -> Result<(Vec<Host>, Option<HostCursor>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let cols = HOST_COLUMNS
+            .split(", ")
+            .map(|c| format!("h.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!("SELECT {cols} FROM hosts h WHERE 1=1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |sql: &mut String, frag: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&frag.replace('?', &format!("${}", binds.len())));
+        };
+        if !f.include_revoked {
+            sql.push_str(" AND h.revoked = 0");
+        }
+        if let Some(l) = &f.label {
+            param(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.label = ?)",
+                l.clone(),
+            );
+        }
+        if let Some(st) = f.state {
+            param(&mut sql, " AND h.state = ?", st.as_str().to_string());
+        }
+        if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
+            let pat = like_pattern(t);
+            param(&mut sql, " AND (LOWER(h.id) LIKE ? ESCAPE '\\'", pat.clone());
+            param(&mut sql, " OR LOWER(h.hostname) LIKE ? ESCAPE '\\'", pat.clone());
+            param(&mut sql, " OR LOWER(h.addresses) LIKE ? ESCAPE '\\')", pat);
+        }
+        if let Some(c) = after {
+            param(&mut sql, " AND (h.hostname > ?", c.hostname.clone());
+            param(&mut sql, " OR (h.hostname = ?", c.hostname.clone());
+            param(&mut sql, " AND h.id > ?))", c.id.clone());
+        }
+        sql.push_str(&format!(" ORDER BY h.hostname, h.id LIMIT {}", limit + 1));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let mut rows = q.fetch_all(&self.pool).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let ids: Vec<String> = rows.iter().map(|r| get_str(r, "id")).collect::<Result<_, _>>()?;
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        if !ids.is_empty() {
+            let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT host_id, label FROM host_labels WHERE host_id IN ({marks}) ORDER BY label");
+            let mut q = sqlx::query(&sql);
+            for id in &ids {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                labels
+                    .entry(get_str(&r, "host_id")?)
+                    .or_default()
+                    .push(get_str(&r, "label")?);
+            }
+        }
+        let hosts = rows
+            .iter()
+            .zip(&ids)
+            .map(|(row, id)| host_from_row(row, labels.remove(id).unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match (more, hosts.last()) {
+            (true, Some(h)) => Some(HostCursor {
+                hostname: h.hostname.clone(),
+                id: h.id.clone(),
+            }),
+            _ => None,
+        };
+        Ok((hosts, next))
+    }
+
+    /// How many non-revoked hosts are in `state` having applied at least revision
+    /// `min_applied` (benchmarks poll it; one indexed-free COUNT, no rows loaded).
+    pub async fn count_hosts(&self, state: HostState, min_applied: i64) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM hosts WHERE revoked = 0 AND state = $1 AND applied_revision >= $2")
+                .bind(state.as_str().to_string())
+                .bind(min_applied)
+                .fetch_one(&self.pool)
+                .await?;
+        get_i64(&row, "n")
+    }
+
+    /// One host by id or unique hostname.
+    pub async fn host(&self, reference: &str) -> Result<Host, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids = resolve_any_tx(&mut tx, reference).await?;
+        let host = load_tx(&mut tx, &ids)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
+        tx.commit().await?;
+        Ok(host)
+    }
+
+    /// Host id → hostname of every host, revoked ones included (for naming hosts in
+    /// audit exports and lists).
+    pub async fn hostnames(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT id, hostname FROM hosts")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((super::get_str(r, "id")?, super::get_str(r, "hostname")?)))
+            .collect()
+    }
+
+    /// Hosts matching `f`, ordered by hostname.
+    pub async fn hosts(&self, f: &HostFilter) -> Result<Vec<Host>, StoreError> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY hostname, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let label_rows = sqlx::query("SELECT host_id, label FROM host_labels ORDER BY label")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        for r in &label_rows {
+            labels
+                .entry(get_str(r, "host_id")?)
+                .or_default()
+                .push(get_str(r, "label")?);
+        }
+        let text = f.text.as_ref().map(|t| t.to_lowercase());
+        let mut out = Vec::new();
+        for row in &rows {
+            let id = get_str(row, "id")?;
+            let host = host_from_row(row, labels.remove(&id).unwrap_or_default())?;
+            if host.revoked && !f.include_revoked {
+                continue;
+            }
+            if let Some(l) = &f.label {
+                if !host.labels.iter().any(|x| x == l) {
+                    continue;
+                }
+            }
+            if let Some(s) = f.state {
+                if host.state != s {
+                    continue;
+                }
+            }
+            if let Some(t) = &text {
+                let hit = host.id.to_lowercase().contains(t)
+                    || host.hostname.to_lowercase().contains(t)
+                    || host.addresses.iter().any(|a| a.to_lowercase().contains(t));
+                if !hit {
+                    continue;
+                }
+            }
+            out.push(host);
+        }
+        Ok(out)
+    }
+
+    /// Whether `id` is enrolled and not revoked (checked on every agent request).
+    pub async fn host_active(&self, id: &str) -> Result<Option<bool>, StoreError> {
+        let row = sqlx::query("SELECT revoked, quarantined, revision, applied_revision FROM hosts WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let revoked = get_i64(&r, "revoked")? != 0;
+                // A release ordered before the revocation still reaches the agent: until it
+                // confirmed that release, the revoked host may fetch it and report.
+                let release_unconfirmed =
+                    get_i64(&r, "quarantined")? == 0 && get_i64(&r, "applied_revision")? < get_i64(&r, "revision")?;
+                Ok(Some(!revoked || release_unconfirmed))
+            }
+        }
+    }
+
+    /// The desired state of host `id` (agent sync), `None` if unknown.
+    pub async fn desired(&self, id: &str) -> Result<Option<(DesiredState, bool)>, StoreError> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let host = host_from_row(&row, vec![])?;
+        Ok(Some((host.desired, host.revoked)))
+    }
+}
+
+/// Like [`resolve_refs_tx`] for a single reference, but also finds revoked hosts.
+async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
+    let rows = sqlx::query("SELECT id FROM hosts WHERE id = $1 OR hostname = $2")
+        .bind(r.to_string())
+        .bind(r.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    let ids: Vec<String> = rows.iter().map(|row| get_str(row, "id")).collect::<Result<_, _>>()?;
+    if ids.iter().any(|i| i == r) {
+        return Ok(r.to_string());
+    }
+    match ids.len() {
+        0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
+        1 => Ok(ids[0].clone()),
+        n => Err(StoreError::Conflict(format!(
+            "{n} hosts are named {r:?}; use the host id"
+        ))),
+    }
+}

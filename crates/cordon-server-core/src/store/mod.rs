@@ -1,0 +1,341 @@
+//! Storage on sqlx's `Any` driver: the same queries run on SQLite (the embedded default)
+//! and PostgreSQL. Every state change is written in one transaction together with its
+//! audit record.
+
+mod actions;
+mod audit;
+pub mod automation;
+mod enroll;
+mod host_views;
+mod hosts;
+pub mod outbox;
+mod reports;
+mod schema;
+mod sessions;
+mod tokens;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Transaction};
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+/// For the automation module: the one quarantine path and the audit append.
+pub use actions::Targets;
+pub use actions::{Action, ActionParams};
+pub use audit::{AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE};
+pub use enroll::NewHost;
+pub use host_views::{
+    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
+    NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
+};
+pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
+pub use sessions::{SessionInfo, SessionLimits};
+pub use tokens::Caller;
+
+/// Failures of the store. The first three carry a message meant for the caller; the others
+/// are internal and keep their cause (`#[source]`) for the log, never for the client.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// No such host, token, rule, ... (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be carried out as asked (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A unique constraint refused a write: the record exists (409). The database's own
+    /// message stays in the log.
+    #[error("{what} already exists")]
+    Duplicate {
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database query failed")]
+    Db(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value this version cannot read (a bad enum text, unreadable JSON).
+    #[error("stored {what} is unreadable")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    #[error("cannot encode {what} for storage")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no randomness for a new token")]
+    Random(#[source] getrandom::Error),
+    /// The group commit of status reports failed; the shared cause is the source.
+    #[error("status report not recorded")]
+    Report(#[source] std::sync::Arc<StoreError>),
+    #[error("the status report writer stopped")]
+    ReportWriterStopped,
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Unique-constraint violations become [`StoreError::Duplicate`] (409); everything
+    /// else is an internal [`StoreError::Db`].
+    fn from(e: sqlx::Error) -> Self {
+        if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+            StoreError::Duplicate {
+                what: "a record with these values".into(),
+                source: e,
+            }
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+/// Names the record a unique constraint protects, for a 409 the caller understands
+/// (realworld-axum-sqlx's `on_constraint`): `insert(...).await.on_duplicate(|| format!("a
+/// target named {name:?}"))`.
+pub(crate) trait OnDuplicate<T> {
+    fn on_duplicate(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<StoreError>> OnDuplicate<T> for Result<T, E> {
+    fn on_duplicate(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|e| match e.into() {
+            StoreError::Duplicate { source, .. } => StoreError::Duplicate { what: what(), source },
+            other => other,
+        })
+    }
+}
+
+pub type Tx = Transaction<'static, Any>;
+
+/// The database and a writer lock: SQLite allows one writer at a time, and taking the
+/// lock in-process avoids `database is locked` errors from read-then-write upgrades.
+pub struct Store {
+    pool: AnyPool,
+    write: std::sync::Arc<Mutex<()>>,
+    /// Group commit of agent status reports (started on first use).
+    reports: std::sync::OnceLock<reports::ReportQueue>,
+}
+
+/// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
+pub fn normalize_url(url: &str) -> Result<String, StoreError> {
+    if url.starts_with("sqlite:") {
+        if url.contains(":memory:") || url.contains("mode=") {
+            Ok(url.to_string())
+        } else if url.contains('?') {
+            Ok(format!("{url}&mode=rwc"))
+        } else {
+            Ok(format!("{url}?mode=rwc"))
+        }
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url.to_string())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "database URL {url:?} is neither sqlite://FILE nor postgres://..."
+        )))
+    }
+}
+
+/// Creates an empty database named `name` on the PostgreSQL server of `base`
+/// (`postgres://user@host:port/db`) and returns its URL (benchmarks and tests).
+///
+/// # Errors
+/// `Invalid` for a name other than `[a-z0-9_]`, or the server refusing.
+pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::Invalid(format!("{base:?} is not postgres://…/DB")))?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(format!("{prefix}/{name}"))
+}
+
+/// Drops database `name` (made by [`create_postgres_database`]) on the server of `base`.
+///
+/// # Errors
+/// As [`create_postgres_database`].
+pub async fn drop_postgres_database(base: &str, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Invalid(format!("database name {name:?} must be [a-z0-9_]")));
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(base).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Connects and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = normalize_url(url)?;
+        let max = if url.starts_with("sqlite:") { 8 } else { 16 };
+        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        if url.starts_with("sqlite:") {
+            // Foreign keys are per connection in SQLite; the schema does not rely on
+            // them for correctness (deletes are explicit), so no pool hook is needed.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        schema::migrator(&url).run(&pool).await?;
+        Ok(Store {
+            pool,
+            write: std::sync::Arc::new(Mutex::new(())),
+            reports: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The pool, for test fixtures that need a state no operation produces. Production
+    /// code goes through the store's methods: the front-end crates do not even depend on
+    /// sqlx.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a write transaction while holding the writer lock.
+    pub(crate) async fn write_tx(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx), StoreError> {
+        let guard = self.write.lock().await;
+        let tx = self.pool.begin().await?;
+        Ok((guard, tx))
+    }
+}
+
+pub(crate) fn get_str(row: &AnyRow, col: &str) -> Result<String, StoreError> {
+    use sqlx::Row;
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+pub(crate) fn get_opt_str(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+pub(crate) fn get_i64(row: &AnyRow, col: &str) -> Result<i64, StoreError> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+pub(crate) fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>, StoreError> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+pub(crate) fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub(crate) fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    use cordon_proto::automation::TargetSpec;
+
+    use super::*;
+
+    async fn temp_store(dir: &tempfile::TempDir) -> Store {
+        Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap()
+    }
+
+    type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+    /// Every write of the automation tables and the outbox takes the writer lock (one used
+    /// to delete events straight through the pool).
+    #[tokio::test]
+    async fn automation_and_outbox_writes_wait_for_the_writer_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir).await;
+        let spec = TargetSpec {
+            name: "soc".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
+            url: "https://hooks.example/x".into(),
+            events: vec!["quarantined".into()],
+            enabled: true,
+        };
+        let writes: Vec<(&str, Write<'_>)> = vec![
+            (
+                "prune_events",
+                Box::pin(async { store.prune_events(i64::MAX, 1).await.map(|_| ()) }),
+            ),
+            (
+                "prune_outbox",
+                Box::pin(async { store.prune_outbox(i64::MAX, 1).await.map(|_| ()) }),
+            ),
+            (
+                "add_notify_target",
+                Box::pin(async { store.add_notify_target(&spec).await.map(|_| ()) }),
+            ),
+            (
+                "update_automation_settings",
+                Box::pin(async { store.update_automation_settings("t", "{}", Ok, 1).await.map(|_| ()) }),
+            ),
+            (
+                "enqueue_notifications",
+                Box::pin(async {
+                    store
+                        .enqueue_notifications(10, |_, _| None::<(&'static str, ())>, |_, _| String::new())
+                        .await
+                        .map(|_| ())
+                }),
+            ),
+        ];
+        for (name, mut write) in writes {
+            let guard = store.write.lock().await;
+            let early = tokio::time::timeout(Duration::from_millis(150), &mut write).await;
+            assert!(early.is_err(), "{name} wrote without the writer lock");
+            drop(guard);
+            write.await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn unique_violations_are_duplicates_named_by_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir).await;
+        let spec = TargetSpec {
+            name: "soc".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
+            url: "https://hooks.example/x".into(),
+            events: vec![],
+            enabled: true,
+        };
+        store.add_notify_target(&spec).await.unwrap();
+        match store.add_notify_target(&spec).await {
+            Err(e @ StoreError::Duplicate { .. }) => {
+                assert_eq!(e.to_string(), "a target named \"soc\" already exists");
+                assert!(
+                    std::error::Error::source(&e).is_some(),
+                    "the database error is kept as the source"
+                );
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+    }
+}

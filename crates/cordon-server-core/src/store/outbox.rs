@@ -1,0 +1,361 @@
+//! The notification outbox: targets, one row per (target, audit record) so nothing is
+//! lost across a restart and nothing is queued twice, the tail cursor over the audit log,
+//! delivery leases (so replicas do not send a row twice) and retention.
+//!
+//! What a notification says is decided by the caller (`cordon-automation`): this module
+//! only stores and hands out rows.
+
+use cordon_proto::automation::{Delivery, Target, TargetKind, TargetSpec};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+
+use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, OnDuplicate, Store, StoreError};
+use crate::timefmt::{now_ms, to_rfc3339};
+
+/// One new audit record as notifications see it.
+#[derive(Debug, Clone)]
+pub struct TailRecord {
+    pub audit_id: i64,
+    /// Unix ms.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub host_id: Option<String>,
+    pub hostname: Option<String>,
+    pub comment: Option<String>,
+    pub detail: Option<String>,
+    /// The automation event behind an automatic action (audit column `event_id`).
+    pub event_id: Option<String>,
+    /// The automation rule behind an automatic action (audit column `rule_name`).
+    pub rule: Option<String>,
+}
+
+/// An outbox row due for sending, leased to this worker.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub attempts: i64,
+    /// The target's URL; `None` when the target was removed meanwhile.
+    pub url: Option<String>,
+    pub payload: String,
+}
+
+/// The notification kind an audit action makes (`quarantined`, `released`, `failed`,
+/// `tampered`, `approval_required`), `None` for actions that notify nobody. The audit
+/// append queues exactly these records in `notify_pending`.
+pub fn kind_of(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "quarantine" | "quarantine_dry_run" => "quarantined",
+        "release" => "released",
+        "failed" => "failed",
+        "tampered" => "tampered",
+        "approval_required" => "approval_required",
+        _ => return None,
+    })
+}
+
+fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
+    let kind = get_str(r, "kind")?;
+    Ok(Target {
+        id: get_i64(r, "id")?,
+        spec: TargetSpec {
+            name: get_str(r, "name")?,
+            kind: TargetKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                what: format!("notification target kind {kind:?}"),
+                source: None,
+            })?,
+            url: get_str(r, "url")?,
+            events: json_list(&get_str(r, "events")?),
+            enabled: get_i64(r, "enabled")? != 0,
+        },
+        created_at: to_rfc3339(get_i64(r, "created_at")?),
+    })
+}
+
+fn delivery_row(r: &AnyRow) -> Result<Delivery, StoreError> {
+    let status = get_str(r, "status")?;
+    Ok(Delivery {
+        id: get_i64(r, "id")?,
+        target_id: get_i64(r, "target_id")?,
+        audit_id: get_i64(r, "audit_id")?,
+        kind: get_str(r, "kind")?,
+        next_attempt_at: (status == "pending")
+            .then(|| get_i64(r, "next_attempt_at").map(to_rfc3339))
+            .transpose()?,
+        status,
+        attempts: get_i64(r, "attempts")?,
+        last_error: get_opt_str(r, "last_error")?,
+        delivered_at: get_opt_i64(r, "delivered_at")?.map(to_rfc3339),
+        created_at: to_rfc3339(get_i64(r, "created_at")?),
+        payload: serde_json::from_str(&get_str(r, "payload")?).unwrap_or(Value::Null),
+    })
+}
+
+impl Store {
+    pub async fn notify_targets(&self) -> Result<Vec<Target>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(target_row).collect()
+    }
+
+    /// Adds a notification target.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] (409) when a target of that name exists: the unique
+    /// constraint decides, so two replicas racing cannot both add it.
+    pub async fn add_notify_target(&self, spec: &TargetSpec) -> Result<Target, StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        let row = sqlx::query(
+            "INSERT INTO notify_targets (name, kind, url, events, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, name, kind, url, events, enabled, created_at",
+        )
+        .bind(spec.name.clone())
+        .bind(spec.kind.as_str().to_string())
+        .bind(spec.url.clone())
+        .bind(to_json_list(&spec.events))
+        .bind(spec.enabled as i64)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .on_duplicate(|| format!("a target named {:?}", spec.name))?;
+        let t = target_row(&row)?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    /// Removes a target; its pending deliveries are marked dead.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such target.
+    pub async fn delete_notify_target(&self, id: i64) -> Result<(), StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM notify_targets WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("no notification target {id}")));
+        }
+        sqlx::query("UPDATE notify_outbox SET status = 'dead', last_error = 'target removed' WHERE target_id = $1 AND status = 'pending'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Turns up to `batch` queued audit records (`notify_pending`, written in the same
+    /// transaction as each record) into outbox rows and removes them from the queue, in one
+    /// transaction. `notice` (pure) says whether a record is a notification and of which
+    /// kind (`console_url` is the settings' link base); `payload` renders it for a target
+    /// of a given kind (`slack`, `webhook`). Every enabled target subscribed to the kind
+    /// gets one row. Returns how many rows were queued.
+    ///
+    /// Complete with several writers: nothing depends on the order ids commit in. Exactly
+    /// once with several notifiers: the outbox's `UNIQUE (target_id, audit_id)` drops a
+    /// second copy, and the lock on `notify_cursor`'s row makes concurrent passes take turns.
+    pub async fn enqueue_notifications<N>(
+        &self,
+        batch: i64,
+        notice: impl Fn(&TailRecord, Option<&str>) -> Option<(&'static str, N)>,
+        payload: impl Fn(&N, TargetKind) -> String,
+    ) -> Result<usize, StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        // Serialises notifiers on every replica (a row lock on PostgreSQL).
+        sqlx::query("UPDATE notify_cursor SET audit_id = audit_id WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
+             a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname \
+             FROM notify_pending p JOIN audit a ON a.id = p.audit_id LEFT JOIN hosts h ON h.id = a.host_id \
+             ORDER BY p.audit_id LIMIT $1",
+        )
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let trows = sqlx::query(
+            "SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE enabled = 1 ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let targets = trows.iter().map(target_row).collect::<Result<Vec<_>, _>>()?;
+        let console = get_opt_str(
+            &sqlx::query("SELECT console_url FROM auto_settings WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?,
+            "console_url",
+        )?;
+        let now = now_ms();
+        let mut queued = 0;
+        for r in &rows {
+            sqlx::query("DELETE FROM notify_pending WHERE audit_id = $1")
+                .bind(get_i64(r, "id")?)
+                .execute(&mut *tx)
+                .await?;
+            let rec = TailRecord {
+                audit_id: get_i64(r, "id")?,
+                at: get_i64(r, "at")?,
+                actor: get_str(r, "actor")?,
+                action: get_str(r, "action")?,
+                host_id: get_opt_str(r, "host_id")?,
+                hostname: get_opt_str(r, "hostname")?,
+                comment: get_opt_str(r, "comment")?,
+                detail: get_opt_str(r, "detail")?,
+                event_id: get_opt_str(r, "event_id")?,
+                rule: get_opt_str(r, "rule_name")?,
+            };
+            let Some((kind, n)) = notice(&rec, console.as_deref()) else {
+                continue;
+            };
+            for t in targets.iter().filter(|t| t.spec.events.iter().any(|e| e == kind)) {
+                let done = sqlx::query(
+                    "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6) ON CONFLICT (target_id, audit_id) DO NOTHING",
+                )
+                .bind(t.id)
+                .bind(rec.audit_id)
+                .bind(kind.to_string())
+                .bind(payload(&n, t.spec.kind))
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                queued += done.rows_affected() as usize;
+            }
+        }
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Up to `limit` pending rows due at `now` (Unix ms) and not leased by another worker.
+    pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id AS id, o.payload AS payload, o.attempts AS attempts, t.url AS url FROM notify_outbox o \
+             LEFT JOIN notify_targets t ON t.id = o.target_id \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $2) \
+             ORDER BY o.id LIMIT $3",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueDelivery {
+                    id: get_i64(r, "id")?,
+                    attempts: get_i64(r, "attempts")?,
+                    url: get_opt_str(r, "url")?,
+                    payload: get_str(r, "payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Leases a due row until `lease_until` (Unix ms); `false` when another worker
+    /// (replica) claimed it first.
+    pub async fn claim_delivery(&self, id: i64, lease_until: i64) -> Result<bool, StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE notify_outbox SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(lease_until)
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n.rows_affected() == 1)
+    }
+
+    /// Records the outcome of an attempt: `status` (`delivered`, `pending` for a retry at
+    /// `next` Unix ms, `dead`), the attempt count and the error; ends the lease.
+    pub async fn finish_delivery(
+        &self,
+        id: i64,
+        status: &str,
+        attempts: i64,
+        error: Option<&str>,
+        next: i64,
+    ) -> Result<(), StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        let delivered = (status == "delivered").then(now_ms);
+        sqlx::query(
+            "UPDATE notify_outbox SET status = $1, attempts = $2, last_error = $3, next_attempt_at = $4, delivered_at = $5, lease_until = NULL WHERE id = $6",
+        )
+        .bind(status.to_string())
+        .bind(attempts)
+        .bind(error.map(str::to_string))
+        .bind(next)
+        .bind(delivered)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps the outbox bounded: finished rows older than a week (before `now`, Unix ms)
+    /// go, and beyond `max` rows the oldest ones. Returns how many rows beyond `max` were
+    /// dropped.
+    pub async fn prune_outbox(&self, now: i64, max: i64) -> Result<u64, StoreError> {
+        let (_g, mut tx) = self.write_tx().await?;
+        sqlx::query("DELETE FROM notify_outbox WHERE status <> 'pending' AND created_at < $1")
+            .bind(now - 7 * 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        let total = get_i64(
+            &sqlx::query("SELECT COUNT(*) AS n FROM notify_outbox")
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
+        let mut dropped = 0;
+        if total > max {
+            let edge = sqlx::query("SELECT id FROM notify_outbox ORDER BY id DESC LIMIT 1 OFFSET $1")
+                .bind(max)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = edge {
+                let id = get_i64(&row, "id")?;
+                dropped = sqlx::query("DELETE FROM notify_outbox WHERE id <= $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(dropped)
+    }
+
+    /// Outbox rows, newest first, optionally only those in `status`.
+    pub async fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        let cols =
+            "id, target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                    "SELECT {cols} FROM notify_outbox WHERE status = $1 ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(s.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {cols} FROM notify_outbox ORDER BY id DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(delivery_row).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! The schema's migrations, one SQL file per dialect and version under `migrations/`.
+//! Versions are numbered after the issue that added them (`0007` automation, `0015`
+//! scale-out, `0016` console sessions, `0017` audit chain), except `0018` (structured audit
+//! fields, issue 13), which had to come after every version a deployed database may
+//! already carry; a new migration is one more entry in [`MIGRATIONS`] with a version
+//! larger than all before it, and its files (one file serves both when its SQL is plain
+//! enough).
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// (version, description, SQLite SQL, PostgreSQL SQL).
+type Entry = (i64, &'static str, &'static str, &'static str);
+
+const MIGRATIONS: &[Entry] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        7,
+        "automation",
+        include_str!("../../migrations/sqlite/0007_automation.sql"),
+        include_str!("../../migrations/postgres/0007_automation.sql"),
+    ),
+    (
+        15,
+        "scale_out",
+        include_str!("../../migrations/sqlite/0015_scale_out.sql"),
+        include_str!("../../migrations/postgres/0015_scale_out.sql"),
+    ),
+    (
+        16,
+        "console sessions",
+        include_str!("../../migrations/0016_console_sessions.sql"),
+        include_str!("../../migrations/0016_console_sessions.sql"),
+    ),
+    (
+        17,
+        "audit chain",
+        include_str!("../../migrations/0017_audit_chain.sql"),
+        include_str!("../../migrations/0017_audit_chain.sql"),
+    ),
+    (
+        18,
+        "audit fields",
+        include_str!("../../migrations/sqlite/0018_audit_fields.sql"),
+        include_str!("../../migrations/postgres/0018_audit_fields.sql"),
+    ),
+];
+
+/// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
+pub fn migrator(url: &str) -> Migrator {
+    let sqlite = url.starts_with("sqlite:");
+    Migrator {
+        migrations: Cow::Owned(
+            MIGRATIONS
+                .iter()
+                .map(|&(version, desc, lite, pg)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(desc),
+                        MigrationType::Simple,
+                        Cow::Borrowed(if sqlite { lite } else { pg }),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_versions_are_unique_and_increasing() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(
+                pair[0].0 < pair[1].0,
+                "migration {} ({}) must come before {} ({})",
+                pair[0].0,
+                pair[0].1,
+                pair[1].0,
+                pair[1].1
+            );
+        }
+    }
+
+    /// A database migrated by an earlier release (every version but the newest) takes
+    /// the rest: the fault kind is a new migration numbered below one already applied,
+    /// or one that fails on a database written by the previous schema.
+    #[tokio::test]
+    async fn database_of_the_previous_release_migrates() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut old = migrator(&url);
+        let newest = old.migrations.to_mut().pop().unwrap();
+        old.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO audit (at, actor, action, result) VALUES (1, 'alice', 'quarantine', 'ok')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        migrator(&url).run(&pool).await.unwrap();
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>());
+        assert!(applied.contains(&newest.version));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event_id IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}

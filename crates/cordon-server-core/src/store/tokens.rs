@@ -1,0 +1,128 @@
+//! API bearer tokens (stored hashed).
+
+use cordon_proto::{Role, TokenCreated, TokenInfo};
+
+use super::audit::{append, NewAudit};
+use super::{get_i64, get_str, Store, StoreError};
+use crate::secret::{hash_token, new_token};
+use crate::timefmt::{now_ms, to_rfc3339};
+
+/// Who a valid bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub token_id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Store {
+    /// Creates a token; the clear text is returned once and never stored.
+    pub async fn create_api_token(&self, actor: &str, name: &str, role: Role) -> Result<TokenCreated, StoreError> {
+        let token = new_token("cordon").map_err(StoreError::Random)?;
+        let (_guard, mut tx) = self.write_tx().await?;
+        sqlx::query("INSERT INTO api_tokens (name, role, hash, created_at, revoked) VALUES ($1, $2, $3, $4, 0)")
+            .bind(name.to_string())
+            .bind(role.as_str().to_string())
+            .bind(hash_token(&token))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT id FROM api_tokens WHERE hash = $1")
+            .bind(hash_token(&token))
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = get_i64(&row, "id")?;
+        let detail = format!("token {id} {name:?} role {}", role.as_str());
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "token_create",
+                result: "ok",
+                detail: Some(&detail),
+                event_id: None,
+                rule: None,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TokenCreated {
+            id,
+            name: name.to_string(),
+            role,
+            token,
+        })
+    }
+
+    pub async fn api_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, role, created_at, revoked FROM api_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let role_text = get_str(r, "role")?;
+                Ok(TokenInfo {
+                    id: get_i64(r, "id")?,
+                    name: get_str(r, "name")?,
+                    role: Role::parse(&role_text).ok_or_else(|| StoreError::Corrupt {
+                        what: format!("token role {role_text:?}"),
+                        source: None,
+                    })?,
+                    created_at: to_rfc3339(get_i64(r, "created_at")?),
+                    revoked: get_i64(r, "revoked")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn revoke_api_token(&self, actor: &str, id: i64) -> Result<(), StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let n = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("no API token {id}")));
+        }
+        // Console sessions opened with this token end with it.
+        sqlx::query("DELETE FROM console_sessions WHERE token_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let detail = format!("token {id}");
+        append(
+            &mut tx,
+            &NewAudit {
+                actor,
+                action: "token_revoke",
+                result: "ok",
+                detail: Some(&detail),
+                event_id: None,
+                rule: None,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The caller a bearer token belongs to, if it is valid and not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        let row = sqlx::query("SELECT id, name, role FROM api_tokens WHERE hash = $1 AND revoked = 0")
+            .bind(hash_token(token))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let role_text = get_str(&r, "role")?;
+        let Some(role) = Role::parse(&role_text) else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            token_id: get_i64(&r, "id")?,
+            name: get_str(&r, "name")?,
+            role,
+        }))
+    }
+}
