@@ -14,15 +14,21 @@ use crate::pki::{self, Ca, PkiError};
 use crate::store::{Store, StoreError};
 use crate::{router, AppState};
 
+/// Failures of `cordon server init|token create|run`.
 #[derive(Debug, Error)]
 pub enum RunError {
+    /// The CA or server certificate could not be made or read.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The database could not be opened, migrated or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The listening socket could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -36,10 +42,14 @@ pub fn db_url(data_dir: &Path, db: Option<&str>) -> String {
     }
 }
 
+/// What `cordon server init` made.
 #[derive(Debug, Clone)]
 pub struct InitResult {
+    /// SHA-256 fingerprint of the new CA (agents pin it).
     pub ca_fingerprint: String,
+    /// The bootstrap admin token (its secret is shown once).
     pub admin: TokenCreated,
+    /// The files written.
     pub files: Vec<PathBuf>,
 }
 
@@ -57,6 +67,8 @@ pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -
     })
 }
 
+/// Creates a one-time enrollment token straight in the database at `db`
+/// (`cordon server token create`), valid `ttl_secs`, giving the host `labels`.
 pub async fn create_enroll_token(db: &str, labels: &[String], ttl_secs: i64) -> Result<EnrollTokenCreated, RunError> {
     let store = Store::connect(db).await?;
     Ok(store
@@ -64,19 +76,27 @@ pub async fn create_enroll_token(db: &str, labels: &[String], ttl_secs: i64) -> 
         .await?)
 }
 
+/// How `cordon server run` serves.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// Address to listen on (TLS).
     pub listen: SocketAddr,
+    /// Database URL (`sqlite://…` or `postgres://…`).
     pub db: String,
+    /// Directory of the CA and the server certificate.
     pub data_dir: PathBuf,
+    /// Pause between two sweeps for expired quarantines.
     pub expiry_every: Duration,
+    /// Longest agent long-poll.
     pub max_wait: Duration,
 }
 
 /// A started server: its address, state, and tasks (dropping aborts nothing; call
 /// [`Running::stop`]).
 pub struct Running {
+    /// The address actually bound (port 0 resolved).
     pub addr: SocketAddr,
+    /// The shared state (tests reach the store through it).
     pub state: AppState,
     tasks: Vec<JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,

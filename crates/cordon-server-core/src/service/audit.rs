@@ -86,6 +86,21 @@ pub async fn page(
     Ok((records, next.map(|n| n.to_string())))
 }
 
+/// How many records match `filter` and come after record `after` in `order` (all
+/// matching records without `after`), for a viewer: a filtered list's total, and how
+/// many records come before a page.
+pub async fn matching_count(
+    st: &AppState,
+    caller: &Caller,
+    mut filter: AuditFilter,
+    after: Option<i64>,
+    order: AuditOrder,
+) -> Result<i64, ApiError> {
+    caller.require(Role::Viewer)?;
+    resolve_host(st, &mut filter).await;
+    Ok(st.store.audit_matching_count(&filter, after, order).await?)
+}
+
 /// The records as CSV ([`crate::audit_csv`]: formula-safe, with each host's name), for a
 /// viewer.
 pub async fn csv(st: &AppState, caller: &Caller, records: &[AuditRecord]) -> Result<String, ApiError> {

@@ -172,6 +172,11 @@ pub struct AuditFilter {
     pub host_id: Option<String>,
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// Case-insensitive part of the actor's name.
+    pub actor_contains: Option<String>,
+    /// Case-insensitive part of the host's id or hostname (records without a host never
+    /// match).
+    pub host_contains: Option<String>,
     /// Unix ms, inclusive.
     pub since: Option<i64>,
     /// Unix ms, exclusive.
@@ -232,6 +237,19 @@ impl Store {
         Ok((records, next))
     }
 
+    /// How many records match `f` and come after record `after` in `order` (all
+    /// matching records without `after`): the total of a filtered list, and how many
+    /// records come before a page.
+    pub async fn audit_matching_count(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+    ) -> Result<i64, StoreError> {
+        let rows = self.audit_rows(f, after, order, None, true).await?;
+        rows.first().map_or(Ok(0), |r| get_i64(r, "n"))
+    }
+
     async fn audit_query(
         &self,
         f: &AuditFilter,
@@ -239,10 +257,25 @@ impl Store {
         order: AuditOrder,
         limit: Option<i64>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql = String::from(
+        let rows = self.audit_rows(f, after, order, limit, false).await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// The records (or with `count`, one row with their number `n`).
+    async fn audit_rows(
+        &self,
+        f: &AuditFilter,
+        after: Option<i64>,
+        order: AuditOrder,
+        limit: Option<i64>,
+        count: bool,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let mut sql = String::from(if count {
+            "SELECT COUNT(*) AS n FROM audit WHERE 1=1"
+        } else {
             "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, actor_token_id, prev_hash, hash \
-             FROM audit WHERE 1=1",
-        );
+             FROM audit WHERE 1=1"
+        });
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -257,6 +290,16 @@ impl Store {
         if f.action.is_some() {
             sql.push_str(&format!(" AND action = ${}", next()));
         }
+        if f.actor_contains.is_some() {
+            sql.push_str(&format!(" AND LOWER(actor) LIKE ${} ESCAPE '\\'", next()));
+        }
+        if f.host_contains.is_some() {
+            let n = next();
+            sql.push_str(&format!(
+                " AND host_id IN (SELECT id FROM hosts WHERE LOWER(id) LIKE ${n} ESCAPE '\\' \
+                 OR LOWER(hostname) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
         if f.since.is_some() {
             sql.push_str(&format!(" AND at >= ${}", next()));
         }
@@ -270,10 +313,12 @@ impl Store {
             };
             sql.push_str(&format!(" AND id {op} ${}", next()));
         }
-        sql.push_str(match order {
-            AuditOrder::Oldest => " ORDER BY id",
-            AuditOrder::Newest => " ORDER BY id DESC",
-        });
+        if !count {
+            sql.push_str(match order {
+                AuditOrder::Oldest => " ORDER BY id",
+                AuditOrder::Newest => " ORDER BY id DESC",
+            });
+        }
         if limit.is_some() {
             sql.push_str(&format!(" LIMIT ${}", next()));
         }
@@ -281,11 +326,13 @@ impl Store {
         for s in [&f.host_id, &f.actor, &f.action].into_iter().flatten() {
             q = q.bind(s.clone());
         }
+        for s in [&f.actor_contains, &f.host_contains].into_iter().flatten() {
+            q = q.bind(super::hosts::like_pattern(s));
+        }
         for v in [f.since, f.until, after, limit].into_iter().flatten() {
             q = q.bind(v);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(record).collect()
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// A cheap summary that changes whenever a host's state, labels or desired state do:

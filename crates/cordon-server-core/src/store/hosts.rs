@@ -249,7 +249,7 @@ impl HostCursor {
 }
 
 /// `%` and `_` are wildcards in LIKE: escape them (and the escape character itself).
-fn like_pattern(text: &str) -> String {
+pub(crate) fn like_pattern(text: &str) -> String {
     let mut p = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

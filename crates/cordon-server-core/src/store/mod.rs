@@ -6,6 +6,7 @@ mod actions;
 mod audit;
 pub mod automation;
 mod enroll;
+mod host_views;
 mod hosts;
 pub mod outbox;
 mod reports;
@@ -23,6 +24,10 @@ pub use actions::Targets;
 pub use actions::{Action, ActionParams};
 pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE};
 pub use enroll::NewHost;
+pub use host_views::{
+    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
+    NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
+};
 pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -275,7 +280,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec!["quarantined".into()],
             enabled: true,
@@ -322,7 +327,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec![],
             enabled: true,
