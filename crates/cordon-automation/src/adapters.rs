@@ -15,6 +15,8 @@ use cordon_proto::automation::{EventIn, Severity};
 /// Wazuh rule levels at or above this are `critical` unless the request says otherwise.
 pub const WAZUH_CRITICAL_LEVEL: i64 = 12;
 
+/// Severity of a Wazuh rule `level` (0-15): `critical` from `critical_level` up, then
+/// high from 10, medium from 7, low from 4, info below.
 pub fn wazuh_severity(level: i64, critical_level: i64) -> Severity {
     if level >= critical_level {
         Severity::Critical
@@ -59,6 +61,14 @@ fn wazuh_time(ts: &str) -> Option<String> {
     }
 }
 
+/// Converts a Wazuh alert (as a custom integration receives it) into an event of type
+/// `wazuh.alert`: the rule id and groups become tags (`wazuh.rule.ID`,
+/// `wazuh.group.G`), `rule.level` the severity ([`wazuh_severity`]), the agent's name
+/// (else IP, else id) the host.
+///
+/// # Errors
+/// Text naming what is wrong when the alert is not an object, has no `rule.level` or
+/// names no agent.
 pub fn wazuh(alert: &Value, critical_level: i64) -> Result<EventIn, String> {
     if !alert.is_object() {
         return Err("a Wazuh alert must be a JSON object".into());
@@ -102,6 +112,13 @@ pub fn wazuh_host_fallbacks(alert: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Converts one Velociraptor artifact row into an event: the host from `Fqdn`,
+/// `Hostname` or `ClientId`, the type from `EventType` or `velociraptor.<Artifact>`, the
+/// severity from `Severity` (default medium).
+///
+/// # Errors
+/// Text naming what is wrong when the row is not an object, names no host or type, or
+/// has an unknown severity.
 pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
     if !row.is_object() {
         return Err("a Velociraptor event must be a JSON object".into());

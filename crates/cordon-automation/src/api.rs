@@ -34,6 +34,7 @@ fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, A
 
 // ---- intake ----
 
+/// Takes one event in the generic format (responder): qualifies it against the rules and acts (quarantine, approval or dry run).
 #[utoipa::path(post, path = "/v1/events", request_body = EventIn, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn post_event(
@@ -48,12 +49,14 @@ pub async fn post_event(
     }))
 }
 
+/// Query of `POST /v1/events/wazuh`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct WazuhQuery {
     /// Rule level at or above which the alert is `critical` (default 12).
     pub critical_level: Option<i64>,
 }
 
+/// Takes a Wazuh alert as a custom integration posts it (responder); the rule level maps to a severity.
 #[utoipa::path(post, path = "/v1/events/wazuh", params(WazuhQuery), request_body(content = Object, description = "Wazuh alert JSON as passed to a custom integration"),
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse), (status = 400, body = cordon_proto::ErrorBody)))]
@@ -81,6 +84,7 @@ pub async fn post_wazuh(
     }))
 }
 
+/// Takes Velociraptor artifact rows (JSON array or JSON lines, responder), one event per row; rows that do not convert are refused with the reason.
 #[utoipa::path(post, path = "/v1/events/velociraptor", request_body(content = String, description = "Velociraptor client event rows, one JSON object per line"),
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = IntakeResponse, description = "at least one event accepted; `rejected` lists the lines that were not, with why"),
@@ -129,6 +133,7 @@ pub async fn post_velociraptor(
     Ok(Json(out))
 }
 
+/// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EventQuery {
     /// Only events with this status (`quarantined`, `approval_required`, `unknown_host`, ...).
@@ -139,6 +144,7 @@ pub struct EventQuery {
     pub limit: Option<i64>,
 }
 
+/// Events received, newest first (viewer), filtered by status and host.
 #[utoipa::path(get, path = "/v1/events", params(EventQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = EventList)))]
 pub async fn list_events(
@@ -158,6 +164,7 @@ pub async fn list_events(
     }))
 }
 
+/// One event with each rule's outcome (viewer); 404 when unknown.
 #[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path, description = "event id")), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = EventRecord), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn get_event(
@@ -170,6 +177,7 @@ pub async fn get_event(
 
 // ---- rules ----
 
+/// Every automation rule, with whether it is active and why not (viewer).
 #[utoipa::path(get, path = "/v1/rules", security(("bearer" = [])), tag = "automation", responses((status = 200, body = RuleList)))]
 pub async fn list_rules(State(st): State<AppState>, auth: Auth) -> Result<Json<RuleList>, ApiError> {
     Ok(Json(RuleList {
@@ -177,6 +185,7 @@ pub async fn list_rules(State(st): State<AppState>, auth: Auth) -> Result<Json<R
     }))
 }
 
+/// One rule by name (viewer); 404 when unknown.
 #[utoipa::path(get, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = RuleRecord), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn get_rule(
@@ -199,6 +208,7 @@ pub async fn post_rule(
     Ok(Json(service::save_rule(&st, &auth.0, spec).await?))
 }
 
+/// Creates or replaces the rule `name` (admin), stored disabled with the reason when invalid.
 #[utoipa::path(put, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), request_body = RuleSpec,
     security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = RuleRecord), (status = 400, body = cordon_proto::ErrorBody)))]
@@ -217,6 +227,7 @@ pub async fn put_rule(
     Ok(Json(service::save_rule(&st, &auth.0, spec).await?))
 }
 
+/// Deletes a rule (admin); 404 when unknown.
 #[utoipa::path(delete, path = "/v1/rules/{name}", params(("name" = String, Path, description = "rule name")), security(("bearer" = [])), tag = "automation",
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn delete_rule(
@@ -230,6 +241,7 @@ pub async fn delete_rule(
 
 // ---- settings (guardrails, kill switch) ----
 
+/// The fleet guardrails: kill switch, cap, cooldown, protected labels, retention (viewer).
 #[utoipa::path(get, path = "/v1/automation/settings", security(("bearer" = [])), tag = "automation", responses((status = 200, body = Settings)))]
 pub async fn get_settings(State(st): State<AppState>, auth: Auth) -> Result<Json<Settings>, ApiError> {
     Ok(Json(service::settings(&st, &auth.0).await?))
@@ -248,13 +260,16 @@ pub async fn put_settings(
 
 // ---- approvals ----
 
+/// Query of `GET /v1/approvals`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ApprovalQuery {
     /// `pending` (default), `approved`, `denied`, `superseded` or `all`.
     pub status: Option<String>,
+    /// At most this many, newest first.
     pub limit: Option<i64>,
 }
 
+/// Approval requests (viewer), pending by default.
 #[utoipa::path(get, path = "/v1/approvals", params(ApprovalQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = ApprovalList)))]
 pub async fn list_approvals(
@@ -274,6 +289,7 @@ pub async fn list_approvals(
     }))
 }
 
+/// Approves a pending request (responder): the quarantine it describes is carried out now, audited under the approver.
 #[utoipa::path(post, path = "/v1/approvals/approve", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn approve(
@@ -286,6 +302,7 @@ pub async fn approve(
     }))
 }
 
+/// Denies a pending request (responder); nothing is enforced. Audited.
 #[utoipa::path(post, path = "/v1/approvals/deny", request_body = DecisionRequest, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DecisionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn deny(
@@ -300,6 +317,7 @@ pub async fn deny(
 
 // ---- notification targets and delivery status ----
 
+/// Notification targets (viewer).
 #[utoipa::path(get, path = "/v1/notifications/targets", security(("bearer" = [])), tag = "automation", responses((status = 200, body = TargetList)))]
 pub async fn list_targets(State(st): State<AppState>, auth: Auth) -> Result<Json<TargetList>, ApiError> {
     Ok(Json(TargetList {
@@ -307,6 +325,7 @@ pub async fn list_targets(State(st): State<AppState>, auth: Auth) -> Result<Json
     }))
 }
 
+/// Adds a notification target (admin); 400 for an incomplete one, 409 when the name exists.
 #[utoipa::path(post, path = "/v1/notifications/targets", request_body = TargetSpec, security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = Target), (status = 400, body = cordon_proto::ErrorBody), (status = 409, body = cordon_proto::ErrorBody)))]
 pub async fn post_target(
@@ -317,6 +336,7 @@ pub async fn post_target(
     Ok(Json(service::add_target(&st, &auth.0, &spec).await?))
 }
 
+/// Removes a notification target (admin); its pending deliveries are dropped.
 #[utoipa::path(delete, path = "/v1/notifications/targets/{id}", params(("id" = i64, Path, description = "target id")), security(("bearer" = [])), tag = "automation",
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn delete_target(
@@ -332,13 +352,16 @@ pub async fn delete_target(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Query of `GET /v1/notifications/deliveries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DeliveryQuery {
     /// `pending`, `delivered` or `dead`.
     pub status: Option<String>,
+    /// At most this many, newest first.
     pub limit: Option<i64>,
 }
 
+/// Notification deliveries in the outbox and their status (viewer).
 #[utoipa::path(get, path = "/v1/notifications/deliveries", params(DeliveryQuery), security(("bearer" = [])), tag = "automation",
     responses((status = 200, body = DeliveryList)))]
 pub async fn list_deliveries(

@@ -11,10 +11,6 @@
 //! rule in the audit record's own `event_id` and `rule_name` columns (and, for people, in
 //! its detail text `event=<id>; rule=<name>`).
 
-// Public items still to document; remove this allow once `cargo clippy -p
-// cordon-automation` shows none.
-#![allow(missing_docs)]
-
 pub mod adapters;
 pub mod api;
 pub mod engine;
@@ -78,13 +74,17 @@ pub fn routes() -> Router<AppState> {
     )),
     tags((name = "automation", description = "Events, rules, guardrails, approvals, notifications"))
 )]
+/// The automation API's OpenAPI document, merged into the server's (`/v1/openapi.json`).
 pub struct AutomationDoc;
 
 /// Background work: outbox fill and delivery, retention.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// Pause between two passes of filling and draining the outbox (default 1 s).
     pub tick: Duration,
+    /// Pause between two retention passes over events and the outbox (default 60 s).
     pub prune_every: Duration,
+    /// Retries, backoff, timeout and lease of deliveries.
     pub delivery: notify::DeliveryConfig,
 }
 

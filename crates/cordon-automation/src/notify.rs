@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cordon_proto::automation::TargetKind;
 use cordon_server_core::store::outbox::TailRecord;
 use cordon_server_core::store::{Store, StoreError};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
@@ -25,17 +26,29 @@ pub use cordon_server_core::store::outbox::kind_of;
 /// What a notification says, built from one audit record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
+    /// The audit record's id (the outbox's key with the target).
     pub audit_id: i64,
+    /// `quarantined`, `released`, `failed`, `tampered` or `approval_required`.
     pub kind: &'static str,
+    /// When the record was written, RFC 3339.
     pub at: String,
+    /// The host, when the record is about one.
     pub host_id: Option<String>,
+    /// Its hostname.
     pub hostname: Option<String>,
+    /// Who acted (token name, `rule:<name>`, `system`, `agent:<id>`).
     pub actor: String,
+    /// The record's comment.
     pub reason: Option<String>,
+    /// The automation rule behind an automatic action.
     pub rule: Option<String>,
+    /// The automation event behind an automatic action.
     pub event_id: Option<String>,
+    /// A `notify_only` rule's dry run: nothing was enforced.
     pub dry_run: bool,
+    /// The record's detail text.
     pub detail: Option<String>,
+    /// Link to the host in the console.
     pub url: Option<String>,
 }
 
@@ -89,6 +102,14 @@ impl Notice {
             ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)",
             _ => self.kind,
         };
+        if self.kind == "audit_checkpoint" {
+            // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
+            return format!(
+                "Cordon: audit checkpoint (record {}): {}",
+                self.audit_id,
+                esc(self.detail.as_deref().unwrap_or(""))
+            );
+        }
         let mut t = format!("Cordon: host {host} {what} by {}", esc(&self.actor));
         if let Some(r) = &self.reason {
             t.push_str(&format!(". Reason: {}", esc(r)));
@@ -107,9 +128,9 @@ impl Notice {
         t
     }
 
-    /// The body POSTed to a target of `kind` (`slack` or `webhook`).
-    pub fn payload(&self, target_kind: &str) -> Value {
-        if target_kind == "slack" {
+    /// The body POSTed to a target of `kind`.
+    pub fn payload(&self, target_kind: TargetKind) -> Value {
+        if target_kind == TargetKind::Slack {
             return json!({ "text": self.slack_text() });
         }
         json!({
@@ -190,9 +211,13 @@ pub async fn enqueue(store: &Store) -> Result<usize, StoreError> {
 /// Delivery tuning (tests shorten it).
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
+    /// Wait before the first retry; doubled after each failure.
     pub backoff_base: Duration,
+    /// Longest wait between two attempts.
     pub backoff_max: Duration,
+    /// Attempts after which a delivery is marked dead.
     pub max_attempts: i64,
+    /// Timeout of one HTTP request to a target.
     pub timeout: Duration,
     /// How long a worker owns a row it is sending (other replicas skip it meanwhile).
     pub lease: Duration,
@@ -362,7 +387,7 @@ mod tests {
         assert_eq!(t.matches('<').count(), 1, "{t}");
         // The generic webhook's plain text is not Slack-escaped.
         assert!(n.text().contains("<!channel> web&1"), "{}", n.text());
-        assert_eq!(n.payload("slack")["text"], json!(t));
+        assert_eq!(n.payload(TargetKind::Slack)["text"], json!(t));
     }
 
     #[test]
@@ -389,8 +414,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("Rule: wazuh-high") && t.contains("Event: evt-1") && t.contains("Reason: automatic"));
-        assert_eq!(n.payload("slack"), json!({"text": t}));
-        assert_eq!(n.payload("webhook")["url"], "https://cordon.example/console/hosts/h1");
+        assert_eq!(n.payload(TargetKind::Slack), json!({"text": t}));
+        assert_eq!(
+            n.payload(TargetKind::Webhook)["url"],
+            "https://cordon.example/console/hosts/h1"
+        );
         let cfg = DeliveryConfig::default();
         let _ = &cfg;
         assert_eq!(backoff(&cfg, 1), Duration::from_secs(2));

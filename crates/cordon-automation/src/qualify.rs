@@ -12,14 +12,18 @@ use cordon_proto::automation::Severity;
 /// What is known about the event.
 #[derive(Debug, Clone)]
 pub struct EventFacts<'a> {
+    /// The event's type (matched against a rule's `trigger_event_types`).
     pub event_type: &'a str,
+    /// The event's tags (also matched against `trigger_event_types`).
     pub tags: &'a [String],
+    /// The event's severity (`only_critical` rules need `critical`).
     pub severity: Severity,
 }
 
 /// What is known about the host the event is about.
 #[derive(Debug, Clone)]
 pub struct HostFacts<'a> {
+    /// The host's labels.
     pub labels: &'a [String],
     /// Desired quarantined already (by anyone).
     pub quarantined: bool,
@@ -36,14 +40,19 @@ pub struct Fleet<'a> {
     pub labels: &'a [String],
     /// Kill switch: `false` stops automation.
     pub enabled: bool,
+    /// Hosts with one of these labels are never quarantined automatically.
     pub protected_labels: &'a [String],
+    /// Fleet cooldown: seconds after an automatic action before the next on that host.
     pub cooldown_secs: i64,
+    /// Automatic quarantines allowed per cap window before approvals are needed.
     pub cap_count: i64,
     /// Automatic quarantines within the cap window so far.
     pub recent_quarantines: i64,
+    /// The evaluation time, Unix ms.
     pub now_ms: i64,
 }
 
+/// What one rule decides for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Quarantine now.
@@ -61,6 +70,7 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The decision's name as recorded in an event's outcomes (`quarantine`, `no_match`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Decision::Quarantine => "quarantine",
@@ -72,6 +82,7 @@ impl Decision {
         }
     }
 
+    /// Why, in words, for the event's outcomes.
     pub fn reason(&self) -> String {
         match self {
             Decision::Quarantine => "qualifies: quarantine".into(),

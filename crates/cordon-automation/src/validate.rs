@@ -4,20 +4,29 @@
 use cordon_policy::AllowSpec;
 use cordon_proto::{MAX_MESSAGE_CHARS, QUARANTINE_LABEL};
 
-use cordon_proto::automation::{RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS};
+use cordon_proto::automation::{RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS};
 use cordon_server_core::timefmt::parse_duration_secs;
 
 /// A rule ready to evaluate: the validated form of a [`RuleSpec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// Stable name; the actor of its actions is `rule:<name>`.
     pub name: String,
+    /// Event types (or tags) that trigger it.
     pub trigger_event_types: Vec<String>,
+    /// Only `critical` events trigger it.
     pub only_critical: bool,
+    /// The host must carry one of these labels.
     pub trigger_labels: Vec<String>,
+    /// Extra allowed destinations (`--allow` specs, checked) while quarantined.
     pub allow: Vec<String>,
+    /// Message shown to logged-in users (at most `MAX_MESSAGE_CHARS`).
     pub message: Option<String>,
+    /// Automatic release after this many seconds.
     pub expires_after_secs: Option<i64>,
+    /// Dry run: record and notify, enforce nothing.
     pub notify_only: bool,
+    /// This rule's own cooldown, seconds (default: the fleet's).
     pub cooldown_secs: Option<i64>,
 }
 
@@ -100,17 +109,18 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
     if name.is_empty() || name.len() > 64 {
         return Err("target name must be 1-64 characters".into());
     }
-    if spec.kind != "slack" && spec.kind != "webhook" {
-        return Err(format!("kind {:?} must be \"slack\" or \"webhook\"", spec.kind));
-    }
     let url = spec.url.trim();
     if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
         return Err(format!("url {url:?} must be an http(s) URL"));
     }
     let mut events = Vec::new();
     for e in &spec.events {
-        if !NOTIFY_KINDS.contains(&e.as_str()) {
-            return Err(format!("event filter {e:?} must be one of {}", NOTIFY_KINDS.join(", ")));
+        if !NOTIFY_KINDS.contains(&e.as_str()) && !OPT_IN_NOTIFY_KINDS.contains(&e.as_str()) {
+            return Err(format!(
+                "event filter {e:?} must be one of {}, {}",
+                NOTIFY_KINDS.join(", "),
+                OPT_IN_NOTIFY_KINDS.join(", ")
+            ));
         }
         if !events.contains(e) {
             events.push(e.clone());
@@ -121,7 +131,7 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
     }
     Ok(TargetSpec {
         name: name.to_string(),
-        kind: spec.kind.clone(),
+        kind: spec.kind,
         url: url.to_string(),
         events,
         enabled: spec.enabled,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{ApiSession, Session, CSRF_HEADER};
 use cordon_server_core::service::{hosts, validate};
-use cordon_server_core::store::{Action, HostFilter};
+use cordon_server_core::store::{Action, HostFilter, HostQuery, PageAt, MAX_PAGE};
 use cordon_server_core::timefmt::{now_ms, parse_duration_secs, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
 
@@ -147,6 +147,28 @@ fn list_text(items: &[String]) -> String {
         "none".into()
     } else {
         items.join(", ")
+    }
+}
+
+/// Every (non-revoked) host carrying `label`, read from the database a page at a time
+/// with the label filter in SQL.
+async fn labelled(st: &AppState, label: &str) -> Result<Vec<Host>, cordon_server_core::StoreError> {
+    let q = HostQuery {
+        filter: HostFilter {
+            label: Some(label.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut at = PageAt::First;
+    loop {
+        let page = st.store.hosts_sorted_page(&q, &at, MAX_PAGE).await?;
+        out.extend(page.hosts);
+        match page.next {
+            Some(n) => at = PageAt::After(n),
+            None => return Ok(out),
+        }
     }
 }
 
@@ -360,14 +382,7 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode,
             Err(e) => {
                 errors.insert("label".into(), e.detail);
             }
-            Ok(l) => match st
-                .store
-                .hosts(&HostFilter {
-                    label: Some(l.clone()),
-                    ..Default::default()
-                })
-                .await
-            {
+            Ok(l) => match labelled(st, &l).await {
                 Ok(list) if list.is_empty() => {
                     errors.insert("label".into(), format!("no host has the label {l:?}"));
                 }
@@ -723,6 +738,7 @@ mod tests {
             digest: None,
             backend: Some("nftables".into()),
             revoked: false,
+            flags: Vec::new(),
         }
     }
 

@@ -392,6 +392,18 @@ pub struct EventsQuery {
     status: Option<String>,
 }
 
+/// An event's outcome in words. The automation's `quarantined` means it *asked* for the
+/// quarantine: whether it is in force is the host's state, confirmed by its agent.
+pub fn outcome_text(status: &str) -> &str {
+    match status {
+        "quarantined" => "quarantine requested",
+        "approval_required" => "approval required",
+        "no_match" => "no rule matched",
+        "unknown_host" => "unknown host",
+        other => other,
+    }
+}
+
 /// Events received by the automation (newest first, at most 500).
 pub async fn events(
     State(st): State<AppState>,
@@ -419,7 +431,7 @@ pub async fn events(
                 select id="ev-status" name="status" {
                     option value="" { "Any" }
                     @for v in ["quarantined", "approval_required", "notified", "suppressed", "no_match", "unknown_host", "failed"] {
-                        option value=(v) selected[v == cur] { (v) }
+                        option value=(v) selected[v == cur] { (outcome_text(v)) }
                     }
                 }
             }
@@ -445,7 +457,7 @@ pub async fn events(
                                     None => { span class="muted" { (e.host_ref) " (unknown)" } }
                                 }
                             }
-                            td data-label="Outcome" { (e.status) }
+                            td data-label="Outcome" data-outcome=(e.status) { (outcome_text(&e.status)) }
                             td data-label="Rule" { (e.rule.as_deref().unwrap_or("—")) }
                         }
                     }

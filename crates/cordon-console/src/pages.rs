@@ -16,11 +16,12 @@ use super::session::{
     clear_cookie, constant_time_eq, cookie, csrf_for, same_origin, set_cookie, ConsoleReject, PageSession, Session,
     LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
-use super::status::{attention, policy_in_force, Attention, Shown};
+use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{host_badge, labels, layout, state_text, time_ago, time_at, until_text, Nav};
 use super::ConsoleError;
+use cordon_server_core::service::host_views::{self, ListPage};
 use cordon_server_core::service::{audit, hosts};
-use cordon_server_core::store::{AuditFilter, HostFilter};
+use cordon_server_core::store::{AuditFilter, AuditOrder, HostFilter, HostQuery, HostSort};
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
 
@@ -166,7 +167,8 @@ pub struct HostsQuery {
     label: Option<String>,
     #[serde(default)]
     state: Option<String>,
-    /// `failed`, `tampered`, `not_enforcing`, `long_pending`, `offline` (the banner's links).
+    /// `failed`, `tampered`, `degraded`, `not_enforcing`, `long_pending`, `offline` (the
+    /// banner's links).
     #[serde(default)]
     attention: Option<String>,
     /// Column to sort by: `host` (default), `state`, `since`, `by`, `last_seen`, `backend`.
@@ -175,35 +177,21 @@ pub struct HostsQuery {
     /// `asc` (default) or `desc`.
     #[serde(default)]
     dir: Option<String>,
-    /// 1-based page of [`HOSTS_PAGE`] hosts.
+    /// The next page: hosts after this cursor (the previous page's `next`).
     #[serde(default)]
-    page: Option<usize>,
+    after: Option<String>,
+    /// The previous page: hosts before this cursor.
+    #[serde(default)]
+    before: Option<String>,
 }
 
 /// Hosts per page of the hosts list.
-pub const HOSTS_PAGE: usize = 100;
-
-/// Sorts hosts by a column of the list (pure; unknown columns sort by hostname).
-pub fn sort_hosts(list: &mut [Host], column: &str, desc: bool) {
-    let key = |h: &Host| -> String {
-        match column {
-            "state" => Shown::of(h).key().to_string(),
-            "since" => h.state_since.clone(),
-            "by" => h.desired.actor.clone().unwrap_or_default(),
-            "last_seen" => h.last_seen.clone().unwrap_or_default(),
-            "backend" => h.backend.clone().unwrap_or_default(),
-            _ => h.hostname.to_lowercase(),
-        }
-    };
-    list.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.hostname.cmp(&b.hostname)));
-    if desc {
-        list.reverse();
-    }
-}
+pub const HOSTS_PAGE: i64 = 100;
 
 impl HostsQuery {
-    /// This view's URL with `sort`/`dir`/`page` replaced.
-    fn url_with(&self, sort: &str, dir: &str, page: usize) -> String {
+    /// This view's URL with `sort`/`dir` and the page position (`after=`/`before=` a
+    /// cursor, or neither: the first page) replaced.
+    fn url_with(&self, sort: &str, dir: &str, at: Option<(&str, String)>) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         for (k, v) in [
             ("q", &self.q),
@@ -217,8 +205,8 @@ impl HostsQuery {
         }
         pairs.push(("sort", sort.to_string()));
         pairs.push(("dir", dir.to_string()));
-        if page > 1 {
-            pairs.push(("page", page.to_string()));
+        if let Some((k, c)) = at {
+            pairs.push((k, c));
         }
         format!(
             "/console/hosts?{}",
@@ -228,6 +216,17 @@ impl HostsQuery {
 }
 
 impl HostsQuery {
+    /// The list this view shows, judged at `now`.
+    fn query(&self, now: i64) -> HostQuery {
+        HostQuery {
+            filter: self.filter(),
+            attention: self.attention.as_deref().and_then(Attention::parse),
+            sort: self.sort.as_deref().and_then(HostSort::parse).unwrap_or_default(),
+            descending: self.dir.as_deref() == Some("desc"),
+            now_ms: now,
+        }
+    }
+
     fn filter(&self) -> HostFilter {
         let nonempty = |s: &Option<String>| {
             s.as_deref()
@@ -310,31 +309,29 @@ fn host_rows(hosts: &[Host], s: &Session, now: i64) -> Markup {
     }
 }
 
-/// Counts by the state the console shows (a non-enforcing "quarantine" is not counted
-/// as quarantined).
-fn summary(hosts: &[Host]) -> Markup {
-    let count = |k: &str| hosts.iter().filter(|h| Shown::of(h).key() == k).count();
+/// Counts of the whole filtered list by the state the console shows (a non-enforcing
+/// "quarantine" is not counted as quarantined), from the database.
+fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
+    let count = |k: &str| counts.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n);
     let ne = count("not_enforcing");
+    let dg = count("degraded");
     html! {
         p id="host-summary" class="summary" data-live="" {
-            strong { (hosts.len()) } " hosts"
+            strong { (total) } " hosts"
             @for st in ALL_STATES {
                 @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
             }
             @if ne > 0 { " · " span class="sum state-not_enforcing" { (ne) " not enforcing" } }
+            @if dg > 0 { " · " span class="sum state-degraded" { (dg) " degraded" } }
         }
     }
 }
 
 /// The failure banner: every host that needs attention, counted by reason, each count a
 /// link that filters the list. Always present (live), empty when all is well.
-fn attention_banner(all: &[Host], now: i64, current: Option<Attention>) -> Markup {
-    let counts: Vec<(Attention, usize)> = Attention::ALL
-        .into_iter()
-        .map(|a| (a, all.iter().filter(|h| attention(h, now).contains(&a)).count()))
-        .filter(|(_, n)| *n > 0)
-        .collect();
+fn attention_banner(counts: &[(Attention, i64)], current: Option<Attention>) -> Markup {
+    let counts: Vec<(Attention, i64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
     html! {
         div id="attention-banner" data-live="" {
             @if !counts.is_empty() {
@@ -345,7 +342,7 @@ fn attention_banner(all: &[Host], now: i64, current: Option<Attention>) -> Marku
                             li {
                                 a class={"att att-" (a.as_str())} href={"/console/hosts?attention=" (a.as_str())}
                                     aria-current=[(current == Some(*a)).then_some("true")] data-attention=(a.as_str()) {
-                                    strong { (n) } " " (a.text())
+                                    strong { (n) } " " (attention_text(*a))
                                 }
                             }
                         }
@@ -364,32 +361,27 @@ pub async fn hosts(
 ) -> Result<Html<String>, ConsoleError> {
     let now = now_ms();
     let focus = q.attention.as_deref().and_then(Attention::parse);
-    let mut list = hosts::list(&st, &s.caller, &q.filter()).await?;
-    if let Some(a) = focus {
-        list.retain(|h| attention(h, now).contains(&a));
-    }
-    let sort = q.sort.clone().unwrap_or_else(|| "host".into());
-    let desc = q.dir.as_deref() == Some("desc");
-    sort_hosts(&mut list, &sort, desc);
-    let total = list.len();
-    let pages = total.div_ceil(HOSTS_PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let list: Vec<Host> = list
-        .into_iter()
-        .skip((page - 1) * HOSTS_PAGE)
-        .take(HOSTS_PAGE)
-        .collect();
-    let all = hosts::list(&st, &s.caller, &HostFilter::default()).await?;
-    let all_labels: BTreeSet<String> = all.iter().flat_map(|h| h.labels.iter().cloned()).collect();
+    let hq = q.query(now);
+    let sort = hq.sort.as_str();
+    let desc = hq.descending;
+    let dir = if desc { "desc" } else { "asc" };
+    // Sorted, filtered and cut into pages by the database (keyset cursors): a page costs
+    // the same with ten hosts or a hundred thousand.
+    let at = host_views::page_at(&hq, q.after.as_deref(), q.before.as_deref())?;
+    let ListPage { page, total, before } = host_views::page(&st, &s.caller, &hq, &at, HOSTS_PAGE).await?;
+    let list = page.hosts;
+    let banner = host_views::attention(&st, &s.caller, now).await?;
+    let states = host_views::state_counts(&st, &s.caller, &hq).await?;
+    let all_labels: BTreeSet<String> = host_views::labels(&st, &s.caller).await?.into_iter().collect();
     let cur_label = q.label.clone().unwrap_or_default();
     let cur_state = q.state.clone().unwrap_or_default();
     let act = s.can_act();
     let body = html! {
         div class="page-head" {
             h1 { "Hosts" }
-            (summary(&list))
+            (summary(total, &states))
         }
-        (attention_banner(&all, now, focus))
+        (attention_banner(&banner, focus))
         form method="get" action="/console/hosts" class="filters" role="search" aria-label="Filter hosts" {
             @if let Some(a) = focus { input type="hidden" name="attention" value=(a.as_str()); }
             div class="field" {
@@ -434,26 +426,32 @@ pub async fn hosts(
                                 input type="checkbox" id="select-all" aria-label="Select all shown hosts";
                             }
                         }
-                        (sort_th(&q, "host", "Host", &sort, desc))
+                        (sort_th(&q, "host", "Host", sort, desc))
                         th scope="col" { "OS" }
                         th scope="col" { "Addresses" }
                         th scope="col" { "Labels" }
-                        (sort_th(&q, "state", "State", &sort, desc))
-                        (sort_th(&q, "since", "Since", &sort, desc))
-                        (sort_th(&q, "by", "By", &sort, desc))
-                        (sort_th(&q, "last_seen", "Last seen", &sort, desc))
-                        (sort_th(&q, "backend", "Backend", &sort, desc))
+                        (sort_th(&q, "state", "State", sort, desc))
+                        (sort_th(&q, "since", "Since", sort, desc))
+                        (sort_th(&q, "by", "By", sort, desc))
+                        (sort_th(&q, "last_seen", "Last seen", sort, desc))
+                        (sort_th(&q, "backend", "Backend", sort, desc))
                         @if act { th scope="col" { span class="sr-only" { "Actions" } } }
                     }
                 }
                 (host_rows(&list, &s, now))
             }
         }
-        @if pages > 1 {
-            nav class="pager" aria-label="Pages of hosts" {
-                "Hosts " ((page - 1) * HOSTS_PAGE + 1) "–" ((page - 1) * HOSTS_PAGE + list.len()) " of " (total) " "
-                @if page > 1 { a href=(q.url_with(&sort, if desc { "desc" } else { "asc" }, page - 1)) rel="prev" { "‹ Previous" } " " }
-                @if page < pages { a href=(q.url_with(&sort, if desc { "desc" } else { "asc" }, page + 1)) rel="next" { "Next ›" } }
+        @if page.prev.is_some() || page.next.is_some() {
+            nav class="pager" id="hosts-pager" aria-label="Pages of hosts" data-live="" {
+                span id="pager-position" { "Hosts " (before + 1) "–" (before + list.len() as i64) " of " (total) }
+                " "
+                @if let Some(p) = &page.prev {
+                    a href=(q.url_with(sort, dir, None)) id="page-first" { "« First" } " "
+                    a href=(q.url_with(sort, dir, Some(("before", p.encode())))) rel="prev" id="page-prev" { "‹ Previous" } " "
+                }
+                @if let Some(n) = &page.next {
+                    a href=(q.url_with(sort, dir, Some(("after", n.encode())))) rel="next" id="page-next" { "Next ›" }
+                }
             }
         }
         @if act { (super::actions::dialog(&all_labels)) }
@@ -469,7 +467,7 @@ fn sort_th(q: &HostsQuery, col: &str, text: &str, sort: &str, desc: bool) -> Mar
     let aria = current.then_some(if desc { "descending" } else { "ascending" });
     html! {
         th scope="col" aria-sort=[aria] {
-            a class="sort" href=(q.url_with(col, next, 1)) {
+            a class="sort" href=(q.url_with(col, next, None)) {
                 (text)
                 @if current { span aria-hidden="true" { @if desc { " ▼" } @else { " ▲" } } }
             }
@@ -500,16 +498,21 @@ fn spec_text(spec: &AllowSpec) -> String {
 }
 
 fn policy_items(h: &Host) -> Markup {
+    let missing = super::status::degraded(h);
     html! {
         li { "Loopback, and replies within sessions to the destinations below" }
         li { "The Cordon server (the agent's " code { "--server" } " address, always allowed)" }
         li { "DNS to the host's configured resolvers, and DHCP" }
         @for a in &h.desired.allow {
-            li class="extra" {
+            @let gap = missing.iter().find(|m| m.contains(a.as_str()));
+            li class={"extra" @if gap.is_some() { " not-in-force" }} {
                 code { (a) }
                 @match AllowSpec::parse(a) {
                     Ok(spec) => { " — " (spec_text(&spec)) }
                     Err(e) => { " — " span class="error" { (e.to_string()) } }
+                }
+                @if let Some(m) = gap {
+                    " " strong class="gap" { "✕ not in force" } ": " (m)
                 }
             }
         }
@@ -526,6 +529,13 @@ fn policy(h: &Host) -> Markup {
             p { "The agent confirmed revision " (h.applied_revision) ". The host may only reach:" }
             ul class="policy" id="policy" data-in-force="true" { (policy_items(h)) }
             @if h.desired.allow.is_empty() { p class="muted" { "No extra exceptions." } }
+            @let missing = super::status::degraded(h);
+            @if !missing.is_empty() {
+                div class="degraded-note" id="degraded" role="note" {
+                    p { strong { "Degraded:" } " the quarantine is in force (closed), but these exceptions are not — the host cannot reach them; the agent keeps retrying:" }
+                    ul { @for m in &missing { li { (m) } } }
+                }
+            }
             p { "Everything else, inbound and outbound, is blocked." }
         } @else if h.desired.quarantined {
             h3 { "Asked-for policy — not confirmed in force" }
@@ -561,6 +571,7 @@ fn digest_status(h: &Host) -> Markup {
     // The colour follows what the words say: only a confirmed, enforced state is "ok".
     let class = match shown {
         Shown::NotEnforcing => "warn",
+        Shown::Degraded => "warn",
         Shown::State(HostState::Failed) => "bad",
         Shown::State(HostState::Tampered) => "bad",
         _ if !in_sync => "behind",
@@ -570,6 +581,10 @@ fn digest_status(h: &Host) -> Markup {
         p id="digest-status" class={"digest " (class)} data-kind=(class) {
             @match shown {
                 Shown::NotEnforcing => { strong { "Not enforcing" } ": the agent reports backend memory (enforce = false); no firewall rules are in force." }
+                Shown::Degraded => {
+                    strong { "In force, degraded" } ": the agent confirmed revision " (h.applied_revision)
+                    " without some exceptions: " (super::status::degraded(h).join("; "))
+                }
                 Shown::State(HostState::Tampered) => { strong { "✕ Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
                 Shown::State(HostState::Failed) => { strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
                 _ if !in_sync => {
@@ -597,6 +612,10 @@ fn headline(h: &Host) -> Markup {
             @match Shown::of(h) {
                 Shown::NotEnforcing => {
                     strong { "Not enforcing" } " — quarantine asked for by " (by) " but the agent blocks nothing (enforce = false)"
+                }
+                Shown::Degraded => {
+                    strong { "Quarantined — degraded" } " since " (time_at(&h.state_since)) " by " (by)
+                    ": " (super::status::degraded(h).join("; "))
                 }
                 Shown::State(HostState::Failed) => {
                     strong { "Failed" } " since " (time_at(&h.state_since)) ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply its state"))
@@ -634,14 +653,19 @@ pub async fn host(
     Path(id): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
     let h = hosts::get(&st, &s.caller, &id).await?;
-    let mut timeline = st
-        .store
-        .audit(&AuditFilter {
+    // The newest records of this host (the audit page has them all).
+    let (timeline, more_timeline) = audit::page(
+        &st,
+        &s.caller,
+        AuditFilter {
             host_id: Some(h.id.clone()),
             ..Default::default()
-        })
-        .await?;
-    timeline.reverse();
+        },
+        None,
+        AuditOrder::Newest,
+        Some(TIMELINE_LIMIT),
+    )
+    .await?;
     let d = &h.desired;
     let now = now_ms();
     let body = html! {
@@ -664,7 +688,7 @@ pub async fn host(
                 dl {
                     dt { "Current" } dd { (host_badge(&h, now)) " since " (time_at(&h.state_since)) }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
-                    dt { "Desired" } dd { @if d.quarantined { "Quarantined" } @else { "Not quarantined" } " (revision " (d.revision) ")" }
+                    dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
                     @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
                     @if let Some(c) = &d.comment { dt { "Comment" } dd { (c) } }
                     @if let Some(m) = &d.message { dt { "Message to users" } dd { (m) } }
@@ -704,7 +728,10 @@ pub async fn host(
                         }
                     }
                 }
-                p { a href={"/console/audit?host=" (h.id)} { "All audit records of this host" } }
+                p {
+                    @if more_timeline.is_some() { "The newest " (TIMELINE_LIMIT) " are shown. " }
+                    a href={"/console/audit?host=" (h.id)} { "All audit records of this host" }
+                }
             }
         }
         @if s.can_act() { (super::actions::dialog(&BTreeSet::new())) }
@@ -729,10 +756,18 @@ pub struct AuditQuery {
     until: Option<String>,
     #[serde(default)]
     format: Option<String>,
+    /// Older records: after this record id (the previous page's last).
+    #[serde(default)]
+    after: Option<String>,
+    /// Newer records: before this record id (the previous page's first).
+    #[serde(default)]
+    before: Option<String>,
 }
 
 impl AuditQuery {
-    async fn filter(&self, st: &AppState, limit: Option<i64>) -> Result<AuditFilter, ConsoleError> {
+    /// The filter, all of it run by the database: host and actor match what they
+    /// contain (case-insensitive), like a search.
+    fn filter(&self) -> Result<AuditFilter, ConsoleError> {
         let nonempty = |s: &Option<String>| {
             s.as_deref()
                 .map(str::trim)
@@ -745,41 +780,35 @@ impl AuditQuery {
                 .transpose()
                 .map_err(ConsoleError::BadRequest)
         };
-        // An exact host (id or hostname) is filtered by the database; anything else is a
-        // "contains" match done by [`AuditQuery::keep`], like the actor.
-        let host_id = match nonempty(&self.host) {
-            Some(h) => st.store.host(&h).await.ok().map(|host| host.id),
-            None => None,
-        };
         Ok(AuditFilter {
-            host_id,
-            actor: None,
+            host_contains: nonempty(&self.host),
+            actor_contains: nonempty(&self.actor),
             action: nonempty(&self.action),
             since: time(&self.since)?,
             until: time(&self.until)?,
-            limit,
+            ..Default::default()
         })
     }
 
-    /// The "contains" filters (case-insensitive): actor, and host when it is not exactly
-    /// one host's id or name (then it matches host ids and hostnames containing it).
-    fn keep(&self, r: &AuditRecord, names: &HashMap<String, String>, exact_host: bool) -> bool {
-        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
-        if let Some(a) = self.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            if !has(&r.actor, a) {
-                return false;
+    /// This view's URL at another page (`after=`/`before=` a record id).
+    fn url_at(&self, at: (&str, i64)) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("host", &self.host),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                pairs.push((k, v.trim().to_string()));
             }
         }
-        if let Some(h) = self.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
-            if !exact_host {
-                let Some(id) = &r.host_id else { return false };
-                let name = names.get(id).map(String::as_str).unwrap_or("");
-                if !has(id, h) && !has(name, h) {
-                    return false;
-                }
-            }
-        }
-        true
+        pairs.push((at.0, at.1.to_string()));
+        format!(
+            "/console/audit?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
     }
 
     fn export_query(&self, format: &str) -> String {
@@ -812,20 +841,56 @@ fn day_or_time(s: &str) -> Result<i64, String> {
     }
 }
 
-const AUDIT_PAGE_LIMIT: usize = 500;
+/// Audit records on a host page's timeline (newest first).
+pub const TIMELINE_LIMIT: i64 = 50;
+
+/// Audit records per page, newest first.
+pub const AUDIT_PAGE: i64 = 100;
 
 /// Host id → hostname of every host, revoked ones included (for naming hosts in lists).
 pub(crate) async fn host_names(st: &AppState) -> Result<HashMap<String, String>, cordon_server_core::StoreError> {
-    Ok(st
-        .store
-        .hosts(&HostFilter {
-            include_revoked: true,
-            ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.hostname))
-        .collect())
+    st.store.hostnames().await
+}
+
+/// One page of audit records, newest first, the database filtering and cutting it.
+struct AuditView {
+    records: Vec<AuditRecord>,
+    total: i64,
+    /// Records newer than this page.
+    before: i64,
+    /// There are older records (after the last shown).
+    older: bool,
+}
+
+async fn audit_view(st: &AppState, s: &Session, q: &AuditQuery, f: AuditFilter) -> Result<AuditView, ConsoleError> {
+    let id = |t: &Option<String>| -> Result<Option<i64>, ConsoleError> {
+        audit::cursor(t.as_deref()).map_err(ConsoleError::from)
+    };
+    let (records, older) = match (id(&q.after)?, id(&q.before)?) {
+        // Newer records: read upwards from the cursor, then show them newest first.
+        (None, Some(b)) => {
+            let (mut recs, _) =
+                audit::page(st, &s.caller, f.clone(), Some(b), AuditOrder::Oldest, Some(AUDIT_PAGE)).await?;
+            recs.reverse();
+            (recs, true)
+        }
+        (after, _) => {
+            let (recs, next) =
+                audit::page(st, &s.caller, f.clone(), after, AuditOrder::Newest, Some(AUDIT_PAGE)).await?;
+            (recs, next.is_some())
+        }
+    };
+    let total = audit::matching_count(st, &s.caller, f.clone(), None, AuditOrder::Oldest).await?;
+    let before = match records.first() {
+        Some(r) => audit::matching_count(st, &s.caller, f, Some(r.id), AuditOrder::Oldest).await?,
+        None => 0,
+    };
+    Ok(AuditView {
+        records,
+        total,
+        before,
+        older,
+    })
 }
 
 pub async fn audit(
@@ -834,18 +899,20 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Html<String>, ConsoleError> {
     let names = host_names(&st).await?;
-    let (records, error) = match q.filter(&st, None).await {
-        Ok(f) => {
-            let exact = f.host_id.is_some();
-            let mut recs = audit::list(&st, &s.caller, f).await?;
-            recs.retain(|r| q.keep(r, &names, exact));
-            (recs, None)
-        }
-        Err(ConsoleError::BadRequest(e)) => (vec![], Some(e)),
+    let (view, error) = match q.filter() {
+        Ok(f) => (audit_view(&st, &s, &q, f).await?, None),
+        Err(ConsoleError::BadRequest(e)) => (
+            AuditView {
+                records: vec![],
+                total: 0,
+                before: 0,
+                older: false,
+            },
+            Some(e),
+        ),
         Err(e) => return Err(e),
     };
-    let total = records.len();
-    let shown: Vec<&AuditRecord> = records.iter().rev().take(AUDIT_PAGE_LIMIT).collect();
+    let shown = &view.records;
     let actions: BTreeSet<&str> = [
         "quarantine",
         "release",
@@ -868,7 +935,7 @@ pub async fn audit(
     let body = html! {
         div class="page-head" {
             h1 { "Audit log" }
-            p class="summary" { strong { (total) } " records" @if total > AUDIT_PAGE_LIMIT { " (newest " (AUDIT_PAGE_LIMIT) " shown; export for all)" } }
+            p class="summary" { strong { (view.total) } " records" }
         }
         form method="get" action="/console/audit" class="filters" aria-label="Filter audit records" {
             div class="field" { label for="a-host" { "Host" } input id="a-host" name="host" type="search" value=(v(&q.host)) placeholder="hostname or id (contains)"; }
@@ -901,7 +968,7 @@ pub async fn audit(
                 caption class="sr-only" { "Audit records, newest first" }
                 thead { tr { th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Host" } th scope="col" { "Comment" } th scope="col" { "Result" } th scope="col" { "Detail" } } }
                 tbody {
-                    @for r in &shown {
+                    @for r in shown {
                         tr data-action=(r.action) {
                             td data-label="Time" { (time_at(&r.at)) }
                             td data-label="Actor" { (r.actor) }
@@ -920,6 +987,24 @@ pub async fn audit(
                 }
             }
         }
+        @if view.before > 0 || view.older {
+            nav class="pager" id="audit-pager" aria-label="Pages of audit records" {
+                span id="pager-position" {
+                    "Records " (view.before + 1) "–" (view.before + shown.len() as i64) " of " (view.total) ", newest first"
+                }
+                " "
+                @if view.before > 0 {
+                    @if let Some(first) = shown.first() {
+                        a href=(q.url_at(("before", first.id))) rel="prev" id="page-newer" { "‹ Newer" } " "
+                    }
+                }
+                @if view.older {
+                    @if let Some(last) = shown.last() {
+                        a href=(q.url_at(("after", last.id))) rel="next" id="page-older" { "Older ›" }
+                    }
+                }
+            }
+        }
     };
     Ok(Html(layout("Audit", Some(&s), Nav::Audit, body).into_string()))
 }
@@ -931,40 +1016,56 @@ pub async fn audit_export(
     PageSession(s): PageSession,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ConsoleError> {
-    let f = q.filter(&st, None).await?;
-    let names = host_names(&st).await?;
-    let exact = f.host_id.is_some();
-    let mut records = audit::list(&st, &s.caller, f).await?;
-    records.retain(|r| q.keep(r, &names, exact));
-    let (body, ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => (
-            audit::csv(&st, &s.caller, &records).await?,
-            "text/csv; charset=utf-8",
-            "csv",
-        ),
-        "jsonl" => {
-            let mut out = String::new();
-            for r in &records {
-                out.push_str(&serde_json::to_string(r).map_err(|e| ConsoleError::Internal(e.to_string()))?);
-                out.push('\n');
-            }
-            (out, "application/x-ndjson", "jsonl")
-        }
-        "json" => (
-            serde_json::to_string_pretty(&cordon_proto::AuditList {
-                records,
-                next_cursor: None,
-            })
-            .map_err(|e| ConsoleError::Internal(e.to_string()))?,
-            "application/json",
-            "json",
-        ),
+    let f = q.filter()?;
+    let (ctype, ext) = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => ("text/csv; charset=utf-8", "csv"),
+        "jsonl" => ("application/x-ndjson", "jsonl"),
+        "json" => ("application/json", "json"),
         other => {
             return Err(ConsoleError::BadRequest(format!(
                 "unknown format {other:?} (csv, jsonl or json)"
             )))
         }
     };
+    // Read page by page from the database and sent as it is read (the API's export):
+    // memory stays one page whatever the log's size. JSON is the JSON lines wrapped as
+    // `{"records": [...]}`, the API's `AuditList` shape.
+    let export = audit::export(&st, &s.caller, f, None, AuditOrder::Oldest, None, ext == "csv").await?;
+    let json = ext == "json";
+    let stream = futures_util::stream::unfold(Some((export, true)), move |e| async move {
+        let (mut e, first) = e?;
+        let wrap = |text: String, first: bool| -> String {
+            if !json {
+                return text;
+            }
+            let items: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+            let sep = if first { "" } else { "," };
+            let body = items.join(",\n    ");
+            if items.is_empty() {
+                String::new()
+            } else {
+                format!("{sep}\n    {body}")
+            }
+        };
+        match e.next_chunk().await {
+            Ok(None) if json => {
+                let head = if first { "{\n  \"records\": [" } else { "" };
+                Some((Ok::<_, std::io::Error>(Bytes::from(format!("{head}\n  ]\n}}\n"))), None))
+            }
+            Ok(None) => None,
+            Ok(Some(text)) => {
+                let head = if json && first { "{\n  \"records\": [" } else { "" };
+                let out = format!("{head}{}", wrap(text, first));
+                Some((Ok(Bytes::from(out)), Some((e, false))))
+            }
+            Err(err) => {
+                // The status line is already sent: end the body early and log why.
+                tracing::error!(error = %err, "console audit export failed");
+                Some((Err(std::io::Error::other(err.to_string())), None))
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(stream);
     let mut r = body.into_response();
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"cordon-audit.{ext}\"")) {

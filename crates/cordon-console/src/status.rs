@@ -13,58 +13,21 @@ use cordon_proto::{Host, HostState};
 
 use cordon_server_core::timefmt::parse_rfc3339;
 
-/// An agent not heard from for this long is shown offline (its long-poll is at most a
-/// minute, so three missed polls).
-pub const OFFLINE_AFTER_MS: i64 = 3 * 60_000;
-/// A quarantine or release pending longer than this is flagged on the hosts page.
-pub const LONG_PENDING_MS: i64 = 5 * 60_000;
-/// The backend an agent reports when it runs with `enforce = false` (the in-memory
-/// stand-in of `cordon-agent`'s enforcer).
-pub const NON_ENFORCING_BACKEND: &str = "memory";
+/// Why a host needs attention; each is a filter of the hosts page (`?attention=`). The
+/// store defines each as SQL for the list and its counts, and for one host
+/// ([`HostAttention::holds`]).
+pub use cordon_server_core::store::HostAttention as Attention;
+pub use cordon_server_core::store::{LONG_PENDING_MS, NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS};
 
-/// Why a host needs attention; each is a filter of the hosts page (`?attention=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Attention {
-    Failed,
-    Tampered,
-    NotEnforcing,
-    LongPending,
-    Offline,
-}
-
-impl Attention {
-    pub const ALL: [Attention; 5] = [
-        Attention::Failed,
-        Attention::Tampered,
-        Attention::NotEnforcing,
-        Attention::LongPending,
-        Attention::Offline,
-    ];
-
-    /// The `?attention=` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Attention::Failed => "failed",
-            Attention::Tampered => "tampered",
-            Attention::NotEnforcing => "not_enforcing",
-            Attention::LongPending => "long_pending",
-            Attention::Offline => "offline",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Attention> {
-        Attention::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
-    /// Banner text after the count ("3 failed").
-    pub fn text(self) -> &'static str {
-        match self {
-            Attention::Failed => "failed",
-            Attention::Tampered => "tampered",
-            Attention::NotEnforcing => "not enforcing",
-            Attention::LongPending => "pending for more than 5 min",
-            Attention::Offline => "offline while quarantined",
-        }
+/// Banner text after the count ("3 failed").
+pub fn attention_text(a: Attention) -> &'static str {
+    match a {
+        Attention::Failed => "failed",
+        Attention::Tampered => "tampered",
+        Attention::NotEnforcing => "not enforcing",
+        Attention::LongPending => "pending for more than 5 min",
+        Attention::Offline => "offline while quarantined",
+        Attention::Degraded => "degraded (exceptions not in force)",
     }
 }
 
@@ -85,45 +48,42 @@ pub fn offline(h: &Host, now: i64) -> bool {
     }
 }
 
-fn pending(s: HostState) -> bool {
-    matches!(s, HostState::QuarantinePending | HostState::ReleasePending)
-}
-
 /// Every reason `h` needs attention at `now`.
 pub fn attention(h: &Host, now: i64) -> Vec<Attention> {
-    let mut out = Vec::new();
-    if h.revoked {
-        return out;
+    Attention::ALL.into_iter().filter(|a| a.holds(h, now)).collect()
+}
+
+/// What of an in-force quarantine is *not* in force: the agent's `degraded` lines (an
+/// exception that does not resolve or could not be applied). Empty unless the host is
+/// quarantined (confirmed) with something missing.
+pub fn degraded(h: &Host) -> Vec<String> {
+    if h.state != HostState::Quarantined {
+        return Vec::new();
     }
-    match h.state {
-        HostState::Failed => out.push(Attention::Failed),
-        HostState::Tampered => out.push(Attention::Tampered),
-        _ => {}
-    }
-    if h.desired.quarantined && not_enforcing(h) {
-        out.push(Attention::NotEnforcing);
-    }
-    if pending(h.state) && ms(Some(&h.state_since)).is_some_and(|since| now - since > LONG_PENDING_MS) {
-        out.push(Attention::LongPending);
-    }
-    if h.desired.quarantined && offline(h, now) {
-        out.push(Attention::Offline);
-    }
-    out
+    h.state_reason
+        .as_deref()
+        .and_then(|r| r.strip_prefix(cordon_server_core::store::DEGRADED_PREFIX))
+        .map(|r| r.split("; ").map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// The state the console shows: the server's, except that a quarantine the agent does
-/// not enforce is never shown as quarantined.
+/// not enforce is never shown as quarantined, and one in force without some of its
+/// exceptions is shown degraded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shown {
     State(HostState),
     NotEnforcing,
+    /// Quarantine confirmed in force, some exceptions missing ([`degraded`]).
+    Degraded,
 }
 
 impl Shown {
     pub fn of(h: &Host) -> Shown {
         if h.desired.quarantined && not_enforcing(h) && matches!(h.state, HostState::Quarantined) {
             Shown::NotEnforcing
+        } else if !degraded(h).is_empty() {
+            Shown::Degraded
         } else {
             Shown::State(h.state)
         }
@@ -134,6 +94,7 @@ impl Shown {
         match self {
             Shown::State(s) => s.as_str(),
             Shown::NotEnforcing => "not_enforcing",
+            Shown::Degraded => "degraded",
         }
     }
 }
@@ -180,6 +141,7 @@ mod tests {
             digest: None,
             backend: Some(backend.into()),
             revoked: false,
+            flags: Vec::new(),
         }
     }
     const NOW: i64 = 10_000_000_000;

@@ -92,9 +92,9 @@ pub fn layout(title: &str, session: Option<&Session>, nav: Nav, body: Markup) ->
 pub fn state_text(s: HostState) -> &'static str {
     match s {
         HostState::Normal => "Normal",
-        HostState::QuarantinePending => "Quarantine pending",
+        HostState::QuarantinePending => "Quarantine requested",
         HostState::Quarantined => "Quarantined",
-        HostState::ReleasePending => "Release pending",
+        HostState::ReleasePending => "Release requested",
         HostState::Failed => "Failed",
         HostState::Tampered => "Tampered",
     }
@@ -123,6 +123,14 @@ pub fn host_badge(h: &Host, now: i64) -> Markup {
                     span class="state-icon" aria-hidden="true" { "○" }
                     " "
                     span class="state-text" { "Not enforcing" }
+                }
+            }
+            Shown::Degraded => {
+                span class="state state-degraded" data-state="degraded"
+                    title={"Quarantine in force, but not all of its exceptions: " (super::status::degraded(h).join("; "))} {
+                    span class="state-icon" aria-hidden="true" { "◧" }
+                    " "
+                    span class="state-text" { "Quarantined — degraded" }
                 }
             }
         }
@@ -236,6 +244,6 @@ mod tests {
         assert_eq!(duration_text(90_000_000), "1d 1h");
         assert_eq!(short_time("2030-01-02T03:04:05.250Z"), "2030-01-02 03:04:05Z");
         let b = state_badge(HostState::QuarantinePending, "2030-01-02T03:04:05.250Z", None).into_string();
-        assert!(b.contains("Quarantine pending") && b.contains("data-since"), "{b}");
+        assert!(b.contains("Quarantine requested") && b.contains("data-since"), "{b}");
     }
 }

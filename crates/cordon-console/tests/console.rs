@@ -856,3 +856,263 @@ async fn assets_and_event_stream() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("not_found"));
 }
+
+/// Enrolls `n` hosts straight through the store (`host-0000` …), every tenth labelled
+/// `tenth`; returns their ids in hostname order.
+async fn seed_many(ctx: &Ctx, n: usize) -> Vec<String> {
+    use cordon_server::store::NewHost;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let labels: Vec<String> = if i % 10 == 0 { vec!["tenth".into()] } else { vec![] };
+        let t = ctx.store().create_enroll_token("test", &labels, 3600).await.unwrap();
+        let id = format!("h{i:04}");
+        let host = NewHost {
+            id: id.clone(),
+            hostname: format!("host-{i:04}"),
+            os: Some("linux".into()),
+            addresses: vec![format!("192.0.2.{}", i % 250)],
+            agent_version: Some("test".into()),
+        };
+        ctx.store().enroll(&t.token, &host).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// The `href` of the link with `id="{id}"` (HTML entities of `&` undone), if present.
+fn link(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\""))?;
+    let start = body[..at].rfind("<a ")?;
+    let tag = &body[start..at];
+    let h = tag.find("href=\"")? + 6;
+    let end = tag[h..].find('"')? + h;
+    Some(tag[h..end].replace("&amp;", "&"))
+}
+
+/// Host ids of the rows of a hosts page, in order.
+fn row_ids(body: &str) -> Vec<String> {
+    body.split("<tr id=\"host-")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn host_and_audit_lists_page_through_database_cursors_with_1000_hosts() {
+    let ctx = Ctx::new().await;
+    let ids = seed_many(&ctx, 1000).await;
+    // A few hosts that need attention: 8 failed.
+    for id in ids.iter().skip(3).step_by(137) {
+        let rev = ctx.store().host(id).await.unwrap().desired.revision;
+        let mut r = common::status_report(rev, cordon_proto::AgentState::Failed, "sha256:0", "nftables");
+        r.error = Some("apply_failed".into());
+        ctx.store().record_report(id, &r).await.unwrap();
+    }
+    let failed: Vec<&String> = ids.iter().skip(3).step_by(137).collect();
+    assert_eq!(failed.len(), 8);
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let get = |path: String| {
+        let cookie = vs.cookie.clone();
+        let ctx = &ctx;
+        async move {
+            let r = req(ctx, "GET", &path, Some(&cookie), &[], None).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            r.body
+        }
+    };
+
+    // Forward through every page: 100 rows each, every host once, in hostname order.
+    let first = get("/console/hosts".into()).await;
+    assert_eq!(row_ids(&first).len(), 100, "one page of 100 rows, not every host");
+    assert!(first.contains("Hosts 1–100 of 1000"), "position and total");
+    assert!(link(&first, "page-prev").is_none() && link(&first, "page-first").is_none());
+    assert!(
+        first.contains("<strong>1000</strong> hosts"),
+        "summary counts the whole list"
+    );
+    assert!(first.contains("<strong>8</strong> failed"), "banner counts every host");
+    let mut seen: Vec<String> = row_ids(&first);
+    let mut page = first;
+    let mut pages = 1;
+    while let Some(next) = link(&page, "page-next") {
+        assert!(next.contains("after="), "a cursor, not an offset: {next}");
+        page = get(next).await;
+        pages += 1;
+        seen.extend(row_ids(&page));
+        assert!(pages <= 10, "more pages than hosts");
+    }
+    assert_eq!(pages, 10);
+    assert!(page.contains("Hosts 901–1000 of 1000"), "last page position");
+    assert_eq!(seen, ids, "every host exactly once, in order");
+    // And back: Previous from the last page is the ninth page.
+    let prev = get(link(&page, "page-prev").unwrap()).await;
+    assert_eq!(row_ids(&prev), ids[800..900].to_vec());
+    assert!(prev.contains("Hosts 801–900 of 1000"));
+
+    // Sorted by state, most urgent first, still every host once across pages.
+    let mut page = get("/console/hosts?sort=state&dir=asc".into()).await;
+    let mut by_state = row_ids(&page);
+    assert_eq!(
+        by_state[..8].iter().collect::<Vec<_>>(),
+        failed,
+        "failed hosts first when sorted by state"
+    );
+    while let Some(next) = link(&page, "page-next") {
+        page = get(next).await;
+        by_state.extend(row_ids(&page));
+    }
+    let mut sorted = by_state.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "sorting by state keeps every host once");
+    // Descending by since: the failed hosts changed last, they come first.
+    let page = get("/console/hosts?sort=since&dir=desc".into()).await;
+    let rows = row_ids(&page);
+    for f in &failed {
+        assert!(rows[..8].contains(f), "{f} not among the newest states");
+    }
+
+    // Filters run in the database too: a label, a search, an attention reason.
+    let page = get("/console/hosts?label=tenth".into()).await;
+    assert_eq!(row_ids(&page).len(), 100);
+    assert!(
+        link(&page, "page-next").is_none(),
+        "100 hosts carry the label: one page"
+    );
+    let page = get("/console/hosts?q=host-09".into()).await;
+    assert_eq!(row_ids(&page).len(), 100);
+    let page = get("/console/hosts?attention=failed".into()).await;
+    let mut got = row_ids(&page);
+    got.sort();
+    assert_eq!(got.iter().collect::<Vec<_>>(), failed);
+    // A cursor of another order is refused, not silently misread.
+    let after = link(&get("/console/hosts".into()).await, "page-next").unwrap();
+    let r = req(&ctx, "GET", &format!("{after}&sort=since"), Some(&vs.cookie), &[], None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // The attention counts in SQL agree with the per-host rule for every reason.
+    let now = cordon_server::timefmt::now_ms();
+    let all = ctx.store().hosts(&Default::default()).await.unwrap();
+    for (a, n) in ctx.store().attention_counts(now).await.unwrap() {
+        let pure = all.iter().filter(|h| a.holds(h, now)).count() as i64;
+        assert_eq!(n, pure, "{}: SQL and per-host rule disagree", a.as_str());
+    }
+
+    // Audit: newest first, 100 a page, every record once.
+    let total = ctx.store().audit_count().await.unwrap();
+    let mut page = get("/console/audit".into()).await;
+    assert!(page.contains(&format!("<strong>{total}</strong> records")));
+    let rows = |b: &str| b.matches("<tr data-action=").count();
+    assert_eq!(rows(&page), 100);
+    let mut n = rows(&page);
+    while let Some(next) = link(&page, "page-older") {
+        page = get(next).await;
+        n += rows(&page);
+    }
+    assert_eq!(n as i64, total, "every audit record once across pages");
+    let newer = get(link(&page, "page-newer").unwrap()).await;
+    assert_eq!(rows(&newer), 100);
+    // Contains-filters in the database: the host part matches ids and hostnames.
+    let page = get("/console/audit?host=host-000&action=enroll".into()).await;
+    assert!(page.contains("<strong>10</strong> records"), "host-0000…host-0009");
+}
+
+#[tokio::test]
+async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let asked = ctx.enroll("asked-01", &[]).await;
+    let deg = ctx.enroll("deg-01", &[]).await;
+    let fine = ctx.enroll("fine-01", &[]).await;
+    for id in [&asked, &deg, &fine] {
+        let (st, _) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/quarantine"),
+                Some(&ctx.responder),
+                Some(r#"{"comment":"IR-12","allow":["https://edr.example.net","192.0.2.7"]}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let rev = |id: &String| {
+        let id = id.clone();
+        let store = ctx.store();
+        async move { store.host(&id).await.unwrap().desired.revision }
+    };
+    let mut r = common::status_report(rev(&deg).await, AgentState::Isolated, "sha256:1", "nftables");
+    r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
+    ctx.agent_status(&deg, &r).await;
+    let r = common::status_report(rev(&fine).await, AgentState::Isolated, "sha256:2", "nftables");
+    ctx.agent_status(&fine, &r).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let page = |id: String| {
+        let cookie = vs.cookie.clone();
+        let ctx = &ctx;
+        async move {
+            req(ctx, "GET", &format!("/console/hosts/{id}"), Some(&cookie), &[], None)
+                .await
+                .body
+        }
+    };
+
+    // Asked for, not confirmed: "Quarantine requested", nothing in force.
+    let p = page(asked.clone()).await;
+    assert!(p.contains("Quarantine requested"), "requested state");
+    assert!(
+        !p.contains("<span class=\"state-text\">Quarantined</span>")
+            && !p.contains("<strong>In force</strong>")
+            && !p.contains("<strong>Quarantined</strong>"),
+        "an unconfirmed quarantine is shown as quarantined or in force"
+    );
+    assert!(!p.contains("Everything else, inbound and outbound, is blocked"));
+    assert!(p.contains("not confirmed in force"));
+
+    // Degraded: in force, with what is missing, in the warning colour.
+    let p = page(deg.clone()).await;
+    assert!(p.contains("data-state=\"degraded\""), "degraded badge");
+    assert!(p.contains("Quarantined — degraded"));
+    assert!(
+        p.contains("class=\"digest warn\""),
+        "degraded is not shown in the ok colour"
+    );
+    assert!(p.contains("does not resolve: no such host"), "the reason");
+    assert!(
+        p.contains("class=\"extra not-in-force\""),
+        "the missing exception is marked"
+    );
+    assert!(
+        p.contains("Everything else, inbound and outbound, is blocked"),
+        "fail closed: in force"
+    );
+
+    // Confirmed and complete.
+    let p = page(fine.clone()).await;
+    assert!(p.contains("<strong>In force</strong>") && !p.contains("data-state=\"degraded\""));
+
+    // The banner counts and filters degraded hosts; the list shows them degraded.
+    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
+        .await
+        .body;
+    assert!(
+        list.contains("href=\"/console/hosts?attention=degraded\""),
+        "banner link"
+    );
+    assert!(list.contains("1</strong> degraded"), "degraded counted");
+    let only = req(
+        &ctx,
+        "GET",
+        "/console/hosts?attention=degraded",
+        Some(&vs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(row_ids(&only), vec![deg.clone()]);
+    let now = cordon_server::timefmt::now_ms();
+    let all = ctx.store().hosts(&Default::default()).await.unwrap();
+    for (a, n) in ctx.store().attention_counts(now).await.unwrap() {
+        let pure = all.iter().filter(|h| a.holds(h, now)).count() as i64;
+        assert_eq!(n, pure, "{}: SQL and per-host rule disagree", a.as_str());
+    }
+}

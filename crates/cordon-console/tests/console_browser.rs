@@ -477,8 +477,8 @@ async fn quarantine_as(store: &Store, actor: &str, id: &str, comment: &str, allo
         .unwrap();
 }
 
-/// Twelve hosts in every state an analyst meets: failed, tampered, not enforcing, pending
-/// for long on an offline agent, a protected domain controller.
+/// Thirteen hosts in every state an analyst meets: failed, tampered, degraded, not
+/// enforcing, pending for long on an offline agent, a protected domain controller.
 async fn seed_more(store: &Store) {
     seed_host(
         store,
@@ -578,6 +578,34 @@ async fn seed_more(store: &Store) {
     .await;
     quarantine_as(store, "rita-responder", "h-lab04", "IR-1213 lab test", &[]).await;
     report(store, "h-lab04", AgentState::Isolated, "memory").await;
+    // pos-06: quarantined, in force, but its EDR exception does not resolve (degraded).
+    seed_host(
+        store,
+        "h-pos06",
+        "pos-06",
+        "Debian 12",
+        &["203.0.113.6"],
+        &["branch"],
+        "nftables",
+    )
+    .await;
+    quarantine_as(
+        store,
+        "rita-responder",
+        "h-pos06",
+        "IR-1214 card skimmer",
+        &["https://edr.example.net", "192.0.2.7"],
+    )
+    .await;
+    let host = store.host("h-pos06").await.unwrap();
+    let mut r = common::status_report(
+        host.desired.revision,
+        AgentState::Isolated,
+        "sha256:00000000000a11ce",
+        "nftables",
+    );
+    r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
+    store.record_report("h-pos06", &r).await.unwrap();
     // design-mac-03: pending for 20 minutes, agent last seen 30 minutes ago.
     let now = cordon_server::timefmt::now_ms();
     sqlx::query("UPDATE hosts SET state_since = $1, last_seen = $2 WHERE id = 'h-mac03'")
@@ -688,6 +716,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     for (what, n) in [
         ("failed", "1"),
         ("tampered", "1"),
+        ("degraded", "1"),
         ("not enforcing", "1"),
         ("pending for more than 5 min", "1"),
         ("offline while quarantined", "1"),
@@ -697,8 +726,11 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
             "banner lacks {n} {what}: {banner}"
         );
     }
-    // What is shown is what is true: a non-enforcing agent is not "Quarantined".
+    // What is shown is what is true: a non-enforcing agent is not "Quarantined"; a
+    // quarantine without its EDR exception is "degraded".
     assert_eq!(row_state(c, "h-lab04").await.as_deref(), Some("not_enforcing"));
+    assert_eq!(row_state(c, "h-pos06").await.as_deref(), Some("degraded"));
+    assert!(text_of(c, "tr#host-h-pos06 .state").await.contains("degraded"));
     assert!(text_of(c, "tr#host-h-lab04 .state").await.contains("Not enforcing"));
     assert!(text_of(c, "tr#host-h-mac03").await.contains("offline"));
     assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
@@ -756,7 +788,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     assert_eq!(row_state(c, "h-mac03").await.as_deref(), Some("quarantine_pending"));
     let pending = text_of(c, "tr#host-h-mac03 .state").await;
     assert!(
-        pending.contains("Quarantine pending") && pending.contains("for "),
+        pending.contains("Quarantine requested") && pending.contains("for "),
         "pending shows how long: {pending:?}"
     );
     wait_text(c, "#live-status", "Live updates: on").await;
@@ -809,7 +841,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         "IT Security has isolated this computer. Call 555-0100.",
     )
     .await;
-    wait_text(c, "#dlg-message-count", "54 / 256").await;
+    wait_text(
+        c,
+        "#dlg-message-count",
+        &format!("54 / {}", cordon_proto::MAX_MESSAGE_CHARS),
+    )
+    .await;
     fill(c, "#dlg-expires", "8h").await;
     let shot = save_png(c, "quarantine-dialog.png").await;
     eprintln!("screenshot: {}", shot.display());
@@ -1011,6 +1048,28 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .contains("Everything else, inbound and outbound, is blocked"));
     assert!(c.find(Locator::Css("#host-actions button.act.retry")).await.is_ok());
     let _ = save_png(c, "host-failed.png").await;
+
+    // A degraded host page: in force, in the warning colour, the missing exception named.
+    c.goto(&format!("{base}/console/hosts/h-pos06")).await.unwrap();
+    let note = wait_text(c, "#degraded", "edr.example.net").await;
+    assert!(note.contains("does not resolve"), "{note}");
+    let cls = c
+        .find(Locator::Css("#digest-status"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(cls.contains("warn"), "degraded digest class {cls}");
+    let shown = js(
+        c,
+        "return getComputedStyle(document.querySelector('#digest-status strong')).color;",
+    )
+    .await;
+    assert_ne!(shown, green, "a degraded quarantine printed in the ok green");
+    assert!(text_of(c, "#host-headline").await.contains("degraded"));
+    let _ = save_png(c, "host-degraded.png").await;
     // Not enforcing.
     c.goto(&format!("{base}/console/hosts/h-lab04")).await.unwrap();
     wait_text(c, "#host-state", "Not enforcing").await;
@@ -1153,7 +1212,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     // Events page.
     c.goto(&format!("{base}/console/events-log")).await.unwrap();
     let ev = wait_text(c, "#events-table", "sales-laptop-11").await;
-    assert!(ev.contains("malware") && ev.contains("approval_required"), "{ev}");
+    assert!(ev.contains("malware") && ev.contains("approval required"), "{ev}");
 
     // Approvals, as an admin: Enter never approves; a review step shows the event.
     click(c, "header form[action='/console/logout'] button").await;

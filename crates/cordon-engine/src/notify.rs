@@ -1,4 +1,5 @@
-//! The message to logged-in users (design §4): `wall` on Linux, cut to 256 characters.
+//! The message to logged-in users (design §4): `wall` on Linux, cut to
+//! [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters.
 //! A failure is reported to the caller, never fatal.
 
 use std::io::Write;

@@ -15,6 +15,8 @@ pub mod bench_e2e;
 #[cfg(all(target_os = "linux", feature = "server"))]
 pub mod bench_server;
 #[cfg(target_os = "linux")]
+pub mod bench_startup;
+#[cfg(target_os = "linux")]
 pub mod bench_tamper;
 #[cfg(target_os = "linux")]
 pub mod lab;

@@ -38,6 +38,43 @@ impl Severity {
     }
 }
 
+/// How a notification target is spoken to: `slack` (incoming webhook, `{"text": ...}`)
+/// or `webhook` (generic JSON). On the wire and in the database the snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Slack incoming webhook.
+    Slack,
+    /// Generic JSON webhook.
+    Webhook,
+}
+
+impl TargetKind {
+    /// The wire (and stored) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Slack => "slack",
+            TargetKind::Webhook => "webhook",
+        }
+    }
+
+    /// Parses a wire (or stored) name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        match s {
+            "slack" => Some(TargetKind::Slack),
+            "webhook" => Some(TargetKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `POST /v1/events`: one security event about a host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -131,7 +168,8 @@ pub struct RuleSpec {
     /// Release automatically after this long (`30m`, `4h`, `2d`).
     #[serde(default)]
     pub expires_after: Option<String>,
-    /// `enforce` or `notify_only` (dry run).
+    /// `enforce` or `notify_only` (dry run). A string, not an enum: a rule with an
+    /// unknown mode is stored disabled with the reason, like every other invalid rule.
     #[serde(default = "enforce")]
     pub mode: String,
     /// Per-host cooldown of this rule (default: the fleet setting).
@@ -250,17 +288,22 @@ pub struct DecisionResponse {
     pub results: Vec<DecisionResult>,
 }
 
-/// Notification kinds a target can subscribe to.
+/// Notification kinds a target gets by default (no `events` given).
 pub const NOTIFY_KINDS: [&str; 5] = ["quarantined", "released", "failed", "tampered", "approval_required"];
+
+/// Notification kinds a target gets only when its `events` name them: `audit_checkpoint`
+/// (each signed audit checkpoint, so a copy lives outside the server; issue 17).
+pub const OPT_IN_NOTIFY_KINDS: [&str; 1] = ["audit_checkpoint"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetSpec {
     pub name: String,
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
-    pub kind: String,
+    pub kind: TargetKind,
     pub url: String,
-    /// Subset of quarantined, released, failed, tampered, approval_required (default all).
+    /// Subset of quarantined, released, failed, tampered, approval_required (default:
+    /// those five), plus the opt-in audit_checkpoint.
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]
@@ -315,4 +358,29 @@ pub struct IntakeResponse {
     /// Lines or items that could not be turned into an event, with why.
     #[serde(default)]
     pub rejected: Vec<String>,
+}
+
+#[cfg(test)]
+mod target_kind_tests {
+    use super::*;
+
+    /// The fault kind: a typed field whose wire name, stored name and parser disagree
+    /// (the JSON must stay `"kind": "slack"` / `"webhook"`, and a stored row must read back).
+    #[test]
+    fn target_kind_wire_and_stored_names_agree() {
+        for k in [TargetKind::Slack, TargetKind::Webhook] {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+            assert_eq!(TargetKind::parse(k.as_str()), Some(k));
+        }
+        let spec: TargetSpec =
+            serde_json::from_value(serde_json::json!({"name": "soc", "kind": "webhook", "url": "https://x.example/h"}))
+                .unwrap();
+        assert_eq!(spec.kind, TargetKind::Webhook);
+        let err =
+            serde_json::from_value::<TargetSpec>(serde_json::json!({"name": "x", "kind": "irc", "url": "https://x"}))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("irc") && err.contains("slack"), "{err}");
+        assert_eq!(TargetKind::parse("irc"), None);
+    }
 }

@@ -25,5 +25,6 @@ pub const PROTO_VERSION: u32 = 1;
 /// The label the server keeps on exactly the hosts desired quarantined.
 pub const QUARANTINE_LABEL: &str = "Quarantine";
 
-/// Longest user message accepted (design §4: cut to 256 characters).
-pub const MAX_MESSAGE_CHARS: usize = 256;
+/// Longest user message accepted (design §4), in characters: the one definition,
+/// cordon-policy's, which also cuts what the endpoint shows to it.
+pub use cordon_policy::message::MAX_MESSAGE_CHARS;

@@ -9,10 +9,6 @@
 //! The core's modules are re-exported here, so `cordon_server::store::…`,
 //! `cordon_server::pki::…` and friends name the same items as `cordon_server_core::…`.
 
-// Public items still to document (326 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-server` shows none.
-#![allow(missing_docs)]
-
 pub mod api;
 pub mod openapi;
 pub mod run;

@@ -15,6 +15,7 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The REST API's OpenAPI document (the automation API's is merged in by [`serve`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Cordon API", version = "1", description = "Network quarantine: hosts, quarantine/release, audit, tokens, agent sync (mutual TLS)."),
@@ -28,6 +29,7 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// `GET /v1/openapi.json`: the whole API's OpenAPI document.
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi().merge_from(cordon_automation::AutomationDoc::openapi()))
 }

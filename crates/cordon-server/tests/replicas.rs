@@ -316,7 +316,7 @@ async fn every_notification_delivered_exactly_once_with_writers_on_two_replicas(
     a.store()
         .add_notify_target(&TargetSpec {
             name: "hook".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url,
             events: vec!["quarantined".into(), "released".into()],
             enabled: true,

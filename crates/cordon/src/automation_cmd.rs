@@ -60,7 +60,8 @@ pub struct RuleFlags {
     /// Extra allowed destination while quarantined (repeat).
     #[arg(long = "allow", value_name = "SPEC")]
     pub allow: Vec<String>,
-    #[arg(long)]
+    // Message shown to the quarantined host's users, at most MAX_MESSAGE_CHARS.
+    #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
     /// Release after this long (30m, 4h, 2d).
     #[arg(long)]

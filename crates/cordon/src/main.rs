@@ -63,6 +63,15 @@ enum Command {
     Bench(cordon_lab::bench::BenchArgs),
 }
 
+/// Help of every `--message` option, with the one limit
+/// ([`cordon_policy::message::MAX_MESSAGE_CHARS`]) so the help cannot drift from it.
+fn message_help(how: &str) -> String {
+    format!(
+        "Message shown to logged-in users ({how} {} characters)",
+        cordon_policy::message::MAX_MESSAGE_CHARS
+    )
+}
+
 /// A closed stdout (`cordon … | head`) ends the process quietly with 141, the status a
 /// shell reports for SIGPIPE, instead of a panic with exit 101. Rust ignores SIGPIPE, so
 /// `println!` panics on EPIPE; catching that one panic here covers every command, local
@@ -120,4 +129,27 @@ fn main() -> ExitCode {
         Command::Bench(a) => cordon_lab::bench::run(a),
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The fault kind: a message limit written as a number in one place and changed in
+    /// another. Every `--message` help names the one constant's value.
+    #[test]
+    fn every_message_option_states_the_one_message_limit() {
+        let want = format!("{} characters", cordon_policy::message::MAX_MESSAGE_CHARS);
+        let mut seen = 0;
+        let mut stack = vec![super::Cli::command()];
+        while let Some(cmd) = stack.pop() {
+            for arg in cmd.get_arguments().filter(|a| a.get_long() == Some("message")) {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.contains(&want), "{}: {help:?}", cmd.get_name());
+                seen += 1;
+            }
+            stack.extend(cmd.get_subcommands().cloned());
+        }
+        assert!(seen >= 2, "found only {seen} --message options");
+    }
 }

@@ -93,8 +93,8 @@ pub struct QuarantineArgs {
     /// Extra allowed destination (same syntax as `cordon isolate --allow`).
     #[arg(long = "allow", value_name = "SPEC")]
     pub allow: Vec<String>,
-    /// Message shown to logged-in users (at most 256 characters).
-    #[arg(long)]
+    // Message shown to logged-in users, at most MAX_MESSAGE_CHARS (help text below).
+    #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
     /// Release automatically after this long (30m, 2h, 7d) or at this RFC 3339 time.
     #[arg(long)]
@@ -157,7 +157,8 @@ pub struct AuditVerifyArgs {
 
 /// `cordon audit verify`: server-side or offline (`--file`) chain verification.
 fn audit_verify(a: AuditVerifyArgs) -> u8 {
-    use cordon_proto::audit_chain::{parse_jsonl, render, verify, Checkpoint};
+    use cordon_proto::audit_chain::signature::CaCert;
+    use cordon_proto::audit_chain::{parse_export, render, verify_export, Checkpoint};
     block_on(async move {
         let cp = a
             .checkpoint
@@ -168,8 +169,24 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-                let records = parse_jsonl(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-                verify(&records, cp.map(|c| ("given".to_string(), c)).into_iter().collect())
+                let (records, trailer) =
+                    parse_export(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                // The signed checkpoints (in the log and the trailer) are checked with the
+                // CA certificate (--ca / CORDON_CA); without one they are counted unchecked.
+                let ca = match &a.conn.ca {
+                    None => None,
+                    Some(p) => {
+                        let pem = std::fs::read(p)
+                            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
+                        Some(CaCert::from_pem(&pem).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?)
+                    }
+                };
+                verify_export(
+                    &records,
+                    trailer.as_ref(),
+                    cp.map(|c| ("given".to_string(), c)).into_iter().collect(),
+                    ca.map(CaCert::checker),
+                )
             }
             None => {
                 let api = connect(&a.conn, Code::Failed)?;
@@ -268,20 +285,42 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 fn host_rows(hosts: &[Host]) {
+    // A FLAGS column (duplicate hostname, shared address) only when a host has one.
+    let flagged = hosts.iter().any(|h| !h.flags.is_empty());
     let rows: Vec<Vec<String>> = hosts
         .iter()
         .map(|h| {
-            vec![
+            let mut row = vec![
                 h.id.clone(),
                 h.hostname.clone(),
                 h.state.as_str().to_string(),
                 h.state_since.clone(),
                 h.labels.join(","),
                 h.last_seen.clone().unwrap_or_else(|| "-".into()),
-            ]
+            ];
+            if flagged {
+                let kinds: Vec<&str> = h
+                    .flags
+                    .iter()
+                    .map(|f| match f.kind.as_str() {
+                        cordon_proto::HostFlag::DUPLICATE_HOSTNAME => "duplicate hostname",
+                        cordon_proto::HostFlag::DUPLICATE_ADDRESS => "duplicate address",
+                        other => other,
+                    })
+                    .collect();
+                row.push(if kinds.is_empty() { "-".into() } else { kinds.join(", ") });
+            }
+            row
         })
         .collect();
-    table(&["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN"], &rows);
+    if flagged {
+        table(
+            &["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN", "FLAGS"],
+            &rows,
+        );
+    } else {
+        table(&["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN"], &rows);
+    }
 }
 
 pub fn hosts(a: HostsArgs) -> u8 {
@@ -307,6 +346,9 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     print_json(&h);
                 } else {
                     println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+                    for f in &h.flags {
+                        println!("  FLAG:      {}", term::safe(&f.text()));
+                    }
                     // Never "quarantined" for an agent that enforces nothing.
                     let not_enforcing = h.state == cordon_proto::HostState::Quarantined
                         && h.state_reason

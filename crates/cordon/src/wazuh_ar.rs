@@ -325,7 +325,7 @@ pub fn parse(input: &str) -> Result<ArRequest, String> {
             _ => String::new(),
         };
         let m = format!("This computer was isolated from the network by the security team{why}.");
-        req.message = Some(m.chars().take(256).collect());
+        req.message = Some(cordon_policy::message::sanitize_message(&m));
     }
     Ok(req)
 }

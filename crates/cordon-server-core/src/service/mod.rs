@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod audit;
 pub mod enroll;
+pub mod host_views;
 pub mod hosts;
 pub mod tokens;
 pub mod validate;

@@ -6,6 +6,7 @@ mod actions;
 mod audit;
 pub mod automation;
 mod enroll;
+mod host_views;
 mod hosts;
 pub mod outbox;
 mod reports;
@@ -21,8 +22,12 @@ use tokio::sync::Mutex;
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
 pub use actions::{Action, ActionParams};
-pub use audit::{AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE};
+pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE};
 pub use enroll::NewHost;
+pub use host_views::{
+    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
+    NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
+};
 pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -114,6 +119,9 @@ pub struct Store {
     write: std::sync::Arc<Mutex<()>>,
     /// Group commit of agent status reports (started on first use).
     reports: std::sync::OnceLock<reports::ReportQueue>,
+    /// The last audit checkpoint record this process wrote (id and hash): every later
+    /// verification compares the log with it, so a tail cut while the server runs is seen.
+    issued: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -193,11 +201,14 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         schema::migrator(&url).run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             write: std::sync::Arc::new(Mutex::new(())),
             reports: std::sync::OnceLock::new(),
-        })
+            issued: std::sync::Mutex::new(None),
+        };
+        store.backfill_host_addresses().await?;
+        Ok(store)
     }
 
     /// The pool, for test fixtures that need a state no operation produces. Production
@@ -269,7 +280,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec!["quarantined".into()],
             enabled: true,
@@ -316,7 +327,7 @@ mod tests {
         let store = temp_store(&dir).await;
         let spec = TargetSpec {
             name: "soc".into(),
-            kind: "webhook".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
             url: "https://hooks.example/x".into(),
             events: vec![],
             enabled: true,

@@ -5,7 +5,7 @@
 //! What a notification says is decided by the caller (`cordon-automation`): this module
 //! only stores and hands out rows.
 
-use cordon_proto::automation::{Delivery, Target, TargetSpec};
+use cordon_proto::automation::{Delivery, Target, TargetKind, TargetSpec};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
@@ -41,7 +41,8 @@ pub struct DueDelivery {
 }
 
 /// The notification kind an audit action makes (`quarantined`, `released`, `failed`,
-/// `tampered`, `approval_required`), `None` for actions that notify nobody. The audit
+/// `tampered`, `approval_required`, and the opt-in `audit_checkpoint`), `None` for
+/// actions that notify nobody. The audit
 /// append queues exactly these records in `notify_pending`.
 pub fn kind_of(action: &str) -> Option<&'static str> {
     Some(match action {
@@ -50,16 +51,22 @@ pub fn kind_of(action: &str) -> Option<&'static str> {
         "failed" => "failed",
         "tampered" => "tampered",
         "approval_required" => "approval_required",
+        // Opt-in (not in a target's default events): a copy of each signed checkpoint.
+        cordon_proto::audit_chain::CHECKPOINT_ACTION => "audit_checkpoint",
         _ => return None,
     })
 }
 
 fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
+    let kind = get_str(r, "kind")?;
     Ok(Target {
         id: get_i64(r, "id")?,
         spec: TargetSpec {
             name: get_str(r, "name")?,
-            kind: get_str(r, "kind")?,
+            kind: TargetKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                what: format!("notification target kind {kind:?}"),
+                source: None,
+            })?,
             url: get_str(r, "url")?,
             events: json_list(&get_str(r, "events")?),
             enabled: get_i64(r, "enabled")? != 0,
@@ -108,7 +115,7 @@ impl Store {
              RETURNING id, name, kind, url, events, enabled, created_at",
         )
         .bind(spec.name.clone())
-        .bind(spec.kind.clone())
+        .bind(spec.kind.as_str().to_string())
         .bind(spec.url.clone())
         .bind(to_json_list(&spec.events))
         .bind(spec.enabled as i64)
@@ -156,7 +163,7 @@ impl Store {
         &self,
         batch: i64,
         notice: impl Fn(&TailRecord, Option<&str>) -> Option<(&'static str, N)>,
-        payload: impl Fn(&N, &str) -> String,
+        payload: impl Fn(&N, TargetKind) -> String,
     ) -> Result<usize, StoreError> {
         let (_g, mut tx) = self.write_tx().await?;
         // Serialises notifiers on every replica (a row lock on PostgreSQL).
@@ -217,7 +224,7 @@ impl Store {
                 .bind(t.id)
                 .bind(rec.audit_id)
                 .bind(kind.to_string())
-                .bind(payload(&n, &t.spec.kind))
+                .bind(payload(&n, t.spec.kind))
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)

@@ -11,6 +11,7 @@ use cordon_server_core::auth::AgentAuth;
 use cordon_server_core::service::agent;
 use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
+/// Query of `GET /v1/agent/desired`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DesiredQuery {
     /// Return as soon as the revision is greater than this (otherwise after `wait`).
@@ -33,11 +34,15 @@ pub async fn desired(
     ))
 }
 
+/// Answer to a status report: the host's state as the server now sees it.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusAck {
+    /// The host's state after the report.
     pub state: HostState,
 }
 
+/// An agent's status report (client certificate): records what it applied and
+/// answers the host's state; revoked hosts get 403.
 #[utoipa::path(post, path = "/v1/agent/status", request_body = StatusReport,
     responses((status = 200, body = StatusAck), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn status(

@@ -15,11 +15,14 @@ use cordon_server_core::store::AuditFilter;
 use cordon_server_core::timefmt::parse_rfc3339;
 use cordon_server_core::{ApiError, ApiQuery, AppState};
 
+/// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// Host id.
     pub host: Option<String>,
+    /// Only records by this actor (token name, `rule:<name>`, `system`, `agent:<id>`).
     pub actor: Option<String>,
+    /// Only records of this action (`quarantine`, `release`, `revoke`, ...).
     pub action: Option<String>,
     /// RFC 3339, inclusive.
     pub since: Option<String>,
@@ -36,6 +39,8 @@ pub struct AuditQuery {
     pub order: Option<String>,
 }
 
+/// The audit log (viewer): one page as JSON with `next_cursor`, or the whole selection
+/// streamed as JSON lines or CSV.
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 400, body = cordon_proto::ErrorBody)))]
 pub async fn list(
@@ -58,6 +63,7 @@ pub async fn list(
         since: time(&q.since)?,
         until: time(&q.until)?,
         limit: None,
+        ..Default::default()
     };
     let after = audit::cursor(q.cursor.as_deref())?;
     let order = audit::order(q.order.as_deref())?;
@@ -95,6 +101,7 @@ pub async fn list(
     Ok(([(CONTENT_TYPE, content_type)], axum::body::Body::from_stream(stream)).into_response())
 }
 
+/// Query of `GET /v1/audit/verify`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct VerifyQuery {
     /// A checkpoint recorded earlier (`ID:HASH`, from the server log's `audit checkpoint`

@@ -10,11 +10,13 @@ use cordon_proto::{EnrollRequest, EnrollResponse};
 use cordon_server_core::service::enroll as service;
 use cordon_server_core::{ApiError, ApiJson, AppState};
 
+/// The CA certificate (PEM) agents pin by fingerprint; 404 without a CA.
 #[utoipa::path(get, path = "/v1/ca", responses((status = 200, description = "CA certificate, PEM", content_type = "application/x-pem-file")))]
 pub async fn ca_pem(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(([(CONTENT_TYPE, "application/x-pem-file")], service::ca_pem(&st)?))
 }
 
+/// Enrolls a host with a one-time token: signs its CSR, records the host.
 #[utoipa::path(post, path = "/v1/enroll", request_body = EnrollRequest,
     responses((status = 200, body = EnrollResponse), (status = 401, body = cordon_proto::ErrorBody), (status = 400, body = cordon_proto::ErrorBody)))]
 pub async fn enroll(

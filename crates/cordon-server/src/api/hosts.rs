@@ -10,6 +10,7 @@ use cordon_server_core::service::hosts;
 use cordon_server_core::store::{Action, HostFilter, Targets};
 use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
+/// Query of `GET /v1/hosts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct HostQuery {
     /// Only hosts with this label.
@@ -27,6 +28,7 @@ pub struct HostQuery {
     pub cursor: Option<String>,
 }
 
+/// One page of hosts (viewer), ordered by hostname, with `next_cursor`.
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
     responses((status = 200, body = HostList), (status = 401, body = cordon_proto::ErrorBody)))]
 pub async fn list(
@@ -52,12 +54,14 @@ pub async fn list(
     }))
 }
 
+/// One host by id or hostname (viewer); 404 when unknown.
 #[utoipa::path(get, path = "/v1/hosts/{id}", params(("id" = String, Path, description = "host id or hostname")),
     security(("bearer" = [])), responses((status = 200, body = Host), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Host>, ApiError> {
     Ok(Json(hosts::get(&st, &auth.0, &id).await?))
 }
 
+/// Quarantines one host (responder); a comment is required.
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -72,6 +76,7 @@ pub async fn quarantine_one(
     ))
 }
 
+/// Releases one host (responder); a comment is required.
 #[utoipa::path(post, path = "/v1/hosts/{id}/release", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -86,6 +91,7 @@ pub async fn release_one(
     ))
 }
 
+/// Quarantines the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/quarantine", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn quarantine_many(
@@ -96,6 +102,7 @@ pub async fn quarantine_many(
     Ok(Json(hosts::act_many(&st, &auth.0, Action::Quarantine, &req).await?))
 }
 
+/// Releases the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn release_many(
@@ -106,6 +113,7 @@ pub async fn release_many(
     Ok(Json(hosts::act_many(&st, &auth.0, Action::Release, &req).await?))
 }
 
+/// Adds and removes labels of one host (responder); the Quarantine label needs a comment.
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
     request_body = LabelsRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
@@ -118,6 +126,8 @@ pub async fn labels(
     Ok(Json(hosts::labels(&st, &auth.0, &id, &req).await?))
 }
 
+/// Revokes a host (admin); 409 while it is quarantined or a release is unconfirmed,
+/// unless `force`.
 #[utoipa::path(post, path = "/v1/hosts/{id}/revoke", params(("id" = String, Path, description = "host id or hostname")),
     request_body = RevokeRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]

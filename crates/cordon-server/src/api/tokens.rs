@@ -10,6 +10,7 @@ use cordon_server_core::{ApiError, ApiJson, AppState};
 
 pub use cordon_server_core::service::tokens::DEFAULT_ENROLL_TTL_SECS;
 
+/// The API tokens, never their secrets (admin).
 #[utoipa::path(get, path = "/v1/tokens", security(("bearer" = [])), responses((status = 200, body = TokenList)))]
 pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenList>, ApiError> {
     Ok(Json(TokenList {
@@ -17,6 +18,7 @@ pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenLi
     }))
 }
 
+/// Creates an API token (admin); the secret is shown once.
 #[utoipa::path(post, path = "/v1/tokens", request_body = TokenCreateRequest, security(("bearer" = [])),
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create(
@@ -27,6 +29,7 @@ pub async fn create(
     Ok(Json(tokens::create(&st, &auth.0, &req.name, req.role).await?))
 }
 
+/// Revokes an API token (admin).
 #[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
 pub async fn revoke(
@@ -42,6 +45,7 @@ pub async fn revoke(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+/// Creates a one-time enrollment token (admin), optionally with labels for the host.
 #[utoipa::path(post, path = "/v1/enrollment-tokens", request_body = EnrollTokenRequest, security(("bearer" = [])),
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 pub async fn create_enroll(

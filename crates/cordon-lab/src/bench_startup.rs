@@ -1,0 +1,365 @@
+//! Start-up benchmark of the endpoint binary (issue 18): what a process pays before and
+//! around its work, measured on the binary that is installed on endpoints (the
+//! `release-endpoint` profile built with `--no-default-features`), in one run:
+//!
+//! * its file size and whether it carries a symbol table (target: stripped, < 8 MB);
+//! * `cordon --version` against `/bin/true`, both spawned the same way (target: within
+//!   0.5 ms);
+//! * the whole `cordon isolate` (netlink) process inside a lab namespace, spawned from a
+//!   thread that has `setns`ed into the namespace, so `ip netns exec` is not in the
+//!   timing (target: median < 2 ms), with its state directory on disk and on tmpfs; and
+//!   the floors inside it, each timed alone: the two durable writes (state and claims:
+//!   temp file, fsync, rename, directory fsync) and the `iptables-save`/`ip6tables-save`
+//!   runs with which isolate looks for rules of the iptables backend;
+//! * the Velociraptor command sequence spawned the same way, and each median's ratio to it.
+//!
+//! Timings are wall-clock around `fork`+`exec`+`wait` of the child; runs of the different
+//! commands are interleaved so that load on the machine hits them alike.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::bench_apply::{stats, Stats};
+use crate::lab::{addr, netns, Host, Lab, LabOptions};
+
+/// How the endpoint binary is built (printed when it is missing).
+pub const ENDPOINT_BUILD: &str = "cargo build --profile release-endpoint -p cordon --no-default-features";
+
+#[derive(Args, Debug)]
+pub struct StartupArgs {
+    /// The endpoint binary to measure. Default: `release-endpoint/cordon` beside the
+    /// directory of the running binary (target/release-endpoint/cordon).
+    #[arg(long)]
+    pub endpoint: Option<PathBuf>,
+    /// Runs per measured command.
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
+    /// Another build to compare start-up with (e.g. target/release/cordon, the full
+    /// binary with server and lab).
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Baseline script to compare with, run as `SCRIPT 192.0.2.1 8443`.
+    #[arg(long, default_value = "../shared/baselines/velociraptor-linux-quarantine.sh")]
+    pub baseline: PathBuf,
+}
+
+pub fn run(a: StartupArgs) -> u8 {
+    match run_inner(&a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon bench startup: {e:#}");
+            1
+        }
+    }
+}
+
+/// `release-endpoint/cordon` next to the running binary's profile directory.
+fn default_endpoint() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().context("the running binary has no directory")?;
+    let target = profile_dir
+        .parent()
+        .context("the running binary's directory has no parent")?;
+    Ok(target.join("release-endpoint").join("cordon"))
+}
+
+/// Whether an ELF file has a `.symtab` section (i.e. is not stripped). Reads the section
+/// headers directly (64-bit little-endian ELF only, the only kind this bench runs on): a
+/// few lines instead of an ELF crate for one yes/no answer.
+pub fn elf_has_symtab(bytes: &[u8]) -> Result<bool> {
+    let u16_at = |o: usize| -> Result<u16> {
+        Ok(u16::from_le_bytes(
+            bytes.get(o..o + 2).context("ELF truncated")?.try_into()?,
+        ))
+    };
+    let u32_at = |o: usize| -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            bytes.get(o..o + 4).context("ELF truncated")?.try_into()?,
+        ))
+    };
+    let u64_at = |o: usize| -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            bytes.get(o..o + 8).context("ELF truncated")?.try_into()?,
+        ))
+    };
+    if bytes.get(..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
+        bail!("not a 64-bit little-endian ELF file");
+    }
+    let shoff = usize::try_from(u64_at(0x28)?)?;
+    let shentsize = usize::from(u16_at(0x3A)?);
+    let shnum = usize::from(u16_at(0x3C)?);
+    for i in 0..shnum {
+        // sh_type 2 = SHT_SYMTAB
+        if u32_at(shoff + i * shentsize + 4)? == 2 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Spawns `argv` (stdio to /dev/null) from the calling thread and times it to its exit.
+fn time_spawn(argv: &[&str], env: &[(&str, &str)]) -> Result<Duration> {
+    let (prog, args) = argv.split_first().context("empty command")?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let out = cmd.output().with_context(|| format!("running {argv:?}"))?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{argv:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
+/// Temp file, write, fsync, rename, fsync of the directory: what the engine does to make
+/// the state file durable (design: the rules count as applied once it is written).
+fn durable_write(dir: &Path, payload: &[u8]) -> Result<Duration> {
+    let tmp = dir.join("bench.json.tmp");
+    let dst = dir.join("bench.json");
+    let start = Instant::now();
+    let mut f = File::create(&tmp)?;
+    f.write_all(payload)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &dst)?;
+    File::open(dir)?.sync_all()?;
+    Ok(start.elapsed())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn run_inner(a: &StartupArgs) -> Result<()> {
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let endpoint = match &a.endpoint {
+        Some(p) => p.clone(),
+        None => default_endpoint()?,
+    };
+    if !endpoint.is_file() {
+        bail!(
+            "endpoint binary {} not found; build it with `{ENDPOINT_BUILD}` or name it with --endpoint",
+            endpoint.display()
+        );
+    }
+    let endpoint = endpoint.canonicalize()?;
+    let script = a
+        .baseline
+        .canonicalize()
+        .with_context(|| format!("baseline script {}", a.baseline.display()))?;
+    let bytes = std::fs::read(&endpoint).with_context(|| format!("reading {}", endpoint.display()))?;
+    let stripped = !elf_has_symtab(&bytes)?;
+    let full = a
+        .compare
+        .as_ref()
+        .map(|p| p.canonicalize())
+        .transpose()
+        .context("--compare")?;
+    let full_len = match &full {
+        Some(f) => Some((std::fs::metadata(f)?.len(), !elf_has_symtab(&std::fs::read(f)?)?)),
+        None => None,
+    };
+
+    let ep = endpoint.to_string_lossy().to_string();
+    let full_s = full.as_ref().map(|f| f.to_string_lossy().to_string());
+
+    // Start-up, in this (root) namespace: nothing here changes any network state.
+    eprintln!("timing {} start-ups of /bin/true and the endpoint binary ...", a.runs);
+    let (mut t_true, mut t_ep, mut t_full) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..a.runs {
+        t_true.push(time_spawn(&["/bin/true"], &[])?);
+        t_ep.push(time_spawn(&[&ep, "--version"], &[])?);
+        if let Some(f) = &full_s {
+            t_full.push(time_spawn(&[f, "--version"], &[])?);
+        }
+    }
+    let s_true = stats("/bin/true", t_true);
+    let s_ep = stats("endpoint `cordon --version`", t_ep);
+    let s_full = (!t_full.is_empty()).then(|| stats("--compare build `cordon --version`", t_full));
+
+    // Whole isolate process, in the lab's endpoint namespace (entered by a thread; the
+    // children inherit it), and the baseline spawned the same way.
+    let lab = Lab::build(
+        &endpoint,
+        LabOptions {
+            user_rules: false,
+            ..LabOptions::default()
+        },
+    )?;
+    let ns = lab.ns(Host::Endpoint);
+    let leases = lab.lease_dir().to_string_lossy().to_string();
+    let runs = a.runs;
+    let script_s = script.to_string_lossy().to_string();
+    let disk = tempfile::Builder::new()
+        .prefix("cordon-bench-startup-")
+        .tempdir_in("/var/tmp")?;
+    let tmpfs_root = Path::new("/dev/shm");
+    let shm = if tmpfs_root.is_dir() {
+        Some(
+            tempfile::Builder::new()
+                .prefix("cordon-bench-startup-")
+                .tempdir_in(tmpfs_root)?,
+        )
+    } else {
+        None
+    };
+    let disk_s = disk.path().to_string_lossy().to_string();
+    let shm_s = shm.as_ref().map(|d| d.path().to_string_lossy().to_string());
+    eprintln!("timing {runs} whole `cordon isolate` processes and baseline runs in {ns} ...");
+    let (s_probe, s_base, s_iso_disk, s_iso_shm) = netns::run_in(&ns, move || {
+        let env = [("CORDON_DHCP_LEASES", leases.as_str())];
+        let server = format!("tcp://{}:{}", addr::SERVER4, addr::SERVER_PORT);
+        let server6 = format!("tcp://[{}]:{}", addr::SERVER6, addr::SERVER_PORT);
+        let (r4, r6) = (addr::RESOLVER4.to_string(), addr::RESOLVER6.to_string());
+        let (srv, port) = (addr::SERVER4.to_string(), addr::SERVER_PORT.to_string());
+        let isolate = |state: &str| -> Result<Duration> {
+            let took = time_spawn(
+                &[
+                    &ep,
+                    "isolate",
+                    "--backend",
+                    "netlink",
+                    "--state-dir",
+                    state,
+                    "--allow",
+                    &server,
+                    "--allow",
+                    &server6,
+                    "--resolver",
+                    &r4,
+                    "--resolver",
+                    &r6,
+                ],
+                &env,
+            )?;
+            time_spawn(&[&ep, "release", "--state-dir", state], &env)?;
+            Ok(took)
+        };
+        let (mut base, mut disk_t, mut shm_t, mut probe_t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            // What isolate runs besides the netlink transaction: it looks for Cordon
+            // rules of the iptables backend with these two programs.
+            let t0 = Instant::now();
+            time_spawn(&["iptables-save", "-t", "filter"], &[])?;
+            time_spawn(&["ip6tables-save", "-t", "filter"], &[])?;
+            probe_t.push(t0.elapsed());
+            base.push(time_spawn(&["sh", &script_s, &srv, &port], &[])?);
+            time_spawn(&["sh", &script_s, "--remove"], &[])?;
+            disk_t.push(isolate(&disk_s)?);
+            if let Some(shm_s) = &shm_s {
+                shm_t.push(isolate(shm_s)?);
+            }
+        }
+        Ok((
+            stats("iptables-save + ip6tables-save -t filter (isolate's probe)", probe_t),
+            stats("velociraptor baseline (11 nft commands)", base),
+            stats("endpoint `cordon isolate` (netlink), state on disk", disk_t),
+            (!shm_t.is_empty()).then(|| stats("endpoint `cordon isolate` (netlink), state on tmpfs", shm_t)),
+        ))
+    })?;
+    drop(lab);
+
+    // The durable writes alone, on the same file system as the on-disk runs: isolate
+    // writes two files that way (the state and the claims).
+    let payload = vec![b'x'; 2048];
+    let mut t_fsync = Vec::new();
+    for _ in 0..runs {
+        t_fsync.push(durable_write(disk.path(), &payload)? + durable_write(disk.path(), &payload)?);
+    }
+    let s_fsync = stats("2 durable writes (fsync, rename, dir fsync) on disk", t_fsync);
+
+    println!("endpoint binary: {}", endpoint.display());
+    println!(
+        "  size {:.2} MB ({} bytes), {}   target: stripped, < 8 MB: {}",
+        bytes.len() as f64 / 1e6,
+        bytes.len(),
+        if stripped {
+            "stripped"
+        } else {
+            "NOT stripped (has .symtab)"
+        },
+        if stripped && bytes.len() < 8_000_000 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    if let (Some(f), Some((len, stripped))) = (&full, full_len) {
+        println!(
+            "--compare build {}: {:.2} MB ({len} bytes), {}",
+            f.display(),
+            len as f64 / 1e6,
+            if stripped { "stripped" } else { "not stripped" }
+        );
+    }
+    println!("{runs} runs each, interleaved (lower is better)");
+    println!("{:<62} {:>10} {:>10} {:>10}", "process", "median", "p95", "ratio");
+    let row = |s: &Stats, base: &Stats| {
+        println!(
+            "{:<62} {:>8.3}ms {:>8.3}ms {:>10.3}",
+            s.name,
+            ms(s.median),
+            ms(s.p95),
+            s.median.as_secs_f64() / base.median.as_secs_f64().max(f64::MIN_POSITIVE)
+        )
+    };
+    println!("-- start-up (ratio to /bin/true)");
+    row(&s_true, &s_true);
+    row(&s_ep, &s_true);
+    if let Some(s) = &s_full {
+        row(s, &s_true);
+    }
+    let over = ms(s_ep.median) - ms(s_true.median);
+    println!(
+        "  endpoint --version over /bin/true: {over:+.3} ms   target: within 0.5 ms: {}",
+        if over <= 0.5 { "met" } else { "NOT met" }
+    );
+    println!("-- whole process in the lab namespace, no `ip netns exec` (ratio to the baseline)");
+    row(&s_base, &s_base);
+    row(&s_iso_disk, &s_base);
+    if let Some(s) = &s_iso_shm {
+        row(s, &s_base);
+    }
+    println!("-- parts of the isolate process (floors; ratio to the baseline)");
+    row(&s_fsync, &s_base);
+    row(&s_probe, &s_base);
+    println!(
+        "  isolate median (state on disk): {:.3} ms   target: < 2 ms: {}",
+        ms(s_iso_disk.median),
+        if ms(s_iso_disk.median) < 2.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn elf_symtab_is_detected_on_this_test_binary_and_refused_on_non_elf() {
+        // Test binaries carry a symbol table (the dev profile does not strip).
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(elf_has_symtab(&me).unwrap());
+        assert!(elf_has_symtab(b"#!/bin/sh\n").is_err());
+        // A header claiming sections past the end of the file is an error, not a panic.
+        let mut fake = me[..64].to_vec();
+        fake[0x3C] = 200;
+        assert!(elf_has_symtab(&fake).is_err());
+    }
+}

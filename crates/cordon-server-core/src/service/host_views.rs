@@ -1,0 +1,74 @@
+//! Host lists for people (the console's hosts page): sorted, filtered, cursor-paged in
+//! the database, with the counts such a page shows. Viewer role.
+
+use cordon_proto::Role;
+
+use super::Caller;
+use crate::store::{HostAttention, HostQuery, PageAt, SortCursor, SortedPage};
+use crate::{ApiError, AppState};
+
+/// One page of the list `q` describes and its counts.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub page: SortedPage,
+    /// Hosts the whole list has.
+    pub total: i64,
+    /// Hosts of the list before this page.
+    pub before: i64,
+}
+
+/// Parses the cursors of a page request: `after` (the next page's) or `before` (the
+/// previous page's); neither: the first page.
+///
+/// # Errors
+/// 400 for a cursor this server did not hand out for `q`'s order, or both given.
+pub fn page_at(q: &HostQuery, after: Option<&str>, before: Option<&str>) -> Result<PageAt, ApiError> {
+    let dec = |c: &str| SortCursor::decode(c, q.sort, q.descending);
+    match (after.filter(|c| !c.is_empty()), before.filter(|c| !c.is_empty())) {
+        (None, None) => Ok(PageAt::First),
+        (Some(a), None) => Ok(PageAt::After(dec(a)?)),
+        (None, Some(b)) => Ok(PageAt::Before(dec(b)?)),
+        (Some(_), Some(_)) => Err(ApiError::invalid("give either after or before, not both")),
+    }
+}
+
+/// One page of at most `limit` hosts of `q` at `at`, with the list's total and the
+/// page's position (viewer).
+///
+/// # Errors
+/// 403 below viewer; 400 for a limit below 1.
+pub async fn page(
+    st: &AppState,
+    caller: &Caller,
+    q: &HostQuery,
+    at: &PageAt,
+    limit: i64,
+) -> Result<ListPage, ApiError> {
+    caller.require(Role::Viewer)?;
+    if limit < 1 {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let page = st.store.hosts_sorted_page(q, at, limit).await?;
+    // A page's `prev` cursor names its first host (the page before ends just before it);
+    // without one the page starts the list.
+    let (total, before) = st.store.hosts_sorted_count(q, page.prev.as_ref()).await?;
+    Ok(ListPage { page, total, before })
+}
+
+/// Hosts needing attention at `now`, per reason (viewer).
+pub async fn attention(st: &AppState, caller: &Caller, now: i64) -> Result<Vec<(HostAttention, i64)>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.attention_counts(now).await?)
+}
+
+/// Hosts of `q` per shown state (viewer).
+pub async fn state_counts(st: &AppState, caller: &Caller, q: &HostQuery) -> Result<Vec<(String, i64)>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.hosts_state_counts(q).await?)
+}
+
+/// Every label non-revoked hosts carry (viewer).
+pub async fn labels(st: &AppState, caller: &Caller) -> Result<Vec<String>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.host_labels().await?)
+}

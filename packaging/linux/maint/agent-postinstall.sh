@@ -1,0 +1,24 @@
+# Body of the cordon-agent package's post-installation script (.deb postinst
+# "configure", .rpm %post). POSIX sh; paths honour DPKG_ROOT (see agent-preremove.sh).
+#
+# Creates /etc/cordon and /var/lib/cordon (0700, root), enables the boot re-apply unit and
+# the agent unit but starts nothing: the agent unit starts only once
+# /etc/cordon/agent.toml exists (ConditionPathExists), i.e. after `cordon agent enroll`.
+# On an upgrade, an agent that was running is restarted on the new binary.
+
+R="${DPKG_ROOT:-}"
+install -d -m 0700 "$R/etc/cordon" "$R/var/lib/cordon"
+chmod 0700 "$R/etc/cordon" "$R/var/lib/cordon"
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl --root="${R:-/}" enable cordon-reapply.service cordon-agent.service >/dev/null 2>&1 || true
+  if [ -z "$R" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+    [ "$upgrading" = yes ] && systemctl try-restart cordon-agent.service || true
+  fi
+fi
+if [ "$upgrading" != yes ]; then
+  echo "cordon-agent: installed. Enroll, then start the agent:" >&2
+  echo "  sudo cordon agent enroll --server https://SERVER:8443 --token TOKEN --ca-fingerprint FP" >&2
+  echo "  sudo systemctl start cordon-agent" >&2
+fi
+exit 0

@@ -1,0 +1,21 @@
+# Body of the cordon-agent package's post-removal script (.deb postrm "purge", .rpm
+# %postun on erase, which is rpm's purge). POSIX sh; paths honour DPKG_ROOT.
+#
+# Purge leaves nothing behind: the units are the package's own files (already gone), the
+# rules were released by the pre-removal script (which refuses while quarantined), and
+# here go the enrollment (certificate, key, agent.toml), the state directory and any
+# enable link left in /etc/systemd/system.
+
+R="${DPKG_ROOT:-}"
+if [ "$purging" = yes ]; then
+  rm -rf "$R/etc/cordon" "$R/var/lib/cordon"
+  for d in "$R"/etc/systemd/system/*.wants; do
+    [ -d "$d" ] || continue
+    rm -f "$d/cordon-agent.service" "$d/cordon-reapply.service" "$d/cordon-watch.service"
+    rmdir "$d" 2>/dev/null || true
+  done
+fi
+if [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl daemon-reload || true
+fi
+exit 0

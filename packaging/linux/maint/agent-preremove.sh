@@ -1,0 +1,67 @@
+# Body of the cordon-agent package's pre-removal script (the .deb prerm on "remove", the
+# .rpm %preun on erase; scripts/package puts a two-line header before it that sets
+# `removing`). POSIX sh.
+#
+# Removing Cordon from a quarantined host would leave it cut off with no tool to release
+# it (and on Linux the rules would vanish only at the next reboot, unannounced). So:
+#   * quarantined (a recorded quarantine, or `cordon status` not saying "released"):
+#     refuse, saying how to release first; nothing is stopped or changed;
+#   * CORDON_FORCE_REMOVE=1: stop the agent, `cordon release --force` (every claim, every
+#     backend), say so, then go on with the removal;
+#   * otherwise: stop and disable the units, go on.
+# Paths honour DPKG_ROOT (set by dpkg for an installation into another root; empty
+# otherwise, and never set by rpm), which is how scripts/package-test runs this script
+# against a throwaway root without touching this machine.
+
+[ "$removing" = yes ] || exit 0
+R="${DPKG_ROOT:-}"
+state_dir="$R/var/lib/cordon"
+cordon="$R/usr/bin/cordon"
+units="cordon-agent.service cordon-watch.service cordon-reapply.service"
+systemd_live() { [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+status="released"
+if [ -x "$cordon" ]; then
+  if out=$("$cordon" status --state-dir "$state_dir" 2>&1); then
+    status=$(printf '%s\n' "$out" | sed -n 1p)
+  else
+    status="unknown ($(printf '%s' "$out" | tr '\n' ' '))"
+  fi
+fi
+# A recorded quarantine counts even if status could not read the kernel.
+if [ "$status" = released ] && { [ -e "$state_dir/cordon.json" ] || [ -e "$state_dir/cordon.claims.json" ]; }; then
+  status="recorded in $state_dir"
+fi
+
+if [ "$status" != released ]; then
+  if [ "${CORDON_FORCE_REMOVE:-0}" != 1 ]; then
+    cat >&2 <<MSG
+cordon-agent: NOT removed: this host is quarantined by Cordon (status: $status).
+Removing the package now would leave it cut off with no tool to release it.
+Release it first, then remove the package again:
+  - through the Cordon server (web console, or \`cordon release HOST\` with the API), or
+  - on this host: sudo cordon release --force     (drops every claim: agent, Wazuh, Velociraptor, local)
+  - check:        sudo cordon status              (must say: released)
+Or remove anyway and release now: CORDON_FORCE_REMOVE=1 (e.g. sudo CORDON_FORCE_REMOVE=1 apt-get remove cordon-agent),
+which runs \`cordon release --force\` before the package goes.
+MSG
+    exit 1
+  fi
+fi
+
+# Stop what could re-apply or hold the tables (the agent, the tamper watcher) first.
+if systemd_live; then
+  systemctl stop $units >/dev/null 2>&1 || true
+fi
+if [ "$status" != released ]; then
+  if "$cordon" release --force --state-dir "$state_dir" >&2; then
+    echo "cordon-agent: CORDON_FORCE_REMOVE=1: released this host's quarantine (cordon release --force) before removal" >&2
+  else
+    echo "cordon-agent: CORDON_FORCE_REMOVE=1 but \`cordon release --force\` failed (above); package NOT removed" >&2
+    exit 1
+  fi
+fi
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl --root="${R:-/}" disable $units >/dev/null 2>&1 || true
+fi
+exit 0

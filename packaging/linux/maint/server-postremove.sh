@@ -1,0 +1,18 @@
+# Body of the cordon-server package's post-removal script (.deb postrm "purge", .rpm
+# %postun on erase). POSIX sh; paths honour DPKG_ROOT.
+#
+# Purge removes the server's data (CA, database: keep a backup!), the enable link and the
+# system user.
+
+R="${DPKG_ROOT:-}"
+if [ "$purging" = yes ]; then
+  rm -rf "$R/var/lib/cordon-server"
+  rm -f "$R"/etc/systemd/system/*.wants/cordon-server.service
+  if grep -q '^cordon-server:' "$R/etc/passwd" 2>/dev/null; then
+    if [ -n "$R" ]; then userdel --root "$R" cordon-server || true; else userdel cordon-server || true; fi
+  fi
+fi
+if [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl daemon-reload || true
+fi
+exit 0
