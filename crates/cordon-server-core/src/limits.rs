@@ -10,8 +10,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_LABELS_PER_HOST: usize = 64;
 /// Most exceptions (`allow` entries) in one quarantine.
 pub const MAX_ALLOW_PER_HOST: usize = 64;
-/// Most addresses an agent or an enrolling host can report.
-pub const MAX_ADDRESSES: usize = 64;
+/// Most addresses an agent or an enrolling host can report (the wire contract's).
+pub use cordon_proto::MAX_ADDRESSES;
 /// Longest reported address text, in characters (an IPv6 address with a zone fits).
 pub const MAX_ADDRESS_CHARS: usize = 64;
 /// Longest agent-reported `detail` (what tampering was found, the error message).
