@@ -396,6 +396,11 @@ impl Verifier {
                         cp.last_id, h.last_id
                     ))
                 }
+                // The first record after a retention cut may be a checkpoint of the last
+                // record the cut removed: consistent when it names exactly the record this
+                // one's prev_hash (already checked against the cut) points at.
+                None if r.prev_hash.as_deref() == Some(cp.hash.as_str())
+                    && self.continues_after.as_ref().is_none_or(|c| c.last_id == cp.last_id) => {}
                 None => {
                     return Err(format!(
                         "is a checkpoint of record {} but no record precedes it",
@@ -1016,6 +1021,37 @@ mod tests {
         .unwrap();
         assert_eq!(p.id, headless[0].id);
         assert!(p.reason.contains("records before it were removed"), "{}", p.reason);
+    }
+
+    /// The fault kind: retention right after a checkpoint leaves that checkpoint as the
+    /// first record, naming a record the cut removed; an untouched log must still verify.
+    #[test]
+    fn a_checkpoint_first_after_a_retention_cut_verifies() {
+        // Five chained records; a checkpoint of the fifth; retention removes all five
+        // (signed cut of the fifth).
+        let mut l = log(5);
+        let n = l.len();
+        let cp = signed(l[n - 1].id, l[n - 1].hash.as_deref().unwrap(), "good");
+        push(&mut l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+        let rc = RetentionCut {
+            cut: cp.clone(),
+            records: 5,
+            archive: "a.jsonl".into(),
+        };
+        push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+        let kept: Vec<AuditRecord> = l[n..].to_vec();
+        let r = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()));
+        assert!(r.ok, "{r:?}");
+        // A checkpoint naming another record than the one before it is still refused.
+        let mut forged = l.clone();
+        let wrong = signed(l[n - 2].id, l[n - 2].hash.as_deref().unwrap(), "good");
+        forged.truncate(n);
+        push(&mut forged, CHECKPOINT_ACTION, serde_json::to_string(&wrong).unwrap());
+        let kept: Vec<AuditRecord> = forged[n..].to_vec();
+        let p = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()))
+            .problem
+            .unwrap();
+        assert!(p.reason.contains("no record precedes it"), "{}", p.reason);
     }
 
     #[test]
