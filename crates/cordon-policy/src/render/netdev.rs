@@ -14,6 +14,7 @@ use std::fmt::Write;
 use super::nft::{
     net_set, pair_set, CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN,
 };
+use super::DHCP4_PORTS;
 use super::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use crate::model::Family;
 use crate::{Policy, TableName};
@@ -67,7 +68,16 @@ pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egre
             // servers (packet sockets are DHCP clients' tool, and only this layer sees them).
             let families = ["meta protocol ip", "meta protocol ip6"];
             if inbound {
-                super::nft::dhcp_in(&mut o, policy, families);
+                // DHCPv4 replies from any server (a rebind takes whichever server answers:
+                // refusing unknown ones would strand the host when its DHCP server changes);
+                // requests out stay limited.
+                let (c4, s4) = DHCP4_PORTS;
+                let _ = writeln!(o, "\t\tmeta protocol ip udp sport {s4} udp dport {c4} accept");
+                let mut v6_only = String::new();
+                super::nft::dhcp_in(&mut v6_only, policy, families);
+                for line in v6_only.lines().filter(|l| !l.contains("meta protocol ip udp")) {
+                    let _ = writeln!(o, "{line}");
+                }
             } else {
                 super::nft::dhcp_out(&mut o, policy, families);
             }
@@ -130,8 +140,11 @@ mod tests {
         assert!(!ingress_only.contains("egress"), "{ingress_only}");
     }
 
-    /// DHCP on the device layer is what packet sockets meet: only to broadcast/multicast
-    /// and the known servers, only from those servers, never to or from any host.
+    /// DHCP on the device layer is what packet sockets meet: requests only to
+    /// broadcast/multicast and the known servers (never to any host); DHCPv4 replies from
+    /// any server, so a rebind answered by a server the host did not know (RFC 2131 §4.4.5)
+    /// keeps the lease instead of stranding the host; DHCPv6 replies from link-local and the
+    /// known servers.
     #[test]
     fn device_layer_dhcp_is_limited_to_the_known_servers() {
         let p = Policy::builder()
@@ -147,7 +160,7 @@ mod tests {
         assert_eq!(
             dhcp,
             [
-                "\t\tmeta protocol ip udp sport 67 udp dport 68 ip saddr 192.0.2.67 accept",
+                "\t\tmeta protocol ip udp sport 67 udp dport 68 accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr fe80::/10 accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr 2001:db8:c0::67 accept",
                 "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept",

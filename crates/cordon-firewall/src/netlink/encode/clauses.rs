@@ -200,6 +200,18 @@ pub(super) fn dhcp_rules(layer: Layer, policy: &Policy, dir: Dir) -> Vec<Rule> {
                         rules.push(r);
                     }
                 }
+                // Device layer, DHCPv4 replies: from any server. A client that rebinds
+                // (RFC 2131 §4.4.5: broadcast at T2) takes the answer of whichever server
+                // holds its lease; refusing unknown servers here (packet sockets see only
+                // this layer) would let the lease run out when the DHCP server changes,
+                // stranding the host. Requests out stay limited to broadcast and the known
+                // servers; the inet table still refuses unknown servers to normal sockets.
+                if layer == Layer::Device && family == Family::V4 {
+                    let mut r = head();
+                    r.push(accept());
+                    rules.push(r);
+                    continue;
+                }
                 for from in servers {
                     let mut r = head();
                     r.extend(peer_is(l3, dir, &from));
