@@ -14,7 +14,6 @@ use std::fmt::Write;
 use super::nft::{
     net_set, pair_set, CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN,
 };
-use super::DHCP4_PORTS;
 use super::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use crate::model::Family;
 use crate::{Policy, TableName};
@@ -71,13 +70,7 @@ pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egre
                 // DHCPv4 replies from any server (a rebind takes whichever server answers:
                 // refusing unknown ones would strand the host when its DHCP server changes);
                 // requests out stay limited.
-                let (c4, s4) = DHCP4_PORTS;
-                let _ = writeln!(o, "\t\tmeta protocol ip udp sport {s4} udp dport {c4} accept");
-                let mut v6_only = String::new();
-                super::nft::dhcp_in(&mut v6_only, policy, families);
-                for line in v6_only.lines().filter(|l| !l.contains("meta protocol ip udp")) {
-                    let _ = writeln!(o, "{line}");
-                }
+                super::nft::dhcp_in(&mut o, policy, families, true);
             } else {
                 super::nft::dhcp_out(&mut o, policy, families);
             }
