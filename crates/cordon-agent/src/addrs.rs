@@ -3,14 +3,30 @@
 use std::net::IpAddr;
 
 /// Addresses of this host's interfaces, without loopback and IPv6 link-local ones,
-/// de-duplicated and sorted (so unchanged addresses give an unchanged report).
+/// de-duplicated and sorted (so unchanged addresses give an unchanged report), at most
+/// [`cordon_proto::MAX_ADDRESSES`] of them (the server refuses a longer list, which would
+/// make every report of a host with many addresses fail and the host look offline).
 pub fn local_addresses() -> Vec<String> {
-    let mut out: Vec<IpAddr> = interface_addresses()
+    reportable(interface_addresses())
+}
+
+/// The reportable subset of `found`: see [`local_addresses`]. IPv4 first, then IPv6, each
+/// in ascending order; what is beyond the limit is dropped (and logged once per call).
+fn reportable(found: Vec<IpAddr>) -> Vec<String> {
+    let mut out: Vec<IpAddr> = found
         .into_iter()
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_link_local_v6(ip))
         .collect();
     out.sort();
     out.dedup();
+    if out.len() > cordon_proto::MAX_ADDRESSES {
+        tracing::warn!(
+            found = out.len(),
+            reported = cordon_proto::MAX_ADDRESSES,
+            "this host has more addresses than a report may carry; reporting the first ones"
+        );
+        out.truncate(cordon_proto::MAX_ADDRESSES);
+    }
     out.into_iter().map(|ip| ip.to_string()).collect()
 }
 
@@ -60,6 +76,18 @@ fn interface_addresses() -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_with_many_addresses_reports_no_more_than_the_server_accepts() {
+        let many: Vec<IpAddr> = (0..300u16)
+            .map(|i| IpAddr::from([198, 51, (i / 250) as u8, (i % 250) as u8 + 1]))
+            .chain(std::iter::once("127.0.0.1".parse().unwrap()))
+            .collect();
+        let out = reportable(many);
+        assert_eq!(out.len(), cordon_proto::MAX_ADDRESSES);
+        assert_eq!(out[0], "198.51.0.1");
+        assert!(!out.iter().any(|a| a == "127.0.0.1"));
+    }
 
     #[test]
     fn filters_loopback_and_link_local() {

@@ -2,7 +2,10 @@
 //! benchmarks that must not touch this machine's firewall.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+
+use cordon_engine::watch::{WatchEvent, WatchOptions};
 
 use cordon_engine::{ClaimSource, Engine, EngineError, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
@@ -87,6 +90,19 @@ pub trait Enforcer: Send + Sync + 'static {
             _ => StartupFinding::Rebooted,
         })
     }
+    /// Keeps the recorded quarantine in force until `stop` is set or it is released,
+    /// repairing tampering as soon as the kernel reports it (the engine's event-driven
+    /// watcher, `cordon isolate --watch`), and tells `on` what it did. Blocking; the agent
+    /// runs it on a thread of its own while quarantined. The default has no kernel to
+    /// watch and returns at once (the periodic check is all there is).
+    fn watch(&self, stop: &AtomicBool, on: &mut (dyn FnMut(&WatchEvent) + Send)) -> Result<(), EnforceError> {
+        let _ = (stop, on);
+        Ok(())
+    }
+    /// Whether [`Enforcer::watch`] watches anything (false: the default).
+    fn can_watch(&self) -> bool {
+        false
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -137,6 +153,21 @@ impl Enforcer for EngineEnforcer {
 
     fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
         Ok(self.engine.startup_check()?)
+    }
+
+    /// Without the owner flag: the agent's own applies and releases go through other
+    /// sockets of the engine, which owned tables would refuse.
+    fn watch(&self, stop: &AtomicBool, on: &mut (dyn FnMut(&WatchEvent) + Send)) -> Result<(), EnforceError> {
+        let opts = WatchOptions {
+            own: false,
+            ..WatchOptions::default()
+        };
+        self.engine.watch(&opts, stop, |ev| on(ev))?;
+        Ok(())
+    }
+
+    fn can_watch(&self) -> bool {
+        true
     }
 
     fn check(&self) -> Result<Check, EnforceError> {

@@ -25,9 +25,11 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cordon_engine::watch::WatchEvent;
 use cordon_engine::{QuarantineState, StartupFinding};
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
@@ -119,6 +121,7 @@ impl Agent {
         let persisted = stored.unwrap_or_default();
         let (desired_tx, mut desired_rx) = watch::channel(persisted.desired.clone());
         let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         let heartbeat = secs(self.cfg.heartbeat_secs);
         let reporter = tokio::spawn(crate::report::run(self.client.clone(), report_rx, heartbeat));
         let reset = Arc::new(Notify::new());
@@ -150,6 +153,8 @@ impl Agent {
             claims: vec![],
             next_degraded_retry: now,
             verifying: None,
+            watcher: None,
+            watch_tx,
         };
         rec.startup().await;
         let mut tick = tokio::time::interval(secs(self.cfg.check_interval_secs).min(Duration::from_secs(1)));
@@ -166,6 +171,7 @@ impl Agent {
                     rec.on_desired(d).await;
                 }
                 _ = conn_failed.notified() => rec.on_connection_failed().await,
+                Some(ev) = watch_rx.recv() => rec.on_watch_event(ev).await,
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let check = now >= next_check;
@@ -266,9 +272,85 @@ struct Reconciler {
     /// Applied at this instant, and not yet confirmed by a request over the agent's own
     /// connection; `bool`: the timeout was already reported.
     verifying: Option<(Instant, bool)>,
+    /// The event-driven repair loop, while quarantined (see [`Reconciler::ensure_watcher`]).
+    watcher: Option<Watcher>,
+    /// Where the watcher thread sends what it did.
+    watch_tx: mpsc::UnboundedSender<WatchEvent>,
+}
+
+/// The engine's event-driven watcher (`cordon isolate --watch`) on a thread of its own:
+/// it repairs tampering as soon as the kernel reports it, and the reconciler reports each
+/// repair to the server as `tampered`, as it does for what the periodic check finds.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    started: Instant,
 }
 
 impl Reconciler {
+    /// Starts the watcher when the desired quarantine is in force and none runs (or the
+    /// last one ended more than `retry_every` ago: it may have failed to start).
+    fn ensure_watcher(&mut self) {
+        let in_force = self.p.desired.quarantined && self.p.applied_revision == Some(self.p.desired.revision);
+        if !self.enforcing || !self.enforcer.can_watch() || !in_force {
+            return;
+        }
+        if let Some(w) = &self.watcher {
+            if !w.thread.is_finished() || w.started.elapsed() < self.retry_every {
+                return;
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (enforcer, flag, tx) = (self.enforcer.clone(), stop.clone(), self.watch_tx.clone());
+        let spawned = std::thread::Builder::new().name("cordon-watch".into()).spawn(move || {
+            let mut send = |ev: &WatchEvent| {
+                let _ = tx.send(ev.clone());
+            };
+            if let Err(e) = enforcer.watch(&flag, &mut send) {
+                let _ = tx.send(WatchEvent::Failed { error: e.to_string() });
+            }
+        });
+        match spawned {
+            Ok(thread) => {
+                self.watcher = Some(Watcher {
+                    stop,
+                    thread,
+                    started: Instant::now(),
+                })
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the tamper watcher thread"),
+        }
+    }
+
+    /// Stops the watcher (before a release: it must not put the rules back).
+    fn stop_watcher(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// What the watcher did: a repair is reported as tampering, then the state in force.
+    async fn on_watch_event(&mut self, ev: WatchEvent) {
+        match ev {
+            WatchEvent::Started { events, .. } => {
+                tracing::info!(kernel_notifications = events, "tamper watcher running")
+            }
+            WatchEvent::Repaired {
+                cause,
+                check_ms,
+                repair_ms,
+                ..
+            } => {
+                tracing::warn!(found = %cause, check_ms, repair_ms, "tampering detected by the watcher; repaired");
+                let detail = format!("{cause}; repaired by the watcher in {repair_ms:.1} ms");
+                self.report(AgentState::Tampered, None, None, Some(detail));
+                self.report_current().await;
+            }
+            WatchEvent::Failed { error } => tracing::warn!(error = %error, "tamper watcher"),
+            WatchEvent::Released => tracing::info!("tamper watcher ended: no quarantine recorded"),
+        }
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Enforcer) -> Result<T, EnforceError> + Send + 'static,
@@ -437,6 +519,9 @@ impl Reconciler {
         if check {
             self.check_tamper().await;
         }
+        if self.p.desired.quarantined {
+            self.ensure_watcher();
+        }
         self.check_verified(now).await;
         if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
             self.next_degraded_retry = now + self.retry_every;
@@ -503,6 +588,7 @@ impl Reconciler {
             let plan = self.make_plan(&d, transport).await;
             self.apply(plan, true).await;
         } else {
+            self.stop_watcher();
             match self.blocking(|e| e.release()).await {
                 Ok(()) => {
                     tracing::info!(revision = d.revision, "released");
@@ -565,6 +651,7 @@ impl Reconciler {
                 self.next_degraded_retry = Instant::now() + self.retry_every;
                 self.applied(plan.revision).await;
                 self.report(AgentState::Isolated, Some(&a), None, None);
+                self.ensure_watcher();
             }
             Err(err) => self.failed(err),
         }
@@ -665,6 +752,7 @@ impl Reconciler {
             self.repair(Some(found)).await;
         } else {
             let detail = format!("{found}; removed");
+            self.stop_watcher();
             match self.blocking(|e| e.release()).await {
                 Ok(()) => {
                     self.report(AgentState::Tampered, None, None, Some(detail));
@@ -701,6 +789,7 @@ impl Reconciler {
                 let rev = self.p.desired.revision;
                 self.applied(rev).await;
                 self.report(AgentState::Isolated, Some(&a), None, None);
+                self.ensure_watcher();
             }
             Err(err) => self.failed(err),
         }

@@ -115,6 +115,14 @@ impl Notice {
             ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)".into(),
             _ => self.kind.to_string(),
         };
+        if self.kind == "audit_checkpoint" {
+            // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
+            return format!(
+                "Cordon: audit checkpoint (record {}): {}",
+                self.audit_id,
+                esc(self.detail.as_deref().unwrap_or(""))
+            );
+        }
         let mut t = match &self.asked_by {
             // A confirmation: the agent confirmed what someone asked for.
             Some(by) => format!(

@@ -130,7 +130,7 @@ pub async fn save_rule(st: &AppState, caller: &Caller, mut spec: RuleSpec) -> Re
     };
     Ok(st
         .store
-        .save_rule(&caller.name, &spec, active, reason.as_deref(), now_ms())
+        .save_rule(caller, &spec, active, reason.as_deref(), now_ms())
         .await?)
 }
 
@@ -140,7 +140,7 @@ pub async fn save_rule(st: &AppState, caller: &Caller, mut spec: RuleSpec) -> Re
 /// 404 when there is no such rule.
 pub async fn delete_rule(st: &AppState, caller: &Caller, name: &str) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
-    Ok(st.store.delete_rule(&caller.name, name).await?)
+    Ok(st.store.delete_rule(caller, name).await?)
 }
 
 /// The guardrails and retention settings (viewer).
@@ -158,7 +158,7 @@ pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPat
     let detail = serde_json::to_string(patch).unwrap_or_default();
     Ok(st
         .store
-        .update_automation_settings(&caller.name, &detail, |s| validate::apply_patch(s, patch), now_ms())
+        .update_automation_settings(caller, &detail, |s| validate::apply_patch(s, patch), now_ms())
         .await?)
 }
 
@@ -209,7 +209,7 @@ async fn decide(
     let which = if req.all { Decide::All } else { Decide::Ids(&req.ids) };
     let (results, woken) = st
         .store
-        .decide_approvals(&caller.name, which, approve, comment, now_ms())
+        .decide_approvals(caller, which, approve, comment, now_ms())
         .await?;
     st.hub.notify_all(&woken);
     Ok(results)

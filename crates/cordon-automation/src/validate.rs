@@ -4,7 +4,7 @@
 use cordon_policy::AllowSpec;
 use cordon_proto::{MAX_MESSAGE_CHARS, QUARANTINE_LABEL};
 
-use cordon_proto::automation::{RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS};
+use cordon_proto::automation::{RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS};
 use cordon_server_core::timefmt::parse_duration_secs;
 
 /// A rule ready to evaluate: the validated form of a [`RuleSpec`].
@@ -115,8 +115,12 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
     }
     let mut events = Vec::new();
     for e in &spec.events {
-        if !NOTIFY_KINDS.contains(&e.as_str()) {
-            return Err(format!("event filter {e:?} must be one of {}", NOTIFY_KINDS.join(", ")));
+        if !NOTIFY_KINDS.contains(&e.as_str()) && !OPT_IN_NOTIFY_KINDS.contains(&e.as_str()) {
+            return Err(format!(
+                "event filter {e:?} must be one of {}, {}",
+                NOTIFY_KINDS.join(", "),
+                OPT_IN_NOTIFY_KINDS.join(", ")
+            ));
         }
         if !events.contains(e) {
             events.push(e.clone());

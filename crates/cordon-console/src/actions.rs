@@ -746,6 +746,7 @@ mod tests {
             heartbeat_ms: None,
             offline: false,
             claims: vec![],
+            flags: Vec::new(),
         }
     }
 

@@ -148,6 +148,7 @@ mod tests {
             heartbeat_ms: None,
             offline: false,
             claims: vec![],
+            flags: Vec::new(),
         }
     }
     const NOW: i64 = 10_000_000_000;

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cordon_firewall::{Coverage, Firewall};
+use cordon_firewall::{Coverage, Firewall, Inspection, RepairHint};
 use serde::Serialize;
 
 use crate::{state, Engine, EngineError};
@@ -52,6 +52,11 @@ pub enum WatchEvent {
     Repaired {
         /// `rules changed`, `rules missing`, `interfaces not covered: …`.
         cause: String,
+        /// What was rebuilt: the parts of the listing that differed (`inet`, `netdev`),
+        /// or `all`.
+        rebuilt: Vec<String>,
+        /// How long the check that found it took (reading the kernel), in milliseconds.
+        check_ms: f64,
         /// How long the re-apply took, in milliseconds.
         repair_ms: f64,
         coverage: Coverage,
@@ -65,13 +70,31 @@ pub enum WatchEvent {
 /// One check's verdict.
 enum Verdict {
     Fine,
-    Repair(String),
+    /// Off: why, and what to rebuild.
+    Repair {
+        cause: String,
+        hint: RepairHint,
+    },
     Released,
+}
+
+/// What the loop remembers between checks.
+#[derive(Default)]
+struct Memory {
+    /// The last reading that matched the record: a repair rebuilds only the parts that
+    /// differ from it.
+    good: Option<Inspection>,
 }
 
 impl Engine {
     /// Watches and repairs the recorded quarantine until `stop` is set or the quarantine
     /// is released. Fails at once when nothing is recorded or the backend cannot open.
+    ///
+    /// On a kernel notification the loop reads only what the notification concerns: our
+    /// rules after an nf_tables change, the interfaces after a link change. A repair
+    /// rebuilds only the parts that differ from the last good reading (see
+    /// [`Firewall::repair`]), under the state lock, and only if the record it checked
+    /// against is still the record (another process may just have applied a new one).
     ///
     /// # Errors
     /// [`EngineError::Invalid`] when no quarantine is recorded; backend errors when the
@@ -102,77 +125,157 @@ impl Engine {
             owned,
             coverage: fw.coverage()?,
         });
+        let mut mem = Memory::default();
         let mut next_poll = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            let due = now >= next_poll;
-            let changed = if due {
-                // Whatever is queued is covered by this check.
-                notes.take()?;
-                true
+            let read = if now >= next_poll {
+                // The backstop: everything queued is covered by a full check.
+                next_poll = Instant::now() + opts.poll;
+                notes.take().map(|_| (true, true))
             } else {
                 // Wake at least every 100 ms to notice `stop`.
-                let wait = (next_poll - now).min(Duration::from_millis(100));
-                notes.wait(wait)?
+                notes.wait((next_poll - now).min(Duration::from_millis(100)))
             };
-            if due {
-                next_poll = Instant::now() + opts.poll;
-            }
-            if !changed {
-                continue;
-            }
-            match self.check_once(fw.as_ref()) {
-                Ok(Verdict::Fine) => {}
-                Ok(Verdict::Released) => {
+            let what = match read {
+                Ok((false, false)) => continue,
+                Ok((true, false)) => Look::Rules,
+                Ok((false, true)) => Look::Links,
+                Ok((true, true)) => Look::All,
+                // A failed read of the notifications must not end the watch (it used to:
+                // the error ended the loop, and nothing repaired anything any more).
+                // Notifications may have been lost: subscribe again and check everything.
+                Err(e) => {
+                    on(&WatchEvent::Failed {
+                        error: format!("reading kernel notifications: {e}; subscribing again"),
+                    });
+                    notes.reopen(opts.events, self.table.as_str());
+                    Look::All
+                }
+            };
+            let started = Instant::now();
+            let verdict = self.check_once(fw.as_ref(), what, &mut mem);
+            let check_ms = started.elapsed().as_secs_f64() * 1e3;
+            match verdict {
+                Ok((Verdict::Fine, _)) => {}
+                Ok((Verdict::Released, _)) => {
                     on(&WatchEvent::Released);
                     return Ok(());
                 }
-                Ok(Verdict::Repair(cause)) => match self.repair(fw.as_ref()) {
-                    Ok(repair_ms) => on(&WatchEvent::Repaired {
-                        cause,
-                        repair_ms,
-                        coverage: fw.coverage().unwrap_or_default(),
-                    }),
-                    Err(e) => on(&WatchEvent::Failed { error: e.to_string() }),
-                },
+                Ok((Verdict::Repair { cause, hint }, digest)) => {
+                    match self.repair(fw.as_ref(), &hint, &digest) {
+                        Ok(Some(repair_ms)) => {
+                            let rebuilt = hint.parts.clone().unwrap_or_else(|| vec!["all".into()]);
+                            on(&WatchEvent::Repaired {
+                                cause,
+                                rebuilt,
+                                check_ms,
+                                repair_ms,
+                                coverage: fw.coverage().unwrap_or_default(),
+                            })
+                        }
+                        // The record changed under us: the next check judges afresh.
+                        Ok(None) => next_poll = Instant::now(),
+                        Err(e) => {
+                            // Whatever went wrong, rebuild everything next time.
+                            mem.good = None;
+                            on(&WatchEvent::Failed { error: e.to_string() })
+                        }
+                    }
+                }
                 Err(e) => on(&WatchEvent::Failed { error: e.to_string() }),
             }
         }
         Ok(())
     }
 
-    /// Compares the kernel with the record: digest of our rules, and every interface
-    /// covered by the device layer.
-    fn check_once(&self, fw: &dyn Firewall) -> Result<Verdict, EngineError> {
+    /// Compares the kernel with the record: our rules (digest), and with `Look::Links` or
+    /// `Look::All` every interface covered by the device layer. Returns the verdict and
+    /// the recorded digest it was judged against.
+    fn check_once(&self, fw: &dyn Firewall, what: Look, mem: &mut Memory) -> Result<(Verdict, String), EngineError> {
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
-            return Ok(Verdict::Released);
+            return Ok((Verdict::Released, String::new()));
         };
-        match fw.inspect()? {
-            None => return Ok(Verdict::Repair("rules missing".into())),
-            Some(i) if i.digest != stored.digest => return Ok(Verdict::Repair("rules changed".into())),
-            Some(_) => {}
+        let recorded = stored.digest.clone();
+        let repair = |cause: String, hint: RepairHint| Ok((Verdict::Repair { cause, hint }, recorded.clone()));
+        if what != Look::Links {
+            match fw.inspect()? {
+                None => return repair("rules missing".into(), RepairHint::default()),
+                Some(i) if i.digest != stored.digest => {
+                    let parts = mem.good.as_ref().and_then(|good| changed_parts(good, &i));
+                    return repair(
+                        "rules changed".into(),
+                        RepairHint {
+                            parts,
+                            links_changed: what == Look::All,
+                        },
+                    );
+                }
+                Some(i) => mem.good = Some(i),
+            }
         }
-        let cov = fw.coverage()?;
-        if !cov.uncovered.is_empty() {
-            return Ok(Verdict::Repair(format!(
-                "interfaces not covered: {}",
-                cov.uncovered.join(", ")
-            )));
+        if what != Look::Rules {
+            let cov = fw.coverage()?;
+            if !cov.uncovered.is_empty() {
+                return repair(
+                    format!("interfaces not covered: {}", cov.uncovered.join(", ")),
+                    RepairHint {
+                        parts: Some(vec![]),
+                        links_changed: true,
+                    },
+                );
+            }
         }
-        Ok(Verdict::Fine)
+        Ok((Verdict::Fine, recorded))
     }
 
-    /// Re-applies the recorded policy (no resolution, no verification: fail closed) and
-    /// returns how long that took in milliseconds.
-    fn repair(&self, fw: &dyn Firewall) -> Result<f64, EngineError> {
+    /// Re-applies the recorded policy (no resolution, no verification: fail closed) as
+    /// `hint` says, under the state lock, and returns how long that took in milliseconds;
+    /// `None` (nothing done) when the record is no longer the one checked (`checked`
+    /// digest) or is gone.
+    fn repair(&self, fw: &dyn Firewall, hint: &RepairHint, checked: &str) -> Result<Option<f64>, EngineError> {
         let _lock = self.lock()?;
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
-            return Ok(0.0);
+            return Ok(None);
         };
+        if stored.digest != checked {
+            return Ok(None);
+        }
         let started = Instant::now();
-        fw.apply(&stored.policy)?;
-        Ok(started.elapsed().as_secs_f64() * 1e3)
+        fw.repair(&stored.policy, hint)?;
+        Ok(Some(started.elapsed().as_secs_f64() * 1e3))
     }
+}
+
+/// What a wake-up asks the check to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Our rules only (an nf_tables notification).
+    Rules,
+    /// The interfaces only (a link notification).
+    Links,
+    /// Both (the periodic check, or both kinds of notification).
+    All,
+}
+
+/// The names of the parts of `now` that differ from `good`; `None` when the two readings
+/// are not cut the same way (rebuild everything).
+fn changed_parts(good: &Inspection, now: &Inspection) -> Option<Vec<String>> {
+    if good.parts.is_empty() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (name, text) in &good.parts {
+        match now.parts.iter().find(|(n, _)| n == name) {
+            Some((_, t)) if t == text => {}
+            _ => changed.push(name.clone()),
+        }
+    }
+    // A part that was not there in the good reading is foreign: rebuild everything.
+    if now.parts.iter().any(|(n, _)| !good.parts.iter().any(|(g, _)| g == n)) {
+        return None;
+    }
+    Some(changed)
 }
 
 /// Kernel change notifications where they exist, else nothing (periodic checks only).
@@ -197,6 +300,21 @@ impl Notifications {
         Ok(Notifications {})
     }
 
+    /// Subscribes afresh after a failed read; without success, periodic checks only.
+    fn reopen(&mut self, events: bool, table: &str) {
+        *self = Notifications::open(events, table).unwrap_or_else(|_| Notifications::none());
+    }
+
+    /// No notifications: periodic checks only.
+    fn none() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            Notifications { watch: None }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Notifications {}
+    }
+
     fn active(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
@@ -206,14 +324,15 @@ impl Notifications {
         false
     }
 
-    /// Waits up to `d`; true when something relevant changed.
-    fn wait(&mut self, d: Duration) -> Result<bool, EngineError> {
+    /// Waits up to `d`; whether (our rules, the interfaces) changed.
+    fn wait(&mut self, d: Duration) -> Result<(bool, bool), EngineError> {
         #[cfg(target_os = "linux")]
         if let Some(w) = self.watch.as_mut() {
-            return Ok(w.wait(d)?.any());
+            let c = w.wait(d)?;
+            return Ok((c.ours, c.links));
         }
         std::thread::sleep(d);
-        Ok(false)
+        Ok((false, false))
     }
 
     /// Drops what is queued.

@@ -4,7 +4,7 @@
 //! left half quarantined.
 
 use cordon_policy::model::Family;
-use cordon_policy::render::iptables::{chain_name, render_apply, render_remove, Present, HOOKS};
+use cordon_policy::render::iptables::{chain_name, render_apply, render_remove, Present, CREATED_TABLE_MARK, HOOKS};
 use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
@@ -62,7 +62,84 @@ impl Iptables {
         if present == Present::default() {
             return Ok(());
         }
-        self.restore(family, &render_remove(&self.table, &present))
+        self.restore(family, &render_remove(&self.table, &present))?;
+        if present.created_table && is_pristine(&self.save(family)?) {
+            // We made the table (iptables-nft) and nothing else lives in it: take it away
+            // too, so the ruleset is exactly as before the quarantine.
+            filter_table::delete(family)?;
+        }
+        Ok(())
+    }
+
+    /// What is present for `family`, and whether applying now creates its filter table
+    /// (iptables-nft, table absent): then the marker rule goes in with our chains.
+    fn present_for_apply(&self, family: Family, save: &str) -> Present {
+        let mut present = parse_present(save, &self.table);
+        if !present.created_table && present.chains == [false; 3] && is_nft_variant(save) {
+            present.created_table = !filter_table::exists(family);
+        }
+        present
+    }
+}
+
+/// The `iptables-save` header names the nf_tables variant (`iptables-nft`), which keeps
+/// the rules in nftables tables (`table ip filter`) it creates on first use.
+fn is_nft_variant(save: &str) -> bool {
+    save.lines().next().is_some_and(|l| l.contains("(nf_tables)"))
+}
+
+/// A filter table holding only empty built-in chains with policy ACCEPT: what
+/// iptables-nft leaves after our chains are gone.
+fn is_pristine(save: &str) -> bool {
+    save.lines().map(str::trim_end).all(|l| {
+        l.is_empty()
+            || l.starts_with('#')
+            || l == "*filter"
+            || l == "COMMIT"
+            || [":INPUT ACCEPT", ":FORWARD ACCEPT", ":OUTPUT ACCEPT"]
+                .iter()
+                .any(|c| l.starts_with(c))
+    })
+}
+
+/// The nftables `filter` table of iptables-nft, read and deleted over netlink.
+mod filter_table {
+    use cordon_policy::model::Family;
+
+    use crate::FirewallError;
+
+    #[cfg(target_os = "linux")]
+    const NAME: &str = "filter";
+
+    #[cfg(target_os = "linux")]
+    fn nfproto(family: Family) -> u8 {
+        match family {
+            Family::V4 => crate::netlink::consts::NFPROTO_IPV4,
+            Family::V6 => crate::netlink::consts::NFPROTO_IPV6,
+        }
+    }
+
+    /// Whether `table ip filter` (`ip6 filter`) exists; true when that cannot be read
+    /// (then nothing is marked, and nothing of the user's is ever deleted).
+    #[cfg(target_os = "linux")]
+    pub fn exists(family: Family) -> bool {
+        crate::netlink::table_exists(nfproto(family), NAME).unwrap_or(true)
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn delete(family: Family) -> Result<(), FirewallError> {
+        crate::netlink::delete_table(nfproto(family), NAME)
+    }
+
+    /// Only Linux has iptables-nft.
+    #[cfg(not(target_os = "linux"))]
+    pub fn exists(_family: Family) -> bool {
+        true
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn delete(_family: Family) -> Result<(), FirewallError> {
+        Ok(())
     }
 }
 
@@ -90,8 +167,8 @@ impl Firewall for Iptables {
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
         let v4_before = self.save(Family::V4)?;
-        let present4 = parse_present(&v4_before, &self.table);
-        let present6 = parse_present(&self.save(Family::V6)?, &self.table);
+        let present4 = self.present_for_apply(Family::V4, &v4_before);
+        let present6 = self.present_for_apply(Family::V6, &self.save(Family::V6)?);
         self.restore(Family::V4, &render_apply(&self.table, policy, Family::V4, &present4))?;
         if let Err(e) = self.restore(Family::V6, &render_apply(&self.table, policy, Family::V6, &present6)) {
             // Undo IPv4 so both families stay in the state they had before.
@@ -139,6 +216,10 @@ pub fn parse_present(save: &str, table: &TableName) -> Present {
         present.jumps[i] = save.lines().filter(|l| l.trim_end() == jump).count();
         present.chains[i] = save.lines().any(|l| l.starts_with(&format!(":{chain} ")));
     }
+    let input = chain_name(table, HOOKS[0].1);
+    present.created_table = save
+        .lines()
+        .any(|l| l.starts_with(&format!("-A {input} ")) && l.contains(CREATED_TABLE_MARK));
     present
 }
 
@@ -199,7 +280,24 @@ mod tests {
         let p = parse_present(SAVE, &TableName::default());
         assert_eq!(p.jumps, [1, 2, 0]);
         assert_eq!(p.chains, [true, true, false]);
+        assert!(!p.created_table);
         assert_eq!(parse_present("", &TableName::default()), Present::default());
+        let marked = SAVE.replace(
+            "-A CORDON-IN -i lo",
+            "-A CORDON-IN -m comment --comment \"cordon-created-table\"\n-A CORDON-IN -i lo",
+        );
+        assert!(parse_present(&marked, &TableName::default()).created_table);
+    }
+
+    #[test]
+    fn only_an_empty_accepting_filter_table_is_pristine() {
+        let empty = "# Generated by iptables-save v1.8.9 (nf_tables) on x\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n# Completed\n";
+        assert!(is_nft_variant(empty));
+        assert!(is_pristine(empty));
+        assert!(!is_pristine(&empty.replace(":INPUT ACCEPT", ":INPUT DROP")));
+        assert!(!is_pristine(&empty.replace("COMMIT", "-A INPUT -j ACCEPT\nCOMMIT")));
+        assert!(!is_pristine(&empty.replace("COMMIT", ":USER - [0:0]\nCOMMIT")));
+        assert!(!is_nft_variant("# Generated by iptables-save v1.8.9 (legacy)\n"));
     }
 
     #[test]

@@ -114,6 +114,23 @@ pub struct Inspection {
     pub digest: String,
     /// The normalized listing itself, for humans and tamper reports.
     pub listing: String,
+    /// The listing cut into the backend's independently rebuildable parts (netlink: the
+    /// `inet` and the `netdev` table), in order; empty for backends that rebuild all at
+    /// once. A watcher compares them with the last good reading to repair only what
+    /// changed ([`Firewall::repair`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<(String, String)>,
+}
+
+/// What a watcher knows when it repairs ([`Firewall::repair`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairHint {
+    /// Names of the [`Inspection::parts`] that differ from the last good reading; `None`
+    /// when that is not known (then everything is rebuilt).
+    pub parts: Option<Vec<String>>,
+    /// Interfaces appeared or vanished since the last apply (the device list must be read
+    /// again); false lets the backend reuse the list of its last apply.
+    pub links_changed: bool,
 }
 
 /// One place where rules are enforced. `status` lists the layers in force, never more.
@@ -220,6 +237,13 @@ pub trait Firewall: Send + Sync {
 
     /// Reads back our rules; `None` when nothing of ours is present.
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError>;
+
+    /// Puts `policy` back after tampering, rebuilding only what `hint` says is off where
+    /// the backend can (one atomic change all the same). The default re-applies all.
+    fn repair(&self, policy: &Policy, hint: &RepairHint) -> Result<(), FirewallError> {
+        let _ = hint;
+        self.apply(policy)
+    }
 
     /// From now on, create our rules owned by this backend instance, so no other process
     /// can change or delete them while it lives, and have them stay in force when it ends

@@ -1,6 +1,9 @@
 //! `cordon bench`: speed comparisons printed side by side (targets live here, not in tests).
 
 use clap::{Args, Subcommand};
+use cordon_policy::Policy;
+
+use crate::lab::{addr, Lab, LabOptions};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -40,4 +43,38 @@ pub fn run(args: BenchArgs) -> u8 {
         BenchWhat::Tamper(a) => crate::bench_tamper::run(a),
         BenchWhat::Startup(a) => crate::bench_startup::run(a),
     }
+}
+
+/// The throwaway lab the Linux benches run in (`apply`, `tamper`): the standard lab
+/// without user rules of its own, so only Cordon's tables are timed.
+pub(crate) fn bench_lab() -> anyhow::Result<Lab> {
+    let exe = std::env::current_exe()?;
+    Lab::build(
+        &exe,
+        LabOptions {
+            user_rules: false,
+            ..LabOptions::default()
+        },
+    )
+}
+
+/// The policy the Linux benches apply: the lab's server (v4 and v6) and resolvers, and
+/// DHCP, as `cordon lab` applies it.
+pub(crate) fn bench_policy() -> Policy {
+    Policy::builder()
+        .server(std::net::SocketAddr::new(addr::SERVER4.into(), addr::SERVER_PORT))
+        .server(std::net::SocketAddr::new(addr::SERVER6.into(), addr::SERVER_PORT))
+        .resolver(addr::RESOLVER4.into())
+        .resolver(addr::RESOLVER6.into())
+        .dhcp(true)
+        .build()
+}
+
+/// The `p`-quantile (0..=1) of `samples`, nearest rank; zero for no samples.
+pub(crate) fn quantile(samples: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let mut v = samples.to_vec();
+    v.sort();
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use cordon_firewall::{BackendChoice, Firewall};
-use cordon_policy::{Policy, TableName};
+use cordon_policy::TableName;
 
-use crate::lab::{addr, netns, Host, Lab, LabOptions};
+use crate::lab::{addr, netns, Host, Lab};
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
@@ -36,18 +36,11 @@ pub struct Stats {
     pub p95: Duration,
 }
 
-pub fn stats(name: &str, mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    let pick = |q: f64| {
-        samples
-            .get(((samples.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
+pub fn stats(name: &str, samples: Vec<Duration>) -> Stats {
     Stats {
         name: name.to_string(),
-        median: pick(0.5),
-        p95: pick(0.95),
+        median: crate::bench::quantile(&samples, 0.5),
+        p95: crate::bench::quantile(&samples, 0.95),
     }
 }
 
@@ -71,24 +64,13 @@ fn time_command(lab: &Lab, argv: &[&str]) -> Result<Duration> {
     Ok(took)
 }
 
-/// The lab policy: the server, the resolver, DHCP (what `cordon lab` applies).
-fn lab_policy() -> Policy {
-    Policy::builder()
-        .server(std::net::SocketAddr::new(addr::SERVER4.into(), addr::SERVER_PORT))
-        .server(std::net::SocketAddr::new(addr::SERVER6.into(), addr::SERVER_PORT))
-        .resolver(addr::RESOLVER4.into())
-        .resolver(addr::RESOLVER6.into())
-        .dhcp(true)
-        .build()
-}
-
 /// Times `runs` applies of one backend inside the endpoint namespace, removing the table
 /// (untimed) between them so every apply is a fresh quarantine, as the baseline's is.
 fn time_backend_in_process(lab: &Lab, backend: &str, runs: usize) -> Result<Vec<Duration>> {
     let choice: BackendChoice = backend.parse().map_err(anyhow::Error::msg)?;
     netns::run_in(&lab.ns(Host::Endpoint), move || {
         let fw: Box<dyn Firewall> = cordon_firewall::open(choice, &TableName::default())?;
-        let policy = lab_policy();
+        let policy = crate::bench::bench_policy();
         let mut samples = Vec::with_capacity(runs);
         for _ in 0..runs {
             let start = Instant::now();
@@ -100,18 +82,32 @@ fn time_backend_in_process(lab: &Lab, backend: &str, runs: usize) -> Result<Vec<
     })
 }
 
+/// Times `runs` re-applies of one backend over its own quarantine in force (the agent's
+/// re-apply, a repair after tampering, a new policy): one untimed apply first, the table
+/// removed after the last.
+fn time_backend_reapply(lab: &Lab, backend: &str, runs: usize) -> Result<Vec<Duration>> {
+    let choice: BackendChoice = backend.parse().map_err(anyhow::Error::msg)?;
+    netns::run_in(&lab.ns(Host::Endpoint), move || {
+        let fw: Box<dyn Firewall> = cordon_firewall::open(choice, &TableName::default())?;
+        let policy = crate::bench::bench_policy();
+        fw.apply(&policy)?;
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            fw.apply(&policy)?;
+            samples.push(start.elapsed());
+        }
+        fw.remove()?;
+        Ok(samples)
+    })
+}
+
 fn run_inner(a: &ApplyArgs) -> Result<()> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
     let exe = std::env::current_exe()?;
-    let lab = Lab::build(
-        &exe,
-        LabOptions {
-            user_rules: false,
-            ..LabOptions::default()
-        },
-    )?;
+    let lab = crate::bench::bench_lab()?;
     let bin = exe.to_string_lossy().to_string();
     let backends = if a.backends.is_empty() {
         vec!["netlink".into(), "nftables".into(), "iptables".into()]
@@ -145,6 +141,10 @@ fn run_inner(a: &ApplyArgs) -> Result<()> {
         results.push(stats(
             &format!("{backend}: kernel change only (in-process)"),
             time_backend_in_process(&lab, backend, a.runs)?,
+        ));
+        results.push(stats(
+            &format!("{backend}: re-apply over it (in-process)"),
+            time_backend_reapply(&lab, backend, a.runs)?,
         ));
         let mut samples = Vec::new();
         for _ in 0..a.runs {

@@ -10,8 +10,8 @@
 //! exactly the recorded tables, seen by polling the ruleset generation and reading the
 //! tables back whenever it moves.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -24,7 +24,7 @@ use cordon_firewall::netlink::Netlink;
 use cordon_firewall::{BackendChoice, BackendKind, Firewall};
 use cordon_policy::{AllowSpec, TableName};
 
-use crate::lab::{addr, netns, Host, Lab, LabOptions};
+use crate::lab::{addr, netns, Host, Lab};
 
 #[derive(Args, Debug)]
 pub struct TamperArgs {
@@ -107,6 +107,12 @@ struct Sample {
     exposures: Vec<Duration>,
     /// Tamper batches the kernel refused (owner flag).
     refused: usize,
+    /// The watcher's own timings of its repairs: (check, re-apply).
+    watcher: Vec<(Duration, Duration)>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 impl Sample {
@@ -114,14 +120,8 @@ impl Sample {
         if self.exposures.is_empty() {
             return format!("refused {}/{}", self.refused, self.refused);
         }
-        let mut v = self.exposures.clone();
-        v.sort();
-        let pick = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-        let mut s = format!(
-            "{:.1} / {:.1}",
-            pick(0.5).as_secs_f64() * 1e3,
-            pick(0.99).as_secs_f64() * 1e3
-        );
+        let q = |p| ms(crate::bench::quantile(&self.exposures, p));
+        let mut s = format!("{:.1} / {:.1}", q(0.5), q(0.99));
         if self.refused > 0 {
             s.push_str(&format!(" ({} refused)", self.refused));
         }
@@ -143,14 +143,7 @@ fn run_inner(a: &TamperArgs) -> Result<()> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let exe = std::env::current_exe()?;
-    let lab = Lab::build(
-        &exe,
-        LabOptions {
-            user_rules: false,
-            ..LabOptions::default()
-        },
-    )?;
+    let lab = crate::bench::bench_lab()?;
     let mut columns = Vec::new();
     for mode in [Mode::Events, Mode::Poll, Mode::Owned] {
         eprintln!("tamper runs with {mode:?} ...");
@@ -180,6 +173,22 @@ fn run_inner(a: &TamperArgs) -> Result<()> {
         format!("open {:.1}% of the time", columns[1].1 * 100.0),
         format!("open {:.1}% of the time", columns[2].1 * 100.0)
     );
+    println!();
+    println!("event-driven watcher's own timings, ms (p50 / p99): reading the kernel, re-applying");
+    println!("{:<34} {:>22} {:>22}", "tamper", "check", "re-apply");
+    for (i, kind) in Kind::ALL.iter().enumerate() {
+        let w = &columns[0].0[i].watcher;
+        let check: Vec<Duration> = w.iter().map(|(c, _)| *c).collect();
+        let apply: Vec<Duration> = w.iter().map(|(_, r)| *r).collect();
+        let cell = |v: &[Duration]| {
+            format!(
+                "{:.2} / {:.2}",
+                ms(crate::bench::quantile(v, 0.5)),
+                ms(crate::bench::quantile(v, 0.99))
+            )
+        };
+        println!("{:<34} {:>22} {:>22}", kind.label(), cell(&check), cell(&apply));
+    }
     Ok(())
 }
 
@@ -205,12 +214,23 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
     let expected = netns::run_in(&ns, move || Ok(eng.isolate(&req)?.digest))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    // The kind being run (index into Kind::ALL), so the watcher's timings land in its row.
+    let current = Arc::new(AtomicUsize::new(usize::MAX));
+    let timings: Arc<Mutex<Vec<(usize, Duration, Duration)>>> = Arc::default();
     let (eng, flag, opts) = (engine.clone(), stop.clone(), mode.options());
+    let (cur, times) = (current.clone(), timings.clone());
     let watcher = netns::spawn_in(&ns, move || {
-        eng.watch(&opts, &flag, |ev| {
-            if let cordon_engine::watch::WatchEvent::Failed { error } = ev {
-                eprintln!("  watcher: {error}");
+        eng.watch(&opts, &flag, |ev| match ev {
+            cordon_engine::watch::WatchEvent::Failed { error } => eprintln!("  watcher: {error}"),
+            cordon_engine::watch::WatchEvent::Repaired {
+                check_ms, repair_ms, ..
+            } => {
+                let d = |v: f64| Duration::from_secs_f64(v / 1e3);
+                if let Ok(mut t) = times.lock() {
+                    t.push((cur.load(Ordering::Relaxed), d(*check_ms), d(*repair_ms)));
+                }
             }
+            _ => {}
         })?;
         Ok(())
     });
@@ -221,8 +241,10 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
         // The watcher takes the tables over (owner mode) right after it starts.
         std::thread::sleep(Duration::from_millis(300));
         let mut samples = Vec::new();
-        for kind in Kind::ALL {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
             eprintln!("  {} ...", kind.label());
+            wait_intact(&nl, &expected, Duration::from_secs(5))?;
+            current.store(i, Ordering::Relaxed);
             let mut s = Sample::default();
             for _ in 0..runs {
                 wait_intact(&nl, &expected, Duration::from_secs(5))?;
@@ -240,6 +262,7 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
         // The delete loop: one deletion every 20 ms; time open is the part of each period
         // before the tables are back.
         wait_intact(&nl, &expected, Duration::from_secs(5))?;
+        current.store(usize::MAX, Ordering::Relaxed);
         let period = Duration::from_millis(20);
         let (start, mut open) = (Instant::now(), Duration::ZERO);
         while start.elapsed() < loop_for {
@@ -264,6 +287,16 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
     });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    let result = result.map(|(mut samples, fraction): (Vec<Sample>, f64)| {
+        if let Ok(t) = timings.lock() {
+            for (i, check, repair) in t.iter() {
+                if let Some(s) = samples.get_mut(*i) {
+                    s.watcher.push((*check, *repair));
+                }
+            }
+        }
+        (samples, fraction)
+    });
     // Leave nothing behind for the next mode (the watcher is gone, so nothing owns them).
     let eng = engine.clone();
     netns::run_in(&ns, move || {
@@ -282,17 +315,32 @@ fn wait_intact(nl: &Netlink, expected: &str, limit: Duration) -> Result<()> {
     wait_intact_from(nl, expected, t0, limit).map(drop)
 }
 
-/// Waits until the kernel holds the recorded tables again; the time since `t0`. Reads the
-/// tables back only when the ruleset generation moved.
+/// Waits until the kernel holds the recorded tables again and returns when that was
+/// first seen, measured from `t0`. The ruleset generation is polled every 200 µs and each
+/// new generation is read back; the window ends when the generation whose tables are
+/// intact was first seen (not when reading them back finished), or, if the ruleset moved
+/// again during that read, when the read finished. The tables are also read again every
+/// 20 ms when the generation did not move, so a failed read is never waited out (it used
+/// to be: a read that failed at the repaired generation left the bench waiting for a
+/// generation change that never came, "not repaired within 5s").
 fn wait_intact_from(nl: &Netlink, expected: &str, t0: Instant, limit: Duration) -> Result<Duration> {
     let mut last_gen = None;
+    let mut last_read: Option<Instant> = None;
     loop {
         let gen = nl.generation().ok();
-        if gen != last_gen {
-            last_gen = gen;
+        let seen = t0.elapsed();
+        let stale = last_read.is_none_or(|t| t.elapsed() >= Duration::from_millis(20));
+        if gen.is_some() && (gen != last_gen || stale) {
+            last_read = Some(Instant::now());
             if intact(nl, expected) {
-                return Ok(t0.elapsed());
+                let after = nl.generation().ok();
+                return Ok(if after == gen && gen != last_gen {
+                    seen
+                } else {
+                    t0.elapsed()
+                });
             }
+            last_gen = gen;
         }
         if t0.elapsed() > limit {
             return Err(anyhow!("the tables were not repaired within {limit:?}"));

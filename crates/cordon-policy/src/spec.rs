@@ -171,7 +171,17 @@ fn parse(input: &str) -> Result<AllowSpec, String> {
 fn parse_bare(input: &str) -> Result<AllowSpec, String> {
     let target = if input.contains('/') {
         let net: IpNet = input.parse().map_err(|_| "not a valid CIDR network".to_string())?;
-        let net = crate::model::canonical_net(net.trunc());
+        // Host bits set (`10.0.0.0/1`, `192.0.2.1/24`): the network that would be allowed
+        // (`0.0.0.0/1`) is not the one written, and for a quarantine that difference is a
+        // hole; refuse and name both readings instead of guessing.
+        if net.trunc() != net {
+            return Err(format!(
+                "{input} has host bits set: as a network it is {} (the address alone is {}); write the one you mean",
+                net.trunc(),
+                net.addr()
+            ));
+        }
+        let net = crate::model::canonical_net(net);
         if net.prefix_len() == net.max_prefix_len() {
             Target::Ip(net.addr())
         } else {
@@ -327,11 +337,6 @@ mod tests {
                 Transport::Any,
             ),
             (
-                "198.51.100.9/24",
-                Target::Net("198.51.100.0/24".parse().unwrap()),
-                Transport::Any,
-            ),
-            (
                 "2001:db8:1::/48",
                 Target::Net("2001:db8:1::/48".parse().unwrap()),
                 Transport::Any,
@@ -369,6 +374,29 @@ mod tests {
         assert!(err("tcp://999.1.1.1:80").contains("IPv4"));
         assert!(err("").contains("empty"));
         assert!(err("tcp://[2001:db8::1:80").contains("']'"));
+    }
+
+    /// `--allow 10.0.0.0/1` used to become `0.0.0.0/1` without a word: a network with host
+    /// bits set is refused, naming both readings (exit 2 at the CLI).
+    #[test]
+    fn networks_with_host_bits_set_are_refused_not_truncated() {
+        for (input, net, addr) in [
+            ("10.0.0.0/1", "0.0.0.0/1", "10.0.0.0"),
+            ("198.51.100.9/24", "198.51.100.0/24", "198.51.100.9"),
+            ("2001:db8::1/32", "2001:db8::/32", "2001:db8::1"),
+            (
+                "::ffff:198.51.100.1/120",
+                "::ffff:198.51.100.0/120",
+                "::ffff:198.51.100.1",
+            ),
+        ] {
+            let e = err(input);
+            assert!(e.contains("host bits"), "{input}: {e}");
+            assert!(e.contains(net) && e.contains(addr), "{input}: {e}");
+        }
+        // Exact networks and host routes still parse.
+        assert_eq!(ok("0.0.0.0/1").target, Target::Net("0.0.0.0/1".parse().unwrap()));
+        assert_eq!(ok("192.0.2.7/32").target, Target::Ip("192.0.2.7".parse().unwrap()));
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn iptables_golden() {
     let again = iptables::Present {
         jumps: [1, 1, 2],
         chains: [true; 3],
+        created_table: false,
     };
     for (name, policy) in sample_policies() {
         check(
@@ -42,4 +43,13 @@ fn iptables_golden() {
         &iptables::render_apply(&table, p, Family::V4, &again),
     );
     check("iptables/remove.rules", &iptables::render_remove(&table, &again));
+    // iptables-nft made the filter table for us: the input chain carries the marker rule.
+    let created = iptables::Present {
+        created_table: true,
+        ..fresh
+    };
+    check(
+        "iptables/created-table.v4.rules",
+        &iptables::render_apply(&table, p, Family::V4, &created),
+    );
 }

@@ -110,6 +110,40 @@ pub struct Host {
     /// managers', which the server's release leaves in force).
     #[serde(default)]
     pub claims: Vec<ClaimInfo>,
+    /// What makes this host hard to address by name or address (issue 17): its hostname
+    /// or one of its addresses is shared with other enrolled hosts. Automation refuses to
+    /// act on such a name or address; the host id always works. Computed when read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<HostFlag>,
+}
+
+/// Something another host shares with this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostFlag {
+    /// `duplicate_hostname` (compared case-insensitively) or `duplicate_address`.
+    pub kind: String,
+    /// The hostname or address shared.
+    pub value: String,
+    /// Ids of the other (not revoked) hosts that have it.
+    pub other_hosts: Vec<String>,
+}
+
+impl HostFlag {
+    /// `duplicate_hostname`
+    pub const DUPLICATE_HOSTNAME: &'static str = "duplicate_hostname";
+    /// `duplicate_address`
+    pub const DUPLICATE_ADDRESS: &'static str = "duplicate_address";
+
+    /// One line for people: `duplicate hostname "web1" (also host 1c2d…)`.
+    pub fn text(&self) -> String {
+        let what = match self.kind.as_str() {
+            Self::DUPLICATE_HOSTNAME => "duplicate hostname",
+            Self::DUPLICATE_ADDRESS => "address also claimed by another host",
+            other => other,
+        };
+        format!("{what} {:?} (also host {})", self.value, self.other_hosts.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +290,14 @@ pub struct AuditRecord {
     pub id: i64,
     /// RFC 3339.
     pub at: String,
+    /// Display name of who acted: an API token's name (see `actor_token_id`), `system`,
+    /// `agent:HOSTNAME`, `rule:NAME`, `enrollment`.
     pub actor: String,
+    /// Id of the API token that acted (also for a console session opened with it): the
+    /// identity behind `actor`, which is only a name. Absent for the server itself,
+    /// agents, rules, and records written before token ids were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token_id: Option<i64>,
     /// `quarantine`, `release`, `applied`, `tampered`, `failed`, `enroll`, `revoke`, `label`, `token_create`, ...
     pub action: String,
     pub host_id: Option<String>,
@@ -345,6 +386,13 @@ pub struct TokenInfo {
     pub role: Role,
     pub created_at: String,
     pub revoked: bool,
+    /// Set on tokens created before names were checked whose name is not unique
+    /// (`duplicate name`: another, older token has it, compared trimmed and
+    /// case-insensitively) or is under a reserved prefix (`reserved name`). Audit
+    /// records carry the token id, which tells them apart; revoke and re-create such
+    /// tokens under a distinct name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_flag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,8 +61,16 @@ pub fn canonical(r: &AuditRecord) -> Vec<u8> {
         field(&mut out, r.event_id.as_deref());
         field(&mut out, r.rule.as_deref());
     }
+    // The id of the API token behind the actor (issue 17), the same way: only when set.
+    if let Some(id) = r.actor_token_id {
+        out.extend_from_slice(ACTOR_TOKEN_TAG);
+        out.extend_from_slice(&id.to_be_bytes());
+    }
     out
 }
+
+/// Starts the optional `actor_token_id` in [`canonical`].
+const ACTOR_TOKEN_TAG: &[u8] = b"\nactor-token\n";
 
 /// Starts the optional automation fields (`event_id`, `rule`) in [`canonical`].
 const AUTOMATION_TAG: &[u8] = b"\nautomation\n";
@@ -104,6 +112,69 @@ impl std::str::FromStr for Checkpoint {
     }
 }
 
+/// Action of the audit records that carry a [`SignedCheckpoint`] (in `detail`, as JSON)
+/// of the record just before them: written by the server at start and every ten
+/// minutes when the log moved, so exports carry signed checkpoints.
+pub const CHECKPOINT_ACTION: &str = "audit_checkpoint";
+
+/// Action of the audit record written when retention archived and deleted old records;
+/// its `detail` is a [`RetentionCut`] (JSON).
+pub const RETENTION_ACTION: &str = "audit_retention";
+
+/// A chain head (`last_id`, `hash`) signed with the server's CA key: proof, checkable
+/// offline with the CA certificate, that the server's log contained that record with
+/// that hash at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignedCheckpoint {
+    pub last_id: i64,
+    pub hash: String,
+    /// RFC 3339, when the server signed it.
+    pub at: String,
+    /// SHA-256 fingerprint (lower-case hex) of the CA certificate whose key signed it.
+    pub key: String,
+    /// The signature (lower-case hex; ECDSA in ASN.1 DER for the ECDSA CA keys `cordon
+    /// server init` makes) over [`SignedCheckpoint::message`].
+    pub signature: String,
+}
+
+impl SignedCheckpoint {
+    /// The signed bytes: a version tag, then id, hash, time and key fingerprint, one a line.
+    pub fn message(last_id: i64, hash: &str, at: &str, key: &str) -> Vec<u8> {
+        format!("cordon-audit-checkpoint-v1\n{last_id}\n{hash}\n{at}\n{key}\n").into_bytes()
+    }
+
+    /// The unsigned head it names.
+    pub fn head(&self) -> Checkpoint {
+        Checkpoint {
+            last_id: self.last_id,
+            hash: self.hash.clone(),
+        }
+    }
+}
+
+/// `detail` of a [`RETENTION_ACTION`] record: where the chain was cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionCut {
+    /// The last deleted record, signed: the first record kept has its hash as `prev_hash`.
+    pub cut: SignedCheckpoint,
+    /// How many records were archived and deleted.
+    pub records: u64,
+    /// The archive file they were written to (on the server).
+    pub archive: String,
+}
+
+/// The last line of a full JSON-lines export: `{"checkpoint": {...}}`, the export's last
+/// record signed, so removing records from the end of the file is detected offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportTrailer {
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// Checks a checkpoint's signature (with the CA certificate); `Err` says why it fails.
+pub type SignatureCheck = Box<dyn Fn(&SignedCheckpoint) -> Result<(), String> + Send + Sync>;
+
 /// The first record where the chain breaks, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -133,14 +204,35 @@ pub struct ChainReport {
     /// Checkpoints the log was compared with (where each came from, e.g. `database`).
     #[serde(default)]
     pub checkpoints: Vec<String>,
+    /// Signed checkpoints met (checkpoint records, retention cuts, an export trailer)
+    /// whose signature was checked.
+    #[serde(default)]
+    pub signed_checkpoints: u64,
+    /// Signed checkpoints whose signature could not be checked (no CA certificate given).
+    #[serde(default)]
+    pub unchecked_signatures: u64,
+    /// The chain does not start at the genesis value but continues a cut made by
+    /// retention: the last deleted record (id and hash), vouched for by a signed cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_after: Option<Checkpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<ChainProblem>,
 }
 
 /// Incremental verifier: feed records in log order with [`Verifier::push`], then
-/// [`Verifier::finish`]. Memory stays constant whatever the log's size.
-#[derive(Debug, Default)]
+/// [`Verifier::finish`] (a database) or [`Verifier::finish_export`] (a file). Memory
+/// stays constant whatever the log's size.
+#[derive(Default)]
 pub struct Verifier {
+    /// Checks signatures of signed checkpoints; without it they are counted unchecked.
+    signature: Option<SignatureCheck>,
+    signed: u64,
+    unchecked: u64,
+    /// The first chained record's `prev_hash` was not genesis: the id before it is
+    /// unknown until a signed retention cut names it.
+    resumed_from: Option<String>,
+    /// A retention cut in the log vouched for `resumed_from`.
+    continues_after: Option<Checkpoint>,
     position: u64,
     unchained: u64,
     chained: u64,
@@ -154,6 +246,16 @@ pub struct Verifier {
     started_after: Option<i64>,
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("position", &self.position)
+            .field("head", &self.head)
+            .field("problem", &self.problem)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Verifier {
     /// A verifier that also checks the log against `checkpoints` (source label, head).
     pub fn new(checkpoints: Vec<(String, Checkpoint)>) -> Self {
@@ -163,6 +265,31 @@ impl Verifier {
             matched,
             ..Default::default()
         }
+    }
+
+    /// Checks the signatures of signed checkpoints with `check` (e.g. the CA certificate).
+    pub fn with_signatures(mut self, check: SignatureCheck) -> Self {
+        self.signature = Some(check);
+        self
+    }
+
+    /// The log continues a chain cut by retention: its first chained record's
+    /// `prev_hash` is `prev` (the database knows it; a file proves it with the signed
+    /// retention record it carries).
+    pub fn resumes_after(mut self, cut: Checkpoint) -> Self {
+        self.continues_after = Some(cut);
+        self
+    }
+
+    fn check_signature(&mut self, cp: &SignedCheckpoint) -> Result<(), String> {
+        match &self.signature {
+            Some(check) => {
+                check(cp)?;
+                self.signed += 1;
+            }
+            None => self.unchecked += 1,
+        }
+        Ok(())
     }
 
     /// Records with an id above `id` were written after the chain existed: one without
@@ -178,9 +305,10 @@ impl Verifier {
             return;
         }
         self.position += 1;
+        let position = self.position;
         let bad = |reason: String| ChainProblem {
             id: r.id,
-            position: self.position,
+            position,
             reason,
         };
         let (prev, hash) = match (&r.prev_hash, &r.hash) {
@@ -199,11 +327,21 @@ impl Verifier {
                 return;
             }
         };
-        let expected_prev = self.head.as_ref().map_or(GENESIS, |h| h.hash.as_str());
+        let expected_prev = match (&self.head, &self.continues_after) {
+            (Some(h), _) => h.hash.as_str(),
+            (None, Some(cut)) => cut.hash.as_str(),
+            // An export that starts after a retention cut: the first prev_hash is taken
+            // on trust until a signed retention record in the log vouches for it.
+            (None, None) if prev != GENESIS => {
+                self.resumed_from = Some(prev.clone());
+                prev.as_str()
+            }
+            (None, None) => GENESIS,
+        };
         if prev != expected_prev {
             self.problem = Some(bad(match &self.head {
                 None => "is the first chained record but its prev_hash is not the genesis value \
-                         (records before it were removed)"
+                         nor the hash of the last record retention removed (records before it were removed)"
                     .into(),
                 Some(h) => format!(
                     "prev_hash does not match the hash of the record before it (id {}): \
@@ -217,6 +355,10 @@ impl Verifier {
             self.problem = Some(bad(
                 "contents do not match its hash: a field of this record was changed".into(),
             ));
+            return;
+        }
+        if let Err(reason) = self.signed_record(r) {
+            self.problem = Some(bad(reason));
             return;
         }
         for (i, (src, cp)) in self.checkpoints.iter().enumerate() {
@@ -239,8 +381,105 @@ impl Verifier {
         });
     }
 
+    /// Checks the signed checkpoint a checkpoint or retention record carries (the record
+    /// itself already chained).
+    fn signed_record(&mut self, r: &AuditRecord) -> Result<(), String> {
+        let detail = r.detail.as_deref().unwrap_or("");
+        if r.action == CHECKPOINT_ACTION {
+            let cp: SignedCheckpoint = serde_json::from_str(detail)
+                .map_err(|e| format!("is a checkpoint record whose detail is not a signed checkpoint: {e}"))?;
+            match &self.head {
+                Some(h) if h.last_id == cp.last_id && h.hash == cp.hash => {}
+                Some(h) => {
+                    return Err(format!(
+                        "is a checkpoint of record {} but the record before it is {}",
+                        cp.last_id, h.last_id
+                    ))
+                }
+                // The first record after a retention cut may be a checkpoint of the last
+                // record the cut removed: consistent when it names exactly the record this
+                // one's prev_hash (already checked against the cut) points at.
+                None if r.prev_hash.as_deref() == Some(cp.hash.as_str())
+                    && self.continues_after.as_ref().is_none_or(|c| c.last_id == cp.last_id) => {}
+                None => {
+                    return Err(format!(
+                        "is a checkpoint of record {} but no record precedes it",
+                        cp.last_id
+                    ))
+                }
+            }
+            self.check_signature(&cp)
+                .map_err(|e| format!("carries a checkpoint whose signature does not verify: {e}"))
+        } else if r.action == RETENTION_ACTION {
+            let cut: RetentionCut = serde_json::from_str(detail)
+                .map_err(|e| format!("is a retention record whose detail is not a signed cut: {e}"))?;
+            self.check_signature(&cut.cut)
+                .map_err(|e| format!("carries a retention cut whose signature does not verify: {e}"))?;
+            if self.resumed_from.as_deref() == Some(cut.cut.hash.as_str()) {
+                self.resumed_from = None;
+                self.continues_after = Some(cut.cut.head());
+            }
+            Ok(())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The report of a file export: like [`Verifier::finish`], and its end must be the
+    /// signed `trailer` (a missing trailer, or one naming a later record, means records
+    /// were removed from the end of the file).
+    pub fn finish_export(mut self, trailer: Option<&SignedCheckpoint>) -> ChainReport {
+        if self.problem.is_none() {
+            let (id, end) = match &self.head {
+                Some(h) => (h.last_id, format!("the export ends at record {}", h.last_id)),
+                None => (0, "the export has no chained record".to_string()),
+            };
+            let position = self.position;
+            let bad = |reason: String| Some(ChainProblem { id, position, reason });
+            match trailer {
+                None => {
+                    self.problem = bad(format!(
+                        "{end} without a signed trailer: records may have been removed from the end \
+                         (a full `--format jsonl` export ends with one)"
+                    ))
+                }
+                Some(t) => {
+                    if let Err(e) = self.check_signature(t) {
+                        self.problem = bad(format!("{end}, but its trailer's signature does not verify: {e}"));
+                    } else if self.head.as_ref().is_none_or(|h| h.last_id != t.last_id) {
+                        self.problem = bad(format!(
+                            "{end} but its signed trailer names record {} (hash {}): records were removed from the end",
+                            t.last_id, t.hash
+                        ));
+                    } else if self.head.as_ref().is_some_and(|h| h.hash != t.hash) {
+                        self.problem = bad(format!(
+                            "{end} but its hash differs from the signed trailer's ({}): the log was rewritten up to here",
+                            t.hash
+                        ));
+                    } else {
+                        self.checkpoints.push(("signed export trailer".into(), t.head()));
+                        self.matched.push(true);
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
     /// The report; checkpoints not met in the log are tail truncations.
     pub fn finish(mut self) -> ChainReport {
+        if self.problem.is_none() {
+            if let Some(prev) = &self.resumed_from {
+                self.problem = Some(ChainProblem {
+                    id: self.first_chained_id.unwrap_or(0),
+                    position: 1,
+                    reason: format!(
+                        "is the first chained record and continues a chain ending in hash {prev}, but no signed \
+                         retention record vouches for that cut: records before it were removed"
+                    ),
+                });
+            }
+        }
         if self.problem.is_none() {
             for (i, (src, cp)) in self.checkpoints.iter().enumerate() {
                 if self.matched[i] {
@@ -269,6 +508,9 @@ impl Verifier {
             first_chained_id: self.first_chained_id,
             head: self.head,
             checkpoints: self.checkpoints.into_iter().map(|(s, _)| s).collect(),
+            signed_checkpoints: self.signed,
+            unchecked_signatures: self.unchecked,
+            continues_after: self.continues_after,
             problem: self.problem,
         }
     }
@@ -283,16 +525,60 @@ pub fn verify(records: &[AuditRecord], checkpoints: Vec<(String, Checkpoint)>) -
     v.finish()
 }
 
-/// Parses a JSON-lines export (`GET /v1/audit?format=jsonl`), blank lines skipped.
+/// Parses a JSON-lines export (`GET /v1/audit?format=jsonl`), blank lines skipped; a
+/// signed trailer at the end is left out (see [`parse_export`] to get it).
 ///
 /// # Errors
 /// The 1-based line number and serde's message for a line that is not an audit record.
 pub fn parse_jsonl(text: &str) -> Result<Vec<AuditRecord>, String> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: not an audit record: {e}", i + 1)))
-        .collect()
+    parse_export(text).map(|(records, _)| records)
+}
+
+/// Parses a JSON-lines export: the records, and the signed trailer if the last line is
+/// one (`{"checkpoint": ...}`). Blank lines are skipped.
+///
+/// # Errors
+/// The 1-based line number and serde's message for a line that is neither, or a
+/// trailer that is not the last line.
+pub fn parse_export(text: &str) -> Result<(Vec<AuditRecord>, Option<SignedCheckpoint>), String> {
+    let mut records = Vec::new();
+    let mut trailer: Option<(usize, SignedCheckpoint)> = None;
+    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        if let Some((at, _)) = &trailer {
+            return Err(format!(
+                "line {}: the signed trailer (line {}) must be the last line",
+                i + 1,
+                at + 1
+            ));
+        }
+        if l.trim_start().starts_with("{\"checkpoint\"") {
+            let t: ExportTrailer =
+                serde_json::from_str(l).map_err(|e| format!("line {}: not a signed trailer: {e}", i + 1))?;
+            trailer = Some((i, t.checkpoint));
+            continue;
+        }
+        records.push(serde_json::from_str(l).map_err(|e| format!("line {}: not an audit record: {e}", i + 1))?);
+    }
+    Ok((records, trailer.map(|(_, t)| t)))
+}
+
+/// Checks a parsed export (see [`parse_export`]) against the chain, its signed
+/// checkpoints and trailer (with `signature`, else they are counted unchecked) and the
+/// given `checkpoints`.
+pub fn verify_export(
+    records: &[AuditRecord],
+    trailer: Option<&SignedCheckpoint>,
+    checkpoints: Vec<(String, Checkpoint)>,
+    signature: Option<SignatureCheck>,
+) -> ChainReport {
+    let mut v = Verifier::new(checkpoints);
+    if let Some(s) = signature {
+        v = v.with_signatures(s);
+    }
+    for r in records {
+        v.push(r);
+    }
+    v.finish_export(trailer)
 }
 
 /// Human-readable lines for a report (CLI output).
@@ -304,11 +590,27 @@ pub fn render(report: &ChainReport) -> String {
             report.unchained
         ));
     }
-    match report.first_chained_id {
-        Some(id) => out.push_str(&format!("chain starts at record {id}\n")),
-        None => out.push_str("no chained records\n"),
+    match (report.first_chained_id, &report.continues_after) {
+        (Some(id), Some(cut)) => out.push_str(&format!(
+            "chain starts at record {id}, continuing after record {} (earlier records were archived by retention; signed cut)\n",
+            cut.last_id
+        )),
+        (Some(id), None) => out.push_str(&format!("chain starts at record {id}\n")),
+        (None, _) => out.push_str("no chained records\n"),
     }
     out.push_str(&format!("{} chained record(s) checked\n", report.chained));
+    if report.signed_checkpoints > 0 {
+        out.push_str(&format!(
+            "{} signed checkpoint(s) verified with the CA certificate\n",
+            report.signed_checkpoints
+        ));
+    }
+    if report.unchecked_signatures > 0 {
+        out.push_str(&format!(
+            "{} signed checkpoint(s) NOT checked: no CA certificate given (--ca or CORDON_CA)\n",
+            report.unchecked_signatures
+        ));
+    }
     for c in &report.checkpoints {
         out.push_str(&format!("compared with the {c} checkpoint\n"));
     }
@@ -327,6 +629,77 @@ pub fn render(report: &ChainReport) -> String {
     out
 }
 
+/// Checking checkpoint signatures with the CA certificate (feature `signatures`).
+#[cfg(feature = "signatures")]
+pub mod signature {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    use webpki::ring::{ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519};
+
+    use super::{SignatureCheck, SignedCheckpoint};
+    use crate::fingerprint::fingerprint_der;
+
+    /// The CA certificate whose key signs checkpoints.
+    #[derive(Debug, Clone)]
+    pub struct CaCert {
+        der: Vec<u8>,
+        fingerprint: String,
+    }
+
+    impl CaCert {
+        /// From the CA certificate in PEM (`ca.pem`, `CORDON_CA`).
+        ///
+        /// # Errors
+        /// The PEM parser's message when `pem` holds no certificate.
+        pub fn from_pem(pem: &[u8]) -> Result<CaCert, String> {
+            let der = CertificateDer::from_pem_slice(pem).map_err(|e| format!("no certificate in the PEM: {e}"))?;
+            Ok(CaCert::from_der(der.as_ref()))
+        }
+
+        /// From the DER certificate.
+        pub fn from_der(der: &[u8]) -> CaCert {
+            CaCert {
+                der: der.to_vec(),
+                fingerprint: fingerprint_der(der),
+            }
+        }
+
+        /// SHA-256 fingerprint of the certificate (lower-case hex).
+        pub fn fingerprint(&self) -> &str {
+            &self.fingerprint
+        }
+
+        /// Checks `cp`'s signature with this certificate's public key.
+        ///
+        /// # Errors
+        /// Why it fails: another key's fingerprint, bad hex, or a signature that does
+        /// not verify.
+        pub fn check(&self, cp: &SignedCheckpoint) -> Result<(), String> {
+            if cp.key != self.fingerprint {
+                return Err(format!(
+                    "signed by the key of certificate {}, not this CA ({})",
+                    cp.key, self.fingerprint
+                ));
+            }
+            let sig = hex::decode(&cp.signature).map_err(|e| format!("signature is not hex: {e}"))?;
+            let der = CertificateDer::from(self.der.as_slice());
+            let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("CA certificate unreadable: {e}"))?;
+            let msg = SignedCheckpoint::message(cp.last_id, &cp.hash, &cp.at, &cp.key);
+            for alg in [ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519] {
+                if cert.verify_signature(alg, &msg, &sig).is_ok() {
+                    return Ok(());
+                }
+            }
+            Err("the signature does not match the CA's public key (the checkpoint was altered)".into())
+        }
+
+        /// This certificate as a [`SignatureCheck`] for the verifier.
+        pub fn checker(self) -> SignatureCheck {
+            Box::new(move |cp| self.check(cp))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +716,7 @@ mod tests {
             detail: Some("{}".into()),
             event_id: None,
             rule: None,
+            actor_token_id: None,
             prev_hash: None,
             hash: None,
         }
@@ -519,5 +893,216 @@ mod tests {
         assert_eq!(cp.last_id, 5);
         assert!("5:zz".parse::<Checkpoint>().is_err());
         assert!("x".parse::<Checkpoint>().is_err());
+    }
+
+    /// A signature check for tests: `good` verifies, anything else does not.
+    fn fake_check() -> SignatureCheck {
+        Box::new(|cp: &SignedCheckpoint| {
+            if cp.signature == "good" {
+                Ok(())
+            } else {
+                Err("bad signature".into())
+            }
+        })
+    }
+
+    fn signed(last_id: i64, hash: &str, sig: &str) -> SignedCheckpoint {
+        SignedCheckpoint {
+            last_id,
+            hash: hash.into(),
+            at: "2030-01-01T00:00:00.000Z".into(),
+            key: "k".into(),
+            signature: sig.into(),
+        }
+    }
+
+    /// Appends a chained record with `action` and `detail` to `l`.
+    fn push(l: &mut Vec<AuditRecord>, action: &str, detail: String) {
+        let last = l.last().unwrap();
+        let prev = last.hash.clone().unwrap_or_else(|| GENESIS.into());
+        let mut r = rec(last.id + 1, "system");
+        r.action = action.into();
+        r.detail = Some(detail);
+        r.prev_hash = Some(prev.clone());
+        r.hash = Some(chain_hash(&prev, &r));
+        l.push(r);
+    }
+
+    fn trailer_of(l: &[AuditRecord], sig: &str) -> SignedCheckpoint {
+        let last = l.last().unwrap();
+        signed(last.id, last.hash.as_deref().unwrap(), sig)
+    }
+
+    #[test]
+    fn export_with_its_signed_trailer_verifies_and_a_cut_tail_is_named() {
+        let l = log(5);
+        let t = trailer_of(&l, "good");
+        let r = verify_export(&l, Some(&t), vec![], Some(fake_check()));
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.signed_checkpoints, 1);
+        // Cut the tail: the trailer names a record the file no longer has.
+        let p = verify_export(&l[..5], Some(&t), vec![], Some(fake_check()))
+            .problem
+            .unwrap();
+        assert_eq!(p.id, 5, "names the last record present");
+        assert!(p.reason.contains("removed from the end"), "{}", p.reason);
+        // Cut the tail with the trailer: no trailer, nothing proves the end.
+        let p = verify_export(&l[..5], None, vec![], Some(fake_check()))
+            .problem
+            .unwrap();
+        assert_eq!(p.id, 5);
+        assert!(p.reason.contains("without a signed trailer"), "{}", p.reason);
+        // A forged trailer.
+        let p = verify_export(
+            &l[..5],
+            Some(&trailer_of(&l[..5], "forged")),
+            vec![],
+            Some(fake_check()),
+        )
+        .problem
+        .unwrap();
+        assert!(p.reason.contains("does not verify"), "{}", p.reason);
+    }
+
+    #[test]
+    fn checkpoint_records_are_checked_in_place() {
+        let mut l = log(3);
+        let cp = trailer_of(&l, "good");
+        push(&mut l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+        push(&mut l, "quarantine", "{}".into());
+        let r = verify(&l, vec![]);
+        assert!(r.ok && r.unchecked_signatures == 1, "{r:?}");
+        let mut v = Verifier::new(vec![]).with_signatures(fake_check());
+        l.iter().for_each(|x| v.push(x));
+        let r = v.finish();
+        assert!(r.ok && r.signed_checkpoints == 1, "{r:?}");
+        // A checkpoint whose signature was forged (the record re-hashed to fit the chain).
+        let mut bad = l.clone();
+        let mut forged = cp.clone();
+        forged.signature = "forged".into();
+        let i = bad.len() - 2;
+        bad[i].detail = Some(serde_json::to_string(&forged).unwrap());
+        let prev = bad[i].prev_hash.clone().unwrap();
+        bad[i].hash = Some(chain_hash(&prev, &bad[i]));
+        bad.truncate(i + 1);
+        let mut v = Verifier::new(vec![]).with_signatures(fake_check());
+        bad.iter().for_each(|x| v.push(x));
+        let p = v.finish().problem.unwrap();
+        assert_eq!(p.id, bad[i].id);
+        assert!(p.reason.contains("signature does not verify"), "{}", p.reason);
+    }
+
+    #[test]
+    fn export_after_retention_needs_a_signed_cut() {
+        // Records 3..=7 chained; retention removed 3..=5 and wrote a signed cut of 5.
+        let mut l = log(5);
+        let cut = signed(5, l[4].hash.as_deref().unwrap(), "good");
+        let rc = RetentionCut {
+            cut: cut.clone(),
+            records: 3,
+            archive: "a.jsonl".into(),
+        };
+        push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+        let kept: Vec<AuditRecord> = l[5..].to_vec();
+        let t = trailer_of(&kept, "good");
+        let r = verify_export(&kept, Some(&t), vec![], Some(fake_check()));
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.continues_after, Some(cut.head()));
+        assert!(render(&r).contains("continuing after record 5"), "{}", render(&r));
+        // Without the retention record, a missing start is a removal.
+        let headless: Vec<AuditRecord> = l[6..].to_vec();
+        let p = verify_export(
+            &headless,
+            Some(&trailer_of(&headless, "good")),
+            vec![],
+            Some(fake_check()),
+        )
+        .problem
+        .unwrap();
+        assert_eq!(p.id, headless[0].id);
+        assert!(p.reason.contains("records before it were removed"), "{}", p.reason);
+    }
+
+    /// The fault kind: retention right after a checkpoint leaves that checkpoint as the
+    /// first record, naming a record the cut removed; an untouched log must still verify.
+    #[test]
+    fn a_checkpoint_first_after_a_retention_cut_verifies() {
+        // Five chained records; a checkpoint of the fifth; retention removes all five
+        // (signed cut of the fifth).
+        let mut l = log(5);
+        let n = l.len();
+        let cp = signed(l[n - 1].id, l[n - 1].hash.as_deref().unwrap(), "good");
+        push(&mut l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+        let rc = RetentionCut {
+            cut: cp.clone(),
+            records: 5,
+            archive: "a.jsonl".into(),
+        };
+        push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+        let kept: Vec<AuditRecord> = l[n..].to_vec();
+        let r = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()));
+        assert!(r.ok, "{r:?}");
+        // A checkpoint naming another record than the one before it is still refused.
+        let mut forged = l.clone();
+        let wrong = signed(l[n - 2].id, l[n - 2].hash.as_deref().unwrap(), "good");
+        forged.truncate(n);
+        push(&mut forged, CHECKPOINT_ACTION, serde_json::to_string(&wrong).unwrap());
+        let kept: Vec<AuditRecord> = forged[n..].to_vec();
+        let p = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()))
+            .problem
+            .unwrap();
+        assert!(p.reason.contains("no record precedes it"), "{}", p.reason);
+    }
+
+    #[test]
+    fn trailer_must_be_the_last_line() {
+        let l = log(2);
+        let mut text: String = l.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        let t = ExportTrailer {
+            checkpoint: trailer_of(&l, "good"),
+        };
+        text.push_str(&(serde_json::to_string(&t).unwrap() + "\n"));
+        let (records, trailer) = parse_export(&text).unwrap();
+        assert_eq!((records.len(), trailer), (l.len(), Some(t.checkpoint.clone())));
+        text.push_str(&serde_json::to_string(&l[0]).unwrap());
+        assert!(parse_export(&text).unwrap_err().contains("must be the last line"));
+    }
+
+    #[test]
+    fn actor_token_id_is_covered_by_the_hash() {
+        let plain = rec(7, "alice");
+        let mut with = plain.clone();
+        with.actor_token_id = Some(3);
+        let mut other = plain.clone();
+        other.actor_token_id = Some(4);
+        assert_ne!(chain_hash(GENESIS, &plain), chain_hash(GENESIS, &with));
+        assert_ne!(chain_hash(GENESIS, &with), chain_hash(GENESIS, &other));
+    }
+
+    #[cfg(feature = "signatures")]
+    #[test]
+    fn ca_signature_roundtrip_and_forgery() {
+        use ring::rand::SystemRandom;
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let ca = signature::CaCert::from_pem(cert.pem().as_bytes()).unwrap();
+        let rng = SystemRandom::new();
+        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng).unwrap();
+        let mut cp = signed(9, &"a".repeat(64), "");
+        cp.key = ca.fingerprint().to_string();
+        let sig = signer
+            .sign(&rng, &SignedCheckpoint::message(cp.last_id, &cp.hash, &cp.at, &cp.key))
+            .unwrap();
+        cp.signature = hex::encode(sig.as_ref());
+        ca.check(&cp).unwrap();
+        let mut moved = cp.clone();
+        moved.last_id = 8;
+        assert!(ca.check(&moved).unwrap_err().contains("does not match"));
+        let mut other = cp.clone();
+        other.key = "00".repeat(32);
+        assert!(ca.check(&other).unwrap_err().contains("not this CA"));
     }
 }

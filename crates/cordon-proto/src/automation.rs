@@ -292,7 +292,8 @@ pub struct DecisionResponse {
 /// `quarantined` and `released` are sent when the agent confirmed the change in force
 /// (once per revision); `quarantine_requested` and `release_requested` when someone (or a
 /// rule, or the expiry) asked for it; `not_enforcing` when an agent that runs with
-/// `enforce = false` took a quarantine it does not enforce.
+/// `enforce = false` took a quarantine it does not enforce. A target with no `events`
+/// gets all of these.
 pub const NOTIFY_KINDS: [&str; 8] = [
     "quarantined",
     "released",
@@ -304,6 +305,10 @@ pub const NOTIFY_KINDS: [&str; 8] = [
     "approval_required",
 ];
 
+/// Notification kinds a target gets only when its `events` name them: `audit_checkpoint`
+/// (each signed audit checkpoint, so a copy lives outside the server; issue 17).
+pub const OPT_IN_NOTIFY_KINDS: [&str; 1] = ["audit_checkpoint"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetSpec {
@@ -311,7 +316,8 @@ pub struct TargetSpec {
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
     pub kind: TargetKind,
     pub url: String,
-    /// Subset of [`NOTIFY_KINDS`] (default all).
+    /// Subset of [`NOTIFY_KINDS`] (default: all of them), plus the opt-in kinds of
+    /// [`OPT_IN_NOTIFY_KINDS`] (`audit_checkpoint`).
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]

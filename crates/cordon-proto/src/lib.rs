@@ -22,6 +22,11 @@ pub use enroll::{EnrollRequest, EnrollResponse};
 /// Version of this protocol; sent by agents in every report.
 pub const PROTO_VERSION: u32 = 1;
 
+/// Most addresses an agent or an enrolling host may report (`StatusReport::addresses`,
+/// `EnrollRequest::addresses`); the server refuses a longer list with 400, so agents cap
+/// their own list to this many.
+pub const MAX_ADDRESSES: usize = 64;
+
 /// The label the server keeps on exactly the hosts desired quarantined.
 pub const QUARANTINE_LABEL: &str = "Quarantine";
 

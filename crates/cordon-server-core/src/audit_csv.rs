@@ -81,6 +81,7 @@ mod tests {
             detail: Some("-2+3".into()),
             event_id: None,
             rule: None,
+            actor_token_id: None,
             prev_hash: None,
             hash: None,
         }

@@ -10,8 +10,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_LABELS_PER_HOST: usize = 64;
 /// Most exceptions (`allow` entries) in one quarantine.
 pub const MAX_ALLOW_PER_HOST: usize = 64;
-/// Most addresses an agent or an enrolling host can report.
-pub const MAX_ADDRESSES: usize = 64;
+/// Most addresses an agent or an enrolling host can report (the wire contract's).
+pub use cordon_proto::MAX_ADDRESSES;
 /// Longest reported address text, in characters (an IPv6 address with a zone fits).
 pub const MAX_ADDRESS_CHARS: usize = 64;
 /// Longest agent-reported `detail` (what tampering was found, the error message).
@@ -91,6 +91,39 @@ pub fn bound_report(r: &mut StatusReport) {
             }
         }
     }
+}
+
+/// Checks addresses a host reports (at enrollment and in status reports): each must be
+/// an IPv4 or IPv6 address (a `/prefix` length is accepted and dropped), at most
+/// [`MAX_ADDRESSES`] distinct ones. Returns them in canonical text (`2001:db8::1`, not
+/// `2001:0db8:0:0::1`), de-duplicated, in the order given, so the same address from two
+/// hosts compares equal.
+///
+/// # Errors
+/// A message naming the first address that is not one, or the count.
+pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
+    for text in a {
+        let t = text.trim();
+        let bare = t.split_once('/').map_or(t, |(ip, _)| ip);
+        let ip: std::net::IpAddr = bare.parse().map_err(|_| {
+            format!(
+                "address {:?} is not an IPv4 or IPv6 address",
+                truncate(text, MAX_ADDRESS_CHARS)
+            )
+        })?;
+        let canon = ip.to_string();
+        if !out.contains(&canon) {
+            out.push(canon);
+        }
+    }
+    if out.len() > MAX_ADDRESSES {
+        return Err(format!(
+            "{} addresses reported; at most {MAX_ADDRESSES} per host",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use cordon_proto::audit_chain::SignedCheckpoint;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
@@ -184,6 +185,46 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
 }
 
 impl Ca {
+    /// Signs the audit chain head `(last_id, hash)` with the CA key, now (issue 17): the
+    /// signature covers [`SignedCheckpoint::message`] and is checked with the CA
+    /// certificate ([`cordon_proto::audit_chain::signature::CaCert`]).
+    ///
+    /// # Errors
+    /// `Cert` for a CA key type other than ECDSA P-256/P-384 (what `init` makes), or a
+    /// failed signature.
+    pub fn sign_checkpoint(&self, last_id: i64, hash: &str) -> Result<SignedCheckpoint, PkiError> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
+        let alg = if self.key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            &ECDSA_P256_SHA256_ASN1_SIGNING
+        } else if self.key.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 {
+            &ECDSA_P384_SHA384_ASN1_SIGNING
+        } else {
+            return Err(PkiError::Cert(
+                "the CA key is not ECDSA P-256 or P-384: audit checkpoints cannot be signed".into(),
+            ));
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, &self.key.serialize_der(), &rng)
+            .map_err(|e| PkiError::Cert(format!("CA key unusable for signing: {e}")))?;
+        let key = self.fingerprint();
+        let at = crate::timefmt::to_rfc3339(crate::timefmt::now_ms());
+        let sig = pair
+            .sign(&rng, &SignedCheckpoint::message(last_id, hash, &at, &key))
+            .map_err(|_| PkiError::Cert("signing the audit checkpoint failed".into()))?;
+        Ok(SignedCheckpoint {
+            last_id,
+            hash: hash.to_string(),
+            at,
+            key,
+            signature: hex::encode(sig.as_ref()),
+        })
+    }
+
+    /// The CA certificate as a checker of checkpoint signatures.
+    pub fn checkpoint_checker(&self) -> cordon_proto::audit_chain::SignatureCheck {
+        cordon_proto::audit_chain::signature::CaCert::from_der(&self.cert_der).checker()
+    }
+
     pub fn load(dir: &Path) -> Result<Ca, PkiError> {
         let cert_pem = read(&dir.join(CA_CERT))?;
         let key = KeyPair::from_pem(&read(&dir.join(CA_KEY))?)?;

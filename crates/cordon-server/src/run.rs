@@ -139,6 +139,21 @@ pub fn raise_nofile_limit() -> std::io::Result<u64> {
     Ok(lim.rlim_cur as u64)
 }
 
+/// Audit retention (issue 17): every hour, archives the records older than `max_age` to a
+/// file in `dir` and deletes them ([`cordon_server_core::service::audit::retain`]).
+pub fn spawn_audit_retention(state: AppState, max_age: Duration, dir: PathBuf) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            tick.tick().await;
+            if let Err(e) = cordon_server_core::service::audit::retain(&state, age_ms, &dir).await {
+                tracing::warn!(error = %e, "audit retention failed; nothing was deleted");
+            }
+        }
+    })
+}
+
 /// Binds, starts serving and the expiry task, and returns at once.
 pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
     start_with_limits(cfg, crate::tls::ConnLimits::default()).await
@@ -152,24 +167,36 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let store = Arc::new(Store::connect(&cfg.db).await?);
-    // Audit chain checkpoints in the server log (issue 17): a copy of the head outside
-    // the database, at start and every ten minutes.
-    {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                if let Err(e) = store.log_audit_checkpoint().await {
-                    tracing::warn!(error = %e, "cannot read the audit chain head");
+    // Tokens whose names predate the uniqueness check (issue 17): kept, flagged, said.
+    match store.api_tokens().await {
+        Ok(tokens) => {
+            for t in tokens.iter().filter(|t| !t.revoked) {
+                if let Some(flag) = &t.name_flag {
+                    tracing::warn!(token = t.id, name = %t.name, flag = %flag,
+                        "API token name is not unique or is reserved; audit records name it by id; revoke and re-create it under a distinct name");
                 }
             }
-        });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list API tokens"),
     }
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store.clone(), Some(ca));
     state.max_wait = cfg.max_wait;
+    // Signed audit checkpoints (issue 17): a record in the log and a line in the server
+    // log, at start and every ten minutes while the log moves.
+    let checkpoints = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = cordon_server_core::service::audit::checkpoint(&state).await {
+                    tracing::warn!(error = %e, "cannot write an audit checkpoint");
+                }
+            }
+        })
+    };
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| RunError::Listen {
         addr: cfg.listen,
         source,
@@ -183,7 +210,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
-    let mut tasks = vec![serve, expiry];
+    let mut tasks = vec![serve, expiry, checkpoints];
     if cfg.db.starts_with("postgres") {
         // Wake-ups from the other replicas (changes made there reach agents here).
         tasks.push(crate::wake::start(&cfg.db, state.hub.clone()).await?);

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use common::Ctx;
-use cordon_proto::audit_chain::{parse_jsonl, verify, ChainReport, Checkpoint};
+use cordon_proto::audit_chain::signature::CaCert;
+use cordon_proto::audit_chain::{
+    parse_export, parse_jsonl, render, verify, verify_export, ChainReport, Checkpoint, SignedCheckpoint,
+};
 use cordon_proto::Role;
 use cordon_server::Store;
 
@@ -149,6 +152,10 @@ async fn audit_chain_export_verifies_offline_and_tampering_is_named() {
     assert_eq!(st, StatusCode::OK);
     let records = parse_jsonl(&text).unwrap();
     let head = server_verify(&ctx, "").await.head.unwrap();
+    assert!(
+        text.lines().last().unwrap().starts_with("{\"checkpoint\""),
+        "ends with a signed trailer"
+    );
     let r = verify(&records, vec![("given".into(), head.clone())]);
     assert!(r.ok, "{r:?}");
     // Edit one line of the export.
@@ -197,14 +204,32 @@ async fn audit_chain_concurrent_writers_keep_one_chain() {
             s.create_api_token("test", &format!("t{i}"), Role::Viewer)
                 .await
                 .unwrap();
+            // Checkpoints race the writers too (signed with a stand-in: not checked here).
+            if i % 10 == 5 {
+                s.append_checkpoint(|id, hash| {
+                    Ok(SignedCheckpoint {
+                        last_id: id,
+                        hash: hash.into(),
+                        at: "2030-01-01T00:00:00.000Z".into(),
+                        key: "k".into(),
+                        signature: "00".into(),
+                    })
+                })
+                .await
+                .unwrap();
+            }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let r = a.audit_verify(vec![]).await.unwrap();
+    let r = a.audit_verify(vec![], None).await.unwrap();
     assert!(r.ok, "{r:?}");
-    assert_eq!(r.chained, 40);
+    assert_eq!(r.chained, 40 + r.unchecked_signatures);
+    assert!(
+        r.unchecked_signatures >= 1,
+        "checkpoints were written among the writers: {r:?}"
+    );
     let (head, _) = b.audit_head().await.unwrap();
     assert_eq!(head, r.head);
 }
@@ -212,4 +237,226 @@ async fn audit_chain_concurrent_writers_keep_one_chain() {
 #[test]
 fn audit_chain_checkpoint_parse_rejects_garbage() {
     assert!("12".parse::<Checkpoint>().is_err());
+}
+
+fn ca(ctx: &Ctx) -> CaCert {
+    CaCert::from_pem(&std::fs::read(ctx.dir.path().join("ca.pem")).unwrap()).unwrap()
+}
+
+async fn export(ctx: &Ctx) -> String {
+    let (st, text) = ctx
+        .raw("GET", "/v1/audit?format=jsonl", Some(&ctx.viewer), None, None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    text
+}
+
+fn verify_text(ctx: &Ctx, text: &str) -> ChainReport {
+    let (records, trailer) = parse_export(text).unwrap();
+    verify_export(&records, trailer.as_ref(), vec![], Some(ca(ctx).checker()))
+}
+
+/// Drops the `n`-th line (0-based) of `text`.
+fn without_line(text: &str, n: usize) -> String {
+    text.lines()
+        .enumerate()
+        .filter(|(i, _)| *i != n)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
+/// The export ends with the last record signed with the CA key: edit, delete, reorder and
+/// a cut tail are each named offline, with the CA certificate only.
+#[tokio::test]
+async fn audit_chain_signed_export_detects_edit_delete_reorder_and_truncation_offline() {
+    let ctx = ctx_with_log().await;
+    let text = export(&ctx).await;
+    let r = verify_text(&ctx, &text);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.signed_checkpoints, 1, "the trailer");
+    let records = parse_jsonl(&text).unwrap();
+    let n = records.len();
+    // Edit.
+    let edited = text.replacen("\"comment\":\"ir-1\"", "\"comment\":\"routine\"", 1);
+    let p = verify_text(&ctx, &edited).problem.unwrap();
+    assert!(p.reason.contains("field"), "{p:?}");
+    // Delete a record in the middle.
+    let p = verify_text(&ctx, &without_line(&text, 2)).problem.unwrap();
+    assert_eq!(p.id, records[3].id, "{p:?}");
+    // Reorder two.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.swap(2, 3);
+    let swapped: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let p = verify_text(&ctx, &swapped).problem.unwrap();
+    assert_eq!(p.id, records[3].id, "{p:?}");
+    // Truncate the tail, keeping the trailer: the trailer names the missing record.
+    let p = verify_text(&ctx, &without_line(&text, n - 1)).problem.unwrap();
+    assert_eq!(p.id, records[n - 2].id, "names the last record present: {p:?}");
+    assert!(p.reason.contains("removed from the end"), "{p:?}");
+    // Truncate the tail with the trailer.
+    let cut: String = text.lines().take(n - 1).map(|l| format!("{l}\n")).collect();
+    let p = verify_text(&ctx, &cut).problem.unwrap();
+    assert_eq!(p.id, records[n - 2].id, "{p:?}");
+    assert!(p.reason.contains("without a signed trailer"), "{p:?}");
+    // A trailer signed by another CA.
+    let other = tempfile::tempdir().unwrap();
+    cordon_server::pki::init(other.path(), &["x.test".into()], &[]).unwrap();
+    let other_ca = CaCert::from_pem(&std::fs::read(other.path().join("ca.pem")).unwrap()).unwrap();
+    let (records, trailer) = parse_export(&text).unwrap();
+    let r = verify_export(&records, trailer.as_ref(), vec![], Some(other_ca.checker()));
+    assert!(r.problem.unwrap().reason.contains("not this CA"));
+    // Filtered exports get no trailer (they are not a chain).
+    let (_, part) = ctx
+        .raw(
+            "GET",
+            "/v1/audit?format=jsonl&action=quarantine",
+            Some(&ctx.viewer),
+            None,
+            None,
+        )
+        .await;
+    assert!(!part.contains("\"checkpoint\""));
+}
+
+/// Signed checkpoint records: written at start and every ten minutes while the log
+/// moves, logged, queued for notification targets, verified in place; the last one this
+/// server wrote catches a tail cut even when the database's head row was rewound too.
+#[tokio::test]
+async fn audit_chain_signed_checkpoints_are_written_checked_and_catch_a_rewound_cut() {
+    let ctx = ctx_with_log().await;
+    let cp = cordon_server_core::service::audit::checkpoint(&ctx.state)
+        .await
+        .unwrap()
+        .expect("a checkpoint of a non-empty log");
+    ca(&ctx).check(&cp).unwrap();
+    let all = ids(&ctx).await;
+    assert_eq!(cp.last_id, all[all.len() - 2], "checkpoints the record before it");
+    assert!(
+        cordon_server_core::service::audit::checkpoint(&ctx.state)
+            .await
+            .unwrap()
+            .is_none(),
+        "an idle log gets no new checkpoint"
+    );
+    let ckpt_id = *all.last().unwrap();
+    let queued: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM notify_pending WHERE audit_id = {ckpt_id}"
+    ))
+    .fetch_one(ctx.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(queued, 1, "queued for targets subscribed to audit_checkpoint");
+    let r = server_verify(&ctx, "").await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.signed_checkpoints, 1);
+    assert!(
+        r.checkpoints.iter().any(|c| c == cordon_server::store::ISSUED_SOURCE),
+        "{r:?}"
+    );
+    // More records, then cut the tail back to before the checkpoint and rewind the head row.
+    let h = ctx.enroll("web-2", &[]).await;
+    assert!(!h.is_empty());
+    let keep = all[all.len() - 3];
+    let keep_hash: String = sqlx::query_scalar(&format!("SELECT hash FROM audit WHERE id = {keep}"))
+        .fetch_one(ctx.store().pool())
+        .await
+        .unwrap();
+    exec(&ctx, &format!("DELETE FROM audit WHERE id > {keep}")).await;
+    exec(
+        &ctx,
+        &format!("UPDATE audit_chain SET head_id = {keep}, head_hash = '{keep_hash}' WHERE id = 1"),
+    )
+    .await;
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, keep, "{p:?}");
+    assert!(
+        p.reason.contains("last signed checkpoint of this server process"),
+        "{p:?}"
+    );
+    // A forged checkpoint record (detail edited, hash recomputed to fit the chain).
+    let ctx = ctx_with_log().await;
+    cordon_server_core::service::audit::checkpoint(&ctx.state)
+        .await
+        .unwrap();
+    let last = ctx.store().audit(&Default::default()).await.unwrap().pop().unwrap();
+    let mut forged: SignedCheckpoint = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+    forged.at = "2020-01-01T00:00:00.000Z".into();
+    let mut rec = last.clone();
+    rec.detail = Some(serde_json::to_string(&forged).unwrap());
+    let hash = cordon_proto::audit_chain::chain_hash(rec.prev_hash.as_deref().unwrap(), &rec);
+    sqlx::query("UPDATE audit SET detail = $1, hash = $2 WHERE id = $3")
+        .bind(rec.detail.clone().unwrap())
+        .bind(hash.clone())
+        .bind(rec.id)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    exec(
+        &ctx,
+        &format!("UPDATE audit_chain SET head_hash = '{hash}' WHERE id = 1"),
+    )
+    .await;
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, rec.id);
+    assert!(p.reason.contains("signature does not verify"), "{p:?}");
+}
+
+/// Retention archives old records to a signed file before deleting them; the chain
+/// continues across the cut, the database and a later export still verify and say where
+/// the chain starts, and the archive verifies on its own.
+#[tokio::test]
+async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
+    let ctx = ctx_with_log().await;
+    let old = ids(&ctx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let t0 = cordon_server_core::timefmt::now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let h = ctx.enroll("web-2", &[]).await;
+    ctx.call(
+        "POST",
+        &format!("/v1/hosts/{h}/quarantine"),
+        Some(&ctx.responder),
+        Some(r#"{"comment":"ir-2"}"#),
+    )
+    .await;
+    let archive_dir = ctx.dir.path().join("archive");
+    let age = cordon_server_core::timefmt::now_ms() - t0;
+    let done = cordon_server_core::service::audit::retain(&ctx.state, age, &archive_dir)
+        .await
+        .unwrap()
+        .expect("old records to retain");
+    assert_eq!(done.cut, *old.last().unwrap());
+    assert_eq!(done.records as usize, old.len());
+    let left = ids(&ctx).await;
+    assert!(left.iter().all(|id| *id > done.cut), "{left:?}");
+    // The database verifies and says where the chain starts.
+    let r = server_verify(&ctx, "").await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.continues_after.as_ref().map(|c| c.last_id), Some(done.cut));
+    assert!(
+        render(&r).contains(&format!("continuing after record {}", done.cut)),
+        "{}",
+        render(&r)
+    );
+    // So does an export of what is left, offline, vouched for by the signed cut.
+    let text = export(&ctx).await;
+    let r = verify_text(&ctx, &text);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.continues_after.as_ref().map(|c| c.last_id), Some(done.cut));
+    // And the archive.
+    let archived = std::fs::read_to_string(&done.archive).unwrap();
+    let r = verify_text(&ctx, &archived);
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.chained as usize, old.len());
+    // Deleting the first kept record after the cut is still named.
+    exec(&ctx, &format!("DELETE FROM audit WHERE id = {}", left[0])).await;
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, left[1], "{p:?}");
+    // Nothing old enough: nothing to do.
+    assert!(
+        cordon_server_core::service::audit::retain(&ctx.state, 3_600_000, &archive_dir)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

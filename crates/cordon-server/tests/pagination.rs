@@ -118,7 +118,12 @@ async fn audit_pages_and_streamed_exports() {
     let (_, jsonl) = c
         .raw("GET", "/v1/audit?format=jsonl", Some(&c.viewer), None, None)
         .await;
-    assert_eq!(jsonl.lines().count() as i64, total);
+    assert_eq!(
+        jsonl.lines().count() as i64,
+        total + 1,
+        "every record plus the signed trailer"
+    );
+    assert!(jsonl.lines().last().unwrap().starts_with("{\"checkpoint\""));
     let (_, jsonl) = c
         .raw("GET", "/v1/audit?format=jsonl&limit=1001", Some(&c.viewer), None, None)
         .await;

@@ -64,7 +64,9 @@ pub struct IsolateArgs {
     #[arg(long, value_name = "SPEC", value_parser = parse_spec)]
     pub verify: Option<AllowSpec>,
     /// Seconds allowed for verification before rolling back.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
+    /// Must be above 0: verification is what keeps an isolate from stranding the host
+    /// (to allow a server without verifying it, give it as --allow instead of --server).
+    #[arg(long, default_value_t = 10.0, value_parser = parse_verify_timeout)]
     pub verify_timeout: f64,
     /// Print the exact ruleset that would be applied; change nothing.
     #[arg(long)]
@@ -140,8 +142,23 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(format!("{s:?} is not a number of seconds above 0 and at most 3600")),
     }
+}
+
+/// `--verify-timeout`: like [`parse_timeout`], and 0 is refused by name. Verification is
+/// the safety net of design §2 ("never strand the host by accident"); a zero wait would
+/// always fail and roll back, and skipping it silently would drop the net. Isolating
+/// without verification is spelled by giving no `--server`/`--verify` (allow the server
+/// with `--allow`).
+fn parse_verify_timeout(s: &str) -> Result<f64, String> {
+    if s.trim().parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Err(
+            "0 would verify nothing: verification is what proves the host can still reach its server (else the quarantine is rolled back); give a time above 0 (default 10), or to isolate without verification allow the server with --allow instead of --server"
+                .into(),
+        );
+    }
+    parse_timeout(s)
 }
 
 fn engine(c: &Common) -> Engine {
@@ -220,10 +237,13 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
                 ),
                 WatchEvent::Repaired {
                     cause,
+                    rebuilt,
+                    check_ms,
                     repair_ms,
                     coverage,
                 } => println!(
-                    "repaired ({cause}) in {repair_ms:.1} ms; coverage: {}",
+                    "repaired ({cause}; rebuilt {}) in {repair_ms:.1} ms after a {check_ms:.1} ms check; coverage: {}",
+                    rebuilt.join(", "),
                     coverage.summary()
                 ),
                 WatchEvent::Failed { error } => eprintln!("cordon: watch: {error}"),

@@ -94,6 +94,34 @@ fn exit_quietly_on_closed_stdout() {
     }));
 }
 
+/// For a subcommand this build was compiled without (`server`, `lab`, `bench`): a message
+/// saying so and where the verb lives; `None` for every other parse error.
+fn left_out_verb_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(verb)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let (present, home) = match verb.as_str() {
+        "server" => (
+            cfg!(feature = "server"),
+            "the server binary (`cordon-server`, package cordon-server)",
+        ),
+        "lab" | "bench" => (
+            cfg!(all(target_os = "linux", feature = "lab")),
+            "a full build from source (`cargo build -p cordon`, default features)",
+        ),
+        _ => return None,
+    };
+    (!present).then(|| {
+        format!(
+            "error: `cordon {verb}` is not part of this build (the lean endpoint build has isolate, release, status, agent, wazuh-ar and the API client); use {home}"
+        )
+    })
+}
+
 fn main() -> ExitCode {
     exit_quietly_on_closed_stdout();
     tracing_subscriber::fmt()
@@ -103,6 +131,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A verb this build leaves out (the lean endpoint build has no server, lab or
+            // bench) is named as such, not as a typo.
+            if let Some(hint) = left_out_verb_hint(&e) {
+                eprintln!("{hint}");
+                return ExitCode::from(2);
+            }
             // clap prints help/version with exit 0 and usage errors with 2 (design §4).
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
@@ -134,6 +168,25 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    /// The fault kind: a verb left out of this build reported as if it were a typo.
+    #[test]
+    fn a_verb_left_out_of_the_build_is_named_as_such() {
+        let Err(e) = <super::Cli as clap::Parser>::try_parse_from(["cordon", "nosuchverb"]) else {
+            panic!("a bogus verb parsed");
+        };
+        assert_eq!(super::left_out_verb_hint(&e), None, "a typo stays clap's error");
+        // `lab`/`bench` exist in this (default-feature, Linux) test build, so parse fine;
+        // `server` is checked against the build's features.
+        let server = <super::Cli as clap::Parser>::try_parse_from(["cordon", "server", "--help"]);
+        if cfg!(feature = "server") {
+            assert!(server.is_err_and(|e| e.kind() == clap::error::ErrorKind::DisplayHelp));
+        } else {
+            let e = server.err().unwrap();
+            let hint = super::left_out_verb_hint(&e).unwrap();
+            assert!(hint.contains("cordon-server"), "{hint}");
+        }
+    }
 
     /// The fault kind: a message limit written as a number in one place and changed in
     /// another. Every `--message` help names the one constant's value.

@@ -167,7 +167,8 @@ pub struct AuditVerifyArgs {
 
 /// `cordon audit verify`: server-side or offline (`--file`) chain verification.
 fn audit_verify(a: AuditVerifyArgs) -> u8 {
-    use cordon_proto::audit_chain::{parse_jsonl, render, verify, Checkpoint};
+    use cordon_proto::audit_chain::signature::CaCert;
+    use cordon_proto::audit_chain::{parse_export, render, verify_export, Checkpoint};
     block_on(async move {
         let cp = a
             .checkpoint
@@ -178,8 +179,24 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-                let records = parse_jsonl(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-                verify(&records, cp.map(|c| ("given".to_string(), c)).into_iter().collect())
+                let (records, trailer) =
+                    parse_export(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                // The signed checkpoints (in the log and the trailer) are checked with the
+                // CA certificate (--ca / CORDON_CA); without one they are counted unchecked.
+                let ca = match &a.conn.ca {
+                    None => None,
+                    Some(p) => {
+                        let pem = std::fs::read(p)
+                            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
+                        Some(CaCert::from_pem(&pem).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?)
+                    }
+                };
+                verify_export(
+                    &records,
+                    trailer.as_ref(),
+                    cp.map(|c| ("given".to_string(), c)).into_iter().collect(),
+                    ca.map(CaCert::checker),
+                )
             }
             None => {
                 let api = connect(&a.conn, Code::Failed)?;
@@ -294,6 +311,9 @@ pub(crate) fn show_host(h: &Host) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+    for f in &h.flags {
+        let _ = writeln!(o, "  FLAG:      {}", term::safe(&f.text()));
+    }
     let reason = match (h.state, &h.state_reason) {
         // The degraded lines are part of the state text already.
         (cordon_proto::HostState::Quarantined, _) => None,
@@ -396,10 +416,12 @@ pub(crate) fn show_host(h: &Host) -> String {
 }
 
 fn host_rows(hosts: &[Host]) {
+    // A FLAGS column (duplicate hostname, shared address) only when a host has one.
+    let flagged = hosts.iter().any(|h| !h.flags.is_empty());
     let rows: Vec<Vec<String>> = hosts
         .iter()
         .map(|h| {
-            vec![
+            let mut row = vec![
                 h.id.clone(),
                 h.hostname.clone(),
                 state_text(h),
@@ -410,10 +432,30 @@ fn host_rows(hosts: &[Host]) {
                     (Some(t), false) => t.clone(),
                     (None, _) => "never (offline)".into(),
                 },
-            ]
+            ];
+            if flagged {
+                let kinds: Vec<&str> = h
+                    .flags
+                    .iter()
+                    .map(|f| match f.kind.as_str() {
+                        cordon_proto::HostFlag::DUPLICATE_HOSTNAME => "duplicate hostname",
+                        cordon_proto::HostFlag::DUPLICATE_ADDRESS => "duplicate address",
+                        other => other,
+                    })
+                    .collect();
+                row.push(if kinds.is_empty() { "-".into() } else { kinds.join(", ") });
+            }
+            row
         })
         .collect();
-    table(&["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN"], &rows);
+    if flagged {
+        table(
+            &["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN", "FLAGS"],
+            &rows,
+        );
+    } else {
+        table(&["ID", "HOSTNAME", "STATE", "SINCE", "LABELS", "LAST SEEN"], &rows);
+    }
 }
 
 pub fn hosts(a: HostsArgs) -> u8 {

@@ -81,6 +81,15 @@ pub struct RunArgs {
     /// How often expired quarantines are released.
     #[arg(long, default_value = "5s")]
     pub expiry_interval: String,
+    /// Audit retention: records older than this (e.g. 365d) are archived to a file in
+    /// --audit-archive-dir and then deleted; the hash chain continues across the cut.
+    /// Default: keep everything.
+    #[arg(long, value_name = "AGE", requires = "audit_archive_dir")]
+    pub audit_retention: Option<String>,
+    /// Where retention writes its archives (JSON lines with a signed trailer; verify
+    /// them with `cordon audit verify --file`).
+    #[arg(long, value_name = "DIR", requires = "audit_retention")]
+    pub audit_archive_dir: Option<PathBuf>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -171,6 +180,20 @@ async fn serve(a: RunArgs) -> u8 {
             return 2;
         }
     };
+    let retention = match &a.audit_retention {
+        None => None,
+        Some(t) => match cordon_server::timefmt::parse_duration_secs(t) {
+            Ok(s) if s > 0 => Some(Duration::from_secs(s as u64)),
+            Ok(_) => {
+                eprintln!("cordon: --audit-retention must be longer than zero");
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("cordon: --audit-retention: {e}");
+                return 2;
+            }
+        },
+    };
     let cfg = RunConfig {
         listen: a.listen,
         db: run::db_url(&a.data, a.db.as_deref()),
@@ -183,7 +206,14 @@ async fn serve(a: RunArgs) -> u8 {
         Err(e) => return fail(e),
     };
     eprintln!("cordon server listening on https://{}", running.addr);
+    let retention_task = match (retention, &a.audit_archive_dir) {
+        (Some(age), Some(dir)) => Some(run::spawn_audit_retention(running.state.clone(), age, dir.clone())),
+        _ => None,
+    };
     let _ = shutdown_signal().await;
+    if let Some(t) = retention_task {
+        t.abort();
+    }
     eprintln!("cordon server: shutting down");
     running.stop();
     0

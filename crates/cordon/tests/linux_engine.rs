@@ -251,6 +251,7 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
         &["isolate", "--resolver", "not-an-ip"],
         &["isolate", "--verify", "198.51.100.7"],
         &["isolate", "--verify-timeout", "0"],
+        &["isolate", "--allow", "10.0.0.0/1"],
     ];
     for args in bad {
         let mut args = args.to_vec();
@@ -269,6 +270,18 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
             before,
             "{args:?} changed the firewall"
         );
+    }
+    // Input that cannot mean what it says is named: a network with host bits set (it used
+    // to become 0.0.0.0/1 silently), a verification that could not wait at all.
+    for (args, needle) in [
+        (&["isolate", "--allow", "10.0.0.0/1"][..], "host bits"),
+        (&["isolate", "--verify-timeout", "0"][..], "would verify nothing"),
+    ] {
+        let mut args = args.to_vec();
+        args.extend_from_slice(&["--state-dir", &sd]);
+        let (code, _, err) = cordon(&lab, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
     }
     // An unresolvable name names itself in the error.
     let (_, _, err) = cordon(
@@ -493,6 +506,50 @@ fn tamper_detected_and_reapplied(backend: &str) {
     assert_eq!(status_json(&lab, &state)["state"], "tampered");
 }
 
+/// Release puts the ruleset back exactly: on a host with no firewall tables at all
+/// (iptables-nft used to leave an empty `table ip filter` / `ip6 filter` behind), and on
+/// one whose filter table existed before (it stays, with the user's rules).
+fn release_restores_the_ruleset_exactly(backend: &str) {
+    let bare = Lab::build(
+        &bin(),
+        LabOptions {
+            user_rules: false,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap();
+    let state = StateDir::new();
+    let sd = state.path();
+    let before = bare.firewall_snapshot().unwrap();
+    let tables = |lab: &Lab| {
+        let out = lab.exec(Host::Endpoint, &["nft", "list", "tables"]).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(tables(&bare), "", "lab broken: the bare endpoint has tables");
+    isolate(&bare, backend, &state, &[]);
+    let (code, _, err) = cordon(&bare, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(tables(&bare), "", "{backend}: release left tables behind");
+    assert_eq!(
+        bare.firewall_snapshot().unwrap(),
+        before,
+        "{backend}: ruleset differs after release"
+    );
+    drop(bare);
+
+    // With the user's own tables and rules (the default lab), they all stay.
+    let lab = lab();
+    let before = lab.firewall_snapshot().unwrap();
+    isolate(&lab, backend, &state, &[]);
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "{backend}: ruleset differs after release"
+    );
+}
+
 macro_rules! for_backends {
     ($($test:ident),*) => {
         mod nftables { $( #[test] #[ignore = "needs root: network namespaces (scripts/test runs it)"] fn $test() { super::$test("nftables"); } )* }
@@ -509,7 +566,8 @@ for_backends!(
     dry_run_and_bad_input_change_nothing,
     verification_failure_rolls_back,
     reisolate_swaps_atomically,
-    tamper_detected_and_reapplied
+    tamper_detected_and_reapplied,
+    release_restores_the_ruleset_exactly
 );
 
 #[test]

@@ -25,10 +25,10 @@ use cordon_policy::{Policy, TableName};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::{BackendKind, Coverage, Firewall, FirewallError, Inspection, Layer};
+use crate::{BackendKind, Coverage, Firewall, FirewallError, Inspection, Layer, RepairHint};
 
 use consts::{NFT_TABLE_F_OWNER, NFT_TABLE_F_PERSIST};
-use encode::{DeviceLayer, TableMode};
+use encode::{DeviceLayer, TableAction};
 
 /// The netlink backend for one table name.
 ///
@@ -51,6 +51,9 @@ pub struct Netlink {
     netdev: AtomicBool,
     /// Create our tables owned by this backend's socket, persisting after it closes.
     owned: AtomicBool,
+    /// The device layer of the last successful apply, reused by a repair when no
+    /// interface changed (listing the links again costs a dump).
+    last_layer: Mutex<Option<DeviceLayer>>,
 }
 
 impl Netlink {
@@ -64,6 +67,7 @@ impl Netlink {
             egress: AtomicBool::new(kernel_at_least(5, 16)),
             netdev: AtomicBool::new(true),
             owned: AtomicBool::new(false),
+            last_layer: Mutex::new(None),
         })
     }
 
@@ -127,60 +131,101 @@ impl Netlink {
         })
     }
 
-    /// The whole batch `apply` sends in replace mode (inet and device layer), for
-    /// benchmarks of the kernel side.
+    /// The whole batch `apply` sends now (inet and device layer, each created or
+    /// replaced as it exists), for benchmarks of the kernel side.
     pub fn encode_enforce(&self, policy: &Policy, seq: u32) -> Result<encode::EncodedBatch, FirewallError> {
         let layer = self.device_layer()?;
-        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+        let existing = self.existing()?;
         Ok(encode::enforce_batch(
             &self.table,
             policy,
             &layer,
             self.table_flags(),
-            existing,
-            TableMode::Replace,
+            existing.map(TableAction::for_existing),
             seq,
             true,
         ))
     }
 
-    fn send_enforce(&self, policy: &Policy, layer: &DeviceLayer) -> Result<(), FirewallError> {
+    /// Our tables' flags now (inet, netdev); `None` for one that does not exist.
+    fn existing(&self) -> Result<[Option<u32>; 2], FirewallError> {
+        imp::with(&self.conn, |c| imp::table_flags(c, &self.table))
+    }
+
+    /// One transaction building the tables `build` (inet, netdev) names — created where
+    /// absent, replaced where present — and leaving the others as they are (created if
+    /// missing). Creating deletes nothing, so the kernel has nothing to release after the
+    /// commit. A table that appears between reading and sending (EEXIST) is read again
+    /// once.
+    fn send_enforce(&self, policy: &Policy, layer: &DeviceLayer, build: [bool; 2]) -> Result<(), FirewallError> {
         let flags = self.table_flags();
-        // First apply: create without deleting anything (fast, and no RCU wait when the
-        // socket closes). If our table exists, replace it atomically instead.
-        let create = encode::enforce_batch(
-            &self.table,
-            policy,
-            layer,
-            flags,
-            [0, 0],
-            TableMode::CreateOnly,
-            imp::next_seq(1 << 16),
-            true,
-        );
-        match imp::with(&self.conn, |c| {
-            imp::send_batch(c, &create, "creating the quarantine table")
-        }) {
-            Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") => {
-                let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
-                let batch = encode::enforce_batch(
-                    &self.table,
-                    policy,
-                    layer,
-                    flags,
-                    existing,
-                    TableMode::Replace,
-                    imp::next_seq(1 << 16),
-                    true,
-                );
-                imp::with(&self.conn, |c| {
-                    imp::send_batch(c, &batch, "applying the quarantine table")
-                })
+        let mut tries = 0;
+        loop {
+            let existing = self.existing()?;
+            let actions = [0, 1].map(|i| match (build[i], existing[i]) {
+                (false, Some(_)) => TableAction::Keep,
+                (_, e) => TableAction::for_existing(e),
+            });
+            let batch = encode::enforce_batch(&self.table, policy, layer, flags, actions, imp::next_seq(1 << 16), true);
+            match imp::with(&self.conn, |c| {
+                imp::send_batch(c, &batch, "applying the quarantine tables")
+            }) {
+                Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") && tries == 0 => tries += 1,
+                Ok(()) => {
+                    *self.last_layer.lock().unwrap_or_else(|p| p.into_inner()) = Some(layer.clone());
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
-            other => other,
         }
     }
+
+    /// Applies with the device-layer fallbacks of [`Firewall::apply`], building the
+    /// tables `build` names.
+    fn enforce(&self, policy: &Policy, layer: DeviceLayer, build: [bool; 2]) -> Result<(), FirewallError> {
+        let first = self.send_enforce(policy, &layer, build);
+        let Err(err) = first else {
+            return Ok(());
+        };
+        let err = self.explain_owned(err);
+        if matches!(err, FirewallError::Rejected(ref m) if m.contains(OWNED_BY_OTHER)) {
+            return Err(err);
+        }
+        if layer.devices.is_empty() {
+            return Err(err);
+        }
+        // The kernel refused something of the device layer, or a device vanished between
+        // listing and applying. Retry with a fresh device list; then without egress; then
+        // without the device layer. `coverage` reports what ended up in force.
+        let all = [true, true];
+        let fresh = self.device_layer()?;
+        if self.send_enforce(policy, &fresh, all).is_ok() {
+            return Ok(());
+        }
+        if fresh.egress {
+            let ingress_only = DeviceLayer {
+                egress: false,
+                ..fresh.clone()
+            };
+            if self.send_enforce(policy, &ingress_only, all).is_ok() {
+                tracing::warn!(error = %err, "the kernel refused the netdev egress hook; enforcing netdev ingress only");
+                self.egress.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        if self.send_enforce(policy, &DeviceLayer::default(), all).is_ok() {
+            tracing::warn!(error = %err, "the kernel refused the device-layer table; enforcing the inet table only");
+            self.netdev.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+        Err(err)
+    }
 }
+
+/// Names of the [`Inspection::parts`] of the netlink listing.
+pub const PART_INET: &str = "inet";
+/// See [`PART_INET`].
+pub const PART_NETDEV: &str = "netdev";
 
 /// Part of the error when another process owns our tables.
 const OWNED_BY_OTHER: &str = "owned by another running cordon process";
@@ -192,8 +237,9 @@ impl Netlink {
         if !matches!(err, FirewallError::NotPermitted(_)) {
             return err;
         }
-        let owned = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))
-            .map(|f| f.iter().any(|f| f & NFT_TABLE_F_OWNER != 0))
+        let owned = self
+            .existing()
+            .map(|f| f.iter().flatten().any(|f| f & NFT_TABLE_F_OWNER != 0))
             .unwrap_or(false);
         if owned && !self.owned.load(Ordering::Relaxed) {
             FirewallError::Rejected(format!(
@@ -204,6 +250,36 @@ impl Netlink {
             err
         }
     }
+}
+
+/// Whether nftables table `name` of family `family` (`NFPROTO_*`) exists in the caller's
+/// network namespace (a fresh socket). Used by the iptables backend to tell a `filter`
+/// table iptables-nft creates for us from one that was there before.
+///
+/// # Errors
+/// When nf_tables cannot be asked (no privilege, no nf_tables).
+pub fn table_exists(family: u8, name: &str) -> Result<bool, FirewallError> {
+    let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
+    let attrs = socket::str_attrs(&[(consts::NFTA_TABLE_NAME, name)]);
+    match s.request_family(family, consts::NFT_MSG_GETTABLE, 0, &attrs) {
+        Ok(_) => Ok(true),
+        Err(socket::NlError::Kernel(e)) if e.errno == libc::ENOENT => Ok(false),
+        Err(e) => Err(imp::map_err(e, "looking for an nftables table", None)),
+    }
+}
+
+/// Deletes nftables table `name` of family `family` if it exists, as one transaction.
+///
+/// # Errors
+/// When the kernel refuses (no privilege, the table is owned by another process).
+pub fn delete_table(family: u8, name: &str) -> Result<(), FirewallError> {
+    let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
+    let mut b = encode::Batch::new(imp::next_seq(4), true);
+    b.family(family);
+    b.new_table(name);
+    b.del_table(name);
+    let batch = b.finish();
+    imp::send_batch(&mut s, &batch, "deleting an nftables table")
 }
 
 /// Whether the running kernel's release (`uname -r`) is at least `major.minor`.
@@ -234,7 +310,8 @@ impl Firewall for Netlink {
 
     fn render(&self, policy: &Policy) -> Result<String, FirewallError> {
         let layer = self.device_layer()?;
-        let batch = encode::enforce_batch(&self.table, policy, &layer, 0, [0, 0], TableMode::Replace, 0, true);
+        let replace = TableAction::Replace { existing: 0 };
+        let batch = encode::enforce_batch(&self.table, policy, &layer, 0, [replace; 2], 0, true);
         Ok(format!(
             "# netlink backend: this nft batch is sent as one NETLINK_NETFILTER transaction\n\
              # ({} messages, {} bytes), encoded natively; no `nft` binary is used.\n{}{}",
@@ -247,45 +324,31 @@ impl Firewall for Netlink {
 
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError> {
         let layer = self.device_layer()?;
-        let first = self.send_enforce(policy, &layer);
-        let Err(err) = first else {
-            return Ok(());
+        self.enforce(policy, layer, [true, true])
+    }
+
+    /// Rebuilds only the tables whose listing changed (`hint.parts`: `inet`, `netdev`),
+    /// with the device list of the last apply unless interfaces changed: the
+    /// untouched table stays as it is, and nothing but the damaged table is deleted and
+    /// released by the kernel.
+    fn repair(&self, policy: &Policy, hint: &RepairHint) -> Result<(), FirewallError> {
+        let cached = self.last_layer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let layer = match cached {
+            Some(l) if !hint.links_changed => l,
+            _ => self.device_layer()?,
         };
-        let err = self.explain_owned(err);
-        if matches!(err, FirewallError::Rejected(ref m) if m.contains(OWNED_BY_OTHER)) {
-            return Err(err);
-        }
-        if layer.devices.is_empty() {
-            return Err(err);
-        }
-        // The kernel refused something of the device layer, or a device vanished between
-        // listing and applying. Retry with a fresh device list; then without egress; then
-        // without the device layer. `coverage` reports what ended up in force.
-        let fresh = self.device_layer()?;
-        if self.send_enforce(policy, &fresh).is_ok() {
-            return Ok(());
-        }
-        if fresh.egress {
-            let ingress_only = DeviceLayer {
-                egress: false,
-                ..fresh.clone()
-            };
-            if self.send_enforce(policy, &ingress_only).is_ok() {
-                tracing::warn!(error = %err, "the kernel refused the netdev egress hook; enforcing netdev ingress only");
-                self.egress.store(false, Ordering::Relaxed);
-                return Ok(());
+        let build = match &hint.parts {
+            None => [true, true],
+            Some(parts) => {
+                let has = |n: &str| parts.iter().any(|p| p == n);
+                [has(PART_INET), has(PART_NETDEV) || hint.links_changed]
             }
-        }
-        if self.send_enforce(policy, &DeviceLayer::default()).is_ok() {
-            tracing::warn!(error = %err, "the kernel refused the device-layer table; enforcing the inet table only");
-            self.netdev.store(false, Ordering::Relaxed);
-            return Ok(());
-        }
-        Err(err)
+        };
+        self.enforce(policy, layer, build)
     }
 
     fn remove(&self) -> Result<(), FirewallError> {
-        let existing = imp::with(&self.conn, |c| imp::table_flags(c, &self.table))?;
+        let existing = self.existing()?.map(|f| f.unwrap_or(0));
         let batch = encode::remove_all_batch(&self.table, true, existing, imp::next_seq(8), true);
         let both = imp::with(&self.conn, |c| {
             imp::send_batch(c, &batch, "removing the quarantine tables")
@@ -419,8 +482,16 @@ pub(crate) mod imp {
             None => guard.insert(open()?),
         };
         let r = f(sock);
-        if r.is_err() {
-            *guard = None;
+        if let Err(e) = &r {
+            // A kernel refusal is a whole answer (the socket read it to the end), and a
+            // stale reply left by a reply that did not decode is skipped by sequence
+            // number; only an I/O failure (a timeout) leaves the socket in doubt. Keep it
+            // otherwise: closing a netfilter socket after a transaction that deleted
+            // objects waits for the kernel to release them (an RCU grace period,
+            // milliseconds), which a repair cannot afford.
+            if matches!(e, FirewallError::Io { .. }) {
+                *guard = None;
+            }
         }
         r
     }
@@ -443,38 +514,43 @@ pub(crate) mod imp {
             let before = generation(s)?;
             match read_both(s, table.as_str()) {
                 Ok(None) => return Ok(None),
-                Ok(Some(listing)) => {
+                Ok(Some(parts)) => {
                     if generation(s)? == before {
-                        return Ok(Some(digest::inspection(listing)));
+                        return Ok(Some(digest::inspection_of_parts(parts)));
                     }
-                    last = Some(listing);
+                    last = Some(parts);
                 }
                 Err(NlError::Kernel(e)) if e.errno == libc::ENOENT => continue,
                 Err(e) => return Err(map_err(e, ctx, None)),
             }
         }
         // The ruleset keeps changing under us; report the last reading rather than fail.
-        Ok(last.map(digest::inspection))
+        Ok(last.map(digest::inspection_of_parts))
     }
 
     /// The inet listing, followed by the device-layer listing when that table exists
     /// (devices left out: they come and go without the rules changing); `None` when
     /// neither table exists.
-    fn read_both(s: &mut Socket, t: &str) -> Result<Option<String>, NlError> {
+    fn read_both(s: &mut Socket, t: &str) -> Result<Option<Vec<(String, String)>>, NlError> {
         let inet = read_once(s, NFPROTO_INET, t)?;
         let dev = read_once(s, NFPROTO_NETDEV, t)?;
-        Ok(match (inet, dev) {
-            (None, None) => None,
-            (Some(i), None) => Some(i),
-            (i, Some(d)) => Some(format!("{}{d}", i.unwrap_or_default())),
-        })
+        if inet.is_none() && dev.is_none() {
+            return Ok(None);
+        }
+        // The digest covers the concatenation, as before parts existed.
+        let mut parts = vec![(super::PART_INET.to_string(), inet.unwrap_or_default())];
+        if let Some(d) = dev {
+            parts.push((super::PART_NETDEV.to_string(), d));
+        }
+        Ok(Some(parts))
     }
 
-    /// The flags of our inet and netdev tables now (0 for a table that does not exist).
-    pub fn table_flags(s: &mut Socket, table: &TableName) -> Result<[u32; 2], FirewallError> {
+    /// The flags of our inet and netdev tables now (`None` for a table that does not
+    /// exist).
+    pub fn table_flags(s: &mut Socket, table: &TableName) -> Result<[Option<u32>; 2], FirewallError> {
         let ctx = "reading the flags of our tables";
         let attrs = str_attrs(&[(NFTA_TABLE_NAME, table.as_str())]);
-        let mut out = [0u32; 2];
+        let mut out = [None; 2];
         for (i, family) in [NFPROTO_INET, NFPROTO_NETDEV].into_iter().enumerate() {
             let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
                 Ok(d) => d,
@@ -484,7 +560,7 @@ pub(crate) mod imp {
             for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
                 let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
                 if info.name == table.as_str() {
-                    out[i] = info.flags;
+                    out[i] = Some(info.flags);
                 }
             }
         }

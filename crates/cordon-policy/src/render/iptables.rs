@@ -27,7 +27,16 @@ pub struct Present {
     pub jumps: [usize; 3],
     /// Whether each of our chains exists.
     pub chains: [bool; 3],
+    /// Cordon created this family's `filter` table (iptables-nft makes `table ip filter`
+    /// on first use): our input chain then carries the [`CREATED_TABLE_MARK`] rule, so
+    /// the kernel itself remembers it and release deletes the table again (when nothing
+    /// else was added to it), leaving the ruleset exactly as before.
+    pub created_table: bool,
 }
+
+/// Comment of the no-op rule (no target: it only counts) that marks a `filter` table
+/// Cordon created; see [`Present::created_table`].
+pub const CREATED_TABLE_MARK: &str = "cordon-created-table";
 
 pub fn chain_name(table: &TableName, suffix: &str) -> String {
     format!("{}-{suffix}", table.chain_prefix())
@@ -48,6 +57,9 @@ pub fn render_apply(table: &TableName, policy: &Policy, family: Family, present:
         Family::V4 => DHCP4_PORTS,
         Family::V6 => DHCP6_PORTS,
     };
+    if present.created_table {
+        let _ = writeln!(o, "-A {cin} -m comment --comment {CREATED_TABLE_MARK}");
+    }
     let _ = writeln!(o, "-A {cin} -i lo -j ACCEPT");
     peer_rules(&mut o, &cin, policy, family, true);
     if policy.dhcp {

@@ -5,15 +5,16 @@
 //! (macvlan/ipvlan children, bridged guests) never pass the inet hooks; the device layer
 //! sees every frame a device receives or transmits. It has no connection tracking, so its
 //! rules are the stateless form of the inet table's (see [`super::nft`]): toward allowed
-//! peers on egress, from them on ingress (TCP only when not a SYN), DHCP and ICMPv6 ND as
-//! in the inet table, plus ARP. Everything else is dropped.
+//! peers on egress, from them on ingress (TCP only when not a SYN), DHCP (to and from the
+//! known servers only) and ICMPv6 ND as in the inet table, plus ARP. Everything else is
+//! dropped.
 
 use std::fmt::Write;
 
 use super::nft::{
     net_set, pair_set, CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN,
 };
-use super::{DHCP4_PORTS, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
+use super::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use crate::model::Family;
 use crate::{Policy, TableName};
 
@@ -62,9 +63,16 @@ pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egre
             }
         }
         if policy.dhcp {
-            for (l3, (client, server)) in [("ip", DHCP4_PORTS), ("ip6", DHCP6_PORTS)] {
-                let (sport, dport) = if inbound { (server, client) } else { (client, server) };
-                let _ = writeln!(o, "\t\tmeta protocol {l3} udp sport {sport} udp dport {dport} accept");
+            // Exactly as in the inet table: only to/from broadcast, multicast and the known
+            // servers (packet sockets are DHCP clients' tool, and only this layer sees them).
+            let families = ["meta protocol ip", "meta protocol ip6"];
+            if inbound {
+                // DHCPv4 replies from any server (a rebind takes whichever server answers:
+                // refusing unknown ones would strand the host when its DHCP server changes);
+                // requests out stay limited.
+                super::nft::dhcp_in(&mut o, policy, families, true);
+            } else {
+                super::nft::dhcp_out(&mut o, policy, families);
             }
         }
         let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
@@ -109,7 +117,10 @@ mod tests {
         assert!(text.contains("type filter hook ingress devices = { \"eth0\", \"mv0\" } priority -10; policy drop;"));
         assert!(text.contains("type filter hook egress devices = { \"eth0\", \"mv0\" } priority -10; policy drop;"));
         assert!(text.contains("\t\tip daddr . tcp dport @tcp4 accept\n"));
-        assert!(text.contains("\t\tmeta protocol ip udp sport 67 udp dport 68 accept\n"));
+        assert!(
+            text.contains("\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept\n"),
+            "{text}"
+        );
         let ingress = text.split("chain egress").next().unwrap_or_default();
         assert!(ingress.contains("\t\ticmp type { 3, 11, 12 } accept\n"), "{text}");
         assert!(ingress.contains("\t\ticmpv6 type { 1, 2, 3, 4 } accept\n"), "{text}");
@@ -120,6 +131,38 @@ mod tests {
         );
         let ingress_only = render_table(&TableName::default(), &p, &["eth0".into()], false);
         assert!(!ingress_only.contains("egress"), "{ingress_only}");
+    }
+
+    /// DHCP on the device layer is what packet sockets meet: requests only to
+    /// broadcast/multicast and the known servers (never to any host); DHCPv4 replies from
+    /// any server, so a rebind answered by a server the host did not know (RFC 2131 §4.4.5)
+    /// keeps the lease instead of stranding the host; DHCPv6 replies from link-local and the
+    /// known servers.
+    #[test]
+    fn device_layer_dhcp_is_limited_to_the_known_servers() {
+        let p = Policy::builder()
+            .dhcp(true)
+            .dhcp_server("192.0.2.67".parse().unwrap())
+            .dhcp_server("2001:db8:c0::67".parse().unwrap())
+            .build();
+        let text = render_table(&TableName::default(), &p, &["eth0".into()], true);
+        let dhcp: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("udp sport 6") || l.contains("udp sport 54"))
+            .collect();
+        assert_eq!(
+            dhcp,
+            [
+                "\t\tmeta protocol ip udp sport 67 udp dport 68 accept",
+                "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr fe80::/10 accept",
+                "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr 2001:db8:c0::67 accept",
+                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept",
+                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 192.0.2.67 accept",
+                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr ff02::1:2 accept",
+                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr 2001:db8:c0::67 accept",
+            ],
+            "{text}"
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\tiif \"lo\" accept\n");
     peer_rules(&mut o, "saddr", "sport", " ct state established");
     if policy.dhcp {
-        dhcp_in(&mut o, policy);
+        dhcp_in(&mut o, policy, INET_FAMILIES, false);
     }
     icmp_errors(&mut o);
     icmpv6_nd(&mut o);
@@ -77,7 +77,7 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\toif \"lo\" accept\n");
     peer_rules(&mut o, "daddr", "dport", "");
     if policy.dhcp {
-        dhcp_out(&mut o, policy);
+        dhcp_out(&mut o, policy, INET_FAMILIES);
     }
     icmpv6_nd(&mut o);
     o.push_str("\t}\n");
@@ -121,47 +121,44 @@ fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
     }
 }
 
-/// DHCP replies in: v4 from each known server, v6 from link-local addresses and each
-/// known server. Nothing from anyone else, so the DHCP ports are no channel to anywhere.
-fn dhcp_in(o: &mut String, policy: &Policy) {
+/// How the inet table names the families in the DHCP rules (`meta nfproto …`).
+const INET_FAMILIES: [&str; 2] = ["meta nfproto ipv4", "meta nfproto ipv6"];
+
+/// DHCP replies in: v4 from each known server (from any server when `v4_from_any`: the
+/// device layer, where a rebind answered by an unknown server must keep the lease), v6
+/// from link-local addresses and each known server. `families` spell the family match of
+/// the table (`meta nfproto ipv4` in inet, `meta protocol ip` in the device layer).
+pub(crate) fn dhcp_in(o: &mut String, policy: &Policy, [ip4, ip6]: [&str; 2], v4_from_any: bool) {
     let (c4, s4) = DHCP4_PORTS;
     let (c6, s6) = DHCP6_PORTS;
-    for server in policy.dhcp_servers_of(Family::V4) {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv4 udp sport {s4} udp dport {c4} ip saddr {server} accept"
-        );
+    if v4_from_any {
+        let _ = writeln!(o, "\t\t{ip4} udp sport {s4} udp dport {c4} accept");
+    } else {
+        for server in policy.dhcp_servers_of(Family::V4) {
+            let _ = writeln!(o, "\t\t{ip4} udp sport {s4} udp dport {c4} ip saddr {server} accept");
+        }
     }
     let _ = writeln!(
         o,
-        "\t\tmeta nfproto ipv6 udp sport {s6} udp dport {c6} ip6 saddr {LINK_LOCAL6} accept"
+        "\t\t{ip6} udp sport {s6} udp dport {c6} ip6 saddr {LINK_LOCAL6} accept"
     );
     for server in policy.dhcp_servers_of(Family::V6) {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv6 udp sport {s6} udp dport {c6} ip6 saddr {server} accept"
-        );
+        let _ = writeln!(o, "\t\t{ip6} udp sport {s6} udp dport {c6} ip6 saddr {server} accept");
     }
 }
 
 /// DHCP requests out: v4 to the broadcast address and each known server, v6 to
 /// `ff02::1:2` and each known server.
-fn dhcp_out(o: &mut String, policy: &Policy) {
+pub(crate) fn dhcp_out(o: &mut String, policy: &Policy, [ip4, ip6]: [&str; 2]) {
     let (c4, s4) = DHCP4_PORTS;
     let (c6, s6) = DHCP6_PORTS;
     let v4 = std::iter::once(std::net::IpAddr::from(DHCP4_BROADCAST)).chain(policy.dhcp_servers_of(Family::V4));
     for to in v4 {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv4 udp sport {c4} udp dport {s4} ip daddr {to} accept"
-        );
+        let _ = writeln!(o, "\t\t{ip4} udp sport {c4} udp dport {s4} ip daddr {to} accept");
     }
     let v6 = std::iter::once(std::net::IpAddr::from(DHCP6_MULTICAST)).chain(policy.dhcp_servers_of(Family::V6));
     for to in v6 {
-        let _ = writeln!(
-            o,
-            "\t\tmeta nfproto ipv6 udp sport {c6} udp dport {s6} ip6 daddr {to} accept"
-        );
+        let _ = writeln!(o, "\t\t{ip6} udp sport {c6} udp dport {s6} ip6 daddr {to} accept");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The audit log: filtered pages, streamed exports (JSON lines or CSV), and verification
 //! of its hash chain.
 
-use cordon_proto::audit_chain::{ChainReport, Checkpoint};
+use cordon_proto::audit_chain::{ChainReport, Checkpoint, ExportTrailer, SignedCheckpoint};
 use cordon_proto::{AuditRecord, Role};
 
 use super::Caller;
@@ -124,6 +124,11 @@ pub struct Export {
     hostnames: std::collections::HashMap<String, String>,
     /// The CSV header is still to be sent.
     header: bool,
+    /// A full JSON-lines export ends with the signed trailer ([`ExportTrailer`]) naming
+    /// its last record; `None` when it gets none (filtered, CSV, no CA key).
+    trailer: Option<std::sync::Arc<crate::pki::Ca>>,
+    /// The last record sent (id and hash), for the trailer.
+    last: Option<(i64, Option<String>)>,
 }
 
 /// Starts an export of the records matching `filter` (viewer; `filter.limit` is
@@ -149,8 +154,21 @@ pub async fn export(
     } else {
         Default::default()
     };
+    // Only an export of the whole log, oldest first, can be verified as a chain: that one
+    // ends with a signed trailer.
+    let full = !csv
+        && filter.host_id.is_none()
+        && filter.actor.is_none()
+        && filter.action.is_none()
+        && filter.since.is_none()
+        && filter.until.is_none()
+        && after.is_none()
+        && limit.is_none()
+        && order == AuditOrder::Oldest;
     Ok(Export {
         store: st.store.clone(),
+        trailer: if full { st.ca.clone() } else { None },
+        last: None,
         hostnames,
         filter,
         order,
@@ -197,6 +215,20 @@ impl Export {
                     out.push('\n');
                 }
             }
+            if let Some(r) = records.last() {
+                self.last = Some((r.id, r.hash.clone()));
+            }
+        } else if let Some(ca) = self.trailer.take() {
+            // Everything was sent: sign the last record as the export's end.
+            if let Some((id, Some(hash))) = &self.last {
+                let checkpoint = ca
+                    .sign_checkpoint(*id, hash)
+                    .map_err(|e| ApiError::internal(format!("cannot sign the export trailer: {e}")))?;
+                let line = serde_json::to_string(&ExportTrailer { checkpoint })
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                out.push_str(&line);
+                out.push('\n');
+            }
         }
         Ok((!out.is_empty()).then_some(out))
     }
@@ -214,5 +246,106 @@ pub async fn verify(st: &AppState, caller: &Caller, checkpoint: Option<&str>) ->
         None => Vec::new(),
         Some(c) => vec![("given".to_string(), c.parse::<Checkpoint>().map_err(ApiError::invalid)?)],
     };
-    Ok(st.store.audit_verify(extra).await?)
+    let signature = st.ca.as_ref().map(|ca| ca.checkpoint_checker());
+    Ok(st.store.audit_verify(extra, signature).await?)
+}
+
+/// Writes a signed checkpoint of the audit chain's head (issue 17): an audit record
+/// (`audit_checkpoint`, actor `system`, so exports and notification targets that
+/// subscribe to `audit_checkpoint` get a copy) and a server log line (info level)
+/// `audit checkpoint checkpoint=ID:HASH signed=JSON`. Nothing is written when the log
+/// is empty or its head already is a checkpoint. Without a CA key the head is only
+/// logged, unsigned. The server calls this at start and every ten minutes.
+///
+/// # Errors
+/// Internal errors (database, signing).
+pub async fn checkpoint(st: &AppState) -> Result<Option<SignedCheckpoint>, ApiError> {
+    let Some(ca) = st.ca.clone() else {
+        st.store.log_audit_checkpoint().await?;
+        return Ok(None);
+    };
+    let cp = st
+        .store
+        .append_checkpoint(|id, hash| ca.sign_checkpoint(id, hash).map_err(|e| e.to_string()))
+        .await?;
+    if let Some(c) = &cp {
+        let signed = serde_json::to_string(c).map_err(|e| ApiError::internal(e.to_string()))?;
+        tracing::info!(checkpoint = %format!("{}:{}", c.last_id, c.hash), %signed, "audit checkpoint");
+    }
+    Ok(cp)
+}
+
+/// What one retention run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retained {
+    /// The last archived and deleted record.
+    pub cut: i64,
+    /// Records archived (and deleted).
+    pub records: u64,
+    /// The archive file (JSON lines ending with a signed trailer: `cordon audit verify
+    /// --file` checks it).
+    pub archive: std::path::PathBuf,
+}
+
+/// Audit retention (issue 17): archives every record older than `max_age_ms` (by its
+/// time) to a new file in `dir` — JSON lines ending with a signed trailer, written and
+/// synced before anything is deleted — then deletes them, and appends an
+/// `audit_retention` record carrying the cut signed (id and hash of the last deleted
+/// record), so the chain continues across the cut and verification starts there.
+/// `None` when no record is that old.
+///
+/// # Errors
+/// 500 without a CA key (the cut must be signed) or when the archive cannot be written
+/// (then nothing is deleted).
+pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Result<Option<Retained>, ApiError> {
+    use std::io::Write;
+    let ca = st
+        .ca
+        .clone()
+        .ok_or_else(|| ApiError::internal("audit retention needs the CA key to sign the cut"))?;
+    let before = crate::timefmt::now_ms() - max_age_ms;
+    let Some((cut, hash)) = st.store.retention_cut(before).await? else {
+        return Ok(None);
+    };
+    let name = format!("audit-archive-through-{cut}-{}.jsonl", crate::timefmt::now_ms());
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.partial"));
+    let io = |what: &str, e: std::io::Error| ApiError::internal(format!("audit archive {what}: {e}"));
+    std::fs::create_dir_all(dir).map_err(|e| io("directory", e))?;
+    let file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let records = st.store.archive_audit(cut, &mut out).await?;
+    let signed = match &hash {
+        Some(h) => {
+            let cp = ca
+                .sign_checkpoint(cut, h)
+                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?;
+            let line = serde_json::to_string(&ExportTrailer { checkpoint: cp.clone() })
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            writeln!(out, "{line}").map_err(|e| io("write", e))?;
+            Some(cp)
+        }
+        None => None,
+    };
+    let file = out.into_inner().map_err(|e| io("write", e.into_error()))?;
+    file.sync_all().map_err(|e| io("sync", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
+    let cut_detail = cordon_proto::audit_chain::RetentionCut {
+        cut: match signed {
+            Some(cp) => cp,
+            // The records cut were written before the chain existed: nothing to continue.
+            None => ca
+                .sign_checkpoint(cut, cordon_proto::audit_chain::GENESIS)
+                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?,
+        },
+        records,
+        archive: path.display().to_string(),
+    };
+    st.store.delete_audit_through(cut, hash.as_deref(), &cut_detail).await?;
+    tracing::info!(cut, records, archive = %path.display(), "audit retention: archived and deleted");
+    Ok(Some(Retained {
+        cut,
+        records,
+        archive: path,
+    }))
 }

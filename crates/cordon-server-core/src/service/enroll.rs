@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use cordon_proto::{EnrollRequest, EnrollResponse};
 
-use crate::limits::{bound_addresses, truncate, MAX_SHORT_CHARS};
+use crate::limits::{check_addresses, truncate, MAX_SHORT_CHARS};
 use crate::store::NewHost;
 use crate::{ApiError, AppState};
 
@@ -37,6 +37,7 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
     if hostname.is_empty() || hostname.len() > 255 || hostname.chars().any(char::is_control) {
         return Err(ApiError::invalid("hostname must be 1-255 printable characters"));
     }
+    let addresses = check_addresses(&req.addresses).map_err(ApiError::invalid)?;
     let host_id = uuid::Uuid::new_v4().to_string();
     let cert_pem = ca
         .sign_client(&req.csr_pem, &host_id)
@@ -45,11 +46,7 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
         id: host_id.clone(),
         hostname: hostname.to_string(),
         os: req.os.as_deref().map(|o| truncate(o, MAX_SHORT_CHARS)),
-        addresses: {
-            let mut a = req.addresses.clone();
-            bound_addresses(&mut a);
-            a
-        },
+        addresses,
         agent_version: req.agent_version.as_deref().map(|v| truncate(v, MAX_SHORT_CHARS)),
     };
     st.store

@@ -64,7 +64,7 @@ pub async fn act(
         Action::Quarantine => validate::quarantine_params(req)?,
         Action::Release => validate::release_params(req)?,
     };
-    let results = st.store.act(&caller.name, action, &targets, &params).await?;
+    let results = st.store.act(caller, action, &targets, &params).await?;
     if !params.preview {
         st.hub
             .notify_all(results.iter().filter(|r| r.change.changed()).map(|r| &r.host_id));
@@ -121,7 +121,7 @@ pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &Label
     };
     let (host_id, changed) = st
         .store
-        .change_labels(&caller.name, reference, &add, &remove, comment.as_deref())
+        .change_labels(caller, reference, &add, &remove, comment.as_deref())
         .await?;
     if changed {
         st.hub.notify(&host_id);
@@ -145,7 +145,7 @@ pub async fn revoke(
     force: bool,
 ) -> Result<Host, ApiError> {
     caller.require(Role::Admin)?;
-    let host_id = st.store.revoke(&caller.name, reference, comment, force).await?;
+    let host_id = st.store.revoke(caller, reference, comment, force).await?;
     st.hub.notify(&host_id);
     Ok(st.store.host(&host_id).await?)
 }

@@ -16,22 +16,18 @@ pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>, ApiE
 /// Creates an API token; its clear text is in the answer and nowhere else.
 ///
 /// # Errors
-/// 400 for an empty, too long or reserved name (`system`, `agent:...`); 409 when a token
-/// of that name exists.
+/// 400 for an empty, too long or reserved name ([`validate::token_name`]), and for a
+/// name another token has (compared trimmed and case-insensitively, revoked tokens
+/// included: audit records written under it must keep naming one identity).
 pub async fn create(st: &AppState, caller: &Caller, name: &str, role: Role) -> Result<TokenCreated, ApiError> {
     caller.require(Role::Admin)?;
-    let name = name.trim();
-    if name.is_empty() || name.len() > 128 || name == crate::SYSTEM_ACTOR || name.starts_with("agent:") {
-        return Err(ApiError::invalid(
-            "token name must be 1-128 characters and not `system` or `agent:...`",
-        ));
-    }
-    Ok(st.store.create_api_token(&caller.name, name, role).await?)
+    let name = validate::token_name(name)?;
+    Ok(st.store.create_api_token(caller, &name, role).await?)
 }
 
 pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
-    Ok(st.store.revoke_api_token(&caller.name, id).await?)
+    Ok(st.store.revoke_api_token(caller, id).await?)
 }
 
 /// Creates an enrollment token with the labels new hosts get (lifetime in seconds,
@@ -54,5 +50,5 @@ pub async fn create_enroll(
     if ttl <= 0 || ttl > 365 * 86_400 {
         return Err(ApiError::invalid("ttl_secs must be between 1 and one year"));
     }
-    Ok(st.store.create_enroll_token(&caller.name, &labels, ttl).await?)
+    Ok(st.store.create_enroll_token(caller, &labels, ttl).await?)
 }

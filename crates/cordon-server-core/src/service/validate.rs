@@ -34,6 +34,41 @@ pub fn label(l: &str) -> Result<String, ApiError> {
     Ok(l.to_string())
 }
 
+/// Longest API token name, in characters.
+pub const MAX_TOKEN_NAME_CHARS: usize = 128;
+
+/// Name prefixes the server's own actors use in the audit log (compared case-insensitively
+/// after trimming): a token named like them would make a person's action read as the
+/// server's, an agent's, a rule's or enrollment's.
+pub const RESERVED_TOKEN_PREFIXES: [&str; 4] = ["system", "agent:", "rule:", "enrollment"];
+
+/// The form token names are compared in for uniqueness: trimmed, lower-case.
+pub fn token_name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Checks an API token's name: trimmed, 1-128 printable characters, not under a reserved
+/// prefix. Returns the trimmed name.
+///
+/// # Errors
+/// 400 naming the problem.
+pub fn token_name(name: &str) -> Result<String, ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > MAX_TOKEN_NAME_CHARS || n.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "token name must be 1 to {MAX_TOKEN_NAME_CHARS} printable characters"
+        )));
+    }
+    let key = token_name_key(n);
+    if let Some(p) = RESERVED_TOKEN_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+        return Err(ApiError::invalid(format!(
+            "token name {n:?} is reserved: names starting with {p:?} (any case) are the server's own actors \
+             in the audit log (system, agent:HOST, rule:NAME, enrollment); choose another name"
+        )));
+    }
+    Ok(n.to_string())
+}
+
 /// Checks a quarantine request's parameters.
 pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     let comment = comment(req.comment.as_deref())?;

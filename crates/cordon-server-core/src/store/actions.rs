@@ -3,7 +3,7 @@
 
 use cordon_proto::{ActionChange, ActionResult, DesiredState, HostState, QUARANTINE_LABEL};
 
-use super::audit::{append, AutoCause, NewAudit};
+use super::audit::{append, Actor, AutoCause, NewAudit};
 use super::hosts::{ids_with_label_tx, load_tx, resolve_refs_tx};
 use super::{to_json_list, Store, StoreError, Tx};
 use crate::timefmt::{now_ms, parse_rfc3339};
@@ -85,7 +85,7 @@ pub enum Targets {
 pub(crate) async fn apply_tx(
     tx: &mut Tx,
     host_id: &str,
-    actor: &str,
+    actor: Actor<'_>,
     action: Action,
     p: &ActionParams,
     detail: Option<&str>,
@@ -115,7 +115,8 @@ pub(crate) async fn apply_tx(
         append(
             tx,
             &NewAudit {
-                actor,
+                actor: actor.name,
+                actor_token_id: actor.token_id,
                 action: match action {
                     Action::Quarantine => "quarantine_unchanged",
                     Action::Release => "release_unchanged",
@@ -155,7 +156,7 @@ pub(crate) async fn apply_tx(
     .bind(allow)
     .bind(message)
     .bind(p.comment.clone())
-    .bind(actor.to_string())
+    .bind(actor.name.to_string())
     .bind(expires)
     .bind(state.as_str().to_string())
     .bind(now)
@@ -200,7 +201,8 @@ pub(crate) async fn apply_tx(
     append(
         tx,
         &NewAudit {
-            actor,
+            actor: actor.name,
+            actor_token_id: actor.token_id,
             action: action.as_str(),
             host_id: Some(host_id),
             comment: Some(&p.comment),
@@ -254,7 +256,7 @@ async fn resolve_one_tx(tx: &mut Tx, reference: &str) -> Result<String, StoreErr
 async fn label_action_tx(
     tx: &mut Tx,
     host_id: &str,
-    actor: &str,
+    actor: Actor<'_>,
     action: Action,
     comment: Option<&str>,
     detail: &str,
@@ -273,13 +275,14 @@ impl Store {
     /// Quarantines or releases `targets` in one transaction. Unknown hosts fail the whole
     /// request before anything is written. Each result says what changed for its host
     /// ([`plan_change`]); with `p.preview` nothing is written.
-    pub async fn act(
+    pub async fn act<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         action: Action,
         targets: &Targets,
         p: &ActionParams,
     ) -> Result<Vec<ActionResult>, StoreError> {
+        let actor = actor.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let ids = match targets {
             Targets::Hosts(refs) => resolve_refs_tx(&mut tx, refs).await?,
@@ -326,6 +329,7 @@ impl Store {
     /// re-checks the condition (`EvalPlanQual` under READ COMMITTED), matches nothing
     /// and writes nothing; on SQLite the writer lock serialises the two.
     pub async fn release_expired(&self, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        let actor = Actor::from(actor);
         let rows =
             sqlx::query("SELECT id FROM hosts WHERE quarantined = 1 AND expires_at IS NOT NULL AND expires_at <= $1")
                 .bind(now)
@@ -370,14 +374,15 @@ impl Store {
     /// Adds and removes labels of one host. Adding `Quarantine` quarantines and removing
     /// it releases (with `comment`); `quarantine` carries the remaining parameters.
     /// Returns the host id and whether desired state changed.
-    pub async fn change_labels(
+    pub async fn change_labels<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         reference: &str,
         add: &[String],
         remove: &[String],
         comment: Option<&str>,
     ) -> Result<(String, bool), StoreError> {
+        let actor = actor.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let id = resolve_one_tx(&mut tx, reference).await?;
         let mut changed_desired = false;
@@ -438,7 +443,8 @@ impl Store {
             append(
                 &mut tx,
                 &NewAudit {
-                    actor,
+                    actor: actor.name,
+                    actor_token_id: actor.token_id,
                     action: "label",
                     host_id: Some(&id),
                     comment,
@@ -461,13 +467,14 @@ impl Store {
     /// [`StoreError::Conflict`] when the host is desired quarantined, or a release is not
     /// yet confirmed, and `force` is false: revoking it would leave it quarantined with no
     /// way to release it remotely.
-    pub async fn revoke(
+    pub async fn revoke<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         reference: &str,
         comment: Option<&str>,
         force: bool,
     ) -> Result<String, StoreError> {
+        let actor = actor.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let id = resolve_one_tx(&mut tx, reference).await?;
         let host = super::hosts::load_tx(&mut tx, &id)
@@ -503,7 +510,8 @@ impl Store {
         append(
             &mut tx,
             &NewAudit {
-                actor,
+                actor: actor.name,
+                actor_token_id: actor.token_id,
                 action: "revoke",
                 host_id: Some(&id),
                 comment,

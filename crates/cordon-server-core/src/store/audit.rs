@@ -1,16 +1,59 @@
 //! The append-only audit log, hash-chained (issue 17, see [`cordon_proto::audit_chain`]).
 
-use cordon_proto::audit_chain::{chain_hash, ChainReport, Checkpoint, Verifier};
+use cordon_proto::audit_chain::{
+    chain_hash, ChainReport, Checkpoint, RetentionCut, SignatureCheck, SignedCheckpoint, Verifier, CHECKPOINT_ACTION,
+    RETENTION_ACTION,
+};
 use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_str, get_str, Store, StoreError, Tx};
 use crate::timefmt::{now_ms, to_rfc3339};
 
+/// Who did something, as the audit log records it: a display name and, for API tokens
+/// (and console sessions opened with one), the token's id — the identity, since a name
+/// is only a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub token_id: Option<i64>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    /// The server itself, an agent, a rule, enrollment: a name without a token.
+    fn from(name: &'a str) -> Self {
+        Actor { name, token_id: None }
+    }
+}
+
+impl<'a> From<&'a String> for Actor<'a> {
+    fn from(name: &'a String) -> Self {
+        Actor { name, token_id: None }
+    }
+}
+
+impl<'a> From<&'a super::Caller> for Actor<'a> {
+    /// An API token (or a console session opened with it): its name and id.
+    fn from(c: &'a super::Caller) -> Self {
+        Actor {
+            name: &c.name,
+            token_id: Some(c.token_id),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 /// One record to append, always inside the transaction of the change it describes.
 #[derive(Debug, Clone, Default)]
 pub struct NewAudit<'a> {
     pub actor: &'a str,
+    /// The API token behind `actor` (people and scripts, console sessions).
+    pub actor_token_id: Option<i64>,
     pub action: &'a str,
     pub host_id: Option<&'a str>,
     pub comment: Option<&'a str>,
@@ -29,16 +72,24 @@ pub struct NewAudit<'a> {
 pub struct AutoCause<'a> {
     pub event_id: &'a str,
     pub rule: &'a str,
+    /// The rule's id (`auto_rules.id`): names the rule even after it was deleted and
+    /// another one created under the same name. `None` when the rule no longer exists.
+    pub rule_id: Option<i64>,
     pub extra: Option<&'a str>,
 }
 
 impl AutoCause<'_> {
-    /// The detail text: `event=<id>; rule=<name>[; extra]`.
+    /// The detail text: `event=<id>; rule=<name>[; rule_id=<id>][; extra]`.
     pub fn detail(&self) -> String {
-        match self.extra {
-            Some(x) => format!("event={}; rule={}; {x}", self.event_id, self.rule),
-            None => format!("event={}; rule={}", self.event_id, self.rule),
+        let mut d = format!("event={}; rule={}", self.event_id, self.rule);
+        if let Some(id) = self.rule_id {
+            d.push_str(&format!("; rule_id={id}"));
         }
+        if let Some(x) = self.extra {
+            d.push_str("; ");
+            d.push_str(x);
+        }
+        d
     }
 }
 
@@ -58,8 +109,8 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     let prev = get_str(&head, "head_hash")?;
     let at = now_ms();
     let row = sqlx::query(
-        "INSERT INTO audit (at, actor, action, host_id, comment, result, detail, event_id, rule_name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO audit (at, actor, action, host_id, comment, result, detail, event_id, rule_name, actor_token_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(at)
     .bind(rec.actor.to_string())
@@ -70,6 +121,7 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     .bind(rec.detail.map(str::to_string))
     .bind(rec.event_id.map(str::to_string))
     .bind(rec.rule.map(str::to_string))
+    .bind(rec.actor_token_id)
     .fetch_one(&mut **tx)
     .await?;
     let id = get_i64(&row, "id")?;
@@ -84,6 +136,7 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
         detail: rec.detail.map(str::to_string),
         event_id: rec.event_id.map(str::to_string),
         rule: rec.rule.map(str::to_string),
+        actor_token_id: rec.actor_token_id,
         prev_hash: None,
         hash: None,
     };
@@ -110,6 +163,9 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
 
 /// Label of the chain head kept in the database, as named in verification reports.
 pub const CHECKPOINT_SOURCE: &str = "database chain-head";
+
+/// Label of the last checkpoint record this server process wrote, as named in reports.
+pub const ISSUED_SOURCE: &str = "last signed checkpoint of this server process";
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -140,6 +196,7 @@ fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         detail: get_opt_str(row, "detail")?,
         event_id: get_opt_str(row, "event_id")?,
         rule: get_opt_str(row, "rule_name")?,
+        actor_token_id: super::get_opt_i64(row, "actor_token_id")?,
         prev_hash: get_opt_str(row, "prev_hash")?,
         hash: get_opt_str(row, "hash")?,
     })
@@ -216,7 +273,7 @@ impl Store {
         let mut sql = String::from(if count {
             "SELECT COUNT(*) AS n FROM audit WHERE 1=1"
         } else {
-            "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, prev_hash, hash \
+            "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, actor_token_id, prev_hash, hash \
              FROM audit WHERE 1=1"
         });
         let mut n = 0;
@@ -297,17 +354,28 @@ impl Store {
     /// The chain head kept in the database (`None` before the first chained record) and
     /// the id of the last record written before the chain existed.
     pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {
-        let row = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        let head = super::get_opt_i64(&row, "head_id")?
-            .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
-        Ok((head.transpose()?, get_i64(&row, "started_after")?))
+        let (head, started_after, _) = self.chain_row().await?;
+        Ok((head, started_after))
     }
 
-    /// Writes the chain head to the server log (`audit checkpoint ID:HASH`) so a copy
-    /// lives outside the database; `cordon audit verify --checkpoint ID:HASH` checks a
-    /// log or an export against it.
+    /// The chain row: head, last unchained id, and where retention cut the chain (the
+    /// last deleted record, whose hash the first kept record carries as `prev_hash`).
+    async fn chain_row(&self) -> Result<(Option<Checkpoint>, i64, Option<Checkpoint>), StoreError> {
+        let row =
+            sqlx::query("SELECT head_id, head_hash, started_after, cut_id, cut_hash FROM audit_chain WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let head = super::get_opt_i64(&row, "head_id")?
+            .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
+        let cut = match (super::get_opt_i64(&row, "cut_id")?, get_opt_str(&row, "cut_hash")?) {
+            (Some(last_id), Some(hash)) => Some(Checkpoint { last_id, hash }),
+            _ => None,
+        };
+        Ok((head.transpose()?, get_i64(&row, "started_after")?, cut))
+    }
+
+    /// Writes the chain head to the server log (`audit checkpoint ID:HASH`), unsigned:
+    /// for a server without a CA key (see [`Store::append_checkpoint`] otherwise).
     pub async fn log_audit_checkpoint(&self) -> Result<(), StoreError> {
         if let (Some(h), _) = self.audit_head().await? {
             tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), "audit checkpoint");
@@ -315,16 +383,96 @@ impl Store {
         Ok(())
     }
 
+    /// Appends a checkpoint record ([`CHECKPOINT_ACTION`], actor `system`) whose detail
+    /// is the current head signed by `sign(last_id, hash)`, unless the log is empty or its
+    /// head already is a checkpoint record (an idle log gets no new ones). Returns the
+    /// signed checkpoint; the checkpoint record itself becomes the head this process
+    /// remembers and compares every later verification with.
+    ///
+    /// # Errors
+    /// `Invalid` with the signer's message when signing fails; database errors.
+    pub async fn append_checkpoint(
+        &self,
+        sign: impl FnOnce(i64, &str) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        // Take the chain head's row lock first (as every append does).
+        sqlx::query("UPDATE audit_chain SET chained = chained WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.action AS action \
+             FROM audit_chain c LEFT JOIN audit a ON a.id = c.head_id WHERE c.id = 1",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(head_id) = super::get_opt_i64(&row, "head_id")? else {
+            return Ok(None);
+        };
+        if get_opt_str(&row, "action")?.as_deref() == Some(CHECKPOINT_ACTION) {
+            return Ok(None);
+        }
+        let hash = get_str(&row, "head_hash")?;
+        let cp = sign(head_id, &hash).map_err(StoreError::Invalid)?;
+        let detail = serde_json::to_string(&cp).map_err(|source| StoreError::Encode {
+            what: "checkpoint",
+            source,
+        })?;
+        let id = append(
+            &mut tx,
+            &NewAudit {
+                actor: crate::SYSTEM_ACTOR,
+                action: CHECKPOINT_ACTION,
+                result: "ok",
+                detail: Some(&detail),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let row = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let own = Checkpoint {
+            last_id: id,
+            hash: get_str(&row, "head_hash")?,
+        };
+        tx.commit().await?;
+        if let Ok(mut issued) = self.issued.lock() {
+            *issued = Some(own);
+        }
+        Ok(Some(cp))
+    }
+
+    /// The last checkpoint record this process wrote (its id and hash).
+    pub fn issued_checkpoint(&self) -> Option<Checkpoint> {
+        self.issued.lock().ok().and_then(|g| g.clone())
+    }
+
     /// Checks the whole log, oldest first, page by page, against the chain, the
-    /// database's chain head and `extra` checkpoints (source label, head). Logs the
-    /// head it found as a checkpoint.
-    pub async fn audit_verify(&self, extra: Vec<(String, Checkpoint)>) -> Result<ChainReport, StoreError> {
-        let (head, started_after) = self.audit_head().await?;
+    /// database's chain head, the last checkpoint this process wrote, `extra`
+    /// checkpoints (source label, head) and, with `signature`, the signatures of the
+    /// signed checkpoints in the log. A chain cut by retention is checked from the cut.
+    /// Logs the head it found as a checkpoint.
+    pub async fn audit_verify(
+        &self,
+        extra: Vec<(String, Checkpoint)>,
+        signature: Option<SignatureCheck>,
+    ) -> Result<ChainReport, StoreError> {
+        let (head, started_after, cut) = self.chain_row().await?;
         let mut checkpoints = extra;
         if let Some(h) = head {
             checkpoints.push((CHECKPOINT_SOURCE.to_string(), h));
         }
+        if let Some(own) = self.issued_checkpoint() {
+            checkpoints.push((ISSUED_SOURCE.to_string(), own));
+        }
         let mut v = Verifier::new(checkpoints).chain_starts_after(started_after);
+        if let Some(s) = signature {
+            v = v.with_signatures(s);
+        }
+        if let Some(c) = cut {
+            v = v.resumes_after(c);
+        }
         let filter = AuditFilter::default();
         let mut after = None;
         loop {
@@ -344,6 +492,95 @@ impl Store {
             tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), ok = report.ok, "audit checkpoint");
         }
         Ok(report)
+    }
+
+    /// Retention step 1: the newest record written before `before` (Unix ms) — the cut —
+    /// as (id, hash); `None` when no record is that old.
+    pub async fn retention_cut(&self, before: i64) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT id, hash FROM audit WHERE at < $1 ORDER BY id DESC LIMIT 1")
+            .bind(before)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((get_i64(&r, "id")?, get_opt_str(&r, "hash")?)))
+            .transpose()
+    }
+
+    /// Retention step 2: every record up to id `cut` (inclusive), oldest first, as JSON
+    /// lines into `out`, page by page. Returns how many.
+    ///
+    /// # Errors
+    /// Database errors; `Invalid` naming the file on a write error.
+    pub async fn archive_audit(&self, cut: i64, out: &mut impl std::io::Write) -> Result<u64, StoreError> {
+        let filter = AuditFilter::default();
+        let mut after = None;
+        let mut n = 0u64;
+        loop {
+            let (records, next) = self
+                .audit_page(&filter, after, AuditOrder::Oldest, super::hosts::MAX_PAGE)
+                .await?;
+            for r in records.iter().take_while(|r| r.id <= cut) {
+                let line = serde_json::to_string(r).map_err(|source| StoreError::Encode {
+                    what: "audit record",
+                    source,
+                })?;
+                writeln!(out, "{line}").map_err(|e| StoreError::Invalid(format!("cannot write the archive: {e}")))?;
+                n += 1;
+            }
+            match next {
+                Some(id) if id < cut => after = Some(id),
+                _ => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Retention step 3, after the archive is safely written: deletes every record up to
+    /// `cut` in one transaction, records where the chain was cut (so verification starts
+    /// there) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
+    /// (the signed cut, count and archive). Returns how many records were deleted.
+    pub async fn delete_audit_through(
+        &self,
+        cut: i64,
+        cut_hash: Option<&str>,
+        detail: &RetentionCut,
+    ) -> Result<u64, StoreError> {
+        let text = serde_json::to_string(detail).map_err(|source| StoreError::Encode {
+            what: "retention cut",
+            source,
+        })?;
+        let (_guard, mut tx) = self.write_tx().await?;
+        sqlx::query("UPDATE audit_chain SET chained = chained WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM notify_pending WHERE audit_id <= $1")
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM audit WHERE id <= $1")
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if let Some(h) = cut_hash {
+            sqlx::query("UPDATE audit_chain SET cut_id = $1, cut_hash = $2 WHERE id = 1")
+                .bind(cut)
+                .bind(h.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(
+            &mut tx,
+            &NewAudit {
+                actor: crate::SYSTEM_ACTOR,
+                action: RETENTION_ACTION,
+                result: "ok",
+                detail: Some(&text),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use super::actions::apply_tx;
-use super::audit::{append, AutoCause, NewAudit};
+use super::audit::{append, Actor, AutoCause, NewAudit};
 use super::{
     get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, Action, ActionParams, Store, StoreError, Tx,
 };
@@ -160,6 +160,15 @@ async fn put_rule_tx(
     Ok(false)
 }
 
+/// The id of the rule named `name`, if it exists.
+async fn rule_id_tx(tx: &mut Tx, name: &str) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query("SELECT id FROM auto_rules WHERE name = $1")
+        .bind(name.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| get_i64(&r, "id")).transpose()
+}
+
 async fn delete_rule_tx(tx: &mut Tx, name: &str) -> Result<bool, StoreError> {
     let n = sqlx::query("DELETE FROM auto_rules WHERE name = $1")
         .bind(name.to_string())
@@ -187,9 +196,22 @@ fn strip_prefix_len(addr: &str) -> &str {
     addr.split('/').next().unwrap_or(addr).trim()
 }
 
-/// Resolves an event's host reference: id, hostname (exact, then case-insensitive, then
-/// short name), then IP address. Ambiguous names resolve to nothing (with the reason).
-async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<HostRow, String>, StoreError> {
+/// Why an event's host reference named no single host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// No enrolled host matches.
+    Unknown(String),
+    /// Several hosts match (a duplicate hostname, or an address claimed by two hosts):
+    /// automation does not guess, and audits that it refused.
+    Ambiguous(String),
+}
+
+/// Resolves an event's host reference: id, hostname (case-insensitive, then short
+/// name), then IP address. A reference that matches several hosts at a step is ambiguous
+/// and resolves to nothing, with the reason: hostnames are compared case-insensitively,
+/// so `WEB1` and `web1` are the same name (both hosts are flagged `duplicate_hostname`).
+/// Returns the host and whether it matched by id.
+async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow, bool), Unresolved>, StoreError> {
     let r = reference.trim();
     let rows = sqlx::query("SELECT id, hostname, addresses, quarantined FROM hosts WHERE revoked = 0")
         .fetch_all(&mut **tx)
@@ -204,15 +226,23 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<HostRow,
         ));
     }
     let rl = r.to_lowercase();
+    // An address compares in canonical form (`2001:db8::1`), like the stored ones.
+    let ip = crate::limits::check_addresses(&[r.to_string()])
+        .ok()
+        .and_then(|v| v.into_iter().next());
     let short = |h: &str| h.split('.').next().unwrap_or(h).to_lowercase();
-    let passes: [&Pass<'_>; 5] = [
-        &|h| h.0 == r,
-        &|h| h.1 == r,
-        &|h| h.1.to_lowercase() == rl,
-        &|h| (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r),
-        &|h| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == r),
+    let passes: [(&str, &Pass<'_>); 4] = [
+        ("id", &|h| h.0 == r),
+        ("hostname", &|h| h.1.to_lowercase() == rl),
+        ("short hostname", &|h| {
+            (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r)
+        }),
+        ("address", &|h| {
+            ip.as_deref()
+                .is_some_and(|ip| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == ip))
+        }),
     ];
-    for pass in passes {
+    for (what, pass) in passes {
         let hits: Vec<&HostTuple> = all.iter().filter(|h| pass(h)).collect();
         match hits.len() {
             0 => continue,
@@ -225,17 +255,27 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<HostRow,
                     .iter()
                     .map(|row| get_str(row, "label"))
                     .collect::<Result<Vec<_>, _>>()?;
-                return Ok(Ok(HostRow {
-                    id: h.0.clone(),
-                    hostname: h.1.clone(),
-                    quarantined: h.3,
-                    labels,
-                }));
+                return Ok(Ok((
+                    HostRow {
+                        id: h.0.clone(),
+                        hostname: h.1.clone(),
+                        quarantined: h.3,
+                        labels,
+                    },
+                    what == "id",
+                )));
             }
-            n => return Ok(Err(format!("{n} hosts match {r:?}; send the host id"))),
+            n => {
+                let ids: Vec<&str> = hits.iter().map(|h| h.0.as_str()).collect();
+                return Ok(Err(Unresolved::Ambiguous(format!(
+                    "{n} hosts match {r:?} by {what} ({}): automation does not act on an ambiguous {what}; \
+                     send the host id",
+                    ids.join(", ")
+                ))));
+            }
         }
     }
-    Ok(Err(format!("no enrolled host matches {r:?}")))
+    Ok(Err(Unresolved::Unknown(format!("no enrolled host matches {r:?}"))))
 }
 
 /// Every distinct label on a non-revoked host (the "groups" rules resolve against).
@@ -644,23 +684,59 @@ impl Store {
         let (_guard, mut owned) = self.write_tx().await?;
         let tx = &mut owned;
         let settings = lock_settings_tx(tx).await?;
+        // The reference, then the fallbacks, until one names a single host. When any of
+        // them was ambiguous, only a match by host id is acted on.
         let mut resolved = resolve_host_tx(tx, &rec.host_ref).await?;
+        let mut ambiguous = match &resolved {
+            Err(Unresolved::Ambiguous(why)) => Some(why.clone()),
+            _ => None,
+        };
         for f in fallbacks {
             if resolved.is_ok() {
                 break;
             }
-            if let Ok(h) = resolve_host_tx(tx, f).await? {
-                resolved = Ok(h);
+            match resolve_host_tx(tx, f).await? {
+                Ok(h) => resolved = Ok(h),
+                Err(Unresolved::Ambiguous(why)) => {
+                    ambiguous.get_or_insert(why);
+                }
+                Err(Unresolved::Unknown(_)) => {}
             }
         }
+        let resolved = match (resolved, ambiguous) {
+            (Ok((host, true)), _) | (Ok((host, false)), None) => Ok(host),
+            (_, Some(why)) => Err(Unresolved::Ambiguous(why)),
+            (Err(u), None) => Err(u),
+        };
         match resolved {
-            Err(why) => {
+            Err(Unresolved::Unknown(why)) => {
                 rec.status = "unknown_host".into();
                 rec.outcomes.push(RuleOutcome {
                     rule: "-".into(),
                     outcome: "unknown_host".into(),
                     reason: why,
                 });
+            }
+            Err(Unresolved::Ambiguous(why)) => {
+                rec.status = "ambiguous_host".into();
+                rec.outcomes.push(RuleOutcome {
+                    rule: "-".into(),
+                    outcome: "ambiguous_host".into(),
+                    reason: why.clone(),
+                });
+                append(
+                    tx,
+                    &NewAudit {
+                        actor: crate::SYSTEM_ACTOR,
+                        action: "automation_refused",
+                        comment: Some(&format!("event {} about host {:?}", rec.id, rec.host_ref)),
+                        result: "refused",
+                        detail: Some(&why),
+                        event_id: Some(&rec.id),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             }
             Ok(host) => {
                 rec.host_id = Some(host.id.clone());
@@ -675,7 +751,7 @@ impl Store {
                     host,
                 };
                 let verdict = evaluate(&ctx, rec);
-                carry_out_tx(tx, &ctx.host, rec, verdict, now).await?;
+                carry_out_tx(tx, &ctx.host, rec, verdict, now, &ctx.rules).await?;
             }
         }
         insert_event_tx(tx, rec, now, occurred).await?;
@@ -697,14 +773,16 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an id that names no approval (nothing is written).
-    pub async fn decide_approvals(
+    pub async fn decide_approvals<'a>(
         &self,
-        actor: &str,
+        who: impl Into<Actor<'a>>,
         which: Decide<'_>,
         approve: bool,
         comment: &str,
         now: i64,
     ) -> Result<(Vec<DecisionResult>, Vec<String>), StoreError> {
+        let who = who.into();
+        let actor = who.name;
         let (_guard, mut tx) = self.write_tx().await?;
         let pending = pending_approvals_tx(&mut tx).await?;
         let mut results = Vec::new();
@@ -728,12 +806,14 @@ impl Store {
             Decide::Ids(ids) => ids.contains(&a.id),
         });
         for (a, params) in chosen {
+            let rule_id = rule_id_tx(&mut tx, &a.rule).await?;
             let extra = format!("approval {}", a.id);
             let status = if !approve {
                 append(
                     &mut tx,
                     &NewAudit {
                         actor,
+                        actor_token_id: who.token_id,
                         action: "approval_denied",
                         host_id: Some(&a.host_id),
                         comment: Some(comment),
@@ -742,6 +822,7 @@ impl Store {
                             &AutoCause {
                                 event_id: &a.event_id,
                                 rule: &a.rule,
+                                rule_id,
                                 extra: Some(&extra),
                             }
                             .detail(),
@@ -765,12 +846,13 @@ impl Store {
                 let cause = AutoCause {
                     event_id: &a.event_id,
                     rule: &a.rule,
+                    rule_id,
                     extra: Some(&extra),
                 };
                 apply_tx(
                     &mut tx,
                     &a.host_id,
-                    &rule_actor(&a.rule),
+                    Actor::from(&rule_actor(&a.rule)),
                     Action::Quarantine,
                     &p,
                     None,
@@ -797,14 +879,16 @@ impl Store {
 
     /// Creates or replaces the rule named `spec.name` (stored in force when `active`,
     /// otherwise with `reason`), audited as `rule_create` or `rule_update` by `actor`.
-    pub async fn save_rule(
+    pub async fn save_rule<'a>(
         &self,
-        actor: &str,
+        who: impl Into<Actor<'a>>,
         spec: &RuleSpec,
         active: bool,
         reason: Option<&str>,
         now: i64,
     ) -> Result<RuleRecord, StoreError> {
+        let who = who.into();
+        let actor = who.name;
         {
             let (_guard, mut tx) = self.write_tx().await?;
             let existed = put_rule_tx(&mut tx, spec, active, reason, actor, now).await?;
@@ -816,6 +900,7 @@ impl Store {
                 &mut tx,
                 &NewAudit {
                     actor,
+                    actor_token_id: who.token_id,
                     action: if existed { "rule_update" } else { "rule_create" },
                     result: if active { "ok" } else { "disabled" },
                     detail: Some(&detail),
@@ -836,7 +921,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such rule.
-    pub async fn delete_rule(&self, actor: &str, name: &str) -> Result<(), StoreError> {
+    pub async fn delete_rule<'a>(&self, who: impl Into<Actor<'a>>, name: &str) -> Result<(), StoreError> {
+        let who = who.into();
+        let actor = who.name;
         let (_guard, mut tx) = self.write_tx().await?;
         if !delete_rule_tx(&mut tx, name).await? {
             return Err(StoreError::NotFound(format!("no rule {name:?}")));
@@ -845,6 +932,7 @@ impl Store {
             &mut tx,
             &NewAudit {
                 actor,
+                actor_token_id: who.token_id,
                 action: "rule_delete",
                 result: "ok",
                 detail: Some(&format!("rule {name} deleted")),
@@ -864,13 +952,15 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Invalid`] with `change`'s reason; nothing is written then.
-    pub async fn update_automation_settings(
+    pub async fn update_automation_settings<'a>(
         &self,
-        actor: &str,
+        who: impl Into<Actor<'a>>,
         detail: &str,
         change: impl FnOnce(Settings) -> Result<Settings, String>,
         now: i64,
     ) -> Result<Settings, StoreError> {
+        let who = who.into();
+        let actor = who.name;
         let (_guard, mut tx) = self.write_tx().await?;
         let current = lock_settings_tx(&mut tx).await?;
         let was_enabled = current.enabled;
@@ -885,6 +975,7 @@ impl Store {
             &mut tx,
             &NewAudit {
                 actor,
+                actor_token_id: who.token_id,
                 action,
                 result: "ok",
                 detail: Some(detail),
@@ -916,19 +1007,22 @@ async fn carry_out_tx(
     rec: &mut EventRecord,
     verdict: Verdict,
     now: i64,
+    rules: &[RuleRecord],
 ) -> Result<(), StoreError> {
+    let rule_id = |name: &str| rules.iter().find(|r| r.spec.name == name).map(|r| r.id);
     match verdict {
         Verdict::Nothing => {}
         Verdict::Quarantine { rule, plan } => {
             let cause = AutoCause {
                 event_id: &rec.id,
                 rule: &rule,
+                rule_id: rule_id(&rule),
                 extra: None,
             };
             apply_tx(
                 tx,
                 &host.id,
-                &rule_actor(&rule),
+                Actor::from(&rule_actor(&rule)),
                 Action::Quarantine,
                 &plan.params(now),
                 None,
@@ -942,6 +1036,7 @@ async fn carry_out_tx(
             let cause = AutoCause {
                 event_id: &rec.id,
                 rule: &rule,
+                rule_id: rule_id(&rule),
                 extra: Some("dry run (notify_only): would quarantine, nothing changed"),
             };
             append(
@@ -955,6 +1050,7 @@ async fn carry_out_tx(
                     detail: Some(&cause.detail()),
                     event_id: Some(&rec.id),
                     rule: Some(&rule),
+                    actor_token_id: None,
                 },
             )
             .await?;
@@ -970,6 +1066,7 @@ async fn carry_out_tx(
             let cause = AutoCause {
                 event_id: &rec.id,
                 rule: &rule,
+                rule_id: rule_id(&rule),
                 extra: Some(&reason),
             };
             append(
@@ -983,6 +1080,7 @@ async fn carry_out_tx(
                     detail: Some(&cause.detail()),
                     event_id: Some(&rec.id),
                     rule: Some(&rule),
+                    actor_token_id: None,
                 },
             )
             .await?;

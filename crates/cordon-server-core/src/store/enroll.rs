@@ -2,7 +2,7 @@
 
 use cordon_proto::{EnrollTokenCreated, HostState};
 
-use super::audit::{append, NewAudit};
+use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_str, json_list, to_json_list, Store, StoreError};
 use crate::secret::{hash_token, new_token};
 use crate::timefmt::{now_ms, to_rfc3339};
@@ -18,12 +18,13 @@ pub struct NewHost {
 }
 
 impl Store {
-    pub async fn create_enroll_token(
+    pub async fn create_enroll_token<'a>(
         &self,
-        actor: &str,
+        who: impl Into<Actor<'a>>,
         labels: &[String],
         ttl_secs: i64,
     ) -> Result<EnrollTokenCreated, StoreError> {
+        let who = who.into();
         let token = new_token("enroll").map_err(StoreError::Random)?;
         let now = now_ms();
         let expires = now.saturating_add(ttl_secs.saturating_mul(1000));
@@ -39,7 +40,8 @@ impl Store {
         append(
             &mut tx,
             &NewAudit {
-                actor,
+                actor: who.name,
+                actor_token_id: who.token_id,
                 action: "enroll_token_create",
                 result: "ok",
                 detail: Some(&detail),
@@ -121,18 +123,47 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let detail = format!("hostname {:?}, labels [{}]", host.hostname, labels.join(", "));
+        super::hosts::set_addresses_tx(&mut tx, &host.id, &host.addresses).await?;
+        // Accepted, but said: another host with this name or one of these addresses
+        // (both are flagged when read; automation will not act on the shared name).
+        let mut detail = format!("hostname {:?}, labels [{}]", host.hostname, labels.join(", "));
+        let same_name = sqlx::query("SELECT id FROM hosts WHERE revoked = 0 AND id <> $1 AND LOWER(hostname) = $2")
+            .bind(host.id.clone())
+            .bind(host.hostname.to_lowercase())
+            .fetch_all(&mut *tx)
+            .await?;
+        if !same_name.is_empty() {
+            let ids = same_name
+                .iter()
+                .map(|r| get_str(r, "id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            detail.push_str(&format!("; duplicate hostname: also host {}", ids.join(", ")));
+        }
+        let claimed = sqlx::query(
+            "SELECT a.address AS address, a.host_id AS host_id FROM host_addresses a JOIN hosts h ON h.id = a.host_id \
+             WHERE h.revoked = 0 AND a.host_id <> $1 AND a.address IN (SELECT address FROM host_addresses WHERE host_id = $2) \
+             ORDER BY a.address",
+        )
+        .bind(host.id.clone())
+        .bind(host.id.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &claimed {
+            detail.push_str(&format!(
+                "; address {} also claimed by host {}",
+                get_str(r, "address")?,
+                get_str(r, "host_id")?
+            ));
+        }
         append(
             &mut tx,
             &NewAudit {
                 actor: "enrollment",
                 action: "enroll",
                 host_id: Some(&host.id),
-                comment: None,
                 result: "ok",
                 detail: Some(&detail),
-                event_id: None,
-                rule: None,
+                ..Default::default()
             },
         )
         .await?;

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use cordon_proto::{ClaimInfo, DesiredState, Host, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
+use cordon_proto::{
+    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS,
+};
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
@@ -79,7 +81,100 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         heartbeat_ms: heartbeat_ms.and_then(|b| u64::try_from(b).ok()),
         offline: offline(last_seen, heartbeat_ms, now_ms()),
         claims,
+        flags: Vec::new(),
     })
+}
+
+/// `$1, $2, …` for `n` parameters starting at `$from`.
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Sets each host's `flags`: a hostname (case-insensitively) or an address another
+/// non-revoked host also has. Two indexed queries per call, whatever the page size.
+pub(crate) async fn set_flags<'e, E>(exec: E, hosts: &mut [Host]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any> + Copy,
+{
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = hosts.iter().map(|h| h.hostname.to_lowercase()).collect();
+    keys.sort();
+    keys.dedup();
+    let sql = format!(
+        "SELECT id, LOWER(hostname) AS k FROM hosts WHERE revoked = 0 AND LOWER(hostname) IN ({})",
+        marks(1, keys.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for k in &keys {
+        q = q.bind(k.clone());
+    }
+    let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+    for r in q.fetch_all(exec).await? {
+        by_name.entry(get_str(&r, "k")?).or_default().push(get_str(&r, "id")?);
+    }
+    let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    let sql = format!(
+        "SELECT a.address AS address, a.host_id AS host_id FROM host_addresses a JOIN hosts h ON h.id = a.host_id \
+         WHERE h.revoked = 0 AND a.address IN (SELECT address FROM host_addresses WHERE host_id IN ({}))",
+        marks(1, ids.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in &ids {
+        q = q.bind(id.clone());
+    }
+    let mut by_addr: HashMap<String, Vec<String>> = HashMap::new();
+    for r in q.fetch_all(exec).await? {
+        by_addr
+            .entry(get_str(&r, "address")?)
+            .or_default()
+            .push(get_str(&r, "host_id")?);
+    }
+    for h in hosts.iter_mut() {
+        h.flags.clear();
+        let others = |all: Option<&Vec<String>>| -> Vec<String> {
+            let mut o: Vec<String> = all.into_iter().flatten().filter(|i| **i != h.id).cloned().collect();
+            o.sort();
+            o
+        };
+        let o = others(by_name.get(&h.hostname.to_lowercase()));
+        if !o.is_empty() {
+            h.flags.push(HostFlag {
+                kind: HostFlag::DUPLICATE_HOSTNAME.into(),
+                value: h.hostname.clone(),
+                other_hosts: o,
+            });
+        }
+        for a in &h.addresses {
+            let o = others(by_addr.get(a));
+            if !o.is_empty() {
+                h.flags.push(HostFlag {
+                    kind: HostFlag::DUPLICATE_ADDRESS.into(),
+                    value: a.clone(),
+                    other_hosts: o,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the rows of `host_id` in `host_addresses` with `addresses`.
+pub(crate) async fn set_addresses_tx(tx: &mut Tx, host_id: &str, addresses: &[String]) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM host_addresses WHERE host_id = $1")
+        .bind(host_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    for a in addresses.iter().filter(|a| seen.insert(a.as_str())) {
+        sqlx::query("INSERT INTO host_addresses (host_id, address) VALUES ($1, $2)")
+            .bind(host_id.to_string())
+            .bind(a.clone())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn labels_of_tx(tx: &mut Tx, id: &str) -> Result<Vec<String>, StoreError> {
@@ -102,27 +197,33 @@ pub(crate) async fn load_tx(tx: &mut Tx, id: &str) -> Result<Option<Host>, Store
 
 /// Resolves references (id, or a hostname that names exactly one host) to host ids,
 /// failing on the first unknown or ambiguous one. Revoked hosts are not targets.
+/// A hostname is ambiguous when another non-revoked host has it too, compared
+/// case-insensitively (both are flagged `duplicate_hostname`): the id always works.
 pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<String>, StoreError> {
     let mut ids: Vec<String> = Vec::with_capacity(refs.len());
     for r in refs {
         let r = r.trim();
-        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname = $2")
+        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
             .bind(r.to_string())
-            .bind(r.to_string())
+            .bind(r.to_lowercase())
             .fetch_all(&mut **tx)
             .await?;
-        let exact: Vec<&AnyRow> = rows
+        let exact = rows.iter().find(|row| get_str(row, "id").ok().as_deref() == Some(r));
+        let live: Vec<&AnyRow> = rows
             .iter()
-            .filter(|row| get_str(row, "id").ok().as_deref() == Some(r))
+            .filter(|row| get_i64(row, "revoked").is_ok_and(|v| v == 0))
             .collect();
-        let row = match (exact.first(), rows.len()) {
-            (Some(row), _) => *row,
-            (None, 1) => &rows[0],
-            (None, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
-            (None, n) => {
+        let row = match (exact, live.len(), rows.len()) {
+            (Some(row), _, _) => row,
+            (None, 1, _) => live[0],
+            (None, 0, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
+            (None, 0, _) => &rows[0],
+            (None, n, _) => {
+                let list: Vec<String> = live.iter().filter_map(|row| get_str(row, "id").ok()).collect();
                 return Err(StoreError::Conflict(format!(
-                    "{n} hosts are named {r:?}; use the host id"
-                )))
+                    "{n} hosts are named {r:?} (duplicate hostname: {}); use the host id",
+                    list.join(", ")
+                )));
             }
         };
         if get_i64(row, "revoked")? != 0 {
@@ -190,6 +291,32 @@ pub(crate) fn like_pattern(text: &str) -> String {
 }
 
 impl Store {
+    /// Fills `host_addresses` from `hosts.addresses` for hosts with addresses but no rows
+    /// (databases written before migration 19); addresses that are not IP addresses are
+    /// left out. Runs at start.
+    pub(crate) async fn backfill_host_addresses(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, addresses FROM hosts WHERE addresses <> '[]' \
+             AND NOT EXISTS (SELECT 1 FROM host_addresses a WHERE a.host_id = hosts.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (_guard, mut tx) = self.write_tx().await?;
+        for r in &rows {
+            let valid: Vec<String> = json_list(&get_str(r, "addresses")?)
+                .into_iter()
+                .filter_map(|a| crate::limits::check_addresses(&[a]).ok())
+                .flatten()
+                .collect();
+            set_addresses_tx(&mut tx, &get_str(r, "id")?, &valid).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One page of the hosts matching `f`, ordered by hostname then id, starting after
     /// `after`; at most `limit` (capped at [`MAX_PAGE`]). Filtering, ordering and the
     /// page cut all happen in SQL, so memory is bounded by the page. Returns the hosts and
@@ -273,11 +400,12 @@ impl Store {
                     .push(get_str(&r, "label")?);
             }
         }
-        let hosts = rows
+        let mut hosts = rows
             .iter()
             .zip(&ids)
             .map(|(row, id)| host_from_row(row, labels.remove(id).unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()?;
+        set_flags(&self.pool, &mut hosts).await?;
         let next = match (more, hosts.last()) {
             (true, Some(h)) => Some(HostCursor {
                 hostname: h.hostname.clone(),
@@ -308,6 +436,9 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
         tx.commit().await?;
+        let mut one = [host];
+        set_flags(&self.pool, &mut one).await?;
+        let [host] = one;
         Ok(host)
     }
 
@@ -367,6 +498,7 @@ impl Store {
             }
             out.push(host);
         }
+        set_flags(&self.pool, &mut out).await?;
         Ok(out)
     }
 
@@ -406,9 +538,9 @@ impl Store {
 
 /// Like [`resolve_refs_tx`] for a single reference, but also finds revoked hosts.
 async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
-    let rows = sqlx::query("SELECT id FROM hosts WHERE id = $1 OR hostname = $2")
+    let rows = sqlx::query("SELECT id FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
         .bind(r.to_string())
-        .bind(r.to_string())
+        .bind(r.to_lowercase())
         .fetch_all(&mut **tx)
         .await?;
     let ids: Vec<String> = rows.iter().map(|row| get_str(row, "id")).collect::<Result<_, _>>()?;

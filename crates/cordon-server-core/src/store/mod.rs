@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
 pub use actions::{plan_change, Action, ActionParams};
-pub use audit::{AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE};
+pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE};
 pub use enroll::NewHost;
 pub use host_views::{
     HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
@@ -119,6 +119,9 @@ pub struct Store {
     write: std::sync::Arc<Mutex<()>>,
     /// Group commit of agent status reports (started on first use).
     reports: std::sync::OnceLock<reports::ReportQueue>,
+    /// The last audit checkpoint record this process wrote (id and hash): every later
+    /// verification compares the log with it, so a tail cut while the server runs is seen.
+    issued: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -257,11 +260,14 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         schema::migrator(&url).run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             write: std::sync::Arc::new(Mutex::new(())),
             reports: std::sync::OnceLock::new(),
-        })
+            issued: std::sync::Mutex::new(None),
+        };
+        store.backfill_host_addresses().await?;
+        Ok(store)
     }
 
     /// The pool, for test fixtures that need a state no operation produces. Production

@@ -93,6 +93,8 @@ pub fn kind_of(action: &str) -> Option<&'static str> {
         "failed" => "failed",
         "tampered" => "tampered",
         "approval_required" => "approval_required",
+        // Opt-in (not in a target's default events): a copy of each signed checkpoint.
+        cordon_proto::audit_chain::CHECKPOINT_ACTION => "audit_checkpoint",
         _ => return None,
     })
 }

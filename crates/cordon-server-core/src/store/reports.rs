@@ -248,6 +248,9 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .bind(host_id.to_string())
     .execute(&mut **tx)
     .await?;
+    if !r.addresses.is_empty() && r.addresses != host.addresses {
+        super::hosts::set_addresses_tx(tx, host_id, &r.addresses).await?;
+    }
     // First confirmation of this revision? Claimed by one transaction only.
     let first = if a.confirms {
         sqlx::query("UPDATE hosts SET confirmed_revision = $1 WHERE id = $2 AND confirmed_revision < $3")
@@ -343,6 +346,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
                 detail: Some(&text),
                 event_id: None,
                 rule: None,
+                actor_token_id: None,
             },
         )
         .await?;
@@ -359,6 +363,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
                 detail: Some(&detail),
                 event_id: None,
                 rule: None,
+                actor_token_id: None,
             },
         )
         .await?;
@@ -373,8 +378,13 @@ impl Store {
     /// Records a report from agent `host_id`. Returns the new host state. The hostname
     /// stays the one given at enrollment (operators address hosts by it).
     /// Free-text fields are bounded first ([`crate::limits::bound_report`]).
+    ///
+    /// # Errors
+    /// `Invalid` (400, nothing recorded) for addresses that are not IP addresses or
+    /// too many of them ([`crate::limits::check_addresses`]).
     pub async fn record_report(&self, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
         let mut r = r.clone();
+        r.addresses = crate::limits::check_addresses(&r.addresses).map_err(StoreError::Invalid)?;
         crate::limits::bound_report(&mut r);
         let queue = self.reports.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -437,6 +447,7 @@ mod tests {
             heartbeat_ms: None,
             offline: false,
             claims: vec![],
+            flags: vec![],
         }
     }
 

@@ -1,6 +1,7 @@
 //! The schema's migrations, one SQL file per dialect and version under `migrations/`.
 //! Versions are numbered after the issue that added them (`0007` automation, `0015`
-//! scale-out, `0016` console sessions, `0017` audit chain, `0019` what agents report: degraded, enforcing, heartbeat, claims), except `0018` (structured audit
+//! scale-out, `0016` console sessions, `0017` audit chain, `0019` audit identities, `0020` what agents report: degraded, enforcing,
+//! heartbeat, claims), except `0018` (structured audit
 //! fields, issue 13), which had to come after every version a deployed database may
 //! already carry; a new migration is one more entry in [`MIGRATIONS`] with a version
 //! larger than all before it, and its files (one file serves both when its SQL is plain
@@ -52,9 +53,15 @@ const MIGRATIONS: &[Entry] = &[
     ),
     (
         19,
+        "audit identities",
+        include_str!("../../migrations/0019_audit_identities.sql"),
+        include_str!("../../migrations/0019_audit_identities.sql"),
+    ),
+    (
+        20,
         "host truth",
-        include_str!("../../migrations/0019_host_truth.sql"),
-        include_str!("../../migrations/0019_host_truth.sql"),
+        include_str!("../../migrations/0020_host_truth.sql"),
+        include_str!("../../migrations/0020_host_truth.sql"),
     ),
 ];
 
@@ -128,5 +135,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// Tokens that shared a name (trimmed, any case) or used a reserved prefix before
+    /// migration 19 are kept and flagged, and the unique index holds for new ones.
+    #[tokio::test]
+    async fn existing_duplicate_token_names_are_kept_and_flagged() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut old = migrator(&url);
+        old.migrations.to_mut().retain(|m| m.version < 19);
+        old.run(&pool).await.unwrap();
+        for (name, hash) in [
+            ("ops", "h1"),
+            ("OPS ", "h2"),
+            ("alice", "h3"),
+            ("system", "h4"),
+            (" ops", "h5"),
+        ] {
+            sqlx::query(
+                "INSERT INTO api_tokens (name, role, hash, created_at, revoked) VALUES ($1, 'admin', $2, 1, 0)",
+            )
+            .bind(name)
+            .bind(hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        migrator(&url).run(&pool).await.unwrap();
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as("SELECT name, name_flag FROM api_tokens ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let flags: Vec<Option<&str>> = rows.iter().map(|r| r.1.as_deref()).collect();
+        assert_eq!(
+            flags,
+            vec![
+                None,
+                Some("duplicate name"),
+                None,
+                Some("reserved name"),
+                Some("duplicate name")
+            ],
+            "{rows:?}"
+        );
+        let dup = sqlx::query("INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ('Alice', 'alice', 'admin', 'h6', 1, 0)")
+            .execute(&pool)
+            .await;
+        assert!(dup.is_err(), "the unique index refuses a second key");
     }
 }

@@ -2,8 +2,8 @@
 
 use cordon_proto::{Role, TokenCreated, TokenInfo};
 
-use super::audit::{append, NewAudit};
-use super::{get_i64, get_str, Store, StoreError};
+use super::audit::{append, Actor, NewAudit};
+use super::{get_i64, get_str, OnDuplicate, Store, StoreError};
 use crate::secret::{hash_token, new_token};
 use crate::timefmt::{now_ms, to_rfc3339};
 
@@ -17,16 +17,41 @@ pub struct Caller {
 
 impl Store {
     /// Creates a token; the clear text is returned once and never stored.
-    pub async fn create_api_token(&self, actor: &str, name: &str, role: Role) -> Result<TokenCreated, StoreError> {
+    pub async fn create_api_token<'a>(
+        &self,
+        who: impl Into<Actor<'a>>,
+        name: &str,
+        role: Role,
+    ) -> Result<TokenCreated, StoreError> {
+        let who = who.into();
         let token = new_token("cordon").map_err(StoreError::Random)?;
+        let key = crate::service::validate::token_name_key(name);
         let (_guard, mut tx) = self.write_tx().await?;
-        sqlx::query("INSERT INTO api_tokens (name, role, hash, created_at, revoked) VALUES ($1, $2, $3, $4, 0)")
-            .bind(name.to_string())
-            .bind(role.as_str().to_string())
-            .bind(hash_token(&token))
-            .bind(now_ms())
-            .execute(&mut *tx)
+        // Token names are unique trimmed and case-insensitively (`name_key`, unique index):
+        // checked first for a clear message, the index catches a concurrent replica.
+        let taken = sqlx::query("SELECT id, name FROM api_tokens WHERE name_key = $1")
+            .bind(key.clone())
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some(row) = taken {
+            return Err(StoreError::Invalid(format!(
+                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed and \
+                 case-insensitively, revoked tokens included); choose another name",
+                get_i64(&row, "id")?,
+                get_str(&row, "name")?
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(name.to_string())
+        .bind(key)
+        .bind(role.as_str().to_string())
+        .bind(hash_token(&token))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .on_duplicate(|| format!("a token named {name:?}"))?;
         let row = sqlx::query("SELECT id FROM api_tokens WHERE hash = $1")
             .bind(hash_token(&token))
             .fetch_one(&mut *tx)
@@ -36,7 +61,8 @@ impl Store {
         append(
             &mut tx,
             &NewAudit {
-                actor,
+                actor: who.name,
+                actor_token_id: who.token_id,
                 action: "token_create",
                 result: "ok",
                 detail: Some(&detail),
@@ -56,7 +82,7 @@ impl Store {
     }
 
     pub async fn api_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, role, created_at, revoked FROM api_tokens ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, name_flag, role, created_at, revoked FROM api_tokens ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -71,12 +97,14 @@ impl Store {
                     })?,
                     created_at: to_rfc3339(get_i64(r, "created_at")?),
                     revoked: get_i64(r, "revoked")? != 0,
+                    name_flag: super::get_opt_str(r, "name_flag")?,
                 })
             })
             .collect()
     }
 
-    pub async fn revoke_api_token(&self, actor: &str, id: i64) -> Result<(), StoreError> {
+    pub async fn revoke_api_token<'a>(&self, who: impl Into<Actor<'a>>, id: i64) -> Result<(), StoreError> {
+        let who = who.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let n = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1")
             .bind(id)
@@ -94,7 +122,8 @@ impl Store {
         append(
             &mut tx,
             &NewAudit {
-                actor,
+                actor: who.name,
+                actor_token_id: who.token_id,
                 action: "token_revoke",
                 result: "ok",
                 detail: Some(&detail),

@@ -59,6 +59,8 @@ pub struct Ctx {
     pub admin: String,
     pub responder: String,
     pub viewer: String,
+    /// Hosts enrolled so far: each gets its own address (192.0.2.10, .11, …).
+    enrolled: std::sync::atomic::AtomicU8,
 }
 
 /// Creates an empty database next to `base` (postgres://user@host:port/db) and returns its URL.
@@ -99,6 +101,7 @@ impl Ctx {
             admin,
             responder,
             viewer,
+            enrolled: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -155,8 +158,16 @@ impl Ctx {
             .await
     }
 
-    /// Enrolls a host through the API and returns its id.
+    /// Enrolls a host through the API and returns its id. Each host of a context gets its
+    /// own address, 192.0.2.10 for the first.
     pub async fn enroll(&self, hostname: &str, labels: &[&str]) -> String {
+        let n = self.enrolled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addr = format!("192.0.2.{}", 10 + u32::from(n) % 200);
+        self.enroll_with(hostname, labels, &[addr.as_str()]).await
+    }
+
+    /// Enrolls a host reporting `addresses` and returns its id.
+    pub async fn enroll_with(&self, hostname: &str, labels: &[&str], addresses: &[&str]) -> String {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let tok = self
             .store()
@@ -170,7 +181,7 @@ impl Ctx {
             csr_pem: csr,
             hostname: hostname.into(),
             os: Some("linux".into()),
-            addresses: vec!["192.0.2.10".into()],
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
             agent_version: Some("test".into()),
         };
         let (st, v) = self

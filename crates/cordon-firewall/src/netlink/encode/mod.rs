@@ -16,9 +16,12 @@
 //! * [`matches`]: the phrases of the nft text (`ip saddr`, `ct state established`, …) as
 //!   expressions;
 //! * [`sets`]: Cordon's named sets and their elements;
+//! * [`clauses`]: the clauses both tables carry (peer sets and rules, DHCP), once for
+//!   both layers;
 //! * [`table`]: Cordon's inet table, clause by clause, named like the renderer and README;
 //! * [`netdev`]: the device-layer table (netdev family, ingress/egress hooks).
 
+mod clauses;
 mod expr;
 mod matches;
 mod netdev;
@@ -73,27 +76,55 @@ pub fn remove_batch(table: &TableName, seq: u32, ack: bool) -> EncodedBatch {
     table::remove_batch(table, seq, ack)
 }
 
+/// What an enforcement batch does with one of our tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableAction {
+    /// Leave it as it is (a repair that found only the other table changed).
+    Keep,
+    /// `create table …` and its contents: refused with EEXIST if it exists. No deletion,
+    /// so nothing for the kernel to release afterwards.
+    Create,
+    /// `add table (existing flags); delete table; add table …`: replaces it atomically.
+    /// `existing` are its flags now: the first `add` must repeat them, because the kernel
+    /// refuses to change the owner or persist flag of an existing table (EOPNOTSUPP).
+    Replace { existing: u32 },
+}
+
+impl TableAction {
+    /// Create when absent (`None`), replace when present with these flags.
+    pub fn for_existing(flags: Option<u32>) -> TableAction {
+        match flags {
+            None => TableAction::Create,
+            Some(existing) => TableAction::Replace { existing },
+        }
+    }
+}
+
 /// The whole enforcement as one transaction: the inet table, then the device-layer table
-/// on `layer.devices` (in [`TableMode::Replace`] an old device-layer table is removed even
-/// when `layer.devices` is empty). `table_flags` (`NFT_TABLE_F_*`) go on both tables.
-///
-/// `existing` are the flags our tables have now (inet, netdev): in replace mode the first
-/// `add table` must repeat them, because the kernel refuses to change the owner or persist
-/// flag of an existing table (EOPNOTSUPP).
-#[allow(clippy::too_many_arguments)]
+/// on `layer.devices`, each as `actions` says (inet, netdev). A device-layer table being
+/// replaced is removed even when `layer.devices` is empty. `table_flags`
+/// (`NFT_TABLE_F_*`) go on every table built.
 pub fn enforce_batch(
     table: &TableName,
     policy: &Policy,
     layer: &DeviceLayer,
     table_flags: u32,
-    existing: [u32; 2],
-    mode: TableMode,
+    actions: [TableAction; 2],
     seq: u32,
     ack: bool,
 ) -> EncodedBatch {
     let mut batch = Batch::new(seq, ack);
-    table::add_inet_table(&mut batch, table, policy, mode, existing[0], table_flags);
-    netdev::add_device_table(&mut batch, table, policy, layer, mode, existing[1], table_flags);
+    let mode = |a: TableAction| match a {
+        TableAction::Keep => None,
+        TableAction::Create => Some((TableMode::CreateOnly, 0)),
+        TableAction::Replace { existing } => Some((TableMode::Replace, existing)),
+    };
+    if let Some((m, existing)) = mode(actions[0]) {
+        table::add_inet_table(&mut batch, table, policy, m, existing, table_flags);
+    }
+    if let Some((m, existing)) = mode(actions[1]) {
+        netdev::add_device_table(&mut batch, table, policy, layer, m, existing, table_flags);
+    }
     batch.finish()
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The device layer has no connection tracking, so the rules are the stateless form of the
 //! inet table's: toward allowed peers on egress, from them on ingress (TCP from them only
-//! when not a SYN, as in the inet table), DHCP and ICMPv6 ND as in the inet table, ICMP
+//! when not a SYN, as in the inet table), DHCP (to and from the known servers only) and
+//! ICMPv6 ND as in the inet table, ICMP
 //! errors on ingress (passed up to the inet table, which keeps only those related to an
 //! allowed connection: path MTU discovery), plus
 //! ARP, which IPv4 needs to reach any peer on or beyond the link. Everything else is
@@ -15,21 +16,17 @@
 //! `cordon_policy::render::netdev`, which spells the same table as nft text.
 
 use cordon_policy::render::netdev::{CHAIN_EGRESS, CHAIN_INGRESS};
-use cordon_policy::render::nft::{CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
-use cordon_policy::render::{DHCP4_PORTS, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
+use cordon_policy::render::nft::CHAIN_PRIORITY;
+use cordon_policy::render::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
+use super::clauses::{self, Layer, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
 use super::expr::{accept, lookup, Expr};
-use super::matches::{ether_type, icmpv6_type, l4proto, peer_addr, peer_port, tcp_not_syn, udp_ports, Dir};
-use super::sets::{icmp_type_set, peer_sets, PeerSetIds};
+use super::matches::{ether_type, icmpv6_type, l4proto, Dir};
+use super::sets::{icmp_type_set, PeerSetIds};
 use super::table::TableMode;
 use super::wire::Batch;
-
-/// Ethertypes (linux/if_ether.h, from libc).
-const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
-const ETH_P_IPV6: u16 = libc::ETH_P_IPV6 as u16;
-const ETH_P_ARP: u16 = libc::ETH_P_ARP as u16;
 
 /// Which devices and hooks the device-layer table covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,20 +90,7 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
 
     /// The same six named sets as the inet table (sets belong to one table).
     pub fn add_peer_sets(&mut self) {
-        let mut ids = [0u32; 6];
-        for (id, (spec, elems)) in ids.iter_mut().zip(peer_sets(self.policy).iter()) {
-            *id = self.batch.new_set(self.table, spec);
-            self.batch.new_elements(self.table, spec.name, *id, elems);
-        }
-        let [tcp4, tcp6, udp4, udp6, net4, net6] = ids;
-        self.sets = Some(PeerSetIds {
-            tcp4,
-            tcp6,
-            udp4,
-            udp6,
-            net4,
-            net6,
-        });
+        self.sets = Some(clauses::add_peer_sets(self.batch, self.table, self.policy));
     }
 
     /// `meta protocol arp accept`: address resolution for every IPv4 peer and gateway.
@@ -116,81 +100,25 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         self.rule(dir, &r);
     }
 
-    /// README 2, 3 and 6, stateless: `ip daddr . tcp dport @tcp4 accept` on egress, `ip
-    /// saddr . tcp sport @tcp4 tcp flags … != syn accept` on ingress, and the same for UDP
-    /// and the network sets.
+    /// README 2, 3 and 6, stateless ([`clauses::peer_rules`]): `ip daddr . tcp dport @tcp4
+    /// accept` on egress, `ip saddr . tcp sport @tcp4 tcp flags … != syn accept` on
+    /// ingress, and the same for UDP and the network sets.
     pub fn add_peer_rules(&mut self, dir: Dir) {
         let Some(ids) = self.sets else {
             return;
         };
-        let families = [
-            (
-                ETH_P_IP,
-                NFPROTO_IPV4,
-                (SET_TCP4, ids.tcp4),
-                (SET_UDP4, ids.udp4),
-                (SET_NET4, ids.net4),
-            ),
-            (
-                ETH_P_IPV6,
-                NFPROTO_IPV6,
-                (SET_TCP6, ids.tcp6),
-                (SET_UDP6, ids.udp6),
-                (SET_NET6, ids.net6),
-            ),
-        ];
-        for (ethertype, l3, tcp, udp, (net, net_id)) in families {
-            for (l4, (set, id)) in [(IPPROTO_TCP, tcp), (IPPROTO_UDP, udp)] {
-                let mut r = ether_type(ethertype).to_vec();
-                r.extend(l4proto(l4));
-                r.extend([peer_addr(l3, dir), peer_port(l3, dir), lookup(set, id)]);
-                if dir == Dir::In && l4 == IPPROTO_TCP {
-                    r.extend(tcp_not_syn());
-                }
-                r.push(accept());
-                self.rule(dir, &r);
-            }
-            // `ip saddr @net4`: on ingress (like the inet table) no new inbound TCP, so
-            // TCP only when not a SYN, any other protocol as is.
-            let from_net = || {
-                let mut r = ether_type(ethertype).to_vec();
-                r.extend([peer_addr(l3, dir), lookup(net, net_id)]);
-                r
-            };
-            if dir == Dir::In {
-                let mut r = from_net();
-                r.extend(l4proto(IPPROTO_TCP));
-                r.extend(tcp_not_syn());
-                r.push(accept());
-                self.rule(dir, &r);
-                let mut r = from_net();
-                r.extend(l4proto_not(IPPROTO_TCP));
-                r.push(accept());
-                self.rule(dir, &r);
-            } else {
-                let mut r = from_net();
-                r.push(accept());
-                self.rule(dir, &r);
-            }
+        for r in clauses::peer_rules(Layer::Device, &ids, dir) {
+            self.rule(dir, &r);
         }
     }
 
-    /// README 4, as in the inet table: `meta protocol ip udp sport 68 udp dport 67 accept`
-    /// on egress (reversed on ingress), and DHCPv6. DHCP clients send and receive with
-    /// packet sockets, which only this layer sees.
+    /// README 4, exactly as in the inet table ([`clauses::dhcp_rules`]): requests only to
+    /// the broadcast/multicast address and the known servers, replies only from those
+    /// servers (v6 also link-local). DHCP clients send and receive with packet sockets,
+    /// which only this layer sees, so without this the DHCP ports were a raw-frame channel
+    /// to any host.
     pub fn add_dhcp_rules(&mut self, dir: Dir) {
-        if !self.policy.dhcp {
-            return;
-        }
-        for (ethertype, (client, server)) in [(ETH_P_IP, DHCP4_PORTS), (ETH_P_IPV6, DHCP6_PORTS)] {
-            let (sport, dport) = match dir {
-                Dir::In => (server, client),
-                Dir::Out => (client, server),
-            };
-            let mut r = ether_type(ethertype).to_vec();
-            r.extend(l4proto(IPPROTO_UDP));
-            r.extend(udp_ports(sport, dport));
-            r.push(accept());
+        for r in clauses::dhcp_rules(Layer::Device, self.policy, dir) {
             self.rule(dir, &r);
         }
     }
@@ -240,12 +168,6 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         };
         self.batch.new_rule(self.table, chain, exprs);
     }
-}
-
-/// `meta l4proto != PROTO`.
-fn l4proto_not(proto: u8) -> [Expr<'static>; 2] {
-    let [m, _] = l4proto(proto);
-    [m, super::expr::cmp_neq(vec![proto])]
 }
 
 /// The device-layer table for `policy` appended to `batch`: in replace mode an old one is

@@ -18,21 +18,17 @@
 //!
 //! The forward chain gets no rules: its drop policy is the whole point.
 
-use cordon_policy::model::Family;
 use cordon_policy::render::nft::{CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
-use cordon_policy::render::{
-    DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES,
-    LINK_LOCAL6,
-};
+use cordon_policy::render::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
+use super::clauses::{self, Layer};
 use super::expr::{accept, lookup, Expr};
 use super::matches::{
-    ct_established, ct_original_daddr, ct_original_port, ct_protocol, ct_related, icmpv6_type, l4proto, loopback,
-    nfproto, peer_addr, peer_in_net, peer_is, peer_port, tcp_not_syn, udp_ports, Dir,
+    ct_original_daddr, ct_original_port, ct_protocol, ct_related, icmpv6_type, l4proto, loopback, nfproto, Dir,
 };
-use super::sets::{icmp_type_set, icmpv6_type_set, peer_sets, PeerSetIds};
+use super::sets::{icmp_type_set, icmpv6_type_set, PeerSetIds};
 use super::wire::{Batch, EncodedBatch};
 
 /// How the batch treats an existing table of ours.
@@ -88,22 +84,9 @@ impl<'a, 'b> TableBatch<'a, 'b> {
     }
 
     /// The six named sets with every allowed destination: servers, resolvers and
-    /// exceptions (`tcp4 … net6`).
+    /// exceptions (`tcp4 … net6`); see [`clauses::add_peer_sets`].
     pub fn add_peer_sets(&mut self) {
-        let mut ids = [0u32; 6];
-        for (id, (spec, elems)) in ids.iter_mut().zip(peer_sets(self.policy).iter()) {
-            *id = self.batch.new_set(self.table, spec);
-            self.batch.new_elements(self.table, spec.name, *id, elems);
-        }
-        let [tcp4, tcp6, udp4, udp6, net4, net6] = ids;
-        self.sets = Some(PeerSetIds {
-            tcp4,
-            tcp6,
-            udp4,
-            udp6,
-            net4,
-            net6,
-        });
+        self.sets = Some(clauses::add_peer_sets(self.batch, self.table, self.policy));
     }
 
     /// README 1, the host may talk to itself: `iif "lo" accept` / `oif "lo" accept`.
@@ -114,8 +97,7 @@ impl<'a, 'b> TableBatch<'a, 'b> {
     }
 
     /// README 2, 3 and 6: servers, resolvers and exceptions, through the peer sets: toward them on
-    /// output; from them on input, only replies (`ct state established`, or for TCP any
-    /// segment but a SYN, see `cordon_policy::render::nft::TCP_NOT_SYN`).
+    /// output; from them on input, only replies ([`clauses::peer_rules`]).
     ///
     /// Call [`TableBatch::add_peer_sets`] first; without the sets there is nothing to look
     /// up and no rule is added (the chains then drop everything but the other clauses).
@@ -123,109 +105,19 @@ impl<'a, 'b> TableBatch<'a, 'b> {
         let Some(ids) = self.sets else {
             return;
         };
-        let families = [
-            (
-                NFPROTO_IPV4,
-                (SET_TCP4, ids.tcp4),
-                (SET_UDP4, ids.udp4),
-                (SET_NET4, ids.net4),
-            ),
-            (
-                NFPROTO_IPV6,
-                (SET_TCP6, ids.tcp6),
-                (SET_UDP6, ids.udp6),
-                (SET_NET6, ids.net6),
-            ),
-        ];
-        for (l3, tcp, udp, net) in families {
-            // `ip saddr . tcp sport @tcp4 …`, then the same for UDP.
-            for (l4, (set, id)) in [(IPPROTO_TCP, tcp), (IPPROTO_UDP, udp)] {
-                let mut r = nfproto(l3).to_vec();
-                r.extend(l4proto(l4));
-                r.extend([peer_addr(l3, dir), peer_port(l3, dir), lookup(set, id)]);
-                if dir == Dir::In && l4 == IPPROTO_TCP {
-                    r.extend(tcp_not_syn());
-                } else if dir == Dir::In {
-                    r.extend(ct_established());
-                }
-                r.push(accept());
-                self.rule(dir, &r);
-            }
-            // `ip saddr @net4 ct state established accept`, and on input the TCP variant.
-            let (set, id) = net;
-            let mut r = nfproto(l3).to_vec();
-            r.extend([peer_addr(l3, dir), lookup(set, id)]);
-            if dir == Dir::In {
-                r.extend(ct_established());
-            }
-            r.push(accept());
+        for r in clauses::peer_rules(Layer::Inet, &ids, dir) {
             self.rule(dir, &r);
-            if dir == Dir::In {
-                let mut r = nfproto(l3).to_vec();
-                r.extend([peer_addr(l3, dir), lookup(set, id)]);
-                r.extend(l4proto(IPPROTO_TCP));
-                r.extend(tcp_not_syn());
-                r.push(accept());
-                self.rule(dir, &r);
-            }
         }
     }
 
     /// README 4, DHCP, when the policy keeps it: `meta nfproto ipv4 udp sport 68 udp dport
     /// 67 ip daddr A accept` on output for the broadcast address and each known server,
     /// and on input `… udp sport 67 udp dport 68 ip saddr S accept` for each known server;
-    /// for DHCPv6 `ff02::1:2` out and `fe80::/10` in, plus the known servers.
+    /// for DHCPv6 `ff02::1:2` out and `fe80::/10` in, plus the known servers
+    /// ([`clauses::dhcp_rules`]).
     pub fn add_dhcp_rules(&mut self, dir: Dir) {
-        if !self.policy.dhcp {
-            return;
-        }
-        for (family, l3, (client, server)) in [
-            (Family::V4, NFPROTO_IPV4, DHCP4_PORTS),
-            (Family::V6, NFPROTO_IPV6, DHCP6_PORTS),
-        ] {
-            let (sport, dport) = match dir {
-                Dir::In => (server, client),
-                Dir::Out => (client, server),
-            };
-            let head = |r: &mut Vec<Expr<'_>>| {
-                r.extend(nfproto(l3));
-                r.extend(l4proto(IPPROTO_UDP));
-                r.extend(udp_ports(sport, dport));
-            };
-            let servers = self.policy.dhcp_servers_of(family);
-            match (dir, family) {
-                (Dir::Out, _) => {
-                    let first: std::net::IpAddr = match family {
-                        Family::V4 => DHCP4_BROADCAST.into(),
-                        Family::V6 => DHCP6_MULTICAST.into(),
-                    };
-                    for to in std::iter::once(first).chain(servers) {
-                        let mut r = Vec::new();
-                        head(&mut r);
-                        r.extend(peer_is(l3, dir, &to));
-                        r.push(accept());
-                        self.rule(dir, &r);
-                    }
-                }
-                (Dir::In, _) => {
-                    if family == Family::V6 {
-                        if let Ok(ll) = LINK_LOCAL6.parse::<ipnet::IpNet>() {
-                            let mut r = Vec::new();
-                            head(&mut r);
-                            r.extend(peer_in_net(l3, dir, &ll));
-                            r.push(accept());
-                            self.rule(dir, &r);
-                        }
-                    }
-                    for from in servers {
-                        let mut r = Vec::new();
-                        head(&mut r);
-                        r.extend(peer_is(l3, dir, &from));
-                        r.push(accept());
-                        self.rule(dir, &r);
-                    }
-                }
-            }
+        for r in clauses::dhcp_rules(Layer::Inet, self.policy, dir) {
+            self.rule(dir, &r);
         }
     }
 

@@ -1,0 +1,330 @@
+//! Identities, not names (issue 17): API token names are unique (trimmed,
+//! case-insensitive) and may not borrow the server's own actors; audit records carry the
+//! token id and automatic actions the rule id. Hosts stay addressable: a duplicate
+//! hostname or an address claimed by two hosts is flagged on both, refused as a name by
+//! the API and by automation (audited), and the host id always works. Runs on SQLite, and
+//! again on PostgreSQL with `CORDON_TEST_POSTGRES` (scripts/test).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{status_report, Ctx};
+use cordon_proto::{AgentState, AuditRecord, Host, HostFlag, TokenList};
+use cordon_server::store::AuditFilter;
+use serde_json::{json, Value};
+
+async fn token_id(ctx: &Ctx, name: &str) -> i64 {
+    let (st, v) = ctx.call("GET", "/v1/tokens", Some(&ctx.admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let list: TokenList = serde_json::from_value(v).unwrap();
+    list.tokens.iter().find(|t| t.name == name).unwrap().id
+}
+
+async fn audit_all(ctx: &Ctx) -> Vec<AuditRecord> {
+    ctx.store().audit(&AuditFilter::default()).await.unwrap()
+}
+
+#[tokio::test]
+async fn token_name_duplicates_are_refused_trimmed_and_case_insensitively() {
+    let ctx = Ctx::new().await;
+    let before = ctx.store().audit_count().await.unwrap();
+    for name in ["alice-admin", "Alice-Admin", "  ALICE-ADMIN\t", "rita-responder "] {
+        let body = json!({"name": name, "role": "viewer"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains("is taken"), "{detail}");
+        assert!(detail.contains("case-insensitively"), "{detail}");
+    }
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // A revoked token's name stays taken: its audit records keep naming one identity.
+    let id = token_id(&ctx, "victor-viewer").await;
+    let (st, _) = ctx
+        .call("DELETE", &format!("/v1/tokens/{id}"), Some(&ctx.admin), None)
+        .await;
+    assert!(st.is_success());
+    let body = json!({"name": "Victor-Viewer", "role": "viewer"}).to_string();
+    let (st, _) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A distinct name is fine, and stored trimmed.
+    let body = json!({"name": "  carol  ", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "carol");
+}
+
+#[tokio::test]
+async fn token_name_reserved_prefixes_are_refused() {
+    let ctx = Ctx::new().await;
+    let before = ctx.store().audit_count().await.unwrap();
+    for name in [
+        "system",
+        "System",
+        "system-bot",
+        " SYSTEM ",
+        "agent:web1",
+        "Agent:web1",
+        "rule:wazuh-critical",
+        "RULE:x",
+        "enrollment",
+        "enrollment-svc",
+    ] {
+        let body = json!({"name": name, "role": "admin"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("reserved"), "{v}");
+    }
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // Names that merely contain the words are fine.
+    let body = json!({"name": "soc-system-team", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn audit_records_carry_the_token_id_of_the_actor() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir-1"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let rita = token_id(&ctx, "rita-responder").await;
+    let alice = token_id(&ctx, "alice-admin").await;
+    let body = json!({"name": "bob", "role": "viewer"}).to_string();
+    ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    let log = audit_all(&ctx).await;
+    let q = log.iter().find(|r| r.action == "quarantine").unwrap();
+    assert_eq!((q.actor.as_str(), q.actor_token_id), ("rita-responder", Some(rita)));
+    let t = log.iter().rfind(|r| r.action == "token_create").unwrap();
+    assert_eq!((t.actor.as_str(), t.actor_token_id), ("alice-admin", Some(alice)));
+    // The API shows it, and it is part of the chained record.
+    let (_, v) = ctx.call("GET", "/v1/audit", Some(&ctx.viewer), None).await;
+    assert!(v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["actor_token_id"] == json!(rita)));
+    let e = log.iter().find(|r| r.action == "enroll").unwrap();
+    assert_eq!((e.actor.as_str(), e.actor_token_id), ("enrollment", None));
+    sqlx::query(&format!(
+        "UPDATE audit SET actor_token_id = {alice} WHERE id = {}",
+        q.id
+    ))
+    .execute(ctx.store().pool())
+    .await
+    .unwrap();
+    let (_, v) = ctx.call("GET", "/v1/audit/verify", Some(&ctx.admin), None).await;
+    assert_eq!(v["problem"]["id"], json!(q.id), "{v}");
+}
+
+#[tokio::test]
+async fn automatic_actions_are_audited_with_the_rule_id() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &["servers"]).await;
+    let rule = json!({"name": "edr-critical", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    let (st, r) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let rule_id = r["id"].as_i64().unwrap();
+    let ev = json!({"host": h, "type": "malware", "severity": "critical", "source": "edr"});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
+    let log = audit_all(&ctx).await;
+    let q = log.iter().find(|r| r.action == "quarantine").unwrap();
+    assert_eq!(q.actor, "rule:edr-critical");
+    assert_eq!(q.rule.as_deref(), Some("edr-critical"));
+    assert!(
+        q.detail.as_deref().unwrap().contains(&format!("rule_id={rule_id}")),
+        "{:?}",
+        q.detail
+    );
+}
+
+async fn host(ctx: &Ctx, id: &str) -> Host {
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/hosts/{id}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    serde_json::from_value(v).unwrap()
+}
+
+fn kinds(h: &Host) -> Vec<(&str, &str)> {
+    h.flags.iter().map(|f| (f.kind.as_str(), f.value.as_str())).collect()
+}
+
+#[tokio::test]
+async fn duplicate_hostname_is_accepted_flagged_on_both_and_refused_as_a_name() {
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("web1", &["servers"]).await;
+    let other = ctx.enroll("db1", &["servers"]).await;
+    assert!(host(&ctx, &a).await.flags.is_empty());
+    // The second enrollment is accepted (case-insensitively the same name) and said so.
+    let b = ctx.enroll("WEB1", &["servers"]).await;
+    let enroll = ctx.audit_for(&b).await;
+    assert!(
+        enroll[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains(&format!("duplicate hostname: also host {a}")),
+        "{:?}",
+        enroll[0].detail
+    );
+    let (ha, hb) = (host(&ctx, &a).await, host(&ctx, &b).await);
+    assert_eq!(kinds(&ha), vec![(HostFlag::DUPLICATE_HOSTNAME, "web1")]);
+    assert_eq!(ha.flags[0].other_hosts, vec![b.clone()]);
+    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_HOSTNAME, "WEB1")]);
+    assert!(host(&ctx, &other).await.flags.is_empty());
+    // The list shows it too.
+    let (_, v) = ctx.call("GET", "/v1/hosts?q=web", Some(&ctx.viewer), None).await;
+    let listed: Vec<Host> = serde_json::from_value(v["hosts"].clone()).unwrap();
+    assert!(listed.iter().all(|h| h.flags.len() == 1), "{listed:?}");
+    // By name: refused, nothing changes; by id: works.
+    let snap = ctx.snapshot().await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/hosts/web1/quarantine",
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("use the host id"), "{v}");
+    assert_eq!(ctx.snapshot().await, snap);
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Automation refuses the ambiguous name, says why, audits it; the id works.
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    ctx.call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    let ev = json!({"host": "web1", "type": "malware", "severity": "critical", "source": "edr"});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let e = &v["events"][0];
+    assert_eq!(e["status"], "ambiguous_host", "{v}");
+    assert!(
+        e["outcomes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("send the host id"),
+        "{v}"
+    );
+    let log = audit_all(&ctx).await;
+    let refused = log.iter().find(|r| r.action == "automation_refused").unwrap();
+    assert_eq!(refused.event_id.as_deref(), e["id"].as_str());
+    assert!(refused.detail.as_deref().unwrap().contains(&a), "{refused:?}");
+    assert!(!host(&ctx, &b).await.desired.quarantined);
+    let ev = json!({"host": b, "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
+    // Revoking one of the two makes the name unique again.
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/revoke"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"dup","force":true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(host(&ctx, &b).await.flags.is_empty());
+}
+
+#[tokio::test]
+async fn address_claimed_by_two_hosts_is_flagged_and_refused_to_automation() {
+    let ctx = Ctx::new().await;
+    let a = ctx
+        .enroll_with("alpha", &["servers"], &["198.51.100.7", "2001:db8::a"])
+        .await;
+    let b = ctx.enroll_with("beta", &["servers"], &["198.51.100.8"]).await;
+    assert!(host(&ctx, &a).await.flags.is_empty());
+    // beta's agent now reports alpha's address (in another spelling of the same IPv6).
+    let mut r = status_report(1, AgentState::Released, "d", "nftables");
+    r.addresses = vec!["198.51.100.8".into(), "2001:DB8:0::A".into()];
+    let (st, v) = ctx.agent_status(&b, &r).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let hb = host(&ctx, &b).await;
+    assert_eq!(hb.addresses, vec!["198.51.100.8", "2001:db8::a"], "stored canonical");
+    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "2001:db8::a")]);
+    assert_eq!(
+        kinds(&host(&ctx, &a).await),
+        vec![(HostFlag::DUPLICATE_ADDRESS, "2001:db8::a")]
+    );
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    ctx.call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    let ev = json!({"host": "2001:db8::a", "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["status"], "ambiguous_host", "{v}");
+    assert!(audit_all(&ctx).await.iter().any(|r| r.action == "automation_refused"));
+    // An address only one host has still resolves.
+    let ev = json!({"host": "198.51.100.7", "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
+    assert_eq!(v["events"][0]["host_id"], json!(a));
+}
+
+#[tokio::test]
+async fn reported_addresses_are_validated() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    for (addrs, want) in [
+        (vec!["not-an-ip".to_string()], "not an IPv4 or IPv6 address"),
+        (vec!["192.0.2.300".to_string()], "not an IPv4 or IPv6 address"),
+        (
+            (0..65).map(|i| format!("203.0.113.{i}")).collect::<Vec<_>>(),
+            "at most 64",
+        ),
+    ] {
+        let snap = ctx.snapshot().await;
+        let mut r = status_report(1, AgentState::Released, "d", "nftables");
+        r.addresses = addrs.clone();
+        let (st, v) = ctx.agent_status(&h, &r).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(want), "{v}");
+        assert_eq!(ctx.snapshot().await, snap, "a refused report changes nothing");
+        // Enrollment checks them the same way.
+        let tok = ctx.store().create_enroll_token("test", &[], 600).await.unwrap().token;
+        let (_key, csr) = common::csr();
+        let req = json!({"token": tok, "csr_pem": csr, "hostname": "x", "addresses": addrs});
+        let (st, v): (StatusCode, Value) = ctx.call("POST", "/v1/enroll", None, Some(&req.to_string())).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    }
+    // 64 addresses, duplicates folded, a /prefix dropped: accepted.
+    let mut r = status_report(1, AgentState::Released, "d", "nftables");
+    r.addresses = (0..64).map(|i| format!("203.0.113.{i}/24")).collect();
+    r.addresses.push("203.0.113.0".into());
+    let (st, v) = ctx.agent_status(&h, &r).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(host(&ctx, &h).await.addresses.len(), 64);
+}
