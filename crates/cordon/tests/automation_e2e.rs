@@ -183,9 +183,21 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     let got = bodies.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "exactly one notification: {got:?}");
     let n: Value = serde_json::from_str(&got[0]).unwrap();
+    // Effect, not dispatch: "quarantined" comes from the agent's confirmation and names
+    // who asked (the rule) and the rule and event it answers.
     assert_eq!(
-        (n["kind"].as_str(), n["actor"].as_str(), n["rule"].as_str()),
-        (Some("quarantined"), Some("rule:e2e-critical"), Some("e2e-critical"))
+        (
+            n["kind"].as_str(),
+            n["actor"].as_str(),
+            n["asked_by"].as_str(),
+            n["rule"].as_str()
+        ),
+        (
+            Some("quarantined"),
+            Some("agent:endpoint"),
+            Some("rule:e2e-critical"),
+            Some("e2e-critical")
+        )
     );
     assert_eq!(n["event_id"].as_str(), Some(event_id.as_str()));
     assert_eq!(n["hostname"], "endpoint");

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::audit::{append, NewAudit};
 use super::hosts::load_tx;
 use super::outbox::NoticeFacts;
-use super::{get_i64, to_json_list, Store, StoreError, Tx};
+use super::{get_i64, get_opt_str, to_json_list, Store, StoreError, Tx};
 use crate::limits::{agent_audit, AgentAuditWindow, AGENT_AUDIT_PER_WINDOW, AGENT_AUDIT_WINDOW_MS};
 use crate::timefmt::{now_ms, to_rfc3339};
 
@@ -303,6 +303,28 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     } else {
         (None, None)
     };
+    // A confirmation names the rule and event that asked for it (the request that set
+    // this revision), so "quarantined" says which detection it answers.
+    let cause = match (first, state) {
+        (true, HostState::Quarantined | HostState::NotEnforcing | HostState::Normal) => {
+            let request = if state == HostState::Normal {
+                "release"
+            } else {
+                "quarantine"
+            };
+            sqlx::query(
+                "SELECT event_id, rule_name FROM audit WHERE host_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(host_id.to_string())
+            .bind(request)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| Ok::<_, StoreError>((get_opt_str(&row, "event_id")?, get_opt_str(&row, "rule_name")?)))
+            .transpose()?
+            .unwrap_or_default()
+        }
+        _ => (None, None),
+    };
     // A first confirmation is written whatever the rate limit (there is one per
     // revision, and it is what notifications announce); the rest is rate limited: a
     // flapping or compromised agent cannot fill the audit log; what is not written
@@ -361,8 +383,8 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
                 comment: comment.as_deref(),
                 result,
                 detail: Some(&detail),
-                event_id: None,
-                rule: None,
+                event_id: cause.0.as_deref(),
+                rule: cause.1.as_deref(),
                 actor_token_id: None,
             },
         )
