@@ -486,7 +486,7 @@ async fn run_db(dir: &std::path::Path) -> String {
 /// so the chain is self-consistent.
 async fn rewrite_and_rehash(store: &Store, edit: impl Fn(&mut cordon_proto::AuditRecord) -> bool) {
     let mut records = store.audit(&Default::default()).await.unwrap();
-    let first = records.iter_mut().position(|r| edit(r)).expect("a record to edit");
+    let first = records.iter_mut().position(edit).expect("a record to edit");
     let mut prev = records[first].prev_hash.clone().unwrap();
     for r in records.iter_mut().skip(first) {
         let h = cordon_proto::audit_chain::chain_hash(&prev, r);
