@@ -267,7 +267,14 @@ impl Engine {
 
     /// Resolves every name in `req` (servers, exceptions, verify target) and discovers
     /// resolvers. Fails with [`EngineError::Invalid`] on any name that does not resolve.
+    ///
+    /// A `message` longer than [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters is
+    /// refused first ([`EngineError::Policy`], exit 2), before any name is looked up: the
+    /// API refuses it too, so no path cuts what another refuses.
     pub fn resolve(&self, req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
+        if let Some(m) = &req.message {
+            cordon_policy::message::check_message(m)?;
+        }
         let resolved = resolve::resolve_request(req)?;
         refuse_no_isolation(req, &resolved.policy)?;
         Ok(resolved)

@@ -57,8 +57,9 @@ pub struct IsolateArgs {
     /// isolates nothing there); without it such a policy is refused with exit 2.
     #[arg(long)]
     pub allow_no_isolation: bool,
-    // Message shown to logged-in users, cut to MAX_MESSAGE_CHARS (help text below).
-    #[arg(long, help = crate::message_help("cut to"))]
+    // Message shown to logged-in users, at most MAX_MESSAGE_CHARS (help text below); a
+    // longer one is refused with exit 2, as the API refuses it.
+    #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
     /// Verify reachability of this target after applying (default: the first --server).
     #[arg(long, value_name = "SPEC", value_parser = parse_spec)]

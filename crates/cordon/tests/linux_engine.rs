@@ -272,16 +272,23 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
         );
     }
     // Input that cannot mean what it says is named: a network with host bits set (it used
-    // to become 0.0.0.0/1 silently), a verification that could not wait at all.
+    // to become 0.0.0.0/1 silently), a verification that could not wait at all, a message
+    // longer than the API accepts (it used to be cut silently).
+    let long_message = "x".repeat(cordon_policy::message::MAX_MESSAGE_CHARS + 1);
     for (args, needle) in [
         (&["isolate", "--allow", "10.0.0.0/1"][..], "host bits"),
         (&["isolate", "--verify-timeout", "0"][..], "would verify nothing"),
+        (
+            &["isolate", "--allow", "198.51.100.7", "--message", &long_message][..],
+            "at most 256",
+        ),
     ] {
         let mut args = args.to_vec();
         args.extend_from_slice(&["--state-dir", &sd]);
         let (code, _, err) = cordon(&lab, &args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(lab.firewall_snapshot().unwrap(), before, "{args:?} changed the firewall");
     }
     // An unresolvable name names itself in the error.
     let (_, _, err) = cordon(
