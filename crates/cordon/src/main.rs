@@ -122,13 +122,41 @@ fn left_out_verb_hint(e: &clap::Error) -> Option<String> {
     })
 }
 
+/// The name this program was installed under, for `--version`, help and usage: the
+/// server package installs the same program as `cordon-server` (so both packages fit on
+/// one machine), and `cordon-server --version` must not call itself `cordon`. Any other
+/// file name is `cordon`.
+fn program_name(argv0: Option<&std::ffi::OsStr>) -> &'static str {
+    let stem = argv0
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str());
+    match stem {
+        Some("cordon-server") => "cordon-server",
+        _ => "cordon",
+    }
+}
+
+/// Parses the command line under [`program_name`].
+fn parse_cli<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = Cli::command().name(program_name(args.first().map(|a| a.as_os_str())));
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
+}
+
 fn main() -> ExitCode {
     exit_quietly_on_closed_stdout();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // A verb this build leaves out (the lean endpoint build has no server, lab or
@@ -186,6 +214,20 @@ mod tests {
             let hint = super::left_out_verb_hint(&e).unwrap();
             assert!(hint.contains("cordon-server"), "{hint}");
         }
+    }
+
+    /// The fault kind: one program installed under two names reporting the wrong one
+    /// (`cordon-server --version` printed "cordon").
+    #[test]
+    fn the_program_names_itself_by_the_name_it_was_installed_under() {
+        let version = |argv0: &str| match super::parse_cli([argv0, "--version"]) {
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => e.to_string(),
+            other => panic!("--version did not print the version: {:?}", other.err()),
+        };
+        assert!(version("/usr/bin/cordon-server").starts_with("cordon-server "));
+        assert!(version("cordon-server.exe").starts_with("cordon-server "));
+        assert!(version("/usr/bin/cordon").starts_with("cordon "));
+        assert!(version("cordon.exe").starts_with("cordon "));
     }
 
     /// The fault kind: a message limit written as a number in one place and changed in
