@@ -486,6 +486,11 @@ impl Engine {
             if group.iter().any(|k| shares_rules(*k, keep)) {
                 continue;
             }
+            // Ask the kernel first whether iptables chains of ours can exist at all, so
+            // the isolate path spawns `iptables-save` only when they can (issue #18).
+            if group.contains(&BackendKind::Iptables) && !cordon_firewall::iptables::may_hold_chains(&self.table) {
+                continue;
+            }
             let Some(other) = self.open_group(&group, None) else {
                 continue;
             };
@@ -521,7 +526,7 @@ impl Engine {
             }
         }
         if !failures.is_empty() {
-            return Err(EngineError::ReleaseIncomplete { failures });
+            return Err(held_by_another(&mut failures).unwrap_or(EngineError::ReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
         let backend = recorded
@@ -546,18 +551,34 @@ impl Engine {
         let _lock = self.lock()?;
         let mut cleaned = Vec::new();
         let mut failures = Vec::new();
-        for kind in cordon_firewall::platform_backends() {
-            match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
-                Ok(fw) => match fw.remove() {
-                    Ok(()) => cleaned.push(kind),
-                    Err(e) => failures.push((kind, e)),
+        // One backend per set of kernel objects (netlink and `nft` share the nftables
+        // tables): a refusal is reported once, not once per tool that manages them.
+        for group in self.backend_groups() {
+            let mut open_error = None;
+            let mut opened = None;
+            for kind in group {
+                match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
+                    Ok(fw) => {
+                        opened = Some(fw);
+                        break;
+                    }
+                    Err(FirewallError::Unsupported(_)) => {}
+                    Err(e) => {
+                        open_error.get_or_insert((kind, e));
+                    }
+                }
+            }
+            match (opened, open_error) {
+                (Some(fw), _) => match fw.remove() {
+                    Ok(()) => cleaned.push(fw.kind()),
+                    Err(e) => failures.push((fw.kind(), e)),
                 },
-                Err(FirewallError::Unsupported(_)) => {}
-                Err(e) => failures.push((kind, e)),
+                (None, Some(failure)) => failures.push(failure),
+                (None, None) => {}
             }
         }
         if !failures.is_empty() {
-            return Err(EngineError::ForcedReleaseIncomplete { failures });
+            return Err(held_by_another(&mut failures).unwrap_or(EngineError::ForcedReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
         Ok(cleaned)
@@ -664,6 +685,42 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+/// A release refused because another cordon process holds the tables is one cause with
+/// one next step (stop that process), not a list of per-backend failures: the first such
+/// failure, taken out of `failures`.
+fn held_by_another(failures: &mut Vec<(BackendKind, FirewallError)>) -> Option<EngineError> {
+    let i = failures.iter().position(|(_, e)| e.is_held_by_another_process())?;
+    Some(EngineError::HeldByAnotherProcess(failures.remove(i).1))
+}
+
+/// Every table name under which Cordon holds something on this host, whatever `--table`
+/// it was given: the quarantines and claims recorded in `state_dir` (`<table>.json`,
+/// `<table>.claims.json`) and the tables in the kernel that carry Cordon's ownership
+/// marks ([`cordon_firewall::discover_tables`]: the nftables table comment, the iptables
+/// chain naming rule), so a lost state file still leaves the quarantine findable. Sorted,
+/// the default name first, without repeats; empty when Cordon holds nothing here.
+///
+/// # Errors
+/// When the state directory cannot be listed, or the firewall cannot be read (not root).
+pub fn discover_tables(state_dir: &std::path::Path) -> Result<Vec<TableName>, EngineError> {
+    let mut names = state::recorded_tables(state_dir)?;
+    for t in cordon_firewall::discover_tables()? {
+        if !names.contains(&t) {
+            names.push(t);
+        }
+    }
+    sort_tables(&mut names);
+    Ok(names)
+}
+
+/// Sorts table names by name with the default name first, and drops repeats.
+pub fn sort_tables(names: &mut Vec<TableName>) {
+    names.sort_by(|a, b| {
+        (a.as_str() != TableName::DEFAULT, a.as_str()).cmp(&(b.as_str() != TableName::DEFAULT, b.as_str()))
+    });
+    names.dedup();
 }
 
 /// Whether two backends manage the same kernel objects (netlink and the `nft` command both

@@ -46,7 +46,9 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_refused_not_cut() {
         assert!(check_message(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
-        let err = check_message(&"x".repeat(MAX_MESSAGE_CHARS + 1)).unwrap_err().to_string();
+        let err = check_message(&"x".repeat(MAX_MESSAGE_CHARS + 1))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("257 characters") && err.contains("at most 256"), "{err}");
     }
 

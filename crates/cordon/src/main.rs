@@ -150,13 +150,39 @@ where
     Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
 }
 
+/// `NAME VERSION`, exactly as clap prints it for `--version`.
+fn version_line(name: &str) -> String {
+    format!("{name} {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `cordon --version` (or `-V`) and nothing else: answered before clap builds the command
+/// tree of every subcommand (~270 KB of heap, most of the start-up page faults) and
+/// before logging is set up, so the commonest liveness probe of an installed binary costs
+/// little more than starting a process (issue #18). Any other command line goes to clap,
+/// which prints the same line for `--version` in other positions.
+fn version_fast_path(args: &[std::ffi::OsString]) -> Option<String> {
+    match args {
+        [argv0, flag] if flag == "--version" || flag == "-V" => {
+            Some(version_line(program_name(Some(argv0.as_os_str()))))
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(line) = version_fast_path(&args) {
+        use std::io::Write;
+        // A closed stdout is not an error worth a message here either.
+        let _ = writeln!(std::io::stdout(), "{line}");
+        return ExitCode::SUCCESS;
+    }
     exit_quietly_on_closed_stdout();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = match parse_cli(std::env::args_os()) {
+    let cli = match parse_cli(args) {
         Ok(cli) => cli,
         Err(e) => {
             // A verb this build leaves out (the lean endpoint build has no server, lab or
@@ -228,6 +254,24 @@ mod tests {
         assert!(version("cordon-server.exe").starts_with("cordon-server "));
         assert!(version("/usr/bin/cordon").starts_with("cordon "));
         assert!(version("cordon.exe").starts_with("cordon "));
+    }
+
+    /// The `--version` fast path prints exactly what clap prints, under either name, and
+    /// takes only the bare `--version` / `-V`.
+    #[test]
+    fn the_version_fast_path_says_what_clap_says() {
+        use clap::CommandFactory;
+        let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for name in ["cordon", "cordon-server"] {
+            let clap_line = super::Cli::command().name(name).render_version();
+            for flag in ["--version", "-V"] {
+                let fast = super::version_fast_path(&os(&[&format!("/usr/bin/{name}"), flag])).unwrap();
+                assert_eq!(format!("{fast}\n"), clap_line, "{name} {flag}");
+            }
+        }
+        assert_eq!(super::version_fast_path(&os(&["cordon", "status", "--version"])), None);
+        assert_eq!(super::version_fast_path(&os(&["cordon"])), None);
+        assert_eq!(super::version_fast_path(&os(&["cordon", "--versions"])), None);
     }
 
     /// The fault kind: a message limit written as a number in one place and changed in

@@ -69,7 +69,16 @@ fn a_message_over_the_limit_is_refused_locally_as_by_the_api() {
     let state = dir.path().join("state");
     let sd = state.to_string_lossy().to_string();
     let long = "x".repeat(cordon_policy::message::MAX_MESSAGE_CHARS + 1);
-    let base = ["isolate", "--dry-run", "--allow", "198.51.100.7", "--resolver", "192.0.2.53", "--state-dir", &sd];
+    let base = [
+        "isolate",
+        "--dry-run",
+        "--allow",
+        "198.51.100.7",
+        "--resolver",
+        "192.0.2.53",
+        "--state-dir",
+        &sd,
+    ];
     let (code, err) = cordon(&[&base[..], &["--message", &long]].concat(), &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("257 characters") && err.contains("at most 256"), "{err}");
