@@ -307,6 +307,17 @@ impl Engine {
     /// state (an earlier quarantine, or nothing) is restored and `VerificationFailed` is
     /// returned.
     pub fn isolate(&self, req: &IsolateRequest) -> Result<IsolateOutcome, EngineError> {
+        self.isolate_durable(req, state::DirSync::Now)
+    }
+
+    /// [`Engine::isolate`]; with [`state::DirSync::Deferred`] the state file's rename is
+    /// made durable by the caller's next directory fsync (the claims file's, in the same
+    /// directory), so one isolate costs one directory fsync, not two.
+    pub(crate) fn isolate_durable(
+        &self,
+        req: &IsolateRequest,
+        dir_sync: state::DirSync,
+    ) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
@@ -315,7 +326,17 @@ impl Engine {
         // other backend is one swap (apply new, verify, remove old) in apply_resolved.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
         let impact = self.impact(&resolved);
-        let mut outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        let mut outcome = self.apply_resolved(
+            fw.as_ref(),
+            req,
+            &resolved,
+            previous.as_ref(),
+            ApplyHow {
+                verify_after: true,
+                notify_users: true,
+                dir_sync,
+            },
+        )?;
         outcome.impact = impact;
         Ok(outcome)
     }
@@ -334,13 +355,33 @@ impl Engine {
     /// refuses the batch (nothing changed), [`EngineError::NotKept`] when the state cannot
     /// be saved (the firewall is then rolled back to the previous record).
     pub fn isolate_unverified(&self, req: &IsolateRequest, notify_users: bool) -> Result<IsolateOutcome, EngineError> {
+        self.isolate_unverified_durable(req, notify_users, state::DirSync::Now)
+    }
+
+    /// [`Engine::isolate_unverified`] with the directory fsync of [`Engine::isolate_durable`].
+    pub(crate) fn isolate_unverified_durable(
+        &self,
+        req: &IsolateRequest,
+        notify_users: bool,
+        dir_sync: state::DirSync,
+    ) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let previous = state::load(&self.state_dir, &self.table)?;
         // As in `isolate`: the recorded quarantine owns its backend.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
-        self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), false, notify_users)
+        self.apply_resolved(
+            fw.as_ref(),
+            req,
+            &resolved,
+            previous.as_ref(),
+            ApplyHow {
+                verify_after: false,
+                notify_users,
+                dir_sync,
+            },
+        )
     }
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again
@@ -361,7 +402,17 @@ impl Engine {
             dhcp_sources: vec![],
             warnings: vec![],
         };
-        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false, false)
+        self.apply_resolved(
+            fw.as_ref(),
+            &stored.request,
+            &resolved,
+            Some(&stored),
+            ApplyHow {
+                verify_after: false,
+                notify_users: false,
+                dir_sync: state::DirSync::Now,
+            },
+        )
     }
 
     fn apply_resolved(
@@ -370,9 +421,13 @@ impl Engine {
         req: &IsolateRequest,
         resolved: &ResolvedRequest,
         previous: Option<&StoredState>,
-        verify_after: bool,
-        notify_users: bool,
+        how: ApplyHow,
     ) -> Result<IsolateOutcome, EngineError> {
+        let ApplyHow {
+            verify_after,
+            notify_users,
+            dir_sync,
+        } = how;
         let started = std::time::Instant::now();
         fw.apply(&resolved.policy)?;
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -435,7 +490,7 @@ impl Engine {
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record.
-        if let Err(e) = state::save(&self.state_dir, &stored) {
+        if let Err(e) = state::save_with(&self.state_dir, &stored, dir_sync) {
             return Err(EngineError::NotKept {
                 what: "the quarantine could not be recorded in the state directory, so it was not kept",
                 cause: Box::new(e),
@@ -721,6 +776,16 @@ pub fn sort_tables(names: &mut Vec<TableName>) {
         (a.as_str() != TableName::DEFAULT, a.as_str()).cmp(&(b.as_str() != TableName::DEFAULT, b.as_str()))
     });
     names.dedup();
+}
+
+/// How `apply_resolved` goes about an apply: verify reachability afterwards (rolling back
+/// on failure), send the message to logged-in users, and when the state's rename is made
+/// durable ([`state::DirSync`]).
+#[derive(Debug, Clone, Copy)]
+struct ApplyHow {
+    verify_after: bool,
+    notify_users: bool,
+    dir_sync: state::DirSync,
 }
 
 /// Whether two backends manage the same kernel objects (netlink and the `nft` command both
