@@ -44,7 +44,15 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> String {
 /// case the caller falls back to [`render_apply`]. Worth it because deleting a table, even
 /// an empty one, makes the kernel wait for an RCU grace period (about 10 ms).
 pub fn render_create(table: &TableName, policy: &Policy) -> String {
-    format!("create table inet {}\n{}", table.as_str(), render_table(table, policy))
+    // The comment (the ownership mark) goes on the `create`: the kernel sets a table's
+    // user data only when it creates the table, so the block's own `comment` line that
+    // follows in the same batch would be dropped.
+    format!(
+        "create table inet {} {{ comment \"{}\"; }}\n{}",
+        table.as_str(),
+        super::TABLE_COMMENT,
+        render_table(table, policy)
+    )
 }
 
 /// The batch that removes our table and nothing else.
