@@ -124,24 +124,83 @@ pub const RETENTION_ACTION: &str = "audit_retention";
 /// A chain head (`last_id`, `hash`) signed with the server's CA key: proof, checkable
 /// offline with the CA certificate, that the server's log contained that record with
 /// that hash at `at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Checkpoint records written by this version also carry (and sign) where the chain
+/// starts, the checkpoint record before them and the last record the server knew it
+/// had written (`chain_start`, `prev`, `anchor`, `occasion`: "version 2"). Deleting or
+/// rewriting a checkpoint record, moving the chain start, or rewinding the log behind
+/// the server's back then breaks a signature or a link the verifier checks. Older
+/// checkpoints (without them) still verify as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedCheckpoint {
+    /// The record signed (0 with [`GENESIS`]: the start of an empty chain).
     pub last_id: i64,
     pub hash: String,
     /// RFC 3339, when the server signed it.
+    #[serde(default)]
     pub at: String,
     /// SHA-256 fingerprint (lower-case hex) of the CA certificate whose key signed it.
+    #[serde(default)]
     pub key: String,
     /// The signature (lower-case hex; ECDSA in ASN.1 DER for the ECDSA CA keys `cordon
-    /// server init` makes) over [`SignedCheckpoint::message`].
+    /// server init` makes) over [`SignedCheckpoint::signed_message`]. Empty when it was
+    /// removed (a file missing it still parses, and fails verification as tampered).
+    #[serde(default)]
     pub signature: String,
+    /// Version 2: the chain-start marker — records with a larger id were written after
+    /// the hash chain existed and must carry hashes (0: every record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_start: Option<i64>,
+    /// Version 2: the checkpoint (or retention) record before this checkpoint record in
+    /// the log — its id and hash — so checkpoint records form a chain of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Checkpoint>,
+    /// Version 2: the last record the signing server knew to be in the log (id and hash)
+    /// from outside the database: the last record it wrote or saw while running, or at
+    /// start the last checkpoint it wrote before (kept in its data directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Checkpoint>,
+    /// Version 2: why it was written: `start`, `interval`, `shutdown` or `retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occasion: Option<String>,
 }
 
 impl SignedCheckpoint {
-    /// The signed bytes: a version tag, then id, hash, time and key fingerprint, one a line.
+    /// The signed bytes of a version-1 checkpoint: a version tag, then id, hash, time
+    /// and key fingerprint, one a line.
     pub fn message(last_id: i64, hash: &str, at: &str, key: &str) -> Vec<u8> {
         format!("cordon-audit-checkpoint-v1\n{last_id}\n{hash}\n{at}\n{key}\n").into_bytes()
+    }
+
+    /// Carries any version-2 field (then all of them are signed).
+    pub fn is_v2(&self) -> bool {
+        self.chain_start.is_some() || self.prev.is_some() || self.anchor.is_some() || self.occasion.is_some()
+    }
+
+    /// The bytes the signature covers: [`SignedCheckpoint::message`] for version 1;
+    /// for version 2 another tag, the same four lines, then `chain_start`, `prev`,
+    /// `anchor` (`ID:HASH`) and `occasion`, `-` for an absent one.
+    pub fn signed_message(&self) -> Vec<u8> {
+        if !self.is_v2() {
+            return Self::message(self.last_id, &self.hash, &self.at, &self.key);
+        }
+        let opt = |c: &Option<Checkpoint>| {
+            c.as_ref()
+                .map_or("-".to_string(), |c| format!("{}:{}", c.last_id, c.hash))
+        };
+        format!(
+            "cordon-audit-checkpoint-v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            self.last_id,
+            self.hash,
+            self.at,
+            self.key,
+            self.chain_start.map_or("-".to_string(), |s| s.to_string()),
+            opt(&self.prev),
+            opt(&self.anchor),
+            self.occasion.as_deref().unwrap_or("-").replace('\n', " "),
+        )
+        .into_bytes()
     }
 
     /// The unsigned head it names.
@@ -179,8 +238,12 @@ pub type SignatureCheck = Box<dyn Fn(&SignedCheckpoint) -> Result<(), String> + 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainProblem {
-    /// Id of the first bad record (for a truncated tail: the last record present).
-    pub id: i64,
+    /// Id of the first bad record (for a truncated tail: the last record present);
+    /// `None` when no record can be named — then `subject` says what failed.
+    pub id: Option<i64>,
+    /// What failed when no record can be named (`the export's trailer`, `the log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// 1-based position of that record in the checked sequence (line number of an export).
     pub position: u64,
     pub reason: String,
@@ -190,7 +253,8 @@ pub struct ChainProblem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainReport {
-    /// No problem found.
+    /// No problem found *and* every signature was checked: `false` as well when signed
+    /// checkpoints could not be checked (no CA certificate), see `unchecked_signatures`.
     pub ok: bool,
     /// Records written before the chain existed (the migration that added it): they
     /// carry no hash and are not protected.
@@ -221,7 +285,8 @@ pub struct ChainReport {
 
 /// Incremental verifier: feed records in log order with [`Verifier::push`], then
 /// [`Verifier::finish`] (a database) or [`Verifier::finish_export`] (a file). Memory
-/// stays constant whatever the log's size.
+/// grows with the number of checkpoint records (one per start and ten minutes of
+/// activity) and the records between two checkpoints, not with the log's size.
 #[derive(Default)]
 pub struct Verifier {
     /// Checks signatures of signed checkpoints; without it they are counted unchecked.
@@ -238,12 +303,23 @@ pub struct Verifier {
     chained: u64,
     first_chained_id: Option<i64>,
     head: Option<Checkpoint>,
-    /// Checkpoints seen to match so far (`last_id` inside the log).
     problem: Option<ChainProblem>,
+    /// Outside checkpoints, and whether each was met in the log.
     checkpoints: Vec<(String, Checkpoint)>,
     matched: Vec<bool>,
-    /// Records with a larger id must be chained (set from the database).
+    /// Records with a larger id must be chained (set from the database, or from the
+    /// signed chain start of the log's last checkpoint).
     started_after: Option<i64>,
+    /// The last record without a hash (before the chain started).
+    last_unchained: Option<i64>,
+    /// The last checkpoint or retention record met (id and hash).
+    last_ckpt: Option<Checkpoint>,
+    /// Every checkpoint or retention record met: id to hash.
+    ckpt_records: std::collections::HashMap<i64, String>,
+    /// The records since the last checkpoint record (it included): id to hash.
+    window: std::collections::HashMap<i64, String>,
+    /// The last record a verified checkpoint record signed.
+    vouched_through: Option<i64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -254,6 +330,20 @@ impl std::fmt::Debug for Verifier {
             .field("problem", &self.problem)
             .finish_non_exhaustive()
     }
+}
+
+/// `r` is a checkpoint or a retention record (a link of the checkpoint chain).
+fn is_checkpoint_record(r: &AuditRecord) -> bool {
+    r.action == CHECKPOINT_ACTION || r.action == RETENTION_ACTION
+}
+
+/// The signed chain start of the last version-2 checkpoint record among `records`.
+pub fn signed_chain_start<'a>(records: impl DoubleEndedIterator<Item = &'a AuditRecord>) -> Option<i64> {
+    records.rev().filter(|r| r.action == CHECKPOINT_ACTION).find_map(|r| {
+        serde_json::from_str::<SignedCheckpoint>(r.detail.as_deref()?)
+            .ok()?
+            .chain_start
+    })
 }
 
 impl Verifier {
@@ -274,14 +364,16 @@ impl Verifier {
     }
 
     /// The log continues a chain cut by retention: its first chained record's
-    /// `prev_hash` is `prev` (the database knows it; a file proves it with the signed
-    /// retention record it carries).
+    /// `prev_hash` is `prev` (known from a source the caller trusts).
     pub fn resumes_after(mut self, cut: Checkpoint) -> Self {
         self.continues_after = Some(cut);
         self
     }
 
     fn check_signature(&mut self, cp: &SignedCheckpoint) -> Result<(), String> {
+        if cp.signature.is_empty() {
+            return Err("carries no signature (it was removed)".into());
+        }
         match &self.signature {
             Some(check) => {
                 check(cp)?;
@@ -299,6 +391,17 @@ impl Verifier {
         self
     }
 
+    /// The chain continues a retention cut (so links to records before the log's first
+    /// record cannot be checked here: they were archived).
+    fn resumed(&self) -> bool {
+        self.resumed_from.is_some() || self.continues_after.is_some()
+    }
+
+    /// `id` names a record before this log's first chained record, removed by retention.
+    fn archived(&self, id: i64) -> bool {
+        self.resumed() && self.first_chained_id.is_none_or(|f| id < f)
+    }
+
     /// Checks the next record; after the first problem, further records are ignored.
     pub fn push(&mut self, r: &AuditRecord) {
         if self.problem.is_some() {
@@ -307,13 +410,15 @@ impl Verifier {
         self.position += 1;
         let position = self.position;
         let bad = |reason: String| ChainProblem {
-            id: r.id,
+            id: Some(r.id),
+            subject: None,
             position,
             reason,
         };
         let (prev, hash) = match (&r.prev_hash, &r.hash) {
             (None, None) if self.head.is_none() && self.started_after.is_none_or(|s| r.id <= s) => {
                 self.unchained += 1;
+                self.last_unchained = Some(r.id);
                 return;
             }
             (Some(p), Some(h)) => (p, h),
@@ -375,10 +480,17 @@ impl Verifier {
         }
         self.first_chained_id.get_or_insert(r.id);
         self.chained += 1;
-        self.head = Some(Checkpoint {
+        let here = Checkpoint {
             last_id: r.id,
             hash: hash.clone(),
-        });
+        };
+        if is_checkpoint_record(r) {
+            self.window.clear();
+            self.ckpt_records.insert(r.id, hash.clone());
+            self.last_ckpt = Some(here.clone());
+        }
+        self.window.insert(r.id, hash.clone());
+        self.head = Some(here);
     }
 
     /// Checks the signed checkpoint a checkpoint or retention record carries (the record
@@ -390,26 +502,49 @@ impl Verifier {
                 .map_err(|e| format!("is a checkpoint record whose detail is not a signed checkpoint: {e}"))?;
             match &self.head {
                 Some(h) if h.last_id == cp.last_id && h.hash == cp.hash => {}
+                Some(h) if h.last_id == cp.last_id => {
+                    let from = self
+                        .vouched_through
+                        .map_or(self.first_chained_id.unwrap_or(h.last_id), |v| v + 1)
+                        .min(h.last_id);
+                    let before = match self.vouched_through {
+                        Some(v) => format!("signed checkpoints vouch for the records up to {v}"),
+                        None => "no signed checkpoint before it vouches for any record".into(),
+                    };
+                    return Err(format!(
+                        "is a signed checkpoint of record {} with hash {}, but record {} now hashes to {}: \
+                         one of records {from}–{} was changed, removed or inserted and the hashes after it \
+                         recomputed ({before})",
+                        cp.last_id, cp.hash, h.last_id, h.hash, h.last_id
+                    ));
+                }
                 Some(h) => {
                     return Err(format!(
-                        "is a checkpoint of record {} but the record before it is {}",
+                        "is a signed checkpoint of record {} but the record before it is {}: records were \
+                         removed or inserted here",
                         cp.last_id, h.last_id
                     ))
                 }
                 // The first record after a retention cut may be a checkpoint of the last
                 // record the cut removed: consistent when it names exactly the record this
-                // one's prev_hash (already checked against the cut) points at.
+                // one's prev_hash (already checked against the cut) points at. A checkpoint
+                // of an empty chain names the genesis value.
                 None if r.prev_hash.as_deref() == Some(cp.hash.as_str())
                     && self.continues_after.as_ref().is_none_or(|c| c.last_id == cp.last_id) => {}
                 None => {
                     return Err(format!(
-                        "is a checkpoint of record {} but no record precedes it",
+                        "is a signed checkpoint of record {} but no record precedes it",
                         cp.last_id
                     ))
                 }
             }
             self.check_signature(&cp)
-                .map_err(|e| format!("carries a checkpoint whose signature does not verify: {e}"))
+                .map_err(|e| format!("carries a checkpoint whose signature does not verify: {e}"))?;
+            if cp.is_v2() {
+                self.checkpoint_links(&cp)?;
+            }
+            self.vouched_through = Some(cp.last_id);
+            Ok(())
         } else if r.action == RETENTION_ACTION {
             let cut: RetentionCut = serde_json::from_str(detail)
                 .map_err(|e| format!("is a retention record whose detail is not a signed cut: {e}"))?;
@@ -425,17 +560,103 @@ impl Verifier {
         }
     }
 
+    /// The links a version-2 checkpoint signs: the chain start, the checkpoint record
+    /// before it, and the record the server last knew to be in the log.
+    fn checkpoint_links(&self, cp: &SignedCheckpoint) -> Result<(), String> {
+        if let (Some(start), Some(u)) = (cp.chain_start, self.last_unchained) {
+            if u > start {
+                return Err(format!(
+                    "signs the chain start (every record after {start} carries a hash), but record {u} \
+                     carries none: hashes were removed"
+                ));
+            }
+        }
+        match (&cp.prev, &self.last_ckpt) {
+            (None, None) => {}
+            (Some(p), Some(l)) if p == l => {}
+            (Some(p), None) if self.archived(p.last_id) => {}
+            (Some(p), Some(l)) if p.last_id == l.last_id => {
+                return Err(format!(
+                    "names checkpoint record {} (hash {}) as the one before it, but that record now hashes \
+                     to {}: the checkpoint record was rewritten",
+                    p.last_id, p.hash, l.hash
+                ))
+            }
+            (Some(p), Some(l)) => {
+                return Err(format!(
+                    "names checkpoint record {} as the one before it, but the log's previous checkpoint \
+                     record is {}: checkpoint records were removed, inserted or rewritten",
+                    p.last_id, l.last_id
+                ))
+            }
+            (Some(p), None) => {
+                return Err(format!(
+                    "names checkpoint record {} as the one before it, but the log has no checkpoint record \
+                     before it: checkpoint records were removed",
+                    p.last_id
+                ))
+            }
+            (None, Some(l)) => {
+                return Err(format!(
+                    "says no checkpoint record precedes it, but record {} is one: the log was rewritten",
+                    l.last_id
+                ))
+            }
+        }
+        if let Some(a) = &cp.anchor {
+            match self
+                .window
+                .get(&a.last_id)
+                .or_else(|| self.ckpt_records.get(&a.last_id))
+            {
+                Some(h) if *h == a.hash => {}
+                Some(h) => {
+                    return Err(format!(
+                        "says the server knew record {} with hash {}, but the log's record {} hashes to {}: \
+                         the log was rewritten behind the server's back",
+                        a.last_id, a.hash, a.last_id, h
+                    ))
+                }
+                None if self.archived(a.last_id) => {}
+                None => {
+                    return Err(format!(
+                        "says the server knew record {} (hash {}) in the log, but the log has no such record \
+                         since the previous checkpoint: records were removed or rewritten behind the server's \
+                         back (or the database was restored from an older copy)",
+                        a.last_id, a.hash
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The report of a file export: like [`Verifier::finish`], and its end must be the
     /// signed `trailer` (a missing trailer, or one naming a later record, means records
     /// were removed from the end of the file).
     pub fn finish_export(mut self, trailer: Option<&SignedCheckpoint>) -> ChainReport {
         if self.problem.is_none() {
-            let (id, end) = match &self.head {
-                Some(h) => (h.last_id, format!("the export ends at record {}", h.last_id)),
-                None => (0, "the export has no chained record".to_string()),
+            let (id, subject, end) = match &self.head {
+                Some(h) => (
+                    Some(h.last_id),
+                    None,
+                    format!("the export ends at record {}", h.last_id),
+                ),
+                None => (
+                    None,
+                    Some("the export's trailer".to_string()),
+                    "the export has no chained record".to_string(),
+                ),
             };
             let position = self.position;
-            let bad = |reason: String| Some(ChainProblem { id, position, reason });
+            let bad = |reason: String| {
+                Some(ChainProblem {
+                    id,
+                    subject: subject.clone(),
+                    position,
+                    reason,
+                })
+            };
             match trailer {
                 None => {
                     self.problem = bad(format!(
@@ -466,12 +687,14 @@ impl Verifier {
         self.finish()
     }
 
-    /// The report; checkpoints not met in the log are tail truncations.
+    /// The report; checkpoints not met in the log are tail truncations (unless they name
+    /// a record archived by a signed retention cut).
     pub fn finish(mut self) -> ChainReport {
         if self.problem.is_none() {
             if let Some(prev) = &self.resumed_from {
                 self.problem = Some(ChainProblem {
-                    id: self.first_chained_id.unwrap_or(0),
+                    id: self.first_chained_id,
+                    subject: Some("the start of the chain".into()),
                     position: 1,
                     reason: format!(
                         "is the first chained record and continues a chain ending in hash {prev}, but no signed \
@@ -482,15 +705,16 @@ impl Verifier {
         }
         if self.problem.is_none() {
             for (i, (src, cp)) in self.checkpoints.iter().enumerate() {
-                if self.matched[i] {
+                if self.matched[i] || self.archived(cp.last_id) {
                     continue;
                 }
-                let (id, last) = match &self.head {
-                    Some(h) => (h.last_id, format!("ends at record {}", h.last_id)),
-                    None => (0, "has no chained record".to_string()),
+                let (id, subject, last) = match &self.head {
+                    Some(h) => (Some(h.last_id), None, format!("ends at record {}", h.last_id)),
+                    None => (None, Some("the log".to_string()), "has no chained record".to_string()),
                 };
                 self.problem = Some(ChainProblem {
                     id,
+                    subject,
                     position: self.position,
                     reason: format!(
                         "the log {last} but the {src} checkpoint names record {} (hash {}): \
@@ -502,7 +726,7 @@ impl Verifier {
             }
         }
         ChainReport {
-            ok: self.problem.is_none(),
+            ok: self.problem.is_none() && self.unchecked == 0,
             unchained: self.unchained,
             chained: self.chained,
             first_chained_id: self.first_chained_id,
@@ -519,6 +743,9 @@ impl Verifier {
 /// Checks `records` (in log order) against the chain and `checkpoints`.
 pub fn verify(records: &[AuditRecord], checkpoints: Vec<(String, Checkpoint)>) -> ChainReport {
     let mut v = Verifier::new(checkpoints);
+    if let Some(s) = signed_chain_start(records.iter()) {
+        v = v.chain_starts_after(s);
+    }
     for r in records {
         v.push(r);
     }
@@ -535,7 +762,8 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<AuditRecord>, String> {
 }
 
 /// Parses a JSON-lines export: the records, and the signed trailer if the last line is
-/// one (`{"checkpoint": ...}`). Blank lines are skipped.
+/// one (`{"checkpoint": ...}`; one whose signature, time or key was removed still
+/// parses, and fails verification). Blank lines are skipped.
 ///
 /// # Errors
 /// The 1-based line number and serde's message for a line that is neither, or a
@@ -575,11 +803,19 @@ pub fn verify_export(
     if let Some(s) = signature {
         v = v.with_signatures(s);
     }
+    if let Some(s) = signed_chain_start(records.iter()) {
+        v = v.chain_starts_after(s);
+    }
     for r in records {
         v.push(r);
     }
     v.finish_export(trailer)
 }
+
+/// The last line of [`render`] for a report without a problem whose signatures were
+/// not all checked.
+pub const NOT_VERIFIED: &str =
+    "NOT VERIFIED: chain intact; checkpoint signatures NOT verified: pass --ca (or set CORDON_CA)";
 
 /// Human-readable lines for a report (CLI output).
 pub fn render(report: &ChainReport) -> String {
@@ -619,12 +855,21 @@ pub fn render(report: &ChainReport) -> String {
             if let Some(h) = &report.head {
                 out.push_str(&format!("head: {}:{}\n", h.last_id, h.hash));
             }
-            out.push_str("OK: the audit chain is intact\n");
+            if report.unchecked_signatures > 0 {
+                out.push_str(NOT_VERIFIED);
+                out.push('\n');
+            } else {
+                out.push_str("OK: the audit chain is intact\n");
+            }
         }
-        Some(p) => out.push_str(&format!(
-            "TAMPERED: record {} (entry {}) {}\n",
-            p.id, p.position, p.reason
-        )),
+        Some(p) => match (p.id, &p.subject) {
+            (Some(id), _) => out.push_str(&format!("TAMPERED: record {id} (entry {}) {}\n", p.position, p.reason)),
+            (None, subject) => out.push_str(&format!(
+                "TAMPERED: {}: {}\n",
+                subject.as_deref().unwrap_or("the log"),
+                p.reason
+            )),
+        },
     }
     out
 }
@@ -684,7 +929,7 @@ pub mod signature {
             let sig = hex::decode(&cp.signature).map_err(|e| format!("signature is not hex: {e}"))?;
             let der = CertificateDer::from(self.der.as_slice());
             let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("CA certificate unreadable: {e}"))?;
-            let msg = SignedCheckpoint::message(cp.last_id, &cp.hash, &cp.at, &cp.key);
+            let msg = cp.signed_message();
             for alg in [ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519] {
                 if cert.verify_signature(alg, &msg, &sig).is_ok() {
                     return Ok(());
@@ -771,7 +1016,7 @@ mod tests {
             let mut l = log(5);
             edit(&mut l[4]);
             let p = verify(&l, vec![]).problem.unwrap();
-            assert_eq!(p.id, 5);
+            assert_eq!(p.id, Some(5));
             assert!(p.reason.contains("field"), "{}", p.reason);
         }
     }
@@ -820,19 +1065,19 @@ mod tests {
         let mut l = log(5);
         l.remove(4);
         let p = verify(&l, vec![]).problem.unwrap();
-        assert_eq!(p.id, 6);
+        assert_eq!(p.id, Some(6));
         assert!(p.reason.contains("removed"), "{}", p.reason);
         // The first chained record removed.
         let mut l = log(5);
         l.remove(2);
-        assert_eq!(verify(&l, vec![]).problem.unwrap().id, 4);
+        assert_eq!(verify(&l, vec![]).problem.unwrap().id, Some(4));
     }
 
     #[test]
     fn reordered_records_are_detected() {
         let mut l = log(5);
         l.swap(3, 4);
-        assert_eq!(verify(&l, vec![]).problem.unwrap().id, 5);
+        assert_eq!(verify(&l, vec![]).problem.unwrap().id, Some(5));
         // Swapping ids in place (a database edit) breaks the hashes.
         let mut l = log(5);
         let (a, b) = (l[3].id, l[4].id);
@@ -851,7 +1096,7 @@ mod tests {
             "without a checkpoint a cut tail is a valid chain"
         );
         let p = verify(cut, cp).problem.unwrap();
-        assert_eq!(p.id, 5, "names the last record present");
+        assert_eq!(p.id, Some(5), "names the last record present");
         assert!(p.reason.contains("removed from the end"), "{}", p.reason);
     }
 
@@ -872,7 +1117,7 @@ mod tests {
         }
         assert!(verify(&l, vec![]).ok);
         let p = verify(&l, cp).problem.unwrap();
-        assert_eq!(p.id, 7);
+        assert_eq!(p.id, Some(7));
     }
 
     #[test]
@@ -880,7 +1125,7 @@ mod tests {
         let mut l = log(3);
         l[3].hash = None;
         l[3].prev_hash = None;
-        assert_eq!(verify(&l, vec![]).problem.unwrap().id, 4);
+        assert_eq!(verify(&l, vec![]).problem.unwrap().id, Some(4));
     }
 
     #[test]
@@ -913,6 +1158,7 @@ mod tests {
             at: "2030-01-01T00:00:00.000Z".into(),
             key: "k".into(),
             signature: sig.into(),
+            ..Default::default()
         }
     }
 
@@ -944,13 +1190,13 @@ mod tests {
         let p = verify_export(&l[..5], Some(&t), vec![], Some(fake_check()))
             .problem
             .unwrap();
-        assert_eq!(p.id, 5, "names the last record present");
+        assert_eq!(p.id, Some(5), "names the last record present");
         assert!(p.reason.contains("removed from the end"), "{}", p.reason);
         // Cut the tail with the trailer: no trailer, nothing proves the end.
         let p = verify_export(&l[..5], None, vec![], Some(fake_check()))
             .problem
             .unwrap();
-        assert_eq!(p.id, 5);
+        assert_eq!(p.id, Some(5));
         assert!(p.reason.contains("without a signed trailer"), "{}", p.reason);
         // A forged trailer.
         let p = verify_export(
@@ -971,7 +1217,8 @@ mod tests {
         push(&mut l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
         push(&mut l, "quarantine", "{}".into());
         let r = verify(&l, vec![]);
-        assert!(r.ok && r.unchecked_signatures == 1, "{r:?}");
+        assert!(r.problem.is_none() && r.unchecked_signatures == 1, "{r:?}");
+        assert!(!r.ok, "unchecked signatures are not a pass: {r:?}");
         let mut v = Verifier::new(vec![]).with_signatures(fake_check());
         l.iter().for_each(|x| v.push(x));
         let r = v.finish();
@@ -988,7 +1235,7 @@ mod tests {
         let mut v = Verifier::new(vec![]).with_signatures(fake_check());
         bad.iter().for_each(|x| v.push(x));
         let p = v.finish().problem.unwrap();
-        assert_eq!(p.id, bad[i].id);
+        assert_eq!(p.id, Some(bad[i].id));
         assert!(p.reason.contains("signature does not verify"), "{}", p.reason);
     }
 
@@ -1019,7 +1266,7 @@ mod tests {
         )
         .problem
         .unwrap();
-        assert_eq!(p.id, headless[0].id);
+        assert_eq!(p.id, Some(headless[0].id));
         assert!(p.reason.contains("records before it were removed"), "{}", p.reason);
     }
 
@@ -1052,6 +1299,200 @@ mod tests {
             .problem
             .unwrap();
         assert!(p.reason.contains("no record precedes it"), "{}", p.reason);
+    }
+
+    /// Appends a version-2 checkpoint record of the current head to `l` (signature
+    /// "good"), linked to the previous checkpoint record, with `anchor`.
+    fn push_v2(l: &mut Vec<AuditRecord>, anchor: Option<Checkpoint>) {
+        let last = l.last().unwrap();
+        let prev = l.iter().rev().find(|r| is_checkpoint_record(r)).map(|r| Checkpoint {
+            last_id: r.id,
+            hash: r.hash.clone().unwrap(),
+        });
+        let cp = SignedCheckpoint {
+            chain_start: Some(2),
+            prev,
+            anchor,
+            occasion: Some("start".into()),
+            ..signed(last.id, last.hash.as_deref().unwrap(), "good")
+        };
+        push(l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+    }
+
+    /// Re-hashes `l` from index `from` on (what someone with database access does).
+    fn rehash(l: &mut [AuditRecord], from: usize) {
+        let mut prev = l[from].prev_hash.clone().unwrap();
+        for r in l.iter_mut().skip(from) {
+            r.prev_hash = Some(prev.clone());
+            let h = chain_hash(&prev, r);
+            r.hash = Some(h.clone());
+            prev = h;
+        }
+    }
+
+    fn verify_signed(l: &[AuditRecord]) -> ChainReport {
+        let mut v = Verifier::new(vec![]).with_signatures(fake_check());
+        if let Some(s) = signed_chain_start(l.iter()) {
+            v = v.chain_starts_after(s);
+        }
+        l.iter().for_each(|x| v.push(x));
+        v.finish()
+    }
+
+    /// A log with checkpoints: records 3-5, checkpoint 6, records 7-9, checkpoint 10,
+    /// records 11-12, checkpoint 13.
+    fn checkpointed() -> Vec<AuditRecord> {
+        let mut l = log(3);
+        push_v2(&mut l, None);
+        for _ in 0..3 {
+            push(&mut l, "quarantine", "{}".into());
+        }
+        push_v2(&mut l, None);
+        for _ in 0..2 {
+            push(&mut l, "quarantine", "{}".into());
+        }
+        let anchor = Some(Checkpoint {
+            last_id: 12,
+            hash: l[11].hash.clone().unwrap(),
+        });
+        push_v2(&mut l, anchor);
+        l
+    }
+
+    /// The fault kind (trial): a record rewritten and every later hash recomputed, so the
+    /// chain is self-consistent; the next signed checkpoint names the rewritten range.
+    #[test]
+    fn rewritten_and_rehashed_chain_is_named_by_the_next_checkpoint() {
+        let l = checkpointed();
+        assert!(verify_signed(&l).ok, "{:?}", verify_signed(&l));
+        let mut bad = l.clone();
+        bad[7].comment = Some("routine".into()); // record 8
+        rehash(&mut bad, 7);
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!(p.id, Some(10), "{p:?}");
+        // Checkpoint record 6 signed record 5; record 6 itself and 7-9 are covered by 10.
+        assert!(p.reason.contains("one of records 6–9 was changed"), "{}", p.reason);
+        assert!(p.reason.contains("up to 5"), "{}", p.reason);
+    }
+
+    /// Deleting a checkpoint record (and re-hashing) breaks the checkpoint chain.
+    #[test]
+    fn removed_or_rewritten_checkpoint_record_is_named() {
+        let l = checkpointed();
+        let mut bad = l.clone();
+        bad.remove(9); // checkpoint record 10 (ids stay; chain re-hashed)
+        bad[9].prev_hash = bad[8].hash.clone();
+        rehash(&mut bad, 9);
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!(p.id, Some(13), "{p:?}");
+        assert!(p.reason.contains("record 12"), "{}", p.reason);
+        // The first checkpoint removed: the second one names it.
+        let mut bad = l.clone();
+        bad.remove(5);
+        bad[5].prev_hash = bad[4].hash.clone();
+        rehash(&mut bad, 5);
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!(p.id, Some(10), "{p:?}");
+        assert!(p.reason.contains("one of records 3–9"), "{p:?}");
+        // A checkpoint whose signed link names another checkpoint record than the one
+        // before it in the log (checkpoint 10 moved after a rewrite that kept the head).
+        let mut bad = l.clone();
+        let mut cp: SignedCheckpoint = serde_json::from_str(bad[12].detail.as_deref().unwrap()).unwrap();
+        cp.prev = Some(Checkpoint {
+            last_id: 6,
+            hash: bad[5].hash.clone().unwrap(),
+        });
+        bad[12].detail = Some(serde_json::to_string(&cp).unwrap());
+        rehash(&mut bad, 12);
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!(p.id, Some(13), "{p:?}");
+        assert!(p.reason.contains("names checkpoint record 6"), "{p:?}");
+    }
+
+    /// The chain-start marker is signed: stripping hashes from the first chained records
+    /// (moving the start) names the first stripped record.
+    #[test]
+    fn moved_chain_start_names_the_first_stripped_record() {
+        let l = checkpointed();
+        let mut bad = l.clone();
+        for r in bad.iter_mut().take(4) {
+            r.prev_hash = None;
+            r.hash = None;
+        }
+        bad[4].prev_hash = Some(GENESIS.into());
+        rehash(&mut bad, 4);
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!(p.id, Some(3), "{p:?}");
+        assert!(p.reason.contains("no chain hash"), "{}", p.reason);
+    }
+
+    /// A checkpoint's anchor (the record the server knew) must be in the log unchanged.
+    #[test]
+    fn anchor_the_log_no_longer_has_is_named() {
+        let mut l = log(3);
+        push_v2(&mut l, None);
+        push(&mut l, "quarantine", "{}".into());
+        // The server knew record 7 with another hash (it was rewritten while it was down).
+        let anchor = Some(Checkpoint {
+            last_id: 7,
+            hash: "f".repeat(64),
+        });
+        push_v2(&mut l, anchor);
+        let p = verify_signed(&l).problem.unwrap();
+        assert_eq!(p.id, Some(8));
+        assert!(p.reason.contains("the log's record 7 hashes to"), "{}", p.reason);
+        // A record the log no longer has.
+        let mut l = log(3);
+        push_v2(&mut l, None);
+        let anchor = Some(Checkpoint {
+            last_id: 9,
+            hash: "f".repeat(64),
+        });
+        push_v2(&mut l, anchor);
+        let p = verify_signed(&l).problem.unwrap();
+        assert!(p.reason.contains("has no such record"), "{}", p.reason);
+    }
+
+    /// Without the CA a forged trailer cannot be told apart: the report does not say
+    /// intact; a trailer without a signature is tampering even without the CA; no
+    /// message names "record 0".
+    #[test]
+    fn unchecked_signatures_are_not_intact_and_a_missing_signature_is_tampering() {
+        let l = log(3);
+        let forged = trailer_of(&l, "forged");
+        let r = verify_export(&l, Some(&forged), vec![], None);
+        assert!(!r.ok && r.problem.is_none(), "{r:?}");
+        let text = render(&r);
+        assert!(!text.contains("OK"), "{text}");
+        assert!(text.contains("checkpoint signatures NOT verified: pass --ca"), "{text}");
+        let mut bare = forged.clone();
+        bare.signature = String::new();
+        let r = verify_export(&l, Some(&bare), vec![], None);
+        let p = r.problem.clone().unwrap();
+        assert!(p.reason.contains("no signature"), "{p:?}");
+        assert!(render(&r).contains("TAMPERED"));
+        // Parsed from a file whose trailer lost its signature field.
+        let line = serde_json::to_string(&ExportTrailer { checkpoint: bare }).unwrap();
+        let line = line.replace(",\"signature\":\"\"", "");
+        assert!(!line.contains("signature"), "{line}");
+        let (_, t) = parse_export(&line).unwrap();
+        assert_eq!(t.unwrap().signature, "");
+        // An export with no chained record: the trailer is named, not "record 0".
+        let r = verify_export(&[], None, vec![], None);
+        let text = render(&r);
+        assert!(text.contains("TAMPERED: the export's trailer"), "{text}");
+        assert!(!text.contains("record 0"), "{text}");
+        let r = verify(
+            &[],
+            vec![(
+                "given".into(),
+                Checkpoint {
+                    last_id: 4,
+                    hash: GENESIS.into(),
+                },
+            )],
+        );
+        assert!(!render(&r).contains("record 0"), "{}", render(&r));
     }
 
     #[test]

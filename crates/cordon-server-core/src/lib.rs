@@ -51,6 +51,9 @@ pub struct AppState {
     pub ca: Option<Arc<Ca>>,
     /// Longest time a long-poll for desired state is held open.
     pub max_wait: Duration,
+    /// Where the server keeps its last audit checkpoint outside the database
+    /// (`DATA/audit-anchor.json`, see [`service::audit::ANCHOR_FILE`]); `None`: nowhere.
+    pub audit_anchor: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             hub: Arc::new(Hub::new()),
             ca,
             max_wait: Duration::from_secs(25),
+            audit_anchor: None,
         }
     }
 }

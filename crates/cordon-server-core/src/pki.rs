@@ -165,14 +165,29 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
 }
 
 impl Ca {
-    /// Signs the audit chain head `(last_id, hash)` with the CA key, now (issue 17): the
-    /// signature covers [`SignedCheckpoint::message`] and is checked with the CA
-    /// certificate ([`cordon_proto::audit_chain::signature::CaCert`]).
+    /// Signs the audit chain head `(last_id, hash)` with the CA key, now (issue 17): a
+    /// version-1 checkpoint (export trailers, retention cuts); see
+    /// [`Ca::sign_checkpoint_v2`] for checkpoint records.
+    ///
+    /// # Errors
+    /// As [`Ca::sign`].
+    pub fn sign_checkpoint(&self, last_id: i64, hash: &str) -> Result<SignedCheckpoint, PkiError> {
+        self.sign(SignedCheckpoint {
+            last_id,
+            hash: hash.to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// Signs `cp` (its `last_id`, `hash` and version-2 fields as given; `at`, `key` and
+    /// `signature` are set here) with the CA key, now: the signature covers
+    /// [`SignedCheckpoint::signed_message`] and is checked with the CA certificate
+    /// ([`cordon_proto::audit_chain::signature::CaCert`]).
     ///
     /// # Errors
     /// `Cert` for a CA key type other than ECDSA P-256/P-384 (what `init` makes), or a
     /// failed signature.
-    pub fn sign_checkpoint(&self, last_id: i64, hash: &str) -> Result<SignedCheckpoint, PkiError> {
+    pub fn sign(&self, mut cp: SignedCheckpoint) -> Result<SignedCheckpoint, PkiError> {
         use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
         let alg = if self.key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
             &ECDSA_P256_SHA256_ASN1_SIGNING
@@ -186,18 +201,13 @@ impl Ca {
         let rng = ring::rand::SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(alg, &self.key.serialize_der(), &rng)
             .map_err(|e| PkiError::Cert(format!("CA key unusable for signing: {e}")))?;
-        let key = self.fingerprint();
-        let at = crate::timefmt::to_rfc3339(crate::timefmt::now_ms());
+        cp.key = self.fingerprint();
+        cp.at = crate::timefmt::to_rfc3339(crate::timefmt::now_ms());
         let sig = pair
-            .sign(&rng, &SignedCheckpoint::message(last_id, hash, &at, &key))
+            .sign(&rng, &cp.signed_message())
             .map_err(|_| PkiError::Cert("signing the audit checkpoint failed".into()))?;
-        Ok(SignedCheckpoint {
-            last_id,
-            hash: hash.to_string(),
-            at,
-            key,
-            signature: hex::encode(sig.as_ref()),
-        })
+        cp.signature = hex::encode(sig.as_ref());
+        Ok(cp)
     }
 
     /// The CA certificate as a checker of checkpoint signatures.

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::pki::{self, Ca, PkiError};
 use crate::store::{Store, StoreError};
 use crate::{router, AppState};
+use cordon_server_core::service::audit;
 
 /// Failures of `cordon server init|token create|run`.
 #[derive(Debug, Error)]
@@ -33,6 +34,13 @@ pub enum RunError {
         source: std::io::Error,
     },
 }
+
+/// Pause between two periodic signed audit checkpoints (written only when the log moved).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
+
+/// Pause between two readings of the audit chain head (see
+/// [`cordon_server_core::Store::note_audit_head`]).
+pub const AUDIT_HEAD_EVERY: Duration = Duration::from_secs(2);
 
 /// `sqlite://DATA/cordon.db` unless a URL is given.
 pub fn db_url(data_dir: &Path, db: Option<&str>) -> String {
@@ -110,6 +118,18 @@ impl Running {
             t.abort();
         }
     }
+
+    /// An orderly stop: [`Running::stop`], then a signed audit checkpoint (occasion
+    /// `shutdown`) of everything written, kept in the data directory too, so the log
+    /// cannot be rewritten or cut while the server is down without verification
+    /// noticing. A failure to write it is logged.
+    pub async fn shutdown(self) {
+        let state = self.state.clone();
+        self.stop();
+        if let Err(e) = audit::checkpoint(&state, audit::occasion::SHUTDOWN).await {
+            tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint");
+        }
+    }
 }
 
 /// Raises this process's soft limit of open files to its hard limit (every connected
@@ -183,16 +203,39 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store.clone(), Some(ca));
     state.max_wait = cfg.max_wait;
-    // Signed audit checkpoints (issue 17): a record in the log and a line in the server
-    // log, at start and every ten minutes while the log moves.
+    // Signed audit checkpoints (issue 17): a record in the log, a line in the server log
+    // and the data directory's anchor file, at start (before serving), every ten minutes
+    // while the log moves, and at an orderly shutdown. The start checkpoint names the
+    // previous run's last checkpoint (from the anchor file).
+    let anchor = cfg.data_dir.join(audit::ANCHOR_FILE);
+    audit::load_anchor(&state, &anchor);
+    state.audit_anchor = Some(anchor);
+    if let Err(e) = audit::checkpoint(&state, audit::occasion::START).await {
+        tracing::warn!(error = %e, "cannot write the start audit checkpoint");
+    }
     let checkpoints = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            let every = CHECKPOINT_EVERY;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
-                if let Err(e) = cordon_server_core::service::audit::checkpoint(&state).await {
+                if let Err(e) = audit::checkpoint(&state, audit::occasion::INTERVAL).await {
                     tracing::warn!(error = %e, "cannot write an audit checkpoint");
+                }
+            }
+        })
+    };
+    // The newest audit head this process saw, every few seconds: a tail cut while the
+    // server runs is then named by verification even when the head row was rewound.
+    let head_watch = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(AUDIT_HEAD_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.note_audit_head().await {
+                    tracing::warn!(error = %e, "cannot read the audit chain head");
                 }
             }
         })
@@ -210,7 +253,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
-    let mut tasks = vec![serve, expiry, checkpoints];
+    let mut tasks = vec![serve, expiry, checkpoints, head_watch];
     if cfg.db.starts_with("postgres") {
         // Wake-ups from the other replicas (changes made there reach agents here).
         tasks.push(crate::wake::start(&cfg.db, state.hub.clone()).await?);

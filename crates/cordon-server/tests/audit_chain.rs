@@ -67,7 +67,13 @@ async fn audit_chain_untouched_log_verifies_and_is_admin_only() {
     assert_eq!(r.unchained, 0);
     assert_eq!(r.first_chained_id, all.first().copied());
     assert_eq!(r.head.as_ref().unwrap().last_id, *all.last().unwrap());
-    assert_eq!(r.checkpoints, vec!["database chain-head".to_string()]);
+    assert_eq!(
+        r.checkpoints,
+        vec![
+            cordon_server::store::CHECKPOINT_SOURCE.to_string(),
+            cordon_server::store::SEEN_SOURCE.to_string()
+        ]
+    );
     let (st, _) = ctx.call("GET", "/v1/audit/verify", Some(&ctx.responder), None).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, v) = ctx
@@ -82,7 +88,7 @@ async fn audit_chain_edited_field_in_database_is_named() {
     let victim = ids(&ctx).await[3];
     exec(&ctx, &format!("UPDATE audit SET actor = 'system' WHERE id = {victim}")).await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, victim);
+    assert_eq!(p.id, Some(victim));
     assert!(p.reason.contains("field"), "{}", p.reason);
 }
 
@@ -92,7 +98,7 @@ async fn audit_chain_deleted_record_in_database_is_named() {
     let all = ids(&ctx).await;
     exec(&ctx, &format!("DELETE FROM audit WHERE id = {}", all[2])).await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, all[3], "{p:?}");
+    assert_eq!(p.id, Some(all[3]), "{p:?}");
     assert!(p.reason.contains("removed"), "{}", p.reason);
 }
 
@@ -106,7 +112,7 @@ async fn audit_chain_reordered_records_in_database_are_named() {
     exec(&ctx, &format!("UPDATE audit SET id = {a} WHERE id = {b}")).await;
     exec(&ctx, &format!("UPDATE audit SET id = {b} WHERE id = -1")).await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, a, "{p:?}");
+    assert_eq!(p.id, Some(a), "{p:?}");
 }
 
 #[tokio::test]
@@ -119,7 +125,7 @@ async fn audit_chain_truncated_tail_is_named_against_checkpoints() {
     exec(&ctx, &format!("DELETE FROM audit WHERE id = {last}")).await;
     // The database's own chain head catches a plain cut …
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, kept);
+    assert_eq!(p.id, Some(kept));
     assert!(p.reason.contains("removed from the end"), "{}", p.reason);
     assert!(p.reason.contains(&last.to_string()), "{}", p.reason);
     // … and a checkpoint kept outside the database catches a cut that also rewound the
@@ -133,13 +139,14 @@ async fn audit_chain_truncated_tail_is_named_against_checkpoints() {
         &format!("UPDATE audit_chain SET head_id = {kept}, head_hash = '{prev}' WHERE id = 1"),
     )
     .await;
-    assert!(
-        server_verify(&ctx, "").await.ok,
-        "without an outside checkpoint the cut is invisible"
-    );
+    // The running server saw the removed record (its head watcher, or the verification
+    // before): it names the cut.
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, Some(kept));
+    assert!(p.reason.contains(cordon_server::store::SEEN_SOURCE), "{}", p.reason);
     let q = format!("?checkpoint={}:{}", before.last_id, before.hash);
     let p = server_verify(&ctx, &q).await.problem.unwrap();
-    assert_eq!(p.id, kept);
+    assert_eq!(p.id, Some(kept));
     assert!(p.reason.contains("given checkpoint"), "{}", p.reason);
 }
 
@@ -173,7 +180,7 @@ async fn audit_chain_export_verifies_offline_and_tampering_is_named() {
         .map(|l| l + "\n")
         .collect();
     let p = verify(&parse_jsonl(&edited).unwrap(), vec![]).problem.unwrap();
-    assert_eq!((p.id, p.position), (records[2].id, 3));
+    assert_eq!((p.id, p.position), (Some(records[2].id), 3));
 }
 
 /// Concurrent writers (two replicas on PostgreSQL, one store's writers on SQLite) never
@@ -206,14 +213,11 @@ async fn audit_chain_concurrent_writers_keep_one_chain() {
                 .unwrap();
             // Checkpoints race the writers too (signed with a stand-in: not checked here).
             if i % 10 == 5 {
-                s.append_checkpoint(|id, hash| {
-                    Ok(SignedCheckpoint {
-                        last_id: id,
-                        hash: hash.into(),
-                        at: "2030-01-01T00:00:00.000Z".into(),
-                        key: "k".into(),
-                        signature: "00".into(),
-                    })
+                s.append_checkpoint("interval", false, |mut cp| {
+                    cp.at = "2030-01-01T00:00:00.000Z".into();
+                    cp.key = "k".into();
+                    cp.signature = "00".into();
+                    Ok(cp)
                 })
                 .await
                 .unwrap();
@@ -224,7 +228,7 @@ async fn audit_chain_concurrent_writers_keep_one_chain() {
         t.await.unwrap();
     }
     let r = a.audit_verify(vec![], None).await.unwrap();
-    assert!(r.ok, "{r:?}");
+    assert!(r.problem.is_none(), "{r:?}");
     assert_eq!(r.chained, 40 + r.unchecked_signatures);
     assert!(
         r.unchecked_signatures >= 1,
@@ -282,21 +286,21 @@ async fn audit_chain_signed_export_detects_edit_delete_reorder_and_truncation_of
     assert!(p.reason.contains("field"), "{p:?}");
     // Delete a record in the middle.
     let p = verify_text(&ctx, &without_line(&text, 2)).problem.unwrap();
-    assert_eq!(p.id, records[3].id, "{p:?}");
+    assert_eq!(p.id, Some(records[3].id), "{p:?}");
     // Reorder two.
     let mut lines: Vec<&str> = text.lines().collect();
     lines.swap(2, 3);
     let swapped: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let p = verify_text(&ctx, &swapped).problem.unwrap();
-    assert_eq!(p.id, records[3].id, "{p:?}");
+    assert_eq!(p.id, Some(records[3].id), "{p:?}");
     // Truncate the tail, keeping the trailer: the trailer names the missing record.
     let p = verify_text(&ctx, &without_line(&text, n - 1)).problem.unwrap();
-    assert_eq!(p.id, records[n - 2].id, "names the last record present: {p:?}");
+    assert_eq!(p.id, Some(records[n - 2].id), "names the last record present: {p:?}");
     assert!(p.reason.contains("removed from the end"), "{p:?}");
     // Truncate the tail with the trailer.
     let cut: String = text.lines().take(n - 1).map(|l| format!("{l}\n")).collect();
     let p = verify_text(&ctx, &cut).problem.unwrap();
-    assert_eq!(p.id, records[n - 2].id, "{p:?}");
+    assert_eq!(p.id, Some(records[n - 2].id), "{p:?}");
     assert!(p.reason.contains("without a signed trailer"), "{p:?}");
     // A trailer signed by another CA.
     let other = tempfile::tempdir().unwrap();
@@ -324,7 +328,7 @@ async fn audit_chain_signed_export_detects_edit_delete_reorder_and_truncation_of
 #[tokio::test]
 async fn audit_chain_signed_checkpoints_are_written_checked_and_catch_a_rewound_cut() {
     let ctx = ctx_with_log().await;
-    let cp = cordon_server_core::service::audit::checkpoint(&ctx.state)
+    let cp = cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
         .await
         .unwrap()
         .expect("a checkpoint of a non-empty log");
@@ -332,7 +336,7 @@ async fn audit_chain_signed_checkpoints_are_written_checked_and_catch_a_rewound_
     let all = ids(&ctx).await;
     assert_eq!(cp.last_id, all[all.len() - 2], "checkpoints the record before it");
     assert!(
-        cordon_server_core::service::audit::checkpoint(&ctx.state)
+        cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
             .await
             .unwrap()
             .is_none(),
@@ -368,14 +372,11 @@ async fn audit_chain_signed_checkpoints_are_written_checked_and_catch_a_rewound_
     )
     .await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, keep, "{p:?}");
-    assert!(
-        p.reason.contains("last signed checkpoint of this server process"),
-        "{p:?}"
-    );
+    assert_eq!(p.id, Some(keep), "{p:?}");
+    assert!(p.reason.contains(cordon_server::store::ISSUED_SOURCE), "{p:?}");
     // A forged checkpoint record (detail edited, hash recomputed to fit the chain).
     let ctx = ctx_with_log().await;
-    cordon_server_core::service::audit::checkpoint(&ctx.state)
+    cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
         .await
         .unwrap();
     let last = ctx.store().audit(&Default::default()).await.unwrap().pop().unwrap();
@@ -397,7 +398,7 @@ async fn audit_chain_signed_checkpoints_are_written_checked_and_catch_a_rewound_
     )
     .await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, rec.id);
+    assert_eq!(p.id, Some(rec.id));
     assert!(p.reason.contains("signature does not verify"), "{p:?}");
 }
 
@@ -429,6 +430,11 @@ async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
     assert_eq!(done.records as usize, old.len());
     let left = ids(&ctx).await;
     assert!(left.iter().all(|id| *id > done.cut), "{left:?}");
+    // A signed checkpoint right after the retention record.
+    let last = ctx.store().audit(&Default::default()).await.unwrap().pop().unwrap();
+    assert_eq!(last.action, "audit_checkpoint");
+    let cp: SignedCheckpoint = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(cp.occasion.as_deref(), Some("retention"));
     // The database verifies and says where the chain starts.
     let r = server_verify(&ctx, "").await;
     assert!(r.ok, "{r:?}");
@@ -451,7 +457,7 @@ async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
     // Deleting the first kept record after the cut is still named.
     exec(&ctx, &format!("DELETE FROM audit WHERE id = {}", left[0])).await;
     let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, left[1], "{p:?}");
+    assert_eq!(p.id, Some(left[1]), "{p:?}");
     // Nothing old enough: nothing to do.
     assert!(
         cordon_server_core::service::audit::retain(&ctx.state, 3_600_000, &archive_dir)
@@ -459,4 +465,260 @@ async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A database URL for a server run: SQLite in `dir`, or a fresh PostgreSQL database with
+/// `CORDON_TEST_POSTGRES`.
+async fn run_db(dir: &std::path::Path) -> String {
+    match std::env::var("CORDON_TEST_POSTGRES") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
+            cordon_server::store::create_postgres_database(&base, &name)
+                .await
+                .unwrap()
+        }
+        _ => format!("sqlite://{}", dir.join("cordon.db").display()),
+    }
+}
+
+/// Rewrites the log as someone with database access would: `edit` changes records,
+/// then every hash from the first changed record on is recomputed and the head row set,
+/// so the chain is self-consistent.
+async fn rewrite_and_rehash(store: &Store, edit: impl Fn(&mut cordon_proto::AuditRecord) -> bool) {
+    let mut records = store.audit(&Default::default()).await.unwrap();
+    let first = records.iter_mut().position(edit).expect("a record to edit");
+    let mut prev = records[first].prev_hash.clone().unwrap();
+    for r in records.iter_mut().skip(first) {
+        let h = cordon_proto::audit_chain::chain_hash(&prev, r);
+        sqlx::query("UPDATE audit SET actor = $1, comment = $2, prev_hash = $3, hash = $4 WHERE id = $5")
+            .bind(r.actor.clone())
+            .bind(r.comment.clone())
+            .bind(prev.clone())
+            .bind(h.clone())
+            .bind(r.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        prev = h;
+    }
+    let last = records.last().unwrap().id;
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(last)
+        .bind(prev)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
+    cordon_server::run::RunConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.to_string(),
+        data_dir: data.to_path_buf(),
+        expiry_every: std::time::Duration::from_secs(60),
+        max_wait: std::time::Duration::from_secs(5),
+    }
+}
+
+/// The fault kind (trial, HIGH): the database edited while the server was stopped —
+/// a record changed and every later hash recomputed so the chain is self-consistent,
+/// or the tail cut and the head row rewound — then the server restarted: verification
+/// must say TAMPERED and name the record, not "intact". Every start and every orderly
+/// stop writes a signed checkpoint (kept in the data directory too), each linked to the
+/// one before it.
+#[tokio::test]
+async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
+    use cordon_server::run;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let db = run_db(dir.path()).await;
+    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap();
+    let ca_check = || {
+        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    };
+    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let store = first.state.store.clone();
+    for name in ["ops-1", "ops-2", "ops-3"] {
+        store.create_api_token("alice", name, Role::Viewer).await.unwrap();
+    }
+    first.shutdown().await;
+    let all = store.audit(&Default::default()).await.unwrap();
+    let starts: Vec<_> = all
+        .iter()
+        .filter(|r| r.action == "audit_checkpoint")
+        .map(|r| serde_json::from_str::<SignedCheckpoint>(r.detail.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        starts.iter().map(|c| c.occasion.clone().unwrap()).collect::<Vec<_>>(),
+        ["start", "shutdown"],
+        "a checkpoint at start and at the orderly stop"
+    );
+    assert!(data.join("audit-anchor.json").exists());
+    let victim = all
+        .iter()
+        .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("ops-2")))
+        .unwrap()
+        .id;
+    drop(store);
+
+    // An untouched log verifies across the restart.
+    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    assert!(r.ok, "{}", render(&r));
+    second.shutdown().await;
+
+    // Rewrite one record and recompute every later hash, server stopped.
+    let store = Store::connect(&db).await.unwrap();
+    rewrite_and_rehash(&store, |r| {
+        if r.id == victim {
+            r.actor = "system".into();
+            true
+        } else {
+            false
+        }
+    })
+    .await;
+    drop(store);
+    let third = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let r = third.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("intact after a rewrite: {}", render(&r)));
+    println!("{}", render(&r));
+    assert!(render(&r).contains("TAMPERED"));
+    assert!(p.reason.contains("was changed, removed or inserted"), "{p:?}");
+    assert!(
+        p.reason.contains(&format!("–{}", victim)) || p.reason.contains(&format!("records {victim}")) || {
+            // The range named covers the victim.
+            let range = p
+                .reason
+                .split("one of records ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            let (a, b) = range.split_once('–').unwrap();
+            a.parse::<i64>().unwrap() <= victim && victim <= b.parse::<i64>().unwrap()
+        },
+        "{p:?}"
+    );
+    third.stop();
+}
+
+/// The fault kind (trial, HIGH): the tail cut (the last checkpoint included) and the head
+/// row rewound while the server was stopped: the next start's checkpoint names the last
+/// checkpoint the server wrote (from its data directory), which the log no longer has.
+#[tokio::test]
+async fn audit_chain_tail_cut_while_stopped_is_named_after_restart() {
+    use cordon_server::run;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let db = run_db(dir.path()).await;
+    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap();
+    let ca_check = || {
+        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    };
+    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let store = first.state.store.clone();
+    for name in ["ops-1", "ops-2"] {
+        store.create_api_token("alice", name, Role::Viewer).await.unwrap();
+    }
+    first.shutdown().await;
+    let all = store.audit(&Default::default()).await.unwrap();
+    let keep = &all[all.len() - 3];
+    sqlx::query("DELETE FROM audit WHERE id > $1")
+        .bind(keep.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(keep.id)
+        .bind(keep.hash.clone().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    drop(store);
+    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("intact after a cut: {}", render(&r)));
+    assert!(p.id.is_some(), "{p:?}");
+    assert!(
+        p.reason.contains(&format!("record {}", all.last().unwrap().id)),
+        "names the shutdown checkpoint that is gone: {p:?}"
+    );
+    second.stop();
+}
+
+/// The fault kind (trial, MED): records written after the last checkpoint cut from the
+/// end while the server runs, the head row rewound too: the running server remembers
+/// the newest head it saw and verification names the cut.
+#[tokio::test]
+async fn audit_chain_tail_cut_after_the_last_checkpoint_is_named_while_running() {
+    let ctx = ctx_with_log().await;
+    cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
+        .await
+        .unwrap()
+        .unwrap();
+    let before = ids(&ctx).await;
+    let h = ctx.enroll("web-2", &[]).await;
+    ctx.call(
+        "POST",
+        &format!("/v1/hosts/{h}/quarantine"),
+        Some(&ctx.responder),
+        Some(r#"{"comment":"ir-2"}"#),
+    )
+    .await;
+    // What the server's head watcher does every few seconds.
+    ctx.store().note_audit_head().await.unwrap();
+    let keep = *before.last().unwrap();
+    let keep_hash: String = sqlx::query_scalar(&format!("SELECT hash FROM audit WHERE id = {keep}"))
+        .fetch_one(ctx.store().pool())
+        .await
+        .unwrap();
+    exec(&ctx, &format!("DELETE FROM audit WHERE id > {keep}")).await;
+    exec(
+        &ctx,
+        &format!("UPDATE audit_chain SET head_id = {keep}, head_hash = '{keep_hash}' WHERE id = 1"),
+    )
+    .await;
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, Some(keep), "{p:?}");
+    assert!(p.reason.contains(cordon_server::store::SEEN_SOURCE), "{p:?}");
+    assert!(p.reason.contains("removed from the end"), "{p:?}");
+}
+
+/// A fake retention cut (the database's own note of a cut, without the signed
+/// retention record) does not hide records removed from the start of the log.
+#[tokio::test]
+async fn audit_chain_unsigned_cut_note_does_not_hide_a_removed_start() {
+    let ctx = ctx_with_log().await;
+    let all = ctx.store().audit(&Default::default()).await.unwrap();
+    let gone = &all[2];
+    exec(&ctx, &format!("DELETE FROM audit WHERE id <= {}", gone.id)).await;
+    exec(
+        &ctx,
+        &format!(
+            "UPDATE audit_chain SET cut_id = {}, cut_hash = '{}' WHERE id = 1",
+            gone.id,
+            gone.hash.clone().unwrap()
+        ),
+    )
+    .await;
+    let r = server_verify(&ctx, "").await;
+    let p = r.problem.clone().unwrap_or_else(|| panic!("intact: {}", render(&r)));
+    assert_eq!(p.id, Some(all[3].id), "{p:?}");
+    assert!(p.reason.contains("no signed retention record vouches"), "{p:?}");
 }

@@ -17,6 +17,9 @@ pub enum Code {
     RolledBack = 3,
     /// Not permitted (not root, or the server refused the token: 401/403).
     NotPermitted = 4,
+    /// A check passed only in part: `cordon audit verify --file` without the CA
+    /// certificate found the chain intact but could not check the signatures.
+    Unverified = 5,
 }
 
 impl Code {

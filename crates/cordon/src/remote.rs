@@ -135,8 +135,9 @@ pub struct AuditArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
-    /// (admin token), or offline in a JSON-lines export with --file. Exit 0 intact,
-    /// 1 tampered (or unreachable), 2 bad input.
+    /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
+    /// its signatures). Exit 0 intact and every signature checked, 1 tampered (or
+    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca).
     Verify(AuditVerifyArgs),
 }
 
@@ -204,10 +205,17 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             print!("{}", render(&report));
         }
         match &report.problem {
+            None if report.unchecked_signatures > 0 => Err(Failure::msg(
+                Code::Unverified,
+                "the checkpoint signatures were not verified: pass --ca CA.pem (or set CORDON_CA)",
+            )),
             None => Ok(()),
             Some(p) => Err(Failure::msg(
                 Code::Failed,
-                format!("audit chain broken at record {}", p.id),
+                match p.id {
+                    Some(id) => format!("audit chain broken at record {id}"),
+                    None => format!("audit chain broken at {}", p.subject.as_deref().unwrap_or("the log")),
+                },
             )),
         }
     })

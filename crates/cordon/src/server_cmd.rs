@@ -215,7 +215,7 @@ async fn serve(a: RunArgs) -> u8 {
         t.abort();
     }
     eprintln!("cordon server: shutting down");
-    running.stop();
+    running.shutdown().await;
     0
 }
 

@@ -250,29 +250,97 @@ pub async fn verify(st: &AppState, caller: &Caller, checkpoint: Option<&str>) ->
     Ok(st.store.audit_verify(extra, signature).await?)
 }
 
+/// Name of the file in the server's data directory that keeps the last checkpoint
+/// record this server wrote (id and hash, and the signed checkpoint), outside the
+/// database: the next start's checkpoint names it as its anchor, so a log rewound or
+/// rewritten behind it while the server was stopped fails verification.
+pub const ANCHOR_FILE: &str = "audit-anchor.json";
+
+/// Contents of [`ANCHOR_FILE`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AnchorFile {
+    /// The checkpoint record itself: its id and hash.
+    pub record: Checkpoint,
+    /// What it signed.
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// Reads [`AnchorFile`] from `path` (the data directory's [`ANCHOR_FILE`]) into the
+/// store as the last checkpoint this server wrote. A missing file is a first start;
+/// an unreadable one is logged and ignored.
+pub fn load_anchor(st: &AppState, path: &std::path::Path) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match serde_json::from_str::<AnchorFile>(&text) {
+            Ok(a) => {
+                tracing::info!(anchor = %format!("{}:{}", a.record.last_id, a.record.hash), "audit anchor loaded");
+                st.store.note_issued_checkpoint(a.record);
+            }
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "audit anchor unreadable; ignored"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read the audit anchor; ignored"),
+    }
+}
+
+/// Writes `a` to `path` (a new file renamed over the old one, synced).
+fn save_anchor(path: &std::path::Path, a: &AnchorFile) -> Result<(), ApiError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| ApiError::internal(format!("cannot write the audit anchor {}: {e}", path.display()));
+    let text = serde_json::to_string(a).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Replicas sharing a data directory write it too: each its own temporary file.
+    let tmp = path.with_extension(format!("{}.{}.partial", std::process::id(), crate::timefmt::now_ms()));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Occasions of a signed checkpoint, as its `occasion` says.
+pub mod occasion {
+    /// At every server start (always written).
+    pub const START: &str = "start";
+    /// Every ten minutes, when the log moved.
+    pub const INTERVAL: &str = "interval";
+    /// At an orderly shutdown (always written).
+    pub const SHUTDOWN: &str = "shutdown";
+}
+
 /// Writes a signed checkpoint of the audit chain's head (issue 17): an audit record
 /// (`audit_checkpoint`, actor `system`, so exports and notification targets that
-/// subscribe to `audit_checkpoint` get a copy) and a server log line (info level)
-/// `audit checkpoint checkpoint=ID:HASH signed=JSON`. Nothing is written when the log
-/// is empty or its head already is a checkpoint. Without a CA key the head is only
-/// logged, unsigned. The server calls this at start and every ten minutes.
+/// subscribe to `audit_checkpoint` get a copy) whose detail also signs the chain start,
+/// the checkpoint record before it and the newest record this server knew from outside
+/// the database; a server log line (info level) `audit checkpoint checkpoint=ID:HASH
+/// signed=JSON`; and, with `st.audit_anchor`, that file. At `interval` nothing is
+/// written when the log is idle (its head already is a checkpoint); `start` and
+/// `shutdown` always write one. Without a CA key the head is only logged, unsigned.
 ///
 /// # Errors
-/// Internal errors (database, signing).
-pub async fn checkpoint(st: &AppState) -> Result<Option<SignedCheckpoint>, ApiError> {
+/// Internal errors (database, signing, the anchor file).
+pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ApiError> {
     let Some(ca) = st.ca.clone() else {
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
     };
-    let cp = st
+    let force = occasion != occasion::INTERVAL;
+    let out = st
         .store
-        .append_checkpoint(|id, hash| ca.sign_checkpoint(id, hash).map_err(|e| e.to_string()))
+        .append_checkpoint(occasion, force, |cp| ca.sign(cp).map_err(|e| e.to_string()))
         .await?;
-    if let Some(c) = &cp {
-        let signed = serde_json::to_string(c).map_err(|e| ApiError::internal(e.to_string()))?;
-        tracing::info!(checkpoint = %format!("{}:{}", c.last_id, c.hash), %signed, "audit checkpoint");
+    let Some((cp, own)) = out else {
+        return Ok(None);
+    };
+    let signed = serde_json::to_string(&cp).map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::info!(checkpoint = %format!("{}:{}", cp.last_id, cp.hash), record = own.last_id, %signed, "audit checkpoint");
+    if let Some(path) = &st.audit_anchor {
+        save_anchor(
+            path,
+            &AnchorFile {
+                record: own,
+                checkpoint: cp.clone(),
+            },
+        )?;
     }
-    Ok(cp)
+    Ok(Some(cp))
 }
 
 /// What one retention run did.
@@ -341,7 +409,23 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         records,
         archive: path.display().to_string(),
     };
-    st.store.delete_audit_through(cut, hash.as_deref(), &cut_detail).await?;
+    let (_, cp) = st
+        .store
+        .delete_audit_through(cut, hash.as_deref(), &cut_detail, |cp| {
+            ca.sign(cp).map_err(|e| e.to_string())
+        })
+        .await?;
+    if let (Some(path), Some(cp)) = (&st.audit_anchor, cp) {
+        if let Some(own) = st.store.issued_checkpoint() {
+            save_anchor(
+                path,
+                &AnchorFile {
+                    record: own,
+                    checkpoint: cp,
+                },
+            )?;
+        }
+    }
     tracing::info!(cut, records, archive = %path.display(), "audit retention: archived and deleted");
     Ok(Some(Retained {
         cut,

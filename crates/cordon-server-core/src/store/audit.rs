@@ -165,7 +165,10 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
 pub const CHECKPOINT_SOURCE: &str = "database chain-head";
 
 /// Label of the last checkpoint record this server process wrote, as named in reports.
-pub const ISSUED_SOURCE: &str = "last signed checkpoint of this server process";
+pub const ISSUED_SOURCE: &str = "last signed checkpoint of this server";
+
+/// Label of the newest chain head this server process saw, as named in reports.
+pub const SEEN_SOURCE: &str = "newest head this server process saw";
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -383,43 +386,197 @@ impl Store {
         Ok(())
     }
 
+    /// Reads the chain head row and remembers the newest head this process has seen
+    /// (the server calls it every few seconds, and before every checkpoint and
+    /// verification). A head that went back, or a remembered record whose hash changed,
+    /// is logged as an error and the remembered head is kept: verification then names
+    /// the cut or rewrite.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn note_audit_head(&self) -> Result<(), StoreError> {
+        let (Some(now), _) = self.audit_head().await? else {
+            return Ok(());
+        };
+        let known = self.seen.lock().ok().and_then(|g| g.clone());
+        let keep = match &known {
+            None => false,
+            Some(k) if k == &now => return Ok(()),
+            Some(k) if now.last_id > k.last_id => {
+                // Moved on: the record seen before must still be there, unchanged.
+                let row = sqlx::query("SELECT hash FROM audit WHERE id = $1")
+                    .bind(k.last_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let still = match row {
+                    Some(r) => get_opt_str(&r, "hash")?.as_deref() == Some(k.hash.as_str()),
+                    None => self.chain_row().await?.2.is_some_and(|c| c.last_id >= k.last_id),
+                };
+                !still
+            }
+            Some(_) => true,
+        };
+        if keep {
+            if let Some(k) = &known {
+                tracing::error!(seen = %format!("{}:{}", k.last_id, k.hash), head = %format!("{}:{}", now.last_id, now.hash),
+                    "audit log changed behind this server's back: a record it saw was removed or rewritten in the database");
+            }
+        } else if let Ok(mut g) = self.seen.lock() {
+            *g = Some(now);
+        }
+        Ok(())
+    }
+
+    /// The newest chain head this process saw (see [`Store::note_audit_head`]).
+    pub fn seen_audit_head(&self) -> Option<Checkpoint> {
+        self.seen.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Remembers `cp` as the last checkpoint record this server wrote (at start: the one
+    /// kept in its data directory by the previous run), so verification requires it and
+    /// the next checkpoint names it as its anchor.
+    pub fn note_issued_checkpoint(&self, cp: Checkpoint) {
+        if let Ok(mut g) = self.issued.lock() {
+            *g = Some(cp);
+        }
+    }
+
     /// Appends a checkpoint record ([`CHECKPOINT_ACTION`], actor `system`) whose detail
-    /// is the current head signed by `sign(last_id, hash)`, unless the log is empty or its
-    /// head already is a checkpoint record (an idle log gets no new ones). Returns the
-    /// signed checkpoint; the checkpoint record itself becomes the head this process
-    /// remembers and compares every later verification with.
+    /// is the current head signed by `sign` (given the unsigned checkpoint with its
+    /// version-2 fields: the chain start, the checkpoint record before it, the anchor —
+    /// the newest record this process knew from outside the database — and `occasion`).
+    /// Unless `force`, nothing is written when the log's head already is a checkpoint
+    /// record (an idle log gets no new ones); an empty log gets a checkpoint of the
+    /// genesis value. Returns the signed checkpoint and the checkpoint record's own id
+    /// and hash, which this process then remembers and compares every later
+    /// verification with.
     ///
     /// # Errors
     /// `Invalid` with the signer's message when signing fails; database errors.
     pub async fn append_checkpoint(
         &self,
-        sign: impl FnOnce(i64, &str) -> Result<SignedCheckpoint, String>,
-    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        occasion: &str,
+        force: bool,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        self.note_audit_head().await?;
         let (_guard, mut tx) = self.write_tx().await?;
+        let out = self.checkpoint_in_tx(&mut tx, occasion, force, sign).await?;
+        tx.commit().await?;
+        if let Some((_, own)) = &out {
+            self.note_issued_checkpoint(own.clone());
+            if let Ok(mut g) = self.seen.lock() {
+                *g = Some(own.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Store::append_checkpoint`] inside `tx` (which holds the writer lock).
+    async fn checkpoint_in_tx(
+        &self,
+        tx: &mut Tx,
+        occasion: &str,
+        force: bool,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         // Take the chain head's row lock first (as every append does).
         sqlx::query("UPDATE audit_chain SET chained = chained WHERE id = 1")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let row = sqlx::query(
-            "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.action AS action \
+            "SELECT c.head_id AS head_id, c.head_hash AS head_hash, c.started_after AS started_after, \
+             c.cut_id AS cut_id, a.action AS action \
              FROM audit_chain c LEFT JOIN audit a ON a.id = c.head_id WHERE c.id = 1",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        let Some(head_id) = super::get_opt_i64(&row, "head_id")? else {
-            return Ok(None);
-        };
-        if get_opt_str(&row, "action")?.as_deref() == Some(CHECKPOINT_ACTION) {
+        let head_id = super::get_opt_i64(&row, "head_id")?;
+        if !force && (head_id.is_none() || get_opt_str(&row, "action")?.as_deref() == Some(CHECKPOINT_ACTION)) {
             return Ok(None);
         }
         let hash = get_str(&row, "head_hash")?;
-        let cp = sign(head_id, &hash).map_err(StoreError::Invalid)?;
+        let cut_id = super::get_opt_i64(&row, "cut_id")?;
+        // The chain start as signed before (a database edit moving it is not signed again).
+        let mut chain_start = get_i64(&row, "started_after")?;
+        let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
+            .bind(CHECKPOINT_ACTION)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(signed) = last_cp
+            .map(|r| get_opt_str(&r, "detail"))
+            .transpose()?
+            .flatten()
+            .and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok())
+            .and_then(|c| c.chain_start)
+        {
+            if signed < chain_start {
+                tracing::error!(
+                    signed,
+                    database = chain_start,
+                    "audit log: the chain start in the database was moved since the last checkpoint signed it"
+                );
+            }
+            chain_start = chain_start.min(signed);
+        }
+        let prev = sqlx::query("SELECT id, hash FROM audit WHERE action = $1 OR action = $2 ORDER BY id DESC LIMIT 1")
+            .bind(CHECKPOINT_ACTION)
+            .bind(RETENTION_ACTION)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| -> Result<Checkpoint, StoreError> {
+                Ok(Checkpoint {
+                    last_id: get_i64(&r, "id")?,
+                    hash: get_opt_str(&r, "hash")?.unwrap_or_default(),
+                })
+            })
+            .transpose()?;
+        // The anchor: the newest record this process knew from outside the database.
+        let issued = self.issued_checkpoint();
+        let seen = self.seen_audit_head();
+        let known = match (issued, seen) {
+            (Some(a), Some(b)) => Some(if b.last_id > a.last_id { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        let anchor = match known.filter(|k| cut_id.is_none_or(|c| k.last_id > c)) {
+            None => None,
+            Some(k) => {
+                let row = sqlx::query("SELECT hash, action FROM audit WHERE id = $1")
+                    .bind(k.last_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                match row {
+                    Some(r) if get_opt_str(&r, "hash")?.as_deref() == Some(k.hash.as_str()) => {
+                        let action = get_str(&r, "action")?;
+                        let link = action == CHECKPOINT_ACTION || action == RETENTION_ACTION;
+                        // An unchanged ordinary record older than the previous checkpoint
+                        // is vouched for by that checkpoint already.
+                        (link || prev.as_ref().is_none_or(|p| k.last_id >= p.last_id)).then_some(k)
+                    }
+                    _ => {
+                        tracing::error!(record = k.last_id, hash = %k.hash,
+                            "audit log: a record this server knew was removed or rewritten in the database; the checkpoint names it");
+                        Some(k)
+                    }
+                }
+            }
+        };
+        let unsigned = SignedCheckpoint {
+            last_id: head_id.unwrap_or(0),
+            hash,
+            chain_start: Some(chain_start),
+            prev,
+            anchor,
+            occasion: Some(occasion.to_string()),
+            ..Default::default()
+        };
+        let cp = sign(unsigned).map_err(StoreError::Invalid)?;
         let detail = serde_json::to_string(&cp).map_err(|source| StoreError::Encode {
             what: "checkpoint",
             source,
         })?;
         let id = append(
-            &mut tx,
+            tx,
             &NewAudit {
                 actor: crate::SYSTEM_ACTOR,
                 action: CHECKPOINT_ACTION,
@@ -430,17 +587,13 @@ impl Store {
         )
         .await?;
         let row = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let own = Checkpoint {
             last_id: id,
             hash: get_str(&row, "head_hash")?,
         };
-        tx.commit().await?;
-        if let Ok(mut issued) = self.issued.lock() {
-            *issued = Some(own);
-        }
-        Ok(Some(cp))
+        Ok(Some((cp, own)))
     }
 
     /// The last checkpoint record this process wrote (its id and hash).
@@ -449,16 +602,32 @@ impl Store {
     }
 
     /// Checks the whole log, oldest first, page by page, against the chain, the
-    /// database's chain head, the last checkpoint this process wrote, `extra`
-    /// checkpoints (source label, head) and, with `signature`, the signatures of the
-    /// signed checkpoints in the log. A chain cut by retention is checked from the cut.
+    /// database's chain head, the last checkpoint this process wrote (or loaded at
+    /// start), the newest head it saw, `extra` checkpoints (source label, head) and,
+    /// with `signature`, the signatures of the signed checkpoints in the log. Where the
+    /// chain starts is taken from the last signed checkpoint when it says earlier than
+    /// the database; a chain cut by retention must be vouched for by the signed
+    /// retention record in the log (the database's own note of the cut is not trusted).
     /// Logs the head it found as a checkpoint.
     pub async fn audit_verify(
         &self,
         extra: Vec<(String, Checkpoint)>,
         signature: Option<SignatureCheck>,
     ) -> Result<ChainReport, StoreError> {
-        let (head, started_after, cut) = self.chain_row().await?;
+        self.note_audit_head().await?;
+        let (head, mut started_after, _) = self.chain_row().await?;
+        let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
+            .bind(CHECKPOINT_ACTION)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(d) = last_cp.map(|r| get_opt_str(&r, "detail")).transpose()?.flatten() {
+            if let Some(s) = serde_json::from_str::<SignedCheckpoint>(&d)
+                .ok()
+                .and_then(|c| c.chain_start)
+            {
+                started_after = started_after.min(s);
+            }
+        }
         let mut checkpoints = extra;
         if let Some(h) = head {
             checkpoints.push((CHECKPOINT_SOURCE.to_string(), h));
@@ -466,12 +635,12 @@ impl Store {
         if let Some(own) = self.issued_checkpoint() {
             checkpoints.push((ISSUED_SOURCE.to_string(), own));
         }
+        if let Some(seen) = self.seen_audit_head() {
+            checkpoints.push((SEEN_SOURCE.to_string(), seen));
+        }
         let mut v = Verifier::new(checkpoints).chain_starts_after(started_after);
         if let Some(s) = signature {
             v = v.with_signatures(s);
-        }
-        if let Some(c) = cut {
-            v = v.resumes_after(c);
         }
         let filter = AuditFilter::default();
         let mut after = None;
@@ -537,13 +706,19 @@ impl Store {
     /// Retention step 3, after the archive is safely written: deletes every record up to
     /// `cut` in one transaction, records where the chain was cut (so verification starts
     /// there) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
-    /// (the signed cut, count and archive). Returns how many records were deleted.
+    /// (the signed cut, count and archive), then a checkpoint record (occasion
+    /// `retention`, signed by `sign`) of that retention record. Returns how many records
+    /// were deleted and the signed checkpoint.
+    ///
+    /// # Errors
+    /// As [`Store::append_checkpoint`]; then nothing was deleted.
     pub async fn delete_audit_through(
         &self,
         cut: i64,
         cut_hash: Option<&str>,
         detail: &RetentionCut,
-    ) -> Result<u64, StoreError> {
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<(u64, Option<SignedCheckpoint>), StoreError> {
         let text = serde_json::to_string(detail).map_err(|source| StoreError::Encode {
             what: "retention cut",
             source,
@@ -579,8 +754,18 @@ impl Store {
             },
         )
         .await?;
+        let cp = self.checkpoint_in_tx(&mut tx, "retention", true, sign).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(match cp {
+            Some((signed, own)) => {
+                self.note_issued_checkpoint(own.clone());
+                if let Ok(mut g) = self.seen.lock() {
+                    *g = Some(own);
+                }
+                (n, Some(signed))
+            }
+            None => (n, None),
+        })
     }
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).

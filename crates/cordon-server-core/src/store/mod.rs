@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
 pub use actions::{Action, ActionParams};
-pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE};
+pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
 pub use enroll::NewHost;
 pub use host_views::{
     HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
@@ -122,6 +122,10 @@ pub struct Store {
     /// The last audit checkpoint record this process wrote (id and hash): every later
     /// verification compares the log with it, so a tail cut while the server runs is seen.
     issued: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
+    /// The newest chain head this process saw in the database (id and hash; see
+    /// [`Store::note_audit_head`]): a later verification requires it still in the log, so
+    /// a tail cut while the server runs is seen even when the head row was rewound too.
+    seen: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -206,6 +210,7 @@ impl Store {
             write: std::sync::Arc::new(Mutex::new(())),
             reports: std::sync::OnceLock::new(),
             issued: std::sync::Mutex::new(None),
+            seen: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;
         Ok(store)

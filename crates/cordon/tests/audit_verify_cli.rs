@@ -1,0 +1,114 @@
+//! `cordon audit verify --file` says exactly what it checked (issue 17 trial): without
+//! the CA certificate a chain whose trailer signature is forged is not reported intact
+//! (exit 5, "signatures NOT verified"); a trailer whose signature was removed is
+//! tampering (exit 1), not bad input; no message names "record 0". Offline: no server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::Command;
+
+use cordon_proto::audit_chain::{chain_hash, ExportTrailer, SignedCheckpoint, GENESIS};
+use cordon_proto::AuditRecord;
+
+fn verify(file: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--file", &file.to_string_lossy()])
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Three chained records and a trailer signed "by" `signature` (not a real one).
+fn export(signature: &str) -> String {
+    let mut prev = GENESIS.to_string();
+    let mut out = String::new();
+    let mut last = None;
+    for id in 1..=3 {
+        let mut r = AuditRecord {
+            id,
+            at: format!("2030-01-01T00:00:0{id}.000Z"),
+            actor: "alice".into(),
+            action: "quarantine".into(),
+            host_id: Some("h1".into()),
+            comment: Some("ir-1".into()),
+            result: "ok".into(),
+            detail: None,
+            event_id: None,
+            rule: None,
+            actor_token_id: Some(2),
+            prev_hash: Some(prev.clone()),
+            hash: None,
+        };
+        let h = chain_hash(&prev, &r);
+        r.hash = Some(h.clone());
+        prev = h;
+        out.push_str(&serde_json::to_string(&r).unwrap());
+        out.push('\n');
+        last = Some(r);
+    }
+    let last = last.unwrap();
+    let t = ExportTrailer {
+        checkpoint: SignedCheckpoint {
+            last_id: last.id,
+            hash: last.hash.unwrap(),
+            at: "2030-01-01T00:00:04.000Z".into(),
+            key: "ab".repeat(32),
+            signature: signature.into(),
+            ..Default::default()
+        },
+    };
+    let mut line = serde_json::to_string(&t).unwrap();
+    if signature.is_empty() {
+        line = line.replace(",\"signature\":\"\"", "");
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+#[test]
+fn audit_verify_without_ca_does_not_say_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("forged.jsonl");
+    std::fs::write(&f, export(&"00".repeat(70))).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(!out.contains("OK"), "{out}");
+    assert!(!out.contains("intact\n"), "{out}");
+    assert!(
+        out.contains("chain intact; checkpoint signatures NOT verified: pass --ca"),
+        "{out}"
+    );
+}
+
+#[test]
+fn audit_verify_trailer_without_signature_is_tampered_not_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("stripped.jsonl");
+    let text = export("");
+    assert!(!text.contains("signature"));
+    std::fs::write(&f, text).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("TAMPERED: record 3"), "{out}");
+    assert!(out.contains("no signature"), "{out}");
+}
+
+#[test]
+fn audit_verify_never_names_record_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("empty.jsonl");
+    // Only a trailer: every record was removed.
+    let text = export(&"00".repeat(70));
+    std::fs::write(&f, text.lines().last().unwrap()).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("record 0") && !err.contains("record 0"), "{out}{err}");
+    assert!(out.contains("TAMPERED: the export's trailer"), "{out}");
+}
