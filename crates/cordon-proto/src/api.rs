@@ -223,6 +223,34 @@ pub struct AuditRecord {
     pub hash: Option<String>,
 }
 
+impl AuditRecord {
+    /// Who acted, for tables: the actor's name and, for an API token, its id next to it
+    /// (`alice (token 3)`), since names are only labels; the bare name otherwise.
+    pub fn actor_label(&self) -> String {
+        match self.actor_token_id {
+            Some(id) => format!("{} (token {id})", self.actor),
+            None => self.actor.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod audit_record_tests {
+    use super::AuditRecord;
+
+    #[test]
+    fn actor_label_names_the_token_id() {
+        let mut r: AuditRecord = serde_json::from_str(
+            r#"{"id":1,"at":"2030-01-01T00:00:00.000Z","actor":"alice","action":"quarantine",
+                "host_id":null,"comment":null,"result":"ok","detail":null,"actor_token_id":3}"#,
+        )
+        .unwrap();
+        assert_eq!(r.actor_label(), "alice (token 3)");
+        r.actor_token_id = None;
+        assert_eq!(r.actor_label(), "alice");
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditList {

@@ -82,6 +82,67 @@ async fn token_name_reserved_prefixes_are_refused() {
     assert_eq!(st, StatusCode::OK, "{v}");
 }
 
+/// The fault kind (trial): reserved names written so they slip past a plain
+/// trim-and-lower-case comparison — spaces around ':', zero-width and other invisible
+/// characters, full-width letters, other spaces — are refused with 400 naming the
+/// problem, and uniqueness holds on the normalised form.
+#[tokio::test]
+async fn token_name_unicode_look_alikes_of_reserved_names_are_refused() {
+    let ctx = Ctx::new().await;
+    let before = ctx.store().audit_count().await.unwrap();
+    for (name, says) in [
+        ("agent :x", "reserved"),
+        ("rule : wazuh-critical", "reserved"),
+        ("sys\u{200B}tem", "U+200B"),
+        ("\u{200D}system", "U+200D"),
+        ("\u{FF53}\u{FF59}\u{FF53}\u{FF54}\u{FF45}\u{FF4D}", "reserved"),
+        ("\u{FF33}YSTEM", "reserved"),
+        ("sys\u{00A0}tem", "U+00A0"),
+        ("\u{00A0}System\t", "reserved"),
+        ("sys\ttem", "U+0009"),
+        ("agent\u{FF1A}web1", "reserved"),
+    ] {
+        let body = json!({"name": name, "role": "admin"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{name:?}: {v}");
+    }
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // Uniqueness on the normalised, case-folded form; the stored name is normalised.
+    let body = json!({"name": "soc  team", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "soc team", "{v}");
+    let body = json!({"name": "\u{FF33}OC team", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("is taken"), "{v}");
+}
+
+/// Tokens named before the normalisation existed are re-keyed at start: one that now
+/// collides, or reads as a reserved name, is kept and flagged.
+#[tokio::test]
+async fn token_names_made_before_normalisation_are_flagged_at_start() {
+    let ctx = Ctx::new().await;
+    for (name, hash) in [("sys\u{200B}tem", "x1"), ("soc  team", "x2"), ("SOC team", "x3")] {
+        sqlx::query(
+            "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ($1, $2, 'admin', $3, 1, 0)",
+        )
+        .bind(name)
+        .bind(name.to_lowercase())
+        .bind(hash)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    }
+    ctx.store().renormalise_token_names_for_test().await.unwrap();
+    let tokens = ctx.store().api_tokens().await.unwrap();
+    let flag = |n: &str| tokens.iter().find(|t| t.name == n).unwrap().name_flag.clone();
+    assert_eq!(flag("sys\u{200B}tem").as_deref(), Some("reserved name"));
+    assert_eq!(flag("soc  team"), None);
+    assert_eq!(flag("SOC team").as_deref(), Some("duplicate name"));
+}
+
 #[tokio::test]
 async fn audit_records_carry_the_token_id_of_the_actor() {
     let ctx = Ctx::new().await;

@@ -581,7 +581,7 @@ pub fn audit(a: AuditArgs) -> u8 {
                     .map(|r| {
                         vec![
                             r.at.clone(),
-                            r.actor.clone(),
+                            r.actor_label(),
                             r.action.clone(),
                             r.host_id.clone().unwrap_or_else(|| "-".into()),
                             r.result.clone(),

@@ -37,36 +37,115 @@ pub fn label(l: &str) -> Result<String, ApiError> {
 /// Longest API token name, in characters.
 pub const MAX_TOKEN_NAME_CHARS: usize = 128;
 
-/// Name prefixes the server's own actors use in the audit log (compared case-insensitively
-/// after trimming): a token named like them would make a person's action read as the
-/// server's, an agent's, a rule's or enrollment's.
+/// Name prefixes the server's own actors use in the audit log (compared on the
+/// normalised, case-folded form, see [`token_name_key`]): a token named like them would
+/// make a person's action read as the server's, an agent's, a rule's or enrollment's.
 pub const RESERVED_TOKEN_PREFIXES: [&str; 4] = ["system", "agent:", "rule:", "enrollment"];
 
-/// The form token names are compared in for uniqueness: trimmed, lower-case.
-pub fn token_name_key(name: &str) -> String {
-    name.trim().to_lowercase()
+/// Default-ignorable code points outside category Cf (Unicode's
+/// DerivedCoreProperties.txt, `Default_Ignorable_Code_Point`): marks and fillers that
+/// render as nothing. `unicode-properties` has no table for the property; this is the
+/// whole list minus the Cf ones (refused by category) as of Unicode 15.
+const IGNORABLE_NOT_CF: [(char, char); 8] = [
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{E0100}', '\u{E01EF}'),
+];
+
+/// Why `c` may not appear in a token name, if it may not: control (Cc), format (Cf:
+/// zero-width spaces and joiners, bidi controls), line or paragraph separator (Zl, Zp),
+/// a space other than U+0020 (Zs), a default-ignorable mark or filler, a surrogate or
+/// unassigned code point.
+fn refused_char(c: char) -> Option<&'static str> {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    match c.general_category() {
+        G::Control => Some("a control character"),
+        G::Format => Some("an invisible format character (zero-width or direction mark)"),
+        G::LineSeparator | G::ParagraphSeparator => Some("a line or paragraph separator"),
+        G::SpaceSeparator if c != ' ' => Some("a space other than the plain space"),
+        G::Surrogate | G::Unassigned => Some("an unassigned code point"),
+        _ if IGNORABLE_NOT_CF.iter().any(|(a, b)| (*a..=*b).contains(&c)) => {
+            Some("an invisible character (a default-ignorable mark or filler)")
+        }
+        _ => None,
+    }
 }
 
-/// Checks an API token's name: trimmed, 1-128 printable characters, not under a reserved
-/// prefix. Returns the trimmed name.
+/// The form a token name is stored and shown in: Unicode NFKC (full-width and other
+/// compatibility forms become the plain ones: `ｓｙｓｔｅｍ` is `system`), runs of spaces
+/// one space, trimmed, and no spaces around `:` (`agent :x` is `agent:x`).
+pub fn token_name_normal(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = name.nfkc().collect();
+    let mut out = String::with_capacity(nfkc.len());
+    for word in nfkc.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() && !out.ends_with(':') && !word.starts_with(':') {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// The form token names are compared in, for uniqueness and the reserved prefixes:
+/// [`token_name_normal`], lower-cased, and NFKC again (lower-casing can make new
+/// compatibility forms).
+pub fn token_name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    token_name_normal(&token_name_normal(name).to_lowercase().nfkc().collect::<String>())
+}
+
+/// Checks an API token's name: white space at either end dropped, then no control,
+/// invisible, format or separator characters (spaces other than U+0020 included), 1-128 characters once normalised
+/// ([`token_name_normal`]), not under a reserved prefix once normalised and case-folded
+/// ([`token_name_key`]). Returns the normalised name (what is stored and shown).
 ///
 /// # Errors
-/// 400 naming the problem.
+/// 400 naming the problem (the character and its position, or the reserved prefix).
 pub fn token_name(name: &str) -> Result<String, ApiError> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > MAX_TOKEN_NAME_CHARS || n.chars().any(char::is_control) {
+    // White space at either end is dropped (it shows as nothing there); inside, only the
+    // plain space is allowed.
+    let name = name.trim_matches(char::is_whitespace);
+    for (i, c) in name.chars().enumerate() {
+        if let Some(what) = refused_char(c) {
+            return Err(ApiError::invalid(format!(
+                "token name contains {what} (U+{:04X} at character {}): names must be visible text",
+                u32::from(c),
+                i + 1
+            )));
+        }
+    }
+    let n = token_name_normal(name);
+    if let Some(c) = n.chars().find(|c| refused_char(*c).is_some()) {
         return Err(ApiError::invalid(format!(
-            "token name must be 1 to {MAX_TOKEN_NAME_CHARS} printable characters"
+            "token name normalises to text containing U+{:04X}, which names may not contain",
+            u32::from(c)
         )));
     }
-    let key = token_name_key(n);
+    if n.is_empty() || n.chars().count() > MAX_TOKEN_NAME_CHARS {
+        return Err(ApiError::invalid(format!(
+            "token name must be 1 to {MAX_TOKEN_NAME_CHARS} characters (after trimming and Unicode normalisation)"
+        )));
+    }
+    let key = token_name_key(&n);
     if let Some(p) = RESERVED_TOKEN_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+        let shown = if key == n.to_lowercase() {
+            format!("{n:?}")
+        } else {
+            format!("{n:?} (compared as {key:?})")
+        };
         return Err(ApiError::invalid(format!(
-            "token name {n:?} is reserved: names starting with {p:?} (any case) are the server's own actors \
-             in the audit log (system, agent:HOST, rule:NAME, enrollment); choose another name"
+            "token name {shown} is reserved: names starting with {p:?} (any case, any Unicode look-alike \
+             width, spaces around ':' ignored) are the server's own actors in the audit log (system, \
+             agent:HOST, rule:NAME, enrollment); choose another name"
         )));
     }
-    Ok(n.to_string())
+    Ok(n)
 }
 
 /// Checks a quarantine request's parameters.
@@ -126,5 +205,106 @@ pub fn targets(req: &ActionRequest) -> Result<Targets, ApiError> {
         (true, Some(l)) => Ok(Targets::Label(label(l)?)),
         (true, None) => Err(ApiError::invalid("give hosts [...] or label")),
         (false, Some(_)) => Err(ApiError::invalid("give either hosts or label, not both")),
+    }
+}
+
+#[cfg(test)]
+mod token_name_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reserved_look_alikes_are_refused() {
+        for name in [
+            "system",
+            "System-bot",
+            "  SYSTEM ",
+            "agent :x",
+            "agent : x",
+            "AGENT:web-1",
+            "rule :wazuh-critical",
+            "rule\u{FE55}wazuh",                                // small colon
+            "\u{FF53}\u{FF59}\u{FF53}\u{FF54}\u{FF45}\u{FF4D}", // full-width "system"
+            "\u{017F}ystem",                                    // long s
+            "Enrollment",
+            "\u{FF21}gent:x", // full-width A
+        ] {
+            let e = token_name(name).unwrap_err();
+            assert!(e.to_string().contains("reserved"), "{name:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn invisible_and_control_characters_are_refused_naming_them() {
+        for (name, code) in [
+            ("sys\u{200B}tem", "U+200B"),
+            ("\u{200D}system", "U+200D"),
+            ("sys\u{FEFF}tem", "U+FEFF"),
+            ("sys\u{2060}tem", "U+2060"),
+            ("admin\u{202E}nimda", "U+202E"),
+            ("a\u{00A0}b", "U+00A0"),
+            ("a\u{3000}b", "U+3000"),
+            ("\u{3000}system", "reserved"),
+            ("a\u{2028}b", "U+2028"),
+            ("a\tb", "U+0009"),
+            ("sys\u{FE0F}tem", "U+FE0F"),
+            ("\u{3164}", "U+3164"),
+        ] {
+            let e = token_name(name).unwrap_err().to_string();
+            assert!(e.contains(code), "{name:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ordinary_names_are_kept_normalised() {
+        assert_eq!(token_name("  ops  team ").unwrap(), "ops team");
+        assert_eq!(token_name("siem : prod").unwrap(), "siem:prod");
+        assert_eq!(token_name("Zoë").unwrap(), "Zoë");
+        assert_eq!(token_name("agent-smith").unwrap(), "agent-smith");
+        assert_eq!(token_name("\u{FF4F}ps").unwrap(), "ops");
+        assert_eq!(token_name_key("OPS  Team"), token_name_key("ops team"));
+        assert_eq!(token_name_key("\u{FF2F}ps"), "ops");
+        assert!(token_name("").is_err());
+        assert!(token_name(&"x".repeat(129)).is_err());
+    }
+
+    /// A reserved word in disguise: each character possibly upper-cased or full-width,
+    /// invisible or space characters between, spaces around the colon.
+    fn disguised() -> impl Strategy<Value = String> {
+        let word = prop::sample::select(vec!["system", "agent:", "rule:", "enrollment"]);
+        let noise = prop::sample::select(vec![
+            "", "", "", " ", "  ", "\u{200B}", "\u{200C}", "\u{200D}", "\u{2060}", "\u{FEFF}", "\u{00A0}", "\u{3000}",
+            "\u{00AD}", "\u{034F}", "\u{FE0F}", "\u{180E}",
+        ]);
+        (word, prop::collection::vec((any::<u8>(), noise), 12), ".{0,6}").prop_map(|(w, mix, tail)| {
+            let mut s = String::new();
+            for (c, (r, n)) in w.chars().zip(mix) {
+                let c = match r % 4 {
+                    0 => c.to_ascii_uppercase(),
+                    1 if c.is_ascii_graphic() => char::from_u32(u32::from(c) - 0x21 + 0xFF01).unwrap_or(c),
+                    _ => c,
+                };
+                s.push_str(n);
+                s.push(c);
+            }
+            s + &tail
+        })
+    }
+
+    proptest! {
+        /// No accepted name normalises to a reserved prefix (and the stored form is a
+        /// fixed point: checking it again gives the same name).
+        #[test]
+        fn no_accepted_name_normalises_to_a_reserved_prefix(name in prop_oneof![disguised(), any::<String>(), "\\PC{0,20}"]) {
+            if let Ok(n) = token_name(&name) {
+                let key = token_name_key(&n);
+                for p in RESERVED_TOKEN_PREFIXES {
+                    prop_assert!(!key.starts_with(p), "{:?} accepted as {:?} (key {:?})", name, n, key);
+                    prop_assert!(!token_name_key(&name).starts_with(p), "{:?}", name);
+                }
+                prop_assert_eq!(token_name(&n).ok(), Some(n.clone()));
+                prop_assert!(!n.chars().any(|c| refused_char(c).is_some()));
+            }
+        }
     }
 }

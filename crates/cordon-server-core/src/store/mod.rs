@@ -213,6 +213,7 @@ impl Store {
             seen: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;
+        store.renormalise_token_names().await?;
         Ok(store)
     }
 

@@ -16,6 +16,81 @@ pub struct Caller {
 }
 
 impl Store {
+    /// Brings the comparison keys of tokens made before names were Unicode-normalised
+    /// up to date (at start): a token whose key under [`token_name_key`] differs is
+    /// re-keyed; one that now collides with another token's name is kept but flagged
+    /// `duplicate name` (its key made distinct with its id), and one that now reads as a
+    /// reserved name or holds invisible characters is flagged `reserved name` (the
+    /// server warns about flagged tokens at start).
+    ///
+    /// [`token_name_key`]: crate::service::validate::token_name_key
+    pub(crate) async fn renormalise_token_names(&self) -> Result<(), StoreError> {
+        use crate::service::validate::{token_name, token_name_key};
+        let rows = sqlx::query("SELECT id, name, name_key, name_flag FROM api_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut changes = Vec::new();
+        for r in &rows {
+            let (id, name) = (get_i64(r, "id")?, get_str(r, "name")?);
+            let stored = super::get_opt_str(r, "name_key")?.unwrap_or_default();
+            let flag = super::get_opt_str(r, "name_flag")?;
+            let key = token_name_key(&name);
+            let reserved = flag.is_none() && token_name(&name).is_err();
+            if (stored != key && flag.is_none()) || reserved {
+                changes.push((id, key, reserved));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (_guard, mut tx) = self.write_tx().await?;
+        for (id, key, reserved) in changes {
+            let other = sqlx::query("SELECT id FROM api_tokens WHERE name_key = $1 AND id <> $2")
+                .bind(key.clone())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| get_i64(&r, "id"))
+                .transpose()?;
+            // The older token keeps the name; the newer one is flagged.
+            let taken = match other {
+                Some(o) if o < id => true,
+                Some(o) => {
+                    sqlx::query(
+                        "UPDATE api_tokens SET name_key = name_key || '#' || CAST(id AS TEXT), \
+                         name_flag = 'duplicate name' WHERE id = $1",
+                    )
+                    .bind(o)
+                    .execute(&mut *tx)
+                    .await?;
+                    false
+                }
+                None => false,
+            };
+            let (key, flag) = match (taken, reserved) {
+                (true, _) => (format!("{key}#{id}"), Some("duplicate name")),
+                (false, true) => (key, Some("reserved name")),
+                (false, false) => (key, None),
+            };
+            sqlx::query("UPDATE api_tokens SET name_key = $1, name_flag = COALESCE($2, name_flag) WHERE id = $3")
+                .bind(key)
+                .bind(flag.map(str::to_string))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::renormalise_token_names`] on demand (tests; the server runs it at start).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn renormalise_token_names_for_test(&self) -> Result<(), StoreError> {
+        self.renormalise_token_names().await
+    }
+
     /// Creates a token; the clear text is returned once and never stored.
     pub async fn create_api_token<'a>(
         &self,
