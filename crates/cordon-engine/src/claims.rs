@@ -306,7 +306,10 @@ impl Engine {
     /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
     /// Nothing is recorded when applying fails.
     pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
-        self.claim_and_apply(source, req, |merged| self.isolate(merged))
+        // The state's rename is made durable by the claims file's directory fsync below.
+        self.claim_and_apply(source, req, |merged| {
+            self.isolate_durable(merged, state::DirSync::Deferred)
+        })
     }
 
     /// Like [`Engine::isolate_as`] through [`Engine::isolate_unverified`] (the agent).
@@ -316,7 +319,9 @@ impl Engine {
         req: &IsolateRequest,
         notify_users: bool,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
-        self.claim_and_apply(source, req, |merged| self.isolate_unverified(merged, notify_users))
+        self.claim_and_apply(source, req, |merged| {
+            self.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
+        })
     }
 
     fn claim_and_apply(
@@ -339,7 +344,12 @@ impl Engine {
         merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
         merged.message = req.message.clone();
         let outcome = apply(&merged)?;
-        save_file(&self.state_dir, &self.table, &claims)?;
+        // `apply` left the state's rename to this directory fsync (DirSync::Deferred):
+        // it makes both records durable; on failure it still runs for the state's.
+        if let Err(e) = save_file(&self.state_dir, &self.table, &claims) {
+            state::sync_dir(&self.state_dir);
+            return Err(e);
+        }
         Ok(ClaimIsolateOutcome {
             outcome,
             source,

@@ -95,6 +95,12 @@ pub enum EngineError {
     ReleaseIncomplete {
         failures: Vec<(BackendKind, FirewallError)>,
     },
+    /// Another running cordon process (`cordon isolate --watch`: cordon-watch.service, or
+    /// the agent: cordon-agent.service) holds the quarantine tables (nftables owner flag),
+    /// so the kernel refused the change; nothing was changed. The source names the holder
+    /// and the next step (stop it first).
+    #[error("the quarantine is held by another running cordon process")]
+    HeldByAnotherProcess(#[source] FirewallError),
     /// The state could not be encoded as JSON.
     #[error("cannot encode the state")]
     StateEncode(#[source] serde_json::Error),
@@ -185,6 +191,7 @@ impl EngineError {
             | EngineError::NotKept { .. }
             | EngineError::ReleaseIncomplete { .. }
             | EngineError::ForcedReleaseIncomplete { .. } => ErrorClass::Other,
+            EngineError::HeldByAnotherProcess(_) => ErrorClass::Rejected,
         }
     }
 

@@ -267,7 +267,14 @@ impl Engine {
 
     /// Resolves every name in `req` (servers, exceptions, verify target) and discovers
     /// resolvers. Fails with [`EngineError::Invalid`] on any name that does not resolve.
+    ///
+    /// A `message` longer than [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters is
+    /// refused first ([`EngineError::Policy`], exit 2), before any name is looked up: the
+    /// API refuses it too, so no path cuts what another refuses.
     pub fn resolve(&self, req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
+        if let Some(m) = &req.message {
+            cordon_policy::message::check_message(m)?;
+        }
         let resolved = resolve::resolve_request(req)?;
         refuse_no_isolation(req, &resolved.policy)?;
         Ok(resolved)
@@ -300,6 +307,17 @@ impl Engine {
     /// state (an earlier quarantine, or nothing) is restored and `VerificationFailed` is
     /// returned.
     pub fn isolate(&self, req: &IsolateRequest) -> Result<IsolateOutcome, EngineError> {
+        self.isolate_durable(req, state::DirSync::Now)
+    }
+
+    /// [`Engine::isolate`]; with [`state::DirSync::Deferred`] the state file's rename is
+    /// made durable by the caller's next directory fsync (the claims file's, in the same
+    /// directory), so one isolate costs one directory fsync, not two.
+    pub(crate) fn isolate_durable(
+        &self,
+        req: &IsolateRequest,
+        dir_sync: state::DirSync,
+    ) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
@@ -308,7 +326,17 @@ impl Engine {
         // other backend is one swap (apply new, verify, remove old) in apply_resolved.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
         let impact = self.impact(&resolved);
-        let mut outcome = self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), true, true)?;
+        let mut outcome = self.apply_resolved(
+            fw.as_ref(),
+            req,
+            &resolved,
+            previous.as_ref(),
+            ApplyHow {
+                verify_after: true,
+                notify_users: true,
+                dir_sync,
+            },
+        )?;
         outcome.impact = impact;
         Ok(outcome)
     }
@@ -327,13 +355,33 @@ impl Engine {
     /// refuses the batch (nothing changed), [`EngineError::NotKept`] when the state cannot
     /// be saved (the firewall is then rolled back to the previous record).
     pub fn isolate_unverified(&self, req: &IsolateRequest, notify_users: bool) -> Result<IsolateOutcome, EngineError> {
+        self.isolate_unverified_durable(req, notify_users, state::DirSync::Now)
+    }
+
+    /// [`Engine::isolate_unverified`] with the directory fsync of [`Engine::isolate_durable`].
+    pub(crate) fn isolate_unverified_durable(
+        &self,
+        req: &IsolateRequest,
+        notify_users: bool,
+        dir_sync: state::DirSync,
+    ) -> Result<IsolateOutcome, EngineError> {
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let previous = state::load(&self.state_dir, &self.table)?;
         // As in `isolate`: the recorded quarantine owns its backend.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
-        self.apply_resolved(fw.as_ref(), req, &resolved, previous.as_ref(), false, notify_users)
+        self.apply_resolved(
+            fw.as_ref(),
+            req,
+            &resolved,
+            previous.as_ref(),
+            ApplyHow {
+                verify_after: false,
+                notify_users,
+                dir_sync,
+            },
+        )
     }
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again
@@ -354,7 +402,17 @@ impl Engine {
             dhcp_sources: vec![],
             warnings: vec![],
         };
-        self.apply_resolved(fw.as_ref(), &stored.request, &resolved, Some(&stored), false, false)
+        self.apply_resolved(
+            fw.as_ref(),
+            &stored.request,
+            &resolved,
+            Some(&stored),
+            ApplyHow {
+                verify_after: false,
+                notify_users: false,
+                dir_sync: state::DirSync::Now,
+            },
+        )
     }
 
     fn apply_resolved(
@@ -363,9 +421,13 @@ impl Engine {
         req: &IsolateRequest,
         resolved: &ResolvedRequest,
         previous: Option<&StoredState>,
-        verify_after: bool,
-        notify_users: bool,
+        how: ApplyHow,
     ) -> Result<IsolateOutcome, EngineError> {
+        let ApplyHow {
+            verify_after,
+            notify_users,
+            dir_sync,
+        } = how;
         let started = std::time::Instant::now();
         fw.apply(&resolved.policy)?;
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -428,7 +490,7 @@ impl Engine {
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record.
-        if let Err(e) = state::save(&self.state_dir, &stored) {
+        if let Err(e) = state::save_with(&self.state_dir, &stored, dir_sync) {
             return Err(EngineError::NotKept {
                 what: "the quarantine could not be recorded in the state directory, so it was not kept",
                 cause: Box::new(e),
@@ -479,6 +541,11 @@ impl Engine {
             if group.iter().any(|k| shares_rules(*k, keep)) {
                 continue;
             }
+            // Ask the kernel first whether iptables chains of ours can exist at all, so
+            // the isolate path spawns `iptables-save` only when they can (issue #18).
+            if group.contains(&BackendKind::Iptables) && !cordon_firewall::iptables::may_hold_chains(&self.table) {
+                continue;
+            }
             let Some(other) = self.open_group(&group, None) else {
                 continue;
             };
@@ -514,7 +581,7 @@ impl Engine {
             }
         }
         if !failures.is_empty() {
-            return Err(EngineError::ReleaseIncomplete { failures });
+            return Err(held_by_another(&mut failures).unwrap_or(EngineError::ReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
         let backend = recorded
@@ -539,18 +606,34 @@ impl Engine {
         let _lock = self.lock()?;
         let mut cleaned = Vec::new();
         let mut failures = Vec::new();
-        for kind in cordon_firewall::platform_backends() {
-            match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
-                Ok(fw) => match fw.remove() {
-                    Ok(()) => cleaned.push(kind),
-                    Err(e) => failures.push((kind, e)),
+        // One backend per set of kernel objects (netlink and `nft` share the nftables
+        // tables): a refusal is reported once, not once per tool that manages them.
+        for group in self.backend_groups() {
+            let mut open_error = None;
+            let mut opened = None;
+            for kind in group {
+                match cordon_firewall::open(BackendChoice::Exactly(kind), &self.table) {
+                    Ok(fw) => {
+                        opened = Some(fw);
+                        break;
+                    }
+                    Err(FirewallError::Unsupported(_)) => {}
+                    Err(e) => {
+                        open_error.get_or_insert((kind, e));
+                    }
+                }
+            }
+            match (opened, open_error) {
+                (Some(fw), _) => match fw.remove() {
+                    Ok(()) => cleaned.push(fw.kind()),
+                    Err(e) => failures.push((fw.kind(), e)),
                 },
-                Err(FirewallError::Unsupported(_)) => {}
-                Err(e) => failures.push((kind, e)),
+                (None, Some(failure)) => failures.push(failure),
+                (None, None) => {}
             }
         }
         if !failures.is_empty() {
-            return Err(EngineError::ForcedReleaseIncomplete { failures });
+            return Err(held_by_another(&mut failures).unwrap_or(EngineError::ForcedReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
         Ok(cleaned)
@@ -657,6 +740,52 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+/// A release refused because another cordon process holds the tables is one cause with
+/// one next step (stop that process), not a list of per-backend failures: the first such
+/// failure, taken out of `failures`.
+fn held_by_another(failures: &mut Vec<(BackendKind, FirewallError)>) -> Option<EngineError> {
+    let i = failures.iter().position(|(_, e)| e.is_held_by_another_process())?;
+    Some(EngineError::HeldByAnotherProcess(failures.remove(i).1))
+}
+
+/// Every table name under which Cordon holds something on this host, whatever `--table`
+/// it was given: the quarantines and claims recorded in `state_dir` (`<table>.json`,
+/// `<table>.claims.json`) and the tables in the kernel that carry Cordon's ownership
+/// marks ([`cordon_firewall::discover_tables`]: the nftables table comment, the iptables
+/// chain naming rule), so a lost state file still leaves the quarantine findable. Sorted,
+/// the default name first, without repeats; empty when Cordon holds nothing here.
+///
+/// # Errors
+/// When the state directory cannot be listed, or the firewall cannot be read (not root).
+pub fn discover_tables(state_dir: &std::path::Path) -> Result<Vec<TableName>, EngineError> {
+    let mut names = state::recorded_tables(state_dir)?;
+    for t in cordon_firewall::discover_tables()? {
+        if !names.contains(&t) {
+            names.push(t);
+        }
+    }
+    sort_tables(&mut names);
+    Ok(names)
+}
+
+/// Sorts table names by name with the default name first, and drops repeats.
+pub fn sort_tables(names: &mut Vec<TableName>) {
+    names.sort_by(|a, b| {
+        (a.as_str() != TableName::DEFAULT, a.as_str()).cmp(&(b.as_str() != TableName::DEFAULT, b.as_str()))
+    });
+    names.dedup();
+}
+
+/// How `apply_resolved` goes about an apply: verify reachability afterwards (rolling back
+/// on failure), send the message to logged-in users, and when the state's rename is made
+/// durable ([`state::DirSync`]).
+#[derive(Debug, Clone, Copy)]
+struct ApplyHow {
+    verify_after: bool,
+    notify_users: bool,
+    dir_sync: state::DirSync,
 }
 
 /// Whether two backends manage the same kernel objects (netlink and the `nft` command both

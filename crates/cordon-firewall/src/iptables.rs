@@ -131,6 +131,25 @@ mod filter_table {
         crate::netlink::delete_table(nfproto(family), NAME)
     }
 
+    /// Whether iptables-nft's `filter` table of either family holds one of our chains.
+    #[cfg(target_os = "linux")]
+    pub fn has_chains(table: &cordon_policy::TableName) -> Result<bool, FirewallError> {
+        use cordon_policy::render::iptables::{chain_name, HOOKS};
+        for family in Family::BOTH {
+            for (_, suffix) in HOOKS {
+                if crate::netlink::chain_exists(nfproto(family), NAME, &chain_name(table, suffix))? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn has_chains(_table: &cordon_policy::TableName) -> Result<bool, FirewallError> {
+        Ok(true)
+    }
+
     /// Only Linux has iptables-nft.
     #[cfg(not(target_os = "linux"))]
     pub fn exists(_family: Family) -> bool {
@@ -205,6 +224,82 @@ impl Firewall for Iptables {
         }
         Ok(any.then(|| digest::inspection(listing)))
     }
+}
+
+/// Cordon's chains in `iptables-save` output under any table name, by the naming rule of
+/// the iptables backend: a prefix `P` (an uppercased table name) whose three chains
+/// `P-IN`, `P-OUT` and `P-FWD` are all declared and each jumped to from its built-in
+/// chain (`-A INPUT -j P-IN`, …). A user's chains would have to copy all six lines to be
+/// taken for Cordon's. Returns the table names (lowercase), sorted.
+pub fn chain_tables(save: &str) -> Vec<TableName> {
+    let mut out = Vec::new();
+    for line in save.lines() {
+        let Some(decl) = line.strip_prefix(':') else { continue };
+        let chain = decl.split_whitespace().next().unwrap_or("");
+        let Some(prefix) = chain.strip_suffix("-IN") else {
+            continue;
+        };
+        let Ok(table) = TableName::new(&prefix.to_ascii_lowercase()) else {
+            continue;
+        };
+        let complete = HOOKS.iter().all(|(builtin, suffix)| {
+            let name = chain_name(&table, suffix);
+            save.lines().any(|l| l.starts_with(&format!(":{name} ")))
+                && save.lines().any(|l| l.trim_end() == format!("-A {builtin} -j {name}"))
+        });
+        if complete && !out.contains(&table) {
+            out.push(table);
+        }
+    }
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out
+}
+
+/// Tables whose iptables chains ([`chain_tables`]) exist in either family now; empty
+/// when the iptables tools are not installed. Spawns `iptables-save` / `ip6tables-save`.
+///
+/// # Errors
+/// When a save program fails.
+pub fn discover_chain_tables() -> Result<Vec<TableName>, FirewallError> {
+    let mut out: Vec<TableName> = Vec::new();
+    for family in Family::BOTH {
+        let save = tools(family).save;
+        if !cmd::exists(save) {
+            return Ok(out);
+        }
+        for t in chain_tables(&cmd::run(save, &["-t", "filter"], None)?) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(out)
+}
+
+/// Whether iptables rules of `table` can exist in this network namespace at all, asked
+/// of the kernel without spawning anything (issue #18: the netlink apply path ran
+/// `iptables-save` and `ip6tables-save` on every isolate to look for an old iptables
+/// quarantine, two processes for an answer that is almost always "none"):
+///
+/// * iptables-legacy keeps its rules in the x_tables `filter` table, which exists only
+///   once loaded: listed in `/proc/net/ip_tables_names` / `ip6_tables_names`;
+/// * iptables-nft keeps them in the nftables tables `ip filter` / `ip6 filter`: our
+///   chains `P-IN`, `P-OUT`, `P-FWD` are looked up there over netlink.
+///
+/// True when either could hold our chains, or when the kernel cannot be asked (then the
+/// caller looks with `iptables-save`, as before); false only when neither holds them.
+pub fn may_hold_chains(table: &TableName) -> bool {
+    for names in ["/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"] {
+        match std::fs::read_to_string(names) {
+            Ok(text) if text.lines().any(|l| l.trim() == "filter") => return true,
+            Ok(_) => {}
+            // No x_tables in this kernel: no legacy rules can exist.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return true,
+        }
+    }
+    filter_table::has_chains(table).unwrap_or(true)
 }
 
 /// Which of our chains and jumps exist in `iptables-save` output.

@@ -107,6 +107,17 @@ pub enum FirewallError {
     },
 }
 
+impl FirewallError {
+    /// Whether the kernel refused because another running cordon process holds our
+    /// tables (the nftables owner flag: `cordon isolate --watch`, the agent).
+    pub fn is_held_by_another_process(&self) -> bool {
+        matches!(self, FirewallError::Rejected(m) if m.contains(HELD_BY_ANOTHER))
+    }
+}
+
+/// The words every "held by another running cordon process" refusal carries.
+pub const HELD_BY_ANOTHER: &str = "owned by another running cordon process";
+
 /// What [`Firewall::inspect`] found of our rules in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspection {
@@ -293,6 +304,38 @@ pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall
                 reasons.join("; ")
             )))
         }
+    }
+}
+
+/// The names of every table Cordon has rules under in this network namespace, found by
+/// their ownership marks whatever the `--table` name: nftables tables carrying Cordon's
+/// comment ([`netlink::marked_tables`]) and iptables chain triples by the naming rule of
+/// [`iptables::chain_tables`] (Linux). Sorted, without repeats; empty elsewhere (pf
+/// anchors and WFP providers are found through the state directory). This spawns
+/// `iptables-save`: status and break-glass release use it, never the isolate path.
+///
+/// # Errors
+/// When nf_tables cannot be read (not root) or a save program fails.
+pub fn discover_tables() -> Result<Vec<TableName>, FirewallError> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut names = match netlink::marked_tables() {
+            Ok(n) => n,
+            // No nf_tables here: only iptables-legacy chains can exist.
+            Err(FirewallError::Unsupported(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for t in iptables::discover_chain_tables()? {
+            if !names.contains(&t) {
+                names.push(t);
+            }
+        }
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(names)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(Vec::new())
     }
 }
 

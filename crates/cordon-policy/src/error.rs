@@ -12,4 +12,8 @@ pub enum PolicyError {
     InvalidTableName { name: String, reason: String },
     #[error("invalid resolver {value:?}: not an IP address")]
     InvalidResolver { value: String },
+    /// `--message` longer than [`crate::message::MAX_MESSAGE_CHARS`] characters: the API
+    /// refuses it (400), so the CLI refuses it too instead of cutting it silently.
+    #[error("--message is {chars} characters long; at most {max} are allowed (nothing was changed)")]
+    MessageTooLong { chars: usize, max: usize },
 }

@@ -144,6 +144,16 @@ impl HostFlag {
         };
         format!("{what} {:?} (also host {})", self.value, self.other_hosts.join(", "))
     }
+
+    /// A table cell: `duplicate hostname`, or `duplicate address 192.0.2.10` (which
+    /// address, since a host has several).
+    pub fn short(&self) -> String {
+        match self.kind.as_str() {
+            Self::DUPLICATE_HOSTNAME => "duplicate hostname".into(),
+            Self::DUPLICATE_ADDRESS => format!("duplicate address {}", self.value),
+            other => format!("{other} {}", self.value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +344,22 @@ impl AuditRecord {
 #[cfg(test)]
 mod audit_record_tests {
     use super::AuditRecord;
+
+    #[test]
+    fn flag_cells_name_the_shared_address() {
+        let f = super::HostFlag {
+            kind: super::HostFlag::DUPLICATE_ADDRESS.into(),
+            value: "192.0.2.10".into(),
+            other_hosts: vec!["h2".into()],
+        };
+        assert_eq!(f.short(), "duplicate address 192.0.2.10");
+        let f = super::HostFlag {
+            kind: super::HostFlag::DUPLICATE_HOSTNAME.into(),
+            value: "web1".into(),
+            other_hosts: vec!["h2".into()],
+        };
+        assert_eq!(f.short(), "duplicate hostname");
+    }
 
     #[test]
     fn actor_label_names_the_token_id() {

@@ -15,9 +15,11 @@ use crate::exit::Code;
 /// Options every local command shares.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Name of Cordon's firewall table / chain prefix / anchor.
-    #[arg(long, default_value = TableName::DEFAULT, value_parser = parse_table)]
-    pub table: TableName,
+    /// Name of Cordon's firewall table / chain prefix / anchor (default: cordon). Without
+    /// it, status, release and isolate --reapply find Cordon's quarantines under any name
+    /// (the state directory's records, the tables' ownership marks).
+    #[arg(long, value_parser = parse_table)]
+    pub table: Option<TableName>,
     /// Where the applied policy and its digest are recorded.
     #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR, env = "CORDON_STATE_DIR")]
     pub state_dir: PathBuf,
@@ -31,6 +33,13 @@ pub struct Common {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Common {
+    /// `--table`, or the default name.
+    pub fn table_or_default(&self) -> TableName {
+        self.table.clone().unwrap_or_default()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -57,8 +66,9 @@ pub struct IsolateArgs {
     /// isolates nothing there); without it such a policy is refused with exit 2.
     #[arg(long)]
     pub allow_no_isolation: bool,
-    // Message shown to logged-in users, cut to MAX_MESSAGE_CHARS (help text below).
-    #[arg(long, help = crate::message_help("cut to"))]
+    // Message shown to logged-in users, at most MAX_MESSAGE_CHARS (help text below); a
+    // longer one is refused with exit 2, as the API refuses it.
+    #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
     /// Verify reachability of this target after applying (default: the first --server).
     #[arg(long, value_name = "SPEC", value_parser = parse_spec)]
@@ -161,9 +171,48 @@ fn parse_verify_timeout(s: &str) -> Result<f64, String> {
     parse_timeout(s)
 }
 
-fn engine(c: &Common) -> Engine {
-    Engine::new(c.table.clone(), c.state_dir.clone(), c.backend)
-        .with_lock_timeout(Duration::from_secs_f64(c.lock_timeout))
+fn engine_for(c: &Common, table: TableName) -> Engine {
+    Engine::new(table, c.state_dir.clone(), c.backend).with_lock_timeout(Duration::from_secs_f64(c.lock_timeout))
+}
+
+/// The tables a command without `--table` acts on (issue #18: a quarantine made with
+/// `--table NAME` was invisible to status, release and the package's removal check):
+/// every name Cordon holds something under here ([`cordon_engine::discover_tables`]:
+/// the state directory's records, the kernel's ownership marks), or the default name when
+/// there is none. With `--table`, that one name.
+fn tables_here(c: &Common) -> Result<Vec<TableName>, EngineError> {
+    if let Some(t) = &c.table {
+        return Ok(vec![t.clone()]);
+    }
+    let found = cordon_engine::discover_tables(&c.state_dir)?;
+    Ok(if found.is_empty() {
+        vec![TableName::default()]
+    } else {
+        found
+    })
+}
+
+/// The one table `release` (without `--force`) and `isolate --reapply --watch` act on when
+/// `--table` is not given; several found is exit 2 naming them.
+fn one_table(c: &Common, found: Vec<TableName>, what: &str) -> Result<TableName, u8> {
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        _ if c.table.is_some() => Ok(c.table_or_default()),
+        [] => Ok(TableName::default()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|t| t.as_str()).collect();
+            let msg = format!(
+                "Cordon holds quarantines under several table names on this host ({}); {what}: name one with --table NAME (`cordon status` shows each); nothing was changed",
+                names.join(", ")
+            );
+            if c.json {
+                println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
+            } else {
+                eprintln!("cordon: {msg}");
+            }
+            Err(Code::Usage.as_u8())
+        }
+    }
 }
 
 /// Prints an engine error (one line, or JSON) and returns its exit code.
@@ -195,13 +244,56 @@ fn print_json(value: &impl serde::Serialize) {
 
 pub fn isolate(a: IsolateArgs) -> u8 {
     let watch = a.watch;
-    let eng = engine(&a.common);
     let json = a.common.json;
-    let code = isolate_once(a);
+    // A new quarantine goes into --table (default `cordon`); a re-apply without --table
+    // re-applies what is recorded, under whatever name it was recorded.
+    let table = if a.reapply && a.common.table.is_none() {
+        // Tables with a recorded quarantine (a claims file alone has nothing to re-apply).
+        let recorded: Vec<TableName> = match cordon_engine::state::recorded_tables(&a.common.state_dir) {
+            Ok(r) => r
+                .into_iter()
+                .filter(|t| cordon_engine::state::path(&a.common.state_dir, t).exists())
+                .collect(),
+            Err(e) => return fail(&e, json),
+        };
+        if recorded.len() > 1 && !watch {
+            let mut worst = 0;
+            for t in recorded {
+                let code = reapply(&engine_for(&a.common, t), json);
+                worst = worst.max(code);
+            }
+            return worst;
+        }
+        match one_table(&a.common, recorded, "--watch keeps one quarantine in force") {
+            Ok(t) => t,
+            Err(code) => return code,
+        }
+    } else {
+        a.common.table_or_default()
+    };
+    let eng = engine_for(&a.common, table);
+    let code = isolate_once(a, &eng);
     if code != 0 || !watch {
         return code;
     }
     watch_forever(&eng, json)
+}
+
+fn reapply(eng: &Engine, json: bool) -> u8 {
+    match eng.reapply() {
+        Ok(out) => {
+            if json {
+                print_json(&out);
+            } else {
+                println!(
+                    "isolated: re-applied recorded quarantine ({} backend, table {})",
+                    out.backend, out.table
+                );
+            }
+            0
+        }
+        Err(e) => fail(&e, json),
+    }
 }
 
 /// `--watch`: the repair loop in the foreground until SIGINT/SIGTERM.
@@ -259,24 +351,10 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
     }
 }
 
-fn isolate_once(a: IsolateArgs) -> u8 {
-    let eng = engine(&a.common);
+fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
     let json = a.common.json;
     if a.reapply {
-        return match eng.reapply() {
-            Ok(out) => {
-                if json {
-                    print_json(&out);
-                } else {
-                    println!(
-                        "isolated: re-applied recorded quarantine ({} backend, table {})",
-                        out.backend, out.table
-                    );
-                }
-                0
-            }
-            Err(e) => fail(&e, json),
-        };
+        return reapply(eng, json);
     }
     let req = IsolateRequest {
         allow: a.allow,
@@ -388,21 +466,17 @@ pub fn release(a: ReleaseArgs) -> u8 {
         return 2;
     }
     if a.force {
-        let eng = engine(&a.common);
-        return match eng.release_everywhere().and_then(|c| eng.clear_claims().map(|_| c)) {
-            Ok(cleaned) => {
-                let names: Vec<String> = cleaned.iter().map(|k| k.to_string()).collect();
-                if a.common.json {
-                    print_json(&json!({"state": "released", "forced": true, "backends": names}));
-                } else {
-                    println!("released (forced; cleaned: {})", names.join(", "));
-                }
-                0
-            }
-            Err(e) => fail(&e, a.common.json),
-        };
+        return release_forced(&a.common);
     }
-    match engine(&a.common).release_as(a.source, false) {
+    let found = match tables_here(&a.common) {
+        Ok(f) => f,
+        Err(e) => return fail(&e, a.common.json),
+    };
+    let table = match one_table(&a.common, found, "release one at a time, or all at once with --force") {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    match engine_for(&a.common, table).release_as(a.source, false) {
         Ok(out) => {
             if a.common.json {
                 print_json(&out);
@@ -431,57 +505,143 @@ pub fn release(a: ReleaseArgs) -> u8 {
     }
 }
 
+/// Break glass: every table Cordon holds anything under (recorded, or marked in the
+/// kernel), plus `--table` or the default name, is removed from every backend and its
+/// claims dropped. If the kernel cannot be searched for marked tables, the recorded and
+/// named tables are still released, with a warning.
+fn release_forced(c: &Common) -> u8 {
+    let mut tables = vec![c.table_or_default()];
+    match cordon_engine::discover_tables(&c.state_dir) {
+        Ok(found) => tables.extend(found),
+        Err(e) => {
+            eprintln!(
+                "cordon: warning: could not search this host for Cordon tables under other names ({}); releasing the recorded ones and {:?}",
+                e.detail(),
+                c.table_or_default().as_str()
+            );
+            tables.extend(cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default());
+        }
+    }
+    cordon_engine::sort_tables(&mut tables);
+    let mut cleaned: Vec<String> = Vec::new();
+    let mut first_error = None;
+    for t in &tables {
+        let eng = engine_for(c, t.clone());
+        match eng.release_everywhere().and_then(|k| eng.clear_claims().map(|_| k)) {
+            Ok(kinds) => {
+                for k in kinds {
+                    let k = k.to_string();
+                    if !cleaned.contains(&k) {
+                        cleaned.push(k);
+                    }
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return fail(&e, c.json);
+    }
+    let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    if c.json {
+        print_json(&json!({"state": "released", "forced": true, "backends": cleaned, "tables": names}));
+    } else {
+        println!(
+            "released (forced; tables: {}; cleaned: {})",
+            names.join(", "),
+            cleaned.join(", ")
+        );
+    }
+    0
+}
+
 fn names(claims: &[ClaimSource]) -> String {
     claims.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 pub fn status(a: StatusArgs) -> u8 {
-    let eng = engine(&a.common);
-    match eng.status().and_then(|r| eng.claims().map(|c| (r, c))) {
-        Ok((report, claims)) => {
-            if a.common.json {
-                let mut v = serde_json::to_value(&report).unwrap_or_default();
-                v["claims"] = json!(claims
-                    .iter()
-                    .map(|c| json!({"source": c.source, "claimed_at": c.claimed_at}))
-                    .collect::<Vec<_>>());
-                print_json(&v);
-            } else {
-                let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
-                println!("{}", report.state.as_str());
-                if report.state != QuarantineState::Released {
-                    println!("  backend: {backend}, table {}", report.table);
-                }
-                if let Some(at) = &report.applied_at {
-                    println!("  applied at: {at}");
-                }
-                if let Some(reason) = &report.reason {
-                    println!("  reason: {reason}");
-                }
-                if report.state != QuarantineState::Released {
-                    let names: Vec<String> = report.backends_in_force.iter().map(|k| k.to_string()).collect();
-                    println!(
-                        "  rules in force in: {}",
-                        if names.is_empty() {
-                            "none".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    );
-                }
-                for note in &report.notes {
-                    println!("  {note}");
-                }
-                if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
-                    print_coverage(&report.coverage);
-                }
-                for c in &claims {
-                    println!("  claimed by {} since {}", c.source, c.claimed_at);
-                }
-            }
-            0
+    let json = a.common.json;
+    let tables = match tables_here(&a.common) {
+        Ok(t) => t,
+        Err(e) => return fail(&e, json),
+    };
+    let mut found = Vec::new();
+    for t in tables {
+        let eng = engine_for(&a.common, t);
+        match eng.status().and_then(|r| eng.claims().map(|c| (r, c))) {
+            Ok(pair) => found.push(pair),
+            Err(e) => return fail(&e, json),
         }
-        Err(e) => fail(&e, a.common.json),
+    }
+    // The first table that holds anything speaks for the host (its state is the first
+    // line, which the package's removal check reads); the others follow.
+    let held = |(r, c): &(cordon_engine::StatusReport, Vec<cordon_engine::Claim>)| {
+        r.state != QuarantineState::Released || !c.is_empty()
+    };
+    if let Some(i) = found.iter().position(held) {
+        found.swap(0, i);
+    }
+    let mut found = found.into_iter();
+    let Some((report, claims)) = found.next() else {
+        return 0;
+    };
+    let others: Vec<_> = found.collect();
+    if json {
+        let mut v = status_json(&report, &claims);
+        v["other_tables"] = json!(others.iter().map(|(r, c)| status_json(r, c)).collect::<Vec<_>>());
+        print_json(&v);
+    } else {
+        print_status(&report, &claims);
+        for (r, c) in &others {
+            println!("also table {}:", r.table);
+            print_status(r, c);
+        }
+    }
+    0
+}
+
+fn status_json(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim]) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    v["claims"] = json!(claims
+        .iter()
+        .map(|c| json!({"source": c.source, "claimed_at": c.claimed_at}))
+        .collect::<Vec<_>>());
+    v
+}
+
+fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim]) {
+    let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+    println!("{}", report.state.as_str());
+    if report.state != QuarantineState::Released {
+        println!("  backend: {backend}, table {}", report.table);
+    }
+    if let Some(at) = &report.applied_at {
+        println!("  applied at: {at}");
+    }
+    if let Some(reason) = &report.reason {
+        println!("  reason: {reason}");
+    }
+    if report.state != QuarantineState::Released {
+        let names: Vec<String> = report.backends_in_force.iter().map(|k| k.to_string()).collect();
+        println!(
+            "  rules in force in: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    for note in &report.notes {
+        println!("  {note}");
+    }
+    if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
+        print_coverage(&report.coverage);
+    }
+    for c in claims {
+        println!("  claimed by {} since {}", c.source, c.claimed_at);
     }
 }
 

@@ -122,13 +122,67 @@ fn left_out_verb_hint(e: &clap::Error) -> Option<String> {
     })
 }
 
+/// The name this program was installed under, for `--version`, help and usage: the
+/// server package installs the same program as `cordon-server` (so both packages fit on
+/// one machine), and `cordon-server --version` must not call itself `cordon`. Any other
+/// file name is `cordon`.
+fn program_name(argv0: Option<&std::ffi::OsStr>) -> &'static str {
+    let stem = argv0
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str());
+    match stem {
+        Some("cordon-server") => "cordon-server",
+        _ => "cordon",
+    }
+}
+
+/// Parses the command line under [`program_name`].
+fn parse_cli<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = Cli::command().name(program_name(args.first().map(|a| a.as_os_str())));
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// `NAME VERSION`, exactly as clap prints it for `--version`.
+fn version_line(name: &str) -> String {
+    format!("{name} {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `cordon --version` (or `-V`) and nothing else: answered before clap builds the command
+/// tree of every subcommand (~270 KB of heap, most of the start-up page faults) and
+/// before logging is set up, so the commonest liveness probe of an installed binary costs
+/// little more than starting a process (issue #18). Any other command line goes to clap,
+/// which prints the same line for `--version` in other positions.
+fn version_fast_path(args: &[std::ffi::OsString]) -> Option<String> {
+    match args {
+        [argv0, flag] if flag == "--version" || flag == "-V" => {
+            Some(version_line(program_name(Some(argv0.as_os_str()))))
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(line) = version_fast_path(&args) {
+        use std::io::Write;
+        // A closed stdout is not an error worth a message here either.
+        let _ = writeln!(std::io::stdout(), "{line}");
+        return ExitCode::SUCCESS;
+    }
     exit_quietly_on_closed_stdout();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli(args) {
         Ok(cli) => cli,
         Err(e) => {
             // A verb this build leaves out (the lean endpoint build has no server, lab or
@@ -186,6 +240,38 @@ mod tests {
             let hint = super::left_out_verb_hint(&e).unwrap();
             assert!(hint.contains("cordon-server"), "{hint}");
         }
+    }
+
+    /// The fault kind: one program installed under two names reporting the wrong one
+    /// (`cordon-server --version` printed "cordon").
+    #[test]
+    fn the_program_names_itself_by_the_name_it_was_installed_under() {
+        let version = |argv0: &str| match super::parse_cli([argv0, "--version"]) {
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => e.to_string(),
+            other => panic!("--version did not print the version: {:?}", other.err()),
+        };
+        assert!(version("/usr/bin/cordon-server").starts_with("cordon-server "));
+        assert!(version("cordon-server.exe").starts_with("cordon-server "));
+        assert!(version("/usr/bin/cordon").starts_with("cordon "));
+        assert!(version("cordon.exe").starts_with("cordon "));
+    }
+
+    /// The `--version` fast path prints exactly what clap prints, under either name, and
+    /// takes only the bare `--version` / `-V`.
+    #[test]
+    fn the_version_fast_path_says_what_clap_says() {
+        use clap::CommandFactory;
+        let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for name in ["cordon", "cordon-server"] {
+            let clap_line = super::Cli::command().name(name).render_version();
+            for flag in ["--version", "-V"] {
+                let fast = super::version_fast_path(&os(&[&format!("/usr/bin/{name}"), flag])).unwrap();
+                assert_eq!(format!("{fast}\n"), clap_line, "{name} {flag}");
+            }
+        }
+        assert_eq!(super::version_fast_path(&os(&["cordon", "status", "--version"])), None);
+        assert_eq!(super::version_fast_path(&os(&["cordon"])), None);
+        assert_eq!(super::version_fast_path(&os(&["cordon", "--versions"])), None);
     }
 
     /// The fault kind: a message limit written as a number in one place and changed in

@@ -245,6 +245,60 @@ pub(crate) fn client_failure(e: ClientError, usage: &[u16]) -> Failure {
 /// The statuses that mean "your request was wrong" for the host commands.
 const HOST_USAGE: &[u16] = &[400, 404];
 
+/// A refused host command. A hostname two hosts share (the server answers 409: it will
+/// not guess) is the caller's to fix: exit 2, listing each such name's hosts — id,
+/// addresses, last seen — so the id can be given instead. Anything else as
+/// [`client_failure`] with [`HOST_USAGE`].
+async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Failure {
+    if e.status().map(|s| s.as_u16()) != Some(409) {
+        return client_failure(e, HOST_USAGE);
+    }
+    let mut lists = Vec::new();
+    for n in names {
+        let filter = HostFilter {
+            q: Some(n.clone()),
+            ..Default::default()
+        };
+        let Ok(list) = api.hosts(&filter).await else { continue };
+        let same: Vec<&Host> = list
+            .hosts
+            .iter()
+            .filter(|h| !h.revoked && h.hostname.eq_ignore_ascii_case(n))
+            .collect();
+        if same.len() > 1 {
+            lists.push(ambiguous_hosts(n, &same));
+        }
+    }
+    if lists.is_empty() {
+        return client_failure(e, HOST_USAGE);
+    }
+    Failure::usage(lists.join("\n"))
+}
+
+/// The hosts sharing hostname `name`, one line each (id, addresses, last seen, state),
+/// under a line saying to give an id.
+fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
+    let mut out = format!(
+        "{} hosts are named {:?}: give the host id instead, one of:",
+        hosts.len(),
+        term::safe(name)
+    );
+    for h in hosts {
+        out.push_str(&format!(
+            "\n  {}  addresses {}  last seen {}  state {}",
+            term::safe(&h.id),
+            if h.addresses.is_empty() {
+                "-".to_string()
+            } else {
+                term::safe(&h.addresses.join(", ")).into_owned()
+            },
+            h.last_seen.as_deref().unwrap_or("never"),
+            h.state.as_str()
+        ));
+    }
+    out
+}
+
 /// Checks `c` and builds the API client (60 s per request); `tls_code` is the exit code
 /// when the CA file does not make a TLS configuration.
 pub(crate) fn connect(c: &Conn, tls_code: Code) -> Result<ApiClient, Failure> {
@@ -442,15 +496,7 @@ fn host_rows(hosts: &[Host]) {
                 },
             ];
             if flagged {
-                let kinds: Vec<&str> = h
-                    .flags
-                    .iter()
-                    .map(|f| match f.kind.as_str() {
-                        cordon_proto::HostFlag::DUPLICATE_HOSTNAME => "duplicate hostname",
-                        cordon_proto::HostFlag::DUPLICATE_ADDRESS => "duplicate address",
-                        other => other,
-                    })
-                    .collect();
+                let kinds: Vec<String> = h.flags.iter().map(cordon_proto::HostFlag::short).collect();
                 row.push(if kinds.is_empty() { "-".into() } else { kinds.join(", ") });
             }
             row
@@ -498,7 +544,10 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Show { host } => {
-                let h: Host = api.host(&host).await.map_err(fail)?;
+                let h: Host = match api.host(&host).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
@@ -511,10 +560,10 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 remove,
                 comment,
             } => {
-                let h = api
-                    .labels(&host, &LabelsRequest { add, remove, comment })
-                    .await
-                    .map_err(fail)?;
+                let h = match api.labels(&host, &LabelsRequest { add, remove, comment }).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
@@ -527,10 +576,10 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Revoke { host, comment, force } => {
-                let h = api
-                    .revoke(&host, &RevokeRequest { comment, force })
-                    .await
-                    .map_err(fail)?;
+                let h = match api.revoke(&host, &RevokeRequest { comment, force }).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
@@ -632,10 +681,13 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             preview: a.preview,
             ..Default::default()
         };
-        let out = api
+        let out = match api
             .act(Action::Quarantine, target(a.hosts.clone(), a.label.clone())?, req)
             .await
-            .map_err(|e| client_failure(e, HOST_USAGE))?;
+        {
+            Ok(o) => o,
+            Err(e) => return Err(host_failure(&api, &a.hosts, e).await),
+        };
         print_action(&out, a.json);
         Ok(())
     })
@@ -651,10 +703,10 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
             comment: Some(comment),
             ..Default::default()
         };
-        let out = api
-            .act(Action::Release, target(hosts, label)?, req)
-            .await
-            .map_err(|e| client_failure(e, HOST_USAGE))?;
+        let out = match api.act(Action::Release, target(hosts.clone(), label)?, req).await {
+            Ok(o) => o,
+            Err(e) => return Err(host_failure(&api, &hosts, e).await),
+        };
         print_action(&out, json);
         Ok(())
     })

@@ -525,7 +525,11 @@ pub fn run(a: WazuhArArgs) -> u8 {
             Err(why) => return finish(&a.log, line, Err(("protocol".into(), why, 1)), Out::Stderr),
         }
     }
-    let eng = Engine::new(a.common.table.clone(), a.common.state_dir.clone(), a.common.backend);
+    let eng = Engine::new(
+        a.common.table_or_default(),
+        a.common.state_dir.clone(),
+        a.common.backend,
+    );
     let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     let result = match req.action {
         ArAction::Isolate => {

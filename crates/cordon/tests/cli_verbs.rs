@@ -59,3 +59,31 @@ fn api_options_are_accepted_after_the_subcommand() {
     assert!(!err.contains("unexpected argument"), "{err}");
     assert!(err.contains("/nonexistent/agent-server-ca.pem"), "exit {code}: {err}");
 }
+
+/// The fault kind: one limit, refused by the API (400) but cut silently by the local
+/// command. A `--message` over MAX_MESSAGE_CHARS is exit 2 with the limit named, before
+/// anything is resolved or changed (`--dry-run`: no privilege, no firewall needed).
+#[test]
+fn a_message_over_the_limit_is_refused_locally_as_by_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let sd = state.to_string_lossy().to_string();
+    let long = "x".repeat(cordon_policy::message::MAX_MESSAGE_CHARS + 1);
+    let base = [
+        "isolate",
+        "--dry-run",
+        "--allow",
+        "198.51.100.7",
+        "--resolver",
+        "192.0.2.53",
+        "--state-dir",
+        &sd,
+    ];
+    let (code, err) = cordon(&[&base[..], &["--message", &long]].concat(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("257 characters") && err.contains("at most 256"), "{err}");
+    assert!(!state.exists(), "the refused command touched the state directory");
+    let fits = "x".repeat(cordon_policy::message::MAX_MESSAGE_CHARS);
+    let (code, err) = cordon(&[&base[..], &["--message", &fits]].concat(), &[]);
+    assert_eq!(code, 0, "a message of exactly the limit is refused: {err}");
+}

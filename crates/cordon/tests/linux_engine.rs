@@ -272,16 +272,27 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
         );
     }
     // Input that cannot mean what it says is named: a network with host bits set (it used
-    // to become 0.0.0.0/1 silently), a verification that could not wait at all.
+    // to become 0.0.0.0/1 silently), a verification that could not wait at all, a message
+    // longer than the API accepts (it used to be cut silently).
+    let long_message = "x".repeat(cordon_policy::message::MAX_MESSAGE_CHARS + 1);
     for (args, needle) in [
         (&["isolate", "--allow", "10.0.0.0/1"][..], "host bits"),
         (&["isolate", "--verify-timeout", "0"][..], "would verify nothing"),
+        (
+            &["isolate", "--allow", "198.51.100.7", "--message", &long_message][..],
+            "at most 256",
+        ),
     ] {
         let mut args = args.to_vec();
         args.extend_from_slice(&["--state-dir", &sd]);
         let (code, _, err) = cordon(&lab, &args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(
+            lab.firewall_snapshot().unwrap(),
+            before,
+            "{args:?} changed the firewall"
+        );
     }
     // An unresolvable name names itself in the error.
     let (_, _, err) = cordon(
@@ -668,7 +679,9 @@ fn message_is_sent_and_not_fatal() {
 
     let state = StateDir::new();
     let sd = state.path();
-    let long = format!("{}{}", "é".repeat(250), "x".repeat(150));
+    // Exactly the limit, counted in characters (500 bytes of é): sent whole. (Longer is
+    // refused with exit 2, see dry_run_and_bad_input_change_nothing.)
+    let long = format!("{}{}", "é".repeat(250), "x".repeat(6));
     let url = server_url();
     let out = lab
         .cordon_env(
@@ -681,7 +694,7 @@ fn message_is_sent_and_not_fatal() {
     assert_eq!(
         shown.chars().count(),
         cordon_policy::message::MAX_MESSAGE_CHARS,
-        "message not cut to MAX_MESSAGE_CHARS"
+        "a message of MAX_MESSAGE_CHARS characters not shown whole"
     );
     assert!(shown.starts_with("éé") && shown.ends_with("xxxxxx"));
 
@@ -1540,4 +1553,198 @@ fn claims_per_source_are_released_separately() {
     let st = status_json(&lab, &state);
     assert_eq!(st["state"], "released", "{st}");
     assert!(claim_sources(&st).is_empty());
+}
+
+/// Issue #18 trial finding, the fault kind: every question "is a Cordon quarantine in
+/// force here?" looked only for the default table `cordon`, so a quarantine made with
+/// `--table NAME` was invisible to `status`, survived `release --force` and let the
+/// package be removed. Now each finds it by its record (`NAME.json`), and with the state
+/// file lost by its ownership mark in the kernel (the nftables table comment; the
+/// iptables chain naming rule). Netlink, `nft` (which creates the table its own way) and
+/// iptables.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
+    let lab = lab();
+    let before = lab.firewall_snapshot().unwrap();
+    for (backend, table) in [
+        ("netlink", "incident7"),
+        ("nftables", "incident6"),
+        ("iptables", "incident8"),
+    ] {
+        let state = StateDir::new();
+        let sd = state.path();
+        isolate(&lab, backend, &state, &["--table", table]);
+
+        // status without --table: recorded under NAME.json.
+        let st = status_json(&lab, &state);
+        assert_eq!(st["state"], "isolated", "{backend}: {st}");
+        assert_eq!(st["table"], table, "{backend}: {st}");
+        let (code, out, err) = cordon(&lab, &["status", "--state-dir", &sd]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().next(), Some("isolated"), "{backend}: {out}");
+        assert!(out.contains(&format!("table {table}")), "{backend}: {out}");
+
+        // The state file lost: found in the kernel by its mark.
+        for f in std::fs::read_dir(state.0.path()).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "json") {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+        let st = status_json(&lab, &state);
+        assert_eq!(st["state"], "tampered", "{backend}: lost state, rules in force: {st}");
+        assert_eq!(st["table"], table, "{backend}: {st}");
+        if backend != "iptables" {
+            let (_, listing, _) = {
+                let out = lab
+                    .exec(Host::Endpoint, &["nft", "list", "table", "inet", table])
+                    .unwrap();
+                (0, String::from_utf8_lossy(&out.stdout).into_owned(), ())
+            };
+            assert!(
+                listing.contains("comment \"cordon quarantine\""),
+                "no ownership mark: {listing}"
+            );
+        }
+
+        // Break glass without --table removes it.
+        let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+        assert_eq!(code, 0, "{backend}: {out}{err}");
+        assert!(
+            out.contains(table),
+            "{backend}: release --force does not name {table}: {out}"
+        );
+        assert_eq!(
+            lab.firewall_snapshot().unwrap(),
+            before,
+            "{backend}: rules of {table} left behind"
+        );
+        assert_eq!(status_json(&lab, &state)["state"], "released");
+    }
+
+    // A plain release without --table acts on the one recorded quarantine.
+    let state = StateDir::new();
+    let sd = state.path();
+    isolate(&lab, "netlink", &state, &["--table", "incident9"]);
+    let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("table incident9"), "{out}");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "release left incident9 behind"
+    );
+
+    // Two at once: status shows both, a plain release names them and changes nothing
+    // (exit 2), --force removes both.
+    isolate(&lab, "netlink", &state, &["--table", "incident9"]);
+    isolate(&lab, "netlink", &state, &[]);
+    let st = status_json(&lab, &state);
+    assert_eq!(st["table"], "cordon", "{st}");
+    assert_eq!(st["other_tables"][0]["table"], "incident9", "{st}");
+    assert_eq!(st["other_tables"][0]["state"], "isolated", "{st}");
+    let snapshot = lab.firewall_snapshot().unwrap();
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cordon, incident9") && err.contains("--table"), "{err}");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        snapshot,
+        "the refused release changed the firewall"
+    );
+    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "release --force left a table behind"
+    );
+}
+
+/// Kills a process this test started (by pid) when dropped, even on failure.
+struct KillOnDrop(u32);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        signal(self.0, "-KILL");
+    }
+}
+
+/// Issue #18 trial finding, the fault kind: a refusal that names neither its cause nor
+/// the next step. `cordon release` (plain or --force) while `cordon isolate --watch`
+/// holds the tables (owner flag, Linux ≥ 6.9) says which process holds them (pid, the
+/// systemd units cordon-watch.service / cordon-agent.service), that nothing was changed,
+/// and to stop it first; once it is stopped, the release goes through.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn release_while_the_watcher_holds_the_tables_names_it_and_the_next_step() {
+    use std::io::BufRead;
+    assert!(
+        cordon_firewall::netlink::kernel_at_least(6, 9),
+        "this test needs the nftables owner+persist flags (Linux >= 6.9)"
+    );
+    let lab = lab();
+    let before = lab.firewall_snapshot().unwrap();
+    let state = StateDir::new();
+    let sd = state.path();
+    let url = server_url();
+    let mut watcher = lab
+        .command(
+            Host::Endpoint,
+            &[
+                &bin().to_string_lossy(),
+                "isolate",
+                "--server",
+                &url,
+                "--backend",
+                "netlink",
+                "--state-dir",
+                &sd,
+                "--watch",
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = watcher.id();
+    let _guard = KillOnDrop(pid);
+    let mut lines = std::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the watcher ended before watching").unwrap();
+        if line.starts_with("watching") {
+            assert!(line.contains("owned by this process"), "{line}");
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+
+    for args in [&["release", "--force"][..], &["release"][..]] {
+        let mut args = args.to_vec();
+        args.extend_from_slice(&["--state-dir", &sd]);
+        let (code, out, err) = cordon(&lab, &args);
+        assert_ne!(code, 0, "{args:?} succeeded while the watcher holds the tables: {out}");
+        for needle in [
+            "cordon-watch.service",
+            "cordon-agent.service",
+            "Nothing was changed",
+            "Stop that process first",
+            &format!("pid {pid}"),
+        ] {
+            assert!(err.contains(needle), "{args:?}: the message lacks {needle:?}: {err}");
+        }
+        // One cause, said once: not again for the `nft` tool that manages the same table.
+        assert_eq!(err.matches("Stop that process first").count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            status_json(&lab, &state)["state"],
+            "isolated",
+            "{args:?} changed the quarantine"
+        );
+    }
+
+    signal(pid, "-TERM");
+    let _ = watcher.wait();
+    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+    assert_eq!(code, 0, "after stopping the watcher: {out}{err}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before);
 }

@@ -4,8 +4,11 @@
 #
 # Removing Cordon from a quarantined host would leave it cut off with no tool to release
 # it (and on Linux the rules would vanish only at the next reboot, unannounced). So:
-#   * quarantined (a recorded quarantine, or `cordon status` not saying "released"):
-#     refuse, saying how to release first; nothing is stopped or changed;
+#   * quarantined (a recorded quarantine under any table name: any <table>.json in the
+#     state directory; or `cordon status` not saying "released", which also finds
+#     Cordon's tables by their ownership marks under any name): refuse, saying to stop
+#     the tamper watcher and the agent (they re-apply the quarantine) and release
+#     first; nothing is stopped or changed;
 #   * CORDON_FORCE_REMOVE=1: stop the agent, `cordon release --force` (every claim, every
 #     backend), say so, then go on with the removal;
 #   * otherwise: stop and disable the units, go on.
@@ -28,9 +31,15 @@ if [ -x "$cordon" ]; then
     status="unknown ($(printf '%s' "$out" | tr '\n' ' '))"
   fi
 fi
-# A recorded quarantine counts even if status could not read the kernel.
-if [ "$status" = released ] && { [ -e "$state_dir/cordon.json" ] || [ -e "$state_dir/cordon.claims.json" ]; }; then
-  status="recorded in $state_dir"
+# A recorded quarantine counts even if status could not read the kernel: any
+# <table>.json or <table>.claims.json, whatever --table it was made with.
+if [ "$status" = released ]; then
+  for f in "$state_dir"/*.json; do
+    if [ -e "$f" ]; then
+      status="recorded in $f"
+      break
+    fi
+  done
 fi
 
 if [ "$status" != released ]; then
@@ -40,8 +49,10 @@ cordon-agent: NOT removed: this host is quarantined by Cordon (status: $status).
 Removing the package now would leave it cut off with no tool to release it.
 Release it first, then remove the package again:
   - through the Cordon server (web console, or \`cordon release HOST\` with the API), or
-  - on this host: sudo cordon release --force     (drops every claim: agent, Wazuh, Velociraptor, local)
-  - check:        sudo cordon status              (must say: released)
+  - on this host, stop what keeps re-applying it, then release:
+      sudo systemctl stop cordon-watch.service cordon-agent.service   (the tamper watcher and the agent)
+      sudo cordon release --force     (drops every claim: agent, Wazuh, Velociraptor, local; every table name)
+  - check: sudo cordon status         (must say: released)
 Or remove anyway and release now: CORDON_FORCE_REMOVE=1 (e.g. sudo CORDON_FORCE_REMOVE=1 apt-get remove cordon-agent),
 which runs \`cordon release --force\` before the package goes.
 MSG

@@ -153,6 +153,11 @@ fn req_str(a: &[(u16, &[u8])], ty: u16, what: &str) -> Result<String, DecodeErro
 pub struct TableInfo {
     pub name: String,
     pub flags: u32,
+    /// The netlink port id of the socket that owns the table (`NFT_TABLE_F_OWNER`); for
+    /// the first netlink socket of a process the kernel picks the process id.
+    pub owner: Option<u32>,
+    /// The table's comment (`nft`'s user data TLV of type 0), if any.
+    pub comment: Option<String>,
 }
 
 pub fn table(m: &NlMsg<'_>) -> Result<TableInfo, DecodeError> {
@@ -160,7 +165,23 @@ pub fn table(m: &NlMsg<'_>) -> Result<TableInfo, DecodeError> {
     Ok(TableInfo {
         name: req_str(&a, NFTA_TABLE_NAME, "table without name")?,
         flags: be32(get(&a, NFTA_TABLE_FLAGS)).unwrap_or(0),
+        owner: be32(get(&a, NFTA_TABLE_OWNER)),
+        comment: get(&a, NFTA_TABLE_USERDATA).and_then(udata_comment),
     })
+}
+
+/// The comment in nft's table user data: TLVs of one type byte, one length byte and the
+/// value; the comment (type 0) ends with a NUL.
+fn udata_comment(mut d: &[u8]) -> Option<String> {
+    while d.len() >= 2 {
+        let (ty, len) = (d[0], d[1] as usize);
+        let value = d.get(2..2 + len)?;
+        if ty == 0 {
+            return Some(cstr(value));
+        }
+        d = &d[2 + len..];
+    }
+    None
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

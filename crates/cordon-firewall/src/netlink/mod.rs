@@ -147,6 +147,14 @@ impl Netlink {
         ))
     }
 
+    /// The netlink port id owning our inet (else netdev) table, which for the owner's
+    /// first netlink socket is its process id; `None` when unowned or unreadable.
+    fn owner_pid(&self) -> Option<u32> {
+        imp::with(&self.conn, |c| imp::table_owner(c, &self.table))
+            .ok()
+            .flatten()
+    }
+
     /// Our tables' flags now (inet, netdev); `None` for one that does not exist.
     fn existing(&self) -> Result<[Option<u32>; 2], FirewallError> {
         imp::with(&self.conn, |c| imp::table_flags(c, &self.table))
@@ -227,8 +235,16 @@ pub const PART_INET: &str = "inet";
 /// See [`PART_INET`].
 pub const PART_NETDEV: &str = "netdev";
 
+/// ", pid N (comm)" for the process holding our tables, from /proc.
+fn describe_pid(pid: u32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => format!(" (pid {pid}, {})", comm.trim()),
+        Err(_) => format!(" (netlink port {pid})"),
+    }
+}
+
 /// Part of the error when another process owns our tables.
-const OWNED_BY_OTHER: &str = "owned by another running cordon process";
+const OWNED_BY_OTHER: &str = crate::HELD_BY_ANOTHER;
 
 impl Netlink {
     /// A "not permitted" refusal of a root process whose tables carry the owner flag means
@@ -242,8 +258,12 @@ impl Netlink {
             .map(|f| f.iter().flatten().any(|f| f & NFT_TABLE_F_OWNER != 0))
             .unwrap_or(false);
         if owned && !self.owned.load(Ordering::Relaxed) {
+            let holder = self.owner_pid().map(describe_pid).unwrap_or_default();
+            // The kernel's words without the "needs root" hint, which is not the cause here.
+            let text = err.to_string();
+            let err = text.split("; nf_tables needs root").next().unwrap_or(&text).to_string();
             FirewallError::Rejected(format!(
-                "table {:?} is {OWNED_BY_OTHER} (`cordon isolate --watch` or the agent): stop it, or act through it; nothing was changed ({err})",
+                "table {:?} is {OWNED_BY_OTHER}{holder}: the tamper watcher (`cordon isolate --watch`, systemd unit cordon-watch.service) or the Cordon agent (cordon-agent.service), which puts the quarantine back whenever anything else changes it. Nothing was changed. Stop that process first (sudo systemctl stop cordon-watch.service cordon-agent.service, or Ctrl-C a `cordon isolate --watch` in the foreground), then run this command again; an enrolled host can also be released through the Cordon server ({err})",
                 self.table.as_str()
             ))
         } else {
@@ -265,6 +285,57 @@ pub fn table_exists(family: u8, name: &str) -> Result<bool, FirewallError> {
         Ok(_) => Ok(true),
         Err(socket::NlError::Kernel(e)) if e.errno == libc::ENOENT => Ok(false),
         Err(e) => Err(imp::map_err(e, "looking for an nftables table", None)),
+    }
+}
+
+/// Names of the nftables tables Cordon created in the caller's network namespace, under
+/// whatever `--table` name: every `inet` or `netdev` table whose comment is Cordon's
+/// ownership marker ([`cordon_policy::render::TABLE_COMMENT`]), plus a table of the
+/// default name [`TableName::DEFAULT`] (tables made before the marker existed). Sorted,
+/// without repeats. One table dump per family (a fresh socket).
+///
+/// # Errors
+/// When nf_tables cannot be asked (no privilege, no nf_tables).
+pub fn marked_tables() -> Result<Vec<TableName>, FirewallError> {
+    let ctx = "listing nftables tables";
+    let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
+    let mut names = Vec::new();
+    for family in [consts::NFPROTO_INET, consts::NFPROTO_NETDEV] {
+        let dump = match s.request_family(family, consts::NFT_MSG_GETTABLE, consts::NLM_F_DUMP, &[]) {
+            Ok(d) => d,
+            Err(socket::NlError::Kernel(e)) if e.errno == libc::EAFNOSUPPORT => continue,
+            Err(e) => return Err(imp::map_err(e, ctx, None)),
+        };
+        for m in decode::data_msgs(&dump).map_err(|e| FirewallError::Rejected(format!("{ctx}: {e}")))? {
+            let info = decode::table(&m).map_err(|e| FirewallError::Rejected(format!("{ctx}: {e}")))?;
+            let marked = info
+                .comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with(cordon_policy::render::TABLE_COMMENT));
+            if marked || info.name == TableName::DEFAULT {
+                if let Ok(name) = TableName::new(&info.name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    Ok(names)
+}
+
+/// Whether chain `chain` exists in nftables table `table` of family `family` (a fresh
+/// socket); false when the table does not exist either.
+///
+/// # Errors
+/// When nf_tables cannot be asked (no privilege, no nf_tables).
+pub fn chain_exists(family: u8, table: &str, chain: &str) -> Result<bool, FirewallError> {
+    let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
+    let attrs = socket::str_attrs(&[(consts::NFTA_CHAIN_TABLE, table), (consts::NFTA_CHAIN_NAME, chain)]);
+    match s.request_family(family, consts::NFT_MSG_GETCHAIN, 0, &attrs) {
+        Ok(_) => Ok(true),
+        Err(socket::NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => Ok(false),
+        Err(e) => Err(imp::map_err(e, "looking for an nftables chain", None)),
     }
 }
 
@@ -565,6 +636,26 @@ pub(crate) mod imp {
             }
         }
         Ok(out)
+    }
+
+    /// The owner port id of our inet (else netdev) table, when it has the owner flag.
+    pub fn table_owner(s: &mut Socket, table: &TableName) -> Result<Option<u32>, FirewallError> {
+        let ctx = "reading the owner of our tables";
+        let attrs = str_attrs(&[(NFTA_TABLE_NAME, table.as_str())]);
+        for family in [NFPROTO_INET, NFPROTO_NETDEV] {
+            let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
+                let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
+                if info.name == table.as_str() && info.flags & NFT_TABLE_F_OWNER != 0 && info.owner.is_some() {
+                    return Ok(info.owner);
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// What of ours is hooked where, for `coverage`.

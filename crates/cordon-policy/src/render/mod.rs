@@ -10,6 +10,13 @@ pub mod wfp;
 
 /// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
 /// router solicitation/advertisement and neighbour solicitation/advertisement.
+/// The comment on every nftables table Cordon creates (`inet` and `netdev`): its
+/// ownership marker. `cordon status`, `cordon release --force` and the package's removal
+/// check find Cordon's tables under any `--table` name by it, even when the state file is
+/// lost. Kept in the kernel as the table's user data (`NFTA_TABLE_USERDATA`, the TLV
+/// `nft` writes for `comment`).
+pub const TABLE_COMMENT: &str = "cordon quarantine";
+
 pub const ICMPV6_ND_TYPES: [u8; 4] = [133, 134, 135, 136];
 
 /// DHCP ports: (client, server) for v4 and v6.

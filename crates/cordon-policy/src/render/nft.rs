@@ -44,7 +44,15 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> String {
 /// case the caller falls back to [`render_apply`]. Worth it because deleting a table, even
 /// an empty one, makes the kernel wait for an RCU grace period (about 10 ms).
 pub fn render_create(table: &TableName, policy: &Policy) -> String {
-    format!("create table inet {}\n{}", table.as_str(), render_table(table, policy))
+    // The comment (the ownership mark) goes on the `create`: the kernel sets a table's
+    // user data only when it creates the table, so the block's own `comment` line that
+    // follows in the same batch would be dropped.
+    format!(
+        "create table inet {} {{ comment \"{}\"; }}\n{}",
+        table.as_str(),
+        super::TABLE_COMMENT,
+        render_table(table, policy)
+    )
 }
 
 /// The batch that removes our table and nothing else.
@@ -56,6 +64,7 @@ pub fn render_remove(table: &TableName) -> String {
 pub fn render_table(table: &TableName, policy: &Policy) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "table inet {} {{", table.as_str());
+    let _ = writeln!(o, "\tcomment \"{}\"", super::TABLE_COMMENT);
     pair_set(&mut o, SET_TCP4, "ipv4_addr", &policy.tcp_destinations(Family::V4));
     pair_set(&mut o, SET_TCP6, "ipv6_addr", &policy.tcp_destinations(Family::V6));
     pair_set(&mut o, SET_UDP4, "ipv4_addr", &policy.udp_destinations(Family::V4));

@@ -551,7 +551,8 @@ async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
         0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
         1 => Ok(ids[0].clone()),
         n => Err(StoreError::Conflict(format!(
-            "{n} hosts are named {r:?}; use the host id"
+            "{n} hosts are named {r:?} ({}); use the host id",
+            ids.join(", ")
         ))),
     }
 }

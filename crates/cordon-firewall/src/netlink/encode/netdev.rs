@@ -63,14 +63,14 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         match mode {
             TableMode::CreateOnly => {
                 if install {
-                    self.batch.create_table_flags(self.table, flags)
+                    self.batch.create_marked_table(self.table, flags)
                 }
             }
             TableMode::Replace => {
                 self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
                 if install {
-                    self.batch.new_table_flags(self.table, flags);
+                    self.batch.new_marked_table(self.table, flags);
                 }
             }
         }
