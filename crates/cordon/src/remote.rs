@@ -55,6 +55,9 @@ pub enum HostsWhat {
         /// Substring of id, hostname or address.
         #[arg(long)]
         q: Option<String>,
+        /// Only hosts whose agent is offline (no report for three heartbeats, or never).
+        #[arg(long)]
+        offline: bool,
     },
     /// One host in detail.
     Show { host: String },
@@ -99,6 +102,13 @@ pub struct QuarantineArgs {
     /// Release automatically after this long (30m, 2h, 7d) or at this RFC 3339 time.
     #[arg(long)]
     pub expires: Option<String>,
+    /// For hosts already quarantined: replace their exceptions, message and expiry with
+    /// these (without it they keep their own, and the answer says so per host).
+    #[arg(long)]
+    pub replace: bool,
+    /// Show what would change per host, and change nothing.
+    #[arg(long)]
+    pub preview: bool,
     #[command(flatten)]
     pub conn: Conn,
     #[arg(long)]
@@ -346,6 +356,127 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The state in one phrase: `quarantined`, `quarantined (degraded: exception … unresolved)`,
+/// `not_enforcing`, … — never more than the agent confirmed.
+pub(crate) fn state_text(h: &Host) -> String {
+    match h.state {
+        cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
+            format!("quarantined (degraded: {})", h.degraded.join("; "))
+        }
+        s => s.as_str().to_string(),
+    }
+}
+
+/// `hosts show` for people (pure, so it is tested as text). Says `in force` only for a
+/// revision the agent confirmed in force.
+pub(crate) fn show_host(h: &Host) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+    for f in &h.flags {
+        let _ = writeln!(o, "  FLAG:      {}", term::safe(&f.text()));
+    }
+    let reason = match (h.state, &h.state_reason) {
+        // The degraded lines are part of the state text already.
+        (cordon_proto::HostState::Quarantined, _) => None,
+        (_, r) => r.as_deref(),
+    };
+    let _ = writeln!(
+        o,
+        "  state:     {} since {}{}",
+        term::safe(&state_text(h)),
+        h.state_since,
+        reason.map(|r| format!(" ({})", term::safe(r))).unwrap_or_default()
+    );
+    let in_force = h.applied_revision >= h.desired.revision
+        && match h.state {
+            cordon_proto::HostState::Quarantined => h.desired.quarantined,
+            cordon_proto::HostState::Normal => !h.desired.quarantined,
+            _ => false,
+        };
+    let _ = writeln!(
+        o,
+        "  desired:   {} (revision {}, {})",
+        if h.desired.quarantined { "quarantine" } else { "normal" },
+        h.desired.revision,
+        if in_force {
+            "in force".to_string()
+        } else if h.applied_revision > 0 && h.applied_revision < h.desired.revision {
+            format!(
+                "requested, not confirmed in force; last confirmed: revision {}",
+                h.applied_revision
+            )
+        } else {
+            "requested, not confirmed in force".to_string()
+        }
+    );
+    if h.desired.quarantined {
+        let _ = writeln!(
+            o,
+            "  by:        {} — {}",
+            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
+            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
+        );
+        if !h.desired.allow.is_empty() {
+            let _ = writeln!(o, "  allow:     {}", term::safe(&h.desired.allow.join(", ")));
+        }
+        for d in &h.degraded {
+            let _ = writeln!(o, "  missing:   {}", term::safe(d));
+        }
+        if let Some(e) = &h.desired.expires_at {
+            let _ = writeln!(o, "  expires:   {}", term::safe(e));
+        }
+    }
+    if !h.enforcing {
+        let _ = writeln!(
+            o,
+            "  agent:     NOT ENFORCING (enforce = false: no rules are applied on this host)"
+        );
+    }
+    for c in &h.claims {
+        let mut line = format!("  claim:     {}", term::safe(&c.source));
+        if let Some(t) = &c.since {
+            line.push_str(&format!(" since {}", term::safe(t)));
+        }
+        if !c.allow.is_empty() {
+            line.push_str(&format!(", allow {}", term::safe(&c.allow.join(", "))));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    let _ = writeln!(o, "  labels:    {}", term::safe(&h.labels.join(", ")));
+    let _ = writeln!(
+        o,
+        "  os:        {}  agent {}",
+        term::safe(h.os.as_deref().unwrap_or("-")),
+        term::safe(h.agent_version.as_deref().unwrap_or("-"))
+    );
+    let beat = h.heartbeat_ms.unwrap_or(cordon_proto::DEFAULT_HEARTBEAT_MS);
+    let _ = writeln!(
+        o,
+        "  last seen: {}{}",
+        term::safe(h.last_seen.as_deref().unwrap_or("never")),
+        if h.offline {
+            format!(
+                " — OFFLINE (no report for {} heartbeats of {} s)",
+                cordon_proto::OFFLINE_AFTER_HEARTBEATS,
+                beat as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  firewall:  {} digest {}",
+        term::safe(h.backend.as_deref().unwrap_or("-")),
+        term::safe(h.digest.as_deref().unwrap_or("-"))
+    );
+    if h.revoked {
+        let _ = writeln!(o, "  REVOKED");
+    }
+    o
+}
+
 fn host_rows(hosts: &[Host]) {
     // A FLAGS column (duplicate hostname, shared address) only when a host has one.
     let flagged = hosts.iter().any(|h| !h.flags.is_empty());
@@ -355,10 +486,14 @@ fn host_rows(hosts: &[Host]) {
             let mut row = vec![
                 h.id.clone(),
                 h.hostname.clone(),
-                h.state.as_str().to_string(),
+                state_text(h),
                 h.state_since.clone(),
                 h.labels.join(","),
-                h.last_seen.clone().unwrap_or_else(|| "-".into()),
+                match (&h.last_seen, h.offline) {
+                    (Some(t), true) => format!("{t} (offline)"),
+                    (Some(t), false) => t.clone(),
+                    (None, _) => "never (offline)".into(),
+                },
             ];
             if flagged {
                 let kinds: Vec<String> = h.flags.iter().map(cordon_proto::HostFlag::short).collect();
@@ -385,9 +520,23 @@ pub fn hosts(a: HostsArgs) -> u8 {
             label: None,
             state: None,
             q: None,
+            offline: false,
         }) {
-            HostsWhat::List { label, state, q } => {
-                let list = api.hosts(&HostFilter { label, state, q }).await.map_err(fail)?;
+            HostsWhat::List {
+                label,
+                state,
+                q,
+                offline,
+            } => {
+                let list = api
+                    .hosts(&HostFilter {
+                        label,
+                        state,
+                        q,
+                        offline: offline.then_some(true),
+                    })
+                    .await
+                    .map_err(fail)?;
                 if a.json {
                     print_json(&list);
                 } else {
@@ -402,68 +551,7 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
-                    for f in &h.flags {
-                        println!("  FLAG:      {}", term::safe(&f.text()));
-                    }
-                    // Never "quarantined" for an agent that enforces nothing.
-                    let not_enforcing = h.state == cordon_proto::HostState::Quarantined
-                        && h.state_reason
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with("not enforcing"));
-                    println!(
-                        "  state:     {} since {}{}",
-                        if not_enforcing {
-                            "not_enforcing"
-                        } else {
-                            h.state.as_str()
-                        },
-                        h.state_since,
-                        h.state_reason
-                            .as_deref()
-                            .map(|r| format!(" ({})", term::safe(r)))
-                            .unwrap_or_default()
-                    );
-                    // `applied` is the last revision the agent confirmed in force; a pending
-                    // revision is said to be pending, not applied.
-                    println!(
-                        "  desired:   {} (revision {}, {})",
-                        if h.desired.quarantined { "quarantine" } else { "normal" },
-                        h.desired.revision,
-                        if h.applied_revision >= h.desired.revision {
-                            "in force".to_string()
-                        } else {
-                            format!("requested; in force: revision {}", h.applied_revision)
-                        }
-                    );
-                    if h.desired.quarantined {
-                        println!(
-                            "  by:        {} — {}",
-                            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
-                            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
-                        );
-                        if !h.desired.allow.is_empty() {
-                            println!("  allow:     {}", term::safe(&h.desired.allow.join(", ")));
-                        }
-                        if let Some(e) = &h.desired.expires_at {
-                            println!("  expires:   {}", term::safe(e));
-                        }
-                    }
-                    println!("  labels:    {}", term::safe(&h.labels.join(", ")));
-                    println!(
-                        "  os:        {}  agent {}",
-                        term::safe(h.os.as_deref().unwrap_or("-")),
-                        term::safe(h.agent_version.as_deref().unwrap_or("-"))
-                    );
-                    println!("  last seen: {}", term::safe(h.last_seen.as_deref().unwrap_or("never")));
-                    println!(
-                        "  firewall:  {} digest {}",
-                        term::safe(h.backend.as_deref().unwrap_or("-")),
-                        term::safe(h.digest.as_deref().unwrap_or("-"))
-                    );
-                    if h.revoked {
-                        println!("  REVOKED");
-                    }
+                    print!("{}", show_host(&h));
                 }
             }
             HostsWhat::Label {
@@ -541,12 +629,35 @@ fn print_action(out: &ActionResponse, json: bool) {
             vec![
                 r.host_id.clone(),
                 r.hostname.clone(),
+                change_text(r),
                 r.state.as_str().to_string(),
                 r.revision.to_string(),
             ]
         })
         .collect();
-    table(&["ID", "HOSTNAME", "STATE", "REVISION"], &rows);
+    table(&["ID", "HOSTNAME", "CHANGE", "STATE", "REVISION"], &rows);
+    if out.preview {
+        println!("preview: nothing was changed");
+    }
+    if out
+        .results
+        .iter()
+        .any(|r| r.change == cordon_proto::ActionChange::AlreadyQuarantined)
+    {
+        println!("hosts already quarantined kept their own exceptions/message/expiry; --replace replaces them");
+    }
+}
+
+/// Per host, what the action changed: `new`, `replaced allow, expires_at`, `unchanged`,
+/// `already quarantined (kept allow)`, `released`, `already released`.
+pub(crate) fn change_text(r: &cordon_proto::ActionResult) -> String {
+    use cordon_proto::ActionChange as C;
+    match r.change {
+        C::Replaced => format!("replaced {}", r.fields.join(", ")),
+        C::AlreadyQuarantined => format!("already quarantined (kept {})", r.fields.join(", ")),
+        C::AlreadyReleased => "already released".into(),
+        c => c.as_str().to_string(),
+    }
 }
 
 /// One host (by path), several hosts, or a label.
@@ -566,6 +677,8 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             allow: a.allow.clone(),
             message: a.message.clone(),
             expires_at: a.expires.as_deref().map(expires_at).transpose()?,
+            replace: a.replace,
+            preview: a.preview,
             ..Default::default()
         };
         let out = match api
