@@ -10,6 +10,7 @@ use cordon_engine::watch::{WatchEvent, WatchOptions};
 use cordon_engine::{ClaimSource, Engine, EngineError, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
 use cordon_policy::TableName;
+use cordon_proto::ClaimInfo;
 
 use crate::plan::Plan;
 
@@ -27,9 +28,22 @@ pub struct Check {
     pub digest: Option<String>,
     pub backend: Option<String>,
     pub reason: Option<String>,
-    /// Claims on this host's quarantine held by other sources (`wazuh`, `velociraptor`,
-    /// `local`): the agent reports them and never undoes them.
-    pub other_claims: Vec<String>,
+    /// Every claim standing on this host's quarantine, the agent's own included (issue
+    /// 19 item 9): reported to the server as they are; the agent never undoes another
+    /// source's claim.
+    pub claims: Vec<ClaimInfo>,
+}
+
+impl Check {
+    /// The sources of the claims held by others than the agent (`wazuh`,
+    /// `velociraptor`, `local`).
+    pub fn other_claims(&self) -> Vec<String> {
+        self.claims
+            .iter()
+            .filter(|c| c.source != ClaimSource::Agent.as_str())
+            .map(|c| c.source.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,19 +172,23 @@ impl Enforcer for EngineEnforcer {
 
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
-        let other_claims = self
+        let claims = self
             .engine
             .claims()?
             .into_iter()
-            .filter(|c| c.source != ClaimSource::Agent)
-            .map(|c| c.source.to_string())
+            .map(|c| ClaimInfo {
+                source: c.source.to_string(),
+                since: Some(c.claimed_at.clone()),
+                allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
+                servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
+            })
             .collect();
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
             backend: r.backend.map(|b| b.to_string()),
             reason: r.reason,
-            other_claims,
+            claims,
         })
     }
 }
@@ -290,7 +308,7 @@ impl Enforcer for MemoryEnforcer {
             digest: s.recorded.as_ref().map(Self::digest),
             backend: Some("memory".into()),
             reason,
-            other_claims: vec![],
+            claims: vec![],
         })
     }
 }

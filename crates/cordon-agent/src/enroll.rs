@@ -28,6 +28,8 @@ pub struct Enrolled {
     pub ca_fingerprint: String,
     /// True when no fingerprint was given and the CA was trusted on first use.
     pub trusted_on_first_use: bool,
+    /// What the server flagged on the new host (duplicate hostname or address).
+    pub flags: Vec<cordon_proto::HostFlag>,
 }
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
@@ -133,5 +135,6 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         config,
         ca_fingerprint: fp,
         trusted_on_first_use: opts.ca_fingerprint.is_none(),
+        flags: out.flags,
     })
 }

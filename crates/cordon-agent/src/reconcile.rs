@@ -150,6 +150,7 @@ impl Agent {
             next_resolve: now + secs(self.cfg.resolve_interval_secs),
             last_resolve: None,
             local_claims_reported: None,
+            claims: vec![],
             next_degraded_retry: now,
             verifying: None,
             watcher: None,
@@ -264,6 +265,9 @@ struct Reconciler {
     last_resolve: Option<Instant>,
     /// The other sources' claims last reported ("quarantined by local claims").
     local_claims_reported: Option<Vec<String>>,
+    /// The claims standing on the host as the last check found them (sent with every
+    /// report).
+    claims: Vec<cordon_proto::ClaimInfo>,
     next_degraded_retry: Instant,
     /// Applied at this instant, and not yet confirmed by a request over the agent's own
     /// connection; `bool`: the timeout was already reported.
@@ -432,6 +436,7 @@ impl Reconciler {
             enforcing: self.enforcing,
             degraded,
             heartbeat_ms: Some(self.heartbeat_ms),
+            claims: self.claims.clone(),
         };
         let _ = self.report_tx.send(r);
     }
@@ -476,6 +481,7 @@ impl Reconciler {
     async fn report_current(&mut self) {
         match self.blocking(|e| e.check()).await {
             Ok(c) => {
+                self.claims = c.claims.clone();
                 let a = Applied {
                     digest: c.digest.clone(),
                     backend: c.backend.clone(),
@@ -592,10 +598,14 @@ impl Reconciler {
                     self.applied(d.revision).await;
                     // The agent's claim is gone; others' claims may keep the host isolated.
                     match self.blocking(|e| e.check()).await {
-                        Ok(c) if !c.other_claims.is_empty() && c.state == QuarantineState::Isolated => {
+                        Ok(c) if !c.other_claims().is_empty() && c.state == QuarantineState::Isolated => {
                             self.report_local_claims(&c)
                         }
-                        _ => self.report(AgentState::Released, None, None, None),
+                        Ok(c) => {
+                            self.claims = c.claims;
+                            self.report(AgentState::Released, None, None, None)
+                        }
+                        Err(_) => self.report(AgentState::Released, None, None, None),
                     }
                 }
                 Err(err) => self.failed(err),
@@ -606,15 +616,17 @@ impl Reconciler {
     /// The host is quarantined by claims the agent does not hold (Wazuh, Velociraptor, a
     /// local operator): report them (once per change), never undo them.
     fn report_local_claims(&mut self, c: &Check) {
-        if self.local_claims_reported.as_ref() == Some(&c.other_claims) {
+        let others = c.other_claims();
+        self.claims = c.claims.clone();
+        if self.local_claims_reported.as_ref() == Some(&others) {
             return;
         }
-        self.local_claims_reported = Some(c.other_claims.clone());
+        self.local_claims_reported = Some(others.clone());
         let detail = format!(
             "quarantined by local claims ({}), not by the server; the agent leaves them in force",
-            c.other_claims.join(", ")
+            others.join(", ")
         );
-        tracing::info!(claims = %c.other_claims.join(","), "host quarantined by local claims");
+        tracing::info!(claims = %others.join(","), "host quarantined by local claims");
         let applied = Applied {
             digest: c.digest.clone(),
             backend: c.backend.clone(),
@@ -713,6 +725,13 @@ impl Reconciler {
         } else {
             QuarantineState::Released
         };
+        // Another source claimed or released the host while the agent's state held:
+        // tell the server who holds the quarantine now.
+        let claims_moved = c.claims != self.claims;
+        if claims_moved && c.state == want {
+            self.claims = c.claims.clone();
+            self.report_current().await;
+        }
         if c.state == want {
             // Local claims that were reported have since been released.
             if want == QuarantineState::Released && self.local_claims_reported.take().is_some() {
@@ -720,7 +739,7 @@ impl Reconciler {
             }
             return;
         }
-        if want == QuarantineState::Released && c.state == QuarantineState::Isolated && !c.other_claims.is_empty() {
+        if want == QuarantineState::Released && c.state == QuarantineState::Isolated && !c.other_claims().is_empty() {
             self.report_local_claims(&c);
             return;
         }

@@ -147,7 +147,9 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
 
     let mut cfg = enrolled.config.clone();
     cfg.state_dir = agent_dir.path().join("state");
-    cfg.enforce = false;
+    // The in-memory firewall stands in for an enforcing one (`enforce = false` would be
+    // reported, and shown, as not enforcing).
+    cfg.enforce = true;
     cfg.check_interval_secs = 0.2;
     cfg.heartbeat_secs = 0.5;
     let fw = Arc::new(MemoryEnforcer::new());

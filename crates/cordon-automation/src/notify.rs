@@ -50,6 +50,13 @@ pub struct Notice {
     pub detail: Option<String>,
     /// Link to the host in the console.
     pub url: Option<String>,
+    /// For `quarantined`/`released`/`not_enforcing` (the agent's confirmation): who
+    /// asked for the state now confirmed. The actor is then the agent (`agent:HOST`).
+    pub asked_by: Option<String>,
+    /// The revision a confirmation is about.
+    pub revision: Option<i64>,
+    /// Exceptions of a confirmed quarantine that are not in force ("degraded").
+    pub degraded: Vec<String>,
 }
 
 /// Escapes text for Slack's message format: `&`, `<` and `>` become `&amp;`, `&lt;`,
@@ -94,13 +101,19 @@ impl Notice {
             (None, _) => esc(&host),
         };
         let what = match (self.kind, self.dry_run) {
-            ("quarantined", true) => "would be quarantined (dry run, nothing changed)",
-            ("quarantined", false) => "quarantined",
-            ("released", _) => "released",
-            ("failed", _) => "failed to apply its quarantine state",
-            ("tampered", _) => "had its quarantine rules tampered with",
-            ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)",
-            _ => self.kind,
+            ("quarantined", true) => "would be quarantined (dry run, nothing changed)".to_string(),
+            ("quarantined", false) if !self.degraded.is_empty() => {
+                format!("quarantined (degraded: {})", self.degraded.join("; "))
+            }
+            ("quarantined", false) => "quarantined".into(),
+            ("released", _) => "released".into(),
+            ("quarantine_requested", _) => "quarantine requested (pending until its agent confirms)".into(),
+            ("release_requested", _) => "release requested (pending until its agent confirms)".into(),
+            ("not_enforcing", _) => "NOT quarantined: its agent runs with enforce = false and enforces nothing".into(),
+            ("failed", _) => "failed to apply its quarantine state".into(),
+            ("tampered", _) => "had its quarantine rules tampered with".into(),
+            ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)".into(),
+            _ => self.kind.to_string(),
         };
         if self.kind == "audit_checkpoint" {
             // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
@@ -110,7 +123,16 @@ impl Notice {
                 esc(self.detail.as_deref().unwrap_or(""))
             );
         }
-        let mut t = format!("Cordon: host {host} {what} by {}", esc(&self.actor));
+        let mut t = match &self.asked_by {
+            // A confirmation: the agent confirmed what someone asked for.
+            Some(by) => format!(
+                "Cordon: host {host} {} (confirmed by {}; asked by {})",
+                esc(&what),
+                esc(&self.actor),
+                esc(by)
+            ),
+            None => format!("Cordon: host {host} {} by {}", esc(&what), esc(&self.actor)),
+        };
         if let Some(r) = &self.reason {
             t.push_str(&format!(". Reason: {}", esc(r)));
         }
@@ -146,6 +168,9 @@ impl Notice {
             "detail": self.detail,
             "url": self.url,
             "audit_id": self.audit_id,
+            "asked_by": self.asked_by,
+            "revision": self.revision,
+            "degraded": self.degraded,
             "text": self.text(),
         })
     }
@@ -191,6 +216,9 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
             reason: r.comment.clone(),
             dry_run: r.action == "quarantine_dry_run",
             detail: r.detail.clone(),
+            asked_by: r.facts.asked_by.clone(),
+            revision: r.facts.revision,
+            degraded: r.facts.degraded.clone(),
         },
     ))
 }
@@ -363,6 +391,9 @@ mod tests {
             dry_run: false,
             detail: None,
             url: Some(host_url(Some("https://c.example"), "h1")),
+            asked_by: None,
+            revision: None,
+            degraded: vec![],
         };
         let t = n.slack_text();
         for bad in [
@@ -392,8 +423,9 @@ mod tests {
 
     #[test]
     fn fields_kinds_and_text() {
-        assert_eq!(kind_of("quarantine"), Some("quarantined"));
-        assert_eq!(kind_of("quarantine_confirmed"), None);
+        assert_eq!(kind_of("quarantine"), Some("quarantine_requested"));
+        assert_eq!(kind_of("quarantine_confirmed"), Some("quarantined"));
+        assert_eq!(kind_of("quarantine_reconfirmed"), None);
         let n = Notice {
             audit_id: 7,
             kind: "quarantined",
@@ -407,6 +439,9 @@ mod tests {
             dry_run: false,
             detail: None,
             url: Some(host_url(Some("https://cordon.example/"), "h1")),
+            asked_by: None,
+            revision: None,
+            degraded: vec![],
         };
         let t = n.slack_text();
         assert!(
@@ -441,9 +476,10 @@ mod tests {
             detail: Some("revision 2; event=evt-from-text; rule=rule-from-text".into()),
             event_id: Some("evt-1".into()),
             rule: Some("edr-critical".into()),
+            facts: Default::default(),
         };
         let (kind, n) = notice(&rec, None).unwrap();
-        assert_eq!(kind, "quarantined");
+        assert_eq!(kind, "quarantine_requested");
         assert_eq!(n.event_id.as_deref(), Some("evt-1"));
         assert_eq!(n.rule.as_deref(), Some("edr-critical"));
         let plain = TailRecord {
@@ -455,5 +491,53 @@ mod tests {
         };
         let (_, n) = notice(&plain, None).unwrap();
         assert_eq!((n.event_id, n.rule), (None, None), "text in the detail is not a field");
+    }
+
+    /// Effect, not dispatch: "quarantined" is the agent's confirmation, says who asked,
+    /// and states a degraded quarantine as such (text, Slack and webhook fields).
+    #[test]
+    fn quarantined_is_the_agents_confirmation_and_says_degraded() {
+        let rec = TailRecord {
+            audit_id: 9,
+            at: 0,
+            actor: "agent:web1".into(),
+            action: "quarantine_confirmed".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("web1".into()),
+            comment: Some("IR-42".into()),
+            detail: Some("revision 3: degraded: x; asked by alice".into()),
+            event_id: None,
+            rule: None,
+            facts: cordon_server_core::store::outbox::NoticeFacts {
+                revision: Some(3),
+                asked_by: Some("alice".into()),
+                degraded: vec!["exception https://edr.example.net unresolved".into()],
+            },
+        };
+        let (kind, n) = notice(&rec, None).unwrap();
+        assert_eq!(kind, "quarantined");
+        let t = n.text();
+        assert!(
+            t.starts_with(
+                "Cordon: host web1 (/console/hosts/h1) quarantined (degraded: exception https://edr.example.net unresolved) \
+                 (confirmed by agent:web1; asked by alice)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("Reason: IR-42"), "{t}");
+        let w = n.payload(TargetKind::Webhook);
+        assert_eq!(w["kind"], "quarantined");
+        assert_eq!(w["degraded"][0], "exception https://edr.example.net unresolved");
+        assert_eq!(w["asked_by"], "alice");
+        assert_eq!(w["revision"], 3);
+        let requested = TailRecord {
+            action: "quarantine".into(),
+            actor: "alice".into(),
+            facts: Default::default(),
+            ..rec
+        };
+        let (kind, n) = notice(&requested, None).unwrap();
+        assert_eq!(kind, "quarantine_requested");
+        assert!(!n.text().contains(" quarantined "), "{}", n.text());
     }
 }

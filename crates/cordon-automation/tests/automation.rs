@@ -471,7 +471,7 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         &c,
         "/v1/notifications/targets",
         &c.admin,
-        &json!({"name": "soar", "kind": "webhook", "url": url, "events": ["quarantined", "approval_required"]})
+        &json!({"name": "soar", "kind": "webhook", "url": url, "events": ["quarantine_requested", "approval_required"]})
             .to_string(),
     )
     .await;
@@ -590,7 +590,8 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         .filter(|v| v.get("kind").is_some())
         .collect();
     assert_eq!(soar.len(), 2);
-    assert!(soar.iter().all(|v| v["kind"] == "quarantined"));
+    // Automatic quarantines are requests until an agent confirms them.
+    assert!(soar.iter().all(|v| v["kind"] == "quarantine_requested"), "{soar:?}");
     assert!(soar.iter().any(|v| v["rule"] == "edr"
         && v["event_id"].as_str().unwrap().starts_with("evt-")
         && v["actor"] == "rule:edr"));

@@ -188,6 +188,8 @@ pub struct HostFilter {
     pub state: Option<String>,
     /// Substring of id, hostname or address.
     pub q: Option<String>,
+    /// Only hosts that are (`true`) or are not (`false`) offline.
+    pub offline: Option<bool>,
 }
 
 /// Filters of `GET /v1/audit`; `since`/`until` are RFC 3339 times.
@@ -370,11 +372,13 @@ impl ApiClient {
             next_cursor: None,
         };
         let mut cursor: Option<String> = None;
+        let offline = f.offline.map(|o| o.to_string());
         loop {
             let q = [
                 ("label", f.label.as_deref()),
                 ("state", f.state.as_deref()),
                 ("q", f.q.as_deref()),
+                ("offline", offline.as_deref()),
                 ("cursor", cursor.as_deref()),
             ];
             let page: HostList = self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await?;

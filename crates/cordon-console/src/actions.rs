@@ -487,6 +487,9 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode,
         message,
         expires_at,
         if_revisions,
+        // The analyst confirmed, host by host, the replacements the impact step listed.
+        replace: true,
+        ..Default::default()
     };
     Ok(Prepared { action, req, impacts })
 }
@@ -738,6 +741,11 @@ mod tests {
             digest: None,
             backend: Some("nftables".into()),
             revoked: false,
+            degraded: vec![],
+            enforcing: true,
+            heartbeat_ms: None,
+            offline: false,
+            claims: vec![],
             flags: Vec::new(),
         }
     }

@@ -25,13 +25,14 @@ use cordon_server_core::store::{AuditFilter, AuditOrder, HostFilter, HostQuery, 
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
 
-const ALL_STATES: [HostState; 6] = [
+const ALL_STATES: [HostState; 7] = [
     HostState::Normal,
     HostState::QuarantinePending,
     HostState::Quarantined,
     HostState::ReleasePending,
     HostState::Failed,
     HostState::Tampered,
+    HostState::NotEnforcing,
 ];
 
 fn see_other(to: &'static str) -> Response {
@@ -239,6 +240,7 @@ impl HostsQuery {
             label: nonempty(&self.label),
             state: self.state.as_deref().and_then(HostState::parse),
             include_revoked: false,
+            offline: None,
         }
     }
 }
@@ -610,7 +612,7 @@ fn headline(h: &Host) -> Markup {
     html! {
         p id="host-headline" class={"headline headline-" (Shown::of(h).key())} {
             @match Shown::of(h) {
-                Shown::NotEnforcing => {
+                Shown::NotEnforcing | Shown::State(HostState::NotEnforcing) => {
                     strong { "Not enforcing" } " — quarantine asked for by " (by) " but the agent blocks nothing (enforce = false)"
                 }
                 Shown::Degraded => {

@@ -37,7 +37,7 @@ fn ms(t: Option<&str>) -> Option<i64> {
 
 /// The agent runs without enforcement: nothing it reports is in force on the host.
 pub fn not_enforcing(h: &Host) -> bool {
-    h.backend.as_deref() == Some(NON_ENFORCING_BACKEND)
+    h.state == HostState::NotEnforcing || !h.enforcing || h.backend.as_deref() == Some(NON_ENFORCING_BACKEND)
 }
 
 /// The agent has not been heard from for [`OFFLINE_AFTER_MS`] (or never).
@@ -80,7 +80,9 @@ pub enum Shown {
 
 impl Shown {
     pub fn of(h: &Host) -> Shown {
-        if h.desired.quarantined && not_enforcing(h) && matches!(h.state, HostState::Quarantined) {
+        if h.state == HostState::NotEnforcing
+            || (h.desired.quarantined && not_enforcing(h) && matches!(h.state, HostState::Quarantined))
+        {
             Shown::NotEnforcing
         } else if !degraded(h).is_empty() {
             Shown::Degraded
@@ -141,6 +143,11 @@ mod tests {
             digest: None,
             backend: Some(backend.into()),
             revoked: false,
+            degraded: vec![],
+            enforcing: true,
+            heartbeat_ms: None,
+            offline: false,
+            claims: vec![],
             flags: Vec::new(),
         }
     }

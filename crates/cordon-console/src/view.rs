@@ -97,6 +97,7 @@ pub fn state_text(s: HostState) -> &'static str {
         HostState::ReleasePending => "Release requested",
         HostState::Failed => "Failed",
         HostState::Tampered => "Tampered",
+        HostState::NotEnforcing => "Not enforcing",
     }
 }
 
@@ -107,6 +108,7 @@ fn state_icon(s: HostState) -> &'static str {
         HostState::Quarantined => "■",
         HostState::Failed => "✕",
         HostState::Tampered => "⚠",
+        HostState::NotEnforcing => "○",
     }
 }
 

@@ -93,7 +93,37 @@ pub struct StatusReport {
     /// the server calls it offline after three intervals without a report.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// Every claim standing on the host's quarantine as the agent found it (issue 19
+    /// item 9): its own (`agent`) and other managers' (`wazuh`, `velociraptor`, `local`).
+    /// The host stays isolated while any claim stands; the agent never undoes another
+    /// source's claim. Older agents do not send it.
+    #[serde(default)]
+    pub claims: Vec<ClaimInfo>,
 }
+
+/// One source's standing claim on a host's quarantine, as reported by its agent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClaimInfo {
+    /// Who holds it: `wazuh`, `velociraptor`, `agent` or `local`.
+    pub source: String,
+    /// RFC 3339, when that source last isolated the host (from the host's claims file).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// That source's own exceptions (`--allow` specs), as it gave them.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// That source's management servers (always allowed while its claim stands).
+    #[serde(default)]
+    pub servers: Vec<String>,
+}
+
+/// How often an agent that does not say (an older agent) reports, in milliseconds: the
+/// agent's default `heartbeat_secs`.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 15_000;
+
+/// An agent is offline after this many heartbeat intervals without a report.
+pub const OFFLINE_AFTER_HEARTBEATS: u64 = 3;
 
 pub(crate) fn default_true() -> bool {
     true

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::DesiredState;
+use crate::{ClaimInfo, DesiredState};
 
 /// Every error response: `{error, detail}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,17 +13,29 @@ pub struct ErrorBody {
     pub detail: String,
 }
 
-/// The server's view of a host.
+/// The server's view of a host — effect, not dispatch (design §2): `quarantined` only
+/// once the agent confirmed the rules of the desired revision in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HostState {
+    /// Not desired quarantined, and the agent confirmed no Cordon quarantine of the
+    /// server's in force (other sources' claims may still isolate it: see `claims`).
     Normal,
+    /// Quarantine requested, not yet confirmed in force by the agent.
     QuarantinePending,
+    /// The agent confirmed the quarantine of the desired revision in force (some
+    /// exceptions may be missing: see `degraded`).
     Quarantined,
+    /// Release requested, not yet confirmed by the agent.
     ReleasePending,
+    /// The agent could not apply the desired state (`state_reason` says why).
     Failed,
+    /// The agent found the rules deleted or altered and is repairing them.
     Tampered,
+    /// Desired quarantined, but the agent runs with `enforce = false` (backend
+    /// `memory`): nothing is in force on the host. Never shown as quarantined.
+    NotEnforcing,
 }
 
 impl HostState {
@@ -35,6 +47,7 @@ impl HostState {
             HostState::ReleasePending => "release_pending",
             HostState::Failed => "failed",
             HostState::Tampered => "tampered",
+            HostState::NotEnforcing => "not_enforcing",
         }
     }
 
@@ -46,6 +59,7 @@ impl HostState {
             "release_pending" => HostState::ReleasePending,
             "failed" => HostState::Failed,
             "tampered" => HostState::Tampered,
+            "not_enforcing" => HostState::NotEnforcing,
             _ => return None,
         })
     }
@@ -73,6 +87,29 @@ pub struct Host {
     pub digest: Option<String>,
     pub backend: Option<String>,
     pub revoked: bool,
+    /// What of the desired quarantine is not in force although the host is quarantined:
+    /// one line per exception that did not resolve or could not be applied (from the
+    /// agent's report, e.g. `exception https://edr.example.net unresolved: …`). Empty when
+    /// everything asked for is in force, and when the host is not quarantined.
+    #[serde(default)]
+    pub degraded: Vec<String>,
+    /// False when the agent's last report said it runs with `enforce = false` (nothing
+    /// it reports is in force on the host). True before any report.
+    #[serde(default = "crate::agent::default_true")]
+    pub enforcing: bool,
+    /// The agent's heartbeat interval in milliseconds, as it last reported it (`None`
+    /// for an agent that never said: [`crate::DEFAULT_HEARTBEAT_MS`] is assumed).
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Derived by the server when it answers: no report or request from the agent for
+    /// [`crate::OFFLINE_AFTER_HEARTBEATS`] heartbeat intervals, or never seen.
+    #[serde(default)]
+    pub offline: bool,
+    /// Every claim standing on the host's quarantine, as the agent last reported them
+    /// (`agent` is the server's own; `wazuh`, `velociraptor`, `local` are other
+    /// managers', which the server's release leaves in force).
+    #[serde(default)]
+    pub claims: Vec<ClaimInfo>,
     /// What makes this host hard to address by name or address (issue 17): its hostname
     /// or one of its addresses is shared with other enrolled hosts. Automation refuses to
     /// act on such a name or address; the host id always works. Computed when read.
@@ -106,6 +143,16 @@ impl HostFlag {
             other => other,
         };
         format!("{what} {:?} (also host {})", self.value, self.other_hosts.join(", "))
+    }
+
+    /// A table cell: `duplicate hostname`, or `duplicate address 192.0.2.10` (which
+    /// address, since a host has several).
+    pub fn short(&self) -> String {
+        match self.kind.as_str() {
+            Self::DUPLICATE_HOSTNAME => "duplicate hostname".into(),
+            Self::DUPLICATE_ADDRESS => format!("duplicate address {}", self.value),
+            other => format!("{other} {}", self.value),
+        }
     }
 }
 
@@ -145,6 +192,14 @@ pub struct ActionRequest {
     /// (the console sends what its page showed, so an action on a stale view is refused).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub if_revisions: std::collections::BTreeMap<String, i64>,
+    /// Quarantine only: for a host already desired quarantined, replace its exceptions,
+    /// message and expiry with this request's. Without it such a host keeps them
+    /// (`already_quarantined` in the answer, naming what the request asked differently).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
+    /// Work out and answer what the action would change per host, and change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +209,55 @@ pub struct ActionResult {
     pub hostname: String,
     pub state: HostState,
     pub revision: i64,
+    /// What this action did to this host.
+    pub change: ActionChange,
+    /// The quarantine parameters (`allow`, `message`, `expires_at`) concerned: for
+    /// `replaced` the ones that changed; for `already_quarantined` the ones the request
+    /// asked differently and that were kept as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// Per host, what a quarantine or release did (or, with `preview`, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ActionChange {
+    /// Quarantine requested for a host that was not desired quarantined.
+    New,
+    /// Already desired quarantined; `replace` was given and the exceptions, message or
+    /// expiry changed (new revision).
+    Replaced,
+    /// Already desired quarantined with exactly the parameters asked for: nothing changed.
+    Unchanged,
+    /// Already desired quarantined; the request asked for other parameters but did not
+    /// say `replace`, so the host keeps its own (nothing changed; `fields` names them).
+    AlreadyQuarantined,
+    /// Release requested for a host that was desired quarantined.
+    Released,
+    /// Not desired quarantined: nothing changed.
+    AlreadyReleased,
+}
+
+impl ActionChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionChange::New => "new",
+            ActionChange::Replaced => "replaced",
+            ActionChange::Unchanged => "unchanged",
+            ActionChange::AlreadyQuarantined => "already_quarantined",
+            ActionChange::Released => "released",
+            ActionChange::AlreadyReleased => "already_released",
+        }
+    }
+
+    /// Whether the host's desired state changed (a new revision was written).
+    pub fn changed(self) -> bool {
+        matches!(
+            self,
+            ActionChange::New | ActionChange::Replaced | ActionChange::Released
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +265,9 @@ pub struct ActionResult {
 pub struct ActionResponse {
     pub action: String,
     pub results: Vec<ActionResult>,
+    /// True when the request was a `preview`: nothing was changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 /// Adds/removes labels; adding or removing `Quarantine` quarantines/releases and then
@@ -237,6 +344,22 @@ impl AuditRecord {
 #[cfg(test)]
 mod audit_record_tests {
     use super::AuditRecord;
+
+    #[test]
+    fn flag_cells_name_the_shared_address() {
+        let f = super::HostFlag {
+            kind: super::HostFlag::DUPLICATE_ADDRESS.into(),
+            value: "192.0.2.10".into(),
+            other_hosts: vec!["h2".into()],
+        };
+        assert_eq!(f.short(), "duplicate address 192.0.2.10");
+        let f = super::HostFlag {
+            kind: super::HostFlag::DUPLICATE_HOSTNAME.into(),
+            value: "web1".into(),
+            other_hosts: vec!["h2".into()],
+        };
+        assert_eq!(f.short(), "duplicate hostname");
+    }
 
     #[test]
     fn actor_label_names_the_token_id() {

@@ -288,8 +288,22 @@ pub struct DecisionResponse {
     pub results: Vec<DecisionResult>,
 }
 
-/// Notification kinds a target gets by default (no `events` given).
-pub const NOTIFY_KINDS: [&str; 5] = ["quarantined", "released", "failed", "tampered", "approval_required"];
+/// Notification kinds a target can subscribe to. Effect, not dispatch (design §2):
+/// `quarantined` and `released` are sent when the agent confirmed the change in force
+/// (once per revision); `quarantine_requested` and `release_requested` when someone (or a
+/// rule, or the expiry) asked for it; `not_enforcing` when an agent that runs with
+/// `enforce = false` took a quarantine it does not enforce. A target with no `events`
+/// gets all of these.
+pub const NOTIFY_KINDS: [&str; 8] = [
+    "quarantined",
+    "released",
+    "quarantine_requested",
+    "release_requested",
+    "not_enforcing",
+    "failed",
+    "tampered",
+    "approval_required",
+];
 
 /// Notification kinds a target gets only when its `events` name them: `audit_checkpoint`
 /// (each signed audit checkpoint, so a copy lives outside the server; issue 17).
@@ -302,8 +316,8 @@ pub struct TargetSpec {
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
     pub kind: TargetKind,
     pub url: String,
-    /// Subset of quarantined, released, failed, tampered, approval_required (default:
-    /// those five), plus the opt-in audit_checkpoint.
+    /// Subset of [`NOTIFY_KINDS`] (default: all of them), plus the opt-in kinds of
+    /// [`OPT_IN_NOTIFY_KINDS`] (`audit_checkpoint`).
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]

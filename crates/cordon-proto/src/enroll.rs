@@ -26,4 +26,8 @@ pub struct EnrollResponse {
     pub cert_pem: String,
     /// The CA that signs server and client certificates (PEM).
     pub ca_pem: String,
+    /// What the server flagged on the new host (a hostname or address another host has
+    /// too): the agent warns, since such a name cannot address the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<crate::HostFlag>,
 }

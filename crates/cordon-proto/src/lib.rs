@@ -15,7 +15,7 @@ pub mod enroll;
 pub mod fingerprint;
 pub mod timefmt;
 
-pub use agent::{AgentState, DesiredState, StatusReport};
+pub use agent::{AgentState, ClaimInfo, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
 pub use api::*;
 pub use enroll::{EnrollRequest, EnrollResponse};
 

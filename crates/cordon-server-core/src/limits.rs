@@ -27,6 +27,13 @@ pub const MAX_DEGRADED_LINES: usize = 16;
 /// Longest `degraded` line kept, in characters.
 pub const MAX_DEGRADED_CHARS: usize = 200;
 
+/// Most claims kept from one agent report (there are four sources).
+pub const MAX_CLAIMS: usize = 4;
+/// Most exceptions, and most servers, kept per reported claim.
+pub const MAX_CLAIM_ITEMS: usize = 8;
+/// Longest exception or server text kept per reported claim, in characters.
+pub const MAX_CLAIM_ITEM_CHARS: usize = 64;
+
 /// Agent-originated audit records (confirmations, tampering, failures) written per host
 /// in one [`AGENT_AUDIT_WINDOW_MS`]; beyond that they are counted, and the count is
 /// written as one `reports_collapsed` record when the next window opens.
@@ -69,6 +76,19 @@ pub fn bound_report(r: &mut StatusReport) {
     for line in r.degraded.iter_mut() {
         if line.chars().count() > MAX_DEGRADED_CHARS {
             *line = truncate(line, MAX_DEGRADED_CHARS);
+        }
+    }
+    r.claims.truncate(MAX_CLAIMS);
+    for c in r.claims.iter_mut() {
+        c.source = truncate(&c.source, MAX_SHORT_CHARS);
+        bound_opt(&mut c.since, MAX_SHORT_CHARS);
+        for list in [&mut c.allow, &mut c.servers] {
+            list.truncate(MAX_CLAIM_ITEMS);
+            for s in list.iter_mut() {
+                if s.chars().count() > MAX_CLAIM_ITEM_CHARS {
+                    *s = truncate(s, MAX_CLAIM_ITEM_CHARS);
+                }
+            }
         }
     }
 }
@@ -192,6 +212,15 @@ mod tests {
             enforcing: true,
             degraded: vec!["d".repeat(10_000); 10_000],
             heartbeat_ms: None,
+            claims: vec![
+                cordon_proto::ClaimInfo {
+                    source: "s".repeat(10_000),
+                    since: Some("t".repeat(10_000)),
+                    allow: vec!["a".repeat(1_000); 100],
+                    servers: vec!["v".repeat(1_000); 100],
+                };
+                20
+            ],
         }
     }
 
@@ -206,6 +235,11 @@ mod tests {
         assert_eq!(r.addresses.len(), MAX_ADDRESSES);
         assert_eq!(r.degraded.len(), MAX_DEGRADED_LINES);
         assert!(r.degraded.iter().all(|l| l.chars().count() <= MAX_DEGRADED_CHARS));
+        assert_eq!(r.claims.len(), MAX_CLAIMS);
+        assert!(r
+            .claims
+            .iter()
+            .all(|c| c.allow.len() == MAX_CLAIM_ITEMS && c.servers.len() == MAX_CLAIM_ITEMS));
         assert_eq!(r.state, AgentState::Tampered);
         assert_eq!(r.applied_revision, 3);
         let mut small = StatusReport {

@@ -64,6 +64,26 @@ pub struct InitOutcome {
 
 pub use cordon_proto::fingerprint::{fingerprint_der, normalize_fingerprint};
 
+/// Creates the server's data directory (CA key, database) 0700, and tightens an existing
+/// one to 0700: only the server's user may enter it.
+pub fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir)
+            .map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| PkiError::Io(format!("cannot chmod {}: {e}", dir.display())))?;
+    }
+    #[cfg(not(unix))]
+    b.create(dir)
+        .map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(())
+}
+
 /// Writes `content` to `path` readable by the owner only.
 pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
     let mut opts = fs::OpenOptions::new();
@@ -106,7 +126,7 @@ fn validity(params: &mut CertificateParams, days: i64) {
 /// Creates the CA and the server certificate in `dir` (SANs: `names` and `ips`). Refuses
 /// to overwrite an existing CA key.
 pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome, PkiError> {
-    fs::create_dir_all(dir).map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    create_private_dir(dir)?;
     let ca_key_path = dir.join(CA_KEY);
     if ca_key_path.exists() {
         return Err(PkiError::Exists(format!(

@@ -165,7 +165,8 @@ async fn quarantine_is_pending_until_the_agent_confirms_then_release() {
             "quarantine",
             "quarantine_confirmed",
             "tampered",
-            "quarantine_confirmed",
+            // The same revision again after the repair: audited, not announced again.
+            "quarantine_reconfirmed",
             "release",
             "release_confirmed"
         ]

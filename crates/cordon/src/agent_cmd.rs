@@ -99,7 +99,7 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         println!(
             "{}",
             json!({"host_id": cfg.host_id, "config": path.display().to_string(), "ca_fingerprint": out.ca_fingerprint,
-                   "trusted_on_first_use": out.trusted_on_first_use})
+                   "trusted_on_first_use": out.trusted_on_first_use, "flags": out.flags})
         );
     } else {
         println!("enrolled as host {}", cfg.host_id);
@@ -109,6 +109,9 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
                 "  WARNING: CA trusted on first use; check its fingerprint: {}",
                 out.ca_fingerprint
             );
+        }
+        for line in flag_warnings(&cfg.host_id, &out.flags) {
+            eprintln!("{line}");
         }
         println!("start it with: cordon agent run --config {}", path.display());
     }
@@ -125,5 +128,39 @@ async fn do_run(a: RunArgs) -> Result<(), Failure> {
     tokio::select! {
         r = agent.run() => Ok(r?),
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Warnings for what the server flagged on a new host: the other host(s) sharing its
+/// hostname or an address, and that only the host id addresses it unambiguously.
+fn flag_warnings(host_id: &str, flags: &[cordon_proto::HostFlag]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| {
+            format!(
+                "WARNING: {}: commands and automation naming it refuse to act; use the host id {host_id}",
+                crate::term::safe(&f.text())
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enroll_warns_naming_the_other_host() {
+        let flags = vec![cordon_proto::HostFlag {
+            kind: cordon_proto::HostFlag::DUPLICATE_HOSTNAME.into(),
+            value: "web1".into(),
+            other_hosts: vec!["1c2d-other".into()],
+        }];
+        let w = flag_warnings("9f9f-new", &flags);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("duplicate hostname \"web1\""), "{}", w[0]);
+        assert!(w[0].contains("1c2d-other"), "{}", w[0]);
+        assert!(w[0].contains("9f9f-new"), "{}", w[0]);
+        assert!(flag_warnings("x", &[]).is_empty());
     }
 }

@@ -55,6 +55,9 @@ pub enum HostsWhat {
         /// Substring of id, hostname or address.
         #[arg(long)]
         q: Option<String>,
+        /// Only hosts whose agent is offline (no report for three heartbeats, or never).
+        #[arg(long)]
+        offline: bool,
     },
     /// One host in detail.
     Show { host: String },
@@ -99,6 +102,13 @@ pub struct QuarantineArgs {
     /// Release automatically after this long (30m, 2h, 7d) or at this RFC 3339 time.
     #[arg(long)]
     pub expires: Option<String>,
+    /// For hosts already quarantined: replace their exceptions, message and expiry with
+    /// these (without it they keep their own, and the answer says so per host).
+    #[arg(long)]
+    pub replace: bool,
+    /// Show what would change per host, and change nothing.
+    #[arg(long)]
+    pub preview: bool,
     #[command(flatten)]
     pub conn: Conn,
     #[arg(long)]
@@ -235,6 +245,60 @@ pub(crate) fn client_failure(e: ClientError, usage: &[u16]) -> Failure {
 /// The statuses that mean "your request was wrong" for the host commands.
 const HOST_USAGE: &[u16] = &[400, 404];
 
+/// A refused host command. A hostname two hosts share (the server answers 409: it will
+/// not guess) is the caller's to fix: exit 2, listing each such name's hosts — id,
+/// addresses, last seen — so the id can be given instead. Anything else as
+/// [`client_failure`] with [`HOST_USAGE`].
+async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Failure {
+    if e.status().map(|s| s.as_u16()) != Some(409) {
+        return client_failure(e, HOST_USAGE);
+    }
+    let mut lists = Vec::new();
+    for n in names {
+        let filter = HostFilter {
+            q: Some(n.clone()),
+            ..Default::default()
+        };
+        let Ok(list) = api.hosts(&filter).await else { continue };
+        let same: Vec<&Host> = list
+            .hosts
+            .iter()
+            .filter(|h| !h.revoked && h.hostname.eq_ignore_ascii_case(n))
+            .collect();
+        if same.len() > 1 {
+            lists.push(ambiguous_hosts(n, &same));
+        }
+    }
+    if lists.is_empty() {
+        return client_failure(e, HOST_USAGE);
+    }
+    Failure::usage(lists.join("\n"))
+}
+
+/// The hosts sharing hostname `name`, one line each (id, addresses, last seen, state),
+/// under a line saying to give an id.
+fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
+    let mut out = format!(
+        "{} hosts are named {:?}: give the host id instead, one of:",
+        hosts.len(),
+        term::safe(name)
+    );
+    for h in hosts {
+        out.push_str(&format!(
+            "\n  {}  addresses {}  last seen {}  state {}",
+            term::safe(&h.id),
+            if h.addresses.is_empty() {
+                "-".to_string()
+            } else {
+                term::safe(&h.addresses.join(", ")).into_owned()
+            },
+            h.last_seen.as_deref().unwrap_or("never"),
+            h.state.as_str()
+        ));
+    }
+    out
+}
+
 /// Checks `c` and builds the API client (60 s per request); `tls_code` is the exit code
 /// when the CA file does not make a TLS configuration.
 pub(crate) fn connect(c: &Conn, tls_code: Code) -> Result<ApiClient, Failure> {
@@ -292,6 +356,127 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The state in one phrase: `quarantined`, `quarantined (degraded: exception … unresolved)`,
+/// `not_enforcing`, … — never more than the agent confirmed.
+pub(crate) fn state_text(h: &Host) -> String {
+    match h.state {
+        cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
+            format!("quarantined (degraded: {})", h.degraded.join("; "))
+        }
+        s => s.as_str().to_string(),
+    }
+}
+
+/// `hosts show` for people (pure, so it is tested as text). Says `in force` only for a
+/// revision the agent confirmed in force.
+pub(crate) fn show_host(h: &Host) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "{} ({})", term::safe(&h.hostname), term::safe(&h.id));
+    for f in &h.flags {
+        let _ = writeln!(o, "  FLAG:      {}", term::safe(&f.text()));
+    }
+    let reason = match (h.state, &h.state_reason) {
+        // The degraded lines are part of the state text already.
+        (cordon_proto::HostState::Quarantined, _) => None,
+        (_, r) => r.as_deref(),
+    };
+    let _ = writeln!(
+        o,
+        "  state:     {} since {}{}",
+        term::safe(&state_text(h)),
+        h.state_since,
+        reason.map(|r| format!(" ({})", term::safe(r))).unwrap_or_default()
+    );
+    let in_force = h.applied_revision >= h.desired.revision
+        && match h.state {
+            cordon_proto::HostState::Quarantined => h.desired.quarantined,
+            cordon_proto::HostState::Normal => !h.desired.quarantined,
+            _ => false,
+        };
+    let _ = writeln!(
+        o,
+        "  desired:   {} (revision {}, {})",
+        if h.desired.quarantined { "quarantine" } else { "normal" },
+        h.desired.revision,
+        if in_force {
+            "in force".to_string()
+        } else if h.applied_revision > 0 && h.applied_revision < h.desired.revision {
+            format!(
+                "requested, not confirmed in force; last confirmed: revision {}",
+                h.applied_revision
+            )
+        } else {
+            "requested, not confirmed in force".to_string()
+        }
+    );
+    if h.desired.quarantined {
+        let _ = writeln!(
+            o,
+            "  by:        {} — {}",
+            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
+            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
+        );
+        if !h.desired.allow.is_empty() {
+            let _ = writeln!(o, "  allow:     {}", term::safe(&h.desired.allow.join(", ")));
+        }
+        for d in &h.degraded {
+            let _ = writeln!(o, "  missing:   {}", term::safe(d));
+        }
+        if let Some(e) = &h.desired.expires_at {
+            let _ = writeln!(o, "  expires:   {}", term::safe(e));
+        }
+    }
+    if !h.enforcing {
+        let _ = writeln!(
+            o,
+            "  agent:     NOT ENFORCING (enforce = false: no rules are applied on this host)"
+        );
+    }
+    for c in &h.claims {
+        let mut line = format!("  claim:     {}", term::safe(&c.source));
+        if let Some(t) = &c.since {
+            line.push_str(&format!(" since {}", term::safe(t)));
+        }
+        if !c.allow.is_empty() {
+            line.push_str(&format!(", allow {}", term::safe(&c.allow.join(", "))));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    let _ = writeln!(o, "  labels:    {}", term::safe(&h.labels.join(", ")));
+    let _ = writeln!(
+        o,
+        "  os:        {}  agent {}",
+        term::safe(h.os.as_deref().unwrap_or("-")),
+        term::safe(h.agent_version.as_deref().unwrap_or("-"))
+    );
+    let beat = h.heartbeat_ms.unwrap_or(cordon_proto::DEFAULT_HEARTBEAT_MS);
+    let _ = writeln!(
+        o,
+        "  last seen: {}{}",
+        term::safe(h.last_seen.as_deref().unwrap_or("never")),
+        if h.offline {
+            format!(
+                " — OFFLINE (no report for {} heartbeats of {} s)",
+                cordon_proto::OFFLINE_AFTER_HEARTBEATS,
+                beat as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  firewall:  {} digest {}",
+        term::safe(h.backend.as_deref().unwrap_or("-")),
+        term::safe(h.digest.as_deref().unwrap_or("-"))
+    );
+    if h.revoked {
+        let _ = writeln!(o, "  REVOKED");
+    }
+    o
+}
+
 fn host_rows(hosts: &[Host]) {
     // A FLAGS column (duplicate hostname, shared address) only when a host has one.
     let flagged = hosts.iter().any(|h| !h.flags.is_empty());
@@ -301,21 +486,17 @@ fn host_rows(hosts: &[Host]) {
             let mut row = vec![
                 h.id.clone(),
                 h.hostname.clone(),
-                h.state.as_str().to_string(),
+                state_text(h),
                 h.state_since.clone(),
                 h.labels.join(","),
-                h.last_seen.clone().unwrap_or_else(|| "-".into()),
+                match (&h.last_seen, h.offline) {
+                    (Some(t), true) => format!("{t} (offline)"),
+                    (Some(t), false) => t.clone(),
+                    (None, _) => "never (offline)".into(),
+                },
             ];
             if flagged {
-                let kinds: Vec<&str> = h
-                    .flags
-                    .iter()
-                    .map(|f| match f.kind.as_str() {
-                        cordon_proto::HostFlag::DUPLICATE_HOSTNAME => "duplicate hostname",
-                        cordon_proto::HostFlag::DUPLICATE_ADDRESS => "duplicate address",
-                        other => other,
-                    })
-                    .collect();
+                let kinds: Vec<String> = h.flags.iter().map(cordon_proto::HostFlag::short).collect();
                 row.push(if kinds.is_empty() { "-".into() } else { kinds.join(", ") });
             }
             row
@@ -339,9 +520,23 @@ pub fn hosts(a: HostsArgs) -> u8 {
             label: None,
             state: None,
             q: None,
+            offline: false,
         }) {
-            HostsWhat::List { label, state, q } => {
-                let list = api.hosts(&HostFilter { label, state, q }).await.map_err(fail)?;
+            HostsWhat::List {
+                label,
+                state,
+                q,
+                offline,
+            } => {
+                let list = api
+                    .hosts(&HostFilter {
+                        label,
+                        state,
+                        q,
+                        offline: offline.then_some(true),
+                    })
+                    .await
+                    .map_err(fail)?;
                 if a.json {
                     print_json(&list);
                 } else {
@@ -349,72 +544,14 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Show { host } => {
-                let h: Host = api.host(&host).await.map_err(fail)?;
+                let h: Host = match api.host(&host).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
-                    println!("{} ({})", term::safe(&h.hostname), term::safe(&h.id));
-                    for f in &h.flags {
-                        println!("  FLAG:      {}", term::safe(&f.text()));
-                    }
-                    // Never "quarantined" for an agent that enforces nothing.
-                    let not_enforcing = h.state == cordon_proto::HostState::Quarantined
-                        && h.state_reason
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with("not enforcing"));
-                    println!(
-                        "  state:     {} since {}{}",
-                        if not_enforcing {
-                            "not_enforcing"
-                        } else {
-                            h.state.as_str()
-                        },
-                        h.state_since,
-                        h.state_reason
-                            .as_deref()
-                            .map(|r| format!(" ({})", term::safe(r)))
-                            .unwrap_or_default()
-                    );
-                    // `applied` is the last revision the agent confirmed in force; a pending
-                    // revision is said to be pending, not applied.
-                    println!(
-                        "  desired:   {} (revision {}, {})",
-                        if h.desired.quarantined { "quarantine" } else { "normal" },
-                        h.desired.revision,
-                        if h.applied_revision >= h.desired.revision {
-                            "in force".to_string()
-                        } else {
-                            format!("requested; in force: revision {}", h.applied_revision)
-                        }
-                    );
-                    if h.desired.quarantined {
-                        println!(
-                            "  by:        {} — {}",
-                            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
-                            term::safe(h.desired.comment.as_deref().unwrap_or("-"))
-                        );
-                        if !h.desired.allow.is_empty() {
-                            println!("  allow:     {}", term::safe(&h.desired.allow.join(", ")));
-                        }
-                        if let Some(e) = &h.desired.expires_at {
-                            println!("  expires:   {}", term::safe(e));
-                        }
-                    }
-                    println!("  labels:    {}", term::safe(&h.labels.join(", ")));
-                    println!(
-                        "  os:        {}  agent {}",
-                        term::safe(h.os.as_deref().unwrap_or("-")),
-                        term::safe(h.agent_version.as_deref().unwrap_or("-"))
-                    );
-                    println!("  last seen: {}", term::safe(h.last_seen.as_deref().unwrap_or("never")));
-                    println!(
-                        "  firewall:  {} digest {}",
-                        term::safe(h.backend.as_deref().unwrap_or("-")),
-                        term::safe(h.digest.as_deref().unwrap_or("-"))
-                    );
-                    if h.revoked {
-                        println!("  REVOKED");
-                    }
+                    print!("{}", show_host(&h));
                 }
             }
             HostsWhat::Label {
@@ -423,10 +560,10 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 remove,
                 comment,
             } => {
-                let h = api
-                    .labels(&host, &LabelsRequest { add, remove, comment })
-                    .await
-                    .map_err(fail)?;
+                let h = match api.labels(&host, &LabelsRequest { add, remove, comment }).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
@@ -439,10 +576,10 @@ pub fn hosts(a: HostsArgs) -> u8 {
                 }
             }
             HostsWhat::Revoke { host, comment, force } => {
-                let h = api
-                    .revoke(&host, &RevokeRequest { comment, force })
-                    .await
-                    .map_err(fail)?;
+                let h = match api.revoke(&host, &RevokeRequest { comment, force }).await {
+                    Ok(h) => h,
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                };
                 if a.json {
                     print_json(&h);
                 } else {
@@ -492,12 +629,35 @@ fn print_action(out: &ActionResponse, json: bool) {
             vec![
                 r.host_id.clone(),
                 r.hostname.clone(),
+                change_text(r),
                 r.state.as_str().to_string(),
                 r.revision.to_string(),
             ]
         })
         .collect();
-    table(&["ID", "HOSTNAME", "STATE", "REVISION"], &rows);
+    table(&["ID", "HOSTNAME", "CHANGE", "STATE", "REVISION"], &rows);
+    if out.preview {
+        println!("preview: nothing was changed");
+    }
+    if out
+        .results
+        .iter()
+        .any(|r| r.change == cordon_proto::ActionChange::AlreadyQuarantined)
+    {
+        println!("hosts already quarantined kept their own exceptions/message/expiry; --replace replaces them");
+    }
+}
+
+/// Per host, what the action changed: `new`, `replaced allow, expires_at`, `unchanged`,
+/// `already quarantined (kept allow)`, `released`, `already released`.
+pub(crate) fn change_text(r: &cordon_proto::ActionResult) -> String {
+    use cordon_proto::ActionChange as C;
+    match r.change {
+        C::Replaced => format!("replaced {}", r.fields.join(", ")),
+        C::AlreadyQuarantined => format!("already quarantined (kept {})", r.fields.join(", ")),
+        C::AlreadyReleased => "already released".into(),
+        c => c.as_str().to_string(),
+    }
 }
 
 /// One host (by path), several hosts, or a label.
@@ -517,12 +677,17 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             allow: a.allow.clone(),
             message: a.message.clone(),
             expires_at: a.expires.as_deref().map(expires_at).transpose()?,
+            replace: a.replace,
+            preview: a.preview,
             ..Default::default()
         };
-        let out = api
+        let out = match api
             .act(Action::Quarantine, target(a.hosts.clone(), a.label.clone())?, req)
             .await
-            .map_err(|e| client_failure(e, HOST_USAGE))?;
+        {
+            Ok(o) => o,
+            Err(e) => return Err(host_failure(&api, &a.hosts, e).await),
+        };
         print_action(&out, a.json);
         Ok(())
     })
@@ -538,10 +703,10 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
             comment: Some(comment),
             ..Default::default()
         };
-        let out = api
-            .act(Action::Release, target(hosts, label)?, req)
-            .await
-            .map_err(|e| client_failure(e, HOST_USAGE))?;
+        let out = match api.act(Action::Release, target(hosts.clone(), label)?, req).await {
+            Ok(o) => o,
+            Err(e) => return Err(host_failure(&api, &hosts, e).await),
+        };
         print_action(&out, json);
         Ok(())
     })

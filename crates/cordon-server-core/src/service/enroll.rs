@@ -54,9 +54,19 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
         .await
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
     tracing::info!(host = %host_id, hostname, "enrolled");
+    // A duplicate hostname or address is accepted but flagged: tell the agent, so the
+    // person enrolling learns the name cannot address this host.
+    let flags = match st.store.host(&host_id).await {
+        Ok(h) => h.flags,
+        Err(e) => {
+            tracing::warn!(host = %host_id, error = %e, "cannot read the new host's flags");
+            Vec::new()
+        }
+    };
     Ok(EnrollResponse {
         host_id,
         cert_pem,
         ca_pem: ca.cert_pem.clone(),
+        flags,
     })
 }

@@ -48,7 +48,10 @@ pub async fn get(st: &AppState, caller: &Caller, reference: &str) -> Result<Host
 }
 
 /// Quarantine or release of `targets` (responder): validates the parameters, writes each
-/// host's desired state and audit record in one transaction, wakes the agents.
+/// host's desired state and audit record in one transaction, wakes the agents. A host
+/// already desired quarantined keeps its exceptions, message and expiry unless the
+/// request says `replace`; each result says what changed ([`crate::store::plan_change`]).
+/// With `preview` nothing is written and nobody is woken.
 pub async fn act(
     st: &AppState,
     caller: &Caller,
@@ -62,16 +65,21 @@ pub async fn act(
         Action::Release => validate::release_params(req)?,
     };
     let results = st.store.act(caller, action, &targets, &params).await?;
-    st.hub.notify_all(results.iter().map(|r| &r.host_id));
-    tracing::info!(
-        actor = %caller.name,
-        action = action.as_str(),
-        hosts = results.len(),
-        "desired state changed"
-    );
+    if !params.preview {
+        st.hub
+            .notify_all(results.iter().filter(|r| r.change.changed()).map(|r| &r.host_id));
+        tracing::info!(
+            actor = %caller.name,
+            action = action.as_str(),
+            hosts = results.len(),
+            changed = results.iter().filter(|r| r.change.changed()).count(),
+            "desired state changed"
+        );
+    }
     Ok(ActionResponse {
         action: action.as_str().to_string(),
         results,
+        preview: params.preview,
     })
 }
 

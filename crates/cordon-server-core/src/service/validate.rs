@@ -187,6 +187,8 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         message,
         expires_at,
         if_revisions: req.if_revisions.clone(),
+        replace: req.replace,
+        preview: req.preview,
     })
 }
 
@@ -194,6 +196,7 @@ pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     Ok(ActionParams {
         comment: comment(req.comment.as_deref())?,
         if_revisions: req.if_revisions.clone(),
+        preview: req.preview,
         ..Default::default()
     })
 }

@@ -1,12 +1,12 @@
 //! Changes of desired state (quarantine, release), labels and revocation. Each host's
 //! change and its audit record are written in the same transaction.
 
-use cordon_proto::{ActionResult, HostState, QUARANTINE_LABEL};
+use cordon_proto::{ActionChange, ActionResult, DesiredState, HostState, QUARANTINE_LABEL};
 
 use super::audit::{append, Actor, AutoCause, NewAudit};
 use super::hosts::{ids_with_label_tx, load_tx, resolve_refs_tx};
 use super::{to_json_list, Store, StoreError, Tx};
-use crate::timefmt::now_ms;
+use crate::timefmt::{now_ms, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -34,6 +34,45 @@ pub struct ActionParams {
     /// Host id → desired-state revision the caller saw; a host that moved on fails the
     /// whole action with [`StoreError::Conflict`] (nothing is written).
     pub if_revisions: std::collections::BTreeMap<String, i64>,
+    /// For a host already desired quarantined: replace its exceptions, message and
+    /// expiry with these (otherwise it keeps its own).
+    pub replace: bool,
+    /// Work out the results and write nothing.
+    pub preview: bool,
+}
+
+/// What `action` with `p` does to a host whose desired state is `d`, and which of the
+/// quarantine parameters (`allow`, `message`, `expires_at`) are concerned (pure).
+///
+/// Re-quarantine semantics (docs/server.md): a host already desired quarantined keeps
+/// its exceptions, message and expiry unless the request says `replace`; the same for
+/// one host, a selection and a label, and for the `Quarantine` label. The exceptions
+/// are compared as sets.
+pub fn plan_change(action: Action, d: &DesiredState, p: &ActionParams) -> (ActionChange, Vec<String>) {
+    match action {
+        Action::Release if d.quarantined => (ActionChange::Released, vec![]),
+        Action::Release => (ActionChange::AlreadyReleased, vec![]),
+        Action::Quarantine if !d.quarantined => (ActionChange::New, vec![]),
+        Action::Quarantine => {
+            let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<String>>();
+            let expires = d.expires_at.as_deref().and_then(|t| parse_rfc3339(t).ok());
+            let mut fields = Vec::new();
+            if set(&d.allow) != set(&p.allow) {
+                fields.push("allow".to_string());
+            }
+            if d.message != p.message {
+                fields.push("message".to_string());
+            }
+            if expires != p.expires_at {
+                fields.push("expires_at".to_string());
+            }
+            match (fields.is_empty(), p.replace) {
+                (true, _) => (ActionChange::Unchanged, vec![]),
+                (false, true) => (ActionChange::Replaced, fields),
+                (false, false) => (ActionChange::AlreadyQuarantined, fields),
+            }
+        }
+    }
 }
 
 /// Which hosts an action targets.
@@ -52,6 +91,54 @@ pub(crate) async fn apply_tx(
     detail: Option<&str>,
     cause: Option<&AutoCause<'_>>,
 ) -> Result<ActionResult, StoreError> {
+    let before = load_tx(tx, host_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
+    let (change, fields) = plan_change(action, &before.desired, p);
+    if !change.changed() {
+        // Nothing changes; the request is still on record, saying why it changed nothing.
+        let mut text = format!("{}; revision {} kept", change.as_str(), before.desired.revision);
+        if !fields.is_empty() {
+            text.push_str(&format!(
+                "; the request asked for other {} (kept as they were; `replace` replaces them)",
+                fields.join(", ")
+            ));
+        }
+        if let Some(extra) = detail {
+            text.push_str("; ");
+            text.push_str(extra);
+        }
+        if let Some(c) = cause {
+            text.push_str("; ");
+            text.push_str(&c.detail());
+        }
+        append(
+            tx,
+            &NewAudit {
+                actor: actor.name,
+                actor_token_id: actor.token_id,
+                action: match action {
+                    Action::Quarantine => "quarantine_unchanged",
+                    Action::Release => "release_unchanged",
+                },
+                host_id: Some(host_id),
+                comment: Some(&p.comment),
+                result: change.as_str(),
+                detail: Some(&text),
+                event_id: cause.map(|c| c.event_id),
+                rule: cause.map(|c| c.rule),
+            },
+        )
+        .await?;
+        return Ok(ActionResult {
+            host_id: before.id,
+            hostname: before.hostname,
+            state: before.state,
+            revision: before.desired.revision,
+            change,
+            fields,
+        });
+    }
     let now = now_ms();
     let (quarantined, state) = match action {
         Action::Quarantine => (1i64, HostState::QuarantinePending),
@@ -63,7 +150,7 @@ pub(crate) async fn apply_tx(
     };
     let updated = sqlx::query(
         "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
-         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8 WHERE id = $9",
+         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]' WHERE id = $9",
     )
     .bind(quarantined)
     .bind(allow)
@@ -90,6 +177,9 @@ pub(crate) async fn apply_tx(
     let mut detail_text = match action {
         Action::Quarantine => {
             let mut d = format!("revision {}", host.desired.revision);
+            if change == ActionChange::Replaced {
+                d.push_str(&format!("; replaced {}", fields.join(", ")));
+            }
             if !p.allow.is_empty() {
                 d.push_str(&format!("; allow {}", p.allow.join(", ")));
             }
@@ -128,6 +218,8 @@ pub(crate) async fn apply_tx(
         hostname: host.hostname,
         state: host.state,
         revision: host.desired.revision,
+        change,
+        fields,
     })
 }
 
@@ -168,18 +260,21 @@ async fn label_action_tx(
     action: Action,
     comment: Option<&str>,
     detail: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let p = ActionParams {
         comment: comment.unwrap_or_default().to_string(),
         ..Default::default()
     };
-    apply_tx(tx, host_id, actor, action, &p, Some(detail), None).await?;
-    Ok(())
+    Ok(apply_tx(tx, host_id, actor, action, &p, Some(detail), None)
+        .await?
+        .change
+        .changed())
 }
 
 impl Store {
     /// Quarantines or releases `targets` in one transaction. Unknown hosts fail the whole
-    /// request before anything is written.
+    /// request before anything is written. Each result says what changed for its host
+    /// ([`plan_change`]); with `p.preview` nothing is written.
     pub async fn act<'a>(
         &self,
         actor: impl Into<Actor<'a>>,
@@ -215,7 +310,13 @@ impl Store {
         for id in &ids {
             results.push(apply_tx(&mut tx, id, actor, action, p, None, None).await?);
         }
-        tx.commit().await?;
+        if p.preview {
+            // Dropping the transaction rolls back every write (and, on PostgreSQL, the
+            // wake-ups queued in it).
+            drop(tx);
+        } else {
+            tx.commit().await?;
+        }
         Ok(results)
     }
 
@@ -289,7 +390,7 @@ impl Store {
         let mut plain_removed = Vec::new();
         for label in add {
             if label == QUARANTINE_LABEL {
-                label_action_tx(
+                changed_desired |= label_action_tx(
                     &mut tx,
                     &id,
                     actor,
@@ -298,7 +399,6 @@ impl Store {
                     "label Quarantine added",
                 )
                 .await?;
-                changed_desired = true;
             } else {
                 set_label_tx(&mut tx, &id, label).await?;
                 plain_added.push(label.clone());
@@ -306,7 +406,7 @@ impl Store {
         }
         for label in remove {
             if label == QUARANTINE_LABEL {
-                label_action_tx(
+                changed_desired |= label_action_tx(
                     &mut tx,
                     &id,
                     actor,
@@ -315,7 +415,6 @@ impl Store {
                     "label Quarantine removed",
                 )
                 .await?;
-                changed_desired = true;
             } else {
                 unset_label_tx(&mut tx, &id, label).await?;
                 plain_removed.push(label.clone());
@@ -425,5 +524,77 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quarantined(allow: &[&str], message: Option<&str>, expires: Option<i64>) -> DesiredState {
+        DesiredState {
+            revision: 3,
+            quarantined: true,
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            message: message.map(str::to_string),
+            expires_at: expires.map(crate::timefmt::to_rfc3339),
+            ..Default::default()
+        }
+    }
+
+    fn params(allow: &[&str], message: Option<&str>, expires: Option<i64>, replace: bool) -> ActionParams {
+        ActionParams {
+            comment: "why".into(),
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            message: message.map(str::to_string),
+            expires_at: expires,
+            replace,
+            ..Default::default()
+        }
+    }
+
+    /// Re-quarantine never silently replaces: the fault kind is a second quarantine
+    /// (one host, a selection, a label) overwriting the exceptions, message or expiry
+    /// of one already in force without saying so.
+    #[test]
+    fn requarantine_keeps_unless_replace_and_says_what() {
+        let t = 4_000_000_000_000;
+        let d = quarantined(
+            &["tcp://192.0.2.9:443", "udp://192.0.2.10:514"],
+            Some("call 555"),
+            Some(t),
+        );
+        // Same parameters (exceptions in another order): unchanged.
+        let p = params(
+            &["udp://192.0.2.10:514", "tcp://192.0.2.9:443"],
+            Some("call 555"),
+            Some(t),
+            false,
+        );
+        assert_eq!(
+            plan_change(Action::Quarantine, &d, &p),
+            (ActionChange::Unchanged, vec![])
+        );
+        // Different exceptions and expiry, no replace: kept, naming what differed.
+        let p = params(&[], Some("call 555"), Some(t + 1), false);
+        assert_eq!(
+            plan_change(Action::Quarantine, &d, &p),
+            (
+                ActionChange::AlreadyQuarantined,
+                vec!["allow".to_string(), "expires_at".to_string()]
+            )
+        );
+        let p = params(&[], None, Some(t), true);
+        assert_eq!(
+            plan_change(Action::Quarantine, &d, &p),
+            (ActionChange::Replaced, vec!["allow".to_string(), "message".to_string()])
+        );
+        let normal = DesiredState::default();
+        assert_eq!(plan_change(Action::Quarantine, &normal, &p).0, ActionChange::New);
+        assert_eq!(
+            plan_change(Action::Release, &normal, &p).0,
+            ActionChange::AlreadyReleased
+        );
+        assert_eq!(plan_change(Action::Release, &d, &p).0, ActionChange::Released);
     }
 }

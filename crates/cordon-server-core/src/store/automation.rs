@@ -609,7 +609,8 @@ impl PlannedAction {
             expires_at: self
                 .expires_after_secs
                 .map(|s| now.saturating_add(s.saturating_mul(1000))),
-            if_revisions: Default::default(),
+            // A rule never replaces a quarantine someone else put in force.
+            ..Default::default()
         }
     }
 }

@@ -2,15 +2,17 @@
 
 use std::collections::HashMap;
 
-use cordon_proto::{DesiredState, Host, HostFlag, HostState};
+use cordon_proto::{
+    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS,
+};
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
-use crate::timefmt::to_rfc3339;
+use crate::timefmt::{now_ms, to_rfc3339};
 
 pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
      revision, quarantined, allow_json, message, comment, actor, expires_at, state, state_reason, state_since, \
-     applied_revision, digest, backend";
+     applied_revision, digest, backend, degraded, enforcing, heartbeat_ms, claims";
 
 #[derive(Debug, Clone, Default)]
 pub struct HostFilter {
@@ -19,6 +21,21 @@ pub struct HostFilter {
     /// Case-insensitive substring of id, hostname or an address.
     pub text: Option<String>,
     pub include_revoked: bool,
+    /// Only hosts that are (`Some(true)`) or are not (`Some(false)`) offline now
+    /// ([`offline`]).
+    pub offline: Option<bool>,
+}
+
+/// Whether an agent last seen at `last_seen` (Unix ms), reporting every `heartbeat_ms`
+/// (its default when unknown), is offline at `now`: silent for more than
+/// [`OFFLINE_AFTER_HEARTBEATS`] intervals, or never seen. Pure; the server derives it when
+/// it answers, never stores it.
+pub fn offline(last_seen: Option<i64>, heartbeat_ms: Option<i64>, now: i64) -> bool {
+    let beat = heartbeat_ms.filter(|b| *b > 0).unwrap_or(DEFAULT_HEARTBEAT_MS as i64);
+    match last_seen {
+        Some(seen) => now.saturating_sub(seen) > beat.saturating_mul(OFFLINE_AFTER_HEARTBEATS as i64),
+        None => true,
+    }
 }
 
 pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, StoreError> {
@@ -27,6 +44,13 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         what: format!("host state {state_text:?}"),
         source: None,
     })?;
+    let claims_text = get_str(row, "claims")?;
+    let claims: Vec<ClaimInfo> = serde_json::from_str(&claims_text).map_err(|e| StoreError::Corrupt {
+        what: "host claims".into(),
+        source: Some(e),
+    })?;
+    let last_seen = get_opt_i64(row, "last_seen")?;
+    let heartbeat_ms = get_opt_i64(row, "heartbeat_ms")?;
     Ok(Host {
         id: get_str(row, "id")?,
         hostname: get_str(row, "hostname")?,
@@ -34,7 +58,7 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         addresses: json_list(&get_str(row, "addresses")?),
         labels,
         agent_version: get_opt_str(row, "agent_version")?,
-        last_seen: get_opt_i64(row, "last_seen")?.map(to_rfc3339),
+        last_seen: last_seen.map(to_rfc3339),
         enrolled_at: to_rfc3339(get_i64(row, "enrolled_at")?),
         desired: DesiredState {
             revision: get_i64(row, "revision")?,
@@ -52,6 +76,11 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         digest: get_opt_str(row, "digest")?,
         backend: get_opt_str(row, "backend")?,
         revoked: get_i64(row, "revoked")? != 0,
+        degraded: json_list(&get_str(row, "degraded")?),
+        enforcing: get_i64(row, "enforcing")? != 0,
+        heartbeat_ms: heartbeat_ms.and_then(|b| u64::try_from(b).ok()),
+        offline: offline(last_seen, heartbeat_ms, now_ms()),
+        claims,
         flags: Vec::new(),
     })
 }
@@ -323,6 +352,19 @@ impl Store {
         if let Some(st) = f.state {
             param(&mut sql, " AND h.state = ?", st.as_str().to_string());
         }
+        if let Some(off) = f.offline {
+            // The same rule as [`offline`], in SQL; `now` is a literal integer.
+            let cond = format!(
+                "(h.last_seen IS NULL OR h.last_seen < {} - {OFFLINE_AFTER_HEARTBEATS} * \
+                 (CASE WHEN h.heartbeat_ms > 0 THEN h.heartbeat_ms ELSE {DEFAULT_HEARTBEAT_MS} END))",
+                now_ms()
+            );
+            sql.push_str(&if off {
+                format!(" AND {cond}")
+            } else {
+                format!(" AND NOT {cond}")
+            });
+        }
         if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
             let pat = like_pattern(t);
             param(&mut sql, " AND (LOWER(h.id) LIKE ? ESCAPE '\\'", pat.clone());
@@ -443,6 +485,9 @@ impl Store {
                     continue;
                 }
             }
+            if f.offline.is_some_and(|o| o != host.offline) {
+                continue;
+            }
             if let Some(t) = &text {
                 let hit = host.id.to_lowercase().contains(t)
                     || host.hostname.to_lowercase().contains(t)
@@ -506,7 +551,8 @@ async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
         0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
         1 => Ok(ids[0].clone()),
         n => Err(StoreError::Conflict(format!(
-            "{n} hosts are named {r:?}; use the host id"
+            "{n} hosts are named {r:?} ({}); use the host id",
+            ids.join(", ")
         ))),
     }
 }

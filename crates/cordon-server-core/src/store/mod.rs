@@ -21,14 +21,14 @@ use tokio::sync::Mutex;
 
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
-pub use actions::{Action, ActionParams};
+pub use actions::{plan_change, Action, ActionParams};
 pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
 pub use enroll::NewHost;
 pub use host_views::{
     HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
     NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
 };
-pub use hosts::{HostCursor, HostFilter, MAX_PAGE};
+pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
 
@@ -192,11 +192,70 @@ pub async fn drop_postgres_database(base: &str, name: &str) -> Result<(), StoreE
     Ok(())
 }
 
+/// The file of a `sqlite:` URL (`None` for an in-memory database or another scheme).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// The server's SQLite database holds analysts' comments, hosts and token hashes: it is
+/// created 0600, and so are its `-wal` and `-shm` files (SQLite gives them the mode of
+/// the database file; existing ones are tightened). A missing directory is created
+/// 0700; an existing one is left as it is (it may be shared, e.g. `/tmp`), with a
+/// warning when others can enter it.
+///
+/// # Errors
+/// `Invalid` naming the path when the directory or file cannot be created or chmodded.
+#[cfg(unix)]
+fn secure_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let fail = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        StoreError::Invalid(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| fail("create", dir, e))?;
+        } else if std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            tracing::warn!(dir = %dir.display(), "the database's directory is open to other users; make it 0700");
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| fail("create", path, e))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let p = std::path::PathBuf::from(name);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail("chmod", &p, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn secure_sqlite_file(_path: &std::path::Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 impl Store {
-    /// Connects and runs pending migrations.
+    /// Connects and runs pending migrations. A SQLite file is created 0600 (its
+    /// directory 0700 when missing) before SQLite opens it.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let url = normalize_url(url)?;
+        if let Some(file) = sqlite_file(&url) {
+            secure_sqlite_file(&file)?;
+        }
         let max = if url.starts_with("sqlite:") { 8 } else { 16 };
         let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
         if url.starts_with("sqlite:") {
@@ -277,6 +336,41 @@ mod tests {
     }
 
     type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The database holds comments, hosts and token hashes: it and its `-wal`/`-shm`
+    /// files are 0600, in a 0700 directory when the server creates it (the fault kind: a
+    /// file created with the process umask, 0644 by default). An existing database with
+    /// wider modes is tightened.
+    #[tokio::test]
+    async fn server_database_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let db = data.join("cordon.db");
+        let store = Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        // Something written through the WAL, so -wal and -shm exist.
+        store.touch("nobody").await.unwrap();
+        assert_eq!(mode(&data), 0o700, "data directory");
+        for suffix in ["", "-wal", "-shm"] {
+            let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            assert!(p.exists(), "{} missing", p.display());
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(store);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::connect(&format!("sqlite:{}", db.display())).await.unwrap();
+        assert_eq!(mode(&db), 0o600, "an existing database is tightened");
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_file("sqlite:///x/y.db?mode=rwc"),
+            Some(std::path::PathBuf::from("/x/y.db"))
+        );
+    }
 
     /// Every write of the automation tables and the outbox takes the writer lock (one used
     /// to delete events straight through the pool).

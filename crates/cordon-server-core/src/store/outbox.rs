@@ -6,6 +6,7 @@
 //! only stores and hands out rows.
 
 use cordon_proto::automation::{Delivery, Target, TargetKind, TargetSpec};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
@@ -28,6 +29,40 @@ pub struct TailRecord {
     pub event_id: Option<String>,
     /// The automation rule behind an automatic action (audit column `rule_name`).
     pub rule: Option<String>,
+    /// What the record's writer stated for its notification beyond the audit columns
+    /// (agent confirmations: the revision, who asked, exceptions not in force).
+    pub facts: NoticeFacts,
+}
+
+/// Structured facts a notification states beyond the audit record's columns, queued with
+/// the record (`notify_pending.facts`, same transaction) so nothing is parsed back out of
+/// the detail text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeFacts {
+    /// The desired-state revision the record is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Who asked for the state that is now confirmed (token name, `rule:…`, `system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by: Option<String>,
+    /// Exceptions of a confirmed quarantine that are not in force (one line each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
+}
+
+/// Attaches `facts` to the queued notification of audit record `audit_id`, inside the
+/// transaction that appended it (no-op for a record that notifies nobody).
+pub(crate) async fn attach_facts(tx: &mut super::Tx, audit_id: i64, facts: &NoticeFacts) -> Result<(), StoreError> {
+    let text = serde_json::to_string(facts).map_err(|e| StoreError::Encode {
+        what: "notification facts",
+        source: e,
+    })?;
+    sqlx::query("UPDATE notify_pending SET facts = $1 WHERE audit_id = $2")
+        .bind(text)
+        .bind(audit_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// An outbox row due for sending, leased to this worker.
@@ -40,14 +75,21 @@ pub struct DueDelivery {
     pub payload: String,
 }
 
-/// The notification kind an audit action makes (`quarantined`, `released`, `failed`,
-/// `tampered`, `approval_required`, and the opt-in `audit_checkpoint`), `None` for
-/// actions that notify nobody. The audit
-/// append queues exactly these records in `notify_pending`.
+/// The notification kind an audit action makes (one of
+/// [`cordon_proto::automation::NOTIFY_KINDS`]), `None` for actions that notify nobody.
+/// The audit append queues exactly these records in `notify_pending`.
+///
+/// Effect, not dispatch: `quarantined`/`released` come from the agent's first
+/// confirmation of a revision (`quarantine_confirmed`/`release_confirmed`, written once
+/// per revision); the request itself is `quarantine_requested`/`release_requested`. A
+/// rule's dry run stays `quarantined` with `dry_run` set ("would be quarantined").
 pub fn kind_of(action: &str) -> Option<&'static str> {
     Some(match action {
-        "quarantine" | "quarantine_dry_run" => "quarantined",
-        "release" => "released",
+        "quarantine_confirmed" | "quarantine_dry_run" => "quarantined",
+        "release_confirmed" => "released",
+        "quarantine" => "quarantine_requested",
+        "release" => "release_requested",
+        "not_enforcing" => "not_enforcing",
         "failed" => "failed",
         "tampered" => "tampered",
         "approval_required" => "approval_required",
@@ -172,7 +214,7 @@ impl Store {
             .await?;
         let rows = sqlx::query(
             "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
-             a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname \
+             a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname, p.facts AS facts \
              FROM notify_pending p JOIN audit a ON a.id = p.audit_id LEFT JOIN hosts h ON h.id = a.host_id \
              ORDER BY p.audit_id LIMIT $1",
         )
@@ -212,6 +254,9 @@ impl Store {
                 detail: get_opt_str(r, "detail")?,
                 event_id: get_opt_str(r, "event_id")?,
                 rule: get_opt_str(r, "rule_name")?,
+                facts: get_opt_str(r, "facts")?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
             };
             let Some((kind, n)) = notice(&rec, console.as_deref()) else {
                 continue;

@@ -2,28 +2,136 @@
 
 use std::sync::Arc;
 
-use cordon_proto::{AgentState, HostState, StatusReport};
+use cordon_proto::{AgentState, Host, HostState, StatusReport};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::audit::{append, NewAudit};
 use super::hosts::load_tx;
-use super::{get_i64, to_json_list, Store, StoreError, Tx};
+use super::outbox::NoticeFacts;
+use super::{get_i64, get_opt_str, to_json_list, Store, StoreError, Tx};
 use crate::limits::{agent_audit, AgentAuditWindow, AGENT_AUDIT_PER_WINDOW, AGENT_AUDIT_WINDOW_MS};
 use crate::timefmt::{now_ms, to_rfc3339};
 
-/// The host state a report implies, given the desired state it answers.
-fn next_state(desired_quarantined: bool, desired_rev: i64, r: &StatusReport, current: HostState) -> HostState {
+/// What one agent report means for the host: a pure function of the host as stored and
+/// the report (design §2, effect not dispatch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Assessment {
+    pub state: HostState,
+    pub reason: Option<String>,
+    /// Exceptions of the desired quarantine not in force (only while `Quarantined`).
+    pub degraded: Vec<String>,
+    /// The last revision confirmed in force after this report.
+    pub applied: i64,
+    /// The report confirms the desired revision in force (or, for `NotEnforcing`, that
+    /// the agent took it but enforces nothing): announce it once per revision.
+    pub confirms: bool,
+}
+
+/// The claims other than the agent's own, as `wazuh since T, local since T`.
+fn other_claims(r: &StatusReport) -> Vec<String> {
+    r.claims
+        .iter()
+        .filter(|c| c.source != "agent")
+        .map(|c| match &c.since {
+            Some(t) => format!("{} since {t}", c.source),
+            None => c.source.clone(),
+        })
+        .collect()
+}
+
+/// The host state a report implies, given the desired state it answers. Only a report
+/// about the current desired revision that says its rules are in force confirms
+/// anything; `applied_revision` never names a revision whose rules are not in force.
+pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
+    let (desired_q, desired_rev) = (host.desired.quarantined, host.desired.revision);
+    let keep = Assessment {
+        state: host.state,
+        reason: host.state_reason.clone(),
+        degraded: host.degraded.clone(),
+        applied: host.applied_revision,
+        confirms: false,
+    };
+    let detail = || {
+        Some(
+            r.detail
+                .clone()
+                .or_else(|| r.error.clone())
+                .unwrap_or_else(|| r.state.as_str().to_string()),
+        )
+    };
+    let current = r.applied_revision >= desired_rev;
     match r.state {
-        // Tampering and failures are reported whatever revision they concern.
-        AgentState::Tampered => HostState::Tampered,
-        AgentState::Failed if r.applied_revision >= desired_rev => HostState::Failed,
-        _ if r.applied_revision < desired_rev => current,
-        AgentState::Isolated if desired_quarantined => HostState::Quarantined,
-        AgentState::Released if !desired_quarantined => HostState::Normal,
-        AgentState::Isolated => HostState::ReleasePending,
-        AgentState::Released => HostState::QuarantinePending,
-        AgentState::Failed => current,
+        // Tampering is reported whatever revision it concerns; nothing is confirmed.
+        AgentState::Tampered => Assessment {
+            state: HostState::Tampered,
+            reason: detail(),
+            degraded: vec![],
+            ..keep
+        },
+        AgentState::Failed if current => Assessment {
+            state: HostState::Failed,
+            reason: detail(),
+            degraded: vec![],
+            ..keep
+        },
+        AgentState::Failed => keep,
+        // An older revision in force: the agent has not taken the current one yet. It
+        // says which revision's rules are in force, unless it enforces nothing.
+        AgentState::Isolated | AgentState::Released if !current => Assessment {
+            applied: if r.enforcing {
+                r.applied_revision.max(0)
+            } else {
+                host.applied_revision
+            },
+            ..keep
+        },
+        AgentState::Isolated if desired_q && !r.enforcing => Assessment {
+            state: HostState::NotEnforcing,
+            reason: Some("the agent runs with enforce = false: no rules are in force on the host".into()),
+            degraded: vec![],
+            applied: host.applied_revision,
+            confirms: true,
+        },
+        AgentState::Isolated if desired_q => Assessment {
+            state: HostState::Quarantined,
+            reason: (!r.degraded.is_empty()).then(|| format!("degraded: {}", r.degraded.join("; "))),
+            degraded: r.degraded.clone(),
+            applied: desired_rev,
+            confirms: true,
+        },
+        AgentState::Released if !desired_q => Assessment {
+            state: HostState::Normal,
+            reason: None,
+            degraded: vec![],
+            applied: desired_rev,
+            confirms: true,
+        },
+        // The server's release is in force (the agent's claim is gone), but other
+        // sources' claims keep the host isolated: the agent never undoes those.
+        AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| c.source != "agent") => Assessment {
+            state: HostState::Normal,
+            reason: Some(format!(
+                "released by the server; still isolated by other claims: {}",
+                other_claims(r).join(", ")
+            )),
+            degraded: vec![],
+            applied: desired_rev,
+            confirms: true,
+        },
+        AgentState::Isolated => Assessment {
+            state: HostState::ReleasePending,
+            reason: r.detail.clone(),
+            degraded: vec![],
+            ..keep
+        },
+        // The agent says nothing is in force for a quarantine revision: not confirmed.
+        AgentState::Released => Assessment {
+            state: HostState::QuarantinePending,
+            reason: None,
+            degraded: vec![],
+            ..keep
+        },
     }
 }
 
@@ -89,41 +197,34 @@ async fn commit_batch(
 }
 
 /// Records one report inside `tx`: fails with `NotFound` before writing anything.
+///
+/// The first report that confirms a revision writes `quarantine_confirmed` /
+/// `release_confirmed` / `not_enforcing` (the notification kinds `quarantined`,
+/// `released`, `not_enforcing`): exactly once per revision, also when two replicas
+/// record reports of the same host at once — the conditional update of
+/// `confirmed_revision` lets only one transaction claim it (on PostgreSQL the second
+/// waits for the first to commit and then matches nothing). Later changes within the
+/// same revision (tampering repaired, an exception resolved) are `*_reconfirmed`.
 async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
     let host = load_tx(tx, host_id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
     let now = now_ms();
-    let state = next_state(host.desired.quarantined, host.desired.revision, r, host.state);
-    let reason = match state {
-        // A quarantine in force without some exceptions: what is missing (the agent's
-        // `degraded` lines), so API, CLI and console show the difference.
-        HostState::Quarantined if !r.enforcing => {
-            Some("not enforcing: the agent runs with enforce = false; no rules are in force".to_string())
-        }
-        HostState::Quarantined if !r.degraded.is_empty() => Some(format!("degraded: {}", r.degraded.join("; "))),
-        HostState::Failed | HostState::Tampered => Some(
-            r.detail
-                .clone()
-                .or_else(|| r.error.clone())
-                .unwrap_or_else(|| state.as_str().to_string()),
-        ),
-        _ => None,
-    };
-    let changed = state != host.state || (reason != host.state_reason && state == HostState::Quarantined);
-    // Only a revision whose rules are in force (or removed) counts as applied: a failure
-    // or tampering report about revision N does not make N applied.
-    let applied = match r.state {
-        AgentState::Isolated | AgentState::Released => r.applied_revision.min(host.desired.revision),
-        AgentState::Failed | AgentState::Tampered => host.applied_revision,
-    };
+    let a = assess(&host, r);
+    let state = a.state;
+    let changed = state != host.state || a.reason != host.state_reason;
+    let claims = serde_json::to_string(&r.claims).map_err(|e| StoreError::Encode {
+        what: "host claims",
+        source: e,
+    })?;
     sqlx::query(
         "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
          os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
-         state = $8, state_reason = $9, state_since = $10 WHERE id = $11",
+         state = $8, state_reason = $9, state_since = $10, degraded = $11, enforcing = $12, \
+         heartbeat_ms = COALESCE($13, heartbeat_ms), claims = $14 WHERE id = $15",
     )
     .bind(now)
-    .bind(applied)
+    .bind(a.applied)
     .bind(r.digest.clone())
     .bind(r.backend.clone())
     .bind(r.os.clone())
@@ -134,99 +235,162 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     })
     .bind(r.agent_version.clone())
     .bind(state.as_str().to_string())
-    .bind(reason.clone())
-    .bind(if changed {
+    .bind(a.reason.clone())
+    .bind(if state != host.state {
         now
     } else {
         super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now)
     })
+    .bind(to_json_list(&a.degraded))
+    .bind(r.enforcing as i64)
+    .bind(r.heartbeat_ms.and_then(|b| i64::try_from(b).ok()))
+    .bind(claims)
     .bind(host_id.to_string())
     .execute(&mut **tx)
     .await?;
     if !r.addresses.is_empty() && r.addresses != host.addresses {
         super::hosts::set_addresses_tx(tx, host_id, &r.addresses).await?;
     }
-    if changed {
-        let actor = format!("agent:{}", host.hostname);
-        let (action, result) = match state {
-            HostState::Quarantined if reason.is_some() => ("quarantine_confirmed", "degraded"),
-            HostState::Quarantined => ("quarantine_confirmed", "ok"),
-            HostState::Normal => ("release_confirmed", "ok"),
-            HostState::Tampered => ("tampered", "repairing"),
-            HostState::Failed => ("failed", "error"),
-            HostState::QuarantinePending | HostState::ReleasePending => ("state", "pending"),
-        };
-        let detail = match (&reason, &r.error) {
-            (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
-            (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
-            _ => format!(
-                "revision {}; digest {}",
-                r.applied_revision,
-                r.digest.as_deref().unwrap_or("-")
-            ),
-        };
-        // Rate limit: a flapping or compromised agent cannot fill the audit log; what is
-        // not written individually is counted and written as one record later.
-        let row = sqlx::query(
-            "SELECT agent_audit_window, agent_audit_count, agent_audit_suppressed FROM hosts WHERE id = $1",
-        )
-        .bind(host_id.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-        let window = AgentAuditWindow {
-            start: get_i64(&row, "agent_audit_window")?,
-            written: get_i64(&row, "agent_audit_count")?,
-            collapsed: get_i64(&row, "agent_audit_suppressed")?,
-        };
-        let decision = agent_audit(window, now);
-        sqlx::query(
-            "UPDATE hosts SET agent_audit_window = $1, agent_audit_count = $2, agent_audit_suppressed = $3 WHERE id = $4",
-        )
-        .bind(decision.next.start)
-        .bind(decision.next.written)
-        .bind(decision.next.collapsed)
-        .bind(host_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-        if let Some((count, since)) = decision.flush_collapsed {
-            let text = format!(
-                "{count} state changes reported by the agent since {} were not recorded one by one \
-                 (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
-                to_rfc3339(since),
-                AGENT_AUDIT_WINDOW_MS / 1000
-            );
-            append(
-                tx,
-                &NewAudit {
-                    actor: &actor,
-                    action: "reports_collapsed",
-                    host_id: Some(host_id),
-                    comment: None,
-                    result: "ok",
-                    detail: Some(&text),
-                    event_id: None,
-                    rule: None,
-                    actor_token_id: None,
-                },
-            )
-            .await?;
+    // First confirmation of this revision? Claimed by one transaction only.
+    let first = if a.confirms {
+        sqlx::query("UPDATE hosts SET confirmed_revision = $1 WHERE id = $2 AND confirmed_revision < $3")
+            .bind(host.desired.revision)
+            .bind(host_id.to_string())
+            .bind(host.desired.revision)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1
+    } else {
+        false
+    };
+    if !changed && !first {
+        return Ok(state);
+    }
+    let actor = format!("agent:{}", host.hostname);
+    let confirmed = |again: &'static str, once: &'static str| if first { once } else { again };
+    let (action, result) = match state {
+        HostState::Quarantined if !a.degraded.is_empty() => {
+            (confirmed("quarantine_reconfirmed", "quarantine_confirmed"), "degraded")
         }
-        if decision.write {
-            append(
-                tx,
-                &NewAudit {
-                    actor: &actor,
-                    action,
-                    host_id: Some(host_id),
-                    comment: None,
-                    result,
-                    detail: Some(&detail),
-                    event_id: None,
-                    rule: None,
-                    actor_token_id: None,
-                },
+        HostState::Quarantined => (confirmed("quarantine_reconfirmed", "quarantine_confirmed"), "ok"),
+        HostState::NotEnforcing => (confirmed("not_enforcing_reconfirmed", "not_enforcing"), "not_enforcing"),
+        HostState::Normal => (confirmed("release_reconfirmed", "release_confirmed"), "ok"),
+        HostState::Tampered => ("tampered", "repairing"),
+        HostState::Failed => ("failed", "error"),
+        HostState::QuarantinePending | HostState::ReleasePending => ("state", "pending"),
+    };
+    let mut detail = match (&a.reason, &r.error) {
+        (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
+        (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
+        _ => format!(
+            "revision {}; digest {}",
+            r.applied_revision,
+            r.digest.as_deref().unwrap_or("-")
+        ),
+    };
+    // A confirmation carries who asked and why, for the notification it makes.
+    let (comment, facts) = if first {
+        if let Some(by) = &host.desired.actor {
+            detail.push_str(&format!("; asked by {by}"));
+        }
+        let facts = NoticeFacts {
+            revision: Some(host.desired.revision),
+            asked_by: host.desired.actor.clone(),
+            degraded: a.degraded.clone(),
+        };
+        (host.desired.comment.clone(), Some(facts))
+    } else {
+        (None, None)
+    };
+    // A confirmation names the rule and event that asked for it (the request that set
+    // this revision), so "quarantined" says which detection it answers.
+    let cause = match (first, state) {
+        (true, HostState::Quarantined | HostState::NotEnforcing | HostState::Normal) => {
+            let request = if state == HostState::Normal {
+                "release"
+            } else {
+                "quarantine"
+            };
+            sqlx::query(
+                "SELECT event_id, rule_name FROM audit WHERE host_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1",
             )
+            .bind(host_id.to_string())
+            .bind(request)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| Ok::<_, StoreError>((get_opt_str(&row, "event_id")?, get_opt_str(&row, "rule_name")?)))
+            .transpose()?
+            .unwrap_or_default()
+        }
+        _ => (None, None),
+    };
+    // A first confirmation is written whatever the rate limit (there is one per
+    // revision, and it is what notifications announce); the rest is rate limited: a
+    // flapping or compromised agent cannot fill the audit log; what is not written
+    // individually is counted and written as one record later.
+    let row =
+        sqlx::query("SELECT agent_audit_window, agent_audit_count, agent_audit_suppressed FROM hosts WHERE id = $1")
+            .bind(host_id.to_string())
+            .fetch_one(&mut **tx)
             .await?;
+    let window = AgentAuditWindow {
+        start: get_i64(&row, "agent_audit_window")?,
+        written: get_i64(&row, "agent_audit_count")?,
+        collapsed: get_i64(&row, "agent_audit_suppressed")?,
+    };
+    let decision = agent_audit(window, now);
+    let write = decision.write || first;
+    sqlx::query(
+        "UPDATE hosts SET agent_audit_window = $1, agent_audit_count = $2, agent_audit_suppressed = $3 WHERE id = $4",
+    )
+    .bind(decision.next.start)
+    .bind(decision.next.written)
+    .bind(decision.next.collapsed - i64::from(first && !decision.write))
+    .bind(host_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    if let Some((count, since)) = decision.flush_collapsed {
+        let text = format!(
+            "{count} state changes reported by the agent since {} were not recorded one by one \
+             (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
+            to_rfc3339(since),
+            AGENT_AUDIT_WINDOW_MS / 1000
+        );
+        append(
+            tx,
+            &NewAudit {
+                actor: &actor,
+                action: "reports_collapsed",
+                host_id: Some(host_id),
+                comment: None,
+                result: "ok",
+                detail: Some(&text),
+                event_id: None,
+                rule: None,
+                actor_token_id: None,
+            },
+        )
+        .await?;
+    }
+    if write {
+        let id = append(
+            tx,
+            &NewAudit {
+                actor: &actor,
+                action,
+                host_id: Some(host_id),
+                comment: comment.as_deref(),
+                result,
+                detail: Some(&detail),
+                event_id: cause.0.as_deref(),
+                rule: cause.1.as_deref(),
+                actor_token_id: None,
+            },
+        )
+        .await?;
+        if let Some(f) = facts {
+            super::outbox::attach_facts(tx, id, &f).await?;
         }
     }
     Ok(state)
@@ -270,5 +434,148 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_proto::{ClaimInfo, DesiredState};
+
+    fn host(quarantined: bool, revision: i64, state: HostState, applied: i64) -> Host {
+        Host {
+            id: "h1".into(),
+            hostname: "web1".into(),
+            os: None,
+            addresses: vec![],
+            labels: vec![],
+            agent_version: None,
+            last_seen: None,
+            enrolled_at: "2030-01-01T00:00:00.000Z".into(),
+            desired: DesiredState {
+                revision,
+                quarantined,
+                ..Default::default()
+            },
+            state,
+            state_reason: None,
+            state_since: "2030-01-01T00:00:00.000Z".into(),
+            applied_revision: applied,
+            digest: None,
+            backend: None,
+            revoked: false,
+            degraded: vec![],
+            enforcing: true,
+            heartbeat_ms: None,
+            offline: false,
+            claims: vec![],
+            flags: vec![],
+        }
+    }
+
+    fn report(rev: i64, state: AgentState) -> StatusReport {
+        StatusReport {
+            version: 1,
+            applied_revision: rev,
+            state,
+            digest: None,
+            backend: None,
+            error: None,
+            detail: None,
+            hostname: None,
+            os: None,
+            addresses: vec![],
+            agent_version: None,
+            enforcing: true,
+            degraded: vec![],
+            heartbeat_ms: None,
+            claims: vec![],
+        }
+    }
+
+    /// Effect, not dispatch: only a report that the desired revision's rules are in
+    /// force makes the host quarantined and the revision applied; the fault kind is a
+    /// revision counted as applied (`hosts show`: "in force") while its rules are not.
+    #[test]
+    fn only_rules_in_force_confirm_a_revision() {
+        let pending = host(true, 4, HostState::QuarantinePending, 3);
+        let a = assess(&pending, &report(4, AgentState::Isolated));
+        assert_eq!((a.state, a.applied, a.confirms), (HostState::Quarantined, 4, true));
+        for r in [
+            report(4, AgentState::Released),
+            report(4, AgentState::Failed),
+            report(4, AgentState::Tampered),
+            report(3, AgentState::Failed),
+        ] {
+            let a = assess(&pending, &r);
+            assert_eq!(a.applied, 3, "{:?} must not make revision 4 applied", r.state);
+            assert!(!a.confirms);
+            assert_ne!(a.state, HostState::Quarantined);
+        }
+        // A report about an older revision confirms that one, not the desired one.
+        let a = assess(&pending, &report(3, AgentState::Isolated));
+        assert_eq!(
+            (a.state, a.applied, a.confirms),
+            (HostState::QuarantinePending, 3, false)
+        );
+    }
+
+    /// `enforce = false` is `not_enforcing`, never quarantined, and applies nothing.
+    #[test]
+    fn non_enforcing_agent_is_never_quarantined() {
+        let pending = host(true, 4, HostState::QuarantinePending, 3);
+        let mut r = report(4, AgentState::Isolated);
+        r.enforcing = false;
+        let a = assess(&pending, &r);
+        assert_eq!(a.state, HostState::NotEnforcing);
+        assert_eq!(a.applied, 3);
+        assert!(a.reason.is_some_and(|t| t.contains("enforce = false")));
+        let mut old = report(3, AgentState::Isolated);
+        old.enforcing = false;
+        assert_eq!(assess(&pending, &old).applied, 3);
+    }
+
+    /// Degraded is stored as a structured list and said in the reason.
+    #[test]
+    fn degraded_quarantine_keeps_its_missing_exceptions() {
+        let pending = host(true, 2, HostState::QuarantinePending, 1);
+        let mut r = report(2, AgentState::Isolated);
+        r.degraded = vec!["exception https://edr.example.net unresolved: no such name".into()];
+        let a = assess(&pending, &r);
+        assert_eq!(a.state, HostState::Quarantined);
+        assert_eq!(a.degraded, r.degraded);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("degraded: exception https://edr.example.net unresolved: no such name")
+        );
+        // Released: nothing is degraded.
+        let a = assess(
+            &host(false, 3, HostState::ReleasePending, 2),
+            &report(3, AgentState::Released),
+        );
+        assert!(a.degraded.is_empty());
+    }
+
+    /// A server release that leaves other sources' claims in force is confirmed (the
+    /// agent's claim is gone) and says who still isolates the host; with the agent's own
+    /// claim still there it stays release_pending.
+    #[test]
+    fn release_with_other_claims_standing() {
+        let releasing = host(false, 5, HostState::ReleasePending, 4);
+        let mut r = report(5, AgentState::Isolated);
+        r.claims = vec![ClaimInfo {
+            source: "wazuh".into(),
+            since: Some("2030-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let a = assess(&releasing, &r);
+        assert_eq!((a.state, a.applied), (HostState::Normal, 5));
+        assert!(a.reason.is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00Z")));
+        r.claims.push(ClaimInfo {
+            source: "agent".into(),
+            ..Default::default()
+        });
+        let a = assess(&releasing, &r);
+        assert_eq!((a.state, a.applied), (HostState::ReleasePending, 4));
     }
 }

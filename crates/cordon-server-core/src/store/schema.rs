@@ -1,6 +1,7 @@
 //! The schema's migrations, one SQL file per dialect and version under `migrations/`.
 //! Versions are numbered after the issue that added them (`0007` automation, `0015`
-//! scale-out, `0016` console sessions, `0017` audit chain), except `0018` (structured audit
+//! scale-out, `0016` console sessions, `0017` audit chain, `0019` audit identities, `0020` what agents report: degraded, enforcing,
+//! heartbeat, claims), except `0018` (structured audit
 //! fields, issue 13), which had to come after every version a deployed database may
 //! already carry; a new migration is one more entry in [`MIGRATIONS`] with a version
 //! larger than all before it, and its files (one file serves both when its SQL is plain
@@ -55,6 +56,12 @@ const MIGRATIONS: &[Entry] = &[
         "audit identities",
         include_str!("../../migrations/0019_audit_identities.sql"),
         include_str!("../../migrations/0019_audit_identities.sql"),
+    ),
+    (
+        20,
+        "host truth",
+        include_str!("../../migrations/0020_host_truth.sql"),
+        include_str!("../../migrations/0020_host_truth.sql"),
     ),
 ];
 

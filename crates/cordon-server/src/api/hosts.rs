@@ -22,6 +22,9 @@ pub struct HostQuery {
     /// Include revoked hosts.
     #[serde(default)]
     pub revoked: bool,
+    /// Only hosts that are (`true`) or are not (`false`) offline: no report for three
+    /// heartbeat intervals, or never seen.
+    pub offline: Option<bool>,
     /// Hosts per page (default and maximum 1000).
     pub limit: Option<i64>,
     /// Continue after the previous page (its `next_cursor`).
@@ -46,6 +49,7 @@ pub async fn list(
         state,
         text: q.q,
         include_revoked: q.revoked,
+        offline: q.offline,
     };
     let (hosts, next) = hosts::list_page(&st, &auth.0, &filter, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(HostList {

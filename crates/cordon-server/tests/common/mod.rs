@@ -48,6 +48,7 @@ pub fn status_report(revision: i64, state: AgentState, digest: &str, backend: &s
         enforcing: true,
         degraded: vec![],
         heartbeat_ms: None,
+        claims: vec![],
     }
 }
 

@@ -1,0 +1,341 @@
+//! What the server says about a host is what its agent confirmed (issue 14): effect, not
+//! dispatch; degraded, not-enforcing, offline and the claims standing on the host are
+//! stored and shown; re-quarantining never silently replaces what is in force; a
+//! "quarantined" notification is the agent's confirmation, once per revision.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::Ctx;
+use cordon_proto::automation::TargetSpec;
+use cordon_proto::{AgentState, ClaimInfo, StatusReport};
+use cordon_server::automation::notify;
+use serde_json::{json, Value};
+
+fn report(rev: i64, state: AgentState) -> StatusReport {
+    common::status_report(rev, state, "d1", "nftables")
+}
+
+async fn get(c: &Ctx, h: &str) -> Value {
+    let (st, v) = c.call("GET", &format!("/v1/hosts/{h}"), Some(&c.viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+async fn quarantine(c: &Ctx, path: &str, body: Value) -> Value {
+    let (st, v) = c.call("POST", path, Some(&c.responder), Some(&body.to_string())).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+/// Outbox rows of `kind` so far (after turning the queued audit records into rows).
+async fn outbox(c: &Ctx, kind: &str) -> Vec<Value> {
+    notify::enqueue(c.store()).await.unwrap();
+    c.store()
+        .deliveries(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == kind)
+        .map(|d| d.payload)
+        .collect()
+}
+
+/// Re-quarantine semantics (docs/server.md): one host, a selection or a label that
+/// includes already-quarantined hosts keeps their exceptions, message and expiry unless
+/// the request says `replace`; the answer says per host what changed. The fault kind:
+/// a second quarantine silently replacing what is in force.
+#[tokio::test]
+async fn requarantine_never_silently_replaces_and_says_per_host_what_changed() {
+    let c = Ctx::new().await;
+    let kept = c.enroll("kept", &["web"]).await;
+    let same = c.enroll("same", &["web"]).await;
+    let fresh = c.enroll("fresh", &["web"]).await;
+    let expires = "2099-01-01T00:00:00.000Z";
+    let first =
+        json!({"comment": "IR-1", "allow": ["tcp://192.0.2.9:443"], "message": "call 555", "expires_at": expires});
+    quarantine(&c, &format!("/v1/hosts/{kept}/quarantine"), first).await;
+    let asked = json!({"comment": "IR-2 outbreak", "allow": ["udp://198.51.100.20:514"]});
+    quarantine(&c, &format!("/v1/hosts/{same}/quarantine"), asked.clone()).await;
+    let before_kept = get(&c, &kept).await;
+
+    // The whole label, without `replace`.
+    let mut body = asked.clone();
+    body["label"] = json!("web");
+    let v = quarantine(&c, "/v1/quarantine", body.clone()).await;
+    let by_host = |v: &Value, id: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["host_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let r = by_host(&v, &kept);
+    assert_eq!(r["change"], "already_quarantined", "{v}");
+    assert_eq!(r["fields"], json!(["allow", "message", "expires_at"]), "{v}");
+    assert_eq!(by_host(&v, &same)["change"], "unchanged", "{v}");
+    assert_eq!(by_host(&v, &fresh)["change"], "new", "{v}");
+    let after = get(&c, &kept).await;
+    assert_eq!(
+        after["desired"], before_kept["desired"],
+        "kept host's quarantine must not move"
+    );
+    assert_eq!(after["desired"]["allow"], json!(["tcp://192.0.2.9:443"]));
+    assert_eq!(after["desired"]["expires_at"], expires);
+    let audit = c.audit_for(&kept).await;
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.result.as_str()),
+        ("quarantine_unchanged", "already_quarantined")
+    );
+
+    // One host by path: the same rule.
+    let one = quarantine(&c, &format!("/v1/hosts/{kept}/quarantine"), asked.clone()).await;
+    assert_eq!(one["results"][0]["change"], "already_quarantined", "{one}");
+    // Adding the Quarantine label to a quarantined host keeps its exceptions too.
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{kept}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["Quarantine"],"comment":"again"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["desired"]["allow"], json!(["tcp://192.0.2.9:443"]), "{v}");
+    assert_eq!(v["desired"]["revision"], before_kept["desired"]["revision"]);
+
+    // Preview: the answer, and nothing changed.
+    let snap = c.snapshot().await;
+    let mut preview = body.clone();
+    preview["replace"] = json!(true);
+    preview["preview"] = json!(true);
+    let v = quarantine(&c, "/v1/quarantine", preview).await;
+    assert_eq!(v["preview"], true);
+    assert_eq!(by_host(&v, &kept)["change"], "replaced", "{v}");
+    assert_eq!(c.snapshot().await, snap, "a preview changed something");
+
+    // `replace`: replaced, naming what; the unchanged one stays unchanged.
+    body["replace"] = json!(true);
+    let v = quarantine(&c, "/v1/quarantine", body).await;
+    let r = by_host(&v, &kept);
+    assert_eq!(r["change"], "replaced", "{v}");
+    assert_eq!(r["fields"], json!(["allow", "message", "expires_at"]));
+    assert_eq!(by_host(&v, &same)["change"], "unchanged");
+    assert_eq!(by_host(&v, &fresh)["change"], "unchanged");
+    let after = get(&c, &kept).await;
+    assert_eq!(after["desired"]["allow"], json!(["udp://198.51.100.20:514"]));
+    assert!(after["desired"]["expires_at"].is_null());
+    assert_eq!(after["state"], "quarantine_pending");
+
+    // Release: released once, then already released (no new revision).
+    let rel = json!({"comment": "done", "hosts": [kept.clone()]});
+    let v = quarantine(&c, "/v1/release", rel.clone()).await;
+    assert_eq!(v["results"][0]["change"], "released");
+    let rev = v["results"][0]["revision"].clone();
+    let v = quarantine(&c, "/v1/release", rel).await;
+    assert_eq!(v["results"][0]["change"], "already_released");
+    assert_eq!(v["results"][0]["revision"], rev);
+}
+
+/// Effect, not dispatch: the request is `quarantine_pending` and notifies
+/// `quarantine_requested`; `quarantined` (state, `applied_revision`, notification) comes
+/// with the agent's confirmation, once per revision, degraded when exceptions are
+/// missing. Before the fix the request itself notified "quarantined".
+#[tokio::test]
+async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &[]).await;
+    c.store()
+        .add_notify_target(&TargetSpec {
+            name: "soc".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
+            url: "http://127.0.0.1:9/hook".into(),
+            events: cordon_proto::automation::NOTIFY_KINDS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let v = quarantine(
+        &c,
+        &format!("/v1/hosts/{h}/quarantine"),
+        json!({"comment": "IR-42", "allow": ["https://edr.example.net"]}),
+    )
+    .await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    assert_eq!(v["results"][0]["state"], "quarantine_pending");
+    assert!(
+        outbox(&c, "quarantined").await.is_empty(),
+        "a request is not a quarantine"
+    );
+    assert_eq!(outbox(&c, "quarantine_requested").await.len(), 1);
+    let host = get(&c, &h).await;
+    assert_eq!(host["state"], "quarantine_pending");
+    assert!(host["applied_revision"].as_i64().unwrap() < rev);
+
+    // The agent has not applied it yet (old revision), or failed: still not quarantined.
+    c.agent_status(&h, &report(rev - 1, AgentState::Released)).await;
+    c.agent_status(&h, &report(rev, AgentState::Failed)).await;
+    assert!(outbox(&c, "quarantined").await.is_empty());
+    assert!(get(&c, &h).await["applied_revision"].as_i64().unwrap() < rev);
+
+    // Confirmed in force without the exception that does not resolve.
+    let mut r = report(rev, AgentState::Isolated);
+    r.degraded = vec!["exception https://edr.example.net unresolved: no such name".into()];
+    let (_, st) = c.agent_status(&h, &r).await;
+    assert_eq!(st["state"], "quarantined");
+    let host = get(&c, &h).await;
+    assert_eq!(host["applied_revision"], rev);
+    assert_eq!(host["degraded"], json!(r.degraded));
+    let sent = outbox(&c, "quarantined").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["degraded"], json!(r.degraded));
+    assert_eq!(sent[0]["asked_by"], "rita-responder");
+    assert_eq!(sent[0]["reason"], "IR-42");
+    assert!(
+        sent[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("quarantined (degraded: exception https://edr.example.net unresolved"),
+        "{}",
+        sent[0]["text"]
+    );
+
+    // Tampered and repaired, the exception resolves, the report repeats: same revision,
+    // no second "quarantined".
+    c.agent_status(&h, &report(rev, AgentState::Tampered)).await;
+    c.agent_status(&h, &r).await;
+    c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
+    c.agent_status(&h, &report(rev, AgentState::Isolated)).await;
+    assert_eq!(outbox(&c, "quarantined").await.len(), 1);
+    assert!(get(&c, &h).await["degraded"].as_array().unwrap().is_empty());
+    let confirmed: Vec<_> = c
+        .audit_for(&h)
+        .await
+        .into_iter()
+        .filter(|a| a.action == "quarantine_confirmed")
+        .collect();
+    assert_eq!(confirmed.len(), 1);
+
+    // A release is "released" only when confirmed too.
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/release"), json!({"comment": "done"})).await;
+    let rel = v["results"][0]["revision"].as_i64().unwrap();
+    assert!(outbox(&c, "released").await.is_empty());
+    assert_eq!(outbox(&c, "release_requested").await.len(), 1);
+    c.agent_status(&h, &report(rel, AgentState::Released)).await;
+    assert_eq!(outbox(&c, "released").await.len(), 1);
+    // A new revision is a new confirmation.
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "again"})).await;
+    let rev2 = v["results"][0]["revision"].as_i64().unwrap();
+    c.agent_status(&h, &report(rev2, AgentState::Isolated)).await;
+    assert_eq!(outbox(&c, "quarantined").await.len(), 2);
+}
+
+/// An agent with `enforce = false` is `not_enforcing`, never `quarantined`, and its
+/// report never makes a revision applied.
+#[tokio::test]
+async fn non_enforcing_agent_is_not_enforcing_never_quarantined() {
+    let c = Ctx::new().await;
+    let h = c.enroll("lab1", &[]).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "try"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let mut r = common::status_report(rev, AgentState::Isolated, "d", "memory");
+    r.enforcing = false;
+    let (_, st) = c.agent_status(&h, &r).await;
+    assert_eq!(st["state"], "not_enforcing");
+    let host = get(&c, &h).await;
+    assert_eq!(host["state"], "not_enforcing");
+    assert_eq!(host["enforcing"], false);
+    assert!(host["applied_revision"].as_i64().unwrap() < rev);
+    let (_, list) = c
+        .call("GET", "/v1/hosts?state=not_enforcing", Some(&c.viewer), None)
+        .await;
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = c
+        .call("GET", "/v1/hosts?state=quarantined", Some(&c.viewer), None)
+        .await;
+    assert!(list["hosts"].as_array().unwrap().is_empty(), "{list}");
+    assert!(outbox(&c, "quarantined").await.is_empty());
+}
+
+/// `offline` is derived by the server from the heartbeat the agent reported: silent for
+/// more than three heartbeats (or never seen).
+#[tokio::test]
+async fn offline_is_derived_from_the_reported_heartbeat() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &[]).await;
+    // Enrolled just now (enrollment counts as seen), no heartbeat reported yet.
+    let quiet = c.enroll("quiet", &[]).await;
+    let mut r = report(0, AgentState::Released);
+    r.heartbeat_ms = Some(100);
+    c.agent_status(&h, &r).await;
+    let host = get(&c, &h).await;
+    assert_eq!(host["heartbeat_ms"], 100);
+    assert_eq!(host["offline"], false, "{host}");
+    let (_, list) = c.call("GET", "/v1/hosts?offline=false", Some(&c.viewer), None).await;
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 2, "{list}");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(get(&c, &h).await["offline"], true);
+    let (_, list) = c.call("GET", "/v1/hosts?offline=true", Some(&c.viewer), None).await;
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["hosts"][0]["id"], h.as_str());
+    // An agent that does not say is held to the default heartbeat (15 s).
+    let q = get(&c, &quiet).await;
+    assert!(q["heartbeat_ms"].is_null());
+    assert_eq!(q["offline"], false);
+    // The rule itself: never seen is offline; three heartbeats, not one.
+    use cordon_server::store::offline;
+    assert!(offline(None, Some(1000), 0));
+    assert!(!offline(Some(10_000), Some(1000), 12_900));
+    assert!(offline(Some(10_000), Some(1000), 13_001));
+    assert!(!offline(Some(0), None, 45_000));
+    assert!(offline(Some(0), None, 45_001));
+}
+
+/// The claims the agent reports (issue 19 item 9) are stored and shown as structured
+/// data; a server release while other sources hold the host is confirmed and says who
+/// still isolates it.
+#[tokio::test]
+async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &[]).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let claim = |source: &str| ClaimInfo {
+        source: source.into(),
+        since: Some("2030-01-01T00:00:00Z".into()),
+        allow: vec!["udp://198.51.100.20:514".into()],
+        servers: vec![],
+    };
+    let mut r = report(rev, AgentState::Isolated);
+    r.claims = vec![claim("agent"), claim("wazuh"), claim("local")];
+    c.agent_status(&h, &r).await;
+    let host = get(&c, &h).await;
+    assert_eq!(host["state"], "quarantined");
+    assert_eq!(host["claims"].as_array().unwrap().len(), 3);
+    assert_eq!(host["claims"][1]["source"], "wazuh");
+    assert_eq!(host["claims"][1]["since"], "2030-01-01T00:00:00Z");
+    assert_eq!(host["claims"][1]["allow"], json!(["udp://198.51.100.20:514"]));
+
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/release"), json!({"comment": "done"})).await;
+    let rel = v["results"][0]["revision"].as_i64().unwrap();
+    let mut r = report(rel, AgentState::Isolated);
+    r.claims = vec![claim("wazuh"), claim("local")];
+    c.agent_status(&h, &r).await;
+    let host = get(&c, &h).await;
+    assert_eq!(host["state"], "normal", "{host}");
+    assert_eq!(host["applied_revision"], rel);
+    assert!(
+        host["state_reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("still isolated by other claims: wazuh since")),
+        "{host}"
+    );
+    assert_eq!(host["claims"].as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,152 @@
+//! Hosts stay addressable from the CLI (issue 17 trial): a second agent enrolled under a
+//! hostname another host has is warned naming that host; `cordon hosts show NAME` for
+//! the shared name exits 2 listing both hosts' ids, addresses and last-seen times; the
+//! FLAGS column says which address is shared. A server on loopback (127.0.0.1, a free
+//! port) with its own data directory; agents only enroll (nothing is enforced).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn cordon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .env_remove("CORDON_TOKEN")
+        .env_remove("CORDON_SERVER")
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_DATA")
+        .env_remove("CORDON_DB")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Kills the server when dropped (also on panic).
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let d = data.to_string_lossy().to_string();
+    let init = cordon(&["server", "init", "--data", &d, "--ip", "127.0.0.1", "--json"]);
+    assert!(init.status.success(), "{}", text(&init));
+    let init: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    let admin = init["admin_token"].as_str().unwrap().to_string();
+    let fp = init["ca_fingerprint"].as_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["server", "run", "--data", &d, "--listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the server did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://{listen}");
+    let mut ids = Vec::new();
+    let mut warnings = Vec::new();
+    for n in 0..2 {
+        let t = cordon(&["server", "token", "create", "--data", &d, "--json"]);
+        assert!(t.status.success(), "{}", text(&t));
+        let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+        let dir = tmp.path().join(format!("agent{n}"));
+        let e = cordon(&[
+            "agent",
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            t["token"].as_str().unwrap(),
+            "--ca-fingerprint",
+            &fp,
+            "--dir",
+            &dir.to_string_lossy(),
+            "--state-dir",
+            &tmp.path().join(format!("state{n}")).to_string_lossy(),
+            "--hostname",
+            if n == 0 { "web1" } else { "WEB1" },
+        ]);
+        assert!(e.status.success(), "{}", text(&e));
+        let out = String::from_utf8_lossy(&e.stdout).to_string();
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("enrolled as host "))
+            .unwrap()
+            .trim()
+            .to_string();
+        ids.push(id);
+        warnings.push(String::from_utf8_lossy(&e.stderr).to_string());
+    }
+    assert!(!warnings[0].contains("duplicate hostname"), "{}", warnings[0]);
+    assert!(
+        warnings[1].contains("WARNING: duplicate hostname") && warnings[1].contains(&ids[0]),
+        "the second enrollment names the other host: {}",
+        warnings[1]
+    );
+    let ca = data.join("ca.pem").to_string_lossy().to_string();
+    let api = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);
+        cordon(&v)
+    };
+    let show = api(&["hosts", "show", "web1"]);
+    let err = String::from_utf8_lossy(&show.stderr).to_string();
+    assert_eq!(show.status.code(), Some(2), "{}", text(&show));
+    for id in &ids {
+        assert!(err.contains(id.as_str()), "lists {id}: {err}");
+    }
+    assert!(err.contains("give the host id"), "{err}");
+    assert!(err.contains("last seen"), "{err}");
+    // By id it works.
+    let show = api(&["hosts", "show", &ids[0]]);
+    assert!(show.status.success(), "{}", text(&show));
+    // The FLAGS column: a shared address is named.
+    let list = api(&["hosts"]);
+    assert!(list.status.success(), "{}", text(&list));
+    let table = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        table.contains("FLAGS") && table.contains("duplicate hostname"),
+        "{table}"
+    );
+    for line in table.lines().filter(|l| l.contains("duplicate address")) {
+        let after = line.split("duplicate address").nth(1).unwrap().trim_start();
+        assert!(
+            after
+                .split([',', ' '])
+                .next()
+                .unwrap()
+                .parse::<std::net::IpAddr>()
+                .is_ok(),
+            "the shared address is named: {line}"
+        );
+    }
+}
