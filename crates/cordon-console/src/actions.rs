@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{ApiSession, Session, CSRF_HEADER};
 use cordon_server_core::service::{hosts, validate};
+use cordon_server_core::store::Caller;
 use cordon_server_core::store::{Action, HostFilter, HostQuery, PageAt, MAX_PAGE};
 use cordon_server_core::timefmt::{now_ms, parse_duration_secs, to_rfc3339};
-use cordon_server_core::store::Caller;
 use cordon_server_core::{ApiError, AppState};
 
 /// Hidden until a script opens it with the chosen targets.
@@ -217,7 +217,11 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
         ActionChange::Replaced => {
             for f in &result.fields {
                 details.push(match f.as_str() {
-                    "allow" => format!("exceptions replaced: {} → {}", list_text(&d.allow), list_text(&req.allow)),
+                    "allow" => format!(
+                        "exceptions replaced: {} → {}",
+                        list_text(&d.allow),
+                        list_text(&req.allow)
+                    ),
                     "message" => format!(
                         "message to users replaced: {} → {}",
                         message(d.message.as_deref()),
@@ -235,7 +239,11 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
         ActionChange::AlreadyQuarantined => {
             for f in &result.fields {
                 details.push(match f.as_str() {
-                    "allow" => format!("exceptions kept: {} (asked: {})", list_text(&d.allow), list_text(&req.allow)),
+                    "allow" => format!(
+                        "exceptions kept: {} (asked: {})",
+                        list_text(&d.allow),
+                        list_text(&req.allow)
+                    ),
                     "message" => format!(
                         "message to users kept: {} (asked: {})",
                         message(d.message.as_deref()),
@@ -494,7 +502,12 @@ async fn prepare(
         expires_at,
         if_revisions: targets
             .iter()
-            .map(|h| (h.id.clone(), f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision)))
+            .map(|h| {
+                (
+                    h.id.clone(),
+                    f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision),
+                )
+            })
             .collect(),
         replace: f.replace && action == Action::Quarantine,
         preview: true,
@@ -502,7 +515,11 @@ async fn prepare(
     let answer = match hosts::act_many(st, caller, action, &preview).await {
         Ok(a) => a,
         Err(e) => {
-            let field = if e.status == StatusCode::CONFLICT { "stale" } else { "form" };
+            let field = if e.status == StatusCode::CONFLICT {
+                "stale"
+            } else {
+                "form"
+            };
             errors.insert(field.into(), e.detail);
             return Err((e.status, errors));
         }
@@ -511,7 +528,10 @@ async fn prepare(
     let mut impacts = Vec::with_capacity(targets.len());
     for h in &targets {
         let Some(r) = by_id.get(h.id.as_str()) else {
-            errors.insert("form".into(), format!("the server's preview left out host {}", h.hostname));
+            errors.insert(
+                "form".into(),
+                format!("the server's preview left out host {}", h.hostname),
+            );
             return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
         };
         impacts.push(impact(h, r, &preview, &protected_labels));
@@ -583,7 +603,8 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
                 "all these hosts are"
             },
             match action {
-                Action::Quarantine if kept > 0 => "quarantined and keep their own settings (tick “Replace” to replace them)",
+                Action::Quarantine if kept > 0 =>
+                    "quarantined and keep their own settings (tick “Replace” to replace them)",
                 Action::Quarantine => "quarantined with these settings",
                 Action::Release => "released",
             }
@@ -749,7 +770,11 @@ pub async fn run(
                     "{verb} requested for {n} {}; waiting for the agents to confirm.",
                     plural(n)
                 ),
-                changes: resp.results.iter().map(|r| (r.host_id.clone(), r.change.as_str())).collect(),
+                changes: resp
+                    .results
+                    .iter()
+                    .map(|r| (r.host_id.clone(), r.change.as_str()))
+                    .collect(),
                 states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
             })
             .into_response()
@@ -866,8 +891,14 @@ mod tests {
         assert!(c.summary.contains("keep their own settings"), "{}", c.summary);
         let replaced = impact(&h, &result(&h, ActionChange::Replaced, &["allow"]), &req, &[]);
         assert!(replaced.changes);
-        assert_eq!(replaced.details[0], "exceptions replaced: 10.0.0.5 → tcp://192.0.2.9:22");
-        assert_eq!(confirmation(Action::Quarantine, None, &[replaced]).summary, "Quarantine 1 host?");
+        assert_eq!(
+            replaced.details[0],
+            "exceptions replaced: 10.0.0.5 → tcp://192.0.2.9:22"
+        );
+        assert_eq!(
+            confirmation(Action::Quarantine, None, &[replaced]).summary,
+            "Quarantine 1 host?"
+        );
     }
 
     #[test]
@@ -875,7 +906,12 @@ mod tests {
         let mut dc = host("dc1", false, HostState::Normal, &["domain-controller"]);
         dc.offline = true;
         let req = ActionRequest::default();
-        let i = impact(&dc, &result(&dc, ActionChange::New, &[]), &req, &["domain-controller".into()]);
+        let i = impact(
+            &dc,
+            &result(&dc, ActionChange::New, &[]),
+            &req,
+            &["domain-controller".into()],
+        );
         assert_eq!(i.protected, vec!["domain-controller".to_string()]);
         assert!(i.offline);
         let p = host("x", false, HostState::Normal, &[PROTECTED_LABEL]);
@@ -911,10 +947,16 @@ mod tests {
         ];
         let i = impact(&w, &result(&w, ActionChange::Released, &[]), &req, &[]);
         assert_eq!(i.other_claims, vec!["wazuh".to_string()]);
-        assert!(i.details.iter().any(|d| d.contains("stays isolated by wazuh")), "{:?}", i.details);
+        assert!(
+            i.details.iter().any(|d| d.contains("stays isolated by wazuh")),
+            "{:?}",
+            i.details
+        );
         let c = confirmation(Action::Release, None, &[i]);
         assert!(
-            c.warnings.iter().any(|w| w.starts_with("Other claims: w stays isolated")),
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("Other claims: w stays isolated")),
             "{:?}",
             c.warnings
         );

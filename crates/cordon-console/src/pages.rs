@@ -253,19 +253,12 @@ fn action_button(h: &Host, sr_name: bool) -> Markup {
     } else {
         ("quarantine", "Quarantine")
     };
-    let retry = matches!(h.state, HostState::Failed | HostState::Tampered);
+    // No "Retry": asking again for the same state changes nothing on the server (no new
+    // revision), and the agent retries a failed apply by itself; the page says so.
     html! {
         button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(h.hostname)
             data-revision=(h.desired.revision) {
             (text) @if sr_name { span class="sr-only" { " " (h.hostname) } }
-        }
-        @if retry {
-            " "
-            button type="button" class="act retry" data-action=(if h.desired.quarantined { "quarantine" } else { "release" })
-                data-hosts=(h.id) data-names=(h.hostname) data-revision=(h.desired.revision) data-retry=""
-                data-allow=(h.desired.allow.join("\n")) data-message=(h.desired.message.clone().unwrap_or_default()) {
-                "Retry" @if sr_name { span class="sr-only" { " " (h.hostname) } }
-            }
         }
     }
 }
@@ -315,7 +308,8 @@ fn host_rows(hosts: &[Host], s: &Session) -> Markup {
 /// "quarantine" is not counted as quarantined), from the database.
 fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
     let count = |k: &str| counts.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n);
-    let ne = count("not_enforcing");
+    // `not_enforcing` is a state of its own (in ALL_STATES); `degraded` is shown apart
+    // from `quarantined`.
     let dg = count("degraded");
     html! {
         p id="host-summary" class="summary" data-live="" {
@@ -324,7 +318,6 @@ fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
                 @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
             }
-            @if ne > 0 { " · " span class="sum state-not_enforcing" { (ne) " not enforcing" } }
             @if dg > 0 { " · " span class="sum state-degraded" { (dg) " degraded" } }
         }
     }
@@ -588,7 +581,10 @@ fn digest_status(h: &Host) -> Markup {
                     " without some exceptions: " (super::status::degraded(h).join("; "))
                 }
                 Shown::State(HostState::Tampered) => { strong { "✕ Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
-                Shown::State(HostState::Failed) => { strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
+                Shown::State(HostState::Failed) => {
+                    strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply"))
+                    " — the agent retries by itself."
+                }
                 _ if !in_sync => {
                     strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
                 }

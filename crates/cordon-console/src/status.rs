@@ -225,7 +225,10 @@ mod tests {
         assert!(!not_enforcing(&h));
         h.degraded = vec!["exception https://edr.example.net unresolved".into()];
         assert_eq!(Shown::of(&h), Shown::Degraded);
-        assert_eq!(degraded(&h), ["exception https://edr.example.net unresolved".to_string()]);
+        assert_eq!(
+            degraded(&h),
+            ["exception https://edr.example.net unresolved".to_string()]
+        );
         assert_eq!(attention(&h, NOW), vec![Attention::Degraded]);
         h.offline = true;
         assert!(offline(&h));

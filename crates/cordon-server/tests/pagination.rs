@@ -194,7 +194,11 @@ async fn hosts_sort_orders_page_in_order_and_bad_values_are_400() {
     assert_eq!(&states[..4], ["quarantine_pending"; 4], "{by_state:?}");
     assert!(states[4..].iter().all(|s| *s == "normal"), "{by_state:?}");
     let names: Vec<&str> = by_state.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(&names[..4], ["node08", "node09", "node10", "node11"], "ties by hostname");
+    assert_eq!(
+        &names[..4],
+        ["node08", "node09", "node10", "node11"],
+        "ties by hostname"
+    );
     let desc = walk("sort=host&dir=desc").await;
     let mut want: Vec<String> = (0..12).map(|i| format!("node{i:02}")).collect();
     want.reverse();
@@ -210,15 +214,27 @@ async fn hosts_sort_orders_page_in_order_and_bad_values_are_400() {
     // Bad values are named.
     let (st, v) = c.call("GET", "/v1/hosts?sort=hostnme", Some(&c.viewer), None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(v.to_string().contains("hostnme") && v.to_string().contains("last_seen"), "{v}");
-    let (st, v) = c.call("GET", "/v1/hosts?sort=state&dir=up", Some(&c.viewer), None).await;
+    assert!(
+        v.to_string().contains("hostnme") && v.to_string().contains("last_seen"),
+        "{v}"
+    );
+    let (st, v) = c
+        .call("GET", "/v1/hosts?sort=state&dir=up", Some(&c.viewer), None)
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(v.to_string().contains("\\\"up\\\""), "{v}");
     // A cursor of another order would skip or repeat hosts: refused.
-    let (_, v) = c.call("GET", "/v1/hosts?sort=host&limit=5", Some(&c.viewer), None).await;
+    let (_, v) = c
+        .call("GET", "/v1/hosts?sort=host&limit=5", Some(&c.viewer), None)
+        .await;
     let n = v["next_cursor"].as_str().unwrap().to_string();
     let (st, v) = c
-        .call("GET", &format!("/v1/hosts?sort=state&limit=5&cursor={n}"), Some(&c.viewer), None)
+        .call(
+            "GET",
+            &format!("/v1/hosts?sort=state&limit=5&cursor={n}"),
+            Some(&c.viewer),
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
 }

@@ -275,15 +275,10 @@
     current = { action: action, hosts: hosts, names: names, revisions: revisions, byLabel: byLabel, opener: btn };
     checked = null;
     $("action-form").reset();
-    if (btn.hasAttribute("data-retry")) {
-      $("dlg-allow").value = btn.getAttribute("data-allow") || "";
-      $("dlg-message").value = btn.getAttribute("data-message") || "";
-    }
     clearErrors();
     counter();
     setStep(false);
     var verb = action === "quarantine" ? "Quarantine" : "Release";
-    if (btn.hasAttribute("data-retry")) verb = "Retry: " + verb.toLowerCase();
     $("dlg-title").textContent = verb;
     $("dlg-action").value = action;
     $("dlg-targets").textContent = byLabel

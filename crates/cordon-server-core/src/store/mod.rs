@@ -24,9 +24,7 @@ pub use actions::Targets;
 pub use actions::{plan_change, Action, ActionParams};
 pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
 pub use enroll::NewHost;
-pub use host_views::{
-    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS,
-};
+pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -488,7 +486,10 @@ mod tests {
                 .unwrap()
                 .unwrap_or_else(|e| panic!("round {round}: the other pool's write failed: {e}"));
         }
-        let row = sqlx::query("SELECT n FROM scratch WHERE id = 2").fetch_one(&b.pool).await.unwrap();
+        let row = sqlx::query("SELECT n FROM scratch WHERE id = 2")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
         assert_eq!(get_i64(&row, "n").unwrap(), 3);
     }
 
