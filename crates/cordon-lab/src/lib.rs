@@ -22,3 +22,5 @@ pub mod bench_tamper;
 pub mod lab;
 #[cfg(target_os = "linux")]
 pub mod server_lab;
+#[cfg(target_os = "linux")]
+pub mod webhook;

@@ -7,14 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 #![cfg(target_os = "linux")]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cordon_lab::lab::{matrix, netns, Host};
+use cordon_lab::lab::{matrix, Host};
 use cordon_lab::server_lab::ServerLab;
+use cordon_lab::webhook::WebhookReceiver;
 use serde_json::Value;
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -23,56 +21,6 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(t.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A minimal HTTP receiver on 127.0.0.1 inside namespace `ns`: stores request bodies,
-/// answers 200.
-fn webhook_receiver(ns: &str, stop: Arc<AtomicBool>, bodies: Arc<Mutex<Vec<String>>>) -> u16 {
-    let (tx, rx) = mpsc::channel();
-    netns::spawn_in(ns, move || {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let _ = tx.send(listener.local_addr()?.port());
-        while !stop.load(Ordering::SeqCst) {
-            let Ok((mut conn, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            conn.set_nonblocking(false)?;
-            conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = conn.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        bodies
-                            .lock()
-                            .unwrap()
-                            .push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
-                        break;
-                    }
-                }
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-        Ok(())
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("webhook receiver did not start")
 }
 
 #[test]
@@ -106,10 +54,8 @@ fn event_quarantines_endpoint_notifies_and_audits() {
             .to_string()
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let port = webhook_receiver(&sl.lab.ns(Host::Server), stop.clone(), bodies.clone());
-    let url = format!("http://127.0.0.1:{port}/hook");
+    let hook = WebhookReceiver::start(&sl.lab.ns(Host::Server)).unwrap();
+    let url = hook.url();
     api(&[
         "notify",
         "add",
@@ -176,11 +122,10 @@ fn event_quarantines_endpoint_notifies_and_audits() {
     assert_eq!(matrix::score(&during), (0, 0), "leaks/over-blocks:\n{table}");
 
     wait_until("webhook delivery", Duration::from_secs(10), || {
-        !bodies.lock().unwrap().is_empty()
+        !hook.bodies().is_empty()
     });
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::SeqCst);
-    let got = bodies.lock().unwrap().clone();
+    let got = hook.bodies();
     assert_eq!(got.len(), 1, "exactly one notification: {got:?}");
     let n: Value = serde_json::from_str(&got[0]).unwrap();
     // Effect, not dispatch: "quarantined" comes from the agent's confirmation and names
