@@ -237,4 +237,14 @@ async fn hosts_sort_orders_page_in_order_and_bad_values_are_400() {
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    // The orders are documented in the OpenAPI description.
+    let (_, doc) = c.call("GET", "/v1/openapi.json", None, None).await;
+    let params = doc["paths"]["/v1/hosts"]["get"]["parameters"].as_array().unwrap();
+    let sort = params.iter().find(|p| p["name"] == "sort").expect("sort documented");
+    let text = sort["description"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("last_seen") && text.contains("most urgent first"),
+        "{sort}"
+    );
+    assert!(params.iter().any(|p| p["name"] == "dir"), "dir documented");
 }
