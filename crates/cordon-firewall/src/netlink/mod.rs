@@ -642,7 +642,19 @@ pub(crate) mod imp {
     /// The owner port id of our inet (else netdev) table, when it has the owner flag.
     pub fn table_owner(s: &mut Socket, table: &TableName) -> Result<Option<u32>, FirewallError> {
         let ctx = "reading the owner of our tables";
+        for (_, info) in our_tables(s, table, ctx)? {
+            if info.flags & NFT_TABLE_F_OWNER != 0 && info.owner.is_some() {
+                return Ok(info.owner);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Our table `table` as the kernel lists it in the inet, then the netdev family, with
+    /// its family (a family without it, or a kernel without netdev, is skipped).
+    fn our_tables(s: &mut Socket, table: &TableName, ctx: &str) -> Result<Vec<(u8, decode::TableInfo)>, FirewallError> {
         let attrs = str_attrs(&[(NFTA_TABLE_NAME, table.as_str())]);
+        let mut out = Vec::new();
         for family in [NFPROTO_INET, NFPROTO_NETDEV] {
             let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
                 Ok(d) => d,
@@ -651,12 +663,12 @@ pub(crate) mod imp {
             };
             for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
                 let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
-                if info.name == table.as_str() && info.flags & NFT_TABLE_F_OWNER != 0 && info.owner.is_some() {
-                    return Ok(info.owner);
+                if info.name == table.as_str() {
+                    out.push((family, info));
                 }
             }
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// What of ours is hooked where, for `coverage`.
@@ -678,18 +690,9 @@ pub(crate) mod imp {
             egress: None,
             owned: false,
         };
-        let attrs = str_attrs(&[(NFTA_TABLE_NAME, t)]);
-        for family in [NFPROTO_INET, NFPROTO_NETDEV] {
-            let dump = match s.request_family(family, NFT_MSG_GETTABLE, 0, &attrs) {
-                Ok(d) => d,
-                Err(NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => continue,
-                Err(e) => return Err(map_err(e, ctx, None)),
-            };
-            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
-                let info = decode::table(&m).map_err(|e| decode_err(e, ctx))?;
-                if info.name == t && info.flags & NFT_TABLE_F_OWNER != 0 {
-                    out.owned = true;
-                }
+        for (family, info) in our_tables(s, table, ctx)? {
+            if info.flags & NFT_TABLE_F_OWNER != 0 {
+                out.owned = true;
             }
             let chains = s
                 .request_family(
