@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use thiserror::Error;
@@ -24,13 +25,13 @@ pub enum TlsError {
     },
     /// The certificate PEM is malformed.
     #[error("bad certificate PEM")]
-    CertPem(#[source] std::io::Error),
+    CertPem(#[source] rustls::pki_types::pem::Error),
     /// The PEM holds no certificate.
     #[error("no certificate in PEM")]
     NoCertificate,
     /// The key PEM is malformed.
     #[error("bad key PEM")]
-    KeyPem(#[source] std::io::Error),
+    KeyPem(#[source] rustls::pki_types::pem::Error),
     /// The PEM holds no private key.
     #[error("no private key in PEM")]
     NoKey,
@@ -56,7 +57,7 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// # Errors
 /// [`TlsError::CertPem`] for malformed PEM, [`TlsError::NoCertificate`] when there is none.
 pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut &*pem)
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(TlsError::CertPem)?;
     if certs.is_empty() {
@@ -70,9 +71,10 @@ pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// # Errors
 /// [`TlsError::KeyPem`] for malformed PEM, [`TlsError::NoKey`] when there is none.
 pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
-    rustls_pemfile::private_key(&mut &*pem)
-        .map_err(TlsError::KeyPem)?
-        .ok_or(TlsError::NoKey)
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey,
+        e => TlsError::KeyPem(e),
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -190,3 +192,23 @@ pub fn unverified() -> Result<ClientConfig, TlsError> {
 /// SHA-256 of a DER certificate, lowercase hex (same as the server prints), and the
 /// normalisation of a fingerprint the operator gives.
 pub use cordon_proto::fingerprint::{fingerprint_der as fingerprint, normalize_fingerprint};
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // A syntactically valid PEM block whose content is not a certificate or key: what a
+    // wrong file (or a truncated copy) looks like.
+    const NOT_A_KEY: &str = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn pem_errors_name_what_is_missing_or_malformed() {
+        assert!(matches!(parse_certs(b"no pem here\n"), Err(TlsError::NoCertificate)));
+        assert!(matches!(parse_key(b"no pem here\n"), Err(TlsError::NoKey)));
+        assert!(matches!(parse_key(NOT_A_KEY.as_bytes()), Err(TlsError::KeyPem(_))));
+        let cert_only = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(parse_key(cert_only.as_bytes()), Err(TlsError::NoKey)));
+        assert_eq!(parse_certs(cert_only.as_bytes()).unwrap().len(), 1);
+    }
+}

@@ -1,6 +1,11 @@
 //! The quarantine / release dialog: its markup, a check step that validates the request
-//! and says, host by host, what will change ([`impact`]: new or replaced exceptions,
-//! message and expiry, hosts already in that state, offline hosts, protected labels),
+//! and says, host by host, what will change ([`impact`]), and the run step. What changes
+//! is never worked out here: the check step asks the service for a `preview` of exactly
+//! the request the run step sends (the store's `plan_change`: a host already quarantined
+//! keeps its exceptions, message and expiry unless the analyst ticks **Replace**), and
+//! the dialog words the server's per-host answer (new, kept, replaced, no change), with
+//! what else the analyst must know (offline hosts, protected labels, other managers'
+//! claims, agents that enforce nothing),
 //! and the run step, which calls the same service as the REST API (same validation,
 //! transaction, audit and agent wake-up) for exactly the hosts that change, refused with
 //! 409 if any of them moved on since the analyst's view of it.
@@ -14,12 +19,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cordon_policy::AllowSpec;
-use cordon_proto::{ActionRequest, HostState, MAX_MESSAGE_CHARS};
+use cordon_proto::{ActionChange, ActionRequest, ActionResult, HostState, MAX_MESSAGE_CHARS};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::session::{ApiSession, Session, CSRF_HEADER};
 use cordon_server_core::service::{hosts, validate};
+use cordon_server_core::store::Caller;
 use cordon_server_core::store::{Action, HostFilter, HostQuery, PageAt, MAX_PAGE};
 use cordon_server_core::timefmt::{now_ms, parse_duration_secs, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
@@ -65,6 +71,14 @@ pub fn dialog(labels: &BTreeSet<String>) -> Markup {
                             label for="dlg-expires" { "Release automatically after " span class="muted" { "(optional: 30m, 8h, 7d)" } }
                             input id="dlg-expires" name="expires_in" autocomplete="off" aria-describedby="err-expires_in";
                             p class="field-error" id="err-expires_in" role="alert" {}
+                        }
+                        div class="field check" {
+                            input type="checkbox" id="dlg-replace" name="replace" aria-describedby="hint-replace";
+                            " "
+                            label for="dlg-replace" { "Replace the settings of hosts already quarantined" }
+                            p class="hint" id="hint-replace" {
+                                "Without it, a host that is already quarantined keeps its own exceptions, message and expiry."
+                            }
                         }
                     }
                     p class="field-error" id="err-form" role="alert" {}
@@ -121,24 +135,33 @@ pub struct ActionForm {
     /// Label-wide actions: the label or the number of hosts, typed by the analyst.
     #[serde(default)]
     pub confirm: String,
+    /// Quarantine: replace the exceptions, message and expiry of hosts already
+    /// quarantined (the request's `replace`); otherwise each keeps its own.
+    #[serde(default)]
+    pub replace: bool,
 }
 
-/// What an action does to one host.
+/// What an action does to one host: the server's answer to the preview, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostImpact {
     pub id: String,
     pub hostname: String,
     /// The desired-state revision this impact was computed against.
     pub revision: i64,
-    /// `quarantine` (new), `update` (already quarantined: settings replaced), `retry`
-    /// (failed or tampered: asked again), `release`, or `none` (already in that state).
+    /// The server's per-host change (`ActionChange`): `new`, `replaced`, `unchanged`,
+    /// `already_quarantined` (kept as it is), `released`, `already_released`.
     pub change: &'static str,
-    /// What changes, in words ("exceptions: 2 new, replacing 1").
+    /// Whether the server changes this host.
+    pub changes: bool,
+    /// What changes or is kept, in words ("exceptions kept: 10.0.0.5 (asked: none)").
     pub details: Vec<String>,
     pub offline: bool,
     pub not_enforcing: bool,
     /// The protected labels the host carries.
     pub protected: Vec<String>,
+    /// Other managers' claims (`wazuh`, `velociraptor`, `local`) that keep the host
+    /// isolated whatever Cordon does.
+    pub other_claims: Vec<String>,
     pub state: String,
 }
 
@@ -172,80 +195,88 @@ async fn labelled(st: &AppState, label: &str) -> Result<Vec<Host>, cordon_server
     }
 }
 
-/// Host by host: what `action` with these parameters changes (pure; `now` in Unix ms).
-pub fn impact(
-    action: Action,
-    h: &Host,
-    allow: &[String],
-    message: Option<&str>,
-    expires_at: Option<&str>,
-    protected_labels: &[String],
-    now: i64,
-) -> HostImpact {
+/// Host by host, in words, what the server said it does (`result`, from a preview of
+/// the very request the run sends) with the request `req` (pure).
+pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_labels: &[String]) -> HostImpact {
     let d = &h.desired;
+    let asked_expiry = req.expires_at.as_deref().map(super::view::short_time);
+    let had_expiry = d.expires_at.as_deref().map(super::view::short_time);
+    let expiry = |e: &Option<String>| e.clone().unwrap_or_else(|| "none".into());
+    let message = |m: Option<&str>| m.map(|m| format!("“{m}”")).unwrap_or_else(|| "none".into());
     let mut details = Vec::new();
-    let failed = matches!(h.state, HostState::Failed | HostState::Tampered);
-    let change = match action {
-        Action::Quarantine if !d.quarantined => {
-            details.push(format!("exceptions: {}", list_text(allow)));
-            if let Some(m) = message {
+    match result.change {
+        ActionChange::New => {
+            details.push(format!("exceptions: {}", list_text(&req.allow)));
+            if let Some(m) = &req.message {
                 details.push(format!("message to users: “{m}”"));
             }
-            if let Some(e) = expires_at {
-                details.push(format!("automatic release at {}", super::view::short_time(e)));
-            }
-            "quarantine"
-        }
-        Action::Quarantine => {
-            let same_allow = d.allow == allow;
-            let same_message = d.message.as_deref() == message;
-            let same_expiry = d.expires_at.is_none() && expires_at.is_none();
-            if !same_allow {
-                details.push(format!(
-                    "exceptions replaced: {} → {}",
-                    list_text(&d.allow),
-                    list_text(allow)
-                ));
-            }
-            if !same_message {
-                details.push(match (d.message.as_deref(), message) {
-                    (Some(_), None) => "message to users removed".to_string(),
-                    (None, Some(m)) => format!("message to users added: “{m}”"),
-                    (_, m) => format!("message to users replaced by “{}”", m.unwrap_or_default()),
-                });
-            }
-            if !same_expiry {
-                details.push(match (d.expires_at.as_deref(), expires_at) {
-                    (Some(_), None) => "automatic release removed (stays quarantined)".to_string(),
-                    (_, Some(e)) => format!("automatic release at {}", super::view::short_time(e)),
-                    (None, None) => String::new(),
-                });
-            }
-            if failed {
-                details.push(format!("the agent reported {}: it is asked again", h.state.as_str()));
-                "retry"
-            } else if same_allow && same_message && same_expiry {
-                details.push("already quarantined with these settings".into());
-                "none"
-            } else {
-                "update"
+            if let Some(e) = &asked_expiry {
+                details.push(format!("automatic release at {e}"));
             }
         }
-        Action::Release if d.quarantined => {
+        ActionChange::Replaced => {
+            for f in &result.fields {
+                details.push(match f.as_str() {
+                    "allow" => format!(
+                        "exceptions replaced: {} → {}",
+                        list_text(&d.allow),
+                        list_text(&req.allow)
+                    ),
+                    "message" => format!(
+                        "message to users replaced: {} → {}",
+                        message(d.message.as_deref()),
+                        message(req.message.as_deref())
+                    ),
+                    "expires_at" => format!(
+                        "automatic release replaced: {} → {}",
+                        expiry(&had_expiry),
+                        expiry(&asked_expiry)
+                    ),
+                    other => format!("{other} replaced"),
+                });
+            }
+        }
+        ActionChange::AlreadyQuarantined => {
+            for f in &result.fields {
+                details.push(match f.as_str() {
+                    "allow" => format!(
+                        "exceptions kept: {} (asked: {})",
+                        list_text(&d.allow),
+                        list_text(&req.allow)
+                    ),
+                    "message" => format!(
+                        "message to users kept: {} (asked: {})",
+                        message(d.message.as_deref()),
+                        message(req.message.as_deref())
+                    ),
+                    "expires_at" => format!(
+                        "automatic release kept: {} (asked: {})",
+                        expiry(&had_expiry),
+                        expiry(&asked_expiry)
+                    ),
+                    other => format!("{other} kept"),
+                });
+            }
+            details.push("tick “Replace” to replace them".into());
+        }
+        ActionChange::Unchanged => details.push("already quarantined with these settings".into()),
+        ActionChange::Released => {
             if !d.allow.is_empty() || d.message.is_some() || d.expires_at.is_some() {
                 details.push("the quarantine's exceptions, message and expiry end with it".into());
             }
-            "release"
         }
-        Action::Release if failed => {
-            details.push(format!("the agent reported {}: it is asked again", h.state.as_str()));
-            "retry"
-        }
-        Action::Release => {
-            details.push("already released".into());
-            "none"
-        }
-    };
+        ActionChange::AlreadyReleased => details.push("already released".into()),
+    }
+    let others: Vec<String> = super::status::other_claims(h)
+        .into_iter()
+        .map(|c| c.source.clone())
+        .collect();
+    if result.change == ActionChange::Released && !others.is_empty() {
+        details.push(format!(
+            "only Cordon's claim ends: the host stays isolated by {}",
+            others.join(", ")
+        ));
+    }
     let mut protected: Vec<String> = h
         .labels
         .iter()
@@ -257,11 +288,13 @@ pub fn impact(
         id: h.id.clone(),
         hostname: h.hostname.clone(),
         revision: d.revision,
-        change,
+        change: result.change.as_str(),
+        changes: result.change.changed(),
         details,
-        offline: super::status::offline(h, now),
+        offline: super::status::offline(h),
         not_enforcing: super::status::not_enforcing(h),
         protected,
+        other_claims: others,
         state: h.state.as_str().to_string(),
     }
 }
@@ -318,7 +351,11 @@ fn plural(n: usize) -> &'static str {
 
 /// Validates every field (all errors at once, per field), resolves the targets and says
 /// what happens to each.
-async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode, BTreeMap<String, String>)> {
+async fn prepare(
+    st: &AppState,
+    caller: &Caller,
+    f: &ActionForm,
+) -> Result<Prepared, (StatusCode, BTreeMap<String, String>)> {
     let mut errors = BTreeMap::new();
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
     let action = match f.action.as_str() {
@@ -454,43 +491,57 @@ async fn prepare(st: &AppState, f: &ActionForm) -> Result<Prepared, (StatusCode,
             return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
         }
     };
-    let now = now_ms();
-    let impacts: Vec<HostImpact> = targets
-        .iter()
-        .map(|h| {
-            impact(
-                action,
-                h,
-                &allow,
-                message.as_deref(),
-                expires_at.as_deref(),
-                &protected_labels,
-                now,
-            )
-        })
-        .collect();
-    let changing: Vec<String> = impacts
-        .iter()
-        .filter(|i| i.change != "none")
-        .map(|i| i.id.clone())
-        .collect();
-    let if_revisions = impacts
-        .iter()
-        .filter(|i| i.change != "none")
-        .map(|i| (i.id.clone(), f.revisions.get(&i.id).copied().unwrap_or(i.revision)))
-        .collect();
-    let req = ActionRequest {
-        hosts: changing,
+    // What the server will do, host by host: a preview of the request the run sends
+    // (same validation and `plan_change`; nothing is written).
+    let mut preview = ActionRequest {
+        hosts: targets.iter().map(|h| h.id.clone()).collect(),
         label: None,
         comment: Some(f.comment.trim().to_string()),
         allow,
         message,
         expires_at,
-        if_revisions,
-        // The analyst confirmed, host by host, the replacements the impact step listed.
-        replace: true,
-        ..Default::default()
+        if_revisions: targets
+            .iter()
+            .map(|h| {
+                (
+                    h.id.clone(),
+                    f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision),
+                )
+            })
+            .collect(),
+        replace: f.replace && action == Action::Quarantine,
+        preview: true,
     };
+    let answer = match hosts::act_many(st, caller, action, &preview).await {
+        Ok(a) => a,
+        Err(e) => {
+            let field = if e.status == StatusCode::CONFLICT {
+                "stale"
+            } else {
+                "form"
+            };
+            errors.insert(field.into(), e.detail);
+            return Err((e.status, errors));
+        }
+    };
+    let by_id: BTreeMap<&str, &ActionResult> = answer.results.iter().map(|r| (r.host_id.as_str(), r)).collect();
+    let mut impacts = Vec::with_capacity(targets.len());
+    for h in &targets {
+        let Some(r) = by_id.get(h.id.as_str()) else {
+            errors.insert(
+                "form".into(),
+                format!("the server's preview left out host {}", h.hostname),
+            );
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
+        };
+        impacts.push(impact(h, r, &preview, &protected_labels));
+    }
+    // The run: exactly the hosts that change, each at the revision the analyst saw.
+    let changing: BTreeSet<&str> = impacts.iter().filter(|i| i.changes).map(|i| i.id.as_str()).collect();
+    preview.hosts.retain(|id| changing.contains(id.as_str()));
+    preview.if_revisions.retain(|id, _| changing.contains(id.as_str()));
+    preview.preview = false;
+    let req = preview;
     Ok(Prepared { action, req, impacts })
 }
 
@@ -535,13 +586,14 @@ fn verb(action: Action) -> &'static str {
 /// The confirmation: the sentence, the warnings and what to type (pure).
 fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> CheckReply {
     let total = impacts.len();
-    let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.change != "none").collect();
+    let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.changes).collect();
     let n = changing.len();
     let verb = verb(action);
     let scope = match label {
         Some(l) => format!(" (every host with label {l:?})"),
         None => String::new(),
     };
+    let kept = impacts.iter().filter(|i| i.change == "already_quarantined").count();
     let summary = if n == 0 {
         format!(
             "Nothing to do: {} already {}.",
@@ -550,10 +602,11 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
             } else {
                 "all these hosts are"
             },
-            if action == Action::Quarantine {
-                "quarantined with these settings"
-            } else {
-                "released"
+            match action {
+                Action::Quarantine if kept > 0 =>
+                    "quarantined and keep their own settings (tick “Replace” to replace them)",
+                Action::Quarantine => "quarantined with these settings",
+                Action::Release => "released",
             }
         )
     } else {
@@ -565,10 +618,10 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         warnings.push(format!(
             "{unchanged} of the {total} {} already {}: no change for {}.",
             plural(total),
-            if action == Action::Quarantine {
-                "quarantined with these settings"
-            } else {
-                "released"
+            match action {
+                Action::Quarantine if kept > 0 => "quarantined (each keeps its own exceptions, message and expiry)",
+                Action::Quarantine => "quarantined with these settings",
+                Action::Release => "released",
             },
             if unchanged == 1 { "it" } else { "them" }
         ));
@@ -596,10 +649,24 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
     let offline = names(&|i| i.offline);
     if !offline.is_empty() {
         warnings.push(format!(
-            "Offline: {} ({}) will stay pending until {} agent reconnects.",
+            "Offline: {} ({}) will stay pending until {} agent returns.",
             offline.len(),
             offline.join(", "),
             if offline.len() == 1 { "its" } else { "each" }
+        ));
+    }
+    let claimed = names(&|i| !i.other_claims.is_empty());
+    if !claimed.is_empty() && action == Action::Release {
+        warnings.push(format!(
+            "Other claims: {} stay{} isolated after this release; it removes only Cordon's claim, not other managers' ({}).",
+            claimed.join(", "),
+            if claimed.len() == 1 { "s" } else { "" },
+            {
+                let mut all: Vec<String> = changing.iter().flat_map(|i| i.other_claims.clone()).collect();
+                all.sort();
+                all.dedup();
+                all.join(", ")
+            }
         ));
     }
     let dry = names(&|i| i.not_enforcing);
@@ -633,7 +700,7 @@ pub async fn check(
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
-    match prepare(&st, &f).await {
+    match prepare(&st, &s.caller, &f).await {
         Err((status, errors)) => invalid_form(status, errors),
         Ok(p) => Json(confirmation(p.action, label_of(&f).as_deref(), &p.impacts)).into_response(),
     }
@@ -653,6 +720,9 @@ pub struct RunReply {
     pub count: usize,
     pub summary: String,
     pub states: Vec<(String, HostState)>,
+    /// Host id → the server's change for it (`new`, `replaced`, `released`), to compare
+    /// with what the review step said.
+    pub changes: BTreeMap<String, &'static str>,
 }
 
 /// Step 2: do it, through the same service as the REST API's quarantine/release, for the hosts that
@@ -666,7 +736,7 @@ pub async fn run(
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
-    let p = match prepare(&st, &f).await {
+    let p = match prepare(&st, &s.caller, &f).await {
         Ok(p) => p,
         Err((status, errors)) => return invalid_form(status, errors),
     };
@@ -700,6 +770,11 @@ pub async fn run(
                     "{verb} requested for {n} {}; waiting for the agents to confirm.",
                     plural(n)
                 ),
+                changes: resp
+                    .results
+                    .iter()
+                    .map(|r| (r.host_id.clone(), r.change.as_str()))
+                    .collect(),
                 states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
             })
             .into_response()
@@ -750,9 +825,19 @@ mod tests {
         }
     }
 
+    fn result(h: &Host, change: ActionChange, fields: &[&str]) -> ActionResult {
+        ActionResult {
+            host_id: h.id.clone(),
+            hostname: h.hostname.clone(),
+            state: h.state,
+            revision: h.desired.revision,
+            change,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn confirmation_counts_only_hosts_that_change() {
-        let now = now_ms();
         let hosts = [
             host("a", true, HostState::Quarantined, &[]),
             host("b", true, HostState::Quarantined, &[]),
@@ -760,9 +845,17 @@ mod tests {
             host("d", false, HostState::Normal, &[]),
             host("e", false, HostState::Normal, &[]),
         ];
+        let req = ActionRequest::default();
         let imp: Vec<HostImpact> = hosts
             .iter()
-            .map(|h| impact(Action::Release, h, &[], None, None, &[], now))
+            .map(|h| {
+                let c = if h.desired.quarantined {
+                    ActionChange::Released
+                } else {
+                    ActionChange::AlreadyReleased
+                };
+                impact(h, &result(h, c, &[]), &req, &[])
+            })
             .collect();
         let c = confirmation(Action::Release, None, &imp);
         assert_eq!(c.summary, "Release 3 hosts?");
@@ -772,51 +865,57 @@ mod tests {
             "{:?}",
             c.warnings
         );
-        // Quarantine with the same exception: the quarantined ones do not change.
-        let allow = vec!["10.0.0.5".to_string()];
-        let imp: Vec<HostImpact> = hosts
-            .iter()
-            .map(|h| impact(Action::Quarantine, h, &allow, None, None, &[], now))
-            .collect();
         let c = confirmation(Action::Quarantine, Some("web"), &imp);
-        assert_eq!(c.summary, "Quarantine 2 hosts (every host with label \"web\")?");
         assert_eq!(c.confirm_word.as_deref(), Some("web"));
-        // Different exceptions: replaced, and said so.
-        let i = impact(
-            Action::Quarantine,
-            &hosts[0],
-            &["tcp://192.0.2.9:22".to_string()],
-            None,
-            None,
-            &[],
-            now,
-        );
-        assert_eq!(i.change, "update");
-        assert!(
-            i.details[0].contains("10.0.0.5 → tcp://192.0.2.9:22"),
+    }
+
+    /// Re-quarantine: the dialog words what the server said — kept (its own settings
+    /// stay) without Replace, replaced with it — never "replaced" for a kept host.
+    #[test]
+    fn requarantine_impact_says_kept_or_replaced_as_the_server_does() {
+        let h = host("a", true, HostState::Quarantined, &[]);
+        let req = ActionRequest {
+            allow: vec!["tcp://192.0.2.9:22".into()],
+            ..Default::default()
+        };
+        let kept = impact(&h, &result(&h, ActionChange::AlreadyQuarantined, &["allow"]), &req, &[]);
+        assert_eq!(kept.change, "already_quarantined");
+        assert!(!kept.changes);
+        assert_eq!(
+            kept.details[0], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
             "{:?}",
-            i.details
+            kept.details
+        );
+        let c = confirmation(Action::Quarantine, None, std::slice::from_ref(&kept));
+        assert!(c.summary.starts_with("Nothing to do"), "{}", c.summary);
+        assert!(c.summary.contains("keep their own settings"), "{}", c.summary);
+        let replaced = impact(&h, &result(&h, ActionChange::Replaced, &["allow"]), &req, &[]);
+        assert!(replaced.changes);
+        assert_eq!(
+            replaced.details[0],
+            "exceptions replaced: 10.0.0.5 → tcp://192.0.2.9:22"
+        );
+        assert_eq!(
+            confirmation(Action::Quarantine, None, &[replaced]).summary,
+            "Quarantine 1 host?"
         );
     }
 
     #[test]
-    fn impact_flags_protected_offline_and_failed_hosts() {
-        let now = now_ms();
+    fn impact_flags_protected_offline_and_other_claims() {
         let mut dc = host("dc1", false, HostState::Normal, &["domain-controller"]);
-        dc.last_seen = Some(to_rfc3339(now - 3_600_000));
+        dc.offline = true;
+        let req = ActionRequest::default();
         let i = impact(
-            Action::Quarantine,
             &dc,
-            &[],
-            None,
-            None,
+            &result(&dc, ActionChange::New, &[]),
+            &req,
             &["domain-controller".into()],
-            now,
         );
         assert_eq!(i.protected, vec!["domain-controller".to_string()]);
         assert!(i.offline);
         let p = host("x", false, HostState::Normal, &[PROTECTED_LABEL]);
-        let i2 = impact(Action::Quarantine, &p, &[], None, None, &[], now);
+        let i2 = impact(&p, &result(&p, ActionChange::New, &[]), &req, &[]);
         assert_eq!(i2.protected, vec![PROTECTED_LABEL.to_string()]);
         let c = confirmation(Action::Quarantine, None, &[i, i2]);
         assert!(
@@ -825,14 +924,41 @@ mod tests {
             c.warnings
         );
         assert!(
-            c.warnings.iter().any(|w| w.starts_with("Offline: 1 (dc1)")),
+            c.warnings
+                .iter()
+                .any(|w| w == "Offline: 1 (dc1) will stay pending until its agent returns."),
             "{:?}",
             c.warnings
         );
-        let f = host("f", true, HostState::Failed, &[]);
-        assert_eq!(
-            impact(Action::Quarantine, &f, &["10.0.0.5".into()], None, None, &[], now).change,
-            "retry"
+        let mut w = host("w", true, HostState::Quarantined, &[]);
+        w.claims = vec![
+            cordon_proto::ClaimInfo {
+                source: "agent".into(),
+                since: None,
+                allow: vec![],
+                servers: vec![],
+            },
+            cordon_proto::ClaimInfo {
+                source: "wazuh".into(),
+                since: None,
+                allow: vec![],
+                servers: vec![],
+            },
+        ];
+        let i = impact(&w, &result(&w, ActionChange::Released, &[]), &req, &[]);
+        assert_eq!(i.other_claims, vec!["wazuh".to_string()]);
+        assert!(
+            i.details.iter().any(|d| d.contains("stays isolated by wazuh")),
+            "{:?}",
+            i.details
+        );
+        let c = confirmation(Action::Release, None, &[i]);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("Other claims: w stays isolated")),
+            "{:?}",
+            c.warnings
         );
     }
 }

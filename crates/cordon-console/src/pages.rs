@@ -253,24 +253,17 @@ fn action_button(h: &Host, sr_name: bool) -> Markup {
     } else {
         ("quarantine", "Quarantine")
     };
-    let retry = matches!(h.state, HostState::Failed | HostState::Tampered);
+    // No "Retry": asking again for the same state changes nothing on the server (no new
+    // revision), and the agent retries a failed apply by itself; the page says so.
     html! {
         button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(h.hostname)
             data-revision=(h.desired.revision) {
             (text) @if sr_name { span class="sr-only" { " " (h.hostname) } }
         }
-        @if retry {
-            " "
-            button type="button" class="act retry" data-action=(if h.desired.quarantined { "quarantine" } else { "release" })
-                data-hosts=(h.id) data-names=(h.hostname) data-revision=(h.desired.revision) data-retry=""
-                data-allow=(h.desired.allow.join("\n")) data-message=(h.desired.message.clone().unwrap_or_default()) {
-                "Retry" @if sr_name { span class="sr-only" { " " (h.hostname) } }
-            }
-        }
     }
 }
 
-fn host_row(h: &Host, s: &Session, now: i64) -> Markup {
+fn host_row(h: &Host, s: &Session) -> Markup {
     let act = s.can_act();
     html! {
         tr id={"host-" (h.id)} data-host-id=(h.id) data-hostname=(h.hostname) data-state=(Shown::of(h).key())
@@ -287,7 +280,7 @@ fn host_row(h: &Host, s: &Session, now: i64) -> Markup {
                 @for a in &h.addresses { span class="address" { (a) } " " }
             }
             td class="labels" data-label="Labels" { (labels(&h.labels)) }
-            td data-label="State" { (host_badge(h, now)) }
+            td data-label="State" { (host_badge(h)) }
             td data-label="Since" { (time_ago(Some(&h.state_since))) }
             td data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
             td data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
@@ -299,11 +292,11 @@ fn host_row(h: &Host, s: &Session, now: i64) -> Markup {
     }
 }
 
-fn host_rows(hosts: &[Host], s: &Session, now: i64) -> Markup {
+fn host_rows(hosts: &[Host], s: &Session) -> Markup {
     let cols = if s.can_act() { 11 } else { 9 };
     html! {
         tbody id="host-rows" data-live="" {
-            @for h in hosts { (host_row(h, s, now)) }
+            @for h in hosts { (host_row(h, s)) }
             @if hosts.is_empty() {
                 tr { td colspan=(cols) class="empty" { "No hosts match." } }
             }
@@ -315,7 +308,8 @@ fn host_rows(hosts: &[Host], s: &Session, now: i64) -> Markup {
 /// "quarantine" is not counted as quarantined), from the database.
 fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
     let count = |k: &str| counts.iter().find(|(s, _)| s == k).map_or(0, |(_, n)| *n);
-    let ne = count("not_enforcing");
+    // `not_enforcing` is a state of its own (in ALL_STATES); `degraded` is shown apart
+    // from `quarantined`.
     let dg = count("degraded");
     html! {
         p id="host-summary" class="summary" data-live="" {
@@ -324,7 +318,6 @@ fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
                 @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
             }
-            @if ne > 0 { " · " span class="sum state-not_enforcing" { (ne) " not enforcing" } }
             @if dg > 0 { " · " span class="sum state-degraded" { (dg) " degraded" } }
         }
     }
@@ -440,7 +433,7 @@ pub async fn hosts(
                         @if act { th scope="col" { span class="sr-only" { "Actions" } } }
                     }
                 }
-                (host_rows(&list, &s, now))
+                (host_rows(&list, &s))
             }
         }
         @if page.prev.is_some() || page.next.is_some() {
@@ -535,7 +528,7 @@ fn policy(h: &Host) -> Markup {
             @if !missing.is_empty() {
                 div class="degraded-note" id="degraded" role="note" {
                     p { strong { "Degraded:" } " the quarantine is in force (closed), but these exceptions are not — the host cannot reach them; the agent keeps retrying:" }
-                    ul { @for m in &missing { li { (m) } } }
+                    ul { @for m in missing { li { (m) } } }
                 }
             }
             p { "Everything else, inbound and outbound, is blocked." }
@@ -545,7 +538,7 @@ fn policy(h: &Host) -> Markup {
                 p class="not-in-force" {
                     strong {
                         @match Shown::of(h) {
-                            Shown::NotEnforcing => "Nothing is blocked: the agent runs with enforce = false (backend memory).",
+                            Shown::NotEnforcing => "Nothing is blocked: the agent runs with enforce = false.",
                             Shown::State(HostState::Failed) => "The agent could not apply it; Cordon cannot confirm any rule on this host.",
                             Shown::State(HostState::Tampered) => "The rules were altered on the host; the agent is repairing them.",
                             _ => "The agent has not confirmed it yet.",
@@ -582,13 +575,16 @@ fn digest_status(h: &Host) -> Markup {
     html! {
         p id="digest-status" class={"digest " (class)} data-kind=(class) {
             @match shown {
-                Shown::NotEnforcing => { strong { "Not enforcing" } ": the agent reports backend memory (enforce = false); no firewall rules are in force." }
+                Shown::NotEnforcing => { strong { "Not enforcing" } ": the agent runs with enforce = false; no firewall rules are in force." }
                 Shown::Degraded => {
                     strong { "In force, degraded" } ": the agent confirmed revision " (h.applied_revision)
                     " without some exceptions: " (super::status::degraded(h).join("; "))
                 }
                 Shown::State(HostState::Tampered) => { strong { "✕ Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
-                Shown::State(HostState::Failed) => { strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply")) }
+                Shown::State(HostState::Failed) => {
+                    strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply"))
+                    " — the agent retries by itself."
+                }
                 _ if !in_sync => {
                     strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
                 }
@@ -601,6 +597,62 @@ fn digest_status(h: &Host) -> Markup {
         } @else {
             p class="muted" { "No firewall digest reported." }
         }
+    }
+}
+
+/// Who holds the host's quarantine, from the agent's report: the Cordon server's own
+/// claim (`agent`) and other managers' (`wazuh`, `velociraptor`, `local`). A release from
+/// the console ends only Cordon's claim; the others keep the host isolated (the agent
+/// never undoes them), which the card says plainly whenever another claim stands.
+fn claims_card(h: &Host) -> Markup {
+    let others = super::status::other_claims(h);
+    let names: Vec<&str> = others.iter().map(|c| c.source.as_str()).collect();
+    html! {
+        section class="card" aria-labelledby="h-claims" id="claims" data-claims=(h.claims.len()) {
+            h2 id="h-claims" { "Claims" }
+            @if h.claims.is_empty() {
+                p class="muted" { "No manager holds a quarantine on this host (as the agent last reported)." }
+            } @else {
+                p { "Managers holding this host's quarantine (as the agent last reported):" }
+                ul class="claims" {
+                    @for c in &h.claims {
+                        li data-source=(c.source) {
+                            strong { (claim_name(&c.source)) }
+                            @if let Some(t) = &c.since { " since " (time_at(t)) }
+                            @if c.allow.is_empty() { " — no exceptions of its own" } @else {
+                                " — its exceptions: " @for (i, a) in c.allow.iter().enumerate() { @if i > 0 { ", " } code { (a) } }
+                            }
+                            @if !c.servers.is_empty() {
+                                " — its servers (always allowed): " @for (i, a) in c.servers.iter().enumerate() { @if i > 0 { ", " } code { (a) } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !others.is_empty() {
+                p id="claims-note" class="claims-note" role="note" {
+                    strong { "Other managers hold this quarantine: " (names.join(", ")) "." }
+                    @if h.desired.quarantined {
+                        " A release from this console removes only Cordon's claim: the host stays isolated until "
+                        @if names.len() == 1 { "that manager releases it" } @else { "each of them releases it" } "."
+                    } @else {
+                        " Cordon's claim is released, but the host stays isolated until "
+                        @if names.len() == 1 { "that manager releases it" } @else { "each of them releases it" } "."
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A claim source in words.
+fn claim_name(source: &str) -> String {
+    match source {
+        super::status::SERVER_CLAIM => "Cordon server (this console)".into(),
+        "wazuh" => "Wazuh".into(),
+        "velociraptor" => "Velociraptor".into(),
+        "local" => "local cordon isolate (on the host)".into(),
+        other => other.into(),
     }
 }
 
@@ -669,26 +721,32 @@ pub async fn host(
     )
     .await?;
     let d = &h.desired;
-    let now = now_ms();
     let body = html! {
         // Everything here follows live updates, the action button included: it always
         // matches the state shown, and carries the revision it was shown for.
         div class="page-head" id="host-head" data-live="" data-revision=(d.revision) {
             h1 { (h.hostname) }
             div id="host-state" {
-                (host_badge(&h, now))
+                (host_badge(&h))
                 @if h.revoked { " " span class="label" { "revoked" } }
             }
             @if s.can_act() && !h.revoked {
                 div class="toolbar" id="host-actions" { (action_button(&h, false)) }
             }
             (headline(&h))
+            @if h.offline && !h.revoked {
+                p id="offline-note" class="offline-note" role="note" {
+                    strong { "Offline:" } " the agent has not reported for three of its heartbeat intervals (last seen "
+                    (time_ago(h.last_seen.as_deref())) "). What is shown is its last report; a quarantine or release "
+                    "will stay pending until the agent returns."
+                }
+            }
         }
         div class="grid" id="host-detail" data-live="" {
             section class="card" aria-labelledby="h-state" {
                 h2 id="h-state" { "State" }
                 dl {
-                    dt { "Current" } dd { (host_badge(&h, now)) " since " (time_at(&h.state_since)) }
+                    dt { "Current" } dd { (host_badge(&h)) " since " (time_at(&h.state_since)) }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
                     @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
@@ -703,6 +761,7 @@ pub async fn host(
                 (digest_status(&h))
                 (policy(&h))
             }
+            (claims_card(&h))
             section class="card" aria-labelledby="h-host" {
                 h2 id="h-host" { "Host" }
                 dl {

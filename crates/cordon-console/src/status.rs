@@ -1,23 +1,24 @@
-//! What the console says about a host, derived from the server's state and the agent's
-//! own report — never more than is confirmed (issue 16, section 1):
+//! What the console says about a host, from the fields the server derives (issue 14's
+//! truth: `state`, `enforcing`, `degraded`, `offline`, `claims`) — never re-derived here
+//! from `state_reason` text, the backend name or `last_seen`, and never more than is
+//! confirmed (issue 16, section 1):
 //!
-//! - a host whose agent enforces nothing (`enforce = false`: it reports backend
-//!   `memory`) is "Not enforcing", never "Quarantined / In force";
+//! - a host whose agent enforces nothing (`enforce = false`) is "Not enforcing", never
+//!   "Quarantined / In force";
 //! - "Policy in force" only when the agent confirmed the quarantine it was asked for;
-//! - hosts that need a person's attention (failed, tampered, not enforcing, pending for
-//!   more than [`LONG_PENDING_MS`], quarantined but offline) are counted for the banner.
+//! - hosts that need a person's attention (failed, tampered, degraded, not enforcing,
+//!   pending for more than [`LONG_PENDING_MS`], quarantined but offline) are counted for
+//!   the banner, by the store's own definition ([`Attention`]).
 //!
-//! Pure functions of a [`Host`] and the current time (Unix ms).
+//! Pure functions of a [`Host`] (and, for attention, the current time in Unix ms).
 
 use cordon_proto::{Host, HostState};
 
-use cordon_server_core::timefmt::parse_rfc3339;
-
 /// Why a host needs attention; each is a filter of the hosts page (`?attention=`). The
 /// store defines each as SQL for the list and its counts, and for one host
-/// ([`HostAttention::holds`]).
+/// ([`HostAttention::holds`](cordon_server_core::store::HostAttention::holds)).
 pub use cordon_server_core::store::HostAttention as Attention;
-pub use cordon_server_core::store::{LONG_PENDING_MS, NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS};
+pub use cordon_server_core::store::LONG_PENDING_MS;
 
 /// Banner text after the count ("3 failed").
 pub fn attention_text(a: Attention) -> &'static str {
@@ -31,21 +32,15 @@ pub fn attention_text(a: Attention) -> &'static str {
     }
 }
 
-fn ms(t: Option<&str>) -> Option<i64> {
-    t.and_then(|t| parse_rfc3339(t).ok())
-}
-
-/// The agent runs without enforcement: nothing it reports is in force on the host.
+/// The agent runs without enforcement (the server's `not_enforcing` state, or its last
+/// report said `enforcing: false`): nothing it reports is in force on the host.
 pub fn not_enforcing(h: &Host) -> bool {
-    h.state == HostState::NotEnforcing || !h.enforcing || h.backend.as_deref() == Some(NON_ENFORCING_BACKEND)
+    h.state == HostState::NotEnforcing || !h.enforcing
 }
 
-/// The agent has not been heard from for [`OFFLINE_AFTER_MS`] (or never).
-pub fn offline(h: &Host, now: i64) -> bool {
-    match ms(h.last_seen.as_deref()) {
-        Some(seen) => now - seen > OFFLINE_AFTER_MS,
-        None => true,
-    }
+/// The server's `offline` (no report for three of the agent's heartbeats, or never seen).
+pub fn offline(h: &Host) -> bool {
+    h.offline
 }
 
 /// Every reason `h` needs attention at `now`.
@@ -53,23 +48,20 @@ pub fn attention(h: &Host, now: i64) -> Vec<Attention> {
     Attention::ALL.into_iter().filter(|a| a.holds(h, now)).collect()
 }
 
-/// What of an in-force quarantine is *not* in force: the agent's `degraded` lines (an
-/// exception that does not resolve or could not be applied). Empty unless the host is
-/// quarantined (confirmed) with something missing.
-pub fn degraded(h: &Host) -> Vec<String> {
-    if h.state != HostState::Quarantined {
-        return Vec::new();
+/// What of an in-force quarantine is *not* in force: the server's `degraded` list (one
+/// line per exception that does not resolve or could not be applied). Empty unless the
+/// host is quarantined (confirmed) and enforcing.
+pub fn degraded(h: &Host) -> &[String] {
+    if h.state == HostState::Quarantined && h.enforcing {
+        &h.degraded
+    } else {
+        &[]
     }
-    h.state_reason
-        .as_deref()
-        .and_then(|r| r.strip_prefix(cordon_server_core::store::DEGRADED_PREFIX))
-        .map(|r| r.split("; ").map(str::to_string).collect())
-        .unwrap_or_default()
 }
 
-/// The state the console shows: the server's, except that a quarantine the agent does
-/// not enforce is never shown as quarantined, and one in force without some of its
-/// exceptions is shown degraded.
+/// The state the console shows: the server's, except that a quarantine confirmed before
+/// the agent said it enforces nothing is not shown as quarantined, and one in force
+/// without some of its exceptions is shown degraded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shown {
     State(HostState),
@@ -80,9 +72,7 @@ pub enum Shown {
 
 impl Shown {
     pub fn of(h: &Host) -> Shown {
-        if h.state == HostState::NotEnforcing
-            || (h.desired.quarantined && not_enforcing(h) && matches!(h.state, HostState::Quarantined))
-        {
+        if h.state == HostState::NotEnforcing || (h.state == HostState::Quarantined && !h.enforcing) {
             Shown::NotEnforcing
         } else if !degraded(h).is_empty() {
             Shown::Degraded
@@ -109,6 +99,15 @@ pub fn policy_in_force(h: &Host) -> bool {
         && h.applied_revision >= h.desired.revision
         && !not_enforcing(h)
 }
+
+/// Other managers' claims on the host's quarantine (every claim but the Cordon server's
+/// own, `agent`): they keep the host isolated whatever the server asks.
+pub fn other_claims(h: &Host) -> Vec<&cordon_proto::ClaimInfo> {
+    h.claims.iter().filter(|c| c.source != SERVER_CLAIM).collect()
+}
+
+/// The claim source of the Cordon server's own quarantine.
+pub const SERVER_CLAIM: &str = "agent";
 
 #[cfg(test)]
 mod tests {
@@ -155,7 +154,14 @@ mod tests {
 
     #[test]
     fn non_enforcing_agents_are_never_shown_quarantined() {
-        let h = host(HostState::Quarantined, true, "memory", 1000, 1000);
+        let mut h = host(HostState::NotEnforcing, true, "memory", 1000, 1000);
+        h.enforcing = false;
+        assert_eq!(Shown::of(&h), Shown::NotEnforcing);
+        assert!(!policy_in_force(&h));
+        assert_eq!(attention(&h, NOW), vec![Attention::NotEnforcing]);
+        // Confirmed before the agent said it enforces nothing: still not quarantined.
+        let mut h = host(HostState::Quarantined, true, "nftables", 1000, 1000);
+        h.enforcing = false;
         assert_eq!(Shown::of(&h), Shown::NotEnforcing);
         assert!(!policy_in_force(&h));
         assert_eq!(attention(&h, NOW), vec![Attention::NotEnforcing]);
@@ -184,7 +190,7 @@ mod tests {
             HostState::QuarantinePending,
             true,
             "nftables",
-            OFFLINE_AFTER_MS + 1,
+            3 * cordon_proto::DEFAULT_HEARTBEAT_MS as i64 + 1,
             LONG_PENDING_MS + 1,
         );
         assert_eq!(attention(&h, NOW), vec![Attention::LongPending, Attention::Offline]);
@@ -197,12 +203,38 @@ mod tests {
         );
         assert!(attention(&h, NOW).is_empty());
         // Offline but not quarantined: nothing to worry about here.
-        let h = host(HostState::Normal, false, "nftables", OFFLINE_AFTER_MS * 10, 0);
+        let h = host(HostState::Normal, false, "nftables", 3_600_000, 0);
         assert!(attention(&h, NOW).is_empty());
         let h = host(HostState::Tampered, true, "nftables", 1000, 1000);
         assert_eq!(attention(&h, NOW), vec![Attention::Tampered]);
         for a in Attention::ALL {
             assert_eq!(Attention::parse(a.as_str()), Some(a));
         }
+    }
+
+    /// The console shows the server's truth fields, never a re-derivation from text: a
+    /// `state_reason` that merely reads "degraded: …" is not a degraded quarantine, a
+    /// backend named `memory` alone is not "not enforcing", an old `last_seen` alone is
+    /// not offline (the server derives `offline` with the agent's own heartbeat).
+    #[test]
+    fn shown_state_follows_the_servers_truth_fields_not_reason_text() {
+        let mut h = host(HostState::Quarantined, true, "memory", 1000, 1000);
+        h.state_reason = Some("degraded: exception https://edr.example.net unresolved".into());
+        assert_eq!(Shown::of(&h), Shown::State(HostState::Quarantined));
+        assert!(degraded(&h).is_empty());
+        assert!(!not_enforcing(&h));
+        h.degraded = vec!["exception https://edr.example.net unresolved".into()];
+        assert_eq!(Shown::of(&h), Shown::Degraded);
+        assert_eq!(
+            degraded(&h),
+            ["exception https://edr.example.net unresolved".to_string()]
+        );
+        assert_eq!(attention(&h, NOW), vec![Attention::Degraded]);
+        h.offline = true;
+        assert!(offline(&h));
+        let mut h = host(HostState::Normal, false, "nftables", 3_600_000, 0);
+        assert!(!offline(&h), "offline is the server's field");
+        h.offline = true;
+        assert!(offline(&h));
     }
 }

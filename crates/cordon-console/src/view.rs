@@ -114,14 +114,14 @@ fn state_icon(s: HostState) -> &'static str {
 
 /// The badge of a host as the console shows it ([`Shown`]): a quarantine the agent does
 /// not enforce is "Not enforcing"; an offline agent gets an "offline" tag.
-pub fn host_badge(h: &Host, now: i64) -> Markup {
-    let tag = offline(h, now).then_some(());
+pub fn host_badge(h: &Host) -> Markup {
+    let tag = offline(h).then_some(());
     html! {
         @match Shown::of(h) {
             Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
             Shown::NotEnforcing => {
                 span class="state state-not_enforcing" data-state="not_enforcing"
-                    title="The agent runs with enforce = false (backend memory): no rules are in force on this host" {
+                    title="The agent runs with enforce = false: no rules are in force on this host" {
                     span class="state-icon" aria-hidden="true" { "○" }
                     " "
                     span class="state-text" { "Not enforcing" }
@@ -137,7 +137,7 @@ pub fn host_badge(h: &Host, now: i64) -> Markup {
             }
         }
         @if tag.is_some() {
-            " " span class="tag tag-offline" title="The agent has not been heard from for more than 3 minutes" { "offline" }
+            " " span class="tag tag-offline" title="The agent has not reported for three of its heartbeat intervals: actions stay pending until it returns" { "offline" }
         }
     }
 }

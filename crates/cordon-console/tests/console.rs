@@ -630,7 +630,9 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     r.error = Some("apply_failed".into());
     r.detail = Some("netlink: operation not permitted".into());
     ctx.agent_status(&failed, &r).await;
-    let r = common::status_report(rev(&dry).await, AgentState::Isolated, "sha256:1", "memory");
+    // An agent with enforce = false says so (`enforcing: false`, backend memory).
+    let mut r = common::status_report(rev(&dry).await, AgentState::Isolated, "sha256:1", "memory");
+    r.enforcing = false;
     ctx.agent_status(&dry, &r).await;
     let r = common::status_report(rev(&good).await, AgentState::Isolated, "sha256:2", "nftables");
     ctx.agent_status(&good, &r).await;
@@ -697,6 +699,11 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
         .await
         .body;
     assert!(list.contains("id=\"attention-banner\""));
+    assert_eq!(
+        list.matches("class=\"sum state-not_enforcing\"").count(),
+        1,
+        "the summary counts not-enforcing hosts once"
+    );
     assert!(
         list.contains("href=\"/console/hosts?attention=failed\""),
         "banner links the failed hosts"
@@ -1115,4 +1122,186 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
         let pure = all.iter().filter(|h| a.holds(h, now)).count() as i64;
         assert_eq!(n, pure, "{}: SQL and per-host rule disagree", a.as_str());
     }
+}
+
+/// Issue 16 item 3 with issue 14's re-quarantine semantics: the review step says per
+/// host what the server will do — "kept" for an already quarantined host unless Replace
+/// is ticked, "replaced" with it — because it is the service's own preview, and the run's
+/// per-host result is exactly what the review said (nothing is written by the review).
+#[tokio::test]
+async fn requarantine_review_says_kept_or_replaced_and_the_server_does_exactly_that() {
+    let ctx = Ctx::new().await;
+    let old = ctx.enroll("old-01", &["tier"]).await;
+    let fresh = ctx.enroll("fresh-01", &["tier"]).await;
+    let same = ctx.enroll("same-01", &["tier"]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    for (id, allow) in [(&old, "192.0.2.7"), (&same, "192.0.2.9")] {
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/quarantine"),
+                Some(&ctx.admin),
+                Some(&format!(
+                    r#"{{"comment":"IR-1","allow":["{allow}"],"message":"call the SOC"}}"#
+                )),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let change_of = |v: &serde_json::Value, id: &str| -> (String, String) {
+        let h = v["hosts"].as_array().unwrap().iter().find(|h| h["id"] == id).unwrap();
+        let details: Vec<&str> = h["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.as_str())
+            .collect();
+        (h["change"].as_str().unwrap().to_string(), details.join(" | "))
+    };
+    let body = serde_json::json!({"action": "quarantine", "hosts": [old, fresh, same], "comment": "IR-2",
+        "allow": "192.0.2.9", "message": "call the SOC"});
+    // Without Replace: old-01 keeps its exception (said so), same-01 is unchanged.
+    let before = ctx.snapshot().await;
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", body.clone()).await);
+    assert_eq!(ctx.snapshot().await, before, "the review wrote something");
+    let (c, d) = change_of(&v, &old);
+    assert_eq!(c, "already_quarantined", "{v}");
+    assert!(d.contains("exceptions kept: 192.0.2.7 (asked: 192.0.2.9)"), "{d}");
+    assert_eq!(change_of(&v, &fresh).0, "new");
+    assert_eq!(change_of(&v, &same).0, "unchanged");
+    assert_eq!(v["summary"], "Quarantine 1 host?", "{v}");
+    let r = post_json(&ctx, &rs, "/console/actions/run", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let done = j(&r);
+    assert_eq!(done["changes"], serde_json::json!({fresh.clone(): "new"}), "{done}");
+    let h = ctx.store().host(&old).await.unwrap();
+    assert_eq!(h.desired.allow, vec!["192.0.2.7".to_string()], "kept means kept");
+    // With Replace: old-01 is replaced, and the run does exactly that.
+    let mut replace = body.clone();
+    replace["replace"] = serde_json::json!(true);
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", replace.clone()).await);
+    let (c, d) = change_of(&v, &old);
+    assert_eq!(c, "replaced", "{v}");
+    assert!(d.contains("exceptions replaced: 192.0.2.7 → 192.0.2.9"), "{d}");
+    let said: serde_json::Map<String, serde_json::Value> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["changes"] == true)
+        .map(|h| (h["id"].as_str().unwrap().to_string(), h["change"].clone()))
+        .collect();
+    let r = post_json(&ctx, &rs, "/console/actions/run", replace).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        j(&r)["changes"],
+        serde_json::Value::Object(said),
+        "the run did what the review said"
+    );
+    let h = ctx.store().host(&old).await.unwrap();
+    assert_eq!(h.desired.allow, vec!["192.0.2.9".to_string()]);
+}
+
+/// Issue 16 items 1 and 2 (truth fields): the host page lists every claim on the host's
+/// quarantine and says plainly that a console release removes only Cordon's claim while
+/// another manager's stands — before and after the release, matching the server; an
+/// offline host says its actions stay pending until the agent returns.
+#[tokio::test]
+async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
+    use cordon_proto::{AgentState, ClaimInfo};
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("ws-claims", &[]).await;
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/quarantine"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"IR-77"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let claim = |source: &str, allow: &[&str]| ClaimInfo {
+        source: source.into(),
+        since: Some("2030-01-02T03:04:05Z".into()),
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        servers: vec![],
+    };
+    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
+    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:1", "nftables");
+    r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    ctx.agent_status(&id, &r).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{id}"),
+        Some(&rs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(page.contains("id=\"claims\""), "no claims card");
+    assert!(
+        page.contains("Wazuh") && page.contains("tcp://198.51.100.5:1514"),
+        "wazuh's claim"
+    );
+    assert!(page.contains("Cordon server (this console)"));
+    assert!(
+        page.contains("A release from this console removes only Cordon&#39;s claim")
+            || page.contains("A release from this console removes only Cordon's claim"),
+        "the release note"
+    );
+    // The release review says so too.
+    let body = serde_json::json!({"action": "release", "hosts": [id], "comment": "cleaned"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", body.clone()).await);
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("Other claims: ws-claims stays isolated")),
+        "{v}"
+    );
+    let r = post_json(&ctx, &rs, "/console/actions/run", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The agent drops Cordon's claim; wazuh's stands: the server says released, still
+    // isolated by wazuh — and so does the page.
+    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
+    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:2", "nftables");
+    r.claims = vec![claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    ctx.agent_status(&id, &r).await;
+    let h = ctx.store().host(&id).await.unwrap();
+    assert_eq!(h.state, cordon_proto::HostState::Normal);
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{id}"),
+        Some(&rs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(
+        page.contains("but the host stays isolated until that manager releases it"),
+        "after the release the page says the host is still isolated by wazuh"
+    );
+    assert!(!page.contains("id=\"offline-note\""), "a reporting host is not offline");
+    // Offline (the server's field): the page says actions stay pending.
+    sqlx::query("UPDATE hosts SET last_seen = 0 WHERE id = $1")
+        .bind(id.clone())
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    let page = req(
+        &ctx,
+        "GET",
+        &format!("/console/hosts/{id}"),
+        Some(&rs.cookie),
+        &[],
+        None,
+    )
+    .await
+    .body;
+    assert!(page.contains("id=\"offline-note\"") && page.contains("will stay pending until the agent returns"));
+    assert!(page.contains("tag-offline"), "offline badge");
 }

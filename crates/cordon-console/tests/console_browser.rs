@@ -211,8 +211,33 @@ async fn seed_host(store: &Store, id: &str, name: &str, os: &str, addrs: &[&str]
 async fn report(store: &Store, id: &str, state: AgentState, backend: &str) -> HostState {
     let host = store.host(id).await.unwrap();
     let digest = format!("sha256:{:0>16}", host.desired.revision * 7919);
-    let r = common::status_report(host.desired.revision, state, &digest, backend);
+    let r = agent_report(host.desired.revision, state, &digest, backend);
     store.record_report(id, &r).await.unwrap()
+}
+
+/// A report as an agent sends it: one with backend `memory` runs with enforce = false
+/// and says so; every agent reports every 10 minutes here, so none goes offline while
+/// the scenario runs (only design-mac-03, silent for an hour).
+fn agent_report(revision: i64, state: AgentState, digest: &str, backend: &str) -> cordon_proto::StatusReport {
+    let mut r = common::status_report(revision, state, digest, backend);
+    r.enforcing = backend != "memory";
+    r.heartbeat_ms = Some(600_000);
+    if state == AgentState::Isolated {
+        // The server's own claim on the quarantine.
+        r.claims = vec![claim("agent", &[])];
+    }
+    r
+}
+
+fn claim(source: &str, allow: &[&str]) -> cordon_proto::ClaimInfo {
+    cordon_proto::ClaimInfo {
+        source: source.into(),
+        since: Some(cordon_server::timefmt::to_rfc3339(
+            cordon_server::timefmt::now_ms() - 40 * 60_000,
+        )),
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        servers: vec![],
+    }
 }
 
 async fn sign_in(c: &Client, base: &str, token: &str) {
@@ -348,6 +373,11 @@ async fn console_in_a_real_browser() {
         .await
         .unwrap();
     report(&store, "h-fin07", AgentState::Isolated, "wfp").await;
+    // Wazuh's active response isolated fin-laptop-07 too: two claims stand.
+    let rev = store.host("h-fin07").await.unwrap().desired.revision;
+    let mut r = agent_report(rev, AgentState::Isolated, "sha256:00000000000f1707", "wfp");
+    r.claims.push(claim("wazuh", &["tcp://198.51.100.5:1514"]));
+    store.record_report("h-fin07", &r).await.unwrap();
     let p = cordon_server::store::ActionParams {
         comment: "IR-1209 suspicious login".into(),
         ..Default::default()
@@ -454,7 +484,7 @@ impl Srv {
 /// An agent report with an error detail (a failed or tampered host).
 async fn report_detail(store: &Store, id: &str, state: AgentState, backend: &str, detail: &str) -> HostState {
     let host = store.host(id).await.unwrap();
-    let mut r = common::status_report(host.desired.revision, state, "sha256:00ff", backend);
+    let mut r = agent_report(host.desired.revision, state, "sha256:00ff", backend);
     r.error = Some("apply_failed".into());
     r.detail = Some(detail.into());
     store.record_report(id, &r).await.unwrap()
@@ -598,7 +628,7 @@ async fn seed_more(store: &Store) {
     )
     .await;
     let host = store.host("h-pos06").await.unwrap();
-    let mut r = common::status_report(
+    let mut r = agent_report(
         host.desired.revision,
         AgentState::Isolated,
         "sha256:00000000000a11ce",
@@ -606,11 +636,11 @@ async fn seed_more(store: &Store) {
     );
     r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
     store.record_report("h-pos06", &r).await.unwrap();
-    // design-mac-03: pending for 20 minutes, agent last seen 30 minutes ago.
+    // design-mac-03: pending for 20 minutes, agent last seen an hour ago (offline).
     let now = cordon_server::timefmt::now_ms();
     sqlx::query("UPDATE hosts SET state_since = $1, last_seen = $2 WHERE id = 'h-mac03'")
         .bind(now - 20 * 60_000)
-        .bind(now - 30 * 60_000)
+        .bind(now - 60 * 60_000)
         .execute(store.pool())
         .await
         .unwrap();
@@ -734,9 +764,10 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     assert!(text_of(c, "tr#host-h-lab04 .state").await.contains("Not enforcing"));
     assert!(text_of(c, "tr#host-h-mac03").await.contains("offline"));
     assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    // No Retry that would change nothing: the agent retries by itself.
     assert!(
-        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
-        "a Retry for failed hosts"
+        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_err(),
+        "a Retry button that changes nothing"
     );
     // The green of "Normal" is readable (WCAG AA 4.5:1).
     let contrast = js(
@@ -881,7 +912,8 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     );
     assert!(host.desired.expires_at.is_some());
 
-    // By label: the confirmation states how many hosts; cancel.
+    // By label: the confirmation states how many hosts change (web-01 is already
+    // quarantined and keeps its settings); cancel.
     open_dialog(c, "#quarantine-label").await;
     fill(c, "#dlg-label", "web").await;
     fill(c, "#dlg-comment", "whole web tier").await;
@@ -889,7 +921,13 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     wait_text(
         c,
         "#dlg-confirm-text",
-        "Quarantine 2 hosts (every host with label \"web\")?",
+        "Quarantine 1 host (every host with label \"web\")?",
+    )
+    .await;
+    wait_text(
+        c,
+        "#dlg-warnings",
+        "1 of the 2 hosts already quarantined (each keeps its own",
     )
     .await;
     assert!(displayed(c, "#dlg-typed-field").await, "label-wide actions ask to type");
@@ -912,13 +950,27 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     wait_text(c, "#dlg-confirm-text", "every host with label \"prod\"").await;
     let warn = wait_text(c, "#dlg-warnings", "Protected").await;
     assert!(warn.contains("dc-01") && warn.contains("domain-controller"), "{warn}");
+    // Re-quarantine keeps each host's own settings unless Replace is ticked (the
+    // server's preview of this very request says so).
     let hosts = text_of(c, "#dlg-confirm-hosts").await;
     assert!(
-        hosts.contains("web-01 — already quarantined: settings replaced"),
+        hosts.contains("web-01 — kept (already quarantined: exceptions, message and expiry kept)"),
         "{hosts}"
     );
-    assert!(hosts.contains("exceptions replaced"), "{hosts}");
+    assert!(hosts.contains("exceptions kept: https://edr.example.com"), "{hosts}");
     assert!(hosts.contains("protected: domain-controller"), "{hosts}");
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-replace").await;
+    click(c, "#dlg-review").await;
+    let hosts = wait_text(c, "#dlg-confirm-hosts", "web-01 — replaced").await;
+    assert!(
+        hosts.contains("exceptions replaced: https://edr.example.com"),
+        "{hosts}"
+    );
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-replace").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-hosts", "web-01 — kept").await;
     assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
     fill(c, "#dlg-typed", "prod").await;
     until("confirm enabled after typing the label", 5, || async {
@@ -981,6 +1033,39 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     wait_text(c, "#live-status", "Live updates: on").await;
     let shot = save_png(c, "host.png").await;
     eprintln!("screenshot: {}", shot.display());
+
+    // Claims: fin-laptop-07 is isolated by Cordon and by Wazuh; a release from the
+    // console removes only Cordon's claim, and the page says so plainly.
+    c.goto(&format!("{base}/console/hosts/h-fin07")).await.unwrap();
+    let claims = wait_text(c, "#claims", "Wazuh").await;
+    assert!(
+        claims.contains("Cordon server (this console)") && claims.contains("tcp://198.51.100.5:1514"),
+        "{claims}"
+    );
+    let note = text_of(c, "#claims-note").await;
+    assert!(
+        note.contains("removes only Cordon's claim") && note.contains("stays isolated"),
+        "{note}"
+    );
+    wait_text(c, "#live-status", "Live updates: on").await;
+    let shot = save_png(c, "host-claims.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    open_dialog(c, "#host-actions button.act.release").await;
+    fill(c, "#dlg-comment", "claims check").await;
+    click(c, "#dlg-review").await;
+    let warn = wait_text(c, "#dlg-warnings", "Other claims").await;
+    assert!(
+        warn.contains("fin-laptop-07 stays isolated") && warn.contains("wazuh"),
+        "{warn}"
+    );
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+    // Offline (the server's field): the host page says actions stay pending.
+    c.goto(&format!("{base}/console/hosts/h-mac03")).await.unwrap();
+    wait_text(c, "#offline-note", "will stay pending until the agent returns").await;
+    assert!(text_of(c, "#host-state").await.contains("offline"));
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
 
     // A lost server is loud: banner, actions disabled; back when it returns.
     srv.stop().await;
@@ -1046,7 +1131,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     assert!(!text_of(c, "main")
         .await
         .contains("Everything else, inbound and outbound, is blocked"));
-    assert!(c.find(Locator::Css("#host-actions button.act.retry")).await.is_ok());
+    wait_text(c, "#digest-status", "the agent retries by itself").await;
     let _ = save_png(c, "host-failed.png").await;
 
     // A degraded host page: in force, in the warning colour, the missing exception named.

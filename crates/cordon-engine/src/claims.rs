@@ -56,6 +56,7 @@ pub enum ClaimSource {
 }
 
 impl ClaimSource {
+    /// Every source, in the order claims are listed.
     pub const ALL: [ClaimSource; 4] = [
         ClaimSource::Wazuh,
         ClaimSource::Velociraptor,
@@ -63,6 +64,7 @@ impl ClaimSource {
         ClaimSource::Local,
     ];
 
+    /// The lowercase name used in the claims file, JSON and `--source`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClaimSource::Wazuh => "wazuh",
@@ -92,7 +94,9 @@ impl FromStr for ClaimSource {
 /// One source's standing request to keep the host quarantined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
+    /// Who holds the claim.
     pub source: ClaimSource,
+    /// What that source asked for; the policy in force is the union of all claims.
     pub request: IsolateRequest,
     /// RFC 3339, when this source last isolated.
     pub claimed_at: String,
@@ -107,8 +111,10 @@ struct ClaimsFile {
 /// What `isolate_as` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClaimIsolateOutcome {
+    /// The isolate itself (flattened into the same JSON object).
     #[serde(flatten)]
     pub outcome: IsolateOutcome,
+    /// The source whose claim was recorded.
     pub source: ClaimSource,
     /// Every claim now standing (this one included).
     pub claims: Vec<ClaimSource>,
@@ -119,9 +125,11 @@ pub struct ClaimIsolateOutcome {
 pub struct ClaimReleaseOutcome {
     /// `released` (no claim left, rules removed) or `isolated` (other claims stand).
     pub state: &'static str,
+    /// The source whose claim was dropped.
     pub source: ClaimSource,
     /// False when `source` held no claim (nothing changed).
     pub released_claim: bool,
+    /// `--force`: every claim was dropped and the rules removed regardless.
     pub forced: bool,
     /// Claims still standing.
     pub claims: Vec<ClaimSource>,

@@ -23,7 +23,9 @@ pub enum EngineError {
     /// A host name in the request does not resolve; nothing was changed.
     #[error("host name {name:?} does not resolve")]
     Resolve {
+        /// The name as given.
         name: String,
+        /// The resolver's error (`getaddrinfo` through `ToSocketAddrs`).
         #[source]
         source: std::io::Error,
     },
@@ -55,8 +57,11 @@ pub enum EngineError {
     /// operation ("read", "create the state directory", "lock", …).
     #[error("cannot {what} {}", path.display())]
     StateIo {
+        /// The operation, as a verb phrase.
         what: &'static str,
+        /// The file or directory it was done on.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
@@ -64,19 +69,31 @@ pub enum EngineError {
     /// and the way out.
     #[error("state file {} is corrupt; {}", path.display(), recovery(path))]
     StateCorrupt {
+        /// The state file.
         path: PathBuf,
+        /// The parse error, with line and column.
         #[source]
         source: serde_json::Error,
     },
     /// The state file was written by a Cordon with another state format.
     #[error("state file {} has version {found}, this cordon understands {expected}; {}", path.display(), recovery(path))]
-    StateVersion { path: PathBuf, found: u32, expected: u32 },
+    StateVersion {
+        /// The state file.
+        path: PathBuf,
+        /// The version written in it.
+        found: u32,
+        /// [`crate::state::STATE_VERSION`].
+        expected: u32,
+    },
     /// Another process held the state directory's lock for longer than the lock timeout
     /// (`holder`: its pid, as it recorded in the lock file).
     #[error("gave up after {:.0} s waiting for the lock on {} held by {} (another cordon run or the agent); retry later or raise --lock-timeout", .waited.as_secs_f64(), .path.display(), holder_words(*.holder))]
     LockTimeout {
+        /// The lock file, `<state_dir>/.lock`.
         path: PathBuf,
+        /// The holder's pid; `None` when the lock file names none.
         holder: Option<u32>,
+        /// How long this process waited.
         waited: Duration,
     },
     /// The rules were applied, but a step after that failed (`what`: removing another
@@ -85,14 +102,18 @@ pub enum EngineError {
     /// `rollback_error` says that failed too.
     #[error("{what}; {}", rollback_words(.rollback_error))]
     NotKept {
+        /// The step that failed, as a sentence for the operator.
         what: &'static str,
+        /// Why it failed.
         #[source]
         cause: Box<EngineError>,
+        /// Why putting the firewall back failed too; `None` when the rollback worked.
         rollback_error: Option<FirewallError>,
     },
     /// `release`: some backends' rules could not be removed; the state file is unchanged.
     #[error("release failed, Cordon rules may still be in force ({}); the state file is unchanged", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
     ReleaseIncomplete {
+        /// Each backend whose rules stayed, with its error.
         failures: Vec<(BackendKind, FirewallError)>,
     },
     /// Another running cordon process (`cordon isolate --watch`: cordon-watch.service, or
@@ -107,6 +128,7 @@ pub enum EngineError {
     /// `release --force`: some backends could not be cleaned (the others were).
     #[error("forced release incomplete, the state file is unchanged: {}", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
     ForcedReleaseIncomplete {
+        /// Each backend that could not be cleaned, with its error.
         failures: Vec<(BackendKind, FirewallError)>,
     },
 }

@@ -36,6 +36,7 @@ pub struct Impact {
 /// The route to one server address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerRoute {
+    /// The server's address and port.
     pub server: SocketAddr,
     /// Interface name, or `None` without a route.
     pub via: Option<String>,

@@ -6,9 +6,6 @@
 //! Order matters for safety: nothing touches the firewall until every name resolved and
 //! every input validated, so bad input never leaves the host half changed, and a host
 //! name is never looked up after DNS is already blocked.
-// Public items still to document (65 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-engine` shows none.
-#![allow(missing_docs)]
 
 pub mod claims;
 mod error;
@@ -45,8 +42,12 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where the engine keeps its state and which firewall objects it owns.
 #[derive(Debug, Clone)]
 pub struct Engine {
+    /// The name of Cordon's firewall objects (nftables table, iptables chain prefix, pf
+    /// anchor) and of the state file `<state_dir>/<table>.json`.
     pub table: TableName,
+    /// Where the state, claims and lock files live ([`DEFAULT_STATE_DIR`] unless set).
     pub state_dir: PathBuf,
+    /// Which firewall backend to use (`--backend`).
     pub backend: BackendChoice,
     /// How long to wait for another Cordon process's lock ([`DEFAULT_LOCK_TIMEOUT`]).
     pub lock_timeout: Duration,
@@ -56,14 +57,18 @@ pub struct Engine {
 /// agent and the state file can carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsolateRequest {
+    /// `--allow` specs: destinations kept reachable (see [`cordon_policy::spec`]).
     #[serde(default)]
     pub allow: Vec<AllowSpec>,
+    /// `--server` specs: management servers, each one host and one TCP port.
     #[serde(default)]
     pub servers: Vec<AllowSpec>,
     /// Explicit resolvers; `None` discovers them from resolv.conf.
     #[serde(default)]
     pub resolvers: Option<Vec<IpAddr>>,
+    /// Keep DNS to the resolvers open (false with `--no-dns`).
     pub dns: bool,
+    /// Keep DHCP working (false with `--no-dhcp`).
     pub dhcp: bool,
     /// Explicit DHCP servers (`--dhcp-server`); `None` discovers them from the host's
     /// lease files at apply time.
@@ -73,11 +78,15 @@ pub struct IsolateRequest {
     /// quarantine that isolates nothing in that family (`--allow-no-isolation`).
     #[serde(default)]
     pub allow_no_isolation: bool,
+    /// `--message` shown to logged-in users, at most
+    /// [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters.
     #[serde(default)]
     pub message: Option<String>,
     /// Verification target; `None` uses the first server (if any).
     #[serde(default)]
     pub verify: Option<AllowSpec>,
+    /// How long verification may try ([`DEFAULT_VERIFY_TIMEOUT`]); serialized as
+    /// seconds (a JSON number, fractions allowed).
     #[serde(with = "secs")]
     pub verify_timeout: Duration,
 }
@@ -114,6 +123,7 @@ mod secs {
 /// A request with every name resolved: what will be applied and verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedRequest {
+    /// The normalized policy to apply.
     pub policy: Policy,
     /// Addresses the verification connects to (any one answering is success).
     pub verify_targets: Vec<SocketAddr>,
@@ -128,11 +138,18 @@ pub struct ResolvedRequest {
 /// Result of a successful isolate.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolateOutcome {
+    /// Always `isolated` ([`QuarantineState::as_str`]).
     pub state: &'static str,
+    /// The backend that applied the rules.
     pub backend: BackendKind,
+    /// The table name.
     pub table: String,
+    /// The policy now in force.
     pub policy: Policy,
+    /// SHA-256 (hex) of the normalized rule listing read back after applying.
     pub digest: String,
+    /// When the rules were applied: RFC 3339 UTC with milliseconds
+    /// ([`cordon_proto::timefmt::WIRE_FORMAT`]).
     pub applied_at: String,
     /// The address that answered verification, if verification ran.
     pub verified_via: Option<SocketAddr>,
@@ -143,6 +160,8 @@ pub struct IsolateOutcome {
     /// Backends whose Cordon rules this isolate replaced (another backend's quarantine,
     /// removed after the new one was applied and verified).
     pub replaced_backends: Vec<BackendKind>,
+    /// Wall time of the firewall change itself, in milliseconds (resolution and
+    /// verification excluded).
     pub apply_ms: f64,
     /// The layers in force right after applying, read back from the kernel.
     pub coverage: Coverage,
@@ -154,12 +173,18 @@ pub struct IsolateOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QuarantineState {
+    /// A quarantine is recorded and its rules are in force as applied.
     Isolated,
+    /// No quarantine is recorded and none of our rules are in force.
     Released,
+    /// The kernel disagrees with the record: rules missing, changed, or present without
+    /// a record ([`StatusReport::reason`] says which).
     Tampered,
 }
 
 impl QuarantineState {
+    /// The lowercase name used in JSON and by the CLI: `isolated`, `released`,
+    /// `tampered`.
     pub fn as_str(self) -> &'static str {
         match self {
             QuarantineState::Isolated => "isolated",
@@ -169,14 +194,23 @@ impl QuarantineState {
     }
 }
 
+/// What [`Engine::status`] reports for one table.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The verdict; see [`QuarantineState`].
     pub state: QuarantineState,
+    /// The recorded backend; `None` without a record.
     pub backend: Option<BackendKind>,
+    /// The table name.
     pub table: String,
+    /// The recorded policy; `None` without a record.
     pub policy: Option<Policy>,
+    /// When the recorded rules were applied (RFC 3339 UTC, milliseconds).
     pub applied_at: Option<String>,
+    /// SHA-256 (hex) of the listing recorded at apply time.
     pub expected_digest: Option<String>,
+    /// SHA-256 (hex) of the listing in the kernel now; `None` when nothing of ours is
+    /// there.
     pub actual_digest: Option<String>,
     /// True when the rules in the kernel match what was applied.
     pub digest_matches: bool,
@@ -203,13 +237,21 @@ pub enum StartupFinding {
     /// The machine rebooted since the rules were applied: re-apply as usual.
     Rebooted,
     /// Removed or changed in the same boot without us: report (audit) and re-apply.
-    Tampered { reason: String },
+    Tampered {
+        /// What was found, for the audit record.
+        reason: String,
+    },
 }
 
+/// Result of a release.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleaseOutcome {
+    /// Always `released` ([`QuarantineState::as_str`]).
     pub state: &'static str,
+    /// The recorded backend; without a record, the first backend rules were removed
+    /// from, else the one `--backend` selects (netlink when none opens).
     pub backend: BackendKind,
+    /// The table name.
     pub table: String,
     /// False when nothing of ours was present.
     pub was_isolated: bool,
@@ -218,6 +260,8 @@ pub struct ReleaseOutcome {
 }
 
 impl Engine {
+    /// An engine for `table` with its state in `state_dir`, waiting
+    /// [`DEFAULT_LOCK_TIMEOUT`] for the state lock. Touches nothing until a method runs.
     pub fn new(table: TableName, state_dir: PathBuf, backend: BackendChoice) -> Self {
         Engine {
             table,

@@ -7,6 +7,12 @@ use std::process::{Command, Stdio};
 
 use cordon_policy::message::sanitize_message;
 
+/// Shows `text` (sanitized and cut by [`sanitize_message`]) to logged-in users: `wall`
+/// on Linux, a notification through `osascript` on macOS, `msg *` on Windows. An empty
+/// message does nothing.
+///
+/// # Errors
+/// A sentence naming the program when it cannot be started or fails.
 pub fn message_users(text: &str) -> Result<(), String> {
     let text = sanitize_message(text);
     if text.trim().is_empty() {

@@ -2,6 +2,8 @@
 
 use crate::EngineError;
 
+/// Whether this process may change the firewall: effective uid 0 on Unix; always true
+/// on Windows, where the firewall APIs report access denied themselves.
 pub fn is_admin() -> bool {
     #[cfg(unix)]
     {
@@ -15,6 +17,10 @@ pub fn is_admin() -> bool {
     }
 }
 
+/// [`is_admin`] as a check.
+///
+/// # Errors
+/// [`EngineError::NotPermitted`] (exit code 4) when not root.
 pub fn require_admin() -> Result<(), EngineError> {
     if is_admin() {
         Ok(())

@@ -9,7 +9,10 @@ use cordon_policy::{AllowSpec, Policy, Target, Transport};
 
 use crate::{EngineError, IsolateRequest, ResolvedRequest};
 
+/// The system resolver configuration, resolv.conf(5).
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// systemd-resolved's list of the upstream servers it uses, in resolv.conf format
+/// (systemd-resolved.service(8)).
 pub const SYSTEMD_UPSTREAM_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
 
 /// All A and AAAA addresses of `name`, de-duplicated, in resolver order.
@@ -168,6 +171,9 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The resolvers [`discover_resolvers`] would find with `main` in place of
+/// `/etc/resolv.conf` and `systemd_upstream` as the only stub upstream file, without the
+/// warning.
 pub fn discover_resolvers_from(main: &Path, systemd_upstream: &Path) -> Vec<IpAddr> {
     let upstream = systemd_upstream.to_string_lossy().to_string();
     discover_resolvers_in(main, &[upstream.as_str()]).resolvers

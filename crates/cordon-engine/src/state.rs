@@ -17,16 +17,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, IsolateRequest};
 
+/// Version of the state file format; [`load`] refuses any other.
 pub const STATE_VERSION: u32 = 1;
 
+/// The state file `<dir>/<table>.json`: what was applied, by which backend, and the
+/// digest to compare the kernel with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredState {
+    /// [`STATE_VERSION`].
     pub version: u32,
+    /// The table the rules live in.
     pub table: TableName,
+    /// The backend that applied them.
     pub backend: BackendKind,
+    /// The request as given (names unresolved), re-resolved on re-apply.
     pub request: IsolateRequest,
+    /// The resolved policy that was applied.
     pub policy: Policy,
+    /// When: RFC 3339 UTC with milliseconds ([`now_rfc3339`]).
     pub applied_at: String,
+    /// SHA-256 (hex) of the normalized listing read back right after applying.
     pub digest: String,
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when the rules were
     /// applied: rules missing at start-up with the same boot id were removed behind our
@@ -36,6 +46,7 @@ pub struct StoredState {
     pub boot_id: Option<String>,
 }
 
+/// The state file of `table` in `dir`: `<dir>/<table>.json`.
 pub fn path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.json", table.as_str()))
 }
@@ -69,6 +80,12 @@ pub fn recorded_tables(dir: &Path) -> Result<Vec<TableName>, EngineError> {
     Ok(names)
 }
 
+/// Reads the state file of `table`; `None` when there is none.
+///
+/// # Errors
+/// [`EngineError::StateCorrupt`] when it is not valid JSON of this shape,
+/// [`EngineError::StateVersion`] when its version is not [`STATE_VERSION`], and an I/O
+/// error ([`EngineError::StateIo`]) naming the path when it cannot be read.
 pub fn load(dir: &Path, table: &TableName) -> Result<Option<StoredState>, EngineError> {
     let p = path(dir, table);
     let text = match fs::read_to_string(&p) {
@@ -140,6 +157,11 @@ pub fn save_with(dir: &Path, state: &StoredState, dir_sync: DirSync) -> Result<(
     Ok(())
 }
 
+/// Removes the state file of `table` and syncs the directory; succeeds when there is
+/// none.
+///
+/// # Errors
+/// [`EngineError::StateIo`] naming the path when the file exists but cannot be removed.
 pub fn delete(dir: &Path, table: &TableName) -> Result<(), EngineError> {
     match fs::remove_file(path(dir, table)) {
         Ok(()) => {

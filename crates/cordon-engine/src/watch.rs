@@ -44,8 +44,11 @@ pub enum WatchEvent {
     /// Watching began; `events` says whether kernel notifications are used, `owned`
     /// whether the tables are held by this process.
     Started {
+        /// Kernel change notifications are used (else polling only).
         events: bool,
+        /// The tables are held by this process (nftables owner flag).
         owned: bool,
+        /// The layers in force at the start.
         coverage: Coverage,
     },
     /// Something was off and the recorded quarantine was re-applied.
@@ -59,10 +62,14 @@ pub enum WatchEvent {
         check_ms: f64,
         /// How long the re-apply took, in milliseconds.
         repair_ms: f64,
+        /// The layers in force after the repair, read back.
         coverage: Coverage,
     },
     /// A check or repair failed; the loop goes on.
-    Failed { error: String },
+    Failed {
+        /// What failed, as text (the error's `Display`).
+        error: String,
+    },
     /// No quarantine is recorded any more (released): the loop ends.
     Released,
 }

@@ -9,6 +9,9 @@ use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
 
+/// The iptables backend for one table name: chains `PREFIX-IN`, `PREFIX-OUT`,
+/// `PREFIX-FWD` (see [`cordon_policy::render::iptables::chain_name`]) in the `filter`
+/// table of both families.
 pub struct Iptables {
     table: TableName,
 }
@@ -35,6 +38,11 @@ fn tools(family: Family) -> Tools {
 }
 
 impl Iptables {
+    /// Succeeds when `iptables-save`, `iptables-restore`, `ip6tables-save` and
+    /// `ip6tables-restore` are all on `PATH`; changes nothing.
+    ///
+    /// # Errors
+    /// [`FirewallError::Unsupported`] naming the first missing program.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         for family in Family::BOTH {
             let t = tools(family);

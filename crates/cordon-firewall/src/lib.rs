@@ -4,9 +4,6 @@
 //! is one type implementing [`Firewall`]. A backend only ever touches its own table /
 //! chains / anchor / policy, named from a [`TableName`]; everything else on the host is
 //! left exactly as it was.
-// Public items still to document (251 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-firewall` shows none.
-#![allow(missing_docs)]
 
 mod cmd;
 pub mod digest;
@@ -43,6 +40,8 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// The backend's name as `--backend`, state files and JSON output spell it
+    /// (`nftables`, `iptables`, `netlink`, `pf`, `wfp`, `netsh-ipsec`).
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Nftables => "nftables",
@@ -64,10 +63,14 @@ impl fmt::Display for BackendKind {
 /// What the user asked for with `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
+    /// `auto`: the first backend of [`platform_backends`] that opens on this host.
     Auto,
+    /// One named backend, and no fallback if it cannot open.
     Exactly(BackendKind),
 }
 
+/// Accepts `auto`, `netlink`, `nftables` (or `nft`), `iptables`, `pf`, `windows` (or
+/// `wfp`) and `netsh-ipsec`; the error text lists them.
 impl FromStr for BackendChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -88,6 +91,8 @@ impl FromStr for BackendChoice {
     }
 }
 
+/// Why a backend could not open, read or change the firewall. The messages are complete
+/// sentences for the operator; the engine maps each variant to an exit code.
 #[derive(Debug, Error)]
 pub enum FirewallError {
     /// The backend cannot work on this host (missing binary, kernel support, OS).
@@ -99,9 +104,13 @@ pub enum FirewallError {
     /// The OS rejected the change; nothing was applied (transactions are atomic).
     #[error("{0}")]
     Rejected(String),
+    /// Running a program or talking to the kernel failed at the I/O level (spawn, pipe,
+    /// socket); `context` names the step.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, e.g. `running iptables-save`.
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -167,6 +176,8 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The layer's name in `status` output and JSON (`inet`, `iptables`,
+    /// `netdev-ingress`, `netdev-egress`, `pf`, `wfp`, `netsh-ipsec`).
     pub fn name(self) -> &'static str {
         match self {
             Layer::Inet => "inet",
@@ -235,6 +246,7 @@ impl Coverage {
 /// One enforcement mechanism. Implementations are cheap to construct; every method talks
 /// to the OS afresh.
 pub trait Firewall: Send + Sync {
+    /// Which backend this is.
     fn kind(&self) -> BackendKind;
 
     /// The exact ruleset or command list `apply` would load, for `--dry-run`.

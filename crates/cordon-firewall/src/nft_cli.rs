@@ -6,6 +6,8 @@ use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
 
+/// The `nft` command backend for one table name: `table inet NAME` (host IP stack only,
+/// no device layer) loaded with `nft -f -` and read back with `nft list table inet NAME`.
 pub struct NftCli {
     table: TableName,
 }

@@ -26,6 +26,7 @@ use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
 
+/// The pf backend for one table name: the anchor of that name (see the module comment).
 pub struct Pf {
     table: TableName,
     /// Where the `pfctl -E` reference token is kept. Under /var/run, so it disappears at
@@ -207,9 +208,13 @@ pub fn parse_token(output: &str) -> Option<String> {
 /// peer opened it. IPv4 endpoints are `a.b.c.d:port`, IPv6 ones `addr[port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PfState {
+    /// The protocol word as pfctl prints it (`tcp`, `udp`, `icmp`, ...).
     pub proto: String,
+    /// The host's own address and port.
     pub local: SocketAddr,
+    /// The peer's address and port.
     pub remote: SocketAddr,
+    /// True when the peer opened the state (pfctl prints `<-`), false for `->`.
     pub inbound: bool,
 }
 

@@ -4,9 +4,6 @@
 //!
 //! Nothing in this crate performs I/O; resolution of host names happens in the caller,
 //! which hands back addresses through [`Policy::builder`].
-// Public items still to document (62 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-policy` shows none.
-#![allow(missing_docs)]
 
 pub mod dhcplease;
 pub mod error;

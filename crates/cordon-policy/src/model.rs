@@ -17,13 +17,19 @@ pub const DNS_PORT: u16 = 53;
 /// Which IP family a rule belongs to; renderers emit one block per family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
+    /// IPv4 (nftables `ip`, pf `inet`, iptables).
     V4,
+    /// IPv6 (nftables `ip6`, pf `inet6`, ip6tables).
     V6,
 }
 
 impl Family {
+    /// Both families in render order: IPv4 first, then IPv6.
     pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
 
+    /// The family of an address as written: an IPv4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`) is [`Family::V6`] here; spec parsing turns those into IPv4
+    /// before they get this far.
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
@@ -35,7 +41,9 @@ impl Family {
 /// One allowed destination with its transport, as resolved from an `--allow` spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Exception {
+    /// Destination network; a single host is a `/32` or `/128`.
     pub net: IpNet,
+    /// What is allowed to it: every protocol, or one TCP or UDP destination port.
     pub transport: Transport,
 }
 
@@ -69,6 +77,7 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// An empty builder; add the resolved pieces, then [`PolicyBuilder::build`].
     pub fn builder() -> PolicyBuilder {
         PolicyBuilder::default()
     }
@@ -157,36 +166,46 @@ pub struct PolicyBuilder {
 }
 
 impl PolicyBuilder {
+    /// Adds a management server: outbound TCP to `addr` (address and port) is allowed,
+    /// with its replies.
     pub fn server(mut self, addr: SocketAddr) -> Self {
         self.policy.servers.push(addr);
         self
     }
 
+    /// Adds a DNS resolver: UDP and TCP to port [`DNS_PORT`] (53) of `addr`.
     pub fn resolver(mut self, addr: IpAddr) -> Self {
         self.policy.resolvers.push(addr);
         self
     }
 
+    /// Keeps DHCP (v4 and v6) working while quarantined; see [`Policy::dhcp`].
     pub fn dhcp(mut self, on: bool) -> Self {
         self.policy.dhcp = on;
         self
     }
 
+    /// Adds a DHCP server the host uses: a unicast peer of the DHCP ports (see
+    /// [`Policy::dhcp_servers`]). Has no effect on the rules unless [`Self::dhcp`] is on.
     pub fn dhcp_server(mut self, addr: IpAddr) -> Self {
         self.policy.dhcp_servers.push(addr);
         self
     }
 
+    /// Allows every protocol to `net`. Host bits are cleared (`192.0.2.7/24` becomes
+    /// `192.0.2.0/24`); overlapping networks are merged by [`Self::build`].
     pub fn allow_net(mut self, net: IpNet) -> Self {
         self.policy.allow_nets.push(net.trunc());
         self
     }
 
+    /// Allows outbound TCP to one address and port (with replies).
     pub fn allow_tcp(mut self, addr: SocketAddr) -> Self {
         self.policy.allow_tcp.push(addr);
         self
     }
 
+    /// Allows outbound UDP to one address and port (with replies).
     pub fn allow_udp(mut self, addr: SocketAddr) -> Self {
         self.policy.allow_udp.push(addr);
         self
@@ -275,8 +294,14 @@ fn sort_dedup<T: Ord>(v: &mut Vec<T>) {
 pub struct TableName(String);
 
 impl TableName {
+    /// The name used when `--table` is not given.
     pub const DEFAULT: &'static str = "cordon";
 
+    /// Validates `name`.
+    ///
+    /// # Errors
+    /// [`PolicyError::InvalidTableName`] when it is empty or longer than 24 bytes, does not
+    /// start with an ASCII letter, or holds anything but ASCII letters, digits and `_`.
     pub fn new(name: &str) -> Result<Self, PolicyError> {
         let invalid = |reason: &str| PolicyError::InvalidTableName {
             name: name.to_string(),
@@ -294,6 +319,7 @@ impl TableName {
         Ok(TableName(name.to_string()))
     }
 
+    /// The name as given (case kept; nftables and pf use it verbatim).
     pub fn as_str(&self) -> &str {
         &self.0
     }

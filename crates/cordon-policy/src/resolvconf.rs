@@ -74,7 +74,10 @@ pub fn dnsmasq_servers(text: &str) -> Vec<IpAddr> {
 /// work while quarantined unless `--resolver` is given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
+    /// Non-loopback resolvers to allow, in file order, without duplicates.
     pub resolvers: Vec<IpAddr>,
+    /// Set when only a loopback stub was found and none of its upstreams: a sentence
+    /// for the operator suggesting `--resolver`.
     pub warning: Option<String>,
 }
 

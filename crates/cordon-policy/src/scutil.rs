@@ -14,6 +14,7 @@ use std::net::IpAddr;
 pub struct Resolver {
     /// `domain : X` for a supplemental (split-DNS) resolver; `None` for the default one.
     pub domain: Option<String>,
+    /// The `nameserver[N] : ADDR` addresses, in index order; empty for mDNS blocks.
     pub nameservers: Vec<IpAddr>,
     /// The interface name from `if_index : 6 (en0)`.
     pub interface: Option<String>,

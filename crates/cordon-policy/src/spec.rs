@@ -27,7 +27,9 @@ use crate::PolicyError;
 pub enum Transport {
     /// Every protocol and port.
     Any,
+    /// TCP to this destination port (1..=65535).
     Tcp(u16),
+    /// UDP to this destination port (1..=65535).
     Udp(u16),
 }
 
@@ -45,7 +47,12 @@ impl fmt::Display for Transport {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// One address literal (IPv6 in brackets in URLs); an IPv4-mapped IPv6 address
+    /// (`::ffff:192.0.2.1`) is stored as the IPv4 address.
     Ip(IpAddr),
+    /// A network in CIDR form (`198.51.100.0/24`, `2001:db8::/32`). Host bits must be
+    /// zero (`192.0.2.1/24` is refused, not truncated); a `/32` or `/128` is a
+    /// [`Target::Ip`], and IPv4-mapped networks become IPv4.
     Net(IpNet),
     /// A DNS name, lower-cased, without a trailing dot.
     Name(String),
@@ -64,7 +71,9 @@ impl fmt::Display for Target {
 /// One parsed destination spec.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AllowSpec {
+    /// Where the traffic may go.
     pub target: Target,
+    /// Which traffic: a bare IP or CIDR is [`Transport::Any`], URLs are TCP.
     pub transport: Transport,
     /// True for `https://` specs: verification may speak TLS to it.
     #[serde(default)]

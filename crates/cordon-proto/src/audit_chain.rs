@@ -316,8 +316,12 @@ pub struct Verifier {
     last_ckpt: Option<Checkpoint>,
     /// Every checkpoint or retention record met: id to hash.
     ckpt_records: std::collections::HashMap<i64, String>,
-    /// The records since the last checkpoint record (it included): id to hash.
-    window: std::collections::HashMap<i64, String>,
+    /// The records since the last checkpoint record (it included): id to hash and
+    /// position.
+    window: std::collections::HashMap<i64, (String, u64)>,
+    /// The record a failed check named, when it is not the record being checked (id,
+    /// position): a checkpoint's anchor naming an earlier record that was rewritten.
+    problem_at: Option<(i64, u64)>,
     /// The last record a verified checkpoint record signed.
     vouched_through: Option<i64>,
 }
@@ -463,7 +467,12 @@ impl Verifier {
             return;
         }
         if let Err(reason) = self.signed_record(r) {
-            self.problem = Some(bad(reason));
+            let mut p = bad(reason);
+            if let Some((id, position)) = self.problem_at.take() {
+                p.id = Some(id);
+                p.position = position;
+            }
+            self.problem = Some(p);
             return;
         }
         for (i, (src, cp)) in self.checkpoints.iter().enumerate() {
@@ -489,7 +498,7 @@ impl Verifier {
             self.ckpt_records.insert(r.id, hash.clone());
             self.last_ckpt = Some(here.clone());
         }
-        self.window.insert(r.id, hash.clone());
+        self.window.insert(r.id, (hash.clone(), position));
         self.head = Some(here);
     }
 
@@ -541,7 +550,7 @@ impl Verifier {
             self.check_signature(&cp)
                 .map_err(|e| format!("carries a checkpoint whose signature does not verify: {e}"))?;
             if cp.is_v2() {
-                self.checkpoint_links(&cp)?;
+                self.checkpoint_links(&cp, r.id)?;
             }
             self.vouched_through = Some(cp.last_id);
             Ok(())
@@ -562,7 +571,7 @@ impl Verifier {
 
     /// The links a version-2 checkpoint signs: the chain start, the checkpoint record
     /// before it, and the record the server last knew to be in the log.
-    fn checkpoint_links(&self, cp: &SignedCheckpoint) -> Result<(), String> {
+    fn checkpoint_links(&mut self, cp: &SignedCheckpoint, this: i64) -> Result<(), String> {
         if let (Some(start), Some(u)) = (cp.chain_start, self.last_unchained) {
             if u > start {
                 return Err(format!(
@@ -604,18 +613,21 @@ impl Verifier {
             }
         }
         if let Some(a) = &cp.anchor {
-            match self
-                .window
-                .get(&a.last_id)
-                .or_else(|| self.ckpt_records.get(&a.last_id))
-            {
-                Some(h) if *h == a.hash => {}
-                Some(h) => {
+            let known = match self.window.get(&a.last_id) {
+                Some((h, pos)) => Some((h.clone(), Some(*pos))),
+                None => self.ckpt_records.get(&a.last_id).map(|h| (h.clone(), None)),
+            };
+            match known {
+                Some((h, _)) if h == a.hash => {}
+                Some((h, pos)) => {
+                    if let Some(pos) = pos {
+                        self.problem_at = Some((a.last_id, pos));
+                    }
                     return Err(format!(
-                        "says the server knew record {} with hash {}, but the log's record {} hashes to {}: \
-                         the log was rewritten behind the server's back",
-                        a.last_id, a.hash, a.last_id, h
-                    ))
+                        "hashes to {h}, but the server knew record {} with hash {} (signed by checkpoint record \
+                         {this}): the record was rewritten behind the server's back",
+                        a.last_id, a.hash
+                    ));
                 }
                 None if self.archived(a.last_id) => {}
                 None => {
@@ -1439,8 +1451,8 @@ mod tests {
         });
         push_v2(&mut l, anchor);
         let p = verify_signed(&l).problem.unwrap();
-        assert_eq!(p.id, Some(8));
-        assert!(p.reason.contains("the log's record 7 hashes to"), "{}", p.reason);
+        assert_eq!((p.id, p.position), (Some(7), 7), "names the rewritten record: {p:?}");
+        assert!(p.reason.contains("signed by checkpoint record 8"), "{}", p.reason);
         // A record the log no longer has.
         let mut l = log(3);
         push_v2(&mut l, None);

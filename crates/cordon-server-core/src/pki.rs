@@ -238,10 +238,11 @@ impl Ca {
     pub fn load(dir: &Path) -> Result<Ca, PkiError> {
         let cert_pem = read(&dir.join(CA_CERT))?;
         let key = KeyPair::from_pem(&read(&dir.join(CA_KEY))?)?;
-        let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-            .next()
-            .ok_or_else(|| PkiError::Cert(format!("{} holds no certificate", dir.join(CA_CERT).display())))?
-            .map_err(|e| PkiError::Cert(e.to_string()))?;
+        let der =
+            <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(cert_pem.as_bytes())
+                .next()
+                .ok_or_else(|| PkiError::Cert(format!("{} holds no certificate", dir.join(CA_CERT).display())))?
+                .map_err(|e| PkiError::Cert(e.to_string()))?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem)?;
         let cert = params.self_signed(&key)?;
         Ok(Ca {

@@ -28,16 +28,19 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn load_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, PkiError> {
     let pem = std::fs::read(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))?;
-    rustls_pemfile::certs(&mut pem.as_slice())
+    <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PkiError::Cert(format!("{}: {e}", path.display())))
 }
 
 fn load_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, PkiError> {
     let pem = std::fs::read(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| PkiError::Cert(format!("{}: {e}", path.display())))?
-        .ok_or_else(|| PkiError::Cert(format!("{} holds no private key", path.display())))
+    <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_slice(&pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            PkiError::Cert(format!("{} holds no private key", path.display()))
+        }
+        e => PkiError::Cert(format!("{}: {e}", path.display())),
+    })
 }
 
 /// TLS configuration from the files `cordon server init` wrote into `data_dir`.

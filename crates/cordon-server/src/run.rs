@@ -229,13 +229,23 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     // The newest audit head this process saw, every few seconds: a tail cut while the
     // server runs is then named by verification even when the head row was rewound.
     let head_watch = {
-        let store = store.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(AUDIT_HEAD_EVERY);
+            let mut saved = state.store.seen_audit_head();
             loop {
                 tick.tick().await;
-                if let Err(e) = store.note_audit_head().await {
+                if let Err(e) = state.store.note_audit_head().await {
                     tracing::warn!(error = %e, "cannot read the audit chain head");
+                    continue;
+                }
+                // Kept outside the database too, so a restart after a crash still knows it.
+                let seen = state.store.seen_audit_head();
+                if seen != saved {
+                    match audit::save_anchor(&state) {
+                        Ok(()) => saved = seen,
+                        Err(e) => tracing::warn!(error = %e, "cannot keep the audit anchor"),
+                    }
                 }
             }
         })

@@ -611,6 +611,83 @@ async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
     third.stop();
 }
 
+/// The same after a crash (no shutdown checkpoint): the newest head the server saw is
+/// kept in its data directory within seconds, and the next start's checkpoint signs it,
+/// so the last record rewritten while the server was down is still named.
+#[tokio::test]
+async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
+    use cordon_server::run;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let db = run_db(dir.path()).await;
+    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap();
+    let ca_check = || {
+        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    };
+    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let store = first.state.store.clone();
+    for name in ["ops-1", "ops-2"] {
+        store.create_api_token("alice", name, Role::Viewer).await.unwrap();
+    }
+    let (head, _) = store.audit_head().await.unwrap();
+    let head = head.unwrap();
+    // Wait (bounded) for the head watcher to keep the head in the data directory.
+    let anchor = data.join("audit-anchor.json");
+    let start = std::time::Instant::now();
+    loop {
+        let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if kept.and_then(|k| k.seen).as_ref() == Some(&head) {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the head was not kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    first.stop(); // a crash: no shutdown checkpoint
+    rewrite_and_rehash(&store, |r| {
+        if r.id == head.last_id {
+            r.comment = Some("routine".into());
+            true
+        } else {
+            false
+        }
+    })
+    .await;
+    drop(store);
+    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("intact after a rewrite: {}", render(&r)));
+    assert_eq!(p.id, Some(head.last_id), "{}", render(&r));
+    second.stop();
+    // After one more restart (the in-memory note gone) the signed start checkpoint still
+    // names it.
+    let third = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let r = third.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("intact after a rewrite: {}", render(&r)));
+    assert_eq!(p.id, Some(head.last_id), "{}", render(&r));
+    assert!(
+        p.reason.contains("rewritten behind the server's back"),
+        "{}",
+        render(&r)
+    );
+    println!("{}", render(&r));
+    third.stop();
+}
+
 /// The fault kind (trial, HIGH): the tail cut (the last checkpoint included) and the head
 /// row rewound while the server was stopped: the next start's checkpoint names the last
 /// checkpoint the server wrote (from its data directory), which the log no longer has.

@@ -38,7 +38,7 @@ async fn server(dir: &std::path::Path, limits: ConnLimits) -> (Running, String) 
 
 fn tls_connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &ca_pem[..]) {
+    for c in <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(ca_pem) {
         roots.add(c.unwrap()).unwrap();
     }
     let cfg = rustls::ClientConfig::builder_with_provider(cordon_server::tls::provider())

@@ -249,7 +249,8 @@
       message: current.action === "quarantine" ? $("dlg-message").value : "",
       expires_in: current.action === "quarantine" ? $("dlg-expires").value : "",
       revisions: revisions || {},
-      confirm: $("dlg-typed").value
+      confirm: $("dlg-typed").value,
+      replace: current.action === "quarantine" && $("dlg-replace").checked
     };
   }
   function openDialog(btn) {
@@ -274,15 +275,10 @@
     current = { action: action, hosts: hosts, names: names, revisions: revisions, byLabel: byLabel, opener: btn };
     checked = null;
     $("action-form").reset();
-    if (btn.hasAttribute("data-retry")) {
-      $("dlg-allow").value = btn.getAttribute("data-allow") || "";
-      $("dlg-message").value = btn.getAttribute("data-message") || "";
-    }
     clearErrors();
     counter();
     setStep(false);
     var verb = action === "quarantine" ? "Quarantine" : "Release";
-    if (btn.hasAttribute("data-retry")) verb = "Retry: " + verb.toLowerCase();
     $("dlg-title").textContent = verb;
     $("dlg-action").value = action;
     $("dlg-targets").textContent = byLabel
@@ -295,8 +291,12 @@
     dlg.showModal();
     (byLabel ? $("dlg-label") : $("dlg-comment")).focus();
   }
-  var CHANGE_TEXT = { quarantine: "will be quarantined", update: "already quarantined: settings replaced",
-    retry: "asked again (last attempt failed)", release: "will be released", none: "no change" };
+  // The server's per-host change (its preview of this very request).
+  var CHANGE_TEXT = { "new": "will be quarantined",
+    replaced: "replaced (already quarantined: exceptions, message and expiry replaced)",
+    already_quarantined: "kept (already quarantined: exceptions, message and expiry kept)",
+    unchanged: "no change (already quarantined with these settings)",
+    released: "will be released", already_released: "no change (already released)" };
   function tag(text, cls) { var s = document.createElement("span"); s.className = "tag " + cls; s.textContent = text; return s; }
   function renderImpact(j) {
     $("dlg-confirm-text").textContent = j.summary;
@@ -321,7 +321,8 @@
       name.textContent = h.hostname;
       li.appendChild(name);
       li.appendChild(document.createTextNode(" — " + (CHANGE_TEXT[h.change] || h.change)));
-      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending", "tag-offline")); }
+      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending until the agent returns", "tag-offline")); }
+      if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
       if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }
       if (h.not_enforcing) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("not enforcing", "tag-warn")); }
       if (h.details && h.details.length) {

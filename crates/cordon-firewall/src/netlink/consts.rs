@@ -5,8 +5,16 @@
 //! (`libc` declares most as `c_int`). The nf_tables attribute numbers (`NFTA_*`), a few
 //! netlink values and nft's data type ids are not in `libc` and no permissively licensed
 //! crate carries them, so they are written out here with the header they come from.
+//!
+//! Every constant keeps the name it has in that header (the section comments name the
+//! header, the `enum` for values that have one); the header is its documentation, so
+//! the constants carry no doc comment of their own unless Cordon adds a fact (a derived
+//! value, a kernel version). Public because the lab benchmarks and the netlink
+//! integration tests build raw batches with them.
 
 #![allow(dead_code)]
+// The header mirror: see above for where each name is documented.
+#![allow(missing_docs)]
 
 // ---- netlink (linux/netlink.h), from libc ----------------------------------------------
 pub const NETLINK_NETFILTER: i32 = libc::NETLINK_NETFILTER;

@@ -449,17 +449,18 @@ pub struct Dumps {
     pub rules: Vec<u8>,
 }
 
-/// The normalized listing of `table` from raw dump buffers (concatenated messages).
-/// Handles, use counts and generation numbers are left out: they change on every
-/// re-apply without changing what the rules do. Set elements are sorted because hash
-/// sets dump in hash order.
-pub fn listing(table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
+/// [`listing_of`] an `inet` table (only the tests below use this short form).
+#[cfg(test)]
+fn listing(table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
     listing_of("inet", table_name, d)
 }
 
-/// [`listing`] for a table of family `family` (`inet`, `netdev`), named so in the first
-/// line. The table's owner flag is left out: whether a running process holds the table
-/// does not change what the rules do (coverage reports it).
+/// The normalized listing of the table `table_name` of family `family` (`inet`,
+/// `netdev`, named so in the first line) from raw dump buffers (concatenated messages).
+/// Handles, use counts and generation numbers are left out: they change on every
+/// re-apply without changing what the rules do. Set elements are sorted because hash
+/// sets dump in hash order. The table's owner flag is left out: whether a running
+/// process holds the table does not change what the rules do (coverage reports it).
 pub fn listing_of(family: &str, table_name: &str, d: &Dumps) -> Result<String, DecodeError> {
     let mut o = String::new();
     let mut found = false;

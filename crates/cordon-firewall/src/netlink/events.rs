@@ -21,6 +21,7 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Whether anything changed that needs a look at the kernel.
     pub fn any(self) -> bool {
         self.ours || self.links
     }

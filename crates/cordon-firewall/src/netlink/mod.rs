@@ -3,7 +3,7 @@
 //!
 //! * [`encode`] spells Cordon's table in nf_tables messages, byte for byte what `nft -f`
 //!   sends for [`cordon_policy::render::nft::render_apply`] (golden tests pin this);
-//! * [`decode`] reads the kernel's dumps back into a normalized listing for `inspect()`;
+//! * `decode` reads the kernel's dumps back into a normalized listing for `inspect()`;
 //! * `socket` moves the bytes.
 //!
 //! Linux only (the crate leaves this module out elsewhere): the constants come from the
@@ -13,7 +13,7 @@
 //! opens a fresh one, so the backend follows the caller's namespace.
 
 pub mod consts;
-pub mod decode;
+pub(crate) mod decode;
 pub mod encode;
 pub mod events;
 pub mod links;
@@ -71,6 +71,7 @@ impl Netlink {
         })
     }
 
+    /// The table name this backend manages.
     pub fn table(&self) -> &TableName {
         &self.table
     }

@@ -19,11 +19,18 @@ use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
 
+/// The `netsh ipsec static` backend for one table name: a local static IPsec policy
+/// built only of filter actions `permit` / `block` (no IPsec negotiation), named by
+/// [`cordon_policy::render::netsh::Names`].
 pub struct NetshIpsec {
     table: TableName,
 }
 
 impl NetshIpsec {
+    /// Succeeds on Windows when `netsh.exe` is on `PATH`; changes nothing.
+    ///
+    /// # Errors
+    /// [`FirewallError::Unsupported`] on any other OS or without `netsh.exe`.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cfg!(windows) || !cmd::exists("netsh.exe") {
             return Err(FirewallError::Unsupported(
@@ -201,7 +208,9 @@ fn netsh_words(words: &[&str]) -> Vec<String> {
 
 /// What one netsh run printed.
 pub struct Output {
+    /// The exit status was 0 (netsh also exits 0 after some errors: see [`failed`]).
     pub success: bool,
+    /// Everything netsh printed (stdout, then stderr), decoded lossily as UTF-8.
     pub stdout: String,
 }
 

@@ -13,17 +13,24 @@ use cordon_policy::{Policy, TableName};
 use crate::{BackendKind, Firewall, FirewallError, Inspection};
 
 /// Fixed identity of Cordon's WFP objects, so release finds exactly ours.
+/// `FWPM_PROVIDER0.providerKey`, as the `u128` of a GUID (`GUID::from_u128`).
 pub const PROVIDER_KEY: u128 = 0x6c0f_2a51_8d3e_4b7a_9f21_c0d0_a11e_5e01;
+/// `FWPM_SUBLAYER0.subLayerKey` of Cordon's sublayer, as the `u128` of a GUID.
 pub const SUBLAYER_KEY: u128 = 0x6c0f_2a51_8d3e_4b7a_9f21_c0d0_a11e_5e02;
 /// Our sublayer is evaluated before the usual ones; a block from any sublayer wins anyway.
 pub const SUBLAYER_WEIGHT: u16 = 0xffff;
 
+/// The Windows Filtering Platform backend (see the module comment).
 pub struct Wfp {
     /// WFP objects carry no table name; kept for messages and future per-table keys.
     table: TableName,
 }
 
 impl Wfp {
+    /// Succeeds on Windows (the engine itself is opened per call); changes nothing.
+    ///
+    /// # Errors
+    /// [`FirewallError::Unsupported`] on any other OS.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cfg!(windows) {
             return Err(FirewallError::Unsupported(
@@ -91,9 +98,14 @@ fn unsupported() -> FirewallError {
 /// One of our filters as read back from the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFilter {
+    /// The layer's `FWPM_LAYER_*` name without the prefix, as
+    /// [`cordon_policy::render::wfp::Layer::name`] spells it.
     pub layer: String,
+    /// `FWP_ACTION_PERMIT` (true) or `FWP_ACTION_BLOCK` (false).
     pub permit: bool,
+    /// The filter's `FWP_UINT8` weight inside Cordon's sublayer.
     pub weight: u8,
+    /// The display name the filter was added with.
     pub name: String,
 }
 

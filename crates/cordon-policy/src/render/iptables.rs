@@ -38,6 +38,10 @@ pub struct Present {
 /// Cordon created; see [`Present::created_table`].
 pub const CREATED_TABLE_MARK: &str = "cordon-created-table";
 
+/// The name of one of Cordon's chains: the table's [`TableName::chain_prefix`], a dash
+/// and `suffix` (`IN`, `OUT`, `FWD`), e.g. `CORDON-IN`. At most 24 + 1 + 3 characters,
+/// within iptables' 28-character chain name limit (`XT_EXTENSION_MAXNAMELEN` 29 with NUL,
+/// `include/uapi/linux/netfilter/x_tables.h`).
 pub fn chain_name(table: &TableName, suffix: &str) -> String {
     format!("{}-{suffix}", table.chain_prefix())
 }

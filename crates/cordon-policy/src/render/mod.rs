@@ -8,8 +8,6 @@ pub mod nft;
 pub mod pf;
 pub mod wfp;
 
-/// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
-/// router solicitation/advertisement and neighbour solicitation/advertisement.
 /// The comment on every nftables table Cordon creates (`inet` and `netdev`): its
 /// ownership marker. `cordon status`, `cordon release --force` and the package's removal
 /// check find Cordon's tables under any `--table` name by it, even when the state file is
@@ -17,10 +15,14 @@ pub mod wfp;
 /// `nft` writes for `comment`).
 pub const TABLE_COMMENT: &str = "cordon quarantine";
 
+/// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
+/// router solicitation/advertisement (133, 134) and neighbour solicitation/advertisement
+/// (135, 136), RFC 4861 §4.
 pub const ICMPV6_ND_TYPES: [u8; 4] = [133, 134, 135, 136];
 
-/// DHCP ports: (client, server) for v4 and v6.
+/// DHCPv4 ports as (client, server): 68 and 67 (RFC 2131 §4.1).
 pub const DHCP4_PORTS: (u16, u16) = (68, 67);
+/// DHCPv6 ports as (client, server): 546 and 547 (RFC 8415 §7.2).
 pub const DHCP6_PORTS: (u16, u16) = (546, 547);
 
 /// ICMP error messages accepted when they quote a connection the policy allows (design §3

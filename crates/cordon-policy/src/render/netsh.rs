@@ -36,12 +36,20 @@ const PROTO_ICMPV6: u8 = 58;
 /// Names of every object Cordon creates for one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
+    /// The IPsec policy: `Cordon Quarantine[ TABLE][ (alternate)]`; the other names
+    /// append to it.
     pub policy: String,
+    /// The filter list of permitted traffic: `POLICY permit list`.
     pub permit_list: String,
+    /// The filter list that matches everything else: `POLICY block list`.
     pub block_list: String,
+    /// The filter action `permit`: `POLICY permit`.
     pub permit_action: String,
+    /// The filter action `block`: `POLICY block`.
     pub block_action: String,
+    /// The rule joining the permit list to the permit action: `POLICY permit rule`.
     pub permit_rule: String,
+    /// The rule joining the block list to the block action: `POLICY block rule`.
     pub block_rule: String,
 }
 
@@ -56,6 +64,7 @@ pub enum Slot {
 }
 
 impl Slot {
+    /// Both slots, primary first (release deletes the objects of both).
     pub const BOTH: [Slot; 2] = [Slot::Primary, Slot::Alternate];
 
     /// The slot a re-apply builds into when `self` is the one in force.
@@ -129,8 +138,11 @@ pub fn render_apply(table: &TableName, policy: &Policy) -> Vec<Command> {
 pub struct Reapply {
     /// The slot the new policy goes into (the one not in force before).
     pub slot: Slot,
+    /// Deletions of leftovers under the new slot's names; "does not exist" is expected.
     pub clear: Vec<Command>,
+    /// Creation and assignment of the new policy under the new slot's names.
     pub build: Vec<Command>,
+    /// Deletion of the old slot's policy and objects once the new one is assigned.
     pub retire: Vec<Command>,
 }
 

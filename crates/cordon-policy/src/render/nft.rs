@@ -20,12 +20,18 @@ use crate::{Policy, TableName};
 /// Chain priority: ahead of the usual filter chains (0) so our verdicts come first.
 pub const CHAIN_PRIORITY: i32 = -10;
 
-/// Names of the sets, shared with the netlink encoder so both build the same table.
+// Names of the sets, shared with the netlink encoder so both build the same table.
+/// Set of allowed IPv4 TCP destinations, elements `ipv4_addr . inet_service`.
 pub const SET_TCP4: &str = "tcp4";
+/// Set of allowed IPv6 TCP destinations, elements `ipv6_addr . inet_service`.
 pub const SET_TCP6: &str = "tcp6";
+/// Set of allowed IPv4 UDP destinations, elements `ipv4_addr . inet_service`.
 pub const SET_UDP4: &str = "udp4";
+/// Set of allowed IPv6 UDP destinations, elements `ipv6_addr . inet_service`.
 pub const SET_UDP6: &str = "udp6";
+/// Interval set of IPv4 networks open to every protocol (`flags interval`).
 pub const SET_NET4: &str = "net4";
+/// Interval set of IPv6 networks open to every protocol (`flags interval`).
 pub const SET_NET6: &str = "net6";
 
 /// The batch that installs `policy`, replacing any previous version of our table in the

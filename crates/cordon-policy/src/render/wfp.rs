@@ -38,8 +38,11 @@ pub const PERMIT_WEIGHT: u8 = 10;
 /// Weight of the final block-all filter of each layer (lowest: evaluated last).
 pub const BLOCK_WEIGHT: u8 = 0;
 
+/// IANA protocol number of TCP, the value of `FWPM_CONDITION_IP_PROTOCOL`.
 pub const PROTO_TCP: u8 = 6;
+/// IANA protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
+/// IANA protocol number of ICMPv6.
 pub const PROTO_ICMPV6: u8 = 58;
 
 /// The WFP layers Cordon filters at.
@@ -57,6 +60,7 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Every layer Cordon uses, IPv4 first; release deletes Cordon's filters from each.
     pub const ALL: [Layer; 8] = [
         Layer::AleAuthConnect(Family::V4),
         Layer::AleAuthRecvAccept(Family::V4),
@@ -68,6 +72,7 @@ impl Layer {
         Layer::InboundIcmpError(Family::V6),
     ];
 
+    /// The IP family of the layer (each `FWPM_LAYER_*` exists once per family).
     pub fn family(self) -> Family {
         match self {
             Layer::AleAuthConnect(f)
@@ -92,9 +97,12 @@ impl Layer {
     }
 }
 
+/// What a filter does with matching traffic (`FWPM_ACTION0.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// `FWP_ACTION_PERMIT`.
     Permit,
+    /// `FWP_ACTION_BLOCK`.
     Block,
 }
 
@@ -172,9 +180,13 @@ impl fmt::Display for FilterFlags {
 pub struct FilterSpec {
     /// Display name (`FWPM_DISPLAY_DATA0.name`), also shown by `netsh wfp show filters`.
     pub name: String,
+    /// The layer the filter is added at.
     pub layer: Layer,
+    /// Permit or block.
     pub action: Action,
+    /// Weight inside Cordon's sublayer (`FWP_UINT8`): [`PERMIT_WEIGHT`] or [`BLOCK_WEIGHT`].
     pub weight: u8,
+    /// Match conditions, all of which must hold; empty matches everything.
     pub conditions: Vec<Condition>,
     /// Set on every block filter: blocks are hard blocks (see the module comment).
     pub flags: FilterFlags,

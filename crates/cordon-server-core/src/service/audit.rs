@@ -250,30 +250,38 @@ pub async fn verify(st: &AppState, caller: &Caller, checkpoint: Option<&str>) ->
     Ok(st.store.audit_verify(extra, signature).await?)
 }
 
-/// Name of the file in the server's data directory that keeps the last checkpoint
-/// record this server wrote (id and hash, and the signed checkpoint), outside the
-/// database: the next start's checkpoint names it as its anchor, so a log rewound or
-/// rewritten behind it while the server was stopped fails verification.
+/// Name of the file in the server's data directory that keeps, outside the database,
+/// the last checkpoint record this server wrote and the newest chain head it saw (ids
+/// and hashes; rewritten within seconds of the log moving). The next start's checkpoint
+/// names the newer of the two as its anchor, so a log rewound or rewritten behind it
+/// while the server was stopped — after a crash too — fails verification.
 pub const ANCHOR_FILE: &str = "audit-anchor.json";
 
 /// Contents of [`ANCHOR_FILE`].
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct AnchorFile {
-    /// The checkpoint record itself: its id and hash.
-    pub record: Checkpoint,
-    /// What it signed.
-    pub checkpoint: SignedCheckpoint,
+    /// The last checkpoint record this server wrote: its id and hash.
+    #[serde(default)]
+    pub record: Option<Checkpoint>,
+    /// The newest chain head this server saw in the database.
+    #[serde(default)]
+    pub seen: Option<Checkpoint>,
 }
 
 /// Reads [`AnchorFile`] from `path` (the data directory's [`ANCHOR_FILE`]) into the
-/// store as the last checkpoint this server wrote. A missing file is a first start;
-/// an unreadable one is logged and ignored.
+/// store: the last checkpoint this server wrote and the newest head it saw. A missing
+/// file is a first start; an unreadable one is logged and ignored.
 pub fn load_anchor(st: &AppState, path: &std::path::Path) {
     match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<AnchorFile>(&text) {
             Ok(a) => {
-                tracing::info!(anchor = %format!("{}:{}", a.record.last_id, a.record.hash), "audit anchor loaded");
-                st.store.note_issued_checkpoint(a.record);
+                tracing::info!(record = ?a.record, seen = ?a.seen, "audit anchor loaded");
+                if let Some(r) = a.record {
+                    st.store.note_issued_checkpoint(r);
+                }
+                if let Some(s) = a.seen {
+                    st.store.note_seen_outside(s);
+                }
             }
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "audit anchor unreadable; ignored"),
         },
@@ -282,11 +290,22 @@ pub fn load_anchor(st: &AppState, path: &std::path::Path) {
     }
 }
 
-/// Writes `a` to `path` (a new file renamed over the old one, synced).
-fn save_anchor(path: &std::path::Path, a: &AnchorFile) -> Result<(), ApiError> {
+/// Writes what the store knows ([`AnchorFile`]) to `st.audit_anchor` (a new file renamed
+/// over the old one, synced); nothing without one.
+///
+/// # Errors
+/// 500 naming the file when it cannot be written.
+pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
     use std::io::Write;
+    let Some(path) = &st.audit_anchor else {
+        return Ok(());
+    };
+    let a = AnchorFile {
+        record: st.store.issued_checkpoint(),
+        seen: st.store.seen_audit_head(),
+    };
     let io = |e: std::io::Error| ApiError::internal(format!("cannot write the audit anchor {}: {e}", path.display()));
-    let text = serde_json::to_string(a).map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = serde_json::to_string(&a).map_err(|e| ApiError::internal(e.to_string()))?;
     // Replicas sharing a data directory write it too: each its own temporary file.
     let tmp = path.with_extension(format!("{}.{}.partial", std::process::id(), crate::timefmt::now_ms()));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -331,15 +350,7 @@ pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCh
     };
     let signed = serde_json::to_string(&cp).map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(checkpoint = %format!("{}:{}", cp.last_id, cp.hash), record = own.last_id, %signed, "audit checkpoint");
-    if let Some(path) = &st.audit_anchor {
-        save_anchor(
-            path,
-            &AnchorFile {
-                record: own,
-                checkpoint: cp.clone(),
-            },
-        )?;
-    }
+    save_anchor(st)?;
     Ok(Some(cp))
 }
 
@@ -415,16 +426,8 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
             ca.sign(cp).map_err(|e| e.to_string())
         })
         .await?;
-    if let (Some(path), Some(cp)) = (&st.audit_anchor, cp) {
-        if let Some(own) = st.store.issued_checkpoint() {
-            save_anchor(
-                path,
-                &AnchorFile {
-                    record: own,
-                    checkpoint: cp,
-                },
-            )?;
-        }
+    if cp.is_some() {
+        save_anchor(st)?;
     }
     tracing::info!(cut, records, archive = %path.display(), "audit retention: archived and deleted");
     Ok(Some(Retained {

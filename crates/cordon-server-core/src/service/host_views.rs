@@ -4,7 +4,7 @@
 use cordon_proto::Role;
 
 use super::Caller;
-use crate::store::{HostAttention, HostQuery, PageAt, SortCursor, SortedPage};
+use crate::store::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage};
 use crate::{ApiError, AppState};
 
 /// One page of the list `q` describes and its counts.
@@ -30,6 +30,50 @@ pub fn page_at(q: &HostQuery, after: Option<&str>, before: Option<&str>) -> Resu
         (None, Some(b)) => Ok(PageAt::Before(dec(b)?)),
         (Some(_), Some(_)) => Err(ApiError::invalid("give either after or before, not both")),
     }
+}
+
+/// The sort order of a host list from `sort` (a column: `host`, `state`, `since`, `by`,
+/// `last_seen`, `backend`; default `host`) and `dir` (`asc`, default, or `desc`). The
+/// same orders as the console's sortable columns ([`HostSort`]).
+///
+/// # Errors
+/// 400 naming the bad value and the accepted ones.
+pub fn parse_sort(sort: Option<&str>, dir: Option<&str>) -> Result<(HostSort, bool), ApiError> {
+    let sort = match sort.map(str::trim).filter(|s| !s.is_empty()) {
+        None => HostSort::default(),
+        Some(s) => HostSort::parse(s).ok_or_else(|| {
+            let ok: Vec<&str> = HostSort::ALL.iter().map(|c| c.as_str()).collect();
+            ApiError::invalid(format!("unknown sort {s:?}: use one of {}", ok.join(", ")))
+        })?,
+    };
+    let descending = match dir.map(str::trim).filter(|s| !s.is_empty()) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(d) => return Err(ApiError::invalid(format!("unknown dir {d:?}: use asc or desc"))),
+    };
+    Ok((sort, descending))
+}
+
+/// One page of at most `limit` hosts of `q`, after the cursor `after` (a `next` cursor
+/// this server handed out for the same order), and the next page's cursor (viewer).
+/// Without counts: the REST list's sorted pages.
+///
+/// # Errors
+/// 403 below viewer; 400 for a limit below 1 or a cursor of another order.
+pub async fn sorted(
+    st: &AppState,
+    caller: &Caller,
+    q: &HostQuery,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<cordon_proto::Host>, Option<String>), ApiError> {
+    caller.require(Role::Viewer)?;
+    if limit < 1 {
+        return Err(ApiError::invalid("limit must be at least 1"));
+    }
+    let at = page_at(q, after, None)?;
+    let page = st.store.hosts_sorted_page(q, &at, limit).await?;
+    Ok((page.hosts, page.next.map(|c| c.encode())))
 }
 
 /// One page of at most `limit` hosts of `q` at `at`, with the list's total and the

@@ -165,10 +165,10 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
 pub const CHECKPOINT_SOURCE: &str = "database chain-head";
 
 /// Label of the last checkpoint record this server process wrote, as named in reports.
-pub const ISSUED_SOURCE: &str = "last signed checkpoint of this server";
+pub const ISSUED_SOURCE: &str = "server's own last signed";
 
 /// Label of the newest chain head this server process saw, as named in reports.
-pub const SEEN_SOURCE: &str = "newest head this server process saw";
+pub const SEEN_SOURCE: &str = "running server's last-seen";
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -425,6 +425,17 @@ impl Store {
             *g = Some(now);
         }
         Ok(())
+    }
+
+    /// Remembers `cp` as a head this server saw before (kept in its data directory by the
+    /// previous run), unless a newer one is known: [`Store::note_audit_head`] then
+    /// requires it in the log unchanged, and the next checkpoint names it.
+    pub fn note_seen_outside(&self, cp: Checkpoint) {
+        if let Ok(mut g) = self.seen.lock() {
+            if g.as_ref().is_none_or(|s| s.last_id < cp.last_id) {
+                *g = Some(cp);
+            }
+        }
     }
 
     /// The newest chain head this process saw (see [`Store::note_audit_head`]).

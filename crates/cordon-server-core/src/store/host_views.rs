@@ -7,21 +7,15 @@
 //! What "needs attention" means is defined here once, as SQL, next to the pure
 //! [`HostAttention::holds`] that says the same of one [`Host`] (a test checks they agree).
 
-use cordon_proto::{Host, HostState};
+use cordon_proto::{Host, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
 use sqlx::any::AnyRow;
 
 use super::hosts::{host_from_row, HostFilter, HOST_COLUMNS, MAX_PAGE};
 use super::{get_i64, get_str, Store, StoreError};
 use crate::timefmt::parse_rfc3339;
 
-/// An agent not heard from for this long (ms) is offline (its long-poll is at most a
-/// minute, so three missed polls).
-pub const OFFLINE_AFTER_MS: i64 = 3 * 60_000;
 /// A quarantine or release pending longer than this (ms) needs attention.
 pub const LONG_PENDING_MS: i64 = 5 * 60_000;
-/// The backend an agent reports when it runs with `enforce = false` (the in-memory
-/// stand-in of `cordon-agent`'s enforcer): nothing it reports is in force.
-pub const NON_ENFORCING_BACKEND: &str = "memory";
 
 /// Why a (non-revoked) host needs a person's attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,20 +24,18 @@ pub enum HostAttention {
     Failed,
     /// The rules were altered on the host.
     Tampered,
-    /// Quarantine asked for, but the agent enforces nothing (backend `memory`).
+    /// The agent enforces nothing (`enforce = false`): state `not_enforcing`, or a
+    /// quarantine asked for while its last report said `enforcing: false`.
     NotEnforcing,
     /// Quarantine or release pending for more than [`LONG_PENDING_MS`].
     LongPending,
-    /// Quarantined (asked for) and not heard from for [`OFFLINE_AFTER_MS`].
+    /// Quarantined (asked for) and offline: the server's rule ([`super::offline`]: no
+    /// report for three of the agent's heartbeat intervals, or never seen).
     Offline,
     /// Quarantine in force, but some of its exceptions are not (a name that does not
     /// resolve, an exception that could not be applied): the agent's `degraded` lines.
     Degraded,
 }
-
-/// Start of `state_reason` when the quarantine is in force with exceptions missing (the
-/// agent's `degraded` lines follow, joined by `; `).
-pub const DEGRADED_PREFIX: &str = "degraded: ";
 
 impl HostAttention {
     pub const ALL: [HostAttention; 6] = [
@@ -76,19 +68,18 @@ impl HostAttention {
         match self {
             HostAttention::Failed => "h.state = 'failed'".into(),
             HostAttention::Tampered => "h.state = 'tampered'".into(),
-            HostAttention::NotEnforcing => format!("(h.quarantined = 1 AND h.backend = '{NON_ENFORCING_BACKEND}')"),
+            HostAttention::NotEnforcing => format!("({NOT_ENFORCING_SQL})"),
             HostAttention::LongPending => format!(
                 "(h.state IN ('quarantine_pending', 'release_pending') AND h.state_since < $NOW - {LONG_PENDING_MS})"
             ),
-            HostAttention::Offline => {
-                format!("(h.quarantined = 1 AND (h.last_seen IS NULL OR h.last_seen < $NOW - {OFFLINE_AFTER_MS}))")
-            }
+            HostAttention::Offline => format!("(h.quarantined = 1 AND {})", offline_sql("$NOW")),
             HostAttention::Degraded => format!("({DEGRADED_SQL})"),
         }
     }
 
-    /// The same condition for one host at `now` (Unix ms). Revoked hosts never need
-    /// attention.
+    /// The same condition for one host at `now` (Unix ms), from the fields the server
+    /// derived (`state`, `enforcing`, `degraded`; offline by [`super::offline`] at `now`).
+    /// Revoked hosts never need attention.
     pub fn holds(self, h: &Host, now: i64) -> bool {
         if h.revoked {
             return false;
@@ -97,33 +88,42 @@ impl HostAttention {
         match self {
             HostAttention::Failed => h.state == HostState::Failed,
             HostAttention::Tampered => h.state == HostState::Tampered,
-            HostAttention::NotEnforcing => h.desired.quarantined && h.backend.as_deref() == Some(NON_ENFORCING_BACKEND),
+            HostAttention::NotEnforcing => {
+                h.state == HostState::NotEnforcing || (h.state == HostState::Quarantined && !h.enforcing)
+            }
             HostAttention::LongPending => {
                 matches!(h.state, HostState::QuarantinePending | HostState::ReleasePending)
                     && ms(&h.state_since).is_some_and(|s| s < now - LONG_PENDING_MS)
             }
-            HostAttention::Degraded => {
-                h.state == HostState::Quarantined
-                    && h.state_reason
-                        .as_deref()
-                        .is_some_and(|r| r.starts_with(DEGRADED_PREFIX))
-            }
+            HostAttention::Degraded => h.state == HostState::Quarantined && h.enforcing && !h.degraded.is_empty(),
             HostAttention::Offline => {
                 h.desired.quarantined
-                    && h.last_seen
-                        .as_deref()
-                        .and_then(ms)
-                        .is_none_or(|seen| seen < now - OFFLINE_AFTER_MS)
+                    && super::offline(
+                        h.last_seen.as_deref().and_then(ms),
+                        h.heartbeat_ms.and_then(|b| i64::try_from(b).ok()),
+                        now,
+                    )
             }
         }
     }
 }
 
-/// A quarantine in force with exceptions missing, as SQL over `hosts h`.
-const DEGRADED_SQL: &str = "h.state = 'quarantined' AND h.state_reason LIKE 'degraded: %'";
+/// The server's offline rule ([`super::offline`]) as SQL over `hosts h` at `now` (an SQL
+/// expression: a parameter or a literal).
+pub(crate) fn offline_sql(now: &str) -> String {
+    format!(
+        "(h.last_seen IS NULL OR h.last_seen < {now} - {OFFLINE_AFTER_HEARTBEATS} * \
+         (CASE WHEN h.heartbeat_ms > 0 THEN h.heartbeat_ms ELSE {DEFAULT_HEARTBEAT_MS} END))"
+    )
+}
 
-/// A quarantine asked for whose agent enforces nothing, as SQL over `hosts h`.
-const NOT_ENFORCING_SQL: &str = "h.state = 'quarantined' AND h.quarantined = 1 AND h.backend = 'memory'";
+/// A quarantine in force with exceptions missing (the agent's `degraded` list), as SQL
+/// over `hosts h`.
+const DEGRADED_SQL: &str = "h.state = 'quarantined' AND h.enforcing = 1 AND h.degraded <> '[]'";
+
+/// An agent that enforces nothing: the state the server derived from its report, or a
+/// quarantine confirmed before it said `enforcing: false`, as SQL over `hosts h`.
+const NOT_ENFORCING_SQL: &str = "h.state = 'not_enforcing' OR (h.state = 'quarantined' AND h.enforcing = 0)";
 
 /// Column a host list is sorted by; ties are broken by hostname, then id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -184,8 +184,8 @@ impl HostSort {
 /// `&'static str`).
 const STATE_RANK_SQL: &str = concat!(
     "(CASE WHEN h.state = 'failed' THEN 0 WHEN h.state = 'tampered' THEN 1 ",
-    "WHEN h.state = 'quarantined' AND h.quarantined = 1 AND h.backend = 'memory' THEN 2 ",
-    "WHEN h.state = 'quarantined' AND h.state_reason LIKE 'degraded: %' THEN 3 ",
+    "WHEN h.state = 'not_enforcing' OR (h.state = 'quarantined' AND h.enforcing = 0) THEN 2 ",
+    "WHEN h.state = 'quarantined' AND h.degraded <> '[]' THEN 3 ",
     "WHEN h.state = 'quarantine_pending' THEN 4 WHEN h.state = 'release_pending' THEN 5 ",
     "WHEN h.state = 'quarantined' THEN 6 ELSE 7 END)"
 );
@@ -317,6 +317,10 @@ fn where_clause(q: &HostQuery, vals: &mut Vec<Val>) -> String {
     }
     if let Some(st) = f.state {
         param(&mut sql, " AND h.state = ?", Val::S(st.as_str().to_string()));
+    }
+    if let Some(off) = f.offline {
+        let not = if off { "" } else { "NOT " };
+        param(&mut sql, &format!(" AND {not}{}", offline_sql("?")), Val::Now);
     }
     if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
         let pat = super::hosts::like_pattern(t);
@@ -514,7 +518,7 @@ impl Store {
     pub async fn hosts_state_counts(&self, q: &HostQuery) -> Result<Vec<(String, i64)>, StoreError> {
         let mut vals = Vec::new();
         let mut sql = format!(
-            "SELECT CASE WHEN {NOT_ENFORCING_SQL} THEN 'not_enforcing' WHEN {DEGRADED_SQL} THEN 'degraded' \
+            "SELECT CASE WHEN ({NOT_ENFORCING_SQL}) THEN 'not_enforcing' WHEN ({DEGRADED_SQL}) THEN 'degraded' \
              ELSE h.state END AS shown, COUNT(*) AS n FROM hosts h"
         );
         sql.push_str(&where_clause(q, &mut vals));

@@ -354,11 +354,7 @@ impl Store {
         }
         if let Some(off) = f.offline {
             // The same rule as [`offline`], in SQL; `now` is a literal integer.
-            let cond = format!(
-                "(h.last_seen IS NULL OR h.last_seen < {} - {OFFLINE_AFTER_HEARTBEATS} * \
-                 (CASE WHEN h.heartbeat_ms > 0 THEN h.heartbeat_ms ELSE {DEFAULT_HEARTBEAT_MS} END))",
-                now_ms()
-            );
+            let cond = super::host_views::offline_sql(&now_ms().to_string());
             sql.push_str(&if off {
                 format!(" AND {cond}")
             } else {

@@ -24,10 +24,7 @@ pub use actions::Targets;
 pub use actions::{plan_change, Action, ActionParams};
 pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
 pub use enroll::NewHost;
-pub use host_views::{
-    HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, DEGRADED_PREFIX, LONG_PENDING_MS,
-    NON_ENFORCING_BACKEND, OFFLINE_AFTER_MS,
-};
+pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -283,11 +280,28 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a write transaction while holding the writer lock.
+    /// Begins a write transaction while holding the writer lock ([`begin_write`]).
     pub(crate) async fn write_tx(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx), StoreError> {
         let guard = self.write.lock().await;
-        let tx = self.pool.begin().await?;
+        let tx = begin_write(&self.pool).await?;
         Ok((guard, tx))
+    }
+}
+
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
+/// database's write lock at once, waiting for it (sqlx's `busy_timeout`, 5 s) while
+/// another connection writes. A plain (deferred) `BEGIN` reads under a snapshot and
+/// upgrades to a writer at its first write; when another writer committed since — a
+/// second pool on the same file (a restarted server in the same process, a second
+/// server or CLI process on one database) whose writes this store's writer lock does
+/// not see — SQLite refuses the upgrade at once with "database is locked"
+/// (`SQLITE_BUSY_SNAPSHOT`; waiting cannot help, so the busy timeout is not used).
+/// PostgreSQL: a plain `BEGIN` (row locks wait).
+pub(crate) async fn begin_write(pool: &AnyPool) -> Result<Tx, StoreError> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    } else {
+        Ok(pool.begin().await?)
     }
 }
 
@@ -419,6 +433,64 @@ mod tests {
             drop(guard);
             write.await.unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    /// "database is locked" (issue 16: the browser test restarts the server, whose new
+    /// store writes the same file as the old one): a write transaction that read first
+    /// and then writes, while another pool on the same SQLite file committed in between,
+    /// was refused at once (a deferred `BEGIN` cannot upgrade a stale snapshot). Write
+    /// transactions take the write lock when they begin, so the other pool waits instead.
+    #[tokio::test]
+    async fn write_transactions_of_two_pools_on_one_sqlite_file_wait_instead_of_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = temp_store(&dir).await;
+        let b = std::sync::Arc::new(temp_store(&dir).await);
+        sqlx::query("CREATE TABLE scratch (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+            .execute(&a.pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO scratch (id, n) VALUES (1, 0), (2, 0)")
+            .execute(&a.pool)
+            .await
+            .unwrap();
+        for round in 0..3 {
+            // A reads first (as every read-modify-write of the store does)…
+            let (guard, mut tx) = a.write_tx().await.unwrap();
+            let row = sqlx::query("SELECT n FROM scratch WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            assert_eq!(get_i64(&row, "n").unwrap(), round);
+            // …meanwhile the other pool writes (its own writer lock is another mutex)…
+            let other = tokio::spawn({
+                let b = b.clone();
+                async move {
+                    let (_g, mut tx) = b.write_tx().await?;
+                    sqlx::query("UPDATE scratch SET n = n + 1 WHERE id = 2")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<(), StoreError>(())
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // …then A writes: refused with "database is locked" before.
+            sqlx::query("UPDATE scratch SET n = n + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: the reading writer was refused: {e}"));
+            tx.commit().await.unwrap();
+            drop(guard);
+            other
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: the other pool's write failed: {e}"));
+        }
+        let row = sqlx::query("SELECT n FROM scratch WHERE id = 2")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+        assert_eq!(get_i64(&row, "n").unwrap(), 3);
     }
 
     #[tokio::test]

@@ -182,7 +182,7 @@ async fn commit_batch(
     batch: &[Job],
 ) -> Result<Vec<Result<HostState, StoreError>>, StoreError> {
     let _guard = write.lock().await;
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         match record_tx(&mut tx, &job.host_id, &job.report).await {

@@ -6,8 +6,8 @@ use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, HostState, Lab
 use serde::Deserialize;
 
 use cordon_server_core::auth::{Admin, Auth, Responder};
-use cordon_server_core::service::hosts;
-use cordon_server_core::store::{Action, HostFilter, Targets};
+use cordon_server_core::service::{host_views, hosts};
+use cordon_server_core::store::{Action, HostFilter, Targets, MAX_PAGE};
 use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 
 /// Query of `GET /v1/hosts`.
@@ -27,13 +27,24 @@ pub struct HostQuery {
     pub offline: Option<bool>,
     /// Hosts per page (default and maximum 1000).
     pub limit: Option<i64>,
-    /// Continue after the previous page (its `next_cursor`).
+    /// Continue after the previous page (its `next_cursor`, handed out for the same
+    /// `sort` and `dir`).
     pub cursor: Option<String>,
+    /// Sort by `host` (hostname; the default), `state` (most urgent first: failed,
+    /// tampered, not enforcing, degraded, quarantine requested, release requested,
+    /// quarantined, normal), `since` (since when the state holds), `by` (who asked for
+    /// the desired state), `last_seen` or `backend`; ties by hostname, then id. The
+    /// console's sortable columns use the same orders. Anything else: 400 naming it.
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`. Anything else: 400 naming it.
+    pub dir: Option<String>,
 }
 
-/// One page of hosts (viewer), ordered by hostname, with `next_cursor`.
+/// One page of hosts (viewer), ordered by hostname (or `sort`, `dir`), with
+/// `next_cursor`.
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
-    responses((status = 200, body = HostList), (status = 401, body = cordon_proto::ErrorBody)))]
+    responses((status = 200, body = HostList), (status = 400, body = cordon_proto::ErrorBody),
+        (status = 401, body = cordon_proto::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -51,7 +62,20 @@ pub async fn list(
         include_revoked: q.revoked,
         offline: q.offline,
     };
-    let (hosts, next) = hosts::list_page(&st, &auth.0, &filter, q.cursor.as_deref(), q.limit).await?;
+    let (hosts, next) = if q.sort.is_some() || q.dir.is_some() {
+        let (sort, descending) = host_views::parse_sort(q.sort.as_deref(), q.dir.as_deref())?;
+        let hq = cordon_server_core::store::HostQuery {
+            filter,
+            attention: None,
+            sort,
+            descending,
+            now_ms: cordon_server_core::timefmt::now_ms(),
+        };
+        let limit = q.limit.unwrap_or(MAX_PAGE);
+        host_views::sorted(&st, &auth.0, &hq, q.cursor.as_deref(), limit).await?
+    } else {
+        hosts::list_page(&st, &auth.0, &filter, q.cursor.as_deref(), q.limit).await?
+    };
     Ok(Json(HostList {
         hosts,
         next_cursor: next,

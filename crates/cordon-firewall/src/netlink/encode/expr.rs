@@ -8,43 +8,73 @@ use super::wire::{nest, nest_end, put_data_value, put_str, put_u32, put_u8};
 /// The expressions Cordon's rules use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr<'a> {
+    /// `meta load KEY => reg DREG` (`NFTA_META_*`).
     Meta {
+        /// `NFT_META_*` key, e.g. `NFT_META_L4PROTO`, `NFT_META_IIF`.
         key: u32,
+        /// Destination register (`NFT_REG_*`).
         dreg: u32,
     },
+    /// `cmp OP reg SREG DATA` (`NFTA_CMP_*`): ends the rule unless the comparison holds.
     Cmp {
+        /// Source register.
         sreg: u32,
+        /// `NFT_CMP_EQ` or `NFT_CMP_NEQ`.
         op: u32,
+        /// Compared byte for byte with the register: network byte order for packet
+        /// fields, host order for meta values such as interface indexes.
         data: Vec<u8>,
     },
+    /// `payload load LEN b @ BASE header + OFFSET => reg DREG` (`NFTA_PAYLOAD_*`).
     Payload {
+        /// Destination register.
         dreg: u32,
+        /// `NFT_PAYLOAD_LL_HEADER`, `_NETWORK_HEADER` or `_TRANSPORT_HEADER`.
         base: u32,
+        /// Offset from the start of that header, in bytes.
         offset: u32,
+        /// Bytes to load.
         len: u32,
     },
+    /// `lookup reg SREG set SET` (`NFTA_LOOKUP_*`): ends the rule unless the register's
+    /// value is an element of the set.
     Lookup {
+        /// Source register (the key; a concatenation spans consecutive registers).
         sreg: u32,
+        /// The set's name.
         set: &'a str,
+        /// The batch-local id of a set created in the same batch (`NFTA_LOOKUP_SET_ID`).
         set_id: u32,
     },
-    /// `dir`: NFTA_CT_DIRECTION (`ct original …`), left out for direction-less keys.
+    /// `ct load KEY => reg DREG` (`NFTA_CT_*`).
     Ct {
+        /// `NFT_CT_*` key (`STATE`, `PROTOCOL`, `DST_IP`, ...).
         key: u32,
+        /// Destination register.
         dreg: u32,
+        /// NFTA_CT_DIRECTION (`ct original …`), left out for direction-less keys.
         dir: Option<u8>,
     },
-    /// `op` is NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
+    /// `bitwise reg DREG = (reg SREG & MASK) ^ XOR` (`NFTA_BITWISE_*`). `op` is
+    /// NFTA_BITWISE_OP, which nft sends for some bitwise expressions (tcp flags)
     /// and not others (ct state); `None` leaves it out, as nft does there.
     Bitwise {
+        /// Source register.
         sreg: u32,
+        /// Destination register.
         dreg: u32,
+        /// `NFTA_BITWISE_OP` (`NFT_BITWISE_BOOL`), or `None` to leave it out.
         op: Option<u32>,
+        /// Bytes operated on; `mask` and `xor` are this long.
         len: u32,
+        /// `reg = (reg & mask) ^ xor`: the mask.
         mask: Vec<u8>,
+        /// The xor operand (all zero for a plain mask).
         xor: Vec<u8>,
     },
+    /// `immediate reg 0 VERDICT`: sets the verdict register.
     Verdict {
+        /// `NF_ACCEPT`, `NF_DROP`, ...
         code: u32,
     },
 }

@@ -87,7 +87,10 @@ pub enum TableAction {
     /// `add table (existing flags); delete table; add table …`: replaces it atomically.
     /// `existing` are its flags now: the first `add` must repeat them, because the kernel
     /// refuses to change the owner or persist flag of an existing table (EOPNOTSUPP).
-    Replace { existing: u32 },
+    Replace {
+        /// The table's `NFTA_TABLE_FLAGS` now (`NFT_TABLE_F_*` bits).
+        existing: u32,
+    },
 }
 
 impl TableAction {

@@ -11,9 +11,14 @@ const MAX_ELEMENTS_BYTES: usize = 32 * 1024;
 
 /// Describes one NEWSET.
 pub struct SetSpec<'a> {
+    /// `NFTA_SET_NAME`; `__set%d` for an anonymous set, numbered by the kernel.
     pub name: &'a str,
+    /// `NFTA_SET_FLAGS`: `NFT_SET_*` bits (`ANONYMOUS`, `CONSTANT`, `INTERVAL`, ...).
     pub flags: u32,
+    /// `NFTA_SET_KEY_TYPE`: nft's data type id (`TYPE_*` in `consts`); for a
+    /// concatenation, the ids packed 6 bits each as nft does.
     pub key_type: u32,
+    /// `NFTA_SET_KEY_LEN` in bytes (a concatenation pads each part to 4 bytes).
     pub key_len: u32,
     /// NFTA_SET_DESC_SIZE, only for anonymous sets.
     pub size: Option<u32>,
@@ -25,8 +30,14 @@ pub struct SetSpec<'a> {
 /// One set element as sent to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
+    /// `NFTA_SET_ELEM_KEY` data, network byte order (addresses, ports) as the packet
+    /// carries them.
     pub key: Vec<u8>,
+    /// Flag `NFT_SET_ELEM_INTERVAL_END`: this element closes an interval (its key is the
+    /// first value after the interval).
     pub interval_end: bool,
+    /// The interval runs to the top of the key space and has no end element; nft's
+    /// element user data `NFTNL_SET_ELEM_F_INTERVAL_OPEN` records it for `nft list`.
     pub open_end: bool,
 }
 

@@ -8,6 +8,8 @@ use super::super::consts::*;
 /// One encoded batch and what its replies will look like.
 #[derive(Debug, Clone)]
 pub struct EncodedBatch {
+    /// The whole batch, BEGIN to END, ready for one `sendmsg`; host byte order in the
+    /// netlink headers and TLV headers, network byte order in addresses and ports.
     pub bytes: Vec<u8>,
     /// Sequence number of the first message inside BEGIN … END.
     pub first_seq: u32,
