@@ -328,9 +328,23 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
     write_atomic(dir, &p, &json)
 }
 
+/// Creates `dir` (and missing parents) 0700 when missing, as the agent does for its state
+/// directory (it holds the analyst's comment); an existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> Result<(), EngineError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| EngineError::state_io("create the state directory", dir, e))
+}
+
 /// Writes `json` to `p` in `dir` atomically (0600, temp file, fsync, rename, dir fsync).
 fn write_atomic(dir: &Path, p: &Path, json: &[u8]) -> Result<(), EngineError> {
-    fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+    create_private_dir(dir)?;
     let name = p
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -368,7 +382,7 @@ struct ClaimsLock {
 
 impl ClaimsLock {
     fn acquire(dir: &Path) -> Result<Self, EngineError> {
-        fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+        create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
         let file = OpenOptions::new()
             .create(true)
