@@ -36,6 +36,9 @@ impl Default for Connect {
     }
 }
 
+/// The agent's HTTP client for the server API over mutual TLS: one connection pool,
+/// failing over between the configured server URLs in order. Cheap to clone (shared
+/// state behind `Arc`).
 #[derive(Debug, Clone)]
 pub struct ServerClient {
     bases: Arc<Vec<String>>,
@@ -52,7 +55,10 @@ pub struct ServerClient {
 /// A failed call; `status` is the server's HTTP status when it answered.
 #[derive(Debug)]
 pub struct CallError {
+    /// What went wrong, for the log: the server's error body when it answered, else the
+    /// transport error.
     pub detail: String,
+    /// The HTTP status code; `None` when no answer came (connect, TLS, timeout).
     pub status: Option<u16>,
 }
 

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
 
+/// The agent's configuration file (TOML, written by `cordon agent enroll`, mode 0600).
+/// Times are in seconds as floating-point numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentConfig {
     /// `https://HOST:PORT` of the server. With [`AgentConfig::servers`] it is the first of
@@ -23,16 +25,22 @@ pub struct AgentConfig {
     /// and the proxy becomes a path to wherever the proxy lets the host go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// The host id the server assigned at enrollment.
     pub host_id: String,
-    /// Client certificate, key (0600) and CA, PEM.
+    /// Client certificate, PEM.
     pub cert: PathBuf,
+    /// Client private key, PEM, mode 0600.
     pub key: PathBuf,
+    /// The server's CA certificate, PEM (pinned by fingerprint at enrollment).
     pub ca: PathBuf,
     /// Engine state (applied policy) and the agent's persisted desired state.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Firewall table name (see [`cordon_policy::TableName`]); `cordon` by default.
     #[serde(default = "default_table")]
     pub table: String,
+    /// Firewall backend as `--backend` spells it ([`cordon_firewall::BackendChoice`]);
+    /// `auto` by default.
     #[serde(default = "default_backend")]
     pub backend: String,
     /// `false` keeps the desired state in memory only and never touches the firewall
@@ -95,6 +103,8 @@ fn default_verify_timeout() -> f64 {
 }
 
 impl AgentConfig {
+    /// A configuration for `server` and `host_id` with the certificate, key and CA in
+    /// `dir` (`agent.pem`, `agent.key`, `ca.pem`) and every other field at its default.
     pub fn new(server: &str, host_id: &str, dir: &Path) -> Self {
         AgentConfig {
             server: server.trim_end_matches('/').to_string(),
@@ -130,6 +140,11 @@ impl AgentConfig {
         out
     }
 
+    /// Reads and validates the configuration file at `path`.
+    ///
+    /// # Errors
+    /// [`AgentError::Io`] when it cannot be read, [`AgentError::ConfigParse`] when it is
+    /// not TOML of this shape, and what [`AgentConfig::validate`] returns.
     pub fn load(path: &Path) -> Result<Self, AgentError> {
         let text = std::fs::read_to_string(path).map_err(|e| AgentError::io("read", path, e))?;
         let cfg: AgentConfig = toml::from_str(&text).map_err(|source| AgentError::ConfigParse {
@@ -140,6 +155,13 @@ impl AgentConfig {
         Ok(cfg)
     }
 
+    /// Checks the values without touching the network or the firewall.
+    ///
+    /// # Errors
+    /// [`AgentError::Config`] when there is no server, a server is not `https://`, the
+    /// proxy is not `http://HOST:PORT`, a time is not a positive number, or the table or
+    /// backend name is invalid; [`AgentError::ConfigServer`] when a server URL does not
+    /// parse.
     pub fn validate(&self) -> Result<(), AgentError> {
         let urls = self.server_urls();
         if urls.is_empty() {

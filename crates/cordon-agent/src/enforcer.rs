@@ -17,16 +17,22 @@ use crate::plan::Plan;
 /// Result of applying a quarantine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// SHA-256 (hex) of the rule listing read back; `None` for the in-memory enforcer.
     pub digest: Option<String>,
+    /// The backend that applied the rules (`netlink`, ...); `None` in memory.
     pub backend: Option<String>,
 }
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
+    /// Isolated, released or tampered, as the engine's status says.
     pub state: QuarantineState,
+    /// SHA-256 (hex) of the listing now in the kernel, when rules of ours are present.
     pub digest: Option<String>,
+    /// The recorded backend.
     pub backend: Option<String>,
+    /// Why the state is tampered.
     pub reason: Option<String>,
     /// Every claim standing on this host's quarantine, the agent's own included (issue
     /// 19 item 9): reported to the server as they are; the agent never undoes another
@@ -46,10 +52,12 @@ impl Check {
     }
 }
 
+/// An enforcer failure as the agent reports it to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnforceError {
     /// `EngineError::kind()` (`verification_failed`, `invalid_input`, ...).
     pub kind: String,
+    /// The message with its cause chain.
     pub detail: String,
 }
 
@@ -78,7 +86,9 @@ pub trait Enforcer: Send + Sync + 'static {
     fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError>;
     /// Re-applies the recorded quarantine without resolving or verifying (boot, repair).
     fn reapply(&self) -> Result<Applied, EnforceError>;
+    /// Removes the agent's quarantine (its claim; other sources' claims stay in force).
     fn release(&self) -> Result<(), EnforceError>;
+    /// Compares the kernel with the record (the engine's status), changing nothing.
     fn check(&self) -> Result<Check, EnforceError>;
     /// At agent start: the kernel against the record, telling tampering while no agent
     /// ran (same boot) from a reboot. The default knows no boots: anything but intact
@@ -231,6 +241,7 @@ struct MemState {
 }
 
 impl MemoryEnforcer {
+    /// Released, with no applies counted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -253,6 +264,7 @@ impl MemoryEnforcer {
         self.lock().in_force = false;
     }
 
+    /// Whether the pretend rules are in force.
     pub fn is_isolated(&self) -> bool {
         self.lock().in_force
     }

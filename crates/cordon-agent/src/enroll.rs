@@ -8,23 +8,32 @@ use cordon_proto::{EnrollRequest, EnrollResponse};
 use crate::{AgentConfig, AgentError, AGENT_VERSION};
 use cordon_client::tls::{fingerprint, normalize_fingerprint, parse_certs};
 
+/// What `cordon agent enroll` was given.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
+    /// The server's base URL, `https://HOST[:PORT]`.
     pub server: String,
+    /// The one-time enrollment token.
     pub token: String,
     /// Expected SHA-256 of the CA certificate; `None` trusts on first use.
     pub ca_fingerprint: Option<String>,
     /// Where certificate, key and CA go.
     pub dir: PathBuf,
+    /// The name the host enrolls under.
     pub hostname: String,
     /// Explicit HTTP proxy (`http://HOST:PORT`) for enrollment and, written into the
     /// config, for the agent; `None` connects directly (environment proxies are ignored).
     pub proxy: Option<String>,
 }
 
+/// The result of a successful enrollment; its files are written.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
+    /// The agent configuration pointing at the written files (not saved itself: the
+    /// caller writes it where it wants).
     pub config: AgentConfig,
+    /// SHA-256 fingerprint of the server's CA certificate, in the normalized form of
+    /// `cordon_client::tls::normalize_fingerprint`.
     pub ca_fingerprint: String,
     /// True when no fingerprint was given and the CA was trusted on first use.
     pub trusted_on_first_use: bool,
@@ -76,6 +85,14 @@ fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
     crate::persist::write_private(path, content.as_bytes())
 }
 
+/// Enrolls this host: fetches and checks the server's CA, generates a key pair and a
+/// certificate signing request, redeems the token for a client certificate, and writes
+/// certificate, key (0600) and CA into `opts.dir`.
+///
+/// # Errors
+/// [`AgentError::Config`] for a bad proxy, [`AgentError::Transport`] when the server
+/// cannot be reached, [`AgentError::Enroll`] when it refuses the token or its CA does not
+/// match `ca_fingerprint`, [`AgentError::Key`] and [`AgentError::Io`] for local failures.
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
     if let Some(p) = &opts.proxy {

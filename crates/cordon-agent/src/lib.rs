@@ -2,12 +2,9 @@
 //! open to the server over mutual TLS, converges the host's firewall to the desired state,
 //! persists that state so it re-applies at boot and stays quarantined while the server is
 //! unreachable, checks for tampering every second and repairs it, and reports status.
-// Public items still to document (61 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-agent` shows none.
-#![allow(missing_docs)]
 
 pub mod addrs;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod client;
 pub mod config;
 pub mod enforcer;
@@ -15,7 +12,7 @@ pub mod enroll;
 pub mod persist;
 pub mod plan;
 pub mod reconcile;
-pub mod report;
+pub(crate) mod report;
 
 pub use config::AgentConfig;
 pub use enforcer::{Enforcer, EngineEnforcer, MemoryEnforcer};
@@ -35,7 +32,9 @@ pub enum AgentError {
     /// The configuration file is not valid TOML of the agent's shape.
     #[error("agent config {} is invalid", path.display())]
     ConfigParse {
+        /// The configuration file.
         path: PathBuf,
+        /// The TOML error, with line and column.
         #[source]
         source: toml::de::Error,
     },
@@ -45,7 +44,9 @@ pub enum AgentError {
     /// The configured server URL is not a valid `https://HOST[:PORT]`.
     #[error("server {server:?} in the agent config")]
     ConfigServer {
+        /// The URL as configured.
         server: String,
+        /// Why it is not a server spec.
         #[source]
         source: cordon_policy::PolicyError,
     },
@@ -61,14 +62,18 @@ pub enum AgentError {
     /// The key pair or the certificate signing request could not be generated.
     #[error("cannot {what}")]
     Key {
+        /// The step, as a verb phrase (`generate the key pair`, ...).
         what: &'static str,
+        /// The rcgen error.
         #[source]
         source: rcgen::Error,
     },
     /// No answer from the server at `url` (connect, TLS, timeout, unreadable body).
     #[error("cannot reach {url}")]
     Transport {
+        /// The URL that was called.
         url: String,
+        /// The HTTP client's error.
         #[source]
         source: reqwest::Error,
     },
@@ -81,15 +86,20 @@ pub enum AgentError {
     /// A file of the agent could not be read or written; `what` is the operation.
     #[error("cannot {what} {}", path.display())]
     Io {
+        /// The operation, as a verb (`read`, `write`, ...).
         what: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
     /// The persisted desired state is not valid JSON of its shape.
     #[error("{} is corrupt", path.display())]
     Corrupt {
+        /// The file ([`persist::FILE_NAME`] in the state directory).
         path: PathBuf,
+        /// The parse error, with line and column.
         #[source]
         source: serde_json::Error,
     },

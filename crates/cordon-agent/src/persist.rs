@@ -13,10 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
 
+/// The file in the state directory that holds [`Persisted`].
 pub const FILE_NAME: &str = "agent-desired.json";
 
+/// What the agent keeps across restarts, so it re-applies at boot and stays quarantined
+/// while the server is unreachable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Persisted {
+    /// The last desired state received from the server.
     pub desired: DesiredState,
     /// The revision last applied successfully (`None`: not yet).
     pub applied_revision: Option<i64>,
@@ -26,10 +30,16 @@ pub struct Persisted {
     pub transport: Vec<std::net::SocketAddr>,
 }
 
+/// `<state_dir>/agent-desired.json`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE_NAME)
 }
 
+/// Reads the persisted state; `None` when there is none yet.
+///
+/// # Errors
+/// [`AgentError::Corrupt`] when the file is not JSON of this shape, [`AgentError::Io`]
+/// when it cannot be read.
 pub fn load(state_dir: &Path) -> Result<Option<Persisted>, AgentError> {
     let p = path(state_dir);
     match fs::read_to_string(&p) {

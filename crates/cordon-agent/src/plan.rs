@@ -50,13 +50,16 @@ pub fn parse_proxy(url: &str) -> Result<AllowSpec, String> {
 /// The agent's own destinations as configured: server URLs and the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnTransport {
+    /// The server URLs, in failover order.
     pub servers: Vec<AllowSpec>,
+    /// The explicit proxy, if configured.
     pub proxy: Option<AllowSpec>,
 }
 
 /// The result of resolving the agent's own destinations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolved {
+    /// Every address and port the servers and the proxy resolved to.
     pub addrs: BTreeSet<SocketAddr>,
     /// `name: reason` for each server or proxy name that did not resolve.
     pub failures: Vec<String>,
@@ -101,11 +104,13 @@ impl OwnTransport {
 /// One quarantine as the agent will apply it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The revision of the desired state this plan implements.
     pub revision: i64,
     /// The agent's own destinations (servers and proxy), always allowed.
     pub transport: BTreeSet<SocketAddr>,
     /// Exceptions that will be in force, names replaced by the addresses they resolved to.
     pub allow: Vec<AllowSpec>,
+    /// Message for logged-in users.
     pub message: Option<String>,
     /// One line per exception that is *not* in force, and why.
     pub degraded: Vec<String>,

@@ -55,6 +55,8 @@ use crate::{AgentConfig, AgentError, AGENT_VERSION};
 /// At most this often the agent re-resolves after connection failures.
 const MIN_RESOLVE_GAP: Duration = Duration::from_millis(500);
 
+/// The running agent: long-polls the server for the desired state, converges the
+/// firewall to it through its [`Enforcer`], watches for tampering and reports status.
 pub struct Agent {
     cfg: AgentConfig,
     enforcer: Arc<dyn Enforcer>,
@@ -69,8 +71,10 @@ fn secs(s: f64) -> Duration {
 }
 
 impl Agent {
+    /// An agent for `cfg` enforcing through `enforcer`, talking TLS with `tls`.
+    ///
     /// # Errors
-    /// [`AgentError::Config`] for an invalid config, [`AgentError::Http`] when the HTTP
+    /// [`AgentError::Config`] for an invalid config, [`AgentError::Client`] when the HTTP
     /// client cannot be built.
     pub fn new(cfg: AgentConfig, enforcer: Arc<dyn Enforcer>, tls: ClientConfig) -> Result<Self, AgentError> {
         cfg.validate()?;
@@ -95,7 +99,7 @@ impl Agent {
     /// in-memory stand-in when `enforce = false`) and mutual TLS from its files.
     ///
     /// # Errors
-    /// As [`Agent::new`], and [`AgentError::Tls`]/[`AgentError::Io`] for the TLS files.
+    /// As [`Agent::new`], and [`AgentError::TlsConfig`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
         let real = crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
             .map_err(AgentError::Enforcer)?;
@@ -109,6 +113,7 @@ impl Agent {
         Self::new(cfg, enforcer, tls)
     }
 
+    /// Reports `name` as the host name instead of the system's.
     pub fn with_hostname(mut self, name: &str) -> Self {
         self.hostname = name.to_string();
         self

@@ -112,6 +112,23 @@ pub fn wazuh_host_fallbacks(alert: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The keys of a Velociraptor row that name its host, in the order they are tried.
+const VELOCIRAPTOR_HOST_KEYS: [&str; 5] = ["Fqdn", "Hostname", "hostname", "ClientId", "client_id"];
+
+/// Alternative host references in a Velociraptor row, tried when the first is unknown:
+/// its other names, in [`VELOCIRAPTOR_HOST_KEYS`] order (a client's `Fqdn` is often
+/// `localhost.localdomain` or a name the host was not enrolled under).
+pub fn velociraptor_host_fallbacks(row: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in VELOCIRAPTOR_HOST_KEYS.iter().filter_map(|k| str_at(row, &[k])) {
+        if !out.iter().any(|o| o == h) {
+            out.push(h.to_string());
+        }
+    }
+    // The first is the event's own reference.
+    out.into_iter().skip(1).collect()
+}
+
 /// Converts one Velociraptor artifact row into an event: the host from `Fqdn`,
 /// `Hostname` or `ClientId`, the type from `EventType` or `velociraptor.<Artifact>`, the
 /// severity from `Severity` (default medium).
@@ -123,7 +140,7 @@ pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
     if !row.is_object() {
         return Err("a Velociraptor event must be a JSON object".into());
     }
-    let host = ["Fqdn", "Hostname", "hostname", "ClientId", "client_id"]
+    let host = VELOCIRAPTOR_HOST_KEYS
         .iter()
         .find_map(|k| str_at(row, &[k]))
         .ok_or("none of Fqdn, Hostname, ClientId is present")?;

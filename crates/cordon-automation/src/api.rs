@@ -109,7 +109,17 @@ pub async fn post_velociraptor(
     };
     for item in items {
         match item {
-            Ok(ev) => match service::ingest(&st, &auth.0, &ev, &[]).await {
+            Ok(ev) => match service::ingest(
+                &st,
+                &auth.0,
+                &ev,
+                &ev.raw
+                    .as_ref()
+                    .map(adapters::velociraptor_host_fallbacks)
+                    .unwrap_or_default(),
+            )
+            .await
+            {
                 Ok(rec) => out.events.push(rec),
                 Err(e) if e.status == StatusCode::BAD_REQUEST => out.rejected.push(e.detail),
                 Err(e) => return Err(e),

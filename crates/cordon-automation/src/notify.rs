@@ -57,6 +57,9 @@ pub struct Notice {
     pub revision: Option<i64>,
     /// Exceptions of a confirmed quarantine that are not in force ("degraded").
     pub degraded: Vec<String>,
+    /// For `released`: the other managers' claims that keep the host isolated (Cordon's
+    /// release is in force, the host is not open).
+    pub still_isolated_by: Vec<String>,
 }
 
 /// Escapes text for Slack's message format: `&`, `<` and `>` become `&amp;`, `&lt;`,
@@ -106,6 +109,10 @@ impl Notice {
                 format!("quarantined (degraded: {})", self.degraded.join("; "))
             }
             ("quarantined", false) => "quarantined".into(),
+            ("released", _) if !self.still_isolated_by.is_empty() => format!(
+                "released by Cordon, but STILL ISOLATED by other claims: {}",
+                self.still_isolated_by.join(", ")
+            ),
             ("released", _) => "released".into(),
             ("quarantine_requested", _) => "quarantine requested (pending until its agent confirms)".into(),
             ("release_requested", _) => "release requested (pending until its agent confirms)".into(),
@@ -171,6 +178,7 @@ impl Notice {
             "asked_by": self.asked_by,
             "revision": self.revision,
             "degraded": self.degraded,
+            "still_isolated_by": self.still_isolated_by,
             "text": self.text(),
         })
     }
@@ -219,6 +227,7 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
             asked_by: r.facts.asked_by.clone(),
             revision: r.facts.revision,
             degraded: r.facts.degraded.clone(),
+            still_isolated_by: r.facts.still_isolated_by.clone(),
         },
     ))
 }
@@ -394,6 +403,7 @@ mod tests {
             asked_by: None,
             revision: None,
             degraded: vec![],
+            still_isolated_by: vec![],
         };
         let t = n.slack_text();
         for bad in [
@@ -442,6 +452,7 @@ mod tests {
             asked_by: None,
             revision: None,
             degraded: vec![],
+            still_isolated_by: vec![],
         };
         let t = n.slack_text();
         assert!(
@@ -512,6 +523,7 @@ mod tests {
                 revision: Some(3),
                 asked_by: Some("alice".into()),
                 degraded: vec!["exception https://edr.example.net unresolved".into()],
+                still_isolated_by: vec![],
             },
         };
         let (kind, n) = notice(&rec, None).unwrap();
@@ -539,5 +551,48 @@ mod tests {
         let (kind, n) = notice(&requested, None).unwrap();
         assert_eq!(kind, "quarantine_requested");
         assert!(!n.text().contains(" quarantined "), "{}", n.text());
+    }
+
+    /// A confirmed release that leaves the host isolated by other managers' claims says
+    /// so in the headline (text, Slack) and as a field, never a bare "released".
+    #[test]
+    fn released_with_other_claims_standing_says_still_isolated() {
+        let rec = TailRecord {
+            audit_id: 11,
+            at: 0,
+            actor: "agent:web3".into(),
+            action: "release_confirmed".into(),
+            host_id: Some("h3".into()),
+            hostname: Some("web3".into()),
+            comment: Some("IR-7 done".into()),
+            detail: Some("revision 5: released by the server; still isolated by other claims: local".into()),
+            event_id: None,
+            rule: None,
+            facts: cordon_server_core::store::outbox::NoticeFacts {
+                revision: Some(5),
+                asked_by: Some("alice".into()),
+                degraded: vec![],
+                still_isolated_by: vec!["local since 2026-11-30T00:00:00Z".into()],
+            },
+        };
+        let (kind, n) = notice(&rec, None).unwrap();
+        assert_eq!(kind, "released");
+        for t in [n.text(), n.slack_text()] {
+            assert!(
+                t.contains("released by Cordon, but STILL ISOLATED by other claims: local since"),
+                "{t}"
+            );
+        }
+        let w = n.payload(TargetKind::Webhook);
+        assert_eq!(w["still_isolated_by"][0], "local since 2026-11-30T00:00:00Z");
+        let plain = TailRecord {
+            facts: cordon_server_core::store::outbox::NoticeFacts {
+                still_isolated_by: vec![],
+                ..rec.facts.clone()
+            },
+            ..rec
+        };
+        let (_, n) = notice(&plain, None).unwrap();
+        assert!(!n.text().contains("STILL ISOLATED"), "{}", n.text());
     }
 }

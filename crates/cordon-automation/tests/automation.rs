@@ -339,7 +339,7 @@ async fn burst_of_50_hosts_is_capped_and_the_rest_wait_for_approval() {
 async fn wazuh_and_velociraptor_adapters() {
     let c = Ctx::new().await;
     let web = c.enroll("web1", &["servers"]).await;
-    c.enroll("web2", &["servers"]).await;
+    let web2 = c.enroll("web2", &["servers"]).await;
     let r = json!({"name": "wazuh-12", "trigger_event_types": ["wazuh.alert"], "only_critical": true, "trigger_labels": ["servers"]});
     post(&c, "/v1/rules", &c.admin, &r.to_string()).await;
     let alert = |level: i64| {
@@ -377,6 +377,17 @@ async fn wazuh_and_velociraptor_adapters() {
     assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
     assert_eq!(v["events"][0]["source"], "velociraptor");
     assert_eq!(v["rejected"].as_array().unwrap().len(), 1);
+
+    // Fqdn is often not the enrolled name (`localhost.localdomain`): Hostname, then
+    // ClientId, are tried next (trial finding: unknown_host although Hostname matched).
+    let row = "{\"ClientId\":\"C.2\",\"Fqdn\":\"localhost.localdomain\",\"Hostname\":\"web2\",\"EventType\":\"malware\",\"Severity\":\"critical\"}\n";
+    let (st, text) = c
+        .raw("POST", "/v1/events/velociraptor", Some(&c.responder), Some(row), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_ne!(v["events"][0]["status"], "unknown_host", "{v}");
+    assert_eq!(v["events"][0]["host_id"], web2.as_str(), "{v}");
 
     // Nothing accepted is a 400 naming every line, not a 200 that loses the events.
     let (st, text) = c

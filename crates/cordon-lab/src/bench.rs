@@ -5,12 +5,15 @@ use cordon_policy::Policy;
 
 use crate::lab::{addr, Lab, LabOptions};
 
+/// `cordon bench` arguments: which benchmark to run.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// The benchmark.
     #[command(subcommand)]
     pub what: BenchWhat,
 }
 
+/// The benchmarks; each prints Cordon's figures beside its baseline.
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
     /// Apply latency of `cordon isolate` per backend vs the Velociraptor command sequence.
@@ -32,6 +35,8 @@ pub enum BenchWhat {
     Startup(crate::bench_startup::StartupArgs),
 }
 
+/// Runs one benchmark and returns the process exit code (0 on success; a failure is
+/// printed on stderr).
 pub fn run(args: BenchArgs) -> u8 {
     match args.what {
         BenchWhat::Apply(a) => crate::bench_apply::run(a),

@@ -2,22 +2,19 @@
 //! crates: `cordon lab` and `cordon bench …` (through the `lab` feature of the `cordon`
 //! binary) and the integration tests in `crates/cordon/tests` use this crate. Everything
 //! here needs Linux network namespaces; on other systems the crate is empty.
-// Public items still to document (85 when [workspace.lints] turned missing_docs on);
-// remove this allow once `cargo clippy -p cordon-lab` shows none.
-#![allow(missing_docs)]
 
 #[cfg(target_os = "linux")]
 pub mod bench;
 #[cfg(target_os = "linux")]
-pub mod bench_apply;
+pub(crate) mod bench_apply;
 #[cfg(target_os = "linux")]
-pub mod bench_e2e;
+pub(crate) mod bench_e2e;
 #[cfg(all(target_os = "linux", feature = "server"))]
-pub mod bench_server;
+pub(crate) mod bench_server;
 #[cfg(target_os = "linux")]
-pub mod bench_startup;
+pub(crate) mod bench_startup;
 #[cfg(target_os = "linux")]
-pub mod bench_tamper;
+pub(crate) mod bench_tamper;
 #[cfg(target_os = "linux")]
 pub mod lab;
 #[cfg(target_os = "linux")]

@@ -12,11 +12,18 @@ use serde_json::Value;
 use crate::lab::addr::*;
 use crate::lab::{Host, Lab, LabOptions};
 
+/// A lab with a real Cordon server running in the server namespace and an enrolled
+/// agent in the endpoint namespace; both processes are killed on drop.
 pub struct ServerLab {
+    /// The namespaces.
     pub lab: Lab,
+    /// The server's data directory (CA, database).
     pub data: PathBuf,
+    /// The agent's configuration file.
     pub agent_config: PathBuf,
+    /// The agent's state directory (its own, not `/var/lib/cordon`).
     pub state_dir: PathBuf,
+    /// The admin API token from `cordon server init`.
     pub admin_token: String,
     procs: Vec<Child>,
     _tmp: tempfile::TempDir,
@@ -36,6 +43,7 @@ fn json_of(out: std::process::Output, what: &str) -> Result<Value> {
 /// A namespace lab with a server data directory initialised (the server not running yet)
 /// and an enrollment token: what [`ServerLab`] and the server end-to-end test start from.
 pub struct Prepared {
+    /// The namespaces.
     pub lab: Lab,
     /// The server's data directory (CA, database).
     pub data: PathBuf,
@@ -43,6 +51,7 @@ pub struct Prepared {
     pub init: Value,
     /// `cordon server token create --json` output (`token`).
     pub enroll_token: Value,
+    /// The temp directory holding `data`; deleted on drop.
     pub tmp: tempfile::TempDir,
 }
 
@@ -223,6 +232,7 @@ impl ServerLab {
         format!("https://{SERVER4}:{SERVER_PORT}")
     }
 
+    /// The server's CA certificate (`<data>/ca.pem`), PEM bytes.
     pub fn ca_pem(&self) -> Result<Vec<u8>> {
         Ok(std::fs::read(self.data.join("ca.pem"))?)
     }
@@ -290,14 +300,21 @@ impl ServerLab {
 /// Result of [`demo`]: the leak matrix open, quarantined through the API, released.
 #[derive(Debug, serde::Serialize)]
 pub struct ServerDemo {
+    /// The leak matrix before the quarantine.
     pub before: Vec<crate::lab::matrix::Outcome>,
+    /// The leak matrix while quarantined.
     pub during: Vec<crate::lab::matrix::Outcome>,
+    /// The leak matrix after the release.
     pub after: Vec<crate::lab::matrix::Outcome>,
+    /// Rows of `during` that reached a destination the quarantine must block.
     pub leaks: usize,
+    /// Rows of `during` that did not reach a destination the quarantine must keep open.
     pub over_blocks: usize,
     /// API call returned -> rules in force on the agent.
     pub quarantine_ms: f64,
+    /// API call returned -> rules gone on the agent, in milliseconds.
     pub release_ms: f64,
+    /// The host's state as the server's API reported it while quarantined.
     pub host_state_during: String,
 }
 

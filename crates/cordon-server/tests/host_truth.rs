@@ -162,6 +162,11 @@ async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded(
         })
         .await
         .unwrap();
+    // The agent's first report confirms the enrollment's own revision: nobody asked for
+    // a release, so nothing is announced (trial finding: one "released" per new agent).
+    c.agent_status(&h, &report(1, AgentState::Released)).await;
+    assert_eq!(get(&c, &h).await["state"], "normal");
+    assert!(outbox(&c, "released").await.is_empty(), "enrollment is not a release");
     let v = quarantine(
         &c,
         &format!("/v1/hosts/{h}/quarantine"),
@@ -305,6 +310,16 @@ async fn offline_is_derived_from_the_reported_heartbeat() {
 async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
     let c = Ctx::new().await;
     let h = c.enroll("web1", &[]).await;
+    c.store()
+        .add_notify_target(&TargetSpec {
+            name: "soc".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["released".into()],
+            enabled: true,
+        })
+        .await
+        .unwrap();
     let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR"})).await;
     let rev = v["results"][0]["revision"].as_i64().unwrap();
     let claim = |source: &str| ClaimInfo {
@@ -338,4 +353,20 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
         "{host}"
     );
     assert_eq!(host["claims"].as_array().unwrap().len(), 2);
+    // The notification says the host is still isolated, in the headline and as a field.
+    let sent = outbox(&c, "released").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0]["still_isolated_by"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        sent[0]
+    );
+    assert!(
+        sent[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("released by Cordon, but STILL ISOLATED by other claims: wazuh since")),
+        "{}",
+        sent[0]
+    );
 }

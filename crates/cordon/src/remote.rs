@@ -363,6 +363,17 @@ pub(crate) fn state_text(h: &Host) -> String {
         cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
             format!("quarantined (degraded: {})", h.degraded.join("; "))
         }
+        // Cordon's release is in force, other managers' claims are not: never a bare
+        // "normal" for a host that is isolated (trial finding).
+        cordon_proto::HostState::Normal if h.claims.iter().any(|c| c.source != "agent") => {
+            let others: Vec<&str> = h
+                .claims
+                .iter()
+                .filter(|c| c.source != "agent")
+                .map(|c| c.source.as_str())
+                .collect();
+            format!("normal (still isolated by {})", others.join(", "))
+        }
         s => s.as_str().to_string(),
     }
 }
@@ -760,4 +771,34 @@ pub fn audit(a: AuditArgs) -> u8 {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn host(state: &str, claims: &[&str]) -> Host {
+        let claims: Vec<serde_json::Value> = claims.iter().map(|s| serde_json::json!({"source": s})).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "h1", "hostname": "web3", "os": null, "addresses": [], "labels": [],
+            "agent_version": null, "last_seen": null, "enrolled_at": "2026-11-30T00:00:00Z",
+            "desired": {"revision": 5, "quarantined": false},
+            "state": state, "state_reason": null, "state_since": "2026-11-30T00:00:00Z",
+            "applied_revision": 5, "digest": null, "backend": null, "revoked": false,
+            "claims": claims,
+        }))
+        .unwrap()
+    }
+
+    /// Trial finding, the fault kind: a host Cordon released but other managers still
+    /// isolate was listed as a bare "normal".
+    #[test]
+    fn a_released_host_other_claims_isolate_is_never_a_bare_normal() {
+        let h = host("normal", &["wazuh", "local"]);
+        assert_eq!(state_text(&h), "normal (still isolated by wazuh, local)");
+        assert!(show_host(&h).contains("state:     normal (still isolated by wazuh, local)"));
+        assert_eq!(state_text(&host("normal", &[])), "normal");
+        assert_eq!(state_text(&host("normal", &["agent"])), "normal");
+    }
 }

@@ -86,6 +86,11 @@ pub struct WazuhArArgs {
     /// Also act on alerts raised by the Wazuh manager itself (`agent.id` 000).
     #[arg(long)]
     pub allow_manager: bool,
+    /// The Wazuh agent's ossec.conf: when neither this command line nor the message
+    /// names a `--server`, an isolation keeps the managers of its `<client><server>`
+    /// blocks reachable (the shipped wrapper passes WAZUH_HOME/etc/ossec.conf).
+    #[arg(long, value_name = "FILE")]
+    pub ossec_conf: Option<PathBuf>,
     #[command(flatten)]
     pub common: crate::local::Common,
 }
@@ -503,6 +508,38 @@ pub fn run(a: WazuhArArgs) -> u8 {
                    not isolating the manager (use --allow-manager to allow it)";
         return finish(&a.log, line, Err(("manager_alert".into(), why.into(), 2)), Out::Stderr);
     }
+    let eng = Engine::new(
+        a.common.table_or_default(),
+        a.common.state_dir.clone(),
+        a.common.backend,
+    );
+    let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
+    // An isolation is checked before the exchange (bad input changes nothing and execd
+    // stops waiting on a silent stdout): it must keep a manager reachable — without one
+    // the host is cut off from Wazuh and its release could never arrive (an on-demand
+    // API call carries only its `arguments`, not the command's <extra_args>) — and its
+    // names must resolve.
+    let mut servers = [a.servers.clone(), req.servers.clone()].concat();
+    if req.action == ArAction::Isolate && servers.is_empty() {
+        match managers_of(a.ossec_conf.as_deref()) {
+            Ok(found) => servers = found,
+            Err(why) => return finish(&a.log, line, Err(("no_server".into(), why, 2)), Out::Stderr),
+        }
+    }
+    let ir = IsolateRequest {
+        allow: req.allow.clone(),
+        servers,
+        dns: !req.no_dns,
+        dhcp: !req.no_dhcp,
+        message: req.message.clone(),
+        verify_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    if req.action == ArAction::Isolate {
+        if let Err(e) = eng.resolve(&ir) {
+            return finish(&a.log, line, Err(err(e)), Out::Stderr);
+        }
+    }
     if !a.no_handshake {
         // Stdout carries only this line until execd has answered.
         let keys = check_keys_message(&req.keys());
@@ -525,23 +562,8 @@ pub fn run(a: WazuhArArgs) -> u8 {
             Err(why) => return finish(&a.log, line, Err(("protocol".into(), why, 1)), Out::Stderr),
         }
     }
-    let eng = Engine::new(
-        a.common.table_or_default(),
-        a.common.state_dir.clone(),
-        a.common.backend,
-    );
-    let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     let result = match req.action {
         ArAction::Isolate => {
-            let ir = IsolateRequest {
-                allow: req.allow.clone(),
-                servers: [a.servers.clone(), req.servers.clone()].concat(),
-                dns: !req.no_dns,
-                dhcp: !req.no_dhcp,
-                message: req.message.clone(),
-                verify_timeout: Duration::from_secs(10),
-                ..Default::default()
-            };
             if a.dry_run {
                 eng.dry_run(&ir)
                     .map(|(backend, text, _)| json!({"dry_run": true, "backend": backend, "ruleset": text}))
@@ -563,9 +585,129 @@ pub fn run(a: WazuhArArgs) -> u8 {
     finish(&a.log, line, result, Out::Stdout)
 }
 
+/// The managers an isolation keeps reachable when no `--server` was given: those of the
+/// Wazuh agent's ossec.conf (`ossec_conf`).
+///
+/// # Errors
+/// A sentence for the log when there is no file, it cannot be read, or it names no
+/// manager: the isolation is refused (exit 2) rather than cutting the host off from Wazuh.
+fn managers_of(ossec_conf: Option<&Path>) -> Result<Vec<AllowSpec>, String> {
+    let refuse = |why: String| {
+        format!(
+            "{why}; an isolation without a management server would cut this host off from the Wazuh \
+             manager, so its release could never arrive: give --server tcp://MANAGER:1514 (in the \
+             command's <extra_args>, or in an on-demand call's \"arguments\"); nothing was changed"
+        )
+    };
+    let Some(path) = ossec_conf else {
+        return Err(refuse(
+            "no --server given and no --ossec-conf to read the manager from".into(),
+        ));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| refuse(format!("no --server given and {} cannot be read ({e})", path.display())))?;
+    let found = managers_from_ossec_conf(&text);
+    if found.is_empty() {
+        return Err(refuse(format!(
+            "no --server given and {} names no manager (<client><server><address>)",
+            path.display()
+        )));
+    }
+    found
+        .iter()
+        .map(|s| AllowSpec::parse_server(s).map_err(|e| refuse(format!("{}: manager {s}: {e}", path.display()))))
+        .collect()
+}
+
+/// The managers of a Wazuh agent's ossec.conf as `tcp://ADDRESS:PORT` (IPv6 literals in
+/// brackets): every `<server>` inside a `<client>` block, its `<address>` and `<port>`
+/// (default 1514, Wazuh's agent connection port), comments skipped.
+///
+/// Hand-written rather than an XML parser: a real ossec.conf is several top-level
+/// `<ossec_config>` blocks (not one XML document), which XML parsers refuse; only these
+/// three simple elements are read.
+pub fn managers_from_ossec_conf(text: &str) -> Vec<String> {
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("<!--") {
+        plain.push_str(&rest[..i]);
+        rest = rest[i..].find("-->").map_or("", |j| &rest[i + j + 3..]);
+    }
+    plain.push_str(rest);
+    let blocks = |s: &str, tag: &str| -> Vec<String> {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut out = Vec::new();
+        let mut r = s;
+        while let Some(i) = r.find(&open) {
+            let after = &r[i + open.len()..];
+            let Some(j) = after.find(&close) else { break };
+            out.push(after[..j].to_string());
+            r = &after[j + close.len()..];
+        }
+        out
+    };
+    let mut out = Vec::new();
+    for client in blocks(&plain, "client") {
+        for server in blocks(&client, "server") {
+            let Some(address) = blocks(&server, "address").into_iter().next() else {
+                continue;
+            };
+            let address = address.trim();
+            if address.is_empty() {
+                continue;
+            }
+            let port = blocks(&server, "port")
+                .into_iter()
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .unwrap_or(1514);
+            if address.contains(':') {
+                out.push(format!("tcp://[{address}]:{port}"));
+            } else {
+                out.push(format!("tcp://{address}:{port}"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real agent ossec.conf has several top-level blocks and comments; a server
+    /// without `<port>` uses 1514.
+    #[test]
+    fn managers_are_read_from_every_client_server_block() {
+        let conf = r#"<!-- Wazuh agent -->
+<ossec_config>
+  <client>
+    <server>
+      <address>wazuh.example.net</address>
+      <port>1514</port>
+      <protocol>tcp</protocol>
+    </server>
+    <!-- <server><address>192.0.2.99</address></server> -->
+    <server>
+      <address>2001:db8::14</address>
+    </server>
+  </client>
+</ossec_config>
+<ossec_config>
+  <localfile><location>/var/log/auth.log</location></localfile>
+  <client><server><address> 192.0.2.14 </address><port>1515</port></server></client>
+</ossec_config>
+"#;
+        assert_eq!(
+            managers_from_ossec_conf(conf),
+            [
+                "tcp://wazuh.example.net:1514",
+                "tcp://[2001:db8::14]:1514",
+                "tcp://192.0.2.14:1515"
+            ]
+        );
+        assert!(managers_from_ossec_conf("<ossec_config></ossec_config>").is_empty());
+    }
 
     /// A recorded manager-side message (what analysisd or the API send), rewritten the way
     /// execd.c `ExecdRun` does before handing it to the program.

@@ -88,6 +88,10 @@ const RULE_OPTION_VALUES: [&str; 6] = [
 fn json_key_for_var(var: &str) -> Option<&str> {
     match var {
         "srcgeoip" | "dstgeoip" => None,
+        // `command` becomes a static field in json_decoder.c `fillData`, which
+        // ParseRuleComment does not expand, and FindField searches dynamic fields only:
+        // `$(command)` stays empty.
+        "command" => None,
         "system_name" => Some("systemname"),
         // `user` is a static rule option but not a JSON static key: a dynamic field.
         other => Some(other),
@@ -418,4 +422,7 @@ fn wrappers_pass_the_log_next_to_the_wazuh_home() {
     let cmd = std::fs::read_to_string(wazuh_dir().join("cordon-ar.cmd")).unwrap();
     assert!(cmd.contains("wazuh-ar") && cmd.contains(r"%~dp0..\active-responses.log"));
     assert!(cmd.contains("\r\n"), "a .cmd file has CRLF line ends");
+    // Both pass the agent's ossec.conf, whose managers an isolation without --server keeps.
+    assert!(sh.contains(r#"--ossec-conf "$home/etc/ossec.conf""#), "{sh}");
+    assert!(cmd.contains(r#"--ossec-conf "%~dp0..\..\ossec.conf""#), "{cmd}");
 }

@@ -230,6 +230,15 @@ impl Agent {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("active-response/bin")).unwrap();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        // The agent's own configuration: its manager, which an isolation without a
+        // --server keeps reachable (the wrapper passes WAZUH_HOME/etc/ossec.conf).
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/ossec.conf"),
+            "<ossec_config>\n  <client>\n    <server>\n      <address>192.0.2.1</address>\n      \
+             <port>1514</port>\n    </server>\n  </client>\n</ossec_config>\n",
+        )
+        .unwrap();
         let wrapper = dir.path().join("active-response/bin/cordon-ar");
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../integrations/wazuh/cordon-ar"),
@@ -409,6 +418,47 @@ fn execd_delete_from_timeout_or_shutdown_is_ignored() {
         (Some("delete"), Some("none"), Some("ignored"))
     );
     assert!(!agent.state().exists(), "delete changes nothing");
+}
+
+/// Trial finding, the fault kind: an on-demand isolation (whose message carries only the
+/// API call's `arguments`, never the command's <extra_args>) named no manager, so the host
+/// was cut off from Wazuh and the release could never arrive. Without a --server the
+/// managers of the agent's ossec.conf are kept; with none, the isolation is refused before
+/// the exchange and nothing changes.
+#[test]
+fn execd_isolation_keeps_the_agents_manager_or_is_refused() {
+    let agent = Agent::new();
+    let mut e = agent.execd(&["--dry-run"]);
+    let run = e.run(&fixture("clr-isolate.json"));
+    assert_eq!((keys_of(&run), run.exit), (json!(["isolate"]), 0), "{}", run.stderr);
+    let log = agent.log();
+    let ruleset = log[0]["ruleset"].as_str().unwrap_or_default();
+    assert!(ruleset.contains("192.0.2.1") && ruleset.contains("1514"), "{}", log[0]);
+
+    // No manager anywhere: refused without a handshake, nothing changed.
+    std::fs::write(agent.dir.path().join("etc/ossec.conf"), "<ossec_config/>\n").unwrap();
+    let mut e = agent.execd(&[]);
+    let run = e.run(&fixture("clr-isolate.json"));
+    assert_eq!(run.keys_line, None, "stdout must stay silent: execd then stops waiting");
+    assert_eq!(run.exit, 2, "{}", run.stderr);
+    let last = agent.log().pop().unwrap();
+    assert_eq!(last["error"], "no_server", "{last}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("--server tcp://MANAGER:1514")),
+        "{last}"
+    );
+    assert!(!agent.state().exists(), "nothing may be changed on refused input");
+
+    // An exception whose name does not resolve is bad input too: refused before the
+    // exchange (the README's promise), not after execd was told to continue.
+    let unresolvable =
+        fixture("add.json").replace("\"198.51.100.0/24\"", "\"--allow\",\"tcp://cordon-test.invalid:443\"");
+    let run = e.run(&unresolvable);
+    assert_eq!(run.keys_line, None, "refused before check_keys: {}", run.stderr);
+    assert_eq!(run.exit, 2, "{}", run.stderr);
+    assert!(!agent.state().exists());
 }
 
 #[test]

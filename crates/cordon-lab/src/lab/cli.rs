@@ -10,6 +10,7 @@ use clap::Args;
 use super::matrix::{self, Outcome, Phase};
 use super::{addr, Host, Lab, LabOptions};
 
+/// `cordon lab` arguments.
 #[derive(Args, Debug)]
 pub struct LabArgs {
     /// Backends to demonstrate (repeatable): nftables, iptables, netlink. Default: netlink, nftables and iptables.
@@ -31,16 +32,24 @@ pub struct LabArgs {
 /// Result of one quarantine mechanism in the lab.
 #[derive(Debug, serde::Serialize)]
 pub struct Demo {
+    /// `cordon (BACKEND)`, or `baseline SCRIPT` with the script's file name.
     pub mechanism: String,
+    /// The leak matrix before isolating (everything should be reachable).
     pub before: Vec<Outcome>,
+    /// The leak matrix while isolated.
     pub during: Vec<Outcome>,
+    /// The leak matrix after releasing.
     pub after: Vec<Outcome>,
+    /// Rows of `during` that reached a destination the quarantine must block.
     pub leaks: usize,
+    /// Rows of `during` that did not reach a destination the quarantine must keep open.
     pub over_blocks: usize,
     /// Firewall state after release equals the state before isolate.
     pub restored: bool,
 }
 
+/// Runs the lab demonstration and returns the process exit code: 0 when every mechanism
+/// had no leak and no over-block and restored the firewall, 1 otherwise or on error.
 pub fn run(args: LabArgs) -> u8 {
     // Ctrl-C must not leave namespaces behind.
     let _ = ctrlc::set_handler(|| {

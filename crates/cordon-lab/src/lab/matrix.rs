@@ -10,9 +10,12 @@ use super::addr::*;
 use super::probe::Probe;
 use super::{Host, Lab};
 
+/// One row of the leak matrix: a path from one lab host to another.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The row's label in the printed table and JSON.
     pub name: &'static str,
+    /// How the path is tried.
     pub probe: Probe,
     /// Must this path stay open while quarantined?
     pub allowed: bool,
@@ -245,8 +248,11 @@ pub fn rows() -> Vec<Row> {
 /// One probed row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The row's label ([`Row::name`]).
     pub name: &'static str,
+    /// The path must stay open while quarantined ([`Row::allowed`]).
     pub allowed: bool,
+    /// The probe got through.
     pub reached: bool,
 }
 
@@ -320,9 +326,11 @@ pub fn score(outcomes: &[Outcome]) -> (usize, usize) {
 
 /// One column of the printed matrix.
 pub struct Phase<'a> {
+    /// The column header.
     pub name: &'a str,
     /// Leaks and over-blocks are marked only in phases where quarantine is in force.
     pub quarantined: bool,
+    /// The probed rows, in matrix order.
     pub outcomes: &'a [Outcome],
 }
 

@@ -26,15 +26,27 @@ use services::Service;
 /// Lab addresses (documentation ranges only, design §3/§7).
 pub mod addr {
     use std::net::{Ipv4Addr, Ipv6Addr};
+    // The bridge network: 192.0.2.0/24 (RFC 5737 TEST-NET-1) and 2001:db8:c0::/64
+    // (RFC 3849).
+    /// The management server's IPv4 address.
     pub const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    /// The management server's IPv6 address.
     pub const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 1);
+    /// The DNS resolver's IPv4 address.
     pub const RESOLVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+    /// The DNS resolver's IPv6 address.
     pub const RESOLVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x53);
+    /// The quarantined endpoint's IPv4 address.
     pub const ENDPOINT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    /// The quarantined endpoint's IPv6 address.
     pub const ENDPOINT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x10);
+    /// The other host (must become unreachable), IPv4.
     pub const OTHER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+    /// The other host, IPv6.
     pub const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x99);
+    /// The DHCP server's IPv4 address (named in the endpoint's lease).
     pub const DHCP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 67);
+    /// The DHCP server's IPv6 address.
     pub const DHCP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0x67);
     /// The DHCP host's link-local address: DHCPv6 servers answer from there.
     pub const DHCP6_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x67);
@@ -42,30 +54,45 @@ pub mod addr {
     /// reaches a far network through router 1 (on the bridge) and router 2, and the link
     /// between the routers has an MTU of 1280 bytes, as on many real paths.
     pub const ROUTER1_4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+    /// Router 1 on the bridge, IPv6.
     pub const ROUTER1_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 0xfe);
     /// The router-to-router link (MTU [`SMALL_MTU`]).
     pub const HOP_R1_4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+    /// Router 2 on the router-to-router link, IPv4.
     pub const HOP_R2_4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+    /// Router 1 on the router-to-router link, IPv6.
     pub const HOP_R1_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x1, 0, 0, 0, 0, 1);
+    /// Router 2 on the router-to-router link, IPv6.
     pub const HOP_R2_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x1, 0, 0, 0, 0, 2);
     /// The far network behind router 2: 203.0.113.128/25 and 2001:db8:2::/64.
     pub const FAR_NET4: &str = "203.0.113.128/25";
+    /// The far network, IPv6 (CIDR).
     pub const FAR_NET6: &str = "2001:db8:2::/64";
+    /// Router 2 on the far network, IPv4.
     pub const ROUTER2_FAR4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 129);
+    /// Router 2 on the far network, IPv6.
     pub const ROUTER2_FAR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 1);
     /// A far server (allowed in the tests) and a far host that is not.
     pub const FAR_SERVER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 130);
+    /// The far server, IPv6.
     pub const FAR_SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 0x130);
+    /// The far host that is not allowed, IPv4.
     pub const FAR_OTHER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 131);
+    /// The far host that is not allowed, IPv6.
     pub const FAR_OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x2, 0, 0, 0, 0, 0x131);
     /// The MTU of the router-to-router hop (the IPv6 minimum).
     pub const SMALL_MTU: u32 = 1280;
     /// Port of the far hosts' byte counter ([`super::services::Service::Sink`]).
     pub const SINK_PORT: u16 = 8443;
+    /// The management server's TCP port (the lab's echo, or a real Cordon server).
     pub const SERVER_PORT: u16 = 8443;
+    /// A second TCP port on the server that is not allowed.
     pub const SERVER_OTHER_PORT: u16 = 9000;
+    /// TCP echo port on the other host.
     pub const OTHER_TCP_PORT: u16 = 80;
+    /// UDP echo port on the other host.
     pub const OTHER_UDP_PORT: u16 = 7777;
+    /// A TCP listener on the endpoint, for inbound and loopback probes.
     pub const ENDPOINT_PORT: u16 = 2222;
     /// Name under which the endpoint's /etc/hosts knows the server (v4 and v6); the lab's
     /// resolver answers it too (see [`super::Lab::set_dns`]).
@@ -73,6 +100,7 @@ pub mod addr {
     /// Where the server goes when a test moves it (DR failover, re-IP) or adds a replica
     /// address; the server certificate made by the lab covers these too.
     pub const MOVED_SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    /// The moved server's IPv6 address.
     pub const MOVED_SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 2);
     /// HTTP CONNECT proxy on the other host, when a test starts one.
     pub const PROXY_PORT: u16 = 3128;
@@ -82,14 +110,20 @@ use addr::*;
 /// The hosts of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host {
+    /// The host that gets quarantined (runs `cordon` / the agent).
     Endpoint,
+    /// The management server.
     Server,
+    /// The DNS resolver.
     Resolver,
+    /// Another host on the same network, which the quarantine must cut off.
     Other,
+    /// The DHCP server.
     Dhcp,
 }
 
 impl Host {
+    /// Every host on the bridge, endpoint first.
     pub const ALL: [Host; 5] = [Host::Endpoint, Host::Server, Host::Resolver, Host::Other, Host::Dhcp];
 
     fn short(self) -> &'static str {
@@ -147,6 +181,8 @@ pub const USER_NFT_RULES: &str = "table inet user_fw {\n\tchain input {\n\t\ttyp
 static LIVE_LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static LAB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// A running lab: its namespaces, bridge and services. Dropping it stops the services
+/// and deletes every namespace it made.
 pub struct Lab {
     prefix: String,
     cordon_bin: PathBuf,

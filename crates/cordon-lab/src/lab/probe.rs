@@ -13,25 +13,62 @@ use super::{netns, Host, Lab};
 /// How long a probe waits before calling the path blocked.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
 
+/// One way of trying a path through the lab; every probe gives up after
+/// [`PROBE_TIMEOUT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// TCP handshake from a host to an address.
-    Tcp { from: Host, to: SocketAddr },
+    Tcp {
+        /// The sending host.
+        from: Host,
+        /// The destination address and port.
+        to: SocketAddr,
+    },
     /// UDP datagram to an echo service, reply expected.
-    Udp { from: Host, to: SocketAddr },
+    Udp {
+        /// The sending host.
+        from: Host,
+        /// The destination address and port.
+        to: SocketAddr,
+    },
     /// DNS query over UDP, reply expected.
-    DnsUdp { from: Host, to: SocketAddr },
+    DnsUdp {
+        /// The sending host.
+        from: Host,
+        /// The destination address and port.
+        to: SocketAddr,
+    },
     /// DNS query over TCP, reply expected.
-    DnsTcp { from: Host, to: SocketAddr },
+    DnsTcp {
+        /// The sending host.
+        from: Host,
+        /// The destination address and port.
+        to: SocketAddr,
+    },
     /// ICMP / ICMPv6 echo request, reply expected.
-    Ping { from: Host, to: IpAddr },
+    Ping {
+        /// The sending host.
+        from: Host,
+        /// The destination address.
+        to: IpAddr,
+    },
     /// A DHCP server reply (udp 67->68, or 547->546 for v6) reaching the endpoint. The
     /// v4 reply comes from the lab's DHCP server address (which the endpoint's lease
     /// names), the v6 reply from its link-local address, as DHCPv6 servers answer.
-    DhcpReply { v6: bool },
+    DhcpReply {
+        /// DHCPv6 (547 -> 546) instead of DHCPv4 (67 -> 68).
+        v6: bool,
+    },
     /// UDP from a fixed source port to an echo service, reply expected (the DHCP client
     /// port used as a tunnel to an arbitrary host).
-    UdpFromPort { from: Host, src_port: u16, to: SocketAddr },
+    UdpFromPort {
+        /// The sending host.
+        from: Host,
+        /// The UDP source port.
+        src_port: u16,
+        /// The destination address and port.
+        to: SocketAddr,
+    },
 }
 
 impl Probe {

@@ -21,10 +21,12 @@ use super::netns;
 
 const POLL: Duration = Duration::from_millis(20);
 
+/// A service a lab host runs on a thread of the test process, inside its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     /// Echoes every byte back.
     TcpEcho,
+    /// Sends every datagram back to its sender.
     UdpEcho,
     /// Answers DNS over UDP with NXDOMAIN.
     DnsUdp,

@@ -48,6 +48,10 @@ pub struct NoticeFacts {
     /// Exceptions of a confirmed quarantine that are not in force (one line each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<String>,
+    /// A confirmed release that leaves the host isolated: the other managers' claims
+    /// still standing (`wazuh since 2026-…`, `local`), one per claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_isolated_by: Vec<String>,
 }
 
 /// Attaches `facts` to the queued notification of audit record `audit_id`, inside the

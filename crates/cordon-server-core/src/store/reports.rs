@@ -275,6 +275,9 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         }
         HostState::Quarantined => (confirmed("quarantine_reconfirmed", "quarantine_confirmed"), "ok"),
         HostState::NotEnforcing => (confirmed("not_enforcing_reconfirmed", "not_enforcing"), "not_enforcing"),
+        // The enrollment's own revision (nobody asked for it): the agent's first report,
+        // not a release to announce.
+        HostState::Normal if host.desired.actor.is_none() => ("baseline_confirmed", "ok"),
         HostState::Normal => (confirmed("release_reconfirmed", "release_confirmed"), "ok"),
         HostState::Tampered => ("tampered", "repairing"),
         HostState::Failed => ("failed", "error"),
@@ -298,6 +301,11 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
             revision: Some(host.desired.revision),
             asked_by: host.desired.actor.clone(),
             degraded: a.degraded.clone(),
+            still_isolated_by: if state == HostState::Normal {
+                other_claims(r)
+            } else {
+                vec![]
+            },
         };
         (host.desired.comment.clone(), Some(facts))
     } else {
