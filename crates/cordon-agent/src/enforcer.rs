@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use cordon_engine::watch::{WatchEvent, WatchOptions};
 
-use cordon_engine::{ClaimSource, Engine, EngineError, QuarantineState, StartupFinding};
+use cordon_engine::{ClaimSource, Engine, EngineError, ManagementPaths, QuarantineState, StartupFinding};
 use cordon_firewall::BackendChoice;
 use cordon_policy::TableName;
 use cordon_proto::ClaimInfo;
@@ -113,6 +113,13 @@ pub trait Enforcer: Send + Sync + 'static {
     fn can_watch(&self) -> bool {
         false
     }
+    /// Records the agent's management paths so every claim on this host keeps them open
+    /// (`cordon_engine::claims`, "the enrolled agent's management paths"); returns
+    /// whether standing claims were re-applied with them. The default records nothing.
+    fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
+        let _ = paths;
+        Ok(false)
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -133,6 +140,11 @@ impl EngineEnforcer {
         Ok(EngineEnforcer {
             engine: Engine::new(table, state_dir, backend),
         })
+    }
+
+    /// The engine it enforces with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 
@@ -180,6 +192,10 @@ impl Enforcer for EngineEnforcer {
         true
     }
 
+    fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
+        Ok(self.engine.set_management_paths(paths)?)
+    }
+
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
         let claims = self
@@ -204,9 +220,15 @@ impl Enforcer for EngineEnforcer {
 }
 
 /// Keeps "rules" in memory. `tamper()` simulates someone deleting them.
+///
+/// An agent running with `enforce = false` uses one built by
+/// [`MemoryEnforcer::recording_paths`]: it enforces nothing for the server, but still
+/// records its management paths so other sources' claims (Wazuh, Velociraptor, local)
+/// never cut it off from its server.
 #[derive(Debug, Default)]
 pub struct MemoryEnforcer {
     inner: Mutex<MemState>,
+    paths_engine: Option<Engine>,
 }
 
 #[derive(Debug, Default)]
@@ -222,6 +244,15 @@ impl MemoryEnforcer {
     /// Released, with no applies counted.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A stand-in that records the agent's management paths through `engine` (the
+    /// host's real claims and state directory).
+    pub fn recording_paths(engine: Engine) -> Self {
+        MemoryEnforcer {
+            paths_engine: Some(engine),
+            ..Self::default()
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
@@ -261,6 +292,13 @@ impl MemoryEnforcer {
 }
 
 impl Enforcer for MemoryEnforcer {
+    fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
+        match &self.paths_engine {
+            Some(e) => Ok(e.set_management_paths(paths)?),
+            None => Ok(false),
+        }
+    }
+
     fn isolate(&self, plan: &Plan, _notify_users: bool) -> Result<Applied, EnforceError> {
         let mut s = self.lock();
         s.recorded = Some(plan.clone());

@@ -21,6 +21,15 @@
 //!   until a request through a new address succeeded.
 //! * **Report at start and every heartbeat,** so `last seen` stays fresh and the server can
 //!   call an agent offline after three missed heartbeats.
+//! * **Keep its own paths open under every claim.** At start and whenever its server or
+//!   proxy addresses change, the agent records its management paths in the state
+//!   directory (`cordon_engine::claims`): a Wazuh, Velociraptor or local quarantine then
+//!   keeps the agent's servers, proxy and resolvers reachable, so the server still sees
+//!   the host and can quarantine and release it.
+//! * **Repair every standing claim.** Tampering with a quarantine the agent does not hold
+//!   (a Wazuh-only claim, say) is repaired like its own: the recorded merged quarantine is
+//!   re-applied (as `cordon isolate --reapply` does, in milliseconds; the event-driven
+//!   watcher runs while any claim stands) and reported once, never "released".
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -30,7 +39,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cordon_engine::watch::WatchEvent;
-use cordon_engine::{QuarantineState, StartupFinding};
+use cordon_engine::{ClaimSource, ManagementPaths, QuarantineState, StartupFinding};
+use cordon_policy::{AllowSpec, Target, Transport};
 use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
@@ -91,13 +101,13 @@ impl Agent {
     /// # Errors
     /// As [`Agent::new`], and [`AgentError::TlsConfig`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
+        let real = crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
+            .map_err(AgentError::Enforcer)?;
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
-            Arc::new(
-                crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
-                    .map_err(AgentError::Enforcer)?,
-            )
+            Arc::new(real)
         } else {
-            Arc::new(crate::MemoryEnforcer::new())
+            refuse_monitoring_own_claim(real.engine(), &cfg)?;
+            Arc::new(crate::MemoryEnforcer::recording_paths(real.engine().clone()))
         };
         let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key)?;
         Self::new(cfg, enforcer, tls)
@@ -156,6 +166,7 @@ impl Agent {
             last_resolve: None,
             local_claims_reported: None,
             claims: vec![],
+            paths_recorded: None,
             next_degraded_retry: now,
             verifying: None,
             watcher: None,
@@ -273,6 +284,8 @@ struct Reconciler {
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
+    /// The management paths last recorded for other sources' claims.
+    paths_recorded: Option<BTreeSet<SocketAddr>>,
     next_degraded_retry: Instant,
     /// Applied at this instant, and not yet confirmed by a request over the agent's own
     /// connection; `bool`: the timeout was already reported.
@@ -295,9 +308,11 @@ struct Watcher {
 impl Reconciler {
     /// Starts the watcher when the desired quarantine is in force and none runs (or the
     /// last one ended more than `retry_every` ago: it may have failed to start).
+    /// Other sources' claims count too: their quarantine is repaired as the agent's own.
     fn ensure_watcher(&mut self) {
         let in_force = self.p.desired.quarantined && self.p.applied_revision == Some(self.p.desired.revision);
-        if !self.enforcing || !self.enforcer.can_watch() || !in_force {
+        let others = self.claims.iter().any(|c| c.source != ClaimSource::Agent.as_str());
+        if !self.enforcing || !self.enforcer.can_watch() || !(in_force || others) {
             return;
         }
         if let Some(w) = &self.watcher {
@@ -389,6 +404,51 @@ impl Reconciler {
         }
     }
 
+    /// Records the agent's management paths (`res` as just resolved, the addresses in
+    /// force and the one that last answered) so every claim on the host keeps them open.
+    /// A name that did not resolve keeps the addresses recorded before.
+    async fn record_paths(&mut self, res: &plan::Resolved) {
+        let mut addrs: BTreeSet<SocketAddr> = res.addrs.clone();
+        addrs.extend(self.p.transport.iter().copied());
+        addrs.extend(self.client.last_peer());
+        if !res.failures.is_empty() {
+            if let Some(old) = &self.paths_recorded {
+                addrs.extend(old.iter().copied());
+            }
+        }
+        if addrs.is_empty() || self.paths_recorded.as_ref() == Some(&addrs) {
+            return;
+        }
+        let needs_dns = self
+            .transport
+            .servers
+            .iter()
+            .chain(&self.transport.proxy)
+            .any(|s| matches!(s.target, Target::Name(_)));
+        let paths = ManagementPaths {
+            servers: addrs
+                .iter()
+                .map(|a| AllowSpec {
+                    target: Target::Ip(a.ip()),
+                    transport: Transport::Tcp(a.port()),
+                    tls: false,
+                })
+                .collect(),
+            dns: needs_dns,
+            resolvers: None,
+        };
+        match self.blocking(move |e| e.record_paths(&paths)).await {
+            Ok(reapplied) => {
+                tracing::info!(paths = ?addrs, reapplied, "management paths recorded for every claim");
+                self.paths_recorded = Some(addrs);
+                if reapplied {
+                    self.reset.notify_one();
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "cannot record the agent's management paths"),
+        }
+    }
+
     /// Plans `d` with the agent's transport `transport` (lookups on a blocking thread).
     async fn make_plan(&self, d: &DesiredState, transport: BTreeSet<SocketAddr>) -> Plan {
         let (d2, r) = (d.clone(), self.resolver.clone());
@@ -450,6 +510,8 @@ impl Reconciler {
     /// and report where the host is in any case (a restarted agent with nothing to change
     /// still tells the server it is alive).
     async fn startup(&mut self) {
+        let res = self.resolve_transport().await;
+        self.record_paths(&res).await;
         let mut reported = false;
         if self.p.desired.quarantined && self.p.applied_revision.is_some() {
             // The rules in force are the persisted ones; plan them again for the report.
@@ -524,9 +586,7 @@ impl Reconciler {
         if check {
             self.check_tamper().await;
         }
-        if self.p.desired.quarantined {
-            self.ensure_watcher();
-        }
+        self.ensure_watcher();
         self.check_verified(now).await;
         if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
             self.next_degraded_retry = now + self.retry_every;
@@ -602,6 +662,8 @@ impl Reconciler {
                     self.p.transport.clear();
                     self.applied(d.revision).await;
                     // The agent's claim is gone; others' claims may keep the host isolated.
+                    // Report them for this revision even if they were reported before.
+                    self.local_claims_reported = None;
                     match self.blocking(|e| e.check()).await {
                         Ok(c) if !c.other_claims().is_empty() && c.state == QuarantineState::Isolated => {
                             self.report_local_claims(&c)
@@ -627,6 +689,8 @@ impl Reconciler {
             return;
         }
         self.local_claims_reported = Some(others.clone());
+        // Rules changed under the long-poll in flight: start a tracked one.
+        self.reset.notify_one();
         let detail = format!(
             "quarantined by local claims ({}), not by the server; the agent leaves them in force",
             others.join(", ")
@@ -678,7 +742,9 @@ impl Reconciler {
     /// Re-resolves the servers and the proxy; widens the rules in force with new
     /// addresses (atomically), and drops old ones once a new one has worked.
     async fn follow_server(&mut self) {
-        let fresh = self.resolve_transport().await.addrs;
+        let res = self.resolve_transport().await;
+        self.record_paths(&res).await;
+        let fresh = res.addrs;
         let Some(cur) = self.plan.clone() else { return };
         if !self.p.desired.quarantined || self.p.applied_revision != Some(self.p.desired.revision) {
             return;
@@ -735,6 +801,7 @@ impl Reconciler {
         let claims_moved = c.claims != self.claims;
         if claims_moved && c.state == want {
             self.claims = c.claims.clone();
+            self.reset.notify_one();
             self.report_current().await;
         }
         if c.state == want {
@@ -755,6 +822,8 @@ impl Reconciler {
         tracing::warn!(found = %found, "tampering detected; repairing");
         if self.p.desired.quarantined {
             self.repair(Some(found)).await;
+        } else if !c.other_claims().is_empty() {
+            self.restore_others(found).await;
         } else {
             let detail = format!("{found}; removed");
             self.stop_watcher();
@@ -764,6 +833,31 @@ impl Reconciler {
                     self.report(AgentState::Released, None, None, None);
                 }
                 Err(err) => self.report(AgentState::Failed, None, Some(&err), None),
+            }
+        }
+    }
+
+    /// Another source's quarantine (the agent holds no claim) was tampered with: put the
+    /// recorded merged quarantine of every standing claim back, as `cordon isolate
+    /// --reapply` does, and report the tampering once (then the claims, as ever).
+    async fn restore_others(&mut self, found: String) {
+        self.report(AgentState::Tampered, None, None, Some(found));
+        match self.blocking(|e| e.reapply()).await {
+            Ok(_) => {
+                tracing::info!("other sources' quarantine re-applied");
+                self.reset.notify_one();
+                match self.blocking(|e| e.check()).await {
+                    Ok(c) => {
+                        self.local_claims_reported = None;
+                        self.report_local_claims(&c);
+                    }
+                    Err(err) => self.report(AgentState::Failed, None, Some(&err), None),
+                }
+                self.ensure_watcher();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot re-apply other sources' quarantine");
+                self.report(AgentState::Failed, None, Some(&err), None);
             }
         }
     }
@@ -799,6 +893,39 @@ impl Reconciler {
             Err(err) => self.failed(err),
         }
     }
+}
+
+/// `enforce = false` while the agent's own claim is still recorded in its state
+/// directory (quarantined earlier with `enforce = true`): a non-enforcing agent could
+/// neither keep nor release those rules, and would tell the server that no rules are in
+/// force while the host stays isolated. Refuse to start, naming the cause and the fix.
+///
+/// # Errors
+/// [`AgentError::Config`] when the agent's claim stands or the claims cannot be read.
+fn refuse_monitoring_own_claim(engine: &cordon_engine::Engine, cfg: &AgentConfig) -> Result<(), AgentError> {
+    let dir = cfg.state_dir.display();
+    let claims = engine.claims().map_err(|e| {
+        AgentError::Config(format!(
+            "enforce = false: cannot read the claims in {dir}: {}",
+            cordon_engine::error_chain(&e)
+        ))
+    })?;
+    let Some(own) = claims.iter().find(|c| c.source == ClaimSource::Agent) else {
+        return Ok(());
+    };
+    let table = if cfg.table == cordon_policy::TableName::default().as_str() {
+        String::new()
+    } else {
+        format!(" --table {}", cfg.table)
+    };
+    Err(AgentError::Config(format!(
+        "enforce = false, but this agent's own quarantine (claim `agent` since {}) is still in force \
+         (recorded in {dir}): a non-enforcing agent can neither keep nor release it, and the server \
+         would be told no rules are in force. Release it first with \
+         `cordon release --source agent --state-dir {dir}{table}`, or run the agent with \
+         enforce = true (the server's release then removes it)",
+        own.claimed_at
+    )))
 }
 
 /// This host's name (for reports).

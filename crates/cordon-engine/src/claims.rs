@@ -11,14 +11,29 @@
 //! A quarantine recorded before claims existed (a state file without a claims file)
 //! is listed as one `local` claim, and any source's release removes it (its owner is
 //! unknown).
+//!
+//! # The enrolled agent's management paths
+//!
+//! An enrolled Cordon agent must reach its server whoever quarantines the host: a Wazuh
+//! or Velociraptor quarantine that only allows *its* manager would cut the agent off
+//! (no reports, no remote quarantine or release). So the agent records its management
+//! paths — every server's and its proxy's resolved address:port, and whether it needs DNS
+//! to find them — in `<table>.agent-paths.json` next to the claims, at start and whenever
+//! they change ([`Engine::set_management_paths`]). Every merge of standing claims
+//! ([`merge_with_paths`]) includes them, whoever applies the claim (`cordon wazuh-ar`,
+//! `cordon isolate --source …`, the agent); when the paths change while claims stand,
+//! the merged quarantine is re-applied at once. The file stays after the agent stops (an
+//! enrolled agent that is down still has to be able to come back); delete it when the
+//! agent is removed from the host.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cordon_policy::TableName;
+use cordon_policy::{AllowSpec, TableName};
 use serde::{Deserialize, Serialize};
 
 use crate::{state, Engine, EngineError, IsolateOutcome, IsolateRequest, ReleaseOutcome};
@@ -192,8 +207,87 @@ pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
     Some(out)
 }
 
+/// The enrolled agent's management paths: what every quarantine on this host must keep
+/// open so the agent can reach its server (see the module comment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagementPaths {
+    /// TCP destinations: every server URL's and the proxy's resolved `IP:port` (as
+    /// server exceptions: the connection the agent opens, and its answers).
+    pub servers: Vec<AllowSpec>,
+    /// The agent finds its server or proxy by name: keep DNS to the host's resolvers.
+    #[serde(default)]
+    pub dns: bool,
+    /// Explicit resolvers the agent uses; `None`: the host's own (discovered from
+    /// resolv.conf, as a claim without `--resolver` does).
+    #[serde(default)]
+    pub resolvers: Option<Vec<IpAddr>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PathsFile {
+    version: u32,
+    /// RFC 3339, when the agent recorded these paths.
+    recorded_at: String,
+    #[serde(flatten)]
+    paths: ManagementPaths,
+}
+
+/// [`merge`] plus the enrolled agent's management `paths` (servers united, DNS kept when
+/// the agent needs it, its resolvers). `None` when no claim stands: paths alone never
+/// quarantine a host.
+pub fn merge_with_paths(claims: &[Claim], paths: Option<&ManagementPaths>) -> Option<IsolateRequest> {
+    let mut out = merge(claims)?;
+    let Some(p) = paths else { return Some(out) };
+    for s in &p.servers {
+        if !out.servers.contains(s) {
+            out.servers.push(s.clone());
+        }
+    }
+    if p.dns {
+        out.dns = true;
+        out.resolvers = match (out.resolvers.take(), &p.resolvers) {
+            (Some(mut have), Some(more)) => {
+                for ip in more {
+                    if !have.contains(ip) {
+                        have.push(*ip);
+                    }
+                }
+                Some(have)
+            }
+            _ => None,
+        };
+    }
+    Some(out)
+}
+
 fn path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.claims.json", table.as_str()))
+}
+
+/// `<table>.agent-paths.json` (not a table name, so [`state::recorded_tables`] skips it).
+pub fn paths_path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.agent-paths.json", table.as_str()))
+}
+
+fn load_paths(dir: &Path, table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
+    let p = paths_path(dir, table);
+    let text = match fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::state_io("read", &p, e)),
+    };
+    let file: PathsFile = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+        path: p.clone(),
+        source,
+    })?;
+    if file.version != CLAIMS_VERSION {
+        return Err(EngineError::StateVersion {
+            path: p,
+            found: file.version,
+            expected: CLAIMS_VERSION,
+        });
+    }
+    Ok(Some(file.paths))
 }
 
 fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
@@ -226,13 +320,36 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
             Err(e) => Err(EngineError::state_io("remove", &p, e)),
         };
     }
-    fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
     let json = serde_json::to_vec_pretty(&ClaimsFile {
         version: CLAIMS_VERSION,
         claims: claims.to_vec(),
     })
     .map_err(EngineError::StateEncode)?;
-    let tmp = dir.join(format!(".{}.claims.json.tmp", table.as_str()));
+    write_atomic(dir, &p, &json)
+}
+
+/// Creates `dir` (and missing parents) 0700 when missing, as the agent does for its state
+/// directory (it holds the analyst's comment); an existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> Result<(), EngineError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| EngineError::state_io("create the state directory", dir, e))
+}
+
+/// Writes `json` to `p` in `dir` atomically (0600, temp file, fsync, rename, dir fsync).
+fn write_atomic(dir: &Path, p: &Path, json: &[u8]) -> Result<(), EngineError> {
+    create_private_dir(dir)?;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -242,10 +359,10 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
     }
     let write = || -> std::io::Result<()> {
         let mut f = opts.open(&tmp)?;
-        f.write_all(&json)?;
+        f.write_all(json)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, &p)?;
+        fs::rename(&tmp, p)?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -253,7 +370,7 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        EngineError::state_io("write", &p, e)
+        EngineError::state_io("write", p, e)
     })
 }
 
@@ -265,7 +382,7 @@ struct ClaimsLock {
 
 impl ClaimsLock {
     fn acquire(dir: &Path) -> Result<Self, EngineError> {
-        fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+        create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
         let file = OpenOptions::new()
             .create(true)
@@ -347,7 +464,8 @@ impl Engine {
             request: req.clone(),
             claimed_at: state::now_rfc3339(),
         });
-        let mut merged = merge(&claims).unwrap_or_else(|| req.clone());
+        let paths = load_paths(&self.state_dir, &self.table)?;
+        let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
         // Verify what this source asked to verify (its first server by default).
         merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
         merged.message = req.message.clone();
@@ -363,6 +481,50 @@ impl Engine {
             source,
             claims: claims.iter().map(|c| c.source).collect(),
         })
+    }
+
+    /// The enrolled agent's recorded management paths, if any.
+    ///
+    /// # Errors
+    /// An unreadable or corrupt `<table>.agent-paths.json`.
+    pub fn management_paths(&self) -> Result<Option<ManagementPaths>, EngineError> {
+        load_paths(&self.state_dir, &self.table)
+    }
+
+    /// Records the enrolled agent's management paths (see the module comment). When they
+    /// changed and claims stand, the merged quarantine is re-applied at once (without
+    /// verification or message) so the agent's paths are open. Returns whether it
+    /// re-applied.
+    ///
+    /// # Errors
+    /// Not root/admin, the file cannot be written, or the re-apply failed (the paths
+    /// are recorded; the rules in force are unchanged).
+    pub fn set_management_paths(&self, paths: &ManagementPaths) -> Result<bool, EngineError> {
+        crate::privilege::require_admin()?;
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let old = load_paths(&self.state_dir, &self.table).ok().flatten();
+        if old.as_ref() == Some(paths) {
+            return Ok(false);
+        }
+        let p = paths_path(&self.state_dir, &self.table);
+        let json = serde_json::to_vec_pretty(&PathsFile {
+            version: CLAIMS_VERSION,
+            recorded_at: state::now_rfc3339(),
+            paths: paths.clone(),
+        })
+        .map_err(EngineError::StateEncode)?;
+        write_atomic(&self.state_dir, &p, &json)?;
+        let claims = self.claims()?;
+        let Some(mut merged) = merge_with_paths(&claims, Some(paths)) else {
+            return Ok(false);
+        };
+        if state::load(&self.state_dir, &self.table)?.is_none() {
+            return Ok(false);
+        }
+        merged.verify = None;
+        merged.message = None;
+        self.isolate_unverified(&merged, false)?;
+        Ok(true)
     }
 
     /// Releases `source`'s claim. The rules go only when no claim is left (or `force`,
@@ -397,7 +559,8 @@ impl Engine {
         }
         let mut warning = None;
         if released_claim {
-            if let Some(mut merged) = merge(&claims) {
+            let paths = load_paths(&self.state_dir, &self.table)?;
+            if let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) {
                 merged.verify = None;
                 merged.message = None;
                 if let Err(e) = self.isolate_unverified(&merged, false) {
@@ -473,6 +636,77 @@ mod tests {
         assert_eq!(m.message.as_deref(), Some("agent"));
         assert!(m.dns && m.dhcp);
         assert!(merge(&[]).is_none());
+    }
+
+    /// A claim that allows only its own manager still keeps the enrolled agent's
+    /// management paths open (its servers, DNS when it needs it); no claim, no quarantine.
+    #[test]
+    fn every_merged_claim_keeps_the_agent_management_paths() {
+        let mut wazuh = claim(
+            ClaimSource::Wazuh,
+            "2030-01-01T00:00:01Z",
+            &[],
+            &["tcp://203.0.113.7:1514"],
+        );
+        wazuh.request.dns = false;
+        wazuh.request.resolvers = Some(vec![]);
+        let paths = ManagementPaths {
+            servers: vec![
+                AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap(),
+                AllowSpec::parse_server("tcp://[2001:db8::1]:8443").unwrap(),
+            ],
+            dns: true,
+            resolvers: None,
+        };
+        let m = merge_with_paths(std::slice::from_ref(&wazuh), Some(&paths)).unwrap();
+        let servers: Vec<String> = m.servers.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            servers,
+            [
+                "tcp://203.0.113.7:1514",
+                "tcp://192.0.2.1:8443",
+                "tcp://[2001:db8::1]:8443"
+            ]
+        );
+        assert!(m.dns, "the agent finds its server by name");
+        assert_eq!(m.resolvers, None, "the host's resolvers, which the agent uses");
+        let no_dns = ManagementPaths {
+            dns: false,
+            ..paths.clone()
+        };
+        let m = merge_with_paths(std::slice::from_ref(&wazuh), Some(&no_dns)).unwrap();
+        assert!(!m.dns, "an agent that needs no DNS does not widen the claim");
+        assert!(merge_with_paths(&[], Some(&paths)).is_none());
+        assert_eq!(
+            merge_with_paths(std::slice::from_ref(&wazuh), None),
+            merge(std::slice::from_ref(&wazuh))
+        );
+    }
+
+    #[test]
+    fn management_paths_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::default();
+        let eng = Engine::new(table.clone(), dir.path().into(), cordon_firewall::BackendChoice::Auto);
+        assert_eq!(eng.management_paths().unwrap(), None);
+        let paths = ManagementPaths {
+            servers: vec![AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap()],
+            dns: false,
+            resolvers: None,
+        };
+        let json = serde_json::to_vec(&PathsFile {
+            version: CLAIMS_VERSION,
+            recorded_at: "2030-01-01T00:00:00Z".into(),
+            paths: paths.clone(),
+        })
+        .unwrap();
+        write_atomic(dir.path(), &paths_path(dir.path(), &table), &json).unwrap();
+        assert_eq!(eng.management_paths().unwrap(), Some(paths));
+        assert_eq!(
+            state::recorded_tables(dir.path()).unwrap(),
+            Vec::<TableName>::new(),
+            "the paths file is no table's record"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use cordon_firewall::{BackendChoice, BackendKind, Coverage, Firewall, FirewallEr
 use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
-pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource};
+pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource, ManagementPaths};
 pub use error::{chain as error_chain, EngineError, ErrorClass};
 pub use state::StoredState;
 

@@ -611,9 +611,26 @@ fn quarantine_is_requested_until_the_agent_confirms_and_announced_once() {
 }
 
 /// `cordon wazuh-ar` on the endpoint (an on-demand AR message; no execd here, so no
-/// `check_keys` exchange) with the agent's state directory; returns its result line.
+/// `check_keys` exchange) with the agent's state directory, Wazuh's manager being the
+/// Cordon server; returns its result line.
 fn wazuh_ar(env: &Env, action: &str) -> Value {
-    let url = format!("tcp://{SERVER_NAME}:{SERVER_PORT}");
+    wazuh_ar_via(env, action, &format!("tcp://{SERVER_NAME}:{SERVER_PORT}"))
+}
+
+/// A Wazuh manager of its own on the other host (`wazuh-ar` verifies it can reach it),
+/// as on a real network: the one destination Wazuh's claim allows.
+fn wazuh_manager() -> String {
+    format!("tcp://{OTHER4}:{OTHER_TCP_PORT}")
+}
+
+/// A destination no claim allows: the server host's other port (the agent's paths open
+/// the server's port only).
+fn closed_dest() -> SocketAddr {
+    SocketAddr::new(SERVER4.into(), SERVER_OTHER_PORT)
+}
+
+/// As [`wazuh_ar`], with `url` as Wazuh's only `--server`.
+fn wazuh_ar_via(env: &Env, action: &str, url: &str) -> Value {
     let message = format!(
         r#"{{"version":1,"origin":{{"name":null,"module":"wazuh-execd"}},"command":"add","parameters":{{"extra_args":["--server","{url}","198.51.100.0/24"],"alert":{{"data":{{"action":"{action}","user":"analyst@example.org"}}}},"program":"active-response/bin/cordon-ar"}}}}"#
     );
@@ -742,4 +759,160 @@ fn local_status(env: &Env) -> Value {
         .cordon(&["status", "--json", "--state-dir", &s(&env.state)])
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Issue 14 with other managers' claims (trial 4, H1): a Wazuh quarantine that names only
+/// Wazuh's own manager as `--server` must not cut the enrolled agent off from the Cordon
+/// server. The agent records its management paths and every claim's merge keeps them open:
+/// it keeps reporting, the server shows Wazuh's claim, and a server quarantine and
+/// release still work while Wazuh's claim keeps the host isolated.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn other_managers_claims_keep_the_agent_management_paths_open() {
+    let env = setup(false, |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    let paths_file = env.state.join("cordon.agent-paths.json");
+    wait_until(
+        "the agent records its management paths at start",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&paths_file).is_ok_and(|p| p.contains(&SERVER4.to_string())),
+    );
+    let other = closed_dest();
+    assert!(reachable(&env, other));
+
+    let line = wazuh_ar_via(&env, "isolate", &wazuh_manager());
+    assert_eq!(line["state"], "isolated", "{line}");
+    assert!(!reachable(&env, other), "Wazuh's quarantine is in force");
+    wait_until("the server shows Wazuh's claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]) == ["wazuh"]
+    });
+    // Still reporting (1 s heartbeat): last seen moves on.
+    let seen = env.host()["last_seen"].as_str().unwrap().to_string();
+    wait_until("the agent keeps reporting", Duration::from_secs(10), || {
+        env.host()["last_seen"].as_str() != Some(seen.as_str())
+    });
+
+    // The server can still quarantine and release the host.
+    env.quarantine(&[]);
+    wait_until("quarantined, agent + wazuh claims", Duration::from_secs(15), || {
+        let h = env.host();
+        h["state"] == "quarantined" && sorted_sources(&h["claims"]) == ["agent", "wazuh"]
+    });
+    let (code, out, err) = env.api(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let last = RefCell::new(Value::Null);
+    let start = Instant::now();
+    loop {
+        let h = env.host();
+        if h["state"] == "normal" && sorted_sources(&h["claims"]) == ["wazuh"] {
+            break;
+        }
+        *last.borrow_mut() = h;
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "released by the server, Wazuh's claim left: {}",
+            last.borrow()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(env.endpoint_state(), "isolated", "Wazuh's claim stands");
+    assert!(!reachable(&env, other));
+    let line = wazuh_ar_via(&env, "release", &wazuh_manager());
+    assert_eq!(line["state"], "released", "{line}");
+    assert!(reachable(&env, other));
+    wait_until("the server sees no claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]).is_empty()
+    });
+}
+
+/// Trial 4, H4: tampering with a quarantine only Wazuh holds (the agent holds no claim)
+/// is repaired by the agent — the merged quarantine of every standing claim goes back,
+/// the host is closed again — and reported a bounded number of times, never "released".
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn tampering_with_another_sources_claim_is_repaired() {
+    let env = setup(false, |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    let other = closed_dest();
+    let line = wazuh_ar_via(&env, "isolate", &wazuh_manager());
+    assert_eq!(line["state"], "isolated", "{line}");
+    wait_until("the server shows Wazuh's claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]) == ["wazuh"]
+    });
+    // The watcher starts at the agent's next check.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(tampered_records(&env), 0);
+    let out = env
+        .lab
+        .exec(
+            Host::Endpoint,
+            &["nft", "delete table inet cordon; delete table netdev cordon"],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let took = wait_until("Wazuh's quarantine restored", Duration::from_secs(5), || {
+        env.endpoint_state() == "isolated"
+    });
+    eprintln!("the agent restored another source's deleted quarantine within {took:?}");
+    assert!(!reachable(&env, other), "the host is closed again");
+    wait_until("tampered reported", Duration::from_secs(5), || {
+        tampered_records(&env) >= 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let n = tampered_records(&env);
+    assert!(n <= 2, "{n} tampered reports for one tampering");
+    assert_eq!(env.endpoint_state(), "isolated", "stays restored");
+    assert_eq!(local_status(&env)["claims"][0]["source"], "wazuh");
+    assert_eq!(sorted_sources(&env.host()["claims"]), ["wazuh"]);
+}
+
+/// Trial 4, H3: an agent restarted with `enforce = false` while its own claim is in force
+/// would say "no rules are in force" while the host stays isolated. It refuses to start
+/// (exit 2) naming the cause and the fix; after `cordon release --source agent` it runs.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn non_enforcing_agent_refuses_to_start_over_its_own_claim() {
+    let env = setup(false, |_| {});
+    let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(10), || {
+        env.host()["state"] == "quarantined"
+    });
+    let mut a = procs.0.pop().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let mut cfg = AgentConfig::load(&env.agent_cfg).unwrap();
+    cfg.enforce = false;
+    cfg.save(&env.agent_cfg).unwrap();
+
+    let sd = s(&env.state);
+    let out = env
+        .lab
+        .exec(
+            Host::Endpoint,
+            &["timeout", "20", &bin(), "agent", "run", "--config", &s(&env.agent_cfg)],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("enforce = false") && err.contains("cordon release --source agent"),
+        "{err}"
+    );
+    assert_eq!(env.endpoint_state(), "isolated", "nothing changed");
+
+    let out = env
+        .lab
+        .cordon(&["release", "--source", "agent", "--state-dir", &sd])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    procs.0.push(env.start_agent());
+    wait_until("the non-enforcing agent reports", Duration::from_secs(10), || {
+        env.host()["enforcing"] == false
+    });
+    assert_ne!(env.host()["state"], "quarantined");
+    assert_eq!(env.endpoint_state(), "released");
 }
