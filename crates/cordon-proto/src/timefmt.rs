@@ -146,7 +146,7 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     };
     n.checked_mul(mult)
         .filter(|v| *v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+        .ok_or_else(|| format!("{s:?} is out of range: a duration must be above zero and below 292 billion years"))
 }
 
 #[cfg(test)]

@@ -604,13 +604,26 @@ pub fn hosts(a: HostsArgs) -> u8 {
 
 /// `--expires 2h` or an RFC 3339 time.
 fn expires_at(s: &str) -> Result<String, Failure> {
-    if let Ok(secs) = cordon_proto::timefmt::parse_duration_secs(s) {
-        return Ok(cordon_proto::timefmt::to_rfc3339(
-            cordon_proto::timefmt::now_ms() + secs * 1000,
-        ));
+    match cordon_proto::timefmt::parse_duration_secs(s) {
+        Ok(secs) => {
+            return Ok(cordon_proto::timefmt::to_rfc3339(
+                cordon_proto::timefmt::now_ms() + secs * 1000,
+            ))
+        }
+        // `0h`, `99999999999d`: a duration, so say what is wrong with it, not that it is
+        // not an RFC 3339 time (trial finding).
+        Err(why) if looks_like_duration(s) => return Err(Failure::usage(why)),
+        Err(_) => {}
     }
     cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
     Ok(s.to_string())
+}
+
+/// Digits then letters only (`2h`, `0h`, `30x`): meant as a duration, never an RFC 3339
+/// time (which has `-` and `:`).
+fn looks_like_duration(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with(|c: char| c.is_ascii_digit()) && t.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// `--since 2h` (back from now) or an RFC 3339 time.
@@ -789,6 +802,18 @@ mod tests {
             "claims": claims,
         }))
         .unwrap()
+    }
+
+    /// Trial finding: `--expires 0h` said it was not an RFC 3339 time.
+    #[test]
+    fn a_bad_duration_is_named_as_a_duration() {
+        let e = expires_at("0h").unwrap_err();
+        assert!(format!("{e:?}").contains("\"0h\" is out of range"), "{e:?}");
+        let e = expires_at("3x").unwrap_err();
+        assert!(format!("{e:?}").contains("not a duration like 30m, 2h or 7d"), "{e:?}");
+        assert!(expires_at("2h").is_ok());
+        let e = expires_at("2030-13-01T00:00:00Z").unwrap_err();
+        assert!(format!("{e:?}").contains("RFC 3339"), "{e:?}");
     }
 
     /// Trial finding, the fault kind: a host Cordon released but other managers still

@@ -212,7 +212,10 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
                 devices.push(cstr(d));
             }
         }
+        // A kernel that lists devices reports a single one both as NFTA_HOOK_DEV and in
+        // NFTA_HOOK_DEVS (nf_tables_fill_chain_dev_info): one name, once.
         devices.sort();
+        devices.dedup();
         let hook_name = match (family == NFPROTO_NETDEV, num) {
             (true, NF_NETDEV_INGRESS) => "ingress".to_string(),
             (true, NF_NETDEV_EGRESS) => "egress".to_string(),
