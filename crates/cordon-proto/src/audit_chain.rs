@@ -121,6 +121,12 @@ pub const CHECKPOINT_ACTION: &str = "audit_checkpoint";
 /// its `detail` is a [`RetentionCut`] (JSON).
 pub const RETENTION_ACTION: &str = "audit_retention";
 
+/// The `occasion` of an export's trailer: only a checkpoint signed with it proves where an
+/// export ends. A checkpoint copied from the log (`start`, `interval`, `shutdown`,
+/// `retention` — any viewer can read them) cannot: put after a cut-down file, it would
+/// vouch for records the file no longer has (trial finding).
+pub const EXPORT_OCCASION: &str = "export";
+
 /// A chain head (`last_id`, `hash`) signed with the server's CA key: proof, checkable
 /// offline with the CA certificate, that the server's log contained that record with
 /// that hash at `at`.
@@ -679,6 +685,13 @@ impl Verifier {
                 Some(t) => {
                     if let Err(e) = self.check_signature(t) {
                         self.problem = bad(format!("{end}, but its trailer's signature does not verify: {e}"));
+                    } else if t.occasion.as_deref() != Some(EXPORT_OCCASION) {
+                        self.problem = bad(format!(
+                            "{end}, but its trailer is not an export trailer (a checkpoint signed for {:?}, \
+                             copied from the log): it cannot prove where the export ends — records may have \
+                             been removed from the end",
+                            t.occasion.as_deref().unwrap_or("a retention cut or an older export")
+                        ));
                     } else if self.head.as_ref().is_none_or(|h| h.last_id != t.last_id) {
                         self.problem = bad(format!(
                             "{end} but its signed trailer names record {} (hash {}): records were removed from the end",
@@ -1191,10 +1204,42 @@ mod tests {
         signed(last.id, last.hash.as_deref().unwrap(), sig)
     }
 
+    /// The trailer a full export ends with: a checkpoint signed for `export`.
+    fn export_trailer_of(l: &[AuditRecord], sig: &str) -> SignedCheckpoint {
+        SignedCheckpoint {
+            occasion: Some(EXPORT_OCCASION.into()),
+            ..trailer_of(l, sig)
+        }
+    }
+
+    /// Trial finding, the fault kind: a checkpoint copied from the log (any viewer can
+    /// read them) put as the trailer of a cut-down export verified as intact.
+    #[test]
+    fn only_an_export_trailer_proves_where_an_export_ends() {
+        let l = log(5);
+        for occasion in [
+            None,
+            Some("start"),
+            Some("shutdown"),
+            Some("interval"),
+            Some("retention"),
+        ] {
+            let copied = SignedCheckpoint {
+                occasion: occasion.map(str::to_string),
+                ..trailer_of(&l[..4], "good")
+            };
+            let p = verify_export(&l[..4], Some(&copied), vec![], Some(fake_check()))
+                .problem
+                .unwrap_or_else(|| panic!("{occasion:?} accepted as a trailer"));
+            assert!(p.reason.contains("not an export trailer"), "{}", p.reason);
+        }
+        assert!(verify_export(&l, Some(&export_trailer_of(&l, "good")), vec![], Some(fake_check())).ok);
+    }
+
     #[test]
     fn export_with_its_signed_trailer_verifies_and_a_cut_tail_is_named() {
         let l = log(5);
-        let t = trailer_of(&l, "good");
+        let t = export_trailer_of(&l, "good");
         let r = verify_export(&l, Some(&t), vec![], Some(fake_check()));
         assert!(r.ok, "{r:?}");
         assert_eq!(r.signed_checkpoints, 1);
@@ -1213,7 +1258,7 @@ mod tests {
         // A forged trailer.
         let p = verify_export(
             &l[..5],
-            Some(&trailer_of(&l[..5], "forged")),
+            Some(&export_trailer_of(&l[..5], "forged")),
             vec![],
             Some(fake_check()),
         )
@@ -1263,7 +1308,7 @@ mod tests {
         };
         push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
         let kept: Vec<AuditRecord> = l[5..].to_vec();
-        let t = trailer_of(&kept, "good");
+        let t = export_trailer_of(&kept, "good");
         let r = verify_export(&kept, Some(&t), vec![], Some(fake_check()));
         assert!(r.ok, "{r:?}");
         assert_eq!(r.continues_after, Some(cut.head()));
@@ -1272,7 +1317,7 @@ mod tests {
         let headless: Vec<AuditRecord> = l[6..].to_vec();
         let p = verify_export(
             &headless,
-            Some(&trailer_of(&headless, "good")),
+            Some(&export_trailer_of(&headless, "good")),
             vec![],
             Some(fake_check()),
         )
@@ -1299,7 +1344,12 @@ mod tests {
         };
         push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
         let kept: Vec<AuditRecord> = l[n..].to_vec();
-        let r = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()));
+        let r = verify_export(
+            &kept,
+            Some(&export_trailer_of(&kept, "good")),
+            vec![],
+            Some(fake_check()),
+        );
         assert!(r.ok, "{r:?}");
         // A checkpoint naming another record than the one before it is still refused.
         let mut forged = l.clone();
@@ -1307,9 +1357,14 @@ mod tests {
         forged.truncate(n);
         push(&mut forged, CHECKPOINT_ACTION, serde_json::to_string(&wrong).unwrap());
         let kept: Vec<AuditRecord> = forged[n..].to_vec();
-        let p = verify_export(&kept, Some(&trailer_of(&kept, "good")), vec![], Some(fake_check()))
-            .problem
-            .unwrap();
+        let p = verify_export(
+            &kept,
+            Some(&export_trailer_of(&kept, "good")),
+            vec![],
+            Some(fake_check()),
+        )
+        .problem
+        .unwrap();
         assert!(p.reason.contains("no record precedes it"), "{}", p.reason);
     }
 
@@ -1471,7 +1526,7 @@ mod tests {
     #[test]
     fn unchecked_signatures_are_not_intact_and_a_missing_signature_is_tampering() {
         let l = log(3);
-        let forged = trailer_of(&l, "forged");
+        let forged = export_trailer_of(&l, "forged");
         let r = verify_export(&l, Some(&forged), vec![], None);
         assert!(!r.ok && r.problem.is_none(), "{r:?}");
         let text = render(&r);

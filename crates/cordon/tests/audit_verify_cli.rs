@@ -60,6 +60,7 @@ fn export(signature: &str) -> String {
             at: "2030-01-01T00:00:04.000Z".into(),
             key: "ab".repeat(32),
             signature: signature.into(),
+            occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
             ..Default::default()
         },
     };

@@ -222,7 +222,12 @@ impl Export {
             // Everything was sent: sign the last record as the export's end.
             if let Some((id, Some(hash))) = &self.last {
                 let checkpoint = ca
-                    .sign_checkpoint(*id, hash)
+                    .sign(cordon_proto::audit_chain::SignedCheckpoint {
+                        last_id: *id,
+                        hash: hash.clone(),
+                        occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
+                        ..Default::default()
+                    })
                     .map_err(|e| ApiError::internal(format!("cannot sign the export trailer: {e}")))?;
                 let line = serde_json::to_string(&ExportTrailer { checkpoint })
                     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -399,7 +404,17 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
             let cp = ca
                 .sign_checkpoint(cut, h)
                 .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?;
-            let line = serde_json::to_string(&ExportTrailer { checkpoint: cp.clone() })
+            // The archive file ends like any export: a trailer signed for `export` (the
+            // cut's own checkpoint, recorded in the log, cannot serve as one).
+            let trailer = ca
+                .sign(cordon_proto::audit_chain::SignedCheckpoint {
+                    last_id: cut,
+                    hash: h.clone(),
+                    occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
+                    ..Default::default()
+                })
+                .map_err(|e| ApiError::internal(format!("cannot sign the archive's trailer: {e}")))?;
+            let line = serde_json::to_string(&ExportTrailer { checkpoint: trailer })
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             writeln!(out, "{line}").map_err(|e| io("write", e))?;
             Some(cp)
