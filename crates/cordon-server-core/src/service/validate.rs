@@ -40,7 +40,16 @@ pub const MAX_TOKEN_NAME_CHARS: usize = 128;
 /// Name prefixes the server's own actors use in the audit log (compared on the
 /// normalised, case-folded form, see [`token_name_key`]): a token named like them would
 /// make a person's action read as the server's, an agent's, a rule's or enrollment's.
-pub const RESERVED_TOKEN_PREFIXES: [&str; 4] = ["system", "agent:", "rule:", "enrollment"];
+/// `cordon server` is how the server's own commands appear (`cordon server init`).
+pub const RESERVED_TOKEN_PREFIXES: [&str; 5] = ["system", "agent:", "rule:", "enrollment", "cordon server"];
+
+/// Characters that look like `:` but that NFKC leaves alone (ratio, modifier letter
+/// colons, Armenian full stop, Hebrew sof pasuq, middle dot, presentation and other
+/// script colons): folded to `:` in the comparison form, so `rule∶x` is `rule:x`.
+const COLON_LOOK_ALIKES: [char; 16] = [
+    '\u{2236}', '\u{A789}', '\u{02D0}', '\u{02F8}', '\u{0589}', '\u{05C3}', '\u{00B7}', '\u{0387}', '\u{16EC}',
+    '\u{1365}', '\u{205A}', '\u{2E2C}', '\u{A4FD}', '\u{0703}', '\u{0704}', '\u{FE13}',
+];
 
 /// Default-ignorable code points outside category Cf (Unicode's
 /// DerivedCoreProperties.txt, `Default_Ignorable_Code_Point`): marks and fillers that
@@ -97,7 +106,12 @@ pub fn token_name_normal(name: &str) -> String {
 /// compatibility forms).
 pub fn token_name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    token_name_normal(&token_name_normal(name).to_lowercase().nfkc().collect::<String>())
+    let folded: String = token_name_normal(name)
+        .to_lowercase()
+        .nfkc()
+        .map(|c| if COLON_LOOK_ALIKES.contains(&c) { ':' } else { c })
+        .collect();
+    token_name_normal(&folded)
 }
 
 /// Checks an API token's name: white space at either end dropped, then no control,
@@ -141,8 +155,8 @@ pub fn token_name(name: &str) -> Result<String, ApiError> {
         };
         return Err(ApiError::invalid(format!(
             "token name {shown} is reserved: names starting with {p:?} (any case, any Unicode look-alike \
-             width, spaces around ':' ignored) are the server's own actors in the audit log (system, \
-             agent:HOST, rule:NAME, enrollment); choose another name"
+             width, colon look-alikes and spaces around ':' ignored) are the server's own actors in \
+             the audit log (system, agent:HOST, rule:NAME, enrollment, cordon server …); choose another name"
         )));
     }
     Ok(n)
@@ -226,7 +240,17 @@ mod token_name_tests {
             "agent : x",
             "AGENT:web-1",
             "rule :wazuh-critical",
-            "rule\u{FE55}wazuh",                                // small colon
+            "rule\u{FE55}wazuh", // small colon
+            // Colon look-alikes NFKC leaves alone, and the server's own command actors
+            // (trial5 findings).
+            "rule\u{2236}wazuh-critical",
+            "agent\u{A789}x",
+            "agent\u{02D0}x",
+            "rule\u{0589}x",
+            "rule\u{05C3}x",
+            "rule\u{00B7}x",
+            "cordon server init",
+            "Cordon  Server token create",
             "\u{FF53}\u{FF59}\u{FF53}\u{FF54}\u{FF45}\u{FF4D}", // full-width "system"
             "\u{017F}ystem",                                    // long s
             "Enrollment",
