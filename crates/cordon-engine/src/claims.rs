@@ -270,45 +270,39 @@ pub fn paths_path(dir: &Path, table: &TableName) -> PathBuf {
 }
 
 fn load_paths(dir: &Path, table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
-    let p = paths_path(dir, table);
-    let text = match fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::state_io("read", &p, e)),
-    };
-    let file: PathsFile = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
-        path: p.clone(),
-        source,
-    })?;
-    if file.version != CLAIMS_VERSION {
-        return Err(EngineError::StateVersion {
-            path: p,
-            found: file.version,
-            expected: CLAIMS_VERSION,
-        });
-    }
-    Ok(Some(file.paths))
+    Ok(read_versioned::<PathsFile>(&paths_path(dir, table), |f| f.version)?.map(|f| f.paths))
 }
 
 fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
-    let p = path(dir, table);
-    let text = match fs::read_to_string(&p) {
+    Ok(read_versioned::<ClaimsFile>(&path(dir, table), |f| f.version)?.map(|f| f.claims))
+}
+
+/// Reads the JSON file `p` written with [`CLAIMS_VERSION`]: `None` when it does not exist.
+///
+/// # Errors
+/// `StateIo` when it cannot be read, `StateCorrupt` when it is not that JSON,
+/// `StateVersion` when `version` of it is not [`CLAIMS_VERSION`].
+fn read_versioned<F: serde::de::DeserializeOwned>(
+    p: &Path,
+    version: impl Fn(&F) -> u32,
+) -> Result<Option<F>, EngineError> {
+    let text = match fs::read_to_string(p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::state_io("read", &p, e)),
+        Err(e) => return Err(EngineError::state_io("read", p, e)),
     };
-    let file: ClaimsFile = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
-        path: p.clone(),
+    let file: F = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+        path: p.to_path_buf(),
         source,
     })?;
-    if file.version != CLAIMS_VERSION {
+    if version(&file) != CLAIMS_VERSION {
         return Err(EngineError::StateVersion {
-            path: p,
-            found: file.version,
+            path: p.to_path_buf(),
+            found: version(&file),
             expected: CLAIMS_VERSION,
         });
     }
-    Ok(Some(file.claims))
+    Ok(Some(file))
 }
 
 fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), EngineError> {
