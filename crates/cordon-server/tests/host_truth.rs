@@ -29,6 +29,21 @@ async fn quarantine(c: &Ctx, path: &str, body: Value) -> Value {
     v
 }
 
+/// A webhook target "soc" (never reached: deliveries stay queued in the outbox) for
+/// notification kinds `events`.
+async fn soc_webhook(c: &Ctx, events: &[&str]) {
+    c.store()
+        .add_notify_target(&TargetSpec {
+            name: "soc".into(),
+            kind: cordon_proto::automation::TargetKind::Webhook,
+            url: "http://127.0.0.1:9/hook".into(),
+            events: events.iter().map(|k| k.to_string()).collect(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+}
+
 /// Outbox rows of `kind` so far (after turning the queued audit records into rows).
 async fn outbox(c: &Ctx, kind: &str) -> Vec<Value> {
     notify::enqueue(c.store()).await.unwrap();
@@ -149,19 +164,7 @@ async fn requarantine_never_silently_replaces_and_says_per_host_what_changed() {
 async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded() {
     let c = Ctx::new().await;
     let h = c.enroll("web1", &[]).await;
-    c.store()
-        .add_notify_target(&TargetSpec {
-            name: "soc".into(),
-            kind: cordon_proto::automation::TargetKind::Webhook,
-            url: "http://127.0.0.1:9/hook".into(),
-            events: cordon_proto::automation::NOTIFY_KINDS
-                .iter()
-                .map(|k| k.to_string())
-                .collect(),
-            enabled: true,
-        })
-        .await
-        .unwrap();
+    soc_webhook(&c, &cordon_proto::automation::NOTIFY_KINDS).await;
     // The agent's first report confirms the enrollment's own revision: nobody asked for
     // a release, so nothing is announced (trial finding: one "released" per new agent).
     c.agent_status(&h, &report(1, AgentState::Released)).await;
@@ -310,16 +313,7 @@ async fn offline_is_derived_from_the_reported_heartbeat() {
 async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
     let c = Ctx::new().await;
     let h = c.enroll("web1", &[]).await;
-    c.store()
-        .add_notify_target(&TargetSpec {
-            name: "soc".into(),
-            kind: cordon_proto::automation::TargetKind::Webhook,
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["released".into()],
-            enabled: true,
-        })
-        .await
-        .unwrap();
+    soc_webhook(&c, &["released"]).await;
     let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR"})).await;
     let rev = v["results"][0]["revision"].as_i64().unwrap();
     let claim = |source: &str| ClaimInfo {
