@@ -128,11 +128,6 @@ impl Retry {
             _ => false,
         }
     }
-
-    /// Whether the last outcome was a refusal.
-    pub fn refused(&self) -> bool {
-        self.refused
-    }
 }
 
 fn random_unit() -> f64 {
@@ -162,7 +157,11 @@ mod tests {
     }
 
     fn retry() -> Retry {
-        Retry::new(Duration::from_millis(500), Duration::from_secs(30), Duration::from_secs(300))
+        Retry::new(
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        )
     }
 
     /// Grows the backoff to its maximum, as a long outage does.
@@ -209,17 +208,22 @@ mod tests {
         assert_eq!(Outcome::of_status(Some(401)), Outcome::Refused);
         assert_eq!(Outcome::of_status(Some(503)), Outcome::Failed);
         assert_eq!(Outcome::of_status(None), Outcome::Failed);
-        assert_eq!(r.after(Outcome::Refused, t0), (Duration::from_secs(300), Some(Announce::Refused)));
+        assert_eq!(
+            r.after(Outcome::Refused, t0),
+            (Duration::from_secs(300), Some(Announce::Refused))
+        );
         for i in 1..5 {
             assert_eq!(
                 r.after(Outcome::Refused, t0 + Duration::from_secs(300 * i)),
                 (Duration::from_secs(300), None)
             );
         }
-        assert!(r.refused());
         // A peer success does not cut the long wait short (its reports are refused too).
         assert!(!r.peer_ok_since(Some(t0 + Duration::from_secs(5000))));
-        assert_eq!(r.after(Outcome::Ok, t0), (Duration::ZERO, Some(Announce::AcceptedAgain)));
+        assert_eq!(
+            r.after(Outcome::Ok, t0),
+            (Duration::ZERO, Some(Announce::AcceptedAgain))
+        );
         assert_eq!(r.after(Outcome::Refused, t0).1, Some(Announce::Refused));
     }
 }

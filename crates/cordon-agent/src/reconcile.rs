@@ -146,7 +146,13 @@ impl Agent {
         ));
         let reset = Arc::new(Notify::new());
         let refused_every = secs(self.cfg.refused_retry_secs);
-        let poller = tokio::spawn(poll(self.client.clone(), since, desired_tx, reset.clone(), refused_every));
+        let poller = tokio::spawn(poll(
+            self.client.clone(),
+            since,
+            desired_tx,
+            reset.clone(),
+            refused_every,
+        ));
         let _guard = AbortOnDrop(vec![reporter, poller]);
         let conn_failed = self.client.failures();
 

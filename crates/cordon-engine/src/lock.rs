@@ -141,7 +141,9 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
 
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
-        Some(p) if p == me => format!("this process (pid {p}: another of its threads, e.g. the agent's tamper watcher)"),
+        Some(p) if p == me => {
+            format!("this process (pid {p}: another of its threads, e.g. the agent's tamper watcher)")
+        }
         Some(p) => format!("pid {p}"),
         None => "another process".to_string(),
     }
@@ -188,7 +190,9 @@ mod tests {
         while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let err = StateLock::acquire(dir.path(), Duration::from_millis(200)).err().unwrap();
+        let err = StateLock::acquire(dir.path(), Duration::from_millis(200))
+            .err()
+            .unwrap();
         let got = holder_pid(&mut file);
         let _ = holder.kill();
         let _ = holder.wait();
