@@ -18,7 +18,10 @@
 //! * **Follow the server.** The server names (every URL in `servers` and the proxy) are
 //!   re-resolved whenever a connection fails and every `resolve_interval_secs`; new
 //!   addresses are added to the rules in force in one atomic re-apply, keeping the old ones
-//!   until a request through a new address succeeded.
+//!   until a request through a new address succeeded. A server or proxy name that does
+//!   not resolve (a DR site's name not yet in DNS) is reported in `degraded`
+//!   (`server dr.example.net unresolved: …`) like an unresolved exception, and retried
+//!   every `retry_secs` until it resolves and is added.
 //! * **Report at start and every heartbeat,** so `last seen` stays fresh and the server can
 //!   call an agent offline after three missed heartbeats.
 //! * **Keep its own paths open under every claim.** At start and whenever its server or
@@ -178,6 +181,8 @@ impl Agent {
             last_resolve: None,
             local_claims_reported: None,
             claims: vec![],
+            seen_unenforced: None,
+            transport_failures: vec![],
             paths_recorded: None,
             next_degraded_retry: now,
             verifying: None,
@@ -346,6 +351,11 @@ struct Reconciler {
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
+    /// The server and proxy names that did not resolve at the last resolution, as
+    /// `degraded` lines (see [`plan::Resolved::failures`]).
+    transport_failures: Vec<String>,
+    /// `enforce = false`: the firewall state and claims last reported.
+    seen_unenforced: Option<(QuarantineState, Vec<cordon_proto::ClaimInfo>)>,
     /// The management paths last recorded for other sources' claims.
     paths_recorded: Option<BTreeSet<SocketAddr>>,
     next_degraded_retry: Instant,
@@ -454,8 +464,11 @@ impl Reconciler {
         let (t, r) = (self.transport.clone(), self.resolver.clone());
         match tokio::task::spawn_blocking(move || t.resolve(r.as_ref())).await {
             Ok(res) => {
-                for f in &res.failures {
-                    tracing::warn!(failure = %f, "server or proxy name does not resolve");
+                if res.failures != self.transport_failures {
+                    for f in &res.failures {
+                        tracing::warn!(failure = %f, "server or proxy name does not resolve");
+                    }
+                    self.transport_failures = res.failures.clone();
                 }
                 res
             }
@@ -515,7 +528,11 @@ impl Reconciler {
     async fn make_plan(&self, d: &DesiredState, transport: BTreeSet<SocketAddr>) -> Plan {
         let (d2, r) = (d.clone(), self.resolver.clone());
         match tokio::task::spawn_blocking(move || plan::plan(&d2, &transport, r.as_ref())).await {
-            Ok(p) => p,
+            Ok(mut p) => {
+                // The agent's own names that did not resolve: missing from the allow set.
+                p.degraded.extend(self.transport_failures.iter().cloned());
+                p
+            }
             Err(e) => Plan {
                 revision: d.revision,
                 transport: BTreeSet::new(),
@@ -652,6 +669,10 @@ impl Reconciler {
         self.check_verified(now).await;
         if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
             self.next_degraded_retry = now + self.retry_every;
+            if !self.transport_failures.is_empty() {
+                // Adds the addresses of a server name that now resolves (atomically).
+                self.follow_server().await;
+            }
             self.replan(false).await;
         }
         if now >= self.next_resolve {
@@ -858,6 +879,17 @@ impl Reconciler {
         } else {
             QuarantineState::Released
         };
+        if !self.enforcing {
+            // Enforcing nothing, the agent repairs nothing; it reports what is in force
+            // (other sources' claims) whenever that changes.
+            let seen = (c.state, c.claims.clone());
+            if self.seen_unenforced.as_ref() != Some(&seen) {
+                self.seen_unenforced = Some(seen);
+                self.claims = c.claims.clone();
+                self.report_current().await;
+            }
+            return;
+        }
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
         let claims_moved = c.claims != self.claims;
