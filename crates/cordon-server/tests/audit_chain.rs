@@ -861,65 +861,45 @@ impl Runs {
     }
 }
 
-/// Appends a record the way someone with database access would, hashes recomputed so
-/// the chain stays self-consistent and the head row moved to it. Returns its id.
+/// Appends a record the way someone with database access would (the database allocates
+/// its id), hashes recomputed so the chain stays self-consistent and the head row moved
+/// to it. Returns its id.
 async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
     let (head, _) = store.audit_head().await.unwrap();
     let head = head.unwrap();
-    let mut r = cordon_proto::AuditRecord {
-        id: head.last_id + 1,
-        at: "2030-01-01T00:00:00.000Z".into(),
-        actor: actor.into(),
-        action: "release".into(),
-        host_id: None,
-        comment: Some(comment.into()),
-        result: "ok".into(),
-        detail: None,
-        event_id: None,
-        rule: None,
-        actor_token_id: None,
-        prev_hash: Some(head.hash.clone()),
-        hash: None,
-    };
-    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &r);
-    r.hash = Some(h.clone());
-    sqlx::query(
-        "INSERT INTO audit (id, at, actor, action, comment, result, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash) \
+         VALUES ($1, $2, 'release', $3, 'ok', $4, '') RETURNING id",
     )
-    .bind(r.id)
     .bind(cordon_server_core::timefmt::now_ms())
-    .bind(r.actor.clone())
-    .bind(r.action.clone())
-    .bind(r.comment.clone())
-    .bind(r.result.clone())
+    .bind(actor.to_string())
+    .bind(comment.to_string())
     .bind(head.hash.clone())
-    .bind(String::new())
-    .execute(store.pool())
+    .fetch_one(store.pool())
     .await
     .unwrap();
-    // The stored time is what the record reads back as: hash what is stored.
+    // Hash the record as it reads back.
     let stored = store
         .audit(&Default::default())
         .await
         .unwrap()
         .into_iter()
-        .find(|x| x.id == r.id)
+        .find(|x| x.id == id)
         .unwrap();
     let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
     sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
         .bind(h.clone())
-        .bind(r.id)
+        .bind(id)
         .execute(store.pool())
         .await
         .unwrap();
     sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
-        .bind(r.id)
+        .bind(id)
         .bind(h)
         .execute(store.pool())
         .await
         .unwrap();
-    r.id
+    id
 }
 
 /// The signed checkpoints in the log, in order.
