@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cordon_client::{Action, ApiClient, AuditFilter, AuditFormat, ClientError, HostFilter, Target};
-use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RevokeRequest};
+use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, RevokeRequest};
 
 use crate::exit::{block_on, Code, Failure};
 
@@ -70,6 +70,18 @@ pub enum HostsWhat {
         remove: Vec<String>,
         #[arg(long)]
         comment: Option<String>,
+    },
+    /// Re-send a failed, tampered, degraded or pending host's desired state to its agent
+    /// as a new revision (nothing of it changes; audited). Refused (409) when there is
+    /// nothing to retry.
+    Retry {
+        host: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        /// Only if the host's desired-state revision is still this one (409 otherwise).
+        #[arg(long, value_name = "REVISION")]
+        if_revision: Option<i64>,
     },
     /// Revoke a host: its certificate is refused from now on.
     Revoke {
@@ -359,22 +371,30 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 /// The state in one phrase: `quarantined`, `quarantined (degraded: exception … unresolved)`,
 /// `not_enforcing`, … — never more than the agent confirmed.
 pub(crate) fn state_text(h: &Host) -> String {
-    match h.state {
+    // Other managers' claims (Wazuh, Velociraptor, a local `cordon isolate`) isolate the
+    // host whatever Cordon's state says: the list never shows a bare state for such a
+    // host (issue 16).
+    let others: Vec<&str> = h
+        .claims
+        .iter()
+        .filter(|c| c.source != "agent")
+        .map(|c| c.source.as_str())
+        .collect();
+    let base = match h.state {
         cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
             format!("quarantined (degraded: {})", h.degraded.join("; "))
         }
         // Cordon's release is in force, other managers' claims are not: never a bare
         // "normal" for a host that is isolated (trial finding).
-        cordon_proto::HostState::Normal if h.claims.iter().any(|c| c.source != "agent") => {
-            let others: Vec<&str> = h
-                .claims
-                .iter()
-                .filter(|c| c.source != "agent")
-                .map(|c| c.source.as_str())
-                .collect();
-            format!("normal (still isolated by {})", others.join(", "))
+        cordon_proto::HostState::Normal if !others.is_empty() => {
+            return format!("normal (still isolated by {})", others.join(", "));
         }
         s => s.as_str().to_string(),
+    };
+    if others.is_empty() {
+        base
+    } else {
+        format!("{base} · also: {}", others.join(", "))
     }
 }
 
@@ -584,6 +604,21 @@ pub fn hosts(a: HostsArgs) -> u8 {
                         term::safe(&h.labels.join(", ")),
                         h.state.as_str()
                     );
+                }
+            }
+            HostsWhat::Retry {
+                host,
+                comment,
+                if_revision,
+            } => {
+                let req = RetryRequest {
+                    comment: Some(comment),
+                    if_revision,
+                    preview: false,
+                };
+                match api.retry(&host, &req).await {
+                    Ok(out) => print_action(&out, a.json),
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
                 }
             }
             HostsWhat::Revoke { host, comment, force } => {
@@ -819,11 +854,21 @@ mod tests {
     /// Trial finding, the fault kind: a host Cordon released but other managers still
     /// isolate was listed as a bare "normal".
     #[test]
-    fn a_released_host_other_claims_isolate_is_never_a_bare_normal() {
+    fn a_host_other_claims_isolate_never_shows_a_bare_state() {
         let h = host("normal", &["wazuh", "local"]);
         assert_eq!(state_text(&h), "normal (still isolated by wazuh, local)");
         assert!(show_host(&h).contains("state:     normal (still isolated by wazuh, local)"));
         assert_eq!(state_text(&host("normal", &[])), "normal");
         assert_eq!(state_text(&host("normal", &["agent"])), "normal");
+        // Quarantined by Cordon and another manager: the list names the other claim too.
+        assert_eq!(
+            state_text(&host("quarantined", &["agent", "wazuh"])),
+            "quarantined · also: wazuh"
+        );
+        assert_eq!(state_text(&host("quarantined", &["agent"])), "quarantined");
+        assert_eq!(
+            state_text(&host("quarantine_pending", &["local"])),
+            "quarantine_pending · also: local"
+        );
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
-pub use actions::{plan_change, Action, ActionParams};
+pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
 pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
 pub use enroll::NewHost;
 pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
