@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DesiredState {
+    /// Desired-state revision: grows by one with every change the server makes for this host.
     pub revision: i64,
+    /// Whether the host is to be quarantined (`false`: released).
     pub quarantined: bool,
     /// Extra allowed destinations (`--allow` specs) while quarantined.
     #[serde(default)]
@@ -16,6 +18,7 @@ pub struct DesiredState {
     #[serde(default)]
     pub message: Option<String>,
     #[serde(default)]
+    /// The analyst's (or rule's) reason for this state, as given with the action.
     pub comment: Option<String>,
     /// Who asked for this state (token name, or `system`).
     #[serde(default)]
@@ -41,6 +44,7 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// The wire name (`isolated`, `released`, `tampered`, `failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             AgentState::Isolated => "isolated",
@@ -56,13 +60,17 @@ impl AgentState {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     #[serde(default = "crate::agent::default_version")]
+    /// Protocol version of the reporting agent ([`crate::PROTO_VERSION`]).
     pub version: u32,
     /// Revision of the desired state this report describes.
     pub applied_revision: i64,
+    /// What the agent found in force on the host after applying.
     pub state: AgentState,
     #[serde(default)]
+    /// SHA-256 (hex) of the ruleset the agent applied and verified in the kernel; compared at every check to see tampering.
     pub digest: Option<String>,
     #[serde(default)]
+    /// Firewall backend in use (`netlink`, `nftables`, `iptables`, `pf`, `wfp`, `netsh`, or `memory` when not enforcing).
     pub backend: Option<String>,
     /// Machine-readable error kind (`verification_failed`, `not_permitted`, ...).
     #[serde(default)]
@@ -71,12 +79,16 @@ pub struct StatusReport {
     #[serde(default)]
     pub detail: Option<String>,
     #[serde(default)]
+    /// The host's name as the agent sees it (updates the server's record).
     pub hostname: Option<String>,
     #[serde(default)]
+    /// Operating system and version as the agent sees it (free text, e.g. `linux 6.8.0`).
     pub os: Option<String>,
     #[serde(default)]
+    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`], each checked by the server).
     pub addresses: Vec<String>,
     #[serde(default)]
+    /// Version of the Cordon agent binary (`CARGO_PKG_VERSION`).
     pub agent_version: Option<String>,
     /// False when the agent runs with `enforce = false` (it keeps the desired state in
     /// memory and never touches the firewall): the server then never calls the host

@@ -10,6 +10,7 @@ use crate::{ClaimInfo, DesiredState};
 pub struct ErrorBody {
     /// Stable machine-readable code (`unauthorized`, `forbidden`, `not_found`, `invalid_input`, ...).
     pub error: String,
+    /// Human-readable explanation naming the cause (shown to the user as is).
     pub detail: String,
 }
 
@@ -39,6 +40,7 @@ pub enum HostState {
 }
 
 impl HostState {
+    /// The wire name (`normal`, `quarantine_pending`, `quarantined`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             HostState::Normal => "normal",
@@ -51,6 +53,7 @@ impl HostState {
         }
     }
 
+    /// Parses a wire name; `None` for anything else.
     pub fn parse(s: &str) -> Option<HostState> {
         Some(match s {
             "normal" => HostState::Normal,
@@ -67,25 +70,39 @@ impl HostState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// One enrolled host as the server sees it (`GET /v1/hosts/{id}`, list rows).
 pub struct Host {
+    /// Server-assigned host id (the common name of its client certificate).
     pub id: String,
+    /// Name the agent reported (not unique: see `flags`).
     pub hostname: String,
+    /// Operating system and version the agent reported (free text).
     pub os: Option<String>,
+    /// IP addresses the agent last reported (validated, at most [`crate::MAX_ADDRESSES`]).
     pub addresses: Vec<String>,
+    /// Labels on the host (sorted); `Quarantine` ([`crate::QUARANTINE_LABEL`]) exactly while desired quarantined.
     pub labels: Vec<String>,
+    /// Version of the agent binary, as last reported.
     pub agent_version: Option<String>,
     /// RFC 3339, last request from the agent.
     pub last_seen: Option<String>,
+    /// RFC 3339, when the host enrolled.
     pub enrolled_at: String,
+    /// What the server wants in force (the latest revision).
     pub desired: DesiredState,
+    /// What is in force as far as the agent confirmed (effect, not dispatch).
     pub state: HostState,
     /// Why the state is `failed` or `tampered`.
     pub state_reason: Option<String>,
     /// Since when the current state holds (for "pending for 3 h").
     pub state_since: String,
+    /// Last desired revision the agent reported on (0 before any report).
     pub applied_revision: i64,
+    /// SHA-256 (hex) of the ruleset the agent last reported in force.
     pub digest: Option<String>,
+    /// Firewall backend the agent last reported (`netlink`, `nftables`, `memory`, …).
     pub backend: Option<String>,
+    /// The host's certificate is revoked: its agent can no longer reach the server.
     pub revoked: bool,
     /// What of the desired quarantine is not in force although the host is quarantined:
     /// one line per exception that did not resolve or could not be applied (from the
@@ -158,7 +175,9 @@ impl HostFlag {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/hosts` answer: one page of hosts.
 pub struct HostList {
+    /// The hosts of this page, in the requested order.
     pub hosts: Vec<Host>,
     /// More hosts follow: pass this as `cursor` to get the next page. Absent on the
     /// last page.
@@ -172,8 +191,10 @@ pub struct HostList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionRequest {
     #[serde(default)]
+    /// Target hosts by id or hostname (an ambiguous hostname is refused: use the id).
     pub hosts: Vec<String>,
     #[serde(default)]
+    /// Target every host carrying this label (instead of `hosts`).
     pub label: Option<String>,
     /// Required: why.
     #[serde(default)]
@@ -204,10 +225,15 @@ pub struct ActionRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// Per host, the outcome of a quarantine or release.
 pub struct ActionResult {
+    /// The host's id.
     pub host_id: String,
+    /// The host's name (for display).
     pub hostname: String,
+    /// The host's state after the action (usually pending until its agent confirms).
     pub state: HostState,
+    /// The host's desired-state revision after the action.
     pub revision: i64,
     /// What this action did to this host.
     pub change: ActionChange,
@@ -243,6 +269,7 @@ pub enum ActionChange {
 }
 
 impl ActionChange {
+    /// The wire name (`new`, `replaced`, `unchanged`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             ActionChange::New => "new",
@@ -266,8 +293,11 @@ impl ActionChange {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// Answer of quarantine / release: one result per target host.
 pub struct ActionResponse {
+    /// `quarantine` or `release`.
     pub action: String,
+    /// One entry per target host, in request order.
     pub results: Vec<ActionResult>,
     /// True when the request was a `preview`: nothing was changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -280,10 +310,13 @@ pub struct ActionResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LabelsRequest {
     #[serde(default)]
+    /// Labels to add (adding `Quarantine` quarantines).
     pub add: Vec<String>,
     #[serde(default)]
+    /// Labels to remove (removing `Quarantine` releases).
     pub remove: Vec<String>,
     #[serde(default)]
+    /// Why; required when `Quarantine` is added or removed.
     pub comment: Option<String>,
 }
 
@@ -308,8 +341,10 @@ pub struct RetryRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `POST /v1/hosts/{id}/revoke` body.
 pub struct RevokeRequest {
     #[serde(default)]
+    /// Why the host is revoked (audited).
     pub comment: Option<String>,
     /// Revoke even though the host is quarantined or its release is unconfirmed (409
     /// otherwise): a quarantined host then stays quarantined with no remote release.
@@ -319,7 +354,9 @@ pub struct RevokeRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// One audit record (`GET /v1/audit`, exports): who did what to which host, when and why.
 pub struct AuditRecord {
+    /// Record id: grows with every record; the chain follows it.
     pub id: i64,
     /// RFC 3339.
     pub at: String,
@@ -333,10 +370,13 @@ pub struct AuditRecord {
     pub actor_token_id: Option<i64>,
     /// `quarantine`, `release`, `applied`, `tampered`, `failed`, `enroll`, `revoke`, `label`, `token_create`, ...
     pub action: String,
+    /// The host concerned, if any.
     pub host_id: Option<String>,
+    /// The reason the actor gave.
     pub comment: Option<String>,
     /// `ok`, `pending`, `error`, ...
     pub result: String,
+    /// More detail (an error, what changed, a signed checkpoint as JSON).
     pub detail: Option<String>,
     /// The automation event that triggered this change (automatic actions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -399,7 +439,9 @@ mod audit_record_tests {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/audit` answer: one page of records, oldest first.
 pub struct AuditList {
+    /// The records of this page.
     pub records: Vec<AuditRecord>,
     /// More records follow: pass this as `cursor` to get the next page. Absent on the
     /// last page.
@@ -421,6 +463,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The wire name (`viewer`, `responder`, `admin`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
@@ -428,6 +471,7 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+    /// Parses a wire name; `None` for anything else.
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "viewer" => Role::Viewer,
@@ -440,8 +484,11 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `POST /v1/tokens` body.
 pub struct TokenCreateRequest {
+    /// Display name: unique (trimmed, case-insensitive, NFKC), no reserved prefix (`system`, `agent:`, `rule:`, `enrollment`, `cordon server`).
     pub name: String,
+    /// What the token may do.
     pub role: Role,
 }
 
@@ -449,19 +496,29 @@ pub struct TokenCreateRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
+    /// Token id (recorded in audit records as `actor_token_id`).
     pub id: i64,
+    /// Display name, as stored (trimmed).
     pub name: String,
+    /// What the token may do.
     pub role: Role,
+    /// The bearer secret (`cordon_…`); the server keeps only its hash.
     pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// An API token without its secret (`GET /v1/tokens`).
 pub struct TokenInfo {
+    /// Token id.
     pub id: i64,
+    /// Display name.
     pub name: String,
+    /// What the token may do.
     pub role: Role,
+    /// RFC 3339, when it was created.
     pub created_at: String,
+    /// Revoked tokens (and their console sessions) are refused.
     pub revoked: bool,
     /// Set on tokens created before names were checked whose name is not unique
     /// (`duplicate name`: another, older token has it, compared trimmed and
@@ -474,14 +531,18 @@ pub struct TokenInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/tokens` answer.
 pub struct TokenList {
+    /// Every token, revoked ones included.
     pub tokens: Vec<TokenInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `POST /v1/enrollment-tokens` body.
 pub struct EnrollTokenRequest {
     #[serde(default)]
+    /// Labels given to the host that enrolls with the token.
     pub labels: Vec<String>,
     /// Lifetime in seconds (default 24 h).
     #[serde(default)]
@@ -490,8 +551,12 @@ pub struct EnrollTokenRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// A created one-time enrollment token.
 pub struct EnrollTokenCreated {
+    /// The secret to pass to `cordon agent enroll` (shown only here).
     pub token: String,
+    /// Labels the enrolling host gets.
     pub labels: Vec<String>,
+    /// RFC 3339, after which the token is refused.
     pub expires_at: String,
 }

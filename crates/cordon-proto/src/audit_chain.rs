@@ -87,7 +87,9 @@ pub fn chain_hash(prev: &str, r: &AuditRecord) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checkpoint {
+    /// Id of the last chained record.
     pub last_id: i64,
+    /// That record's chain hash (64 lower-case hex digits, SHA-256).
     pub hash: String,
 }
 
@@ -142,6 +144,7 @@ pub const EXPORT_OCCASION: &str = "export";
 pub struct SignedCheckpoint {
     /// The record signed (0 with [`GENESIS`]: the start of an empty chain).
     pub last_id: i64,
+    /// That record's chain hash (64 lower-case hex digits; [`GENESIS`] with `last_id` 0).
     pub hash: String,
     /// RFC 3339, when the server signed it.
     #[serde(default)]
@@ -234,6 +237,7 @@ pub struct RetentionCut {
 /// record signed, so removing records from the end of the file is detected offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportTrailer {
+    /// The export's last record, signed for the occasion [`EXPORT_OCCASION`].
     pub checkpoint: SignedCheckpoint,
 }
 
@@ -252,6 +256,7 @@ pub struct ChainProblem {
     pub subject: Option<String>,
     /// 1-based position of that record in the checked sequence (line number of an export).
     pub position: u64,
+    /// What is wrong, in words (e.g. `hash does not match its content`).
     pub reason: String,
 }
 
@@ -286,6 +291,7 @@ pub struct ChainReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continues_after: Option<Checkpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The first problem found; `None` when the chain checked intact.
     pub problem: Option<ChainProblem>,
 }
 

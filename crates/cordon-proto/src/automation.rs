@@ -8,14 +8,20 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Informational.
     Info,
+    /// Low.
     Low,
+    /// Medium (also parsed from `moderate`).
     Medium,
+    /// High.
     High,
+    /// Critical: the only severity `only_critical` rules act on.
     Critical,
 }
 
 impl Severity {
+    /// The wire name (`info` … `critical`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -26,6 +32,7 @@ impl Severity {
         }
     }
 
+    /// Parses a severity case-insensitively (`informational`, `moderate` accepted); `None` otherwise.
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
             "info" | "informational" => Severity::Info,
@@ -105,9 +112,11 @@ pub struct EventIn {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleOutcome {
+    /// The rule's name.
     pub rule: String,
     /// `quarantine`, `notify_only`, `approval_required`, `no_match`, `blocked`, `rule_error`.
     pub outcome: String,
+    /// Why, in words (e.g. `host carries protected label dc`).
     pub reason: String,
 }
 
@@ -115,13 +124,20 @@ pub struct RuleOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventRecord {
+    /// Event id (`evt-<uuid>`).
     pub id: String,
+    /// RFC 3339, when the server received it.
     pub received_at: String,
+    /// RFC 3339, when it happened, as the source said.
     pub occurred_at: Option<String>,
+    /// Where it came from (`wazuh`, `velociraptor`, …; `api` when not given).
     pub source: String,
     #[serde(rename = "type")]
+    /// Event type, as sent.
     pub event_type: String,
+    /// More names the event answers to, as sent.
     pub tags: Vec<String>,
+    /// Severity, as parsed.
     pub severity: Severity,
     /// The host reference as sent.
     pub host_ref: String,
@@ -132,14 +148,18 @@ pub struct EventRecord {
     pub status: String,
     /// The rule that acted, if any.
     pub rule: Option<String>,
+    /// What every rule concluded about it.
     pub outcomes: Vec<RuleOutcome>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The original event, as sent.
     pub raw: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/events` answer, newest first.
 pub struct EventList {
+    /// The events.
     pub events: Vec<EventRecord>,
 }
 
@@ -148,11 +168,15 @@ pub struct EventList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleSpec {
+    /// Unique rule name (audited as `rule:NAME`).
     pub name: String,
     #[serde(default = "yes")]
+    /// Requested enabled (default true); an invalid rule is stored disabled anyway.
     pub enabled: bool,
+    /// Event types (or tags) the rule acts on.
     pub trigger_event_types: Vec<String>,
     #[serde(default)]
+    /// Act only on events of severity `critical`.
     pub only_critical: bool,
     /// The host must carry one of these labels; each must name exactly one existing label.
     pub trigger_labels: Vec<String>,
@@ -189,21 +213,28 @@ fn enforce() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// A stored rule and whether it is in force.
 pub struct RuleRecord {
+    /// Rule id.
     pub id: i64,
     #[serde(flatten)]
+    /// The rule as submitted.
     pub spec: RuleSpec,
     /// Whether the rule is in force: requested enabled and valid.
     pub active: bool,
     /// Why it is not in force (validation error, or disabled by request).
     pub disabled_reason: Option<String>,
+    /// RFC 3339, last change.
     pub updated_at: String,
+    /// Who changed it last (token name).
     pub updated_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/rules` answer.
 pub struct RuleList {
+    /// Every rule.
     pub rules: Vec<RuleRecord>,
 }
 
@@ -215,12 +246,15 @@ pub struct Settings {
     pub enabled: bool,
     /// At most this many automatic quarantines per `cap_window_secs`; beyond, approval.
     pub cap_count: i64,
+    /// Window of `cap_count`, in seconds.
     pub cap_window_secs: i64,
     /// A host acted on automatically is not acted on again for this long.
     pub cooldown_secs: i64,
     /// Hosts carrying any of these are never quarantined automatically.
     pub protected_labels: Vec<String>,
+    /// Events older than this many days are deleted.
     pub event_retention_days: i64,
+    /// At most this many events are kept (oldest deleted first).
     pub event_retention_max: i64,
     /// Base URL of the console for links in notifications (`https://cordon.example`).
     pub console_url: Option<String>,
@@ -230,35 +264,55 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsPatch {
+    /// See [`Settings::enabled`].
     pub enabled: Option<bool>,
+    /// See [`Settings::cap_count`].
     pub cap_count: Option<i64>,
+    /// See [`Settings::cap_window_secs`].
     pub cap_window_secs: Option<i64>,
+    /// See [`Settings::cooldown_secs`].
     pub cooldown_secs: Option<i64>,
+    /// See [`Settings::protected_labels`] (replaces the whole list).
     pub protected_labels: Option<Vec<String>>,
+    /// See [`Settings::event_retention_days`].
     pub event_retention_days: Option<i64>,
+    /// See [`Settings::event_retention_max`].
     pub event_retention_max: Option<i64>,
+    /// See [`Settings::console_url`].
     pub console_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// An automatic quarantine waiting for (or given) a human decision.
 pub struct Approval {
+    /// Approval id.
     pub id: i64,
+    /// The event that asked for the quarantine.
     pub event_id: String,
+    /// The host to quarantine.
     pub host_id: String,
+    /// The rule that asked.
     pub rule: String,
+    /// Why approval is needed (guardrail cap, approval-mode rule, …).
     pub reason: String,
+    /// RFC 3339, when it was asked.
     pub created_at: String,
     /// `pending`, `approved`, `denied`, `superseded`.
     pub status: String,
+    /// Who decided (token name).
     pub decided_by: Option<String>,
+    /// RFC 3339, when.
     pub decided_at: Option<String>,
+    /// The reason given with the decision.
     pub decision_comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/approvals` answer.
 pub struct ApprovalList {
+    /// The approvals.
     pub approvals: Vec<Approval>,
 }
 
@@ -267,16 +321,22 @@ pub struct ApprovalList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRequest {
     #[serde(default)]
+    /// Approval ids to decide.
     pub ids: Vec<i64>,
     #[serde(default)]
+    /// Decide every pending approval instead.
     pub all: bool,
+    /// Why (required; audited).
     pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// Per approval, what the decision did.
 pub struct DecisionResult {
+    /// Approval id.
     pub id: i64,
+    /// The host concerned.
     pub host_id: String,
     /// `approved` (quarantined), `denied`, `superseded` (host already quarantined), `not_pending`.
     pub status: String,
@@ -284,7 +344,9 @@ pub struct DecisionResult {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// Answer of approve / deny.
 pub struct DecisionResponse {
+    /// One result per approval decided.
     pub results: Vec<DecisionResult>,
 }
 
@@ -311,31 +373,41 @@ pub const OPT_IN_NOTIFY_KINDS: [&str; 1] = ["audit_checkpoint"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// A notification target as submitted.
 pub struct TargetSpec {
+    /// Unique name.
     pub name: String,
     /// `slack` (incoming webhook, `{"text": ...}`) or `webhook` (generic JSON).
     pub kind: TargetKind,
+    /// Where to POST (`https://…`; the Slack incoming-webhook URL for `slack`).
     pub url: String,
     /// Subset of [`NOTIFY_KINDS`] (default: all of them), plus the opt-in kinds of
     /// [`OPT_IN_NOTIFY_KINDS`] (`audit_checkpoint`).
     #[serde(default)]
     pub events: Vec<String>,
     #[serde(default = "yes")]
+    /// Deliver to it (default true).
     pub enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// A stored notification target.
 pub struct Target {
+    /// Target id.
     pub id: i64,
     #[serde(flatten)]
+    /// The target as submitted.
     pub spec: TargetSpec,
+    /// RFC 3339, when it was created.
     pub created_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/notifications/targets` answer.
 pub struct TargetList {
+    /// Every target.
     pub targets: Vec<Target>,
 }
 
@@ -343,24 +415,36 @@ pub struct TargetList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
+    /// Outbox id.
     pub id: i64,
+    /// The target it goes to.
     pub target_id: i64,
+    /// The audit record it announces.
     pub audit_id: i64,
+    /// Notification kind (one of [`NOTIFY_KINDS`] or [`OPT_IN_NOTIFY_KINDS`]).
     pub kind: String,
     /// `pending`, `delivered`, `dead` (gave up).
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i64,
+    /// RFC 3339, when the next attempt is due (pending only).
     pub next_attempt_at: Option<String>,
+    /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// RFC 3339, when it was delivered.
     pub delivered_at: Option<String>,
+    /// RFC 3339, when it was queued.
     pub created_at: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The body sent (or to be sent).
     pub payload: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `GET /v1/notifications/deliveries` answer.
 pub struct DeliveryList {
+    /// The deliveries, newest first.
     pub deliveries: Vec<Delivery>,
 }
 
@@ -368,6 +452,7 @@ pub struct DeliveryList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntakeResponse {
+    /// Every event taken in, as stored.
     pub events: Vec<EventRecord>,
     /// Lines or items that could not be turned into an event, with why.
     #[serde(default)]

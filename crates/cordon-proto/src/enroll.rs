@@ -6,21 +6,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
+    /// One-time enrollment token (`cordon server token create` / `POST /v1/enrollment-tokens`).
     pub token: String,
     /// PKCS#10 request, PEM. Its subject is ignored: the server names the host.
     pub csr_pem: String,
+    /// The host's name (shown in the console; may be duplicated, then flagged).
     pub hostname: String,
     #[serde(default)]
+    /// Operating system and version (free text).
     pub os: Option<String>,
     #[serde(default)]
+    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`]).
     pub addresses: Vec<String>,
     #[serde(default)]
+    /// Version of the enrolling agent binary.
     pub agent_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// `POST /v1/enroll` answer: the host's identity and its client certificate.
 pub struct EnrollResponse {
+    /// The id the server gave the host (the common name of `cert_pem`); stable for the life of the enrollment.
     pub host_id: String,
     /// Client certificate (PEM) whose common name is `host_id`.
     pub cert_pem: String,

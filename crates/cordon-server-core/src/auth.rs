@@ -20,6 +20,7 @@ impl Auth {
         self.0.require(role)
     }
 
+    /// The caller's display name, as audit records show it (its token id is `self.0.token_id`).
     pub fn actor(&self) -> &str {
         &self.0.name
     }
@@ -85,6 +86,7 @@ pub struct PeerIdentity(pub String);
 /// An agent authenticated by its client certificate, enrolled and not revoked.
 #[derive(Debug, Clone)]
 pub struct AgentAuth {
+    /// The host id from the client certificate's common name.
     pub host_id: String,
 }
 

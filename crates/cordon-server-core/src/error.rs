@@ -12,13 +12,18 @@ use cordon_proto::ErrorBody;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// An error answer of the API: status code and the [`ErrorBody`] `{error, detail}` it sends.
 pub struct ApiError {
+    /// HTTP status sent.
     pub status: StatusCode,
+    /// Stable machine-readable code (`invalid_input`, `unauthorized`, `forbidden`, `not_found`, `conflict`, …).
     pub error: &'static str,
+    /// Human-readable detail naming the cause (sent as is, except for 500s).
     pub detail: String,
 }
 
 impl ApiError {
+    /// An error with this status, code and detail.
     pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -26,15 +31,19 @@ impl ApiError {
             detail: detail.into(),
         }
     }
+    /// 400 `invalid_input`: the request is malformed or names something impossible.
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_input", detail)
     }
+    /// 401 `unauthorized`: no valid token, session or client certificate.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
+    /// 403 `forbidden`: authenticated, but the role does not allow it.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
+    /// 404 `not_found`: no such host, token, rule, ….
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }

@@ -14,6 +14,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// An empty hub (no waiters).
     pub fn new() -> Self {
         Self::default()
     }
@@ -34,6 +35,7 @@ impl Hub {
         }
     }
 
+    /// [`Hub::notify`] for each host, taking the lock once (bulk actions).
     pub fn notify_all<'a>(&self, host_ids: impl IntoIterator<Item = &'a String>) {
         let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for id in host_ids {

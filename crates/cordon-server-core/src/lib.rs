@@ -45,7 +45,9 @@ pub const SYSTEM_ACTOR: &str = "system";
 /// agents' long-polls, the CA.
 #[derive(Clone)]
 pub struct AppState {
+    /// The database (all SQL goes through it).
     pub store: Arc<Store>,
+    /// Wakes this replica's long-polling agents when their desired state changes.
     pub hub: Arc<Hub>,
     /// Signs client certificates at enrollment; `None` disables enrollment.
     pub ca: Option<Arc<Ca>>,
@@ -57,6 +59,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State over `store` with a fresh hub, `ca` for enrollment, a 25 s long-poll and no anchor file.
     pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
         AppState {
             store,

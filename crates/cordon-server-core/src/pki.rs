@@ -15,9 +15,13 @@ use rcgen::{
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
+/// File name (in the server directory) of the CA certificate, PEM; agents and analysts pin it.
 pub const CA_CERT: &str = "ca.pem";
+/// File name of the CA private key, PEM (0600): signs client certificates and audit checkpoints.
 pub const CA_KEY: &str = "ca.key";
+/// File name of the server's TLS certificate, PEM, signed by the CA.
 pub const SERVER_CERT: &str = "server.pem";
+/// File name of the server's TLS private key, PEM (0600).
 pub const SERVER_KEY: &str = "server.key";
 
 const CA_CN: &str = "Cordon CA";
@@ -25,12 +29,16 @@ const CA_CN: &str = "Cordon CA";
 const CLIENT_CERT_DAYS: i64 = 5 * 365;
 
 #[derive(Debug, Error)]
+/// Why a PKI operation failed.
 pub enum PkiError {
     #[error("{0}")]
+    /// Reading or writing a key or certificate file failed (the message names the file).
     Io(String),
     #[error("certificate: {0}")]
+    /// A key or certificate could not be parsed, generated or signed.
     Cert(String),
     #[error("{0}")]
+    /// `init` would overwrite existing files (named in the message).
     Exists(String),
 }
 
@@ -42,7 +50,9 @@ impl From<rcgen::Error> for PkiError {
 
 /// A loaded CA able to sign client certificates.
 pub struct Ca {
+    /// The CA certificate, PEM.
     pub cert_pem: String,
+    /// The same certificate, DER.
     pub cert_der: Vec<u8>,
     /// Re-created from the stored PEM with the stored key, so signatures chain to it.
     cert: rcgen::Certificate,
@@ -58,7 +68,9 @@ impl std::fmt::Debug for Ca {
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct InitOutcome {
+    /// The new CA certificate's SHA-256 fingerprint (see [`fingerprint_der`]).
     pub ca_fingerprint: String,
+    /// Every file written.
     pub files: Vec<PathBuf>,
 }
 
@@ -235,6 +247,7 @@ impl Ca {
         cordon_proto::audit_chain::signature::CaCert::from_der(&self.cert_der).checker()
     }
 
+    /// Loads the CA from `dir` ([`CA_CERT`], [`CA_KEY`]); fails naming the file that is missing or unreadable.
     pub fn load(dir: &Path) -> Result<Ca, PkiError> {
         let cert_pem = read(&dir.join(CA_CERT))?;
         let key = KeyPair::from_pem(&read(&dir.join(CA_KEY))?)?;
@@ -253,6 +266,7 @@ impl Ca {
         })
     }
 
+    /// The CA certificate's SHA-256 fingerprint (see [`fingerprint_der`]).
     pub fn fingerprint(&self) -> String {
         fingerprint_der(&self.cert_der)
     }

@@ -11,6 +11,7 @@ pub fn new_token(prefix: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{prefix}_{}", hex::encode(buf)))
 }
 
+/// What the database stores of a token: SHA-256 (lower-case hex) of the trimmed token.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }

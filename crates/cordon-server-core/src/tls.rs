@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::auth::PeerIdentity;
 use crate::pki::{common_name, PkiError, CA_CERT, SERVER_CERT, SERVER_KEY};
 
+/// The rustls crypto provider every server TLS config uses (ring).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

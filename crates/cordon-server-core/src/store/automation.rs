@@ -34,6 +34,7 @@ fn settings_row(r: &AnyRow) -> Result<Settings, StoreError> {
 }
 
 impl Store {
+    /// The fleet's automation settings (one row, created by the migration).
     pub async fn automation_settings(&self) -> Result<Settings, StoreError> {
         let pool = &self.pool;
         let row = sqlx::query(&format!("SELECT {SETTINGS_COLS} FROM auto_settings WHERE id = 1"))
@@ -96,6 +97,7 @@ fn rule_row(r: &AnyRow) -> Result<RuleRecord, StoreError> {
 const RULE_COLS: &str = "id, name, spec, enabled, disabled_reason, updated_at, updated_by";
 
 impl Store {
+    /// Every rule, in evaluation order (by id).
     pub async fn rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
         let pool = &self.pool;
         let rows = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules ORDER BY id"))
@@ -113,6 +115,7 @@ async fn rules_tx(tx: &mut Tx) -> Result<Vec<RuleRecord>, StoreError> {
 }
 
 impl Store {
+    /// The rule named `name`, if any.
     pub async fn rule(&self, name: &str) -> Result<Option<RuleRecord>, StoreError> {
         let pool = &self.pool;
         let row = sqlx::query(&format!("SELECT {RULE_COLS} FROM auto_rules WHERE name = $1"))
@@ -182,9 +185,13 @@ async fn delete_rule_tx(tx: &mut Tx, name: &str) -> Result<bool, StoreError> {
 /// A host an event resolved to.
 #[derive(Debug, Clone)]
 pub struct HostRow {
+    /// Host id.
     pub id: String,
+    /// Hostname.
     pub hostname: String,
+    /// Desired quarantined now.
     pub quarantined: bool,
+    /// Its labels, sorted.
     pub labels: Vec<String>,
 }
 
@@ -377,9 +384,13 @@ fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
 }
 
 #[derive(Debug, Clone, Default)]
+/// Which events [`Store::events`] lists.
 pub struct EventFilter {
+    /// Only events with this status (`quarantined`, `no_match`, …).
     pub status: Option<String>,
+    /// Only events about this host.
     pub host_id: Option<String>,
+    /// At most this many.
     pub limit: i64,
 }
 
@@ -410,6 +421,7 @@ impl Store {
 }
 
 impl Store {
+    /// The event with this id, if any.
     pub async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
         let pool = &self.pool;
         let row = sqlx::query(
@@ -523,6 +535,7 @@ impl Store {
 }
 
 impl Store {
+    /// Approvals, newest first, at most `limit`, only those with `status` when given.
     pub async fn approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>, StoreError> {
         let pool = &self.pool;
         let rows = match status {
@@ -592,8 +605,11 @@ async fn decide_approval_tx(
 /// decided.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedAction {
+    /// Audit comment of the quarantine (names the rule and event).
     pub comment: String,
+    /// The rule's exceptions (`--allow` specs).
     pub allow: Vec<String>,
+    /// The rule's message to logged-in users.
     pub message: Option<String>,
     /// Release automatically this long (seconds) after the quarantine.
     pub expires_after_secs: Option<i64>,
@@ -624,7 +640,9 @@ pub fn rule_actor(rule: &str) -> String {
 /// evaluation's transaction (the settings row locked, so replicas serialize on it).
 #[derive(Debug, Clone)]
 pub struct EvalContext {
+    /// The fleet settings (row locked).
     pub settings: Settings,
+    /// The host the event is about.
     pub host: HostRow,
     /// Every rule, in evaluation order.
     pub rules: Vec<RuleRecord>,
@@ -632,6 +650,7 @@ pub struct EvalContext {
     pub fleet_labels: Vec<String>,
     /// When automation last acted on this host (Unix ms).
     pub last_auto_action_ms: Option<i64>,
+    /// An approval for this host is already pending.
     pub approval_pending: bool,
     /// Automatic quarantines within the fleet cap's window.
     pub recent_quarantines: i64,
@@ -642,19 +661,27 @@ pub struct EvalContext {
 pub enum Verdict {
     /// Nothing to do (no rule acted).
     Nothing,
+    /// Quarantine the host now.
     Quarantine {
+        /// The rule that decided.
         rule: String,
+        /// The quarantine it asks for.
         plan: PlannedAction,
     },
     /// Dry run: audit that the rule would have quarantined, change nothing.
     NotifyOnly {
+        /// The rule that would have acted.
         rule: String,
+        /// The quarantine it would have asked for.
         plan: PlannedAction,
     },
     /// Beyond a guardrail: ask an admin.
     ApprovalRequired {
+        /// The rule that asked.
         rule: String,
+        /// The quarantine it asks for, kept with the approval.
         plan: PlannedAction,
+        /// Which guardrail (or approval-mode rule) asked for a human.
         reason: String,
     },
 }
@@ -664,6 +691,7 @@ pub enum Verdict {
 pub enum Decide<'a> {
     /// Every pending approval.
     All,
+    /// These approvals.
     Ids(&'a [i64]),
 }
 

@@ -10,14 +10,20 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// What an enrolling agent says about itself.
 #[derive(Debug, Clone, Default)]
 pub struct NewHost {
+    /// Host id the server assigned.
     pub id: String,
+    /// Hostname as the agent reported it.
     pub hostname: String,
+    /// Operating system (free text).
     pub os: Option<String>,
+    /// IP addresses, validated.
     pub addresses: Vec<String>,
+    /// Agent binary version.
     pub agent_version: Option<String>,
 }
 
 impl Store {
+    /// Creates a one-time enrollment token giving `labels`, valid `ttl_secs` seconds; audited as `who`.
     pub async fn create_enroll_token<'a>(
         &self,
         who: impl Into<Actor<'a>>,

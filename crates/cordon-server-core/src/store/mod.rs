@@ -46,33 +46,44 @@ pub enum StoreError {
     /// message stays in the log.
     #[error("{what} already exists")]
     Duplicate {
+        /// What exists (`a target named "soc"`).
         what: String,
         #[source]
+        /// The database's refusal.
         source: sqlx::Error,
     },
     #[error("database query failed")]
+    /// Any other database failure (500).
     Db(#[source] sqlx::Error),
     #[error("database migration failed")]
+    /// Applying the schema migrations failed at start.
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value this version cannot read (a bad enum text, unreadable JSON).
     #[error("stored {what} is unreadable")]
     Corrupt {
+        /// What was read (`host state`, `rule spec`, …).
         what: String,
         #[source]
+        /// The JSON error, when the value was JSON.
         source: Option<serde_json::Error>,
     },
     #[error("cannot encode {what} for storage")]
+    /// A value could not be turned into JSON for storage.
     Encode {
+        /// What was being stored.
         what: &'static str,
         #[source]
+        /// The JSON error.
         source: serde_json::Error,
     },
     #[error("no randomness for a new token")]
+    /// The operating system gave no randomness for a new token.
     Random(#[source] getrandom::Error),
     /// The group commit of status reports failed; the shared cause is the source.
     #[error("status report not recorded")]
     Report(#[source] std::sync::Arc<StoreError>),
     #[error("the status report writer stopped")]
+    /// The background task that group-commits agents' reports is gone (server shutting down).
     ReportWriterStopped,
 }
 
@@ -107,6 +118,7 @@ impl<T, E: Into<StoreError>> OnDuplicate<T> for Result<T, E> {
     }
 }
 
+/// A transaction on the store's pool (SQLite or PostgreSQL through sqlx `Any`).
 pub type Tx = Transaction<'static, Any>;
 
 /// The database and a writer lock: SQLite allows one writer at a time, and taking the

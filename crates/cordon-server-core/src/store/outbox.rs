@@ -16,14 +16,21 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// One new audit record as notifications see it.
 #[derive(Debug, Clone)]
 pub struct TailRecord {
+    /// The audit record's id.
     pub audit_id: i64,
     /// Unix ms.
     pub at: i64,
+    /// Who acted (display name).
     pub actor: String,
+    /// The audit action (`quarantine`, `applied`, …).
     pub action: String,
+    /// The host concerned.
     pub host_id: Option<String>,
+    /// Its hostname when the record was read.
     pub hostname: Option<String>,
+    /// The reason given.
     pub comment: Option<String>,
+    /// More detail (error, what changed).
     pub detail: Option<String>,
     /// The automation event behind an automatic action (audit column `event_id`).
     pub event_id: Option<String>,
@@ -72,10 +79,13 @@ pub(crate) async fn attach_facts(tx: &mut super::Tx, audit_id: i64, facts: &Noti
 /// An outbox row due for sending, leased to this worker.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
+    /// Outbox id.
     pub id: i64,
+    /// Attempts so far (this one not counted).
     pub attempts: i64,
     /// The target's URL; `None` when the target was removed meanwhile.
     pub url: Option<String>,
+    /// The JSON body to POST.
     pub payload: String,
 }
 
@@ -141,6 +151,7 @@ fn delivery_row(r: &AnyRow) -> Result<Delivery, StoreError> {
 }
 
 impl Store {
+    /// Every notification target, by id.
     pub async fn notify_targets(&self) -> Result<Vec<Target>, StoreError> {
         let rows =
             sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets ORDER BY id")
