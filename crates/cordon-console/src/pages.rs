@@ -20,7 +20,7 @@ use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{host_badge, labels, layout, state_text, time_ago, time_at, until_text, Nav};
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
-use cordon_server_core::service::{audit, hosts};
+use cordon_server_core::service::{audit, hosts, sessions};
 use cordon_server_core::store::{retry_refusal, AuditFilter, AuditOrder, HostFilter, HostQuery};
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
@@ -124,11 +124,9 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
     if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Ok(refuse("That is not an API token."));
     }
-    match st.store.authenticate(token).await? {
-        Some(caller) => {
-            let limits = super::session::limits();
-            let id = st.store.create_session(caller.token_id, now_ms(), limits).await?;
-            tracing::info!(token = %caller.name, role = caller.role.as_str(), "console sign-in");
+    let limits = super::session::limits();
+    match sessions::sign_in(&st, token, now_ms(), limits).await? {
+        Some((_caller, id)) => {
             let r = with_cookie(
                 see_other("/console/hosts"),
                 &set_cookie(SESSION_COOKIE, &id, Some(limits.absolute_ms / 1000)),
@@ -154,7 +152,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes)
         return Err(ConsoleReject::Csrf.into());
     }
     // The session ends on the server: the old cookie opens nothing any more.
-    st.store.end_session(&id).await?;
+    sessions::sign_out(&st, &id).await?;
     Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
 }
 
@@ -938,9 +936,10 @@ pub const TIMELINE_LIMIT: i64 = 50;
 /// Audit records per page, newest first.
 pub const AUDIT_PAGE: i64 = 100;
 
-/// Host id → hostname of every host, revoked ones included (for naming hosts in lists).
-pub(crate) async fn host_names(st: &AppState) -> Result<HashMap<String, String>, cordon_server_core::StoreError> {
-    st.store.hostnames().await
+/// Host id → hostname of every host, revoked ones included (for naming hosts in lists),
+/// through the service as `s`'s caller.
+pub(crate) async fn host_names(st: &AppState, s: &Session) -> Result<HashMap<String, String>, ConsoleError> {
+    Ok(host_views::names(st, &s.caller).await?)
 }
 
 /// One page of audit records, newest first, the database filtering and cutting it.
@@ -989,7 +988,7 @@ pub async fn audit(
     PageSession(s): PageSession,
     Query(q): Query<AuditQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let names = host_names(&st).await?;
+    let names = host_names(&st, &s).await?;
     let (view, error) = match q.filter() {
         Ok(f) => (audit_view(&st, &s, &q, f).await?, None),
         Err(ConsoleError::BadRequest(e)) => (

@@ -657,26 +657,14 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     for id in [&failed, &dry, &good] {
         quarantine(&ctx, &id, r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#).await;
     }
-    let mut r = common::status_report(
-        revision(&ctx, &failed).await,
-        AgentState::Failed,
-        "sha256:0",
-        "nftables",
-    );
-    r.error = Some("apply_failed".into());
-    r.detail = Some("netlink: operation not permitted".into());
-    ctx.agent_status(&failed, &r).await;
+    report(&ctx, &failed, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+        r.detail = Some("netlink: operation not permitted".into());
+    })
+    .await;
     // An agent with enforce = false says so (`enforcing: false`, backend memory).
-    let mut r = common::status_report(revision(&ctx, &dry).await, AgentState::Isolated, "sha256:1", "memory");
-    r.enforcing = false;
-    ctx.agent_status(&dry, &r).await;
-    let r = common::status_report(
-        revision(&ctx, &good).await,
-        AgentState::Isolated,
-        "sha256:2",
-        "nftables",
-    );
-    ctx.agent_status(&good, &r).await;
+    report(&ctx, &dry, AgentState::Isolated, "memory", |r| r.enforcing = false).await;
+    report(&ctx, &good, AgentState::Isolated, "nftables", |_| {}).await;
     let vs = sign_in(&ctx, &ctx.viewer).await;
 
     let page = host_page(&ctx, &vs, &failed).await;
@@ -1004,29 +992,15 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
             .await;
         assert_eq!(st, StatusCode::OK);
     }
-    let mut r = common::status_report(revision(&ctx, &deg).await, AgentState::Isolated, "sha256:1", "nftables");
-    r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
-    ctx.agent_status(&deg, &r).await;
-    let r = common::status_report(
-        revision(&ctx, &fine).await,
-        AgentState::Isolated,
-        "sha256:2",
-        "nftables",
-    );
-    ctx.agent_status(&fine, &r).await;
+    report(&ctx, &deg, AgentState::Isolated, "nftables", |r| {
+        r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
+    })
+    .await;
+    report(&ctx, &fine, AgentState::Isolated, "nftables", |_| {}).await;
     let vs = sign_in(&ctx, &ctx.viewer).await;
-    let page = |id: String| {
-        let cookie = vs.cookie.clone();
-        let ctx = &ctx;
-        async move {
-            req(ctx, "GET", &format!("/console/hosts/{id}"), Some(&cookie), &[], None)
-                .await
-                .body
-        }
-    };
 
     // Asked for, not confirmed: "Quarantine requested", nothing in force.
-    let p = page(asked.clone()).await;
+    let p = host_page(&ctx, &vs, &asked).await;
     assert!(p.contains("Quarantine requested"), "requested state");
     assert!(
         !p.contains("<span class=\"state-text\">Quarantined</span>")
@@ -1038,7 +1012,7 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
     assert!(p.contains("not confirmed in force"));
 
     // Degraded: in force, with what is missing, in the warning colour.
-    let p = page(deg.clone()).await;
+    let p = host_page(&ctx, &vs, &deg).await;
     assert!(p.contains("data-state=\"degraded\""), "degraded badge");
     assert!(p.contains("Quarantined — degraded"));
     assert!(
@@ -1056,7 +1030,7 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
     );
 
     // Confirmed and complete.
-    let p = page(fine.clone()).await;
+    let p = host_page(&ctx, &vs, &fine).await;
     assert!(p.contains("<strong>In force</strong>") && !p.contains("data-state=\"degraded\""));
 
     // The banner counts and filters degraded hosts; the list shows them degraded.
@@ -1169,10 +1143,10 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
     };
-    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
-    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:1", "nftables");
-    r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
-    ctx.agent_status(&id, &r).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    })
+    .await;
     let rs = sign_in(&ctx, &ctx.responder).await;
     let page = host_page(&ctx, &rs, &id).await;
     assert!(page.contains("id=\"claims\""), "no claims card");
@@ -1200,10 +1174,10 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // The agent drops Cordon's claim; wazuh's stands: the server says released, still
     // isolated by wazuh — and so does the page.
-    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
-    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:2", "nftables");
-    r.claims = vec![claim("wazuh", &["tcp://198.51.100.5:1514"])];
-    ctx.agent_status(&id, &r).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    })
+    .await;
     let h = ctx.store().host(&id).await.unwrap();
     assert_eq!(h.state, cordon_proto::HostState::Normal);
     let page = host_page(&ctx, &rs, &id).await;

@@ -826,7 +826,10 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     // A sort the server does not know shows its error, not another order.
     c.goto(&format!("{base}/console/hosts?sort=hostnme")).await.unwrap();
     wait_text(c, "main", "unknown sort \"hostnme\": use one of host, state").await;
-    assert!(c.find(Locator::Css("#host-rows")).await.is_err(), "a list under the error");
+    assert!(
+        c.find(Locator::Css("#host-rows")).await.is_err(),
+        "a list under the error"
+    );
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
     wait_text(c, "#live-status", "Live updates: on").await;
     for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
@@ -1197,10 +1200,20 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         "{rec:?}"
     );
     // The agent fails again: the page says so, live, with Retry offered again.
-    report_detail(store, "h-hr09", AgentState::Failed, "wfp", "WFP transaction aborted: access denied (0x80320009)").await;
+    report_detail(
+        store,
+        "h-hr09",
+        AgentState::Failed,
+        "wfp",
+        "WFP transaction aborted: access denied (0x80320009)",
+    )
+    .await;
     wait_text(c, "#host-headline", "Failed").await;
     until("Retry offered again", 15, || async {
-        c.find(Locator::Css("#host-actions button.act.retry")).await.ok().map(|_| ())
+        c.find(Locator::Css("#host-actions button.act.retry"))
+            .await
+            .ok()
+            .map(|_| ())
     })
     .await;
 
