@@ -655,7 +655,7 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     let dry = ctx.enroll("dry-01", &[]).await;
     let good = ctx.enroll("good-01", &[]).await;
     for id in [&failed, &dry, &good] {
-        quarantine(&ctx, &id, r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#).await;
+        quarantine(&ctx, id, r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#).await;
     }
     report(&ctx, &failed, AgentState::Failed, "nftables", |r| {
         r.error = Some("apply_failed".into());
