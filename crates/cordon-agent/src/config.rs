@@ -69,6 +69,11 @@ pub struct AgentConfig {
     /// rolls the quarantine back).
     #[serde(default = "default_verify_timeout")]
     pub verify_timeout_secs: f64,
+    /// Seconds between retries once the server refuses this agent (401/403: its host was
+    /// revoked or deleted). The refusal is logged once, clearly; the agent keeps any
+    /// quarantine in force and tries again this rarely (default 300).
+    #[serde(default = "default_refused_retry")]
+    pub refused_retry_secs: f64,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -101,6 +106,9 @@ fn default_retry() -> f64 {
 fn default_verify_timeout() -> f64 {
     10.0
 }
+fn default_refused_retry() -> f64 {
+    300.0
+}
 
 impl AgentConfig {
     /// A configuration for `server` and `host_id` with the certificate, key and CA in
@@ -124,6 +132,7 @@ impl AgentConfig {
             resolve_interval_secs: default_resolve_interval(),
             retry_secs: default_retry(),
             verify_timeout_secs: default_verify_timeout(),
+            refused_retry_secs: default_refused_retry(),
         }
     }
 
@@ -188,6 +197,7 @@ impl AgentConfig {
             self.resolve_interval_secs,
             self.retry_secs,
             self.verify_timeout_secs,
+            self.refused_retry_secs,
         ];
         if !timers.iter().all(|t| t.is_finite() && *t > 0.0) {
             return Err(AgentError::Config("intervals and timeouts must be positive".into()));

@@ -198,17 +198,7 @@ impl Enforcer for EngineEnforcer {
 
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
-        let claims = self
-            .engine
-            .claims()?
-            .into_iter()
-            .map(|c| ClaimInfo {
-                source: c.source.to_string(),
-                since: Some(c.claimed_at.clone()),
-                allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
-                servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
-            })
-            .collect();
+        let claims = claim_infos(&self.engine)?;
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
@@ -219,12 +209,27 @@ impl Enforcer for EngineEnforcer {
     }
 }
 
+/// Every claim standing in `engine`'s state directory, as the agent reports it.
+fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
+    Ok(engine
+        .claims()?
+        .into_iter()
+        .map(|c| ClaimInfo {
+            source: c.source.to_string(),
+            since: Some(c.claimed_at.clone()),
+            allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
+            servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
+        })
+        .collect())
+}
+
 /// Keeps "rules" in memory. `tamper()` simulates someone deleting them.
 ///
 /// An agent running with `enforce = false` uses one built by
 /// [`MemoryEnforcer::recording_paths`]: it enforces nothing for the server, but still
 /// records its management paths so other sources' claims (Wazuh, Velociraptor, local)
-/// never cut it off from its server.
+/// never cut it off from its server, and its checks report those claims and the rules
+/// they keep in force (never "nothing in force" while another source isolates the host).
 #[derive(Debug, Default)]
 pub struct MemoryEnforcer {
     inner: Mutex<MemState>,
@@ -353,12 +358,25 @@ impl Enforcer for MemoryEnforcer {
                 Some("rules present but none recorded".to_string()),
             ),
         };
-        Ok(Check {
+        let mut check = Check {
             state,
             digest: s.recorded.as_ref().map(Self::digest),
             backend: Some("memory".into()),
             reason,
             claims: vec![],
-        })
+        };
+        drop(s);
+        // The host's real claims: what other sources keep in force.
+        if let Some(engine) = &self.paths_engine {
+            check.claims = claim_infos(engine)?;
+            if !check.claims.is_empty() && check.state == QuarantineState::Released {
+                let r = engine.status()?;
+                check.state = r.state;
+                check.digest = r.actual_digest.or(r.expected_digest);
+                check.backend = r.backend.map(|b| b.to_string());
+                check.reason = r.reason;
+            }
+        }
+        Ok(check)
     }
 }

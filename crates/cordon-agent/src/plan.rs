@@ -61,7 +61,8 @@ pub struct OwnTransport {
 pub struct Resolved {
     /// Every address and port the servers and the proxy resolved to.
     pub addrs: BTreeSet<SocketAddr>,
-    /// `name: reason` for each server or proxy name that did not resolve.
+    /// One line per server or proxy name that did not resolve, as the agent reports it
+    /// in `degraded`: `server NAME unresolved: REASON` (or `proxy NAME …`).
     pub failures: Vec<String>,
 }
 
@@ -82,7 +83,8 @@ impl OwnTransport {
     /// Resolves every server and the proxy to all their addresses.
     pub fn resolve(&self, r: &dyn NameResolver) -> Resolved {
         let mut out = Resolved::default();
-        for spec in self.servers.iter().chain(&self.proxy) {
+        let kinds = self.servers.iter().map(|s| ("server", s));
+        for (kind, spec) in kinds.chain(self.proxy.iter().map(|p| ("proxy", p))) {
             let Transport::Tcp(port) = spec.transport else { continue };
             match &spec.target {
                 Target::Ip(ip) => {
@@ -92,8 +94,9 @@ impl OwnTransport {
                     out.addrs.insert(SocketAddr::new(net.addr(), port));
                 }
                 Target::Name(name) => match r.lookup(name) {
-                    Ok(ips) => out.addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
-                    Err(e) => out.failures.push(format!("{name}: {e}")),
+                    Ok(ips) if !ips.is_empty() => out.addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
+                    Ok(_) => out.failures.push(format!("{kind} {name} unresolved: no address")),
+                    Err(e) => out.failures.push(format!("{kind} {name} unresolved: {e}")),
                 },
             }
         }
@@ -274,7 +277,17 @@ mod tests {
         .collect();
         assert_eq!(r.addrs, want);
         assert_eq!(r.failures.len(), 1);
-        assert!(r.failures[0].starts_with("gone.example.net:"));
+        assert!(
+            r.failures[0].starts_with("server gone.example.net unresolved: "),
+            "{:?}",
+            r.failures
+        );
+        let t = OwnTransport::new(
+            &["https://server.cordon.lab:8443".into()],
+            Some("http://noproxy.example.net:3128"),
+        )
+        .unwrap();
+        assert!(t.resolve(&fake()).failures[0].starts_with("proxy noproxy.example.net unresolved: "));
     }
 
     #[test]

@@ -18,7 +18,10 @@
 //! * **Follow the server.** The server names (every URL in `servers` and the proxy) are
 //!   re-resolved whenever a connection fails and every `resolve_interval_secs`; new
 //!   addresses are added to the rules in force in one atomic re-apply, keeping the old ones
-//!   until a request through a new address succeeded.
+//!   until a request through a new address succeeded. A server or proxy name that does
+//!   not resolve (a DR site's name not yet in DNS) is reported in `degraded`
+//!   (`server dr.example.net unresolved: …`) like an unresolved exception, and retried
+//!   every `retry_secs` until it resolves and is added.
 //! * **Report at start and every heartbeat,** so `last seen` stays fresh and the server can
 //!   call an agent offline after three missed heartbeats.
 //! * **Keep its own paths open under every claim.** At start and whenever its server or
@@ -45,7 +48,7 @@ use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Announce, Outcome, Retry};
 use crate::client::{Connect, ServerClient, POLL_WAIT_SECS};
 use crate::enforcer::{Applied, Check, EnforceError, Enforcer};
 use crate::persist::{self, Persisted};
@@ -138,9 +141,21 @@ impl Agent {
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         let heartbeat = secs(self.cfg.heartbeat_secs);
-        let reporter = tokio::spawn(crate::report::run(self.client.clone(), report_rx, heartbeat));
+        let reporter = tokio::spawn(crate::report::run(
+            self.client.clone(),
+            report_rx,
+            heartbeat,
+            secs(self.cfg.refused_retry_secs),
+        ));
         let reset = Arc::new(Notify::new());
-        let poller = tokio::spawn(poll(self.client.clone(), since, desired_tx, reset.clone()));
+        let refused_every = secs(self.cfg.refused_retry_secs);
+        let poller = tokio::spawn(poll(
+            self.client.clone(),
+            since,
+            desired_tx,
+            reset.clone(),
+            refused_every,
+        ));
         let _guard = AbortOnDrop(vec![reporter, poller]);
         let conn_failed = self.client.failures();
 
@@ -166,6 +181,8 @@ impl Agent {
             last_resolve: None,
             local_claims_reported: None,
             claims: vec![],
+            seen_unenforced: None,
+            transport_failures: vec![],
             paths_recorded: None,
             next_degraded_retry: now,
             verifying: None,
@@ -219,8 +236,19 @@ impl Drop for AbortOnDrop {
 /// connection the kernel never tracked (conntrack starts with our rules), so the
 /// server's answer would arrive as a "new" inbound packet and be dropped. A fresh
 /// request starts with an outbound packet and is tracked as established.
-async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<DesiredState>, reset: Arc<Notify>) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+///
+/// Retries follow [`Retry`]: exponential backoff on failures, started over as soon as any
+/// call on the agent's connection succeeds again (checked every second while waiting);
+/// after a refusal (401/403: the host was revoked or deleted on the server) one clear
+/// error, then a retry every `refused_every` without further log lines until that changes.
+async fn poll(
+    client: ServerClient,
+    mut since: Option<i64>,
+    tx: watch::Sender<DesiredState>,
+    reset: Arc<Notify>,
+    refused_every: Duration,
+) {
+    let mut retry = Retry::new(Duration::from_millis(500), Duration::from_secs(30), refused_every);
     let mut was_failing = false;
     loop {
         let answer = tokio::select! {
@@ -232,7 +260,9 @@ async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<De
         };
         match answer {
             Ok(d) => {
-                backoff.reset();
+                if retry.after(Outcome::Ok, Instant::now()).1 == Some(Announce::AcceptedAgain) {
+                    tracing::warn!(server = %client.base(), "the server accepts this agent again");
+                }
                 if Some(d.revision) != since || was_failing {
                     since = Some(d.revision);
                     if tx.send(d).is_err() {
@@ -243,18 +273,55 @@ async fn poll(client: ServerClient, mut since: Option<i64>, tx: watch::Sender<De
             }
             Err(e) => {
                 was_failing = true;
-                let delay = backoff.next_delay();
-                if e.status == Some(403) {
-                    tracing::error!(error = %e, "server refuses this agent (revoked?)");
-                } else {
-                    tracing::warn!(error = %e, retry_in = ?delay, "desired-state poll failed");
+                let outcome = Outcome::of_status(e.status);
+                let (delay, announce) = retry.after(outcome, Instant::now());
+                match (outcome, announce) {
+                    (Outcome::Refused, Some(_)) => tracing::error!(
+                        error = %e,
+                        retry_every = ?delay,
+                        "{}",
+                        refused_words(delay)
+                    ),
+                    (Outcome::Refused, None) => tracing::debug!(error = %e, "still refused by the server"),
+                    _ => tracing::warn!(error = %e, retry_in = ?delay, "desired-state poll failed"),
                 }
-                // A firewall change (new server addresses allowed) retries at once.
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = reset.notified() => {}
-                }
+                wait_to_retry(&client, &mut retry, delay, &reset).await;
             }
+        }
+    }
+}
+
+/// What a refused agent says, once: what happened and what it means for the host.
+pub(crate) fn refused_words(every: Duration) -> String {
+    format!(
+        "the server refuses this agent (401/403): its host was revoked or deleted on the server. \
+         The agent gets no more orders: a quarantine in force on this host stays in force (fail closed) \
+         until it is released on the host (`cordon release --source agent`) or the host is enrolled again; \
+         a release the server ordered before the revocation is still delivered and confirmed. \
+         Retrying every {} s without logging each refusal (stop the agent, or uninstall it, if the host \
+         is retired)",
+        every.as_secs()
+    )
+}
+
+/// Waits `delay`, or less: a firewall change (new server addresses allowed) retries at
+/// once, and so does another call's success on the connection (the server is back:
+/// [`Retry::peer_ok_since`]).
+async fn wait_to_retry(client: &ServerClient, retry: &mut Retry, delay: Duration, reset: &Notify) {
+    let until = tokio::time::Instant::now() + delay;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return;
+        }
+        let step = (until - now).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = reset.notified() => return,
+        }
+        if retry.peer_ok_since(client.last_ok()) {
+            tracing::info!("the server answers again: polling at once");
+            return;
         }
     }
 }
@@ -284,6 +351,11 @@ struct Reconciler {
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
+    /// The server and proxy names that did not resolve at the last resolution, as
+    /// `degraded` lines (see [`plan::Resolved::failures`]).
+    transport_failures: Vec<String>,
+    /// `enforce = false`: the firewall state and claims last reported.
+    seen_unenforced: Option<(QuarantineState, Vec<cordon_proto::ClaimInfo>)>,
     /// The management paths last recorded for other sources' claims.
     paths_recorded: Option<BTreeSet<SocketAddr>>,
     next_degraded_retry: Instant,
@@ -392,8 +464,11 @@ impl Reconciler {
         let (t, r) = (self.transport.clone(), self.resolver.clone());
         match tokio::task::spawn_blocking(move || t.resolve(r.as_ref())).await {
             Ok(res) => {
-                for f in &res.failures {
-                    tracing::warn!(failure = %f, "server or proxy name does not resolve");
+                if res.failures != self.transport_failures {
+                    for f in &res.failures {
+                        tracing::warn!(failure = %f, "server or proxy name does not resolve");
+                    }
+                    self.transport_failures = res.failures.clone();
                 }
                 res
             }
@@ -453,7 +528,11 @@ impl Reconciler {
     async fn make_plan(&self, d: &DesiredState, transport: BTreeSet<SocketAddr>) -> Plan {
         let (d2, r) = (d.clone(), self.resolver.clone());
         match tokio::task::spawn_blocking(move || plan::plan(&d2, &transport, r.as_ref())).await {
-            Ok(p) => p,
+            Ok(mut p) => {
+                // The agent's own names that did not resolve: missing from the allow set.
+                p.degraded.extend(self.transport_failures.iter().cloned());
+                p
+            }
             Err(e) => Plan {
                 revision: d.revision,
                 transport: BTreeSet::new(),
@@ -590,6 +669,10 @@ impl Reconciler {
         self.check_verified(now).await;
         if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
             self.next_degraded_retry = now + self.retry_every;
+            if !self.transport_failures.is_empty() {
+                // Adds the addresses of a server name that now resolves (atomically).
+                self.follow_server().await;
+            }
             self.replan(false).await;
         }
         if now >= self.next_resolve {
@@ -796,6 +879,17 @@ impl Reconciler {
         } else {
             QuarantineState::Released
         };
+        if !self.enforcing {
+            // Enforcing nothing, the agent repairs nothing; it reports what is in force
+            // (other sources' claims) whenever that changes.
+            let seen = (c.state, c.claims.clone());
+            if self.seen_unenforced.as_ref() != Some(&seen) {
+                self.seen_unenforced = Some(seen);
+                self.claims = c.claims.clone();
+                self.report_current().await;
+            }
+            return;
+        }
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
         let claims_moved = c.claims != self.claims;

@@ -98,7 +98,9 @@ pub struct Claim {
     pub source: ClaimSource,
     /// What that source asked for; the policy in force is the union of all claims.
     pub request: IsolateRequest,
-    /// RFC 3339, when this source last isolated.
+    /// RFC 3339, when this source's claim began: kept while the same source isolates
+    /// again (a re-apply, a repair, a new revision or another Wazuh alert), so it says
+    /// since when the source has held the host ([`record_claim`]).
     pub claimed_at: String,
 }
 
@@ -140,6 +142,23 @@ pub struct ClaimReleaseOutcome {
     /// are unchanged and still a quarantine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+}
+
+/// Records `source`'s claim for `req` in `claims`: a new claim claimed `now`, or the
+/// source's standing claim with its request replaced and its original `claimed_at` kept
+/// (re-applying, repairing or re-isolating does not restart a claim).
+pub fn record_claim(claims: &mut Vec<Claim>, source: ClaimSource, req: &IsolateRequest, now: String) {
+    let since = claims
+        .iter()
+        .find(|c| c.source == source)
+        .map(|c| c.claimed_at.clone())
+        .unwrap_or(now);
+    claims.retain(|c| c.source != source);
+    claims.push(Claim {
+        source,
+        request: req.clone(),
+        claimed_at: since,
+    });
 }
 
 /// The request that serves every claim: newest first; exceptions, servers and resolvers
@@ -415,6 +434,39 @@ impl Engine {
             .unwrap_or_default())
     }
 
+    /// The claims recorded in the claims file when the state file is missing (lost,
+    /// deleted): the quarantine they stand for has no record to check the kernel
+    /// against or re-apply. Empty when the state file exists or no claim is recorded.
+    ///
+    /// # Errors
+    /// An unreadable or corrupt state or claims file.
+    pub fn claims_without_state(&self) -> Result<Vec<Claim>, EngineError> {
+        if state::load(&self.state_dir, &self.table)?.is_some() {
+            return Ok(vec![]);
+        }
+        Ok(load_file(&self.state_dir, &self.table)?.unwrap_or_default())
+    }
+
+    /// Rebuilds a lost state file from the standing claims (issue 14 trial: a lost state
+    /// file with claims left was reported `released`): their merged quarantine, with the
+    /// agent's management paths, is applied again — names resolved afresh, no verification,
+    /// as the agent applies — and recorded. `None` when nothing needed rebuilding.
+    ///
+    /// # Errors
+    /// Not root/admin, unreadable files, or the apply failed.
+    pub fn rebuild_from_claims(&self) -> Result<Option<IsolateOutcome>, EngineError> {
+        crate::privilege::require_admin()?;
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let claims = self.claims_without_state()?;
+        let paths = load_paths(&self.state_dir, &self.table)?;
+        let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
+            return Ok(None);
+        };
+        merged.verify = None;
+        merged.message = None;
+        self.isolate_unverified(&merged, false).map(Some)
+    }
+
     /// Drops every claim (after a forced release removed the rules).
     pub fn clear_claims(&self) -> Result<(), EngineError> {
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
@@ -452,12 +504,7 @@ impl Engine {
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
-        claims.retain(|c| c.source != source);
-        claims.push(Claim {
-            source,
-            request: req.clone(),
-            claimed_at: state::now_rfc3339(),
-        });
+        record_claim(&mut claims, source, req, state::now_rfc3339());
         let paths = load_paths(&self.state_dir, &self.table)?;
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
         // Verify what this source asked to verify (its first server by default).
@@ -701,6 +748,22 @@ mod tests {
             Vec::<TableName>::new(),
             "the paths file is no table's record"
         );
+    }
+
+    /// The fault kind (issue 14 trial): every re-apply or repair of the agent's quarantine
+    /// (and every new Wazuh alert) restarted its claim's `since`.
+    #[test]
+    fn claim_keeps_its_original_time_when_the_source_isolates_again() {
+        let mut claims = vec![claim(ClaimSource::Wazuh, "2030-01-01T00:00:01Z", &[], &[])];
+        let first = claim(ClaimSource::Agent, "x", &["198.51.100.0/24"], &[]).request;
+        record_claim(&mut claims, ClaimSource::Agent, &first, "2030-01-01T00:00:05Z".into());
+        let again = claim(ClaimSource::Agent, "x", &["203.0.113.5"], &[]).request;
+        record_claim(&mut claims, ClaimSource::Agent, &again, "2030-01-01T01:00:00Z".into());
+        let agent: Vec<&Claim> = claims.iter().filter(|c| c.source == ClaimSource::Agent).collect();
+        assert_eq!(agent.len(), 1, "one claim per source");
+        assert_eq!(agent[0].claimed_at, "2030-01-01T00:00:05Z", "since is kept");
+        assert_eq!(agent[0].request, again, "the request is the newest");
+        assert_eq!(claims[0].claimed_at, "2030-01-01T00:00:01Z", "others untouched");
     }
 
     #[test]

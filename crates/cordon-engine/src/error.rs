@@ -161,6 +161,7 @@ fn recovery(path: &Path) -> String {
 
 fn holder_words(pid: Option<u32>) -> String {
     match pid {
+        Some(p) if p == std::process::id() => format!("this process (pid {p}: another of its threads)"),
         Some(p) => format!("pid {p}"),
         None => "another process".to_string(),
     }

@@ -430,8 +430,14 @@ impl Engine {
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again
     /// and without verification: once quarantined, the host fails closed.
+    ///
+    /// With the state file lost while claims stand (`<table>.claims.json`), the claims'
+    /// merged quarantine is applied again and recorded ([`Engine::rebuild_from_claims`]).
     pub fn reapply(&self) -> Result<IsolateOutcome, EngineError> {
         privilege::require_admin()?;
+        if let Some(out) = self.rebuild_from_claims()? {
+            return Ok(out);
+        }
         let _lock = self.lock()?;
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Err(EngineError::Invalid(format!(
@@ -742,17 +748,47 @@ impl Engine {
             notes: stored.as_ref().map(|s| policy_notes(&s.policy)).unwrap_or_default(),
             coverage,
         };
+        // Claims without a state file: a quarantine is wanted but its record is lost.
+        let orphans = if stored.is_none() {
+            self.claims_without_state()?
+        } else {
+            vec![]
+        };
+        let orphan_words = || {
+            let names: Vec<&str> = orphans.iter().map(|c| c.source.as_str()).collect();
+            format!(
+                "claims stand ({}) but the state file {} is missing; `cordon isolate --reapply` (or the agent) rebuilds it from the claims",
+                names.join(", "),
+                state::path(&self.state_dir, &self.table).display()
+            )
+        };
         match (&stored, &live) {
+            (None, None) if !orphans.is_empty() => {
+                report.state = QuarantineState::Tampered;
+                report.reason = Some(format!(
+                    "quarantine rules are missing from the kernel; {}",
+                    orphan_words()
+                ));
+            }
             (None, None) => {}
             (None, Some(_)) => {
                 report.state = QuarantineState::Tampered;
                 report.backend = Some(fw.kind());
-                report.reason = Some(format!(
-                    "{} rules named {:?} are present but no quarantine is recorded in {}",
-                    fw.kind(),
-                    self.table.as_str(),
-                    self.state_dir.display()
-                ));
+                report.reason = Some(if orphans.is_empty() {
+                    format!(
+                        "{} rules named {:?} are present but no quarantine is recorded in {}",
+                        fw.kind(),
+                        self.table.as_str(),
+                        self.state_dir.display()
+                    )
+                } else {
+                    format!(
+                        "{} rules named {:?} are in force; {}",
+                        fw.kind(),
+                        self.table.as_str(),
+                        orphan_words()
+                    )
+                });
             }
             (Some(_), None) => {
                 report.state = QuarantineState::Tampered;

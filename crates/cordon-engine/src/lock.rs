@@ -1,6 +1,14 @@
 //! An exclusive lock on the state directory so the agent and a manual `cordon` run never
-//! apply at the same time. The holder writes its pid into the lock file, so a process
-//! that has to wait can say whom it waits for; waiting is bounded by a timeout.
+//! apply at the same time. A process that has to wait says whom it waits for; waiting is
+//! bounded by a timeout.
+//!
+//! Who holds the lock comes from the kernel where it can tell (Linux `/proc/locks` lists
+//! each `flock` with the pid that took it and the file's inode); elsewhere from the pid
+//! the holder writes into the lock file, which it clears again on release. The file alone
+//! is not enough: between another process's `flock` and its write, the file still names
+//! the previous holder — typically the waiting agent itself (issue 14 trial: "waiting for
+//! the lock held by pid <the agent's own pid>"). When the holder is this very process (the
+//! agent's tamper watcher thread repairing while its reconciler waits), it says so.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -13,7 +21,15 @@ use crate::EngineError;
 const RETRY: Duration = Duration::from_millis(50);
 
 pub struct StateLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for StateLock {
+    /// Clears the recorded pid before the lock is released (closing the file), so the
+    /// file never names a process that no longer holds it.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl StateLock {
@@ -46,6 +62,7 @@ impl StateLock {
                     return Err(EngineError::state_io("lock", &path, err));
                 }
                 let holder = holder_pid(&mut file);
+                let me = std::process::id();
                 if started.elapsed() >= timeout {
                     return Err(EngineError::LockTimeout {
                         path,
@@ -56,7 +73,7 @@ impl StateLock {
                 if !announced {
                     eprintln!(
                         "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
-                        describe(holder),
+                        describe(holder, me),
                         timeout.as_secs_f64()
                     );
                     announced = true;
@@ -72,19 +89,61 @@ impl StateLock {
         #[cfg(not(unix))]
         let _ = (timeout, &mut file);
         // The lock is released when the file is closed on drop.
-        Ok(StateLock { _file: file })
+        Ok(StateLock { file })
     }
 }
 
+/// The pid holding the `flock` on `file`: the kernel's answer when it gives one, else
+/// the pid the holder wrote into the file.
 fn holder_pid(file: &mut File) -> Option<u32> {
+    kernel_holder(file).or_else(|| recorded_pid(file))
+}
+
+fn recorded_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
 }
 
-fn describe(pid: Option<u32>) -> String {
+/// Linux: the pid of the `FLOCK` entry of `/proc/locks` on this file's inode.
+#[cfg(target_os = "linux")]
+fn kernel_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    flock_holder_in(&locks, meta.dev(), meta.ino())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_holder(_file: &File) -> Option<u32> {
+    None
+}
+
+/// The pid of the `FLOCK` entry on inode `ino` of device `dev` in a `/proc/locks`
+/// listing (`1: FLOCK  ADVISORY  WRITE 1234 fe:00:8980775 0 EOF`; the device is
+/// `major:minor` in hex). Blocked waiters (`1: -> FLOCK …`) are not holders.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
+    // Linux's dev_t encoding (glibc's major()/minor()).
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    listing.lines().find_map(|line| {
+        let mut f = line.split_whitespace().skip(1);
+        if f.next()? != "FLOCK" {
+            return None;
+        }
+        let (_advisory, _mode, pid, id) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        (id == want).then(|| pid.parse().ok()).flatten()
+    })
+}
+
+fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
+        Some(p) if p == me => {
+            format!("this process (pid {p}: another of its threads, e.g. the agent's tamper watcher)")
+        }
         Some(p) => format!("pid {p}"),
         None => "another process".to_string(),
     }
@@ -107,5 +166,66 @@ mod tests {
         assert!(msg.contains("--lock-timeout"), "{msg}");
         drop(held);
         assert!(StateLock::acquire(dir.path(), Duration::from_millis(200)).is_ok());
+    }
+
+    /// The fault kind: the waiting process named a pid the lock file still held from an
+    /// earlier holder (its own, after the agent had last held the lock) instead of the
+    /// process that holds the lock now. Another process (`flock(1)`, which writes nothing
+    /// into the file) holds it here while the file names this process.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lock_wait_names_the_real_holder_not_a_stale_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".lock");
+        std::fs::write(&lock, std::process::id().to_string()).unwrap();
+        let mut holder = std::process::Command::new("flock")
+            .args(["-x", "-o"])
+            .arg(&lock)
+            .args(["sleep", "5"])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        // Wait until the child holds it.
+        let started = std::time::Instant::now();
+        let mut file = std::fs::File::open(&lock).unwrap();
+        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let err = StateLock::acquire(dir.path(), Duration::from_millis(200))
+            .err()
+            .unwrap();
+        let got = holder_pid(&mut file);
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let msg = err.to_string();
+        // flock(1) keeps the lock in its own process (it forks sleep as a child).
+        assert_eq!(got, Some(holder.id()), "{msg}");
+        assert!(msg.contains(&format!("pid {}", holder.id())), "{msg}");
+        assert!(!msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+    }
+
+    #[test]
+    fn released_lock_names_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateLock::acquire(dir.path(), Duration::from_secs(1)).unwrap());
+        let text = std::fs::read_to_string(dir.path().join(".lock")).unwrap();
+        assert_eq!(text, "", "a released lock file must not name its last holder");
+    }
+
+    #[test]
+    fn proc_locks_line_is_matched_by_device_and_inode() {
+        let listing = "1: FLOCK  ADVISORY  WRITE 4242 fe:00:8980775 0 EOF\n\
+                       1: -> FLOCK  ADVISORY  WRITE 5151 fe:00:8980775 0 EOF\n\
+                       2: POSIX  ADVISORY  WRITE 99 fe:00:12 0 EOF\n";
+        // st_dev of major 0xfe minor 0 (glibc encoding).
+        let dev = 0xfe << 8;
+        assert_eq!(flock_holder_in(listing, dev, 8980775), Some(4242));
+        assert_eq!(flock_holder_in(listing, dev, 12), None, "POSIX locks are not ours");
+        assert_eq!(flock_holder_in(listing, dev, 1), None);
+    }
+
+    #[test]
+    fn own_pid_is_described_as_this_process() {
+        assert!(describe(Some(7), 7).starts_with("this process (pid 7"));
+        assert_eq!(describe(Some(8), 7), "pid 8");
     }
 }

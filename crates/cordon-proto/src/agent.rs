@@ -119,7 +119,8 @@ pub struct StatusReport {
 pub struct ClaimInfo {
     /// Who holds it: `wazuh`, `velociraptor`, `agent` or `local`.
     pub source: String,
-    /// RFC 3339, when that source last isolated the host (from the host's claims file).
+    /// RFC 3339, since when that source has held its claim (from the host's claims file;
+    /// kept while the source re-applies or re-isolates).
     #[serde(default)]
     pub since: Option<String>,
     /// That source's own exceptions (`--allow` specs), as it gave them.

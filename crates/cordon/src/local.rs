@@ -248,11 +248,17 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     // A new quarantine goes into --table (default `cordon`); a re-apply without --table
     // re-applies what is recorded, under whatever name it was recorded.
     let table = if a.reapply && a.common.table.is_none() {
-        // Tables with a recorded quarantine (a claims file alone has nothing to re-apply).
+        // Tables with a recorded quarantine, or with claims whose state file was lost
+        // (the re-apply rebuilds it from them).
         let recorded: Vec<TableName> = match cordon_engine::state::recorded_tables(&a.common.state_dir) {
             Ok(r) => r
                 .into_iter()
-                .filter(|t| cordon_engine::state::path(&a.common.state_dir, t).exists())
+                .filter(|t| {
+                    cordon_engine::state::path(&a.common.state_dir, t).exists()
+                        || engine_for(&a.common, t.clone())
+                            .claims_without_state()
+                            .is_ok_and(|c| !c.is_empty())
+                })
                 .collect(),
             Err(e) => return fail(&e, json),
         };
@@ -604,10 +610,22 @@ pub fn status(a: StatusArgs) -> u8 {
 
 fn status_json(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim]) -> serde_json::Value {
     let mut v = serde_json::to_value(report).unwrap_or_default();
-    v["claims"] = json!(claims
-        .iter()
-        .map(|c| json!({"source": c.source, "claimed_at": c.claimed_at}))
-        .collect::<Vec<_>>());
+    v["claims"] = json!(claims.iter().map(claim_json).collect::<Vec<_>>());
+    v
+}
+
+/// One claim as `status --json` lists it: the server's `ClaimInfo` shape (`source`,
+/// `since`, `allow`, `servers` as the source gave them), plus `claimed_at` (the same
+/// time as `since`, the name earlier versions printed).
+fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
+    let info = cordon_proto::ClaimInfo {
+        source: c.source.to_string(),
+        since: Some(c.claimed_at.clone()),
+        allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
+        servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
+    };
+    let mut v = serde_json::to_value(info).unwrap_or_default();
+    v["claimed_at"] = json!(c.claimed_at);
     v
 }
 
@@ -642,6 +660,13 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
     }
     for c in claims {
         println!("  claimed by {} since {}", c.source, c.claimed_at);
+        let specs = |v: &[cordon_policy::AllowSpec]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+        if !c.request.allow.is_empty() {
+            println!("    allow: {}", specs(&c.request.allow));
+        }
+        if !c.request.servers.is_empty() {
+            println!("    servers: {}", specs(&c.request.servers));
+        }
     }
 }
 

@@ -86,9 +86,17 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
             },
             ..keep
         },
+        // Never less than is true: other sources' claims may hold the host isolated.
         AgentState::Isolated if desired_q && !r.enforcing => Assessment {
             state: HostState::NotEnforcing,
-            reason: Some("the agent runs with enforce = false: no rules are in force on the host".into()),
+            reason: Some(match other_claims(r).as_slice() {
+                [] => "the agent runs with enforce = false: no rules are in force on the host".into(),
+                others => format!(
+                    "the agent runs with enforce = false: the server's quarantine is not in force; \
+                     the host is isolated by other claims: {}",
+                    others.join(", ")
+                ),
+            }),
             degraded: vec![],
             applied: host.applied_revision,
             confirms: true,
@@ -541,6 +549,28 @@ mod tests {
         let mut old = report(3, AgentState::Isolated);
         old.enforcing = false;
         assert_eq!(assess(&pending, &old).applied, 3);
+    }
+
+    /// Fix14c item 8, the fault kind: a non-enforcing agent on a host where other
+    /// sources' claims stand was shown "no rules are in force" — less than is true.
+    #[test]
+    fn non_enforcing_agent_names_the_other_claims_in_force() {
+        let pending = host(true, 4, HostState::QuarantinePending, 3);
+        let mut r = report(4, AgentState::Isolated);
+        r.enforcing = false;
+        r.claims = vec![cordon_proto::ClaimInfo {
+            source: "wazuh".into(),
+            since: Some("2030-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }];
+        let a = assess(&pending, &r);
+        assert_eq!(a.state, HostState::NotEnforcing);
+        let reason = a.reason.unwrap_or_default();
+        assert!(
+            reason.contains("isolated by other claims: wazuh since 2030-01-01T00:00:00Z")
+                && !reason.contains("no rules are in force"),
+            "{reason}"
+        );
     }
 
     /// Degraded is stored as a structured list and said in the reason.
