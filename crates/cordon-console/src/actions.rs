@@ -833,6 +833,7 @@ mod tests {
             revision: h.desired.revision,
             change,
             fields: fields.iter().map(|f| f.to_string()).collect(),
+            other_claims: vec![],
         }
     }
 
