@@ -147,7 +147,9 @@ pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
     /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
     /// its signatures). Exit 0 intact and every signature checked, 1 tampered (or
-    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca).
+    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca),
+    /// 6 chain intact but a signed checkpoint says some records are unproven (a crash
+    /// window, a start without the anchor file).
     Verify(AuditVerifyArgs),
 }
 
@@ -218,6 +220,13 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             None if report.unchecked_signatures > 0 => Err(Failure::msg(
                 Code::Unverified,
                 "the checkpoint signatures were not verified: pass --ca CA.pem (or set CORDON_CA)",
+            )),
+            None if !report.warnings.is_empty() => Err(Failure::msg(
+                Code::Unproven,
+                format!(
+                    "the chain is intact, but {} warning(s): not every record is vouched for",
+                    report.warnings.len()
+                ),
             )),
             None => Ok(()),
             Some(p) => Err(Failure::msg(
