@@ -1057,6 +1057,7 @@ mod tests {
             revision: h.desired.revision,
             change,
             fields: fields.iter().map(|f| f.to_string()).collect(),
+            other_claims: vec![],
         }
     }
 

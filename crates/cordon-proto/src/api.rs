@@ -242,6 +242,10 @@ pub struct ActionResult {
     /// asked differently and that were kept as they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// Other managers' claims (`wazuh`, `velociraptor`, `local`) standing on the host as
+    /// its agent last reported them: after a release they keep the host isolated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_claims: Vec<String>,
 }
 
 /// Per host, what a quarantine or release did (or, with `preview`, would do).

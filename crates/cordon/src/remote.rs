@@ -460,6 +460,9 @@ pub(crate) fn show_host(h: &Host) -> String {
         if !h.desired.allow.is_empty() {
             let _ = writeln!(o, "  allow:     {}", term::safe(&h.desired.allow.join(", ")));
         }
+        if let Some(m) = &h.desired.message {
+            let _ = writeln!(o, "  message:   {}", term::safe(m));
+        }
         for d in &h.degraded {
             let _ = writeln!(o, "  missing:   {}", term::safe(d));
         }
@@ -714,6 +717,31 @@ fn print_action(out: &ActionResponse, json: bool) {
     {
         println!("hosts already quarantined kept their own exceptions/message/expiry; --replace replaces them");
     }
+    for line in still_isolated_lines(out) {
+        println!("{line}");
+    }
+}
+
+/// For a release: one warning per host that other managers' claims keep isolated after
+/// Cordon's release (the agent never undoes another source's claim), so a release is
+/// never read as "the host is open" when it is not.
+pub(crate) fn still_isolated_lines(out: &ActionResponse) -> Vec<String> {
+    if out.action != "release" {
+        return Vec::new();
+    }
+    out.results
+        .iter()
+        .filter(|r| !r.other_claims.is_empty())
+        .map(|r| {
+            format!(
+                "{} ({}): STILL ISOLATED by other claims: {} — Cordon's release removes only its own; \
+                 release those with their own tool (or `cordon release --source SOURCE` on the host)",
+                term::safe(&r.hostname),
+                term::safe(&r.host_id),
+                term::safe(&r.other_claims.join(", "))
+            )
+        })
+        .collect()
 }
 
 /// Per host, what the action changed: `new`, `replaced allow, expires_at`, `unchanged`,
@@ -879,5 +907,51 @@ mod tests {
             state_text(&host("quarantine_pending", &["local"])),
             "quarantine_pending · also: local"
         );
+    }
+
+    /// Trial6 finding: `cordon release web1` printed `released release_pending` and nothing
+    /// more while Wazuh's claim kept the host isolated (only the webhook said so).
+    #[test]
+    fn a_release_other_claims_keep_isolated_says_still_isolated() {
+        let result = |claims: &[&str]| cordon_proto::ActionResult {
+            host_id: "h1".into(),
+            hostname: "web1".into(),
+            state: cordon_proto::HostState::ReleasePending,
+            revision: 6,
+            change: cordon_proto::ActionChange::Released,
+            fields: vec![],
+            other_claims: claims.iter().map(|c| c.to_string()).collect(),
+        };
+        let out = ActionResponse {
+            action: "release".into(),
+            results: vec![result(&["wazuh", "local"]), result(&[])],
+            preview: false,
+        };
+        let lines = still_isolated_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("web1 (h1): STILL ISOLATED by other claims: wazuh, local"),
+            "{lines:?}"
+        );
+        // A quarantine never says it (the claims are no news there).
+        let q = ActionResponse {
+            action: "quarantine".into(),
+            ..out
+        };
+        assert!(still_isolated_lines(&q).is_empty());
+    }
+
+    /// Trial6 finding: `hosts show` left out the message users see on the host.
+    #[test]
+    fn hosts_show_prints_the_quarantine_message() {
+        let mut h = host("quarantined", &["agent"]);
+        h.desired.quarantined = true;
+        h.desired.message = Some("Isolated by the SOC. Call 555-0100.\x1b[2J".into());
+        let text = show_host(&h);
+        assert!(
+            text.contains("  message:   Isolated by the SOC. Call 555-0100."),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'), "terminal controls are escaped: {text}");
     }
 }

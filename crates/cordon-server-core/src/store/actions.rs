@@ -173,6 +173,7 @@ pub(crate) async fn apply_tx(
         )
         .await?;
         return Ok(ActionResult {
+            other_claims: other_claims(&before),
             host_id: before.id,
             hostname: before.hostname,
             state: before.state,
@@ -256,6 +257,7 @@ pub(crate) async fn apply_tx(
     )
     .await?;
     Ok(ActionResult {
+        other_claims: other_claims(&host),
         host_id: host.id,
         hostname: host.hostname,
         state: host.state,
@@ -263,6 +265,15 @@ pub(crate) async fn apply_tx(
         change,
         fields,
     })
+}
+
+/// The sources of the claims other than the agent's own on `host`, as last reported.
+fn other_claims(host: &cordon_proto::Host) -> Vec<String> {
+    host.claims
+        .iter()
+        .filter(|c| c.source != "agent")
+        .map(|c| c.source.clone())
+        .collect()
 }
 
 /// Removes `label` from the host (no-op if it does not carry it).
