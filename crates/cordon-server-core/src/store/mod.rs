@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
-pub use actions::{plan_change, Action, ActionParams};
+pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
 pub use audit::{
     Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, StartFacts, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE,
     WRITER_LIVE_MS,
