@@ -458,6 +458,7 @@ impl Store {
             )
             .await?;
             results.push(ActionResult {
+                other_claims: other_claims(&host),
                 host_id: host.id,
                 hostname: host.hostname,
                 state: pending,
