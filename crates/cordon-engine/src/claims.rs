@@ -283,13 +283,65 @@ fn path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.claims.json", table.as_str()))
 }
 
-/// `<table>.agent-paths.json` (not a table name, so [`state::recorded_tables`] skips it).
-pub fn paths_path(dir: &Path, table: &TableName) -> PathBuf {
+/// `<state_dir>/agent-paths.json`: one per state directory whatever the agent's `table`
+/// (trial6 HIGH 3: a per-table file was missed by every merge of another table, e.g. the
+/// Wazuh wrapper's default table under an agent with `table = "corp"`). Not a table name,
+/// so [`state::recorded_tables`] skips it.
+pub fn paths_path(dir: &Path) -> PathBuf {
+    dir.join("agent-paths.json")
+}
+
+/// The per-table file earlier versions wrote (`<table>.agent-paths.json`); never read
+/// (a stale one was used instead of the agent's current paths), removed when the agent
+/// records its paths.
+fn legacy_paths_path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.agent-paths.json", table.as_str()))
 }
 
-fn load_paths(dir: &Path, table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
-    Ok(read_versioned::<PathsFile>(&paths_path(dir, table), |f| f.version)?.map(|f| f.paths))
+fn read_paths_file(p: &Path) -> Result<Option<ManagementPaths>, EngineError> {
+    Ok(read_versioned::<PathsFile>(p, |f| f.version)?.map(|f| f.paths))
+}
+
+/// The agent's management paths every merge in `dir` must keep open: the paths file in
+/// `dir`, united with the one the agent of this network namespace registered wherever its
+/// own state directory is (`crate::home`), so a claim recorded in another state directory
+/// keeps the agent's paths too. A registered file that cannot be read is skipped.
+fn load_paths(dir: &Path, _table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
+    let own = paths_path(dir);
+    let mut out = read_paths_file(&own)?;
+    if let Some(reg) = crate::home::agent_paths() {
+        if reg != crate::home::absolute(&own) {
+            if let Ok(Some(more)) = read_paths_file(&reg) {
+                out = Some(match out {
+                    None => more,
+                    Some(mut have) => {
+                        for s in more.servers {
+                            if !have.servers.contains(&s) {
+                                have.servers.push(s);
+                            }
+                        }
+                        if more.dns {
+                            have.resolvers = match (have.resolvers.take(), more.resolvers) {
+                                (Some(mut a), Some(b)) if have.dns => {
+                                    for ip in b {
+                                        if !a.contains(&ip) {
+                                            a.push(ip);
+                                        }
+                                    }
+                                    Some(a)
+                                }
+                                (_, b) if !have.dns => b,
+                                _ => None,
+                            };
+                            have.dns = true;
+                        }
+                        have
+                    }
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
@@ -420,6 +472,9 @@ impl Engine {
     /// Every standing claim (a recorded quarantine without a claims file is one `local`
     /// claim).
     pub fn claims(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims();
+        }
         if let Some(c) = load_file(&self.state_dir, &self.table)? {
             return Ok(c);
         }
@@ -441,6 +496,9 @@ impl Engine {
     /// # Errors
     /// An unreadable or corrupt state or claims file.
     pub fn claims_without_state(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims_without_state();
+        }
         if state::load(&self.state_dir, &self.table)?.is_some() {
             return Ok(vec![]);
         }
@@ -455,6 +513,9 @@ impl Engine {
     /// # Errors
     /// Not root/admin, unreadable files, or the apply failed.
     pub fn rebuild_from_claims(&self) -> Result<Option<IsolateOutcome>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.rebuild_from_claims();
+        }
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let claims = self.claims_without_state()?;
@@ -469,14 +530,24 @@ impl Engine {
 
     /// Drops every claim (after a forced release removed the rules).
     pub fn clear_claims(&self) -> Result<(), EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.clear_claims();
+        }
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
-        save_file(&self.state_dir, &self.table, &[])
+        save_file(&self.state_dir, &self.table, &[])?;
+        if !crate::home::records(&self.state_dir, &self.table) {
+            crate::home::unregister(&self.table, &self.state_dir);
+        }
+        Ok(())
     }
 
     /// Isolates on behalf of `source`: records (or replaces) its claim and applies the
     /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
     /// Nothing is recorded when applying fails.
     pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_as(source, req);
+        }
         // The state's rename is made durable by the claims file's directory fsync below.
         self.claim_and_apply(source, req, |merged| {
             self.isolate_durable(merged, state::DirSync::Deferred)
@@ -490,6 +561,9 @@ impl Engine {
         req: &IsolateRequest,
         notify_users: bool,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_unverified_as(source, req, notify_users);
+        }
         self.claim_and_apply(source, req, |merged| {
             self.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
         })
@@ -529,7 +603,7 @@ impl Engine {
     /// # Errors
     /// An unreadable or corrupt `<table>.agent-paths.json`.
     pub fn management_paths(&self) -> Result<Option<ManagementPaths>, EngineError> {
-        load_paths(&self.state_dir, &self.table)
+        load_paths(&self.home_dir(), &self.table)
     }
 
     /// Records the enrolled agent's management paths (see the module comment). When they
@@ -542,28 +616,61 @@ impl Engine {
     /// are recorded; the rules in force are unchanged).
     pub fn set_management_paths(&self, paths: &ManagementPaths) -> Result<bool, EngineError> {
         crate::privilege::require_admin()?;
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
-        let old = load_paths(&self.state_dir, &self.table).ok().flatten();
+        let p = paths_path(&self.state_dir);
+        let old = read_paths_file(&p).ok().flatten();
+        let _ = fs::remove_file(legacy_paths_path(&self.state_dir, &self.table));
+        crate::home::register_agent_paths(&p);
         if old.as_ref() == Some(paths) {
             return Ok(false);
         }
-        let p = paths_path(&self.state_dir, &self.table);
-        let json = serde_json::to_vec_pretty(&PathsFile {
-            version: CLAIMS_VERSION,
-            recorded_at: state::now_rfc3339(),
-            paths: paths.clone(),
-        })
-        .map_err(EngineError::StateEncode)?;
-        write_atomic(&self.state_dir, &p, &json)?;
+        {
+            let _lock = ClaimsLock::acquire(&self.state_dir)?;
+            let json = serde_json::to_vec_pretty(&PathsFile {
+                version: CLAIMS_VERSION,
+                recorded_at: state::now_rfc3339(),
+                paths: paths.clone(),
+            })
+            .map_err(EngineError::StateEncode)?;
+            write_atomic(&self.state_dir, &p, &json)?;
+        }
+        crate::home::register_agent_paths(&p);
+        // Every table with standing claims in this namespace gets the paths at once.
+        let mut reapplied = false;
+        let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
+        if !tables.contains(&self.table) {
+            tables.push(self.table.clone());
+        }
+        for table in tables {
+            let eng = Engine {
+                table,
+                ..self.clone()
+            };
+            reapplied |= eng.reapply_with_paths()?;
+        }
+        Ok(reapplied)
+    }
+
+    /// Re-applies the standing claims' merge with the current management paths when a
+    /// quarantine is recorded and the merge differs from the recorded request.
+    fn reapply_with_paths(&self) -> Result<bool, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.reapply_with_paths();
+        }
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let claims = self.claims()?;
-        let Some(mut merged) = merge_with_paths(&claims, Some(paths)) else {
+        let paths = load_paths(&self.state_dir, &self.table)?;
+        let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
             return Ok(false);
         };
-        if state::load(&self.state_dir, &self.table)?.is_none() {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok(false);
-        }
+        };
         merged.verify = None;
         merged.message = None;
+        let same = stored.request.servers == merged.servers && stored.request.dns == merged.dns;
+        if same {
+            return Ok(false);
+        }
         self.isolate_unverified(&merged, false)?;
         Ok(true)
     }
@@ -572,6 +679,9 @@ impl Engine {
     /// which drops every claim); otherwise the remaining claims' union is re-applied
     /// (without verification or message) and the host stays quarantined.
     pub fn release_as(&self, source: ClaimSource, force: bool) -> Result<ClaimReleaseOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.release_as(source, force);
+        }
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
@@ -588,6 +698,9 @@ impl Engine {
         if force || claims.is_empty() {
             let release = self.release()?;
             save_file(&self.state_dir, &self.table, &[])?;
+            if !crate::home::records(&self.state_dir, &self.table) {
+                crate::home::unregister(&self.table, &self.state_dir);
+            }
             return Ok(ClaimReleaseOutcome {
                 state: "released",
                 source,
@@ -741,7 +854,7 @@ mod tests {
             paths: paths.clone(),
         })
         .unwrap();
-        write_atomic(dir.path(), &paths_path(dir.path(), &table), &json).unwrap();
+        write_atomic(dir.path(), &paths_path(dir.path()), &json).unwrap();
         assert_eq!(eng.management_paths().unwrap(), Some(paths));
         assert_eq!(
             state::recorded_tables(dir.path()).unwrap(),

@@ -113,6 +113,9 @@ impl Engine {
         mut on: impl FnMut(&WatchEvent),
     ) -> Result<(), EngineError> {
         crate::privilege::require_admin()?;
+        if let Some(h) = self.elsewhere() {
+            return h.watch(opts, stop, on);
+        }
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Err(EngineError::Invalid(format!(
                 "nothing to watch: no quarantine recorded in {}",

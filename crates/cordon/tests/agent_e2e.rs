@@ -772,7 +772,7 @@ fn other_managers_claims_keep_the_agent_management_paths_open() {
     let env = setup(false, |_| {});
     let _procs = Procs(vec![env.start_server(), env.start_agent()]);
     env.wait_reported();
-    let paths_file = env.state.join("cordon.agent-paths.json");
+    let paths_file = env.state.join("agent-paths.json");
     wait_until(
         "the agent records its management paths at start",
         Duration::from_secs(5),
@@ -1141,4 +1141,96 @@ fn velociraptor_artifact_claim_with_an_enrolled_agent() {
         env.endpoint_state() == "released" && env.host()["state"] == "normal"
     });
     assert!(reachable(&env, closed));
+}
+
+/// As [`wazuh_ar_via`], with Wazuh's call given its own `--state-dir` `dir` (the
+/// `cordon-ar` wrapper passes none, so an agent with another `state_dir` sees this).
+fn wazuh_ar_in(env: &Env, action: &str, url: &str, dir: &Path) -> Value {
+    let message = format!(
+        r#"{{"version":1,"origin":{{"name":null,"module":"wazuh-execd"}},"command":"add","parameters":{{"extra_args":["--server","{url}","198.51.100.0/24"],"alert":{{"data":{{"action":"{action}","user":"analyst@example.org"}}}},"program":"active-response/bin/cordon-ar"}}}}"#
+    );
+    let script = r#"printf '%s\n' "$1" | "$0" wazuh-ar --no-handshake --log - --state-dir "$2""#;
+    let out = env
+        .lab
+        .exec(Host::Endpoint, &["sh", "-c", script, &bin(), &message, &s(dir)])
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "wazuh-ar {action}: {e}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Trial6 HIGH 2, the fault kind "an agent removes rules Cordon cannot attribute": a
+/// Wazuh quarantine recorded in another state directory, and one whose records were
+/// deleted, were removed by the enrolled agent within a second as "tampering". Now a
+/// table's claims have one home per network namespace (every process finds them,
+/// whatever its `--state-dir`), and rules without any record are kept (fail closed),
+/// reported once as tampered "quarantine records lost; rules kept", and removed only by
+/// `cordon release --force`.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn rules_cordon_cannot_attribute_are_never_removed() {
+    let env = setup(false, |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    let closed = closed_dest();
+    let wazuh_dir = env.state.parent().unwrap().join("wazuh-state");
+
+    // 1. Wazuh's call with another state directory.
+    let line = wazuh_ar_in(&env, "isolate", &wazuh_manager(), &wazuh_dir);
+    assert_eq!(line["state"], "isolated", "{line}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!reachable(&env, closed), "the agent removed Wazuh's quarantine");
+    assert_eq!(env.endpoint_state(), "isolated", "found from the agent's state dir too");
+    assert_eq!(sorted_sources(&local_status(&env)["claims"]), ["wazuh"]);
+    wait_until("the server shows Wazuh's claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]) == ["wazuh"]
+    });
+    assert_eq!(tampered_records(&env), 0, "another state dir's claim is no tampering");
+    let seen = env.host()["last_seen"].as_str().unwrap().to_string();
+    wait_until(
+        "the agent keeps reporting through Wazuh's quarantine",
+        Duration::from_secs(10),
+        || env.host()["last_seen"].as_str() != Some(seen.as_str()),
+    );
+    let line = wazuh_ar_in(&env, "release", &wazuh_manager(), &wazuh_dir);
+    assert_eq!(line["state"], "released", "{line}");
+    assert!(reachable(&env, closed));
+    wait_until("the server sees no claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]).is_empty()
+    });
+
+    // 2. Wazuh's claim with its records deleted.
+    let line = wazuh_ar(&env, "isolate");
+    assert_eq!(line["state"], "isolated", "{line}");
+    wait_until("the server shows Wazuh's claim", Duration::from_secs(10), || {
+        sorted_sources(&env.host()["claims"]) == ["wazuh"]
+    });
+    for f in ["cordon.json", "cordon.claims.json"] {
+        std::fs::remove_file(env.state.join(f)).unwrap();
+    }
+    wait_until("tampered reported", Duration::from_secs(10), || {
+        tampered_records(&env) >= 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!reachable(&env, closed), "rules without records must be kept");
+    let st = local_status(&env);
+    assert_eq!(st["state"], "tampered", "{st}");
+    assert!(
+        st["reason"].as_str().unwrap_or_default().contains("quarantine records lost; rules kept"),
+        "{st}"
+    );
+    assert_eq!(tampered_records(&env), 1, "reported once");
+    let out = env
+        .lab
+        .cordon(&["release", "--force", "--state-dir", &s(&env.state)])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(reachable(&env, closed), "release --force removes them");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(reachable(&env, closed), "and nothing puts them back");
 }
