@@ -443,6 +443,8 @@ impl Reconciler {
             }
             WatchEvent::Failed { error } => tracing::warn!(error = %error, "tamper watcher"),
             WatchEvent::Released => tracing::info!("tamper watcher ended: no quarantine recorded"),
+            // Only a watcher holding the tables reloads; the agent's does not hold them.
+            WatchEvent::Reloaded { claims } => tracing::info!(?claims, "claims re-applied"),
         }
     }
 

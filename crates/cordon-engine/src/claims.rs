@@ -468,6 +468,40 @@ impl ClaimsLock {
     }
 }
 
+/// The claims in `dir`'s claims file of `table` (empty when it does not exist): what the
+/// holder of the tables applies on a reload (`crate::watch::holder`).
+pub(crate) fn claims_in_file(dir: &Path, table: &TableName) -> Result<Vec<Claim>, EngineError> {
+    Ok(load_file(dir, table)?.unwrap_or_default())
+}
+
+/// The quarantine the holder of the tables applies for `claims` (with the agent's
+/// management paths; no verification, no message), `None` when no claim stands. The
+/// requester waits until the record shows exactly this request.
+pub(crate) fn merged_for_holder(
+    dir: &Path,
+    table: &TableName,
+    claims: &[Claim],
+) -> Result<Option<IsolateRequest>, EngineError> {
+    let paths = load_paths(dir, table)?;
+    Ok(merge_with_paths(claims, paths.as_ref()).map(|mut m| {
+        m.verify = None;
+        m.message = None;
+        m
+    }))
+}
+
+/// Whether the kernel refused because another running cordon process holds the tables.
+fn is_held(e: &EngineError) -> bool {
+    match e {
+        EngineError::HeldByAnotherProcess(_) => true,
+        EngineError::Rejected(f) | EngineError::Firewall(f) => f.is_held_by_another_process(),
+        _ => false,
+    }
+}
+
+/// How long a requester waits for the holder of the tables to apply its claims.
+pub const HAND_OFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Engine {
     /// Every standing claim (a recorded quarantine without a claims file is one `local`
     /// claim).
@@ -549,7 +583,7 @@ impl Engine {
             return h.isolate_as(source, req);
         }
         // The state's rename is made durable by the claims file's directory fsync below.
-        self.claim_and_apply(source, req, |merged| {
+        self.claim_and_apply(source, req, true, |merged| {
             self.isolate_durable(merged, state::DirSync::Deferred)
         })
     }
@@ -564,7 +598,7 @@ impl Engine {
         if let Some(h) = self.elsewhere() {
             return h.isolate_unverified_as(source, req, notify_users);
         }
-        self.claim_and_apply(source, req, |merged| {
+        self.claim_and_apply(source, req, false, |merged| {
             self.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
         })
     }
@@ -573,6 +607,7 @@ impl Engine {
         &self,
         source: ClaimSource,
         req: &IsolateRequest,
+        verify: bool,
         apply: impl FnOnce(&IsolateRequest) -> Result<IsolateOutcome, EngineError>,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
@@ -584,7 +619,12 @@ impl Engine {
         // Verify what this source asked to verify (its first server by default).
         merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
         merged.message = req.message.clone();
-        let outcome = apply(&merged)?;
+        let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
+        let outcome = match apply(&merged) {
+            Ok(o) => o,
+            Err(e) if is_held(&e) => return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify),
+            Err(e) => return Err(e),
+        };
         // `apply` left the state's rename to this directory fsync (DirSync::Deferred):
         // it makes both records durable; on failure it still runs for the state's.
         if let Err(e) = save_file(&self.state_dir, &self.table, &claims) {
@@ -596,6 +636,130 @@ impl Engine {
             source,
             claims: claims.iter().map(|c| c.source).collect(),
         })
+    }
+
+    /// [`Engine::claim_and_apply`] when the kernel refused because another cordon process
+    /// holds the tables: the holder applies the claims; then, for a verified isolate, this
+    /// process checks it can reach the source's verification target (else the claim is
+    /// withdrawn again and `VerificationFailed` returned).
+    #[allow(clippy::too_many_arguments)]
+    fn claim_by_holder(
+        &self,
+        held: EngineError,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        merged: &IsolateRequest,
+        claims: &[Claim],
+        before: &[Claim],
+        verify: bool,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
+        let stored = self.hand_off(held, claims, before)?.ok_or(EngineError::ReadBack)?;
+        let pid = crate::watch::holder::pid(&self.state_dir, &self.table).unwrap_or_default();
+        let mut outcome = self.outcome_of(
+            stored,
+            &format!("applied by the cordon process holding the tables (pid {pid})"),
+        );
+        if verify {
+            let targets = self.resolve(merged)?.verify_targets;
+            if !targets.is_empty() {
+                match crate::verify::reach_any(&targets, req.verify_timeout) {
+                    Ok(a) => outcome.verified_via = Some(a),
+                    Err(reason) => {
+                        let held_again = EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(
+                            "verification failed".into(),
+                        ));
+                        let rollback = self.hand_off(held_again, before, claims).err();
+                        return Err(EngineError::VerificationFailed {
+                            targets,
+                            reason,
+                            rollback_error: rollback.map(Box::new),
+                        });
+                    }
+                }
+            }
+            if let Some(text) = &req.message {
+                outcome.message_warning = crate::notify::message_users(text).err();
+            }
+        }
+        Ok(ClaimIsolateOutcome {
+            outcome,
+            source,
+            claims: claims.iter().map(|c| c.source).collect(),
+        })
+    }
+
+    /// The kernel refused a change because another cordon process holds the tables
+    /// (`held`): `claims` (already decided) are written to the claims file, the holder is
+    /// asked to apply them (SIGHUP, see `crate::watch::holder`), and this waits at most
+    /// [`HAND_OFF_TIMEOUT`] until the record shows their merge (or, with no claim left,
+    /// no quarantine). On failure the claims file is put back to `before` and the error
+    /// names the holder. Returns the record now in force (`None`: released).
+    fn hand_off(
+        &self,
+        held: EngineError,
+        claims: &[Claim],
+        before: &[Claim],
+    ) -> Result<Option<state::StoredState>, EngineError> {
+        let refuse = |why: String| {
+            EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(format!(
+                "{}; {why}",
+                crate::error::chain(&held)
+            )))
+        };
+        let pid = crate::watch::holder::pid(&self.state_dir, &self.table).map_err(|why| {
+            refuse(format!(
+                "the holder could not be asked to apply the change ({why}); stop that process first"
+            ))
+        })?;
+        let expected = merged_for_holder(&self.state_dir, &self.table, claims)?;
+        save_file(&self.state_dir, &self.table, claims)?;
+        let put_back = |why: String| {
+            let _ = save_file(&self.state_dir, &self.table, before);
+            let _ = crate::watch::holder::signal(pid);
+            refuse(why)
+        };
+        if let Err(why) = crate::watch::holder::signal(pid) {
+            return Err(put_back(why));
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let stored = state::load(&self.state_dir, &self.table)?;
+            match (&expected, stored) {
+                (None, None) => return Ok(None),
+                (Some(want), Some(s)) if &s.request == want => return Ok(Some(s)),
+                _ => {}
+            }
+            if started.elapsed() >= HAND_OFF_TIMEOUT {
+                return Err(put_back(format!(
+                    "pid {pid} holds the tables and was asked to apply the change, but did not within {} s (its log says why); nothing was changed",
+                    HAND_OFF_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+
+    /// An [`IsolateOutcome`] for a record the holder of the tables applied.
+    fn outcome_of(&self, s: state::StoredState, pid_note: &str) -> IsolateOutcome {
+        let coverage = self
+            .firewall(Some(s.backend))
+            .and_then(|f| f.coverage().map_err(EngineError::from))
+            .unwrap_or_default();
+        IsolateOutcome {
+            state: crate::QuarantineState::Isolated.as_str(),
+            backend: s.backend,
+            table: self.table.to_string(),
+            policy: s.policy,
+            digest: s.digest,
+            applied_at: s.applied_at,
+            verified_via: None,
+            message_warning: None,
+            warnings: vec![pid_note.to_string()],
+            replaced_backends: vec![],
+            apply_ms: 0.0,
+            coverage,
+            impact: crate::impact::Impact::default(),
+        }
     }
 
     /// The enrolled agent's recorded management paths, if any.
@@ -641,10 +805,7 @@ impl Engine {
             tables.push(self.table.clone());
         }
         for table in tables {
-            let eng = Engine {
-                table,
-                ..self.clone()
-            };
+            let eng = Engine { table, ..self.clone() };
             reapplied |= eng.reapply_with_paths()?;
         }
         Ok(reapplied)
@@ -695,8 +856,24 @@ impl Engine {
         let before = claims.len();
         claims.retain(|c| c.source != source);
         let released_claim = claims.len() != before;
+        let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
         if force || claims.is_empty() {
-            let release = self.release()?;
+            let recorded = state::load(&self.state_dir, &self.table)?.map(|s| s.backend);
+            let release = match self.release() {
+                Ok(r) => r,
+                Err(e) if is_held(&e) => {
+                    self.hand_off(e, &[], &before)?;
+                    let backend = recorded.unwrap_or(cordon_firewall::BackendKind::Netlink);
+                    ReleaseOutcome {
+                        state: crate::QuarantineState::Released.as_str(),
+                        backend,
+                        table: self.table.to_string(),
+                        was_isolated: true,
+                        removed_from: vec![backend],
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             save_file(&self.state_dir, &self.table, &[])?;
             if !crate::home::records(&self.state_dir, &self.table) {
                 crate::home::unregister(&self.table, &self.state_dir);
@@ -717,11 +894,17 @@ impl Engine {
             if let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) {
                 merged.verify = None;
                 merged.message = None;
-                if let Err(e) = self.isolate_unverified(&merged, false) {
-                    warning = Some(format!(
-                        "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
-                        crate::error::chain(&e)
-                    ));
+                match self.isolate_unverified(&merged, false) {
+                    Ok(_) => {}
+                    Err(e) if is_held(&e) => {
+                        self.hand_off(e, &claims, &before)?;
+                    }
+                    Err(e) => {
+                        warning = Some(format!(
+                            "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
+                            crate::error::chain(&e)
+                        ));
+                    }
                 }
             }
             save_file(&self.state_dir, &self.table, &claims)?;

@@ -304,7 +304,9 @@ impl Engine {
     /// The state directory the table's quarantine is recorded in: the registered home
     /// (another process's `--state-dir`) or this engine's own.
     pub fn home_dir(&self) -> PathBuf {
-        self.elsewhere().map(|e| e.state_dir).unwrap_or_else(|| self.state_dir.clone())
+        self.elsewhere()
+            .map(|e| e.state_dir)
+            .unwrap_or_else(|| self.state_dir.clone())
     }
 
     /// One openable backend per set of kernel objects (netlink and `nft` manage the same
@@ -500,7 +502,7 @@ impl Engine {
         )
     }
 
-    fn apply_resolved(
+    pub(crate) fn apply_resolved(
         &self,
         fw: &dyn Firewall,
         req: &IsolateRequest,
@@ -770,6 +772,9 @@ impl Engine {
         if let Some(h) = self.elsewhere() {
             return h.status();
         }
+        // Never judge while another process (or thread) is half way through a change:
+        // wait for its state lock, then read record and kernel together.
+        let _settled = lock::SharedHold::wait(&self.state_dir, self.lock_timeout);
         let stored = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
         let live = fw.inspect()?;
@@ -918,7 +923,7 @@ pub fn sort_tables(names: &mut Vec<TableName>) {
 /// on failure), send the message to logged-in users, and when the state's rename is made
 /// durable ([`state::DirSync`]).
 #[derive(Debug, Clone, Copy)]
-struct ApplyHow {
+pub(crate) struct ApplyHow {
     verify_after: bool,
     notify_users: bool,
     dir_sync: state::DirSync,
