@@ -162,6 +162,15 @@ pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPat
         .await?)
 }
 
+/// How many approvals are pending (viewer): the console's navigation badge.
+///
+/// # Errors
+/// 403 below viewer; 500 (logged) when the store fails.
+pub async fn pending_approval_count(st: &AppState, caller: &Caller) -> Result<i64, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.pending_approval_count().await?)
+}
+
 /// Approvals in `status` (`None`: all), newest first (viewer).
 pub async fn approvals(
     st: &AppState,

@@ -9,7 +9,9 @@ pub mod tls;
 
 use std::time::Duration;
 
-use cordon_proto::{ActionRequest, ActionResponse, AuditList, Host, HostList, LabelsRequest, RevokeRequest};
+use cordon_proto::{
+    ActionRequest, ActionResponse, AuditList, Host, HostList, LabelsRequest, RetryRequest, RevokeRequest,
+};
 use reqwest::{Method, StatusCode, Url};
 use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
@@ -413,6 +415,16 @@ impl ApiClient {
     /// As [`ApiClient::json`].
     pub async fn revoke(&self, host: &str, req: &RevokeRequest) -> Result<Host, ClientError> {
         self.json(Method::POST, &["v1", "hosts", host, "revoke"], &[], Some(req))
+            .await
+    }
+
+    /// `POST /v1/hosts/{host}/retry`: re-send the host's desired state to its agent.
+    ///
+    /// # Errors
+    /// As [`ApiClient::json`]; nothing to retry (or a stale `if_revision`) is
+    /// [`ClientError::Refused`] with 409.
+    pub async fn retry(&self, host: &str, req: &RetryRequest) -> Result<ActionResponse, ClientError> {
+        self.json(Method::POST, &["v1", "hosts", host, "retry"], &[], Some(req))
             .await
     }
 

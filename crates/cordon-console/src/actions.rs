@@ -24,9 +24,10 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::session::{ApiSession, Session, CSRF_HEADER};
-use cordon_server_core::service::{hosts, validate};
-use cordon_server_core::store::Caller;
-use cordon_server_core::store::{Action, HostFilter, HostQuery, PageAt, MAX_PAGE};
+use super::status::Shown;
+use cordon_server_core::service::{host_views, hosts, validate};
+use cordon_server_core::store::{retry_refusal, Caller};
+use cordon_server_core::store::{Action, HostFilter, HostQuery, MAX_PAGE};
 use cordon_server_core::timefmt::{now_ms, parse_duration_secs, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
 
@@ -107,6 +108,9 @@ pub fn dialog(labels: &BTreeSet<String>) -> Markup {
     }
 }
 
+/// The dialog's `action` for a retry (besides `quarantine` and `release`).
+pub const RETRY: &str = "retry";
+
 /// Hosts with this label are protected whatever the automation settings say.
 pub const PROTECTED_LABEL: &str = "cordon-protected";
 
@@ -173,9 +177,9 @@ fn list_text(items: &[String]) -> String {
     }
 }
 
-/// Every (non-revoked) host carrying `label`, read from the database a page at a time
-/// with the label filter in SQL.
-async fn labelled(st: &AppState, label: &str) -> Result<Vec<Host>, cordon_server_core::StoreError> {
+/// Every (non-revoked) host carrying `label`, read through the service a page at a
+/// time with the label filter in SQL.
+async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<Vec<Host>, ApiError> {
     let q = HostQuery {
         filter: HostFilter {
             label: Some(label.to_string()),
@@ -184,12 +188,12 @@ async fn labelled(st: &AppState, label: &str) -> Result<Vec<Host>, cordon_server
         ..Default::default()
     };
     let mut out = Vec::new();
-    let mut at = PageAt::First;
+    let mut after: Option<String> = None;
     loop {
-        let page = st.store.hosts_sorted_page(&q, &at, MAX_PAGE).await?;
-        out.extend(page.hosts);
-        match page.next {
-            Some(n) => at = PageAt::After(n),
+        let (page, next) = host_views::sorted(st, caller, &q, after.as_deref(), MAX_PAGE).await?;
+        out.extend(page);
+        match next {
+            Some(n) => after = Some(n),
             None => return Ok(out),
         }
     }
@@ -266,17 +270,28 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
             }
         }
         ActionChange::AlreadyReleased => details.push("already released".into()),
+        ActionChange::Retried => details.push("the desired state is re-sent to the agent as a new revision".into()),
     }
+    let mut i = impact_base(h, protected_labels);
+    if result.change == ActionChange::Released && !i.other_claims.is_empty() {
+        details.push(format!(
+            "only Cordon's claim ends: the host stays isolated by {}",
+            i.other_claims.join(", ")
+        ));
+    }
+    i.change = result.change.as_str();
+    i.changes = result.change.changed();
+    i.details = details;
+    i
+}
+
+/// What the dialog says about `h` whatever the action: offline, not enforcing, its
+/// protected labels and other managers' claims; no change yet (pure).
+fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
     let others: Vec<String> = super::status::other_claims(h)
         .into_iter()
         .map(|c| c.source.clone())
         .collect();
-    if result.change == ActionChange::Released && !others.is_empty() {
-        details.push(format!(
-            "only Cordon's claim ends: the host stays isolated by {}",
-            others.join(", ")
-        ));
-    }
     let mut protected: Vec<String> = h
         .labels
         .iter()
@@ -287,10 +302,10 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
     HostImpact {
         id: h.id.clone(),
         hostname: h.hostname.clone(),
-        revision: d.revision,
-        change: result.change.as_str(),
-        changes: result.change.changed(),
-        details,
+        revision: h.desired.revision,
+        change: "none",
+        changes: false,
+        details: Vec::new(),
         offline: super::status::offline(h),
         not_enforcing: super::status::not_enforcing(h),
         protected,
@@ -419,13 +434,13 @@ async fn prepare(
             Err(e) => {
                 errors.insert("label".into(), e.detail);
             }
-            Ok(l) => match labelled(st, &l).await {
+            Ok(l) => match labelled(st, caller, &l).await {
                 Ok(list) if list.is_empty() => {
                     errors.insert("label".into(), format!("no host has the label {l:?}"));
                 }
                 Ok(list) => targets = list,
                 Err(e) => {
-                    errors.insert("form".into(), e.to_string());
+                    errors.insert("form".into(), e.detail);
                 }
             },
         },
@@ -443,51 +458,16 @@ async fn prepare(
         (Some(_), false) => {
             errors.insert("form".into(), "give hosts or a label, not both".into());
         }
-        (None, false) => {
-            let mut seen = BTreeSet::new();
-            for r in &refs {
-                match st.store.host(r).await {
-                    Ok(h) if h.revoked => {
-                        errors.insert("form".into(), format!("host {} is revoked", h.hostname));
-                    }
-                    Ok(h) => {
-                        if seen.insert(h.id.clone()) {
-                            targets.push(h);
-                        }
-                    }
-                    Err(e) => {
-                        errors.insert("form".into(), e.to_string());
-                    }
-                }
-            }
-        }
+        (None, false) => targets = resolve(st, caller, &refs, &mut errors).await,
     }
     if !errors.is_empty() {
         return Err((invalid, errors));
     }
-    // A view that is out of date is refused, with what changed.
-    for h in &targets {
-        if let Some(seen) = f.revisions.get(&h.id) {
-            if *seen != h.desired.revision {
-                errors.insert(
-                    "stale".into(),
-                    format!(
-                        "{} changed since this page showed it (now: {}{}): nothing was done. Look at its current state and try again.",
-                        h.hostname,
-                        super::view::state_text(h.state).to_lowercase(),
-                        h.desired.actor.as_deref().map(|a| format!(", asked by {a}")).unwrap_or_default()
-                    ),
-                );
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err((StatusCode::CONFLICT, errors));
-    }
-    let protected_labels = match st.store.automation_settings().await {
+    stale(&targets, &f.revisions)?;
+    let protected_labels = match cordon_automation::service::settings(st, caller).await {
         Ok(s) => s.protected_labels,
         Err(e) => {
-            errors.insert("form".into(), format!("cannot read the protected labels: {e}"));
+            errors.insert("form".into(), format!("cannot read the protected labels: {}", e.detail));
             return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
         }
     };
@@ -545,6 +525,200 @@ async fn prepare(
     Ok(Prepared { action, req, impacts })
 }
 
+/// A view that is out of date is refused (409), naming what changed.
+fn stale(targets: &[Host], revisions: &BTreeMap<String, i64>) -> Result<(), (StatusCode, BTreeMap<String, String>)> {
+    for h in targets {
+        if let Some(seen) = revisions.get(&h.id) {
+            if *seen != h.desired.revision {
+                let mut errors = BTreeMap::new();
+                errors.insert(
+                    "stale".into(),
+                    format!(
+                        "{} changed since this page showed it (now: {}{}): nothing was done. Look at its current state and try again.",
+                        h.hostname,
+                        super::view::state_text(h.state).to_lowercase(),
+                        h.desired.actor.as_deref().map(|a| format!(", asked by {a}")).unwrap_or_default()
+                    ),
+                );
+                return Err((StatusCode::CONFLICT, errors));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hosts `refs` names (ids or hostnames), each once, through the service (viewer);
+/// a revoked or unknown host is a form error.
+async fn resolve(st: &AppState, caller: &Caller, refs: &[String], errors: &mut BTreeMap<String, String>) -> Vec<Host> {
+    let mut seen = BTreeSet::new();
+    let mut targets = Vec::new();
+    for r in refs {
+        match hosts::get(st, caller, r).await {
+            Ok(h) if h.revoked => {
+                errors.insert("form".into(), format!("host {} is revoked", h.hostname));
+            }
+            Ok(h) => {
+                if seen.insert(h.id.clone()) {
+                    targets.push(h);
+                }
+            }
+            Err(e) => {
+                errors.insert("form".into(), e.detail);
+            }
+        }
+    }
+    targets
+}
+
+/// A retry checked: per host whether it is retried ([`retry_refusal`]: failed, tampered,
+/// degraded and pending hosts are) and the service's preview of the run.
+struct PreparedRetry {
+    /// The hosts that are retried, at the revisions the analyst saw.
+    ids: Vec<String>,
+    revisions: BTreeMap<String, i64>,
+    comment: String,
+    impacts: Vec<HostImpact>,
+}
+
+/// The Retry dialog's check: the comment, the hosts (never a label), a stale view
+/// refused, and a preview of the very retry the run sends (nothing is written).
+async fn prepare_retry(
+    st: &AppState,
+    caller: &Caller,
+    f: &ActionForm,
+) -> Result<PreparedRetry, (StatusCode, BTreeMap<String, String>)> {
+    let mut errors = BTreeMap::new();
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
+    let comment = match validate::comment(Some(&f.comment)) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.insert("comment".into(), e.detail);
+            String::new()
+        }
+    };
+    if label_of(f).is_some() {
+        errors.insert("form".into(), "retry works on hosts, not on a label".into());
+        return Err((invalid, errors));
+    }
+    let refs: Vec<String> = f
+        .hosts
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if refs.is_empty() {
+        errors.insert("form".into(), "select at least one host".into());
+    }
+    let targets = resolve(st, caller, &refs, &mut errors).await;
+    if !errors.is_empty() {
+        return Err((invalid, errors));
+    }
+    stale(&targets, &f.revisions)?;
+    let retried: Vec<&Host> = targets.iter().filter(|h| retry_refusal(h).is_none()).collect();
+    let ids: Vec<String> = retried.iter().map(|h| h.id.clone()).collect();
+    let revisions: BTreeMap<String, i64> = retried
+        .iter()
+        .map(|h| {
+            (
+                h.id.clone(),
+                f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision),
+            )
+        })
+        .collect();
+    let mut answered: BTreeMap<String, ActionResult> = BTreeMap::new();
+    if !ids.is_empty() {
+        match hosts::retry(st, caller, &ids, Some(&comment), &revisions, true).await {
+            Ok(a) => answered.extend(a.results.into_iter().map(|r| (r.host_id.clone(), r))),
+            Err(e) => {
+                let field = if e.status == StatusCode::CONFLICT {
+                    "stale"
+                } else {
+                    "form"
+                };
+                errors.insert(field.into(), e.detail);
+                return Err((e.status, errors));
+            }
+        }
+    }
+    let impacts = targets
+        .iter()
+        .map(|h| {
+            let mut i = impact_base(h, &[]);
+            match (answered.get(&h.id), retry_refusal(h)) {
+                (Some(r), _) => {
+                    i.change = r.change.as_str();
+                    i.changes = true;
+                    i.details.push(format!(
+                        "re-sends the {} to the agent as revision {} (now {}{})",
+                        if h.desired.quarantined { "quarantine" } else { "release" },
+                        r.revision,
+                        Shown::of(h).key().replace('_', " "),
+                        h.state_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                    ));
+                }
+                (None, why) => {
+                    i.change = "nothing_to_retry";
+                    i.details.push(why.unwrap_or_else(|| "nothing to retry".into()));
+                }
+            }
+            i
+        })
+        .collect();
+    Ok(PreparedRetry {
+        ids,
+        revisions,
+        comment,
+        impacts,
+    })
+}
+
+/// The Retry confirmation: "Retry 2 hosts?", the hosts with nothing to retry, the
+/// offline ones (pure).
+fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
+    let total = impacts.len();
+    let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.changes).collect();
+    let n = changing.len();
+    let summary = if n == 0 {
+        "Nothing to retry: no selected host is failed, tampered, degraded or pending.".to_string()
+    } else {
+        format!("Retry {n} {}?", plural(n))
+    };
+    let mut warnings = Vec::new();
+    if n > 0 && total > n {
+        warnings.push(format!(
+            "{} of the {total} {} nothing to retry: no change for {}.",
+            total - n,
+            if total - n == 1 { "host has" } else { "hosts have" },
+            if total - n == 1 { "it" } else { "them" }
+        ));
+    }
+    let offline: Vec<String> = changing
+        .iter()
+        .filter(|i| i.offline)
+        .map(|i| i.hostname.clone())
+        .collect();
+    if !offline.is_empty() {
+        warnings.push(format!(
+            "Offline: {} ({}) will stay pending until {} agent returns.",
+            offline.len(),
+            offline.join(", "),
+            if offline.len() == 1 { "its" } else { "each" }
+        ));
+    }
+    CheckReply {
+        ok: true,
+        errors: BTreeMap::new(),
+        count: n,
+        total,
+        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        summary,
+        hosts: impacts.to_vec(),
+        warnings,
+        confirm_word: None,
+        revisions: impacts.iter().map(|i| (i.id.clone(), i.revision)).collect(),
+    }
+}
+
 fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
     if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
         return Some(r.into_response());
@@ -554,7 +728,7 @@ fn guard(s: &Session, headers: &HeaderMap) -> Option<Response> {
             StatusCode::FORBIDDEN,
             "form",
             format!(
-                "token {:?} has role {}: quarantine and release need responder",
+                "token {:?} has role {}: quarantine, release and retry need responder",
                 s.caller.name,
                 s.caller.role.as_str()
             ),
@@ -700,6 +874,12 @@ pub async fn check(
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
+    if f.action == RETRY {
+        return match prepare_retry(&st, &s.caller, &f).await {
+            Err((status, errors)) => invalid_form(status, errors),
+            Ok(p) => Json(retry_confirmation(&p.impacts)).into_response(),
+        };
+    }
     match prepare(&st, &s.caller, &f).await {
         Err((status, errors)) => invalid_form(status, errors),
         Ok(p) => Json(confirmation(p.action, label_of(&f).as_deref(), &p.impacts)).into_response(),
@@ -736,6 +916,9 @@ pub async fn run(
     if let Some(r) = guard(&s, &headers) {
         return r;
     }
+    if f.action == RETRY {
+        return run_retry(&st, &s.caller, &f).await;
+    }
     let p = match prepare(&st, &s.caller, &f).await {
         Ok(p) => p,
         Err((status, errors)) => return invalid_form(status, errors),
@@ -769,6 +952,47 @@ pub async fn run(
                 summary: format!(
                     "{verb} requested for {n} {}; waiting for the agents to confirm.",
                     plural(n)
+                ),
+                changes: resp
+                    .results
+                    .iter()
+                    .map(|r| (r.host_id.clone(), r.change.as_str()))
+                    .collect(),
+                states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
+            })
+            .into_response()
+        }
+        Err(ApiError { status, detail, .. }) if status == StatusCode::CONFLICT => reply_err(status, "stale", detail),
+        Err(ApiError { status, detail, .. }) => reply_err(status, "run", detail),
+    }
+}
+
+/// The Retry run: the service's retry of exactly the hosts the review said are
+/// retried, each at the revision the analyst saw (409 if any moved on).
+async fn run_retry(st: &AppState, caller: &Caller, f: &ActionForm) -> Response {
+    let p = match prepare_retry(st, caller, f).await {
+        Ok(p) => p,
+        Err((status, errors)) => return invalid_form(status, errors),
+    };
+    if p.ids.is_empty() {
+        return reply_err(
+            StatusCode::CONFLICT,
+            "run",
+            "nothing to retry: no selected host is failed, tampered, degraded or pending",
+        );
+    }
+    match hosts::retry(st, caller, &p.ids, Some(&p.comment), &p.revisions, false).await {
+        Ok(resp) => {
+            let n = resp.results.len();
+            Json(RunReply {
+                ok: true,
+                count: n,
+                summary: format!(
+                    "Retry sent for {n} {}: the agent{} get{} the desired state again as a new revision; waiting for {} to confirm.",
+                    plural(n),
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" },
+                    if n == 1 { "it" } else { "them" }
                 ),
                 changes: resp
                     .results
@@ -833,6 +1057,7 @@ mod tests {
             revision: h.desired.revision,
             change,
             fields: fields.iter().map(|f| f.to_string()).collect(),
+            other_claims: vec![],
         }
     }
 

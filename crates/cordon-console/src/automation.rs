@@ -191,12 +191,17 @@ pub async fn approvals(
     let status = q.status.clone().unwrap_or_else(|| "pending".into());
     let filter = if status == "all" { None } else { Some(status.as_str()) };
     let list = service::approvals(&st, &s.caller, filter, 500).await?;
-    let names = host_names(&st).await?;
+    let names = host_names(&st, &s).await?;
     let mut events: HashMap<String, EventRecord> = HashMap::new();
     for a in &list {
         if !events.contains_key(&a.event_id) {
-            if let Some(e) = st.store.event(&a.event_id).await? {
-                events.insert(a.event_id.clone(), e);
+            // An event the retention removed is shown as such (404), not as an error.
+            match service::event(&st, &s.caller, &a.event_id).await {
+                Ok(e) => {
+                    events.insert(a.event_id.clone(), e);
+                }
+                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -421,7 +426,7 @@ pub async fn events(
         },
     )
     .await?;
-    let names = host_names(&st).await?;
+    let names = host_names(&st, &s).await?;
     let cur = status.unwrap_or_default();
     let body = html! {
         div class="page-head" { h1 { "Events" } p class="summary" { strong { (list.len()) } " events (newest first)" } }

@@ -165,3 +165,39 @@ impl IntoResponse for ConsoleError {
         (status, Html(page.into_string())).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Issue 13: the console reads and writes only through the service layer
+    /// (`cordon_server_core::service`, `cordon_automation::service`): no store handle, no
+    /// SQL, no REST handler. The fault kind is a page reaching past the service (sessions,
+    /// the live summary, host lookups did), which skips its role checks and error mapping.
+    #[test]
+    fn the_console_reaches_data_only_through_the_service_layer() {
+        let sources = [
+            ("actions.rs", include_str!("actions.rs")),
+            ("automation.rs", include_str!("automation.rs")),
+            ("lib.rs", include_str!("lib.rs")),
+            ("live.rs", include_str!("live.rs")),
+            ("pages.rs", include_str!("pages.rs")),
+            ("session.rs", include_str!("session.rs")),
+            ("status.rs", include_str!("status.rs")),
+            ("view.rs", include_str!("view.rs")),
+        ];
+        // Built so that this test's own text does not match.
+        let banned = [
+            [".", "store", "."].concat(),
+            ["sq", "lx::"].concat(),
+            ["cordon_server", "::api"].concat(),
+            ["SELECT", " "].concat(),
+        ];
+        for (file, text) in sources {
+            for b in &banned {
+                assert!(
+                    !text.contains(b.as_str()),
+                    "{file} uses {b:?}: call a service function instead"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
 
 use super::session::ApiSession;
-use cordon_server_core::AppState;
+use cordon_server_core::service::{host_views, sessions};
+use cordon_server_core::store::Caller;
+use cordon_server_core::{ApiError, AppState};
 
 /// How often the database is looked at for each open stream.
 const POLL: Duration = Duration::from_millis(500);
@@ -22,13 +24,15 @@ const SEEN_STEP_MS: i64 = 30_000;
 /// closes the stream within 10 s).
 const RECHECK_EVERY: u32 = 20;
 
-/// A cheap summary that changes whenever a host's state, labels or desired state do.
-pub async fn fingerprint(st: &AppState) -> Result<(i64, i64, i64), cordon_server_core::StoreError> {
-    st.store.change_fingerprint(SEEN_STEP_MS).await
+/// A cheap summary that changes whenever a host's state, labels or desired state do,
+/// read through the service as the stream's caller.
+pub async fn fingerprint(st: &AppState, caller: &Caller) -> Result<(i64, i64, i64), ApiError> {
+    host_views::change_fingerprint(st, caller, SEEN_STEP_MS).await
 }
 
 struct Poll {
     st: AppState,
+    caller: Caller,
     token_name: String,
     last: Option<(i64, i64, i64)>,
     ticks: u32,
@@ -42,6 +46,7 @@ pub async fn events(
     let token = s.id.clone();
     let init = Poll {
         st,
+        caller: s.caller.clone(),
         token_name: s.caller.name.clone(),
         last: None,
         ticks: 0,
@@ -50,7 +55,7 @@ pub async fn events(
     let stream = futures_util::stream::unfold((init, token), |(mut p, token)| async move {
         if p.first {
             p.first = false;
-            p.last = fingerprint(&p.st).await.ok();
+            p.last = fingerprint(&p.st, &p.caller).await.ok();
             return Some((Ok(Event::default().event("hello").data("connected")), (p, token)));
         }
         loop {
@@ -58,16 +63,14 @@ pub async fn events(
             p.ticks = p.ticks.wrapping_add(1);
             if p.ticks % RECHECK_EVERY == 0 {
                 // The stream is not use: it does not keep an idle session alive.
-                match p
-                    .st
-                    .store
-                    .session(
-                        &token,
-                        cordon_server_core::timefmt::now_ms(),
-                        super::session::limits(),
-                        false,
-                    )
-                    .await
+                match sessions::session(
+                    &p.st,
+                    &token,
+                    cordon_server_core::timefmt::now_ms(),
+                    super::session::limits(),
+                    false,
+                )
+                .await
                 {
                     Ok(Some(_)) => {}
                     _ => {
@@ -76,7 +79,7 @@ pub async fn events(
                     }
                 }
             }
-            let Ok(fp) = fingerprint(&p.st).await else {
+            let Ok(fp) = fingerprint(&p.st, &p.caller).await else {
                 continue;
             };
             if p.last != Some(fp) {

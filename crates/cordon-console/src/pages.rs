@@ -20,8 +20,8 @@ use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{host_badge, labels, layout, state_text, time_ago, time_at, until_text, Nav};
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
-use cordon_server_core::service::{audit, hosts};
-use cordon_server_core::store::{AuditFilter, AuditOrder, HostFilter, HostQuery, HostSort};
+use cordon_server_core::service::{audit, hosts, sessions};
+use cordon_server_core::store::{retry_refusal, AuditFilter, AuditOrder, HostFilter, HostQuery};
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
 
@@ -124,11 +124,9 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
     if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Ok(refuse("That is not an API token."));
     }
-    match st.store.authenticate(token).await? {
-        Some(caller) => {
-            let limits = super::session::limits();
-            let id = st.store.create_session(caller.token_id, now_ms(), limits).await?;
-            tracing::info!(token = %caller.name, role = caller.role.as_str(), "console sign-in");
+    let limits = super::session::limits();
+    match sessions::sign_in(&st, token, now_ms(), limits).await? {
+        Some((_caller, id)) => {
             let r = with_cookie(
                 see_other("/console/hosts"),
                 &set_cookie(SESSION_COOKIE, &id, Some(limits.absolute_ms / 1000)),
@@ -154,7 +152,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes)
         return Err(ConsoleReject::Csrf.into());
     }
     // The session ends on the server: the old cookie opens nothing any more.
-    st.store.end_session(&id).await?;
+    sessions::sign_out(&st, &id).await?;
     Ok(with_cookie(see_other("/console/login"), &clear_cookie(SESSION_COOKIE)))
 }
 
@@ -218,47 +216,75 @@ impl HostsQuery {
 
 impl HostsQuery {
     /// The list this view shows, judged at `now`.
-    fn query(&self, now: i64) -> HostQuery {
-        HostQuery {
-            filter: self.filter(),
-            attention: self.attention.as_deref().and_then(Attention::parse),
-            sort: self.sort.as_deref().and_then(HostSort::parse).unwrap_or_default(),
-            descending: self.dir.as_deref() == Some("desc"),
+    ///
+    /// # Errors
+    /// 400 naming the value and the accepted ones for a `sort` or `dir` (the service's
+    /// own message), `state` or `attention` it does not know — never a silent fall-back
+    /// to another order or to every host.
+    fn query(&self, now: i64) -> Result<HostQuery, ConsoleError> {
+        let (sort, descending) = host_views::parse_sort(self.sort.as_deref(), self.dir.as_deref())?;
+        let attention = match self.attention.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => Some(Attention::parse(a).ok_or_else(|| {
+                let ok: Vec<&str> = Attention::ALL.iter().map(|a| a.as_str()).collect();
+                ConsoleError::BadRequest(format!("unknown attention {a:?}: use one of {}", ok.join(", ")))
+            })?),
+        };
+        Ok(HostQuery {
+            filter: self.filter()?,
+            attention,
+            sort,
+            descending,
             now_ms: now,
-        }
+        })
     }
 
-    fn filter(&self) -> HostFilter {
+    fn filter(&self) -> Result<HostFilter, ConsoleError> {
         let nonempty = |s: &Option<String>| {
             s.as_deref()
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        HostFilter {
+        let state = match nonempty(&self.state) {
+            None => None,
+            Some(s) => Some(HostState::parse(&s).ok_or_else(|| {
+                let ok: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
+                ConsoleError::BadRequest(format!("unknown state {s:?}: use one of {}", ok.join(", ")))
+            })?),
+        };
+        Ok(HostFilter {
             text: nonempty(&self.q),
             label: nonempty(&self.label),
-            state: self.state.as_deref().and_then(HostState::parse),
+            state,
             include_revoked: false,
             offline: None,
-        }
+        })
     }
 }
 
-/// The action button for a host as it is now; carries the revision the page shows, so
-/// an action on a view that moved on is refused (409).
+/// The action buttons for a host as it is now; each carries the revision the page
+/// shows, so an action on a view that moved on is refused (409). **Retry** (re-send the
+/// desired state as a new revision) only for a host with something to retry — failed,
+/// tampered, degraded or pending ([`retry_refusal`]).
 fn action_button(h: &Host, sr_name: bool) -> Markup {
     let (action, text) = if h.desired.quarantined {
         ("release", "Release")
     } else {
         ("quarantine", "Quarantine")
     };
-    // No "Retry": asking again for the same state changes nothing on the server (no new
-    // revision), and the agent retries a failed apply by itself; the page says so.
+    let retry = retry_refusal(h).is_none();
     html! {
         button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(h.hostname)
             data-revision=(h.desired.revision) {
             (text) @if sr_name { span class="sr-only" { " " (h.hostname) } }
+        }
+        @if retry {
+            " "
+            button type="button" class="act retry" data-action="retry" data-hosts=(h.id) data-names=(h.hostname)
+                data-revision=(h.desired.revision) title="Send the desired state to the agent again as a new revision" {
+                "Retry" @if sr_name { span class="sr-only" { " " (h.hostname) } }
+            }
         }
     }
 }
@@ -356,7 +382,7 @@ pub async fn hosts(
 ) -> Result<Html<String>, ConsoleError> {
     let now = now_ms();
     let focus = q.attention.as_deref().and_then(Attention::parse);
-    let hq = q.query(now);
+    let hq = q.query(now)?;
     let sort = hq.sort.as_str();
     let desc = hq.descending;
     let dir = if desc { "desc" } else { "asc" };
@@ -408,6 +434,8 @@ pub async fn hosts(
                 button type="button" class="act release" data-action="release" data-target="selection" id="release-selected" { "Release selected" }
                 button type="button" class="act quarantine secondary" data-action="quarantine" data-target="label" id="quarantine-label" { "Quarantine by label…" }
                 button type="button" class="act release secondary" data-action="release" data-target="label" id="release-label" { "Release by label…" }
+                button type="button" class="act retry" data-action="retry" data-target="selection" id="retry-selected"
+                    title="Send the desired state of the selected failed, tampered, degraded or pending hosts to their agents again" { "Retry selected" }
                 span id="selection-count" class="muted" aria-live="polite" { "0 selected" }
             }
         }
@@ -583,7 +611,7 @@ fn digest_status(h: &Host) -> Markup {
                 Shown::State(HostState::Tampered) => { strong { "✕ Tampered" } ": " (h.state_reason.as_deref().unwrap_or("rules were altered")) " — the agent is repairing." }
                 Shown::State(HostState::Failed) => {
                     strong { "✕ Failed" } ": " (h.state_reason.as_deref().unwrap_or("the agent could not apply"))
-                    " — the agent retries by itself."
+                    " — the agent retries by itself; " strong { "Retry" } " sends the desired state again as a new revision."
                 }
                 _ if !in_sync => {
                     strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
@@ -908,9 +936,10 @@ pub const TIMELINE_LIMIT: i64 = 50;
 /// Audit records per page, newest first.
 pub const AUDIT_PAGE: i64 = 100;
 
-/// Host id → hostname of every host, revoked ones included (for naming hosts in lists).
-pub(crate) async fn host_names(st: &AppState) -> Result<HashMap<String, String>, cordon_server_core::StoreError> {
-    st.store.hostnames().await
+/// Host id → hostname of every host, revoked ones included (for naming hosts in lists),
+/// through the service as `s`'s caller.
+pub(crate) async fn host_names(st: &AppState, s: &Session) -> Result<HashMap<String, String>, ConsoleError> {
+    Ok(host_views::names(st, &s.caller).await?)
 }
 
 /// One page of audit records, newest first, the database filtering and cutting it.
@@ -959,7 +988,7 @@ pub async fn audit(
     PageSession(s): PageSession,
     Query(q): Query<AuditQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let names = host_names(&st).await?;
+    let names = host_names(&st, &s).await?;
     let (view, error) = match q.filter() {
         Ok(f) => (audit_view(&st, &s, &q, f).await?, None),
         Err(ConsoleError::BadRequest(e)) => (

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use cordon_proto::Role;
 use sha2::{Digest, Sha256};
 
-use cordon_server_core::service::Caller;
+use cordon_server_core::service::{sessions, Caller};
 use cordon_server_core::store::SessionLimits;
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
@@ -168,12 +168,16 @@ pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Res
         return Err(ConsoleReject::SignIn { page });
     };
     let touch = !headers.contains_key(BACKGROUND_HEADER);
-    match st.store.session(&id, now_ms(), limits(), touch).await {
+    match sessions::session(st, &id, now_ms(), limits(), touch).await {
         Ok(Some(info)) => Ok(Session {
-            caller: info.caller,
             csrf: csrf_for(&id),
             id,
-            pending_approvals: if page { pending_approvals(st).await } else { 0 },
+            pending_approvals: if page {
+                pending_approvals(st, &info.caller).await
+            } else {
+                0
+            },
+            caller: info.caller,
         }),
         Ok(None) => Err(ConsoleReject::SignIn { page }),
         Err(e) => {
@@ -185,11 +189,11 @@ pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Res
 
 /// How many approvals are pending (0 if it cannot be read: the badge is a hint, the
 /// Approvals page is the truth).
-async fn pending_approvals(st: &AppState) -> i64 {
-    match st.store.pending_approval_count().await {
+async fn pending_approvals(st: &AppState, caller: &Caller) -> i64 {
+    match cordon_automation::service::pending_approval_count(st, caller).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %cordon_server_core::error::chain(&e), "console: cannot count pending approvals");
+            tracing::warn!(error = %e.detail, "console: cannot count pending approvals");
             0
         }
     }

@@ -113,11 +113,28 @@ fn state_icon(s: HostState) -> &'static str {
 }
 
 /// The badge of a host as the console shows it ([`Shown`]): a quarantine the agent does
-/// not enforce is "Not enforcing"; an offline agent gets an "offline" tag.
+/// not enforce is "Not enforcing"; an offline agent gets an "offline" tag. Other
+/// managers' claims (Wazuh, Velociraptor, a local `cordon isolate`) are always named: a
+/// host Cordon released while another claim stands is "Normal — still isolated by
+/// wazuh" in the warning colour, never a bare green "Normal"; any other state gets an
+/// "also: wazuh" tag.
 pub fn host_badge(h: &Host) -> Markup {
     let tag = offline(h).then_some(());
+    let others: Vec<&str> = super::status::other_claims(h)
+        .iter()
+        .map(|c| c.source.as_str())
+        .collect();
+    let others_text = others.join(", ");
     html! {
         @match Shown::of(h) {
+            Shown::State(HostState::Normal) if !others.is_empty() => {
+                span class="state state-normal state-held" data-state="normal" data-claims=(others_text)
+                    title={"Cordon released this host, but other managers' claims keep it isolated: " (others_text)} {
+                    span class="state-icon" aria-hidden="true" { "◧" }
+                    " "
+                    span class="state-text" { "Normal — still isolated by " (others_text) }
+                }
+            }
             Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
             Shown::NotEnforcing => {
                 span class="state state-not_enforcing" data-state="not_enforcing"
@@ -135,6 +152,10 @@ pub fn host_badge(h: &Host) -> Markup {
                     span class="state-text" { "Quarantined — degraded" }
                 }
             }
+        }
+        @if !others.is_empty() && Shown::of(h) != Shown::State(HostState::Normal) {
+            " " span class="tag tag-claims" data-claims=(others_text)
+                title={"Other managers also hold a quarantine on this host: " (others_text)} { "also: " (others_text) }
         }
         @if tag.is_some() {
             " " span class="tag tag-offline" title="The agent has not reported for three of its heartbeat intervals: actions stay pending until it returns" { "offline" }
@@ -247,5 +268,62 @@ mod tests {
         assert_eq!(short_time("2030-01-02T03:04:05.250Z"), "2030-01-02 03:04:05Z");
         let b = state_badge(HostState::QuarantinePending, "2030-01-02T03:04:05.250Z", None).into_string();
         assert!(b.contains("Quarantine requested") && b.contains("data-since"), "{b}");
+    }
+
+    fn claimed(state: HostState, quarantined: bool, sources: &[&str]) -> Host {
+        Host {
+            id: "h".into(),
+            hostname: "web".into(),
+            os: None,
+            addresses: vec![],
+            labels: vec![],
+            agent_version: None,
+            last_seen: None,
+            enrolled_at: "2030-01-01T00:00:00Z".into(),
+            desired: cordon_proto::DesiredState {
+                revision: 2,
+                quarantined,
+                ..Default::default()
+            },
+            state,
+            state_reason: None,
+            state_since: "2030-01-01T00:00:00Z".into(),
+            applied_revision: 2,
+            digest: None,
+            backend: None,
+            revoked: false,
+            degraded: vec![],
+            enforcing: true,
+            heartbeat_ms: None,
+            offline: false,
+            claims: sources
+                .iter()
+                .map(|s| cordon_proto::ClaimInfo {
+                    source: s.to_string(),
+                    since: None,
+                    allow: vec![],
+                    servers: vec![],
+                })
+                .collect(),
+            flags: vec![],
+        }
+    }
+
+    /// The fault kind: a list row that shows a bare state ("✓ Normal" in green) while
+    /// another manager's claim isolates the host.
+    #[test]
+    fn badges_name_other_managers_claims_never_a_bare_normal() {
+        let b = host_badge(&claimed(HostState::Normal, false, &["wazuh"])).into_string();
+        assert!(
+            b.contains("Normal — still isolated by wazuh") && b.contains("state-held"),
+            "{b}"
+        );
+        assert!(!b.contains(">Normal<"), "{b}");
+        let b = host_badge(&claimed(HostState::Quarantined, true, &["agent", "wazuh", "local"])).into_string();
+        assert!(b.contains(">Quarantined<") && b.contains("also: wazuh, local"), "{b}");
+        let b = host_badge(&claimed(HostState::Quarantined, true, &["agent"])).into_string();
+        assert!(!b.contains("also:"), "Cordon's own claim is not another manager's: {b}");
+        let b = host_badge(&claimed(HostState::Normal, false, &[])).into_string();
+        assert!(b.contains(">Normal<") && !b.contains("still isolated"), "{b}");
     }
 }

@@ -104,6 +104,53 @@ fn json(v: serde_json::Value) -> Option<(&'static str, String)> {
     Some(("application/json", v.to_string()))
 }
 
+/// `GET path` as the signed-in session `s`.
+async fn get(ctx: &Ctx, s: &Sess, path: &str) -> Resp {
+    req(ctx, "GET", path, Some(&s.cookie), &[], None).await
+}
+
+/// The body of `GET path` as `s`.
+async fn page_body(ctx: &Ctx, s: &Sess, path: &str) -> String {
+    get(ctx, s, path).await.body
+}
+
+/// The host page of `id` as `s`.
+async fn host_page(ctx: &Ctx, s: &Sess, id: &str) -> String {
+    page_body(ctx, s, &format!("/console/hosts/{id}")).await
+}
+
+/// Quarantines host `id` through the REST API as the admin with the JSON `body`.
+async fn quarantine(ctx: &Ctx, id: &str, body: &str) {
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/quarantine"),
+            Some(&ctx.admin),
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+/// The desired-state revision of host `id`.
+async fn revision(ctx: &Ctx, id: &str) -> i64 {
+    ctx.store().host(id).await.unwrap().desired.revision
+}
+
+/// The agent of host `id` reports `state` for the current revision with backend
+/// `backend`, after `edit` changed the report.
+async fn report(
+    ctx: &Ctx,
+    id: &str,
+    state: cordon_proto::AgentState,
+    backend: &str,
+    edit: impl FnOnce(&mut cordon_proto::StatusReport),
+) {
+    let mut r = common::status_report(revision(ctx, id).await, state, "sha256:0", backend);
+    edit(&mut r);
+    ctx.agent_status(id, &r).await;
+}
+
 #[tokio::test]
 async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
     let ctx = Ctx::new().await;
@@ -487,15 +534,12 @@ async fn stale_view_actions_are_refused_with_409_and_change_nothing() {
         "the page carries its revision"
     );
     // Someone quarantines it from the CLI while the page is open…
-    let (st, _) = ctx
-        .call(
-            "POST",
-            &format!("/v1/hosts/{id}/quarantine"),
-            Some(&ctx.admin),
-            Some(r#"{"comment":"IR-1 from the CLI","allow":["192.0.2.5"],"message":"hi"}"#),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    quarantine(
+        &ctx,
+        &id,
+        r#"{"comment":"IR-1 from the CLI","allow":["192.0.2.5"],"message":"hi"}"#,
+    )
+    .await;
     let before = ctx.snapshot().await;
     // …and the stale page's "Quarantine" (with its revision) is refused, at check and at run.
     let body = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "stale click", "revisions": {id.clone(): rev}});
@@ -611,43 +655,19 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     let dry = ctx.enroll("dry-01", &[]).await;
     let good = ctx.enroll("good-01", &[]).await;
     for id in [&failed, &dry, &good] {
-        let (st, _) = ctx
-            .call(
-                "POST",
-                &format!("/v1/hosts/{id}/quarantine"),
-                Some(&ctx.admin),
-                Some(r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK);
+        quarantine(&ctx, id, r#"{"comment":"IR-9","allow":["192.0.2.7"]}"#).await;
     }
-    let rev = |id: &String| {
-        let id = id.clone();
-        let store = ctx.store();
-        async move { store.host(&id).await.unwrap().desired.revision }
-    };
-    let mut r = common::status_report(rev(&failed).await, AgentState::Failed, "sha256:0", "nftables");
-    r.error = Some("apply_failed".into());
-    r.detail = Some("netlink: operation not permitted".into());
-    ctx.agent_status(&failed, &r).await;
+    report(&ctx, &failed, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+        r.detail = Some("netlink: operation not permitted".into());
+    })
+    .await;
     // An agent with enforce = false says so (`enforcing: false`, backend memory).
-    let mut r = common::status_report(rev(&dry).await, AgentState::Isolated, "sha256:1", "memory");
-    r.enforcing = false;
-    ctx.agent_status(&dry, &r).await;
-    let r = common::status_report(rev(&good).await, AgentState::Isolated, "sha256:2", "nftables");
-    ctx.agent_status(&good, &r).await;
+    report(&ctx, &dry, AgentState::Isolated, "memory", |r| r.enforcing = false).await;
+    report(&ctx, &good, AgentState::Isolated, "nftables", |_| {}).await;
     let vs = sign_in(&ctx, &ctx.viewer).await;
 
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{failed}"),
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &vs, &failed).await;
     assert!(
         page.contains("class=\"digest bad\""),
         "a failed host is not shown in the ok colour"
@@ -659,32 +679,14 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     assert!(page.contains("not confirmed in force") && page.contains("operation not permitted"));
     assert!(page.contains("id=\"host-headline\" class=\"headline headline-failed\""));
 
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{dry}"),
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &vs, &dry).await;
     assert!(
         page.contains("Not enforcing") && !page.contains("<strong>In force</strong>"),
         "enforce = false shown as in force"
     );
     assert!(!page.contains("Everything else, inbound and outbound, is blocked"));
 
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{good}"),
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &vs, &good).await;
     assert!(
         page.contains("<strong>In force</strong>")
             && page.contains("Everything else, inbound and outbound, is blocked")
@@ -695,9 +697,7 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
     );
 
     // The hosts page: a banner with clickable counts that filter the list.
-    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
-        .await
-        .body;
+    let list = page_body(&ctx, &vs, "/console/hosts").await;
     assert!(list.contains("id=\"attention-banner\""));
     assert_eq!(
         list.matches("class=\"sum state-not_enforcing\"").count(),
@@ -713,16 +713,7 @@ async fn pages_never_claim_more_than_the_agent_confirmed() {
         list.contains("data-state=\"not_enforcing\""),
         "the row of a non-enforcing agent"
     );
-    let only = req(
-        &ctx,
-        "GET",
-        "/console/hosts?attention=failed",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let only = page_body(&ctx, &vs, "/console/hosts?attention=failed").await;
     assert!(only.contains("fail-01") && !only.contains(">good-01<") && !only.contains(">dry-01<"));
 }
 
@@ -767,28 +758,10 @@ async fn hosts_sort_server_side_audit_filters_contain_and_admins_edit_guardrails
             .map(|n| body.find(&format!(">{n}<")).unwrap())
             .collect()
     };
-    let asc = req(
-        &ctx,
-        "GET",
-        "/console/hosts?sort=host&dir=asc",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let asc = page_body(&ctx, &vs, "/console/hosts?sort=host&dir=asc").await;
     let o = order(&asc);
     assert!(o[0] < o[1] && o[1] < o[2], "ascending");
-    let desc = req(
-        &ctx,
-        "GET",
-        "/console/hosts?sort=host&dir=desc",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let desc = page_body(&ctx, &vs, "/console/hosts?sort=host&dir=desc").await;
     let o = order(&desc);
     assert!(o[0] > o[1] && o[1] > o[2], "descending");
     assert!(desc.contains("aria-sort=\"descending\""));
@@ -802,42 +775,20 @@ async fn hosts_sort_server_side_audit_filters_contain_and_admins_edit_guardrails
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    let r = req(
-        &ctx,
-        "GET",
-        "/console/audit?actor=RITA&host=rav&action=quarantine",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let r = page_body(&ctx, &vs, "/console/audit?actor=RITA&host=rav&action=quarantine").await;
     assert!(r.contains("<strong>1</strong> records"), "contains filters: {r}");
-    let csv = req(
-        &ctx,
-        "GET",
-        "/console/audit/export?format=csv&actor=rita&host=rav",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let csv = page_body(&ctx, &vs, "/console/audit/export?format=csv&actor=rita&host=rav").await;
     assert_eq!(csv.lines().count(), 2, "{csv}");
     // Guardrails: admins only, audited.
     let body = serde_json::json!({"enabled": false});
     let r = post_json(&ctx, &vs, "/console/settings", body.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let admin = sign_in(&ctx, &ctx.admin).await;
-    let rules = req(&ctx, "GET", "/console/rules", Some(&admin.cookie), &[], None)
-        .await
-        .body;
+    let rules = page_body(&ctx, &admin, "/console/rules").await;
     assert!(rules.contains("id=\"kill-switch\"") && rules.contains("id=\"settings-dialog\""));
     let r = post_json(&ctx, &admin, "/console/settings", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let rules = req(&ctx, "GET", "/console/rules", Some(&vs.cookie), &[], None)
-        .await
-        .body;
+    let rules = page_body(&ctx, &vs, "/console/rules").await;
     assert!(rules.contains("off (kill switch)"));
     let audit = ctx.store().audit(&Default::default()).await.unwrap();
     assert!(audit
@@ -1041,29 +992,15 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
             .await;
         assert_eq!(st, StatusCode::OK);
     }
-    let rev = |id: &String| {
-        let id = id.clone();
-        let store = ctx.store();
-        async move { store.host(&id).await.unwrap().desired.revision }
-    };
-    let mut r = common::status_report(rev(&deg).await, AgentState::Isolated, "sha256:1", "nftables");
-    r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
-    ctx.agent_status(&deg, &r).await;
-    let r = common::status_report(rev(&fine).await, AgentState::Isolated, "sha256:2", "nftables");
-    ctx.agent_status(&fine, &r).await;
+    report(&ctx, &deg, AgentState::Isolated, "nftables", |r| {
+        r.degraded = vec!["exception https://edr.example.net: does not resolve: no such host".into()];
+    })
+    .await;
+    report(&ctx, &fine, AgentState::Isolated, "nftables", |_| {}).await;
     let vs = sign_in(&ctx, &ctx.viewer).await;
-    let page = |id: String| {
-        let cookie = vs.cookie.clone();
-        let ctx = &ctx;
-        async move {
-            req(ctx, "GET", &format!("/console/hosts/{id}"), Some(&cookie), &[], None)
-                .await
-                .body
-        }
-    };
 
     // Asked for, not confirmed: "Quarantine requested", nothing in force.
-    let p = page(asked.clone()).await;
+    let p = host_page(&ctx, &vs, &asked).await;
     assert!(p.contains("Quarantine requested"), "requested state");
     assert!(
         !p.contains("<span class=\"state-text\">Quarantined</span>")
@@ -1075,7 +1012,7 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
     assert!(p.contains("not confirmed in force"));
 
     // Degraded: in force, with what is missing, in the warning colour.
-    let p = page(deg.clone()).await;
+    let p = host_page(&ctx, &vs, &deg).await;
     assert!(p.contains("data-state=\"degraded\""), "degraded badge");
     assert!(p.contains("Quarantined — degraded"));
     assert!(
@@ -1093,28 +1030,17 @@ async fn quarantine_is_shown_only_when_confirmed_and_degraded_hosts_are_flagged(
     );
 
     // Confirmed and complete.
-    let p = page(fine.clone()).await;
+    let p = host_page(&ctx, &vs, &fine).await;
     assert!(p.contains("<strong>In force</strong>") && !p.contains("data-state=\"degraded\""));
 
     // The banner counts and filters degraded hosts; the list shows them degraded.
-    let list = req(&ctx, "GET", "/console/hosts", Some(&vs.cookie), &[], None)
-        .await
-        .body;
+    let list = page_body(&ctx, &vs, "/console/hosts").await;
     assert!(
         list.contains("href=\"/console/hosts?attention=degraded\""),
         "banner link"
     );
     assert!(list.contains("1</strong> degraded"), "degraded counted");
-    let only = req(
-        &ctx,
-        "GET",
-        "/console/hosts?attention=degraded",
-        Some(&vs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let only = page_body(&ctx, &vs, "/console/hosts?attention=degraded").await;
     assert_eq!(row_ids(&only), vec![deg.clone()]);
     let now = cordon_server::timefmt::now_ms();
     let all = ctx.store().hosts(&Default::default()).await.unwrap();
@@ -1210,36 +1136,19 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     use cordon_proto::{AgentState, ClaimInfo};
     let ctx = Ctx::new().await;
     let id = ctx.enroll("ws-claims", &[]).await;
-    let (st, _) = ctx
-        .call(
-            "POST",
-            &format!("/v1/hosts/{id}/quarantine"),
-            Some(&ctx.admin),
-            Some(r#"{"comment":"IR-77"}"#),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK);
+    quarantine(&ctx, &id, r#"{"comment":"IR-77"}"#).await;
     let claim = |source: &str, allow: &[&str]| ClaimInfo {
         source: source.into(),
         since: Some("2030-01-02T03:04:05Z".into()),
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
     };
-    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
-    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:1", "nftables");
-    r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
-    ctx.agent_status(&id, &r).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    })
+    .await;
     let rs = sign_in(&ctx, &ctx.responder).await;
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{id}"),
-        Some(&rs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &rs, &id).await;
     assert!(page.contains("id=\"claims\""), "no claims card");
     assert!(
         page.contains("Wazuh") && page.contains("tcp://198.51.100.5:1514"),
@@ -1265,22 +1174,13 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // The agent drops Cordon's claim; wazuh's stands: the server says released, still
     // isolated by wazuh — and so does the page.
-    let rev = ctx.store().host(&id).await.unwrap().desired.revision;
-    let mut r = common::status_report(rev, AgentState::Isolated, "sha256:2", "nftables");
-    r.claims = vec![claim("wazuh", &["tcp://198.51.100.5:1514"])];
-    ctx.agent_status(&id, &r).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("wazuh", &["tcp://198.51.100.5:1514"])];
+    })
+    .await;
     let h = ctx.store().host(&id).await.unwrap();
     assert_eq!(h.state, cordon_proto::HostState::Normal);
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{id}"),
-        Some(&rs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &rs, &id).await;
     assert!(
         page.contains("but the host stays isolated until that manager releases it"),
         "after the release the page says the host is still isolated by wazuh"
@@ -1292,16 +1192,240 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
         .execute(ctx.store().pool())
         .await
         .unwrap();
-    let page = req(
-        &ctx,
-        "GET",
-        &format!("/console/hosts/{id}"),
-        Some(&rs.cookie),
-        &[],
-        None,
-    )
-    .await
-    .body;
+    let page = host_page(&ctx, &rs, &id).await;
     assert!(page.contains("id=\"offline-note\"") && page.contains("will stay pending until the agent returns"));
     assert!(page.contains("tag-offline"), "offline badge");
+}
+
+/// Issue 16 "a Retry for failed hosts": re-posting the same quarantine is `unchanged`
+/// (no new revision), so the retry is the server's own: `POST /v1/hosts/{id}/retry`
+/// re-sends the desired state as a new revision (exceptions, message, expiry, "asked
+/// by" kept), audited with who and why, refused with 409 when there is nothing to retry
+/// or the view is stale; the console's Retry (host page, failed banner filter) goes
+/// through the same service with the page's revision.
+#[tokio::test]
+async fn retry_resends_the_desired_state_of_failed_hosts_and_refuses_when_nothing_to_retry() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let failed = ctx.enroll("fail-r1", &[]).await;
+    let fine = ctx.enroll("fine-r1", &[]).await;
+    for id in [&failed, &fine] {
+        quarantine(
+            &ctx,
+            id,
+            r#"{"comment":"IR-40","allow":["192.0.2.7"],"message":"call the SOC"}"#,
+        )
+        .await;
+    }
+    report(&ctx, &failed, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+        r.detail = Some("netlink: operation not permitted".into());
+    })
+    .await;
+    report(&ctx, &fine, AgentState::Isolated, "nftables", |_| {}).await;
+    let before = ctx.store().host(&failed).await.unwrap();
+    assert_eq!(before.state, HostState::Failed);
+    let url = format!("/v1/hosts/{failed}/retry");
+
+    // Refused without changing anything: no comment (400), a viewer (403), a stale
+    // revision (409), a host with nothing to retry (409).
+    let snap = ctx.snapshot().await;
+    let (st, v) = ctx.call("POST", &url, Some(&ctx.responder), Some("{}")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, _) = ctx
+        .call("POST", &url, Some(&ctx.viewer), Some(r#"{"comment":"x"}"#))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let stale = format!(r#"{{"comment":"x","if_revision":{}}}"#, before.desired.revision - 1);
+    let (st, v) = ctx.call("POST", &url, Some(&ctx.responder), Some(&stale)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("changed since your view"), "{v}");
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{fine}/retry"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"x"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("nothing to retry"), "{v}");
+    assert_eq!(ctx.snapshot().await, snap, "a refused retry changed something");
+
+    // A preview changes nothing; the retry writes a new revision of the same state.
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &url,
+            Some(&ctx.responder),
+            Some(r#"{"comment":"x","preview":true}"#),
+        )
+        .await;
+    assert_eq!(
+        (st, v["results"][0]["change"].as_str()),
+        (StatusCode::OK, Some("retried"))
+    );
+    assert_eq!(ctx.snapshot().await, snap, "a preview wrote something");
+    let body = format!(
+        r#"{{"comment":"IR-40 netlink fixed","if_revision":{}}}"#,
+        before.desired.revision
+    );
+    let (st, v) = ctx.call("POST", &url, Some(&ctx.responder), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["action"], "retry");
+    assert_eq!(v["results"][0]["change"], "retried");
+    let after = ctx.store().host(&failed).await.unwrap();
+    assert_eq!(after.desired.revision, before.desired.revision + 1, "a new revision");
+    assert_eq!(after.state, HostState::QuarantinePending, "not confirmed yet");
+    assert_eq!(after.state_reason, None);
+    for (what, a, b) in [
+        (
+            "allow",
+            format!("{:?}", after.desired.allow),
+            format!("{:?}", before.desired.allow),
+        ),
+        (
+            "message",
+            format!("{:?}", after.desired.message),
+            format!("{:?}", before.desired.message),
+        ),
+        (
+            "comment",
+            format!("{:?}", after.desired.comment),
+            format!("{:?}", before.desired.comment),
+        ),
+        (
+            "asked by",
+            format!("{:?}", after.desired.actor),
+            format!("{:?}", before.desired.actor),
+        ),
+        ("quarantined", after.desired.quarantined.to_string(), "true".into()),
+    ] {
+        assert_eq!(a, b, "the retry changed the desired {what}");
+    }
+    let audit = ctx.audit_for(&failed).await;
+    let rec = audit.iter().rev().find(|a| a.action == "retry").expect("retry audited");
+    assert_eq!(rec.actor, "rita-responder");
+    assert_eq!(rec.comment.as_deref(), Some("IR-40 netlink fixed"));
+    assert!(
+        rec.detail.as_deref().unwrap_or("").contains("operation not permitted"),
+        "the audit names what was retried: {rec:?}"
+    );
+    // The agent confirms the new revision: quarantined, and nothing left to retry.
+    report(&ctx, &failed, AgentState::Isolated, "nftables", |_| {}).await;
+    assert_eq!(ctx.store().host(&failed).await.unwrap().state, HostState::Quarantined);
+    let (st, _) = ctx
+        .call("POST", &url, Some(&ctx.responder), Some(r#"{"comment":"again"}"#))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    // The console: a Retry button for a failed host (host page and the failed banner
+    // filter), none for a confirmed quarantine; the dialog's review and run go through
+    // the same service, with the page's revision.
+    report(&ctx, &failed, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+    })
+    .await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let page = host_page(&ctx, &rs, &failed).await;
+    assert!(
+        page.contains("data-action=\"retry\""),
+        "no Retry on a failed host's page"
+    );
+    assert!(!host_page(&ctx, &rs, &fine).await.contains("data-action=\"retry\""));
+    let list = page_body(&ctx, &rs, "/console/hosts?attention=failed").await;
+    assert_eq!(row_ids(&list), vec![failed.clone()]);
+    assert!(
+        list.contains(&format!(
+            "class=\"act retry\" data-action=\"retry\" data-hosts=\"{failed}\""
+        )),
+        "no Retry in the failed banner filter"
+    );
+    let rev = revision(&ctx, &failed).await;
+    let form = serde_json::json!({"action": "retry", "hosts": [failed, fine], "comment": "IR-41",
+        "revisions": {failed.clone(): rev, fine.clone(): revision(&ctx, &fine).await}});
+    let snap = ctx.snapshot().await;
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", form.clone()).await);
+    assert_eq!(ctx.snapshot().await, snap, "the review wrote something");
+    assert_eq!(v["summary"], "Retry 1 host?", "{v}");
+    let change = |id: &str| v["hosts"].as_array().unwrap().iter().find(|h| h["id"] == id).unwrap()["change"].clone();
+    assert_eq!(
+        (change(&failed), change(&fine)),
+        ("retried".into(), "nothing_to_retry".into())
+    );
+    let r = post_json(&ctx, &rs, "/console/actions/run", form.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(j(&r)["changes"], serde_json::json!({failed.clone(): "retried"}));
+    assert_eq!(revision(&ctx, &failed).await, rev + 1);
+    // The same click again: the page's revision is stale now, so it is refused.
+    let r = post_json(&ctx, &rs, "/console/actions/run", form).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(j(&r)["errors"]["stale"].as_str().unwrap().contains("fail-r1"));
+}
+
+/// Issue 16: a bad `?sort=` (or `dir`, `state`, `attention`) silently fell back to the
+/// default list; the page shows the server's error instead.
+#[tokio::test]
+async fn bad_host_list_parameters_show_the_servers_error_not_another_list() {
+    let ctx = Ctx::new().await;
+    ctx.enroll("web-s1", &[]).await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    for (query, says) in [
+        (
+            "sort=hostnme",
+            "unknown sort \"hostnme\": use one of host, state, since, by, last_seen, backend",
+        ),
+        ("sort=host&dir=down", "unknown dir \"down\": use asc or desc"),
+        ("state=quarantine", "unknown state \"quarantine\""),
+        ("attention=broken", "unknown attention \"broken\""),
+    ] {
+        let r = get(&ctx, &vs, &format!("/console/hosts?{query}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        let shown = r.body.replace("&quot;", "\"");
+        assert!(shown.contains(says), "{query}: {shown}");
+        assert!(!r.body.contains("web-s1"), "{query}: a list was shown anyway");
+    }
+    let r = get(&ctx, &vs, "/console/hosts?sort=state&dir=desc&state=normal").await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+/// Issue 16: the hosts list shows other managers' claims — "also: wazuh" next to a
+/// quarantine, "Normal — still isolated by wazuh" after Cordon's release — never a
+/// bare "Normal" while another claim isolates the host.
+#[tokio::test]
+async fn hosts_list_names_other_managers_claims_never_a_bare_normal() {
+    use cordon_proto::{AgentState, ClaimInfo};
+    let ctx = Ctx::new().await;
+    let held = ctx.enroll("held-01", &[]).await;
+    let released = ctx.enroll("released-01", &[]).await;
+    let claim = |source: &str| ClaimInfo {
+        source: source.into(),
+        since: None,
+        allow: vec![],
+        servers: vec![],
+    };
+    quarantine(&ctx, &held, r#"{"comment":"IR-50"}"#).await;
+    report(&ctx, &held, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("agent"), claim("wazuh")];
+    })
+    .await;
+    report(&ctx, &released, AgentState::Isolated, "nftables", |r| {
+        r.claims = vec![claim("wazuh")];
+    })
+    .await;
+    assert_eq!(ctx.store().host(&released).await.unwrap().state, HostState::Normal);
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let list = page_body(&ctx, &vs, "/console/hosts").await;
+    let row = |id: &str| {
+        let at = list.find(&format!("<tr id=\"host-{id}\"")).unwrap();
+        list[at..at + list[at..].find("</tr>").unwrap()].to_string()
+    };
+    let h = row(&held);
+    assert!(h.contains(">Quarantined<") && h.contains("also: wazuh"), "{h}");
+    let r = row(&released);
+    assert!(r.contains("Normal — still isolated by wazuh"), "{r}");
+    assert!(
+        !r.contains("<span class=\"state-text\">Normal</span>"),
+        "a bare Normal: {r}"
+    );
 }

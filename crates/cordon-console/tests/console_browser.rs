@@ -764,11 +764,19 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     assert!(text_of(c, "tr#host-h-lab04 .state").await.contains("Not enforcing"));
     assert!(text_of(c, "tr#host-h-mac03").await.contains("offline"));
     assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
-    // No Retry that would change nothing: the agent retries by itself.
+    // Retry only where there is something to retry: the failed host has one, a
+    // confirmed quarantine does not.
     assert!(
-        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_err(),
-        "a Retry button that changes nothing"
+        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
+        "no Retry on a failed host"
     );
+    assert!(
+        c.find(Locator::Css("tr#host-h-fin07 button.act.retry")).await.is_err(),
+        "a Retry on a confirmed quarantine, where it has nothing to do"
+    );
+    // Other managers' claims are in the list: fin-laptop-07 is held by Wazuh too.
+    let fin = text_of(c, "tr#host-h-fin07 td[data-label=State]").await;
+    assert!(fin.contains("Quarantined") && fin.contains("also: wazuh"), "{fin}");
     // The green of "Normal" is readable (WCAG AA 4.5:1).
     let contrast = js(
         c,
@@ -810,6 +818,18 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     })
     .await;
     assert_eq!(row_state(c, "h-hr09").await.as_deref(), Some("failed"));
+    // The failed filter offers Retry on each row.
+    assert!(
+        c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
+        "no Retry in the failed banner filter"
+    );
+    // A sort the server does not know shows its error, not another order.
+    c.goto(&format!("{base}/console/hosts?sort=hostnme")).await.unwrap();
+    wait_text(c, "main", "unknown sort \"hostnme\": use one of host, state").await;
+    assert!(
+        c.find(Locator::Css("#host-rows")).await.is_err(),
+        "a list under the error"
+    );
     c.goto(&format!("{base}/console/hosts")).await.unwrap();
     wait_text(c, "#live-status", "Live updates: on").await;
     for name in ["web-01", "web-02", "db-01", "fin-laptop-07", "design-mac-03"] {
@@ -983,6 +1003,14 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
             .then_some(())
     })
     .await;
+    // The review is shown whole: nothing of it is cut off or scrolled away.
+    let clipped = js(
+        c,
+        "const l=document.getElementById('dlg-confirm-hosts'), d=document.getElementById('action-dialog');
+         return [l.scrollHeight - l.clientHeight, d.scrollHeight - d.clientHeight];",
+    )
+    .await;
+    assert_eq!(clipped, json!([0, 0]), "the impact review is cut off");
     let shot = save_png(c, "quarantine-impact.png").await;
     eprintln!("screenshot: {}", shot.display());
     click(c, "#dlg-back").await;
@@ -1133,6 +1161,61 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .contains("Everything else, inbound and outbound, is blocked"));
     wait_text(c, "#digest-status", "the agent retries by itself").await;
     let _ = save_png(c, "host-failed.png").await;
+    // Retry: the desired state goes to the agent again as a new revision, with a
+    // comment, through the review step (focus on Back), audited.
+    let before = store.host("h-hr09").await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    open_dialog(c, "#host-actions button.act.retry").await;
+    assert!(text_of(c, "#dlg-title").await.starts_with("Retry"));
+    assert!(!displayed(c, "#dlg-allow").await, "no exceptions on a retry");
+    click(c, "#dlg-review").await;
+    wait_text(c, "#err-comment", "comment is required").await;
+    fill(c, "#dlg-comment", "IR-1211 WFP service restarted").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Retry 1 host?").await;
+    wait_text(c, "#dlg-confirm-hosts", "hr-laptop-09 — will be re-sent to the agent").await;
+    assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
+    let _ = save_png(c, "retry-confirm.png").await;
+    click(c, "#dlg-confirm").await;
+    wait_text(c, "#flash", "Retry sent for 1 host").await;
+    wait_text(c, "#host-headline", "Quarantine requested").await;
+    let after = store.host("h-hr09").await.unwrap();
+    assert_eq!(after.desired.revision, before.desired.revision + 1);
+    assert_eq!(
+        (&after.desired.allow, &after.desired.actor, &after.desired.comment),
+        (&before.desired.allow, &before.desired.actor, &before.desired.comment),
+        "a retry changes nothing of the desired state"
+    );
+    let rec = store
+        .audit(&cordon_server::store::AuditFilter {
+            host_id: Some("h-hr09".into()),
+            action: Some("retry".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        rec.iter()
+            .any(|r| r.actor == "rita-responder" && r.comment.as_deref() == Some("IR-1211 WFP service restarted")),
+        "{rec:?}"
+    );
+    // The agent fails again: the page says so, live, with Retry offered again.
+    report_detail(
+        store,
+        "h-hr09",
+        AgentState::Failed,
+        "wfp",
+        "WFP transaction aborted: access denied (0x80320009)",
+    )
+    .await;
+    wait_text(c, "#host-headline", "Failed").await;
+    until("Retry offered again", 15, || async {
+        c.find(Locator::Css("#host-actions button.act.retry"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
 
     // A degraded host page: in force, in the warning colour, the missing exception named.
     c.goto(&format!("{base}/console/hosts/h-pos06")).await.unwrap();

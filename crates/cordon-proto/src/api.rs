@@ -242,6 +242,10 @@ pub struct ActionResult {
     /// asked differently and that were kept as they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// Other managers' claims (`wazuh`, `velociraptor`, `local`) standing on the host as
+    /// its agent last reported them: after a release they keep the host isolated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_claims: Vec<String>,
 }
 
 /// Per host, what a quarantine or release did (or, with `preview`, would do).
@@ -263,6 +267,9 @@ pub enum ActionChange {
     Released,
     /// Not desired quarantined: nothing changed.
     AlreadyReleased,
+    /// `retry`: the host's desired state (quarantine or release, with its exceptions,
+    /// message and expiry as they were) re-sent to the agent as a new revision.
+    Retried,
 }
 
 impl ActionChange {
@@ -275,6 +282,7 @@ impl ActionChange {
             ActionChange::AlreadyQuarantined => "already_quarantined",
             ActionChange::Released => "released",
             ActionChange::AlreadyReleased => "already_released",
+            ActionChange::Retried => "retried",
         }
     }
 
@@ -282,7 +290,7 @@ impl ActionChange {
     pub fn changed(self) -> bool {
         matches!(
             self,
-            ActionChange::New | ActionChange::Replaced | ActionChange::Released
+            ActionChange::New | ActionChange::Replaced | ActionChange::Released | ActionChange::Retried
         )
     }
 }
@@ -314,6 +322,25 @@ pub struct LabelsRequest {
     #[serde(default)]
     /// Why; required when `Quarantine` is added or removed.
     pub comment: Option<String>,
+}
+
+/// Body of `POST /v1/hosts/{id}/retry`: re-send the host's current desired state to its
+/// agent as a new revision (nothing of it changes). Only for a host with something to
+/// retry: `failed`, `tampered`, a degraded quarantine, or a quarantine or release still
+/// pending; otherwise 409.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetryRequest {
+    /// Required: why (audited with the caller's name).
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Optimistic concurrency: the desired-state revision the caller last saw; if the
+    /// host has moved on since, nothing changes and the answer is 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_revision: Option<i64>,
+    /// Answer what the retry would do, and change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

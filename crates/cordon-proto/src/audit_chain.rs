@@ -173,6 +173,50 @@ pub struct SignedCheckpoint {
     /// Version 2: why it was written: `start`, `interval`, `shutdown` or `retention`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occasion: Option<String>,
+    /// Version 3, at `shutdown`: `true` when no other server was writing to the log (no
+    /// other live writer registered): the log must not move until a server starts again,
+    /// so the next record must be that start's checkpoint record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_writer: Option<bool>,
+    /// Version 3, at `start`: records found after the last server's orderly stop (a
+    /// `shutdown` checkpoint with `last_writer`): written while no server ran, so added
+    /// to the database directly. Verification names the first as tampered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_writes: Option<RecordRange>,
+    /// Version 3, at `start`: records after the last checkpoint and after the newest head
+    /// the previous server kept in its anchor file, with no orderly stop behind them (a
+    /// crash, `kill -9`): written in the crash window and not vouched for by anything
+    /// outside the database. Verification reports them as a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unproven: Option<RecordRange>,
+    /// Version 3, at `start`: why the server had no anchor (the data directory's
+    /// `audit-anchor.json` missing or unreadable while the log already had checkpoints):
+    /// the start could not compare the log with what the server knew. A warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_anchor: Option<String>,
+}
+
+/// A run of audit records by id (inclusive), and how many records it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordRange {
+    /// The first record's id.
+    pub first: i64,
+    /// The last record's id.
+    pub last: i64,
+    /// How many records lie between them (both included).
+    pub count: u64,
+}
+
+impl std::fmt::Display for RecordRange {
+    /// `records 7–9 (3)`, or `record 7` for one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "record {}", self.first)
+        } else {
+            write!(f, "records {}–{} ({})", self.first, self.last, self.count)
+        }
+    }
 }
 
 impl SignedCheckpoint {
@@ -184,12 +228,27 @@ impl SignedCheckpoint {
 
     /// Carries any version-2 field (then all of them are signed).
     pub fn is_v2(&self) -> bool {
-        self.chain_start.is_some() || self.prev.is_some() || self.anchor.is_some() || self.occasion.is_some()
+        self.chain_start.is_some()
+            || self.prev.is_some()
+            || self.anchor.is_some()
+            || self.occasion.is_some()
+            || self.is_v3()
+    }
+
+    /// Carries any version-3 field (`last_writer`, `stopped_writes`, `unproven`,
+    /// `no_anchor`; then the version-3 message is signed).
+    pub fn is_v3(&self) -> bool {
+        self.last_writer.is_some()
+            || self.stopped_writes.is_some()
+            || self.unproven.is_some()
+            || self.no_anchor.is_some()
     }
 
     /// The bytes the signature covers: [`SignedCheckpoint::message`] for version 1;
     /// for version 2 another tag, the same four lines, then `chain_start`, `prev`,
-    /// `anchor` (`ID:HASH`) and `occasion`, `-` for an absent one.
+    /// `anchor` (`ID:HASH`) and `occasion`, `-` for an absent one; for version 3 a third
+    /// tag, the version-2 lines, then `last_writer` (`true`/`false`), `stopped_writes`
+    /// and `unproven` (`FIRST-LAST:COUNT`) and `no_anchor`, `-` for an absent one.
     pub fn signed_message(&self) -> Vec<u8> {
         if !self.is_v2() {
             return Self::message(self.last_id, &self.hash, &self.at, &self.key);
@@ -198,8 +257,17 @@ impl SignedCheckpoint {
             c.as_ref()
                 .map_or("-".to_string(), |c| format!("{}:{}", c.last_id, c.hash))
         };
-        format!(
-            "cordon-audit-checkpoint-v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        let range = |r: &Option<RecordRange>| {
+            r.as_ref()
+                .map_or("-".to_string(), |r| format!("{}-{}:{}", r.first, r.last, r.count))
+        };
+        let tag = if self.is_v3() {
+            "cordon-audit-checkpoint-v3"
+        } else {
+            "cordon-audit-checkpoint-v2"
+        };
+        let mut out = format!(
+            "{tag}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             self.last_id,
             self.hash,
             self.at,
@@ -208,8 +276,17 @@ impl SignedCheckpoint {
             opt(&self.prev),
             opt(&self.anchor),
             self.occasion.as_deref().unwrap_or("-").replace('\n', " "),
-        )
-        .into_bytes()
+        );
+        if self.is_v3() {
+            out.push_str(&format!(
+                "{}\n{}\n{}\n{}\n",
+                self.last_writer.map_or("-".to_string(), |w| w.to_string()),
+                range(&self.stopped_writes),
+                range(&self.unproven),
+                self.no_anchor.as_deref().unwrap_or("-").replace('\n', " "),
+            ));
+        }
+        out.into_bytes()
     }
 
     /// The unsigned head it names.
@@ -293,6 +370,25 @@ pub struct ChainReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The first problem found; `None` when the chain checked intact.
     pub problem: Option<ChainProblem>,
+    /// Facts signed checkpoints state that leave records unproven without proving
+    /// tampering (records in a crash window, a start without the anchor file): the chain
+    /// is intact but not every record is vouched for. Any of them makes `ok` false.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ChainWarning>,
+}
+
+/// Something a signed checkpoint states that leaves records unproven (see
+/// [`ChainReport::warnings`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChainWarning {
+    /// The first record concerned, when records are (`None`: the warning is about the
+    /// server's start, e.g. a missing anchor file).
+    pub id: Option<i64>,
+    /// The checkpoint record that signed the fact.
+    pub checkpoint: i64,
+    /// What the checkpoint states, in words.
+    pub reason: String,
 }
 
 /// Incremental verifier: feed records in log order with [`Verifier::push`], then
@@ -336,6 +432,11 @@ pub struct Verifier {
     problem_at: Option<(i64, u64)>,
     /// The last record a verified checkpoint record signed.
     vouched_through: Option<i64>,
+    /// A verified `shutdown` checkpoint record with `last_writer` (its id): until a
+    /// checkpoint record follows, any record was written while no server ran.
+    stopped_by: Option<i64>,
+    /// Facts of verified checkpoints that leave records unproven.
+    warnings: Vec<ChainWarning>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -478,6 +579,16 @@ impl Verifier {
             ));
             return;
         }
+        if let Some(stop) = self.stopped_by {
+            if r.action != CHECKPOINT_ACTION {
+                self.problem = Some(bad(format!(
+                    "was written after the orderly stop of the last running server (shutdown checkpoint \
+                     record {stop}) and before any server started again: it was added to the database while no \
+                     server ran (direct database access)"
+                )));
+                return;
+            }
+        }
         if let Err(reason) = self.signed_record(r) {
             let mut p = bad(reason);
             if let Some((id, position)) = self.problem_at.take() {
@@ -564,6 +675,7 @@ impl Verifier {
             if cp.is_v2() {
                 self.checkpoint_links(&cp, r.id)?;
             }
+            self.checkpoint_facts(&cp, r.id)?;
             self.vouched_through = Some(cp.last_id);
             Ok(())
         } else if r.action == RETENTION_ACTION {
@@ -579,6 +691,49 @@ impl Verifier {
         } else {
             Ok(())
         }
+    }
+
+    /// The facts a version-3 checkpoint record `this` signs about how the log moved
+    /// while no server watched it: records written after the last server's orderly stop
+    /// (tampering, named), records in a crash window and a start without the anchor file
+    /// (warnings); and whether it ends the last writer's run (then the next record must
+    /// be a checkpoint record).
+    fn checkpoint_facts(&mut self, cp: &SignedCheckpoint, this: i64) -> Result<(), String> {
+        self.stopped_by = None;
+        if let Some(w) = &cp.stopped_writes {
+            if let Some((_, pos)) = self.window.get(&w.first) {
+                self.problem_at = Some((w.first, *pos));
+            }
+            return Err(format!(
+                "appeared while no server ran: {w} written after the orderly stop of the last running server and \
+                 before this start (signed by the start checkpoint record {this}): added to the database directly"
+            ));
+        }
+        if let Some(u) = &cp.unproven {
+            self.warnings.push(ChainWarning {
+                id: Some(u.first),
+                checkpoint: this,
+                reason: format!(
+                    "{u} after the last checkpoint and after the last head the previous server kept outside the \
+                     database, with no orderly stop behind them (a crash): not vouched for, they may have been \
+                     added while no server ran (signed by the start checkpoint record {this})"
+                ),
+            });
+        }
+        if let Some(why) = &cp.no_anchor {
+            self.warnings.push(ChainWarning {
+                id: None,
+                checkpoint: this,
+                reason: format!(
+                    "the server started without its anchor ({why}): that start could not compare the log with \
+                     what the server knew before it stopped (signed by the start checkpoint record {this})"
+                ),
+            });
+        }
+        if cp.occasion.as_deref() == Some("shutdown") && cp.last_writer == Some(true) {
+            self.stopped_by = Some(this);
+        }
+        Ok(())
     }
 
     /// The links a version-2 checkpoint signs: the chain start, the checkpoint record
@@ -757,7 +912,8 @@ impl Verifier {
             }
         }
         ChainReport {
-            ok: self.problem.is_none() && self.unchecked == 0,
+            ok: self.problem.is_none() && self.unchecked == 0 && self.warnings.is_empty(),
+            warnings: self.warnings,
             unchained: self.unchained,
             chained: self.chained,
             first_chained_id: self.first_chained_id,
@@ -848,6 +1004,15 @@ pub fn verify_export(
 pub const NOT_VERIFIED: &str =
     "NOT VERIFIED: chain intact; checkpoint signatures NOT verified: pass --ca (or set CORDON_CA)";
 
+/// The last line of [`render`] for a report without a problem, every signature
+/// checked, but with `n` warnings.
+pub fn unproven_line(n: usize) -> String {
+    format!(
+        "UNPROVEN: the chain is intact, but {n} warning(s) above: not every record is vouched for by a signed \
+         checkpoint"
+    )
+}
+
 /// Human-readable lines for a report (CLI output).
 pub fn render(report: &ChainReport) -> String {
     let mut out = String::new();
@@ -881,6 +1046,14 @@ pub fn render(report: &ChainReport) -> String {
     for c in &report.checkpoints {
         out.push_str(&format!("compared with the {c} checkpoint\n"));
     }
+    if report.problem.is_none() {
+        for w in &report.warnings {
+            match w.id {
+                Some(id) => out.push_str(&format!("WARNING: record {id}: {}\n", w.reason)),
+                None => out.push_str(&format!("WARNING: {}\n", w.reason)),
+            }
+        }
+    }
     match &report.problem {
         None => {
             if let Some(h) = &report.head {
@@ -889,6 +1062,8 @@ pub fn render(report: &ChainReport) -> String {
             if report.unchecked_signatures > 0 {
                 out.push_str(NOT_VERIFIED);
                 out.push('\n');
+            } else if !report.warnings.is_empty() {
+                out.push_str(&format!("{}\n", unproven_line(report.warnings.len())));
             } else {
                 out.push_str("OK: the audit chain is intact\n");
             }
@@ -1566,6 +1741,140 @@ mod tests {
             )],
         );
         assert!(!render(&r).contains("record 0"), "{}", render(&r));
+    }
+
+    /// Appends a version-2/3 checkpoint record of the head, changed by `f`.
+    fn push_cp(l: &mut Vec<AuditRecord>, f: impl FnOnce(&mut SignedCheckpoint)) {
+        let last = l.last().unwrap();
+        let prev = l.iter().rev().find(|r| is_checkpoint_record(r)).map(|r| Checkpoint {
+            last_id: r.id,
+            hash: r.hash.clone().unwrap(),
+        });
+        let mut cp = SignedCheckpoint {
+            chain_start: Some(2),
+            prev,
+            occasion: Some("start".into()),
+            ..signed(last.id, last.hash.as_deref().unwrap(), "good")
+        };
+        f(&mut cp);
+        push(l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+    }
+
+    /// The fault kind (trial5, HIGH): after the last writer's orderly stop, any record
+    /// before the next checkpoint record was written while no server ran — named as
+    /// tampering even if the start checkpoint after it did not say so; a start that says
+    /// so names the first such record too.
+    #[test]
+    fn a_record_after_the_last_writers_stop_is_tampering() {
+        let mut l = log(2);
+        push_cp(&mut l, |_| {});
+        push_cp(&mut l, |c| {
+            c.occasion = Some("shutdown".into());
+            c.last_writer = Some(true);
+        });
+        let mut ok = l.clone();
+        push_cp(&mut ok, |_| {});
+        assert!(verify_signed(&ok).ok, "{:?}", verify_signed(&ok));
+        let mut bad = l.clone();
+        push(&mut bad, "release", "{}".into());
+        let forged = bad.last().unwrap().id;
+        let (f, n) = (forged, bad.len());
+        push_cp(&mut bad, |c| {
+            c.stopped_writes = Some(RecordRange {
+                first: f,
+                last: f,
+                count: 1,
+            })
+        });
+        let p = verify_signed(&bad).problem.unwrap();
+        assert_eq!((p.id, p.position), (Some(forged), n as u64), "{p:?}");
+        assert!(p.reason.contains("while no server ran"), "{p:?}");
+        // The start's signed statement alone names it too (a stop by an older server,
+        // without last_writer).
+        let mut l = log(2);
+        push_cp(&mut l, |c| c.occasion = Some("shutdown".into()));
+        push(&mut l, "release", "{}".into());
+        let (f, n) = (l.last().unwrap().id, l.len());
+        push_cp(&mut l, |c| {
+            c.stopped_writes = Some(RecordRange {
+                first: f,
+                last: f,
+                count: 1,
+            })
+        });
+        let p = verify_signed(&l).problem.unwrap();
+        assert_eq!((p.id, p.position), (Some(f), n as u64), "{p:?}");
+        assert!(p.reason.contains("appeared while no server ran: record"), "{p:?}");
+        // A stop that was not the last writer's does not close the log.
+        let mut l = log(2);
+        push_cp(&mut l, |c| {
+            c.occasion = Some("shutdown".into());
+            c.last_writer = Some(false);
+        });
+        push(&mut l, "release", "{}".into());
+        assert!(verify_signed(&l).ok, "{:?}", verify_signed(&l));
+    }
+
+    /// Unproven records (a crash window) and a start without the anchor are warnings:
+    /// not a problem, not `ok`, and the last line never says intact without qualification.
+    #[test]
+    fn unproven_records_and_a_missing_anchor_are_warnings_not_intact() {
+        let mut l = log(2);
+        push_cp(&mut l, |_| {});
+        push(&mut l, "release", "{}".into());
+        let f = l.last().unwrap().id;
+        push_cp(&mut l, |c| {
+            c.unproven = Some(RecordRange {
+                first: f,
+                last: f,
+                count: 1,
+            });
+            c.no_anchor = Some("no anchor found: gone".into());
+        });
+        let r = verify_signed(&l);
+        assert!(r.problem.is_none() && !r.ok, "{r:?}");
+        assert_eq!(r.warnings.len(), 2, "{r:?}");
+        assert_eq!(r.warnings[0].id, Some(f));
+        let text = render(&r);
+        assert!(text.contains(&format!("WARNING: record {f}")), "{text}");
+        assert!(text.contains("no anchor found: gone"), "{text}");
+        assert!(text.contains("UNPROVEN") && !text.contains("OK:"), "{text}");
+    }
+
+    /// The version-3 fields are signed: removing a start's statement breaks the signature.
+    #[test]
+    fn version_3_facts_are_covered_by_the_signature() {
+        let base = signed(9, &"a".repeat(64), "good");
+        let with = SignedCheckpoint {
+            stopped_writes: Some(RecordRange {
+                first: 8,
+                last: 8,
+                count: 1,
+            }),
+            ..base.clone()
+        };
+        assert_ne!(base.signed_message(), with.signed_message());
+        let unproven = SignedCheckpoint {
+            unproven: with.stopped_writes.clone(),
+            ..base.clone()
+        };
+        assert_ne!(with.signed_message(), unproven.signed_message());
+        let last = SignedCheckpoint {
+            last_writer: Some(true),
+            ..base.clone()
+        };
+        let not_last = SignedCheckpoint {
+            last_writer: Some(false),
+            ..base.clone()
+        };
+        assert_ne!(last.signed_message(), not_last.signed_message());
+        let v2 = SignedCheckpoint {
+            occasion: Some("start".into()),
+            ..base
+        };
+        assert!(String::from_utf8(v2.signed_message())
+            .unwrap()
+            .starts_with("cordon-audit-checkpoint-v2\n"));
     }
 
     #[test]

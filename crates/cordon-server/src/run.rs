@@ -24,6 +24,9 @@ pub enum RunError {
     /// The database could not be opened, migrated or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A signed audit checkpoint could not be written (an offline command's).
+    #[error("cannot write the audit checkpoint: {0}")]
+    Audit(String),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -37,6 +40,10 @@ pub enum RunError {
 
 /// Pause between two periodic signed audit checkpoints (written only when the log moved).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
+
+/// At an orderly stop, the pause between telling every task to stop and writing the
+/// shutdown checkpoint.
+pub const SHUTDOWN_SETTLE: Duration = Duration::from_millis(200);
 
 /// Pause between two readings of the audit chain head (see
 /// [`cordon_server_core::Store::note_audit_head`]).
@@ -76,12 +83,90 @@ pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -
 }
 
 /// Creates a one-time enrollment token straight in the database at `db`
-/// (`cordon server token create`), valid `ttl_secs`, giving the host `labels`.
-pub async fn create_enroll_token(db: &str, labels: &[String], ttl_secs: i64) -> Result<EnrollTokenCreated, RunError> {
-    let store = Store::connect(db).await?;
-    Ok(store
+/// (`cordon server token create`), valid `ttl_secs`, giving the host `labels`. It writes
+/// to the audit log like a short server run (the CA key in `data_dir` signs): a start
+/// checkpoint, the token's record, a shutdown checkpoint — so a record it adds while no
+/// server runs is not taken for one added behind the servers' back.
+pub async fn create_enroll_token(
+    data_dir: &Path,
+    db: &str,
+    labels: &[String],
+    ttl_secs: i64,
+) -> Result<EnrollTokenCreated, RunError> {
+    let store = Arc::new(Store::connect(db).await?);
+    let ca = Arc::new(Ca::load(data_dir)?);
+    let mut state = AppState::new(store.clone(), Some(ca));
+    let lock = WriterLock::take(data_dir);
+    let anchor = data_dir.join(audit::ANCHOR_FILE);
+    let status = audit::load_anchor(&state, &anchor);
+    state.audit_anchor = Some(anchor);
+    audit::start_checkpoint(&state, status.start_facts(lock.sole()))
+        .await
+        .map_err(|e| RunError::Audit(e.to_string()))?;
+    let created = store
         .create_enroll_token("cordon server token create", labels, ttl_secs)
-        .await?)
+        .await;
+    let closed = audit::checkpoint(&state, audit::occasion::SHUTDOWN).await;
+    drop(lock);
+    let created = created?;
+    closed.map_err(|e| RunError::Audit(e.to_string()))?;
+    Ok(created)
+}
+
+/// Name of the lock file in the data directory that every process writing the audit log
+/// from it holds shared while it runs (see [`WriterLock`]).
+pub const WRITER_LOCK_FILE: &str = "audit-writer.lock";
+
+/// A shared lock on the data directory's [`WRITER_LOCK_FILE`], held while this process
+/// writes the audit log. Taken exclusively first: when that succeeds no other process
+/// uses the data directory, so the writer named in its anchor file (the previous run)
+/// has ended even if its `audit_writers` row still looks live (a crash), and the start
+/// drops that row. Hand-written with `flock(2)` (as `cordon-engine`'s state lock): no
+/// locking crate is in the tree for the server.
+pub struct WriterLock {
+    #[cfg(unix)]
+    _file: Option<std::fs::File>,
+    sole: bool,
+}
+
+impl WriterLock {
+    /// Takes the lock (never fails: without it the previous run's row is kept, which
+    /// only makes the start more careful — it then treats that run as live).
+    pub fn take(data_dir: &Path) -> WriterLock {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(data_dir.join(WRITER_LOCK_FILE));
+            let Ok(file) = file else {
+                return WriterLock {
+                    _file: None,
+                    sole: false,
+                };
+            };
+            // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
+            let sole = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            // SAFETY: as above; converting to (or waiting for) a shared lock.
+            let shared = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } == 0;
+            WriterLock {
+                _file: shared.then_some(file),
+                sole,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = data_dir;
+            WriterLock { sole: false }
+        }
+    }
+
+    /// No other process held the data directory when the lock was taken.
+    pub fn sole(&self) -> bool {
+        self.sole
+    }
 }
 
 /// How `cordon server run` serves.
@@ -108,6 +193,8 @@ pub struct Running {
     pub state: AppState,
     tasks: Vec<JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Held while the server runs (see [`WriterLock`]).
+    _writer_lock: WriterLock,
 }
 
 impl Running {
@@ -125,10 +212,18 @@ impl Running {
     /// noticing. A failure to write it is logged.
     pub async fn shutdown(self) {
         let state = self.state.clone();
-        self.stop();
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        // Let the connections and tasks just told to stop drop their futures (a
+        // transaction not committed by then rolls back): the shutdown checkpoint must be
+        // the last record this server writes.
+        tokio::time::sleep(SHUTDOWN_SETTLE).await;
         if let Err(e) = audit::checkpoint(&state, audit::occasion::SHUTDOWN).await {
             tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint");
         }
+        drop(self);
     }
 }
 
@@ -207,10 +302,14 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     // and the data directory's anchor file, at start (before serving), every ten minutes
     // while the log moves, and at an orderly shutdown. The start checkpoint names the
     // previous run's last checkpoint (from the anchor file).
+    // The start checkpoint also registers this process as a writer of the log and signs
+    // how the log moved while no server watched it (records after the last server's
+    // orderly stop, the crash window, a missing anchor file).
+    let writer_lock = WriterLock::take(&cfg.data_dir);
     let anchor = cfg.data_dir.join(audit::ANCHOR_FILE);
-    audit::load_anchor(&state, &anchor);
+    let status = audit::load_anchor(&state, &anchor);
     state.audit_anchor = Some(anchor);
-    if let Err(e) = audit::checkpoint(&state, audit::occasion::START).await {
+    if let Err(e) = audit::start_checkpoint(&state, status.start_facts(writer_lock.sole())).await {
         tracing::warn!(error = %e, "cannot write the start audit checkpoint");
     }
     let checkpoints = {
@@ -235,6 +334,10 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
             let mut saved = state.store.seen_audit_head();
             loop {
                 tick.tick().await;
+                // Other writers see this server live (see `audit_writers`).
+                if let Err(e) = state.store.writer_heartbeat().await {
+                    tracing::warn!(error = %e, "cannot refresh this server's audit writer row");
+                }
                 if let Err(e) = state.store.note_audit_head().await {
                     tracing::warn!(error = %e, "cannot read the audit chain head");
                     continue;
@@ -274,5 +377,6 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         state,
         tasks: tasks.into_iter().chain(automation).collect(),
         shutdown,
+        _writer_lock: writer_lock,
     })
 }

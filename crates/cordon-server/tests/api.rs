@@ -402,6 +402,11 @@ async fn audit_export_tokens_and_openapi() {
     assert_eq!(st, StatusCode::OK);
     assert!(doc["paths"]["/v1/hosts/{id}/quarantine"]["post"].is_object(), "{doc}");
     assert!(doc["components"]["schemas"]["ActionRequest"].is_object());
+    assert!(
+        doc["paths"]["/v1/hosts/{id}/retry"]["post"].is_object(),
+        "retry is documented"
+    );
+    assert!(doc["components"]["schemas"]["RetryRequest"].is_object());
 }
 
 #[tokio::test]

@@ -799,3 +799,323 @@ async fn audit_chain_unsigned_cut_note_does_not_hide_a_removed_start() {
     assert_eq!(p.id, Some(all[3].id), "{p:?}");
     assert!(p.reason.contains("no signed retention record vouches"), "{p:?}");
 }
+
+/// A server's data directory and database, initialised (`cordon server init`), for the
+/// stop-edit-restart scenarios: one setup instead of a copy per test.
+struct Runs {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    db: String,
+}
+
+impl Runs {
+    async fn new() -> Runs {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("server");
+        let db = run_db(dir.path()).await;
+        cordon_server::run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .await
+            .unwrap();
+        Runs { dir, data, db }
+    }
+
+    async fn start(&self) -> cordon_server::run::Running {
+        cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
+    }
+
+    fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
+        CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    }
+
+    /// The database's log verified by `server` with the CA certificate.
+    async fn verify(&self, server: &cordon_server::run::Running) -> ChainReport {
+        server.state.store.audit_verify(vec![], Some(self.ca())).await.unwrap()
+    }
+
+    /// The store, opened anew (as someone with database access while no server runs).
+    async fn store(&self) -> Store {
+        Store::connect(&self.db).await.unwrap()
+    }
+
+    /// Waits (bounded) until the running server has kept the database's head in its
+    /// anchor file (its head watcher does every two seconds).
+    async fn wait_anchor_head(&self, store: &Store) {
+        let (head, _) = store.audit_head().await.unwrap();
+        let anchor = self.data.join("audit-anchor.json");
+        let start = std::time::Instant::now();
+        loop {
+            let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            if kept.and_then(|k| k.seen) == head {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the head was not kept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Appends a record the way someone with database access would (the database allocates
+/// its id), hashes recomputed so the chain stays self-consistent and the head row moved
+/// to it. Returns its id.
+async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
+    let (head, _) = store.audit_head().await.unwrap();
+    let head = head.unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash) \
+         VALUES ($1, $2, 'release', $3, 'ok', $4, '') RETURNING id",
+    )
+    .bind(cordon_server_core::timefmt::now_ms())
+    .bind(actor.to_string())
+    .bind(comment.to_string())
+    .bind(head.hash.clone())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // Hash the record as it reads back.
+    let stored = store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id == id)
+        .unwrap();
+    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
+    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
+        .bind(h.clone())
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(id)
+        .bind(h)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    id
+}
+
+/// The signed checkpoints in the log, in order.
+async fn checkpoints_of(store: &Store) -> Vec<SignedCheckpoint> {
+    store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == "audit_checkpoint")
+        .map(|r| serde_json::from_str(r.detail.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+/// The fault kind (trial5, HIGH): a record appended while no server ran, hashes
+/// recomputed so the chain is self-consistent, was vouched for by the next start's
+/// checkpoint and read intact. After the last server's orderly stop nothing may follow
+/// but the next start's checkpoint: verification says TAMPERED naming the record, and
+/// the start checkpoint signs the fact (so later restarts keep saying it).
+#[tokio::test]
+async fn audit_chain_forged_append_while_stopped_is_named_tampered_after_restart() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    for name in ["ops-1", "ops-2"] {
+        first
+            .state
+            .store
+            .create_api_token("alice", name, Role::Viewer)
+            .await
+            .unwrap();
+    }
+    first.shutdown().await;
+    let store = runs.store().await;
+    let last = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(
+        (last.occasion.as_deref(), last.last_writer),
+        (Some("shutdown"), Some(true)),
+        "the only server's orderly stop closes the log"
+    );
+    let forged = append_forged(&store, "rule:wazuh-critical", "routine").await;
+    drop(store);
+    let second = runs.start().await;
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("intact after a forged append: {text}"));
+    assert_eq!(p.id, Some(forged), "{text}");
+    assert!(text.contains(&format!("TAMPERED: record {forged}")), "{text}");
+    assert!(p.reason.contains("while no server ran"), "{text}");
+    let start = checkpoints_of(&second.state.store).await.pop().unwrap();
+    assert_eq!(
+        start.stopped_writes.as_ref().map(|w| (w.first, w.last, w.count)),
+        Some((forged, forged, 1)),
+        "the start checkpoint signs the records that appeared: {start:?}"
+    );
+    second.shutdown().await;
+    // Later restarts keep the evidence.
+    let third = runs.start().await;
+    let p = runs.verify(&third).await.problem.unwrap();
+    assert_eq!(p.id, Some(forged));
+    third.stop();
+}
+
+/// After a crash (no orderly stop) records after the last checkpoint and the last head
+/// the server kept outside the database are the crash window: the start checkpoint signs
+/// them as unproven and verification warns (never "intact" without qualification).
+#[tokio::test]
+async fn audit_chain_records_after_a_crash_are_unproven_not_intact() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    let store = first.state.store.clone();
+    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    runs.wait_anchor_head(&store).await;
+    first.stop(); // a crash: no shutdown checkpoint
+    let forged = append_forged(&store, "system", "routine").await;
+    drop(store);
+    let second = runs.start().await;
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    assert!(r.problem.is_none(), "{text}");
+    assert!(!r.ok, "{text}");
+    assert_eq!(r.warnings.len(), 1, "{text}");
+    assert_eq!(r.warnings[0].id, Some(forged), "{text}");
+    assert!(text.contains(&format!("WARNING: record {forged}")), "{text}");
+    assert!(text.contains("UNPROVEN"), "{text}");
+    assert!(!text.contains("OK:"), "{text}");
+    second.stop();
+    // A crash with nothing after the last head kept: no warning.
+    let third = runs.start().await;
+    let r = runs.verify(&third).await;
+    assert_eq!(r.warnings.len(), 1, "only the earlier window: {}", render(&r));
+    third.shutdown().await;
+}
+
+/// The fault kind (trial5, MED): the anchor file deleted while the server was stopped
+/// went unnoticed. The start logs a warning and signs "no anchor found" into its
+/// checkpoint; verification shows it.
+#[tokio::test]
+async fn audit_chain_deleted_anchor_is_signed_into_the_start_checkpoint() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    first
+        .state
+        .store
+        .create_api_token("alice", "ops-1", Role::Viewer)
+        .await
+        .unwrap();
+    let r = runs.verify(&first).await;
+    assert!(
+        r.ok && r.warnings.is_empty(),
+        "a first start is not a missing anchor: {}",
+        render(&r)
+    );
+    first.shutdown().await;
+    std::fs::remove_file(runs.data.join("audit-anchor.json")).unwrap();
+    let second = runs.start().await;
+    let start = checkpoints_of(&second.state.store).await.pop().unwrap();
+    assert!(
+        start
+            .no_anchor
+            .as_deref()
+            .is_some_and(|w| w.contains("no anchor found")),
+        "{start:?}"
+    );
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    assert!(r.problem.is_none() && !r.ok, "{text}");
+    assert!(
+        text.contains("WARNING: the server started without its anchor (no anchor found"),
+        "{text}"
+    );
+    second.stop();
+}
+
+/// `cordon server token create` writes to the log while no server may run: it writes
+/// like a short server run (start checkpoint, record, shutdown checkpoint), so its
+/// record is not taken for one added behind the servers' back — with the server stopped
+/// or running.
+#[tokio::test]
+async fn audit_chain_offline_token_create_is_not_taken_for_tampering() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    first.shutdown().await;
+    cordon_server::run::create_enroll_token(&runs.data, &runs.db, &[], 600)
+        .await
+        .unwrap();
+    let second = runs.start().await;
+    cordon_server::run::create_enroll_token(&runs.data, &runs.db, &[], 600)
+        .await
+        .unwrap();
+    second
+        .state
+        .store
+        .create_api_token("alice", "ops-1", Role::Viewer)
+        .await
+        .unwrap();
+    let r = runs.verify(&second).await;
+    assert!(r.ok, "{}", render(&r));
+    second.shutdown().await;
+    let third = runs.start().await;
+    let r = runs.verify(&third).await;
+    assert!(r.ok, "{}", render(&r));
+    third.stop();
+}
+
+/// Two servers writing one log (replicas): one's orderly stop while the other runs does
+/// not close the log, and the other's live records are neither tampering nor unproven
+/// when the first starts again; the last one's stop closes it.
+#[tokio::test]
+async fn audit_chain_replica_stop_does_not_flag_the_other_replicas_writes() {
+    let runs = Runs::new().await;
+    // A second data directory with the same CA and server certificate.
+    let data_b = runs.dir.path().join("server-b");
+    std::fs::create_dir_all(&data_b).unwrap();
+    for f in std::fs::read_dir(&runs.data).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        if f.file_type().unwrap().is_file() && !name.starts_with("audit-") && !name.starts_with("cordon.db") {
+            std::fs::copy(f.path(), data_b.join(&name)).unwrap();
+        }
+    }
+    let a = runs.start().await;
+    let b = cordon_server::run::start(&run_cfg(&data_b, &runs.db)).await.unwrap();
+    a.shutdown().await;
+    let last = checkpoints_of(&b.state.store).await.pop().unwrap();
+    assert_eq!(
+        last.last_writer,
+        Some(false),
+        "the other replica still writes: {last:?}"
+    );
+    b.state
+        .store
+        .create_api_token("alice", "ops-1", Role::Viewer)
+        .await
+        .unwrap();
+    let a = runs.start().await;
+    let start = checkpoints_of(&a.state.store).await.pop().unwrap();
+    assert!(start.stopped_writes.is_none() && start.unproven.is_none(), "{start:?}");
+    let r = runs.verify(&a).await;
+    assert!(r.ok, "{}", render(&r));
+    b.shutdown().await;
+    a.state
+        .store
+        .create_api_token("alice", "ops-2", Role::Viewer)
+        .await
+        .unwrap();
+    a.shutdown().await;
+    let last = checkpoints_of(&runs.store().await).await.pop().unwrap();
+    assert_eq!(last.last_writer, Some(true), "{last:?}");
+    let a = runs.start().await;
+    let r = runs.verify(&a).await;
+    assert!(r.ok, "{}", render(&r));
+    a.stop();
+}

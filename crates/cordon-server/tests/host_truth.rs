@@ -334,6 +334,9 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
 
     let v = quarantine(&c, &format!("/v1/hosts/{h}/release"), json!({"comment": "done"})).await;
     let rel = v["results"][0]["revision"].as_i64().unwrap();
+    // The release's answer names the other claims that keep the host isolated
+    // (trial6: the CLI printed a bare `released release_pending`).
+    assert_eq!(v["results"][0]["other_claims"], json!(["wazuh", "local"]), "{v}");
     let mut r = report(rel, AgentState::Isolated);
     r.claims = vec![claim("wazuh"), claim("local")];
     c.agent_status(&h, &r).await;

@@ -314,6 +314,27 @@ async fn duplicate_hostname_is_accepted_flagged_on_both_and_refused_as_a_name() 
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(host(&ctx, &b).await.flags.is_empty());
+    // A revoked namesake never makes the name ambiguous: `hosts show web1` is the live
+    // host (trial6: 409 "N hosts are named" counting revoked ids after a re-enrollment).
+    let (st, v) = ctx.call("GET", "/v1/hosts/web1", Some(&ctx.viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], b.as_str(), "{v}");
+    // Only revoked hosts have it: the one revoked host is found (its record stays readable).
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{b}/revoke"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"gone","force":true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = ctx.call("GET", "/v1/hosts/web1", Some(&ctx.viewer), None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "two revoked hosts had the name: {v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("2 revoked hosts are named"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

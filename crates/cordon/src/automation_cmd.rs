@@ -202,7 +202,9 @@ pub enum NotifyWhat {
         kind: String,
         #[arg(long)]
         url: String,
-        /// quarantined, released, failed, tampered, approval_required.
+        /// Notification kinds (repeat; default all): quarantined, released,
+        /// quarantine_requested, release_requested, not_enforcing, failed, tampered,
+        /// approval_required; opt-in only: audit_checkpoint.
         #[arg(long = "event")]
         events: Vec<String>,
     },
@@ -508,6 +510,14 @@ pub fn notify(a: NotifyArgs) -> u8 {
                     pretty(&v);
                 } else {
                     println!("target {} added (id {})", name, s(&v["id"]));
+                    // Links in notifications are only absolute once the console's URL is known.
+                    let settings = call(&api, Method::GET, &["v1", "automation", "settings"], &[], None).await;
+                    if settings.is_ok_and(|v| v["console_url"].as_str().is_none_or(str::is_empty)) {
+                        println!(
+                            "note: host links in notifications are relative (/console/hosts/ID) until the console's \
+                             address is set: cordon rules settings --console-url https://SERVER:8443"
+                        );
+                    }
                 }
             }
             NotifyWhat::Remove { id } => {

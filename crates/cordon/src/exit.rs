@@ -20,6 +20,10 @@ pub enum Code {
     /// A check passed only in part: `cordon audit verify --file` without the CA
     /// certificate found the chain intact but could not check the signatures.
     Unverified = 5,
+    /// `cordon audit verify`: the chain is intact but a signed checkpoint says some
+    /// records are not vouched for (written in a crash window, a start without the
+    /// anchor file): a warning, neither intact nor tampered.
+    Unproven = 6,
 }
 
 impl Code {

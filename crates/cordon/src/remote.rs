@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cordon_client::{Action, ApiClient, AuditFilter, AuditFormat, ClientError, HostFilter, Target};
-use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RevokeRequest};
+use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, RevokeRequest};
 
 use crate::exit::{block_on, Code, Failure};
 
@@ -70,6 +70,18 @@ pub enum HostsWhat {
         remove: Vec<String>,
         #[arg(long)]
         comment: Option<String>,
+    },
+    /// Re-send a failed, tampered, degraded or pending host's desired state to its agent
+    /// as a new revision (nothing of it changes; audited). Refused (409) when there is
+    /// nothing to retry.
+    Retry {
+        host: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        /// Only if the host's desired-state revision is still this one (409 otherwise).
+        #[arg(long, value_name = "REVISION")]
+        if_revision: Option<i64>,
     },
     /// Revoke a host: its certificate is refused from now on.
     Revoke {
@@ -147,7 +159,9 @@ pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
     /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
     /// its signatures). Exit 0 intact and every signature checked, 1 tampered (or
-    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca).
+    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca),
+    /// 6 chain intact but a signed checkpoint says some records are unproven (a crash
+    /// window, a start without the anchor file).
     Verify(AuditVerifyArgs),
 }
 
@@ -218,6 +232,13 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             None if report.unchecked_signatures > 0 => Err(Failure::msg(
                 Code::Unverified,
                 "the checkpoint signatures were not verified: pass --ca CA.pem (or set CORDON_CA)",
+            )),
+            None if !report.warnings.is_empty() => Err(Failure::msg(
+                Code::Unproven,
+                format!(
+                    "the chain is intact, but {} warning(s): not every record is vouched for",
+                    report.warnings.len()
+                ),
             )),
             None => Ok(()),
             Some(p) => Err(Failure::msg(
@@ -359,22 +380,30 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 /// The state in one phrase: `quarantined`, `quarantined (degraded: exception … unresolved)`,
 /// `not_enforcing`, … — never more than the agent confirmed.
 pub(crate) fn state_text(h: &Host) -> String {
-    match h.state {
+    // Other managers' claims (Wazuh, Velociraptor, a local `cordon isolate`) isolate the
+    // host whatever Cordon's state says: the list never shows a bare state for such a
+    // host (issue 16).
+    let others: Vec<&str> = h
+        .claims
+        .iter()
+        .filter(|c| c.source != "agent")
+        .map(|c| c.source.as_str())
+        .collect();
+    let base = match h.state {
         cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
             format!("quarantined (degraded: {})", h.degraded.join("; "))
         }
         // Cordon's release is in force, other managers' claims are not: never a bare
         // "normal" for a host that is isolated (trial finding).
-        cordon_proto::HostState::Normal if h.claims.iter().any(|c| c.source != "agent") => {
-            let others: Vec<&str> = h
-                .claims
-                .iter()
-                .filter(|c| c.source != "agent")
-                .map(|c| c.source.as_str())
-                .collect();
-            format!("normal (still isolated by {})", others.join(", "))
+        cordon_proto::HostState::Normal if !others.is_empty() => {
+            return format!("normal (still isolated by {})", others.join(", "));
         }
         s => s.as_str().to_string(),
+    };
+    if others.is_empty() {
+        base
+    } else {
+        format!("{base} · also: {}", others.join(", "))
     }
 }
 
@@ -430,6 +459,9 @@ pub(crate) fn show_host(h: &Host) -> String {
         );
         if !h.desired.allow.is_empty() {
             let _ = writeln!(o, "  allow:     {}", term::safe(&h.desired.allow.join(", ")));
+        }
+        if let Some(m) = &h.desired.message {
+            let _ = writeln!(o, "  message:   {}", term::safe(m));
         }
         for d in &h.degraded {
             let _ = writeln!(o, "  missing:   {}", term::safe(d));
@@ -586,6 +618,21 @@ pub fn hosts(a: HostsArgs) -> u8 {
                     );
                 }
             }
+            HostsWhat::Retry {
+                host,
+                comment,
+                if_revision,
+            } => {
+                let req = RetryRequest {
+                    comment: Some(comment),
+                    if_revision,
+                    preview: false,
+                };
+                match api.retry(&host, &req).await {
+                    Ok(out) => print_action(&out, a.json),
+                    Err(e) => return Err(host_failure(&api, std::slice::from_ref(&host), e).await),
+                }
+            }
             HostsWhat::Revoke { host, comment, force } => {
                 let h = match api.revoke(&host, &RevokeRequest { comment, force }).await {
                     Ok(h) => h,
@@ -670,6 +717,31 @@ fn print_action(out: &ActionResponse, json: bool) {
     {
         println!("hosts already quarantined kept their own exceptions/message/expiry; --replace replaces them");
     }
+    for line in still_isolated_lines(out) {
+        println!("{line}");
+    }
+}
+
+/// For a release: one warning per host that other managers' claims keep isolated after
+/// Cordon's release (the agent never undoes another source's claim), so a release is
+/// never read as "the host is open" when it is not.
+pub(crate) fn still_isolated_lines(out: &ActionResponse) -> Vec<String> {
+    if out.action != "release" {
+        return Vec::new();
+    }
+    out.results
+        .iter()
+        .filter(|r| !r.other_claims.is_empty())
+        .map(|r| {
+            format!(
+                "{} ({}): STILL ISOLATED by other claims: {} — Cordon's release removes only its own; \
+                 release those with their own tool (or `cordon release --source SOURCE` on the host)",
+                term::safe(&r.hostname),
+                term::safe(&r.host_id),
+                term::safe(&r.other_claims.join(", "))
+            )
+        })
+        .collect()
 }
 
 /// Per host, what the action changed: `new`, `replaced allow, expires_at`, `unchanged`,
@@ -819,11 +891,67 @@ mod tests {
     /// Trial finding, the fault kind: a host Cordon released but other managers still
     /// isolate was listed as a bare "normal".
     #[test]
-    fn a_released_host_other_claims_isolate_is_never_a_bare_normal() {
+    fn a_host_other_claims_isolate_never_shows_a_bare_state() {
         let h = host("normal", &["wazuh", "local"]);
         assert_eq!(state_text(&h), "normal (still isolated by wazuh, local)");
         assert!(show_host(&h).contains("state:     normal (still isolated by wazuh, local)"));
         assert_eq!(state_text(&host("normal", &[])), "normal");
         assert_eq!(state_text(&host("normal", &["agent"])), "normal");
+        // Quarantined by Cordon and another manager: the list names the other claim too.
+        assert_eq!(
+            state_text(&host("quarantined", &["agent", "wazuh"])),
+            "quarantined · also: wazuh"
+        );
+        assert_eq!(state_text(&host("quarantined", &["agent"])), "quarantined");
+        assert_eq!(
+            state_text(&host("quarantine_pending", &["local"])),
+            "quarantine_pending · also: local"
+        );
+    }
+
+    /// Trial6 finding: `cordon release web1` printed `released release_pending` and nothing
+    /// more while Wazuh's claim kept the host isolated (only the webhook said so).
+    #[test]
+    fn a_release_other_claims_keep_isolated_says_still_isolated() {
+        let result = |claims: &[&str]| cordon_proto::ActionResult {
+            host_id: "h1".into(),
+            hostname: "web1".into(),
+            state: cordon_proto::HostState::ReleasePending,
+            revision: 6,
+            change: cordon_proto::ActionChange::Released,
+            fields: vec![],
+            other_claims: claims.iter().map(|c| c.to_string()).collect(),
+        };
+        let out = ActionResponse {
+            action: "release".into(),
+            results: vec![result(&["wazuh", "local"]), result(&[])],
+            preview: false,
+        };
+        let lines = still_isolated_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("web1 (h1): STILL ISOLATED by other claims: wazuh, local"),
+            "{lines:?}"
+        );
+        // A quarantine never says it (the claims are no news there).
+        let q = ActionResponse {
+            action: "quarantine".into(),
+            ..out
+        };
+        assert!(still_isolated_lines(&q).is_empty());
+    }
+
+    /// Trial6 finding: `hosts show` left out the message users see on the host.
+    #[test]
+    fn hosts_show_prints_the_quarantine_message() {
+        let mut h = host("quarantined", &["agent"]);
+        h.desired.quarantined = true;
+        h.desired.message = Some("Isolated by the SOC. Call 555-0100.\x1b[2J".into());
+        let text = show_host(&h);
+        assert!(
+            text.contains("  message:   Isolated by the SOC. Call 555-0100."),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'), "terminal controls are escaped: {text}");
     }
 }

@@ -155,7 +155,7 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
         .filter(|l| !l.is_empty())
         .collect();
     let db = run::db_url(&a.data, a.db.as_deref());
-    match run::create_enroll_token(&db, &labels, ttl).await {
+    match run::create_enroll_token(&a.data, &db, &labels, ttl).await {
         Ok(t) => {
             if a.json {
                 println!(

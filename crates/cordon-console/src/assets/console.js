@@ -253,6 +253,8 @@
       replace: current.action === "quarantine" && $("dlg-replace").checked
     };
   }
+  // "Quarantine", "Release", "Retry".
+  function verbOf(action) { return action.charAt(0).toUpperCase() + action.slice(1); }
   function openDialog(btn) {
     var action = btn.getAttribute("data-action");
     var target = btn.getAttribute("data-target");
@@ -278,8 +280,8 @@
     clearErrors();
     counter();
     setStep(false);
-    var verb = action === "quarantine" ? "Quarantine" : "Release";
-    $("dlg-title").textContent = verb;
+    var verb = verbOf(action);
+    $("dlg-title").textContent = action === "retry" ? "Retry: re-send the desired state to the agent" : verb;
     $("dlg-action").value = action;
     $("dlg-targets").textContent = byLabel
       ? "Every host with the label you give."
@@ -287,7 +289,7 @@
     $("dlg-label-field").hidden = !byLabel;
     dlg.classList.toggle("is-release", action === "release");
     dlg.querySelector(".quarantine-only").hidden = action !== "quarantine";
-    $("dlg-review").textContent = "Review " + (action === "quarantine" ? "quarantine" : "release");
+    $("dlg-review").textContent = "Review " + action;
     dlg.showModal();
     (byLabel ? $("dlg-label") : $("dlg-comment")).focus();
   }
@@ -296,7 +298,9 @@
     replaced: "replaced (already quarantined: exceptions, message and expiry replaced)",
     already_quarantined: "kept (already quarantined: exceptions, message and expiry kept)",
     unchanged: "no change (already quarantined with these settings)",
-    released: "will be released", already_released: "no change (already released)" };
+    released: "will be released", already_released: "no change (already released)",
+    retried: "will be re-sent to the agent (new revision; exceptions, message and expiry as they are)",
+    nothing_to_retry: "no change (nothing to retry)" };
   function tag(text, cls) { var s = document.createElement("span"); s.className = "tag " + cls; s.textContent = text; return s; }
   function renderImpact(j) {
     $("dlg-confirm-text").textContent = j.summary;
@@ -343,7 +347,7 @@
     if (j.confirm_word) {
       $("dlg-typed-label").textContent = "Type the label “" + j.confirm_word + "” or the number of hosts (" + j.count + ") to confirm";
     }
-    var verb = current.action === "quarantine" ? "Quarantine" : "Release";
+    var verb = verbOf(current.action);
     $("dlg-confirm").textContent = j.count === 0 ? "Nothing to do" : verb + " " + j.count + (j.count === 1 ? " host" : " hosts");
   }
   function typedOk() {

@@ -271,27 +271,84 @@ pub struct AnchorFile {
     /// The newest chain head this server saw in the database.
     #[serde(default)]
     pub seen: Option<Checkpoint>,
+    /// The writer id (`audit_writers`) of the server process that wrote the file.
+    #[serde(default)]
+    pub writer: Option<String>,
+}
+
+/// What [`load_anchor`] found.
+#[derive(Debug, Clone)]
+pub enum AnchorStatus {
+    /// The file, read.
+    Loaded(AnchorFile),
+    /// No file: a first start, or the file was deleted (said in the start checkpoint
+    /// when the log already has checkpoints).
+    Missing,
+    /// The file exists but cannot be read or parsed (why).
+    Unreadable(String),
+}
+
+impl AnchorStatus {
+    /// The start checkpoint's facts from it ([`StartFacts`]); `previous_over`: nothing
+    /// else holds the data directory, so the writer that wrote the file has ended.
+    pub fn start_facts(&self, previous_over: bool) -> crate::store::StartFacts {
+        match self {
+            AnchorStatus::Loaded(a) => {
+                let outside = match (&a.record, &a.seen) {
+                    (Some(r), Some(s)) => Some(if s.last_id > r.last_id { s.clone() } else { r.clone() }),
+                    (r, s) => r.clone().or_else(|| s.clone()),
+                };
+                crate::store::StartFacts {
+                    outside,
+                    previous_writer: a.writer.clone().filter(|_| previous_over),
+                    no_anchor: None,
+                }
+            }
+            AnchorStatus::Missing => crate::store::StartFacts {
+                no_anchor: Some(format!(
+                    "no anchor found: {ANCHOR_FILE} is missing from the data directory"
+                )),
+                ..Default::default()
+            },
+            AnchorStatus::Unreadable(why) => crate::store::StartFacts {
+                no_anchor: Some(format!("the anchor {ANCHOR_FILE} is unreadable: {why}")),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Reads [`AnchorFile`] from `path` (the data directory's [`ANCHOR_FILE`]) into the
-/// store: the last checkpoint this server wrote and the newest head it saw. A missing
-/// file is a first start; an unreadable one is logged and ignored.
-pub fn load_anchor(st: &AppState, path: &std::path::Path) {
+/// store — the last checkpoint this server wrote and the newest head it saw — and says
+/// what it found. A missing or unreadable file is logged (a warning; the start
+/// checkpoint then says so when the log already has checkpoints).
+pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
     match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<AnchorFile>(&text) {
             Ok(a) => {
                 tracing::info!(record = ?a.record, seen = ?a.seen, "audit anchor loaded");
-                if let Some(r) = a.record {
-                    st.store.note_issued_checkpoint(r);
+                if let Some(r) = &a.record {
+                    st.store.note_issued_checkpoint(r.clone());
                 }
-                if let Some(s) = a.seen {
-                    st.store.note_seen_outside(s);
+                if let Some(s) = &a.seen {
+                    st.store.note_seen_outside(s.clone());
                 }
+                AnchorStatus::Loaded(a)
             }
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "audit anchor unreadable; ignored"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "audit anchor unreadable; ignored");
+                AnchorStatus::Unreadable(e.to_string())
+            }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read the audit anchor; ignored"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %path.display(),
+                "no audit anchor found (a first start, or the file was deleted): the start cannot compare the log with what the server knew before");
+            AnchorStatus::Missing
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the audit anchor; ignored");
+            AnchorStatus::Unreadable(e.to_string())
+        }
     }
 }
 
@@ -308,6 +365,7 @@ pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
     let a = AnchorFile {
         record: st.store.issued_checkpoint(),
         seen: st.store.seen_audit_head(),
+        writer: Some(st.store.writer_id().to_string()),
     };
     let io = |e: std::io::Error| ApiError::internal(format!("cannot write the audit anchor {}: {e}", path.display()));
     let text = serde_json::to_string(&a).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -341,15 +399,45 @@ pub mod occasion {
 /// # Errors
 /// Internal errors (database, signing, the anchor file).
 pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ApiError> {
+    match occasion {
+        occasion::START => start_checkpoint(st, crate::store::StartFacts::default()).await,
+        _ => write_checkpoint(st, occasion, None).await,
+    }
+}
+
+/// The start checkpoint (see [`checkpoint`] and
+/// [`crate::store::Store::append_start_checkpoint`]): also registers this server as a
+/// writer of the log and signs how the log moved while no server watched it, from what
+/// the data directory told it (`facts`, see [`AnchorStatus::start_facts`]).
+///
+/// # Errors
+/// As [`checkpoint`].
+pub async fn start_checkpoint(
+    st: &AppState,
+    facts: crate::store::StartFacts,
+) -> Result<Option<SignedCheckpoint>, ApiError> {
+    write_checkpoint(st, occasion::START, Some(facts)).await
+}
+
+async fn write_checkpoint(
+    st: &AppState,
+    occasion: &str,
+    start: Option<crate::store::StartFacts>,
+) -> Result<Option<SignedCheckpoint>, ApiError> {
     let Some(ca) = st.ca.clone() else {
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
     };
-    let force = occasion != occasion::INTERVAL;
-    let out = st
-        .store
-        .append_checkpoint(occasion, force, |cp| ca.sign(cp).map_err(|e| e.to_string()))
-        .await?;
+    let sign = |cp| ca.sign(cp).map_err(|e| e.to_string());
+    let out = match (occasion, start) {
+        (_, Some(facts)) => st.store.append_start_checkpoint(facts, sign).await?,
+        (occasion::SHUTDOWN, None) => st.store.append_shutdown_checkpoint(sign).await?,
+        (_, None) => {
+            st.store
+                .append_checkpoint(occasion, occasion != occasion::INTERVAL, sign)
+                .await?
+        }
+    };
     let Some((cp, own)) = out else {
         return Ok(None);
     };

@@ -116,3 +116,29 @@ pub async fn labels(st: &AppState, caller: &Caller) -> Result<Vec<String>, ApiEr
     caller.require(Role::Viewer)?;
     Ok(st.store.host_labels().await?)
 }
+
+/// A cheap summary that changes whenever a host's state, labels or desired state do, or
+/// an agent reports (viewer): (newest audit record id, number of hosts, newest
+/// last-seen time in steps of `seen_step_ms`). The console's live stream compares it
+/// every half second.
+///
+/// # Errors
+/// 403 below viewer; 500 (logged) when the store fails.
+pub async fn change_fingerprint(
+    st: &AppState,
+    caller: &Caller,
+    seen_step_ms: i64,
+) -> Result<(i64, i64, i64), ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.change_fingerprint(seen_step_ms).await?)
+}
+
+/// Host id → hostname of every host, revoked ones included (viewer): for naming hosts
+/// in lists of events, approvals and audit records.
+///
+/// # Errors
+/// 403 below viewer; 500 (logged) when the store fails.
+pub async fn names(st: &AppState, caller: &Caller) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.hostnames().await?)
+}

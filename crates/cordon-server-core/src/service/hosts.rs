@@ -1,9 +1,11 @@
 //! Hosts: list, get, quarantine/release (one, many, by label), labels, revoke.
 
-use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, Role, QUARANTINE_LABEL};
+use std::collections::BTreeMap;
+
+use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, Role, QUARANTINE_LABEL};
 
 use super::{validate, Caller};
-use crate::store::{Action, HostCursor, HostFilter, Targets, MAX_PAGE};
+use crate::store::{Action, HostCursor, HostFilter, RetryParams, Targets, MAX_PAGE};
 use crate::{ApiError, AppState};
 
 /// Hosts matching `filter` (viewer).
@@ -81,6 +83,74 @@ pub async fn act(
         results,
         preview: params.preview,
     })
+}
+
+/// Retry (responder): re-sends the current desired state of each host `refs` names to
+/// its agent as a new revision — nothing of that state changes — audited as `retry` with
+/// the caller and `comment`, and wakes the agents ([`crate::store::Store::retry`]). The
+/// answer's `action` is `retry`, each result's `change` is `retried`. `if_revisions`
+/// (host id → revision the caller saw) refuses a stale view; with `preview` nothing is
+/// written and nobody is woken.
+///
+/// # Errors
+/// 403 below responder; 400 without a comment or without hosts; 404 for an unknown
+/// host; 409 (nothing written) for a host that moved on since `if_revisions`, or that
+/// has nothing to retry ([`crate::store::retry_refusal`]: only failed, tampered,
+/// degraded and pending hosts do).
+pub async fn retry(
+    st: &AppState,
+    caller: &Caller,
+    refs: &[String],
+    comment: Option<&str>,
+    if_revisions: &BTreeMap<String, i64>,
+    preview: bool,
+) -> Result<ActionResponse, ApiError> {
+    caller.require(Role::Responder)?;
+    let comment = validate::comment(comment)?;
+    if refs.is_empty() {
+        return Err(ApiError::invalid("no host to retry"));
+    }
+    let p = RetryParams {
+        comment,
+        if_revisions: if_revisions.clone(),
+        preview,
+    };
+    let results = st.store.retry(caller, refs, &p).await?;
+    if !preview {
+        st.hub.notify_all(results.iter().map(|r| &r.host_id));
+        tracing::info!(actor = %caller.name, hosts = results.len(), "desired state re-sent (retry)");
+    }
+    Ok(ActionResponse {
+        action: "retry".into(),
+        results,
+        preview,
+    })
+}
+
+/// Retry of one host by id or hostname (the REST route's shape): `req.if_revision` is
+/// the revision the caller saw ([`retry`]).
+pub async fn retry_one(
+    st: &AppState,
+    caller: &Caller,
+    reference: &str,
+    req: &RetryRequest,
+) -> Result<ActionResponse, ApiError> {
+    caller.require(Role::Responder)?;
+    let mut seen = BTreeMap::new();
+    if let Some(rev) = req.if_revision {
+        // The store compares by host id; resolve the reference the same way it will.
+        let h = st.store.host(reference).await?;
+        seen.insert(h.id, rev);
+    }
+    retry(
+        st,
+        caller,
+        &[reference.to_string()],
+        req.comment.as_deref(),
+        &seen,
+        req.preview,
+    )
+    .await
 }
 
 /// Quarantine or release of the hosts or label named in the body. The role is checked

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod enroll;
 pub mod host_views;
 pub mod hosts;
+pub mod sessions;
 pub mod tokens;
 pub mod validate;
 

@@ -75,6 +75,48 @@ pub fn plan_change(action: Action, d: &DesiredState, p: &ActionParams) -> (Actio
     }
 }
 
+/// Why a retry of `h` would do nothing, in words fit for the caller (`None`: there is
+/// something to retry). Pure; the one rule the REST route, the CLI and the console's
+/// Retry button share.
+///
+/// Something to retry: the agent reported `failed` or `tampered`, the quarantine is in
+/// force without some of its exceptions (`degraded`), or a quarantine or release is
+/// still waiting for the agent. Nothing to retry: a confirmed `quarantined` or `normal`
+/// (the agent did what was asked), `not_enforcing` (the agent runs with `enforce =
+/// false`: re-sending changes nothing until its configuration does), a revoked host.
+pub fn retry_refusal(h: &cordon_proto::Host) -> Option<String> {
+    if h.revoked {
+        return Some(format!("host {} is revoked: nothing to retry", h.hostname));
+    }
+    match h.state {
+        HostState::Failed | HostState::Tampered | HostState::QuarantinePending | HostState::ReleasePending => None,
+        HostState::Quarantined if !h.degraded.is_empty() => None,
+        HostState::Quarantined => Some(format!(
+            "{} is quarantined and the agent confirmed revision {} in force: nothing to retry",
+            h.hostname, h.applied_revision
+        )),
+        HostState::Normal => Some(format!(
+            "{} is not quarantined and the agent confirmed it: nothing to retry",
+            h.hostname
+        )),
+        HostState::NotEnforcing => Some(format!(
+            "{}'s agent runs with enforce = false: re-sending the quarantine changes nothing until its \
+             configuration does (nothing to retry)",
+            h.hostname
+        )),
+    }
+}
+
+/// Already validated parameters of a retry.
+#[derive(Debug, Clone, Default)]
+pub struct RetryParams {
+    pub comment: String,
+    /// Host id → desired-state revision the caller saw ([`ActionParams::if_revisions`]).
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
+    /// Work out the results and write nothing.
+    pub preview: bool,
+}
+
 /// Which hosts an action targets.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -131,6 +173,7 @@ pub(crate) async fn apply_tx(
         )
         .await?;
         return Ok(ActionResult {
+            other_claims: other_claims(&before),
             host_id: before.id,
             hostname: before.hostname,
             state: before.state,
@@ -214,6 +257,7 @@ pub(crate) async fn apply_tx(
     )
     .await?;
     Ok(ActionResult {
+        other_claims: other_claims(&host),
         host_id: host.id,
         hostname: host.hostname,
         state: host.state,
@@ -221,6 +265,15 @@ pub(crate) async fn apply_tx(
         change,
         fields,
     })
+}
+
+/// The sources of the claims other than the agent's own on `host`, as last reported.
+fn other_claims(host: &cordon_proto::Host) -> Vec<String> {
+    host.claims
+        .iter()
+        .filter(|c| c.source != "agent")
+        .map(|c| c.source.clone())
+        .collect()
 }
 
 /// Removes `label` from the host (no-op if it does not carry it).
@@ -313,6 +366,108 @@ impl Store {
         if p.preview {
             // Dropping the transaction rolls back every write (and, on PostgreSQL, the
             // wake-ups queued in it).
+            drop(tx);
+        } else {
+            tx.commit().await?;
+        }
+        Ok(results)
+    }
+
+    /// Re-sends the desired state of each host `refs` names (id or hostname) to its agent
+    /// as a new revision, in one transaction: the exceptions, message, expiry, comment and
+    /// "asked by" stay as they are; the state goes back to `quarantine_pending` /
+    /// `release_pending` until the agent confirms the new revision (never more than is
+    /// confirmed), and the agent is woken. Audited per host as `retry` with the caller and
+    /// `p.comment`, naming the state it retried. With `p.preview` nothing is written.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown host; [`StoreError::Conflict`] (nothing
+    /// written) for a host that moved past the revision in `p.if_revisions`, or that has
+    /// nothing to retry ([`retry_refusal`]).
+    pub async fn retry<'a>(
+        &self,
+        actor: impl Into<Actor<'a>>,
+        refs: &[String],
+        p: &RetryParams,
+    ) -> Result<Vec<ActionResult>, StoreError> {
+        let actor = actor.into();
+        let (_guard, mut tx) = self.write_tx().await?;
+        let ids = resolve_refs_tx(&mut tx, refs).await?;
+        let mut results = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let host = load_tx(&mut tx, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
+            if let Some(seen) = p.if_revisions.get(id) {
+                if *seen != host.desired.revision {
+                    return Err(StoreError::Conflict(format!(
+                        "host {} changed since your view of it (revision {seen}, now {}: {}): nothing was done; \
+                         look at its current state and try again",
+                        host.hostname,
+                        host.desired.revision,
+                        host.state.as_str()
+                    )));
+                }
+            }
+            if let Some(why) = retry_refusal(&host) {
+                return Err(StoreError::Conflict(why));
+            }
+            let pending = if host.desired.quarantined {
+                HostState::QuarantinePending
+            } else {
+                HostState::ReleasePending
+            };
+            let was = match (&host.state_reason, host.degraded.is_empty()) {
+                (_, false) => format!("degraded: {}", host.degraded.join("; ")),
+                (Some(r), true) => format!("{}: {r}", host.state.as_str()),
+                (None, true) => host.state.as_str().to_string(),
+            };
+            sqlx::query(
+                "UPDATE hosts SET revision = revision + 1, state = $1, state_reason = NULL, state_since = $2, \
+                 degraded = '[]' WHERE id = $3",
+            )
+            .bind(pending.as_str().to_string())
+            .bind(now_ms())
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+            crate::wake::notify_tx(&mut tx, id).await?;
+            let revision = host.desired.revision + 1;
+            let detail = format!(
+                "revision {} -> {revision}: {} re-sent to the agent (was {was})",
+                host.desired.revision,
+                if host.desired.quarantined {
+                    "quarantine"
+                } else {
+                    "release"
+                },
+            );
+            append(
+                &mut tx,
+                &NewAudit {
+                    actor: actor.name,
+                    actor_token_id: actor.token_id,
+                    action: "retry",
+                    host_id: Some(id),
+                    comment: Some(&p.comment),
+                    result: "pending",
+                    detail: Some(&detail),
+                    event_id: None,
+                    rule: None,
+                },
+            )
+            .await?;
+            results.push(ActionResult {
+                other_claims: other_claims(&host),
+                host_id: host.id,
+                hostname: host.hostname,
+                state: pending,
+                revision,
+                change: ActionChange::Retried,
+                fields: vec![],
+            });
+        }
+        if p.preview {
             drop(tx);
         } else {
             tx.commit().await?;

@@ -161,6 +161,38 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     Ok(id)
 }
 
+/// How long (ms) a writer's `audit_writers` row counts as live after its last refresh:
+/// a running server refreshes it every two seconds ([`Store::writer_heartbeat`]), so a
+/// row older than this is a server that crashed (replicas' clocks must agree within it).
+pub const WRITER_LIVE_MS: i64 = 30_000;
+
+/// What a server knew from outside the database when it starts (its data directory's
+/// anchor file), for the start checkpoint ([`Store::append_start_checkpoint`]).
+#[derive(Debug, Clone, Default)]
+pub struct StartFacts {
+    /// The newest record the previous run knew (its last checkpoint record or the newest
+    /// head it saw, whichever is newer), read before this start looked at the database.
+    pub outside: Option<Checkpoint>,
+    /// The previous run's writer id, when that run is known to be over (nothing else
+    /// holds the data directory): its `audit_writers` row is dropped, so a crashed run
+    /// is not taken for a live replica.
+    pub previous_writer: Option<String>,
+    /// Why there was no anchor (file missing or unreadable); signed into the start
+    /// checkpoint when the log already had checkpoints and no other writer is live.
+    pub no_anchor: Option<String>,
+}
+
+/// What kind of checkpoint [`Store::checkpoint_in_tx`] writes besides the head.
+enum Mode {
+    /// Interval, retention, or any other: the head and its links.
+    Plain,
+    /// A server's start: registers the writer and signs how the log moved while no
+    /// server watched it.
+    Start(StartFacts),
+    /// An orderly stop: unregisters the writer and signs whether it was the last.
+    Shutdown,
+}
+
 /// Label of the chain head kept in the database, as named in verification reports.
 pub const CHECKPOINT_SOURCE: &str = "database chain-head";
 
@@ -471,8 +503,74 @@ impl Store {
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         self.note_audit_head().await?;
+        self.checkpoint_with(occasion, force, Mode::Plain, sign).await
+    }
+
+    /// The start checkpoint (occasion `start`, always written) of a server whose data
+    /// directory told it `facts`: registers this process in `audit_writers`, and signs
+    /// (version 3) how the log moved while no server watched it — records after the last
+    /// server's orderly stop (`stopped_writes`: tampering), records after the last
+    /// checkpoint and the newest head the previous run kept, with no orderly stop behind
+    /// them and no other live writer (`unproven`: the crash window), and a missing anchor
+    /// (`no_anchor`, when the log already has checkpoints). Each is logged too. The head
+    /// the database shows is not taken as known before signing.
+    ///
+    /// # Errors
+    /// As [`Store::append_checkpoint`].
+    pub async fn append_start_checkpoint(
+        &self,
+        facts: StartFacts,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        if let Some(o) = &facts.outside {
+            self.note_seen_outside(o.clone());
+        }
+        let out = self.checkpoint_with("start", true, Mode::Start(facts), sign).await;
+        self.note_audit_head().await?;
+        out
+    }
+
+    /// The checkpoint of an orderly stop (occasion `shutdown`, always written): removes
+    /// this process from `audit_writers` in the same transaction and signs `last_writer`
+    /// — whether any other writer is still live ([`WRITER_LIVE_MS`]).
+    ///
+    /// # Errors
+    /// As [`Store::append_checkpoint`].
+    pub async fn append_shutdown_checkpoint(
+        &self,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        self.note_audit_head().await?;
+        self.checkpoint_with("shutdown", true, Mode::Shutdown, sign).await
+    }
+
+    /// This process's id in `audit_writers` (a random UUID per process).
+    pub fn writer_id(&self) -> &str {
+        &self.writer
+    }
+
+    /// Refreshes this process's `audit_writers` row (`seen_at` now; inserted when
+    /// missing): a running server calls it every few seconds, so other writers know it
+    /// is live.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn writer_heartbeat(&self) -> Result<(), StoreError> {
         let (_guard, mut tx) = self.write_tx().await?;
-        let out = self.checkpoint_in_tx(&mut tx, occasion, force, sign).await?;
+        upsert_writer(&mut *tx, &self.writer).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn checkpoint_with(
+        &self,
+        occasion: &str,
+        force: bool,
+        mode: Mode,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+    ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        let (_guard, mut tx) = self.write_tx().await?;
+        let out = self.checkpoint_in_tx(&mut tx, occasion, force, mode, sign).await?;
         tx.commit().await?;
         if let Some((_, own)) = &out {
             self.note_issued_checkpoint(own.clone());
@@ -489,6 +587,7 @@ impl Store {
         tx: &mut Tx,
         occasion: &str,
         force: bool,
+        mode: Mode,
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         // Take the chain head's row lock first (as every append does).
@@ -572,7 +671,7 @@ impl Store {
                 }
             }
         };
-        let unsigned = SignedCheckpoint {
+        let mut unsigned = SignedCheckpoint {
             last_id: head_id.unwrap_or(0),
             hash,
             chain_start: Some(chain_start),
@@ -581,6 +680,24 @@ impl Store {
             occasion: Some(occasion.to_string()),
             ..Default::default()
         };
+        match mode {
+            Mode::Plain => {}
+            Mode::Start(facts) => self.start_facts(tx, head_id, facts, &mut unsigned).await?,
+            Mode::Shutdown => {
+                sqlx::query("DELETE FROM audit_writers WHERE writer = $1")
+                    .bind(self.writer.clone())
+                    .execute(&mut **tx)
+                    .await?;
+                let others = live_writers(tx, &self.writer).await?;
+                unsigned.last_writer = Some(others == 0);
+                if others > 0 {
+                    tracing::info!(
+                        others,
+                        "audit log: other servers are still writing; this stop does not close the log"
+                    );
+                }
+            }
+        }
         let cp = sign(unsigned).map_err(StoreError::Invalid)?;
         let detail = serde_json::to_string(&cp).map_err(|source| StoreError::Encode {
             what: "checkpoint",
@@ -605,6 +722,88 @@ impl Store {
             hash: get_str(&row, "head_hash")?,
         };
         Ok(Some((cp, own)))
+    }
+
+    /// The version-3 facts of a start checkpoint (see
+    /// [`Store::append_start_checkpoint`]), inside `tx` before the checkpoint record is
+    /// appended: `head_id` is the head the checkpoint signs.
+    async fn start_facts(
+        &self,
+        tx: &mut Tx,
+        head_id: Option<i64>,
+        facts: StartFacts,
+        cp: &mut SignedCheckpoint,
+    ) -> Result<(), StoreError> {
+        if let Some(p) = facts.previous_writer.filter(|p| *p != self.writer) {
+            sqlx::query("DELETE FROM audit_writers WHERE writer = $1")
+                .bind(p)
+                .execute(&mut **tx)
+                .await?;
+        }
+        upsert_writer(&mut **tx, &self.writer).await?;
+        let others = live_writers(tx, &self.writer).await?;
+        let last = sqlx::query("SELECT id, detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
+            .bind(CHECKPOINT_ACTION)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(last) = last else {
+            // The first start: nothing was vouched for before, nothing to compare.
+            return Ok(());
+        };
+        let last_id = get_i64(&last, "id")?;
+        let last_cp = get_opt_str(&last, "detail")?.and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok());
+        // With other servers live (a replica joining with a new data directory) the
+        // log was watched; alone, a start without the anchor cannot compare.
+        if let Some(why) = facts.no_anchor.filter(|_| others == 0) {
+            tracing::warn!(reason = %why,
+                "audit log: no anchor found; this start cannot compare the log with what the server knew before (said in the start checkpoint)");
+            cp.no_anchor = Some(why);
+        }
+        let Some(head) = head_id.filter(|h| *h > last_id) else {
+            return Ok(());
+        };
+        // A stop that closed the log (no other writer was live): whatever follows it was
+        // written while no server ran. A checkpoint's fields are trusted here only for
+        // the decision: verification checks its signature anyway.
+        let closed = last_cp
+            .as_ref()
+            .is_some_and(|c| c.occasion.as_deref() == Some("shutdown") && c.last_writer == Some(true));
+        if closed {
+            let r = range_after(tx, last_id).await?;
+            if let Some(r) = &r {
+                tracing::error!(records = %r, shutdown_checkpoint = last_id,
+                    "audit log: records appeared after the last server's orderly stop, while no server ran; the start checkpoint says so and verification names them");
+            }
+            cp.stopped_writes = r;
+            return Ok(());
+        }
+        if others > 0 {
+            // Other servers are writing: what follows the last checkpoint is theirs, live.
+            return Ok(());
+        }
+        // A crash (or an older server's stop): what the previous run saw is proven by the
+        // anchor file (when the record is still there unchanged), the rest is not.
+        let mut proven = last_id;
+        if let Some(o) = facts.outside.filter(|o| o.last_id > last_id && o.last_id <= head) {
+            let row = sqlx::query("SELECT hash FROM audit WHERE id = $1")
+                .bind(o.last_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(r) = row {
+                if get_opt_str(&r, "hash")?.as_deref() == Some(o.hash.as_str()) {
+                    proven = o.last_id;
+                }
+            }
+        }
+        if head > proven {
+            let r = range_after(tx, proven).await?;
+            if let Some(r) = &r {
+                tracing::warn!(records = %r, after = proven,
+                    "audit log: records after the last checkpoint and the last head the server kept, with no orderly stop behind them (a crash): not vouched for (said in the start checkpoint)");
+            }
+            cp.unproven = r;
+        }
+        Ok(())
     }
 
     /// The last checkpoint record this process wrote (its id and hash).
@@ -765,7 +964,9 @@ impl Store {
             },
         )
         .await?;
-        let cp = self.checkpoint_in_tx(&mut tx, "retention", true, sign).await?;
+        let cp = self
+            .checkpoint_in_tx(&mut tx, "retention", true, Mode::Plain, sign)
+            .await?;
         tx.commit().await?;
         Ok(match cp {
             Some((signed, own)) => {
@@ -786,4 +987,46 @@ impl Store {
             .await?;
         get_i64(&row, "n")
     }
+}
+
+/// Inserts or refreshes `writer`'s `audit_writers` row (`seen_at` now).
+async fn upsert_writer<'e>(ex: impl sqlx::Executor<'e, Database = sqlx::Any>, writer: &str) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO audit_writers (writer, started_at, seen_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (writer) DO UPDATE SET seen_at = $2",
+    )
+    .bind(writer.to_string())
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// How many writers other than `me` refreshed their `audit_writers` row within
+/// [`WRITER_LIVE_MS`].
+async fn live_writers(tx: &mut Tx, me: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
+        .bind(me.to_string())
+        .bind(now_ms() - WRITER_LIVE_MS)
+        .fetch_one(&mut **tx)
+        .await?;
+    get_i64(&row, "n")
+}
+
+/// The records after id `after`: first, last and count (`None`: none).
+async fn range_after(tx: &mut Tx, after: i64) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM audit WHERE id > $1")
+        .bind(after)
+        .fetch_one(&mut **tx)
+        .await?;
+    let n = get_i64(&row, "n")?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(cordon_proto::audit_chain::RecordRange {
+        first: super::get_opt_i64(&row, "lo")?.unwrap_or(after + 1),
+        last: super::get_opt_i64(&row, "hi")?.unwrap_or(after + 1),
+        count: u64::try_from(n).unwrap_or(0),
+    }))
 }

@@ -532,22 +532,39 @@ impl Store {
     }
 }
 
-/// Like [`resolve_refs_tx`] for a single reference, but also finds revoked hosts.
+/// Like [`resolve_refs_tx`] for a single reference, but also finds revoked hosts: an id
+/// names its host; a hostname names the one live (not revoked) host that has it, and only
+/// when no live host has it, the one revoked host that had it. Revoked namesakes of a live
+/// host (a host re-enrolled under its old name) never make a name ambiguous.
 async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
-    let rows = sqlx::query("SELECT id FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
+    let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
         .bind(r.to_string())
         .bind(r.to_lowercase())
         .fetch_all(&mut **tx)
         .await?;
-    let ids: Vec<String> = rows.iter().map(|row| get_str(row, "id")).collect::<Result<_, _>>()?;
-    if ids.iter().any(|i| i == r) {
-        return Ok(r.to_string());
+    let mut live = Vec::new();
+    let mut revoked = Vec::new();
+    for row in &rows {
+        let id = get_str(row, "id")?;
+        if id == r {
+            return Ok(id);
+        }
+        if get_i64(row, "revoked")? == 0 {
+            live.push(id);
+        } else {
+            revoked.push(id);
+        }
     }
+    let (ids, what) = if live.is_empty() {
+        (revoked, "revoked hosts")
+    } else {
+        (live, "hosts")
+    };
     match ids.len() {
         0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
         1 => Ok(ids[0].clone()),
         n => Err(StoreError::Conflict(format!(
-            "{n} hosts are named {r:?} ({}); use the host id",
+            "{n} {what} are named {r:?} ({}); use the host id",
             ids.join(", ")
         ))),
     }

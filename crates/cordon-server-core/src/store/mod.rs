@@ -21,8 +21,11 @@ use tokio::sync::Mutex;
 
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
-pub use actions::{plan_change, Action, ActionParams};
-pub use audit::{Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE};
+pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
+pub use audit::{
+    Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, StartFacts, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE,
+    WRITER_LIVE_MS,
+};
 pub use enroll::NewHost;
 pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
@@ -135,6 +138,9 @@ pub struct Store {
     /// [`Store::note_audit_head`]): a later verification requires it still in the log, so
     /// a tail cut while the server runs is seen even when the head row was rewound too.
     seen: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
+    /// This process's id among the audit log's writers (`audit_writers`, a random UUID
+    /// per process; see [`Store::writer_id`]).
+    writer: String,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -279,6 +285,7 @@ impl Store {
             reports: std::sync::OnceLock::new(),
             issued: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
+            writer: uuid::Uuid::new_v4().simple().to_string(),
         };
         store.backfill_host_addresses().await?;
         store.renormalise_token_names().await?;

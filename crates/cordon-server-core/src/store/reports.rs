@@ -120,7 +120,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| c.source != "agent") => Assessment {
             state: HostState::Normal,
             reason: Some(format!(
-                "released by the server; still isolated by other claims: {}",
+                "no quarantine of the server in force; still isolated by other claims: {}",
                 other_claims(r).join(", ")
             )),
             degraded: vec![],

@@ -63,6 +63,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0020_host_truth.sql"),
         include_str!("../../migrations/0020_host_truth.sql"),
     ),
+    (
+        21,
+        "audit writers",
+        include_str!("../../migrations/0021_audit_writers.sql"),
+        include_str!("../../migrations/0021_audit_writers.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

@@ -2,7 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RevokeRequest, Role};
+use cordon_proto::{
+    ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RetryRequest, RevokeRequest, Role,
+};
 use serde::Deserialize;
 
 use cordon_server_core::auth::{Admin, Auth, Responder};
@@ -117,6 +119,25 @@ pub async fn release_one(
     Ok(Json(
         hosts::act(&st, &auth.0, Action::Release, Targets::Hosts(vec![id]), &req).await?,
     ))
+}
+
+/// Re-sends the host's current desired state to its agent as a new revision
+/// (responder): for a failed, tampered or degraded host, or one whose quarantine or
+/// release is still pending. Nothing of the desired state changes; the retry is audited
+/// (`retry`, with the caller and comment). 409 when there is nothing to retry or the
+/// host moved past `if_revision`.
+#[utoipa::path(post, path = "/v1/hosts/{id}/retry", params(("id" = String, Path, description = "host id or hostname")),
+    request_body = RetryRequest, security(("bearer" = [])),
+    responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody),
+        (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody),
+        (status = 409, body = cordon_proto::ErrorBody)))]
+pub async fn retry_one(
+    State(st): State<AppState>,
+    Responder(auth): Responder,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RetryRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    Ok(Json(hosts::retry_one(&st, &auth.0, &id, &req).await?))
 }
 
 /// Quarantines the hosts or the label named in the body (responder).

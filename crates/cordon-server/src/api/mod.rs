@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hosts/{id}", get(hosts::get_host))
         .route("/v1/hosts/{id}/quarantine", post(hosts::quarantine_one))
         .route("/v1/hosts/{id}/release", post(hosts::release_one))
+        .route("/v1/hosts/{id}/retry", post(hosts::retry_one))
         .route("/v1/hosts/{id}/labels", post(hosts::labels))
         .route("/v1/hosts/{id}/revoke", post(hosts::revoke))
         .route("/v1/quarantine", post(hosts::quarantine_many))
