@@ -1294,6 +1294,10 @@ fn state_and_kernel_never_disagree() {
         "{st}"
     );
     assert!(!iptables_has_cordon_chains(&lab));
+    // The table's quarantine is recorded in `td` (its home in this namespace: every
+    // state directory would work there); release it before using another directory.
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &td]);
+    assert_eq!(code, 0, "{err}");
 
     // A failed release (no CAP_NET_ADMIN) keeps the state file exactly.
     let state = StateDir::new();
