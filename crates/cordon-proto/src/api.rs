@@ -138,7 +138,8 @@ pub struct Host {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostFlag {
-    /// `duplicate_hostname` (compared case-insensitively) or `duplicate_address`.
+    /// `duplicate_hostname` (compared normalised: NFKC, invisible characters dropped,
+    /// case-folded with `ß` as `ss`, trailing dots dropped) or `duplicate_address`.
     pub kind: String,
     /// The hostname or address shared.
     pub value: String,
@@ -152,23 +153,26 @@ impl HostFlag {
     /// `duplicate_address`
     pub const DUPLICATE_ADDRESS: &'static str = "duplicate_address";
 
-    /// One line for people: `duplicate hostname "web1" (also host 1c2d…)`.
+    /// One line for people: `duplicate hostname "web1" (also host 1c2d…)`,
+    /// `duplicate address "192.0.2.5" (also claimed by host 1c2d…)`.
     pub fn text(&self) -> String {
-        let what = match self.kind.as_str() {
-            Self::DUPLICATE_HOSTNAME => "duplicate hostname",
-            Self::DUPLICATE_ADDRESS => "address also claimed by another host",
-            other => other,
-        };
-        format!("{what} {:?} (also host {})", self.value, self.other_hosts.join(", "))
+        let others = self.other_hosts.join(", ");
+        match self.kind.as_str() {
+            Self::DUPLICATE_HOSTNAME => format!("duplicate hostname {:?} (also host {others})", self.value),
+            Self::DUPLICATE_ADDRESS => format!("duplicate address {:?} (also claimed by host {others})", self.value),
+            other => format!("{other} {:?} (also host {others})", self.value),
+        }
     }
 
-    /// A table cell: `duplicate hostname`, or `duplicate address 192.0.2.10` (which
-    /// address, since a host has several).
+    /// A table cell naming the other host(s): `duplicate hostname (also 1c2d…)`, or
+    /// `duplicate address 192.0.2.10 (also claimed by 1c2d…)` (which address, since a
+    /// host has several).
     pub fn short(&self) -> String {
+        let others = self.other_hosts.join(", ");
         match self.kind.as_str() {
-            Self::DUPLICATE_HOSTNAME => "duplicate hostname".into(),
-            Self::DUPLICATE_ADDRESS => format!("duplicate address {}", self.value),
-            other => format!("{other} {}", self.value),
+            Self::DUPLICATE_HOSTNAME => format!("duplicate hostname (also {others})"),
+            Self::DUPLICATE_ADDRESS => format!("duplicate address {} (also claimed by {others})", self.value),
+            other => format!("{other} {} (also {others})", self.value),
         }
     }
 }
@@ -419,13 +423,14 @@ mod audit_record_tests {
             value: "192.0.2.10".into(),
             other_hosts: vec!["h2".into()],
         };
-        assert_eq!(f.short(), "duplicate address 192.0.2.10");
+        assert_eq!(f.short(), "duplicate address 192.0.2.10 (also claimed by h2)");
+        assert_eq!(f.text(), "duplicate address \"192.0.2.10\" (also claimed by host h2)");
         let f = super::HostFlag {
             kind: super::HostFlag::DUPLICATE_HOSTNAME.into(),
             value: "web1".into(),
             other_hosts: vec!["h2".into()],
         };
-        assert_eq!(f.short(), "duplicate hostname");
+        assert_eq!(f.short(), "duplicate hostname (also h2)");
     }
 
     #[test]

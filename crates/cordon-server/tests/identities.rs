@@ -139,7 +139,8 @@ async fn token_names_made_before_normalisation_are_flagged_at_start() {
     let tokens = ctx.store().api_tokens().await.unwrap();
     let flag = |n: &str| tokens.iter().find(|t| t.name == n).unwrap().name_flag.clone();
     assert_eq!(flag("sys\u{200B}tem").as_deref(), Some("reserved name"));
-    assert_eq!(flag("soc  team"), None);
+    // Both tokens sharing the name are flagged (trial5: only the newer one was).
+    assert_eq!(flag("soc  team").as_deref(), Some("duplicate name"));
     assert_eq!(flag("SOC team").as_deref(), Some("duplicate name"));
 }
 
@@ -409,4 +410,119 @@ async fn reported_addresses_are_validated() {
     let (st, v) = ctx.agent_status(&h, &r).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(host(&ctx, &h).await.addresses.len(), 64);
+}
+
+/// The fault kind (trial5, MED): look-alike hostnames were not flagged as duplicates.
+/// Hostnames compare normalised (NFKC, case-folded with ß as ss, trailing dots dropped):
+/// each look-alike of an existing host is accepted and flagged on *both* hosts, named
+/// ambiguous when addressed by name; the host id works.
+#[tokio::test]
+async fn look_alike_hostnames_are_flagged_as_duplicates_on_both_hosts() {
+    for (existing, look_alike) in [
+        ("host1", "\u{FF48}\u{FF4F}\u{FF53}\u{FF54}\u{FF11}"), // full-width ｈｏｓｔ１
+        ("host1", "host1."),
+        ("HOST1", "host1"),
+        ("stra\u{1E9E}e", "STRASSE"), // capital sharp s vs ss
+        ("stra\u{00DF}e", "strasse"),
+    ] {
+        let ctx = Ctx::new().await;
+        let a = ctx.enroll(existing, &[]).await;
+        let b = ctx.enroll(look_alike, &[]).await;
+        let (ha, hb) = (host(&ctx, &a).await, host(&ctx, &b).await);
+        assert_eq!(
+            kinds(&ha),
+            vec![(HostFlag::DUPLICATE_HOSTNAME, existing)],
+            "{existing:?} vs {look_alike:?}"
+        );
+        assert_eq!(ha.flags[0].other_hosts, vec![b.clone()]);
+        assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_HOSTNAME, look_alike)]);
+        assert_eq!(hb.flags[0].other_hosts, vec![a.clone()]);
+        let enroll = ctx.audit_for(&b).await;
+        assert!(
+            enroll[0].detail.as_deref().unwrap().contains("duplicate hostname"),
+            "{:?}",
+            enroll[0].detail
+        );
+        // Addressed by either spelling: ambiguous (409), never the wrong host.
+        for name in [existing, look_alike] {
+            let (st, v) = ctx
+                .call(
+                    "POST",
+                    &format!("/v1/hosts/{}/quarantine", urlencode(name)),
+                    Some(&ctx.responder),
+                    Some(r#"{"comment":"ir"}"#),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CONFLICT, "{name:?}: {v}");
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Enrollment hostnames holding control or invisible characters (zero-width space,
+/// U+2800 Braille blank, direction marks) are refused outright: 400 naming the
+/// character, nothing written.
+#[tokio::test]
+async fn enrollment_hostnames_with_invisible_characters_are_refused() {
+    let ctx = Ctx::new().await;
+    ctx.enroll("host1", &[]).await;
+    for (name, says) in [
+        ("host\u{200B}1", "U+200B"),
+        ("host1\u{2800}", "U+2800"),
+        ("\u{202E}host1", "U+202E"),
+        ("host\u{0007}1", "U+0007"),
+        ("...", "only dots"),
+    ] {
+        let tok = ctx.store().create_enroll_token("test", &[], 600).await.unwrap().token;
+        let (_key, csr) = common::csr();
+        let req = cordon_proto::EnrollRequest {
+            token: tok,
+            csr_pem: csr,
+            hostname: name.into(),
+            os: None,
+            addresses: vec![],
+            agent_version: None,
+        };
+        let (st, v) = ctx
+            .call("POST", "/v1/enroll", None, Some(&serde_json::to_string(&req).unwrap()))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{name:?}: {v}");
+        // No host was added.
+        let hosts = ctx.store().hosts(&Default::default()).await.unwrap();
+        assert_eq!(hosts.len(), 1, "{name:?}");
+    }
+}
+
+/// A token name two tokens share (made before names were unique) flags *both* tokens.
+#[tokio::test]
+async fn duplicate_token_names_flag_both_tokens() {
+    let ctx = Ctx::new().await;
+    for (name, hash) in [("soc team", "y1"), ("SOC\u{3000}team", "y2")] {
+        sqlx::query(
+            "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ($1, $2, 'admin', $3, 1, 0)",
+        )
+        .bind(name)
+        .bind(format!("{}-{hash}", name.to_lowercase()))
+        .bind(hash)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    }
+    ctx.store().renormalise_token_names_for_test().await.unwrap();
+    let tokens = ctx.store().api_tokens().await.unwrap();
+    let flag = |n: &str| tokens.iter().find(|t| t.name == n).unwrap().name_flag.clone();
+    assert_eq!(flag("soc team").as_deref(), Some("duplicate name"));
+    assert_eq!(flag("SOC\u{3000}team").as_deref(), Some("duplicate name"));
 }

@@ -281,13 +281,29 @@ async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Fail
             ..Default::default()
         };
         let Ok(list) = api.hosts(&filter).await else { continue };
-        let same: Vec<&Host> = list
+        let mut same: Vec<Host> = list
             .hosts
-            .iter()
+            .into_iter()
             .filter(|h| !h.revoked && h.hostname.eq_ignore_ascii_case(n))
             .collect();
+        // Look-alike names (full-width, a trailing dot, ß/ss) the server counts as the
+        // same name: the hosts its duplicate flag names.
+        let others: Vec<String> = same
+            .iter()
+            .flat_map(|h| &h.flags)
+            .filter(|f| f.kind == cordon_proto::HostFlag::DUPLICATE_HOSTNAME)
+            .flat_map(|f| f.other_hosts.clone())
+            .collect();
+        for id in others {
+            if !same.iter().any(|h| h.id == id) {
+                if let Ok(h) = api.host(&id).await {
+                    same.push(h);
+                }
+            }
+        }
         if same.len() > 1 {
-            lists.push(ambiguous_hosts(n, &same));
+            let refs: Vec<&Host> = same.iter().collect();
+            lists.push(ambiguous_hosts(n, &refs));
         }
     }
     if lists.is_empty() {
@@ -296,7 +312,7 @@ async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Fail
     Failure::usage(lists.join("\n"))
 }
 
-/// The hosts sharing hostname `name`, one line each (id, addresses, last seen, state),
+/// The hosts sharing hostname `name` (or a look-alike of it), one line each (id, hostname, addresses, last seen, state),
 /// under a line saying to give an id.
 fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
     let mut out = format!(
@@ -306,8 +322,9 @@ fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
     );
     for h in hosts {
         out.push_str(&format!(
-            "\n  {}  addresses {}  last seen {}  state {}",
+            "\n  {}  name {:?}  addresses {}  last seen {}  state {}",
             term::safe(&h.id),
+            term::safe(&h.hostname),
             if h.addresses.is_empty() {
                 "-".to_string()
             } else {

@@ -93,7 +93,12 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
             "--state-dir",
             &tmp.path().join(format!("state{n}")).to_string_lossy(),
             "--hostname",
-            if n == 0 { "web1" } else { "WEB1" },
+            // A look-alike (full-width capitals, trial5): the same name once normalised.
+            if n == 0 {
+                "web1"
+            } else {
+                "\u{FF37}\u{FF25}\u{FF22}\u{FF11}"
+            },
         ]);
         assert!(e.status.success(), "{}", text(&e));
         let out = String::from_utf8_lossy(&e.stdout).to_string();

@@ -33,10 +33,8 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
         .check_enroll_token(&req.token)
         .await
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
-    let hostname = req.hostname.trim();
-    if hostname.is_empty() || hostname.len() > 255 || hostname.chars().any(char::is_control) {
-        return Err(ApiError::invalid("hostname must be 1-255 printable characters"));
-    }
+    let hostname = super::validate::hostname(&req.hostname)?;
+    let hostname = hostname.as_str();
     let addresses = check_addresses(&req.addresses).map_err(ApiError::invalid)?;
     let host_id = uuid::Uuid::new_v4().to_string();
     let cert_pem = ca

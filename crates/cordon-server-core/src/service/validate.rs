@@ -70,8 +70,11 @@ const IGNORABLE_NOT_CF: [(char, char); 8] = [
 /// zero-width spaces and joiners, bidi controls), line or paragraph separator (Zl, Zp),
 /// a space other than U+0020 (Zs), a default-ignorable mark or filler, a surrogate or
 /// unassigned code point.
-fn refused_char(c: char) -> Option<&'static str> {
+pub(crate) fn refused_char(c: char) -> Option<&'static str> {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    if c == '\u{2800}' {
+        return Some("a blank character (U+2800 Braille pattern blank shows as nothing)");
+    }
     match c.general_category() {
         G::Control => Some("a control character"),
         G::Format => Some("an invisible format character (zero-width or direction mark)"),
@@ -112,6 +115,57 @@ pub fn token_name_key(name: &str) -> String {
         .map(|c| if COLON_LOOK_ALIKES.contains(&c) { ':' } else { c })
         .collect();
     token_name_normal(&folded)
+}
+
+/// The form hostnames are compared in for the duplicate flag and for addressing a host
+/// by name (issue 17, trial5): Unicode NFKC (full-width `ｈｏｓｔ１` is `host1`), every
+/// character a name may not hold dropped (zero-width and other invisible, format and
+/// control characters, U+2800 — see [`hostname`]; hosts enrolled before the check may
+/// have them), lower-cased with `ß` as `ss` (so `ẞ`, `ß` and `ss` compare equal), NFKC
+/// again, white space at either end and trailing dots dropped (`host1.` is `host1`).
+pub fn hostname_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let visible: String = name.nfkc().filter(|c| refused_char(*c).is_none()).collect();
+    let folded: String = visible.to_lowercase().replace('ß', "ss").nfkc().collect();
+    folded
+        .trim_matches(char::is_whitespace)
+        .trim_end_matches('.')
+        .trim_matches(char::is_whitespace)
+        .to_string()
+}
+
+/// Longest hostname, in bytes (a DNS name is at most 253).
+pub const MAX_HOSTNAME_BYTES: usize = 255;
+
+/// Checks a hostname given at enrollment: white space at either end dropped, then 1 to
+/// [`MAX_HOSTNAME_BYTES`] bytes with no control, invisible, format or separator
+/// character (spaces other than U+0020, U+2800 included) — such a name would look like
+/// another host's — and something left once compared ([`hostname_key`]). Returns the
+/// trimmed name (stored and shown as given; compared in its key form).
+///
+/// # Errors
+/// 400 naming the character and its position, or the length.
+pub fn hostname(name: &str) -> Result<String, ApiError> {
+    let name = name.trim_matches(char::is_whitespace);
+    if name.is_empty() || name.len() > MAX_HOSTNAME_BYTES {
+        return Err(ApiError::invalid(format!(
+            "hostname must be 1-{MAX_HOSTNAME_BYTES} bytes of visible text"
+        )));
+    }
+    for (i, c) in name.chars().enumerate() {
+        if let Some(what) = refused_char(c) {
+            return Err(ApiError::invalid(format!(
+                "hostname contains {what} (U+{:04X} at character {}): hostnames must be visible text, so that \
+                 one cannot look like another host's",
+                u32::from(c),
+                i + 1
+            )));
+        }
+    }
+    if hostname_key(name).is_empty() {
+        return Err(ApiError::invalid(format!("hostname {name:?} is only dots")));
+    }
+    Ok(name.to_string())
 }
 
 /// Checks an API token's name: white space at either end dropped, then no control,

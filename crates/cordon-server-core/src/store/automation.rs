@@ -215,8 +215,9 @@ pub enum Unresolved {
 
 /// Resolves an event's host reference: id, hostname (case-insensitive, then short
 /// name), then IP address. A reference that matches several hosts at a step is ambiguous
-/// and resolves to nothing, with the reason: hostnames are compared case-insensitively,
-/// so `WEB1` and `web1` are the same name (both hosts are flagged `duplicate_hostname`).
+/// and resolves to nothing, with the reason: hostnames are compared as
+/// [`crate::service::validate::hostname_key`], so `WEB1`, `ｗｅｂ１` and `web1.` are the
+/// same name as `web1` (such hosts are all flagged `duplicate_hostname`).
 /// Returns the host and whether it matched by id.
 async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow, bool), Unresolved>, StoreError> {
     let r = reference.trim();
@@ -232,15 +233,19 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
             get_i64(row, "quarantined")? != 0,
         ));
     }
-    let rl = r.to_lowercase();
+    let key = crate::service::validate::hostname_key;
+    let rl = key(r);
     // An address compares in canonical form (`2001:db8::1`), like the stored ones.
     let ip = crate::limits::check_addresses(&[r.to_string()])
         .ok()
         .and_then(|v| v.into_iter().next());
-    let short = |h: &str| h.split('.').next().unwrap_or(h).to_lowercase();
+    let short = |h: &str| {
+        let k = key(h);
+        k.split('.').next().unwrap_or_default().to_string()
+    };
     let passes: [(&str, &Pass<'_>); 4] = [
         ("id", &|h| h.0 == r),
-        ("hostname", &|h| h.1.to_lowercase() == rl),
+        ("hostname", &|h| key(&h.1) == rl),
         ("short hostname", &|h| {
             (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r)
         }),

@@ -108,8 +108,8 @@ impl Store {
         let labels = json_list(&get_str(&row, "labels")?);
         sqlx::query(
             "INSERT INTO hosts (id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, revision, \
-             quarantined, allow_json, state, state_since, applied_revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 1, 0, '[]', $8, $9, 0)",
+             quarantined, allow_json, state, state_since, applied_revision, hostname_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 1, 0, '[]', $8, $9, 0, $10)",
         )
         .bind(host.id.clone())
         .bind(host.hostname.clone())
@@ -120,6 +120,7 @@ impl Store {
         .bind(now)
         .bind(HostState::Normal.as_str().to_string())
         .bind(now)
+        .bind(crate::service::validate::hostname_key(&host.hostname))
         .execute(&mut *tx)
         .await?;
         for label in &labels {
@@ -133,9 +134,9 @@ impl Store {
         // Accepted, but said: another host with this name or one of these addresses
         // (both are flagged when read; automation will not act on the shared name).
         let mut detail = format!("hostname {:?}, labels [{}]", host.hostname, labels.join(", "));
-        let same_name = sqlx::query("SELECT id FROM hosts WHERE revoked = 0 AND id <> $1 AND LOWER(hostname) = $2")
+        let same_name = sqlx::query("SELECT id FROM hosts WHERE revoked = 0 AND id <> $1 AND hostname_key = $2")
             .bind(host.id.clone())
-            .bind(host.hostname.to_lowercase())
+            .bind(crate::service::validate::hostname_key(&host.hostname))
             .fetch_all(&mut *tx)
             .await?;
         if !same_name.is_empty() {

@@ -90,8 +90,11 @@ fn marks(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Sets each host's `flags`: a hostname (case-insensitively) or an address another
+/// Sets each host's `flags`: a hostname (compared as [`hostname_key`]: NFKC, invisible
+/// characters dropped, case-folded, trailing dots dropped) or an address another
 /// non-revoked host also has. Two indexed queries per call, whatever the page size.
+///
+/// [`hostname_key`]: crate::service::validate::hostname_key
 pub(crate) async fn set_flags<'e, E>(exec: E, hosts: &mut [Host]) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any> + Copy,
@@ -99,11 +102,12 @@ where
     if hosts.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<String> = hosts.iter().map(|h| h.hostname.to_lowercase()).collect();
+    let key = crate::service::validate::hostname_key;
+    let mut keys: Vec<String> = hosts.iter().map(|h| key(&h.hostname)).collect();
     keys.sort();
     keys.dedup();
     let sql = format!(
-        "SELECT id, LOWER(hostname) AS k FROM hosts WHERE revoked = 0 AND LOWER(hostname) IN ({})",
+        "SELECT id, hostname_key AS k FROM hosts WHERE revoked = 0 AND hostname_key IN ({})",
         marks(1, keys.len())
     );
     let mut q = sqlx::query(&sql);
@@ -138,7 +142,7 @@ where
             o.sort();
             o
         };
-        let o = others(by_name.get(&h.hostname.to_lowercase()));
+        let o = others(by_name.get(&key(&h.hostname)));
         if !o.is_empty() {
             h.flags.push(HostFlag {
                 kind: HostFlag::DUPLICATE_HOSTNAME.into(),
@@ -197,15 +201,17 @@ pub(crate) async fn load_tx(tx: &mut Tx, id: &str) -> Result<Option<Host>, Store
 
 /// Resolves references (id, or a hostname that names exactly one host) to host ids,
 /// failing on the first unknown or ambiguous one. Revoked hosts are not targets.
-/// A hostname is ambiguous when another non-revoked host has it too, compared
-/// case-insensitively (both are flagged `duplicate_hostname`): the id always works.
+/// A hostname is ambiguous when another non-revoked host has it too, compared as
+/// [`hostname_key`] (both are flagged `duplicate_hostname`): the id always works.
+///
+/// [`hostname_key`]: crate::service::validate::hostname_key
 pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<String>, StoreError> {
     let mut ids: Vec<String> = Vec::with_capacity(refs.len());
     for r in refs {
         let r = r.trim();
-        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
+        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
             .bind(r.to_string())
-            .bind(r.to_lowercase())
+            .bind(crate::service::validate::hostname_key(r))
             .fetch_all(&mut **tx)
             .await?;
         let exact = rows.iter().find(|row| get_str(row, "id").ok().as_deref() == Some(r));
@@ -294,6 +300,29 @@ impl Store {
     /// Fills `host_addresses` from `hosts.addresses` for hosts with addresses but no rows
     /// (databases written before migration 19); addresses that are not IP addresses are
     /// left out. Runs at start.
+    /// Fills `hosts.hostname_key` ([`hostname_key`]) for hosts that have none (enrolled
+    /// before the column existed), at start.
+    ///
+    /// [`hostname_key`]: crate::service::validate::hostname_key
+    pub(crate) async fn backfill_hostname_keys(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE hostname_key IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (_guard, mut tx) = self.write_tx().await?;
+        for r in &rows {
+            sqlx::query("UPDATE hosts SET hostname_key = $1 WHERE id = $2")
+                .bind(crate::service::validate::hostname_key(&get_str(r, "hostname")?))
+                .bind(get_str(r, "id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn backfill_host_addresses(&self) -> Result<(), StoreError> {
         let rows = sqlx::query(
             "SELECT id, addresses FROM hosts WHERE addresses <> '[]' \
@@ -537,9 +566,9 @@ impl Store {
 /// when no live host has it, the one revoked host that had it. Revoked namesakes of a live
 /// host (a host re-enrolled under its old name) never make a name ambiguous.
 async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
-    let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR LOWER(hostname) = $2")
+    let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
         .bind(r.to_string())
-        .bind(r.to_lowercase())
+        .bind(crate::service::validate::hostname_key(r))
         .fetch_all(&mut **tx)
         .await?;
     let mut live = Vec::new();

@@ -288,6 +288,7 @@ impl Store {
             writer: uuid::Uuid::new_v4().simple().to_string(),
         };
         store.backfill_host_addresses().await?;
+        store.backfill_hostname_keys().await?;
         store.renormalise_token_names().await?;
         Ok(store)
     }

@@ -69,6 +69,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0021_audit_writers.sql"),
         include_str!("../../migrations/0021_audit_writers.sql"),
     ),
+    (
+        22,
+        "hostname key",
+        include_str!("../../migrations/0022_hostname_key.sql"),
+        include_str!("../../migrations/0022_hostname_key.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

@@ -19,7 +19,8 @@ impl Store {
     /// Brings the comparison keys of tokens made before names were Unicode-normalised
     /// up to date (at start): a token whose key under [`token_name_key`] differs is
     /// re-keyed; one that now collides with another token's name is kept but flagged
-    /// `duplicate name` (its key made distinct with its id), and one that now reads as a
+    /// `duplicate name` (its key made distinct with its id; the token keeping the name
+    /// is flagged too, so both are marked), and one that now reads as a
     /// reserved name or holds invisible characters is flagged `reserved name` (the
     /// server warns about flagged tokens at start).
     ///
@@ -40,9 +41,6 @@ impl Store {
                 changes.push((id, key, reserved));
             }
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
         let (_guard, mut tx) = self.write_tx().await?;
         for (id, key, reserved) in changes {
             let other = sqlx::query("SELECT id FROM api_tokens WHERE name_key = $1 AND id <> $2")
@@ -52,9 +50,17 @@ impl Store {
                 .await?
                 .map(|r| get_i64(&r, "id"))
                 .transpose()?;
-            // The older token keeps the name; the newer one is flagged.
+            // The older token keeps the name (its key); both are flagged.
             let taken = match other {
-                Some(o) if o < id => true,
+                Some(o) if o < id => {
+                    sqlx::query(
+                        "UPDATE api_tokens SET name_flag = 'duplicate name' WHERE id = $1 AND name_flag IS NULL",
+                    )
+                    .bind(o)
+                    .execute(&mut *tx)
+                    .await?;
+                    true
+                }
                 Some(o) => {
                     sqlx::query(
                         "UPDATE api_tokens SET name_key = name_key || '#' || CAST(id AS TEXT), \
@@ -79,6 +85,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Duplicates flagged by an earlier release marked only the newer token: the one
+        // keeping the name is flagged too (a name two tokens share identifies neither).
+        sqlx::query(
+            "UPDATE api_tokens SET name_flag = 'duplicate name' WHERE name_flag IS NULL AND EXISTS \
+             (SELECT 1 FROM api_tokens o WHERE o.id <> api_tokens.id AND o.name_flag = 'duplicate name' \
+              AND o.name_key = api_tokens.name_key || '#' || CAST(o.id AS TEXT))",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
