@@ -199,7 +199,7 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
 impl Ca {
     /// Signs the audit chain head `(last_id, hash)` with the CA key, now (issue 17): a
     /// version-1 checkpoint (export trailers, retention cuts); see
-    /// [`Ca::sign_checkpoint_v2`] for checkpoint records.
+    /// [`Ca::sign`] for checkpoint records (a prepared checkpoint with its links).
     ///
     /// # Errors
     /// As [`Ca::sign`].

@@ -289,7 +289,7 @@ pub enum AnchorStatus {
 }
 
 impl AnchorStatus {
-    /// The start checkpoint's facts from it ([`StartFacts`]); `previous_over`: nothing
+    /// The start checkpoint's facts from it ([`StartFacts`](crate::store::StartFacts)); `previous_over`: nothing
     /// else holds the data directory, so the writer that wrote the file has ended.
     pub fn start_facts(&self, previous_over: bool) -> crate::store::StartFacts {
         match self {

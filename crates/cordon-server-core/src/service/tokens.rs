@@ -8,6 +8,7 @@ use crate::{ApiError, AppState};
 /// Lifetime of an enrollment token when the request names none: one day, in seconds.
 pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
 
+/// Every API token without its secret (admin; 403 otherwise).
 pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>, ApiError> {
     caller.require(Role::Admin)?;
     Ok(st.store.api_tokens().await?)
@@ -25,6 +26,7 @@ pub async fn create(st: &AppState, caller: &Caller, name: &str, role: Role) -> R
     Ok(st.store.create_api_token(caller, &name, role).await?)
 }
 
+/// Revokes API token `id`; its console sessions stop working at once (admin; 404 for an unknown id).
 pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
     Ok(st.store.revoke_api_token(caller, id).await?)

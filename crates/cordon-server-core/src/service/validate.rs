@@ -8,9 +8,12 @@ use crate::store::{ActionParams, Targets};
 use crate::timefmt::{now_ms, parse_rfc3339};
 use crate::ApiError;
 
+/// Longest comment (the "why" of an action), in characters.
 pub const MAX_COMMENT_CHARS: usize = 2000;
+/// Longest label, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
 
+/// The trimmed comment; 400 when it is missing, empty or longer than [`MAX_COMMENT_CHARS`].
 pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
     let c = c.map(str::trim).unwrap_or("");
     if c.is_empty() {
@@ -24,6 +27,7 @@ pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
     Ok(c.to_string())
 }
 
+/// The trimmed label; 400 when empty, longer than [`MAX_LABEL_CHARS`], or holding a control character or a comma.
 pub fn label(l: &str) -> Result<String, ApiError> {
     let l = l.trim();
     if l.is_empty() || l.chars().count() > MAX_LABEL_CHARS || l.chars().any(|c| c.is_control() || c == ',') {
@@ -260,6 +264,7 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
     })
 }
 
+/// A release's parameters from `req` (a comment is required; quarantine fields are ignored).
 pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     Ok(ActionParams {
         comment: comment(req.comment.as_deref())?,

@@ -15,7 +15,9 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// is only a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor<'a> {
+    /// Display name (token name, `system`, `agent:HOST`, `rule:NAME`, …).
     pub name: &'a str,
+    /// The API token id behind the name, if any.
     pub token_id: Option<i64>,
 }
 
@@ -51,13 +53,19 @@ impl std::fmt::Display for Actor<'_> {
 /// One record to append, always inside the transaction of the change it describes.
 #[derive(Debug, Clone, Default)]
 pub struct NewAudit<'a> {
+    /// Display name of who acted.
     pub actor: &'a str,
     /// The API token behind `actor` (people and scripts, console sessions).
     pub actor_token_id: Option<i64>,
+    /// What happened (`quarantine`, `applied`, `token_create`, …).
     pub action: &'a str,
+    /// The host concerned, if any.
     pub host_id: Option<&'a str>,
+    /// The reason given.
     pub comment: Option<&'a str>,
+    /// `ok`, `pending`, `error`, a change name, ….
     pub result: &'a str,
+    /// More detail (what changed, an error, a signed checkpoint).
     pub detail: Option<&'a str>,
     /// The automation event behind an automatic action.
     pub event_id: Option<&'a str>,
@@ -70,11 +78,14 @@ pub struct NewAudit<'a> {
 /// as `event=<id>; rule=<name>[; extra]`.
 #[derive(Debug, Clone, Copy)]
 pub struct AutoCause<'a> {
+    /// The automation event.
     pub event_id: &'a str,
+    /// The rule's name.
     pub rule: &'a str,
     /// The rule's id (`auto_rules.id`): names the rule even after it was deleted and
     /// another one created under the same name. `None` when the rule no longer exists.
     pub rule_id: Option<i64>,
+    /// More text for the detail.
     pub extra: Option<&'a str>,
 }
 
@@ -203,9 +214,13 @@ pub const ISSUED_SOURCE: &str = "server's own last signed";
 pub const SEEN_SOURCE: &str = "running server's last-seen";
 
 #[derive(Debug, Clone, Default)]
+/// Which audit records a listing returns (all given conditions hold).
 pub struct AuditFilter {
+    /// Only records about this host id.
     pub host_id: Option<String>,
+    /// Only records by this exact actor name.
     pub actor: Option<String>,
+    /// Only records with this action.
     pub action: Option<String>,
     /// Case-insensitive part of the actor's name.
     pub actor_contains: Option<String>,
@@ -216,6 +231,7 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Unix ms, exclusive.
     pub until: Option<i64>,
+    /// At most this many (capped at [`crate::store::MAX_PAGE`]).
     pub limit: Option<i64>,
 }
 

@@ -10,8 +10,11 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// Who a valid bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The token's id (recorded in audit records).
     pub token_id: i64,
+    /// Its display name.
     pub name: String,
+    /// What it may do.
     pub role: Role,
 }
 
@@ -98,7 +101,7 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::renormalise_token_names`] on demand (tests; the server runs it at start).
+    /// `Store::renormalise_token_names` on demand (tests; the server runs it at start).
     ///
     /// # Errors
     /// Database errors.
@@ -171,6 +174,7 @@ impl Store {
         })
     }
 
+    /// Every API token without its secret, by id.
     pub async fn api_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         let rows = sqlx::query("SELECT id, name, name_flag, role, created_at, revoked FROM api_tokens ORDER BY id")
             .fetch_all(&self.pool)
@@ -193,6 +197,7 @@ impl Store {
             .collect()
     }
 
+    /// Revokes token `id` (its sessions stop working), audited as `who`; [`StoreError::NotFound`] for an unknown id.
     pub async fn revoke_api_token<'a>(&self, who: impl Into<Actor<'a>>, id: i64) -> Result<(), StoreError> {
         let who = who.into();
         let (_guard, mut tx) = self.write_tx().await?;
