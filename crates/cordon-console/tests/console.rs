@@ -635,8 +635,14 @@ async fn runs_act_only_on_the_reviewed_hosts_and_need_their_revisions() {
     // Runs without the reviewed revisions: none, empty, or one host missing.
     let r1 = revision(&ctx, &db1).await;
     for (body, missing) in [
-        (serde_json::json!({"action": "quarantine", "label": "db", "comment": "IR-9", "confirm": "db"}), None),
-        (serde_json::json!({"action": "quarantine", "hosts": [db1, ws], "comment": "IR-9", "revisions": {}}), None),
+        (
+            serde_json::json!({"action": "quarantine", "label": "db", "comment": "IR-9", "confirm": "db"}),
+            None,
+        ),
+        (
+            serde_json::json!({"action": "quarantine", "hosts": [db1, ws], "comment": "IR-9", "revisions": {}}),
+            None,
+        ),
         (
             serde_json::json!({"action": "quarantine", "hosts": [db1, ws], "comment": "IR-9", "revisions": {db1.clone(): r1}}),
             Some("ws-wazuh"),
