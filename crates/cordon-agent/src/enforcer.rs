@@ -34,6 +34,9 @@ pub struct Check {
     pub backend: Option<String>,
     /// Why the state is tampered.
     pub reason: Option<String>,
+    /// Cordon rules are in force that nobody's record accounts for (the engine's
+    /// `StatusReport::records_lost`): kept, never removed by the agent (fail closed).
+    pub records_lost: bool,
     /// Every claim standing on this host's quarantine, the agent's own included (issue
     /// 19 item 9): reported to the server as they are; the agent never undoes another
     /// source's claim.
@@ -204,6 +207,7 @@ impl Enforcer for EngineEnforcer {
             digest: r.actual_digest.or(r.expected_digest),
             backend: r.backend.map(|b| b.to_string()),
             reason: r.reason,
+            records_lost: r.records_lost,
             claims,
         })
     }
@@ -363,6 +367,7 @@ impl Enforcer for MemoryEnforcer {
             digest: s.recorded.as_ref().map(Self::digest),
             backend: Some("memory".into()),
             reason,
+            records_lost: false,
             claims: vec![],
         };
         drop(s);
@@ -375,6 +380,7 @@ impl Enforcer for MemoryEnforcer {
                 check.digest = r.actual_digest.or(r.expected_digest);
                 check.backend = r.backend.map(|b| b.to_string());
                 check.reason = r.reason;
+                check.records_lost = r.records_lost;
             }
         }
         Ok(check)

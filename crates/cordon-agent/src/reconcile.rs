@@ -180,6 +180,7 @@ impl Agent {
             next_resolve: now + secs(self.cfg.resolve_interval_secs),
             last_resolve: None,
             local_claims_reported: None,
+            lost_reported: None,
             claims: vec![],
             seen_unenforced: None,
             transport_failures: vec![],
@@ -348,6 +349,8 @@ struct Reconciler {
     last_resolve: Option<Instant>,
     /// The other sources' claims last reported ("quarantined by local claims").
     local_claims_reported: Option<Vec<String>>,
+    /// Rules without a record last reported as kept (reported once per finding).
+    lost_reported: Option<String>,
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
@@ -440,6 +443,8 @@ impl Reconciler {
             }
             WatchEvent::Failed { error } => tracing::warn!(error = %error, "tamper watcher"),
             WatchEvent::Released => tracing::info!("tamper watcher ended: no quarantine recorded"),
+            // Only a watcher holding the tables reloads; the agent's does not hold them.
+            WatchEvent::Reloaded { claims } => tracing::info!(?claims, "claims re-applied"),
         }
     }
 
@@ -890,6 +895,18 @@ impl Reconciler {
             }
             return;
         }
+        // Cordon rules nobody's record accounts for (another state directory whose records
+        // were deleted, a lost claims file): they are someone's quarantine, so they stay
+        // (fail closed); reported once, never removed (trial6 HIGH 2).
+        if c.records_lost && !self.p.desired.quarantined {
+            if self.lost_reported != c.reason {
+                tracing::warn!(found = ?c.reason, "Cordon rules without a record are in force: kept (fail closed)");
+                self.lost_reported = c.reason.clone();
+                self.report(AgentState::Tampered, None, None, c.reason.clone());
+            }
+            return;
+        }
+        self.lost_reported = None;
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
         let claims_moved = c.claims != self.claims;

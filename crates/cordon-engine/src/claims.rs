@@ -283,13 +283,65 @@ fn path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.claims.json", table.as_str()))
 }
 
-/// `<table>.agent-paths.json` (not a table name, so [`state::recorded_tables`] skips it).
-pub fn paths_path(dir: &Path, table: &TableName) -> PathBuf {
+/// `<state_dir>/agent-paths.json`: one per state directory whatever the agent's `table`
+/// (trial6 HIGH 3: a per-table file was missed by every merge of another table, e.g. the
+/// Wazuh wrapper's default table under an agent with `table = "corp"`). Not a table name,
+/// so [`state::recorded_tables`] skips it.
+pub fn paths_path(dir: &Path) -> PathBuf {
+    dir.join("agent-paths.json")
+}
+
+/// The per-table file earlier versions wrote (`<table>.agent-paths.json`); never read
+/// (a stale one was used instead of the agent's current paths), removed when the agent
+/// records its paths.
+fn legacy_paths_path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.agent-paths.json", table.as_str()))
 }
 
-fn load_paths(dir: &Path, table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
-    Ok(read_versioned::<PathsFile>(&paths_path(dir, table), |f| f.version)?.map(|f| f.paths))
+fn read_paths_file(p: &Path) -> Result<Option<ManagementPaths>, EngineError> {
+    Ok(read_versioned::<PathsFile>(p, |f| f.version)?.map(|f| f.paths))
+}
+
+/// The agent's management paths every merge in `dir` must keep open: the paths file in
+/// `dir`, united with the one the agent of this network namespace registered wherever its
+/// own state directory is (`crate::home`), so a claim recorded in another state directory
+/// keeps the agent's paths too. A registered file that cannot be read is skipped.
+fn load_paths(dir: &Path, _table: &TableName) -> Result<Option<ManagementPaths>, EngineError> {
+    let own = paths_path(dir);
+    let mut out = read_paths_file(&own)?;
+    if let Some(reg) = crate::home::agent_paths() {
+        if reg != crate::home::absolute(&own) {
+            if let Ok(Some(more)) = read_paths_file(&reg) {
+                out = Some(match out {
+                    None => more,
+                    Some(mut have) => {
+                        for s in more.servers {
+                            if !have.servers.contains(&s) {
+                                have.servers.push(s);
+                            }
+                        }
+                        if more.dns {
+                            have.resolvers = match (have.resolvers.take(), more.resolvers) {
+                                (Some(mut a), Some(b)) if have.dns => {
+                                    for ip in b {
+                                        if !a.contains(&ip) {
+                                            a.push(ip);
+                                        }
+                                    }
+                                    Some(a)
+                                }
+                                (_, b) if !have.dns => b,
+                                _ => None,
+                            };
+                            have.dns = true;
+                        }
+                        have
+                    }
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
@@ -416,10 +468,47 @@ impl ClaimsLock {
     }
 }
 
+/// The claims in `dir`'s claims file of `table` (empty when it does not exist): what the
+/// holder of the tables applies on a reload (`crate::watch::holder`).
+pub(crate) fn claims_in_file(dir: &Path, table: &TableName) -> Result<Vec<Claim>, EngineError> {
+    Ok(load_file(dir, table)?.unwrap_or_default())
+}
+
+/// The quarantine the holder of the tables applies for `claims` (with the agent's
+/// management paths; no verification, no message), `None` when no claim stands. The
+/// requester waits until the record shows exactly this request.
+pub(crate) fn merged_for_holder(
+    dir: &Path,
+    table: &TableName,
+    claims: &[Claim],
+) -> Result<Option<IsolateRequest>, EngineError> {
+    let paths = load_paths(dir, table)?;
+    Ok(merge_with_paths(claims, paths.as_ref()).map(|mut m| {
+        m.verify = None;
+        m.message = None;
+        m
+    }))
+}
+
+/// Whether the kernel refused because another running cordon process holds the tables.
+fn is_held(e: &EngineError) -> bool {
+    match e {
+        EngineError::HeldByAnotherProcess(_) => true,
+        EngineError::Rejected(f) | EngineError::Firewall(f) => f.is_held_by_another_process(),
+        _ => false,
+    }
+}
+
+/// How long a requester waits for the holder of the tables to apply its claims.
+pub const HAND_OFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Engine {
     /// Every standing claim (a recorded quarantine without a claims file is one `local`
     /// claim).
     pub fn claims(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims();
+        }
         if let Some(c) = load_file(&self.state_dir, &self.table)? {
             return Ok(c);
         }
@@ -441,6 +530,9 @@ impl Engine {
     /// # Errors
     /// An unreadable or corrupt state or claims file.
     pub fn claims_without_state(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims_without_state();
+        }
         if state::load(&self.state_dir, &self.table)?.is_some() {
             return Ok(vec![]);
         }
@@ -455,6 +547,9 @@ impl Engine {
     /// # Errors
     /// Not root/admin, unreadable files, or the apply failed.
     pub fn rebuild_from_claims(&self) -> Result<Option<IsolateOutcome>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.rebuild_from_claims();
+        }
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let claims = self.claims_without_state()?;
@@ -469,16 +564,26 @@ impl Engine {
 
     /// Drops every claim (after a forced release removed the rules).
     pub fn clear_claims(&self) -> Result<(), EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.clear_claims();
+        }
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
-        save_file(&self.state_dir, &self.table, &[])
+        save_file(&self.state_dir, &self.table, &[])?;
+        if !crate::home::records(&self.state_dir, &self.table) {
+            crate::home::unregister(&self.table, &self.state_dir);
+        }
+        Ok(())
     }
 
     /// Isolates on behalf of `source`: records (or replaces) its claim and applies the
     /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
     /// Nothing is recorded when applying fails.
     pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_as(source, req);
+        }
         // The state's rename is made durable by the claims file's directory fsync below.
-        self.claim_and_apply(source, req, |merged| {
+        self.claim_and_apply(source, req, true, |merged| {
             self.isolate_durable(merged, state::DirSync::Deferred)
         })
     }
@@ -490,7 +595,10 @@ impl Engine {
         req: &IsolateRequest,
         notify_users: bool,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
-        self.claim_and_apply(source, req, |merged| {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_unverified_as(source, req, notify_users);
+        }
+        self.claim_and_apply(source, req, false, |merged| {
             self.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
         })
     }
@@ -499,6 +607,7 @@ impl Engine {
         &self,
         source: ClaimSource,
         req: &IsolateRequest,
+        verify: bool,
         apply: impl FnOnce(&IsolateRequest) -> Result<IsolateOutcome, EngineError>,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
@@ -510,7 +619,12 @@ impl Engine {
         // Verify what this source asked to verify (its first server by default).
         merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
         merged.message = req.message.clone();
-        let outcome = apply(&merged)?;
+        let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
+        let outcome = match apply(&merged) {
+            Ok(o) => o,
+            Err(e) if is_held(&e) => return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify),
+            Err(e) => return Err(e),
+        };
         // `apply` left the state's rename to this directory fsync (DirSync::Deferred):
         // it makes both records durable; on failure it still runs for the state's.
         if let Err(e) = save_file(&self.state_dir, &self.table, &claims) {
@@ -524,12 +638,136 @@ impl Engine {
         })
     }
 
+    /// [`Engine::claim_and_apply`] when the kernel refused because another cordon process
+    /// holds the tables: the holder applies the claims; then, for a verified isolate, this
+    /// process checks it can reach the source's verification target (else the claim is
+    /// withdrawn again and `VerificationFailed` returned).
+    #[allow(clippy::too_many_arguments)]
+    fn claim_by_holder(
+        &self,
+        held: EngineError,
+        source: ClaimSource,
+        req: &IsolateRequest,
+        merged: &IsolateRequest,
+        claims: &[Claim],
+        before: &[Claim],
+        verify: bool,
+    ) -> Result<ClaimIsolateOutcome, EngineError> {
+        let stored = self.hand_off(held, claims, before)?.ok_or(EngineError::ReadBack)?;
+        let pid = crate::watch::holder::pid(&self.state_dir, &self.table).unwrap_or_default();
+        let mut outcome = self.outcome_of(
+            stored,
+            &format!("applied by the cordon process holding the tables (pid {pid})"),
+        );
+        if verify {
+            let targets = self.resolve(merged)?.verify_targets;
+            if !targets.is_empty() {
+                match crate::verify::reach_any(&targets, req.verify_timeout) {
+                    Ok(a) => outcome.verified_via = Some(a),
+                    Err(reason) => {
+                        let held_again = EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(
+                            "verification failed".into(),
+                        ));
+                        let rollback = self.hand_off(held_again, before, claims).err();
+                        return Err(EngineError::VerificationFailed {
+                            targets,
+                            reason,
+                            rollback_error: rollback.map(Box::new),
+                        });
+                    }
+                }
+            }
+            if let Some(text) = &req.message {
+                outcome.message_warning = crate::notify::message_users(text).err();
+            }
+        }
+        Ok(ClaimIsolateOutcome {
+            outcome,
+            source,
+            claims: claims.iter().map(|c| c.source).collect(),
+        })
+    }
+
+    /// The kernel refused a change because another cordon process holds the tables
+    /// (`held`): `claims` (already decided) are written to the claims file, the holder is
+    /// asked to apply them (SIGHUP, see `crate::watch::holder`), and this waits at most
+    /// [`HAND_OFF_TIMEOUT`] until the record shows their merge (or, with no claim left,
+    /// no quarantine). On failure the claims file is put back to `before` and the error
+    /// names the holder. Returns the record now in force (`None`: released).
+    fn hand_off(
+        &self,
+        held: EngineError,
+        claims: &[Claim],
+        before: &[Claim],
+    ) -> Result<Option<state::StoredState>, EngineError> {
+        let refuse = |why: String| {
+            EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(format!(
+                "{}; {why}",
+                crate::error::chain(&held)
+            )))
+        };
+        let pid = crate::watch::holder::pid(&self.state_dir, &self.table).map_err(|why| {
+            refuse(format!(
+                "the holder could not be asked to apply the change ({why}); stop that process first"
+            ))
+        })?;
+        let expected = merged_for_holder(&self.state_dir, &self.table, claims)?;
+        save_file(&self.state_dir, &self.table, claims)?;
+        let put_back = |why: String| {
+            let _ = save_file(&self.state_dir, &self.table, before);
+            let _ = crate::watch::holder::signal(pid);
+            refuse(why)
+        };
+        if let Err(why) = crate::watch::holder::signal(pid) {
+            return Err(put_back(why));
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let stored = state::load(&self.state_dir, &self.table)?;
+            match (&expected, stored) {
+                (None, None) => return Ok(None),
+                (Some(want), Some(s)) if &s.request == want => return Ok(Some(s)),
+                _ => {}
+            }
+            if started.elapsed() >= HAND_OFF_TIMEOUT {
+                return Err(put_back(format!(
+                    "pid {pid} holds the tables and was asked to apply the change, but did not within {} s (its log says why); nothing was changed",
+                    HAND_OFF_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+
+    /// An [`IsolateOutcome`] for a record the holder of the tables applied.
+    fn outcome_of(&self, s: state::StoredState, pid_note: &str) -> IsolateOutcome {
+        let coverage = self
+            .firewall(Some(s.backend))
+            .and_then(|f| f.coverage().map_err(EngineError::from))
+            .unwrap_or_default();
+        IsolateOutcome {
+            state: crate::QuarantineState::Isolated.as_str(),
+            backend: s.backend,
+            table: self.table.to_string(),
+            policy: s.policy,
+            digest: s.digest,
+            applied_at: s.applied_at,
+            verified_via: None,
+            message_warning: None,
+            warnings: vec![pid_note.to_string()],
+            replaced_backends: vec![],
+            apply_ms: 0.0,
+            coverage,
+            impact: crate::impact::Impact::default(),
+        }
+    }
+
     /// The enrolled agent's recorded management paths, if any.
     ///
     /// # Errors
     /// An unreadable or corrupt `<table>.agent-paths.json`.
     pub fn management_paths(&self) -> Result<Option<ManagementPaths>, EngineError> {
-        load_paths(&self.state_dir, &self.table)
+        load_paths(&self.home_dir(), &self.table)
     }
 
     /// Records the enrolled agent's management paths (see the module comment). When they
@@ -542,28 +780,58 @@ impl Engine {
     /// are recorded; the rules in force are unchanged).
     pub fn set_management_paths(&self, paths: &ManagementPaths) -> Result<bool, EngineError> {
         crate::privilege::require_admin()?;
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
-        let old = load_paths(&self.state_dir, &self.table).ok().flatten();
+        let p = paths_path(&self.state_dir);
+        let old = read_paths_file(&p).ok().flatten();
+        let _ = fs::remove_file(legacy_paths_path(&self.state_dir, &self.table));
+        crate::home::register_agent_paths(&p);
         if old.as_ref() == Some(paths) {
             return Ok(false);
         }
-        let p = paths_path(&self.state_dir, &self.table);
-        let json = serde_json::to_vec_pretty(&PathsFile {
-            version: CLAIMS_VERSION,
-            recorded_at: state::now_rfc3339(),
-            paths: paths.clone(),
-        })
-        .map_err(EngineError::StateEncode)?;
-        write_atomic(&self.state_dir, &p, &json)?;
+        {
+            let _lock = ClaimsLock::acquire(&self.state_dir)?;
+            let json = serde_json::to_vec_pretty(&PathsFile {
+                version: CLAIMS_VERSION,
+                recorded_at: state::now_rfc3339(),
+                paths: paths.clone(),
+            })
+            .map_err(EngineError::StateEncode)?;
+            write_atomic(&self.state_dir, &p, &json)?;
+        }
+        crate::home::register_agent_paths(&p);
+        // Every table with standing claims in this namespace gets the paths at once.
+        let mut reapplied = false;
+        let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
+        if !tables.contains(&self.table) {
+            tables.push(self.table.clone());
+        }
+        for table in tables {
+            let eng = Engine { table, ..self.clone() };
+            reapplied |= eng.reapply_with_paths()?;
+        }
+        Ok(reapplied)
+    }
+
+    /// Re-applies the standing claims' merge with the current management paths when a
+    /// quarantine is recorded and the merge differs from the recorded request.
+    fn reapply_with_paths(&self) -> Result<bool, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.reapply_with_paths();
+        }
+        let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let claims = self.claims()?;
-        let Some(mut merged) = merge_with_paths(&claims, Some(paths)) else {
+        let paths = load_paths(&self.state_dir, &self.table)?;
+        let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
             return Ok(false);
         };
-        if state::load(&self.state_dir, &self.table)?.is_none() {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok(false);
-        }
+        };
         merged.verify = None;
         merged.message = None;
+        let same = stored.request.servers == merged.servers && stored.request.dns == merged.dns;
+        if same {
+            return Ok(false);
+        }
         self.isolate_unverified(&merged, false)?;
         Ok(true)
     }
@@ -572,6 +840,9 @@ impl Engine {
     /// which drops every claim); otherwise the remaining claims' union is re-applied
     /// (without verification or message) and the host stays quarantined.
     pub fn release_as(&self, source: ClaimSource, force: bool) -> Result<ClaimReleaseOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.release_as(source, force);
+        }
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
@@ -585,9 +856,28 @@ impl Engine {
         let before = claims.len();
         claims.retain(|c| c.source != source);
         let released_claim = claims.len() != before;
+        let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
         if force || claims.is_empty() {
-            let release = self.release()?;
+            let recorded = state::load(&self.state_dir, &self.table)?.map(|s| s.backend);
+            let release = match self.release() {
+                Ok(r) => r,
+                Err(e) if is_held(&e) => {
+                    self.hand_off(e, &[], &before)?;
+                    let backend = recorded.unwrap_or(cordon_firewall::BackendKind::Netlink);
+                    ReleaseOutcome {
+                        state: crate::QuarantineState::Released.as_str(),
+                        backend,
+                        table: self.table.to_string(),
+                        was_isolated: true,
+                        removed_from: vec![backend],
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             save_file(&self.state_dir, &self.table, &[])?;
+            if !crate::home::records(&self.state_dir, &self.table) {
+                crate::home::unregister(&self.table, &self.state_dir);
+            }
             return Ok(ClaimReleaseOutcome {
                 state: "released",
                 source,
@@ -604,11 +894,17 @@ impl Engine {
             if let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) {
                 merged.verify = None;
                 merged.message = None;
-                if let Err(e) = self.isolate_unverified(&merged, false) {
-                    warning = Some(format!(
-                        "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
-                        crate::error::chain(&e)
-                    ));
+                match self.isolate_unverified(&merged, false) {
+                    Ok(_) => {}
+                    Err(e) if is_held(&e) => {
+                        self.hand_off(e, &claims, &before)?;
+                    }
+                    Err(e) => {
+                        warning = Some(format!(
+                            "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
+                            crate::error::chain(&e)
+                        ));
+                    }
                 }
             }
             save_file(&self.state_dir, &self.table, &claims)?;
@@ -741,7 +1037,7 @@ mod tests {
             paths: paths.clone(),
         })
         .unwrap();
-        write_atomic(dir.path(), &paths_path(dir.path(), &table), &json).unwrap();
+        write_atomic(dir.path(), &paths_path(dir.path()), &json).unwrap();
         assert_eq!(eng.management_paths().unwrap(), Some(paths));
         assert_eq!(
             state::recorded_tables(dir.path()).unwrap(),

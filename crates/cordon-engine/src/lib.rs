@@ -9,6 +9,7 @@
 
 pub mod claims;
 mod error;
+mod home;
 pub mod impact;
 mod lock;
 pub mod notify;
@@ -216,6 +217,12 @@ pub struct StatusReport {
     pub digest_matches: bool,
     /// Why the state is `tampered`.
     pub reason: Option<String>,
+    /// Cordon rules of this table are in force but no record of them (state or claims)
+    /// exists in the table's home state directory: whoever applied them is unknown. Such
+    /// rules are kept (fail closed) — no cordon process removes them on its own; `cordon
+    /// release --force` does.
+    #[serde(default)]
+    pub records_lost: bool,
     /// Every backend in which Cordon rules of this table are in force now.
     pub backends_in_force: Vec<BackendKind>,
     /// What the recorded policy does and does not stop, stated plainly (a policy that
@@ -279,6 +286,27 @@ impl Engine {
 
     fn lock(&self) -> Result<lock::StateLock, EngineError> {
         lock::StateLock::acquire(&self.state_dir, self.lock_timeout)
+    }
+
+    /// This engine working in the table's registered home state directory, when that is
+    /// another directory which records the table (see the `home` module: one record per
+    /// table and network namespace, whatever `--state-dir` each process was given).
+    /// `None`: this engine's own directory is the home.
+    pub(crate) fn elsewhere(&self) -> Option<Engine> {
+        let home = home::elsewhere(&self.table, &self.state_dir)?;
+        tracing::debug!(home = %home.display(), own = %self.state_dir.display(), "table recorded in another state directory; working there");
+        Some(Engine {
+            state_dir: home,
+            ..self.clone()
+        })
+    }
+
+    /// The state directory the table's quarantine is recorded in: the registered home
+    /// (another process's `--state-dir`) or this engine's own.
+    pub fn home_dir(&self) -> PathBuf {
+        self.elsewhere()
+            .map(|e| e.state_dir)
+            .unwrap_or_else(|| self.state_dir.clone())
     }
 
     /// One openable backend per set of kernel objects (netlink and `nft` manage the same
@@ -362,6 +390,9 @@ impl Engine {
         req: &IsolateRequest,
         dir_sync: state::DirSync,
     ) -> Result<IsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_durable(req, dir_sync);
+        }
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
@@ -409,6 +440,9 @@ impl Engine {
         notify_users: bool,
         dir_sync: state::DirSync,
     ) -> Result<IsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.isolate_unverified_durable(req, notify_users, dir_sync);
+        }
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
         let _lock = self.lock()?;
@@ -434,6 +468,9 @@ impl Engine {
     /// With the state file lost while claims stand (`<table>.claims.json`), the claims'
     /// merged quarantine is applied again and recorded ([`Engine::rebuild_from_claims`]).
     pub fn reapply(&self) -> Result<IsolateOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.reapply();
+        }
         privilege::require_admin()?;
         if let Some(out) = self.rebuild_from_claims()? {
             return Ok(out);
@@ -465,7 +502,7 @@ impl Engine {
         )
     }
 
-    fn apply_resolved(
+    pub(crate) fn apply_resolved(
         &self,
         fw: &dyn Firewall,
         req: &IsolateRequest,
@@ -547,6 +584,7 @@ impl Engine {
                 rollback_error: self.roll_back(fw, previous).err(),
             });
         }
+        home::register(&self.table, &self.state_dir);
 
         let message_warning = match &req.message {
             Some(text) if notify_users => notify::message_users(text).err(),
@@ -611,6 +649,9 @@ impl Engine {
     /// Succeeds (with `was_isolated: false`) when nothing was in force. If any removal
     /// fails, the state file is left exactly as it was and the error is returned.
     pub fn release(&self) -> Result<ReleaseOutcome, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.release();
+        }
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let stored = state::load(&self.state_dir, &self.table)?;
@@ -634,6 +675,9 @@ impl Engine {
             return Err(held_by_another(&mut failures).unwrap_or(EngineError::ReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
+        if !home::records(&self.state_dir, &self.table) {
+            home::unregister(&self.table, &self.state_dir);
+        }
         let backend = recorded
             .or_else(|| removed_from.first().copied())
             .or_else(|| self.firewall(None).ok().map(|f| f.kind()))
@@ -652,6 +696,9 @@ impl Engine {
     /// then deletes the state file. Returns the backends that were cleaned. When any
     /// removal fails, the state file is left exactly as it was.
     pub fn release_everywhere(&self) -> Result<Vec<BackendKind>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.release_everywhere();
+        }
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let mut cleaned = Vec::new();
@@ -686,6 +733,9 @@ impl Engine {
             return Err(held_by_another(&mut failures).unwrap_or(EngineError::ForcedReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
+        if !home::records(&self.state_dir, &self.table) {
+            home::unregister(&self.table, &self.state_dir);
+        }
         Ok(cleaned)
     }
 
@@ -693,6 +743,9 @@ impl Engine {
     /// with the boot id telling a reboot (rules gone, as expected) from tampering while no
     /// Cordon process was running (rules gone in the same boot).
     pub fn startup_check(&self) -> Result<StartupFinding, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.startup_check();
+        }
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok(StartupFinding::NothingRecorded);
         };
@@ -716,6 +769,12 @@ impl Engine {
 
     /// Compares the kernel's rules with what was recorded at apply time.
     pub fn status(&self) -> Result<StatusReport, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.status();
+        }
+        // Never judge while another process (or thread) is half way through a change:
+        // wait for its state lock, then read record and kernel together.
+        let _settled = lock::SharedHold::wait(&self.state_dir, self.lock_timeout);
         let stored = state::load(&self.state_dir, &self.table)?;
         let fw = self.firewall(stored.as_ref().map(|s| s.backend))?;
         let live = fw.inspect()?;
@@ -744,6 +803,7 @@ impl Engine {
             actual_digest: live.as_ref().map(|i| i.digest.clone()),
             digest_matches: false,
             reason: None,
+            records_lost: false,
             backends_in_force,
             notes: stored.as_ref().map(|s| policy_notes(&s.policy)).unwrap_or_default(),
             coverage,
@@ -774,9 +834,10 @@ impl Engine {
             (None, Some(_)) => {
                 report.state = QuarantineState::Tampered;
                 report.backend = Some(fw.kind());
+                report.records_lost = orphans.is_empty();
                 report.reason = Some(if orphans.is_empty() {
                     format!(
-                        "{} rules named {:?} are present but no quarantine is recorded in {}",
+                        "quarantine records lost; rules kept; `cordon release --force` removes them ({} rules named {:?} are in force but no quarantine or claim of them is recorded in {})",
                         fw.kind(),
                         self.table.as_str(),
                         self.state_dir.display()
@@ -862,7 +923,7 @@ pub fn sort_tables(names: &mut Vec<TableName>) {
 /// on failure), send the message to logged-in users, and when the state's rename is made
 /// durable ([`state::DirSync`]).
 #[derive(Debug, Clone, Copy)]
-struct ApplyHow {
+pub(crate) struct ApplyHow {
     verify_after: bool,
     notify_users: bool,
     dir_sync: state::DirSync,

@@ -95,6 +95,40 @@ impl StateLock {
 
 /// The pid holding the `flock` on `file`: the kernel's answer when it gives one, else
 /// the pid the holder wrote into the file.
+/// A shared hold on the state lock while a status is judged: taken only when no other
+/// process (or thread) holds the lock exclusively, i.e. no isolate, release or repair is
+/// half done (trial6 MED 5: another manager's isolate still verifying was judged as
+/// tampering). Waits quietly, at most `timeout`; `None` when the lock stayed taken (the
+/// caller judges anyway) or cannot be opened.
+pub struct SharedHold {
+    _file: File,
+}
+
+impl SharedHold {
+    pub fn wait(dir: &Path, timeout: Duration) -> Option<Self> {
+        let file = OpenOptions::new().read(true).open(dir.join(".lock")).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let started = Instant::now();
+            loop {
+                // SAFETY: the descriptor is valid for the lifetime of `file`.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+                if rc == 0 {
+                    break;
+                }
+                if started.elapsed() >= timeout {
+                    return None;
+                }
+                std::thread::sleep(RETRY);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = timeout;
+        Some(SharedHold { _file: file })
+    }
+}
+
 fn holder_pid(file: &mut File) -> Option<u32> {
     kernel_holder(file).or_else(|| recorded_pid(file))
 }

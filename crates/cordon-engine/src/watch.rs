@@ -72,6 +72,13 @@ pub enum WatchEvent {
     },
     /// No quarantine is recorded any more (released): the loop ends.
     Released,
+    /// Another cordon process changed the claims (an isolate or release by another
+    /// source while this watcher holds the tables) and asked this holder to apply them
+    /// (SIGHUP): the claims' merged quarantine is now in force through the held tables.
+    Reloaded {
+        /// The sources whose claims stand now.
+        claims: Vec<String>,
+    },
 }
 
 /// One check's verdict.
@@ -113,6 +120,9 @@ impl Engine {
         mut on: impl FnMut(&WatchEvent),
     ) -> Result<(), EngineError> {
         crate::privilege::require_admin()?;
+        if let Some(h) = self.elsewhere() {
+            return h.watch(opts, stop, on);
+        }
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Err(EngineError::Invalid(format!(
                 "nothing to watch: no quarantine recorded in {}",
@@ -122,6 +132,14 @@ impl Engine {
         let fw = self.firewall(Some(stored.backend))?;
         let owned = opts.own && fw.hold_tables();
         let mut notes = Notifications::open(opts.events, self.table.as_str())?;
+        // While holding the tables, other sources' isolates and releases are handed to
+        // this process (see `holder`): it names itself and listens for SIGHUP.
+        let _holder = if owned {
+            holder::listen();
+            Some(holder::Announce::write(&self.state_dir, &self.table))
+        } else {
+            None
+        };
         if owned {
             // Take the tables over now, so they carry the owner flag from the start.
             let _lock = self.lock()?;
@@ -160,6 +178,24 @@ impl Engine {
                     Look::All
                 }
             };
+            if owned && holder::take_request() {
+                match self.reload(fw.as_ref()) {
+                    Ok(None) => {
+                        on(&WatchEvent::Released);
+                        return Ok(());
+                    }
+                    Ok(Some(claims)) => {
+                        mem.good = None;
+                        on(&WatchEvent::Reloaded { claims });
+                    }
+                    Err(e) => on(&WatchEvent::Failed {
+                        error: format!(
+                            "applying the claims another cordon process changed: {}",
+                            crate::error::chain(&e)
+                        ),
+                    }),
+                }
+            }
             let started = Instant::now();
             let verdict = self.check_once(fw.as_ref(), what, &mut mem);
             let check_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -194,6 +230,38 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Applies the claims file's merged quarantine (with the agent's management paths)
+    /// through the held tables `fw`, or removes the quarantine when no claim is left
+    /// (then `None`). Returns the sources whose claims stand. Only the claims file counts:
+    /// the requester has just written it (a missing file: no claim).
+    fn reload(&self, fw: &dyn Firewall) -> Result<Option<Vec<String>>, EngineError> {
+        let claims = crate::claims::claims_in_file(&self.state_dir, &self.table)?;
+        let merged = crate::claims::merged_for_holder(&self.state_dir, &self.table, &claims)?;
+        let _lock = self.lock()?;
+        let Some(merged) = merged else {
+            fw.remove()?;
+            state::delete(&self.state_dir, &self.table)?;
+            if !crate::home::records(&self.state_dir, &self.table) {
+                crate::home::unregister(&self.table, &self.state_dir);
+            }
+            return Ok(None);
+        };
+        let resolved = self.resolve(&merged)?;
+        let previous = state::load(&self.state_dir, &self.table)?;
+        self.apply_resolved(
+            fw,
+            &merged,
+            &resolved,
+            previous.as_ref(),
+            crate::ApplyHow {
+                verify_after: false,
+                notify_users: false,
+                dir_sync: state::DirSync::Now,
+            },
+        )?;
+        Ok(Some(claims.iter().map(|c| c.source.to_string()).collect()))
     }
 
     /// Compares the kernel with the record: our rules (digest), and with `Look::Links` or
@@ -347,6 +415,104 @@ impl Notifications {
         #[cfg(target_os = "linux")]
         if let Some(w) = self.watch.as_mut() {
             w.take()?;
+        }
+        Ok(())
+    }
+}
+
+/// The process holding the tables (`cordon isolate --watch` with the nftables owner flag)
+/// is the only one the kernel lets change them. So that no other source's isolate or
+/// release becomes impossible while it runs (trial6 HIGH 4: a Wazuh or Velociraptor host
+/// could not be released remotely), the holder names itself in
+/// `<state_dir>/.<table>.holder` (its pid) and re-reads the claims on SIGHUP; a requester
+/// refused by the kernel writes the claims file, signals the holder (after checking that
+/// the pid runs a cordon binary) and waits, bounded, for the new merge in the record.
+/// Hand-written with libc (sigaction, kill): the engine has no signal library, and
+/// all it needs is one flag.
+pub(crate) mod holder {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use cordon_policy::TableName;
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_hup(_: libc::c_int) {
+        REQUESTED.store(true, Ordering::SeqCst);
+    }
+
+    /// Installs the SIGHUP handler (replacing any other, e.g. a terminate-on-HUP one).
+    pub fn listen() {
+        #[cfg(unix)]
+        // SAFETY: the handler only stores to an atomic (async-signal-safe); the sigaction
+        // struct is zeroed and then filled as sigaction(2) documents.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_hup as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut());
+        }
+    }
+
+    /// Whether a requester asked for a reload since the last call.
+    pub fn take_request() -> bool {
+        REQUESTED.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn path(dir: &Path, table: &TableName) -> PathBuf {
+        dir.join(format!(".{}.holder", table.as_str()))
+    }
+
+    /// The holder's announcement; removed when dropped.
+    pub struct Announce(PathBuf);
+
+    impl Announce {
+        pub fn write(dir: &Path, table: &TableName) -> Self {
+            let p = path(dir, table);
+            let _ = std::fs::write(&p, std::process::id().to_string());
+            Announce(p)
+        }
+    }
+
+    impl Drop for Announce {
+        fn drop(&mut self) {
+            if std::fs::read_to_string(&self.0).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    /// The pid of the process holding `table`'s tables, when it announced itself and runs
+    /// a cordon binary (`/proc/PID/exe` named `cordon…`); `Err` says why not.
+    pub fn pid(dir: &Path, table: &TableName) -> Result<u32, String> {
+        let p = path(dir, table);
+        let text = std::fs::read_to_string(&p).map_err(|_| format!("no holder is named in {}", p.display()))?;
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{} does not name a pid", p.display()))?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_err(|e| format!("pid {pid} (named in {}) is not running: {e}", p.display()))?;
+        let name = exe
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.starts_with("cordon") {
+            return Err(format!("pid {pid} runs {}, not cordon", exe.display()));
+        }
+        Ok(pid)
+    }
+
+    /// Asks `pid` to re-read the claims.
+    pub fn signal(pid: u32) -> Result<(), String> {
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return Err(format!("pid {pid} out of range"));
+        };
+        // SAFETY: kill(2) with a checked pid and a plain signal number.
+        let rc = unsafe { libc::kill(p, libc::SIGHUP) };
+        if rc != 0 {
+            return Err(format!("cannot signal pid {pid}: {}", std::io::Error::last_os_error()));
         }
         Ok(())
     }

@@ -58,14 +58,22 @@ pub struct Prepared {
 /// Builds the lab and initialises a server in a temp dir, with an enrollment token whose
 /// hosts get `labels` (comma-separated).
 pub fn prepare(bin: &Path, labels: &str) -> Result<Prepared> {
-    let lab = Lab::build(
-        bin,
-        LabOptions {
-            server_echo: false,
-            user_rules: false,
-            ..LabOptions::default()
-        },
-    )?;
+    prepare_named(bin, labels, None)
+}
+
+/// The lab options for a real Cordon server on the server host (no echo on its port, no
+/// user firewall rules on the endpoint).
+pub fn server_lab_options() -> LabOptions {
+    LabOptions {
+        server_echo: false,
+        user_rules: false,
+        ..LabOptions::default()
+    }
+}
+
+/// Like [`prepare`], with the namespaces named after `prefix` (see [`Lab::build_named`]).
+pub fn prepare_named(bin: &Path, labels: &str, prefix: Option<&str>) -> Result<Prepared> {
+    let lab = Lab::build_named(bin, server_lab_options(), prefix)?;
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("server");
     let init = json_of(
@@ -196,13 +204,23 @@ impl ServerLab {
     /// Builds the lab, initialises a server, starts it, enrolls and starts the agent, and
     /// waits until the agent has reported.
     pub fn start(bin: &Path) -> Result<ServerLab> {
+        Self::start_named(bin, None, false)
+    }
+
+    /// Like [`ServerLab::start`], with the namespaces named after `prefix`, and with
+    /// `logs` the server's and agent's output in `srv.log` and `ep.log` next to the data
+    /// ([`Lab::log_path`]) instead of this terminal.
+    pub fn start_named(bin: &Path, prefix: Option<&str>, logs: bool) -> Result<ServerLab> {
         let Prepared {
-            lab,
+            mut lab,
             data,
             init,
             enroll_token,
             tmp,
-        } = prepare(bin, "lab")?;
+        } = prepare_named(bin, "lab", prefix)?;
+        if logs {
+            lab.set_log_dir(tmp.path());
+        }
         let agent_dir = tmp.path().join("agent");
         let server = spawn_server(&lab, bin, &data)?;
         let mut me = ServerLab {
@@ -295,6 +313,50 @@ impl ServerLab {
         }
         Ok(start.elapsed())
     }
+}
+
+/// `cordon lab --server --keep`: the server and an enrolled agent stay up until Ctrl-C
+/// (`stop` set), for trying the CLI, API and console by hand.
+///
+/// # Errors
+/// When the lab cannot be built or the server or agent does not start.
+pub fn keep(bin: &Path, prefix: Option<&str>, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    let lab = ServerLab::start_named(bin, prefix, true)?;
+    lab.lab.serve_name(crate::lab::KEEP_NAME)?;
+    let (srv, ep) = (lab.lab.ns(Host::Server), lab.lab.ns(Host::Endpoint));
+    let data = s(&lab.data);
+    let log = |h: Host| lab.lab.log_path(h).map(|p| s(&p)).unwrap_or_default();
+    println!(
+        "Cordon lab up (until Ctrl-C, which removes it): a server in {srv}, an agent enrolled as `endpoint` in {ep}."
+    );
+    println!(
+        "The server's data is {data} (admin token below); its log {}, the agent's {}.",
+        log(Host::Server),
+        log(Host::Endpoint)
+    );
+    println!(
+        "{} and {SERVER_NAME} resolve to the server ({SERVER4}, {SERVER6}) in the lab.",
+        crate::lab::KEEP_NAME
+    );
+    println!();
+    println!("As an analyst (docs/server.md step 5), in the server's namespace:");
+    println!("  sudo ip netns exec {srv} env CORDON_SERVER=https://{SERVER_NAME}:{SERVER_PORT} \\");
+    println!(
+        "    CORDON_TOKEN={} CORDON_CA={data}/ca.pem cordon hosts",
+        lab.admin_token
+    );
+    println!("  … cordon quarantine endpoint --comment test   /   cordon release endpoint --comment done");
+    println!("On the endpoint:");
+    println!(
+        "  sudo ip netns exec {ep} cordon status --state-dir {}",
+        s(&lab.state_dir)
+    );
+    println!("  (the other host, {OTHER4} / {OTHER6} tcp/{OTHER_TCP_PORT}, is what a quarantine cuts off)");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("removing the lab");
+    Ok(())
 }
 
 /// Result of [`demo`]: the leak matrix open, quarantined through the API, released.

@@ -375,7 +375,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
             }
         })
     };
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| RunError::Listen {
+    let listener = bind(cfg.listen).map_err(|source| RunError::Listen {
         addr: cfg.listen,
         source,
     })?;
@@ -401,4 +401,44 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         shutdown,
         _writer_lock: writer_lock,
     })
+}
+/// Binds the listening socket. An unspecified IPv6 address (`[::]`) is bound dual-stack
+/// (`IPV6_V6ONLY` off), so `--listen [::]:8443` accepts IPv4 too whatever the host's
+/// `net.ipv6.bindv6only` default; otherwise as `tokio::net::TcpListener::bind` does
+/// (`SO_REUSEADDR` on Unix, backlog 1024).
+///
+/// # Errors
+/// The socket calls' errors (address in use, IPv6 unavailable, not permitted).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        sock.set_only_v6(false)?;
+    }
+    #[cfg(unix)]
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    TcpListener::from_std(sock.into())
+}
+
+#[cfg(test)]
+mod bind_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Fix14c item 5: `--listen [::]:8443` (the default and the units') must accept IPv4
+    /// as well, also where `net.ipv6.bindv6only` is 1. Loopback only.
+    #[tokio::test]
+    async fn unspecified_ipv6_listens_dual_stack() {
+        let Ok(l) = bind("[::]:0".parse().unwrap()) else {
+            panic!("cannot bind [::]:0: IPv6 unavailable on this machine");
+        };
+        let port = l.local_addr().unwrap().port();
+        let v4 = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        assert!(v4.is_ok(), "IPv4 to [::]:{port}: {v4:?}");
+        let v6 = tokio::net::TcpStream::connect(("::1", port)).await;
+        assert!(v6.is_ok(), "IPv6 to [::]:{port}: {v6:?}");
+    }
 }

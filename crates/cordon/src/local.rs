@@ -346,6 +346,10 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
                 ),
                 WatchEvent::Failed { error } => eprintln!("cordon: watch: {error}"),
                 WatchEvent::Released => println!("released: no quarantine recorded any more; watch ends"),
+                WatchEvent::Reloaded { claims } => println!(
+                    "claims changed by another cordon process; now in force for: {}",
+                    claims.join(", ")
+                ),
             }
         }
         use std::io::Write;

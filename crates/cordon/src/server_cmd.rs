@@ -72,7 +72,8 @@ pub struct TokenCreateArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    #[arg(long, default_value = "0.0.0.0:8443")]
+    /// Address and port to listen on; `[::]:8443` (the default) accepts IPv6 and IPv4.
+    #[arg(long, default_value = "[::]:8443")]
     pub listen: SocketAddr,
     #[arg(long, env = "CORDON_DB")]
     pub db: Option<String>,

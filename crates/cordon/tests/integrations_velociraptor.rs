@@ -214,6 +214,9 @@ fn check_vql(vql: &str) -> Result<(), String> {
     let mut stack: Vec<(char, bool)> = vec![];
     // Top level statement structure: LET NAME[(...)] =|<= BODY ... SELECT ...
     let (mut in_let, mut op_seen, mut let_body, mut saw_final) = (false, false, false, false);
+    // Open http_client( calls: the stack depth of their argument list, and the names of
+    // the arguments given.
+    let mut http_calls: Vec<(usize, Vec<String>)> = vec![];
     for (i, t) in toks.iter().enumerate() {
         let prev = i.checked_sub(1).map(|p| &toks[p]);
         let prev2 = i.checked_sub(2).map(|p| &toks[p]);
@@ -223,6 +226,16 @@ fn check_vql(vql: &str) -> Result<(), String> {
                 let call = matches!(prev, Some(Tok::Ident(s)) if !["AND", "OR", "NOT", "IN", "SELECT", "WHERE", "FROM"]
                     .iter().any(|k| s.eq_ignore_ascii_case(k)));
                 stack.push(('(', call));
+                if matches!(prev, Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("http_client")) {
+                    http_calls.push((stack.len(), vec![]));
+                }
+            }
+            Tok::Punct(p) if p == "=" => {
+                if let (Some(Tok::Ident(name)), Some((depth, args))) = (prev, http_calls.last_mut()) {
+                    if *depth == stack.len() {
+                        args.push(name.to_ascii_lowercase());
+                    }
+                }
             }
             Tok::Punct(p) if p == "{" => stack.push(('{', false)),
             Tok::Punct(p) if p == "[" => {
@@ -246,6 +259,18 @@ fn check_vql(vql: &str) -> Result<(), String> {
                     "}" => '{',
                     _ => '[',
                 };
+                if http_calls.last().is_some_and(|(depth, _)| *depth == stack.len()) {
+                    let (_, args) = http_calls.pop().unwrap_or_default();
+                    // vql/networking/http_client.go, v0.72 to v0.74.x: the url field is
+                    // `vfilter:"required,field=url"`, so a call without url= fails argument
+                    // parsing there (optional only from v0.75, commit cadc0f873).
+                    if !args.iter().any(|a| a == "url") {
+                        return Err(format!(
+                            "http_client() without url= (token {i}): url is required before Velociraptor 0.75; \
+                             for a managed secret use url=\"secret://\" + NAME, which every version since 0.72 reads"
+                        ));
+                    }
+                }
                 match stack.pop() {
                     Some((open, _)) if open == want => {}
                     _ => return Err(format!("unbalanced {p} (token {i})")),
@@ -292,6 +317,9 @@ fn vql_check_rejects_what_vfilter_rejects() {
         "SELECT 1 FROM scope()\nLET A = 1\nSELECT 2 FROM scope()",
         "SELECT * FROM foreach(row={SELECT 1 FROM scope()}",
         "SELECT [1] FROM scope()",
+        // url is required before Velociraptor 0.75: secret= alone does not parse there.
+        "SELECT * FROM http_client(secret=S, method=\"POST\", data=D)",
+        "SELECT * FROM foreach(row=Q, query={ SELECT * FROM http_client(secret=S, headers=dict(url=1)) })",
     ];
     for q in bad {
         assert!(check_vql(q).is_err(), "must be refused: {q}");
@@ -302,7 +330,8 @@ fn vql_check_rejects_what_vfilter_rejects() {
         "SELECT * FROM execve(argv=['wall', MessageBox])",
         "LET D(URL) = split(string=url(parse=URL).Host, sep=\":\")[0]\nSELECT D(URL=\"x\") FROM scope()",
         "LET X <= config.server_urls + VelociraptorURL\nSELECT format(format=\"%v %v\", args=[A, B]) FROM scope()",
-        "SELECT * FROM foreach(row=Q, query={ SELECT * FROM http_client(data=regex_replace(source=S, re='''\\n\\s*''', replace=\"\")) })",
+        "SELECT * FROM foreach(row=Q, query={ SELECT * FROM http_client(url=U, data=regex_replace(source=S, re='''\\n\\s*''', replace=\"\")) })",
+        "SELECT * FROM http_client(url=\"secret://\" + CordonSecret, method=\"POST\")",
         "// a comment [ with brackets\nSELECT X[1:2] FROM scope() WHERE Y =~ \"[a-z]\"",
     ];
     for q in good {
@@ -385,6 +414,14 @@ fn velociraptor_readme_matches_the_artifacts() {
     // EXECVE is the permission the quarantine artifact needs; no CordonToken parameter.
     assert!(readme.contains("EXECVE"));
     assert!(!readme.contains("CordonToken"), "the token lives in a secret");
+    // The forwarder reads its secret through url="secret://NAME" (the form every version
+    // since 0.72 reads; secret= without url= only parses from 0.75), and says so.
+    let fwd = std::fs::read_to_string(velo_dir().join("Server.Cordon.ForwardEvents.yaml")).unwrap();
+    assert!(fwd.contains("url=\"secret://\" + CordonSecret"), "{fwd}");
+    assert!(
+        readme.contains("secret://"),
+        "the README says how the secret is named in the URL"
+    );
     assert!(readme.contains("HTTP Secrets"));
 }
 

@@ -1294,6 +1294,10 @@ fn state_and_kernel_never_disagree() {
         "{st}"
     );
     assert!(!iptables_has_cordon_chains(&lab));
+    // The table's quarantine is recorded in `td` (its home in this namespace: every
+    // state directory would work there); release it before using another directory.
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &td]);
+    assert_eq!(code, 0, "{err}");
 
     // A failed release (no CAP_NET_ADMIN) keeps the state file exactly.
     let state = StateDir::new();
@@ -1772,7 +1776,7 @@ impl Drop for KillOnDrop {
 /// the next step. `cordon release` (plain or --force) while `cordon isolate --watch`
 /// holds the tables (owner flag, Linux ≥ 6.9) says which process holds them (pid, the
 /// systemd units cordon-watch.service / cordon-agent.service), that nothing was changed,
-/// and to stop it first; once it is stopped, the release goes through.
+/// and to stop it first. A claim's isolate or release is handed to the holder instead.
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn release_while_the_watcher_holds_the_tables_names_it_and_the_next_step() {
@@ -1817,7 +1821,9 @@ fn release_while_the_watcher_holds_the_tables_names_it_and_the_next_step() {
     }
     std::thread::spawn(move || for _ in lines {});
 
-    for args in [&["release", "--force"][..], &["release"][..]] {
+    // A forced release removes whatever is there, so it still refuses while the holder
+    // keeps the tables; a claim's release is handed to the holder (trial6 HIGH 4, below).
+    for args in [&["release", "--force"][..]] {
         let mut args = args.to_vec();
         args.extend_from_slice(&["--state-dir", &sd]);
         let (code, out, err) = cordon(&lab, &args);
@@ -1840,10 +1846,56 @@ fn release_while_the_watcher_holds_the_tables_names_it_and_the_next_step() {
         );
     }
 
-    signal(pid, "-TERM");
-    let _ = watcher.wait();
-    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
-    assert_eq!(code, 0, "after stopping the watcher: {out}{err}");
+    // Trial6 HIGH 4, the fault kind "a holder makes other sources' isolate/release
+    // impossible": another source's claim and its release, and the last claim's release,
+    // go through the holder (asked by SIGHUP), which applies them and, with no claim
+    // left, removes the quarantine and ends.
+    let (code, out, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--source",
+            "velociraptor",
+            "--server",
+            &url,
+            "--allow",
+            "203.0.113.0/24",
+            "--state-dir",
+            &sd,
+        ],
+    );
+    assert_eq!(
+        code, 0,
+        "velociraptor isolate while the watcher holds the tables: {out}{err}"
+    );
+    let st = status_json(&lab, &state);
+    assert_eq!(st["state"], "isolated", "{st}");
+    assert!(
+        st["policy"].to_string().contains("203.0.113.0/24"),
+        "the new merge is in force: {st}"
+    );
+    let (code, out, err) = cordon(&lab, &["release", "--source", "velociraptor", "--state-dir", &sd]);
+    assert_eq!(
+        code, 0,
+        "velociraptor release while the watcher holds the tables: {out}{err}"
+    );
+    let st = status_json(&lab, &state);
+    assert_eq!(st["state"], "isolated", "the local claim stands: {st}");
+    assert!(!st["policy"].to_string().contains("203.0.113.0/24"), "{st}");
+    let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(
+        code, 0,
+        "the last claim's release while the watcher holds the tables: {out}{err}"
+    );
+    assert_eq!(status_json(&lab, &state)["state"], "released");
+    let started = std::time::Instant::now();
+    while watcher.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the watcher did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(lab.firewall_snapshot().unwrap(), before);
 }
 

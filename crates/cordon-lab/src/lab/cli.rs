@@ -27,6 +27,15 @@ pub struct LabArgs {
     /// endpoint namespace, then quarantine and release through the REST API.
     #[arg(long, conflicts_with_all = ["backends", "baseline"])]
     pub server: bool,
+    /// Keep the lab up until Ctrl-C for trying things by hand: the namespaces only (run
+    /// docs/server.md's quick start in them, `cordon.example.net` resolves to the lab's
+    /// server), or with `--server` a running server and enrolled agent. Prints how to use it.
+    #[arg(long, conflicts_with_all = ["backends", "baseline", "json"])]
+    pub keep: bool,
+    /// With `--keep`: name the namespaces PREFIX-ep, PREFIX-srv, … (1 to 12 lowercase
+    /// letters, digits or '-') instead of cordon<pid>x0-….
+    #[arg(long, requires = "keep")]
+    pub prefix: Option<String>,
 }
 
 /// Result of one quarantine mechanism in the lab.
@@ -51,6 +60,9 @@ pub struct Demo {
 /// Runs the lab demonstration and returns the process exit code: 0 when every mechanism
 /// had no leak and no over-block and restored the firewall, 1 otherwise or on error.
 pub fn run(args: LabArgs) -> u8 {
+    if args.keep {
+        return keep(&args);
+    }
     // Ctrl-C must not leave namespaces behind.
     let _ = ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: removing lab namespaces");
@@ -65,6 +77,68 @@ pub fn run(args: LabArgs) -> u8 {
             1
         }
     }
+}
+
+/// `--keep`: up until Ctrl-C or SIGTERM, then everything is removed (processes first).
+fn keep(args: &LabArgs) -> u8 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("cordon lab: cannot handle Ctrl-C ({e}); not keeping a lab up that could not be removed");
+        return 1;
+    }
+    let result = std::env::current_exe()
+        .context("locating the cordon binary")
+        .and_then(|exe| {
+            if args.server {
+                crate::server_lab::keep(&exe, args.prefix.as_deref(), &stop)
+            } else {
+                keep_bare(&exe, args.prefix.as_deref(), &stop)
+            }
+        });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon lab: {e:#}");
+            1
+        }
+    }
+}
+
+/// The namespaces alone, for following docs/server.md's quick start by hand.
+fn keep_bare(exe: &std::path::Path, prefix: Option<&str>, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    let lab = Lab::build_named(exe, crate::server_lab::server_lab_options(), prefix)?;
+    lab.serve_name(super::KEEP_NAME)?;
+    let (srv, ep, oth) = (lab.ns(Host::Server), lab.ns(Host::Endpoint), lab.ns(Host::Other));
+    println!("Cordon lab up (until Ctrl-C, which removes it):");
+    println!("  server   {srv}  {} {}", addr::SERVER4, addr::SERVER6);
+    println!("  endpoint {ep}  {} {}", addr::ENDPOINT4, addr::ENDPOINT6);
+    println!(
+        "  other    {oth}  {} {} (tcp/{}: what a quarantine cuts off)",
+        addr::OTHER4,
+        addr::OTHER6,
+        addr::OTHER_TCP_PORT
+    );
+    println!(
+        "  resolver {} {} answers {} (and {}) with the server's addresses",
+        addr::RESOLVER4,
+        addr::RESOLVER6,
+        super::KEEP_NAME,
+        addr::SERVER_NAME
+    );
+    println!();
+    println!("Follow docs/server.md's quick start as written, prefixing each command with the");
+    println!("namespace it runs in: steps 1-3 and 5 `sudo ip netns exec {srv} …`, step 4");
+    println!("`sudo ip netns exec {ep} …`. The namespaces share this machine's files: give the");
+    println!("endpoint's commands --dir/--state-dir of a scratch directory if this machine has a");
+    println!("Cordon agent of its own (/etc/cordon, /var/lib/cordon).");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("removing the lab");
+    Ok(())
 }
 
 fn run_inner(args: &LabArgs) -> Result<bool> {

@@ -170,6 +170,10 @@ impl Default for LabOptions {
     }
 }
 
+/// The name `cordon lab --keep` makes resolve to the server everywhere in the lab, so
+/// docs/server.md's quick start runs there as written.
+pub const KEEP_NAME: &str = "cordon.example.net";
+
 /// The extra namespaces of the routed lab (suffixes of the lab prefix).
 const ROUTED_NS: [&str; 3] = ["r1", "r2", "far"];
 
@@ -185,6 +189,9 @@ static LAB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// and deletes every namespace it made.
 pub struct Lab {
     prefix: String,
+    /// Where [`Lab::spawn`] writes the output of the processes it starts (`srv.log`,
+    /// `ep.log`, …); `None`: inherited.
+    log_dir: Option<PathBuf>,
     cordon_bin: PathBuf,
     stop: Arc<AtomicBool>,
     services: Vec<JoinHandle<Result<()>>>,
@@ -195,14 +202,50 @@ pub struct Lab {
 impl Lab {
     /// Builds the lab, failing with a clear message when not root or `ip` is missing.
     pub fn build(cordon_bin: &Path, options: LabOptions) -> Result<Lab> {
+        Self::build_named(cordon_bin, options, None)
+    }
+
+    /// Like [`Lab::build`], with namespaces named `PREFIX-ep`, `PREFIX-srv`, … instead of
+    /// the generated `cordon<pid>x<n>-…` (`cordon lab --keep --prefix`).
+    ///
+    /// # Errors
+    /// A prefix that is not 1 to 12 lowercase letters, digits or `-`, or namespaces of
+    /// that name that exist already; and what [`Lab::build`] fails on.
+    pub fn build_named(cordon_bin: &Path, options: LabOptions, prefix: Option<&str>) -> Result<Lab> {
         preflight()?;
-        let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("cordon{}x{n}", std::process::id());
+        let prefix = match prefix {
+            Some(p) => {
+                let ok = (1..=12).contains(&p.len())
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !ok {
+                    bail!("lab prefix {p:?}: use 1 to 12 lowercase letters, digits or '-'");
+                }
+                let taken = Command::new("ip")
+                    .args(["netns", "list"])
+                    .output()
+                    .map(|out| {
+                        String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .any(|l| l.starts_with(&format!("{p}-")))
+                    })
+                    .unwrap_or(false);
+                if taken {
+                    bail!("namespaces named {p}-… exist already (another lab?); pick another prefix");
+                }
+                p.to_string()
+            }
+            None => {
+                let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
+                format!("cordon{}x{n}", std::process::id())
+            }
+        };
         if let Ok(mut live) = LIVE_LABS.lock() {
             live.push(prefix.clone());
         }
         let mut lab = Lab {
             prefix,
+            log_dir: None,
             cordon_bin: cordon_bin.to_path_buf(),
             stop: Arc::new(AtomicBool::new(false)),
             services: Vec::new(),
@@ -598,10 +641,50 @@ impl Lab {
     /// Starts a long-running command inside a host's namespace.
     pub fn spawn(&self, host: Host, argv: &[&str]) -> Result<std::process::Child> {
         let ns = self.ns(host);
-        self.command(host, argv)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {argv:?} in {ns}"))
+        let mut cmd = self.command(host, argv);
+        cmd.stdin(Stdio::null());
+        if let Some(dir) = &self.log_dir {
+            let path = dir.join(format!("{}.log", host.short()));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            cmd.stdout(file.try_clone()?).stderr(file);
+        }
+        cmd.spawn().with_context(|| format!("starting {argv:?} in {ns}"))
+    }
+
+    /// Writes the output of processes started from now on by [`Lab::spawn`] to
+    /// `dir/<host>.log` (`srv.log`, `ep.log`, …).
+    pub fn set_log_dir(&mut self, dir: &Path) {
+        self.log_dir = Some(dir.to_path_buf());
+    }
+
+    /// The log file of processes [`Lab::spawn`] starts on `host`, if logs are kept.
+    pub fn log_path(&self, host: Host) -> Option<PathBuf> {
+        self.log_dir.as_ref().map(|d| d.join(format!("{}.log", host.short())))
+    }
+
+    /// Makes `name` resolve to the server's addresses everywhere in the lab: the lab's
+    /// resolver answers it, and the server and other hosts resolve through that resolver
+    /// (the endpoint always does). Lets docs' examples (`cordon.example.net`) run as
+    /// written in the lab.
+    ///
+    /// # Errors
+    /// When `/etc/netns/<ns>/resolv.conf` cannot be written.
+    pub fn serve_name(&self, name: &str) -> Result<()> {
+        self.set_dns(name, &[SERVER4.into(), SERVER6.into()]);
+        for host in [Host::Server, Host::Other] {
+            let etc = self.etc_dir(host);
+            std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+            std::fs::write(
+                etc.join("resolv.conf"),
+                format!("nameserver {RESOLVER4}\nnameserver {RESOLVER6}\noptions timeout:1 attempts:1\n"),
+            )?;
+            std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
+        }
+        Ok(())
     }
 
     /// `ip netns exec NS ARGV…`; in the endpoint with `CORDON_DHCP_LEASES` pointing at

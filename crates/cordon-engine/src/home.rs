@@ -1,0 +1,166 @@
+//! Where a table's quarantine is recorded (issue 14/19 trial6, HIGH 2): one state
+//! directory per table and network namespace, whichever process created the tables.
+//!
+//! Wazuh active response, the Velociraptor artifact, `cordon isolate` and the agent may be
+//! given different `--state-dir`s (the `cordon-ar` wrapper passes none; an agent may set
+//! `state_dir`). The kernel has one table of a name per network namespace, so its claims
+//! must live in one place too: the first process that records a quarantine of table `T`
+//! registers its state directory as `T`'s *home*, and every cordon process working on `T`
+//! in the same network namespace reads and writes the claims, state and locks there
+//! ([`crate::Engine`] redirects itself, see `Engine::elsewhere`). Without this, a process
+//! with another state directory saw rules "present but not recorded" and removed them.
+//!
+//! The registry is `/run/cordon/net-<inode>/<table>.home` (the inode of
+//! `/proc/self/ns/net` names the network namespace; `/run` is cleared at boot, when the
+//! tables are gone too). It holds the absolute state directory and is trusted only while
+//! that directory still records the table (a state or claims file); a stale entry is
+//! ignored. Hand-written (a few lines of file I/O): no library keys files by namespace.
+//! Linux only; elsewhere every process uses its own state directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cordon_policy::TableName;
+
+/// Root of the per-namespace registry (`CORDON_RUN_DIR` overrides it, for tests that must
+/// not share `/run/cordon`).
+fn run_root() -> PathBuf {
+    std::env::var_os("CORDON_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/cordon"))
+}
+
+/// The registry directory of the caller's network namespace; `None` when it cannot be
+/// named (not Linux, no /proc).
+fn ns_dir() -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = fs::metadata("/proc/self/ns/net").ok()?.ino();
+        Some(run_root().join(format!("net-{ino}")))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+fn entry(table: &TableName) -> Option<PathBuf> {
+    Some(ns_dir()?.join(format!("{}.home", table.as_str())))
+}
+
+/// Whether `dir` records a quarantine or claims of `table`.
+pub(crate) fn records(dir: &Path, table: &TableName) -> bool {
+    crate::state::path(dir, table).exists() || dir.join(format!("{}.claims.json", table.as_str())).exists()
+}
+
+/// The absolute form of `dir` (it may not exist yet: then joined to the current directory).
+pub(crate) fn absolute(dir: &Path) -> PathBuf {
+    fs::canonicalize(dir).unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()))
+}
+
+/// The registered home of `table` in this network namespace when it is not `own` and
+/// still records the table; `None` otherwise (use `own`).
+pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(entry(table)?).ok()?;
+    let home = PathBuf::from(text.trim());
+    if !home.is_absolute() || home == absolute(own) || !records(&home, table) {
+        return None;
+    }
+    Some(home)
+}
+
+/// Registers `dir` as the home of `table` (after recording a quarantine there). Best
+/// effort: a registry that cannot be written leaves every process on its own directory,
+/// as before.
+pub(crate) fn register(table: &TableName, dir: &Path) {
+    let (Some(ns), Some(p)) = (ns_dir(), entry(table)) else {
+        return;
+    };
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    if b.create(&ns).is_err() {
+        return;
+    }
+    let abs = absolute(dir);
+    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == abs) {
+        return;
+    }
+    let tmp = ns.join(format!(".{}.home.tmp.{}", table.as_str(), std::process::id()));
+    if fs::write(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// Drops the registration of `table` when it names `dir` (its quarantine was released).
+pub(crate) fn unregister(table: &TableName, dir: &Path) {
+    let Some(p) = entry(table) else { return };
+    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == absolute(dir)) {
+        let _ = fs::remove_file(&p);
+    }
+}
+
+/// Registers `file` as the enrolled agent's management paths file of this network
+/// namespace (read by every merge, whatever state directory records the claim).
+pub(crate) fn register_agent_paths(file: &Path) {
+    let Some(ns) = ns_dir() else { return };
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    if b.create(&ns).is_err() {
+        return;
+    }
+    let abs = absolute(file);
+    let p = ns.join("agent-paths");
+    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == abs) {
+        return;
+    }
+    let tmp = ns.join(format!(".agent-paths.tmp.{}", std::process::id()));
+    if fs::write(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// The agent's registered management paths file in this network namespace, if any.
+pub(crate) fn agent_paths() -> Option<PathBuf> {
+    let text = fs::read_to_string(ns_dir()?.join("agent-paths")).ok()?;
+    let p = PathBuf::from(text.trim());
+    p.is_absolute().then_some(p)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A registered home is used by a process with another state directory only while it
+    /// records the table; stale or own entries are ignored.
+    #[test]
+    fn home_is_found_only_while_it_records_the_table() {
+        let run = tempfile::tempdir().unwrap();
+        // SAFETY of the test: no other test in this crate reads CORDON_RUN_DIR.
+        std::env::set_var("CORDON_RUN_DIR", run.path());
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let t = TableName::new("fix14dhome").unwrap();
+        assert_eq!(elsewhere(&t, b.path()), None, "nothing registered");
+        register(&t, a.path());
+        assert_eq!(elsewhere(&t, b.path()), None, "a has no record of t: stale");
+        fs::write(a.path().join("fix14dhome.claims.json"), "{}").unwrap();
+        assert_eq!(elsewhere(&t, b.path()), Some(absolute(a.path())));
+        assert_eq!(elsewhere(&t, a.path()), None, "own home");
+        unregister(&t, b.path());
+        assert!(elsewhere(&t, b.path()).is_some(), "only the home itself unregisters");
+        unregister(&t, a.path());
+        assert_eq!(elsewhere(&t, b.path()), None);
+        std::env::remove_var("CORDON_RUN_DIR");
+    }
+}

@@ -1,0 +1,99 @@
+//! The docs and the unit files say the same thing (fix14c item 5): the server listens on
+//! `[::]:8443` (IPv6 and IPv4) everywhere — units, docs, examples and the CLI default —
+//! and docs/install.md names exactly the command each unit in packaging/linux runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Every text file of the docs, examples and packaging.
+fn shipped_texts() -> Vec<(String, String)> {
+    let mut out = vec![("README.md".to_string(), read("README.md"))];
+    for dir in [
+        "docs",
+        "packaging/linux",
+        "packaging/macos",
+        "packaging/windows",
+        "integrations/wazuh",
+        "integrations/velociraptor",
+    ] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    out.push((p.display().to_string(), text));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_server_listens_dual_stack_everywhere() {
+    for (file, text) in shipped_texts() {
+        for (n, line) in text.lines().enumerate() {
+            if let Some(rest) = line.split("--listen").nth(1) {
+                let addr = rest
+                    .trim_start_matches(['=', ' '])
+                    .split([' ', '`', '"'])
+                    .next()
+                    .unwrap_or_default();
+                assert!(
+                    !addr.starts_with("0.0.0.0"),
+                    "{file}:{}: IPv4-only listen address {addr:?}; use [::]:PORT (dual stack)",
+                    n + 1
+                );
+            }
+        }
+    }
+    let unit = read("packaging/linux/cordon-server.service");
+    assert!(unit.contains("--listen [::]:8443"), "{unit}");
+}
+
+/// Each unit's `ExecStart` command (without `/usr/local/bin/`) appears in docs/install.md
+/// as it is.
+#[test]
+fn install_doc_names_the_command_each_unit_runs() {
+    let doc = read("docs/install.md");
+    let mut seen = 0;
+    for e in std::fs::read_dir(root().join("packaging/linux")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("service") {
+            continue;
+        }
+        let unit = std::fs::read_to_string(&p).unwrap();
+        for line in unit.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
+            let cmd = line.trim_start_matches("/usr/local/bin/");
+            assert!(
+                doc.contains(&format!("`{cmd}`")),
+                "docs/install.md does not name `{cmd}` ({})",
+                p.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "expected the four units, found {seen} ExecStart lines");
+    assert!(
+        doc.contains("/usr/bin/cordon-server server run --listen [::]:8443"),
+        "the package's server unit command"
+    );
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn server_run_defaults_to_dual_stack() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["server", "run", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[default: [::]:8443]"), "{text}");
+}

@@ -1,0 +1,156 @@
+//! `cordon hosts retry` (issue 16's Retry from the CLI): against a real server on
+//! loopback (127.0.0.1, a free port, its own data directory) with one enrolled host
+//! whose agent never runs, so its quarantine stays pending. Nothing is enforced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn cordon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .env_remove("CORDON_TOKEN")
+        .env_remove("CORDON_SERVER")
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_DATA")
+        .env_remove("CORDON_DB")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Kills the server when dropped (also on panic).
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn hosts_retry_resends_a_pending_quarantine_and_refuses_when_nothing_to_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let d = data.to_string_lossy().to_string();
+    let init = cordon(&["server", "init", "--data", &d, "--ip", "127.0.0.1", "--json"]);
+    assert!(init.status.success(), "{}", text(&init));
+    let init: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    let admin = init["admin_token"].as_str().unwrap().to_string();
+    let fp = init["ca_fingerprint"].as_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["server", "run", "--data", &d, "--listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the server did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://{listen}");
+    let t = cordon(&["server", "token", "create", "--data", &d, "--json"]);
+    assert!(t.status.success(), "{}", text(&t));
+    let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let e = cordon(&[
+        "agent",
+        "enroll",
+        "--server",
+        &url,
+        "--token",
+        t["token"].as_str().unwrap(),
+        "--ca-fingerprint",
+        &fp,
+        "--dir",
+        &tmp.path().join("agent").to_string_lossy(),
+        "--state-dir",
+        &tmp.path().join("state").to_string_lossy(),
+        "--hostname",
+        "web-retry",
+    ]);
+    assert!(e.status.success(), "{}", text(&e));
+    let ca = data.join("ca.pem").to_string_lossy().to_string();
+    let api = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);
+        cordon(&v)
+    };
+    let revision = || {
+        let o = api(&["hosts", "show", "web-retry", "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        h["desired"]["revision"].as_i64().unwrap()
+    };
+
+    // Nothing to retry on a host that is not quarantined: refused, saying so.
+    let o = api(&["hosts", "retry", "web-retry", "--comment", "just in case"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing to retry"),
+        "{}",
+        text(&o)
+    );
+    // Without a comment: a usage error before anything is sent.
+    let o = api(&["hosts", "retry", "web-retry"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // A quarantine its (absent) agent never confirms: retry sends it again.
+    let o = api(&["quarantine", "web-retry", "--comment", "IR-60"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rev = revision();
+    let o = api(&[
+        "hosts",
+        "retry",
+        "web-retry",
+        "--comment",
+        "agent was down",
+        "--if-revision",
+        &rev.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        table.contains("CHANGE") && table.contains("retried") && table.contains("quarantine_pending"),
+        "{table}"
+    );
+    assert_eq!(revision(), rev + 1, "a new revision of the same state");
+    // The revision this caller saw is gone: refused.
+    let o = api(&[
+        "hosts",
+        "retry",
+        "web-retry",
+        "--comment",
+        "again",
+        "--if-revision",
+        &rev.to_string(),
+        "--json",
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("changed since your view"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(revision(), rev + 1, "a refused retry changed nothing");
+}
