@@ -117,18 +117,22 @@ pub const PROTECTED_LABEL: &str = "cordon-protected";
 /// What the dialog sends (JSON).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ActionForm {
+    /// `quarantine`, `release` or `retry`.
     pub action: String,
     /// Host ids (one host or the selection); empty when `label` is used.
     #[serde(default)]
     pub hosts: Vec<String>,
     #[serde(default)]
+    /// Act on every host with this label instead of `hosts`.
     pub label: Option<String>,
     #[serde(default)]
+    /// Why (required; audited).
     pub comment: String,
     /// Extra exceptions, one per line.
     #[serde(default)]
     pub allow: String,
     #[serde(default)]
+    /// Message shown on the host (quarantine only; at most 256 characters).
     pub message: String,
     /// `30m`, `8h`, `7d`; empty for no expiry.
     #[serde(default)]
@@ -148,7 +152,9 @@ pub struct ActionForm {
 /// What an action does to one host: the server's answer to the preview, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostImpact {
+    /// Host id.
     pub id: String,
+    /// Hostname.
     pub hostname: String,
     /// The desired-state revision this impact was computed against.
     pub revision: i64,
@@ -159,13 +165,16 @@ pub struct HostImpact {
     pub changes: bool,
     /// What changes or is kept, in words ("exceptions kept: 10.0.0.5 (asked: none)").
     pub details: Vec<String>,
+    /// The agent is offline: the change stays pending until it returns.
     pub offline: bool,
+    /// The agent runs with `enforce = false`: nothing it takes is in force.
     pub not_enforcing: bool,
     /// The protected labels the host carries.
     pub protected: Vec<String>,
     /// Other managers' claims (`wazuh`, `velociraptor`, `local`) that keep the host
     /// isolated whatever Cordon does.
     pub other_claims: Vec<String>,
+    /// The host's state now (wire name).
     pub state: String,
 }
 
@@ -315,7 +324,9 @@ fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+/// Answer of the review step: what the action would do, per host, or why it cannot run.
 pub struct CheckReply {
+    /// The action can run as reviewed.
     pub ok: bool,
     /// Field name → message (`form` for the whole request).
     pub errors: BTreeMap<String, String>,
@@ -895,10 +906,15 @@ fn label_of(f: &ActionForm) -> Option<String> {
 }
 
 #[derive(Debug, Serialize)]
+/// Answer of running an action.
 pub struct RunReply {
+    /// The action ran.
     pub ok: bool,
+    /// How many hosts changed.
     pub count: usize,
+    /// What happened, in words, for the page.
     pub summary: String,
+    /// Host id → its state after the action.
     pub states: Vec<(String, HostState)>,
     /// Host id → the server's change for it (`new`, `replaced`, `released`), to compare
     /// with what the review step said.

@@ -35,6 +35,7 @@ fn secs_text(s: i64) -> String {
     super::view::duration_text(s.saturating_mul(1000))
 }
 
+/// `GET /console/rules`: the automation rules and settings.
 pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
     let rules = service::rules(&st, &s.caller).await?;
     let set = service::settings(&st, &s.caller).await?;
@@ -159,6 +160,7 @@ pub async fn settings(
 }
 
 #[derive(Debug, Default, Deserialize)]
+/// Query of the approvals page (`?status=pending|approved|denied|superseded`).
 pub struct ApprovalsQuery {
     #[serde(default)]
     status: Option<String>,
@@ -183,6 +185,7 @@ fn event_summary(e: Option<&EventRecord>) -> maud::Markup {
     }
 }
 
+/// `GET /console/approvals`: automatic quarantines waiting for (or given) a decision.
 pub async fn approvals(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -304,17 +307,24 @@ fn decide_dialog() -> maud::Markup {
 #[derive(Debug, Default, Deserialize)]
 pub struct DecideForm {
     #[serde(default)]
+    /// Approval ids decided.
     pub ids: Vec<i64>,
     #[serde(default)]
+    /// `approve` or `deny`.
     pub decision: String,
     #[serde(default)]
+    /// Why (required; audited).
     pub comment: String,
 }
 
 #[derive(Debug, Default, Serialize)]
+/// Answer of a decision.
 pub struct DecideReply {
+    /// The decision was recorded.
     pub ok: bool,
+    /// Why it was refused.
     pub error: Option<String>,
+    /// What happened, in words.
     pub summary: String,
 }
 
@@ -392,6 +402,7 @@ pub async fn decide(
 }
 
 #[derive(Debug, Default, Deserialize)]
+/// Query of the events page (`?status=…`).
 pub struct EventsQuery {
     #[serde(default)]
     status: Option<String>,

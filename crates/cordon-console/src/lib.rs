@@ -12,10 +12,6 @@
 //! - A strict Content-Security-Policy: scripts and styles are files served from here,
 //!   nothing inline.
 
-// Public items still to document; remove this allow once `cargo clippy -p
-// cordon-console` shows none.
-#![allow(missing_docs)]
-
 pub mod actions;
 pub mod automation;
 pub mod live;
@@ -99,9 +95,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// Failures of console pages, shown as a small HTML page.
 #[derive(Debug)]
 pub enum ConsoleError {
+    /// Refused by the session layer (sign-in needed, CSRF, cross-site).
     Reject(session::ConsoleReject),
+    /// 404: no such host or page (the message says which).
     NotFound(String),
+    /// 400: a malformed form or query (the message names it).
     BadRequest(String),
+    /// 403: the session's role does not allow it.
     Forbidden(String),
     /// Logged; the page shows only a generic message.
     Internal(String),

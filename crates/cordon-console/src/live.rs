@@ -39,6 +39,7 @@ struct Poll {
     first: bool,
 }
 
+/// `GET /console/events`: server-sent events with the hosts' summary and changes (re-checks the session every tick).
 pub async fn events(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,

@@ -83,6 +83,7 @@ fn login_page(csrf: &str, error: Option<&str>) -> Markup {
     )
 }
 
+/// `GET /console/login`: the sign-in form, with a fresh login CSRF cookie.
 pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
     let existing = cookie(&headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() >= 32);
     let csrf = match existing {
@@ -95,6 +96,7 @@ pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
 }
 
 #[derive(Debug, Deserialize)]
+/// The sign-in form: an API token and the login CSRF token.
 pub struct LoginForm {
     #[serde(default)]
     token: String,
@@ -102,6 +104,7 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// `POST /console/login`: checks the token and opens a server-side session (cookie [`SESSION_COOKIE`](crate::session::SESSION_COOKIE)).
 pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
@@ -137,6 +140,7 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
+/// `POST /console/logout`: ends the session on the server and clears the cookie.
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
@@ -159,6 +163,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes)
 // ---------------------------------------------------------------- hosts
 
 #[derive(Debug, Default, Deserialize)]
+/// Query of the hosts page: search, label, state, attention filter, sort, direction, cursor.
 pub struct HostsQuery {
     #[serde(default)]
     q: Option<String>,
@@ -375,6 +380,7 @@ fn attention_banner(counts: &[(Attention, i64)], current: Option<Attention>) -> 
     }
 }
 
+/// `GET /console/hosts`: the hosts list with banners and filters.
 pub async fn hosts(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -729,6 +735,7 @@ fn headline(h: &Host) -> Markup {
     }
 }
 
+/// `GET /console/hosts/{id}`: one host, what is in force, claims, actions.
 pub async fn host(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -832,6 +839,7 @@ pub async fn host(
 // ---------------------------------------------------------------- audit
 
 #[derive(Debug, Default, Clone, Deserialize)]
+/// Query of the audit page: host, actor, action, since/until, cursor.
 pub struct AuditQuery {
     #[serde(default)]
     host: Option<String>,
@@ -983,6 +991,7 @@ async fn audit_view(st: &AppState, s: &Session, q: &AuditQuery, f: AuditFilter) 
     })
 }
 
+/// `GET /console/audit`: the audit log, filterable, with exports.
 pub async fn audit(
     State(st): State<AppState>,
     PageSession(s): PageSession,

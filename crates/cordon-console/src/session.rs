@@ -25,6 +25,7 @@ use cordon_server_core::AppState;
 /// The session cookie. `__Host-`: the browser accepts it only with `Secure`, `Path=/` and
 /// no `Domain`, so a sibling subdomain cannot plant or overwrite it.
 pub const SESSION_COOKIE: &str = "__Host-cordon_session";
+/// The sign-in form's CSRF cookie (double-submit; `__Host-` as above).
 pub const LOGIN_CSRF_COOKIE: &str = "__Host-cordon_login_csrf";
 /// Sent by the console's own background refreshes: they do not count as use for the idle
 /// timeout (a page left open does not keep its session alive).
@@ -62,6 +63,7 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: Option<i64>) -> String 
     c
 }
 
+/// A `Set-Cookie` value that deletes cookie `name` (empty, `Max-Age=0`).
 pub fn clear_cookie(name: &str) -> String {
     set_cookie(name, "", Some(0))
 }
@@ -95,7 +97,9 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 /// A signed-in console user.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// The API token the session was opened with (id, name, role).
     pub caller: Caller,
+    /// The session's CSRF token (derived from its id).
     pub csrf: String,
     /// The session id from the cookie (secret; for sign-out and the live stream's re-checks).
     pub id: String,
@@ -104,10 +108,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Responder or admin: may quarantine, release, retry.
     pub fn can_act(&self) -> bool {
         self.caller.role >= Role::Responder
     }
 
+    /// Admin: may also decide approvals and change settings.
     pub fn is_admin(&self) -> bool {
         self.caller.role >= Role::Admin
     }
@@ -131,10 +137,14 @@ impl Session {
 pub enum ConsoleReject {
     /// No or an invalid session: pages redirect to sign-in, other requests get 401.
     SignIn {
+        /// A page (redirect to sign-in) rather than a script request (401).
         page: bool,
     },
+    /// The CSRF token is missing or wrong.
     Csrf,
+    /// The request came from another origin.
     CrossSite,
+    /// The session could not be checked (logged).
     Internal(String),
 }
 

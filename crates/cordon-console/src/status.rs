@@ -64,13 +64,16 @@ pub fn degraded(h: &Host) -> &[String] {
 /// without some of its exceptions is shown degraded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shown {
+    /// The server's state as it is.
     State(HostState),
+    /// Desired quarantined, but the agent enforces nothing.
     NotEnforcing,
     /// Quarantine confirmed in force, some exceptions missing ([`degraded`]).
     Degraded,
 }
 
 impl Shown {
+    /// What to show for `h`.
     pub fn of(h: &Host) -> Shown {
         if h.state == HostState::NotEnforcing || (h.state == HostState::Quarantined && !h.enforcing) {
             Shown::NotEnforcing

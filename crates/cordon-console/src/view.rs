@@ -11,11 +11,17 @@ use cordon_server_core::timefmt::{now_ms, parse_rfc3339};
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
+    /// The hosts list and host pages.
     Hosts,
+    /// The audit log.
     Audit,
+    /// Automation rules and settings.
     Rules,
+    /// Approvals.
     Approvals,
+    /// Automation events.
     Events,
+    /// No entry (sign-in, errors).
     None,
 }
 
@@ -235,6 +241,7 @@ pub fn short_time(t: &str) -> String {
     }
 }
 
+/// A host's labels as badges (escaped).
 pub fn labels(list: &[String]) -> Markup {
     html! {
         @for l in list {

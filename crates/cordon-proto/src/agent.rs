@@ -79,7 +79,7 @@ pub struct StatusReport {
     #[serde(default)]
     pub detail: Option<String>,
     #[serde(default)]
-    /// The host's name as the agent sees it (updates the server's record).
+    /// The host's name as the agent sees it (informational: the server keeps the enrolled hostname).
     pub hostname: Option<String>,
     #[serde(default)]
     /// Operating system and version as the agent sees it (free text, e.g. `linux 6.8.0`).
