@@ -338,7 +338,11 @@ async fn invisible_and_bidi_characters_are_refused_in_labels_and_shown_escaped()
     use cordon_proto::AgentState;
     let ctx = Ctx::new().await;
     let id = ctx.enroll("db1", &[]).await;
-    for (label, code, pos) in [(r"x\u202ey", "U+202E", 2), (r"z\u200bq", "U+200B", 2), (r"w\u0007", "U+0007", 2)] {
+    for (label, code, pos) in [
+        (r"x\u202ey", "U+202E", 2),
+        (r"z\u200bq", "U+200B", 2),
+        (r"w\u0007", "U+0007", 2),
+    ] {
         let before = ctx.snapshot().await;
         let (st, v) = ctx
             .call(
