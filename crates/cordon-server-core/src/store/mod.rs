@@ -141,6 +141,9 @@ pub struct Store {
     /// This process's id among the audit log's writers (`audit_writers`, a random UUID
     /// per process; see [`Store::writer_id`]).
     writer: String,
+    /// What this process's last verification of the audit chain found wrong (see
+    /// [`Store::chain_alert`]).
+    alert: std::sync::Mutex<Option<cordon_proto::ChainAlert>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -286,6 +289,7 @@ impl Store {
             issued: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
             writer: uuid::Uuid::new_v4().simple().to_string(),
+            alert: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;
         store.backfill_hostname_keys().await?;
