@@ -466,6 +466,7 @@ impl ApiClient {
         let mut all = AuditList {
             records: Vec::new(),
             next_cursor: None,
+            chain_alert: None,
         };
         let mut cursor: Option<String> = None;
         loop {
@@ -474,11 +475,26 @@ impl ApiClient {
             q.push(("cursor", cursor.as_deref()));
             let page: AuditList = self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await?;
             all.records.extend(page.records);
+            if page.chain_alert.is_some() {
+                all.chain_alert = page.chain_alert;
+            }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => return Ok(all),
             }
         }
+    }
+
+    /// What the server's last verification of the audit chain found wrong, if anything
+    /// (`chain_alert` of one `GET /v1/audit?limit=1` page).
+    ///
+    /// # Errors
+    /// As [`ApiClient::json`].
+    pub async fn audit_alert(&self) -> Result<Option<cordon_proto::ChainAlert>, ClientError> {
+        let page: AuditList = self
+            .json(Method::GET, &["v1", "audit"], &[("limit", Some("1"))], None::<&()>)
+            .await?;
+        Ok(page.chain_alert)
     }
 
     /// `GET /v1/audit/verify` (admin): the server checks its audit chain, against

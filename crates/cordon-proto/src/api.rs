@@ -189,6 +189,30 @@ pub struct HostList {
     pub next_cursor: Option<String>,
 }
 
+/// What the server's last verification of the audit chain found wrong (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChainAlert {
+    /// The first bad record, when one can be named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<i64>,
+    /// Why (the verifier's reason).
+    pub reason: String,
+    /// RFC 3339: when that verification ran.
+    pub checked_at: String,
+}
+
+impl ChainAlert {
+    /// The banner `cordon audit` prints above a listing:
+    /// `AUDIT CHAIN TAMPERED since record N — run cordon audit verify`.
+    pub fn banner(&self) -> String {
+        match self.record {
+            Some(id) => format!("AUDIT CHAIN TAMPERED since record {id} — run cordon audit verify"),
+            None => "AUDIT CHAIN TAMPERED — run cordon audit verify".to_string(),
+        }
+    }
+}
+
 /// Body of quarantine / release. Targets: `hosts` (ids or hostnames), or `label`, or a
 /// single host from the URL path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -456,6 +480,11 @@ pub struct AuditList {
     /// last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Set when this server's last verification of the audit chain (at its start, or
+    /// `GET /v1/audit/verify`) found it tampered: a list of records must not read as
+    /// genuine without saying so. Absent when it found none (or has not verified yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_alert: Option<ChainAlert>,
 }
 
 /// Roles of API tokens, each including the ones before it.

@@ -1002,28 +1002,180 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<AuditRecord>, String> {
 /// parses, and fails verification). Blank lines are skipped.
 ///
 /// # Errors
-/// The 1-based line number and serde's message for a line that is neither, or a
-/// trailer that is not the last line.
+/// The message of [`parse_export_checked`]'s error (bad syntax or an edited line).
 pub fn parse_export(text: &str) -> Result<(Vec<AuditRecord>, Option<SignedCheckpoint>), String> {
-    let mut records = Vec::new();
+    parse_export_checked(text).map_err(|e| e.to_string())
+}
+
+/// Why an export file could not be read as one (see [`parse_export_checked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportError {
+    /// Not JSON lines at all (a line that is not JSON): bad input, not evidence of
+    /// tampering — `cordon audit verify --file` exits 2.
+    Syntax(String),
+    /// Well-formed JSON that is not what an export holds: a record missing a field or
+    /// with one of the wrong type, a field no record has (not covered by the hash), a
+    /// trailer that is not the last line. The file was edited: `cordon audit verify
+    /// --file` reports TAMPERED and exits 1.
+    Tampered(ChainProblem),
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportError::Syntax(m) => f.write_str(m),
+            ExportError::Tampered(p) => write!(f, "line {}: {}", p.position, p.reason),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+/// The JSON keys `value` (an object serialised from a type) has.
+fn keys_of(value: serde_json::Value) -> std::collections::BTreeSet<String> {
+    match value {
+        serde_json::Value::Object(m) => m.into_iter().map(|(k, _)| k).collect(),
+        _ => Default::default(),
+    }
+}
+
+/// Every field an audit record can have in an export (all covered by its hash, or the
+/// hash itself).
+fn record_fields() -> std::collections::BTreeSet<String> {
+    let full = AuditRecord {
+        id: 0,
+        at: String::new(),
+        actor: String::new(),
+        actor_token_id: Some(0),
+        action: String::new(),
+        host_id: Some(String::new()),
+        comment: Some(String::new()),
+        result: String::new(),
+        detail: Some(String::new()),
+        event_id: Some(String::new()),
+        rule: Some(String::new()),
+        prev_hash: Some(String::new()),
+        hash: Some(String::new()),
+    };
+    serde_json::to_value(full).map(keys_of).unwrap_or_default()
+}
+
+/// Every field a signed checkpoint can have (all covered by its signature, or the
+/// signature itself).
+fn checkpoint_fields() -> std::collections::BTreeSet<String> {
+    let range = || {
+        Some(RecordRange {
+            first: 0,
+            last: 0,
+            count: 0,
+        })
+    };
+    let full = SignedCheckpoint {
+        chain_start: Some(0),
+        prev: Some(Checkpoint {
+            last_id: 0,
+            hash: String::new(),
+        }),
+        anchor: Some(Checkpoint {
+            last_id: 0,
+            hash: String::new(),
+        }),
+        occasion: Some(String::new()),
+        last_writer: Some(true),
+        stopped_writes: range(),
+        unproven: range(),
+        no_anchor: Some(String::new()),
+        ..Default::default()
+    };
+    serde_json::to_value(full).map(keys_of).unwrap_or_default()
+}
+
+/// [`parse_export`], telling bad input from an edited file: a line that is not JSON is
+/// [`ExportError::Syntax`]; a JSON line that is not an audit record (a field missing or
+/// of the wrong type), that carries a field no record (or trailer) has — which the hash
+/// would not cover, so it cannot be accepted silently — or a trailer that is not the
+/// last line is [`ExportError::Tampered`], naming the line and the field.
+///
+/// # Errors
+/// As above.
+pub fn parse_export_checked(text: &str) -> Result<(Vec<AuditRecord>, Option<SignedCheckpoint>), ExportError> {
+    let fields = record_fields();
+    let cp_fields = checkpoint_fields();
+    let mut records: Vec<AuditRecord> = Vec::new();
     let mut trailer: Option<(usize, SignedCheckpoint)> = None;
     for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line = i + 1;
+        let value: serde_json::Value =
+            serde_json::from_str(l).map_err(|e| ExportError::Syntax(format!("line {line}: not JSON: {e}")))?;
+        let id = value.get("id").and_then(serde_json::Value::as_i64);
+        let tampered = |reason: String| {
+            ExportError::Tampered(ChainProblem {
+                id,
+                subject: id.is_none().then(|| format!("line {line}")),
+                position: line as u64,
+                reason,
+            })
+        };
         if let Some((at, _)) = &trailer {
-            return Err(format!(
-                "line {}: the signed trailer (line {}) must be the last line",
-                i + 1,
+            return Err(tampered(format!(
+                "follows the signed trailer (line {}), which must be the last line: lines were added after it",
                 at + 1
-            ));
+            )));
         }
-        if l.trim_start().starts_with("{\"checkpoint\"") {
-            let t: ExportTrailer =
-                serde_json::from_str(l).map_err(|e| format!("line {}: not a signed trailer: {e}", i + 1))?;
+        let serde_json::Value::Object(obj) = &value else {
+            return Err(tampered(
+                "is not an audit record (not a JSON object): the line was edited".into(),
+            ));
+        };
+        if obj.contains_key("checkpoint") {
+            if let Some(k) = obj.keys().find(|k| *k != "checkpoint") {
+                return Err(tampered(format!(
+                    "is the signed trailer but carries a field {k:?} a trailer does not have: the line was edited"
+                )));
+            }
+            if let Some(serde_json::Value::Object(cp)) = obj.get("checkpoint") {
+                if let Some(k) = cp.keys().find(|k| !cp_fields.contains(*k)) {
+                    return Err(tampered(format!(
+                        "is the signed trailer but its checkpoint carries a field {k:?} no checkpoint has (not \
+                         covered by the signature): the line was edited"
+                    )));
+                }
+            }
+            let t: ExportTrailer = serde_json::from_value(value.clone())
+                .map_err(|e| tampered(format!("is not a signed trailer any more ({e}): the line was edited")))?;
             trailer = Some((i, t.checkpoint));
             continue;
         }
-        records.push(serde_json::from_str(l).map_err(|e| format!("line {}: not an audit record: {e}", i + 1))?);
+        if let Some(k) = obj.keys().find(|k| !fields.contains(*k)) {
+            return Err(tampered(format!(
+                "carries a field {k:?} no audit record has (not covered by its hash): the line was edited"
+            )));
+        }
+        let r: AuditRecord = serde_json::from_value(value.clone())
+            .map_err(|e| tampered(format!("is not an audit record any more ({e}): the line was edited")))?;
+        records.push(r);
     }
     Ok((records, trailer.map(|(_, t)| t)))
+}
+
+impl ChainReport {
+    /// The report of an export that could not be read as one because it was edited
+    /// ([`ExportError::Tampered`]): nothing checked, the problem named.
+    pub fn tampered(problem: ChainProblem) -> ChainReport {
+        ChainReport {
+            ok: false,
+            unchained: 0,
+            chained: 0,
+            first_chained_id: None,
+            head: None,
+            checkpoints: Vec::new(),
+            signed_checkpoints: 0,
+            unchecked_signatures: 0,
+            continues_after: None,
+            problem: Some(problem),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Checks a parsed export (see [`parse_export`]) against the chain, its signed
@@ -1924,6 +2076,52 @@ mod tests {
         assert!(String::from_utf8(v2.signed_message())
             .unwrap()
             .starts_with("cordon-audit-checkpoint-v2\n"));
+    }
+
+    /// The fault kind (trial5, LOW): an edited export file exited 2 (bad input) for some
+    /// edits and an added field was accepted silently. Only text that is not JSON is bad
+    /// input; every other edit is tampering, naming the line and the field.
+    #[test]
+    fn export_edits_are_tampering_and_only_bad_syntax_is_bad_input() {
+        let l = log(2);
+        let mut text: String = l.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        let t = ExportTrailer {
+            checkpoint: export_trailer_of(&l, "good"),
+        };
+        text.push_str(&(serde_json::to_string(&t).unwrap() + "\n"));
+        assert!(parse_export_checked(&text).is_ok());
+        let tampered = |edited: &str| match parse_export_checked(edited) {
+            Err(ExportError::Tampered(p)) => p,
+            other => panic!("expected tampering, got {other:?}"),
+        };
+        // A field no record has (not covered by the hash).
+        let p = tampered(&text.replacen("\"actor\":", "\"approved_by\":\"ceo\",\"actor\":", 1));
+        assert_eq!((p.id, p.position), (Some(1), 1), "{p:?}");
+        assert!(
+            p.reason.contains("\"approved_by\"") && p.reason.contains("not covered by its hash"),
+            "{p:?}"
+        );
+        // A field removed, or of the wrong type.
+        let p = tampered(&text.replacen("\"result\":\"ok\",", "", 1));
+        assert!(p.reason.contains("not an audit record any more"), "{p:?}");
+        let p = tampered(&text.replacen("\"id\":1,", "\"id\":\"1\",", 1));
+        assert_eq!(p.position, 1, "{p:?}");
+        // Not an object.
+        let p = tampered(&format!("[1,2]\n{text}"));
+        assert_eq!((p.id, p.subject.as_deref()), (None, Some("line 1")), "{p:?}");
+        // The trailer with a field its signature does not cover, or not last.
+        let p = tampered(&text.replacen("\"signature\":", "\"note\":\"x\",\"signature\":", 1));
+        assert!(p.reason.contains("\"note\""), "{p:?}");
+        let p = tampered(&format!("{text}{}\n", serde_json::to_string(&l[0]).unwrap()));
+        assert!(p.reason.contains("must be the last line"), "{p:?}");
+        // Not JSON: bad input.
+        assert!(matches!(
+            parse_export_checked(&format!("{text}not json\n")),
+            Err(ExportError::Syntax(_))
+        ));
+        // The report of an edited file says TAMPERED.
+        let text = render(&ChainReport::tampered(p));
+        assert!(text.contains("TAMPERED: record 1"), "{text}");
     }
 
     #[test]

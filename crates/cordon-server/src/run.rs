@@ -312,6 +312,28 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     if let Err(e) = audit::start_checkpoint(&state, status.start_facts(writer_lock.sole())).await {
         tracing::warn!(error = %e, "cannot write the start audit checkpoint");
     }
+    // Verify the whole chain once, in the background: listings then say when it was
+    // found tampered (AuditList.chain_alert), and the server log has the verdict.
+    let first_verify = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let signature = state.ca.as_ref().map(|ca| ca.checkpoint_checker());
+            match state.store.audit_verify(Vec::new(), signature).await {
+                Ok(r) if r.problem.is_none() && r.warnings.is_empty() => {
+                    tracing::info!(records = r.chained, "audit chain verified at start: intact")
+                }
+                Ok(r) if r.problem.is_none() => {
+                    tracing::warn!(
+                        warnings = r.warnings.len(),
+                        "audit chain verified at start: intact, but not every record is vouched for"
+                    )
+                }
+                // The verifier logs the problem itself.
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot verify the audit chain at start"),
+            }
+        })
+    };
     let checkpoints = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -366,7 +388,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
-    let mut tasks = vec![serve, expiry, checkpoints, head_watch];
+    let mut tasks = vec![serve, expiry, checkpoints, head_watch, first_verify];
     if cfg.db.starts_with("postgres") {
         // Wake-ups from the other replicas (changes made there reach agents here).
         tasks.push(crate::wake::start(&cfg.db, state.hub.clone()).await?);

@@ -92,6 +92,38 @@ async fn audit_chain_edited_field_in_database_is_named() {
     assert!(p.reason.contains("field"), "{}", p.reason);
 }
 
+async fn list(ctx: &Ctx) -> cordon_proto::AuditList {
+    let (st, v) = ctx.call("GET", "/v1/audit?limit=1", Some(&ctx.viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    serde_json::from_value(v).unwrap()
+}
+
+/// The fault kind (trial5, LOW): a listing gave no sign that the server's last
+/// verification found the chain tampered. The JSON page carries `chain_alert` (and
+/// `cordon audit` prints its banner) until a verification finds the log intact again.
+#[tokio::test]
+async fn audit_chain_listing_says_when_the_last_verification_found_tampering() {
+    let ctx = ctx_with_log().await;
+    assert!(server_verify(&ctx, "").await.ok);
+    assert_eq!(list(&ctx).await.chain_alert, None);
+    let victim = ids(&ctx).await[2];
+    exec(
+        &ctx,
+        &format!("UPDATE audit SET comment = 'routine' WHERE id = {victim}"),
+    )
+    .await;
+    assert!(!server_verify(&ctx, "").await.ok);
+    let alert = list(&ctx)
+        .await
+        .chain_alert
+        .expect("the listing says the chain was found tampered");
+    assert_eq!(alert.record, Some(victim));
+    assert_eq!(
+        alert.banner(),
+        format!("AUDIT CHAIN TAMPERED since record {victim} — run cordon audit verify")
+    );
+}
+
 #[tokio::test]
 async fn audit_chain_deleted_record_in_database_is_named() {
     let ctx = ctx_with_log().await;

@@ -158,8 +158,10 @@ pub struct AuditArgs {
 pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
     /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
-    /// its signatures). Exit 0 intact and every signature checked, 1 tampered (or
-    /// unreachable), 2 bad input, 5 chain intact but signatures not checked (no --ca),
+    /// its signatures). Exit 0 intact and every signature checked, 1 tampered (any edit
+    /// of an export, also a line that is no longer a record or a field added; or the
+    /// server unreachable), 2 bad input (unreadable, not JSON lines), 5 chain intact but
+    /// signatures not checked (no --ca),
     /// 6 chain intact but a signed checkpoint says some records are unproven (a crash
     /// window, a start without the anchor file).
     Verify(AuditVerifyArgs),
@@ -183,7 +185,9 @@ pub struct AuditVerifyArgs {
 /// `cordon audit verify`: server-side or offline (`--file`) chain verification.
 fn audit_verify(a: AuditVerifyArgs) -> u8 {
     use cordon_proto::audit_chain::signature::CaCert;
-    use cordon_proto::audit_chain::{parse_export, render, verify_export, Checkpoint};
+    use cordon_proto::audit_chain::{
+        parse_export_checked, render, verify_export, ChainReport, Checkpoint, ExportError,
+    };
     block_on(async move {
         let cp = a
             .checkpoint
@@ -192,10 +196,11 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             .transpose()?;
         let report = match &a.file {
             Some(path) => {
+                // Unreadable or not JSON lines: bad input (exit 2). Well-formed JSON that
+                // is not what an export holds was edited: TAMPERED (exit 1), like any
+                // other change the chain catches.
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-                let (records, trailer) =
-                    parse_export(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
                 // The signed checkpoints (in the log and the trailer) are checked with the
                 // CA certificate (--ca / CORDON_CA); without one they are counted unchecked.
                 let ca = match &a.conn.ca {
@@ -206,12 +211,16 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                         Some(CaCert::from_pem(&pem).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?)
                     }
                 };
-                verify_export(
-                    &records,
-                    trailer.as_ref(),
-                    cp.map(|c| ("given".to_string(), c)).into_iter().collect(),
-                    ca.map(CaCert::checker),
-                )
+                match parse_export_checked(&text) {
+                    Ok((records, trailer)) => verify_export(
+                        &records,
+                        trailer.as_ref(),
+                        cp.map(|c| ("given".to_string(), c)).into_iter().collect(),
+                        ca.map(CaCert::checker),
+                    ),
+                    Err(ExportError::Syntax(e)) => return Err(Failure::usage(format!("{}: {e}", path.display()))),
+                    Err(ExportError::Tampered(p)) => ChainReport::tampered(p),
+                }
             }
             None => {
                 let api = connect(&a.conn, Code::Failed)?;
@@ -850,6 +859,16 @@ pub fn audit(a: AuditArgs) -> u8 {
             until: a.until.as_deref().map(time_arg).transpose()?,
         };
         let fail = |e| client_failure(e, HOST_USAGE);
+        // The server's last verification found the chain tampered: said first (on stdout
+        // above a table, on stderr for the machine formats, which stay parseable).
+        let alert = api.audit_alert().await.map_err(fail)?;
+        if let Some(a) = &alert {
+            if format == "table" {
+                println!("{}", a.banner());
+            } else {
+                eprintln!("{}", a.banner());
+            }
+        }
         match format.as_str() {
             "table" => {
                 let list = api.audit(&filter).await.map_err(fail)?;

@@ -113,3 +113,47 @@ fn audit_verify_never_names_record_zero() {
     assert!(!out.contains("record 0") && !err.contains("record 0"), "{out}{err}");
     assert!(out.contains("TAMPERED: the export's trailer"), "{out}");
 }
+
+/// The fault kind (trial5, LOW): every edit of an export exits 1 (TAMPERED, naming the
+/// line or record and the field), only input that is not JSON lines exits 2.
+#[test]
+fn audit_verify_every_export_edit_exits_1_and_only_bad_syntax_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export(&"00".repeat(70));
+    for (name, edited, says) in [
+        (
+            "added-field",
+            text.replacen("\"actor\":", "\"approved_by\":\"ceo\",\"actor\":", 1),
+            "\"approved_by\"",
+        ),
+        (
+            "removed-field",
+            text.replacen("\"result\":\"ok\",", "", 1),
+            "not an audit record any more",
+        ),
+        (
+            "wrong-type",
+            text.replacen("\"id\":2,", "\"id\":\"2\",", 1),
+            "not an audit record any more",
+        ),
+        (
+            "after-trailer",
+            format!("{text}{}\n", text.lines().next().unwrap()),
+            "must be the last line",
+        ),
+    ] {
+        let f = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&f, &edited).unwrap();
+        let (code, out, err) = verify(&f);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(out.contains("TAMPERED: "), "{name}: {out}");
+        assert!(out.contains(says), "{name}: {out}");
+    }
+    let f = dir.path().join("garbage.jsonl");
+    std::fs::write(&f, format!("{text}this is not json\n")).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("not JSON"), "{err}");
+    let (code, _, err) = verify(&dir.path().join("missing.jsonl"));
+    assert_eq!(code, 2, "{err}");
+}

@@ -1153,7 +1153,24 @@ impl Store {
         if let Some(h) = &report.head {
             tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), ok = report.ok, "audit checkpoint");
         }
+        // Remembered for listings: a log found tampered must not read as genuine.
+        if let Ok(mut g) = self.alert.lock() {
+            *g = report.problem.as_ref().map(|p| cordon_proto::ChainAlert {
+                record: p.id,
+                reason: p.reason.clone(),
+                checked_at: to_rfc3339(now_ms()),
+            });
+        }
+        if let Some(p) = &report.problem {
+            tracing::error!(record = ?p.id, reason = %p.reason, "audit chain TAMPERED");
+        }
         Ok(report)
+    }
+
+    /// What this process's last verification of the audit chain
+    /// ([`Store::audit_verify`]) found wrong; `None` when it found nothing or none ran.
+    pub fn chain_alert(&self) -> Option<cordon_proto::ChainAlert> {
+        self.alert.lock().ok().and_then(|g| g.clone())
     }
 
     /// Retention step 1: the newest record written before `before` (Unix ms) — the cut —

@@ -151,6 +151,9 @@ pub struct Store {
     /// (first `seen_at` seen, whether it moved since). Only a writer seen refreshing its
     /// row counts as live, so a crashed server's last row is not taken for one.
     observed: std::sync::Mutex<std::collections::HashMap<String, (i64, bool)>>,
+    /// What this process's last verification of the audit chain found wrong (see
+    /// [`Store::chain_alert`]).
+    alert: std::sync::Mutex<Option<cordon_proto::ChainAlert>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -299,6 +302,7 @@ impl Store {
             keys: std::sync::OnceLock::new(),
             started: std::sync::Mutex::new(None),
             observed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            alert: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;
         store.backfill_hostname_keys().await?;

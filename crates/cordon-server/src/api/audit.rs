@@ -70,7 +70,12 @@ pub async fn list(
     let csv = match q.format.as_deref().unwrap_or("json") {
         "json" => {
             let (records, next_cursor) = audit::page(&st, &auth.0, filter, after, order, q.limit).await?;
-            return Ok(Json(AuditList { records, next_cursor }).into_response());
+            return Ok(Json(AuditList {
+                records,
+                next_cursor,
+                chain_alert: st.store.chain_alert(),
+            })
+            .into_response());
         }
         "jsonl" => false,
         "csv" => true,
