@@ -289,7 +289,9 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
                 details.push("the quarantine's exceptions, message and expiry end with it".into());
             }
         }
-        ActionChange::AlreadyReleased if h.state == HostState::Normal => details.push("already released (confirmed)".into()),
+        ActionChange::AlreadyReleased if h.state == HostState::Normal => {
+            details.push("already released (confirmed)".into())
+        }
         ActionChange::AlreadyReleased => details.push(format!(
             "release already requested, not yet confirmed (now: {})",
             state_words(h)
@@ -905,7 +907,11 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
     let summary = if n == 0 && !requested.is_empty() {
         format!(
             "Nothing to do: the {} of {} already requested; not yet confirmed for {}.",
-            if action == Action::Quarantine { "quarantine" } else { "release" },
+            if action == Action::Quarantine {
+                "quarantine"
+            } else {
+                "release"
+            },
             if total == 1 { "the host is" } else { "these hosts is" },
             requested.join(", ")
         )
@@ -1263,8 +1269,9 @@ mod tests {
         let kept = impact(&h, &result(&h, ActionChange::AlreadyQuarantined, &["allow"]), &req, &[]);
         assert_eq!(kept.change, "already_quarantined");
         assert!(!kept.changes);
+        assert_eq!(kept.details[0], "already quarantined (confirmed)");
         assert_eq!(
-            kept.details[0], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
+            kept.details[1], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
             "{:?}",
             kept.details
         );

@@ -1355,8 +1355,14 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     );
     // trial8 LOW 6: the headline and the policy card say so too, never a bare "Not
     // quarantined" / "Cordon enforces no rules".
-    assert!(page.contains("Released by Cordon — still isolated by wazuh"), "headline");
-    assert!(!page.contains("Not quarantined"), "a bare 'Not quarantined' for an isolated host");
+    assert!(
+        page.contains("Released by Cordon — still isolated by wazuh"),
+        "headline"
+    );
+    assert!(
+        !page.contains("Not quarantined"),
+        "a bare 'Not quarantined' for an isolated host"
+    );
     assert!(
         !page.contains("Not quarantined: Cordon enforces no rules on this host."),
         "policy card"
@@ -1418,7 +1424,12 @@ async fn reviews_and_pages_say_requested_or_confirmed_truthfully() {
     );
     // A release requested but not confirmed is not "already released".
     let (st, _) = ctx
-        .call("POST", &format!("/v1/hosts/{conf}/release"), Some(&ctx.admin), Some(r#"{"comment":"done"}"#))
+        .call(
+            "POST",
+            &format!("/v1/hosts/{conf}/release"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"done"}"#),
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     let v = j(&post_json(
@@ -1429,10 +1440,18 @@ async fn reviews_and_pages_say_requested_or_confirmed_truthfully() {
     )
     .await);
     assert!(
-        v["summary"].as_str().unwrap().contains("release of the host is already requested; not yet confirmed for conf-1"),
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("release of the host is already requested; not yet confirmed for conf-1"),
         "{v}"
     );
-    assert!(v["hosts"][0]["details"].to_string().contains("release already requested, not yet confirmed"), "{v}");
+    assert!(
+        v["hosts"][0]["details"]
+            .to_string()
+            .contains("release already requested, not yet confirmed"),
+        "{v}"
+    );
     // An offline host whose quarantine was confirmed: "last confirmed", offline since.
     let q = ctx.enroll("off-q", &[]).await;
     quarantine(&ctx, &q, r#"{"comment":"IR-4"}"#).await;
@@ -1441,7 +1460,10 @@ async fn reviews_and_pages_say_requested_or_confirmed_truthfully() {
     let page = host_page(&ctx, &rs, &q).await;
     assert!(page.contains("agent offline</strong> since"), "headline: offline since");
     assert!(page.contains("Last confirmed in force"), "digest status");
-    assert!(!page.contains("<strong>In force</strong>"), "present tense for an offline host");
+    assert!(
+        !page.contains("<strong>In force</strong>"),
+        "present tense for an offline host"
+    );
 }
 
 /// Issue 16 "a Retry for failed hosts": re-posting the same quarantine is `unchanged`
