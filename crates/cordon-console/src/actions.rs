@@ -381,6 +381,7 @@ async fn prepare(
     st: &AppState,
     caller: &Caller,
     f: &ActionForm,
+    run: bool,
 ) -> Result<Prepared, (StatusCode, BTreeMap<String, String>)> {
     let mut errors = BTreeMap::new();
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
@@ -474,6 +475,9 @@ async fn prepare(
     if !errors.is_empty() {
         return Err((invalid, errors));
     }
+    if run {
+        reviewed_set(st, caller, &targets, label.as_deref(), &f.revisions).await?;
+    }
     stale(&targets, &f.revisions)?;
     let protected_labels = match cordon_automation::service::settings(st, caller).await {
         Ok(s) => s.protected_labels,
@@ -534,6 +538,82 @@ async fn prepare(
     preview.preview = false;
     let req = preview;
     Ok(Prepared { action, req, impacts })
+}
+
+/// The run acts on exactly the hosts the review showed (trial8): every targeted host
+/// carries the revision the review returned (400 when the run names none, or not for
+/// every host, or for hosts it does not target), and a label's hosts now are the ones
+/// reviewed (409 naming the hosts that gained or lost the label, whatever the analyst
+/// typed). Hosts that left are named by hostname when they still exist.
+async fn reviewed_set(
+    st: &AppState,
+    caller: &Caller,
+    targets: &[Host],
+    label: Option<&str>,
+    revisions: &BTreeMap<String, i64>,
+) -> Result<(), (StatusCode, BTreeMap<String, String>)> {
+    let now: BTreeSet<&str> = targets.iter().map(|h| h.id.as_str()).collect();
+    let seen: BTreeSet<&str> = revisions.keys().map(String::as_str).collect();
+    if now == seen {
+        return Ok(());
+    }
+    let err = |status: StatusCode, field: &str, msg: String| {
+        let mut errors = BTreeMap::new();
+        errors.insert(field.to_string(), msg);
+        Err((status, errors))
+    };
+    if seen.is_empty() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "form",
+            "the run carries no reviewed revisions: review the action first (the run must name each host's revision the review showed); nothing was done".into(),
+        );
+    }
+    let mut gone = Vec::new();
+    for id in seen.difference(&now) {
+        gone.push(match hosts::get(st, caller, id).await {
+            Ok(h) => h.hostname,
+            Err(_) => (*id).to_string(),
+        });
+    }
+    let added: Vec<&str> = targets
+        .iter()
+        .filter(|h| !seen.contains(h.id.as_str()))
+        .map(|h| h.hostname.as_str())
+        .collect();
+    match label {
+        Some(l) => {
+            let diff: Vec<String> = added
+                .iter()
+                .map(|n| format!("+{n}"))
+                .chain(gone.iter().map(|n| format!("-{n}")))
+                .collect();
+            err(
+                StatusCode::CONFLICT,
+                "stale",
+                format!(
+                    "the hosts with label {l} changed since the review: {}; nothing was done. Review again.",
+                    diff.join(", ")
+                ),
+            )
+        }
+        None if !added.is_empty() => err(
+            StatusCode::BAD_REQUEST,
+            "form",
+            format!(
+                "the run names no reviewed revision for {}: review the action first; nothing was done",
+                added.join(", ")
+            ),
+        ),
+        None => err(
+            StatusCode::BAD_REQUEST,
+            "form",
+            format!(
+                "the run names revisions of hosts it does not act on ({}); nothing was done",
+                gone.join(", ")
+            ),
+        ),
+    }
 }
 
 /// A view that is out of date is refused (409), naming what changed.
@@ -597,6 +677,7 @@ async fn prepare_retry(
     st: &AppState,
     caller: &Caller,
     f: &ActionForm,
+    run: bool,
 ) -> Result<PreparedRetry, (StatusCode, BTreeMap<String, String>)> {
     let mut errors = BTreeMap::new();
     let invalid = StatusCode::UNPROCESSABLE_ENTITY;
@@ -623,6 +704,9 @@ async fn prepare_retry(
     let targets = resolve(st, caller, &refs, &mut errors).await;
     if !errors.is_empty() {
         return Err((invalid, errors));
+    }
+    if run {
+        reviewed_set(st, caller, &targets, None, &f.revisions).await?;
     }
     stale(&targets, &f.revisions)?;
     let retried: Vec<&Host> = targets.iter().filter(|h| retry_refusal(h).is_none()).collect();
@@ -886,12 +970,12 @@ pub async fn check(
         return r;
     }
     if f.action == RETRY {
-        return match prepare_retry(&st, &s.caller, &f).await {
+        return match prepare_retry(&st, &s.caller, &f, false).await {
             Err((status, errors)) => invalid_form(status, errors),
             Ok(p) => Json(retry_confirmation(&p.impacts)).into_response(),
         };
     }
-    match prepare(&st, &s.caller, &f).await {
+    match prepare(&st, &s.caller, &f, false).await {
         Err((status, errors)) => invalid_form(status, errors),
         Ok(p) => Json(confirmation(p.action, label_of(&f).as_deref(), &p.impacts)).into_response(),
     }
@@ -935,7 +1019,7 @@ pub async fn run(
     if f.action == RETRY {
         return run_retry(&st, &s.caller, &f).await;
     }
-    let p = match prepare(&st, &s.caller, &f).await {
+    let p = match prepare(&st, &s.caller, &f, true).await {
         Ok(p) => p,
         Err((status, errors)) => return invalid_form(status, errors),
     };
@@ -986,7 +1070,7 @@ pub async fn run(
 /// The Retry run: the service's retry of exactly the hosts the review said are
 /// retried, each at the revision the analyst saw (409 if any moved on).
 async fn run_retry(st: &AppState, caller: &Caller, f: &ActionForm) -> Response {
-    let p = match prepare_retry(st, caller, f).await {
+    let p = match prepare_retry(st, caller, f, true).await {
         Ok(p) => p,
         Err((status, errors)) => return invalid_form(status, errors),
     };

@@ -418,7 +418,8 @@ async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     assert_eq!(v["count"], 2, "{v}");
     assert_eq!(v["summary"], "Quarantine 2 hosts (every host with label \"web\")?");
 
-    let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n203.0.113.0/24", "message": "hi", "expires_in": "2h"});
+    let rev = revision(&ctx, &id).await;
+    let ok = serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "INC-1", "allow": "https://edr.example.com\n203.0.113.0/24", "message": "hi", "expires_in": "2h", "revisions": {id.clone(): rev}});
     let r = req(
         &ctx,
         "POST",
@@ -502,6 +503,12 @@ fn j(r: &Resp) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", r.status, r.body))
 }
 
+/// `body` with the revisions the review `v` returned: the run acts on what was reviewed.
+fn reviewed(mut body: serde_json::Value, v: &serde_json::Value) -> serde_json::Value {
+    body["revisions"] = v["revisions"].clone();
+    body
+}
+
 async fn post_json(ctx: &Ctx, s: &Sess, path: &str, body: serde_json::Value) -> Resp {
     req(
         ctx,
@@ -572,6 +579,97 @@ async fn stale_view_actions_are_refused_with_409_and_change_nothing() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
+/// trial8 HIGH 1 / LOW 9: the run acts on exactly the reviewed set. A host that gained
+/// the label after the review makes the run 409 whatever was typed; a run without
+/// revisions (or missing one host's) is refused with 400; nothing is written.
+#[tokio::test]
+async fn runs_act_only_on_the_reviewed_hosts_and_need_their_revisions() {
+    let ctx = Ctx::new().await;
+    let db1 = ctx.enroll("db1", &["db"]).await;
+    let db2 = ctx.enroll("db2", &["db"]).await;
+    let ws = ctx.enroll("ws-wazuh", &[]).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let by_label = serde_json::json!({"action": "quarantine", "label": "db", "comment": "IR-9"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label.clone()).await);
+    assert_eq!(v["count"], 2, "{v}");
+    // Meanwhile the CLI gives ws-wazuh the label.
+    let (st, body) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{ws}/labels"),
+            Some(&ctx.admin),
+            Some(r#"{"add":["db"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let before = ctx.snapshot().await;
+    for typed in ["db", "2", "3"] {
+        let mut run = reviewed(by_label.clone(), &v);
+        run["confirm"] = serde_json::json!(typed);
+        let r = post_json(&ctx, &rs, "/console/actions/run", run).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "typed {typed}: {}", r.body);
+        let msg = j(&r)["errors"]["stale"].as_str().unwrap_or_default().to_string();
+        assert!(
+            msg.contains("the hosts with label db changed since the review: +ws-wazuh"),
+            "{msg}"
+        );
+    }
+    assert_eq!(ctx.snapshot().await, before, "the 409s changed nothing");
+    // A host that lost the label is named too.
+    let (st, body) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{db2}/labels"),
+            Some(&ctx.admin),
+            Some(r#"{"remove":["db"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let before = ctx.snapshot().await;
+    let mut run = reviewed(by_label.clone(), &v);
+    run["confirm"] = serde_json::json!("db");
+    let r = post_json(&ctx, &rs, "/console/actions/run", run).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let msg = j(&r)["errors"]["stale"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("+ws-wazuh") && msg.contains("-db2"), "{msg}");
+    // Runs without the reviewed revisions: none, empty, or one host missing.
+    let r1 = revision(&ctx, &db1).await;
+    for (body, missing) in [
+        (
+            serde_json::json!({"action": "quarantine", "label": "db", "comment": "IR-9", "confirm": "db"}),
+            None,
+        ),
+        (
+            serde_json::json!({"action": "quarantine", "hosts": [db1, ws], "comment": "IR-9", "revisions": {}}),
+            None,
+        ),
+        (
+            serde_json::json!({"action": "quarantine", "hosts": [db1, ws], "comment": "IR-9", "revisions": {db1.clone(): r1}}),
+            Some("ws-wazuh"),
+        ),
+    ] {
+        let r = post_json(&ctx, &rs, "/console/actions/run", body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        let msg = j(&r)["errors"]["form"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("review"), "{msg}");
+        if let Some(name) = missing {
+            assert!(msg.contains(name), "{msg}");
+        }
+    }
+    assert_eq!(ctx.snapshot().await, before, "a refused run changed nothing");
+    // Reviewed again, the run does exactly the reviewed set.
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label.clone()).await);
+    let mut run = reviewed(by_label, &v);
+    run["confirm"] = serde_json::json!("db");
+    let r = post_json(&ctx, &rs, "/console/actions/run", run).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let changed: Vec<String> = j(&r)["changes"].as_object().unwrap().keys().cloned().collect();
+    let mut want = vec![db1, ws];
+    want.sort();
+    assert_eq!(changed, want);
+    assert!(!ctx.store().host(&db2).await.unwrap().desired.quarantined);
+}
+
 #[tokio::test]
 async fn confirmation_counts_hosts_that_change_and_label_actions_need_typing() {
     let ctx = Ctx::new().await;
@@ -605,7 +703,7 @@ async fn confirmation_counts_hosts_that_change_and_label_actions_need_typing() {
             .contains("2 of the 5 hosts already released"),
         "{v}"
     );
-    let r = post_json(&ctx, &rs, "/console/actions/run", body).await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(body, &v)).await;
     assert_eq!(j(&r)["count"], 3, "only the hosts that change are acted on: {}", r.body);
     // By label: the protected host is named, and the run needs the label or the count typed.
     let by_label = serde_json::json!({"action": "quarantine", "label": "web", "comment": "tier"});
@@ -635,7 +733,7 @@ async fn confirmation_counts_hosts_that_change_and_label_actions_need_typing() {
         .clone();
     assert_eq!(dc_impact["protected"], serde_json::json!(["cordon-protected"]));
     let before = ctx.snapshot().await;
-    let r = post_json(&ctx, &rs, "/console/actions/run", by_label.clone()).await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(by_label.clone(), &v)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(j(&r)["errors"]["confirm"].is_string());
     assert_eq!(ctx.snapshot().await, before, "nothing without the typed confirmation");
@@ -1096,7 +1194,7 @@ async fn requarantine_review_says_kept_or_replaced_and_the_server_does_exactly_t
     assert_eq!(change_of(&v, &fresh).0, "new");
     assert_eq!(change_of(&v, &same).0, "unchanged");
     assert_eq!(v["summary"], "Quarantine 1 host?", "{v}");
-    let r = post_json(&ctx, &rs, "/console/actions/run", body.clone()).await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(body.clone(), &v)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let done = j(&r);
     assert_eq!(done["changes"], serde_json::json!({fresh.clone(): "new"}), "{done}");
@@ -1116,7 +1214,7 @@ async fn requarantine_review_says_kept_or_replaced_and_the_server_does_exactly_t
         .filter(|h| h["changes"] == true)
         .map(|h| (h["id"].as_str().unwrap().to_string(), h["change"].clone()))
         .collect();
-    let r = post_json(&ctx, &rs, "/console/actions/run", replace).await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(replace, &v)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         j(&r)["changes"],
@@ -1170,7 +1268,7 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
             .starts_with("Other claims: ws-claims stays isolated")),
         "{v}"
     );
-    let r = post_json(&ctx, &rs, "/console/actions/run", body).await;
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(body, &v)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // The agent drops Cordon's claim; wazuh's stands: the server says released, still
     // isolated by wazuh — and so does the page.

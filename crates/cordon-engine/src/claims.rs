@@ -539,6 +539,27 @@ impl Engine {
         Ok(load_file(&self.state_dir, &self.table)?.unwrap_or_default())
     }
 
+    /// As [`Engine::claims_without_state`], for a status: a non-empty answer is checked
+    /// again under the claims lock, because a release by another source removes the state
+    /// file a moment before it clears the claims (under that lock) — a status must not
+    /// call that moment "records lost". Without the lock (not root), the first answer.
+    ///
+    /// # Errors
+    /// As [`Engine::claims_without_state`].
+    pub fn claims_without_state_settled(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims_without_state_settled();
+        }
+        let first = self.claims_without_state()?;
+        if first.is_empty() {
+            return Ok(first);
+        }
+        match ClaimsLock::acquire(&self.state_dir) {
+            Ok(_lock) => self.claims_without_state(),
+            Err(_) => Ok(first),
+        }
+    }
+
     /// Rebuilds a lost state file from the standing claims (issue 14 trial: a lost state
     /// file with claims left was reported `released`): their merged quarantine, with the
     /// agent's management paths, is applied again — names resolved afresh, no verification,
@@ -1060,6 +1081,42 @@ mod tests {
         assert_eq!(agent[0].claimed_at, "2030-01-01T00:00:05Z", "since is kept");
         assert_eq!(agent[0].request, again, "the request is the newest");
         assert_eq!(claims[0].claimed_at, "2030-01-01T00:00:01Z", "others untouched");
+    }
+
+    /// A release by another source removes the state file a moment before it clears the
+    /// claims (under the claims lock): a status in that moment must not report "claims
+    /// without a record" (nor the agent rebuild them) — it waits for the lock and looks
+    /// again. Files only; no firewall.
+    #[test]
+    fn claims_without_state_wait_for_a_release_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::new("fx14cclaims").unwrap();
+        let eng = Engine::new(table.clone(), dir.path().into(), cordon_firewall::BackendChoice::Auto);
+        save_file(
+            dir.path(),
+            &table,
+            &[claim(ClaimSource::Wazuh, "2030-01-01T00:00:01Z", &[], &[])],
+        )
+        .unwrap();
+        assert_eq!(
+            eng.claims_without_state().unwrap().len(),
+            1,
+            "records lost, as far as the files go"
+        );
+        // Another source's release: holds the claims lock, clears the claims, lets go.
+        let lock = ClaimsLock::acquire(dir.path()).unwrap();
+        let (d, t) = (dir.path().to_path_buf(), table.clone());
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            save_file(&d, &t, &[]).unwrap();
+            drop(lock);
+        });
+        let settled = eng.claims_without_state_settled().unwrap();
+        releaser.join().unwrap();
+        assert!(
+            settled.is_empty(),
+            "a release in progress is not 'records lost': {settled:?}"
+        );
     }
 
     #[test]

@@ -810,7 +810,7 @@ impl Engine {
         };
         // Claims without a state file: a quarantine is wanted but its record is lost.
         let orphans = if stored.is_none() {
-            self.claims_without_state()?
+            self.claims_without_state_settled()?
         } else {
             vec![]
         };

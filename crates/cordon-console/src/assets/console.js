@@ -239,7 +239,9 @@
   }
   function payload() {
     var label = $("dlg-label").value;
-    var revisions = current.byLabel ? (checked ? checked.revisions : {}) : current.revisions;
+    // The run carries exactly the hosts and revisions the review showed (the server
+    // refuses a run whose set differs); the review itself sends what the page showed.
+    var revisions = checked ? checked.revisions : (current.byLabel ? {} : current.revisions);
     return {
       action: current.action,
       hosts: current.byLabel ? [] : current.hosts,
