@@ -28,6 +28,59 @@ pub struct Persisted {
     /// force, so that after a restart it keeps the ones that worked.
     #[serde(default)]
     pub transport: Vec<std::net::SocketAddr>,
+    /// Which enrollment this state came from (host id, CA fingerprint, server); `None` in
+    /// files written before it was recorded. A state of another enrollment (the host was
+    /// enrolled again into the same state directory) is discarded at start ([`Binding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+}
+
+/// The enrollment a persisted desired state belongs to (trial6 HIGH 1: after re-enrolling
+/// into the same state directory the agent kept the old host's revision, long-polled
+/// for revisions newer than it and ignored the new host's quarantine).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The host id the server assigned at enrollment.
+    pub host_id: String,
+    /// SHA-256 (hex) of the server's CA certificate file (PEM bytes) the agent trusts.
+    pub ca_sha256: String,
+    /// The server URL(s) of the agent's configuration, in order.
+    pub servers: Vec<String>,
+}
+
+impl Binding {
+    /// The binding of the configuration `cfg` (reads the CA file; an unreadable one gives
+    /// an empty fingerprint, which matches nothing recorded with one).
+    pub fn of(cfg: &crate::AgentConfig) -> Self {
+        use sha2::Digest;
+        let ca_sha256 = fs::read(&cfg.ca)
+            .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+            .unwrap_or_default();
+        let mut servers = vec![cfg.server.clone()];
+        servers.extend(cfg.servers.iter().cloned());
+        servers.retain(|s| !s.is_empty());
+        Binding {
+            host_id: cfg.host_id.clone(),
+            ca_sha256,
+            servers,
+        }
+    }
+
+    /// Why `recorded` belongs to another enrollment than `self` (the host id or the CA
+    /// differ; a changed server list alone is a server move, not another enrollment);
+    /// `None` when it is the same.
+    pub fn mismatch(&self, recorded: &Binding) -> Option<String> {
+        if recorded.host_id != self.host_id {
+            return Some(format!(
+                "it belongs to host id {} and this agent is enrolled as {}",
+                recorded.host_id, self.host_id
+            ));
+        }
+        if recorded.ca_sha256 != self.ca_sha256 {
+            return Some("it came from a server with another CA certificate".into());
+        }
+        None
+    }
 }
 
 /// `<state_dir>/agent-desired.json`.
@@ -116,6 +169,33 @@ mod tests {
         fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
+    /// Trial6 HIGH 1: a persisted state of another enrollment (host id or CA) is told
+    /// apart; a moved server alone is the same enrollment.
+    #[test]
+    fn binding_tells_another_enrollment_apart() {
+        let b = Binding {
+            host_id: "h1".into(),
+            ca_sha256: "aa".into(),
+            servers: vec!["https://cordon.example.net:8443".into()],
+        };
+        assert_eq!(b.mismatch(&b), None);
+        let moved = Binding {
+            servers: vec!["https://dr.example.net:8443".into()],
+            ..b.clone()
+        };
+        assert_eq!(b.mismatch(&moved), None);
+        let other_host = Binding {
+            host_id: "h2".into(),
+            ..b.clone()
+        };
+        assert!(b.mismatch(&other_host).unwrap().contains("host id h2"));
+        let other_ca = Binding {
+            ca_sha256: "bb".into(),
+            ..b.clone()
+        };
+        assert!(b.mismatch(&other_ca).unwrap().contains("CA"));
+    }
+
     /// The persisted desired state holds the analyst's comment: private file, private dir.
     #[test]
     fn private_state_is_0600_in_a_0700_directory() {
@@ -130,6 +210,7 @@ mod tests {
             },
             applied_revision: Some(3),
             transport: vec!["192.0.2.1:8443".parse().unwrap()],
+            binding: None,
         };
         save(&dir, &p).unwrap();
         assert_eq!(mode(&path(&dir)), 0o600);

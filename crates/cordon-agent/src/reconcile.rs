@@ -134,9 +134,24 @@ impl Agent {
     /// # Errors
     /// [`AgentError::Io`] when the persisted state cannot be read.
     pub async fn run(self) -> Result<(), AgentError> {
-        let stored = persist::load(&self.cfg.state_dir)?;
+        let binding = persist::Binding::of(&self.cfg);
+        let mut stored = persist::load(&self.cfg.state_dir)?;
+        // A desired state of another enrollment (re-enrolled into the same state
+        // directory) says nothing about this host: start from none.
+        if let Some(why) = stored
+            .as_ref()
+            .and_then(|p| p.binding.as_ref())
+            .and_then(|b| binding.mismatch(b))
+        {
+            tracing::warn!(
+                file = %persist::path(&self.cfg.state_dir).display(),
+                "persisted desired state discarded: {why}"
+            );
+            stored = None;
+        }
         let since = stored.as_ref().map(|p| p.desired.revision);
-        let persisted = stored.unwrap_or_default();
+        let mut persisted = stored.unwrap_or_default();
+        persisted.binding = Some(binding);
         let (desired_tx, mut desired_rx) = watch::channel(persisted.desired.clone());
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
@@ -628,6 +643,15 @@ impl Reconciler {
         }
     }
 
+    /// Reads the claims standing now (after an apply: the agent's own among them), so the
+    /// report that follows lists them; the server confirms a quarantine only when the
+    /// agent's own claim is in force.
+    async fn refresh_claims(&mut self) {
+        if let Ok(c) = self.blocking(|e| e.check()).await {
+            self.claims = c.claims;
+        }
+    }
+
     /// Reports the firewall as it is (no change made).
     async fn report_current(&mut self) {
         match self.blocking(|e| e.check()).await {
@@ -653,6 +677,15 @@ impl Reconciler {
             // Same state after a reconnect: tell the server where we are.
             self.report_current().await;
             return;
+        }
+        if d.revision < self.p.desired.revision {
+            // The server's database was restored from a backup (or the host re-enrolled):
+            // its revision is the truth, and it is applied at once.
+            tracing::warn!(
+                revision = d.revision,
+                previous = self.p.desired.revision,
+                "the server's desired revision went back (database restored?); applying it"
+            );
         }
         tracing::info!(revision = d.revision, quarantined = d.quarantined, "new desired state");
         self.p.desired = d;
@@ -807,6 +840,7 @@ impl Reconciler {
                 self.verifying = Some((Instant::now(), false));
                 self.next_degraded_retry = Instant::now() + self.retry_every;
                 self.applied(plan.revision).await;
+                self.refresh_claims().await;
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }
@@ -998,6 +1032,7 @@ impl Reconciler {
                 self.reset.notify_one();
                 let rev = self.p.desired.revision;
                 self.applied(rev).await;
+                self.refresh_claims().await;
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }

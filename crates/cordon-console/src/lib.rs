@@ -19,6 +19,7 @@ pub mod pages;
 pub mod session;
 pub mod status;
 pub mod view;
+pub mod visible;
 
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -67,6 +68,7 @@ pub fn routes() -> Router<AppState> {
             "/console/assets/console.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),
         )
+        .layer(axum::middleware::from_fn(visible::layer))
         .layer(axum::middleware::from_fn(security_headers))
 }
 

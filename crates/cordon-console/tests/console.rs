@@ -329,6 +329,76 @@ async fn pages_escape_what_hosts_report() {
     }
 }
 
+/// trial8 MED 2: labels (host and enrollment-token) refuse bidi, zero-width and control
+/// characters (400 naming the character and position), and text the console did not
+/// write — comments, agent failure messages, legacy labels — is shown with its
+/// invisible characters written out, on pages and in the review's JSON.
+#[tokio::test]
+async fn invisible_and_bidi_characters_are_refused_in_labels_and_shown_escaped() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("db1", &[]).await;
+    for (label, code, pos) in [
+        (r"x\u202ey", "U+202E", 2),
+        (r"z\u200bq", "U+200B", 2),
+        (r"w\u0007", "U+0007", 2),
+    ] {
+        let before = ctx.snapshot().await;
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/labels"),
+                Some(&ctx.admin),
+                Some(&format!(r#"{{"add":["{label}"]}}"#)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{label}: {v}");
+        let msg = v.to_string();
+        assert!(msg.contains(code) && msg.contains(&format!("character {pos}")), "{msg}");
+        assert_eq!(ctx.snapshot().await, before);
+        let (st, v) = ctx
+            .call(
+                "POST",
+                "/v1/enrollment-tokens",
+                Some(&ctx.admin),
+                Some(&format!(r#"{{"labels":["{label}"],"ttl_secs":60}}"#)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "enrollment token {label}: {v}");
+        assert!(v.to_string().contains(code), "{v}");
+    }
+    // A comment and an agent's failure message with a right-to-left override.
+    quarantine(&ctx, &id, r#"{"comment":"IR-1 \u202eSOC approved\u2066"}"#).await;
+    report(&ctx, &id, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+        r.detail = Some("netlink\u{202e} ok: applied".into());
+    })
+    .await;
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    for path in [
+        "/console/hosts".to_string(),
+        format!("/console/hosts/{id}"),
+        "/console/audit".to_string(),
+    ] {
+        let body = page_body(&ctx, &vs, &path).await;
+        assert!(
+            !body.contains('\u{202e}') && !body.contains('\u{2066}'),
+            "{path} shows a raw bidi control"
+        );
+        assert!(body.contains("\\u{202e}"), "{path} hides that the text holds one");
+    }
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let r = post_json(
+        &ctx,
+        &rs,
+        "/console/actions/check",
+        serde_json::json!({"action": "release", "hosts": [id], "comment": "x"}),
+    )
+    .await;
+    assert!(!r.body.contains('\u{202e}'), "{}", r.body);
+    assert!(j(&r)["hosts"][0]["state"].is_string(), "still JSON: {}", r.body);
+}
+
 #[tokio::test]
 async fn viewers_get_no_buttons_and_actions_need_role_csrf_and_comment() {
     let ctx = Ctx::new().await;

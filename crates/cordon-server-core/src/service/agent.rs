@@ -7,9 +7,10 @@ use cordon_proto::{DesiredState, HostState, StatusReport};
 
 use crate::{ApiError, AppState};
 
-/// The host's desired state once its revision is newer than `since` (at once when
-/// `since` is `None`), or the current one when `wait` (capped at the server's
-/// `max_wait`) runs out.
+/// The host's desired state once its revision differs from `since` (at once when
+/// `since` is `None`, or names another revision — also a higher one, after the database
+/// was restored from a backup or the agent kept another enrollment's revision), or the
+/// current one when `wait` (capped at the server's `max_wait`) runs out.
 ///
 /// # Errors
 /// 403 when the host was deleted, or revoked (also during the poll, on any replica) —
@@ -30,7 +31,7 @@ pub async fn desired(
             .desired(host_id)
             .await?
             .ok_or_else(|| ApiError::forbidden("host no longer exists"))?;
-        let newer = since.is_none_or(|s| desired.revision > s);
+        let newer = since.is_none_or(|s| desired.revision != s);
         // A revoked host only gets here while a release ordered before the revocation is
         // unconfirmed (see `Store::host_active`): it is answered that release once, and
         // refused otherwise, also when the revocation lands during its long-poll (on any

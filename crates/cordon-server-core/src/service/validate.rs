@@ -24,12 +24,31 @@ pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
     Ok(c.to_string())
 }
 
+/// Checks a host or enrollment-token label: trimmed, 1 to [`MAX_LABEL_CHARS`]
+/// characters, no comma and none of the characters hostnames refuse ([`refused_char`]:
+/// control, format — zero-width, bidi overrides —, separators, invisible fillers), so a
+/// label cannot look like another (`web` and `w\u{200b}eb`) or reorder the text shown
+/// after it (trial8).
+///
+/// # Errors
+/// 400 naming the character and its position, or the length or the comma.
 pub fn label(l: &str) -> Result<String, ApiError> {
     let l = l.trim();
-    if l.is_empty() || l.chars().count() > MAX_LABEL_CHARS || l.chars().any(|c| c.is_control() || c == ',') {
+    if l.is_empty() || l.chars().count() > MAX_LABEL_CHARS || l.contains(',') {
         return Err(ApiError::invalid(format!(
-            "label {l:?} must be 1 to {MAX_LABEL_CHARS} characters without commas or control characters"
+            "label {l:?} must be 1 to {MAX_LABEL_CHARS} characters without commas"
         )));
+    }
+    for (i, c) in l.chars().enumerate() {
+        if let Some(what) = refused_char(c) {
+            return Err(ApiError::invalid(format!(
+                "label {:?} contains {what} (U+{:04X} at character {}): labels must be visible text, so that \
+                 one cannot look like another",
+                l.escape_default().to_string(),
+                u32::from(c),
+                i + 1
+            )));
+        }
     }
     Ok(l.to_string())
 }

@@ -60,7 +60,13 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
                 .unwrap_or_else(|| r.state.as_str().to_string()),
         )
     };
-    let current = r.applied_revision >= desired_rev;
+    // Exactly the desired revision: a higher one is another enrollment's or from before a
+    // database restore, and confirms nothing (trial6 HIGH 1).
+    let current = r.applied_revision == desired_rev;
+    // The agent's own claim in force (its report lists every claim; tables present only
+    // because of other sources' claims confirm no server quarantine). Reports without
+    // claims (agents before claims existed) are taken at their word.
+    let own_claim = r.claims.is_empty() || r.claims.iter().any(|c| c.source == "agent");
     match r.state {
         // Tampering is reported whatever revision it concerns; nothing is confirmed.
         AgentState::Tampered => Assessment {
@@ -79,7 +85,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         // An older revision in force: the agent has not taken the current one yet. It
         // says which revision's rules are in force, unless it enforces nothing.
         AgentState::Isolated | AgentState::Released if !current => Assessment {
-            applied: if r.enforcing {
+            applied: if r.enforcing && r.applied_revision < desired_rev {
                 r.applied_revision.max(0)
             } else {
                 host.applied_revision
@@ -100,6 +106,15 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
             degraded: vec![],
             applied: host.applied_revision,
             confirms: true,
+        },
+        AgentState::Isolated if desired_q && !own_claim => Assessment {
+            state: HostState::QuarantinePending,
+            reason: Some(format!(
+                "the agent has not applied the quarantine yet; the host is isolated by other claims: {}",
+                other_claims(r).join(", ")
+            )),
+            degraded: vec![],
+            ..keep
         },
         AgentState::Isolated if desired_q => Assessment {
             state: HostState::Quarantined,
@@ -534,6 +549,37 @@ mod tests {
             (a.state, a.applied, a.confirms),
             (HostState::QuarantinePending, 3, false)
         );
+    }
+
+    /// Trial6 HIGH 1, the fault kind "a quarantine confirmed that is not in force": a
+    /// report naming a higher revision (another enrollment's, or from before the database
+    /// was restored) confirms nothing and never becomes the applied revision; a report
+    /// whose claims do not include the agent's own (tables there because of other
+    /// sources) confirms no server quarantine.
+    #[test]
+    fn only_the_desired_revision_with_the_agents_own_claim_confirms() {
+        let restored = host(true, 14, HostState::QuarantinePending, 13);
+        let a = assess(&restored, &report(17, AgentState::Isolated));
+        assert_eq!(
+            (a.state, a.applied, a.confirms),
+            (HostState::QuarantinePending, 13, false),
+            "a stale higher revision"
+        );
+        let claim = |source: &str| ClaimInfo {
+            source: source.into(),
+            since: Some("2030-01-01T00:00:00Z".into()),
+            allow: vec![],
+            servers: vec![],
+        };
+        let mut others = report(14, AgentState::Isolated);
+        others.claims = vec![claim("velociraptor"), claim("local")];
+        let a = assess(&restored, &others);
+        assert_eq!((a.state, a.confirms), (HostState::QuarantinePending, false));
+        assert!(a.reason.unwrap_or_default().contains("velociraptor"));
+        let mut own = others.clone();
+        own.claims.push(claim("agent"));
+        let a = assess(&restored, &own);
+        assert_eq!((a.state, a.applied, a.confirms), (HostState::Quarantined, 14, true));
     }
 
     /// `enforce = false` is `not_enforcing`, never quarantined, and applies nothing.
