@@ -250,6 +250,11 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
             }
         }
         ActionChange::AlreadyQuarantined => {
+            details.push(if h.state == HostState::Quarantined {
+                "already quarantined (confirmed)".to_string()
+            } else {
+                format!("already requested, not yet confirmed (now: {})", state_words(h))
+            });
             for f in &result.fields {
                 details.push(match f.as_str() {
                     "allow" => format!(
@@ -272,13 +277,25 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
             }
             details.push("tick “Replace” to replace them".into());
         }
-        ActionChange::Unchanged => details.push("already quarantined with these settings".into()),
+        ActionChange::Unchanged if h.state == HostState::Quarantined => {
+            details.push("already quarantined (confirmed) with these settings".into())
+        }
+        ActionChange::Unchanged => details.push(format!(
+            "already requested with these settings, not yet confirmed (now: {})",
+            state_words(h)
+        )),
         ActionChange::Released => {
             if !d.allow.is_empty() || d.message.is_some() || d.expires_at.is_some() {
                 details.push("the quarantine's exceptions, message and expiry end with it".into());
             }
         }
-        ActionChange::AlreadyReleased => details.push("already released".into()),
+        ActionChange::AlreadyReleased if h.state == HostState::Normal => {
+            details.push("already released (confirmed)".into())
+        }
+        ActionChange::AlreadyReleased => details.push(format!(
+            "release already requested, not yet confirmed (now: {})",
+            state_words(h)
+        )),
         ActionChange::Retried => details.push("the desired state is re-sent to the agent as a new revision".into()),
     }
     let mut i = impact_base(h, protected_labels);
@@ -292,6 +309,24 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
     i.changes = result.change.changed();
     i.details = details;
     i
+}
+
+/// The host's state in words for the review ("quarantine requested", "agent offline").
+fn state_words(h: &Host) -> String {
+    let mut w = super::view::state_text(h.state).to_lowercase();
+    if super::status::offline(h) {
+        w.push_str(", agent offline");
+    }
+    w
+}
+
+/// Whether an unchanged host's state is confirmed by its agent: quarantined for a
+/// quarantine, normal for a release (pure; from the impact's wire state).
+fn confirmed(action: Action, i: &HostImpact) -> bool {
+    match action {
+        Action::Quarantine => i.state == HostState::Quarantined.as_str(),
+        Action::Release => i.state == HostState::Normal.as_str(),
+    }
 }
 
 /// What the dialog says about `h` whatever the action: offline, not enforcing, its
@@ -863,7 +898,24 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         None => String::new(),
     };
     let kept = impacts.iter().filter(|i| i.change == "already_quarantined").count();
-    let summary = if n == 0 {
+    // Unchanged hosts whose state the agent has not confirmed: "requested", never "done".
+    let requested: Vec<String> = impacts
+        .iter()
+        .filter(|i| !i.changes && !confirmed(action, i))
+        .map(|i| i.hostname.clone())
+        .collect();
+    let summary = if n == 0 && !requested.is_empty() {
+        format!(
+            "Nothing to do: the {} of {} already requested; not yet confirmed for {}.",
+            if action == Action::Quarantine {
+                "quarantine"
+            } else {
+                "release"
+            },
+            if total == 1 { "the host is" } else { "these hosts is" },
+            requested.join(", ")
+        )
+    } else if n == 0 {
         format!(
             "Nothing to do: {} already {}.",
             if total == 1 {
@@ -882,7 +934,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         format!("{verb} {n} {}{scope}?", plural(n))
     };
     let mut warnings = Vec::new();
-    let unchanged = total - n;
+    let unchanged = total - n - requested.len();
     if unchanged > 0 && n > 0 {
         warnings.push(format!(
             "{unchanged} of the {total} {} already {}: no change for {}.",
@@ -893,6 +945,17 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
                 Action::Release => "released",
             },
             if unchanged == 1 { "it" } else { "them" }
+        ));
+    }
+    if !requested.is_empty() && n > 0 {
+        warnings.push(format!(
+            "{} of the {total} {}: {} already requested, not yet confirmed ({}): nothing new is sent; {} pending until {} agent confirms.",
+            requested.len(),
+            plural(total),
+            if action == Action::Quarantine { "quarantine" } else { "release" },
+            requested.join(", "),
+            if requested.len() == 1 { "it stays" } else { "they stay" },
+            if requested.len() == 1 { "its" } else { "each" }
         ));
     }
     let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
@@ -1206,8 +1269,9 @@ mod tests {
         let kept = impact(&h, &result(&h, ActionChange::AlreadyQuarantined, &["allow"]), &req, &[]);
         assert_eq!(kept.change, "already_quarantined");
         assert!(!kept.changes);
+        assert_eq!(kept.details[0], "already quarantined (confirmed)");
         assert_eq!(
-            kept.details[0], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
+            kept.details[1], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
             "{:?}",
             kept.details
         );

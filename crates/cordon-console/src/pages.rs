@@ -586,7 +586,9 @@ fn policy(h: &Host) -> Markup {
         } @else {
             h3 { "Policy in force" }
             p id="policy" data-in-force="false" {
-                @if h.state == HostState::Normal { "Not quarantined: Cordon enforces no rules on this host." }
+                @if h.state == HostState::Normal && !others_text(h).is_empty() {
+                    "Released by Cordon: Cordon enforces no rules on this host, but it is " strong { "still isolated by " (others_text(h)) } " (their rules, not Cordon's)."
+                } @else if h.state == HostState::Normal { "Not quarantined: Cordon enforces no rules on this host." }
                 @else { "Release asked for; the agent has not confirmed that Cordon's rules are gone." }
             }
         }
@@ -621,6 +623,10 @@ fn digest_status(h: &Host) -> Markup {
                 }
                 _ if !in_sync => {
                     strong { "Waiting for the agent" } ": applied revision " (h.applied_revision) " of " (h.desired.revision) "."
+                }
+                Shown::State(HostState::Quarantined) if h.offline => {
+                    strong { "Last confirmed in force" } ": the agent confirmed revision " (h.applied_revision)
+                    "; it is offline since " (time_ago(h.last_seen.as_deref())) ", so Cordon cannot say what is in force now."
                 }
                 Shown::State(HostState::Quarantined) => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
                 _ => { strong { "In sync" } ": revision " (h.applied_revision) "." }
@@ -690,6 +696,16 @@ fn claim_name(source: &str) -> String {
     }
 }
 
+/// Other managers' claims that keep `h` isolated whatever Cordon does ("wazuh,
+/// velociraptor"); empty when none stands.
+fn others_text(h: &Host) -> String {
+    super::status::other_claims(h)
+        .iter()
+        .map(|c| c.source.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The one line an analyst reads first: "Quarantined since … by … — comment — auto-release
 /// in 3h", or the failure.
 fn headline(h: &Host) -> Markup {
@@ -722,11 +738,16 @@ fn headline(h: &Host) -> Markup {
                     strong { "Release requested" } " by " (by) ", waiting for the agent "
                     span data-since=(h.state_since) { "for " (super::view::ago_text(&h.state_since)) }
                 }
+                Shown::State(HostState::Normal) if !others_text(h).is_empty() => {
+                    strong { "Released by Cordon — still isolated by " (others_text(h)) }
+                    @if let Some(a) = &d.actor { " — Cordon's quarantine released " (time_at(&h.state_since)) " by " (a) }
+                }
                 Shown::State(HostState::Normal) => {
                     strong { "Not quarantined" }
                     @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
                 }
             }
+            @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_deref())) }
             @if let Some(c) = &d.comment { " — “" (c) "”" }
             @if d.quarantined {
                 @if let Some(e) = &d.expires_at { " — auto-release " (until_text(e)) }
@@ -781,7 +802,10 @@ pub async fn host(
             section class="card" aria-labelledby="h-state" {
                 h2 id="h-state" { "State" }
                 dl {
-                    dt { "Current" } dd { (host_badge(&h)) " since " (time_at(&h.state_since)) }
+                    dt { "Current" } dd {
+                        (host_badge(&h)) " (state since " (time_at(&h.state_since)) ")"
+                        @if h.offline && !h.revoked { " · agent offline since " (time_ago(h.last_seen.as_deref())) }
+                    }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
                     @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }

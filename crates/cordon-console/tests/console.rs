@@ -1353,6 +1353,20 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
         page.contains("but the host stays isolated until that manager releases it"),
         "after the release the page says the host is still isolated by wazuh"
     );
+    // trial8 LOW 6: the headline and the policy card say so too, never a bare "Not
+    // quarantined" / "Cordon enforces no rules".
+    assert!(
+        page.contains("Released by Cordon — still isolated by wazuh"),
+        "headline"
+    );
+    assert!(
+        !page.contains("Not quarantined"),
+        "a bare 'Not quarantined' for an isolated host"
+    );
+    assert!(
+        !page.contains("Not quarantined: Cordon enforces no rules on this host."),
+        "policy card"
+    );
     assert!(!page.contains("id=\"offline-note\""), "a reporting host is not offline");
     // Offline (the server's field): the page says actions stay pending.
     sqlx::query("UPDATE hosts SET last_seen = 0 WHERE id = $1")
@@ -1363,6 +1377,93 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     let page = host_page(&ctx, &rs, &id).await;
     assert!(page.contains("id=\"offline-note\"") && page.contains("will stay pending until the agent returns"));
     assert!(page.contains("tag-offline"), "offline badge");
+}
+
+/// trial8 MED 4 / LOW 8: the review says "already requested, not yet confirmed" for a
+/// host whose quarantine or release the agent has not confirmed (offline or pending),
+/// "already quarantined (confirmed)" only for confirmed ones; an offline quarantined
+/// host reads "agent offline since …" and "last confirmed in force", not "In force".
+#[tokio::test]
+async fn reviews_and_pages_say_requested_or_confirmed_truthfully() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let conf = ctx.enroll("conf-1", &[]).await;
+    let off = ctx.enroll("offline1", &[]).await;
+    let new = ctx.enroll("new-1", &[]).await;
+    for id in [&conf, &off] {
+        quarantine(&ctx, id, r#"{"comment":"IR-3"}"#).await;
+    }
+    report(&ctx, &conf, AgentState::Isolated, "nftables", |_| {}).await;
+    let offline = |id: String| async {
+        sqlx::query("UPDATE hosts SET last_seen = 0 WHERE id = $1")
+            .bind(id)
+            .execute(ctx.store().pool())
+            .await
+            .unwrap();
+    };
+    offline(off.clone()).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let body = serde_json::json!({"action": "quarantine", "hosts": [conf, off, new], "comment": "IR-3"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", body).await);
+    assert_eq!(v["summary"], "Quarantine 1 host?", "{v}");
+    let details = |id: &str| -> String {
+        let h = v["hosts"].as_array().unwrap().iter().find(|h| h["id"] == id).unwrap();
+        h["details"].to_string()
+    };
+    assert!(details(&conf).contains("already quarantined (confirmed)"), "{v}");
+    assert!(
+        details(&off).contains("already requested with these settings, not yet confirmed")
+            && !details(&off).contains("already quarantined"),
+        "{v}"
+    );
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("1 of the 3 hosts already quarantined")
+            && warnings.contains("quarantine already requested, not yet confirmed (offline1)"),
+        "{warnings}"
+    );
+    // A release requested but not confirmed is not "already released".
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{conf}/release"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"done"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let v = j(&post_json(
+        &ctx,
+        &rs,
+        "/console/actions/check",
+        serde_json::json!({"action": "release", "hosts": [conf], "comment": "x"}),
+    )
+    .await);
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("release of the host is already requested; not yet confirmed for conf-1"),
+        "{v}"
+    );
+    assert!(
+        v["hosts"][0]["details"]
+            .to_string()
+            .contains("release already requested, not yet confirmed"),
+        "{v}"
+    );
+    // An offline host whose quarantine was confirmed: "last confirmed", offline since.
+    let q = ctx.enroll("off-q", &[]).await;
+    quarantine(&ctx, &q, r#"{"comment":"IR-4"}"#).await;
+    report(&ctx, &q, AgentState::Isolated, "nftables", |_| {}).await;
+    offline(q.clone()).await;
+    let page = host_page(&ctx, &rs, &q).await;
+    assert!(page.contains("agent offline</strong> since"), "headline: offline since");
+    assert!(page.contains("Last confirmed in force"), "digest status");
+    assert!(
+        !page.contains("<strong>In force</strong>"),
+        "present tense for an offline host"
+    );
 }
 
 /// Issue 16 "a Retry for failed hosts": re-posting the same quarantine is `unchanged`

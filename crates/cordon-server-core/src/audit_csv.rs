@@ -10,6 +10,8 @@
 //! these cells, so every such cell gets a leading `'` (shown as text, the value is still
 //! readable) and is quoted.
 
+#![deny(missing_docs)]
+
 use std::collections::HashMap;
 
 use cordon_proto::AuditRecord;

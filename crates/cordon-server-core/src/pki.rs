@@ -198,8 +198,8 @@ pub fn init(dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<InitOutcome,
 
 impl Ca {
     /// Signs the audit chain head `(last_id, hash)` with the CA key, now (issue 17): a
-    /// version-1 checkpoint (export trailers, retention cuts); see
-    /// [`Ca::sign_checkpoint_v2`] for checkpoint records.
+    /// version-1 checkpoint (retention cuts); see [`Ca::sign`] for checkpoint records
+    /// and export trailers (which carry an occasion: version 2 and 3).
     ///
     /// # Errors
     /// As [`Ca::sign`].

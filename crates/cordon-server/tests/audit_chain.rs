@@ -560,19 +560,8 @@ fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
 /// one before it.
 #[tokio::test]
 async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
-    use cordon_server::run;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let db = run_db(dir.path()).await;
-    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
-        .await
-        .unwrap();
-    let ca_check = || {
-        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
-            .unwrap()
-            .checker()
-    };
-    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let runs = Runs::new().await;
+    let first = runs.start().await;
     let store = first.state.store.clone();
     for name in ["ops-1", "ops-2", "ops-3"] {
         store.create_api_token("alice", name, Role::Viewer).await.unwrap();
@@ -589,7 +578,7 @@ async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
         ["start", "shutdown"],
         "a checkpoint at start and at the orderly stop"
     );
-    assert!(data.join("audit-anchor.json").exists());
+    assert!(runs.data.join("audit-anchor.json").exists());
     let victim = all
         .iter()
         .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("ops-2")))
@@ -598,13 +587,13 @@ async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
     drop(store);
 
     // An untouched log verifies across the restart.
-    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
-    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let second = runs.start().await;
+    let r = second.state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
     assert!(r.ok, "{}", render(&r));
     second.shutdown().await;
 
     // Rewrite one record and recompute every later hash, server stopped.
-    let store = Store::connect(&db).await.unwrap();
+    let store = runs.store().await;
     rewrite_and_rehash(&store, |r| {
         if r.id == victim {
             r.actor = "system".into();
@@ -615,8 +604,8 @@ async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
     })
     .await;
     drop(store);
-    let third = run::start(&run_cfg(&data, &db)).await.unwrap();
-    let r = third.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let third = runs.start().await;
+    let r = third.state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
     let p = r
         .problem
         .clone()
@@ -648,19 +637,8 @@ async fn audit_chain_rewrite_while_stopped_is_named_after_restart() {
 /// so the last record rewritten while the server was down is still named.
 #[tokio::test]
 async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
-    use cordon_server::run;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let db = run_db(dir.path()).await;
-    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
-        .await
-        .unwrap();
-    let ca_check = || {
-        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
-            .unwrap()
-            .checker()
-    };
-    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let runs = Runs::new().await;
+    let first = runs.start().await;
     let store = first.state.store.clone();
     for name in ["ops-1", "ops-2"] {
         store.create_api_token("alice", name, Role::Viewer).await.unwrap();
@@ -668,21 +646,7 @@ async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
     let (head, _) = store.audit_head().await.unwrap();
     let head = head.unwrap();
     // Wait (bounded) for the head watcher to keep the head in the data directory.
-    let anchor = data.join("audit-anchor.json");
-    let start = std::time::Instant::now();
-    loop {
-        let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        if kept.and_then(|k| k.seen).as_ref() == Some(&head) {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "the head was not kept"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    runs.wait_anchor_head(&store).await;
     first.stop(); // a crash: no shutdown checkpoint
     rewrite_and_rehash(&store, |r| {
         if r.id == head.last_id {
@@ -694,8 +658,8 @@ async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
     })
     .await;
     drop(store);
-    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
-    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let second = runs.start().await;
+    let r = second.state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
     let p = r
         .problem
         .clone()
@@ -704,8 +668,8 @@ async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
     second.stop();
     // After one more restart (the in-memory note gone) the signed start checkpoint still
     // names it.
-    let third = run::start(&run_cfg(&data, &db)).await.unwrap();
-    let r = third.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let third = runs.start().await;
+    let r = third.state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
     let p = r
         .problem
         .clone()
@@ -725,19 +689,8 @@ async fn audit_chain_rewrite_after_a_crash_is_named_after_restart() {
 /// checkpoint the server wrote (from its data directory), which the log no longer has.
 #[tokio::test]
 async fn audit_chain_tail_cut_while_stopped_is_named_after_restart() {
-    use cordon_server::run;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let db = run_db(dir.path()).await;
-    run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
-        .await
-        .unwrap();
-    let ca_check = || {
-        CaCert::from_pem(&std::fs::read(data.join("ca.pem")).unwrap())
-            .unwrap()
-            .checker()
-    };
-    let first = run::start(&run_cfg(&data, &db)).await.unwrap();
+    let runs = Runs::new().await;
+    let first = runs.start().await;
     let store = first.state.store.clone();
     for name in ["ops-1", "ops-2"] {
         store.create_api_token("alice", name, Role::Viewer).await.unwrap();
@@ -757,8 +710,8 @@ async fn audit_chain_tail_cut_while_stopped_is_named_after_restart() {
         .await
         .unwrap();
     drop(store);
-    let second = run::start(&run_cfg(&data, &db)).await.unwrap();
-    let r = second.state.store.audit_verify(vec![], Some(ca_check())).await.unwrap();
+    let second = runs.start().await;
+    let r = second.state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
     let p = r
         .problem
         .clone()

@@ -303,6 +303,16 @@
     released: "will be released", already_released: "no change (already released)",
     retried: "will be re-sent to the agent (new revision; exceptions, message and expiry as they are)",
     nothing_to_retry: "no change (nothing to retry)" };
+  // No change, but not confirmed by the agent yet: "requested", never "done" (trial8).
+  function changeText(h) {
+    if (h.change === "unchanged" && h.state !== "quarantined")
+      return "no change (already requested with these settings, not yet confirmed)";
+    if (h.change === "already_quarantined" && h.state !== "quarantined")
+      return "kept (already requested, not yet confirmed: exceptions, message and expiry kept)";
+    if (h.change === "already_released" && h.state !== "normal")
+      return "no change (release already requested, not yet confirmed)";
+    return CHANGE_TEXT[h.change] || h.change;
+  }
   function tag(text, cls) { var s = document.createElement("span"); s.className = "tag " + cls; s.textContent = text; return s; }
   function renderImpact(j) {
     $("dlg-confirm-text").textContent = j.summary;
@@ -326,7 +336,7 @@
       var name = document.createElement("strong");
       name.textContent = h.hostname;
       li.appendChild(name);
-      li.appendChild(document.createTextNode(" — " + (CHANGE_TEXT[h.change] || h.change)));
+      li.appendChild(document.createTextNode(" — " + changeText(h)));
       if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending until the agent returns", "tag-offline")); }
       if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
       if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }

@@ -1,6 +1,8 @@
 //! The audit log: filtered pages, streamed exports (JSON lines or CSV), and verification
 //! of its hash chain.
 
+#![deny(missing_docs)]
+
 use cordon_proto::audit_chain::{ChainReport, Checkpoint, ExportTrailer, SignedCheckpoint};
 use cordon_proto::{AuditRecord, Role};
 
@@ -289,7 +291,7 @@ pub enum AnchorStatus {
 }
 
 impl AnchorStatus {
-    /// The start checkpoint's facts from it ([`StartFacts`]); `previous_over`: nothing
+    /// The start checkpoint's facts from it ([`crate::store::StartFacts`]); `previous_over`: nothing
     /// else holds the data directory, so the writer that wrote the file has ended.
     pub fn start_facts(&self, previous_over: bool) -> crate::store::StartFacts {
         match self {

@@ -6,7 +6,7 @@
 //!
 //! Functions check the caller's role first (a viewer gets 403 whatever it sent), then
 //! validate the input (nothing is written when that fails), then call the store. Errors
-//! are [`ApiError`](crate::ApiError)s: a status, a stable code and a message fit for the
+//! are [`crate::ApiError`]s: a status, a stable code and a message fit for the
 //! caller; internal failures are logged and reach callers only as a generic message.
 
 pub mod agent;

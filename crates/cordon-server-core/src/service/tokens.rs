@@ -1,5 +1,7 @@
 //! API tokens and enrollment tokens (admin only).
 
+#![deny(missing_docs)]
+
 use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreated, TokenInfo};
 
 use super::{validate, Caller};
@@ -8,6 +10,11 @@ use crate::{ApiError, AppState};
 /// Lifetime of an enrollment token when the request names none: one day, in seconds.
 pub const DEFAULT_ENROLL_TTL_SECS: i64 = 24 * 3600;
 
+/// Every API token (admin), oldest first, revoked ones included, with its `name_flag`
+/// (`duplicate name`, `reserved name`) when its name is not a unique identity.
+///
+/// # Errors
+/// 403 below admin; database errors.
 pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>, ApiError> {
     caller.require(Role::Admin)?;
     Ok(st.store.api_tokens().await?)
@@ -25,6 +32,11 @@ pub async fn create(st: &AppState, caller: &Caller, name: &str, role: Role) -> R
     Ok(st.store.create_api_token(caller, &name, role).await?)
 }
 
+/// Revokes API token `id` (admin; audited as `token_revoke`). A revoked token's name
+/// stays taken.
+///
+/// # Errors
+/// 403 below admin; 404 for an unknown id.
 pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
     Ok(st.store.revoke_api_token(caller, id).await?)

@@ -1,5 +1,7 @@
 //! Input checks done before anything is written: a request that fails here changes nothing.
 
+#![deny(missing_docs)]
+
 use cordon_policy::AllowSpec;
 use cordon_proto::{ActionRequest, MAX_MESSAGE_CHARS};
 
@@ -8,9 +10,16 @@ use crate::store::{ActionParams, Targets};
 use crate::timefmt::{now_ms, parse_rfc3339};
 use crate::ApiError;
 
+/// Longest comment (the reason an action is taken), in characters.
 pub const MAX_COMMENT_CHARS: usize = 2000;
+/// Longest host label, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
 
+/// Checks the comment of a change (required: say why), trimmed, at most
+/// [`MAX_COMMENT_CHARS`] characters. Returns it trimmed.
+///
+/// # Errors
+/// 400 for a missing, empty or too long comment.
 pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
     let c = c.map(str::trim).unwrap_or("");
     if c.is_empty() {
@@ -279,6 +288,11 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
     })
 }
 
+/// The parameters of a release from its request: the comment ([`comment`]) and the
+/// revisions the caller expects (`if_revisions`).
+///
+/// # Errors
+/// 400 as [`comment`].
 pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     Ok(ActionParams {
         comment: comment(req.comment.as_deref())?,

@@ -1,5 +1,7 @@
 //! The append-only audit log, hash-chained (issue 17, see [`cordon_proto::audit_chain`]).
 
+#![deny(missing_docs)]
+
 use cordon_proto::audit_chain::{
     chain_hash, ChainReport, Checkpoint, RetentionCut, SignatureCheck, SignedCheckpoint, Verifier, CHECKPOINT_ACTION,
     RETENTION_ACTION,
@@ -15,7 +17,10 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// is only a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor<'a> {
+    /// The display name recorded as `actor` (a token's name, `system`, `agent:HOST`,
+    /// `rule:NAME`, `enrollment`, `cordon server …`).
     pub name: &'a str,
+    /// The API token behind it, recorded as `actor_token_id`.
     pub token_id: Option<i64>,
 }
 
@@ -51,13 +56,19 @@ impl std::fmt::Display for Actor<'_> {
 /// One record to append, always inside the transaction of the change it describes.
 #[derive(Debug, Clone, Default)]
 pub struct NewAudit<'a> {
+    /// Who acted (display name, see [`Actor`]).
     pub actor: &'a str,
     /// The API token behind `actor` (people and scripts, console sessions).
     pub actor_token_id: Option<i64>,
+    /// What was done (`quarantine`, `release`, `enroll`, `audit_checkpoint`, …).
     pub action: &'a str,
+    /// The host concerned, if any (its id).
     pub host_id: Option<&'a str>,
+    /// The reason the actor gave.
     pub comment: Option<&'a str>,
+    /// `ok`, `pending`, `error`, …
     pub result: &'a str,
+    /// More detail (what changed, an error, a signed checkpoint as JSON).
     pub detail: Option<&'a str>,
     /// The automation event behind an automatic action.
     pub event_id: Option<&'a str>,
@@ -70,11 +81,14 @@ pub struct NewAudit<'a> {
 /// as `event=<id>; rule=<name>[; extra]`.
 #[derive(Debug, Clone, Copy)]
 pub struct AutoCause<'a> {
+    /// The automation event's id.
     pub event_id: &'a str,
+    /// The rule's name (actor `rule:NAME`).
     pub rule: &'a str,
     /// The rule's id (`auto_rules.id`): names the rule even after it was deleted and
     /// another one created under the same name. `None` when the rule no longer exists.
     pub rule_id: Option<i64>,
+    /// More detail appended to the detail text.
     pub extra: Option<&'a str>,
 }
 
@@ -202,10 +216,14 @@ pub const ISSUED_SOURCE: &str = "server's own last signed";
 /// Label of the newest chain head this server process saw, as named in reports.
 pub const SEEN_SOURCE: &str = "running server's last-seen";
 
+/// Which audit records a listing or export selects (every given condition must hold).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Records about this host (its id; the service resolves a hostname first).
     pub host_id: Option<String>,
+    /// Records by exactly this actor name.
     pub actor: Option<String>,
+    /// Records of exactly this action.
     pub action: Option<String>,
     /// Case-insensitive part of the actor's name.
     pub actor_contains: Option<String>,
@@ -216,6 +234,7 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Unix ms, exclusive.
     pub until: Option<i64>,
+    /// At most this many records ([`Store::audit`]; pages use their own limit).
     pub limit: Option<i64>,
 }
 

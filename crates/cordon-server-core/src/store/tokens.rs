@@ -1,5 +1,7 @@
 //! API bearer tokens (stored hashed).
 
+#![deny(missing_docs)]
+
 use cordon_proto::{Role, TokenCreated, TokenInfo};
 
 use super::audit::{append, Actor, NewAudit};
@@ -10,8 +12,11 @@ use crate::timefmt::{now_ms, to_rfc3339};
 /// Who a valid bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The token's id (`api_tokens.id`): the identity audit records name.
     pub token_id: i64,
+    /// The token's display name (normalised, see `service::validate::token_name`).
     pub name: String,
+    /// What the token may do.
     pub role: Role,
 }
 
@@ -98,7 +103,7 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::renormalise_token_names`] on demand (tests; the server runs it at start).
+    /// Re-keys and flags token names as the server does at start (see `Store::connect`), on demand for tests.
     ///
     /// # Errors
     /// Database errors.
@@ -171,6 +176,10 @@ impl Store {
         })
     }
 
+    /// Every API token, oldest first (revoked ones too), with its `name_flag`.
+    ///
+    /// # Errors
+    /// Database errors; `Corrupt` for a stored role this version does not know.
     pub async fn api_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         let rows = sqlx::query("SELECT id, name, name_flag, role, created_at, revoked FROM api_tokens ORDER BY id")
             .fetch_all(&self.pool)
@@ -193,6 +202,11 @@ impl Store {
             .collect()
     }
 
+    /// Revokes token `id`, audited (`token_revoke`) as done by `who`, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id; database errors.
     pub async fn revoke_api_token<'a>(&self, who: impl Into<Actor<'a>>, id: i64) -> Result<(), StoreError> {
         let who = who.into();
         let (_guard, mut tx) = self.write_tx().await?;
