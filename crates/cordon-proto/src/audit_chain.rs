@@ -194,6 +194,17 @@ pub struct SignedCheckpoint {
     /// the start could not compare the log with what the server knew. A warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_anchor: Option<String>,
+    /// Version 4: records after the signing server's previous checkpoint that no server
+    /// wrote — neither this server (it marks what it appends with a per-process secret)
+    /// nor another server whose signed checkpoint vouches for them: added to the
+    /// database directly while the server ran. Verification names the first as tampered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<RecordRange>,
+    /// Version 4: rows of the database's writer table (`audit_writers`) that claimed a
+    /// live server but carried no valid signature by the CA key (or a time in the
+    /// future): ignored for every decision, named here as what they are (a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_writers: Option<String>,
 }
 
 /// A run of audit records by id (inclusive), and how many records it holds.
@@ -242,13 +253,22 @@ impl SignedCheckpoint {
             || self.stopped_writes.is_some()
             || self.unproven.is_some()
             || self.no_anchor.is_some()
+            || self.is_v4()
+    }
+
+    /// Carries any version-4 field (`foreign`, `ignored_writers`; then the version-4
+    /// message is signed).
+    pub fn is_v4(&self) -> bool {
+        self.foreign.is_some() || self.ignored_writers.is_some()
     }
 
     /// The bytes the signature covers: [`SignedCheckpoint::message`] for version 1;
     /// for version 2 another tag, the same four lines, then `chain_start`, `prev`,
     /// `anchor` (`ID:HASH`) and `occasion`, `-` for an absent one; for version 3 a third
     /// tag, the version-2 lines, then `last_writer` (`true`/`false`), `stopped_writes`
-    /// and `unproven` (`FIRST-LAST:COUNT`) and `no_anchor`, `-` for an absent one.
+    /// and `unproven` (`FIRST-LAST:COUNT`) and `no_anchor`, `-` for an absent one; for
+    /// version 4 a fourth tag, the version-3 lines, then `foreign` (`FIRST-LAST:COUNT`)
+    /// and `ignored_writers`.
     pub fn signed_message(&self) -> Vec<u8> {
         if !self.is_v2() {
             return Self::message(self.last_id, &self.hash, &self.at, &self.key);
@@ -261,7 +281,9 @@ impl SignedCheckpoint {
             r.as_ref()
                 .map_or("-".to_string(), |r| format!("{}-{}:{}", r.first, r.last, r.count))
         };
-        let tag = if self.is_v3() {
+        let tag = if self.is_v4() {
+            "cordon-audit-checkpoint-v4"
+        } else if self.is_v3() {
             "cordon-audit-checkpoint-v3"
         } else {
             "cordon-audit-checkpoint-v2"
@@ -284,6 +306,13 @@ impl SignedCheckpoint {
                 range(&self.stopped_writes),
                 range(&self.unproven),
                 self.no_anchor.as_deref().unwrap_or("-").replace('\n', " "),
+            ));
+        }
+        if self.is_v4() {
+            out.push_str(&format!(
+                "{}\n{}\n",
+                range(&self.foreign),
+                self.ignored_writers.as_deref().unwrap_or("-").replace('\n', " "),
             ));
         }
         out.into_bytes()
@@ -708,6 +737,26 @@ impl Verifier {
                 "appeared while no server ran: {w} written after the orderly stop of the last running server and \
                  before this start (signed by the start checkpoint record {this}): added to the database directly"
             ));
+        }
+        if let Some(f) = &cp.foreign {
+            if let Some((_, pos)) = self.window.get(&f.first) {
+                self.problem_at = Some((f.first, *pos));
+            }
+            return Err(format!(
+                "was written by no server: {f} appeared in the database while a server ran, but neither that \
+                 server nor another signed server wrote them (signed by the checkpoint record {this}): added to \
+                 the database directly"
+            ));
+        }
+        if let Some(w) = &cp.ignored_writers {
+            self.warnings.push(ChainWarning {
+                id: None,
+                checkpoint: this,
+                reason: format!(
+                    "the database's writer table held rows claiming a live server without a valid signature \
+                     ({w}): ignored, someone with database access wrote them (signed by the checkpoint record {this})"
+                ),
+            });
         }
         if let Some(u) = &cp.unproven {
             self.warnings.push(ChainWarning {

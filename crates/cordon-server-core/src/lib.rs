@@ -60,7 +60,16 @@ pub struct AppState {
 
 impl AppState {
     /// State over `store` with a fresh hub, `ca` for enrollment, a 25 s long-poll and no anchor file.
+    /// With `ca`, the store gets its signer and checker for the audit log's writer rows
+    /// and other servers' checkpoints ([`Store::set_audit_keys`]).
     pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
+        if let Some(ca) = &ca {
+            let signer = ca.clone();
+            store.set_audit_keys(store::AuditKeys {
+                sign: Box::new(move |cp| signer.sign(cp).map_err(|e| e.to_string())),
+                check: ca.checkpoint_checker(),
+            });
+        }
         AppState {
             store,
             hub: Arc::new(Hub::new()),

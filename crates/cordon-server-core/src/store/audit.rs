@@ -155,9 +155,10 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
         hash: None,
     };
     let hash = chain_hash(&prev, &full);
-    sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3")
+    sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2, writer_mac = $3 WHERE id = $4")
         .bind(prev)
         .bind(hash.clone())
+        .bind(writer_mac(&hash))
         .bind(id)
         .execute(&mut **tx)
         .await?;
@@ -173,6 +174,51 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
             .await?;
     }
     Ok(id)
+}
+
+/// Signs a checkpoint with the CA key (`Err`: why it failed).
+pub type Signer = Box<dyn Fn(SignedCheckpoint) -> Result<SignedCheckpoint, String> + Send + Sync>;
+
+/// The CA key's signer and the CA certificate's checker, given to the store by a server
+/// that has the CA key ([`Store::set_audit_keys`]): writer rows are signed with it
+/// (a row without a valid signature counts for nothing) and other servers' checkpoint
+/// records are checked with it.
+pub struct AuditKeys {
+    /// Signs this process's writer row (see [`WRITER_PROOF_OCCASION`]).
+    pub sign: Signer,
+    /// Checks a signature by the CA key.
+    pub check: SignatureCheck,
+}
+
+/// Occasion of the signed proof an `audit_writers` row carries: a [`SignedCheckpoint`]
+/// whose `hash` is the writer id and `last_id` the row's `seen_at` (Unix ms).
+pub const WRITER_PROOF_OCCASION: &str = "writer-live";
+
+/// How far (ms) a writer row's `seen_at` may lie ahead of this server's clock; a row
+/// stamped further in the future is refused (replicas' clocks must agree within it).
+pub const WRITER_SKEW_MS: i64 = 5_000;
+
+/// How long a start or an orderly stop watches another writer's row for a refresh
+/// before taking that writer for stopped (running servers refresh every two seconds).
+pub const WRITER_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// This process's secret for marking the records it appends (`audit.writer_mac`): an
+/// HMAC-SHA256 key made at first use from the operating system's random source (via
+/// UUID v4, so no `expect` on a fallible generator), never stored anywhere. All stores
+/// in one process share it (they are one writer as far as anyone outside can tell).
+fn process_key() -> &'static ring::hmac::Key {
+    static KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut bytes = Vec::with_capacity(32);
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes)
+    })
+}
+
+/// The mark this process gives a record it appends: HMAC of its chain hash (hex).
+fn writer_mac(hash: &str) -> String {
+    hex::encode(ring::hmac::sign(process_key(), hash.as_bytes()).as_ref())
 }
 
 /// How long (ms) a writer's `audit_writers` row counts as live after its last refresh:
@@ -575,9 +621,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn writer_heartbeat(&self) -> Result<(), StoreError> {
-        let (_guard, mut tx) = self.write_tx().await?;
-        upsert_writer(&mut *tx, &self.writer).await?;
+        let (guard, mut tx) = self.write_tx().await?;
+        upsert_writer(&mut *tx, &self.writer, self.writer_proof()).await?;
         tx.commit().await?;
+        drop(guard);
+        self.observe_writers().await?;
         Ok(())
     }
 
@@ -588,10 +636,19 @@ impl Store {
         mode: Mode,
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        let start = matches!(mode, Mode::Start(_));
+        if !matches!(mode, Mode::Plain) {
+            self.settle_writers().await?;
+        }
         let (_guard, mut tx) = self.write_tx().await?;
         let out = self.checkpoint_in_tx(&mut tx, occasion, force, mode, sign).await?;
         tx.commit().await?;
         if let Some((_, own)) = &out {
+            if start {
+                if let Ok(mut g) = self.started.lock() {
+                    *g = Some(own.last_id);
+                }
+            }
             self.note_issued_checkpoint(own.clone());
             if let Ok(mut g) = self.seen.lock() {
                 *g = Some(own.clone());
@@ -700,14 +757,18 @@ impl Store {
             ..Default::default()
         };
         match mode {
-            Mode::Plain => {}
+            Mode::Plain => {
+                let others = self.live_writers(tx, &mut unsigned).await?;
+                unsigned.foreign = self.foreign_records(tx, others).await?;
+            }
             Mode::Start(facts) => self.start_facts(tx, head_id, facts, &mut unsigned).await?,
             Mode::Shutdown => {
                 sqlx::query("DELETE FROM audit_writers WHERE writer = $1")
                     .bind(self.writer.clone())
                     .execute(&mut **tx)
                     .await?;
-                let others = live_writers(tx, &self.writer).await?;
+                let others = self.live_writers(tx, &mut unsigned).await?;
+                unsigned.foreign = self.foreign_records(tx, others).await?;
                 unsigned.last_writer = Some(others == 0);
                 if others > 0 {
                     tracing::info!(
@@ -759,8 +820,8 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        upsert_writer(&mut **tx, &self.writer).await?;
-        let others = live_writers(tx, &self.writer).await?;
+        upsert_writer(&mut **tx, &self.writer, self.writer_proof()).await?;
+        let others = self.live_writers(tx, cp).await?;
         let last = sqlx::query("SELECT id, detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
             .bind(CHECKPOINT_ACTION)
             .fetch_optional(&mut **tx)
@@ -825,6 +886,209 @@ impl Store {
         Ok(())
     }
 
+    /// Gives the store the CA key's signer and checker (a server with a CA key does at
+    /// start; the first given stays). Without them writer rows are unsigned and every
+    /// live-looking row counts, as before issue 17's trial7.
+    pub fn set_audit_keys(&self, keys: AuditKeys) {
+        if self.keys.set(keys).is_err() {
+            tracing::debug!("audit keys were given already; the first stay");
+        }
+    }
+
+    /// Now (Unix ms) and this process's writer row signed for it: a [`SignedCheckpoint`]
+    /// of occasion [`WRITER_PROOF_OCCASION`] (JSON), `None` without keys or when signing
+    /// fails (logged; the row then counts for nothing with other servers).
+    fn writer_proof(&self) -> (i64, Option<String>) {
+        let now = now_ms();
+        let proof = self.keys.get().and_then(|k| {
+            let cp = SignedCheckpoint {
+                last_id: now,
+                hash: self.writer.clone(),
+                occasion: Some(WRITER_PROOF_OCCASION.to_string()),
+                ..Default::default()
+            };
+            match (k.sign)(cp).map(|c| serde_json::to_string(&c)) {
+                Ok(Ok(text)) => Some(text),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot encode this server's writer proof");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot sign this server's writer proof");
+                    None
+                }
+            }
+        });
+        (now, proof)
+    }
+
+    /// How many writers other than this process are live: their `audit_writers` row was
+    /// refreshed within [`WRITER_LIVE_MS`], is not stamped more than [`WRITER_SKEW_MS`]
+    /// in the future and (with keys, see [`Store::set_audit_keys`]) carries a proof
+    /// signed by the CA key for exactly that writer and time. Rows failing that are
+    /// logged as errors, counted for nothing and named in `cp.ignored_writers`.
+    async fn live_writers(&self, tx: &mut Tx, cp: &mut SignedCheckpoint) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query("SELECT writer, seen_at, proof FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
+            .bind(self.writer.clone())
+            .bind(now - WRITER_LIVE_MS)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut live = 0;
+        let mut ignored = Vec::new();
+        for r in &rows {
+            let writer = get_str(r, "writer")?;
+            let seen = get_i64(r, "seen_at")?;
+            let proof = get_opt_str(r, "proof")?;
+            let why = if seen > now + WRITER_SKEW_MS {
+                Some(format!("seen at {} is in the future", to_rfc3339(seen)))
+            } else if let Some(k) = self.keys.get() {
+                let valid = proof
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<SignedCheckpoint>(p).ok())
+                    .filter(|p| {
+                        p.occasion.as_deref() == Some(WRITER_PROOF_OCCASION) && p.hash == writer && p.last_id == seen
+                    })
+                    .is_some_and(|p| (k.check)(&p).is_ok());
+                (!valid).then(|| "no valid signature by the CA key".to_string())
+            } else {
+                None
+            };
+            match why {
+                None if self.seen_refreshing(&writer, seen) => live += 1,
+                None => {
+                    tracing::info!(writer = %writer,
+                        "audit log: a signed writer row was not seen refreshing (a stopped or crashed server); not counted as live");
+                }
+                Some(why) => {
+                    tracing::error!(writer = %writer, reason = %why,
+                        "audit log: a row in the writer table claims a live server but is not signed by one; ignored (the next checkpoint names it)");
+                    let name: String = writer.chars().take(64).collect();
+                    ignored.push(format!("{name}: {why}"));
+                }
+            }
+        }
+        if !ignored.is_empty() {
+            cp.ignored_writers = Some(ignored.join("; "));
+        }
+        Ok(live)
+    }
+
+    /// Notes `writer`'s row at `seen` and says whether it was seen refreshing (its
+    /// `seen_at` moved while this process watched).
+    fn seen_refreshing(&self, writer: &str, seen: i64) -> bool {
+        let Ok(mut g) = self.observed.lock() else {
+            return false;
+        };
+        let e = g.entry(writer.to_string()).or_insert((seen, false));
+        if seen > e.0 {
+            e.1 = true;
+        }
+        e.1
+    }
+
+    /// Watches the other writers' validly signed rows (see [`Store::live_writers`]),
+    /// read-only: returns how many look live but were not yet seen refreshing.
+    async fn observe_writers(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut scratch = SignedCheckpoint::default();
+        let now = now_ms();
+        let rows = sqlx::query("SELECT writer FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
+            .bind(self.writer.clone())
+            .bind(now - WRITER_LIVE_MS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let live = self.live_writers(&mut tx, &mut scratch).await?;
+        tx.rollback().await?;
+        let valid = rows.len() - scratch.ignored_writers.map_or(0, |w| w.split("; ").count());
+        Ok(valid.saturating_sub(usize::try_from(live).unwrap_or(0)))
+    }
+
+    /// Before a start or stop decides whether other servers are live: while a validly
+    /// signed row of another writer was not yet seen refreshing, watches (every 500 ms,
+    /// at most [`WRITER_SETTLE`]) — a running server refreshes every two seconds, a
+    /// crashed one never.
+    async fn settle_writers(&self) -> Result<(), StoreError> {
+        let until = std::time::Instant::now() + WRITER_SETTLE;
+        while self.observe_writers().await? > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+
+    /// Records after this process's last checkpoint that no server wrote (see
+    /// [`SignedCheckpoint::foreign`]): each record must carry this process's mark
+    /// (`writer_mac`) or come before an authentic checkpoint record of another server —
+    /// one signed by the CA key that signs the record right before it. Checked only once
+    /// this process wrote its start checkpoint, with keys, and when no other writer is
+    /// live (`others`): with replicas a record cannot be told from another server's
+    /// (a documented limit).
+    async fn foreign_records(
+        &self,
+        tx: &mut Tx,
+        others: i64,
+    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+        let started = self.started.lock().ok().and_then(|g| *g);
+        let (Some(started), Some(keys)) = (started, self.keys.get()) else {
+            return Ok(None);
+        };
+        if others > 0 {
+            return Ok(None);
+        }
+        let from = self.issued_checkpoint().map_or(started, |c| c.last_id.max(started));
+        let rows = sqlx::query("SELECT id, action, detail, hash, writer_mac FROM audit WHERE id >= $1 ORDER BY id")
+            .bind(from)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut before: Option<(i64, String)> = None;
+        let mut pending: Vec<i64> = Vec::new();
+        for r in &rows {
+            let id = get_i64(r, "id")?;
+            let hash = get_opt_str(r, "hash")?.unwrap_or_default();
+            let mine = id == from || get_opt_str(r, "writer_mac")?.as_deref() == Some(writer_mac(&hash).as_str());
+            if !mine {
+                let vouching = get_str(r, "action")? == CHECKPOINT_ACTION
+                    && get_opt_str(r, "detail")?
+                        .and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok())
+                        .is_some_and(|c| {
+                            before
+                                .as_ref()
+                                .is_some_and(|(bid, bh)| c.last_id == *bid && c.hash == *bh)
+                                && (keys.check)(&c).is_ok()
+                        });
+                if vouching {
+                    pending.clear();
+                } else {
+                    pending.push(id);
+                }
+            }
+            before = Some((id, hash));
+        }
+        Ok(match (pending.first(), pending.last()) {
+            (Some(&first), Some(&last)) => {
+                tracing::error!(first, last, count = pending.len(),
+                    "audit log: records appeared in the database that no server wrote; the checkpoint names them and verification says tampered");
+                Some(cordon_proto::audit_chain::RecordRange {
+                    first,
+                    last,
+                    count: pending.len() as u64,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// The records after this process's last checkpoint that no server wrote, found
+    /// now (see [`Store::foreign_records`]), read-only: verification names the first.
+    async fn foreign_now(&self) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut scratch = SignedCheckpoint::default();
+        let others = self.live_writers(&mut tx, &mut scratch).await?;
+        let out = self.foreign_records(&mut tx, others).await?;
+        tx.rollback().await?;
+        Ok(out)
+    }
+
     /// The last checkpoint record this process wrote (its id and hash).
     pub fn issued_checkpoint(&self) -> Option<Checkpoint> {
         self.issued.lock().ok().and_then(|g| g.clone())
@@ -885,7 +1149,26 @@ impl Store {
                 None => break,
             }
         }
-        let report = v.finish();
+        let mut report = v.finish();
+        if report.problem.is_none() {
+            if let Some(f) = self.foreign_now().await? {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE id <= $1")
+                    .bind(f.first)
+                    .fetch_one(&self.pool)
+                    .await?;
+                report.ok = false;
+                report.problem = Some(cordon_proto::audit_chain::ChainProblem {
+                    id: Some(f.first),
+                    subject: None,
+                    position: u64::try_from(get_i64(&row, "n")?).unwrap_or(0),
+                    reason: format!(
+                        "was written by no server: {f} appeared in the database while this server ran, but \
+                         neither it nor another signed server wrote them: added to the database directly \
+                         (the next checkpoint signs it)"
+                    ),
+                });
+            }
+        }
         if let Some(h) = &report.head {
             tracing::info!(checkpoint = %format!("{}:{}", h.last_id, h.hash), ok = report.ok, "audit checkpoint");
         }
@@ -1025,29 +1308,24 @@ impl Store {
     }
 }
 
-/// Inserts or refreshes `writer`'s `audit_writers` row (`seen_at` now).
-async fn upsert_writer<'e>(ex: impl sqlx::Executor<'e, Database = sqlx::Any>, writer: &str) -> Result<(), StoreError> {
-    let now = now_ms();
+/// Inserts or refreshes `writer`'s `audit_writers` row (`seen_at` `now`, with its
+/// signed `proof`: see [`Store::writer_proof`]).
+async fn upsert_writer<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    writer: &str,
+    proof: (i64, Option<String>),
+) -> Result<(), StoreError> {
+    let (now, proof) = proof;
     sqlx::query(
-        "INSERT INTO audit_writers (writer, started_at, seen_at) VALUES ($1, $2, $2) \
-         ON CONFLICT (writer) DO UPDATE SET seen_at = $2",
+        "INSERT INTO audit_writers (writer, started_at, seen_at, proof) VALUES ($1, $2, $2, $3) \
+         ON CONFLICT (writer) DO UPDATE SET seen_at = $2, proof = $3",
     )
     .bind(writer.to_string())
     .bind(now)
+    .bind(proof)
     .execute(ex)
     .await?;
     Ok(())
-}
-
-/// How many writers other than `me` refreshed their `audit_writers` row within
-/// [`WRITER_LIVE_MS`].
-async fn live_writers(tx: &mut Tx, me: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
-        .bind(me.to_string())
-        .bind(now_ms() - WRITER_LIVE_MS)
-        .fetch_one(&mut **tx)
-        .await?;
-    get_i64(&row, "n")
 }
 
 /// The records after id `after`: first, last and count (`None`: none).

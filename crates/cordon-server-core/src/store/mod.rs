@@ -23,8 +23,8 @@ use tokio::sync::Mutex;
 pub use actions::Targets;
 pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
 pub use audit::{
-    Actor, AuditFilter, AuditOrder, AutoCause, NewAudit, StartFacts, CHECKPOINT_SOURCE, ISSUED_SOURCE, SEEN_SOURCE,
-    WRITER_LIVE_MS,
+    Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, NewAudit, Signer, StartFacts, CHECKPOINT_SOURCE,
+    ISSUED_SOURCE, SEEN_SOURCE, WRITER_LIVE_MS, WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
 };
 pub use enroll::NewHost;
 pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
@@ -141,6 +141,16 @@ pub struct Store {
     /// This process's id among the audit log's writers (`audit_writers`, a random UUID
     /// per process; see [`Store::writer_id`]).
     writer: String,
+    /// The CA key's signer and checker for writer rows and foreign checkpoints (see
+    /// [`Store::set_audit_keys`]); unset without a CA key.
+    keys: std::sync::OnceLock<audit::AuditKeys>,
+    /// The id of this process's start checkpoint record, once written: records after it
+    /// must carry this process's mark or another signed server's vouching.
+    started: std::sync::Mutex<Option<i64>>,
+    /// Other writers' validly signed rows as this process watched them: writer id to
+    /// (first `seen_at` seen, whether it moved since). Only a writer seen refreshing its
+    /// row counts as live, so a crashed server's last row is not taken for one.
+    observed: std::sync::Mutex<std::collections::HashMap<String, (i64, bool)>>,
     /// What this process's last verification of the audit chain found wrong (see
     /// [`Store::chain_alert`]).
     alert: std::sync::Mutex<Option<cordon_proto::ChainAlert>>,
@@ -289,6 +299,9 @@ impl Store {
             issued: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
             writer: uuid::Uuid::new_v4().simple().to_string(),
+            keys: std::sync::OnceLock::new(),
+            started: std::sync::Mutex::new(None),
+            observed: std::sync::Mutex::new(std::collections::HashMap::new()),
             alert: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0022_hostname_key.sql"),
         include_str!("../../migrations/0022_hostname_key.sql"),
     ),
+    (
+        23,
+        "audit writer proofs",
+        include_str!("../../migrations/0023_audit_writer_proofs.sql"),
+        include_str!("../../migrations/0023_audit_writer_proofs.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

@@ -1,0 +1,280 @@
+//! Who may write the audit log (issue 17, trial7): a row in the database's writer table
+//! claims a live server only with a signature by the CA key, and a record that no server
+//! wrote — added straight to the database while a server runs — is named tampered.
+//! Runs on SQLite, and again on PostgreSQL with `CORDON_TEST_POSTGRES` (scripts/test).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cordon_proto::audit_chain::signature::CaCert;
+use cordon_proto::audit_chain::{render, ChainReport, SignedCheckpoint};
+use cordon_proto::Role;
+use cordon_server::Store;
+
+async fn run_db(dir: &std::path::Path) -> String {
+    match std::env::var("CORDON_TEST_POSTGRES") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
+            cordon_server::store::create_postgres_database(&base, &name)
+                .await
+                .unwrap()
+        }
+        _ => format!("sqlite://{}", dir.join("cordon.db").display()),
+    }
+}
+
+fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
+    cordon_server::run::RunConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.to_string(),
+        data_dir: data.to_path_buf(),
+        expiry_every: std::time::Duration::from_secs(60),
+        max_wait: std::time::Duration::from_secs(5),
+    }
+}
+
+/// An initialised data directory and database for stop-edit-restart scenarios.
+struct Runs {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    db: String,
+}
+
+impl Runs {
+    async fn new() -> Runs {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("server");
+        let db = run_db(dir.path()).await;
+        cordon_server::run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .await
+            .unwrap();
+        Runs { _dir: dir, data, db }
+    }
+
+    async fn start(&self) -> cordon_server::run::Running {
+        cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
+    }
+
+    fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
+        CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    }
+
+    async fn verify(&self, server: &cordon_server::run::Running) -> ChainReport {
+        server.state.store.audit_verify(vec![], Some(self.ca())).await.unwrap()
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.db).await.unwrap()
+    }
+
+    /// Waits (bounded) until the running server kept the database's head in its anchor.
+    async fn wait_anchor_head(&self, store: &Store) {
+        let (head, _) = store.audit_head().await.unwrap();
+        let anchor = self.data.join("audit-anchor.json");
+        let start = std::time::Instant::now();
+        loop {
+            let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            if kept.and_then(|k| k.seen) == head {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the head was not kept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Appends a record as someone with database access would (trial7's forge.py): hashes
+/// recomputed so the chain is self-consistent, the head row moved. Returns its id.
+async fn append_forged(store: &Store, comment: &str) -> i64 {
+    let (head, _) = store.audit_head().await.unwrap();
+    let head = head.unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash, actor_token_id) \
+         VALUES ($1, 'admin', 'release', $2, 'ok', $3, '', 1) RETURNING id",
+    )
+    .bind(cordon_server_core::timefmt::now_ms())
+    .bind(comment.to_string())
+    .bind(head.hash.clone())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let stored = store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id == id)
+        .unwrap();
+    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
+    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
+        .bind(h.clone())
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(id)
+        .bind(h)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    id
+}
+
+/// Inserts a writer row claiming a live server seen at `seen_ms`, as trial7 did.
+async fn fake_writer(store: &Store, seen_ms: i64) {
+    sqlx::query("INSERT INTO audit_writers (writer, started_at, seen_at) VALUES ($1, $2, $2)")
+        .bind("f".repeat(32))
+        .bind(seen_ms)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+async fn checkpoints_of(store: &Store) -> Vec<SignedCheckpoint> {
+    store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == "audit_checkpoint")
+        .map(|r| serde_json::from_str(r.detail.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+fn now() -> i64 {
+    cordon_server_core::timefmt::now_ms()
+}
+
+/// The stop → fake row → forged append → start scenario of trial7 H1 (a)/(b): the
+/// fake row must count for nothing, so the forged record is TAMPERED.
+async fn fake_row_then_forged_append_after_orderly_stop(seen_ms: impl Fn() -> i64) {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    first
+        .state
+        .store
+        .create_api_token("alice", "ops-1", Role::Viewer)
+        .await
+        .unwrap();
+    fake_writer(&first.state.store, seen_ms()).await;
+    first.shutdown().await;
+    let store = runs.store().await;
+    let stop = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(
+        stop.last_writer,
+        Some(true),
+        "an unsigned writer row is no live server: {stop:?}"
+    );
+    assert!(
+        stop.ignored_writers
+            .as_deref()
+            .is_some_and(|w| w.contains(&"f".repeat(32))),
+        "the fake row is signed as what it is: {stop:?}"
+    );
+    let forged = append_forged(&store, "forged").await;
+    drop(store);
+    let second = runs.start().await;
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    let p = r.problem.clone().unwrap_or_else(|| panic!("not tampered: {text}"));
+    assert_eq!(p.id, Some(forged), "{text}");
+    assert!(text.contains(&format!("TAMPERED: record {forged}")), "{text}");
+    assert!(
+        !text.contains("a crash"),
+        "no crash after a signed orderly stop: {text}"
+    );
+    second.stop();
+}
+
+/// The fault kind (trial7 H1 a): a writer row stamped a year in the future made the
+/// stop sign `last_writer: false`, and a forged append after it read OK.
+#[tokio::test]
+async fn audit_writers_future_stamped_fake_row_does_not_hide_a_forged_append() {
+    fake_row_then_forged_append_after_orderly_stop(|| now() + 365 * 86_400_000).await;
+}
+
+/// The fault kind (trial7 H1 b): a writer row stamped "now" made the start take an
+/// orderly stop for a crash (UNPROVEN, wrong text) instead of TAMPERED.
+#[tokio::test]
+async fn audit_writers_fake_row_stamped_now_does_not_turn_tampering_into_a_crash() {
+    fake_row_then_forged_append_after_orderly_stop(now).await;
+}
+
+/// The fault kind (trial7 H1 c): after a crash, a forged append plus a fake writer row
+/// read OK; and with the anchor deleted as well the start did not sign `no_anchor`.
+#[tokio::test]
+async fn audit_writers_fake_row_after_a_crash_leaves_the_records_unproven_and_signs_no_anchor() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    let store = first.state.store.clone();
+    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    runs.wait_anchor_head(&store).await;
+    first.stop(); // a crash: no shutdown checkpoint
+    let forged = append_forged(&store, "forged").await;
+    fake_writer(&store, now()).await;
+    drop(store);
+    std::fs::remove_file(runs.data.join("audit-anchor.json")).unwrap();
+    let second = runs.start().await;
+    let start = checkpoints_of(&second.state.store).await.pop().unwrap();
+    assert!(
+        start
+            .no_anchor
+            .as_deref()
+            .is_some_and(|w| w.contains("no anchor found")),
+        "the deleted anchor is signed: {start:?}"
+    );
+    assert!(start.ignored_writers.is_some(), "{start:?}");
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    assert!(!r.ok, "never OK: {text}");
+    assert!(r.problem.is_none(), "{text}");
+    assert!(
+        r.warnings.iter().any(|w| w.id.is_some_and(|id| id <= forged)),
+        "the crash window holds the forged record: {text}"
+    );
+    assert!(text.contains("UNPROVEN"), "{text}");
+    second.stop();
+}
+
+/// The fault kind (trial7 H2): a record appended straight to the database while the
+/// only server runs was signed at its next checkpoint and read OK forever. The server
+/// knows what it wrote: verification says TAMPERED naming it while it runs, the next
+/// checkpoint signs it as `foreign`, and after stop/start it is still TAMPERED.
+#[tokio::test]
+async fn audit_writers_record_appended_while_the_server_runs_is_tampered() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    let store = first.state.store.clone();
+    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    let r = runs.verify(&first).await;
+    assert!(r.ok, "{}", render(&r));
+    let forged = append_forged(&runs.store().await, "forged").await;
+    store.create_api_token("alice", "ops-2", Role::Viewer).await.unwrap();
+    let r = runs.verify(&first).await;
+    let text = render(&r);
+    println!("{text}");
+    assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(forged), "{text}");
+    assert!(text.contains(&format!("TAMPERED: record {forged}")), "{text}");
+    first.shutdown().await;
+    let stop = checkpoints_of(&runs.store().await).await.pop().unwrap();
+    assert_eq!(
+        stop.foreign.as_ref().map(|f| (f.first, f.last, f.count)),
+        Some((forged, forged, 1)),
+        "the shutdown checkpoint signs the foreign record: {stop:?}"
+    );
+    let second = runs.start().await;
+    let r = runs.verify(&second).await;
+    let text = render(&r);
+    println!("{text}");
+    assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(forged), "{text}");
+    assert!(text.contains("written by no server"), "{text}");
+    second.shutdown().await;
+}
