@@ -171,7 +171,14 @@ pub async fn pending_approval_count(st: &AppState, caller: &Caller) -> Result<i6
     Ok(st.store.pending_approval_count().await?)
 }
 
+/// The statuses an approval can have ([`approvals`] filters on one of them).
+pub const APPROVAL_STATUSES: [&str; 4] = ["pending", "approved", "denied", "superseded"];
+
 /// Approvals in `status` (`None`: all), newest first (viewer).
+///
+/// # Errors
+/// 400 for a status not in [`APPROVAL_STATUSES`] (the message does not repeat the
+/// value: it comes from a URL anyone can craft, trial8).
 pub async fn approvals(
     st: &AppState,
     caller: &Caller,
@@ -179,6 +186,13 @@ pub async fn approvals(
     limit: i64,
 ) -> Result<Vec<Approval>, ApiError> {
     caller.require(Role::Viewer)?;
+    if let Some(s) = status {
+        if !APPROVAL_STATUSES.contains(&s) {
+            return Err(ApiError::invalid(
+                "unknown approval status: use pending, approved, denied, superseded or all",
+            ));
+        }
+    }
     Ok(st.store.approvals(status, limit).await?)
 }
 

@@ -1466,6 +1466,35 @@ async fn reviews_and_pages_say_requested_or_confirmed_truthfully() {
     );
 }
 
+/// trial8 MED 5: an approvals status from the URL is checked by the server (REST 400;
+/// the console shows the server's error, never the URL's text).
+#[tokio::test]
+async fn unknown_approval_status_is_refused_and_url_text_never_shown() {
+    let ctx = Ctx::new().await;
+    for (q, want) in [
+        ("bogus", StatusCode::BAD_REQUEST),
+        ("all", StatusCode::OK),
+        ("superseded", StatusCode::OK),
+    ] {
+        let (st, v) = ctx
+            .call("GET", &format!("/v1/approvals?status={q}"), Some(&ctx.admin), None)
+            .await;
+        assert_eq!(st, want, "{q}: {v}");
+    }
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let r = get(
+        &ctx,
+        &vs,
+        "/console/approvals?status=Your%20session%20expired%20-%20call%20SOC%20at%20555-0100",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(!r.body.contains("555-0100"), "URL text shown");
+    assert!(r.body.contains("unknown approval status"), "{}", r.body);
+    let ok = page_body(&ctx, &vs, "/console/approvals?status=denied").await;
+    assert!(ok.contains("Approvals"));
+}
+
 /// Issue 16 "a Retry for failed hosts": re-posting the same quarantine is `unchanged`
 /// (no new revision), so the retry is the server's own: `POST /v1/hosts/{id}/retry`
 /// re-sends the desired state as a new revision (exceptions, message, expiry, "asked
