@@ -251,13 +251,13 @@ pub async fn targets(st: &AppState, caller: &Caller) -> Result<Vec<Target>, ApiE
 pub async fn add_target(st: &AppState, caller: &Caller, spec: &TargetSpec) -> Result<Target, ApiError> {
     caller.require(Role::Admin)?;
     let spec = validate::target(spec).map_err(ApiError::invalid)?;
-    Ok(st.store.add_notify_target(&spec).await?)
+    Ok(st.store.add_notify_target(caller, &spec).await?)
 }
 
 /// Removes a notification target (admin).
 pub async fn delete_target(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
-    Ok(st.store.delete_notify_target(id).await?)
+    Ok(st.store.delete_notify_target(caller, id).await?)
 }
 
 /// Outbox rows and their delivery status, newest first (viewer).

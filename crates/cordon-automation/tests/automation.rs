@@ -495,6 +495,49 @@ async fn webhook_down_then_up_delivers_each_notification_exactly_once() {
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Adding and removing targets is audited (trial7: an admin could silently stop the
+    // outside copies of the audit checkpoints), with the URL's origin only.
+    let (_, v) = c
+        .call(
+            "POST",
+            "/v1/notifications/targets",
+            Some(&c.admin),
+            Some(&json!({"name": "tmp", "kind": "webhook", "url": "https://u:pw@soc.example/secret/path"}).to_string()),
+        )
+        .await;
+    let tmp = v["id"].as_i64().unwrap();
+    let (st, _) = c
+        .call(
+            "DELETE",
+            &format!("/v1/notifications/targets/{tmp}"),
+            Some(&c.admin),
+            None,
+        )
+        .await;
+    assert!(st.is_success(), "{st}");
+    let changes = |action: &'static str| {
+        let store = c.store();
+        async move {
+            store
+                .audit(&AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let added = changes("notify_target_add").await;
+    assert_eq!(added.len(), 3, "slack, soar, tmp: {added:?}");
+    let removed = changes("notify_target_remove").await;
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    let d = removed[0].detail.as_deref().unwrap();
+    assert!(d.contains("target tmp") && d.contains("https://soc.example"), "{d}");
+    assert!(
+        !d.contains("secret") && !d.contains("pw"),
+        "the URL's secret parts stay out: {d}"
+    );
+    assert!(removed[0].actor_token_id.is_some(), "{:?}", removed[0]);
     c.call(
         "PUT",
         "/v1/automation/settings",

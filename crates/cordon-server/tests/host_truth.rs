@@ -33,13 +33,16 @@ async fn quarantine(c: &Ctx, path: &str, body: Value) -> Value {
 /// notification kinds `events`.
 async fn soc_webhook(c: &Ctx, events: &[&str]) {
     c.store()
-        .add_notify_target(&TargetSpec {
-            name: "soc".into(),
-            kind: cordon_proto::automation::TargetKind::Webhook,
-            url: "http://127.0.0.1:9/hook".into(),
-            events: events.iter().map(|k| k.to_string()).collect(),
-            enabled: true,
-        })
+        .add_notify_target(
+            "admin",
+            &TargetSpec {
+                name: "soc".into(),
+                kind: cordon_proto::automation::TargetKind::Webhook,
+                url: "http://127.0.0.1:9/hook".into(),
+                events: events.iter().map(|k| k.to_string()).collect(),
+                enabled: true,
+            },
+        )
         .await
         .unwrap();
 }

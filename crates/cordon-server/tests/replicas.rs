@@ -314,14 +314,17 @@ async fn every_notification_delivered_exactly_once_with_writers_on_two_replicas(
     let hosts = enroll(a.store(), 40, "web").await;
     let (url, got) = webhook().await;
     a.store()
-        .add_notify_target(&TargetSpec {
-            name: "hook".into(),
-            kind: cordon_proto::automation::TargetKind::Webhook,
-            url,
-            // The requests (the agents' confirmations are `quarantined`/`released`).
-            events: vec!["quarantine_requested".into(), "release_requested".into()],
-            enabled: true,
-        })
+        .add_notify_target(
+            "admin",
+            &TargetSpec {
+                name: "hook".into(),
+                kind: cordon_proto::automation::TargetKind::Webhook,
+                url,
+                // The requests (the agents' confirmations are `quarantined`/`released`).
+                events: vec!["quarantine_requested".into(), "release_requested".into()],
+                enabled: true,
+            },
+        )
         .await
         .unwrap();
     let cfg = notify::DeliveryConfig::default();

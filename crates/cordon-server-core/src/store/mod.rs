@@ -447,7 +447,7 @@ mod tests {
             ),
             (
                 "add_notify_target",
-                Box::pin(async { store.add_notify_target(&spec).await.map(|_| ()) }),
+                Box::pin(async { store.add_notify_target("admin", &spec).await.map(|_| ()) }),
             ),
             (
                 "update_automation_settings",
@@ -541,8 +541,8 @@ mod tests {
             events: vec![],
             enabled: true,
         };
-        store.add_notify_target(&spec).await.unwrap();
-        match store.add_notify_target(&spec).await {
+        store.add_notify_target("admin", &spec).await.unwrap();
+        match store.add_notify_target("admin", &spec).await {
             Err(e @ StoreError::Duplicate { .. }) => {
                 assert_eq!(e.to_string(), "a target named \"soc\" already exists");
                 assert!(

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
+use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, OnDuplicate, Store, StoreError};
 use crate::timefmt::{now_ms, to_rfc3339};
 
@@ -160,12 +161,19 @@ impl Store {
         rows.iter().map(target_row).collect()
     }
 
-    /// Adds a notification target.
+    /// Adds a notification target, audited as `who` (`notify_target_add`: name, kind,
+    /// the URL's scheme and host — never the whole URL, which for Slack is a secret — and
+    /// the kinds it gets), since a target is where copies of the audit checkpoints go.
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] (409) when a target of that name exists: the unique
     /// constraint decides, so two replicas racing cannot both add it.
-    pub async fn add_notify_target(&self, spec: &TargetSpec) -> Result<Target, StoreError> {
+    pub async fn add_notify_target<'a>(
+        &self,
+        who: impl Into<Actor<'a>>,
+        spec: &TargetSpec,
+    ) -> Result<Target, StoreError> {
+        let who = who.into();
         let (_g, mut tx) = self.write_tx().await?;
         let row = sqlx::query(
             "INSERT INTO notify_targets (name, kind, url, events, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -181,6 +189,7 @@ impl Store {
         .await
         .on_duplicate(|| format!("a target named {:?}", spec.name))?;
         let t = target_row(&row)?;
+        audit_target_change(&mut tx, who, "notify_target_add", &t).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -189,8 +198,16 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such target.
-    pub async fn delete_notify_target(&self, id: i64) -> Result<(), StoreError> {
+    pub async fn delete_notify_target<'a>(&self, who: impl Into<Actor<'a>>, id: i64) -> Result<(), StoreError> {
+        let who = who.into();
         let (_g, mut tx) = self.write_tx().await?;
+        let row =
+            sqlx::query("SELECT id, name, kind, url, events, enabled, created_at FROM notify_targets WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no notification target {id}")))?;
+        let target = target_row(&row)?;
         let n = sqlx::query("DELETE FROM notify_targets WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -198,6 +215,7 @@ impl Store {
         if n.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("no notification target {id}")));
         }
+        audit_target_change(&mut tx, who, "notify_target_remove", &target).await?;
         sqlx::query("UPDATE notify_outbox SET status = 'dead', last_error = 'target removed' WHERE target_id = $1 AND status = 'pending'")
             .bind(id)
             .execute(&mut *tx)
@@ -420,5 +438,64 @@ impl Store {
             }
         };
         rows.iter().map(delivery_row).collect()
+    }
+}
+
+/// Audits a notification target's addition or removal: who, and what the target is
+/// (name, kind, the URL's scheme and host only, the kinds it gets).
+async fn audit_target_change(tx: &mut super::Tx, who: Actor<'_>, action: &str, t: &Target) -> Result<(), StoreError> {
+    let detail = format!(
+        "target {} (id {}): {} to {}, kinds [{}]{}",
+        t.spec.name,
+        t.id,
+        t.spec.kind,
+        url_origin(&t.spec.url),
+        t.spec.events.join(", "),
+        if t.spec.enabled { "" } else { ", disabled" }
+    );
+    append(
+        tx,
+        &NewAudit {
+            actor: who.name,
+            actor_token_id: who.token_id,
+            action,
+            result: "ok",
+            detail: Some(&detail),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `scheme://host[:port]` of `url` (path and query dropped: a Slack webhook's path is its
+/// secret); the text before any path when it does not parse that way.
+fn url_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    #[test]
+    fn a_target_url_is_audited_without_its_secret_path_or_credentials() {
+        assert_eq!(
+            super::url_origin("https://hooks.slack.com/services/T000/B000/XXXX"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            super::url_origin("https://user:pw@soc.example:8443/h?k=v"),
+            "https://soc.example:8443"
+        );
+        assert_eq!(
+            super::url_origin("http://[2001:db8::1]:80/x"),
+            "http://[2001:db8::1]:80"
+        );
     }
 }
