@@ -123,6 +123,11 @@ pub trait Enforcer: Send + Sync + 'static {
         let _ = paths;
         Ok(false)
     }
+    /// The file [`Enforcer::record_paths`] writes, when it writes one (the default: none),
+    /// so the agent can write it again at once when it is deleted.
+    fn paths_file(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -197,6 +202,10 @@ impl Enforcer for EngineEnforcer {
 
     fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
         Ok(self.engine.set_management_paths(paths)?)
+    }
+
+    fn paths_file(&self) -> Option<PathBuf> {
+        Some(cordon_engine::claims::paths_path(&self.engine.state_dir))
     }
 
     fn check(&self) -> Result<Check, EnforceError> {
@@ -306,6 +315,12 @@ impl Enforcer for MemoryEnforcer {
             Some(e) => Ok(e.set_management_paths(paths)?),
             None => Ok(false),
         }
+    }
+
+    fn paths_file(&self) -> Option<PathBuf> {
+        self.paths_engine
+            .as_ref()
+            .map(|e| cordon_engine::claims::paths_path(&e.state_dir))
     }
 
     fn isolate(&self, plan: &Plan, _notify_users: bool) -> Result<Applied, EnforceError> {

@@ -643,6 +643,25 @@ impl Reconciler {
         }
     }
 
+    /// A deleted `agent-paths.json` is written again at once (trial6 LOW: it came back
+    /// only after a failed report, and a Wazuh isolation in between cut the agent off).
+    async fn ensure_paths_file(&mut self) {
+        let Some(addrs) = self.paths_recorded.clone() else {
+            return;
+        };
+        match self.enforcer.paths_file() {
+            Some(f) if !f.exists() => {}
+            _ => return,
+        }
+        tracing::warn!("the agent's management paths file was deleted; writing it again");
+        self.paths_recorded = None;
+        let res = plan::Resolved {
+            addrs,
+            failures: vec![],
+        };
+        self.record_paths(&res).await;
+    }
+
     /// Reads the claims standing now (after an apply: the agent's own among them), so the
     /// report that follows lists them; the server confirms a quarantine only when the
     /// agent's own claim is in force.
@@ -701,6 +720,7 @@ impl Reconciler {
             return;
         }
         if check {
+            self.ensure_paths_file().await;
             self.check_tamper().await;
         }
         self.ensure_watcher();
