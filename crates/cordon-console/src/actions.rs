@@ -1268,7 +1268,10 @@ mod tests {
 
     #[test]
     fn retry_state_words_never_double_the_state() {
-        assert_eq!(now_words("degraded", Some("degraded: x unresolved")), "degraded: x unresolved");
+        assert_eq!(
+            now_words("degraded", Some("degraded: x unresolved")),
+            "degraded: x unresolved"
+        );
         assert_eq!(now_words("failed", Some("netlink")), "failed: netlink");
         assert_eq!(now_words("pending", None), "pending");
     }
