@@ -116,7 +116,7 @@ pub fn wazuh_host_fallbacks(alert: &Value) -> Vec<String> {
 const VELOCIRAPTOR_HOST_KEYS: [&str; 5] = ["Fqdn", "Hostname", "hostname", "ClientId", "client_id"];
 
 /// Alternative host references in a Velociraptor row, tried when the first is unknown:
-/// its other names, in [`VELOCIRAPTOR_HOST_KEYS`] order (a client's `Fqdn` is often
+/// its other names, in `VELOCIRAPTOR_HOST_KEYS` order (a client's `Fqdn` is often
 /// `localhost.localdomain` or a name the host was not enrolled under).
 pub fn velociraptor_host_fallbacks(row: &Value) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

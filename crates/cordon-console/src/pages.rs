@@ -104,7 +104,7 @@ pub struct LoginForm {
     csrf: String,
 }
 
-/// `POST /console/login`: checks the token and opens a server-side session (cookie [`SESSION_COOKIE`](crate::session::SESSION_COOKIE)).
+/// `POST /console/login`: checks the token and opens a server-side session (cookie [`SESSION_COOKIE`]).
 pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());

@@ -9,10 +9,6 @@
 //! and the composition of the whole server live in `cordon-server`, automation in
 //! `cordon-automation`, the web console in `cordon-console`.
 
-// Public items still to document; remove this allow once `cargo clippy -p
-// cordon-server-core` shows none.
-#![allow(missing_docs)]
-
 pub mod audit_csv;
 pub mod auth;
 pub mod error;

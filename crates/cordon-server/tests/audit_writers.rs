@@ -278,3 +278,43 @@ async fn audit_writers_record_appended_while_the_server_runs_is_tampered() {
     assert!(text.contains("written by no server"), "{text}");
     second.shutdown().await;
 }
+
+/// The fault kind (trial7 LOW): the anchor file was written 0644 while the rest of the
+/// data directory is 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn audit_writers_anchor_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    first.shutdown().await;
+    let mode = std::fs::metadata(runs.data.join("audit-anchor.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+/// The fault kind (trial7 LOW): retention archives were written 0644.
+#[cfg(unix)]
+#[tokio::test]
+async fn audit_writers_retention_archive_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    first
+        .state
+        .store
+        .create_api_token("alice", "ops-1", Role::Viewer)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = runs.data.join("archive");
+    let done = cordon_server_core::service::audit::retain(&first.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("records old enough");
+    let mode = std::fs::metadata(&done.archive).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    first.shutdown().await;
+}

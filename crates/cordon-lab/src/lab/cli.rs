@@ -33,7 +33,7 @@ pub struct LabArgs {
     #[arg(long, conflicts_with_all = ["backends", "baseline", "json"])]
     pub keep: bool,
     /// With `--keep`: name the namespaces PREFIX-ep, PREFIX-srv, … (1 to 12 lowercase
-    /// letters, digits or '-') instead of cordon<pid>x0-….
+    /// letters, digits or '-') instead of `cordon<pid>x0-…`.
     #[arg(long, requires = "keep")]
     pub prefix: Option<String>,
 }

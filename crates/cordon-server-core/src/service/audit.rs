@@ -373,10 +373,20 @@ pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
     let text = serde_json::to_string(&a).map_err(|e| ApiError::internal(e.to_string()))?;
     // Replicas sharing a data directory write it too: each its own temporary file.
     let tmp = path.with_extension(format!("{}.{}.partial", std::process::id(), crate::timefmt::now_ms()));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    let mut f = create_private(&tmp).map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Creates (or truncates) `path` readable by the owner only (mode 0600 on Unix, like the
+/// rest of the data directory): the anchor file and audit archives (trial7).
+fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
 }
 
 /// Occasions of a signed checkpoint, as its `occasion` says.
@@ -486,7 +496,7 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let tmp = dir.join(format!("{name}.partial"));
     let io = |what: &str, e: std::io::Error| ApiError::internal(format!("audit archive {what}: {e}"));
     std::fs::create_dir_all(dir).map_err(|e| io("directory", e))?;
-    let file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    let file = create_private(&tmp).map_err(|e| io("create", e))?;
     let mut out = std::io::BufWriter::new(file);
     let records = st.store.archive_audit(cut, &mut out).await?;
     let signed = match &hash {

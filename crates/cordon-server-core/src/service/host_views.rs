@@ -10,6 +10,7 @@ use crate::{ApiError, AppState};
 /// One page of the list `q` describes and its counts.
 #[derive(Debug, Clone)]
 pub struct ListPage {
+    /// The hosts of this page and where the next one starts.
     pub page: SortedPage,
     /// Hosts the whole list has.
     pub total: i64,

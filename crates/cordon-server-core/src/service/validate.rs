@@ -34,7 +34,7 @@ pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
 }
 
 /// Checks a host or enrollment-token label: trimmed, 1 to [`MAX_LABEL_CHARS`]
-/// characters, no comma and none of the characters hostnames refuse ([`refused_char`]:
+/// characters, no comma and none of the characters hostnames refuse (`refused_char`:
 /// control, format — zero-width, bidi overrides —, separators, invisible fillers), so a
 /// label cannot look like another (`web` and `w\u{200b}eb`) or reorder the text shown
 /// after it (trial8).

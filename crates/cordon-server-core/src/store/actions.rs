@@ -9,12 +9,16 @@ use super::{to_json_list, Store, StoreError, Tx};
 use crate::timefmt::{now_ms, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an action does to the desired state.
 pub enum Action {
+    /// Desire the host quarantined.
     Quarantine,
+    /// Desire the host released.
     Release,
 }
 
 impl Action {
+    /// The audit action name (`quarantine`, `release`).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Quarantine => "quarantine",
@@ -26,8 +30,11 @@ impl Action {
 /// Already validated parameters of an action.
 #[derive(Debug, Clone, Default)]
 pub struct ActionParams {
+    /// Why (audited).
     pub comment: String,
+    /// Exceptions (`--allow` specs), validated.
     pub allow: Vec<String>,
+    /// Message shown on the host.
     pub message: Option<String>,
     /// Unix ms.
     pub expires_at: Option<i64>,
@@ -110,6 +117,7 @@ pub fn retry_refusal(h: &cordon_proto::Host) -> Option<String> {
 /// Already validated parameters of a retry.
 #[derive(Debug, Clone, Default)]
 pub struct RetryParams {
+    /// Why (audited).
     pub comment: String,
     /// Host id → desired-state revision the caller saw ([`ActionParams::if_revisions`]).
     pub if_revisions: std::collections::BTreeMap<String, i64>,
@@ -120,7 +128,9 @@ pub struct RetryParams {
 /// Which hosts an action targets.
 #[derive(Debug, Clone)]
 pub enum Targets {
+    /// Hosts by id or unique hostname.
     Hosts(Vec<String>),
+    /// Every non-revoked host carrying the label.
     Label(String),
 }
 

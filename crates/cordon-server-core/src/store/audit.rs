@@ -264,6 +264,7 @@ pub const SEEN_SOURCE: &str = "running server's last-seen";
 
 /// Which audit records a listing or export selects (every given condition must hold).
 #[derive(Debug, Clone, Default)]
+/// Which audit records a listing returns (all given conditions hold).
 pub struct AuditFilter {
     /// Records about this host (its id; the service resolves a hostname first).
     pub host_id: Option<String>,

@@ -40,6 +40,7 @@ pub enum HostAttention {
 }
 
 impl HostAttention {
+    /// Every reason, in banner order.
     pub const ALL: [HostAttention; 6] = [
         HostAttention::Failed,
         HostAttention::Tampered,
@@ -61,6 +62,7 @@ impl HostAttention {
         }
     }
 
+    /// Parses a stable name; `None` for anything else.
     pub fn parse(s: &str) -> Option<HostAttention> {
         HostAttention::ALL.into_iter().find(|a| a.as_str() == s)
     }
@@ -135,6 +137,7 @@ const NOT_ENFORCING_SQL: &str = "h.state = 'not_enforcing' OR (h.state = 'quaran
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostSort {
     #[default]
+    /// Hostname (the default).
     Hostname,
     /// Most urgent first: failed, tampered, not enforcing, degraded, quarantine
     /// requested, release requested, quarantined, normal.
@@ -143,11 +146,14 @@ pub enum HostSort {
     Since,
     /// Who asked for the desired state.
     Actor,
+    /// When the agent last reported.
     LastSeen,
+    /// Firewall backend name.
     Backend,
 }
 
 impl HostSort {
+    /// Every sort column.
     pub const ALL: [HostSort; 6] = [
         HostSort::Hostname,
         HostSort::State,
@@ -169,6 +175,7 @@ impl HostSort {
         }
     }
 
+    /// Parses a stable name; `None` for anything else.
     pub fn parse(s: &str) -> Option<HostSort> {
         HostSort::ALL.into_iter().find(|c| c.as_str() == s)
     }
@@ -199,9 +206,13 @@ const STATE_RANK_SQL: &str = concat!(
 /// What a host list shows: the filter, an optional attention reason, the sort.
 #[derive(Debug, Clone, Default)]
 pub struct HostQuery {
+    /// Which hosts.
     pub filter: HostFilter,
+    /// Only hosts needing attention for this reason.
     pub attention: Option<HostAttention>,
+    /// Sort column.
     pub sort: HostSort,
+    /// Descending order.
     pub descending: bool,
     /// The time attention reasons are judged at (Unix ms).
     pub now_ms: i64,
@@ -288,6 +299,7 @@ pub enum PageAt {
 /// One page of a sorted host list.
 #[derive(Debug, Clone)]
 pub struct SortedPage {
+    /// The hosts, in order.
     pub hosts: Vec<Host>,
     /// Continue after the last host (`None` on the last page).
     pub next: Option<SortCursor>,

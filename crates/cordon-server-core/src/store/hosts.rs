@@ -15,11 +15,15 @@ pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_versio
      applied_revision, digest, backend, degraded, enforcing, heartbeat_ms, claims";
 
 #[derive(Debug, Clone, Default)]
+/// Which hosts a list returns (all given conditions hold).
 pub struct HostFilter {
+    /// Only hosts carrying this label.
     pub label: Option<String>,
+    /// Only hosts in this state.
     pub state: Option<HostState>,
     /// Case-insensitive substring of id, hostname or an address.
     pub text: Option<String>,
+    /// Include revoked hosts (left out by default).
     pub include_revoked: bool,
     /// Only hosts that are (`Some(true)`) or are not (`Some(false)`) offline now
     /// ([`offline`]).
@@ -259,7 +263,9 @@ pub const MAX_PAGE: i64 = 1000;
 /// Position after the last host of a page (keyset pagination on `(hostname, id)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCursor {
+    /// Hostname of the last host of the page.
     pub hostname: String,
+    /// Its id.
     pub id: String,
 }
 

@@ -36,6 +36,7 @@ const TOUCH_EVERY_MS: i64 = 30_000;
 /// A valid session: who it belongs to, and when it ends at the latest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
+    /// The API token the session was opened with.
     pub caller: Caller,
     /// Unix ms: the absolute end.
     pub expires_at: i64,

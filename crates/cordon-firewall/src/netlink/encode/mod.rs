@@ -10,16 +10,16 @@
 //! `golden/capture.sh`).
 //!
 //! By layer, bottom up:
-//! * [`wire`]: the nfnetlink batch, message headers, attribute TLVs;
-//! * [`objects`]: table, chain, set, element and rule messages;
-//! * [`expr`]: the expressions rules are made of;
+//! * `wire`: the nfnetlink batch, message headers, attribute TLVs;
+//! * `objects`: table, chain, set, element and rule messages;
+//! * `expr`: the expressions rules are made of;
 //! * [`matches`]: the phrases of the nft text (`ip saddr`, `ct state established`, …) as
 //!   expressions;
-//! * [`sets`]: Cordon's named sets and their elements;
-//! * [`clauses`]: the clauses both tables carry (peer sets and rules, DHCP), once for
+//! * `sets`: Cordon's named sets and their elements;
+//! * `clauses`: the clauses both tables carry (peer sets and rules, DHCP), once for
 //!   both layers;
-//! * [`table`]: Cordon's inet table, clause by clause, named like the renderer and README;
-//! * [`netdev`]: the device-layer table (netdev family, ingress/egress hooks).
+//! * `table`: Cordon's inet table, clause by clause, named like the renderer and README;
+//! * `netdev`: the device-layer table (netdev family, ingress/egress hooks).
 
 mod clauses;
 mod expr;
