@@ -311,6 +311,16 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
     i
 }
 
+/// "degraded: why" without the doubled word when the reason already starts with the
+/// state ("degraded: degraded: …", trial8) (pure).
+fn now_words(state: &str, reason: Option<&str>) -> String {
+    match reason {
+        Some(r) if r.starts_with(state) => r.to_string(),
+        Some(r) => format!("{state}: {r}"),
+        None => state.to_string(),
+    }
+}
+
 /// The host's state in words for the review ("quarantine requested", "agent offline").
 fn state_words(h: &Host) -> String {
     let mut w = super::view::state_text(h.state).to_lowercase();
@@ -779,11 +789,10 @@ async fn prepare_retry(
                     i.change = r.change.as_str();
                     i.changes = true;
                     i.details.push(format!(
-                        "re-sends the {} to the agent as revision {} (now {}{})",
+                        "re-sends the {} to the agent as revision {} (now {})",
                         if h.desired.quarantined { "quarantine" } else { "release" },
                         r.revision,
-                        Shown::of(h).key().replace('_', " "),
-                        h.state_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                        now_words(&Shown::of(h).key().replace('_', " "), h.state_reason.as_deref())
                     ));
                 }
                 (None, why) => {
@@ -1255,6 +1264,16 @@ mod tests {
         );
         let c = confirmation(Action::Quarantine, Some("web"), &imp);
         assert_eq!(c.confirm_word.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn retry_state_words_never_double_the_state() {
+        assert_eq!(
+            now_words("degraded", Some("degraded: x unresolved")),
+            "degraded: x unresolved"
+        );
+        assert_eq!(now_words("failed", Some("netlink")), "failed: netlink");
+        assert_eq!(now_words("pending", None), "pending");
     }
 
     /// Re-quarantine: the dialog words what the server said — kept (its own settings

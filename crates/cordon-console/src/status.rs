@@ -196,7 +196,16 @@ mod tests {
             3 * cordon_proto::DEFAULT_HEARTBEAT_MS as i64 + 1,
             LONG_PENDING_MS + 1,
         );
-        assert_eq!(attention(&h, NOW), vec![Attention::LongPending, Attention::Offline]);
+        // Only requested (trial8): long pending, not "offline while quarantined".
+        assert_eq!(attention(&h, NOW), vec![Attention::LongPending]);
+        let h = host(
+            HostState::Quarantined,
+            true,
+            "nftables",
+            3 * cordon_proto::DEFAULT_HEARTBEAT_MS as i64 + 1,
+            LONG_PENDING_MS + 1,
+        );
+        assert_eq!(attention(&h, NOW), vec![Attention::Offline]);
         let h = host(
             HostState::QuarantinePending,
             true,

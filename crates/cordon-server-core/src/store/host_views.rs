@@ -29,8 +29,10 @@ pub enum HostAttention {
     NotEnforcing,
     /// Quarantine or release pending for more than [`LONG_PENDING_MS`].
     LongPending,
-    /// Quarantined (asked for) and offline: the server's rule ([`super::offline`]: no
-    /// report for three of the agent's heartbeat intervals, or never seen).
+    /// Quarantined (confirmed by the agent: state `quarantined`) and offline: the
+    /// server's rule ([`super::offline`]: no report for three of the agent's heartbeat
+    /// intervals, or never seen). A quarantine only requested is `long_pending`, never
+    /// counted as "offline while quarantined" (trial8).
     Offline,
     /// Quarantine in force, but some of its exceptions are not (a name that does not
     /// resolve, an exception that could not be applied): the agent's `degraded` lines.
@@ -74,7 +76,10 @@ impl HostAttention {
             HostAttention::LongPending => format!(
                 "(h.state IN ('quarantine_pending', 'release_pending') AND h.state_since < $NOW - {LONG_PENDING_MS})"
             ),
-            HostAttention::Offline => format!("(h.quarantined = 1 AND {})", offline_sql("$NOW")),
+            HostAttention::Offline => format!(
+                "(h.quarantined = 1 AND h.state = 'quarantined' AND {})",
+                offline_sql("$NOW")
+            ),
             HostAttention::Degraded => format!("({DEGRADED_SQL})"),
         }
     }
@@ -100,6 +105,7 @@ impl HostAttention {
             HostAttention::Degraded => h.state == HostState::Quarantined && h.enforcing && !h.degraded.is_empty(),
             HostAttention::Offline => {
                 h.desired.quarantined
+                    && h.state == HostState::Quarantined
                     && super::offline(
                         h.last_seen.as_deref().and_then(ms),
                         h.heartbeat_ms.and_then(|b| i64::try_from(b).ok()),
