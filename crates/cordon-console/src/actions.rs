@@ -249,12 +249,8 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
                 });
             }
         }
+        // Confirmed or only requested: the dialog's row says which (from `state`).
         ActionChange::AlreadyQuarantined => {
-            details.push(if h.state == HostState::Quarantined {
-                "already quarantined (confirmed)".to_string()
-            } else {
-                format!("already requested, not yet confirmed (now: {})", state_words(h))
-            });
             for f in &result.fields {
                 details.push(match f.as_str() {
                     "allow" => format!(
@@ -1288,9 +1284,8 @@ mod tests {
         let kept = impact(&h, &result(&h, ActionChange::AlreadyQuarantined, &["allow"]), &req, &[]);
         assert_eq!(kept.change, "already_quarantined");
         assert!(!kept.changes);
-        assert_eq!(kept.details[0], "already quarantined (confirmed)");
         assert_eq!(
-            kept.details[1], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
+            kept.details[0], "exceptions kept: 10.0.0.5 (asked: tcp://192.0.2.9:22)",
             "{:?}",
             kept.details
         );
