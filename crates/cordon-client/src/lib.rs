@@ -1,4 +1,4 @@
-//! Typed client for Cordon's REST API (`/v1/…`, design §6) over the wire types of
+//! Typed client for Cordon's REST API (`/v1/…`, design §5) over the wire types of
 //! `cordon-proto`, and the client-side TLS configurations (server-auth-only, mutual TLS,
 //! enrollment) shared by the CLI, the agent and the lab.
 //!

@@ -96,7 +96,7 @@ pub fn bound_report(r: &mut StatusReport) {
 /// Checks addresses a host reports (at enrollment and in status reports): each must be
 /// an IPv4 or IPv6 address (a `/prefix` length is accepted and dropped), at most
 /// [`MAX_ADDRESSES`] distinct ones. Returns them in canonical text (`2001:db8::1`, not
-/// `2001:0db8:0:0::1`), de-duplicated, in the order given, so the same address from two
+/// `2001:0db8:0:0::1`; `192.0.2.2`, not `::ffff:192.0.2.2`), de-duplicated, in the order given, so the same address from two
 /// hosts compares equal.
 ///
 /// # Errors
@@ -112,7 +112,10 @@ pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
                 truncate(text, MAX_ADDRESS_CHARS)
             )
         })?;
-        let canon = ip.to_string();
+        // An IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC 4291 §2.5.5.2) is the IPv4
+        // address: stored, flagged and looked up as such, so a dual-stack log naming the
+        // mapped form finds the host that reports the plain one (trial7).
+        let canon = ip.to_canonical().to_string();
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -195,6 +198,21 @@ pub fn agent_audit(w: AgentAuditWindow, now: i64) -> AgentAuditDecision {
 mod tests {
     use super::*;
     use cordon_proto::AgentState;
+
+    /// trial7: `::ffff:192.0.2.2` (in any spelling) was stored as is, so it was neither
+    /// flagged as the address another host reports nor found by an event naming it.
+    #[test]
+    fn ipv4_mapped_addresses_are_the_ipv4_address() {
+        let got = check_addresses(&[
+            "::ffff:192.0.2.2".into(),
+            "::ffff:c000:202".into(),
+            "0:0:0:0:0:ffff:192.0.2.2".into(),
+            "192.0.2.2".into(),
+            "2001:db8::1".into(),
+        ])
+        .unwrap();
+        assert_eq!(got, vec!["192.0.2.2".to_string(), "2001:db8::1".to_string()]);
+    }
 
     fn report() -> StatusReport {
         StatusReport {

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/runs.rs"]
+mod runs;
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use cordon_proto::audit_chain::{
 };
 use cordon_proto::Role;
 use cordon_server::Store;
+use runs::{run_cfg, Runs};
 
 /// A context with a few records besides the token creations of `Ctx::new`.
 async fn ctx_with_log() -> Ctx {
@@ -499,20 +502,6 @@ async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
     );
 }
 
-/// A database URL for a server run: SQLite in `dir`, or a fresh PostgreSQL database with
-/// `CORDON_TEST_POSTGRES`.
-async fn run_db(dir: &std::path::Path) -> String {
-    match std::env::var("CORDON_TEST_POSTGRES") {
-        Ok(base) if !base.is_empty() => {
-            let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
-            cordon_server::store::create_postgres_database(&base, &name)
-                .await
-                .unwrap()
-        }
-        _ => format!("sqlite://{}", dir.join("cordon.db").display()),
-    }
-}
-
 /// Rewrites the log as someone with database access would: `edit` changes records,
 /// then every hash from the first changed record on is recomputed and the head row set,
 /// so the chain is self-consistent.
@@ -540,16 +529,6 @@ async fn rewrite_and_rehash(store: &Store, edit: impl Fn(&mut cordon_proto::Audi
         .execute(store.pool())
         .await
         .unwrap();
-}
-
-fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
-    cordon_server::run::RunConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.to_string(),
-        data_dir: data.to_path_buf(),
-        expiry_every: std::time::Duration::from_secs(60),
-        max_wait: std::time::Duration::from_secs(5),
-    }
 }
 
 /// The fault kind (trial, HIGH): the database edited while the server was stopped —
@@ -783,67 +762,6 @@ async fn audit_chain_unsigned_cut_note_does_not_hide_a_removed_start() {
     let p = r.problem.clone().unwrap_or_else(|| panic!("intact: {}", render(&r)));
     assert_eq!(p.id, Some(all[3].id), "{p:?}");
     assert!(p.reason.contains("no signed retention record vouches"), "{p:?}");
-}
-
-/// A server's data directory and database, initialised (`cordon server init`), for the
-/// stop-edit-restart scenarios: one setup instead of a copy per test.
-struct Runs {
-    dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    db: String,
-}
-
-impl Runs {
-    async fn new() -> Runs {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("server");
-        let db = run_db(dir.path()).await;
-        cordon_server::run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
-            .await
-            .unwrap();
-        Runs { dir, data, db }
-    }
-
-    async fn start(&self) -> cordon_server::run::Running {
-        cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
-    }
-
-    fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
-        CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
-            .unwrap()
-            .checker()
-    }
-
-    /// The database's log verified by `server` with the CA certificate.
-    async fn verify(&self, server: &cordon_server::run::Running) -> ChainReport {
-        server.state.store.audit_verify(vec![], Some(self.ca())).await.unwrap()
-    }
-
-    /// The store, opened anew (as someone with database access while no server runs).
-    async fn store(&self) -> Store {
-        Store::connect(&self.db).await.unwrap()
-    }
-
-    /// Waits (bounded) until the running server has kept the database's head in its
-    /// anchor file (its head watcher does every two seconds).
-    async fn wait_anchor_head(&self, store: &Store) {
-        let (head, _) = store.audit_head().await.unwrap();
-        let anchor = self.data.join("audit-anchor.json");
-        let start = std::time::Instant::now();
-        loop {
-            let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
-            if kept.and_then(|k| k.seen) == head {
-                return;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(10),
-                "the head was not kept"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
 }
 
 /// Appends a record the way someone with database access would (the database allocates

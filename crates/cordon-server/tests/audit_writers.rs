@@ -4,89 +4,13 @@
 //! Runs on SQLite, and again on PostgreSQL with `CORDON_TEST_POSTGRES` (scripts/test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cordon_proto::audit_chain::signature::CaCert;
-use cordon_proto::audit_chain::{render, ChainReport, SignedCheckpoint};
+use cordon_proto::audit_chain::{render, SignedCheckpoint};
 use cordon_proto::Role;
 use cordon_server::Store;
+use runs::Runs;
 
-async fn run_db(dir: &std::path::Path) -> String {
-    match std::env::var("CORDON_TEST_POSTGRES") {
-        Ok(base) if !base.is_empty() => {
-            let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
-            cordon_server::store::create_postgres_database(&base, &name)
-                .await
-                .unwrap()
-        }
-        _ => format!("sqlite://{}", dir.join("cordon.db").display()),
-    }
-}
-
-fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
-    cordon_server::run::RunConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.to_string(),
-        data_dir: data.to_path_buf(),
-        expiry_every: std::time::Duration::from_secs(60),
-        max_wait: std::time::Duration::from_secs(5),
-    }
-}
-
-/// An initialised data directory and database for stop-edit-restart scenarios.
-struct Runs {
-    _dir: tempfile::TempDir,
-    data: std::path::PathBuf,
-    db: String,
-}
-
-impl Runs {
-    async fn new() -> Runs {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("server");
-        let db = run_db(dir.path()).await;
-        cordon_server::run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
-            .await
-            .unwrap();
-        Runs { _dir: dir, data, db }
-    }
-
-    async fn start(&self) -> cordon_server::run::Running {
-        cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
-    }
-
-    fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
-        CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
-            .unwrap()
-            .checker()
-    }
-
-    async fn verify(&self, server: &cordon_server::run::Running) -> ChainReport {
-        server.state.store.audit_verify(vec![], Some(self.ca())).await.unwrap()
-    }
-
-    async fn store(&self) -> Store {
-        Store::connect(&self.db).await.unwrap()
-    }
-
-    /// Waits (bounded) until the running server kept the database's head in its anchor.
-    async fn wait_anchor_head(&self, store: &Store) {
-        let (head, _) = store.audit_head().await.unwrap();
-        let anchor = self.data.join("audit-anchor.json");
-        let start = std::time::Instant::now();
-        loop {
-            let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
-            if kept.and_then(|k| k.seen) == head {
-                return;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(10),
-                "the head was not kept"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-}
+#[path = "common/runs.rs"]
+mod runs;
 
 /// Appends a record as someone with database access would (trial7's forge.py): hashes
 /// recomputed so the chain is self-consistent, the head row moved. Returns its id.

@@ -1,6 +1,6 @@
 //! API client commands for automation: `cordon rules …`, `cordon events …`,
-//! `cordon approvals …`, `cordon notify …` (server side in cordon-server's
-//! `automation` module). Tables for people, `--json` for scripts.
+//! `cordon approvals …`, `cordon notify …` (server side in the `cordon-automation`
+//! crate). Tables for people, `--json` for scripts.
 
 use std::path::PathBuf;
 

@@ -6,72 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+#[path = "common/loopback.rs"]
+mod loopback;
 
-fn cordon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(args)
-        .env_remove("CORDON_TOKEN")
-        .env_remove("CORDON_SERVER")
-        .env_remove("CORDON_CA")
-        .env_remove("CORDON_DATA")
-        .env_remove("CORDON_DB")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Kills the server when dropped (also on panic).
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use loopback::{cordon, text};
 
 #[test]
 fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("server");
-    let d = data.to_string_lossy().to_string();
-    let init = cordon(&["server", "init", "--data", &d, "--ip", "127.0.0.1", "--json"]);
-    assert!(init.status.success(), "{}", text(&init));
-    let init: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
-    let admin = init["admin_token"].as_str().unwrap().to_string();
-    let fp = init["ca_fingerprint"].as_str().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_cordon"))
-            .args(["server", "run", "--data", &d, "--listen", &listen])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the server did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let url = format!("https://{listen}");
+    let lb = loopback::start(tmp.path());
+    let (d, admin, fp, url) = (lb.data.clone(), lb.admin.clone(), lb.fp.clone(), lb.url.clone());
     let mut ids = Vec::new();
     let mut warnings = Vec::new();
     for n in 0..2 {
@@ -117,7 +61,7 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
         "the second enrollment names the other host: {}",
         warnings[1]
     );
-    let ca = data.join("ca.pem").to_string_lossy().to_string();
+    let ca = std::path::Path::new(&d).join("ca.pem").to_string_lossy().to_string();
     let api = |args: &[&str]| {
         let mut v: Vec<&str> = args.to_vec();
         v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);

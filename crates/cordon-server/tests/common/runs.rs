@@ -1,0 +1,97 @@
+//! Stop-edit-restart scenarios of the audit log: an initialised server data directory and
+//! database ([`Runs`]), and a real server run over them. Shared by audit_chain.rs and
+//! audit_writers.rs (`#[path = "common/runs.rs"] mod runs;`); each uses a part of it.
+#![allow(dead_code)]
+
+use cordon_proto::audit_chain::signature::CaCert;
+use cordon_proto::audit_chain::ChainReport;
+use cordon_server::Store;
+
+/// A database URL for a server run: SQLite in `dir`, or a fresh PostgreSQL database with
+/// `CORDON_TEST_POSTGRES`.
+pub async fn run_db(dir: &std::path::Path) -> String {
+    match std::env::var("CORDON_TEST_POSTGRES") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("cordon_test_{}", uuid::Uuid::new_v4().simple());
+            cordon_server::store::create_postgres_database(&base, &name)
+                .await
+                .unwrap()
+        }
+        _ => format!("sqlite://{}", dir.join("cordon.db").display()),
+    }
+}
+
+/// The configuration of a server run over `data` and `db` on a loopback port.
+pub fn run_cfg(data: &std::path::Path, db: &str) -> cordon_server::run::RunConfig {
+    cordon_server::run::RunConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.to_string(),
+        data_dir: data.to_path_buf(),
+        expiry_every: std::time::Duration::from_secs(60),
+        max_wait: std::time::Duration::from_secs(5),
+    }
+}
+
+/// A server's data directory and database, initialised (`cordon server init`), for the
+/// stop-edit-restart scenarios: one setup instead of a copy per test.
+pub struct Runs {
+    /// The temporary directory holding everything (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// The server's data directory (`DIR/server`).
+    pub data: std::path::PathBuf,
+    /// The database URL.
+    pub db: String,
+}
+
+impl Runs {
+    pub async fn new() -> Runs {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("server");
+        let db = run_db(dir.path()).await;
+        cordon_server::run::init(&data, &db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .await
+            .unwrap();
+        Runs { dir, data, db }
+    }
+
+    pub async fn start(&self) -> cordon_server::run::Running {
+        cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
+    }
+
+    pub fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
+        CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
+            .unwrap()
+            .checker()
+    }
+
+    /// The database's log verified by `server` with the CA certificate.
+    pub async fn verify(&self, server: &cordon_server::run::Running) -> ChainReport {
+        server.state.store.audit_verify(vec![], Some(self.ca())).await.unwrap()
+    }
+
+    /// The store, opened anew (as someone with database access while no server runs).
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.db).await.unwrap()
+    }
+
+    /// Waits (bounded) until the running server has kept the database's head in its
+    /// anchor file (its head watcher does every two seconds).
+    pub async fn wait_anchor_head(&self, store: &Store) {
+        let (head, _) = store.audit_head().await.unwrap();
+        let anchor = self.data.join("audit-anchor.json");
+        let start = std::time::Instant::now();
+        loop {
+            let kept: Option<cordon_server_core::service::audit::AnchorFile> = std::fs::read_to_string(&anchor)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            if kept.and_then(|k| k.seen) == head {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the head was not kept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
