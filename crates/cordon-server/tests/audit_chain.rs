@@ -18,7 +18,7 @@ use cordon_proto::audit_chain::{
 };
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::{run_cfg, Runs};
+use runs::{append_forged, run_cfg, Runs};
 
 /// A context with a few records besides the token creations of `Ctx::new`.
 async fn ctx_with_log() -> Ctx {
@@ -762,47 +762,6 @@ async fn audit_chain_unsigned_cut_note_does_not_hide_a_removed_start() {
     let p = r.problem.clone().unwrap_or_else(|| panic!("intact: {}", render(&r)));
     assert_eq!(p.id, Some(all[3].id), "{p:?}");
     assert!(p.reason.contains("no signed retention record vouches"), "{p:?}");
-}
-
-/// Appends a record the way someone with database access would (the database allocates
-/// its id), hashes recomputed so the chain stays self-consistent and the head row moved
-/// to it. Returns its id.
-async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
-    let (head, _) = store.audit_head().await.unwrap();
-    let head = head.unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash) \
-         VALUES ($1, $2, 'release', $3, 'ok', $4, '') RETURNING id",
-    )
-    .bind(cordon_server_core::timefmt::now_ms())
-    .bind(actor.to_string())
-    .bind(comment.to_string())
-    .bind(head.hash.clone())
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    // Hash the record as it reads back.
-    let stored = store
-        .audit(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == id)
-        .unwrap();
-    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
-    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
-        .bind(h.clone())
-        .bind(id)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
-        .bind(id)
-        .bind(h)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    id
 }
 
 /// The signed checkpoints in the log, in order.

@@ -7,48 +7,10 @@
 use cordon_proto::audit_chain::{render, SignedCheckpoint};
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::Runs;
+use runs::{append_forged, Runs};
 
 #[path = "common/runs.rs"]
 mod runs;
-
-/// Appends a record as someone with database access would (trial7's forge.py): hashes
-/// recomputed so the chain is self-consistent, the head row moved. Returns its id.
-async fn append_forged(store: &Store, comment: &str) -> i64 {
-    let (head, _) = store.audit_head().await.unwrap();
-    let head = head.unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash, actor_token_id) \
-         VALUES ($1, 'admin', 'release', $2, 'ok', $3, '', 1) RETURNING id",
-    )
-    .bind(cordon_server_core::timefmt::now_ms())
-    .bind(comment.to_string())
-    .bind(head.hash.clone())
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    let stored = store
-        .audit(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == id)
-        .unwrap();
-    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
-    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
-        .bind(h.clone())
-        .bind(id)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
-        .bind(id)
-        .bind(h)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    id
-}
 
 /// Inserts a writer row claiming a live server seen at `seen_ms`, as trial7 did.
 async fn fake_writer(store: &Store, seen_ms: i64) {
@@ -101,7 +63,7 @@ async fn fake_row_then_forged_append_after_orderly_stop(seen_ms: impl Fn() -> i6
             .is_some_and(|w| w.contains(&"f".repeat(32))),
         "the fake row is signed as what it is: {stop:?}"
     );
-    let forged = append_forged(&store, "forged").await;
+    let forged = append_forged(&store, "admin", "forged").await;
     drop(store);
     let second = runs.start().await;
     let r = runs.verify(&second).await;
@@ -141,7 +103,7 @@ async fn audit_writers_fake_row_after_a_crash_leaves_the_records_unproven_and_si
     store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
     runs.wait_anchor_head(&store).await;
     first.stop(); // a crash: no shutdown checkpoint
-    let forged = append_forged(&store, "forged").await;
+    let forged = append_forged(&store, "admin", "forged").await;
     fake_writer(&store, now()).await;
     drop(store);
     std::fs::remove_file(runs.data.join("audit-anchor.json")).unwrap();
@@ -180,7 +142,7 @@ async fn audit_writers_record_appended_while_the_server_runs_is_tampered() {
     store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
     let r = runs.verify(&first).await;
     assert!(r.ok, "{}", render(&r));
-    let forged = append_forged(&runs.store().await, "forged").await;
+    let forged = append_forged(&runs.store().await, "admin", "forged").await;
     store.create_api_token("alice", "ops-2", Role::Viewer).await.unwrap();
     let r = runs.verify(&first).await;
     let text = render(&r);

@@ -95,3 +95,44 @@ impl Runs {
         }
     }
 }
+
+/// Appends a record the way someone with database access would (the database allocates
+/// its id), hashes recomputed so the chain stays self-consistent and the head row moved
+/// to it. Returns its id.
+pub async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
+    let (head, _) = store.audit_head().await.unwrap();
+    let head = head.unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, action, comment, result, prev_hash, hash) \
+         VALUES ($1, $2, 'release', $3, 'ok', $4, '') RETURNING id",
+    )
+    .bind(cordon_server_core::timefmt::now_ms())
+    .bind(actor.to_string())
+    .bind(comment.to_string())
+    .bind(head.hash.clone())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // Hash the record as it reads back.
+    let stored = store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id == id)
+        .unwrap();
+    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
+    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
+        .bind(h.clone())
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(id)
+        .bind(h)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    id
+}
