@@ -11,8 +11,11 @@
 //! agent's tamper watcher thread repairing while its reconciler waits), it says so.
 
 use std::fs::{File, OpenOptions};
+// Some of these serve only the Unix lock code (the holder's pid file, the bounded wait).
+#[cfg_attr(not(unix), allow(unused_imports))]
 use std::io::{Read, Seek, Write};
 use std::path::Path;
+#[cfg_attr(not(unix), allow(unused_imports))]
 use std::time::{Duration, Instant};
 
 use crate::EngineError;

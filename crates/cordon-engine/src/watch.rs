@@ -504,7 +504,15 @@ pub(crate) mod holder {
         Ok(pid)
     }
 
-    /// Asks `pid` to re-read the claims.
+    /// Asks `pid` to re-read the claims (SIGHUP). Unix only: elsewhere no holder is asked
+    /// and the caller reports the holder as before.
+    #[cfg(not(unix))]
+    pub fn signal(pid: u32) -> Result<(), String> {
+        Err(format!("cannot ask pid {pid} to re-read the claims on this platform"))
+    }
+
+    /// Asks `pid` to re-read the claims (SIGHUP).
+    #[cfg(unix)]
     pub fn signal(pid: u32) -> Result<(), String> {
         let Ok(p) = libc::pid_t::try_from(pid) else {
             return Err(format!("pid {pid} out of range"));

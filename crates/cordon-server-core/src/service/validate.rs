@@ -116,6 +116,29 @@ pub(crate) fn refused_char(c: char) -> Option<&'static str> {
     }
 }
 
+/// A combining mark left on a Latin letter (or a space) once `name` is composed (NFC): `ı` + U+0307
+/// shows as `i`, `n` + U+0338 as `≠`-like overlays, and no precomposed character absorbs
+/// them, so NFKC keeps them and a name could look like another (`admı̇n` next to `admin`,
+/// trial7). Marks on other scripts' letters (Devanagari vowel signs, …) are their normal
+/// spelling and stay allowed; a letter with a precomposed form (`e` + U+0301 = `é`) is
+/// composed first and never refused. Returns the 1-based position and the mark.
+pub(crate) fn stray_latin_mark(name: &str) -> Option<(usize, char)> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let mut base: Option<char> = None;
+    for (i, c) in name.nfc().enumerate() {
+        match c.general_category() {
+            G::NonspacingMark | G::EnclosingMark => {
+                if base.is_some_and(|b| u32::from(b) < 0x0250) {
+                    return Some((i + 1, c));
+                }
+            }
+            _ => base = Some(c),
+        }
+    }
+    None
+}
+
 /// The form a token name is stored and shown in: Unicode NFKC (full-width and other
 /// compatibility forms become the plain ones: `ｓｙｓｔｅｍ` is `system`), runs of spaces
 /// one space, trimmed, and no spaces around `:` (`agent :x` is `agent:x`).
@@ -190,6 +213,13 @@ pub fn hostname(name: &str) -> Result<String, ApiError> {
             )));
         }
     }
+    if let Some((i, c)) = stray_latin_mark(name) {
+        return Err(ApiError::invalid(format!(
+            "hostname contains a combining mark on a Latin letter (U+{:04X} at character {i}): it can make \
+             the name look like another host's",
+            u32::from(c)
+        )));
+    }
     if hostname_key(name).is_empty() {
         return Err(ApiError::invalid(format!("hostname {name:?} is only dots")));
     }
@@ -217,6 +247,13 @@ pub fn token_name(name: &str) -> Result<String, ApiError> {
         }
     }
     let n = token_name_normal(name);
+    if let Some((i, c)) = stray_latin_mark(&n) {
+        return Err(ApiError::invalid(format!(
+            "token name contains a combining mark on a Latin letter or space (U+{:04X} at character {i}): it can make \
+             the name look like another (`admı̇n` and `admin`)",
+            u32::from(c)
+        )));
+    }
     if let Some(c) = n.chars().find(|c| refused_char(*c).is_some()) {
         return Err(ApiError::invalid(format!(
             "token name normalises to text containing U+{:04X}, which names may not contain",
@@ -309,6 +346,26 @@ pub fn targets(req: &ActionRequest) -> Result<Targets, ApiError> {
         (true, Some(l)) => Ok(Targets::Label(label(l)?)),
         (true, None) => Err(ApiError::invalid("give hosts [...] or label")),
         (false, Some(_)) => Err(ApiError::invalid("give either hosts or label, not both")),
+    }
+}
+
+#[cfg(test)]
+mod mark_tests {
+    /// trial7 MED 4: `maı̇l1` (dotless ı + U+0307) next to `mail1`, `admı̇n` next to
+    /// `admin`, `admin` + U+0338 were accepted and looked like the plain names.
+    #[test]
+    fn combining_marks_on_latin_letters_are_refused_composed_ones_and_other_scripts_are_not() {
+        for bad in ["ma\u{131}\u{307}l1", "admin\u{338}", "web1\u{307}"] {
+            let e = super::hostname(bad).unwrap_err();
+            assert!(e.detail.contains("combining mark"), "{bad:?}: {e:?}");
+            let e = super::token_name(bad).unwrap_err();
+            assert!(e.detail.contains("combining mark"), "{bad:?}: {e:?}");
+        }
+        // Decomposed é is composed first; Devanagari's vowel sign and virama are spelling.
+        for good in ["cafe\u{301}-01", "\u{938}\u{930}\u{94d}\u{935}\u{930}"] {
+            assert!(super::hostname(good).is_ok(), "{good:?}");
+            assert!(super::token_name(good).is_ok(), "{good:?}");
+        }
     }
 }
 
