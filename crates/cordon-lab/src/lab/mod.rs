@@ -754,18 +754,44 @@ impl Drop for Lab {
     }
 }
 
-/// Deletes the namespaces and /etc/netns entries of a lab by prefix.
+/// Deletes the namespaces and /etc/netns entries of a lab by prefix, and what Cordon
+/// registered for each namespace under `/run/cordon/net-<netns inode>` (tables' home state
+/// directories, the agent's paths file): the kernel reuses inode numbers, so a later
+/// namespace would otherwise inherit the entries of a deleted one.
 pub fn teardown_prefix(prefix: &str) {
     let sw = format!("{prefix}-sw");
+    forget_registry(&sw);
     let _ = quiet_ip(&["netns", "del", &sw]);
     for host in Host::ALL {
         let ns = format!("{prefix}-{}", host.short());
+        forget_registry(&ns);
         let _ = quiet_ip(&["netns", "del", &ns]);
         let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
     }
     for node in ROUTED_NS {
-        let _ = quiet_ip(&["netns", "del", &format!("{prefix}-{node}")]);
+        let ns = format!("{prefix}-{node}");
+        forget_registry(&ns);
+        let _ = quiet_ip(&["netns", "del", &ns]);
     }
+}
+
+/// Removes Cordon's per-namespace registry of the named namespace (`/run/netns/NAME` is
+/// the namespace's bind mount, so its inode is the namespace's; the engine names the
+/// registry `net-<that inode>` under `CORDON_RUN_DIR`, default `/run/cordon`). Never the
+/// registry of this process's own namespace.
+fn forget_registry(ns: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(PathBuf::from("/run/netns").join(ns)) else {
+        return;
+    };
+    let own = std::fs::metadata("/proc/self/ns/net").map(|o| o.ino()).ok();
+    if own == Some(m.ino()) {
+        return;
+    }
+    let root = std::env::var_os("CORDON_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/cordon"));
+    let _ = std::fs::remove_dir_all(root.join(format!("net-{}", m.ino())));
 }
 
 /// Tears down every lab of this process (for the Ctrl-C handler).
