@@ -183,40 +183,11 @@ pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
     };
     for c in &ordered {
         let r = &c.request;
-        for a in &r.allow {
-            if !out.allow.contains(a) {
-                out.allow.push(a.clone());
-            }
-        }
-        for s in &r.servers {
-            if !out.servers.contains(s) {
-                out.servers.push(s.clone());
-            }
-        }
-        out.resolvers = match (out.resolvers.take(), &r.resolvers) {
-            (Some(mut have), Some(more)) => {
-                for ip in more {
-                    if !have.contains(ip) {
-                        have.push(*ip);
-                    }
-                }
-                Some(have)
-            }
-            // One claim relies on discovery: discover.
-            _ => None,
-        };
-        out.dhcp_servers = match (out.dhcp_servers.take(), &r.dhcp_servers) {
-            (Some(mut have), Some(more)) => {
-                for ip in more {
-                    if !have.contains(ip) {
-                        have.push(*ip);
-                    }
-                }
-                Some(have)
-            }
-            // One claim relies on the lease files: discover.
-            _ => None,
-        };
+        add_missing(&mut out.allow, &r.allow);
+        add_missing(&mut out.servers, &r.servers);
+        // One claim relies on discovery (resolv.conf, the lease files): discover.
+        out.resolvers = union_known(out.resolvers.take(), r.resolvers.as_deref());
+        out.dhcp_servers = union_known(out.dhcp_servers.take(), r.dhcp_servers.as_deref());
         out.dns |= r.dns;
         out.dhcp |= r.dhcp;
         // A claim that accepted a policy isolating nothing keeps that consent; status
@@ -257,26 +228,29 @@ struct PathsFile {
 pub fn merge_with_paths(claims: &[Claim], paths: Option<&ManagementPaths>) -> Option<IsolateRequest> {
     let mut out = merge(claims)?;
     let Some(p) = paths else { return Some(out) };
-    for s in &p.servers {
-        if !out.servers.contains(s) {
-            out.servers.push(s.clone());
-        }
-    }
+    add_missing(&mut out.servers, &p.servers);
     if p.dns {
         out.dns = true;
-        out.resolvers = match (out.resolvers.take(), &p.resolvers) {
-            (Some(mut have), Some(more)) => {
-                for ip in more {
-                    if !have.contains(ip) {
-                        have.push(*ip);
-                    }
-                }
-                Some(have)
-            }
-            _ => None,
-        };
+        out.resolvers = union_known(out.resolvers.take(), p.resolvers.as_deref());
     }
     Some(out)
+}
+
+/// Appends the items of `more` that `have` lacks, keeping `have`'s order.
+fn add_missing<T: PartialEq + Clone>(have: &mut Vec<T>, more: &[T]) {
+    for x in more {
+        if !have.contains(x) {
+            have.push(x.clone());
+        }
+    }
+}
+
+/// The union of two explicit lists; `None` (discover them on the host) when either side
+/// relies on discovery, since a merged quarantine must keep whatever either one keeps.
+fn union_known<T: PartialEq + Clone>(have: Option<Vec<T>>, more: Option<&[T]>) -> Option<Vec<T>> {
+    let (mut have, more) = (have?, more?);
+    add_missing(&mut have, more);
+    Some(have)
 }
 
 fn path(dir: &Path, table: &TableName) -> PathBuf {
