@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cordon_policy::AllowSpec;
-use cordon_proto::{ActionChange, ActionRequest, ActionResult, HostState, MAX_MESSAGE_CHARS};
+use cordon_proto::{ActionChange, ActionRequest, ActionResponse, ActionResult, HostState, MAX_MESSAGE_CHARS};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
@@ -1109,18 +1109,25 @@ pub async fn run(
             "nothing to do: every host is already in that state",
         );
     }
-    let result = hosts::act_many(&st, &s.caller, p.action, &p.req).await;
+    let verb = verb(p.action);
+    run_reply(hosts::act_many(&st, &s.caller, p.action, &p.req).await, |n| {
+        format!(
+            "{verb} requested for {n} {}; waiting for the agents to confirm.",
+            plural(n)
+        )
+    })
+}
+
+/// The answer to a run: per host the server's change and state, and `summary(n)` for the
+/// `n` hosts changed; a 409 (a host moved on since the review) is `stale`.
+fn run_reply(result: Result<ActionResponse, ApiError>, summary: impl Fn(usize) -> String) -> Response {
     match result {
         Ok(resp) => {
             let n = resp.results.len();
-            let verb = verb(p.action);
             Json(RunReply {
                 ok: true,
                 count: n,
-                summary: format!(
-                    "{verb} requested for {n} {}; waiting for the agents to confirm.",
-                    plural(n)
-                ),
+                summary: summary(n),
                 changes: resp
                     .results
                     .iter()
@@ -1149,31 +1156,16 @@ async fn run_retry(st: &AppState, caller: &Caller, f: &ActionForm) -> Response {
             "nothing to retry: no selected host is failed, tampered, degraded or pending",
         );
     }
-    match hosts::retry(st, caller, &p.ids, Some(&p.comment), &p.revisions, false).await {
-        Ok(resp) => {
-            let n = resp.results.len();
-            Json(RunReply {
-                ok: true,
-                count: n,
-                summary: format!(
-                    "Retry sent for {n} {}: the agent{} get{} the desired state again as a new revision; waiting for {} to confirm.",
-                    plural(n),
-                    if n == 1 { "" } else { "s" },
-                    if n == 1 { "s" } else { "" },
-                    if n == 1 { "it" } else { "them" }
-                ),
-                changes: resp
-                    .results
-                    .iter()
-                    .map(|r| (r.host_id.clone(), r.change.as_str()))
-                    .collect(),
-                states: resp.results.into_iter().map(|r| (r.hostname, r.state)).collect(),
-            })
-            .into_response()
-        }
-        Err(ApiError { status, detail, .. }) if status == StatusCode::CONFLICT => reply_err(status, "stale", detail),
-        Err(ApiError { status, detail, .. }) => reply_err(status, "run", detail),
-    }
+    let result = hosts::retry(st, caller, &p.ids, Some(&p.comment), &p.revisions, false).await;
+    run_reply(result, |n| {
+        format!(
+            "Retry sent for {n} {}: the agent{} get{} the desired state again as a new revision; waiting for {} to confirm.",
+            plural(n),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+            if n == 1 { "it" } else { "them" }
+        )
+    })
 }
 
 #[cfg(test)]
