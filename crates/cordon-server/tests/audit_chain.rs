@@ -18,7 +18,7 @@ use cordon_proto::audit_chain::{
 };
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::{append_forged, run_cfg, Runs};
+use runs::{append_forged, run_cfg, write_a_record, Runs};
 
 /// A context with a few records besides the token creations of `Ctx::new`.
 async fn ctx_with_log() -> Ctx {
@@ -836,7 +836,7 @@ async fn audit_chain_records_after_a_crash_are_unproven_not_intact() {
     let runs = Runs::new().await;
     let first = runs.start().await;
     let store = first.state.store.clone();
-    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    write_a_record(&first).await;
     runs.wait_anchor_head(&store).await;
     first.stop(); // a crash: no shutdown checkpoint
     let forged = append_forged(&store, "system", "routine").await;
@@ -867,12 +867,7 @@ async fn audit_chain_records_after_a_crash_are_unproven_not_intact() {
 async fn audit_chain_deleted_anchor_is_signed_into_the_start_checkpoint() {
     let runs = Runs::new().await;
     let first = runs.start().await;
-    first
-        .state
-        .store
-        .create_api_token("alice", "ops-1", Role::Viewer)
-        .await
-        .unwrap();
+    write_a_record(&first).await;
     let r = runs.verify(&first).await;
     assert!(
         r.ok && r.warnings.is_empty(),
@@ -917,12 +912,7 @@ async fn audit_chain_offline_token_create_is_not_taken_for_tampering() {
     cordon_server::run::create_enroll_token(&runs.data, &runs.db, &[], 600)
         .await
         .unwrap();
-    second
-        .state
-        .store
-        .create_api_token("alice", "ops-1", Role::Viewer)
-        .await
-        .unwrap();
+    write_a_record(&second).await;
     let r = runs.verify(&second).await;
     assert!(r.ok, "{}", render(&r));
     second.shutdown().await;
@@ -957,11 +947,7 @@ async fn audit_chain_replica_stop_does_not_flag_the_other_replicas_writes() {
         Some(false),
         "the other replica still writes: {last:?}"
     );
-    b.state
-        .store
-        .create_api_token("alice", "ops-1", Role::Viewer)
-        .await
-        .unwrap();
+    write_a_record(&b).await;
     let a = runs.start().await;
     let start = checkpoints_of(&a.state.store).await.pop().unwrap();
     assert!(start.stopped_writes.is_none() && start.unproven.is_none(), "{start:?}");

@@ -7,7 +7,7 @@
 use cordon_proto::audit_chain::{render, SignedCheckpoint};
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::{append_forged, Runs};
+use runs::{append_forged, write_a_record, Runs};
 
 #[path = "common/runs.rs"]
 mod runs;
@@ -42,12 +42,7 @@ fn now() -> i64 {
 async fn fake_row_then_forged_append_after_orderly_stop(seen_ms: impl Fn() -> i64) {
     let runs = Runs::new().await;
     let first = runs.start().await;
-    first
-        .state
-        .store
-        .create_api_token("alice", "ops-1", Role::Viewer)
-        .await
-        .unwrap();
+    write_a_record(&first).await;
     fake_writer(&first.state.store, seen_ms()).await;
     first.shutdown().await;
     let store = runs.store().await;
@@ -100,7 +95,7 @@ async fn audit_writers_fake_row_after_a_crash_leaves_the_records_unproven_and_si
     let runs = Runs::new().await;
     let first = runs.start().await;
     let store = first.state.store.clone();
-    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    write_a_record(&first).await;
     runs.wait_anchor_head(&store).await;
     first.stop(); // a crash: no shutdown checkpoint
     let forged = append_forged(&store, "admin", "forged").await;
@@ -139,7 +134,7 @@ async fn audit_writers_record_appended_while_the_server_runs_is_tampered() {
     let runs = Runs::new().await;
     let first = runs.start().await;
     let store = first.state.store.clone();
-    store.create_api_token("alice", "ops-1", Role::Viewer).await.unwrap();
+    write_a_record(&first).await;
     let r = runs.verify(&first).await;
     assert!(r.ok, "{}", render(&r));
     let forged = append_forged(&runs.store().await, "admin", "forged").await;
@@ -188,12 +183,7 @@ async fn audit_writers_retention_archive_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let runs = Runs::new().await;
     let first = runs.start().await;
-    first
-        .state
-        .store
-        .create_api_token("alice", "ops-1", Role::Viewer)
-        .await
-        .unwrap();
+    write_a_record(&first).await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let dir = runs.data.join("archive");
     let done = cordon_server_core::service::audit::retain(&first.state, 0, &dir)

@@ -136,3 +136,14 @@ pub async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
         .unwrap();
     id
 }
+
+/// Gives the log a record `server` wrote itself (an API token "alice"), the usual first
+/// step before a scenario edits the database.
+pub async fn write_a_record(server: &cordon_server::run::Running) {
+    server
+        .state
+        .store
+        .create_api_token("alice", "ops-1", cordon_proto::Role::Viewer)
+        .await
+        .unwrap();
+}
