@@ -468,16 +468,18 @@ async fn audit_target_change(tx: &mut super::Tx, who: Actor<'_>, action: &str, t
     Ok(())
 }
 
-/// `scheme://host[:port]` of `url` (path and query dropped: a Slack webhook's path is its
-/// secret); the text before any path when it does not parse that way.
+/// `scheme://host[:port]` of `url` (path, query and credentials dropped: a Slack
+/// webhook's path is its secret), parsed as an HTTP URI; `(not a URL)` otherwise.
 fn url_origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() {
-        host.to_string()
-    } else {
-        format!("{scheme}://{host}")
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return "(not a URL)".into();
+    };
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(a)) => match a.port_u16() {
+            Some(port) => format!("{scheme}://{}:{port}", a.host()),
+            None => format!("{scheme}://{}", a.host()),
+        },
+        _ => "(not a URL)".into(),
     }
 }
 
