@@ -30,6 +30,13 @@ fn run_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/cordon"))
 }
 
+/// The registry directory of the network namespace whose nsfs inode is `netns_inode`:
+/// `net-<inode>` under `CORDON_RUN_DIR` (default `/run/cordon`). Public for whoever
+/// deletes a namespace (the lab's teardown), so its entries do not outlive it.
+pub fn registry_dir(netns_inode: u64) -> PathBuf {
+    run_root().join(format!("net-{netns_inode}"))
+}
+
 /// The registry directory of the caller's network namespace; `None` when it cannot be
 /// named (not Linux, no /proc).
 fn ns_dir() -> Option<PathBuf> {
@@ -37,7 +44,7 @@ fn ns_dir() -> Option<PathBuf> {
     {
         use std::os::unix::fs::MetadataExt;
         let ino = fs::metadata("/proc/self/ns/net").ok()?.ino();
-        Some(run_root().join(format!("net-{ino}")))
+        Some(registry_dir(ino))
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -10,6 +10,7 @@
 pub mod claims;
 mod error;
 mod home;
+pub use home::registry_dir;
 pub mod impact;
 mod lock;
 pub mod notify;

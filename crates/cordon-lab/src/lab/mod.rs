@@ -776,8 +776,8 @@ pub fn teardown_prefix(prefix: &str) {
 }
 
 /// Removes Cordon's per-namespace registry of the named namespace (`/run/netns/NAME` is
-/// the namespace's bind mount, so its inode is the namespace's; the engine names the
-/// registry `net-<that inode>` under `CORDON_RUN_DIR`, default `/run/cordon`). Never the
+/// the namespace's bind mount, so its inode is the namespace's: see
+/// [`cordon_engine::registry_dir`]). Never the
 /// registry of this process's own namespace.
 fn forget_registry(ns: &str) {
     use std::os::unix::fs::MetadataExt;
@@ -788,10 +788,7 @@ fn forget_registry(ns: &str) {
     if own == Some(m.ino()) {
         return;
     }
-    let root = std::env::var_os("CORDON_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/cordon"));
-    let _ = std::fs::remove_dir_all(root.join(format!("net-{}", m.ino())));
+    let _ = std::fs::remove_dir_all(cordon_engine::registry_dir(m.ino()));
 }
 
 /// Tears down every lab of this process (for the Ctrl-C handler).
