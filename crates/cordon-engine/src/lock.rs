@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::EngineError;
 
 /// How often a waiting process retries the lock.
+#[cfg(unix)]
 const RETRY: Duration = Duration::from_millis(50);
 
 pub struct StateLock {
@@ -132,10 +133,12 @@ impl SharedHold {
     }
 }
 
+#[cfg(unix)]
 fn holder_pid(file: &mut File) -> Option<u32> {
     kernel_holder(file).or_else(|| recorded_pid(file))
 }
 
+#[cfg(unix)]
 fn recorded_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.rewind().ok()?;
@@ -152,7 +155,7 @@ fn kernel_holder(file: &File) -> Option<u32> {
     flock_holder_in(&locks, meta.dev(), meta.ino())
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 fn kernel_holder(_file: &File) -> Option<u32> {
     None
 }
@@ -176,6 +179,7 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
     })
 }
 
+#[cfg(unix)]
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
         Some(p) if p == me => {

@@ -437,6 +437,7 @@ pub(crate) mod holder {
 
     static REQUESTED: AtomicBool = AtomicBool::new(false);
 
+    #[cfg(unix)]
     extern "C" fn on_hup(_: libc::c_int) {
         REQUESTED.store(true, Ordering::SeqCst);
     }
