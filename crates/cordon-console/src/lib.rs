@@ -105,6 +105,8 @@ pub enum ConsoleError {
     BadRequest(String),
     /// 403: the session's role does not allow it.
     Forbidden(String),
+    /// 409: the request conflicts with what is stored (a duplicate, a stale revision).
+    Conflict(String),
     /// Logged; the page shows only a generic message.
     Internal(String),
 }
@@ -116,13 +118,10 @@ impl From<session::ConsoleReject> for ConsoleError {
 }
 
 impl From<StoreError> for ConsoleError {
+    /// Through the API's one mapping ([`ApiError`]'s `From<StoreError>`: a duplicate or a
+    /// conflict is 409, an internal failure is logged and generic), then its status.
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(d) => ConsoleError::NotFound(d),
-            StoreError::Invalid(d) | StoreError::Conflict(d) => ConsoleError::BadRequest(d),
-            dup @ StoreError::Duplicate { .. } => ConsoleError::BadRequest(dup.to_string()),
-            other => ConsoleError::Internal(cordon_server_core::error::chain(&other)),
-        }
+        ApiError::from(e).into()
     }
 }
 
@@ -132,6 +131,7 @@ impl From<ApiError> for ConsoleError {
         match e.status {
             StatusCode::NOT_FOUND => ConsoleError::NotFound(e.detail),
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ConsoleError::Forbidden(e.detail),
+            StatusCode::CONFLICT => ConsoleError::Conflict(e.detail),
             s if s.is_server_error() => ConsoleError::Internal(e.detail),
             _ => ConsoleError::BadRequest(e.detail),
         }
@@ -145,6 +145,7 @@ impl IntoResponse for ConsoleError {
             ConsoleError::NotFound(d) => (StatusCode::NOT_FOUND, d),
             ConsoleError::BadRequest(d) => (StatusCode::BAD_REQUEST, d),
             ConsoleError::Forbidden(d) => (StatusCode::FORBIDDEN, d),
+            ConsoleError::Conflict(d) => (StatusCode::CONFLICT, d),
             ConsoleError::Internal(d) => {
                 if d != INTERNAL_DETAIL {
                     tracing::error!(error = %d, "console: internal error");
@@ -167,6 +168,11 @@ impl IntoResponse for ConsoleError {
         (status, Html(page.into_string())).into_response()
     }
 }
+
+/// The store-error → status tests (a file of their own: they build database errors, which
+/// the service-layer check below bans from the console's sources).
+#[cfg(test)]
+mod error_status_tests;
 
 #[cfg(test)]
 mod tests {

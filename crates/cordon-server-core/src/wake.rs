@@ -10,30 +10,19 @@
 //!
 //! SQLite has a single server process, where the in-process hub alone suffices.
 
+//! The SQL (`NOTIFY`, `LISTEN`) lives behind the store ([`crate::store::wake`]); this
+//! module is the listening task.
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
 use crate::hub::Hub;
-use crate::store::{StoreError, Tx};
+use crate::store::wake::{Wake, WakeListener};
+use crate::store::StoreError;
 
-/// The PostgreSQL notification channel.
-pub const CHANNEL: &str = "cordon_wake";
-
-/// Queues a wake-up of `host_id`'s waiters on every replica, delivered when `tx`
-/// commits. Does nothing on SQLite.
-pub(crate) async fn notify_tx(tx: &mut Tx, host_id: &str) -> Result<(), StoreError> {
-    if tx.backend_name() != "PostgreSQL" {
-        return Ok(());
-    }
-    // NOTIFY takes no bind parameters: the payload is a quoted literal (standard
-    // conforming strings, so doubling quotes is the whole escaping).
-    let sql = format!("NOTIFY {CHANNEL}, '{}'", host_id.replace('\'', "''"));
-    sqlx::query(&sql).execute(&mut **tx).await?;
-    Ok(())
-}
+pub use crate::store::wake::CHANNEL;
 
 /// Connects to PostgreSQL at `url`, subscribes to [`CHANNEL`] and returns once the
 /// subscription is in place; the returned task then wakes `hub`'s waiters for every
@@ -42,34 +31,77 @@ pub(crate) async fn notify_tx(tx: &mut Tx, host_id: &str) -> Result<(), StoreErr
 /// # Errors
 /// The first connection or `LISTEN` failing; later failures are retried every second.
 pub async fn start(url: &str, hub: Arc<Hub>) -> Result<JoinHandle<()>, StoreError> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
+    let mut listener = WakeListener::connect(url).await?;
     let url = url.to_string();
     Ok(tokio::spawn(async move {
         loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => hub.notify(n.payload()),
-                Ok(None) => {
-                    // Reconnected (PgListener re-subscribes): what was sent meanwhile is lost.
+            match listener.next().await {
+                Ok(Wake::Host(id)) => hub.notify(&id),
+                Ok(Wake::Everyone) => {
+                    // Reconnected (the listener re-subscribes): what was sent meanwhile is lost.
                     tracing::warn!("wake-up listener reconnected: waking every waiter");
                     hub.notify_everyone();
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "wake-up listener failed; reconnecting");
+                    tracing::warn!(error = %crate::error::chain(&e), "wake-up listener failed; reconnecting");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    match PgListener::connect(&url).await {
-                        Ok(mut l) => {
-                            if let Err(e) = l.listen(CHANNEL).await {
-                                tracing::warn!(error = %e, "wake-up listener cannot subscribe");
-                                continue;
-                            }
+                    match WakeListener::connect(&url).await {
+                        Ok(l) => {
                             listener = l;
                             hub.notify_everyone();
                         }
-                        Err(e) => tracing::warn!(error = %e, "wake-up listener cannot connect"),
+                        Err(e) => {
+                            tracing::warn!(error = %crate::error::chain(&e), "wake-up listener cannot connect or subscribe")
+                        }
                     }
                 }
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// Issue 13: all SQL lives behind the store. The fault kind: a module of the server
+    /// (wake.rs did) running its own queries or holding a database connection, outside
+    /// the store's transactions and writer lock.
+    #[test]
+    fn sql_lives_only_behind_the_store() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["src", "../cordon-server/src", "../cordon-automation/src"] {
+            rust_files(&root.join(dir), &mut files);
+        }
+        // Built so that this test's own text does not match.
+        let banned = [
+            ["sqlx::", "query"].concat(),
+            ["Pg", "Listener"].concat(),
+            ["Pg", "Pool"].concat(),
+        ];
+        let store = root.join("src").join("store");
+        let mut seen = 0;
+        for f in files.iter().filter(|f| !f.starts_with(&store)) {
+            let text = std::fs::read_to_string(f).unwrap();
+            seen += 1;
+            for b in &banned {
+                assert!(
+                    !text.contains(b.as_str()),
+                    "{} uses {b:?}: move it behind the store",
+                    f.display()
+                );
+            }
+        }
+        assert!(seen > 20, "only {seen} files checked");
+    }
 }

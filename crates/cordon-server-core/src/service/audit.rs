@@ -88,6 +88,16 @@ pub async fn page(
     Ok((records, next.map(|n| n.to_string())))
 }
 
+/// The alert a page of the audit log carries while the last verification of this
+/// process found the chain tampered ([`crate::store::Store::chain_alert`]), for a viewer.
+///
+/// # Errors
+/// 403 below viewer.
+pub fn chain_alert(st: &AppState, caller: &Caller) -> Result<Option<cordon_proto::ChainAlert>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.chain_alert())
+}
+
 /// How many records match `filter` and come after record `after` in `order` (all
 /// matching records without `after`), for a viewer: a filtered list's total, and how
 /// many records come before a page.

@@ -219,7 +219,7 @@ pub(crate) async fn apply_tx(
     if updated.rows_affected() != 1 {
         return Err(StoreError::NotFound(format!("no host {host_id:?}")));
     }
-    crate::wake::notify_tx(tx, host_id).await?;
+    super::wake::notify_tx(tx, host_id).await?;
     match action {
         Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
         Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
@@ -441,7 +441,7 @@ impl Store {
             .bind(id.clone())
             .execute(&mut *tx)
             .await?;
-            crate::wake::notify_tx(&mut tx, id).await?;
+            super::wake::notify_tx(&mut tx, id).await?;
             let revision = host.desired.revision + 1;
             let detail = format!(
                 "revision {} -> {revision}: {} re-sent to the agent (was {was})",
@@ -671,7 +671,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         // Closes the host's long-poll on every replica.
-        crate::wake::notify_tx(&mut tx, &id).await?;
+        super::wake::notify_tx(&mut tx, &id).await?;
         append(
             &mut tx,
             &NewAudit {

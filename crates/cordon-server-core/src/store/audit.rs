@@ -1208,7 +1208,7 @@ impl Store {
     /// lines into `out`, page by page. Returns how many.
     ///
     /// # Errors
-    /// Database errors; `Invalid` naming the file on a write error.
+    /// Database errors; [`StoreError::Io`] on a write error.
     pub async fn archive_audit(&self, cut: i64, out: &mut impl std::io::Write) -> Result<u64, StoreError> {
         let filter = AuditFilter::default();
         let mut after = None;
@@ -1222,7 +1222,10 @@ impl Store {
                     what: "audit record",
                     source,
                 })?;
-                writeln!(out, "{line}").map_err(|e| StoreError::Invalid(format!("cannot write the archive: {e}")))?;
+                writeln!(out, "{line}").map_err(|source| StoreError::Io {
+                    what: "write the archive".into(),
+                    source,
+                })?;
                 n += 1;
             }
             match next {

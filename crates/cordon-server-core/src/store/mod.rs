@@ -13,6 +13,7 @@ mod reports;
 mod schema;
 mod sessions;
 mod tokens;
+pub mod wake;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Transaction};
@@ -58,6 +59,16 @@ pub enum StoreError {
     #[error("database query failed")]
     /// Any other database failure (500).
     Db(#[source] sqlx::Error),
+    /// A file the store reads or writes failed: the database file or its directory, an
+    /// audit archive (500; the path and the OS error stay in the log).
+    #[error("cannot {what}")]
+    Io {
+        /// What was done, with the path (`create /var/lib/cordon/cordon.db`).
+        what: String,
+        #[source]
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     #[error("database migration failed")]
     /// Applying the schema migrations failed at start.
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -234,12 +245,14 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 /// warning when others can enter it.
 ///
 /// # Errors
-/// `Invalid` naming the path when the directory or file cannot be created or chmodded.
+/// [`StoreError::Io`] naming the path when the directory or file cannot be created or
+/// chmodded.
 #[cfg(unix)]
 fn secure_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let fail = |what: &str, p: &std::path::Path, e: std::io::Error| {
-        StoreError::Invalid(format!("cannot {what} {}: {e}", p.display()))
+    let fail = |what: &str, p: &std::path::Path, source: std::io::Error| StoreError::Io {
+        what: format!("{what} {}", p.display()),
+        source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
@@ -421,6 +434,29 @@ mod tests {
             sqlite_file("sqlite:///x/y.db?mode=rwc"),
             Some(std::path::PathBuf::from("/x/y.db"))
         );
+    }
+
+    /// The fault kind: a file error of the store (the database's directory cannot be
+    /// made) reported as the caller's bad input (400) instead of an internal failure
+    /// (500, logged with its cause, a generic body).
+    #[tokio::test]
+    async fn file_errors_of_the_store_are_internal_with_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "").unwrap();
+        let db = file.join("sub").join("cordon.db");
+        let Err(e) = Store::connect(&format!("sqlite://{}", db.display())).await else {
+            panic!("a database under a plain file opened");
+        };
+        assert!(matches!(e, StoreError::Io { .. }), "{e:?}");
+        let chain = crate::error::chain(&e);
+        assert!(
+            chain.starts_with(&format!("cannot create {}: ", file.join("sub").display())),
+            "{chain}"
+        );
+        let api = crate::ApiError::from(e);
+        assert_eq!(api.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.detail, crate::error::INTERNAL_DETAIL);
     }
 
     /// Every write of the automation tables and the outbox takes the writer lock (one used

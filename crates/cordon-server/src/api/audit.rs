@@ -73,7 +73,7 @@ pub async fn list(
             return Ok(Json(AuditList {
                 records,
                 next_cursor,
-                chain_alert: st.store.chain_alert(),
+                chain_alert: audit::chain_alert(&st, &auth.0)?,
             })
             .into_response());
         }
