@@ -241,6 +241,7 @@ mod tests {
                 ..Default::default()
             },
             applied_revision: Some(3),
+            applied_digest: None,
             transport: vec!["192.0.2.1:8443".parse().unwrap()],
             binding: None,
         };
@@ -253,5 +254,30 @@ mod tests {
         fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
         save(&dir, &Persisted::default()).unwrap();
         assert_eq!(mode(&path(&dir)), 0o600);
+    }
+
+    /// Trial9 H-1: the same revision number with other content (a restored server
+    /// database) is not "applied"; files without a digest fall back to the revision.
+    #[test]
+    fn same_revision_with_other_content_is_not_applied() {
+        let mut p = Persisted {
+            desired: DesiredState {
+                revision: 3,
+                quarantined: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        p.mark_applied();
+        assert!(p.desired_applied());
+        p.desired = DesiredState {
+            revision: 3,
+            quarantined: true,
+            allow: vec!["https://edr.example.net".into()],
+            ..Default::default()
+        };
+        assert!(!p.desired_applied(), "same number, other content");
+        p.applied_digest = None;
+        assert!(p.desired_applied(), "an older file: the revision decides");
     }
 }
