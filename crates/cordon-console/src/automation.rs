@@ -78,9 +78,14 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                         tr {
                             td data-label="Rule" { strong { (r.spec.name) } }
                             td data-label="In force" {
-                                @if r.active { span class="state state-normal" { "✓ active" } }
-                                @else { span class="state state-failed" title=[r.disabled_reason.as_deref()] { "✕ inactive" } }
-                                @if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
+                                // `cannot_fire` is computed by the code that evaluates events
+                                // (trial11 HIGH 1): never "active" for a rule that cannot fire.
+                                @if !r.active { span class="state state-failed" { "✕ inactive" } }
+                                @else if r.cannot_fire.is_empty() { span class="state state-normal" { "✓ active" } }
+                                @else { span class="state state-degraded" { "⚠ cannot fire" } }
+                                @if !r.cannot_fire.is_empty() {
+                                    ul class="detail why-not" { @for why in &r.cannot_fire { li { (why) } } }
+                                } @else if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
                             }
                             td data-label="Mode" { (r.spec.mode) @if r.spec.only_critical { br; span class="muted" { "critical only" } } }
                             td data-label="Events" { @for t in &r.spec.trigger_event_types { code { (t) } " " } }
@@ -210,6 +215,7 @@ pub async fn approvals(
     }
     let admin = s.is_admin();
     let pending = list.iter().filter(|a| a.status == "pending").count();
+    let killed = !service::settings(&st, &s.caller).await?.enabled;
     let body = html! {
         div class="page-head" { h1 { "Approvals" } p class="summary" { strong { (list.len()) } " " (status) } }
         form method="get" action="/console/approvals" class="filters" aria-label="Filter approvals" {
@@ -221,6 +227,7 @@ pub async fn approvals(
             }
             div class="field buttons" { button type="submit" { "Apply" } }
         }
+        @if killed { p class="alert alert-warn" id="ap-killswitch" role="status" { (KILL_SWITCH_APPROVE) } }
         @if !admin { p class="muted" { "Only admins approve or deny." } }
         @if admin && pending > 0 {
             div class="toolbar" role="toolbar" aria-label="Decide on selected approvals" {
@@ -274,20 +281,26 @@ pub async fn approvals(
                 }
             }
         }
-        @if admin { (decide_dialog()) }
+        @if admin { (decide_dialog(killed)) }
         (super::pages::live_note())
     };
     Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
 }
 
+/// What approving means while the kill switch is on (trial11 LOW 10): the kill switch
+/// stops automatic actions only; an admin's approval is a decision and quarantines now.
+pub const KILL_SWITCH_APPROVE: &str = "Automatic actions are stopped (kill switch). Approving is an admin decision, \
+not an automatic action: it still quarantines each approved host now. Deny, or leave pending, to keep the hosts as they are.";
+
 /// The review dialog. Its form never submits (Enter in the comment does nothing): the
 /// decision is a plain button, and focus starts in the comment, not on a decision.
-fn decide_dialog() -> maud::Markup {
+fn decide_dialog(killed: bool) -> maud::Markup {
     html! {
         dialog id="decide-dialog" aria-labelledby="dd-title" {
             form id="decide-form" method="dialog" novalidate {
                 h2 id="dd-title" { "Review" }
                 p id="dd-summary" class="confirm" {}
+                @if killed { p id="dd-killswitch" class="warning" data-decision-note="approve" { (KILL_SWITCH_APPROVE) } }
                 div id="dd-events" class="review-events" {}
                 div class="field" {
                     label for="dd-comment" { "Comment " span class="req" { "(required)" } }
@@ -384,7 +397,9 @@ pub async fn decide(
                 if approve { "Approved" } else { "Denied" },
                 if n == 1 { "" } else { "s" }
             );
-            if approve {
+            // Only when something was requested (trial11 LOW 5: "Approved 0 of 1 … quarantine
+            // requested" when nothing was).
+            if approve && done > 0 {
                 summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
             }
             if other > 0 {

@@ -457,6 +457,8 @@
     $("dd-summary").textContent = decision === "approve"
       ? "Approve " + n + (n === 1 ? " approval" : " approvals") + ": " + n + (n === 1 ? " host" : " hosts") + " will be quarantined (" + hosts.join(", ") + ")."
       : "Deny " + n + (n === 1 ? " approval" : " approvals") + ": nothing happens to " + hosts.join(", ") + ".";
+    var ks = $("dd-killswitch"); // kill switch on: approving still quarantines (shown for approve only)
+    if (ks) ks.hidden = decision !== "approve";
     var box = $("dd-events");
     box.textContent = "";
     ids.slice(0, 20).forEach(function (id) {
