@@ -423,8 +423,18 @@ pub mod occasion {
 pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ApiError> {
     match occasion {
         occasion::START => start_checkpoint(st, crate::store::StartFacts::default()).await,
-        _ => write_checkpoint(st, occasion, None).await,
+        _ => Ok(write_checkpoint(st, occasion, None).await?.map(|(cp, _)| cp)),
     }
+}
+
+/// The shutdown checkpoint ([`checkpoint`] with occasion `shutdown`), returning also the
+/// id of the checkpoint record itself, whose notifications an orderly stop delivers
+/// before the process exits. `None` without a CA key (nothing is signed then).
+///
+/// # Errors
+/// As [`checkpoint`].
+pub async fn shutdown_checkpoint(st: &AppState) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
+    write_checkpoint(st, occasion::SHUTDOWN, None).await
 }
 
 /// The start checkpoint (see [`checkpoint`] and
@@ -438,14 +448,16 @@ pub async fn start_checkpoint(
     st: &AppState,
     facts: crate::store::StartFacts,
 ) -> Result<Option<SignedCheckpoint>, ApiError> {
-    write_checkpoint(st, occasion::START, Some(facts)).await
+    Ok(write_checkpoint(st, occasion::START, Some(facts))
+        .await?
+        .map(|(cp, _)| cp))
 }
 
 async fn write_checkpoint(
     st: &AppState,
     occasion: &str,
     start: Option<crate::store::StartFacts>,
-) -> Result<Option<SignedCheckpoint>, ApiError> {
+) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
     let Some(ca) = st.ca.clone() else {
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
@@ -466,7 +478,7 @@ async fn write_checkpoint(
     let signed = serde_json::to_string(&cp).map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(checkpoint = %format!("{}:{}", cp.last_id, cp.hash), record = own.last_id, %signed, "audit checkpoint");
     save_anchor(st)?;
-    Ok(Some(cp))
+    Ok(Some((cp, own.last_id)))
 }
 
 /// What one retention run did.
