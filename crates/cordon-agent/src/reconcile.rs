@@ -1077,7 +1077,11 @@ impl Reconciler {
 /// # Errors
 /// [`AgentError::Config`] when the agent's claim stands or the claims cannot be read.
 fn refuse_monitoring_own_claim(engine: &cordon_engine::Engine, cfg: &AgentConfig) -> Result<(), AgentError> {
-    let dir = cfg.state_dir.display();
+    // The claims are read from the table's home (another state directory when another
+    // process recorded the table first), so a non-enforcing agent given a fresh
+    // `state_dir` still finds its own claim (trial6 MED 1).
+    let home = engine.home_dir();
+    let dir = home.display();
     let claims = engine.claims().map_err(|e| {
         AgentError::Config(format!(
             "enforce = false: cannot read the claims in {dir}: {}",
