@@ -2037,3 +2037,55 @@ async fn approvals_review_says_per_approval_what_changes_and_decides_only_the_re
         "{page}"
     );
 }
+
+/// trial8 LOW 10: the audit page's host search found `bulk20`'s records for `db1`
+/// because its random id contains `db1`. It matches the exact id, an id prefix of at
+/// least 8 characters, or part of the hostname — never an arbitrary part of an id.
+#[tokio::test]
+async fn audit_host_search_matches_ids_exactly_or_by_prefix_never_inside() {
+    use cordon_server_core::store::AuditFilter;
+    let ctx = Ctx::new().await;
+    let bulk = ctx.enroll("bulk20", &[]).await;
+    let db = ctx.enroll("db1", &[]).await;
+    for id in [&bulk, &db] {
+        quarantine(&ctx, id, r#"{"comment":"IR-10"}"#).await;
+    }
+    let hosts_found = |q: String| {
+        let store = ctx.store();
+        async move {
+            let f = AuditFilter {
+                host_contains: Some(q),
+                ..Default::default()
+            };
+            let mut ids: Vec<String> = store
+                .audit(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| r.host_id)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        }
+    };
+    let inside: String = bulk.chars().skip(3).take(4).collect();
+    assert_eq!(
+        hosts_found(inside.clone()).await,
+        Vec::<String>::new(),
+        "{inside} in {bulk}"
+    );
+    let short: String = bulk.chars().take(7).collect();
+    assert_eq!(hosts_found(short).await, Vec::<String>::new());
+    let prefix: String = bulk.chars().take(8).collect();
+    assert_eq!(hosts_found(prefix).await, vec![bulk.clone()]);
+    assert_eq!(hosts_found(bulk.to_uppercase()).await, vec![bulk.clone()]);
+    assert_eq!(hosts_found("ULK2".into()).await, vec![bulk.clone()]);
+    assert_eq!(hosts_found("db1".into()).await, vec![db.clone()]);
+    // The console's audit page searches the same way.
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &s, &format!("/console/audit?host={inside}")).await;
+    assert!(!page.contains(&format!("/console/hosts/{bulk}")), "{page}");
+    let page = page_body(&ctx, &s, "/console/audit?host=bulk").await;
+    assert!(page.contains(&format!("/console/hosts/{bulk}")), "{page}");
+}

@@ -262,6 +262,32 @@ pub const ISSUED_SOURCE: &str = "server's own last signed";
 /// Label of the newest chain head this server process saw, as named in reports.
 pub const SEEN_SOURCE: &str = "running server's last-seen";
 
+/// The three values [`AuditFilter::host_contains`] binds (pure): the id exactly
+/// (lower-cased), an id prefix pattern (`text%` from [`MIN_ID_PREFIX`] characters on;
+/// for shorter text a pattern without wildcards, i.e. the id exactly), and a pattern for
+/// part of the `hostname_key`.
+fn host_search(text: &str) -> (String, String, String) {
+    let text = text.trim();
+    let exact = text.to_lowercase();
+    let escaped = super::hosts::like_pattern(text);
+    // like_pattern wraps the escaped text in one `%` each side.
+    let bare = escaped
+        .get(1..escaped.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
+    let prefix = if text.chars().count() >= MIN_ID_PREFIX {
+        format!("{bare}%")
+    } else {
+        bare
+    };
+    let name = super::hosts::like_pattern(&crate::service::validate::hostname_key(text));
+    (exact, prefix, name)
+}
+
+/// Shortest id prefix [`AuditFilter::host_contains`] matches ids by (shorter text
+/// matches an id only exactly).
+pub const MIN_ID_PREFIX: usize = 8;
+
 /// Which audit records a listing or export selects (every given condition must hold).
 #[derive(Debug, Clone, Default)]
 /// Which audit records a listing returns (all given conditions hold).
@@ -274,8 +300,10 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Case-insensitive part of the actor's name.
     pub actor_contains: Option<String>,
-    /// Case-insensitive part of the host's id or hostname (records without a host never
-    /// match).
+    /// The host searched for (records without a host never match): its exact id, a
+    /// prefix of its id of at least [`MIN_ID_PREFIX`] characters, or part of its
+    /// hostname (compared as `hostname_key`: case-folded, NFKC). Never an arbitrary part
+    /// of an id: `db1` must not find the host whose random id is `8adb1d37…` (trial8).
     pub host_contains: Option<String>,
     /// Unix ms, inclusive.
     pub since: Option<i64>,
@@ -395,10 +423,10 @@ impl Store {
             sql.push_str(&format!(" AND LOWER(actor) LIKE ${} ESCAPE '\\'", next()));
         }
         if f.host_contains.is_some() {
-            let n = next();
+            let (exact, prefix, name) = (next(), next(), next());
             sql.push_str(&format!(
-                " AND host_id IN (SELECT id FROM hosts WHERE LOWER(id) LIKE ${n} ESCAPE '\\' \
-                 OR LOWER(hostname) LIKE ${n} ESCAPE '\\')"
+                " AND host_id IN (SELECT id FROM hosts WHERE LOWER(id) = ${exact} \
+                 OR LOWER(id) LIKE ${prefix} ESCAPE '\\' OR hostname_key LIKE ${name} ESCAPE '\\')"
             ));
         }
         if f.since.is_some() {
@@ -427,8 +455,12 @@ impl Store {
         for s in [&f.host_id, &f.actor, &f.action].into_iter().flatten() {
             q = q.bind(s.clone());
         }
-        for s in [&f.actor_contains, &f.host_contains].into_iter().flatten() {
+        if let Some(s) = &f.actor_contains {
             q = q.bind(super::hosts::like_pattern(s));
+        }
+        if let Some(s) = &f.host_contains {
+            let (exact, prefix, name) = host_search(s);
+            q = q.bind(exact).bind(prefix).bind(name);
         }
         for v in [f.since, f.until, after, limit].into_iter().flatten() {
             q = q.bind(v);
