@@ -2111,7 +2111,11 @@ mod tests {
         };
         let keys = keys_of(serde_json::to_value(full).unwrap());
         let known = checkpoint_fields();
-        assert!(keys.is_subset(&known), "unknown to the check: {:?}", keys.difference(&known));
+        assert!(
+            keys.is_subset(&known),
+            "unknown to the check: {:?}",
+            keys.difference(&known)
+        );
         assert!(!known.contains("note"));
     }
 

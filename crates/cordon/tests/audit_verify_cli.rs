@@ -183,6 +183,9 @@ fn audit_verify_against_an_unreachable_server_is_not_tampered() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{err}");
-    assert!(err.contains("could not verify the audit chain: nothing was checked"), "{err}");
+    assert!(
+        err.contains("could not verify the audit chain: nothing was checked"),
+        "{err}"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("TAMPERED"));
 }
