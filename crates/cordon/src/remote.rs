@@ -166,11 +166,11 @@ pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
     /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
     /// its signatures). Exit 0 intact and every signature checked, 1 tampered (any edit
-    /// of an export, also a line that is no longer a record or a field added; or the
-    /// server unreachable), 2 bad input (unreadable, not JSON lines), 5 chain intact but
-    /// signatures not checked (no --ca),
-    /// 6 chain intact but a signed checkpoint says some records are unproven (a crash
-    /// window, a start without the anchor file).
+    /// of an export, also a line that is no longer a record or a field added), 2 bad
+    /// input (unreadable, not JSON lines), 4 the server refused the token, 5 chain
+    /// intact but signatures not checked (no --ca), 6 chain intact but a signed
+    /// checkpoint says some records are unproven (a crash window, a start without the
+    /// anchor file), 7 could not verify (server unreachable or failing: nothing checked).
     Verify(AuditVerifyArgs),
 }
 
@@ -230,10 +230,19 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                 }
             }
             None => {
-                let api = connect(&a.conn, Code::Failed)?;
+                // No verdict is not a verdict: a server that cannot be reached or fails to
+                // answer exits 7, never 1 (TAMPERED); 2 and 4 keep their meaning.
+                let no_verdict = |f: Failure| match f.code {
+                    Code::Failed => Failure::new(
+                        Code::CannotVerify,
+                        f.error.context("could not verify the audit chain: nothing was checked"),
+                    ),
+                    _ => f,
+                };
+                let api = connect(&a.conn, Code::CannotVerify).map_err(no_verdict)?;
                 api.audit_verify(a.checkpoint.as_deref())
                     .await
-                    .map_err(|e| client_failure(e, &[400]))?
+                    .map_err(|e| no_verdict(client_failure(e, &[400])))?
             }
         };
         if a.json {
