@@ -9,7 +9,7 @@ use cordon_proto::automation::{
 };
 use cordon_proto::Role;
 use cordon_server_core::service::Caller;
-use cordon_server_core::store::automation::{Decide, EventFilter};
+use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
 
@@ -196,6 +196,95 @@ pub async fn approvals(
     Ok(st.store.approvals(status, limit).await?)
 }
 
+/// One approval as a review of a decision shows it: what approving (or denying) it
+/// does now, computed from the host and the fleet's protected labels with the rule the
+/// decision itself follows ([`approval_effect`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalReview {
+    /// Approval id.
+    pub id: i64,
+    /// The host concerned.
+    pub host_id: String,
+    /// Its hostname (the id when the host is gone).
+    pub hostname: String,
+    /// The host's desired-state revision the review saw (`None`: the host is gone); sent
+    /// back with the decision as `if_revisions` (409 if it moved on).
+    pub revision: Option<i64>,
+    /// The approval's status now (`pending`, or already decided).
+    pub status: String,
+    /// `will_quarantine`, `already_quarantined`, `protected`, `revoked`; for a deny
+    /// `will_deny`; `not_pending` for an approval already decided.
+    pub effect: String,
+    /// Whether the decision changes something for this approval: approving quarantines
+    /// the host; denying closes a pending approval.
+    pub changes: bool,
+    /// In words ("already quarantined (no change)", "host now protected by label dc —
+    /// will be refused").
+    pub words: String,
+}
+
+/// What approving (`approve`) or denying the approvals `ids` would do now, per approval
+/// (admin, as deciding is; nothing is written).
+///
+/// # Errors
+/// 403 below admin; 404 for an id that names no approval.
+pub async fn review_approvals(
+    st: &AppState,
+    caller: &Caller,
+    ids: &[i64],
+    approve: bool,
+) -> Result<Vec<ApprovalReview>, ApiError> {
+    caller.require(Role::Admin)?;
+    let protected = st.store.automation_settings().await?.protected_labels;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let a = st
+            .store
+            .approval(*id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+        let host = match st.store.host(&a.host_id).await {
+            Ok(h) => Some(h),
+            Err(cordon_server_core::store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let effect = approval_effect(host.as_ref(), &protected);
+        let state_now = host
+            .as_ref()
+            .map(|h| h.state.as_str().replace('_', " "))
+            .unwrap_or_else(|| "not enrolled".into());
+        let (effect_name, changes, words) = if a.status != "pending" {
+            (
+                "not_pending".to_string(),
+                false,
+                format!("already {} (no change)", a.status),
+            )
+        } else if approve {
+            (effect.as_str().to_string(), effect.changes(), effect.words())
+        } else {
+            (
+                "will_deny".to_string(),
+                true,
+                format!("will be denied; nothing happens to the host (now: {state_now})"),
+            )
+        };
+        out.push(ApprovalReview {
+            id: a.id,
+            hostname: host
+                .as_ref()
+                .map(|h| h.hostname.clone())
+                .unwrap_or_else(|| a.host_id.clone()),
+            revision: host.as_ref().map(|h| h.desired.revision),
+            host_id: a.host_id,
+            status: a.status,
+            effect: effect_name,
+            changes,
+            words,
+        });
+    }
+    Ok(out)
+}
+
 /// Approves pending approvals: each quarantines its host as the rule asked (admin).
 pub async fn approve(st: &AppState, caller: &Caller, req: &DecisionRequest) -> Result<Vec<DecisionResult>, ApiError> {
     decide(st, caller, req, true).await
@@ -232,7 +321,7 @@ async fn decide(
     let which = if req.all { Decide::All } else { Decide::Ids(&req.ids) };
     let (results, woken) = st
         .store
-        .decide_approvals(caller, which, approve, comment, now_ms())
+        .decide_approvals(caller, which, approve, comment, &req.if_revisions, now_ms())
         .await?;
     st.hub.notify_all(&woken);
     Ok(results)

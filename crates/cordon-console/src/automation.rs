@@ -8,7 +8,7 @@
 //! from there (JSON, CSRF header). Errors come back as the server's own message in the
 //! reply, never through the URL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -211,7 +211,8 @@ pub async fn approvals(
     let admin = s.is_admin();
     let pending = list.iter().filter(|a| a.status == "pending").count();
     let body = html! {
-        div class="page-head" { h1 { "Approvals" } p class="summary" { strong { (list.len()) } " " (status) } }
+        // Live, as the table is: the count never lags the rows (trial8).
+        div class="page-head" id="approvals-head" data-live="" { h1 { "Approvals" } p class="summary" { strong id="approvals-count" { (list.len()) } " " (status) } }
         form method="get" action="/console/approvals" class="filters" aria-label="Filter approvals" {
             div class="field" {
                 label for="ap-status" { "Status" }
@@ -303,7 +304,8 @@ fn decide_dialog() -> maud::Markup {
     }
 }
 
-/// What the review dialog sends.
+/// What the review dialog sends to review (`ids`, `decision`) and then to decide (with
+/// the `comment` and the `revisions` the review returned).
 #[derive(Debug, Default, Deserialize)]
 pub struct DecideForm {
     #[serde(default)]
@@ -315,6 +317,10 @@ pub struct DecideForm {
     #[serde(default)]
     /// Why (required; audited).
     pub comment: String,
+    #[serde(default)]
+    /// Host id → desired-state revision the review showed (required to decide: the
+    /// decision acts on what was reviewed; 409 if a host moved on since).
+    pub revisions: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -340,7 +346,120 @@ fn decide_reply(status: StatusCode, error: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// Approve or deny one or many approvals (JSON from the review dialog).
+#[derive(Debug, Default, Serialize)]
+/// Answer of the review step: per approval what the decision does now (the service's
+/// [`service::review_approvals`]), and the header sentence counting what will change.
+pub struct ReviewReply {
+    /// The review is complete.
+    pub ok: bool,
+    /// Why it was refused.
+    pub error: Option<String>,
+    /// Approvals whose decision changes something (approve: hosts quarantined).
+    pub count: usize,
+    /// Approvals reviewed.
+    pub total: usize,
+    /// The header ("Approve 1 of 3 approvals: 1 host will be quarantined").
+    pub summary: String,
+    /// The decide button's text.
+    pub button: String,
+    /// Per approval.
+    pub approvals: Vec<service::ApprovalReview>,
+    /// Host id → revision the review saw (sent back with the decision).
+    pub revisions: BTreeMap<String, i64>,
+}
+
+fn decision_of(s: &str) -> Option<bool> {
+    match s {
+        "approve" => Some(true),
+        "deny" => Some(false),
+        _ => None,
+    }
+}
+
+/// The review's header and button from the per-approval review (pure): the count is
+/// the approvals whose decision changes something, never the number selected.
+pub fn review_summary(approve: bool, list: &[service::ApprovalReview]) -> (usize, String, String) {
+    let total = list.len();
+    let n = list.iter().filter(|a| a.changes).count();
+    let s = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    let names: Vec<&str> = list.iter().filter(|a| a.changes).map(|a| a.hostname.as_str()).collect();
+    let of = if n == total {
+        String::new()
+    } else {
+        format!(" ({} of the {total} selected)", n)
+    };
+    let summary = match (approve, n) {
+        (true, 0) => format!(
+            "Nothing to approve: none of the {} would quarantine a host (see below).",
+            s(total, "approval", "approvals")
+        ),
+        (true, _) => format!(
+            "Approve {}{of}: {} will be quarantined ({}).",
+            s(n, "approval", "approvals"),
+            s(n, "host", "hosts"),
+            names.join(", ")
+        ),
+        (false, 0) => format!(
+            "Nothing to deny: none of the {} is pending.",
+            s(total, "approval", "approvals")
+        ),
+        (false, _) => format!(
+            "Deny {}{of}: nothing happens to {}.",
+            s(n, "approval", "approvals"),
+            names.join(", ")
+        ),
+    };
+    let button = match (approve, n) {
+        (true, 0) | (false, 0) => "Nothing to do".to_string(),
+        (true, _) => format!("Approve and quarantine {}", s(n, "host", "hosts")),
+        (false, _) => format!("Deny {n}"),
+    };
+    (n, summary, button)
+}
+
+/// Step 1 of a decision: what approving or denying the approvals `ids` does now, per
+/// approval, from the server (JSON; admin; CSRF header).
+pub async fn review(
+    State(st): State<AppState>,
+    ApiSession(s): ApiSession,
+    headers: HeaderMap,
+    Json(f): Json<DecideForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())) {
+        return r.into_response();
+    }
+    if f.ids.is_empty() {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "select at least one approval");
+    }
+    let Some(approve) = decision_of(&f.decision) else {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny");
+    };
+    match service::review_approvals(&st, &s.caller, &f.ids, approve).await {
+        Ok(list) => {
+            let (count, summary, button) = review_summary(approve, &list);
+            Json(ReviewReply {
+                ok: true,
+                error: None,
+                count,
+                total: list.len(),
+                summary,
+                button,
+                revisions: list
+                    .iter()
+                    .filter_map(|a| a.revision.map(|r| (a.host_id.clone(), r)))
+                    .collect(),
+                approvals: list,
+            })
+            .into_response()
+        }
+        Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
+    }
+}
+
+/// Step 2: approve or deny exactly the reviewed approvals (JSON from the review dialog).
+/// The form must carry the revisions the review returned for every approval's host
+/// (400 otherwise: review first); a host that moved on since is refused (409, nothing
+/// decided).
 pub async fn decide(
     State(st): State<AppState>,
     ApiSession(s): ApiSession,
@@ -356,16 +475,34 @@ pub async fn decide(
     if f.comment.trim().is_empty() {
         return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "a comment is required: say why");
     }
-    let approve = match f.decision.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny"),
+    let Some(approve) = decision_of(&f.decision) else {
+        return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny");
     };
+    // The reviewed set: every approval's (enrolled) host carries the revision its review saw.
+    let now = match service::review_approvals(&st, &s.caller, &f.ids, approve).await {
+        Ok(list) => list,
+        Err(ApiError { status, detail, .. }) => return decide_reply(status, detail),
+    };
+    let unreviewed: Vec<&str> = now
+        .iter()
+        .filter(|a| a.status == "pending" && a.revision.is_some() && !f.revisions.contains_key(&a.host_id))
+        .map(|a| a.hostname.as_str())
+        .collect();
+    if !unreviewed.is_empty() {
+        return decide_reply(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the decision carries no reviewed revision for {}: review it first; nothing was decided",
+                unreviewed.join(", ")
+            ),
+        );
+    }
     let n = f.ids.len();
     let req = DecisionRequest {
         ids: f.ids,
         all: false,
         comment: Some(f.comment.trim().to_string()),
+        if_revisions: f.revisions,
     };
     let result = if approve {
         service::approve(&st, &s.caller, &req).await
@@ -373,32 +510,56 @@ pub async fn decide(
         service::deny(&st, &s.caller, &req).await
     };
     match result {
-        Ok(results) => {
-            let done = results
-                .iter()
-                .filter(|x| x.status == if approve { "approved" } else { "denied" })
-                .count();
-            let other = n - done;
-            let mut summary = format!(
-                "{} {done} of {n} approval{}",
-                if approve { "Approved" } else { "Denied" },
-                if n == 1 { "" } else { "s" }
-            );
-            if approve {
-                summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
-            }
-            if other > 0 {
-                summary.push_str(&format!("; {other} no longer pending or superseded"));
-            }
-            Json(DecideReply {
-                ok: true,
-                error: None,
-                summary,
-            })
-            .into_response()
-        }
+        Ok(results) => Json(DecideReply {
+            ok: true,
+            error: None,
+            summary: decision_summary(approve, n, &results, &now),
+        })
+        .into_response(),
         Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
     }
+}
+
+/// What a decision did, in words (pure): how many were approved or denied, and each
+/// superseded approval with the reason.
+pub fn decision_summary(
+    approve: bool,
+    n: usize,
+    results: &[cordon_proto::automation::DecisionResult],
+    reviewed: &[service::ApprovalReview],
+) -> String {
+    let name = |id: i64| {
+        reviewed
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| a.hostname.clone())
+            .unwrap_or_else(|| format!("approval {id}"))
+    };
+    let done = results
+        .iter()
+        .filter(|x| x.status == if approve { "approved" } else { "denied" })
+        .count();
+    let mut summary = format!(
+        "{} {done} of {n} approval{}",
+        if approve { "Approved" } else { "Denied" },
+        if n == 1 { "" } else { "s" }
+    );
+    if approve && done > 0 {
+        summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
+    }
+    let superseded: Vec<String> = results
+        .iter()
+        .filter(|x| x.status == "superseded")
+        .map(|x| format!("{}: {}", name(x.id), x.reason.as_deref().unwrap_or("superseded")))
+        .collect();
+    if !superseded.is_empty() {
+        summary.push_str(&format!("; not quarantined: {}", superseded.join("; ")));
+    }
+    let gone = results.iter().filter(|x| x.status == "not_pending").count();
+    if gone > 0 {
+        summary.push_str(&format!("; {gone} no longer pending"));
+    }
+    summary
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/audit/export", get(pages::audit_export))
         .route("/console/rules", get(automation::rules))
         .route("/console/approvals", get(automation::approvals))
+        .route("/console/approvals/review", post(automation::review))
         .route("/console/approvals/decide", post(automation::decide))
         .route("/console/events-log", get(automation::events))
         .route("/console/settings", post(automation::settings))

@@ -1727,3 +1727,181 @@ async fn hosts_list_names_other_managers_claims_never_a_bare_normal() {
         "a bare Normal: {r}"
     );
 }
+
+/// Three pending approvals (cap 0: every automatic quarantine asks a human) for hosts
+/// with label `ws`, protected label `dc`. Returns the approval ids by hostname.
+async fn three_approvals(ctx: &Ctx, names: &[&str]) -> std::collections::BTreeMap<String, (String, i64)> {
+    let (st, v) = ctx
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&ctx.admin),
+            Some(r#"{"cap_count": 0, "protected_labels": ["dc"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let rule = r#"{"name":"edr","trigger_event_types":["malware"],"trigger_labels":["ws"]}"#;
+    let (st, v) = ctx.call("POST", "/v1/rules", Some(&ctx.admin), Some(rule)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut out = std::collections::BTreeMap::new();
+    for n in names {
+        let id = ctx.enroll(n, &["ws"]).await;
+        let ev = format!(r#"{{"host":"{n}","type":"malware","severity":"critical","source":"edr"}}"#);
+        let (st, v) = ctx.call("POST", "/v1/events", Some(&ctx.responder), Some(&ev)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+        out.insert(n.to_string(), (id, 0));
+    }
+    let (_, v) = ctx.call("GET", "/v1/approvals", Some(&ctx.admin), None).await;
+    for a in v["approvals"].as_array().unwrap() {
+        for (id, aid) in out.values_mut() {
+            if a["host_id"] == id.as_str() {
+                *aid = a["id"].as_i64().unwrap();
+            }
+        }
+    }
+    out
+}
+
+/// trial8 MED 3: the approvals review says per approval what approving does now — will
+/// quarantine, already quarantined (no change), now protected (refused), revoked — from
+/// the server, and its header counts what will change; the decision acts only on the
+/// reviewed set (400 without the review's revisions, 409 when a host moved on) and does
+/// what the review said (a host that became protected is not quarantined).
+#[tokio::test]
+async fn approvals_review_says_per_approval_what_changes_and_decides_only_the_reviewed_set() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["ws-new", "ws-done", "ws-dc"]).await;
+    let (new, done, dc) = (&ap["ws-new"], &ap["ws-done"], &ap["ws-dc"]);
+    // Since the events: an analyst quarantined ws-done; ws-dc became a domain controller.
+    quarantine(&ctx, &done.0, r#"{"comment":"IR-7 by hand"}"#).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{}/labels", dc.0),
+            Some(&ctx.admin),
+            Some(r#"{"add":["dc"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let a = sign_in(&ctx, &ctx.admin).await;
+    let ids = serde_json::json!([new.1, done.1, dc.1]);
+    let r = post_json(
+        &ctx,
+        &a,
+        "/console/approvals/review",
+        serde_json::json!({"ids": ids, "decision": "approve"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = j(&r);
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(v["total"], 3, "{v}");
+    let summary = v["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("1 host will be quarantined (ws-new)") && summary.contains("1 of the 3"),
+        "{summary}"
+    );
+    assert_eq!(v["button"], "Approve and quarantine 1 host", "{v}");
+    let effect = |name: &str| {
+        v["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["hostname"] == name)
+            .map(|x| {
+                (
+                    x["effect"].as_str().unwrap().to_string(),
+                    x["words"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(effect("ws-new").0, "will_quarantine");
+    assert_eq!(
+        effect("ws-done"),
+        (
+            "already_quarantined".into(),
+            "quarantine already requested, not yet confirmed (no change)".into()
+        )
+    );
+    assert_eq!(
+        effect("ws-dc"),
+        (
+            "protected".into(),
+            "host now protected by label dc — will be refused".into()
+        )
+    );
+    // A deny review counts every pending approval and says nothing happens to the host.
+    let d = j(&post_json(
+        &ctx,
+        &a,
+        "/console/approvals/review",
+        serde_json::json!({"ids": ids, "decision": "deny"}),
+    )
+    .await);
+    assert_eq!(d["count"], 3, "{d}");
+    // Without the review's revisions: refused, nothing decided.
+    let go = |revisions: serde_json::Value| serde_json::json!({"ids": ids, "decision": "approve", "comment": "IR-9 confirmed", "revisions": revisions});
+    let r = post_json(&ctx, &a, "/console/approvals/decide", go(serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("review it first"), "{}", r.body);
+    // A host that moved on since the review (quarantined and released by hand): 409.
+    quarantine(&ctx, &new.0, r#"{"comment":"x"}"#).await;
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{}/release", new.0),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"x"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let r = post_json(&ctx, &a, "/console/approvals/decide", go(v["revisions"].clone())).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("ws-new changed since your review"), "{}", r.body);
+    assert_eq!(
+        ctx.store().pending_approval_count().await.unwrap(),
+        3,
+        "a stale decision decided"
+    );
+    // The same through the REST API with if_revisions.
+    let body = serde_json::json!({"ids": ids, "comment": "x", "if_revisions": v["revisions"]}).to_string();
+    let (st, _) = ctx
+        .call("POST", "/v1/approvals/approve", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    // Reviewed again: the decision does what the review said.
+    let v = j(&post_json(
+        &ctx,
+        &a,
+        "/console/approvals/review",
+        serde_json::json!({"ids": ids, "decision": "approve"}),
+    )
+    .await);
+    let r = post_json(&ctx, &a, "/console/approvals/decide", go(v["revisions"].clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let s = j(&r)["summary"].as_str().unwrap().to_string();
+    assert!(s.starts_with("Approved 1 of 3"), "{s}");
+    assert!(
+        s.contains("ws-dc: host now protected by label dc — will be refused")
+            && s.contains("ws-done: quarantine already"),
+        "{s}"
+    );
+    let store = ctx.store();
+    assert!(store.host(&new.0).await.unwrap().desired.quarantined);
+    assert!(
+        !store.host(&dc.0).await.unwrap().desired.quarantined,
+        "a protected host was quarantined"
+    );
+    assert_eq!(
+        store.host(&done.0).await.unwrap().desired.comment.as_deref(),
+        Some("IR-7 by hand")
+    );
+    // The page's header count is live, as the rows are (it never lags them).
+    let page = page_body(&ctx, &a, "/console/approvals").await;
+    assert!(
+        page.contains(r#"id="approvals-head" data-live"#) && page.contains(r#"id="approvals-count">0<"#),
+        "{page}"
+    );
+}

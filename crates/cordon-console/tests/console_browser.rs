@@ -1425,6 +1425,9 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         review.contains("critical") && review.contains("edr") && review.contains("ago"),
         "{review}"
     );
+    // What approving does, per approval, from the server's review (trial8 MED 3).
+    assert!(review.contains("will quarantine"), "{review}");
+    wait_text(c, "#dd-summary", "1 host will be quarantined (sales-laptop-11)").await;
     assert_eq!(js(c, "return document.activeElement.id;").await, json!("dd-comment"));
     // Enter in the reason box: nothing is approved.
     c.find(Locator::Css("#dd-comment"))
@@ -1448,6 +1451,8 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     fill(c, "#dd-comment", "false positive: EDR test signature").await;
     click(c, "#dd-go").await;
     wait_text(c, "#flash", "Denied 2 of 2").await;
+    // The header count follows the live list (it lagged the rows, trial8).
+    wait_text(c, "#approvals-count", "1").await;
     // Approve the third through its review.
     click(
         c,

@@ -578,8 +578,9 @@ impl Engine {
             return h.isolate_as(source, req);
         }
         // The state's rename is made durable by the claims file's directory fsync below.
+        let udp_only = crate::resolve::udp_servers_only(req);
         self.claim_and_apply(source, req, true, |merged| {
-            self.isolate_durable(merged, state::DirSync::Deferred)
+            self.isolate_durable_udp(merged, state::DirSync::Deferred, udp_only)
         })
     }
 
@@ -611,8 +612,9 @@ impl Engine {
         record_claim(&mut claims, source, req, state::now_rfc3339());
         let paths = load_paths(&self.state_dir, &self.table)?;
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
-        // Verify what this source asked to verify (its first server by default).
-        merged.verify = req.verify.clone().or_else(|| req.servers.first().cloned());
+        // Verify what this source asked to verify (its first TCP server by default; a
+        // source with only UDP servers is "not verified (UDP)", see `isolate_as`).
+        merged.verify = crate::resolve::own_verify_target(req);
         merged.message = req.message.clone();
         let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
         let outcome = match apply(&merged) {
@@ -655,10 +657,19 @@ impl Engine {
             &format!("applied by the cordon process holding the tables (pid {pid})"),
         );
         if verify {
-            let targets = self.resolve(merged)?.verify_targets;
+            let udp_only = crate::resolve::udp_servers_only(req);
+            let targets = if udp_only {
+                outcome.verification = crate::Verification::NotVerifiedUdp;
+                vec![]
+            } else {
+                self.resolve(merged)?.verify_targets
+            };
             if !targets.is_empty() {
                 match crate::verify::reach_any(&targets, req.verify_timeout) {
-                    Ok(a) => outcome.verified_via = Some(a),
+                    Ok(a) => {
+                        outcome.verified_via = Some(a);
+                        outcome.verification = crate::Verification::Verified;
+                    }
                     Err(reason) => {
                         let held_again = EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(
                             "verification failed".into(),
@@ -748,6 +759,7 @@ impl Engine {
             digest: s.digest,
             applied_at: s.applied_at,
             verified_via: None,
+            verification: crate::Verification::NotChecked,
             message_warning: None,
             warnings: vec![pid_note.to_string()],
             replaced_backends: vec![],

@@ -62,7 +62,7 @@ pub struct IsolateRequest {
     /// `--allow` specs: destinations kept reachable (see [`cordon_policy::spec`]).
     #[serde(default)]
     pub allow: Vec<AllowSpec>,
-    /// `--server` specs: management servers, each one host and one TCP port.
+    /// `--server` specs: management servers, each one host and one TCP or UDP port.
     #[serde(default)]
     pub servers: Vec<AllowSpec>,
     /// Explicit resolvers; `None` discovers them from resolv.conf.
@@ -84,7 +84,8 @@ pub struct IsolateRequest {
     /// [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters.
     #[serde(default)]
     pub message: Option<String>,
-    /// Verification target; `None` uses the first server (if any).
+    /// Verification target; `None` uses the first TCP server (if any). A UDP target
+    /// cannot be verified by connecting and is refused here.
     #[serde(default)]
     pub verify: Option<AllowSpec>,
     /// How long verification may try ([`DEFAULT_VERIFY_TIMEOUT`]); serialized as
@@ -129,12 +130,46 @@ pub struct ResolvedRequest {
     pub policy: Policy,
     /// Addresses the verification connects to (any one answering is success).
     pub verify_targets: Vec<SocketAddr>,
+    /// True when there is nothing to verify because every server is a UDP server
+    /// (`udp://`) and no `--verify` was given: the outcome is then
+    /// [`Verification::NotVerifiedUdp`], never verified.
+    #[serde(default)]
+    pub unverifiable_udp: bool,
     /// Where the DHCP servers came from (lease files read, or `--dhcp-server`).
     #[serde(default)]
     pub dhcp_sources: Vec<String>,
     /// Things the responder must know (e.g. DNS will not work); never fatal.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// What the post-apply reachability check proved, shown by `isolate` and `status`
+/// (JSON: `"verified"`, `"not verified (UDP)"`, `"not checked"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verification {
+    /// A TCP connection to a server (or `--verify` target) succeeded after applying.
+    #[serde(rename = "verified")]
+    Verified,
+    /// Every server is a UDP server (`udp://`, e.g. a Wazuh manager in UDP mode): UDP has
+    /// no connection to prove, so the rules were kept without proof that the server
+    /// answers. Never reported as verified.
+    #[serde(rename = "not verified (UDP)")]
+    NotVerifiedUdp,
+    /// No check ran: no server or `--verify`, a re-apply, or the agent (which proves
+    /// reachability through its own authenticated connection to the server).
+    #[serde(rename = "not checked")]
+    NotChecked,
+}
+
+impl Verification {
+    /// The words used in JSON and by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Verified => "verified",
+            Verification::NotVerifiedUdp => "not verified (UDP)",
+            Verification::NotChecked => "not checked",
+        }
+    }
 }
 
 /// Result of a successful isolate.
@@ -155,6 +190,9 @@ pub struct IsolateOutcome {
     pub applied_at: String,
     /// The address that answered verification, if verification ran.
     pub verified_via: Option<SocketAddr>,
+    /// What verification proved ([`Verification`]); `verified` only with
+    /// [`IsolateOutcome::verified_via`] set.
+    pub verification: Verification,
     /// Problem delivering the user message; never fatal.
     pub message_warning: Option<String>,
     /// Problems found while resolving (e.g. DNS will not work); never fatal.
@@ -207,6 +245,10 @@ pub struct StatusReport {
     pub table: String,
     /// The recorded policy; `None` without a record.
     pub policy: Option<Policy>,
+    /// What the recorded quarantine's verification proved; `None` without a record or
+    /// for records written before this was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// When the recorded rules were applied (RFC 3339 UTC, milliseconds).
     pub applied_at: Option<String>,
     /// SHA-256 (hex) of the listing recorded at apply time.
@@ -391,10 +433,27 @@ impl Engine {
         req: &IsolateRequest,
         dir_sync: state::DirSync,
     ) -> Result<IsolateOutcome, EngineError> {
+        self.isolate_durable_udp(req, dir_sync, false)
+    }
+
+    /// [`Engine::isolate_durable`]; `udp_only` (a claim whose source named only UDP
+    /// servers, merged with other claims' servers) skips the TCP probe of the other
+    /// claims' servers and reports [`Verification::NotVerifiedUdp`]: another source's
+    /// server answering proves nothing about this source's.
+    pub(crate) fn isolate_durable_udp(
+        &self,
+        req: &IsolateRequest,
+        dir_sync: state::DirSync,
+        udp_only: bool,
+    ) -> Result<IsolateOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
-            return h.isolate_durable(req, dir_sync);
+            return h.isolate_durable_udp(req, dir_sync, udp_only);
         }
-        let resolved = self.resolve(req)?;
+        let mut resolved = self.resolve(req)?;
+        if udp_only {
+            resolved.verify_targets.clear();
+            resolved.unverifiable_udp = true;
+        }
         privilege::require_admin()?;
         let _lock = self.lock()?;
         let previous = state::load(&self.state_dir, &self.table)?;
@@ -487,6 +546,7 @@ impl Engine {
         let resolved = ResolvedRequest {
             policy: stored.policy.clone(),
             verify_targets: vec![],
+            unverifiable_udp: false,
             dhcp_sources: vec![],
             warnings: vec![],
         };
@@ -521,9 +581,17 @@ impl Engine {
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let mut verified_via = None;
+        let mut verification = if verify_after && resolved.unverifiable_udp {
+            Verification::NotVerifiedUdp
+        } else {
+            Verification::NotChecked
+        };
         if verify_after && !resolved.verify_targets.is_empty() {
             match verify::reach_any(&resolved.verify_targets, req.verify_timeout) {
-                Ok(addr) => verified_via = Some(addr),
+                Ok(addr) => {
+                    verified_via = Some(addr);
+                    verification = Verification::Verified;
+                }
                 Err(reason) => {
                     let rollback = self.roll_back(fw, previous);
                     return Err(EngineError::VerificationFailed {
@@ -575,6 +643,11 @@ impl Engine {
             applied_at: applied_at.clone(),
             digest: inspection.digest.clone(),
             boot_id: state::boot_id(),
+            // A re-apply (no check) keeps what the original apply proved.
+            verification: match (verification, previous) {
+                (Verification::NotChecked, Some(prev)) if !verify_after => prev.verification,
+                (v, _) => Some(v),
+            },
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record.
@@ -600,6 +673,7 @@ impl Engine {
             digest: inspection.digest,
             applied_at,
             verified_via,
+            verification,
             message_warning,
             warnings: resolved.warnings.clone(),
             replaced_backends,
@@ -799,6 +873,7 @@ impl Engine {
             backend: stored.as_ref().map(|s| s.backend),
             table: self.table.to_string(),
             policy: stored.as_ref().map(|s| s.policy.clone()),
+            verification: stored.as_ref().and_then(|s| s.verification),
             applied_at: stored.as_ref().map(|s| s.applied_at.clone()),
             expected_digest: stored.as_ref().map(|s| s.digest.clone()),
             actual_digest: live.as_ref().map(|i| i.digest.clone()),
@@ -969,6 +1044,13 @@ pub fn policy_notes(policy: &Policy) -> Vec<String> {
         notes.push(format!(
             "NOT ISOLATED: the policy allows every {} destination (--allow-no-isolation)",
             family_words(&open)
+        ));
+    }
+    if !policy.udp_servers.is_empty() {
+        let servers: Vec<String> = policy.udp_servers.iter().map(|a| a.to_string()).collect();
+        notes.push(format!(
+            "UDP servers {}: outbound UDP to them is kept open; not verified (UDP): a UDP server cannot be proven reachable by connecting",
+            servers.join(", ")
         ));
     }
     if policy.dhcp {

@@ -179,15 +179,42 @@ pub fn discover_resolvers_from(main: &Path, systemd_upstream: &Path) -> Vec<IpAd
     discover_resolvers_in(main, &[upstream.as_str()]).resolvers
 }
 
+/// True when `req` names servers, all of them UDP (`udp://`), and no `--verify`: there is
+/// nothing a connection could prove, so its quarantine is "not verified (UDP)".
+pub fn udp_servers_only(req: &IsolateRequest) -> bool {
+    req.verify.is_none()
+        && !req.servers.is_empty()
+        && req.servers.iter().all(|s| matches!(s.transport, Transport::Udp(_)))
+}
+
+/// The verification target `req` itself names: `--verify`, else its first TCP server.
+pub fn own_verify_target(req: &IsolateRequest) -> Option<AllowSpec> {
+    req.verify.clone().or_else(|| {
+        req.servers
+            .iter()
+            .find(|s| matches!(s.transport, Transport::Tcp(_)))
+            .cloned()
+    })
+}
+
 /// Resolves every part of `req` into a [`Policy`] and the verification targets.
 pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
     let mut builder = Policy::builder().dhcp(req.dhcp);
     for server in &req.servers {
-        let Transport::Tcp(port) = server.transport else {
-            return Err(EngineError::Invalid(format!("server {server} has no TCP port")));
-        };
-        for ip in spec_addresses(server)? {
-            builder = builder.server(SocketAddr::new(ip, port));
+        match server.transport {
+            Transport::Tcp(port) => {
+                for ip in spec_addresses(server)? {
+                    builder = builder.server(SocketAddr::new(ip, port));
+                }
+            }
+            Transport::Udp(port) => {
+                for ip in spec_addresses(server)? {
+                    builder = builder.udp_server(SocketAddr::new(ip, port));
+                }
+            }
+            Transport::Any => {
+                return Err(EngineError::Invalid(format!("server {server} has no port")));
+            }
         }
     }
     for spec in &req.allow {
@@ -228,8 +255,11 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
             builder = builder.dhcp_server(s);
         }
     }
-    let verify_spec = req.verify.as_ref().or(req.servers.first());
-    let verify_targets = match verify_spec {
+    // `--verify`, else the first TCP server: a UDP server cannot be proven reachable by
+    // connecting (see `ResolvedRequest::unverifiable_udp`).
+    let verify_spec = own_verify_target(req);
+    let unverifiable_udp = udp_servers_only(req);
+    let verify_targets = match &verify_spec {
         None => vec![],
         Some(spec) => {
             let port = match spec.transport {
@@ -249,6 +279,7 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
     Ok(ResolvedRequest {
         policy: builder.build(),
         verify_targets,
+        unverifiable_udp,
         dhcp_sources,
         warnings,
     })
@@ -332,6 +363,37 @@ mod tests {
         assert_eq!(r.policy.resolvers, vec!["192.0.2.53".parse::<IpAddr>().unwrap()]);
         let no_dns = IsolateRequest { dns: false, ..req };
         assert!(resolve_request(&no_dns).unwrap().policy.resolvers.is_empty());
+    }
+
+    /// A `udp://` server (a Wazuh agent in UDP mode) is UDP in the policy and never a TCP
+    /// verification target: alone it is "not verified (UDP)"; next to a TCP server, the
+    /// TCP one is verified.
+    #[test]
+    fn udp_servers_are_allowed_over_udp_and_never_probed_over_tcp() {
+        let udp = AllowSpec::parse_server("udp://192.0.2.30:1514").unwrap();
+        let req = IsolateRequest {
+            servers: vec![udp.clone()],
+            resolvers: Some(vec![]),
+            dhcp: false,
+            ..Default::default()
+        };
+        let r = resolve_request(&req).unwrap();
+        assert_eq!(r.policy.udp_servers, vec!["192.0.2.30:1514".parse().unwrap()]);
+        assert!(r.policy.servers.is_empty() && r.verify_targets.is_empty());
+        assert!(r.unverifiable_udp);
+        let both = IsolateRequest {
+            servers: vec![udp, AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap()],
+            ..req.clone()
+        };
+        let r = resolve_request(&both).unwrap();
+        assert_eq!(r.verify_targets, vec!["192.0.2.1:8443".parse().unwrap()]);
+        assert!(!r.unverifiable_udp);
+        // An explicit UDP --verify is refused: there is nothing to connect to.
+        let verify_udp = IsolateRequest {
+            verify: Some(AllowSpec::parse("udp://192.0.2.30:1514").unwrap()),
+            ..req
+        };
+        assert!(resolve_request(&verify_udp).is_err());
     }
 
     #[test]

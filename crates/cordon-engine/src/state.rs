@@ -44,6 +44,10 @@ pub struct StoredState {
     /// as usual. `None` off Linux and in records written before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// What the apply's verification proved ([`crate::Verification`]); kept by a
+    /// re-apply. `None` in records written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::Verification>,
 }
 
 /// The state file of `table` in `dir`: `<dir>/<table>.json`.
@@ -211,6 +215,7 @@ mod tests {
             applied_at: now_rfc3339(),
             digest: "abc".into(),
             boot_id: boot_id(),
+            verification: None,
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

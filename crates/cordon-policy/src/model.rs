@@ -58,6 +58,13 @@ impl fmt::Display for Exception {
 pub struct Policy {
     /// Management servers: outbound TCP to each, replies in.
     pub servers: Vec<SocketAddr>,
+    /// Management servers reached over UDP (`udp://HOST:PORT` server specs, e.g. a Wazuh
+    /// manager with `<protocol>udp</protocol>`): outbound UDP to each, replies in. A UDP
+    /// server cannot be proven reachable by connecting, so a quarantine keeping only UDP
+    /// servers is reported "not verified (UDP)", never verified. Omitted from JSON when
+    /// empty, so TCP-only records keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_servers: Vec<SocketAddr>,
     /// DNS resolvers (UDP and TCP 53). Empty with `--no-dns`.
     pub resolvers: Vec<IpAddr>,
     /// DHCPv4 68->67 / 67->68 and DHCPv6 546->547 / 547->546, limited to the broadcast /
@@ -87,9 +94,9 @@ impl Policy {
         self.port_destinations(self.servers.iter().chain(self.allow_tcp.iter()), family)
     }
 
-    /// Every UDP destination (UDP exceptions, resolvers on 53) of one family.
+    /// Every UDP destination (UDP servers, UDP exceptions, resolvers on 53) of one family.
     pub fn udp_destinations(&self, family: Family) -> Vec<SocketAddr> {
-        self.port_destinations(self.allow_udp.iter(), family)
+        self.port_destinations(self.udp_servers.iter().chain(self.allow_udp.iter()), family)
     }
 
     /// `explicit` plus every resolver on the DNS port, of one family, sorted and unique.
@@ -173,6 +180,13 @@ impl PolicyBuilder {
         self
     }
 
+    /// Adds a management server reached over UDP: outbound UDP to `addr` is allowed, with
+    /// its replies (see [`Policy::udp_servers`]).
+    pub fn udp_server(mut self, addr: SocketAddr) -> Self {
+        self.policy.udp_servers.push(addr);
+        self
+    }
+
     /// Adds a DNS resolver: UDP and TCP to port [`DNS_PORT`] (53) of `addr`.
     pub fn resolver(mut self, addr: IpAddr) -> Self {
         self.policy.resolvers.push(addr);
@@ -244,6 +258,7 @@ impl PolicyBuilder {
         for s in p
             .servers
             .iter_mut()
+            .chain(p.udp_servers.iter_mut())
             .chain(p.allow_tcp.iter_mut())
             .chain(p.allow_udp.iter_mut())
         {
@@ -256,6 +271,7 @@ impl PolicyBuilder {
             *n = canonical_net(*n);
         }
         sort_dedup(&mut p.servers);
+        sort_dedup(&mut p.udp_servers);
         p.resolvers.retain(|r| !r.is_loopback());
         sort_dedup(&mut p.resolvers);
         p.dhcp_servers.retain(|r| !r.is_loopback() && !r.is_unspecified());

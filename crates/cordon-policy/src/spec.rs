@@ -89,8 +89,11 @@ impl AllowSpec {
         })
     }
 
-    /// Parses a `--server` URL: like [`AllowSpec::parse`], but it must name one TCP port
-    /// on one host, because it is also the verification target.
+    /// Parses a `--server` URL: like [`AllowSpec::parse`], but it must name one port on
+    /// one host. A TCP server (`tcp://`, `https://`, `wss://`, `http://`, `ws://`) is also
+    /// the default verification target; a UDP server (`udp://HOST:PORT`, e.g. a Wazuh
+    /// manager in UDP mode) is allowed over UDP but cannot be verified by connecting, so
+    /// a quarantine keeping only UDP servers is reported "not verified (UDP)".
     pub fn parse_server(input: &str) -> Result<Self, PolicyError> {
         let invalid = |reason: String| PolicyError::InvalidServer {
             spec: input.to_string(),
@@ -99,9 +102,9 @@ impl AllowSpec {
         let spec = parse(input).map_err(invalid)?;
         match (&spec.target, spec.transport) {
             (Target::Net(_), _) => Err(invalid("a server must be one host, not a network".into())),
-            (_, Transport::Tcp(_)) => Ok(spec),
+            (_, Transport::Tcp(_) | Transport::Udp(_)) => Ok(spec),
             _ => Err(invalid(
-                "a server needs a TCP port: use https://HOST[:PORT], wss://HOST[:PORT], http://HOST[:PORT] or tcp://HOST:PORT"
+                "a server needs a port: use https://HOST[:PORT], wss://HOST[:PORT], http://HOST[:PORT], tcp://HOST:PORT or udp://HOST:PORT"
                     .into(),
             )),
         }
@@ -451,11 +454,26 @@ mod tests {
     }
 
     #[test]
-    fn server_must_be_one_tcp_host() {
+    fn server_must_be_one_host_and_port() {
         assert!(AllowSpec::parse_server("https://192.0.2.1:8443").is_ok());
         assert!(AllowSpec::parse_server("192.0.2.1").is_err());
-        assert!(AllowSpec::parse_server("udp://192.0.2.1:53").is_err());
         assert!(AllowSpec::parse_server("198.51.100.0/24").is_err());
+        assert!(AllowSpec::parse_server("udp://192.0.2.1").is_err());
+    }
+
+    /// A Wazuh agent in UDP mode talks to its manager over UDP 1514: `udp://` is a server
+    /// spec (it used to be refused with "a server needs a TCP port").
+    #[test]
+    fn udp_server_specs_are_accepted() {
+        let s = AllowSpec::parse_server("udp://192.0.2.30:1514").unwrap();
+        assert_eq!(s.transport, Transport::Udp(1514));
+        assert_eq!(s.to_string(), "udp://192.0.2.30:1514");
+        let s = AllowSpec::parse_server("UDP://Wazuh.Example.net:1514").unwrap();
+        assert_eq!(s.target, Target::Name("wazuh.example.net".into()));
+        assert_eq!(
+            AllowSpec::parse_server("udp://[2001:db8::30]:1514").unwrap().transport,
+            Transport::Udp(1514)
+        );
     }
 
     #[test]

@@ -560,7 +560,9 @@ pub struct TokenInfo {
     pub revoked: bool,
     /// Set on tokens created before names were checked whose name is not unique
     /// (`duplicate name`: another, older token has it, compared trimmed and
-    /// case-insensitively) or is under a reserved prefix (`reserved name`). Audit
+    /// case-insensitively, look-alikes included) or reads as a reserved prefix
+    /// (`reserved name`), or that today's name rules refuse otherwise (`invalid name`:
+    /// punctuation outside ` -_.@:`, mixed scripts). Such tokens keep working. Audit
     /// records carry the token id, which tells them apart; revoke and re-create such
     /// tokens under a distinct name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -328,6 +328,12 @@ pub struct DecisionRequest {
     pub all: bool,
     /// Why (required; audited).
     pub comment: Option<String>,
+    /// Optimistic concurrency, as for host actions: host id → the desired-state revision
+    /// the caller's review showed (`GET /v1/approvals` does not carry it; the console's
+    /// review does). If the host of any decided approval has moved on since, nothing is
+    /// decided and the answer is 409. Hosts not named here are not checked.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,8 +344,13 @@ pub struct DecisionResult {
     pub id: i64,
     /// The host concerned.
     pub host_id: String,
-    /// `approved` (quarantined), `denied`, `superseded` (host already quarantined), `not_pending`.
+    /// `approved` (quarantine requested), `denied`, `superseded` (nothing done to the
+    /// host: it is already desired quarantined, revoked, or now carries a protected
+    /// label — `reason` says which), `not_pending`.
     pub status: String,
+    /// Why an approval was superseded, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

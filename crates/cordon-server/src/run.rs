@@ -288,7 +288,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
             for t in tokens.iter().filter(|t| !t.revoked) {
                 if let Some(flag) = &t.name_flag {
                     tracing::warn!(token = t.id, name = %t.name, flag = %flag,
-                        "API token name is not unique or is reserved; audit records name it by id; revoke and re-create it under a distinct name");
+                        "API token name is not unique, is reserved or breaks the name rules; audit records name it by id; revoke and re-create it under a distinct name");
                 }
             }
         }

@@ -526,3 +526,72 @@ async fn duplicate_token_names_flag_both_tokens() {
     assert_eq!(flag("soc team").as_deref(), Some("duplicate name"));
     assert_eq!(flag("SOC\u{3000}team").as_deref(), Some("duplicate name"));
 }
+
+/// trial7 MED 5, the kind: look-alikes of the reserved prefixes that no hand list named
+/// (colon look-alikes U+1804, U+2982, U+A789, U+FE13, U+FE55, U+FF1A, Cyrillic letters,
+/// mixed scripts) are refused with 400 naming the character's code point, nothing
+/// written; a token given such a name before the check (here: renamed in the database)
+/// keeps working, is flagged `reserved name` in `GET /v1/tokens`, and its audit records
+/// name it by id.
+#[tokio::test]
+async fn token_name_confusables_of_reserved_prefixes_are_refused_and_old_ones_flagged() {
+    let ctx = Ctx::new().await;
+    let before = ctx.store().audit_count().await.unwrap();
+    for (name, says) in [
+        ("rule\u{1804}wazuh-critical", "U+1804"),
+        ("rule\u{2982}wazuh-critical", "U+2982"),
+        ("agent\u{A789}web1", "U+A789"),
+        ("rule\u{FE13}x", "reserved"),
+        ("rule\u{FE55}x", "reserved"),
+        ("agent\u{FF1A}web1", "reserved"),
+        ("rule\u{0903}x", "U+0903"),
+        ("\u{0455}\u{0443}\u{0455}t\u{0435}m", "U+0455"),
+        ("\u{0405}\u{04AE}\u{0405}\u{0422}\u{0415}\u{041C}", "U+0405"),
+        ("s\u{0443}stem-ops", "U+0443"),
+        ("\u{0430}gent:web1", "U+0430"),
+    ] {
+        let body = json!({"name": name, "role": "admin"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{name:?}: {v}");
+    }
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // A name that looks like another token's is taken (Cyrillic а in "alice").
+    let body = json!({"name": "ops-lead", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let body = json!({"name": "\u{043E}ps-lead", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    // An existing token under such a name keeps working and is flagged.
+    let body = json!({"name": "wazuh-bridge", "role": "responder"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (id, secret) = (v["id"].as_i64().unwrap(), v["token"].as_str().unwrap().to_string());
+    sqlx::query("UPDATE api_tokens SET name = $1 WHERE id = $2")
+        .bind("rule\u{1804}wazuh-critical")
+        .bind(id)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    ctx.store().renormalise_token_names_for_test().await.unwrap();
+    let tokens = ctx.store().api_tokens().await.unwrap();
+    let t = tokens.iter().find(|t| t.id == id).unwrap();
+    assert_eq!(t.name_flag.as_deref(), Some("reserved name"), "{t:?}");
+    let h = ctx.enroll("web1", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&secret),
+            Some(r#"{"comment":"still works"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let rec = audit_all(&ctx)
+        .await
+        .into_iter()
+        .find(|r| r.comment.as_deref() == Some("still works"))
+        .unwrap();
+    assert_eq!(rec.actor_token_id, Some(id), "{rec:?}");
+}

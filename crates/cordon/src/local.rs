@@ -47,7 +47,7 @@ pub struct IsolateArgs {
     /// Extra allowed destination: tcp://HOST:PORT, udp://HOST:PORT, http(s)://HOST[:PORT], ws(s)://HOST[:PORT], IP or CIDR.
     #[arg(long = "allow", value_name = "SPEC", value_parser = parse_spec)]
     pub allow: Vec<AllowSpec>,
-    /// Management server URL: allowed, and the default verification target.
+    /// Management server: https://HOST[:PORT], wss://, http://, tcp://HOST:PORT (allowed; the first TCP one is the default verification target) or udp://HOST:PORT (allowed over UDP; cannot be verified, reported "not verified (UDP)").
     #[arg(long = "server", value_name = "URL", value_parser = parse_server)]
     pub servers: Vec<AllowSpec>,
     /// DNS resolver to keep (default: nameservers from /etc/resolv.conf).
@@ -440,9 +440,12 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
                 for k in &out.replaced_backends {
                     println!("  replaced: the quarantine of the {k} backend (removed after this one was verified)");
                 }
-                match out.verified_via {
-                    Some(addr) => println!("  verified: {addr} reachable"),
-                    None => println!("  verified: no --server or --verify given, reachability not checked"),
+                match (out.verified_via, out.verification) {
+                    (Some(addr), _) => println!("  verified: {addr} reachable"),
+                    (None, cordon_engine::Verification::NotVerifiedUdp) => println!(
+                        "  not verified (UDP): every --server is a UDP server, which cannot be proven reachable by connecting; the rules are kept"
+                    ),
+                    (None, _) => println!("  verified: no --server or --verify given, reachability not checked"),
                 }
                 print_coverage(&out.coverage);
                 for line in out.impact.lines() {

@@ -520,14 +520,22 @@ pub fn run(a: WazuhArArgs) -> u8 {
     // API call carries only its `arguments`, not the command's <extra_args>) — and its
     // names must resolve.
     let mut servers = [a.servers.clone(), req.servers.clone()].concat();
+    let mut allow = req.allow.clone();
     if req.action == ArAction::Isolate && servers.is_empty() {
         match managers_of(a.ossec_conf.as_deref()) {
-            Ok(found) => servers = found,
+            Ok((found, enrollment)) => {
+                servers = found;
+                for e in enrollment {
+                    if !allow.contains(&e) {
+                        allow.push(e);
+                    }
+                }
+            }
             Err(why) => return finish(&a.log, line, Err(("no_server".into(), why, 2)), Out::Stderr),
         }
     }
     let ir = IsolateRequest {
-        allow: req.allow.clone(),
+        allow,
         servers,
         dns: !req.no_dns,
         dhcp: !req.no_dhcp,
@@ -571,7 +579,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
             } else {
                 eng.isolate_as(ClaimSource::Wazuh, &ir)
                     .map(|c| json!({"state": "isolated", "backend": c.outcome.backend, "digest": c.outcome.digest,
-                        "verified_via": c.outcome.verified_via, "claims": c.claims}))
+                        "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims}))
                     .map_err(err)
             }
         }
@@ -586,17 +594,19 @@ pub fn run(a: WazuhArArgs) -> u8 {
 }
 
 /// The managers an isolation keeps reachable when no `--server` was given: those of the
-/// Wazuh agent's ossec.conf (`ossec_conf`).
+/// Wazuh agent's ossec.conf (`ossec_conf`), as servers, and their enrollment ports
+/// (authd), as extra allowed destinations.
 ///
 /// # Errors
 /// A sentence for the log when there is no file, it cannot be read, or it names no
 /// manager: the isolation is refused (exit 2) rather than cutting the host off from Wazuh.
-fn managers_of(ossec_conf: Option<&Path>) -> Result<Vec<AllowSpec>, String> {
+fn managers_of(ossec_conf: Option<&Path>) -> Result<(Vec<AllowSpec>, Vec<AllowSpec>), String> {
     let refuse = |why: String| {
         format!(
             "{why}; an isolation without a management server would cut this host off from the Wazuh \
-             manager, so its release could never arrive: give --server tcp://MANAGER:1514 (in the \
-             command's <extra_args>, or in an on-demand call's \"arguments\"); nothing was changed"
+             manager, so its release could never arrive: give --server tcp://MANAGER:1514 (udp://MANAGER:1514 \
+             for an agent in UDP mode; in the command's <extra_args>, or in an on-demand call's \"arguments\"); \
+             nothing was changed"
         )
     };
     let Some(path) = ossec_conf else {
@@ -607,26 +617,50 @@ fn managers_of(ossec_conf: Option<&Path>) -> Result<Vec<AllowSpec>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| refuse(format!("no --server given and {} cannot be read ({e})", path.display())))?;
     let found = managers_from_ossec_conf(&text);
-    if found.is_empty() {
+    if found.servers.is_empty() {
         return Err(refuse(format!(
             "no --server given and {} names no manager (<client><server><address>)",
             path.display()
         )));
     }
-    found
-        .iter()
-        .map(|s| AllowSpec::parse_server(s).map_err(|e| refuse(format!("{}: manager {s}: {e}", path.display()))))
-        .collect()
+    let parse = |list: &[String], server: bool| -> Result<Vec<AllowSpec>, String> {
+        list.iter()
+            .map(|s| {
+                let spec = if server {
+                    AllowSpec::parse_server(s)
+                } else {
+                    AllowSpec::parse(s)
+                };
+                spec.map_err(|e| refuse(format!("{}: manager {s}: {e}", path.display())))
+            })
+            .collect()
+    };
+    Ok((parse(&found.servers, true)?, parse(&found.enrollment, false)?))
 }
 
-/// The managers of a Wazuh agent's ossec.conf as `tcp://ADDRESS:PORT` (IPv6 literals in
-/// brackets): every `<server>` inside a `<client>` block, its `<address>` and `<port>`
-/// (default 1514, Wazuh's agent connection port), comments skipped.
+/// What a Wazuh agent's ossec.conf says about its managers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OssecManagers {
+    /// The connection to each manager (wazuh-remoted): `tcp://ADDRESS:PORT`, or
+    /// `udp://ADDRESS:PORT` for `<protocol>udp</protocol>` (a Wazuh 4.x agent in UDP
+    /// mode talks UDP to port 1514). IPv6 literals in brackets.
+    pub servers: Vec<String>,
+    /// The enrollment service (wazuh-authd, always TCP): `tcp://ADDRESS:PORT` for each
+    /// `<enrollment><manager_address>` (default: every server address) and
+    /// `<enrollment><port>` (default 1515); empty with `<enrollment><enabled>no`.
+    pub enrollment: Vec<String>,
+}
+
+/// The managers of a Wazuh agent's ossec.conf: every `<server>` inside a `<client>` block,
+/// its `<address>`, `<port>` (default 1514, Wazuh's agent connection port) and
+/// `<protocol>` (`tcp` default, `udp`), and the `<enrollment>` block's address and port
+/// (wazuh-authd, 1515/tcp by default), comments skipped. Wazuh's own reading:
+/// `src/config/client-config.c` (`Read_Client_Server`, `Read_Client_Enrollment`).
 ///
 /// Hand-written rather than an XML parser: a real ossec.conf is several top-level
 /// `<ossec_config>` blocks (not one XML document), which XML parsers refuse; only these
-/// three simple elements are read.
-pub fn managers_from_ossec_conf(text: &str) -> Vec<String> {
+/// simple elements are read.
+pub fn managers_from_ossec_conf(text: &str) -> OssecManagers {
     let mut plain = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("<!--") {
@@ -646,25 +680,46 @@ pub fn managers_from_ossec_conf(text: &str) -> Vec<String> {
         }
         out
     };
-    let mut out = Vec::new();
+    let first = |s: &str, tag: &str| blocks(s, tag).into_iter().next().map(|v| v.trim().to_string());
+    let url = |scheme: &str, address: &str, port: u16| {
+        if address.contains(':') {
+            format!("{scheme}://[{address}]:{port}")
+        } else {
+            format!("{scheme}://{address}:{port}")
+        }
+    };
+    let mut out = OssecManagers::default();
     for client in blocks(&plain, "client") {
+        let mut addresses = Vec::new();
         for server in blocks(&client, "server") {
-            let Some(address) = blocks(&server, "address").into_iter().next() else {
+            let Some(address) = first(&server, "address").filter(|a| !a.is_empty()) else {
                 continue;
             };
-            let address = address.trim();
-            if address.is_empty() {
-                continue;
-            }
-            let port = blocks(&server, "port")
-                .into_iter()
-                .next()
-                .and_then(|p| p.trim().parse::<u16>().ok())
+            let port = first(&server, "port")
+                .and_then(|p| p.parse::<u16>().ok())
                 .unwrap_or(1514);
-            if address.contains(':') {
-                out.push(format!("tcp://[{address}]:{port}"));
-            } else {
-                out.push(format!("tcp://{address}:{port}"));
+            let scheme = match first(&server, "protocol").map(|p| p.to_ascii_lowercase()) {
+                Some(p) if p == "udp" => "udp",
+                _ => "tcp",
+            };
+            out.servers.push(url(scheme, &address, port));
+            addresses.push(address);
+        }
+        let enrollment = first(&client, "enrollment").unwrap_or_default();
+        if first(&enrollment, "enabled").is_some_and(|e| e.eq_ignore_ascii_case("no")) {
+            continue;
+        }
+        let port = first(&enrollment, "port")
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(1515);
+        let targets = match first(&enrollment, "manager_address").filter(|a| !a.is_empty()) {
+            Some(a) => vec![a],
+            None => addresses,
+        };
+        for a in targets {
+            let spec = url("tcp", &a, port);
+            if !out.enrollment.contains(&spec) {
+                out.enrollment.push(spec);
             }
         }
     }
@@ -699,14 +754,42 @@ mod tests {
 </ossec_config>
 "#;
         assert_eq!(
-            managers_from_ossec_conf(conf),
+            managers_from_ossec_conf(conf).servers,
             [
                 "tcp://wazuh.example.net:1514",
                 "tcp://[2001:db8::14]:1514",
                 "tcp://192.0.2.14:1515"
             ]
         );
-        assert!(managers_from_ossec_conf("<ossec_config></ossec_config>").is_empty());
+        assert!(managers_from_ossec_conf("<ossec_config></ossec_config>")
+            .servers
+            .is_empty());
+    }
+
+    /// A Wazuh 4.x agent with `<protocol>udp</protocol>` talks UDP 1514 to its manager: the
+    /// manager is a UDP server (it used to become tcp://…:1514, which the agent never
+    /// uses). The enrollment port (authd, 1515/tcp) is kept for every manager unless
+    /// `<enrollment>` says otherwise.
+    #[test]
+    fn udp_mode_managers_are_udp_servers_and_enrollment_stays_reachable() {
+        let conf = r#"<ossec_config>
+  <client>
+    <server><address>192.0.2.30</address><port>1514</port><protocol>UDP</protocol></server>
+    <server><address>2001:db8::30</address><protocol>tcp</protocol></server>
+  </client>
+</ossec_config>"#;
+        let m = managers_from_ossec_conf(conf);
+        assert_eq!(m.servers, ["udp://192.0.2.30:1514", "tcp://[2001:db8::30]:1514"]);
+        assert_eq!(m.enrollment, ["tcp://192.0.2.30:1515", "tcp://[2001:db8::30]:1515"]);
+        let conf = r#"<ossec_config><client>
+    <server><address>192.0.2.30</address><protocol>udp</protocol></server>
+    <enrollment><enabled>yes</enabled><manager_address>192.0.2.31</manager_address><port>1600</port></enrollment>
+  </client></ossec_config>"#;
+        let m = managers_from_ossec_conf(conf);
+        assert_eq!(m.servers, ["udp://192.0.2.30:1514"]);
+        assert_eq!(m.enrollment, ["tcp://192.0.2.31:1600"]);
+        let off = conf.replace("<enabled>yes", "<enabled>no");
+        assert!(managers_from_ossec_conf(&off).enrollment.is_empty());
     }
 
     /// A recorded manager-side message (what analysisd or the API send), rewritten the way

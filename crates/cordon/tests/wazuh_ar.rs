@@ -521,3 +521,98 @@ fn malformed_lines_exit_2_and_change_nothing() {
     }
     assert!(!dir.path().join("state").exists());
 }
+
+/// Trial6 MED 3, the fault kind: a Wazuh agent in UDP mode (`<protocol>udp</protocol>`,
+/// Wazuh 4.x agents then talk UDP to the manager) could not be isolated — its manager
+/// became `tcp://…`, only TCP was allowed, verification over TCP failed and everything was
+/// rolled back (exit 3). Now the manager is a UDP server: UDP to it stays open, the
+/// enrollment port (authd, 1515/tcp) too, and the result says "not verified (UDP)" (never
+/// verified). Real rules in the lab's endpoint namespace, driven by the execd driver.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn udp_mode_wazuh_agent_is_isolated_keeping_its_manager_over_udp() {
+    use cordon_lab::lab::{addr::*, netns, Host, Lab, LabOptions};
+    use std::net::{SocketAddr, UdpSocket};
+
+    let lab = Lab::build(Path::new(env!("CARGO_BIN_EXE_cordon")), LabOptions::default())
+        .expect("building the namespace lab (needs root, iproute2, nftables)");
+    let agent = Agent::new();
+    // The lab's other host stands in for the manager: its UDP echo is "wazuh-remoted".
+    std::fs::write(
+        agent.dir.path().join("etc/ossec.conf"),
+        format!(
+            "<ossec_config>\n  <client>\n    <server>\n      <address>{OTHER4}</address>\n      \
+             <port>{OTHER_UDP_PORT}</port>\n      <protocol>udp</protocol>\n    </server>\n  \
+             </client>\n</ossec_config>\n"
+        ),
+    )
+    .unwrap();
+    let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
+    let ns = lab.ns(Host::Endpoint);
+    let mut e = Execd::new("ip".into(), &["netns", "exec", &ns, wrapper.to_str().unwrap()]);
+    e.envs = agent.execd(&[]).envs;
+
+    let run = e.run(&fixture("clr-isolate.json"));
+    assert_eq!(
+        (keys_of(&run), run.answer.as_deref(), run.exit),
+        (json!(["isolate"]), Some("continue"), 0),
+        "{}\n{:?}",
+        run.stderr,
+        agent.log()
+    );
+    let line = agent.log().pop().unwrap();
+    assert_eq!(line["result"], "ok", "{line}");
+    assert_eq!(line["verification"], "not verified (UDP)", "{line}");
+    assert!(line["verified_via"].is_null(), "a UDP server is never verified: {line}");
+
+    // The manager answers over UDP; other traffic to that host is cut off.
+    let manager = SocketAddr::from((OTHER4, OTHER_UDP_PORT));
+    let udp_echo = netns::run_in(&ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.set_read_timeout(Some(Duration::from_millis(800)))?;
+        s.connect(manager)?;
+        for _ in 0..3 {
+            s.send(b"wazuh")?;
+            let mut buf = [0u8; 16];
+            if let Ok(n) = s.recv(&mut buf) {
+                return Ok(buf[..n] == *b"wazuh");
+            }
+        }
+        Ok(false)
+    })
+    .unwrap();
+    assert!(udp_echo, "UDP to the manager {manager} must stay open");
+    assert!(
+        lab.connect(Host::Endpoint, SocketAddr::from((OTHER4, OTHER_TCP_PORT)))
+            .is_err(),
+        "TCP to other ports of the manager host must be cut off"
+    );
+
+    // `status --json` says the same, and the enrollment port is kept.
+    let state = agent.state().display().to_string();
+    let out = lab.cordon(&["status", "--json", "--state-dir", &state]).unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "isolated", "{status}");
+    assert_eq!(status["verification"], "not verified (UDP)", "{status}");
+    assert_eq!(
+        status["policy"]["udp_servers"],
+        json!([format!("{OTHER4}:{OTHER_UDP_PORT}")]),
+        "{status}"
+    );
+    assert!(
+        status["policy"]["allow_tcp"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("{OTHER4}:1515"))),
+        "enrollment (authd 1515/tcp) kept: {status}"
+    );
+    assert!(status["notes"].to_string().contains("not verified (UDP)"), "{status}");
+
+    // Wazuh's on-demand release ends it.
+    let run = e.run(&fixture("clr-release.json"));
+    assert_eq!(run.exit, 0, "{}", run.stderr);
+    let out = lab.cordon(&["status", "--json", "--state-dir", &state]).unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "released", "{status}");
+}

@@ -157,6 +157,9 @@
         updateSelectionCount();
         setConnected(connected);
         tick();
+        // An open approvals review follows live updates too (its header count and
+        // each approval's effect come from the server again).
+        if (dd && dd.open && deciding) reviewDecide();
       })
       .catch(function (err) {
         if (String(err).indexOf("signed out") < 0 && (!es || es.readyState !== 1)) setConnected(false);
@@ -443,52 +446,80 @@
 
   // ---------------------------------------------------------------- approvals review
   var dd = $("decide-dialog");
-  var deciding = null; // {decision, ids[], opener}
+  var deciding = null; // {decision, ids[], opener, review}
+  // The review comes from the server: per approval what the decision does now
+  // (will quarantine, already quarantined, now protected, revoked), the header counting
+  // what will change, and the revisions the decision sends back (409 if they moved).
+  function renderDecideReview(j) {
+    deciding.review = j;
+    $("dd-summary").textContent = j.summary;
+    var go = $("dd-go");
+    go.textContent = j.button;
+    go.disabled = !connected || !j.count;
+    var box = $("dd-events");
+    box.textContent = "";
+    (j.approvals || []).slice(0, 50).forEach(function (a) {
+      var tr = $("approval-" + a.id);
+      var t = tr && tr.querySelector("template.review-event");
+      var sec = document.createElement("section");
+      sec.className = "review-event-card" + (a.changes ? "" : " no-change");
+      sec.setAttribute("data-approval", a.id);
+      sec.setAttribute("data-effect", a.effect);
+      var h = document.createElement("h3");
+      h.textContent = a.hostname;
+      sec.appendChild(h);
+      var w = document.createElement("p");
+      w.className = "effect effect-" + a.effect;
+      w.textContent = (a.changes ? "→ " : "■ ") + a.words;
+      sec.appendChild(w);
+      if (t) sec.appendChild(document.importNode(t.content, true));
+      box.appendChild(sec);
+    });
+    localTimes(box);
+  }
+  function reviewDecide() {
+    if (!deciding) return Promise.resolve();
+    var asked = deciding;
+    return post("/console/approvals/review", { ids: asked.ids, decision: asked.decision }).then(function (j) {
+      if (deciding !== asked) return;
+      if (!j.ok) { $("err-dd").textContent = j.error || "cannot review"; $("dd-go").disabled = true; return; }
+      renderDecideReview(j);
+    });
+  }
   function openDecide(btn) {
     var decision = btn.getAttribute("data-decision");
     var ids = btn.getAttribute("data-target") === "selection"
       ? Array.prototype.map.call(document.querySelectorAll(".ap-select:checked"), function (c) { return c.value; })
       : (btn.getAttribute("data-ids") || "").split(",").filter(Boolean);
     if (ids.length === 0) { flash("Select approvals first (tick their boxes).", "warn"); return; }
-    deciding = { decision: decision, ids: ids.map(function (x) { return parseInt(x, 10); }), opener: btn };
-    var hosts = ids.map(function (id) { var tr = $("approval-" + id); return tr ? tr.getAttribute("data-host") : id; });
-    var n = ids.length;
+    deciding = { decision: decision, ids: ids.map(function (x) { return parseInt(x, 10); }), opener: btn, review: null };
     $("dd-title").textContent = decision === "approve" ? "Approve automatic quarantine" : "Deny automatic quarantine";
-    $("dd-summary").textContent = decision === "approve"
-      ? "Approve " + n + (n === 1 ? " approval" : " approvals") + ": " + n + (n === 1 ? " host" : " hosts") + " will be quarantined (" + hosts.join(", ") + ")."
-      : "Deny " + n + (n === 1 ? " approval" : " approvals") + ": nothing happens to " + hosts.join(", ") + ".";
-    var box = $("dd-events");
-    box.textContent = "";
-    ids.slice(0, 20).forEach(function (id) {
-      var tr = $("approval-" + id);
-      var t = tr && tr.querySelector("template.review-event");
-      var sec = document.createElement("section");
-      sec.className = "review-event-card";
-      var h = document.createElement("h3");
-      h.textContent = tr ? tr.getAttribute("data-host") : String(id);
-      sec.appendChild(h);
-      if (t) sec.appendChild(document.importNode(t.content, true));
-      box.appendChild(sec);
-    });
-    localTimes(box);
+    $("dd-summary").textContent = "Reviewing…";
+    $("dd-events").textContent = "";
     $("dd-comment").value = "";
     $("err-dd").textContent = "";
-    $("dd-go").textContent = decision === "approve" ? "Approve and quarantine " + n + (n === 1 ? " host" : " hosts") : "Deny " + n;
+    $("dd-go").textContent = "Reviewing…";
+    $("dd-go").disabled = true;
     dd.classList.toggle("is-release", decision !== "approve");
-    $("dd-go").disabled = !connected;
     dd.showModal();
     // Focus in the comment: Enter there never decides anything.
     $("dd-comment").focus();
+    reviewDecide();
   }
   function decide() {
     var go = $("dd-go");
-    if (go.disabled || !deciding) return;
+    if (go.disabled || !deciding || !deciding.review) return;
     var comment = $("dd-comment").value;
     if (!comment.trim()) { $("err-dd").textContent = "A comment is required: say why."; $("dd-comment").focus(); return; }
     go.disabled = true;
-    post("/console/approvals/decide", { ids: deciding.ids, decision: deciding.decision, comment: comment }).then(function (j) {
-      go.disabled = !connected;
-      if (!j.ok) { $("err-dd").textContent = j.error || (j.errors && j.errors.form) || "refused"; return; }
+    post("/console/approvals/decide", { ids: deciding.ids, decision: deciding.decision, comment: comment,
+      revisions: deciding.review.revisions || {} }).then(function (j) {
+      if (!j.ok) {
+        $("err-dd").textContent = j.error || (j.errors && j.errors.form) || "refused";
+        // A host moved on since the review: show the review as it is now.
+        if (j.status === 409) reviewDecide(); else go.disabled = !connected;
+        return;
+      }
       dd.close();
       flash(j.summary, "ok");
       refresh();

@@ -57,6 +57,18 @@ pub fn sample_policies() -> Vec<(&'static str, Policy)> {
                 .build(),
         ),
         (
+            // `--server udp://…:1514` (a Wazuh agent in UDP mode) next to a TCP server:
+            // outbound UDP to the manager, in the UDP destinations.
+            "udp-server",
+            Policy::builder()
+                .server("192.0.2.1:8443".parse().unwrap())
+                .udp_server("192.0.2.30:1514".parse().unwrap())
+                .udp_server("[2001:db8:c0::30]:1514".parse().unwrap())
+                .resolver("192.0.2.53".parse().unwrap())
+                .dhcp(false)
+                .build(),
+        ),
+        (
             "no-dhcp",
             Policy::builder()
                 .server("192.0.2.1:8443".parse().unwrap())

@@ -155,17 +155,125 @@ pub fn token_name_normal(name: &str) -> String {
     out
 }
 
-/// The form token names are compared in, for uniqueness and the reserved prefixes:
-/// [`token_name_normal`], lower-cased, and NFKC again (lower-casing can make new
-/// compatibility forms).
+/// The form token names are compared in for uniqueness: [`token_name_normal`],
+/// lower-cased, then its UTS #39 confusable skeleton (`unicode-security`'s tables),
+/// lower-cased and skeletonised again (so `ADMIN`, Cyrillic `аdmin` and `admin` share one
+/// key), colon look-alikes the tables keep as `:`, spaces as in [`token_name_normal`]. Two names with one key look alike: only one of them may exist.
+/// The key is for comparison only (`m` and `rn`, `l` and `1` share it); the stored and
+/// shown name is [`token_name_normal`]'s.
 pub fn token_name_key(name: &str) -> String {
+    confusable_fold(&token_name_normal(name), false)
+}
+
+/// [`token_name_key`]'s folding of an already normalised name: skeleton, then lower case,
+/// then skeleton again (`skeleton_first`), or lower case first (a capital whose own
+/// skeleton is not its Latin look-alike's can still have a lower case that is).
+fn confusable_fold(n: &str, skeleton_first: bool) -> String {
     use unicode_normalization::UnicodeNormalization;
-    let folded: String = token_name_normal(name)
-        .to_lowercase()
-        .nfkc()
-        .map(|c| if COLON_LOOK_ALIKES.contains(&c) { ':' } else { c })
-        .collect();
+    use unicode_properties::{GeneralCategoryGroup as Grp, UnicodeGeneralCategory};
+    use unicode_security::skeleton;
+    // Colon look-alikes the tables keep, and any other non-ASCII punctuation mark or
+    // symbol (refused in new names; in old ones it may stand where `:` would), read as `:`.
+    let colons = |c: char| {
+        let punct = !c.is_ascii() && matches!(c.general_category_group(), Grp::Punctuation | Grp::Symbol);
+        if punct || COLON_LOOK_ALIKES.contains(&c) {
+            ':'
+        } else {
+            c
+        }
+    };
+    let first: String = if skeleton_first {
+        skeleton(n).map(colons).collect()
+    } else {
+        n.to_lowercase().nfkc().map(colons).collect()
+    };
+    let again: String = if skeleton_first {
+        first.to_lowercase().nfkc().map(colons).collect()
+    } else {
+        skeleton(&first).map(colons).collect()
+    };
+    let folded: String = skeleton(&again).map(colons).collect::<String>().to_lowercase();
     token_name_normal(&folded)
+}
+
+/// The reserved prefix `name` reads as, if any: its [`token_name_key`] (and the
+/// lower-case-first and upper-case foldings, and those of the name before NFKC) starts
+/// with a reserved prefix's key. Used to refuse new names and to flag existing ones.
+pub fn reserved_token_prefix(name: &str) -> Option<&'static str> {
+    let trimmed = name.trim_matches(char::is_whitespace);
+    let normal = token_name_normal(trimmed);
+    // Reserved in any case: each case form of the name is folded (Cyrillic `т` is no
+    // look-alike of `t`, but its capital `Т` is one of `T`).
+    let views = [
+        confusable_fold(&normal, true),
+        confusable_fold(&normal, false),
+        confusable_fold(&normal.to_uppercase(), true),
+        confusable_fold(trimmed, true),
+        confusable_fold(trimmed, false),
+        confusable_fold(&trimmed.to_uppercase(), true),
+    ];
+    RESERVED_TOKEN_PREFIXES.into_iter().find(|p| {
+        let pk = confusable_fold(p, true);
+        views.iter().any(|v| v.starts_with(&pk) || v.starts_with(p))
+    })
+}
+
+/// ASCII punctuation a token name may hold besides letters, marks and digits (and the
+/// plain space): every other punctuation mark or symbol is refused, so no look-alike of
+/// `:` or of another name's punctuation can appear (trial7 MED 5: `rule᠄x` with U+1804).
+pub const TOKEN_NAME_PUNCTUATION: &str = " -_.@:";
+
+/// Why character `c` (at 1-based position `i` of the normalised name, after `prev`) may
+/// not be in a token name, if it may not: only letters and digits that UTS #39's General
+/// Security Profile allows in identifiers (`Identifier_Status=Allowed`: no obsolete,
+/// technical or limited-use characters), combining marks following a letter, and
+/// [`TOKEN_NAME_PUNCTUATION`].
+fn token_name_char_refused(c: char, prev: Option<char>) -> Option<&'static str> {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    use unicode_security::mixed_script::AugmentedScriptSet;
+    use unicode_security::GeneralSecurityProfile;
+    if TOKEN_NAME_PUNCTUATION.contains(c) || c.is_ascii_alphanumeric() {
+        return None;
+    }
+    let cat = c.general_category();
+    let letter = matches!(
+        cat,
+        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+    );
+    let mark = matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark);
+    if !(letter || mark || cat == G::DecimalNumber) {
+        return Some("a punctuation mark, symbol or other character outside letters, digits and ` -_.@:`");
+    }
+    if !c.identifier_allowed() {
+        return Some("a character Unicode restricts in identifiers (UTS #39: obsolete, technical or uncommon)");
+    }
+    if letter && AugmentedScriptSet::for_char(c).is_all() {
+        return Some("a modifier letter of no script (it reads as punctuation)");
+    }
+    if mark {
+        let base_ok = prev.is_some_and(|p| {
+            let pc = p.general_category();
+            matches!(
+                pc,
+                G::UppercaseLetter
+                    | G::LowercaseLetter
+                    | G::TitlecaseLetter
+                    | G::ModifierLetter
+                    | G::OtherLetter
+                    | G::NonspacingMark
+                    | G::SpacingMark
+                    | G::EnclosingMark
+            ) && {
+                let mut s = AugmentedScriptSet::for_char(p);
+                s.intersect_with(AugmentedScriptSet::for_char(c));
+                !s.is_empty()
+            }
+        });
+        if !base_ok {
+            return Some("a combining mark not on a letter of its own script");
+        }
+    }
+    None
 }
 
 /// The form hostnames are compared in for the duplicate flag and for addressing a host
@@ -227,13 +335,18 @@ pub fn hostname(name: &str) -> Result<String, ApiError> {
 }
 
 /// Checks an API token's name: white space at either end dropped, then no control,
-/// invisible, format or separator characters (spaces other than U+0020 included), 1-128 characters once normalised
-/// ([`token_name_normal`]), not under a reserved prefix once normalised and case-folded
-/// ([`token_name_key`]). Returns the normalised name (what is stored and shown).
+/// invisible, format or separator characters (spaces other than U+0020 included),
+/// normalised ([`token_name_normal`]) to 1-128 characters of letters, combining marks on a
+/// letter of their own script, digits and [`TOKEN_NAME_PUNCTUATION`], letters of one
+/// script (UTS #39 single-script, Han with kana or hangul counts as one), and not
+/// looking like a reserved prefix ([`reserved_token_prefix`]: confusable skeleton,
+/// case-folded). Returns the normalised name (what is stored and shown).
 ///
 /// # Errors
-/// 400 naming the problem (the character and its position, or the reserved prefix).
+/// 400 naming the problem: the character, its code point and position, the scripts
+/// mixed, or the reserved prefix the name reads as.
 pub fn token_name(name: &str) -> Result<String, ApiError> {
+    use unicode_security::MixedScript;
     // White space at either end is dropped (it shows as nothing there); inside, only the
     // plain space is allowed.
     let name = name.trim_matches(char::is_whitespace);
@@ -247,6 +360,37 @@ pub fn token_name(name: &str) -> Result<String, ApiError> {
         }
     }
     let n = token_name_normal(name);
+    if n.is_empty() || n.chars().count() > MAX_TOKEN_NAME_CHARS {
+        return Err(ApiError::invalid(format!(
+            "token name must be 1 to {MAX_TOKEN_NAME_CHARS} characters (after trimming and Unicode normalisation)"
+        )));
+    }
+    if let Some(p) = reserved_token_prefix(name) {
+        let key = token_name_key(&n);
+        let shown = if key == n.to_lowercase() {
+            format!("{n:?}")
+        } else {
+            format!("{n:?} (compared as {key:?})")
+        };
+        let odd = name
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii())
+            .map(|(i, c)| {
+                format!(
+                    " — {c:?} U+{:04X} at character {} reads as Latin or ':'",
+                    u32::from(c),
+                    i + 1
+                )
+            })
+            .unwrap_or_default();
+        return Err(ApiError::invalid(format!(
+            "token name {shown} is reserved{odd}: names that look like {p:?} at their start (any case, \
+             Unicode look-alikes of letters and ':' compared on their UTS #39 confusable skeleton, spaces \
+             around ':' ignored) are the server's own actors in the audit log (system, agent:HOST, \
+             rule:NAME, enrollment, cordon server …); choose another name"
+        )));
+    }
     if let Some((i, c)) = stray_latin_mark(&n) {
         return Err(ApiError::invalid(format!(
             "token name contains a combining mark on a Latin letter or space (U+{:04X} at character {i}): it can make \
@@ -254,28 +398,36 @@ pub fn token_name(name: &str) -> Result<String, ApiError> {
             u32::from(c)
         )));
     }
-    if let Some(c) = n.chars().find(|c| refused_char(*c).is_some()) {
-        return Err(ApiError::invalid(format!(
-            "token name normalises to text containing U+{:04X}, which names may not contain",
-            u32::from(c)
-        )));
+    let mut prev = None;
+    for (i, c) in n.chars().enumerate() {
+        if let Some(what) = refused_char(c).or_else(|| token_name_char_refused(c, prev)) {
+            return Err(ApiError::invalid(format!(
+                "token name contains {c:?} (U+{:04X} at character {} of the normalised name {n:?}): {what}; \
+                 names are letters, digits, combining marks and ` -_.@:`",
+                u32::from(c),
+                i + 1
+            )));
+        }
+        prev = Some(c);
     }
-    if n.is_empty() || n.chars().count() > MAX_TOKEN_NAME_CHARS {
+    if !n.as_str().is_single_script() {
+        let scripts: Vec<String> = n
+            .chars()
+            .filter(|c| {
+                let s = unicode_security::mixed_script::AugmentedScriptSet::for_char(*c);
+                !s.is_all()
+            })
+            .map(|c| unicode_security::mixed_script::AugmentedScriptSet::for_char(c).to_string())
+            .fold(Vec::new(), |mut v, s| {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+                v
+            });
         return Err(ApiError::invalid(format!(
-            "token name must be 1 to {MAX_TOKEN_NAME_CHARS} characters (after trimming and Unicode normalisation)"
-        )));
-    }
-    let key = token_name_key(&n);
-    if let Some(p) = RESERVED_TOKEN_PREFIXES.iter().find(|p| key.starts_with(*p)) {
-        let shown = if key == n.to_lowercase() {
-            format!("{n:?}")
-        } else {
-            format!("{n:?} (compared as {key:?})")
-        };
-        return Err(ApiError::invalid(format!(
-            "token name {shown} is reserved: names starting with {p:?} (any case, any Unicode look-alike \
-             width, colon look-alikes and spaces around ':' ignored) are the server's own actors in \
-             the audit log (system, agent:HOST, rule:NAME, enrollment, cordon server …); choose another name"
+            "token name {n:?} mixes letters of several scripts ({}): a mixed-script name can look like \
+             another (Cyrillic `а` in a Latin name); write it in one script",
+            scripts.join("; ")
         )));
     }
     Ok(n)
@@ -439,6 +591,115 @@ mod token_name_tests {
         assert!(token_name(&"x".repeat(129)).is_err());
     }
 
+    /// trial7 MED 5: look-alikes of `:` (and of Latin letters) that no hand list named were
+    /// accepted (`rule᠄wazuh-critical`). The kind: any character outside letters, digits,
+    /// marks on their own script's letters and ` -_.@:` is refused naming its code point,
+    /// and the reserved prefixes are compared on the UTS #39 confusable skeleton.
+    #[test]
+    fn look_alikes_of_reserved_prefixes_outside_any_list_are_refused_naming_the_code_point() {
+        for c in [
+            '\u{1804}', '\u{2982}', '\u{0F7F}', '\u{1361}', '\u{0903}', '\u{A6F4}', '\u{0705}', '\u{0F14}', '\u{A789}',
+            '\u{FE13}', '\u{FE55}', '\u{FF1A}', '\u{02F8}', '\u{2236}', '\u{205A}', '\u{1CD3}', '\u{FE30}',
+        ] {
+            let name = format!("rule{c}wazuh-critical");
+            let e = token_name(&name).unwrap_err().to_string();
+            let code = format!("U+{:04X}", u32::from(c));
+            assert!(e.contains(&code) || e.contains("reserved"), "{name:?}: {e}");
+            // The colon look-alike is refused in any name, not just after a reserved word.
+            let e = token_name(&format!("siem{c}prod")).map_err(|e| e.to_string());
+            if let Ok(n) = &e {
+                // Only a compatibility form NFKC turns into ASCII punctuation may pass.
+                assert!(n.is_ascii(), "{c:?} kept in a name: {n:?}");
+            }
+        }
+        for name in [
+            "\u{0455}\u{0443}\u{0455}t\u{0435}m",               // Cyrillic ѕуѕ е with Latin t m
+            "\u{0455}\u{0443}\u{0455}\u{0442}\u{0435}\u{043C}", // all Cyrillic
+            "\u{0405}\u{04AE}\u{0405}\u{0422}\u{0415}\u{041C}", // Cyrillic capitals ЅҮЅТЕМ
+            "\u{0455}ystem",
+            "syst\u{0435}m-bot",
+            "\u{0430}gent:web1",
+            "\u{0391}GENT:web1", // Greek capital alpha
+            "ru\u{13DE}e:x",     // Cherokee
+            "\u{1D42B}ule:x",    // mathematical bold r
+            "enro\u{04CF}\u{04CF}ment",
+            "cordon\u{2009}server",
+        ] {
+            let e = token_name(name).unwrap_err().to_string();
+            assert!(e.contains("reserved") || e.contains("U+"), "{name:?}: {e}");
+            assert!(
+                reserved_token_prefix(name).is_some() || e.contains("U+"),
+                "{name:?}: {e}"
+            );
+        }
+        // Names that only look like each other share a key (one of them may exist).
+        assert_eq!(token_name_key("\u{0430}dmin"), token_name_key("admin"));
+        assert_eq!(token_name_key("ADMIN"), token_name_key("admin"));
+        // Other scripts' names, written in one script, stay allowed.
+        for good in [
+            "Zo\u{00EB}",
+            "\u{041E}\u{043F}\u{0435}\u{0440}\u{0430}\u{0442}\u{043E}\u{0440}",
+            "\u{904B}\u{7528}\u{30C1}\u{30FC}\u{30E0}",
+            "alice@example.org",
+            "ci_bot-2.prod",
+        ] {
+            assert!(token_name(good).is_ok(), "{good:?}: {:?}", token_name(good));
+        }
+        // Mixed scripts and punctuation outside the set are refused naming the problem.
+        let e = token_name("ops-\u{041A}\u{043E}\u{043C}\u{0430}\u{043D}\u{0434}\u{0430}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scripts") && e.contains("Cyrillic") && e.contains("Latin"),
+            "{e}"
+        );
+        let e = token_name("alice (token 3)").unwrap_err().to_string();
+        assert!(e.contains("U+0028"), "{e}");
+    }
+
+    /// Every single character whose confusable skeleton is that of `c` (from Unicode's
+    /// own table, through `unicode-security`), computed once over all code points.
+    fn look_alikes(c: char) -> Vec<char> {
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        static TABLE: OnceLock<HashMap<String, Vec<char>>> = OnceLock::new();
+        let t = TABLE.get_or_init(|| {
+            let mut t: HashMap<String, Vec<char>> = HashMap::new();
+            for c in (0u32..=0x10FFFF).filter_map(char::from_u32) {
+                let mut b = [0; 4];
+                let sk: String = unicode_security::skeleton(c.encode_utf8(&mut b)).collect();
+                if sk.chars().count() == 1 && sk.chars().all(|s| s.is_ascii_graphic()) {
+                    t.entry(sk).or_default().push(c);
+                }
+            }
+            t
+        });
+        let mut b = [0; 4];
+        let sk: String = unicode_security::skeleton(c.encode_utf8(&mut b)).collect();
+        t.get(&sk).cloned().unwrap_or_else(|| vec![c])
+    }
+
+    /// A reserved prefix (any case) with each character replaced by one of its
+    /// look-alikes, then anything.
+    fn confusable_reserved() -> impl Strategy<Value = String> {
+        let word = prop::sample::select(RESERVED_TOKEN_PREFIXES.to_vec());
+        (
+            word,
+            any::<bool>(),
+            prop::collection::vec(any::<prop::sample::Index>(), 16),
+            "\\PC{0,6}",
+        )
+            .prop_map(|(w, upper, picks, tail)| {
+                let w = if upper { w.to_uppercase() } else { w.to_string() };
+                let mut s = String::new();
+                for (c, pick) in w.chars().zip(picks.iter().cycle()) {
+                    let alikes = look_alikes(c);
+                    s.push(*pick.get(&alikes));
+                }
+                s + &tail
+            })
+    }
+
     /// A reserved word in disguise: each character possibly upper-cased or full-width,
     /// invisible or space characters between, spaces around the colon.
     fn disguised() -> impl Strategy<Value = String> {
@@ -463,6 +724,25 @@ mod token_name_tests {
     }
 
     proptest! {
+        /// Any string whose confusable skeleton starts with a reserved prefix (in either
+        /// case) is refused — as reserved, or for a character no name may hold — and
+        /// [`reserved_token_prefix`] recognises it whenever the string is otherwise a
+        /// possible name.
+        #[test]
+        fn any_name_whose_skeleton_starts_with_a_reserved_prefix_is_refused(name in confusable_reserved()) {
+            let sk: String = unicode_security::skeleton(&name).collect();
+            let sk_lower: String = unicode_security::skeleton(&sk.to_lowercase()).collect();
+            prop_assume!(RESERVED_TOKEN_PREFIXES.iter().any(|p| {
+                let pk: String = unicode_security::skeleton(p).collect();
+                let pu: String = unicode_security::skeleton(&p.to_uppercase()).collect();
+                sk.starts_with(&pk) || sk.starts_with(&pu) || sk_lower.starts_with(&pk)
+            }));
+            let r = token_name(&name);
+            prop_assert!(r.is_err(), "{:?} accepted as {:?}", name, r);
+            prop_assert!(reserved_token_prefix(&name).is_some() || r.as_ref().is_err_and(|e| e.to_string().contains("U+")),
+                "{:?}: {:?}", name, r);
+        }
+
         /// No accepted name normalises to a reserved prefix (and the stored form is a
         /// fixed point: checking it again gives the same name).
         #[test]

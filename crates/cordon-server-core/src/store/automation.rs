@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::actions::apply_tx;
 use super::audit::{append, Actor, AutoCause, NewAudit};
+use super::hosts::load_tx;
 use super::{
     get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, Action, ActionParams, Store, StoreError, Tx,
 };
@@ -530,6 +531,15 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
 }
 
 impl Store {
+    /// One approval by id (`None`: no such approval).
+    pub async fn approval(&self, id: i64) -> Result<Option<Approval>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| approval_row(r).map(|x| x.0)).transpose()
+    }
+
     /// How many approvals are pending.
     pub async fn pending_approval_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
@@ -691,6 +701,77 @@ pub enum Verdict {
     },
 }
 
+/// What approving a pending approval does to its host, as the review shows it and the
+/// decision carries it out (pure; one rule for both, so the review cannot promise what
+/// the decision does not do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalEffect {
+    /// The host is quarantined as the rule asked (requested; its agent confirms).
+    Quarantine,
+    /// The host is already desired quarantined: no change (the approval is superseded).
+    /// `confirmed`: its agent confirmed that quarantine in force.
+    AlreadyQuarantined {
+        /// The agent confirmed the quarantine (state `quarantined`).
+        confirmed: bool,
+    },
+    /// The host now carries this protected label: approving is refused (superseded),
+    /// as the rules refuse it ([`Settings::protected_labels`]).
+    Protected(String),
+    /// The host is revoked or no longer enrolled: nothing happens (superseded).
+    Revoked,
+}
+
+impl ApprovalEffect {
+    /// Whether approving changes the host.
+    pub fn changes(&self) -> bool {
+        *self == ApprovalEffect::Quarantine
+    }
+
+    /// Short wire name: `will_quarantine`, `already_quarantined`, `protected`, `revoked`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ApprovalEffect::Quarantine => "will_quarantine",
+            ApprovalEffect::AlreadyQuarantined { .. } => "already_quarantined",
+            ApprovalEffect::Protected(_) => "protected",
+            ApprovalEffect::Revoked => "revoked",
+        }
+    }
+
+    /// In words, for the review and the decision's result.
+    pub fn words(&self) -> String {
+        match self {
+            ApprovalEffect::Quarantine => "will quarantine (requested; the agent confirms)".into(),
+            ApprovalEffect::AlreadyQuarantined { confirmed: true } => "already quarantined (no change)".into(),
+            ApprovalEffect::AlreadyQuarantined { confirmed: false } => {
+                "quarantine already requested, not yet confirmed (no change)".into()
+            }
+            ApprovalEffect::Protected(l) => format!("host now protected by label {l} — will be refused"),
+            ApprovalEffect::Revoked => "host revoked — nothing will happen".into(),
+        }
+    }
+}
+
+/// What approving does to `host` (`None`: no longer enrolled) with the fleet's
+/// `protected_labels` (pure). A revoked host first, then a host already desired
+/// quarantined, then a protected label; otherwise the quarantine.
+pub fn approval_effect(host: Option<&cordon_proto::Host>, protected_labels: &[String]) -> ApprovalEffect {
+    let Some(h) = host else {
+        return ApprovalEffect::Revoked;
+    };
+    if h.revoked {
+        return ApprovalEffect::Revoked;
+    }
+    if h.desired.quarantined {
+        return ApprovalEffect::AlreadyQuarantined {
+            confirmed: h.state == cordon_proto::HostState::Quarantined,
+        };
+    }
+    if let Some(l) = h.labels.iter().find(|l| protected_labels.contains(l)) {
+        return ApprovalEffect::Protected(l.clone());
+    }
+    ApprovalEffect::Quarantine
+}
+
 /// One approval decision asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decide<'a> {
@@ -800,23 +881,30 @@ impl Store {
         Ok(())
     }
 
-    /// Approves (quarantines, unless the host is already quarantined or revoked:
-    /// `superseded`) or denies pending approvals, all in one transaction. Returns each
+    /// Approves (quarantines, unless [`approval_effect`] says otherwise: `superseded`
+    /// with the reason) or denies pending approvals, all in one transaction. Returns each
     /// result and the hosts whose desired state changed.
     ///
+    /// `if_revisions` (host id → desired-state revision the caller's review showed) is
+    /// the stale-view guard of host actions: when the host of a decided approval moved
+    /// on since, nothing is decided.
+    ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an id that names no approval (nothing is written).
+    /// [`StoreError::NotFound`] for an id that names no approval; [`StoreError::Conflict`]
+    /// for a host that changed since the review (nothing is written either way).
     pub async fn decide_approvals<'a>(
         &self,
         who: impl Into<Actor<'a>>,
         which: Decide<'_>,
         approve: bool,
         comment: &str,
+        if_revisions: &std::collections::BTreeMap<String, i64>,
         now: i64,
     ) -> Result<(Vec<DecisionResult>, Vec<String>), StoreError> {
         let who = who.into();
         let actor = who.name;
         let (_guard, mut tx) = self.write_tx().await?;
+        let settings = lock_settings_tx(&mut tx).await?;
         let pending = pending_approvals_tx(&mut tx).await?;
         let mut results = Vec::new();
         let mut woken = Vec::new();
@@ -828,20 +916,48 @@ impl Store {
                             id: *id,
                             host_id,
                             status: "not_pending".into(),
+                            reason: None,
                         }),
                         None => return Err(StoreError::NotFound(format!("no approval {id}"))),
                     }
                 }
             }
         }
-        let chosen = pending.iter().filter(|(a, _)| match which {
-            Decide::All => true,
-            Decide::Ids(ids) => ids.contains(&a.id),
-        });
+        let chosen: Vec<&(Approval, String)> = pending
+            .iter()
+            .filter(|(a, _)| match which {
+                Decide::All => true,
+                Decide::Ids(ids) => ids.contains(&a.id),
+            })
+            .collect();
+        // The stale-view guard first: nothing is decided when any host moved on.
+        let mut hosts = std::collections::HashMap::new();
+        for (a, _) in &chosen {
+            let host = load_tx(&mut tx, &a.host_id).await?;
+            if let (Some(h), Some(seen)) = (&host, if_revisions.get(&a.host_id)) {
+                if h.desired.revision != *seen {
+                    return Err(StoreError::Conflict(format!(
+                        "host {} changed since your review of approval {} (revision {seen}, now {}: {}): nothing was \
+                         decided; review again",
+                        h.hostname,
+                        a.id,
+                        h.desired.revision,
+                        if h.desired.quarantined {
+                            "quarantine asked for"
+                        } else {
+                            "not quarantined"
+                        }
+                    )));
+                }
+            }
+            hosts.insert(a.host_id.clone(), host);
+        }
         for (a, params) in chosen {
             let rule_id = rule_id_tx(&mut tx, &a.rule).await?;
             let extra = format!("approval {}", a.id);
-            let status = if !approve {
+            let host = hosts.get(&a.host_id).and_then(Option::as_ref);
+            let effect = approval_effect(host, &settings.protected_labels);
+            let (status, reason) = if !approve {
                 append(
                     &mut tx,
                     &NewAudit {
@@ -866,8 +982,8 @@ impl Store {
                 )
                 .await?;
                 set_event_status_tx(&mut tx, &a.event_id, "denied").await?;
-                "denied"
-            } else if host_live_tx(&mut tx, &a.host_id).await? {
+                ("denied", None)
+            } else if effect == ApprovalEffect::Quarantine {
                 let plan: PlannedAction = serde_json::from_str(params).map_err(|e| StoreError::Corrupt {
                     what: format!("approval {}", a.id),
                     source: Some(e),
@@ -895,15 +1011,16 @@ impl Store {
                 record_action_tx(&mut tx, now, &a.host_id, &a.rule, &a.event_id, "approved").await?;
                 set_event_status_tx(&mut tx, &a.event_id, "quarantined").await?;
                 woken.push(a.host_id.clone());
-                "approved"
+                ("approved", None)
             } else {
-                "superseded"
+                ("superseded", Some(effect.words()))
             };
             decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;
             results.push(DecisionResult {
                 id: a.id,
                 host_id: a.host_id.clone(),
                 status: status.into(),
+                reason,
             });
         }
         tx.commit().await?;
@@ -1019,18 +1136,6 @@ impl Store {
         tx.commit().await?;
         Ok(next)
     }
-}
-
-/// Whether the host exists, is not revoked and is not quarantined.
-async fn host_live_tx(tx: &mut Tx, host_id: &str) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT quarantined, revoked FROM hosts WHERE id = $1")
-        .bind(host_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match &row {
-        Some(r) => get_i64(r, "quarantined")? == 0 && get_i64(r, "revoked")? == 0,
-        None => false,
-    })
 }
 
 /// Carries out what evaluation decided about `host`, setting `rec.status`.

@@ -25,13 +25,15 @@ impl Store {
     /// up to date (at start): a token whose key under [`token_name_key`] differs is
     /// re-keyed; one that now collides with another token's name is kept but flagged
     /// `duplicate name` (its key made distinct with its id; the token keeping the name
-    /// is flagged too, so both are marked), and one that now reads as a
-    /// reserved name or holds invisible characters is flagged `reserved name` (the
-    /// server warns about flagged tokens at start).
+    /// is flagged too, so both are marked), one that now reads as a reserved name
+    /// (look-alikes included, `reserved_token_prefix`) is flagged `reserved name`, and
+    /// one the name rules now refuse otherwise (characters outside letters, digits and
+    /// ` -_.@:`, mixed scripts) `invalid name` (the server warns about flagged tokens at
+    /// start; the tokens keep working and audit records name them by id).
     ///
     /// [`token_name_key`]: crate::service::validate::token_name_key
     pub(crate) async fn renormalise_token_names(&self) -> Result<(), StoreError> {
-        use crate::service::validate::{token_name, token_name_key};
+        use crate::service::validate::{reserved_token_prefix, token_name, token_name_key};
         let rows = sqlx::query("SELECT id, name, name_key, name_flag FROM api_tokens ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -41,13 +43,20 @@ impl Store {
             let stored = super::get_opt_str(r, "name_key")?.unwrap_or_default();
             let flag = super::get_opt_str(r, "name_flag")?;
             let key = token_name_key(&name);
-            let reserved = flag.is_none() && token_name(&name).is_err();
-            if (stored != key && flag.is_none()) || reserved {
-                changes.push((id, key, reserved));
+            // A name that reads as a reserved actor, or that today's rules refuse
+            // (look-alike characters, mixed scripts), is flagged; the token keeps working.
+            let bad = match flag {
+                Some(_) => None,
+                None if reserved_token_prefix(&name).is_some() => Some("reserved name"),
+                None if token_name(&name).is_err() => Some("invalid name"),
+                None => None,
+            };
+            if (stored != key && flag.is_none()) || bad.is_some() {
+                changes.push((id, key, bad));
             }
         }
         let (_guard, mut tx) = self.write_tx().await?;
-        for (id, key, reserved) in changes {
+        for (id, key, bad) in changes {
             let other = sqlx::query("SELECT id FROM api_tokens WHERE name_key = $1 AND id <> $2")
                 .bind(key.clone())
                 .bind(id)
@@ -78,10 +87,9 @@ impl Store {
                 }
                 None => false,
             };
-            let (key, flag) = match (taken, reserved) {
+            let (key, flag) = match (taken, bad) {
                 (true, _) => (format!("{key}#{id}"), Some("duplicate name")),
-                (false, true) => (key, Some("reserved name")),
-                (false, false) => (key, None),
+                (false, bad) => (key, bad),
             };
             sqlx::query("UPDATE api_tokens SET name_key = $1, name_flag = COALESCE($2, name_flag) WHERE id = $3")
                 .bind(key)

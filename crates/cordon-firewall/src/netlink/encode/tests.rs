@@ -55,6 +55,17 @@ pub fn golden_policies() -> Vec<(&'static str, Policy)> {
                 .build(),
         ),
         (
+            // A Wazuh agent in UDP mode: `--server udp://…:1514` is UDP to the manager.
+            "udp-server",
+            Policy::builder()
+                .server(sa("192.0.2.1:8443"))
+                .udp_server(sa("192.0.2.30:1514"))
+                .udp_server(sa("[2001:db8:c0::30]:1514"))
+                .resolver(ip("192.0.2.53"))
+                .dhcp(false)
+                .build(),
+        ),
+        (
             "v6-everything",
             Policy::builder()
                 .dhcp(false)
@@ -71,6 +82,7 @@ fn golden_hex(name: &str) -> Option<&'static str> {
         "empty-no-dhcp" => include_str!("../golden/empty-no-dhcp.hex"),
         "intervals" => include_str!("../golden/intervals.hex"),
         "v6-everything" => include_str!("../golden/v6-everything.hex"),
+        "udp-server" => include_str!("../golden/udp-server.hex"),
         _ => return None,
     })
 }
