@@ -386,11 +386,25 @@ impl Enforcer for MemoryEnforcer {
             claims: vec![],
         };
         drop(s);
-        // The host's real claims: what other sources keep in force.
+        // The host's real claims: what other sources keep in force (recorded in the
+        // table's home, whatever this agent's own state directory).
         if let Some(engine) = &self.paths_engine {
             check.claims = claim_infos(engine)?;
-            if !check.claims.is_empty() && check.state == QuarantineState::Released {
+            // Cordon rules in force with no claim behind them (their records were
+            // deleted, or live in a directory nobody registered) are reported as the
+            // kernel shows them — never "no rules in force" (trial6 MED 1).
+            let unaccounted = || -> Result<Option<cordon_engine::StatusReport>, EnforceError> {
                 let r = engine.status()?;
+                Ok((r.records_lost || !r.backends_in_force.is_empty()).then_some(r))
+            };
+            let kernel = if !check.claims.is_empty() && check.state == QuarantineState::Released {
+                Some(engine.status()?)
+            } else if check.claims.is_empty() {
+                unaccounted()?
+            } else {
+                None
+            };
+            if let Some(r) = kernel {
                 check.state = r.state;
                 check.digest = r.actual_digest.or(r.expected_digest);
                 check.backend = r.backend.map(|b| b.to_string());

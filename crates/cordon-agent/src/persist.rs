@@ -13,6 +13,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
 
+/// SHA-256 (hex) of a desired state's JSON (every field: revision, quarantine, exceptions,
+/// message, comment, actor, expiry): two states with one revision number and different
+/// content differ here.
+pub fn desired_digest(d: &DesiredState) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(d).unwrap_or_default()))
+}
+
+impl Persisted {
+    /// Whether the desired state is the one last applied: the same revision and (when
+    /// recorded) the same content ([`desired_digest`]).
+    pub fn desired_applied(&self) -> bool {
+        self.applied_revision == Some(self.desired.revision)
+            && self
+                .applied_digest
+                .as_deref()
+                .is_none_or(|x| x == desired_digest(&self.desired))
+    }
+
+    /// Marks the desired state as applied (its revision and content).
+    pub fn mark_applied(&mut self) {
+        self.applied_revision = Some(self.desired.revision);
+        self.applied_digest = Some(desired_digest(&self.desired));
+    }
+}
+
 /// The file in the state directory that holds [`Persisted`].
 pub const FILE_NAME: &str = "agent-desired.json";
 
@@ -24,6 +50,12 @@ pub struct Persisted {
     pub desired: DesiredState,
     /// The revision last applied successfully (`None`: not yet).
     pub applied_revision: Option<i64>,
+    /// [`desired_digest`] of the desired state last applied (trial9 H-1: after a server
+    /// database restore the same revision number can carry other content, so the
+    /// revision alone does not say it was applied). `None` in files written before it
+    /// was recorded: then the revision decides, as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_digest: Option<String>,
     /// The agent's own destinations (server and proxy addresses) allowed by the rules in
     /// force, so that after a restart it keeps the ones that worked.
     #[serde(default)]
@@ -209,6 +241,7 @@ mod tests {
                 ..Default::default()
             },
             applied_revision: Some(3),
+            applied_digest: None,
             transport: vec!["192.0.2.1:8443".parse().unwrap()],
             binding: None,
         };
@@ -221,5 +254,30 @@ mod tests {
         fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
         save(&dir, &Persisted::default()).unwrap();
         assert_eq!(mode(&path(&dir)), 0o600);
+    }
+
+    /// Trial9 H-1: the same revision number with other content (a restored server
+    /// database) is not "applied"; files without a digest fall back to the revision.
+    #[test]
+    fn same_revision_with_other_content_is_not_applied() {
+        let mut p = Persisted {
+            desired: DesiredState {
+                revision: 3,
+                quarantined: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        p.mark_applied();
+        assert!(p.desired_applied());
+        p.desired = DesiredState {
+            revision: 3,
+            quarantined: true,
+            allow: vec!["https://edr.example.net".into()],
+            ..Default::default()
+        };
+        assert!(!p.desired_applied(), "same number, other content");
+        p.applied_digest = None;
+        assert!(p.desired_applied(), "an older file: the revision decides");
     }
 }

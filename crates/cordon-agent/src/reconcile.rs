@@ -149,7 +149,6 @@ impl Agent {
             );
             stored = None;
         }
-        let since = stored.as_ref().map(|p| p.desired.revision);
         let mut persisted = stored.unwrap_or_default();
         persisted.binding = Some(binding);
         let (desired_tx, mut desired_rx) = watch::channel(persisted.desired.clone());
@@ -164,13 +163,7 @@ impl Agent {
         ));
         let reset = Arc::new(Notify::new());
         let refused_every = secs(self.cfg.refused_retry_secs);
-        let poller = tokio::spawn(poll(
-            self.client.clone(),
-            since,
-            desired_tx,
-            reset.clone(),
-            refused_every,
-        ));
+        let poller = tokio::spawn(poll(self.client.clone(), desired_tx, reset.clone(), refused_every));
         let _guard = AbortOnDrop(vec![reporter, poller]);
         let conn_failed = self.client.failures();
 
@@ -257,15 +250,16 @@ impl Drop for AbortOnDrop {
 /// call on the agent's connection succeeds again (checked every second while waiting);
 /// after a refusal (401/403: the host was revoked or deleted on the server) one clear
 /// error, then a retry every `refused_every` without further log lines until that changes.
-async fn poll(
-    client: ServerClient,
-    mut since: Option<i64>,
-    tx: watch::Sender<DesiredState>,
-    reset: Arc<Notify>,
-    refused_every: Duration,
-) {
+///
+/// The first request, and the first after a failure (the server may have been restored
+/// from a backup meanwhile), asks for the current state at once (no `since`); a state is
+/// passed on when its content differs from the last one passed on, not only its revision
+/// (trial9 H-1: a restored database can carry other content under the same revision).
+async fn poll(client: ServerClient, tx: watch::Sender<DesiredState>, reset: Arc<Notify>, refused_every: Duration) {
     let mut retry = Retry::new(Duration::from_millis(500), Duration::from_secs(30), refused_every);
     let mut was_failing = false;
+    let mut since: Option<i64> = None;
+    let mut last: Option<DesiredState> = None;
     loop {
         let answer = tokio::select! {
             a = client.desired(since, POLL_WAIT_SECS) => a,
@@ -279,8 +273,9 @@ async fn poll(
                 if retry.after(Outcome::Ok, Instant::now()).1 == Some(Announce::AcceptedAgain) {
                     tracing::warn!(server = %client.base(), "the server accepts this agent again");
                 }
-                if Some(d.revision) != since || was_failing {
-                    since = Some(d.revision);
+                since = Some(d.revision);
+                if last.as_ref() != Some(&d) || was_failing {
+                    last = Some(d.clone());
                     if tx.send(d).is_err() {
                         return;
                     }
@@ -289,6 +284,7 @@ async fn poll(
             }
             Err(e) => {
                 was_failing = true;
+                since = None;
                 let outcome = Outcome::of_status(e.status);
                 let (delay, announce) = retry.after(outcome, Instant::now());
                 match (outcome, announce) {
@@ -400,7 +396,7 @@ impl Reconciler {
     /// last one ended more than `retry_every` ago: it may have failed to start).
     /// Other sources' claims count too: their quarantine is repaired as the agent's own.
     fn ensure_watcher(&mut self) {
-        let in_force = self.p.desired.quarantined && self.p.applied_revision == Some(self.p.desired.revision);
+        let in_force = self.p.desired.quarantined && self.p.desired_applied();
         let others = self.claims.iter().any(|c| c.source != ClaimSource::Agent.as_str());
         if !self.enforcing || !self.enforcer.can_watch() || !(in_force || others) {
             return;
@@ -644,9 +640,9 @@ impl Reconciler {
             }
             reported = true;
         }
-        let before = self.p.applied_revision;
+        let before = (self.p.applied_revision, self.p.applied_digest.clone());
         self.converge().await;
-        if !reported && self.p.applied_revision == before {
+        if !reported && (self.p.applied_revision, self.p.applied_digest.clone()) == before {
             self.report_current().await;
         }
     }
@@ -713,6 +709,11 @@ impl Reconciler {
                 previous = self.p.desired.revision,
                 "the server's desired revision went back (database restored?); applying it"
             );
+        } else if d.revision == self.p.desired.revision {
+            tracing::warn!(
+                revision = d.revision,
+                "the server's desired state changed under the same revision (database restored?); applying it"
+            );
         }
         tracing::info!(revision = d.revision, quarantined = d.quarantined, "new desired state");
         self.p.desired = d;
@@ -723,7 +724,7 @@ impl Reconciler {
 
     async fn on_tick(&mut self, check: bool) {
         let now = Instant::now();
-        if self.p.applied_revision != Some(self.p.desired.revision) {
+        if !self.p.desired_applied() {
             self.converge().await;
             return;
         }
@@ -781,12 +782,12 @@ impl Reconciler {
     /// Applies the desired state unless already applied.
     async fn converge(&mut self) {
         let d = self.p.desired.clone();
-        if self.p.applied_revision == Some(d.revision) {
+        if self.p.desired_applied() {
             return;
         }
         if d.revision == 0 && !d.quarantined {
             // Never heard from the server: nothing to do yet.
-            self.p.applied_revision = Some(0);
+            self.p.mark_applied();
             return;
         }
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -896,7 +897,7 @@ impl Reconciler {
         self.record_paths(&res).await;
         let fresh = res.addrs;
         let Some(cur) = self.plan.clone() else { return };
-        if !self.p.desired.quarantined || self.p.applied_revision != Some(self.p.desired.revision) {
+        if !self.p.desired.quarantined || !self.p.desired_applied() {
             return;
         }
         let new: Vec<SocketAddr> = fresh.difference(&cur.transport).copied().collect();
@@ -921,7 +922,11 @@ impl Reconciler {
     }
 
     async fn applied(&mut self, rev: i64) {
-        self.p.applied_revision = Some(rev);
+        if rev == self.p.desired.revision {
+            self.p.mark_applied();
+        } else {
+            self.p.applied_revision = Some(rev);
+        }
         self.retry_at = None;
         self.save().await;
     }
@@ -1077,7 +1082,11 @@ impl Reconciler {
 /// # Errors
 /// [`AgentError::Config`] when the agent's claim stands or the claims cannot be read.
 fn refuse_monitoring_own_claim(engine: &cordon_engine::Engine, cfg: &AgentConfig) -> Result<(), AgentError> {
-    let dir = cfg.state_dir.display();
+    // The claims are read from the table's home (another state directory when another
+    // process recorded the table first), so a non-enforcing agent given a fresh
+    // `state_dir` still finds its own claim (trial6 MED 1).
+    let home = engine.home_dir();
+    let dir = home.display();
     let claims = engine.claims().map_err(|e| {
         AgentError::Config(format!(
             "enforce = false: cannot read the claims in {dir}: {}",

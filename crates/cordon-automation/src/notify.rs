@@ -353,6 +353,107 @@ pub async fn deliver_due(
     Ok((ok, failed))
 }
 
+/// A notification [`deliver_record_now`] could not hand over in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The target's id (`cordon notify list`).
+    pub target_id: i64,
+    /// The target URL's origin (`scheme://host[:port]`: a webhook's path may be its secret).
+    pub origin: String,
+    /// The last attempt's error, or why none was made (`no attempt in time`).
+    pub error: String,
+}
+
+/// Pause between two attempts at one target within [`deliver_record_now`].
+pub const RETRY_NOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Delivers the notifications of audit record `audit_id` at once — queued first
+/// ([`enqueue`]), then sent to every target subscribed to it whatever the outbox's
+/// backoff says, retried every [`RETRY_NOW_EVERY`] — until all are delivered or `wait`
+/// has passed (each request's timeout is cut to what is left). An orderly stop uses it
+/// for its shutdown audit checkpoint, so the copy outside the database exists before
+/// the process exits (trial7 MED 2). What it could not deliver stays queued (attempts
+/// counted, due at once: sent at the next start, by this or another replica) and is
+/// returned.
+///
+/// # Errors
+/// Database errors.
+pub async fn deliver_record_now(
+    store: &Store,
+    client: &reqwest::Client,
+    audit_id: i64,
+    wait: Duration,
+) -> Result<Vec<Undelivered>, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    // Queue everything pending up to and including this record (other records queued
+    // before it come along: the queue is drained in batches).
+    while enqueue(store).await? > 0 && tokio::time::Instant::now() < deadline {}
+    let mut errors: std::collections::HashMap<i64, String> = Default::default();
+    loop {
+        let rows = store.pending_deliveries_of(audit_id).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(rows
+                .into_iter()
+                .map(|(target_id, r)| Undelivered {
+                    target_id,
+                    origin: r
+                        .url
+                        .as_deref()
+                        .map(cordon_server_core::store::outbox::url_origin)
+                        .unwrap_or_default(),
+                    error: errors.remove(&r.id).unwrap_or_else(|| "no attempt in time".into()),
+                })
+                .collect());
+        }
+        for (_, r) in rows {
+            let Some(url) = &r.url else {
+                store
+                    .finish_delivery(r.id, "dead", r.attempts, Some("target removed"), now_ms())
+                    .await?;
+                continue;
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let result = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-cordon-delivery", r.id.to_string())
+                .timeout(left)
+                .body(r.payload.clone())
+                .send()
+                .await;
+            let error = match result {
+                Ok(resp) if resp.status().is_success() => None,
+                Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
+                Err(e) => Some(format!("cannot deliver: {e}")),
+            };
+            match error {
+                None => {
+                    store
+                        .finish_delivery(r.id, "delivered", r.attempts + 1, None, now_ms())
+                        .await?;
+                    errors.remove(&r.id);
+                }
+                Some(e) => {
+                    // Stays pending and due at once: the next start (or another
+                    // replica) sends it.
+                    store
+                        .finish_delivery(r.id, "pending", r.attempts + 1, Some(&e), now_ms())
+                        .await?;
+                    errors.insert(r.id, e);
+                }
+            }
+        }
+        tokio::time::sleep(RETRY_NOW_EVERY.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+    }
+}
+
 /// Keeps the outbox bounded: finished rows older than a week go, and beyond
 /// [`OUTBOX_MAX`] the oldest finished rows, then the oldest pending ones (marked lost in
 /// the log).

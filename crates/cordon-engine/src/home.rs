@@ -16,6 +16,27 @@
 //! that directory still records the table (a state or claims file); a stale entry is
 //! ignored. Hand-written (a few lines of file I/O): no library keys files by namespace.
 //! Linux only; elsewhere every process uses its own state directory.
+//!
+//! # One Cordon table per network namespace (trial9 H-2)
+//!
+//! Two Cordon tables of different names (`cordon` by Wazuh, `corp` by an agent configured
+//! `table = "corp"`, `cordon isolate --table side`) do not merge in the kernel: a packet
+//! must pass every table, so the host got the *intersection* of their exceptions (each
+//! manager's path shut by the other's table), and a process working on one table neither
+//! saw nor repaired the other. Cordon therefore keeps at most one table in force per
+//! network namespace: a process whose own table has no record here and is not in the
+//! kernel, while another Cordon table is recorded (registered here, or recorded in its own
+//! state directory), works on *that* table and its home ([`other_tables`],
+//! `Engine::elsewhere`). Its claim is merged with the others (the union of every claim),
+//! and its status, watcher, repair and release see every claim. The alternative —
+//! refusing a second table name while another holds a quarantine — would leave the
+//! second manager's quarantine unapplied (its server then says `failed` with the host
+//! already isolated by someone else), so joining was chosen. A table that is already in
+//! force under its own name (made by an older version, or a stray left behind) is worked
+//! on as itself, so `status` and `release --force` still find it. Two first isolates of
+//! different names racing are serialized by the namespace lock (`<registry>/.lock`,
+//! `Engine::apply_resolved`): the second one is refused with an error naming the first
+//! table, and joins it when run again.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -75,6 +96,73 @@ pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
         return None;
     }
     Some(home)
+}
+
+/// Whether `dir` records `table` with files the engine wrote: its claims file, or a state
+/// file that reads as `table`'s record (the agent keeps other JSON files such as
+/// `agent-desired.json` in its state directory, which are no tables).
+fn records_strictly(dir: &Path, table: &TableName) -> bool {
+    dir.join(format!("{}.claims.json", table.as_str())).exists()
+        || matches!(crate::state::load(dir, table), Ok(Some(s)) if &s.table == table)
+}
+
+/// Every Cordon table other than `table` recorded in this network namespace, with the
+/// state directory that records it: the registry's entries whose home still records
+/// their table, then the tables recorded in `own` (the registry is best effort). The
+/// default table name first, then by name; each table once.
+pub(crate) fn other_tables(table: &TableName, own: &Path) -> Vec<(TableName, PathBuf)> {
+    let mut out: Vec<(TableName, PathBuf)> = Vec::new();
+    if let Some(ns) = ns_dir() {
+        if let Ok(entries) = fs::read_dir(&ns) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".home")) else {
+                    continue;
+                };
+                let Ok(t) = TableName::new(stem) else { continue };
+                if &t == table {
+                    continue;
+                }
+                let Ok(text) = fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                let home = PathBuf::from(text.trim());
+                if home.is_absolute() && records(&home, &t) {
+                    out.push((t, home));
+                }
+            }
+        }
+    }
+    for t in crate::state::recorded_tables(own).unwrap_or_default() {
+        if &t != table && !out.iter().any(|(o, _)| o == &t) && records_strictly(own, &t) {
+            out.push((t, absolute(own)));
+        }
+    }
+    out.sort_by(|(a, _), (b, _)| {
+        (a.as_str() != TableName::DEFAULT, a.as_str()).cmp(&(b.as_str() != TableName::DEFAULT, b.as_str()))
+    });
+    out
+}
+
+/// The namespace lock taken while a table comes into force (no previous record), so two
+/// first isolates under different names cannot both apply (see the module comment).
+/// `Ok(None)` where the namespace cannot be named (not Linux) or the registry cannot be
+/// created (then nothing is serialized, as before).
+pub(crate) fn namespace_lock(
+    timeout: std::time::Duration,
+) -> Result<Option<crate::lock::StateLock>, crate::EngineError> {
+    let Some(ns) = ns_dir() else { return Ok(None) };
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    if b.create(&ns).is_err() {
+        return Ok(None);
+    }
+    crate::lock::StateLock::acquire(&ns, timeout).map(Some)
 }
 
 /// Registers `dir` as the home of `table` (after recording a quarantine there). Best

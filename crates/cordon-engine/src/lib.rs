@@ -335,13 +335,45 @@ impl Engine {
     /// another directory which records the table (see the `home` module: one record per
     /// table and network namespace, whatever `--state-dir` each process was given).
     /// `None`: this engine's own directory is the home.
+    ///
+    /// Also the other way round (trial9 H-2, see the `home` module): when this engine's
+    /// table has no record and is not in the kernel while another Cordon table is
+    /// recorded in this network namespace, this engine works on that table, so there is
+    /// one table in force with the union of every claim.
     pub(crate) fn elsewhere(&self) -> Option<Engine> {
-        let home = home::elsewhere(&self.table, &self.state_dir)?;
-        tracing::debug!(home = %home.display(), own = %self.state_dir.display(), "table recorded in another state directory; working there");
+        if let Some(home) = home::elsewhere(&self.table, &self.state_dir) {
+            tracing::debug!(home = %home.display(), own = %self.state_dir.display(), "table recorded in another state directory; working there");
+            return Some(Engine {
+                state_dir: home,
+                ..self.clone()
+            });
+        }
+        if home::records(&self.state_dir, &self.table) {
+            return None;
+        }
+        let (table, home) = home::other_tables(&self.table, &self.state_dir).into_iter().next()?;
+        if self.table_in_kernel() {
+            return None;
+        }
+        tracing::debug!(table = %table, home = %home.display(), own_table = %self.table, "another Cordon table is in force in this network namespace; working on it");
         Some(Engine {
+            table,
             state_dir: home,
             ..self.clone()
         })
+    }
+
+    /// Whether an nftables table of this engine's name is in the kernel (a stray or an
+    /// older version's second table: worked on as itself, never redirected).
+    fn table_in_kernel(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            cordon_firewall::netlink::marked_tables().is_ok_and(|t| t.contains(&self.table))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
     }
 
     /// The state directory the table's quarantine is recorded in: the registered home
@@ -576,6 +608,21 @@ impl Engine {
             notify_users,
             dir_sync,
         } = how;
+        // A table coming into force: under the namespace lock, no other Cordon table may
+        // be recorded (it would stack: the kernel enforces the intersection of the two).
+        let _ns_lock = if previous.is_none() {
+            let lock = home::namespace_lock(self.lock_timeout)?;
+            if let Some((other, dir)) = home::other_tables(&self.table, &self.state_dir).into_iter().next() {
+                return Err(EngineError::Invalid(format!(
+                    "Cordon table `{other}` (recorded in {}) holds a quarantine in this network namespace and table `{}` would stack on it (the kernel would enforce only what both allow); nothing was changed — run again to add this claim to table `{other}`",
+                    dir.display(),
+                    self.table
+                )));
+            }
+            lock
+        } else {
+            None
+        };
         let started = std::time::Instant::now();
         fw.apply(&resolved.policy)?;
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -106,11 +106,50 @@ pub async fn create_enroll_token(
     let created = store
         .create_enroll_token("cordon server token create", labels, ttl_secs)
         .await;
-    let closed = audit::checkpoint(&state, audit::occasion::SHUTDOWN).await;
+    let closed = audit::shutdown_checkpoint(&state).await;
+    if let Ok(Some((_, record))) = &closed {
+        deliver_shutdown_checkpoint(&store, *record).await;
+    }
     drop(lock);
     let created = created?;
     closed.map_err(|e| RunError::Audit(e.to_string()))?;
     Ok(created)
+}
+
+/// Longest wait, at an orderly stop, for the shutdown audit checkpoint to reach the
+/// notification targets subscribed to `audit_checkpoint`.
+pub const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends the shutdown checkpoint (audit record `record`) to the notification targets
+/// before the process exits (trial7 MED 2: it used to leave the database only at the
+/// next start), waiting at most [`SHUTDOWN_DELIVERY_WAIT`]; logs a warning naming each
+/// target (id and URL origin) it could not reach — the copy then stays queued and is
+/// sent at the next start.
+pub async fn deliver_shutdown_checkpoint(store: &Store, record: i64) {
+    use crate::automation::notify;
+    let client = match notify::http_client(&Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot deliver the shutdown audit checkpoint: no HTTP client");
+            return;
+        }
+    };
+    match notify::deliver_record_now(store, &client, record, SHUTDOWN_DELIVERY_WAIT).await {
+        Ok(missed) => {
+            for m in missed {
+                tracing::warn!(
+                    target_id = m.target_id,
+                    target = %m.origin,
+                    error = %m.error,
+                    record,
+                    "shutdown audit checkpoint not delivered to notification target {} ({}) before stopping; it stays queued and is sent at the next start",
+                    m.target_id,
+                    m.origin
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, record, "cannot deliver the shutdown audit checkpoint"),
+    }
 }
 
 /// Name of the lock file in the data directory that every process writing the audit log
@@ -209,7 +248,9 @@ impl Running {
     /// An orderly stop: [`Running::stop`], then a signed audit checkpoint (occasion
     /// `shutdown`) of everything written, kept in the data directory too, so the log
     /// cannot be rewritten or cut while the server is down without verification
-    /// noticing. A failure to write it is logged.
+    /// noticing, and delivered to the notification targets subscribed to
+    /// `audit_checkpoint` before this returns ([`deliver_shutdown_checkpoint`], at most
+    /// [`SHUTDOWN_DELIVERY_WAIT`]). A failure to write or deliver it is logged.
     pub async fn shutdown(self) {
         let state = self.state.clone();
         let _ = self.shutdown.send(true);
@@ -220,8 +261,10 @@ impl Running {
         // transaction not committed by then rolls back): the shutdown checkpoint must be
         // the last record this server writes.
         tokio::time::sleep(SHUTDOWN_SETTLE).await;
-        if let Err(e) = audit::checkpoint(&state, audit::occasion::SHUTDOWN).await {
-            tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint");
+        match audit::shutdown_checkpoint(&state).await {
+            Ok(Some((_, record))) => deliver_shutdown_checkpoint(&state.store, record).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint"),
         }
         drop(self);
     }

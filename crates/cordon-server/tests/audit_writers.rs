@@ -353,3 +353,84 @@ async fn audit_writers_records_with_ids_below_one_do_not_predate_the_chain() {
     assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(-5), "{}", render(&r));
     a.shutdown().await;
 }
+
+/// A webhook receiver on 127.0.0.1 (port chosen by the OS): every body POSTed to it.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook/secret-path",
+        axum::routing::post(move |body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook/secret-path", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+async fn checkpoint_target(store: &Store, name: &str, url: &str) -> i64 {
+    use cordon_proto::automation::{TargetKind, TargetSpec};
+    let spec = TargetSpec {
+        name: name.into(),
+        kind: TargetKind::Webhook,
+        url: url.into(),
+        events: vec!["audit_checkpoint".into()],
+        enabled: true,
+    };
+    store.add_notify_target("alice", &spec).await.unwrap().id
+}
+
+/// trial7 MED 2: the shutdown checkpoint was queued at the orderly stop and left the
+/// database only at the next start (anyone with database access could delete it in
+/// between). An orderly stop now delivers it to the targets subscribed to
+/// `audit_checkpoint` before `Running::shutdown` returns (what `cordon server run` does
+/// before the process exits); a target it cannot reach delays the stop by at most
+/// `SHUTDOWN_DELIVERY_WAIT` and its copy stays queued, the error recorded.
+#[tokio::test]
+async fn shutdown_checkpoint_reaches_notification_targets_before_the_process_exits() {
+    let runs = Runs::new().await;
+    let (url, got) = receiver().await;
+    let first = runs.start().await;
+    checkpoint_target(&first.state.store, "outside-copy", &url).await;
+    // A second target nobody listens on (a port just closed).
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/gone", l.local_addr().unwrap())
+    };
+    let dead = checkpoint_target(&first.state.store, "unreachable", &closed).await;
+    write_a_record(&first).await;
+    let store = first.state.store.clone();
+    let started = std::time::Instant::now();
+    first.shutdown().await;
+    let took = started.elapsed();
+    // Delivered by the time the stop returned: no waiting here.
+    let bodies = got.lock().unwrap().clone();
+    let stop = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(stop.occasion.as_deref(), Some("shutdown"), "{stop:?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("audit_checkpoint") && b.contains("shutdown") && b.contains(&stop.hash)),
+        "the shutdown checkpoint reached the receiver before the stop returned: {bodies:#?}"
+    );
+    assert!(
+        took < cordon_server::run::SHUTDOWN_DELIVERY_WAIT + std::time::Duration::from_secs(5),
+        "the stop waits a bounded time for an unreachable target: {took:?}"
+    );
+    // The unreachable target's copy stays queued, attempted, its error kept.
+    let rows = store.deliveries(None, 100).await.unwrap();
+    let row = rows
+        .iter()
+        .filter(|d| d.target_id == dead)
+        .max_by_key(|d| d.id)
+        .expect("a delivery row for the unreachable target");
+    assert_eq!(row.status, "pending", "{row:?}");
+    assert!(row.attempts >= 1 && row.last_error.is_some(), "{row:?}");
+}

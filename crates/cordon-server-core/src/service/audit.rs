@@ -258,7 +258,9 @@ impl Export {
                         foreign,
                         ..Default::default()
                     })
-                    .map_err(|e| ApiError::internal(format!("cannot sign the export trailer: {e}")))?;
+                    .map_err(|e| {
+                        ApiError::internal(format!("cannot sign the export trailer: {}", crate::error::chain(&e)))
+                    })?;
                 let line = serde_json::to_string(&ExportTrailer { checkpoint })
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 out.push_str(&line);
@@ -448,8 +450,18 @@ pub mod occasion {
 pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ApiError> {
     match occasion {
         occasion::START => start_checkpoint(st, crate::store::StartFacts::default()).await,
-        _ => write_checkpoint(st, occasion, None).await,
+        _ => Ok(write_checkpoint(st, occasion, None).await?.map(|(cp, _)| cp)),
     }
+}
+
+/// The shutdown checkpoint ([`checkpoint`] with occasion `shutdown`), returning also the
+/// id of the checkpoint record itself, whose notifications an orderly stop delivers
+/// before the process exits. `None` without a CA key (nothing is signed then).
+///
+/// # Errors
+/// As [`checkpoint`].
+pub async fn shutdown_checkpoint(st: &AppState) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
+    write_checkpoint(st, occasion::SHUTDOWN, None).await
 }
 
 /// The start checkpoint (see [`checkpoint`] and
@@ -463,14 +475,16 @@ pub async fn start_checkpoint(
     st: &AppState,
     facts: crate::store::StartFacts,
 ) -> Result<Option<SignedCheckpoint>, ApiError> {
-    write_checkpoint(st, occasion::START, Some(facts)).await
+    Ok(write_checkpoint(st, occasion::START, Some(facts))
+        .await?
+        .map(|(cp, _)| cp))
 }
 
 async fn write_checkpoint(
     st: &AppState,
     occasion: &str,
     start: Option<crate::store::StartFacts>,
-) -> Result<Option<SignedCheckpoint>, ApiError> {
+) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
     let Some(ca) = st.ca.clone() else {
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
@@ -491,7 +505,7 @@ async fn write_checkpoint(
     let signed = serde_json::to_string(&cp).map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(checkpoint = %format!("{}:{}", cp.last_id, cp.hash), record = own.last_id, %signed, "audit checkpoint");
     save_anchor(st)?;
-    Ok(Some(cp))
+    Ok(Some((cp, own.last_id)))
 }
 
 /// What one retention run did.
@@ -536,9 +550,9 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let records = st.store.archive_audit(cut, &mut out).await?;
     let signed = match &hash {
         Some(h) => {
-            let cp = ca
-                .sign_checkpoint(cut, h)
-                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?;
+            let cp = ca.sign_checkpoint(cut, h).map_err(|e| {
+                ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
+            })?;
             // The archive file ends like any export: a trailer signed for `export` (the
             // cut's own checkpoint, recorded in the log, cannot serve as one).
             let trailer = ca
@@ -548,7 +562,12 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
                     occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
                     ..Default::default()
                 })
-                .map_err(|e| ApiError::internal(format!("cannot sign the archive's trailer: {e}")))?;
+                .map_err(|e| {
+                    ApiError::internal(format!(
+                        "cannot sign the archive's trailer: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
             let line = serde_json::to_string(&ExportTrailer { checkpoint: trailer })
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             writeln!(out, "{line}").map_err(|e| io("write", e))?;
@@ -565,7 +584,9 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
             // The records cut were written before the chain existed: nothing to continue.
             None => ca
                 .sign_checkpoint(cut, cordon_proto::audit_chain::GENESIS)
-                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?,
+                .map_err(|e| {
+                    ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
+                })?,
         },
         records,
         archive: path.display().to_string(),

@@ -339,6 +339,37 @@ impl Store {
             .collect()
     }
 
+    /// The outbox rows of audit record `audit_id` still pending, whatever their next
+    /// attempt time and lease (an orderly stop sends its shutdown checkpoint at once, see
+    /// `cordon_automation::notify::deliver_record_now`), oldest first, each with its
+    /// target's id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pending_deliveries_of(&self, audit_id: i64) -> Result<Vec<(i64, DueDelivery)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id AS id, o.target_id AS target_id, o.payload AS payload, o.attempts AS attempts, t.url AS url \
+             FROM notify_outbox o LEFT JOIN notify_targets t ON t.id = o.target_id \
+             WHERE o.status = 'pending' AND o.audit_id = $1 ORDER BY o.id",
+        )
+        .bind(audit_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    get_i64(r, "target_id")?,
+                    DueDelivery {
+                        id: get_i64(r, "id")?,
+                        attempts: get_i64(r, "attempts")?,
+                        url: get_opt_str(r, "url")?,
+                        payload: get_str(r, "payload")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Leases a due row until `lease_until` (Unix ms); `false` when another worker
     /// (replica) claimed it first.
     pub async fn claim_delivery(&self, id: i64, lease_until: i64) -> Result<bool, StoreError> {
@@ -470,7 +501,7 @@ async fn audit_target_change(tx: &mut super::Tx, who: Actor<'_>, action: &str, t
 
 /// `scheme://host[:port]` of `url` (path, query and credentials dropped: a Slack
 /// webhook's path is its secret), parsed as an HTTP URI; `(not a URL)` otherwise.
-fn url_origin(url: &str) -> String {
+pub fn url_origin(url: &str) -> String {
     let Ok(uri) = url.parse::<axum::http::Uri>() else {
         return "(not a URL)".into();
     };
