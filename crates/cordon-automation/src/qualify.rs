@@ -127,6 +127,90 @@ pub fn resolve_label(name: &str, existing: &[String]) -> Result<(), String> {
     }
 }
 
+/// Why an event is blocked while the kill switch is on (also a rule's [`cannot_fire`] reason).
+pub const KILL_SWITCH: &str = "automation is stopped (kill switch)";
+
+/// Every trigger label of `rule` resolves ([`resolve_label`]) against `fleet_labels`, or
+/// the first that does not, with `: rule does not fire` appended. Evaluation
+/// ([`qualify`]) and a rule's standing state ([`cannot_fire`]) both call this, so the
+/// Rules page cannot say a rule fires when evaluation would refuse it.
+pub fn trigger_labels_resolve(rule: &Rule, fleet_labels: &[String]) -> Result<(), String> {
+    for l in &rule.trigger_labels {
+        resolve_label(l, fleet_labels).map_err(|why| format!("{why}: rule does not fire"))?;
+    }
+    Ok(())
+}
+
+/// The first of `host_labels` that is protected, if any (such a host is never
+/// quarantined automatically).
+pub fn protected_label<'a>(host_labels: &'a [String], protected: &[String]) -> Option<&'a String> {
+    host_labels.iter().find(|l| protected.contains(l))
+}
+
+/// What a rule's standing state is computed from: the fleet as it is now.
+#[derive(Debug, Clone)]
+pub struct FleetNow<'a> {
+    /// Every distinct label on a non-revoked host (what trigger labels resolve against).
+    pub labels: &'a [String],
+    /// The labels of each non-revoked host, one entry per host.
+    pub host_labels: &'a [Vec<String>],
+    /// Kill switch: `false` stops automation.
+    pub enabled: bool,
+    /// Protected labels (hosts carrying one are never quarantined automatically).
+    pub protected_labels: &'a [String],
+}
+
+/// Why a rule cannot quarantine any host right now, whatever event arrives; empty when it
+/// can. Computed with the same functions as evaluation ([`trigger_labels_resolve`],
+/// [`protected_label`], [`KILL_SWITCH`]): disabled or invalid (`rule` is the validation
+/// result of the stored spec, `disabled_reason` the stored reason), a trigger label that
+/// does not resolve (missing, or ambiguous with near-duplicates), the kill switch, or
+/// every host carrying a trigger label being protected. A `notify_only` rule "fires" by
+/// notifying, so the same reasons apply to it.
+pub fn cannot_fire(
+    rule: Result<&Rule, &str>,
+    active: bool,
+    disabled_reason: Option<&str>,
+    fleet: &FleetNow<'_>,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if !active {
+        why.push(disabled_reason.unwrap_or("disabled").to_string());
+    }
+    let rule = match rule {
+        Ok(r) => r,
+        Err(e) => {
+            if active {
+                why.push(format!("invalid: {e}"));
+            }
+            return why;
+        }
+    };
+    if let Err(e) = trigger_labels_resolve(rule, fleet.labels) {
+        why.push(e);
+    } else {
+        let targets: Vec<&Vec<String>> = fleet
+            .host_labels
+            .iter()
+            .filter(|h| rule.trigger_labels.iter().any(|l| h.contains(l)))
+            .collect();
+        if !targets.is_empty()
+            && targets
+                .iter()
+                .all(|h| protected_label(h, fleet.protected_labels).is_some())
+        {
+            why.push(format!(
+                "every host with a trigger label ({}) carries a protected label: none is quarantined automatically",
+                targets.len()
+            ));
+        }
+    }
+    if !fleet.enabled {
+        why.push(KILL_SWITCH.into());
+    }
+    why
+}
+
 /// The pure qualification function. Disabled rules are never passed here (the caller
 /// reports them), but an explicit `active = false` is honoured for completeness.
 pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<'_>, fleet: &Fleet<'_>) -> Decision {
@@ -146,10 +230,8 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
             ev.severity.as_str()
         ));
     }
-    for l in &rule.trigger_labels {
-        if let Err(why) = resolve_label(l, fleet.labels) {
-            return Decision::RuleError(format!("{why}: rule does not fire"));
-        }
+    if let Err(why) = trigger_labels_resolve(rule, fleet.labels) {
+        return Decision::RuleError(why);
     }
     let Some(label) = rule.trigger_labels.iter().find(|l| host.labels.contains(l)) else {
         return Decision::NoMatch(format!(
@@ -157,7 +239,7 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
             rule.trigger_labels
         ));
     };
-    if let Some(p) = host.labels.iter().find(|l| fleet.protected_labels.contains(l)) {
+    if let Some(p) = protected_label(host.labels, fleet.protected_labels) {
         return Decision::Blocked(format!("host carries protected label {p:?}"));
     }
     if host.quarantined {
@@ -167,7 +249,7 @@ pub fn qualify(rule: &Rule, active: bool, ev: &EventFacts<'_>, host: &HostFacts<
         return Decision::Blocked("an approval for this host is already pending".into());
     }
     if !fleet.enabled {
-        return Decision::Blocked("automation is stopped (kill switch)".into());
+        return Decision::Blocked(KILL_SWITCH.into());
     }
     let cooldown = rule.cooldown_secs.unwrap_or(fleet.cooldown_secs);
     if let Some(last) = host.last_auto_action_ms {
@@ -476,6 +558,61 @@ mod tests {
                 c.why
             );
         }
+    }
+
+    /// trial11 HIGH 1 / LOW 10: a rule whose evaluation would refuse every event (an
+    /// ambiguous trigger label, the kill switch, disabled, only protected targets) never
+    /// reads as firing; the reason is the evaluation's own.
+    #[test]
+    fn a_rule_that_cannot_fire_says_why_in_the_words_evaluation_uses() {
+        let r = rule();
+        let labels = s(&["servers", "laptops", "cordon-protected"]);
+        let hosts = vec![s(&["servers"]), s(&["laptops"])];
+        let prot = s(&["cordon-protected"]);
+        let fleet = FleetNow {
+            labels: &labels,
+            host_labels: &hosts,
+            enabled: true,
+            protected_labels: &prot,
+        };
+        assert!(cannot_fire(Ok(&r), true, None, &fleet).is_empty());
+        // Ambiguous: the same text as the no_match/rule_error reason of an event.
+        let amb = s(&["servers", "Servers"]);
+        let f = FleetNow {
+            labels: &amb,
+            ..fleet.clone()
+        };
+        let why = cannot_fire(Ok(&r), true, None, &f);
+        let ev_reason = trigger_labels_resolve(&r, &amb).unwrap_err();
+        assert_eq!(why, vec![ev_reason.clone()]);
+        assert!(ev_reason.contains("ambiguous"), "{ev_reason}");
+        // Kill switch.
+        let f = FleetNow {
+            enabled: false,
+            ..fleet.clone()
+        };
+        assert_eq!(cannot_fire(Ok(&r), true, None, &f), vec![KILL_SWITCH.to_string()]);
+        // Disabled, with its stored reason.
+        assert_eq!(
+            cannot_fire(Ok(&r), false, Some("disabled by request"), &fleet),
+            vec!["disabled by request".to_string()]
+        );
+        assert!(cannot_fire(Err("bad"), true, None, &fleet)[0].contains("invalid: bad"));
+        // Every host with the trigger label is protected.
+        let hp = vec![s(&["servers", "cordon-protected"]), s(&["laptops"])];
+        let f = FleetNow {
+            host_labels: &hp,
+            ..fleet.clone()
+        };
+        let why = cannot_fire(Ok(&r), true, None, &f);
+        assert!(why.len() == 1 && why[0].contains("protected"), "{why:?}");
+        // One unprotected target is enough to fire.
+        let hp = vec![s(&["servers", "cordon-protected"]), s(&["servers"])];
+        let f = FleetNow {
+            host_labels: &hp,
+            ..fleet
+        };
+        assert!(cannot_fire(Ok(&r), true, None, &f).is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
 
-use crate::{engine, validate};
+use crate::{engine, qualify, validate};
 
 /// Evaluates and acts on one event (responder). `fallbacks` are other references to the
 /// same host (an adapter's agent IP), tried when `ev.host` is unknown. An event whose
@@ -97,22 +97,52 @@ pub async fn event(st: &AppState, caller: &Caller, id: &str) -> Result<EventReco
         .ok_or_else(|| ApiError::not_found(format!("no event {id:?}")))
 }
 
-/// Every rule (viewer).
-pub async fn rules(st: &AppState, caller: &Caller) -> Result<Vec<RuleRecord>, ApiError> {
-    caller.require(Role::Viewer)?;
-    Ok(st.store.rules().await?)
+/// Fills in each rule's [`RuleRecord::cannot_fire`] from the fleet as it is now (labels
+/// of the non-revoked hosts, kill switch, protected labels), with the evaluation's own
+/// functions ([`qualify::cannot_fire`]).
+async fn with_standing(st: &AppState, mut rules: Vec<RuleRecord>) -> Result<Vec<RuleRecord>, ApiError> {
+    let settings = st.store.automation_settings().await?;
+    let host_labels = st.store.fleet_host_labels().await?;
+    let mut labels: Vec<String> = host_labels.iter().flatten().cloned().collect();
+    labels.sort();
+    labels.dedup();
+    let fleet = qualify::FleetNow {
+        labels: &labels,
+        host_labels: &host_labels,
+        enabled: settings.enabled,
+        protected_labels: &settings.protected_labels,
+    };
+    for r in &mut rules {
+        let checked = validate::rule(&r.spec);
+        r.cannot_fire = qualify::cannot_fire(
+            checked.as_ref().map_err(String::as_str),
+            r.active,
+            r.disabled_reason.as_deref(),
+            &fleet,
+        );
+    }
+    Ok(rules)
 }
 
-/// One rule (viewer).
+/// Every rule (viewer), each with why it cannot fire now ([`RuleRecord::cannot_fire`]).
+pub async fn rules(st: &AppState, caller: &Caller) -> Result<Vec<RuleRecord>, ApiError> {
+    caller.require(Role::Viewer)?;
+    with_standing(st, st.store.rules().await?).await
+}
+
+/// One rule (viewer), with why it cannot fire now.
 ///
 /// # Errors
 /// 404 when there is no such rule.
 pub async fn rule(st: &AppState, caller: &Caller, name: &str) -> Result<RuleRecord, ApiError> {
     caller.require(Role::Viewer)?;
-    st.store
+    let r = st
+        .store
         .rule(name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))?;
+    let mut v = with_standing(st, vec![r]).await?;
+    v.pop().ok_or_else(|| ApiError::not_found(format!("no rule {name:?}")))
 }
 
 /// Creates or replaces a rule (admin). A rule that fails validation is stored disabled
@@ -128,10 +158,12 @@ pub async fn save_rule(st: &AppState, caller: &Caller, mut spec: RuleSpec) -> Re
         Ok(_) => (false, Some("disabled by request".to_string())),
         Err(why) => (false, Some(format!("invalid: {why}"))),
     };
-    Ok(st
+    let saved = st
         .store
         .save_rule(caller, &spec, active, reason.as_deref(), now_ms())
-        .await?)
+        .await?;
+    let mut v = with_standing(st, vec![saved]).await?;
+    v.pop().ok_or_else(|| ApiError::internal("saved rule vanished"))
 }
 
 /// Deletes a rule (admin).

@@ -78,9 +78,14 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                         tr {
                             td data-label="Rule" { strong { (r.spec.name) } }
                             td data-label="In force" {
-                                @if r.active { span class="state state-normal" { "✓ active" } }
-                                @else { span class="state state-failed" title=[r.disabled_reason.as_deref()] { "✕ inactive" } }
-                                @if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
+                                // `cannot_fire` is computed by the code that evaluates events
+                                // (trial11 HIGH 1): never "active" for a rule that cannot fire.
+                                @if !r.active { span class="state state-failed" { "✕ inactive" } }
+                                @else if r.cannot_fire.is_empty() { span class="state state-normal" { "✓ active" } }
+                                @else { span class="state state-degraded" { "⚠ cannot fire" } }
+                                @if !r.cannot_fire.is_empty() {
+                                    ul class="detail why-not" { @for why in &r.cannot_fire { li { (why) } } }
+                                } @else if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
                             }
                             td data-label="Mode" { (r.spec.mode) @if r.spec.only_critical { br; span class="muted" { "critical only" } } }
                             td data-label="Events" { @for t in &r.spec.trigger_event_types { code { (t) } " " } }
@@ -210,6 +215,7 @@ pub async fn approvals(
     }
     let admin = s.is_admin();
     let pending = list.iter().filter(|a| a.status == "pending").count();
+    let killed = !service::settings(&st, &s.caller).await?.enabled;
     let body = html! {
         // Live, as the table is: the count never lags the rows (trial8).
         div class="page-head" id="approvals-head" data-live="" { h1 { "Approvals" } p class="summary" { strong id="approvals-count" { (list.len()) } " " (status) } }
@@ -222,6 +228,7 @@ pub async fn approvals(
             }
             div class="field buttons" { button type="submit" { "Apply" } }
         }
+        @if killed { p class="alert alert-warn" id="ap-killswitch" role="status" { (KILL_SWITCH_APPROVE) } }
         @if !admin { p class="muted" { "Only admins approve or deny." } }
         @if admin && pending > 0 {
             div class="toolbar" role="toolbar" aria-label="Decide on selected approvals" {
@@ -280,6 +287,11 @@ pub async fn approvals(
     };
     Ok(Html(layout("Approvals", Some(&s), Nav::Approvals, body).into_string()))
 }
+
+/// What approving means while the kill switch is on (trial11 LOW 10): the kill switch
+/// stops automatic actions only; an admin's approval is a decision and quarantines now.
+pub const KILL_SWITCH_APPROVE: &str = "Automatic actions are stopped (kill switch). Approving is an admin decision, \
+not an automatic action: it still quarantines each approved host now. Deny, or leave pending, to keep the hosts as they are.";
 
 /// The review dialog. Its form never submits (Enter in the comment does nothing): the
 /// decision is a plain button, and focus starts in the comment, not on a decision.
@@ -436,7 +448,16 @@ pub async fn review(
     };
     match service::review_approvals(&st, &s.caller, &f.ids, approve).await {
         Ok(list) => {
-            let (count, summary, button) = review_summary(approve, &list);
+            let (count, mut summary, button) = review_summary(approve, &list);
+            // The kill switch stops automatic actions only (trial11 LOW 10): say so.
+            let killed = match service::settings(&st, &s.caller).await {
+                Ok(set) => !set.enabled,
+                Err(ApiError { status, detail, .. }) => return decide_reply(status, detail),
+            };
+            if approve && count > 0 && killed {
+                summary.push(' ');
+                summary.push_str(KILL_SWITCH_APPROVE);
+            }
             Json(ReviewReply {
                 ok: true,
                 error: None,

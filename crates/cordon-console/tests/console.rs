@@ -1728,6 +1728,138 @@ async fn hosts_list_names_other_managers_claims_never_a_bare_normal() {
     );
 }
 
+/// trial11 HIGH 1 / LOW 10 / LOW 5: a rule that evaluation would not let fire (an
+/// ambiguous trigger label, only protected targets, the kill switch) never reads "✓
+/// active" on the Rules page or in the API, and says why in the evaluation's own words;
+/// approving while the kill switch is on says that it still quarantines; a decision that
+/// requested nothing never says "quarantine requested".
+#[tokio::test]
+async fn rules_that_cannot_fire_say_why_and_approving_under_the_kill_switch_says_what_happens() {
+    let ctx = Ctx::new().await;
+    let web1 = ctx.enroll("web1", &["web"]).await;
+    // A near-duplicate label from before look-alikes were refused (the enrolment token
+    // is created in the store directly).
+    ctx.enroll("web2", &["Web"]).await;
+    ctx.enroll("dc1", &["dc", "cordon-protected"]).await;
+    let lab1 = ctx.enroll("lab1", &["lab"]).await;
+    let rule = |name: &str, label: &str| {
+        serde_json::json!({"name": name, "trigger_event_types": ["malware"], "trigger_labels": [label]}).to_string()
+    };
+    for (n, l) in [("malware", "web"), ("dcs", "dc"), ("lab", "lab")] {
+        let (st, v) = ctx.call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule(n, l))).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let ev = serde_json::json!({"host": web1, "type": "malware", "severity": "critical"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/events", Some(&ctx.responder), Some(&ev)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let reason = v["events"][0]["outcomes"][0]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("ambiguous"), "{v}");
+    let cannot = |v: &serde_json::Value, name: &str| -> Vec<String> {
+        let r = v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap();
+        serde_json::from_value(r["cannot_fire"].clone()).unwrap()
+    };
+    let (_, v) = ctx.call("GET", "/v1/rules", Some(&ctx.viewer), None).await;
+    assert_eq!(
+        cannot(&v, "malware"),
+        vec![reason.clone()],
+        "the API says what evaluation said: {v}"
+    );
+    assert!(cannot(&v, "dcs")[0].contains("protected"), "{v}");
+    assert!(cannot(&v, "lab").is_empty(), "{v}");
+    let (_, one) = ctx.call("GET", "/v1/rules/malware", Some(&ctx.viewer), None).await;
+    assert_eq!(one["cannot_fire"][0].as_str(), Some(reason.as_str()), "{one}");
+    let vs = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &vs, "/console/rules").await;
+    assert_eq!(page.matches("✓ active").count(), 1, "only `lab` can fire: {page}");
+    assert_eq!(page.matches("⚠ cannot fire").count(), 2, "{page}");
+    assert!(
+        page.contains("is ambiguous") && page.contains("carries a protected label"),
+        "{page}"
+    );
+
+    // Kill switch: no rule can fire, every one says so.
+    let (st, _) = ctx
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&ctx.admin),
+            Some(r#"{"enabled": false, "cap_count": 0}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = ctx.call("GET", "/v1/rules", Some(&ctx.viewer), None).await;
+    assert_eq!(
+        cannot(&v, "lab"),
+        vec!["automation is stopped (kill switch)".to_string()],
+        "{v}"
+    );
+    let page = page_body(&ctx, &vs, "/console/rules").await;
+    assert!(!page.contains("✓ active"), "{page}");
+    assert_eq!(page.matches("automation is stopped (kill switch)").count(), 3, "{page}");
+
+    // An approval made before the kill switch: the review says approving still quarantines.
+    let (st, _) = ctx
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&ctx.admin),
+            Some(r#"{"enabled": true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let ev = serde_json::json!({"host": lab1, "type": "malware", "severity": "critical"}).to_string();
+    let (_, v) = ctx.call("POST", "/v1/events", Some(&ctx.responder), Some(&ev)).await;
+    assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+    let (_, _) = ctx
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&ctx.admin),
+            Some(r#"{"enabled": false}"#),
+        )
+        .await;
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let page = page_body(&ctx, &admin, "/console/approvals").await;
+    assert!(page.contains("id=\"ap-killswitch\""), "{page}");
+    assert!(page.contains("it still quarantines each approved host now"), "{page}");
+    let (_, v) = ctx.call("GET", "/v1/approvals", Some(&ctx.viewer), None).await;
+    let id = v["approvals"][0]["id"].as_i64().unwrap();
+    let r = post_json(
+        &ctx,
+        &admin,
+        "/console/approvals/review",
+        serde_json::json!({"ids": [id], "decision": "approve"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let review = j(&r);
+    assert!(
+        review["summary"].as_str().unwrap().contains("kill switch") && review["count"] == 1,
+        "{review}"
+    );
+    let body =
+        serde_json::json!({"ids": [id], "decision": "approve", "comment": "IR-9", "revisions": review["revisions"]});
+    let r = post_json(&ctx, &admin, "/console/approvals/decide", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        j(&r)["summary"].as_str().unwrap().contains("quarantine requested"),
+        "{}",
+        r.body
+    );
+    assert!(ctx.store().host(&lab1).await.unwrap().desired.quarantined);
+    // The same approval again: nothing was requested, and the summary does not say it was.
+    let r = post_json(&ctx, &admin, "/console/approvals/decide", body).await;
+    if r.status == StatusCode::OK {
+        let summary = j(&r)["summary"].as_str().unwrap().to_string();
+        assert!(!summary.contains("quarantine requested"), "{summary}");
+    }
+}
+
 /// Three pending approvals (cap 0: every automatic quarantine asks a human) for hosts
 /// with label `ws`, protected label `dc`. Returns the approval ids by hostname.
 async fn three_approvals(ctx: &Ctx, names: &[&str]) -> std::collections::BTreeMap<String, (String, i64)> {

@@ -707,10 +707,9 @@ impl Engine {
         before: &[Claim],
     ) -> Result<Option<state::StoredState>, EngineError> {
         let refuse = |why: String| {
-            EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(format!(
-                "{}; {why}",
-                crate::error::chain(&held)
-            )))
+            EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(
+                format!("{}; {why}", crate::error::chain(&held)).into(),
+            ))
         };
         let pid = crate::watch::holder::pid(&self.state_dir, &self.table).map_err(|why| {
             refuse(format!(

@@ -260,7 +260,7 @@ impl EngineError {
 impl From<FirewallError> for EngineError {
     fn from(e: FirewallError) -> Self {
         match e {
-            FirewallError::Rejected(_) => EngineError::Rejected(e),
+            FirewallError::Rejected(_) | FirewallError::HeldByAnotherProcess { .. } => EngineError::Rejected(e),
             other => EngineError::Firewall(other),
         }
     }

@@ -222,11 +222,15 @@ impl Engine {
                         Err(e) => {
                             // Whatever went wrong, rebuild everything next time.
                             mem.good = None;
-                            on(&WatchEvent::Failed { error: e.to_string() })
+                            on(&WatchEvent::Failed {
+                                error: crate::error::chain(&e),
+                            })
                         }
                     }
                 }
-                Err(e) => on(&WatchEvent::Failed { error: e.to_string() }),
+                Err(e) => on(&WatchEvent::Failed {
+                    error: crate::error::chain(&e),
+                }),
             }
         }
         Ok(())

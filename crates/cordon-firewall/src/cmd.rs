@@ -3,7 +3,7 @@
 use std::io::{ErrorKind, Write};
 use std::process::{Command, Stdio};
 
-use crate::FirewallError;
+use crate::{Cause, FirewallError, Refusal};
 
 /// Runs `program args` with `stdin` piped in; returns stdout on success.
 pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, FirewallError> {
@@ -14,7 +14,9 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => FirewallError::Unsupported(format!("`{program}` is not installed")),
+            ErrorKind::NotFound => {
+                FirewallError::Unsupported(Refusal::caused_by(format!("`{program}` is not installed"), e))
+            }
             _ => FirewallError::Io {
                 context: format!("starting {program}"),
                 source: e,
@@ -35,12 +37,21 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, 
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let msg = format!("{program} {} failed: {}", args.join(" "), first_lines(&stderr, 6));
+    // The tools report only text: the words of EPERM/EACCES are the one way to tell a
+    // missing privilege from a refused change.
     let lower = stderr.to_ascii_lowercase();
-    if lower.contains("operation not permitted") || lower.contains("permission denied") {
-        Err(FirewallError::NotPermitted(msg))
+    let denied = lower.contains("operation not permitted") || lower.contains("permission denied");
+    let refusal = Refusal::caused_by(
+        format!("{program} {} failed", args.join(" ")),
+        Cause::Exit {
+            status: Some(out.status),
+            output: first_lines(&stderr, 6),
+        },
+    );
+    if denied {
+        Err(FirewallError::NotPermitted(refusal))
     } else {
-        Err(FirewallError::Rejected(msg))
+        Err(FirewallError::Rejected(refusal))
     }
 }
 
@@ -79,4 +90,34 @@ fn is_executable(path: &std::path::Path) -> bool {
 
 fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// The fault kind: a failed program's exit and output flattened into the message.
+    /// The exit status and output are the cause; the chain reads as before
+    /// (`PROGRAM ARGS failed: OUTPUT`).
+    #[test]
+    fn a_failed_program_is_the_cause_with_its_exit_status() {
+        let e = run("sh", &["-c", "echo boom >&2; exit 3"], None).unwrap_err();
+        let FirewallError::Rejected(r) = &e else {
+            panic!("{e:?}");
+        };
+        let Some(Cause::Exit {
+            status: Some(status),
+            output,
+        }) = r.cause()
+        else {
+            panic!("{r:?}");
+        };
+        assert_eq!((status.code(), output.as_str()), (Some(3), "boom"));
+        assert_eq!(crate::error::chain(&e), "sh -c echo boom >&2; exit 3 failed: boom");
+        let e = run("cordon-no-such-program", &[], None).unwrap_err();
+        assert!(
+            matches!(&e, FirewallError::Unsupported(r) if r.message() == "`cordon-no-such-program` is not installed"),
+            "{e:?}"
+        );
+    }
 }

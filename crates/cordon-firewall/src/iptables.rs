@@ -48,9 +48,9 @@ impl Iptables {
             let t = tools(family);
             for program in [t.save, t.restore] {
                 if !cmd::exists(program) {
-                    return Err(FirewallError::Unsupported(format!(
-                        "`{program}` is not installed (apt-get install iptables)"
-                    )));
+                    return Err(FirewallError::Unsupported(
+                        format!("`{program}` is not installed (apt-get install iptables)").into(),
+                    ));
                 }
             }
         }

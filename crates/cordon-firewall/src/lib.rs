@@ -7,6 +7,7 @@
 
 mod cmd;
 pub mod digest;
+mod error;
 pub mod iptables;
 #[cfg(target_os = "linux")]
 pub mod netlink;
@@ -15,11 +16,12 @@ pub mod pf;
 pub mod windows;
 
 use std::fmt;
+
+pub use error::{Cause, FirewallError, Holder, KernelError, Refusal, HELD_BY_ANOTHER};
 use std::str::FromStr;
 
 use cordon_policy::{Policy, TableName};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 /// Which mechanism enforces the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,42 +92,6 @@ impl FromStr for BackendChoice {
         })
     }
 }
-
-/// Why a backend could not open, read or change the firewall. The messages are complete
-/// sentences for the operator; the engine maps each variant to an exit code.
-#[derive(Debug, Error)]
-pub enum FirewallError {
-    /// The backend cannot work on this host (missing binary, kernel support, OS).
-    #[error("{0}")]
-    Unsupported(String),
-    /// The OS refused for lack of privilege.
-    #[error("{0}")]
-    NotPermitted(String),
-    /// The OS rejected the change; nothing was applied (transactions are atomic).
-    #[error("{0}")]
-    Rejected(String),
-    /// Running a program or talking to the kernel failed at the I/O level (spawn, pipe,
-    /// socket); `context` names the step.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done, e.g. `running iptables-save`.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl FirewallError {
-    /// Whether the kernel refused because another running cordon process holds our
-    /// tables (the nftables owner flag: `cordon isolate --watch`, the agent).
-    pub fn is_held_by_another_process(&self) -> bool {
-        matches!(self, FirewallError::Rejected(m) if m.contains(HELD_BY_ANOTHER))
-    }
-}
-
-/// The words every "held by another running cordon process" refusal carries.
-pub const HELD_BY_ANOTHER: &str = "owned by another running cordon process";
 
 /// What [`Firewall::inspect`] found of our rules in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,13 +274,16 @@ pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall
             for kind in platform_backends() {
                 match open_kind(kind, table) {
                     Ok(fw) => return Ok(fw),
-                    Err(e) => reasons.push(format!("{kind}: {e}")),
+                    Err(e) => reasons.push(format!("{kind}: {}", error::chain(&e))),
                 }
             }
-            Err(FirewallError::Unsupported(format!(
-                "no usable firewall backend on this host ({}); install nftables (nft) or iptables",
-                reasons.join("; ")
-            )))
+            Err(FirewallError::Unsupported(
+                format!(
+                    "no usable firewall backend on this host ({}); install nftables (nft) or iptables",
+                    reasons.join("; ")
+                )
+                .into(),
+            ))
         }
     }
 }
@@ -376,8 +345,8 @@ fn open_kind(kind: BackendKind, table: &TableName) -> Result<Box<dyn Firewall>, 
         BackendKind::Wfp => Ok(Box::new(windows::wfp::Wfp::probe(table.clone())?)),
         #[cfg(windows)]
         BackendKind::NetshIpsec => Ok(Box::new(windows::netsh::NetshIpsec::probe(table.clone())?)),
-        other => Err(FirewallError::Unsupported(format!(
-            "the {other} backend is not available in this build for this OS"
-        ))),
+        other => Err(FirewallError::Unsupported(
+            format!("the {other} backend is not available in this build for this OS").into(),
+        )),
     }
 }

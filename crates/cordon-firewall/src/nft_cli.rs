@@ -4,7 +4,7 @@
 use cordon_policy::render::nft;
 use cordon_policy::{Policy, TableName};
 
-use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
+use crate::{cmd, digest, BackendKind, Cause, Firewall, FirewallError, Inspection, Refusal};
 
 /// The `nft` command backend for one table name: `table inet NAME` (host IP stack only,
 /// no device layer) loaded with `nft -f -` and read back with `nft list table inet NAME`.
@@ -16,9 +16,9 @@ impl NftCli {
     /// Succeeds when the `nft` binary is present.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cmd::exists("nft") {
-            return Err(FirewallError::Unsupported(
-                "`nft` is not installed (apt-get install nftables)".into(),
-            ));
+            return Err(FirewallError::Unsupported(Refusal::new(
+                "`nft` is not installed (apt-get install nftables)",
+            )));
         }
         Ok(NftCli { table })
     }
@@ -38,7 +38,7 @@ impl Firewall for NftCli {
         // atomically by the add/delete/define batch.
         match cmd::run("nft", &["-f", "-"], Some(&nft::render_create(&self.table, policy))) {
             Ok(_) => Ok(()),
-            Err(FirewallError::Rejected(msg)) if msg.contains("File exists") => {
+            Err(FirewallError::Rejected(r)) if tool_said(&r, "File exists") => {
                 cmd::run("nft", &["-f", "-"], Some(&nft::render_apply(&self.table, policy))).map(drop)
             }
             Err(e) => Err(e),
@@ -58,10 +58,15 @@ impl Firewall for NftCli {
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError> {
         match cmd::run("nft", &["list", "table", "inet", self.table.as_str()], None) {
             Ok(listing) => Ok(Some(digest::inspection(normalize(&listing)))),
-            Err(FirewallError::Rejected(msg)) if msg.contains("No such file or directory") => Ok(None),
+            Err(FirewallError::Rejected(r)) if tool_said(&r, "No such file or directory") => Ok(None),
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether `nft` printed `words` (its errno text: `nft` reports errors only as text).
+fn tool_said(r: &Refusal, words: &str) -> bool {
+    r.cause().and_then(Cause::output).is_some_and(|o| o.contains(words))
 }
 
 /// Trims trailing white space per line so cosmetic differences don't count as tampering.

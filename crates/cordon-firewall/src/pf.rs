@@ -24,7 +24,7 @@ use cordon_policy::model::Family;
 use cordon_policy::render::{pf, DHCP4_PORTS, DHCP6_PORTS};
 use cordon_policy::{Policy, TableName};
 
-use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
+use crate::{cmd, digest, BackendKind, Cause, Firewall, FirewallError, Inspection, Refusal};
 
 /// The pf backend for one table name: the anchor of that name (see the module comment).
 pub struct Pf {
@@ -300,10 +300,12 @@ fn run_all(program: &str, args: &[&str]) -> Result<String, FirewallError> {
     if success {
         Ok(text)
     } else {
-        Err(FirewallError::Rejected(format!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            text.trim()
+        Err(FirewallError::Rejected(Refusal::caused_by(
+            format!("{program} {} failed", args.join(" ")),
+            Cause::Exit {
+                status: None,
+                output: text.trim().to_string(),
+            },
         )))
     }
 }

@@ -224,6 +224,14 @@ pub struct RuleRecord {
     pub active: bool,
     /// Why it is not in force (validation error, or disabled by request).
     pub disabled_reason: Option<String>,
+    /// Why the rule cannot quarantine (or, `notify_only`, notify about) any host right
+    /// now, whatever event arrives; empty when it can. Computed when the rule is read,
+    /// from the fleet as it is then, by the code that evaluates events
+    /// (`cordon_automation::qualify::cannot_fire`): disabled or invalid, a trigger label
+    /// that is missing or ambiguous (near-duplicate labels), the kill switch, every host
+    /// with a trigger label protected.
+    #[serde(default)]
+    pub cannot_fire: Vec<String>,
     /// RFC 3339, last change.
     pub updated_at: String,
     /// Who changed it last (token name).

@@ -29,22 +29,65 @@ const CA_CN: &str = "Cordon CA";
 const CLIENT_CERT_DAYS: i64 = 5 * 365;
 
 #[derive(Debug, Error)]
-/// Why a PKI operation failed.
+/// Why a PKI operation failed. Each variant keeps its cause as `#[source]`: print the
+/// chain (`{:#}` of anyhow, [`crate::error::chain`]) to show it.
 pub enum PkiError {
-    #[error("{0}")]
-    /// Reading or writing a key or certificate file failed (the message names the file).
-    Io(String),
+    /// Reading or writing a key or certificate file (or the data directory) failed.
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        /// The operation: `read`, `write`, `create`, `chmod`, `sync`.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// rcgen could not parse, generate or sign a key or certificate.
+    #[error("certificate")]
+    Rcgen(#[source] rcgen::Error),
+    /// An agent's certificate signing request does not parse.
+    #[error("certificate: bad certificate signing request")]
+    Csr(#[source] rcgen::Error),
+    /// A PEM file (`path`) does not parse as certificates or a private key.
+    #[error("certificate: {}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The PEM parser's error.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// rustls refused the certificates or key for the server's TLS configuration.
+    #[error("certificate")]
+    Tls(#[source] rustls::Error),
+    /// rustls could not build the client-certificate verifier from the CA.
+    #[error("certificate")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    /// ring refused the CA key for signing audit checkpoints (ring's `KeyRejected` is
+    /// no `std::error::Error` without ring's `std` feature, so it is shown, not chained).
+    #[error("certificate: CA key unusable for signing: {0}")]
+    SigningKey(ring::error::KeyRejected),
+    /// A key or certificate is unusable for a reason without a further cause (the
+    /// message says which).
     #[error("certificate: {0}")]
-    /// A key or certificate could not be parsed, generated or signed.
     Cert(String),
     #[error("{0}")]
     /// `init` would overwrite existing files (named in the message).
     Exists(String),
 }
 
+impl PkiError {
+    /// The [`PkiError::Io`] of `what` on `path`, for `map_err`.
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PkiError {
+        let path = path.to_path_buf();
+        move |source| PkiError::Io { what, path, source }
+    }
+}
+
 impl From<rcgen::Error> for PkiError {
     fn from(e: rcgen::Error) -> Self {
-        PkiError::Cert(e.to_string())
+        PkiError::Rcgen(e)
     }
 }
 
@@ -85,14 +128,11 @@ pub fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         b.mode(0o700);
-        b.create(dir)
-            .map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| PkiError::Io(format!("cannot chmod {}: {e}", dir.display())))?;
+        b.create(dir).map_err(PkiError::io("create", dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(PkiError::io("chmod", dir))?;
     }
     #[cfg(not(unix))]
-    b.create(dir)
-        .map_err(|e| PkiError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    b.create(dir).map_err(PkiError::io("create", dir))?;
     Ok(())
 }
 
@@ -105,28 +145,23 @@ pub fn write_private(path: &Path, content: &str) -> Result<(), PkiError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let mut f = opts.open(path).map_err(PkiError::io("write", path))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         // The file may have existed with wider permissions.
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| PkiError::Io(format!("cannot chmod {}: {e}", path.display())))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(PkiError::io("chmod", path))?;
     }
-    f.write_all(content.as_bytes())
-        .map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))?;
-    f.sync_all()
-        .map_err(|e| PkiError::Io(format!("cannot sync {}: {e}", path.display())))
+    f.write_all(content.as_bytes()).map_err(PkiError::io("write", path))?;
+    f.sync_all().map_err(PkiError::io("sync", path))
 }
 
 fn write_public(path: &Path, content: &str) -> Result<(), PkiError> {
-    fs::write(path, content).map_err(|e| PkiError::Io(format!("cannot write {}: {e}", path.display())))
+    fs::write(path, content).map_err(PkiError::io("write", path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))
+    fs::read_to_string(path).map_err(PkiError::io("read", path))
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
@@ -231,8 +266,7 @@ impl Ca {
             ));
         };
         let rng = ring::rand::SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(alg, &self.key.serialize_der(), &rng)
-            .map_err(|e| PkiError::Cert(format!("CA key unusable for signing: {e}")))?;
+        let pair = EcdsaKeyPair::from_pkcs8(alg, &self.key.serialize_der(), &rng).map_err(PkiError::SigningKey)?;
         cp.key = self.fingerprint();
         cp.at = crate::timefmt::to_rfc3339(crate::timefmt::now_ms());
         let sig = pair
@@ -255,7 +289,10 @@ impl Ca {
             <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(cert_pem.as_bytes())
                 .next()
                 .ok_or_else(|| PkiError::Cert(format!("{} holds no certificate", dir.join(CA_CERT).display())))?
-                .map_err(|e| PkiError::Cert(e.to_string()))?;
+                .map_err(|source| PkiError::Pem {
+                    path: dir.join(CA_CERT),
+                    source,
+                })?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem)?;
         let cert = params.self_signed(&key)?;
         Ok(Ca {
@@ -274,8 +311,7 @@ impl Ca {
     /// Signs `csr_pem` as the client certificate of `host_id` (its common name). The
     /// subject and extensions asked for in the CSR are ignored.
     pub fn sign_client(&self, csr_pem: &str, host_id: &str) -> Result<String, PkiError> {
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| PkiError::Cert(format!("bad certificate signing request: {e}")))?;
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(PkiError::Csr)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, host_id);
@@ -295,4 +331,40 @@ pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
     Some(cn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fault kind: a PKI error that keeps only the text of its cause (the I/O error,
+    /// the parser's error), so the cause cannot be told apart by code and the chain ends
+    /// at a string. The printed chain stays `cannot read FILE: OS error`.
+    #[test]
+    fn pki_errors_keep_their_cause_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Ca::load(dir.path()).unwrap_err();
+        let PkiError::Io { what, path, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!((*what, path.as_path()), ("read", dir.path().join(CA_CERT).as_path()));
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        let chain = crate::error::chain(&e);
+        assert!(
+            chain.starts_with(&format!("cannot read {}: ", dir.path().join(CA_CERT).display())),
+            "{chain}"
+        );
+
+        let out = init(dir.path(), &["cordon.example".into()], &[]).unwrap();
+        assert!(!out.ca_fingerprint.is_empty());
+        let ca = Ca::load(dir.path()).unwrap();
+        let e = ca.sign_client("not a CSR", "host-1").unwrap_err();
+        assert!(matches!(e, PkiError::Csr(_)), "{e:?}");
+        let chain = crate::error::chain(&e);
+        assert!(
+            chain.starts_with("certificate: bad certificate signing request: "),
+            "{chain}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }

@@ -28,19 +28,33 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn load_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, PkiError> {
-    let pem = std::fs::read(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let pem = std::fs::read(path).map_err(|source| PkiError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::Cert(format!("{}: {e}", path.display())))
+        .map_err(|source| PkiError::Pem {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn load_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, PkiError> {
-    let pem = std::fs::read(path).map_err(|e| PkiError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let pem = std::fs::read(path).map_err(|source| PkiError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_slice(&pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => {
             PkiError::Cert(format!("{} holds no private key", path.display()))
         }
-        e => PkiError::Cert(format!("{}: {e}", path.display())),
+        source => PkiError::Pem {
+            path: path.to_path_buf(),
+            source,
+        },
     })
 }
 
@@ -48,20 +62,20 @@ fn load_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, Pki
 pub fn server_config(data_dir: &Path) -> Result<Arc<ServerConfig>, PkiError> {
     let mut roots = RootCertStore::empty();
     for c in load_certs(&data_dir.join(CA_CERT))? {
-        roots.add(c).map_err(|e| PkiError::Cert(e.to_string()))?;
+        roots.add(c).map_err(PkiError::Tls)?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()
-        .map_err(|e| PkiError::Cert(e.to_string()))?;
+        .map_err(PkiError::Verifier)?;
     let chain = load_certs(&data_dir.join(SERVER_CERT))?;
     let key = load_key(&data_dir.join(SERVER_KEY))?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| PkiError::Cert(e.to_string()))?
+        .map_err(PkiError::Tls)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| PkiError::Cert(e.to_string()))?;
+        .map_err(PkiError::Tls)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

@@ -269,12 +269,34 @@ fn pretty(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// Sets each rule's `why_not` (table column only) to why it cannot fire now: the server's
+/// `cannot_fire` reasons (they include a disabled rule's reason), else the
+/// `disabled_reason` of a server that does not send them; `-` when it can fire.
+fn why_not(v: &mut Value) {
+    let Some(rules) = v["rules"].as_array_mut() else { return };
+    for r in rules {
+        let reasons: Vec<String> = r["cannot_fire"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let text = if !reasons.is_empty() {
+            reasons.join("; ")
+        } else {
+            r["disabled_reason"].as_str().unwrap_or("-").to_string()
+        };
+        r["why_not"] = json!(text);
+    }
+}
+
 pub fn rules(a: RulesArgs) -> u8 {
     let json = a.json;
     block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             RulesWhat::List => {
-                let v = call(&api, Method::GET, &["v1", "rules"], &[], None).await?;
+                let mut v = call(&api, Method::GET, &["v1", "rules"], &[], None).await?;
+                if !json {
+                    why_not(&mut v);
+                }
                 show(
                     &v,
                     json,
@@ -286,7 +308,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                         "mode",
                         "trigger_event_types",
                         "trigger_labels",
-                        "disabled_reason",
+                        "why_not",
                     ],
                 );
             }

@@ -87,3 +87,25 @@ fn a_message_over_the_limit_is_refused_locally_as_by_the_api() {
     let (code, err) = cordon(&[&base[..], &["--message", &fits]].concat(), &[]);
     assert_eq!(code, 0, "a message of exactly the limit is refused: {err}");
 }
+
+/// Errors keep their cause (issue 13): the CLI prints the chain, `cordon: what failed:
+/// why`, with the OS error last — here a PKI file error (`PkiError::Io`, whose cause is
+/// the `io::Error`), exit code 1.
+#[test]
+#[cfg(feature = "server")]
+fn a_failure_prints_its_cause_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let (code, err) = cordon(&["server", "token", "create", "--data", &data], &[]);
+    assert_eq!(code, 1, "{err}");
+    let missing = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    let ca = dir.path().join("ca.pem");
+    assert!(
+        err.contains(&format!("cordon: cannot read {}: ", ca.display())),
+        "the failing step is not named: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains(&missing.to_lowercase()) || err.contains("No such file or directory"),
+        "the OS error (the cause) is not printed: {err}"
+    );
+}

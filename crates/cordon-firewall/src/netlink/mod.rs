@@ -25,7 +25,7 @@ use cordon_policy::{Policy, TableName};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::{BackendKind, Coverage, Firewall, FirewallError, Inspection, Layer, RepairHint};
+use crate::{BackendKind, Coverage, Firewall, FirewallError, Holder, Inspection, Layer, RepairHint};
 
 use consts::{NFT_TABLE_F_OWNER, NFT_TABLE_F_PERSIST};
 use encode::{DeviceLayer, TableAction};
@@ -179,7 +179,7 @@ impl Netlink {
             match imp::with(&self.conn, |c| {
                 imp::send_batch(c, &batch, "applying the quarantine tables")
             }) {
-                Err(FirewallError::Rejected(msg)) if msg.contains("os error 17") && tries == 0 => tries += 1,
+                Err(e @ FirewallError::Rejected(_)) if e.errno() == Some(libc::EEXIST) && tries == 0 => tries += 1,
                 Ok(()) => {
                     *self.last_layer.lock().unwrap_or_else(|p| p.into_inner()) = Some(layer.clone());
                     return Ok(());
@@ -197,7 +197,7 @@ impl Netlink {
             return Ok(());
         };
         let err = self.explain_owned(err);
-        if matches!(err, FirewallError::Rejected(ref m) if m.contains(OWNED_BY_OTHER)) {
+        if err.is_held_by_another_process() {
             return Err(err);
         }
         if layer.devices.is_empty() {
@@ -236,16 +236,13 @@ pub const PART_INET: &str = "inet";
 /// See [`PART_INET`].
 pub const PART_NETDEV: &str = "netdev";
 
-/// ", pid N (comm)" for the process holding our tables, from /proc.
-fn describe_pid(pid: u32) -> String {
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => format!(" (pid {pid}, {})", comm.trim()),
-        Err(_) => format!(" (netlink port {pid})"),
-    }
+/// The process holding our tables: its pid and, from /proc, its command name.
+fn describe_pid(pid: u32) -> Holder {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string());
+    Holder { pid, comm }
 }
-
-/// Part of the error when another process owns our tables.
-const OWNED_BY_OTHER: &str = crate::HELD_BY_ANOTHER;
 
 impl Netlink {
     /// A "not permitted" refusal of a root process whose tables carry the owner flag means
@@ -259,14 +256,17 @@ impl Netlink {
             .map(|f| f.iter().flatten().any(|f| f & NFT_TABLE_F_OWNER != 0))
             .unwrap_or(false);
         if owned && !self.owned.load(Ordering::Relaxed) {
-            let holder = self.owner_pid().map(describe_pid).unwrap_or_default();
-            // The kernel's words without the "needs root" hint, which is not the cause here.
-            let text = err.to_string();
-            let err = text.split("; nf_tables needs root").next().unwrap_or(&text).to_string();
-            FirewallError::Rejected(format!(
-                "table {:?} is {OWNED_BY_OTHER}{holder}: the tamper watcher (`cordon isolate --watch`, systemd unit cordon-watch.service) or the Cordon agent (cordon-agent.service), which puts the quarantine back whenever anything else changes it. Nothing was changed. Stop that process first (sudo systemctl stop cordon-watch.service cordon-agent.service, or Ctrl-C a `cordon isolate --watch` in the foreground), then run this command again; an enrolled host can also be released through the Cordon server ({err})",
-                self.table.as_str()
-            ))
+            // The kernel's refusal is the cause; the "needs root" hint of the
+            // not-permitted message is not, and is left out.
+            let source = match err {
+                FirewallError::NotPermitted(r) => r.into_cause(),
+                _ => None,
+            };
+            FirewallError::HeldByAnotherProcess {
+                table: self.table.as_str().to_string(),
+                holder: self.owner_pid().map(describe_pid),
+                source,
+            }
         } else {
             err
         }
@@ -307,8 +307,8 @@ pub fn marked_tables() -> Result<Vec<TableName>, FirewallError> {
             Err(socket::NlError::Kernel(e)) if e.errno == libc::EAFNOSUPPORT => continue,
             Err(e) => return Err(imp::map_err(e, ctx, None)),
         };
-        for m in decode::data_msgs(&dump).map_err(|e| FirewallError::Rejected(format!("{ctx}: {e}")))? {
-            let info = decode::table(&m).map_err(|e| FirewallError::Rejected(format!("{ctx}: {e}")))?;
+        for m in decode::data_msgs(&dump).map_err(|e| imp::decode_err(e, ctx))? {
+            let info = decode::table(&m).map_err(|e| imp::decode_err(e, ctx))?;
             let marked = info
                 .comment
                 .as_deref()
@@ -514,7 +514,7 @@ pub(crate) mod imp {
     use super::consts::*;
     use super::socket::{str_attrs, NlError, Socket};
     use super::{decode, encode};
-    use crate::{digest, FirewallError, Inspection};
+    use crate::{digest, Cause, FirewallError, Inspection, KernelError, Refusal};
 
     /// The open socket of a [`super::Netlink`]; `None` after an error, reopened on the
     /// next call.
@@ -531,10 +531,13 @@ pub(crate) mod imp {
             // Any refusal other than "not permitted" means nf_tables cannot serve us here
             // (a kernel without nf_tables answers EINVAL or EOPNOTSUPP for its subsystem).
             Err(NlError::Kernel(e)) if e.errno != libc::EPERM && e.errno != libc::EACCES => {
-                Err(FirewallError::Unsupported(format!(
-                    "nf_tables did not answer over netlink ({}); is the nf_tables module available? (modprobe nf_tables)",
-                    std::io::Error::from_raw_os_error(e.errno)
-                )))
+                Err(FirewallError::Unsupported(
+                    format!(
+                        "nf_tables did not answer over netlink ({}); is the nf_tables module available? (modprobe nf_tables)",
+                        std::io::Error::from_raw_os_error(e.errno)
+                    )
+                    .into(),
+                ))
             }
             Err(e) => Err(map_err(e, "asking nf_tables for its generation", None)),
         }
@@ -762,12 +765,12 @@ pub(crate) mod imp {
         let msgs = decode::data_msgs(&reply).map_err(|e| decode_err(e, ctx))?;
         let m = msgs
             .first()
-            .ok_or_else(|| FirewallError::Rejected(format!("{ctx}: empty reply")))?;
+            .ok_or_else(|| FirewallError::Rejected(format!("{ctx}: empty reply").into()))?;
         decode::gen_id(m).map_err(|e| decode_err(e, ctx))
     }
 
-    fn decode_err(e: decode::DecodeError, ctx: &str) -> FirewallError {
-        FirewallError::Rejected(format!("{ctx}: {e}"))
+    pub(super) fn decode_err(e: decode::DecodeError, ctx: &str) -> FirewallError {
+        FirewallError::Rejected(Refusal::caused_by(ctx, Cause::Decode(e.0)))
     }
 
     /// Names the message of a batch an error refers to, so the message says which object
@@ -796,40 +799,110 @@ pub(crate) mod imp {
         format!("message {idx} ({kind})")
     }
 
+    /// The [`FirewallError`] of a netlink failure during `ctx`: the class by errno, a
+    /// message naming the step (and, for a batch, the message the kernel refused) and
+    /// the way out; the kernel's error, the I/O error or the decode error is the cause.
     pub fn map_err(e: NlError, ctx: &str, batch: Option<&encode::EncodedBatch>) -> FirewallError {
         let errno = e.errno();
-        let detail = match &e {
-            NlError::Io { context, err } => format!("{context}: {err}"),
+        let (what, cause) = match e {
+            NlError::Io { context, err } => {
+                if !matches!(
+                    err.raw_os_error(),
+                    Some(
+                        libc::EPERM
+                            | libc::EACCES
+                            | libc::EPROTONOSUPPORT
+                            | libc::EAFNOSUPPORT
+                            | libc::EOPNOTSUPP
+                            | libc::ENOENT
+                    )
+                ) {
+                    return FirewallError::Io {
+                        context: format!("{ctx}: {context}"),
+                        source: err,
+                    };
+                }
+                (format!("{ctx}: {context}"), Cause::Io(err))
+            }
             NlError::Kernel(k) => {
-                let what = batch.map(|b| format!(" at {}", which(b, k.seq))).unwrap_or_default();
-                let text = k.text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default();
-                format!(
-                    "nf_tables refused{what}: {}{text}",
-                    std::io::Error::from_raw_os_error(k.errno)
+                let at = batch.map(|b| format!(" at {}", which(b, k.seq))).unwrap_or_default();
+                (
+                    format!("{ctx}: nf_tables refused{at}"),
+                    Cause::Kernel(KernelError {
+                        errno: k.errno,
+                        text: k.text,
+                    }),
                 )
             }
-            NlError::Decode(d) => d.to_string(),
+            NlError::Decode(d) => (ctx.to_string(), Cause::Decode(d.0)),
         };
+        let refusal = |hint: &str| Refusal::caused_by(format!("{what}; {hint}"), cause);
         match errno {
-            Some(libc::EPERM) | Some(libc::EACCES) => FirewallError::NotPermitted(format!(
-                "{ctx}: {detail}; nf_tables needs root (CAP_NET_ADMIN in this network namespace)"
+            Some(libc::EPERM) | Some(libc::EACCES) => FirewallError::NotPermitted(refusal(
+                "nf_tables needs root (CAP_NET_ADMIN in this network namespace)",
             )),
-            Some(libc::EPROTONOSUPPORT) | Some(libc::EAFNOSUPPORT) => FirewallError::Unsupported(format!(
-                "{ctx}: {detail}; this kernel has no netfilter netlink support (CONFIG_NETFILTER_NETLINK)"
+            Some(libc::EPROTONOSUPPORT) | Some(libc::EAFNOSUPPORT) => FirewallError::Unsupported(refusal(
+                "this kernel has no netfilter netlink support (CONFIG_NETFILTER_NETLINK)",
             )),
-            Some(libc::EOPNOTSUPP) => FirewallError::Unsupported(format!(
-                "{ctx}: {detail}; nf_tables or one of its modules is missing (modprobe nf_tables)"
+            Some(libc::EOPNOTSUPP) => FirewallError::Unsupported(refusal(
+                "nf_tables or one of its modules is missing (modprobe nf_tables)",
             )),
-            Some(libc::ENOENT) if batch.is_none() => FirewallError::Unsupported(format!(
-                "{ctx}: {detail}; nf_tables is not available in this kernel (modprobe nf_tables)"
+            Some(libc::ENOENT) if batch.is_none() => FirewallError::Unsupported(refusal(
+                "nf_tables is not available in this kernel (modprobe nf_tables)",
             )),
-            Some(libc::ENOENT) => FirewallError::Rejected(format!(
-                "{ctx}: {detail}; an object or kernel module it needs is missing (nf_tables expression modules such as nft_ct, nft_meta?); nothing was changed"
+            Some(libc::ENOENT) => FirewallError::Rejected(refusal(
+                "an object or kernel module it needs is missing (nf_tables expression modules such as nft_ct, nft_meta?); nothing was changed",
             )),
-            _ => match e {
-                NlError::Io { err, .. } => FirewallError::Io { context: format!("{ctx}: {detail}"), source: err },
-                _ => FirewallError::Rejected(format!("{ctx}: {detail}; nothing was changed")),
-            },
+            _ => FirewallError::Rejected(refusal("nothing was changed")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode::ErrorMsg;
+    use super::socket::NlError;
+    use super::*;
+    use crate::{Cause, KernelError};
+
+    fn kernel(errno: i32) -> NlError {
+        NlError::Kernel(ErrorMsg {
+            errno,
+            seq: 0,
+            text: Some("extack".into()),
+        })
+    }
+
+    /// The fault kind: the kernel's error flattened into the message text (and then
+    /// matched as text: "os error 17"). The errno and extended ACK are the typed cause;
+    /// the class and the hint stay as they were.
+    #[test]
+    fn kernel_refusals_keep_the_kernel_error_as_cause() {
+        let e = imp::map_err(kernel(libc::EPERM), "asking nf_tables for its generation", None);
+        let FirewallError::NotPermitted(r) = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            r.message(),
+            "asking nf_tables for its generation: nf_tables refused; nf_tables needs root (CAP_NET_ADMIN in this network namespace)"
+        );
+        assert!(
+            matches!(r.cause(), Some(Cause::Kernel(KernelError { errno: libc::EPERM, text: Some(t) })) if t == "extack")
+        );
+        let e = imp::map_err(kernel(libc::EEXIST), "applying", None);
+        assert!(matches!(e, FirewallError::Rejected(_)), "{e:?}");
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        let e = imp::map_err(kernel(libc::EOPNOTSUPP), "probing", None);
+        assert!(matches!(e, FirewallError::Unsupported(_)), "{e:?}");
+        let io = NlError::Io {
+            context: "receiving",
+            err: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+        };
+        let e = imp::map_err(io, "applying", None);
+        assert!(
+            matches!(&e, FirewallError::Io { context, .. } if context == "applying: receiving"),
+            "{e:?}"
+        );
+        assert_eq!(e.errno(), Some(libc::ETIMEDOUT));
     }
 }

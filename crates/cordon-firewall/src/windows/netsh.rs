@@ -43,10 +43,13 @@ impl NetshIpsec {
     fn check_no_domain_policy(&self) -> Result<(), FirewallError> {
         let out = run(&netsh_words(&["show", "gpoassignedpolicy"]))?;
         match domain_policy(&out.stdout) {
-            Some(name) => Err(FirewallError::Unsupported(format!(
-                "a domain IPsec policy ({name}) is assigned by Group Policy and overrides any local \
+            Some(name) => Err(FirewallError::Unsupported(
+                format!(
+                    "a domain IPsec policy ({name}) is assigned by Group Policy and overrides any local \
                  policy; use the WFP backend (--backend wfp) instead"
-            ))),
+                )
+                .into(),
+            )),
             None => Ok(()),
         }
     }
@@ -96,7 +99,7 @@ impl NetshIpsec {
                     }
                     Err(e) => tracing::error!("re-assigning the previous policy failed: {e}"),
                 }
-                return Err(FirewallError::Rejected(msg));
+                return Err(FirewallError::Rejected(msg.into()));
             }
         }
         // The new policy is in force; a leftover of the old one enforces nothing and is
@@ -124,7 +127,7 @@ fn run_tolerant(cmds: &[Vec<String>]) -> Result<(), FirewallError> {
         }
     }
     match first_error {
-        Some(msg) => Err(FirewallError::Rejected(msg)),
+        Some(msg) => Err(FirewallError::Rejected(msg.into())),
         None => Ok(()),
     }
 }
@@ -154,7 +157,7 @@ impl Firewall for NetshIpsec {
                 if let Err(e) = self.remove_all() {
                     tracing::error!("cleaning up after a failed netsh command also failed: {e}");
                 }
-                return Err(FirewallError::Rejected(msg));
+                return Err(FirewallError::Rejected(msg.into()));
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::*;
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_DEFAULT;
 
 use super::wfp::{ListedFilter, PROVIDER_KEY, SUBLAYER_KEY, SUBLAYER_WEIGHT};
-use crate::FirewallError;
+use crate::{Cause, FirewallError, Refusal};
 
 const PROVIDER: GUID = GUID::from_u128(PROVIDER_KEY);
 const SUBLAYER: GUID = GUID::from_u128(SUBLAYER_KEY);
@@ -43,10 +43,14 @@ fn layer_key(layer: Layer) -> GUID {
 fn check(what: &str, rc: u32) -> Result<(), FirewallError> {
     match rc {
         0 => Ok(()),
-        ACCESS_DENIED => Err(FirewallError::NotPermitted(format!(
-            "{what}: access denied (run as administrator)"
+        ACCESS_DENIED => Err(FirewallError::NotPermitted(Refusal::caused_by(
+            format!("{what}: access denied (run as administrator)"),
+            Cause::Win32(rc),
         ))),
-        other => Err(FirewallError::Rejected(format!("{what} failed with 0x{other:08x}"))),
+        other => Err(FirewallError::Rejected(Refusal::caused_by(
+            format!("{what} failed"),
+            Cause::Win32(other),
+        ))),
     }
 }
 

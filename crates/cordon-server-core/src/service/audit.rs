@@ -240,7 +240,9 @@ impl Export {
                         occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
                         ..Default::default()
                     })
-                    .map_err(|e| ApiError::internal(format!("cannot sign the export trailer: {e}")))?;
+                    .map_err(|e| {
+                        ApiError::internal(format!("cannot sign the export trailer: {}", crate::error::chain(&e)))
+                    })?;
                 let line = serde_json::to_string(&ExportTrailer { checkpoint })
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 out.push_str(&line);
@@ -523,9 +525,9 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let records = st.store.archive_audit(cut, &mut out).await?;
     let signed = match &hash {
         Some(h) => {
-            let cp = ca
-                .sign_checkpoint(cut, h)
-                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?;
+            let cp = ca.sign_checkpoint(cut, h).map_err(|e| {
+                ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
+            })?;
             // The archive file ends like any export: a trailer signed for `export` (the
             // cut's own checkpoint, recorded in the log, cannot serve as one).
             let trailer = ca
@@ -535,7 +537,12 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
                     occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
                     ..Default::default()
                 })
-                .map_err(|e| ApiError::internal(format!("cannot sign the archive's trailer: {e}")))?;
+                .map_err(|e| {
+                    ApiError::internal(format!(
+                        "cannot sign the archive's trailer: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
             let line = serde_json::to_string(&ExportTrailer { checkpoint: trailer })
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             writeln!(out, "{line}").map_err(|e| io("write", e))?;
@@ -552,7 +559,9 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
             // The records cut were written before the chain existed: nothing to continue.
             None => ca
                 .sign_checkpoint(cut, cordon_proto::audit_chain::GENESIS)
-                .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {e}")))?,
+                .map_err(|e| {
+                    ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
+                })?,
         },
         records,
         archive: path.display().to_string(),

@@ -39,7 +39,7 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
     let host_id = uuid::Uuid::new_v4().to_string();
     let cert_pem = ca
         .sign_client(&req.csr_pem, &host_id)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        .map_err(|e| ApiError::invalid(crate::error::chain(&e)))?;
     let host = NewHost {
         id: host_id.clone(),
         hostname: hostname.to_string(),

@@ -90,6 +90,8 @@ fn rule_row(r: &AnyRow) -> Result<RuleRecord, StoreError> {
         spec,
         active: get_i64(r, "enabled")? != 0,
         disabled_reason: get_opt_str(r, "disabled_reason")?,
+        // Filled in by the automation service from the fleet as it is when read.
+        cannot_fire: Vec::new(),
         updated_at: to_rfc3339(get_i64(r, "updated_at")?),
         updated_by: get_str(r, "updated_by")?,
     })
@@ -289,6 +291,34 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
         }
     }
     Ok(Err(Unresolved::Unknown(format!("no enrolled host matches {r:?}"))))
+}
+
+impl Store {
+    /// The labels of every non-revoked host, one entry per host (hosts without labels
+    /// give an empty entry): what a rule's standing state is computed from.
+    pub async fn fleet_host_labels(&self) -> Result<Vec<Vec<String>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.id AS id, l.label AS label FROM hosts h LEFT JOIN host_labels l ON l.host_id = h.id \
+             WHERE h.revoked = 0 ORDER BY h.id, l.label",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<Vec<String>> = Vec::new();
+        let mut last: Option<String> = None;
+        for r in &rows {
+            let id = get_str(r, "id")?;
+            if last.as_deref() != Some(id.as_str()) {
+                out.push(Vec::new());
+                last = Some(id);
+            }
+            if let Some(l) = get_opt_str(r, "label")? {
+                if let Some(h) = out.last_mut() {
+                    h.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Every distinct label on a non-revoked host (the "groups" rules resolve against).
