@@ -130,7 +130,11 @@ fn remember_dir(ns: &Path, abs: &Path) {
         return;
     }
     use std::io::Write;
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(ns.join("state-dirs")) {
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ns.join("state-dirs"))
+    {
         let _ = writeln!(f, "{}", abs.display());
     }
 }

@@ -1895,7 +1895,11 @@ fn a_tampered_state_ends_with_its_cause_and_known_records_are_found_again() {
     });
     std::fs::remove_file(registry.join("cordon.home")).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(tampered_records(&env), 0, "records in a known state directory are not lost");
+    assert_eq!(
+        tampered_records(&env),
+        0,
+        "records in a known state directory are not lost"
+    );
     assert_eq!(local_status(&env)["state"], "isolated");
 
     // Records really out of reach (entry and known directories gone): reported, kept.
