@@ -5,6 +5,7 @@
 //! URLs are built with [`reqwest::Url`]: the server URL is parsed once, path segments are
 //! percent-encoded by `path_segments_mut`, query values by `query_pairs_mut`.
 
+pub mod automation;
 pub mod tls;
 
 use std::time::Duration;

@@ -723,6 +723,7 @@ impl Engine {
             let _ = crate::watch::holder::signal(pid);
             refuse(why)
         };
+        crate::watch::holder::clear_failure(&self.state_dir, &self.table);
         if let Err(why) = crate::watch::holder::signal(pid) {
             return Err(put_back(why));
         }
@@ -733,6 +734,13 @@ impl Engine {
                 (None, None) => return Ok(None),
                 (Some(want), Some(s)) if &s.request == want => return Ok(Some(s)),
                 _ => {}
+            }
+            // The holder could not apply it: say so now, with its error.
+            if let Some(f) = crate::watch::holder::failure_for(&self.state_dir, &self.table, &expected) {
+                return Err(put_back(format!(
+                    "pid {} holds the tables and was asked to apply the change, but could not: {}; nothing was changed",
+                    f.pid, f.error
+                )));
             }
             if started.elapsed() >= HAND_OFF_TIMEOUT {
                 return Err(put_back(format!(

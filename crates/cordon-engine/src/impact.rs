@@ -73,6 +73,8 @@ impl Impact {
     }
 }
 
+/// Link kinds that are tunnels (rtnetlink `IFLA_INFO_KIND`); read only on Linux.
+#[cfg(target_os = "linux")]
 const TUNNEL_KINDS: &[&str] = &[
     "wireguard",
     "ipip",

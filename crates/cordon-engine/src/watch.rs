@@ -179,7 +179,8 @@ impl Engine {
                 }
             };
             if owned && holder::take_request() {
-                match self.reload(fw.as_ref()) {
+                let mut wanted = None;
+                match self.reload(fw.as_ref(), &mut wanted) {
                     Ok(None) => {
                         on(&WatchEvent::Released);
                         return Ok(());
@@ -188,12 +189,15 @@ impl Engine {
                         mem.good = None;
                         on(&WatchEvent::Reloaded { claims });
                     }
-                    Err(e) => on(&WatchEvent::Failed {
-                        error: format!(
-                            "applying the claims another cordon process changed: {}",
-                            crate::error::chain(&e)
-                        ),
-                    }),
+                    Err(e) => {
+                        // The requester waits for this change: tell it now, with the
+                        // cause, instead of letting it time out.
+                        let error = crate::error::chain(&e);
+                        holder::report_failure(&self.state_dir, &self.table, wanted, &error);
+                        on(&WatchEvent::Failed {
+                            error: format!("applying the claims another cordon process changed: {error}"),
+                        })
+                    }
                 }
             }
             let started = Instant::now();
@@ -240,9 +244,16 @@ impl Engine {
     /// through the held tables `fw`, or removes the quarantine when no claim is left
     /// (then `None`). Returns the sources whose claims stand. Only the claims file counts:
     /// the requester has just written it (a missing file: no claim).
-    fn reload(&self, fw: &dyn Firewall) -> Result<Option<Vec<String>>, EngineError> {
+    /// `wanted` is set to the merge it tries to apply, once known (for the requester to
+    /// tell its own request's failure from an older one's).
+    fn reload(
+        &self,
+        fw: &dyn Firewall,
+        wanted: &mut Option<Option<crate::IsolateRequest>>,
+    ) -> Result<Option<Vec<String>>, EngineError> {
         let claims = crate::claims::claims_in_file(&self.state_dir, &self.table)?;
         let merged = crate::claims::merged_for_holder(&self.state_dir, &self.table, &claims)?;
+        *wanted = Some(merged.clone());
         let _lock = self.lock()?;
         let Some(merged) = merged else {
             fw.remove()?;
@@ -439,6 +450,9 @@ impl Notifications {
 /// `<state_dir>/.<table>.holder` (its pid) and re-reads the claims on SIGHUP; a requester
 /// refused by the kernel writes the claims file, signals the holder (after checking that
 /// the pid runs a cordon binary) and waits, bounded, for the new merge in the record.
+/// When the holder cannot apply it, it writes its error to `<state_dir>/.<table>.holder-error`
+/// (with the merge it tried), which the waiting requester reads at once instead of
+/// waiting out its bound.
 /// Hand-written with libc (sigaction, kill): the engine has no signal library, and
 /// all it needs is one flag.
 pub(crate) mod holder {
@@ -448,6 +462,54 @@ pub(crate) mod holder {
     use cordon_policy::TableName;
 
     static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    /// What a holder could not apply: `<state_dir>/.<table>.holder-error`.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Failure {
+        /// The holder's pid.
+        pub pid: u32,
+        /// Its error with the cause chain.
+        pub error: String,
+        /// Whether `wanted` is known (false: the claims could not even be merged).
+        pub known: bool,
+        /// The merge it tried to apply (`None`: no claim left, a release).
+        pub wanted: Option<crate::IsolateRequest>,
+    }
+
+    pub fn failure_path(dir: &Path, table: &TableName) -> PathBuf {
+        dir.join(format!(".{}.holder-error", table.as_str()))
+    }
+
+    /// Records the holder's failure to apply `wanted` (`None`: not known). Best effort:
+    /// without it the requester still ends after its bounded wait.
+    pub fn report_failure(dir: &Path, table: &TableName, wanted: Option<Option<crate::IsolateRequest>>, error: &str) {
+        let f = Failure {
+            pid: std::process::id(),
+            error: error.to_string(),
+            known: wanted.is_some(),
+            wanted: wanted.flatten(),
+        };
+        if let Ok(text) = serde_json::to_vec(&f) {
+            let p = failure_path(dir, table);
+            let tmp = dir.join(format!(".{}.holder-error.tmp.{}", table.as_str(), std::process::id()));
+            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &p).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+
+    /// The holder's failure for `expected` (or for a merge it could not even compute),
+    /// if it reported one since [`clear_failure`].
+    pub fn failure_for(dir: &Path, table: &TableName, expected: &Option<crate::IsolateRequest>) -> Option<Failure> {
+        let text = std::fs::read(failure_path(dir, table)).ok()?;
+        let f: Failure = serde_json::from_slice(&text).ok()?;
+        (!f.known || &f.wanted == expected).then_some(f)
+    }
+
+    /// Forgets an earlier failure (before asking the holder again).
+    pub fn clear_failure(dir: &Path, table: &TableName) {
+        let _ = std::fs::remove_file(failure_path(dir, table));
+    }
 
     #[cfg(unix)]
     extern "C" fn on_hup(_: libc::c_int) {

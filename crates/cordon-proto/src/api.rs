@@ -222,7 +222,11 @@ pub struct ActionRequest {
     /// Target hosts by id or hostname (an ambiguous hostname is refused: use the id).
     pub hosts: Vec<String>,
     #[serde(default)]
-    /// Target every host carrying this label (instead of `hosts`).
+    /// Target every host carrying this label (instead of `hosts`). Without
+    /// `if_revisions` the action acts on the hosts that carry the label when the server
+    /// handles the request (one transaction); with `if_revisions` (the reviewed set: a
+    /// preview's `if_revisions`) it acts on exactly those hosts, or on none (409 naming
+    /// the hosts that gained or lost the label, or changed, since).
     pub label: Option<String>,
     /// Required: why.
     #[serde(default)]
@@ -239,6 +243,8 @@ pub struct ActionRequest {
     /// Optimistic concurrency: host id → the desired-state revision the caller last saw.
     /// If any of these hosts has moved on since, nothing changes and the answer is 409
     /// (the console sends what its page showed, so an action on a stale view is refused).
+    /// With `label`, the keys are also the reviewed set: the label's hosts must be exactly
+    /// these (409 naming `+added` / `-removed` hosts otherwise).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub if_revisions: std::collections::BTreeMap<String, i64>,
     /// Quarantine only: for a host already desired quarantined, replace its exceptions,
@@ -334,6 +340,12 @@ pub struct ActionResponse {
     /// True when the request was a `preview`: nothing was changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preview: bool,
+    /// Host id → the desired-state revision each target host had when the request was
+    /// handled (before this action). After a `preview`, send it back as the request's
+    /// `if_revisions` to act on exactly the previewed hosts as they were previewed (409,
+    /// nothing changed, if any moved on or, for a label, the label's hosts changed).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub if_revisions: std::collections::BTreeMap<String, i64>,
 }
 
 /// Adds/removes labels; adding or removing `Quarantine` quarantines/releases and then

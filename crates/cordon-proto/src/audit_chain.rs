@@ -1085,6 +1085,8 @@ fn checkpoint_fields() -> std::collections::BTreeSet<String> {
         stopped_writes: range(),
         unproven: range(),
         no_anchor: Some(String::new()),
+        foreign: range(),
+        ignored_writers: Some(String::new()),
         ..Default::default()
     };
     serde_json::to_value(full).map(keys_of).unwrap_or_default()
@@ -2081,6 +2083,42 @@ mod tests {
     /// The fault kind (trial5, LOW): an edited export file exited 2 (bad input) for some
     /// edits and an added field was accepted silently. Only text that is not JSON is bad
     /// input; every other edit is tampering, naming the line and the field.
+    #[test]
+    fn every_signed_checkpoint_field_is_known_to_the_export_check() {
+        // Every field a checkpoint can carry (each Option set) is one the trailer check
+        // knows: a genuine trailer is never refused, an unknown field always is.
+        let range = Some(RecordRange {
+            first: 1,
+            last: 1,
+            count: 1,
+        });
+        let cp = Checkpoint {
+            last_id: 1,
+            hash: "a".into(),
+        };
+        let full = SignedCheckpoint {
+            chain_start: Some(1),
+            prev: Some(cp.clone()),
+            anchor: Some(cp),
+            occasion: Some("x".into()),
+            last_writer: Some(true),
+            stopped_writes: range.clone(),
+            unproven: range.clone(),
+            no_anchor: Some("x".into()),
+            foreign: range,
+            ignored_writers: Some("x".into()),
+            ..Default::default()
+        };
+        let keys = keys_of(serde_json::to_value(full).unwrap());
+        let known = checkpoint_fields();
+        assert!(
+            keys.is_subset(&known),
+            "unknown to the check: {:?}",
+            keys.difference(&known)
+        );
+        assert!(!known.contains("note"));
+    }
+
     #[test]
     fn export_edits_are_tampering_and_only_bad_syntax_is_bad_input() {
         let l = log(2);

@@ -506,3 +506,112 @@ async fn a_failed_revision_is_never_reported_applied() {
         "{v}"
     );
 }
+
+/// trial8 HIGH 1 for the API path: `POST /v1/quarantine` (and release) by label acts on
+/// a reviewed set when the request carries one — a preview's `if_revisions` — or on
+/// none (409 naming `+added`/`-removed` hosts, or the host that changed; nothing
+/// written). Without a reviewed set it acts on the label's hosts at request time
+/// (documented), and its answer names each host's revision before the action.
+#[tokio::test]
+async fn label_actions_act_only_on_the_reviewed_set_when_given_one() {
+    let c = Ctx::new().await;
+    let a = c.enroll("db-a", &["db"]).await;
+    let b = c.enroll("db-b", &["db"]).await;
+    let other = c.enroll("ws-1", &[]).await;
+    let preview = json!({"label": "db", "comment": "IR-5", "preview": true}).to_string();
+    let (st, v) = c
+        .call("POST", "/v1/quarantine", Some(&c.responder), Some(&preview))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let reviewed = v["if_revisions"].clone();
+    assert_eq!(reviewed.as_object().unwrap().len(), 2, "{v}");
+    assert_eq!(reviewed[&a], 1, "{v}");
+    let run = |revs: &serde_json::Value| json!({"label": "db", "comment": "IR-5", "if_revisions": revs}).to_string();
+    // ws-1 gains the label after the review: refused, naming it; nothing written.
+    let (st, v) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{other}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["db"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let before = c.snapshot().await;
+    let (st, v) = c
+        .call("POST", "/v1/quarantine", Some(&c.responder), Some(&run(&reviewed)))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("label db changed since your review: +ws-1"), "{detail}");
+    assert_eq!(c.snapshot().await, before, "a refused label action wrote something");
+    // db-b loses it: named with a minus.
+    for (h, body) in [(&other, r#"{"remove":["db"]}"#), (&b, r#"{"remove":["db"]}"#)] {
+        let (st, _) = c
+            .call("POST", &format!("/v1/hosts/{h}/labels"), Some(&c.responder), Some(body))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let (st, v) = c
+        .call("POST", "/v1/release", Some(&c.responder), Some(&run(&reviewed)))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("-db-b"), "{v}");
+    // Same set, but db-a moved on (quarantined by hand): refused, naming it.
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/quarantine"),
+            Some(&c.responder),
+            Some(Q),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let only_a = json!({ a.clone(): 1 });
+    let (st, v) = c
+        .call("POST", "/v1/release", Some(&c.responder), Some(&run(&only_a)))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("host db-a changed since your view"),
+        "{v}"
+    );
+    // The reviewed set as it is: acted on.
+    let now = json!({ a.clone(): 2 });
+    let (st, v) = c
+        .call("POST", "/v1/release", Some(&c.responder), Some(&run(&now)))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["change"], "released", "{v}");
+    // Without a reviewed set: the label's hosts when the request is handled.
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{other}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["db"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = c
+        .call(
+            "POST",
+            "/v1/quarantine",
+            Some(&c.responder),
+            Some(r#"{"label":"db","comment":"IR-6"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{v}");
+    assert!(names.contains(&"db-a") && names.contains(&"ws-1"), "{v}");
+    assert_eq!(v["if_revisions"][&other], 1, "revisions before the action: {v}");
+}

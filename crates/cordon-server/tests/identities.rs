@@ -595,3 +595,37 @@ async fn token_name_confusables_of_reserved_prefixes_are_refused_and_old_ones_fl
         .unwrap();
     assert_eq!(rec.actor_token_id, Some(id), "{rec:?}");
 }
+
+/// trial7 LOW, the kind: short-name matching of event hosts must use the hostname key
+/// the duplicate flag uses. `web1` and `web1.` are flagged duplicates; an event for
+/// `web1.corp.example` then is ambiguous (both named), never resolved to `web1` alone.
+#[tokio::test]
+async fn short_name_matching_uses_the_hostname_key_of_the_duplicate_flag() {
+    let ctx = Ctx::new().await;
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert!(st.is_success(), "{v}");
+    // One host spelled with a trailing dot: the short name reaches it.
+    let dotted = ctx.enroll("web1.", &["servers"]).await;
+    let ev = json!({"host": "web1.corp.example", "type": "malware", "severity": "critical", "source": "edr"});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["host_id"].as_str(), Some(dotted.as_str()), "{v}");
+    // A look-alike namesake (flagged duplicate): ambiguous, naming both.
+    let plain = ctx.enroll("web1", &["servers"]).await;
+    let ev = json!({"host": "web1.corp.example", "type": "malware", "severity": "critical", "source": "edr",
+        "tags": ["second"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let e = &v["events"][0];
+    assert_eq!(e["status"], "ambiguous_host", "{v}");
+    let reason = e["outcomes"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains(&dotted) && reason.contains(&plain), "{reason}");
+}

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
-
-use cordon_client::reqwest::Method;
-use cordon_client::ApiClient;
+use cordon_client::automation::Decision as Verdict;
+use cordon_client::{ApiClient, ClientError};
+use cordon_proto::automation::{DecisionRequest, EventIn, RuleRecord, RuleSpec, SettingsPatch, TargetKind, TargetSpec};
 
 use crate::exit::{Code, Failure};
 use crate::remote::{client_failure, connect, table, Conn};
@@ -221,18 +220,9 @@ pub enum NotifyWhat {
 /// The statuses that mean "your request was wrong" for the automation commands.
 const AUTOMATION_USAGE: &[u16] = &[400, 404, 409];
 
-/// One call whose answer is any JSON (`null` for an empty one); a refusal fails with its
-/// exit code.
-async fn call(
-    api: &ApiClient,
-    method: Method,
-    segments: &[&str],
-    query: &[(&str, Option<&str>)],
-    body: Option<Value>,
-) -> Result<Value, Failure> {
-    api.value(method, segments, query, body.as_ref())
-        .await
-        .map_err(|e| client_failure(e, AUTOMATION_USAGE))
+/// A refusal of the server as the command's failure (400/404/409: exit code 2).
+fn refused(e: ClientError) -> Failure {
+    client_failure(e, AUTOMATION_USAGE)
 }
 
 /// Connects (a CA file that makes no TLS configuration is a usage error here) and runs
@@ -245,47 +235,45 @@ where
     crate::exit::block_on(async move { f(connect(conn, Code::Usage)?).await })
 }
 
-/// A value from the server as terminal-safe text ([`crate::term::safe`]).
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(t) => crate::term::s(t),
-        Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
+/// Text from the server, terminal-safe ([`crate::term::safe`]).
+fn t(text: &str) -> String {
+    crate::term::s(text)
 }
 
-fn show(v: &Value, json: bool, header: &[&str], list_key: &str, cols: &[&str]) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-        return;
-    }
-    let items = v[list_key].as_array().cloned().unwrap_or_default();
-    let rows: Vec<Vec<String>> = items.iter().map(|i| cols.iter().map(|c| s(&i[*c])).collect()).collect();
-    table(header, &rows);
+/// An optional value; `-` when absent.
+fn opt(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "-".into(), t)
 }
 
-fn pretty(v: &Value) {
+/// A list, comma-separated.
+fn list(v: &[String]) -> String {
+    v.iter().map(|x| t(x)).collect::<Vec<_>>().join(",")
+}
+
+/// A wire value as pretty JSON (what `--json` prints).
+fn pretty<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Sets each rule's `why_not` (table column only) to why it cannot fire now: the server's
-/// `cannot_fire` reasons (they include a disabled rule's reason), else the
-/// `disabled_reason` of a server that does not send them; `-` when it can fire.
-fn why_not(v: &mut Value) {
-    let Some(rules) = v["rules"].as_array_mut() else { return };
-    for r in rules {
-        let reasons: Vec<String> = r["cannot_fire"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        let text = if !reasons.is_empty() {
-            reasons.join("; ")
-        } else {
-            r["disabled_reason"].as_str().unwrap_or("-").to_string()
-        };
-        r["why_not"] = json!(text);
+/// Why a rule cannot fire now (the WHY NOT column): the server's `cannot_fire` reasons
+/// (they include a disabled rule's reason), else the `disabled_reason` of a server that
+/// does not send them; `-` when it can fire.
+fn why_not(r: &RuleRecord) -> String {
+    if !r.cannot_fire.is_empty() {
+        t(&r.cannot_fire.join("; "))
+    } else {
+        opt(&r.disabled_reason)
     }
+}
+
+/// A rule file's JSON object as written (the server validates it and names what is
+/// wrong), with `name` set to the command's.
+fn rule_file(path: &std::path::Path, name: &str) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let mut spec: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    spec.insert("name".into(), name.into());
+    Ok(spec)
 }
 
 pub fn rules(a: RulesArgs) -> u8 {
@@ -293,91 +281,80 @@ pub fn rules(a: RulesArgs) -> u8 {
     block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             RulesWhat::List => {
-                let mut v = call(&api, Method::GET, &["v1", "rules"], &[], None).await?;
-                if !json {
-                    why_not(&mut v);
-                }
-                show(
-                    &v,
-                    json,
-                    &["NAME", "ACTIVE", "MODE", "TYPES", "LABELS", "WHY NOT"],
-                    "rules",
-                    &[
-                        "name",
-                        "active",
-                        "mode",
-                        "trigger_event_types",
-                        "trigger_labels",
-                        "why_not",
-                    ],
-                );
-            }
-            RulesWhat::Show { name } => pretty(&call(&api, Method::GET, &["v1", "rules", &name], &[], None).await?),
-            RulesWhat::Put(f) => {
-                let body = match &f.file {
-                    Some(p) => {
-                        let text =
-                            std::fs::read_to_string(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
-                        let mut v: Value =
-                            serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
-                        v["name"] = json!(f.name);
-                        v
-                    }
-                    None => {
-                        json!({"name": f.name, "enabled": !f.disabled, "trigger_event_types": f.types, "only_critical": f.only_critical,
-                        "trigger_labels": f.labels, "action": "quarantine", "allow": f.allow, "message": f.message,
-                        "expires_after": f.expires_after, "mode": f.mode, "cooldown": f.cooldown})
-                    }
-                };
-                let v = call(&api, Method::PUT, &["v1", "rules", &f.name], &[], Some(body)).await?;
+                let v = api.rules().await.map_err(refused)?;
                 if json {
                     pretty(&v);
-                } else if v["active"] == true {
+                } else {
+                    let rows: Vec<Vec<String>> = v
+                        .rules
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                t(&r.spec.name),
+                                r.active.to_string(),
+                                t(&r.spec.mode),
+                                list(&r.spec.trigger_event_types),
+                                list(&r.spec.trigger_labels),
+                                why_not(r),
+                            ]
+                        })
+                        .collect();
+                    table(&["NAME", "ACTIVE", "MODE", "TYPES", "LABELS", "WHY NOT"], &rows);
+                }
+            }
+            RulesWhat::Show { name } => pretty(&api.rule(&name).await.map_err(refused)?),
+            RulesWhat::Put(f) => {
+                let v = match &f.file {
+                    Some(p) => api.put_rule(&f.name, &rule_file(p, &f.name)?).await,
+                    None => {
+                        api.put_rule_spec(&RuleSpec {
+                            name: f.name.clone(),
+                            enabled: !f.disabled,
+                            trigger_event_types: f.types.clone(),
+                            only_critical: f.only_critical,
+                            trigger_labels: f.labels.clone(),
+                            action: "quarantine".into(),
+                            allow: f.allow.clone(),
+                            message: f.message.clone(),
+                            expires_after: f.expires_after.clone(),
+                            mode: f.mode.clone(),
+                            cooldown: f.cooldown.clone(),
+                        })
+                        .await
+                    }
+                }
+                .map_err(refused)?;
+                if json {
+                    pretty(&v);
+                } else if v.active {
                     println!("rule {} saved and active", f.name);
                 } else {
-                    println!("rule {} saved but NOT active: {}", f.name, s(&v["disabled_reason"]));
+                    println!("rule {} saved but NOT active: {}", f.name, opt(&v.disabled_reason));
                 }
             }
             RulesWhat::Delete { name } => {
-                call(&api, Method::DELETE, &["v1", "rules", &name], &[], None).await?;
+                api.delete_rule(&name).await.map_err(refused)?;
                 println!("rule {name} deleted");
             }
             RulesWhat::Enable { name } => toggle(&api, &name, true, json).await?,
             RulesWhat::Disable { name } => toggle(&api, &name, false, json).await?,
             RulesWhat::Settings(f) => {
-                let mut patch = serde_json::Map::new();
-                if let Some(k) = f.kill_switch {
-                    patch.insert("enabled".into(), json!(k == "off"));
-                }
-                for (key, val) in [
-                    ("cap_count", f.cap),
-                    ("cap_window_secs", f.window_secs),
-                    ("cooldown_secs", f.cooldown_secs),
-                    ("event_retention_days", f.retention_days),
-                    ("event_retention_max", f.retention_max),
-                ] {
-                    if let Some(v) = val {
-                        patch.insert(key.into(), json!(v));
-                    }
-                }
-                if !f.protect.is_empty() {
-                    patch.insert("protected_labels".into(), json!(f.protect));
-                }
-                if let Some(u) = f.console_url {
-                    patch.insert("console_url".into(), json!(u));
-                }
-                let v = if patch.is_empty() {
-                    call(&api, Method::GET, &["v1", "automation", "settings"], &[], None).await?
-                } else {
-                    call(
-                        &api,
-                        Method::PUT,
-                        &["v1", "automation", "settings"],
-                        &[],
-                        Some(Value::Object(patch)),
-                    )
-                    .await?
+                let patch = SettingsPatch {
+                    enabled: f.kill_switch.map(|k| k == "off"),
+                    cap_count: f.cap,
+                    cap_window_secs: f.window_secs,
+                    cooldown_secs: f.cooldown_secs,
+                    protected_labels: (!f.protect.is_empty()).then_some(f.protect),
+                    event_retention_days: f.retention_days,
+                    event_retention_max: f.retention_max,
+                    console_url: f.console_url,
                 };
+                let v = if patch == SettingsPatch::default() {
+                    api.automation_settings().await
+                } else {
+                    api.put_automation_settings(&patch).await
+                }
+                .map_err(refused)?;
                 pretty(&v);
             }
         }
@@ -386,15 +363,15 @@ pub fn rules(a: RulesArgs) -> u8 {
 }
 
 async fn toggle(api: &ApiClient, name: &str, enabled: bool, json: bool) -> Result<(), Failure> {
-    let mut spec = call(api, Method::GET, &["v1", "rules", name], &[], None).await?;
-    spec["enabled"] = json!(enabled);
-    let v = call(api, Method::PUT, &["v1", "rules", name], &[], Some(spec)).await?;
+    let mut spec = api.rule(name).await.map_err(refused)?.spec;
+    spec.enabled = enabled;
+    let v = api.put_rule(name, &spec).await.map_err(refused)?;
     if json {
         pretty(&v);
-    } else if v["active"] == true {
+    } else if v.active {
         println!("rule {name} active");
     } else {
-        println!("rule {name} not active: {}", s(&v["disabled_reason"]));
+        println!("rule {name} not active: {}", opt(&v.disabled_reason));
     }
     Ok(())
 }
@@ -404,31 +381,36 @@ pub fn events(a: EventsArgs) -> u8 {
     block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             EventsWhat::List { status, host, limit } => {
-                let limit = limit.to_string();
-                let q = [
-                    ("limit", Some(limit.as_str())),
-                    ("status", status.as_deref()),
-                    ("host", host.as_deref()),
-                ];
-                let v = call(&api, Method::GET, &["v1", "events"], &q, None).await?;
-                show(
-                    &v,
-                    json,
-                    &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"],
-                    "events",
-                    &[
-                        "id",
-                        "received_at",
-                        "source",
-                        "type",
-                        "severity",
-                        "host_ref",
-                        "status",
-                        "rule",
-                    ],
-                );
+                let v = api
+                    .events(limit, status.as_deref(), host.as_deref())
+                    .await
+                    .map_err(refused)?;
+                if json {
+                    pretty(&v);
+                } else {
+                    let rows: Vec<Vec<String>> = v
+                        .events
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                t(&e.id),
+                                t(&e.received_at),
+                                t(&e.source),
+                                t(&e.event_type),
+                                e.severity.as_str().to_string(),
+                                t(&e.host_ref),
+                                t(&e.status),
+                                opt(&e.rule),
+                            ]
+                        })
+                        .collect();
+                    table(
+                        &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"],
+                        &rows,
+                    );
+                }
             }
-            EventsWhat::Show { id } => pretty(&call(&api, Method::GET, &["v1", "events", &id], &[], None).await?),
+            EventsWhat::Show { id } => pretty(&api.event(&id).await.map_err(refused)?),
             EventsWhat::Send {
                 host,
                 event_type,
@@ -437,19 +419,27 @@ pub fn events(a: EventsArgs) -> u8 {
                 tags,
                 raw,
             } => {
-                let raw: Option<Value> = raw
+                let raw = raw
                     .map(|r| serde_json::from_str(&r))
                     .transpose()
                     .map_err(|e| Failure::usage(format!("--raw: {e}")))?;
-                let body = json!({"host": host, "type": event_type, "severity": severity, "source": source, "tags": tags, "raw": raw});
-                let v = call(&api, Method::POST, &["v1", "events"], &[], Some(body)).await?;
+                let event = EventIn {
+                    host,
+                    event_type,
+                    tags,
+                    severity,
+                    source: Some(source),
+                    occurred_at: None,
+                    raw,
+                };
+                let v = api.send_event(&event).await.map_err(refused)?;
                 if json {
                     pretty(&v);
                 } else {
-                    for e in v["events"].as_array().cloned().unwrap_or_default() {
-                        println!("{} {} (rule {})", s(&e["id"]), s(&e["status"]), s(&e["rule"]));
-                        for o in e["outcomes"].as_array().cloned().unwrap_or_default() {
-                            println!("  {}: {} - {}", s(&o["rule"]), s(&o["outcome"]), s(&o["reason"]));
+                    for e in &v.events {
+                        println!("{} {} (rule {})", t(&e.id), t(&e.status), opt(&e.rule));
+                        for o in &e.outcomes {
+                            println!("  {}: {} - {}", t(&o.rule), t(&o.outcome), t(&o.reason));
                         }
                     }
                 }
@@ -462,40 +452,54 @@ pub fn events(a: EventsArgs) -> u8 {
 pub fn approvals(a: ApprovalsArgs) -> u8 {
     let json = a.json;
     block_on(&a.conn, |api: ApiClient| async move {
-        let (path, d) = match a.what {
+        let (verdict, d) = match a.what {
             ApprovalsWhat::List { status } => {
-                let v = call(
-                    &api,
-                    Method::GET,
-                    &["v1", "approvals"],
-                    &[("status", Some(&status))],
-                    None,
-                )
-                .await?;
-                show(
-                    &v,
-                    json,
-                    &["ID", "CREATED", "HOST", "RULE", "EVENT", "STATUS", "REASON"],
-                    "approvals",
-                    &["id", "created_at", "host_id", "rule", "event_id", "status", "reason"],
-                );
+                let v = api.approvals(&status).await.map_err(refused)?;
+                if json {
+                    pretty(&v);
+                } else {
+                    let rows: Vec<Vec<String>> = v
+                        .approvals
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.id.to_string(),
+                                t(&p.created_at),
+                                t(&p.host_id),
+                                t(&p.rule),
+                                t(&p.event_id),
+                                t(&p.status),
+                                t(&p.reason),
+                            ]
+                        })
+                        .collect();
+                    table(&["ID", "CREATED", "HOST", "RULE", "EVENT", "STATUS", "REASON"], &rows);
+                }
                 return Ok(());
             }
-            ApprovalsWhat::Approve(d) => (&["v1", "approvals", "approve"][..], d),
-            ApprovalsWhat::Deny(d) => (&["v1", "approvals", "deny"][..], d),
+            ApprovalsWhat::Approve(d) => (Verdict::Approve, d),
+            ApprovalsWhat::Deny(d) => (Verdict::Deny, d),
         };
         if !d.all && d.ids.is_empty() {
             return Err(Failure::usage("give approval ids or --all"));
         }
-        let body = json!({"ids": d.ids, "all": d.all, "comment": d.comment});
-        let v = call(&api, Method::POST, path, &[], Some(body)).await?;
-        show(
-            &v,
-            json,
-            &["ID", "HOST", "RESULT"],
-            "results",
-            &["id", "host_id", "status"],
-        );
+        let req = DecisionRequest {
+            ids: d.ids,
+            all: d.all,
+            comment: Some(d.comment),
+            ..Default::default()
+        };
+        let v = api.decide(verdict, &req).await.map_err(refused)?;
+        if json {
+            pretty(&v);
+        } else {
+            let rows: Vec<Vec<String>> = v
+                .results
+                .iter()
+                .map(|r| vec![r.id.to_string(), t(&r.host_id), t(&r.status)])
+                .collect();
+            table(&["ID", "HOST", "RESULT"], &rows);
+        }
         Ok(())
     })
 }
@@ -505,14 +509,25 @@ pub fn notify(a: NotifyArgs) -> u8 {
     block_on(&a.conn, |api: ApiClient| async move {
         match a.what {
             NotifyWhat::Targets => {
-                let v = call(&api, Method::GET, &["v1", "notifications", "targets"], &[], None).await?;
-                show(
-                    &v,
-                    json,
-                    &["ID", "NAME", "KIND", "EVENTS", "ENABLED"],
-                    "targets",
-                    &["id", "name", "kind", "events", "enabled"],
-                );
+                let v = api.notify_targets().await.map_err(refused)?;
+                if json {
+                    pretty(&v);
+                } else {
+                    let rows: Vec<Vec<String>> = v
+                        .targets
+                        .iter()
+                        .map(|x| {
+                            vec![
+                                x.id.to_string(),
+                                t(&x.spec.name),
+                                x.spec.kind.as_str().to_string(),
+                                list(&x.spec.events),
+                                x.spec.enabled.to_string(),
+                            ]
+                        })
+                        .collect();
+                    table(&["ID", "NAME", "KIND", "EVENTS", "ENABLED"], &rows);
+                }
             }
             NotifyWhat::Add {
                 name,
@@ -520,21 +535,23 @@ pub fn notify(a: NotifyArgs) -> u8 {
                 url,
                 events,
             } => {
-                let v = call(
-                    &api,
-                    Method::POST,
-                    &["v1", "notifications", "targets"],
-                    &[],
-                    Some(json!({"name": name, "kind": kind, "url": url, "events": events})),
-                )
-                .await?;
+                let kind = TargetKind::parse(&kind)
+                    .ok_or_else(|| Failure::usage(format!("unknown target kind {kind:?} (slack or webhook)")))?;
+                let spec = TargetSpec {
+                    name: name.clone(),
+                    kind,
+                    url,
+                    events,
+                    enabled: true,
+                };
+                let v = api.add_notify_target(&spec).await.map_err(refused)?;
                 if json {
                     pretty(&v);
                 } else {
-                    println!("target {} added (id {})", name, s(&v["id"]));
+                    println!("target {} added (id {})", name, v.id);
                     // Links in notifications are only absolute once the console's URL is known.
-                    let settings = call(&api, Method::GET, &["v1", "automation", "settings"], &[], None).await;
-                    if settings.is_ok_and(|v| v["console_url"].as_str().is_none_or(str::is_empty)) {
+                    let settings = api.automation_settings().await;
+                    if settings.is_ok_and(|v| v.console_url.as_deref().is_none_or(str::is_empty)) {
                         println!(
                             "note: host links in notifications are relative (/console/hosts/ID) until the console's \
                              address is set: cordon rules settings --console-url https://SERVER:8443"
@@ -543,34 +560,34 @@ pub fn notify(a: NotifyArgs) -> u8 {
                 }
             }
             NotifyWhat::Remove { id } => {
-                call(
-                    &api,
-                    Method::DELETE,
-                    &["v1", "notifications", "targets", &id.to_string()],
-                    &[],
-                    None,
-                )
-                .await?;
+                api.remove_notify_target(id).await.map_err(refused)?;
                 println!("target {id} removed");
             }
             NotifyWhat::Deliveries { status } => {
-                let q = [("status", status.as_deref())];
-                let v = call(&api, Method::GET, &["v1", "notifications", "deliveries"], &q, None).await?;
-                show(
-                    &v,
-                    json,
-                    &["ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR"],
-                    "deliveries",
-                    &[
-                        "id",
-                        "target_id",
-                        "kind",
-                        "status",
-                        "attempts",
-                        "next_attempt_at",
-                        "last_error",
-                    ],
-                );
+                let v = api.notify_deliveries(status.as_deref()).await.map_err(refused)?;
+                if json {
+                    pretty(&v);
+                } else {
+                    let rows: Vec<Vec<String>> = v
+                        .deliveries
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.id.to_string(),
+                                d.target_id.to_string(),
+                                t(&d.kind),
+                                t(&d.status),
+                                d.attempts.to_string(),
+                                opt(&d.next_attempt_at),
+                                opt(&d.last_error),
+                            ]
+                        })
+                        .collect();
+                    table(
+                        &["ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR"],
+                        &rows,
+                    );
+                }
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! The one error type of the binary: a failure with the exit code README documents
 //! (`0` done · `1` anything else · `2` invalid input, nothing changed · `3` verification
-//! failed and rolled back · `4` not permitted) and the error with its cause chain, printed
+//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5`, `6`, `7`) and the error with its cause chain, printed
 //! as `cordon: outer: cause: root cause`.
 
 use std::fmt::Display;
@@ -24,6 +24,9 @@ pub enum Code {
     /// records are not vouched for (written in a crash window, a start without the
     /// anchor file): a warning, neither intact nor tampered.
     Unproven = 6,
+    /// `cordon audit verify`: no verdict — the server could not be reached, or failed
+    /// to answer (TLS, timeout, 5xx). Distinct from 1 (TAMPERED): nothing was checked.
+    CannotVerify = 7,
 }
 
 impl Code {

@@ -118,9 +118,16 @@ pub struct QuarantineArgs {
     /// these (without it they keep their own, and the answer says so per host).
     #[arg(long)]
     pub replace: bool,
-    /// Show what would change per host, and change nothing.
+    /// Show what would change per host, and change nothing. With `--label --json` the
+    /// answer's `if_revisions` is the reviewed set `--reviewed` takes.
     #[arg(long)]
     pub preview: bool,
+    /// With `--label`: act on exactly the hosts of this earlier `--preview --json`
+    /// answer (a file, `-` for stdin), at the revisions it showed; refused (nothing
+    /// changed) if the label's hosts or any of them changed since. Without it,
+    /// `--label` previews and then acts on exactly the hosts that preview found.
+    #[arg(long, value_name = "FILE", requires = "label", conflicts_with = "preview")]
+    pub reviewed: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Conn,
     #[arg(long)]
@@ -159,11 +166,11 @@ pub enum AuditWhat {
     /// Check the audit log's hash chain and name the first bad record: on the server
     /// (admin token), or offline in a JSON-lines export with --file (and --ca to check
     /// its signatures). Exit 0 intact and every signature checked, 1 tampered (any edit
-    /// of an export, also a line that is no longer a record or a field added; or the
-    /// server unreachable), 2 bad input (unreadable, not JSON lines), 5 chain intact but
-    /// signatures not checked (no --ca),
-    /// 6 chain intact but a signed checkpoint says some records are unproven (a crash
-    /// window, a start without the anchor file).
+    /// of an export, also a line that is no longer a record or a field added), 2 bad
+    /// input (unreadable, not JSON lines), 4 the server refused the token, 5 chain
+    /// intact but signatures not checked (no --ca), 6 chain intact but a signed
+    /// checkpoint says some records are unproven (a crash window, a start without the
+    /// anchor file), 7 could not verify (server unreachable or failing: nothing checked).
     Verify(AuditVerifyArgs),
 }
 
@@ -223,10 +230,19 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                 }
             }
             None => {
-                let api = connect(&a.conn, Code::Failed)?;
+                // No verdict is not a verdict: a server that cannot be reached or fails to
+                // answer exits 7, never 1 (TAMPERED); 2 and 4 keep their meaning.
+                let no_verdict = |f: Failure| match f.code {
+                    Code::Failed => Failure::new(
+                        Code::CannotVerify,
+                        f.error.context("could not verify the audit chain: nothing was checked"),
+                    ),
+                    _ => f,
+                };
+                let api = connect(&a.conn, Code::CannotVerify).map_err(no_verdict)?;
                 api.audit_verify(a.checkpoint.as_deref())
                     .await
-                    .map_err(|e| client_failure(e, &[400]))?
+                    .map_err(|e| no_verdict(client_failure(e, &[400])))?
             }
         };
         if a.json {
@@ -791,6 +807,85 @@ fn target(mut hosts: Vec<String>, label: Option<String>) -> Result<Target, Failu
     }
 }
 
+/// The reviewed set in an earlier `--preview --json` answer (`path`, `-` for stdin):
+/// its `if_revisions` (host id → revision).
+fn reviewed_set(path: &std::path::Path) -> Result<std::collections::BTreeMap<String, i64>, Failure> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read --reviewed {}: {e}", path.display())))?
+    };
+    let preview: ActionResponse = serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(format!(
+            "--reviewed {}: not the JSON answer of a --preview ({e})",
+            path.display()
+        ))
+    })?;
+    if !preview.preview || preview.if_revisions.is_empty() {
+        return Err(Failure::usage(format!(
+            "--reviewed {}: not a preview naming hosts (run the same command with --preview --json); nothing was changed",
+            path.display()
+        )));
+    }
+    Ok(preview.if_revisions)
+}
+
+/// A label action acts on a reviewed set, never on whatever carries the label when the
+/// request lands: `reviewed` (from `--reviewed`), or else a preview made now, whose
+/// hosts are printed before the action. The server refuses (409, nothing changed) if
+/// the label's hosts or any of their revisions changed since.
+async fn act_on_label(
+    api: &ApiClient,
+    action: Action,
+    label: &str,
+    mut req: ActionRequest,
+    reviewed: Option<std::collections::BTreeMap<String, i64>>,
+    json: bool,
+) -> Result<ActionResponse, ClientError> {
+    let target = || Target::Selection {
+        hosts: vec![],
+        label: Some(label.to_string()),
+    };
+    let set = match reviewed {
+        Some(set) => set,
+        None => {
+            let preview = api
+                .act(
+                    action,
+                    target(),
+                    ActionRequest {
+                        preview: true,
+                        ..req.clone()
+                    },
+                )
+                .await?;
+            if preview.if_revisions.is_empty() {
+                // No host carries the label: nothing to act on (an empty set would mean
+                // "whatever carries it when the request lands").
+                return Ok(preview);
+            }
+            if !json {
+                let names: Vec<String> = preview
+                    .results
+                    .iter()
+                    .map(|r| term::safe(&r.hostname).into_owned())
+                    .collect();
+                println!(
+                    "label {}: {} host{} reviewed ({}); acting on exactly these",
+                    term::safe(label),
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                );
+            }
+            preview.if_revisions
+        }
+    };
+    req.if_revisions = set;
+    api.act(action, target(), req).await
+}
+
 pub fn quarantine(a: QuarantineArgs) -> u8 {
     block_on(async move {
         let api = connect(&a.conn, Code::Failed)?;
@@ -803,10 +898,17 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             preview: a.preview,
             ..Default::default()
         };
-        let out = match api
-            .act(Action::Quarantine, target(a.hosts.clone(), a.label.clone())?, req)
-            .await
-        {
+        let reviewed = a.reviewed.as_deref().map(reviewed_set).transpose()?;
+        let answer = match (&a.label, a.preview) {
+            (Some(l), false) if a.hosts.is_empty() => {
+                act_on_label(&api, Action::Quarantine, l, req, reviewed, a.json).await
+            }
+            _ => {
+                api.act(Action::Quarantine, target(a.hosts.clone(), a.label.clone())?, req)
+                    .await
+            }
+        };
+        let out = match answer {
             Ok(o) => o,
             Err(e) => return Err(host_failure(&api, &a.hosts, e).await),
         };
@@ -825,7 +927,11 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
             comment: Some(comment),
             ..Default::default()
         };
-        let out = match api.act(Action::Release, target(hosts.clone(), label)?, req).await {
+        let answer = match &label {
+            Some(l) if hosts.is_empty() => act_on_label(&api, Action::Release, l, req, None, json).await,
+            _ => api.act(Action::Release, target(hosts.clone(), label)?, req).await,
+        };
+        let out = match answer {
             Ok(o) => o,
             Err(e) => return Err(host_failure(&api, &hosts, e).await),
         };
@@ -962,6 +1068,7 @@ mod tests {
             action: "release".into(),
             results: vec![result(&["wazuh", "local"]), result(&[])],
             preview: false,
+            if_revisions: Default::default(),
         };
         let lines = still_isolated_lines(&out);
         assert_eq!(lines.len(), 1, "{lines:?}");

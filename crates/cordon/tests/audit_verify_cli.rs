@@ -157,3 +157,35 @@ fn audit_verify_every_export_edit_exits_1_and_only_bad_syntax_exits_2() {
     let (code, _, err) = verify(&dir.path().join("missing.jsonl"));
     assert_eq!(code, 2, "{err}");
 }
+
+/// trial7 LOW: `cordon audit verify` against a server it cannot reach exited 1, the code
+/// of TAMPERED, though nothing was checked. No verdict is exit 7 ("could not verify"),
+/// distinct from every verdict (0, 1, 5, 6) and from bad input (2) and a refused token (4).
+#[test]
+fn audit_verify_against_an_unreachable_server_is_not_tampered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    // A loopback port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--server", &format!("https://127.0.0.1:{port}")])
+        .args(["--token", "cordon_x", "--ca", &ca_path.to_string_lossy()])
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_TOKEN")
+        .env_remove("CORDON_SERVER")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("could not verify the audit chain: nothing was checked"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("TAMPERED"));
+}

@@ -66,7 +66,7 @@ pub async fn act(
         Action::Quarantine => validate::quarantine_params(req)?,
         Action::Release => validate::release_params(req)?,
     };
-    let results = st.store.act(caller, action, &targets, &params).await?;
+    let (results, before) = st.store.act(caller, action, &targets, &params).await?;
     if !params.preview {
         st.hub
             .notify_all(results.iter().filter(|r| r.change.changed()).map(|r| &r.host_id));
@@ -82,6 +82,7 @@ pub async fn act(
         action: action.as_str().to_string(),
         results,
         preview: params.preview,
+        if_revisions: before,
     })
 }
 
@@ -124,6 +125,7 @@ pub async fn retry(
         action: "retry".into(),
         results,
         preview,
+        if_revisions: BTreeMap::new(),
     })
 }
 

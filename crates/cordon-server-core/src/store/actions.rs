@@ -1,6 +1,8 @@
 //! Changes of desired state (quarantine, release), labels and revocation. Each host's
 //! change and its audit record are written in the same transaction.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use cordon_proto::{ActionChange, ActionResult, DesiredState, HostState, QUARANTINE_LABEL};
 
 use super::audit::{append, Actor, AutoCause, NewAudit};
@@ -123,6 +125,14 @@ pub struct RetryParams {
     pub if_revisions: std::collections::BTreeMap<String, i64>,
     /// Work out the results and write nothing.
     pub preview: bool,
+}
+
+/// The hostname of host `id` for a message (the id itself when it is gone).
+async fn hostname_tx(tx: &mut Tx, id: &str) -> Result<String, StoreError> {
+    Ok(load_tx(tx, id)
+        .await?
+        .map(|h| h.hostname)
+        .unwrap_or_else(|| id.to_string()))
 }
 
 /// Which hosts an action targets.
@@ -337,28 +347,53 @@ async fn label_action_tx(
 impl Store {
     /// Quarantines or releases `targets` in one transaction. Unknown hosts fail the whole
     /// request before anything is written. Each result says what changed for its host
-    /// ([`plan_change`]); with `p.preview` nothing is written.
+    /// ([`plan_change`]); with `p.preview` nothing is written. Also returns each target
+    /// host's revision before the action (host id → revision: what a caller sends back
+    /// as `if_revisions` after a preview).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] (nothing written) when a host in `p.if_revisions` moved
+    /// on (every such host named), or, for a label with `p.if_revisions`, when the
+    /// label's hosts are not exactly the reviewed ones (`+added`, `-removed` named).
     pub async fn act<'a>(
         &self,
         actor: impl Into<Actor<'a>>,
         action: Action,
         targets: &Targets,
         p: &ActionParams,
-    ) -> Result<Vec<ActionResult>, StoreError> {
+    ) -> Result<(Vec<ActionResult>, BTreeMap<String, i64>), StoreError> {
         let actor = actor.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let ids = match targets {
             Targets::Hosts(refs) => resolve_refs_tx(&mut tx, refs).await?,
             Targets::Label(label) => ids_with_label_tx(&mut tx, label).await?,
         };
+        // A label with a reviewed set: the label's hosts now are exactly the reviewed ones.
+        if let (Targets::Label(label), false) = (targets, p.if_revisions.is_empty()) {
+            let now: BTreeSet<&String> = ids.iter().collect();
+            let seen: BTreeSet<&String> = p.if_revisions.keys().collect();
+            if now != seen {
+                let mut diff = Vec::new();
+                for id in now.difference(&seen) {
+                    diff.push(format!("+{}", hostname_tx(&mut tx, id).await?));
+                }
+                for id in seen.difference(&now) {
+                    diff.push(format!("-{}", hostname_tx(&mut tx, id).await?));
+                }
+                return Err(StoreError::Conflict(format!(
+                    "the hosts with label {label} changed since your review: {}; nothing was done; review again",
+                    diff.join(", ")
+                )));
+            }
+        }
+        let mut moved = Vec::new();
         for (id, seen) in &p.if_revisions {
             let host = load_tx(&mut tx, id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
             if host.desired.revision != *seen {
-                return Err(StoreError::Conflict(format!(
-                    "host {} changed since your view of it (revision {seen}, now {}: {}): nothing was done; \
-                     look at its current state and try again",
+                moved.push(format!(
+                    "host {} changed since your view of it (revision {seen}, now {}: {})",
                     host.hostname,
                     host.desired.revision,
                     if host.desired.quarantined {
@@ -366,11 +401,22 @@ impl Store {
                     } else {
                         "not quarantined"
                     }
-                )));
+                ));
             }
         }
+        if !moved.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "{}: nothing was done; look at {} current state and try again",
+                moved.join("; "),
+                if moved.len() == 1 { "its" } else { "their" }
+            )));
+        }
         let mut results = Vec::with_capacity(ids.len());
+        let mut before = BTreeMap::new();
         for id in &ids {
+            if let Some(h) = load_tx(&mut tx, id).await? {
+                before.insert(h.id, h.desired.revision);
+            }
             results.push(apply_tx(&mut tx, id, actor, action, p, None, None).await?);
         }
         if p.preview {
@@ -380,7 +426,7 @@ impl Store {
         } else {
             tx.commit().await?;
         }
-        Ok(results)
+        Ok((results, before))
     }
 
     /// Re-sends the desired state of each host `refs` names (id or hostname) to its agent

@@ -216,6 +216,17 @@ pub enum Unresolved {
     Ambiguous(String),
 }
 
+/// Whether two hostnames in [`crate::service::validate::hostname_key`] form name the
+/// same host by short name: one of them has no domain and their first labels are equal
+/// (`web1` and `web1.corp.example`). Decided on the keys only — the form the duplicate
+/// flag compares — so `web1.` (key `web1`) matches `web1.corp.example` exactly like
+/// `web1` does, and a full-width `ｗｅｂ１` too (trial7: the raw names were tested for
+/// a dot, leaving `web1.` out while it is flagged a duplicate of `web1`).
+fn short_hostname_match(a_key: &str, b_key: &str) -> bool {
+    let first = |k: &str| k.split('.').next().unwrap_or_default().to_string();
+    (!a_key.contains('.') || !b_key.contains('.')) && first(a_key) == first(b_key)
+}
+
 /// Resolves an event's host reference: id, hostname (case-insensitive, then short
 /// name), then IP address. A reference that matches several hosts at a step is ambiguous
 /// and resolves to nothing, with the reason: hostnames are compared as
@@ -242,16 +253,10 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
     let ip = crate::limits::check_addresses(&[r.to_string()])
         .ok()
         .and_then(|v| v.into_iter().next());
-    let short = |h: &str| {
-        let k = key(h);
-        k.split('.').next().unwrap_or_default().to_string()
-    };
     let passes: [(&str, &Pass<'_>); 4] = [
         ("id", &|h| h.0 == r),
         ("hostname", &|h| key(&h.1) == rl),
-        ("short hostname", &|h| {
-            (!r.contains('.') || !h.1.contains('.')) && short(&h.1) == short(r)
-        }),
+        ("short hostname", &|h| short_hostname_match(&rl, &key(&h.1))),
         ("address", &|h| {
             ip.as_deref()
                 .is_some_and(|ip| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == ip))
@@ -1256,4 +1261,34 @@ async fn carry_out_tx(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod short_name_tests {
+    use super::short_hostname_match;
+    use crate::service::validate::hostname_key as key;
+
+    /// trial7 LOW: short-name matching tested the raw names for a dot, so `web1.` and
+    /// `web1..` (flagged duplicates of `web1`) were left out for `web1.corp.example`.
+    /// Every spelling with one hostname key matches alike.
+    #[test]
+    fn short_names_match_on_the_hostname_key_like_the_duplicate_flag() {
+        let event = key("web1.corp.example");
+        for same in [
+            "web1",
+            "web1.",
+            "web1..",
+            "WEB1",
+            "\u{FF57}\u{FF45}\u{FF42}\u{FF11}",
+            " web1. ",
+        ] {
+            assert_eq!(key(same), key("web1"), "{same:?}");
+            assert!(short_hostname_match(&event, &key(same)), "{same:?}");
+        }
+        for other in ["web10", "web1.other.example", "web", "db1"] {
+            assert!(!short_hostname_match(&event, &key(other)), "{other:?}");
+        }
+        // And the other way round: a bare reference matches a qualified host.
+        assert!(short_hostname_match(&key("WEB1."), &key("web1.corp.example")));
+    }
 }
