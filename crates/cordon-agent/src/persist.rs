@@ -151,6 +151,47 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
+/// Tightens an existing state directory made with wider permissions (trial6 LOW: a
+/// pre-existing `/var/lib/cordon` at 0755 stayed so): the directory to 0700 and every
+/// regular file in it readable by others to 0600 — they hold the analyst's comment and
+/// the quarantine records. Returns one line per change, for the log (empty: nothing
+/// was wider). Symbolic links are not followed. No-op off Unix (ACLs there).
+///
+/// # Errors
+/// The directory cannot be read or a mode cannot be set.
+pub fn tighten_private_dir(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut changed = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match fs::symlink_metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(changed),
+            Err(e) => return Err(e),
+        };
+        if !meta.is_dir() {
+            return Ok(changed);
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+            changed.push(format!("{} {mode:o} -> 700", dir.display()));
+        }
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let m = entry.metadata()?;
+            let mode = m.permissions().mode() & 0o777;
+            if m.is_file() && mode & 0o077 != 0 {
+                fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode & 0o700))?;
+                changed.push(format!("{} {mode:o} -> {:o}", entry.path().display(), mode & 0o700));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(changed)
+}
+
 /// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
 /// the same directory (created 0700 if missing), fsync, rename.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
@@ -254,6 +295,28 @@ mod tests {
         fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
         save(&dir, &Persisted::default()).unwrap();
         assert_eq!(mode(&path(&dir)), 0o600);
+    }
+
+    /// Trial6 LOW, the fault kind "a pre-existing state directory keeps wider
+    /// permissions": it is tightened to 0700 and its files to 0600, each change named.
+    #[test]
+    fn pre_existing_state_dir_is_tightened_with_its_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(dir.join("cordon.json"), "{}").unwrap();
+        fs::set_permissions(dir.join("cordon.json"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(dir.join("private"), "x").unwrap();
+        fs::set_permissions(dir.join("private"), fs::Permissions::from_mode(0o600)).unwrap();
+        let changed = tighten_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("cordon.json")), 0o600);
+        assert_eq!(mode(&dir.join("private")), 0o600);
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        assert!(changed[0].contains("755 -> 700"), "{changed:?}");
+        assert!(tighten_private_dir(&dir).unwrap().is_empty(), "nothing left to tighten");
+        assert!(tighten_private_dir(&root.path().join("missing")).unwrap().is_empty());
     }
 
     /// Trial9 H-1: the same revision number with other content (a restored server

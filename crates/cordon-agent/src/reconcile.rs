@@ -135,6 +135,18 @@ impl Agent {
     /// [`AgentError::Io`] when the persisted state cannot be read.
     pub async fn run(self) -> Result<(), AgentError> {
         let binding = persist::Binding::of(&self.cfg);
+        match persist::tighten_private_dir(&self.cfg.state_dir) {
+            Ok(changed) if !changed.is_empty() => tracing::warn!(
+                changed = %changed.join(", "),
+                "state directory was readable by others; tightened (directory 0700, files 0600)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                dir = %self.cfg.state_dir.display(),
+                error = %e,
+                "cannot tighten the state directory's permissions"
+            ),
+        }
         let mut stored = persist::load(&self.cfg.state_dir)?;
         // A desired state of another enrollment (re-enrolled into the same state
         // directory) says nothing about this host: start from none.

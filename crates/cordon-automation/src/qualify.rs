@@ -103,11 +103,14 @@ impl Decision {
 }
 
 fn near(a: &str) -> String {
-    a.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    cordon_server_core::service::validate::label_key(a)
 }
 
 /// Resolves one trigger label against the existing labels: exactly one label of that
-/// name (case-sensitive), and no other label that differs only in case or whitespace.
+/// name (case-sensitive), and no other label that looks like it (differs only in case,
+/// whitespace, width or look-alike characters: the same
+/// [`label_key`](cordon_server_core::service::validate::label_key) new labels are
+/// checked with).
 pub fn resolve_label(name: &str, existing: &[String]) -> Result<(), String> {
     let exact = existing.iter().filter(|l| l.as_str() == name).count();
     let similar: Vec<&String> = existing
@@ -121,7 +124,7 @@ pub fn resolve_label(name: &str, existing: &[String]) -> Result<(), String> {
             "trigger label {name:?} does not exist (similar: {similar:?}); labels are case-sensitive"
         )),
         (1, false) => Err(format!(
-            "trigger label {name:?} is ambiguous: near-duplicates {similar:?} differ only in case or whitespace"
+            "trigger label {name:?} is ambiguous: near-duplicates {similar:?} look alike (case, whitespace, width or look-alike characters)"
         )),
         (n, _) => Err(format!("trigger label {name:?} is ambiguous: {n} labels of that name")),
     }
@@ -617,11 +620,13 @@ mod tests {
 
     #[test]
     fn label_resolution() {
-        let l = s(&["servers", "web", "Web ", "dc"]);
+        let l = s(&["servers", "web", "Web ", "dc", "lab", "l\u{0430}b"]);
+        // Cyrillic look-alike (trial11 MED 2): ambiguous like a case variant.
+        assert!(resolve_label("lab", &l).unwrap_err().contains("ambiguous"));
         assert!(resolve_label("servers", &l).is_ok());
         assert!(resolve_label("web", &l).unwrap_err().contains("ambiguous"));
         assert!(resolve_label("Servers", &l).unwrap_err().contains("similar"));
-        assert!(resolve_label("db", &l).unwrap_err().contains("does not exist"));
+        assert!(resolve_label("dbs", &l).unwrap_err().contains("does not exist"));
         assert!(resolve_label("servers", &s(&["servers", "servers"]))
             .unwrap_err()
             .contains("2 labels"));

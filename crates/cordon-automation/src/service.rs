@@ -187,6 +187,17 @@ pub async fn settings(st: &AppState, caller: &Caller) -> Result<Settings, ApiErr
 /// 400 when the result is out of range (nothing changes).
 pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPatch) -> Result<Settings, ApiError> {
     caller.require(Role::Admin)?;
+    // Protected labels pass the same check as host labels (trial11 MED 3): no bidi or
+    // invisible characters, no look-alike of a host's label that is not that label.
+    let mut patch = patch.clone();
+    if let Some(list) = &patch.protected_labels {
+        let list: Vec<String> = list.iter().filter(|l| !l.trim().is_empty()).cloned().collect();
+        let mut fleet: Vec<String> = st.store.fleet_host_labels().await?.into_iter().flatten().collect();
+        fleet.sort();
+        fleet.dedup();
+        patch.protected_labels = Some(cordon_server_core::service::validate::new_labels(&list, &fleet)?);
+    }
+    let patch = &patch;
     let detail = serde_json::to_string(patch).unwrap_or_default();
     Ok(st
         .store

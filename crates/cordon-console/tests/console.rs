@@ -2037,3 +2037,72 @@ async fn approvals_review_says_per_approval_what_changes_and_decides_only_the_re
         "{page}"
     );
 }
+
+/// trial11 MED 2 / MED 3: one label check for host labels and protected labels — no
+/// bidi or invisible characters, and no look-alike (case, spaces, width, confusable
+/// letters) of an existing label: 409 naming the existing one, nothing changed.
+#[tokio::test]
+async fn look_alike_and_bidi_labels_are_refused_for_hosts_and_protected_labels() {
+    let ctx = Ctx::new().await;
+    let web1 = ctx.enroll("web1", &["web"]).await;
+    let dc1 = ctx.enroll("dc1", &["domain-controller"]).await;
+    let add = |l: &str| serde_json::json!({"add": [l]}).to_string();
+    for l in ["Web", "WEB", "w\u{0435}b", "ｗｅｂ"] {
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{dc1}/labels"),
+                Some(&ctx.responder),
+                Some(&add(l)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT, "{l:?}: {v}");
+        assert!(v.to_string().contains("existing label \\\"web\\\""), "{l:?}: {v}");
+    }
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{dc1}/labels"),
+            Some(&ctx.responder),
+            Some(&add("web")),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "the label itself is fine: {v}");
+    let labels = ctx.store().host(&web1).await.unwrap().labels;
+    assert_eq!(labels, vec!["web".to_string()]);
+    let before = ctx.store().automation_settings().await.unwrap().protected_labels;
+    for (list, want) in [
+        (
+            serde_json::json!(["cordon-protected", "domain-controller\u{202e}"]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (serde_json::json!(["Domain-Controller"]), StatusCode::CONFLICT),
+        (serde_json::json!(["d\u{043e}main-controller"]), StatusCode::CONFLICT),
+        (serde_json::json!(["x1", "X1"]), StatusCode::BAD_REQUEST),
+    ] {
+        let body = serde_json::json!({"protected_labels": list}).to_string();
+        let (st, v) = ctx
+            .call("PUT", "/v1/automation/settings", Some(&ctx.admin), Some(&body))
+            .await;
+        assert_eq!(st, want, "{list}: {v}");
+        assert_eq!(
+            ctx.store().automation_settings().await.unwrap().protected_labels,
+            before
+        );
+    }
+    // Through the console's guardrails dialog: the same refusal.
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let r = post_json(
+        &ctx,
+        &admin,
+        "/console/settings",
+        serde_json::json!({"protected_labels": ["domain-controller\u{202e}"]}),
+    )
+    .await;
+    assert!(r.status.is_client_error(), "{}: {}", r.status, r.body);
+    let body = serde_json::json!({"protected_labels": ["cordon-protected", "domain-controller"]}).to_string();
+    let (st, v) = ctx
+        .call("PUT", "/v1/automation/settings", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "exact labels are fine: {v}");
+}

@@ -399,11 +399,16 @@ enum Out {
 fn emit(log: &Path, line: &Value, out: Out) {
     let text = line.to_string();
     if log.as_os_str() != "-" {
-        let res = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .and_then(|mut f| writeln!(f, "{text}"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        // Created 0640 like Wazuh's own logs (root:wazuh): the lines carry the analyst's
+        // message and allowed addresses, so no world read; group read for Wazuh's readers.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o640);
+        }
+        let res = opts.open(log).and_then(|mut f| writeln!(f, "{text}"));
         if let Err(e) = res {
             let _ = writeln!(std::io::stderr(), "cordon: cannot append to {}: {e}", log.display());
         }

@@ -461,6 +461,23 @@ fn execd_isolation_keeps_the_agents_manager_or_is_refused() {
     assert!(!agent.state().exists());
 }
 
+/// Trial6 LOW, the fault kind "the active-responses log is world-readable": created
+/// 0644, it exposed the analyst's message and allowed addresses to every local user. It
+/// is created 0640 (Wazuh's own logs are root:wazuh, group-readable).
+#[cfg(unix)]
+#[test]
+fn active_responses_log_is_created_without_world_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::new();
+    let mut e = agent.execd(&["--dry-run"]);
+    let run = e.run(&fixture("clr-isolate.json"));
+    assert_eq!(run.exit, 0, "{}", run.stderr);
+    let log = agent.dir.path().join("logs/active-responses.log");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o007, 0, "world-accessible: {mode:o}");
+    assert_eq!(mode, 0o640, "{mode:o}");
+}
+
 #[test]
 fn execd_invalid_and_manager_messages_are_refused_without_a_handshake() {
     let agent = Agent::new();

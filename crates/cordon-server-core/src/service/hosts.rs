@@ -173,7 +173,8 @@ pub async fn act_many(
 pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &LabelsRequest) -> Result<Host, ApiError> {
     caller.require(Role::Responder)?;
     let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
-    let add = valid(&req.add)?;
+    // An added label may not look like an existing one (trial11 MED 2).
+    let add = validate::new_labels(&req.add, &st.store.known_labels().await?)?;
     let remove = valid(&req.remove)?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::invalid("nothing to add or remove"));

@@ -50,11 +50,7 @@ pub async fn create_enroll(
     req: &EnrollTokenRequest,
 ) -> Result<EnrollTokenCreated, ApiError> {
     caller.require(Role::Admin)?;
-    let labels = req
-        .labels
-        .iter()
-        .map(|l| validate::label(l))
-        .collect::<Result<Vec<_>, _>>()?;
+    let labels = validate::new_labels(&req.labels, &st.store.known_labels().await?)?;
     if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
         return Err(ApiError::invalid("the Quarantine label is managed by the server"));
     }

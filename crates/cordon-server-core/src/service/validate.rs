@@ -62,6 +62,51 @@ pub fn label(l: &str) -> Result<String, ApiError> {
     Ok(l.to_string())
 }
 
+/// The form labels are compared in for look-alikes (trial11 MED 2/3): the same folding as
+/// token names ([`token_name_key`]: NFKC, runs of spaces, case, UTS #39 confusable
+/// skeleton), so `Web`, `web `, `ｗｅｂ` and Cyrillic `wеb` share `web`'s key. For
+/// comparison only; the label is stored as given ([`label`]).
+pub fn label_key(l: &str) -> String {
+    token_name_key(l)
+}
+
+/// Checks labels that are about to exist (host labels added, enrollment token labels,
+/// protected labels; trigger labels are resolved with the same key): each with
+/// [`label`], then none may look like another label without being it — neither one of
+/// `existing` (compared as [`label_key`]) nor another of `new`. Returns the labels as
+/// [`label`] leaves them.
+///
+/// # Errors
+/// 400 from [`label`], or for two new labels that look alike; 409 naming the existing
+/// label a new one looks like (use that one, or rename it first).
+pub fn new_labels(new: &[String], existing: &[String]) -> Result<Vec<String>, ApiError> {
+    let checked = new.iter().map(|l| label(l)).collect::<Result<Vec<_>, _>>()?;
+    for (i, l) in checked.iter().enumerate() {
+        let k = label_key(l);
+        if let Some(e) = existing.iter().find(|e| *e != l && label_key(e) == k) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "label {:?} looks like the existing label {:?} (same letters up to case, spaces, width or \
+                     look-alike characters): use {:?}, or rename it first",
+                    l.escape_default().to_string(),
+                    e.escape_default().to_string(),
+                    e.escape_default().to_string()
+                ),
+            ));
+        }
+        if let Some(o) = checked[..i].iter().find(|o| *o != l && label_key(o) == k) {
+            return Err(ApiError::invalid(format!(
+                "labels {:?} and {:?} look alike: give one of them",
+                o.escape_default().to_string(),
+                l.escape_default().to_string()
+            )));
+        }
+    }
+    Ok(checked)
+}
+
 /// Longest API token name, in characters.
 pub const MAX_TOKEN_NAME_CHARS: usize = 128;
 
@@ -757,5 +802,31 @@ mod token_name_tests {
                 prop_assert!(!n.chars().any(|c| refused_char(c).is_some()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod label_identity_tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// trial11 MED 2/3: a new label that looks like an existing one is refused naming it.
+    #[test]
+    fn look_alike_labels_are_refused_naming_the_existing_one() {
+        let existing = s(&["web", "domain-controller"]);
+        for l in ["Web", "w\u{0435}b", "ｗｅｂ", "WEB"] {
+            let e = new_labels(&s(&[l]), &existing).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::CONFLICT, "{l:?}");
+            assert!(e.detail.contains("existing label \"web\""), "{l:?}: {}", e.detail);
+        }
+        assert_eq!(new_labels(&s(&["web", "db"]), &existing).unwrap(), s(&["web", "db"]));
+        let e = new_labels(&s(&["domain-controller\u{202e}"]), &existing).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        let e = new_labels(&s(&["db", "DB"]), &existing).unwrap_err();
+        assert!(e.detail.contains("look alike"), "{}", e.detail);
     }
 }

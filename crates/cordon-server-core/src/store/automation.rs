@@ -326,6 +326,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every label that exists: on a non-revoked host, or protected in the automation
+    /// settings (what a new label must not look like, [`crate::service::validate::new_labels`]).
+    pub async fn known_labels(&self) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self.fleet_host_labels().await?.into_iter().flatten().collect();
+        out.extend(self.automation_settings().await?.protected_labels);
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
 /// Every distinct label on a non-revoked host (the "groups" rules resolve against).
 async fn fleet_labels_tx(tx: &mut Tx) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query(
