@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::AuditRecord;
 
+/// The smallest id a database gives an audit record (SQLite's and PostgreSQL's
+/// sequences start at 1): a record with a smaller id was inserted directly.
+pub const FIRST_ID: i64 = 1;
+
 /// `prev_hash` of the first chained record: 64 zeros.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -205,6 +209,13 @@ pub struct SignedCheckpoint {
     /// future): ignored for every decision, named here as what they are (a warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored_writers: Option<String>,
+    /// Version 5: `true` when every record from this checkpoint record on carries the
+    /// deployment's record mark (an HMAC under a key derived from the CA private key,
+    /// checkable by every server of the deployment): a record after it without a valid
+    /// mark was written by no server. Records before the first such checkpoint were
+    /// written before marks existed and are covered by the checkpoints signed then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked: Option<bool>,
 }
 
 /// A run of audit records by id (inclusive), and how many records it holds.
@@ -259,7 +270,12 @@ impl SignedCheckpoint {
     /// Carries any version-4 field (`foreign`, `ignored_writers`; then the version-4
     /// message is signed).
     pub fn is_v4(&self) -> bool {
-        self.foreign.is_some() || self.ignored_writers.is_some()
+        self.foreign.is_some() || self.ignored_writers.is_some() || self.is_v5()
+    }
+
+    /// Carries a version-5 field (`marked`; then the version-5 message is signed).
+    pub fn is_v5(&self) -> bool {
+        self.marked.is_some()
     }
 
     /// The bytes the signature covers: [`SignedCheckpoint::message`] for version 1;
@@ -268,7 +284,8 @@ impl SignedCheckpoint {
     /// tag, the version-2 lines, then `last_writer` (`true`/`false`), `stopped_writes`
     /// and `unproven` (`FIRST-LAST:COUNT`) and `no_anchor`, `-` for an absent one; for
     /// version 4 a fourth tag, the version-3 lines, then `foreign` (`FIRST-LAST:COUNT`)
-    /// and `ignored_writers`.
+    /// and `ignored_writers`; for version 5 a fifth tag, the version-4 lines, then
+    /// `marked` (`true`/`false`).
     pub fn signed_message(&self) -> Vec<u8> {
         if !self.is_v2() {
             return Self::message(self.last_id, &self.hash, &self.at, &self.key);
@@ -281,7 +298,9 @@ impl SignedCheckpoint {
             r.as_ref()
                 .map_or("-".to_string(), |r| format!("{}-{}:{}", r.first, r.last, r.count))
         };
-        let tag = if self.is_v4() {
+        let tag = if self.is_v5() {
+            "cordon-audit-checkpoint-v5"
+        } else if self.is_v4() {
             "cordon-audit-checkpoint-v4"
         } else if self.is_v3() {
             "cordon-audit-checkpoint-v3"
@@ -314,6 +333,9 @@ impl SignedCheckpoint {
                 range(&self.foreign),
                 self.ignored_writers.as_deref().unwrap_or("-").replace('\n', " "),
             ));
+        }
+        if self.is_v5() {
+            out.push_str(&format!("{}\n", self.marked.map_or("-".to_string(), |m| m.to_string())));
         }
         out.into_bytes()
     }
@@ -466,6 +488,8 @@ pub struct Verifier {
     stopped_by: Option<i64>,
     /// Facts of verified checkpoints that leave records unproven.
     warnings: Vec<ChainWarning>,
+    /// Every record's position by id (an export trailer's `foreign` names a record).
+    positions: std::collections::HashMap<i64, u64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -555,13 +579,27 @@ impl Verifier {
         }
         self.position += 1;
         let position = self.position;
+        self.positions.insert(r.id, position);
         let bad = |reason: String| ChainProblem {
             id: Some(r.id),
             subject: None,
             position,
             reason,
         };
+        if r.id < FIRST_ID {
+            // No database gives a record an id below 1 (SQLite and PostgreSQL both start
+            // at 1): such a record was inserted directly, with an id chosen to sort first
+            // (trial10 H-D: taken for one predating the chain).
+            self.problem = Some(bad(format!(
+                "has id {}, below the first id any database gives a record ({FIRST_ID}): it was inserted \
+                 directly, not written by a server",
+                r.id
+            )));
+            return;
+        }
         let (prev, hash) = match (&r.prev_hash, &r.hash) {
+            // Only records up to a chain start after the first id may predate the chain
+            // (a signed chain start of 0: none may).
             (None, None) if self.head.is_none() && self.started_after.is_none_or(|s| r.id <= s) => {
                 self.unchained += 1;
                 self.last_unchained = Some(r.id);
@@ -912,6 +950,19 @@ impl Verifier {
                             "{end} but its hash differs from the signed trailer's ({}): the log was rewritten up to here",
                             t.hash
                         ));
+                    } else if let Some(f) = &t.foreign {
+                        // The exporting server found records without a valid mark: it
+                        // signed that verdict into the trailer (trial10 H-C).
+                        self.problem = Some(ChainProblem {
+                            id: Some(f.first),
+                            subject: None,
+                            position: self.positions.get(&f.first).copied().unwrap_or(position),
+                            reason: format!(
+                                "was written by no server: {f} carried no valid mark of a server of the deployment \
+                                 when the server exported the log (signed by the export's trailer): added to the \
+                                 database directly"
+                            ),
+                        });
                     } else {
                         self.checkpoints.push(("signed export trailer".into(), t.head()));
                         self.matched.push(true);
@@ -1087,6 +1138,7 @@ fn checkpoint_fields() -> std::collections::BTreeSet<String> {
         no_anchor: Some(String::new()),
         foreign: range(),
         ignored_writers: Some(String::new()),
+        marked: Some(true),
         ..Default::default()
     };
     serde_json::to_value(full).map(keys_of).unwrap_or_default()
@@ -2212,5 +2264,72 @@ mod tests {
         let mut other = cp.clone();
         other.key = "00".repeat(32);
         assert!(ca.check(&other).unwrap_err().contains("not this CA"));
+    }
+
+    /// The fault kind (trial10 H-D): a record with an id of 0 or below, without hashes,
+    /// prepended to a log was taken for one predating the chain ("1 record(s) predate
+    /// the chain … OK"), with or without a signed chain start. No database gives such an
+    /// id; and with a signed chain start of 0 no record predates the chain at all.
+    #[test]
+    fn records_with_ids_below_one_or_above_the_chain_start_never_predate_the_chain() {
+        for id in [0, -3] {
+            let mut l = log(3);
+            l.insert(0, rec(id, "alice"));
+            for start in [None, Some(0), Some(2)] {
+                let mut v = Verifier::new(vec![]);
+                if let Some(s) = start {
+                    v = v.chain_starts_after(s);
+                }
+                for r in &l {
+                    v.push(r);
+                }
+                let r = v.finish();
+                let p = r
+                    .problem
+                    .clone()
+                    .unwrap_or_else(|| panic!("id {id} start {start:?}: {}", render(&r)));
+                assert_eq!(p.id, Some(id), "{}", render(&r));
+                assert!(p.reason.contains("below the first id"), "{}", render(&r));
+            }
+        }
+        // A signed chain start of 0: records 1 and 2 without hashes do not predate it.
+        let l = log(3);
+        let mut v = Verifier::new(vec![]).chain_starts_after(0);
+        for r in &l {
+            v.push(r);
+        }
+        let r = v.finish();
+        assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(1), "{}", render(&r));
+        // Up to a chain start of 2 they do.
+        let mut v = Verifier::new(vec![]).chain_starts_after(2);
+        for r in &l {
+            v.push(r);
+        }
+        let r = v.finish();
+        assert!(r.problem.is_none() && r.unchained == 2, "{}", render(&r));
+    }
+
+    /// The fault kind (trial10 H-C): an export trailer that signs records as `foreign`
+    /// (the exporting server found them without a valid mark) makes offline verification
+    /// name the first, even though the chain itself is intact.
+    #[test]
+    fn export_trailer_naming_foreign_records_is_tampered() {
+        let l = log(4);
+        let last = l.last().unwrap();
+        let mut t = signed(last.id, last.hash.as_deref().unwrap(), "ab");
+        t.occasion = Some(EXPORT_OCCASION.into());
+        t.foreign = Some(RecordRange {
+            first: 4,
+            last: 4,
+            count: 1,
+        });
+        let mut v = Verifier::new(vec![]).chain_starts_after(2);
+        for r in &l {
+            v.push(r);
+        }
+        let r = v.finish_export(Some(&t));
+        let p = r.problem.clone().unwrap_or_else(|| panic!("{}", render(&r)));
+        assert_eq!((p.id, p.position), (Some(4), 4), "{}", render(&r));
+        assert!(p.reason.contains("written by no server"), "{}", render(&r));
     }
 }

@@ -61,10 +61,15 @@ impl AppState {
     pub fn new(store: Arc<Store>, ca: Option<Arc<Ca>>) -> Self {
         if let Some(ca) = &ca {
             let signer = ca.clone();
-            store.set_audit_keys(store::AuditKeys {
-                sign: Box::new(move |cp| signer.sign(cp).map_err(|e| e.to_string())),
-                check: ca.checkpoint_checker(),
-            });
+            match ca.audit_mark_key() {
+                Ok(mark) => store.set_audit_keys(store::AuditKeys {
+                    sign: Box::new(move |cp| signer.sign(cp).map_err(|e| e.to_string())),
+                    check: ca.checkpoint_checker(),
+                    mark,
+                }),
+                Err(e) => tracing::error!(error = %e,
+                    "the audit log's keys are unusable: records are not marked, writer rows not signed"),
+            }
         }
         AppState {
             store,

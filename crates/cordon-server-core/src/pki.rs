@@ -276,6 +276,22 @@ impl Ca {
         Ok(cp)
     }
 
+    /// The deployment's audit record-mark key (see `store::Marker`): HKDF-SHA256 of the
+    /// CA private key (PKCS#8 DER) with a fixed salt and info string, as an HMAC-SHA256
+    /// key. Every server of the deployment has the CA key and derives the same key; a
+    /// database-only attacker cannot.
+    ///
+    /// # Errors
+    /// `Cert` when the derivation fails (it cannot for a 32-byte output).
+    pub fn audit_mark_key(&self) -> Result<ring::hmac::Key, PkiError> {
+        let der = self.key.serialize_der();
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"cordon-audit-mark-salt-v1").extract(&der);
+        let okm = prk
+            .expand(&[b"cordon audit record mark v1"], ring::hmac::HMAC_SHA256)
+            .map_err(|_| PkiError::Cert("cannot derive the audit mark key from the CA key".into()))?;
+        Ok(ring::hmac::Key::from(okm))
+    }
+
     /// The CA certificate as a checker of checkpoint signatures.
     pub fn checkpoint_checker(&self) -> cordon_proto::audit_chain::SignatureCheck {
         cordon_proto::audit_chain::signature::CaCert::from_der(&self.cert_der).checker()

@@ -231,13 +231,31 @@ impl Export {
                 self.last = Some((r.id, r.hash.clone()));
             }
         } else if let Some(ca) = self.trailer.take() {
-            // Everything was sent: sign the last record as the export's end.
+            // Everything was sent: sign the last record as the export's end, with the
+            // records the server itself finds written by no server (trial10 H-C: the
+            // trailer must never vouch for what the server calls forged).
             if let Some((id, Some(hash))) = &self.last {
+                let foreign = self.store.foreign_through(*id).await?;
+                if foreign.is_none() {
+                    if let Some(alert) = self.store.chain_alert() {
+                        return Err(ApiError::new(
+                            axum::http::StatusCode::CONFLICT,
+                            "chain_tampered",
+                            format!(
+                                "the export is not signed: this server's last verification found the audit chain \
+                                 tampered ({}{}); run `cordon audit verify`",
+                                alert.record.map_or(String::new(), |r| format!("record {r}: ")),
+                                alert.reason
+                            ),
+                        ));
+                    }
+                }
                 let checkpoint = ca
                     .sign(cordon_proto::audit_chain::SignedCheckpoint {
                         last_id: *id,
                         hash: hash.clone(),
                         occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
+                        foreign,
                         ..Default::default()
                     })
                     .map_err(|e| {
@@ -288,6 +306,11 @@ pub struct AnchorFile {
     /// The writer id (`audit_writers`) of the server process that wrote the file.
     #[serde(default)]
     pub writer: Option<String>,
+    /// Records this server found in the database without a valid mark of a server of
+    /// the deployment and no checkpoint of it signed yet: the next start's checkpoint
+    /// signs them as `foreign` (kept here at once, so a crash cannot lose the verdict).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<i64>,
 }
 
 /// What [`load_anchor`] found.
@@ -347,6 +370,7 @@ pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
                 if let Some(s) = &a.seen {
                     st.store.note_seen_outside(s.clone());
                 }
+                st.store.note_foreign_outside(&a.foreign);
                 AnchorStatus::Loaded(a)
             }
             Err(e) => {
@@ -380,6 +404,7 @@ pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
         record: st.store.issued_checkpoint(),
         seen: st.store.seen_audit_head(),
         writer: Some(st.store.writer_id().to_string()),
+        foreign: st.store.foreign_ids(),
     };
     let io = |e: std::io::Error| ApiError::internal(format!("cannot write the audit anchor {}: {e}", path.display()));
     let text = serde_json::to_string(&a).map_err(|e| ApiError::internal(e.to_string()))?;

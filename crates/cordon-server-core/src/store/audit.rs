@@ -158,7 +158,10 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
     sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2, writer_mac = $3 WHERE id = $4")
         .bind(prev)
         .bind(hash.clone())
-        .bind(writer_mac(&hash))
+        .bind(match tx.marker() {
+            Some(m) => m.mark(&hash),
+            None => writer_mac(&hash),
+        })
         .bind(id)
         .execute(&mut **tx)
         .await?;
@@ -188,6 +191,60 @@ pub struct AuditKeys {
     pub sign: Signer,
     /// Checks a signature by the CA key.
     pub check: SignatureCheck,
+    /// The deployment's record-mark key, derived from the CA private key
+    /// ([`crate::pki::Ca::audit_mark_key`]): every server of the deployment has it, a
+    /// database-only attacker does not.
+    pub mark: ring::hmac::Key,
+}
+
+/// Prefix of a record's `writer_mac` made with the deployment's mark key ([`Marker`]):
+/// `m1:WRITER:HEX`. A mark without it is a legacy per-process mark (before trial10).
+pub const MARK_PREFIX: &str = "m1:";
+
+/// The mark a server of the deployment gives every audit record it appends
+/// (`audit.writer_mac`): `m1:WRITER:HMAC` — HMAC-SHA256, under the key every server of
+/// the deployment derives from the CA private key ([`AuditKeys::mark`]), of a version
+/// tag, the writer id (`audit_writers`) and the record's chain hash. Any server can
+/// check any record's mark at any time, whoever wrote it and whether or not that writer
+/// still runs; someone with database access only cannot make one (and a mark copied to
+/// another record does not fit its hash).
+#[derive(Clone)]
+pub struct Marker {
+    key: ring::hmac::Key,
+    writer: String,
+}
+
+impl Marker {
+    /// The marker of writer `writer` (an `audit_writers` id) under the deployment's key
+    /// `key` ([`crate::pki::Ca::audit_mark_key`]).
+    pub fn new(key: ring::hmac::Key, writer: &str) -> Self {
+        Marker {
+            key,
+            writer: writer.to_string(),
+        }
+    }
+
+    /// The mark of the record with chain hash `hash` written by this writer.
+    pub fn mark(&self, hash: &str) -> String {
+        let tag = ring::hmac::sign(&self.key, &mark_message(&self.writer, hash));
+        format!("{MARK_PREFIX}{}:{}", self.writer, hex::encode(tag.as_ref()))
+    }
+}
+
+fn mark_message(writer: &str, hash: &str) -> Vec<u8> {
+    format!("cordon-audit-record-mark-v1\n{writer}\n{hash}\n").into_bytes()
+}
+
+/// Whether `mark` (a record's `writer_mac`) is a valid deployment mark of chain hash
+/// `hash` under `key` (see [`Marker`]).
+pub fn mark_valid(key: &ring::hmac::Key, hash: &str, mark: Option<&str>) -> bool {
+    let Some((writer, tag)) = mark
+        .and_then(|m| m.strip_prefix(MARK_PREFIX))
+        .and_then(|m| m.rsplit_once(':'))
+    else {
+        return false;
+    };
+    hex::decode(tag).is_ok_and(|t| ring::hmac::verify(key, &mark_message(writer, hash), &t).is_ok())
 }
 
 /// Occasion of the signed proof an `audit_writers` row carries: a [`SignedCheckpoint`]
@@ -510,6 +567,21 @@ impl Store {
                     Some(r) => get_opt_str(&r, "hash")?.as_deref() == Some(k.hash.as_str()),
                     None => self.chain_row().await?.2.is_some_and(|c| c.last_id >= k.last_id),
                 };
+                if still {
+                    // The head advances only over records whose marks were checked: one
+                    // without a valid mark is remembered as foreign (and kept in the
+                    // anchor file with the head), so no later start can vouch for it.
+                    let mut tx = self.begin().await?;
+                    let bad = self.unmarked(&mut tx, k.last_id, Some(now.last_id)).await?;
+                    tx.rollback().await?;
+                    if let (Some(first), Some(last)) = (bad.first(), bad.last()) {
+                        tracing::error!(first, last, count = bad.len(),
+                            "audit log: records appeared in the database without a valid mark of a server of the deployment (added directly); the next checkpoint signs them as foreign and verification says tampered");
+                        if let Ok(mut g) = self.foreign.lock() {
+                            g.extend(bad.iter().copied());
+                        }
+                    }
+                }
                 !still
             }
             Some(_) => true,
@@ -637,18 +709,16 @@ impl Store {
         mode: Mode,
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
-        let start = matches!(mode, Mode::Start(_));
         if !matches!(mode, Mode::Plain) {
             self.settle_writers().await?;
         }
         let (_guard, mut tx) = self.write_tx().await?;
         let out = self.checkpoint_in_tx(&mut tx, occasion, force, mode, sign).await?;
         tx.commit().await?;
-        if let Some((_, own)) = &out {
-            if start {
-                if let Ok(mut g) = self.started.lock() {
-                    *g = Some(own.last_id);
-                }
+        if let Some((cp, own)) = &out {
+            // What the checkpoint signed as foreign no longer needs remembering.
+            if let (Some(f), Ok(mut g)) = (&cp.foreign, self.foreign.lock()) {
+                g.retain(|id| *id > f.last);
             }
             self.note_issued_checkpoint(own.clone());
             if let Ok(mut g) = self.seen.lock() {
@@ -759,8 +829,7 @@ impl Store {
         };
         match mode {
             Mode::Plain => {
-                let others = self.live_writers(tx, &mut unsigned).await?;
-                unsigned.foreign = self.foreign_records(tx, others).await?;
+                self.live_writers(tx, &mut unsigned).await?;
             }
             Mode::Start(facts) => self.start_facts(tx, head_id, facts, &mut unsigned).await?,
             Mode::Shutdown => {
@@ -769,7 +838,6 @@ impl Store {
                     .execute(&mut **tx)
                     .await?;
                 let others = self.live_writers(tx, &mut unsigned).await?;
-                unsigned.foreign = self.foreign_records(tx, others).await?;
                 unsigned.last_writer = Some(others == 0);
                 if others > 0 {
                     tracing::info!(
@@ -779,6 +847,18 @@ impl Store {
                 }
             }
         }
+        // Authorship by proof (trial10): every record after the previous checkpoint
+        // record must carry a valid deployment mark, whoever wrote it and whether or not
+        // that server still runs; the ones that do not — and those this process found
+        // before — are signed as foreign.
+        let after = unsigned.prev.as_ref().map_or(i64::MIN, |p| p.last_id);
+        unsigned.foreign = self.foreign_after(tx, after, None).await?;
+        if let Some(f) = &unsigned.foreign {
+            tracing::error!(records = %f,
+                "audit log: records in the database carry no valid mark of a server of the deployment (added directly); the checkpoint signs them as foreign and verification says tampered");
+        }
+        // From this checkpoint on every record is marked (this process marks what it appends).
+        unsigned.marked = tx.marker().is_some().then_some(true);
         let cp = sign(unsigned).map_err(StoreError::Invalid)?;
         let detail = serde_json::to_string(&cp).map_err(|source| StoreError::Encode {
             what: "checkpoint",
@@ -876,8 +956,15 @@ impl Store {
                 }
             }
         }
-        if head > proven {
-            let r = range_after(tx, proven).await?;
+        // Records from the first marked checkpoint on are judged by their marks (a
+        // valid one proves a server of the deployment wrote it, crash or not; the
+        // others are signed as foreign): only older, unmarked records can be unproven.
+        let upto = match self.keys.get() {
+            Some(k) => self.first_marked(tx, k).await?.map_or(head, |f| head.min(f - 1)),
+            None => head,
+        };
+        if upto > proven {
+            let r = range_between(tx, proven, upto).await?;
             if let Some(r) = &r {
                 tracing::warn!(records = %r, after = proven,
                     "audit log: records after the last checkpoint and the last head the server kept, with no orderly stop behind them (a crash): not vouched for (said in the start checkpoint)");
@@ -891,6 +978,10 @@ impl Store {
     /// start; the first given stays). Without them writer rows are unsigned and every
     /// live-looking row counts, as before issue 17's trial7.
     pub fn set_audit_keys(&self, keys: AuditKeys) {
+        let _ = self.mark.set(Marker {
+            key: keys.mark.clone(),
+            writer: self.writer.clone(),
+        });
         if self.keys.set(keys).is_err() {
             tracing::debug!("audit keys were given already; the first stay");
         }
@@ -991,7 +1082,7 @@ impl Store {
     /// Watches the other writers' validly signed rows (see [`Store::live_writers`]),
     /// read-only: returns how many look live but were not yet seen refreshing.
     async fn observe_writers(&self) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut scratch = SignedCheckpoint::default();
         let now = now_ms();
         let rows = sqlx::query("SELECT writer FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
@@ -1017,75 +1108,147 @@ impl Store {
         Ok(())
     }
 
-    /// Records after this process's last checkpoint that no server wrote (see
-    /// [`SignedCheckpoint::foreign`]): each record must carry this process's mark
-    /// (`writer_mac`) or come before an authentic checkpoint record of another server —
-    /// one signed by the CA key that signs the record right before it. Checked only once
-    /// this process wrote its start checkpoint, with keys, and when no other writer is
-    /// live (`others`): with replicas a record cannot be told from another server's
-    /// (a documented limit).
-    async fn foreign_records(
-        &self,
-        tx: &mut Tx,
-        others: i64,
-    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
-        let started = self.started.lock().ok().and_then(|g| *g);
-        let (Some(started), Some(keys)) = (started, self.keys.get()) else {
-            return Ok(None);
-        };
-        if others > 0 {
-            return Ok(None);
+    /// The id of the first checkpoint record signed `marked` (version 5, its signature
+    /// checked with the CA key): every record from it on must carry a valid deployment
+    /// mark ([`Marker`]); records before it were written before marks existed. Cached
+    /// once found (it cannot move later: removing it breaks the chain).
+    async fn first_marked(&self, tx: &mut Tx, keys: &AuditKeys) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.marked_from.lock().ok().and_then(|g| *g) {
+            return Ok(Some(id));
         }
-        let from = self.issued_checkpoint().map_or(started, |c| c.last_id.max(started));
-        let rows = sqlx::query("SELECT id, action, detail, hash, writer_mac FROM audit WHERE id >= $1 ORDER BY id")
-            .bind(from)
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, detail FROM audit WHERE action = $1 AND id > $2 AND detail LIKE '%\"marked\":true%' \
+                 ORDER BY id LIMIT 200",
+            )
+            .bind(CHECKPOINT_ACTION)
+            .bind(after)
             .fetch_all(&mut **tx)
             .await?;
-        let mut before: Option<(i64, String)> = None;
-        let mut pending: Vec<i64> = Vec::new();
-        for r in &rows {
-            let id = get_i64(r, "id")?;
-            let hash = get_opt_str(r, "hash")?.unwrap_or_default();
-            let mine = id == from || get_opt_str(r, "writer_mac")?.as_deref() == Some(writer_mac(&hash).as_str());
-            if !mine {
-                let vouching = get_str(r, "action")? == CHECKPOINT_ACTION
-                    && get_opt_str(r, "detail")?
-                        .and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok())
-                        .is_some_and(|c| {
-                            before
-                                .as_ref()
-                                .is_some_and(|(bid, bh)| c.last_id == *bid && c.hash == *bh)
-                                && (keys.check)(&c).is_ok()
-                        });
-                if vouching {
-                    pending.clear();
-                } else {
-                    pending.push(id);
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            for r in &rows {
+                let id = get_i64(r, "id")?;
+                after = id;
+                let signed = get_opt_str(r, "detail")?
+                    .and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok())
+                    .is_some_and(|c| c.marked == Some(true) && c.last_id < id && (keys.check)(&c).is_ok());
+                if signed {
+                    if let Ok(mut g) = self.marked_from.lock() {
+                        *g = Some(id);
+                    }
+                    return Ok(Some(id));
                 }
             }
-            before = Some((id, hash));
         }
-        Ok(match (pending.first(), pending.last()) {
-            (Some(&first), Some(&last)) => {
-                tracing::error!(first, last, count = pending.len(),
-                    "audit log: records appeared in the database that no server wrote; the checkpoint names them and verification says tampered");
-                Some(cordon_proto::audit_chain::RecordRange {
-                    first,
-                    last,
-                    count: pending.len() as u64,
-                })
+    }
+
+    /// The records with an id above `after` (up to `upto`) that carry no valid
+    /// deployment mark ([`Marker`]) though they come after the first checkpoint signed
+    /// `marked` (see [`Store::first_marked`]): written by no server of the deployment,
+    /// whoever was running — added to the database directly. Read page by page; empty
+    /// without keys or before marks exist.
+    async fn unmarked(&self, tx: &mut Tx, after: i64, upto: Option<i64>) -> Result<Vec<i64>, StoreError> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(Vec::new());
+        };
+        let Some(from) = self.first_marked(tx, keys).await? else {
+            return Ok(Vec::new());
+        };
+        let mut after = after.max(from - 1);
+        let mut out = Vec::new();
+        loop {
+            let rows =
+                sqlx::query("SELECT id, hash, writer_mac FROM audit WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000")
+                    .bind(after)
+                    .bind(upto.unwrap_or(i64::MAX))
+                    .fetch_all(&mut **tx)
+                    .await?;
+            if rows.is_empty() {
+                return Ok(out);
             }
+            for r in &rows {
+                let id = get_i64(r, "id")?;
+                after = id;
+                let hash = get_opt_str(r, "hash")?.unwrap_or_default();
+                if !mark_valid(&keys.mark, &hash, get_opt_str(r, "writer_mac")?.as_deref()) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+
+    /// Records written by no server (see [`Store::unmarked`]) after record `after`, with
+    /// those this process found before and has not yet seen signed ([`Store::foreign_ids`]).
+    async fn foreign_after(
+        &self,
+        tx: &mut Tx,
+        after: i64,
+        upto: Option<i64>,
+    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+        let mut ids: std::collections::BTreeSet<i64> = self.unmarked(tx, after, upto).await?.into_iter().collect();
+        if let Ok(g) = self.foreign.lock() {
+            ids.extend(g.iter().filter(|id| upto.is_none_or(|u| **id <= u)));
+        }
+        Ok(match (ids.first(), ids.last()) {
+            (Some(&first), Some(&last)) => Some(cordon_proto::audit_chain::RecordRange {
+                first,
+                last,
+                count: ids.len() as u64,
+            }),
             _ => None,
         })
     }
 
-    /// The records after this process's last checkpoint that no server wrote, found
-    /// now (see [`Store::foreign_records`]), read-only: verification names the first.
+    /// Records found without a valid mark and not yet signed by a checkpoint of this
+    /// process (kept in the anchor file, see `service::audit::AnchorFile`).
+    pub fn foreign_ids(&self) -> Vec<i64> {
+        self.foreign
+            .lock()
+            .map(|g| g.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Remembers records a previous run found without a valid mark (its anchor file):
+    /// the next checkpoint signs them as `foreign`.
+    pub fn note_foreign_outside(&self, ids: &[i64]) {
+        if let Ok(mut g) = self.foreign.lock() {
+            g.extend(ids.iter().copied());
+        }
+    }
+
+    /// The records after the last checkpoint record in the log that no server wrote,
+    /// found now (see [`Store::foreign_after`]), read-only: verification names the first.
     async fn foreign_now(&self) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut scratch = SignedCheckpoint::default();
-        let others = self.live_writers(&mut tx, &mut scratch).await?;
-        let out = self.foreign_records(&mut tx, others).await?;
+        let mut tx = self.begin().await?;
+        let last = sqlx::query("SELECT MAX(id) AS n FROM audit WHERE action = $1")
+            .bind(CHECKPOINT_ACTION)
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = super::get_opt_i64(&last, "n")?.unwrap_or(i64::MIN);
+        let out = self.foreign_after(&mut tx, after, None).await?;
+        tx.rollback().await?;
+        if let Some(f) = &out {
+            tracing::error!(records = %f,
+                "audit log: records in the database carry no valid mark of a server of the deployment: added directly; verification says tampered");
+        }
+        Ok(out)
+    }
+
+    /// The records up to `upto` that no server wrote (every record from the first marked
+    /// checkpoint on, see [`Store::unmarked`], and those this process remembers): what an
+    /// export's signed trailer must carry as `foreign` (trial10 H-C).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn foreign_through(
+        &self,
+        upto: i64,
+    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = self.foreign_after(&mut tx, i64::MIN, Some(upto)).await?;
         tx.rollback().await?;
         Ok(out)
     }
@@ -1163,9 +1326,9 @@ impl Store {
                     subject: None,
                     position: u64::try_from(get_i64(&row, "n")?).unwrap_or(0),
                     reason: format!(
-                        "was written by no server: {f} appeared in the database while this server ran, but \
-                         neither it nor another signed server wrote them: added to the database directly \
-                         (the next checkpoint signs it)"
+                        "was written by no server: {f} carries no valid mark of a server of the deployment \
+                         (every server marks what it appends with a key derived from the CA key): added to the \
+                         database directly (the next checkpoint signs it)"
                     ),
                 });
             }
@@ -1334,8 +1497,19 @@ async fn upsert_writer<'e>(
 
 /// The records after id `after`: first, last and count (`None`: none).
 async fn range_after(tx: &mut Tx, after: i64) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM audit WHERE id > $1")
+    range_between(tx, after, i64::MAX).await
+}
+
+/// The records after id `after` up to `upto` (inclusive): first, last and count
+/// (`None`: none).
+async fn range_between(
+    tx: &mut Tx,
+    after: i64,
+    upto: i64,
+) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM audit WHERE id > $1 AND id <= $2")
         .bind(after)
+        .bind(upto)
         .fetch_one(&mut **tx)
         .await?;
     let n = get_i64(&row, "n")?;

@@ -461,7 +461,7 @@ impl Store {
 
     /// One host by id or unique hostname.
     pub async fn host(&self, reference: &str) -> Result<Host, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let ids = resolve_any_tx(&mut tx, reference).await?;
         let host = load_tx(&mut tx, &ids)
             .await?

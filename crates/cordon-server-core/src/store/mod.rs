@@ -24,8 +24,8 @@ use tokio::sync::Mutex;
 pub use actions::Targets;
 pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
 pub use audit::{
-    Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, NewAudit, Signer, StartFacts, CHECKPOINT_SOURCE,
-    ISSUED_SOURCE, SEEN_SOURCE, WRITER_LIVE_MS, WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
+    mark_valid, Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, Marker, NewAudit, Signer, StartFacts,
+    CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, SEEN_SOURCE, WRITER_LIVE_MS, WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
 };
 pub use enroll::NewHost;
 pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
@@ -132,8 +132,55 @@ impl<T, E: Into<StoreError>> OnDuplicate<T> for Result<T, E> {
     }
 }
 
-/// A transaction on the store's pool (SQLite or PostgreSQL through sqlx `Any`).
-pub type Tx = Transaction<'static, Any>;
+/// A transaction on the store's pool (SQLite or PostgreSQL through sqlx `Any`), carrying
+/// the deployment's record mark ([`audit::Marker`], set once the store has the CA key)
+/// so every audit record appended in it is marked as written by a server of the
+/// deployment. Dereferences to the connection, like sqlx's `Transaction`.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    mark: Marks,
+}
+
+/// The store's record mark, shared with its transactions (empty until
+/// [`Store::set_audit_keys`]).
+pub(crate) type Marks = std::sync::Arc<std::sync::OnceLock<audit::Marker>>;
+
+impl Tx {
+    /// Commits the transaction.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    /// Rolls the transaction back.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+
+    /// The mark audit records appended in this transaction get (`None`: the legacy
+    /// per-process mark, for a store without the CA key).
+    pub(crate) fn marker(&self) -> Option<&audit::Marker> {
+        self.mark.get()
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
 
 /// The database and a writer lock: SQLite allows one writer at a time, and taking the
 /// lock in-process avoids `database is locked` errors from read-then-write upgrades.
@@ -155,9 +202,15 @@ pub struct Store {
     /// The CA key's signer and checker for writer rows and foreign checkpoints (see
     /// [`Store::set_audit_keys`]); unset without a CA key.
     keys: std::sync::OnceLock<audit::AuditKeys>,
-    /// The id of this process's start checkpoint record, once written: records after it
-    /// must carry this process's mark or another signed server's vouching.
-    started: std::sync::Mutex<Option<i64>>,
+    /// The deployment's mark for the audit records this process appends (see
+    /// [`audit::Marker`]); set with the keys.
+    mark: Marks,
+    /// Records found in the database without a valid mark (see [`Store::note_audit_head`]):
+    /// kept until a checkpoint signs them as `foreign`, and in the anchor file.
+    foreign: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// The id of the first record carrying a valid mark: records before it were written
+    /// before marks existed (covered by the checkpoints signed then).
+    marked_from: std::sync::Mutex<Option<i64>>,
     /// Other writers' validly signed rows as this process watched them: writer id to
     /// (first `seen_at` seen, whether it moved since). Only a writer seen refreshing its
     /// row counts as live, so a crashed server's last row is not taken for one.
@@ -313,7 +366,9 @@ impl Store {
             seen: std::sync::Mutex::new(None),
             writer: uuid::Uuid::new_v4().simple().to_string(),
             keys: std::sync::OnceLock::new(),
-            started: std::sync::Mutex::new(None),
+            mark: Default::default(),
+            foreign: Default::default(),
+            marked_from: std::sync::Mutex::new(None),
             observed: std::sync::Mutex::new(std::collections::HashMap::new()),
             alert: std::sync::Mutex::new(None),
         };
@@ -333,8 +388,17 @@ impl Store {
     /// Begins a write transaction while holding the writer lock ([`begin_write`]).
     pub(crate) async fn write_tx(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Tx), StoreError> {
         let guard = self.write.lock().await;
-        let tx = begin_write(&self.pool).await?;
+        let tx = begin_write(&self.pool, &self.mark).await?;
         Ok((guard, tx))
+    }
+
+    /// Begins a transaction (not taking the writer lock) whose appended records get this
+    /// store's mark.
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            mark: self.mark.clone(),
+        })
     }
 }
 
@@ -347,12 +411,16 @@ impl Store {
 /// not see — SQLite refuses the upgrade at once with "database is locked"
 /// (`SQLITE_BUSY_SNAPSHOT`; waiting cannot help, so the busy timeout is not used).
 /// PostgreSQL: a plain `BEGIN` (row locks wait).
-pub(crate) async fn begin_write(pool: &AnyPool) -> Result<Tx, StoreError> {
-    if pool.connect_options().database_url.scheme() == "sqlite" {
-        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+pub(crate) async fn begin_write(pool: &AnyPool, mark: &Marks) -> Result<Tx, StoreError> {
+    let inner = if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await?
     } else {
-        Ok(pool.begin().await?)
-    }
+        pool.begin().await?
+    };
+    Ok(Tx {
+        inner,
+        mark: mark.clone(),
+    })
 }
 
 pub(crate) fn get_str(row: &AnyRow, col: &str) -> Result<String, StoreError> {

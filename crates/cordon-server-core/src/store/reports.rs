@@ -173,7 +173,7 @@ const MAX_BATCH: usize = 512;
 /// Commits reports in batches: with thousands of agents acknowledging one bulk action,
 /// one transaction (one fsync) per batch instead of per report. Each report still gets
 /// its own result, and a state change and its audit record are in the same transaction.
-async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mark: super::Marks, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -182,7 +182,7 @@ async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mut rx: mpsc::Unbounde
                 Err(_) => break,
             }
         }
-        match commit_batch(&pool, &write, &batch).await {
+        match commit_batch(&pool, &write, &mark, &batch).await {
             Ok(results) => {
                 for (job, r) in batch.into_iter().zip(results) {
                     let _ = job.done.send(r);
@@ -202,10 +202,11 @@ async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mut rx: mpsc::Unbounde
 async fn commit_batch(
     pool: &AnyPool,
     write: &Mutex<()>,
+    mark: &super::Marks,
     batch: &[Job],
 ) -> Result<Vec<Result<HostState, StoreError>>, StoreError> {
     let _guard = write.lock().await;
-    let mut tx = super::begin_write(pool).await?;
+    let mut tx = super::begin_write(pool, mark).await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         match record_tx(&mut tx, &job.host_id, &job.report).await {
@@ -441,7 +442,7 @@ impl Store {
         crate::limits::bound_report(&mut r);
         let queue = self.reports.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(batch_loop(self.pool.clone(), self.write.clone(), rx));
+            tokio::spawn(batch_loop(self.pool.clone(), self.write.clone(), self.mark.clone(), rx));
             tx
         });
         let (done, result) = oneshot::channel();

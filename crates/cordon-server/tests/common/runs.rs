@@ -58,6 +58,21 @@ impl Runs {
         cordon_server::run::start(&run_cfg(&self.data, &self.db)).await.unwrap()
     }
 
+    /// A second data directory with the same CA and server certificate (a replica's),
+    /// without the first one's anchor, lock and database files.
+    pub fn replica_dir(&self) -> std::path::PathBuf {
+        let data_b = self.dir.path().join("server-b");
+        std::fs::create_dir_all(&data_b).unwrap();
+        for f in std::fs::read_dir(&self.data).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            if f.file_type().unwrap().is_file() && !name.starts_with("audit-") && !name.starts_with("cordon.db") {
+                std::fs::copy(f.path(), data_b.join(&name)).unwrap();
+            }
+        }
+        data_b
+    }
+
     pub fn ca(&self) -> cordon_proto::audit_chain::SignatureCheck {
         CaCert::from_pem(&std::fs::read(self.data.join("ca.pem")).unwrap())
             .unwrap()
@@ -146,4 +161,49 @@ pub async fn write_a_record(server: &cordon_server::run::Running) {
         .create_api_token("alice", "ops-1", cordon_proto::Role::Viewer)
         .await
         .unwrap();
+}
+
+/// Gives record `id` the mark a server of the deployment with writer id `writer` would
+/// have given it (the key derived from the CA key in `data`): a record written by another
+/// server process of the deployment (a replica), whether or not it still runs.
+pub async fn mark_as_written_by(store: &Store, data: &std::path::Path, id: i64, writer: &str) {
+    let ca = cordon_server_core::pki::Ca::load(data).unwrap();
+    let marker = cordon_server_core::store::Marker::new(ca.audit_mark_key().unwrap(), writer);
+    let hash: String = sqlx::query_scalar("SELECT hash FROM audit WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET writer_mac = $1 WHERE id = $2")
+        .bind(marker.mark(&hash))
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
+/// The full JSON-lines export `server` serves (ending with its signed trailer), or the
+/// error that ended it.
+pub async fn export_jsonl(server: &cordon_server::run::Running) -> Result<String, String> {
+    let caller = cordon_server_core::store::Caller {
+        token_id: 1,
+        name: "admin".into(),
+        role: cordon_proto::Role::Admin,
+    };
+    let mut e = cordon_server_core::service::audit::export(
+        &server.state,
+        &caller,
+        Default::default(),
+        None,
+        Default::default(),
+        None,
+        false,
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    let mut out = String::new();
+    while let Some(chunk) = e.next_chunk().await.map_err(|e| format!("{e:?}"))? {
+        out.push_str(&chunk);
+    }
+    Ok(out)
 }
