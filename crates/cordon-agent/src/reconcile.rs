@@ -985,7 +985,12 @@ impl Reconciler {
             }
             return;
         }
-        self.lost_reported = None;
+        if self.lost_reported.take().is_some() {
+            // The rules without a record are gone or accounted for again (released by
+            // their owner, records found): the server must not keep the old report
+            // (trial9 M-2: "tampered … rules kept" stayed through every heartbeat).
+            self.report_current().await;
+        }
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
         let claims_moved = c.claims != self.claims;

@@ -89,13 +89,54 @@ pub(crate) fn absolute(dir: &Path) -> PathBuf {
 
 /// The registered home of `table` in this network namespace when it is not `own` and
 /// still records the table; `None` otherwise (use `own`).
+///
+/// A missing or stale entry is looked for in the state directories this namespace's
+/// registry has known ([`known_dirs`]; trial9 M-2: a deleted `<table>.home` made the
+/// agent call a Wazuh quarantine recorded in another directory "records lost"); one that
+/// records the table is registered again.
 pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
-    let text = fs::read_to_string(entry(table)?).ok()?;
-    let home = PathBuf::from(text.trim());
-    if !home.is_absolute() || home == absolute(own) || !records(&home, table) {
+    let own = absolute(own);
+    let registered = fs::read_to_string(entry(table)?)
+        .ok()
+        .map(|t| PathBuf::from(t.trim()))
+        .filter(|h| h.is_absolute() && records(h, table));
+    if let Some(home) = registered {
+        return (home != own).then_some(home);
+    }
+    if records(&own, table) {
         return None;
     }
-    Some(home)
+    let found = known_dirs().into_iter().find(|d| d != &own && records(d, table))?;
+    register(table, &found);
+    Some(found)
+}
+
+/// The state directories ever registered as a home in this network namespace
+/// (`<registry>/state-dirs`, one absolute path a line, appended by [`register`]; `/run`
+/// is cleared at boot). Empty when there is no registry.
+pub(crate) fn known_dirs() -> Vec<PathBuf> {
+    let Some(ns) = ns_dir() else { return vec![] };
+    fs::read_to_string(ns.join("state-dirs"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| PathBuf::from(l.trim()))
+        .filter(|p| p.is_absolute())
+        .collect()
+}
+
+/// Adds `abs` to [`known_dirs`] once. Best effort.
+fn remember_dir(ns: &Path, abs: &Path) {
+    if known_dirs().iter().any(|d| d == abs) {
+        return;
+    }
+    use std::io::Write;
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ns.join("state-dirs"))
+    {
+        let _ = writeln!(f, "{}", abs.display());
+    }
 }
 
 /// Whether `dir` records `table` with files the engine wrote: its claims file, or a state
@@ -133,9 +174,13 @@ pub(crate) fn other_tables(table: &TableName, own: &Path) -> Vec<(TableName, Pat
             }
         }
     }
-    for t in crate::state::recorded_tables(own).unwrap_or_default() {
-        if &t != table && !out.iter().any(|(o, _)| o == &t) && records_strictly(own, &t) {
-            out.push((t, absolute(own)));
+    let mut dirs = vec![absolute(own)];
+    dirs.extend(known_dirs());
+    for dir in dirs {
+        for t in crate::state::recorded_tables(&dir).unwrap_or_default() {
+            if &t != table && !out.iter().any(|(o, _)| o == &t) && records_strictly(&dir, &t) {
+                out.push((t, dir.clone()));
+            }
         }
     }
     out.sort_by(|(a, _), (b, _)| {
@@ -183,6 +228,7 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
         return;
     }
     let abs = absolute(dir);
+    remember_dir(&ns, &abs);
     if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == abs) {
         return;
     }
@@ -254,6 +300,10 @@ mod tests {
         assert_eq!(elsewhere(&t, a.path()), None, "own home");
         unregister(&t, b.path());
         assert!(elsewhere(&t, b.path()).is_some(), "only the home itself unregisters");
+        unregister(&t, a.path());
+        // Trial9 M-2: a lost entry is found again among the known state directories.
+        assert_eq!(elsewhere(&t, b.path()), Some(absolute(a.path())), "found again");
+        fs::remove_file(a.path().join("fix14dhome.claims.json")).unwrap();
         unregister(&t, a.path());
         assert_eq!(elsewhere(&t, b.path()), None);
         std::env::remove_var("CORDON_RUN_DIR");
