@@ -536,15 +536,17 @@ async fn prepare(
         allow,
         message,
         expires_at,
-        if_revisions: targets
-            .iter()
-            .map(|h| {
-                (
-                    h.id.clone(),
-                    f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision),
-                )
-            })
-            .collect(),
+        if_revisions: Some(
+            targets
+                .iter()
+                .map(|h| {
+                    (
+                        h.id.clone(),
+                        f.revisions.get(&h.id).copied().unwrap_or(h.desired.revision),
+                    )
+                })
+                .collect(),
+        ),
         replace: f.replace && action == Action::Quarantine,
         preview: true,
     };
@@ -575,7 +577,9 @@ async fn prepare(
     // The run: exactly the hosts that change, each at the revision the analyst saw.
     let changing: BTreeSet<&str> = impacts.iter().filter(|i| i.changes).map(|i| i.id.as_str()).collect();
     preview.hosts.retain(|id| changing.contains(id.as_str()));
-    preview.if_revisions.retain(|id, _| changing.contains(id.as_str()));
+    if let Some(revs) = preview.if_revisions.as_mut() {
+        revs.retain(|id, _| changing.contains(id.as_str()));
+    }
     preview.preview = false;
     let req = preview;
     Ok(Prepared { action, req, impacts })

@@ -244,9 +244,10 @@ pub struct ActionRequest {
     /// If any of these hosts has moved on since, nothing changes and the answer is 409
     /// (the console sends what its page showed, so an action on a stale view is refused).
     /// With `label`, the keys are also the reviewed set: the label's hosts must be exactly
-    /// these (409 naming `+added` / `-removed` hosts otherwise).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub if_revisions: std::collections::BTreeMap<String, i64>,
+    /// these (409 naming `+added` / `-removed` hosts otherwise) — an empty map included:
+    /// a review that found no host acts on none (absent and `{}` are different requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_revisions: Option<std::collections::BTreeMap<String, i64>>,
     /// Quarantine only: for a host already desired quarantined, replace its exceptions,
     /// message and expiry with this request's. Without it such a host keeps them
     /// (`already_quarantined` in the answer, naming what the request asked differently).
@@ -344,7 +345,8 @@ pub struct ActionResponse {
     /// handled (before this action). After a `preview`, send it back as the request's
     /// `if_revisions` to act on exactly the previewed hosts as they were previewed (409,
     /// nothing changed, if any moved on or, for a label, the label's hosts changed).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    /// Always present, `{}` when no host was targeted.
+    #[serde(default)]
     pub if_revisions: std::collections::BTreeMap<String, i64>,
 }
 

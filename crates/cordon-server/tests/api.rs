@@ -615,3 +615,40 @@ async fn label_actions_act_only_on_the_reviewed_set_when_given_one() {
     assert!(names.contains(&"db-a") && names.contains(&"ws-1"), "{v}");
     assert_eq!(v["if_revisions"][&other], 1, "revisions before the action: {v}");
 }
+
+/// trial13 MED 2: a review that found no host is a reviewed set too. The preview of a
+/// label nobody carries answers `if_revisions: {}`; sent back after a host gained the
+/// label it acts on none (409 naming `+host`, nothing written) — before, `{}` was read
+/// as "no reviewed set" and the host nobody reviewed was quarantined.
+#[tokio::test]
+async fn an_empty_reviewed_set_acts_on_no_host() {
+    let c = Ctx::new().await;
+    let h = c.enroll("stg-1", &[]).await;
+    let preview = json!({"label": "staging", "comment": "IR-7", "preview": true}).to_string();
+    let (st, v) = c
+        .call("POST", "/v1/quarantine", Some(&c.responder), Some(&preview))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["if_revisions"],
+        json!({}),
+        "a preview always names its reviewed set: {v}"
+    );
+    let (st, _) = c
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/labels"),
+            Some(&c.responder),
+            Some(r#"{"add":["staging"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let before = c.snapshot().await;
+    for path in ["/v1/quarantine", "/v1/release"] {
+        let body = json!({"label": "staging", "comment": "IR-7", "if_revisions": {}}).to_string();
+        let (st, v) = c.call("POST", path, Some(&c.responder), Some(&body)).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("+stg-1"), "{path}: {v}");
+    }
+    assert_eq!(c.snapshot().await, before, "an empty review acted on a host");
+}

@@ -91,8 +91,9 @@ pub struct IsolateArgs {
     /// After applying, stay in the foreground and repair tampering as soon as the kernel
     /// reports it (nftables and interface change notifications, plus a check every
     /// second); new interfaces get the device-layer hooks. Stop with Ctrl-C / SIGTERM: the
-    /// quarantine stays in force. While it runs, the tables are owned by it (Linux ≥ 6.9),
-    /// so stop it before `cordon release`.
+    /// quarantine stays in force. While it runs, the tables are owned by it (Linux ≥ 6.9):
+    /// another source's isolate or release is handed to it (SIGHUP, at most 10 s) and
+    /// applied by it.
     #[arg(long, conflicts_with = "dry_run")]
     pub watch: bool,
     #[command(flatten)]

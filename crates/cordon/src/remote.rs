@@ -861,8 +861,7 @@ async fn act_on_label(
                 )
                 .await?;
             if preview.if_revisions.is_empty() {
-                // No host carries the label: nothing to act on (an empty set would mean
-                // "whatever carries it when the request lands").
+                // No host carries the label: nothing to act on, and nothing is sent.
                 return Ok(preview);
             }
             if !json {
@@ -882,7 +881,7 @@ async fn act_on_label(
             preview.if_revisions
         }
     };
-    req.if_revisions = set;
+    req.if_revisions = Some(set);
     api.act(action, target(), req).await
 }
 

@@ -516,7 +516,8 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         allow,
         message,
         expires_at,
-        if_revisions: req.if_revisions.clone(),
+        if_revisions: req.if_revisions.clone().unwrap_or_default(),
+        reviewed_set: req.if_revisions.is_some(),
         replace: req.replace,
         preview: req.preview,
     })
@@ -530,7 +531,8 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
 pub fn release_params(req: &ActionRequest) -> Result<ActionParams, ApiError> {
     Ok(ActionParams {
         comment: comment(req.comment.as_deref())?,
-        if_revisions: req.if_revisions.clone(),
+        if_revisions: req.if_revisions.clone().unwrap_or_default(),
+        reviewed_set: req.if_revisions.is_some(),
         preview: req.preview,
         ..Default::default()
     })

@@ -43,6 +43,10 @@ pub struct ActionParams {
     /// Host id → desired-state revision the caller saw; a host that moved on fails the
     /// whole action with [`StoreError::Conflict`] (nothing is written).
     pub if_revisions: std::collections::BTreeMap<String, i64>,
+    /// With a label target: the caller sent a reviewed set (`if_revisions` present, even
+    /// empty), so the label's hosts must be exactly its keys — an empty review acts on
+    /// none.
+    pub reviewed_set: bool,
     /// For a host already desired quarantined: replace its exceptions, message and
     /// expiry with these (otherwise it keeps its own).
     pub replace: bool,
@@ -369,7 +373,7 @@ impl Store {
             Targets::Label(label) => ids_with_label_tx(&mut tx, label).await?,
         };
         // A label with a reviewed set: the label's hosts now are exactly the reviewed ones.
-        if let (Targets::Label(label), false) = (targets, p.if_revisions.is_empty()) {
+        if let (Targets::Label(label), true) = (targets, p.reviewed_set) {
             let now: BTreeSet<&String> = ids.iter().collect();
             let seen: BTreeSet<&String> = p.if_revisions.keys().collect();
             if now != seen {

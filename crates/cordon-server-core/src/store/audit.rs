@@ -358,7 +358,7 @@ pub struct AuditFilter {
     /// Case-insensitive part of the actor's name.
     pub actor_contains: Option<String>,
     /// The host searched for (records without a host never match): its exact id, a
-    /// prefix of its id of at least [`MIN_ID_PREFIX`] characters, or part of its
+    /// prefix of its id of at least `MIN_ID_PREFIX` (8) characters, or part of its
     /// hostname (compared as `hostname_key`: case-folded, NFKC). Never an arbitrary part
     /// of an id: `db1` must not find the host whose random id is `8adb1d37…` (trial8).
     pub host_contains: Option<String>,
@@ -1270,7 +1270,7 @@ impl Store {
     }
 
     /// The records up to `upto` that no server wrote (every record from the first marked
-    /// checkpoint on, see [`Store::unmarked`], and those this process remembers): what an
+    /// checkpoint on, see `Store::unmarked`, and those this process remembers): what an
     /// export's signed trailer must carry as `foreign` (trial10 H-C).
     ///
     /// # Errors
