@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cordon_proto::automation::TargetKind;
-use cordon_server_core::store::outbox::TailRecord;
+use cordon_server_core::store::outbox::{DueDelivery, TailRecord};
 use cordon_server_core::store::{Store, StoreError};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
 use serde_json::{json, Value};
@@ -302,6 +302,26 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
+/// One POST of an outbox row's payload to its target's `url` (header
+/// `x-cordon-delivery` = the row id, so a receiver can drop repeats). `timeout`
+/// overrides the client's own (the shutdown delivery's remaining time). Returns `None`
+/// when the target answered 2xx, else why not (`HTTP 503`, `cannot deliver: …`).
+async fn post_once(client: &reqwest::Client, url: &str, r: &DueDelivery, timeout: Option<Duration>) -> Option<String> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-cordon-delivery", r.id.to_string())
+        .body(r.payload.clone());
+    if let Some(t) = timeout {
+        req = req.timeout(t);
+    }
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => None,
+        Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
+        Err(e) => Some(format!("cannot deliver: {e}")),
+    }
+}
+
 /// Sends every due outbox row once. Returns (delivered, failed attempts).
 pub async fn deliver_due(
     store: &Store,
@@ -321,18 +341,7 @@ pub async fn deliver_due(
                 .await?;
             continue;
         };
-        let result = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-cordon-delivery", r.id.to_string())
-            .body(r.payload.clone())
-            .send()
-            .await;
-        let error = match result {
-            Ok(resp) if resp.status().is_success() => None,
-            Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
-            Err(e) => Some(format!("cannot deliver: {e}")),
-        };
+        let error = post_once(client, url, r, None).await;
         match error {
             None => {
                 store
@@ -420,19 +429,7 @@ pub async fn deliver_record_now(
             if left.is_zero() {
                 break;
             }
-            let result = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-cordon-delivery", r.id.to_string())
-                .timeout(left)
-                .body(r.payload.clone())
-                .send()
-                .await;
-            let error = match result {
-                Ok(resp) if resp.status().is_success() => None,
-                Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
-                Err(e) => Some(format!("cannot deliver: {e}")),
-            };
+            let error = post_once(client, url, &r, Some(left)).await;
             match error {
                 None => {
                     store
