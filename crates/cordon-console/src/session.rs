@@ -105,6 +105,9 @@ pub struct Session {
     pub id: String,
     /// Automatic quarantines waiting for a decision (the navigation's badge).
     pub pending_approvals: i64,
+    /// The last audit verification found the chain tampered (pages only): every page
+    /// shows it as `cordon audit` does, so a changed record never reads as genuine.
+    pub chain_alert: Option<cordon_proto::ChainAlert>,
 }
 
 impl Session {
@@ -186,6 +189,13 @@ pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Res
                 pending_approvals(st, &info.caller).await
             } else {
                 0
+            },
+            chain_alert: if page {
+                cordon_server_core::service::audit::chain_alert(st, &info.caller)
+                    .ok()
+                    .flatten()
+            } else {
+                None
             },
             caller: info.caller,
         }),

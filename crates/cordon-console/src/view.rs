@@ -87,6 +87,15 @@ pub fn layout(title: &str, session: Option<&Session>, nav: Nav, body: Markup) ->
                         " Reconnecting… Actions are disabled until it is back, and what this page shows may be out of date."
                     }
                 }
+                @if let Some(a) = session.and_then(|s| s.chain_alert.as_ref()) {
+                    div class="chain-banner" role="alert" {
+                        strong { (a.banner()) }
+                        " — " (super::visible::shown(&a.reason, false)) " (verified " (a.checked_at) "). "
+                        "Records from there on may have been changed outside Cordon: this console, the "
+                        "API and exports show them as stored. "
+                        a href="/console/audit" { "Audit log" }
+                    }
+                }
                 div id="flash" class="flash" role="status" aria-live="polite" hidden {}
                 main id="main" tabindex="-1" { (body) }
             }

@@ -2158,3 +2158,26 @@ async fn look_alike_and_bidi_labels_are_refused_for_hosts_and_protected_labels()
         .await;
     assert_eq!(st, StatusCode::OK, "exact labels are fine: {v}");
 }
+
+/// trial13 HIGH 1: once a verification found the audit chain tampered, every console page
+/// says so (as `cordon audit` does) — a changed record never reads as genuine.
+#[tokio::test]
+async fn a_tampered_audit_chain_is_shown_on_every_page() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web1", &[]).await;
+    quarantine(&ctx, &id, r#"{"comment":"IR-9"}"#).await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    assert!(!page_body(&ctx, &s, "/console/hosts")
+        .await
+        .contains("AUDIT CHAIN TAMPERED"));
+    sqlx::query("UPDATE audit SET comment = 'nothing to see' WHERE comment = 'IR-9'")
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    let (st, v) = ctx.call("GET", "/v1/audit/verify", Some(&ctx.admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for path in ["/console/hosts", "/console/audit", &format!("/console/hosts/{id}")] {
+        let body = page_body(&ctx, &s, path).await;
+        assert!(body.contains("AUDIT CHAIN TAMPERED since record"), "{path}: no banner");
+    }
+}
