@@ -9,42 +9,25 @@
 #[path = "common/loopback.rs"]
 mod loopback;
 
-use loopback::{cordon, text};
+use loopback::text;
 
 #[test]
 fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
     let tmp = tempfile::tempdir().unwrap();
     let lb = loopback::start(tmp.path());
-    let (d, admin, fp, url) = (lb.data.clone(), lb.admin.clone(), lb.fp.clone(), lb.url.clone());
     let mut ids = Vec::new();
     let mut warnings = Vec::new();
     for n in 0..2 {
-        let t = cordon(&["server", "token", "create", "--data", &d, "--json"]);
-        assert!(t.status.success(), "{}", text(&t));
-        let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
-        let dir = tmp.path().join(format!("agent{n}"));
-        let e = cordon(&[
-            "agent",
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            t["token"].as_str().unwrap(),
-            "--ca-fingerprint",
-            &fp,
-            "--dir",
-            &dir.to_string_lossy(),
-            "--state-dir",
-            &tmp.path().join(format!("state{n}")).to_string_lossy(),
-            "--hostname",
+        let e = lb.enroll(
+            &tmp.path().join(format!("agent{n}")),
+            &tmp.path().join(format!("state{n}")),
             // A look-alike (full-width capitals, trial5): the same name once normalised.
             if n == 0 {
                 "web1"
             } else {
                 "\u{FF37}\u{FF25}\u{FF22}\u{FF11}"
             },
-        ]);
-        assert!(e.status.success(), "{}", text(&e));
+        );
         let out = String::from_utf8_lossy(&e.stdout).to_string();
         let id = out
             .lines()
@@ -61,12 +44,7 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
         "the second enrollment names the other host: {}",
         warnings[1]
     );
-    let ca = std::path::Path::new(&d).join("ca.pem").to_string_lossy().to_string();
-    let api = |args: &[&str]| {
-        let mut v: Vec<&str> = args.to_vec();
-        v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);
-        cordon(&v)
-    };
+    let api = |args: &[&str]| lb.api(args);
     let show = api(&["hosts", "show", "web1"]);
     let err = String::from_utf8_lossy(&show.stderr).to_string();
     assert_eq!(show.status.code(), Some(2), "{}", text(&show));

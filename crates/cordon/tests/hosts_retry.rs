@@ -7,39 +7,14 @@
 #[path = "common/loopback.rs"]
 mod loopback;
 
-use loopback::{cordon, text};
+use loopback::text;
 
 #[test]
 fn hosts_retry_resends_a_pending_quarantine_and_refuses_when_nothing_to_retry() {
     let tmp = tempfile::tempdir().unwrap();
     let lb = loopback::start(tmp.path());
-    let (d, admin, fp, url) = (lb.data.clone(), lb.admin.clone(), lb.fp.clone(), lb.url.clone());
-    let t = cordon(&["server", "token", "create", "--data", &d, "--json"]);
-    assert!(t.status.success(), "{}", text(&t));
-    let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
-    let e = cordon(&[
-        "agent",
-        "enroll",
-        "--server",
-        &url,
-        "--token",
-        t["token"].as_str().unwrap(),
-        "--ca-fingerprint",
-        &fp,
-        "--dir",
-        &tmp.path().join("agent").to_string_lossy(),
-        "--state-dir",
-        &tmp.path().join("state").to_string_lossy(),
-        "--hostname",
-        "web-retry",
-    ]);
-    assert!(e.status.success(), "{}", text(&e));
-    let ca = std::path::Path::new(&d).join("ca.pem").to_string_lossy().to_string();
-    let api = |args: &[&str]| {
-        let mut v: Vec<&str> = args.to_vec();
-        v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);
-        cordon(&v)
-    };
+    lb.enroll(&tmp.path().join("agent"), &tmp.path().join("state"), "web-retry");
+    let api = |args: &[&str]| lb.api(args);
     let revision = || {
         let o = api(&["hosts", "show", "web-retry", "--json"]);
         assert!(o.status.success(), "{}", text(&o));

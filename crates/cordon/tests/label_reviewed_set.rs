@@ -8,41 +8,17 @@
 #[path = "common/loopback.rs"]
 mod loopback;
 
-use loopback::{cordon, text};
+use loopback::text;
 
 #[test]
 fn label_quarantine_acts_on_the_reviewed_set_or_on_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let lb = loopback::start(tmp.path());
-    let (d, admin, fp, url) = (lb.data.clone(), lb.admin.clone(), lb.fp.clone(), lb.url.clone());
     for name in ["db-a", "db-b"] {
-        let t = cordon(&["server", "token", "create", "--data", &d, "--json"]);
-        assert!(t.status.success(), "{}", text(&t));
-        let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
-        let e = cordon(&[
-            "agent",
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            t["token"].as_str().unwrap(),
-            "--ca-fingerprint",
-            &fp,
-            "--dir",
-            &tmp.path().join(name).join("agent").to_string_lossy(),
-            "--state-dir",
-            &tmp.path().join(name).join("state").to_string_lossy(),
-            "--hostname",
-            name,
-        ]);
-        assert!(e.status.success(), "{}", text(&e));
+        let dir = tmp.path().join(name);
+        lb.enroll(&dir.join("agent"), &dir.join("state"), name);
     }
-    let ca = std::path::Path::new(&d).join("ca.pem").to_string_lossy().to_string();
-    let api = |args: &[&str]| {
-        let mut v: Vec<&str> = args.to_vec();
-        v.extend_from_slice(&["--server", &url, "--token", &admin, "--ca", &ca]);
-        cordon(&v)
-    };
+    let api = |args: &[&str]| lb.api(args);
     let quarantined = |host: &str| {
         let o = api(&["hosts", "show", host, "--json"]);
         assert!(o.status.success(), "{}", text(&o));

@@ -1,6 +1,6 @@
 //! A real `cordon server` on loopback for CLI tests: 127.0.0.1, a free port, its own data
-//! directory in a temporary directory; nothing is enforced. Shared by hosts_ambiguous.rs
-//! and hosts_retry.rs (`#[path = "common/loopback.rs"] mod loopback;`).
+//! directory in a temporary directory; nothing is enforced. Shared by hosts_ambiguous.rs,
+//! hosts_retry.rs and label_reviewed_set.rs (`#[path = "common/loopback.rs"] mod loopback;`).
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Output};
@@ -50,6 +50,46 @@ pub struct Loopback {
     pub fp: String,
     /// `https://127.0.0.1:PORT`.
     pub url: String,
+}
+
+impl Loopback {
+    /// `cordon agent enroll` of `hostname` with a new one-time token (`cordon server token
+    /// create`), its config in `agent_dir` and state in `state_dir`; asserts it succeeded
+    /// and returns its output (stdout names the host id, stderr any warning).
+    pub fn enroll(&self, agent_dir: &std::path::Path, state_dir: &std::path::Path, hostname: &str) -> Output {
+        let t = cordon(&["server", "token", "create", "--data", &self.data, "--json"]);
+        assert!(t.status.success(), "{}", text(&t));
+        let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+        let e = cordon(&[
+            "agent",
+            "enroll",
+            "--server",
+            &self.url,
+            "--token",
+            t["token"].as_str().unwrap(),
+            "--ca-fingerprint",
+            &self.fp,
+            "--dir",
+            &agent_dir.to_string_lossy(),
+            "--state-dir",
+            &state_dir.to_string_lossy(),
+            "--hostname",
+            hostname,
+        ]);
+        assert!(e.status.success(), "{}", text(&e));
+        e
+    }
+
+    /// The analyst's CLI: `cordon ARGS --server URL --token ADMIN --ca DATA/ca.pem`.
+    pub fn api(&self, args: &[&str]) -> Output {
+        let ca = std::path::Path::new(&self.data)
+            .join("ca.pem")
+            .to_string_lossy()
+            .to_string();
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&["--server", &self.url, "--token", &self.admin, "--ca", &ca]);
+        cordon(&v)
+    }
 }
 
 /// `cordon server init` in `tmp/server`, then `cordon server run` on a free loopback
