@@ -178,21 +178,9 @@ fn fmt_targets(targets: &[SocketAddr]) -> String {
     targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// `e` and its causes, joined by `": "` (what the CLI prints).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        // Some libraries repeat their source in their own message; print it once.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
+/// `e` and its causes, joined by `": "` (what the CLI prints): the firewall's
+/// [`cordon_firewall::chain`], one implementation for every crate above it.
+pub use cordon_firewall::chain;
 
 impl EngineError {
     /// Which class of failure this is.

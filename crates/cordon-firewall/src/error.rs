@@ -94,8 +94,9 @@ impl FirewallError {
     }
 }
 
-/// `error: cause: cause …`, each cause once.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// `e` and its causes, joined by `": "` (what the CLI prints); a cause whose text the
+/// message already ends with (some libraries repeat their source) is printed once.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -17,7 +17,7 @@ pub mod windows;
 
 use std::fmt;
 
-pub use error::{Cause, FirewallError, Holder, KernelError, Refusal, HELD_BY_ANOTHER};
+pub use error::{chain, Cause, FirewallError, Holder, KernelError, Refusal, HELD_BY_ANOTHER};
 use std::str::FromStr;
 
 use cordon_policy::{Policy, TableName};
