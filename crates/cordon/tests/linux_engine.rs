@@ -1705,7 +1705,7 @@ fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
                 (0, String::from_utf8_lossy(&out.stdout).into_owned(), ())
             };
             assert!(
-                listing.contains("comment \"cordon quarantine\""),
+                listing.contains(&format!("comment \"cordon quarantine; recorded in {sd}\"")),
                 "no ownership mark: {listing}"
             );
         }
