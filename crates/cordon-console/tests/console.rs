@@ -2341,7 +2341,7 @@ async fn refusal_texts_are_plain_text_escaped_once() {
             assert!(!msg.contains("\\\\"), "backslashes doubled: {b} {field}: {msg}");
         }
     }
-    for l in [evil.to_string(), format!("w\u{0435}b")] {
+    for l in [evil.to_string(), "w\u{0435}b".to_string()] {
         let r = post_json(
             &ctx,
             &rs,
