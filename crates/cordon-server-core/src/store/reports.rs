@@ -125,7 +125,9 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         AgentState::Released if !desired_q => Assessment {
             state: HostState::Normal,
-            reason: None,
+            // What the agent had to do besides (e.g. `stopped unresponsive holder pid N`):
+            // shown with the state and in the audit record.
+            reason: r.detail.clone(),
             degraded: vec![],
             applied: desired_rev,
             confirms: true,
