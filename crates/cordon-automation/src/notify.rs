@@ -756,7 +756,11 @@ mod tests {
         };
         let (_, n) = notice(&named_like_a_rule, None).unwrap();
         assert_eq!(n.rule, None);
-        assert!(n.text().contains("by rule:wz (token 7)") && !n.text().contains("Rule:"), "{}", n.text());
+        assert!(
+            n.text().contains("by rule:wz (token 7)") && !n.text().contains("Rule:"),
+            "{}",
+            n.text()
+        );
         let w = n.payload(TargetKind::Webhook);
         assert_eq!(w["actor_token_id"], 7);
         // The rule's own action names no token.
