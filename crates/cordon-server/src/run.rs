@@ -24,6 +24,10 @@ pub enum RunError {
     /// The database could not be opened, migrated or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request itself is refused (a bad or look-alike label, a lifetime out of
+    /// range): nothing was written.
+    #[error(transparent)]
+    Invalid(cordon_server_core::ApiError),
     /// A signed audit checkpoint could not be written (an offline command's).
     #[error("cannot write the audit checkpoint: {0}")]
     Audit(String),
@@ -86,7 +90,13 @@ pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -
 /// (`cordon server token create`), valid `ttl_secs`, giving the host `labels`. It writes
 /// to the audit log like a short server run (the CA key in `data_dir` signs): a start
 /// checkpoint, the token's record, a shutdown checkpoint — so a record it adds while no
-/// server runs is not taken for one added behind the servers' back.
+/// server runs is not taken for one added behind the servers' back. The labels and
+/// lifetime get the API's own check first
+/// ([`cordon_server_core::service::tokens::enroll_request`]).
+///
+/// # Errors
+/// [`RunError::Invalid`] for a refused label or lifetime (nothing written); the store's,
+/// the CA's or the audit checkpoint's errors otherwise.
 pub async fn create_enroll_token(
     data_dir: &Path,
     db: &str,
@@ -94,6 +104,12 @@ pub async fn create_enroll_token(
     ttl_secs: i64,
 ) -> Result<EnrollTokenCreated, RunError> {
     let store = Arc::new(Store::connect(db).await?);
+    let known = store
+        .known_labels(cordon_server_core::store::automation::LabelsReplaced::Nothing)
+        .await?;
+    let (labels, ttl_secs) = cordon_server_core::service::tokens::enroll_request(labels, &known, Some(ttl_secs))
+        .map_err(RunError::Invalid)?;
+    let labels = labels.as_slice();
     let ca = Arc::new(Ca::load(data_dir)?);
     let mut state = AppState::new(store.clone(), Some(ca));
     let lock = WriterLock::take(data_dir);

@@ -169,6 +169,9 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
             }
             0
         }
+        Err(e @ run::RunError::Invalid(_)) => {
+            crate::exit::report(Err(crate::exit::Failure::new(crate::exit::Code::Usage, e)))
+        }
         Err(e) => fail(e),
     }
 }

@@ -109,3 +109,42 @@ fn a_failure_prints_its_cause_chain() {
         "the OS error (the cause) is not printed: {err}"
     );
 }
+
+/// The offline `cordon server token create` gets the API's label check (trial16 HIGH-1:
+/// it saved `quarantine`, a Cyrillic `Quаrantine` and look-alikes of existing labels,
+/// which every later check then took for "the same label again"): a refused label is
+/// exit 2 naming the problem, and nothing is written — not even the audit checkpoints a
+/// run writes (the anchor file is unchanged).
+#[test]
+#[cfg(feature = "server")]
+fn offline_token_create_refuses_look_alike_labels_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let (code, err) = cordon(&["server", "init", "--data", &data, "--ip", "127.0.0.1"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let anchor = dir.path().join("audit-anchor.json");
+    let create = |labels: &str| cordon(&["server", "token", "create", "--data", &data, "--labels", labels], &[]);
+    let (code, err) = create("web");
+    assert_eq!(code, 0, "a plain new label is refused: {err}");
+    let before = std::fs::read(&anchor).unwrap();
+    for bad in [
+        "quarantine",
+        "Quarantine",
+        "Qu\u{0430}rantine",
+        "WEB",
+        "w\u{0435}b",
+        "w\u{200b}eb",
+        "\u{202e}web",
+    ] {
+        let (code, err) = create(bad);
+        assert_eq!(code, 2, "label {bad:?} was accepted: {err}");
+        assert!(err.starts_with("cordon: "), "{bad:?}: {err}");
+        assert_eq!(
+            std::fs::read(&anchor).unwrap(),
+            before,
+            "the refused label {bad:?} still wrote to the audit log"
+        );
+    }
+    let (code, err) = create("web");
+    assert_eq!(code, 0, "the same label again is refused: {err}");
+}

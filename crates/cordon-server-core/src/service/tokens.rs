@@ -50,18 +50,37 @@ pub async fn create_enroll(
     req: &EnrollTokenRequest,
 ) -> Result<EnrollTokenCreated, ApiError> {
     caller.require(Role::Admin)?;
-    let labels = validate::new_labels(
-        &req.labels,
-        &st.store
-            .known_labels(crate::store::automation::LabelsReplaced::Nothing)
-            .await?,
-    )?;
-    if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
+    let known = st
+        .store
+        .known_labels(crate::store::automation::LabelsReplaced::Nothing)
+        .await?;
+    let (labels, ttl) = enroll_request(&req.labels, &known, req.ttl_secs)?;
+    Ok(st.store.create_enroll_token(caller, &labels, ttl).await?)
+}
+
+/// The one check of an enrollment token's labels and lifetime, for the API and for the
+/// offline `cordon server token create` alike (trial16 HIGH-1: the offline path saved
+/// look-alikes of `Quarantine` and of existing labels, which then passed every later
+/// check as "the same label again"). `known` is every label known anywhere
+/// ([`crate::Store::known_labels`]). Returns the labels as [`validate::new_labels`]
+/// leaves them and the lifetime in seconds (default [`DEFAULT_ENROLL_TTL_SECS`]).
+///
+/// # Errors
+/// 400 for a bad label, the `Quarantine` label or a lifetime outside 1 s – one year; 409
+/// for a look-alike of a known label.
+pub fn enroll_request(
+    labels: &[String],
+    known: &[String],
+    ttl_secs: Option<i64>,
+) -> Result<(Vec<String>, i64), ApiError> {
+    let labels = validate::new_labels(labels, known)?;
+    let quarantine = validate::label_key(cordon_proto::QUARANTINE_LABEL);
+    if labels.iter().any(|l| validate::label_key(l) == quarantine) {
         return Err(ApiError::invalid("the Quarantine label is managed by the server"));
     }
-    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL_SECS);
+    let ttl = ttl_secs.unwrap_or(DEFAULT_ENROLL_TTL_SECS);
     if ttl <= 0 || ttl > 365 * 86_400 {
         return Err(ApiError::invalid("ttl_secs must be between 1 and one year"));
     }
-    Ok(st.store.create_enroll_token(caller, &labels, ttl).await?)
+    Ok((labels, ttl))
 }
