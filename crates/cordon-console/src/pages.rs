@@ -314,7 +314,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
             td data-label="State" { (host_badge(h)) }
             td data-label="Since" { (time_ago(Some(&h.state_since))) }
             td data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
-            td data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
+            td data-label="Last seen" { (time_ago(h.last_seen.as_ref())) }
             td data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
             @if act {
                 td class="row-actions" { (action_button(h, true)) }
@@ -626,7 +626,7 @@ fn digest_status(h: &Host) -> Markup {
                 }
                 Shown::State(HostState::Quarantined) if h.offline => {
                     strong { "Last confirmed in force" } ": the agent confirmed revision " (h.applied_revision)
-                    "; it is offline since " (time_ago(h.last_seen.as_deref())) ", so Cordon cannot say what is in force now."
+                    "; it is offline since " (time_ago(h.last_seen.as_ref())) ", so Cordon cannot say what is in force now."
                 }
                 Shown::State(HostState::Quarantined) => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
                 _ => { strong { "In sync" } ": revision " (h.applied_revision) "." }
@@ -747,7 +747,7 @@ fn headline(h: &Host) -> Markup {
                     @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
                 }
             }
-            @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_deref())) }
+            @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_ref())) }
             @if let Some(c) = &d.comment { " — “" (c) "”" }
             @if d.quarantined {
                 @if let Some(e) = &d.expires_at { " — auto-release " (until_text(e)) }
@@ -793,7 +793,7 @@ pub async fn host(
             @if h.offline && !h.revoked {
                 p id="offline-note" class="offline-note" role="note" {
                     strong { "Offline:" } " the agent has not reported for three of its heartbeat intervals (last seen "
-                    (time_ago(h.last_seen.as_deref())) "). What is shown is its last report; a quarantine or release "
+                    (time_ago(h.last_seen.as_ref())) "). What is shown is its last report; a quarantine or release "
                     "will stay pending until the agent returns."
                 }
             }
@@ -804,7 +804,7 @@ pub async fn host(
                 dl {
                     dt { "Current" } dd {
                         (host_badge(&h)) " (state since " (time_at(&h.state_since)) ")"
-                        @if h.offline && !h.revoked { " · agent offline since " (time_ago(h.last_seen.as_deref())) }
+                        @if h.offline && !h.revoked { " · agent offline since " (time_ago(h.last_seen.as_ref())) }
                     }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
@@ -830,7 +830,7 @@ pub async fn host(
                     dt { "Labels" } dd { (labels(&h.labels)) }
                     dt { "Backend" } dd { (h.backend.as_deref().unwrap_or("—")) }
                     dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
-                    dt { "Last seen" } dd { (time_ago(h.last_seen.as_deref())) }
+                    dt { "Last seen" } dd { (time_ago(h.last_seen.as_ref())) }
                     dt { "Enrolled" } dd { (time_at(&h.enrolled_at)) }
                 }
             }

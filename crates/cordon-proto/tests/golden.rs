@@ -6,11 +6,13 @@
 //! the same values. The value checks go through `to_string()` and JSON so they read the
 //! same whether a field is a `String` or a typed value.
 
-use cordon_proto::automation::{ApprovalList, DecisionResponse, DeliveryList, EventIn, EventList, RuleList, TargetList};
+use cordon_proto::automation::{
+    ApprovalList, DecisionResponse, DeliveryList, EventIn, EventList, RuleList, TargetList,
+};
 use cordon_proto::timefmt::parse_rfc3339;
 use cordon_proto::{
-    ActionRequest, ActionResponse, AuditList, DesiredState, EnrollRequest, EnrollTokenCreated, HostList,
-    StatusReport, TokenList,
+    ActionRequest, ActionResponse, AuditList, DesiredState, EnrollRequest, EnrollTokenCreated, HostList, StatusReport,
+    TokenList,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,7 +58,10 @@ fn agent_reports_keep_their_wire_form() {
     assert_eq!(r.backend.as_ref().map(wire), Some("netlink".to_string()));
     assert_eq!(strings(&r.addresses), ["192.0.2.10", "2001:db8::10"]);
     assert_eq!(wire(&r.claims[0].source), "agent");
-    assert_eq!(r.claims[0].since.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap()));
+    assert_eq!(
+        r.claims[0].since.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap())
+    );
     assert_eq!(strings(&r.claims[0].servers), ["203.0.113.1"]);
     assert_eq!(r.claims[0].allow, ["198.51.100.7:443"]);
     assert!(r.claims[1].since.is_none());
@@ -80,15 +85,24 @@ fn older_agents_reports_still_read() {
     // an offset; the server reads them (to the millisecond).
     let r: StatusReport = round_trip("status_report_claims_ns.json");
     assert_eq!(wire(&r.claims[0].source), "velociraptor");
-    assert_eq!(r.claims[0].since.as_ref().map(ms), Some(parse_rfc3339("2030-01-01T00:00:05.123Z").unwrap()));
-    assert_eq!(r.claims[1].since.as_ref().map(ms), Some(parse_rfc3339("2030-01-01T00:00:05Z").unwrap()));
+    assert_eq!(
+        r.claims[0].since.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-01T00:00:05.123Z").unwrap())
+    );
+    assert_eq!(
+        r.claims[1].since.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-01T00:00:05Z").unwrap())
+    );
     assert!(r.claims[1].allow.is_empty() && r.claims[1].servers.is_empty());
 }
 
 #[test]
 fn desired_state_and_enrollment_keep_their_wire_form() {
     let d: DesiredState = round_trip("desired_state.json");
-    assert_eq!(d.expires_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T05:04:05Z").unwrap()));
+    assert_eq!(
+        d.expires_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T05:04:05Z").unwrap())
+    );
     assert_eq!(d.allow, ["198.51.100.7:443", "https://edr.example.net"]);
     let e: EnrollRequest = round_trip("enroll_request.json");
     assert_eq!(strings(&e.addresses), ["192.0.2.10", "fe80::1"]);
@@ -101,7 +115,10 @@ fn host_answers_keep_their_wire_form() {
     let l: HostList = round_trip("host_list.json");
     let h = &l.hosts[0];
     assert_eq!(strings(&h.addresses), ["192.0.2.10", "2001:db8::10"]);
-    assert_eq!(h.last_seen.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap()));
+    assert_eq!(
+        h.last_seen.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap())
+    );
     assert_eq!(ms(&h.enrolled_at), parse_rfc3339("2029-12-31T23:00:00Z").unwrap());
     assert_eq!(ms(&h.state_since), parse_rfc3339("2030-01-02T03:00:00Z").unwrap());
     assert_eq!(h.backend.as_ref().map(wire), Some("netlink".to_string()));
@@ -116,7 +133,10 @@ fn host_answers_keep_their_wire_form() {
 #[test]
 fn actions_keep_their_wire_form() {
     let a: ActionRequest = round_trip("action_request.json");
-    assert_eq!(a.expires_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T05:04:05Z").unwrap()));
+    assert_eq!(
+        a.expires_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T05:04:05Z").unwrap())
+    );
     let r: ActionResponse = round_trip("action_response.json");
     assert_eq!(wire(&r.action), "quarantine");
     assert_eq!(r.results[0].fields, ["allow", "expires_at"]);
@@ -131,34 +151,58 @@ fn audit_and_tokens_keep_their_wire_form() {
     let alert = a.chain_alert.as_ref().unwrap();
     assert_eq!(ms(&alert.checked_at), parse_rfc3339("2030-01-02T03:05:00Z").unwrap());
     let t: TokenList = round_trip("token_list.json");
-    assert_eq!(ms(&t.tokens[0].created_at), parse_rfc3339("2030-01-01T00:00:00Z").unwrap());
+    assert_eq!(
+        ms(&t.tokens[0].created_at),
+        parse_rfc3339("2030-01-01T00:00:00Z").unwrap()
+    );
 }
 
 #[test]
 fn automation_answers_keep_their_wire_form() {
     let e: EventIn = round_trip("event_in.json");
-    assert_eq!(e.occurred_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:04:05Z").unwrap()));
+    assert_eq!(
+        e.occurred_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:04:05Z").unwrap())
+    );
     let l: EventList = round_trip("event_list.json");
     assert_eq!(wire(&l.events[0].status), "approval_required");
     assert_eq!(wire(&l.events[0].outcomes[1].outcome), "blocked");
-    assert_eq!(ms(&l.events[0].received_at), parse_rfc3339("2030-01-02T03:04:06Z").unwrap());
+    assert_eq!(
+        ms(&l.events[0].received_at),
+        parse_rfc3339("2030-01-02T03:04:06Z").unwrap()
+    );
     assert_eq!(wire(&l.events[1].status), "unknown_host");
     assert!(l.events[1].occurred_at.is_none());
     let r: RuleList = round_trip("rule_list.json");
-    assert_eq!(ms(&r.rules[0].updated_at), parse_rfc3339("2030-01-01T00:00:00Z").unwrap());
+    assert_eq!(
+        ms(&r.rules[0].updated_at),
+        parse_rfc3339("2030-01-01T00:00:00Z").unwrap()
+    );
     let a: ApprovalList = round_trip("approval_list.json");
     assert_eq!(wire(&a.approvals[0].status), "approved");
-    assert_eq!(a.approvals[0].decided_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:10:00Z").unwrap()));
+    assert_eq!(
+        a.approvals[0].decided_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:10:00Z").unwrap())
+    );
     assert_eq!(wire(&a.approvals[1].status), "pending");
     let d: DecisionResponse = round_trip("decision_response.json");
     assert_eq!(wire(&d.results[0].status), "superseded");
     assert_eq!(wire(&d.results[1].status), "not_pending");
     let t: TargetList = round_trip("target_list.json");
-    assert_eq!(ms(&t.targets[0].created_at), parse_rfc3339("2030-01-01T00:00:00Z").unwrap());
+    assert_eq!(
+        ms(&t.targets[0].created_at),
+        parse_rfc3339("2030-01-01T00:00:00Z").unwrap()
+    );
     let d: DeliveryList = round_trip("delivery_list.json");
     assert_eq!(wire(&d.deliveries[0].status), "pending");
     assert_eq!(wire(&d.deliveries[0].kind), "quarantined");
-    assert_eq!(d.deliveries[0].next_attempt_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:06:00Z").unwrap()));
+    assert_eq!(
+        d.deliveries[0].next_attempt_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:06:00Z").unwrap())
+    );
     assert_eq!(wire(&d.deliveries[1].status), "delivered");
-    assert_eq!(d.deliveries[1].delivered_at.as_ref().map(ms), Some(parse_rfc3339("2030-01-02T03:00:01Z").unwrap()));
+    assert_eq!(
+        d.deliveries[1].delivered_at.as_ref().map(ms),
+        Some(parse_rfc3339("2030-01-02T03:00:01Z").unwrap())
+    );
 }

@@ -8,7 +8,7 @@ use cordon_proto::{
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
      revision, quarantined, allow_json, message, comment, actor, expires_at, state, state_reason, state_since, \
@@ -62,8 +62,8 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         addresses: json_list(&get_str(row, "addresses")?),
         labels,
         agent_version: get_opt_str(row, "agent_version")?,
-        last_seen: last_seen.map(to_rfc3339),
-        enrolled_at: to_rfc3339(get_i64(row, "enrolled_at")?),
+        last_seen: last_seen.map(Timestamp::from_unix_ms_clamped),
+        enrolled_at: Timestamp::from_unix_ms_clamped(get_i64(row, "enrolled_at")?),
         desired: DesiredState {
             revision: get_i64(row, "revision")?,
             quarantined: get_i64(row, "quarantined")? != 0,
@@ -71,11 +71,11 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
             message: get_opt_str(row, "message")?,
             comment: get_opt_str(row, "comment")?,
             actor: get_opt_str(row, "actor")?,
-            expires_at: get_opt_i64(row, "expires_at")?.map(to_rfc3339),
+            expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
         },
         state,
         state_reason: get_opt_str(row, "state_reason")?,
-        state_since: to_rfc3339(get_i64(row, "state_since")?),
+        state_since: Timestamp::from_unix_ms_clamped(get_i64(row, "state_since")?),
         applied_revision: get_i64(row, "applied_revision")?,
         digest: get_opt_str(row, "digest")?,
         backend: get_opt_str(row, "backend")?,

@@ -263,7 +263,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .bind(if state != host.state {
         now
     } else {
-        super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now)
+        host.state_since.unix_ms()
     })
     .bind(to_json_list(&a.degraded))
     .bind(r.enforcing as i64)
@@ -483,7 +483,7 @@ mod tests {
             labels: vec![],
             agent_version: None,
             last_seen: None,
-            enrolled_at: "2030-01-01T00:00:00.000Z".into(),
+            enrolled_at: "2030-01-01T00:00:00.000Z".parse().unwrap(),
             desired: DesiredState {
                 revision,
                 quarantined,
@@ -491,7 +491,7 @@ mod tests {
             },
             state,
             state_reason: None,
-            state_since: "2030-01-01T00:00:00.000Z".into(),
+            state_since: "2030-01-01T00:00:00.000Z".parse().unwrap(),
             applied_revision: applied,
             digest: None,
             backend: None,
@@ -568,7 +568,7 @@ mod tests {
         );
         let claim = |source: &str| ClaimInfo {
             source: source.into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             allow: vec![],
             servers: vec![],
         };
@@ -607,14 +607,14 @@ mod tests {
         r.enforcing = false;
         r.claims = vec![cordon_proto::ClaimInfo {
             source: "wazuh".into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             ..Default::default()
         }];
         let a = assess(&pending, &r);
         assert_eq!(a.state, HostState::NotEnforcing);
         let reason = a.reason.unwrap_or_default();
         assert!(
-            reason.contains("isolated by other claims: wazuh since 2030-01-01T00:00:00Z")
+            reason.contains("isolated by other claims: wazuh since 2030-01-01T00:00:00.000Z")
                 && !reason.contains("no rules are in force"),
             "{reason}"
         );
@@ -650,12 +650,12 @@ mod tests {
         let mut r = report(5, AgentState::Isolated);
         r.claims = vec![ClaimInfo {
             source: "wazuh".into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             ..Default::default()
         }];
         let a = assess(&releasing, &r);
         assert_eq!((a.state, a.applied), (HostState::Normal, 5));
-        assert!(a.reason.is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00Z")));
+        assert!(a.reason.is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00.000Z")));
         r.claims.push(ClaimInfo {
             source: "agent".into(),
             ..Default::default()
