@@ -86,9 +86,11 @@ pub struct StatusReport {
     #[serde(default)]
     /// Operating system and version as the agent sees it (free text, e.g. `linux 6.8.0`).
     pub os: Option<String>,
-    #[serde(default)]
-    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`], each checked by the server).
-    pub addresses: Vec<String>,
+    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`]); read as
+    /// [`crate::addr::parse_host_address`] reads them, written as canonical text.
+    #[serde(default, with = "crate::addr::reported")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::IpAddr>,
     #[serde(default)]
     /// Version of the Cordon agent binary (`CARGO_PKG_VERSION`).
     pub agent_version: Option<String>,

@@ -79,8 +79,10 @@ pub struct Host {
     pub hostname: String,
     /// Operating system and version the agent reported (free text).
     pub os: Option<String>,
-    /// IP addresses the agent last reported (validated, at most [`crate::MAX_ADDRESSES`]).
-    pub addresses: Vec<String>,
+    /// IP addresses the agent last reported (at most [`crate::MAX_ADDRESSES`], canonical
+    /// text on the wire).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::IpAddr>,
     /// Labels on the host (sorted); `Quarantine` ([`crate::QUARANTINE_LABEL`]) exactly while desired quarantined.
     pub labels: Vec<String>,
     /// Version of the agent binary, as last reported.

@@ -2,6 +2,8 @@
 //! a compromised agent or a low-privilege token must not be able to grow the database or
 //! the audit log without bound. Pure functions; the handlers and the store apply them.
 
+use std::net::IpAddr;
+
 use cordon_proto::StatusReport;
 
 /// Largest request body the API parses, in bytes; larger ones get 413 before parsing.
@@ -92,29 +94,20 @@ pub fn bound_report(r: &mut StatusReport) {
     }
 }
 
-/// Checks addresses a host reports (at enrollment and in status reports): each must be
-/// an IPv4 or IPv6 address (a `/prefix` length is accepted and dropped), at most
-/// [`MAX_ADDRESSES`] distinct ones. Returns them in canonical text (`2001:db8::1`, not
-/// `2001:0db8:0:0::1`; `192.0.2.2`, not `::ffff:192.0.2.2`), de-duplicated, in the order given, so the same address from two
-/// hosts compares equal.
+/// Checks addresses a host reports (at enrollment and in status reports): at most
+/// [`MAX_ADDRESSES`] distinct ones. Each was read by
+/// [`cordon_proto::addr::parse_host_address`] (a `/prefix` length dropped, `::ffff:192.0.2.2`
+/// as `192.0.2.2`), so equal addresses compare equal; returns them de-duplicated, in the
+/// order given.
 ///
 /// # Errors
-/// A message naming the first address that is not one, or the count.
-pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
-    for text in a {
-        let t = text.trim();
-        let bare = t.split_once('/').map_or(t, |(ip, _)| ip);
-        let ip: std::net::IpAddr = bare.parse().map_err(|_| {
-            format!(
-                "address {:?} is not an IPv4 or IPv6 address",
-                truncate(text, MAX_ADDRESS_CHARS)
-            )
-        })?;
-        // An IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC 4291 §2.5.5.2) is the IPv4
-        // address: stored, flagged and looked up as such, so a dual-stack log naming the
-        // mapped form finds the host that reports the plain one (trial7).
-        let canon = ip.to_canonical().to_string();
+/// A message naming the count.
+pub fn check_addresses(a: &[IpAddr]) -> Result<Vec<IpAddr>, String> {
+    let mut out: Vec<IpAddr> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
+    for ip in a {
+        // `to_canonical` again for a caller that built the list itself (the wire reader
+        // already did): an IPv4-mapped address is the IPv4 address (trial7).
+        let canon = ip.to_canonical();
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -128,14 +121,9 @@ pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].
-pub fn bound_addresses(a: &mut Vec<String>) {
+/// Keeps at most [`MAX_ADDRESSES`] addresses (each is a fixed-size value).
+pub fn bound_addresses(a: &mut Vec<IpAddr>) {
     a.truncate(MAX_ADDRESSES);
-    for s in a.iter_mut() {
-        if s.chars().count() > MAX_ADDRESS_CHARS {
-            *s = truncate(s, MAX_ADDRESS_CHARS);
-        }
-    }
 }
 
 /// A host's agent-audit counters as stored on its row.
@@ -202,15 +190,19 @@ mod tests {
     /// flagged as the address another host reports nor found by an event naming it.
     #[test]
     fn ipv4_mapped_addresses_are_the_ipv4_address() {
+        let read = |t: &str| cordon_proto::addr::parse_host_address(t).unwrap();
         let got = check_addresses(&[
-            "::ffff:192.0.2.2".into(),
-            "::ffff:c000:202".into(),
-            "0:0:0:0:0:ffff:192.0.2.2".into(),
-            "192.0.2.2".into(),
-            "2001:db8::1".into(),
+            read("::ffff:192.0.2.2"),
+            read("::ffff:c000:202"),
+            read("0:0:0:0:0:ffff:192.0.2.2"),
+            read("192.0.2.2"),
+            read("2001:db8::1"),
+            // Built by hand (not read from the wire): still the IPv4 address.
+            "::ffff:192.0.2.2".parse().unwrap(),
         ])
         .unwrap();
-        assert_eq!(got, vec!["192.0.2.2".to_string(), "2001:db8::1".to_string()]);
+        let text: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["192.0.2.2", "2001:db8::1"]);
     }
 
     fn report() -> StatusReport {
@@ -224,7 +216,7 @@ mod tests {
             detail: Some("x".repeat(1_000_000)),
             hostname: Some("h".repeat(10_000)),
             os: Some("o".repeat(10_000)),
-            addresses: vec!["192.0.2.1".repeat(100); 10_000],
+            addresses: vec!["192.0.2.1".parse().unwrap(); 10_000],
             agent_version: Some("v".repeat(10_000)),
             enforcing: true,
             degraded: vec!["d".repeat(10_000); 10_000],
@@ -264,10 +256,10 @@ mod tests {
             detail: Some("rules deleted".into()),
             ..report()
         };
-        small.addresses = vec!["192.0.2.1".into()];
+        small.addresses = vec!["192.0.2.1".parse().unwrap()];
         bound_report(&mut small);
         assert_eq!(small.detail.as_deref(), Some("rules deleted"));
-        assert_eq!(small.addresses, vec!["192.0.2.1".to_string()]);
+        assert_eq!(small.addresses, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(truncate("ab", 2), "ab");
         assert_eq!(truncate("abc", 2), "a…");
     }

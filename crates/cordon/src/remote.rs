@@ -354,7 +354,11 @@ fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
             if h.addresses.is_empty() {
                 "-".to_string()
             } else {
-                term::safe(&h.addresses.join(", ")).into_owned()
+                h.addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             h.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string()),
             h.state.as_str()

@@ -250,9 +250,7 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
     let key = crate::service::validate::hostname_key;
     let rl = key(r);
     // An address compares in canonical form (`2001:db8::1`), like the stored ones.
-    let ip = crate::limits::check_addresses(&[r.to_string()])
-        .ok()
-        .and_then(|v| v.into_iter().next());
+    let ip = cordon_proto::addr::parse_host_address(r).ok().map(|ip| ip.to_string());
     let passes: [(&str, &Pass<'_>); 4] = [
         ("id", &|h| h.0 == r),
         ("hostname", &|h| key(&h.1) == rl),

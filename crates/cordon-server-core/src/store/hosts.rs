@@ -59,7 +59,12 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         id: get_str(row, "id")?,
         hostname: get_str(row, "hostname")?,
         os: get_opt_str(row, "os")?,
-        addresses: json_list(&get_str(row, "addresses")?),
+        // Stored as validated canonical text; a row that is not an address (written by
+        // hand) is left out rather than failing the whole host.
+        addresses: json_list(&get_str(row, "addresses")?)
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
         labels,
         agent_version: get_opt_str(row, "agent_version")?,
         last_seen: last_seen.map(Timestamp::from_unix_ms_clamped),
@@ -155,11 +160,11 @@ where
             });
         }
         for a in &h.addresses {
-            let o = others(by_addr.get(a));
+            let o = others(by_addr.get(&a.to_string()));
             if !o.is_empty() {
                 h.flags.push(HostFlag {
                     kind: HostFlag::DUPLICATE_ADDRESS.into(),
-                    value: a.clone(),
+                    value: a.to_string(),
                     other_hosts: o,
                 });
             }
@@ -343,8 +348,8 @@ impl Store {
         for r in &rows {
             let valid: Vec<String> = json_list(&get_str(r, "addresses")?)
                 .into_iter()
-                .filter_map(|a| crate::limits::check_addresses(&[a]).ok())
-                .flatten()
+                .filter_map(|a| cordon_proto::addr::parse_host_address(&a).ok())
+                .map(|ip| ip.to_string())
                 .collect();
             set_addresses_tx(&mut tx, &get_str(r, "id")?, &valid).await?;
         }
@@ -522,7 +527,7 @@ impl Store {
             if let Some(t) = &text {
                 let hit = host.id.to_lowercase().contains(t)
                     || host.hostname.to_lowercase().contains(t)
-                    || host.addresses.iter().any(|a| a.to_lowercase().contains(t));
+                    || host.addresses.iter().any(|a| a.to_string().contains(t));
                 if !hit {
                     continue;
                 }

@@ -273,7 +273,8 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .execute(&mut **tx)
     .await?;
     if !r.addresses.is_empty() && r.addresses != host.addresses {
-        super::hosts::set_addresses_tx(tx, host_id, &r.addresses).await?;
+        let texts: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
+        super::hosts::set_addresses_tx(tx, host_id, &texts).await?;
     }
     // First confirmation of this revision? Claimed by one transaction only.
     let first = if a.confirms {
