@@ -176,6 +176,23 @@ pub struct HostImpact {
     pub other_claims: Vec<String>,
     /// The host's state now (wire name).
     pub state: String,
+    /// The first characters of the host id ([`super::view::short_id`]), shown next to
+    /// the name: two hosts of one name stay apart in the review.
+    pub short_id: String,
+    /// The host's duplicate flags in words ([`super::view::flag_texts`]).
+    pub flags: Vec<String>,
+}
+
+impl HostImpact {
+    /// The host as sentences name it: the hostname, with the short id when another host
+    /// shares the name (`db1 (1c2d3e4f)`), so "Quarantine db1, db1?" never happens.
+    pub fn name(&self) -> String {
+        if self.flags.iter().any(|f| f.starts_with("duplicate hostname")) {
+            format!("{} ({})", self.hostname, self.short_id)
+        } else {
+            self.hostname.clone()
+        }
+    }
 }
 
 fn list_text(items: &[String]) -> String {
@@ -361,6 +378,8 @@ fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
         protected,
         other_claims: others,
         state: h.state.as_str().to_string(),
+        short_id: super::view::short_id(&h.id).to_string(),
+        flags: super::view::flag_texts(h),
     }
 }
 
@@ -835,11 +854,7 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
             if total - n == 1 { "it" } else { "them" }
         ));
     }
-    let offline: Vec<String> = changing
-        .iter()
-        .filter(|i| i.offline)
-        .map(|i| i.hostname.clone())
-        .collect();
+    let offline: Vec<String> = changing.iter().filter(|i| i.offline).map(|i| i.name()).collect();
     if !offline.is_empty() {
         warnings.push(format!(
             "Offline: {} ({}) will stay pending until {} agent returns.",
@@ -853,7 +868,7 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
         errors: BTreeMap::new(),
         count: n,
         total,
-        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        hostnames: changing.iter().map(|i| i.name()).collect(),
         summary,
         hosts: impacts.to_vec(),
         warnings,
@@ -915,7 +930,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
     let requested: Vec<String> = impacts
         .iter()
         .filter(|i| !i.changes && !confirmed(action, i))
-        .map(|i| i.hostname.clone())
+        .map(|i| i.name())
         .collect();
     let summary = if n == 0 && !requested.is_empty() {
         format!(
@@ -972,7 +987,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         ));
     }
     let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
-        changing.iter().filter(|i| f(i)).map(|i| i.hostname.clone()).collect()
+        changing.iter().filter(|i| f(i)).map(|i| i.name()).collect()
     };
     let protected = names(&|i| !i.protected.is_empty());
     if !protected.is_empty() {
@@ -1026,7 +1041,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         errors: BTreeMap::new(),
         count: n,
         total,
-        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        hostnames: changing.iter().map(|i| i.name()).collect(),
         summary,
         hosts: impacts.to_vec(),
         warnings,

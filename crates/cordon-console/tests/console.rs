@@ -2181,3 +2181,132 @@ async fn a_tampered_audit_chain_is_shown_on_every_page() {
         assert!(body.contains("AUDIT CHAIN TAMPERED since record"), "{path}: no banner");
     }
 }
+
+/// trial13 MED 1 through the console: the guardrails dialog's protected labels are checked
+/// against every label known anywhere, not only host labels — `WS` next to a rule's
+/// trigger label `ws` and `quarantine` next to the server's own `Quarantine` are refused
+/// (409) naming the existing label, once-escaped plain text; `w eb` is a 400 about the
+/// space; nothing is saved.
+#[tokio::test]
+async fn console_protected_labels_refuse_look_alikes_of_rule_and_server_labels() {
+    let ctx = Ctx::new().await;
+    let rule = serde_json::json!({"name": "edr", "trigger_event_types": ["malware"], "trigger_labels": ["ws"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let before = ctx.store().automation_settings().await.unwrap().protected_labels;
+    for (l, status, says) in [
+        ("WS", 409, "existing label \"ws\""),
+        ("quarantine", 409, "existing label \"Quarantine\""),
+        ("w eb", 400, "contains a space"),
+    ] {
+        let r = post_json(
+            &ctx,
+            &admin,
+            "/console/settings",
+            serde_json::json!({"protected_labels": [l]}),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), status, "{l:?}: {}", r.body);
+        let reply: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{l:?}: {error}");
+        assert!(
+            !error.contains("&amp;") && !error.contains("&quot;"),
+            "escaped once: {error}"
+        );
+        assert_eq!(
+            ctx.store().automation_settings().await.unwrap().protected_labels,
+            before
+        );
+    }
+}
+
+/// trial13 MED 2: duplicate hostname and address flags were computed by the server but
+/// never shown, and two hosts of one name were indistinguishable in reviews. The hosts
+/// table, the host page, the action review and the approvals (page and review) show each
+/// flag as a badge with its reason ("duplicate hostname: also <short id>"), and every
+/// review names its hosts with a short id next to the hostname.
+#[tokio::test]
+async fn duplicate_flags_and_short_ids_are_shown_wherever_hosts_are_listed() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["db1", "ws-other"]).await;
+    let a = ap["db1"].0.clone();
+    let b = ctx.enroll("DB1", &["ws"]).await;
+    let ev = r#"{"host":"DB1","type":"malware","severity":"critical","source":"edr"}"#;
+    let (st, v) = ctx.call("POST", "/v1/events", Some(&ctx.responder), Some(ev)).await;
+    // The shared name is refused to automation; the id works.
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let short = |id: &str| id.chars().take(8).collect::<String>();
+    let (sa, sb) = (short(&a), short(&b));
+    assert_ne!(sa, sb, "two hosts' short ids differ");
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    // Hosts table: each row carries its short id and the flag naming the other.
+    let page = page_body(&ctx, &admin, "/console/hosts").await;
+    for (me, other) in [(&a, &sb), (&b, &sa)] {
+        let row = page
+            .split(&format!("<tr id=\"host-{me}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(row.contains(&format!(">{}</code>", short(me))), "{row}");
+        assert!(
+            row.contains("data-flag=\"duplicate_hostname\"")
+                && row.contains(&format!("duplicate hostname: also {other}")),
+            "{row}"
+        );
+    }
+    // Host page.
+    let host = host_page(&ctx, &admin, &a).await;
+    assert!(
+        host.contains("id=\"host-flags\"") && host.contains(&format!("duplicate hostname: also {sb}")),
+        "{host}"
+    );
+    // Action review: per host the short id and the flags; the sentence tells them apart.
+    let body = serde_json::json!({"action": "quarantine", "hosts": [a, b], "comment": "IR-9"});
+    let v = j(&post_json(&ctx, &admin, "/console/actions/check", body).await);
+    for (id, other) in [(&a, &sb), (&b, &sa)] {
+        let h = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(h["short_id"], short(id), "{v}");
+        assert_eq!(
+            h["flags"],
+            serde_json::json!([format!("duplicate hostname: also {other}")]),
+            "{v}"
+        );
+    }
+    let names = v["hostnames"].to_string();
+    assert!(
+        names.contains(&format!("db1 ({sa})")) && names.contains(&format!("DB1 ({sb})")),
+        "{names}"
+    );
+    // Approvals page and review.
+    let page = page_body(&ctx, &admin, "/console/approvals").await;
+    assert!(
+        page.contains(&format!(">{sa}</code>")) && page.contains(&format!("duplicate hostname: also {sb}")),
+        "{page}"
+    );
+    let ids = serde_json::json!([ap["db1"].1, ap["ws-other"].1]);
+    let r = post_json(
+        &ctx,
+        &admin,
+        "/console/approvals/review",
+        serde_json::json!({"ids": ids, "decision": "approve"}),
+    )
+    .await;
+    let v = j(&r);
+    assert_eq!(v["hosts"][&a]["short_id"], sa, "{v}");
+    assert_eq!(
+        v["hosts"][&a]["flags"],
+        serde_json::json!([format!("duplicate hostname: also {sb}")]),
+        "{v}"
+    );
+    assert_eq!(v["hosts"][&ap["ws-other"].0]["flags"], serde_json::json!([]), "{v}");
+}

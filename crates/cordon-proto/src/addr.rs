@@ -3,8 +3,8 @@
 //! `192.0.2.2`) — what the server has always answered.
 //!
 //! Hosts have always been allowed to report an address with surrounding spaces or a
-//! `/prefix` length (dropped), and an IPv4-mapped IPv6 address (`::ffff:192.0.2.2`,
-//! RFC 4291 §2.5.5.2) is the IPv4 address; [`parse_host_address`] reads all of these, so
+//! `/prefix` length (dropped), and an IPv4-mapped or IPv4-compatible IPv6 address
+//! (`::ffff:192.0.2.2`, `::192.0.2.2`) is the IPv4 address; [`parse_host_address`] reads all of these, so
 //! what older agents send still reads, and the same address from two hosts compares equal.
 
 use std::net::IpAddr;
@@ -12,15 +12,38 @@ use std::net::IpAddr;
 /// Longest address text quoted back in an error, in characters.
 const QUOTED_CHARS: usize = 64;
 
-/// Reads one reported address: trimmed, a `/prefix` length dropped, IPv4-mapped IPv6 as
-/// the IPv4 address.
+/// The address `ip` stands for: an IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC
+/// 4291 §2.5.5.2) or an IPv4-compatible one (`::192.0.2.2`, §2.5.5.1, deprecated) is
+/// the IPv4 address — stored, flagged and looked up as such, so a dual-stack log naming
+/// either form finds the host that reports the plain one (trial7, trial10). `::` and
+/// `::1` (unspecified and loopback) are not IPv4-compatible addresses and stay IPv6.
+pub fn ipv4_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.into();
+            }
+            let s = v6.segments();
+            if s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback() {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return std::net::Ipv4Addr::new(a, b, c, d).into();
+            }
+            ip
+        }
+        v4 => v4,
+    }
+}
+
+/// Reads one reported address: trimmed, a `/prefix` length dropped, an IPv4-mapped or
+/// IPv4-compatible IPv6 address as the IPv4 address ([`ipv4_of`]).
 ///
 /// # Errors
 /// `address "…" is not an IPv4 or IPv6 address`, quoting at most 64 characters of it.
 pub fn parse_host_address(text: &str) -> Result<IpAddr, String> {
     let t = text.trim();
     let bare = t.split_once('/').map_or(t, |(ip, _)| ip);
-    bare.parse::<IpAddr>().map(|ip| ip.to_canonical()).map_err(|_| {
+    bare.parse::<IpAddr>().map(ipv4_of).map_err(|_| {
         let quoted: String = text.chars().take(QUOTED_CHARS).collect();
         let cut = if quoted.len() < text.len() { "…" } else { "" };
         format!("address {:?} is not an IPv4 or IPv6 address", format!("{quoted}{cut}"))

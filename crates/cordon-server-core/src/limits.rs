@@ -94,20 +94,24 @@ pub fn bound_report(r: &mut StatusReport) {
     }
 }
 
+/// The address an IPv4-mapped or IPv4-compatible IPv6 address stands for (trial7,
+/// trial10): [`cordon_proto::addr::ipv4_of`], where the wire reader applies it.
+pub use cordon_proto::addr::ipv4_of;
+
 /// Checks addresses a host reports (at enrollment and in status reports): at most
 /// [`MAX_ADDRESSES`] distinct ones. Each was read by
-/// [`cordon_proto::addr::parse_host_address`] (a `/prefix` length dropped, `::ffff:192.0.2.2`
-/// as `192.0.2.2`), so equal addresses compare equal; returns them de-duplicated, in the
-/// order given.
+/// [`cordon_proto::addr::parse_host_address`] (a `/prefix` length dropped,
+/// `::ffff:192.0.2.2` and `::192.0.2.2` as `192.0.2.2`), so equal addresses compare
+/// equal; returns them de-duplicated, in the order given.
 ///
 /// # Errors
 /// A message naming the count.
 pub fn check_addresses(a: &[IpAddr]) -> Result<Vec<IpAddr>, String> {
     let mut out: Vec<IpAddr> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
     for ip in a {
-        // `to_canonical` again for a caller that built the list itself (the wire reader
-        // already did): an IPv4-mapped address is the IPv4 address (trial7).
-        let canon = ip.to_canonical();
+        // [`ipv4_of`] again for a caller that built the list itself (the wire reader
+        // already did).
+        let canon = ipv4_of(*ip);
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -203,6 +207,28 @@ mod tests {
         .unwrap();
         let text: Vec<String> = got.iter().map(ToString::to_string).collect();
         assert_eq!(text, ["192.0.2.2", "2001:db8::1"]);
+    }
+
+    /// trial10 LOW: `::198.51.100.12` (IPv4-compatible, RFC 4291 §2.5.5.1) was stored as
+    /// an IPv6 address, so it was not flagged as the address another host reports. It is
+    /// the IPv4 address, as mapped ones are; `::` and `::1` are not IPv4 addresses.
+    #[test]
+    fn ipv4_compatible_addresses_are_the_ipv4_address() {
+        let read = |t: &str| cordon_proto::addr::parse_host_address(t).unwrap();
+        let got = check_addresses(&[
+            read("::198.51.100.12"),
+            read("::c633:640c"),
+            read("0:0:0:0:0:0:198.51.100.12"),
+            read("198.51.100.12"),
+            read("::1"),
+            read("::"),
+            read("::1:0:0:1"),
+            // Built by hand (not read from the wire): still the IPv4 address.
+            "::198.51.100.12".parse().unwrap(),
+        ])
+        .unwrap();
+        let text: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["198.51.100.12", "::1", "::", "::1:0:0:1"]);
     }
 
     fn report() -> StatusReport {

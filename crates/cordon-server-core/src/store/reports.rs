@@ -656,7 +656,9 @@ mod tests {
         }];
         let a = assess(&releasing, &r);
         assert_eq!((a.state, a.applied), (HostState::Normal, 5));
-        assert!(a.reason.is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00.000Z")));
+        assert!(a
+            .reason
+            .is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00.000Z")));
         r.claims.push(ClaimInfo {
             source: "agent".into(),
             ..Default::default()
