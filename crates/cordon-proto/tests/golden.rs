@@ -6,6 +6,8 @@
 //! the same values. The value checks go through `to_string()` and JSON so they read the
 //! same whether a field is a `String` or a typed value.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use cordon_proto::automation::{
     ApprovalList, DecisionResponse, DeliveryList, EventIn, EventList, RuleList, TargetList,
 };
