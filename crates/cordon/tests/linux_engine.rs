@@ -1761,6 +1761,11 @@ fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
     assert_eq!(st["other_tables"], serde_json::json!([]), "{st}");
     let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
     assert_eq!(code, 0, "{out}{err}");
+    // Trial12 LOW: dropping the agent's claim by force says the agent puts it back.
+    assert!(
+        err.contains("the enrolled agent's claim was dropped too") && err.contains("through the server"),
+        "{err}"
+    );
     assert_eq!(
         lab.firewall_snapshot().unwrap(),
         before,
@@ -2164,6 +2169,10 @@ fn a_deleted_registry_never_stacks_tables_nor_releases_unseen_claims() {
             ],
         );
         assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("joined: Cordon table cordon was already in force"),
+            "the join is said, naming the table: {out}"
+        );
         let listing = tables();
         assert!(
             listing.contains("inet cordon") && !listing.contains("side"),
