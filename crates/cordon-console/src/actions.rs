@@ -813,6 +813,9 @@ async fn prepare_retry(
                         r.revision,
                         now_words(&Shown::of(h).key().replace('_', " "), h.state_reason.as_deref())
                     ));
+                    if let Some(w) = others_stay(&i.other_claims, h.desired.quarantined) {
+                        i.details.push(w);
+                    }
                 }
                 (None, why) => {
                     i.change = "nothing_to_retry";
@@ -830,8 +833,27 @@ async fn prepare_retry(
     })
 }
 
+/// What a retry leaves alone on a host other managers also hold (trial13 LOW): their
+/// claims stay whatever Cordon re-sends; after a release, they keep the host isolated
+/// (pure). `None` without other claims.
+fn others_stay(other_claims: &[String], quarantined: bool) -> Option<String> {
+    if other_claims.is_empty() {
+        return None;
+    }
+    let who = other_claims.join(", ");
+    Some(if quarantined {
+        format!(
+            "Retry re-sends Cordon's own quarantine only; the claim of {who} stays as it is (Retry never changes another manager's claim)"
+        )
+    } else {
+        format!(
+            "Retry re-sends Cordon's release only: Cordon's rules go, the host stays isolated by {who} (Retry never changes another manager's claim)"
+        )
+    })
+}
+
 /// The Retry confirmation: "Retry 2 hosts?", the hosts with nothing to retry, the
-/// offline ones (pure).
+/// offline ones, the ones other managers also hold (pure).
 fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
     let total = impacts.len();
     let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.changes).collect();
@@ -848,6 +870,18 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
             total - n,
             if total - n == 1 { "host has" } else { "hosts have" },
             if total - n == 1 { "it" } else { "them" }
+        ));
+    }
+    let held: Vec<String> = changing
+        .iter()
+        .filter(|i| !i.other_claims.is_empty())
+        .map(|i| format!("{} by {}", i.name(), i.other_claims.join(", ")))
+        .collect();
+    if !held.is_empty() {
+        warnings.push(format!(
+            "Also held by other managers: {}. Retry re-sends only Cordon's desired state as a new revision; \
+             the other managers' claims stay in force until they release them.",
+            held.join("; ")
         ));
     }
     let offline: Vec<String> = changing.iter().filter(|i| i.offline).map(|i| i.name()).collect();
@@ -1271,6 +1305,36 @@ mod tests {
         );
         let c = confirmation(Action::Quarantine, Some("web"), &imp);
         assert_eq!(c.confirm_word.as_deref(), Some("web"));
+    }
+
+    /// trial13 LOW: a retry of a host Wazuh also holds said only "will be re-sent": the
+    /// review now says what Retry re-sends and that the other managers' claims stay.
+    #[test]
+    fn retry_says_what_it_resends_and_that_other_managers_claims_stay() {
+        let mut held = impact_base(&host("endpoint", true, HostState::Failed, &[]), &[]);
+        held.other_claims = vec!["wazuh".into()];
+        held.changes = true;
+        let plain = HostImpact {
+            changes: true,
+            ..impact_base(&host("web", true, HostState::Failed, &[]), &[])
+        };
+        let c = retry_confirmation(&[held, plain]);
+        let w = c.warnings.join(" | ");
+        assert!(
+            w.contains("endpoint by wazuh")
+                && w.contains("only Cordon's desired state")
+                && w.contains("claims stay in force"),
+            "{w}"
+        );
+        assert!(!w.contains("web by"), "{w}");
+        let q = others_stay(&["wazuh".into()], true).unwrap_or_default();
+        assert!(
+            q.contains("Cordon's own quarantine only") && q.contains("wazuh stays"),
+            "{q}"
+        );
+        let r = others_stay(&["wazuh".into(), "local".into()], false).unwrap_or_default();
+        assert!(r.contains("stays isolated by wazuh, local"), "{r}");
+        assert_eq!(others_stay(&[], true), None);
     }
 
     #[test]

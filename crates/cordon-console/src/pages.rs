@@ -600,6 +600,8 @@ fn policy(h: &Host) -> Markup {
             p id="policy" data-in-force="false" {
                 @if h.state == HostState::Normal && !others_text(h).is_empty() {
                     "Released by Cordon: Cordon enforces no rules on this host, but it is " strong { "still isolated by " (others_text(h)) } " (their rules, not Cordon's)."
+                } @else if h.state == HostState::Normal && super::status::never_reported(h) {
+                    "No quarantine asked for. The agent has never reported, so Cordon cannot confirm what is in force on this host."
                 } @else if h.state == HostState::Normal { "Not quarantined: Cordon enforces no rules on this host." }
                 @else { "Release asked for; the agent has not confirmed that Cordon's rules are gone." }
             }
@@ -753,6 +755,10 @@ fn headline(h: &Host) -> Markup {
                 Shown::State(HostState::Normal) if !others_text(h).is_empty() => {
                     strong { "Released by Cordon — still isolated by " (others_text(h)) }
                     @if let Some(a) = &d.actor { " — Cordon's quarantine released " (time_at(&h.state_since)) " by " (a) }
+                }
+                Shown::State(HostState::Normal) if super::status::never_reported(h) => {
+                    strong { "Never reported" } " — the agent has not sent a status report since it enrolled ("
+                    (time_at(&h.enrolled_at)) "); Cordon cannot say what is in force on this host"
                 }
                 Shown::State(HostState::Normal) => {
                     strong { "Not quarantined" }
@@ -1054,23 +1060,11 @@ pub async fn audit(
         Err(e) => return Err(e),
     };
     let shown = &view.records;
-    let actions: BTreeSet<&str> = [
-        "quarantine",
-        "release",
-        "quarantine_confirmed",
-        "release_confirmed",
-        "tampered",
-        "failed",
-        "state",
-        "enroll",
-        "revoke",
-        "label",
-        "token_create",
-        "token_revoke",
-        "enroll_token_create",
-    ]
-    .into_iter()
-    .collect();
+    // Every action the log records, from the server (a hand list missed some, trial13).
+    let mut actions: BTreeSet<String> = audit::actions(&st, &s.caller).await?.into_iter().collect();
+    if let Some(a) = q.action.as_ref().filter(|a| !a.is_empty()) {
+        actions.insert(a.clone());
+    }
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let cur_action = v(&q.action);
     let body = html! {

@@ -150,6 +150,15 @@ pub fn host_badge(h: &Host) -> Markup {
                     span class="state-text" { "Normal — still isolated by " (others_text) }
                 }
             }
+            // Nobody confirmed anything: no state claim, only the fact.
+            Shown::State(HostState::Normal) if super::status::never_reported(h) => {
+                span class="state state-never" data-state="never_reported"
+                    title="The agent has not sent a status report since it enrolled: Cordon cannot say what is in force on this host" {
+                    span class="state-icon" aria-hidden="true" { "?" }
+                    " "
+                    span class="state-text" { "Never reported" }
+                }
+            }
             Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
             Shown::NotEnforcing => {
                 span class="state state-not_enforcing" data-state="not_enforcing"
