@@ -1574,6 +1574,13 @@ async fn flags_and_table_layout(c: &Client, base: &str, store: &Store) {
     click(c, "#sel-h-db01b").await;
     open_dialog(c, "#quarantine-selected").await;
     fill(c, "#dlg-comment", "IR-1251 which db-01?").await;
+    assert!(
+        text_of(c, "#dlg-targets")
+            .await
+            .contains("db-01 (h-db01), db-01 (h-db01b)"),
+        "{}",
+        text_of(c, "#dlg-targets").await
+    );
     click(c, "#dlg-review").await;
     let review = wait_text(c, "#dlg-confirm-hosts", "h-db01b").await;
     assert!(

@@ -54,6 +54,31 @@ async fn token_name_duplicates_are_refused_trimmed_and_case_insensitively() {
     assert_eq!(v["name"], "carol");
 }
 
+/// trial14 MED-2: `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ` (and `AMIN`/`ΑΜΙΝ`) were all
+/// created: the capitals of other scripts fold to lower-case letters no table reads as
+/// Latin. Each look-alike of an existing name is refused as taken, saying it is
+/// compared by look-alike characters (trial14 LOW-9).
+#[tokio::test]
+async fn token_name_upper_case_look_alikes_of_other_scripts_are_taken() {
+    let ctx = Ctx::new().await;
+    for (first, look_alikes) in [
+        ("TOM", &["\u{3A4}\u{39F}\u{39C}", "\u{422}\u{41E}\u{41C}", "tom"][..]),
+        ("AMIN", &["\u{391}\u{39C}\u{399}\u{39D}"]),
+        ("KATE", &["\u{39A}\u{391}\u{3A4}\u{395}"]),
+    ] {
+        let body = json!({"name": first, "role": "viewer"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::OK, "{first}: {v}");
+        for name in look_alikes {
+            let body = json!({"name": name, "role": "viewer"}).to_string();
+            let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?} next to {first:?}: {v}");
+            let detail = v["detail"].as_str().unwrap();
+            assert!(detail.contains("is taken") && detail.contains("look-alike"), "{detail}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn token_name_reserved_prefixes_are_refused() {
     let ctx = Ctx::new().await;

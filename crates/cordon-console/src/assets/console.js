@@ -271,6 +271,11 @@
         revisions[tr.getAttribute("data-host-id")] = parseInt(tr.getAttribute("data-revision"), 10);
       });
       if (hosts.length === 0) { flash("Select hosts first (tick their boxes).", "warn"); return; }
+      // A name two selected hosts share carries each one's short id ("db-01 (h-db01b)").
+      names = names.map(function (n, i) {
+        var shared = names.filter(function (m) { return m === n; }).length > 1;
+        return shared ? n + " (" + hosts[i].slice(0, 8) + ")" : n;
+      });
     } else if (target === "label") {
       byLabel = true;
     } else {

@@ -138,8 +138,10 @@ impl Store {
             .await?;
         if let Some(row) = taken {
             return Err(StoreError::Invalid(format!(
-                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed and \
-                 case-insensitively, revoked tokens included); choose another name",
+                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed, \
+                 case-insensitively and by look-alike characters — their Unicode confusable skeleton, so \
+                 `a1ice` reads as `alice` and Greek `ΤΟΜ` as `TOM` —, revoked tokens included); choose another \
+                 name",
                 get_i64(&row, "id")?,
                 get_str(&row, "name")?
             )));
