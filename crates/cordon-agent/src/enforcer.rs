@@ -41,6 +41,10 @@ pub struct Check {
     /// 19 item 9): reported to the server as they are; the agent never undoes another
     /// source's claim.
     pub claims: Vec<ClaimInfo>,
+    /// Other Cordon-looking tables in force whose records cannot be found (the engine's
+    /// `StatusReport::unrecognised_tables`, one sentence each naming the table): never
+    /// trusted to isolate, reported to the server as `degraded` lines while quarantined.
+    pub unrecognised: Vec<String>,
 }
 
 impl Check {
@@ -228,6 +232,7 @@ impl Enforcer for EngineEnforcer {
             reason: r.reason,
             records_lost: r.records_lost,
             claims,
+            unrecognised: r.unrecognised_tables,
         })
     }
 }
@@ -394,6 +399,7 @@ impl Enforcer for MemoryEnforcer {
             reason,
             records_lost: false,
             claims: vec![],
+            unrecognised: vec![],
         };
         drop(s);
         // The host's real claims: what other sources keep in force (recorded in the
