@@ -244,7 +244,8 @@ fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
         .into_iter()
         .map(|c| ClaimInfo {
             source: c.source.to_string(),
-            since: Some(c.claimed_at.clone()),
+            // A claims file's time the agent cannot read is sent as not known.
+            since: c.claimed_at.parse().ok(),
             allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
             servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
         })

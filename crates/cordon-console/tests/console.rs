@@ -1307,7 +1307,7 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     quarantine(&ctx, &id, r#"{"comment":"IR-77"}"#).await;
     let claim = |source: &str, allow: &[&str]| ClaimInfo {
         source: source.into(),
-        since: Some("2030-01-02T03:04:05Z".into()),
+        since: "2030-01-02T03:04:05Z".parse().ok(),
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
     };

@@ -7,7 +7,7 @@ use cordon_proto::{ActionRequest, MAX_MESSAGE_CHARS};
 
 use crate::limits::MAX_ALLOW_PER_HOST;
 use crate::store::{ActionParams, Targets};
-use crate::timefmt::{now_ms, parse_rfc3339};
+use crate::timefmt::now_ms;
 use crate::ApiError;
 
 /// Longest comment (the reason an action is taken), in characters.
@@ -640,10 +640,10 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         }
         Some(m) => Some(m.to_string()),
     };
-    let expires_at = match req.expires_at.as_deref() {
-        None | Some("") => None,
+    let expires_at = match req.expires_at {
+        None => None,
         Some(t) => {
-            let ms = parse_rfc3339(t).map_err(ApiError::invalid)?;
+            let ms = t.unix_ms();
             if ms <= now_ms() {
                 return Err(ApiError::invalid(format!("expires_at {t} is in the past")));
             }

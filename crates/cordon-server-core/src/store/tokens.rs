@@ -7,7 +7,7 @@ use cordon_proto::{Role, TokenCreated, TokenInfo};
 use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_str, OnDuplicate, Store, StoreError};
 use crate::secret::{hash_token, new_token};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 /// Who a valid bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +204,7 @@ impl Store {
                         what: format!("token role {role_text:?}"),
                         source: None,
                     })?,
-                    created_at: to_rfc3339(get_i64(r, "created_at")?),
+                    created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
                     revoked: get_i64(r, "revoked")? != 0,
                     name_flag: super::get_opt_str(r, "name_flag")?,
                 })
