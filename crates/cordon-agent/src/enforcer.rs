@@ -128,6 +128,10 @@ pub trait Enforcer: Send + Sync + 'static {
     fn paths_file(&self) -> Option<PathBuf> {
         None
     }
+    /// Registers [`Enforcer::paths_file`] again in this network namespace's `/run/cordon`
+    /// registry when the entry is gone (root deleted it: trial12 N-3), so every other
+    /// source's merge keeps finding the agent's paths. The default has no registry.
+    fn refresh_registration(&self) {}
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -206,6 +210,10 @@ impl Enforcer for EngineEnforcer {
 
     fn paths_file(&self) -> Option<PathBuf> {
         Some(cordon_engine::claims::paths_path(&self.engine.state_dir))
+    }
+
+    fn refresh_registration(&self) {
+        self.engine.register_management_paths();
     }
 
     fn check(&self) -> Result<Check, EnforceError> {

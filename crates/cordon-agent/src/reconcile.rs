@@ -667,7 +667,12 @@ impl Reconciler {
         };
         match self.enforcer.paths_file() {
             Some(f) if !f.exists() => {}
-            _ => return,
+            Some(_) => {
+                // The file is there: make sure the registry still points at it.
+                self.enforcer.refresh_registration();
+                return;
+            }
+            None => return,
         }
         tracing::warn!("the agent's management paths file was deleted; writing it again");
         self.paths_recorded = None;

@@ -9,7 +9,7 @@ use cordon_proto::automation::{
 };
 use cordon_proto::Role;
 use cordon_server_core::service::Caller;
-use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter};
+use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter, LabelsReplaced};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
 use cordon_server_core::{ApiError, AppState};
 
@@ -149,10 +149,16 @@ pub async fn rule(st: &AppState, caller: &Caller, name: &str) -> Result<RuleReco
 /// with the reason (`active: false`, `disabled_reason`).
 ///
 /// # Errors
-/// 400 for a bad name (nothing stored).
+/// 400 for a bad name or a trigger label [`cordon_server_core::service::validate::label`]
+/// refuses; 409 for a trigger label that looks like a label known elsewhere (nothing stored).
 pub async fn save_rule(st: &AppState, caller: &Caller, mut spec: RuleSpec) -> Result<RuleRecord, ApiError> {
     caller.require(Role::Admin)?;
     spec.name = validate::rule_name(&spec.name).map_err(ApiError::invalid)?;
+    // Trigger labels pass the one label check (trial13 MED 1): a look-alike of a label
+    // known anywhere (`wеb` next to `web`, `quarantine` next to `Quarantine`) is refused
+    // naming it, before anything is stored.
+    let known = st.store.known_labels(LabelsReplaced::RuleTriggers(&spec.name)).await?;
+    cordon_server_core::service::validate::new_labels(&spec.trigger_labels, &known)?;
     let (active, reason) = match validate::rule(&spec) {
         Ok(_) if spec.enabled => (true, None),
         Ok(_) => (false, Some("disabled by request".to_string())),
@@ -187,15 +193,13 @@ pub async fn settings(st: &AppState, caller: &Caller) -> Result<Settings, ApiErr
 /// 400 when the result is out of range (nothing changes).
 pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPatch) -> Result<Settings, ApiError> {
     caller.require(Role::Admin)?;
-    // Protected labels pass the same check as host labels (trial11 MED 3): no bidi or
-    // invisible characters, no look-alike of a host's label that is not that label.
+    // Protected labels pass the one label check (trial11 MED 3, trial13 MED 1): no bidi,
+    // invisible or space characters, no look-alike of a label known anywhere else.
     let mut patch = patch.clone();
     if let Some(list) = &patch.protected_labels {
         let list: Vec<String> = list.iter().filter(|l| !l.trim().is_empty()).cloned().collect();
-        let mut fleet: Vec<String> = st.store.fleet_host_labels().await?.into_iter().flatten().collect();
-        fleet.sort();
-        fleet.dedup();
-        patch.protected_labels = Some(cordon_server_core::service::validate::new_labels(&list, &fleet)?);
+        let known = st.store.known_labels(LabelsReplaced::ProtectedLabels).await?;
+        patch.protected_labels = Some(cordon_server_core::service::validate::new_labels(&list, &known)?);
     }
     let patch = &patch;
     let detail = serde_json::to_string(patch).unwrap_or_default();

@@ -145,6 +145,94 @@ async fn invalid_rules_are_stored_disabled_and_labels_must_resolve() {
     assert_eq!(st, StatusCode::NO_CONTENT);
 }
 
+/// trial13 MED 1, the kind: a new label was checked for look-alikes only against the
+/// labels hosts carry now, so a rule's trigger label `wеb` (Cyrillic е) next to `web`,
+/// a host's `WS` next to a rule's `ws` and `quarantine` next to the server's own
+/// `Quarantine` were all saved. Every place a label is saved (host labels, rule trigger
+/// labels, protected labels, enrollment-token labels) checks against every label known
+/// anywhere: a look-alike is a 409 naming the existing label and stores nothing; exact
+/// re-use is fine; a space inside a label is a 400.
+#[tokio::test]
+async fn every_place_a_label_is_saved_refuses_look_alikes_of_labels_known_anywhere() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &["web"]).await;
+    post(&c, "/v1/rules", &c.admin, &rule("edr", &["ws"])).await;
+    post(
+        &c,
+        "/v1/enrollment-tokens",
+        &c.admin,
+        r#"{"labels":["laptops"],"ttl_secs":600}"#,
+    )
+    .await;
+    let (st, v) = c
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&c.admin),
+            Some(r#"{"protected_labels":["dc"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Where a label is saved, and the request body saving `l` there.
+    type Place = (&'static str, &'static str, fn(&str, &str) -> String);
+    let places: Vec<Place> = vec![
+        ("PUT", "/v1/rules/other", |_, l| rule("other", &[l])),
+        ("POST", "HOST", |_, l| json!({"add": [l]}).to_string()),
+        ("POST", "/v1/enrollment-tokens", |_, l| {
+            json!({"labels": [l], "ttl_secs": 60}).to_string()
+        }),
+        // Replaces the protected list: its own old `dc` may be renamed `DC` (not below).
+        ("PUT", "/v1/automation/settings", |_, l| {
+            json!({"protected_labels": [l]}).to_string()
+        }),
+    ];
+    let host_path = format!("/v1/hosts/{h}/labels");
+    let before = c.call("GET", "/v1/audit", Some(&c.admin), None).await.1["records"]
+        .as_array()
+        .map(Vec::len);
+    for (method, path, body) in &places {
+        let path = if *path == "HOST" { host_path.as_str() } else { path };
+        for (new, existing) in [
+            ("Web", "web"),
+            ("w\u{0435}b", "web"),
+            ("WS", "ws"),
+            ("Laptops", "laptops"),
+            ("DC", "dc"),
+            ("quarantine", "Quarantine"),
+        ] {
+            if path == "/v1/automation/settings" && existing == "dc" {
+                continue;
+            }
+            let (st, v) = c.call(method, path, Some(&c.admin), Some(&body(path, new))).await;
+            assert_eq!(st, StatusCode::CONFLICT, "{method} {path} {new:?}: {v}");
+            let detail = v["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains(&format!("existing label {existing:?}")),
+                "{method} {path} {new:?}: {detail}"
+            );
+        }
+        let (st, v) = c.call(method, path, Some(&c.admin), Some(&body(path, "w eb"))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{method} {path}: {v}");
+        assert!(v["detail"].as_str().unwrap_or_default().contains("space"), "{v}");
+    }
+    // Nothing was stored by any refusal.
+    let after = c.call("GET", "/v1/audit", Some(&c.admin), None).await.1["records"]
+        .as_array()
+        .map(Vec::len);
+    assert!(before.is_some_and(|n| n > 0), "audit records readable");
+    assert_eq!(before, after, "a refused label left a trace");
+    let (st, _) = c.call("GET", "/v1/rules/other", Some(&c.viewer), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Exact re-use of a known label is fine everywhere.
+    for (method, path, body) in &places {
+        let path = if *path == "HOST" { host_path.as_str() } else { path };
+        for l in ["web", "ws", "laptops"] {
+            let (st, v) = c.call(method, path, Some(&c.admin), Some(&body(path, l))).await;
+            assert_eq!(st, StatusCode::OK, "{method} {path} {l:?}: {v}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn kill_switch_cooldown_and_notify_only() {
     let c = Ctx::new().await;

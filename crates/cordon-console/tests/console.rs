@@ -2181,3 +2181,45 @@ async fn a_tampered_audit_chain_is_shown_on_every_page() {
         assert!(body.contains("AUDIT CHAIN TAMPERED since record"), "{path}: no banner");
     }
 }
+
+/// trial13 MED 1 through the console: the guardrails dialog's protected labels are checked
+/// against every label known anywhere, not only host labels — `WS` next to a rule's
+/// trigger label `ws` and `quarantine` next to the server's own `Quarantine` are refused
+/// (409) naming the existing label, once-escaped plain text; `w eb` is a 400 about the
+/// space; nothing is saved.
+#[tokio::test]
+async fn console_protected_labels_refuse_look_alikes_of_rule_and_server_labels() {
+    let ctx = Ctx::new().await;
+    let rule = serde_json::json!({"name": "edr", "trigger_event_types": ["malware"], "trigger_labels": ["ws"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let before = ctx.store().automation_settings().await.unwrap().protected_labels;
+    for (l, status, says) in [
+        ("WS", 409, "existing label \"ws\""),
+        ("quarantine", 409, "existing label \"Quarantine\""),
+        ("w eb", 400, "contains a space"),
+    ] {
+        let r = post_json(
+            &ctx,
+            &admin,
+            "/console/settings",
+            serde_json::json!({"protected_labels": [l]}),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), status, "{l:?}: {}", r.body);
+        let reply: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{l:?}: {error}");
+        assert!(
+            !error.contains("&amp;") && !error.contains("&quot;"),
+            "escaped once: {error}"
+        );
+        assert_eq!(
+            ctx.store().automation_settings().await.unwrap().protected_labels,
+            before
+        );
+    }
+}

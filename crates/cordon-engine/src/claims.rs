@@ -784,6 +784,17 @@ impl Engine {
         load_paths(&self.home_dir(), &self.table)
     }
 
+    /// Registers this engine's management paths file (`<state_dir>/agent-paths.json`) as
+    /// the agent's in this network namespace's `/run/cordon` registry when the file exists
+    /// and the entry does not name it (the registry is a cache: rebuilt when root deleted
+    /// it, trial12 N-3). Best effort, no privilege check: nothing is written elsewhere.
+    pub fn register_management_paths(&self) {
+        let p = paths_path(&self.state_dir);
+        if p.exists() {
+            crate::home::register_agent_paths(&p);
+        }
+    }
+
     /// Records the enrolled agent's management paths (see the module comment). When they
     /// changed and claims stand, the merged quarantine is re-applied at once (without
     /// verification or message) so the agent's paths are open. Returns whether it
@@ -860,6 +871,20 @@ impl Engine {
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
         let mut claims = self.claims()?;
+        // Never release rules whose claims cannot be seen (trial12 N-2): with neither a
+        // state nor a claims file here (the table's home, found through the registry and
+        // the tables' own comment), rules in force belong to someone unknown.
+        if !force
+            && load_file(&self.state_dir, &self.table)?.is_none()
+            && state::load(&self.state_dir, &self.table)?.is_none()
+            && self.rules_in_force()
+        {
+            return Err(EngineError::UnclaimedRules {
+                source_name: source.to_string(),
+                table: self.table.to_string(),
+                state_dir: self.state_dir.clone(),
+            });
+        }
         if load_file(&self.state_dir, &self.table)?.is_none() {
             // A quarantine recorded before claims existed has no known owner: whoever
             // releases it owns it (an upgraded agent must be able to release its own).

@@ -122,6 +122,20 @@ pub enum EngineError {
     /// and the next step (stop it first).
     #[error("the quarantine is held by another running cordon process")]
     HeldByAnotherProcess(#[source] FirewallError),
+    /// `release --source S` (not forced) found no record of the rules of `table` in force:
+    /// no state and no claim in the table's home (`state_dir`, found through the registry
+    /// and the tables' own comment). Rules nobody can be seen to claim are never removed by
+    /// a source's release (issue #14 trial12 N-2: whoever applied them still holds the
+    /// host); nothing was changed. `cordon release --force` removes them.
+    #[error("nothing released: {source_name} holds no claim, and Cordon rules of table `{table}` are in force with no record of who applied them in {} (nor in any state directory the table or /run/cordon names); the rules stay — whoever applied them still holds this host. `cordon status` shows them; `cordon release --force` removes them", .state_dir.display())]
+    UnclaimedRules {
+        /// The releasing source (`wazuh`, `agent`, `local`, …).
+        source_name: String,
+        /// The table whose rules are in force.
+        table: String,
+        /// The state directory that was searched (the table's home or the caller's own).
+        state_dir: PathBuf,
+    },
     /// The state could not be encoded as JSON.
     #[error("cannot encode the state")]
     StateEncode(#[source] serde_json::Error),
@@ -201,7 +215,8 @@ impl EngineError {
             | EngineError::LockTimeout { .. }
             | EngineError::NotKept { .. }
             | EngineError::ReleaseIncomplete { .. }
-            | EngineError::ForcedReleaseIncomplete { .. } => ErrorClass::Other,
+            | EngineError::ForcedReleaseIncomplete { .. }
+            | EngineError::UnclaimedRules { .. } => ErrorClass::Other,
             EngineError::HeldByAnotherProcess(_) => ErrorClass::Rejected,
         }
     }

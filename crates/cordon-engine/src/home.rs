@@ -17,6 +17,18 @@
 //! ignored. Hand-written (a few lines of file I/O): no library keys files by namespace.
 //! Linux only; elsewhere every process uses its own state directory.
 //!
+//! # The kernel names the home (trial12 N-1..N-3)
+//!
+//! The registry is a cache. Root may delete `/run/cordon` while a quarantine stands; then
+//! a second isolate under another table name stacked a second table, and a release by a
+//! source without a claim removed every claim's rules. So each table Cordon applies names
+//! the state directory that records it in its own comment (`cordon quarantine; recorded
+//! in DIR`, [`cordon_policy::Policy::record_dir`], written in the same transaction as the
+//! rules), and every lookup here falls back to the kernel's tables ([`kernel_records`])
+//! when the registry has no answer, registering what it finds again. A Cordon table in
+//! force whose records cannot be found at all is never stacked on (`Engine::apply_resolved`)
+//! and never released by a source's release (`Engine::release_as`; `--force` does).
+//!
 //! # One Cordon table per network namespace (trial9 H-2)
 //!
 //! Two Cordon tables of different names (`cordon` by Wazuh, `corp` by an agent configured
@@ -106,9 +118,74 @@ pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
     if records(&own, table) {
         return None;
     }
-    let found = known_dirs().into_iter().find(|d| d != &own && records(d, table))?;
+    let found = known_dirs()
+        .into_iter()
+        .chain(kernel_records().into_iter().filter(|(t, _)| t == table).map(|(_, d)| d))
+        .find(|d| d != &own && records(d, table))?;
     register(table, &found);
     Some(found)
+}
+
+/// The state directory `dir` as the tables' comment names it
+/// ([`cordon_policy::Policy::record_dir`]): absolute, `None` when it cannot be carried
+/// (not UTF-8, too long, characters nft's comment cannot hold; a warning is logged, and
+/// the registry alone then says where the records are).
+pub(crate) fn record_dir_for(dir: &Path) -> Option<String> {
+    let abs = absolute(dir);
+    let text = abs.to_str().filter(|t| cordon_policy::render::record_dir_fits(t));
+    if text.is_none() {
+        tracing::warn!(dir = %abs.display(), "the state directory cannot be named in the table comment (longer than {} bytes, or characters a comment cannot hold); other cordon processes find its records through /run/cordon only", cordon_policy::render::MAX_RECORD_DIR);
+    }
+    text.map(str::to_string)
+}
+
+/// Every Cordon table in force in this network namespace whose comment names the state
+/// directory that records it (`cordon_firewall::netlink::marked_tables_with_records`): the
+/// kernel's own account, which survives the loss of the `/run/cordon` registry (issue #14,
+/// trial12 N-1..N-3). Empty where the kernel cannot be asked (not Linux, not root).
+pub(crate) fn kernel_records() -> Vec<(TableName, PathBuf)> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut out: Vec<(TableName, PathBuf)> = Vec::new();
+        for (t, dir) in cordon_firewall::netlink::marked_tables_with_records().unwrap_or_default() {
+            if let Some(d) = dir.filter(|d| d.is_absolute()) {
+                if !out.iter().any(|(o, od)| o == &t && od == &d) {
+                    out.push((t, d));
+                }
+            }
+        }
+        out
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
+/// Cordon tables in force in this network namespace (by their ownership mark) other than
+/// `table`, each with the state directory its comment names if any: what a first isolate
+/// of `table` would stack on. Empty where the kernel cannot be asked.
+pub(crate) fn kernel_tables_other_than(table: &TableName) -> Vec<(TableName, Option<PathBuf>)> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut out: Vec<(TableName, Option<PathBuf>)> = Vec::new();
+        for (t, dir) in cordon_firewall::netlink::marked_tables_with_records().unwrap_or_default() {
+            if &t == table {
+                continue;
+            }
+            match out.iter_mut().find(|(o, _)| o == &t) {
+                Some((_, d)) if d.is_none() => *d = dir,
+                Some(_) => {}
+                None => out.push((t, dir)),
+            }
+        }
+        out
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = table;
+        Vec::new()
+    }
 }
 
 /// The state directories ever registered as a home in this network namespace
@@ -176,6 +253,17 @@ pub(crate) fn other_tables(table: &TableName, own: &Path) -> Vec<(TableName, Pat
     }
     let mut dirs = vec![absolute(own)];
     dirs.extend(known_dirs());
+    // The kernel names the home of each table in force (its comment): found even when the
+    // registry is gone, and registered again.
+    for (t, dir) in kernel_records() {
+        if &t != table && !out.iter().any(|(o, _)| o == &t) && records_strictly(&dir, &t) {
+            register(&t, &dir);
+            out.push((t, dir.clone()));
+        }
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
     for dir in dirs {
         for t in crate::state::recorded_tables(&dir).unwrap_or_default() {
             if &t != table && !out.iter().any(|(o, _)| o == &t) && records_strictly(&dir, &t) {

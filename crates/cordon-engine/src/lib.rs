@@ -376,6 +376,18 @@ impl Engine {
         }
     }
 
+    /// Whether Cordon rules of this table are in force in any backend (nftables by the
+    /// kernel's table list, then each backend's own listing); false when none can be read.
+    pub(crate) fn rules_in_force(&self) -> bool {
+        if self.table_in_kernel() {
+            return true;
+        }
+        self.backend_groups()
+            .iter()
+            .filter_map(|g| self.open_group(g, None))
+            .any(|fw| fw.inspect().is_ok_and(|i| i.is_some()))
+    }
+
     /// The state directory the table's quarantine is recorded in: the registered home
     /// (another process's `--state-dir`) or this engine's own.
     pub fn home_dir(&self) -> PathBuf {
@@ -619,12 +631,28 @@ impl Engine {
                     self.table
                 )));
             }
+            // A Cordon table in force whose records cannot be found (trial12 N-1: never a
+            // second table on top of it, whatever the registry says).
+            if let Some((other, dir)) = home::kernel_tables_other_than(&self.table).into_iter().next() {
+                let whose = match dir {
+                    Some(d) => format!("its comment names {}, which holds no record of it", d.display()),
+                    None => "its comment names no state directory".to_string(),
+                };
+                return Err(EngineError::Invalid(format!(
+                    "Cordon table `{other}` is in force in this network namespace but its records are not found ({whose}); table `{}` would stack on it (the kernel would enforce only what both allow); nothing was changed — `cordon status` shows it, `cordon release --force` removes it, or isolate with --table {other} --state-dir DIR where DIR records it",
+                    self.table
+                )));
+            }
             lock
         } else {
             None
         };
+        // The tables name the state directory that records them (their comment, in the
+        // same transaction as the rules): the kernel itself says where the records are.
+        let mut policy = resolved.policy.clone();
+        policy.record_dir = home::record_dir_for(&self.state_dir);
         let started = std::time::Instant::now();
-        fw.apply(&resolved.policy)?;
+        fw.apply(&policy)?;
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let mut verified_via = None;
@@ -686,7 +714,7 @@ impl Engine {
             table: self.table.clone(),
             backend: fw.kind(),
             request: req.clone(),
-            policy: resolved.policy.clone(),
+            policy: policy.clone(),
             applied_at: applied_at.clone(),
             digest: inspection.digest.clone(),
             boot_id: state::boot_id(),
@@ -716,7 +744,7 @@ impl Engine {
             state: QuarantineState::Isolated.as_str(),
             backend: fw.kind(),
             table: self.table.to_string(),
-            policy: resolved.policy.clone(),
+            policy,
             digest: inspection.digest,
             applied_at,
             verified_via,

@@ -81,6 +81,15 @@ pub struct Policy {
     pub allow_tcp: Vec<SocketAddr>,
     /// Single address + UDP port exceptions.
     pub allow_udp: Vec<SocketAddr>,
+    /// The state directory (absolute path) that records this quarantine and its claims.
+    /// Not a rule: it changes no packet's fate. The nftables renderers carry it in the
+    /// tables' comment ([`crate::render::table_comment`]), set in the same transaction as
+    /// the rules, so every Cordon process finds a quarantine's records from the kernel
+    /// itself, whatever `--state-dir` it was given and even when the `/run/cordon`
+    /// registry is gone (issue #14, trial12 N-1..N-3). `None`: the bare ownership marker
+    /// (a dry run, or a record written before this existed). Omitted from JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_dir: Option<String>,
 }
 
 impl Policy {

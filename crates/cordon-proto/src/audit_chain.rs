@@ -444,6 +444,43 @@ pub struct ChainReport {
     /// is intact but not every record is vouched for. Any of them makes `ok` false.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<ChainWarning>,
+    /// An export file without a signed trailer (a filtered export, or a full one whose
+    /// end was cut off): only what its records show on their own was checked (see
+    /// [`PartialExport`]); nothing in it is vouched for. Makes `ok` false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_full_export: Option<PartialExport>,
+    /// The export's signed checkpoints are all signed by the key of another CA than the
+    /// one given: their signatures were not checked (see [`OtherCa`]). Makes `ok` false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_ca: Option<OtherCa>,
+}
+
+/// What the records of an export without a signed trailer show on their own
+/// ([`ChainReport::not_full_export`]). Such a file proves neither where the log ended
+/// nor that no record between two of its records is missing; each record's hash is
+/// recomputed (so an edit made without recomputing it is named) and the links between
+/// records that follow each other in the chain are counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PartialExport {
+    /// Records whose `prev_hash` is the hash of the record before them in the file (the
+    /// chain links present).
+    pub linked: u64,
+    /// Places where the record before in the file is not the one the chain names (records
+    /// left out by a filter, or removed).
+    pub gaps: u64,
+}
+
+/// The CA a file's signatures were made with, when it is not the one given
+/// ([`ChainReport::other_ca`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtherCa {
+    /// SHA-256 fingerprints of the CA certificates the file's checkpoints name as their
+    /// signer (`key`).
+    pub signed_by: Vec<String>,
+    /// The fingerprint of the CA certificate given (`--ca`).
+    pub given: String,
 }
 
 /// Something a signed checkpoint states that leaves records unproven (see
@@ -715,7 +752,7 @@ impl Verifier {
     fn signed_record(&mut self, r: &AuditRecord) -> Result<(), String> {
         let detail = r.detail.as_deref().unwrap_or("");
         if r.action == CHECKPOINT_ACTION {
-            let cp: SignedCheckpoint = serde_json::from_str(detail)
+            let cp: SignedCheckpoint = from_str_unique(detail)
                 .map_err(|e| format!("is a checkpoint record whose detail is not a signed checkpoint: {e}"))?;
             match &self.head {
                 Some(h) if h.last_id == cp.last_id && h.hash == cp.hash => {}
@@ -764,7 +801,7 @@ impl Verifier {
             self.vouched_through = Some(cp.last_id);
             Ok(())
         } else if r.action == RETENTION_ACTION {
-            let cut: RetentionCut = serde_json::from_str(detail)
+            let cut: RetentionCut = from_str_unique(detail)
                 .map_err(|e| format!("is a retention record whose detail is not a signed cut: {e}"))?;
             self.check_signature(&cut.cut)
                 .map_err(|e| format!("carries a retention cut whose signature does not verify: {e}"))?;
@@ -1082,6 +1119,8 @@ impl Verifier {
             unchecked_signatures: self.unchecked,
             continues_after: self.continues_after,
             problem: self.problem,
+            not_full_export: None,
+            other_ca: None,
         }
     }
 }
@@ -1203,6 +1242,116 @@ fn checkpoint_fields() -> std::collections::BTreeSet<String> {
     serde_json::to_value(full).map(keys_of).unwrap_or_default()
 }
 
+/// Why [`parse_unique`] refused a text.
+#[derive(Debug)]
+enum Unique {
+    /// Not JSON: serde's message.
+    Syntax(serde_json::Error),
+    /// Well-formed JSON with an object naming this key twice (at any depth).
+    Duplicate(String),
+}
+
+/// Marks the error [`UniqueValue`] raises for a repeated key (serde's custom error
+/// carries only text).
+const DUPLICATE_KEY: &str = "cordon: duplicate key ";
+
+/// A JSON value read with every object's keys checked for repeats: serde_json's own
+/// `Value` keeps the last of two equal keys silently, which would hide an edit.
+struct UniqueValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for UniqueValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(UniqueValue)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        UniqueValue::deserialize(d).map(|u| u.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(UniqueValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY}{key}")));
+            }
+            let UniqueValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+/// Reads `text` as one JSON value, refusing an object (at any depth) that names a key
+/// twice.
+fn parse_unique(text: &str) -> Result<serde_json::Value, Unique> {
+    match serde_json::from_str::<UniqueValue>(text) {
+        Ok(UniqueValue(v)) => Ok(v),
+        Err(e) => {
+            let msg = e.to_string();
+            match msg.strip_prefix(DUPLICATE_KEY) {
+                Some(rest) if e.is_data() => {
+                    // serde_json appends " at line L column C".
+                    let key = rest.rsplit_once(" at line ").map_or(rest, |(k, _)| k);
+                    Err(Unique::Duplicate(key.to_string()))
+                }
+                _ => Err(Unique::Syntax(e)),
+            }
+        }
+    }
+}
+
+/// `serde_json::from_str` for signed details (a checkpoint or retention record's): also
+/// refuses a key named twice, whose hidden value a reader keeping the other would miss.
+///
+/// # Errors
+/// Serde's message, or `names the key "K" twice`.
+pub fn from_str_unique<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let value = parse_unique(text).map_err(|e| match e {
+        Unique::Syntax(e) => e.to_string(),
+        Unique::Duplicate(k) => format!("names the key {k:?} twice"),
+    })?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
 /// [`parse_export`], telling bad input from an edited file: a line that is not JSON is
 /// [`ExportError::Syntax`]; a JSON line that is not an audit record (a field missing or
 /// of the wrong type), that carries a field no record (or trailer) has — which the hash
@@ -1218,8 +1367,18 @@ pub fn parse_export_checked(text: &str) -> Result<(Vec<AuditRecord>, Option<Sign
     let mut trailer: Option<(usize, SignedCheckpoint)> = None;
     for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let line = i + 1;
-        let value: serde_json::Value =
-            serde_json::from_str(l).map_err(|e| ExportError::Syntax(format!("line {line}: not JSON: {e}")))?;
+        let (value, duplicate) = match parse_unique(l) {
+            Ok(v) => (v, None),
+            // Well-formed JSON naming a key twice: no export has one; read as a JSON reader
+            // keeping the last (or the first) occurrence does, one of the two values would be
+            // hidden (trial10 LOW: `"actor":"system","actor":"admin"`).
+            Err(Unique::Duplicate(key)) => (
+                serde_json::from_str::<serde_json::Value>(l)
+                    .map_err(|e| ExportError::Syntax(format!("line {line}: not JSON: {e}")))?,
+                Some(key),
+            ),
+            Err(Unique::Syntax(e)) => return Err(ExportError::Syntax(format!("line {line}: not JSON: {e}"))),
+        };
         let id = value.get("id").and_then(serde_json::Value::as_i64);
         let tampered = |reason: String| {
             ExportError::Tampered(ChainProblem {
@@ -1229,6 +1388,12 @@ pub fn parse_export_checked(text: &str) -> Result<(Vec<AuditRecord>, Option<Sign
                 reason,
             })
         };
+        if let Some(key) = duplicate {
+            return Err(tampered(format!(
+                "carries the key {key:?} twice (a reader keeping one of them would hide the other's value): \
+                 the line was edited"
+            )));
+        }
         if let Some((at, _)) = &trailer {
             return Err(tampered(format!(
                 "follows the signed trailer (line {}), which must be the last line: lines were added after it",
@@ -1287,19 +1452,26 @@ impl ChainReport {
             continues_after: None,
             problem: Some(problem),
             warnings: Vec::new(),
+            not_full_export: None,
+            other_ca: None,
         }
     }
 }
 
 /// Checks a parsed export (see [`parse_export`]) against the chain, its signed
 /// checkpoints and trailer (with `signature`, else they are counted unchecked) and the
-/// given `checkpoints`.
+/// given `checkpoints`. An export without a trailer is not a full export: it is checked
+/// as one ([`verify_partial_export`]), never as a chain with records missing.
 pub fn verify_export(
     records: &[AuditRecord],
     trailer: Option<&SignedCheckpoint>,
     checkpoints: Vec<(String, Checkpoint)>,
     signature: Option<SignatureCheck>,
 ) -> ChainReport {
+    let Some(trailer) = trailer else {
+        return verify_partial_export(records, checkpoints);
+    };
+    let trailer = Some(trailer);
     let mut v = Verifier::new(checkpoints);
     if let Some(s) = signature {
         v = v.with_signatures(s);
@@ -1311,6 +1483,169 @@ pub fn verify_export(
         v.push(r);
     }
     v.finish_export(trailer)
+}
+
+/// The signer fingerprints (`key`) of every signed checkpoint in an export: its
+/// checkpoint and retention records' and its trailer's (empty ones left out).
+pub fn signing_keys(records: &[AuditRecord], trailer: Option<&SignedCheckpoint>) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let in_log = records.iter().filter_map(|r| {
+        let d = r.detail.as_deref()?;
+        match r.action.as_str() {
+            CHECKPOINT_ACTION => serde_json::from_str::<SignedCheckpoint>(d).ok().map(|c| c.key),
+            RETENTION_ACTION => serde_json::from_str::<RetentionCut>(d).ok().map(|c| c.cut.key),
+            _ => None,
+        }
+    });
+    for k in in_log.chain(trailer.map(|t| t.key.clone())) {
+        if !k.is_empty() && !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// [`verify_export`] with the signatures checked by `check`, the CA certificate whose
+/// SHA-256 fingerprint is `key`. When the export holds signed checkpoints and none of
+/// them names `key` as its signer, the file was made by another deployment (or the
+/// wrong `--ca` was given): the chain is checked without signatures and the report says
+/// so ([`ChainReport::other_ca`]) instead of calling each signature forged. A file
+/// mixing signers is checked as usual: those by another key fail as tampering.
+pub fn verify_export_signed_by(
+    records: &[AuditRecord],
+    trailer: Option<&SignedCheckpoint>,
+    checkpoints: Vec<(String, Checkpoint)>,
+    key: &str,
+    check: SignatureCheck,
+) -> ChainReport {
+    let keys = signing_keys(records, trailer);
+    if trailer.is_none() || keys.is_empty() || keys.iter().any(|k| k == key) {
+        return verify_export(records, trailer, checkpoints, Some(check));
+    }
+    let mut report = verify_export(records, trailer, checkpoints, None);
+    report.ok = false;
+    report.other_ca = Some(OtherCa {
+        signed_by: keys,
+        given: key.to_string(),
+    });
+    report
+}
+
+/// Checks an export without a signed trailer — a filtered export (`--host`, `--since`,
+/// …), or a full one whose end was cut off; the file cannot tell which. Such a file is
+/// not a chain: records a filter left out are not missing records. Each record is
+/// checked on its own: an id below [`FIRST_ID`], an id twice, only one of the two
+/// hashes, or contents that do not match the record's own hash are tampering (no server
+/// exports such a record). The chain links between records that follow each other are
+/// counted, and `checkpoints` naming a record present are compared. Nothing is
+/// vouched for (no signature is checked): the report has `ok: false` and
+/// [`ChainReport::not_full_export`].
+pub fn verify_partial_export(records: &[AuditRecord], checkpoints: Vec<(String, Checkpoint)>) -> ChainReport {
+    let mut report = ChainReport {
+        ok: false,
+        unchained: 0,
+        chained: 0,
+        first_chained_id: None,
+        head: None,
+        checkpoints: Vec::new(),
+        signed_checkpoints: 0,
+        unchecked_signatures: 0,
+        continues_after: None,
+        problem: None,
+        warnings: Vec::new(),
+        not_full_export: Some(PartialExport { linked: 0, gaps: 0 }),
+        other_ca: None,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut prev: Option<&str> = None;
+    let (mut linked, mut gaps) = (0u64, 0u64);
+    for (i, r) in records.iter().enumerate() {
+        let position = i as u64 + 1;
+        let bad = |reason: String| ChainProblem {
+            id: Some(r.id),
+            subject: None,
+            position,
+            reason,
+        };
+        let problem = if r.id < FIRST_ID {
+            Some(bad(format!(
+                "has id {}, below the first id any database gives a record ({FIRST_ID}): it was inserted                  directly, not written by a server",
+                r.id
+            )))
+        } else if !seen.insert(r.id) {
+            Some(bad("appears twice in the file: a line was copied".into()))
+        } else {
+            match (&r.prev_hash, &r.hash) {
+                (None, None) => {
+                    report.unchained += 1;
+                    prev = None;
+                    continue;
+                }
+                (Some(p), Some(h)) if chain_hash(p, r) == *h => {
+                    if prev == Some(p.as_str()) || (report.chained == 0 && p == GENESIS) {
+                        linked += 1;
+                    } else {
+                        gaps += 1;
+                    }
+                    let mut problem = None;
+                    for (src, cp) in &checkpoints {
+                        if cp.last_id == r.id {
+                            if cp.hash != *h {
+                                problem = Some(bad(format!(
+                                    "hash differs from the {src} checkpoint ({}): the log was rewritten up to here",
+                                    cp.hash
+                                )));
+                            } else {
+                                report.checkpoints.push(src.clone());
+                            }
+                        }
+                    }
+                    if problem.is_none() {
+                        report.first_chained_id.get_or_insert(r.id);
+                        report.chained += 1;
+                        report.head = Some(Checkpoint {
+                            last_id: r.id,
+                            hash: h.clone(),
+                        });
+                        prev = Some(h.as_str());
+                    }
+                    problem
+                }
+                (Some(_), Some(_)) => Some(bad(
+                    "contents do not match its hash: a field of this record was changed".into(),
+                )),
+                _ => Some(bad("carries only one of prev_hash and hash".into())),
+            }
+        };
+        if problem.is_some() {
+            report.problem = problem;
+            break;
+        }
+    }
+    report.not_full_export = Some(PartialExport { linked, gaps });
+    report
+}
+
+/// The last line of [`render`] for an export without a signed trailer.
+pub fn not_full_export_line(p: &PartialExport) -> String {
+    format!(
+        "NOT A FULL EXPORT: the file has no signed trailer: each record matches its own hash and {} of them \
+         link to the record before them ({} gap(s)), but nothing proves that no record is missing or where the \
+         log ended, and no signature was checked — a filtered export (--host, --since, …) or a full export whose \
+         end was cut off. Only a full export (`cordon audit --format jsonl`, no filter) can be verified",
+        p.linked, p.gaps
+    )
+}
+
+/// The last line of [`render`] for an export signed by another CA than the one given.
+pub fn other_ca_line(o: &OtherCa) -> String {
+    format!(
+        "SIGNED BY ANOTHER CA: the file's checkpoints are signed by the key of CA certificate {}, not by the CA \
+         given ({}): no signature was checked — give the CA certificate (ca.pem) of the deployment that made the \
+         export",
+        o.signed_by.join(", "),
+        o.given
+    )
 }
 
 /// The last line of [`render`] for a report without a problem whose signatures were
@@ -1337,6 +1672,10 @@ pub fn render(report: &ChainReport) -> String {
         ));
     }
     match (report.first_chained_id, &report.continues_after) {
+        // Not a chain: say where the file starts, not where a chain does.
+        (Some(id), _) if report.not_full_export.is_some() => {
+            out.push_str(&format!("the file's first record with hashes is record {id}\n"))
+        }
         (Some(id), Some(cut)) => out.push_str(&format!(
             "chain starts at record {id}, continuing after record {} (earlier records were archived by retention; signed cut)\n",
             cut.last_id
@@ -1353,8 +1692,13 @@ pub fn render(report: &ChainReport) -> String {
     }
     if report.unchecked_signatures > 0 {
         out.push_str(&format!(
-            "{} signed checkpoint(s) NOT checked: no CA certificate given (--ca or CORDON_CA)\n",
-            report.unchecked_signatures
+            "{} signed checkpoint(s) NOT checked: {}\n",
+            report.unchecked_signatures,
+            if report.other_ca.is_some() {
+                "signed by another CA than the one given"
+            } else {
+                "no CA certificate given (--ca or CORDON_CA)"
+            }
         ));
     }
     for c in &report.checkpoints {
@@ -1373,7 +1717,13 @@ pub fn render(report: &ChainReport) -> String {
             if let Some(h) = &report.head {
                 out.push_str(&format!("head: {}:{}\n", h.last_id, h.hash));
             }
-            if report.unchecked_signatures > 0 {
+            if let Some(o) = &report.other_ca {
+                out.push_str(&other_ca_line(o));
+                out.push('\n');
+            } else if let Some(p) = &report.not_full_export {
+                out.push_str(&not_full_export_line(p));
+                out.push('\n');
+            } else if report.unchecked_signatures > 0 {
                 out.push_str(NOT_VERIFIED);
                 out.push('\n');
             } else if !report.warnings.is_empty() {
@@ -1744,12 +2094,11 @@ mod tests {
             .unwrap();
         assert_eq!(p.id, Some(5), "names the last record present");
         assert!(p.reason.contains("removed from the end"), "{}", p.reason);
-        // Cut the tail with the trailer: no trailer, nothing proves the end.
-        let p = verify_export(&l[..5], None, vec![], Some(fake_check()))
-            .problem
-            .unwrap();
-        assert_eq!(p.id, Some(5));
-        assert!(p.reason.contains("without a signed trailer"), "{}", p.reason);
+        // Cut the tail with the trailer: no trailer, nothing proves the end — the file
+        // cannot be told from a filtered export: not a full export, never intact.
+        let r = verify_export(&l[..5], None, vec![], Some(fake_check()));
+        assert!(!r.ok && r.problem.is_none(), "{r:?}");
+        assert!(render(&r).contains("NOT A FULL EXPORT"), "{}", render(&r));
         // A forged trailer.
         let p = verify_export(
             &l[..5],
@@ -2039,10 +2388,10 @@ mod tests {
         assert!(!line.contains("signature"), "{line}");
         let (_, t) = parse_export(&line).unwrap();
         assert_eq!(t.unwrap().signature, "");
-        // An export with no chained record: the trailer is named, not "record 0".
+        // An export with no record and no trailer: not a full export, not "record 0".
         let r = verify_export(&[], None, vec![], None);
         let text = render(&r);
-        assert!(text.contains("TAMPERED: the export's trailer"), "{text}");
+        assert!(text.contains("NOT A FULL EXPORT"), "{text}");
         assert!(!text.contains("record 0"), "{text}");
         let r = verify(
             &[],
@@ -2491,5 +2840,118 @@ mod tests {
         t.signature = "forged".into();
         let r = verify_export(&l, Some(&t), vec![], Some(fake_check()));
         assert_eq!(r.problem.and_then(|p| p.id), Some(7));
+    }
+
+    /// trial10 LOW: a JSON reader keeping the last of two equal keys hid an edit
+    /// (`"actor":"system","actor":"admin"` verified as the record it hashed to). A key
+    /// named twice, in a record, the trailer or a signed detail, is tampering.
+    #[test]
+    fn duplicate_json_keys_in_an_export_are_tampering() {
+        let l = log(3);
+        let t = export_trailer_of(&l, "good");
+        let mut text: String = l.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+        text.push_str(&serde_json::to_string(&ExportTrailer { checkpoint: t }).unwrap());
+        assert!(parse_export_checked(&text).is_ok());
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        assert!(lines[3].contains("\"actor\":\"alice\""), "{}", lines[3]);
+        lines[3] = lines[3].replacen("\"actor\":", "\"actor\":\"system\",\"actor\":", 1);
+        let doubled = lines.join("\n");
+        match parse_export_checked(&doubled) {
+            Err(ExportError::Tampered(p)) => {
+                assert_eq!(p.id, Some(l[3].id));
+                assert_eq!(p.position, 4);
+                assert!(p.reason.contains("\"actor\" twice"), "{}", p.reason);
+            }
+            other => panic!("accepted or bad input: {other:?}"),
+        }
+        // In the trailer's checkpoint (nested object).
+        let doubled = text.replacen("\"signature\":", "\"signature\":\"00\",\"signature\":", 1);
+        assert!(matches!(parse_export_checked(&doubled), Err(ExportError::Tampered(_))));
+        // Still bad input when not JSON at all.
+        assert!(matches!(parse_export_checked("{\"id\":"), Err(ExportError::Syntax(_))));
+        // A signed detail naming a key twice.
+        assert!(
+            from_str_unique::<SignedCheckpoint>("{\"last_id\":1,\"last_id\":2,\"hash\":\"x\"}")
+                .unwrap_err()
+                .contains("\"last_id\" twice")
+        );
+    }
+
+    /// trial10 LOW: a filtered export (no trailer, records left out) was TAMPERED at
+    /// its first gap. Without a trailer the file is not a full export: each record is
+    /// checked on its own, the links present are counted, and the verdict is "not a
+    /// full export" — never intact, and tampering only for what no server exports.
+    #[test]
+    fn an_export_without_a_trailer_is_not_a_full_export_and_says_what_it_checked() {
+        let l = log(8);
+        // The first chained record (genesis), its successor, a gap, one more.
+        let subset: Vec<AuditRecord> = [2, 3, 6, 7].iter().map(|i| l[*i].clone()).collect();
+        let r = verify_export(&subset, None, vec![], Some(fake_check()));
+        assert!(!r.ok && r.problem.is_none(), "{r:?}");
+        assert_eq!(r.not_full_export, Some(PartialExport { linked: 3, gaps: 1 }));
+        assert_eq!(r.chained, 4);
+        let text = render(&r);
+        assert!(
+            text.contains("NOT A FULL EXPORT") && text.contains("3 of them link"),
+            "{text}"
+        );
+        assert!(!text.contains("chain starts") && !text.contains("OK"), "{text}");
+        // An edit without recomputing the hash is still named.
+        let mut edited = subset.clone();
+        edited[2].comment = Some("routine".into());
+        let p = verify_export(&edited, None, vec![], None).problem.unwrap();
+        assert_eq!(p.id, Some(l[6].id));
+        assert!(p.reason.contains("do not match its hash"), "{}", p.reason);
+        // A copied line, an id below 1.
+        let mut twice = subset.clone();
+        twice.push(subset[0].clone());
+        assert!(verify_export(&twice, None, vec![], None)
+            .problem
+            .unwrap()
+            .reason
+            .contains("twice"));
+        let mut zero = subset.clone();
+        zero[0].id = 0;
+        assert!(verify_export(&zero, None, vec![], None).problem.is_some());
+        // A given checkpoint naming a record present is compared.
+        let cp = (
+            "given".to_string(),
+            Checkpoint {
+                last_id: l[6].id,
+                hash: "f".repeat(64),
+            },
+        );
+        assert!(verify_export(&subset, None, vec![cp], None)
+            .problem
+            .unwrap()
+            .reason
+            .contains("given"));
+    }
+
+    /// trial10 LOW: checking an export with the wrong `--ca` read as TAMPERED. When no
+    /// signed checkpoint of the file names the given CA as its signer, the outcome is
+    /// "signed by another CA" (nothing checked); a file mixing signers is tampering.
+    #[test]
+    fn an_export_signed_by_another_ca_is_its_own_outcome() {
+        let l = log(4);
+        let t = export_trailer_of(&l, "good");
+        let key = t.key.clone();
+        let r = verify_export_signed_by(&l, Some(&t), vec![], "cd".repeat(32).as_str(), fake_check());
+        assert!(!r.ok && r.problem.is_none(), "{r:?}");
+        let o = r.other_ca.clone().unwrap();
+        assert_eq!(o.signed_by, vec![key.clone()]);
+        let text = render(&r);
+        assert!(
+            text.contains("SIGNED BY ANOTHER CA") && !text.contains("TAMPERED"),
+            "{text}"
+        );
+        // The right CA: checked as usual.
+        let r = verify_export_signed_by(&l, Some(&t), vec![], &key, fake_check());
+        assert!(r.ok && r.other_ca.is_none(), "{r:?}");
+        // Edits are still tampering whoever signed.
+        let mut edited = l.clone();
+        edited[3].comment = Some("routine".into());
+        let r = verify_export_signed_by(&edited, Some(&t), vec![], "cd".repeat(32).as_str(), fake_check());
+        assert!(render(&r).contains("TAMPERED"), "{}", render(&r));
     }
 }

@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use common::Ctx;
 use cordon_proto::audit_chain::signature::CaCert;
 use cordon_proto::audit_chain::{
-    parse_export, parse_jsonl, render, verify, verify_export, ChainReport, Checkpoint, SignedCheckpoint,
+    parse_export, parse_jsonl, render, verify, verify_export, verify_export_signed_by, ChainReport, Checkpoint,
+    SignedCheckpoint,
 };
 use cordon_proto::Role;
 use cordon_server::Store;
@@ -332,19 +333,25 @@ async fn audit_chain_signed_export_detects_edit_delete_reorder_and_truncation_of
     let p = verify_text(&ctx, &without_line(&text, n - 1)).problem.unwrap();
     assert_eq!(p.id, Some(records[n - 2].id), "names the last record present: {p:?}");
     assert!(p.reason.contains("removed from the end"), "{p:?}");
-    // Truncate the tail with the trailer.
+    // Truncate the tail with the trailer: nothing proves where the file ends — it
+    // cannot be told from a filtered export, and is never intact.
     let cut: String = text.lines().take(n - 1).map(|l| format!("{l}\n")).collect();
-    let p = verify_text(&ctx, &cut).problem.unwrap();
-    assert_eq!(p.id, Some(records[n - 2].id), "{p:?}");
-    assert!(p.reason.contains("without a signed trailer"), "{p:?}");
-    // A trailer signed by another CA.
+    let r = verify_text(&ctx, &cut);
+    assert!(!r.ok && r.problem.is_none() && r.not_full_export.is_some(), "{r:?}");
+    // A trailer signed by another CA: with that CA's key alone, a forgery; checked
+    // against the CA given (`--ca`), "signed by another CA".
     let other = tempfile::tempdir().unwrap();
     cordon_server::pki::init(other.path(), &["x.test".into()], &[]).unwrap();
     let other_ca = CaCert::from_pem(&std::fs::read(other.path().join("ca.pem")).unwrap()).unwrap();
     let (records, trailer) = parse_export(&text).unwrap();
-    let r = verify_export(&records, trailer.as_ref(), vec![], Some(other_ca.checker()));
+    let r = verify_export(&records, trailer.as_ref(), vec![], Some(other_ca.clone().checker()));
     assert!(r.problem.unwrap().reason.contains("not this CA"));
-    // Filtered exports get no trailer (they are not a chain).
+    let key = other_ca.fingerprint().to_string();
+    let r = verify_export_signed_by(&records, trailer.as_ref(), vec![], &key, other_ca.checker());
+    assert!(!r.ok && r.problem.is_none(), "{r:?}");
+    assert_eq!(r.other_ca.unwrap().signed_by, vec![ca(&ctx).fingerprint().to_string()]);
+    // Filtered exports get no trailer (they are not a chain): offline they read as
+    // "not a full export", each record checked on its own.
     let (_, part) = ctx
         .raw(
             "GET",
@@ -355,6 +362,9 @@ async fn audit_chain_signed_export_detects_edit_delete_reorder_and_truncation_of
         )
         .await;
     assert!(!part.contains("\"checkpoint\""));
+    let r = verify_text(&ctx, &part);
+    assert!(!r.ok && r.problem.is_none(), "{r:?}");
+    assert!(r.chained > 0 && r.not_full_export.is_some(), "{r:?}");
 }
 
 /// Signed checkpoint records: written at start and every ten minutes while the log

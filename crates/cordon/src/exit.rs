@@ -1,6 +1,6 @@
 //! The one error type of the binary: a failure with the exit code README documents
 //! (`0` done · `1` anything else · `2` invalid input, nothing changed · `3` verification
-//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5`, `6`, `7`) and the error with its cause chain, printed
+//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5` to `9`) and the error with its cause chain, printed
 //! as `cordon: outer: cause: root cause`.
 
 use std::fmt::Display;
@@ -27,6 +27,14 @@ pub enum Code {
     /// `cordon audit verify`: no verdict — the server could not be reached, or failed
     /// to answer (TLS, timeout, 5xx). Distinct from 1 (TAMPERED): nothing was checked.
     CannotVerify = 7,
+    /// `cordon audit verify --file`: the file has no signed trailer — a filtered export
+    /// (`--host`, `--since`, …) or a full one whose end was cut off. Its records were
+    /// checked on their own; nothing in it is vouched for. Neither intact nor tampered.
+    NotFullExport = 8,
+    /// `cordon audit verify --file --ca`: the file's checkpoints are all signed by
+    /// another CA than the one given (the wrong `ca.pem`, or another deployment's
+    /// export): no signature was checked.
+    OtherCa = 9,
 }
 
 impl Code {

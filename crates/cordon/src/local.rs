@@ -504,7 +504,7 @@ pub fn release(a: ReleaseArgs) -> u8 {
                         names(&out.claims)
                     ),
                     (None, false) => println!(
-                        "{} holds no claim; still isolated, claimed by: {} (release with their --source, or --force)",
+                        "{} holds no claim: nothing was changed; still isolated, claimed by: {} (release with their --source, or --force)",
                         out.source,
                         names(&out.claims)
                     ),

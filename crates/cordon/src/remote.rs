@@ -170,7 +170,10 @@ pub enum AuditWhat {
     /// input (unreadable, not JSON lines), 4 the server refused the token, 5 chain
     /// intact but signatures not checked (no --ca), 6 chain intact but a signed
     /// checkpoint says some records are unproven (a crash window, a start without the
-    /// anchor file), 7 could not verify (server unreachable or failing: nothing checked).
+    /// anchor file), 7 could not verify (server unreachable or failing: nothing checked),
+    /// 8 not a full export (--file without a signed trailer: a filtered export or a cut
+    /// one; records checked on their own, nothing vouched for), 9 signed by another CA
+    /// (--file: no checkpoint is signed by the --ca given; nothing checked).
     Verify(AuditVerifyArgs),
 }
 
@@ -193,7 +196,7 @@ pub struct AuditVerifyArgs {
 fn audit_verify(a: AuditVerifyArgs) -> u8 {
     use cordon_proto::audit_chain::signature::CaCert;
     use cordon_proto::audit_chain::{
-        parse_export_checked, render, verify_export, ChainReport, Checkpoint, ExportError,
+        parse_export_checked, render, verify_export, verify_export_signed_by, ChainReport, Checkpoint, ExportError,
     };
     block_on(async move {
         let cp = a
@@ -219,12 +222,18 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                     }
                 };
                 match parse_export_checked(&text) {
-                    Ok((records, trailer)) => verify_export(
-                        &records,
-                        trailer.as_ref(),
-                        cp.map(|c| ("given".to_string(), c)).into_iter().collect(),
-                        ca.map(CaCert::checker),
-                    ),
+                    Ok((records, trailer)) => {
+                        let given = cp.map(|c| ("given".to_string(), c)).into_iter().collect();
+                        match ca {
+                            // A file none of whose signatures names this CA is "signed by
+                            // another CA" (exit 9), not a forgery of this one's.
+                            Some(ca) => {
+                                let key = ca.fingerprint().to_string();
+                                verify_export_signed_by(&records, trailer.as_ref(), given, &key, ca.checker())
+                            }
+                            None => verify_export(&records, trailer.as_ref(), given, None),
+                        }
+                    }
                     Err(ExportError::Syntax(e)) => return Err(Failure::usage(format!("{}: {e}", path.display()))),
                     Err(ExportError::Tampered(p)) => ChainReport::tampered(p),
                 }
@@ -254,6 +263,16 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             print!("{}", render(&report));
         }
         match &report.problem {
+            None if report.other_ca.is_some() => Err(Failure::msg(
+                Code::OtherCa,
+                "the export is signed by another CA than the one given: nothing was verified; pass the CA \
+                 certificate of the deployment that made it",
+            )),
+            None if report.not_full_export.is_some() => Err(Failure::msg(
+                Code::NotFullExport,
+                "not a full export (no signed trailer): its records were checked on their own and nothing in it is \
+                 vouched for; verify a full export (`cordon audit --format jsonl`, no filter)",
+            )),
             None if report.unchecked_signatures > 0 => Err(Failure::msg(
                 Code::Unverified,
                 "the checkpoint signatures were not verified: pass --ca CA.pem (or set CORDON_CA)",

@@ -189,3 +189,77 @@ fn audit_verify_against_an_unreachable_server_is_not_tampered() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("TAMPERED"));
 }
+
+fn verify_with(file: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--file", &file.to_string_lossy()])
+        .args(extra)
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// trial10 LOW: a key named twice in an export line (`"actor":"system","actor":"alice"`)
+/// was read as its last value and verified. It is an edit: exit 1 naming the key.
+#[test]
+fn audit_verify_duplicate_json_keys_are_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export(&"00".repeat(70));
+    let f = dir.path().join("dup.jsonl");
+    std::fs::write(&f, text.replacen("\"actor\":", "\"actor\":\"system\",\"actor\":", 1)).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("TAMPERED: record 1") && out.contains("\"actor\" twice"),
+        "{out}"
+    );
+}
+
+/// trial10 LOW: a filtered export verified offline read as TAMPERED (its first gap).
+/// Without a signed trailer the file is not a full export: exit 8, saying what was
+/// checked and that nothing is vouched for — neither 0, nor 1, nor bad input (2).
+#[test]
+fn audit_verify_filtered_export_is_not_a_full_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export(&"00".repeat(70));
+    let lines: Vec<&str> = text.lines().collect();
+    // Records 1 and 3 (a filter left 2 out), no trailer.
+    let f = dir.path().join("filtered.jsonl");
+    std::fs::write(&f, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("NOT A FULL EXPORT") && out.contains("1 gap(s)"), "{out}");
+    assert!(!out.contains("TAMPERED") && !out.contains("OK"), "{out}");
+    // An edited record in it is still tampering.
+    let f = dir.path().join("filtered-edited.jsonl");
+    std::fs::write(&f, format!("{}\n{}\n", lines[0], lines[2].replace("ir-1", "routine"))).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("TAMPERED: record 3"), "{out}");
+}
+
+/// trial10 LOW: `--ca` of another deployment read as TAMPERED. When no checkpoint of the
+/// file is signed by the CA given, the outcome is its own: exit 9, "SIGNED BY ANOTHER
+/// CA", naming both fingerprints.
+#[test]
+fn audit_verify_with_another_ca_is_its_own_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("export.jsonl");
+    std::fs::write(&f, export(&"00".repeat(70))).unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca_path = dir.path().join("other-ca.pem");
+    std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    let (code, out, err) = verify_with(&f, &["--ca", &ca_path.to_string_lossy()]);
+    assert_eq!(code, 9, "{out}{err}");
+    assert!(
+        out.contains("SIGNED BY ANOTHER CA") && out.contains(&"ab".repeat(32)),
+        "{out}"
+    );
+    assert!(!out.contains("TAMPERED"), "{out}");
+}

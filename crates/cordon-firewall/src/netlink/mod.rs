@@ -298,9 +298,23 @@ pub fn table_exists(family: u8, name: &str) -> Result<bool, FirewallError> {
 /// # Errors
 /// When nf_tables cannot be asked (no privilege, no nf_tables).
 pub fn marked_tables() -> Result<Vec<TableName>, FirewallError> {
+    let mut names: Vec<TableName> = marked_tables_with_records()?.into_iter().map(|(t, _)| t).collect();
+    names.dedup();
+    Ok(names)
+}
+
+/// [`marked_tables`] with the state directory each table's comment names as the place
+/// its quarantine is recorded ([`cordon_policy::render::record_dir_of_comment`]; `None`
+/// for the bare marker or an unmarked table of the default name). One entry per table
+/// and family (`inet` first, then `netdev`), sorted by name: the source of truth the
+/// engine rebuilds its `/run/cordon` registry from.
+///
+/// # Errors
+/// When nf_tables cannot be asked (no privilege, no nf_tables).
+pub fn marked_tables_with_records() -> Result<Vec<(TableName, Option<std::path::PathBuf>)>, FirewallError> {
     let ctx = "listing nftables tables";
     let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     for family in [consts::NFPROTO_INET, consts::NFPROTO_NETDEV] {
         let dump = match s.request_family(family, consts::NFT_MSG_GETTABLE, consts::NLM_F_DUMP, &[]) {
             Ok(d) => d,
@@ -315,14 +329,19 @@ pub fn marked_tables() -> Result<Vec<TableName>, FirewallError> {
                 .is_some_and(|c| c.starts_with(cordon_policy::render::TABLE_COMMENT));
             if marked || info.name == TableName::DEFAULT {
                 if let Ok(name) = TableName::new(&info.name) {
-                    names.push(name);
+                    let dir = info
+                        .comment
+                        .as_deref()
+                        .and_then(cordon_policy::render::record_dir_of_comment)
+                        .map(std::path::PathBuf::from);
+                    out.push((name, dir));
                 }
             }
         }
     }
-    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    names.dedup();
-    Ok(names)
+    // Stable: per name, the inet table's entry stays first.
+    out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    Ok(out)
 }
 
 /// Whether chain `chain` exists in nftables table `table` of family `family` (a fresh

@@ -15,6 +15,40 @@ pub mod wfp;
 /// `nft` writes for `comment`).
 pub const TABLE_COMMENT: &str = "cordon quarantine";
 
+/// What follows [`TABLE_COMMENT`] in the comment when the table names the state directory
+/// that records it ([`crate::Policy::record_dir`]).
+pub const RECORDED_IN: &str = "; recorded in ";
+
+/// The longest state directory path a table comment carries, in bytes: nft keeps a table's
+/// user data in one TLV of at most 255 bytes (marker, [`RECORDED_IN`] and the NUL included).
+pub const MAX_RECORD_DIR: usize = 200;
+
+/// Whether `dir` can be carried in a table comment: absolute, at most [`MAX_RECORD_DIR`]
+/// bytes, and free of the characters nft's comment syntax cannot hold (`"`, `\`, control
+/// characters).
+pub fn record_dir_fits(dir: &str) -> bool {
+    dir.starts_with('/') && dir.len() <= MAX_RECORD_DIR && !dir.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+/// The comment on Cordon's nftables tables for `policy`: [`TABLE_COMMENT`], followed by
+/// [`RECORDED_IN`] and the state directory when the policy names one that fits
+/// ([`record_dir_fits`]).
+pub fn table_comment(policy: &crate::Policy) -> String {
+    match policy.record_dir.as_deref().filter(|d| record_dir_fits(d)) {
+        Some(dir) => format!("{TABLE_COMMENT}{RECORDED_IN}{dir}"),
+        None => TABLE_COMMENT.to_string(),
+    }
+}
+
+/// The state directory a table comment names (see [`table_comment`]); `None` for the bare
+/// marker or any other comment.
+pub fn record_dir_of_comment(comment: &str) -> Option<&str> {
+    comment
+        .strip_prefix(TABLE_COMMENT)?
+        .strip_prefix(RECORDED_IN)
+        .filter(|d| record_dir_fits(d))
+}
+
 /// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
 /// router solicitation/advertisement (133, 134) and neighbour solicitation/advertisement
 /// (135, 136), RFC 4861 §4.
@@ -54,3 +88,34 @@ pub const DHCP6_MULTICAST: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xff02, 
 /// §18.3): replies from `fe80::/10` are accepted as well as from the known servers.
 /// Link-local sources cannot be routed, so this is no channel beyond the link.
 pub const LINK_LOCAL6: &str = "fe80::/10";
+
+#[cfg(test)]
+mod comment_tests {
+    use super::*;
+
+    /// The state directory carried in the table comment reads back as itself; what cannot
+    /// be carried (relative, too long, a quote) leaves the bare marker.
+    #[test]
+    fn the_table_comment_names_the_record_dir_and_reads_back() {
+        let mut p = crate::Policy::default();
+        assert_eq!(table_comment(&p), TABLE_COMMENT);
+        p.record_dir = Some("/var/lib/cordon".into());
+        let c = table_comment(&p);
+        assert_eq!(c, "cordon quarantine; recorded in /var/lib/cordon");
+        assert_eq!(record_dir_of_comment(&c), Some("/var/lib/cordon"));
+        assert_eq!(record_dir_of_comment(TABLE_COMMENT), None);
+        assert_eq!(record_dir_of_comment("someone else; recorded in /x"), None);
+        for bad in ["relative/dir", "/a\"b", &format!("/{}", "d".repeat(MAX_RECORD_DIR))] {
+            p.record_dir = Some(bad.to_string());
+            assert_eq!(table_comment(&p), TABLE_COMMENT, "{bad:?}");
+        }
+        assert!(
+            table_comment(&crate::Policy {
+                record_dir: Some(format!("/{}", "d".repeat(MAX_RECORD_DIR - 1))),
+                ..Default::default()
+            })
+            .len()
+                < 254
+        );
+    }
+}

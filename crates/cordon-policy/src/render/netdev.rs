@@ -28,7 +28,7 @@ pub const CHAIN_EGRESS: &str = "egress";
 pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egress: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "table netdev {} {{", table.as_str());
-    let _ = writeln!(o, "\tcomment \"{}\"", super::TABLE_COMMENT);
+    let _ = writeln!(o, "\tcomment \"{}\"", super::table_comment(policy));
     pair_set(&mut o, SET_TCP4, "ipv4_addr", &policy.tcp_destinations(Family::V4));
     pair_set(&mut o, SET_TCP6, "ipv6_addr", &policy.tcp_destinations(Family::V6));
     pair_set(&mut o, SET_UDP4, "ipv4_addr", &policy.udp_destinations(Family::V4));

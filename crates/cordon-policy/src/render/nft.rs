@@ -56,7 +56,7 @@ pub fn render_create(table: &TableName, policy: &Policy) -> String {
     format!(
         "create table inet {} {{ comment \"{}\"; }}\n{}",
         table.as_str(),
-        super::TABLE_COMMENT,
+        super::table_comment(policy),
         render_table(table, policy)
     )
 }
@@ -70,7 +70,7 @@ pub fn render_remove(table: &TableName) -> String {
 pub fn render_table(table: &TableName, policy: &Policy) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "table inet {} {{", table.as_str());
-    let _ = writeln!(o, "\tcomment \"{}\"", super::TABLE_COMMENT);
+    let _ = writeln!(o, "\tcomment \"{}\"", super::table_comment(policy));
     pair_set(&mut o, SET_TCP4, "ipv4_addr", &policy.tcp_destinations(Family::V4));
     pair_set(&mut o, SET_TCP6, "ipv6_addr", &policy.tcp_destinations(Family::V6));
     pair_set(&mut o, SET_UDP4, "ipv4_addr", &policy.udp_destinations(Family::V4));

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::automation::LabelsReplaced;
 use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, Role, QUARANTINE_LABEL};
 
 use super::{validate, Caller};
@@ -174,7 +175,7 @@ pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &Label
     caller.require(Role::Responder)?;
     let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
     // An added label may not look like an existing one (trial11 MED 2).
-    let add = validate::new_labels(&req.add, &st.store.known_labels().await?)?;
+    let add = validate::new_labels(&req.add, &st.store.known_labels(LabelsReplaced::Nothing).await?)?;
     let remove = valid(&req.remove)?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::invalid("nothing to add or remove"));

@@ -50,7 +50,12 @@ pub async fn create_enroll(
     req: &EnrollTokenRequest,
 ) -> Result<EnrollTokenCreated, ApiError> {
     caller.require(Role::Admin)?;
-    let labels = validate::new_labels(&req.labels, &st.store.known_labels().await?)?;
+    let labels = validate::new_labels(
+        &req.labels,
+        &st.store
+            .known_labels(crate::store::automation::LabelsReplaced::Nothing)
+            .await?,
+    )?;
     if labels.iter().any(|l| l == cordon_proto::QUARANTINE_LABEL) {
         return Err(ApiError::invalid("the Quarantine label is managed by the server"));
     }

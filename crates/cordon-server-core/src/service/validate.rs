@@ -33,14 +33,15 @@ pub fn comment(c: Option<&str>) -> Result<String, ApiError> {
     Ok(c.to_string())
 }
 
-/// Checks a host or enrollment-token label: trimmed, 1 to [`MAX_LABEL_CHARS`]
-/// characters, no comma and none of the characters hostnames refuse (`refused_char`:
+/// Checks a host, enrollment-token, protected or trigger label: trimmed, 1 to [`MAX_LABEL_CHARS`]
+/// characters, no comma, no white space inside (trial13: `w eb` next to `web`) and none of the characters hostnames refuse (`refused_char`:
 /// control, format — zero-width, bidi overrides —, separators, invisible fillers), so a
 /// label cannot look like another (`web` and `w\u{200b}eb`) or reorder the text shown
 /// after it (trial8).
 ///
 /// # Errors
-/// 400 naming the character and its position, or the length or the comma.
+/// 400 naming the character and its position (a space, a control, invisible or bidi
+/// character), or the length or the comma.
 pub fn label(l: &str) -> Result<String, ApiError> {
     let l = l.trim();
     if l.is_empty() || l.chars().count() > MAX_LABEL_CHARS || l.contains(',') {
@@ -51,15 +52,29 @@ pub fn label(l: &str) -> Result<String, ApiError> {
     for (i, c) in l.chars().enumerate() {
         if let Some(what) = refused_char(c) {
             return Err(ApiError::invalid(format!(
-                "label {:?} contains {what} (U+{:04X} at character {}): labels must be visible text, so that \
+                "label {} contains {what} (U+{:04X} at character {}): labels must be visible text, so that \
                  one cannot look like another",
-                l.escape_default().to_string(),
+                quoted(l),
                 u32::from(c),
                 i + 1
             )));
         }
     }
+    if let Some(i) = l.chars().position(char::is_whitespace) {
+        return Err(ApiError::invalid(format!(
+            "label {} contains a space (character {}): a label is one word (`w eb` would look like `web`); \
+             use - or _ between words",
+            quoted(l),
+            i + 1
+        )));
+    }
     Ok(l.to_string())
+}
+
+/// `l` between double quotes, every character outside printable ASCII written `\u{…}`
+/// (Cyrillic `wеb` shows as `w\u{435}b`), escaped once: refusals name labels this way.
+fn quoted(l: &str) -> String {
+    format!("\"{}\"", l.escape_default())
 }
 
 /// The form labels are compared in for look-alikes (trial11 MED 2/3): the same folding as
@@ -73,7 +88,9 @@ pub fn label_key(l: &str) -> String {
 /// Checks labels that are about to exist (host labels added, enrollment token labels,
 /// protected labels; trigger labels are resolved with the same key): each with
 /// [`label`], then none may look like another label without being it — neither one of
-/// `existing` (compared as [`label_key`]) nor another of `new`. Returns the labels as
+/// `existing` (compared as [`label_key`]; a label of `existing` itself is always fine)
+/// nor another of `new`. `existing` is every label known anywhere
+/// ([`crate::store::Store::known_labels`]). Returns the labels as
 /// [`label`] leaves them.
 ///
 /// # Errors
@@ -83,24 +100,27 @@ pub fn new_labels(new: &[String], existing: &[String]) -> Result<Vec<String>, Ap
     let checked = new.iter().map(|l| label(l)).collect::<Result<Vec<_>, _>>()?;
     for (i, l) in checked.iter().enumerate() {
         let k = label_key(l);
-        if let Some(e) = existing.iter().find(|e| *e != l && label_key(e) == k) {
+        // A label that is already known is re-used as it is, even where a look-alike of it
+        // exists already (that one is what was refused, or predates the check).
+        let known = existing.contains(l);
+        if let Some(e) = existing.iter().find(|e| !known && *e != l && label_key(e) == k) {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "conflict",
                 format!(
-                    "label {:?} looks like the existing label {:?} (same letters up to case, spaces, width or \
-                     look-alike characters): use {:?}, or rename it first",
-                    l.escape_default().to_string(),
-                    e.escape_default().to_string(),
-                    e.escape_default().to_string()
+                    "label {} looks like the existing label {} (same letters up to case, spaces, width or \
+                     look-alike characters): use {}, or rename it first",
+                    quoted(l),
+                    quoted(e),
+                    quoted(e)
                 ),
             ));
         }
         if let Some(o) = checked[..i].iter().find(|o| *o != l && label_key(o) == k) {
             return Err(ApiError::invalid(format!(
-                "labels {:?} and {:?} look alike: give one of them",
-                o.escape_default().to_string(),
-                l.escape_default().to_string()
+                "labels {} and {} look alike: give one of them",
+                quoted(o),
+                quoted(l)
             )));
         }
     }
@@ -830,5 +850,32 @@ mod label_identity_tests {
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         let e = new_labels(&s(&["db", "DB"]), &existing).unwrap_err();
         assert!(e.detail.contains("look alike"), "{}", e.detail);
+    }
+
+    /// trial13 MED 1 / LOW: a space inside a label makes `w eb` read as `web`: refused
+    /// with a 400 that says so, wherever it is (host, token, protected or trigger label).
+    #[test]
+    fn labels_with_inner_spaces_are_refused_saying_so() {
+        for l in ["w eb", "domain controllers", "a\u{a0}b"] {
+            let e = label(l).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{l:?}");
+            assert!(e.detail.contains("space"), "{l:?}: {}", e.detail);
+        }
+        assert_eq!(label(" web ").unwrap(), "web");
+    }
+
+    /// Re-using a known label exactly is fine even where a look-alike of it already exists
+    /// (enrolled before the check): only new look-alikes are refused.
+    #[test]
+    fn a_known_label_is_reused_as_it_is_even_beside_an_older_look_alike() {
+        let existing = s(&["servers", "Servers", "Quarantine"]);
+        assert_eq!(new_labels(&s(&["servers"]), &existing).unwrap(), s(&["servers"]));
+        let e = new_labels(&s(&["SERVERS"]), &existing).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
+        // Escaped once: the Cyrillic letter is written `\u{435}`, with one backslash.
+        let e = new_labels(&s(&["s\u{0435}rvers"]), &existing).unwrap_err();
+        assert!(e.detail.contains("label \"s\\u{435}rvers\" looks like"), "{}", e.detail);
+        let e = new_labels(&s(&["quarantine"]), &existing).unwrap_err();
+        assert!(e.detail.contains("existing label \"Quarantine\""), "{}", e.detail);
     }
 }

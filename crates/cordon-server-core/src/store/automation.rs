@@ -326,12 +326,45 @@ impl Store {
     }
 }
 
+/// Which saved list of labels a change replaces: its own old labels are not what a new
+/// label must differ from ([`Store::known_labels`]). Everything else is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelsReplaced<'a> {
+    /// Nothing is replaced (host labels added, an enrollment token created).
+    Nothing,
+    /// The automation settings' protected labels are replaced.
+    ProtectedLabels,
+    /// The trigger labels of the rule of this name are replaced.
+    RuleTriggers(&'a str),
+}
+
 impl Store {
-    /// Every label that exists: on a non-revoked host, or protected in the automation
-    /// settings (what a new label must not look like, [`crate::service::validate::new_labels`]).
-    pub async fn known_labels(&self) -> Result<Vec<String>, StoreError> {
+    /// Every label known anywhere (trial13 MED 1), what a new label must not look like
+    /// ([`crate::service::validate::new_labels`]): labels on non-revoked hosts, every
+    /// rule's trigger labels, the protected labels, the labels of enrollment tokens not
+    /// used yet, and the server's own [`cordon_proto::QUARANTINE_LABEL`]. The list
+    /// `replacing` names is left out (a rule may change the case of its own label).
+    /// Sorted, without duplicates.
+    ///
+    /// # Errors
+    /// When the store cannot be read or a stored rule or list is corrupt.
+    pub async fn known_labels(&self, replacing: LabelsReplaced<'_>) -> Result<Vec<String>, StoreError> {
         let mut out: Vec<String> = self.fleet_host_labels().await?.into_iter().flatten().collect();
-        out.extend(self.automation_settings().await?.protected_labels);
+        if replacing != LabelsReplaced::ProtectedLabels {
+            out.extend(self.automation_settings().await?.protected_labels);
+        }
+        for r in self.rules().await? {
+            if replacing != LabelsReplaced::RuleTriggers(r.spec.name.as_str()) {
+                out.extend(r.spec.trigger_labels);
+            }
+        }
+        let rows = sqlx::query("SELECT labels FROM enroll_tokens WHERE used_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            out.extend(json_list(&get_str(r, "labels")?));
+        }
+        out.push(cordon_proto::QUARANTINE_LABEL.to_string());
         out.sort();
         out.dedup();
         Ok(out)

@@ -63,14 +63,19 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         match mode {
             TableMode::CreateOnly => {
                 if install {
-                    self.batch.create_marked_table(self.table, flags)
+                    self.batch.create_marked_table(
+                        self.table,
+                        flags,
+                        &cordon_policy::render::table_comment(self.policy),
+                    )
                 }
             }
             TableMode::Replace => {
                 self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
                 if install {
-                    self.batch.new_marked_table(self.table, flags);
+                    self.batch
+                        .new_marked_table(self.table, flags, &cordon_policy::render::table_comment(self.policy));
                 }
             }
         }

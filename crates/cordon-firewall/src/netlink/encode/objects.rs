@@ -55,10 +55,11 @@ impl Element {
 /// libnftnl's table user data type for the comment (`NFTNL_UDATA_TABLE_COMMENT`).
 pub const UDATA_TABLE_COMMENT: u8 = 0;
 
-/// The table user data `nft` writes for `comment "TABLE_COMMENT"`: one TLV, type
-/// [`UDATA_TABLE_COMMENT`], one length byte, the text with its NUL.
-pub fn table_comment_udata() -> Vec<u8> {
-    let text = cordon_policy::render::TABLE_COMMENT.as_bytes();
+/// The table user data `nft` writes for `comment "TEXT"`: one TLV, type
+/// [`UDATA_TABLE_COMMENT`], one length byte, the text with its NUL. `comment` is
+/// [`cordon_policy::render::table_comment`]'s (at most 253 bytes; longer text is cut).
+pub fn table_comment_udata(comment: &str) -> Vec<u8> {
+    let text = &comment.as_bytes()[..comment.len().min(253)];
     let mut v = vec![UDATA_TABLE_COMMENT, (text.len() + 1) as u8];
     v.extend_from_slice(text);
     v.push(0);
@@ -94,22 +95,23 @@ impl Batch {
     }
 
     /// [`Batch::new_table_flags`] for the table Cordon installs: with the ownership marker
-    /// [`cordon_policy::render::TABLE_COMMENT`] as its comment (`NFTA_TABLE_USERDATA`),
+    /// `comment` ([`cordon_policy::render::table_comment`]: the marker and the state
+    /// directory that records the quarantine) as its comment (`NFTA_TABLE_USERDATA`),
     /// exactly as `nft` sends `comment "…"`.
-    pub fn new_marked_table(&mut self, table: &str, flags: u32) {
+    pub fn new_marked_table(&mut self, table: &str, flags: u32, comment: &str) {
         let m = self.begin(NFT_MSG_NEWTABLE, 0);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
         put_u32(&mut self.buf, NFTA_TABLE_FLAGS, flags);
-        put(&mut self.buf, NFTA_TABLE_USERDATA, &table_comment_udata());
+        put(&mut self.buf, NFTA_TABLE_USERDATA, &table_comment_udata(comment));
         self.end_msg(m);
     }
 
     /// [`Batch::create_table_flags`] with the ownership marker of [`Batch::new_marked_table`].
-    pub fn create_marked_table(&mut self, table: &str, flags: u32) {
+    pub fn create_marked_table(&mut self, table: &str, flags: u32, comment: &str) {
         let m = self.begin(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
         put_str(&mut self.buf, NFTA_TABLE_NAME, table);
         put_u32(&mut self.buf, NFTA_TABLE_FLAGS, flags);
-        put(&mut self.buf, NFTA_TABLE_USERDATA, &table_comment_udata());
+        put(&mut self.buf, NFTA_TABLE_USERDATA, &table_comment_udata(comment));
         self.end_msg(m);
     }
 

@@ -65,11 +65,15 @@ impl<'a, 'b> TableBatch<'a, 'b> {
     /// `existing` those of the table being replaced (0 when there is none).
     pub fn add_table(&mut self, mode: TableMode, existing: u32, flags: u32) {
         match mode {
-            TableMode::CreateOnly => self.batch.create_marked_table(self.table, flags),
+            TableMode::CreateOnly => {
+                self.batch
+                    .create_marked_table(self.table, flags, &cordon_policy::render::table_comment(self.policy))
+            }
             TableMode::Replace => {
                 self.batch.new_table_flags(self.table, existing);
                 self.batch.del_table(self.table);
-                self.batch.new_marked_table(self.table, flags);
+                self.batch
+                    .new_marked_table(self.table, flags, &cordon_policy::render::table_comment(self.policy));
             }
         }
     }
