@@ -1600,7 +1600,7 @@ impl Store {
     /// Retention step 3, after the archive is safely written: deletes every record up to
     /// `cut` in one transaction, notes where the chain was cut in `audit_chain` (for
     /// people reading the database only: nothing trusts that note, see
-    /// [`Store::genuine_cut`]) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
+    /// `Store::genuine_cut`) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
     /// (the signed cut, count and archive), then a checkpoint record (occasion
     /// `retention`, signed by `sign`) of that retention record. Returns how many records
     /// were deleted and the signed checkpoint.
