@@ -90,7 +90,10 @@ pub trait Enforcer: Send + Sync + 'static {
     /// Re-applies the recorded quarantine without resolving or verifying (boot, repair).
     fn reapply(&self) -> Result<Applied, EnforceError>;
     /// Removes the agent's quarantine (its claim; other sources' claims stay in force).
-    fn release(&self) -> Result<(), EnforceError>;
+    /// `Some(note)`: something the report must say besides (e.g. `stopped unresponsive
+    /// holder pid N …`: a hung `cordon isolate --watch` was stopped so the release could
+    /// proceed).
+    fn release(&self) -> Result<Option<String>, EnforceError>;
     /// Compares the kernel with the record (the engine's status), changing nothing.
     fn check(&self) -> Result<Check, EnforceError>;
     /// At agent start: the kernel against the record, telling tampering while no agent
@@ -180,9 +183,8 @@ impl Enforcer for EngineEnforcer {
     }
 
     /// Releases the agent's own claim; other sources' claims stay in force.
-    fn release(&self) -> Result<(), EnforceError> {
-        self.engine.release_as(ClaimSource::Agent, false)?;
-        Ok(())
+    fn release(&self) -> Result<Option<String>, EnforceError> {
+        Ok(self.engine.release_as(ClaimSource::Agent, false)?.warning)
     }
 
     fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
@@ -361,14 +363,14 @@ impl Enforcer for MemoryEnforcer {
         })
     }
 
-    fn release(&self) -> Result<(), EnforceError> {
+    fn release(&self) -> Result<Option<String>, EnforceError> {
         let mut s = self.lock();
         s.recorded = None;
         if s.in_force {
             s.flips += 1;
         }
         s.in_force = false;
-        Ok(())
+        Ok(None)
     }
 
     fn check(&self) -> Result<Check, EnforceError> {

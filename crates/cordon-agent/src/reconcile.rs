@@ -822,8 +822,11 @@ impl Reconciler {
         } else {
             self.stop_watcher();
             match self.blocking(|e| e.release()).await {
-                Ok(()) => {
+                Ok(note) => {
                     tracing::info!(revision = d.revision, "released");
+                    if let Some(n) = &note {
+                        tracing::warn!("{n}");
+                    }
                     self.plan = None;
                     self.verifying = None;
                     self.p.transport.clear();
@@ -837,9 +840,9 @@ impl Reconciler {
                         }
                         Ok(c) => {
                             self.claims = c.claims;
-                            self.report(AgentState::Released, None, None, None)
+                            self.report(AgentState::Released, None, None, note)
                         }
-                        Err(_) => self.report(AgentState::Released, None, None, None),
+                        Err(_) => self.report(AgentState::Released, None, None, note),
                     }
                 }
                 Err(err) => self.failed(err),
@@ -1028,9 +1031,9 @@ impl Reconciler {
             let detail = format!("{found}; removed");
             self.stop_watcher();
             match self.blocking(|e| e.release()).await {
-                Ok(()) => {
+                Ok(note) => {
                     self.report(AgentState::Tampered, None, None, Some(detail));
-                    self.report(AgentState::Released, None, None, None);
+                    self.report(AgentState::Released, None, None, note);
                 }
                 Err(err) => self.report(AgentState::Failed, None, Some(&err), None),
             }

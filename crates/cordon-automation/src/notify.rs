@@ -38,6 +38,10 @@ pub struct Notice {
     pub hostname: Option<String>,
     /// Who acted (token name, `rule:<name>`, `system`, `agent:<id>`).
     pub actor: String,
+    /// The API token that acted, when a person (or a script) did: the identity behind
+    /// `actor`, which is only a name anyone with admin can choose (trial10). `None` for
+    /// the server, agents and rules.
+    pub actor_token_id: Option<i64>,
     /// The record's comment.
     pub reason: Option<String>,
     /// The automation rule behind an automatic action.
@@ -53,6 +57,8 @@ pub struct Notice {
     /// For `quarantined`/`released`/`not_enforcing` (the agent's confirmation): who
     /// asked for the state now confirmed. The actor is then the agent (`agent:HOST`).
     pub asked_by: Option<String>,
+    /// The API token id behind `asked_by`, when a token asked.
+    pub asked_by_token_id: Option<i64>,
     /// The revision a confirmation is about.
     pub revision: Option<i64>,
     /// Exceptions of a confirmed quarantine that are not in force ("degraded").
@@ -130,15 +136,26 @@ impl Notice {
                 esc(self.detail.as_deref().unwrap_or(""))
             );
         }
+        // A name is only a label: who acted is named with the token's id next to it
+        // (`alice (token 3)`), as `cordon audit` shows it, so a token named like a rule
+        // or the server never reads as one.
+        let who = |name: &str, token: Option<i64>| match token {
+            Some(id) => format!("{} (token {id})", esc(name)),
+            None => esc(name),
+        };
         let mut t = match &self.asked_by {
             // A confirmation: the agent confirmed what someone asked for.
             Some(by) => format!(
                 "Cordon: host {host} {} (confirmed by {}; asked by {})",
                 esc(&what),
-                esc(&self.actor),
-                esc(by)
+                who(&self.actor, self.actor_token_id),
+                who(by, self.asked_by_token_id)
             ),
-            None => format!("Cordon: host {host} {} by {}", esc(&what), esc(&self.actor)),
+            None => format!(
+                "Cordon: host {host} {} by {}",
+                esc(&what),
+                who(&self.actor, self.actor_token_id)
+            ),
         };
         if let Some(r) = &self.reason {
             t.push_str(&format!(". Reason: {}", esc(r)));
@@ -169,6 +186,7 @@ impl Notice {
             "host_id": self.host_id,
             "hostname": self.hostname,
             "actor": self.actor,
+            "actor_token_id": self.actor_token_id,
             "reason": self.reason,
             "rule": self.rule,
             "event_id": self.event_id,
@@ -176,6 +194,7 @@ impl Notice {
             "url": self.url,
             "audit_id": self.audit_id,
             "asked_by": self.asked_by,
+            "asked_by_token_id": self.asked_by_token_id,
             "revision": self.revision,
             "degraded": self.degraded,
             "still_isolated_by": self.still_isolated_by,
@@ -221,10 +240,12 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
                 .or_else(|| r.actor.strip_prefix("rule:").map(str::to_string)),
             event_id: r.event_id.clone(),
             actor: r.actor.clone(),
+            actor_token_id: r.actor_token_id,
             reason: r.comment.clone(),
             dry_run: r.action == "quarantine_dry_run",
             detail: r.detail.clone(),
             asked_by: r.facts.asked_by.clone(),
+            asked_by_token_id: r.facts.asked_by_token_id,
             revision: r.facts.revision,
             degraded: r.facts.degraded.clone(),
             still_isolated_by: r.facts.still_isolated_by.clone(),
@@ -504,6 +525,8 @@ mod tests {
             detail: None,
             url: Some(host_url(Some("https://c.example"), "h1")),
             asked_by: None,
+            asked_by_token_id: None,
+            actor_token_id: None,
             revision: None,
             degraded: vec![],
             still_isolated_by: vec![],
@@ -553,6 +576,8 @@ mod tests {
             detail: None,
             url: Some(host_url(Some("https://cordon.example/"), "h1")),
             asked_by: None,
+            asked_by_token_id: None,
+            actor_token_id: None,
             revision: None,
             degraded: vec![],
             still_isolated_by: vec![],
@@ -583,6 +608,7 @@ mod tests {
             audit_id: 3,
             at: 0,
             actor: "rule:edr-critical".into(),
+            actor_token_id: None,
             action: "quarantine".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
@@ -615,6 +641,7 @@ mod tests {
             audit_id: 9,
             at: 0,
             actor: "agent:web1".into(),
+            actor_token_id: None,
             action: "quarantine_confirmed".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
@@ -625,6 +652,7 @@ mod tests {
             facts: cordon_server_core::store::outbox::NoticeFacts {
                 revision: Some(3),
                 asked_by: Some("alice".into()),
+                asked_by_token_id: None,
                 degraded: vec!["exception https://edr.example.net unresolved".into()],
                 still_isolated_by: vec![],
             },
@@ -664,6 +692,7 @@ mod tests {
             audit_id: 11,
             at: 0,
             actor: "agent:web3".into(),
+            actor_token_id: None,
             action: "release_confirmed".into(),
             host_id: Some("h3".into()),
             hostname: Some("web3".into()),
@@ -674,6 +703,7 @@ mod tests {
             facts: cordon_server_core::store::outbox::NoticeFacts {
                 revision: Some(5),
                 asked_by: Some("alice".into()),
+                asked_by_token_id: None,
                 degraded: vec![],
                 still_isolated_by: vec!["local since 2026-11-30T00:00:00Z".into()],
             },
@@ -697,5 +727,64 @@ mod tests {
         };
         let (_, n) = notice(&plain, None).unwrap();
         assert!(!n.text().contains("STILL ISOLATED"), "{}", n.text());
+    }
+
+    /// trial10 MED: a manual action by a token named like a rule (`rulе:wz`, Cyrillic е)
+    /// read in Slack and webhook text exactly like the rule's automatic action: the
+    /// notification named the actor by its name only. A token's action (and a
+    /// confirmation of what a token asked for) names the token id next to the name, as
+    /// the audit record does; the webhook carries it as a field.
+    #[test]
+    fn notifications_of_manual_actions_name_the_token_id() {
+        let rec = TailRecord {
+            audit_id: 5,
+            at: 0,
+            actor: "rul\u{435}:wz".into(),
+            actor_token_id: Some(7),
+            action: "quarantine".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("web1".into()),
+            comment: Some("automatic".into()),
+            detail: None,
+            event_id: None,
+            rule: None,
+            facts: Default::default(),
+        };
+        let (_, n) = notice(&rec, None).unwrap();
+        for t in [n.text(), n.slack_text()] {
+            assert!(t.contains("by rul\u{435}:wz (token 7)"), "{t}");
+        }
+        let w = n.payload(TargetKind::Webhook);
+        assert_eq!(w["actor_token_id"], 7);
+        // The rule's own action names no token.
+        let auto = TailRecord {
+            actor: "rule:wz".into(),
+            actor_token_id: None,
+            rule: Some("wz".into()),
+            ..rec.clone()
+        };
+        let (_, n) = notice(&auto, None).unwrap();
+        assert!(
+            n.text().contains("by rule:wz.") && !n.text().contains("(token"),
+            "{}",
+            n.text()
+        );
+        assert_eq!(n.payload(TargetKind::Webhook)["actor_token_id"], Value::Null);
+        // The agent's confirmation of what the token asked for names the token too.
+        let confirmed = TailRecord {
+            actor: "agent:web1".into(),
+            actor_token_id: None,
+            action: "quarantine_confirmed".into(),
+            facts: cordon_server_core::store::outbox::NoticeFacts {
+                revision: Some(2),
+                asked_by: Some("rul\u{435}:wz".into()),
+                asked_by_token_id: Some(7),
+                ..Default::default()
+            },
+            ..rec
+        };
+        let (_, n) = notice(&confirmed, None).unwrap();
+        assert!(n.text().contains("asked by rul\u{435}:wz (token 7))"), "{}", n.text());
+        assert_eq!(n.payload(TargetKind::Webhook)["asked_by_token_id"], 7);
     }
 }

@@ -176,6 +176,23 @@ pub struct HostImpact {
     pub other_claims: Vec<String>,
     /// The host's state now (wire name).
     pub state: String,
+    /// The first characters of the host id ([`super::view::short_id`]), shown next to
+    /// the name: two hosts of one name stay apart in the review.
+    pub short_id: String,
+    /// The host's duplicate flags in words ([`super::view::flag_texts`]).
+    pub flags: Vec<String>,
+}
+
+impl HostImpact {
+    /// The host as sentences name it: the hostname, with the short id when another host
+    /// shares the name (`db1 (1c2d3e4f)`), so "Quarantine db1, db1?" never happens.
+    pub fn name(&self) -> String {
+        if self.flags.iter().any(|f| f.starts_with("duplicate hostname")) {
+            format!("{} ({})", self.hostname, self.short_id)
+        } else {
+            self.hostname.clone()
+        }
+    }
 }
 
 fn list_text(items: &[String]) -> String {
@@ -361,6 +378,8 @@ fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
         protected,
         other_claims: others,
         state: h.state.as_str().to_string(),
+        short_id: super::view::short_id(&h.id).to_string(),
+        flags: super::view::flag_texts(h),
     }
 }
 
@@ -794,6 +813,9 @@ async fn prepare_retry(
                         r.revision,
                         now_words(&Shown::of(h).key().replace('_', " "), h.state_reason.as_deref())
                     ));
+                    if let Some(w) = others_stay(&i.other_claims, h.desired.quarantined) {
+                        i.details.push(w);
+                    }
                 }
                 (None, why) => {
                     i.change = "nothing_to_retry";
@@ -811,8 +833,27 @@ async fn prepare_retry(
     })
 }
 
+/// What a retry leaves alone on a host other managers also hold (trial13 LOW): their
+/// claims stay whatever Cordon re-sends; after a release, they keep the host isolated
+/// (pure). `None` without other claims.
+fn others_stay(other_claims: &[String], quarantined: bool) -> Option<String> {
+    if other_claims.is_empty() {
+        return None;
+    }
+    let who = other_claims.join(", ");
+    Some(if quarantined {
+        format!(
+            "Retry re-sends Cordon's own quarantine only; the claim of {who} stays as it is (Retry never changes another manager's claim)"
+        )
+    } else {
+        format!(
+            "Retry re-sends Cordon's release only: Cordon's rules go, the host stays isolated by {who} (Retry never changes another manager's claim)"
+        )
+    })
+}
+
 /// The Retry confirmation: "Retry 2 hosts?", the hosts with nothing to retry, the
-/// offline ones (pure).
+/// offline ones, the ones other managers also hold (pure).
 fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
     let total = impacts.len();
     let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.changes).collect();
@@ -831,11 +872,19 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
             if total - n == 1 { "it" } else { "them" }
         ));
     }
-    let offline: Vec<String> = changing
+    let held: Vec<String> = changing
         .iter()
-        .filter(|i| i.offline)
-        .map(|i| i.hostname.clone())
+        .filter(|i| !i.other_claims.is_empty())
+        .map(|i| format!("{} by {}", i.name(), i.other_claims.join(", ")))
         .collect();
+    if !held.is_empty() {
+        warnings.push(format!(
+            "Also held by other managers: {}. Retry re-sends only Cordon's desired state as a new revision; \
+             the other managers' claims stay in force until they release them.",
+            held.join("; ")
+        ));
+    }
+    let offline: Vec<String> = changing.iter().filter(|i| i.offline).map(|i| i.name()).collect();
     if !offline.is_empty() {
         warnings.push(format!(
             "Offline: {} ({}) will stay pending until {} agent returns.",
@@ -849,7 +898,7 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
         errors: BTreeMap::new(),
         count: n,
         total,
-        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        hostnames: changing.iter().map(|i| i.name()).collect(),
         summary,
         hosts: impacts.to_vec(),
         warnings,
@@ -911,7 +960,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
     let requested: Vec<String> = impacts
         .iter()
         .filter(|i| !i.changes && !confirmed(action, i))
-        .map(|i| i.hostname.clone())
+        .map(|i| i.name())
         .collect();
     let summary = if n == 0 && !requested.is_empty() {
         format!(
@@ -968,7 +1017,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         ));
     }
     let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
-        changing.iter().filter(|i| f(i)).map(|i| i.hostname.clone()).collect()
+        changing.iter().filter(|i| f(i)).map(|i| i.name()).collect()
     };
     let protected = names(&|i| !i.protected.is_empty());
     if !protected.is_empty() {
@@ -1022,7 +1071,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         errors: BTreeMap::new(),
         count: n,
         total,
-        hostnames: changing.iter().map(|i| i.hostname.clone()).collect(),
+        hostnames: changing.iter().map(|i| i.name()).collect(),
         summary,
         hosts: impacts.to_vec(),
         warnings,
@@ -1256,6 +1305,36 @@ mod tests {
         );
         let c = confirmation(Action::Quarantine, Some("web"), &imp);
         assert_eq!(c.confirm_word.as_deref(), Some("web"));
+    }
+
+    /// trial13 LOW: a retry of a host Wazuh also holds said only "will be re-sent": the
+    /// review now says what Retry re-sends and that the other managers' claims stay.
+    #[test]
+    fn retry_says_what_it_resends_and_that_other_managers_claims_stay() {
+        let mut held = impact_base(&host("endpoint", true, HostState::Failed, &[]), &[]);
+        held.other_claims = vec!["wazuh".into()];
+        held.changes = true;
+        let plain = HostImpact {
+            changes: true,
+            ..impact_base(&host("web", true, HostState::Failed, &[]), &[])
+        };
+        let c = retry_confirmation(&[held, plain]);
+        let w = c.warnings.join(" | ");
+        assert!(
+            w.contains("endpoint by wazuh")
+                && w.contains("only Cordon's desired state")
+                && w.contains("claims stay in force"),
+            "{w}"
+        );
+        assert!(!w.contains("web by"), "{w}");
+        let q = others_stay(&["wazuh".into()], true).unwrap_or_default();
+        assert!(
+            q.contains("Cordon's own quarantine only") && q.contains("wazuh stays"),
+            "{q}"
+        );
+        let r = others_stay(&["wazuh".into(), "local".into()], false).unwrap_or_default();
+        assert!(r.contains("stays isolated by wazuh, local"), "{r}");
+        assert_eq!(others_stay(&[], true), None);
     }
 
     #[test]

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::host_names;
 use super::session::{ApiSession, PageSession, CSRF_HEADER};
-use super::view::{ago_text, labels, layout, short_time, time_at, Nav};
+use super::view::{
+    ago_text, flag_badges, flag_texts, labels, layout, short_id, short_id_tag, short_time, time_at, Nav,
+};
 use super::ConsoleError;
 use cordon_automation::service;
 use cordon_proto::automation::{DecisionRequest, EventRecord};
@@ -200,6 +202,7 @@ pub async fn approvals(
     let filter = if status == "all" { None } else { Some(status.as_str()) };
     let list = service::approvals(&st, &s.caller, filter, 500).await?;
     let names = host_names(&st, &s).await?;
+    let flagged = hosts_by_id(&st, &s, list.iter().map(|a| &a.host_id)).await?;
     let mut events: HashMap<String, EventRecord> = HashMap::new();
     for a in &list {
         if !events.contains_key(&a.event_id) {
@@ -254,7 +257,10 @@ pub async fn approvals(
                                 td class="sel" { @if a.status == "pending" { input type="checkbox" class="ap-select" value=(a.id) aria-label={"Select approval for " (host)}; } }
                             }
                             td data-label="Asked" { (time_at(&a.created_at)) br; span class="muted" { (ago_text(&a.created_at)) " ago" } }
-                            td data-label="Host" { a href={"/console/hosts/" (a.host_id)} { (host) } }
+                            td data-label="Host" {
+                                a href={"/console/hosts/" (a.host_id)} { (host) } " " (short_id_tag(&a.host_id))
+                                @if let Some(h) = flagged.get(&a.host_id) { (flag_badges(h)) }
+                            }
                             td data-label="Event" {
                                 @if let Some(e) = ev { code { (e.event_type) } " " span class={"sev sev-" (e.severity.as_str())} { (e.severity.as_str()) } br; span class="muted" { (e.source) } }
                                 @else { span class="muted" { (a.event_id) } }
@@ -378,6 +384,40 @@ pub struct ReviewReply {
     pub approvals: Vec<service::ApprovalReview>,
     /// Host id → revision the review saw (sent back with the decision).
     pub revisions: BTreeMap<String, i64>,
+    /// Host id → its short id and duplicate flags, shown next to each hostname.
+    pub hosts: BTreeMap<String, HostNote>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+/// How a review tells a host apart from another of the same name.
+pub struct HostNote {
+    /// The first characters of the id ([`super::view::short_id`]).
+    pub short_id: String,
+    /// Its duplicate flags in words ([`super::view::flag_texts`]).
+    pub flags: Vec<String>,
+}
+
+/// The hosts `ids` names (each once), as the service reads them with their flags; a host
+/// that is gone is left out (the list names it by id).
+async fn hosts_by_id<'a>(
+    st: &AppState,
+    s: &super::session::Session,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<HashMap<String, cordon_proto::Host>, ApiError> {
+    let mut out = HashMap::new();
+    for id in ids {
+        if out.contains_key(id) {
+            continue;
+        }
+        match cordon_server_core::service::hosts::get(st, &s.caller, id).await {
+            Ok(h) => {
+                out.insert(id.clone(), h);
+            }
+            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn decision_of(s: &str) -> Option<bool> {
@@ -394,7 +434,19 @@ pub fn review_summary(approve: bool, list: &[service::ApprovalReview]) -> (usize
     let total = list.len();
     let n = list.iter().filter(|a| a.changes).count();
     let s = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    let names: Vec<&str> = list.iter().filter(|a| a.changes).map(|a| a.hostname.as_str()).collect();
+    // A name two of the listed hosts share carries the short id (`db1 (1c2d3e4f)`).
+    let names: Vec<String> = list
+        .iter()
+        .filter(|a| a.changes)
+        .map(|a| {
+            let shared = list.iter().filter(|b| b.hostname == a.hostname).count() > 1;
+            if shared {
+                format!("{} ({})", a.hostname, short_id(&a.host_id))
+            } else {
+                a.hostname.clone()
+            }
+        })
+        .collect();
     let of = if n == total {
         String::new()
     } else {
@@ -458,7 +510,21 @@ pub async fn review(
                 summary.push(' ');
                 summary.push_str(KILL_SWITCH_APPROVE);
             }
+            let hosts = match hosts_by_id(&st, &s, list.iter().map(|a| &a.host_id)).await {
+                Ok(h) => h,
+                Err(ApiError { status, detail, .. }) => return decide_reply(status, detail),
+            };
             Json(ReviewReply {
+                hosts: hosts
+                    .values()
+                    .map(|h| {
+                        let note = HostNote {
+                            short_id: short_id(&h.id).to_string(),
+                            flags: flag_texts(h),
+                        };
+                        (h.id.clone(), note)
+                    })
+                    .collect(),
                 ok: true,
                 error: None,
                 count,

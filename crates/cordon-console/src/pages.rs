@@ -17,7 +17,9 @@ use super::session::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use super::status::{attention_text, policy_in_force, Attention, Shown};
-use super::view::{host_badge, labels, layout, state_text, time_ago, time_at, until_text, Nav};
+use super::view::{
+    flag_badges, host_badge, labels, layout, short_id_tag, state_text, time_ago, time_at, until_text, Nav,
+};
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
 use cordon_server_core::service::{audit, hosts, sessions};
@@ -305,17 +307,24 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                         aria-label={"Select " (h.hostname)};
                 }
             }
-            td class="hostname" data-label="Host" { a href={"/console/hosts/" (h.id)} { (h.hostname) } }
-            td data-label="OS" { (h.os.as_deref().unwrap_or("—")) }
-            td class="addr" data-label="Addresses" {
+            td class="hostname" data-label="Host" {
+                // A long name breaks after its dots, not inside a word.
+                a href={"/console/hosts/" (h.id)} { @for part in h.hostname.split_inclusive('.') { (part) wbr; } }
+                " " (short_id_tag(&h.id))
+                (flag_badges(h))
+                // Shown where the Addresses column is left out (narrow windows).
+                span class="addr-inline" { (h.addresses.join(" ")) }
+            }
+            td class="col-os" data-label="OS" { (h.os.as_deref().unwrap_or("—")) }
+            td class="addr col-addr" data-label="Addresses" {
                 @for a in &h.addresses { span class="address" { (a) } " " }
             }
             td class="labels" data-label="Labels" { (labels(&h.labels)) }
-            td data-label="State" { (host_badge(h)) }
-            td data-label="Since" { (time_ago(Some(&h.state_since))) }
-            td data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
-            td data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
-            td data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
+            td class="state-cell" data-label="State" { (host_badge(h)) }
+            td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
+            td class="col-by" data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
+            td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
+            td class="col-backend" data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
             @if act {
                 td class="row-actions" { (action_button(h, true)) }
             }
@@ -455,15 +464,15 @@ pub async fn hosts(
                                 input type="checkbox" id="select-all" aria-label="Select all shown hosts";
                             }
                         }
-                        (sort_th(&q, "host", "Host", sort, desc))
-                        th scope="col" { "OS" }
-                        th scope="col" { "Addresses" }
+                        (sort_th(&q, "host", "Host", sort, desc, ""))
+                        th scope="col" class="col-os" { "OS" }
+                        th scope="col" class="col-addr" { "Addresses" }
                         th scope="col" { "Labels" }
-                        (sort_th(&q, "state", "State", sort, desc))
-                        (sort_th(&q, "since", "Since", sort, desc))
-                        (sort_th(&q, "by", "By", sort, desc))
-                        (sort_th(&q, "last_seen", "Last seen", sort, desc))
-                        (sort_th(&q, "backend", "Backend", sort, desc))
+                        (sort_th(&q, "state", "State", sort, desc, ""))
+                        (sort_th(&q, "since", "Since", sort, desc, "col-since"))
+                        (sort_th(&q, "by", "By", sort, desc, "col-by"))
+                        (sort_th(&q, "last_seen", "Last seen", sort, desc, "col-seen"))
+                        (sort_th(&q, "backend", "Backend", sort, desc, "col-backend"))
                         @if act { th scope="col" { span class="sr-only" { "Actions" } } }
                     }
                 }
@@ -490,12 +499,15 @@ pub async fn hosts(
 }
 
 /// A sortable column header: a link that sorts by it (again: the other way round).
-fn sort_th(q: &HostsQuery, col: &str, text: &str, sort: &str, desc: bool) -> Markup {
+/// A sortable column head; `class` names the column for the narrow-window layout
+/// (`col-since`, …: the columns left out first), empty for none.
+fn sort_th(q: &HostsQuery, col: &str, text: &str, sort: &str, desc: bool, class: &str) -> Markup {
     let current = sort == col;
     let next = if current && !desc { "desc" } else { "asc" };
     let aria = current.then_some(if desc { "descending" } else { "ascending" });
+    let class = (!class.is_empty()).then_some(class);
     html! {
-        th scope="col" aria-sort=[aria] {
+        th scope="col" class=[class] aria-sort=[aria] {
             a class="sort" href=(q.url_with(col, next, None)) {
                 (text)
                 @if current { span aria-hidden="true" { @if desc { " ▼" } @else { " ▲" } } }
@@ -588,6 +600,8 @@ fn policy(h: &Host) -> Markup {
             p id="policy" data-in-force="false" {
                 @if h.state == HostState::Normal && !others_text(h).is_empty() {
                     "Released by Cordon: Cordon enforces no rules on this host, but it is " strong { "still isolated by " (others_text(h)) } " (their rules, not Cordon's)."
+                } @else if h.state == HostState::Normal && super::status::never_reported(h) {
+                    "No quarantine asked for. The agent has never reported, so Cordon cannot confirm what is in force on this host."
                 } @else if h.state == HostState::Normal { "Not quarantined: Cordon enforces no rules on this host." }
                 @else { "Release asked for; the agent has not confirmed that Cordon's rules are gone." }
             }
@@ -742,6 +756,10 @@ fn headline(h: &Host) -> Markup {
                     strong { "Released by Cordon — still isolated by " (others_text(h)) }
                     @if let Some(a) = &d.actor { " — Cordon's quarantine released " (time_at(&h.state_since)) " by " (a) }
                 }
+                Shown::State(HostState::Normal) if super::status::never_reported(h) => {
+                    strong { "Never reported" } " — the agent has not sent a status report since it enrolled ("
+                    (time_at(&h.enrolled_at)) "); Cordon cannot say what is in force on this host"
+                }
                 Shown::State(HostState::Normal) => {
                     strong { "Not quarantined" }
                     @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
@@ -781,10 +799,16 @@ pub async fn host(
         // Everything here follows live updates, the action button included: it always
         // matches the state shown, and carries the revision it was shown for.
         div class="page-head" id="host-head" data-live="" data-revision=(d.revision) {
-            h1 { (h.hostname) }
+            h1 { (h.hostname) " " (short_id_tag(&h.id)) }
             div id="host-state" {
                 (host_badge(&h))
                 @if h.revoked { " " span class="label" { "revoked" } }
+            }
+            @if !h.flags.is_empty() {
+                p id="host-flags" class="host-flags" role="note" {
+                    (flag_badges(&h))
+                    " — address this host by its id; automation refuses the shared name or address."
+                }
             }
             @if s.can_act() && !h.revoked {
                 div class="toolbar" id="host-actions" { (action_button(&h, false)) }
@@ -1036,23 +1060,11 @@ pub async fn audit(
         Err(e) => return Err(e),
     };
     let shown = &view.records;
-    let actions: BTreeSet<&str> = [
-        "quarantine",
-        "release",
-        "quarantine_confirmed",
-        "release_confirmed",
-        "tampered",
-        "failed",
-        "state",
-        "enroll",
-        "revoke",
-        "label",
-        "token_create",
-        "token_revoke",
-        "enroll_token_create",
-    ]
-    .into_iter()
-    .collect();
+    // Every action the log records, from the server (a hand list missed some, trial13).
+    let mut actions: BTreeSet<String> = audit::actions(&st, &s.caller).await?.into_iter().collect();
+    if let Some(a) = q.action.as_ref().filter(|a| !a.is_empty()) {
+        actions.insert(a.clone());
+    }
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let cur_action = v(&q.action);
     let body = html! {

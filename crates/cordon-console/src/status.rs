@@ -94,6 +94,13 @@ impl Shown {
     }
 }
 
+/// The agent has sent no status report since it enrolled (trial13 LOW: such a host
+/// read "Normal", a state nobody confirmed): the server has no backend and no applied
+/// revision for it — both come only from a report.
+pub fn never_reported(h: &Host) -> bool {
+    h.backend.is_none() && h.applied_revision == 0 && h.digest.is_none()
+}
+
 /// Whether the quarantine policy is confirmed in force on the host: the agent applied
 /// the current revision, reported it isolated, and enforces.
 pub fn policy_in_force(h: &Host) -> bool {

@@ -150,6 +150,15 @@ pub fn host_badge(h: &Host) -> Markup {
                     span class="state-text" { "Normal — still isolated by " (others_text) }
                 }
             }
+            // Nobody confirmed anything: no state claim, only the fact.
+            Shown::State(HostState::Normal) if super::status::never_reported(h) => {
+                span class="state state-never" data-state="never_reported"
+                    title="The agent has not sent a status report since it enrolled: Cordon cannot say what is in force on this host" {
+                    span class="state-icon" aria-hidden="true" { "?" }
+                    " "
+                    span class="state-text" { "Never reported" }
+                }
+            }
             Shown::State(s) => (state_badge(s, &h.state_since, h.state_reason.as_deref())),
             Shown::NotEnforcing => {
                 span class="state state-not_enforcing" data-state="not_enforcing"
@@ -248,6 +257,49 @@ pub fn short_time(t: &str) -> String {
         (Some(dot), true) => format!("{}Z", &t[..dot]),
         _ => t,
     }
+}
+
+/// Characters of a host id shown next to its name where hosts are listed for a decision
+/// (reviews, approvals, the hosts table): enough to tell two hosts of one name apart,
+/// and a prefix the server's host search and `cordon hosts show` accept.
+pub const SHORT_ID_CHARS: usize = 8;
+
+/// The first [`SHORT_ID_CHARS`] characters of a host id (the whole id if shorter).
+pub fn short_id(id: &str) -> &str {
+    id.char_indices().nth(SHORT_ID_CHARS).map_or(id, |(i, _)| &id[..i])
+}
+
+/// One line per flag of `h` ([`Host::flags`], computed by the server), naming the other
+/// hosts by short id: `duplicate hostname: also 1c2d3e4f`, `duplicate address
+/// 192.0.2.5: also 1c2d3e4f, 5a6b7c8d`.
+pub fn flag_texts(h: &Host) -> Vec<String> {
+    h.flags
+        .iter()
+        .map(|f| {
+            let others: Vec<&str> = f.other_hosts.iter().map(|o| short_id(o)).collect();
+            let others = others.join(", ");
+            match f.kind.as_str() {
+                cordon_proto::HostFlag::DUPLICATE_HOSTNAME => format!("duplicate hostname: also {others}"),
+                cordon_proto::HostFlag::DUPLICATE_ADDRESS => format!("duplicate address {}: also {others}", f.value),
+                other => format!("{other} {}: also {others}", f.value),
+            }
+        })
+        .collect()
+}
+
+/// `h`'s flags as warning badges (the reason in words, the server's full sentence with
+/// full ids on hover); nothing for a host without flags.
+pub fn flag_badges(h: &Host) -> Markup {
+    html! {
+        @for (f, text) in h.flags.iter().zip(flag_texts(h)) {
+            " " span class="tag tag-dup" data-flag=(f.kind) title=(f.text()) { "⚠ " (text) }
+        }
+    }
+}
+
+/// The short id of `h` as a small monospace tag, the full id on hover.
+pub fn short_id_tag(id: &str) -> Markup {
+    html! { code class="short-id" title={"host id " (id)} { (short_id(id)) } }
 }
 
 /// A host's labels as badges (escaped).

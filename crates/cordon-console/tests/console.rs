@@ -2223,3 +2223,200 @@ async fn console_protected_labels_refuse_look_alikes_of_rule_and_server_labels()
         );
     }
 }
+
+/// trial13 MED 2: duplicate hostname and address flags were computed by the server but
+/// never shown, and two hosts of one name were indistinguishable in reviews. The hosts
+/// table, the host page, the action review and the approvals (page and review) show each
+/// flag as a badge with its reason ("duplicate hostname: also <short id>"), and every
+/// review names its hosts with a short id next to the hostname.
+#[tokio::test]
+async fn duplicate_flags_and_short_ids_are_shown_wherever_hosts_are_listed() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["db1", "ws-other"]).await;
+    let a = ap["db1"].0.clone();
+    let b = ctx.enroll("DB1", &["ws"]).await;
+    let ev = r#"{"host":"DB1","type":"malware","severity":"critical","source":"edr"}"#;
+    let (st, v) = ctx.call("POST", "/v1/events", Some(&ctx.responder), Some(ev)).await;
+    // The shared name is refused to automation; the id works.
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let short = |id: &str| id.chars().take(8).collect::<String>();
+    let (sa, sb) = (short(&a), short(&b));
+    assert_ne!(sa, sb, "two hosts' short ids differ");
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    // Hosts table: each row carries its short id and the flag naming the other.
+    let page = page_body(&ctx, &admin, "/console/hosts").await;
+    for (me, other) in [(&a, &sb), (&b, &sa)] {
+        let row = page
+            .split(&format!("<tr id=\"host-{me}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(row.contains(&format!(">{}</code>", short(me))), "{row}");
+        assert!(
+            row.contains("data-flag=\"duplicate_hostname\"")
+                && row.contains(&format!("duplicate hostname: also {other}")),
+            "{row}"
+        );
+    }
+    // Host page.
+    let host = host_page(&ctx, &admin, &a).await;
+    assert!(
+        host.contains("id=\"host-flags\"") && host.contains(&format!("duplicate hostname: also {sb}")),
+        "{host}"
+    );
+    // Action review: per host the short id and the flags; the sentence tells them apart.
+    let body = serde_json::json!({"action": "quarantine", "hosts": [a, b], "comment": "IR-9"});
+    let v = j(&post_json(&ctx, &admin, "/console/actions/check", body).await);
+    for (id, other) in [(&a, &sb), (&b, &sa)] {
+        let h = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(h["short_id"], short(id), "{v}");
+        assert_eq!(
+            h["flags"],
+            serde_json::json!([format!("duplicate hostname: also {other}")]),
+            "{v}"
+        );
+    }
+    let names = v["hostnames"].to_string();
+    assert!(
+        names.contains(&format!("db1 ({sa})")) && names.contains(&format!("DB1 ({sb})")),
+        "{names}"
+    );
+    // Approvals page and review.
+    let page = page_body(&ctx, &admin, "/console/approvals").await;
+    assert!(
+        page.contains(&format!(">{sa}</code>")) && page.contains(&format!("duplicate hostname: also {sb}")),
+        "{page}"
+    );
+    let ids = serde_json::json!([ap["db1"].1, ap["ws-other"].1]);
+    let r = post_json(
+        &ctx,
+        &admin,
+        "/console/approvals/review",
+        serde_json::json!({"ids": ids, "decision": "approve"}),
+    )
+    .await;
+    let v = j(&r);
+    assert_eq!(v["hosts"][&a]["short_id"], sa, "{v}");
+    assert_eq!(
+        v["hosts"][&a]["flags"],
+        serde_json::json!([format!("duplicate hostname: also {sb}")]),
+        "{v}"
+    );
+    assert_eq!(v["hosts"][&ap["ws-other"].0]["flags"], serde_json::json!([]), "{v}");
+}
+
+/// trial13 LOW: refusal texts were escaped twice (`&amp;lt;` on screen). Every refusal
+/// the console's dialogs show is plain text (the script sets it as text), so no HTML
+/// entity may appear in one, whatever characters the analyst typed.
+#[tokio::test]
+async fn refusal_texts_are_plain_text_escaped_once() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web1", &["web"]).await;
+    let rs = sign_in(&ctx, &ctx.admin).await;
+    let evil = "<b>&\"x\"</b>";
+    let bodies = [
+        serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "c", "allow": evil}),
+        serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "c", "expires_in": evil}),
+        serde_json::json!({"action": "quarantine", "label": evil, "comment": "c"}),
+        serde_json::json!({"action": "quarantine", "hosts": [evil], "comment": "c"}),
+        serde_json::json!({"action": "quarantine", "hosts": [id], "comment": "c", "message": format!("{evil}\u{202e}")}),
+    ];
+    let mut seen = 0;
+    for b in bodies {
+        let r = post_json(&ctx, &rs, "/console/actions/check", b.clone()).await;
+        let v = j(&r);
+        for (field, msg) in v["errors"].as_object().cloned().unwrap_or_default() {
+            let msg = msg.as_str().unwrap_or_default().to_string();
+            seen += 1;
+            assert!(
+                !msg.contains("&lt;") && !msg.contains("&amp;") && !msg.contains("&quot;"),
+                "{b} {field}: {msg}"
+            );
+            assert!(!msg.contains("\\\\"), "backslashes doubled: {b} {field}: {msg}");
+        }
+    }
+    for l in [evil.to_string(), "w\u{0435}b".to_string()] {
+        let r = post_json(
+            &ctx,
+            &rs,
+            "/console/settings",
+            serde_json::json!({"protected_labels": [l]}),
+        )
+        .await;
+        let msg = j(&r)["error"].as_str().unwrap_or_default().to_string();
+        seen += 1;
+        assert!(
+            !msg.contains("&lt;") && !msg.contains("&amp;") && !msg.contains("\\\\"),
+            "{l:?}: {msg}"
+        );
+    }
+    assert!(seen >= 6, "every body above is refused with a message");
+}
+
+/// trial13 LOW: a host whose agent never reported was shown "Normal" — a state nobody
+/// confirmed. It is "Never reported" (list and host page) until the first report.
+#[tokio::test]
+async fn a_host_that_never_reported_is_not_shown_normal() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("fresh1", &[]).await;
+    let v = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &v, "/console/hosts").await;
+    let row = page
+        .split(&format!("<tr id=\"host-{id}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("data-state=\"never_reported\"") && row.contains("Never reported"),
+        "{row}"
+    );
+    assert!(!row.contains("Normal"), "{row}");
+    let host = host_page(&ctx, &v, &id).await;
+    assert!(
+        host.contains("Never reported") && !host.contains("Not quarantined"),
+        "{host}"
+    );
+    report(&ctx, &id, cordon_proto::AgentState::Released, "nftables", |_| {}).await;
+    let host = host_page(&ctx, &v, &id).await;
+    assert!(
+        host.contains("Not quarantined") && !host.contains("Never reported"),
+        "{host}"
+    );
+}
+
+/// trial13 LOW: the audit page's Action filter was a hand list that missed actions the
+/// server records (approvals, rules, settings, …). It offers every action the log holds,
+/// from the server.
+#[tokio::test]
+async fn the_audit_action_filter_offers_every_action_the_server_records() {
+    let ctx = Ctx::new().await;
+    three_approvals(&ctx, &["ws-1"]).await;
+    let v = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &v, "/console/audit").await;
+    let select = page
+        .split("id=\"a-action\"")
+        .nth(1)
+        .and_then(|r| r.split("</select>").next())
+        .unwrap_or_default()
+        .to_string();
+    let offered: std::collections::BTreeSet<String> = select
+        .split("<option value=\"")
+        .skip(1)
+        .filter_map(|o| o.split('"').next())
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    let recorded: std::collections::BTreeSet<String> = ctx.store().audit_actions().await.unwrap().into_iter().collect();
+    assert_eq!(offered, recorded);
+    assert!(
+        recorded.contains("approval_required") && recorded.contains("enroll"),
+        "{recorded:?}"
+    );
+}

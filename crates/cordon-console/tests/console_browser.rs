@@ -467,7 +467,9 @@ impl Srv {
     }
     async fn start(&self) {
         let mut last = None;
-        for _ in 0..50 {
+        // Up to 20 s: on a loaded machine the stopped server's database connections can
+        // take a few seconds to close (seen once as "database query failed" after 5 s).
+        for _ in 0..200 {
             match run::start(&self.cfg).await {
                 Ok(s) => {
                     *self.running.lock().await = Some(s);
@@ -976,7 +978,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     // server's preview of this very request says so).
     let hosts = text_of(c, "#dlg-confirm-hosts").await;
     assert!(
-        hosts.contains("web-01 — kept (already quarantined: exceptions, message and expiry kept)"),
+        hosts.contains("web-01 h-web01 — kept (already quarantined: exceptions, message and expiry kept)"),
         "{hosts}"
     );
     assert!(hosts.contains("exceptions kept: https://edr.example.com"), "{hosts}");
@@ -984,7 +986,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     click(c, "#dlg-back").await;
     click(c, "#dlg-replace").await;
     click(c, "#dlg-review").await;
-    let hosts = wait_text(c, "#dlg-confirm-hosts", "web-01 — replaced").await;
+    let hosts = wait_text(c, "#dlg-confirm-hosts", "web-01 h-web01 — replaced").await;
     assert!(
         hosts.contains("exceptions replaced: https://edr.example.com"),
         "{hosts}"
@@ -992,7 +994,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     click(c, "#dlg-back").await;
     click(c, "#dlg-replace").await;
     click(c, "#dlg-review").await;
-    wait_text(c, "#dlg-confirm-hosts", "web-01 — kept").await;
+    wait_text(c, "#dlg-confirm-hosts", "web-01 h-web01 — kept").await;
     assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
     fill(c, "#dlg-typed", "prod").await;
     until("confirm enabled after typing the label", 5, || async {
@@ -1175,7 +1177,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     fill(c, "#dlg-comment", "IR-1211 WFP service restarted").await;
     click(c, "#dlg-review").await;
     wait_text(c, "#dlg-confirm-text", "Retry 1 host?").await;
-    wait_text(c, "#dlg-confirm-hosts", "hr-laptop-09 — will be re-sent to the agent").await;
+    wait_text(
+        c,
+        "#dlg-confirm-hosts",
+        "hr-laptop-09 h-hr09 — will be re-sent to the agent",
+    )
+    .await;
     assert_ne!(js(c, "return document.activeElement.id;").await, json!("dlg-confirm"));
     let _ = save_png(c, "retry-confirm.png").await;
     click(c, "#dlg-confirm").await;
@@ -1478,6 +1485,9 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     click(c, "#sd-apply").await;
     wait_text(c, "#guardrails", "off (kill switch)").await;
 
+    // Duplicate flags and short ids; the hosts table at 800-1920 px (trial13 MED 2/3).
+    flags_and_table_layout(c, base, store).await;
+
     // Sign out; a viewer sees no action buttons and the server refuses its actions.
     click(c, "header form[action='/console/logout'] button").await;
     c.wait()
@@ -1518,4 +1528,102 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .unwrap();
     assert_eq!(no_csrf, json!(403));
     assert_eq!(store.host("h-db01").await.unwrap().state, HostState::Normal);
+}
+
+/// trial13 MED 2 and 3. A second `db-01` (same name and address as h-db01) and a host
+/// with a 63-character name whose quarantine is only requested (the widest State
+/// badge): the rows show the duplicate flags and short ids, the review of both names
+/// them apart, and at 800, 1024, 1280 and 1920 px every State badge and Actions button
+/// of the table lies wholly inside the viewport (the table never scrolls sideways).
+async fn flags_and_table_layout(c: &Client, base: &str, store: &Store) {
+    let long = "ci-runner-with-a-rather-long-name-07.eu-west-1.corp.example.org";
+    assert_eq!(long.len(), 63);
+    seed_host(
+        store,
+        "h-db01b",
+        "db-01",
+        "Ubuntu 24.04",
+        &["198.51.100.21"],
+        &["prod", "db"],
+        "iptables",
+    )
+    .await;
+    seed_host(
+        store,
+        "h-long63",
+        long,
+        "Debian 12",
+        &["2001:db8:4006:812::200e", "192.0.2.99"],
+        &["ci", "prod"],
+        "nftables",
+    )
+    .await;
+    quarantine_as(store, "rita-responder", "h-long63", "IR-1250 runner beaconing", &[]).await;
+    c.goto(&format!("{base}/console/hosts")).await.unwrap();
+    wait_text(c, "#host-rows", long).await;
+    let row = text_of(c, "tr#host-h-db01").await;
+    assert!(
+        row.contains("duplicate hostname: also h-db01b") && row.contains("h-db01"),
+        "{row}"
+    );
+    let row = text_of(c, "tr#host-h-db01b").await;
+    assert!(row.contains("duplicate hostname: also h-db01 "), "{row}");
+    assert!(row.contains("duplicate address 198.51.100.21: also h-db01"), "{row}");
+    // The review of both: each named with its short id and flags.
+    click(c, "#sel-h-db01").await;
+    click(c, "#sel-h-db01b").await;
+    open_dialog(c, "#quarantine-selected").await;
+    fill(c, "#dlg-comment", "IR-1251 which db-01?").await;
+    assert!(
+        text_of(c, "#dlg-targets")
+            .await
+            .contains("db-01 (h-db01), db-01 (h-db01b)"),
+        "{}",
+        text_of(c, "#dlg-targets").await
+    );
+    click(c, "#dlg-review").await;
+    let review = wait_text(c, "#dlg-confirm-hosts", "h-db01b").await;
+    assert!(
+        review.contains("db-01 h-db01 ⚠ duplicate hostname: also h-db01b")
+            && review.contains("db-01 h-db01b ⚠ duplicate hostname: also h-db01"),
+        "{review}"
+    );
+    let shot = save_png(c, "quarantine-duplicates.png").await;
+    eprintln!("screenshot: {}", shot.display());
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
+    c.goto(&format!("{base}/console/hosts/h-db01b")).await.unwrap();
+    wait_text(c, "#host-flags", "duplicate hostname: also h-db01").await;
+
+    let outside = "const vw = document.documentElement.clientWidth;
+        const wrap = document.querySelector('.table-wrap');
+        const w = wrap.getBoundingClientRect();
+        const left = Math.max(0, w.left), right = Math.min(vw, w.right);
+        const out = [];
+        if (wrap.scrollWidth > wrap.clientWidth + 1) out.push('the table scrolls sideways by ' + (wrap.scrollWidth - wrap.clientWidth) + ' px');
+        let n = 0;
+        document.querySelectorAll('#host-rows tr[data-host-id]').forEach(tr => {
+          const items = tr.querySelectorAll('td.row-actions button.act, td[data-label=State] .state');
+          if (items.length < 2) out.push(tr.dataset.hostname + ': no State badge or no Actions button');
+          items.forEach(e => {
+            n++;
+            const r = e.getBoundingClientRect();
+            if (r.width === 0 || r.left < left - 0.5 || r.right > right + 0.5)
+              out.push(tr.dataset.hostname + ': ' + e.textContent.trim() + ' at ' + Math.round(r.left) + '-' + Math.round(r.right) + ' px, visible ' + Math.round(left) + '-' + Math.round(right));
+          });
+        });
+        return {n: n, out: out};";
+    for w in [800u32, 1024, 1280, 1920] {
+        viewport(c, w, 900).await;
+        c.goto(&format!("{base}/console/hosts")).await.unwrap();
+        wait_text(c, "#host-rows", long).await;
+        let v = js(c, outside).await;
+        assert!(
+            v["n"].as_u64().unwrap_or(0) >= 20,
+            "at {w} px: too few badges and buttons checked: {v}"
+        );
+        assert_eq!(v["out"], json!([]), "at {w} px, outside the viewport: {v}");
+        let _ = save_png(c, &format!("hosts-{w}.png")).await;
+    }
+    viewport(c, 1280, 800).await;
 }

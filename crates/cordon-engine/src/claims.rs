@@ -139,7 +139,8 @@ pub struct ClaimReleaseOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<ReleaseOutcome>,
     /// Why the remaining claims' exceptions could not be recomputed (the rules in force
-    /// are unchanged and still a quarantine).
+    /// are unchanged and still a quarantine), or that an unresponsive holder of the tables
+    /// was stopped so the release could proceed (`stopped unresponsive holder pid N …`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
@@ -650,12 +651,11 @@ impl Engine {
         before: &[Claim],
         verify: bool,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
-        let stored = self.hand_off(held, claims, before)?.ok_or(EngineError::ReadBack)?;
         let pid = crate::watch::holder::pid(&self.state_dir, &self.table).unwrap_or_default();
-        let mut outcome = self.outcome_of(
-            stored,
-            &format!("applied by the cordon process holding the tables (pid {pid})"),
-        );
+        let (stored, stopped) = self.hand_off(held, claims, before)?;
+        let stored = stored.ok_or(EngineError::ReadBack)?;
+        let note = stopped.unwrap_or_else(|| format!("applied by the cordon process holding the tables (pid {pid})"));
+        let mut outcome = self.outcome_of(stored, &note);
         if verify {
             let udp_only = crate::resolve::udp_servers_only(req);
             let targets = if udp_only {
@@ -699,13 +699,16 @@ impl Engine {
     /// asked to apply them (SIGHUP, see `crate::watch::holder`), and this waits at most
     /// [`HAND_OFF_TIMEOUT`] until the record shows their merge (or, with no claim left,
     /// no quarantine). On failure the claims file is put back to `before` and the error
-    /// names the holder. Returns the record now in force (`None`: released).
+    /// names the holder. A holder that does not answer within the bound (hung or
+    /// stopped) and is a cordon process is stopped and the change applied here
+    /// (`crate::watch::holder::stop_unresponsive`). Returns the record now in force
+    /// (`None`: released) and, when the holder was stopped, the sentence saying so.
     fn hand_off(
         &self,
         held: EngineError,
         claims: &[Claim],
         before: &[Claim],
-    ) -> Result<Option<state::StoredState>, EngineError> {
+    ) -> Result<(Option<state::StoredState>, Option<String>), EngineError> {
         let refuse = |why: String| {
             EngineError::HeldByAnotherProcess(cordon_firewall::FirewallError::Rejected(
                 format!("{}; {why}", crate::error::chain(&held)).into(),
@@ -731,8 +734,8 @@ impl Engine {
         loop {
             let stored = state::load(&self.state_dir, &self.table)?;
             match (&expected, stored) {
-                (None, None) => return Ok(None),
-                (Some(want), Some(s)) if &s.request == want => return Ok(Some(s)),
+                (None, None) => return Ok((None, None)),
+                (Some(want), Some(s)) if &s.request == want => return Ok((Some(s), None)),
                 _ => {}
             }
             // The holder could not apply it: say so now, with its error.
@@ -743,10 +746,32 @@ impl Engine {
                 )));
             }
             if started.elapsed() >= HAND_OFF_TIMEOUT {
-                return Err(put_back(format!(
-                    "pid {pid} holds the tables and was asked to apply the change, but did not within {} s (its log says why); nothing was changed",
-                    HAND_OFF_TIMEOUT.as_secs()
-                )));
+                // A hung holder must not block every other source (trial12 M-3): stop it
+                // (only a cordon process, verified again) and apply the change here.
+                let note = match crate::watch::holder::stop_unresponsive(&self.state_dir, &self.table, pid) {
+                    Ok(note) => note,
+                    Err(why) => {
+                        return Err(put_back(format!(
+                            "pid {pid} holds the tables and was asked to apply the change, but did not within {} s, and it could not be stopped ({why}); nothing was changed",
+                            HAND_OFF_TIMEOUT.as_secs()
+                        )))
+                    }
+                };
+                tracing::warn!(pid, "{note}; taking the tables over");
+                crate::watch::holder::clear_failure(&self.state_dir, &self.table);
+                let taken = match &expected {
+                    None => self.release().map(|_| None),
+                    Some(want) => self
+                        .isolate_unverified(want, false)
+                        .and_then(|_| state::load(&self.state_dir, &self.table)),
+                };
+                return match taken {
+                    Ok(stored) => Ok((stored, Some(note))),
+                    Err(e) => {
+                        let _ = save_file(&self.state_dir, &self.table, before);
+                        Err(e)
+                    }
+                };
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
@@ -898,10 +923,11 @@ impl Engine {
         let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
         if force || claims.is_empty() {
             let recorded = state::load(&self.state_dir, &self.table)?.map(|s| s.backend);
+            let mut stopped = None;
             let release = match self.release() {
                 Ok(r) => r,
                 Err(e) if is_held(&e) => {
-                    self.hand_off(e, &[], &before)?;
+                    stopped = self.hand_off(e, &[], &before)?.1;
                     let backend = recorded.unwrap_or(cordon_firewall::BackendKind::Netlink);
                     ReleaseOutcome {
                         state: crate::QuarantineState::Released.as_str(),
@@ -924,7 +950,7 @@ impl Engine {
                 forced: force,
                 claims: vec![],
                 release: Some(release),
-                warning: None,
+                warning: stopped,
             });
         }
         let mut warning = None;
@@ -936,7 +962,7 @@ impl Engine {
                 match self.isolate_unverified(&merged, false) {
                     Ok(_) => {}
                     Err(e) if is_held(&e) => {
-                        self.hand_off(e, &claims, &before)?;
+                        warning = self.hand_off(e, &claims, &before)?.1;
                     }
                     Err(e) => {
                         warning = Some(format!(

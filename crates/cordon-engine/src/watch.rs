@@ -579,6 +579,73 @@ pub(crate) mod holder {
         Ok(pid)
     }
 
+    /// How long a holder stopped with SIGTERM gets to end before SIGKILL, and how long
+    /// SIGKILL gets after that.
+    pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Stops the holder `pid` that did not answer a hand-off within its bound (hung, or
+    /// SIGSTOPped: trial12 M-3), so the requester can take the tables over: only while the
+    /// holder file still names `pid` and `/proc/PID/exe` is a cordon binary ([`pid`]),
+    /// never this process. SIGTERM (and SIGCONT, so a stopped holder can act on it), then
+    /// SIGKILL after [`STOP_GRACE`]; waits (bounded) until it is gone. Returns the sentence
+    /// for the output and the report: `stopped unresponsive holder pid N (…)`.
+    ///
+    /// # Errors
+    /// A sentence: the holder file names another pid or a non-cordon process (nothing is
+    /// signalled), a signal failed, or the process is still there after SIGKILL.
+    #[cfg(unix)]
+    pub fn stop_unresponsive(dir: &Path, table: &TableName, expected: u32) -> Result<String, String> {
+        let pid = self::pid(dir, table)?;
+        if pid != expected {
+            return Err(format!(
+                "the holder file now names pid {pid}, not {expected}; nothing was signalled"
+            ));
+        }
+        if pid == std::process::id() {
+            return Err("the holder is this process; nothing was signalled".into());
+        }
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return Err(format!("pid {pid} out of range"));
+        };
+        let gone = || std::fs::read_link(format!("/proc/{pid}/exe")).is_err();
+        let send = |sig: libc::c_int| {
+            // SAFETY: kill(2) with a checked pid and a plain signal number.
+            unsafe { libc::kill(p, sig) }
+        };
+        let wait = |limit: std::time::Duration| {
+            let started = std::time::Instant::now();
+            while !gone() && started.elapsed() < limit {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            gone()
+        };
+        if send(libc::SIGTERM) != 0 {
+            return Err(format!("cannot signal pid {pid}: {}", std::io::Error::last_os_error()));
+        }
+        let _ = send(libc::SIGCONT);
+        if wait(STOP_GRACE) {
+            return Ok(format!(
+                "stopped unresponsive holder pid {pid} (it did not apply the change within {} s; SIGTERM)",
+                crate::claims::HAND_OFF_TIMEOUT.as_secs()
+            ));
+        }
+        let _ = send(libc::SIGKILL);
+        if wait(STOP_GRACE) {
+            return Ok(format!(
+                "stopped unresponsive holder pid {pid} (it did not apply the change within {} s; SIGKILL after SIGTERM was ignored for {} s)",
+                crate::claims::HAND_OFF_TIMEOUT.as_secs(),
+                STOP_GRACE.as_secs()
+            ));
+        }
+        Err(format!("pid {pid} is still running after SIGTERM and SIGKILL"))
+    }
+
+    /// Elsewhere no holder is stopped: the requester fails closed as before.
+    #[cfg(not(unix))]
+    pub fn stop_unresponsive(_dir: &Path, _table: &TableName, expected: u32) -> Result<String, String> {
+        Err(format!("cannot stop pid {expected} on this platform"))
+    }
+
     /// Asks `pid` to re-read the claims (SIGHUP). Unix only: elsewhere no holder is asked
     /// and the caller reports the holder as before.
     #[cfg(not(unix))]

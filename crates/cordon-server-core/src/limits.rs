@@ -93,6 +93,29 @@ pub fn bound_report(r: &mut StatusReport) {
     }
 }
 
+/// The address `ip` stands for: an IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC
+/// 4291 §2.5.5.2) or an IPv4-compatible one (`::192.0.2.2`, §2.5.5.1, deprecated) is
+/// the IPv4 address — stored, flagged and looked up as such, so a dual-stack log naming
+/// either form finds the host that reports the plain one (trial7, trial10). `::` and
+/// `::1` (unspecified and loopback) are not IPv4-compatible addresses and stay IPv6.
+pub fn ipv4_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.into();
+            }
+            let s = v6.segments();
+            if s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback() {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return std::net::Ipv4Addr::new(a, b, c, d).into();
+            }
+            ip
+        }
+        v4 => v4,
+    }
+}
+
 /// Checks addresses a host reports (at enrollment and in status reports): each must be
 /// an IPv4 or IPv6 address (a `/prefix` length is accepted and dropped), at most
 /// [`MAX_ADDRESSES`] distinct ones. Returns them in canonical text (`2001:db8::1`, not
@@ -112,10 +135,7 @@ pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
                 truncate(text, MAX_ADDRESS_CHARS)
             )
         })?;
-        // An IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC 4291 §2.5.5.2) is the IPv4
-        // address: stored, flagged and looked up as such, so a dual-stack log naming the
-        // mapped form finds the host that reports the plain one (trial7).
-        let canon = ip.to_canonical().to_string();
+        let canon = ipv4_of(ip).to_string();
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -212,6 +232,24 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(got, vec!["192.0.2.2".to_string(), "2001:db8::1".to_string()]);
+    }
+
+    /// trial10 LOW: `::198.51.100.12` (IPv4-compatible, RFC 4291 §2.5.5.1) was stored as
+    /// an IPv6 address, so it was not flagged as the address another host reports. It is
+    /// the IPv4 address, as mapped ones are; `::` and `::1` are not IPv4 addresses.
+    #[test]
+    fn ipv4_compatible_addresses_are_the_ipv4_address() {
+        let got = check_addresses(&[
+            "::198.51.100.12".into(),
+            "::c633:640c".into(),
+            "0:0:0:0:0:0:198.51.100.12".into(),
+            "198.51.100.12".into(),
+            "::1".into(),
+            "::".into(),
+            "::1:0:0:1".into(),
+        ])
+        .unwrap();
+        assert_eq!(got, vec!["198.51.100.12", "::1", "::", "::1:0:0:1"]);
     }
 
     fn report() -> StatusReport {

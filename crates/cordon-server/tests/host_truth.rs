@@ -185,7 +185,21 @@ async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded(
         outbox(&c, "quarantined").await.is_empty(),
         "a request is not a quarantine"
     );
-    assert_eq!(outbox(&c, "quarantine_requested").await.len(), 1);
+    let requested = outbox(&c, "quarantine_requested").await;
+    assert_eq!(requested.len(), 1);
+    // trial10: the person is named by token id as well as by name (a name alone can
+    // read like a rule or the server).
+    let token = requested[0]["actor_token_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("the request names its token: {}", requested[0]));
+    assert!(
+        requested[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("by rita-responder (token {token})")),
+        "{}",
+        requested[0]["text"]
+    );
     let host = get(&c, &h).await;
     assert_eq!(host["state"], "quarantine_pending");
     assert!(host["applied_revision"].as_i64().unwrap() < rev);
@@ -208,6 +222,15 @@ async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded(
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["degraded"], json!(r.degraded));
     assert_eq!(sent[0]["asked_by"], "rita-responder");
+    assert_eq!(sent[0]["asked_by_token_id"], token, "{}", sent[0]);
+    assert!(
+        sent[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("asked by rita-responder (token {token})")),
+        "{}",
+        sent[0]["text"]
+    );
     assert_eq!(sent[0]["reason"], "IR-42");
     assert!(
         sent[0]["text"]

@@ -377,6 +377,23 @@ async fn address_claimed_by_two_hosts_is_flagged_and_refused_to_automation() {
     assert_eq!(v["events"][0]["host_id"], json!(a));
 }
 
+/// trial10 LOW: `::198.51.100.12` (IPv4-compatible, RFC 4291 §2.5.5.1) was not taken
+/// for `198.51.100.12`, so a host reporting it was not flagged as claiming the other's
+/// address. It is the IPv4 address, stored and flagged as such, as mapped ones are.
+#[tokio::test]
+async fn ipv4_compatible_addresses_are_flagged_as_the_ipv4_address() {
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll_with("alpha", &[], &["198.51.100.12"]).await;
+    let b = ctx.enroll_with("beta", &[], &["::198.51.100.12"]).await;
+    let hb = host(&ctx, &b).await;
+    assert_eq!(hb.addresses, vec!["198.51.100.12"], "stored as the IPv4 address");
+    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "198.51.100.12")]);
+    assert_eq!(
+        kinds(&host(&ctx, &a).await),
+        vec![(HostFlag::DUPLICATE_ADDRESS, "198.51.100.12")]
+    );
+}
+
 #[tokio::test]
 async fn reported_addresses_are_validated() {
     let ctx = Ctx::new().await;
@@ -424,6 +441,11 @@ async fn look_alike_hostnames_are_flagged_as_duplicates_on_both_hosts() {
         ("HOST1", "host1"),
         ("stra\u{1E9E}e", "STRASSE"), // capital sharp s vs ss
         ("stra\u{00DF}e", "strasse"),
+        // trial13 MED: Cyrillic capital soft sign (the UTS #39 skeleton reads it as `b`).
+        ("db1", "d\u{42C}1"),
+        // trial10 LOW: the ideographic and half-width full stops separate labels as `.`.
+        ("web1.example", "web1\u{3002}example"),
+        ("web1.example", "web1\u{FF61}example"),
     ] {
         let ctx = Ctx::new().await;
         let a = ctx.enroll(existing, &[]).await;
@@ -483,6 +505,11 @@ async fn enrollment_hostnames_with_invisible_characters_are_refused() {
         ("\u{202E}host1", "U+202E"),
         ("host\u{0007}1", "U+0007"),
         ("...", "only dots"),
+        // trial10 LOW: white space other than the plain space around the name was trimmed
+        // into `host1`; it is refused, at either end as inside.
+        ("host1\u{A0}", "U+00A0"),
+        ("\thost1", "U+0009"),
+        ("host1\u{85}", "U+0085"),
     ] {
         let tok = ctx.store().create_enroll_token("test", &[], 600).await.unwrap().token;
         let (_key, csr) = common::csr();

@@ -2100,3 +2100,44 @@ fn a_deleted_registry_under_an_agent_quarantine_stacks_and_releases_nothing_unse
         env.host()["state"] == "normal" && reachable(&env, closed)
     });
 }
+
+/// Trial12 M-3 through the server: the agent's quarantine held by `cordon isolate
+/// --reapply --watch` (owner flag), and that holder stopped (SIGSTOP). The server's
+/// release used to fail until the holder resumed; now the agent stops the unresponsive
+/// holder (a cordon process) after the bounded wait, releases, and its report (the
+/// host's state reason and the audit record) says so.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_stopped_holder_never_blocks_a_release_through_the_server() {
+    assert!(
+        cordon_firewall::netlink::kernel_at_least(6, 9),
+        "this test needs the nftables owner+persist flags (Linux >= 6.9)"
+    );
+    let env = setup(false, |_| {});
+    let mut procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    let closed = closed_dest();
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(10), || {
+        env.host()["state"] == "quarantined"
+    });
+    let watcher = start_holding_watcher(&env);
+    let pid = watcher.id();
+    procs.0.push(watcher);
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (code, out, err) = env.api(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("released despite the stopped holder", Duration::from_secs(30), || {
+        env.host()["state"] == "normal"
+    });
+    assert!(reachable(&env, closed), "the rules are gone");
+    let h = env.host();
+    let note = format!("stopped unresponsive holder pid {pid}");
+    assert!(h["state_reason"].as_str().unwrap_or_default().contains(&note), "{h}");
+    let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]);
+    assert!(audit.to_string().contains(&note), "the audit records it: {audit}");
+}

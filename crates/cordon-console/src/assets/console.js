@@ -271,6 +271,11 @@
         revisions[tr.getAttribute("data-host-id")] = parseInt(tr.getAttribute("data-revision"), 10);
       });
       if (hosts.length === 0) { flash("Select hosts first (tick their boxes).", "warn"); return; }
+      // A name two selected hosts share carries each one's short id ("db-01 (h-db01b)").
+      names = names.map(function (n, i) {
+        var shared = names.filter(function (m) { return m === n; }).length > 1;
+        return shared ? n + " (" + hosts[i].slice(0, 8) + ")" : n;
+      });
     } else if (target === "label") {
       byLabel = true;
     } else {
@@ -316,6 +321,14 @@
       return "no change (release already requested, not yet confirmed)";
     return CHANGE_TEXT[h.change] || h.change;
   }
+  // A host's short id next to its name (two hosts of one name stay apart); full id on hover.
+  function shortId(id, short) {
+    var c = document.createElement("code");
+    c.className = "short-id";
+    c.title = "host id " + id;
+    c.textContent = short || String(id).slice(0, 8);
+    return c;
+  }
   function tag(text, cls) { var s = document.createElement("span"); s.className = "tag " + cls; s.textContent = text; return s; }
   function renderImpact(j) {
     $("dlg-confirm-text").textContent = j.summary;
@@ -339,6 +352,9 @@
       var name = document.createElement("strong");
       name.textContent = h.hostname;
       li.appendChild(name);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(shortId(h.id, h.short_id));
+      (h.flags || []).forEach(function (f) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("⚠ " + f, "tag-dup")); });
       li.appendChild(document.createTextNode(" — " + changeText(h)));
       if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending until the agent returns", "tag-offline")); }
       if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
@@ -466,7 +482,10 @@
       sec.setAttribute("data-approval", a.id);
       sec.setAttribute("data-effect", a.effect);
       var h = document.createElement("h3");
-      h.textContent = a.hostname;
+      h.textContent = a.hostname + " ";
+      var note = (j.hosts || {})[a.host_id] || {};
+      h.appendChild(shortId(a.host_id, note.short_id));
+      (note.flags || []).forEach(function (f) { h.appendChild(document.createTextNode(" ")); h.appendChild(tag("⚠ " + f, "tag-dup")); });
       sec.appendChild(h);
       var w = document.createElement("p");
       w.className = "effect effect-" + a.effect;

@@ -113,6 +113,16 @@ pub async fn matching_count(
     Ok(st.store.audit_matching_count(&filter, after, order).await?)
 }
 
+/// Every action the audit log records ([`crate::Store::audit_actions`]), for a viewer:
+/// the Action filter's choices.
+///
+/// # Errors
+/// 403 below viewer; 500 when the store fails.
+pub async fn actions(st: &AppState, caller: &Caller) -> Result<Vec<String>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(st.store.audit_actions().await?)
+}
+
 /// The records as CSV ([`crate::audit_csv`]: formula-safe, with each host's name), for a
 /// viewer.
 pub async fn csv(st: &AppState, caller: &Caller, records: &[AuditRecord]) -> Result<String, ApiError> {

@@ -341,36 +341,60 @@ fn token_name_char_refused(c: char, prev: Option<char>) -> Option<&'static str> 
     None
 }
 
+/// Full stops other scripts use as a label separator: ideographic (U+3002), full-width
+/// (U+FF0E) and half-width ideographic (U+FF61). IDNA (UTS #46) maps them to `.`, so a
+/// resolver reads `web1。example` as `web1.example`: the key does too.
+pub const DOT_LOOK_ALIKES: [char; 3] = ['\u{3002}', '\u{FF0E}', '\u{FF61}'];
+
 /// The form hostnames are compared in for the duplicate flag and for addressing a host
-/// by name (issue 17, trial5): Unicode NFKC (full-width `ｈｏｓｔ１` is `host1`), every
-/// character a name may not hold dropped (zero-width and other invisible, format and
-/// control characters, U+2800 — see [`hostname`]; hosts enrolled before the check may
-/// have them), lower-cased with `ß` as `ss` (so `ẞ`, `ß` and `ss` compare equal), NFKC
-/// again, white space at either end and trailing dots dropped (`host1.` is `host1`).
+/// by name (issue 17, trial5, trial13): Unicode NFKC (full-width `ｈｏｓｔ１` is `host1`),
+/// every character a name may not hold dropped (zero-width and other invisible, format
+/// and control characters, U+2800 — see [`hostname`]; hosts enrolled before the check
+/// may have them), the full stops of [`DOT_LOOK_ALIKES`] as `.`, lower-cased with `ß` as
+/// `ss` (so `ẞ`, `ß` and `ss` compare equal), then the UTS #39 confusable skeleton as
+/// for token names ([`token_name_key`]'s folding: Cyrillic `dЬ1` is `db1`, and `l`/`1`,
+/// `rn`/`m` share one key), white space at either end and trailing dots dropped
+/// (`host1.` is `host1`). For comparison only: the name is stored and shown as given.
 pub fn hostname_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    let visible: String = name.nfkc().filter(|c| refused_char(*c).is_none()).collect();
-    let folded: String = visible.to_lowercase().replace('ß', "ss").nfkc().collect();
-    folded
-        .trim_matches(char::is_whitespace)
-        .trim_end_matches('.')
-        .trim_matches(char::is_whitespace)
-        .to_string()
+    let dots = |c: char| if DOT_LOOK_ALIKES.contains(&c) { '.' } else { c };
+    let visible: String = name
+        .nfkc()
+        .filter(|c| refused_char(*c).is_none())
+        .map(dots)
+        .collect::<String>()
+        .replace(['ß', 'ẞ'], "ss");
+    let trim = |s: &str| {
+        s.trim_matches(char::is_whitespace)
+            .trim_end_matches('.')
+            .trim_matches(char::is_whitespace)
+            .to_string()
+    };
+    // Skeleton before lower case: a capital's look-alike can be lost in its lower case
+    // (Cyrillic `Ь` reads as `b`, its `ь` does not).
+    let folded: String = confusable_fold(&trim(&visible), true)
+        .replace('ß', "ss")
+        .nfkc()
+        .map(dots)
+        .collect();
+    trim(&folded)
 }
 
 /// Longest hostname, in bytes (a DNS name is at most 253).
 pub const MAX_HOSTNAME_BYTES: usize = 255;
 
-/// Checks a hostname given at enrollment: white space at either end dropped, then 1 to
-/// [`MAX_HOSTNAME_BYTES`] bytes with no control, invisible, format or separator
-/// character (spaces other than U+0020, U+2800 included) — such a name would look like
-/// another host's — and something left once compared ([`hostname_key`]). Returns the
-/// trimmed name (stored and shown as given; compared in its key form).
+/// Checks a hostname given at enrollment: plain spaces (U+0020) at either end dropped,
+/// then 1 to [`MAX_HOSTNAME_BYTES`] bytes with no control, invisible, format or
+/// separator character anywhere — at either end too: a tab, U+0085 or a no-break space
+/// is refused, never trimmed into another name (trial10) — (spaces other than U+0020,
+/// U+2800 included; such a name would look like another host's) and something left
+/// once compared ([`hostname_key`]). Returns the trimmed name (stored and shown as
+/// given; compared in its key form).
 ///
 /// # Errors
 /// 400 naming the character and its position, or the length.
 pub fn hostname(name: &str) -> Result<String, ApiError> {
-    let name = name.trim_matches(char::is_whitespace);
+    let name = name.trim_matches(' ');
     if name.is_empty() || name.len() > MAX_HOSTNAME_BYTES {
         return Err(ApiError::invalid(format!(
             "hostname must be 1-{MAX_HOSTNAME_BYTES} bytes of visible text"
@@ -877,5 +901,94 @@ mod label_identity_tests {
         assert!(e.detail.contains("label \"s\\u{435}rvers\" looks like"), "{}", e.detail);
         let e = new_labels(&s(&["quarantine"]), &existing).unwrap_err();
         assert!(e.detail.contains("existing label \"Quarantine\""), "{}", e.detail);
+    }
+}
+
+#[cfg(test)]
+mod hostname_key_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// trial10 LOW: a tab, U+0085 or a no-break space at either end of a hostname was
+    /// trimmed away (the host stored as another name); inside it was refused. Refused
+    /// anywhere now, naming the character; plain spaces at the ends are still dropped.
+    #[test]
+    fn whitespace_and_controls_around_a_hostname_are_refused_not_trimmed() {
+        for (bad, says) in [
+            ("db1\u{A0}", "U+00A0"),
+            ("\u{A0}db1", "U+00A0"),
+            ("\tdb1", "U+0009"),
+            ("db1\u{85}", "U+0085"),
+            ("db1\n", "U+000A"),
+            ("db\u{3000}1", "U+3000"),
+            ("\u{2003}db1", "U+2003"),
+        ] {
+            let e = hostname(bad).unwrap_err();
+            assert!(e.detail.contains(says), "{bad:?}: {e:?}");
+        }
+        assert_eq!(hostname("  db1 ").unwrap(), "db1");
+    }
+
+    /// trial13 MED / trial10 LOW: `dЬ1` (Cyrillic soft sign) and `db1`, `web1。example`
+    /// (ideographic full stop) and `web1.example` had different keys, so neither pair was
+    /// flagged duplicate. The key folds look-alike full stops to `.` and takes the UTS #39
+    /// skeleton, as token names do.
+    #[test]
+    fn look_alike_hostnames_share_one_key() {
+        for (a, b) in [
+            ("db1", "d\u{42C}1"),
+            ("web1.example", "web1\u{3002}example"),
+            ("web1.example", "web1\u{FF61}example"),
+            ("web1.example", "web1\u{FF0E}example"),
+            ("web1", "web1\u{3002}"),
+            ("mail", "m\u{430}il"),
+            ("host1", "\u{FF48}\u{FF4F}\u{FF53}\u{FF54}\u{FF11}"),
+            ("strasse", "STRA\u{1E9E}E"),
+        ] {
+            assert_eq!(hostname_key(a), hostname_key(b), "{a:?} vs {b:?}");
+        }
+        assert_ne!(hostname_key("db1"), hostname_key("db2"));
+        assert_ne!(hostname_key("web1.example"), hostname_key("web1-example"));
+    }
+
+    /// Cyrillic (and Greek) look-alikes of Latin letters, and look-alike full stops.
+    fn disguise(c: char, pick: u8) -> char {
+        match (c, pick % 2) {
+            ('a', _) => '\u{430}',
+            ('b', _) => '\u{42C}',
+            ('c', _) => '\u{441}',
+            ('e', _) => '\u{435}',
+            ('o', 0) => '\u{43E}',
+            ('o', _) => '\u{3BF}',
+            ('p', _) => '\u{440}',
+            ('x', _) => '\u{445}',
+            ('y', _) => '\u{443}',
+            ('.', 0) => '\u{3002}',
+            ('.', _) => '\u{FF61}',
+            (c, _) => c,
+        }
+    }
+
+    proptest! {
+        /// Any hostname with some of its letters replaced by look-alikes of another
+        /// script (and its dots by ideographic or half-width ones) has the same key, so
+        /// the two hosts are flagged duplicate and neither name addresses one of them
+        /// alone.
+        #[test]
+        fn a_hostname_and_its_look_alikes_share_one_key(
+            name in "[a-z0-9][a-z0-9.-]{0,30}[a-z0-9]",
+            picks in proptest::collection::vec(any::<u8>(), 32),
+        ) {
+            let disguised: String = name
+                .chars()
+                .zip(picks.iter().cycle())
+                .map(|(c, p)| if p % 3 == 0 { c } else { disguise(c, *p) })
+                .collect();
+            prop_assert_eq!(hostname_key(&name), hostname_key(&disguised), "{:?} vs {:?}", name, disguised);
+            // The key is a fixed point and holds only what it compares.
+            let k = hostname_key(&name);
+            prop_assert_eq!(hostname_key(&k), k.clone());
+            prop_assert!(!k.ends_with('.'));
+        }
     }
 }

@@ -217,7 +217,8 @@ pub(crate) async fn apply_tx(
     };
     let updated = sqlx::query(
         "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
-         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]' WHERE id = $9",
+         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]', \
+         actor_token_id = $10 WHERE id = $9",
     )
     .bind(quarantined)
     .bind(allow)
@@ -228,6 +229,7 @@ pub(crate) async fn apply_tx(
     .bind(state.as_str().to_string())
     .bind(now)
     .bind(host_id.to_string())
+    .bind(actor.token_id)
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {

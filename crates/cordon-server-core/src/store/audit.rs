@@ -1665,6 +1665,19 @@ impl Store {
         })
     }
 
+    /// Every distinct `action` the audit log holds, sorted: what the console's Action
+    /// filter offers (trial13 LOW: a hand list missed some). One pass over the log
+    /// (no index on `action`).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn audit_actions(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT action FROM audit ORDER BY action")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| get_str(r, "action")).collect()
+    }
+
     /// Number of audit records (tests use it to prove a refused request wrote nothing).
     pub async fn audit_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM audit")

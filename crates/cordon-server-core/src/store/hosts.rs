@@ -306,22 +306,31 @@ impl Store {
     /// Fills `host_addresses` from `hosts.addresses` for hosts with addresses but no rows
     /// (databases written before migration 19); addresses that are not IP addresses are
     /// left out. Runs at start.
-    /// Fills `hosts.hostname_key` ([`hostname_key`]) for hosts that have none (enrolled
-    /// before the column existed), at start.
+    /// Sets `hosts.hostname_key` ([`hostname_key`]) where it is missing (hosts enrolled
+    /// before the column existed) or differs from what this version computes (the key's
+    /// folding grew: the confusable skeleton, look-alike full stops), at start — so hosts
+    /// enrolled before are flagged and addressed like new ones.
     ///
     /// [`hostname_key`]: crate::service::validate::hostname_key
     pub(crate) async fn backfill_hostname_keys(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE hostname_key IS NULL")
+        let rows = sqlx::query("SELECT id, hostname, hostname_key FROM hosts")
             .fetch_all(&self.pool)
             .await?;
-        if rows.is_empty() {
+        let mut stale = Vec::new();
+        for r in &rows {
+            let key = crate::service::validate::hostname_key(&get_str(r, "hostname")?);
+            if get_opt_str(r, "hostname_key")?.as_deref() != Some(key.as_str()) {
+                stale.push((get_str(r, "id")?, key));
+            }
+        }
+        if stale.is_empty() {
             return Ok(());
         }
         let (_guard, mut tx) = self.write_tx().await?;
-        for r in &rows {
+        for (id, key) in &stale {
             sqlx::query("UPDATE hosts SET hostname_key = $1 WHERE id = $2")
-                .bind(crate::service::validate::hostname_key(&get_str(r, "hostname")?))
-                .bind(get_str(r, "id")?)
+                .bind(key)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -23,6 +23,9 @@ pub struct TailRecord {
     pub at: i64,
     /// Who acted (display name).
     pub actor: String,
+    /// The API token that acted (audit column `actor_token_id`): the identity behind
+    /// `actor`, which is only a name. `None` for the server, agents, rules.
+    pub actor_token_id: Option<i64>,
     /// The audit action (`quarantine`, `applied`, …).
     pub action: String,
     /// The host concerned.
@@ -53,6 +56,9 @@ pub struct NoticeFacts {
     /// Who asked for the state that is now confirmed (token name, `rule:…`, `system`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asked_by: Option<String>,
+    /// The API token id behind `asked_by` (`None` for the server and rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by_token_id: Option<i64>,
     /// Exceptions of a confirmed quarantine that are not in force (one line each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<String>,
@@ -246,7 +252,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let rows = sqlx::query(
-            "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, a.host_id AS host_id, a.comment AS comment, \
+            "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.actor_token_id AS actor_token_id, a.action AS action, \
+             a.host_id AS host_id, a.comment AS comment, \
              a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname, p.facts AS facts \
              FROM notify_pending p JOIN audit a ON a.id = p.audit_id LEFT JOIN hosts h ON h.id = a.host_id \
              ORDER BY p.audit_id LIMIT $1",
@@ -280,6 +287,7 @@ impl Store {
                 audit_id: get_i64(r, "id")?,
                 at: get_i64(r, "at")?,
                 actor: get_str(r, "actor")?,
+                actor_token_id: get_opt_i64(r, "actor_token_id")?,
                 action: get_str(r, "action")?,
                 host_id: get_opt_str(r, "host_id")?,
                 hostname: get_opt_str(r, "hostname")?,

@@ -125,7 +125,9 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         AgentState::Released if !desired_q => Assessment {
             state: HostState::Normal,
-            reason: None,
+            // What the agent had to do besides (e.g. `stopped unresponsive holder pid N`):
+            // shown with the state and in the audit record.
+            reason: r.detail.clone(),
             degraded: vec![],
             applied: desired_rev,
             confirms: true,
@@ -321,9 +323,15 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         if let Some(by) = &host.desired.actor {
             detail.push_str(&format!("; asked by {by}"));
         }
+        // The token behind the name that asked (set with the desired state).
+        let asked_by_token_id: Option<i64> = sqlx::query_scalar("SELECT actor_token_id FROM hosts WHERE id = $1")
+            .bind(host_id.to_string())
+            .fetch_one(&mut **tx)
+            .await?;
         let facts = NoticeFacts {
             revision: Some(host.desired.revision),
             asked_by: host.desired.actor.clone(),
+            asked_by_token_id,
             degraded: a.degraded.clone(),
             still_isolated_by: if state == HostState::Normal {
                 other_claims(r)

@@ -81,6 +81,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0023_audit_writer_proofs.sql"),
         include_str!("../../migrations/0023_audit_writer_proofs.sql"),
     ),
+    (
+        24,
+        "desired actor token",
+        include_str!("../../migrations/0024_desired_actor_token.sql"),
+        include_str!("../../migrations/0024_desired_actor_token.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
