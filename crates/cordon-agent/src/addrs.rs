@@ -6,13 +6,13 @@ use std::net::IpAddr;
 /// de-duplicated and sorted (so unchanged addresses give an unchanged report), at most
 /// [`cordon_proto::MAX_ADDRESSES`] of them (the server refuses a longer list, which would
 /// make every report of a host with many addresses fail and the host look offline).
-pub fn local_addresses() -> Vec<String> {
+pub fn local_addresses() -> Vec<IpAddr> {
     reportable(interface_addresses())
 }
 
 /// The reportable subset of `found`: see [`local_addresses`]. IPv4 first, then IPv6, each
 /// in ascending order; what is beyond the limit is dropped (and logged once per call).
-fn reportable(found: Vec<IpAddr>) -> Vec<String> {
+fn reportable(found: Vec<IpAddr>) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = found
         .into_iter()
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_link_local_v6(ip))
@@ -27,7 +27,7 @@ fn reportable(found: Vec<IpAddr>) -> Vec<String> {
         );
         out.truncate(cordon_proto::MAX_ADDRESSES);
     }
-    out.into_iter().map(|ip| ip.to_string()).collect()
+    out
 }
 
 fn is_link_local_v6(ip: &IpAddr) -> bool {
@@ -83,7 +83,7 @@ mod tests {
             .map(|i| IpAddr::from([198, 51, (i / 250) as u8, (i % 250) as u8 + 1]))
             .chain(std::iter::once("127.0.0.1".parse().unwrap()))
             .collect();
-        let out = reportable(many);
+        let out: Vec<String> = reportable(many).iter().map(ToString::to_string).collect();
         assert_eq!(out.len(), cordon_proto::MAX_ADDRESSES);
         assert_eq!(out[0], "198.51.0.1");
         assert!(!out.iter().any(|a| a == "127.0.0.1"));
@@ -94,7 +94,7 @@ mod tests {
         assert!(is_link_local_v6(&"fe80::1".parse().unwrap()));
         assert!(!is_link_local_v6(&"2001:db8::1".parse().unwrap()));
         // Whatever this machine has, loopback is never reported and the list is sorted.
-        let addrs = local_addresses();
+        let addrs: Vec<String> = local_addresses().iter().map(ToString::to_string).collect();
         assert!(addrs.iter().all(|a| a != "127.0.0.1" && a != "::1"), "{addrs:?}");
         let mut sorted: Vec<IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
         sorted.sort();

@@ -41,6 +41,10 @@ pub struct Check {
     /// 19 item 9): reported to the server as they are; the agent never undoes another
     /// source's claim.
     pub claims: Vec<ClaimInfo>,
+    /// Other Cordon-looking tables in force whose records cannot be found (the engine's
+    /// `StatusReport::unrecognised_tables`, one sentence each naming the table): never
+    /// trusted to isolate, reported to the server as `degraded` lines while quarantined.
+    pub unrecognised: Vec<String>,
 }
 
 impl Check {
@@ -228,6 +232,7 @@ impl Enforcer for EngineEnforcer {
             reason: r.reason,
             records_lost: r.records_lost,
             claims,
+            unrecognised: r.unrecognised_tables,
         })
     }
 }
@@ -239,7 +244,8 @@ fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
         .into_iter()
         .map(|c| ClaimInfo {
             source: c.source.to_string(),
-            since: Some(c.claimed_at.clone()),
+            // A claims file's time the agent cannot read is sent as not known.
+            since: c.claimed_at.parse().ok(),
             allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
             servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
         })
@@ -394,6 +400,7 @@ impl Enforcer for MemoryEnforcer {
             reason,
             records_lost: false,
             claims: vec![],
+            unrecognised: vec![],
         };
         drop(s);
         // The host's real claims: what other sources keep in force (recorded in the

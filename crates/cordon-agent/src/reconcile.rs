@@ -202,6 +202,7 @@ impl Agent {
             local_claims_reported: None,
             lost_reported: None,
             claims: vec![],
+            unrecognised: vec![],
             seen_unenforced: None,
             transport_failures: vec![],
             paths_recorded: None,
@@ -377,6 +378,10 @@ struct Reconciler {
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
+    /// Unrecognised Cordon-looking tables in force as the last check found them
+    /// ([`crate::enforcer::Check::unrecognised`]): sent as `degraded` lines with every
+    /// quarantined report (trial15 HIGH-2: a decoy table never vetoes, but is reported).
+    unrecognised: Vec<String>,
     /// The server and proxy names that did not resolve at the last resolution, as
     /// `degraded` lines (see [`plan::Resolved::failures`]).
     transport_failures: Vec<String>,
@@ -597,10 +602,13 @@ impl Reconciler {
         err: Option<&EnforceError>,
         detail: Option<String>,
     ) {
-        let degraded = match (state, &self.plan) {
+        let mut degraded = match (state, &self.plan) {
             (AgentState::Isolated, Some(p)) => p.degraded.clone(),
             _ => vec![],
         };
+        if state == AgentState::Isolated {
+            degraded.extend(self.unrecognised.iter().cloned());
+        }
         let r = StatusReport {
             version: PROTO_VERSION,
             applied_revision: self.p.desired.revision,
@@ -688,6 +696,7 @@ impl Reconciler {
     /// agent's own claim is in force.
     async fn refresh_claims(&mut self) {
         if let Ok(c) = self.blocking(|e| e.check()).await {
+            self.unrecognised = c.unrecognised.clone();
             self.claims = c.claims;
         }
     }
@@ -696,6 +705,7 @@ impl Reconciler {
     async fn report_current(&mut self) {
         match self.blocking(|e| e.check()).await {
             Ok(c) => {
+                self.unrecognised = c.unrecognised.clone();
                 self.claims = c.claims.clone();
                 let a = Applied {
                     digest: c.digest.clone(),
@@ -839,6 +849,7 @@ impl Reconciler {
                             self.report_local_claims(&c)
                         }
                         Ok(c) => {
+                            self.unrecognised = c.unrecognised.clone();
                             self.claims = c.claims;
                             self.report(AgentState::Released, None, None, note)
                         }
@@ -854,6 +865,7 @@ impl Reconciler {
     /// local operator): report them (once per change), never undo them.
     fn report_local_claims(&mut self, c: &Check) {
         let others = c.other_claims();
+        self.unrecognised = c.unrecognised.clone();
         self.claims = c.claims.clone();
         if self.local_claims_reported.as_ref() == Some(&others) {
             return;
@@ -977,6 +989,7 @@ impl Reconciler {
             let seen = (c.state, c.claims.clone());
             if self.seen_unenforced.as_ref() != Some(&seen) {
                 self.seen_unenforced = Some(seen);
+                self.unrecognised = c.unrecognised.clone();
                 self.claims = c.claims.clone();
                 self.report_current().await;
             }
@@ -1003,6 +1016,7 @@ impl Reconciler {
         // tell the server who holds the quarantine now.
         let claims_moved = c.claims != self.claims;
         if claims_moved && c.state == want {
+            self.unrecognised = c.unrecognised.clone();
             self.claims = c.claims.clone();
             self.reset.notify_one();
             self.report_current().await;

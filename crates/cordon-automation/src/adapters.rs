@@ -11,6 +11,7 @@
 use serde_json::Value;
 
 use cordon_proto::automation::{EventIn, Severity};
+use cordon_proto::timefmt::Timestamp;
 
 /// Wazuh rule levels at or above this are `critical` unless the request says otherwise.
 pub const WAZUH_CRITICAL_LEVEL: i64 = 12;
@@ -49,16 +50,32 @@ fn int_at(v: &Value, path: &[&str]) -> Option<i64> {
 }
 
 /// Wazuh's timestamps look like `2024-05-01T10:00:00.123+0000`; RFC 3339 wants `+00:00`.
-fn wazuh_time(ts: &str) -> Option<String> {
+/// A blank one is none.
+///
+/// # Errors
+/// [`Timestamp::parse`]'s message, for a time that is not RFC 3339 even so.
+fn wazuh_time(ts: &str) -> Result<Option<Timestamp>, String> {
     let b = ts.as_bytes();
-    if b.len() > 5
+    let ts = if b.len() > 5
         && (b[b.len() - 5] == b'+' || b[b.len() - 5] == b'-')
         && ts[ts.len() - 4..].chars().all(|c| c.is_ascii_digit())
     {
-        Some(format!("{}:{}", &ts[..ts.len() - 2], &ts[ts.len() - 2..]))
+        format!("{}:{}", &ts[..ts.len() - 2], &ts[ts.len() - 2..])
     } else {
-        Some(ts.to_string())
+        ts.to_string()
+    };
+    event_time(&ts)
+}
+
+/// An event time as a source sent it: blank is none, anything else must be RFC 3339.
+///
+/// # Errors
+/// [`Timestamp::parse`]'s message.
+fn event_time(ts: &str) -> Result<Option<Timestamp>, String> {
+    if ts.trim().is_empty() {
+        return Ok(None);
     }
+    Timestamp::parse(ts).map(Some)
 }
 
 /// Converts a Wazuh alert (as a custom integration receives it) into an event of type
@@ -98,7 +115,7 @@ pub fn wazuh(alert: &Value, critical_level: i64) -> Result<EventIn, String> {
         tags,
         severity: wazuh_severity(level, critical_level).as_str().into(),
         source: Some("wazuh".into()),
-        occurred_at: str_at(alert, &["timestamp"]).and_then(wazuh_time),
+        occurred_at: str_at(alert, &["timestamp"]).map(wazuh_time).transpose()?.flatten(),
         raw: Some(alert.clone()),
     })
 }
@@ -169,7 +186,7 @@ pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
         tags,
         severity: severity.as_str().into(),
         source: Some("velociraptor".into()),
-        occurred_at: str_at(row, &["Timestamp"]).map(str::to_string),
+        occurred_at: str_at(row, &["Timestamp"]).map(event_time).transpose()?.flatten(),
         raw: Some(row.clone()),
     })
 }
@@ -218,7 +235,10 @@ mod tests {
             e.tags,
             vec!["wazuh.rule.100200", "wazuh.group.syscheck", "wazuh.group.malware"]
         );
-        assert_eq!(e.occurred_at.as_deref(), Some("2024-05-01T10:00:00.123+00:00"));
+        assert_eq!(
+            e.occurred_at.map(|t| t.to_string()).as_deref(),
+            Some("2024-05-01T10:00:00.123Z")
+        );
         assert_eq!(wazuh_host_fallbacks(&a), vec!["192.0.2.10", "003"]);
         let a11 = json!({"rule": {"level": 11, "id": 5}, "agent": {"ip": "192.0.2.10"}});
         let e = wazuh(&a11, WAZUH_CRITICAL_LEVEL).unwrap();

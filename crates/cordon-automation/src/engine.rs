@@ -6,7 +6,7 @@
 
 use cordon_proto::automation::{EventIn, EventRecord, RuleOutcome, Severity};
 use cordon_server_core::store::automation::{EvalContext, PlannedAction, Verdict};
-use cordon_server_core::timefmt::parse_rfc3339;
+use cordon_server_core::timefmt::Timestamp;
 use cordon_server_core::ApiError;
 
 use crate::qualify::{qualify, Decision, EventFacts, Fleet, HostFacts};
@@ -57,10 +57,7 @@ pub fn check_event(ev: &EventIn) -> Result<(Severity, Option<i64>), ApiError> {
             ev.severity
         ))
     })?;
-    let occurred = match ev.occurred_at.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(t) => Some(parse_rfc3339(t).map_err(ApiError::invalid)?),
-    };
+    let occurred = ev.occurred_at.map(Timestamp::unix_ms);
     Ok((severity, occurred))
 }
 

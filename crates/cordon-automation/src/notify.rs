@@ -221,8 +221,8 @@ pub fn host_url(console_url: Option<&str>, host_id: &str) -> String {
 }
 
 /// The notification an audit record makes, if any: its kind and what it says. The rule
-/// and event come from the record's own columns (an automatic action's actor
-/// `rule:<name>` names the rule when the column is empty).
+/// and event come from the record's own columns only (never from an actor named
+/// `rule:<name>`: a token can carry such a name), and a token's action names its id.
 pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str, Notice)> {
     let kind = kind_of(&r.action)?;
     Some((
@@ -234,10 +234,9 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
             url: r.host_id.as_deref().map(|h| host_url(console_url, h)),
             host_id: r.host_id.clone(),
             hostname: r.hostname.clone(),
-            rule: r
-                .rule
-                .clone()
-                .or_else(|| r.actor.strip_prefix("rule:").map(str::to_string)),
+            // Only the record's own rule column: an actor's `rule:` prefix is a name anyone
+            // could have given a token (trial14 LOW-7).
+            rule: r.rule.clone(),
             event_id: r.event_id.clone(),
             actor: r.actor.clone(),
             actor_token_id: r.actor_token_id,
@@ -754,6 +753,19 @@ mod tests {
         for t in [n.text(), n.slack_text()] {
             assert!(t.contains("by rul\u{435}:wz (token 7)"), "{t}");
         }
+        // trial14 LOW-7: a (legacy) token named exactly `rule:wz` gets no `Rule:` from
+        // its name: only the record's rule column names a rule.
+        let named_like_a_rule = TailRecord {
+            actor: "rule:wz".into(),
+            ..rec.clone()
+        };
+        let (_, n) = notice(&named_like_a_rule, None).unwrap();
+        assert_eq!(n.rule, None);
+        assert!(
+            n.text().contains("by rule:wz (token 7)") && !n.text().contains("Rule:"),
+            "{}",
+            n.text()
+        );
         let w = n.payload(TargetKind::Webhook);
         assert_eq!(w["actor_token_id"], 7);
         // The rule's own action names no token.

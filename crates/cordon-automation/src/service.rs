@@ -10,7 +10,7 @@ use cordon_proto::automation::{
 use cordon_proto::Role;
 use cordon_server_core::service::Caller;
 use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter, LabelsReplaced};
-use cordon_server_core::timefmt::{now_ms, to_rfc3339};
+use cordon_server_core::timefmt::{now_ms, Timestamp};
 use cordon_server_core::{ApiError, AppState};
 
 use crate::{engine, qualify, validate};
@@ -33,8 +33,8 @@ pub async fn ingest(
     let now = now_ms();
     let mut rec = EventRecord {
         id: engine::new_event_id(),
-        received_at: to_rfc3339(now),
-        occurred_at: occurred.map(to_rfc3339),
+        received_at: Timestamp::from_unix_ms_clamped(now),
+        occurred_at: occurred.map(Timestamp::from_unix_ms_clamped),
         source: ev
             .source
             .clone()

@@ -28,7 +28,7 @@ use super::status::Shown;
 use cordon_server_core::service::{host_views, hosts, validate};
 use cordon_server_core::store::{retry_refusal, Caller};
 use cordon_server_core::store::{Action, HostFilter, HostQuery, MAX_PAGE};
-use cordon_server_core::timefmt::{now_ms, parse_duration_secs, to_rfc3339};
+use cordon_server_core::timefmt::{now_ms, parse_duration_secs, Timestamp};
 use cordon_server_core::{ApiError, AppState};
 
 /// Hidden until a script opens it with the chosen targets.
@@ -229,8 +229,8 @@ async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<Vec<Hos
 /// the very request the run sends) with the request `req` (pure).
 pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_labels: &[String]) -> HostImpact {
     let d = &h.desired;
-    let asked_expiry = req.expires_at.as_deref().map(super::view::short_time);
-    let had_expiry = d.expires_at.as_deref().map(super::view::short_time);
+    let asked_expiry = req.expires_at.as_ref().map(super::view::short_time);
+    let had_expiry = d.expires_at.as_ref().map(super::view::short_time);
     let expiry = |e: &Option<String>| e.clone().unwrap_or_else(|| "none".into());
     let message = |m: Option<&str>| m.map(|m| format!("“{m}”")).unwrap_or_else(|| "none".into());
     let mut details = Vec::new();
@@ -480,7 +480,11 @@ async fn prepare(
         let e = f.expires_in.trim();
         if !e.is_empty() {
             match parse_duration_secs(e) {
-                Ok(secs) => expires_at = Some(to_rfc3339(now_ms().saturating_add(secs.saturating_mul(1000)))),
+                Ok(secs) => {
+                    expires_at = Some(Timestamp::from_unix_ms_clamped(
+                        now_ms().saturating_add(secs.saturating_mul(1000)),
+                    ))
+                }
                 Err(msg) => {
                     errors.insert("expires_in".into(), msg);
                 }
@@ -1225,7 +1229,7 @@ async fn run_retry(st: &AppState, caller: &Caller, f: &ActionForm) -> Response {
 mod tests {
     use super::*;
     use cordon_proto::DesiredState;
-    use cordon_server_core::timefmt::to_rfc3339;
+    use cordon_server_core::timefmt::Timestamp;
 
     fn host(name: &str, quarantined: bool, state: HostState, labels: &[&str]) -> Host {
         Host {
@@ -1235,8 +1239,8 @@ mod tests {
             addresses: vec![],
             labels: labels.iter().map(|s| s.to_string()).collect(),
             agent_version: None,
-            last_seen: Some(to_rfc3339(now_ms())),
-            enrolled_at: to_rfc3339(0),
+            last_seen: Some(Timestamp::from_unix_ms_clamped(now_ms())),
+            enrolled_at: Timestamp::from_unix_ms_clamped(0),
             desired: DesiredState {
                 revision: 3,
                 quarantined,
@@ -1248,7 +1252,7 @@ mod tests {
             },
             state,
             state_reason: None,
-            state_since: to_rfc3339(now_ms()),
+            state_since: Timestamp::from_unix_ms_clamped(now_ms()),
             applied_revision: 3,
             digest: None,
             backend: Some("nftables".into()),

@@ -313,7 +313,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 " " (short_id_tag(&h.id))
                 (flag_badges(h))
                 // Shown where the Addresses column is left out (narrow windows).
-                span class="addr-inline" { (h.addresses.join(" ")) }
+                span class="addr-inline" { (h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
             }
             td class="col-os" data-label="OS" { (h.os.as_deref().unwrap_or("—")) }
             td class="addr col-addr" data-label="Addresses" {
@@ -323,7 +323,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
             td class="state-cell" data-label="State" { (host_badge(h)) }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
-            td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_deref())) }
+            td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_ref())) }
             td class="col-backend" data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
             @if act {
                 td class="row-actions" { (action_button(h, true)) }
@@ -640,7 +640,7 @@ fn digest_status(h: &Host) -> Markup {
                 }
                 Shown::State(HostState::Quarantined) if h.offline => {
                     strong { "Last confirmed in force" } ": the agent confirmed revision " (h.applied_revision)
-                    "; it is offline since " (time_ago(h.last_seen.as_deref())) ", so Cordon cannot say what is in force now."
+                    "; it is offline since " (time_ago(h.last_seen.as_ref())) ", so Cordon cannot say what is in force now."
                 }
                 Shown::State(HostState::Quarantined) => { strong { "In force" } ": the agent confirmed revision " (h.applied_revision) "." }
                 _ => { strong { "In sync" } ": revision " (h.applied_revision) "." }
@@ -765,7 +765,7 @@ fn headline(h: &Host) -> Markup {
                     @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
                 }
             }
-            @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_deref())) }
+            @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_ref())) }
             @if let Some(c) = &d.comment { " — “" (c) "”" }
             @if d.quarantined {
                 @if let Some(e) = &d.expires_at { " — auto-release " (until_text(e)) }
@@ -817,7 +817,7 @@ pub async fn host(
             @if h.offline && !h.revoked {
                 p id="offline-note" class="offline-note" role="note" {
                     strong { "Offline:" } " the agent has not reported for three of its heartbeat intervals (last seen "
-                    (time_ago(h.last_seen.as_deref())) "). What is shown is its last report; a quarantine or release "
+                    (time_ago(h.last_seen.as_ref())) "). What is shown is its last report; a quarantine or release "
                     "will stay pending until the agent returns."
                 }
             }
@@ -828,7 +828,7 @@ pub async fn host(
                 dl {
                     dt { "Current" } dd {
                         (host_badge(&h)) " (state since " (time_at(&h.state_since)) ")"
-                        @if h.offline && !h.revoked { " · agent offline since " (time_ago(h.last_seen.as_deref())) }
+                        @if h.offline && !h.revoked { " · agent offline since " (time_ago(h.last_seen.as_ref())) }
                     }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
@@ -854,7 +854,7 @@ pub async fn host(
                     dt { "Labels" } dd { (labels(&h.labels)) }
                     dt { "Backend" } dd { (h.backend.as_deref().unwrap_or("—")) }
                     dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
-                    dt { "Last seen" } dd { (time_ago(h.last_seen.as_deref())) }
+                    dt { "Last seen" } dd { (time_ago(h.last_seen.as_ref())) }
                     dt { "Enrolled" } dd { (time_at(&h.enrolled_at)) }
                 }
             }

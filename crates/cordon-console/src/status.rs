@@ -123,7 +123,7 @@ pub const SERVER_CLAIM: &str = "agent";
 mod tests {
     use super::*;
     use cordon_proto::DesiredState;
-    use cordon_server_core::timefmt::to_rfc3339;
+    use cordon_server_core::timefmt::Timestamp;
 
     fn host(state: HostState, quarantined: bool, backend: &str, seen_ago_ms: i64, since_ago_ms: i64) -> Host {
         let now = 10_000_000_000;
@@ -134,8 +134,8 @@ mod tests {
             addresses: vec![],
             labels: vec![],
             agent_version: None,
-            last_seen: Some(to_rfc3339(now - seen_ago_ms)),
-            enrolled_at: to_rfc3339(0),
+            last_seen: Some(Timestamp::from_unix_ms_clamped(now - seen_ago_ms)),
+            enrolled_at: Timestamp::from_unix_ms_clamped(0),
             desired: DesiredState {
                 revision: 2,
                 quarantined,
@@ -147,7 +147,7 @@ mod tests {
             },
             state,
             state_reason: None,
-            state_since: to_rfc3339(now - since_ago_ms),
+            state_since: Timestamp::from_unix_ms_clamped(now - since_ago_ms),
             applied_revision: 2,
             digest: None,
             backend: Some(backend.into()),

@@ -6,7 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
 use super::status::{offline, Shown};
-use cordon_server_core::timefmt::{now_ms, parse_rfc3339};
+use cordon_server_core::timefmt::{now_ms, parse_rfc3339, Timestamp};
 
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ pub fn host_badge(h: &Host) -> Markup {
 }
 
 /// Colour, icon and words; pending states say for how long (kept current by the script).
-pub fn state_badge(s: HostState, since: &str, reason: Option<&str>) -> Markup {
+pub fn state_badge(s: HostState, since: &Timestamp, reason: Option<&str>) -> Markup {
     let pending = matches!(s, HostState::QuarantinePending | HostState::ReleasePending);
     html! {
         span class={"state state-" (s.as_str())} data-state=(s.as_str()) title=[reason] {
@@ -218,9 +218,10 @@ pub fn duration_text(ms: i64) -> String {
     }
 }
 
-/// How long ago an RFC 3339 time was ("?" if unreadable).
-pub fn ago_text(t: &str) -> String {
-    match parse_rfc3339(t) {
+/// How long ago a time was: a [`Timestamp`](cordon_server_core::timefmt::Timestamp) or
+/// RFC 3339 text such as an audit record's `at` ("?" if unreadable).
+pub fn ago_text<T: ToString + ?Sized>(t: &T) -> String {
+    match parse_rfc3339(&t.to_string()) {
         Ok(ms) => duration_text(now_ms() - ms),
         Err(_) => "?".into(),
     }
@@ -228,22 +229,23 @@ pub fn ago_text(t: &str) -> String {
 
 /// A time shown relative ("4m 2s ago") with the exact time on hover (the script adds the
 /// reader's local time zone; UTC stays in the title).
-pub fn time_ago(t: Option<&str>) -> Markup {
-    match t {
+pub fn time_ago<T: ToString + ?Sized>(t: Option<&T>) -> Markup {
+    match t.map(ToString::to_string) {
         None => html! { span class="muted" { "never" } },
-        Some(t) => html! { time datetime=(t) title={(short_time(t)) " UTC"} data-ago=(t) { (ago_text(t)) " ago" } },
+        Some(t) => html! { time datetime=(t) title={(short_time(&t)) " UTC"} data-ago=(t) { (ago_text(&t)) " ago" } },
     }
 }
 
 /// An absolute time: UTC in the markup and the title; the script shows it in the
 /// reader's local time zone.
-pub fn time_at(t: &str) -> Markup {
-    html! { time datetime=(t) title={(short_time(t)) " UTC"} data-local="" { (short_time(t)) } }
+pub fn time_at<T: ToString + ?Sized>(t: &T) -> Markup {
+    let t = t.to_string();
+    html! { time datetime=(t) title={(short_time(&t)) " UTC"} data-local="" { (short_time(&t)) } }
 }
 
 /// "in 3h 10m" until an RFC 3339 time ("?" if unreadable; "now" if passed).
-pub fn until_text(t: &str) -> String {
-    match parse_rfc3339(t) {
+pub fn until_text<T: ToString + ?Sized>(t: &T) -> String {
+    match parse_rfc3339(&t.to_string()) {
         Ok(ms) if ms > now_ms() => format!("in {}", duration_text(ms - now_ms())),
         Ok(_) => "now".into(),
         Err(_) => "?".into(),
@@ -251,8 +253,8 @@ pub fn until_text(t: &str) -> String {
 }
 
 /// `2030-01-02 03:04:05Z` from RFC 3339 (compact, still unambiguous).
-pub fn short_time(t: &str) -> String {
-    let t = t.replacen('T', " ", 1);
+pub fn short_time<T: ToString + ?Sized>(t: &T) -> String {
+    let t = t.to_string().replacen('T', " ", 1);
     match (t.find('.'), t.ends_with('Z')) {
         (Some(dot), true) => format!("{}Z", &t[..dot]),
         _ => t,
@@ -334,7 +336,12 @@ mod tests {
         assert_eq!(duration_text(3_660_000), "1h 1m");
         assert_eq!(duration_text(90_000_000), "1d 1h");
         assert_eq!(short_time("2030-01-02T03:04:05.250Z"), "2030-01-02 03:04:05Z");
-        let b = state_badge(HostState::QuarantinePending, "2030-01-02T03:04:05.250Z", None).into_string();
+        let b = state_badge(
+            HostState::QuarantinePending,
+            &"2030-01-02T03:04:05.250Z".parse().unwrap(),
+            None,
+        )
+        .into_string();
         assert!(b.contains("Quarantine requested") && b.contains("data-since"), "{b}");
     }
 
@@ -347,7 +354,7 @@ mod tests {
             labels: vec![],
             agent_version: None,
             last_seen: None,
-            enrolled_at: "2030-01-01T00:00:00Z".into(),
+            enrolled_at: "2030-01-01T00:00:00Z".parse().unwrap(),
             desired: cordon_proto::DesiredState {
                 revision: 2,
                 quarantined,
@@ -355,7 +362,7 @@ mod tests {
             },
             state,
             state_reason: None,
-            state_since: "2030-01-01T00:00:00Z".into(),
+            state_since: "2030-01-01T00:00:00Z".parse().unwrap(),
             applied_revision: 2,
             digest: None,
             backend: None,

@@ -1307,7 +1307,7 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
     quarantine(&ctx, &id, r#"{"comment":"IR-77"}"#).await;
     let claim = |source: &str, allow: &[&str]| ClaimInfo {
         source: source.into(),
-        since: Some("2030-01-02T03:04:05Z".into()),
+        since: "2030-01-02T03:04:05Z".parse().ok(),
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
     };
@@ -2418,5 +2418,25 @@ async fn the_audit_action_filter_offers_every_action_the_server_records() {
     assert!(
         recorded.contains("approval_required") && recorded.contains("enroll"),
         "{recorded:?}"
+    );
+}
+
+/// trial13 MED 2 with the server's confusable skeleton (audit7's hostname_key): `dЬ1`
+/// (Cyrillic Ь) next to `db1` carries the duplicate badge in the console too.
+#[tokio::test]
+async fn a_look_alike_hostname_carries_the_duplicate_badge() {
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("db1", &[]).await;
+    let b = ctx.enroll("d\u{042c}1", &[]).await;
+    let v = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &v, "/console/hosts").await;
+    let short = |id: &str| id.chars().take(8).collect::<String>();
+    assert!(
+        page.contains(&format!("duplicate hostname: also {}", short(&b))),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("duplicate hostname: also {}", short(&a))),
+        "{page}"
     );
 }

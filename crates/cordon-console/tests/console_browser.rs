@@ -232,7 +232,7 @@ fn agent_report(revision: i64, state: AgentState, digest: &str, backend: &str) -
 fn claim(source: &str, allow: &[&str]) -> cordon_proto::ClaimInfo {
     cordon_proto::ClaimInfo {
         source: source.into(),
-        since: Some(cordon_server::timefmt::to_rfc3339(
+        since: Some(cordon_server::timefmt::Timestamp::from_unix_ms_clamped(
             cordon_server::timefmt::now_ms() - 40 * 60_000,
         )),
         allow: allow.iter().map(|s| s.to_string()).collect(),

@@ -274,6 +274,14 @@ pub struct StatusReport {
     /// The layers our rules are in force in now (`inet`, `netdev-ingress`,
     /// `netdev-egress`, …), read back from the kernel; never more than is in force.
     pub coverage: Coverage,
+    /// Other Cordon-looking tables in force in this network namespace whose records
+    /// cannot be found (an empty decoy whose comment claims to be Cordon's, a quarantine
+    /// whose state directory was deleted), one sentence each naming the table and the
+    /// state directory its comment names (trial15 HIGH-2). They are never trusted to
+    /// isolate and never stop a quarantine from applying; `cordon release --force`
+    /// removes them. Source: the kernel's table list and comments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecognised_tables: Vec<String>,
 }
 
 /// See [`Engine::startup_check`].
@@ -622,6 +630,7 @@ impl Engine {
         } = how;
         // A table coming into force: under the namespace lock, no other Cordon table may
         // be recorded (it would stack: the kernel enforces the intersection of the two).
+        let mut unrecognised: Vec<String> = Vec::new();
         let _ns_lock = if previous.is_none() {
             let lock = home::namespace_lock(self.lock_timeout)?;
             if let Some((other, dir)) = home::other_tables(&self.table, &self.state_dir).into_iter().next() {
@@ -631,17 +640,14 @@ impl Engine {
                     self.table
                 )));
             }
-            // A Cordon table in force whose records cannot be found (trial12 N-1: never a
-            // second table on top of it, whatever the registry says).
-            if let Some((other, dir)) = home::kernel_tables_other_than(&self.table).into_iter().next() {
-                let whose = match dir {
-                    Some(d) => format!("its comment names {}, which holds no record of it", d.display()),
-                    None => "its comment names no state directory".to_string(),
-                };
-                return Err(EngineError::Invalid(format!(
-                    "Cordon table `{other}` is in force in this network namespace but its records are not found ({whose}); table `{}` would stack on it (the kernel would enforce only what both allow); nothing was changed — `cordon status` shows it, `cordon release --force` removes it, or isolate with --table {other} --state-dir DIR where DIR records it",
-                    self.table
-                )));
+            // A Cordon-looking table in force whose records cannot be found (trial12 N-1,
+            // trial15 HIGH-2): anyone with root can make one with one `nft` command, so it
+            // must never veto a quarantine. It is not trusted to isolate: this table is
+            // applied anyway, on top of it (the kernel then enforces what both allow, which
+            // can only block more: fail closed), and the table is reported by name as
+            // unrecognised (the outcome's warnings; `cordon status` lists it as tampered).
+            for (other, dir) in home::kernel_tables_other_than(&self.table) {
+                unrecognised.push(unrecognised_table_words(&other, dir.as_deref()));
             }
             lock
         } else {
@@ -750,7 +756,7 @@ impl Engine {
             verified_via,
             verification,
             message_warning,
-            warnings: resolved.warnings.clone(),
+            warnings: resolved.warnings.iter().cloned().chain(unrecognised).collect(),
             replaced_backends,
             apply_ms,
             coverage,
@@ -958,6 +964,11 @@ impl Engine {
             backends_in_force,
             notes: stored.as_ref().map(|s| policy_notes(&s.policy)).unwrap_or_default(),
             coverage,
+            unrecognised_tables: home::kernel_tables_other_than(&self.table)
+                .into_iter()
+                .filter(|(t, d)| d.as_deref().is_none_or(|d| !home::records(d, t)))
+                .map(|(t, d)| unrecognised_table_words(&t, d.as_deref()))
+                .collect(),
         };
         // Claims without a state file: a quarantine is wanted but its record is lost.
         let orphans = if stored.is_none() {
@@ -987,8 +998,15 @@ impl Engine {
                 report.backend = Some(fw.kind());
                 report.records_lost = orphans.is_empty();
                 report.reason = Some(if orphans.is_empty() {
+                    // Where the table's own comment says its records are (trial15: the
+                    // reason named the default state directory instead).
+                    let named = home::kernel_records()
+                        .into_iter()
+                        .find(|(t, d)| t == &self.table && d != &home::absolute(&self.state_dir))
+                        .map(|(_, d)| format!(" nor in {}, the state directory its comment names", d.display()))
+                        .unwrap_or_default();
                     format!(
-                        "quarantine records lost; rules kept; `cordon release --force` removes them ({} rules named {:?} are in force but no quarantine or claim of them is recorded in {})",
+                        "quarantine records lost; rules kept; `cordon release --force` removes them ({} rules named {:?} are in force but no quarantine or claim of them is recorded in {}{named})",
                         fw.kind(),
                         self.table.as_str(),
                         self.state_dir.display()
@@ -1032,6 +1050,20 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+/// The words for a Cordon-looking table in force whose records cannot be found (an
+/// empty decoy, or a quarantine whose state directory was deleted): its name, and the
+/// state directory its comment names (`dir`), if any. Shared by the isolate outcome's
+/// warning and `cordon status`'s reason, so both name the same table and directory.
+pub(crate) fn unrecognised_table_words(table: &TableName, dir: Option<&std::path::Path>) -> String {
+    let whose = match dir {
+        Some(d) => format!("its comment names {}, which holds no record of it", d.display()),
+        None => "its comment names no state directory".to_string(),
+    };
+    format!(
+        "unrecognised Cordon table `{table}` is in force in this network namespace but its records are not found ({whose}): tampered or foreign, not trusted to isolate; this quarantine was applied on top of it (the kernel enforces only what both allow: never less isolation); `cordon status` shows it, `cordon release --force` removes it"
+    )
 }
 
 /// A release refused because another cordon process holds the tables is one cause with

@@ -143,14 +143,9 @@ mod filter_table {
     #[cfg(target_os = "linux")]
     pub fn has_chains(table: &cordon_policy::TableName) -> Result<bool, FirewallError> {
         use cordon_policy::render::iptables::{chain_name, HOOKS};
-        for family in Family::BOTH {
-            for (_, suffix) in HOOKS {
-                if crate::netlink::chain_exists(nfproto(family), NAME, &chain_name(table, suffix))? {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        let chains: Vec<String> = HOOKS.iter().map(|(_, suffix)| chain_name(table, suffix)).collect();
+        let families = Family::BOTH.map(nfproto);
+        crate::netlink::any_chain_exists(&families, NAME, &chains)
     }
 
     #[cfg(not(target_os = "linux"))]

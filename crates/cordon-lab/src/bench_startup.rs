@@ -15,7 +15,31 @@
 //! * the Velociraptor command sequence spawned the same way, and each median's ratio to it.
 //!
 //! Timings are wall-clock around `fork`+`exec`+`wait` of the child; runs of the different
-//! commands are interleaved so that load on the machine hits them alike.
+//! commands are interleaved so that load on the machine hits them alike. The parts of the
+//! isolate process are timed alone, in-process from the namespace thread: process start-up
+//! (`cordon --version`), the kernel transaction (the netlink batch, encoded beforehand),
+//! the read-back of the tables for the record (dumps and digest; in this debug driver the
+//! decoding is slower than in the endpoint build), the durable writes and the iptables
+//! check. What is left of the median is the command's own work.
+//!
+//! # Finding where the time goes (issue #18), repeatably on a loaded machine
+//! Wall-clock on a shared 2-core machine swings with load; these figures do not:
+//! * CPU time, page faults and context switches of one process, children included, in a
+//!   namespace of your own (`ip netns add NAME`, a veth pair, documentation addresses):
+//!   `ip netns exec NAME perf stat -e task-clock,page-faults,context-switches -r 30 cordon
+//!   isolate --backend netlink --state-dir /dev/shm/DIR …` (with `release` between runs);
+//!   compare with `/bin/true`, `cordon --version`, `cordon status --help` (start-up plus
+//!   argument parsing) and `cordon isolate --dry-run` (plus resolving and rendering) to
+//!   split the process into stages;
+//! * where the CPU goes: `perf record -F 20000 -g` over a loop of isolates (release under a
+//!   copy of the binary with another name, so `perf report --comm` separates them), on a
+//!   build with symbols (`--config 'profile.X.inherits="release-endpoint"' --config
+//!   'profile.X.strip=false' --profile X`); group samples by the outermost system call or
+//!   page fault of each call chain;
+//! * what the process asks the kernel: `strace -f -tt -T` (forks and execs, sleeps, polls
+//!   with timeouts, fsyncs, netlink round trips, sockets opened, files and /proc read);
+//!   `strace -c` for counts; `LD_DEBUG=statistics cordon --version` for the dynamic
+//!   loader's relocation work.
 
 use std::fs::File;
 use std::io::Write;
@@ -25,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use cordon_firewall::Firewall;
 
 use crate::bench_apply::{stats, Stats};
 use crate::lab::{addr, netns, Host, Lab, LabOptions};
@@ -224,7 +249,7 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
     let disk_s = disk.path().to_string_lossy().to_string();
     let shm_s = shm.as_ref().map(|d| d.path().to_string_lossy().to_string());
     eprintln!("timing {runs} whole `cordon isolate` processes and baseline runs in {ns} ...");
-    let (s_probe, s_base, s_iso_disk, s_iso_shm) = netns::run_in(&ns, move || {
+    let (s_kernel, s_read, s_probe, s_base, s_iso_disk, s_iso_shm) = netns::run_in(&ns, move || {
         let env = [("CORDON_DHCP_LEASES", leases.as_str())];
         let server = format!("tcp://{}:{}", addr::SERVER4, addr::SERVER_PORT);
         let server6 = format!("tcp://[{}]:{}", addr::SERVER6, addr::SERVER_PORT);
@@ -254,6 +279,26 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
             Ok(took)
         };
         let (mut base, mut disk_t, mut shm_t, mut probe_t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut kernel_t, mut read_t) = (Vec::new(), Vec::new());
+        // The kernel's part alone, with isolate's policy: one backend value (its socket
+        // kept), the batch encoded untimed, then the transaction and the read-back for
+        // the record each timed on their own; the tables removed (untimed) afterwards.
+        let nl = cordon_firewall::netlink::Netlink::probe(cordon_policy::TableName::default())?;
+        let policy = crate::bench::bench_policy();
+        for _ in 0..runs {
+            let batch = nl.encode_enforce(&policy, cordon_firewall::netlink::Netlink::next_seq(1 << 16))?;
+            let t0 = Instant::now();
+            nl.send_batch(&batch)?;
+            kernel_t.push(t0.elapsed());
+            let t0 = Instant::now();
+            let read = nl.inspect()?;
+            read_t.push(t0.elapsed());
+            if read.is_none() {
+                bail!("the tables just applied cannot be read back");
+            }
+            nl.remove()?;
+        }
+        drop(nl);
         for _ in 0..runs {
             // How isolate looks for Cordon rules of the iptables backend besides the
             // netlink transaction: it asks the kernel (x_tables names, iptables-nft's
@@ -274,6 +319,8 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
             }
         }
         Ok((
+            stats("kernel transaction: the netlink batch alone, in-process", kernel_t),
+            stats("read-back for the record (netlink dumps + digest), in-process", read_t),
             stats("iptables check over netlink, in-process (isolate's probe)", probe_t),
             stats("velociraptor baseline (11 nft commands)", base),
             stats("endpoint `cordon isolate` (netlink), state on disk", disk_t),
@@ -343,9 +390,20 @@ fn run_inner(a: &StartupArgs) -> Result<()> {
     if let Some(s) = &s_iso_shm {
         row(s, &s_base);
     }
-    println!("-- parts of the isolate process (floors; ratio to the baseline)");
+    println!("-- parts of the isolate process, each timed alone (floors; ratio to the baseline)");
+    row(&s_ep, &s_base);
+    row(&s_kernel, &s_base);
+    row(&s_read, &s_base);
     row(&s_fsync, &s_base);
     row(&s_probe, &s_base);
+    let floors = [&s_ep, &s_kernel, &s_read, &s_fsync, &s_probe]
+        .iter()
+        .map(|s| ms(s.median))
+        .sum::<f64>();
+    println!(
+        "  these parts sum to {floors:.3} ms; the rest of the isolate median, {:.3} ms, is the command's own work (argument parsing, name resolution, locks and registry, encoding, output)",
+        ms(s_iso_disk.median) - floors
+    );
     println!(
         "  isolate median (state on disk): {:.3} ms   target: < 2 ms: {}",
         ms(s_iso_disk.median),

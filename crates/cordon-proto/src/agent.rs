@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::Timestamp;
+
 /// The desired quarantine state of one host. `revision` grows with every change the
 /// server makes for that host; agents remember the last one they applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,9 +25,9 @@ pub struct DesiredState {
     /// Who asked for this state (token name, or `system`).
     #[serde(default)]
     pub actor: Option<String>,
-    /// RFC 3339; when passed the server releases the host.
+    /// When passed the server releases the host (RFC 3339 on the wire).
     #[serde(default)]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// What the agent found on the host.
@@ -84,9 +86,11 @@ pub struct StatusReport {
     #[serde(default)]
     /// Operating system and version as the agent sees it (free text, e.g. `linux 6.8.0`).
     pub os: Option<String>,
-    #[serde(default)]
-    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`], each checked by the server).
-    pub addresses: Vec<String>,
+    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`]); read as
+    /// [`crate::addr::parse_host_address`] reads them, written as canonical text.
+    #[serde(default, with = "crate::addr::reported")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::IpAddr>,
     #[serde(default)]
     /// Version of the Cordon agent binary (`CARGO_PKG_VERSION`).
     pub agent_version: Option<String>,
@@ -119,10 +123,11 @@ pub struct StatusReport {
 pub struct ClaimInfo {
     /// Who holds it: `wazuh`, `velociraptor`, `agent` or `local`.
     pub source: String,
-    /// RFC 3339, since when that source has held its claim (from the host's claims file;
-    /// kept while the source re-applies or re-isolates).
-    #[serde(default)]
-    pub since: Option<String>,
+    /// Since when that source has held its claim (from the host's claims file; kept
+    /// while the source re-applies or re-isolates). RFC 3339 on the wire; a time the
+    /// server cannot read is taken as not known (`timefmt::opt_lenient`).
+    #[serde(default, with = "crate::timefmt::opt_lenient")]
+    pub since: Option<Timestamp>,
     /// That source's own exceptions (`--allow` specs), as it gave them.
     #[serde(default)]
     pub allow: Vec<String>,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::Timestamp;
 use crate::{ClaimInfo, DesiredState};
 
 /// Every error response: `{error, detail}`.
@@ -78,16 +79,18 @@ pub struct Host {
     pub hostname: String,
     /// Operating system and version the agent reported (free text).
     pub os: Option<String>,
-    /// IP addresses the agent last reported (validated, at most [`crate::MAX_ADDRESSES`]).
-    pub addresses: Vec<String>,
+    /// IP addresses the agent last reported (at most [`crate::MAX_ADDRESSES`], canonical
+    /// text on the wire).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::IpAddr>,
     /// Labels on the host (sorted); `Quarantine` ([`crate::QUARANTINE_LABEL`]) exactly while desired quarantined.
     pub labels: Vec<String>,
     /// Version of the agent binary, as last reported.
     pub agent_version: Option<String>,
-    /// RFC 3339, last request from the agent.
-    pub last_seen: Option<String>,
-    /// RFC 3339, when the host enrolled.
-    pub enrolled_at: String,
+    /// Last request from the agent.
+    pub last_seen: Option<Timestamp>,
+    /// When the host enrolled.
+    pub enrolled_at: Timestamp,
     /// What the server wants in force (the latest revision).
     pub desired: DesiredState,
     /// What is in force as far as the agent confirmed (effect, not dispatch).
@@ -95,7 +98,7 @@ pub struct Host {
     /// Why the state is `failed` or `tampered`.
     pub state_reason: Option<String>,
     /// Since when the current state holds (for "pending for 3 h").
-    pub state_since: String,
+    pub state_since: Timestamp,
     /// Last desired revision the agent reported on (0 before any report).
     pub applied_revision: i64,
     /// SHA-256 (hex) of the ruleset the agent last reported in force.
@@ -198,8 +201,8 @@ pub struct ChainAlert {
     pub record: Option<i64>,
     /// Why (the verifier's reason).
     pub reason: String,
-    /// RFC 3339: when that verification ran.
-    pub checked_at: String,
+    /// When that verification ran.
+    pub checked_at: Timestamp,
 }
 
 impl ChainAlert {
@@ -237,9 +240,10 @@ pub struct ActionRequest {
     /// At most [`crate::MAX_MESSAGE_CHARS`] characters (quarantine only).
     #[serde(default)]
     pub message: Option<String>,
-    /// RFC 3339 time at which the server releases (quarantine only).
-    #[serde(default)]
-    pub expires_at: Option<String>,
+    /// RFC 3339 time at which the server releases (quarantine only); blank is none.
+    #[serde(default, with = "crate::timefmt::opt_empty_as_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Timestamp>))]
+    pub expires_at: Option<Timestamp>,
     /// Optimistic concurrency: host id → the desired-state revision the caller last saw.
     /// If any of these hosts has moved on since, nothing changes and the answer is 409
     /// (the console sends what its page showed, so an action on a stale view is refused).
@@ -568,8 +572,8 @@ pub struct TokenInfo {
     pub name: String,
     /// What the token may do.
     pub role: Role,
-    /// RFC 3339, when it was created.
-    pub created_at: String,
+    /// When it was created.
+    pub created_at: Timestamp,
     /// Revoked tokens (and their console sessions) are refused.
     pub revoked: bool,
     /// Set on tokens created before names were checked whose name is not unique
@@ -611,6 +615,6 @@ pub struct EnrollTokenCreated {
     pub token: String,
     /// Labels the enrolling host gets.
     pub labels: Vec<String>,
-    /// RFC 3339, after which the token is refused.
-    pub expires_at: String,
+    /// After which the token is refused.
+    pub expires_at: Timestamp,
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::Timestamp;
+
 /// Event severity, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -99,9 +101,10 @@ pub struct EventIn {
     /// Where it came from (`wazuh`, `velociraptor`, a SIEM name...).
     #[serde(default)]
     pub source: Option<String>,
-    /// RFC 3339.
-    #[serde(default)]
-    pub occurred_at: Option<String>,
+    /// When it happened (RFC 3339); blank is none.
+    #[serde(default, with = "crate::timefmt::opt_empty_as_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Timestamp>))]
+    pub occurred_at: Option<Timestamp>,
     /// The original event, stored as is.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -126,10 +129,10 @@ pub struct RuleOutcome {
 pub struct EventRecord {
     /// Event id (`evt-<uuid>`).
     pub id: String,
-    /// RFC 3339, when the server received it.
-    pub received_at: String,
-    /// RFC 3339, when it happened, as the source said.
-    pub occurred_at: Option<String>,
+    /// When the server received it.
+    pub received_at: Timestamp,
+    /// When it happened, as the source said.
+    pub occurred_at: Option<Timestamp>,
     /// Where it came from (`wazuh`, `velociraptor`, …; `api` when not given).
     pub source: String,
     #[serde(rename = "type")]
@@ -232,8 +235,8 @@ pub struct RuleRecord {
     /// with a trigger label protected.
     #[serde(default)]
     pub cannot_fire: Vec<String>,
-    /// RFC 3339, last change.
-    pub updated_at: String,
+    /// Last change.
+    pub updated_at: Timestamp,
     /// Who changed it last (token name).
     pub updated_by: String,
 }
@@ -304,14 +307,14 @@ pub struct Approval {
     pub rule: String,
     /// Why approval is needed (guardrail cap, approval-mode rule, …).
     pub reason: String,
-    /// RFC 3339, when it was asked.
-    pub created_at: String,
+    /// When it was asked.
+    pub created_at: Timestamp,
     /// `pending`, `approved`, `denied`, `superseded`.
     pub status: String,
     /// Who decided (token name).
     pub decided_by: Option<String>,
-    /// RFC 3339, when.
-    pub decided_at: Option<String>,
+    /// When.
+    pub decided_at: Option<Timestamp>,
     /// The reason given with the decision.
     pub decision_comment: Option<String>,
 }
@@ -418,8 +421,8 @@ pub struct Target {
     #[serde(flatten)]
     /// The target as submitted.
     pub spec: TargetSpec,
-    /// RFC 3339, when it was created.
-    pub created_at: String,
+    /// When it was created.
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -446,14 +449,14 @@ pub struct Delivery {
     pub status: String,
     /// Delivery attempts so far.
     pub attempts: i64,
-    /// RFC 3339, when the next attempt is due (pending only).
-    pub next_attempt_at: Option<String>,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    /// RFC 3339, when it was delivered.
-    pub delivered_at: Option<String>,
-    /// RFC 3339, when it was queued.
-    pub created_at: String,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+    /// When it was queued.
+    pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     /// The body sent (or to be sent).
     pub payload: serde_json::Value,

@@ -15,9 +15,11 @@ pub struct EnrollRequest {
     #[serde(default)]
     /// Operating system and version (free text).
     pub os: Option<String>,
-    #[serde(default)]
-    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`]).
-    pub addresses: Vec<String>,
+    /// The host's IP addresses (at most [`crate::MAX_ADDRESSES`]); read as
+    /// [`crate::addr::parse_host_address`] reads them, written as canonical text.
+    #[serde(default, with = "crate::addr::reported")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub addresses: Vec<std::net::IpAddr>,
     #[serde(default)]
     /// Version of the enrolling agent binary.
     pub agent_version: Option<String>,

@@ -4,6 +4,7 @@
 //! `#[serde(default)]`), so an older agent keeps working against a newer server;
 //! [`PROTO_VERSION`] is bumped when a change is not compatible.
 
+pub mod addr;
 pub mod agent;
 pub mod api;
 pub mod audit_chain;

@@ -38,6 +38,17 @@ impl Timestamp {
             .map(Timestamp)
     }
 
+    /// The time `ms` milliseconds after the Unix epoch, or for a value outside years
+    /// -9999..=9999 the nearest end of that range (the database's columns are plain
+    /// integers; nothing in range is changed).
+    pub fn from_unix_ms_clamped(ms: i64) -> Timestamp {
+        Timestamp::from_unix_ms(ms).unwrap_or(if ms < 0 {
+            Timestamp(OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT))
+        } else {
+            Timestamp(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MAX))
+        })
+    }
+
     /// Milliseconds since the Unix epoch (what the database stores).
     pub fn unix_ms(self) -> i64 {
         // Years -9999..=9999 in ms fit an i64 by far.
@@ -93,6 +104,73 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    /// A string in `date-time` format: what [`Timestamp`] writes and reads.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339 time; written in UTC with milliseconds (`2030-01-02T03:04:05.250Z`), read with any offset",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
+/// Serde helpers for optional times in *request* bodies, where callers have always been
+/// able to send `""` (or only spaces) for "none": such a value reads as `None`; any other
+/// value must be an RFC 3339 time ([`Timestamp::parse`]'s message otherwise). Writes
+/// `None` as `null`, like a plain `Option<Timestamp>`.
+pub mod opt_empty_as_none {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// See the [module](self).
+    pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        t.serialize(s)
+    }
+
+    /// See the [module](self).
+    ///
+    /// # Errors
+    /// A value that is neither blank nor an RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => Timestamp::parse(&s).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Serde helpers for optional times that *agents* report about their host (a claim's
+/// `since`): the time is informational, and a report must not be refused over it — an
+/// agent whose claims file holds a time it cannot parse (an engine before the one time
+/// format wrote `unknown` when formatting failed) sends that text, read here as `None`
+/// ("since when: not known"), never as a different time.
+pub mod opt_lenient {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// See the [module](self).
+    pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        t.serialize(s)
+    }
+
+    /// See the [module](self).
+    ///
+    /// # Errors
+    /// Only a value that is not a string or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.and_then(|s| Timestamp::parse(&s).ok()))
+    }
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     Timestamp::now().unix_ms()
@@ -101,12 +179,7 @@ pub fn now_ms() -> i64 {
 /// Unix milliseconds in [`WIRE_FORMAT`]; outside years -9999..=9999 the nearest
 /// representable end of that range.
 pub fn to_rfc3339(ms: i64) -> String {
-    let t = Timestamp::from_unix_ms(ms).unwrap_or(if ms < 0 {
-        Timestamp(OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT))
-    } else {
-        Timestamp(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MAX))
-    });
-    t.to_string()
+    Timestamp::from_unix_ms_clamped(ms).to_string()
 }
 
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
@@ -189,5 +262,48 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-5m").is_err());
         assert!(parse_duration("1h 30m").is_err());
+    }
+
+    /// The fault kind: a typed request time that refuses what callers could always send
+    /// for "none" (`""`), or that lets a bad time through.
+    #[test]
+    fn blank_request_times_read_as_none_and_bad_ones_are_refused() {
+        #[derive(serde::Deserialize)]
+        struct Req {
+            #[serde(default, with = "super::opt_empty_as_none")]
+            at: Option<Timestamp>,
+        }
+        let read = |j: &str| serde_json::from_str::<Req>(j).map(|r| r.at.map(|t| t.to_string()));
+        assert_eq!(read(r#"{"at": ""}"#).unwrap(), None);
+        assert_eq!(read(r#"{"at": "  "}"#).unwrap(), None);
+        assert_eq!(read(r#"{"at": null}"#).unwrap(), None);
+        assert_eq!(read("{}").unwrap(), None);
+        assert_eq!(
+            read(r#"{"at": "2030-01-02T03:04:05Z"}"#).unwrap().as_deref(),
+            Some("2030-01-02T03:04:05.000Z")
+        );
+        let err = read(r#"{"at": "tomorrow"}"#).unwrap_err().to_string();
+        assert!(err.contains("\"tomorrow\" is not an RFC 3339 time"), "{err}");
+    }
+
+    /// The fault kind: an informational time in an agent's report that makes the server
+    /// refuse the whole report (or read as some other time).
+    #[test]
+    fn an_agents_unreadable_claim_time_reads_as_not_known() {
+        #[derive(serde::Deserialize)]
+        struct Claim {
+            #[serde(default, with = "super::opt_lenient")]
+            since: Option<Timestamp>,
+        }
+        let read = |j: &str| serde_json::from_str::<Claim>(j).map(|c| c.since.map(|t| t.to_string()));
+        assert_eq!(read(r#"{"since": "unknown"}"#).unwrap(), None);
+        assert_eq!(read(r#"{"since": null}"#).unwrap(), None);
+        assert_eq!(
+            read(r#"{"since": "2030-01-01T00:00:05.123456789Z"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("2030-01-01T00:00:05.123Z")
+        );
+        assert!(read(r#"{"since": 5}"#).is_err(), "not a string at all is still refused");
     }
 }

@@ -2,6 +2,8 @@
 //! a compromised agent or a low-privilege token must not be able to grow the database or
 //! the audit log without bound. Pure functions; the handlers and the store apply them.
 
+use std::net::IpAddr;
+
 use cordon_proto::StatusReport;
 
 /// Largest request body the API parses, in bytes; larger ones get 413 before parsing.
@@ -81,7 +83,6 @@ pub fn bound_report(r: &mut StatusReport) {
     r.claims.truncate(MAX_CLAIMS);
     for c in r.claims.iter_mut() {
         c.source = truncate(&c.source, MAX_SHORT_CHARS);
-        bound_opt(&mut c.since, MAX_SHORT_CHARS);
         for list in [&mut c.allow, &mut c.servers] {
             list.truncate(MAX_CLAIM_ITEMS);
             for s in list.iter_mut() {
@@ -93,49 +94,24 @@ pub fn bound_report(r: &mut StatusReport) {
     }
 }
 
-/// The address `ip` stands for: an IPv4-mapped IPv6 address (`::ffff:192.0.2.2`, RFC
-/// 4291 §2.5.5.2) or an IPv4-compatible one (`::192.0.2.2`, §2.5.5.1, deprecated) is
-/// the IPv4 address — stored, flagged and looked up as such, so a dual-stack log naming
-/// either form finds the host that reports the plain one (trial7, trial10). `::` and
-/// `::1` (unspecified and loopback) are not IPv4-compatible addresses and stay IPv6.
-pub fn ipv4_of(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.into();
-            }
-            let s = v6.segments();
-            if s[..6].iter().all(|x| *x == 0) && !v6.is_unspecified() && !v6.is_loopback() {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return std::net::Ipv4Addr::new(a, b, c, d).into();
-            }
-            ip
-        }
-        v4 => v4,
-    }
-}
+/// The address an IPv4-mapped or IPv4-compatible IPv6 address stands for (trial7,
+/// trial10): [`cordon_proto::addr::ipv4_of`], where the wire reader applies it.
+pub use cordon_proto::addr::ipv4_of;
 
-/// Checks addresses a host reports (at enrollment and in status reports): each must be
-/// an IPv4 or IPv6 address (a `/prefix` length is accepted and dropped), at most
-/// [`MAX_ADDRESSES`] distinct ones. Returns them in canonical text (`2001:db8::1`, not
-/// `2001:0db8:0:0::1`; `192.0.2.2`, not `::ffff:192.0.2.2`), de-duplicated, in the order given, so the same address from two
-/// hosts compares equal.
+/// Checks addresses a host reports (at enrollment and in status reports): at most
+/// [`MAX_ADDRESSES`] distinct ones. Each was read by
+/// [`cordon_proto::addr::parse_host_address`] (a `/prefix` length dropped,
+/// `::ffff:192.0.2.2` and `::192.0.2.2` as `192.0.2.2`), so equal addresses compare
+/// equal; returns them de-duplicated, in the order given.
 ///
 /// # Errors
-/// A message naming the first address that is not one, or the count.
-pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
-    for text in a {
-        let t = text.trim();
-        let bare = t.split_once('/').map_or(t, |(ip, _)| ip);
-        let ip: std::net::IpAddr = bare.parse().map_err(|_| {
-            format!(
-                "address {:?} is not an IPv4 or IPv6 address",
-                truncate(text, MAX_ADDRESS_CHARS)
-            )
-        })?;
-        let canon = ipv4_of(ip).to_string();
+/// A message naming the count.
+pub fn check_addresses(a: &[IpAddr]) -> Result<Vec<IpAddr>, String> {
+    let mut out: Vec<IpAddr> = Vec::with_capacity(a.len().min(MAX_ADDRESSES));
+    for ip in a {
+        // [`ipv4_of`] again for a caller that built the list itself (the wire reader
+        // already did).
+        let canon = ipv4_of(*ip);
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -149,14 +125,9 @@ pub fn check_addresses(a: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Keeps at most [`MAX_ADDRESSES`] addresses, each cut to [`MAX_ADDRESS_CHARS`].
-pub fn bound_addresses(a: &mut Vec<String>) {
+/// Keeps at most [`MAX_ADDRESSES`] addresses (each is a fixed-size value).
+pub fn bound_addresses(a: &mut Vec<IpAddr>) {
     a.truncate(MAX_ADDRESSES);
-    for s in a.iter_mut() {
-        if s.chars().count() > MAX_ADDRESS_CHARS {
-            *s = truncate(s, MAX_ADDRESS_CHARS);
-        }
-    }
 }
 
 /// A host's agent-audit counters as stored on its row.
@@ -223,15 +194,19 @@ mod tests {
     /// flagged as the address another host reports nor found by an event naming it.
     #[test]
     fn ipv4_mapped_addresses_are_the_ipv4_address() {
+        let read = |t: &str| cordon_proto::addr::parse_host_address(t).unwrap();
         let got = check_addresses(&[
-            "::ffff:192.0.2.2".into(),
-            "::ffff:c000:202".into(),
-            "0:0:0:0:0:ffff:192.0.2.2".into(),
-            "192.0.2.2".into(),
-            "2001:db8::1".into(),
+            read("::ffff:192.0.2.2"),
+            read("::ffff:c000:202"),
+            read("0:0:0:0:0:ffff:192.0.2.2"),
+            read("192.0.2.2"),
+            read("2001:db8::1"),
+            // Built by hand (not read from the wire): still the IPv4 address.
+            "::ffff:192.0.2.2".parse().unwrap(),
         ])
         .unwrap();
-        assert_eq!(got, vec!["192.0.2.2".to_string(), "2001:db8::1".to_string()]);
+        let text: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["192.0.2.2", "2001:db8::1"]);
     }
 
     /// trial10 LOW: `::198.51.100.12` (IPv4-compatible, RFC 4291 §2.5.5.1) was stored as
@@ -239,17 +214,21 @@ mod tests {
     /// the IPv4 address, as mapped ones are; `::` and `::1` are not IPv4 addresses.
     #[test]
     fn ipv4_compatible_addresses_are_the_ipv4_address() {
+        let read = |t: &str| cordon_proto::addr::parse_host_address(t).unwrap();
         let got = check_addresses(&[
-            "::198.51.100.12".into(),
-            "::c633:640c".into(),
-            "0:0:0:0:0:0:198.51.100.12".into(),
-            "198.51.100.12".into(),
-            "::1".into(),
-            "::".into(),
-            "::1:0:0:1".into(),
+            read("::198.51.100.12"),
+            read("::c633:640c"),
+            read("0:0:0:0:0:0:198.51.100.12"),
+            read("198.51.100.12"),
+            read("::1"),
+            read("::"),
+            read("::1:0:0:1"),
+            // Built by hand (not read from the wire): still the IPv4 address.
+            "::198.51.100.12".parse().unwrap(),
         ])
         .unwrap();
-        assert_eq!(got, vec!["198.51.100.12", "::1", "::", "::1:0:0:1"]);
+        let text: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["198.51.100.12", "::1", "::", "::1:0:0:1"]);
     }
 
     fn report() -> StatusReport {
@@ -263,7 +242,7 @@ mod tests {
             detail: Some("x".repeat(1_000_000)),
             hostname: Some("h".repeat(10_000)),
             os: Some("o".repeat(10_000)),
-            addresses: vec!["192.0.2.1".repeat(100); 10_000],
+            addresses: vec!["192.0.2.1".parse().unwrap(); 10_000],
             agent_version: Some("v".repeat(10_000)),
             enforcing: true,
             degraded: vec!["d".repeat(10_000); 10_000],
@@ -271,7 +250,8 @@ mod tests {
             claims: vec![
                 cordon_proto::ClaimInfo {
                     source: "s".repeat(10_000),
-                    since: Some("t".repeat(10_000)),
+                    // A time is bounded by its type (a fixed-width value).
+                    since: crate::timefmt::Timestamp::parse("2030-01-01T00:00:00Z").ok(),
                     allow: vec!["a".repeat(1_000); 100],
                     servers: vec!["v".repeat(1_000); 100],
                 };
@@ -302,10 +282,10 @@ mod tests {
             detail: Some("rules deleted".into()),
             ..report()
         };
-        small.addresses = vec!["192.0.2.1".into()];
+        small.addresses = vec!["192.0.2.1".parse().unwrap()];
         bound_report(&mut small);
         assert_eq!(small.detail.as_deref(), Some("rules deleted"));
-        assert_eq!(small.addresses, vec!["192.0.2.1".to_string()]);
+        assert_eq!(small.addresses, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(truncate("ab", 2), "ab");
         assert_eq!(truncate("abc", 2), "a…");
     }

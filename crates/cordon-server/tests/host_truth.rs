@@ -344,7 +344,7 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
     let rev = v["results"][0]["revision"].as_i64().unwrap();
     let claim = |source: &str| ClaimInfo {
         source: source.into(),
-        since: Some("2030-01-01T00:00:00Z".into()),
+        since: "2030-01-01T00:00:00Z".parse().ok(),
         allow: vec!["udp://198.51.100.20:514".into()],
         servers: vec![],
     };
@@ -355,7 +355,8 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
     assert_eq!(host["state"], "quarantined");
     assert_eq!(host["claims"].as_array().unwrap().len(), 3);
     assert_eq!(host["claims"][1]["source"], "wazuh");
-    assert_eq!(host["claims"][1]["since"], "2030-01-01T00:00:00Z");
+    // Claim times are typed (issue 13): the server writes them in its one time format.
+    assert_eq!(host["claims"][1]["since"], "2030-01-01T00:00:00.000Z");
     assert_eq!(host["claims"][1]["allow"], json!(["udp://198.51.100.20:514"]));
 
     let v = quarantine(&c, &format!("/v1/hosts/{h}/release"), json!({"comment": "done"})).await;

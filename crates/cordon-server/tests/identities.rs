@@ -54,6 +54,31 @@ async fn token_name_duplicates_are_refused_trimmed_and_case_insensitively() {
     assert_eq!(v["name"], "carol");
 }
 
+/// trial14 MED-2: `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ` (and `AMIN`/`ΑΜΙΝ`) were all
+/// created: the capitals of other scripts fold to lower-case letters no table reads as
+/// Latin. Each look-alike of an existing name is refused as taken, saying it is
+/// compared by look-alike characters (trial14 LOW-9).
+#[tokio::test]
+async fn token_name_upper_case_look_alikes_of_other_scripts_are_taken() {
+    let ctx = Ctx::new().await;
+    for (first, look_alikes) in [
+        ("TOM", &["\u{3A4}\u{39F}\u{39C}", "\u{422}\u{41E}\u{41C}", "tom"][..]),
+        ("AMIN", &["\u{391}\u{39C}\u{399}\u{39D}"]),
+        ("KATE", &["\u{39A}\u{391}\u{3A4}\u{395}"]),
+    ] {
+        let body = json!({"name": first, "role": "viewer"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::OK, "{first}: {v}");
+        for name in look_alikes {
+            let body = json!({"name": name, "role": "viewer"}).to_string();
+            let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?} next to {first:?}: {v}");
+            let detail = v["detail"].as_str().unwrap();
+            assert!(detail.contains("is taken") && detail.contains("look-alike"), "{detail}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn token_name_reserved_prefixes_are_refused() {
     let ctx = Ctx::new().await;
@@ -347,12 +372,13 @@ async fn address_claimed_by_two_hosts_is_flagged_and_refused_to_automation() {
     let b = ctx.enroll_with("beta", &["servers"], &["198.51.100.8"]).await;
     assert!(host(&ctx, &a).await.flags.is_empty());
     // beta's agent now reports alpha's address (in another spelling of the same IPv6).
-    let mut r = status_report(1, AgentState::Released, "d", "nftables");
-    r.addresses = vec!["198.51.100.8".into(), "2001:DB8:0::A".into()];
+    let r = status_report(1, AgentState::Released, "d", "nftables");
+    let r = common::with_addresses(&r, &["198.51.100.8", "2001:DB8:0::A"]);
     let (st, v) = ctx.agent_status(&b, &r).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let hb = host(&ctx, &b).await;
-    assert_eq!(hb.addresses, vec!["198.51.100.8", "2001:db8::a"], "stored canonical");
+    let stored: Vec<String> = hb.addresses.iter().map(ToString::to_string).collect();
+    assert_eq!(stored, ["198.51.100.8", "2001:db8::a"], "stored canonical");
     assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "2001:db8::a")]);
     assert_eq!(
         kinds(&host(&ctx, &a).await),
@@ -386,7 +412,8 @@ async fn ipv4_compatible_addresses_are_flagged_as_the_ipv4_address() {
     let a = ctx.enroll_with("alpha", &[], &["198.51.100.12"]).await;
     let b = ctx.enroll_with("beta", &[], &["::198.51.100.12"]).await;
     let hb = host(&ctx, &b).await;
-    assert_eq!(hb.addresses, vec!["198.51.100.12"], "stored as the IPv4 address");
+    let stored: Vec<String> = hb.addresses.iter().map(ToString::to_string).collect();
+    assert_eq!(stored, ["198.51.100.12"], "stored as the IPv4 address");
     assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "198.51.100.12")]);
     assert_eq!(
         kinds(&host(&ctx, &a).await),
@@ -407,8 +434,8 @@ async fn reported_addresses_are_validated() {
         ),
     ] {
         let snap = ctx.snapshot().await;
-        let mut r = status_report(1, AgentState::Released, "d", "nftables");
-        r.addresses = addrs.clone();
+        let r = status_report(1, AgentState::Released, "d", "nftables");
+        let r = common::with_addresses(&r, &addrs);
         let (st, v) = ctx.agent_status(&h, &r).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
         assert!(v["detail"].as_str().unwrap().contains(want), "{v}");
@@ -421,10 +448,10 @@ async fn reported_addresses_are_validated() {
         assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     }
     // 64 addresses, duplicates folded, a /prefix dropped: accepted.
-    let mut r = status_report(1, AgentState::Released, "d", "nftables");
-    r.addresses = (0..64).map(|i| format!("203.0.113.{i}/24")).collect();
-    r.addresses.push("203.0.113.0".into());
-    let (st, v) = ctx.agent_status(&h, &r).await;
+    let r = status_report(1, AgentState::Released, "d", "nftables");
+    let mut addrs: Vec<String> = (0..64).map(|i| format!("203.0.113.{i}/24")).collect();
+    addrs.push("203.0.113.0".into());
+    let (st, v) = ctx.agent_status(&h, &common::with_addresses(&r, &addrs)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(host(&ctx, &h).await.addresses.len(), 64);
 }

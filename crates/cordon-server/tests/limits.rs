@@ -81,7 +81,7 @@ async fn agent_reported_fields_are_bounded() {
     let mut r = status_report(1, AgentState::Tampered, "d", "nftables");
     r.detail = Some("x".repeat(500_000));
     r.os = Some("o".repeat(50_000));
-    r.addresses = vec!["192.0.2.1".into(); 10_000];
+    r.addresses = vec!["192.0.2.1".parse().unwrap(); 10_000];
     let (st, v) = c.agent_status(&id, &r).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let h = c.store().host(&id).await.unwrap();

@@ -394,7 +394,7 @@ pub fn events(a: EventsArgs) -> u8 {
                         .map(|e| {
                             vec![
                                 t(&e.id),
-                                t(&e.received_at),
+                                e.received_at.to_string(),
                                 t(&e.source),
                                 t(&e.event_type),
                                 e.severity.as_str().to_string(),
@@ -464,7 +464,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                         .map(|p| {
                             vec![
                                 p.id.to_string(),
-                                t(&p.created_at),
+                                p.created_at.to_string(),
                                 t(&p.host_id),
                                 t(&p.rule),
                                 t(&p.event_id),
@@ -578,7 +578,7 @@ pub fn notify(a: NotifyArgs) -> u8 {
                                 t(&d.kind),
                                 t(&d.status),
                                 d.attempts.to_string(),
-                                opt(&d.next_attempt_at),
+                                d.next_attempt_at.map_or_else(|| "-".into(), |t| t.to_string()),
                                 opt(&d.last_error),
                             ]
                         })

@@ -628,7 +628,8 @@ fn status_json(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Cl
 fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
     let info = cordon_proto::ClaimInfo {
         source: c.source.to_string(),
-        since: Some(c.claimed_at.clone()),
+        // A claims-file time that does not read is printed as not known (`null`).
+        since: c.claimed_at.parse().ok(),
         allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
         servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
     };

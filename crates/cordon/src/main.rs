@@ -25,14 +25,40 @@ struct Cli {
     command: Command,
 }
 
+/// The local verbs alone, parsed without building the command tree of every other verb
+/// (issue #18: clap builds every subcommand's arguments before it looks at one, most of
+/// the start-up work of `cordon isolate` that is not the kernel's). Same name, version and
+/// about as [`Cli`], so help and errors read the same (test
+/// `the_local_verbs_parse_and_fail_alike_without_the_other_verbs`).
+#[derive(Parser)]
+#[command(name = "cordon", version, about = "Network quarantine for incident response")]
+struct LocalCli {
+    #[command(subcommand)]
+    command: LocalCommand,
+}
+
+/// The verbs that act on this host alone; the first subcommands of [`Command`].
 #[derive(Subcommand)]
-enum Command {
+enum LocalCommand {
     /// Quarantine this host: drop all traffic except the paths responders need.
     Isolate(local::IsolateArgs),
     /// Remove Cordon's quarantine rules (and nothing else).
     Release(local::ReleaseArgs),
     /// Report whether this host is isolated, released, or tampered with.
     Status(local::StatusArgs),
+}
+
+impl LocalCommand {
+    /// Whether `verb` (the first argument) is one of these verbs.
+    fn is_local_verb(verb: Option<&std::ffi::OsString>) -> bool {
+        matches!(verb.and_then(|v| v.to_str()), Some("isolate" | "release" | "status"))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Local(LocalCommand),
     #[cfg(feature = "server")]
     /// Management server: init (CA, certificates, admin token), enrollment tokens, run.
     Server(server_cmd::ServerArgs),
@@ -145,7 +171,16 @@ where
 {
     use clap::{CommandFactory, FromArgMatches};
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-    let mut cmd = Cli::command().name(program_name(args.first().map(|a| a.as_os_str())));
+    let name = program_name(args.first().map(|a| a.as_os_str()));
+    if LocalCommand::is_local_verb(args.get(1)) {
+        let mut cmd = LocalCli::command().name(name);
+        let mut matches = cmd.try_get_matches_from_mut(args)?;
+        let local = LocalCli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))?;
+        return Ok(Cli {
+            command: Command::Local(local.command),
+        });
+    }
+    let mut cmd = Cli::command().name(name);
     let mut matches = cmd.try_get_matches_from_mut(args)?;
     Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
 }
@@ -197,9 +232,9 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Isolate(a) => local::isolate(a),
-        Command::Release(a) => local::release(a),
-        Command::Status(a) => local::status(a),
+        Command::Local(LocalCommand::Isolate(a)) => local::isolate(a),
+        Command::Local(LocalCommand::Release(a)) => local::release(a),
+        Command::Local(LocalCommand::Status(a)) => local::status(a),
         #[cfg(feature = "server")]
         Command::Server(a) => server_cmd::run(a),
         Command::Agent(a) => agent_cmd::run(a),
@@ -272,6 +307,90 @@ mod tests {
         assert_eq!(super::version_fast_path(&os(&["cordon", "status", "--version"])), None);
         assert_eq!(super::version_fast_path(&os(&["cordon"])), None);
         assert_eq!(super::version_fast_path(&os(&["cordon", "--versions"])), None);
+    }
+
+    /// The fault kind: a shortcut parser that answers differently from the full one.
+    /// The local verbs are parsed without the other verbs' command tree; every command
+    /// line below (help, errors, good ones) must give the same result, byte for byte,
+    /// through the full [`super::Cli`].
+    #[test]
+    fn the_local_verbs_parse_and_fail_alike_without_the_other_verbs() {
+        use clap::FromArgMatches;
+        let full = |argv: &[&str]| -> String {
+            let mut cmd = super::Cli::command().name("cordon");
+            match cmd.try_get_matches_from_mut(argv) {
+                Ok(mut m) => match super::Cli::from_arg_matches_mut(&mut m) {
+                    Ok(cli) => match cli.command {
+                        super::Command::Local(l) => format!("ok {}", debug_local(&l)),
+                        _ => "ok, not a local verb".into(),
+                    },
+                    Err(e) => {
+                        let e = e.format(&mut cmd);
+                        format!("err {:?} {e}", e.kind())
+                    }
+                },
+                Err(e) => format!("err {:?} {e}", e.kind()),
+            }
+        };
+        let fast = |argv: &[&str]| -> String {
+            match super::parse_cli(argv) {
+                Ok(cli) => match cli.command {
+                    super::Command::Local(l) => format!("ok {}", debug_local(&l)),
+                    _ => "ok, not a local verb".into(),
+                },
+                Err(e) => format!("err {:?} {e}", e.kind()),
+            }
+        };
+        let cases: &[&[&str]] = &[
+            &["cordon", "isolate", "--help"],
+            &["cordon", "isolate", "-h"],
+            &["cordon", "release", "--help"],
+            &["cordon", "status", "--help"],
+            &[
+                "cordon",
+                "isolate",
+                "--allow",
+                "tcp://192.0.2.1:443",
+                "--resolver",
+                "192.0.2.53",
+                "--dry-run",
+            ],
+            &[
+                "cordon",
+                "isolate",
+                "--server",
+                "https://198.51.100.7",
+                "--json",
+                "--table",
+                "t1",
+            ],
+            &["cordon", "isolate", "--reapply", "--allow", "192.0.2.1"],
+            &["cordon", "isolate", "--verify-timeout", "0"],
+            &["cordon", "isolate", "--allow", "nonsense://x"],
+            &["cordon", "isolate", "--bogus"],
+            &["cordon", "isolate", "--version"],
+            &["cordon", "release", "--force", "--source", "wazuh"],
+            &["cordon", "release", "--source", "nobody"],
+            &["cordon", "release", "host-1", "--comment", "done"],
+            &["cordon", "status", "--json", "--state-dir", "/var/tmp/x"],
+            &["cordon", "status", "extra"],
+        ];
+        for argv in cases {
+            assert_eq!(fast(argv), full(argv), "{argv:?}");
+        }
+        // The shortcut is taken for the local verbs only.
+        assert!(super::LocalCommand::is_local_verb(Some(&"isolate".into())));
+        assert!(!super::LocalCommand::is_local_verb(Some(&"hosts".into())));
+        assert!(!super::LocalCommand::is_local_verb(Some(&"--help".into())));
+        assert!(!super::LocalCommand::is_local_verb(None));
+    }
+
+    fn debug_local(l: &super::LocalCommand) -> String {
+        match l {
+            super::LocalCommand::Isolate(a) => format!("isolate {a:?}"),
+            super::LocalCommand::Release(a) => format!("release {a:?}"),
+            super::LocalCommand::Status(a) => format!("status {a:?}"),
+        }
     }
 
     /// The fault kind: a message limit written as a number in one place and changed in

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cordon_client::{Action, ApiClient, AuditFilter, AuditFormat, ClientError, HostFilter, Target};
+use cordon_proto::timefmt::Timestamp;
 use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, RevokeRequest};
 
 use crate::exit::{block_on, Code, Failure};
@@ -372,9 +373,13 @@ fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
             if h.addresses.is_empty() {
                 "-".to_string()
             } else {
-                term::safe(&h.addresses.join(", ")).into_owned()
+                h.addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
-            h.last_seen.as_deref().unwrap_or("never"),
+            h.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string()),
             h.state.as_str()
         ));
     }
@@ -528,7 +533,7 @@ pub(crate) fn show_host(h: &Host) -> String {
             let _ = writeln!(o, "  missing:   {}", term::safe(d));
         }
         if let Some(e) = &h.desired.expires_at {
-            let _ = writeln!(o, "  expires:   {}", term::safe(e));
+            let _ = writeln!(o, "  expires:   {e}");
         }
     }
     if !h.enforcing {
@@ -540,7 +545,7 @@ pub(crate) fn show_host(h: &Host) -> String {
     for c in &h.claims {
         let mut line = format!("  claim:     {}", term::safe(&c.source));
         if let Some(t) = &c.since {
-            line.push_str(&format!(" since {}", term::safe(t)));
+            line.push_str(&format!(" since {t}"));
         }
         if !c.allow.is_empty() {
             line.push_str(&format!(", allow {}", term::safe(&c.allow.join(", "))));
@@ -558,7 +563,7 @@ pub(crate) fn show_host(h: &Host) -> String {
     let _ = writeln!(
         o,
         "  last seen: {}{}",
-        term::safe(h.last_seen.as_deref().unwrap_or("never")),
+        h.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string()),
         if h.offline {
             format!(
                 " — OFFLINE (no report for {} heartbeats of {} s)",
@@ -591,11 +596,11 @@ fn host_rows(hosts: &[Host]) {
                 h.id.clone(),
                 h.hostname.clone(),
                 state_text(h),
-                h.state_since.clone(),
+                h.state_since.to_string(),
                 h.labels.join(","),
                 match (&h.last_seen, h.offline) {
                     (Some(t), true) => format!("{t} (offline)"),
-                    (Some(t), false) => t.clone(),
+                    (Some(t), false) => t.to_string(),
                     (None, _) => "never (offline)".into(),
                 },
             ];
@@ -711,11 +716,11 @@ pub fn hosts(a: HostsArgs) -> u8 {
 }
 
 /// `--expires 2h` or an RFC 3339 time.
-fn expires_at(s: &str) -> Result<String, Failure> {
+fn expires_at(s: &str) -> Result<Timestamp, Failure> {
     match cordon_proto::timefmt::parse_duration_secs(s) {
         Ok(secs) => {
-            return Ok(cordon_proto::timefmt::to_rfc3339(
-                cordon_proto::timefmt::now_ms() + secs * 1000,
+            return Ok(Timestamp::from_unix_ms_clamped(
+                cordon_proto::timefmt::now_ms().saturating_add(secs.saturating_mul(1000)),
             ))
         }
         // `0h`, `99999999999d`: a duration, so say what is wrong with it, not that it is
@@ -723,8 +728,7 @@ fn expires_at(s: &str) -> Result<String, Failure> {
         Err(why) if looks_like_duration(s) => return Err(Failure::usage(why)),
         Err(_) => {}
     }
-    cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
-    Ok(s.to_string())
+    Timestamp::parse(s).map_err(Failure::usage)
 }
 
 /// Digits then letters only (`2h`, `0h`, `30x`): meant as a duration, never an RFC 3339

@@ -2228,6 +2228,85 @@ fn a_deleted_registry_never_stacks_tables_nor_releases_unseen_claims() {
     }
 }
 
+/// Trial15 HIGH-2, the fault kind "something an attacker can create stops a quarantine":
+/// one empty nftables table whose comment claims to be Cordon's (records "not found")
+/// made every first isolate refuse ("would stack"), and the host stayed open. Now the
+/// quarantine applies on top of it (fail closed), the isolate names the unrecognised table,
+/// `cordon status --json` lists it, and its own status names the state directory its
+/// comment names (not the default one). Covers `cordon isolate` and `cordon wazuh-ar`.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn an_unrecorded_cordon_looking_table_never_vetoes_a_quarantine() {
+    let lab = Lab::build_named(&bin(), LabOptions::default(), Some("fix14h-dcy"))
+        .expect("building the namespace lab (needs root, iproute2, nftables, iptables)");
+    let before = lab.firewall_snapshot().unwrap();
+    let nowhere = StateDir::new();
+    let nowhere_path = format!("{}/nowhere", nowhere.path());
+    let closed = SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT);
+    let url = server_url();
+    for by_wazuh in [false, true] {
+        let comment = format!("comment \"cordon quarantine; recorded in {nowhere_path}\";");
+        for cmd in [
+            format!("add table inet decoy {{ {comment} }}"),
+            "add chain inet decoy out { type filter hook output priority 0; policy accept; }".to_string(),
+        ] {
+            let out = lab.exec(Host::Endpoint, &["nft", &cmd]).unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(
+            lab.connect(Host::Endpoint, closed).is_ok(),
+            "the decoy isolates nothing"
+        );
+        let state = StateDir::new();
+        let sd = state.path();
+        if by_wazuh {
+            let line = wazuh_ar(
+                &lab,
+                &state,
+                &format!(
+                    r#"{{"version":1,"origin":{{"name":null,"module":"wazuh-execd"}},"command":"add","parameters":{{"extra_args":["--server","{url}"],"alert":{{"data":{{"action":"isolate"}}}},"program":"active-response/bin/cordon-ar"}}}}"#
+                ),
+            );
+            assert_eq!(line["state"], "isolated", "wazuh-ar: {line}");
+        } else {
+            let (code, out, err) = cordon(&lab, &["isolate", "--server", &url, "--state-dir", &sd]);
+            assert_eq!(code, 0, "a decoy vetoed the quarantine: {out}{err}");
+            assert!(
+                err.contains("unrecognised Cordon table `decoy`") && err.contains(&nowhere_path),
+                "the isolate names the decoy and the directory its comment names: {err}"
+            );
+        }
+        assert!(
+            lab.connect(Host::Endpoint, closed).is_err(),
+            "wazuh {by_wazuh}: the host stayed open under a decoy table"
+        );
+        assert!(lab
+            .connect(Host::Endpoint, SocketAddr::new(SERVER4.into(), SERVER_PORT))
+            .is_ok());
+        let (code, out, err) = cordon(&lab, &["status", "--json", "--state-dir", &sd]);
+        assert_eq!(code, 0, "{err}");
+        let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let text = all.to_string();
+        assert!(
+            text.contains("\"state\":\"isolated\"") && text.contains("unrecognised Cordon table `decoy`"),
+            "status lists the quarantine and the unrecognised table: {all}"
+        );
+        let (_, out, _) = cordon(&lab, &["status", "--table", "decoy", "--state-dir", &sd]);
+        assert!(
+            out.contains(&nowhere_path),
+            "the decoy's status names the directory its comment names: {out}"
+        );
+        // Release: the quarantine goes by its source; --force removes the decoy too.
+        let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            lab.firewall_snapshot().unwrap(),
+            before,
+            "wazuh {by_wazuh}: rules left behind"
+        );
+    }
+}
+
 /// Trial12 M-3, the fault kind "a hung holder blocks every release": with `cordon isolate
 /// --watch` holding the tables (owner flag) and stopped (SIGSTOP), a release waited for it
 /// and failed. Now, after the bounded hand-off wait, a holder that is a cordon process is

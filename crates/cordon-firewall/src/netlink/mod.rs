@@ -344,19 +344,34 @@ pub fn marked_tables_with_records() -> Result<Vec<(TableName, Option<std::path::
     Ok(out)
 }
 
-/// Whether chain `chain` exists in nftables table `table` of family `family` (a fresh
-/// socket); false when the table does not exist either.
+/// Whether any of `chains` exists in nftables table `table` of any family in `families`,
+/// asked over one socket: per family the table first (without it no chain can exist, so
+/// one request answers for all of them), then each chain until one is found. Used by
+/// `cordon isolate` to look for iptables-nft rules of Cordon (issue #18: one socket and,
+/// on a host without iptables-nft's table, two requests instead of six sockets).
 ///
 /// # Errors
 /// When nf_tables cannot be asked (no privilege, no nf_tables).
-pub fn chain_exists(family: u8, table: &str, chain: &str) -> Result<bool, FirewallError> {
+pub fn any_chain_exists(families: &[u8], table: &str, chains: &[String]) -> Result<bool, FirewallError> {
     let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
-    let attrs = socket::str_attrs(&[(consts::NFTA_CHAIN_TABLE, table), (consts::NFTA_CHAIN_NAME, chain)]);
-    match s.request_family(family, consts::NFT_MSG_GETCHAIN, 0, &attrs) {
-        Ok(_) => Ok(true),
-        Err(socket::NlError::Kernel(e)) if e.errno == libc::ENOENT || e.errno == libc::EAFNOSUPPORT => Ok(false),
-        Err(e) => Err(imp::map_err(e, "looking for an nftables chain", None)),
+    let absent = |e: &socket::NlError| matches!(e, socket::NlError::Kernel(k) if k.errno == libc::ENOENT || k.errno == libc::EAFNOSUPPORT);
+    for &family in families {
+        let attrs = socket::str_attrs(&[(consts::NFTA_TABLE_NAME, table)]);
+        match s.request_family(family, consts::NFT_MSG_GETTABLE, 0, &attrs) {
+            Ok(_) => {}
+            Err(e) if absent(&e) => continue,
+            Err(e) => return Err(imp::map_err(e, "looking for an nftables table", None)),
+        }
+        for chain in chains {
+            let attrs = socket::str_attrs(&[(consts::NFTA_CHAIN_TABLE, table), (consts::NFTA_CHAIN_NAME, chain)]);
+            match s.request_family(family, consts::NFT_MSG_GETCHAIN, 0, &attrs) {
+                Ok(_) => return Ok(true),
+                Err(e) if absent(&e) => {}
+                Err(e) => return Err(imp::map_err(e, "looking for an nftables chain", None)),
+            }
+        }
     }
+    Ok(false)
 }
 
 /// Deletes nftables table `name` of family `family` if it exists, as one transaction.

@@ -12,7 +12,11 @@ use super::decode::{self, ErrorMsg};
 use super::encode::EncodedBatch;
 
 /// Replies larger than this are not sent by the kernel in one datagram (dumps are cut
-/// into ~32 KiB pieces), so one buffer this size is enough.
+/// into ~32 KiB pieces), so one buffer this size is enough. It is reserved, not zeroed:
+/// `recv` writes into its spare capacity and only the bytes received become the buffer's
+/// contents, so a socket costs no 128 KiB memset and touches only the pages the kernel
+/// fills (issue #18: a `cordon isolate` opens several sockets, and zeroing each buffer
+/// was a measurable part of its page faults).
 const RECV_BUF: usize = 128 * 1024;
 
 /// Sequence numbers differ between sockets and calls, so a stale reply is never taken for
@@ -78,7 +82,7 @@ impl Socket {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let sock = Socket {
             fd,
-            buf: vec![0u8; RECV_BUF],
+            buf: Vec::with_capacity(RECV_BUF),
         };
         // Extended ACKs carry the kernel's reason text; capped ACKs keep error replies
         // small. Both are optional: old kernels just ignore the failure.
@@ -202,10 +206,16 @@ impl Socket {
     fn recv(&mut self, nonblocking: bool) -> Result<Option<usize>, NlError> {
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         loop {
-            // SAFETY: the buffer is valid for its whole length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), flags) };
+            self.buf.clear();
+            let spare = self.buf.spare_capacity_mut();
+            // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by the buffer;
+            // the kernel writes at most that many bytes into it.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), flags) };
             if n >= 0 {
-                return Ok(Some(n as usize));
+                let n = n as usize;
+                // SAFETY: recv initialized the first `n` bytes (n <= capacity).
+                unsafe { self.buf.set_len(n) };
+                return Ok(Some(n));
             }
             let err = io::Error::last_os_error();
             match err.kind() {

@@ -35,7 +35,11 @@ pub async fn enroll(st: &AppState, req: &EnrollRequest) -> Result<EnrollResponse
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
     let hostname = super::validate::hostname(&req.hostname)?;
     let hostname = hostname.as_str();
-    let addresses = check_addresses(&req.addresses).map_err(ApiError::invalid)?;
+    let addresses = check_addresses(&req.addresses)
+        .map_err(ApiError::invalid)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let host_id = uuid::Uuid::new_v4().to_string();
     let cert_pem = ca
         .sign_client(&req.csr_pem, &host_id)

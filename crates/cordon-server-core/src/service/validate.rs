@@ -7,7 +7,7 @@ use cordon_proto::{ActionRequest, MAX_MESSAGE_CHARS};
 
 use crate::limits::MAX_ALLOW_PER_HOST;
 use crate::store::{ActionParams, Targets};
-use crate::timefmt::{now_ms, parse_rfc3339};
+use crate::timefmt::now_ms;
 use crate::ApiError;
 
 /// Longest comment (the reason an action is taken), in characters.
@@ -220,14 +220,109 @@ pub fn token_name_normal(name: &str) -> String {
     out
 }
 
-/// The form token names are compared in for uniqueness: [`token_name_normal`],
-/// lower-cased, then its UTS #39 confusable skeleton (`unicode-security`'s tables),
-/// lower-cased and skeletonised again (so `ADMIN`, Cyrillic `аdmin` and `admin` share one
-/// key), colon look-alikes the tables keep as `:`, spaces as in [`token_name_normal`]. Two names with one key look alike: only one of them may exist.
+/// The form token names are compared in for uniqueness: [`token_name_normal`], colon
+/// look-alikes (and any non-ASCII punctuation or symbol) as `:`, then the UTS #39
+/// confusable skeleton (`unicode-security`'s tables) of each character in both cases
+/// ([`case_skeleton`]: `ADMIN`, Cyrillic `аdmin` and `admin` share one key, and so do
+/// `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ`), spaces as in [`token_name_normal`]. Two names
+/// with one key look alike: only one of them may exist.
 /// The key is for comparison only (`m` and `rn`, `l` and `1` share it); the stored and
 /// shown name is [`token_name_normal`]'s.
 pub fn token_name_key(name: &str) -> String {
-    confusable_fold(&token_name_normal(name), false)
+    let normal = token_name_normal(name);
+    let colons: String = normal.chars().map(colon_fold).collect();
+    token_name_normal(&case_skeleton(&colons))
+}
+
+/// A non-ASCII punctuation mark or symbol, or a colon look-alike, as `:` (see
+/// [`COLON_LOOK_ALIKES`]); any other character as it is.
+fn colon_fold(c: char) -> char {
+    use unicode_properties::{GeneralCategoryGroup as Grp, UnicodeGeneralCategory};
+    let punct = !c.is_ascii() && matches!(c.general_category_group(), Grp::Punctuation | Grp::Symbol);
+    if punct || COLON_LOOK_ALIKES.contains(&c) {
+        ':'
+    } else {
+        c
+    }
+}
+
+/// The key of an ASCII letter or digit: its lower case's UTS #39 skeleton, lower-cased
+/// (`I` is `i`, `1` is `l`, `m` is `rn`).
+fn ascii_key(a: char) -> String {
+    unicode_security::skeleton(&a.to_ascii_lowercase().to_string())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// For each skeleton character an ASCII letter or digit has (the prototypes: `l` for
+/// `I`, `l` and `1`), those ASCII characters: upper-case letters, then digits, then
+/// lower-case letters.
+fn ascii_by_prototype() -> &'static std::collections::HashMap<String, Vec<char>> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Vec<char>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: std::collections::HashMap<String, Vec<char>> = std::collections::HashMap::new();
+        for a in ('A'..='Z').chain('0'..='9').chain('a'..='z') {
+            t.entry(unicode_security::skeleton(&a.to_string()).collect())
+                .or_default()
+                .push(a);
+        }
+        t
+    })
+}
+
+/// The ASCII characters a non-ASCII character's skeleton `t` reads as, one per
+/// character of `t`, preferring the case of `upper` (a capital reads as a capital);
+/// `None` when a character of `t` is no ASCII letter's or digit's prototype.
+fn read_as_ascii(t: &str, upper: bool) -> Option<String> {
+    let table = ascii_by_prototype();
+    let mut out = String::new();
+    for p in t.chars() {
+        let cands = table.get(&p.to_string())?;
+        let a = if upper {
+            cands.first()
+        } else {
+            cands.iter().find(|a| !a.is_ascii_uppercase()).or(cands.first())
+        }?;
+        out.push(*a);
+    }
+    Some(out)
+}
+
+/// The UTS #39 confusable skeleton of `n`, case-insensitively and character by
+/// character. An ASCII letter or digit becomes [`ascii_key`]'s form (case-insensitive,
+/// as before); any other character becomes the form of the ASCII characters it reads as
+/// — its skeleton as written, else its lower case's, else its upper case's — a capital
+/// read as a capital (trial14 MED-2: Greek `ΤΟΜ`, `ΑΜΙΝ` and Cyrillic `ТОМ` fold to
+/// lower-case letters no table maps to Latin, or to other Latin letters — `ν` reads as
+/// `v` — while the capitals read as `TOM`, `AMIN`; Cyrillic `Ь` reads as `b`, its `ь`
+/// does not). A character that reads as no ASCII one keeps its lower case's skeleton.
+/// So a look-alike in either case shares the Latin name's key, and a name's key does
+/// not depend on its case — except for the few letters whose two cases read as two
+/// different Latin letters (Greek `Ν`/`ν`), which keep the one written.
+fn case_skeleton(n: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::skeleton;
+    let mut out = String::with_capacity(n.len());
+    for c in n.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push_str(&ascii_key(c));
+            continue;
+        }
+        let via = |t: String| skeleton(&t).collect::<String>();
+        let lower: String = c.to_lowercase().collect();
+        let read = [
+            (via(c.to_string()), c.is_uppercase()),
+            (via(lower.clone()), false),
+            (via(c.to_uppercase().collect()), true),
+        ]
+        .into_iter()
+        .find_map(|(t, up)| read_as_ascii(&t, up));
+        match read {
+            Some(a) => out.extend(a.chars().map(ascii_key)),
+            None => out.push_str(&via(lower).to_lowercase()),
+        }
+    }
+    out.nfkc().map(colon_fold).collect()
 }
 
 /// [`token_name_key`]'s folding of an already normalised name: skeleton, then lower case,
@@ -370,9 +465,9 @@ pub fn hostname_key(name: &str) -> String {
             .trim_matches(char::is_whitespace)
             .to_string()
     };
-    // Skeleton before lower case: a capital's look-alike can be lost in its lower case
-    // (Cyrillic `Ь` reads as `b`, its `ь` does not).
-    let folded: String = confusable_fold(&trim(&visible), true)
+    // Both case forms of each character: a capital's look-alike can be lost in its lower
+    // case (Cyrillic `Ь` reads as `b`, its `ь` does not).
+    let folded: String = token_name_normal(&case_skeleton(&trim(&visible)))
         .replace('ß', "ss")
         .nfkc()
         .map(dots)
@@ -545,10 +640,10 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         }
         Some(m) => Some(m.to_string()),
     };
-    let expires_at = match req.expires_at.as_deref() {
-        None | Some("") => None,
+    let expires_at = match req.expires_at {
+        None => None,
         Some(t) => {
-            let ms = parse_rfc3339(t).map_err(ApiError::invalid)?;
+            let ms = t.unix_ms();
             if ms <= now_ms() {
                 return Err(ApiError::invalid(format!("expires_at {t} is in the past")));
             }
@@ -967,6 +1062,33 @@ mod hostname_key_tests {
             ('.', _) => '\u{FF61}',
             (c, _) => c,
         }
+    }
+
+    /// trial14 MED-2: `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ` (and `BOB`/`ΒΟΒ`,
+    /// `KATE`/`ΚΑΤΕ`, `AMIN`/`ΑΜΙΝ`) had three keys: the capitals fold to lower-case
+    /// letters no table maps to Latin. One key now, in either case; names that differ
+    /// keep distinct keys.
+    #[test]
+    fn upper_case_look_alikes_of_other_scripts_share_the_token_key() {
+        for set in [
+            &["TOM", "tom", "\u{3A4}\u{39F}\u{39C}", "\u{422}\u{41E}\u{41C}"][..],
+            &["BOB", "\u{392}\u{39F}\u{392}"],
+            &["KATE", "\u{39A}\u{391}\u{3A4}\u{395}"],
+            &["AMIN", "\u{391}\u{39C}\u{399}\u{39D}"],
+            &["cope", "\u{441}\u{43E}\u{440}\u{435}", "\u{421}\u{41E}\u{420}\u{415}"],
+            &["db1", "d\u{42C}1", "D\u{44C}1"],
+        ] {
+            let k = token_name_key(set[0]);
+            for n in set {
+                assert_eq!(token_name_key(n), k, "{n:?} vs {:?}", set[0]);
+                if n.is_ascii() {
+                    assert_eq!(token_name_key(&n.to_lowercase()), k, "{n:?} lower");
+                    assert_eq!(token_name_key(&n.to_uppercase()), k, "{n:?} upper");
+                }
+            }
+        }
+        assert_ne!(token_name_key("tom"), token_name_key("tim"));
+        assert_ne!(token_name_key("alice"), token_name_key("bob"));
     }
 
     proptest! {

@@ -8,7 +8,7 @@ use cordon_proto::{ActionChange, ActionResult, DesiredState, HostState, QUARANTI
 use super::audit::{append, Actor, AutoCause, NewAudit};
 use super::hosts::{ids_with_label_tx, load_tx, resolve_refs_tx};
 use super::{to_json_list, Store, StoreError, Tx};
-use crate::timefmt::{now_ms, parse_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// What an action does to the desired state.
@@ -68,7 +68,7 @@ pub fn plan_change(action: Action, d: &DesiredState, p: &ActionParams) -> (Actio
         Action::Quarantine if !d.quarantined => (ActionChange::New, vec![]),
         Action::Quarantine => {
             let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<String>>();
-            let expires = d.expires_at.as_deref().and_then(|t| parse_rfc3339(t).ok());
+            let expires = d.expires_at.map(Timestamp::unix_ms);
             let mut fields = Vec::new();
             if set(&d.allow) != set(&p.allow) {
                 fields.push("allow".to_string());
@@ -754,7 +754,7 @@ mod tests {
             quarantined: true,
             allow: allow.iter().map(|s| s.to_string()).collect(),
             message: message.map(str::to_string),
-            expires_at: expires.map(crate::timefmt::to_rfc3339),
+            expires_at: expires.map(Timestamp::from_unix_ms_clamped),
             ..Default::default()
         }
     }

@@ -10,7 +10,7 @@ use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_str, get_str, Store, StoreError, Tx};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, to_rfc3339, Timestamp};
 
 /// Who did something, as the audit log records it: a display name and, for API tokens
 /// (and console sessions opened with one), the token's id — the identity, since a name
@@ -1539,7 +1539,7 @@ impl Store {
             *g = report.problem.as_ref().map(|p| cordon_proto::ChainAlert {
                 record: p.id,
                 reason: p.reason.clone(),
-                checked_at: to_rfc3339(now_ms()),
+                checked_at: Timestamp::from_unix_ms_clamped(now_ms()),
             });
         }
         if let Some(p) = &report.problem {

@@ -15,7 +15,7 @@ use super::hosts::load_tx;
 use super::{
     get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, Action, ActionParams, Store, StoreError, Tx,
 };
-use crate::timefmt::to_rfc3339;
+use crate::timefmt::Timestamp;
 
 const SETTINGS_COLS: &str =
     "enabled, cap_count, cap_window_secs, cooldown_secs, protected_labels, event_retention_days, \
@@ -92,7 +92,7 @@ fn rule_row(r: &AnyRow) -> Result<RuleRecord, StoreError> {
         disabled_reason: get_opt_str(r, "disabled_reason")?,
         // Filled in by the automation service from the fleet as it is when read.
         cannot_fire: Vec::new(),
-        updated_at: to_rfc3339(get_i64(r, "updated_at")?),
+        updated_at: Timestamp::from_unix_ms_clamped(get_i64(r, "updated_at")?),
         updated_by: get_str(r, "updated_by")?,
     })
 }
@@ -250,9 +250,7 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
     let key = crate::service::validate::hostname_key;
     let rl = key(r);
     // An address compares in canonical form (`2001:db8::1`), like the stored ones.
-    let ip = crate::limits::check_addresses(&[r.to_string()])
-        .ok()
-        .and_then(|v| v.into_iter().next());
+    let ip = cordon_proto::addr::parse_host_address(r).ok().map(|ip| ip.to_string());
     let passes: [(&str, &Pass<'_>); 4] = [
         ("id", &|h| h.0 == r),
         ("hostname", &|h| key(&h.1) == rl),
@@ -454,8 +452,8 @@ fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
     let sev = get_str(r, "severity")?;
     Ok(EventRecord {
         id: get_str(r, "id")?,
-        received_at: to_rfc3339(get_i64(r, "received_at")?),
-        occurred_at: get_opt_i64(r, "occurred_at")?.map(to_rfc3339),
+        received_at: Timestamp::from_unix_ms_clamped(get_i64(r, "received_at")?),
+        occurred_at: get_opt_i64(r, "occurred_at")?.map(Timestamp::from_unix_ms_clamped),
         source: get_str(r, "source")?,
         event_type: get_str(r, "type")?,
         tags: json_list(&get_str(r, "tags")?),
@@ -600,10 +598,10 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
             host_id: get_str(r, "host_id")?,
             rule: get_str(r, "rule_name")?,
             reason: get_str(r, "reason")?,
-            created_at: to_rfc3339(get_i64(r, "created_at")?),
+            created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
             status: get_str(r, "status")?,
             decided_by: get_opt_str(r, "decided_by")?,
-            decided_at: get_opt_i64(r, "decided_at")?.map(to_rfc3339),
+            decided_at: get_opt_i64(r, "decided_at")?.map(Timestamp::from_unix_ms_clamped),
             decision_comment: get_opt_str(r, "decision_comment")?,
         },
         get_str(r, "params")?,

@@ -5,7 +5,7 @@ use cordon_proto::{EnrollTokenCreated, HostState};
 use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_str, json_list, to_json_list, Store, StoreError};
 use crate::secret::{hash_token, new_token};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, to_rfc3339, Timestamp};
 
 /// What an enrolling agent says about itself.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +61,7 @@ impl Store {
         Ok(EnrollTokenCreated {
             token,
             labels: labels.to_vec(),
-            expires_at: to_rfc3339(expires),
+            expires_at: Timestamp::from_unix_ms_clamped(expires),
         })
     }
 

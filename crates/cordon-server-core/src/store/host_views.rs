@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::hosts::{host_from_row, HostFilter, HOST_COLUMNS, MAX_PAGE};
 use super::{get_i64, get_str, Store, StoreError};
-use crate::timefmt::parse_rfc3339;
+use crate::timefmt::Timestamp;
 
 /// A quarantine or release pending longer than this (ms) needs attention.
 pub const LONG_PENDING_MS: i64 = 5 * 60_000;
@@ -91,7 +91,6 @@ impl HostAttention {
         if h.revoked {
             return false;
         }
-        let ms = |t: &str| parse_rfc3339(t).ok();
         match self {
             HostAttention::Failed => h.state == HostState::Failed,
             HostAttention::Tampered => h.state == HostState::Tampered,
@@ -100,14 +99,14 @@ impl HostAttention {
             }
             HostAttention::LongPending => {
                 matches!(h.state, HostState::QuarantinePending | HostState::ReleasePending)
-                    && ms(&h.state_since).is_some_and(|s| s < now - LONG_PENDING_MS)
+                    && h.state_since.unix_ms() < now - LONG_PENDING_MS
             }
             HostAttention::Degraded => h.state == HostState::Quarantined && h.enforcing && !h.degraded.is_empty(),
             HostAttention::Offline => {
                 h.desired.quarantined
                     && h.state == HostState::Quarantined
                     && super::offline(
-                        h.last_seen.as_deref().and_then(ms),
+                        h.last_seen.map(Timestamp::unix_ms),
                         h.heartbeat_ms.and_then(|b| i64::try_from(b).ok()),
                         now,
                     )

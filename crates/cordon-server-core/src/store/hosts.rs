@@ -8,7 +8,7 @@ use cordon_proto::{
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
      revision, quarantined, allow_json, message, comment, actor, expires_at, state, state_reason, state_since, \
@@ -59,11 +59,16 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         id: get_str(row, "id")?,
         hostname: get_str(row, "hostname")?,
         os: get_opt_str(row, "os")?,
-        addresses: json_list(&get_str(row, "addresses")?),
+        // Stored as validated canonical text; a row that is not an address (written by
+        // hand) is left out rather than failing the whole host.
+        addresses: json_list(&get_str(row, "addresses")?)
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
         labels,
         agent_version: get_opt_str(row, "agent_version")?,
-        last_seen: last_seen.map(to_rfc3339),
-        enrolled_at: to_rfc3339(get_i64(row, "enrolled_at")?),
+        last_seen: last_seen.map(Timestamp::from_unix_ms_clamped),
+        enrolled_at: Timestamp::from_unix_ms_clamped(get_i64(row, "enrolled_at")?),
         desired: DesiredState {
             revision: get_i64(row, "revision")?,
             quarantined: get_i64(row, "quarantined")? != 0,
@@ -71,11 +76,11 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
             message: get_opt_str(row, "message")?,
             comment: get_opt_str(row, "comment")?,
             actor: get_opt_str(row, "actor")?,
-            expires_at: get_opt_i64(row, "expires_at")?.map(to_rfc3339),
+            expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
         },
         state,
         state_reason: get_opt_str(row, "state_reason")?,
-        state_since: to_rfc3339(get_i64(row, "state_since")?),
+        state_since: Timestamp::from_unix_ms_clamped(get_i64(row, "state_since")?),
         applied_revision: get_i64(row, "applied_revision")?,
         digest: get_opt_str(row, "digest")?,
         backend: get_opt_str(row, "backend")?,
@@ -155,11 +160,11 @@ where
             });
         }
         for a in &h.addresses {
-            let o = others(by_addr.get(a));
+            let o = others(by_addr.get(&a.to_string()));
             if !o.is_empty() {
                 h.flags.push(HostFlag {
                     kind: HostFlag::DUPLICATE_ADDRESS.into(),
-                    value: a.clone(),
+                    value: a.to_string(),
                     other_hosts: o,
                 });
             }
@@ -352,8 +357,8 @@ impl Store {
         for r in &rows {
             let valid: Vec<String> = json_list(&get_str(r, "addresses")?)
                 .into_iter()
-                .filter_map(|a| crate::limits::check_addresses(&[a]).ok())
-                .flatten()
+                .filter_map(|a| cordon_proto::addr::parse_host_address(&a).ok())
+                .map(|ip| ip.to_string())
                 .collect();
             set_addresses_tx(&mut tx, &get_str(r, "id")?, &valid).await?;
         }
@@ -531,7 +536,7 @@ impl Store {
             if let Some(t) = &text {
                 let hit = host.id.to_lowercase().contains(t)
                     || host.hostname.to_lowercase().contains(t)
-                    || host.addresses.iter().any(|a| a.to_lowercase().contains(t));
+                    || host.addresses.iter().any(|a| a.to_string().contains(t));
                 if !hit {
                     continue;
                 }

@@ -452,7 +452,8 @@ pub(crate) fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub(crate) fn to_json_list(items: &[String]) -> String {
+/// A JSON array of `items` (strings, or values written as strings such as addresses).
+pub(crate) fn to_json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, to_json_list, OnDuplicate, Store, StoreError};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 /// One new audit record as notifications see it.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
             events: json_list(&get_str(r, "events")?),
             enabled: get_i64(r, "enabled")? != 0,
         },
-        created_at: to_rfc3339(get_i64(r, "created_at")?),
+        created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
     })
 }
 
@@ -146,13 +146,13 @@ fn delivery_row(r: &AnyRow) -> Result<Delivery, StoreError> {
         audit_id: get_i64(r, "audit_id")?,
         kind: get_str(r, "kind")?,
         next_attempt_at: (status == "pending")
-            .then(|| get_i64(r, "next_attempt_at").map(to_rfc3339))
+            .then(|| get_i64(r, "next_attempt_at").map(Timestamp::from_unix_ms_clamped))
             .transpose()?,
         status,
         attempts: get_i64(r, "attempts")?,
         last_error: get_opt_str(r, "last_error")?,
-        delivered_at: get_opt_i64(r, "delivered_at")?.map(to_rfc3339),
-        created_at: to_rfc3339(get_i64(r, "created_at")?),
+        delivered_at: get_opt_i64(r, "delivered_at")?.map(Timestamp::from_unix_ms_clamped),
+        created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
         payload: serde_json::from_str(&get_str(r, "payload")?).unwrap_or(Value::Null),
     })
 }

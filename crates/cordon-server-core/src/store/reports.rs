@@ -265,7 +265,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .bind(if state != host.state {
         now
     } else {
-        super::super::timefmt::parse_rfc3339(&host.state_since).unwrap_or(now)
+        host.state_since.unix_ms()
     })
     .bind(to_json_list(&a.degraded))
     .bind(r.enforcing as i64)
@@ -275,7 +275,8 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .execute(&mut **tx)
     .await?;
     if !r.addresses.is_empty() && r.addresses != host.addresses {
-        super::hosts::set_addresses_tx(tx, host_id, &r.addresses).await?;
+        let texts: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
+        super::hosts::set_addresses_tx(tx, host_id, &texts).await?;
     }
     // First confirmation of this revision? Claimed by one transaction only.
     let first = if a.confirms {
@@ -491,7 +492,7 @@ mod tests {
             labels: vec![],
             agent_version: None,
             last_seen: None,
-            enrolled_at: "2030-01-01T00:00:00.000Z".into(),
+            enrolled_at: "2030-01-01T00:00:00.000Z".parse().unwrap(),
             desired: DesiredState {
                 revision,
                 quarantined,
@@ -499,7 +500,7 @@ mod tests {
             },
             state,
             state_reason: None,
-            state_since: "2030-01-01T00:00:00.000Z".into(),
+            state_since: "2030-01-01T00:00:00.000Z".parse().unwrap(),
             applied_revision: applied,
             digest: None,
             backend: None,
@@ -576,7 +577,7 @@ mod tests {
         );
         let claim = |source: &str| ClaimInfo {
             source: source.into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             allow: vec![],
             servers: vec![],
         };
@@ -615,14 +616,14 @@ mod tests {
         r.enforcing = false;
         r.claims = vec![cordon_proto::ClaimInfo {
             source: "wazuh".into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             ..Default::default()
         }];
         let a = assess(&pending, &r);
         assert_eq!(a.state, HostState::NotEnforcing);
         let reason = a.reason.unwrap_or_default();
         assert!(
-            reason.contains("isolated by other claims: wazuh since 2030-01-01T00:00:00Z")
+            reason.contains("isolated by other claims: wazuh since 2030-01-01T00:00:00.000Z")
                 && !reason.contains("no rules are in force"),
             "{reason}"
         );
@@ -658,12 +659,14 @@ mod tests {
         let mut r = report(5, AgentState::Isolated);
         r.claims = vec![ClaimInfo {
             source: "wazuh".into(),
-            since: Some("2030-01-01T00:00:00Z".into()),
+            since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             ..Default::default()
         }];
         let a = assess(&releasing, &r);
         assert_eq!((a.state, a.applied), (HostState::Normal, 5));
-        assert!(a.reason.is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00Z")));
+        assert!(a
+            .reason
+            .is_some_and(|t| t.contains("wazuh since 2030-01-01T00:00:00.000Z")));
         r.claims.push(ClaimInfo {
             source: "agent".into(),
             ..Default::default()

@@ -7,7 +7,7 @@ use cordon_proto::{Role, TokenCreated, TokenInfo};
 use super::audit::{append, Actor, NewAudit};
 use super::{get_i64, get_str, OnDuplicate, Store, StoreError};
 use crate::secret::{hash_token, new_token};
-use crate::timefmt::{now_ms, to_rfc3339};
+use crate::timefmt::{now_ms, Timestamp};
 
 /// Who a valid bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +138,10 @@ impl Store {
             .await?;
         if let Some(row) = taken {
             return Err(StoreError::Invalid(format!(
-                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed and \
-                 case-insensitively, revoked tokens included); choose another name",
+                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed, \
+                 case-insensitively and by look-alike characters — their Unicode confusable skeleton, so \
+                 `a1ice` reads as `alice` and Greek `ΤΟΜ` as `TOM` —, revoked tokens included); choose another \
+                 name",
                 get_i64(&row, "id")?,
                 get_str(&row, "name")?
             )));
@@ -202,7 +204,7 @@ impl Store {
                         what: format!("token role {role_text:?}"),
                         source: None,
                     })?,
-                    created_at: to_rfc3339(get_i64(r, "created_at")?),
+                    created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
                     revoked: get_i64(r, "revoked")? != 0,
                     name_flag: super::get_opt_str(r, "name_flag")?,
                 })
