@@ -218,7 +218,7 @@ pub fn duration_text(ms: i64) -> String {
     }
 }
 
-/// How long ago a time was: a [`Timestamp`](cordon_server_core::timefmt::Timestamp) or
+/// How long ago a time was: a [`Timestamp`] or
 /// RFC 3339 text such as an audit record's `at` ("?" if unreadable).
 pub fn ago_text<T: ToString + ?Sized>(t: &T) -> String {
     match parse_rfc3339(&t.to_string()) {

@@ -424,7 +424,7 @@ impl ClaimsLock {
     fn acquire(dir: &Path) -> Result<Self, EngineError> {
         create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
-        let file = OpenOptions::new()
+        let file = crate::lock::private_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -1161,6 +1161,26 @@ mod tests {
             settled.is_empty(),
             "a release in progress is not 'records lost': {settled:?}"
         );
+    }
+
+    /// Trial12 LOW, the fault kind "Cordon's own files are created readable by others
+    /// and tightened later": the state lock, the claims lock and the holder files are
+    /// created 0600 at once.
+    #[cfg(unix)]
+    #[test]
+    fn own_lock_and_holder_files_are_created_private_at_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::default();
+        drop(crate::lock::StateLock::acquire(dir.path(), std::time::Duration::from_secs(1)).unwrap());
+        drop(ClaimsLock::acquire(dir.path()).unwrap());
+        let announce = crate::watch::holder::Announce::write(dir.path(), &table);
+        crate::watch::holder::report_failure(dir.path(), &table, None, "test");
+        for name in [".lock", ".claims.lock", ".cordon.holder", ".cordon.holder-error"] {
+            let mode = fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+        }
+        drop(announce);
     }
 
     #[test]

@@ -24,6 +24,20 @@ use crate::EngineError;
 #[cfg(unix)]
 const RETRY: Duration = Duration::from_millis(50);
 
+/// Options that create a file 0600 at once (Unix): Cordon's own lock and holder files
+/// are never readable by others, so nothing has to tighten them later (trial12 LOW: the
+/// agent warned that it "tightened" the engine's `.lock` files).
+pub(crate) fn private_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut opts = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts
+}
+
 pub struct StateLock {
     file: File,
 }
@@ -43,7 +57,7 @@ impl StateLock {
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
         let path = dir.join(".lock");
-        let mut file = OpenOptions::new()
+        let mut file = private_options()
             .create(true)
             .truncate(false)
             .read(true)

@@ -492,10 +492,21 @@ pub(crate) mod holder {
         if let Ok(text) = serde_json::to_vec(&f) {
             let p = failure_path(dir, table);
             let tmp = dir.join(format!(".{}.holder-error.tmp.{}", table.as_str(), std::process::id()));
-            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &p).is_err() {
+            if write_private(&tmp, &text).is_ok() && std::fs::rename(&tmp, &p).is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
         }
+    }
+
+    /// Writes `data` to `p`, created 0600 (`crate::lock::private_options`).
+    fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = crate::lock::private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)?;
+        f.write_all(data)
     }
 
     /// The holder's failure for `expected` (or for a merge it could not even compute),
@@ -545,7 +556,7 @@ pub(crate) mod holder {
     impl Announce {
         pub fn write(dir: &Path, table: &TableName) -> Self {
             let p = path(dir, table);
-            let _ = std::fs::write(&p, std::process::id().to_string());
+            let _ = write_private(&p, std::process::id().to_string().as_bytes());
             Announce(p)
         }
     }

@@ -113,9 +113,35 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         for line in flag_warnings(&cfg.host_id, &out.flags) {
             eprintln!("{line}");
         }
+        if let Some(hint) = local_quarantine_hint(&cfg.state_dir) {
+            eprintln!("{hint}");
+        }
         println!("start it with: cordon agent run --config {}", path.display());
     }
     Ok(())
+}
+
+/// Trial12 LOW: enrolling a host that is already quarantined locally (Wazuh, an operator,
+/// …) says what happens to that quarantine. `None` when no claim stands here or the
+/// claims cannot be read (not root).
+fn local_quarantine_hint(state_dir: &std::path::Path) -> Option<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for t in cordon_engine::discover_tables(state_dir).ok()? {
+        let eng = cordon_engine::Engine::new(t, state_dir.to_path_buf(), cordon_firewall::BackendChoice::Auto);
+        for c in eng.claims().unwrap_or_default() {
+            let name = c.source.to_string();
+            if !sources.contains(&name) {
+                sources.push(name);
+            }
+        }
+    }
+    if sources.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "note: this host is already quarantined locally (claims: {}). The agent keeps those claims — it never undoes another source's claim, and keeps its own server reachable through them — and reports the host as isolated by them; a release through the server removes only the server's quarantine. Release them here with `cordon release --source SOURCE`.",
+        sources.join(", ")
+    ))
 }
 
 async fn do_run(a: RunArgs) -> Result<(), Failure> {

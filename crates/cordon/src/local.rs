@@ -429,6 +429,13 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
                     "isolated ({} backend, table {}, applied in {:.1} ms)",
                     out.backend, out.table, out.apply_ms
                 );
+                if out.table != eng.table.as_str() {
+                    // Trial12 LOW: say that the claim joined the table in force.
+                    println!(
+                        "  joined: Cordon table {} was already in force here, so this claim was added to it instead of a second table {} (the kernel would enforce only what both allow); release with --source {}",
+                        out.table, eng.table, claimed.source
+                    );
+                }
                 for e in out.policy.exceptions() {
                     println!("  allowed: {e}");
                 }
@@ -539,8 +546,12 @@ fn release_forced(c: &Common) -> u8 {
     cordon_engine::sort_tables(&mut tables);
     let mut cleaned: Vec<String> = Vec::new();
     let mut first_error = None;
+    let mut agent_claim = false;
     for t in &tables {
         let eng = engine_for(c, t.clone());
+        agent_claim |= eng
+            .claims()
+            .is_ok_and(|cl| cl.iter().any(|x| x.source == ClaimSource::Agent));
         match eng.release_everywhere().and_then(|k| eng.clear_claims().map(|_| k)) {
             Ok(kinds) => {
                 for k in kinds {
@@ -566,6 +577,12 @@ fn release_forced(c: &Common) -> u8 {
             "released (forced; tables: {}; cleaned: {})",
             names.join(", "),
             cleaned.join(", ")
+        );
+    }
+    if agent_claim {
+        // Trial12 LOW: a forced release does not change what the server orders.
+        eprintln!(
+            "cordon: warning: the enrolled agent's claim was dropped too, but the server still orders this host quarantined: a running agent (cordon-agent.service) puts its quarantine back at its next check. Release it through the server (`cordon release HOST --comment …`), or stop the agent first"
         );
     }
     0

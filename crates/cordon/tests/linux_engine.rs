@@ -1165,12 +1165,17 @@ fn stacked_backends_are_never_reported_released_while_rules_remain() {
         "release left Cordon rules behind"
     );
 
-    // No record at all but Cordon chains in force: status says so, release removes them.
+    // No record at all but Cordon chains in force: status says so; a plain release never
+    // removes rules nobody can be seen to claim (trial12 N-2: exit 1, says so, names
+    // --force), and `release --force` removes them.
     add_stray_iptables_chain(&lab);
     assert_eq!(status_json(&lab, &state)["state"], "tampered");
     let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
-    assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("nothing"), "{out}");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("nothing released") && err.contains("--force"), "{err}");
+    assert_eq!(status_json(&lab, &state)["state"], "tampered");
+    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
     assert_eq!(status_json(&lab, &state)["state"], "released");
     assert_eq!(lab.firewall_snapshot().unwrap(), before);
 }
@@ -1761,6 +1766,11 @@ fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
     assert_eq!(st["other_tables"], serde_json::json!([]), "{st}");
     let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
     assert_eq!(code, 0, "{out}{err}");
+    // Trial12 LOW: dropping the agent's claim by force says the agent puts it back.
+    assert!(
+        err.contains("the enrolled agent's claim was dropped too") && err.contains("through the server"),
+        "{err}"
+    );
     assert_eq!(
         lab.firewall_snapshot().unwrap(),
         before,
@@ -2164,6 +2174,10 @@ fn a_deleted_registry_never_stacks_tables_nor_releases_unseen_claims() {
             ],
         );
         assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("joined: Cordon table cordon was already in force"),
+            "the join is said, naming the table: {out}"
+        );
         let listing = tables();
         assert!(
             listing.contains("inet cordon") && !listing.contains("side"),
