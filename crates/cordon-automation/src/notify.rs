@@ -401,9 +401,11 @@ pub const RETRY_NOW_EVERY: Duration = Duration::from_millis(250);
 /// backoff says, retried every [`RETRY_NOW_EVERY`] — until all are delivered or `wait`
 /// has passed (each request's timeout is cut to what is left). An orderly stop uses it
 /// for its shutdown audit checkpoint, so the copy outside the database exists before
-/// the process exits (trial7 MED 2). What it could not deliver stays queued (attempts
-/// counted, due at once: sent at the next start, by this or another replica) and is
-/// returned.
+/// the process exits (trial7 MED 2). What it could not deliver stays queued (due at
+/// once: sent at the next start, by this or another replica) and is returned. All the
+/// tries of one call count as a single attempt against the delivery's budget
+/// ([`DeliveryConfig::max_attempts`]): trial14 MED-1 — twenty quick retries during a 5 s
+/// stop used the whole budget and the next start marked the copy `dead` unsent.
 ///
 /// # Errors
 /// Database errors.
@@ -418,6 +420,8 @@ pub async fn deliver_record_now(
     // before it come along: the queue is drained in batches).
     while enqueue(store).await? > 0 && tokio::time::Instant::now() < deadline {}
     let mut errors: std::collections::HashMap<i64, String> = Default::default();
+    // Each row's attempts when this call first met it: the call counts as one more.
+    let mut before: std::collections::HashMap<i64, i64> = Default::default();
     loop {
         let rows = store.pending_deliveries_of(audit_id).await?;
         if rows.is_empty() {
@@ -449,11 +453,12 @@ pub async fn deliver_record_now(
             if left.is_zero() {
                 break;
             }
+            let attempts = *before.entry(r.id).or_insert(r.attempts) + 1;
             let error = post_once(client, url, &r, Some(left)).await;
             match error {
                 None => {
                     store
-                        .finish_delivery(r.id, "delivered", r.attempts + 1, None, now_ms())
+                        .finish_delivery(r.id, "delivered", attempts, None, now_ms())
                         .await?;
                     errors.remove(&r.id);
                 }
@@ -461,7 +466,7 @@ pub async fn deliver_record_now(
                     // Stays pending and due at once: the next start (or another
                     // replica) sends it.
                     store
-                        .finish_delivery(r.id, "pending", r.attempts + 1, Some(&e), now_ms())
+                        .finish_delivery(r.id, "pending", attempts, Some(&e), now_ms())
                         .await?;
                     errors.insert(r.id, e);
                 }

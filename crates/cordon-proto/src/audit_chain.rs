@@ -127,6 +127,13 @@ pub const CHECKPOINT_ACTION: &str = "audit_checkpoint";
 /// its `detail` is a [`RetentionCut`] (JSON).
 pub const RETENTION_ACTION: &str = "audit_retention";
 
+/// The `occasion` of the signed cut a [`RETENTION_ACTION`] record carries
+/// ([`RetentionCut::cut`]): no checkpoint record is signed for it, so a checkpoint copied
+/// from the log (any viewer can read them) cannot pass for a retention cut (trial14
+/// HIGH-2). The checkpoint record retention appends after its retention record is signed
+/// for `retention`, the occasion of the run.
+pub const RETENTION_CUT_OCCASION: &str = "retention-cut";
+
 /// The `occasion` of an export's trailer: only a checkpoint signed with it proves where an
 /// export ends. A checkpoint copied from the log (`start`, `interval`, `shutdown`,
 /// `retention` — any viewer can read them) cannot: put after a cut-down file, it would
@@ -338,6 +345,17 @@ impl SignedCheckpoint {
             out.push_str(&format!("{}\n", self.marked.map_or("-".to_string(), |m| m.to_string())));
         }
         out.into_bytes()
+    }
+
+    /// Whether it has the shape of a retention cut: signed for [`RETENTION_CUT_OCCASION`],
+    /// or a version-1 checkpoint (no occasion, no version-2 field: what retention signed
+    /// before cuts carried their occasion). Any checkpoint a checkpoint record carries has
+    /// an occasion other than that one, so it is no cut.
+    pub fn is_retention_cut(&self) -> bool {
+        match self.occasion.as_deref() {
+            Some(o) => o == RETENTION_CUT_OCCASION,
+            None => !self.is_v2(),
+        }
     }
 
     /// The unsigned head it names.
@@ -787,6 +805,25 @@ impl Verifier {
                 .map_err(|e| format!("is a retention record whose detail is not a signed cut: {e}"))?;
             self.check_signature(&cut.cut)
                 .map_err(|e| format!("carries a retention cut whose signature does not verify: {e}"))?;
+            // A link of the checkpoint chain only as what retention writes (trial14 HIGH-2:
+            // any signed checkpoint of the log, wrapped into a forged retention record, was
+            // taken for one): a cut signed for retention, naming a record retention removed
+            // — one before the first record this log still holds.
+            if !cut.cut.is_retention_cut() {
+                return Err(format!(
+                    "is a retention record, but what it carries is a checkpoint signed for {:?}, not a retention \
+                     cut: a signed checkpoint copied from the log into a record no retention wrote",
+                    cut.cut.occasion.as_deref().unwrap_or("-")
+                ));
+            }
+            let first_kept = self.first_chained_id.unwrap_or(r.id);
+            if cut.cut.last_id >= first_kept {
+                return Err(format!(
+                    "is a retention record whose cut names record {}, but the log still holds the records from {} \
+                     on: no retention removed it (a retention cut copied into a record no retention wrote)",
+                    cut.cut.last_id, first_kept
+                ));
+            }
             if self.resumed_from.as_deref() == Some(cut.cut.hash.as_str()) {
                 self.resumed_from = None;
                 self.continues_after = Some(cut.cut.head());
@@ -805,7 +842,7 @@ impl Verifier {
     fn checkpoint_facts(&mut self, cp: &SignedCheckpoint, this: i64) -> Result<(), String> {
         self.stopped_by = None;
         if let Some(w) = &cp.stopped_writes {
-            if let Some((_, pos)) = self.window.get(&w.first) {
+            if let Some(pos) = self.positions.get(&w.first) {
                 self.problem_at = Some((w.first, *pos));
             }
             return Err(format!(
@@ -814,7 +851,9 @@ impl Verifier {
             ));
         }
         if let Some(f) = &cp.foreign {
-            if let Some((_, pos)) = self.window.get(&f.first) {
+            // Named by position wherever it stands: a forged link between it and this
+            // checkpoint must not hide which record it was (trial14 HIGH-2).
+            if let Some(pos) = self.positions.get(&f.first) {
                 self.problem_at = Some((f.first, *pos));
             }
             return Err(format!(
@@ -938,6 +977,20 @@ impl Verifier {
     /// signed `trailer` (a missing trailer, or one naming a later record, means records
     /// were removed from the end of the file).
     pub fn finish_export(mut self, trailer: Option<&SignedCheckpoint>) -> ChainReport {
+        // The exporting server's mark check (signed into the trailer) names a record
+        // written by no server before the first problem the chain itself shows: that
+        // record is the one named, as the server's own verification names it (trial14
+        // HIGH-2: server and export must never disagree).
+        if let (Some(p), Some(t)) = (&self.problem, trailer) {
+            let earlier = matches!((&t.foreign, p.id), (Some(f), Some(id)) if f.first < id);
+            if earlier && t.occasion.as_deref() == Some(EXPORT_OCCASION) && self.check_signature(t).is_ok() {
+                if let Some(f) = &t.foreign {
+                    let position = self.position;
+                    self.problem = Some(self.foreign_in_trailer(f, position));
+                }
+            }
+            return self.finish();
+        }
         if self.problem.is_none() {
             let (id, subject, end) = match &self.head {
                 Some(h) => (
@@ -990,16 +1043,7 @@ impl Verifier {
                     } else if let Some(f) = &t.foreign {
                         // The exporting server found records without a valid mark: it
                         // signed that verdict into the trailer (trial10 H-C).
-                        self.problem = Some(ChainProblem {
-                            id: Some(f.first),
-                            subject: None,
-                            position: self.positions.get(&f.first).copied().unwrap_or(position),
-                            reason: format!(
-                                "was written by no server: {f} carried no valid mark of a server of the deployment \
-                                 when the server exported the log (signed by the export's trailer): added to the \
-                                 database directly"
-                            ),
-                        });
+                        self.problem = Some(self.foreign_in_trailer(f, position));
                     } else {
                         self.checkpoints.push(("signed export trailer".into(), t.head()));
                         self.matched.push(true);
@@ -1008,6 +1052,21 @@ impl Verifier {
             }
         }
         self.finish()
+    }
+
+    /// The problem an export trailer's signed `foreign` states (the first record named;
+    /// `position` when the file does not hold it).
+    fn foreign_in_trailer(&self, f: &RecordRange, position: u64) -> ChainProblem {
+        ChainProblem {
+            id: Some(f.first),
+            subject: None,
+            position: self.positions.get(&f.first).copied().unwrap_or(position),
+            reason: format!(
+                "was written by no server: {f} carried no valid mark of a server of the deployment when the \
+                 server exported the log (signed by the export's trailer): added to the database directly, or \
+                 rewritten there"
+            ),
+        }
     }
 
     /// The report; checkpoints not met in the log are tail truncations (unless they name
@@ -2680,6 +2739,107 @@ mod tests {
         let p = r.problem.clone().unwrap_or_else(|| panic!("{}", render(&r)));
         assert_eq!((p.id, p.position), (Some(4), 4), "{}", render(&r));
         assert!(p.reason.contains("written by no server"), "{}", render(&r));
+    }
+
+    /// The fault kind (trial14 HIGH-2): a retention record carrying any signed checkpoint
+    /// of the log (any viewer can read them) was taken for a link of the checkpoint
+    /// chain. Only a cut signed for retention, naming a record no longer in the log, is.
+    #[test]
+    fn a_checkpoint_wrapped_into_a_retention_record_is_no_link() {
+        let l = log(4);
+        let last = l.last().unwrap();
+        for occasion in ["start", "interval", "shutdown", "retention", "export"] {
+            let mut l = l.clone();
+            let cp = SignedCheckpoint {
+                occasion: Some(occasion.into()),
+                chain_start: Some(2),
+                ..signed(last.id, last.hash.as_deref().unwrap(), "good")
+            };
+            push(&mut l, CHECKPOINT_ACTION, serde_json::to_string(&cp).unwrap());
+            push(&mut l, "release", "{}".into());
+            let rc = RetentionCut {
+                cut: cp,
+                records: 0,
+                archive: "x".into(),
+            };
+            push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+            let wrapped = l.last().unwrap().id;
+            let mut v = Verifier::new(vec![]).with_signatures(fake_check());
+            l.iter().for_each(|x| v.push(x));
+            let r = v.finish();
+            let p = r
+                .problem
+                .clone()
+                .unwrap_or_else(|| panic!("{occasion}: {}", render(&r)));
+            assert_eq!(p.id, Some(wrapped), "{occasion}: {}", render(&r));
+            assert!(p.reason.contains("not a retention cut"), "{occasion}: {}", p.reason);
+        }
+    }
+
+    /// The same kind: a genuine-looking retention cut (signed for retention) naming a
+    /// record the log still holds was removed by no retention.
+    #[test]
+    fn a_retention_cut_naming_a_record_still_in_the_log_is_no_link() {
+        let mut l = log(4);
+        let cut = SignedCheckpoint {
+            occasion: Some(RETENTION_CUT_OCCASION.into()),
+            ..signed(4, l[3].hash.as_deref().unwrap(), "good")
+        };
+        let rc = RetentionCut {
+            cut,
+            records: 2,
+            archive: "x".into(),
+        };
+        push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+        let mut v = Verifier::new(vec![]).with_signatures(fake_check());
+        l.iter().for_each(|x| v.push(x));
+        let p = v.finish().problem.unwrap();
+        assert_eq!(p.id, l.last().map(|r| r.id));
+        assert!(p.reason.contains("still holds"), "{}", p.reason);
+        // The same cut after retention removed records 3 and 4 continues the chain.
+        let kept: Vec<AuditRecord> = l[4..].to_vec();
+        let r = verify_export(
+            &kept,
+            Some(&export_trailer_of(&kept, "good")),
+            vec![],
+            Some(fake_check()),
+        );
+        assert!(r.ok, "{}", render(&r));
+    }
+
+    /// The fault kind (trial14 HIGH-2, server and export disagreeing): the export's signed
+    /// trailer names a record written by no server before the first problem the chain
+    /// shows; that record is named, as the server's verification names it.
+    #[test]
+    fn an_export_names_the_first_foreign_record_before_a_later_chain_problem() {
+        let mut l = log(4);
+        // A forged retention record after the foreign record 4 (a problem at 7).
+        let cp = SignedCheckpoint {
+            occasion: Some("start".into()),
+            ..signed(6, l[5].hash.as_deref().unwrap(), "good")
+        };
+        let rc = RetentionCut {
+            cut: cp,
+            records: 0,
+            archive: "x".into(),
+        };
+        push(&mut l, RETENTION_ACTION, serde_json::to_string(&rc).unwrap());
+        let last = l.last().unwrap();
+        let mut t = signed(last.id, last.hash.as_deref().unwrap(), "good");
+        t.occasion = Some(EXPORT_OCCASION.into());
+        t.foreign = Some(RecordRange {
+            first: 4,
+            last: 7,
+            count: 2,
+        });
+        let r = verify_export(&l, Some(&t), vec![], Some(fake_check()));
+        let p = r.problem.clone().unwrap();
+        assert_eq!((p.id, p.position), (Some(4), 4), "{}", render(&r));
+        assert!(p.reason.contains("written by no server"), "{}", p.reason);
+        // A trailer whose signature does not verify names nothing earlier.
+        t.signature = "forged".into();
+        let r = verify_export(&l, Some(&t), vec![], Some(fake_check()));
+        assert_eq!(r.problem.and_then(|p| p.id), Some(7));
     }
 
     /// trial10 LOW: a JSON reader keeping the last of two equal keys hid an edit

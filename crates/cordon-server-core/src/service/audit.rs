@@ -560,9 +560,7 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let records = st.store.archive_audit(cut, &mut out).await?;
     let signed = match &hash {
         Some(h) => {
-            let cp = ca.sign_checkpoint(cut, h).map_err(|e| {
-                ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
-            })?;
+            let cp = sign_cut(&ca, cut, h)?;
             // The archive file ends like any export: a trailer signed for `export` (the
             // cut's own checkpoint, recorded in the log, cannot serve as one).
             let trailer = ca
@@ -592,11 +590,7 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         cut: match signed {
             Some(cp) => cp,
             // The records cut were written before the chain existed: nothing to continue.
-            None => ca
-                .sign_checkpoint(cut, cordon_proto::audit_chain::GENESIS)
-                .map_err(|e| {
-                    ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e)))
-                })?,
+            None => sign_cut(&ca, cut, cordon_proto::audit_chain::GENESIS)?,
         },
         records,
         archive: path.display().to_string(),
@@ -616,4 +610,17 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         records,
         archive: path,
     }))
+}
+
+/// The retention cut at record `cut` (hash `hash`), signed for
+/// [`cordon_proto::audit_chain::RETENTION_CUT_OCCASION`]: only a cut signed for it vouches
+/// for records missing before the log's first record (trial14 HIGH-1/HIGH-2).
+fn sign_cut(ca: &crate::pki::Ca, cut: i64, hash: &str) -> Result<SignedCheckpoint, ApiError> {
+    ca.sign(SignedCheckpoint {
+        last_id: cut,
+        hash: hash.to_string(),
+        occasion: Some(cordon_proto::audit_chain::RETENTION_CUT_OCCASION.into()),
+        ..Default::default()
+    })
+    .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e))))
 }

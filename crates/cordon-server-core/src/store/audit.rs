@@ -3,8 +3,8 @@
 #![deny(missing_docs)]
 
 use cordon_proto::audit_chain::{
-    chain_hash, ChainReport, Checkpoint, RetentionCut, SignatureCheck, SignedCheckpoint, Verifier, CHECKPOINT_ACTION,
-    RETENTION_ACTION,
+    chain_hash, ChainReport, Checkpoint, RecordRange, RetentionCut, SignatureCheck, SignedCheckpoint, Verifier,
+    CHECKPOINT_ACTION, GENESIS, RETENTION_ACTION,
 };
 use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
@@ -544,24 +544,73 @@ impl Store {
     /// The chain head kept in the database (`None` before the first chained record) and
     /// the id of the last record written before the chain existed.
     pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {
-        let (head, started_after, _) = self.chain_row().await?;
-        Ok((head, started_after))
-    }
-
-    /// The chain row: head, last unchained id, and where retention cut the chain (the
-    /// last deleted record, whose hash the first kept record carries as `prev_hash`).
-    async fn chain_row(&self) -> Result<(Option<Checkpoint>, i64, Option<Checkpoint>), StoreError> {
-        let row =
-            sqlx::query("SELECT head_id, head_hash, started_after, cut_id, cut_hash FROM audit_chain WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         let head = super::get_opt_i64(&row, "head_id")?
             .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
-        let cut = match (super::get_opt_i64(&row, "cut_id")?, get_opt_str(&row, "cut_hash")?) {
-            (Some(last_id), Some(hash)) => Some(Checkpoint { last_id, hash }),
-            _ => None,
+        Ok((head.transpose()?, get_i64(&row, "started_after")?))
+    }
+
+    /// The retention cut that excuses the records missing before the log's first chained
+    /// record, from the log itself (trial14 HIGH-1: the database's own note of a cut,
+    /// `audit_chain.cut_id`/`cut_hash`, is anyone's to write and never trusted): a
+    /// [`RETENTION_ACTION`] record — carrying a valid deployment mark when it stands
+    /// after the first marked checkpoint — whose cut is signed by the CA key for retention
+    /// ([`SignedCheckpoint::is_retention_cut`]) and names exactly the record before the
+    /// first kept one (an id below it, and the hash that record carries as `prev_hash`).
+    /// Records up to the cut's id may be missing; nothing else may. `None` without keys,
+    /// on a log that starts at the genesis value (nothing chained was ever cut), or when
+    /// no record vouches for the cut.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn genuine_cut(&self, tx: &mut Tx) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(None);
         };
-        Ok((head.transpose()?, get_i64(&row, "started_after")?, cut))
+        let Some(first) = sqlx::query("SELECT id, prev_hash FROM audit WHERE hash IS NOT NULL ORDER BY id LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let first_id = get_i64(&first, "id")?;
+        let Some(resume) = get_opt_str(&first, "prev_hash")?.filter(|p| p != GENESIS) else {
+            return Ok(None);
+        };
+        let marked_from = self.first_marked(tx, keys).await?;
+        let rows = sqlx::query("SELECT id, hash, writer_mac, detail FROM audit WHERE action = $1 ORDER BY id DESC")
+            .bind(RETENTION_ACTION)
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            let id = get_i64(r, "id")?;
+            let hash = get_opt_str(r, "hash")?.unwrap_or_default();
+            if marked_from.is_some_and(|m| id >= m)
+                && !mark_valid(&keys.mark, &hash, get_opt_str(r, "writer_mac")?.as_deref())
+            {
+                continue;
+            }
+            let Some(cut) = get_opt_str(r, "detail")?.and_then(|d| serde_json::from_str::<RetentionCut>(&d).ok())
+            else {
+                continue;
+            };
+            if cut.cut.is_retention_cut()
+                && cut.cut.last_id < first_id
+                && cut.cut.hash == resume
+                && (keys.check)(&cut.cut).is_ok()
+            {
+                return Ok(Some(cut.cut.head()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether record `id` may be missing from the log: a genuine retention cut
+    /// ([`Store::genuine_cut`]) removed it.
+    async fn cut_by_retention(&self, tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        Ok(self.genuine_cut(tx).await?.is_some_and(|c| id <= c.last_id))
     }
 
     /// Writes the chain head to the server log (`audit checkpoint ID:HASH`), unsigned:
@@ -597,7 +646,13 @@ impl Store {
                     .await?;
                 let still = match row {
                     Some(r) => get_opt_str(&r, "hash")?.as_deref() == Some(k.hash.as_str()),
-                    None => self.chain_row().await?.2.is_some_and(|c| c.last_id >= k.last_id),
+                    // Gone: only a genuine retention cut excuses it (trial14 HIGH-1b).
+                    None => {
+                        let mut tx = self.begin().await?;
+                        let cut = self.cut_by_retention(&mut tx, k.last_id).await?;
+                        tx.rollback().await?;
+                        cut
+                    }
                 };
                 if still {
                     // The head advances only over records whose marks were checked: one
@@ -775,7 +830,7 @@ impl Store {
             .await?;
         let row = sqlx::query(
             "SELECT c.head_id AS head_id, c.head_hash AS head_hash, c.started_after AS started_after, \
-             c.cut_id AS cut_id, a.action AS action \
+             a.action AS action \
              FROM audit_chain c LEFT JOIN audit a ON a.id = c.head_id WHERE c.id = 1",
         )
         .fetch_one(&mut **tx)
@@ -785,7 +840,6 @@ impl Store {
             return Ok(None);
         }
         let hash = get_str(&row, "head_hash")?;
-        let cut_id = super::get_opt_i64(&row, "cut_id")?;
         // The chain start as signed before (a database edit moving it is not signed again).
         let mut chain_start = get_i64(&row, "started_after")?;
         let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
@@ -808,18 +862,7 @@ impl Store {
             }
             chain_start = chain_start.min(signed);
         }
-        let prev = sqlx::query("SELECT id, hash FROM audit WHERE action = $1 OR action = $2 ORDER BY id DESC LIMIT 1")
-            .bind(CHECKPOINT_ACTION)
-            .bind(RETENTION_ACTION)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| -> Result<Checkpoint, StoreError> {
-                Ok(Checkpoint {
-                    last_id: get_i64(&r, "id")?,
-                    hash: get_opt_str(&r, "hash")?.unwrap_or_default(),
-                })
-            })
-            .transpose()?;
+        let prev = self.previous_link(tx).await?;
         // The anchor: the newest record this process knew from outside the database.
         let issued = self.issued_checkpoint();
         let seen = self.seen_audit_head();
@@ -827,7 +870,9 @@ impl Store {
             (Some(a), Some(b)) => Some(if b.last_id > a.last_id { b } else { a }),
             (a, b) => a.or(b),
         };
-        let anchor = match known.filter(|k| cut_id.is_none_or(|c| k.last_id > c)) {
+        // Always compared with the log (trial14 HIGH-1: the database's own note of a
+        // retention cut dropped it); only a genuine retention cut excuses its absence.
+        let anchor = match known {
             None => None,
             Some(k) => {
                 let row = sqlx::query("SELECT hash, action FROM audit WHERE id = $1")
@@ -842,6 +887,8 @@ impl Store {
                         // is vouched for by that checkpoint already.
                         (link || prev.as_ref().is_none_or(|p| k.last_id >= p.last_id)).then_some(k)
                     }
+                    // Archived and deleted by retention (the cut is signed in the log).
+                    None if self.cut_by_retention(tx, k.last_id).await? => None,
                     _ => {
                         tracing::error!(record = k.last_id, hash = %k.hash,
                             "audit log: a record this server knew was removed or rewritten in the database; the checkpoint names it");
@@ -879,12 +926,13 @@ impl Store {
                 }
             }
         }
-        // Authorship by proof (trial10): every record after the previous checkpoint
-        // record must carry a valid deployment mark, whoever wrote it and whether or not
-        // that server still runs; the ones that do not — and those this process found
-        // before — are signed as foreign.
-        let after = unsigned.prev.as_ref().map_or(i64::MIN, |p| p.last_id);
-        unsigned.foreign = self.foreign_after(tx, after, None).await?;
+        // Authorship by proof (trial10): every record from the first marked checkpoint on
+        // must carry a valid deployment mark, whoever wrote it and whether or not that
+        // server still runs; the ones that do not — and those this process found before —
+        // are signed as foreign. Checked over the whole marked log, not from the previous
+        // link on (trial14 HIGH-2: a forged link hid the records before it), with the same
+        // function verification and exports use.
+        unsigned.foreign = self.foreign_in(tx, None).await?;
         if let Some(f) = &unsigned.foreign {
             tracing::error!(records = %f,
                 "audit log: records in the database carry no valid mark of a server of the deployment (added directly); the checkpoint signs them as foreign and verification says tampered");
@@ -1212,26 +1260,146 @@ impl Store {
         }
     }
 
-    /// Records written by no server (see [`Store::unmarked`]) after record `after`, with
-    /// those this process found before and has not yet seen signed ([`Store::foreign_ids`]).
-    async fn foreign_after(
-        &self,
-        tx: &mut Tx,
-        after: i64,
-        upto: Option<i64>,
-    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
-        let mut ids: std::collections::BTreeSet<i64> = self.unmarked(tx, after, upto).await?.into_iter().collect();
+    /// Every record up to `upto` (all without) that no server of the deployment wrote:
+    /// those from the first marked checkpoint on without a valid mark (see
+    /// [`Store::unmarked`]) and those this process found before and has not yet seen
+    /// signed ([`Store::foreign_ids`]). The one function behind the checkpoint writer's
+    /// `foreign`, verification and an export's trailer, so they never disagree (trial14
+    /// HIGH-2: the writer and verification started after the newest checkpoint or
+    /// retention record, and a forged one hid the records before it).
+    ///
+    /// Marks are read once: the records up to the last one checked (id and hash) are
+    /// remembered with the unmarked ones among them, and only what follows is read while
+    /// that record still carries the hash it had — a rewrite of any record up to it that
+    /// keeps the chain consistent changes it (and a rewrite that does not breaks the chain,
+    /// which verification names). Records retention removed are dropped from the result.
+    async fn foreign_in(&self, tx: &mut Tx, upto: Option<i64>) -> Result<Option<RecordRange>, StoreError> {
+        let mut ids = self.unmarked_through(tx, upto).await?;
         if let Ok(g) = self.foreign.lock() {
             ids.extend(g.iter().filter(|id| upto.is_none_or(|u| **id <= u)));
         }
         Ok(match (ids.first(), ids.last()) {
-            (Some(&first), Some(&last)) => Some(cordon_proto::audit_chain::RecordRange {
+            (Some(&first), Some(&last)) => Some(RecordRange {
                 first,
                 last,
                 count: ids.len() as u64,
             }),
             _ => None,
         })
+    }
+
+    /// The records up to `upto` (all without) from the first marked checkpoint on that
+    /// carry no valid mark (see [`Store::foreign_in`] for what is remembered between calls).
+    async fn unmarked_through(
+        &self,
+        tx: &mut Tx,
+        upto: Option<i64>,
+    ) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(Default::default());
+        };
+        let Some(from) = self.first_marked(tx, keys).await? else {
+            return Ok(Default::default());
+        };
+        let cached = self.mark_scan.lock().ok().and_then(|g| g.clone());
+        let mut start = None;
+        if let Some((through, found)) = cached {
+            let row = sqlx::query("SELECT hash FROM audit WHERE id = $1")
+                .bind(through.last_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let same = match row {
+                Some(r) => get_opt_str(&r, "hash")?.as_deref() == Some(through.hash.as_str()),
+                None => false,
+            };
+            if same {
+                start = Some((through, found));
+            }
+        }
+        let (mut after, mut found, mut last) = match start {
+            Some((through, found)) => (through.last_id, found, Some(through)),
+            None => (from - 1, Default::default(), None),
+        };
+        let limit = upto.unwrap_or(i64::MAX);
+        if limit > after {
+            loop {
+                let rows = sqlx::query(
+                    "SELECT id, hash, writer_mac FROM audit WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut **tx)
+                .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    let id = get_i64(r, "id")?;
+                    after = id;
+                    let hash = get_opt_str(r, "hash")?.unwrap_or_default();
+                    if !mark_valid(&keys.mark, &hash, get_opt_str(r, "writer_mac")?.as_deref()) {
+                        found.insert(id);
+                    }
+                    last = Some(Checkpoint { last_id: id, hash });
+                }
+            }
+        }
+        // Records retention removed since (a genuine cut deletes from the start).
+        let first = sqlx::query("SELECT MIN(id) AS n FROM audit")
+            .fetch_one(&mut **tx)
+            .await?;
+        if let Some(first) = super::get_opt_i64(&first, "n")? {
+            found.retain(|id| *id >= first);
+        }
+        if let (Some(last), Ok(mut g)) = (last, self.mark_scan.lock()) {
+            if g.as_ref().is_none_or(|(t, _)| t.last_id <= last.last_id) {
+                *g = Some((last, found.clone()));
+            }
+        }
+        Ok(match upto {
+            Some(u) => found.into_iter().filter(|id| *id <= u).collect(),
+            None => found,
+        })
+    }
+
+    /// The checkpoint chain's previous link for the next checkpoint record: the newest
+    /// checkpoint or retention record — from the first marked checkpoint on, only one
+    /// carrying a valid deployment mark (trial14 HIGH-2: a forged retention record was
+    /// taken for one). Its id and hash.
+    async fn previous_link(&self, tx: &mut Tx) -> Result<Option<Checkpoint>, StoreError> {
+        let marks = match self.keys.get() {
+            Some(k) => self.first_marked(tx, k).await?.map(|f| (k, f)),
+            None => None,
+        };
+        let mut before = i64::MAX;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, hash, writer_mac FROM audit WHERE (action = $1 OR action = $2) AND id < $3 \
+                 ORDER BY id DESC LIMIT 50",
+            )
+            .bind(CHECKPOINT_ACTION)
+            .bind(RETENTION_ACTION)
+            .bind(before)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            for r in &rows {
+                let id = get_i64(r, "id")?;
+                before = id;
+                let hash = get_opt_str(r, "hash")?.unwrap_or_default();
+                let genuine = match marks {
+                    Some((k, from)) if id >= from => {
+                        mark_valid(&k.mark, &hash, get_opt_str(r, "writer_mac")?.as_deref())
+                    }
+                    _ => true,
+                };
+                if genuine {
+                    return Ok(Some(Checkpoint { last_id: id, hash }));
+                }
+            }
+        }
     }
 
     /// Records found without a valid mark and not yet signed by a checkpoint of this
@@ -1251,16 +1419,11 @@ impl Store {
         }
     }
 
-    /// The records after the last checkpoint record in the log that no server wrote,
-    /// found now (see [`Store::foreign_after`]), read-only: verification names the first.
-    async fn foreign_now(&self) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+    /// The records in the log that no server wrote, found now (see
+    /// [`Store::foreign_in`]), read-only: verification names the first.
+    async fn foreign_now(&self) -> Result<Option<RecordRange>, StoreError> {
         let mut tx = self.begin().await?;
-        let last = sqlx::query("SELECT MAX(id) AS n FROM audit WHERE action = $1")
-            .bind(CHECKPOINT_ACTION)
-            .fetch_one(&mut *tx)
-            .await?;
-        let after = super::get_opt_i64(&last, "n")?.unwrap_or(i64::MIN);
-        let out = self.foreign_after(&mut tx, after, None).await?;
+        let out = self.foreign_in(&mut tx, None).await?;
         tx.rollback().await?;
         if let Some(f) = &out {
             tracing::error!(records = %f,
@@ -1275,12 +1438,9 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn foreign_through(
-        &self,
-        upto: i64,
-    ) -> Result<Option<cordon_proto::audit_chain::RecordRange>, StoreError> {
+    pub async fn foreign_through(&self, upto: i64) -> Result<Option<RecordRange>, StoreError> {
         let mut tx = self.begin().await?;
-        let out = self.foreign_after(&mut tx, i64::MIN, Some(upto)).await?;
+        let out = self.foreign_in(&mut tx, Some(upto)).await?;
         tx.rollback().await?;
         Ok(out)
     }
@@ -1304,7 +1464,7 @@ impl Store {
         signature: Option<SignatureCheck>,
     ) -> Result<ChainReport, StoreError> {
         self.note_audit_head().await?;
-        let (head, mut started_after, _) = self.chain_row().await?;
+        let (head, mut started_after) = self.audit_head().await?;
         let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
             .bind(CHECKPOINT_ACTION)
             .fetch_optional(&self.pool)
@@ -1346,8 +1506,14 @@ impl Store {
             }
         }
         let mut report = v.finish();
-        if report.problem.is_none() {
-            if let Some(f) = self.foreign_now().await? {
+        // The mark check names a record written by no server when the chain shows no
+        // problem, or only a later one (a forged link after it, trial14 HIGH-2): as the
+        // export's signed trailer does, so server and export name the same record.
+        let earlier = |f: &RecordRange, p: &Option<cordon_proto::audit_chain::ChainProblem>| {
+            p.as_ref().is_none_or(|p| p.id.is_some_and(|id| f.first < id))
+        };
+        if report.problem.is_none() || report.problem.as_ref().is_some_and(|p| p.id.is_some()) {
+            if let Some(f) = self.foreign_now().await?.filter(|f| earlier(f, &report.problem)) {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM audit WHERE id <= $1")
                     .bind(f.first)
                     .fetch_one(&self.pool)
@@ -1359,8 +1525,8 @@ impl Store {
                     position: u64::try_from(get_i64(&row, "n")?).unwrap_or(0),
                     reason: format!(
                         "was written by no server: {f} carries no valid mark of a server of the deployment \
-                         (every server marks what it appends with a key derived from the CA key): added to the \
-                         database directly (the next checkpoint signs it)"
+                         (every server marks what it appends with a key derived from the CA key, over the record's \
+                         hash): added to the database directly, or rewritten there (the next checkpoint signs it)"
                     ),
                 });
             }
@@ -1432,8 +1598,9 @@ impl Store {
     }
 
     /// Retention step 3, after the archive is safely written: deletes every record up to
-    /// `cut` in one transaction, records where the chain was cut (so verification starts
-    /// there) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
+    /// `cut` in one transaction, notes where the chain was cut in `audit_chain` (for
+    /// people reading the database only: nothing trusts that note, see
+    /// `Store::genuine_cut`) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
     /// (the signed cut, count and archive), then a checkpoint record (occasion
     /// `retention`, signed by `sign`) of that retention record. Returns how many records
     /// were deleted and the signed checkpoint.

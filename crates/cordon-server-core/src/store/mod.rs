@@ -211,6 +211,10 @@ pub struct Store {
     /// The id of the first record carrying a valid mark: records before it were written
     /// before marks existed (covered by the checkpoints signed then).
     marked_from: std::sync::Mutex<Option<i64>>,
+    /// The last record whose mark this process checked (id and hash) and the records up
+    /// to it found without a valid mark (see `Store::foreign_in`): only what follows is
+    /// read again while that record is unchanged.
+    mark_scan: std::sync::Mutex<Option<(cordon_proto::audit_chain::Checkpoint, std::collections::BTreeSet<i64>)>>,
     /// Other writers' validly signed rows as this process watched them: writer id to
     /// (first `seen_at` seen, whether it moved since). Only a writer seen refreshing its
     /// row counts as live, so a crashed server's last row is not taken for one.
@@ -369,6 +373,7 @@ impl Store {
             mark: Default::default(),
             foreign: Default::default(),
             marked_from: std::sync::Mutex::new(None),
+            mark_scan: std::sync::Mutex::new(None),
             observed: std::sync::Mutex::new(std::collections::HashMap::new()),
             alert: std::sync::Mutex::new(None),
         };
