@@ -223,7 +223,7 @@ pub fn token_name_normal(name: &str) -> String {
 /// The form token names are compared in for uniqueness: [`token_name_normal`], colon
 /// look-alikes (and any non-ASCII punctuation or symbol) as `:`, then the UTS #39
 /// confusable skeleton (`unicode-security`'s tables) of each character in both cases
-/// ([`case_skeleton`]: `ADMIN`, Cyrillic `аdmin` and `admin` share one key, and so do
+/// (`case_skeleton`: `ADMIN`, Cyrillic `аdmin` and `admin` share one key, and so do
 /// `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ`), spaces as in [`token_name_normal`]. Two names
 /// with one key look alike: only one of them may exist.
 /// The key is for comparison only (`m` and `rn`, `l` and `1` share it); the stored and
