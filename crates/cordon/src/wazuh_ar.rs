@@ -513,11 +513,14 @@ pub fn run(a: WazuhArArgs) -> u8 {
                    not isolating the manager (use --allow-manager to allow it)";
         return finish(&a.log, line, Err(("manager_alert".into(), why.into(), 2)), Out::Stderr);
     }
+    // `--lock-timeout` (trial15 MED-2: it was ignored here, so execd — single-threaded —
+    // waited the default 60 s on any process holding the state lock).
     let eng = Engine::new(
         a.common.table_or_default(),
         a.common.state_dir.clone(),
         a.common.backend,
-    );
+    )
+    .with_lock_timeout(Duration::from_secs_f64(a.common.lock_timeout));
     let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     // An isolation is checked before the exchange (bad input changes nothing and execd
     // stops waiting on a silent stdout): it must keep a manager reachable — without one

@@ -633,3 +633,62 @@ fn udp_mode_wazuh_agent_is_isolated_keeping_its_manager_over_udp() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "released", "{status}");
 }
+
+/// `cordon wazuh-ar --lock-timeout` is honoured (trial15 MED-2: it was ignored, so any
+/// process holding the state lock kept execd — which runs one active response at a time —
+/// waiting the default 60 s, with the host open): with the lock held by a process that is
+/// not Cordon, `--lock-timeout 1` gives up after 1 s, logs the error and changes nothing.
+/// Runs in the namespace lab's endpoint (never this machine's own network namespace).
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
+    use cordon_lab::lab::{Host, Lab, LabOptions};
+
+    let lab = Lab::build(Path::new(env!("CARGO_BIN_EXE_cordon")), LabOptions::default())
+        .expect("building the namespace lab (needs root, iproute2, nftables)");
+    let agent = Agent::new();
+    std::fs::create_dir_all(agent.state()).unwrap();
+    let lock = agent.state().join(".lock");
+    std::fs::write(&lock, b"").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock (util-linux)");
+    // The holder has the lock once a non-blocking attempt fails.
+    let held = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Command::new("flock")
+            .args(["--nonblock", lock.to_str().unwrap(), "true"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(held, "the test's flock holder never took the lock");
+
+    let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
+    let ns = lab.ns(Host::Endpoint);
+    let mut e = Execd::new(
+        "ip".into(),
+        &["netns", "exec", &ns, wrapper.to_str().unwrap(), "--lock-timeout", "1"],
+    );
+    e.envs = agent.execd(&[]).envs;
+    let before = lab.firewall_snapshot().unwrap();
+    let run = e.run(&fixture("clr-isolate.json"));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(run.answer.as_deref(), Some("continue"), "{}", run.stderr);
+    assert_ne!(run.exit, 0, "{}", run.stderr);
+    let line = agent.log().pop().unwrap();
+    assert_eq!(line["result"], "error", "{line}");
+    assert!(
+        line.to_string().contains("gave up after 1 s"),
+        "--lock-timeout 1 was not honoured: {line}"
+    );
+    assert_eq!(
+        lab.firewall_snapshot().unwrap(),
+        before,
+        "a refused isolation changed the firewall"
+    );
+}
