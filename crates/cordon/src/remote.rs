@@ -888,11 +888,14 @@ async fn act_on_label(
                 return Ok(preview);
             }
             if !json {
-                let names: Vec<String> = preview
+                let mut names: Vec<String> = preview
                     .results
                     .iter()
                     .map(|r| term::safe(&r.hostname).into_owned())
                     .collect();
+                // By name, not in the server's order (host ids are random UUIDs): the
+                // same set always reads the same (the final CI saw "db-b, db-a" once).
+                names.sort();
                 println!(
                     "label {}: {} host{} reviewed ({}); acting on exactly these",
                     term::safe(label),
