@@ -45,6 +45,15 @@ pub struct Check {
     /// `StatusReport::unrecognised_tables`, one sentence each naming the table): never
     /// trusted to isolate, reported to the server as `degraded` lines while quarantined.
     pub unrecognised: Vec<String>,
+    /// What the union of claims in force fails to isolate (the engine's
+    /// `StatusReport::not_isolated`: one `NOT ISOLATED: …` sentence per address family
+    /// left fully open, naming the claims that widen it). While it is not empty the agent
+    /// never reports its quarantine as in force (trial15 HIGH-4).
+    pub not_isolated: Vec<String>,
+    /// The agent's management paths the quarantine in force does not keep open (the
+    /// engine's `StatusReport::agent_paths_missing`): tampering with the agent's access
+    /// to its server, repaired with [`Enforcer::restore_paths`] (trial15 HIGH-1).
+    pub agent_paths_missing: Vec<String>,
 }
 
 impl Check {
@@ -139,6 +148,12 @@ pub trait Enforcer: Send + Sync + 'static {
     /// registry when the entry is gone (root deleted it: trial12 N-3), so every other
     /// source's merge keeps finding the agent's paths. The default has no registry.
     fn refresh_registration(&self) {}
+    /// Re-applies the quarantine in force with the agent's management paths when its
+    /// record lacks them ([`Check::agent_paths_missing`]); returns whether it re-applied.
+    /// The default has no paths to restore.
+    fn restore_paths(&self) -> Result<bool, EnforceError> {
+        Ok(false)
+    }
 }
 
 /// The real thing: `cordon-engine` on this host's firewall.
@@ -188,7 +203,18 @@ impl Enforcer for EngineEnforcer {
 
     /// Releases the agent's own claim; other sources' claims stay in force.
     fn release(&self) -> Result<Option<String>, EnforceError> {
-        Ok(self.engine.release_as(ClaimSource::Agent, false)?.warning)
+        match self.engine.release_as(ClaimSource::Agent, false) {
+            Ok(o) => Ok(o.warning),
+            // The agent holds no claim, and the rules in force are someone's whose records
+            // are lost: the agent's release is done (nothing of its own is in force), the
+            // rules stay (fail closed) and its check reports them as kept. Retrying could
+            // never succeed (trial15 MED-6: an endless "cannot apply desired state").
+            Err(e @ EngineError::UnclaimedRules { .. }) => Ok(Some(format!(
+                "the agent held no claim; {}",
+                cordon_engine::error_chain(&e)
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
@@ -222,6 +248,10 @@ impl Enforcer for EngineEnforcer {
         self.engine.register_management_paths();
     }
 
+    fn restore_paths(&self) -> Result<bool, EnforceError> {
+        Ok(self.engine.restore_management_paths()?)
+    }
+
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
         let claims = claim_infos(&self.engine)?;
@@ -232,7 +262,9 @@ impl Enforcer for EngineEnforcer {
             reason: r.reason,
             records_lost: r.records_lost,
             claims,
-            unrecognised: r.unrecognised_tables,
+            unrecognised: r.unrecognised_tables.into_iter().chain(r.record_problems).collect(),
+            not_isolated: r.not_isolated,
+            agent_paths_missing: r.agent_paths_missing,
         })
     }
 }
@@ -339,6 +371,12 @@ impl Enforcer for MemoryEnforcer {
             .map(|e| cordon_engine::claims::paths_path(&e.state_dir))
     }
 
+    fn refresh_registration(&self) {
+        if let Some(e) = &self.paths_engine {
+            e.register_management_paths();
+        }
+    }
+
     fn isolate(&self, plan: &Plan, _notify_users: bool) -> Result<Applied, EnforceError> {
         let mut s = self.lock();
         s.recorded = Some(plan.clone());
@@ -401,6 +439,8 @@ impl Enforcer for MemoryEnforcer {
             records_lost: false,
             claims: vec![],
             unrecognised: vec![],
+            not_isolated: vec![],
+            agent_paths_missing: vec![],
         };
         drop(s);
         // The host's real claims: what other sources keep in force (recorded in the

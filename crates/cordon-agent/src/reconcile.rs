@@ -203,6 +203,8 @@ impl Agent {
             lost_reported: None,
             claims: vec![],
             unrecognised: vec![],
+            not_isolated: vec![],
+            paths_repair_at: None,
             seen_unenforced: None,
             transport_failures: vec![],
             paths_recorded: None,
@@ -382,6 +384,14 @@ struct Reconciler {
     /// ([`crate::enforcer::Check::unrecognised`]): sent as `degraded` lines with every
     /// quarantined report (trial15 HIGH-2: a decoy table never vetoes, but is reported).
     unrecognised: Vec<String>,
+    /// What the union of claims in force fails to isolate, as the last check found it
+    /// ([`crate::enforcer::Check::not_isolated`]): while not empty, a quarantine the
+    /// server ordered is reported `failed` (`not_isolated`, naming the claims that widen
+    /// it), never in force (trial15 HIGH-4).
+    not_isolated: Vec<String>,
+    /// When the agent may next try to put its management paths back into the quarantine
+    /// in force (at most once per `retry_every`; see [`Reconciler::check_tamper`]).
+    paths_repair_at: Option<Instant>,
     /// The server and proxy names that did not resolve at the last resolution, as
     /// `degraded` lines (see [`plan::Resolved::failures`]).
     transport_failures: Vec<String>,
@@ -602,6 +612,25 @@ impl Reconciler {
         err: Option<&EnforceError>,
         detail: Option<String>,
     ) {
+        // The server's quarantine is in force, but the union of every claim isolates
+        // nothing in a whole address family (another source's `--allow 0.0.0.0/0
+        // --allow-no-isolation`, a forged claims file): the rules stay (the agent never
+        // drops another source's claim), and the server is told the host is NOT
+        // isolated, naming the claims — never `quarantined` (trial15 HIGH-4).
+        let not_isolated;
+        let (state, err, detail) =
+            if state == AgentState::Isolated && self.p.desired.quarantined && !self.not_isolated.is_empty() {
+                not_isolated = EnforceError {
+                    kind: "not_isolated".into(),
+                    detail: format!(
+                        "the quarantine is applied but does not isolate the host: {}",
+                        self.not_isolated.join("; ")
+                    ),
+                };
+                (AgentState::Failed, Some(&not_isolated), None)
+            } else {
+                (state, err, detail)
+            };
         let mut degraded = match (state, &self.plan) {
             (AgentState::Isolated, Some(p)) => p.degraded.clone(),
             _ => vec![],
@@ -697,6 +726,7 @@ impl Reconciler {
     async fn refresh_claims(&mut self) {
         if let Ok(c) = self.blocking(|e| e.check()).await {
             self.unrecognised = c.unrecognised.clone();
+            self.not_isolated = c.not_isolated.clone();
             self.claims = c.claims;
         }
     }
@@ -706,6 +736,7 @@ impl Reconciler {
         match self.blocking(|e| e.check()).await {
             Ok(c) => {
                 self.unrecognised = c.unrecognised.clone();
+                self.not_isolated = c.not_isolated.clone();
                 self.claims = c.claims.clone();
                 let a = Applied {
                     digest: c.digest.clone(),
@@ -850,6 +881,7 @@ impl Reconciler {
                         }
                         Ok(c) => {
                             self.unrecognised = c.unrecognised.clone();
+                            self.not_isolated = c.not_isolated.clone();
                             self.claims = c.claims;
                             self.report(AgentState::Released, None, None, note)
                         }
@@ -866,6 +898,7 @@ impl Reconciler {
     fn report_local_claims(&mut self, c: &Check) {
         let others = c.other_claims();
         self.unrecognised = c.unrecognised.clone();
+        self.not_isolated = c.not_isolated.clone();
         self.claims = c.claims.clone();
         if self.local_claims_reported.as_ref() == Some(&others) {
             return;
@@ -990,6 +1023,7 @@ impl Reconciler {
             if self.seen_unenforced.as_ref() != Some(&seen) {
                 self.seen_unenforced = Some(seen);
                 self.unrecognised = c.unrecognised.clone();
+                self.not_isolated = c.not_isolated.clone();
                 self.claims = c.claims.clone();
                 self.report_current().await;
             }
@@ -1006,6 +1040,35 @@ impl Reconciler {
             }
             return;
         }
+        // Another source's join (or an edit) re-applied the union without the agent's
+        // management paths (trial15 HIGH-1: after /run/cordon was lost): the agent is cut
+        // off from its server. That is tampering with the agent's access, whoever holds
+        // the quarantine: report it and put the paths back (the union re-applied with
+        // them), at most once per `retry_every` while it keeps failing.
+        if !c.agent_paths_missing.is_empty()
+            && c.state == QuarantineState::Isolated
+            && self.paths_repair_at.is_none_or(|t| Instant::now() >= t)
+        {
+            self.paths_repair_at = Some(Instant::now() + self.retry_every);
+            let found = format!(
+                "the quarantine in force does not keep the agent's management paths open ({}): the union of claims was re-applied without them; repairing",
+                c.agent_paths_missing.join(", ")
+            );
+            tracing::warn!(found = %found, "tampering detected; repairing");
+            self.report(AgentState::Tampered, None, None, Some(found));
+            match self.blocking(|e| e.restore_paths()).await {
+                Ok(_) => {
+                    tracing::info!("the agent's management paths are in force again");
+                    self.reset.notify_one();
+                    self.report_current().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot put the agent's management paths back");
+                    self.report(AgentState::Failed, None, Some(&err), None);
+                }
+            }
+            return;
+        }
         if self.lost_reported.take().is_some() {
             // The rules without a record are gone or accounted for again (released by
             // their owner, records found): the server must not keep the old report
@@ -1014,9 +1077,10 @@ impl Reconciler {
         }
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
-        let claims_moved = c.claims != self.claims;
+        let claims_moved = c.claims != self.claims || c.not_isolated != self.not_isolated;
         if claims_moved && c.state == want {
             self.unrecognised = c.unrecognised.clone();
+            self.not_isolated = c.not_isolated.clone();
             self.claims = c.claims.clone();
             self.reset.notify_one();
             self.report_current().await;

@@ -198,6 +198,78 @@ pub fn merge(claims: &[Claim]) -> Option<IsolateRequest> {
     Some(out)
 }
 
+/// What the quarantine in force (`policy`, the union of every claim) fails to isolate,
+/// one sentence per address family it leaves fully open (trial15 HIGH-4: the server said
+/// `quarantined` while another source's claim with `--allow 0.0.0.0/0
+/// --allow-no-isolation` opened every IPv4 destination). Each sentence starts with `NOT
+/// ISOLATED:` and names the claims whose whole-network exceptions of that family widen the
+/// union (their source, since when, the networks, and whether they gave
+/// `--allow-no-isolation`). Empty when the policy isolates both families. Pure: the policy
+/// as recorded, the claims as read.
+pub fn not_isolated_words(policy: &cordon_policy::Policy, claims: &[Claim]) -> Vec<String> {
+    use cordon_policy::model::Family;
+    use cordon_policy::{Target, Transport};
+    policy
+        .fully_open_families()
+        .into_iter()
+        .map(|family| {
+            let fam = match family {
+                Family::V4 => "IPv4",
+                Family::V6 => "IPv6",
+            };
+            // Each claim's networks of this family (every protocol); a claim with a whole
+            // family (`0.0.0.0/0`) is named alone, else every claim whose pieces add up.
+            // (prefix length, the network as written)
+            let nets_of = |c: &Claim| -> Vec<(u8, String)> {
+                c.request
+                    .allow
+                    .iter()
+                    .filter(|a| a.transport == Transport::Any)
+                    .filter_map(|a| match &a.target {
+                        Target::Net(n) if Family::of(&n.addr()) == family => Some((n.prefix_len(), n.to_string())),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let whole = claims.iter().any(|c| nets_of(c).iter().any(|(len, _)| *len == 0));
+            let widening: Vec<String> = claims
+                .iter()
+                .filter_map(|c| {
+                    let nets = nets_of(c);
+                    let named = if whole {
+                        nets.iter().any(|(len, _)| *len == 0)
+                    } else {
+                        !nets.is_empty()
+                    };
+                    let nets: Vec<String> = nets.into_iter().map(|(_, n)| n).collect();
+                    named.then(|| {
+                        format!(
+                            "claim `{}` (since {}) allows {}{}",
+                            c.source,
+                            c.claimed_at,
+                            nets.join(", "),
+                            if c.request.allow_no_isolation {
+                                " with --allow-no-isolation"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                })
+                .collect();
+            let why = if widening.is_empty() {
+                let all: Vec<&str> = claims.iter().map(|c| c.source.as_str()).collect();
+                format!("the claims in force ({}) together allow it", all.join(", "))
+            } else {
+                widening.join("; ")
+            };
+            format!(
+                "NOT ISOLATED: the quarantine in force allows every {fam} destination: {why}; every claim on this host is merged into one quarantine, so a claim that isolates nothing opens the host for all of them (`cordon release --source SOURCE` on the host drops that claim)"
+            )
+        })
+        .collect()
+}
+
 /// The enrolled agent's management paths: what every quarantine on this host must keep
 /// open so the agent can reach its server (see the module comment).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,8 +391,81 @@ fn load_paths(dir: &Path, _table: &TableName) -> Result<Option<ManagementPaths>,
     Ok(out)
 }
 
+/// `<table>.claims.backup`: a second copy of the claims file, written with it (trial15
+/// LOW-A/HIGH-2b, trial17 MED-1). A claims file that was deleted or corrupted is read
+/// from it, so a claim is never re-labelled (a state file without claims reads as one
+/// `local` claim) and an unreadable file does not lose the other sources' claims. Not a
+/// `.json` name, so [`state::recorded_tables`] skips it.
+pub fn backup_path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.claims.backup", table.as_str()))
+}
+
+/// Where a claims file that could be read neither itself nor from its backup is moved
+/// when a quarantine is applied over it (`<table>.claims.json.corrupt`): kept for the
+/// operator, named in `status` and the agent's report until deleted.
+pub fn set_aside_path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.claims.json.corrupt", table.as_str()))
+}
+
+fn read_backup(dir: &Path, table: &TableName) -> Option<Vec<Claim>> {
+    read_versioned::<ClaimsFile>(&backup_path(dir, table), |f| f.version)
+        .ok()
+        .flatten()
+        .map(|f| f.claims)
+}
+
+/// The claims recorded in `dir` for `table`: the claims file, or its backup when the
+/// file is missing (deleted: a cleared claims list removes both) or unreadable. `None`:
+/// no claims recorded.
+///
+/// # Errors
+/// The claims file cannot be read and has no readable backup.
 fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, EngineError> {
-    Ok(read_versioned::<ClaimsFile>(&path(dir, table), |f| f.version)?.map(|f| f.claims))
+    match read_versioned::<ClaimsFile>(&path(dir, table), |f| f.version) {
+        Ok(Some(f)) => Ok(Some(f.claims)),
+        Ok(None) => Ok(read_backup(dir, table)),
+        Err(e) => match read_backup(dir, table) {
+            Some(c) => Ok(Some(c)),
+            None => Err(e),
+        },
+    }
+}
+
+/// What is wrong with `dir`'s claims records of `table`, one sentence each, for `status`
+/// and the agent's report: a claims file read from its backup (missing or unreadable),
+/// and a claims file set aside as unreadable ([`set_aside_path`]). Empty when all is well.
+pub(crate) fn record_problems(dir: &Path, table: &TableName) -> Vec<String> {
+    let mut out = vec![];
+    let p = path(dir, table);
+    let primary = read_versioned::<ClaimsFile>(&p, |f| f.version);
+    if let Some(backup) = read_backup(dir, table).filter(|b| !b.is_empty()) {
+        let names: Vec<&str> = backup.iter().map(|c| c.source.as_str()).collect();
+        match primary {
+            Ok(None) => out.push(format!(
+                "claims file {} is missing; the claims ({}) were read from its backup {}",
+                p.display(),
+                names.join(", "),
+                backup_path(dir, table).display()
+            )),
+            Err(e) => out.push(format!(
+                "claims file {} is unreadable ({}); the claims ({}) were read from its backup {}",
+                p.display(),
+                crate::error::chain(&e),
+                names.join(", "),
+                backup_path(dir, table).display()
+            )),
+            Ok(Some(_)) => {}
+        }
+    }
+    let aside = set_aside_path(dir, table);
+    if aside.exists() {
+        out.push(format!(
+            "claims file {} was unreadable and was set aside as {} when a quarantine was applied over it: claims recorded only there are neither in force nor known to a release; inspect it, then delete it",
+            p.display(),
+            aside.display()
+        ));
+    }
+    out
 }
 
 /// Reads the JSON file `p` written with [`CLAIMS_VERSION`]: `None` when it does not exist.
@@ -351,20 +496,26 @@ fn read_versioned<F: serde::de::DeserializeOwned>(
     Ok(Some(file))
 }
 
+/// Writes the claims file and its backup ([`backup_path`], first); an empty list removes
+/// both (the backup first, so a backup never stands for a cleared list).
 fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), EngineError> {
     let p = path(dir, table);
+    let b = backup_path(dir, table);
+    let remove = |f: &Path| match fs::remove_file(f) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::state_io("remove", f, e)),
+    };
     if claims.is_empty() {
-        return match fs::remove_file(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::state_io("remove", &p, e)),
-        };
+        remove(&b)?;
+        return remove(&p);
     }
     let json = serde_json::to_vec_pretty(&ClaimsFile {
         version: CLAIMS_VERSION,
         claims: claims.to_vec(),
     })
     .map_err(EngineError::StateEncode)?;
+    write_atomic(dir, &b, &json)?;
     write_atomic(dir, &p, &json)
 }
 
@@ -609,7 +760,33 @@ impl Engine {
     ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
         let _lock = ClaimsLock::acquire(&self.state_dir)?;
-        let mut claims = self.claims()?;
+        // An unreadable claims file (with no readable backup) never stops a quarantine
+        // (trial15 HIGH-2b: it vetoed the agent's, the host stayed open): it is set aside,
+        // this source's claim is applied alone (fail closed: the others' exceptions are
+        // not in force), and the outcome, `status` and the agent's report name the file.
+        let mut set_aside = None;
+        let mut claims = match self.claims() {
+            Ok(c) => c,
+            Err(EngineError::StateCorrupt { path: bad, .. } | EngineError::StateVersion { path: bad, .. })
+                if bad == path(&self.state_dir, &self.table) =>
+            {
+                let aside = set_aside_path(&self.state_dir, &self.table);
+                fs::rename(&bad, &aside).map_err(|e| EngineError::state_io("set aside", &bad, e))?;
+                tracing::warn!(file = %bad.display(), set_aside = %aside.display(), "unreadable claims file set aside; applying this claim alone");
+                set_aside = Some(format!(
+                    "claims file {} was unreadable and has no readable backup: set aside as {}; this claim was applied without the claims recorded there (their exceptions are not in force)",
+                    bad.display(),
+                    aside.display()
+                ));
+                vec![]
+            }
+            Err(e) => return Err(e),
+        };
+        let before = if set_aside.is_some() {
+            vec![]
+        } else {
+            load_file(&self.state_dir, &self.table)?.unwrap_or_default()
+        };
         record_claim(&mut claims, source, req, state::now_rfc3339());
         let paths = load_paths(&self.state_dir, &self.table)?;
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
@@ -617,18 +794,24 @@ impl Engine {
         // source with only UDP servers is "not verified (UDP)", see `isolate_as`).
         merged.verify = crate::resolve::own_verify_target(req);
         merged.message = req.message.clone();
-        let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
-        let outcome = match apply(&merged) {
+        // The claim is recorded before its rules are applied (trial17 MED-1: an agent
+        // killed between the two left a state file without claims, read as a `local`
+        // claim nobody made, which the server's release could not remove). A crash now
+        // leaves claims without a state file: reported, and rebuilt from the claims by
+        // `--reapply` and the agent, under the right source. A failed apply puts the
+        // claims back as they were.
+        save_file(&self.state_dir, &self.table, &claims)?;
+        let mut outcome = match apply(&merged) {
             Ok(o) => o,
             Err(e) if is_held(&e) => return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify),
-            Err(e) => return Err(e),
+            Err(e) => {
+                let _ = save_file(&self.state_dir, &self.table, &before);
+                return Err(e);
+            }
         };
-        // `apply` left the state's rename to this directory fsync (DirSync::Deferred):
-        // it makes both records durable; on failure it still runs for the state's.
-        if let Err(e) = save_file(&self.state_dir, &self.table, &claims) {
-            state::sync_dir(&self.state_dir);
-            return Err(e);
-        }
+        // `apply` left the state's rename to this directory fsync (DirSync::Deferred).
+        state::sync_dir(&self.state_dir);
+        outcome.warnings.extend(set_aside);
         Ok(ClaimIsolateOutcome {
             outcome,
             source,
@@ -812,12 +995,109 @@ impl Engine {
     /// Registers this engine's management paths file (`<state_dir>/agent-paths.json`) as
     /// the agent's in this network namespace's `/run/cordon` registry when the file exists
     /// and the entry does not name it (the registry is a cache: rebuilt when root deleted
-    /// it, trial12 N-3). Best effort, no privilege check: nothing is written elsewhere.
+    /// it, trial12 N-3), and copies the paths into the home state directory of every
+    /// Cordon table in force ([`Engine::copy_paths_to_homes`]). Best effort, no privilege
+    /// check.
     pub fn register_management_paths(&self) {
         let p = paths_path(&self.state_dir);
         if p.exists() {
             crate::home::register_agent_paths(&p);
+            self.copy_paths_to_homes();
         }
+    }
+
+    /// Copies the agent's management paths (this engine's `agent-paths.json`) into the
+    /// home state directory of every Cordon table in force or recorded in this network
+    /// namespace, when that copy differs (trial15 HIGH-1). Every merge reads the paths file
+    /// in the table's home ([`load_paths`]), so a join by another source keeps the agent's
+    /// paths even when `/run/cordon` (whose `agent-paths` entry is the only other pointer
+    /// to this file) was deleted: the table's own comment names the home. Best effort: a
+    /// directory that cannot be written is skipped (the agent's check repairs what is
+    /// missing, see `StatusReport::agent_paths_missing`).
+    pub fn copy_paths_to_homes(&self) {
+        let own_file = paths_path(&self.state_dir);
+        let Ok(Some(paths)) = read_paths_file(&own_file) else {
+            return;
+        };
+        let own_dir = crate::home::absolute(&self.state_dir);
+        let mut homes: Vec<PathBuf> = vec![self.home_dir()];
+        homes.extend(crate::home::kernel_records().into_iter().map(|(_, d)| d));
+        homes.extend(
+            crate::home::other_tables(&self.table, &self.state_dir)
+                .into_iter()
+                .map(|(_, d)| d),
+        );
+        let mut done: Vec<PathBuf> = vec![];
+        for dir in homes {
+            let dir = crate::home::absolute(&dir);
+            if dir == own_dir || done.contains(&dir) || !dir.is_dir() {
+                continue;
+            }
+            done.push(dir.clone());
+            let copy = paths_path(&dir);
+            if matches!(read_paths_file(&copy), Ok(Some(p)) if p == paths) {
+                continue;
+            }
+            let Ok(json) = serde_json::to_vec_pretty(&PathsFile {
+                version: CLAIMS_VERSION,
+                recorded_at: state::now_rfc3339(),
+                paths: paths.clone(),
+            }) else {
+                continue;
+            };
+            match write_atomic(&dir, &copy, &json) {
+                Ok(()) => {
+                    tracing::info!(copy = %copy.display(), "the agent's management paths copied to the home of a table in force")
+                }
+                Err(e) => {
+                    tracing::warn!(copy = %copy.display(), error = %crate::error::chain(&e), "cannot copy the agent's management paths")
+                }
+            }
+        }
+    }
+
+    /// The agent's management paths (as every merge in this table's home reads them) that
+    /// `req`, a recorded quarantine, does not keep open: `IP:port` servers missing from
+    /// its servers, and `DNS` when the agent needs it and `req` closes it. Empty when no
+    /// paths are recorded or they cannot be read.
+    pub(crate) fn paths_not_in(&self, req: &IsolateRequest) -> Vec<String> {
+        let Ok(Some(paths)) = load_paths(&self.state_dir, &self.table) else {
+            return vec![];
+        };
+        let mut missing: Vec<String> = paths
+            .servers
+            .iter()
+            .filter(|s| !req.servers.contains(s))
+            .map(|s| s.to_string())
+            .collect();
+        if paths.dns && !req.dns {
+            missing.push("DNS".into());
+        }
+        missing
+    }
+
+    /// Re-applies every recorded quarantine of this network namespace whose record lacks
+    /// the agent's management paths (the union of its claims with the paths, without
+    /// verification or message), as [`Engine::set_management_paths`] does when the paths
+    /// change; the agent runs it when its check finds its paths not in force. Returns
+    /// whether it re-applied.
+    ///
+    /// # Errors
+    /// Not root/admin, unreadable records, or the re-apply failed (the rules in force are
+    /// unchanged).
+    pub fn restore_management_paths(&self) -> Result<bool, EngineError> {
+        crate::privilege::require_admin()?;
+        self.copy_paths_to_homes();
+        let mut reapplied = false;
+        let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
+        if !tables.contains(&self.table) {
+            tables.push(self.table.clone());
+        }
+        for table in tables {
+            let eng = Engine { table, ..self.clone() };
+            reapplied |= eng.reapply_with_paths()?;
+        }
+        Ok(reapplied)
     }
 
     /// Records the enrolled agent's management paths (see the module comment). When they
@@ -848,6 +1128,7 @@ impl Engine {
             write_atomic(&self.state_dir, &p, &json)?;
         }
         crate::home::register_agent_paths(&p);
+        self.copy_paths_to_homes();
         // Every table with standing claims in this namespace gets the paths at once.
         let mut reapplied = false;
         let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
@@ -1190,6 +1471,67 @@ mod tests {
         }
         assert!("WAZUH".parse::<ClaimSource>().is_ok());
         assert!("edr".parse::<ClaimSource>().unwrap_err().contains("not a claim source"));
+    }
+
+    /// Trial15 HIGH-4: a union that allows a whole family is named as not isolated, with
+    /// the claim that widens it (its source, networks and consent); a union isolating both
+    /// families says nothing.
+    #[test]
+    fn a_union_that_opens_a_whole_family_names_the_claims_that_widen_it() {
+        let mut wide = claim(ClaimSource::Velociraptor, "2030-01-01T00:00:01Z", &["0.0.0.0/0"], &[]);
+        wide.request.allow_no_isolation = true;
+        let agent = claim(ClaimSource::Agent, "2030-01-01T00:00:02Z", &["198.51.100.0/24"], &[]);
+        let open = cordon_policy::Policy {
+            allow_nets: vec!["0.0.0.0/0".parse().unwrap(), "198.51.100.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let words = not_isolated_words(&open, &[wide.clone(), agent.clone()]);
+        assert_eq!(words.len(), 1, "{words:?}");
+        assert!(words[0].starts_with("NOT ISOLATED"), "{}", words[0]);
+        assert!(
+            words[0].contains("IPv4")
+                && words[0].contains("claim `velociraptor`")
+                && words[0].contains("0.0.0.0/0 with --allow-no-isolation")
+                && !words[0].contains("`agent`"),
+            "{}",
+            words[0]
+        );
+        let closed = cordon_policy::Policy {
+            allow_nets: vec!["198.51.100.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(not_isolated_words(&closed, &[agent]).is_empty());
+    }
+
+    /// Trial15 LOW-A/HIGH-2b, trial17 MED-1 (files only, no firewall): a claims file that
+    /// was deleted or corrupted is read from its backup — never re-labelled `local`
+    /// (the legacy reading of a state file without claims), never an error that vetoes a
+    /// quarantine — and `status` names the problem; a cleared list removes the backup too.
+    #[test]
+    fn a_lost_or_corrupt_claims_file_is_read_from_its_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::new("fx14iback").unwrap();
+        let eng = Engine::new(table.clone(), dir.path().into(), cordon_firewall::BackendChoice::Auto);
+        let c = vec![claim(ClaimSource::Agent, "2030-01-01T00:00:01Z", &[], &[])];
+        save_file(dir.path(), &table, &c).unwrap();
+        assert!(record_problems(dir.path(), &table).is_empty());
+        fs::remove_file(path(dir.path(), &table)).unwrap();
+        assert_eq!(eng.claims().unwrap(), c, "deleted: read from the backup");
+        assert!(record_problems(dir.path(), &table)[0].contains("is missing"));
+        fs::write(path(dir.path(), &table), "{oops").unwrap();
+        assert_eq!(eng.claims().unwrap(), c, "corrupt: read from the backup");
+        assert!(record_problems(dir.path(), &table)[0].contains("unreadable"));
+        save_file(dir.path(), &table, &[]).unwrap();
+        assert!(
+            !backup_path(dir.path(), &table).exists(),
+            "a cleared list leaves no backup"
+        );
+        assert!(eng.claims().unwrap().is_empty());
+        assert_eq!(
+            state::recorded_tables(dir.path()).unwrap(),
+            Vec::<TableName>::new(),
+            "the backup and a set-aside file are no table's record"
+        );
     }
 
     #[test]

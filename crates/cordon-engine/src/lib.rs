@@ -282,6 +282,28 @@ pub struct StatusReport {
     /// removes them. Source: the kernel's table list and comments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unrecognised_tables: Vec<String>,
+    /// What the recorded quarantine (the union of every claim) leaves fully open: one
+    /// `NOT ISOLATED: …` sentence per address family whose every destination is allowed,
+    /// naming the claims that widen it ([`claims::not_isolated_words`]; trial15 HIGH-4).
+    /// The agent reports such a quarantine to its server as not isolated, never as
+    /// `quarantined`. Source: the state file's policy and the claims file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_isolated: Vec<String>,
+    /// The enrolled agent's management paths (its servers' and proxy's `IP:port`, `DNS`
+    /// when it finds them by name) that the recorded quarantine does not keep open
+    /// (trial15 HIGH-1: a join by another source after `/run/cordon` was lost re-applied
+    /// the union without them, cutting the agent off). Empty when every path is kept, no
+    /// quarantine is recorded, or no agent recorded paths. The agent treats a non-empty
+    /// list as tampering and re-applies the union with its paths. Source: the state file's
+    /// request and the agent's paths files (`claims::paths_path`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_paths_missing: Vec<String>,
+    /// What is wrong with the claims records, one sentence each: a claims file missing or
+    /// unreadable whose claims were read from its backup, or one set aside as unreadable
+    /// when a quarantine was applied over it (trial15 HIGH-2b/LOW-A). The agent reports
+    /// them as `degraded` lines while quarantined. Source: the table's home state directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_problems: Vec<String>,
 }
 
 /// See [`Engine::startup_check`].
@@ -969,7 +991,16 @@ impl Engine {
                 .filter(|(t, d)| d.as_deref().is_none_or(|d| !home::records(d, t)))
                 .map(|(t, d)| unrecognised_table_words(&t, d.as_deref()))
                 .collect(),
+            not_isolated: vec![],
+            agent_paths_missing: vec![],
+            record_problems: claims::record_problems(&self.state_dir, &self.table),
         };
+        if let Some(s) = &stored {
+            // The claims name who widened the union; unreadable claims name nobody.
+            let claims = self.claims().unwrap_or_default();
+            report.not_isolated = claims::not_isolated_words(&s.policy, &claims);
+            report.agent_paths_missing = self.paths_not_in(&s.request);
+        }
         // Claims without a state file: a quarantine is wanted but its record is lost.
         let orphans = if stored.is_none() {
             self.claims_without_state_settled()?

@@ -150,6 +150,19 @@ impl Env {
             self.host()["last_seen"].is_string()
         });
     }
+
+    /// [`Env::wait_reported`], and the agent has confirmed its enrollment's revision and
+    /// recorded its management paths (so a later claim keeps them).
+    fn wait_settled(&self) {
+        self.wait_reported();
+        wait_until("the agent settles", Duration::from_secs(15), || {
+            let h = self.host();
+            h["applied_revision"] == h["desired"]["revision"] && h["state"] == "normal"
+        });
+        wait_until("the agent's paths are recorded", Duration::from_secs(10), || {
+            self.state.join("agent-paths.json").exists()
+        });
+    }
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -165,8 +178,17 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
 /// `tweak` edits the agent's config. With `dns_only` the endpoint finds the server by
 /// DNS (the lab's resolver), not /etc/hosts.
 fn setup(dns_only: bool, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
+    setup_in(None, dns_only, tweak)
+}
+
+/// [`setup`] with the lab's namespaces named `PREFIX-…` (at most 12 characters).
+fn setup_named(prefix: &str, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
+    setup_in(Some(prefix), false, tweak)
+}
+
+fn setup_in(prefix: Option<&str>, dns_only: bool, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
     let b = PathBuf::from(bin());
-    let p = server_lab::prepare(&b, "linux,lab")
+    let p = server_lab::prepare_named(&b, "linux,lab", prefix)
         .expect("building the namespace lab and initialising the server (needs root, iproute2, nftables)");
     if dns_only {
         p.lab.server_name_by_dns_only().unwrap();
@@ -2140,4 +2162,357 @@ fn a_stopped_holder_never_blocks_a_release_through_the_server() {
     assert!(h["state_reason"].as_str().unwrap_or_default().contains(&note), "{h}");
     let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]);
     assert!(audit.to_string().contains(&note), "the audit records it: {audit}");
+}
+
+/// Trial15 HIGH-4, the fault kind "the server reports a quarantine the union of claims
+/// does not deliver": another source's claim with `--allow 0.0.0.0/0
+/// --allow-no-isolation` (or a forged claims file) is merged into the agent's quarantine,
+/// so every IPv4 destination stays open, yet the server said `quarantined`, revision in
+/// force, nothing degraded. The agent keeps that claim (it never drops another source's
+/// claim) but reports the server's quarantine as `failed` (`not_isolated`), naming the
+/// claim and the network, until the union isolates again.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_union_of_claims_that_isolates_nothing_is_never_reported_quarantined() {
+    let env = setup_named("fix14i-h4", |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    let wide_dir = env.state.parent().unwrap().join("wide-state");
+    let out = env
+        .lab
+        .cordon(&[
+            "isolate",
+            "--source",
+            "velociraptor",
+            "--allow",
+            "0.0.0.0/0",
+            "--allow-no-isolation",
+            "--server",
+            &wazuh_manager(),
+            "--state-dir",
+            &s(&wide_dir),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let open4 = closed_dest();
+    assert!(reachable(&env, open4), "the claim isolates nothing in IPv4");
+
+    env.quarantine(&[]);
+    let mut states: Vec<String> = vec![];
+    wait_until(
+        "the server says the host is not isolated",
+        Duration::from_secs(20),
+        || {
+            let h = env.host();
+            states.push(h["state"].as_str().unwrap_or("?").to_string());
+            h["state"] == "failed"
+                && h["state_reason"].as_str().is_some_and(|r| {
+                    r.contains("NOT ISOLATED") && r.contains("velociraptor") && r.contains("0.0.0.0/0")
+                })
+        },
+    );
+    assert!(reachable(&env, open4), "the union still opens IPv4");
+    // It stays so through heartbeats, and never reads as in force.
+    std::thread::sleep(Duration::from_secs(3));
+    let h = env.host();
+    states.push(h["state"].as_str().unwrap_or("?").to_string());
+    assert_eq!(h["state"], "failed", "{h}");
+    assert_eq!(sorted_sources(&h["claims"]), ["agent", "velociraptor"], "{h}");
+    assert!(
+        !states.iter().any(|s| s == "quarantined"),
+        "said quarantined: {states:?}"
+    );
+    let (code, text, err) = env.api(&["hosts", "show", "endpoint"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("NOT ISOLATED") && !text.contains(", in force)"), "{text}");
+
+    // The widening claim goes: the agent's quarantine isolates, and says so.
+    let out = env
+        .lab
+        .cordon(&["release", "--source", "velociraptor", "--state-dir", &s(&wide_dir)])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("quarantined once the union isolates", Duration::from_secs(15), || {
+        env.host()["state"] == "quarantined"
+    });
+    assert!(!reachable(&env, open4));
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    wait_until("released", Duration::from_secs(10), || {
+        env.host()["state"] == "normal" && reachable(&env, open4)
+    });
+}
+
+/// `cordon ARGS` on the endpoint; panics unless it exits 0.
+fn endpoint_ok(env: &Env, args: &[&str]) -> String {
+    let out = env.lab.cordon(args).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "cordon {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Both of the agent's paths to its server (IPv4 and IPv6) answer from the endpoint.
+fn agent_paths_open(env: &Env) -> bool {
+    [IpAddr::from(SERVER4), SERVER6.into()]
+        .into_iter()
+        .all(|ip| reachable(env, SocketAddr::new(ip, SERVER_PORT)))
+}
+
+/// Trial15 HIGH-1, the fault kind "the agent's management paths are found only through
+/// the /run/cordon registry": after the registry was lost, a join by another source
+/// (`isolate --table side --source wazuh`) re-applied the union without the agent's
+/// paths, and the agent never put them back — cut off from its server for good. Now (a)
+/// the agent copies its paths into the home state directory of the table in force (which
+/// the table's comment names), so the join keeps them at once, and (b) an agent that was
+/// down during such a join finds its paths missing from the quarantine in force, reports
+/// tampering and re-applies the union with them.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn the_agent_paths_survive_a_lost_registry_and_a_join_by_another_source() {
+    let env = setup_named("fix14i-h1", |_| {});
+    let _procs = Procs(vec![env.start_server()]);
+    let mut agents = Procs(vec![env.start_agent()]);
+    env.wait_settled();
+    let local_dir = env.state.parent().unwrap().join("local-state");
+    let side_dir = env.state.parent().unwrap().join("side-state");
+    let manager = wazuh_manager();
+    endpoint_ok(&env, &["isolate", "--server", &manager, "--state-dir", &s(&local_dir)]);
+    assert!(agent_paths_open(&env), "a local claim keeps the agent's paths");
+    // The agent checks every 0.5 s: time to copy its paths to the table's home.
+    std::thread::sleep(Duration::from_secs(2));
+    let registry = endpoint_registry(&env);
+
+    // (a) Registry lost, then another source joins: the agent's paths stay open at once.
+    std::fs::remove_dir_all(&registry).unwrap();
+    endpoint_ok(
+        &env,
+        &[
+            "isolate",
+            "--table",
+            "side",
+            "--source",
+            "wazuh",
+            "--server",
+            &manager,
+            "--state-dir",
+            &s(&side_dir),
+        ],
+    );
+    assert!(agent_paths_open(&env), "the join cut the agent off");
+    let seen = env.host()["last_seen"].as_str().unwrap().to_string();
+    wait_until("the agent keeps reporting", Duration::from_secs(10), || {
+        env.host()["last_seen"].as_str() != Some(seen.as_str())
+    });
+
+    // (b) The agent is down while the registry and the copy are lost and a source joins:
+    // the union goes in without its paths. Back up, the agent repairs that.
+    assert!(
+        local_dir.join("agent-paths.json").exists(),
+        "copied to the table's home"
+    );
+    for mut a in agents.0.drain(..) {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    endpoint_ok(&env, &["release", "--source", "wazuh", "--state-dir", &s(&side_dir)]);
+    std::fs::remove_dir_all(&registry).unwrap();
+    std::fs::remove_file(local_dir.join("agent-paths.json")).unwrap();
+    endpoint_ok(
+        &env,
+        &[
+            "isolate",
+            "--table",
+            "side",
+            "--source",
+            "wazuh",
+            "--server",
+            &manager,
+            "--state-dir",
+            &s(&side_dir),
+        ],
+    );
+    assert!(!agent_paths_open(&env), "the join had no way to know the agent's paths");
+    agents.0.push(env.start_agent());
+    let took = wait_until("the agent puts its paths back", Duration::from_secs(15), || {
+        agent_paths_open(&env)
+    });
+    eprintln!("paths back {took:?} after the agent started");
+    wait_until("the server hears the tampering", Duration::from_secs(10), || {
+        tampered_records(&env) >= 1
+    });
+    assert!(!reachable(&env, closed_dest()), "still quarantined by both claims");
+    let st = local_status(&env);
+    assert_eq!(sorted_sources(&st["claims"]), ["local", "wazuh"], "{st}");
+    endpoint_ok(&env, &["release", "--source", "wazuh", "--state-dir", &s(&side_dir)]);
+    endpoint_ok(&env, &["release", "--source", "local", "--state-dir", &s(&local_dir)]);
+    wait_until("released", Duration::from_secs(10), || reachable(&env, closed_dest()));
+}
+
+/// Trial15 HIGH-2b and LOW-A, trial17 MED-1, the fault kind "the agent's quarantine
+/// depends on local records being readable and present": a corrupt `cordon.claims.json`
+/// in the agent's own state directory vetoed the server's quarantine (host open, server
+/// `failed`), and a deleted (or never written: killed between the state and the claims)
+/// claims file turned the agent's claim into a `local` one the server's release could
+/// not remove. Now the claims are written with a backup, before the rules; an unreadable
+/// file without a readable backup is set aside and the agent's claim applied alone (fail
+/// closed), reported degraded naming the file; a lost file is read from its backup.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn unreadable_or_lost_claims_records_never_stop_nor_relabel_the_agents_quarantine() {
+    let env = setup_named("fix14i-cl", |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    let closed = closed_dest();
+    let claims_file = env.state.join("cordon.claims.json");
+    std::fs::write(&claims_file, "{garbage").unwrap();
+    assert!(reachable(&env, closed));
+
+    env.quarantine(&[]);
+    wait_until(
+        "quarantined over a corrupt claims file",
+        Duration::from_secs(20),
+        || env.host()["state"] == "quarantined",
+    );
+    assert!(!reachable(&env, closed), "the host is isolated");
+    assert!(
+        env.state.join("cordon.claims.json.corrupt").exists(),
+        "the corrupt file is kept"
+    );
+    wait_until("the set-aside file is reported", Duration::from_secs(10), || {
+        env.host()["degraded"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|l| l.as_str().is_some_and(|l| l.contains("set aside"))))
+    });
+    assert_eq!(sorted_sources(&local_status(&env)["claims"]), ["agent"]);
+
+    // The claims file deleted: still the agent's claim (read from its backup).
+    std::fs::remove_file(&claims_file).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let st = local_status(&env);
+    assert_eq!(sorted_sources(&st["claims"]), ["agent"], "{st}");
+    let h = env.host();
+    assert_eq!(h["state"], "quarantined", "{h}");
+    assert_eq!(sorted_sources(&h["claims"]), ["agent"], "{h}");
+
+    // The server's release opens the host.
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    wait_until("released", Duration::from_secs(10), || {
+        env.host()["state"] == "normal" && reachable(&env, closed)
+    });
+    assert_eq!(env.endpoint_state(), "released");
+}
+
+/// The comment of the endpoint's `inet` table `table`.
+fn table_comment(env: &Env, table: &str) -> String {
+    let out = env
+        .lab
+        .exec(Host::Endpoint, &["nft", "list", "table", "inet", table])
+        .unwrap();
+    // `nft -j` leaves table comments out (nft 1.0.6): read the text listing.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("comment \"")
+                .and_then(|c| c.strip_suffix('"'))
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Trial15 MED-6, the fault kind "a repair that never converges": a quarantine whose
+/// state directory cannot be named in the table comment (bare `cordon quarantine`), the
+/// registry lost, then a server quarantine: the agent looped "tampering detected;
+/// repairing" every few seconds and the server flipped tampered/quarantined. Expected:
+/// one apply adopts the table (its comment names the agent's state directory) and the
+/// quarantine holds without repairs. (A guard: this lab sequence, the trial's commands,
+/// did not loop on main 13ef190 either; see
+/// [`a_release_over_rules_nobody_can_attribute_converges_instead_of_failing_forever`] for
+/// the loop that did.)
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_table_with_the_bare_comment_is_adopted_once_and_never_repaired_in_a_loop() {
+    let env = setup_named("fix14i-m6", |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    let quoted = env.state.parent().unwrap().join("q\"x");
+    std::fs::create_dir(&quoted).unwrap();
+    endpoint_ok(
+        &env,
+        &[
+            "isolate",
+            "--backend",
+            "nftables",
+            "--server",
+            &wazuh_manager(),
+            "--state-dir",
+            &s(&quoted),
+        ],
+    );
+    assert_eq!(table_comment(&env, "cordon"), "cordon quarantine", "the bare comment");
+    std::fs::remove_dir_all(endpoint_registry(&env)).unwrap();
+    let before = tampered_records(&env);
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(20), || {
+        env.host()["state"] == "quarantined"
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let repairs = tampered_records(&env) - before;
+    let h = env.host();
+    assert_eq!(h["state"], "quarantined", "{h}");
+    assert!(repairs <= 1, "{repairs} tampering repairs in 10 s: {h}");
+    let comment = table_comment(&env, "cordon");
+    assert!(comment.contains("recorded in"), "the table is adopted: {comment:?}");
+    assert!(!reachable(&env, closed_dest()));
+}
+
+/// The fault kind of trial15 MED-6 ("the agent retries something that can never
+/// succeed, forever"), as this lab showed it: rules whose records are lost are in force
+/// (a local quarantine whose state directory was deleted, the registry gone) and the
+/// server orders a release while the agent holds no claim. The agent's release refused
+/// ("nothing released: … whoever applied them still holds this host"), and the agent
+/// retried it every `retry_secs` forever, the server showing `failed`. Now the agent's
+/// release is done (it holds nothing), the rules are kept (fail closed) and reported once
+/// as `tampered … records lost; rules kept`.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_release_over_rules_nobody_can_attribute_converges_instead_of_failing_forever() {
+    let env = setup_named("fix14i-m6r", |_| {});
+    let _procs = Procs(vec![env.start_server()]);
+    let mut agents = Procs(vec![env.start_agent()]);
+    env.wait_settled();
+    for mut a in agents.0.drain(..) {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    let lost = env.state.parent().unwrap().join("lost-state");
+    endpoint_ok(
+        &env,
+        &["isolate", "--server", &wazuh_manager(), "--state-dir", &s(&lost)],
+    );
+    std::fs::remove_dir_all(&lost).unwrap();
+    std::fs::remove_dir_all(endpoint_registry(&env)).unwrap();
+    env.quarantine(&[]);
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    agents.0.push(env.start_agent());
+    wait_until("the kept rules are reported", Duration::from_secs(15), || {
+        let h = env.host();
+        h["state"] == "tampered" && h["state_reason"].as_str().is_some_and(|r| r.contains("records lost"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let h = env.host();
+    assert_eq!(h["state"], "tampered", "{h}");
+    assert_eq!(
+        h["applied_revision"], h["desired"]["revision"],
+        "the release is done: {h}"
+    );
+    let failed = env.api_json(&["audit", "--host", "endpoint", "--action", "failed", "--json"]);
+    assert_eq!(failed["records"].as_array().map_or(0, Vec::len), 0, "{failed}");
+    assert!(
+        !reachable(&env, closed_dest()),
+        "the rules nobody can attribute are kept"
+    );
 }
