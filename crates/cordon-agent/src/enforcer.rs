@@ -332,7 +332,9 @@ impl Enforcer for MemoryEnforcer {
     fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
         match &self.paths_engine {
             Some(_) if crate::singleton::holder().is_some_and(|h| !h.is_foreign()) => {
-                tracing::debug!("an enforcing agent runs in this network namespace: its management paths stand, not ours");
+                tracing::debug!(
+                    "an enforcing agent runs in this network namespace: its management paths stand, not ours"
+                );
                 Ok(false)
             }
             Some(e) => Ok(e.set_management_paths(paths)?),

@@ -87,7 +87,10 @@ impl Holder {
             Some(p) => format!("pid {p}"),
             None => "a process the kernel did not name".to_string(),
         };
-        let what: Vec<&str> = [self.comm.as_deref(), self.exe.as_deref()].into_iter().flatten().collect();
+        let what: Vec<&str> = [self.comm.as_deref(), self.exe.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
         if !what.is_empty() {
             s.push_str(&format!(" ({})", what.join(", ")));
         }
@@ -156,7 +159,8 @@ fn claim_named(name: &str, me: &HolderInfo) -> Result<Singleton, ClaimError> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixListener};
 
-    let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(|source| ClaimError::Io { what: "bind", source })?;
+    let addr =
+        SocketAddr::from_abstract_name(name.as_bytes()).map_err(|source| ClaimError::Io { what: "bind", source })?;
     let mut line = serde_json::to_string(me).unwrap_or_default();
     line.push('\n');
     // A holder that exits between our bind and our connect: try again a few times.
@@ -179,14 +183,22 @@ fn claim_named(name: &str, me: &HolderInfo) -> Result<Singleton, ClaimError> {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => match holder_at(&addr) {
                 Ok(Some(h)) => return Err(ClaimError::Held(Box::new(h))),
                 Ok(None) => continue,
-                Err(source) => return Err(ClaimError::Io { what: "connect to", source }),
+                Err(source) => {
+                    return Err(ClaimError::Io {
+                        what: "connect to",
+                        source,
+                    })
+                }
             },
             Err(source) => return Err(ClaimError::Io { what: "bind", source }),
         }
     }
     Err(ClaimError::Io {
         what: "bind",
-        source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "taken and freed again five times in a row"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "taken and freed again five times in a row",
+        ),
     })
 }
 
@@ -249,8 +261,12 @@ fn holder_at(addr: &std::os::unix::net::SocketAddr) -> std::io::Result<Option<Ho
     let proc_text = |what: &str| -> Option<String> {
         let p = pid?;
         match what {
-            "exe" => std::fs::read_link(format!("/proc/{p}/exe")).ok().map(|x| x.display().to_string()),
-            _ => std::fs::read_to_string(format!("/proc/{p}/{what}")).ok().map(|s| s.trim().to_string()),
+            "exe" => std::fs::read_link(format!("/proc/{p}/exe"))
+                .ok()
+                .map(|x| x.display().to_string()),
+            _ => std::fs::read_to_string(format!("/proc/{p}/{what}"))
+                .ok()
+                .map(|s| s.trim().to_string()),
         }
     };
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
@@ -314,7 +330,9 @@ mod tests {
         };
         let _held = claim_named(&name, &me).expect("first claim");
         let err = claim_named(&name, &HolderInfo::default()).expect_err("second claim must be refused");
-        let ClaimError::Held(h) = err else { panic!("not Held: {err}") };
+        let ClaimError::Held(h) = err else {
+            panic!("not Held: {err}")
+        };
         assert_eq!(h.pid, Some(std::process::id()));
         assert_eq!(h.info.as_ref(), Some(&me));
         assert!(!h.is_foreign());

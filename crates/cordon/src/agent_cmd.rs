@@ -183,13 +183,19 @@ fn enroll_refusal(h: &cordon_agent::singleton::Holder, config: &std::path::Path)
 /// non-enforcing agent (it takes nothing, and records its management paths only while no
 /// enforcing agent runs here) and when the name is squatted by a process that is no
 /// Cordon agent (warned: refusing would leave the host without its agent).
-fn take_namespace(cfg: &AgentConfig, config: &std::path::Path) -> Result<Option<cordon_agent::singleton::Singleton>, Failure> {
+fn take_namespace(
+    cfg: &AgentConfig,
+    config: &std::path::Path,
+) -> Result<Option<cordon_agent::singleton::Singleton>, Failure> {
     use cordon_agent::singleton::{claim, ClaimError, HolderInfo};
     if !cfg.enforce {
         return Ok(None);
     }
     let me = HolderInfo {
-        config: std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf()).display().to_string(),
+        config: std::path::absolute(config)
+            .unwrap_or_else(|_| config.to_path_buf())
+            .display()
+            .to_string(),
         state_dir: cfg.state_dir.display().to_string(),
         host_id: cfg.host_id.clone(),
         table: cfg.table.clone(),

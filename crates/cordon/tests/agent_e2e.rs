@@ -2166,7 +2166,16 @@ fn a_second_enforcing_agent_in_one_network_namespace_is_refused_naming_the_first
 
     // Re-enrolment into another directory while the agent runs.
     let out = std::process::Command::new(bin())
-        .args(["server", "token", "create", "--json", "--data", &s(&env.data), "--labels", "linux,lab"])
+        .args([
+            "server",
+            "token",
+            "create",
+            "--json",
+            "--data",
+            &s(&env.data),
+            "--labels",
+            "linux,lab",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
