@@ -380,7 +380,12 @@ impl Enforcer for MemoryEnforcer {
             .map(|e| cordon_engine::claims::paths_path(&e.state_dir))
     }
 
+    /// As [`MemoryEnforcer::record_paths`]: nothing while an enforcing agent runs in this
+    /// network namespace (its registration and copies stand, not ours).
     fn refresh_registration(&self) {
+        if crate::singleton::holder().is_some_and(|h| !h.is_foreign()) {
+            return;
+        }
         if let Some(e) = &self.paths_engine {
             e.register_management_paths();
         }

@@ -2515,6 +2515,8 @@ fn a_release_over_rules_nobody_can_attribute_converges_instead_of_failing_foreve
         !reachable(&env, closed_dest()),
         "the rules nobody can attribute are kept"
     );
+}
+
 /// Trial15 HIGH-3, the fault kind "two enforcing agents in one network namespace": a
 /// re-enrolment into another `--dir` while the old agent ran left two agents sharing the
 /// claim `agent`; the host flapped, mostly open, while the server said quarantined. Now
