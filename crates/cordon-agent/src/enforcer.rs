@@ -21,6 +21,9 @@ pub struct Applied {
     pub digest: Option<String>,
     /// The backend that applied the rules (`netlink`, ...); `None` in memory.
     pub backend: Option<String>,
+    /// The rules are in force but could not be recorded on disk (a full state directory:
+    /// the engine's `IsolateOutcome::unrecorded`, trial17 HIGH-1): why. `None`: recorded.
+    pub unrecorded: Option<String>,
 }
 
 /// What a check found.
@@ -172,7 +175,8 @@ impl EngineEnforcer {
         let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
         let backend: BackendChoice = backend.parse().map_err(invalid)?;
         Ok(EngineEnforcer {
-            engine: Engine::new(table, state_dir, backend),
+            // An ordered quarantine stays in force when it cannot be recorded (full disk).
+            engine: Engine::new(table, state_dir, backend).keeping_unrecorded(),
         })
     }
 
@@ -191,6 +195,7 @@ impl Enforcer for EngineEnforcer {
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),
+            unrecorded: out.unrecorded,
         })
     }
     fn reapply(&self) -> Result<Applied, EnforceError> {
@@ -198,6 +203,7 @@ impl Enforcer for EngineEnforcer {
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),
+            unrecorded: out.unrecorded,
         })
     }
 
@@ -402,6 +408,7 @@ impl Enforcer for MemoryEnforcer {
         Ok(Applied {
             digest: Some(Self::digest(plan)),
             backend: Some("memory".into()),
+            unrecorded: None,
         })
     }
 
@@ -418,6 +425,7 @@ impl Enforcer for MemoryEnforcer {
         Ok(Applied {
             digest: Some(Self::digest(&d)),
             backend: Some("memory".into()),
+            unrecorded: None,
         })
     }
 

@@ -205,6 +205,8 @@ impl Agent {
             unrecognised: vec![],
             not_isolated: vec![],
             paths_repair_at: None,
+            unrecorded: None,
+            record_retry_at: None,
             seen_unenforced: None,
             transport_failures: vec![],
             paths_recorded: None,
@@ -392,6 +394,13 @@ struct Reconciler {
     /// When the agent may next try to put its management paths back into the quarantine
     /// in force (at most once per `retry_every`; see [`Reconciler::check_tamper`]).
     paths_repair_at: Option<Instant>,
+    /// The quarantine in force could not be recorded on disk (trial17 HIGH-1: a full
+    /// state directory): the digest the kernel showed after the apply, and why. Reported
+    /// as a `degraded` line; the agent applies again every `retry_every` until it is
+    /// recorded, and does not take the missing record for tampering.
+    unrecorded: Option<(Option<String>, String)>,
+    /// When the agent next tries to record an unrecorded quarantine.
+    record_retry_at: Option<Instant>,
     /// The server and proxy names that did not resolve at the last resolution, as
     /// `degraded` lines (see [`plan::Resolved::failures`]).
     transport_failures: Vec<String>,
@@ -491,6 +500,24 @@ impl Reconciler {
             WatchEvent::Released => tracing::info!("tamper watcher ended: no quarantine recorded"),
             // Only a watcher holding the tables reloads; the agent's does not hold them.
             WatchEvent::Reloaded { claims } => tracing::info!(?claims, "claims re-applied"),
+        }
+    }
+
+    /// Remembers whether the quarantine just applied is recorded on disk (see
+    /// [`Reconciler::unrecorded`]).
+    fn note_unrecorded(&mut self, a: &Applied) {
+        match &a.unrecorded {
+            Some(why) => {
+                if self.unrecorded.is_none() {
+                    tracing::error!(why = %why, "the quarantine is in force but not recorded on disk; keeping it (fail closed) and retrying the record");
+                }
+                self.unrecorded = Some((a.digest.clone(), why.clone()));
+            }
+            None => {
+                if self.unrecorded.take().is_some() {
+                    tracing::info!("the quarantine is recorded on disk again");
+                }
+            }
         }
     }
 
@@ -637,6 +664,11 @@ impl Reconciler {
         };
         if state == AgentState::Isolated {
             degraded.extend(self.unrecognised.iter().cloned());
+            if let Some((_, why)) = &self.unrecorded {
+                degraded.push(format!(
+                    "not recorded on disk ({why}): the quarantine is in force in the kernel but would not survive a reboot, and other cordon processes do not see it; the agent records it as soon as the state directory is writable"
+                ));
+            }
         }
         let r = StatusReport {
             version: PROTO_VERSION,
@@ -682,6 +714,7 @@ impl Reconciler {
                     let a = Applied {
                         digest: c.digest,
                         backend: c.backend,
+                        unrecorded: None,
                     };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
@@ -741,13 +774,20 @@ impl Reconciler {
                 let a = Applied {
                     digest: c.digest.clone(),
                     backend: c.backend.clone(),
+                    unrecorded: None,
                 };
+                let unrecorded_in_force = self
+                    .unrecorded
+                    .as_ref()
+                    .is_some_and(|(d, _)| d.is_some() && &c.digest == d);
                 let state = match c.state {
+                    _ if unrecorded_in_force => AgentState::Isolated,
                     QuarantineState::Isolated => AgentState::Isolated,
                     QuarantineState::Released => AgentState::Released,
                     QuarantineState::Tampered => AgentState::Tampered,
                 };
-                self.report(state, Some(&a), None, c.reason);
+                let reason = if unrecorded_in_force { None } else { c.reason };
+                self.report(state, Some(&a), None, reason);
             }
             Err(err) => self.report(AgentState::Failed, None, Some(&err), None),
         }
@@ -864,6 +904,7 @@ impl Reconciler {
             self.stop_watcher();
             match self.blocking(|e| e.release()).await {
                 Ok(note) => {
+                    self.unrecorded = None;
                     tracing::info!(revision = d.revision, "released");
                     if let Some(n) = &note {
                         tracing::warn!("{n}");
@@ -914,6 +955,7 @@ impl Reconciler {
         let applied = Applied {
             digest: c.digest.clone(),
             backend: c.backend.clone(),
+            unrecorded: None,
         };
         self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
     }
@@ -923,6 +965,7 @@ impl Reconciler {
         let p2 = plan.clone();
         match self.blocking(move |e| e.isolate(&p2, notify_users)).await {
             Ok(a) => {
+                self.note_unrecorded(&a);
                 if plan.degraded.is_empty() {
                     tracing::info!(revision = plan.revision, "quarantine applied");
                 } else {
@@ -1028,6 +1071,19 @@ impl Reconciler {
                 self.report_current().await;
             }
             return;
+        }
+        // The agent's quarantine is in force but unrecorded (a full disk): the kernel as
+        // the agent applied it is no tampering; apply again now and then to record it.
+        if let Some((digest, _)) = &self.unrecorded {
+            if self.p.desired.quarantined && digest.is_some() && &c.digest == digest {
+                if self.record_retry_at.is_none_or(|t| Instant::now() >= t) {
+                    self.record_retry_at = Some(Instant::now() + self.retry_every);
+                    if let Some(plan) = self.plan.clone() {
+                        self.apply(plan, false).await;
+                    }
+                }
+                return;
+            }
         }
         // Cordon rules nobody's record accounts for (another state directory whose records
         // were deleted, a lost claims file): they are someone's quarantine, so they stay
@@ -1164,6 +1220,7 @@ impl Reconciler {
         };
         match result {
             Ok(a) => {
+                self.note_unrecorded(&a);
                 tracing::info!("quarantine re-applied");
                 self.reset.notify_one();
                 let rev = self.p.desired.revision;

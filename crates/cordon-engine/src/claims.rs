@@ -497,8 +497,15 @@ fn read_versioned<F: serde::de::DeserializeOwned>(
 }
 
 /// Writes the claims file and its backup ([`backup_path`], first); an empty list removes
-/// both (the backup first, so a backup never stands for a cleared list).
+/// both (the backup first, so a backup never stands for a cleared list). One directory
+/// fsync makes both renames durable.
 fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), EngineError> {
+    save_file_with(dir, table, claims, true)
+}
+
+/// [`save_file`]; without `sync_dir` the renames are made durable by the caller's next
+/// directory fsync (`claim_and_apply`: one for the claims, their backup and the state).
+fn save_file_with(dir: &Path, table: &TableName, claims: &[Claim], sync_dir: bool) -> Result<(), EngineError> {
     let p = path(dir, table);
     let b = backup_path(dir, table);
     let remove = |f: &Path| match fs::remove_file(f) {
@@ -515,8 +522,8 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
         claims: claims.to_vec(),
     })
     .map_err(EngineError::StateEncode)?;
-    write_atomic(dir, &b, &json)?;
-    write_atomic(dir, &p, &json)
+    write_atomic_with(dir, &b, &json, false)?;
+    write_atomic_with(dir, &p, &json, sync_dir)
 }
 
 /// Creates `dir` (and missing parents) 0700 when missing, as the agent does for its state
@@ -535,6 +542,12 @@ fn create_private_dir(dir: &Path) -> Result<(), EngineError> {
 
 /// Writes `json` to `p` in `dir` atomically (0600, temp file, fsync, rename, dir fsync).
 fn write_atomic(dir: &Path, p: &Path, json: &[u8]) -> Result<(), EngineError> {
+    write_atomic_with(dir, p, json, true)
+}
+
+/// [`write_atomic`]; without `sync_dir` the rename is made durable by the caller's next
+/// directory fsync of `dir`.
+fn write_atomic_with(dir: &Path, p: &Path, json: &[u8], sync_dir: bool) -> Result<(), EngineError> {
     create_private_dir(dir)?;
     let name = p
         .file_name()
@@ -554,8 +567,10 @@ fn write_atomic(dir: &Path, p: &Path, json: &[u8]) -> Result<(), EngineError> {
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, p)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+        if sync_dir {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     };
@@ -567,12 +582,12 @@ fn write_atomic(dir: &Path, p: &Path, json: &[u8]) -> Result<(), EngineError> {
 
 /// The claims lock (`.claims.lock`): one claim change at a time; taken before the
 /// state lock that `isolate`/`release` take.
-struct ClaimsLock {
+pub(crate) struct ClaimsLock {
     _file: File,
 }
 
 impl ClaimsLock {
-    fn acquire(dir: &Path) -> Result<Self, EngineError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, EngineError> {
         create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
         let file = crate::lock::private_options()
@@ -800,18 +815,36 @@ impl Engine {
         // leaves claims without a state file: reported, and rebuilt from the claims by
         // `--reapply` and the agent, under the right source. A failed apply puts the
         // claims back as they were.
-        save_file(&self.state_dir, &self.table, &claims)?;
+        // An ordered quarantine goes in even when its claim cannot be written (trial17
+        // HIGH-1: a full disk); the outcome says it is not recorded.
+        let mut claims_unrecorded = None;
+        if let Err(e) = save_file_with(&self.state_dir, &self.table, &claims, false) {
+            if !self.keep_unrecorded {
+                return Err(e);
+            }
+            claims_unrecorded = Some(crate::error::chain(&e));
+        }
         let mut outcome = match apply(&merged) {
             Ok(o) => o,
-            Err(e) if is_held(&e) => return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify),
+            Err(e) if is_held(&e) && claims_unrecorded.is_none() => {
+                return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify)
+            }
             Err(e) => {
-                let _ = save_file(&self.state_dir, &self.table, &before);
+                if claims_unrecorded.is_none() {
+                    let _ = save_file(&self.state_dir, &self.table, &before);
+                }
                 return Err(e);
             }
         };
         // `apply` left the state's rename to this directory fsync (DirSync::Deferred).
         state::sync_dir(&self.state_dir);
         outcome.warnings.extend(set_aside);
+        if let Some(why) = claims_unrecorded {
+            outcome.unrecorded = Some(match outcome.unrecorded.take() {
+                Some(more) => format!("{why}; {more}"),
+                None => why,
+            });
+        }
         Ok(ClaimIsolateOutcome {
             outcome,
             source,
@@ -981,6 +1014,7 @@ impl Engine {
             apply_ms: 0.0,
             coverage,
             impact: crate::impact::Impact::default(),
+            unrecorded: None,
         }
     }
 

@@ -53,6 +53,12 @@ pub struct Engine {
     pub backend: BackendChoice,
     /// How long to wait for another Cordon process's lock ([`DEFAULT_LOCK_TIMEOUT`]).
     pub lock_timeout: Duration,
+    /// Keep an ordered quarantine in force when it cannot be recorded on disk (a full or
+    /// read-only state directory): the rules stay (fail closed) and the outcome says
+    /// [`IsolateOutcome::unrecorded`], instead of rolling back to an open host (trial17
+    /// HIGH-1). Set by the agent and `cordon wazuh-ar` ([`Engine::keeping_unrecorded`]);
+    /// the standalone CLI keeps "not recorded, rolled back".
+    pub keep_unrecorded: bool,
 }
 
 /// Everything `cordon isolate` was asked for, before resolution. Serializable so the
@@ -207,6 +213,12 @@ pub struct IsolateOutcome {
     pub coverage: Coverage,
     /// What the quarantine cuts off besides the host, read before applying.
     pub impact: impact::Impact,
+    /// Set when the rules are in force but could not be recorded on disk (with
+    /// [`Engine::keep_unrecorded`]): why, with the cause chain. Such a quarantine does not
+    /// survive a reboot and other cordon processes do not see its record; apply it again
+    /// once the state directory is writable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unrecorded: Option<String>,
 }
 
 /// What `status` finds.
@@ -348,7 +360,15 @@ impl Engine {
             state_dir,
             backend,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keep_unrecorded: false,
         }
+    }
+
+    /// The same engine keeping a quarantine in force that cannot be recorded on disk
+    /// ([`Engine::keep_unrecorded`]).
+    pub fn keeping_unrecorded(mut self) -> Self {
+        self.keep_unrecorded = true;
+        self
     }
 
     /// The same engine waiting at most `timeout` for another process's lock.
@@ -753,15 +773,23 @@ impl Engine {
             },
         };
         // Durability rule (README, "State"): the rules count as applied only once the
-        // record is on disk; otherwise the kernel goes back to the previous record.
+        // record is on disk; otherwise the kernel goes back to the previous record —
+        // unless this is an ordered quarantine (the agent, wazuh-ar), which stays in force
+        // unrecorded rather than leave the host open (trial17 HIGH-1: a full disk).
+        let mut unrecorded = None;
         if let Err(e) = state::save_with(&self.state_dir, &stored, dir_sync) {
-            return Err(EngineError::NotKept {
-                what: "the quarantine could not be recorded in the state directory, so it was not kept",
-                cause: Box::new(e),
-                rollback_error: self.roll_back(fw, previous).err(),
-            });
+            if !self.keep_unrecorded {
+                return Err(EngineError::NotKept {
+                    what: "the quarantine could not be recorded in the state directory, so it was not kept",
+                    cause: Box::new(e),
+                    rollback_error: self.roll_back(fw, previous).err(),
+                });
+            }
+            tracing::error!(error = %error::chain(&e), "the quarantine is in force but could not be recorded on disk");
+            unrecorded = Some(error::chain(&e));
+        } else {
+            home::register(&self.table, &self.state_dir);
         }
-        home::register(&self.table, &self.state_dir);
 
         let message_warning = match &req.message {
             Some(text) if notify_users => notify::message_users(text).err(),
@@ -783,6 +811,7 @@ impl Engine {
             apply_ms,
             coverage,
             impact: impact::Impact::default(),
+            unrecorded,
         })
     }
 
@@ -946,10 +975,27 @@ impl Engine {
     }
 
     /// Compares the kernel's rules with what was recorded at apply time.
+    ///
+    /// Claims are written before their rules (`claims::Engine::claim_and_apply`), so
+    /// claims without a state file may be a change in progress: the status then lets go
+    /// of the state lock, waits for the claims lock (the lock order of every change:
+    /// claims, then state) and looks again, never holding the state lock while waiting
+    /// for the claims lock (a change holding the claims lock waits for the state lock).
     pub fn status(&self) -> Result<StatusReport, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.status();
         }
+        if let Some(r) = self.status_once(false)? {
+            return Ok(r);
+        }
+        // Not root: no claims lock; judge as found.
+        let _settled = claims::ClaimsLock::acquire(&self.state_dir).ok();
+        self.status_once(true)?.ok_or(EngineError::ReadBack)
+    }
+
+    /// One reading for [`Engine::status`]; `None` when claims stand without a state file
+    /// and the claims lock is not held (`claims_settled`): look again under it.
+    fn status_once(&self, claims_settled: bool) -> Result<Option<StatusReport>, EngineError> {
         // Never judge while another process (or thread) is half way through a change:
         // wait for its state lock, then read record and kernel together.
         let _settled = lock::SharedHold::wait(&self.state_dir, self.lock_timeout);
@@ -1001,9 +1047,14 @@ impl Engine {
             report.not_isolated = claims::not_isolated_words(&s.policy, &claims);
             report.agent_paths_missing = self.paths_not_in(&s.request);
         }
-        // Claims without a state file: a quarantine is wanted but its record is lost.
+        // Claims without a state file: a quarantine is wanted but its record is lost — or a
+        // change is in progress (see `status`).
         let orphans = if stored.is_none() {
-            self.claims_without_state_settled()?
+            let found = self.claims_without_state()?;
+            if !found.is_empty() && !claims_settled {
+                return Ok(None);
+            }
+            found
         } else {
             vec![]
         };
@@ -1079,7 +1130,7 @@ impl Engine {
                 None => what,
             });
         }
-        Ok(report)
+        Ok(Some(report))
     }
 }
 

@@ -530,7 +530,10 @@ pub fn run(a: WazuhArArgs) -> u8 {
         a.common.state_dir.clone(),
         a.common.backend,
     )
-    .with_lock_timeout(a.common.lock_wait(LOCK_WAIT));
+    .with_lock_timeout(a.common.lock_wait(LOCK_WAIT))
+    // A Wazuh-ordered isolation stays in force when the state directory cannot record
+    // it (a full disk, trial17 HIGH-1): `unrecorded` in the result says so.
+    .keeping_unrecorded();
     let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     // An isolation is checked before the exchange (bad input changes nothing and execd
     // stops waiting on a silent stdout): it must keep a manager reachable — without one
@@ -597,7 +600,8 @@ pub fn run(a: WazuhArArgs) -> u8 {
             } else {
                 eng.isolate_as(ClaimSource::Wazuh, &ir)
                     .map(|c| json!({"state": "isolated", "backend": c.outcome.backend, "digest": c.outcome.digest,
-                        "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims}))
+                        "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims,
+                        "unrecorded": c.outcome.unrecorded}))
                     .map_err(err)
             }
         }

@@ -1158,7 +1158,8 @@ fn non_enforcing_agent_in_another_state_dir_never_says_no_rules_are_in_force() {
     });
 
     // 3. The records deleted, the rules left: rules in force without a record.
-    for f in ["cordon.json", "cordon.claims.json"] {
+    // Every record: the state, the claims and their backup.
+    for f in ["cordon.json", "cordon.claims.json", "cordon.claims.backup"] {
         std::fs::remove_file(env.state.join(f)).unwrap();
     }
     wait_until(
@@ -1336,7 +1337,8 @@ fn rules_cordon_cannot_attribute_are_never_removed() {
     wait_until("the server shows Wazuh's claim", Duration::from_secs(10), || {
         sorted_sources(&env.host()["claims"]) == ["wazuh"]
     });
-    for f in ["cordon.json", "cordon.claims.json"] {
+    // Every record: the state, the claims and their backup.
+    for f in ["cordon.json", "cordon.claims.json", "cordon.claims.backup"] {
         std::fs::remove_file(env.state.join(f)).unwrap();
     }
     wait_until("tampered reported", Duration::from_secs(10), || {
@@ -2628,5 +2630,78 @@ fn a_second_enforcing_agent_in_one_network_namespace_is_refused_naming_the_first
     assert_eq!(code, 0, "{out}{err}");
     wait_until("released by the restarted agent", Duration::from_secs(15), || {
         env.endpoint_state() == "released" && env.host()["state"] == "normal"
+    });
+}
+
+/// A tmpfs mounted for one test, unmounted (and its mount point removed) when dropped.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Trial17 HIGH-1, the fault kind "local records that cannot be written stop an ordered
+/// quarantine": with the agent's state directory on a full filesystem, every server
+/// quarantine was refused and rolled back ("could not be recorded … so it was not kept")
+/// and retried every few seconds — the host fully open, the server `failed`. Now the
+/// agent keeps the rules in force unrecorded (fail closed), reports `quarantined` with a
+/// `degraded` line "not recorded on disk", does not take the missing record for
+/// tampering, and records it once the filesystem has room again.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_full_state_directory_never_stops_an_ordered_quarantine() {
+    let mnt = std::env::temp_dir().join(format!("fix14i-tfs-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k,mode=0700", "fix14i-tfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _tfs = Tmpfs(mnt.clone());
+    let state = mnt.join("state");
+    let st = state.clone();
+    let env = setup_named("fix14i-df", move |c| c.state_dir = st);
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    wait_until("the agent settles", Duration::from_secs(15), || {
+        let h = env.host();
+        h["applied_revision"] == h["desired"]["revision"] && state.join("agent-paths.json").exists()
+    });
+    let fill = mnt.join("fill");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", &format!("of={}", fill.display()), "bs=1k", "count=4096"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let closed = closed_dest();
+    assert!(reachable(&env, closed));
+
+    env.quarantine(&[]);
+    let not_recorded = |h: &Value| {
+        h["degraded"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|l| l.as_str().is_some_and(|l| l.contains("not recorded on disk")))
+        })
+    };
+    wait_until("quarantined, not recorded on disk", Duration::from_secs(20), || {
+        let h = env.host();
+        h["state"] == "quarantined" && not_recorded(&h)
+    });
+    assert!(!reachable(&env, closed), "the host is isolated");
+    std::thread::sleep(Duration::from_secs(3));
+    let h = env.host();
+    assert_eq!(h["state"], "quarantined", "no tampering, no failure: {h}");
+    assert!(!reachable(&env, closed));
+
+    std::fs::remove_file(&fill).unwrap();
+    wait_until("recorded once there is room", Duration::from_secs(15), || {
+        let h = env.host();
+        h["state"] == "quarantined" && !not_recorded(&h) && state.join("cordon.json").exists()
+    });
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    wait_until("released", Duration::from_secs(10), || {
+        env.host()["state"] == "normal" && reachable(&env, closed)
     });
 }
