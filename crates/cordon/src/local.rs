@@ -579,6 +579,10 @@ fn release_forced(c: &Common) -> u8 {
         return fail(&e, c.json);
     }
     let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    let lookalikes = lookalike_chains(c);
+    if !lookalikes.is_empty() {
+        eprintln!("cordon: note: {}", lookalike_words(&lookalikes));
+    }
     if c.json {
         print_json(&json!({"state": "released", "forced": true, "backends": cleaned, "tables": names}));
     } else {
@@ -595,6 +599,36 @@ fn release_forced(c: &Common) -> u8 {
         );
     }
     0
+}
+
+/// Trial15 MED-5: iptables chain triples named like Cordon's (`P-IN/-OUT/-FWD`, each
+/// jumped to from its built-in chain) whose jumps carry no Cordon mark and of which no
+/// quarantine is recorded here: a site's own firewall (or Cordon's from before the mark
+/// with its records lost). Never taken for Cordon's, never removed; `status` and
+/// `release --force` name them. Empty when iptables cannot be read.
+fn lookalike_chains(c: &Common) -> Vec<TableName> {
+    let recorded = cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default();
+    cordon_firewall::iptables::discover_lookalike_chain_tables()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !recorded.contains(t) && c.table.as_ref() != Some(t) && t.as_str() != TableName::DEFAULT)
+        .collect()
+}
+
+/// One sentence naming [`lookalike_chains`].
+fn lookalike_words(tables: &[TableName]) -> String {
+    let chains: Vec<String> = tables
+        .iter()
+        .flat_map(|t| {
+            cordon_policy::render::iptables::HOOKS
+                .iter()
+                .map(move |(_, suffix)| cordon_policy::render::iptables::chain_name(t, suffix))
+        })
+        .collect();
+    format!(
+        "iptables chains {} are named like Cordon's but their jumps carry no Cordon mark and no quarantine of them is recorded here: not Cordon's (a site's own firewall?); left alone",
+        chains.join(", ")
+    )
 }
 
 fn names(claims: &[ClaimSource]) -> String {
@@ -628,15 +662,23 @@ pub fn status(a: StatusArgs) -> u8 {
         return 0;
     };
     let others: Vec<_> = found.collect();
+    let lookalikes = lookalike_chains(&a.common);
     if json {
         let mut v = status_json(&report, &claims);
         v["other_tables"] = json!(others.iter().map(|(r, c)| status_json(r, c)).collect::<Vec<_>>());
+        if !lookalikes.is_empty() {
+            v["lookalike_chains"] = json!(lookalikes.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+            v["lookalike_note"] = json!(lookalike_words(&lookalikes));
+        }
         print_json(&v);
     } else {
         print_status(&report, &claims);
         for (r, c) in &others {
             println!("also table {}:", r.table);
             print_status(r, c);
+        }
+        if !lookalikes.is_empty() {
+            println!("  note: {}", lookalike_words(&lookalikes));
         }
     }
     0
