@@ -498,10 +498,40 @@ pub fn release(a: ReleaseArgs) -> u8 {
     if a.force {
         return release_forced(&a.common);
     }
-    let found = match tables_here(&a.common) {
+    // Trial17 MED-2: the running agent puts its claim back within a second, so "released"
+    // would say more than is true. Refuse, naming it (nothing changed).
+    if a.source == ClaimSource::Agent {
+        if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
+            let msg = format!(
+                "the enrolled agent is running here ({}) and puts its quarantine back within a second: \
+                 stop it first (sudo systemctl stop cordon-agent.service), then run this again — or release \
+                 the host through the Cordon server; nothing was changed",
+                h.describe()
+            );
+            if a.common.json {
+                println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
+            } else {
+                eprintln!("cordon: {msg}");
+            }
+            return Code::Usage.as_u8();
+        }
+    }
+    let all_found = match tables_here(&a.common) {
         Ok(f) => f,
         Err(e) => return fail(&e, a.common.json),
     };
+    // A plain release acts on the tables whose records are found: an unrecognised table
+    // in force (a decoy, or records deleted) never makes it refuse; it is named and left
+    // to `--force` (trial15 LOW).
+    let (found, unrecognised) = split_unrecorded(&a.common, all_found);
+    if !unrecognised.is_empty() {
+        let names: Vec<&str> = unrecognised.iter().map(|t| t.as_str()).collect();
+        eprintln!(
+            "cordon: note: Cordon-looking table(s) {} in force here have no records found: not released \
+             (`cordon status` shows them; `cordon release --force` removes them)",
+            names.join(", ")
+        );
+    }
     let table = match one_table(&a.common, found, "release one at a time, or all at once with --force") {
         Ok(t) => t,
         Err(code) => return code,
@@ -533,6 +563,26 @@ pub fn release(a: ReleaseArgs) -> u8 {
         }
         Err(e) => fail(&e, a.common.json),
     }
+}
+
+/// Without `--table`, splits the tables found into those with records (a state file or a
+/// claim, wherever the engine finds them) and those without; when none has records, all
+/// stay in the first list (the plain release then says what it finds, as before).
+fn split_unrecorded(c: &Common, found: Vec<TableName>) -> (Vec<TableName>, Vec<TableName>) {
+    if c.table.is_some() || found.len() < 2 {
+        return (found, Vec::new());
+    }
+    let recorded = cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default();
+    let (with, without): (Vec<TableName>, Vec<TableName>) = found.into_iter().partition(|t| {
+        recorded.contains(t) || {
+            let eng = engine_for(c, t.clone());
+            eng.claims().is_ok_and(|cl| !cl.is_empty()) || eng.status().is_ok_and(|r| r.applied_at.is_some())
+        }
+    });
+    if with.is_empty() {
+        return (without, Vec::new());
+    }
+    (with, without)
 }
 
 /// Break glass: every table Cordon holds anything under (recorded, or marked in the
@@ -592,7 +642,13 @@ fn release_forced(c: &Common) -> u8 {
             cleaned.join(", ")
         );
     }
-    if agent_claim {
+    if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
+        // Trial17 MED-2: name the running agent, which puts its claim back.
+        eprintln!(
+            "cordon: warning: the enrolled agent is running here ({}): it puts its quarantine back at its next check while the server orders one; stop it (sudo systemctl stop cordon-agent.service) to keep this host released",
+            h.describe()
+        );
+    } else if agent_claim {
         // Trial12 LOW: a forced release does not change what the server orders.
         eprintln!(
             "cordon: warning: the enrolled agent's claim was dropped too, but the server still orders this host quarantined: a running agent (cordon-agent.service) puts its quarantine back at its next check. Release it through the server (`cordon release HOST --comment …`), or stop the agent first"
