@@ -27,15 +27,24 @@ pub struct Common {
     /// `auto` keeps the backend of a recorded quarantine.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendChoice,
-    /// Seconds to wait for another Cordon process (e.g. the agent) holding the state lock.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout)]
-    pub lock_timeout: f64,
+    /// Seconds to wait for another process (e.g. the agent) holding the state lock
+    /// (default 60; `wazuh-ar`: 15, see its `--help`).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub lock_timeout: Option<f64>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
 
+/// How long `isolate`/`release`/`status` wait for the state lock by default (seconds).
+pub const LOCK_WAIT_DEFAULT: f64 = 60.0;
+
 impl Common {
+    /// `--lock-timeout`, or `default` seconds.
+    pub fn lock_wait(&self, default: f64) -> Duration {
+        Duration::from_secs_f64(self.lock_timeout.unwrap_or(default))
+    }
+
     /// `--table`, or the default name.
     pub fn table_or_default(&self) -> TableName {
         self.table.clone().unwrap_or_default()
@@ -173,7 +182,7 @@ fn parse_verify_timeout(s: &str) -> Result<f64, String> {
 }
 
 fn engine_for(c: &Common, table: TableName) -> Engine {
-    Engine::new(table, c.state_dir.clone(), c.backend).with_lock_timeout(Duration::from_secs_f64(c.lock_timeout))
+    Engine::new(table, c.state_dir.clone(), c.backend).with_lock_timeout(c.lock_wait(LOCK_WAIT_DEFAULT))
 }
 
 /// The tables a command without `--table` acts on (issue #18: a quarantine made with
