@@ -414,7 +414,7 @@ impl Reconciler {
     /// Other sources' claims count too: their quarantine is repaired as the agent's own.
     fn ensure_watcher(&mut self) {
         let in_force = self.p.desired.quarantined && self.p.desired_applied();
-        let others = self.claims.iter().any(|c| c.source != ClaimSource::Agent.as_str());
+        let others = self.claims.iter().any(|c| c.source != cordon_proto::ClaimSource::Agent);
         if !self.enforcing || !self.enforcer.can_watch() || !(in_force || others) {
             return;
         }

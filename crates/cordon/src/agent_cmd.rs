@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn enroll_warns_naming_the_other_host() {
         let flags = vec![cordon_proto::HostFlag {
-            kind: cordon_proto::HostFlag::DUPLICATE_HOSTNAME.into(),
+            kind: cordon_proto::HostFlagKind::DuplicateHostname,
             value: "web1".into(),
             other_hosts: vec!["1c2d-other".into()],
         }];

@@ -80,7 +80,7 @@ pub async fn act(
         );
     }
     Ok(ActionResponse {
-        action: action.as_str().to_string(),
+        action: action.into(),
         results,
         preview: params.preview,
         if_revisions: before,
@@ -123,7 +123,7 @@ pub async fn retry(
         tracing::info!(actor = %caller.name, hosts = results.len(), "desired state re-sent (retry)");
     }
     Ok(ActionResponse {
-        action: "retry".into(),
+        action: cordon_proto::HostAction::Retry,
         results,
         preview,
         if_revisions: BTreeMap::new(),
