@@ -353,8 +353,17 @@ impl MemoryEnforcer {
 }
 
 impl Enforcer for MemoryEnforcer {
+    /// Records nothing while an enforcing agent runs in this network namespace
+    /// ([`crate::singleton`]): the namespace has one management-paths record, and it is
+    /// that agent's (a monitoring agent next to it changes nothing, trial15 HIGH-3).
     fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
         match &self.paths_engine {
+            Some(_) if crate::singleton::holder().is_some_and(|h| !h.is_foreign()) => {
+                tracing::debug!(
+                    "an enforcing agent runs in this network namespace: its management paths stand, not ours"
+                );
+                Ok(false)
+            }
             Some(e) => Ok(e.set_management_paths(paths)?),
             None => Ok(false),
         }

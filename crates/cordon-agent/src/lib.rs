@@ -13,6 +13,7 @@ pub mod persist;
 pub mod plan;
 pub mod reconcile;
 pub(crate) mod report;
+pub mod singleton;
 
 pub use config::AgentConfig;
 pub use enforcer::{Enforcer, EngineEnforcer, MemoryEnforcer};

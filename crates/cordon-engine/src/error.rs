@@ -87,12 +87,16 @@ pub enum EngineError {
     },
     /// Another process held the state directory's lock for longer than the lock timeout
     /// (`holder`: its pid, as it recorded in the lock file).
-    #[error("gave up after {:.0} s waiting for the lock on {} held by {} (another cordon run or the agent); retry later or raise --lock-timeout", .waited.as_secs_f64(), .path.display(), holder_words(*.holder))]
+    #[error("gave up after {:.0} s waiting for the lock on {} held by {}; retry later or raise --lock-timeout", .waited.as_secs_f64(), .path.display(), .holder_is)]
     LockTimeout {
         /// The lock file, `<state_dir>/.lock`.
         path: PathBuf,
         /// The holder's pid; `None` when the lock file names none.
         holder: Option<u32>,
+        /// The holder as it was when this process gave up: pid, `/proc/PID/comm` and
+        /// `/proc/PID/exe`, and whether that is a cordon binary (trial15 MED-2: a python3
+        /// holding the lock was called "another cordon run or the agent").
+        holder_is: String,
         /// How long this process waited.
         waited: Duration,
     },
@@ -171,14 +175,6 @@ fn recovery(path: &Path) -> String {
         "to recover, run `cordon release --force --state-dir {}` (removes Cordon's rules from every backend and this file) or move the file away and isolate again",
         dir.display()
     )
-}
-
-fn holder_words(pid: Option<u32>) -> String {
-    match pid {
-        Some(p) if p == std::process::id() => format!("this process (pid {p}: another of its threads)"),
-        Some(p) => format!("pid {p}"),
-        None => "another process".to_string(),
-    }
 }
 
 fn rollback_words(rollback_error: &Option<FirewallError>) -> String {

@@ -85,6 +85,7 @@ impl StateLock {
                     return Err(EngineError::LockTimeout {
                         path,
                         holder,
+                        holder_is: describe(holder, me),
                         waited: started.elapsed(),
                     });
                 }
@@ -193,14 +194,45 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
     })
 }
 
+/// Names the lock's holder: this process, or `pid N (COMM, EXE: …)` with what
+/// `/proc/PID/exe` says it is — a cordon binary ("another cordon run or the agent") or
+/// not ("not a Cordon process"), never guessed (trial15 MED-2).
 #[cfg(unix)]
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
         Some(p) if p == me => {
             format!("this process (pid {p}: another of its threads, e.g. the agent's tamper watcher)")
         }
-        Some(p) => format!("pid {p}"),
+        Some(p) => describe_process(p),
         None => "another process".to_string(),
+    }
+}
+
+/// `pid N (COMM, EXE: another cordon run or the agent | not a Cordon process)`, from
+/// `/proc` (Linux); just `pid N` where `/proc` does not tell.
+#[cfg(unix)]
+pub(crate) fn describe_process(pid: u32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let Some(exe) = exe else {
+        return match comm {
+            Some(c) => format!("pid {pid} ({c})"),
+            None => format!("pid {pid}"),
+        };
+    };
+    let cordon = exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("cordon"));
+    let what = if cordon {
+        "another cordon run or the agent"
+    } else {
+        "not a Cordon process"
+    };
+    match comm {
+        Some(c) => format!("pid {pid} ({c}, {}: {what})", exe.display()),
+        None => format!("pid {pid} ({}: {what})", exe.display()),
     }
 }
 
@@ -281,6 +313,19 @@ mod tests {
     #[test]
     fn own_pid_is_described_as_this_process() {
         assert!(describe(Some(7), 7).starts_with("this process (pid 7"));
-        assert_eq!(describe(Some(8), 7), "pid 8");
+        assert!(describe(Some(8), 7).starts_with("pid 8"));
+    }
+
+    /// Trial15 MED-2: another process is named by what `/proc` says it runs, and only a
+    /// cordon executable is called "another cordon run or the agent".
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_foreign_holder_is_named_as_what_it_runs() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let d = describe(Some(child.id()), std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(d.starts_with(&format!("pid {} (sleep, /", child.id())), "{d}");
+        assert!(d.ends_with(": not a Cordon process)"), "{d}");
     }
 }

@@ -82,6 +82,14 @@ pub fn run(a: AgentArgs) -> u8 {
 }
 
 async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
+    let config_path = a.config.clone().unwrap_or_else(|| a.dir.join("agent.toml"));
+    // Trial15 HIGH-3: a second agent in this network namespace would fight the running
+    // one over the firewall. Refuse before the server is asked (the token stays unused).
+    if let Some(h) = cordon_agent::singleton::holder() {
+        if let Some(why) = enroll_refusal(&h, &config_path) {
+            return Err(Failure::usage(why));
+        }
+    }
     let opts = EnrollOptions {
         server: a.server.clone(),
         token: a.token.clone(),
@@ -93,7 +101,7 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
     let out = enroll(&opts).await?;
     let mut cfg = out.config.clone();
     cfg.state_dir = a.state_dir.clone();
-    let path = a.config.clone().unwrap_or_else(|| a.dir.join("agent.toml"));
+    let path = config_path;
     cfg.save(&path)?;
     if a.json {
         println!(
@@ -144,12 +152,82 @@ fn local_quarantine_hint(state_dir: &std::path::Path) -> Option<String> {
     ))
 }
 
+/// Why `agent enroll` writing `config` must not go on while the agent `h` runs in this
+/// network namespace: another configuration means a second agent that would fight it.
+/// Re-enrolling the running agent's own configuration is fine (it takes effect when that
+/// agent restarts). `None` when the name is held by a process that is no Cordon agent.
+fn enroll_refusal(h: &cordon_agent::singleton::Holder, config: &std::path::Path) -> Option<String> {
+    if h.is_foreign() {
+        return None;
+    }
+    let ours = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    let same = h.info.as_ref().is_some_and(|i| {
+        let theirs = std::path::Path::new(&i.config);
+        theirs == ours
+            || matches!((std::fs::canonicalize(theirs), std::fs::canonicalize(&ours)), (Ok(a), Ok(b)) if a == b)
+    });
+    if same {
+        return None;
+    }
+    Some(format!(
+        "an enforcing Cordon agent already runs in this network namespace: {}. A second agent here \
+         (config {}) would fight it over the firewall (the host flaps, mostly open). Stop that agent \
+         first (and revoke its host on the server if it is replaced), or re-enroll into its own \
+         directory; nothing was changed and the token was not used",
+        h.describe(),
+        config.display()
+    ))
+}
+
+/// Trial15 HIGH-3: at most one enforcing agent per network namespace. `Ok(None)` for a
+/// non-enforcing agent (it takes nothing, and records its management paths only while no
+/// enforcing agent runs here) and when the name is squatted by a process that is no
+/// Cordon agent (warned: refusing would leave the host without its agent).
+fn take_namespace(
+    cfg: &AgentConfig,
+    config: &std::path::Path,
+) -> Result<Option<cordon_agent::singleton::Singleton>, Failure> {
+    use cordon_agent::singleton::{claim, ClaimError, HolderInfo};
+    if !cfg.enforce {
+        return Ok(None);
+    }
+    let me = HolderInfo {
+        config: std::path::absolute(config)
+            .unwrap_or_else(|_| config.to_path_buf())
+            .display()
+            .to_string(),
+        state_dir: cfg.state_dir.display().to_string(),
+        host_id: cfg.host_id.clone(),
+        table: cfg.table.clone(),
+    };
+    match claim(&me) {
+        Ok(g) => Ok(Some(g)),
+        Err(ClaimError::Held(h)) if h.is_foreign() => {
+            tracing::warn!(
+                holder = %h.describe(),
+                "the agent's abstract socket @{} is held by a process that is no Cordon agent; \
+                 running anyway, without the one-agent-per-namespace guard",
+                cordon_agent::singleton::SOCKET_NAME
+            );
+            Ok(None)
+        }
+        Err(ClaimError::Held(h)) => Err(Failure::usage(format!(
+            "another enforcing Cordon agent already runs in this network namespace: {}. Two agents \
+             would fight over the firewall (the host flaps, mostly open); this one does not start. \
+             Stop that agent first (or run this one with enforce = false, which changes nothing here)",
+            h.describe()
+        ))),
+        Err(e) => Err(Failure::new(Code::Failed, e)),
+    }
+}
+
 async fn do_run(a: RunArgs) -> Result<(), Failure> {
     // A configuration that cannot be loaded or does not make an agent is bad input (2).
     let mut cfg = AgentConfig::load(&a.config).map_err(|e| Failure::new(Code::Usage, e))?;
     if let Some(d) = a.state_dir {
         cfg.state_dir = d;
     }
+    let _namespace = take_namespace(&cfg, &a.config)?;
     let agent = Agent::from_config(cfg).map_err(|e| Failure::new(Code::Usage, e))?;
     tokio::select! {
         r = agent.run() => Ok(r?),

@@ -63,6 +63,15 @@ const MAX_LINE: u64 = 1 << 20;
 /// writes both without delay; the bound only keeps a broken caller from holding this
 /// process forever.
 const PROTOCOL_WAIT: Duration = Duration::from_secs(60);
+/// How long `wazuh-ar` waits for the state lock unless `--lock-timeout` says otherwise
+/// (seconds; trial15 MED-2). `wazuh-execd` runs one active response at a time and waits
+/// for it without any timeout (execd.c `ExecdRun` blocks in `fgets` on the program's
+/// stdout, then in `wpclose`; `execd.request_timeout`, 60 s in internal_options.conf,
+/// bounds WPK upgrades only), so every second waited here holds back every other active
+/// response of that agent — and the host stays open. The longest legitimate hold is
+/// another Cordon run applying and verifying (its verification waits at most 10 s), so 15 s
+/// covers it; a holder that keeps the lock longer is reported, naming the process.
+pub const LOCK_WAIT: f64 = 15.0;
 /// The name this program gives itself in `check_keys` (`origin.name`), as execd would
 /// see it (`basename` of the program).
 const AR_NAME: &str = "cordon-ar";
@@ -514,13 +523,14 @@ pub fn run(a: WazuhArArgs) -> u8 {
         return finish(&a.log, line, Err(("manager_alert".into(), why.into(), 2)), Out::Stderr);
     }
     // `--lock-timeout` (trial15 MED-2: it was ignored here, so execd — single-threaded —
-    // waited the default 60 s on any process holding the state lock).
+    // waited the default 60 s on any process holding the state lock), by default
+    // [`LOCK_WAIT`].
     let eng = Engine::new(
         a.common.table_or_default(),
         a.common.state_dir.clone(),
         a.common.backend,
     )
-    .with_lock_timeout(Duration::from_secs_f64(a.common.lock_timeout));
+    .with_lock_timeout(a.common.lock_wait(LOCK_WAIT));
     let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::local::exit_code(&e).as_u8());
     // An isolation is checked before the exchange (bad input changes nothing and execd
     // stops waiting on a silent stdout): it must keep a manager reachable — without one

@@ -2141,3 +2141,137 @@ fn a_stopped_holder_never_blocks_a_release_through_the_server() {
     let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]);
     assert!(audit.to_string().contains(&note), "the audit records it: {audit}");
 }
+
+/// Trial15 HIGH-3, the fault kind "two enforcing agents in one network namespace": a
+/// re-enrolment into another `--dir` while the old agent ran left two agents sharing the
+/// claim `agent`; the host flapped, mostly open, while the server said quarantined. Now
+/// the running agent holds the namespace: `agent enroll` into another directory refuses
+/// (exit 2, naming the running agent, the token unused), and a second `agent run` refuses
+/// (exit 2, naming it) and changes nothing — the quarantine stays in force throughout.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_second_enforcing_agent_in_one_network_namespace_is_refused_naming_the_first() {
+    let env = setup(false, |_| {});
+    let mut procs = Procs(vec![env.start_server()]);
+    let first = env.start_agent();
+    let first_pid = first.id();
+    procs.0.push(first);
+    env.wait_reported();
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(15), || {
+        env.endpoint_state() == "isolated" && env.host()["state"] == "quarantined"
+    });
+    let other = SocketAddr::new(OTHER4.into(), OTHER_TCP_PORT);
+    assert!(!reachable(&env, other));
+
+    // Re-enrolment into another directory while the agent runs.
+    let out = std::process::Command::new(bin())
+        .args([
+            "server",
+            "token",
+            "create",
+            "--json",
+            "--data",
+            &s(&env.data),
+            "--labels",
+            "linux,lab",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir2 = env.state.parent().unwrap().join("agent2");
+    let state2 = env.state.parent().unwrap().join("state2");
+    let url = format!("https://{SERVER_NAME}:{SERVER_PORT}");
+    let out = env
+        .lab
+        .exec(
+            Host::Endpoint,
+            &[
+                &bin(),
+                "agent",
+                "enroll",
+                "--server",
+                &url,
+                "--token",
+                token["token"].as_str().unwrap(),
+                "--ca-fingerprint",
+                env.init["ca_fingerprint"].as_str().unwrap(),
+                "--dir",
+                &s(&dir2),
+                "--state-dir",
+                &s(&state2),
+                "--hostname",
+                "endpoint2",
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "enroll beside a running agent: {err}");
+    assert!(
+        err.contains(&format!("pid {first_pid}")) && err.contains(&s(&env.agent_cfg)) && err.contains("already runs"),
+        "{err}"
+    );
+    assert!(!dir2.join("agent.toml").exists(), "nothing written");
+    let (_, hosts, _) = env.api(&["hosts", "list"]);
+    assert!(!hosts.contains("endpoint2"), "the server enrolled nothing: {hosts}");
+
+    // A second agent (another state directory) refuses to start, naming the first.
+    let out = env
+        .lab
+        .exec(
+            Host::Endpoint,
+            &[
+                "timeout",
+                "20",
+                &bin(),
+                "agent",
+                "run",
+                "--config",
+                &s(&env.agent_cfg),
+                "--state-dir",
+                &s(&state2),
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "second agent run: {err}");
+    assert!(
+        err.contains(&format!("pid {first_pid}")) && err.contains(&s(&env.state)) && err.contains("does not start"),
+        "{err}"
+    );
+    assert_eq!(env.endpoint_state(), "isolated", "nothing changed");
+    assert!(!reachable(&env, other), "the host stayed closed");
+    assert_eq!(env.host()["state"], "quarantined");
+
+    // Trial17 MED-2: a local `release --source agent` while the agent runs would be undone
+    // within a second; it refuses, naming the agent (nothing changed).
+    let (code, out, err) = {
+        let o = env
+            .lab
+            .cordon(&["release", "--source", "agent", "--state-dir", &s(&env.state)])
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {first_pid}")) && err.contains("stop it first"),
+        "{err}"
+    );
+    assert_eq!(env.endpoint_state(), "isolated", "nothing changed");
+
+    // The first agent gone, its own configuration starts again (the name is free).
+    let mut a = procs.0.pop().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+    procs.0.push(env.start_agent());
+    let (code, out, err) = env.api(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("released by the restarted agent", Duration::from_secs(15), || {
+        env.endpoint_state() == "released" && env.host()["state"] == "normal"
+    });
+}

@@ -692,3 +692,61 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
         "a refused isolation changed the firewall"
     );
 }
+
+/// Trial15 MED-2 (the rest), the fault kind "execd blocked long, the holder misnamed":
+/// execd runs one active response at a time and waits for it without a timeout, so
+/// `wazuh-ar`'s default wait for the state lock is short (15 s, not 60), and a holder that
+/// is no Cordon process is named as what it is (pid, comm, executable), not "another
+/// cordon run or the agent". Namespace lab endpoint; a `flock(1)` holder.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
+    use cordon_lab::lab::{Host, Lab, LabOptions};
+
+    let lab = Lab::build(Path::new(env!("CARGO_BIN_EXE_cordon")), LabOptions::default())
+        .expect("building the namespace lab (needs root, iproute2, nftables)");
+    let agent = Agent::new();
+    std::fs::create_dir_all(agent.state()).unwrap();
+    let lock = agent.state().join(".lock");
+    std::fs::write(&lock, b"").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock (util-linux)");
+    let held = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Command::new("flock")
+            .args(["--nonblock", lock.to_str().unwrap(), "true"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(held, "the test's flock holder never took the lock");
+
+    let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
+    let ns = lab.ns(Host::Endpoint);
+    let mut e = Execd::new("ip".into(), &["netns", "exec", &ns, wrapper.to_str().unwrap()]);
+    e.envs = agent.execd(&[]).envs;
+    let before = lab.firewall_snapshot().unwrap();
+    let started = std::time::Instant::now();
+    let run = e.run(&fixture("clr-isolate.json"));
+    let took = started.elapsed();
+    let holder_pid = holder.id();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(run.answer.as_deref(), Some("continue"), "{}", run.stderr);
+    assert_ne!(run.exit, 0, "{}", run.stderr);
+    assert!(took < Duration::from_secs(25), "execd was held {took:?}");
+    let line = agent.log().pop().unwrap();
+    let text = line.to_string();
+    assert_eq!(line["result"], "error", "{line}");
+    assert!(text.contains("gave up after 15 s"), "default wait: {line}");
+    assert!(
+        text.contains(&format!("pid {holder_pid} (flock")) && text.contains("not a Cordon process"),
+        "the holder named as what it is: {line}"
+    );
+    assert!(!text.contains("another cordon run or the agent"), "{line}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before, "nothing changed");
+}
