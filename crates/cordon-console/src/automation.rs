@@ -669,7 +669,7 @@ pub async fn decide(
             // The approved hosts whose agent enforces nothing: said, never "waiting to confirm".
             let approved: Vec<&String> = results
                 .iter()
-                .filter(|x| x.status == "approved")
+                .filter(|x| x.status == DecisionStatus::Approved)
                 .filter_map(|x| now.iter().find(|a| a.id == x.id).map(|a| &a.host_id))
                 .collect();
             let dry: BTreeSet<String> = match hosts_by_id(&st, &s, approved.into_iter()).await {
@@ -728,7 +728,7 @@ pub fn decision_summary(
         summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
         let dry: Vec<String> = results
             .iter()
-            .filter(|x| x.status == "approved")
+            .filter(|x| x.status == DecisionStatus::Approved)
             .filter_map(|x| reviewed.iter().find(|a| a.id == x.id))
             .filter(|a| not_enforcing.contains(&a.host_id))
             .map(|a| format!("{} ({})", a.hostname, short_id(&a.host_id)))
