@@ -174,18 +174,12 @@ pub struct EngineEnforcer {
 }
 
 impl EngineEnforcer {
-    /// # Errors
-    /// `invalid_input` for a bad table or backend name.
-    pub fn new(table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
-        let invalid = |detail: String| EnforceError {
-            kind: "invalid_input".into(),
-            detail,
-        };
-        let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
-        let backend: BackendChoice = backend.parse().map_err(invalid)?;
-        Ok(EngineEnforcer {
+    /// The engine on `table` with `backend`, its state in `state_dir` (nothing is opened
+    /// yet).
+    pub fn new(table: TableName, state_dir: PathBuf, backend: BackendChoice) -> Self {
+        EngineEnforcer {
             engine: Engine::new(table, state_dir, backend),
-        })
+        }
     }
 
     /// The engine it enforces with.

@@ -104,8 +104,7 @@ impl Agent {
     /// # Errors
     /// As [`Agent::new`], and [`AgentError::TlsConfig`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
-        let real = crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
-            .map_err(AgentError::Enforcer)?;
+        let real = crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend);
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(real)
         } else {
@@ -1135,7 +1134,7 @@ fn refuse_monitoring_own_claim(engine: &cordon_engine::Engine, cfg: &AgentConfig
     let Some(own) = claims.iter().find(|c| c.source == ClaimSource::Agent) else {
         return Ok(());
     };
-    let table = if cfg.table == cordon_policy::TableName::default().as_str() {
+    let table = if cfg.table == cordon_policy::TableName::default() {
         String::new()
     } else {
         format!(" --table {}", cfg.table)

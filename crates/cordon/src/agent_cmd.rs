@@ -198,7 +198,7 @@ fn take_namespace(
             .to_string(),
         state_dir: cfg.state_dir.display().to_string(),
         host_id: cfg.host_id.clone(),
-        table: cfg.table.clone(),
+        table: cfg.table.to_string(),
     };
     match claim(&me) {
         Ok(g) => Ok(Some(g)),
