@@ -392,6 +392,37 @@ pub async fn delete_target(st: &AppState, caller: &Caller, id: i64) -> Result<()
     Ok(st.store.delete_notify_target(caller, id).await?)
 }
 
+/// Sends the notifications of audit record `record` now
+/// ([`crate::notify::deliver_record_now`], at most `wait`): an orderly stop's shutdown
+/// checkpoint reaches the targets subscribed to `audit_checkpoint` before the process
+/// exits (trial7 MED 2). Logs a warning naming each target (id and URL origin) it could
+/// not reach — the copy then stays queued and is sent at the next start.
+pub async fn deliver_now(st: &AppState, record: i64, wait: std::time::Duration) {
+    let client = match crate::notify::http_client(&Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot deliver the shutdown audit checkpoint: no HTTP client");
+            return;
+        }
+    };
+    match crate::notify::deliver_record_now(&st.store, &client, record, wait).await {
+        Ok(missed) => {
+            for m in missed {
+                tracing::warn!(
+                    target_id = m.target_id,
+                    target = %m.origin,
+                    error = %m.error,
+                    record,
+                    "shutdown audit checkpoint not delivered to notification target {} ({}) before stopping; it stays queued and is sent at the next start",
+                    m.target_id,
+                    m.origin
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, record, "cannot deliver the shutdown audit checkpoint"),
+    }
+}
+
 /// Outbox rows and their delivery status, newest first (viewer).
 pub async fn deliveries(
     st: &AppState,

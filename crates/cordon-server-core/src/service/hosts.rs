@@ -87,6 +87,16 @@ pub async fn act(
     })
 }
 
+/// Releases every quarantine whose `expires_at` passed (audited as `system`) and wakes
+/// the agents concerned; returns their host ids. Run by the server's expiry task
+/// ([`crate::expiry::run`]) and by tests.
+///
+/// # Errors
+/// The store's (nothing is released then).
+pub async fn release_expired(st: &AppState) -> Result<Vec<String>, crate::StoreError> {
+    crate::expiry::sweep(&st.store, &st.hub).await
+}
+
 /// Retry (responder): re-sends the current desired state of each host `refs` names to
 /// its agent as a new revision — nothing of that state changes — audited as `retry` with
 /// the caller and `comment`, and wakes the agents ([`crate::store::Store::retry`]). The
