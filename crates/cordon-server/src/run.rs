@@ -499,7 +499,7 @@ mod layering_tests {
             1
         );
         assert_eq!(store_calls("deliver(&state.store, record)").len(), 1);
-        assert!(store_calls("let s = AppState::new(store.clone(), None); // store.x()").is_empty());
+        assert!(store_calls("let s = AppState::new(store.clone(), None);").is_empty());
         assert!(store_calls("let st = Store::connect(db); restore.x(); store_dir.y()").is_empty());
     }
 }
