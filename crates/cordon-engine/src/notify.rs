@@ -41,7 +41,7 @@ pub fn message_users_within(text: &str, deadline: Duration) -> Result<(), String
     } else {
         ("wall", vec![])
     };
-    let stdin = (program == "wall").then(|| text.as_bytes());
+    let stdin = (program == "wall").then_some(text.as_bytes());
     let out = cordon_firewall::cmd::output_within(Command::new(program).args(&args), program, stdin, deadline)
         .map_err(|e| match e {
             e @ cordon_firewall::cmd::RunError::TimedOut { .. } => format!("could not message users: {e}"),
