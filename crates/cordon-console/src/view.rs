@@ -280,10 +280,10 @@ pub fn flag_texts(h: &Host) -> Vec<String> {
         .map(|f| {
             let others: Vec<&str> = f.other_hosts.iter().map(|o| short_id(o)).collect();
             let others = others.join(", ");
-            match f.kind.as_str() {
-                cordon_proto::HostFlag::DUPLICATE_HOSTNAME => format!("duplicate hostname: also {others}"),
-                cordon_proto::HostFlag::DUPLICATE_ADDRESS => format!("duplicate address {}: also {others}", f.value),
-                other => format!("{other} {}: also {others}", f.value),
+            match &f.kind {
+                cordon_proto::HostFlagKind::DuplicateHostname => format!("duplicate hostname: also {others}"),
+                cordon_proto::HostFlagKind::DuplicateAddress => format!("duplicate address {}: also {others}", f.value),
+                cordon_proto::HostFlagKind::Other(other) => format!("{other} {}: also {others}", f.value),
             }
         })
         .collect()
@@ -297,6 +297,12 @@ pub fn flag_badges(h: &Host) -> Markup {
             " " span class="tag tag-dup" data-flag=(f.kind) title=(f.text()) { "⚠ " (text) }
         }
     }
+}
+
+/// A hostname that may break after each dot (`<wbr>`), so a long FQDN wraps in a table
+/// cell at its dots rather than anywhere (escaped).
+pub fn breakable_name(name: &str) -> Markup {
+    html! { @for part in name.split_inclusive('.') { (part) wbr; } }
 }
 
 /// The short id of `h` as a small monospace tag, the full id on hover.
@@ -374,7 +380,7 @@ mod tests {
             claims: sources
                 .iter()
                 .map(|s| cordon_proto::ClaimInfo {
-                    source: s.to_string(),
+                    source: cordon_proto::ClaimSource::from_wire(s),
                     since: None,
                     allow: vec![],
                     servers: vec![],
