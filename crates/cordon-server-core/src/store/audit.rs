@@ -255,8 +255,10 @@ pub fn mark_valid(key: &ring::hmac::Key, hash: &str, mark: Option<&str>) -> bool
 /// whose `hash` is the writer id and `last_id` the row's `seen_at` (Unix ms).
 pub const WRITER_PROOF_OCCASION: &str = "writer-live";
 
-/// How far (ms) a writer row's `seen_at` may lie ahead of this server's clock; a row
-/// stamped further in the future is refused (replicas' clocks must agree within it).
+/// How far (ms) a writer row's `seen_at` may lie ahead of this server's clock before it
+/// is said: a row stamped further in the future counts only with a valid signature by
+/// the CA key (a replica whose clock is ahead, logged as a warning); without keys it is
+/// refused.
 pub const WRITER_SKEW_MS: i64 = 5_000;
 
 /// How long a start or an orderly stop watches another writer's row for a refresh
@@ -1072,7 +1074,23 @@ impl Store {
             .as_ref()
             .is_some_and(|c| c.occasion.as_deref() == Some("shutdown") && c.last_writer == Some(true));
         if closed {
-            let r = range_after(tx, last_id).await?;
+            // After a stop signed `marked`, a record with a valid mark was written by a
+            // server of the deployment (a replica the stop did not count as live: trial18
+            // HIGH-1); only the unmarked ones appeared while no server ran.
+            let marked_stop = last_cp.as_ref().is_some_and(|c| c.marked == Some(true));
+            let r = if marked_stop {
+                let ids = self.unmarked(tx, last_id, None).await?;
+                match (ids.first(), ids.last()) {
+                    (Some(&first), Some(&last)) => Some(RecordRange {
+                        first,
+                        last,
+                        count: ids.len() as u64,
+                    }),
+                    _ => None,
+                }
+            } else {
+                range_after(tx, last_id).await?
+            };
             if let Some(r) = &r {
                 tracing::error!(records = %r, shutdown_checkpoint = last_id,
                     "audit log: records appeared after the last server's orderly stop, while no server ran; the start checkpoint says so and verification names them");
@@ -1174,9 +1192,7 @@ impl Store {
             let writer = get_str(r, "writer")?;
             let seen = get_i64(r, "seen_at")?;
             let proof = get_opt_str(r, "proof")?;
-            let why = if seen > now + WRITER_SKEW_MS {
-                Some(format!("seen at {} is in the future", to_rfc3339(seen)))
-            } else if let Some(k) = self.keys.get() {
+            let why = if let Some(k) = self.keys.get() {
                 let valid = proof
                     .as_deref()
                     .and_then(|p| serde_json::from_str::<SignedCheckpoint>(p).ok())
@@ -1184,7 +1200,16 @@ impl Store {
                         p.occasion.as_deref() == Some(WRITER_PROOF_OCCASION) && p.hash == writer && p.last_id == seen
                     })
                     .is_some_and(|p| (k.check)(&p).is_ok());
+                if valid && seen > now + WRITER_SKEW_MS {
+                    // Signed by the CA key for exactly this time: a server of the
+                    // deployment whose clock is ahead of this one's, not a fake (trial18
+                    // HIGH-1: taking it for one closed the log under a live replica).
+                    tracing::warn!(writer = %writer, ahead_ms = seen - now,
+                        "audit log: another server's clock is ahead of this one's (its signed writer row is stamped in the future); counted as a live writer — keep the servers' clocks in sync (NTP)");
+                }
                 (!valid).then(|| "no valid signature by the CA key".to_string())
+            } else if seen > now + WRITER_SKEW_MS {
+                Some(format!("seen at {} is in the future", to_rfc3339(seen)))
             } else {
                 None
             };
