@@ -2353,3 +2353,65 @@ fn a_re_enrolled_agent_never_releases_the_previous_enrollments_quarantine() {
     });
     assert!(reachable(&env, other));
 }
+
+/// Trial12/trial15 LOW (the note had no test): `agent enroll` on a host quarantined
+/// locally says so, naming the claim, and what the agent does with it.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn enroll_on_a_locally_quarantined_host_names_the_claims() {
+    let env = setup(false, |_| {});
+    let _server = Procs(vec![env.start_server()]);
+    // The local quarantine keeps the Cordon server reachable (enrollment needs it).
+    let cordon_server = format!("tcp://{SERVER_NAME}:{SERVER_PORT}");
+    let out = env
+        .lab
+        .cordon(&["isolate", "--server", &cordon_server, "--state-dir", &s(&env.state)])
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin())
+        .args([
+            "server",
+            "token",
+            "create",
+            "--json",
+            "--data",
+            &s(&env.data),
+            "--labels",
+            "linux,lab",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = format!("https://{SERVER_NAME}:{SERVER_PORT}");
+    let dir2 = env.state.parent().unwrap().join("agent2");
+    let out = env
+        .lab
+        .exec(
+            Host::Endpoint,
+            &[
+                &bin(),
+                "agent",
+                "enroll",
+                "--server",
+                &url,
+                "--token",
+                token["token"].as_str().unwrap(),
+                "--ca-fingerprint",
+                env.init["ca_fingerprint"].as_str().unwrap(),
+                "--dir",
+                &s(&dir2),
+                "--state-dir",
+                &s(&env.state),
+                "--hostname",
+                "endpoint2",
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("already quarantined locally (claims: local)") && err.contains("cordon release --source"),
+        "{err}"
+    );
+}
