@@ -535,3 +535,36 @@ async fn audit_writers_a_signed_writer_row_with_a_clock_ahead_is_a_live_writer()
     assert_eq!(stop.last_writer, Some(false), "the skewed replica is live: {stop:?}");
     assert!(stop.ignored_writers.is_none(), "and not called a fake: {stop:?}");
 }
+
+/// The fault kind behind the flaky stop-edit-restart tests (brief audit9 item 4):
+/// `Running::shutdown` aborted the server's tasks and slept 200 ms, so under load a task
+/// could still run — a heartbeat putting the writer row back after the shutdown
+/// checkpoint removed it. When the orderly stop returns, every task has ended (none holds
+/// the store any more), the writer row stays gone and the shutdown checkpoint is the
+/// last record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_writers_orderly_stop_returns_only_after_every_task_ended() {
+    let runs = Runs::new().await;
+    let server = runs.start().await;
+    write_a_record(&server).await;
+    let store = server.state.store.clone();
+    let writer = store.writer_id().to_string();
+    // Busy: a heartbeat and head read every two seconds; stop in the middle of it.
+    tokio::time::sleep(std::time::Duration::from_millis(2010)).await;
+    server.shutdown().await;
+    assert_eq!(
+        std::sync::Arc::strong_count(&store),
+        1,
+        "a task of the stopped server still holds its store"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_writers WHERE writer = $1")
+        .bind(writer)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the writer row came back after the shutdown checkpoint");
+    let last = store.audit(&Default::default()).await.unwrap().pop().unwrap();
+    let cp: SignedCheckpoint = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(cp.occasion.as_deref(), Some("shutdown"));
+}

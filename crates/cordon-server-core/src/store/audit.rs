@@ -171,7 +171,7 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
         .await?;
     sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
         .bind(id)
-        .bind(hash)
+        .bind(hash.clone())
         .execute(&mut **tx)
         .await?;
     if super::outbox::kind_of(rec.action).is_some() {
@@ -180,7 +180,108 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
             .execute(&mut **tx)
             .await?;
     }
+    own_record_is_head(tx, id, &hash).await?;
+    if let Some(found) = foreign_objects(tx).await?.first() {
+        return Err(StoreError::AuditTampered(format!(
+            "the database holds {found}, which Cordon did not create: it can change or delete audit records \
+             inside the server's own writes; remove it (and find who created it)"
+        )));
+    }
     Ok(id)
+}
+
+/// Checks, inside the appending transaction, that the record just written is in the log
+/// with the hash the server computed and is the chain's head (trial18 HIGH-2): a
+/// trigger that deleted it or rewound the head in the same transaction makes the append
+/// fail, so the change it records is rolled back instead of happening unrecorded.
+async fn own_record_is_head(tx: &mut Tx, id: i64, hash: &str) -> Result<(), StoreError> {
+    let row = sqlx::query(
+        "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.hash AS hash \
+         FROM audit_chain c LEFT JOIN audit a ON a.id = $1 WHERE c.id = 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::AuditTampered(format!(
+            "the chain head row (audit_chain) vanished while the server appended record {id}"
+        )));
+    };
+    let head_id = super::get_opt_i64(&row, "head_id")?;
+    let head_hash = get_opt_str(&row, "head_hash")?;
+    let stored = get_opt_str(&row, "hash")?;
+    let problem = if stored.is_none() {
+        Some(format!(
+            "record {id} was deleted inside the server's own transaction right after it was written"
+        ))
+    } else if stored.as_deref() != Some(hash) {
+        Some(format!(
+            "record {id} was changed inside the server's own transaction right after it was written"
+        ))
+    } else if head_id != Some(id) || head_hash.as_deref() != Some(hash) {
+        Some(format!(
+            "the chain head was moved away from record {id} inside the server's own transaction right after it was written"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(StoreError::AuditTampered(format!(
+            "{p} (a trigger or rule in the database works against the audit log)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Objects in the database that run code, or hide rows, behind the server's statements
+/// and that Cordon's migrations never create (trial18 HIGH-2): on SQLite every trigger
+/// (the migrations create none); on PostgreSQL every user trigger and rule on a table
+/// of the schemas on the search path, every row-level security policy there, and any of
+/// the audit tables (`audit`, `audit_chain`, `audit_writers`, `notify_outbox`,
+/// `notify_pending`) that resolves to something other than a plain table (a view put in
+/// front of it). Each is described as `trigger NAME on TABLE` (sorted); empty when there
+/// are none.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn foreign_objects(conn: &mut sqlx::AnyConnection) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    if conn.backend_name() == "PostgreSQL" {
+        let rows = sqlx::query(
+            "SELECT 'trigger ' || t.tgname || ' on ' || c.relname AS what FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT t.tgisinternal AND n.nspname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'rule ' || rulename || ' on ' || tablename FROM pg_rules \
+             WHERE schemaname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'row-level security policy ' || policyname || ' on ' || tablename FROM pg_policies \
+             WHERE schemaname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'a ' || CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+             ELSE 'relation of kind ' || c.relkind::text END || ' named ' || c.relname || ' in front of the table' \
+             FROM unnest(ARRAY['audit','audit_chain','audit_writers','notify_outbox','notify_pending']) AS t(name) \
+             JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind NOT IN ('r', 'p') \
+             UNION ALL SELECT 'row-level security on ' || c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relrowsecurity AND n.nspname = ANY(current_schemas(false))",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &rows {
+            out.push(get_str(r, "what")?);
+        }
+    } else {
+        let rows = sqlx::query(
+            "SELECT 'trigger ' || name || ' on ' || tbl_name AS what FROM sqlite_master WHERE type = 'trigger' \
+             UNION ALL SELECT 'trigger ' || name || ' on ' || tbl_name FROM sqlite_temp_master WHERE type = 'trigger'",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &rows {
+            out.push(get_str(r, "what")?);
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Signs a checkpoint with the CA key (`Err`: why it failed).
@@ -1616,6 +1717,34 @@ impl Store {
                          hash): added to the database directly, or rewritten there (the next checkpoint signs it)"
                     ),
                 });
+            }
+        }
+        // Code in the database that acts behind the server's statements (trial18 HIGH-2):
+        // a trigger can delete chosen records inside the server's own transaction, leaving
+        // a chain that checks intact. Its presence is the finding.
+        let found = {
+            let mut conn = self.pool.acquire().await?;
+            foreign_objects(&mut conn).await?
+        };
+        if !found.is_empty() {
+            let what = format!(
+                "holds {}, which Cordon did not create: database code that runs inside the server's own \
+                 writes can change or delete audit records before they are committed, leaving a chain that \
+                 checks intact; the server refuses to write while it exists (remove it, find who created it, \
+                 and compare the log with a checkpoint copy kept outside the database)",
+                found.join(", ")
+            );
+            report.ok = false;
+            match &mut report.problem {
+                Some(p) => p.reason.push_str(&format!(" (also: the database {what})")),
+                None => {
+                    report.problem = Some(cordon_proto::audit_chain::ChainProblem {
+                        id: None,
+                        subject: Some("the database".into()),
+                        position: 0,
+                        reason: what,
+                    })
+                }
             }
         }
         if let Some(h) = &report.head {
