@@ -1793,10 +1793,26 @@ async fn flags_and_table_layout(c: &Client, base: &str, store: &Store, t: &Token
 async fn every_table_fits(c: &Client, base: &str, store: &Store, t: &Tokens<'_>) {
     let fqdn = "db-primary-01.eu-west-1.prod.internal.very-long-subdomain-name-for-testing.corp.example.com";
     assert!(fqdn.len() > 80);
-    seed_host(store, "h-fqdn88", fqdn, "Debian 12", &["198.51.100.21", "2001:db8::88"], &["db", "sales"], "nftables").await;
+    seed_host(
+        store,
+        "h-fqdn88",
+        fqdn,
+        "Debian 12",
+        &["198.51.100.21", "2001:db8::88"],
+        &["db", "sales"],
+        "nftables",
+    )
+    .await;
     report(store, "h-fqdn88", AgentState::Released, "nftables").await;
     // A pending approval for it and one for the duplicate db-01 (automation back on; cap 0).
-    let (st, v) = api(c, "PUT", "/v1/automation/settings", t.admin, json!({"enabled": true, "cap_count": 0})).await;
+    let (st, v) = api(
+        c,
+        "PUT",
+        "/v1/automation/settings",
+        t.admin,
+        json!({"enabled": true, "cap_count": 0}),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     let rule = json!({"name": "edr-db-with-a-rather-long-rule-name", "trigger_event_types": ["malware"], "trigger_labels": ["db"]});
     let (st, v) = api(c, "POST", "/v1/rules", t.admin, rule).await;
@@ -1844,7 +1860,10 @@ async fn every_table_fits(c: &Client, base: &str, store: &Store, t: &Tokens<'_>)
             c.goto(&format!("{base}{path}")).await.unwrap();
             wait_text(c, table, needle).await;
             let v = js(c, check).await;
-            assert!(v["n"].as_u64().unwrap_or(0) >= 2, "{path} at {w} px: too little checked: {v}");
+            assert!(
+                v["n"].as_u64().unwrap_or(0) >= 2,
+                "{path} at {w} px: too little checked: {v}"
+            );
             assert_eq!(v["out"], json!([]), "{path} at {w} px: {v}");
             if w == 1280 && path.starts_with("/console/approvals") {
                 let _ = save_png(c, "approvals-table-1280.png").await;
