@@ -649,7 +649,7 @@ impl Reconciler {
         self.record_paths(&res).await;
         if self.unproven_claim && self.enforcing {
             if let Ok(c) = self.blocking(|e| e.check()).await {
-                if let Some(own) = c.claims.iter().find(|x| x.source == ClaimSource::Agent.as_str()) {
+                if let Some(own) = c.claims.iter().find(|x| x.source == cordon_proto::ClaimSource::Agent) {
                     let since = own
                         .since
                         .map(|t| t.to_string())
@@ -1068,7 +1068,7 @@ impl Reconciler {
             return;
         }
         if self.foreign_agent_claim.is_some() && !self.p.desired.quarantined {
-            if !c.claims.iter().any(|x| x.source == ClaimSource::Agent.as_str()) {
+            if !c.claims.iter().any(|x| x.source == cordon_proto::ClaimSource::Agent) {
                 // Released on the host: from now on any `agent` claim is this agent's.
                 tracing::info!("the previous enrollment's `agent` claim was released");
                 self.foreign_agent_claim = None;
