@@ -149,6 +149,26 @@ pub fn plan(d: &DesiredState, transport: &BTreeSet<SocketAddr>, r: &dyn NameReso
             _ => allow.push(spec),
         }
     }
+    // Exceptions that together open a whole family would make the engine refuse the
+    // quarantine (it isolates nothing there), leaving the host open: leave them out and
+    // say so (fail closed). The server refuses such requests; this covers older
+    // servers and databases.
+    let open = cordon_policy::model::no_isolation_families(&allow);
+    if !open.is_empty() {
+        let words: Vec<&str> = open.iter().map(|f| f.name()).collect();
+        let out: Vec<AllowSpec> = cordon_policy::model::whole_family_exceptions(&allow, &open)
+            .into_iter()
+            .cloned()
+            .collect();
+        for spec in &out {
+            degraded.push(format!(
+                "exception {spec} not applied: the exceptions together open every {} address, so the \
+                 quarantine would isolate nothing there; every network exception of that family is left out",
+                words.join(" and ")
+            ));
+        }
+        allow.retain(|s| !out.contains(s));
+    }
     Plan {
         revision: d.revision,
         transport: transport.clone(),
@@ -209,6 +229,48 @@ mod tests {
             ("syslog.example.net", vec![ip("198.51.100.20")]),
             ("proxy.example.net", vec![ip("203.0.113.8")]),
         ]))
+    }
+
+    /// Exceptions that together open a whole family (stored by an older server) no longer
+    /// make the engine refuse the quarantine — which left the host open — they are left
+    /// out and named; the rest goes in.
+    #[test]
+    fn whole_family_exceptions_are_left_out_instead_of_failing_open() {
+        let d = DesiredState {
+            revision: 5,
+            quarantined: true,
+            allow: vec![
+                "0.0.0.0/1".into(),
+                "128.0.0.0/1".into(),
+                "198.51.100.7".into(),
+                "tcp://198.51.100.9:22".into(),
+                "::/0".into(),
+            ],
+            ..Default::default()
+        };
+        let transport = BTreeSet::from(["192.0.2.1:8443".parse().unwrap()]);
+        let p = plan(&d, &transport, &fake());
+        assert_eq!(p.allow, vec![AllowSpec::parse("tcp://198.51.100.9:22").unwrap()]);
+        assert_eq!(p.degraded.len(), 4, "{:?}", p.degraded);
+        for (line, spec) in p
+            .degraded
+            .iter()
+            .zip(["0.0.0.0/1", "128.0.0.0/1", "198.51.100.7", "::/0"])
+        {
+            assert!(
+                line.starts_with(&format!(
+                    "exception {spec} not applied: the exceptions together open every IPv4 and IPv6 address"
+                )),
+                "{line}"
+            );
+        }
+        let req = p.request();
+        let policy = req
+            .allow
+            .iter()
+            .fold(cordon_policy::Policy::builder(), |b, s| b.allow_spec(s, &[]))
+            .build();
+        assert!(policy.fully_open_families().is_empty());
     }
 
     /// An exception that does not resolve no longer cancels the whole quarantine: the

@@ -354,7 +354,7 @@ fn confirmed(action: Action, i: &HostImpact) -> bool {
 
 /// What the dialog says about `h` whatever the action: offline, not enforcing, its
 /// protected labels and other managers' claims; no change yet (pure).
-fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
+pub fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
     let others: Vec<String> = super::status::other_claims(h)
         .into_iter()
         .map(|c| c.source.clone())
@@ -866,6 +866,79 @@ fn others_stay(other_claims: &[String], quarantined: bool) -> Option<String> {
 
 /// The Retry confirmation: "Retry 2 hosts?", the hosts with nothing to retry, the
 /// offline ones, the ones other managers also hold (pure).
+/// Which review [`cautions`] speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    /// The quarantine dialog (hosts or a label).
+    Quarantine,
+    /// The release dialog.
+    Release,
+    /// Retry: Cordon's desired state sent again as a new revision.
+    Retry,
+    /// Approving automatic quarantines (the approvals review).
+    Approve,
+}
+
+/// The cautions every review shows about the hosts it changes (`changing`), whatever
+/// asked for the change: hosts whose agent enforces nothing (`enforce = false`), offline
+/// hosts (their change stays pending), hosts other managers also hold. One function for
+/// the action dialog (quarantine, release, retry) and the approvals review, so no review
+/// can promise an effect another one warns about (trial16 MED-1: approving promised "will
+/// quarantine" on a host whose agent blocks nothing). Pure; hosts are named as
+/// [`HostImpact::name`] does (short id when a name is shared).
+pub fn cautions(review: Review, changing: &[&HostImpact]) -> Vec<String> {
+    let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
+        changing.iter().filter(|i| f(i)).map(|i| i.name()).collect()
+    };
+    let mut out = Vec::new();
+    let claimed: Vec<&&HostImpact> = changing.iter().filter(|i| !i.other_claims.is_empty()).collect();
+    if !claimed.is_empty() {
+        let mut all: Vec<String> = claimed.iter().flat_map(|i| i.other_claims.clone()).collect();
+        all.sort();
+        all.dedup();
+        match review {
+            Review::Release => out.push(format!(
+                "Other claims: {} stay{} isolated after this release; it removes only Cordon's claim, not other managers' ({}).",
+                claimed.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+                if claimed.len() == 1 { "s" } else { "" },
+                all.join(", ")
+            )),
+            Review::Retry => out.push(format!(
+                "Also held by other managers: {}. Retry re-sends only Cordon's desired state as a new revision; \
+                 the other managers' claims stay in force until they release them.",
+                claimed
+                    .iter()
+                    .map(|i| format!("{} by {}", i.name(), i.other_claims.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            Review::Quarantine | Review::Approve => {}
+        }
+    }
+    let offline = names(&|i| i.offline);
+    if !offline.is_empty() {
+        out.push(format!(
+            "Offline: {} ({}) will stay pending until {} agent returns.",
+            offline.len(),
+            offline.join(", "),
+            if offline.len() == 1 { "its" } else { "each" }
+        ));
+    }
+    let dry = names(&|i| i.not_enforcing);
+    if !dry.is_empty() {
+        let what = match review {
+            Review::Quarantine | Review::Approve => "a quarantine blocks nothing there",
+            Review::Release => "nothing was blocked there, and a release changes nothing on the host",
+            Review::Retry => "re-sending changes nothing on the host: it blocks nothing",
+        };
+        out.push(format!(
+            "Not enforcing: the agent of {} runs with enforce = false; {what}.",
+            dry.join(", ")
+        ));
+    }
+    out
+}
+
 fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
     let total = impacts.len();
     let changing: Vec<&HostImpact> = impacts.iter().filter(|i| i.changes).collect();
@@ -884,27 +957,7 @@ fn retry_confirmation(impacts: &[HostImpact]) -> CheckReply {
             if total - n == 1 { "it" } else { "them" }
         ));
     }
-    let held: Vec<String> = changing
-        .iter()
-        .filter(|i| !i.other_claims.is_empty())
-        .map(|i| format!("{} by {}", i.name(), i.other_claims.join(", ")))
-        .collect();
-    if !held.is_empty() {
-        warnings.push(format!(
-            "Also held by other managers: {}. Retry re-sends only Cordon's desired state as a new revision; \
-             the other managers' claims stay in force until they release them.",
-            held.join("; ")
-        ));
-    }
-    let offline: Vec<String> = changing.iter().filter(|i| i.offline).map(|i| i.name()).collect();
-    if !offline.is_empty() {
-        warnings.push(format!(
-            "Offline: {} ({}) will stay pending until {} agent returns.",
-            offline.len(),
-            offline.join(", "),
-            if offline.len() == 1 { "its" } else { "each" }
-        ));
-    }
+    warnings.extend(cautions(Review::Retry, &changing));
     CheckReply {
         ok: true,
         errors: BTreeMap::new(),
@@ -1048,36 +1101,13 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
             protected.join(", ")
         ));
     }
-    let offline = names(&|i| i.offline);
-    if !offline.is_empty() {
-        warnings.push(format!(
-            "Offline: {} ({}) will stay pending until {} agent returns.",
-            offline.len(),
-            offline.join(", "),
-            if offline.len() == 1 { "its" } else { "each" }
-        ));
-    }
-    let claimed = names(&|i| !i.other_claims.is_empty());
-    if !claimed.is_empty() && action == Action::Release {
-        warnings.push(format!(
-            "Other claims: {} stay{} isolated after this release; it removes only Cordon's claim, not other managers' ({}).",
-            claimed.join(", "),
-            if claimed.len() == 1 { "s" } else { "" },
-            {
-                let mut all: Vec<String> = changing.iter().flat_map(|i| i.other_claims.clone()).collect();
-                all.sort();
-                all.dedup();
-                all.join(", ")
-            }
-        ));
-    }
-    let dry = names(&|i| i.not_enforcing);
-    if !dry.is_empty() && action == Action::Quarantine {
-        warnings.push(format!(
-            "Not enforcing: the agent of {} runs with enforce = false; a quarantine blocks nothing there.",
-            dry.join(", ")
-        ));
-    }
+    warnings.extend(cautions(
+        match action {
+            Action::Quarantine => Review::Quarantine,
+            Action::Release => Review::Release,
+        },
+        &changing,
+    ));
     CheckReply {
         ok: true,
         errors: BTreeMap::new(),

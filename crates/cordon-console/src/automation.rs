@@ -8,7 +8,7 @@
 //! from there (JSON, CSRF header). Errors come back as the server's own message in the
 //! reply, never through the URL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -299,6 +299,11 @@ pub async fn approvals(
 pub const KILL_SWITCH_APPROVE: &str = "Automatic actions are stopped (kill switch). Approving is an admin decision, \
 not an automatic action: it still quarantines each approved host now. Deny, or leave pending, to keep the hosts as they are.";
 
+/// What approving does to a host whose agent runs with `enforce = false`: the quarantine
+/// is requested (recorded, audited), but nothing is blocked there.
+pub const NOT_ENFORCING_APPROVE: &str =
+    "quarantine requested, but NOT ENFORCING: the agent runs with enforce = false and blocks nothing";
+
 /// The review dialog. Its form never submits (Enter in the comment does nothing): the
 /// decision is a plain button, and focus starts in the comment, not on a decision.
 fn decide_dialog() -> maud::Markup {
@@ -307,6 +312,7 @@ fn decide_dialog() -> maud::Markup {
             form id="decide-form" method="dialog" novalidate {
                 h2 id="dd-title" { "Review" }
                 p id="dd-summary" class="confirm" {}
+                ul id="dd-warnings" class="warnings" {}
                 div id="dd-events" class="review-events" {}
                 div class="field" {
                     label for="dd-comment" { "Comment " span class="req" { "(required)" } }
@@ -386,6 +392,9 @@ pub struct ReviewReply {
     pub revisions: BTreeMap<String, i64>,
     /// Host id → its short id and duplicate flags, shown next to each hostname.
     pub hosts: BTreeMap<String, HostNote>,
+    /// The cautions every review shows ([`super::actions::cautions`]): hosts whose agent
+    /// enforces nothing, offline hosts.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -395,6 +404,10 @@ pub struct HostNote {
     pub short_id: String,
     /// Its duplicate flags in words ([`super::view::flag_texts`]).
     pub flags: Vec<String>,
+    /// Its agent enforces nothing (`enforce = false`): a quarantine blocks nothing.
+    pub not_enforcing: bool,
+    /// Its agent is offline: a quarantine stays pending until it returns.
+    pub offline: bool,
 }
 
 /// The hosts `ids` names (each once), as the service reads them with their flags; a host
@@ -429,23 +442,35 @@ fn decision_of(s: &str) -> Option<bool> {
 }
 
 /// The review's header and button from the per-approval review (pure): the count is
-/// the approvals whose decision changes something, never the number selected.
-pub fn review_summary(approve: bool, list: &[service::ApprovalReview]) -> (usize, String, String) {
+/// the approvals whose decision changes something, never the number selected. Hosts in
+/// `not_enforcing` (host ids whose agent runs with `enforce = false`) are never said to
+/// "be quarantined": approving only requests a quarantine their agent does not apply.
+pub fn review_summary(
+    approve: bool,
+    list: &[service::ApprovalReview],
+    not_enforcing: &BTreeSet<String>,
+) -> (usize, String, String) {
     let total = list.len();
     let n = list.iter().filter(|a| a.changes).count();
     let s = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     // A name two of the listed hosts share carries the short id (`db1 (1c2d3e4f)`).
+    let name_of = |a: &service::ApprovalReview| {
+        let shared = list.iter().filter(|b| b.hostname == a.hostname).count() > 1;
+        if shared {
+            format!("{} ({})", a.hostname, short_id(&a.host_id))
+        } else {
+            a.hostname.clone()
+        }
+    };
+    let dry: Vec<String> = list
+        .iter()
+        .filter(|a| a.changes && approve && not_enforcing.contains(&a.host_id))
+        .map(name_of)
+        .collect();
     let names: Vec<String> = list
         .iter()
-        .filter(|a| a.changes)
-        .map(|a| {
-            let shared = list.iter().filter(|b| b.hostname == a.hostname).count() > 1;
-            if shared {
-                format!("{} ({})", a.hostname, short_id(&a.host_id))
-            } else {
-                a.hostname.clone()
-            }
-        })
+        .filter(|a| a.changes && !(approve && not_enforcing.contains(&a.host_id)))
+        .map(name_of)
         .collect();
     let of = if n == total {
         String::new()
@@ -457,12 +482,29 @@ pub fn review_summary(approve: bool, list: &[service::ApprovalReview]) -> (usize
             "Nothing to approve: none of the {} would quarantine a host (see below).",
             s(total, "approval", "approvals")
         ),
-        (true, _) => format!(
+        (true, _) if dry.is_empty() => format!(
             "Approve {}{of}: {} will be quarantined ({}).",
             s(n, "approval", "approvals"),
             s(n, "host", "hosts"),
             names.join(", ")
         ),
+        (true, _) => {
+            let blocked = if names.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{} will be quarantined ({}); ",
+                    s(names.len(), "host", "hosts"),
+                    names.join(", ")
+                )
+            };
+            format!(
+                "Approve {}{of}: {blocked}{} not enforcing: quarantine requested, nothing blocked ({}).",
+                s(n, "approval", "approvals"),
+                s(dry.len(), "host", "hosts"),
+                dry.join(", ")
+            )
+        }
         (false, 0) => format!(
             "Nothing to deny: none of the {} is pending.",
             s(total, "approval", "approvals")
@@ -475,7 +517,8 @@ pub fn review_summary(approve: bool, list: &[service::ApprovalReview]) -> (usize
     };
     let button = match (approve, n) {
         (true, 0) | (false, 0) => "Nothing to do".to_string(),
-        (true, _) => format!("Approve and quarantine {}", s(n, "host", "hosts")),
+        (true, _) if dry.is_empty() => format!("Approve and quarantine {}", s(n, "host", "hosts")),
+        (true, _) => format!("Approve {} (see not enforcing)", s(n, "approval", "approvals")),
         (false, _) => format!("Deny {n}"),
     };
     (n, summary, button)
@@ -499,21 +542,41 @@ pub async fn review(
         return decide_reply(StatusCode::UNPROCESSABLE_ENTITY, "decision must be approve or deny");
     };
     match service::review_approvals(&st, &s.caller, &f.ids, approve).await {
-        Ok(list) => {
-            let (count, mut summary, button) = review_summary(approve, &list);
-            // The kill switch stops automatic actions only (trial11 LOW 10): say so.
-            let killed = match service::settings(&st, &s.caller).await {
-                Ok(set) => !set.enabled,
+        Ok(mut list) => {
+            let set = match service::settings(&st, &s.caller).await {
+                Ok(set) => set,
                 Err(ApiError { status, detail, .. }) => return decide_reply(status, detail),
             };
-            if approve && count > 0 && killed {
-                summary.push(' ');
-                summary.push_str(KILL_SWITCH_APPROVE);
-            }
             let hosts = match hosts_by_id(&st, &s, list.iter().map(|a| &a.host_id)).await {
                 Ok(h) => h,
                 Err(ApiError { status, detail, .. }) => return decide_reply(status, detail),
             };
+            // What every review says about the hosts that change (the shared cautions).
+            let impacts: Vec<super::actions::HostImpact> = list
+                .iter()
+                .filter(|a| a.changes && approve)
+                .filter_map(|a| hosts.get(&a.host_id))
+                .map(|h| super::actions::impact_base(h, &set.protected_labels))
+                .collect();
+            let changing: Vec<&super::actions::HostImpact> = impacts.iter().collect();
+            let warnings = super::actions::cautions(super::actions::Review::Approve, &changing);
+            let dry: BTreeSet<String> = impacts
+                .iter()
+                .filter(|i| i.not_enforcing)
+                .map(|i| i.id.clone())
+                .collect();
+            for a in list
+                .iter_mut()
+                .filter(|a| a.changes && approve && dry.contains(&a.host_id))
+            {
+                a.words = NOT_ENFORCING_APPROVE.into();
+            }
+            let (count, mut summary, button) = review_summary(approve, &list, &dry);
+            // The kill switch stops automatic actions only (trial11 LOW 10): say so.
+            if approve && count > 0 && !set.enabled {
+                summary.push(' ');
+                summary.push_str(KILL_SWITCH_APPROVE);
+            }
             Json(ReviewReply {
                 hosts: hosts
                     .values()
@@ -521,10 +584,13 @@ pub async fn review(
                         let note = HostNote {
                             short_id: short_id(&h.id).to_string(),
                             flags: flag_texts(h),
+                            not_enforcing: super::status::not_enforcing(h),
+                            offline: super::status::offline(h),
                         };
                         (h.id.clone(), note)
                     })
                     .collect(),
+                warnings,
                 ok: true,
                 error: None,
                 count,
@@ -597,23 +663,41 @@ pub async fn decide(
         service::deny(&st, &s.caller, &req).await
     };
     match result {
-        Ok(results) => Json(DecideReply {
-            ok: true,
-            error: None,
-            summary: decision_summary(approve, n, &results, &now),
-        })
-        .into_response(),
+        Ok(results) => {
+            // The approved hosts whose agent enforces nothing: said, never "waiting to confirm".
+            let approved: Vec<&String> = results
+                .iter()
+                .filter(|x| x.status == "approved")
+                .filter_map(|x| now.iter().find(|a| a.id == x.id).map(|a| &a.host_id))
+                .collect();
+            let dry: BTreeSet<String> = match hosts_by_id(&st, &s, approved.into_iter()).await {
+                Ok(h) => h
+                    .values()
+                    .filter(|h| super::status::not_enforcing(h))
+                    .map(|h| h.id.clone())
+                    .collect(),
+                Err(_) => BTreeSet::new(),
+            };
+            Json(DecideReply {
+                ok: true,
+                error: None,
+                summary: decision_summary(approve, n, &results, &now, &dry),
+            })
+            .into_response()
+        }
         Err(ApiError { status, detail, .. }) => decide_reply(status, detail),
     }
 }
 
-/// What a decision did, in words (pure): how many were approved or denied, and each
-/// superseded approval with the reason.
+/// What a decision did, in words (pure): how many were approved or denied, each
+/// superseded approval with the reason, and the approved hosts in `not_enforcing` (host
+/// ids whose agent runs with `enforce = false`), whose quarantine blocks nothing.
 pub fn decision_summary(
     approve: bool,
     n: usize,
     results: &[cordon_proto::automation::DecisionResult],
     reviewed: &[service::ApprovalReview],
+    not_enforcing: &BTreeSet<String>,
 ) -> String {
     let name = |id: i64| {
         reviewed
@@ -633,6 +717,19 @@ pub fn decision_summary(
     );
     if approve && done > 0 {
         summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
+        let dry: Vec<String> = results
+            .iter()
+            .filter(|x| x.status == "approved")
+            .filter_map(|x| reviewed.iter().find(|a| a.id == x.id))
+            .filter(|a| not_enforcing.contains(&a.host_id))
+            .map(|a| format!("{} ({})", a.hostname, short_id(&a.host_id)))
+            .collect();
+        if !dry.is_empty() {
+            summary.push_str(&format!(
+                "; NOT ENFORCING, nothing blocked: {} (enforce = false)",
+                dry.join(", ")
+            ));
+        }
     }
     let superseded: Vec<String> = results
         .iter()

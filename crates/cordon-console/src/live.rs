@@ -3,9 +3,16 @@
 //! audit record, the number of hosts, agents' last-seen times), so every state change —
 //! from the API, the console, automation, expiry or an agent's report, on this replica
 //! or another one sharing a PostgreSQL database — reaches every open console.
+//!
+//! The stream also carries a `heartbeat` event every [`HEARTBEAT`] (after a poll of the
+//! database that worked), so a page notices *silence* — a hung server, a black-holed
+//! network path, a database that no longer answers — and not only a closed connection:
+//! the page treats [`HEARTBEAT`] × 2.5 without any event as a lost connection (banner,
+//! actions disabled). The `hello` event that opens the stream says the interval
+//! (`{"heartbeat_ms":5000}`), so the page's bound follows the server's.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -18,6 +25,9 @@ use cordon_server_core::{ApiError, AppState};
 
 /// How often the database is looked at for each open stream.
 const POLL: Duration = Duration::from_millis(500);
+/// How often the stream says it is alive when nothing changed (the page's bound for
+/// silence is 2.5 times this).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Last-seen times only count in steps of this, so busy agents do not cause constant refreshes.
 const SEEN_STEP_MS: i64 = 30_000;
 /// How often the session is re-checked, in polls (a signed-out session or revoked token
@@ -37,6 +47,8 @@ struct Poll {
     last: Option<(i64, i64, i64)>,
     ticks: u32,
     first: bool,
+    /// When the stream last sent an event (hello, change or heartbeat).
+    sent: Instant,
 }
 
 /// `GET /console/events`: server-sent events with the hosts' summary and changes (re-checks the session every tick).
@@ -52,12 +64,15 @@ pub async fn events(
         last: None,
         ticks: 0,
         first: true,
+        sent: Instant::now(),
     };
     let stream = futures_util::stream::unfold((init, token), |(mut p, token)| async move {
         if p.first {
             p.first = false;
             p.last = fingerprint(&p.st, &p.caller).await.ok();
-            return Some((Ok(Event::default().event("hello").data("connected")), (p, token)));
+            p.sent = Instant::now();
+            let hello = format!("{{\"heartbeat_ms\":{}}}", HEARTBEAT.as_millis());
+            return Some((Ok(Event::default().event("hello").data(hello)), (p, token)));
         }
         loop {
             tokio::time::sleep(POLL).await;
@@ -85,7 +100,14 @@ pub async fn events(
             };
             if p.last != Some(fp) {
                 p.last = Some(fp);
+                p.sent = Instant::now();
                 let ev = Event::default().event("change").data(fp.0.to_string());
+                return Some((Ok(ev), (p, token)));
+            }
+            // Alive, and the database answered: say so, so silence means trouble.
+            if p.sent.elapsed() >= HEARTBEAT {
+                p.sent = Instant::now();
+                let ev = Event::default().event("heartbeat").data(fp.0.to_string());
                 return Some((Ok(ev), (p, token)));
             }
         }

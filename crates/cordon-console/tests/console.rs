@@ -151,6 +151,49 @@ async fn report(
     ctx.agent_status(id, &r).await;
 }
 
+/// trial16 MED-2: a hung server or a black-holed path keeps the stream's socket open, so
+/// only silence tells it apart. The stream says how often it beats (`hello`), then sends a
+/// `heartbeat` event at that interval while nothing changes (the page's bound for
+/// silence is 2.5 of them). The old stream sent only comments every 15 s, which no page
+/// script ever sees.
+#[tokio::test]
+async fn live_stream_beats_so_a_page_can_tell_silence_from_quiet() {
+    let ctx = Ctx::new().await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let r = ctx
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/console/events")
+                .header("cookie", &s.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.into_body();
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    // The hello and two heartbeats within 2.5 heartbeats of 5 s (a little slack for load).
+    while text.matches("event: heartbeat").count() < 2 {
+        let left = std::time::Duration::from_secs(14).saturating_sub(started.elapsed());
+        let frame = tokio::time::timeout(left, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("no two heartbeats within 14 s; the stream sent: {text:?}"))
+            .expect("the stream ended")
+            .unwrap();
+        if let Ok(d) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&d));
+        }
+    }
+    assert!(
+        text.starts_with("event: hello\ndata: {\"heartbeat_ms\":5000}"),
+        "the hello names the interval: {text:?}"
+    );
+}
+
 #[tokio::test]
 async fn sign_in_sets_a_strict_http_only_cookie_and_needs_the_login_csrf() {
     let ctx = Ctx::new().await;
@@ -2438,5 +2481,89 @@ async fn a_look_alike_hostname_carries_the_duplicate_badge() {
     assert!(
         page.contains(&format!("duplicate hostname: also {}", short(&a))),
         "{page}"
+    );
+}
+
+/// trial16 MED-1: every review says `not enforcing` for a host whose agent runs with
+/// `enforce = false` — the approvals review too, which promised "will quarantine
+/// (requested; the agent confirms)" with no warning while the quarantine and label
+/// reviews warned. One function ([`cordon_server::console::actions::cautions`]) now writes
+/// these cautions for the action dialog and the approvals review alike; the decision's
+/// summary names such hosts as well.
+#[tokio::test]
+async fn every_review_says_not_enforcing_for_hosts_whose_agent_blocks_nothing() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["ws-dry", "ws-real"]).await;
+    let (dry, real) = (&ap["ws-dry"], &ap["ws-real"]);
+    report(&ctx, &dry.0, cordon_proto::AgentState::Released, "memory", |r| {
+        r.enforcing = false
+    })
+    .await;
+    report(&ctx, &real.0, cordon_proto::AgentState::Released, "nftables", |_| {}).await;
+    let a = sign_in(&ctx, &ctx.admin).await;
+    let body = serde_json::json!({"ids": [dry.1, real.1], "decision": "approve"});
+    let r = post_json(&ctx, &a, "/console/approvals/review", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = j(&r);
+    let words = |name: &str| {
+        v["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["hostname"] == name)
+            .map(|x| x["words"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(
+        words("ws-dry").contains("NOT ENFORCING") && !words("ws-dry").contains("will quarantine"),
+        "{v}"
+    );
+    assert!(words("ws-real").contains("will quarantine"), "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "Not enforcing: the agent of ws-dry runs with enforce = false; a quarantine blocks nothing there."
+        ),
+        "{v}"
+    );
+    assert!(!warnings.contains("ws-real"), "{v}");
+    let summary = v["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("1 host will be quarantined (ws-real)")
+            && summary.contains("1 host not enforcing")
+            && !summary.contains("will be quarantined (ws-dry"),
+        "{summary}"
+    );
+    assert!(v["hosts"][&dry.0]["not_enforcing"] == true, "{v}");
+    assert!(!v["button"].as_str().unwrap().contains("quarantine 2"), "{v}");
+
+    // The quarantine review of the same host says the same words.
+    let q = serde_json::json!({"action": "quarantine", "hosts": [dry.0], "comment": "IR-16"});
+    let c = j(&post_json(&ctx, &a, "/console/actions/check", q).await);
+    assert!(
+        c["warnings"].to_string().contains(
+            "Not enforcing: the agent of ws-dry runs with enforce = false; a quarantine blocks nothing there."
+        ),
+        "{c}"
+    );
+
+    // The decision's summary never leaves it at "waiting for the agents to confirm".
+    let mut decide = body.clone();
+    decide["comment"] = "IR-16 approve both".into();
+    decide["revisions"] = v["revisions"].clone();
+    let r = post_json(&ctx, &a, "/console/approvals/decide", decide).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let summary = j(&r)["summary"].as_str().unwrap().to_string();
+    assert!(
+        summary.contains("NOT ENFORCING, nothing blocked: ws-dry ("),
+        "{summary}"
+    );
+
+    // The release review of a host that blocks nothing says so too.
+    let rel = serde_json::json!({"action": "release", "hosts": [dry.0], "comment": "IR-16"});
+    let c = j(&post_json(&ctx, &a, "/console/actions/check", rel).await);
+    assert!(
+        c["warnings"].to_string().contains("Not enforcing: the agent of ws-dry"),
+        "{c}"
     );
 }

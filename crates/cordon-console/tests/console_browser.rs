@@ -290,6 +290,11 @@ async fn click(c: &Client, css: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_browser() {
+    // Started again by itself as the server to hang (see `hung_server`).
+    if let Ok(data) = std::env::var(CHILD_SERVER_ENV) {
+        serve_as_child(&data).await;
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     cordon_server::pki::init(dir.path(), &["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
     // A fixed port, so the server can be stopped and started again at the same address.
@@ -481,6 +486,154 @@ impl Srv {
         }
         panic!("cannot restart the server: {}", last.unwrap_or_default());
     }
+}
+
+/// Set in the environment of this test binary started again as a separate server
+/// process (value: `LISTEN DATA_DIR`), so the test can stop it with SIGSTOP.
+const CHILD_SERVER_ENV: &str = "CORDON_BROWSER_TEST_CHILD_SERVER";
+
+/// What the child prints once it serves.
+const CHILD_READY: &str = "cordon-child-server-ready";
+
+/// The child's side: serves `LISTEN DATA_DIR` (the test's own database) until killed.
+async fn serve_as_child(spec: &str) {
+    let (listen, data) = spec.split_once(' ').expect("LISTEN DATA_DIR");
+    let data = PathBuf::from(data);
+    let cfg = RunConfig {
+        listen: listen.parse().unwrap(),
+        db: format!("sqlite://{}", data.join("cordon.db").display()),
+        data_dir: data,
+        expiry_every: Duration::from_secs(60),
+        max_wait: Duration::from_secs(5),
+    };
+    let srv = Srv {
+        running: Arc::new(tokio::sync::Mutex::new(None)),
+        cfg,
+        driver: 0,
+    };
+    srv.start().await;
+    println!("{CHILD_READY}");
+    std::future::pending::<()>().await;
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to the process `pid` (one the test started).
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill").arg(sig).arg(pid.to_string()).status().unwrap();
+    assert!(st.success(), "kill {sig} {pid}: {st}");
+}
+
+/// trial16 MED-2: a hung server (or a black-holed path) keeps its connections open and
+/// says nothing. The test serves the console from a separate process (this binary started
+/// again), stops it with SIGSTOP with the host page open and a review just asked for:
+/// within 2.5 heartbeats the banner is up, the actions are disabled, the counters stop,
+/// and the hung review ends in the network error (its deadline) instead of waiting for
+/// ever. After SIGCONT all is back. The old page waited for a closed socket and showed
+/// "Live updates: on" with every action enabled for as long as the server hung.
+async fn hung_server(c: &Client, base: &str, srv: &Srv) {
+    srv.stop().await;
+    let log = std::fs::File::create(srv.cfg.data_dir.join("child-server.log")).unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "console_in_a_real_browser",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            CHILD_SERVER_ENV,
+            format!("{} {}", srv.cfg.listen, srv.cfg.data_dir.display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut child = Driver(child);
+    // Ready when it says so (a port that accepts could still be the stopped server's).
+    let out = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the child's output to its end (a closed pipe would fail its later prints).
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if l.contains(CHILD_READY) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let ready = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(40))).await;
+    assert!(
+        matches!(ready, Ok(Ok(()))),
+        "the child server did not start within 40 s (log: {})",
+        srv.cfg.data_dir.join("child-server.log").display()
+    );
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
+    open_dialog(c, "#host-actions button.act").await;
+    fill(c, "#dlg-comment", "IR-1299 asked while the server hangs").await;
+
+    signal(pid, "-STOP");
+    let stopped = Instant::now();
+    click(c, "#dlg-review").await;
+    until("the connection banner after SIGSTOP", 25, || async {
+        displayed(c, "#conn-banner").await.then_some(())
+    })
+    .await;
+    let noticed = stopped.elapsed();
+    assert!(
+        noticed <= Duration::from_secs(16),
+        "silence noticed only after {noticed:?} (bound: 2.5 heartbeats of 5 s)"
+    );
+    wait_text(c, "#live-status", "disconnected").await;
+    let enabled = js(
+        c,
+        "return Array.from(document.querySelectorAll('button.act, #dlg-review, #dlg-confirm'))
+           .filter(b => !b.disabled).map(b => b.id || b.textContent.trim());",
+    )
+    .await;
+    assert_eq!(enabled, json!([]), "actions enabled while the server hangs");
+    let ago =
+        "return Array.from(document.querySelectorAll('[data-ago],[data-since]')).map(e => e.textContent).join('|');";
+    let before = js(c, ago).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(js(c, ago).await, before, "counters keep ticking while the server hangs");
+    // The hung review ends at its deadline with the network error, nothing shown as done.
+    let err = until("the hung review to time out", 30, || async {
+        let t = text_of(c, "#err-form").await;
+        t.contains("Cannot reach the Cordon server").then_some(t)
+    })
+    .await;
+    assert!(err.contains("Nothing is shown as done"), "{err}");
+    let _ = save_png(c, "hung-server.png").await;
+
+    signal(pid, "-CONT");
+    until("the banner to go after SIGCONT", 30, || async {
+        (!displayed(c, "#conn-banner").await).then_some(())
+    })
+    .await;
+    wait_text(c, "#live-status", "Live updates: on").await;
+    assert!(
+        c.find(Locator::Css("#dlg-review"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap(),
+        "the review stays disabled after the server is back"
+    );
+    click(c, "#dlg-cancel").await;
+    assert!(c
+        .find(Locator::Css("#host-actions button.act"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
+    drop(child);
+    srv.start().await;
+    c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
+    wait_text(c, "#live-status", "Live updates: on").await;
 }
 
 /// An agent report with an error detail (a failed or tampered host).
@@ -1129,6 +1282,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         .is_enabled()
         .await
         .unwrap());
+    hung_server(c, base, srv).await;
 
     // A failed host: red, the reason, and no claim of a policy in force.
     c.goto(&format!("{base}/console/hosts/h-hr09")).await.unwrap();

@@ -1133,13 +1133,7 @@ fn refuse_no_isolation(req: &IsolateRequest, policy: &Policy) -> Result<(), Engi
 }
 
 fn family_words(families: &[cordon_policy::model::Family]) -> String {
-    let names: Vec<&str> = families
-        .iter()
-        .map(|f| match f {
-            cordon_policy::model::Family::V4 => "IPv4",
-            cordon_policy::model::Family::V6 => "IPv6",
-        })
-        .collect();
+    let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
     names.join(" and ")
 }
 

@@ -4,7 +4,9 @@
 //! left half quarantined.
 
 use cordon_policy::model::Family;
-use cordon_policy::render::iptables::{chain_name, render_apply, render_remove, Present, CREATED_TABLE_MARK, HOOKS};
+use cordon_policy::render::iptables::{
+    chain_name, is_cordon_mark, render_apply, render_remove, Present, CREATED_TABLE_MARK, HOOKS,
+};
 use cordon_policy::{Policy, TableName};
 
 use crate::{cmd, digest, BackendKind, Firewall, FirewallError, Inspection};
@@ -229,13 +231,36 @@ impl Firewall for Iptables {
     }
 }
 
-/// Cordon's chains in `iptables-save` output under any table name, by the naming rule of
-/// the iptables backend: a prefix `P` (an uppercased table name) whose three chains
-/// `P-IN`, `P-OUT` and `P-FWD` are all declared and each jumped to from its built-in
-/// chain (`-A INPUT -j P-IN`, …). A user's chains would have to copy all six lines to be
-/// taken for Cordon's. Returns the table names (lowercase), sorted.
-pub fn chain_tables(save: &str) -> Vec<TableName> {
-    let mut out = Vec::new();
+/// A plain jump rule of `iptables-save` output from `builtin`: `-A INPUT -j X` (no mark)
+/// or `-A INPUT -m comment --comment "C" -j X` (comment `C`). Returns the comment (`None`
+/// for none) and the target chain; `None` for any other rule.
+fn jump_of<'a>(line: &'a str, builtin: &str) -> Option<(Option<&'a str>, &'a str)> {
+    let rest = line
+        .trim_end()
+        .strip_prefix("-A ")?
+        .strip_prefix(builtin)?
+        .strip_prefix(' ')?;
+    if let Some(target) = rest.strip_prefix("-j ") {
+        return (!target.contains(' ')).then_some((None, target));
+    }
+    let rest = rest.strip_prefix("-m comment --comment ")?;
+    let (comment, target) = rest.rsplit_once(" -j ")?;
+    if target.contains(' ') {
+        return None;
+    }
+    let comment = comment
+        .strip_prefix('"')
+        .and_then(|c| c.strip_suffix('"'))
+        .unwrap_or(comment);
+    Some((Some(comment), target))
+}
+
+/// Chain triples `P-IN`, `P-OUT`, `P-FWD` in `iptables-save` output that are declared and
+/// each jumped to from its built-in chain, with whether every one of those jumps carries
+/// Cordon's ownership mark ([`cordon_policy::render::iptables::jump_comment`]) and the
+/// state directory the mark names.
+fn chain_triples(save: &str) -> Vec<(TableName, bool, Option<std::path::PathBuf>)> {
+    let mut out: Vec<(TableName, bool, Option<std::path::PathBuf>)> = Vec::new();
     for line in save.lines() {
         let Some(decl) = line.strip_prefix(':') else { continue };
         let chain = decl.split_whitespace().next().unwrap_or("");
@@ -245,17 +270,94 @@ pub fn chain_tables(save: &str) -> Vec<TableName> {
         let Ok(table) = TableName::new(&prefix.to_ascii_lowercase()) else {
             continue;
         };
+        if out.iter().any(|(t, _, _)| *t == table) {
+            continue;
+        }
+        let mut marked = true;
+        let mut dir = None;
         let complete = HOOKS.iter().all(|(builtin, suffix)| {
             let name = chain_name(&table, suffix);
-            save.lines().any(|l| l.starts_with(&format!(":{name} ")))
-                && save.lines().any(|l| l.trim_end() == format!("-A {builtin} -j {name}"))
+            let jumps: Vec<Option<&str>> = save
+                .lines()
+                .filter_map(|l| jump_of(l, builtin))
+                .filter(|(_, target)| *target == name)
+                .map(|(c, _)| c)
+                .collect();
+            for c in &jumps {
+                match c {
+                    Some(c) if is_cordon_mark(c) => {
+                        if dir.is_none() {
+                            dir = cordon_policy::render::record_dir_of_comment(c).map(std::path::PathBuf::from);
+                        }
+                    }
+                    _ => marked = false,
+                }
+            }
+            save.lines().any(|l| l.starts_with(&format!(":{name} "))) && !jumps.is_empty()
         });
-        if complete && !out.contains(&table) {
-            out.push(table);
+        if complete {
+            out.push((table, marked, dir));
+        }
+    }
+    out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    out
+}
+
+/// Cordon's chains in `iptables-save` output under any table name: a prefix `P` (an
+/// uppercased table name) whose three chains `P-IN`, `P-OUT` and `P-FWD` are all declared
+/// and each jumped to from its built-in chain with Cordon's ownership mark
+/// (`-A INPUT -m comment --comment "cordon quarantine…" -j P-IN`, …). Triples with
+/// unmarked jumps are look-alikes ([`lookalike_chain_tables`]): a site's own chains, or
+/// Cordon's from before the mark, which only a record of the table makes Cordon's (trial15
+/// MED-5). Returns the table names (lowercase), sorted.
+pub fn chain_tables(save: &str) -> Vec<TableName> {
+    chain_triples(save)
+        .into_iter()
+        .filter(|(_, m, _)| *m)
+        .map(|(t, _, _)| t)
+        .collect()
+}
+
+/// [`chain_tables`] with the state directory each one's mark names (`None` for the bare
+/// marker).
+pub fn chain_tables_with_records(save: &str) -> Vec<(TableName, Option<std::path::PathBuf>)> {
+    chain_triples(save)
+        .into_iter()
+        .filter(|(_, m, _)| *m)
+        .map(|(t, _, d)| (t, d))
+        .collect()
+}
+
+/// Chain triples named like Cordon's whose jumps carry no Cordon mark: never taken for
+/// Cordon's, never removed on their own; status names them. Sorted.
+pub fn lookalike_chain_tables(save: &str) -> Vec<TableName> {
+    chain_triples(save)
+        .into_iter()
+        .filter(|(_, m, _)| !*m)
+        .map(|(t, _, _)| t)
+        .collect()
+}
+
+/// [`lookalike_chain_tables`] of both families now; empty when the iptables tools are not
+/// installed. Spawns `iptables-save` / `ip6tables-save`.
+///
+/// # Errors
+/// When a save program fails.
+pub fn discover_lookalike_chain_tables() -> Result<Vec<TableName>, FirewallError> {
+    let mut out: Vec<TableName> = Vec::new();
+    for family in Family::BOTH {
+        let save = tools(family).save;
+        if !cmd::exists(save) {
+            return Ok(out);
+        }
+        for t in lookalike_chain_tables(&cmd::run(save, &["-t", "filter"], None)?) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
         }
     }
     out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    out
+    Ok(out)
 }
 
 /// Tables whose iptables chains ([`chain_tables`]) exist in either family now; empty
@@ -310,8 +412,15 @@ pub fn parse_present(save: &str, table: &TableName) -> Present {
     let mut present = Present::default();
     for (i, (builtin, suffix)) in HOOKS.iter().enumerate() {
         let chain = chain_name(table, suffix);
-        let jump = format!("-A {builtin} -j {chain}");
-        present.jumps[i] = save.lines().filter(|l| l.trim_end() == jump).count();
+        for (comment, target) in save.lines().filter_map(|l| jump_of(l, builtin)) {
+            if target != chain {
+                continue;
+            }
+            match comment {
+                None => present.jumps[i] += 1,
+                Some(c) => present.marked_jumps[i].push(c.to_string()),
+            }
+        }
         present.chains[i] = save.lines().any(|l| l.starts_with(&format!(":{chain} ")));
     }
     let input = chain_name(table, HOOKS[0].1);
@@ -385,6 +494,49 @@ mod tests {
             "-A CORDON-IN -m comment --comment \"cordon-created-table\"\n-A CORDON-IN -i lo",
         );
         assert!(parse_present(&marked, &TableName::default()).created_table);
+    }
+
+    /// Trial15 MED-5, the fault kind "chains taken for Cordon's by their names": a site's
+    /// own `SITE-IN/-OUT/-FWD`, jumped to without Cordon's mark, are a look-alike, never
+    /// Cordon's; marked jumps make a triple Cordon's and carry its state directory; both
+    /// kinds of jump to our chains are deleted by their exact rule.
+    #[test]
+    fn only_chains_jumped_to_with_cordons_mark_are_cordons() {
+        let site = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+:SITE-IN - [0:0]\n:SITE-OUT - [0:0]\n:SITE-FWD - [0:0]\n-A INPUT -j SITE-IN\n-A FORWARD -j SITE-FWD\n\
+-A OUTPUT -j SITE-OUT\n-A SITE-IN -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+        assert!(chain_tables(site).is_empty(), "{:?}", chain_tables(site));
+        assert_eq!(lookalike_chain_tables(site), vec![TableName::new("site").unwrap()]);
+
+        let mark = "cordon quarantine; recorded in /var/lib/x";
+        let ours = site
+            .replace("SITE", "CORP")
+            .replace(" -j CORP-", &format!(" -m comment --comment \"{mark}\" -j CORP-"));
+        let both = format!("{site}{ours}");
+        assert_eq!(chain_tables(&both), vec![TableName::new("corp").unwrap()]);
+        assert_eq!(
+            chain_tables_with_records(&both),
+            vec![(
+                TableName::new("corp").unwrap(),
+                Some(std::path::PathBuf::from("/var/lib/x"))
+            )]
+        );
+        assert_eq!(lookalike_chain_tables(&both), vec![TableName::new("site").unwrap()]);
+
+        // An old unmarked jump and a marked one to the same chain: both are removed.
+        let corp = TableName::new("corp").unwrap();
+        let mixed = ours.replace("-A INPUT -m", "-A INPUT -j CORP-IN\n-A INPUT -m");
+        let p = parse_present(&mixed, &corp);
+        assert_eq!(p.jumps, [1, 0, 0]);
+        assert_eq!(p.marked_jumps[0], vec![mark.to_string()]);
+        let remove = render_remove(&corp, &p);
+        assert!(remove.contains("-D INPUT -j CORP-IN\n"), "{remove}");
+        assert!(
+            remove.contains(&format!("-D INPUT -m comment --comment \"{mark}\" -j CORP-IN\n")),
+            "{remove}"
+        );
+        // A rule with a comment that merely mentions a chain is no jump.
+        assert!(jump_of("-A INPUT -s 192.0.2.1/32 -j CORP-IN", "INPUT").is_none());
     }
 
     #[test]

@@ -27,6 +27,14 @@ impl Family {
     /// Both families in render order: IPv4 first, then IPv6.
     pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
 
+    /// The family's usual name, `IPv4` or `IPv6`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
     /// The family of an address as written: an IPv4-mapped IPv6 address
     /// (`::ffff:a.b.c.d`) is [`Family::V6`] here; spec parsing turns those into IPv4
     /// before they get this far.
@@ -380,6 +388,34 @@ impl fmt::Display for TableName {
     }
 }
 
+/// The families in which `specs` (literal addresses and networks; names count as nothing,
+/// since they resolve to single addresses) leave every address open to every protocol —
+/// `0.0.0.0/0`, `::/0`, `::ffff:0.0.0.0/96`, or pieces that merge into them. A quarantine
+/// with such exceptions isolates nothing in that family: the engine refuses it unless
+/// `--allow-no-isolation` is given, the server refuses it at request time, and the agent
+/// leaves those exceptions out (see [`whole_family_exceptions`]).
+pub fn no_isolation_families(specs: &[AllowSpec]) -> Vec<Family> {
+    specs
+        .iter()
+        .fold(Policy::builder(), |b, s| b.allow_spec(s, &[]))
+        .build()
+        .fully_open_families()
+}
+
+/// The specs among `specs` that open a network to every protocol in one of
+/// `families` (so leaving them all out closes that family again), in their order.
+pub fn whole_family_exceptions<'a>(specs: &'a [AllowSpec], families: &[Family]) -> Vec<&'a AllowSpec> {
+    specs
+        .iter()
+        .filter(|s| {
+            s.transport == Transport::Any && {
+                let alone = Policy::builder().allow_spec(s, &[]).build();
+                families.iter().any(|f| !alone.open_networks(*f).is_empty())
+            }
+        })
+        .collect()
+}
+
 impl std::str::FromStr for TableName {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -411,6 +447,29 @@ mod tests {
         );
         assert_eq!(p.udp_destinations(Family::V4), vec!["192.0.2.53:53".parse().unwrap()]);
         assert!(p.tcp_destinations(Family::V6).is_empty());
+    }
+
+    #[test]
+    fn whole_family_exceptions_are_found_also_in_pieces_and_mapped_forms() {
+        let specs = |v: &[&str]| v.iter().map(|s| AllowSpec::parse(s).unwrap()).collect::<Vec<_>>();
+        for (given, families) in [
+            (vec!["0.0.0.0/0"], vec![Family::V4]),
+            (vec!["0.0.0.0/1", "128.0.0.0/1"], vec![Family::V4]),
+            (vec!["::ffff:0.0.0.0/96"], vec![Family::V4]),
+            (vec!["::/1", "8000::/1"], vec![Family::V6]),
+            (vec!["0.0.0.0/0", "::/0"], vec![Family::V4, Family::V6]),
+            (vec!["0.0.0.0/1", "tcp://128.0.0.0:22", "https://h.example"], vec![]),
+            (vec!["198.51.100.0/24", "2001:db8::/32"], vec![]),
+        ] {
+            let s = specs(&given);
+            assert_eq!(no_isolation_families(&s), families, "{given:?}");
+            let out = whole_family_exceptions(&s, &families);
+            let rest: Vec<AllowSpec> = s.iter().filter(|x| !out.contains(x)).cloned().collect();
+            assert!(no_isolation_families(&rest).is_empty(), "{given:?} minus {out:?}");
+            if families.is_empty() {
+                assert!(out.is_empty(), "{given:?}");
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@ fn iptables_golden() {
     let fresh = iptables::Present::default();
     let again = iptables::Present {
         jumps: [1, 1, 2],
+        marked_jumps: [
+            vec!["cordon quarantine; recorded in /var/lib/cordon".into()],
+            vec![],
+            vec![],
+        ],
         chains: [true; 3],
         created_table: false,
     };
@@ -46,7 +51,7 @@ fn iptables_golden() {
     // iptables-nft made the filter table for us: the input chain carries the marker rule.
     let created = iptables::Present {
         created_table: true,
-        ..fresh
+        ..fresh.clone()
     };
     check(
         "iptables/created-table.v4.rules",

@@ -499,16 +499,22 @@ async fn audit_retention_archives_then_deletes_and_the_chain_continues() {
     let r = verify_text(&ctx, &archived);
     assert!(r.ok, "{r:?}");
     assert_eq!(r.chained as usize, old.len());
-    // Deleting the first kept record after the cut is still named.
-    exec(&ctx, &format!("DELETE FROM audit WHERE id = {}", left[0])).await;
-    let p = server_verify(&ctx, "").await.problem.unwrap();
-    assert_eq!(p.id, Some(left[1]), "{p:?}");
     // Nothing old enough: nothing to do.
     assert!(
         cordon_server_core::service::audit::retain(&ctx.state, 3_600_000, &archive_dir)
             .await
             .unwrap()
             .is_none()
+    );
+    // Deleting the first kept record after the cut is still named.
+    exec(&ctx, &format!("DELETE FROM audit WHERE id = {}", left[0])).await;
+    let p = server_verify(&ctx, "").await.problem.unwrap();
+    assert_eq!(p.id, Some(left[1]), "{p:?}");
+    // And retention no longer runs (trial14 MED-3).
+    assert!(
+        cordon_server_core::service::audit::retain(&ctx.state, 3_600_000, &archive_dir)
+            .await
+            .is_err()
     );
 }
 

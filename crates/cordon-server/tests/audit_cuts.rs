@@ -9,7 +9,7 @@
 use cordon_proto::audit_chain::{parse_export, render, verify_export, ChainReport, SignedCheckpoint};
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::{append_forged, export_jsonl, write_a_record, Runs};
+use runs::{append_forged, export_jsonl, rechain_and_set_head, write_a_record, Runs};
 
 #[path = "common/runs.rs"]
 mod runs;
@@ -59,26 +59,7 @@ async fn append_raw(store: &Store, action: &str, detail: &str) -> i64 {
         .execute(store.pool())
         .await
         .unwrap();
-    let r = store
-        .audit(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == id)
-        .unwrap();
-    let h = cordon_proto::audit_chain::chain_hash(r.prev_hash.as_deref().unwrap(), &r);
-    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
-        .bind(h.clone())
-        .bind(id)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
-        .bind(id)
-        .bind(h)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    rechain_and_set_head(store, id).await;
     id
 }
 
@@ -456,4 +437,231 @@ async fn audit_cuts_shutdown_checkpoint_undelivered_at_stop_is_delivered_after_t
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     second.shutdown().await;
+}
+
+/// `GET /v1/audit?format=jsonl` through the server's router with an admin token:
+/// the status and the body.
+async fn http_export(server: &cordon_server::run::Running) -> (axum::http::StatusCode, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let admin = server
+        .state
+        .store
+        .create_api_token("export-admin", "ops-export", Role::Admin)
+        .await
+        .unwrap();
+    let req = axum::http::Request::builder()
+        .method("GET")
+        .uri("/v1/audit?format=jsonl")
+        .header("authorization", format!("Bearer {}", admin.token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = cordon_server::router(server.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(e) => format!("<the body ended with an error: {e}>"),
+    };
+    (status, body)
+}
+
+/// The fault kind (trial14 HIGH-3): records cut from the tail while the server runs —
+/// after it saw them — and the head row rewound: the full export still signed a trailer
+/// over the shorter log and the offline verification read OK. Nothing is signed over a
+/// log shorter than what the server saw: the export is refused with 409 `chain_tampered`
+/// naming the missing record, as a status (trial14 LOW-1: not a body cut off after 200).
+#[tokio::test]
+async fn audit_cuts_export_is_never_signed_over_a_tail_cut_the_server_saw() {
+    let runs = Runs::new().await;
+    let server = runs.start().await;
+    for name in ["exa", "exb", "exc"] {
+        server
+            .state
+            .store
+            .create_api_token("alice", name, Role::Viewer)
+            .await
+            .unwrap();
+    }
+    wait_seen(&server).await;
+    let store = runs.store().await;
+    let all = ids(&store).await;
+    let gone = *all.last().unwrap();
+    let from = all[all.len() - 2];
+    exec(&store, &format!("DELETE FROM audit WHERE id >= {from}")).await;
+    let (id, hash): (i64, String) = sqlx::query_as(&format!(
+        "SELECT id, hash FROM audit WHERE id < {from} ORDER BY id DESC LIMIT 1"
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    exec(
+        &store,
+        &format!("UPDATE audit_chain SET head_id = {id}, head_hash = '{hash}' WHERE id = 1"),
+    )
+    .await;
+    match export_jsonl(&server).await {
+        Ok(text) => {
+            let (records, trailer) = parse_export(&text).unwrap();
+            let offline = verify_export(&records, trailer.as_ref(), vec![], Some(runs.ca()));
+            panic!("an export was signed over the cut log; offline: {}", render(&offline));
+        }
+        Err(e) => {
+            assert!(e.contains("chain_tampered"), "{e}");
+            assert!(e.contains(&format!("record {gone}")), "names the missing record: {e}");
+        }
+    }
+    let (status, body) = http_export(&server).await;
+    assert_eq!(status, axum::http::StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("chain_tampered") && body.contains(&format!("record {gone}")),
+        "{body}"
+    );
+    server.stop();
+}
+
+/// Record ids and the `audit_retention*` records of the log.
+async fn retention_records(store: &Store, action: &str) -> Vec<cordon_proto::AuditRecord> {
+    store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == action)
+        .collect()
+}
+
+/// The fault kind (trial14 MED-3): retention archived and deleted a stretch the server's
+/// own verification found tampered, and the database verified OK afterwards. Retention
+/// never runs over a log that does not verify: refused (409 `chain_tampered`), nothing
+/// archived or deleted, the refusal recorded in the log, and verification still names the
+/// edited record.
+#[tokio::test]
+async fn audit_cuts_retention_refuses_over_a_chain_that_does_not_verify() {
+    let runs = Runs::new().await;
+    let server = runs.start().await;
+    write_a_record(&server).await;
+    write_a_record_named(&server, "ops-2").await;
+    let store = runs.store().await;
+    let before = ids(&store).await;
+    let edited = before[before.len() - 2];
+    exec(
+        &store,
+        &format!("UPDATE audit SET comment = 'edited by attacker' WHERE id = {edited}"),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = runs.dir.path().join("archive");
+    let out = cordon_server_core::service::audit::retain(&server.state, 0, &dir).await;
+    let e = out.expect_err("retention over a tampered log must be refused");
+    let text = format!("{e:?}");
+    assert!(text.contains("chain_tampered"), "{text}");
+    assert!(text.contains(&format!("record {edited}")), "{text}");
+    let after = ids(&store).await;
+    assert!(
+        before.iter().all(|id| after.contains(id)),
+        "nothing deleted: {before:?} -> {after:?}"
+    );
+    assert!(
+        std::fs::read_dir(&dir).map_or(true, |d| d.count() == 0),
+        "no archive written"
+    );
+    assert!(retention_records(&store, "audit_retention").await.is_empty());
+    let refused = retention_records(&store, "audit_retention_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    // Refused again (the next hour): recorded once.
+    assert!(cordon_server_core::service::audit::retain(&server.state, 0, &dir)
+        .await
+        .is_err());
+    assert_eq!(retention_records(&store, "audit_retention_refused").await.len(), 1);
+    let r = runs.verify(&server).await;
+    assert!(names(&r, edited), "{}", render(&r));
+    server.stop();
+}
+
+/// The fault kind (trial14 MED-3, `at` trusted): the cut was the newest record stamped
+/// before the retention age, so one record at the tail stamped in the past (here with a
+/// valid mark: a server whose clock stepped back) made retention archive and delete every
+/// newer record before it. The cut is the leading run of old records, in the log's order.
+#[tokio::test]
+async fn audit_cuts_retention_cut_follows_the_log_order_not_a_stamped_time() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    write_a_record(&first).await;
+    let old_last = *ids(&first.state.store).await.last().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let t0 = cordon_server_core::timefmt::now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    write_a_record_named(&first, "ops-new").await;
+    runs.wait_anchor_head(&first.state.store).await;
+    let writer = first.state.store.writer_id().to_string();
+    first.stop(); // a crash
+    let store = runs.store().await;
+    let stamped = append_forged(&store, "admin", "stamped in the past").await;
+    exec(&store, &format!("UPDATE audit SET at = 0 WHERE id = {stamped}")).await;
+    rechain_and_set_head(&store, stamped).await;
+    runs::mark_as_written_by(&store, &runs.data, stamped, &writer).await;
+    drop(store);
+    let second = runs.start().await;
+    let age = cordon_server_core::timefmt::now_ms() - t0;
+    let done = cordon_server_core::service::audit::retain(&second.state, age, &runs.dir.path().join("archive"))
+        .await
+        .unwrap()
+        .expect("records old enough");
+    assert_eq!(
+        done.cut, old_last,
+        "the cut ends where the first newer record stands, not at the tail record stamped in the past"
+    );
+    let left = ids(&second.state.store).await;
+    assert!(left.contains(&stamped), "{left:?}");
+    second.stop();
+}
+
+/// The fault kind (trial14 LOW-4): two replicas running retention at the same time both
+/// cut the same records — two `audit_retention` records each claiming them, two
+/// archives. The cut is made once: the other replica deletes nothing, records nothing
+/// and keeps no archive.
+#[tokio::test]
+async fn audit_cuts_two_replicas_make_one_retention_cut_once() {
+    let runs = Runs::new().await;
+    let data_b = runs.replica_dir();
+    let a = runs.start().await;
+    let b = cordon_server::run::start(&runs::run_cfg(&data_b, &runs.db))
+        .await
+        .unwrap();
+    write_a_record(&a).await;
+    write_a_record_named(&b, "ops-b").await;
+    wait_seen(&a).await;
+    wait_seen(&b).await;
+    let t0 = cordon_server_core::timefmt::now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let age = cordon_server_core::timefmt::now_ms() - t0;
+    let (dir_a, dir_b) = (runs.dir.path().join("arch-a"), runs.dir.path().join("arch-b"));
+    let (ra, rb) = tokio::join!(
+        cordon_server_core::service::audit::retain(&a.state, age, &dir_a),
+        cordon_server_core::service::audit::retain(&b.state, age, &dir_b),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(
+        usize::from(ra.is_some()) + usize::from(rb.is_some()),
+        1,
+        "exactly one replica cuts: {ra:?} {rb:?}"
+    );
+    let store = runs.store().await;
+    assert_eq!(
+        retention_records(&store, "audit_retention").await.len(),
+        1,
+        "one retention record"
+    );
+    let archives = [&dir_a, &dir_b]
+        .iter()
+        .map(|d| std::fs::read_dir(d).map_or(0, |d| d.count()))
+        .sum::<usize>();
+    assert_eq!(archives, 1, "one archive");
+    for (name, server) in [("a", &a), ("b", &b)] {
+        server.state.store.note_audit_head().await.unwrap();
+        let r = runs.verify(server).await;
+        assert!(r.ok, "replica {name}: {}", render(&r));
+    }
+    b.stop();
+    a.stop();
 }

@@ -159,6 +159,52 @@ async fn requarantine_never_silently_replaces_and_says_per_host_what_changed() {
     assert_eq!(v["results"][0]["revision"], rev);
 }
 
+/// Exceptions that together open a whole address family (`0.0.0.0/0`, halves that merge
+/// into it, the IPv4-mapped `::ffff:0.0.0.0/96`, `::/1` + `8000::/1`) are refused at request
+/// time, for one host, a selection and a label, and nothing changes. The fault kind: the
+/// server accepted a request the agent then refused ("isolates nothing"), so the host
+/// stayed fully open while the request read as accepted (trial17 HIGH-2).
+#[tokio::test]
+async fn whole_family_exceptions_are_refused_at_request_time_and_nothing_changes() {
+    let c = Ctx::new().await;
+    let h = c.enroll("wide", &["web"]).await;
+    let snap = c.snapshot().await;
+    for (allow, family) in [
+        (json!(["0.0.0.0/0"]), "IPv4"),
+        (json!(["0.0.0.0/1", "128.0.0.0/1", "tcp://192.0.2.9:443"]), "IPv4"),
+        (json!(["::ffff:0.0.0.0/96"]), "IPv4"),
+        (json!(["::/1", "8000::/1"]), "IPv6"),
+        (json!(["0.0.0.0/0", "::/0"]), "IPv4 and IPv6"),
+    ] {
+        for (path, extra) in [
+            (format!("/v1/hosts/{h}/quarantine"), json!({})),
+            ("/v1/quarantine".to_string(), json!({"hosts": [h.clone()]})),
+            ("/v1/quarantine".to_string(), json!({"label": "web"})),
+        ] {
+            let mut body = json!({"comment": "IR-wide", "allow": allow.clone()});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (st, v) = c.call("POST", &path, Some(&c.responder), Some(&body.to_string())).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{path} {allow}: {v}");
+            let msg = v.to_string();
+            assert!(
+                msg.contains(&format!("cover every {family} address")) && msg.contains("nothing was changed"),
+                "{path} {allow}: {v}"
+            );
+        }
+    }
+    assert_eq!(c.snapshot().await, snap, "a refused request changed something");
+    // A wide exception that still leaves the family isolated is accepted.
+    let v = quarantine(
+        &c,
+        &format!("/v1/hosts/{h}/quarantine"),
+        json!({"comment": "IR-half", "allow": ["0.0.0.0/1"]}),
+    )
+    .await;
+    assert_eq!(v["results"][0]["change"], "new", "{v}");
+}
+
 /// Effect, not dispatch: the request is `quarantine_pending` and notifies
 /// `quarantine_requested`; `quarantined` (state, `applied_revision`, notification) comes
 /// with the agent's confirmation, once per revision, degraded when exceptions are

@@ -498,10 +498,40 @@ pub fn release(a: ReleaseArgs) -> u8 {
     if a.force {
         return release_forced(&a.common);
     }
-    let found = match tables_here(&a.common) {
+    // Trial17 MED-2: the running agent puts its claim back within a second, so "released"
+    // would say more than is true. Refuse, naming it (nothing changed).
+    if a.source == ClaimSource::Agent {
+        if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
+            let msg = format!(
+                "the enrolled agent is running here ({}) and puts its quarantine back within a second: \
+                 stop it first (sudo systemctl stop cordon-agent.service), then run this again — or release \
+                 the host through the Cordon server; nothing was changed",
+                h.describe()
+            );
+            if a.common.json {
+                println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
+            } else {
+                eprintln!("cordon: {msg}");
+            }
+            return Code::Usage.as_u8();
+        }
+    }
+    let all_found = match tables_here(&a.common) {
         Ok(f) => f,
         Err(e) => return fail(&e, a.common.json),
     };
+    // A plain release acts on the tables whose records are found: an unrecognised table
+    // in force (a decoy, or records deleted) never makes it refuse; it is named and left
+    // to `--force` (trial15 LOW).
+    let (found, unrecognised) = split_unrecorded(&a.common, all_found);
+    if !unrecognised.is_empty() {
+        let names: Vec<&str> = unrecognised.iter().map(|t| t.as_str()).collect();
+        eprintln!(
+            "cordon: note: Cordon-looking table(s) {} in force here have no records found: not released \
+             (`cordon status` shows them; `cordon release --force` removes them)",
+            names.join(", ")
+        );
+    }
     let table = match one_table(&a.common, found, "release one at a time, or all at once with --force") {
         Ok(t) => t,
         Err(code) => return code,
@@ -533,6 +563,26 @@ pub fn release(a: ReleaseArgs) -> u8 {
         }
         Err(e) => fail(&e, a.common.json),
     }
+}
+
+/// Without `--table`, splits the tables found into those with records (a state file or a
+/// claim, wherever the engine finds them) and those without; when none has records, all
+/// stay in the first list (the plain release then says what it finds, as before).
+fn split_unrecorded(c: &Common, found: Vec<TableName>) -> (Vec<TableName>, Vec<TableName>) {
+    if c.table.is_some() || found.len() < 2 {
+        return (found, Vec::new());
+    }
+    let recorded = cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default();
+    let (with, without): (Vec<TableName>, Vec<TableName>) = found.into_iter().partition(|t| {
+        recorded.contains(t) || {
+            let eng = engine_for(c, t.clone());
+            eng.claims().is_ok_and(|cl| !cl.is_empty()) || eng.status().is_ok_and(|r| r.applied_at.is_some())
+        }
+    });
+    if with.is_empty() {
+        return (without, Vec::new());
+    }
+    (with, without)
 }
 
 /// Break glass: every table Cordon holds anything under (recorded, or marked in the
@@ -579,6 +629,10 @@ fn release_forced(c: &Common) -> u8 {
         return fail(&e, c.json);
     }
     let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    let lookalikes = lookalike_chains(c);
+    if !lookalikes.is_empty() {
+        eprintln!("cordon: note: {}", lookalike_words(&lookalikes));
+    }
     if c.json {
         print_json(&json!({"state": "released", "forced": true, "backends": cleaned, "tables": names}));
     } else {
@@ -588,13 +642,49 @@ fn release_forced(c: &Common) -> u8 {
             cleaned.join(", ")
         );
     }
-    if agent_claim {
+    if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
+        // Trial17 MED-2: name the running agent, which puts its claim back.
+        eprintln!(
+            "cordon: warning: the enrolled agent is running here ({}): it puts its quarantine back at its next check while the server orders one; stop it (sudo systemctl stop cordon-agent.service) to keep this host released",
+            h.describe()
+        );
+    } else if agent_claim {
         // Trial12 LOW: a forced release does not change what the server orders.
         eprintln!(
             "cordon: warning: the enrolled agent's claim was dropped too, but the server still orders this host quarantined: a running agent (cordon-agent.service) puts its quarantine back at its next check. Release it through the server (`cordon release HOST --comment …`), or stop the agent first"
         );
     }
     0
+}
+
+/// Trial15 MED-5: iptables chain triples named like Cordon's (`P-IN/-OUT/-FWD`, each
+/// jumped to from its built-in chain) whose jumps carry no Cordon mark and of which no
+/// quarantine is recorded here: a site's own firewall (or Cordon's from before the mark
+/// with its records lost). Never taken for Cordon's, never removed; `status` and
+/// `release --force` name them. Empty when iptables cannot be read.
+fn lookalike_chains(c: &Common) -> Vec<TableName> {
+    let recorded = cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default();
+    cordon_firewall::iptables::discover_lookalike_chain_tables()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !recorded.contains(t) && c.table.as_ref() != Some(t) && t.as_str() != TableName::DEFAULT)
+        .collect()
+}
+
+/// One sentence naming [`lookalike_chains`].
+fn lookalike_words(tables: &[TableName]) -> String {
+    let chains: Vec<String> = tables
+        .iter()
+        .flat_map(|t| {
+            cordon_policy::render::iptables::HOOKS
+                .iter()
+                .map(move |(_, suffix)| cordon_policy::render::iptables::chain_name(t, suffix))
+        })
+        .collect();
+    format!(
+        "iptables chains {} are named like Cordon's but their jumps carry no Cordon mark and no quarantine of them is recorded here: not Cordon's (a site's own firewall?); left alone",
+        chains.join(", ")
+    )
 }
 
 fn names(claims: &[ClaimSource]) -> String {
@@ -628,15 +718,23 @@ pub fn status(a: StatusArgs) -> u8 {
         return 0;
     };
     let others: Vec<_> = found.collect();
+    let lookalikes = lookalike_chains(&a.common);
     if json {
         let mut v = status_json(&report, &claims);
         v["other_tables"] = json!(others.iter().map(|(r, c)| status_json(r, c)).collect::<Vec<_>>());
+        if !lookalikes.is_empty() {
+            v["lookalike_chains"] = json!(lookalikes.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+            v["lookalike_note"] = json!(lookalike_words(&lookalikes));
+        }
         print_json(&v);
     } else {
         print_status(&report, &claims);
         for (r, c) in &others {
             println!("also table {}:", r.table);
             print_status(r, c);
+        }
+        if !lookalikes.is_empty() {
+            println!("  note: {}", lookalike_words(&lookalikes));
         }
     }
     0

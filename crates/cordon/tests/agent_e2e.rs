@@ -2244,6 +2244,26 @@ fn a_second_enforcing_agent_in_one_network_namespace_is_refused_naming_the_first
     assert!(!reachable(&env, other), "the host stayed closed");
     assert_eq!(env.host()["state"], "quarantined");
 
+    // Trial17 MED-2: a local `release --source agent` while the agent runs would be undone
+    // within a second; it refuses, naming the agent (nothing changed).
+    let (code, out, err) = {
+        let o = env
+            .lab
+            .cordon(&["release", "--source", "agent", "--state-dir", &s(&env.state)])
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {first_pid}")) && err.contains("stop it first"),
+        "{err}"
+    );
+    assert_eq!(env.endpoint_state(), "isolated", "nothing changed");
+
     // The first agent gone, its own configuration starts again (the name is free).
     let mut a = procs.0.pop().unwrap();
     a.kill().unwrap();

@@ -84,6 +84,22 @@
     });
     if (on) updateConfirmEnabled();
   }
+  // Every request has a deadline: a hung server or a black-holed path must end in an
+  // error the page shows, never in a request that waits for ever.
+  var FETCH_TIMEOUT_MS = 10000, POST_TIMEOUT_MS = 20000;
+  function timedFetch(url, opts, ms) {
+    opts = opts || {};
+    var timer = null;
+    if (window.AbortController) {
+      var ctl = new AbortController();
+      opts.signal = ctl.signal;
+      timer = setTimeout(function () { ctl.abort(); }, ms || FETCH_TIMEOUT_MS);
+    }
+    // The deadline covers the body too (a server can stop half-way).
+    return fetch(url, opts)
+      .then(function (r) { return r.text().then(function (t) { return { status: r.status, redirected: r.redirected, body: t }; }); })
+      .then(function (x) { clearTimeout(timer); return x; }, function (e) { clearTimeout(timer); throw e; });
+  }
   var NETWORK_ERROR = "Cannot reach the Cordon server: the request may not have arrived. " +
     "Nothing is shown as done; check the host's state when the connection is back.";
 
@@ -131,10 +147,10 @@
     refreshing = true;
     var keep = selectedIds();
     var keepAp = Array.prototype.map.call(document.querySelectorAll(".ap-select:checked"), function (c) { return c.value; });
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Cordon-Background": "1" } })
+    timedFetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Cordon-Background": "1" } })
       .then(function (r) {
         if (r.status === 401 || r.redirected) { location.href = "/console/login"; throw new Error("signed out"); }
-        return r.text();
+        return r.body;
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
@@ -162,53 +178,80 @@
         if (dd && dd.open && deciding) reviewDecide();
       })
       .catch(function (err) {
-        if (String(err).indexOf("signed out") < 0 && (!es || es.readyState !== 1)) setConnected(false);
+        // A refresh that fails or times out means the server is not answering, whatever
+        // the stream looks like (a hung server keeps its connections open).
+        if (String(err).indexOf("signed out") < 0) { setConnected(false); connect(); }
       })
       .then(function () {
         refreshing = false;
         if (again) { again = false; refresh(); }
       });
   }
-  var es = null;
+  // The stream sends an event at least every heartbeat (the server says how often in
+  // its hello). Silence for 2.5 heartbeats — a hung server, a black-holed path — counts
+  // as a lost connection, exactly like a closed one: banner, actions disabled, counters
+  // stopped; the stream is then opened again until the server answers.
+  var es = null, beatMs = 5000, lastEvent = Date.now();
+  function heard() { lastEvent = Date.now(); }
   function connect() {
     if (!signedIn || !window.EventSource) return;
-    es = new EventSource("/console/events");
-    es.addEventListener("hello", function () {
+    // One stream at a time: its hello (after the server answered) brings the page back.
+    if (es) es.close();
+    var mine = new EventSource("/console/events");
+    es = mine;
+    heard();
+    mine.addEventListener("hello", function (e) {
+      if (es !== mine) return;
+      heard();
+      try { var h = JSON.parse(e.data); if (h && h.heartbeat_ms > 0) beatMs = h.heartbeat_ms; } catch (x) { /* older server */ }
       setConnected(true);
       // Catch up on anything that changed between rendering the page and (re)connecting.
       refresh();
     });
-    es.addEventListener("change", function () { refresh(); });
-    es.onerror = function () {
+    mine.addEventListener("change", function () { if (es !== mine) return; heard(); refresh(); });
+    mine.addEventListener("heartbeat", function () { if (es === mine) heard(); });
+    mine.onerror = function () {
+      if (es !== mine) return;
       setConnected(false);
-      if (es.readyState === EventSource.CLOSED) {
+      if (mine.readyState === EventSource.CLOSED) {
         // The browser gave up (server refused, or the session ended): find out which.
-        es.close();
+        mine.close();
+        es = null;
         setTimeout(function () {
-          fetch("/console/hosts", { credentials: "same-origin", headers: { "X-Cordon-Background": "1" } })
-            .then(function (r) { if (r.redirected || r.status === 401) location.href = "/console/login"; else connect(); })
-            .catch(function () { connect(); });
+          timedFetch("/console/hosts", { credentials: "same-origin", headers: { "X-Cordon-Background": "1" } })
+            .then(function (r) { if (r.redirected || r.status === 401) location.href = "/console/login"; else if (!es) connect(); })
+            .catch(function () { if (!es) connect(); });
         }, 2000);
       }
     };
   }
+  function watchdog() {
+    if (!es || Date.now() - lastEvent <= beatMs * 2.5) return;
+    // Silence: lost, whatever the socket says. Open the stream again (the next try
+    // gets its own 2.5 heartbeats before it is replaced in turn).
+    setConnected(false);
+    es.close();
+    es = null;
+    connect();
+  }
+  setInterval(watchdog, 1000);
 
   // ---------------------------------------------------------------- POST helper
   function post(url, body) {
-    return fetch(url, {
+    return timedFetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.text().then(function (t) {
-        var j;
-        try { j = JSON.parse(t); } catch (e) { j = { ok: false, errors: { form: t || ("HTTP " + r.status) } }; }
-        j.status = r.status;
-        return j;
-      });
+    }, POST_TIMEOUT_MS).then(function (r) {
+      var t = r.body, j;
+      try { j = JSON.parse(t); } catch (e) { j = { ok: false, errors: { form: t || ("HTTP " + r.status) } }; }
+      j.status = r.status;
+      return j;
     }, function () {
+      // Failed or timed out: lost until a fresh stream's hello says otherwise.
       setConnected(false);
+      connect();
       return { ok: false, network: true, status: 0, errors: { form: NETWORK_ERROR }, error: NETWORK_ERROR };
     });
   }
@@ -469,6 +512,15 @@
   function renderDecideReview(j) {
     deciding.review = j;
     $("dd-summary").textContent = j.summary;
+    var ddw = $("dd-warnings");
+    if (ddw) {
+      ddw.textContent = "";
+      (j.warnings || []).forEach(function (t) {
+        var li = document.createElement("li");
+        li.textContent = "⚠ " + t;
+        ddw.appendChild(li);
+      });
+    }
     var go = $("dd-go");
     go.textContent = j.button;
     go.disabled = !connected || !j.count;
@@ -486,6 +538,8 @@
       var note = (j.hosts || {})[a.host_id] || {};
       h.appendChild(shortId(a.host_id, note.short_id));
       (note.flags || []).forEach(function (f) { h.appendChild(document.createTextNode(" ")); h.appendChild(tag("⚠ " + f, "tag-dup")); });
+      if (note.not_enforcing) { h.appendChild(document.createTextNode(" ")); h.appendChild(tag("not enforcing", "tag-warn")); }
+      if (note.offline) { h.appendChild(document.createTextNode(" ")); h.appendChild(tag("offline", "tag-offline")); }
       sec.appendChild(h);
       var w = document.createElement("p");
       w.className = "effect effect-" + a.effect;
@@ -515,6 +569,7 @@
     $("dd-title").textContent = decision === "approve" ? "Approve automatic quarantine" : "Deny automatic quarantine";
     $("dd-summary").textContent = "Reviewing…";
     $("dd-events").textContent = "";
+    if ($("dd-warnings")) $("dd-warnings").textContent = "";
     $("dd-comment").value = "";
     $("err-dd").textContent = "";
     $("dd-go").textContent = "Reviewing…";

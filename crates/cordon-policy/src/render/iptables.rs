@@ -21,10 +21,14 @@ pub const HOOKS: [(&str, &str); 3] = [("INPUT", "IN"), ("OUTPUT", "OUT"), ("FORW
 /// How many jumps to our chains each built-in chain holds now, and whether our chains
 /// exist, as read from `iptables-save` (see the firewall crate). Rendering needs it
 /// because `iptables-restore` has no "delete if present".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Present {
-    /// Jumps from INPUT, OUTPUT, FORWARD to our chain (same order as [`HOOKS`]).
+    /// Unmarked jumps from INPUT, OUTPUT, FORWARD to our chain (same order as [`HOOKS`]):
+    /// `-A INPUT -j CORDON-IN`, as versions before the ownership mark wrote them.
     pub jumps: [usize; 3],
+    /// Marked jumps ([`jump_comment`]), by the comment each carries (same order as
+    /// [`HOOKS`]); deleting one needs its exact comment.
+    pub marked_jumps: [Vec<String>; 3],
     /// Whether each of our chains exists.
     pub chains: [bool; 3],
     /// Cordon created this family's `filter` table (iptables-nft makes `table ip filter`
@@ -32,6 +36,23 @@ pub struct Present {
     /// the kernel itself remembers it and release deletes the table again (when nothing
     /// else was added to it), leaving the ruleset exactly as before.
     pub created_table: bool,
+}
+
+/// The comment on every jump Cordon inserts into INPUT/OUTPUT/FORWARD: its ownership mark
+/// ([`super::table_comment`]: `cordon quarantine; recorded in DIR`), set in the same
+/// `iptables-restore` commit as the jump (trial15 MED-5: chains `X-IN/X-OUT/X-FWD` of a
+/// site's own firewall were taken for Cordon's by their names alone, and `release --force`
+/// deleted them). Only jumps carrying it make a chain triple Cordon's when no record names
+/// the table. iptables keeps at most 255 bytes of comment (`XT_MAX_COMMENT_LEN` 256 with
+/// the NUL, `include/uapi/linux/netfilter/xt_comment.h`); the marker and a state directory
+/// of at most [`super::MAX_RECORD_DIR`] bytes stay within it.
+pub fn jump_comment(policy: &Policy) -> String {
+    super::table_comment(policy)
+}
+
+/// Whether a jump's comment is Cordon's ownership mark ([`jump_comment`]).
+pub fn is_cordon_mark(comment: &str) -> bool {
+    comment.starts_with(super::TABLE_COMMENT)
 }
 
 /// Comment of the no-op rule (no target: it only counts) that marks a `filter` table
@@ -104,8 +125,13 @@ pub fn render_apply(table: &TableName, policy: &Policy, family: Family, present:
     icmp_nd(&mut o, &cout, family);
     let _ = writeln!(o, "-A {cout} -j DROP");
     let _ = writeln!(o, "-A {cfwd} -j DROP");
+    let mark = jump_comment(policy);
     for (builtin, suffix) in HOOKS {
-        let _ = writeln!(o, "-I {builtin} 1 -j {}", chain_name(table, suffix));
+        let _ = writeln!(
+            o,
+            "-I {builtin} 1 -m comment --comment \"{mark}\" -j {}",
+            chain_name(table, suffix)
+        );
     }
     o.push_str("COMMIT\n");
     o
@@ -130,6 +156,13 @@ fn delete_jumps(o: &mut String, table: &TableName, present: &Present) {
     for (i, (builtin, suffix)) in HOOKS.iter().enumerate() {
         for _ in 0..present.jumps[i] {
             let _ = writeln!(o, "-D {builtin} -j {}", chain_name(table, suffix));
+        }
+        for comment in &present.marked_jumps[i] {
+            let _ = writeln!(
+                o,
+                "-D {builtin} -m comment --comment \"{comment}\" -j {}",
+                chain_name(table, suffix)
+            );
         }
     }
 }

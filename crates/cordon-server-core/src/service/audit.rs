@@ -187,9 +187,17 @@ pub async fn export(
         && after.is_none()
         && limit.is_none()
         && order == AuditOrder::Oldest;
+    let trailer = if full { st.ca.clone() } else { None };
+    if trailer.is_some() {
+        // Refused before the first byte, so the client gets the 409 itself (trial14
+        // LOW-1: a refusal at the end of a streamed body reads as a transport error);
+        // checked again before the trailer is signed.
+        let foreign = st.store.foreign_through(i64::MAX).await?;
+        unsignable(&st.store, foreign.is_some()).await?;
+    }
     Ok(Export {
         store: st.store.clone(),
-        trailer: if full { st.ca.clone() } else { None },
+        trailer,
         last: None,
         hostnames,
         filter,
@@ -199,6 +207,43 @@ pub async fn export(
         csv,
         header: csv,
     })
+}
+
+/// Why nothing may be signed over the log now, as the 409 `chain_tampered` that refuses
+/// it: a record the server saw or checkpointed is missing or changed
+/// ([`Store::known_missing`], trial14 HIGH-3), or — unless the signature itself names
+/// records written by no server (`signs_foreign`, so an offline verification says
+/// tampered anyway) — the last verification found the chain tampered.
+///
+/// # Errors
+/// 409 `chain_tampered` naming the record; 500 on database errors.
+async fn unsignable(store: &Store, signs_foreign: bool) -> Result<(), ApiError> {
+    if let Some((id, why)) = store.known_missing().await? {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "chain_tampered",
+            format!(
+                "the export is not signed: the audit log is shorter than or differs from what this server saw \
+                 (record {id}): {why}; run `cordon audit verify`"
+            ),
+        ));
+    }
+    if signs_foreign {
+        return Ok(());
+    }
+    if let Some(alert) = store.chain_alert() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "chain_tampered",
+            format!(
+                "the export is not signed: this server's last verification found the audit chain \
+                 tampered ({}{}); run `cordon audit verify`",
+                alert.record.map_or(String::new(), |r| format!("record {r}: ")),
+                alert.reason
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Export {
@@ -246,20 +291,7 @@ impl Export {
             // trailer must never vouch for what the server calls forged).
             if let Some((id, Some(hash))) = &self.last {
                 let foreign = self.store.foreign_through(*id).await?;
-                if foreign.is_none() {
-                    if let Some(alert) = self.store.chain_alert() {
-                        return Err(ApiError::new(
-                            axum::http::StatusCode::CONFLICT,
-                            "chain_tampered",
-                            format!(
-                                "the export is not signed: this server's last verification found the audit chain \
-                                 tampered ({}{}); run `cordon audit verify`",
-                                alert.record.map_or(String::new(), |r| format!("record {r}: ")),
-                                alert.reason
-                            ),
-                        ));
-                    }
-                }
+                unsignable(&self.store, foreign.is_some()).await?;
                 let checkpoint = ca
                     .sign(cordon_proto::audit_chain::SignedCheckpoint {
                         last_id: *id,
@@ -530,24 +562,42 @@ pub struct Retained {
     pub archive: std::path::PathBuf,
 }
 
-/// Audit retention (issue 17): archives every record older than `max_age_ms` (by its
-/// time) to a new file in `dir` — JSON lines ending with a signed trailer, written and
-/// synced before anything is deleted — then deletes them, and appends an
-/// `audit_retention` record carrying the cut signed (id and hash of the last deleted
-/// record), so the chain continues across the cut and verification starts there.
-/// `None` when no record is that old.
+/// Audit retention (issue 17): first verifies the whole log (refused — 409
+/// `chain_tampered`, logged and recorded, see `retention_refused` — when it does not
+/// verify or a record this server saw is missing), then archives the log's leading run of
+/// records older than `max_age_ms` (see [`Store::retention_cut`]) to a new file in
+/// `dir` — JSON lines ending with a signed trailer, written and synced before anything is
+/// deleted — then deletes them, and appends an `audit_retention` record carrying the cut
+/// signed (id and hash of the last deleted record), so the chain continues across the
+/// cut and verification starts there. `None` when no record is that old, or when
+/// another server made the same cut first (its archive is then removed: a cut is made
+/// once).
 ///
 /// # Errors
-/// 500 without a CA key (the cut must be signed) or when the archive cannot be written
-/// (then nothing is deleted).
+/// 409 `chain_tampered` when the log does not verify; 500 without a CA key (the cut
+/// must be signed) or when the archive cannot be written (then nothing is deleted).
 pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Result<Option<Retained>, ApiError> {
     use std::io::Write;
     let ca = st
         .ca
         .clone()
         .ok_or_else(|| ApiError::internal("audit retention needs the CA key to sign the cut"))?;
+    // Old is older than `max_age_ms` when retention starts (what it writes itself is not).
     let before = crate::timefmt::now_ms() - max_age_ms;
-    let Some((cut, hash)) = st.store.retention_cut(before).await? else {
+    // Never over a log that does not verify (trial14 MED-3: retention archived and
+    // deleted a stretch found tampered, and the database verified OK afterwards): what a
+    // server saw must still be there, and the whole chain must check, marks included.
+    if let Some((id, why)) = st.store.known_missing().await? {
+        return Err(retention_refused(st, Some(id), &why).await);
+    }
+    let report = st.store.audit_verify(Vec::new(), Some(ca.checkpoint_checker())).await?;
+    if let Some(p) = &report.problem {
+        return Err(retention_refused(st, p.id, &p.reason).await);
+    }
+    let Some(upto) = report.head.as_ref().map(|h| h.last_id) else {
+        return Ok(None);
+    };
+    let Some((cut, hash)) = st.store.retention_cut(before, upto).await? else {
         return Ok(None);
     };
     let name = format!("audit-archive-through-{cut}-{}.jsonl", crate::timefmt::now_ms());
@@ -595,12 +645,24 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         records,
         archive: path.display().to_string(),
     };
-    let (_, cp) = st
+    let done = st
         .store
         .delete_audit_through(cut, hash.as_deref(), &cut_detail, |cp| {
             ca.sign(cp).map_err(|e| e.to_string())
         })
-        .await?;
+        .await;
+    let cp = match done {
+        Ok(Some((_, cp))) => cp,
+        Ok(None) | Err(_) => {
+            // Nothing was deleted (another server made this cut first, or an error): the
+            // archive is no record of a cut.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(archive = %path.display(), error = %e, "cannot remove an archive of a cut not made");
+            }
+            done?;
+            return Ok(None);
+        }
+    };
     if cp.is_some() {
         save_anchor(st)?;
     }
@@ -610,6 +672,22 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         records,
         archive: path,
     }))
+}
+
+/// Retention refused over a log that does not verify: logged as an error, recorded once
+/// per reason in the log (`audit_retention_refused`, see
+/// [`Store::note_retention_refused`]), and returned as 409 `chain_tampered`.
+async fn retention_refused(st: &AppState, record: Option<i64>, why: &str) -> ApiError {
+    let text = format!(
+        "audit retention refused: the audit log does not verify ({}{why}); nothing was archived or deleted; \
+         run `cordon audit verify`",
+        record.map_or(String::new(), |r| format!("record {r}: "))
+    );
+    tracing::error!(reason = %text, "audit retention refused");
+    if let Err(e) = st.store.note_retention_refused(&text).await {
+        tracing::warn!(error = %e, "cannot record the refused audit retention");
+    }
+    ApiError::new(axum::http::StatusCode::CONFLICT, "chain_tampered", text)
 }
 
 /// The retention cut at record `cut` (hash `hash`), signed for

@@ -687,9 +687,24 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
         )));
     }
     let mut allow = Vec::with_capacity(req.allow.len());
+    let mut parsed = Vec::with_capacity(req.allow.len());
     for spec in &req.allow {
-        AllowSpec::parse(spec).map_err(|e| ApiError::invalid(e.to_string()))?;
+        parsed.push(AllowSpec::parse(spec).map_err(|e| ApiError::invalid(e.to_string()))?);
         allow.push(spec.trim().to_string());
+    }
+    // The agent refuses (or leaves out) exceptions that open a whole family — such a
+    // quarantine isolates nothing there — so accepting them here would make a request
+    // the host never carries out (it would stay open). Same check as the engine's.
+    let open = cordon_policy::model::no_isolation_families(&parsed);
+    if !open.is_empty() {
+        let culprits = cordon_policy::model::whole_family_exceptions(&parsed, &open);
+        let words: Vec<&str> = open.iter().map(|f| f.name()).collect();
+        return Err(ApiError::invalid(format!(
+            "the exceptions {} cover every {} address, so the quarantine would isolate nothing there; \
+             nothing was changed (a quarantine through the server always isolates both families)",
+            culprits.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            words.join(" and ")
+        )));
     }
     let message = match req.message.as_deref().map(str::trim) {
         None | Some("") => None,

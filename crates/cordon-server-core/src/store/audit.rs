@@ -10,6 +10,10 @@ use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
 use super::{get_i64, get_opt_str, get_str, Store, StoreError, Tx};
+
+/// Action of the audit record written when retention refused to run because the log
+/// does not verify (see [`Store::note_retention_refused`]); its comment says why.
+pub const RETENTION_REFUSED_ACTION: &str = "audit_retention_refused";
 use crate::timefmt::{now_ms, to_rfc3339, Timestamp};
 
 /// Who did something, as the audit log records it: a display name and, for API tokens
@@ -698,6 +702,64 @@ impl Store {
     /// The newest chain head this process saw (see [`Store::note_audit_head`]).
     pub fn seen_audit_head(&self) -> Option<Checkpoint> {
         self.seen.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// The first record this process knows from outside the database — the newest chain
+    /// head it saw ([`Store::note_audit_head`], read anew first) and the last checkpoint
+    /// record it wrote ([`Store::issued_checkpoint`], also as loaded from its anchor
+    /// file) — that the log no longer holds unchanged, with why; `None` when both are
+    /// there as known (or a genuine retention cut removed them, see
+    /// `Store::genuine_cut`). Nothing may be signed over a log shorter than what the
+    /// server already saw (trial14 HIGH-3: an export trailer vouched for a tail cut the
+    /// running server had seen); what refuses on it says which record is missing.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn known_missing(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.note_audit_head().await?;
+        let mut known: Vec<(Checkpoint, &str)> = Vec::new();
+        if let Some(s) = self.seen_audit_head() {
+            known.push((s, "the newest chain head this server saw"));
+        }
+        if let Some(i) = self.issued_checkpoint() {
+            known.push((i, "the last checkpoint record this server wrote"));
+        }
+        known.sort_by_key(|(k, _)| k.last_id);
+        let mut tx = self.begin().await?;
+        let mut out = None;
+        for (k, what) in known {
+            let row = sqlx::query("SELECT hash FROM audit WHERE id = $1")
+                .bind(k.last_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let why = match row {
+                Some(r) => {
+                    let hash = get_opt_str(&r, "hash")?;
+                    (hash.as_deref() != Some(k.hash.as_str())).then(|| {
+                        format!(
+                            "record {} ({what}, hash {}) was rewritten in the database: it now has hash {}",
+                            k.last_id,
+                            k.hash,
+                            hash.as_deref().unwrap_or("(none)")
+                        )
+                    })
+                }
+                None if self.cut_by_retention(&mut tx, k.last_id).await? => None,
+                None => Some(format!(
+                    "record {} ({what}, hash {}) was removed from the database (no signed retention cut covers it)",
+                    k.last_id, k.hash
+                )),
+            };
+            if let Some(why) = why {
+                out = Some((k.last_id, why));
+                break;
+            }
+        }
+        tx.rollback().await?;
+        if let Some((id, why)) = &out {
+            tracing::error!(record = id, reason = %why, "audit log: a record this server knew is missing or changed; nothing is signed over it");
+        }
+        Ok(out)
     }
 
     /// Remembers `cp` as the last checkpoint record this server wrote (at start: the one
@@ -1554,15 +1616,58 @@ impl Store {
         self.alert.lock().ok().and_then(|g| g.clone())
     }
 
-    /// Retention step 1: the newest record written before `before` (Unix ms) — the cut —
-    /// as (id, hash); `None` when no record is that old.
-    pub async fn retention_cut(&self, before: i64) -> Result<Option<(i64, Option<String>)>, StoreError> {
-        let row = sqlx::query("SELECT id, hash FROM audit WHERE at < $1 ORDER BY id DESC LIMIT 1")
-            .bind(before)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// Retention step 1: the cut — the last record of the log's leading run of records
+    /// written before `before` (Unix ms), up to record `upto` (the head a verification
+    /// just found intact) — as (id, hash); `None` when the log's first record is not that
+    /// old. Chosen by the log's order, not by the newest old-looking time (trial14 MED-3:
+    /// one record stamped in the past at the tail made the server cut everything before
+    /// it): a record written at or after `before` ends the run, whatever follows it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn retention_cut(&self, before: i64, upto: i64) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, hash FROM audit WHERE id <= $2 \
+             AND id < COALESCE((SELECT MIN(id) FROM audit WHERE at >= $1), $2 + 1) \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(before)
+        .bind(upto)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Ok((get_i64(&r, "id")?, get_opt_str(&r, "hash")?)))
             .transpose()
+    }
+
+    /// Appends an `audit_retention_refused` record (actor `system`, result `refused`,
+    /// comment `why`) — once per reason while this process runs (the retention task
+    /// retries every hour) — so the log and its listings say that retention did not run
+    /// and why (trial14 MED-3: it must never run over a log that does not verify).
+    /// Returns whether a record was written.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn note_retention_refused(&self, why: &str) -> Result<bool, StoreError> {
+        if let Ok(mut g) = self.retention_refused.lock() {
+            if g.as_deref() == Some(why) {
+                return Ok(false);
+            }
+            *g = Some(why.to_string());
+        }
+        let (_guard, mut tx) = self.write_tx().await?;
+        append(
+            &mut tx,
+            &NewAudit {
+                actor: crate::SYSTEM_ACTOR,
+                action: RETENTION_REFUSED_ACTION,
+                result: "refused",
+                comment: Some(why),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Retention step 2: every record up to id `cut` (inclusive), oldest first, as JSON
@@ -1603,7 +1708,10 @@ impl Store {
     /// `Store::genuine_cut`) and appends a [`RETENTION_ACTION`] record (actor `system`) carrying `detail`
     /// (the signed cut, count and archive), then a checkpoint record (occasion
     /// `retention`, signed by `sign`) of that retention record. Returns how many records
-    /// were deleted and the signed checkpoint.
+    /// were deleted and the signed checkpoint; `None` — nothing deleted, nothing
+    /// appended — when the log no longer holds exactly the `detail.records` records up to
+    /// `cut` that were archived (another server ran the same cut first, trial14 LOW-4:
+    /// the cut is made once, under the chain head's lock).
     ///
     /// # Errors
     /// As [`Store::append_checkpoint`]; then nothing was deleted.
@@ -1613,7 +1721,7 @@ impl Store {
         cut_hash: Option<&str>,
         detail: &RetentionCut,
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
-    ) -> Result<(u64, Option<SignedCheckpoint>), StoreError> {
+    ) -> Result<Option<(u64, Option<SignedCheckpoint>)>, StoreError> {
         let text = serde_json::to_string(detail).map_err(|source| StoreError::Encode {
             what: "retention cut",
             source,
@@ -1631,6 +1739,12 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if n != detail.records {
+            tx.rollback().await?;
+            tracing::info!(cut, archived = detail.records, in_log = n,
+                "audit retention: the log no longer holds the records archived (another server cut them first); nothing deleted");
+            return Ok(None);
+        }
         if let Some(h) = cut_hash {
             sqlx::query("UPDATE audit_chain SET cut_id = $1, cut_hash = $2 WHERE id = 1")
                 .bind(cut)
@@ -1653,7 +1767,7 @@ impl Store {
             .checkpoint_in_tx(&mut tx, "retention", true, Mode::Plain, sign)
             .await?;
         tx.commit().await?;
-        Ok(match cp {
+        Ok(Some(match cp {
             Some((signed, own)) => {
                 self.note_issued_checkpoint(own.clone());
                 if let Ok(mut g) = self.seen.lock() {
@@ -1662,7 +1776,7 @@ impl Store {
                 (n, Some(signed))
             }
             None => (n, None),
-        })
+        }))
     }
 
     /// Every distinct `action` the audit log holds, sorted: what the console's Action

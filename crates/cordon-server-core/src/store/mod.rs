@@ -222,6 +222,9 @@ pub struct Store {
     /// What this process's last verification of the audit chain found wrong (see
     /// [`Store::chain_alert`]).
     alert: std::sync::Mutex<Option<cordon_proto::ChainAlert>>,
+    /// Why retention last refused to run (see `Store::note_retention_refused`): the
+    /// same reason is recorded once.
+    retention_refused: std::sync::Mutex<Option<String>>,
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, `postgres://...`; SQLite files are created.
@@ -376,6 +379,7 @@ impl Store {
             mark_scan: std::sync::Mutex::new(None),
             observed: std::sync::Mutex::new(std::collections::HashMap::new()),
             alert: std::sync::Mutex::new(None),
+            retention_refused: std::sync::Mutex::new(None),
         };
         store.backfill_host_addresses().await?;
         store.backfill_hostname_keys().await?;

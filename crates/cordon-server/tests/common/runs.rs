@@ -128,7 +128,15 @@ pub async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
     .fetch_one(store.pool())
     .await
     .unwrap();
-    // Hash the record as it reads back.
+    rechain_and_set_head(store, id).await;
+    id
+}
+
+/// Hashes record `id` again as it reads back (over its own `prev_hash`, as the chain
+/// does) and moves the head row to it: what someone with database access does after
+/// adding or rewriting the newest record so the chain stays self-consistent. Returns the
+/// new hash.
+pub async fn rechain_and_set_head(store: &Store, id: i64) -> String {
     let stored = store
         .audit(&Default::default())
         .await
@@ -136,7 +144,7 @@ pub async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
         .into_iter()
         .find(|x| x.id == id)
         .unwrap();
-    let h = cordon_proto::audit_chain::chain_hash(&head.hash, &stored);
+    let h = cordon_proto::audit_chain::chain_hash(stored.prev_hash.as_deref().unwrap(), &stored);
     sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
         .bind(h.clone())
         .bind(id)
@@ -145,11 +153,11 @@ pub async fn append_forged(store: &Store, actor: &str, comment: &str) -> i64 {
         .unwrap();
     sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
         .bind(id)
-        .bind(h)
+        .bind(h.clone())
         .execute(store.pool())
         .await
         .unwrap();
-    id
+    h
 }
 
 /// Gives the log a record `server` wrote itself (an API token "alice"), the usual first
