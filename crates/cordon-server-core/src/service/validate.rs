@@ -391,7 +391,7 @@ fn identity_key_with(s: &str, case_merge: &[(char, &str)]) -> String {
 /// of the whole text as given — before any case folding or normalisation, so a
 /// character whose compatibility or lower-case form is no look-alike of what it shows
 /// (`ϲ` U+03F2 reads as `c`, its NFKC form `ς` does not; `I` reads as `l`, `i` does not)
-/// keeps its reading — then, until nothing changes, [`identity_round`]: NFKC, lower case
+/// keeps its reading — then, until nothing changes, `identity_round`: NFKC, lower case
 /// and the skeleton again (Greek `ΤΟΜ` is `TOM` is `tom`), the case-merge table (`Iab`,
 /// `iab` and `lab` share a key), a few look-alikes confusables.txt lacks (`cl` and `d`,
 /// `ɾ` and `r`), invisible characters dropped, spaces normalised. So `key(x) ==
