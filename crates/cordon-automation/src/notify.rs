@@ -36,6 +36,10 @@ pub struct Notice {
     pub host_id: Option<String>,
     /// Its hostname.
     pub hostname: Option<String>,
+    /// The host's short id ([`short_id`]) when another enrolled host has the same
+    /// hostname (the `duplicate hostname` flag): the text then names it "web1
+    /// (c41dcc23)", as the console does.
+    pub short_id: Option<String>,
     /// Who acted (token name, `rule:<name>`, `system`, `agent:<id>`).
     pub actor: String,
     /// The API token that acted, when a person (or a script) did: the identity behind
@@ -98,11 +102,11 @@ impl Notice {
 
     fn render(&self, slack: bool) -> String {
         let esc = |t: &str| if slack { slack_escape(t) } else { t.to_string() };
-        let host = self
-            .hostname
-            .clone()
-            .or_else(|| self.host_id.clone())
-            .unwrap_or_else(|| "(no host)".into());
+        let host = match (&self.hostname, &self.short_id) {
+            (Some(name), Some(short)) => format!("{name} ({short})"),
+            (Some(name), None) => name.clone(),
+            (None, _) => self.host_id.clone().unwrap_or_else(|| "(no host)".into()),
+        };
         let host = match (&self.url, slack) {
             // `|` would end the link's address early; escape it like the rest.
             (Some(u), true) => format!("<{}|{}>", esc(u).replace('|', "%7C"), esc(&host)),
@@ -185,6 +189,7 @@ impl Notice {
             "at": self.at,
             "host_id": self.host_id,
             "hostname": self.hostname,
+            "short_id": self.short_id,
             "actor": self.actor,
             "actor_token_id": self.actor_token_id,
             "reason": self.reason,
@@ -201,6 +206,12 @@ impl Notice {
             "text": self.text(),
         })
     }
+}
+
+/// The first 8 characters of a host id, as the console shows it next to a hostname
+/// (the whole id when shorter).
+pub fn short_id(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
 }
 
 /// Link to the host's console page: `<console_url>/console/hosts/<id>` (relative without
@@ -234,6 +245,11 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str
             url: r.host_id.as_deref().map(|h| host_url(console_url, h)),
             host_id: r.host_id.clone(),
             hostname: r.hostname.clone(),
+            short_id: r
+                .host_id
+                .as_deref()
+                .filter(|_| r.hostname_shared && r.hostname.is_some())
+                .map(|id| short_id(id).to_string()),
             // Only the record's own rule column: an actor's `rule:` prefix is a name anyone
             // could have given a token (trial14 LOW-7).
             rule: r.rule.clone(),
@@ -516,6 +532,7 @@ mod tests {
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
             hostname: Some("<!channel> web&1 <http://evil.example|click>".into()),
+            short_id: None,
             actor: "<@U123>".into(),
             reason: Some("see <!here> & <!everyone>".into()),
             rule: Some("<#C1>".into()),
@@ -567,6 +584,7 @@ mod tests {
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
+            short_id: None,
             actor: "rule:wazuh-high".into(),
             reason: Some("automatic".into()),
             rule: Some("wazuh-high".into()),
@@ -611,6 +629,7 @@ mod tests {
             action: "quarantine".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
+            hostname_shared: false,
             comment: None,
             detail: Some("revision 2; event=evt-from-text; rule=rule-from-text".into()),
             event_id: Some("evt-1".into()),
@@ -644,6 +663,7 @@ mod tests {
             action: "quarantine_confirmed".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
+            hostname_shared: false,
             comment: Some("IR-42".into()),
             detail: Some("revision 3: degraded: x; asked by alice".into()),
             event_id: None,
@@ -695,6 +715,7 @@ mod tests {
             action: "release_confirmed".into(),
             host_id: Some("h3".into()),
             hostname: Some("web3".into()),
+            hostname_shared: false,
             comment: Some("IR-7 done".into()),
             detail: Some("revision 5: released by the server; still isolated by other claims: local".into()),
             event_id: None,
@@ -743,6 +764,7 @@ mod tests {
             action: "quarantine".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
+            hostname_shared: false,
             comment: Some("automatic".into()),
             detail: None,
             event_id: None,

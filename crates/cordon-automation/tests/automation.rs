@@ -775,3 +775,82 @@ async fn event_retention_is_bounded() {
         .collect();
     assert_eq!(refs, vec!["ghost5", "ghost4", "ghost3"]);
 }
+
+/// trial16 LOW-1: two enrolled hosts share a hostname (`web1` and `WEB1` are one name to
+/// the server). Slack and webhook texts named both only `web1`; each now carries its
+/// short id next to the name ("web1 (1c2d3e4f)"), as the console does, and a host whose
+/// name nobody shares is named as before. The webhook JSON gains `short_id`.
+#[tokio::test]
+async fn notifications_name_hosts_that_share_a_hostname_with_their_short_id() {
+    let c = Ctx::new().await;
+    let a = c.enroll("web1", &["servers"]).await;
+    let b = c.enroll("WEB1", &["servers"]).await;
+    let solo = c.enroll("db1", &["servers"]).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = tokio::spawn(receiver(listener, seen.clone()));
+    for (name, kind) in [("slack", "slack"), ("soar", "webhook")] {
+        post(
+            &c,
+            "/v1/notifications/targets",
+            &c.admin,
+            &json!({"name": name, "kind": kind, "url": url, "events": ["quarantine_requested"]}).to_string(),
+        )
+        .await;
+    }
+    for id in [&a, &b, &solo] {
+        post(
+            &c,
+            &format!("/v1/hosts/{id}/quarantine"),
+            &c.responder,
+            r#"{"comment":"IR-16"}"#,
+        )
+        .await;
+    }
+    let cfg = WorkerConfig {
+        tick: Duration::from_millis(20),
+        prune_every: Duration::from_secs(3600),
+        delivery: DeliveryConfig {
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    };
+    let client = automation::notify::http_client(&cfg.delivery).unwrap();
+    for _ in 0..100 {
+        automation::work_once(c.store(), &client, &cfg, false).await.unwrap();
+        if seen.lock().unwrap().len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let texts: Vec<String> = seen
+        .iter()
+        .map(|(_, v)| v["text"].as_str().unwrap().to_string())
+        .collect();
+    for (id, name) in [(&a, "web1"), (&b, "WEB1")] {
+        let named = format!("{name} ({})", &id[..8]);
+        let n = texts.iter().filter(|t| t.contains(&named)).count();
+        assert_eq!(n, 2, "Slack and webhook texts name {named}: {texts:#?}");
+        let hook = seen
+            .iter()
+            .find(|(_, v)| v["host_id"] == id.as_str())
+            .map(|(_, v)| v)
+            .unwrap();
+        assert_eq!(hook["short_id"], &id[..8], "{hook}");
+    }
+    let db: Vec<&String> = texts.iter().filter(|t| t.contains("db1")).collect();
+    assert_eq!(db.len(), 2, "{texts:#?}");
+    assert!(
+        db.iter()
+            .all(|t| !t.contains(&solo[..8]) || t.contains("/console/hosts/")),
+        "{db:?}"
+    );
+    assert!(
+        db.iter().all(|t| !t.contains(&format!("db1 ({})", &solo[..8]))),
+        "a name nobody shares stays bare: {db:?}"
+    );
+}

@@ -258,7 +258,7 @@ pub async fn approvals(
                             }
                             td data-label="Asked" { (time_at(&a.created_at)) br; span class="muted" { (ago_text(&a.created_at)) " ago" } }
                             td data-label="Host" {
-                                a href={"/console/hosts/" (a.host_id)} { (host) } " " (short_id_tag(&a.host_id))
+                                a href={"/console/hosts/" (a.host_id)} { (super::view::breakable_name(host)) } " " (short_id_tag(&a.host_id))
                                 @if let Some(h) = flagged.get(&a.host_id) { (flag_badges(h)) }
                             }
                             td data-label="Event" {
@@ -814,7 +814,7 @@ pub async fn events(
                             td data-label="Source" { (e.source) }
                             td data-label="Host" {
                                 @match &e.host_id {
-                                    Some(id) => { a href={"/console/hosts/" (id)} { (names.get(id).map(String::as_str).unwrap_or(id)) } }
+                                    Some(id) => { a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) } }
                                     None => { span class="muted" { (e.host_ref) " (unknown)" } }
                                 }
                             }

@@ -1106,11 +1106,11 @@ pub async fn audit(
                     @for r in shown {
                         tr data-action=(r.action) {
                             td data-label="Time" { (time_at(&r.at)) }
-                            td data-label="Actor" { (r.actor) }
+                            td data-label="Actor" { (super::view::breakable_name(&r.actor)) }
                             td data-label="Action" { (r.action) }
                             td data-label="Host" {
                                 @if let Some(id) = &r.host_id {
-                                    a href={"/console/hosts/" (id)} { (names.get(id).map(String::as_str).unwrap_or(id)) }
+                                    a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) }
                                 }
                             }
                             td data-label="Comment" { (r.comment.as_deref().unwrap_or("")) }

@@ -299,6 +299,12 @@ pub fn flag_badges(h: &Host) -> Markup {
     }
 }
 
+/// A hostname that may break after each dot (`<wbr>`), so a long FQDN wraps in a table
+/// cell at its dots rather than anywhere (escaped).
+pub fn breakable_name(name: &str) -> Markup {
+    html! { @for part in name.split_inclusive('.') { (part) wbr; } }
+}
+
 /// The short id of `h` as a small monospace tag, the full id on hover.
 pub fn short_id_tag(id: &str) -> Markup {
     html! { code class="short-id" title={"host id " (id)} { (short_id(id)) } }

@@ -1640,7 +1640,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     wait_text(c, "#guardrails", "off (kill switch)").await;
 
     // Duplicate flags and short ids; the hosts table at 800-1920 px (trial13 MED 2/3).
-    flags_and_table_layout(c, base, store).await;
+    flags_and_table_layout(c, base, store, t).await;
 
     // Sign out; a viewer sees no action buttons and the server refuses its actions.
     click(c, "header form[action='/console/logout'] button").await;
@@ -1689,7 +1689,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
 /// badge): the rows show the duplicate flags and short ids, the review of both names
 /// them apart, and at 800, 1024, 1280 and 1920 px every State badge and Actions button
 /// of the table lies wholly inside the viewport (the table never scrolls sideways).
-async fn flags_and_table_layout(c: &Client, base: &str, store: &Store) {
+async fn flags_and_table_layout(c: &Client, base: &str, store: &Store, t: &Tokens<'_>) {
     let long = "ci-runner-with-a-rather-long-name-07.eu-west-1.corp.example.org";
     assert_eq!(long.len(), 63);
     seed_host(
@@ -1779,5 +1779,95 @@ async fn flags_and_table_layout(c: &Client, base: &str, store: &Store) {
         assert_eq!(v["out"], json!([]), "at {w} px, outside the viewport: {v}");
         let _ = save_png(c, &format!("hosts-{w}.png")).await;
     }
+    every_table_fits(c, base, store, t).await;
     viewport(c, 1280, 800).await;
+}
+
+/// trial16 MED-3, trial19 MED-A: every table — hosts, approvals, audit, events, rules —
+/// fits the window at 800, 1024, 1280 and 1920 px with long values: a 91-character FQDN
+/// (also as an `agent:` actor), duplicate flags, a long reason. Per table: it never
+/// scrolls sideways, no cell's content runs over its neighbour, and every cell of the
+/// last column (Actions, Decision) and every button lies inside the viewport. Before,
+/// the approvals' flags ran over the Event column and pushed Decision off-screen at 1280
+/// px, and one long FQDN made the audit table 2638 px wide.
+async fn every_table_fits(c: &Client, base: &str, store: &Store, t: &Tokens<'_>) {
+    let fqdn = "db-primary-01.eu-west-1.prod.internal.very-long-subdomain-name-for-testing.corp.example.com";
+    assert!(fqdn.len() > 80);
+    seed_host(
+        store,
+        "h-fqdn88",
+        fqdn,
+        "Debian 12",
+        &["198.51.100.21", "2001:db8::88"],
+        &["db", "sales"],
+        "nftables",
+    )
+    .await;
+    report(store, "h-fqdn88", AgentState::Released, "nftables").await;
+    // A pending approval for it and one for the duplicate db-01 (automation back on; cap 0).
+    let (st, v) = api(
+        c,
+        "PUT",
+        "/v1/automation/settings",
+        t.admin,
+        json!({"enabled": true, "cap_count": 0}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let rule = json!({"name": "edr-db-with-a-rather-long-rule-name", "trigger_event_types": ["malware"], "trigger_labels": ["db"]});
+    let (st, v) = api(c, "POST", "/v1/rules", t.admin, rule).await;
+    assert_eq!(st, 200, "{v}");
+    for h in ["h-fqdn88", "h-db01b"] {
+        let ev = json!({"host": h, "type": "malware", "severity": "critical",
+            "source": "edr-with-a-long-source-name.soc.example.com"});
+        let (st, v) = api(c, "POST", "/v1/events", t.responder, ev).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+    }
+    let check = "const vw = document.documentElement.clientWidth;
+        const out = []; let n = 0, tables = 0;
+        document.querySelectorAll('.table-wrap').forEach(wrap => {
+          const t = wrap.querySelector('table'); if (!t) return;
+          tables++;
+          if (wrap.scrollWidth > wrap.clientWidth + 1) out.push(t.id + ' scrolls sideways by ' + (wrap.scrollWidth - wrap.clientWidth) + ' px');
+          const w = wrap.getBoundingClientRect();
+          const left = Math.max(0, w.left), right = Math.min(vw, w.right);
+          t.querySelectorAll('tbody tr').forEach(tr => {
+            const cells = Array.from(tr.children).filter(td => td.getBoundingClientRect().width > 0);
+            if (cells.length < 2) return;
+            cells.forEach(td => {
+              if (td.scrollWidth > td.clientWidth + 1) out.push(t.id + ': ' + (td.dataset.label || '?') + ' cell runs over by ' + (td.scrollWidth - td.clientWidth) + ' px: ' + td.textContent.trim().slice(0, 50));
+            });
+            [cells[cells.length - 1], ...tr.querySelectorAll('button')].forEach(e => {
+              n++;
+              const r = e.getBoundingClientRect();
+              if (r.width === 0 || r.left < left - 0.5 || r.right > right + 0.5)
+                out.push(t.id + ': ' + e.textContent.trim().slice(0, 40) + ' at ' + Math.round(r.left) + '-' + Math.round(r.right) + ' px, visible ' + Math.round(left) + '-' + Math.round(right));
+            });
+          });
+        });
+        return {tables: tables, n: n, out: out};";
+    let pages = [
+        ("/console/hosts", "#hosts-table", fqdn),
+        ("/console/approvals?status=all", "#approvals-table", "duplicate address"),
+        ("/console/audit", "#audit-table", "agent:"),
+        ("/console/events-log", "#events-table", "edr-with-a-long-source-name"),
+        ("/console/rules", "#rules-table", "edr-db-with-a-rather-long-rule-name"),
+    ];
+    for w in [800u32, 1024, 1280, 1920] {
+        viewport(c, w, 900).await;
+        for (path, table, needle) in pages {
+            c.goto(&format!("{base}{path}")).await.unwrap();
+            wait_text(c, table, needle).await;
+            let v = js(c, check).await;
+            assert!(
+                v["n"].as_u64().unwrap_or(0) >= 2,
+                "{path} at {w} px: too little checked: {v}"
+            );
+            assert_eq!(v["out"], json!([]), "{path} at {w} px: {v}");
+            if w == 1280 && path.starts_with("/console/approvals") {
+                let _ = save_png(c, "approvals-table-1280.png").await;
+            }
+        }
+    }
 }

@@ -893,7 +893,13 @@ impl Verifier {
                 ),
             });
         }
-        if cp.occasion.as_deref() == Some("shutdown") && cp.last_writer == Some(true) {
+        // A stop signed `marked` closes nothing: from it on every record carries its
+        // writer's mark, checked by the server (and signed into its checkpoints and an
+        // export's trailer as `foreign` when missing), and a validly marked record is
+        // authentic whoever was running (trial18 HIGH-1: a live replica whose writer row
+        // the stopping server did not count — clock skew, a pause, a row deleted from the
+        // database — had its genuine records called "written while no server ran").
+        if cp.occasion.as_deref() == Some("shutdown") && cp.last_writer == Some(true) && cp.marked != Some(true) {
             self.stopped_by = Some(this);
         }
         Ok(())

@@ -87,6 +87,14 @@ impl From<StoreError> for ApiError {
                 tracing::debug!(error = %chain(&dup), "unique constraint");
                 ApiError::new(StatusCode::CONFLICT, "conflict", dup.to_string())
             }
+            StoreError::AuditTampered(d) => {
+                tracing::error!(reason = %d, "audit log TAMPERED: change refused");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_tampered",
+                    format!("nothing was changed: the audit log cannot be written: {d}"),
+                )
+            }
             other => {
                 tracing::error!(error = %chain(&other), "storage failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_DETAIL)

@@ -171,7 +171,7 @@ impl Drop for Admitted {
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true (or the task is
-/// dropped); open connections are closed at shutdown too. Default [`ConnLimits`].
+/// dropped); open connections are closed at shutdown too, and it returns once they are. Default [`ConnLimits`].
 pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, shutdown: watch::Receiver<bool>) {
     serve_with(listener, tls, app, shutdown, ConnLimits::default()).await
 }
@@ -188,10 +188,14 @@ pub async fn serve_with(
     let limits = Arc::new(limits);
     let unauthenticated = Arc::new(Unauthenticated::default());
     let mut stop = shutdown.clone();
+    // The connections' tasks: at shutdown each ends (the watch) and this returns only
+    // once all have, so whoever awaits this task knows no request is still running.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = stop.wait_for(|v| *v) => return,
+            _ = stop.wait_for(|v| *v) => break,
         };
         let (tcp, peer) = match accepted {
             Ok(c) => c,
@@ -215,7 +219,7 @@ pub async fn serve_with(
         let app = app.clone();
         let limits = limits.clone();
         let mut stop = shutdown.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             tokio::select! {
                 _ = connection(acceptor, tcp, peer, app, &limits, admitted, busy) => {}
                 _ = stop.wait_for(|v| *v) => {}
@@ -229,6 +233,7 @@ pub async fn serve_with(
             }
         });
     }
+    while conns.join_next().await.is_some() {}
 }
 
 async fn connection(

@@ -45,10 +45,6 @@ pub enum RunError {
 /// Pause between two periodic signed audit checkpoints (written only when the log moved).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
 
-/// At an orderly stop, the pause between telling every task to stop and writing the
-/// shutdown checkpoint.
-pub const SHUTDOWN_SETTLE: Duration = Duration::from_millis(200);
-
 /// Pause between two readings of the audit chain head (see
 /// [`cordon_server_core::Store::note_audit_head`]).
 pub const AUDIT_HEAD_EVERY: Duration = Duration::from_secs(2);
@@ -247,6 +243,10 @@ pub struct Running {
     /// The shared state (tests reach the store through it).
     pub state: AppState,
     tasks: Vec<JoinHandle<()>>,
+    /// Tasks that end on their own when `shutdown` turns true, between two steps (the
+    /// listener once its connections closed, the audit head watcher, the checkpoint
+    /// timer): never aborted in the middle of a write.
+    graceful: Vec<JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Held while the server runs (see [`WriterLock`]).
     _writer_lock: WriterLock,
@@ -256,7 +256,7 @@ impl Running {
     /// Stops accepting, closes every open connection, stops the expiry task.
     pub fn stop(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        for t in self.tasks.into_iter().chain(self.graceful) {
             t.abort();
         }
     }
@@ -267,16 +267,22 @@ impl Running {
     /// noticing, and delivered to the notification targets subscribed to
     /// `audit_checkpoint` before this returns ([`deliver_shutdown_checkpoint`], at most
     /// [`SHUTDOWN_DELIVERY_WAIT`]). A failure to write or deliver it is logged.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let state = self.state.clone();
         let _ = self.shutdown.send(true);
-        for t in &self.tasks {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
             t.abort();
         }
-        // Let the connections and tasks just told to stop drop their futures (a
-        // transaction not committed by then rolls back): the shutdown checkpoint must be
-        // the last record this server writes.
-        tokio::time::sleep(SHUTDOWN_SETTLE).await;
+        // Wait until every task has ended — the aborted ones dropped at their next await
+        // point (a transaction not committed rolls back), the graceful ones (connections,
+        // the head watcher's writer row, the checkpoint timer) after the step they were
+        // in: the shutdown checkpoint must be the last record this server writes, and no
+        // heartbeat may put its writer row back after it (a fixed pause did not ensure
+        // that under load).
+        for t in tasks.into_iter().chain(std::mem::take(&mut self.graceful)) {
+            let _ = t.await;
+        }
         match audit::shutdown_checkpoint(&state).await {
             Ok(Some((_, record))) => deliver_shutdown_checkpoint(&state.store, record).await,
             Ok(None) => {}
@@ -368,6 +374,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let anchor = cfg.data_dir.join(audit::ANCHOR_FILE);
     let status = audit::load_anchor(&state, &anchor);
     state.audit_anchor = Some(anchor);
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
     if let Err(e) = audit::start_checkpoint(&state, status.start_facts(writer_lock.sole())).await {
         tracing::warn!(error = %e, "cannot write the start audit checkpoint");
     }
@@ -395,11 +402,15 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     };
     let checkpoints = {
         let state = state.clone();
+        let mut stop = rx.clone();
         tokio::spawn(async move {
             let every = CHECKPOINT_EVERY;
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|v| *v) => return,
+                }
                 if let Err(e) = audit::checkpoint(&state, audit::occasion::INTERVAL).await {
                     tracing::warn!(error = %e, "cannot write an audit checkpoint");
                 }
@@ -410,11 +421,15 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     // server runs is then named by verification even when the head row was rewound.
     let head_watch = {
         let state = state.clone();
+        let mut stop = rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(AUDIT_HEAD_EVERY);
             let mut saved = state.store.seen_audit_head();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|v| *v) => return,
+                }
                 // Other writers see this server live (see `audit_writers`).
                 if let Err(e) = state.store.writer_heartbeat().await {
                     tracing::warn!(error = %e, "cannot refresh this server's audit writer row");
@@ -443,11 +458,10 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         source,
     })?;
     let app = router(state.clone());
-    let (shutdown, rx) = tokio::sync::watch::channel(false);
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
     let automation = crate::automation::spawn(store.clone(), Default::default());
     let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
-    let mut tasks = vec![serve, expiry, checkpoints, head_watch, first_verify];
+    let mut tasks = vec![expiry, first_verify];
     if cfg.db.starts_with("postgres") {
         // Wake-ups from the other replicas (changes made there reach agents here).
         tasks.push(crate::wake::start(&cfg.db, state.hub.clone()).await?);
@@ -457,6 +471,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         addr,
         state,
         tasks: tasks.into_iter().chain(automation).collect(),
+        graceful: vec![serve, checkpoints, head_watch],
         shutdown,
         _writer_lock: writer_lock,
     })

@@ -992,3 +992,156 @@ async fn audit_chain_replica_stop_does_not_flag_the_other_replicas_writes() {
     assert!(r.ok, "{}", render(&r));
     a.stop();
 }
+
+fn on_postgres(ctx: &Ctx) -> bool {
+    ctx.store().pool().connect_options().database_url.scheme() != "sqlite"
+}
+
+/// A trigger that deletes the record of chosen actions (those whose comment says HIDE)
+/// inside the server's own transaction and rewinds the head (trial18 HIGH-2), on either
+/// engine.
+async fn plant_hiding_trigger(ctx: &Ctx) {
+    if on_postgres(ctx) {
+        exec(
+            ctx,
+            "CREATE FUNCTION hide() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF pg_trigger_depth() = 1 AND NEW.head_id IS DISTINCT FROM OLD.head_id AND EXISTS \
+             (SELECT 1 FROM audit WHERE id = NEW.head_id AND comment LIKE '%HIDE%') THEN \
+             DELETE FROM audit WHERE id = NEW.head_id; \
+             UPDATE audit_chain SET head_id = OLD.head_id, head_hash = OLD.head_hash WHERE id = 1; \
+             END IF; RETURN NULL; END $$",
+        )
+        .await;
+        exec(
+            ctx,
+            "CREATE TRIGGER hide_it AFTER UPDATE ON audit_chain FOR EACH ROW EXECUTE FUNCTION hide()",
+        )
+        .await;
+    } else {
+        exec(
+            ctx,
+            "CREATE TRIGGER hide_it AFTER UPDATE OF head_id ON audit_chain \
+             WHEN (SELECT comment FROM audit WHERE id = NEW.head_id) LIKE '%HIDE%' BEGIN \
+             DELETE FROM audit WHERE id = NEW.head_id; \
+             UPDATE audit_chain SET head_id = OLD.head_id, head_hash = OLD.head_hash, chained = OLD.chained \
+             WHERE id = 1; END",
+        )
+        .await;
+    }
+}
+
+async fn desired_revision(ctx: &Ctx, host: &str) -> i64 {
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/hosts/{host}"), Some(&ctx.admin), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["desired"]["revision"].as_i64().unwrap()
+}
+
+/// trial18 HIGH-2: database code that works behind the server's statements — a trigger
+/// deleting chosen records inside the server's own transaction — never makes an action
+/// happen without its record, and verification names it (SQLite and PostgreSQL).
+#[tokio::test]
+async fn audit_chain_database_trigger_deleting_records_in_the_servers_transaction_is_refused_and_named() {
+    let ctx = ctx_with_log().await;
+    let h = ctx.enroll("victim-1", &["prod"]).await;
+    assert!(server_verify(&ctx, "").await.ok);
+    plant_hiding_trigger(&ctx).await;
+    let before = ids(&ctx).await;
+    let revision = desired_revision(&ctx, &h).await;
+    // The record would vanish: the append sees it and the whole change is rolled back.
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"HIDE this one"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "audit_tampered", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("nothing was changed"), "{v}");
+    assert_eq!(
+        desired_revision(&ctx, &h).await,
+        revision,
+        "the action happened without its record"
+    );
+    assert_eq!(ids(&ctx).await, before);
+    // Any other write is refused too while the trigger exists, naming it.
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-hide","role":"viewer"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("trigger hide_it on audit_chain"),
+        "{v}"
+    );
+    // Verification says TAMPERED, naming the trigger.
+    let r = server_verify(&ctx, "").await;
+    assert!(!r.ok, "{r:?}");
+    let p = r.problem.expect("a problem");
+    assert_eq!(p.subject.as_deref(), Some("the database"), "{p:?}");
+    assert!(p.reason.contains("trigger hide_it on audit_chain"), "{p:?}");
+    // Once it is removed, writes go on and the log verifies.
+    if on_postgres(&ctx) {
+        exec(&ctx, "DROP TRIGGER hide_it ON audit_chain").await;
+    } else {
+        exec(&ctx, "DROP TRIGGER hide_it").await;
+    }
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"HIDE nothing now"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    assert!(server_verify(&ctx, "").await.ok);
+}
+
+/// The kind behind trial18 HIGH-2: any trigger Cordon did not create — even one on
+/// another table that does nothing visible yet — is reported and written over by no one.
+#[tokio::test]
+async fn audit_chain_any_foreign_trigger_is_reported_and_refuses_writes() {
+    let ctx = ctx_with_log().await;
+    if on_postgres(&ctx) {
+        exec(
+            &ctx,
+            "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+        )
+        .await;
+        exec(
+            &ctx,
+            "CREATE TRIGGER watch_hosts AFTER UPDATE ON hosts FOR EACH ROW EXECUTE FUNCTION noop()",
+        )
+        .await;
+    } else {
+        exec(
+            &ctx,
+            "CREATE TRIGGER watch_hosts AFTER UPDATE ON hosts BEGIN SELECT 1; END",
+        )
+        .await;
+    }
+    let r = server_verify(&ctx, "").await;
+    let p = r.problem.expect("a problem");
+    assert!(p.reason.contains("trigger watch_hosts on hosts"), "{p:?}");
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"while-watched","role":"viewer"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("trigger watch_hosts on hosts"),
+        "{v}"
+    );
+}

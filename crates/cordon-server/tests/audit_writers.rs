@@ -434,3 +434,137 @@ async fn shutdown_checkpoint_reaches_notification_targets_before_the_process_exi
     assert_eq!(row.status, "pending", "{row:?}");
     assert!(row.attempts >= 1 && row.last_error.is_some(), "{row:?}");
 }
+
+/// The fault kind (trial18 HIGH-1): a live replica the stopping server did not count —
+/// paused longer than the liveness window (here: its tasks stopped, its row no longer
+/// refreshed), its clock skewed, or its writer row deleted from the database — kept
+/// writing after the other's orderly stop signed `last_writer: true`, and its genuine,
+/// validly marked records read "written after the orderly stop … while no server ran",
+/// TAMPERED for good. A record's valid mark proves a server of the deployment wrote it;
+/// a record without one after that stop is still tampered.
+#[tokio::test]
+async fn audit_writers_marked_records_of_an_uncounted_replica_after_the_others_stop_are_authentic() {
+    let runs = Runs::new().await;
+    let data_b = runs.replica_dir();
+    let a = runs.start().await;
+    let b = cordon_server::run::start(&runs::run_cfg(&data_b, &runs.db))
+        .await
+        .unwrap();
+    write_a_record(&a).await;
+    // B pauses (no heartbeat) and its row is gone: A is the last writer it can see.
+    let b_state = b.state.clone();
+    b.stop();
+    sqlx::query("DELETE FROM audit_writers WHERE writer = $1")
+        .bind(b_state.store.writer_id().to_string())
+        .execute(b_state.store.pool())
+        .await
+        .unwrap();
+    a.shutdown().await;
+    let store = runs.store().await;
+    let stop = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(stop.last_writer, Some(true), "{stop:?}");
+    // B resumes and writes, with its valid mark.
+    b_state
+        .store
+        .create_api_token("bob", "ops-after-stop", Role::Viewer)
+        .await
+        .unwrap();
+    let r = b_state.store.audit_verify(vec![], Some(runs.ca())).await.unwrap();
+    assert!(r.problem.is_none(), "B's genuine record: {}", render(&r));
+    // A later start (A again) signs nothing against it either.
+    let a = runs.start().await;
+    let r = runs.verify(&a).await;
+    assert!(r.problem.is_none(), "after a restart: {}", render(&r));
+    let export = export_jsonl(&a).await.unwrap();
+    let (records, trailer) = cordon_proto::audit_chain::parse_export(&export).unwrap();
+    let offline = cordon_proto::audit_chain::verify_export(&records, trailer.as_ref(), vec![], Some(runs.ca()));
+    assert!(offline.problem.is_none(), "offline: {}", render(&offline));
+    // A record without a mark after the stop is still named.
+    a.shutdown().await;
+    let forged = append_forged(&store, "admin", "forged after the stops").await;
+    let a = runs.start().await;
+    let r = runs.verify(&a).await;
+    assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(forged), "{}", render(&r));
+    a.stop();
+}
+
+/// The fault kind (trial18 HIGH-1, clock skew): a replica whose clock ran 10 s ahead had
+/// its writer row — signed by the CA key for exactly that time — taken for a fake
+/// ("seen at … is in the future"), so the other's orderly stop signed `last_writer:
+/// true` under a live writer. A signed row is a server of the deployment whatever its
+/// clock says: counted as live (a warning names the skew).
+#[tokio::test]
+async fn audit_writers_a_signed_writer_row_with_a_clock_ahead_is_a_live_writer() {
+    let runs = Runs::new().await;
+    let a = runs.start().await;
+    write_a_record(&a).await;
+    let ca = cordon_server_core::pki::Ca::load(&runs.data).unwrap();
+    let writer = "b".repeat(32);
+    let pool = a.state.store.pool().clone();
+    // A replica 10 s ahead, refreshing its signed row every 500 ms.
+    let skewed = tokio::spawn(async move {
+        loop {
+            let seen = now() + 10_000;
+            let proof = ca
+                .sign(SignedCheckpoint {
+                    last_id: seen,
+                    hash: writer.clone(),
+                    occasion: Some(cordon_server_core::store::WRITER_PROOF_OCCASION.into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO audit_writers (writer, started_at, seen_at, proof) VALUES ($1, $2, $2, $3) \
+                 ON CONFLICT (writer) DO UPDATE SET seen_at = $2, proof = $3",
+            )
+            .bind(writer.clone())
+            .bind(seen)
+            .bind(serde_json::to_string(&proof).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    a.shutdown().await;
+    skewed.abort();
+    let _ = skewed.await;
+    let store = runs.store().await;
+    let stop = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(stop.last_writer, Some(false), "the skewed replica is live: {stop:?}");
+    assert!(stop.ignored_writers.is_none(), "and not called a fake: {stop:?}");
+}
+
+/// The fault kind behind the flaky stop-edit-restart tests (brief audit9 item 4):
+/// `Running::shutdown` aborted the server's tasks and slept 200 ms, so under load a task
+/// could still run — a heartbeat putting the writer row back after the shutdown
+/// checkpoint removed it. When the orderly stop returns, every task has ended (none holds
+/// the store any more), the writer row stays gone and the shutdown checkpoint is the
+/// last record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_writers_orderly_stop_returns_only_after_every_task_ended() {
+    let runs = Runs::new().await;
+    let server = runs.start().await;
+    write_a_record(&server).await;
+    let store = server.state.store.clone();
+    let writer = store.writer_id().to_string();
+    // Busy: a heartbeat and head read every two seconds; stop in the middle of it.
+    tokio::time::sleep(std::time::Duration::from_millis(2010)).await;
+    server.shutdown().await;
+    assert_eq!(
+        std::sync::Arc::strong_count(&store),
+        1,
+        "a task of the stopped server still holds its store"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_writers WHERE writer = $1")
+        .bind(writer)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the writer row came back after the shutdown checkpoint");
+    let last = store.audit(&Default::default()).await.unwrap().pop().unwrap();
+    let cp: SignedCheckpoint = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(cp.occasion.as_deref(), Some("shutdown"));
+}

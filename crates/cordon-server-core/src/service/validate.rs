@@ -578,7 +578,7 @@ pub fn hostname(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// Checks an API token's name: white space at either end dropped, then no control,
+/// Checks an API token's name: plain spaces (U+0020) at either end dropped, then no control,
 /// invisible, format or separator characters (spaces other than U+0020 included),
 /// normalised ([`token_name_normal`]) to 1-128 characters of letters, combining marks on a
 /// letter of their own script, digits and [`TOKEN_NAME_PUNCTUATION`], letters of one
@@ -591,9 +591,10 @@ pub fn hostname(name: &str) -> Result<String, ApiError> {
 /// mixed, or the reserved prefix the name reads as.
 pub fn token_name(name: &str) -> Result<String, ApiError> {
     use unicode_security::MixedScript;
-    // White space at either end is dropped (it shows as nothing there); inside, only the
-    // plain space is allowed.
-    let name = name.trim_matches(char::is_whitespace);
+    // Plain spaces at either end are dropped; any other white space or control there is
+    // refused like anywhere else (trial14 LOW-5: `admin2\r` was stored as `admin2`), as
+    // for hostnames.
+    let name = name.trim_matches(' ');
     for (i, c) in name.chars().enumerate() {
         if let Some(what) = refused_char(c) {
             return Err(ApiError::invalid(format!(
@@ -828,7 +829,7 @@ mod token_name_tests {
             ("admin\u{202E}nimda", "U+202E"),
             ("a\u{00A0}b", "U+00A0"),
             ("a\u{3000}b", "U+3000"),
-            ("\u{3000}system", "reserved"),
+            ("\u{3000}system", "U+3000"),
             ("a\u{2028}b", "U+2028"),
             ("a\tb", "U+0009"),
             ("sys\u{FE0F}tem", "U+FE0F"),
@@ -1078,6 +1079,23 @@ mod label_identity_tests {
 mod hostname_key_tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// trial14 LOW-5: token names were trimmed of any white space at the ends
+    /// (`admin2\r` created `admin2`); refused now like hostnames, naming the character.
+    #[test]
+    fn whitespace_and_controls_around_a_token_name_are_refused_not_trimmed() {
+        for (bad, says) in [
+            ("admin2\r", "U+000D"),
+            ("\tbob", "U+0009"),
+            ("bob\u{A0}", "U+00A0"),
+            ("\u{3000}bob", "U+3000"),
+        ] {
+            let e = token_name(bad).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad:?}");
+            assert!(e.detail.contains(says), "{bad:?}: {e:?}");
+        }
+        assert_eq!(token_name("  bob ").unwrap(), "bob");
+    }
 
     /// trial10 LOW: a tab, U+0085 or a no-break space at either end of a hostname was
     /// trimmed away (the host stored as another name); inside it was refused. Refused

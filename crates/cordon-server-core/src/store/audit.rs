@@ -171,7 +171,7 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
         .await?;
     sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
         .bind(id)
-        .bind(hash)
+        .bind(hash.clone())
         .execute(&mut **tx)
         .await?;
     if super::outbox::kind_of(rec.action).is_some() {
@@ -180,7 +180,108 @@ pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, Store
             .execute(&mut **tx)
             .await?;
     }
+    own_record_is_head(tx, id, &hash).await?;
+    if let Some(found) = foreign_objects(tx).await?.first() {
+        return Err(StoreError::AuditTampered(format!(
+            "the database holds {found}, which Cordon did not create: it can change or delete audit records \
+             inside the server's own writes; remove it (and find who created it)"
+        )));
+    }
     Ok(id)
+}
+
+/// Checks, inside the appending transaction, that the record just written is in the log
+/// with the hash the server computed and is the chain's head (trial18 HIGH-2): a
+/// trigger that deleted it or rewound the head in the same transaction makes the append
+/// fail, so the change it records is rolled back instead of happening unrecorded.
+async fn own_record_is_head(tx: &mut Tx, id: i64, hash: &str) -> Result<(), StoreError> {
+    let row = sqlx::query(
+        "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.hash AS hash \
+         FROM audit_chain c LEFT JOIN audit a ON a.id = $1 WHERE c.id = 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::AuditTampered(format!(
+            "the chain head row (audit_chain) vanished while the server appended record {id}"
+        )));
+    };
+    let head_id = super::get_opt_i64(&row, "head_id")?;
+    let head_hash = get_opt_str(&row, "head_hash")?;
+    let stored = get_opt_str(&row, "hash")?;
+    let problem = if stored.is_none() {
+        Some(format!(
+            "record {id} was deleted inside the server's own transaction right after it was written"
+        ))
+    } else if stored.as_deref() != Some(hash) {
+        Some(format!(
+            "record {id} was changed inside the server's own transaction right after it was written"
+        ))
+    } else if head_id != Some(id) || head_hash.as_deref() != Some(hash) {
+        Some(format!(
+            "the chain head was moved away from record {id} inside the server's own transaction right after it was written"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(StoreError::AuditTampered(format!(
+            "{p} (a trigger or rule in the database works against the audit log)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Objects in the database that run code, or hide rows, behind the server's statements
+/// and that Cordon's migrations never create (trial18 HIGH-2): on SQLite every trigger
+/// (the migrations create none); on PostgreSQL every user trigger and rule on a table
+/// of the schemas on the search path, every row-level security policy there, and any of
+/// the audit tables (`audit`, `audit_chain`, `audit_writers`, `notify_outbox`,
+/// `notify_pending`) that resolves to something other than a plain table (a view put in
+/// front of it). Each is described as `trigger NAME on TABLE` (sorted); empty when there
+/// are none.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn foreign_objects(conn: &mut sqlx::AnyConnection) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    if conn.backend_name() == "PostgreSQL" {
+        let rows = sqlx::query(
+            "SELECT 'trigger ' || t.tgname || ' on ' || c.relname AS what FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT t.tgisinternal AND n.nspname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'rule ' || rulename || ' on ' || tablename FROM pg_rules \
+             WHERE schemaname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'row-level security policy ' || policyname || ' on ' || tablename FROM pg_policies \
+             WHERE schemaname = ANY(current_schemas(false)) \
+             UNION ALL SELECT 'a ' || CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+             ELSE 'relation of kind ' || c.relkind::text END || ' named ' || c.relname || ' in front of the table' \
+             FROM unnest(ARRAY['audit','audit_chain','audit_writers','notify_outbox','notify_pending']) AS t(name) \
+             JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind NOT IN ('r', 'p') \
+             UNION ALL SELECT 'row-level security on ' || c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relrowsecurity AND n.nspname = ANY(current_schemas(false))",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &rows {
+            out.push(get_str(r, "what")?);
+        }
+    } else {
+        let rows = sqlx::query(
+            "SELECT 'trigger ' || name || ' on ' || tbl_name AS what FROM sqlite_master WHERE type = 'trigger' \
+             UNION ALL SELECT 'trigger ' || name || ' on ' || tbl_name FROM sqlite_temp_master WHERE type = 'trigger'",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &rows {
+            out.push(get_str(r, "what")?);
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Signs a checkpoint with the CA key (`Err`: why it failed).
@@ -255,8 +356,10 @@ pub fn mark_valid(key: &ring::hmac::Key, hash: &str, mark: Option<&str>) -> bool
 /// whose `hash` is the writer id and `last_id` the row's `seen_at` (Unix ms).
 pub const WRITER_PROOF_OCCASION: &str = "writer-live";
 
-/// How far (ms) a writer row's `seen_at` may lie ahead of this server's clock; a row
-/// stamped further in the future is refused (replicas' clocks must agree within it).
+/// How far (ms) a writer row's `seen_at` may lie ahead of this server's clock before it
+/// is said: a row stamped further in the future counts only with a valid signature by
+/// the CA key (a replica whose clock is ahead, logged as a warning); without keys it is
+/// refused.
 pub const WRITER_SKEW_MS: i64 = 5_000;
 
 /// How long a start or an orderly stop watches another writer's row for a refresh
@@ -1072,7 +1175,23 @@ impl Store {
             .as_ref()
             .is_some_and(|c| c.occasion.as_deref() == Some("shutdown") && c.last_writer == Some(true));
         if closed {
-            let r = range_after(tx, last_id).await?;
+            // After a stop signed `marked`, a record with a valid mark was written by a
+            // server of the deployment (a replica the stop did not count as live: trial18
+            // HIGH-1); only the unmarked ones appeared while no server ran.
+            let marked_stop = last_cp.as_ref().is_some_and(|c| c.marked == Some(true));
+            let r = if marked_stop {
+                let ids = self.unmarked(tx, last_id, None).await?;
+                match (ids.first(), ids.last()) {
+                    (Some(&first), Some(&last)) => Some(RecordRange {
+                        first,
+                        last,
+                        count: ids.len() as u64,
+                    }),
+                    _ => None,
+                }
+            } else {
+                range_after(tx, last_id).await?
+            };
             if let Some(r) = &r {
                 tracing::error!(records = %r, shutdown_checkpoint = last_id,
                     "audit log: records appeared after the last server's orderly stop, while no server ran; the start checkpoint says so and verification names them");
@@ -1174,9 +1293,7 @@ impl Store {
             let writer = get_str(r, "writer")?;
             let seen = get_i64(r, "seen_at")?;
             let proof = get_opt_str(r, "proof")?;
-            let why = if seen > now + WRITER_SKEW_MS {
-                Some(format!("seen at {} is in the future", to_rfc3339(seen)))
-            } else if let Some(k) = self.keys.get() {
+            let why = if let Some(k) = self.keys.get() {
                 let valid = proof
                     .as_deref()
                     .and_then(|p| serde_json::from_str::<SignedCheckpoint>(p).ok())
@@ -1184,7 +1301,16 @@ impl Store {
                         p.occasion.as_deref() == Some(WRITER_PROOF_OCCASION) && p.hash == writer && p.last_id == seen
                     })
                     .is_some_and(|p| (k.check)(&p).is_ok());
+                if valid && seen > now + WRITER_SKEW_MS {
+                    // Signed by the CA key for exactly this time: a server of the
+                    // deployment whose clock is ahead of this one's, not a fake (trial18
+                    // HIGH-1: taking it for one closed the log under a live replica).
+                    tracing::warn!(writer = %writer, ahead_ms = seen - now,
+                        "audit log: another server's clock is ahead of this one's (its signed writer row is stamped in the future); counted as a live writer — keep the servers' clocks in sync (NTP)");
+                }
                 (!valid).then(|| "no valid signature by the CA key".to_string())
+            } else if seen > now + WRITER_SKEW_MS {
+                Some(format!("seen at {} is in the future", to_rfc3339(seen)))
             } else {
                 None
             };
@@ -1591,6 +1717,34 @@ impl Store {
                          hash): added to the database directly, or rewritten there (the next checkpoint signs it)"
                     ),
                 });
+            }
+        }
+        // Code in the database that acts behind the server's statements (trial18 HIGH-2):
+        // a trigger can delete chosen records inside the server's own transaction, leaving
+        // a chain that checks intact. Its presence is the finding.
+        let found = {
+            let mut conn = self.pool.acquire().await?;
+            foreign_objects(&mut conn).await?
+        };
+        if !found.is_empty() {
+            let what = format!(
+                "holds {}, which Cordon did not create: database code that runs inside the server's own \
+                 writes can change or delete audit records before they are committed, leaving a chain that \
+                 checks intact; the server refuses to write while it exists (remove it, find who created it, \
+                 and compare the log with a checkpoint copy kept outside the database)",
+                found.join(", ")
+            );
+            report.ok = false;
+            match &mut report.problem {
+                Some(p) => p.reason.push_str(&format!(" (also: the database {what})")),
+                None => {
+                    report.problem = Some(cordon_proto::audit_chain::ChainProblem {
+                        id: None,
+                        subject: Some("the database".into()),
+                        position: 0,
+                        reason: what,
+                    })
+                }
             }
         }
         if let Some(h) = &report.head {

@@ -99,6 +99,12 @@ pub enum StoreError {
     #[error("the status report writer stopped")]
     /// The background task that group-commits agents' reports is gone (server shutting down).
     ReportWriterStopped,
+    /// The database works against the audit log behind the server's statements (a
+    /// trigger, rule or policy Cordon did not create; a record the server appended gone
+    /// or no longer the head inside its own transaction): the change is not made, since
+    /// its record could not be kept (503; trial18 HIGH-2). The text names what was found.
+    #[error("the audit log cannot be written: {0}")]
+    AuditTampered(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -32,6 +32,10 @@ pub struct TailRecord {
     pub host_id: Option<String>,
     /// Its hostname when the record was read.
     pub hostname: Option<String>,
+    /// Another enrolled (not revoked) host has the same hostname (compared as the
+    /// server's `hostname_key`: the `duplicate hostname` flag), so a notification names
+    /// this one with its short id too.
+    pub hostname_shared: bool,
     /// The reason given.
     pub comment: Option<String>,
     /// More detail (error, what changed).
@@ -254,7 +258,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.actor_token_id AS actor_token_id, a.action AS action, \
              a.host_id AS host_id, a.comment AS comment, \
-             a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname, p.facts AS facts \
+             a.detail AS detail, a.event_id AS event_id, a.rule_name AS rule_name, h.hostname AS hostname, p.facts AS facts, \
+             (SELECT COUNT(*) FROM hosts o WHERE o.hostname_key = h.hostname_key AND o.id <> h.id AND o.revoked = 0) AS shared \
              FROM notify_pending p JOIN audit a ON a.id = p.audit_id LEFT JOIN hosts h ON h.id = a.host_id \
              ORDER BY p.audit_id LIMIT $1",
         )
@@ -291,6 +296,7 @@ impl Store {
                 action: get_str(r, "action")?,
                 host_id: get_opt_str(r, "host_id")?,
                 hostname: get_opt_str(r, "hostname")?,
+                hostname_shared: get_opt_i64(r, "shared")?.unwrap_or(0) > 0,
                 comment: get_opt_str(r, "comment")?,
                 detail: get_opt_str(r, "detail")?,
                 event_id: get_opt_str(r, "event_id")?,
