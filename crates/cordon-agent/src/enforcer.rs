@@ -168,11 +168,24 @@ impl EngineEnforcer {
 }
 
 impl Enforcer for EngineEnforcer {
+    /// The message to logged-in users goes out on its own thread once the rules are in
+    /// force and recorded: the apply, its confirmation and the report never wait for it
+    /// (trial17 MED-6: a hung `wall` left the quarantine unconfirmed and a later release
+    /// unapplied); the program still gets its deadline
+    /// ([`cordon_engine::notify::MESSAGE_DEADLINE`]), and a failure is logged.
     fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError> {
+        let req = plan.request();
         let out = self
             .engine
-            .isolate_unverified_as(ClaimSource::Agent, &plan.request(), notify_users)?
+            .isolate_unverified_as(ClaimSource::Agent, &req, false)?
             .outcome;
+        if let (true, Some(text)) = (notify_users, req.message) {
+            std::thread::spawn(move || {
+                if let Err(warning) = cordon_engine::notify::message_users(&text) {
+                    tracing::warn!(%warning, "the message to logged-in users was not shown");
+                }
+            });
+        }
         Ok(Applied {
             digest: Some(out.digest),
             backend: Some(out.backend.to_string()),

@@ -419,7 +419,20 @@ impl Engine {
 
     /// Opens the first backend of `group` that works here; `None` when none does (then
     /// none of them can hold rules of ours either, e.g. `iptables` not installed).
+    ///
+    /// The iptables group is opened only when the kernel says chains of ours can exist
+    /// ([`cordon_firewall::iptables::may_hold_chains`]) or it is the recorded backend, so a
+    /// host on the netlink backend never spawns `iptables-save` for an answer that is
+    /// "none" (trial17 MED-6: 13 runs per quarantine and release, and a hung one wedged
+    /// the agent).
     fn open_group(&self, group: &[BackendKind], prefer: Option<BackendKind>) -> Option<Box<dyn Firewall>> {
+        if group.contains(&BackendKind::Iptables)
+            && prefer != Some(BackendKind::Iptables)
+            && self.backend != BackendChoice::Exactly(BackendKind::Iptables)
+            && !cordon_firewall::iptables::may_hold_chains(&self.table)
+        {
+            return None;
+        }
         let order = prefer
             .filter(|p| group.contains(p))
             .into_iter()

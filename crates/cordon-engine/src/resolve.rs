@@ -165,7 +165,16 @@ fn looks_like_lease(p: &Path) -> bool {
 
 #[cfg(not(windows))]
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program).args(args).output().ok()?;
+    // A helper that never returns is killed at its deadline and treated as absent
+    // (trial17 MED-6): discovery never blocks an apply.
+    let out = cordon_firewall::cmd::output_within(
+        std::process::Command::new(program).args(args),
+        program,
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .map_err(|e| tracing::warn!(error = %e, "resolver discovery helper skipped"))
+    .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

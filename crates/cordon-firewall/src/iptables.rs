@@ -367,6 +367,11 @@ pub fn discover_lookalike_chain_tables() -> Result<Vec<TableName>, FirewallError
 /// When a save program fails.
 pub fn discover_chain_tables() -> Result<Vec<TableName>, FirewallError> {
     let mut out: Vec<TableName> = Vec::new();
+    // No filter table in either variant: no chains of ours can exist, and nothing is
+    // spawned (trial17 MED-6: status, release and the agent ran the save tools for this).
+    if !may_hold_any_chains() {
+        return Ok(out);
+    }
     for family in Family::BOTH {
         let save = tools(family).save;
         if !cmd::exists(save) {
@@ -405,6 +410,21 @@ pub fn may_hold_chains(table: &TableName) -> bool {
         }
     }
     filter_table::has_chains(table).unwrap_or(true)
+}
+
+/// Whether iptables rules of any table name can exist here: the legacy `filter` table is
+/// loaded, or iptables-nft's `ip filter` / `ip6 filter` table exists. True when that
+/// cannot be read.
+fn may_hold_any_chains() -> bool {
+    for names in ["/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"] {
+        match std::fs::read_to_string(names) {
+            Ok(text) if text.lines().any(|l| l.trim() == "filter") => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return true,
+        }
+    }
+    Family::BOTH.into_iter().any(filter_table::exists)
 }
 
 /// Which of our chains and jumps exist in `iptables-save` output.

@@ -5,7 +5,7 @@
 //! chains / anchor / policy, named from a [`TableName`]; everything else on the host is
 //! left exactly as it was.
 
-mod cmd;
+pub mod cmd;
 pub mod digest;
 mod error;
 pub mod iptables;
