@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cordon_firewall::BackendChoice;
+use cordon_policy::TableName;
 use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
@@ -36,13 +38,17 @@ pub struct AgentConfig {
     /// Engine state (applied policy) and the agent's persisted desired state.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
-    /// Firewall table name (see [`cordon_policy::TableName`]); `cordon` by default.
-    #[serde(default = "default_table")]
-    pub table: String,
-    /// Firewall backend as `--backend` spells it ([`cordon_firewall::BackendChoice`]);
-    /// `auto` by default.
-    #[serde(default = "default_backend")]
-    pub backend: String,
+    /// Firewall table name ([`TableName`]: a letter, then letters, digits or `_`, 24
+    /// characters at most); `cordon` by default. Another name is refused when the file is
+    /// read, the error naming the line and the rule.
+    #[serde(default)]
+    pub table: TableName,
+    /// Firewall backend as `--backend` spells it ([`BackendChoice`]: `auto`, `netlink`,
+    /// `nftables`, `iptables`, `pf`, `windows`/`wfp`, `netsh-ipsec`); `auto` by default.
+    /// Another name is refused when the file is read, the error naming the line and the
+    /// accepted names.
+    #[serde(default)]
+    pub backend: BackendChoice,
     /// `false` keeps the desired state in memory only and never touches the firewall
     /// (tests and benchmarks).
     #[serde(default = "default_true")]
@@ -78,12 +84,6 @@ pub struct AgentConfig {
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from(cordon_engine::DEFAULT_STATE_DIR)
-}
-fn default_table() -> String {
-    cordon_policy::TableName::DEFAULT.to_string()
-}
-fn default_backend() -> String {
-    "auto".into()
 }
 fn default_true() -> bool {
     true
@@ -123,8 +123,8 @@ impl AgentConfig {
             key: dir.join("agent.key"),
             ca: dir.join("ca.pem"),
             state_dir: default_state_dir(),
-            table: default_table(),
-            backend: default_backend(),
+            table: TableName::default(),
+            backend: BackendChoice::Auto,
             enforce: true,
             check_interval_secs: default_check(),
             heartbeat_secs: default_heartbeat(),
@@ -168,9 +168,9 @@ impl AgentConfig {
     ///
     /// # Errors
     /// [`AgentError::Config`] when there is no server, a server is not `https://`, the
-    /// proxy is not `http://HOST:PORT`, a time is not a positive number, or the table or
-    /// backend name is invalid; [`AgentError::ConfigServer`] when a server URL does not
-    /// parse.
+    /// proxy is not `http://HOST:PORT`, or a time is not a positive number;
+    /// [`AgentError::ConfigServer`] when a server URL does not parse. (The table and the
+    /// backend are typed: a bad one does not read at all, [`AgentConfig::load`].)
     pub fn validate(&self) -> Result<(), AgentError> {
         let urls = self.server_urls();
         if urls.is_empty() {
@@ -202,10 +202,6 @@ impl AgentConfig {
         if !timers.iter().all(|t| t.is_finite() && *t > 0.0) {
             return Err(AgentError::Config("intervals and timeouts must be positive".into()));
         }
-        cordon_policy::TableName::new(&self.table).map_err(|e| AgentError::Config(e.to_string()))?;
-        self.backend
-            .parse::<cordon_firewall::BackendChoice>()
-            .map_err(AgentError::Config)?;
         Ok(())
     }
 
@@ -213,5 +209,75 @@ impl AgentConfig {
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
         let text = toml::to_string_pretty(self).map_err(AgentError::ConfigEncode)?;
         crate::persist::write_private(path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+    use super::*;
+
+    /// `agent.toml` as `cordon agent enroll` writes it, with `extra` lines appended.
+    fn load_with(extra: &str) -> Result<AgentConfig, AgentError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let text = format!(
+            "server = \"https://cordon.example:8443\"\nhost_id = \"h1\"\ncert = \"a.pem\"\nkey = \"a.key\"\nca = \"ca.pem\"\n{extra}"
+        );
+        std::fs::write(&path, text).unwrap();
+        AgentConfig::load(&path)
+    }
+
+    /// The whole error as the CLI prints it (every cause).
+    fn chain(e: &AgentError) -> String {
+        let mut out = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    /// The fault kind: a typed config field that reads a bad value without naming the
+    /// field and what it accepts (the agent then fails later, far from the file).
+    #[test]
+    fn a_bad_table_or_backend_names_the_field_and_what_it_accepts() {
+        let e = load_with("backend = \"ebpf\"\n").unwrap_err();
+        assert!(matches!(e, AgentError::ConfigParse { .. }), "{e:?}");
+        let text = chain(&e);
+        assert!(text.contains("backend") && text.contains("ebpf"), "{text}");
+        assert!(
+            text.contains("auto") && text.contains("netlink") && text.contains("netsh-ipsec"),
+            "{text}"
+        );
+        let e = load_with("table = \"9tables\"\n").unwrap_err();
+        let text = chain(&e);
+        assert!(
+            text.contains("table") && text.contains("9tables") && text.contains("letter"),
+            "{text}"
+        );
+    }
+
+    /// Typed fields read and write the names the file always had; absent means the
+    /// defaults.
+    #[test]
+    fn table_and_backend_read_and_write_their_names() {
+        let c = load_with("").unwrap();
+        assert_eq!((c.table.as_str(), c.backend), ("cordon", BackendChoice::Auto));
+        let c = load_with("table = \"corp\"\nbackend = \"nft\"\n").unwrap();
+        assert_eq!(c.table.as_str(), "corp");
+        assert_eq!(
+            c.backend,
+            BackendChoice::Exactly(cordon_firewall::BackendKind::Nftables)
+        );
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert!(
+            text.contains("table = \"corp\"") && text.contains("backend = \"nftables\""),
+            "{text}"
+        );
+        let back: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use cordon_engine::watch::{WatchEvent, WatchOptions};
 
 use cordon_engine::{ClaimSource, Engine, EngineError, ManagementPaths, QuarantineState, StartupFinding};
-use cordon_firewall::BackendChoice;
+use cordon_firewall::{BackendChoice, BackendKind};
 use cordon_policy::TableName;
 use cordon_proto::ClaimInfo;
 
@@ -19,8 +19,9 @@ use crate::plan::Plan;
 pub struct Applied {
     /// SHA-256 (hex) of the rule listing read back; `None` for the in-memory enforcer.
     pub digest: Option<String>,
-    /// The backend that applied the rules (`netlink`, ...); `None` in memory.
-    pub backend: Option<String>,
+    /// The backend that applied the rules (`netlink`, ...; `memory` for the in-memory
+    /// enforcer).
+    pub backend: Option<cordon_proto::Backend>,
 }
 
 /// What a check found.
@@ -31,7 +32,7 @@ pub struct Check {
     /// SHA-256 (hex) of the listing now in the kernel, when rules of ours are present.
     pub digest: Option<String>,
     /// The recorded backend.
-    pub backend: Option<String>,
+    pub backend: Option<cordon_proto::Backend>,
     /// Why the state is tampered.
     pub reason: Option<String>,
     /// Cordon rules are in force that nobody's record accounts for (the engine's
@@ -53,9 +54,35 @@ impl Check {
     pub fn other_claims(&self) -> Vec<String> {
         self.claims
             .iter()
-            .filter(|c| c.source != ClaimSource::Agent.as_str())
-            .map(|c| c.source.clone())
+            .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
+            .map(|c| c.source.to_string())
             .collect()
+    }
+}
+
+/// The wire name of the engine's backend `kind` (exhaustive: a new backend must be
+/// named on the wire before it builds).
+pub fn wire_backend(kind: BackendKind) -> cordon_proto::Backend {
+    use cordon_proto::Backend;
+    match kind {
+        BackendKind::Netlink => Backend::Netlink,
+        BackendKind::Nftables => Backend::Nftables,
+        BackendKind::Iptables => Backend::Iptables,
+        BackendKind::Pf => Backend::Pf,
+        BackendKind::Wfp => Backend::Wfp,
+        BackendKind::NetshIpsec => Backend::NetshIpsec,
+    }
+}
+
+/// The wire name of the engine's claim source `source` (exhaustive, as
+/// [`wire_backend`]).
+pub fn wire_source(source: ClaimSource) -> cordon_proto::ClaimSource {
+    use cordon_proto::ClaimSource as Wire;
+    match source {
+        ClaimSource::Agent => Wire::Agent,
+        ClaimSource::Wazuh => Wire::Wazuh,
+        ClaimSource::Velociraptor => Wire::Velociraptor,
+        ClaimSource::Local => Wire::Local,
     }
 }
 
@@ -147,18 +174,12 @@ pub struct EngineEnforcer {
 }
 
 impl EngineEnforcer {
-    /// # Errors
-    /// `invalid_input` for a bad table or backend name.
-    pub fn new(table: &str, state_dir: PathBuf, backend: &str) -> Result<Self, EnforceError> {
-        let invalid = |detail: String| EnforceError {
-            kind: "invalid_input".into(),
-            detail,
-        };
-        let table = TableName::new(table).map_err(|e| invalid(e.to_string()))?;
-        let backend: BackendChoice = backend.parse().map_err(invalid)?;
-        Ok(EngineEnforcer {
+    /// The engine on `table` with `backend`, its state in `state_dir` (nothing is opened
+    /// yet).
+    pub fn new(table: TableName, state_dir: PathBuf, backend: BackendChoice) -> Self {
+        EngineEnforcer {
             engine: Engine::new(table, state_dir, backend),
-        })
+        }
     }
 
     /// The engine it enforces with.
@@ -188,14 +209,14 @@ impl Enforcer for EngineEnforcer {
         }
         Ok(Applied {
             digest: Some(out.digest),
-            backend: Some(out.backend.to_string()),
+            backend: Some(wire_backend(out.backend)),
         })
     }
     fn reapply(&self) -> Result<Applied, EnforceError> {
         let out = self.engine.reapply()?;
         Ok(Applied {
             digest: Some(out.digest),
-            backend: Some(out.backend.to_string()),
+            backend: Some(wire_backend(out.backend)),
         })
     }
 
@@ -241,7 +262,7 @@ impl Enforcer for EngineEnforcer {
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
-            backend: r.backend.map(|b| b.to_string()),
+            backend: r.backend.map(wire_backend),
             reason: r.reason,
             records_lost: r.records_lost,
             claims,
@@ -256,7 +277,7 @@ fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
         .claims()?
         .into_iter()
         .map(|c| ClaimInfo {
-            source: c.source.to_string(),
+            source: wire_source(c.source),
             // A claims file's time the agent cannot read is sent as not known.
             since: c.claimed_at.parse().ok(),
             allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
@@ -371,7 +392,7 @@ impl Enforcer for MemoryEnforcer {
         s.applies += 1;
         Ok(Applied {
             digest: Some(Self::digest(plan)),
-            backend: Some("memory".into()),
+            backend: Some(cordon_proto::Backend::Memory),
         })
     }
 
@@ -387,7 +408,7 @@ impl Enforcer for MemoryEnforcer {
         s.applies += 1;
         Ok(Applied {
             digest: Some(Self::digest(&d)),
-            backend: Some("memory".into()),
+            backend: Some(cordon_proto::Backend::Memory),
         })
     }
 
@@ -418,7 +439,7 @@ impl Enforcer for MemoryEnforcer {
         let mut check = Check {
             state,
             digest: s.recorded.as_ref().map(Self::digest),
-            backend: Some("memory".into()),
+            backend: Some(cordon_proto::Backend::Memory),
             reason,
             records_lost: false,
             claims: vec![],
@@ -446,11 +467,39 @@ impl Enforcer for MemoryEnforcer {
             if let Some(r) = kernel {
                 check.state = r.state;
                 check.digest = r.actual_digest.or(r.expected_digest);
-                check.backend = r.backend.map(|b| b.to_string());
+                check.backend = r.backend.map(wire_backend);
                 check.reason = r.reason;
                 check.records_lost = r.records_lost;
             }
         }
         Ok(check)
+    }
+}
+
+#[cfg(test)]
+mod wire_name_tests {
+    use super::*;
+
+    /// The fault kind: the agent reports a backend or claim source under another name
+    /// than the engine prints and the server knows (`netsh-ipsec` vs `netsh`).
+    #[test]
+    fn engine_names_and_wire_names_agree() {
+        for k in [
+            BackendKind::Netlink,
+            BackendKind::Nftables,
+            BackendKind::Iptables,
+            BackendKind::Pf,
+            BackendKind::Wfp,
+            BackendKind::NetshIpsec,
+        ] {
+            let wire = wire_backend(k);
+            assert_eq!(wire.as_str(), k.name());
+            assert!(wire.is_known(), "{k}");
+        }
+        for s in ClaimSource::ALL {
+            let wire = wire_source(s);
+            assert_eq!(wire.as_str(), s.as_str());
+            assert!(wire.is_known(), "{s:?}");
+        }
     }
 }

@@ -104,8 +104,7 @@ impl Agent {
     /// # Errors
     /// As [`Agent::new`], and [`AgentError::TlsConfig`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
-        let real = crate::EngineEnforcer::new(&cfg.table, cfg.state_dir.clone(), &cfg.backend)
-            .map_err(AgentError::Enforcer)?;
+        let real = crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend);
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(real)
         } else {
@@ -414,7 +413,7 @@ impl Reconciler {
     /// Other sources' claims count too: their quarantine is repaired as the agent's own.
     fn ensure_watcher(&mut self) {
         let in_force = self.p.desired.quarantined && self.p.desired_applied();
-        let others = self.claims.iter().any(|c| c.source != ClaimSource::Agent.as_str());
+        let others = self.claims.iter().any(|c| c.source != cordon_proto::ClaimSource::Agent);
         if !self.enforcing || !self.enforcer.can_watch() || !(in_force || others) {
             return;
         }
@@ -1135,7 +1134,7 @@ fn refuse_monitoring_own_claim(engine: &cordon_engine::Engine, cfg: &AgentConfig
     let Some(own) = claims.iter().find(|c| c.source == ClaimSource::Agent) else {
         return Ok(());
     };
-    let table = if cfg.table == cordon_policy::TableName::default().as_str() {
+    let table = if cfg.table == cordon_policy::TableName::default() {
         String::new()
     } else {
         format!(" --table {}", cfg.table)

@@ -165,7 +165,10 @@ pub async fn list_events(
     auth.require(Role::Viewer)?;
     let q: EventQuery = query(&uri)?;
     let f = EventFilter {
-        status: q.status,
+        status: q
+            .status
+            .as_deref()
+            .map(cordon_proto::automation::EventStatus::from_wire),
         host_id: q.host,
         limit: limit(q.limit),
     };

@@ -4,7 +4,7 @@
 //! desired state and the audit record (actor `rule:<name>`, the event and rule in their
 //! own columns) commit together.
 
-use cordon_proto::automation::{EventIn, EventRecord, RuleOutcome, Severity};
+use cordon_proto::automation::{EventIn, EventRecord, EventStatus, OutcomeKind, RuleOutcome, Severity};
 use cordon_server_core::store::automation::{EvalContext, PlannedAction, Verdict};
 use cordon_server_core::timefmt::Timestamp;
 use cordon_server_core::ApiError;
@@ -98,7 +98,7 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
         if chosen.is_some() {
             outcomes.push(RuleOutcome {
                 rule: name,
-                outcome: "not_evaluated".into(),
+                outcome: OutcomeKind::NotEvaluated,
                 reason: "an earlier rule acted".into(),
             });
             continue;
@@ -108,7 +108,7 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
                 let why = r.disabled_reason.clone().unwrap_or_else(|| "disabled".into());
                 outcomes.push(RuleOutcome {
                     rule: name,
-                    outcome: "disabled".into(),
+                    outcome: OutcomeKind::Disabled,
                     reason: why,
                 });
                 continue;
@@ -116,7 +116,7 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
             (true, Err(why)) => {
                 outcomes.push(RuleOutcome {
                     rule: name,
-                    outcome: "rule_error".into(),
+                    outcome: OutcomeKind::RuleError,
                     reason: why,
                 });
                 continue;
@@ -126,7 +126,7 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
         let d = qualify(&rule, true, &facts, &hf, &fleet);
         outcomes.push(RuleOutcome {
             rule: name,
-            outcome: d.kind().into(),
+            outcome: d.kind(),
             reason: d.reason(),
         });
         if d.acts() {
@@ -135,10 +135,10 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
     }
     rec.outcomes.extend(outcomes);
     let Some((rule, decision)) = chosen else {
-        rec.status = if rec.outcomes.iter().any(|o| o.outcome == "blocked") {
-            "suppressed".into()
+        rec.status = if rec.outcomes.iter().any(|o| o.outcome == OutcomeKind::Blocked) {
+            EventStatus::Suppressed
         } else {
-            "no_match".into()
+            EventStatus::NoMatch
         };
         return Verdict::Nothing;
     };
@@ -155,7 +155,7 @@ pub fn evaluate(ctx: &EvalContext, rec: &mut EventRecord, now: i64) -> Verdict {
         },
         // Not acting decisions never get here.
         Decision::NoMatch(_) | Decision::Blocked(_) | Decision::RuleError(_) => {
-            rec.status = "no_match".into();
+            rec.status = EventStatus::NoMatch;
             Verdict::Nothing
         }
     }

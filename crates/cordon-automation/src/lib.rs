@@ -121,7 +121,8 @@ pub async fn work_once(
 }
 
 /// Starts the automation worker; the server's `run::start` keeps the handle.
-pub fn spawn(store: Arc<Store>, cfg: WorkerConfig) -> Vec<JoinHandle<()>> {
+pub fn spawn(st: &cordon_server_core::AppState, cfg: WorkerConfig) -> Vec<JoinHandle<()>> {
+    let store: Arc<Store> = st.store.clone();
     let task = tokio::spawn(async move {
         let client = match notify::http_client(&cfg.delivery) {
             Ok(c) => c,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cordon_proto::automation::TargetKind;
+use cordon_proto::automation::{DeliveryStatus, NotifyKind, TargetKind};
 use cordon_server_core::store::outbox::{DueDelivery, TailRecord};
 use cordon_server_core::store::{Store, StoreError};
 use cordon_server_core::timefmt::{now_ms, to_rfc3339};
@@ -28,8 +28,9 @@ pub use cordon_server_core::store::outbox::kind_of;
 pub struct Notice {
     /// The audit record's id (the outbox's key with the target).
     pub audit_id: i64,
-    /// `quarantined`, `released`, `failed`, `tampered` or `approval_required`.
-    pub kind: &'static str,
+    /// `quarantined`, `released`, `failed`, `tampered`, `approval_required`, … (what
+    /// [`kind_of`] makes of the record's action).
+    pub kind: NotifyKind,
     /// When the record was written, RFC 3339.
     pub at: String,
     /// The host, when the record is about one.
@@ -113,26 +114,30 @@ impl Notice {
             (Some(u), false) => format!("{host} ({u})"),
             (None, _) => esc(&host),
         };
-        let what = match (self.kind, self.dry_run) {
-            ("quarantined", true) => "would be quarantined (dry run, nothing changed)".to_string(),
-            ("quarantined", false) if !self.degraded.is_empty() => {
+        let what = match (&self.kind, self.dry_run) {
+            (NotifyKind::Quarantined, true) => "would be quarantined (dry run, nothing changed)".to_string(),
+            (NotifyKind::Quarantined, false) if !self.degraded.is_empty() => {
                 format!("quarantined (degraded: {})", self.degraded.join("; "))
             }
-            ("quarantined", false) => "quarantined".into(),
-            ("released", _) if !self.still_isolated_by.is_empty() => format!(
+            (NotifyKind::Quarantined, false) => "quarantined".into(),
+            (NotifyKind::Released, _) if !self.still_isolated_by.is_empty() => format!(
                 "released by Cordon, but STILL ISOLATED by other claims: {}",
                 self.still_isolated_by.join(", ")
             ),
-            ("released", _) => "released".into(),
-            ("quarantine_requested", _) => "quarantine requested (pending until its agent confirms)".into(),
-            ("release_requested", _) => "release requested (pending until its agent confirms)".into(),
-            ("not_enforcing", _) => "NOT quarantined: its agent runs with enforce = false and enforces nothing".into(),
-            ("failed", _) => "failed to apply its quarantine state".into(),
-            ("tampered", _) => "had its quarantine rules tampered with".into(),
-            ("approval_required", _) => "needs approval for an automatic quarantine (fleet cap reached)".into(),
-            _ => self.kind.to_string(),
+            (NotifyKind::Released, _) => "released".into(),
+            (NotifyKind::QuarantineRequested, _) => "quarantine requested (pending until its agent confirms)".into(),
+            (NotifyKind::ReleaseRequested, _) => "release requested (pending until its agent confirms)".into(),
+            (NotifyKind::NotEnforcing, _) => {
+                "NOT quarantined: its agent runs with enforce = false and enforces nothing".into()
+            }
+            (NotifyKind::Failed, _) => "failed to apply its quarantine state".into(),
+            (NotifyKind::Tampered, _) => "had its quarantine rules tampered with".into(),
+            (NotifyKind::ApprovalRequired, _) => {
+                "needs approval for an automatic quarantine (fleet cap reached)".into()
+            }
+            (NotifyKind::AuditCheckpoint | NotifyKind::Other(_), _) => self.kind.to_string(),
         };
-        if self.kind == "audit_checkpoint" {
+        if self.kind == NotifyKind::AuditCheckpoint {
             // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
             return format!(
                 "Cordon: audit checkpoint (record {}): {}",
@@ -170,7 +175,7 @@ impl Notice {
         if let Some(e) = &self.event_id {
             t.push_str(&format!(". Event: {}", esc(e)));
         }
-        if matches!(self.kind, "failed" | "tampered") {
+        if matches!(self.kind, NotifyKind::Failed | NotifyKind::Tampered) {
             if let Some(d) = &self.detail {
                 t.push_str(&format!(". Detail: {}", esc(d)));
             }
@@ -234,10 +239,10 @@ pub fn host_url(console_url: Option<&str>, host_id: &str) -> String {
 /// The notification an audit record makes, if any: its kind and what it says. The rule
 /// and event come from the record's own columns only (never from an actor named
 /// `rule:<name>`: a token can carry such a name), and a token's action names its id.
-pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(&'static str, Notice)> {
+pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(NotifyKind, Notice)> {
     let kind = kind_of(&r.action)?;
     Some((
-        kind,
+        kind.clone(),
         Notice {
             audit_id: r.audit_id,
             kind,
@@ -373,7 +378,7 @@ pub async fn deliver_due(
         }
         let Some(url) = &r.url else {
             store
-                .finish_delivery(r.id, "dead", r.attempts, Some("target removed"), now_ms())
+                .finish_delivery(r.id, DeliveryStatus::Dead, r.attempts, Some("target removed"), now_ms())
                 .await?;
             continue;
         };
@@ -381,13 +386,17 @@ pub async fn deliver_due(
         match error {
             None => {
                 store
-                    .finish_delivery(r.id, "delivered", r.attempts + 1, None, now_ms())
+                    .finish_delivery(r.id, DeliveryStatus::Delivered, r.attempts + 1, None, now_ms())
                     .await?;
                 ok += 1;
             }
             Some(e) => {
                 let n = r.attempts + 1;
-                let status = if n >= cfg.max_attempts { "dead" } else { "pending" };
+                let status = if n >= cfg.max_attempts {
+                    DeliveryStatus::Dead
+                } else {
+                    DeliveryStatus::Pending
+                };
                 let next = now_ms() + backoff(cfg, n).as_millis() as i64;
                 tracing::warn!(delivery = r.id, attempts = n, error = %e, "notification not delivered");
                 store.finish_delivery(r.id, status, n, Some(&e), next).await?;
@@ -461,7 +470,7 @@ pub async fn deliver_record_now(
         for (_, r) in rows {
             let Some(url) = &r.url else {
                 store
-                    .finish_delivery(r.id, "dead", r.attempts, Some("target removed"), now_ms())
+                    .finish_delivery(r.id, DeliveryStatus::Dead, r.attempts, Some("target removed"), now_ms())
                     .await?;
                 continue;
             };
@@ -474,7 +483,7 @@ pub async fn deliver_record_now(
             match error {
                 None => {
                     store
-                        .finish_delivery(r.id, "delivered", attempts, None, now_ms())
+                        .finish_delivery(r.id, DeliveryStatus::Delivered, attempts, None, now_ms())
                         .await?;
                     errors.remove(&r.id);
                 }
@@ -482,7 +491,7 @@ pub async fn deliver_record_now(
                     // Stays pending and due at once: the next start (or another
                     // replica) sends it.
                     store
-                        .finish_delivery(r.id, "pending", attempts, Some(&e), now_ms())
+                        .finish_delivery(r.id, DeliveryStatus::Pending, attempts, Some(&e), now_ms())
                         .await?;
                     errors.insert(r.id, e);
                 }
@@ -528,7 +537,7 @@ mod tests {
     fn slack_text_cannot_inject_mentions_or_links() {
         let n = Notice {
             audit_id: 1,
-            kind: "quarantined",
+            kind: NotifyKind::from("quarantined"),
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
             hostname: Some("<!channel> web&1 <http://evil.example|click>".into()),
@@ -575,12 +584,12 @@ mod tests {
 
     #[test]
     fn fields_kinds_and_text() {
-        assert_eq!(kind_of("quarantine"), Some("quarantine_requested"));
-        assert_eq!(kind_of("quarantine_confirmed"), Some("quarantined"));
+        assert_eq!(kind_of("quarantine"), Some(NotifyKind::from("quarantine_requested")));
+        assert_eq!(kind_of("quarantine_confirmed"), Some(NotifyKind::from("quarantined")));
         assert_eq!(kind_of("quarantine_reconfirmed"), None);
         let n = Notice {
             audit_id: 7,
-            kind: "quarantined",
+            kind: NotifyKind::from("quarantined"),
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
             hostname: Some("web1".into()),
@@ -637,7 +646,7 @@ mod tests {
             facts: Default::default(),
         };
         let (kind, n) = notice(&rec, None).unwrap();
-        assert_eq!(kind, "quarantine_requested");
+        assert_eq!(kind.as_str(), "quarantine_requested");
         assert_eq!(n.event_id.as_deref(), Some("evt-1"));
         assert_eq!(n.rule.as_deref(), Some("edr-critical"));
         let plain = TailRecord {
@@ -677,7 +686,7 @@ mod tests {
             },
         };
         let (kind, n) = notice(&rec, None).unwrap();
-        assert_eq!(kind, "quarantined");
+        assert_eq!(kind.as_str(), "quarantined");
         let t = n.text();
         assert!(
             t.starts_with(
@@ -699,7 +708,7 @@ mod tests {
             ..rec
         };
         let (kind, n) = notice(&requested, None).unwrap();
-        assert_eq!(kind, "quarantine_requested");
+        assert_eq!(kind.as_str(), "quarantine_requested");
         assert!(!n.text().contains(" quarantined "), "{}", n.text());
     }
 
@@ -729,7 +738,7 @@ mod tests {
             },
         };
         let (kind, n) = notice(&rec, None).unwrap();
-        assert_eq!(kind, "released");
+        assert_eq!(kind.as_str(), "released");
         for t in [n.text(), n.slack_text()] {
             assert!(
                 t.contains("released by Cordon, but STILL ISOLATED by other claims: local since"),

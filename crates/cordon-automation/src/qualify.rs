@@ -7,7 +7,7 @@
 //! per-host cooldown and the fleet-wide cap (beyond which the action waits for approval).
 
 use super::validate::Rule;
-use cordon_proto::automation::Severity;
+use cordon_proto::automation::{OutcomeKind, Severity};
 
 /// What is known about the event.
 #[derive(Debug, Clone)]
@@ -71,14 +71,14 @@ pub enum Decision {
 
 impl Decision {
     /// The decision's name as recorded in an event's outcomes (`quarantine`, `no_match`, ...).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Decision::Quarantine => "quarantine",
-            Decision::NotifyOnly => "notify_only",
-            Decision::ApprovalRequired(_) => "approval_required",
-            Decision::NoMatch(_) => "no_match",
-            Decision::Blocked(_) => "blocked",
-            Decision::RuleError(_) => "rule_error",
+            Decision::Quarantine => OutcomeKind::Quarantine,
+            Decision::NotifyOnly => OutcomeKind::NotifyOnly,
+            Decision::ApprovalRequired(_) => OutcomeKind::ApprovalRequired,
+            Decision::NoMatch(_) => OutcomeKind::NoMatch,
+            Decision::Blocked(_) => OutcomeKind::Blocked,
+            Decision::RuleError(_) => OutcomeKind::RuleError,
         }
     }
 
@@ -553,7 +553,7 @@ mod tests {
                 now_ms: now,
             };
             let d = qualify(&r, c.active, &ev, &host, &fleet);
-            assert_eq!(d.kind(), c.want, "case {:?}: {d:?}", c.name);
+            assert_eq!(d.kind().as_str(), c.want, "case {:?}: {d:?}", c.name);
             assert!(
                 d.reason().contains(c.why),
                 "case {:?}: reason {:?} lacks {:?}",

@@ -4,7 +4,9 @@
 use cordon_policy::AllowSpec;
 use cordon_proto::{MAX_MESSAGE_CHARS, QUARANTINE_LABEL};
 
-use cordon_proto::automation::{RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS};
+use cordon_proto::automation::{
+    NotifyKind, RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS,
+};
 use cordon_server_core::timefmt::parse_duration_secs;
 
 /// A rule ready to evaluate: the validated form of a [`RuleSpec`].
@@ -115,11 +117,13 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
     }
     let mut events = Vec::new();
     for e in &spec.events {
-        if !NOTIFY_KINDS.contains(&e.as_str()) && !OPT_IN_NOTIFY_KINDS.contains(&e.as_str()) {
+        if !NOTIFY_KINDS.contains(e) && !OPT_IN_NOTIFY_KINDS.contains(e) {
+            let names = |kinds: &[NotifyKind]| kinds.iter().map(NotifyKind::as_str).collect::<Vec<_>>().join(", ");
             return Err(format!(
-                "event filter {e:?} must be one of {}, {}",
-                NOTIFY_KINDS.join(", "),
-                OPT_IN_NOTIFY_KINDS.join(", ")
+                "event filter {:?} must be one of {}, {}",
+                e.as_str(),
+                names(&NOTIFY_KINDS),
+                names(&OPT_IN_NOTIFY_KINDS)
             ));
         }
         if !events.contains(e) {
@@ -127,7 +131,7 @@ pub fn target(spec: &TargetSpec) -> Result<TargetSpec, String> {
         }
     }
     if events.is_empty() {
-        events = NOTIFY_KINDS.iter().map(|s| s.to_string()).collect();
+        events = NOTIFY_KINDS.to_vec();
     }
     Ok(TargetSpec {
         name: name.to_string(),

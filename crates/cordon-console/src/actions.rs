@@ -357,7 +357,7 @@ fn confirmed(action: Action, i: &HostImpact) -> bool {
 pub fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
     let others: Vec<String> = super::status::other_claims(h)
         .into_iter()
-        .map(|c| c.source.clone())
+        .map(|c| c.source.to_string())
         .collect();
     let mut protected: Vec<String> = h
         .labels

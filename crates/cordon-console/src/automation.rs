@@ -24,7 +24,7 @@ use super::view::{
 };
 use super::ConsoleError;
 use cordon_automation::service;
-use cordon_proto::automation::{DecisionRequest, EventRecord};
+use cordon_proto::automation::{ApprovalStatus, DecisionRequest, DecisionStatus, EventRecord, EventStatus};
 use cordon_server_core::store::automation::EventFilter;
 use cordon_server_core::{ApiError, AppState};
 
@@ -217,7 +217,7 @@ pub async fn approvals(
         }
     }
     let admin = s.is_admin();
-    let pending = list.iter().filter(|a| a.status == "pending").count();
+    let pending = list.iter().filter(|a| a.status == ApprovalStatus::Pending).count();
     let killed = !service::settings(&st, &s.caller).await?.enabled;
     let body = html! {
         // Live, as the table is: the count never lags the rows (trial8).
@@ -254,7 +254,7 @@ pub async fn approvals(
                         @let ev = events.get(&a.event_id);
                         tr id={"approval-" (a.id)} data-approval=(a.id) data-status=(a.status) data-host=(host) {
                             @if admin && pending > 0 {
-                                td class="sel" { @if a.status == "pending" { input type="checkbox" class="ap-select" value=(a.id) aria-label={"Select approval for " (host)}; } }
+                                td class="sel" { @if a.status == ApprovalStatus::Pending { input type="checkbox" class="ap-select" value=(a.id) aria-label={"Select approval for " (host)}; } }
                             }
                             td data-label="Asked" { (time_at(&a.created_at)) br; span class="muted" { (ago_text(&a.created_at)) " ago" } }
                             td data-label="Host" {
@@ -274,7 +274,7 @@ pub async fn approvals(
                             }
                             @if admin {
                                 td data-label="Decision" {
-                                    @if a.status == "pending" {
+                                    @if a.status == ApprovalStatus::Pending {
                                         button type="button" class="decide-open" data-decision="approve" data-ids=(a.id) { "Review & approve…" }
                                         " "
                                         button type="button" class="decide-open" data-decision="deny" data-ids=(a.id) { "Deny…" }
@@ -638,7 +638,9 @@ pub async fn decide(
     };
     let unreviewed: Vec<&str> = now
         .iter()
-        .filter(|a| a.status == "pending" && a.revision.is_some() && !f.revisions.contains_key(&a.host_id))
+        .filter(|a| {
+            a.status == ApprovalStatus::Pending && a.revision.is_some() && !f.revisions.contains_key(&a.host_id)
+        })
         .map(|a| a.hostname.as_str())
         .collect();
     if !unreviewed.is_empty() {
@@ -667,7 +669,7 @@ pub async fn decide(
             // The approved hosts whose agent enforces nothing: said, never "waiting to confirm".
             let approved: Vec<&String> = results
                 .iter()
-                .filter(|x| x.status == "approved")
+                .filter(|x| x.status == DecisionStatus::Approved)
                 .filter_map(|x| now.iter().find(|a| a.id == x.id).map(|a| &a.host_id))
                 .collect();
             let dry: BTreeSet<String> = match hosts_by_id(&st, &s, approved.into_iter()).await {
@@ -708,7 +710,14 @@ pub fn decision_summary(
     };
     let done = results
         .iter()
-        .filter(|x| x.status == if approve { "approved" } else { "denied" })
+        .filter(|x| {
+            x.status
+                == if approve {
+                    DecisionStatus::Approved
+                } else {
+                    DecisionStatus::Denied
+                }
+        })
         .count();
     let mut summary = format!(
         "{} {done} of {n} approval{}",
@@ -719,7 +728,7 @@ pub fn decision_summary(
         summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
         let dry: Vec<String> = results
             .iter()
-            .filter(|x| x.status == "approved")
+            .filter(|x| x.status == DecisionStatus::Approved)
             .filter_map(|x| reviewed.iter().find(|a| a.id == x.id))
             .filter(|a| not_enforcing.contains(&a.host_id))
             .map(|a| format!("{} ({})", a.hostname, short_id(&a.host_id)))
@@ -733,13 +742,16 @@ pub fn decision_summary(
     }
     let superseded: Vec<String> = results
         .iter()
-        .filter(|x| x.status == "superseded")
+        .filter(|x| x.status == DecisionStatus::Superseded)
         .map(|x| format!("{}: {}", name(x.id), x.reason.as_deref().unwrap_or("superseded")))
         .collect();
     if !superseded.is_empty() {
         summary.push_str(&format!("; not quarantined: {}", superseded.join("; ")));
     }
-    let gone = results.iter().filter(|x| x.status == "not_pending").count();
+    let gone = results
+        .iter()
+        .filter(|x| x.status == DecisionStatus::NotPending)
+        .count();
     if gone > 0 {
         summary.push_str(&format!("; {gone} no longer pending"));
     }
@@ -755,13 +767,13 @@ pub struct EventsQuery {
 
 /// An event's outcome in words. The automation's `quarantined` means it *asked* for the
 /// quarantine: whether it is in force is the host's state, confirmed by its agent.
-pub fn outcome_text(status: &str) -> &str {
+pub fn outcome_text(status: &EventStatus) -> &str {
     match status {
-        "quarantined" => "quarantine requested",
-        "approval_required" => "approval required",
-        "no_match" => "no rule matched",
-        "unknown_host" => "unknown host",
-        other => other,
+        EventStatus::Quarantined => "quarantine requested",
+        EventStatus::ApprovalRequired => "approval required",
+        EventStatus::NoMatch => "no rule matched",
+        EventStatus::UnknownHost => "unknown host",
+        other => other.as_str(),
     }
 }
 
@@ -776,7 +788,7 @@ pub async fn events(
         &st,
         &s.caller,
         &EventFilter {
-            status: status.clone(),
+            status: status.as_deref().map(EventStatus::from_wire),
             host_id: None,
             limit: 500,
         },
@@ -791,8 +803,8 @@ pub async fn events(
                 label for="ev-status" { "Outcome" }
                 select id="ev-status" name="status" {
                     option value="" { "Any" }
-                    @for v in ["quarantined", "approval_required", "notified", "suppressed", "no_match", "unknown_host", "failed"] {
-                        option value=(v) selected[v == cur] { (outcome_text(v)) }
+                    @for v in [EventStatus::Quarantined, EventStatus::ApprovalRequired, EventStatus::Notified, EventStatus::Suppressed, EventStatus::NoMatch, EventStatus::UnknownHost, EventStatus::Failed] {
+                        option value=(v) selected[v.as_str() == cur] { (outcome_text(&v)) }
                     }
                 }
             }

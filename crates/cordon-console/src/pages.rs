@@ -324,7 +324,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
             td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_ref())) }
-            td class="col-backend" data-label="Backend" { (h.backend.as_deref().unwrap_or("—")) }
+            td class="col-backend" data-label="Backend" { (h.backend.as_ref().map_or("—", |b| b.as_str())) }
             @if act {
                 td class="row-actions" { (action_button(h, true)) }
             }
@@ -700,13 +700,14 @@ fn claims_card(h: &Host) -> Markup {
 }
 
 /// A claim source in words.
-fn claim_name(source: &str) -> String {
+fn claim_name(source: &cordon_proto::ClaimSource) -> String {
+    use cordon_proto::ClaimSource;
     match source {
-        super::status::SERVER_CLAIM => "Cordon server (this console)".into(),
-        "wazuh" => "Wazuh".into(),
-        "velociraptor" => "Velociraptor".into(),
-        "local" => "local cordon isolate (on the host)".into(),
-        other => other.into(),
+        ClaimSource::Agent => "Cordon server (this console)".into(),
+        ClaimSource::Wazuh => "Wazuh".into(),
+        ClaimSource::Velociraptor => "Velociraptor".into(),
+        ClaimSource::Local => "local cordon isolate (on the host)".into(),
+        ClaimSource::Other(other) => other.clone(),
     }
 }
 
@@ -852,7 +853,7 @@ pub async fn host(
                     dt { "OS" } dd { (h.os.as_deref().unwrap_or("—")) }
                     dt { "Addresses" } dd { @for a in &h.addresses { span class="address" { (a) } " " } }
                     dt { "Labels" } dd { (labels(&h.labels)) }
-                    dt { "Backend" } dd { (h.backend.as_deref().unwrap_or("—")) }
+                    dt { "Backend" } dd { (h.backend.as_ref().map_or("—", |b| b.as_str())) }
                     dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
                     dt { "Last seen" } dd { (time_ago(h.last_seen.as_ref())) }
                     dt { "Enrolled" } dd { (time_at(&h.enrolled_at)) }

@@ -117,7 +117,7 @@ pub fn other_claims(h: &Host) -> Vec<&cordon_proto::ClaimInfo> {
 }
 
 /// The claim source of the Cordon server's own quarantine.
-pub const SERVER_CLAIM: &str = "agent";
+pub const SERVER_CLAIM: cordon_proto::ClaimSource = cordon_proto::ClaimSource::Agent;
 
 #[cfg(test)]
 mod tests {

@@ -280,10 +280,10 @@ pub fn flag_texts(h: &Host) -> Vec<String> {
         .map(|f| {
             let others: Vec<&str> = f.other_hosts.iter().map(|o| short_id(o)).collect();
             let others = others.join(", ");
-            match f.kind.as_str() {
-                cordon_proto::HostFlag::DUPLICATE_HOSTNAME => format!("duplicate hostname: also {others}"),
-                cordon_proto::HostFlag::DUPLICATE_ADDRESS => format!("duplicate address {}: also {others}", f.value),
-                other => format!("{other} {}: also {others}", f.value),
+            match &f.kind {
+                cordon_proto::HostFlagKind::DuplicateHostname => format!("duplicate hostname: also {others}"),
+                cordon_proto::HostFlagKind::DuplicateAddress => format!("duplicate address {}: also {others}", f.value),
+                cordon_proto::HostFlagKind::Other(other) => format!("{other} {}: also {others}", f.value),
             }
         })
         .collect()
@@ -380,7 +380,7 @@ mod tests {
             claims: sources
                 .iter()
                 .map(|s| cordon_proto::ClaimInfo {
-                    source: s.to_string(),
+                    source: cordon_proto::ClaimSource::from_wire(s),
                     since: None,
                     allow: vec![],
                     servers: vec![],

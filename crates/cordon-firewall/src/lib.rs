@@ -71,6 +71,38 @@ pub enum BackendChoice {
     Exactly(BackendKind),
 }
 
+impl Default for BackendChoice {
+    /// [`BackendChoice::Auto`].
+    fn default() -> Self {
+        BackendChoice::Auto
+    }
+}
+
+/// `auto`, or the backend's name ([`BackendKind::name`]).
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendChoice::Auto => f.write_str("auto"),
+            BackendChoice::Exactly(k) => f.write_str(k.name()),
+        }
+    }
+}
+
+/// Written as its [`Display`](fmt::Display) name.
+impl Serialize for BackendChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read as [`FromStr`] reads it; the error names the value and the accepted names.
+impl<'de> Deserialize<'de> for BackendChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Accepts `auto`, `netlink`, `nftables` (or `nft`), `iptables`, `pf`, `windows` (or
 /// `wfp`) and `netsh-ipsec`; the error text lists them.
 impl FromStr for BackendChoice {

@@ -72,8 +72,10 @@ pub struct StatusReport {
     /// SHA-256 (hex) of the ruleset the agent applied and verified in the kernel; compared at every check to see tampering.
     pub digest: Option<String>,
     #[serde(default)]
-    /// Firewall backend in use (`netlink`, `nftables`, `iptables`, `pf`, `wfp`, `netsh`, or `memory` when not enforcing).
-    pub backend: Option<String>,
+    /// Firewall backend in use ([`Backend`]: `netlink`, `nftables`, `iptables`, `pf`,
+    /// `wfp`, `netsh-ipsec`, or `memory` when not enforcing).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub backend: Option<Backend>,
     /// Machine-readable error kind (`verification_failed`, `not_permitted`, ...).
     #[serde(default)]
     pub error: Option<String>,
@@ -117,12 +119,59 @@ pub struct StatusReport {
     pub claims: Vec<ClaimInfo>,
 }
 
+open_wire_enum! {
+    /// The firewall backend an agent reports it enforces with (`StatusReport::backend`,
+    /// `Host::backend`): `cordon_firewall::BackendKind`'s names, plus `memory` for an
+    /// agent with `enforce = false`. Open: a newer agent can bring a backend this server
+    /// does not know; it is stored and shown as sent.
+    pub enum Backend {
+        /// nftables over a netlink socket.
+        Netlink = "netlink",
+        /// nftables through the `nft` command.
+        Nftables = "nftables",
+        /// `iptables-restore` into Cordon's own chains.
+        Iptables = "iptables",
+        /// macOS packet filter anchor.
+        Pf = "pf",
+        /// Windows Filtering Platform.
+        Wfp = "wfp",
+        /// Windows static IPsec policy (`netsh ipsec static`).
+        NetshIpsec = "netsh-ipsec",
+        /// Nothing enforced: the agent runs with `enforce = false`.
+        Memory = "memory",
+    }
+}
+
+open_wire_enum! {
+    /// Who holds a claim on a host's quarantine (`ClaimInfo::source`): the names of
+    /// `cordon_engine::claims::ClaimSource`. Open: each new integration adds a source to
+    /// the agent's claims file, and a server older than the agent keeps it as sent.
+    pub enum ClaimSource {
+        /// The enrolled Cordon agent, on the server's orders (the server's own claim).
+        Agent = "agent",
+        /// `cordon wazuh-ar` (Wazuh active response).
+        Wazuh = "wazuh",
+        /// The `Custom.Cordon.Quarantine` Velociraptor artifact.
+        Velociraptor = "velociraptor",
+        /// An operator on the host (`cordon isolate` without `--source`).
+        Local = "local",
+    }
+}
+
+impl Default for ClaimSource {
+    /// The server's own claim ([`ClaimSource::Agent`]).
+    fn default() -> Self {
+        ClaimSource::Agent
+    }
+}
+
 /// One source's standing claim on a host's quarantine, as reported by its agent.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimInfo {
-    /// Who holds it: `wazuh`, `velociraptor`, `agent` or `local`.
-    pub source: String,
+    /// Who holds it: `wazuh`, `velociraptor`, `agent` or `local` ([`ClaimSource`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub source: ClaimSource,
     /// Since when that source has held its claim (from the host's claims file; kept
     /// while the source re-applies or re-isolates). RFC 3339 on the wire; a time the
     /// server cannot read is taken as not known (`timefmt::opt_lenient`).

@@ -104,7 +104,8 @@ pub struct Host {
     /// SHA-256 (hex) of the ruleset the agent last reported in force.
     pub digest: Option<String>,
     /// Firewall backend the agent last reported (`netlink`, `nftables`, `memory`, …).
-    pub backend: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub backend: Option<crate::Backend>,
     /// The host's certificate is revoked: its agent can no longer reach the server.
     pub revoked: bool,
     /// What of the desired quarantine is not in force although the host is quarantined:
@@ -143,27 +144,36 @@ pub struct Host {
 pub struct HostFlag {
     /// `duplicate_hostname` (compared normalised: NFKC, invisible characters dropped,
     /// case-folded with `ß` as `ss`, trailing dots dropped) or `duplicate_address`.
-    pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: HostFlagKind,
     /// The hostname or address shared.
     pub value: String,
     /// Ids of the other (not revoked) hosts that have it.
     pub other_hosts: Vec<String>,
 }
 
-impl HostFlag {
-    /// `duplicate_hostname`
-    pub const DUPLICATE_HOSTNAME: &'static str = "duplicate_hostname";
-    /// `duplicate_address`
-    pub const DUPLICATE_ADDRESS: &'static str = "duplicate_address";
+open_wire_enum! {
+    /// What another host shares with this one ([`HostFlag::kind`]). Open: a newer server
+    /// can flag more kinds of look-alike, and an older CLI or console shows them by name.
+    pub enum HostFlagKind {
+        /// The hostname, compared normalised.
+        DuplicateHostname = "duplicate_hostname",
+        /// One of the addresses.
+        DuplicateAddress = "duplicate_address",
+    }
+}
 
+impl HostFlag {
     /// One line for people: `duplicate hostname "web1" (also host 1c2d…)`,
     /// `duplicate address "192.0.2.5" (also claimed by host 1c2d…)`.
     pub fn text(&self) -> String {
         let others = self.other_hosts.join(", ");
-        match self.kind.as_str() {
-            Self::DUPLICATE_HOSTNAME => format!("duplicate hostname {:?} (also host {others})", self.value),
-            Self::DUPLICATE_ADDRESS => format!("duplicate address {:?} (also claimed by host {others})", self.value),
-            other => format!("{other} {:?} (also host {others})", self.value),
+        match &self.kind {
+            HostFlagKind::DuplicateHostname => format!("duplicate hostname {:?} (also host {others})", self.value),
+            HostFlagKind::DuplicateAddress => {
+                format!("duplicate address {:?} (also claimed by host {others})", self.value)
+            }
+            HostFlagKind::Other(other) => format!("{other} {:?} (also host {others})", self.value),
         }
     }
 
@@ -172,10 +182,10 @@ impl HostFlag {
     /// host has several).
     pub fn short(&self) -> String {
         let others = self.other_hosts.join(", ");
-        match self.kind.as_str() {
-            Self::DUPLICATE_HOSTNAME => format!("duplicate hostname (also {others})"),
-            Self::DUPLICATE_ADDRESS => format!("duplicate address {} (also claimed by {others})", self.value),
-            other => format!("{other} {} (also {others})", self.value),
+        match &self.kind {
+            HostFlagKind::DuplicateHostname => format!("duplicate hostname (also {others})"),
+            HostFlagKind::DuplicateAddress => format!("duplicate address {} (also claimed by {others})", self.value),
+            HostFlagKind::Other(other) => format!("{other} {} (also {others})", self.value),
         }
     }
 }
@@ -284,7 +294,8 @@ pub struct ActionResult {
     /// Other managers' claims (`wazuh`, `velociraptor`, `local`) standing on the host as
     /// its agent last reported them: after a release they keep the host isolated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_claims: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub other_claims: Vec<crate::ClaimSource>,
 }
 
 /// Per host, what a quarantine or release did (or, with `preview`, would do).
@@ -334,12 +345,26 @@ impl ActionChange {
     }
 }
 
+wire_enum! {
+    /// What a quarantine, release or retry request asked for
+    /// ([`ActionResponse::action`]). Closed: these are what the API does to a host's
+    /// desired state.
+    pub enum HostAction {
+        /// Quarantine the hosts.
+        Quarantine = "quarantine",
+        /// Release the hosts.
+        Release = "release",
+        /// Re-send the hosts' desired state as a new revision.
+        Retry = "retry",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 /// Answer of quarantine / release: one result per target host.
 pub struct ActionResponse {
-    /// `quarantine` or `release`.
-    pub action: String,
+    /// `quarantine`, `release` or `retry`.
+    pub action: HostAction,
     /// One entry per target host, in request order.
     pub results: Vec<ActionResult>,
     /// True when the request was a `preview`: nothing was changed.
@@ -461,14 +486,14 @@ mod audit_record_tests {
     #[test]
     fn flag_cells_name_the_shared_address() {
         let f = super::HostFlag {
-            kind: super::HostFlag::DUPLICATE_ADDRESS.into(),
+            kind: super::HostFlagKind::DuplicateAddress,
             value: "192.0.2.10".into(),
             other_hosts: vec!["h2".into()],
         };
         assert_eq!(f.short(), "duplicate address 192.0.2.10 (also claimed by h2)");
         assert_eq!(f.text(), "duplicate address \"192.0.2.10\" (also claimed by host h2)");
         let f = super::HostFlag {
-            kind: super::HostFlag::DUPLICATE_HOSTNAME.into(),
+            kind: super::HostFlagKind::DuplicateHostname,
             value: "web1".into(),
             other_hosts: vec!["h2".into()],
         };

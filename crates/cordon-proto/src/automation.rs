@@ -117,8 +117,10 @@ pub struct EventIn {
 pub struct RuleOutcome {
     /// The rule's name.
     pub rule: String,
-    /// `quarantine`, `notify_only`, `approval_required`, `no_match`, `blocked`, `rule_error`.
-    pub outcome: String,
+    /// `quarantine`, `notify_only`, `approval_required`, `no_match`, `blocked`,
+    /// `rule_error`, … ([`OutcomeKind`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub outcome: OutcomeKind,
     /// Why, in words (e.g. `host carries protected label dc`).
     pub reason: String,
 }
@@ -146,9 +148,10 @@ pub struct EventRecord {
     pub host_ref: String,
     /// The host it resolved to; `None` for an unknown host (recorded, not dropped).
     pub host_id: Option<String>,
-    /// `unknown_host`, `no_match`, `quarantined`, `notified`, `approval_required`,
-    /// `suppressed`, `failed`.
-    pub status: String,
+    /// `unknown_host`, `ambiguous_host`, `no_match`, `suppressed`, `quarantined`,
+    /// `notified`, `approval_required`, `denied`, `failed` ([`EventStatus`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: EventStatus,
     /// The rule that acted, if any.
     pub rule: Option<String>,
     /// What every rule concluded about it.
@@ -310,7 +313,7 @@ pub struct Approval {
     /// When it was asked.
     pub created_at: Timestamp,
     /// `pending`, `approved`, `denied`, `superseded`.
-    pub status: String,
+    pub status: ApprovalStatus,
     /// Who decided (token name).
     pub decided_by: Option<String>,
     /// When.
@@ -358,7 +361,7 @@ pub struct DecisionResult {
     /// `approved` (quarantine requested), `denied`, `superseded` (nothing done to the
     /// host: it is already desired quarantined, revoked, or now carries a protected
     /// label — `reason` says which), `not_pending`.
-    pub status: String,
+    pub status: DecisionStatus,
     /// Why an approval was superseded, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -378,20 +381,146 @@ pub struct DecisionResponse {
 /// rule, or the expiry) asked for it; `not_enforcing` when an agent that runs with
 /// `enforce = false` took a quarantine it does not enforce. A target with no `events`
 /// gets all of these.
-pub const NOTIFY_KINDS: [&str; 8] = [
-    "quarantined",
-    "released",
-    "quarantine_requested",
-    "release_requested",
-    "not_enforcing",
-    "failed",
-    "tampered",
-    "approval_required",
+pub const NOTIFY_KINDS: [NotifyKind; 8] = [
+    NotifyKind::Quarantined,
+    NotifyKind::Released,
+    NotifyKind::QuarantineRequested,
+    NotifyKind::ReleaseRequested,
+    NotifyKind::NotEnforcing,
+    NotifyKind::Failed,
+    NotifyKind::Tampered,
+    NotifyKind::ApprovalRequired,
 ];
 
 /// Notification kinds a target gets only when its `events` name them: `audit_checkpoint`
 /// (each signed audit checkpoint, so a copy lives outside the server; issue 17).
-pub const OPT_IN_NOTIFY_KINDS: [&str; 1] = ["audit_checkpoint"];
+pub const OPT_IN_NOTIFY_KINDS: [NotifyKind; 1] = [NotifyKind::AuditCheckpoint];
+
+open_wire_enum! {
+    /// A notification kind ([`NOTIFY_KINDS`], [`OPT_IN_NOTIFY_KINDS`]): what a target
+    /// subscribes to and what an outbox row announces. Open: the outbox lives in the
+    /// database that replicas of different versions share, and a newer server adds
+    /// kinds (`audit_checkpoint` was one); a target's `events` naming an unknown kind is
+    /// refused by validation with a message, not by the JSON reader.
+    pub enum NotifyKind {
+        /// The agent confirmed the quarantine in force.
+        Quarantined = "quarantined",
+        /// The agent confirmed the release.
+        Released = "released",
+        /// Someone (or a rule) asked for a quarantine.
+        QuarantineRequested = "quarantine_requested",
+        /// Someone (or the expiry) asked for a release.
+        ReleaseRequested = "release_requested",
+        /// An agent with `enforce = false` took a quarantine it does not enforce.
+        NotEnforcing = "not_enforcing",
+        /// An agent could not apply the desired state.
+        Failed = "failed",
+        /// An agent found its rules altered.
+        Tampered = "tampered",
+        /// An automatic quarantine waits for approval.
+        ApprovalRequired = "approval_required",
+        /// A signed audit checkpoint (opt-in).
+        AuditCheckpoint = "audit_checkpoint",
+    }
+}
+
+open_wire_enum! {
+    /// What automation did with an event ([`EventRecord::status`]). Open: stored in the
+    /// database that replicas of different versions share, and the set has grown
+    /// (`ambiguous_host`, `denied`); a CLI older than its server shows new ones by name.
+    pub enum EventStatus {
+        /// The host reference matches no enrolled host (recorded, not dropped).
+        UnknownHost = "unknown_host",
+        /// The host reference matches more than one host.
+        AmbiguousHost = "ambiguous_host",
+        /// No rule applies.
+        NoMatch = "no_match",
+        /// A rule applies but a guardrail stopped it.
+        Suppressed = "suppressed",
+        /// The host was (or, after approval, is being) quarantined.
+        Quarantined = "quarantined",
+        /// A `notify_only` rule matched: notified, nothing changed.
+        Notified = "notified",
+        /// Waiting for an approval.
+        ApprovalRequired = "approval_required",
+        /// Its approval was denied.
+        Denied = "denied",
+        /// Acting on it failed.
+        Failed = "failed",
+    }
+}
+
+open_wire_enum! {
+    /// What one rule concluded about one event ([`RuleOutcome::outcome`]). Open for the
+    /// reasons of [`EventStatus`] (stored as JSON in the event's row; grew with
+    /// `not_evaluated`, `ambiguous_host`).
+    pub enum OutcomeKind {
+        /// The rule qualifies: quarantine.
+        Quarantine = "quarantine",
+        /// A dry-run rule qualifies: notify only.
+        NotifyOnly = "notify_only",
+        /// The rule qualifies; a cap or the rule's mode asks for approval.
+        ApprovalRequired = "approval_required",
+        /// The rule does not apply to this event.
+        NoMatch = "no_match",
+        /// The rule applies, a guardrail stops it.
+        Blocked = "blocked",
+        /// The rule cannot be evaluated (a label does not resolve).
+        RuleError = "rule_error",
+        /// An earlier rule claimed the event.
+        NotEvaluated = "not_evaluated",
+        /// The rule is disabled.
+        Disabled = "disabled",
+        /// Acting on the rule's decision failed.
+        Error = "error",
+        /// The host reference matches no enrolled host.
+        UnknownHost = "unknown_host",
+        /// The host reference matches more than one host.
+        AmbiguousHost = "ambiguous_host",
+    }
+}
+
+wire_enum! {
+    /// Where an approval stands ([`Approval::status`]). Closed: the approval lifecycle
+    /// is the server's own.
+    pub enum ApprovalStatus {
+        /// Waiting for a decision.
+        Pending = "pending",
+        /// Approved: quarantine requested.
+        Approved = "approved",
+        /// Denied: nothing done.
+        Denied = "denied",
+        /// Nothing done: the host was already desired quarantined, revoked, or protected.
+        Superseded = "superseded",
+    }
+}
+
+wire_enum! {
+    /// What deciding one approval did ([`DecisionResult::status`]). Closed, as
+    /// [`ApprovalStatus`].
+    pub enum DecisionStatus {
+        /// Quarantine requested.
+        Approved = "approved",
+        /// Denied.
+        Denied = "denied",
+        /// Nothing done to the host (`reason` says why).
+        Superseded = "superseded",
+        /// It had been decided already.
+        NotPending = "not_pending",
+    }
+}
+
+wire_enum! {
+    /// Where a notification stands ([`Delivery::status`]). Closed: the outbox lifecycle.
+    pub enum DeliveryStatus {
+        /// Not delivered yet; retried at `next_attempt_at`.
+        Pending = "pending",
+        /// Delivered.
+        Delivered = "delivered",
+        /// Gave up.
+        Dead = "dead",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -404,9 +533,11 @@ pub struct TargetSpec {
     /// Where to POST (`https://…`; the Slack incoming-webhook URL for `slack`).
     pub url: String,
     /// Subset of [`NOTIFY_KINDS`] (default: all of them), plus the opt-in kinds of
-    /// [`OPT_IN_NOTIFY_KINDS`] (`audit_checkpoint`).
+    /// [`OPT_IN_NOTIFY_KINDS`] (`audit_checkpoint`). Read as [`NotifyKind`]s, unknown
+    /// names included: the server refuses those with its own message naming the kinds.
     #[serde(default)]
-    pub events: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub events: Vec<NotifyKind>,
     #[serde(default = "yes")]
     /// Deliver to it (default true).
     pub enabled: bool,
@@ -444,9 +575,10 @@ pub struct Delivery {
     /// The audit record it announces.
     pub audit_id: i64,
     /// Notification kind (one of [`NOTIFY_KINDS`] or [`OPT_IN_NOTIFY_KINDS`]).
-    pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: NotifyKind,
     /// `pending`, `delivered`, `dead` (gave up).
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Delivery attempts so far.
     pub attempts: i64,
     /// When the next attempt is due (pending only).

@@ -4,6 +4,9 @@
 //! `#[serde(default)]`), so an older agent keeps working against a newer server;
 //! [`PROTO_VERSION`] is bumped when a change is not compatible.
 
+#[macro_use]
+mod wire_enum;
+
 pub mod addr;
 pub mod agent;
 pub mod api;
@@ -13,7 +16,10 @@ pub mod enroll;
 pub mod fingerprint;
 pub mod timefmt;
 
-pub use agent::{AgentState, ClaimInfo, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
+pub use agent::{
+    AgentState, Backend, ClaimInfo, ClaimSource, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS,
+    OFFLINE_AFTER_HEARTBEATS,
+};
 pub use api::*;
 pub use enroll::{EnrollRequest, EnrollResponse};
 

@@ -1,6 +1,5 @@
 //! Background release of quarantines whose `expires_at` passed, audited as `system`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::hub::Hub;
@@ -18,13 +17,14 @@ pub async fn sweep(store: &Store, hub: &Hub) -> Result<Vec<String>, crate::Store
     Ok(released)
 }
 
-/// Runs [`sweep`] every `every` until the task is dropped.
-pub async fn run(store: Arc<Store>, hub: Arc<Hub>, every: Duration) {
+/// Runs [`crate::service::hosts::release_expired`] every `every` until the task is
+/// dropped.
+pub async fn run(st: crate::AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = sweep(&store, &hub).await {
+        if let Err(e) = crate::service::hosts::release_expired(&st).await {
             tracing::warn!(error = %e, "expiry sweep failed; retrying");
         }
     }

@@ -70,7 +70,10 @@ pub fn bound_report(r: &mut StatusReport) {
     bound_opt(&mut r.error, MAX_ERROR_CHARS);
     bound_opt(&mut r.os, MAX_SHORT_CHARS);
     bound_opt(&mut r.agent_version, MAX_SHORT_CHARS);
-    bound_opt(&mut r.backend, MAX_SHORT_CHARS);
+    // Only a name this server does not know is free text (kept as sent).
+    if let Some(cordon_proto::Backend::Other(name)) = &mut r.backend {
+        *name = truncate(name, MAX_SHORT_CHARS);
+    }
     bound_opt(&mut r.digest, MAX_SHORT_CHARS);
     bound_opt(&mut r.hostname, MAX_HOSTNAME_CHARS);
     bound_addresses(&mut r.addresses);
@@ -82,7 +85,9 @@ pub fn bound_report(r: &mut StatusReport) {
     }
     r.claims.truncate(MAX_CLAIMS);
     for c in r.claims.iter_mut() {
-        c.source = truncate(&c.source, MAX_SHORT_CHARS);
+        if let cordon_proto::ClaimSource::Other(name) = &mut c.source {
+            *name = truncate(name, MAX_SHORT_CHARS);
+        }
         for list in [&mut c.allow, &mut c.servers] {
             list.truncate(MAX_CLAIM_ITEMS);
             for s in list.iter_mut() {
@@ -237,7 +242,7 @@ mod tests {
             applied_revision: 3,
             state: AgentState::Tampered,
             digest: Some("d".repeat(10_000)),
-            backend: Some("b".repeat(10_000)),
+            backend: Some(cordon_proto::Backend::from_wire(&"b".repeat(10_000))),
             error: Some("e".repeat(10_000)),
             detail: Some("x".repeat(1_000_000)),
             hostname: Some("h".repeat(10_000)),
@@ -249,7 +254,7 @@ mod tests {
             heartbeat_ms: None,
             claims: vec![
                 cordon_proto::ClaimInfo {
-                    source: "s".repeat(10_000),
+                    source: cordon_proto::ClaimSource::from_wire(&"s".repeat(10_000)),
                     // A time is bounded by its type (a fixed-width value).
                     since: crate::timefmt::Timestamp::parse("2030-01-01T00:00:00Z").ok(),
                     allow: vec!["a".repeat(1_000); 100],

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cordon_proto::{EnrollTokenCreated, Role, TokenCreated};
+use cordon_proto::{EnrollTokenCreated, TokenCreated};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::pki::{self, Ca, PkiError};
 use crate::store::{Store, StoreError};
 use crate::{router, AppState};
-use cordon_server_core::service::audit;
+use cordon_server_core::service::{audit, tokens};
 
 /// Failures of `cordon server init|token create|run`.
 #[derive(Debug, Error)]
@@ -71,10 +71,8 @@ pub struct InitResult {
 /// Creates the CA, the server certificate, the database and a bootstrap admin token.
 pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -> Result<InitResult, RunError> {
     let out = pki::init(data_dir, names, ips)?;
-    let store = Store::connect(db).await?;
-    let admin = store
-        .create_api_token("cordon server init", "admin", Role::Admin)
-        .await?;
+    let state = AppState::new(Arc::new(Store::connect(db).await?), None);
+    let admin = tokens::bootstrap_admin(&state, "cordon server init", "admin").await?;
     Ok(InitResult {
         ca_fingerprint: out.ca_fingerprint,
         admin,
@@ -100,11 +98,8 @@ pub async fn create_enroll_token(
     ttl_secs: i64,
 ) -> Result<EnrollTokenCreated, RunError> {
     let store = Arc::new(Store::connect(db).await?);
-    let known = store
-        .known_labels(cordon_server_core::store::automation::LabelsReplaced::Nothing)
-        .await?;
-    let (labels, ttl_secs) = cordon_server_core::service::tokens::enroll_request(labels, &known, Some(ttl_secs))
-        .map_err(RunError::Invalid)?;
+    let known = tokens::known_labels(&AppState::new(store.clone(), None)).await?;
+    let (labels, ttl_secs) = tokens::enroll_request(labels, &known, Some(ttl_secs)).map_err(RunError::Invalid)?;
     let labels = labels.as_slice();
     let ca = Arc::new(Ca::load(data_dir)?);
     let mut state = AppState::new(store.clone(), Some(ca));
@@ -115,12 +110,10 @@ pub async fn create_enroll_token(
     audit::start_checkpoint(&state, status.start_facts(lock.sole()))
         .await
         .map_err(|e| RunError::Audit(e.to_string()))?;
-    let created = store
-        .create_enroll_token("cordon server token create", labels, ttl_secs)
-        .await;
+    let created = tokens::create_enroll_offline(&state, "cordon server token create", labels, ttl_secs).await;
     let closed = audit::shutdown_checkpoint(&state).await;
     if let Ok(Some((_, record))) = &closed {
-        deliver_shutdown_checkpoint(&store, *record).await;
+        deliver_shutdown_checkpoint(&state, *record).await;
     }
     drop(lock);
     let created = created?;
@@ -137,31 +130,8 @@ pub const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(5);
 /// next start), waiting at most [`SHUTDOWN_DELIVERY_WAIT`]; logs a warning naming each
 /// target (id and URL origin) it could not reach — the copy then stays queued and is
 /// sent at the next start.
-pub async fn deliver_shutdown_checkpoint(store: &Store, record: i64) {
-    use crate::automation::notify;
-    let client = match notify::http_client(&Default::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot deliver the shutdown audit checkpoint: no HTTP client");
-            return;
-        }
-    };
-    match notify::deliver_record_now(store, &client, record, SHUTDOWN_DELIVERY_WAIT).await {
-        Ok(missed) => {
-            for m in missed {
-                tracing::warn!(
-                    target_id = m.target_id,
-                    target = %m.origin,
-                    error = %m.error,
-                    record,
-                    "shutdown audit checkpoint not delivered to notification target {} ({}) before stopping; it stays queued and is sent at the next start",
-                    m.target_id,
-                    m.origin
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, record, "cannot deliver the shutdown audit checkpoint"),
-    }
+pub async fn deliver_shutdown_checkpoint(state: &AppState, record: i64) {
+    crate::automation::service::deliver_now(state, record, SHUTDOWN_DELIVERY_WAIT).await
 }
 
 /// Name of the lock file in the data directory that every process writing the audit log
@@ -284,7 +254,7 @@ impl Running {
             let _ = t.await;
         }
         match audit::shutdown_checkpoint(&state).await {
-            Ok(Some((_, record))) => deliver_shutdown_checkpoint(&state.store, record).await,
+            Ok(Some((_, record))) => deliver_shutdown_checkpoint(&state, record).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint"),
         }
@@ -347,22 +317,12 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let store = Arc::new(Store::connect(&cfg.db).await?);
-    // Tokens whose names predate the uniqueness check (issue 17): kept, flagged, said.
-    match store.api_tokens().await {
-        Ok(tokens) => {
-            for t in tokens.iter().filter(|t| !t.revoked) {
-                if let Some(flag) = &t.name_flag {
-                    tracing::warn!(token = t.id, name = %t.name, flag = %flag,
-                        "API token name is not unique, is reserved or breaks the name rules; audit records name it by id; revoke and re-create it under a distinct name");
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot list API tokens"),
-    }
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
     let tls = crate::tls::server_config(&cfg.data_dir)?;
-    let mut state = AppState::new(store.clone(), Some(ca));
+    let mut state = AppState::new(store, Some(ca));
     state.max_wait = cfg.max_wait;
+    // Tokens whose names predate the uniqueness check (issue 17): kept, flagged, said.
+    tokens::warn_flagged_names(&state).await;
     // Signed audit checkpoints (issue 17): a record in the log, a line in the server log
     // and the data directory's anchor file, at start (before serving), every ten minutes
     // while the log moves, and at an orderly shutdown. The start checkpoint names the
@@ -382,23 +342,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     // found tampered (AuditList.chain_alert), and the server log has the verdict.
     let first_verify = {
         let state = state.clone();
-        tokio::spawn(async move {
-            let signature = state.ca.as_ref().map(|ca| ca.checkpoint_checker());
-            match state.store.audit_verify(Vec::new(), signature).await {
-                Ok(r) if r.problem.is_none() && r.warnings.is_empty() => {
-                    tracing::info!(records = r.chained, "audit chain verified at start: intact")
-                }
-                Ok(r) if r.problem.is_none() => {
-                    tracing::warn!(
-                        warnings = r.warnings.len(),
-                        "audit chain verified at start: intact, but not every record is vouched for"
-                    )
-                }
-                // The verifier logs the problem itself.
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot verify the audit chain at start"),
-            }
-        })
+        tokio::spawn(async move { audit::verify_at_start(&state).await })
     };
     let checkpoints = {
         let state = state.clone();
@@ -424,28 +368,13 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         let mut stop = rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(AUDIT_HEAD_EVERY);
-            let mut saved = state.store.seen_audit_head();
+            let mut watch = audit::HeadWatch::new(&state);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.wait_for(|v| *v) => return,
                 }
-                // Other writers see this server live (see `audit_writers`).
-                if let Err(e) = state.store.writer_heartbeat().await {
-                    tracing::warn!(error = %e, "cannot refresh this server's audit writer row");
-                }
-                if let Err(e) = state.store.note_audit_head().await {
-                    tracing::warn!(error = %e, "cannot read the audit chain head");
-                    continue;
-                }
-                // Kept outside the database too, so a restart after a crash still knows it.
-                let seen = state.store.seen_audit_head();
-                if seen != saved {
-                    match audit::save_anchor(&state) {
-                        Ok(()) => saved = seen,
-                        Err(e) => tracing::warn!(error = %e, "cannot keep the audit anchor"),
-                    }
-                }
+                audit::watch_head(&state, &mut watch).await;
             }
         })
     };
@@ -459,8 +388,8 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     })?;
     let app = router(state.clone());
     let serve = tokio::spawn(crate::tls::serve_with(listener, tls, app, rx, limits));
-    let automation = crate::automation::spawn(store.clone(), Default::default());
-    let expiry = tokio::spawn(crate::expiry::run(store, state.hub.clone(), cfg.expiry_every));
+    let automation = crate::automation::spawn(&state, Default::default());
+    let expiry = tokio::spawn(crate::expiry::run(state.clone(), cfg.expiry_every));
     let mut tasks = vec![expiry, first_verify];
     if cfg.db.starts_with("postgres") {
         // Wake-ups from the other replicas (changes made there reach agents here).
@@ -514,5 +443,78 @@ mod bind_tests {
         assert!(v4.is_ok(), "IPv4 to [::]:{port}: {v4:?}");
         let v6 = tokio::net::TcpStream::connect(("::1", port)).await;
         assert!(v6.is_ok(), "IPv6 to [::]:{port}: {v6:?}");
+    }
+}
+
+#[cfg(test)]
+mod layering_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// The store calls in `code` (Rust source): a `store` field read (`state.store`) or a
+    /// method called on a store (`store.x(…)`, cloning the handle aside), comments skipped.
+    fn store_calls(code: &str) -> Vec<String> {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        // Comment lines blanked (kept as lines, so line numbers hold).
+        let code: String = code
+            .lines()
+            .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut found = Vec::new();
+        let mut from = 0;
+        while let Some(i) = code[from..].find("store").map(|i| i + from) {
+            from = i + "store".len();
+            let before = code[..i].chars().next_back();
+            // A call chain may continue on the next line (`store\n    .x()`).
+            let after = code[from..].trim_start();
+            if before.is_some_and(ident) || code[from..].starts_with(ident) {
+                continue;
+            }
+            let method: String = after
+                .strip_prefix('.')
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| ident(*c))
+                .collect();
+            if before == Some('.') || (after.starts_with('.') && method != "clone") {
+                let line = code[..i].matches('\n').count();
+                found.push(format!(
+                    "run.rs:{}: {}",
+                    line + 1,
+                    code.lines().nth(line).unwrap_or("").trim()
+                ));
+            }
+        }
+        found
+    }
+
+    /// Issue 13: the server's background tasks (expiry, notifications, checkpoints, the
+    /// audit head, the start verification) and offline commands go through the service
+    /// layer as the REST handlers do; `run.rs` opens the store and hands it on, and holds
+    /// no store call of its own (as `wake::tests::sql_lives_only_behind_the_store` keeps
+    /// SQL behind the store).
+    #[test]
+    fn run_holds_no_store_calls() {
+        let text = include_str!("run.rs");
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        assert!(
+            code.contains("pub async fn start_with_limits"),
+            "the check reads run.rs"
+        );
+        let found = store_calls(code);
+        assert!(
+            found.is_empty(),
+            "store calls in run.rs (use cordon_server_core::service): {found:#?}"
+        );
+        // The check itself finds what it is for.
+        let old = "let admin = store\n    .create_api_token(\"x\", \"admin\", Role::Admin)\n";
+        assert_eq!(store_calls(old).len(), 1);
+        assert_eq!(
+            store_calls("if let Err(e) = state.store.writer_heartbeat().await {").len(),
+            1
+        );
+        assert_eq!(store_calls("deliver(&state.store, record)").len(), 1);
+        assert!(store_calls("let s = AppState::new(store.clone(), None);").is_empty());
+        assert!(store_calls("let st = Store::connect(db); restore.x(); store_dir.y()").is_empty());
     }
 }

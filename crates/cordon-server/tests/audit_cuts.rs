@@ -418,7 +418,7 @@ async fn audit_cuts_shutdown_checkpoint_undelivered_at_stop_is_delivered_after_t
         .filter(|d| d.target_id == target)
         .max_by_key(|d| d.id)
         .expect("a delivery row");
-    assert_eq!(row.status, "pending", "{row:?}");
+    assert_eq!(row.status, cordon_proto::automation::DeliveryStatus::Pending, "{row:?}");
     assert_eq!(row.attempts, 1, "the stop's tries are one attempt: {row:?}");
     drop(store);
     up.store(true, std::sync::atomic::Ordering::SeqCst);

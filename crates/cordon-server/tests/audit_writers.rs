@@ -431,7 +431,7 @@ async fn shutdown_checkpoint_reaches_notification_targets_before_the_process_exi
         .filter(|d| d.target_id == dead)
         .max_by_key(|d| d.id)
         .expect("a delivery row for the unreachable target");
-    assert_eq!(row.status, "pending", "{row:?}");
+    assert_eq!(row.status, cordon_proto::automation::DeliveryStatus::Pending, "{row:?}");
     assert!(row.attempts >= 1 && row.last_error.is_some(), "{row:?}");
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::Ctx;
-use cordon_proto::automation::TargetSpec;
+use cordon_proto::automation::{NotifyKind, TargetSpec};
 use cordon_proto::{AgentState, ClaimInfo, StatusReport};
 use cordon_server::automation::notify;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ async fn soc_webhook(c: &Ctx, events: &[&str]) {
                 name: "soc".into(),
                 kind: cordon_proto::automation::TargetKind::Webhook,
                 url: "http://127.0.0.1:9/hook".into(),
-                events: events.iter().map(|k| k.to_string()).collect(),
+                events: events.iter().map(|k| NotifyKind::from(*k)).collect(),
                 enabled: true,
             },
         )
@@ -55,7 +55,7 @@ async fn outbox(c: &Ctx, kind: &str) -> Vec<Value> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|d| d.kind == kind)
+        .filter(|d| d.kind.as_str() == kind)
         .map(|d| d.payload)
         .collect()
 }
@@ -213,7 +213,11 @@ async fn whole_family_exceptions_are_refused_at_request_time_and_nothing_changes
 async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded() {
     let c = Ctx::new().await;
     let h = c.enroll("web1", &[]).await;
-    soc_webhook(&c, &cordon_proto::automation::NOTIFY_KINDS).await;
+    let all: Vec<&str> = cordon_proto::automation::NOTIFY_KINDS
+        .iter()
+        .map(NotifyKind::as_str)
+        .collect();
+    soc_webhook(&c, &all).await;
     // The agent's first report confirms the enrollment's own revision: nobody asked for
     // a release, so nothing is announced (trial finding: one "released" per new agent).
     c.agent_status(&h, &report(1, AgentState::Released)).await;

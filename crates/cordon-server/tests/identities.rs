@@ -10,7 +10,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{status_report, Ctx};
-use cordon_proto::{AgentState, AuditRecord, Host, HostFlag, TokenList};
+use cordon_proto::{AgentState, AuditRecord, Host, HostFlagKind, TokenList};
 use cordon_server::store::AuditFilter;
 use serde_json::{json, Value};
 
@@ -250,8 +250,8 @@ async fn host(ctx: &Ctx, id: &str) -> Host {
     serde_json::from_value(v).unwrap()
 }
 
-fn kinds(h: &Host) -> Vec<(&str, &str)> {
-    h.flags.iter().map(|f| (f.kind.as_str(), f.value.as_str())).collect()
+fn kinds(h: &Host) -> Vec<(HostFlagKind, &str)> {
+    h.flags.iter().map(|f| (f.kind.clone(), f.value.as_str())).collect()
 }
 
 #[tokio::test]
@@ -273,9 +273,9 @@ async fn duplicate_hostname_is_accepted_flagged_on_both_and_refused_as_a_name() 
         enroll[0].detail
     );
     let (ha, hb) = (host(&ctx, &a).await, host(&ctx, &b).await);
-    assert_eq!(kinds(&ha), vec![(HostFlag::DUPLICATE_HOSTNAME, "web1")]);
+    assert_eq!(kinds(&ha), vec![(HostFlagKind::DuplicateHostname, "web1")]);
     assert_eq!(ha.flags[0].other_hosts, vec![b.clone()]);
-    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_HOSTNAME, "WEB1")]);
+    assert_eq!(kinds(&hb), vec![(HostFlagKind::DuplicateHostname, "WEB1")]);
     assert!(host(&ctx, &other).await.flags.is_empty());
     // The list shows it too.
     let (_, v) = ctx.call("GET", "/v1/hosts?q=web", Some(&ctx.viewer), None).await;
@@ -382,10 +382,10 @@ async fn address_claimed_by_two_hosts_is_flagged_and_refused_to_automation() {
     let hb = host(&ctx, &b).await;
     let stored: Vec<String> = hb.addresses.iter().map(ToString::to_string).collect();
     assert_eq!(stored, ["198.51.100.8", "2001:db8::a"], "stored canonical");
-    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "2001:db8::a")]);
+    assert_eq!(kinds(&hb), vec![(HostFlagKind::DuplicateAddress, "2001:db8::a")]);
     assert_eq!(
         kinds(&host(&ctx, &a).await),
-        vec![(HostFlag::DUPLICATE_ADDRESS, "2001:db8::a")]
+        vec![(HostFlagKind::DuplicateAddress, "2001:db8::a")]
     );
     let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
         "trigger_labels": ["servers"]});
@@ -417,10 +417,10 @@ async fn ipv4_compatible_addresses_are_flagged_as_the_ipv4_address() {
     let hb = host(&ctx, &b).await;
     let stored: Vec<String> = hb.addresses.iter().map(ToString::to_string).collect();
     assert_eq!(stored, ["198.51.100.12"], "stored as the IPv4 address");
-    assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_ADDRESS, "198.51.100.12")]);
+    assert_eq!(kinds(&hb), vec![(HostFlagKind::DuplicateAddress, "198.51.100.12")]);
     assert_eq!(
         kinds(&host(&ctx, &a).await),
-        vec![(HostFlag::DUPLICATE_ADDRESS, "198.51.100.12")]
+        vec![(HostFlagKind::DuplicateAddress, "198.51.100.12")]
     );
 }
 
@@ -483,11 +483,11 @@ async fn look_alike_hostnames_are_flagged_as_duplicates_on_both_hosts() {
         let (ha, hb) = (host(&ctx, &a).await, host(&ctx, &b).await);
         assert_eq!(
             kinds(&ha),
-            vec![(HostFlag::DUPLICATE_HOSTNAME, existing)],
+            vec![(HostFlagKind::DuplicateHostname, existing)],
             "{existing:?} vs {look_alike:?}"
         );
         assert_eq!(ha.flags[0].other_hosts, vec![b.clone()]);
-        assert_eq!(kinds(&hb), vec![(HostFlag::DUPLICATE_HOSTNAME, look_alike)]);
+        assert_eq!(kinds(&hb), vec![(HostFlagKind::DuplicateHostname, look_alike)]);
         assert_eq!(hb.flags[0].other_hosts, vec![a.clone()]);
         let enroll = ctx.audit_for(&b).await;
         assert!(

@@ -198,7 +198,7 @@ fn take_namespace(
             .to_string(),
         state_dir: cfg.state_dir.display().to_string(),
         host_id: cfg.host_id.clone(),
-        table: cfg.table.clone(),
+        table: cfg.table.to_string(),
     };
     match claim(&me) {
         Ok(g) => Ok(Some(g)),
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn enroll_warns_naming_the_other_host() {
         let flags = vec![cordon_proto::HostFlag {
-            kind: cordon_proto::HostFlag::DUPLICATE_HOSTNAME.into(),
+            kind: cordon_proto::HostFlagKind::DuplicateHostname,
             value: "web1".into(),
             other_hosts: vec!["1c2d-other".into()],
         }];

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use cordon_client::automation::Decision as Verdict;
 use cordon_client::{ApiClient, ClientError};
-use cordon_proto::automation::{DecisionRequest, EventIn, RuleRecord, RuleSpec, SettingsPatch, TargetKind, TargetSpec};
+use cordon_proto::automation::{
+    DecisionRequest, EventIn, NotifyKind, RuleRecord, RuleSpec, SettingsPatch, TargetKind, TargetSpec,
+};
 
 use crate::exit::{Code, Failure};
 use crate::remote::{client_failure, connect, table, Conn};
@@ -399,7 +401,7 @@ pub fn events(a: EventsArgs) -> u8 {
                                 t(&e.event_type),
                                 e.severity.as_str().to_string(),
                                 t(&e.host_ref),
-                                t(&e.status),
+                                t(e.status.as_str()),
                                 opt(&e.rule),
                             ]
                         })
@@ -437,9 +439,9 @@ pub fn events(a: EventsArgs) -> u8 {
                     pretty(&v);
                 } else {
                     for e in &v.events {
-                        println!("{} {} (rule {})", t(&e.id), t(&e.status), opt(&e.rule));
+                        println!("{} {} (rule {})", t(&e.id), t(e.status.as_str()), opt(&e.rule));
                         for o in &e.outcomes {
-                            println!("  {}: {} - {}", t(&o.rule), t(&o.outcome), t(&o.reason));
+                            println!("  {}: {} - {}", t(&o.rule), t(o.outcome.as_str()), t(&o.reason));
                         }
                     }
                 }
@@ -468,7 +470,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                                 t(&p.host_id),
                                 t(&p.rule),
                                 t(&p.event_id),
-                                t(&p.status),
+                                p.status.as_str().to_string(),
                                 t(&p.reason),
                             ]
                         })
@@ -496,7 +498,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
             let rows: Vec<Vec<String>> = v
                 .results
                 .iter()
-                .map(|r| vec![r.id.to_string(), t(&r.host_id), t(&r.status)])
+                .map(|r| vec![r.id.to_string(), t(&r.host_id), r.status.as_str().to_string()])
                 .collect();
             table(&["ID", "HOST", "RESULT"], &rows);
         }
@@ -521,7 +523,7 @@ pub fn notify(a: NotifyArgs) -> u8 {
                                 x.id.to_string(),
                                 t(&x.spec.name),
                                 x.spec.kind.as_str().to_string(),
-                                list(&x.spec.events),
+                                list(&x.spec.events.iter().map(ToString::to_string).collect::<Vec<_>>()),
                                 x.spec.enabled.to_string(),
                             ]
                         })
@@ -541,7 +543,7 @@ pub fn notify(a: NotifyArgs) -> u8 {
                     name: name.clone(),
                     kind,
                     url,
-                    events,
+                    events: events.into_iter().map(NotifyKind::from).collect(),
                     enabled: true,
                 };
                 let v = api.add_notify_target(&spec).await.map_err(refused)?;
@@ -575,8 +577,8 @@ pub fn notify(a: NotifyArgs) -> u8 {
                             vec![
                                 d.id.to_string(),
                                 d.target_id.to_string(),
-                                t(&d.kind),
-                                t(&d.status),
+                                t(d.kind.as_str()),
+                                d.status.as_str().to_string(),
                                 d.attempts.to_string(),
                                 d.next_attempt_at.map_or_else(|| "-".into(), |t| t.to_string()),
                                 opt(&d.last_error),

@@ -751,7 +751,7 @@ fn status_json(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Cl
 /// time as `since`, the name earlier versions printed).
 fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
     let info = cordon_proto::ClaimInfo {
-        source: c.source.to_string(),
+        source: cordon_agent::enforcer::wire_source(c.source),
         // A claims-file time that does not read is printed as not known (`null`).
         since: c.claimed_at.parse().ok(),
         allow: c.request.allow.iter().map(|a| a.to_string()).collect(),

@@ -336,7 +336,7 @@ async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Fail
         let others: Vec<String> = same
             .iter()
             .flat_map(|h| &h.flags)
-            .filter(|f| f.kind == cordon_proto::HostFlag::DUPLICATE_HOSTNAME)
+            .filter(|f| f.kind == cordon_proto::HostFlagKind::DuplicateHostname)
             .flat_map(|f| f.other_hosts.clone())
             .collect();
         for id in others {
@@ -452,7 +452,7 @@ pub(crate) fn state_text(h: &Host) -> String {
     let others: Vec<&str> = h
         .claims
         .iter()
-        .filter(|c| c.source != "agent")
+        .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
         .map(|c| c.source.as_str())
         .collect();
     let base = match h.state {
@@ -543,7 +543,7 @@ pub(crate) fn show_host(h: &Host) -> String {
         );
     }
     for c in &h.claims {
-        let mut line = format!("  claim:     {}", term::safe(&c.source));
+        let mut line = format!("  claim:     {}", term::safe(c.source.as_str()));
         if let Some(t) = &c.since {
             line.push_str(&format!(" since {t}"));
         }
@@ -577,7 +577,7 @@ pub(crate) fn show_host(h: &Host) -> String {
     let _ = writeln!(
         o,
         "  firewall:  {} digest {}",
-        term::safe(h.backend.as_deref().unwrap_or("-")),
+        term::safe(h.backend.as_ref().map_or("-", |b| b.as_str())),
         term::safe(h.digest.as_deref().unwrap_or("-"))
     );
     if h.revoked {
@@ -791,7 +791,7 @@ fn print_action(out: &ActionResponse, json: bool) {
 /// Cordon's release (the agent never undoes another source's claim), so a release is
 /// never read as "the host is open" when it is not.
 pub(crate) fn still_isolated_lines(out: &ActionResponse) -> Vec<String> {
-    if out.action != "release" {
+    if out.action != cordon_proto::HostAction::Release {
         return Vec::new();
     }
     out.results
@@ -803,7 +803,7 @@ pub(crate) fn still_isolated_lines(out: &ActionResponse) -> Vec<String> {
                  release those with their own tool (or `cordon release --source SOURCE` on the host)",
                 term::safe(&r.hostname),
                 term::safe(&r.host_id),
-                term::safe(&r.other_claims.join(", "))
+                term::safe(&r.other_claims.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))
             )
         })
         .collect()
@@ -1087,10 +1087,10 @@ mod tests {
             revision: 6,
             change: cordon_proto::ActionChange::Released,
             fields: vec![],
-            other_claims: claims.iter().map(|c| c.to_string()).collect(),
+            other_claims: claims.iter().map(|c| cordon_proto::ClaimSource::from_wire(c)).collect(),
         };
         let out = ActionResponse {
-            action: "release".into(),
+            action: cordon_proto::HostAction::Release,
             results: vec![result(&["wazuh", "local"]), result(&[])],
             preview: false,
             if_revisions: Default::default(),
@@ -1103,7 +1103,7 @@ mod tests {
         );
         // A quarantine never says it (the claims are no news there).
         let q = ActionResponse {
-            action: "quarantine".into(),
+            action: cordon_proto::HostAction::Quarantine,
             ..out
         };
         assert!(still_isolated_lines(&q).is_empty());

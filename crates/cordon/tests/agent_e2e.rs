@@ -1717,7 +1717,7 @@ fn re_enrolling_into_the_same_state_dir_never_confirms_a_stale_quarantine() {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn agent_paths_reach_every_table_and_come_back_when_deleted() {
-    let env = setup(false, |c| c.table = "corp".into());
+    let env = setup(false, |c| c.table = cordon_policy::TableName::new("corp").unwrap());
     let _procs = Procs(vec![env.start_server(), env.start_agent()]);
     env.wait_reported();
     let paths_file = env.state.join("agent-paths.json");
@@ -1758,7 +1758,7 @@ fn nft_tables(env: &Env) -> String {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn quarantines_under_different_table_names_merge_and_the_agent_repairs_them() {
-    let env = setup(false, |c| c.table = "corp".into());
+    let env = setup(false, |c| c.table = cordon_policy::TableName::new("corp").unwrap());
     let _procs = Procs(vec![env.start_server(), env.start_agent()]);
     env.wait_reported();
     let wazuh_dir = env.state.parent().unwrap().join("wazuh-state");
@@ -2020,7 +2020,7 @@ fn a_tampered_state_ends_with_its_cause_and_known_records_are_found_again() {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn a_deleted_registry_under_an_agent_quarantine_stacks_and_releases_nothing_unseen() {
-    let env = setup(false, |c| c.table = "corp".into());
+    let env = setup(false, |c| c.table = cordon_policy::TableName::new("corp").unwrap());
     let _procs = Procs(vec![env.start_server(), env.start_agent()]);
     env.wait_reported();
     let closed = closed_dest();

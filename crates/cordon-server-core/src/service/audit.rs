@@ -496,6 +496,65 @@ pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCh
     }
 }
 
+/// Verifies the whole chain once (a server's start, in the background) and logs the
+/// verdict: listings then say when it was found tampered (`AuditList.chain_alert`). The
+/// verifier logs a problem itself; this logs "intact", "intact but not every record is
+/// vouched for", or that it could not verify.
+pub async fn verify_at_start(st: &AppState) {
+    let signature = st.ca.as_ref().map(|ca| ca.checkpoint_checker());
+    match st.store.audit_verify(Vec::new(), signature).await {
+        Ok(r) if r.problem.is_none() && r.warnings.is_empty() => {
+            tracing::info!(records = r.chained, "audit chain verified at start: intact")
+        }
+        Ok(r) if r.problem.is_none() => {
+            tracing::warn!(
+                warnings = r.warnings.len(),
+                "audit chain verified at start: intact, but not every record is vouched for"
+            )
+        }
+        // The verifier logs the problem itself.
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot verify the audit chain at start"),
+    }
+}
+
+/// What [`watch_head`] last kept in the anchor file.
+#[derive(Debug, Default)]
+pub struct HeadWatch {
+    saved: Option<Checkpoint>,
+}
+
+impl HeadWatch {
+    /// Starts from what the store saw so far (loaded from the anchor file at start).
+    pub fn new(st: &AppState) -> HeadWatch {
+        HeadWatch {
+            saved: st.store.seen_audit_head(),
+        }
+    }
+}
+
+/// One look at the audit head, every few seconds while the server runs: refreshes this
+/// server's `audit_writers` row (other writers see it live), notes the newest head (a
+/// tail cut while the server runs is then named by verification even when the head row
+/// was rewound), and keeps it in the anchor file when it moved, so a restart after a
+/// crash still knows it. Failures are logged; the next look tries again.
+pub async fn watch_head(st: &AppState, w: &mut HeadWatch) {
+    if let Err(e) = st.store.writer_heartbeat().await {
+        tracing::warn!(error = %e, "cannot refresh this server's audit writer row");
+    }
+    if let Err(e) = st.store.note_audit_head().await {
+        tracing::warn!(error = %e, "cannot read the audit chain head");
+        return;
+    }
+    let seen = st.store.seen_audit_head();
+    if seen != w.saved {
+        match save_anchor(st) {
+            Ok(()) => w.saved = seen,
+            Err(e) => tracing::warn!(error = %e, "cannot keep the audit anchor"),
+        }
+    }
+}
+
 /// The shutdown checkpoint ([`checkpoint`] with occasion `shutdown`), returning also the
 /// id of the checkpoint record itself, whose notifications an orderly stop delivers
 /// before the process exits. `None` without a CA key (nothing is signed then).

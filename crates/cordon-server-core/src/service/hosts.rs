@@ -80,11 +80,21 @@ pub async fn act(
         );
     }
     Ok(ActionResponse {
-        action: action.as_str().to_string(),
+        action: action.into(),
         results,
         preview: params.preview,
         if_revisions: before,
     })
+}
+
+/// Releases every quarantine whose `expires_at` passed (audited as `system`) and wakes
+/// the agents concerned; returns their host ids. Run by the server's expiry task
+/// ([`crate::expiry::run`]) and by tests.
+///
+/// # Errors
+/// The store's (nothing is released then).
+pub async fn release_expired(st: &AppState) -> Result<Vec<String>, crate::StoreError> {
+    crate::expiry::sweep(&st.store, &st.hub).await
 }
 
 /// Retry (responder): re-sends the current desired state of each host `refs` names to
@@ -123,7 +133,7 @@ pub async fn retry(
         tracing::info!(actor = %caller.name, hosts = results.len(), "desired state re-sent (retry)");
     }
     Ok(ActionResponse {
-        action: "retry".into(),
+        action: cordon_proto::HostAction::Retry,
         results,
         preview,
         if_revisions: BTreeMap::new(),

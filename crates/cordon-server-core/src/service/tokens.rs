@@ -5,6 +5,7 @@
 use cordon_proto::{EnrollTokenCreated, EnrollTokenRequest, Role, TokenCreated, TokenInfo};
 
 use super::{validate, Caller};
+use crate::store::StoreError;
 use crate::{ApiError, AppState};
 
 /// Lifetime of an enrollment token when the request names none: one day, in seconds.
@@ -40,6 +41,58 @@ pub async fn create(st: &AppState, caller: &Caller, name: &str, role: Role) -> R
 pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require(Role::Admin)?;
     Ok(st.store.revoke_api_token(caller, id).await?)
+}
+
+/// The bootstrap admin token of `cordon server init`, named `name` and audited with
+/// `actor` (no caller: the command, run on the server's host, is the authority).
+///
+/// # Errors
+/// The store's (a duplicate name, the database).
+pub async fn bootstrap_admin(st: &AppState, actor: &str, name: &str) -> Result<TokenCreated, StoreError> {
+    st.store.create_api_token(actor, name, Role::Admin).await
+}
+
+/// Every label known anywhere (hosts, enrollment tokens, rules, settings), which new
+/// labels are checked against ([`enroll_request`]); for the offline
+/// `cordon server token create`, which has no caller.
+///
+/// # Errors
+/// The store's.
+pub async fn known_labels(st: &AppState) -> Result<Vec<String>, StoreError> {
+    st.store
+        .known_labels(crate::store::automation::LabelsReplaced::Nothing)
+        .await
+}
+
+/// Creates an enrollment token for the offline `cordon server token create`, audited
+/// with `actor`; `labels` and `ttl_secs` as [`enroll_request`] returned them.
+///
+/// # Errors
+/// The store's.
+pub async fn create_enroll_offline(
+    st: &AppState,
+    actor: &str,
+    labels: &[String],
+    ttl_secs: i64,
+) -> Result<EnrollTokenCreated, StoreError> {
+    st.store.create_enroll_token(actor, labels, ttl_secs).await
+}
+
+/// Logs a warning for every live API token whose name predates the name rules and is
+/// flagged (`name_flag`, issue 17): kept working, said at each start. A failure to list
+/// the tokens is logged too.
+pub async fn warn_flagged_names(st: &AppState) {
+    match st.store.api_tokens().await {
+        Ok(tokens) => {
+            for t in tokens.iter().filter(|t| !t.revoked) {
+                if let Some(flag) = &t.name_flag {
+                    tracing::warn!(token = t.id, name = %t.name, flag = %flag,
+                        "API token name is not unique, is reserved or breaks the name rules; audit records name it by id; revoke and re-create it under a distinct name");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list API tokens"),
+    }
 }
 
 /// Creates an enrollment token with the labels new hosts get (lifetime in seconds,

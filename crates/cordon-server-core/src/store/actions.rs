@@ -19,6 +19,15 @@ pub enum Action {
     Release,
 }
 
+impl From<Action> for cordon_proto::HostAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Quarantine => cordon_proto::HostAction::Quarantine,
+            Action::Release => cordon_proto::HostAction::Release,
+        }
+    }
+}
+
 impl Action {
     /// The audit action name (`quarantine`, `release`).
     pub fn as_str(self) -> &'static str {
@@ -294,10 +303,10 @@ pub(crate) async fn apply_tx(
 }
 
 /// The sources of the claims other than the agent's own on `host`, as last reported.
-fn other_claims(host: &cordon_proto::Host) -> Vec<String> {
+fn other_claims(host: &cordon_proto::Host) -> Vec<cordon_proto::ClaimSource> {
     host.claims
         .iter()
-        .filter(|c| c.source != "agent")
+        .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
         .map(|c| c.source.clone())
         .collect()
 }

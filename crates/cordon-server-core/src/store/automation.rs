@@ -3,7 +3,8 @@
 //! methods; every change is one transaction under the writer lock, with its audit record.
 
 use cordon_proto::automation::{
-    Approval, DecisionResult, EventRecord, RuleOutcome, RuleRecord, RuleSpec, Settings, Severity,
+    Approval, ApprovalStatus, DecisionResult, DecisionStatus, EventRecord, EventStatus, OutcomeKind, RuleOutcome,
+    RuleRecord, RuleSpec, Settings, Severity,
 };
 use cordon_proto::MAX_MESSAGE_CHARS;
 use serde::{Deserialize, Serialize};
@@ -439,7 +440,7 @@ async fn insert_event_tx(
     .bind(e.severity.as_str().to_string())
     .bind(e.host_ref.clone())
     .bind(e.host_id.clone())
-    .bind(e.status.clone())
+    .bind(e.status.as_str().to_string())
     .bind(e.rule.clone())
     .bind(outcomes)
     .bind(e.raw.as_ref().map(|v| v.to_string()))
@@ -460,7 +461,9 @@ fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
         severity: Severity::parse(&sev).unwrap_or(Severity::Info),
         host_ref: get_str(r, "host_ref")?,
         host_id: get_opt_str(r, "host_id")?,
-        status: get_str(r, "status")?,
+        // Kept as stored: a replica of another version may write a status this one
+        // does not know (`EventStatus::Other`).
+        status: get_str(r, "status")?.into(),
         rule: get_opt_str(r, "rule_name")?,
         outcomes: serde_json::from_str::<Vec<RuleOutcome>>(&get_str(r, "outcomes")?).unwrap_or_default(),
         raw: get_opt_str(r, "raw")?.and_then(|t| serde_json::from_str(&t).ok()),
@@ -471,7 +474,7 @@ fn event_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
 /// Which events [`Store::events`] lists.
 pub struct EventFilter {
     /// Only events with this status (`quarantined`, `no_match`, …).
-    pub status: Option<String>,
+    pub status: Option<EventStatus>,
     /// Only events about this host.
     pub host_id: Option<String>,
     /// At most this many.
@@ -496,8 +499,11 @@ impl Store {
         }
         sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT ${}", n + 1));
         let mut q = sqlx::query(&sql);
-        for s in [&f.status, &f.host_id].into_iter().flatten() {
-            q = q.bind(s.clone());
+        for s in [f.status.as_ref().map(EventStatus::as_str), f.host_id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            q = q.bind(s.to_string());
         }
         let rows = q.bind(f.limit).fetch_all(pool).await?;
         rows.iter().map(event_row).collect()
@@ -518,9 +524,9 @@ impl Store {
     }
 }
 
-async fn set_event_status_tx(tx: &mut Tx, id: &str, status: &str) -> Result<(), StoreError> {
+async fn set_event_status_tx(tx: &mut Tx, id: &str, status: EventStatus) -> Result<(), StoreError> {
     sqlx::query("UPDATE auto_events SET status = $1 WHERE id = $2")
-        .bind(status.to_string())
+        .bind(status.as_str().to_string())
         .bind(id.to_string())
         .execute(&mut **tx)
         .await?;
@@ -599,7 +605,13 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
             rule: get_str(r, "rule_name")?,
             reason: get_str(r, "reason")?,
             created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
-            status: get_str(r, "status")?,
+            status: {
+                let text = get_str(r, "status")?;
+                ApprovalStatus::parse(&text).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("approval status {text:?}"),
+                    source: None,
+                })?
+            },
             decided_by: get_opt_str(r, "decided_by")?,
             decided_at: get_opt_i64(r, "decided_at")?.map(Timestamp::from_unix_ms_clamped),
             decision_comment: get_opt_str(r, "decision_comment")?,
@@ -629,14 +641,14 @@ impl Store {
 
 impl Store {
     /// Approvals, newest first, at most `limit`, only those with `status` when given.
-    pub async fn approvals(&self, status: Option<&str>, limit: i64) -> Result<Vec<Approval>, StoreError> {
+    pub async fn approvals(&self, status: Option<ApprovalStatus>, limit: i64) -> Result<Vec<Approval>, StoreError> {
         let pool = &self.pool;
         let rows = match status {
             Some(s) => {
                 sqlx::query(&format!(
                     "SELECT {APPROVAL_COLS} FROM auto_approvals WHERE status = $1 ORDER BY id DESC LIMIT $2"
                 ))
-                .bind(s.to_string())
+                .bind(s.as_str().to_string())
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
@@ -664,25 +676,25 @@ async fn pending_approvals_tx(tx: &mut Tx) -> Result<Vec<(Approval, String)>, St
     rows.iter().map(approval_row).collect()
 }
 
-async fn approval_status_tx(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>, StoreError> {
-    let row = sqlx::query("SELECT status, host_id FROM auto_approvals WHERE id = $1")
+/// The host of approval `id`, if there is one.
+async fn approval_host_tx(tx: &mut Tx, id: i64) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT host_id FROM auto_approvals WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| Ok((get_str(&r, "status")?, get_str(&r, "host_id")?)))
-        .transpose()
+    row.map(|r| get_str(&r, "host_id")).transpose()
 }
 
 async fn decide_approval_tx(
     tx: &mut Tx,
     id: i64,
-    status: &str,
+    status: ApprovalStatus,
     actor: &str,
     comment: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE auto_approvals SET status = $1, decided_by = $2, decided_at = $3, decision_comment = $4 WHERE id = $5 AND status = 'pending'")
-        .bind(status.to_string())
+        .bind(status.as_str().to_string())
         .bind(actor.to_string())
         .bind(now)
         .bind(comment.map(str::to_string))
@@ -902,18 +914,18 @@ impl Store {
         };
         match resolved {
             Err(Unresolved::Unknown(why)) => {
-                rec.status = "unknown_host".into();
+                rec.status = EventStatus::UnknownHost;
                 rec.outcomes.push(RuleOutcome {
                     rule: "-".into(),
-                    outcome: "unknown_host".into(),
+                    outcome: OutcomeKind::UnknownHost,
                     reason: why,
                 });
             }
             Err(Unresolved::Ambiguous(why)) => {
-                rec.status = "ambiguous_host".into();
+                rec.status = EventStatus::AmbiguousHost;
                 rec.outcomes.push(RuleOutcome {
                     rule: "-".into(),
-                    outcome: "ambiguous_host".into(),
+                    outcome: OutcomeKind::AmbiguousHost,
                     reason: why.clone(),
                 });
                 append(
@@ -989,11 +1001,11 @@ impl Store {
         if let Decide::Ids(ids) = which {
             for id in ids {
                 if !pending.iter().any(|(a, _)| a.id == *id) {
-                    match approval_status_tx(&mut tx, *id).await? {
-                        Some((_, host_id)) => results.push(DecisionResult {
+                    match approval_host_tx(&mut tx, *id).await? {
+                        Some(host_id) => results.push(DecisionResult {
                             id: *id,
                             host_id,
-                            status: "not_pending".into(),
+                            status: DecisionStatus::NotPending,
                             reason: None,
                         }),
                         None => return Err(StoreError::NotFound(format!("no approval {id}"))),
@@ -1059,8 +1071,8 @@ impl Store {
                     },
                 )
                 .await?;
-                set_event_status_tx(&mut tx, &a.event_id, "denied").await?;
-                ("denied", None)
+                set_event_status_tx(&mut tx, &a.event_id, EventStatus::Denied).await?;
+                (ApprovalStatus::Denied, None)
             } else if effect == ApprovalEffect::Quarantine {
                 let plan: PlannedAction = serde_json::from_str(params).map_err(|e| StoreError::Corrupt {
                     what: format!("approval {}", a.id),
@@ -1087,17 +1099,22 @@ impl Store {
                 )
                 .await?;
                 record_action_tx(&mut tx, now, &a.host_id, &a.rule, &a.event_id, "approved").await?;
-                set_event_status_tx(&mut tx, &a.event_id, "quarantined").await?;
+                set_event_status_tx(&mut tx, &a.event_id, EventStatus::Quarantined).await?;
                 woken.push(a.host_id.clone());
-                ("approved", None)
+                (ApprovalStatus::Approved, None)
             } else {
-                ("superseded", Some(effect.words()))
+                (ApprovalStatus::Superseded, Some(effect.words()))
             };
             decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;
             results.push(DecisionResult {
                 id: a.id,
                 host_id: a.host_id.clone(),
-                status: status.into(),
+                status: match status {
+                    ApprovalStatus::Approved => DecisionStatus::Approved,
+                    ApprovalStatus::Denied => DecisionStatus::Denied,
+                    // Only decided statuses are written above.
+                    ApprovalStatus::Superseded | ApprovalStatus::Pending => DecisionStatus::Superseded,
+                },
                 reason,
             });
         }
@@ -1246,7 +1263,7 @@ async fn carry_out_tx(
             )
             .await?;
             record_action_tx(tx, now, &host.id, &rule, &rec.id, "quarantine").await?;
-            rec.status = "quarantined".into();
+            rec.status = EventStatus::Quarantined;
         }
         Verdict::NotifyOnly { rule, plan } => {
             let cause = AutoCause {
@@ -1271,7 +1288,7 @@ async fn carry_out_tx(
             )
             .await?;
             record_action_tx(tx, now, &host.id, &rule, &rec.id, "notify_only").await?;
-            rec.status = "notified".into();
+            rec.status = EventStatus::Notified;
         }
         Verdict::ApprovalRequired { rule, plan, reason } => {
             let params = serde_json::to_string(&plan).map_err(|source| StoreError::Encode {
@@ -1300,7 +1317,7 @@ async fn carry_out_tx(
                 },
             )
             .await?;
-            rec.status = "approval_required".into();
+            rec.status = EventStatus::ApprovalRequired;
         }
     }
     Ok(())

@@ -83,7 +83,9 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         state_since: Timestamp::from_unix_ms_clamped(get_i64(row, "state_since")?),
         applied_revision: get_i64(row, "applied_revision")?,
         digest: get_opt_str(row, "digest")?,
-        backend: get_opt_str(row, "backend")?,
+        // Kept as stored: a replica of a newer version may have written a backend this
+        // one does not know (`Backend::Other`).
+        backend: get_opt_str(row, "backend")?.map(cordon_proto::Backend::from),
         revoked: get_i64(row, "revoked")? != 0,
         degraded: json_list(&get_str(row, "degraded")?),
         enforcing: get_i64(row, "enforcing")? != 0,
@@ -154,7 +156,7 @@ where
         let o = others(by_name.get(&key(&h.hostname)));
         if !o.is_empty() {
             h.flags.push(HostFlag {
-                kind: HostFlag::DUPLICATE_HOSTNAME.into(),
+                kind: cordon_proto::HostFlagKind::DuplicateHostname,
                 value: h.hostname.clone(),
                 other_hosts: o,
             });
@@ -163,7 +165,7 @@ where
             let o = others(by_addr.get(&a.to_string()));
             if !o.is_empty() {
                 h.flags.push(HostFlag {
-                    kind: HostFlag::DUPLICATE_ADDRESS.into(),
+                    kind: cordon_proto::HostFlagKind::DuplicateAddress,
                     value: a.to_string(),
                     other_hosts: o,
                 });

@@ -577,7 +577,11 @@ mod tests {
                 "enqueue_notifications",
                 Box::pin(async {
                     store
-                        .enqueue_notifications(10, |_, _| None::<(&'static str, ())>, |_, _| String::new())
+                        .enqueue_notifications(
+                            10,
+                            |_, _| None::<(cordon_proto::automation::NotifyKind, ())>,
+                            |_, _| String::new(),
+                        )
                         .await
                         .map(|_| ())
                 }),

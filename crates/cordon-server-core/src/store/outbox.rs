@@ -5,7 +5,7 @@
 //! What a notification says is decided by the caller (`cordon-automation`): this module
 //! only stores and hands out rows.
 
-use cordon_proto::automation::{Delivery, Target, TargetKind, TargetSpec};
+use cordon_proto::automation::{Delivery, DeliveryStatus, NotifyKind, Target, TargetKind, TargetSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -108,18 +108,18 @@ pub struct DueDelivery {
 /// confirmation of a revision (`quarantine_confirmed`/`release_confirmed`, written once
 /// per revision); the request itself is `quarantine_requested`/`release_requested`. A
 /// rule's dry run stays `quarantined` with `dry_run` set ("would be quarantined").
-pub fn kind_of(action: &str) -> Option<&'static str> {
+pub fn kind_of(action: &str) -> Option<NotifyKind> {
     Some(match action {
-        "quarantine_confirmed" | "quarantine_dry_run" => "quarantined",
-        "release_confirmed" => "released",
-        "quarantine" => "quarantine_requested",
-        "release" => "release_requested",
-        "not_enforcing" => "not_enforcing",
-        "failed" => "failed",
-        "tampered" => "tampered",
-        "approval_required" => "approval_required",
+        "quarantine_confirmed" | "quarantine_dry_run" => NotifyKind::Quarantined,
+        "release_confirmed" => NotifyKind::Released,
+        "quarantine" => NotifyKind::QuarantineRequested,
+        "release" => NotifyKind::ReleaseRequested,
+        "not_enforcing" => NotifyKind::NotEnforcing,
+        "failed" => NotifyKind::Failed,
+        "tampered" => NotifyKind::Tampered,
+        "approval_required" => NotifyKind::ApprovalRequired,
         // Opt-in (not in a target's default events): a copy of each signed checkpoint.
-        cordon_proto::audit_chain::CHECKPOINT_ACTION => "audit_checkpoint",
+        cordon_proto::audit_chain::CHECKPOINT_ACTION => NotifyKind::AuditCheckpoint,
         _ => return None,
     })
 }
@@ -135,7 +135,10 @@ fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
                 source: None,
             })?,
             url: get_str(r, "url")?,
-            events: json_list(&get_str(r, "events")?),
+            events: json_list(&get_str(r, "events")?)
+                .into_iter()
+                .map(NotifyKind::from)
+                .collect(),
             enabled: get_i64(r, "enabled")? != 0,
         },
         created_at: Timestamp::from_unix_ms_clamped(get_i64(r, "created_at")?),
@@ -143,13 +146,19 @@ fn target_row(r: &AnyRow) -> Result<Target, StoreError> {
 }
 
 fn delivery_row(r: &AnyRow) -> Result<Delivery, StoreError> {
-    let status = get_str(r, "status")?;
+    let text = get_str(r, "status")?;
+    let status = DeliveryStatus::parse(&text).ok_or_else(|| StoreError::Corrupt {
+        what: format!("notification delivery status {text:?}"),
+        source: None,
+    })?;
     Ok(Delivery {
         id: get_i64(r, "id")?,
         target_id: get_i64(r, "target_id")?,
         audit_id: get_i64(r, "audit_id")?,
-        kind: get_str(r, "kind")?,
-        next_attempt_at: (status == "pending")
+        // Kept as stored: a replica of a newer version may queue a kind this one does
+        // not know (`NotifyKind::Other`).
+        kind: get_str(r, "kind")?.into(),
+        next_attempt_at: (status == DeliveryStatus::Pending)
             .then(|| get_i64(r, "next_attempt_at").map(Timestamp::from_unix_ms_clamped))
             .transpose()?,
         status,
@@ -247,7 +256,7 @@ impl Store {
     pub async fn enqueue_notifications<N>(
         &self,
         batch: i64,
-        notice: impl Fn(&TailRecord, Option<&str>) -> Option<(&'static str, N)>,
+        notice: impl Fn(&TailRecord, Option<&str>) -> Option<(NotifyKind, N)>,
         payload: impl Fn(&N, TargetKind) -> String,
     ) -> Result<usize, StoreError> {
         let (_g, mut tx) = self.write_tx().await?;
@@ -308,14 +317,14 @@ impl Store {
             let Some((kind, n)) = notice(&rec, console.as_deref()) else {
                 continue;
             };
-            for t in targets.iter().filter(|t| t.spec.events.iter().any(|e| e == kind)) {
+            for t in targets.iter().filter(|t| t.spec.events.contains(&kind)) {
                 let done = sqlx::query(
                     "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at) \
                      VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6) ON CONFLICT (target_id, audit_id) DO NOTHING",
                 )
                 .bind(t.id)
                 .bind(rec.audit_id)
-                .bind(kind.to_string())
+                .bind(kind.as_str().to_string())
                 .bind(payload(&n, t.spec.kind))
                 .bind(now)
                 .bind(now)
@@ -405,17 +414,17 @@ impl Store {
     pub async fn finish_delivery(
         &self,
         id: i64,
-        status: &str,
+        status: DeliveryStatus,
         attempts: i64,
         error: Option<&str>,
         next: i64,
     ) -> Result<(), StoreError> {
         let (_g, mut tx) = self.write_tx().await?;
-        let delivered = (status == "delivered").then(now_ms);
+        let delivered = (status == DeliveryStatus::Delivered).then(now_ms);
         sqlx::query(
             "UPDATE notify_outbox SET status = $1, attempts = $2, last_error = $3, next_attempt_at = $4, delivered_at = $5, lease_until = NULL WHERE id = $6",
         )
-        .bind(status.to_string())
+        .bind(status.as_str().to_string())
         .bind(attempts)
         .bind(error.map(str::to_string))
         .bind(next)
@@ -462,7 +471,7 @@ impl Store {
     }
 
     /// Outbox rows, newest first, optionally only those in `status`.
-    pub async fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    pub async fn deliveries(&self, status: Option<DeliveryStatus>, limit: i64) -> Result<Vec<Delivery>, StoreError> {
         let cols =
             "id, target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
         let rows = match status {
@@ -470,7 +479,7 @@ impl Store {
                 sqlx::query(&format!(
                     "SELECT {cols} FROM notify_outbox WHERE status = $1 ORDER BY id DESC LIMIT $2"
                 ))
-                .bind(s.to_string())
+                .bind(s.as_str().to_string())
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
@@ -495,7 +504,12 @@ async fn audit_target_change(tx: &mut super::Tx, who: Actor<'_>, action: &str, t
         t.id,
         t.spec.kind,
         url_origin(&t.spec.url),
-        t.spec.events.join(", "),
+        t.spec
+            .events
+            .iter()
+            .map(NotifyKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
         if t.spec.enabled { "" } else { ", disabled" }
     );
     append(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cordon_proto::{AgentState, Host, HostState, StatusReport};
+use cordon_proto::{AgentState, ClaimSource, Host, HostState, StatusReport};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -32,10 +32,10 @@ pub(crate) struct Assessment {
 fn other_claims(r: &StatusReport) -> Vec<String> {
     r.claims
         .iter()
-        .filter(|c| c.source != "agent")
+        .filter(|c| c.source != ClaimSource::Agent)
         .map(|c| match &c.since {
             Some(t) => format!("{} since {t}", c.source),
-            None => c.source.clone(),
+            None => c.source.to_string(),
         })
         .collect()
 }
@@ -66,7 +66,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
     // The agent's own claim in force (its report lists every claim; tables present only
     // because of other sources' claims confirm no server quarantine). Reports without
     // claims (agents before claims existed) are taken at their word.
-    let own_claim = r.claims.is_empty() || r.claims.iter().any(|c| c.source == "agent");
+    let own_claim = r.claims.is_empty() || r.claims.iter().any(|c| c.source == ClaimSource::Agent);
     match r.state {
         // Tampering is reported whatever revision it concerns; nothing is confirmed.
         AgentState::Tampered => Assessment {
@@ -134,16 +134,18 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         // The server's release is in force (the agent's claim is gone), but other
         // sources' claims keep the host isolated: the agent never undoes those.
-        AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| c.source != "agent") => Assessment {
-            state: HostState::Normal,
-            reason: Some(format!(
-                "no quarantine of the server in force; still isolated by other claims: {}",
-                other_claims(r).join(", ")
-            )),
-            degraded: vec![],
-            applied: desired_rev,
-            confirms: true,
-        },
+        AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| c.source != ClaimSource::Agent) => {
+            Assessment {
+                state: HostState::Normal,
+                reason: Some(format!(
+                    "no quarantine of the server in force; still isolated by other claims: {}",
+                    other_claims(r).join(", ")
+                )),
+                degraded: vec![],
+                applied: desired_rev,
+                confirms: true,
+            }
+        }
         AgentState::Isolated => Assessment {
             state: HostState::ReleasePending,
             reason: r.detail.clone(),
@@ -252,7 +254,7 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     .bind(now)
     .bind(a.applied)
     .bind(r.digest.clone())
-    .bind(r.backend.clone())
+    .bind(r.backend.as_ref().map(|b| b.as_str().to_string()))
     .bind(r.os.clone())
     .bind(if r.addresses.is_empty() {
         to_json_list(&host.addresses)
