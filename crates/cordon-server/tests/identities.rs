@@ -749,7 +749,7 @@ async fn dash_and_letter_look_alikes_of_labels_names_and_hostnames_are_caught() 
     let fake_dc = ctx.enroll("d\u{3F2}1", &[]).await;
     assert_eq!(
         kinds(&host(&ctx, &fake_dc).await),
-        vec![(HostFlag::DUPLICATE_HOSTNAME, "d\u{3F2}1")]
+        vec![(HostFlagKind::DuplicateHostname, "d\u{3F2}1")]
     );
     assert_eq!(host(&ctx, &dc).await.flags[0].other_hosts, vec![fake_dc.clone()]);
     // Token names: `Iisa-ops` (capital I) is taken by `lisa-ops`.
