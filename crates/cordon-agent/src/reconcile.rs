@@ -160,6 +160,9 @@ impl Agent {
             );
             stored = None;
         }
+        // No desired state of this enrollment on disk: an `agent` claim standing here was
+        // made by another enrollment (trial17 HIGH-3), checked at start.
+        let unproven = stored.is_none();
         let mut persisted = stored.unwrap_or_default();
         persisted.binding = Some(binding);
         let (desired_tx, mut desired_rx) = watch::channel(persisted.desired.clone());
@@ -199,6 +202,8 @@ impl Agent {
             next_resolve: now + secs(self.cfg.resolve_interval_secs),
             last_resolve: None,
             local_claims_reported: None,
+            foreign_agent_claim: None,
+            unproven_claim: unproven,
             lost_reported: None,
             claims: vec![],
             unrecognised: vec![],
@@ -372,6 +377,14 @@ struct Reconciler {
     last_resolve: Option<Instant>,
     /// The other sources' claims last reported ("quarantined by local claims").
     local_claims_reported: Option<Vec<String>>,
+    /// An `agent` claim this agent did not make (another enrollment's: a re-enrolment
+    /// into the same or a new state directory; trial17 HIGH-3), with its start time. It is
+    /// never released by this agent — it stays in force until released on the host (or
+    /// this agent's own quarantine takes it over) — and is reported as such.
+    foreign_agent_claim: Option<String>,
+    /// Whether to look for such a claim at start (no desired state of this enrollment was
+    /// persisted).
+    unproven_claim: bool,
     /// Rules without a record last reported as kept (reported once per finding).
     lost_reported: Option<String>,
     /// The claims standing on the host as the last check found them (sent with every
@@ -634,6 +647,23 @@ impl Reconciler {
     async fn startup(&mut self) {
         let res = self.resolve_transport().await;
         self.record_paths(&res).await;
+        if self.unproven_claim && self.enforcing {
+            if let Ok(c) = self.blocking(|e| e.check()).await {
+                if let Some(own) = c.claims.iter().find(|x| x.source == ClaimSource::Agent.as_str()) {
+                    let since = own
+                        .since
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "an unknown time".into());
+                    tracing::warn!(
+                        since = %since,
+                        "an `agent` claim stands that this enrollment did not make (a previous enrollment's quarantine): \
+                         kept in force, never released by this agent; release it on the host (stop the agent, then \
+                         `cordon release --source agent`), or quarantine this host through the server to take it over"
+                    );
+                    self.foreign_agent_claim = Some(since);
+                }
+            }
+        }
         let mut reported = false;
         if self.p.desired.quarantined && self.p.applied_revision.is_some() {
             // The rules in force are the persisted ones; plan them again for the report.
@@ -828,6 +858,12 @@ impl Reconciler {
             }
             let plan = self.make_plan(&d, transport).await;
             self.apply(plan, true).await;
+        } else if self.foreign_agent_claim.is_some() {
+            // Another enrollment's quarantine: never released by this agent.
+            self.applied(d.revision).await;
+            if let Ok(c) = self.blocking(|e| e.check()).await {
+                self.report_foreign_agent_claim(&c);
+            }
         } else {
             self.stop_watcher();
             match self.blocking(|e| e.release()).await {
@@ -860,6 +896,30 @@ impl Reconciler {
         }
     }
 
+    /// The host is quarantined by an `agent` claim of another enrollment
+    /// ([`Reconciler::foreign_agent_claim`]): report it (once per change), never undo it.
+    fn report_foreign_agent_claim(&mut self, c: &Check) {
+        let since = self.foreign_agent_claim.clone().unwrap_or_default();
+        let key = vec![format!("agent (previous enrollment, since {since})")];
+        self.unrecognised = c.unrecognised.clone();
+        self.claims = c.claims.clone();
+        if self.local_claims_reported.as_ref() == Some(&key) {
+            return;
+        }
+        self.local_claims_reported = Some(key);
+        self.reset.notify_one();
+        let detail = format!(
+            "quarantined by an `agent` claim of a previous enrollment of this host (since {since}), not by this \
+             agent's server; the agent leaves it in force — release it on the host (stop the agent, then \
+             `cordon release --source agent`), or quarantine this host to take it over"
+        );
+        let applied = Applied {
+            digest: c.digest.clone(),
+            backend: c.backend.clone(),
+        };
+        self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
+    }
+
     /// The host is quarantined by claims the agent does not hold (Wazuh, Velociraptor, a
     /// local operator): report them (once per change), never undo them.
     fn report_local_claims(&mut self, c: &Check) {
@@ -889,6 +949,8 @@ impl Reconciler {
         let p2 = plan.clone();
         match self.blocking(move |e| e.isolate(&p2, notify_users)).await {
             Ok(a) => {
+                // The agent claim is this agent's now (its isolate recorded it).
+                self.foreign_agent_claim = None;
                 if plan.degraded.is_empty() {
                     tracing::info!(revision = plan.revision, "quarantine applied");
                 } else {
@@ -1004,6 +1066,25 @@ impl Reconciler {
                 self.report(AgentState::Tampered, None, None, c.reason.clone());
             }
             return;
+        }
+        if self.foreign_agent_claim.is_some() && !self.p.desired.quarantined {
+            if !c.claims.iter().any(|x| x.source == ClaimSource::Agent.as_str()) {
+                // Released on the host: from now on any `agent` claim is this agent's.
+                tracing::info!("the previous enrollment's `agent` claim was released");
+                self.foreign_agent_claim = None;
+                self.local_claims_reported = None;
+            } else if c.state == QuarantineState::Isolated {
+                self.report_foreign_agent_claim(&c);
+                return;
+            } else {
+                let found = c
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("firewall is {}", c.state.as_str()));
+                tracing::warn!(found = %found, "tampering with a previous enrollment's quarantine; restoring it");
+                self.restore_others(found).await;
+                return;
+            }
         }
         if self.lost_reported.take().is_some() {
             // The rules without a record are gone or accounted for again (released by

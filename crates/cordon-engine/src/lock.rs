@@ -322,6 +322,14 @@ mod tests {
     #[test]
     fn a_foreign_holder_is_named_as_what_it_runs() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        // Until its exec is done the child still runs this test binary.
+        for _ in 0..200 {
+            let exe = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap_or_default();
+            if exe.file_name().is_some_and(|n| n == "sleep") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let d = describe(Some(child.id()), std::process::id());
         let _ = child.kill();
         let _ = child.wait();
