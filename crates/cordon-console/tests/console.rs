@@ -2567,3 +2567,24 @@ async fn every_review_says_not_enforcing_for_hosts_whose_agent_blocks_nothing() 
         "{c}"
     );
 }
+
+/// trial19 LOW-b: the documented alias `/` (and `/console`, `/console/`) kept no query, so
+/// a bookmarked filtered view `/?attention=failed` showed every host. The redirect keeps
+/// the query (the hosts page validates it), and only ever points at the hosts page.
+#[tokio::test]
+async fn the_root_alias_keeps_the_filters_of_a_bookmarked_view() {
+    let ctx = Ctx::new().await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    for from in ["/", "/console", "/console/"] {
+        let r = get(&ctx, &s, &format!("{from}?attention=failed&state=normal")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{from}");
+        assert_eq!(
+            r.headers["location"], "/console/hosts?attention=failed&state=normal",
+            "{from}"
+        );
+        let r = get(&ctx, &s, from).await;
+        assert_eq!(r.headers["location"], "/console/hosts", "{from}");
+    }
+    let r = get(&ctx, &s, "/?x=//evil.example").await;
+    assert_eq!(r.headers["location"], "/console/hosts?x=//evil.example");
+}
