@@ -145,9 +145,10 @@ pub fn trigger_labels_resolve(rule: &Rule, fleet_labels: &[String]) -> Result<()
 }
 
 /// The first of `host_labels` that is protected, if any (such a host is never
-/// quarantined automatically).
+/// quarantined automatically): one of `protected` or a look-alike of one
+/// ([`protected_label`](cordon_server_core::service::validate::protected_label)).
 pub fn protected_label<'a>(host_labels: &'a [String], protected: &[String]) -> Option<&'a String> {
-    host_labels.iter().find(|l| protected.contains(l))
+    cordon_server_core::service::validate::protected_label(host_labels, protected)
 }
 
 /// What a rule's standing state is computed from: the fleet as it is now.

@@ -362,7 +362,15 @@ pub fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
     let mut protected: Vec<String> = h
         .labels
         .iter()
-        .filter(|l| *l == PROTECTED_LABEL || protected_labels.contains(l))
+        .filter(|l| {
+            // What the label reads as: a look-alike of a protected label protects too.
+            let all: Vec<String> = protected_labels
+                .iter()
+                .cloned()
+                .chain([PROTECTED_LABEL.into()])
+                .collect();
+            cordon_server_core::service::validate::protected_label(std::slice::from_ref(*l), &all).is_some()
+        })
         .cloned()
         .collect();
     protected.dedup();

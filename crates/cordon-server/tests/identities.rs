@@ -686,3 +686,100 @@ async fn short_name_matching_uses_the_hostname_key_of_the_duplicate_flag() {
     let reason = e["outcomes"][0]["reason"].as_str().unwrap();
     assert!(reason.contains(&dotted) && reason.contains(&plain), "{reason}");
 }
+
+/// trial19 HIGH-1: Unicode dashes (U+2010–U+2013, U+2212) grouped with each other but
+/// not with ASCII `-`, and letters the old folds missed (`ϲ` U+03F2, Cyrillic `І` vs `l`,
+/// `℮`, `ɾ`, `cl` vs `d`), passed the look-alike check on the API path: a host could
+/// carry a chip reading `cordon-protected` and not be protected, `dϲ1` enrolled beside
+/// `dc1` unflagged. One key ([`identity_key`]) for every identity now: host labels,
+/// enrollment-token labels, protected labels, the server's `Quarantine`, token names and
+/// hostnames — and a look-alike stored before the check protects its host.
+///
+/// [`identity_key`]: cordon_server::service::validate::identity_key
+#[tokio::test]
+async fn dash_and_letter_look_alikes_of_labels_names_and_hostnames_are_caught() {
+    let ctx = Ctx::new().await;
+    let dc = ctx.enroll("dc1", &["cordon-protected", "dom-ctrl", "lab"]).await;
+    let web = ctx.enroll("web1", &["web", "ir-hold"]).await;
+    let before = ctx.snapshot().await;
+    for (fake, real) in [
+        ("cordon\u{2010}protected", "cordon-protected"),
+        ("cordon\u{2011}protected", "cordon-protected"),
+        ("cordon\u{2012}protected", "cordon-protected"),
+        ("cordon\u{2013}protected", "cordon-protected"),
+        ("cordon\u{2212}protected", "cordon-protected"),
+        ("\u{3F2}ordon-protected", "cordon-protected"),
+        ("cordon-protectecl", "cordon-protected"),
+        ("ir\u{2013}hold", "ir-hold"),
+        ("\u{406}ab", "lab"),
+        ("Iab", "lab"),
+        ("Quarantin\u{212E}", "Quarantine"),
+        ("Qua\u{27E}antine", "Quarantine"),
+    ] {
+        let body = json!({ "add": [fake] }).to_string();
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{web}/labels"),
+                Some(&ctx.responder),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT, "host label {fake:?}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("looks like the existing label \"{real}\"")),
+            "{fake:?}: {detail}"
+        );
+        let body = json!({ "labels": [fake], "ttl_secs": 60 }).to_string();
+        let (st, v) = ctx
+            .call("POST", "/v1/enrollment-tokens", Some(&ctx.admin), Some(&body))
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT, "token label {fake:?}: {v}");
+    }
+    // Guardrails: protecting a look-alike of a label hosts carry is refused, naming it.
+    let body = json!({ "protected_labels": ["cordon-protected", "dom\u{2010}ctrl"] }).to_string();
+    let (st, v) = ctx
+        .call("PUT", "/v1/automation/settings", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("\"dom-ctrl\""), "{v}");
+    assert_eq!(ctx.snapshot().await, before, "a refused look-alike wrote something");
+    // Hostnames: `dϲ1` (U+03F2) is flagged a duplicate of `dc1`, on both hosts.
+    let fake_dc = ctx.enroll("d\u{3F2}1", &[]).await;
+    assert_eq!(
+        kinds(&host(&ctx, &fake_dc).await),
+        vec![(HostFlagKind::DuplicateHostname, "d\u{3F2}1")]
+    );
+    assert_eq!(host(&ctx, &dc).await.flags[0].other_hosts, vec![fake_dc.clone()]);
+    // Token names: `Iisa-ops` (capital I) is taken by `lisa-ops`.
+    let body = json!({"name": "lisa-ops", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let body = json!({"name": "Iisa-ops", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("is taken"), "{v}");
+    // A look-alike stored before the check (here through the store, as an old database
+    // has it) protects its host: automation blocks it as it blocks dc1.
+    let legacy = ctx.enroll("legacy1", &["cordon\u{2010}protected", "web"]).await;
+    let body = json!({ "protected_labels": ["cordon-protected"] }).to_string();
+    let (st, v) = ctx
+        .call("PUT", "/v1/automation/settings", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let rule = json!({"name": "r-web", "trigger_event_types": ["malware"], "trigger_labels": ["web"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let ev = json!({"host": legacy, "type": "malware", "severity": "critical", "source": "edr"});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let outcome = &v["events"][0]["outcomes"][0];
+    assert_eq!(outcome["outcome"], "blocked", "{v}");
+    assert!(outcome["reason"].as_str().unwrap().contains("protected label"), "{v}");
+    assert!(!host(&ctx, &legacy).await.desired.quarantined);
+}

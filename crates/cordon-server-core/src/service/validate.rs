@@ -77,12 +77,26 @@ fn quoted(l: &str) -> String {
     format!("\"{}\"", l.escape_default())
 }
 
-/// The form labels are compared in for look-alikes (trial11 MED 2/3): the same folding as
-/// token names ([`token_name_key`]: NFKC, runs of spaces, case, UTS #39 confusable
-/// skeleton), so `Web`, `web `, `ｗｅｂ` and Cyrillic `wеb` share `web`'s key. For
-/// comparison only; the label is stored as given ([`label`]).
+/// The form labels are compared in for look-alikes (trial11 MED 2/3, trial19 HIGH-1):
+/// [`identity_key`], the key of token names and hostnames too, so `Web`, `web `, `ｗｅｂ`,
+/// Cyrillic `wеb`, `cordon‐protected` (U+2010 hyphen) and `ϲordon-protected` (U+03F2)
+/// share a key with the ASCII label. For comparison only; the label is stored as given
+/// ([`label`]).
 pub fn label_key(l: &str) -> String {
-    token_name_key(l)
+    identity_key(l)
+}
+
+/// The first of `host_labels` that is one of `protected` or looks like one (same
+/// [`label_key`]), if any: a host is protected by what its labels read as, so a label
+/// stored before look-alikes were refused (`cordon‐protected` with U+2010 next to the
+/// protected `cordon-protected`, trial19 HIGH-1) protects its host instead of passing as
+/// protected on screen only. Automation, approvals and the console's reviews all ask
+/// this.
+pub fn protected_label<'a>(host_labels: &'a [String], protected: &[String]) -> Option<&'a String> {
+    let keys: Vec<String> = protected.iter().map(|p| label_key(p)).collect();
+    host_labels
+        .iter()
+        .find(|l| protected.contains(l) || keys.contains(&label_key(l)))
 }
 
 /// Checks labels that are about to exist (host labels added, enrollment token labels,
@@ -220,112 +234,180 @@ pub fn token_name_normal(name: &str) -> String {
     out
 }
 
-/// The form token names are compared in for uniqueness: [`token_name_normal`], colon
-/// look-alikes (and any non-ASCII punctuation or symbol) as `:`, then the UTS #39
-/// confusable skeleton (`unicode-security`'s tables) of each character in both cases
-/// (`case_skeleton`: `ADMIN`, Cyrillic `аdmin` and `admin` share one key, and so do
-/// `TOM`, Greek `ΤΟΜ` and Cyrillic `ТОМ`), spaces as in [`token_name_normal`]. Two names
-/// with one key look alike: only one of them may exist.
-/// The key is for comparison only (`m` and `rn`, `l` and `1` share it); the stored and
-/// shown name is [`token_name_normal`]'s.
+/// The form token names are compared in for uniqueness: [`identity_key`] (the one key
+/// of labels, token names and hostnames). Two names with one key look alike: only one
+/// of them may exist. The key is for comparison only (`m` and `rn`, `l`, `I` and `1`
+/// share it); the stored and shown name is [`token_name_normal`]'s.
 pub fn token_name_key(name: &str) -> String {
-    let normal = token_name_normal(name);
-    let colons: String = normal.chars().map(colon_fold).collect();
-    token_name_normal(&case_skeleton(&colons))
+    identity_key(name)
 }
 
-/// A non-ASCII punctuation mark or symbol, or a colon look-alike, as `:` (see
-/// [`COLON_LOOK_ALIKES`]); any other character as it is.
-fn colon_fold(c: char) -> char {
-    use unicode_properties::{GeneralCategoryGroup as Grp, UnicodeGeneralCategory};
-    let punct = !c.is_ascii() && matches!(c.general_category_group(), Grp::Punctuation | Grp::Symbol);
-    if punct || COLON_LOOK_ALIKES.contains(&c) {
-        ':'
-    } else {
-        c
-    }
-}
+/// Look-alikes UTS #39's confusables.txt does not list (as `unicode-security` ships it,
+/// Unicode 18) but that read as the Latin text they are folded to in the sans-serif the
+/// console and most terminals use (trial19 HIGH-1): `cl` as `d` (`cordon-protectecl`),
+/// Latin `ɾ` (U+027E, fish-hook r) as `r`, and the modifier letter low ring `˳` — the
+/// skeleton of the ideographic and half-width full stops ([`DOT_LOOK_ALIKES`]) — as `.`.
+/// Applied to the lower-cased skeleton, so `CL`, `cI` and `c1` read as `d` too.
+const EXTRA_LOOK_ALIKES: [(&str, &str); 3] = [("cl", "d"), ("\u{27E}", "r"), ("\u{2F3}", ".")];
 
-/// The key of an ASCII letter or digit: its lower case's UTS #39 skeleton, lower-cased
-/// (`I` is `i`, `1` is `l`, `m` is `rn`).
-fn ascii_key(a: char) -> String {
-    unicode_security::skeleton(&a.to_ascii_lowercase().to_string())
-        .collect::<String>()
-        .to_lowercase()
-}
+/// Letters whose small form's skeleton differs from their capital's, the small form's
+/// skeleton character mapped to the capital's (ASCII) text: `i` reads as `l` because `I`
+/// does (confusables.txt maps `I` to `l`, `i` to itself), Greek `τ`'s skeleton `ᴛ` as
+/// `t` because `Τ` is `T`, Cyrillic `ю` as `lo`, `ß` as `ss`. Without it a name's key
+/// would depend on its case (`Iab` and `iab`). Derived from the skeleton tables — the
+/// test `the_case_merge_table_is_what_the_confusable_data_gives` recomputes it from
+/// every cased code point and fails, printing the new table, when the crate's data
+/// changes. Hand-kept (not computed at start) because deriving it walks all of Unicode
+/// (about a second unoptimised), and every process computing keys would pay for it.
+const CASE_MERGE: [(char, &str); 56] = [
+    ('\u{69}', "l"),
+    ('\u{DF}', "ss"),
+    ('\u{138}', "k"),
+    ('\u{185}', "b"),
+    ('\u{1A8}', "2"),
+    ('\u{21D}', "3"),
+    ('\u{25C}', "3"),
+    ('\u{262}', "g"),
+    ('\u{274}', "n"),
+    ('\u{280}', "r"),
+    ('\u{28D}', "rn"),
+    ('\u{293}', "3"),
+    ('\u{299}', "b"),
+    ('\u{29C}', "h"),
+    ('\u{29D}', "j"),
+    ('\u{29F}', "l"),
+    ('\u{3B6}', "z"),
+    ('\u{3BC}', "rn"),
+    ('\u{3C7}', "x"),
+    ('\u{3DD}', "f"),
+    ('\u{3FB}', "rn"),
+    ('\u{3FC}', "f"),
+    ('\u{44E}', "lo"),
+    ('\u{57F}', "s"),
+    ('\u{10D5}', "3"),
+    ('\u{10F7}', "2"),
+    ('\u{1C80}', "b"),
+    ('\u{1C85}', "t"),
+    ('\u{1D00}', "a"),
+    ('\u{1D05}', "d"),
+    ('\u{1D07}', "e"),
+    ('\u{1D0A}', "j"),
+    ('\u{1D18}', "p"),
+    ('\u{1D1B}', "t"),
+    ('\u{1E9F}', "6"),
+    ('\u{1EFB}', "ll"),
+    ('\u{2D19}', "h"),
+    ('\u{2D1D}', "s"),
+    ('\u{2D27}', "2"),
+    ('\u{A75B}', "2"),
+    ('\u{A793}', "e"),
+    ('\u{AB79}', "y"),
+    ('\u{AB8D}', "y"),
+    ('\u{AB92}', "h"),
+    ('\u{AB97}', "w"),
+    ('\u{ABA5}', "s"),
+    ('\u{ABB7}', "d"),
+    ('\u{104DC}', "r"),
+    ('\u{104EC}', "p"),
+    ('\u{104FA}', "7"),
+    ('\u{10CE5}', "l"),
+    ('\u{118C9}', "z"),
+    ('\u{118CF}', "4"),
+    ('\u{118D2}', "l"),
+    ('\u{118DB}', "5"),
+    ('\u{16EC5}', "l"),
+];
 
-/// For each skeleton character an ASCII letter or digit has (the prototypes: `l` for
-/// `I`, `l` and `1`), those ASCII characters: upper-case letters, then digits, then
-/// lower-case letters.
-fn ascii_by_prototype() -> &'static std::collections::HashMap<String, Vec<char>> {
-    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Vec<char>>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t: std::collections::HashMap<String, Vec<char>> = std::collections::HashMap::new();
-        for a in ('A'..='Z').chain('0'..='9').chain('a'..='z') {
-            t.entry(unicode_security::skeleton(&a.to_string()).collect())
-                .or_default()
-                .push(a);
-        }
-        t
-    })
-}
-
-/// The ASCII characters a non-ASCII character's skeleton `t` reads as, one per
-/// character of `t`, preferring the case of `upper` (a capital reads as a capital);
-/// `None` when a character of `t` is no ASCII letter's or digit's prototype.
-fn read_as_ascii(t: &str, upper: bool) -> Option<String> {
-    let table = ascii_by_prototype();
-    let mut out = String::new();
-    for p in t.chars() {
-        let cands = table.get(&p.to_string())?;
-        let a = if upper {
-            cands.first()
-        } else {
-            cands.iter().find(|a| !a.is_ascii_uppercase()).or(cands.first())
-        }?;
-        out.push(*a);
-    }
-    Some(out)
-}
-
-/// The UTS #39 confusable skeleton of `n`, case-insensitively and character by
-/// character. An ASCII letter or digit becomes [`ascii_key`]'s form (case-insensitive,
-/// as before); any other character becomes the form of the ASCII characters it reads as
-/// — its skeleton as written, else its lower case's, else its upper case's — a capital
-/// read as a capital (trial14 MED-2: Greek `ΤΟΜ`, `ΑΜΙΝ` and Cyrillic `ТОМ` fold to
-/// lower-case letters no table maps to Latin, or to other Latin letters — `ν` reads as
-/// `v` — while the capitals read as `TOM`, `AMIN`; Cyrillic `Ь` reads as `b`, its `ь`
-/// does not). A character that reads as no ASCII one keeps its lower case's skeleton.
-/// So a look-alike in either case shares the Latin name's key, and a name's key does
-/// not depend on its case — except for the few letters whose two cases read as two
-/// different Latin letters (Greek `Ν`/`ν`), which keep the one written.
-fn case_skeleton(n: &str) -> String {
+/// One round of [`identity_key`]'s folding of an already skeletonised text `s`:
+/// characters no name may hold dropped (invisible, format and control characters, see
+/// [`refused_char`]), Unicode NFKC, lower case, the UTS #39 skeleton again, `case_merge`
+/// (see [`CASE_MERGE`]), [`EXTRA_LOOK_ALIKES`], look-alike full stops as `.` and colons
+/// as `:`, runs of spaces as one, no spaces at either end or around `:`.
+fn identity_round(s: &str, case_merge: &[(char, &str)]) -> String {
     use unicode_normalization::UnicodeNormalization;
-    use unicode_security::skeleton;
-    let mut out = String::with_capacity(n.len());
-    for c in n.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push_str(&ascii_key(c));
-            continue;
-        }
-        let via = |t: String| skeleton(&t).collect::<String>();
-        let lower: String = c.to_lowercase().collect();
-        let read = [
-            (via(c.to_string()), c.is_uppercase()),
-            (via(lower.clone()), false),
-            (via(c.to_uppercase().collect()), true),
-        ]
-        .into_iter()
-        .find_map(|(t, up)| read_as_ascii(&t, up));
-        match read {
-            Some(a) => out.extend(a.chars().map(ascii_key)),
-            None => out.push_str(&via(lower).to_lowercase()),
+    let visible: String = s.chars().filter(|c| refused_char(*c).is_none()).collect();
+    let lower: String = visible.nfkc().collect::<String>().to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    for c in unicode_security::skeleton(&lower) {
+        match case_merge.binary_search_by_key(&c, |(k, _)| *k) {
+            Ok(i) => out.push_str(case_merge[i].1),
+            Err(_) if DOT_LOOK_ALIKES.contains(&c) => out.push('.'),
+            Err(_) if dash_like(c) => out.push('-'),
+            Err(_) if COLON_LOOK_ALIKES.contains(&c) => out.push(':'),
+            Err(_) => out.push(c),
         }
     }
-    out.nfkc().map(colon_fold).collect()
+    for (from, to) in EXTRA_LOOK_ALIKES {
+        out = out.replace(from, to);
+    }
+    spaces_normal(&out)
 }
 
-/// [`token_name_key`]'s folding of an already normalised name: skeleton, then lower case,
+/// Whether `c`, a skeleton character, reads as a dash: any dash punctuation (category
+/// Pd: the Armenian, Hebrew, Mongolian, two-em and wavy dashes the confusable data keeps
+/// as they are), and `ー` (U+30FC), the prototype confusables.txt gives the em dash, the
+/// horizontal bar, the full-width hyphen-minus, box-drawing lines and CJK `一`. The dashes
+/// whose prototype is no dash (`᐀` and `゠` read as `=`, `〜` as `~`, `︱` as `l`) keep
+/// that reading.
+fn dash_like(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    c == '\u{30FC}' || c.general_category() == G::DashPunctuation
+}
+
+/// Runs of spaces as one, none at either end, none around `:` (`agent :x` is `agent:x`).
+fn spaces_normal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() && !out.ends_with(':') && !word.starts_with(':') {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// [`identity_key`] with the given case-merge table (the test deriving [`CASE_MERGE`]
+/// runs it with none).
+fn identity_key_with(s: &str, case_merge: &[(char, &str)]) -> String {
+    let mut cur: String = unicode_security::skeleton(s).collect();
+    // Each round only folds further; a handful reach the fixed point (the bound is a
+    // guard, never reached by the test of every code point).
+    for _ in 0..8 {
+        let next = identity_round(&cur, case_merge);
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// The one form every identity a person reads is compared in for look-alikes — host
+/// labels, enrollment-token labels, rule trigger and protected labels, the server's own
+/// `Quarantine` label ([`label_key`]), API token names ([`token_name_key`]) and
+/// hostnames ([`hostname_key`]): two of them with one key look alike.
+///
+/// The UTS #39 confusable skeleton (`unicode-security`'s `skeleton`, confusables.txt)
+/// of the whole text as given — before any case folding or normalisation, so a
+/// character whose compatibility or lower-case form is no look-alike of what it shows
+/// (`ϲ` U+03F2 reads as `c`, its NFKC form `ς` does not; `I` reads as `l`, `i` does not)
+/// keeps its reading — then, until nothing changes, `identity_round`: NFKC, lower case
+/// and the skeleton again (Greek `ΤΟΜ` is `TOM` is `tom`), the case-merge table (`Iab`,
+/// `iab` and `lab` share a key), a few look-alikes confusables.txt lacks (`cl` and `d`,
+/// `ɾ` and `r`), invisible characters dropped, spaces normalised. So `key(x) ==
+/// key(skeleton(x))` for every text, hence two texts confusables.txt calls confusable
+/// (same skeleton) share a key — every dash of category Pd that confusables.txt maps to
+/// `-` (U+2010, U+2011, U+2012, U+2013, U+2212, U+FE63, U+FF0D …) reads as `-`.
+///
+/// For comparison only (`m` and `rn`, `l` and `1`, `0` and `o` share it); names are
+/// stored and shown as given. Deterministic and idempotent; keys stored in the database
+/// (`hosts.hostname_key`, `api_tokens.name_key`) are recomputed at start when this
+/// folding changes, label keys are computed when compared.
+pub fn identity_key(s: &str) -> String {
+    identity_key_with(s, &CASE_MERGE)
+}
+
+/// [`reserved_token_prefix`]'s folding of an already normalised name: skeleton, then lower case,
 /// then skeleton again (`skeleton_first`), or lower case first (a capital whose own
 /// skeleton is not its Latin look-alike's can still have a lower case that is).
 fn confusable_fold(n: &str, skeleton_first: bool) -> String {
@@ -442,37 +524,15 @@ fn token_name_char_refused(c: char, prev: Option<char>) -> Option<&'static str> 
 pub const DOT_LOOK_ALIKES: [char; 3] = ['\u{3002}', '\u{FF0E}', '\u{FF61}'];
 
 /// The form hostnames are compared in for the duplicate flag and for addressing a host
-/// by name (issue 17, trial5, trial13): Unicode NFKC (full-width `ｈｏｓｔ１` is `host1`),
-/// every character a name may not hold dropped (zero-width and other invisible, format
-/// and control characters, U+2800 — see [`hostname`]; hosts enrolled before the check
-/// may have them), the full stops of [`DOT_LOOK_ALIKES`] as `.`, lower-cased with `ß` as
-/// `ss` (so `ẞ`, `ß` and `ss` compare equal), then the UTS #39 confusable skeleton as
-/// for token names ([`token_name_key`]'s folding: Cyrillic `dЬ1` is `db1`, and `l`/`1`,
-/// `rn`/`m` share one key), white space at either end and trailing dots dropped
-/// (`host1.` is `host1`). For comparison only: the name is stored and shown as given.
+/// by name (issue 17, trial5, trial13, trial19): [`identity_key`] — the key of labels and
+/// token names: the UTS #39 confusable skeleton, case, NFKC (full-width `ｈｏｓｔ１` is
+/// `host1`), invisible characters dropped (hosts enrolled before [`hostname`] refused
+/// them may have them), the full stops of [`DOT_LOOK_ALIKES`] as `.`, `ẞ`, `ß` and `ss`
+/// alike, Cyrillic `dЬ1` and Greek `dϲ1` as `db1` and `dc1`, `l`/`1` and `rn`/`m`
+/// alike — with trailing dots dropped (`host1.` is `host1`). For comparison only: the
+/// name is stored and shown as given.
 pub fn hostname_key(name: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    let dots = |c: char| if DOT_LOOK_ALIKES.contains(&c) { '.' } else { c };
-    let visible: String = name
-        .nfkc()
-        .filter(|c| refused_char(*c).is_none())
-        .map(dots)
-        .collect::<String>()
-        .replace(['ß', 'ẞ'], "ss");
-    let trim = |s: &str| {
-        s.trim_matches(char::is_whitespace)
-            .trim_end_matches('.')
-            .trim_matches(char::is_whitespace)
-            .to_string()
-    };
-    // Both case forms of each character: a capital's look-alike can be lost in its lower
-    // case (Cyrillic `Ь` reads as `b`, its `ь` does not).
-    let folded: String = token_name_normal(&case_skeleton(&trim(&visible)))
-        .replace('ß', "ss")
-        .nfkc()
-        .map(dots)
-        .collect();
-    trim(&folded)
+    identity_key(name).trim_end_matches(['.', ' ']).to_string()
 }
 
 /// Longest hostname, in bytes (a DNS name is at most 253).
@@ -1144,6 +1204,256 @@ mod hostname_key_tests {
             let k = hostname_key(&name);
             prop_assert_eq!(hostname_key(&k), k.clone());
             prop_assert!(!k.ends_with('.'));
+        }
+    }
+}
+
+#[cfg(test)]
+mod identity_key_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Whether `c` has a case mapping worth comparing (lower, upper or title case).
+    fn cased(c: char) -> bool {
+        use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+        c.is_lowercase() || c.is_uppercase() || c.general_category() == G::TitlecaseLetter
+    }
+
+    fn letter(c: char) -> bool {
+        use unicode_properties::{GeneralCategoryGroup as Grp, UnicodeGeneralCategory};
+        c.general_category_group() == Grp::Letter
+    }
+
+    /// [`CASE_MERGE`] as the skeleton tables give it: for every cased code point whose
+    /// capital's key (without the table) is ASCII letters and digits and whose small
+    /// form's key is one other character, that character → the capital's key.
+    fn derive_case_merge() -> BTreeMap<char, String> {
+        let mut m = BTreeMap::new();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(|c| cased(*c)) {
+            let (up, lo): (String, String) = (c.to_uppercase().collect(), c.to_lowercase().collect());
+            let (ku, kl) = (identity_key_with(&up, &[]), identity_key_with(&lo, &[]));
+            if ku == kl || !ku.chars().all(|a| a.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let mut it = kl.chars();
+            if let (Some(x), None) = (it.next(), it.next()) {
+                // A letter (not a combining mark: U+0345's skeleton is U+0328, which
+                // must not read as `l` under every `ą`), non-ASCII unless the case pair is
+                // ASCII itself (`I`/`i`: an ASCII letter is never remapped for another
+                // script's case pair — `o` would become `6`).
+                if letter(x) && (!x.is_ascii() || c.is_ascii()) {
+                    m.entry(x).or_insert(ku);
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn the_case_merge_table_is_what_the_confusable_data_gives() {
+        let derived = derive_case_merge();
+        let kept: BTreeMap<char, String> = CASE_MERGE.iter().map(|(c, s)| (*c, s.to_string())).collect();
+        let table: String = derived
+            .iter()
+            .map(|(c, s)| format!("    ('\\u{{{:X}}}', {s:?}),\n", u32::from(*c)))
+            .collect();
+        assert_eq!(
+            kept,
+            derived,
+            "CASE_MERGE is out of date; it is now ({} entries):\n{table}",
+            derived.len()
+        );
+        assert!(
+            CASE_MERGE.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted for binary search"
+        );
+    }
+
+    /// trial19 HIGH-1: the look-alikes the old hand-written folds let through — Unicode
+    /// dashes grouped apart from ASCII `-` (non-ASCII punctuation was read as `:` before
+    /// the skeleton), `ϲ` U+03F2 (NFKC made it `ς` before the skeleton), Cyrillic `І`
+    /// (read as a capital `I`, lower-cased to `i`, not as `l`), `℮` (a symbol, read as
+    /// `:`), `ɾ` and `cl` (not in confusables.txt) — share the key of what they show.
+    #[test]
+    fn dash_and_letter_look_alikes_share_one_key_for_every_identity() {
+        for (real, fake) in [
+            ("cordon-protected", "cordon\u{2010}protected"),
+            ("cordon-protected", "cordon\u{2011}protected"),
+            ("cordon-protected", "cordon\u{2012}protected"),
+            ("cordon-protected", "cordon\u{2013}protected"),
+            ("cordon-protected", "cordon\u{2212}protected"),
+            ("cordon-protected", "cordon\u{FE63}protected"),
+            ("cordon-protected", "cordon\u{FF0D}protected"),
+            ("ir-hold", "ir\u{2013}hold"),
+            ("dom-ctrl", "dom\u{2010}ctrl"),
+            ("cordon-protected", "\u{3F2}ordon-protected"),
+            ("lab", "\u{406}ab"),
+            ("lab", "Iab"),
+            ("Quarantine", "Quarantin\u{212E}"),
+            ("Quarantine", "Qua\u{27E}antine"),
+            ("Quarantine", "quarantine"),
+            ("cordon-protected", "cordon-protectecl"),
+            ("dc1", "d\u{3F2}1"),
+            ("web", "\u{FF57}\u{FF45}\u{FF42}"),
+            ("web", "w\u{435}b"),
+            ("web", "w\u{200B}eb"),
+        ] {
+            assert_eq!(label_key(real), label_key(fake), "label {real:?} vs {fake:?}");
+            assert_eq!(token_name_key(real), token_name_key(fake), "token {real:?} vs {fake:?}");
+            assert_eq!(hostname_key(real), hostname_key(fake), "host {real:?} vs {fake:?}");
+        }
+        assert_ne!(label_key("cordon-protected"), label_key("cordon_protected"));
+        assert_ne!(label_key("web"), label_key("wab"));
+        assert_ne!(label_key("ir-hold"), label_key("irhold"));
+    }
+
+    /// Every dash of category Pd has the key of `-` (with the marks its prototype
+    /// carries: `⸚` is `-` with a diaeresis), whatever its neighbours (trial19: U+2010–
+    /// U+2013 and U+2212 formed a class of their own), except the few confusables.txt
+    /// reads as `=`, `~` or `l`.
+    #[test]
+    fn every_unicode_dash_reads_as_a_hyphen() {
+        use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+        let mut n = 0;
+        for d in (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.general_category() == G::DashPunctuation)
+        {
+            let proto: String = unicode_security::skeleton(&d.to_string()).collect();
+            let fake = format!("cordon{d}protected");
+            if ["=", "~", "l"].contains(&proto.as_str()) {
+                // Read as what confusables.txt says it shows (`᐀` as `=`).
+                assert_eq!(label_key(&fake), label_key(&format!("cordon{proto}protected")));
+                continue;
+            }
+            n += 1;
+            let want = label_key(&format!(
+                "cordon-{}protected",
+                &proto[proto.char_indices().nth(1).map_or(proto.len(), |(i, _)| i)..]
+            ));
+            assert_eq!(label_key(&fake), want, "U+{:04X} ({proto:?})", u32::from(d));
+        }
+        assert!(n >= 20, "only {n} dashes read as '-'");
+        for d in ['\u{2014}', '\u{2015}', '\u{FF0D}', '\u{058A}', '\u{2E3A}'] {
+            assert_eq!(identity_key(&d.to_string()), "-", "U+{:04X}", u32::from(d));
+        }
+        for d in ['\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2212}'] {
+            assert_eq!(identity_key(&d.to_string()), "-", "U+{:04X}", u32::from(d));
+        }
+    }
+
+    /// Every code point shares its key with its UTS #39 skeleton, so any two texts that
+    /// confusables.txt calls confusable (one skeleton) share a key; and the key is
+    /// idempotent. Over all of Unicode, not a sample: the pairs are the crate's own data.
+    #[test]
+    fn every_code_point_shares_its_key_with_its_confusable_prototype() {
+        use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+        let mut bad = Vec::new();
+        // Unassigned and private-use code points have no prototype (nine in ten).
+        let assigned = |c: &char| !matches!(c.general_category(), G::Unassigned | G::PrivateUse);
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(assigned) {
+            let s = c.to_string();
+            let proto: String = unicode_security::skeleton(&s).collect();
+            if proto == s {
+                continue;
+            }
+            let k = identity_key(&s);
+            if identity_key(&proto) != k {
+                bad.push(format!(
+                    "U+{:04X} {k:?} vs prototype {proto:?} {:?}",
+                    u32::from(c),
+                    identity_key(&proto)
+                ));
+            }
+            if identity_key(&k) != k {
+                bad.push(format!("U+{:04X} key {k:?} not idempotent", u32::from(c)));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{} code points: {:?}",
+            bad.len(),
+            &bad[..bad.len().min(20)]
+        );
+    }
+
+    /// A name's key does not depend on its case where both cases read as Latin letters.
+    #[test]
+    fn ascii_case_does_not_change_the_key() {
+        for w in ["Iab", "cordon-protected", "Quarantine", "WEB1", "dc1", "ILL", "mail"] {
+            assert_eq!(
+                identity_key(&w.to_lowercase()),
+                identity_key(&w.to_uppercase()),
+                "{w:?}"
+            );
+        }
+    }
+
+    /// A Latin letter, digit, `-` or `.`, or one of its confusable look-alikes (code
+    /// points whose skeleton is the skeleton of that character or of its capital), in
+    /// either case. Built once from the crate's confusable data.
+    fn look_alike_of(a: char) -> &'static [char] {
+        static TABLE: std::sync::OnceLock<BTreeMap<char, Vec<char>>> = std::sync::OnceLock::new();
+        let t = TABLE.get_or_init(|| {
+            let sk = |c: char| unicode_security::skeleton(&c.to_string()).collect::<String>();
+            let plain: Vec<char> = ('a'..='z').chain('0'..='9').chain(['-', '.']).collect();
+            let mut by_proto: BTreeMap<String, Vec<char>> = BTreeMap::new();
+            for p in &plain {
+                for q in [*p, p.to_ascii_uppercase()] {
+                    by_proto.entry(sk(q)).or_default().push(*p);
+                }
+            }
+            let mut t: BTreeMap<char, Vec<char>> =
+                plain.iter().map(|p| (*p, vec![*p, p.to_ascii_uppercase()])).collect();
+            for c in (0x80..=0x1FFFFu32).filter_map(char::from_u32) {
+                if let Some(ps) = by_proto.get(&sk(c)) {
+                    for p in ps {
+                        t.entry(*p).or_default().push(c);
+                    }
+                }
+            }
+            t
+        });
+        t.get(&a).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn disguised_pair() -> impl Strategy<Value = (String, String)> {
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    proptest::char::range('a', 'z'),
+                    proptest::char::range('0', '9'),
+                    Just('-'),
+                    Just('.')
+                ],
+                any::<u16>(),
+            ),
+            1..16,
+        )
+        .prop_map(|v| {
+            let plain: String = v.iter().map(|(c, _)| *c).collect();
+            let fake: String = v
+                .iter()
+                .map(|(c, pick)| {
+                    let alts = look_alike_of(*c);
+                    alts.get(usize::from(*pick) % alts.len().max(1)).copied().unwrap_or(*c)
+                })
+                .collect();
+            (plain, fake)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Any name with letters, digits and dashes swapped for look-alikes drawn from
+        /// the confusable data (and any case) has the key of the plain name: as a label,
+        /// a token name and a hostname.
+        #[test]
+        fn a_name_with_confusable_characters_has_the_key_of_the_plain_name((plain, fake) in disguised_pair()) {
+            prop_assert_eq!(label_key(&plain), label_key(&fake), "{:?} vs {:?}", plain, fake);
+            prop_assert_eq!(hostname_key(&plain), hostname_key(&fake), "{:?} vs {:?}", plain, fake);
+            prop_assert_eq!(token_name_key(&plain), token_name_key(&fake));
         }
     }
 }

@@ -856,7 +856,7 @@ pub fn approval_effect(host: Option<&cordon_proto::Host>, protected_labels: &[St
             confirmed: h.state == cordon_proto::HostState::Quarantined,
         };
     }
-    if let Some(l) = h.labels.iter().find(|l| protected_labels.contains(l)) {
+    if let Some(l) = crate::service::validate::protected_label(&h.labels, protected_labels) {
         return ApprovalEffect::Protected(l.clone());
     }
     ApprovalEffect::Quarantine
