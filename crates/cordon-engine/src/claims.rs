@@ -820,7 +820,13 @@ impl Engine {
         let mut claims_unrecorded = None;
         if let Err(e) = save_file_with(&self.state_dir, &self.table, &claims, false) {
             if !self.keep_unrecorded {
-                return Err(e);
+                // Nothing was applied yet: the firewall is as it was (same words as a
+                // state file that cannot be written after the apply).
+                return Err(EngineError::NotKept {
+                    what: "the quarantine could not be recorded in the state directory, so it was not applied",
+                    cause: Box::new(e),
+                    rollback_error: None,
+                });
             }
             claims_unrecorded = Some(crate::error::chain(&e));
         }
