@@ -344,20 +344,7 @@ pub fn lookalike_chain_tables(save: &str) -> Vec<TableName> {
 /// # Errors
 /// When a save program fails.
 pub fn discover_lookalike_chain_tables() -> Result<Vec<TableName>, FirewallError> {
-    let mut out: Vec<TableName> = Vec::new();
-    for family in Family::BOTH {
-        let save = tools(family).save;
-        if !cmd::exists(save) {
-            return Ok(out);
-        }
-        for t in lookalike_chain_tables(&cmd::run(save, &["-t", "filter"], None)?) {
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    Ok(out)
+    discover_in_filter(lookalike_chain_tables)
 }
 
 /// Tables whose iptables chains ([`chain_tables`]) exist in either family now; empty
@@ -366,9 +353,15 @@ pub fn discover_lookalike_chain_tables() -> Result<Vec<TableName>, FirewallError
 /// # Errors
 /// When a save program fails.
 pub fn discover_chain_tables() -> Result<Vec<TableName>, FirewallError> {
+    discover_in_filter(chain_tables)
+}
+
+/// The tables `parse` finds in the `filter` table of both families' `*-save` output,
+/// sorted, without repeats. Spawns nothing when no filter table exists in either
+/// variant (no chains of ours or look-alikes can exist then; trial17 MED-6: status,
+/// release and the agent ran the save tools for this) or the tools are not installed.
+fn discover_in_filter(parse: fn(&str) -> Vec<TableName>) -> Result<Vec<TableName>, FirewallError> {
     let mut out: Vec<TableName> = Vec::new();
-    // No filter table in either variant: no chains of ours can exist, and nothing is
-    // spawned (trial17 MED-6: status, release and the agent ran the save tools for this).
     if !may_hold_any_chains() {
         return Ok(out);
     }
@@ -377,7 +370,7 @@ pub fn discover_chain_tables() -> Result<Vec<TableName>, FirewallError> {
         if !cmd::exists(save) {
             return Ok(out);
         }
-        for t in chain_tables(&cmd::run(save, &["-t", "filter"], None)?) {
+        for t in parse(&cmd::run(save, &["-t", "filter"], None)?) {
             if !out.contains(&t) {
                 out.push(t);
             }
