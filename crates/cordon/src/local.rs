@@ -62,8 +62,8 @@ pub struct IsolateArgs {
     /// DNS resolver to keep (default: nameservers from /etc/resolv.conf).
     #[arg(long = "resolver", value_name = "IP", value_parser = parse_ip)]
     pub resolvers: Vec<IpAddr>,
-    /// Block DNS too.
-    #[arg(long)]
+    /// Block DNS too (cannot be combined with --resolver, which keeps one open).
+    #[arg(long, conflicts_with = "resolvers")]
     pub no_dns: bool,
     /// Block DHCP too.
     #[arg(long)]
@@ -122,8 +122,9 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     pub remote: crate::remote::Conn,
     /// Break glass: remove Cordon's rules from every firewall backend on this host, even
-    /// when the state file is missing or damaged, and drop every source's claim.
-    #[arg(long)]
+    /// when the state file is missing or damaged, and drop every source's claim (so it
+    /// cannot be combined with --source, which releases one source's claim only).
+    #[arg(long, conflicts_with = "source")]
     pub force: bool,
     /// Whose claim to release (wazuh, velociraptor, agent, local); the rules go when no
     /// claim is left.
@@ -178,8 +179,19 @@ fn parse_verify_timeout(s: &str) -> Result<f64, String> {
                 .into(),
         );
     }
-    parse_timeout(s)
+    let v = parse_timeout(s)?;
+    if v < MIN_VERIFY_TIMEOUT {
+        return Err(format!(
+            "{s:?} seconds is too short to verify anything (a connection to the server takes longer; \
+             the quarantine would always be rolled back): give at least {MIN_VERIFY_TIMEOUT} (default 10)"
+        ));
+    }
+    Ok(v)
 }
+
+/// The shortest `--verify-timeout` accepted, in seconds: below it even a connection on the
+/// same link could not complete, so verification would always fail and roll back.
+const MIN_VERIFY_TIMEOUT: f64 = 0.1;
 
 fn engine_for(c: &Common, table: TableName) -> Engine {
     Engine::new(table, c.state_dir.clone(), c.backend).with_lock_timeout(c.lock_wait(LOCK_WAIT_DEFAULT))

@@ -366,6 +366,8 @@ mod tests {
             ],
             &["cordon", "isolate", "--reapply", "--allow", "192.0.2.1"],
             &["cordon", "isolate", "--verify-timeout", "0"],
+            &["cordon", "isolate", "--verify-timeout", "1e-9"],
+            &["cordon", "isolate", "--no-dns", "--resolver", "192.0.2.53"],
             &["cordon", "isolate", "--allow", "nonsense://x"],
             &["cordon", "isolate", "--bogus"],
             &["cordon", "isolate", "--version"],

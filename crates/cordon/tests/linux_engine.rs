@@ -251,7 +251,10 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
         &["isolate", "--resolver", "not-an-ip"],
         &["isolate", "--verify", "198.51.100.7"],
         &["isolate", "--verify-timeout", "0"],
+        &["isolate", "--verify-timeout", "1e-9"],
+        &["isolate", "--no-dns", "--resolver", "192.0.2.53"],
         &["isolate", "--allow", "10.0.0.0/1"],
+        &["release", "--force", "--source", "wazuh"],
     ];
     for args in bad {
         let mut args = args.to_vec();
@@ -278,6 +281,10 @@ fn dry_run_and_bad_input_change_nothing(backend: &str) {
     for (args, needle) in [
         (&["isolate", "--allow", "10.0.0.0/1"][..], "host bits"),
         (&["isolate", "--verify-timeout", "0"][..], "would verify nothing"),
+        (
+            &["isolate", "--verify-timeout", "0.001"][..],
+            "too short to verify anything",
+        ),
         (
             &["isolate", "--allow", "198.51.100.7", "--message", &long_message][..],
             "at most 256",
