@@ -1049,7 +1049,7 @@ impl Engine {
     /// Copies the agent's management paths (this engine's `agent-paths.json`) into the
     /// home state directory of every Cordon table in force or recorded in this network
     /// namespace, when that copy differs (trial15 HIGH-1). Every merge reads the paths file
-    /// in the table's home ([`load_paths`]), so a join by another source keeps the agent's
+    /// in the table's home (`load_paths`), so a join by another source keeps the agent's
     /// paths even when `/run/cordon` (whose `agent-paths` entry is the only other pointer
     /// to this file) was deleted: the table's own comment names the home. Best effort: a
     /// directory that cannot be written is skipped (the agent's check repairs what is
