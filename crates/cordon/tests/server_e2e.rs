@@ -268,6 +268,7 @@ fn lab_server_demo_scores_zero_and_zero() {
 /// Issue #11 item 5: an API-client command whose stdout is closed (`cordon hosts list |
 /// head`) ends quietly (0 or 141), never with a panic.
 #[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn api_client_with_closed_stdout_is_quiet() {
     let env = setup();
     let _procs = Procs(vec![env.start_server()]);
