@@ -1,9 +1,12 @@
 //! One time type for the wire, the CLI and the server: [`Timestamp`], on the `time` crate,
 //! written in one format ([`WIRE_FORMAT`]: RFC 3339 in UTC with milliseconds) and read
 //! from any RFC 3339 time. The database stores Unix milliseconds ([`Timestamp::unix_ms`]);
-//! the CLI accepts durations like `2h` ([`parse_duration`]; the small parser is kept
-//! rather than `humantime`, which also accepts weeks, years and compound forms that the
-//! API and the automation rules do not).
+//! the CLI accepts durations like `2h` ([`parse_duration`]). The small parser is kept
+//! rather than `humantime` because the accepted strings are a stored contract: automation
+//! rules keep `expires_after`/`cooldown` as text in the database, read by every replica and
+//! by older and newer servers alike, so the set must neither shrink (`humantime` refuses
+//! the bare number of seconds, `90`, accepted today) nor grow (its weeks, months, years and
+//! compound forms like `1h 30m` would be stored by a new server and refused by an old one).
 
 use std::fmt;
 use std::str::FromStr;
