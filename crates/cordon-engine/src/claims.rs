@@ -1127,17 +1127,7 @@ impl Engine {
     /// unchanged).
     pub fn restore_management_paths(&self) -> Result<bool, EngineError> {
         crate::privilege::require_admin()?;
-        self.copy_paths_to_homes();
-        let mut reapplied = false;
-        let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
-        if !tables.contains(&self.table) {
-            tables.push(self.table.clone());
-        }
-        for table in tables {
-            let eng = Engine { table, ..self.clone() };
-            reapplied |= eng.reapply_with_paths()?;
-        }
-        Ok(reapplied)
+        self.paths_to_every_table()
     }
 
     /// Records the enrolled agent's management paths (see the module comment). When they
@@ -1168,8 +1158,14 @@ impl Engine {
             write_atomic(&self.state_dir, &p, &json)?;
         }
         crate::home::register_agent_paths(&p);
+        self.paths_to_every_table()
+    }
+
+    /// Copies the agent's paths into every table's home and re-applies each table with
+    /// standing claims in this namespace (and this engine's own table) with them at once.
+    /// Returns whether any table was re-applied.
+    fn paths_to_every_table(&self) -> Result<bool, EngineError> {
         self.copy_paths_to_homes();
-        // Every table with standing claims in this namespace gets the paths at once.
         let mut reapplied = false;
         let mut tables = state::recorded_tables(&self.home_dir()).unwrap_or_default();
         if !tables.contains(&self.table) {
