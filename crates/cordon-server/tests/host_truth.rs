@@ -382,6 +382,44 @@ async fn offline_is_derived_from_the_reported_heartbeat() {
     assert!(offline(Some(0), None, 45_001));
 }
 
+/// trial17 MED-4, the fault kind: an interval the agent reports is trusted as is, so one
+/// config line (`heartbeat_secs = 1e12`) hides a dead agent for ever. The server clamps a
+/// reported `heartbeat_ms` to its own maximum ([`cordon_proto::MAX_HEARTBEAT_MS`], 10
+/// minutes) when it derives `offline` — in the single-host view, the list filter and the
+/// pure rule alike.
+#[tokio::test]
+async fn a_reported_heartbeat_is_clamped_to_the_servers_maximum_when_deriving_offline() {
+    let c = Ctx::new().await;
+    let h = c.enroll("hb-huge", &[]).await;
+    let mut r = report(0, AgentState::Released);
+    r.heartbeat_ms = Some(1_000_000_000_000_000);
+    c.agent_status(&h, &r).await;
+    assert_eq!(get(&c, &h).await["offline"], false);
+    // Last seen 31 minutes ago: more than 3 × the server's 10-minute maximum.
+    let long_ago = cordon_proto::timefmt::now_ms() - 31 * 60 * 1000;
+    sqlx::query(&format!("UPDATE hosts SET last_seen = {long_ago} WHERE id = '{h}'"))
+        .execute(c.store().pool())
+        .await
+        .unwrap();
+    let host = get(&c, &h).await;
+    assert_eq!(
+        host["offline"], true,
+        "a huge reported heartbeat hid a silent agent: {host}"
+    );
+    let (_, list) = c.call("GET", "/v1/hosts?offline=true", Some(&c.viewer), None).await;
+    let ids: Vec<&str> = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert!(ids.contains(&h.as_str()), "{list}");
+    use cordon_server::store::offline;
+    let max = cordon_proto::MAX_HEARTBEAT_MS as i64;
+    assert!(!offline(Some(0), Some(i64::MAX), 3 * max));
+    assert!(offline(Some(0), Some(i64::MAX), 3 * max + 1));
+}
+
 /// The claims the agent reports (issue 19 item 9) are stored and shown as structured
 /// data; a server release while other sources hold the host is confirmed and says who
 /// still isolates it.

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use cordon_proto::{
-    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS,
+    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, MAX_HEARTBEAT_MS,
+    OFFLINE_AFTER_HEARTBEATS,
 };
 use sqlx::any::AnyRow;
 
@@ -31,11 +32,15 @@ pub struct HostFilter {
 }
 
 /// Whether an agent last seen at `last_seen` (Unix ms), reporting every `heartbeat_ms`
-/// (its default when unknown), is offline at `now`: silent for more than
+/// (its default when unknown, clamped to [`MAX_HEARTBEAT_MS`]: the server never trusts a
+/// longer interval than its own maximum), is offline at `now`: silent for more than
 /// [`OFFLINE_AFTER_HEARTBEATS`] intervals, or never seen. Pure; the server derives it when
 /// it answers, never stores it.
 pub fn offline(last_seen: Option<i64>, heartbeat_ms: Option<i64>, now: i64) -> bool {
-    let beat = heartbeat_ms.filter(|b| *b > 0).unwrap_or(DEFAULT_HEARTBEAT_MS as i64);
+    let beat = heartbeat_ms
+        .filter(|b| *b > 0)
+        .unwrap_or(DEFAULT_HEARTBEAT_MS as i64)
+        .min(MAX_HEARTBEAT_MS as i64);
     match last_seen {
         Some(seen) => now.saturating_sub(seen) > beat.saturating_mul(OFFLINE_AFTER_HEARTBEATS as i64),
         None => true,
