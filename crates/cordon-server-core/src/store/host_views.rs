@@ -324,9 +324,7 @@ fn where_clause(q: &HostQuery, vals: &mut Vec<Val>) -> String {
         sql.push_str(&frag.replace('?', &format!("${}", vals.len())));
     };
     let f = &q.filter;
-    if !f.include_revoked {
-        sql.push_str(" AND h.revoked = 0");
-    }
+    sql.push_str(&super::hosts::revoked_sql(f));
     if let Some(l) = &f.label {
         param(
             &mut sql,

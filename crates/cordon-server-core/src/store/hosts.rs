@@ -24,11 +24,34 @@ pub struct HostFilter {
     pub state: Option<HostState>,
     /// Case-insensitive substring of id, hostname or an address.
     pub text: Option<String>,
-    /// Include revoked hosts (left out by default).
+    /// Include every revoked host. By default a revoked host is listed only while it may
+    /// still be isolated ([`REVOKED_LISTED_SQL`]: its state is not `normal`, or other
+    /// sources' claims stand on it), marked `revoked`: a host left quarantined by a forced
+    /// revocation is never hidden (trial17 MED-5).
     pub include_revoked: bool,
+    /// Only revoked hosts (every one of them, whatever `include_revoked` says).
+    pub only_revoked: bool,
     /// Only hosts that are (`Some(true)`) or are not (`Some(false)`) offline now
     /// ([`offline`]).
     pub offline: Option<bool>,
+}
+
+/// Which revoked hosts a list shows by default, as SQL over `hosts h`: the ones that may
+/// still be isolated — any state but `normal` (quarantined, pending, failed, tampered: the
+/// server cannot release them any more, someone must follow up on the host), or `normal`
+/// with other sources' claims standing.
+pub const REVOKED_LISTED_SQL: &str = "(h.state <> 'normal' OR h.claims <> '[]')";
+
+/// The revoked-host part of a host list's WHERE clause for `f` (starts with ` AND`, or
+/// is empty).
+pub(crate) fn revoked_sql(f: &HostFilter) -> String {
+    if f.only_revoked {
+        " AND h.revoked = 1".into()
+    } else if f.include_revoked {
+        String::new()
+    } else {
+        format!(" AND (h.revoked = 0 OR {REVOKED_LISTED_SQL})")
+    }
 }
 
 /// Whether an agent last seen at `last_seen` (Unix ms), reporting every `heartbeat_ms`
@@ -395,9 +418,7 @@ impl Store {
             binds.push(value);
             sql.push_str(&frag.replace('?', &format!("${}", binds.len())));
         };
-        if !f.include_revoked {
-            sql.push_str(" AND h.revoked = 0");
-        }
+        sql.push_str(&revoked_sql(f));
         if let Some(l) = &f.label {
             param(
                 &mut sql,
