@@ -50,6 +50,9 @@ pub struct ServerClient {
     last_ok: Arc<Mutex<Option<Instant>>>,
     /// Fired on every transport failure (the agent re-resolves its server names).
     failed: Arc<Notify>,
+    /// The mutual-TLS configuration and connection settings, for [`ServerClient::probe`].
+    tls: Arc<ClientConfig>,
+    connect: Connect,
 }
 
 /// A failed call; `status` is the server's HTTP status when it answered.
@@ -131,11 +134,49 @@ impl ServerClient {
         Ok(ServerClient {
             bases: Arc::new(bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect()),
             current: Arc::new(AtomicUsize::new(0)),
-            http: http_client_with(tls, None, connect)?,
+            http: http_client_with(tls.clone(), None, connect)?,
             last_peer: Arc::new(Mutex::new(None)),
             last_ok: Arc::new(Mutex::new(None)),
             failed: Arc::new(Notify::new()),
+            tls: Arc::new(tls),
+            connect: connect.clone(),
         })
+    }
+
+    /// Whether the Cordon server of `base` (`https://NAME:PORT`) answers at `addr`: one
+    /// authenticated request (`GET /v1/agent/desired?wait=0`) over mutual TLS — the
+    /// server's certificate checked against the pinned CA for NAME, this agent's client
+    /// certificate accepted — connecting to `addr` directly whatever NAME resolves to.
+    /// This is how the agent proves an address a DNS answer gave for its server before
+    /// keeping it allowed in a quarantine (trial17 MED-3). Nothing else changes: the
+    /// answer is discarded, `last_peer`/`last_ok` are not touched.
+    ///
+    /// # Errors
+    /// [`CallError`]: the connection, TLS handshake or request failed (no status), or the
+    /// server refused this agent (its status).
+    pub async fn probe(&self, base: &str, addr: SocketAddr) -> Result<(), CallError> {
+        let fail = |detail: String| CallError { detail, status: None };
+        let url = reqwest::Url::parse(base).map_err(|e| fail(format!("bad server URL {base}: {e}")))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| fail(format!("server URL {base} has no host")))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*self.tls).clone())
+            .no_proxy()
+            .connect_timeout(self.connect.timeout)
+            .timeout(self.connect.timeout + Duration::from_secs(5))
+            .resolve(host, addr)
+            .build()
+            .map_err(|e| fail(format!("cannot build a client: {}", error_chain(&e))))?;
+        let resp = http
+            .get(format!("{}/v1/agent/desired?wait=0", base.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| fail(format!("cannot reach {base} at {addr}: {}", error_chain(&e))))?;
+        if !resp.status().is_success() {
+            return Err(error_of(resp).await);
+        }
+        Ok(())
     }
 
     /// The URL the next call goes to.

@@ -10,7 +10,7 @@
 //!
 //! Pure apart from the [`NameResolver`] seam, so the rules are unit-tested here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use cordon_engine::IsolateRequest;
@@ -52,6 +52,8 @@ pub fn parse_proxy(url: &str) -> Result<AllowSpec, String> {
 pub struct OwnTransport {
     /// The server URLs, in failover order.
     pub servers: Vec<AllowSpec>,
+    /// The same server URLs as configured (`https://HOST:PORT`), in the same order.
+    pub urls: Vec<String>,
     /// The explicit proxy, if configured.
     pub proxy: Option<AllowSpec>,
 }
@@ -64,6 +66,11 @@ pub struct Resolved {
     /// One line per server or proxy name that did not resolve, as the agent reports it
     /// in `degraded`: `server NAME unresolved: REASON` (or `proxy NAME …`).
     pub failures: Vec<String>,
+    /// The addresses that only a DNS answer (or hosts file) says are a server's: address
+    /// → the server URL whose name resolved to it. Whoever answers the name can put any
+    /// address here, so the agent keeps such an address in a quarantine's allow set only
+    /// once its server answered there over mutual TLS (trial17 MED-3).
+    pub named: BTreeMap<SocketAddr, String>,
 }
 
 impl OwnTransport {
@@ -77,14 +84,25 @@ impl OwnTransport {
             servers.push(AllowSpec::parse_server(u).map_err(|e| format!("server {u:?}: {e}"))?);
         }
         let proxy = proxy.map(parse_proxy).transpose()?;
-        Ok(OwnTransport { servers, proxy })
+        Ok(OwnTransport {
+            servers,
+            urls: server_urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect(),
+            proxy,
+        })
     }
 
     /// Resolves every server and the proxy to all their addresses.
     pub fn resolve(&self, r: &dyn NameResolver) -> Resolved {
         let mut out = Resolved::default();
-        let kinds = self.servers.iter().map(|s| ("server", s));
-        for (kind, spec) in kinds.chain(self.proxy.iter().map(|p| ("proxy", p))) {
+        let kinds = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ("server", s, self.urls.get(i)));
+        for (kind, spec, url) in kinds.chain(self.proxy.iter().map(|p| ("proxy", p, None))) {
             let Transport::Tcp(port) = spec.transport else { continue };
             match &spec.target {
                 Target::Ip(ip) => {
@@ -94,7 +112,15 @@ impl OwnTransport {
                     out.addrs.insert(SocketAddr::new(net.addr(), port));
                 }
                 Target::Name(name) => match r.lookup(name) {
-                    Ok(ips) if !ips.is_empty() => out.addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
+                    Ok(ips) if !ips.is_empty() => {
+                        for ip in ips {
+                            let a = SocketAddr::new(ip, port);
+                            out.addrs.insert(a);
+                            if let Some(u) = url {
+                                out.named.entry(a).or_insert_with(|| u.clone());
+                            }
+                        }
+                    }
                     Ok(_) => out.failures.push(format!("{kind} {name} unresolved: no address")),
                     Err(e) => out.failures.push(format!("{kind} {name} unresolved: {e}")),
                 },

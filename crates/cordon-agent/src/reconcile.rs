@@ -15,10 +15,21 @@
 //!   re-resolves its server names and keeps trying; it never opens the host again for that
 //!   revision. The host therefore changes between open and closed at most once per desired
 //!   revision, and the server shows `quarantined` only once that report arrived.
-//! * **Follow the server.** The server names (every URL in `servers` and the proxy) are
-//!   re-resolved whenever a connection fails and every `resolve_interval_secs`; new
-//!   addresses are added to the rules in force in one atomic re-apply, keeping the old ones
-//!   until a request through a new address succeeded. A server or proxy name that does
+//! * **Follow the server, provably.** The server names (every URL in `servers` and the
+//!   proxy) are re-resolved whenever a connection fails and every `resolve_interval_secs`;
+//!   new addresses are added to the rules in force in one atomic re-apply, keeping the old
+//!   ones until a request through a new address succeeded. Whoever answers the name (a
+//!   hosts file, a DNS reply) could otherwise open any address (trial17 MED-3), so an
+//!   address a server *name* resolved to stays allowed only once the agent reached its
+//!   server there over mutual TLS ([`ServerClient::probe`] through the short-lived
+//!   pinhole of that re-apply; the address in use is proven by use). An address that
+//!   fails is taken out again at once and reported in `degraded` (`server address … not
+//!   allowed: …`) while the name keeps resolving to it; it is tried again only after the
+//!   server was unreachable for `verify_timeout_secs`. Addresses that no longer resolve
+//!   and are not the one in use are dropped at the next refresh. (Not with a proxy: the
+//!   agent then reaches its server only through the proxy, and proves nothing directly.)
+//!   Every change of the allow set shows in the agent claim's `servers`, which the server
+//!   audits (`servers_changed`). A server or proxy name that does
 //!   not resolve (a DR site's name not yet in DNS) is reported in `degraded`
 //!   (`server dr.example.net unresolved: …`) like an unresolved exception, and retried
 //!   every `retry_secs` until it resolves and is added.
@@ -213,6 +224,10 @@ impl Agent {
             record_retry_at: None,
             seen_unenforced: None,
             transport_failures: vec![],
+            named: Default::default(),
+            proven: BTreeSet::new(),
+            refused: Default::default(),
+            probe: self.cfg.proxy.is_none(),
             paths_recorded: None,
             next_degraded_retry: now,
             verifying: None,
@@ -416,6 +431,17 @@ struct Reconciler {
     /// The server and proxy names that did not resolve at the last resolution, as
     /// `degraded` lines (see [`plan::Resolved::failures`]).
     transport_failures: Vec<String>,
+    /// Addresses of server names as last resolved → their server URL
+    /// ([`plan::Resolved::named`]).
+    named: std::collections::BTreeMap<SocketAddr, String>,
+    /// Addresses where the agent reached its server over mutual TLS (the peer of a
+    /// successful request, or a passed [`ServerClient::probe`]).
+    proven: BTreeSet<SocketAddr>,
+    /// Addresses a server name resolved to where the server did not answer over mutual
+    /// TLS → the `degraded` line that says so. Never allowed while listed.
+    refused: std::collections::BTreeMap<SocketAddr, String>,
+    /// Whether addresses are proven before they are kept (no proxy configured).
+    probe: bool,
     /// `enforce = false`: the firewall state and claims last reported.
     seen_unenforced: Option<(QuarantineState, Vec<cordon_proto::ClaimInfo>)>,
     /// The management paths last recorded for other sources' claims.
@@ -553,7 +579,11 @@ impl Reconciler {
         self.next_resolve = Instant::now() + self.resolve_every;
         let (t, r) = (self.transport.clone(), self.resolver.clone());
         match tokio::task::spawn_blocking(move || t.resolve(r.as_ref())).await {
-            Ok(res) => {
+            Ok(mut res) => {
+                self.named = res.named.clone();
+                // A refused address the name no longer resolves to: its line goes.
+                self.refused.retain(|a, _| res.addrs.contains(a));
+                res.addrs.retain(|a| !self.refused.contains_key(a));
                 if res.failures != self.transport_failures {
                     for f in &res.failures {
                         tracing::warn!(failure = %f, "server or proxy name does not resolve");
@@ -581,6 +611,8 @@ impl Reconciler {
                 addrs.extend(old.iter().copied());
             }
         }
+        // Never an address a server name resolved to where the server did not answer.
+        addrs.retain(|a| !self.refused.contains_key(a));
         if addrs.is_empty() || self.paths_recorded.as_ref() == Some(&addrs) {
             return;
         }
@@ -621,6 +653,8 @@ impl Reconciler {
             Ok(mut p) => {
                 // The agent's own names that did not resolve: missing from the allow set.
                 p.degraded.extend(self.transport_failures.iter().cloned());
+                // Addresses a server name resolved to that are not the server.
+                p.degraded.extend(self.refused.values().cloned());
                 p
             }
             Err(e) => Plan {
@@ -778,6 +812,7 @@ impl Reconciler {
         let res = plan::Resolved {
             addrs,
             failures: vec![],
+            named: Default::default(),
         };
         self.record_paths(&res).await;
     }
@@ -861,6 +896,7 @@ impl Reconciler {
         }
         self.ensure_watcher();
         self.check_verified(now).await;
+        self.prove_transport().await;
         if self.plan.as_ref().is_some_and(|p| !p.degraded.is_empty()) && now >= self.next_degraded_retry {
             self.next_degraded_retry = now + self.retry_every;
             if !self.transport_failures.is_empty() {
@@ -878,7 +914,83 @@ impl Reconciler {
         if self.last_resolve.is_some_and(|t| t.elapsed() < MIN_RESOLVE_GAP) {
             return;
         }
+        // The server has been unreachable for a while: an address refused before may be
+        // where it is now (a move); it is proven again before it is kept.
+        if !self.refused.is_empty() && self.client.last_ok().is_none_or(|t| t.elapsed() >= self.verify_timeout) {
+            tracing::info!(refused = ?self.refused.keys().collect::<Vec<_>>(), "the server is unreachable: trying refused addresses again");
+            self.refused.clear();
+        }
         self.follow_server().await;
+    }
+
+    /// Proves the addresses of the plan in force that only a server name's resolution
+    /// vouches for: one mutual-TLS request to the server at each ([`ServerClient::probe`]).
+    /// An address that fails is taken out of the rules at once (one atomic re-apply) and
+    /// reported in `degraded` (trial17 MED-3).
+    async fn prove_transport(&mut self) {
+        if !self.probe {
+            return;
+        }
+        if let Some(peer) = self.client.last_peer() {
+            self.proven.insert(peer);
+        }
+        // The plan in force (while quarantined) and the management paths recorded for
+        // every claim: both open what they list.
+        let in_force = self
+            .plan
+            .clone()
+            .filter(|_| self.p.desired.quarantined && self.p.desired_applied());
+        let mut candidates: BTreeSet<SocketAddr> = in_force.as_ref().map(|p| p.transport.clone()).unwrap_or_default();
+        candidates.extend(self.paths_recorded.iter().flatten().copied());
+        let todo: Vec<(SocketAddr, String)> = candidates
+            .iter()
+            .filter(|a| !self.proven.contains(a) && !self.refused.contains_key(a))
+            .filter_map(|a| self.named.get(a).map(|u| (*a, u.clone())))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let mut refused_any = false;
+        for (addr, base) in todo {
+            match self.client.probe(&base, addr).await {
+                Ok(()) => {
+                    tracing::info!(%addr, server = %base, "server address proven over mutual TLS: kept allowed");
+                    self.proven.insert(addr);
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, server = %base, error = %e, "a DNS answer for the server is not the server: address not allowed");
+                    self.refused.insert(
+                        addr,
+                        format!(
+                            "server address {addr} (a DNS answer for {base}) not allowed: the Cordon server did not answer there over mutual TLS ({e})"
+                        ),
+                    );
+                    refused_any = true;
+                }
+            }
+        }
+        if !refused_any {
+            return;
+        }
+        if let Some(cur) = in_force {
+            let transport: BTreeSet<SocketAddr> = cur
+                .transport
+                .iter()
+                .filter(|a| !self.refused.contains_key(a))
+                .copied()
+                .collect();
+            let d = self.p.desired.clone();
+            let plan = self.make_plan(&d, transport).await;
+            self.apply(plan, false).await;
+        }
+        if let Some(recorded) = self.paths_recorded.clone() {
+            let res = plan::Resolved {
+                addrs: recorded,
+                failures: vec![],
+                named: Default::default(),
+            };
+            self.record_paths(&res).await;
+        }
     }
 
     /// Has a request over the agent's own connection succeeded since the last apply?
@@ -1061,8 +1173,11 @@ impl Reconciler {
     }
 
     /// Re-resolves the servers and the proxy; widens the rules in force with new
-    /// addresses (atomically), and drops old ones once a new one has worked.
+    /// addresses (atomically; each then proven, [`Reconciler::prove_transport`]), and drops
+    /// addresses that no longer resolve and are not the one in use, once the quarantine is
+    /// verified (trial17 MED-3 addendum: they stayed for good).
     async fn follow_server(&mut self) {
+        let refused_before: Vec<String> = self.refused.values().cloned().collect();
         let res = self.resolve_transport().await;
         self.record_paths(&res).await;
         let fresh = res.addrs;
@@ -1070,25 +1185,30 @@ impl Reconciler {
         if !self.p.desired.quarantined || !self.p.desired_applied() {
             return;
         }
-        let new: Vec<SocketAddr> = fresh.difference(&cur.transport).copied().collect();
-        let transport = if !new.is_empty() {
-            tracing::warn!(new = ?new, "the server has new addresses: allowing them");
-            cur.transport.union(&fresh).copied().collect()
-        } else {
-            // Old addresses go once the current ones are known to work: the last request
-            // succeeded after the last apply, through an address that still resolves.
-            let peer = self.client.last_peer();
-            let verified = self.verifying.is_none();
-            let stale: Vec<SocketAddr> = cur.transport.difference(&fresh).copied().collect();
-            if stale.is_empty() || !verified || !peer.is_some_and(|p| fresh.contains(&p)) {
-                return;
+        let peer = self.client.last_peer();
+        let mut transport: BTreeSet<SocketAddr> = cur.transport.union(&fresh).copied().collect();
+        transport.retain(|a| !self.refused.contains_key(a));
+        if res.failures.is_empty() && self.verifying.is_none() {
+            transport.retain(|a| fresh.contains(a) || Some(*a) == peer);
+        }
+        if transport == cur.transport {
+            if self.refused.values().cloned().collect::<Vec<_>>() != refused_before {
+                // What is reported changed (a refused address no longer resolves there).
+                self.replan(true).await;
             }
-            tracing::info!(stale = ?stale, "dropping server addresses that no longer resolve");
-            fresh
-        };
+            return;
+        }
+        let added: Vec<SocketAddr> = transport.difference(&cur.transport).copied().collect();
+        let removed: Vec<SocketAddr> = cur.transport.difference(&transport).copied().collect();
+        tracing::warn!(
+            added = ?added,
+            removed = ?removed,
+            "the server's addresses changed: re-applying (a new address stays only once the server answers there over mutual TLS)"
+        );
         let d = self.p.desired.clone();
         let plan = self.make_plan(&d, transport).await;
         self.apply(plan, false).await;
+        self.prove_transport().await;
     }
 
     async fn applied(&mut self, rev: i64) {

@@ -79,6 +79,9 @@ pub fn prepare_named(bin: &Path, labels: &str, prefix: Option<&str>) -> Result<P
     let init = json_of(
         Command::new(bin)
             .args(["server", "init", "--json", "--data", &s(&data), "--name", SERVER_NAME])
+            // A DR name of the same server (agent_e2e): the agent keeps an address its name
+            // resolves to only once the server answers there over mutual TLS.
+            .args(["--name", "dr.cordon.lab"])
             .args(["--ip", &SERVER4.to_string(), "--ip", &SERVER6.to_string()])
             .args(["--ip", &MOVED_SERVER4.to_string(), "--ip", &MOVED_SERVER6.to_string()])
             .output()?,

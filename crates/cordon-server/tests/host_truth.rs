@@ -483,6 +483,54 @@ async fn a_revoked_host_that_may_still_be_isolated_is_listed_and_marked() {
     assert!(v.to_string().contains("maybe"), "{v}");
 }
 
+/// trial17 MED-3, the fault kind: the servers a quarantined host's agent keeps allowed
+/// changed (a DNS answer for the server name) and nothing on the server said so. Every
+/// change of the agent claim's `servers` is audited (`servers_changed`, naming what was
+/// added and removed); the same set again writes nothing.
+#[tokio::test]
+async fn a_change_of_the_allowed_servers_is_audited() {
+    let c = Ctx::new().await;
+    let h = c.enroll("dnsw", &[]).await;
+    c.agent_status(&h, &report(1, AgentState::Released)).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR-3"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let with = |servers: &[&str]| {
+        let mut r = report(rev, AgentState::Isolated);
+        r.claims = vec![ClaimInfo {
+            source: cordon_proto::ClaimSource::Agent,
+            since: None,
+            allow: vec![],
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+        }];
+        r
+    };
+    c.agent_status(&h, &with(&["tcp://192.0.2.1:8443"])).await;
+    assert_eq!(get(&c, &h).await["state"], "quarantined");
+    let changed = |records: Vec<cordon_proto::AuditRecord>| -> Vec<String> {
+        records
+            .into_iter()
+            .filter(|r| r.action == "servers_changed")
+            .map(|r| r.detail.unwrap_or_default())
+            .collect()
+    };
+    assert!(changed(c.audit_for(&h).await).is_empty());
+    c.agent_status(&h, &with(&["tcp://192.0.2.1:8443", "tcp://192.0.2.99:8443"]))
+        .await;
+    c.agent_status(&h, &with(&["tcp://192.0.2.1:8443", "tcp://192.0.2.99:8443"]))
+        .await;
+    c.agent_status(&h, &with(&["tcp://192.0.2.1:8443"])).await;
+    let found = changed(c.audit_for(&h).await);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().any(|d| d.contains("added tcp://192.0.2.99:8443")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|d| d.contains("removed tcp://192.0.2.99:8443")),
+        "{found:?}"
+    );
+}
+
 /// The claims the agent reports (issue 19 item 9) are stored and shown as structured
 /// data; a server release while other sources hold the host is confirmed and says who
 /// still isolates it.

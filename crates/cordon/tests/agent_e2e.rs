@@ -2959,3 +2959,130 @@ fn a_hung_external_program_never_wedges_the_agent_or_isolate() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The endpoint's hosts file (`/etc/netns/<ns>/hosts`, bind-mounted over /etc/hosts in
+/// the endpoint), written in place so a running agent sees it: localhost and
+/// [`SERVER_NAME`] at each of `server`.
+fn set_endpoint_hosts(env: &Env, server: &[IpAddr]) {
+    let mut text = String::from("127.0.0.1 localhost\n::1 localhost\n");
+    for ip in server {
+        text.push_str(&format!("{ip} {SERVER_NAME}\n"));
+    }
+    let path = PathBuf::from("/etc/netns")
+        .join(env.lab.ns(Host::Endpoint))
+        .join("hosts");
+    std::fs::write(&path, text).unwrap();
+}
+
+fn servers_changed(env: &Env) -> Vec<String> {
+    let v = env.api_json(&["audit", "--host", "endpoint", "--json"]);
+    let records = v["records"]
+        .as_array()
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    records
+        .iter()
+        .filter(|r| r["action"] == "servers_changed")
+        .map(|r| r["detail"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// trial17 MED-3, the fault kind: whoever controls the server name's resolution on the
+/// endpoint (its hosts file, a DNS answer) widened a quarantined host's allow set
+/// silently, for good. An address a name resolves to stays allowed only once the agent
+/// reached its server there over mutual TLS: a rogue listener at 192.0.2.99:8443 is
+/// taken out again at once and reported `degraded` (audited) while the name resolves to
+/// it; a real second address of the server is proven and kept (audited
+/// `servers_changed`), and dropped at the next refresh once the name no longer resolves
+/// to it.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn fix14n_a_dns_answer_never_widens_the_allow_set_without_proof() {
+    let env = setup_named("fix14n-dns", |_| {});
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rogue = SocketAddr::new(OTHER4.into(), SERVER_PORT);
+    let _echo = cordon_lab::lab::services::start(
+        &env.lab.ns(Host::Other),
+        cordon_lab::lab::services::Service::TcpEcho,
+        rogue,
+        stop.clone(),
+    )
+    .unwrap();
+    struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let _stop = Stop(stop);
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    assert!(
+        reachable(&env, rogue),
+        "the rogue listener answers before the quarantine"
+    );
+    env.quarantine(&[]);
+    wait_until("quarantined", Duration::from_secs(15), || {
+        env.endpoint_state() == "isolated" && env.host()["state"] == "quarantined"
+    });
+    assert!(!reachable(&env, rogue));
+
+    // The name now also resolves to the rogue address.
+    set_endpoint_hosts(&env, &[SERVER4.into(), SERVER6.into(), OTHER4.into()]);
+    let line = "server address 192.0.2.99:8443";
+    wait_until(
+        "the rogue address is refused and reported",
+        Duration::from_secs(20),
+        || {
+            let h = env.host();
+            h["state"] == "quarantined" && h["state_reason"].as_str().is_some_and(|r| r.contains(line))
+        },
+    );
+    let reason = env.host()["state_reason"].as_str().unwrap_or("").to_string();
+    assert!(
+        reason.contains("not allowed") && reason.contains("mutual TLS"),
+        "{reason}"
+    );
+    for _ in 0..10 {
+        assert!(
+            !reachable(&env, rogue),
+            "a DNS answer opened the rogue address: {}",
+            env.ruleset()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!env.ruleset().contains(&OTHER4.to_string()), "{}", env.ruleset());
+    let audit = env.api_json(&["audit", "--host", "endpoint", "--json"]).to_string();
+    assert!(audit.contains(line), "the refusal is not audited: {audit}");
+
+    // The name stops resolving there: the line goes.
+    set_endpoint_hosts(&env, &[SERVER4.into(), SERVER6.into()]);
+    wait_until("the refused line cleared", Duration::from_secs(20), || {
+        let h = env.host();
+        h["state"] == "quarantined" && h["state_reason"].is_null()
+    });
+
+    // A real second address of the server: proven over mutual TLS, kept, audited …
+    env.lab.host_address(Host::Server, MOVED_SERVER4.into(), true).unwrap();
+    set_endpoint_hosts(&env, &[SERVER4.into(), SERVER6.into(), MOVED_SERVER4.into()]);
+    wait_until("the proven address is kept", Duration::from_secs(20), || {
+        env.ruleset().contains(&MOVED_SERVER4.to_string())
+            && servers_changed(&env)
+                .iter()
+                .any(|d| d.contains("added") && d.contains("192.0.2.2:"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(env.ruleset().contains(&MOVED_SERVER4.to_string()), "{}", env.ruleset());
+    assert!(env.host()["state_reason"].is_null(), "{}", env.host());
+    // … and dropped once the name no longer resolves to it (it is not the one in use).
+    set_endpoint_hosts(&env, &[SERVER4.into(), SERVER6.into()]);
+    wait_until("the stale address is dropped", Duration::from_secs(20), || {
+        !env.ruleset().contains(&MOVED_SERVER4.to_string())
+            && servers_changed(&env)
+                .iter()
+                .any(|d| d.contains("removed") && d.contains("192.0.2.2:"))
+    });
+    assert_eq!(env.endpoint_state(), "isolated");
+    assert!(!reachable(&env, rogue));
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cordon_proto::{AgentState, ClaimSource, Host, HostState, StatusReport};
+use cordon_proto::{AgentState, ClaimInfo, ClaimSource, Host, HostState, StatusReport};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -38,6 +38,36 @@ fn other_claims(r: &StatusReport) -> Vec<String> {
             None => c.source.to_string(),
         })
         .collect()
+}
+
+/// How the servers the agent's own claim keeps allowed changed between the claims
+/// stored and the ones reported (`added tcp://…; removed tcp://…`), or `None` when they
+/// did not (or either side has no agent claim). Whoever answers the server name on the
+/// endpoint may try to widen this set (trial17 MED-3); every change is audited
+/// (`servers_changed`). Pure.
+pub(crate) fn servers_change(stored: &[ClaimInfo], reported: &[ClaimInfo]) -> Option<String> {
+    let of = |c: &[ClaimInfo]| -> Option<std::collections::BTreeSet<String>> {
+        c.iter()
+            .find(|c| c.source == ClaimSource::Agent)
+            .map(|c| c.servers.iter().cloned().collect())
+    };
+    let (old, new) = (of(stored)?, of(reported)?);
+    if old == new {
+        return None;
+    }
+    let added: Vec<&str> = new.difference(&old).map(String::as_str).collect();
+    let removed: Vec<&str> = old.difference(&new).map(String::as_str).collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("added {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", removed.join(", ")));
+    }
+    Some(format!(
+        "the servers the agent's quarantine allows changed: {}",
+        parts.join("; ")
+    ))
 }
 
 /// The host state a report implies, given the desired state it answers. Only a report
@@ -240,7 +270,8 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     let now = now_ms();
     let a = assess(&host, r);
     let state = a.state;
-    let changed = state != host.state || a.reason != host.state_reason;
+    let servers_changed = servers_change(&host.claims, &r.claims);
+    let changed = state != host.state || a.reason != host.state_reason || servers_changed.is_some();
     let claims = serde_json::to_string(&r.claims).map_err(|e| StoreError::Encode {
         what: "host claims",
         source: e,
@@ -312,6 +343,13 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         HostState::Failed => ("failed", "error"),
         HostState::QuarantinePending | HostState::ReleasePending => ("state", "pending"),
     };
+    // Only the allowed servers changed: its own record.
+    let (action, result) =
+        if state == host.state && a.reason == host.state_reason && !first && servers_changed.is_some() {
+            ("servers_changed", "ok")
+        } else {
+            (action, result)
+        };
     let mut detail = match (&a.reason, &r.error) {
         (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
         (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
@@ -321,6 +359,9 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
             r.digest.as_deref().unwrap_or("-")
         ),
     };
+    if let Some(change) = &servers_changed {
+        detail.push_str(&format!("; {change}"));
+    }
     // A confirmation carries who asked and why, for the notification it makes.
     let (comment, facts) = if first {
         if let Some(by) = &host.desired.actor {
