@@ -87,6 +87,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0024_desired_actor_token.sql"),
         include_str!("../../migrations/0024_desired_actor_token.sql"),
     ),
+    (
+        25,
+        "approval decider token",
+        include_str!("../../migrations/0025_approval_decider_token.sql"),
+        include_str!("../../migrations/0025_approval_decider_token.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
