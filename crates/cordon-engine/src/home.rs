@@ -232,8 +232,7 @@ fn remember_dir(ns: &Path, abs: &Path) {
         opts.mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
     }
-    if let Ok(mut f) = opts.open(ns.join("state-dirs"))
-    {
+    if let Ok(mut f) = opts.open(ns.join("state-dirs")) {
         let _ = writeln!(f, "{}", abs.display());
     }
 }
@@ -339,7 +338,11 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
     }
     let abs = absolute(dir);
     remember_dir(&ns, &abs);
-    if read_entry(&p).ok().flatten().is_some_and(|t| Path::new(t.trim()) == abs) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == abs)
+    {
         return;
     }
     let tmp = ns.join(format!(".{}.home.tmp.{}", table.as_str(), std::process::id()));
@@ -351,7 +354,11 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
 /// Drops the registration of `table` when it names `dir` (its quarantine was released).
 pub(crate) fn unregister(table: &TableName, dir: &Path) {
     let Some(p) = entry(table) else { return };
-    if read_entry(&p).ok().flatten().is_some_and(|t| Path::new(t.trim()) == absolute(dir)) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == absolute(dir))
+    {
         let _ = fs::remove_file(&p);
     }
 }
@@ -372,7 +379,11 @@ pub(crate) fn register_agent_paths(file: &Path) {
     }
     let abs = absolute(file);
     let p = ns.join("agent-paths");
-    if read_entry(&p).ok().flatten().is_some_and(|t| Path::new(t.trim()) == abs) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == abs)
+    {
         return;
     }
     let tmp = ns.join(format!(".agent-paths.tmp.{}", std::process::id()));

@@ -251,6 +251,32 @@ mod tests {
         assert_eq!(names, ["cordon", "alpha", "zeta"]);
     }
 
+    /// Trial20 HIGH-A: a FIFO or a link to /dev/zero as the state file hung `load` (or
+    /// read until out of memory); now it is `StateUnusable`, at once, naming the file.
+    #[cfg(unix)]
+    #[test]
+    fn a_state_file_that_is_no_regular_file_is_unusable_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cordon.json");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&d, &TableName::default()).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("load blocked on a FIFO");
+        let msg = got.unwrap_err();
+        assert!(msg.contains("unusable") && msg.contains("cordon.json"), "{msg}");
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let e = load(dir.path(), &TableName::default()).unwrap_err();
+        assert!(e.is_bad_record_at(&p), "{e}");
+    }
+
     #[test]
     fn corrupt_state_is_an_error_naming_the_file_and_the_recovery() {
         let dir = tempfile::tempdir().unwrap();
