@@ -235,6 +235,7 @@ pub fn create_tmp(tmp: &Path) -> std::io::Result<File> {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 mod tests {
     use super::*;
     use std::io::Write;
