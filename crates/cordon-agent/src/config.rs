@@ -167,8 +167,9 @@ impl AgentConfig {
     /// Checks the values without touching the network or the firewall.
     ///
     /// # Errors
-    /// [`AgentError::Config`] when there is no server, a server is not `https://`, the
-    /// proxy is not `http://HOST:PORT`, or a time is not a positive number;
+    /// [`AgentError::Config`] when there is no server, a server is not `https://`, or a
+    /// time is not a positive number; [`AgentError::OwnTransport`] when the proxy is not
+    /// `http://HOST:PORT`;
     /// [`AgentError::ConfigServer`] when a server URL does not parse. (The table and the
     /// backend are typed: a bad one does not read at all, [`AgentConfig::load`].)
     pub fn validate(&self) -> Result<(), AgentError> {
@@ -188,7 +189,7 @@ impl AgentConfig {
             }
         }
         if let Some(p) = &self.proxy {
-            crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+            crate::plan::parse_proxy(p)?;
         }
         let timers = [
             self.check_interval_secs,
