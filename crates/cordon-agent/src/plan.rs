@@ -109,10 +109,8 @@ impl OwnTransport {
     pub fn new(server_urls: &[String], proxy: Option<&str>) -> Result<Self, TransportError> {
         let mut servers = Vec::new();
         for u in server_urls {
-            servers.push(AllowSpec::parse_server(u).map_err(|source| TransportError::Server {
-                url: u.clone(),
-                source,
-            })?);
+            servers
+                .push(AllowSpec::parse_server(u).map_err(|source| TransportError::Server { url: u.clone(), source })?);
         }
         let proxy = proxy.map(parse_proxy).transpose()?;
         Ok(OwnTransport { servers, proxy })

@@ -87,6 +87,9 @@ mod tests {
         assert!(err.to_string().ends_with(&format!("{closed}: {source}")), "{err}");
         // Nothing to try: no source, and the message says so.
         let err = reach_any(&[], Duration::ZERO).unwrap_err();
-        assert!(err.source().is_none() && err.to_string().ends_with("no target"), "{err}");
+        assert!(
+            err.source().is_none() && err.to_string().ends_with("no target"),
+            "{err}"
+        );
     }
 }
