@@ -685,6 +685,7 @@ pub(crate) mod holder {
 
     /// How long a holder stopped with SIGTERM gets to end before SIGKILL, and how long
     /// SIGKILL gets after that.
+    #[cfg(unix)]
     pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
     /// Stops the holder `pid` that did not answer a hand-off within its bound (hung, or
