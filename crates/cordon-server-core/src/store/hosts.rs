@@ -125,7 +125,7 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
 }
 
 /// `$1, $2, …` for `n` parameters starting at `$from`.
-fn marks(from: usize, n: usize) -> String {
+pub(crate) fn marks(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -236,6 +236,49 @@ pub(crate) async fn load_tx(tx: &mut Tx, id: &str) -> Result<Option<Host>, Store
     };
     let labels = labels_of_tx(tx, id).await?;
     Ok(Some(host_from_row(&row, labels)?))
+}
+
+/// Host ids per `… WHERE id IN (…)` statement of a set-based read or write (bind
+/// parameters stay far below SQLite's 32,766 and PostgreSQL's 65,535).
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
+/// Loads the hosts `ids` names inside a transaction, by id (ids that name no host are
+/// absent). Two statements per [`IDS_PER_STATEMENT`] ids, not two per host: what a bulk
+/// action or a batch of agent reports reads.
+pub(crate) async fn load_many_tx(tx: &mut Tx, ids: &[String]) -> Result<HashMap<String, Host>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        let sql = format!(
+            "SELECT host_id, label FROM host_labels WHERE host_id IN ({}) ORDER BY host_id, label",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            labels
+                .entry(get_str(&r, "host_id")?)
+                .or_default()
+                .push(get_str(&r, "label")?);
+        }
+        for row in &rows {
+            let id = get_str(row, "id")?;
+            let l = labels.remove(&id).unwrap_or_default();
+            out.insert(id, host_from_row(row, l)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves references (id, or a hostname that names exactly one host) to host ids,
