@@ -498,21 +498,17 @@ pub(crate) mod holder {
         }
     }
 
-    /// Writes `data` to `p`, created 0600 (`crate::lock::private_options`).
+    /// Writes `data` to `p`, created afresh 0600 without following a link planted there
+    /// ([`crate::record::create_tmp`]).
     fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        let mut f = crate::lock::private_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(p)?;
-        f.write_all(data)
+        crate::record::create_tmp(p)?.write_all(data)
     }
 
     /// The holder's failure for `expected` (or for a merge it could not even compute),
     /// if it reported one since [`clear_failure`].
     pub fn failure_for(dir: &Path, table: &TableName, expected: &Option<crate::IsolateRequest>) -> Option<Failure> {
-        let text = std::fs::read(failure_path(dir, table)).ok()?;
+        let text = crate::record::read(&failure_path(dir, table)).ok()??;
         let f: Failure = serde_json::from_slice(&text).ok()?;
         (!f.known || &f.wanted == expected).then_some(f)
     }
@@ -563,7 +559,11 @@ pub(crate) mod holder {
 
     impl Drop for Announce {
         fn drop(&mut self) {
-            if std::fs::read_to_string(&self.0).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+            if crate::record::read_text(&self.0)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.trim() == std::process::id().to_string())
+            {
                 let _ = std::fs::remove_file(&self.0);
             }
         }
@@ -574,14 +574,14 @@ pub(crate) mod holder {
     /// refusal quotes.
     #[derive(Debug, thiserror::Error)]
     pub enum HolderError {
-        /// The holder file cannot be read (no process announced itself).
+        /// The holder file is missing (no process announced itself) or cannot be read.
         #[error("no holder is named in {}", path.display())]
         NotNamed {
             /// The holder file ([`path`]).
             path: PathBuf,
-            /// The read error.
+            /// Why it cannot be read (`None`: it does not exist).
             #[source]
-            source: std::io::Error,
+            source: Option<crate::record::RecordError>,
         },
         /// The holder file does not hold a pid.
         #[error("{} does not name a pid", path.display())]
@@ -661,9 +661,15 @@ pub(crate) mod holder {
     /// [`HolderError::NotCordon`], saying why not.
     pub fn pid(dir: &Path, table: &TableName) -> Result<u32, HolderError> {
         let p = path(dir, table);
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(source) => return Err(HolderError::NotNamed { path: p, source }),
+        let text = match crate::record::read_text(&p) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(HolderError::NotNamed { path: p, source: None }),
+            Err(e) => {
+                return Err(HolderError::NotNamed {
+                    path: p,
+                    source: Some(e),
+                })
+            }
         };
         let pid: u32 = match text.trim().parse() {
             Ok(pid) => pid,
@@ -796,8 +802,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table = TableName::new("cordon").unwrap();
         let e = holder::pid(dir.path(), &table).unwrap_err();
+        assert!(matches!(e, HolderError::NotNamed { source: None, .. }), "{e:?}");
+        // Not a regular file: the record layer's refusal is the source.
+        std::fs::create_dir(holder::path(dir.path(), &table)).unwrap();
+        let e = holder::pid(dir.path(), &table).unwrap_err();
         assert!(matches!(e, HolderError::NotNamed { .. }), "{e:?}");
         assert!(e.source().is_some(), "{e:?}");
+        std::fs::remove_dir(holder::path(dir.path(), &table)).unwrap();
         std::fs::write(holder::path(dir.path(), &table), "not a pid").unwrap();
         let e = holder::pid(dir.path(), &table).unwrap_err();
         assert!(matches!(e, HolderError::NotAPid { .. }), "{e:?}");
