@@ -820,8 +820,8 @@ pub async fn events(
                 select id="ev-status" name="status" {
                     option value="" { "Any" }
                     // Every outcome the server knows (a hand list missed `denied`).
-                    @for v in EventStatus::KNOWN.iter().cloned() {
-                        option value=(v) selected[v.as_str() == cur] { (outcome_text(&v)) }
+                    @for v in EventStatus::KNOWN {
+                        option value=(v) selected[v.as_str() == cur] { (outcome_text(v)) }
                     }
                 }
             }

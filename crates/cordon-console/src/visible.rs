@@ -50,7 +50,14 @@ pub fn reply_shown(text: &str, json: bool) -> Cow<'_, str> {
                 }
                 Cow::Borrowed(_) => false,
             },
-            serde_json::Value::Array(a) => a.iter_mut().fold(false, |ch, x| walk(x) || ch),
+            serde_json::Value::Array(a) => {
+                // Every element, never stopping at the first change.
+                let mut changed = false;
+                for x in a.iter_mut() {
+                    changed |= walk(x);
+                }
+                changed
+            }
             serde_json::Value::Object(m) => {
                 let old = std::mem::take(m);
                 let mut changed = false;
