@@ -104,6 +104,16 @@ pub enum AgentError {
         #[source]
         source: serde_json::Error,
     },
+    /// The persisted desired state is not a file the agent could have written (a FIFO, a
+    /// symbolic link, a device, a directory, a huge file: trial20 HIGH-A).
+    #[error("{} is unusable", path.display())]
+    Unusable {
+        /// The file ([`persist::FILE_NAME`] in the state directory).
+        path: PathBuf,
+        /// What it is instead.
+        #[source]
+        source: cordon_engine::record::RecordError,
+    },
     /// The desired state could not be encoded as JSON.
     #[error("cannot encode the desired state")]
     Encode(#[source] serde_json::Error),

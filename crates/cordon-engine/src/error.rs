@@ -85,6 +85,18 @@ pub enum EngineError {
         /// [`crate::state::STATE_VERSION`].
         expected: u32,
     },
+    /// A record (state, claims, backup, management paths) is not a file Cordon could
+    /// have written: a FIFO, a symbolic link, a device, a directory, or larger than
+    /// [`crate::record::MAX_RECORD_BYTES`] (trial20 HIGH-A). Treated like
+    /// [`EngineError::StateCorrupt`]: an ordered quarantine sets it aside and goes on.
+    #[error("record {} is unusable; {}", path.display(), recovery(path))]
+    StateUnusable {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead of a record.
+        #[source]
+        source: crate::record::RecordError,
+    },
     /// Another process held the state directory's lock for longer than the lock timeout
     /// (`holder`: its pid, as it recorded in the lock file).
     #[error("gave up after {:.0} s waiting for the lock on {} held by {}; retry later or raise --lock-timeout", .waited.as_secs_f64(), .path.display(), .holder_is)]
@@ -207,6 +219,7 @@ impl EngineError {
             | EngineError::StateIo { .. }
             | EngineError::StateCorrupt { .. }
             | EngineError::StateVersion { .. }
+            | EngineError::StateUnusable { .. }
             | EngineError::StateEncode(_)
             | EngineError::LockTimeout { .. }
             | EngineError::NotKept { .. }
@@ -244,6 +257,30 @@ impl EngineError {
     /// `detail` and agent reports.
     pub fn detail(&self) -> String {
         chain(self)
+    }
+
+    /// A record at `path` that could not be read ([`crate::record::read`]): an I/O
+    /// error is [`EngineError::StateIo`], anything else [`EngineError::StateUnusable`].
+    pub(crate) fn record(path: impl Into<PathBuf>, e: crate::record::RecordError) -> EngineError {
+        match e {
+            crate::record::RecordError::Io(source) => EngineError::state_io("read", path, source),
+            other => EngineError::StateUnusable {
+                path: path.into(),
+                source: other,
+            },
+        }
+    }
+
+    /// Whether this is a record that cannot be used as one (corrupt JSON, another
+    /// version, not a regular file, too large) at `path`: what an ordered quarantine sets
+    /// aside instead of stopping.
+    pub fn is_bad_record_at(&self, path: &Path) -> bool {
+        match self {
+            EngineError::StateCorrupt { path: p, .. }
+            | EngineError::StateVersion { path: p, .. }
+            | EngineError::StateUnusable { path: p, .. } => p == path,
+            _ => false,
+        }
     }
 
     /// A state-file I/O failure at `path`.

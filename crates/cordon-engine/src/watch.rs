@@ -498,21 +498,17 @@ pub(crate) mod holder {
         }
     }
 
-    /// Writes `data` to `p`, created 0600 (`crate::lock::private_options`).
+    /// Writes `data` to `p`, created afresh 0600 without following a link planted there
+    /// ([`crate::record::create_tmp`]).
     fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        let mut f = crate::lock::private_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(p)?;
-        f.write_all(data)
+        crate::record::create_tmp(p)?.write_all(data)
     }
 
     /// The holder's failure for `expected` (or for a merge it could not even compute),
     /// if it reported one since [`clear_failure`].
     pub fn failure_for(dir: &Path, table: &TableName, expected: &Option<crate::IsolateRequest>) -> Option<Failure> {
-        let text = std::fs::read(failure_path(dir, table)).ok()?;
+        let text = crate::record::read(&failure_path(dir, table)).ok()??;
         let f: Failure = serde_json::from_slice(&text).ok()?;
         (!f.known || &f.wanted == expected).then_some(f)
     }
@@ -563,7 +559,11 @@ pub(crate) mod holder {
 
     impl Drop for Announce {
         fn drop(&mut self) {
-            if std::fs::read_to_string(&self.0).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+            if crate::record::read_text(&self.0)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.trim() == std::process::id().to_string())
+            {
                 let _ = std::fs::remove_file(&self.0);
             }
         }
@@ -573,7 +573,10 @@ pub(crate) mod holder {
     /// a cordon binary (`/proc/PID/exe` named `cordon…`); `Err` says why not.
     pub fn pid(dir: &Path, table: &TableName) -> Result<u32, String> {
         let p = path(dir, table);
-        let text = std::fs::read_to_string(&p).map_err(|_| format!("no holder is named in {}", p.display()))?;
+        let text = crate::record::read_text(&p)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("no holder is named in {}", p.display()))?;
         let pid: u32 = text
             .trim()
             .parse()
