@@ -319,7 +319,7 @@ pub struct Approval {
     pub decided_by: Option<String>,
     /// The API token that decided (also the `actor_token_id` of the decision's audit
     /// record). `None` for approvals decided before the server recorded it (migration
-    /// 0025) and for superseded ones nobody decided.
+    /// 0026) and for superseded ones nobody decided.
     #[serde(default)]
     pub decided_by_token_id: Option<i64>,
     /// When.
@@ -463,6 +463,11 @@ open_wire_enum! {
         ApprovalRequired = "approval_required",
         /// Its approval was denied.
         Denied = "denied",
+        /// Its approval was decided as superseded: when it was approved there was nothing
+        /// left to do (the host already quarantined, now protected, or revoked). No
+        /// approval is waiting any more (trial19 LOW-i: such events kept
+        /// `approval_required`).
+        Superseded = "superseded",
         /// Acting on it failed.
         Failed = "failed",
     }

@@ -89,9 +89,15 @@ const MIGRATIONS: &[Entry] = &[
     ),
     (
         25,
+        "audit action index",
+        include_str!("../../migrations/0025_audit_action_index.sql"),
+        include_str!("../../migrations/0025_audit_action_index.sql"),
+    ),
+    (
+        26,
         "approval decider token",
-        include_str!("../../migrations/0025_approval_decider_token.sql"),
-        include_str!("../../migrations/0025_approval_decider_token.sql"),
+        include_str!("../../migrations/0026_approval_decider_token.sql"),
+        include_str!("../../migrations/0026_approval_decider_token.sql"),
     ),
 ];
 
