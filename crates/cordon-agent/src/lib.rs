@@ -51,6 +51,9 @@ pub enum AgentError {
         #[source]
         source: cordon_policy::PolicyError,
     },
+    /// A server URL or the proxy is not a usable destination for the agent's own transport.
+    #[error(transparent)]
+    OwnTransport(#[from] crate::plan::TransportError),
     /// The firewall settings of the configuration do not make an enforcer.
     #[error("firewall settings in the agent config")]
     Enforcer(#[source] crate::enforcer::EnforceError),

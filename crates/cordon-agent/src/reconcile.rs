@@ -77,8 +77,8 @@ impl Agent {
     /// An agent for `cfg` enforcing through `enforcer`, talking TLS with `tls`.
     ///
     /// # Errors
-    /// [`AgentError::Config`] for an invalid config, [`AgentError::Client`] when the HTTP
-    /// client cannot be built.
+    /// [`AgentError::Config`] or [`AgentError::OwnTransport`] for an invalid config,
+    /// [`AgentError::Client`] when the HTTP client cannot be built.
     pub fn new(cfg: AgentConfig, enforcer: Arc<dyn Enforcer>, tls: ClientConfig) -> Result<Self, AgentError> {
         cfg.validate()?;
         let urls = cfg.server_urls();
@@ -87,7 +87,7 @@ impl Agent {
             timeout: secs(cfg.connect_timeout_secs),
         };
         let client = ServerClient::with_servers(&urls, tls, &connect)?;
-        let transport = OwnTransport::new(&urls, cfg.proxy.as_deref()).map_err(AgentError::Config)?;
+        let transport = OwnTransport::new(&urls, cfg.proxy.as_deref())?;
         Ok(Agent {
             cfg,
             enforcer,

@@ -1021,7 +1021,7 @@ impl Engine {
         };
         crate::watch::holder::clear_failure(&self.state_dir, &self.table);
         if let Err(why) = crate::watch::holder::signal(pid) {
-            return Err(put_back(why));
+            return Err(put_back(why.to_string()));
         }
         let started = std::time::Instant::now();
         loop {

@@ -44,8 +44,8 @@ pub enum EngineError {
     VerificationFailed {
         /// Every address that was tried.
         targets: Vec<SocketAddr>,
-        /// The last connect error, as text (one per target).
-        reason: String,
+        /// Why no target answered: the bound and the last connect error (its source).
+        reason: crate::verify::Unreachable,
         /// Why the rollback failed, if it did.
         #[source]
         rollback_error: Option<Box<EngineError>>,
@@ -340,12 +340,16 @@ mod tests {
     fn rollback_failure_is_a_source_of_verification_failure() {
         let e = EngineError::VerificationFailed {
             targets: vec!["192.0.2.1:8443".parse().unwrap()],
-            reason: "timed out".into(),
+            reason: crate::verify::Unreachable {
+                timeout: std::time::Duration::from_secs(2),
+                last_target: None,
+                last_error: None,
+            },
             rollback_error: Some(Box::new(EngineError::ReadBack)),
         };
         assert_eq!(
             e.detail(),
-            "verification failed: could not reach 192.0.2.1:8443 (timed out); ROLLBACK FAILED: \
+            "verification failed: could not reach 192.0.2.1:8443 (timed out after 2.0s; last error: no target); ROLLBACK FAILED: \
              rules were applied but cannot be read back from the kernel"
         );
         assert_eq!(e.exit_code(), 3);
