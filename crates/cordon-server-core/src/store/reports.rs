@@ -65,7 +65,10 @@ pub(crate) fn servers_change(stored: &[ClaimInfo], reported: &[ClaimInfo]) -> Op
     if !removed.is_empty() {
         parts.push(format!("removed {}", removed.join(", ")));
     }
-    Some(format!("the servers the agent's quarantine allows changed: {}", parts.join("; ")))
+    Some(format!(
+        "the servers the agent's quarantine allows changed: {}",
+        parts.join("; ")
+    ))
 }
 
 /// The host state a report implies, given the desired state it answers. Only a report
@@ -473,11 +476,12 @@ fn plan_report(
         HostState::QuarantinePending | HostState::ReleasePending => ("state", "pending"),
     };
     // Only the allowed servers changed: its own record.
-    let (action, result) = if state == host.state && a.reason == host.state_reason && !first && servers_changed.is_some() {
-        ("servers_changed", "ok")
-    } else {
-        (action, result)
-    };
+    let (action, result) =
+        if state == host.state && a.reason == host.state_reason && !first && servers_changed.is_some() {
+            ("servers_changed", "ok")
+        } else {
+            (action, result)
+        };
     let mut detail = match (&a.reason, &r.error) {
         (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
         (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
