@@ -3085,6 +3085,7 @@ fn fix14n_a_dns_answer_never_widens_the_allow_set_without_proof() {
     });
     assert_eq!(env.endpoint_state(), "isolated");
     assert!(!reachable(&env, rogue));
+}
 
 /// `mkfifo PATH`.
 fn mkfifo(p: &Path) {
