@@ -283,6 +283,13 @@ pub fn flag_texts(h: &Host) -> Vec<String> {
             match &f.kind {
                 cordon_proto::HostFlagKind::DuplicateHostname => format!("duplicate hostname: also {others}"),
                 cordon_proto::HostFlagKind::DuplicateAddress => format!("duplicate address {}: also {others}", f.value),
+                cordon_proto::HostFlagKind::InvalidHostname if others.is_empty() => {
+                    "invalid hostname: use the id".to_string()
+                }
+                cordon_proto::HostFlagKind::InvalidHostname => format!("invalid hostname: reads as {others}"),
+                cordon_proto::HostFlagKind::NamedAfter => {
+                    format!("named after: host {others} is named {:?}", f.value)
+                }
                 cordon_proto::HostFlagKind::Other(other) => format!("{other} {}: also {others}", f.value),
             }
         })
