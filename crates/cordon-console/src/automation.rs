@@ -453,10 +453,11 @@ pub fn review_summary(
     let total = list.len();
     let n = list.iter().filter(|a| a.changes).count();
     let s = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    // A name two of the listed hosts share carries the short id (`db1 (1c2d3e4f)`).
+    // A name two of the listed hosts share carries the short id (`db1 (1c2d3e4f)`), and
+    // so does a flagged host's (duplicate or invalid hostname) on its own (trial19 MED-B).
     let name_of = |a: &service::ApprovalReview| {
         let shared = list.iter().filter(|b| b.hostname == a.hostname).count() > 1;
-        if shared {
+        if shared || a.flagged {
             format!("{} ({})", a.hostname, short_id(&a.host_id))
         } else {
             a.hostname.clone()
