@@ -191,7 +191,10 @@ impl HostFlag {
                 } else {
                     format!(" (reads as host {others})")
                 };
-                format!("invalid hostname {:?}{reads}: {why}; address this host by its id", self.value)
+                format!(
+                    "invalid hostname {:?}{reads}: {why}; address this host by its id",
+                    self.value
+                )
             }
             HostFlagKind::NamedAfter => format!(
                 "host {others} is named {:?}, this host's address or id: that name never addresses this host",

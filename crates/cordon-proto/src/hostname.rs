@@ -303,7 +303,11 @@ pub fn looks_like_host_id(name: &str) -> bool {
 /// Whether `name` could be the short id (first 8 characters of the id) or the start of
 /// the id `id`, compared case-insensitively: the host named so impersonates that host.
 pub fn names_id(name: &str, id: &str) -> bool {
-    let ascii: String = name.chars().map(ascii_of_fullwidth).collect::<String>().to_ascii_lowercase();
+    let ascii: String = name
+        .chars()
+        .map(ascii_of_fullwidth)
+        .collect::<String>()
+        .to_ascii_lowercase();
     let t = ascii.strip_suffix('.').unwrap_or(&ascii);
     looks_like_host_id(t) && (id.to_ascii_lowercase().starts_with(t) || id.replace('-', "").to_ascii_lowercase() == t)
 }

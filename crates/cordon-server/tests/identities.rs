@@ -812,7 +812,10 @@ async fn hostnames_that_read_as_an_address_an_id_or_the_twin_naming_are_refused_
     let upper_id = web1.to_ascii_uppercase();
     let simple_id = web1.replace('-', "");
     let twin = format!("web1 ({short})");
-    let cyrillic_short: String = short.replace('c', "\u{441}").replace('e', "\u{435}").replace('a', "\u{430}");
+    let cyrillic_short: String = short
+        .replace('c', "\u{441}")
+        .replace('e', "\u{435}")
+        .replace('a', "\u{430}");
     let snap = serde_json::to_string(&ctx.store().hosts(&Default::default()).await.unwrap()).unwrap();
     for (name, says) in [
         ("10.9.9.9", "IP address 10.9.9.9"),
@@ -840,7 +843,10 @@ async fn hostnames_that_read_as_an_address_an_id_or_the_twin_naming_are_refused_
         let (st, v) = try_enroll(&ctx, name).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
         let detail = v["detail"].as_str().unwrap();
-        assert!(detail.contains("is refused") && detail.contains(says), "{name:?}: {detail}");
+        assert!(
+            detail.contains("is refused") && detail.contains(says),
+            "{name:?}: {detail}"
+        );
     }
     if cyrillic_short != short {
         let (st, v) = try_enroll(&ctx, &cyrillic_short).await;
@@ -851,7 +857,13 @@ async fn hostnames_that_read_as_an_address_an_id_or_the_twin_naming_are_refused_
     assert_eq!(hosts.len(), 1, "no host written");
     assert_eq!(serde_json::to_string(&hosts).unwrap(), snap, "web1 unchanged");
     // Real names pass: FQDNs, '_', other scripts, a hex string shorter than a short id.
-    for ok in ["web1.corp.example.", "db_primary", "m\u{FC}ller-pc", "deadbee", "host.lol"] {
+    for ok in [
+        "web1.corp.example.",
+        "db_primary",
+        "m\u{FC}ller-pc",
+        "deadbee",
+        "host.lol",
+    ] {
         let (st, v) = try_enroll(&ctx, ok).await;
         assert_eq!(st, StatusCode::OK, "{ok:?}: {v}");
     }
@@ -946,7 +958,10 @@ async fn hosts_named_like_another_hosts_address_or_id_never_take_its_events_and_
             )
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{reference}: {v}");
-        assert!(v["detail"].as_str().unwrap().contains("never an address or an id"), "{v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("never an address or an id"),
+            "{v}"
+        );
     }
     assert_eq!(ctx.snapshot().await, snap, "nothing changed");
     let (st, v) = ctx

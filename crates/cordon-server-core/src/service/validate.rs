@@ -576,7 +576,10 @@ pub fn hostname(name: &str) -> Result<String, ApiError> {
         return Err(ApiError::invalid(format!("hostname {name:?} is only dots")));
     }
     if let Err(problem) = hostname_rule(name) {
-        return Err(ApiError::invalid(format!("hostname {} is refused: {problem}", quoted(name))));
+        return Err(ApiError::invalid(format!(
+            "hostname {} is refused: {problem}",
+            quoted(name)
+        )));
     }
     Ok(name.to_string())
 }
@@ -624,8 +627,18 @@ fn latin_reading(name: &str) -> String {
 ///
 /// [`HostnameProblem::HostId`]: cordon_proto::hostname::HostnameProblem::HostId
 pub fn hostname_id_reading(name: &str) -> String {
-    let plain: String = name.chars().map(|c| match c { '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c), c => c }).collect();
-    let l = if cordon_proto::hostname::looks_like_host_id(&plain) { plain } else { latin_reading(name) };
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+            c => c,
+        })
+        .collect();
+    let l = if cordon_proto::hostname::looks_like_host_id(&plain) {
+        plain
+    } else {
+        latin_reading(name)
+    };
     l.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -1149,7 +1162,12 @@ mod hostname_key_tests {
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
             assert!(e.detail.contains("is refused"), "{}", e.detail);
         }
-        for ok in ["web1", "db-primary.example.com", "\u{441}\u{435}\u{440}\u{432}\u{435}\u{440}1", "srv.lol"] {
+        for ok in [
+            "web1",
+            "db-primary.example.com",
+            "\u{441}\u{435}\u{440}\u{432}\u{435}\u{440}1",
+            "srv.lol",
+        ] {
             assert_eq!(hostname_rule(ok), Ok(()), "{ok}");
         }
     }
