@@ -350,6 +350,22 @@ async fn connection(
     }
 }
 
+/// Marks a connection busy while one of its requests is being answered.
+struct Busy(Arc<AtomicBool>);
+
+impl Busy {
+    fn new(flag: Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        Busy(flag)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod storm_tests {
     use super::*;
@@ -392,21 +408,5 @@ mod storm_tests {
             handshaking[1].try_recv().is_ok(),
             "a stalled handshake is evicted after the protection"
         );
-    }
-}
-
-/// Marks a connection busy while one of its requests is being answered.
-struct Busy(Arc<AtomicBool>);
-
-impl Busy {
-    fn new(flag: Arc<AtomicBool>) -> Self {
-        flag.store(true, Ordering::Relaxed);
-        Busy(flag)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
     }
 }
