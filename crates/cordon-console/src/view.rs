@@ -384,6 +384,7 @@ mod tests {
                     since: None,
                     allow: vec![],
                     servers: vec![],
+                    owner: None,
                 })
                 .collect(),
             flags: vec![],

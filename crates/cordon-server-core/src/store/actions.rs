@@ -306,7 +306,7 @@ pub(crate) async fn apply_tx(
 fn other_claims(host: &cordon_proto::Host) -> Vec<cordon_proto::ClaimSource> {
     host.claims
         .iter()
-        .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
+        .filter(|c| !c.is_own_agent_claim(&host.id))
         .map(|c| c.source.clone())
         .collect()
 }
