@@ -995,7 +995,7 @@ impl Reconciler {
                         Err(_) => self.report(AgentState::Released, None, None, note),
                     }
                 }
-                Err(err) => self.failed(err),
+                Err(err) => self.failed(err).await,
             }
         }
     }
@@ -1091,7 +1091,7 @@ impl Reconciler {
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }
-            Err(err) => self.failed(err),
+            Err(err) => self.failed(err).await,
         }
     }
 
@@ -1149,9 +1149,14 @@ impl Reconciler {
         self.save().await;
     }
 
-    fn failed(&mut self, err: EnforceError) {
+    /// Reports a revision that could not be applied, with the claims standing now
+    /// (trial20 LOW: a refused revision is retried without the periodic check, so its
+    /// failure reports kept listing the claims of an earlier check — another source's
+    /// claim as it was before it changed).
+    async fn failed(&mut self, err: EnforceError) {
         tracing::error!(error = %err, revision = self.p.desired.revision, "cannot apply desired state");
         self.retry_at = Some(Instant::now() + self.retry_every);
+        self.refresh_claims().await;
         self.report(AgentState::Failed, None, Some(&err), None);
     }
 
@@ -1364,7 +1369,7 @@ impl Reconciler {
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }
-            Err(err) => self.failed(err),
+            Err(err) => self.failed(err).await,
         }
     }
 }

@@ -2831,6 +2831,59 @@ fn a_quarantine_applied_unrecorded_is_never_disowned() {
     });
 }
 
+/// Trial20 LOW, the fault kind "a report names claims as they were, not as they are": a
+/// revision the agent cannot apply (here the union with Velociraptor's claim would allow
+/// every IPv4 destination) is retried without the periodic check, and every `failed`
+/// report kept the claims list of the last check — `hosts show` listed another source's
+/// claim as it was before it changed. Now each failure report carries the claims in force.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_refused_revision_reports_the_claims_in_force_now() {
+    let env = setup_named("fix14m-st", |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    let vdir = env.state.parent().unwrap().join("velo-state");
+    let velociraptor = |allow: &[&str]| {
+        let mut args = vec!["isolate", "--source", "velociraptor"];
+        for a in allow {
+            args.extend(["--allow", a]);
+        }
+        let (m, d) = (wazuh_manager(), s(&vdir));
+        args.extend(["--server", &m, "--state-dir", &d]);
+        let out = env.lab.cordon(&args).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    velociraptor(&["128.0.0.0/1"]);
+    let velo_allow = || -> Vec<String> {
+        env.host()["claims"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["source"] == "velociraptor")
+            .flat_map(|c| c["allow"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    wait_until("the server shows Velociraptor's claim", Duration::from_secs(10), || {
+        velo_allow() == ["128.0.0.0/1"]
+    });
+    // The agent's share would complete a cover of IPv4: refused, retried.
+    env.quarantine(&["--allow", "0.0.0.0/1"]);
+    wait_until("the revision refused", Duration::from_secs(15), || {
+        env.host()["state"] == "failed"
+    });
+    // Velociraptor's claim changes while the revision keeps failing.
+    velociraptor(&["128.0.0.0/1", "198.51.100.7"]);
+    wait_until(
+        "the failure reports the claim as it is now",
+        Duration::from_secs(10),
+        || {
+            let h = env.host();
+            h["state"] == "failed" && velo_allow().iter().any(|a| a == "198.51.100.7")
+        },
+    );
+}
+
 /// Trial17 HIGH-3, the fault kind "an agent releases a claim it did not make": a host
 /// quarantined through the server, its agent stopped and the host enrolled again (new
 /// host id, new config and state directory) — the new agent, told `normal` by the server,
