@@ -168,7 +168,8 @@ impl AgentConfig {
     ///
     /// # Errors
     /// [`AgentError::Config`] when there is no server, a server is not `https://`, the
-    /// proxy is not `http://HOST:PORT`, or a time is not a positive number;
+    /// proxy is not `http://HOST:PORT`, or a time is out of its range ([`AgentConfig::timers`]:
+    /// the message names the field and the range);
     /// [`AgentError::ConfigServer`] when a server URL does not parse. (The table and the
     /// backend are typed: a bad one does not read at all, [`AgentConfig::load`].)
     pub fn validate(&self) -> Result<(), AgentError> {
@@ -190,19 +191,32 @@ impl AgentConfig {
         if let Some(p) = &self.proxy {
             crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
         }
-        let timers = [
-            self.check_interval_secs,
-            self.heartbeat_secs,
-            self.connect_timeout_secs,
-            self.resolve_interval_secs,
-            self.retry_secs,
-            self.verify_timeout_secs,
-            self.refused_retry_secs,
-        ];
-        if !timers.iter().all(|t| t.is_finite() && *t > 0.0) {
-            return Err(AgentError::Config("intervals and timeouts must be positive".into()));
+        for (field, value, (min, max)) in self.timers() {
+            if !(value.is_finite() && value >= min && value <= max) {
+                return Err(AgentError::Config(format!(
+                    "{field} = {value} is out of range: give seconds from {min} to {max}"
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// Every interval and timeout of the file with its value and its allowed range in
+    /// seconds (inclusive). The upper bounds keep any timer the agent reports or waits on
+    /// meaningful: a `heartbeat_secs` of 1e12 would make "offline after 3 heartbeats" mean
+    /// never ([`cordon_proto::MAX_HEARTBEAT_MS`] is the server's own maximum); the lower
+    /// bounds keep the agent from spinning.
+    pub fn timers(&self) -> [(&'static str, f64, (f64, f64)); 7] {
+        let max_heartbeat = cordon_proto::MAX_HEARTBEAT_MS as f64 / 1000.0;
+        [
+            ("check_interval_secs", self.check_interval_secs, (0.05, 3600.0)),
+            ("heartbeat_secs", self.heartbeat_secs, (0.1, max_heartbeat)),
+            ("connect_timeout_secs", self.connect_timeout_secs, (0.1, 300.0)),
+            ("resolve_interval_secs", self.resolve_interval_secs, (0.5, 3600.0)),
+            ("retry_secs", self.retry_secs, (0.1, 3600.0)),
+            ("verify_timeout_secs", self.verify_timeout_secs, (0.1, 3600.0)),
+            ("refused_retry_secs", self.refused_retry_secs, (1.0, 86400.0)),
+        ]
     }
 
     /// Writes the config (0600: it names the key and the proxy).
@@ -238,6 +252,41 @@ mod tests {
             cause = c.source();
         }
         out
+    }
+
+    /// trial17 MED-4, the fault kind: an interval the agent reports or waits on accepted
+    /// whatever its size (`heartbeat_secs = 1e12` hid a dead agent from the server). Every
+    /// interval has a range; out of it the file is refused naming the field and the range.
+    #[test]
+    fn every_interval_is_bounded_and_a_bad_one_names_the_field_and_the_range() {
+        for (line, field) in [
+            ("heartbeat_secs = 1e12", "heartbeat_secs"),
+            ("heartbeat_secs = 601", "heartbeat_secs"),
+            ("check_interval_secs = 1e9", "check_interval_secs"),
+            ("connect_timeout_secs = 1e6", "connect_timeout_secs"),
+            ("resolve_interval_secs = 1e7", "resolve_interval_secs"),
+            ("retry_secs = 0.0", "retry_secs"),
+            ("verify_timeout_secs = -1.0", "verify_timeout_secs"),
+            ("refused_retry_secs = inf", "refused_retry_secs"),
+            ("heartbeat_secs = nan", "heartbeat_secs"),
+        ] {
+            let e = load_with(&format!("{line}\n")).unwrap_err();
+            assert!(matches!(e, AgentError::Config(_)), "{line}: {e:?}");
+            let text = chain(&e);
+            assert!(
+                text.contains(field) && text.contains("from") && text.contains(" to "),
+                "{line}: {text}"
+            );
+        }
+        let e = load_with("heartbeat_secs = 1e12\n").unwrap_err();
+        assert!(chain(&e).contains("from 0.1 to 600"), "{}", chain(&e));
+        let ok = load_with("heartbeat_secs = 600\nrefused_retry_secs = 86400\n").unwrap();
+        assert_eq!(ok.heartbeat_secs, 600.0);
+        // The defaults are inside every range.
+        let d = AgentConfig::new("https://cordon.example:8443", "h1", Path::new("/d"));
+        for (field, value, (min, max)) in d.timers() {
+            assert!(value >= min && value <= max, "{field}");
+        }
     }
 
     /// The fault kind: a typed config field that reads a bad value without naming the

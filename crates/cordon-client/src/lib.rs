@@ -193,6 +193,9 @@ pub struct HostFilter {
     pub q: Option<String>,
     /// Only hosts that are (`true`) or are not (`false`) offline.
     pub offline: Option<bool>,
+    /// Revoked hosts: `None` for the server's default (those that may still be isolated,
+    /// marked `revoked`), `all` or `only` (the API's `revoked` parameter).
+    pub revoked: Option<String>,
 }
 
 /// Filters of `GET /v1/audit`; `since`/`until` are RFC 3339 times.
@@ -382,6 +385,7 @@ impl ApiClient {
                 ("state", f.state.as_deref()),
                 ("q", f.q.as_deref()),
                 ("offline", offline.as_deref()),
+                ("revoked", f.revoked.as_deref()),
                 ("cursor", cursor.as_deref()),
             ];
             let page: HostList = self.json(Method::GET, &["v1", "hosts"], &q, None::<&()>).await?;

@@ -217,7 +217,8 @@ async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<Vec<Hos
     let mut after: Option<String> = None;
     loop {
         let (page, next) = host_views::sorted(st, caller, &q, after.as_deref(), MAX_PAGE).await?;
-        out.extend(page);
+        // Revoked hosts still isolated are listed by default; an action cannot reach them.
+        out.extend(page.into_iter().filter(|h| !h.revoked));
         match next {
             Some(n) => after = Some(n),
             None => return Ok(out),

@@ -278,6 +278,7 @@ impl HostsQuery {
             label: nonempty(&self.label),
             state,
             include_revoked: false,
+            only_revoked: false,
             offline: None,
         })
     }
@@ -333,13 +334,18 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 @for a in &h.addresses { span class="address" { (a) } " " }
             }
             td class="labels" data-label="Labels" { (labels(&h.labels)) }
-            td class="state-cell" data-label="State" { (host_badge(h)) }
+            td class="state-cell" data-label="State" {
+                (host_badge(h))
+                // A revoked host is listed while it may still be isolated: the server can
+                // no longer release it (trial17 MED-5).
+                @if h.revoked { " " span class="label" { "revoked" } }
+            }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
             td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_ref())) }
             td class="col-backend" data-label="Backend" { (h.backend.as_ref().map_or("—", |b| b.as_str())) }
             @if act {
-                td class="row-actions" { (action_button(h, true)) }
+                td class="row-actions" { @if !h.revoked { (action_button(h, true)) } }
             }
         }
     }

@@ -57,6 +57,11 @@ pub struct ServerBenchArgs {
     pub timeout: u64,
     #[arg(long)]
     pub json: bool,
+    /// Keep the run's files in this directory (created; must be empty or absent)
+    /// instead of a temporary one deleted at the end: server and agent logs (the
+    /// server's connection events at debug level), credentials, the SQLite database.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
 }
 
 /// `cordon bench server-agents` (started by `cordon bench server`, not for people).
@@ -270,10 +275,26 @@ async fn database(a: &ServerBenchArgs, data: &Path) -> anyhow::Result<Db> {
 }
 
 async fn bench(a: &ServerBenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("server");
+    let temp;
+    let dir: &Path = match &a.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            if std::fs::read_dir(d)?.next().is_some() {
+                bail!("--keep {}: the directory is not empty", d.display());
+            }
+            d
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path()
+        }
+    };
+    let data = dir.join("server");
     let db = database(a, &data).await?;
-    let result = bench_on(a, dir.path(), &data, &db.url).await;
+    let result = bench_on(a, dir, &data, &db.url).await;
+    if let Some(d) = &a.keep {
+        eprintln!("cordon bench server: logs and data kept in {}", d.display());
+    }
     if let Some((base, name)) = &db.drop {
         if let Err(e) = cordon_server::store::drop_postgres_database(base, name).await {
             eprintln!("cordon bench server: cannot drop database {name}: {e}");
@@ -338,7 +359,15 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
             .args(["server", "run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .args(["--db", db])
-            .env("CORDON_LOG", "warn")
+            .env(
+                "CORDON_LOG",
+                if a.keep.is_some() {
+                    // Every connection's fate (handshake failed or timed out, evicted).
+                    "warn,cordon_server_core::tls=debug"
+                } else {
+                    "warn"
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -355,6 +384,7 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
     let rss_before = rss_bytes(server_pid);
     let cpu_start = cpu_secs(server_pid);
 
+    let load_start = load_average();
     // Agent processes.
     let t = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
@@ -375,7 +405,7 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
             .arg(&file)
             .arg("--state")
             .arg(dir.join("agents"))
-            .env("CORDON_LOG", "error")
+            .env("CORDON_LOG", if a.keep.is_some() { "warn" } else { "error" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -401,10 +431,12 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
         });
         children.0.push(child);
     }
-    wait_count(&store, HostState::Normal, 1, n, limit)
-        .await
-        .context("agents connecting")?;
+    if let Err(e) = wait_count(&store, HostState::Normal, 1, n, limit).await {
+        eprintln!("{}", diagnose(dir, server_pid));
+        return Err(e.context("agents connecting"));
+    }
     let connect_total = t.elapsed();
+    let connected_diag = diagnose(dir, server_pid);
     // Let the long-polls settle before measuring memory.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_connected = rss_bytes(server_pid);
@@ -499,6 +531,7 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
     let ack_time = t.elapsed();
     let cpu_bulk = cpu_secs(server_pid) - cpu_bulk_start;
     let rss_end = rss_bytes(server_pid);
+    let load_end = load_average();
     drop(children);
 
     let per_agent = rss_connected.saturating_sub(rss_before) as f64 / n as f64;
@@ -530,6 +563,8 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
                 "wake_cycles": wake_ms.len(),
                 "wake_p50_ms": p50,
                 "wake_p99_ms": p99,
+                "load_1min_start": load_start,
+                "load_1min_end": load_end,
             })
         );
     } else {
@@ -578,6 +613,59 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
             "  wake-up, API response -> long-poll answered ({wake_where}): p50 {p50:.1} ms, p99 {p99:.1} ms over {} changes (goal p99 < 200 ms)",
             wake_ms.len()
         );
+        println!("  machine load (1-min average)       {load_start:.2} at the start, {load_end:.2} at the end");
+        if a.keep.is_some() {
+            println!("  when all were connected: {connected_diag}");
+        }
     }
     Ok(())
+}
+
+/// The 1-minute load average (Linux `/proc/loadavg`; `NaN` when unreadable).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Open file descriptors of process `pid` (Linux `/proc`).
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Lines of `path` containing `needle`.
+fn count_lines(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().filter(|l| l.contains(needle)).count())
+}
+
+/// What the server's and agents' logs say about connections so far, and the server's
+/// open descriptors: the evidence when agents do not get through.
+fn diagnose(dir: &Path, server_pid: u32) -> String {
+    let server = dir.join("server-0.log");
+    let mut agents_lines = 0;
+    let mut agents_timeouts = 0;
+    let mut agents_closed = 0;
+    for p in 0.. {
+        let f = dir.join(format!("agents-{p}.log"));
+        if !f.exists() {
+            break;
+        }
+        agents_lines += count_lines(&f, "");
+        agents_timeouts += count_lines(&f, "timed out");
+        agents_closed += count_lines(&f, "connection closed") + count_lines(&f, "reset");
+    }
+    format!(
+        "server: {} open descriptors, log: {} accept failures, {} handshakes failed, {} handshakes timed out, \
+         {} connections evicted (unauthenticated cap), {} refused; agents' logs: {} lines, {} timeouts, {} closed/reset",
+        fd_count(server_pid),
+        count_lines(&server, "accept failed"),
+        count_lines(&server, "TLS handshake failed"),
+        count_lines(&server, "TLS handshake timed out"),
+        count_lines(&server, "evicted"),
+        count_lines(&server, "refused: every unauthenticated slot"),
+        agents_lines,
+        agents_timeouts,
+        agents_closed
+    )
 }

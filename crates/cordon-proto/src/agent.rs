@@ -213,6 +213,12 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 15_000;
 /// An agent is offline after this many heartbeat intervals without a report.
 pub const OFFLINE_AFTER_HEARTBEATS: u64 = 3;
 
+/// The longest heartbeat interval the server trusts, in milliseconds (10 minutes): a
+/// reported `heartbeat_ms` above it is clamped to it when the server derives `offline`, so
+/// one config line (or a typo) cannot stretch "silent for 3 heartbeats" into years. The
+/// agent refuses a `heartbeat_secs` above it when it reads its config.
+pub const MAX_HEARTBEAT_MS: u64 = 600_000;
+
 pub(crate) fn default_true() -> bool {
     true
 }

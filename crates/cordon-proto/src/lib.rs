@@ -17,7 +17,7 @@ pub mod fingerprint;
 pub mod timefmt;
 
 pub use agent::{
-    AgentState, Backend, ClaimInfo, ClaimSource, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS,
+    AgentState, Backend, ClaimInfo, ClaimSource, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS, MAX_HEARTBEAT_MS,
     OFFLINE_AFTER_HEARTBEATS,
 };
 pub use api::*;

@@ -36,7 +36,7 @@ pub async fn start(url: &str, hub: Arc<Hub>) -> Result<JoinHandle<()>, StoreErro
     Ok(tokio::spawn(async move {
         loop {
             match listener.next().await {
-                Ok(Wake::Host(id)) => hub.notify(&id),
+                Ok(Wake::Hosts(ids)) => hub.notify_all(&ids),
                 Ok(Wake::Everyone) => {
                     // Reconnected (the listener re-subscribes): what was sent meanwhile is lost.
                     tracing::warn!("wake-up listener reconnected: waking every waiter");

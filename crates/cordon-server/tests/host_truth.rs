@@ -382,6 +382,107 @@ async fn offline_is_derived_from_the_reported_heartbeat() {
     assert!(offline(Some(0), None, 45_001));
 }
 
+/// trial17 MED-4, the fault kind: an interval the agent reports is trusted as is, so one
+/// config line (`heartbeat_secs = 1e12`) hides a dead agent for ever. The server clamps a
+/// reported `heartbeat_ms` to its own maximum ([`cordon_proto::MAX_HEARTBEAT_MS`], 10
+/// minutes) when it derives `offline` — in the single-host view, the list filter and the
+/// pure rule alike.
+#[tokio::test]
+async fn a_reported_heartbeat_is_clamped_to_the_servers_maximum_when_deriving_offline() {
+    let c = Ctx::new().await;
+    let h = c.enroll("hb-huge", &[]).await;
+    let mut r = report(0, AgentState::Released);
+    r.heartbeat_ms = Some(1_000_000_000_000_000);
+    c.agent_status(&h, &r).await;
+    assert_eq!(get(&c, &h).await["offline"], false);
+    // Last seen 31 minutes ago: more than 3 × the server's 10-minute maximum.
+    let long_ago = cordon_proto::timefmt::now_ms() - 31 * 60 * 1000;
+    sqlx::query(&format!("UPDATE hosts SET last_seen = {long_ago} WHERE id = '{h}'"))
+        .execute(c.store().pool())
+        .await
+        .unwrap();
+    let host = get(&c, &h).await;
+    assert_eq!(
+        host["offline"], true,
+        "a huge reported heartbeat hid a silent agent: {host}"
+    );
+    let (_, list) = c.call("GET", "/v1/hosts?offline=true", Some(&c.viewer), None).await;
+    let ids: Vec<&str> = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert!(ids.contains(&h.as_str()), "{list}");
+    use cordon_server::store::offline;
+    let max = cordon_proto::MAX_HEARTBEAT_MS as i64;
+    assert!(!offline(Some(0), Some(i64::MAX), 3 * max));
+    assert!(offline(Some(0), Some(i64::MAX), 3 * max + 1));
+}
+
+/// trial17 MED-5, the fault kind: a host that may still be isolated hidden from every
+/// list. A host revoked (with --force) while quarantined stays in the default list and
+/// its state filter, marked `revoked`; a revoked host that is `normal` is left out by
+/// default; `revoked=only` lists every revoked host, `revoked=all` every host; a bad
+/// value is a 400 naming it.
+#[tokio::test]
+async fn a_revoked_host_that_may_still_be_isolated_is_listed_and_marked() {
+    let c = Ctx::new().await;
+    let stuck = c.enroll("stuck", &[]).await;
+    let gone = c.enroll("gone", &[]).await;
+    let kept = c.enroll("kept", &[]).await;
+    c.agent_status(&stuck, &report(1, AgentState::Released)).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{stuck}/quarantine"), json!({"comment": "IR-5"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    c.agent_status(&stuck, &report(rev, AgentState::Isolated)).await;
+    assert_eq!(get(&c, &stuck).await["state"], "quarantined");
+    for (h, force) in [(&stuck, true), (&gone, false)] {
+        let body = json!({"comment": "rv", "force": force}).to_string();
+        let (st, v) = c
+            .call("POST", &format!("/v1/hosts/{h}/revoke"), Some(&c.admin), Some(&body))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let ids = |list: &Value| -> Vec<String> {
+        list["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, list) = c.call("GET", "/v1/hosts", Some(&c.viewer), None).await;
+    let listed = ids(&list);
+    assert!(listed.contains(&stuck), "a revoked quarantined host is hidden: {list}");
+    assert!(listed.contains(&kept) && !listed.contains(&gone), "{list}");
+    let row = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == stuck.as_str())
+        .unwrap();
+    assert_eq!(row["revoked"], true);
+    assert_eq!(row["state"], "quarantined");
+    // Also through the sorted path and the state filter.
+    let (_, list) = c
+        .call("GET", "/v1/hosts?state=quarantined", Some(&c.viewer), None)
+        .await;
+    assert_eq!(ids(&list), vec![stuck.clone()], "{list}");
+    let (_, list) = c.call("GET", "/v1/hosts?sort=state", Some(&c.viewer), None).await;
+    assert!(ids(&list).contains(&stuck), "{list}");
+    let (_, list) = c.call("GET", "/v1/hosts?revoked=only", Some(&c.viewer), None).await;
+    let mut only = ids(&list);
+    only.sort();
+    let mut want = vec![stuck.clone(), gone.clone()];
+    want.sort();
+    assert_eq!(only, want, "{list}");
+    let (_, list) = c.call("GET", "/v1/hosts?revoked=all", Some(&c.viewer), None).await;
+    assert_eq!(ids(&list).len(), 3, "{list}");
+    let (st, v) = c.call("GET", "/v1/hosts?revoked=maybe", Some(&c.viewer), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v.to_string().contains("maybe"), "{v}");
+}
+
 /// The claims the agent reports (issue 19 item 9) are stored and shown as structured
 /// data; a server release while other sources hold the host is confirmed and says who
 /// still isolates it.

@@ -59,6 +59,10 @@ pub enum HostsWhat {
         /// Only hosts whose agent is offline (no report for three heartbeats, or never).
         #[arg(long)]
         offline: bool,
+        /// Only revoked hosts (by default a revoked host is listed, marked `revoked`,
+        /// only while it may still be isolated).
+        #[arg(long)]
+        revoked: bool,
     },
     /// One host in detail.
     Show { host: String },
@@ -446,6 +450,16 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 /// The state in one phrase: `quarantined`, `quarantined (degraded: exception … unresolved)`,
 /// `not_enforcing`, … — never more than the agent confirmed.
 pub(crate) fn state_text(h: &Host) -> String {
+    // A revoked host is listed while it may still be isolated: the server can no longer
+    // release it (trial17 MED-5).
+    if h.revoked {
+        format!("{} · revoked", state_words(h))
+    } else {
+        state_words(h)
+    }
+}
+
+fn state_words(h: &Host) -> String {
     // Other managers' claims (Wazuh, Velociraptor, a local `cordon isolate`) isolate the
     // host whatever Cordon's state says: the list never shows a bare state for such a
     // host (issue 16).
@@ -637,12 +651,14 @@ pub fn hosts(a: HostsArgs) -> u8 {
             state: None,
             q: None,
             offline: false,
+            revoked: false,
         }) {
             HostsWhat::List {
                 label,
                 state,
                 q,
                 offline,
+                revoked,
             } => {
                 let list = api
                     .hosts(&HostFilter {
@@ -650,6 +666,7 @@ pub fn hosts(a: HostsArgs) -> u8 {
                         state,
                         q,
                         offline: offline.then_some(true),
+                        revoked: revoked.then(|| "only".to_string()),
                     })
                     .await
                     .map_err(fail)?;
@@ -1081,6 +1098,18 @@ mod tests {
             state_text(&host("quarantine_pending", &["local"])),
             "quarantine_pending · also: local"
         );
+    }
+
+    /// trial17 MED-5: a revoked host listed because it may still be isolated says so in
+    /// the STATE column (`hosts list`), so nobody takes it for one the server can release.
+    #[test]
+    fn a_revoked_host_is_marked_revoked_in_the_list() {
+        let mut h = host("quarantined", &["agent", "wazuh"]);
+        h.revoked = true;
+        assert_eq!(state_text(&h), "quarantined · also: wazuh · revoked");
+        let mut h = host("normal", &["local"]);
+        h.revoked = true;
+        assert_eq!(state_text(&h), "normal (still isolated by local) · revoked");
     }
 
     /// Trial6 finding: `cordon release web1` printed `released release_pending` and nothing

@@ -1,13 +1,13 @@
 //! Changes of desired state (quarantine, release), labels and revocation. Each host's
 //! change and its audit record are written in the same transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use cordon_proto::{ActionChange, ActionResult, DesiredState, HostState, QUARANTINE_LABEL};
+use cordon_proto::{ActionChange, ActionResult, DesiredState, Host, HostState, QUARANTINE_LABEL};
 
-use super::audit::{append, Actor, AutoCause, NewAudit};
-use super::hosts::{ids_with_label_tx, load_tx, resolve_refs_tx};
-use super::{to_json_list, Store, StoreError, Tx};
+use super::audit::{append, append_many, Actor, AutoCause, NewAudit};
+use super::hosts::{ids_with_label_tx, load_many_tx, load_tx, marks, resolve_refs_tx, IDS_PER_STATEMENT};
+use super::{get_i64, get_str, to_json_list, Store, StoreError, Tx};
 use crate::timefmt::{now_ms, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,7 @@ pub enum Targets {
     Label(String),
 }
 
+/// Quarantines or releases one host inside `tx` ([`apply_many_tx`] with one id).
 pub(crate) async fn apply_tx(
     tx: &mut Tx,
     host_id: &str,
@@ -166,19 +167,106 @@ pub(crate) async fn apply_tx(
     detail: Option<&str>,
     cause: Option<&AutoCause<'_>>,
 ) -> Result<ActionResult, StoreError> {
-    let before = load_tx(tx, host_id)
+    apply_many_tx(tx, &[host_id.to_string()], actor, action, p, detail, cause)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
-    let (change, fields) = plan_change(action, &before.desired, p);
-    if !change.changed() {
-        // Nothing changes; the request is still on record, saying why it changed nothing.
-        let mut text = format!("{}; revision {} kept", change.as_str(), before.desired.revision);
-        if !fields.is_empty() {
-            text.push_str(&format!(
-                "; the request asked for other {} (kept as they were; `replace` replaces them)",
-                fields.join(", ")
-            ));
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))
+}
+
+/// [`apply_loaded_tx`] after loading the hosts (set-based, [`load_many_tx`]).
+pub(crate) async fn apply_many_tx(
+    tx: &mut Tx,
+    host_ids: &[String],
+    actor: Actor<'_>,
+    action: Action,
+    p: &ActionParams,
+    detail: Option<&str>,
+    cause: Option<&AutoCause<'_>>,
+) -> Result<Vec<ActionResult>, StoreError> {
+    let hosts = load_many_tx(tx, host_ids).await?;
+    apply_loaded_tx(tx, host_ids, &hosts, actor, action, p, detail, cause).await
+}
+
+/// The one quarantine/release path. For each of `host_ids` (duplicates count once;
+/// `before` holds each host as read in this transaction) it works out the change
+/// ([`plan_change`]); hosts whose desired state changes get the new desired state (one
+/// more revision), the `Quarantine` label set or removed and a cross-replica wake-up;
+/// every host gets one audit record (`quarantine`/`release`, or
+/// `quarantine_unchanged`/`release_unchanged` saying why nothing changed), in the
+/// order of `host_ids`, all inside `tx`. Results are in that order too.
+///
+/// Set-based (issue 15): a fixed number of statements per [`IDS_PER_STATEMENT`] hosts,
+/// so a bulk action on 10,000 hosts makes a few dozen database round trips while it
+/// holds the writer lock, not a dozen per host.
+///
+/// # Errors
+/// [`StoreError::NotFound`] naming a host id that does not exist (the caller drops
+/// `tx`, so nothing is written); database errors.
+#[allow(clippy::too_many_arguments)] // the one path's inputs, all needed
+pub(crate) async fn apply_loaded_tx(
+    tx: &mut Tx,
+    host_ids: &[String],
+    before: &HashMap<String, Host>,
+    actor: Actor<'_>,
+    action: Action,
+    p: &ActionParams,
+    detail: Option<&str>,
+    cause: Option<&AutoCause<'_>>,
+) -> Result<Vec<ActionResult>, StoreError> {
+    let mut seen = HashSet::with_capacity(host_ids.len());
+    let mut planned: Vec<(&Host, ActionChange, Vec<String>)> = Vec::with_capacity(host_ids.len());
+    for id in host_ids {
+        if !seen.insert(id.as_str()) {
+            continue;
         }
+        let host = before
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
+        let (change, fields) = plan_change(action, &host.desired, p);
+        planned.push((host, change, fields));
+    }
+    let changed: Vec<String> = planned
+        .iter()
+        .filter(|(_, c, _)| c.changed())
+        .map(|(h, _, _)| h.id.clone())
+        .collect();
+    let revisions = set_desired_tx(tx, &changed, actor, action, p).await?;
+    let mut details = Vec::with_capacity(planned.len());
+    let mut results = Vec::with_capacity(planned.len());
+    for (host, change, fields) in planned {
+        let (text, revision, state) = if change.changed() {
+            let revision = *revisions
+                .get(&host.id)
+                .ok_or_else(|| StoreError::NotFound(format!("no host {:?}", host.id)))?;
+            let mut d = format!("revision {revision}");
+            let state = match action {
+                Action::Quarantine => {
+                    if change == ActionChange::Replaced {
+                        d.push_str(&format!("; replaced {}", fields.join(", ")));
+                    }
+                    if !p.allow.is_empty() {
+                        d.push_str(&format!("; allow {}", p.allow.join(", ")));
+                    }
+                    if let Some(e) = p.expires_at {
+                        d.push_str(&format!("; expires {}", Timestamp::from_unix_ms_clamped(e)));
+                    }
+                    HostState::QuarantinePending
+                }
+                Action::Release => HostState::ReleasePending,
+            };
+            (d, revision, state)
+        } else {
+            // Nothing changes; the request is still on record, saying why it changed nothing.
+            let mut d = format!("{}; revision {} kept", change.as_str(), host.desired.revision);
+            if !fields.is_empty() {
+                d.push_str(&format!(
+                    "; the request asked for other {} (kept as they were; `replace` replaces them)",
+                    fields.join(", ")
+                ));
+            }
+            (d, host.desired.revision, host.state)
+        };
+        let mut text = text;
         if let Some(extra) = detail {
             text.push_str("; ");
             text.push_str(extra);
@@ -187,34 +275,58 @@ pub(crate) async fn apply_tx(
             text.push_str("; ");
             text.push_str(&c.detail());
         }
-        append(
-            tx,
-            &NewAudit {
-                actor: actor.name,
-                actor_token_id: actor.token_id,
-                action: match action {
-                    Action::Quarantine => "quarantine_unchanged",
-                    Action::Release => "release_unchanged",
-                },
-                host_id: Some(host_id),
-                comment: Some(&p.comment),
-                result: change.as_str(),
-                detail: Some(&text),
-                event_id: cause.map(|c| c.event_id),
-                rule: cause.map(|c| c.rule),
-            },
-        )
-        .await?;
-        return Ok(ActionResult {
-            other_claims: other_claims(&before),
-            host_id: before.id,
-            hostname: before.hostname,
-            state: before.state,
-            revision: before.desired.revision,
+        details.push(text);
+        results.push(ActionResult {
+            other_claims: other_claims(host),
+            host_id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            state,
+            revision,
             change,
             fields,
         });
     }
+    let records: Vec<NewAudit<'_>> = results
+        .iter()
+        .zip(&details)
+        .map(|(r, d)| NewAudit {
+            actor: actor.name,
+            actor_token_id: actor.token_id,
+            action: match (action, r.change.changed()) {
+                (_, true) => action.as_str(),
+                (Action::Quarantine, false) => "quarantine_unchanged",
+                (Action::Release, false) => "release_unchanged",
+            },
+            host_id: Some(r.host_id.as_str()),
+            comment: Some(p.comment.as_str()),
+            result: if r.change.changed() {
+                "pending"
+            } else {
+                r.change.as_str()
+            },
+            detail: Some(d.as_str()),
+            event_id: cause.map(|c| c.event_id),
+            rule: cause.map(|c| c.rule),
+        })
+        .collect();
+    append_many(tx, &records, &BTreeMap::new()).await?;
+    Ok(results)
+}
+
+/// Sets the desired state `action` with `p` asks for on `ids` (one more revision each;
+/// state pending, reason and degraded cleared), gives or takes the `Quarantine` label
+/// and queues their cross-replica wake-up, a fixed number of statements per
+/// [`IDS_PER_STATEMENT`] hosts. Returns each host's new revision, as the update wrote it.
+///
+/// # Errors
+/// [`StoreError::NotFound`] naming an id that names no host; database errors.
+async fn set_desired_tx(
+    tx: &mut Tx,
+    ids: &[String],
+    actor: Actor<'_>,
+    action: Action,
+    p: &ActionParams,
+) -> Result<HashMap<String, i64>, StoreError> {
     let now = now_ms();
     let (quarantined, state) = match action {
         Action::Quarantine => (1i64, HostState::QuarantinePending),
@@ -224,82 +336,57 @@ pub(crate) async fn apply_tx(
         Action::Quarantine => (to_json_list(&p.allow), p.message.clone(), p.expires_at),
         Action::Release => ("[]".to_string(), None, None),
     };
-    let updated = sqlx::query(
-        "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
-         actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]', \
-         actor_token_id = $10 WHERE id = $9",
-    )
-    .bind(quarantined)
-    .bind(allow)
-    .bind(message)
-    .bind(p.comment.clone())
-    .bind(actor.name.to_string())
-    .bind(expires)
-    .bind(state.as_str().to_string())
-    .bind(now)
-    .bind(host_id.to_string())
-    .bind(actor.token_id)
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Err(StoreError::NotFound(format!("no host {host_id:?}")));
-    }
-    super::wake::notify_tx(tx, host_id).await?;
-    match action {
-        Action::Quarantine => set_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
-        Action::Release => unset_label_tx(tx, host_id, QUARANTINE_LABEL).await?,
-    }
-    let host = load_tx(tx, host_id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
-    let mut detail_text = match action {
-        Action::Quarantine => {
-            let mut d = format!("revision {}", host.desired.revision);
-            if change == ActionChange::Replaced {
-                d.push_str(&format!("; replaced {}", fields.join(", ")));
-            }
-            if !p.allow.is_empty() {
-                d.push_str(&format!("; allow {}", p.allow.join(", ")));
-            }
-            if let Some(e) = &host.desired.expires_at {
-                d.push_str(&format!("; expires {e}"));
-            }
-            d
+    let mut revisions = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
+             actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]', \
+             actor_token_id = $9 WHERE id IN ({}) RETURNING id, revision",
+            marks(10, chunk.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(quarantined)
+            .bind(allow.clone())
+            .bind(message.clone())
+            .bind(p.comment.clone())
+            .bind(actor.name.to_string())
+            .bind(expires)
+            .bind(state.as_str().to_string())
+            .bind(now)
+            .bind(actor.token_id);
+        for id in chunk {
+            q = q.bind(id.clone());
         }
-        Action::Release => format!("revision {}", host.desired.revision),
-    };
-    if let Some(extra) = detail {
-        detail_text.push_str("; ");
-        detail_text.push_str(extra);
+        for row in q.fetch_all(&mut **tx).await? {
+            revisions.insert(get_str(&row, "id")?, get_i64(&row, "revision")?);
+        }
+        if let Some(missing) = chunk.iter().find(|id| !revisions.contains_key(*id)) {
+            return Err(StoreError::NotFound(format!("no host {missing:?}")));
+        }
+        super::wake::notify_many_tx(tx, chunk).await?;
+        let sql = format!(
+            "DELETE FROM host_labels WHERE label = $1 AND host_id IN ({})",
+            marks(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(QUARANTINE_LABEL.to_string());
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        q.execute(&mut **tx).await?;
+        if action == Action::Quarantine {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO host_labels (host_id, label) VALUES {values}");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone()).bind(QUARANTINE_LABEL.to_string());
+            }
+            q.execute(&mut **tx).await?;
+        }
     }
-    if let Some(c) = cause {
-        detail_text.push_str("; ");
-        detail_text.push_str(&c.detail());
-    }
-    append(
-        tx,
-        &NewAudit {
-            actor: actor.name,
-            actor_token_id: actor.token_id,
-            action: action.as_str(),
-            host_id: Some(host_id),
-            comment: Some(&p.comment),
-            result: "pending",
-            detail: Some(&detail_text),
-            event_id: cause.map(|c| c.event_id),
-            rule: cause.map(|c| c.rule),
-        },
-    )
-    .await?;
-    Ok(ActionResult {
-        other_claims: other_claims(&host),
-        host_id: host.id,
-        hostname: host.hostname,
-        state: host.state,
-        revision: host.desired.revision,
-        change,
-        fields,
-    })
+    Ok(revisions)
 }
 
 /// The sources of the claims other than the agent's own on `host`, as last reported.
@@ -401,10 +488,14 @@ impl Store {
                 )));
             }
         }
+        // Every host concerned, read once (set-based, issue 15).
+        let mut wanted = ids.clone();
+        wanted.extend(p.if_revisions.keys().filter(|k| !ids.contains(k)).cloned());
+        let hosts = load_many_tx(&mut tx, &wanted).await?;
         let mut moved = Vec::new();
         for (id, seen) in &p.if_revisions {
-            let host = load_tx(&mut tx, id)
-                .await?
+            let host = hosts
+                .get(id)
                 .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
             if host.desired.revision != *seen {
                 moved.push(format!(
@@ -426,14 +517,11 @@ impl Store {
                 if moved.len() == 1 { "its" } else { "their" }
             )));
         }
-        let mut results = Vec::with_capacity(ids.len());
-        let mut before = BTreeMap::new();
-        for id in &ids {
-            if let Some(h) = load_tx(&mut tx, id).await? {
-                before.insert(h.id, h.desired.revision);
-            }
-            results.push(apply_tx(&mut tx, id, actor, action, p, None, None).await?);
-        }
+        let before: BTreeMap<String, i64> = ids
+            .iter()
+            .filter_map(|id| hosts.get(id).map(|h| (h.id.clone(), h.desired.revision)))
+            .collect();
+        let results = apply_loaded_tx(&mut tx, &ids, &hosts, actor, action, p, None, None).await?;
         if p.preview {
             // Dropping the transaction rolls back every write (and, on PostgreSQL, the
             // wake-ups queued in it).

@@ -9,6 +9,8 @@ use cordon_proto::audit_chain::{
 use cordon_proto::AuditRecord;
 use sqlx::any::AnyRow;
 
+use std::collections::BTreeMap;
+
 use super::{get_i64, get_opt_str, get_str, Store, StoreError, Tx};
 
 /// Action of the audit record written when retention refused to run because the log
@@ -111,120 +113,238 @@ impl AutoCause<'_> {
     }
 }
 
-/// Appends `rec` inside `tx`. A record that notification targets can subscribe to is
-/// also queued in `notify_pending` in the same transaction, so it is delivered even when
-/// another writer's smaller id commits after it. Returns the record's id.
+/// Appends `rec` inside `tx` ([`append_many`] with one record). Returns the record's id.
 pub(crate) async fn append(tx: &mut Tx, rec: &NewAudit<'_>) -> Result<i64, StoreError> {
-    // Lock the chain head before the record's id is allocated (migration 0017): a row
-    // lock on PostgreSQL held to commit, so concurrent writers on any replica append
-    // one after the other and chain order is id order.
-    sqlx::query("UPDATE audit_chain SET chained = chained + 1 WHERE id = 1")
+    let ids = append_many(tx, std::slice::from_ref(rec), &BTreeMap::new()).await?;
+    ids.first().copied().ok_or_else(|| StoreError::Corrupt {
+        what: "audit id allocation (no id for the record)".into(),
+        source: None,
+    })
+}
+
+/// Audit rows per `INSERT` statement (13 bind parameters each: SQLite allows 32,766
+/// per statement, PostgreSQL 65,535).
+const ROWS_PER_INSERT: usize = 200;
+
+/// Appends `recs`, in order, inside `tx`, with a fixed number of statements per
+/// [`ROWS_PER_INSERT`] records instead of several per record: a bulk action on 10,000
+/// hosts, or a batch of agent acknowledgements, would otherwise make tens of thousands
+/// of database round trips while holding the writer lock (issue 15). Each record is
+/// still chained to the one before it (`prev_hash`, `hash`) and marked, exactly as if
+/// appended one by one. A record that notification targets can subscribe to is also
+/// queued in `notify_pending` in the same transaction (with `facts[i]`, the JSON
+/// [`super::outbox::NoticeFacts`] of record `i`, when given), so it is delivered even
+/// when another writer's smaller id commits after it. Returns the records' ids, in
+/// order.
+///
+/// Lock, then ids: the chain head row is updated first (a row lock on PostgreSQL held
+/// to commit, the write lock on SQLite), so concurrent writers on any replica append
+/// one after the other; only this function inserts audit rows, so the ids it then
+/// allocates are above every committed record's and chain order is id order.
+///
+/// # Errors
+/// Database errors; [`StoreError::AuditTampered`] when, inside this transaction, a
+/// record just written was changed or deleted, the chain head moved away from the last
+/// one, or the database holds objects (triggers, rules, policies) Cordon did not create.
+pub(crate) async fn append_many(
+    tx: &mut Tx,
+    recs: &[NewAudit<'_>],
+    facts: &BTreeMap<usize, String>,
+) -> Result<Vec<i64>, StoreError> {
+    if recs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(recs.len()).map_err(|_| StoreError::Invalid("too many audit records at once".into()))?;
+    // Lock the chain head before the ids are allocated (migration 0017).
+    sqlx::query("UPDATE audit_chain SET chained = chained + $1 WHERE id = 1")
+        .bind(n)
         .execute(&mut **tx)
         .await?;
     let head = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
         .fetch_one(&mut **tx)
         .await?;
-    let prev = get_str(&head, "head_hash")?;
+    let mut prev = get_str(&head, "head_hash")?;
+    let ids = allocate_ids(tx, n).await?;
     let at = now_ms();
-    let row = sqlx::query(
-        "INSERT INTO audit (at, actor, action, host_id, comment, result, detail, event_id, rule_name, actor_token_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-    )
-    .bind(at)
-    .bind(rec.actor.to_string())
-    .bind(rec.action.to_string())
-    .bind(rec.host_id.map(str::to_string))
-    .bind(rec.comment.map(str::to_string))
-    .bind(rec.result.to_string())
-    .bind(rec.detail.map(str::to_string))
-    .bind(rec.event_id.map(str::to_string))
-    .bind(rec.rule.map(str::to_string))
-    .bind(rec.actor_token_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let id = get_i64(&row, "id")?;
-    let full = AuditRecord {
-        id,
-        at: to_rfc3339(at),
-        actor: rec.actor.to_string(),
-        action: rec.action.to_string(),
-        host_id: rec.host_id.map(str::to_string),
-        comment: rec.comment.map(str::to_string),
-        result: rec.result.to_string(),
-        detail: rec.detail.map(str::to_string),
-        event_id: rec.event_id.map(str::to_string),
-        rule: rec.rule.map(str::to_string),
-        actor_token_id: rec.actor_token_id,
-        prev_hash: None,
-        hash: None,
-    };
-    let hash = chain_hash(&prev, &full);
-    sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2, writer_mac = $3 WHERE id = $4")
-        .bind(prev)
-        .bind(hash.clone())
-        .bind(match tx.marker() {
+    let marker = tx.marker().cloned();
+    // (record, prev_hash, hash, mark)
+    let mut rows: Vec<(AuditRecord, String, String, String)> = Vec::with_capacity(recs.len());
+    for (rec, id) in recs.iter().zip(&ids) {
+        let full = AuditRecord {
+            id: *id,
+            at: to_rfc3339(at),
+            actor: rec.actor.to_string(),
+            action: rec.action.to_string(),
+            host_id: rec.host_id.map(str::to_string),
+            comment: rec.comment.map(str::to_string),
+            result: rec.result.to_string(),
+            detail: rec.detail.map(str::to_string),
+            event_id: rec.event_id.map(str::to_string),
+            rule: rec.rule.map(str::to_string),
+            actor_token_id: rec.actor_token_id,
+            prev_hash: None,
+            hash: None,
+        };
+        let hash = chain_hash(&prev, &full);
+        let mark = match &marker {
             Some(m) => m.mark(&hash),
             None => writer_mac(&hash),
-        })
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
-        .bind(id)
-        .bind(hash.clone())
-        .execute(&mut **tx)
-        .await?;
-    if super::outbox::kind_of(rec.action).is_some() {
-        sqlx::query("INSERT INTO notify_pending (audit_id) VALUES ($1)")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        };
+        let before = std::mem::replace(&mut prev, hash.clone());
+        rows.push((full, before, hash, mark));
     }
-    own_record_is_head(tx, id, &hash).await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO audit (id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, \
+             actor_token_id, prev_hash, hash, writer_mac) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders(i * 14 + 1, 14));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for (r, prev_hash, hash, mark) in chunk {
+            q = q
+                .bind(r.id)
+                .bind(at)
+                .bind(r.actor.clone())
+                .bind(r.action.clone())
+                .bind(r.host_id.clone())
+                .bind(r.comment.clone())
+                .bind(r.result.clone())
+                .bind(r.detail.clone())
+                .bind(r.event_id.clone())
+                .bind(r.rule.clone())
+                .bind(r.actor_token_id)
+                .bind(prev_hash.clone())
+                .bind(hash.clone())
+                .bind(mark.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let Some((last, _, last_hash, _)) = rows.last() else {
+        return Ok(ids);
+    };
+    sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
+        .bind(last.id)
+        .bind(last_hash.clone())
+        .execute(&mut **tx)
+        .await?;
+    let pending: Vec<(i64, Option<String>)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, (r, ..))| super::outbox::kind_of(&r.action).is_some())
+        .map(|(i, (r, ..))| (r.id, facts.get(&i).cloned()))
+        .collect();
+    for chunk in pending.chunks(ROWS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO notify_pending (audit_id, facts) VALUES {values}");
+        let mut q = sqlx::query(&sql);
+        for (id, f) in chunk {
+            q = q.bind(*id).bind(f.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let written: Vec<(i64, &str)> = rows.iter().map(|(r, _, h, _)| (r.id, h.as_str())).collect();
+    own_records_are_head(tx, &written).await?;
     if let Some(found) = foreign_objects(tx).await?.first() {
         return Err(StoreError::AuditTampered(format!(
             "the database holds {found}, which Cordon did not create: it can change or delete audit records \
              inside the server's own writes; remove it (and find who created it)"
         )));
     }
-    Ok(id)
+    Ok(ids)
 }
 
-/// Checks, inside the appending transaction, that the record just written is in the log
-/// with the hash the server computed and is the chain's head (trial18 HIGH-2): a
-/// trigger that deleted it or rewound the head in the same transaction makes the append
-/// fail, so the change it records is rolled back instead of happening unrecorded.
-async fn own_record_is_head(tx: &mut Tx, id: i64, hash: &str) -> Result<(), StoreError> {
-    let row = sqlx::query(
-        "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.hash AS hash \
-         FROM audit_chain c LEFT JOIN audit a ON a.id = $1 WHERE c.id = 1",
+/// `$from, $from+1, …` (`n` placeholders).
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|k| format!("${k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `n` new audit ids, ascending, above every record written so far. Call only while
+/// holding the chain head (see [`append_many`]).
+async fn allocate_ids(tx: &mut Tx, n: i64) -> Result<Vec<i64>, StoreError> {
+    let mut ids = if tx.backend_name() == "PostgreSQL" {
+        let rows = sqlx::query(
+            "SELECT nextval(pg_get_serial_sequence('audit', 'id')) AS id FROM generate_series(1, $1::bigint)",
+        )
+        .bind(n)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(|r| get_i64(r, "id")).collect::<Result<Vec<_>, _>>()?
+    } else {
+        // AUTOINCREMENT: a new id is above both the counter (ids of deleted records are
+        // never reused) and the largest id; inserting an explicit id moves the counter.
+        let row = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0), \
+             COALESCE((SELECT MAX(id) FROM audit), 0)) AS last",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        let last = get_i64(&row, "last")?;
+        (1..=n).map(|k| last + k).collect()
+    };
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Checks, inside the appending transaction, that the records just written (`(id,
+/// hash)`, in chain order) are in the log with the hashes the server computed and the
+/// last is the chain's head (trial18 HIGH-2): a trigger that deleted or changed one or
+/// rewound the head in the same transaction makes the append fail, so the change it
+/// records is rolled back instead of happening unrecorded. One statement per call.
+async fn own_records_are_head(tx: &mut Tx, written: &[(i64, &str)]) -> Result<(), StoreError> {
+    let (Some((first, _)), Some((last, last_hash))) = (written.first(), written.last()) else {
+        return Ok(());
+    };
+    let rows = sqlx::query(
+        "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.id AS id, a.hash AS hash \
+         FROM audit_chain c LEFT JOIN audit a ON a.id >= $1 AND a.id <= $2 WHERE c.id = 1",
     )
-    .bind(id)
-    .fetch_optional(&mut **tx)
+    .bind(*first)
+    .bind(*last)
+    .fetch_all(&mut **tx)
     .await?;
-    let Some(row) = row else {
+    let Some(row) = rows.first() else {
         return Err(StoreError::AuditTampered(format!(
-            "the chain head row (audit_chain) vanished while the server appended record {id}"
+            "the chain head row (audit_chain) vanished while the server appended record {last}"
         )));
     };
-    let head_id = super::get_opt_i64(&row, "head_id")?;
-    let head_hash = get_opt_str(&row, "head_hash")?;
-    let stored = get_opt_str(&row, "hash")?;
-    let problem = if stored.is_none() {
-        Some(format!(
-            "record {id} was deleted inside the server's own transaction right after it was written"
-        ))
-    } else if stored.as_deref() != Some(hash) {
-        Some(format!(
-            "record {id} was changed inside the server's own transaction right after it was written"
-        ))
-    } else if head_id != Some(id) || head_hash.as_deref() != Some(hash) {
-        Some(format!(
-            "the chain head was moved away from record {id} inside the server's own transaction right after it was written"
-        ))
-    } else {
-        None
-    };
+    let head_id = super::get_opt_i64(row, "head_id")?;
+    let head_hash = get_opt_str(row, "head_hash")?;
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        if let Some(id) = super::get_opt_i64(r, "id")? {
+            stored.insert(id, get_opt_str(r, "hash")?);
+        }
+    }
+    let mut problem = None;
+    for (id, hash) in written {
+        problem = match stored.get(id) {
+            None => Some(format!(
+                "record {id} was deleted inside the server's own transaction right after it was written"
+            )),
+            Some(h) if h.as_deref() != Some(*hash) => Some(format!(
+                "record {id} was changed inside the server's own transaction right after it was written"
+            )),
+            Some(_) => None,
+        };
+        if problem.is_some() {
+            break;
+        }
+    }
+    if problem.is_none() && (head_id != Some(*last) || head_hash.as_deref() != Some(*last_hash)) {
+        problem = Some(format!(
+            "the chain head was moved away from record {last} inside the server's own transaction right after it was written"
+        ));
+    }
     match problem {
         Some(p) => Err(StoreError::AuditTampered(format!(
             "{p} (a trigger or rule in the database works against the audit log)"

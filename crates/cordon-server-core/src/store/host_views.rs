@@ -7,7 +7,7 @@
 //! What "needs attention" means is defined here once, as SQL, next to the pure
 //! [`HostAttention::holds`] that says the same of one [`Host`] (a test checks they agree).
 
-use cordon_proto::{Host, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
+use cordon_proto::{Host, HostState, DEFAULT_HEARTBEAT_MS, MAX_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS};
 use sqlx::any::AnyRow;
 
 use super::hosts::{host_from_row, HostFilter, HOST_COLUMNS, MAX_PAGE};
@@ -115,12 +115,14 @@ impl HostAttention {
     }
 }
 
-/// The server's offline rule ([`super::offline`]) as SQL over `hosts h` at `now` (an SQL
+/// The server's offline rule ([`super::offline`], the reported interval clamped to
+/// [`MAX_HEARTBEAT_MS`]) as SQL over `hosts h` at `now` (an SQL
 /// expression: a parameter or a literal).
 pub(crate) fn offline_sql(now: &str) -> String {
     format!(
         "(h.last_seen IS NULL OR h.last_seen < {now} - {OFFLINE_AFTER_HEARTBEATS} * \
-         (CASE WHEN h.heartbeat_ms > 0 THEN h.heartbeat_ms ELSE {DEFAULT_HEARTBEAT_MS} END))"
+         (CASE WHEN h.heartbeat_ms > {MAX_HEARTBEAT_MS} THEN {MAX_HEARTBEAT_MS} \
+         WHEN h.heartbeat_ms > 0 THEN h.heartbeat_ms ELSE {DEFAULT_HEARTBEAT_MS} END))"
     )
 }
 
@@ -322,9 +324,7 @@ fn where_clause(q: &HostQuery, vals: &mut Vec<Val>) -> String {
         sql.push_str(&frag.replace('?', &format!("${}", vals.len())));
     };
     let f = &q.filter;
-    if !f.include_revoked {
-        sql.push_str(" AND h.revoked = 0");
-    }
+    sql.push_str(&super::hosts::revoked_sql(f));
     if let Some(l) = &f.label {
         param(
             &mut sql,

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use cordon_proto::{
-    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS,
+    ClaimInfo, DesiredState, Host, HostFlag, HostState, DEFAULT_HEARTBEAT_MS, MAX_HEARTBEAT_MS,
+    OFFLINE_AFTER_HEARTBEATS,
 };
 use sqlx::any::AnyRow;
 
@@ -23,19 +24,46 @@ pub struct HostFilter {
     pub state: Option<HostState>,
     /// Case-insensitive substring of id, hostname or an address.
     pub text: Option<String>,
-    /// Include revoked hosts (left out by default).
+    /// Include every revoked host. By default a revoked host is listed only while it may
+    /// still be isolated ([`REVOKED_LISTED_SQL`]: its state is not `normal`, or other
+    /// sources' claims stand on it), marked `revoked`: a host left quarantined by a forced
+    /// revocation is never hidden (trial17 MED-5).
     pub include_revoked: bool,
+    /// Only revoked hosts (every one of them, whatever `include_revoked` says).
+    pub only_revoked: bool,
     /// Only hosts that are (`Some(true)`) or are not (`Some(false)`) offline now
     /// ([`offline`]).
     pub offline: Option<bool>,
 }
 
+/// Which revoked hosts a list shows by default, as SQL over `hosts h`: the ones that may
+/// still be isolated — any state but `normal` (quarantined, pending, failed, tampered: the
+/// server cannot release them any more, someone must follow up on the host), or `normal`
+/// with other sources' claims standing.
+pub const REVOKED_LISTED_SQL: &str = "(h.state <> 'normal' OR h.claims <> '[]')";
+
+/// The revoked-host part of a host list's WHERE clause for `f` (starts with ` AND`, or
+/// is empty).
+pub(crate) fn revoked_sql(f: &HostFilter) -> String {
+    if f.only_revoked {
+        " AND h.revoked = 1".into()
+    } else if f.include_revoked {
+        String::new()
+    } else {
+        format!(" AND (h.revoked = 0 OR {REVOKED_LISTED_SQL})")
+    }
+}
+
 /// Whether an agent last seen at `last_seen` (Unix ms), reporting every `heartbeat_ms`
-/// (its default when unknown), is offline at `now`: silent for more than
+/// (its default when unknown, clamped to [`MAX_HEARTBEAT_MS`]: the server never trusts a
+/// longer interval than its own maximum), is offline at `now`: silent for more than
 /// [`OFFLINE_AFTER_HEARTBEATS`] intervals, or never seen. Pure; the server derives it when
 /// it answers, never stores it.
 pub fn offline(last_seen: Option<i64>, heartbeat_ms: Option<i64>, now: i64) -> bool {
-    let beat = heartbeat_ms.filter(|b| *b > 0).unwrap_or(DEFAULT_HEARTBEAT_MS as i64);
+    let beat = heartbeat_ms
+        .filter(|b| *b > 0)
+        .unwrap_or(DEFAULT_HEARTBEAT_MS as i64)
+        .min(MAX_HEARTBEAT_MS as i64);
     match last_seen {
         Some(seen) => now.saturating_sub(seen) > beat.saturating_mul(OFFLINE_AFTER_HEARTBEATS as i64),
         None => true,
@@ -97,7 +125,7 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
 }
 
 /// `$1, $2, …` for `n` parameters starting at `$from`.
-fn marks(from: usize, n: usize) -> String {
+pub(crate) fn marks(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -208,6 +236,49 @@ pub(crate) async fn load_tx(tx: &mut Tx, id: &str) -> Result<Option<Host>, Store
     };
     let labels = labels_of_tx(tx, id).await?;
     Ok(Some(host_from_row(&row, labels)?))
+}
+
+/// Host ids per `… WHERE id IN (…)` statement of a set-based read or write (bind
+/// parameters stay far below SQLite's 32,766 and PostgreSQL's 65,535).
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
+/// Loads the hosts `ids` names inside a transaction, by id (ids that name no host are
+/// absent). Two statements per [`IDS_PER_STATEMENT`] ids, not two per host: what a bulk
+/// action or a batch of agent reports reads.
+pub(crate) async fn load_many_tx(tx: &mut Tx, ids: &[String]) -> Result<HashMap<String, Host>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        let sql = format!(
+            "SELECT host_id, label FROM host_labels WHERE host_id IN ({}) ORDER BY host_id, label",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        let mut labels: HashMap<String, Vec<String>> = HashMap::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            labels
+                .entry(get_str(&r, "host_id")?)
+                .or_default()
+                .push(get_str(&r, "label")?);
+        }
+        for row in &rows {
+            let id = get_str(row, "id")?;
+            let l = labels.remove(&id).unwrap_or_default();
+            out.insert(id, host_from_row(row, l)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves references (id, or a hostname that names exactly one host) to host ids,
@@ -390,9 +461,7 @@ impl Store {
             binds.push(value);
             sql.push_str(&frag.replace('?', &format!("${}", binds.len())));
         };
-        if !f.include_revoked {
-            sql.push_str(" AND h.revoked = 0");
-        }
+        sql.push_str(&revoked_sql(f));
         if let Some(l) = &f.label {
             param(
                 &mut sql,

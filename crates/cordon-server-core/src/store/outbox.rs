@@ -72,21 +72,6 @@ pub struct NoticeFacts {
     pub still_isolated_by: Vec<String>,
 }
 
-/// Attaches `facts` to the queued notification of audit record `audit_id`, inside the
-/// transaction that appended it (no-op for a record that notifies nobody).
-pub(crate) async fn attach_facts(tx: &mut super::Tx, audit_id: i64, facts: &NoticeFacts) -> Result<(), StoreError> {
-    let text = serde_json::to_string(facts).map_err(|e| StoreError::Encode {
-        what: "notification facts",
-        source: e,
-    })?;
-    sqlx::query("UPDATE notify_pending SET facts = $1 WHERE audit_id = $2")
-        .bind(text)
-        .bind(audit_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// An outbox row due for sending, leased to this worker.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {

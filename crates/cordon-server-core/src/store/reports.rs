@@ -1,15 +1,16 @@
 //! Agent status reports: move the host's reported state and audit transitions.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cordon_proto::{AgentState, Host, HostState, StatusReport};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::audit::{append, NewAudit};
-use super::hosts::load_tx;
+use super::audit::{append_many, NewAudit};
+use super::hosts::{load_many_tx, marks, IDS_PER_STATEMENT};
 use super::outbox::NoticeFacts;
-use super::{get_i64, get_opt_str, to_json_list, Store, StoreError, Tx};
+use super::{get_i64, get_opt_i64, get_opt_str, get_str, to_json_list, Store, StoreError, Tx};
 use crate::limits::{agent_audit, AgentAuditWindow, AGENT_AUDIT_PER_WINDOW, AGENT_AUDIT_WINDOW_MS};
 use crate::timefmt::{now_ms, to_rfc3339};
 
@@ -228,6 +229,14 @@ async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mark: super::Marks, mu
     }
 }
 
+/// Commits `batch` in one transaction, set-based (issue 15): the batch's hosts are read
+/// with a fixed number of statements per [`IDS_PER_STATEMENT`] hosts, the first
+/// confirmations claimed with one conditional update per revision and chunk, the
+/// requests' causes looked up per chunk, then **one** `UPDATE` per report and the
+/// audit records of the whole batch appended together ([`append_many`]) — not a dozen
+/// round trips per report, which made 10,000 acknowledgements queue for many seconds
+/// behind the writer lock. Reports are applied in order: a host reporting twice in one
+/// batch sees its first report's effect, as if committed one by one.
 async fn commit_batch(
     pool: &AnyPool,
     write: &Mutex<()>,
@@ -236,90 +245,213 @@ async fn commit_batch(
 ) -> Result<Vec<Result<HostState, StoreError>>, StoreError> {
     let _guard = write.lock().await;
     let mut tx = super::begin_write(pool, mark).await?;
-    let mut results = Vec::with_capacity(batch.len());
+    let mut ids: Vec<String> = batch.iter().map(|j| j.host_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut hosts = load_many_tx(&mut tx, &ids).await?;
+    let mut extras = load_extras_tx(&mut tx, &ids).await?;
+    // First confirmation of a revision? Claimed by one transaction only (the
+    // conditional update), whichever replica records it.
+    let mut by_revision: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     for job in batch {
-        match record_tx(&mut tx, &job.host_id, &job.report).await {
-            Ok(state) => results.push(Ok(state)),
-            // Nothing was written for this report; the others go on.
-            Err(StoreError::NotFound(d)) => results.push(Err(StoreError::NotFound(d))),
-            Err(e) => return Err(e),
+        if let Some(host) = hosts.get(&job.host_id) {
+            if assess(host, &job.report).confirms {
+                by_revision
+                    .entry(host.desired.revision)
+                    .or_default()
+                    .insert(host.id.clone());
+            }
         }
     }
+    let mut claimed: HashSet<String> = HashSet::new();
+    for (revision, set) in &by_revision {
+        let set: Vec<String> = set.iter().cloned().collect();
+        for chunk in set.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE hosts SET confirmed_revision = $1 WHERE confirmed_revision < $1 AND id IN ({}) RETURNING id",
+                marks(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(*revision);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                claimed.insert(get_str(&row, "id")?);
+            }
+        }
+    }
+    let causes = request_causes_tx(&mut tx, &claimed).await?;
+    let now = now_ms();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut planned: Vec<PlannedAudit> = Vec::new();
+    for job in batch {
+        let (Some(host), Some(extra)) = (hosts.get_mut(&job.host_id), extras.get_mut(&job.host_id)) else {
+            // Nothing is written for this report; the others go on.
+            results.push(Err(StoreError::NotFound(format!("no host {:?}", job.host_id))));
+            continue;
+        };
+        // Claimed once per host: a second report of it in this batch is not the first.
+        let first = assess(host, &job.report).confirms && claimed.remove(&host.id);
+        let plan = plan_report(host, extra, &job.report, now, first, causes.get(&host.id));
+        write_report_tx(&mut tx, host, &job.report, &plan, now).await?;
+        results.push(Ok(plan.assessment.state));
+        planned.extend(plan.audit);
+    }
+    let mut facts = BTreeMap::new();
+    for (i, a) in planned.iter().enumerate() {
+        if let Some(f) = &a.facts {
+            facts.insert(
+                i,
+                serde_json::to_string(f).map_err(|e| StoreError::Encode {
+                    what: "notification facts",
+                    source: e,
+                })?,
+            );
+        }
+    }
+    let records: Vec<NewAudit<'_>> = planned
+        .iter()
+        .map(|a| NewAudit {
+            actor: &a.actor,
+            action: a.action,
+            host_id: Some(a.host_id.as_str()),
+            comment: a.comment.as_deref(),
+            result: a.result,
+            detail: Some(a.detail.as_str()),
+            event_id: a.event_id.as_deref(),
+            rule: a.rule.as_deref(),
+            actor_token_id: None,
+        })
+        .collect();
+    append_many(&mut tx, &records, &facts).await?;
     tx.commit().await?;
     Ok(results)
 }
 
-/// Records one report inside `tx`: fails with `NotFound` before writing anything.
+/// What a report reads of its host besides [`Host`]: the audit rate-limit window and
+/// the token behind the desired state's actor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ReportExtra {
+    window: AgentAuditWindow,
+    asked_by_token_id: Option<i64>,
+}
+
+/// [`ReportExtra`] of each of `ids`, one statement per [`IDS_PER_STATEMENT`] ids.
+async fn load_extras_tx(tx: &mut Tx, ids: &[String]) -> Result<HashMap<String, ReportExtra>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id, agent_audit_window, agent_audit_count, agent_audit_suppressed, actor_token_id \
+             FROM hosts WHERE id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            out.insert(
+                get_str(&row, "id")?,
+                ReportExtra {
+                    window: AgentAuditWindow {
+                        start: get_i64(&row, "agent_audit_window")?,
+                        written: get_i64(&row, "agent_audit_count")?,
+                        collapsed: get_i64(&row, "agent_audit_suppressed")?,
+                    },
+                    asked_by_token_id: get_opt_i64(&row, "actor_token_id")?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The event and rule of the newest `quarantine` and `release` request of each of
+/// `ids` (host id → action → (event id, rule name)), one statement per
+/// [`IDS_PER_STATEMENT`] ids: what a first confirmation names.
+async fn request_causes_tx(tx: &mut Tx, ids: &HashSet<String>) -> Result<HashMap<String, Causes>, StoreError> {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    let mut out: HashMap<String, Causes> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT host_id, action, event_id, rule_name FROM audit WHERE id IN (SELECT MAX(id) FROM audit \
+             WHERE action IN ('quarantine', 'release') AND host_id IN ({}) GROUP BY host_id, action)",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let cause = (get_opt_str(&row, "event_id")?, get_opt_str(&row, "rule_name")?);
+            let entry = out.entry(get_str(&row, "host_id")?).or_default();
+            match get_str(&row, "action")?.as_str() {
+                "quarantine" => entry.quarantine = cause,
+                _ => entry.release = cause,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The (event id, rule name) of a host's newest quarantine and release request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Causes {
+    quarantine: (Option<String>, Option<String>),
+    release: (Option<String>, Option<String>),
+}
+
+/// An audit record a report causes.
+#[derive(Debug, Clone, PartialEq)]
+struct PlannedAudit {
+    host_id: String,
+    actor: String,
+    action: &'static str,
+    comment: Option<String>,
+    result: &'static str,
+    detail: String,
+    event_id: Option<String>,
+    rule: Option<String>,
+    facts: Option<NoticeFacts>,
+}
+
+/// What one report does: the assessment, the rate-limit window after it, and its
+/// audit records.
+#[derive(Debug, Clone, PartialEq)]
+struct ReportPlan {
+    assessment: Assessment,
+    window: AgentAuditWindow,
+    audit: Vec<PlannedAudit>,
+}
+
+/// The effect of report `r` on `host` at `now` (Unix ms), `first` when it is the first
+/// confirmation of the desired revision (claimed by this transaction), `causes` the
+/// requests' event and rule: pure, so the rules are tested without a database.
 ///
 /// The first report that confirms a revision writes `quarantine_confirmed` /
 /// `release_confirmed` / `not_enforcing` (the notification kinds `quarantined`,
 /// `released`, `not_enforcing`): exactly once per revision, also when two replicas
-/// record reports of the same host at once — the conditional update of
-/// `confirmed_revision` lets only one transaction claim it (on PostgreSQL the second
-/// waits for the first to commit and then matches nothing). Later changes within the
-/// same revision (tampering repaired, an exception resolved) are `*_reconfirmed`.
-async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostState, StoreError> {
-    let host = load_tx(tx, host_id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no host {host_id:?}")))?;
-    let now = now_ms();
-    let a = assess(&host, r);
+/// record reports of the same host at once (see [`commit_batch`]). Later changes
+/// within the same revision (tampering repaired, an exception resolved) are
+/// `*_reconfirmed`.
+fn plan_report(
+    host: &Host,
+    extra: &ReportExtra,
+    r: &StatusReport,
+    now: i64,
+    first: bool,
+    causes: Option<&Causes>,
+) -> ReportPlan {
+    let a = assess(host, r);
     let state = a.state;
     let changed = state != host.state || a.reason != host.state_reason;
-    let claims = serde_json::to_string(&r.claims).map_err(|e| StoreError::Encode {
-        what: "host claims",
-        source: e,
-    })?;
-    sqlx::query(
-        "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
-         os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
-         state = $8, state_reason = $9, state_since = $10, degraded = $11, enforcing = $12, \
-         heartbeat_ms = COALESCE($13, heartbeat_ms), claims = $14 WHERE id = $15",
-    )
-    .bind(now)
-    .bind(a.applied)
-    .bind(r.digest.clone())
-    .bind(r.backend.as_ref().map(|b| b.as_str().to_string()))
-    .bind(r.os.clone())
-    .bind(if r.addresses.is_empty() {
-        to_json_list(&host.addresses)
-    } else {
-        to_json_list(&r.addresses)
-    })
-    .bind(r.agent_version.clone())
-    .bind(state.as_str().to_string())
-    .bind(a.reason.clone())
-    .bind(if state != host.state {
-        now
-    } else {
-        host.state_since.unix_ms()
-    })
-    .bind(to_json_list(&a.degraded))
-    .bind(r.enforcing as i64)
-    .bind(r.heartbeat_ms.and_then(|b| i64::try_from(b).ok()))
-    .bind(claims)
-    .bind(host_id.to_string())
-    .execute(&mut **tx)
-    .await?;
-    if !r.addresses.is_empty() && r.addresses != host.addresses {
-        let texts: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
-        super::hosts::set_addresses_tx(tx, host_id, &texts).await?;
-    }
-    // First confirmation of this revision? Claimed by one transaction only.
-    let first = if a.confirms {
-        sqlx::query("UPDATE hosts SET confirmed_revision = $1 WHERE id = $2 AND confirmed_revision < $3")
-            .bind(host.desired.revision)
-            .bind(host_id.to_string())
-            .bind(host.desired.revision)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1
-    } else {
-        false
+    let mut plan = ReportPlan {
+        assessment: a.clone(),
+        window: extra.window,
+        audit: Vec::new(),
     };
     if !changed && !first {
-        return Ok(state);
+        return plan;
     }
     let actor = format!("agent:{}", host.hostname);
     let confirmed = |again: &'static str, once: &'static str| if first { once } else { again };
@@ -351,15 +483,11 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
         if let Some(by) = &host.desired.actor {
             detail.push_str(&format!("; asked by {by}"));
         }
-        // The token behind the name that asked (set with the desired state).
-        let asked_by_token_id: Option<i64> = sqlx::query_scalar("SELECT actor_token_id FROM hosts WHERE id = $1")
-            .bind(host_id.to_string())
-            .fetch_one(&mut **tx)
-            .await?;
         let facts = NoticeFacts {
             revision: Some(host.desired.revision),
             asked_by: host.desired.actor.clone(),
-            asked_by_token_id,
+            // The token behind the name that asked (set with the desired state).
+            asked_by_token_id: extra.asked_by_token_id,
             degraded: a.degraded.clone(),
             still_isolated_by: if state == HostState::Normal {
                 other_claims(&host.id, r)
@@ -373,95 +501,119 @@ async fn record_tx(tx: &mut Tx, host_id: &str, r: &StatusReport) -> Result<HostS
     };
     // A confirmation names the rule and event that asked for it (the request that set
     // this revision), so "quarantined" says which detection it answers.
-    let cause = match (first, state) {
-        (true, HostState::Quarantined | HostState::NotEnforcing | HostState::Normal) => {
-            let request = if state == HostState::Normal {
-                "release"
-            } else {
-                "quarantine"
-            };
-            sqlx::query(
-                "SELECT event_id, rule_name FROM audit WHERE host_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(host_id.to_string())
-            .bind(request)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| Ok::<_, StoreError>((get_opt_str(&row, "event_id")?, get_opt_str(&row, "rule_name")?)))
-            .transpose()?
-            .unwrap_or_default()
-        }
+    let cause = match (first, state, causes) {
+        (true, HostState::Normal, Some(c)) => c.release.clone(),
+        (true, HostState::Quarantined | HostState::NotEnforcing, Some(c)) => c.quarantine.clone(),
         _ => (None, None),
     };
     // A first confirmation is written whatever the rate limit (there is one per
     // revision, and it is what notifications announce); the rest is rate limited: a
     // flapping or compromised agent cannot fill the audit log; what is not written
     // individually is counted and written as one record later.
-    let row =
-        sqlx::query("SELECT agent_audit_window, agent_audit_count, agent_audit_suppressed FROM hosts WHERE id = $1")
-            .bind(host_id.to_string())
-            .fetch_one(&mut **tx)
-            .await?;
-    let window = AgentAuditWindow {
-        start: get_i64(&row, "agent_audit_window")?,
-        written: get_i64(&row, "agent_audit_count")?,
-        collapsed: get_i64(&row, "agent_audit_suppressed")?,
-    };
-    let decision = agent_audit(window, now);
+    let decision = agent_audit(extra.window, now);
     let write = decision.write || first;
-    sqlx::query(
-        "UPDATE hosts SET agent_audit_window = $1, agent_audit_count = $2, agent_audit_suppressed = $3 WHERE id = $4",
-    )
-    .bind(decision.next.start)
-    .bind(decision.next.written)
-    .bind(decision.next.collapsed - i64::from(first && !decision.write))
-    .bind(host_id.to_string())
-    .execute(&mut **tx)
-    .await?;
+    plan.window = AgentAuditWindow {
+        collapsed: decision.next.collapsed - i64::from(first && !decision.write),
+        ..decision.next
+    };
     if let Some((count, since)) = decision.flush_collapsed {
-        let text = format!(
-            "{count} state changes reported by the agent since {} were not recorded one by one \
-             (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
-            to_rfc3339(since),
-            AGENT_AUDIT_WINDOW_MS / 1000
-        );
-        append(
-            tx,
-            &NewAudit {
-                actor: &actor,
-                action: "reports_collapsed",
-                host_id: Some(host_id),
-                comment: None,
-                result: "ok",
-                detail: Some(&text),
-                event_id: None,
-                rule: None,
-                actor_token_id: None,
-            },
-        )
-        .await?;
+        plan.audit.push(PlannedAudit {
+            host_id: host.id.clone(),
+            actor: actor.clone(),
+            action: "reports_collapsed",
+            comment: None,
+            result: "ok",
+            detail: format!(
+                "{count} state changes reported by the agent since {} were not recorded one by one \
+                 (more than {AGENT_AUDIT_PER_WINDOW} per {} s)",
+                to_rfc3339(since),
+                AGENT_AUDIT_WINDOW_MS / 1000
+            ),
+            event_id: None,
+            rule: None,
+            facts: None,
+        });
     }
     if write {
-        let id = append(
-            tx,
-            &NewAudit {
-                actor: &actor,
-                action,
-                host_id: Some(host_id),
-                comment: comment.as_deref(),
-                result,
-                detail: Some(&detail),
-                event_id: cause.0.as_deref(),
-                rule: cause.1.as_deref(),
-                actor_token_id: None,
-            },
-        )
-        .await?;
-        if let Some(f) = facts {
-            super::outbox::attach_facts(tx, id, &f).await?;
-        }
+        plan.audit.push(PlannedAudit {
+            host_id: host.id.clone(),
+            actor,
+            action,
+            comment,
+            result,
+            detail,
+            event_id: cause.0,
+            rule: cause.1,
+            facts,
+        });
     }
-    Ok(state)
+    plan
+}
+
+/// Writes report `r`'s effect `plan` on `host` inside `tx` (one `UPDATE`, and the
+/// address rows when the addresses changed), then moves `host` to what was written, so
+/// a later report of the same host in the batch sees it.
+async fn write_report_tx(
+    tx: &mut Tx,
+    host: &mut Host,
+    r: &StatusReport,
+    plan: &ReportPlan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let a = &plan.assessment;
+    let claims = serde_json::to_string(&r.claims).map_err(|e| StoreError::Encode {
+        what: "host claims",
+        source: e,
+    })?;
+    let since = if a.state != host.state {
+        now
+    } else {
+        host.state_since.unix_ms()
+    };
+    sqlx::query(
+        "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
+         os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
+         state = $8, state_reason = $9, state_since = $10, degraded = $11, enforcing = $12, \
+         heartbeat_ms = COALESCE($13, heartbeat_ms), claims = $14, agent_audit_window = $15, \
+         agent_audit_count = $16, agent_audit_suppressed = $17 WHERE id = $18",
+    )
+    .bind(now)
+    .bind(a.applied)
+    .bind(r.digest.clone())
+    .bind(r.backend.as_ref().map(|b| b.as_str().to_string()))
+    .bind(r.os.clone())
+    .bind(if r.addresses.is_empty() {
+        to_json_list(&host.addresses)
+    } else {
+        to_json_list(&r.addresses)
+    })
+    .bind(r.agent_version.clone())
+    .bind(a.state.as_str().to_string())
+    .bind(a.reason.clone())
+    .bind(since)
+    .bind(to_json_list(&a.degraded))
+    .bind(r.enforcing as i64)
+    .bind(r.heartbeat_ms.and_then(|b| i64::try_from(b).ok()))
+    .bind(claims)
+    .bind(plan.window.start)
+    .bind(plan.window.written)
+    .bind(plan.window.collapsed)
+    .bind(host.id.clone())
+    .execute(&mut **tx)
+    .await?;
+    if !r.addresses.is_empty() && r.addresses != host.addresses {
+        let texts: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
+        super::hosts::set_addresses_tx(tx, &host.id, &texts).await?;
+        host.addresses = r.addresses.clone();
+    }
+    host.state = a.state;
+    host.state_reason = a.reason.clone();
+    host.state_since = crate::timefmt::Timestamp::from_unix_ms_clamped(since);
+    host.degraded = a.degraded.clone();
+    host.applied_revision = a.applied;
+    host.enforcing = r.enforcing;
+    host.claims = r.claims.clone();
+    Ok(())
 }
 
 impl Store {

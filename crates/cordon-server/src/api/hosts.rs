@@ -21,9 +21,11 @@ pub struct HostQuery {
     pub state: Option<String>,
     /// Substring of id, hostname or address.
     pub q: Option<String>,
-    /// Include revoked hosts.
-    #[serde(default)]
-    pub revoked: bool,
+    /// Revoked hosts: absent or `false` lists those that may still be isolated (not
+    /// `normal`, or other sources' claims standing; each carries `revoked: true`) beside
+    /// every non-revoked host; `true` or `all` lists every revoked host too; `only` lists
+    /// revoked hosts only. Anything else: 400 naming it.
+    pub revoked: Option<String>,
     /// Only hosts that are (`true`) or are not (`false`) offline: no report for three
     /// heartbeat intervals, or never seen.
     pub offline: Option<bool>,
@@ -57,11 +59,22 @@ pub async fn list(
         None | Some("") => None,
         Some(s) => Some(HostState::parse(s).ok_or_else(|| ApiError::invalid(format!("unknown state {s:?}")))?),
     };
+    let (include_revoked, only_revoked) = match q.revoked.as_deref() {
+        None | Some("") | Some("false") => (false, false),
+        Some("true") | Some("all") => (true, false),
+        Some("only") => (true, true),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown revoked filter {other:?}: use false, true (or all) or only"
+            )))
+        }
+    };
     let filter = HostFilter {
         label: q.label,
         state,
         text: q.q,
-        include_revoked: q.revoked,
+        include_revoked,
+        only_revoked,
         offline: q.offline,
     };
     let (hosts, next) = if q.sort.is_some() || q.dir.is_some() {
