@@ -29,9 +29,9 @@ pub const MAX_DEGRADED_LINES: usize = 16;
 /// Longest `degraded` line kept, in characters.
 pub const MAX_DEGRADED_CHARS: usize = 200;
 
-/// Most claims kept from one agent report (four sources, plus `agent` claims of
+/// Most claims kept from one agent report (four sources, plus two `agent` claims of
 /// previous enrollments of the same machine: each names its host id).
-pub const MAX_CLAIMS: usize = 8;
+pub const MAX_CLAIMS: usize = 6;
 /// Most exceptions, and most servers, kept per reported claim.
 pub const MAX_CLAIM_ITEMS: usize = 8;
 /// Longest exception or server text kept per reported claim, in characters.
