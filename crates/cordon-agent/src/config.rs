@@ -167,9 +167,9 @@ impl AgentConfig {
     /// Checks the values without touching the network or the firewall.
     ///
     /// # Errors
-    /// [`AgentError::Config`] when there is no server, a server is not `https://`, the
-    /// proxy is not `http://HOST:PORT`, or a time is out of its range ([`AgentConfig::timers`]:
-    /// the message names the field and the range);
+    /// [`AgentError::Config`] when there is no server, a server is not `https://`, or a
+    /// time is out of its range ([`AgentConfig::timers`]: the message names the field and
+    /// the range); [`AgentError::OwnTransport`] when the proxy is not `http://HOST:PORT`;
     /// [`AgentError::ConfigServer`] when a server URL does not parse. (The table and the
     /// backend are typed: a bad one does not read at all, [`AgentConfig::load`].)
     pub fn validate(&self) -> Result<(), AgentError> {
@@ -189,7 +189,7 @@ impl AgentConfig {
             }
         }
         if let Some(p) = &self.proxy {
-            crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+            crate::plan::parse_proxy(p)?;
         }
         for (field, value, (min, max)) in self.timers() {
             if !(value.is_finite() && value >= min && value <= max) {

@@ -90,13 +90,13 @@ fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
 /// certificate, key (0600) and CA into `opts.dir`.
 ///
 /// # Errors
-/// [`AgentError::Config`] for a bad proxy, [`AgentError::Transport`] when the server
+/// [`AgentError::OwnTransport`] for a bad proxy, [`AgentError::Transport`] when the server
 /// cannot be reached, [`AgentError::Enroll`] when it refuses the token or its CA does not
 /// match `ca_fingerprint`, [`AgentError::Key`] and [`AgentError::Io`] for local failures.
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
     if let Some(p) = &opts.proxy {
-        crate::plan::parse_proxy(p).map_err(AgentError::Config)?;
+        crate::plan::parse_proxy(p)?;
     }
     let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref(), opts.proxy.as_deref()).await?;
     let key = rcgen::KeyPair::generate().map_err(|source| AgentError::Key {

@@ -51,6 +51,9 @@ pub enum AgentError {
         #[source]
         source: cordon_policy::PolicyError,
     },
+    /// A server URL or the proxy is not a usable destination for the agent's own transport.
+    #[error(transparent)]
+    OwnTransport(#[from] crate::plan::TransportError),
     /// The firewall settings of the configuration do not make an enforcer.
     #[error("firewall settings in the agent config")]
     Enforcer(#[source] crate::enforcer::EnforceError),
@@ -103,6 +106,16 @@ pub enum AgentError {
         /// The parse error, with line and column.
         #[source]
         source: serde_json::Error,
+    },
+    /// The persisted desired state is not a file the agent could have written (a FIFO, a
+    /// symbolic link, a device, a directory, a huge file: trial20 HIGH-A).
+    #[error("{} is unusable", path.display())]
+    Unusable {
+        /// The file ([`persist::FILE_NAME`] in the state directory).
+        path: PathBuf,
+        /// What it is instead.
+        #[source]
+        source: cordon_engine::record::RecordError,
     },
     /// The desired state could not be encoded as JSON.
     #[error("cannot encode the desired state")]

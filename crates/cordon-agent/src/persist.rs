@@ -120,22 +120,57 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE_NAME)
 }
 
-/// Reads the persisted state; `None` when there is none yet.
+/// Reads the persisted state; `None` when there is none yet. Read as every Cordon record
+/// is ([`cordon_engine::record`]): a FIFO, a link or a huge file there is never waited on
+/// nor read whole (trial20 HIGH-A: the agent hung at start in `open()` of a FIFO).
 ///
 /// # Errors
-/// [`AgentError::Corrupt`] when the file is not JSON of this shape, [`AgentError::Io`]
+/// [`AgentError::Corrupt`] when the file is not JSON of this shape,
+/// [`AgentError::Unusable`] when it is not a regular file or too large, [`AgentError::Io`]
 /// when it cannot be read.
 pub fn load(state_dir: &Path) -> Result<Option<Persisted>, AgentError> {
     let p = path(state_dir);
-    match fs::read_to_string(&p) {
-        Ok(t) => serde_json::from_str(&t)
+    match cordon_engine::record::read(&p) {
+        Ok(Some(t)) => serde_json::from_slice(&t)
             .map(Some)
             .map_err(|source| AgentError::Corrupt {
                 path: p.clone(),
                 source,
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AgentError::io("read", &p, e)),
+        Ok(None) => Ok(None),
+        Err(cordon_engine::record::RecordError::Io(e)) => Err(AgentError::io("read", &p, e)),
+        Err(source) => Err(AgentError::Unusable { path: p, source }),
+    }
+}
+
+/// [`load`], except that a corrupt or unusable file (not JSON of this shape, a FIFO, a
+/// link, a directory, a huge file) never stops the agent: it is moved aside as
+/// `agent-desired.json.corrupt` (or `.corrupt.N`) and the agent starts from no desired
+/// state, as on a first start (the server sends the desired state again; the kernel's
+/// rules and the claims stay as they are). Returns the state and, when a file was set
+/// aside, the sentence saying so.
+///
+/// # Errors
+/// [`AgentError::Io`] when the file cannot be read at all (permissions, I/O error).
+pub fn load_or_set_aside(state_dir: &Path) -> Result<(Option<Persisted>, Option<String>), AgentError> {
+    match load(state_dir) {
+        Ok(p) => Ok((p, None)),
+        Err(e @ (AgentError::Corrupt { .. } | AgentError::Unusable { .. })) => {
+            let p = path(state_dir);
+            let why = cordon_engine::error_chain(&e);
+            let aside = cordon_engine::record::aside_name(&p);
+            let note = match fs::rename(&p, &aside) {
+                Ok(()) => format!(
+                    "persisted desired state {why}: set aside as {}; the agent started without it and takes the server's desired state",
+                    aside.display()
+                ),
+                Err(err) => format!(
+                    "persisted desired state {why}, and it could not be set aside ({err}); the agent started without it"
+                ),
+            };
+            Ok((None, Some(note)))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -193,7 +228,8 @@ pub fn tighten_private_dir(dir: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
-/// the same directory (created 0700 if missing), fsync, rename.
+/// the same directory (created 0700 if missing) created with `O_EXCL | O_NOFOLLOW`, fsync,
+/// rename. A directory standing at `path` is moved aside first.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
     let io = |e: std::io::Error| AgentError::io("write", path, e);
     let dir = path
@@ -206,20 +242,10 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io)?;
-    #[cfg(unix)]
-    {
-        // An older temp file may have been created with wider permissions.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
+    // Created afresh 0600 (an older temp file, or a link planted at that name, is removed
+    // first and never written through) — `cordon_engine::record::create_tmp`.
+    cordon_engine::record::clear_dir_at(path);
+    let mut f = cordon_engine::record::create_tmp(&tmp).map_err(io)?;
     f.write_all(content).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);

@@ -13,15 +13,46 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use cordon_engine::IsolateRequest;
-use cordon_policy::{AllowSpec, Target, Transport};
+use cordon_engine::{EngineError, IsolateRequest};
+use cordon_policy::{AllowSpec, PolicyError, Target, Transport};
 use cordon_proto::DesiredState;
 
 /// Looks names up (all A and AAAA addresses).
 pub trait NameResolver: Send + Sync {
     /// # Errors
-    /// A human-readable reason when the name does not resolve.
-    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String>;
+    /// [`EngineError::Resolve`] (name and the resolver's OS error as its source) when the
+    /// name does not resolve.
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EngineError>;
+}
+
+/// A server URL or the proxy of the agent configuration that is not a usable destination.
+/// The policy parser's error stays the [`std::error::Error::source`].
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The proxy is not an `http://` or `https://` URL.
+    #[error("proxy {url:?} must be an http://HOST:PORT URL")]
+    ProxyScheme {
+        /// The proxy as configured.
+        url: String,
+    },
+    /// The proxy URL does not parse as `http(s)://HOST:PORT`.
+    #[error("proxy {url:?}")]
+    Proxy {
+        /// The proxy as configured.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: PolicyError,
+    },
+    /// A server URL does not parse as `https://HOST[:PORT]`.
+    #[error("server {url:?}")]
+    Server {
+        /// The server URL as configured.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: PolicyError,
+    },
 }
 
 /// The system resolver (`getaddrinfo`: /etc/hosts, then the configured DNS resolvers,
@@ -30,21 +61,25 @@ pub trait NameResolver: Send + Sync {
 pub struct SystemResolver;
 
 impl NameResolver for SystemResolver {
-    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        cordon_engine::resolve::resolve_name(name).map_err(|e| e.to_string())
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EngineError> {
+        cordon_engine::resolve::resolve_name(name)
     }
 }
 
 /// Parses `proxy = "http://HOST:PORT"` (or `https://`).
 ///
 /// # Errors
-/// A message naming the problem for anything else.
-pub fn parse_proxy(url: &str) -> Result<AllowSpec, String> {
+/// [`TransportError::ProxyScheme`] for another scheme, [`TransportError::Proxy`] (the
+/// parser's error as source) when the rest is not `HOST:PORT`.
+pub fn parse_proxy(url: &str) -> Result<AllowSpec, TransportError> {
     let lower = url.trim().to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(format!("proxy {url:?} must be an http://HOST:PORT URL"));
+        return Err(TransportError::ProxyScheme { url: url.to_string() });
     }
-    AllowSpec::parse_server(url.trim()).map_err(|e| format!("proxy {url:?}: {e}"))
+    AllowSpec::parse_server(url.trim()).map_err(|source| TransportError::Proxy {
+        url: url.to_string(),
+        source,
+    })
 }
 
 /// The agent's own destinations as configured: server URLs and the proxy.
@@ -70,11 +105,12 @@ impl OwnTransport {
     /// From validated config values.
     ///
     /// # Errors
-    /// A message naming the URL that does not parse.
-    pub fn new(server_urls: &[String], proxy: Option<&str>) -> Result<Self, String> {
+    /// [`TransportError`] naming the server URL or proxy that does not parse.
+    pub fn new(server_urls: &[String], proxy: Option<&str>) -> Result<Self, TransportError> {
         let mut servers = Vec::new();
         for u in server_urls {
-            servers.push(AllowSpec::parse_server(u).map_err(|e| format!("server {u:?}: {e}"))?);
+            servers
+                .push(AllowSpec::parse_server(u).map_err(|source| TransportError::Server { url: u.clone(), source })?);
         }
         let proxy = proxy.map(parse_proxy).transpose()?;
         Ok(OwnTransport { servers, proxy })
@@ -211,11 +247,11 @@ mod tests {
 
     struct Fake(HashMap<&'static str, Vec<IpAddr>>);
     impl NameResolver for Fake {
-        fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-            self.0
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("host name {name:?} does not resolve"))
+        fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EngineError> {
+            self.0.get(name).cloned().ok_or_else(|| EngineError::Resolve {
+                name: name.to_string(),
+                source: std::io::Error::other("does not resolve"),
+            })
         }
     }
 
@@ -358,5 +394,19 @@ mod tests {
         assert!(parse_proxy("socks5://192.0.2.99:1080").is_err());
         assert!(parse_proxy("192.0.2.99:3128").is_err());
         assert!(parse_proxy("http://proxy.example.net:port").is_err());
+    }
+
+    /// Error kind: a cause flattened into a string. The policy parser's error stays
+    /// reachable as the source of a bad proxy or server URL.
+    #[test]
+    fn bad_transport_url_keeps_the_parser_error_as_source() {
+        use std::error::Error as _;
+        let e = parse_proxy("http://proxy.example.net:port").unwrap_err();
+        assert!(matches!(e, TransportError::Proxy { .. }), "{e:?}");
+        assert!(e.source().is_some(), "{e:?}");
+        let e = OwnTransport::new(&["https://server.example.net:port".into()], None).unwrap_err();
+        assert!(matches!(e, TransportError::Server { .. }), "{e:?}");
+        assert!(e.source().is_some(), "{e:?}");
+        assert!(parse_proxy("socks5://192.0.2.99:1080").unwrap_err().source().is_none());
     }
 }

@@ -77,8 +77,8 @@ impl Agent {
     /// An agent for `cfg` enforcing through `enforcer`, talking TLS with `tls`.
     ///
     /// # Errors
-    /// [`AgentError::Config`] for an invalid config, [`AgentError::Client`] when the HTTP
-    /// client cannot be built.
+    /// [`AgentError::Config`] or [`AgentError::OwnTransport`] for an invalid config,
+    /// [`AgentError::Client`] when the HTTP client cannot be built.
     pub fn new(cfg: AgentConfig, enforcer: Arc<dyn Enforcer>, tls: ClientConfig) -> Result<Self, AgentError> {
         cfg.validate()?;
         let urls = cfg.server_urls();
@@ -87,7 +87,7 @@ impl Agent {
             timeout: secs(cfg.connect_timeout_secs),
         };
         let client = ServerClient::with_servers(&urls, tls, &connect)?;
-        let transport = OwnTransport::new(&urls, cfg.proxy.as_deref()).map_err(AgentError::Config)?;
+        let transport = OwnTransport::new(&urls, cfg.proxy.as_deref())?;
         Ok(Agent {
             cfg,
             enforcer,
@@ -149,7 +149,12 @@ impl Agent {
                 "cannot tighten the state directory's permissions"
             ),
         }
-        let mut stored = persist::load(&self.cfg.state_dir)?;
+        // A corrupt or unusable desired-state file (a FIFO hung the agent at start,
+        // trial20 HIGH-A) is set aside: the agent starts as on a first start.
+        let (mut stored, desired_set_aside) = persist::load_or_set_aside(&self.cfg.state_dir)?;
+        if let Some(note) = &desired_set_aside {
+            tracing::error!("{note}");
+        }
         // A desired state of another enrollment (re-enrolled into the same state
         // directory) says nothing about this host: start from none.
         if let Some(why) = stored
@@ -219,6 +224,7 @@ impl Agent {
             transport_failures: vec![],
             paths_recorded: None,
             next_degraded_retry: now,
+            desired_set_aside,
             verifying: None,
             watcher: None,
             watch_tx,
@@ -428,6 +434,10 @@ struct Reconciler {
     /// The management paths last recorded for other sources' claims.
     paths_recorded: Option<BTreeSet<SocketAddr>>,
     next_degraded_retry: Instant,
+    /// The persisted desired state was corrupt or unusable at start and was set aside
+    /// ([`persist::load_or_set_aside`]): the sentence, sent as a `degraded` line while the
+    /// host is quarantined (the file stays for the operator).
+    desired_set_aside: Option<String>,
     /// Applied at this instant, and not yet confirmed by a request over the agent's own
     /// connection; `bool`: the timeout was already reported.
     verifying: Option<(Instant, bool)>,
@@ -683,6 +693,7 @@ impl Reconciler {
         };
         if state == AgentState::Isolated {
             degraded.extend(self.unrecognised.iter().cloned());
+            degraded.extend(self.desired_set_aside.iter().cloned());
             if let Some((_, why)) = &self.unrecorded {
                 degraded.push(format!(
                     "not recorded on disk ({why}): the quarantine is in force in the kernel but would not survive a reboot, and other cordon processes do not see it; the agent records it as soon as the state directory is writable"

@@ -27,7 +27,7 @@
 //! agent is removed from the host.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -479,6 +479,24 @@ pub fn set_aside_path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.claims.json.corrupt", table.as_str()))
 }
 
+/// Where an unusable state file is moved when an ordered quarantine is applied over it
+/// (`<table>.json.corrupt`; not a `.json` name, so never read as a table's record).
+pub fn state_set_aside_path(dir: &Path, table: &TableName) -> PathBuf {
+    dir.join(format!("{}.json.corrupt", table.as_str()))
+}
+
+/// Moves the unusable record `bad` to `preferred` (or, when something that cannot be
+/// replaced stands there, to the next free [`crate::record::aside_name`]); returns where.
+fn set_aside_file(bad: &Path, preferred: &Path) -> std::io::Result<PathBuf> {
+    match fs::rename(bad, preferred) {
+        Ok(()) => Ok(preferred.to_path_buf()),
+        Err(first) => {
+            let other = crate::record::aside_name(bad);
+            fs::rename(bad, &other).map(|()| other).map_err(|_| first)
+        }
+    }
+}
+
 fn read_backup(dir: &Path, table: &TableName) -> Option<Vec<Claim>> {
     read_versioned::<ClaimsFile>(&backup_path(dir, table), |f| f.version)
         .ok()
@@ -543,18 +561,19 @@ pub(crate) fn record_problems(dir: &Path, table: &TableName) -> Vec<String> {
 /// Reads the JSON file `p` written with [`CLAIMS_VERSION`]: `None` when it does not exist.
 ///
 /// # Errors
-/// `StateIo` when it cannot be read, `StateCorrupt` when it is not that JSON,
+/// `StateIo` when it cannot be read, `StateUnusable` when it is not a regular file or
+/// too large ([`crate::record`]), `StateCorrupt` when it is not that JSON,
 /// `StateVersion` when `version` of it is not [`CLAIMS_VERSION`].
 fn read_versioned<F: serde::de::DeserializeOwned>(
     p: &Path,
     version: impl Fn(&F) -> u32,
 ) -> Result<Option<F>, EngineError> {
-    let text = match fs::read_to_string(p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::state_io("read", p, e)),
+    let text = match crate::record::read(p) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(EngineError::record(p, e)),
     };
-    let file: F = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+    let file: F = serde_json::from_slice(&text).map_err(|source| EngineError::StateCorrupt {
         path: p.to_path_buf(),
         source,
     })?;
@@ -626,15 +645,10 @@ fn write_atomic_with(dir: &Path, p: &Path, json: &[u8], sync_dir: bool) -> Resul
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
+    // A directory at the record's name is moved aside (a rename cannot replace it).
+    crate::record::clear_dir_at(p);
     let write = || -> std::io::Result<()> {
-        let mut f = opts.open(&tmp)?;
+        let mut f = crate::record::create_tmp(&tmp)?;
         f.write_all(json)?;
         f.sync_all()?;
         drop(f);
@@ -659,24 +673,23 @@ pub(crate) struct ClaimsLock {
 }
 
 impl ClaimsLock {
+    /// Takes the claims lock, waiting at most [`crate::DEFAULT_LOCK_TIMEOUT`].
     pub(crate) fn acquire(dir: &Path) -> Result<Self, EngineError> {
+        Self::acquire_within(dir, crate::DEFAULT_LOCK_TIMEOUT)
+    }
+
+    /// Takes the claims lock, waiting at most `timeout` (trial20: a foreign process
+    /// holding `.claims.lock` blocked every claim change for ever). The lock file is
+    /// opened as every lock is ([`crate::lock::open_lock_file`]).
+    ///
+    /// # Errors
+    /// The state directory or the lock file cannot be made or opened, or the wait ran out
+    /// ([`EngineError::LockTimeout`], naming the holder).
+    pub(crate) fn acquire_within(dir: &Path, timeout: std::time::Duration) -> Result<Self, EngineError> {
         create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
-        let file = crate::lock::private_options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| EngineError::state_io("open", &p, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc != 0 {
-                return Err(EngineError::state_io("lock", &p, std::io::Error::last_os_error()));
-            }
-        }
+        let mut file = crate::lock::open_lock_file(&p)?;
+        crate::lock::flock_within(&mut file, &p, timeout, false)?;
         Ok(ClaimsLock { _file: file })
     }
 }
@@ -867,25 +880,82 @@ impl Engine {
         apply: impl FnOnce(&Engine, &IsolateRequest) -> Result<IsolateOutcome, EngineError>,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        // An ordered quarantine (the agent, wazuh-ar) never stops at a lock it cannot
+        // take (trial20 MED: a read-only state file system, a foreign `flock` holder):
+        // it goes on without it, and the outcome says so (`crate::lock::proceed_without`).
+        let mut notes: Vec<String> = vec![];
+        let _lock = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
+            Ok(l) => Some(l),
+            Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
+                Some(note) => {
+                    tracing::warn!("{note}");
+                    notes.push(note);
+                    None
+                }
+                None => return Err(e),
+            },
+        };
+        // An ordered quarantine never stops at an unusable state file either (a FIFO, a
+        // link to a device, a directory, a huge or corrupt file in place of
+        // `<table>.json`: trial20 HIGH-A): it is set aside like a corrupt claims file,
+        // and this quarantine is applied as a first one. The standalone CLI keeps the
+        // error naming the file and the way out.
+        if self.keep_unrecorded {
+            let sp = state::path(&self.state_dir, &self.table);
+            if let Err(e) = state::load(&self.state_dir, &self.table) {
+                if e.is_bad_record_at(&sp) {
+                    let why = crate::error::chain(&e);
+                    match set_aside_file(&sp, &state_set_aside_path(&self.state_dir, &self.table)) {
+                        Ok(aside) => {
+                            tracing::warn!(file = %sp.display(), set_aside = %aside.display(), error = %why, "unusable state file set aside; applying the quarantine");
+                            notes.push(format!(
+                                "state file {} was unusable ({why}) and was set aside as {}; the quarantine was applied as a first one",
+                                sp.display(),
+                                aside.display()
+                            ));
+                        }
+                        // A read-only directory: the file stays; the apply below says why.
+                        Err(err) => notes.push(format!(
+                            "state file {} is unusable ({why}) and could not be set aside ({err})",
+                            sp.display()
+                        )),
+                    }
+                }
+            }
+        }
         // An unreadable claims file (with no readable backup) never stops a quarantine
-        // (trial15 HIGH-2b: it vetoed the agent's, the host stayed open): it is set aside,
-        // this source's claim is applied alone (fail closed: the others' exceptions are
-        // not in force), and the outcome, `status` and the agent's report name the file.
+        // (trial15 HIGH-2b: it vetoed the agent's, the host stayed open; trial20 HIGH-A:
+        // a FIFO, a link to /dev/zero, a directory or a huge file in its place): it is
+        // set aside, this source's claim is applied alone (fail closed: the others'
+        // exceptions are not in force), and the outcome, `status` and the agent's report
+        // name the file.
         let mut set_aside = None;
+        let cp = path(&self.state_dir, &self.table);
         let mut claims = match self.claims() {
             Ok(c) => c,
-            Err(EngineError::StateCorrupt { path: bad, .. } | EngineError::StateVersion { path: bad, .. })
-                if bad == path(&self.state_dir, &self.table) =>
-            {
-                let aside = set_aside_path(&self.state_dir, &self.table);
-                fs::rename(&bad, &aside).map_err(|e| EngineError::state_io("set aside", &bad, e))?;
-                tracing::warn!(file = %bad.display(), set_aside = %aside.display(), "unreadable claims file set aside; applying this claim alone");
-                set_aside = Some(format!(
-                    "claims file {} was unreadable and has no readable backup: set aside as {}; this claim was applied without the claims recorded there (their exceptions are not in force)",
-                    bad.display(),
-                    aside.display()
-                ));
+            Err(e) if e.is_bad_record_at(&cp) => {
+                let aside = match set_aside_file(&cp, &set_aside_path(&self.state_dir, &self.table)) {
+                    Ok(a) => a,
+                    // A read-only state directory: this claim still goes in, alone and
+                    // unrecorded (the write below fails and says so).
+                    Err(err) if self.keep_unrecorded => {
+                        notes.push(format!(
+                            "claims file {} is unusable ({}) and could not be set aside ({err}): this claim was applied alone",
+                            cp.display(),
+                            crate::error::chain(&e)
+                        ));
+                        cp.clone()
+                    }
+                    Err(err) => return Err(EngineError::state_io("set aside", &cp, err)),
+                };
+                tracing::warn!(file = %cp.display(), set_aside = %aside.display(), error = %crate::error::chain(&e), "unreadable claims file set aside; applying this claim alone");
+                if aside != cp {
+                    set_aside = Some(format!(
+                        "claims file {} was unreadable and has no readable backup: set aside as {}; this claim was applied without the claims recorded there (their exceptions are not in force)",
+                        cp.display(),
+                        aside.display()
+                    ));
+                }
                 vec![]
             }
             Err(e) => return Err(e),
@@ -945,6 +1015,7 @@ impl Engine {
         // `apply` left the state's rename to this directory fsync (DirSync::Deferred).
         state::sync_dir(&self.state_dir);
         outcome.warnings.extend(set_aside);
+        outcome.warnings.extend(notes);
         if let Some(why) = claims_unrecorded {
             outcome.unrecorded = Some(match outcome.unrecorded.take() {
                 Some(more) => format!("{why}; {more}"),
@@ -1050,7 +1121,7 @@ impl Engine {
         };
         crate::watch::holder::clear_failure(&self.state_dir, &self.table);
         if let Err(why) = crate::watch::holder::signal(pid) {
-            return Err(put_back(why));
+            return Err(put_back(why.to_string()));
         }
         let started = std::time::Instant::now();
         loop {

@@ -44,8 +44,8 @@ pub enum EngineError {
     VerificationFailed {
         /// Every address that was tried.
         targets: Vec<SocketAddr>,
-        /// The last connect error, as text (one per target).
-        reason: String,
+        /// Why no target answered: the bound and the last connect error (its source).
+        reason: crate::verify::Unreachable,
         /// Why the rollback failed, if it did.
         #[source]
         rollback_error: Option<Box<EngineError>>,
@@ -84,6 +84,18 @@ pub enum EngineError {
         found: u32,
         /// [`crate::state::STATE_VERSION`].
         expected: u32,
+    },
+    /// A record (state, claims, backup, management paths) is not a file Cordon could
+    /// have written: a FIFO, a symbolic link, a device, a directory, or larger than
+    /// [`crate::record::MAX_RECORD_BYTES`] (trial20 HIGH-A). Treated like
+    /// [`EngineError::StateCorrupt`]: an ordered quarantine sets it aside and goes on.
+    #[error("record {} is unusable; {}", path.display(), recovery(path))]
+    StateUnusable {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead of a record.
+        #[source]
+        source: crate::record::RecordError,
     },
     /// Another process held the state directory's lock for longer than the lock timeout
     /// (`holder`: its pid, as it recorded in the lock file).
@@ -210,6 +222,7 @@ impl EngineError {
             | EngineError::StateIo { .. }
             | EngineError::StateCorrupt { .. }
             | EngineError::StateVersion { .. }
+            | EngineError::StateUnusable { .. }
             | EngineError::StateEncode(_)
             | EngineError::LockTimeout { .. }
             | EngineError::NotKept { .. }
@@ -247,6 +260,30 @@ impl EngineError {
     /// `detail` and agent reports.
     pub fn detail(&self) -> String {
         chain(self)
+    }
+
+    /// A record at `path` that could not be read ([`crate::record::read`]): an I/O
+    /// error is [`EngineError::StateIo`], anything else [`EngineError::StateUnusable`].
+    pub(crate) fn record(path: impl Into<PathBuf>, e: crate::record::RecordError) -> EngineError {
+        match e {
+            crate::record::RecordError::Io(source) => EngineError::state_io("read", path, source),
+            other => EngineError::StateUnusable {
+                path: path.into(),
+                source: other,
+            },
+        }
+    }
+
+    /// Whether this is a record that cannot be used as one (corrupt JSON, another
+    /// version, not a regular file, too large) at `path`: what an ordered quarantine sets
+    /// aside instead of stopping.
+    pub fn is_bad_record_at(&self, path: &Path) -> bool {
+        match self {
+            EngineError::StateCorrupt { path: p, .. }
+            | EngineError::StateVersion { path: p, .. }
+            | EngineError::StateUnusable { path: p, .. } => p == path,
+            _ => false,
+        }
     }
 
     /// A state-file I/O failure at `path`.
@@ -306,12 +343,16 @@ mod tests {
     fn rollback_failure_is_a_source_of_verification_failure() {
         let e = EngineError::VerificationFailed {
             targets: vec!["192.0.2.1:8443".parse().unwrap()],
-            reason: "timed out".into(),
+            reason: crate::verify::Unreachable {
+                timeout: std::time::Duration::from_secs(2),
+                last_target: None,
+                last_error: None,
+            },
             rollback_error: Some(Box::new(EngineError::ReadBack)),
         };
         assert_eq!(
             e.detail(),
-            "verification failed: could not reach 192.0.2.1:8443 (timed out); ROLLBACK FAILED: \
+            "verification failed: could not reach 192.0.2.1:8443 (timed out after 2.0s; last error: no target); ROLLBACK FAILED: \
              rules were applied but cannot be read back from the kernel"
         );
         assert_eq!(e.exit_code(), 3);

@@ -94,6 +94,19 @@ pub(crate) fn records(dir: &Path, table: &TableName) -> bool {
     crate::state::path(dir, table).exists() || dir.join(format!("{}.claims.json", table.as_str())).exists()
 }
 
+/// A registry entry (or `state-dirs`), read as a record ([`crate::record`]: never a
+/// FIFO, a link or a huge file: trial20 HIGH-A reached the agent through a FIFO in a
+/// state directory this registry names).
+fn read_entry(p: impl AsRef<Path>) -> Result<Option<String>, crate::record::RecordError> {
+    crate::record::read_text(p.as_ref())
+}
+
+/// Writes `data` to the fresh temporary file `tmp` ([`crate::record::create_tmp`]).
+fn write_tmp(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    crate::record::create_tmp(tmp)?.write_all(data)
+}
+
 /// The absolute form of `dir` (it may not exist yet: then joined to the current directory).
 pub(crate) fn absolute(dir: &Path) -> PathBuf {
     fs::canonicalize(dir).unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()))
@@ -108,8 +121,9 @@ pub(crate) fn absolute(dir: &Path) -> PathBuf {
 /// records the table is registered again.
 pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
     let own = absolute(own);
-    let registered = fs::read_to_string(entry(table)?)
+    let registered = read_entry(entry(table)?)
         .ok()
+        .flatten()
         .map(|t| PathBuf::from(t.trim()))
         .filter(|h| h.is_absolute() && records(h, table));
     if let Some(home) = registered {
@@ -193,7 +207,9 @@ pub(crate) fn kernel_tables_other_than(table: &TableName) -> Vec<(TableName, Opt
 /// is cleared at boot). Empty when there is no registry.
 pub(crate) fn known_dirs() -> Vec<PathBuf> {
     let Some(ns) = ns_dir() else { return vec![] };
-    fs::read_to_string(ns.join("state-dirs"))
+    read_entry(ns.join("state-dirs"))
+        .ok()
+        .flatten()
         .unwrap_or_default()
         .lines()
         .map(|l| PathBuf::from(l.trim()))
@@ -207,11 +223,16 @@ fn remember_dir(ns: &Path, abs: &Path) {
         return;
     }
     use std::io::Write;
-    if let Ok(mut f) = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ns.join("state-dirs"))
+    let mut opts = fs::OpenOptions::new();
+    opts.create(true).append(true);
+    // Never follows a link nor waits on a FIFO planted there (trial20 HIGH-A).
+    #[cfg(unix)]
     {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
+    }
+    if let Ok(mut f) = opts.open(ns.join("state-dirs")) {
         let _ = writeln!(f, "{}", abs.display());
     }
 }
@@ -241,7 +262,7 @@ pub(crate) fn other_tables(table: &TableName, own: &Path) -> Vec<(TableName, Pat
                 if &t == table {
                     continue;
                 }
-                let Ok(text) = fs::read_to_string(e.path()) else {
+                let Ok(Some(text)) = read_entry(e.path()) else {
                     continue;
                 };
                 let home = PathBuf::from(text.trim());
@@ -317,11 +338,15 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
     }
     let abs = absolute(dir);
     remember_dir(&ns, &abs);
-    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == abs) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == abs)
+    {
         return;
     }
     let tmp = ns.join(format!(".{}.home.tmp.{}", table.as_str(), std::process::id()));
-    if fs::write(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
+    if write_tmp(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
         let _ = fs::remove_file(&tmp);
     }
 }
@@ -329,7 +354,11 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
 /// Drops the registration of `table` when it names `dir` (its quarantine was released).
 pub(crate) fn unregister(table: &TableName, dir: &Path) {
     let Some(p) = entry(table) else { return };
-    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == absolute(dir)) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == absolute(dir))
+    {
         let _ = fs::remove_file(&p);
     }
 }
@@ -350,18 +379,22 @@ pub(crate) fn register_agent_paths(file: &Path) {
     }
     let abs = absolute(file);
     let p = ns.join("agent-paths");
-    if fs::read_to_string(&p).is_ok_and(|t| Path::new(t.trim()) == abs) {
+    if read_entry(&p)
+        .ok()
+        .flatten()
+        .is_some_and(|t| Path::new(t.trim()) == abs)
+    {
         return;
     }
     let tmp = ns.join(format!(".agent-paths.tmp.{}", std::process::id()));
-    if fs::write(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
+    if write_tmp(&tmp, abs.to_string_lossy().as_bytes()).is_ok() && fs::rename(&tmp, &p).is_err() {
         let _ = fs::remove_file(&tmp);
     }
 }
 
 /// The agent's registered management paths file in this network namespace, if any.
 pub(crate) fn agent_paths() -> Option<PathBuf> {
-    let text = fs::read_to_string(ns_dir()?.join("agent-paths")).ok()?;
+    let text = read_entry(ns_dir()?.join("agent-paths")).ok()??;
     let p = PathBuf::from(text.trim());
     p.is_absolute().then_some(p)
 }

@@ -15,6 +15,7 @@ pub mod impact;
 mod lock;
 pub mod notify;
 pub mod privilege;
+pub mod record;
 pub mod resolve;
 pub mod state;
 pub mod verify;
@@ -398,6 +399,22 @@ impl Engine {
         lock::StateLock::acquire(&self.state_dir, self.lock_timeout)
     }
 
+    /// The state lock for applying a quarantine: an ordered one ([`Engine::keep_unrecorded`])
+    /// goes on without it when it cannot be opened or a process that is not Cordon holds
+    /// it past the wait (`lock::proceed_without`), with the sentence saying so.
+    fn lock_for_quarantine(&self) -> Result<(Option<lock::StateLock>, Option<String>), EngineError> {
+        match self.lock() {
+            Ok(l) => Ok((Some(l), None)),
+            Err(e) => match lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
+                Some(note) => {
+                    tracing::warn!("{note}");
+                    Ok((None, Some(note)))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
     /// This engine working in the table's registered home state directory, when that is
     /// another directory which records the table (see the `home` module: one record per
     /// table and network namespace, whatever `--state-dir` each process was given).
@@ -579,7 +596,7 @@ impl Engine {
             resolved.unverifiable_udp = true;
         }
         privilege::require_admin()?;
-        let _lock = self.lock()?;
+        let (_lock, lock_note) = self.lock_for_quarantine()?;
         let previous = state::load(&self.state_dir, &self.table)?;
         // The recorded quarantine owns its backend: `auto` keeps using it. An explicit
         // other backend is one swap (apply new, verify, remove old) in apply_resolved.
@@ -597,6 +614,7 @@ impl Engine {
             },
         )?;
         outcome.impact = impact;
+        outcome.warnings.extend(lock_note);
         Ok(outcome)
     }
 
@@ -629,11 +647,11 @@ impl Engine {
         }
         let resolved = self.resolve(req)?;
         privilege::require_admin()?;
-        let _lock = self.lock()?;
+        let (_lock, lock_note) = self.lock_for_quarantine()?;
         let previous = state::load(&self.state_dir, &self.table)?;
         // As in `isolate`: the recorded quarantine owns its backend.
         let fw = self.firewall(previous.as_ref().map(|p| p.backend))?;
-        self.apply_resolved(
+        let mut outcome = self.apply_resolved(
             fw.as_ref(),
             req,
             &resolved,
@@ -643,7 +661,9 @@ impl Engine {
                 notify_users,
                 dir_sync,
             },
-        )
+        )?;
+        outcome.warnings.extend(lock_note);
+        Ok(outcome)
     }
 
     /// Re-applies the stored policy (boot, tamper repair) without resolving names again

@@ -57,58 +57,178 @@ impl StateLock {
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
         let path = dir.join(".lock");
-        let mut file = private_options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| EngineError::state_io("open", &path, e))?;
+        let mut file = open_lock_file(&path)?;
+        flock_within(&mut file, &path, timeout, true)?;
         #[cfg(unix)]
         {
-            use std::os::fd::AsRawFd;
-            let started = Instant::now();
-            let mut announced = false;
-            loop {
-                // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
-                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-                if rc == 0 {
-                    break;
-                }
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                    return Err(EngineError::state_io("lock", &path, err));
-                }
-                let holder = holder_pid(&mut file);
-                let me = std::process::id();
-                if started.elapsed() >= timeout {
-                    return Err(EngineError::LockTimeout {
-                        path,
-                        holder,
-                        holder_is: describe(holder, me),
-                        waited: started.elapsed(),
-                    });
-                }
-                if !announced {
-                    eprintln!(
-                        "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
-                        describe(holder, me),
-                        timeout.as_secs_f64()
-                    );
-                    announced = true;
-                }
-                std::thread::sleep(RETRY);
-            }
             // Record who holds the lock; only the holder writes, so this cannot race.
             let _ = file.set_len(0);
             let _ = file.rewind();
             let _ = write!(file, "{}", std::process::id());
             let _ = file.flush();
         }
-        #[cfg(not(unix))]
-        let _ = (timeout, &mut file);
         // The lock is released when the file is closed on drop.
         Ok(StateLock { file })
+    }
+}
+
+/// Opens (creating it 0600) the lock file `path` as Cordon's locks must be opened
+/// (trial20 HIGH-A): never following a symbolic link, never waiting on a FIFO. Anything
+/// but a regular file standing there (a FIFO, a link to a device, a directory) is moved
+/// aside ([`crate::record::aside_name`]) and a fresh lock file created. On a read-only
+/// file system an existing lock file is opened read-only (`flock` needs no write access,
+/// so processes are still serialised).
+///
+/// # Errors
+/// [`EngineError::StateIo`] (`open`) when no lock file can be opened: it cannot be
+/// created (a read-only or full file system without one) or the directory is unusable.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File, EngineError> {
+    let open = |write: bool| {
+        let mut opts = private_options();
+        opts.read(true);
+        if write {
+            opts.write(true).create(true).truncate(false);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
+        }
+        opts.open(path)
+    };
+    let regular = |f: &File| f.metadata().is_ok_and(|m| m.is_file());
+    for attempt in 0..2 {
+        let opened = match open(true) {
+            #[cfg(unix)]
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => open(false),
+            other => other,
+        };
+        let unusable = match &opened {
+            Ok(f) => !regular(f),
+            #[cfg(unix)]
+            Err(e) => e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::EISDIR),
+            #[cfg(not(unix))]
+            Err(_) => std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()),
+        };
+        if !unusable {
+            return opened.map_err(|e| EngineError::state_io("open", path, e));
+        }
+        drop(opened);
+        let aside = crate::record::aside_name(path);
+        if attempt == 1 || std::fs::rename(path, &aside).is_err() {
+            break;
+        }
+        tracing::warn!(lock = %path.display(), set_aside = %aside.display(), "the lock file was not a regular file (a FIFO, a link, a device or a directory); moved aside and created again");
+    }
+    Err(EngineError::state_io(
+        "open",
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file, and it could not be moved aside",
+        ),
+    ))
+}
+
+/// Takes an exclusive `flock` on `file` (the lock file `path`), waiting at most `timeout`;
+/// with `announce`, says once on stderr whom it waits for.
+///
+/// # Errors
+/// [`EngineError::LockTimeout`] naming the holder, or [`EngineError::StateIo`] when
+/// `flock` itself fails.
+pub(crate) fn flock_within(file: &mut File, path: &Path, timeout: Duration, announce: bool) -> Result<(), EngineError> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let started = Instant::now();
+        let mut announced = !announce;
+        loop {
+            // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(EngineError::state_io("lock", path, err));
+            }
+            let holder = holder_pid(file);
+            let me = std::process::id();
+            if started.elapsed() >= timeout {
+                return Err(EngineError::LockTimeout {
+                    path: path.to_path_buf(),
+                    holder,
+                    holder_is: describe(holder, me),
+                    waited: started.elapsed(),
+                });
+            }
+            if !announced {
+                eprintln!(
+                    "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
+                    describe(holder, me),
+                    timeout.as_secs_f64()
+                );
+                announced = true;
+            }
+            std::thread::sleep(RETRY);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path, timeout, announce);
+        Ok(())
+    }
+}
+
+/// Whether an ordered quarantine (the agent, `cordon wazuh-ar`: [`crate::Engine::keep_unrecorded`])
+/// goes on without the lock that `e` failed to take (trial20 MED, issue 14 §1 never fail
+/// open): the lock file cannot be opened at all (a read-only or full state file system),
+/// or the wait ran out while a process that is not Cordon holds it (a `flock` by any root
+/// process must not veto an isolation). A Cordon holder (another cordon run or the agent,
+/// or another thread of this process) is applying itself: then the wait's error stands.
+/// Returns the sentence for the outcome, `None` to keep the error.
+pub(crate) fn proceed_without(e: &EngineError) -> Option<String> {
+    match e {
+        EngineError::StateIo {
+            what: "open" | "create the state directory",
+            ..
+        } => Some(format!(
+            "applied without taking the state directory's lock ({}); nothing else is serialised with this change",
+            crate::error::chain(e)
+        )),
+        EngineError::LockTimeout {
+            path,
+            holder,
+            holder_is,
+            waited,
+        } if !holder.is_some_and(is_cordon_process) => Some(format!(
+            "applied without the lock {}: {holder_is} held it for {:.0} s and is not a Cordon process, which never vetoes an ordered quarantine (the kernel change is atomic)",
+            path.display(),
+            waited.as_secs_f64()
+        )),
+        _ => None,
+    }
+}
+
+/// Whether `pid` is this process or runs a cordon binary (`/proc/PID/exe` named
+/// `cordon…`). Where `/proc` does not tell, assumed to be Cordon (the wait's error stands).
+fn is_cordon_process(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => exe
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("cordon")),
+            // Gone since: it holds nothing now.
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
     }
 }
 
@@ -125,7 +245,18 @@ pub struct SharedHold {
 
 impl SharedHold {
     pub fn wait(dir: &Path, timeout: Duration) -> Option<Self> {
-        let file = OpenOptions::new().read(true).open(dir.join(".lock")).ok()?;
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        // Never waits on a FIFO nor follows a link planted as the lock (trial20 HIGH-A).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
+        }
+        let file = opts.open(dir.join(".lock")).ok()?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd;
@@ -157,7 +288,8 @@ fn holder_pid(file: &mut File) -> Option<u32> {
 fn recorded_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
+    // A pid is a few bytes; never read a planted huge file whole.
+    file.take(64).read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
 }
 

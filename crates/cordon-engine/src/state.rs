@@ -7,7 +7,7 @@
 //! to the previous record (or to nothing) and fails, and a failed write leaves the
 //! previous file untouched (the temp file is removed).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -88,16 +88,18 @@ pub fn recorded_tables(dir: &Path) -> Result<Vec<TableName>, EngineError> {
 ///
 /// # Errors
 /// [`EngineError::StateCorrupt`] when it is not valid JSON of this shape,
-/// [`EngineError::StateVersion`] when its version is not [`STATE_VERSION`], and an I/O
-/// error ([`EngineError::StateIo`]) naming the path when it cannot be read.
+/// [`EngineError::StateVersion`] when its version is not [`STATE_VERSION`],
+/// [`EngineError::StateUnusable`] when it is not a regular file or too large (see
+/// [`crate::record`]: it is never waited on nor read whole), and an I/O error
+/// ([`EngineError::StateIo`]) naming the path when it cannot be read.
 pub fn load(dir: &Path, table: &TableName) -> Result<Option<StoredState>, EngineError> {
     let p = path(dir, table);
-    let text = match fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::state_io("read", &p, e)),
+    let text = match crate::record::read(&p) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(EngineError::record(&p, e)),
     };
-    let state: StoredState = serde_json::from_str(&text).map_err(|source| EngineError::StateCorrupt {
+    let state: StoredState = serde_json::from_slice(&text).map_err(|source| EngineError::StateCorrupt {
         path: p.clone(),
         source,
     })?;
@@ -136,15 +138,10 @@ pub fn save_with(dir: &Path, state: &StoredState, dir_sync: DirSync) -> Result<(
     let final_path = path(dir, &state.table);
     let tmp = dir.join(format!(".{}.json.tmp", state.table.as_str()));
     let json = serde_json::to_vec_pretty(state).map_err(EngineError::StateEncode)?;
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
+    // A directory at the record's name is moved aside (a rename cannot replace it).
+    crate::record::clear_dir_at(&final_path);
     let written = (|| {
-        let mut f = opts.open(&tmp).map_err(|e| io("write the state file in", e))?;
+        let mut f = crate::record::create_tmp(&tmp).map_err(|e| io("write the state file in", e))?;
         f.write_all(&json).map_err(|e| io("write the state file in", e))?;
         f.sync_all().map_err(|e| io("sync the state file in", e))?;
         drop(f);
@@ -252,6 +249,32 @@ mod tests {
             .map(|t| t.to_string())
             .collect();
         assert_eq!(names, ["cordon", "alpha", "zeta"]);
+    }
+
+    /// Trial20 HIGH-A: a FIFO or a link to /dev/zero as the state file hung `load` (or
+    /// read until out of memory); now it is `StateUnusable`, at once, naming the file.
+    #[cfg(unix)]
+    #[test]
+    fn a_state_file_that_is_no_regular_file_is_unusable_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cordon.json");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&d, &TableName::default()).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("load blocked on a FIFO");
+        let msg = got.unwrap_err();
+        assert!(msg.contains("unusable") && msg.contains("cordon.json"), "{msg}");
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let e = load(dir.path(), &TableName::default()).unwrap_err();
+        assert!(e.is_bad_record_at(&p), "{e}");
     }
 
     #[test]

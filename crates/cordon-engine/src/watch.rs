@@ -498,21 +498,17 @@ pub(crate) mod holder {
         }
     }
 
-    /// Writes `data` to `p`, created 0600 (`crate::lock::private_options`).
+    /// Writes `data` to `p`, created afresh 0600 without following a link planted there
+    /// ([`crate::record::create_tmp`]).
     fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        let mut f = crate::lock::private_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(p)?;
-        f.write_all(data)
+        crate::record::create_tmp(p)?.write_all(data)
     }
 
     /// The holder's failure for `expected` (or for a merge it could not even compute),
     /// if it reported one since [`clear_failure`].
     pub fn failure_for(dir: &Path, table: &TableName, expected: &Option<crate::IsolateRequest>) -> Option<Failure> {
-        let text = std::fs::read(failure_path(dir, table)).ok()?;
+        let text = crate::record::read(&failure_path(dir, table)).ok()??;
         let f: Failure = serde_json::from_slice(&text).ok()?;
         (!f.known || &f.wanted == expected).then_some(f)
     }
@@ -563,35 +559,139 @@ pub(crate) mod holder {
 
     impl Drop for Announce {
         fn drop(&mut self) {
-            if std::fs::read_to_string(&self.0).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+            if crate::record::read_text(&self.0)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.trim() == std::process::id().to_string())
+            {
                 let _ = std::fs::remove_file(&self.0);
             }
         }
     }
 
+    /// Why the holder of the tables cannot be named, asked or stopped. Variants with an OS
+    /// error keep it as [`std::error::Error::source`]; the messages are the sentences the
+    /// refusal quotes.
+    #[derive(Debug, thiserror::Error)]
+    pub enum HolderError {
+        /// The holder file is missing (no process announced itself) or cannot be read.
+        #[error("no holder is named in {}", path.display())]
+        NotNamed {
+            /// The holder file ([`path`]).
+            path: PathBuf,
+            /// Why it cannot be read (`None`: it does not exist).
+            #[source]
+            source: Option<crate::record::RecordError>,
+        },
+        /// The holder file does not hold a pid.
+        #[error("{} does not name a pid", path.display())]
+        NotAPid {
+            /// The holder file.
+            path: PathBuf,
+            /// The parse error.
+            #[source]
+            source: std::num::ParseIntError,
+        },
+        /// The named pid has no `/proc/PID/exe` (it ended, or it is not visible here).
+        #[error("pid {pid} (named in {}) is not running: {source}", path.display())]
+        NotRunning {
+            /// The pid the holder file names.
+            pid: u32,
+            /// The holder file.
+            path: PathBuf,
+            /// The `readlink` error.
+            #[source]
+            source: std::io::Error,
+        },
+        /// The named pid runs another program.
+        #[error("pid {pid} runs {}, not cordon", exe.display())]
+        NotCordon {
+            /// The pid the holder file names.
+            pid: u32,
+            /// Its executable (`/proc/PID/exe`).
+            exe: PathBuf,
+        },
+        /// The holder file names another pid than the one asked before; nothing signalled.
+        #[cfg(unix)]
+        #[error("the holder file now names pid {now}, not {expected}; nothing was signalled")]
+        Changed {
+            /// The pid named now.
+            now: u32,
+            /// The pid that was asked.
+            expected: u32,
+        },
+        /// The holder file names this very process; nothing signalled.
+        #[cfg(unix)]
+        #[error("the holder is this process; nothing was signalled")]
+        IsSelf,
+        /// The pid does not fit the platform's `pid_t`.
+        #[cfg(unix)]
+        #[error("pid {0} out of range")]
+        OutOfRange(u32),
+        /// `kill(2)` failed.
+        #[cfg(unix)]
+        #[error("cannot signal pid {pid}: {source}")]
+        Signal {
+            /// The pid.
+            pid: u32,
+            /// The OS error.
+            #[source]
+            source: std::io::Error,
+        },
+        /// The holder survived SIGTERM and SIGKILL.
+        #[cfg(unix)]
+        #[error("pid {0} is still running after SIGTERM and SIGKILL")]
+        StillRunning(u32),
+        /// Holders are neither asked nor stopped on this platform.
+        #[cfg(not(unix))]
+        #[error("cannot {what} pid {pid} on this platform")]
+        Unsupported {
+            /// The action, as a verb phrase.
+            what: &'static str,
+            /// The pid.
+            pid: u32,
+        },
+    }
+
     /// The pid of the process holding `table`'s tables, when it announced itself and runs
-    /// a cordon binary (`/proc/PID/exe` named `cordon…`); `Err` says why not.
-    pub fn pid(dir: &Path, table: &TableName) -> Result<u32, String> {
+    /// a cordon binary (`/proc/PID/exe` named `cordon…`).
+    ///
+    /// # Errors
+    /// [`HolderError::NotNamed`], [`HolderError::NotAPid`], [`HolderError::NotRunning`] or
+    /// [`HolderError::NotCordon`], saying why not.
+    pub fn pid(dir: &Path, table: &TableName) -> Result<u32, HolderError> {
         let p = path(dir, table);
-        let text = std::fs::read_to_string(&p).map_err(|_| format!("no holder is named in {}", p.display()))?;
-        let pid: u32 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{} does not name a pid", p.display()))?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map_err(|e| format!("pid {pid} (named in {}) is not running: {e}", p.display()))?;
+        let text = match crate::record::read_text(&p) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(HolderError::NotNamed { path: p, source: None }),
+            Err(e) => {
+                return Err(HolderError::NotNamed {
+                    path: p,
+                    source: Some(e),
+                })
+            }
+        };
+        let pid: u32 = match text.trim().parse() {
+            Ok(pid) => pid,
+            Err(source) => return Err(HolderError::NotAPid { path: p, source }),
+        };
+        let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => exe,
+            Err(source) => return Err(HolderError::NotRunning { pid, path: p, source }),
+        };
         let name = exe
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if !name.starts_with("cordon") {
-            return Err(format!("pid {pid} runs {}, not cordon", exe.display()));
+            return Err(HolderError::NotCordon { pid, exe });
         }
         Ok(pid)
     }
 
     /// How long a holder stopped with SIGTERM gets to end before SIGKILL, and how long
     /// SIGKILL gets after that.
+    #[cfg(unix)]
     pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
     /// Stops the holder `pid` that did not answer a hand-off within its bound (hung, or
@@ -602,21 +702,19 @@ pub(crate) mod holder {
     /// for the output and the report: `stopped unresponsive holder pid N (…)`.
     ///
     /// # Errors
-    /// A sentence: the holder file names another pid or a non-cordon process (nothing is
-    /// signalled), a signal failed, or the process is still there after SIGKILL.
+    /// [`HolderError`]: the holder file names another pid or a non-cordon process (nothing
+    /// is signalled), a signal failed, or the process is still there after SIGKILL.
     #[cfg(unix)]
-    pub fn stop_unresponsive(dir: &Path, table: &TableName, expected: u32) -> Result<String, String> {
+    pub fn stop_unresponsive(dir: &Path, table: &TableName, expected: u32) -> Result<String, HolderError> {
         let pid = self::pid(dir, table)?;
         if pid != expected {
-            return Err(format!(
-                "the holder file now names pid {pid}, not {expected}; nothing was signalled"
-            ));
+            return Err(HolderError::Changed { now: pid, expected });
         }
         if pid == std::process::id() {
-            return Err("the holder is this process; nothing was signalled".into());
+            return Err(HolderError::IsSelf);
         }
         let Ok(p) = libc::pid_t::try_from(pid) else {
-            return Err(format!("pid {pid} out of range"));
+            return Err(HolderError::OutOfRange(pid));
         };
         let gone = || std::fs::read_link(format!("/proc/{pid}/exe")).is_err();
         let send = |sig: libc::c_int| {
@@ -631,7 +729,10 @@ pub(crate) mod holder {
             gone()
         };
         if send(libc::SIGTERM) != 0 {
-            return Err(format!("cannot signal pid {pid}: {}", std::io::Error::last_os_error()));
+            return Err(HolderError::Signal {
+                pid,
+                source: std::io::Error::last_os_error(),
+            });
         }
         let _ = send(libc::SIGCONT);
         if wait(STOP_GRACE) {
@@ -648,33 +749,70 @@ pub(crate) mod holder {
                 STOP_GRACE.as_secs()
             ));
         }
-        Err(format!("pid {pid} is still running after SIGTERM and SIGKILL"))
+        Err(HolderError::StillRunning(pid))
     }
 
     /// Elsewhere no holder is stopped: the requester fails closed as before.
     #[cfg(not(unix))]
-    pub fn stop_unresponsive(_dir: &Path, _table: &TableName, expected: u32) -> Result<String, String> {
-        Err(format!("cannot stop pid {expected} on this platform"))
+    pub fn stop_unresponsive(_dir: &Path, _table: &TableName, expected: u32) -> Result<String, HolderError> {
+        Err(HolderError::Unsupported {
+            what: "stop",
+            pid: expected,
+        })
     }
 
     /// Asks `pid` to re-read the claims (SIGHUP). Unix only: elsewhere no holder is asked
     /// and the caller reports the holder as before.
     #[cfg(not(unix))]
-    pub fn signal(pid: u32) -> Result<(), String> {
-        Err(format!("cannot ask pid {pid} to re-read the claims on this platform"))
+    pub fn signal(pid: u32) -> Result<(), HolderError> {
+        Err(HolderError::Unsupported {
+            what: "ask to re-read the claims",
+            pid,
+        })
     }
 
     /// Asks `pid` to re-read the claims (SIGHUP).
     #[cfg(unix)]
-    pub fn signal(pid: u32) -> Result<(), String> {
+    pub fn signal(pid: u32) -> Result<(), HolderError> {
         let Ok(p) = libc::pid_t::try_from(pid) else {
-            return Err(format!("pid {pid} out of range"));
+            return Err(HolderError::OutOfRange(pid));
         };
         // SAFETY: kill(2) with a checked pid and a plain signal number.
         let rc = unsafe { libc::kill(p, libc::SIGHUP) };
         if rc != 0 {
-            return Err(format!("cannot signal pid {pid}: {}", std::io::Error::last_os_error()));
+            return Err(HolderError::Signal {
+                pid,
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holder::{self, HolderError};
+    use cordon_policy::TableName;
+    use std::error::Error as _;
+
+    /// Error kind: a cause flattened into a string. Why the holder cannot be named keeps
+    /// the OS or parse error as its source.
+    #[test]
+    fn holder_errors_keep_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = TableName::new("cordon").unwrap();
+        let e = holder::pid(dir.path(), &table).unwrap_err();
+        assert!(matches!(e, HolderError::NotNamed { source: None, .. }), "{e:?}");
+        // Not a regular file: the record layer's refusal is the source.
+        std::fs::create_dir(holder::path(dir.path(), &table)).unwrap();
+        let e = holder::pid(dir.path(), &table).unwrap_err();
+        assert!(matches!(e, HolderError::NotNamed { .. }), "{e:?}");
+        assert!(e.source().is_some(), "{e:?}");
+        std::fs::remove_dir(holder::path(dir.path(), &table)).unwrap();
+        std::fs::write(holder::path(dir.path(), &table), "not a pid").unwrap();
+        let e = holder::pid(dir.path(), &table).unwrap_err();
+        assert!(matches!(e, HolderError::NotAPid { .. }), "{e:?}");
+        assert!(e.source().is_some(), "{e:?}");
+        assert!(e.to_string().ends_with("does not name a pid"), "{e}");
     }
 }

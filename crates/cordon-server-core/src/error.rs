@@ -145,6 +145,28 @@ mod tests {
         assert_eq!(api.detail, "a target named \"soc\" already exists");
     }
 
+    /// Error kind: a cause flattened into a string. A checkpoint the CA key cannot sign
+    /// keeps the PKI error (and its OS error) as its chain, and is a 500 with a generic
+    /// body (it was a 400 carrying the key file's path).
+    #[test]
+    fn checkpoint_sign_failure_keeps_its_cause_and_is_internal() {
+        use std::error::Error as _;
+        let e = StoreError::Sign(crate::pki::PkiError::Io {
+            what: "read",
+            path: "/var/lib/cordon/ca.key".into(),
+            source: std::io::Error::other("EIO"),
+        });
+        let pki = e.source().expect("the PKI error is the source");
+        assert!(pki.source().is_some(), "{pki:?}");
+        assert_eq!(
+            chain(&e),
+            "cannot sign the audit checkpoint: cannot read /var/lib/cordon/ca.key: EIO"
+        );
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.detail, INTERNAL_DETAIL);
+    }
+
     #[test]
     fn chain_lists_every_cause() {
         let e = StoreError::Report(std::sync::Arc::new(StoreError::ReportWriterStopped));

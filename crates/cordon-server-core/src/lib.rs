@@ -63,7 +63,7 @@ impl AppState {
             let signer = ca.clone();
             match ca.audit_mark_key() {
                 Ok(mark) => store.set_audit_keys(store::AuditKeys {
-                    sign: Box::new(move |cp| signer.sign(cp).map_err(|e| e.to_string())),
+                    sign: Box::new(move |cp| signer.sign(cp)),
                     check: ca.checkpoint_checker(),
                     mark,
                 }),

@@ -601,7 +601,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
                 eng.isolate_as(ClaimSource::Wazuh, &ir)
                     .map(|c| json!({"state": "isolated", "backend": c.outcome.backend, "digest": c.outcome.digest,
                         "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims,
-                        "unrecorded": c.outcome.unrecorded}))
+                        "unrecorded": c.outcome.unrecorded, "warnings": c.outcome.warnings}))
                     .map_err(err)
             }
         }

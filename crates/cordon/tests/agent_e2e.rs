@@ -3176,3 +3176,194 @@ fn a_hung_external_program_never_wedges_the_agent_or_isolate() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `mkfifo PATH`.
+fn mkfifo(p: &Path) {
+    let ok = std::process::Command::new("mkfifo").arg(p).status().unwrap();
+    assert!(ok.success(), "mkfifo {}", p.display());
+}
+
+/// Whether the host shows `quarantined` with a `degraded` line containing `needle`.
+fn quarantined_degraded(env: &Env, needle: &str) -> bool {
+    let h = env.host();
+    h["state"] == "quarantined"
+        && h["degraded"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|l| l.as_str().is_some_and(|l| l.contains(needle))))
+}
+
+/// Releases through the server and waits for the host to be open again.
+fn release_and_wait_open(env: &Env) {
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    wait_until("released", Duration::from_secs(15), || {
+        env.host()["state"] == "normal" && reachable(env, closed_dest())
+    });
+}
+
+/// Trial20 HIGH-A, the fault kind "a local record that is no regular file stops or hangs
+/// an ordered quarantine": a FIFO named `cordon.claims.json` (in the agent's own state
+/// directory or in any state directory /run/cordon names) wedged the agent in `open()`
+/// before it applied — host fully open, `quarantine_pending`, heartbeats fresh; a link to
+/// `/dev/zero` as a record was read until memory ran out; a FIFO as `agent-desired.json`
+/// hung the agent at start. Now every record is read without following links or waiting
+/// on FIFOs, and anything that is no regular file is set aside like a corrupt record: the
+/// quarantine goes in within seconds each time. Every wait is bounded (a hang fails the
+/// test by timeout).
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn records_that_are_no_regular_files_never_hang_nor_stop_the_agents_quarantine() {
+    let env = setup_named("fix14l-rec", |_| {});
+    let _server = Procs(vec![env.start_server()]);
+    let mut agent = Procs(vec![env.start_agent()]);
+    env.wait_settled();
+    let closed = closed_dest();
+    assert!(reachable(&env, closed));
+
+    // A FIFO as the agent's own claims file.
+    let claims = env.state.join("cordon.claims.json");
+    mkfifo(&claims);
+    env.quarantine(&[]);
+    wait_until("quarantined over a FIFO claims file", Duration::from_secs(20), || {
+        quarantined_degraded(&env, "set aside")
+    });
+    assert!(!reachable(&env, closed), "the host is isolated");
+    let aside = env.state.join("cordon.claims.json.corrupt");
+    assert!(
+        std::fs::symlink_metadata(&aside).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        }),
+        "the FIFO is kept aside"
+    );
+    release_and_wait_open(&env);
+    std::fs::remove_file(&aside).unwrap();
+
+    // A link to /dev/zero as the state file.
+    let state_file = env.state.join("cordon.json");
+    let _ = std::fs::remove_file(&state_file);
+    std::os::unix::fs::symlink("/dev/zero", &state_file).unwrap();
+    env.quarantine(&[]);
+    wait_until(
+        "quarantined over a /dev/zero state file",
+        Duration::from_secs(20),
+        || env.host()["state"] == "quarantined",
+    );
+    assert!(!reachable(&env, closed), "the host is isolated");
+    assert!(
+        std::fs::symlink_metadata(env.state.join("cordon.json.corrupt")).is_ok_and(|m| m.file_type().is_symlink()),
+        "the link is kept aside"
+    );
+    assert!(
+        std::fs::symlink_metadata(&state_file).unwrap().is_file(),
+        "recorded again"
+    );
+    release_and_wait_open(&env);
+
+    // A FIFO in another state directory the registry names (left by a released isolate).
+    let other = env.state.parent().unwrap().join("other-state");
+    let manager = wazuh_manager();
+    endpoint_ok(&env, &["isolate", "--server", &manager, "--state-dir", &s(&other)]);
+    endpoint_ok(&env, &["release", "--state-dir", &s(&other)]);
+    wait_until("open again", Duration::from_secs(10), || reachable(&env, closed));
+    mkfifo(&other.join("cordon.claims.json"));
+    env.quarantine(&[]);
+    wait_until(
+        "quarantined with a FIFO in another registered state directory",
+        Duration::from_secs(20),
+        || env.host()["state"] == "quarantined",
+    );
+    assert!(!reachable(&env, closed), "the host is isolated");
+    release_and_wait_open(&env);
+
+    // A FIFO as the agent's desired state at start: set aside, the agent comes up.
+    for mut a in agent.0.drain(..) {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    let desired = env.state.join("agent-desired.json");
+    std::fs::remove_file(&desired).unwrap();
+    mkfifo(&desired);
+    agent.0.push(env.start_agent());
+    let seen = env.host()["last_seen"].as_str().unwrap_or_default().to_string();
+    wait_until("the restarted agent reports", Duration::from_secs(15), || {
+        env.host()["last_seen"].as_str().is_some_and(|t| t != seen)
+    });
+    env.quarantine(&[]);
+    wait_until(
+        "quarantined after a FIFO desired state",
+        Duration::from_secs(20),
+        || env.host()["state"] == "quarantined",
+    );
+    assert!(!reachable(&env, closed), "the host is isolated");
+    assert!(env.state.join("agent-desired.json.corrupt").exists(), "kept aside");
+    assert!(std::fs::symlink_metadata(&desired).unwrap().is_file(), "written again");
+    release_and_wait_open(&env);
+}
+
+/// Trial20 MED (trial17 HIGH-1 variant), the fault kind "local records that cannot be
+/// written stop an ordered quarantine": with the agent's state directory on a file system
+/// remounted read-only, `.claims.lock` could not be opened (EROFS) and the server's
+/// quarantine `failed` — host open. Now the agent applies anyway (the lock is opened
+/// read-only, or done without), reports `quarantined` with `degraded: not recorded on
+/// disk (… Read-only file system …)`, never flaps, and records it once the file system is
+/// writable again. The read-only mount is a tmpfs this test mounts (and remounts) itself.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_read_only_state_directory_never_stops_an_ordered_quarantine() {
+    let mnt = std::env::temp_dir().join(format!("fix14l-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "fix14l-ro"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _tfs = Tmpfs(mnt.clone());
+    let state = mnt.join("state");
+    let st = state.clone();
+    let env = setup_named("fix14l-ro", move |c| c.state_dir = st);
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    wait_until("the agent settles", Duration::from_secs(15), || {
+        let h = env.host();
+        h["applied_revision"] == h["desired"]["revision"] && state.join("agent-paths.json").exists()
+    });
+    let remount = |opt: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opt}")])
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount {opt} {}", mnt.display());
+    };
+    let closed = closed_dest();
+    assert!(reachable(&env, closed));
+    remount("ro");
+
+    env.quarantine(&[]);
+    wait_until(
+        "quarantined on a read-only state directory, not recorded",
+        Duration::from_secs(20),
+        || quarantined_degraded(&env, "not recorded on disk"),
+    );
+    assert!(!reachable(&env, closed), "the host is isolated");
+    let h = env.host();
+    assert!(
+        h.to_string().contains("Read-only file system"),
+        "the cause is named: {h}"
+    );
+    // No flapping: closed and quarantined on every look for 3 s.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(!reachable(&env, closed), "the host opened again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(env.host()["state"], "quarantined");
+
+    remount("rw");
+    wait_until("recorded once writable", Duration::from_secs(15), || {
+        let h = env.host();
+        h["state"] == "quarantined" && !quarantined_degraded(&env, "not recorded") && state.join("cordon.json").exists()
+    });
+    release_and_wait_open(&env);
+}

@@ -119,8 +119,7 @@ pub fn enforced(links: &[Link]) -> Vec<String> {
 /// The interface index the kernel would send traffic to `dst` through (`RTM_GETROUTE`),
 /// or `None` when there is no route.
 pub fn route_dev(dst: std::net::IpAddr) -> Result<Option<u32>, NlError> {
-    const RTA_OIF: u16 = 4;
-    const RTA_DST: u16 = 1;
+    use libc::{RTA_DST, RTA_OIF};
     let (family, bytes) = match dst {
         std::net::IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
         std::net::IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),

@@ -590,7 +590,7 @@ async fn write_checkpoint(
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
     };
-    let sign = |cp| ca.sign(cp).map_err(|e| e.to_string());
+    let sign = |cp| ca.sign(cp);
     let out = match (occasion, start) {
         (_, Some(facts)) => st.store.append_start_checkpoint(facts, sign).await?,
         (occasion::SHUTDOWN, None) => st.store.append_shutdown_checkpoint(sign).await?,
@@ -706,9 +706,7 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     };
     let done = st
         .store
-        .delete_audit_through(cut, hash.as_deref(), &cut_detail, |cp| {
-            ca.sign(cp).map_err(|e| e.to_string())
-        })
+        .delete_audit_through(cut, hash.as_deref(), &cut_detail, |cp| ca.sign(cp))
         .await;
     let cp = match done {
         Ok(Some((_, cp))) => cp,

@@ -404,8 +404,8 @@ pub(crate) async fn foreign_objects(conn: &mut sqlx::AnyConnection) -> Result<Ve
     Ok(out)
 }
 
-/// Signs a checkpoint with the CA key (`Err`: why it failed).
-pub type Signer = Box<dyn Fn(SignedCheckpoint) -> Result<SignedCheckpoint, String> + Send + Sync>;
+/// Signs a checkpoint with the CA key (`Err`: why it failed, with its cause).
+pub type Signer = Box<dyn Fn(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError> + Send + Sync>;
 
 /// The CA key's signer and the CA certificate's checker, given to the store by a server
 /// that has the CA key ([`Store::set_audit_keys`]): writer rows are signed with it
@@ -1005,12 +1005,13 @@ impl Store {
     /// verification with.
     ///
     /// # Errors
-    /// `Invalid` with the signer's message when signing fails; database errors.
+    /// [`StoreError::Sign`] (the signer's error as source) when signing fails; database
+    /// errors.
     pub async fn append_checkpoint(
         &self,
         occasion: &str,
         force: bool,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         self.note_audit_head().await?;
         self.checkpoint_with(occasion, force, Mode::Plain, sign).await
@@ -1030,7 +1031,7 @@ impl Store {
     pub async fn append_start_checkpoint(
         &self,
         facts: StartFacts,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         if let Some(o) = &facts.outside {
             self.note_seen_outside(o.clone());
@@ -1048,7 +1049,7 @@ impl Store {
     /// As [`Store::append_checkpoint`].
     pub async fn append_shutdown_checkpoint(
         &self,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         self.note_audit_head().await?;
         self.checkpoint_with("shutdown", true, Mode::Shutdown, sign).await
@@ -1079,7 +1080,7 @@ impl Store {
         occasion: &str,
         force: bool,
         mode: Mode,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         if !matches!(mode, Mode::Plain) {
             self.settle_writers().await?;
@@ -1107,7 +1108,7 @@ impl Store {
         occasion: &str,
         force: bool,
         mode: Mode,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
         // Take the chain head's row lock first (as every append does).
         sqlx::query("UPDATE audit_chain SET chained = chained WHERE id = 1")
@@ -1224,7 +1225,7 @@ impl Store {
         }
         // From this checkpoint on every record is marked (this process marks what it appends).
         unsigned.marked = tx.marker().is_some().then_some(true);
-        let cp = sign(unsigned).map_err(StoreError::Invalid)?;
+        let cp = sign(unsigned).map_err(StoreError::Sign)?;
         let detail = serde_json::to_string(&cp).map_err(|source| StoreError::Encode {
             what: "checkpoint",
             source,
@@ -1994,7 +1995,7 @@ impl Store {
         cut: i64,
         cut_hash: Option<&str>,
         detail: &RetentionCut,
-        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, String>,
+        sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(u64, Option<SignedCheckpoint>)>, StoreError> {
         let text = serde_json::to_string(detail).map_err(|source| StoreError::Encode {
             what: "retention cut",

@@ -90,6 +90,9 @@ pub enum StoreError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// The CA key could not sign an audit checkpoint (500; the PKI error stays in the log).
+    #[error("cannot sign the audit checkpoint")]
+    Sign(#[source] crate::pki::PkiError),
     #[error("no randomness for a new token")]
     /// The operating system gave no randomness for a new token.
     Random(#[source] getrandom::Error),
