@@ -102,7 +102,16 @@ impl Notice {
     }
 
     fn render(&self, slack: bool) -> String {
-        let esc = |t: &str| if slack { slack_escape(t) } else { t.to_string() };
+        // Every value first shows its hidden characters (bidi overrides, ESC, zero-width:
+        // trial19 LOW-c) as the console and the CLI do, then Slack's own escaping.
+        let esc = |t: &str| {
+            let t = cordon_proto::shown::text(t);
+            if slack {
+                slack_escape(&t)
+            } else {
+                t
+            }
+        };
         let host = match (&self.hostname, &self.short_id) {
             (Some(name), Some(short)) => format!("{name} ({short})"),
             (Some(name), None) => name.clone(),
@@ -111,7 +120,7 @@ impl Notice {
         let host = match (&self.url, slack) {
             // `|` would end the link's address early; escape it like the rest.
             (Some(u), true) => format!("<{}|{}>", esc(u).replace('|', "%7C"), esc(&host)),
-            (Some(u), false) => format!("{host} ({u})"),
+            (Some(u), false) => format!("{} ({})", esc(&host), esc(u)),
             (None, _) => esc(&host),
         };
         let what = match (&self.kind, self.dry_run) {
@@ -580,6 +589,48 @@ mod tests {
         // The generic webhook's plain text is not Slack-escaped.
         assert!(n.text().contains("<!channel> web&1"), "{}", n.text());
         assert_eq!(n.payload(TargetKind::Slack)["text"], json!(t));
+    }
+
+    /// trial19 LOW-c: bidi overrides and ESC from agent-reported detail, event sources,
+    /// hostnames and comments reach neither the Slack text nor the webhook's `text` raw;
+    /// both show them written out as the console does (`\u{202e}`).
+    #[test]
+    fn notification_texts_show_bidi_and_escape_characters_written_out() {
+        let n = Notice {
+            audit_id: 1,
+            kind: NotifyKind::from("failed"),
+            at: "2030-01-01T00:00:00.000Z".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("web\u{202e}1".into()),
+            short_id: None,
+            actor: "agent:web\u{200b}1".into(),
+            reason: Some("from edr \u{202e}desab-enin\u{202c} \u{1b}[2J".into()),
+            rule: Some("r\u{2066}x".into()),
+            event_id: Some("e1".into()),
+            dry_run: false,
+            detail: Some("\u{202e}evil\u{202c} \u{1b}[31mRED\r\u{9b}1m".into()),
+            url: Some(host_url(Some("https://c.example"), "h1")),
+            asked_by: None,
+            asked_by_token_id: None,
+            actor_token_id: None,
+            revision: None,
+            degraded: vec![],
+            still_isolated_by: vec![],
+        };
+        for t in [n.slack_text(), n.text()] {
+            assert!(
+                !t.chars().any(cordon_proto::shown::hidden_char),
+                "raw hidden character in {t:?}"
+            );
+            for want in [
+                "web\\u{202e}1",
+                "\\u{202e}desab-enin\\u{202c} \\u{1b}[2J",
+                "\\u{1b}[31mRED\\u{d}\\u{9b}1m",
+                "web\\u{200b}1",
+            ] {
+                assert!(t.contains(want), "{want} missing from {t:?}");
+            }
+        }
     }
 
     #[test]

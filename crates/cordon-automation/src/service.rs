@@ -9,7 +9,7 @@ use cordon_proto::automation::{
 };
 use cordon_proto::Role;
 use cordon_server_core::service::Caller;
-use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter, LabelsReplaced};
+use cordon_server_core::store::automation::{approval_effect, Decide, EventFilter, LabelsReplaced, PlannedAction};
 use cordon_server_core::timefmt::{now_ms, Timestamp};
 use cordon_server_core::{ApiError, AppState};
 
@@ -264,6 +264,81 @@ pub struct ApprovalReview {
     /// In words ("already quarantined (no change)", "host now protected by label dc —
     /// will be refused").
     pub words: String,
+    /// For an approval that quarantines: what the quarantine carries, one line each
+    /// (exceptions, message to users, automatic release) — the plan the rule made when
+    /// the event arrived, which approving applies as it is. Empty otherwise.
+    pub applies: Vec<String>,
+    /// For an approval that quarantines: the rule was changed or deleted since the event
+    /// (e.g. switched to `notify_only`), in words; approving still applies the plan above
+    /// (trial19 LOW-j: the review said nothing).
+    pub rule_changed: Option<String>,
+}
+
+/// What a quarantine from `plan` carries, one line each (pure).
+pub fn plan_lines(plan: &PlannedAction) -> Vec<String> {
+    let mut out = vec![if plan.allow.is_empty() {
+        "exceptions: none (all traffic but Cordon's own is blocked)".to_string()
+    } else {
+        format!("exceptions: {}", plan.allow.join(", "))
+    }];
+    out.push(match &plan.message {
+        Some(m) => format!("message to users: “{m}”"),
+        None => "message to users: none".into(),
+    });
+    out.push(match plan.expires_after_secs {
+        Some(s) => format!("automatic release {} after approval", secs_words(s)),
+        None => "automatic release: none (stays until released)".into(),
+    });
+    out
+}
+
+/// `5400` → "1h 30m" (days, hours, minutes, seconds; the zero parts left out).
+fn secs_words(secs: i64) -> String {
+    let s = secs.max(0);
+    let parts = [
+        (s / 86_400, "d"),
+        ((s % 86_400) / 3600, "h"),
+        ((s % 3600) / 60, "m"),
+        (s % 60, "s"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if words.is_empty() {
+        "0s".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// Whether the rule behind approval `a` changed since its event (pure): `None` when it
+/// is as it was; else the sentence the review shows.
+pub fn rule_change(a: &Approval, rule: Option<&RuleRecord>) -> Option<String> {
+    let keep =
+        "approving applies the quarantine as the rule asked when the event arrived (below), not the rule as it is now";
+    match rule {
+        None => Some(format!("rule {} was deleted since the event; {keep}", a.rule)),
+        Some(r) if r.updated_at > a.created_at => {
+            let mut now = vec![format!("mode {}", r.spec.mode)];
+            if r.spec.mode == "notify_only" {
+                now.push("a dry run that quarantines nothing".into());
+            }
+            if !r.active {
+                now.push(format!(
+                    "not active: {}",
+                    r.disabled_reason.as_deref().unwrap_or("disabled")
+                ));
+            }
+            Some(format!(
+                "rule {} changed since the event (now: {}); {keep}",
+                a.rule,
+                now.join(", ")
+            ))
+        }
+        Some(_) => None,
+    }
 }
 
 /// What approving (`approve`) or denying the approvals `ids` would do now, per approval
@@ -281,9 +356,9 @@ pub async fn review_approvals(
     let protected = st.store.automation_settings().await?.protected_labels;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let a = st
+        let (a, plan) = st
             .store
-            .approval(*id)
+            .approval_plan(*id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
         let host = match st.store.host(&a.host_id).await {
@@ -311,7 +386,16 @@ pub async fn review_approvals(
                 format!("will be denied; nothing happens to the host (now: {state_now})"),
             )
         };
+        let quarantines = approve && effect_name == "will_quarantine";
+        let (applies, rule_changed) = if quarantines {
+            let rule = st.store.rule(&a.rule).await?;
+            (plan_lines(&plan), rule_change(&a, rule.as_ref()))
+        } else {
+            (Vec::new(), None)
+        };
         out.push(ApprovalReview {
+            applies,
+            rule_changed,
             id: a.id,
             hostname: host
                 .as_ref()

@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::host_names;
 use super::session::{ApiSession, PageSession, CSRF_HEADER};
-use super::view::{
-    ago_text, flag_badges, flag_texts, labels, layout, short_id, short_id_tag, short_time, time_at, Nav,
-};
+use super::view::{ago_text, flag_badges, flag_texts, labels, layout, short_id, short_id_tag, time_at, Nav};
 use super::ConsoleError;
 use cordon_automation::service;
 use cordon_proto::automation::{ApprovalStatus, DecisionRequest, DecisionStatus, EventRecord, EventStatus};
@@ -41,8 +39,22 @@ fn secs_text(s: i64) -> String {
 pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
     let rules = service::rules(&st, &s.caller).await?;
     let set = service::settings(&st, &s.caller).await?;
+    // Labels saved before the label checks (look-alikes, spaces, bidi): flagged, since a
+    // rule on one of them may not fire and a look-alike may pass for a protected label.
+    let poisoned = cordon_server_core::service::validate::poisoned_labels(
+        &st.store
+            .known_labels(cordon_server_core::store::automation::LabelsReplaced::Nothing)
+            .await?,
+    );
     let body = html! {
         div class="page-head" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
+        @if !poisoned.is_empty() {
+            section class="attention" role="alert" id="poisoned-labels" aria-labelledby="h-poisoned" {
+                strong id="h-poisoned" { "⚠ Labels stored before the label checks:" }
+                ul { @for p in &poisoned { li { (p) } } }
+                p { "Rules on such labels may not fire. Remove or rename them (" code { "cordon hosts label HOST --remove LABEL" } " removes a label as it is stored)." }
+            }
+        }
         section class="card" aria-labelledby="h-guard" {
             h2 id="h-guard" { "Guardrails" }
             @if s.is_admin() {
@@ -97,7 +109,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                                 @if let Some(m) = &r.spec.message { span class="muted" { "“" (m) "”" } }
                             }
                             td data-label="Expiry" { (r.spec.expires_after.as_deref().unwrap_or("—")) }
-                            td data-label="Updated" { (short_time(&r.updated_at)) br; span class="muted" { (r.updated_by) } }
+                            td data-label="Updated" { (time_at(&r.updated_at)) br; span class="muted" { (r.updated_by) } }
                         }
                     }
                     @if rules.is_empty() { tr { td colspan="8" class="empty" { "No rules. Create them with " code { "POST /v1/rules" } "." } } }
@@ -453,15 +465,10 @@ pub fn review_summary(
     let total = list.len();
     let n = list.iter().filter(|a| a.changes).count();
     let s = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    // A name two of the listed hosts share carries the short id (`db1 (1c2d3e4f)`).
-    let name_of = |a: &service::ApprovalReview| {
-        let shared = list.iter().filter(|b| b.hostname == a.hostname).count() > 1;
-        if shared {
-            format!("{} ({})", a.hostname, short_id(&a.host_id))
-        } else {
-            a.hostname.clone()
-        }
-    };
+    // Every name carries its host's short id (`db1 (1c2d3e4f)`): a name shared with a
+    // host that is not in this review is still shared (trial19 LOW-h: "(web1)" while two
+    // web1 exist).
+    let name_of = |a: &service::ApprovalReview| format!("{} ({})", a.hostname, short_id(&a.host_id));
     let dry: Vec<String> = list
         .iter()
         .filter(|a| a.changes && approve && not_enforcing.contains(&a.host_id))
@@ -559,7 +566,14 @@ pub async fn review(
                 .map(|h| super::actions::impact_base(h, &set.protected_labels))
                 .collect();
             let changing: Vec<&super::actions::HostImpact> = impacts.iter().collect();
-            let warnings = super::actions::cautions(super::actions::Review::Approve, &changing);
+            let mut warnings = super::actions::cautions(super::actions::Review::Approve, &changing);
+            // A rule changed since its event (e.g. now a dry run): said at the top too.
+            let mut seen = BTreeSet::new();
+            for a in list.iter().filter(|a| a.changes && approve) {
+                if let Some(w) = a.rule_changed.as_ref().filter(|w| seen.insert(w.to_string())) {
+                    warnings.push(w.clone());
+                }
+            }
             let dry: BTreeSet<String> = impacts
                 .iter()
                 .filter(|i| i.not_enforcing)
@@ -773,6 +787,8 @@ pub fn outcome_text(status: &EventStatus) -> &str {
         EventStatus::ApprovalRequired => "approval required",
         EventStatus::NoMatch => "no rule matched",
         EventStatus::UnknownHost => "unknown host",
+        EventStatus::AmbiguousHost => "ambiguous host",
+        EventStatus::Superseded => "approval superseded (nothing left to do)",
         other => other.as_str(),
     }
 }
@@ -803,8 +819,9 @@ pub async fn events(
                 label for="ev-status" { "Outcome" }
                 select id="ev-status" name="status" {
                     option value="" { "Any" }
-                    @for v in [EventStatus::Quarantined, EventStatus::ApprovalRequired, EventStatus::Notified, EventStatus::Suppressed, EventStatus::NoMatch, EventStatus::UnknownHost, EventStatus::Failed] {
-                        option value=(v) selected[v.as_str() == cur] { (outcome_text(&v)) }
+                    // Every outcome the server knows (a hand list missed `denied`).
+                    @for v in EventStatus::KNOWN {
+                        option value=(v) selected[v.as_str() == cur] { (outcome_text(v)) }
                     }
                 }
             }
@@ -826,7 +843,7 @@ pub async fn events(
                             td data-label="Source" { (e.source) }
                             td data-label="Host" {
                                 @match &e.host_id {
-                                    Some(id) => { a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) } }
+                                    Some(id) => { a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) } " " (short_id_tag(id)) }
                                     None => { span class="muted" { (e.host_ref) " (unknown)" } }
                                 }
                             }

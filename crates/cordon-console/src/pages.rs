@@ -18,7 +18,7 @@ use super::session::{
 };
 use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{
-    flag_badges, host_badge, labels, layout, short_id_tag, state_text, time_ago, time_at, until_text, Nav,
+    flag_badges, host_badge, labels, layout, short_id_tag, state_text, time_ago, time_at, time_until, Nav,
 };
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
@@ -36,6 +36,10 @@ const ALL_STATES: [HostState; 7] = [
     HostState::Tampered,
     HostState::NotEnforcing,
 ];
+
+/// The State filter's value for hosts whose agent never reported (not a [`HostState`]:
+/// the server's state of such a host is the enrollment default `normal`).
+const NEVER_REPORTED: &str = "never_reported";
 
 fn see_other(to: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
@@ -250,37 +254,53 @@ impl HostsQuery {
                 ConsoleError::BadRequest(format!("unknown attention {a:?}: use one of {}", ok.join(", ")))
             })?),
         };
+        let (filter, reported) = self.filter()?;
         Ok(HostQuery {
-            filter: self.filter()?,
+            filter,
             attention,
             sort,
             descending,
             now_ms: now,
+            reported,
         })
     }
 
-    fn filter(&self) -> Result<HostFilter, ConsoleError> {
+    /// The filter, and whether only hosts that reported (`state=normal`) or never did
+    /// (`state=never_reported`) are listed.
+    fn filter(&self) -> Result<(HostFilter, Option<bool>), ConsoleError> {
         let nonempty = |s: &Option<String>| {
             s.as_deref()
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        let state = match nonempty(&self.state) {
-            None => None,
-            Some(s) => Some(HostState::parse(&s).ok_or_else(|| {
-                let ok: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
-                ConsoleError::BadRequest(format!("unknown state {s:?}: use one of {}", ok.join(", ")))
-            })?),
+        // `normal` is a state an agent confirmed: a host that never reported is listed
+        // under `never_reported`, never under `normal` (trial19 LOW-a).
+        let (state, reported) = match nonempty(&self.state) {
+            None => (None, None),
+            Some(s) if s == NEVER_REPORTED => (Some(HostState::Normal), Some(false)),
+            Some(s) => {
+                let st = HostState::parse(&s).ok_or_else(|| {
+                    let ok: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
+                    ConsoleError::BadRequest(format!(
+                        "unknown state {s:?}: use one of {}, {NEVER_REPORTED}",
+                        ok.join(", ")
+                    ))
+                })?;
+                (Some(st), (st == HostState::Normal).then_some(true))
+            }
         };
-        Ok(HostFilter {
-            text: nonempty(&self.q),
-            label: nonempty(&self.label),
-            state,
-            include_revoked: false,
-            only_revoked: false,
-            offline: None,
-        })
+        Ok((
+            HostFilter {
+                text: nonempty(&self.q),
+                label: nonempty(&self.label),
+                state,
+                include_revoked: false,
+                only_revoked: false,
+                offline: None,
+            },
+            reported,
+        ))
     }
 }
 
@@ -322,12 +342,17 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 }
             }
             td class="hostname" data-label="Host" {
-                // A long name breaks after its dots, not inside a word.
-                a href={"/console/hosts/" (h.id)} { @for part in h.hostname.split_inclusive('.') { (part) wbr; } }
-                " " (short_id_tag(&h.id))
-                (flag_badges(h))
-                // Shown where the Addresses column is left out (narrow windows).
-                span class="addr-inline" { (h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
+                // One box: in the phone layout's card rows (a flex row) the name, its short
+                // id and the flag badges flow inside it instead of becoming narrow columns
+                // side by side (trial19 LOW-l).
+                div class="host-cell" {
+                    // A long name breaks after its dots, not inside a word.
+                    a href={"/console/hosts/" (h.id)} { @for part in h.hostname.split_inclusive('.') { (part) wbr; } }
+                    " " (short_id_tag(&h.id))
+                    (flag_badges(h))
+                    // Shown where the Addresses column is left out (narrow windows).
+                    span class="addr-inline" { (h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
+                }
             }
             td class="col-os" data-label="OS" { (h.os.as_deref().unwrap_or("—")) }
             td class="addr col-addr" data-label="Addresses" {
@@ -378,6 +403,8 @@ fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
             }
             @if dg > 0 { " · " span class="sum state-degraded" { (dg) " degraded" } }
+            @let nr = count(NEVER_REPORTED);
+            @if nr > 0 { " · " span class="sum state-never" data-count=(NEVER_REPORTED) { (nr) " never reported" } }
         }
     }
 }
@@ -455,6 +482,7 @@ pub async fn hosts(
                 select id="f-state" name="state" {
                     option value="" { "Any state" }
                     @for s in ALL_STATES { option value=(s.as_str()) selected[s.as_str() == cur_state] { (state_text(s)) } }
+                    option value=(NEVER_REPORTED) selected[cur_state == NEVER_REPORTED] { "Never reported" }
                 }
             }
             div class="field buttons" {
@@ -788,7 +816,7 @@ fn headline(h: &Host) -> Markup {
             @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_ref())) }
             @if let Some(c) = &d.comment { " — “" (c) "”" }
             @if d.quarantined {
-                @if let Some(e) = &d.expires_at { " — auto-release " (until_text(e)) }
+                @if let Some(e) = &d.expires_at { " — auto-release " (time_until(e)) }
             }
         }
     }
@@ -855,7 +883,7 @@ pub async fn host(
                     @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
                     @if let Some(c) = &d.comment { dt { "Comment" } dd { (c) } }
                     @if let Some(m) = &d.message { dt { "Message to users" } dd { (m) } }
-                    @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (time_at(e)) " (" (until_text(e)) ")" } }
+                    @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (time_at(e)) " (" (time_until(e)) ")" } }
                     dt { "Applied revision" } dd { (h.applied_revision) }
                 }
             }

@@ -181,6 +181,12 @@ pub fn host_badge(h: &Host) -> Markup {
             " " span class="tag tag-claims" data-claims=(others_text)
                 title={"Other managers also hold a quarantine on this host: " (others_text)} { "also: " (others_text) }
         }
+        // Not enforcing in any other state too (a "Normal" host whose agent runs with
+        // enforce = false: a quarantine would block nothing there; trial19 LOW-n).
+        @if super::status::not_enforcing(h) && Shown::of(h) != Shown::NotEnforcing {
+            " " span class="tag tag-warn tag-not-enforcing" data-not-enforcing=""
+                title="The agent runs with enforce = false: it applies no rules, a quarantine would block nothing" { "not enforcing" }
+        }
         @if tag.is_some() {
             " " span class="tag tag-offline" title="The agent has not reported for three of its heartbeat intervals: actions stay pending until it returns" { "offline" }
         }
@@ -250,6 +256,13 @@ pub fn until_text<T: ToString + ?Sized>(t: &T) -> String {
         Ok(_) => "now".into(),
         Err(_) => "?".into(),
     }
+}
+
+/// "in 3h 10m" until `t` ([`until_text`]), kept current by the script every second like
+/// the other relative times (trial19 LOW-m: "auto-release in 57s" stood still for 30 s).
+pub fn time_until<T: ToString + ?Sized>(t: &T) -> Markup {
+    let t = t.to_string();
+    html! { span class="until" data-until=(t) title={(short_time(&t)) " UTC"} { (until_text(&t)) } }
 }
 
 /// `2030-01-02 03:04:05Z` from RFC 3339 (compact, still unambiguous).

@@ -9,12 +9,12 @@
 //! each such character is replaced by its code point written out, `\u{202e}`. Exports
 //! (`Content-Disposition`) and the event stream pass unchanged.
 //!
-//! Hand-written: one `char` class (control characters other than newline and tab,
-//! Unicode format characters — bidi controls, zero-width spaces and joiners, soft hyphen
-//! —, line and paragraph separators), the same the CLI's terminal escaping and the
-//! server's hostname/label checks refuse; no crate offers "escape for display".
+//! The character class and the written-out form are [`cordon_proto::shown`]'s, the one
+//! escaping the console, the notification texts and the CLI share.
 
 use std::borrow::Cow;
+
+use cordon_proto::shown::Form;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -23,56 +23,67 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Whether `c` is shown as its code point: a control character other than newline and
-/// tab, a Unicode format character (category Cf: bidi embeddings, overrides, isolates
-/// and marks, zero-width space/joiners, word joiner, invisible operators, BOM, soft
-/// hyphen, tags), or a line/paragraph separator.
-pub fn hidden_char(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{0600}'..='\u{0605}'
-                | '\u{061C}'
-                | '\u{06DD}'
-                | '\u{070F}'
-                | '\u{08E2}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-                | '\u{110BD}'
-                | '\u{110CD}'
-                | '\u{13430}'..='\u{1343F}'
-                | '\u{1BCA0}'..='\u{1BCA3}'
-                | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0001}'
-                | '\u{E0020}'..='\u{E007F}'
-        )
-}
+pub use cordon_proto::shown::hidden_char;
 
 /// `text` with every [`hidden_char`] written out as `\u{…}`; in JSON (`json`) the
-/// backslash is escaped so the decoded string reads `\u{202e}`. Borrowed when nothing
-/// needed it (pure).
+/// backslash is escaped so the decoded string reads `\u{202e}` ([`cordon_proto::shown`]).
 pub fn shown(text: &str, json: bool) -> Cow<'_, str> {
-    if !text.chars().any(hidden_char) {
-        return Cow::Borrowed(text);
+    let form = if json { Form::Json } else { Form::Text };
+    cordon_proto::shown::shown(text, form)
+}
+
+/// A reply's text with every hidden character written out. A JSON reply is read as JSON
+/// and every string (and key) is [`shown`] as decoded: serde writes C0 controls as
+/// JSON escapes (`\u001b`, `\r`), which a pass over the raw text would miss (trial19
+/// LOW-g: the Retry review printed the agent's raw ESC). Text that is not JSON is
+/// treated as text.
+pub fn reply_shown(text: &str, json: bool) -> Cow<'_, str> {
+    if !json {
+        return shown(text, false);
     }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if hidden_char(c) {
-            if json {
-                out.push('\\');
+    fn walk(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => match shown(s, false) {
+                Cow::Owned(o) => {
+                    *s = o;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            serde_json::Value::Array(a) => {
+                // Every element, never stopping at the first change.
+                let mut changed = false;
+                for x in a.iter_mut() {
+                    changed |= walk(x);
+                }
+                changed
             }
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
+            serde_json::Value::Object(m) => {
+                let old = std::mem::take(m);
+                let mut changed = false;
+                for (k, mut x) in old {
+                    changed |= walk(&mut x);
+                    let key = shown(&k, false);
+                    changed |= matches!(key, Cow::Owned(_));
+                    m.insert(key.into_owned(), x);
+                }
+                changed
+            }
+            _ => false,
         }
     }
-    Cow::Owned(out)
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut v) => {
+            if !walk(&mut v) {
+                return Cow::Borrowed(text);
+            }
+            match serde_json::to_string(&v) {
+                Ok(o) => Cow::Owned(o),
+                Err(_) => shown(text, true),
+            }
+        }
+        Err(_) => shown(text, true),
+    }
 }
 
 /// The response layer: HTML pages and JSON replies go through [`shown`]; anything else
@@ -100,7 +111,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    match shown(text, json) {
+    match reply_shown(text, json) {
         Cow::Borrowed(_) => Response::from_parts(parts, Body::from(bytes)),
         Cow::Owned(o) => {
             parts.headers.remove(CONTENT_LENGTH);
@@ -124,5 +135,19 @@ mod tests {
         let v: String = serde_json::from_str(&shown("\"a\u{202e}b\"", true)).unwrap();
         assert_eq!(v, "a\\u{202e}b");
         assert!(matches!(shown("plain — text ✓ ü", false), Cow::Borrowed(_)));
+    }
+
+    /// trial19 LOW-g: serde writes ESC as the JSON escape `\u001b`, so the raw text of a
+    /// JSON reply holds no ESC character; the reply must still decode to the written-out
+    /// form, never to a raw control.
+    #[test]
+    fn json_replies_show_controls_that_serde_escaped() {
+        let reply =
+            serde_json::json!({"detail": "\u{1b}[31mRED\u{1b}[0m\r", "k\u{202e}": ["\u{202e}x", 1]}).to_string();
+        assert!(!reply.contains('\u{1b}'), "serde escapes ESC: {reply}");
+        let v: serde_json::Value = serde_json::from_str(&reply_shown(&reply, true)).unwrap();
+        assert_eq!(v["detail"], "\\u{1b}[31mRED\\u{1b}[0m\\u{d}");
+        assert_eq!(v["k\\u{202e}"][0], "\\u{202e}x");
+        assert!(matches!(reply_shown("{\"a\":\"plain\"}", true), Cow::Borrowed(_)));
     }
 }

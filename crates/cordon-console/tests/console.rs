@@ -1976,7 +1976,8 @@ async fn approvals_review_says_per_approval_what_changes_and_decides_only_the_re
     assert_eq!(v["total"], 3, "{v}");
     let summary = v["summary"].as_str().unwrap();
     assert!(
-        summary.contains("1 host will be quarantined (ws-new)") && summary.contains("1 of the 3"),
+        summary.contains(&format!("1 host will be quarantined (ws-new ({}))", &new.0[..8]))
+            && summary.contains("1 of the 3"),
         "{summary}"
     );
     assert_eq!(v["button"], "Approve and quarantine 1 host", "{v}");
@@ -2531,7 +2532,7 @@ async fn every_review_says_not_enforcing_for_hosts_whose_agent_blocks_nothing() 
     assert!(!warnings.contains("ws-real"), "{v}");
     let summary = v["summary"].as_str().unwrap();
     assert!(
-        summary.contains("1 host will be quarantined (ws-real)")
+        summary.contains("1 host will be quarantined (ws-real (")
             && summary.contains("1 host not enforcing")
             && !summary.contains("will be quarantined (ws-dry"),
         "{summary}"
@@ -2589,4 +2590,214 @@ async fn the_root_alias_keeps_the_filters_of_a_bookmarked_view() {
     }
     let r = get(&ctx, &s, "/?x=//evil.example").await;
     assert_eq!(r.headers["location"], "/console/hosts?x=//evil.example");
+}
+
+/// The markup of `page` from `start` up to the next `end` (empty when absent).
+fn part<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    page.split(start)
+        .nth(1)
+        .and_then(|r| r.split(end).next())
+        .unwrap_or_default()
+}
+
+/// trial19 LOW-a: a host that never reported was counted "normal" (summary and
+/// `?state=normal`), with no "never reported" count or filter. trial19 LOW-n: "N not
+/// enforcing" counted only hosts asked to be quarantined; a "Normal" host whose agent runs
+/// with enforce = false was not counted and its row did not say so.
+#[tokio::test]
+async fn counts_never_call_an_unreported_host_normal_and_count_every_agent_that_enforces_nothing() {
+    let ctx = Ctx::new().await;
+    let fresh = ctx.enroll("fresh1", &[]).await;
+    let ok = ctx.enroll("ok1", &[]).await;
+    report(&ctx, &ok, cordon_proto::AgentState::Released, "nftables", |_| {}).await;
+    let dry = ctx.enroll("dry1", &[]).await;
+    report(&ctx, &dry, cordon_proto::AgentState::Released, "memory", |r| {
+        r.enforcing = false
+    })
+    .await;
+    let v = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &v, "/console/hosts").await;
+    let summary = part(&page, "id=\"host-summary\"", "</p>");
+    assert!(
+        summary.contains(">2 normal<") && summary.contains(">1 never reported<"),
+        "{summary}"
+    );
+    let banner = part(&page, "id=\"attention-banner\"", "</section>");
+    assert!(banner.contains("<strong>1</strong> not enforcing"), "{banner}");
+    let row = |page: &str, id: &str| part(page, &format!("<tr id=\"host-{id}\""), "</tr>").to_string();
+    assert!(row(&page, &dry).contains("tag-not-enforcing"), "{}", row(&page, &dry));
+    assert!(!row(&page, &ok).contains("tag-not-enforcing"), "{}", row(&page, &ok));
+    assert!(
+        page.contains("<option value=\"never_reported\""),
+        "no Never reported option"
+    );
+    let listed = |page: &str, id: &str| page.contains(&format!("<tr id=\"host-{id}\""));
+    let normal = page_body(&ctx, &v, "/console/hosts?state=normal").await;
+    assert!(listed(&normal, &ok) && listed(&normal, &dry) && !listed(&normal, &fresh));
+    assert!(part(&normal, "id=\"host-summary\"", "</p>").contains("<strong>2</strong> hosts"));
+    let never = page_body(&ctx, &v, "/console/hosts?state=never_reported").await;
+    assert!(listed(&never, &fresh) && !listed(&never, &ok) && !listed(&never, &dry));
+    let ne = page_body(&ctx, &v, "/console/hosts?attention=not_enforcing").await;
+    assert!(listed(&ne, &dry) && !listed(&ne, &ok) && !listed(&ne, &fresh));
+}
+
+/// trial19 LOW-j: approving after the rule became a dry run (`notify_only`) still
+/// quarantines — the review now says so and what the quarantine carries (the rule's plan
+/// at event time). trial19 LOW-h: the review names every host with its short id. trial19
+/// LOW-i: an event whose approval was decided `superseded` kept "approval required".
+#[tokio::test]
+async fn approval_reviews_say_what_they_apply_and_superseded_approvals_leave_no_event_waiting() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["ws-a", "ws-b"]).await;
+    let (a, b) = (&ap["ws-a"], &ap["ws-b"]);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let rule = r#"{"name":"edr","trigger_event_types":["malware"],"trigger_labels":["ws"],"mode":"notify_only",
+        "allow":["https://edr.example.com"],"expires_after":"30m"}"#;
+    let (st, v) = ctx.call("PUT", "/v1/rules/edr", Some(&ctx.admin), Some(rule)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let adm = sign_in(&ctx, &ctx.admin).await;
+    let r = post_json(
+        &ctx,
+        &adm,
+        "/console/approvals/review",
+        serde_json::json!({"ids": [a.1], "decision": "approve"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = j(&r);
+    let one = &v["approvals"][0];
+    let changed = one["rule_changed"].as_str().unwrap_or_default();
+    assert!(
+        changed.contains("rule edr changed since the event")
+            && changed.contains("notify_only")
+            && changed.contains("dry run"),
+        "{v}"
+    );
+    assert!(
+        v["warnings"].to_string().contains("rule edr changed since the event"),
+        "{v}"
+    );
+    let applies = one["applies"].to_string();
+    assert!(
+        applies.contains("exceptions: none") && applies.contains("automatic release: none"),
+        "the event-time plan, not the new rule's: {applies}"
+    );
+    let short = &a.0[..8];
+    assert!(
+        v["summary"].as_str().unwrap().contains(&format!("ws-a ({short})")),
+        "{}",
+        v["summary"]
+    );
+    // ws-b was quarantined by hand meanwhile: approving it is superseded, and its event
+    // no longer waits for an approval.
+    quarantine(&ctx, &b.0, r#"{"comment":"IR-7 by hand"}"#).await;
+    let body = serde_json::json!({"ids": [b.1], "comment": "late"}).to_string();
+    let (st, v) = ctx
+        .call("POST", "/v1/approvals/approve", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("superseded"), "{v}");
+    let (_, ev) = ctx
+        .call("GET", "/v1/events?status=approval_required", Some(&ctx.admin), None)
+        .await;
+    let waiting: Vec<&serde_json::Value> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["host_id"] == b.0.as_str())
+        .collect();
+    assert!(waiting.is_empty(), "still approval_required: {ev}");
+    let (_, ev) = ctx
+        .call("GET", "/v1/events?status=superseded", Some(&ctx.admin), None)
+        .await;
+    assert_eq!(ev["events"].as_array().unwrap().len(), 1, "{ev}");
+    let page = page_body(&ctx, &adm, "/console/events-log").await;
+    assert!(page.contains("approval superseded"), "events page outcome");
+    assert!(page.contains("<option value=\"superseded\""), "outcome filter");
+    // LOW-h: every host on the Events page carries its short id.
+    assert!(
+        page.contains(&format!(">{short}</code>")),
+        "short id on the events page"
+    );
+}
+
+/// trial19 LOW-g: serde writes an agent's ESC as the JSON escape `\u001b`, which the
+/// console's pass over the reply text missed, so the Retry review printed raw ESC.
+#[tokio::test]
+async fn review_replies_show_agent_control_characters_written_out() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("esc1", &[]).await;
+    quarantine(&ctx, &id, r#"{"comment":"IR-1"}"#).await;
+    report(&ctx, &id, cordon_proto::AgentState::Failed, "nftables", |r| {
+        r.error = Some("\u{1b}[31mRED\u{1b}[0m \u{202e}evil".into());
+        r.detail = Some("\u{1b}[2J\r".into());
+    })
+    .await;
+    let adm = sign_in(&ctx, &ctx.admin).await;
+    let rev = revision(&ctx, &id).await;
+    let r = post_json(
+        &ctx,
+        &adm,
+        "/console/actions/check",
+        serde_json::json!({"action": "retry", "hosts": [id], "comment": "again", "revisions": {id.clone(): rev}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = j(&r);
+    let text = v.to_string();
+    assert!(!r.body.contains("\\u001b") && !r.body.contains('\u{1b}'), "{}", r.body);
+    assert!(text.contains("\\\\u{1b}[2J\\\\u{d}"), "{text}");
+    let decoded: Vec<String> = v["hosts"][0]["details"]
+        .as_array()
+        .map(|d| d.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    for d in &decoded {
+        assert!(!d.contains('\u{1b}') && !d.contains('\u{202e}'), "{d:?}");
+    }
+}
+
+/// trial16: a label stored before the label checks (`ir hold`, with a space) could not be
+/// removed — removal ran the check for new labels. And databases holding such labels or
+/// look-alikes were not flagged: the Rules page lists them.
+#[tokio::test]
+async fn legacy_labels_can_be_removed_and_poisoned_labels_are_flagged() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("old1", &["web"]).await;
+    for l in ["ir hold", "WEB"] {
+        sqlx::query("INSERT INTO host_labels (host_id, label) VALUES ($1, $2)")
+            .bind(id.clone())
+            .bind(l)
+            .execute(ctx.store().pool())
+            .await
+            .unwrap();
+    }
+    let adm = sign_in(&ctx, &ctx.admin).await;
+    let rules = page_body(&ctx, &adm, "/console/rules").await;
+    let flagged = part(&rules, "id=\"poisoned-labels\"", "</section>");
+    assert!(
+        flagged.contains("look-alike labels:") && flagged.contains("&quot;WEB&quot;") && flagged.contains("ir hold"),
+        "{flagged}"
+    );
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/labels"),
+            Some(&ctx.admin),
+            Some(r#"{"remove":["ir hold","WEB"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["labels"], serde_json::json!(["web"]), "{v}");
+    // A spaced label nobody carries is still refused (nothing to remove, bad input).
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{id}/labels"),
+            Some(&ctx.admin),
+            Some(r#"{"remove":["no such"]}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let rules = page_body(&ctx, &adm, "/console/rules").await;
+    assert!(!rules.contains("id=\"poisoned-labels\""), "clean again");
 }

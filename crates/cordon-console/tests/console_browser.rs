@@ -1059,8 +1059,36 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     fill(c, "#dlg-expires", "8h").await;
     let shot = save_png(c, "quarantine-dialog.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // The reader is in India: times inside the review's sentences are in that zone too,
+    // as every other time on the page (trial19 LOW-d: the review showed UTC `…Z`).
+    cdp(
+        c,
+        srv.driver,
+        "Emulation.setTimezoneOverride",
+        json!({"timezoneId": "Asia/Kolkata"}),
+    )
+    .await;
     click(c, "#dlg-review").await;
     wait_text(c, "#dlg-confirm-text", "Quarantine 1 host?").await;
+    let impact = text_of(c, "#dlg-confirm-hosts").await;
+    assert!(
+        impact.contains("automatic release at") && impact.contains("UTC+05:30"),
+        "{impact}"
+    );
+    assert!(
+        !impact
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'Z'),
+        "a UTC time in the review: {impact}"
+    );
+    cdp(
+        c,
+        srv.driver,
+        "Emulation.setTimezoneOverride",
+        json!({"timezoneId": ""}),
+    )
+    .await;
     assert_ne!(
         js(c, "return document.activeElement.id;").await,
         json!("dlg-confirm"),
@@ -1212,6 +1240,20 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         head.contains("by rita-responder") && head.contains("INC-4711") && head.contains("auto-release in"),
         "{head}"
     );
+    // The auto-release countdown ticks every second like "Last seen" (trial19 LOW-m: it
+    // changed only when a live update re-rendered the page).
+    js(
+        c,
+        "document.querySelector('#host-headline [data-until]').textContent = 'stale'; return 0;",
+    )
+    .await;
+    until("the auto-release countdown to tick", 5, || async {
+        text_of(c, "#host-headline [data-until]")
+            .await
+            .starts_with("in ")
+            .then_some(())
+    })
+    .await;
     // Absolute times in the reader's time zone, UTC on hover.
     let tm = c.find(Locator::Css("#host-headline time[data-local]")).await.unwrap();
     assert!(tm.text().await.unwrap().contains("UTC"), "local time with its zone");
@@ -1530,6 +1572,20 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         overflow.as_i64().unwrap_or(99) <= 1,
         "the page is {overflow} px wider than a phone"
     );
+    // Card rows: a host's name, short id and badges flow in one box beside the cell's
+    // label, never one narrow column per item (trial19 LOW-l: an FQDN broke every few
+    // letters, a duplicate badge was a 45 px column 630 px tall).
+    let cramped = js(
+        c,
+        "return [...document.querySelectorAll('#hosts-table td.hostname')].filter(td => td.offsetParent)
+           .map(td => { const box = td.querySelector('.host-cell');
+             const w = box ? box.getBoundingClientRect().width : 0;
+             const tall = Math.max(0, ...[...td.querySelectorAll('.tag')].map(t => t.getBoundingClientRect().height));
+             return {text: td.textContent.slice(0, 40), w: Math.round(w), tall: Math.round(tall)}; })
+           .filter(x => x.w < 200 || x.tall > 80);",
+    )
+    .await;
+    assert_eq!(cramped, json!([]), "cramped host cells at 390 px");
     let _ = save_png(c, "hosts-phone.png").await;
     c.goto(&format!("{base}/console/hosts/h-web01")).await.unwrap();
     wait_text(c, "#timeline", "INC-4711").await;
@@ -1545,6 +1601,8 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     c.goto(&format!("{base}/console/events-log")).await.unwrap();
     let ev = wait_text(c, "#events-table", "sales-laptop-11").await;
     assert!(ev.contains("malware") && ev.contains("approval required"), "{ev}");
+    // Every host carries its short id (trial19 LOW-h: two `web1` read the same).
+    assert!(ev.contains("sales-laptop-11 h-sales1"), "{ev}");
 
     // Approvals, as an admin: Enter never approves; a review step shows the event.
     click(c, "header form[action='/console/logout'] button").await;
@@ -1589,7 +1647,12 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     );
     // What approving does, per approval, from the server's review (trial8 MED 3).
     assert!(review.contains("will quarantine"), "{review}");
-    wait_text(c, "#dd-summary", "1 host will be quarantined (sales-laptop-11)").await;
+    wait_text(
+        c,
+        "#dd-summary",
+        "1 host will be quarantined (sales-laptop-11 (h-sales1))",
+    )
+    .await;
     assert_eq!(js(c, "return document.activeElement.id;").await, json!("dd-comment"));
     // Enter in the reason box: nothing is approved.
     c.find(Locator::Css("#dd-comment"))

@@ -445,6 +445,11 @@ open_wire_enum! {
         ApprovalRequired = "approval_required",
         /// Its approval was denied.
         Denied = "denied",
+        /// Its approval was decided as superseded: when it was approved there was nothing
+        /// left to do (the host already quarantined, now protected, or revoked). No
+        /// approval is waiting any more (trial19 LOW-i: such events kept
+        /// `approval_required`).
+        Superseded = "superseded",
         /// Acting on it failed.
         Failed = "failed",
     }

@@ -254,7 +254,30 @@ fn list(v: &[String]) -> String {
 
 /// A wire value as pretty JSON (what `--json` prints).
 fn pretty<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    match crate::term::json(v) {
+        Ok(t) => println!("{t}"),
+        Err(e) => eprintln!("cordon: cannot encode output: {e}"),
+    }
+}
+
+/// Whether a rule can fire now (the ACTIVE column): in force *and* no reason it cannot
+/// fire (trial16 LOW-3: a rule whose trigger label is ambiguous, whose hosts are all
+/// protected or that the kill switch stops read `ACTIVE true`). The reasons are the
+/// server's `cannot_fire`, the words the console's "⚠ cannot fire" shows.
+fn fires(r: &RuleRecord) -> bool {
+    r.active && r.cannot_fire.is_empty()
+}
+
+/// What `rules put`/`enable`/`disable` say about the rule they saved: "… and active" only
+/// when it [`fires`], else why not.
+fn standing(what: &str, r: &RuleRecord) -> String {
+    if fires(r) {
+        format!("{what} and active")
+    } else if !r.active {
+        format!("{what} but NOT active: {}", opt(&r.disabled_reason))
+    } else {
+        format!("{what} but it CANNOT FIRE now: {}", why_not(r))
+    }
 }
 
 /// Why a rule cannot fire now (the WHY NOT column): the server's `cannot_fire` reasons
@@ -293,7 +316,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                         .map(|r| {
                             vec![
                                 t(&r.spec.name),
-                                r.active.to_string(),
+                                fires(r).to_string(),
                                 t(&r.spec.mode),
                                 list(&r.spec.trigger_event_types),
                                 list(&r.spec.trigger_labels),
@@ -328,10 +351,8 @@ pub fn rules(a: RulesArgs) -> u8 {
                 .map_err(refused)?;
                 if json {
                     pretty(&v);
-                } else if v.active {
-                    println!("rule {} saved and active", f.name);
                 } else {
-                    println!("rule {} saved but NOT active: {}", f.name, opt(&v.disabled_reason));
+                    println!("{}", standing(&format!("rule {} saved", f.name), &v));
                 }
             }
             RulesWhat::Delete { name } => {
@@ -370,10 +391,9 @@ async fn toggle(api: &ApiClient, name: &str, enabled: bool, json: bool) -> Resul
     let v = api.put_rule(name, &spec).await.map_err(refused)?;
     if json {
         pretty(&v);
-    } else if v.active {
-        println!("rule {name} active");
     } else {
-        println!("rule {name} not active: {}", opt(&v.disabled_reason));
+        let did = if enabled { "enabled" } else { "disabled" };
+        println!("{}", standing(&format!("rule {name} {did}"), &v));
     }
     Ok(())
 }
@@ -594,4 +614,41 @@ pub fn notify(a: NotifyArgs) -> u8 {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(active: bool, cannot_fire: &[&str]) -> RuleRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "r-web", "enabled": true, "trigger_event_types": ["malware"],
+            "trigger_labels": ["web"], "action": "quarantine", "active": active,
+            "disabled_reason": if active { None } else { Some("disabled by request") },
+            "cannot_fire": cannot_fire, "updated_at": "2030-01-01T00:00:00.000Z", "updated_by": "admin"
+        }))
+        .unwrap()
+    }
+
+    /// trial16 LOW-3: `rules list` printed ACTIVE true and `rules put` "saved and active"
+    /// for a rule the server says cannot fire (ambiguous trigger label).
+    #[test]
+    fn a_rule_that_cannot_fire_is_never_called_active() {
+        let why = "trigger label \"web\" is ambiguous: near-duplicates [\"WEB\"] \u{202e}; rule does not fire";
+        let stuck = record(true, &[why]);
+        assert!(!fires(&stuck));
+        let said = standing("rule r-web saved", &stuck);
+        assert!(!said.contains("and active"), "{said}");
+        assert!(
+            said.contains("CANNOT FIRE") && said.contains("ambiguous") && said.contains("\\u{202e}"),
+            "{said}"
+        );
+        assert!(fires(&record(true, &[])));
+        assert_eq!(
+            standing("rule r-web saved", &record(true, &[])),
+            "rule r-web saved and active"
+        );
+        let off = standing("rule r-web disabled", &record(false, &["disabled by request"]));
+        assert_eq!(off, "rule r-web disabled but NOT active: disabled by request");
+    }
 }

@@ -258,7 +258,7 @@ pub(crate) fn exit_code(err: &EngineError) -> Code {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(value) {
+    match crate::term::json(value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("cordon: cannot encode output: {e}"),
     }

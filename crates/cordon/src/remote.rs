@@ -260,10 +260,7 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
             }
         };
         if a.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-            );
+            println!("{}", crate::term::json(&report).map_err(anyhow::Error::from)?);
         } else {
             print!("{}", render(&report));
         }
@@ -415,7 +412,7 @@ pub(crate) fn connect(c: &Conn, tls_code: Code) -> Result<ApiClient, Failure> {
 }
 
 fn print_json(v: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(v) {
+    match term::json(v) {
         Ok(t) => println!("{t}"),
         Err(e) => eprintln!("cordon: {e}"),
     }

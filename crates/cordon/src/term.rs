@@ -1,46 +1,53 @@
 //! Text from the server shown on a terminal (hostnames, comments, labels, agent-reported
-//! detail): a compromised agent or a careless comment must not be able to move the
-//! cursor, rewrite earlier lines, set the window title, reorder text or hide itself.
+//! detail, SIEM event fields): a compromised agent or a careless comment must not be able
+//! to move the cursor, rewrite earlier lines, set the window title, reorder text or hide
+//! itself.
 //!
-//! Hand-written: a dozen lines over `char` classes; the crates that strip ANSI sequences
-//! drop them silently, and here the reader should *see* that something was there.
-//!
-//! Escaped (shown as `\x1b`, `\r`, `\u{202e}`, …): every C0 control character (ESC starts
-//! CSI/OSC sequences; CR returns to the line start; BS, BEL, tab, newline), DEL, every C1
-//! control (U+0080–U+009F, e.g. the 8-bit CSI U+009B), and the Unicode bidirectional
-//! formatting characters (U+061C, U+200E/U+200F, U+202A–U+202E, U+2066–U+2069), which
-//! reorder what follows them ("Trojan Source").
+//! The escaping is [`cordon_proto::shown`]'s, the one the console and the notification
+//! texts use (issue 16 §4): every control character (C0 incl. ESC, CR, BS, BEL, newline
+//! and tab; DEL; C1, e.g. the 8-bit CSI U+009B) and every Unicode format character (bidi
+//! overrides and isolates — "Trojan Source" —, zero-width characters) is written out as
+//! `\u{…}`. JSON output ([`json`]) writes the same characters as JSON escapes (`\u202e`),
+//! so it stays valid JSON with the same values and still cannot reach the terminal raw.
 
 use std::borrow::Cow;
 
-/// Whether `c` must not reach a terminal as is.
-fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
-}
+use cordon_proto::shown::{hidden_char, shown, Form};
 
-/// `s` with every terminal-unsafe character escaped; borrowed when nothing needed it.
+/// `s` with every terminal-unsafe character written out; borrowed when nothing needed it.
 pub fn safe(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(unsafe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    shown(s, Form::Line)
 }
 
 /// [`safe`] into an owned `String`.
 pub fn s(text: &str) -> String {
     safe(text).into_owned()
+}
+
+/// `v` as pretty JSON for a terminal: every character [`hidden_char`] names (serde leaves
+/// bidi overrides, zero-width characters, DEL and C1 controls raw) becomes a JSON `\uXXXX`
+/// escape (trial19 LOW-o: `cordon events show` printed a SIEM's U+202E raw). The decoded
+/// values are unchanged.
+///
+/// # Errors
+/// When `v` cannot be serialized (serde_json's error).
+pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_string_pretty(v)?;
+    if !text.chars().any(hidden_char) {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden_char(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -50,14 +57,30 @@ mod tests {
     #[test]
     fn terminal_control_sequences_are_shown_escaped() {
         assert!(matches!(safe("web-01 ünïcode"), Cow::Borrowed(_)));
-        let evil = "web\u{1b}[2J\u{1b}]0;pwned\u{7}\rok\u{9b}31m\u{202e}txt.exe\u{2066}\u{7f}\u{8}\n";
+        let evil = "web\u{1b}[2J\u{1b}]0;pwned\u{7}\rok\u{9b}31m\u{202e}txt.exe\u{2066}\u{7f}\u{8}\n\u{200b}";
         let out = safe(evil);
         for c in out.chars() {
-            assert!(!unsafe_char(c), "{c:?} reached the terminal in {out:?}");
+            assert!(!hidden_char(c) && c != '\n', "{c:?} reached the terminal in {out:?}");
         }
         assert_eq!(
             out,
-            "web\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\rok\\u{9b}31m\\u{202e}txt.exe\\u{2066}\\u{7f}\\u{8}\\n"
+            "web\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{d}ok\\u{9b}31m\\u{202e}txt.exe\\u{2066}\\u{7f}\\u{8}\\u{a}\\u{200b}"
         );
+    }
+
+    /// trial19 LOW-o: JSON output (`events show`, `--json`) never carries a bidi override,
+    /// zero-width character or control raw, and decodes to the same value.
+    #[test]
+    fn json_output_writes_hidden_characters_as_json_escapes() {
+        let v = serde_json::json!({"source": "edr \u{202e}desab-enin\u{202c} \u{1b}[2J\u{9b}\u{7f}", "k\u{200b}": "\u{E0041}"});
+        let out = json(&v).unwrap();
+        assert!(!out.chars().any(hidden_char), "{out:?}");
+        assert!(
+            out.contains("edr \\u202edesab-enin\\u202c \\u001b[2J\\u009b\\u007f"),
+            "{out}"
+        );
+        assert!(out.contains("\\udb40\\udc41"), "{out}");
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, v);
     }
 }

@@ -30,6 +30,15 @@
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
       pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + " " + zone;
   }
+  // Times inside server-written sentences (impact and approval reviews: "automatic
+  // release at 2030-01-02 03:04:05Z") in the reader's zone too, as every <time> is
+  // (trial19 LOW-d): one renderer, localText, for every time the console shows.
+  var SENTENCE_TIME = /(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?Z/g;
+  function localizeText(text) {
+    return String(text).replace(SENTENCE_TIME, function (all, day, time) {
+      return localText(day + "T" + time + "Z") || all;
+    });
+  }
   function localTimes(root) {
     (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
       var t = localText(el.getAttribute("datetime"));
@@ -48,6 +57,10 @@
     document.querySelectorAll("[data-ago]").forEach(function (el) {
       var t = Date.parse(el.getAttribute("data-ago"));
       if (!isNaN(t)) el.textContent = durationText(now - t) + " ago";
+    });
+    document.querySelectorAll("[data-until]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("data-until"));
+      if (!isNaN(t)) el.textContent = t > now ? "in " + durationText(t - now) : "now";
     });
   }
   setInterval(tick, 1000);
@@ -379,7 +392,7 @@
     w.textContent = "";
     (j.warnings || []).forEach(function (t) {
       var li = document.createElement("li");
-      li.textContent = "⚠ " + t;
+      li.textContent = "⚠ " + localizeText(t);
       if (/^Protected/.test(t)) li.className = "warn-protected";
       w.appendChild(li);
     });
@@ -398,14 +411,14 @@
       li.appendChild(document.createTextNode(" "));
       li.appendChild(shortId(h.id, h.short_id));
       (h.flags || []).forEach(function (f) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("⚠ " + f, "tag-dup")); });
-      li.appendChild(document.createTextNode(" — " + changeText(h)));
+      li.appendChild(document.createTextNode(" — " + localizeText(changeText(h))));
       if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending until the agent returns", "tag-offline")); }
       if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
       if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }
       if (h.not_enforcing) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("not enforcing", "tag-warn")); }
       if (h.details && h.details.length) {
         var d = document.createElement("ul");
-        h.details.forEach(function (t) { var x = document.createElement("li"); x.textContent = t; d.appendChild(x); });
+        h.details.forEach(function (t) { var x = document.createElement("li"); x.textContent = localizeText(t); d.appendChild(x); });
         li.appendChild(d);
       }
       ul.appendChild(li);
@@ -511,13 +524,13 @@
   // what will change, and the revisions the decision sends back (409 if they moved).
   function renderDecideReview(j) {
     deciding.review = j;
-    $("dd-summary").textContent = j.summary;
+    $("dd-summary").textContent = localizeText(j.summary);
     var ddw = $("dd-warnings");
     if (ddw) {
       ddw.textContent = "";
       (j.warnings || []).forEach(function (t) {
         var li = document.createElement("li");
-        li.textContent = "⚠ " + t;
+        li.textContent = "⚠ " + localizeText(t);
         ddw.appendChild(li);
       });
     }
@@ -543,8 +556,24 @@
       sec.appendChild(h);
       var w = document.createElement("p");
       w.className = "effect effect-" + a.effect;
-      w.textContent = (a.changes ? "→ " : "■ ") + a.words;
+      // "→" for what the decision changes; no state icon for what it does not (trial19
+      // LOW-e: "■", the Quarantined icon, stood on "already denied (no change)").
+      w.textContent = (a.changes ? "→ " : "– ") + localizeText(a.words);
       sec.appendChild(w);
+      // What approving applies (the rule's plan at event time) and whether the rule
+      // changed since (trial19 LOW-j).
+      if (a.rule_changed) {
+        var rc = document.createElement("p");
+        rc.className = "effect rule-changed warn";
+        rc.textContent = "⚠ " + a.rule_changed;
+        sec.appendChild(rc);
+      }
+      if (a.applies && a.applies.length) {
+        var ap = document.createElement("ul");
+        ap.className = "applies";
+        a.applies.forEach(function (t) { var x = document.createElement("li"); x.textContent = t; ap.appendChild(x); });
+        sec.appendChild(ap);
+      }
       if (t) sec.appendChild(document.importNode(t.content, true));
       box.appendChild(sec);
     });

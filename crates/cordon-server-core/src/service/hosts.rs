@@ -183,10 +183,25 @@ pub async fn act_many(
 /// comment. Returns the host as it is now.
 pub async fn labels(st: &AppState, caller: &Caller, reference: &str, req: &LabelsRequest) -> Result<Host, ApiError> {
     caller.require(Role::Responder)?;
-    let valid = |labels: &[String]| labels.iter().map(|l| validate::label(l)).collect::<Result<Vec<_>, _>>();
     // An added label may not look like an existing one (trial11 MED 2).
     let add = validate::new_labels(&req.add, &st.store.known_labels(LabelsReplaced::Nothing).await?)?;
-    let remove = valid(&req.remove)?;
+    // A label is removed as it is stored: one saved before today's checks (a legacy
+    // `ir hold` with a space, a look-alike) must stay removable, so a label some host
+    // carries exactly is accepted for removal even where the check would refuse it now
+    // (trial16: a legacy spaced label could not be removed).
+    let stored = if req.remove.iter().any(|l| validate::label(l).is_err()) {
+        st.store.host_labels().await?
+    } else {
+        Vec::new()
+    };
+    let remove = req
+        .remove
+        .iter()
+        .map(|l| match validate::label(l) {
+            Err(_) if stored.contains(l) => Ok(l.clone()),
+            checked => checked,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::invalid("nothing to add or remove"));
     }

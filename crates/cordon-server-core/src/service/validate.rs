@@ -86,6 +86,40 @@ pub fn label_key(l: &str) -> String {
     identity_key(l)
 }
 
+/// Labels stored before today's checks that the checks would refuse now (trial16: such
+/// databases were not flagged), one sentence each, from every label `known` anywhere
+/// ([`crate::store::Store::known_labels`]) (pure):
+/// - look-alikes: two or more spellings with one [`label_key`] (`web`, `WEB`,
+///   `w\u{200b}eb`) — a rule on any of them cannot fire, a protected one protects its
+///   look-alikes only by key;
+/// - a label [`label`] refuses now (a space, a bidi or invisible character).
+///
+/// Labels are quoted as refusals quote them (`\u{…}` for anything outside printable
+/// ASCII). Sorted; empty for a clean database.
+pub fn poisoned_labels(known: &[String]) -> Vec<String> {
+    let mut groups: std::collections::BTreeMap<String, Vec<&String>> = std::collections::BTreeMap::new();
+    for l in known {
+        groups.entry(label_key(l)).or_default().push(l);
+    }
+    let mut out = Vec::new();
+    for list in groups.values_mut() {
+        list.sort();
+        list.dedup();
+        if list.len() > 1 {
+            let names: Vec<String> = list.iter().map(|l| quoted(l)).collect();
+            out.push(format!("look-alike labels: {}", names.join(", ")));
+        }
+    }
+    for l in known {
+        if let Err(e) = label(l) {
+            out.push(format!("label {} would be refused today: {}", quoted(l), e.detail));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The first of `host_labels` that is one of `protected` or looks like one (same
 /// [`label_key`]), if any: a host is protected by what its labels read as, so a label
 /// stored before look-alikes were refused (`cordon‐protected` with U+2010 next to the
@@ -1026,6 +1060,35 @@ mod token_name_tests {
 #[allow(clippy::unwrap_used)]
 mod label_identity_tests {
     use super::*;
+
+    /// trial16: a database poisoned before the label checks (look-alikes, a spaced or
+    /// bidi label) was not flagged anywhere.
+    #[test]
+    fn labels_stored_before_the_checks_are_flagged() {
+        let known: Vec<String> = [
+            "web",
+            "WEB",
+            "w\u{200b}eb",
+            "db",
+            "ir hold",
+            "Quarantine",
+            "Qu\u{430}rantine",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let flagged = poisoned_labels(&known);
+        let all = flagged.join("\n");
+        assert!(
+            all.contains("look-alike labels:") && all.contains("\"WEB\"") && all.contains("\"web\""),
+            "{all}"
+        );
+        assert!(all.contains("\"Qu\\u{430}rantine\""), "{all}");
+        assert!(all.contains("label \"ir hold\" would be refused today"), "{all}");
+        assert!(!all.contains("\"db\""), "{all}");
+        let clean: Vec<String> = ["web", "db", "Quarantine"].iter().map(|s| s.to_string()).collect();
+        assert!(poisoned_labels(&clean).is_empty());
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

@@ -630,6 +630,25 @@ impl Store {
         row.as_ref().map(|r| approval_row(r).map(|x| x.0)).transpose()
     }
 
+    /// Approval `id` and the quarantine approving it applies (the plan the rule made
+    /// when the event arrived: exceptions, message, expiry), `None` if there is none.
+    ///
+    /// # Errors
+    /// `Corrupt` for a stored plan that does not read; database errors.
+    pub async fn approval_plan(&self, id: i64) -> Result<Option<(Approval, PlannedAction)>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {APPROVAL_COLS} FROM auto_approvals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (a, params) = approval_row(&row)?;
+        let plan: PlannedAction = serde_json::from_str(&params).map_err(|e| StoreError::Corrupt {
+            what: format!("approval {id}"),
+            source: Some(e),
+        })?;
+        Ok(Some((a, plan)))
+    }
+
     /// How many approvals are pending.
     pub async fn pending_approval_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM auto_approvals WHERE status = 'pending'")
@@ -1103,6 +1122,8 @@ impl Store {
                 woken.push(a.host_id.clone());
                 (ApprovalStatus::Approved, None)
             } else {
+                // No approval waits any more: the event says so (trial19 LOW-i).
+                set_event_status_tx(&mut tx, &a.event_id, EventStatus::Superseded).await?;
                 (ApprovalStatus::Superseded, Some(effect.words()))
             };
             decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;

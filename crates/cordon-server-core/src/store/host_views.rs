@@ -24,8 +24,10 @@ pub enum HostAttention {
     Failed,
     /// The rules were altered on the host.
     Tampered,
-    /// The agent enforces nothing (`enforce = false`): state `not_enforcing`, or a
-    /// quarantine asked for while its last report said `enforcing: false`.
+    /// The agent enforces nothing (`enforce = false`, e.g. the `memory` backend): state
+    /// `not_enforcing`, or any state while its last report said `enforcing: false` — a
+    /// "normal" host too, since a quarantine asked of it would block nothing (trial19
+    /// LOW-n: only hosts asked to be quarantined were counted).
     NotEnforcing,
     /// Quarantine or release pending for more than [`LONG_PENDING_MS`].
     LongPending,
@@ -94,9 +96,7 @@ impl HostAttention {
         match self {
             HostAttention::Failed => h.state == HostState::Failed,
             HostAttention::Tampered => h.state == HostState::Tampered,
-            HostAttention::NotEnforcing => {
-                h.state == HostState::NotEnforcing || (h.state == HostState::Quarantined && !h.enforcing)
-            }
+            HostAttention::NotEnforcing => h.state == HostState::NotEnforcing || !h.enforcing,
             HostAttention::LongPending => {
                 matches!(h.state, HostState::QuarantinePending | HostState::ReleasePending)
                     && h.state_since.unix_ms() < now - LONG_PENDING_MS
@@ -130,9 +130,27 @@ pub(crate) fn offline_sql(now: &str) -> String {
 /// over `hosts h`.
 const DEGRADED_SQL: &str = "h.state = 'quarantined' AND h.enforcing = 1 AND h.degraded <> '[]'";
 
-/// An agent that enforces nothing: the state the server derived from its report, or a
-/// quarantine confirmed before it said `enforcing: false`, as SQL over `hosts h`.
-const NOT_ENFORCING_SQL: &str = "h.state = 'not_enforcing' OR (h.state = 'quarantined' AND h.enforcing = 0)";
+/// An agent that enforces nothing ([`HostAttention::NotEnforcing`]): the state the server
+/// derived from its report, or any host whose last report said `enforcing: false`, as
+/// SQL over `hosts h`.
+const NOT_ENFORCING_SQL: &str = "h.state = 'not_enforcing' OR h.enforcing = 0";
+
+/// A quarantine the agent does not enforce, shown as `not_enforcing` rather than
+/// `quarantined` in the state counts, as SQL over `hosts h`.
+const QUARANTINE_NOT_ENFORCED_SQL: &str = "h.state = 'not_enforcing' OR (h.state = 'quarantined' AND h.enforcing = 0)";
+
+/// The agent has sent no status report since it enrolled ([`never_reported`]), as SQL
+/// over `hosts h`.
+const NEVER_REPORTED_SQL: &str = "(h.backend IS NULL AND h.applied_revision = 0 AND h.digest IS NULL)";
+
+/// Whether `h`'s agent has sent no status report since it enrolled (trial13 LOW, trial19
+/// LOW-a): the server has no backend, no applied revision and no digest for it — all
+/// three come only from a report. Such a host's `normal` is the enrollment default, a
+/// state nobody confirmed: lists count and filter it as "never reported", not "normal".
+/// The same condition as SQL is used for the state counts and the `reported` filter.
+pub fn never_reported(h: &Host) -> bool {
+    h.backend.is_none() && h.applied_revision == 0 && h.digest.is_none()
+}
 
 /// Column a host list is sorted by; ties are broken by hostname, then id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -217,6 +235,9 @@ pub struct HostQuery {
     pub descending: bool,
     /// The time attention reasons are judged at (Unix ms).
     pub now_ms: i64,
+    /// Only hosts whose agent has (`Some(true)`) or has never (`Some(false)`) sent a
+    /// status report ([`never_reported`]).
+    pub reported: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,6 +369,11 @@ fn where_clause(q: &HostQuery, vals: &mut Vec<Val>) -> String {
             Val::S(pat.clone()),
         );
         param(&mut sql, " OR LOWER(h.addresses) LIKE ? ESCAPE '\\')", Val::S(pat));
+    }
+    match q.reported {
+        Some(true) => sql.push_str(&format!(" AND NOT {NEVER_REPORTED_SQL}")),
+        Some(false) => sql.push_str(&format!(" AND {NEVER_REPORTED_SQL}")),
+        None => {}
     }
     if let Some(a) = q.attention {
         let frag = attention_sql(a, vals);
@@ -531,11 +557,13 @@ impl Store {
 
     /// How many hosts `q` lists per state, with `not_enforcing` and `degraded` counted
     /// apart from `quarantined` (a quarantine an agent does not enforce is not one; a
-    /// degraded one lacks exceptions).
+    /// degraded one lacks exceptions), and `never_reported` apart from `normal` (nobody
+    /// confirmed that state: [`never_reported`]).
     pub async fn hosts_state_counts(&self, q: &HostQuery) -> Result<Vec<(String, i64)>, StoreError> {
         let mut vals = Vec::new();
         let mut sql = format!(
-            "SELECT CASE WHEN ({NOT_ENFORCING_SQL}) THEN 'not_enforcing' WHEN ({DEGRADED_SQL}) THEN 'degraded' \
+            "SELECT CASE WHEN ({QUARANTINE_NOT_ENFORCED_SQL}) THEN 'not_enforcing' WHEN ({DEGRADED_SQL}) THEN 'degraded' \
+             WHEN h.state = 'normal' AND {NEVER_REPORTED_SQL} THEN 'never_reported' \
              ELSE h.state END AS shown, COUNT(*) AS n FROM hosts h"
         );
         sql.push_str(&where_clause(q, &mut vals));

@@ -28,7 +28,9 @@ pub use audit::{
     CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, SEEN_SOURCE, WRITER_LIVE_MS, WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
 };
 pub use enroll::NewHost;
-pub use host_views::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS};
+pub use host_views::{
+    never_reported, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS,
+};
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
@@ -484,6 +486,42 @@ mod tests {
         Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
             .await
             .unwrap()
+    }
+
+    /// trial16 LOW: the audit Action filter's list read the whole log (`SELECT DISTINCT`
+    /// without an index). It is a loose index scan now: SQLite's plan searches the
+    /// `audit_action` index and never scans the audit table; and it lists every action.
+    #[tokio::test]
+    async fn audit_action_list_reads_an_index_not_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir).await;
+        let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", audit::AUDIT_ACTIONS_SQL))
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let plan: Vec<String> = plan.iter().map(|r| get_str(r, "detail").unwrap()).collect();
+        assert!(plan.iter().any(|d| d.contains("INDEX audit_action")), "{plan:?}");
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN audit") && !d.contains("INDEX")),
+            "{plan:?}"
+        );
+        for name in ["a", "b"] {
+            store
+                .create_api_token("test", name, cordon_proto::Role::Viewer)
+                .await
+                .unwrap();
+        }
+        let got = store.audit_actions().await.unwrap();
+        let mut want: Vec<String> = sqlx::query("SELECT DISTINCT action FROM audit ORDER BY action")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| get_str(r, "action").unwrap())
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(got.contains(&"token_create".to_string()), "{got:?}");
     }
 
     type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;

@@ -87,6 +87,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0024_desired_actor_token.sql"),
         include_str!("../../migrations/0024_desired_actor_token.sql"),
     ),
+    (
+        25,
+        "audit action index",
+        include_str!("../../migrations/0025_audit_action_index.sql"),
+        include_str!("../../migrations/0025_audit_action_index.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

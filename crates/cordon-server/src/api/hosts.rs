@@ -85,6 +85,7 @@ pub async fn list(
             sort,
             descending,
             now_ms: cordon_server_core::timefmt::now_ms(),
+            reported: None,
         };
         let limit = q.limit.unwrap_or(MAX_PAGE);
         host_views::sorted(&st, &auth.0, &hq, q.cursor.as_deref(), limit).await?
