@@ -705,7 +705,7 @@ fn stale(targets: &[Host], revisions: &BTreeMap<String, i64>) -> Result<(), (Sta
                         "{} changed since this page showed it (now: {}{}): nothing was done. Look at its current state and try again.",
                         h.hostname,
                         super::view::state_text(h.state).to_lowercase(),
-                        h.desired.actor.as_deref().map(|a| format!(", asked by {a}")).unwrap_or_default()
+                        h.desired.actor_label().map(|a| format!(", asked by {a}")).unwrap_or_default()
                     ),
                 );
                 return Err((StatusCode::CONFLICT, errors));
@@ -1287,6 +1287,8 @@ mod tests {
                 message: None,
                 comment: None,
                 actor: None,
+                actor_token_id: None,
+                actor_token_name: None,
                 expires_at: None,
             },
             state,

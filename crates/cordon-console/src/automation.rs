@@ -281,7 +281,7 @@ pub async fn approvals(
                             td data-label="Why" class="detail" { (a.reason) }
                             td data-label="Status" {
                                 (a.status)
-                                @if let Some(by) = &a.decided_by { br; span class="muted" { "by " (by) } }
+                                @if let Some(by) = a.decided_by_label() { br; span class="muted" { "by " (by) } }
                                 @if let Some(c) = &a.decision_comment { br; span class="muted" { "“" (c) "”" } }
                             }
                             @if admin {

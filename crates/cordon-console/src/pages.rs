@@ -366,7 +366,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 @if h.revoked { " " span class="label" { "revoked" } }
             }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
-            td class="col-by" data-label="By" { (h.desired.actor.as_deref().unwrap_or("—")) }
+            td class="col-by" data-label="By" { (h.desired.actor_label().unwrap_or_else(|| "—".into())) }
             td class="col-seen" data-label="Last seen" { (time_ago(h.last_seen.as_ref())) }
             td class="col-backend" data-label="Backend" { (h.backend.as_ref().map_or("—", |b| b.as_str())) }
             @if act {
@@ -772,7 +772,7 @@ fn others_text(h: &Host) -> String {
 /// in 3h", or the failure.
 fn headline(h: &Host) -> Markup {
     let d = &h.desired;
-    let by = d.actor.as_deref().unwrap_or("?");
+    let by = d.actor_label().unwrap_or_else(|| "?".into());
     html! {
         p id="host-headline" class={"headline headline-" (Shown::of(h).key())} {
             @match Shown::of(h) {
@@ -802,7 +802,7 @@ fn headline(h: &Host) -> Markup {
                 }
                 Shown::State(HostState::Normal) if !others_text(h).is_empty() => {
                     strong { "Released by Cordon — still isolated by " (others_text(h)) }
-                    @if let Some(a) = &d.actor { " — Cordon's quarantine released " (time_at(&h.state_since)) " by " (a) }
+                    @if let Some(a) = d.actor_label() { " — Cordon's quarantine released " (time_at(&h.state_since)) " by " (a) }
                 }
                 Shown::State(HostState::Normal) if super::status::never_reported(h) => {
                     strong { "Never reported" } " — the agent has not sent a status report since it enrolled ("
@@ -810,7 +810,7 @@ fn headline(h: &Host) -> Markup {
                 }
                 Shown::State(HostState::Normal) => {
                     strong { "Not quarantined" }
-                    @if let Some(a) = &d.actor { " — released " (time_at(&h.state_since)) " by " (a) }
+                    @if let Some(a) = d.actor_label() { " — released " (time_at(&h.state_since)) " by " (a) }
                 }
             }
             @if h.offline && !h.revoked { " · " strong { "agent offline" } " since " (time_ago(h.last_seen.as_ref())) }
@@ -880,7 +880,7 @@ pub async fn host(
                     }
                     @if let Some(r) = &h.state_reason { dt { "Reason" } dd { (r) } }
                     dt { "Asked for" } dd { @if d.quarantined { "quarantine" } @else { "no quarantine" } " (revision " (d.revision) ")" }
-                    @if let Some(a) = &d.actor { dt { "Asked by" } dd { (a) } }
+                    @if let Some(a) = d.actor_label() { dt { "Asked by" } dd { (a) } }
                     @if let Some(c) = &d.comment { dt { "Comment" } dd { (c) } }
                     @if let Some(m) = &d.message { dt { "Message to users" } dd { (m) } }
                     @if let Some(e) = &d.expires_at { dt { "Expires" } dd { (time_at(e)) " (" (time_until(e)) ")" } }
@@ -913,7 +913,7 @@ pub async fn host(
                     @for r in &timeline {
                         li class={"result-" (r.result)} {
                             (time_at(&r.at))
-                            " " strong { (r.action) } " by " (r.actor)
+                            " " strong { (r.action) } " by " (r.actor_label())
                             " " span class="result" { "(" (r.result) ")" }
                             @if let Some(c) = &r.comment { div class="comment" { "“" (c) "”" } }
                             @if let Some(dt) = &r.detail { div class="detail muted" { (dt) } }
@@ -1154,7 +1154,7 @@ pub async fn audit(
                     @for r in shown {
                         tr data-action=(r.action) {
                             td data-label="Time" { (time_at(&r.at)) }
-                            td data-label="Actor" { (super::view::breakable_name(&r.actor)) }
+                            td data-label="Actor" { (super::view::breakable_name(&r.actor_label())) }
                             td data-label="Action" { (r.action) }
                             td data-label="Host" {
                                 @if let Some(id) = &r.host_id {

@@ -145,6 +145,8 @@ mod tests {
                 message: None,
                 comment: None,
                 actor: None,
+                actor_token_id: None,
+                actor_token_name: None,
                 expires_at: None,
             },
             state,

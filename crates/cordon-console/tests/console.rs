@@ -2592,6 +2592,37 @@ async fn the_root_alias_keeps_the_filters_of_a_bookmarked_view() {
     assert_eq!(r.headers["location"], "/console/hosts?x=//evil.example");
 }
 
+/// Trial18 MED-2: the host page named who asked by token name only; it names the token
+/// id, and a token renamed since (a database edit) as such.
+#[tokio::test]
+async fn host_page_names_who_asked_by_token_id() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web1", &[]).await;
+    quarantine(&ctx, &id, r#"{"comment":"ir-7"}"#).await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let (_, v) = ctx.call("GET", "/v1/tokens", Some(&ctx.admin), None).await;
+    let alice = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alice-admin")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let page = host_page(&ctx, &s, &id).await;
+    assert!(page.contains(&format!("alice-admin (token {alice})")), "{page}");
+    sqlx::query("UPDATE api_tokens SET name = 'rule:x' WHERE id = $1")
+        .bind(alice)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    let page = host_page(&ctx, &s, &id).await;
+    assert!(
+        page.contains(&format!("alice-admin (token {alice}, now named &quot;rule:x&quot;)")),
+        "{page}"
+    );
+}
+
 /// The markup of `page` from `start` up to the next `end` (empty when absent).
 fn part<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
     page.split(start)

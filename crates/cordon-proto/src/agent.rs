@@ -22,12 +22,49 @@ pub struct DesiredState {
     #[serde(default)]
     /// The analyst's (or rule's) reason for this state, as given with the action.
     pub comment: Option<String>,
-    /// Who asked for this state (token name, or `system`).
+    /// Who asked for this state: a display name only (an API token's name, `system`, or
+    /// `rule:NAME` for automation). The identity is `actor_token_id`.
     #[serde(default)]
     pub actor: Option<String>,
+    /// The API token that asked for this state (the audit record's `actor_token_id`):
+    /// the identity behind `actor`, which any admin could have given another token.
+    /// `None` for the server itself, automation rules and states set before the server
+    /// recorded it (migration 0024).
+    #[serde(default)]
+    pub actor_token_id: Option<i64>,
+    /// The current name of token `actor_token_id`, read from the token table when the
+    /// server answers (never stored with the state, never sent to agents). Differs from
+    /// `actor` when the token was renamed since it acted (only possible by editing the
+    /// database); `None` when no token acted or the token no longer exists. See
+    /// [`DesiredState::actor_label`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_token_name: Option<String>,
     /// When passed the server releases the host (RFC 3339 on the wire).
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
+}
+
+impl DesiredState {
+    /// Who asked for this state, for people: the name with the token id next to it
+    /// (`ops1 (token 94)`), `ops1 (token 94, now named "ops2")` when the token's current
+    /// name differs from the recorded one, `ops1 (token 94, no such token now)` when the
+    /// server found no token with that id, and the bare name when no token acted
+    /// (`system`, `rule:NAME`). `None` when no actor is recorded. Pure.
+    pub fn actor_label(&self) -> Option<String> {
+        let name = self.actor.as_deref();
+        match (name, self.actor_token_id) {
+            (None, None) => None,
+            (Some(n), None) => Some(n.to_string()),
+            (n, Some(id)) => {
+                let n = n.unwrap_or("(no name)");
+                Some(match self.actor_token_name.as_deref() {
+                    Some(now) if now == n => format!("{n} (token {id})"),
+                    Some(now) => format!("{n} (token {id}, now named {now:?})"),
+                    None => format!("{n} (token {id}, no such token now)"),
+                })
+            }
+        }
+    }
 }
 
 /// What the agent found on the host.
@@ -225,4 +262,40 @@ pub(crate) fn default_true() -> bool {
 
 pub(crate) fn default_version() -> u32 {
     crate::PROTO_VERSION
+}
+
+#[cfg(test)]
+mod actor_label_tests {
+    use super::DesiredState;
+
+    fn d(actor: Option<&str>, id: Option<i64>, now: Option<&str>) -> DesiredState {
+        DesiredState {
+            actor: actor.map(str::to_string),
+            actor_token_id: id,
+            actor_token_name: now.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn who_acted_names_the_token_id_and_a_name_that_no_longer_matches_it() {
+        assert_eq!(
+            d(Some("ops1"), Some(94), Some("ops1")).actor_label().as_deref(),
+            Some("ops1 (token 94)")
+        );
+        assert_eq!(
+            d(Some("ops1"), Some(94), Some("ops2")).actor_label().as_deref(),
+            Some("ops1 (token 94, now named \"ops2\")")
+        );
+        assert_eq!(
+            d(Some("ops1"), Some(94), None).actor_label().as_deref(),
+            Some("ops1 (token 94, no such token now)")
+        );
+        // Automation and the server act without a token: the name alone.
+        assert_eq!(
+            d(Some("rule:edr"), None, None).actor_label().as_deref(),
+            Some("rule:edr")
+        );
+        assert_eq!(d(None, None, None).actor_label(), None);
+    }
 }

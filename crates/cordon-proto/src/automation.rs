@@ -314,12 +314,30 @@ pub struct Approval {
     pub created_at: Timestamp,
     /// `pending`, `approved`, `denied`, `superseded`.
     pub status: ApprovalStatus,
-    /// Who decided (token name).
+    /// Who decided: the deciding API token's name (a display name only; the identity is
+    /// `decided_by_token_id`).
     pub decided_by: Option<String>,
+    /// The API token that decided (also the `actor_token_id` of the decision's audit
+    /// record). `None` for approvals decided before the server recorded it (migration
+    /// 0026) and for superseded ones nobody decided.
+    #[serde(default)]
+    pub decided_by_token_id: Option<i64>,
     /// When.
     pub decided_at: Option<Timestamp>,
     /// The reason given with the decision.
     pub decision_comment: Option<String>,
+}
+
+impl Approval {
+    /// Who decided, for people: `alice (token 3)`, or the bare name when no token id
+    /// was recorded; `None` while undecided. Pure.
+    pub fn decided_by_label(&self) -> Option<String> {
+        let name = self.decided_by.as_deref()?;
+        Some(match self.decided_by_token_id {
+            Some(id) => format!("{name} (token {id})"),
+            None => name.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

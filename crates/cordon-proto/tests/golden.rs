@@ -106,6 +106,7 @@ fn desired_state_and_enrollment_keep_their_wire_form() {
         Some(parse_rfc3339("2030-01-02T05:04:05Z").unwrap())
     );
     assert_eq!(d.allow, ["198.51.100.7:443", "https://edr.example.net"]);
+    assert_eq!(d.actor_label().as_deref(), Some("alice (token 3)"));
     let e: EnrollRequest = round_trip("enroll_request.json");
     assert_eq!(strings(&e.addresses), ["192.0.2.10", "fe80::1"]);
     let t: EnrollTokenCreated = round_trip("enroll_token_created.json");
@@ -117,6 +118,7 @@ fn host_answers_keep_their_wire_form() {
     let l: HostList = round_trip("host_list.json");
     let h = &l.hosts[0];
     assert_eq!(strings(&h.addresses), ["192.0.2.10", "2001:db8::10"]);
+    assert_eq!(h.desired.actor_token_id, Some(3));
     assert_eq!(
         h.last_seen.as_ref().map(ms),
         Some(parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap())
@@ -182,6 +184,7 @@ fn automation_answers_keep_their_wire_form() {
     );
     let a: ApprovalList = round_trip("approval_list.json");
     assert_eq!(wire(&a.approvals[0].status), "approved");
+    assert_eq!(a.approvals[0].decided_by_label().as_deref(), Some("alice (token 3)"));
     assert_eq!(
         a.approvals[0].decided_at.as_ref().map(ms),
         Some(parse_rfc3339("2030-01-02T03:10:00Z").unwrap())

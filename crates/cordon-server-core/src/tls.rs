@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -16,7 +16,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::PeerIdentity;
@@ -94,10 +94,18 @@ pub struct ConnLimits {
     /// reporting connection survives between heartbeats.
     pub agent_header_read_timeout: Duration,
     /// Most connections without a client certificate at once (handshaking ones
-    /// included). A new one beyond it evicts the oldest that is not serving a request,
-    /// so slow clients cannot lock out a legitimate caller; agents are not counted, so
-    /// the rest of the descriptor limit stays theirs.
+    /// included). A new one beyond it evicts the oldest that is not serving a request
+    /// and not protected (see `handshake_protect`), so slow clients cannot lock out a
+    /// legitimate caller; agents are not counted, so the rest of the descriptor limit
+    /// stays theirs. With none to evict, the new connection is closed at once (its
+    /// client retries).
     pub max_unauthenticated: usize,
+    /// How long a connection whose TLS handshake is under way (its ClientHello arrived)
+    /// cannot be evicted. Without it, a reconnect storm of more agents than
+    /// `max_unauthenticated` (every agent after a server restart) evicted handshakes
+    /// before they could finish, over and over, and almost no agent got through
+    /// (issue 15: 1 of 10,000 in 120 s). A client that sends nothing is never protected.
+    pub handshake_protect: Duration,
 }
 
 impl Default for ConnLimits {
@@ -107,32 +115,65 @@ impl Default for ConnLimits {
             header_read_timeout: Duration::from_secs(10),
             agent_header_read_timeout: Duration::from_secs(120),
             max_unauthenticated: 1024,
+            handshake_protect: Duration::from_secs(3),
         }
     }
 }
 
 /// The connections without a client certificate, oldest first.
-#[derive(Default)]
 struct Unauthenticated {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Slot>>,
+    /// Origin of the [`Slot::hello`] times.
+    epoch: Instant,
+}
+
+impl Default for Unauthenticated {
+    fn default() -> Self {
+        Unauthenticated {
+            next: AtomicU64::new(0),
+            live: Mutex::new(BTreeMap::new()),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 struct Slot {
     /// A request is being served on this connection.
     busy: Arc<AtomicBool>,
+    /// Milliseconds after [`Unauthenticated::epoch`] (plus one) at which the client's
+    /// TLS ClientHello arrived; 0 while none has, and again once the handshake is over.
+    hello: Arc<AtomicU64>,
     evict: Option<oneshot::Sender<()>>,
 }
 
+/// A connection admitted to [`Unauthenticated`]: its id, its busy flag, its
+/// ClientHello time and the eviction signal.
+type Admission = (u64, Arc<AtomicBool>, Arc<AtomicU64>, oneshot::Receiver<()>);
+
 impl Unauthenticated {
-    /// Registers a new connection; when `max` are registered, evicts the oldest idle
-    /// one first. `None` when all `max` are serving requests (the new one is refused).
-    fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicBool>, oneshot::Receiver<()>)> {
+    /// Now, as a [`Slot::hello`] value (never 0).
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// Registers a new connection; when `max` are registered, evicts the oldest one
+    /// first that is neither serving a request nor in a TLS handshake that began less
+    /// than `protect` ago. `None` when there is no such one (the new one is refused:
+    /// handshakes under way finish instead of being cut, and their clients' retries
+    /// find room).
+    fn admit(&self, max: usize, protect: Duration) -> Option<Admission> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if live.len() >= max {
+            let now = self.stamp();
+            let protect = u64::try_from(protect.as_millis()).unwrap_or(u64::MAX);
             let victim = live
                 .iter()
-                .find(|(_, s)| !s.busy.load(Ordering::Relaxed))
+                .find(|(_, s)| {
+                    let hello = s.hello.load(Ordering::Relaxed);
+                    let handshaking = hello != 0 && now.saturating_sub(hello) < protect;
+                    !s.busy.load(Ordering::Relaxed) && !handshaking
+                })
                 .map(|(id, _)| *id)?;
             if let Some(mut slot) = live.remove(&victim) {
                 if let Some(tx) = slot.evict.take() {
@@ -142,15 +183,17 @@ impl Unauthenticated {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicBool::new(false));
+        let hello = Arc::new(AtomicU64::new(0));
         let (tx, rx) = oneshot::channel();
         live.insert(
             id,
             Slot {
                 busy: busy.clone(),
+                hello: hello.clone(),
                 evict: Some(tx),
             },
         );
-        Some((id, busy, rx))
+        Some((id, busy, hello, rx))
     }
 
     fn leave(&self, id: u64) {
@@ -184,7 +227,6 @@ pub async fn serve_with(
     shutdown: watch::Receiver<bool>,
     limits: ConnLimits,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let limits = Arc::new(limits);
     let unauthenticated = Arc::new(Unauthenticated::default());
     let mut stop = shutdown.clone();
@@ -206,8 +248,10 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Some((id, busy, evicted)) = unauthenticated.admit(limits.max_unauthenticated) else {
-            tracing::debug!(%peer, "refused: every unauthenticated slot is serving a request");
+        let Some((id, busy, hello, evicted)) =
+            unauthenticated.admit(limits.max_unauthenticated, limits.handshake_protect)
+        else {
+            tracing::debug!(%peer, "refused: every unauthenticated slot is serving a request or handshaking");
             continue;
         };
         let admitted = Admitted {
@@ -215,13 +259,13 @@ pub async fn serve_with(
             registry: unauthenticated.clone(),
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let app = app.clone();
         let limits = limits.clone();
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             tokio::select! {
-                _ = connection(acceptor, tcp, peer, app, &limits, admitted, busy) => {}
+                _ = connection(tls, tcp, peer, app, &limits, admitted, busy, hello) => {}
                 _ = stop.wait_for(|v| *v) => {}
                 // A dropped sender means the connection left the registry (an agent, or
                 // closed): only a sent value is an eviction.
@@ -236,16 +280,27 @@ pub async fn serve_with(
     while conns.join_next().await.is_some() {}
 }
 
+#[allow(clippy::too_many_arguments)] // one connection's parts, all needed
 async fn connection(
-    acceptor: TlsAcceptor,
+    config: Arc<ServerConfig>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Router,
     limits: &ConnLimits,
     admitted: Admitted,
     busy: Arc<AtomicBool>,
+    hello: Arc<AtomicU64>,
 ) {
-    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+    // The ClientHello first: from then on the handshake is under way and protected
+    // from eviction for a while (ConnLimits::handshake_protect).
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+        hello.store(admitted.registry.stamp(), Ordering::Relaxed);
+        start.into_stream(config).await
+    };
+    let outcome = tokio::time::timeout(limits.handshake_timeout, handshake).await;
+    hello.store(0, Ordering::Relaxed);
+    let tls = match outcome {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -308,5 +363,50 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod storm_tests {
+    use super::*;
+
+    /// Issue 15, the fault kind "a reconnect storm evicts handshakes under way": with
+    /// the unauthenticated cap full of connections whose TLS handshake has begun, a new
+    /// connection is refused instead of cutting one of them (before, the oldest was
+    /// evicted, so with 10,000 agents reconnecting at once almost none finished); a
+    /// connection that sent nothing yet, or whose handshake began longer ago than the
+    /// protection, is still evicted first (the slow-client defence).
+    #[test]
+    fn a_reconnect_storm_never_cuts_a_handshake_under_way() {
+        let reg = Unauthenticated::default();
+        let protect = Duration::from_secs(60);
+        let mut handshaking = Vec::new();
+        for _ in 0..3 {
+            let (_, _, hello, rx) = reg.admit(3, protect).unwrap();
+            hello.store(reg.stamp(), Ordering::Relaxed);
+            handshaking.push(rx);
+        }
+        assert!(
+            reg.admit(3, protect).is_none(),
+            "a newcomer must not cut a handshake under way"
+        );
+        for rx in &mut handshaking {
+            assert!(rx.try_recv().is_err(), "a handshake under way was evicted");
+        }
+        // One handshake over (an API client idle on HTTP now): that one makes room.
+        let first = reg.live.lock().unwrap().values().next().unwrap().hello.clone();
+        first.store(0, Ordering::Relaxed);
+        let (_, _, _, mut silent) = reg.admit(3, protect).unwrap();
+        assert!(handshaking[0].try_recv().is_ok(), "the idle one is evicted");
+        assert!(handshaking[1].try_recv().is_err() && handshaking[2].try_recv().is_err());
+        // A silent connection (no ClientHello) is evicted before protected handshakes.
+        let _ = reg.admit(3, protect).unwrap();
+        assert!(silent.try_recv().is_ok(), "a client that sent nothing is not protected");
+        // Protection ends: a handshake older than it counts as stalled.
+        assert!(reg.admit(3, Duration::ZERO).is_some());
+        assert!(
+            handshaking[1].try_recv().is_ok(),
+            "a stalled handshake is evicted after the protection"
+        );
     }
 }

@@ -783,3 +783,129 @@ async fn dash_and_letter_look_alikes_of_labels_names_and_hostnames_are_caught() 
     assert!(outcome["reason"].as_str().unwrap().contains("protected label"), "{v}");
     assert!(!host(&ctx, &legacy).await.desired.quarantined);
 }
+
+/// Trial18 MED-2: the host's state named who acted by token name only (`hosts show`
+/// "by:", `GET /v1/hosts[/{id}]` `desired.actor`), and an approval named the person who
+/// approved by name only. Every place that says who acted carries the token id, and a
+/// token renamed since (a direct database edit, e.g. to `rule:…`) reads as such.
+#[tokio::test]
+async fn who_acted_on_a_host_or_an_approval_is_named_by_token_id() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &["servers"]).await;
+    let rita = token_id(&ctx, "rita-responder").await;
+    let alice = token_id(&ctx, "alice-admin").await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir-1"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let one = host(&ctx, &h).await;
+    assert_eq!(one.desired.actor.as_deref(), Some("rita-responder"));
+    assert_eq!(one.desired.actor_token_id, Some(rita));
+    assert_eq!(
+        one.desired.actor_label().as_deref(),
+        Some(format!("rita-responder (token {rita})").as_str())
+    );
+    let (_, list) = ctx.call("GET", "/v1/hosts", Some(&ctx.viewer), None).await;
+    let row = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == json!(h))
+        .unwrap()
+        .clone();
+    assert_eq!(row["desired"]["actor_token_id"], json!(rita), "{row}");
+    // Renamed in the database to read as automation: the name it acted under stays, and
+    // the answer says what the token is called now.
+    sqlx::query("UPDATE api_tokens SET name = 'rule:edr' WHERE id = $1")
+        .bind(rita)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    let one = host(&ctx, &h).await;
+    assert_eq!(one.desired.actor_token_name.as_deref(), Some("rule:edr"));
+    assert_eq!(
+        one.desired.actor_label().as_deref(),
+        Some(format!("rita-responder (token {rita}, now named \"rule:edr\")").as_str())
+    );
+    sqlx::query("UPDATE api_tokens SET name = 'rita-responder' WHERE id = $1")
+        .bind(rita)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+
+    // An approval: the person who decided is named by token id in the approval, in the
+    // quarantine's comment, and by an audit record of their own.
+    let (st, _) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/release"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ok"}"#),
+        )
+        .await;
+    assert!(st.is_success());
+    let (st, v) = ctx
+        .call(
+            "PUT",
+            "/v1/automation/settings",
+            Some(&ctx.admin),
+            Some(r#"{"cap_count": 0}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "trigger_labels": ["servers"]});
+    let (st, r) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let ev = json!({"host": h, "type": "malware", "severity": "critical", "source": "edr"});
+    let (st, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["status"], "approval_required", "{v}");
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/approvals/approve",
+            Some(&ctx.admin),
+            Some(&json!({"all": true, "comment": "ok go"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["status"], "approved", "{v}");
+    let (_, v) = ctx
+        .call("GET", "/v1/approvals?status=approved", Some(&ctx.viewer), None)
+        .await;
+    let a = &v["approvals"][0];
+    assert_eq!(
+        (a["decided_by"].clone(), a["decided_by_token_id"].clone()),
+        (json!("alice-admin"), json!(alice)),
+        "{v}"
+    );
+    let log = audit_all(&ctx).await;
+    let granted = log
+        .iter()
+        .find(|r| r.action == "approval_granted")
+        .expect("the approver's own record");
+    assert_eq!(
+        (granted.actor.as_str(), granted.actor_token_id),
+        ("alice-admin", Some(alice))
+    );
+    assert_eq!(granted.host_id.as_deref(), Some(h.as_str()));
+    let q = log.iter().rfind(|r| r.action == "quarantine").unwrap();
+    assert_eq!(q.actor, "rule:edr");
+    let approved_by = format!("approved by alice-admin (token {alice}): ok go");
+    assert!(q.comment.as_deref().unwrap().contains(&approved_by), "{:?}", q.comment);
+    let one = host(&ctx, &h).await;
+    assert!(
+        one.desired.comment.as_deref().unwrap().contains(&approved_by),
+        "{:?}",
+        one.desired.comment
+    );
+}

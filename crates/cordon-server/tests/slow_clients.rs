@@ -68,6 +68,7 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
         header_read_timeout: Duration::from_secs(300),
         agent_header_read_timeout: Duration::from_secs(300),
         max_unauthenticated: 256,
+        ..ConnLimits::default()
     };
     let (server, admin) = server(dir.path(), limits.clone()).await;
     let addr = server.addr;

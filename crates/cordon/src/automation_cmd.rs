@@ -491,11 +491,25 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                                 t(&p.rule),
                                 t(&p.event_id),
                                 p.status.as_str().to_string(),
+                                // Who decided, with the token id (issue 17): a name is only a label.
+                                t(&p.decided_by_label().unwrap_or_else(|| "-".into())),
                                 t(&p.reason),
                             ]
                         })
                         .collect();
-                    table(&["ID", "CREATED", "HOST", "RULE", "EVENT", "STATUS", "REASON"], &rows);
+                    table(
+                        &[
+                            "ID",
+                            "CREATED",
+                            "HOST",
+                            "RULE",
+                            "EVENT",
+                            "STATUS",
+                            "DECIDED BY",
+                            "REASON",
+                        ],
+                        &rows,
+                    );
                 }
                 return Ok(());
             }

@@ -538,7 +538,7 @@ pub(crate) fn show_host(h: &Host) -> String {
         let _ = writeln!(
             o,
             "  by:        {} — {}",
-            term::safe(h.desired.actor.as_deref().unwrap_or("-")),
+            term::safe(&h.desired.actor_label().unwrap_or_else(|| "-".into())),
             term::safe(h.desired.comment.as_deref().unwrap_or("-"))
         );
         if !h.desired.allow.is_empty() {
@@ -1154,5 +1154,46 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\x1b'), "terminal controls are escaped: {text}");
+    }
+}
+
+#[cfg(test)]
+mod who_acted_tests {
+    use super::show_host;
+
+    /// Trial18 MED-2: `hosts show` named who acted by token name only, so two tokens
+    /// sharing a name, or a token renamed in the database to `rule:…`, could not be told
+    /// apart from each other or from automation.
+    #[test]
+    fn hosts_show_names_who_acted_by_token_id_and_a_renamed_token_as_such() {
+        let mut h: cordon_proto::Host = serde_json::from_value(serde_json::json!({
+            "id": "h1", "hostname": "web1", "os": null, "addresses": [], "labels": [],
+            "agent_version": null, "last_seen": null, "enrolled_at": "2030-01-01T00:00:00.000Z",
+            "desired": {"revision": 1, "quarantined": true, "comment": "ir-1", "actor": "ops1",
+                        "actor_token_id": 94, "actor_token_name": "ops1"},
+            "state": "quarantine_pending", "state_reason": null, "state_since": "2030-01-01T00:00:00.000Z",
+            "applied_revision": 0, "digest": null, "backend": null, "revoked": false
+        }))
+        .unwrap();
+        assert!(
+            show_host(&h).contains("  by:        ops1 (token 94) — ir-1"),
+            "{}",
+            show_host(&h)
+        );
+        h.desired.actor_token_name = Some("rule:edr-mal".into());
+        assert!(
+            show_host(&h).contains("  by:        ops1 (token 94, now named \"rule:edr-mal\") — ir-1"),
+            "{}",
+            show_host(&h)
+        );
+        // A rule's action carries no token: the name alone.
+        h.desired.actor = Some("rule:edr-mal".into());
+        h.desired.actor_token_id = None;
+        h.desired.actor_token_name = None;
+        assert!(
+            show_host(&h).contains("  by:        rule:edr-mal — ir-1"),
+            "{}",
+            show_host(&h)
+        );
     }
 }

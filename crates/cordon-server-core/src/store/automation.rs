@@ -594,7 +594,8 @@ async fn insert_approval_tx(
 }
 
 const APPROVAL_COLS: &str =
-    "id, event_id, host_id, rule_name, params, reason, created_at, status, decided_by, decided_at, decision_comment";
+    "id, event_id, host_id, rule_name, params, reason, created_at, status, decided_by, decided_by_token_id, decided_at, \
+     decision_comment";
 
 fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
     Ok((
@@ -613,6 +614,7 @@ fn approval_row(r: &AnyRow) -> Result<(Approval, String), StoreError> {
                 })?
             },
             decided_by: get_opt_str(r, "decided_by")?,
+            decided_by_token_id: get_opt_i64(r, "decided_by_token_id")?,
             decided_at: get_opt_i64(r, "decided_at")?.map(Timestamp::from_unix_ms_clamped),
             decision_comment: get_opt_str(r, "decision_comment")?,
         },
@@ -708,18 +710,22 @@ async fn decide_approval_tx(
     tx: &mut Tx,
     id: i64,
     status: ApprovalStatus,
-    actor: &str,
+    who: Actor<'_>,
     comment: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE auto_approvals SET status = $1, decided_by = $2, decided_at = $3, decision_comment = $4 WHERE id = $5 AND status = 'pending'")
-        .bind(status.as_str().to_string())
-        .bind(actor.to_string())
-        .bind(now)
-        .bind(comment.map(str::to_string))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE auto_approvals SET status = $1, decided_by = $2, decided_at = $3, decision_comment = $4, \
+         decided_by_token_id = $6 WHERE id = $5 AND status = 'pending'",
+    )
+    .bind(status.as_str().to_string())
+    .bind(who.name.to_string())
+    .bind(now)
+    .bind(comment.map(str::to_string))
+    .bind(id)
+    .bind(who.token_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -1097,10 +1103,39 @@ impl Store {
                     what: format!("approval {}", a.id),
                     source: Some(e),
                 })?;
+                // The person who decided is named by token id too (issue 17, trial18 MED-2):
+                // in the quarantine's comment and detail, and by their own record below.
+                let approver = match who.token_id {
+                    Some(t) => format!("{actor} (token {t})"),
+                    None => actor.to_string(),
+                };
                 let mut p = plan.params(now);
-                p.comment = format!("{}; approved by {actor}: {comment}", plan.comment);
+                p.comment = format!("{}; approved by {approver}: {comment}", plan.comment);
                 p.message = p.message.map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
-                let extra = format!("approval {} approved by {actor}", a.id);
+                append(
+                    &mut tx,
+                    &NewAudit {
+                        actor,
+                        actor_token_id: who.token_id,
+                        action: "approval_granted",
+                        host_id: Some(&a.host_id),
+                        comment: Some(comment),
+                        result: "ok",
+                        detail: Some(
+                            &AutoCause {
+                                event_id: &a.event_id,
+                                rule: &a.rule,
+                                rule_id,
+                                extra: Some(&extra),
+                            }
+                            .detail(),
+                        ),
+                        event_id: Some(&a.event_id),
+                        rule: Some(&a.rule),
+                    },
+                )
+                .await?;
+                let extra = format!("approval {} approved by {approver}", a.id);
                 let cause = AutoCause {
                     event_id: &a.event_id,
                     rule: &a.rule,
@@ -1126,7 +1161,7 @@ impl Store {
                 set_event_status_tx(&mut tx, &a.event_id, EventStatus::Superseded).await?;
                 (ApprovalStatus::Superseded, Some(effect.words()))
             };
-            decide_approval_tx(&mut tx, a.id, status, actor, Some(comment), now).await?;
+            decide_approval_tx(&mut tx, a.id, status, who, Some(comment), now).await?;
             results.push(DecisionResult {
                 id: a.id,
                 host_id: a.host_id.clone(),

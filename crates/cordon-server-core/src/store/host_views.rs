@@ -479,8 +479,9 @@ impl Store {
                 Key::Text(get_str(row, "sort_key")?)
             });
         }
-        // Duplicate hostnames and shared addresses (issue 17), for the console to show.
-        super::hosts::set_flags(&self.pool, &mut hosts).await?;
+        // Duplicate hostnames and shared addresses, the acting token's name now (issue 17),
+        // for the console to show.
+        super::hosts::annotate(&self.pool, &mut hosts).await?;
         let cursor = |i: usize| {
             hosts.get(i).zip(keys.get(i)).map(|(h, k)| SortCursor {
                 sort: q.sort,

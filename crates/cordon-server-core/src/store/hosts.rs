@@ -12,7 +12,7 @@ use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreE
 use crate::timefmt::{now_ms, Timestamp};
 
 pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
-     revision, quarantined, allow_json, message, comment, actor, expires_at, state, state_reason, state_since, \
+     revision, quarantined, allow_json, message, comment, actor, actor_token_id, expires_at, state, state_reason, state_since, \
      applied_revision, digest, backend, degraded, enforcing, heartbeat_ms, claims";
 
 #[derive(Debug, Clone, Default)]
@@ -104,6 +104,9 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
             message: get_opt_str(row, "message")?,
             comment: get_opt_str(row, "comment")?,
             actor: get_opt_str(row, "actor")?,
+            actor_token_id: get_opt_i64(row, "actor_token_id")?,
+            // Read from the token table when the server answers ([`annotate`]).
+            actor_token_name: None,
             expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
         },
         state,
@@ -199,6 +202,47 @@ where
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Everything the server derives about hosts when it answers: their [`set_flags`] and the
+/// current name of the token that asked for each desired state
+/// ([`set_actor_token_names`]).
+pub(crate) async fn annotate<'e, E>(exec: E, hosts: &mut [Host]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any> + Copy,
+{
+    set_flags(exec, hosts).await?;
+    set_actor_token_names(exec, hosts).await
+}
+
+/// Sets `desired.actor_token_name` of each host whose desired state a token asked for:
+/// that token's name in the token table now (issue 17: the stored `actor` is only the
+/// name the token had when it acted; an answer shows both, so a token renamed since, by
+/// a direct database edit, reads as such). Left `None` when no token has that id. One
+/// indexed query per call.
+pub(crate) async fn set_actor_token_names<'e, E>(exec: E, hosts: &mut [Host]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let mut ids: Vec<i64> = hosts.iter().filter_map(|h| h.desired.actor_token_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT id, name FROM api_tokens WHERE id IN ({})", marks(1, ids.len()));
+    let mut q = sqlx::query(&sql);
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let mut names: HashMap<i64, String> = HashMap::new();
+    for r in q.fetch_all(exec).await? {
+        names.insert(get_i64(&r, "id")?, get_str(&r, "name")?);
+    }
+    for h in hosts.iter_mut() {
+        h.desired.actor_token_name = h.desired.actor_token_id.and_then(|id| names.get(&id).cloned());
     }
     Ok(())
 }
@@ -521,7 +565,7 @@ impl Store {
             .zip(&ids)
             .map(|(row, id)| host_from_row(row, labels.remove(id).unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()?;
-        set_flags(&self.pool, &mut hosts).await?;
+        annotate(&self.pool, &mut hosts).await?;
         let next = match (more, hosts.last()) {
             (true, Some(h)) => Some(HostCursor {
                 hostname: h.hostname.clone(),
@@ -553,7 +597,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no host {reference:?}")))?;
         tx.commit().await?;
         let mut one = [host];
-        set_flags(&self.pool, &mut one).await?;
+        annotate(&self.pool, &mut one).await?;
         let [host] = one;
         Ok(host)
     }
@@ -614,7 +658,7 @@ impl Store {
             }
             out.push(host);
         }
-        set_flags(&self.pool, &mut out).await?;
+        annotate(&self.pool, &mut out).await?;
         Ok(out)
     }
 

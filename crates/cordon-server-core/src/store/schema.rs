@@ -93,6 +93,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0025_audit_action_index.sql"),
         include_str!("../../migrations/0025_audit_action_index.sql"),
     ),
+    (
+        26,
+        "approval decider token",
+        include_str!("../../migrations/0026_approval_decider_token.sql"),
+        include_str!("../../migrations/0026_approval_decider_token.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
