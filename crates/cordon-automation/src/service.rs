@@ -264,6 +264,9 @@ pub struct ApprovalReview {
     /// In words ("already quarantined (no change)", "host now protected by label dc —
     /// will be refused").
     pub words: String,
+    /// The host carries a flag (a duplicate or invalid hostname, a shared address):
+    /// sentences name it with its short id.
+    pub flagged: bool,
     /// For an approval that quarantines: what the quarantine carries, one line each
     /// (exceptions, message to users, automatic release) — the plan the rule made when
     /// the event arrived, which approving applies as it is. Empty otherwise.
@@ -402,6 +405,7 @@ pub async fn review_approvals(
                 .map(|h| h.hostname.clone())
                 .unwrap_or_else(|| a.host_id.clone()),
             revision: host.as_ref().map(|h| h.desired.revision),
+            flagged: host.as_ref().is_some_and(|h| !h.flags.is_empty()),
             host_id: a.host_id,
             status: a.status,
             effect: effect_name,

@@ -184,10 +184,12 @@ pub struct HostImpact {
 }
 
 impl HostImpact {
-    /// The host as sentences name it: the hostname, with the short id when another host
-    /// shares the name (`db1 (1c2d3e4f)`), so "Quarantine db1, db1?" never happens.
+    /// The host as sentences name it: the hostname, with the short id when the host
+    /// carries any flag — another host shares the name or an address, or the name breaks
+    /// the hostname rule (`db1 (1c2d3e4f)`) — so "Quarantine db1, db1?" never happens and
+    /// a flagged twin is never a bare name, whether or not the other one is selected.
     pub fn name(&self) -> String {
-        if self.flags.iter().any(|f| f.starts_with("duplicate hostname")) {
+        if !self.flags.is_empty() {
             format!("{} ({})", self.hostname, self.short_id)
         } else {
             self.hostname.clone()

@@ -316,13 +316,13 @@ fn action_button(h: &Host, sr_name: bool) -> Markup {
     };
     let retry = retry_refusal(h).is_none();
     html! {
-        button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(h.hostname)
+        button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(super::view::sentence_name(h))
             data-revision=(h.desired.revision) {
             (text) @if sr_name { span class="sr-only" { " " (h.hostname) } }
         }
         @if retry {
             " "
-            button type="button" class="act retry" data-action="retry" data-hosts=(h.id) data-names=(h.hostname)
+            button type="button" class="act retry" data-action="retry" data-hosts=(h.id) data-names=(super::view::sentence_name(h))
                 data-revision=(h.desired.revision) title="Send the desired state to the agent again as a new revision" {
                 "Retry" @if sr_name { span class="sr-only" { " " (h.hostname) } }
             }
@@ -334,7 +334,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
     let act = s.can_act();
     html! {
         tr id={"host-" (h.id)} data-host-id=(h.id) data-hostname=(h.hostname) data-state=(Shown::of(h).key())
-            data-revision=(h.desired.revision) {
+            data-revision=(h.desired.revision) data-flagged[!h.flags.is_empty()] {
             @if act {
                 td class="sel" {
                     input type="checkbox" class="host-select" value=(h.id) id={"sel-" (h.id)}

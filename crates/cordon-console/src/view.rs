@@ -284,6 +284,20 @@ pub fn short_id(id: &str) -> &str {
     id.char_indices().nth(SHORT_ID_CHARS).map_or(id, |(i, _)| &id[..i])
 }
 
+/// `h` as sentences (review headers, confirmations) name it: the hostname, with the short
+/// id when the host carries any flag (a duplicate or invalid hostname, a shared address,
+/// named after by another host), so a flagged name never stands alone for one of two
+/// look-alike hosts, whichever of them is selected (trial19 MED-B). Hostnames themselves
+/// cannot hold the `NAME (shortid)` form (the hostname rule refuses spaces and
+/// parentheses).
+pub fn sentence_name(h: &Host) -> String {
+    if h.flags.is_empty() {
+        h.hostname.clone()
+    } else {
+        format!("{} ({})", h.hostname, short_id(&h.id))
+    }
+}
+
 /// One line per flag of `h` ([`Host::flags`], computed by the server), naming the other
 /// hosts by short id: `duplicate hostname: also 1c2d3e4f`, `duplicate address
 /// 192.0.2.5: also 1c2d3e4f, 5a6b7c8d`.
@@ -296,6 +310,13 @@ pub fn flag_texts(h: &Host) -> Vec<String> {
             match &f.kind {
                 cordon_proto::HostFlagKind::DuplicateHostname => format!("duplicate hostname: also {others}"),
                 cordon_proto::HostFlagKind::DuplicateAddress => format!("duplicate address {}: also {others}", f.value),
+                cordon_proto::HostFlagKind::InvalidHostname if others.is_empty() => {
+                    "invalid hostname: use the id".to_string()
+                }
+                cordon_proto::HostFlagKind::InvalidHostname => format!("invalid hostname: reads as {others}"),
+                cordon_proto::HostFlagKind::NamedAfter => {
+                    format!("named after: host {others} is named {:?}", f.value)
+                }
                 cordon_proto::HostFlagKind::Other(other) => format!("{other} {}: also {others}", f.value),
             }
         })

@@ -2357,6 +2357,46 @@ async fn duplicate_flags_and_short_ids_are_shown_wherever_hosts_are_listed() {
     assert_eq!(v["hosts"][&ap["ws-other"].0]["flags"], serde_json::json!([]), "{v}");
 }
 
+/// trial19 MED-B: a flagged twin was named bare ("web1") in the approval review's header
+/// when its twin was not among the listed approvals, so "web1" read as either host; and
+/// the hosts table gave the selection dialog no way to tell a flagged row. Every
+/// sentence names a flagged host with its short id (approval review summary, action
+/// review, the buttons' `data-names`), and flagged rows carry `data-flagged`.
+#[tokio::test]
+async fn a_flagged_host_is_named_with_its_short_id_even_without_its_twin() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["db1", "ws-other"]).await;
+    let a = ap["db1"].0.clone();
+    let b = ctx.enroll("DB1", &["ws"]).await;
+    let sa: String = a.chars().take(8).collect();
+    let admin = sign_in(&ctx, &ctx.admin).await;
+    let r = post_json(
+        &ctx,
+        &admin,
+        "/console/approvals/review",
+        serde_json::json!({"ids": [ap["db1"].1], "decision": "approve"}),
+    )
+    .await;
+    let v = j(&r);
+    let summary = v["summary"].as_str().unwrap();
+    assert!(summary.contains(&format!("db1 ({sa})")), "{summary}");
+    let body = serde_json::json!({"action": "quarantine", "hosts": [a], "comment": "IR-9"});
+    let v = j(&post_json(&ctx, &admin, "/console/actions/check", body).await);
+    assert!(v["hostnames"].to_string().contains(&format!("db1 ({sa})")), "{v}");
+    let page = page_body(&ctx, &admin, "/console/hosts").await;
+    let row = |id: &str| {
+        page.split(&format!("<tr id=\"host-{id}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ra, rb, rother) = (row(&a), row(&b), row(&ap["ws-other"].0));
+    assert!(ra.contains("data-flagged") && rb.contains("data-flagged"), "{ra}");
+    assert!(!rother.contains("data-flagged"), "{rother}");
+    assert!(ra.contains(&format!("data-names=\"db1 ({sa})\"")), "{ra}");
+}
+
 /// trial13 LOW: refusal texts were escaped twice (`&amp;lt;` on screen). Every refusal
 /// the console's dialogs show is plain text (the script sets it as text), so no HTML
 /// entity may appear in one, whatever characters the analyst typed.

@@ -160,6 +160,14 @@ open_wire_enum! {
         DuplicateHostname = "duplicate_hostname",
         /// One of the addresses.
         DuplicateAddress = "duplicate_address",
+        /// The hostname breaks the hostname rule ([`crate::hostname::check`]): an
+        /// address, a host id or short id, spaces or punctuation (`web1 (820cb233)`).
+        /// Only hosts enrolled before the rule have one; they keep working by id.
+        /// `other_hosts`: the hosts whose address or id the name reads as.
+        InvalidHostname = "invalid_hostname",
+        /// Another host's hostname is this host's address, id or short id (that host
+        /// carries `invalid_hostname`). `value` is that hostname.
+        NamedAfter = "named_after",
     }
 }
 
@@ -173,6 +181,25 @@ impl HostFlag {
             HostFlagKind::DuplicateAddress => {
                 format!("duplicate address {:?} (also claimed by host {others})", self.value)
             }
+            HostFlagKind::InvalidHostname => {
+                let why = crate::hostname::check(&self.value).err().map_or_else(
+                    || "it reads as an address or a host id through look-alike letters".to_string(),
+                    |p| p.to_string(),
+                );
+                let reads = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (reads as host {others})")
+                };
+                format!(
+                    "invalid hostname {:?}{reads}: {why}; address this host by its id",
+                    self.value
+                )
+            }
+            HostFlagKind::NamedAfter => format!(
+                "host {others} is named {:?}, this host's address or id: that name never addresses this host",
+                self.value
+            ),
             HostFlagKind::Other(other) => format!("{other} {:?} (also host {others})", self.value),
         }
     }
@@ -185,6 +212,9 @@ impl HostFlag {
         match &self.kind {
             HostFlagKind::DuplicateHostname => format!("duplicate hostname (also {others})"),
             HostFlagKind::DuplicateAddress => format!("duplicate address {} (also claimed by {others})", self.value),
+            HostFlagKind::InvalidHostname if others.is_empty() => "invalid hostname (use the id)".to_string(),
+            HostFlagKind::InvalidHostname => format!("invalid hostname: reads as {others} (use the id)"),
+            HostFlagKind::NamedAfter => format!("named after: host {others} is named {:?}", self.value),
             HostFlagKind::Other(other) => format!("{other} {} (also {others})", self.value),
         }
     }

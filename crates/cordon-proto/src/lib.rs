@@ -14,6 +14,7 @@ pub mod audit_chain;
 pub mod automation;
 pub mod enroll;
 pub mod fingerprint;
+pub mod hostname;
 pub mod shown;
 pub mod timefmt;
 

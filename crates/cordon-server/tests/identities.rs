@@ -784,6 +784,197 @@ async fn dash_and_letter_look_alikes_of_labels_names_and_hostnames_are_caught() 
     assert!(!host(&ctx, &legacy).await.desired.quarantined);
 }
 
+/// Enrolls `name` with a fresh token through the API; returns the status and body.
+async fn try_enroll(ctx: &Ctx, name: &str) -> (StatusCode, Value) {
+    let tok = ctx.store().create_enroll_token("test", &[], 600).await.unwrap().token;
+    let (_key, csr) = common::csr();
+    let req = cordon_proto::EnrollRequest {
+        token: tok,
+        csr_pem: csr,
+        hostname: name.into(),
+        os: None,
+        addresses: vec![],
+        agent_version: None,
+    };
+    ctx.call("POST", "/v1/enroll", None, Some(&serde_json::to_string(&req).unwrap()))
+        .await
+}
+
+/// The fault kind (trial18 MED-1, trial18 LOW, trial19 MED-B and LOW-k): a hostname that
+/// reads as another host's address (any spelling an IP parser takes), its id or short
+/// id, or the console's own twin naming `NAME (shortid)` was enrolled unflagged. Each is
+/// refused with 400 naming the problem, and nothing is written.
+#[tokio::test]
+async fn hostnames_that_read_as_an_address_an_id_or_the_twin_naming_are_refused_at_enrollment() {
+    let ctx = Ctx::new().await;
+    let web1 = ctx.enroll_with("web1", &[], &["10.9.9.9", "2001:db8::5"]).await;
+    let short = &web1[..8];
+    let upper_id = web1.to_ascii_uppercase();
+    let simple_id = web1.replace('-', "");
+    let twin = format!("web1 ({short})");
+    let cyrillic_short: String = short
+        .replace('c', "\u{441}")
+        .replace('e', "\u{435}")
+        .replace('a', "\u{430}");
+    let snap = serde_json::to_string(&ctx.store().hosts(&Default::default()).await.unwrap()).unwrap();
+    for (name, says) in [
+        ("10.9.9.9", "IP address 10.9.9.9"),
+        ("10.9.9.9.", "IP address 10.9.9.9"),
+        ("0x0a.9.9.9", "IP address 10.9.9.9"),
+        ("010.9.9.9", "IP address 8.9.9.9"),
+        ("168364297", "IP address 10.9.9.9"),
+        ("\u{FF11}\u{FF10}.9.9.9", "IP address 10.9.9.9"),
+        ("1O.9.9.9", "reads as the IP address 10.9.9.9"),
+        ("2001:db8::5", "IP address 2001:db8::5"),
+        ("2001:DB8:0:0::5", "IP address 2001:db8::5"),
+        ("[2001:db8::5]", "IP address 2001:db8::5"),
+        ("fe80::1%eth0", "IP address fe80::1"),
+        ("host.123", "is a number"),
+        (web1.as_str(), "reads as a host id"),
+        (upper_id.as_str(), "reads as a host id"),
+        (simple_id.as_str(), "reads as a host id"),
+        (short, "reads as a host id"),
+        (&short.to_ascii_uppercase(), "reads as a host id"),
+        (twin.as_str(), "U+0020"),
+        ("web1(x)", "U+0028"),
+        ("-rf", "command-line option"),
+        ("a..b", "empty label"),
+    ] {
+        let (st, v) = try_enroll(&ctx, name).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("is refused") && detail.contains(says),
+            "{name:?}: {detail}"
+        );
+    }
+    if cyrillic_short != short {
+        let (st, v) = try_enroll(&ctx, &cyrillic_short).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{cyrillic_short:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("reads as a host id"), "{v}");
+    }
+    let hosts = ctx.store().hosts(&Default::default()).await.unwrap();
+    assert_eq!(hosts.len(), 1, "no host written");
+    assert_eq!(serde_json::to_string(&hosts).unwrap(), snap, "web1 unchanged");
+    // Real names pass: FQDNs, '_', other scripts, a hex string shorter than a short id.
+    for ok in [
+        "web1.corp.example.",
+        "db_primary",
+        "m\u{FC}ller-pc",
+        "deadbee",
+        "host.lol",
+    ] {
+        let (st, v) = try_enroll(&ctx, ok).await;
+        assert_eq!(st, StatusCode::OK, "{ok:?}: {v}");
+    }
+}
+
+/// Sets `id`'s stored hostname as a server before the hostname rule would have kept it.
+async fn rename_as_before_the_rule(ctx: &Ctx, id: &str, name: &str) {
+    sqlx::query("UPDATE hosts SET hostname = $1, hostname_key = $2 WHERE id = $3")
+        .bind(name)
+        .bind(cordon_server_core::service::validate::hostname_key(name))
+        .bind(id)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+}
+
+/// The fault kind (trial18 MED-1): a host enrolled before the rule under another host's
+/// address (`10.9.9.9`, `2001:db8::5`) took that address's events — automation
+/// quarantined the impostor and left the real host open. An event or a command naming
+/// an address (or an id) never matches a hostname; such old hosts are flagged
+/// `invalid_hostname` naming the host they read as, which is flagged `named_after`, and
+/// they keep working by id.
+#[tokio::test]
+async fn hosts_named_like_another_hosts_address_or_id_never_take_its_events_and_are_flagged() {
+    let ctx = Ctx::new().await;
+    let web1 = ctx.enroll_with("web1", &["servers"], &["10.9.9.9"]).await;
+    let v6host = ctx.enroll_with("v6host", &["servers"], &["2001:db8::5"]).await;
+    let dc1 = ctx.enroll_with("dc1", &["servers"], &["10.9.9.20"]).await;
+    let imp4 = ctx.enroll_with("imp4", &["servers"], &["10.9.9.11"]).await;
+    let imp6 = ctx.enroll_with("imp6", &["servers"], &["10.9.9.12"]).await;
+    let imp_id = ctx.enroll_with("impid", &["servers"], &["10.9.9.13"]).await;
+    let imp_twin = ctx.enroll_with("imptwin", &["servers"], &["10.9.9.14"]).await;
+    rename_as_before_the_rule(&ctx, &imp4, "10.9.9.9").await;
+    rename_as_before_the_rule(&ctx, &imp6, "2001:DB8::5").await;
+    rename_as_before_the_rule(&ctx, &imp_id, &dc1[..8].to_ascii_uppercase()).await;
+    let twin = format!("web1 ({})", &web1[..8]);
+    rename_as_before_the_rule(&ctx, &imp_twin, &twin).await;
+
+    // Flags on both sides, naming each other.
+    let flag = |h: &Host, k: HostFlagKind| h.flags.iter().find(|f| f.kind == k).cloned();
+    for (imp, real, name) in [
+        (&imp4, &web1, "10.9.9.9"),
+        (&imp6, &v6host, "2001:DB8::5"),
+        (&imp_id, &dc1, &dc1[..8].to_ascii_uppercase()[..]),
+    ] {
+        let hi = host(&ctx, imp).await;
+        let f = flag(&hi, HostFlagKind::InvalidHostname).unwrap_or_else(|| panic!("{name}: {hi:?}"));
+        assert_eq!(f.other_hosts, vec![real.clone()], "{name}");
+        assert!(f.text().contains("address this host by its id"), "{}", f.text());
+        let hr = host(&ctx, real).await;
+        let f = flag(&hr, HostFlagKind::NamedAfter).unwrap_or_else(|| panic!("{name}: {hr:?}"));
+        assert_eq!((f.value.as_str(), f.other_hosts.clone()), (name, vec![imp.clone()]));
+    }
+    let ht = host(&ctx, &imp_twin).await;
+    let f = flag(&ht, HostFlagKind::InvalidHostname).unwrap();
+    assert!(f.text().contains("U+0020"), "{}", f.text());
+
+    // Automation: the address's event goes to the host that has the address.
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert!(st.is_success(), "{v}");
+    for (reference, real) in [("10.9.9.9", &web1), ("2001:db8::5", &v6host)] {
+        let ev = json!({"host": reference, "type": "malware", "severity": "critical", "source": "edr"});
+        let (_, v) = ctx
+            .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+            .await;
+        assert_eq!(v["events"][0]["host_id"], json!(real), "{reference}: {v}");
+        assert_eq!(v["events"][0]["status"], "quarantined", "{reference}: {v}");
+    }
+    assert!(!host(&ctx, &imp4).await.desired.quarantined);
+    assert!(!host(&ctx, &imp6).await.desired.quarantined);
+    // A short id names no host by hostname.
+    let ev = json!({"host": &dc1[..8], "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["status"], "unknown_host", "{v}");
+    assert!(!host(&ctx, &imp_id).await.desired.quarantined);
+
+    // Commands: an address or a short id is no hostname; the id works.
+    let snap = ctx.snapshot().await;
+    for reference in ["10.9.9.9", &dc1[..8].to_ascii_uppercase()[..]] {
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{}/quarantine", urlencode(reference)),
+                Some(&ctx.responder),
+                Some(r#"{"comment":"ir"}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{reference}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("never an address or an id"),
+            "{v}"
+        );
+    }
+    assert_eq!(ctx.snapshot().await, snap, "nothing changed");
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{imp4}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "by id: {v}");
+}
+
 /// Trial18 MED-2: the host's state named who acted by token name only (`hosts show`
 /// "by:", `GET /v1/hosts[/{id}]` `desired.actor`), and an approval named the person who
 /// approved by name only. Every place that says who acted carries the token id, and a

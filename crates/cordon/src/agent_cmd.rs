@@ -90,12 +90,26 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
             return Err(Failure::usage(why));
         }
     }
+    let hostname = a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname);
+    // The server's hostname rule, checked before it is asked (the token stays unused):
+    // no address, host id or `NAME (shortid)` form (trial18 MED-1, trial19 MED-B).
+    if let Err(problem) = cordon_proto::hostname::check(hostname.trim_matches(' ')) {
+        let given = if a.hostname.is_some() {
+            "--hostname"
+        } else {
+            "this machine's hostname (give --hostname)"
+        };
+        return Err(Failure::usage(format!(
+            "hostname {:?} ({given}) is refused: {problem}",
+            hostname.escape_default().to_string()
+        )));
+    }
     let opts = EnrollOptions {
         server: a.server.clone(),
         token: a.token.clone(),
         ca_fingerprint: a.ca_fingerprint.clone(),
         dir: a.dir.clone(),
-        hostname: a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname),
+        hostname,
         proxy: a.proxy.clone(),
     };
     let out = enroll(&opts).await?;

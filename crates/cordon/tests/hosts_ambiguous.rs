@@ -77,3 +77,50 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
         );
     }
 }
+
+/// The fault kind (trial18 MED-1, trial19 MED-B): `cordon agent enroll --hostname` under
+/// another host's address, a short id or the console's `NAME (shortid)` form enrolled.
+/// Each is refused before the server is asked: exit 2 naming the problem, the token
+/// still unused (the same token then enrolls a real name).
+#[test]
+fn enroll_refuses_hostnames_that_read_as_an_address_an_id_or_the_twin_naming() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lb = loopback::start(tmp.path());
+    let t = loopback::cordon(&["server", "token", "create", "--data", &lb.data, "--json"]);
+    assert!(t.status.success(), "{}", text(&t));
+    let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let token = t["token"].as_str().unwrap();
+    let agent_dir = tmp.path().join("agent").to_string_lossy().to_string();
+    let state_dir = tmp.path().join("state").to_string_lossy().to_string();
+    let enroll = |hostname: &str| {
+        loopback::cordon(&[
+            "agent",
+            "enroll",
+            "--server",
+            &lb.url,
+            "--token",
+            token,
+            "--ca-fingerprint",
+            &lb.fp,
+            "--dir",
+            &agent_dir,
+            "--state-dir",
+            &state_dir,
+            "--hostname",
+            hostname,
+        ])
+    };
+    for (name, says) in [
+        ("10.9.9.9", "IP address 10.9.9.9"),
+        ("[2001:db8::5]", "IP address 2001:db8::5"),
+        ("820cb233", "reads as a host id"),
+        ("web1 (820cb233)", "U+0020"),
+    ] {
+        let out = enroll(name);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is refused") && err.contains(says), "{name}: {err}");
+    }
+    let out = enroll("web1");
+    assert!(out.status.success(), "the token was not used: {}", text(&out));
+}

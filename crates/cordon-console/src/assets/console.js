@@ -327,10 +327,13 @@
         revisions[tr.getAttribute("data-host-id")] = parseInt(tr.getAttribute("data-revision"), 10);
       });
       if (hosts.length === 0) { flash("Select hosts first (tick their boxes).", "warn"); return; }
-      // A name two selected hosts share carries each one's short id ("db-01 (h-db01b)").
+      // A name two selected hosts share carries each one's short id ("db-01 (h-db01b)"),
+      // and so does a flagged host's (a duplicate or invalid hostname, trial19 MED-B), even
+      // when its twin is not selected: "web1" alone never stands for one of two web1s.
+      var flagged = selectedRows().map(function (tr) { return tr.hasAttribute("data-flagged"); });
       names = names.map(function (n, i) {
         var shared = names.filter(function (m) { return m === n; }).length > 1;
-        return shared ? n + " (" + hosts[i].slice(0, 8) + ")" : n;
+        return shared || flagged[i] ? n + " (" + hosts[i].slice(0, 8) + ")" : n;
       });
     } else if (target === "label") {
       byLabel = true;

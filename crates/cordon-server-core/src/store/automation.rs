@@ -234,6 +234,17 @@ fn short_hostname_match(a_key: &str, b_key: &str) -> bool {
 /// [`crate::service::validate::hostname_key`], so `WEB1`, `ｗｅｂ１` and `web1.` are the
 /// same name as `web1` (such hosts are all flagged `duplicate_hostname`).
 /// Returns the host and whether it matched by id.
+/// Whether a host reference reads as an IP address (any spelling,
+/// [`cordon_proto::hostname::as_address`]) or a host id or its start
+/// ([`cordon_proto::hostname::looks_like_host_id`]): such a reference names a host by
+/// address or id only, never by hostname.
+pub(crate) fn reads_as_address_or_id(reference: &str) -> bool {
+    let r = reference.trim();
+    cordon_proto::hostname::as_address(r).is_some()
+        || cordon_proto::hostname::looks_like_host_id(r)
+        || cordon_proto::addr::parse_host_address(r).is_ok()
+}
+
 async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow, bool), Unresolved>, StoreError> {
     let r = reference.trim();
     let rows = sqlx::query("SELECT id, hostname, addresses, quarantined FROM hosts WHERE revoked = 0")
@@ -252,10 +263,14 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
     let rl = key(r);
     // An address compares in canonical form (`2001:db8::1`), like the stored ones.
     let ip = cordon_proto::addr::parse_host_address(r).ok().map(|ip| ip.to_string());
+    // A reference that reads as an address or a host id never matches a hostname
+    // (trial18 MED-1): a host enrolled before the hostname rule under another host's
+    // address (`10.9.9.9`) or id would otherwise take that host's events.
+    let by_name = !reads_as_address_or_id(r);
     let passes: [(&str, &Pass<'_>); 4] = [
         ("id", &|h| h.0 == r),
-        ("hostname", &|h| key(&h.1) == rl),
-        ("short hostname", &|h| short_hostname_match(&rl, &key(&h.1))),
+        ("hostname", &|h| by_name && key(&h.1) == rl),
+        ("short hostname", &|h| by_name && short_hostname_match(&rl, &key(&h.1))),
         ("address", &|h| {
             ip.as_deref()
                 .is_some_and(|ip| json_list(&h.2).iter().any(|a| strip_prefix_len(a) == ip))

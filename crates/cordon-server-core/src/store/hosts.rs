@@ -203,7 +203,132 @@ where
             }
         }
     }
+    set_hostname_rule_flags(exec, hosts).await
+}
+
+/// What a hostname that breaks the hostname rule reads as: the address, or the start of
+/// a host id (lower case, hyphenated), if any.
+enum Reading {
+    Address(String),
+    IdPrefix(String),
+    Nothing,
+}
+
+/// `name`'s [`Reading`] (after [`crate::service::validate::hostname_rule`] refused it).
+fn reading(name: &str) -> Reading {
+    use cordon_proto::hostname::HostnameProblem as P;
+    match crate::service::validate::hostname_rule(name) {
+        Err(P::Address(ip)) => Reading::Address(cordon_proto::addr::ipv4_of(ip).to_string()),
+        Err(P::AddressLookAlike(ip)) => Reading::Address(ip.to_string()),
+        Err(P::HostId) => {
+            let t = crate::service::validate::hostname_id_reading(name);
+            // The 32-digit form names the hyphenated id.
+            if t.len() == 32 && !t.contains('-') {
+                Reading::IdPrefix(format!(
+                    "{}-{}-{}-{}-{}",
+                    &t[..8],
+                    &t[8..12],
+                    &t[12..16],
+                    &t[16..20],
+                    &t[20..]
+                ))
+            } else {
+                Reading::IdPrefix(t)
+            }
+        }
+        _ => Reading::Nothing,
+    }
+}
+
+/// Flags of the hostname rule (trial18 MED-1, trial19 MED-B/LOW-k): a host enrolled
+/// before the rule under a name that breaks it gets `invalid_hostname` naming the hosts
+/// whose address or id the name reads as; each of those gets `named_after` naming it.
+/// New enrollments cannot have such a name ([`crate::service::validate::hostname`]).
+/// One query for the reverse direction, one per refused name on the page (rare).
+async fn set_hostname_rule_flags<'e, E>(exec: E, hosts: &mut [Host]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any> + Copy,
+{
+    let key = crate::service::validate::hostname_key;
+    // Reverse: hosts named after an address, the id or the short id of a host of the page.
+    let mut keys: Vec<String> = Vec::new();
+    for h in hosts.iter() {
+        keys.extend(h.addresses.iter().map(|a| key(&a.to_string())));
+        keys.push(key(&h.id));
+        keys.push(key(short_id(&h.id)));
+    }
+    keys.sort();
+    keys.dedup();
+    let sql = format!(
+        "SELECT id, hostname FROM hosts WHERE revoked = 0 AND hostname_key IN ({})",
+        marks(1, keys.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for k in &keys {
+        q = q.bind(k.clone());
+    }
+    let mut named: Vec<(String, String)> = Vec::new();
+    for r in q.fetch_all(exec).await? {
+        let (id, name) = (get_str(&r, "id")?, get_str(&r, "hostname")?);
+        if crate::service::validate::hostname_rule(&name).is_err() {
+            named.push((id, name));
+        }
+    }
+    for h in hosts.iter_mut() {
+        let own_id = h.id.to_ascii_lowercase();
+        let addresses: Vec<String> = h.addresses.iter().map(ToString::to_string).collect();
+        for (id, name) in &named {
+            let hit = id != &h.id
+                && match reading(name) {
+                    Reading::Address(a) => addresses.contains(&a),
+                    Reading::IdPrefix(p) => own_id.starts_with(&p),
+                    Reading::Nothing => false,
+                };
+            if hit {
+                h.flags.push(HostFlag {
+                    kind: cordon_proto::HostFlagKind::NamedAfter,
+                    value: name.clone(),
+                    other_hosts: vec![id.clone()],
+                });
+            }
+        }
+        if crate::service::validate::hostname_rule(&h.hostname).is_err() {
+            let rows = match reading(&h.hostname) {
+                Reading::Address(a) => {
+                    sqlx::query(
+                        "SELECT h.id AS id FROM host_addresses a JOIN hosts h ON h.id = a.host_id \
+                         WHERE h.revoked = 0 AND a.address = $1 AND h.id <> $2",
+                    )
+                    .bind(a)
+                    .bind(h.id.clone())
+                    .fetch_all(exec)
+                    .await?
+                }
+                Reading::IdPrefix(p) => {
+                    sqlx::query("SELECT id FROM hosts WHERE revoked = 0 AND LOWER(id) LIKE $1 ESCAPE '\\' AND id <> $2")
+                        .bind(format!("{}%", like_pattern(&p).trim_matches('%')))
+                        .bind(h.id.clone())
+                        .fetch_all(exec)
+                        .await?
+                }
+                Reading::Nothing => Vec::new(),
+            };
+            let mut other_hosts = rows.iter().map(|r| get_str(r, "id")).collect::<Result<Vec<_>, _>>()?;
+            other_hosts.sort();
+            h.flags.push(HostFlag {
+                kind: cordon_proto::HostFlagKind::InvalidHostname,
+                value: h.hostname.clone(),
+                other_hosts,
+            });
+        }
+    }
     Ok(())
+}
+
+/// The first 8 characters of a host id: what the console, Slack texts and `cordon hosts`
+/// show next to names.
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
 }
 
 /// Everything the server derives about hosts when it answers: their [`set_flags`] and the
@@ -335,9 +460,17 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
     let mut ids: Vec<String> = Vec::with_capacity(refs.len());
     for r in refs {
         let r = r.trim();
+        // A reference that reads as an address or a host id names no hostname (hosts
+        // enrolled before the hostname rule may be named `10.9.9.9` or like another
+        // host's id): only the exact id matches it.
+        let name_key = if super::automation::reads_as_address_or_id(r) {
+            None
+        } else {
+            Some(crate::service::validate::hostname_key(r))
+        };
         let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
             .bind(r.to_string())
-            .bind(crate::service::validate::hostname_key(r))
+            .bind(name_key.clone())
             .fetch_all(&mut **tx)
             .await?;
         let exact = rows.iter().find(|row| get_str(row, "id").ok().as_deref() == Some(r));
@@ -348,6 +481,12 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
         let row = match (exact, live.len(), rows.len()) {
             (Some(row), _, _) => row,
             (None, 1, _) => live[0],
+            (None, 0, 0) if name_key.is_none() => {
+                return Err(StoreError::NotFound(format!(
+                    "no host {r:?}: it reads as an address or a host id, and hosts are named here by full id or \
+                     hostname (a hostname is never an address or an id)"
+                )))
+            }
             (None, 0, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
             (None, 0, _) => &rows[0],
             (None, n, _) => {

@@ -34,7 +34,8 @@ pub struct TailRecord {
     pub hostname: Option<String>,
     /// Another enrolled (not revoked) host has the same hostname (compared as the
     /// server's `hostname_key`: the `duplicate hostname` flag), so a notification names
-    /// this one with its short id too.
+    /// this one with its short id too; also true when the hostname breaks the hostname
+    /// rule (`crate::service::validate::hostname_rule`, a host enrolled before it).
     pub hostname_shared: bool,
     /// The reason given.
     pub comment: Option<String>,
@@ -290,7 +291,11 @@ impl Store {
                 action: get_str(r, "action")?,
                 host_id: get_opt_str(r, "host_id")?,
                 hostname: get_opt_str(r, "hostname")?,
-                hostname_shared: get_opt_i64(r, "shared")?.unwrap_or(0) > 0,
+                // A shared name, or one breaking the hostname rule (a host enrolled before
+                // it as `10.9.9.9` or `web1 (820cb233)`): named with its short id.
+                hostname_shared: get_opt_i64(r, "shared")?.unwrap_or(0) > 0
+                    || get_opt_str(r, "hostname")?
+                        .is_some_and(|n| crate::service::validate::hostname_rule(&n).is_err()),
                 comment: get_opt_str(r, "comment")?,
                 detail: get_opt_str(r, "detail")?,
                 event_id: get_opt_str(r, "event_id")?,
