@@ -42,6 +42,8 @@ impl Default for Connect {
 #[derive(Debug, Clone)]
 pub struct ServerClient {
     bases: Arc<Vec<String>>,
+    /// `bases`, parsed ([`cordon_client::parse_base`]): endpoints are built on them.
+    urls: Arc<Vec<reqwest::Url>>,
     current: Arc<AtomicUsize>,
     http: reqwest::Client,
     /// Peer address of the last successful response (the server, or the proxy).
@@ -123,13 +125,20 @@ impl ServerClient {
     /// A client for `bases` (tried in order, moving on at each transport failure).
     ///
     /// # Errors
-    /// See [`http_client_with`]; [`AgentError::Config`] for an empty list.
+    /// See [`http_client_with`]; [`AgentError::Config`] for an empty list;
+    /// [`AgentError::Client`] for a URL that does not parse ([`cordon_client::parse_base`]).
     pub fn with_servers(bases: &[String], tls: ClientConfig, connect: &Connect) -> Result<Self, AgentError> {
         if bases.is_empty() {
             return Err(AgentError::Config("no server URL".into()));
         }
+        let bases: Vec<String> = bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect();
+        let urls = bases
+            .iter()
+            .map(|b| cordon_client::parse_base(b))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ServerClient {
-            bases: Arc::new(bases.iter().map(|b| b.trim_end_matches('/').to_string()).collect()),
+            bases: Arc::new(bases),
+            urls: Arc::new(urls),
             current: Arc::new(AtomicUsize::new(0)),
             http: http_client_with(tls, None, connect)?,
             last_peer: Arc::new(Mutex::new(None)),
@@ -142,6 +151,16 @@ impl ServerClient {
     pub fn base(&self) -> String {
         let i = self.current.load(Ordering::Relaxed) % self.bases.len();
         self.bases[i].clone()
+    }
+
+    /// The server URL the next call goes to (as [`ServerClient::base`] names it) and the
+    /// endpoint `segments` with `query` on it, built by [`cordon_client::build_url`].
+    fn endpoint(&self, segments: &[&str], query: &[(&str, Option<&str>)]) -> (String, reqwest::Url) {
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        (
+            self.bases[i].clone(),
+            cordon_client::build_url(&self.urls[i], segments, query),
+        )
     }
 
     /// Peer address of the last successful response.
@@ -187,11 +206,12 @@ impl ServerClient {
     /// # Errors
     /// [`CallError`] with the server's status, or without one for a transport failure.
     pub async fn desired(&self, since: Option<i64>, wait_secs: u64) -> Result<DesiredState, CallError> {
-        let base = self.base();
-        let mut url = format!("{base}/v1/agent/desired?wait={wait_secs}");
-        if let Some(s) = since {
-            url.push_str(&format!("&since={s}"));
-        }
+        let wait = wait_secs.to_string();
+        let since = since.map(|s| s.to_string());
+        let (base, url) = self.endpoint(
+            &["v1", "agent", "desired"],
+            &[("wait", Some(&wait)), ("since", since.as_deref())],
+        );
         let resp = self
             .http
             .get(url)
@@ -215,10 +235,10 @@ impl ServerClient {
     /// # Errors
     /// As [`ServerClient::desired`].
     pub async fn report(&self, r: &StatusReport) -> Result<(), CallError> {
-        let base = self.base();
+        let (base, url) = self.endpoint(&["v1", "agent", "status"], &[]);
         let resp = self
             .http
-            .post(format!("{base}/v1/agent/status"))
+            .post(url)
             .timeout(Duration::from_secs(15))
             .json(r)
             .send()
@@ -234,6 +254,22 @@ impl ServerClient {
 
 #[cfg(test)]
 mod tests {
+
+    /// Error kind: URLs spliced with `format!`. The agent's endpoints are built by
+    /// cordon-client on the parsed server URL: a path prefix is kept, a trailing `/` not
+    /// doubled, an absent `since` left out.
+    #[test]
+    fn agent_endpoints_are_built_on_the_parsed_server_url() {
+        let tls = cordon_client::tls::unverified().unwrap();
+        let c = ServerClient::new("https://192.0.2.1:8443/cordon/", tls).unwrap();
+        let (base, url) = c.endpoint(&["v1", "agent", "desired"], &[("wait", Some("25")), ("since", None)]);
+        assert_eq!(base, "https://192.0.2.1:8443/cordon");
+        assert_eq!(url.as_str(), "https://192.0.2.1:8443/cordon/v1/agent/desired?wait=25");
+        let (_, url) = c.endpoint(&["v1", "agent", "status"], &[]);
+        assert_eq!(url.as_str(), "https://192.0.2.1:8443/cordon/v1/agent/status");
+        let tls = cordon_client::tls::unverified().unwrap();
+        assert!(ServerClient::new("not a url", tls).is_err());
+    }
     use super::*;
 
     #[derive(Debug)]

@@ -25,7 +25,7 @@ pub struct HostFilter {
     /// Case-insensitive substring of id, hostname or an address.
     pub text: Option<String>,
     /// Include every revoked host. By default a revoked host is listed only while it may
-    /// still be isolated ([`REVOKED_LISTED_SQL`]: its state is not `normal`, or other
+    /// still be isolated (`REVOKED_LISTED_SQL`: its state is not `normal`, or other
     /// sources' claims stand on it), marked `revoked`: a host left quarantined by a forced
     /// revocation is never hidden (trial17 MED-5).
     pub include_revoked: bool,
