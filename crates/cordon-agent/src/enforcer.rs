@@ -70,6 +70,22 @@ impl Check {
             .map(|c| c.source.to_string())
             .collect()
     }
+
+    /// The `agent` claims of other enrollments than `host_id` (a previous enrollment of
+    /// this machine, trial20 HIGH-C), each as `host id X since T`.
+    pub fn previous_enrollment_claims(&self, host_id: &str) -> Vec<String> {
+        self.claims
+            .iter()
+            .filter(|c| c.is_previous_enrollment(host_id))
+            .map(|c| {
+                let id = c.owner.as_deref().unwrap_or("unknown");
+                match &c.since {
+                    Some(t) => format!("host id {id} since {t}"),
+                    None => format!("host id {id}"),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The wire name of the engine's backend `kind` (exhaustive: a new backend must be
@@ -201,6 +217,13 @@ impl EngineEnforcer {
         }
     }
 
+    /// The same enforcer making and releasing only the claims of enrollment `host_id`
+    /// (trial20 HIGH-C: a claim belongs to one enrollment; [`Engine::owned_by`]).
+    pub fn owned_by(mut self, host_id: &str) -> Self {
+        self.engine = self.engine.owned_by(host_id);
+        self
+    }
+
     /// The engine it enforces with.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -320,6 +343,7 @@ fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
             since: c.claimed_at.parse().ok(),
             allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
             servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
+            owner: c.owner,
         })
         .collect())
 }

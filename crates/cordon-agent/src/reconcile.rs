@@ -115,7 +115,10 @@ impl Agent {
     /// # Errors
     /// As [`Agent::new`], and [`AgentError::TlsConfig`] for the TLS files.
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
-        let real = crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend);
+        // A claim belongs to one enrollment (trial20 HIGH-C): the agent makes and releases
+        // only `agent` claims of its own host id.
+        let real =
+            crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend).owned_by(&cfg.host_id);
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(real)
         } else {
@@ -209,6 +212,7 @@ impl Agent {
             report_tx,
             retry_at: None,
             hostname: self.hostname.clone(),
+            host_id: self.cfg.host_id.clone(),
             reset,
             enforcing: self.cfg.enforce,
             heartbeat_ms: heartbeat.as_millis() as u64,
@@ -392,6 +396,9 @@ struct Reconciler {
     report_tx: mpsc::UnboundedSender<StatusReport>,
     retry_at: Option<Instant>,
     hostname: String,
+    /// The host id of this enrollment: the owner of the agent's own claim (an `agent`
+    /// claim of another id is a previous enrollment's, [`Reconciler::foreign_agent_claim`]).
+    host_id: String,
     reset: Arc<Notify>,
     enforcing: bool,
     heartbeat_ms: u64,
@@ -753,18 +760,30 @@ impl Reconciler {
     async fn startup(&mut self) {
         let res = self.resolve_transport().await;
         self.record_paths(&res).await;
-        if self.unproven_claim && self.enforcing {
+        if self.enforcing {
             if let Ok(c) = self.blocking(|e| e.check()).await {
-                if let Some(own) = c.claims.iter().find(|x| x.source == cordon_proto::ClaimSource::Agent) {
+                // Another enrollment's claim names its host id; one that names none
+                // (written before owners were recorded) is taken as another enrollment's
+                // when this enrollment has no desired state of its own on disk.
+                let unproven = self.unproven_claim;
+                let host_id = self.host_id.clone();
+                if let Some(own) = c.claims.iter().find(|x| {
+                    x.is_previous_enrollment(&host_id)
+                        || (unproven && x.source == cordon_proto::ClaimSource::Agent && x.owner.is_none())
+                }) {
                     let since = own
                         .since
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "an unknown time".into());
+                    let since = match &own.owner {
+                        Some(id) => format!("{since}, host id {id}"),
+                        None => since,
+                    };
                     tracing::warn!(
                         since = %since,
                         "an `agent` claim stands that this enrollment did not make (a previous enrollment's quarantine): \
-                         kept in force, never released by this agent; release it on the host (stop the agent, then \
-                         `cordon release --source agent`), or quarantine this host through the server to take it over"
+                         kept in force, never released by this agent nor through this host's server; release it on \
+                         the host (stop the agent, then `cordon release --source agent`)"
                     );
                     self.foreign_agent_claim = Some(since);
                 }
@@ -1052,8 +1071,9 @@ impl Reconciler {
             }
             let plan = self.make_plan(&d, transport).await;
             self.apply(plan, true).await;
-        } else if self.foreign_agent_claim.is_some() {
-            // Another enrollment's quarantine: never released by this agent.
+        } else if self.foreign_agent_claim.is_some() && !self.holds_own_claim().await {
+            // Another enrollment's quarantine, and none of this agent's own: nothing to
+            // release (the other enrollment's claim is never released by this agent).
             self.applied(d.revision).await;
             if let Ok(c) = self.blocking(|e| e.check()).await {
                 self.report_foreign_agent_claim(&c);
@@ -1075,6 +1095,17 @@ impl Reconciler {
                     // Report them for this revision even if they were reported before.
                     self.local_claims_reported = None;
                     match self.blocking(|e| e.check()).await {
+                        // A previous enrollment's claim still stands (trial20 HIGH-C):
+                        // this agent's release lifted only its own.
+                        Ok(c)
+                            if !c.previous_enrollment_claims(&self.host_id).is_empty()
+                                && c.state == QuarantineState::Isolated =>
+                        {
+                            if self.foreign_agent_claim.is_none() {
+                                self.foreign_agent_claim = Some(c.previous_enrollment_claims(&self.host_id).join("; "));
+                            }
+                            self.report_foreign_agent_claim(&c)
+                        }
                         Ok(c) if !c.other_claims().is_empty() && c.state == QuarantineState::Isolated => {
                             self.report_local_claims(&c)
                         }
@@ -1087,8 +1118,21 @@ impl Reconciler {
                         Err(_) => self.report(AgentState::Released, None, None, note),
                     }
                 }
-                Err(err) => self.failed(err),
+                Err(err) => self.failed(err).await,
             }
+        }
+    }
+
+    /// Whether this agent's own claim (one naming its host id) stands, as a check finds
+    /// it now.
+    async fn holds_own_claim(&mut self) -> bool {
+        let host_id = self.host_id.clone();
+        match self.blocking(|e| e.check()).await {
+            Ok(c) => c.claims.iter().any(|x| {
+                x.source == cordon_proto::ClaimSource::Agent
+                    && x.owner.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(&host_id))
+            }),
+            Err(_) => false,
         }
     }
 
@@ -1105,9 +1149,9 @@ impl Reconciler {
         self.local_claims_reported = Some(key);
         self.reset.notify_one();
         let detail = format!(
-            "quarantined by an `agent` claim of a previous enrollment of this host (since {since}), not by this \
-             agent's server; the agent leaves it in force — release it on the host (stop the agent, then \
-             `cordon release --source agent`), or quarantine this host to take it over"
+            "isolated by a previous enrollment's `agent` claim (since {since}), not by this host's quarantine: \
+             neither this agent nor the Cordon server can release it — release it on the host: stop the agent, \
+             then `cordon release --source agent`"
         );
         let applied = Applied {
             digest: c.digest.clone(),
@@ -1149,8 +1193,6 @@ impl Reconciler {
         match self.blocking(move |e| e.isolate(&p2, notify_users)).await {
             Ok(a) => {
                 self.note_unrecorded(&a);
-                // The agent claim is this agent's now (its isolate recorded it).
-                self.foreign_agent_claim = None;
                 if plan.degraded.is_empty() {
                     tracing::info!(revision = plan.revision, "quarantine applied");
                 } else {
@@ -1163,10 +1205,16 @@ impl Reconciler {
                 self.next_degraded_retry = Instant::now() + self.retry_every;
                 self.applied(plan.revision).await;
                 self.refresh_claims().await;
+                // A previous enrollment's claim that names its owner stays a claim of its
+                // own (trial20 HIGH-C); one that names none was taken over by this apply.
+                let host_id = self.host_id.clone();
+                if !self.claims.iter().any(|c| c.is_previous_enrollment(&host_id)) {
+                    self.foreign_agent_claim = None;
+                }
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }
-            Err(err) => self.failed(err),
+            Err(err) => self.failed(err).await,
         }
     }
 
@@ -1232,9 +1280,14 @@ impl Reconciler {
         self.save().await;
     }
 
-    fn failed(&mut self, err: EnforceError) {
+    /// Reports a revision that could not be applied, with the claims standing now
+    /// (trial20 LOW: a refused revision is retried without the periodic check, so its
+    /// failure reports kept listing the claims of an earlier check — another source's
+    /// claim as it was before it changed).
+    async fn failed(&mut self, err: EnforceError) {
         tracing::error!(error = %err, revision = self.p.desired.revision, "cannot apply desired state");
         self.retry_at = Some(Instant::now() + self.retry_every);
+        self.refresh_claims().await;
         self.report(AgentState::Failed, None, Some(&err), None);
     }
 
@@ -1319,7 +1372,13 @@ impl Reconciler {
             return;
         }
         if self.foreign_agent_claim.is_some() && !self.p.desired.quarantined {
-            if !c.claims.iter().any(|x| x.source == cordon_proto::ClaimSource::Agent) {
+            let host_id = self.host_id.clone();
+            let gone = c.previous_enrollment_claims(&host_id).is_empty()
+                && !c
+                    .claims
+                    .iter()
+                    .any(|x| x.source == cordon_proto::ClaimSource::Agent && x.owner.is_none());
+            if gone {
                 // Released on the host: from now on any `agent` claim is this agent's.
                 tracing::info!("the previous enrollment's `agent` claim was released");
                 self.foreign_agent_claim = None;
@@ -1441,7 +1500,7 @@ impl Reconciler {
                 self.report(AgentState::Isolated, Some(&a), None, None);
                 self.ensure_watcher();
             }
-            Err(err) => self.failed(err),
+            Err(err) => self.failed(err).await,
         }
     }
 }

@@ -1462,12 +1462,14 @@ mod tests {
                 since: None,
                 allow: vec![],
                 servers: vec![],
+                owner: None,
             },
             cordon_proto::ClaimInfo {
                 source: "wazuh".into(),
                 since: None,
                 allow: vec![],
                 servers: vec![],
+                owner: None,
             },
         ];
         let i = impact(&w, &result(&w, ActionChange::Released, &[]), &req, &[]);

@@ -418,6 +418,7 @@ mod tests {
                     since: None,
                     allow: vec![],
                     servers: vec![],
+                    owner: None,
                 })
                 .collect(),
             flags: vec![],

@@ -1353,6 +1353,7 @@ async fn host_page_shows_claims_and_a_release_leaves_other_managers_claims() {
         since: "2030-01-02T03:04:05Z".parse().ok(),
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
+        owner: None,
     };
     report(&ctx, &id, AgentState::Isolated, "nftables", |r| {
         r.claims = vec![claim("agent", &[]), claim("wazuh", &["tcp://198.51.100.5:1514"])];
@@ -1744,6 +1745,7 @@ async fn hosts_list_names_other_managers_claims_never_a_bare_normal() {
         since: None,
         allow: vec![],
         servers: vec![],
+        owner: None,
     };
     quarantine(&ctx, &held, r#"{"comment":"IR-50"}"#).await;
     report(&ctx, &held, AgentState::Isolated, "nftables", |r| {

@@ -237,6 +237,7 @@ fn claim(source: &str, allow: &[&str]) -> cordon_proto::ClaimInfo {
         )),
         allow: allow.iter().map(|s| s.to_string()).collect(),
         servers: vec![],
+        owner: None,
     }
 }
 

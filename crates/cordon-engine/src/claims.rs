@@ -102,6 +102,68 @@ pub struct Claim {
     /// again (a re-apply, a repair, a new revision or another Wazuh alert), so it says
     /// since when the source has held the host ([`record_claim`]).
     pub claimed_at: String,
+    /// Which holder of `source` made the claim: the enrolled agent's host id for an
+    /// `agent` claim (trial20 HIGH-C: after a re-enrollment, the new enrollment's
+    /// quarantine adopted the previous one's claim and its release lifted it). A claim
+    /// belongs to one enrollment: an agent records and releases only its own
+    /// ([`Engine::owned_by`]). `None`: not known (other sources; claims written before
+    /// owners were recorded, which any holder of the source may release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl Claim {
+    /// The claim's holder as the tables' comment names it
+    /// ([`cordon_policy::Policy::claimed_by`]): `source`, or `source:owner` when the owner
+    /// can be carried ([`cordon_policy::render::claim_token_fits`]).
+    pub fn holder_token(&self) -> String {
+        match &self.owner {
+            Some(o) => {
+                let t = format!("{}:{}", self.source, o.to_ascii_lowercase());
+                if cordon_policy::render::claim_token_fits(&t) {
+                    t
+                } else {
+                    self.source.to_string()
+                }
+            }
+            None => self.source.to_string(),
+        }
+    }
+}
+
+/// Whether a claim of `claim_source` by `claim_owner` is one that `source` released by
+/// `owner` may drop: the same source, and the same owner when both are known (a claim
+/// without owner predates owners; a release on the host naming only the source is the
+/// operator's, for any owner).
+pub fn held_by(claim_source: ClaimSource, claim_owner: Option<&str>, source: ClaimSource, owner: Option<&str>) -> bool {
+    claim_source == source
+        && match (claim_owner, owner) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => true,
+        }
+}
+
+/// [`held_by`] for a holder token of the tables' comment (`agent:HOSTID`, `wazuh`; see
+/// [`Claim::holder_token`]).
+pub fn token_held_by(token: &str, source: ClaimSource, owner: Option<&str>) -> bool {
+    let (src, tok_owner) = match token.split_once(':') {
+        Some((s, o)) => (s, Some(o)),
+        None => (token, None),
+    };
+    src.parse::<ClaimSource>()
+        .is_ok_and(|s| held_by(s, tok_owner, source, owner))
+}
+
+/// The holder tokens of the claims recorded in `dir` for `table` (empty when none can be
+/// read): what an apply that was not given its claims names in the tables' comment.
+pub(crate) fn recorded_claimants(dir: &Path, table: &TableName) -> Vec<String> {
+    load_file(dir, table)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .map(Claim::holder_token)
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,20 +207,30 @@ pub struct ClaimReleaseOutcome {
     pub warning: Option<String>,
 }
 
-/// Records `source`'s claim for `req` in `claims`: a new claim claimed `now`, or the
-/// source's standing claim with its request replaced and its original `claimed_at` kept
-/// (re-applying, repairing or re-isolating does not restart a claim).
-pub fn record_claim(claims: &mut Vec<Claim>, source: ClaimSource, req: &IsolateRequest, now: String) {
+/// Records the claim of `source` held by `owner` for `req` in `claims`: a new claim
+/// claimed `now`, or that holder's standing claim with its request replaced and its
+/// original `claimed_at` kept (re-applying, repairing or re-isolating does not restart a
+/// claim). Another owner's claim of the same source (a previous enrollment's `agent`
+/// claim, trial20 HIGH-C) is never taken over: it stays a claim of its own.
+pub fn record_claim(
+    claims: &mut Vec<Claim>,
+    source: ClaimSource,
+    owner: Option<&str>,
+    req: &IsolateRequest,
+    now: String,
+) {
+    let same = |c: &Claim| c.source == source && c.owner.as_deref() == owner;
     let since = claims
         .iter()
-        .find(|c| c.source == source)
+        .find(|c| same(c))
         .map(|c| c.claimed_at.clone())
         .unwrap_or(now);
-    claims.retain(|c| c.source != source);
+    claims.retain(|c| !same(c));
     claims.push(Claim {
         source,
         request: req.clone(),
         claimed_at: since,
+        owner: owner.map(str::to_string),
     });
 }
 
@@ -672,6 +744,7 @@ impl Engine {
                     source: ClaimSource::Local,
                     request: s.request,
                     claimed_at: s.applied_at,
+                    owner: None,
                 }]
             })
             .unwrap_or_default())
@@ -737,6 +810,26 @@ impl Engine {
         self.isolate_unverified(&merged, false).map(Some)
     }
 
+    /// The claim holders the comment of this engine's table in the kernel names
+    /// (`agent:HOSTID`, `wazuh`, …; [`cordon_policy::Policy::claimed_by`]): the kernel's
+    /// own record of whose quarantine is in force. `None` when the table is not in force,
+    /// names none, or the kernel cannot be asked (not Linux, not root; the iptables
+    /// backend's jump comments carry the holders too but are not read here).
+    pub fn kernel_claimants(&self) -> Option<Vec<String>> {
+        #[cfg(target_os = "linux")]
+        {
+            cordon_firewall::netlink::marked_tables_with_comments()
+                .ok()?
+                .into_iter()
+                .filter(|(t, _)| t == &self.table)
+                .find_map(|(_, c)| c.as_deref().and_then(cordon_policy::render::claimants_of_comment))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+
     /// Drops every claim (after a forced release removed the rules).
     pub fn clear_claims(&self) -> Result<(), EngineError> {
         if let Some(h) = self.elsewhere() {
@@ -759,8 +852,8 @@ impl Engine {
         }
         // The state's rename is made durable by the claims file's directory fsync below.
         let udp_only = crate::resolve::udp_servers_only(req);
-        self.claim_and_apply(source, req, true, |merged| {
-            self.isolate_durable_udp(merged, state::DirSync::Deferred, udp_only)
+        self.claim_and_apply(source, req, true, |eng, merged| {
+            eng.isolate_durable_udp(merged, state::DirSync::Deferred, udp_only)
         })
     }
 
@@ -774,8 +867,8 @@ impl Engine {
         if let Some(h) = self.elsewhere() {
             return h.isolate_unverified_as(source, req, notify_users);
         }
-        self.claim_and_apply(source, req, false, |merged| {
-            self.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
+        self.claim_and_apply(source, req, false, |eng, merged| {
+            eng.isolate_unverified_durable(merged, notify_users, state::DirSync::Deferred)
         })
     }
 
@@ -784,7 +877,7 @@ impl Engine {
         source: ClaimSource,
         req: &IsolateRequest,
         verify: bool,
-        apply: impl FnOnce(&IsolateRequest) -> Result<IsolateOutcome, EngineError>,
+        apply: impl FnOnce(&Engine, &IsolateRequest) -> Result<IsolateOutcome, EngineError>,
     ) -> Result<ClaimIsolateOutcome, EngineError> {
         crate::privilege::require_admin()?;
         // An ordered quarantine (the agent, wazuh-ar) never stops at a lock it cannot
@@ -872,7 +965,7 @@ impl Engine {
         } else {
             load_file(&self.state_dir, &self.table)?.unwrap_or_default()
         };
-        record_claim(&mut claims, source, req, state::now_rfc3339());
+        record_claim(&mut claims, source, self.owner.as_deref(), req, state::now_rfc3339());
         let paths = load_paths(&self.state_dir, &self.table)?;
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
         // Verify what this source asked to verify (its first TCP server by default; a
@@ -900,7 +993,14 @@ impl Engine {
             }
             claims_unrecorded = Some(crate::error::chain(&e));
         }
-        let mut outcome = match apply(&merged) {
+        // The tables' comment names every claim's holder (this one included), written
+        // with the rules: the kernel's record of whose quarantine this is, which survives
+        // a claims file that could not be written (trial20 HIGH-B).
+        let eng = Engine {
+            claimants: Some(claims.iter().map(Claim::holder_token).collect()),
+            ..self.clone()
+        };
+        let mut outcome = match apply(&eng, &merged) {
             Ok(o) => o,
             Err(e) if is_held(&e) && claims_unrecorded.is_none() => {
                 return self.claim_by_holder(e, source, req, &merged, &claims, &before, verify)
@@ -1287,16 +1387,33 @@ impl Engine {
         // Never release rules whose claims cannot be seen (trial12 N-2): with neither a
         // state nor a claims file here (the table's home, found through the registry and
         // the tables' own comment), rules in force belong to someone unknown.
+        // Unless the kernel's own record names them this source's (trial20 HIGH-B: a
+        // quarantine applied while its claim could not be written — a full or read-only
+        // state disk — was disowned, and only `--force` could lift it): the tables'
+        // comment carries every claim's holder, written with the rules. Only when every
+        // holder it names is this source (and owner) are the rules this source's to
+        // remove; anyone else's stay.
+        let mut unrecorded_note = None;
         if !force
             && load_file(&self.state_dir, &self.table)?.is_none()
             && state::load(&self.state_dir, &self.table)?.is_none()
             && self.rules_in_force()
         {
-            return Err(EngineError::UnclaimedRules {
-                source_name: source.to_string(),
-                table: self.table.to_string(),
-                state_dir: self.state_dir.clone(),
-            });
+            let kernel = self.kernel_claimants().unwrap_or_default();
+            let own = !kernel.is_empty() && kernel.iter().all(|t| token_held_by(t, source, self.owner.as_deref()));
+            if !own {
+                return Err(EngineError::UnclaimedRules {
+                    source_name: source.to_string(),
+                    table: self.table.to_string(),
+                    state_dir: self.state_dir.clone(),
+                    kernel_claims: kernel,
+                });
+            }
+            unrecorded_note = Some(format!(
+                "the claim was never recorded on disk in {} (the state directory could not be written when it was applied); the kernel's record of the quarantine (the table comment: claimed by {}) names it {source}'s, so its rules were removed",
+                self.state_dir.display(),
+                kernel.join(", ")
+            ));
         }
         if load_file(&self.state_dir, &self.table)?.is_none() {
             // A quarantine recorded before claims existed has no known owner: whoever
@@ -1306,8 +1423,9 @@ impl Engine {
             }
         }
         let before = claims.len();
-        claims.retain(|c| c.source != source);
-        let released_claim = claims.len() != before;
+        let owner = self.owner.as_deref();
+        claims.retain(|c| !held_by(c.source, c.owner.as_deref(), source, owner));
+        let released_claim = claims.len() != before || unrecorded_note.is_some();
         let before = load_file(&self.state_dir, &self.table)?.unwrap_or_default();
         if force || claims.is_empty() {
             let recorded = state::load(&self.state_dir, &self.table)?.map(|s| s.backend);
@@ -1338,7 +1456,10 @@ impl Engine {
                 forced: force,
                 claims: vec![],
                 release: Some(release),
-                warning: stopped,
+                warning: match (stopped, unrecorded_note) {
+                    (Some(a), Some(b)) => Some(format!("{b}; {a}")),
+                    (a, b) => a.or(b),
+                },
             });
         }
         let mut warning = None;
@@ -1389,6 +1510,7 @@ mod tests {
                 ..Default::default()
             },
             claimed_at: at.into(),
+            owner: None,
         }
     }
 
@@ -1505,14 +1627,69 @@ mod tests {
     fn claim_keeps_its_original_time_when_the_source_isolates_again() {
         let mut claims = vec![claim(ClaimSource::Wazuh, "2030-01-01T00:00:01Z", &[], &[])];
         let first = claim(ClaimSource::Agent, "x", &["198.51.100.0/24"], &[]).request;
-        record_claim(&mut claims, ClaimSource::Agent, &first, "2030-01-01T00:00:05Z".into());
+        record_claim(
+            &mut claims,
+            ClaimSource::Agent,
+            None,
+            &first,
+            "2030-01-01T00:00:05Z".into(),
+        );
         let again = claim(ClaimSource::Agent, "x", &["203.0.113.5"], &[]).request;
-        record_claim(&mut claims, ClaimSource::Agent, &again, "2030-01-01T01:00:00Z".into());
+        record_claim(
+            &mut claims,
+            ClaimSource::Agent,
+            None,
+            &again,
+            "2030-01-01T01:00:00Z".into(),
+        );
         let agent: Vec<&Claim> = claims.iter().filter(|c| c.source == ClaimSource::Agent).collect();
         assert_eq!(agent.len(), 1, "one claim per source");
         assert_eq!(agent[0].claimed_at, "2030-01-01T00:00:05Z", "since is kept");
         assert_eq!(agent[0].request, again, "the request is the newest");
         assert_eq!(claims[0].claimed_at, "2030-01-01T00:00:01Z", "others untouched");
+    }
+
+    /// Trial20 HIGH-C, the fault kind "a claim belongs to one enrollment" (files only):
+    /// a new enrollment's `agent` claim is a claim of its own beside the previous
+    /// enrollment's, never a take-over of it; a release by one owner drops only its own
+    /// claim; the operator on the host (no owner) may drop any claim of the source; the
+    /// kernel's holder tokens are read the same way.
+    #[test]
+    fn a_claim_belongs_to_one_enrollment() {
+        use ClaimSource::{Agent, Wazuh};
+        let req = claim(Agent, "x", &["198.51.100.0/24"], &[]).request;
+        let mut claims = vec![];
+        record_claim(&mut claims, Agent, Some("old-id"), &req, "2030-01-01T00:00:01Z".into());
+        record_claim(&mut claims, Agent, Some("new-id"), &req, "2030-01-01T00:00:02Z".into());
+        record_claim(&mut claims, Agent, Some("new-id"), &req, "2030-01-01T00:00:03Z".into());
+        assert_eq!(claims.len(), 2, "two enrollments, two claims: {claims:?}");
+        assert_eq!(
+            (claims[0].owner.as_deref(), claims[0].claimed_at.as_str()),
+            (Some("old-id"), "2030-01-01T00:00:01Z"),
+            "the previous enrollment's claim is untouched"
+        );
+        assert_eq!(
+            (claims[1].owner.as_deref(), claims[1].claimed_at.as_str()),
+            (Some("new-id"), "2030-01-01T00:00:02Z"),
+            "the new enrollment's keeps its own start"
+        );
+        let mut after = claims.clone();
+        after.retain(|c| !held_by(c.source, c.owner.as_deref(), Agent, Some("new-id")));
+        assert_eq!(after.len(), 1, "the new enrollment's release drops its own only");
+        assert_eq!(after[0].owner.as_deref(), Some("old-id"));
+        assert!(held_by(Agent, Some("old-id"), Agent, None), "the operator on the host");
+        assert!(
+            held_by(Agent, None, Agent, Some("new-id")),
+            "a claim from before owners"
+        );
+        assert!(!held_by(Wazuh, None, Agent, None));
+        assert_eq!(claims[0].holder_token(), "agent:old-id");
+        assert!(token_held_by("agent:NEW-ID", Agent, Some("new-id")));
+        assert!(!token_held_by("agent:old-id", Agent, Some("new-id")));
+        assert!(token_held_by("agent", Agent, Some("new-id")), "an owner cut for length");
+        assert!(!token_held_by("wazuh", Agent, None));
+        assert!(token_held_by("wazuh", Wazuh, None));
+        assert!(!token_held_by("edr", Wazuh, None));
     }
 
     /// A release by another source removes the state file a moment before it clears the

@@ -143,8 +143,11 @@ pub enum EngineError {
     /// and the tables' own comment). Rules nobody can be seen to claim are never removed by
     /// a source's release (issue #14 trial12 N-2: whoever applied them still holds the
     /// host); nothing was changed. `cordon release --force` removes them.
-    #[error("nothing released: {source_name} holds no claim, and Cordon rules of table `{table}` are in force with no record of who applied them in {} (nor in any state directory the table or /run/cordon names); the rules stay — whoever applied them still holds this host. `cordon status` shows them; `cordon release --force` removes them", .state_dir.display())]
+    #[error("nothing released: {source_name} holds no claim, and Cordon rules of table `{table}` are in force with no record of who applied them in {} (nor in any state directory the table or /run/cordon names){}; the rules stay — whoever applied them still holds this host. `cordon status` shows them; `cordon release --force` removes them", .state_dir.display(), if .kernel_claims.is_empty() { String::new() } else { format!("; the kernel's record of the quarantine (its table comment) names them as claimed by {}, not by {}", .kernel_claims.join(", "), .source_name) })]
     UnclaimedRules {
+        /// The claim holders the tables' comment names (`agent:HOSTID`, `wazuh`, …;
+        /// [`cordon_policy::Policy::claimed_by`]); empty when it names none.
+        kernel_claims: Vec<String>,
         /// The releasing source (`wazuh`, `agent`, `local`, …).
         source_name: String,
         /// The table whose rules are in force.

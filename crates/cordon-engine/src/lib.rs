@@ -60,6 +60,14 @@ pub struct Engine {
     /// HIGH-1). Set by the agent and `cordon wazuh-ar` ([`Engine::keeping_unrecorded`]);
     /// the standalone CLI keeps "not recorded, rolled back".
     pub keep_unrecorded: bool,
+    /// Whose claims of [`Engine::isolate_as`]'s source this engine makes and releases: the
+    /// enrolled agent's host id ([`Engine::owned_by`]; trial20 HIGH-C: a claim belongs to
+    /// one enrollment). `None`: any owner's (a release on the host naming the source).
+    pub owner: Option<String>,
+    /// The claim holders the next apply names in the tables' comment
+    /// ([`cordon_policy::Policy::claimed_by`]), set by the claim that is being applied;
+    /// `None`: those of the claims file.
+    pub(crate) claimants: Option<Vec<String>>,
 }
 
 /// Everything `cordon isolate` was asked for, before resolution. Serializable so the
@@ -362,6 +370,8 @@ impl Engine {
             backend,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keep_unrecorded: false,
+            owner: None,
+            claimants: None,
         }
     }
 
@@ -369,6 +379,13 @@ impl Engine {
     /// ([`Engine::keep_unrecorded`]).
     pub fn keeping_unrecorded(mut self) -> Self {
         self.keep_unrecorded = true;
+        self
+    }
+
+    /// The same engine making and releasing only `owner`'s claims of a source (the
+    /// enrolled agent passes its host id: [`Engine::owner`]).
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
         self
     }
 
@@ -732,6 +749,12 @@ impl Engine {
         // same transaction as the rules): the kernel itself says where the records are.
         let mut policy = resolved.policy.clone();
         policy.record_dir = home::record_dir_for(&self.state_dir);
+        // … and who holds the claims it serves: the kernel's own record of whose rules
+        // these are when the claims file cannot be written (trial20 HIGH-B).
+        policy.claimed_by = match &self.claimants {
+            Some(c) => c.clone(),
+            None => claims::recorded_claimants(&self.state_dir, &self.table),
+        };
         let started = std::time::Instant::now();
         fw.apply(&policy)?;
         let apply_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -98,6 +98,16 @@ pub struct Policy {
     /// (a dry run, or a record written before this existed). Omitted from JSON when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_dir: Option<String>,
+    /// Who holds the claims this quarantine serves, one token each (`wazuh`, `agent`,
+    /// `agent:HOSTID` for an enrolled agent's claim, see `cordon_engine::claims`). Not a
+    /// rule: like [`Policy::record_dir`] it rides in the tables' comment
+    /// ([`crate::render::table_comment`]), in the same transaction as the rules, so the
+    /// kernel itself says whose quarantine is in force when the claims file could not be
+    /// written (issue #14 trial20 HIGH-B: a full state disk). Tokens are lowercase ASCII
+    /// letters, digits, `-`, `_`, `.` and one `:`; the comment drops them when they do not
+    /// fit. Empty: not known (the bare comment). Omitted from JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed_by: Vec<String>,
 }
 
 impl Policy {

@@ -220,6 +220,27 @@ pub struct ClaimInfo {
     /// That source's management servers (always allowed while its claim stands).
     #[serde(default)]
     pub servers: Vec<String>,
+    /// For an `agent` claim: the host id of the enrollment whose agent made it (a claim
+    /// belongs to one enrollment, trial20 HIGH-C). Another id than the reporting host's is
+    /// a previous enrollment's claim: not the server's quarantine of this host, and never
+    /// released by this host's agent. `None`: not known (other sources, older agents):
+    /// taken as the reporting host's own. Omitted from JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl ClaimInfo {
+    /// Whether this is the server's own claim on host `host_id`: an `agent` claim made
+    /// by that enrollment's agent (or by an agent that does not say which enrollment).
+    pub fn is_own_agent_claim(&self, host_id: &str) -> bool {
+        self.source == ClaimSource::Agent && self.owner.as_deref().is_none_or(|o| o.eq_ignore_ascii_case(host_id))
+    }
+
+    /// Whether this is an `agent` claim of another enrollment than `host_id`'s (a
+    /// previous enrollment of the same machine).
+    pub fn is_previous_enrollment(&self, host_id: &str) -> bool {
+        self.source == ClaimSource::Agent && !self.is_own_agent_claim(host_id)
+    }
 }
 
 /// How often an agent that does not say (an older agent) reports, in milliseconds: the

@@ -29,8 +29,9 @@ pub const MAX_DEGRADED_LINES: usize = 16;
 /// Longest `degraded` line kept, in characters.
 pub const MAX_DEGRADED_CHARS: usize = 200;
 
-/// Most claims kept from one agent report (there are four sources).
-pub const MAX_CLAIMS: usize = 4;
+/// Most claims kept from one agent report (four sources, plus two `agent` claims of
+/// previous enrollments of the same machine: each names its host id).
+pub const MAX_CLAIMS: usize = 6;
 /// Most exceptions, and most servers, kept per reported claim.
 pub const MAX_CLAIM_ITEMS: usize = 8;
 /// Longest exception or server text kept per reported claim, in characters.
@@ -87,6 +88,9 @@ pub fn bound_report(r: &mut StatusReport) {
     for c in r.claims.iter_mut() {
         if let cordon_proto::ClaimSource::Other(name) = &mut c.source {
             *name = truncate(name, MAX_SHORT_CHARS);
+        }
+        if let Some(owner) = &mut c.owner {
+            *owner = truncate(owner, MAX_SHORT_CHARS);
         }
         for list in [&mut c.allow, &mut c.servers] {
             list.truncate(MAX_CLAIM_ITEMS);
@@ -259,6 +263,7 @@ mod tests {
                     since: crate::timefmt::Timestamp::parse("2030-01-01T00:00:00Z").ok(),
                     allow: vec!["a".repeat(1_000); 100],
                     servers: vec!["v".repeat(1_000); 100],
+                    owner: Some("o".repeat(10_000)),
                 };
                 20
             ],
@@ -281,6 +286,10 @@ mod tests {
             .claims
             .iter()
             .all(|c| c.allow.len() == MAX_CLAIM_ITEMS && c.servers.len() == MAX_CLAIM_ITEMS));
+        assert!(r
+            .claims
+            .iter()
+            .all(|c| c.owner.as_ref().is_some_and(|o| o.chars().count() <= MAX_SHORT_CHARS)));
         assert_eq!(r.state, AgentState::Tampered);
         assert_eq!(r.applied_revision, 3);
         let mut small = StatusReport {

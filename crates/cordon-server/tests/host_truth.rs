@@ -546,6 +546,7 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
         since: "2030-01-01T00:00:00Z".parse().ok(),
         allow: vec!["udp://198.51.100.20:514".into()],
         servers: vec![],
+        owner: None,
     };
     let mut r = report(rev, AgentState::Isolated);
     r.claims = vec![claim("agent"), claim("wazuh"), claim("local")];

@@ -514,12 +514,36 @@ pub fn release(a: ReleaseArgs) -> u8 {
     // would say more than is true. Refuse, naming it (nothing changed).
     if a.source == ClaimSource::Agent {
         if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
-            let msg = format!(
-                "the enrolled agent is running here ({}) and puts its quarantine back within a second: \
-                 stop it first (sudo systemctl stop cordon-agent.service), then run this again — or release \
-                 the host through the Cordon server; nothing was changed",
-                h.describe()
-            );
+            // The server releases only the running enrollment's own claim: a previous
+            // enrollment's (trial20 LOW) is released on the host alone.
+            let running = h.info.as_ref().map(|i| i.host_id.clone()).unwrap_or_default();
+            let previous: Vec<String> = engine_for(&a.common, a.common.table_or_default())
+                .claims()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.source == ClaimSource::Agent)
+                .filter_map(|c| {
+                    c.owner
+                        .filter(|o| !running.is_empty() && !o.eq_ignore_ascii_case(&running))
+                })
+                .collect();
+            let msg = if previous.is_empty() {
+                format!(
+                    "the enrolled agent is running here ({}) and puts its quarantine back within a second: \
+                     stop it first (sudo systemctl stop cordon-agent.service), then run this again — or release \
+                     the host through the Cordon server; nothing was changed",
+                    h.describe()
+                )
+            } else {
+                format!(
+                    "the enrolled agent is running here ({}): stop it first (sudo systemctl stop \
+                     cordon-agent.service), then run this again. The `agent` claim of a previous enrollment \
+                     (host id {}) is released only here, on the host — the Cordon server cannot release it; \
+                     nothing was changed",
+                    h.describe(),
+                    previous.join(", ")
+                )
+            };
             if a.common.json {
                 println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
             } else {
@@ -768,6 +792,7 @@ fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
         since: c.claimed_at.parse().ok(),
         allow: c.request.allow.iter().map(|a| a.to_string()).collect(),
         servers: c.request.servers.iter().map(|a| a.to_string()).collect(),
+        owner: c.owner.clone(),
     };
     let mut v = serde_json::to_value(info).unwrap_or_default();
     v["claimed_at"] = json!(c.claimed_at);

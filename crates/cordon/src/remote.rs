@@ -460,11 +460,18 @@ fn state_words(h: &Host) -> String {
     // Other managers' claims (Wazuh, Velociraptor, a local `cordon isolate`) isolate the
     // host whatever Cordon's state says: the list never shows a bare state for such a
     // host (issue 16).
+    // A previous enrollment's `agent` claim (trial20 HIGH-C) isolates it too.
     let others: Vec<&str> = h
         .claims
         .iter()
-        .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
-        .map(|c| c.source.as_str())
+        .filter(|c| !c.is_own_agent_claim(&h.id))
+        .map(|c| {
+            if c.is_previous_enrollment(&h.id) {
+                "a previous enrollment's agent claim"
+            } else {
+                c.source.as_str()
+            }
+        })
         .collect();
     let base = match h.state {
         cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {

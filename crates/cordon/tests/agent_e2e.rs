@@ -2726,13 +2726,179 @@ fn a_full_state_directory_never_stops_an_ordered_quarantine() {
     });
 }
 
+/// Trial20 HIGH-B, the fault kind "Cordon disowns rules it applied": a quarantine applied
+/// while its claim could not be written (a full state disk; the agent and `wazuh-ar`
+/// keep it in force, fail closed) was afterwards nobody's — the server's release left the
+/// host isolated while `hosts show` said `normal`, `release --source wazuh` refused, and
+/// only `release --force` opened it. Now the tables' comment carries every claim's holder
+/// (`claimed by agent:HOSTID`, written with the rules): the kernel's own record of whose
+/// quarantine this is. The agent's release through the server lifts its unrecorded
+/// quarantine (disk still full, or just freed), Wazuh's own release lifts Wazuh's, and
+/// another source's release still removes nothing of it.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_quarantine_applied_unrecorded_is_never_disowned() {
+    let mnt = std::env::temp_dir().join(format!("fix14m-tfs-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k,mode=0700", "fix14m-tfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let _tfs = Tmpfs(mnt.clone());
+    let state = mnt.join("state");
+    let wdir = mnt.join("w");
+    std::fs::create_dir_all(&wdir).unwrap();
+    let st = state.clone();
+    let env = setup_named("fix14m-ud", move |c| c.state_dir = st);
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    wait_until("the agent settles", Duration::from_secs(15), || {
+        let h = env.host();
+        h["applied_revision"] == h["desired"]["revision"] && state.join("agent-paths.json").exists()
+    });
+    let fill = mnt.join("fill");
+    let fill_up = || {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", &format!("of={}", fill.display()), "bs=1k", "count=4096"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    };
+    fill_up();
+    let closed = closed_dest();
+    assert!(reachable(&env, closed));
+    let not_recorded = |h: &Value| {
+        h["degraded"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|l| l.as_str().is_some_and(|l| l.contains("not recorded on disk")))
+        })
+    };
+    let quarantined_unrecorded = || {
+        env.quarantine(&[]);
+        wait_until("quarantined, not recorded on disk", Duration::from_secs(20), || {
+            let h = env.host();
+            h["state"] == "quarantined" && not_recorded(&h)
+        });
+        assert!(!reachable(&env, closed), "the host is isolated");
+        assert!(!state.join("cordon.claims.json").exists(), "the claim is not recorded");
+    };
+    let released = |what: &str| {
+        env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+        wait_until(what, Duration::from_secs(15), || {
+            env.host()["state"] == "normal" && reachable(&env, closed)
+        });
+        // And it stays so: the rules are gone, not merely unseen.
+        std::thread::sleep(Duration::from_secs(2));
+        let h = env.host();
+        assert_eq!(h["state"], "normal", "{h}");
+        assert!(reachable(&env, closed), "the host is open again");
+        assert_eq!(env.endpoint_state(), "released");
+    };
+
+    // (a) Released through the server while the disk is still full.
+    quarantined_unrecorded();
+    released("the unrecorded quarantine released with the disk full");
+    // (b) Quarantined on a full disk, room comes back, released at once.
+    quarantined_unrecorded();
+    std::fs::remove_file(&fill).unwrap();
+    released("the unrecorded quarantine released once the disk has room");
+
+    // (c) Wazuh on a full disk: applied unrecorded (fail closed) …
+    fill_up();
+    let line = wazuh_ar_in(&env, "isolate", &wazuh_manager(), &wdir);
+    assert_eq!(line["result"].as_str(), Some("ok"), "{line}");
+    assert!(!reachable(&env, closed), "Wazuh's quarantine is in force");
+    assert!(
+        !wdir.join("cordon.claims.json").exists(),
+        "Wazuh's claim is not recorded"
+    );
+    std::fs::remove_file(&fill).unwrap();
+    // … another source's release removes nothing of it (never widened) …
+    let out = env
+        .lab
+        .cordon(&["release", "--source", "velociraptor", "--state-dir", &s(&wdir)])
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "velociraptor released Wazuh's quarantine: {err}");
+    assert!(err.contains("claimed by wazuh"), "the kernel's record is named: {err}");
+    assert!(!reachable(&env, closed), "the host stays isolated");
+    // … and Wazuh's own release lifts it.
+    let text = endpoint_ok(&env, &["release", "--source", "wazuh", "--state-dir", &s(&wdir)]);
+    assert!(text.contains("released"), "{text}");
+    wait_until("Wazuh's unrecorded quarantine released", Duration::from_secs(5), || {
+        reachable(&env, closed)
+    });
+}
+
+/// Trial20 LOW, the fault kind "a report names claims as they were, not as they are": a
+/// revision the agent cannot apply (here the union with Velociraptor's claim would allow
+/// every IPv4 destination) is retried without the periodic check, and every `failed`
+/// report kept the claims list of the last check — `hosts show` listed another source's
+/// claim as it was before it changed. Now each failure report carries the claims in force.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_refused_revision_reports_the_claims_in_force_now() {
+    let env = setup_named("fix14m-st", |_| {});
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_settled();
+    let vdir = env.state.parent().unwrap().join("velo-state");
+    let velociraptor = |allow: &[&str]| {
+        let mut args = vec!["isolate", "--source", "velociraptor"];
+        for a in allow {
+            args.extend(["--allow", a]);
+        }
+        let (m, d) = (wazuh_manager(), s(&vdir));
+        args.extend(["--server", &m, "--state-dir", &d]);
+        let out = env.lab.cordon(&args).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    velociraptor(&["128.0.0.0/1"]);
+    let velo_allow = || -> Vec<String> {
+        env.host()["claims"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["source"] == "velociraptor")
+            .flat_map(|c| c["allow"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    wait_until("the server shows Velociraptor's claim", Duration::from_secs(10), || {
+        velo_allow() == ["128.0.0.0/1"]
+    });
+    // The agent's share would complete a cover of IPv4: refused, retried.
+    env.quarantine(&["--allow", "0.0.0.0/1"]);
+    wait_until("the revision refused", Duration::from_secs(15), || {
+        env.host()["state"] == "failed"
+    });
+    // Velociraptor's claim changes while the revision keeps failing.
+    velociraptor(&["128.0.0.0/1", "198.51.100.7"]);
+    wait_until(
+        "the failure reports the claim as it is now",
+        Duration::from_secs(10),
+        || {
+            let h = env.host();
+            h["state"] == "failed" && velo_allow().iter().any(|a| a == "198.51.100.7")
+        },
+    );
+}
+
 /// Trial17 HIGH-3, the fault kind "an agent releases a claim it did not make": a host
 /// quarantined through the server, its agent stopped and the host enrolled again (new
 /// host id, new config and state directory) — the new agent, told `normal` by the server,
 /// released the previous enrollment's `agent` claim within seconds: the host fully open
 /// while the console still showed the old host quarantined. Now that claim is kept and
-/// reported; the new agent's own quarantine takes it over, and its release then opens the
-/// host.
+/// reported.
+///
+/// Trial20 HIGH-C, the fault kind "a claim belongs to one enrollment": the new host's
+/// quarantine took the previous enrollment's `agent` claim over, so its release lifted
+/// the old host's quarantine (the old host still shown quarantined). Now each agent claim
+/// names its enrollment's host id: the new quarantine is a claim of its own, its release
+/// leaves the previous enrollment's in force, and the new host is shown `normal` but
+/// still isolated by a previous enrollment's claim — never `release_pending` (nothing was
+/// ordered, trial20 LOW) — with the hint that only the host can release it (so is a local
+/// release refused while the agent runs: not "through the Cordon server").
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn a_re_enrolled_agent_never_releases_the_previous_enrollments_quarantine() {
@@ -2792,16 +2958,67 @@ fn a_re_enrolled_agent_never_releases_the_previous_enrollments_quarantine() {
     );
     assert!(!reachable(&env, other), "the host was opened");
 
-    // The new host's own quarantine takes the claim over; its release opens the host.
+    let show_new = || env.api_json(&["hosts", "show", &new_id, "--json"]);
+    let previous_named = |h: &Value| {
+        let why = h["state_reason"].as_str().unwrap_or_default();
+        why.contains("previous enrollment") && why.contains("release --source agent")
+    };
+    wait_until(
+        "the new host shown isolated by a previous enrollment",
+        Duration::from_secs(10),
+        || {
+            let h = show_new();
+            h["state"] == "normal" && previous_named(&h)
+        },
+    );
+    assert_ne!(show_new()["state"], "release_pending", "nothing was ordered");
+
+    // The new host's own quarantine is a claim of its own beside the previous one …
     env.api_json(&["quarantine", &new_id, "--comment", "e2e: new", "--json"]);
     wait_until("the new host quarantined", Duration::from_secs(15), || {
-        env.api_json(&["hosts", "show", &new_id, "--json"])["state"] == "quarantined"
+        show_new()["state"] == "quarantined"
     });
+    let owners: Vec<String> = local_status(&env)["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["source"] == "agent")
+        .filter_map(|c| c["owner"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(owners.len(), 2, "one agent claim per enrollment: {owners:?}");
+    assert!(owners.contains(&new_id), "{owners:?}");
+    // … so its release leaves the previous enrollment's quarantine in force.
     env.api_json(&["release", &new_id, "--comment", "e2e: new", "--json"]);
-    wait_until("released by the new agent", Duration::from_secs(15), || {
-        env.endpoint_state() == "released"
+    wait_until("the new host released, still isolated", Duration::from_secs(15), || {
+        let h = show_new();
+        h["state"] == "normal" && previous_named(&h)
     });
-    assert!(reachable(&env, other));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        env.endpoint_state(),
+        "isolated",
+        "the previous enrollment's claim was lifted"
+    );
+    assert!(!reachable(&env, other), "the host was opened");
+
+    // Only the host can release it: refused while the agent runs, naming the enrollment …
+    let state2s = s(&state2);
+    let out = env
+        .lab
+        .cordon(&["release", "--source", "agent", "--state-dir", &state2s])
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("previous enrollment") && !err.contains("release the host through the Cordon server"),
+        "{err}"
+    );
+    // … and released once the agent is stopped.
+    drop(_second);
+    endpoint_ok(&env, &["release", "--source", "agent", "--state-dir", &state2s]);
+    wait_until("released on the host", Duration::from_secs(5), || {
+        reachable(&env, other)
+    });
 }
 
 /// Trial12/trial15 LOW (the note had no test): `agent enroll` on a host quarantined

@@ -312,6 +312,27 @@ pub fn marked_tables() -> Result<Vec<TableName>, FirewallError> {
 /// # Errors
 /// When nf_tables cannot be asked (no privilege, no nf_tables).
 pub fn marked_tables_with_records() -> Result<Vec<(TableName, Option<std::path::PathBuf>)>, FirewallError> {
+    Ok(marked_tables_with_comments()?
+        .into_iter()
+        .map(|(name, comment)| {
+            let dir = comment
+                .as_deref()
+                .and_then(cordon_policy::render::record_dir_of_comment)
+                .map(std::path::PathBuf::from);
+            (name, dir)
+        })
+        .collect())
+}
+
+/// [`marked_tables`] with each table's comment as the kernel keeps it (its user data;
+/// `None` for an unmarked table of the default name): the state directory
+/// ([`cordon_policy::render::record_dir_of_comment`]) and the claim holders
+/// ([`cordon_policy::render::claimants_of_comment`]) it names. One entry per table and
+/// family (`inet` first, then `netdev`), sorted by name.
+///
+/// # Errors
+/// When nf_tables cannot be asked (no privilege, no nf_tables).
+pub fn marked_tables_with_comments() -> Result<Vec<(TableName, Option<String>)>, FirewallError> {
     let ctx = "listing nftables tables";
     let mut s = socket::Socket::open().map_err(|e| imp::map_err(e, "opening a netfilter netlink socket", None))?;
     let mut out = Vec::new();
@@ -329,12 +350,7 @@ pub fn marked_tables_with_records() -> Result<Vec<(TableName, Option<std::path::
                 .is_some_and(|c| c.starts_with(cordon_policy::render::TABLE_COMMENT));
             if marked || info.name == TableName::DEFAULT {
                 if let Ok(name) = TableName::new(&info.name) {
-                    let dir = info
-                        .comment
-                        .as_deref()
-                        .and_then(cordon_policy::render::record_dir_of_comment)
-                        .map(std::path::PathBuf::from);
-                    out.push((name, dir));
+                    out.push((name, info.comment.clone().filter(|_| marked)));
                 }
             }
         }

@@ -30,23 +30,88 @@ pub fn record_dir_fits(dir: &str) -> bool {
     dir.starts_with('/') && dir.len() <= MAX_RECORD_DIR && !dir.chars().any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
-/// The comment on Cordon's nftables tables for `policy`: [`TABLE_COMMENT`], followed by
-/// [`RECORDED_IN`] and the state directory when the policy names one that fits
-/// ([`record_dir_fits`]).
+/// What follows [`TABLE_COMMENT`] in the comment when the table names who holds the
+/// claims it serves ([`crate::Policy::claimed_by`]), before [`RECORDED_IN`]:
+/// `cordon quarantine; claimed by agent:HOSTID,wazuh; recorded in DIR`.
+pub const CLAIMED_BY: &str = "; claimed by ";
+
+/// The longest comment Cordon writes, in bytes (nft's table user data TLV and iptables'
+/// comment both hold 255 with the NUL; one byte spare).
+pub const MAX_COMMENT: usize = 253;
+
+/// Whether `token` can be carried as one claim holder in a comment: 1 to 80 bytes of
+/// lowercase ASCII letters, digits, `-`, `_`, `.`, with at most one `:` (source:owner).
+pub fn claim_token_fits(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 80
+        && token.matches(':').count() <= 1
+        && token
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// The comment on Cordon's nftables tables (and iptables jumps) for `policy`:
+/// [`TABLE_COMMENT`]; then [`CLAIMED_BY`] and the claim holders when the policy names any
+/// ([`crate::Policy::claimed_by`]); then [`RECORDED_IN`] and the state directory when the
+/// policy names one that fits ([`record_dir_fits`]). Within [`MAX_COMMENT`] bytes: the
+/// state directory is kept first; holders that do not fit lose their owner (`agent:ID` →
+/// `agent`), and the whole holders part goes when even that does not fit.
 pub fn table_comment(policy: &crate::Policy) -> String {
-    match policy.record_dir.as_deref().filter(|d| record_dir_fits(d)) {
-        Some(dir) => format!("{TABLE_COMMENT}{RECORDED_IN}{dir}"),
-        None => TABLE_COMMENT.to_string(),
+    let dir = match policy.record_dir.as_deref().filter(|d| record_dir_fits(d)) {
+        Some(dir) => format!("{RECORDED_IN}{dir}"),
+        None => String::new(),
+    };
+    let tokens: Vec<&str> = policy
+        .claimed_by
+        .iter()
+        .map(String::as_str)
+        .filter(|t| claim_token_fits(t))
+        .collect();
+    let mut claimed = String::new();
+    if !tokens.is_empty() {
+        let full = format!("{CLAIMED_BY}{}", tokens.join(","));
+        let mut bare: Vec<&str> = tokens.iter().map(|t| t.split(':').next().unwrap_or(t)).collect();
+        bare.dedup();
+        let short = format!("{CLAIMED_BY}{}", bare.join(","));
+        for c in [full, short] {
+            if TABLE_COMMENT.len() + c.len() + dir.len() <= MAX_COMMENT {
+                claimed = c;
+                break;
+            }
+        }
+    }
+    format!("{TABLE_COMMENT}{claimed}{dir}")
+}
+
+/// The part of a Cordon comment after the marker and the holders part, if any.
+fn after_claimed(comment: &str) -> Option<&str> {
+    let rest = comment.strip_prefix(TABLE_COMMENT)?;
+    match rest.strip_prefix(CLAIMED_BY) {
+        Some(r) => Some(r.find(';').map(|i| &r[i..]).unwrap_or("")),
+        None => Some(rest),
     }
 }
 
 /// The state directory a table comment names (see [`table_comment`]); `None` for the bare
 /// marker or any other comment.
 pub fn record_dir_of_comment(comment: &str) -> Option<&str> {
-    comment
-        .strip_prefix(TABLE_COMMENT)?
+    after_claimed(comment)?
         .strip_prefix(RECORDED_IN)
         .filter(|d| record_dir_fits(d))
+}
+
+/// The claim holders a table comment names (see [`table_comment`]: `agent:HOSTID`,
+/// `wazuh`, …); `None` when the comment is not Cordon's or names none (the bare marker,
+/// a table made before holders were recorded, or holders that did not fit).
+pub fn claimants_of_comment(comment: &str) -> Option<Vec<String>> {
+    let r = comment.strip_prefix(TABLE_COMMENT)?.strip_prefix(CLAIMED_BY)?;
+    let list = r.split(';').next().unwrap_or("");
+    let tokens: Vec<String> = list
+        .split(',')
+        .filter(|t| claim_token_fits(t))
+        .map(str::to_string)
+        .collect();
+    (!tokens.is_empty()).then_some(tokens)
 }
 
 /// ICMPv6 types kept open so IPv6 keeps working on the link (design §3 point 5):
@@ -117,5 +182,53 @@ mod comment_tests {
             .len()
                 < 254
         );
+    }
+
+    /// Trial20 HIGH-B: the claim holders ride in the comment before the state directory,
+    /// read back as themselves, never hide the directory, and give way (owner first, then
+    /// entirely) when the comment would be too long.
+    #[test]
+    fn the_table_comment_names_the_claim_holders_and_reads_back() {
+        let mut p = crate::Policy {
+            record_dir: Some("/var/lib/cordon".into()),
+            claimed_by: vec!["agent:1f0e-ab".into(), "wazuh".into()],
+            ..Default::default()
+        };
+        let c = table_comment(&p);
+        assert_eq!(
+            c,
+            "cordon quarantine; claimed by agent:1f0e-ab,wazuh; recorded in /var/lib/cordon"
+        );
+        assert_eq!(record_dir_of_comment(&c), Some("/var/lib/cordon"));
+        assert_eq!(
+            claimants_of_comment(&c),
+            Some(vec!["agent:1f0e-ab".to_string(), "wazuh".to_string()])
+        );
+        assert_eq!(claimants_of_comment("cordon quarantine; recorded in /x"), None);
+        assert_eq!(claimants_of_comment(TABLE_COMMENT), None);
+        p.record_dir = None;
+        let c = table_comment(&p);
+        assert_eq!(c, "cordon quarantine; claimed by agent:1f0e-ab,wazuh");
+        assert_eq!(record_dir_of_comment(&c), None);
+        assert_eq!(claimants_of_comment(&c).map(|v| v.len()), Some(2));
+        // A long directory keeps its place; the owner goes first, then the holders.
+        p.record_dir = Some(format!("/{}", "d".repeat(169)));
+        p.claimed_by = vec![format!("agent:{}", "0".repeat(36)), "wazuh".into()];
+        let c = table_comment(&p);
+        assert!(c.len() <= MAX_COMMENT, "{}", c.len());
+        assert_eq!(
+            claimants_of_comment(&c),
+            Some(vec!["agent".to_string(), "wazuh".to_string()])
+        );
+        assert!(record_dir_of_comment(&c).is_some());
+        p.record_dir = Some(format!("/{}", "d".repeat(MAX_RECORD_DIR - 1)));
+        p.claimed_by = vec!["wazuh".into(), "velociraptor".into(), "agent".into(), "local".into()];
+        let c = table_comment(&p);
+        assert!(c.len() <= MAX_COMMENT && claimants_of_comment(&c).is_none(), "{c}");
+        assert!(record_dir_of_comment(&c).is_some());
+        // Tokens a comment cannot hold are left out.
+        p.record_dir = None;
+        p.claimed_by = vec!["Agent\"x".into(), "local".into()];
+        assert_eq!(table_comment(&p), "cordon quarantine; claimed by local");
     }
 }

@@ -393,7 +393,7 @@ async fn set_desired_tx(
 fn other_claims(host: &cordon_proto::Host) -> Vec<cordon_proto::ClaimSource> {
     host.claims
         .iter()
-        .filter(|c| c.source != cordon_proto::ClaimSource::Agent)
+        .filter(|c| !c.is_own_agent_claim(&host.id))
         .map(|c| c.source.clone())
         .collect()
 }

@@ -29,14 +29,26 @@ pub(crate) struct Assessment {
     pub confirms: bool,
 }
 
-/// The claims other than the agent's own, as `wazuh since T, local since T`.
-fn other_claims(r: &StatusReport) -> Vec<String> {
+/// The claims other than the agent's own on host `host_id`, as `wazuh since T, local
+/// since T`; a previous enrollment's `agent` claim (trial20 HIGH-C) as `agent of a
+/// previous enrollment (host id X) since T`.
+fn other_claims(host_id: &str, r: &StatusReport) -> Vec<String> {
     r.claims
         .iter()
-        .filter(|c| c.source != ClaimSource::Agent)
-        .map(|c| match &c.since {
-            Some(t) => format!("{} since {t}", c.source),
-            None => c.source.to_string(),
+        .filter(|c| !c.is_own_agent_claim(host_id))
+        .map(|c| {
+            let who = if c.is_previous_enrollment(host_id) {
+                format!(
+                    "agent of a previous enrollment (host id {})",
+                    c.owner.as_deref().unwrap_or("unknown")
+                )
+            } else {
+                c.source.to_string()
+            };
+            match &c.since {
+                Some(t) => format!("{who} since {t}"),
+                None => who,
+            }
         })
         .collect()
 }
@@ -71,6 +83,16 @@ pub(crate) fn servers_change(stored: &[ClaimInfo], reported: &[ClaimInfo]) -> Op
     ))
 }
 
+/// The hint for a host isolated by claims the server cannot release: a previous
+/// enrollment's `agent` claim is released on the host only.
+fn release_hint(host_id: &str, r: &StatusReport) -> &'static str {
+    if r.claims.iter().any(|c| c.is_previous_enrollment(host_id)) {
+        " — a previous enrollment's claim is released neither by this host's agent nor through the Cordon server: release it on the host (stop the agent, then `cordon release --source agent`)"
+    } else {
+        ""
+    }
+}
+
 /// The host state a report implies, given the desired state it answers. Only a report
 /// about the current desired revision that says its rules are in force confirms
 /// anything; `applied_revision` never names a revision whose rules are not in force.
@@ -97,7 +119,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
     // The agent's own claim in force (its report lists every claim; tables present only
     // because of other sources' claims confirm no server quarantine). Reports without
     // claims (agents before claims existed) are taken at their word.
-    let own_claim = r.claims.is_empty() || r.claims.iter().any(|c| c.source == ClaimSource::Agent);
+    let own_claim = r.claims.is_empty() || r.claims.iter().any(|c| c.is_own_agent_claim(&host.id));
     match r.state {
         // Tampering is reported whatever revision it concerns; nothing is confirmed.
         AgentState::Tampered => Assessment {
@@ -126,7 +148,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         // Never less than is true: other sources' claims may hold the host isolated.
         AgentState::Isolated if desired_q && !r.enforcing => Assessment {
             state: HostState::NotEnforcing,
-            reason: Some(match other_claims(r).as_slice() {
+            reason: Some(match other_claims(&host.id, r).as_slice() {
                 [] => "the agent runs with enforce = false: no rules are in force on the host".into(),
                 others => format!(
                     "the agent runs with enforce = false: the server's quarantine is not in force; \
@@ -142,7 +164,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
             state: HostState::QuarantinePending,
             reason: Some(format!(
                 "the agent has not applied the quarantine yet; the host is isolated by other claims: {}",
-                other_claims(r).join(", ")
+                other_claims(&host.id, r).join(", ")
             )),
             degraded: vec![],
             ..keep
@@ -165,12 +187,15 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         // The server's release is in force (the agent's claim is gone), but other
         // sources' claims keep the host isolated: the agent never undoes those.
-        AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| c.source != ClaimSource::Agent) => {
+        // A previous enrollment's `agent` claim is such a claim too (trial20 LOW: the
+        // new enrollment was shown `release_pending` though nothing was ordered).
+        AgentState::Isolated if !r.claims.is_empty() && r.claims.iter().all(|c| !c.is_own_agent_claim(&host.id)) => {
             Assessment {
                 state: HostState::Normal,
                 reason: Some(format!(
-                    "no quarantine of the server in force; still isolated by other claims: {}",
-                    other_claims(r).join(", ")
+                    "no quarantine of the server in force; still isolated by other claims: {}{}",
+                    other_claims(&host.id, r).join(", "),
+                    release_hint(&host.id, r)
                 )),
                 degraded: vec![],
                 applied: desired_rev,
@@ -506,7 +531,7 @@ fn plan_report(
             asked_by_token_id: extra.asked_by_token_id,
             degraded: a.degraded.clone(),
             still_isolated_by: if state == HostState::Normal {
-                other_claims(r)
+                other_claims(&host.id, r)
             } else {
                 vec![]
             },
@@ -775,6 +800,7 @@ mod tests {
             since: Some("2030-01-01T00:00:00Z".parse().unwrap()),
             allow: vec![],
             servers: vec![],
+            owner: None,
         };
         let mut others = report(14, AgentState::Isolated);
         others.claims = vec![claim("velociraptor"), claim("local")];
