@@ -501,6 +501,7 @@ async fn a_change_of_the_allowed_servers_is_audited() {
             since: None,
             allow: vec![],
             servers: servers.iter().map(|s| s.to_string()).collect(),
+            owner: Some(h.clone()),
         }];
         r
     };
