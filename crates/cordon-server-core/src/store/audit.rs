@@ -2064,7 +2064,7 @@ impl Store {
 
     /// Every distinct `action` the audit log holds, sorted: what the console's Action
     /// filter offers (trial13 LOW: a hand list missed some). A loose index scan over the
-    /// `audit_action` index ([`AUDIT_ACTIONS_SQL`]): one seek per distinct action, never a
+    /// `audit_action` index (`AUDIT_ACTIONS_SQL`): one seek per distinct action, never a
     /// pass over the log (trial16 LOW), on SQLite and PostgreSQL alike.
     ///
     /// # Errors
