@@ -1087,30 +1087,28 @@ impl Store {
             let extra = format!("approval {}", a.id);
             let host = hosts.get(&a.host_id).and_then(Option::as_ref);
             let effect = approval_effect(host, &settings.protected_labels);
+            // The decider's own record (`approval_denied` / `approval_granted`), named by
+            // token id (trial18 MED-2).
+            let decided = AutoCause {
+                event_id: &a.event_id,
+                rule: &a.rule,
+                rule_id,
+                extra: Some(&extra),
+            }
+            .detail();
+            let decision = |action| NewAudit {
+                actor,
+                actor_token_id: who.token_id,
+                action,
+                host_id: Some(&a.host_id),
+                comment: Some(comment),
+                result: "ok",
+                detail: Some(&decided),
+                event_id: Some(&a.event_id),
+                rule: Some(&a.rule),
+            };
             let (status, reason) = if !approve {
-                append(
-                    &mut tx,
-                    &NewAudit {
-                        actor,
-                        actor_token_id: who.token_id,
-                        action: "approval_denied",
-                        host_id: Some(&a.host_id),
-                        comment: Some(comment),
-                        result: "ok",
-                        detail: Some(
-                            &AutoCause {
-                                event_id: &a.event_id,
-                                rule: &a.rule,
-                                rule_id,
-                                extra: Some(&extra),
-                            }
-                            .detail(),
-                        ),
-                        event_id: Some(&a.event_id),
-                        rule: Some(&a.rule),
-                    },
-                )
-                .await?;
+                append(&mut tx, &decision("approval_denied")).await?;
                 set_event_status_tx(&mut tx, &a.event_id, EventStatus::Denied).await?;
                 (ApprovalStatus::Denied, None)
             } else if effect == ApprovalEffect::Quarantine {
@@ -1127,29 +1125,7 @@ impl Store {
                 let mut p = plan.params(now);
                 p.comment = format!("{}; approved by {approver}: {comment}", plan.comment);
                 p.message = p.message.map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
-                append(
-                    &mut tx,
-                    &NewAudit {
-                        actor,
-                        actor_token_id: who.token_id,
-                        action: "approval_granted",
-                        host_id: Some(&a.host_id),
-                        comment: Some(comment),
-                        result: "ok",
-                        detail: Some(
-                            &AutoCause {
-                                event_id: &a.event_id,
-                                rule: &a.rule,
-                                rule_id,
-                                extra: Some(&extra),
-                            }
-                            .detail(),
-                        ),
-                        event_id: Some(&a.event_id),
-                        rule: Some(&a.rule),
-                    },
-                )
-                .await?;
+                append(&mut tx, &decision("approval_granted")).await?;
                 let extra = format!("approval {} approved by {approver}", a.id);
                 let cause = AutoCause {
                     event_id: &a.event_id,
