@@ -1729,7 +1729,7 @@ fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
             let upper = table.to_ascii_uppercase();
             assert!(
                 save.contains(&format!(
-                    "-A INPUT -m comment --comment \"cordon quarantine; recorded in {sd}\" -j {upper}-IN"
+                    "-A INPUT -m comment --comment \"cordon quarantine; claimed by local; recorded in {sd}\" -j {upper}-IN"
                 )),
                 "no ownership mark on the jump: {save}"
             );
@@ -1741,7 +1741,10 @@ fn a_quarantine_under_any_table_name_is_found_by_status_and_release() {
                 (0, String::from_utf8_lossy(&out.stdout).into_owned(), ())
             };
             assert!(
-                listing.contains(&format!("comment \"cordon quarantine; recorded in {sd}\"")),
+                // The holders of its claims, then the record's directory (fix14m).
+                listing.contains(&format!(
+                    "comment \"cordon quarantine; claimed by local; recorded in {sd}\""
+                )),
                 "no ownership mark: {listing}"
             );
         }
