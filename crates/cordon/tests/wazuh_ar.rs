@@ -636,8 +636,9 @@ fn udp_mode_wazuh_agent_is_isolated_keeping_its_manager_over_udp() {
 
 /// `cordon wazuh-ar --lock-timeout` is honoured (trial15 MED-2: it was ignored, so any
 /// process holding the state lock kept execd — which runs one active response at a time —
-/// waiting the default 60 s, with the host open): with the lock held by a process that is
-/// not Cordon, `--lock-timeout 1` gives up after 1 s, logs the error and changes nothing.
+/// waiting the default 60 s, with the host open): with the lock held by a Cordon process
+/// (one applying itself), `--lock-timeout 1` gives up after 1 s, logs the error and changes
+/// nothing.
 /// Runs in the namespace lab's endpoint (never this machine's own network namespace).
 #[cfg(target_os = "linux")]
 #[test]
@@ -651,7 +652,10 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
     std::fs::create_dir_all(agent.state()).unwrap();
     let lock = agent.state().join(".lock");
     std::fs::write(&lock, b"").unwrap();
-    let mut holder = Command::new("flock")
+    // A holder that is a Cordon process (its executable is named cordon…): its wait's
+    // error stands. A holder that is not Cordon no longer vetoes the quarantine (fix14l;
+    // linux_engine::unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar).
+    let mut holder = Command::new(cordon_named_flock(&agent))
         .arg(&lock)
         .args(["sleep", "120"])
         .spawn()
@@ -695,9 +699,12 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
 
 /// Trial15 MED-2 (the rest), the fault kind "execd blocked long, the holder misnamed":
 /// execd runs one active response at a time and waits for it without a timeout, so
-/// `wazuh-ar`'s default wait for the state lock is short (15 s, not 60), and a holder that
-/// is no Cordon process is named as what it is (pid, comm, executable), not "another
-/// cordon run or the agent". Namespace lab endpoint; a `flock(1)` holder.
+/// `wazuh-ar`'s default wait for the state lock is short (15 s, not 60), and the holder
+/// is named as what it is (pid, comm, executable). A Cordon holder (here a copy of
+/// `flock(1)` named `cordon-flock`) keeps the error; a holder that is no Cordon process no
+/// longer vetoes the quarantine at all (see
+/// linux_engine::unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar).
+/// Namespace lab endpoint.
 #[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
@@ -710,7 +717,7 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
     std::fs::create_dir_all(agent.state()).unwrap();
     let lock = agent.state().join(".lock");
     std::fs::write(&lock, b"").unwrap();
-    let mut holder = Command::new("flock")
+    let mut holder = Command::new(cordon_named_flock(&agent))
         .arg(&lock)
         .args(["sleep", "120"])
         .spawn()
@@ -744,9 +751,24 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
     assert_eq!(line["result"], "error", "{line}");
     assert!(text.contains("gave up after 15 s"), "default wait: {line}");
     assert!(
-        text.contains(&format!("pid {holder_pid} (flock")) && text.contains("not a Cordon process"),
+        text.contains(&format!("pid {holder_pid} (cordon-flock")) && text.contains("another cordon run or the agent"),
         "the holder named as what it is: {line}"
     );
-    assert!(!text.contains("another cordon run or the agent"), "{line}");
+    assert!(!text.contains("not a Cordon process"), "{line}");
     assert_eq!(lab.firewall_snapshot().unwrap(), before, "nothing changed");
+}
+
+/// A copy of `flock(1)` named `cordon-flock` in the test's own directory: a lock holder
+/// that Cordon takes for one of its own processes (`/proc/PID/exe` named `cordon…`).
+#[cfg(target_os = "linux")]
+fn cordon_named_flock(agent: &Agent) -> std::path::PathBuf {
+    let which = Command::new("sh")
+        .args(["-c", "command -v flock"])
+        .output()
+        .expect("sh");
+    let src = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    assert!(!src.is_empty(), "flock (util-linux) is not installed");
+    let dst = agent.dir.path().join("cordon-flock");
+    std::fs::copy(&src, &dst).unwrap();
+    dst
 }
