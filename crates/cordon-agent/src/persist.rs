@@ -5,7 +5,6 @@
 //! directory the agent creates is 0700 (issue 14).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cordon_proto::DesiredState;
@@ -243,13 +242,8 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     // Created afresh 0600 (an older temp file, or a link planted at that name, is removed
-    // first and never written through) — `cordon_engine::record::create_tmp`.
-    cordon_engine::record::clear_dir_at(path);
-    let mut f = cordon_engine::record::create_tmp(&tmp).map_err(io)?;
-    f.write_all(content).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io)
+    // first and never written through) — `cordon_engine::record::replace`.
+    cordon_engine::record::replace(&tmp, path, content).map_err(io)
 }
 
 /// Saves the desired state atomically (see [`write_private`]).

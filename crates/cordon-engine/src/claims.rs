@@ -28,7 +28,6 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -645,25 +644,13 @@ fn write_atomic_with(dir: &Path, p: &Path, json: &[u8], sync_dir: bool) -> Resul
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    // A directory at the record's name is moved aside (a rename cannot replace it).
-    crate::record::clear_dir_at(p);
-    let write = || -> std::io::Result<()> {
-        let mut f = crate::record::create_tmp(&tmp)?;
-        f.write_all(json)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, p)?;
-        if sync_dir {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+    crate::record::replace(&tmp, p, json).map_err(|e| EngineError::state_io("write", p, e))?;
+    if sync_dir {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
         }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        EngineError::state_io("write", p, e)
-    })
+    }
+    Ok(())
 }
 
 /// The claims lock (`.claims.lock`): one claim change at a time; taken before the

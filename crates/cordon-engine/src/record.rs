@@ -234,6 +234,30 @@ pub fn create_tmp(tmp: &Path) -> std::io::Result<File> {
     opts.open(tmp)
 }
 
+/// Replaces the record `path` with `data` atomically: a directory standing at `path` is
+/// moved aside ([`clear_dir_at`]), `data` goes to the fresh temporary file `tmp`
+/// ([`create_tmp`]) and is synced, then renamed over `path`. On failure only the temporary
+/// file goes; the previous record stays exactly as it was. The directory's own fsync is
+/// the caller's (some batch several renames under one).
+///
+/// # Errors
+/// The step that failed (create, write, sync or rename).
+pub fn replace(tmp: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    clear_dir_at(path);
+    let written = (|| {
+        let mut f = create_tmp(tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
+
 #[cfg(all(test, unix))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 mod tests {
