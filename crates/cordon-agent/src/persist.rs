@@ -243,7 +243,7 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     // Created afresh 0600 (an older temp file, or a link planted at that name, is removed
     // first and never written through) — `cordon_engine::record::replace`.
-    cordon_engine::record::replace(&tmp, path, content).map_err(io)
+    cordon_engine::record::replace(&tmp, path, content).map_err(|e| io(e.source))
 }
 
 /// Saves the desired state atomically (see [`write_private`]).

@@ -644,7 +644,7 @@ fn write_atomic_with(dir: &Path, p: &Path, json: &[u8], sync_dir: bool) -> Resul
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    crate::record::replace(&tmp, p, json).map_err(|e| EngineError::state_io("write", p, e))?;
+    crate::record::replace(&tmp, p, json).map_err(|e| EngineError::state_io("write", p, e.source))?;
     if sync_dir {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
