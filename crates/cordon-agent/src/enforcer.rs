@@ -244,7 +244,8 @@ impl Enforcer for EngineEnforcer {
             .outcome;
         if let (true, Some(text)) = (notify_users, req.message) {
             std::thread::spawn(move || {
-                if let Err(warning) = cordon_engine::notify::message_users(&text) {
+                if let Err(e) = cordon_engine::notify::message_users(&text) {
+                    let warning = cordon_engine::error_chain(&e);
                     tracing::warn!(%warning, "the message to logged-in users was not shown");
                 }
             });

@@ -330,8 +330,23 @@ pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
         .min(cfg.backoff_max)
 }
 
+/// Why the webhook HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    /// The TLS configuration (protocol versions of the ring provider) was refused.
+    #[error("cannot set up TLS for webhooks")]
+    Tls(#[source] rustls::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot build the webhook HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
 /// An HTTP client for webhooks: system root certificates, ring, no client auth.
-pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
+///
+/// # Errors
+/// [`HttpClientError`] when the TLS configuration or the client cannot be built (the
+/// cause kept as its source).
+pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, HttpClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
@@ -340,7 +355,7 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(HttpClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
@@ -349,7 +364,7 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
         .connect_timeout(cfg.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(HttpClientError::Build)
 }
 
 /// One POST of an outbox row's payload to its target's `url` (header
@@ -524,6 +539,18 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client error keeps what caused it (it was a `String` before).
+    #[test]
+    fn an_http_client_error_keeps_its_cause() {
+        let e = HttpClientError::Tls(rustls::Error::General("no protocol versions".into()));
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("unexpected error: no protocol versions"));
+        assert_eq!(
+            cordon_server_core::error::chain(&e),
+            "cannot set up TLS for webhooks: unexpected error: no protocol versions"
+        );
+    }
 
     #[test]
     fn notification_links_point_to_the_console_host_page() {

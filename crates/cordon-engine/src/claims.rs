@@ -1064,7 +1064,7 @@ impl Engine {
                 }
             }
             if let Some(text) = &req.message {
-                outcome.message_warning = crate::notify::message_users(text).err();
+                outcome.message_warning = crate::notify::message_users(text).err().map(|e| crate::error_chain(&e));
             }
         }
         Ok(ClaimIsolateOutcome {

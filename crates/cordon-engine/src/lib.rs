@@ -848,7 +848,7 @@ impl Engine {
         }
 
         let message_warning = match &req.message {
-            Some(text) if notify_users => notify::message_users(text).err(),
+            Some(text) if notify_users => notify::message_users(text).err().map(|e| error::chain(&e)),
             _ => None,
         };
         let coverage = fw.coverage()?;
