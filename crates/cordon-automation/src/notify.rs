@@ -383,7 +383,8 @@ async fn post_once(client: &reqwest::Client, url: &str, r: &DueDelivery, timeout
     match req.send().await {
         Ok(resp) if resp.status().is_success() => None,
         Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
-        Err(e) => Some(format!("cannot deliver: {e}")),
+        // reqwest's own text omits why (connection refused, TLS, timeout): keep the chain.
+        Err(e) => Some(format!("cannot deliver: {}", cordon_server_core::error::chain(&e))),
     }
 }
 
@@ -539,6 +540,30 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A delivery that cannot connect says why (reqwest's own text stops at "error
+    /// sending request"; the refused connection was dropped). Loopback, a port just
+    /// closed.
+    #[tokio::test]
+    async fn a_failed_delivery_says_why() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = http_client(&DeliveryConfig::default()).unwrap();
+        let r = DueDelivery {
+            id: 1,
+            attempts: 0,
+            url: None,
+            payload: "{}".into(),
+        };
+        let why = post_once(&client, &format!("http://127.0.0.1:{port}/hook"), &r, None)
+            .await
+            .unwrap();
+        assert!(why.starts_with("cannot deliver: error sending request"), "{why}");
+        assert!(why.to_ascii_lowercase().contains("refused"), "{why}");
+    }
 
     /// The client error keeps what caused it (it was a `String` before).
     #[test]

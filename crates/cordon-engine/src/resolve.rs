@@ -18,7 +18,8 @@ pub const SYSTEMD_UPSTREAM_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf
 /// All A and AAAA addresses of `name`, de-duplicated, in resolver order.
 ///
 /// # Errors
-/// [`EngineError::Resolve`] naming `name` when it does not resolve or has no address.
+/// [`EngineError::Resolve`] naming `name` (the resolver's OS error as its source) when it
+/// does not resolve, [`EngineError::Invalid`] when it resolves to no address.
 pub fn resolve_name(name: &str) -> Result<Vec<IpAddr>, EngineError> {
     let addrs = (name, 0u16).to_socket_addrs().map_err(|source| EngineError::Resolve {
         name: name.to_string(),
