@@ -51,8 +51,12 @@ pub fn check_event(ev: &EventIn) -> Result<(Severity, Option<i64>), ApiError> {
     if ev.source.as_deref().is_some_and(|s| s.len() > 100) {
         return Err(ApiError::invalid("source must be at most 100 characters"));
     }
-    // Unknown severities never get here: `Severity`'s deserializer refuses them (400).
-    let severity = ev.severity;
+    let severity = Severity::parse(&ev.severity).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "severity {:?} must be info, low, medium, high or critical",
+            ev.severity
+        ))
+    })?;
     let occurred = ev.occurred_at.map(Timestamp::unix_ms);
     Ok((severity, occurred))
 }

@@ -55,12 +55,16 @@ use crate::bench_apply::{stats, Stats};
 use crate::lab::{addr, netns, Host, Lab, LabOptions};
 
 /// How the endpoint binary is built (printed when it is missing).
-pub const ENDPOINT_BUILD: &str = "cargo build --profile release-endpoint -p cordon --no-default-features";
+pub const ENDPOINT_BUILD: &str =
+    "cargo build --target x86_64-unknown-linux-musl --profile release-endpoint -p cordon --no-default-features";
+
+/// The target the endpoint binary is built for (scripts/package): a static PIE on musl.
+pub const ENDPOINT_TARGET: &str = "x86_64-unknown-linux-musl";
 
 #[derive(Args, Debug)]
 pub struct StartupArgs {
-    /// The endpoint binary to measure. Default: `release-endpoint/cordon` beside the
-    /// directory of the running binary (target/release-endpoint/cordon).
+    /// The endpoint binary to measure. Default: the musl endpoint build in the running
+    /// binary's target directory (target/x86_64-unknown-linux-musl/release-endpoint/cordon).
     #[arg(long)]
     pub endpoint: Option<PathBuf>,
     /// Runs per measured command.
@@ -85,14 +89,15 @@ pub fn run(a: StartupArgs) -> u8 {
     }
 }
 
-/// `release-endpoint/cordon` next to the running binary's profile directory.
+/// `x86_64-unknown-linux-musl/release-endpoint/cordon` in the running binary's target
+/// directory (`target/`).
 fn default_endpoint() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().context("the running binary has no directory")?;
     let target = profile_dir
         .parent()
         .context("the running binary's directory has no parent")?;
-    Ok(target.join("release-endpoint").join("cordon"))
+    Ok(target.join(ENDPOINT_TARGET).join("release-endpoint").join("cordon"))
 }
 
 /// Whether an ELF file has a `.symtab` section (i.e. is not stripped). Reads the section
