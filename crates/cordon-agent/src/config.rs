@@ -220,6 +220,10 @@ impl AgentConfig {
     }
 
     /// Writes the config (0600: it names the key and the proxy).
+    ///
+    /// # Errors
+    /// [`AgentError::ConfigEncode`] when the config cannot be encoded as TOML,
+    /// [`AgentError::Io`] naming the file when it cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
         let text = toml::to_string_pretty(self).map_err(AgentError::ConfigEncode)?;
         crate::persist::write_private(path, text.as_bytes())

@@ -145,19 +145,36 @@ pub trait Enforcer: Send + Sync + 'static {
     /// Applies `plan` atomically in place of whatever Cordon had in force, without a
     /// reachability probe and without rollback (the agent verifies through its own
     /// connection). `notify_users` shows the plan's message to logged-in users.
+    ///
+    /// # Errors
+    /// [`EnforceError`] (the engine's error: backend unsupported or refused, lock held,
+    /// state unwritable); nothing is recorded when applying fails.
     fn isolate(&self, plan: &Plan, notify_users: bool) -> Result<Applied, EnforceError>;
     /// Re-applies the recorded quarantine without resolving or verifying (boot, repair).
+    ///
+    /// # Errors
+    /// [`EnforceError`] when there is no usable record or the backend refuses the rules.
     fn reapply(&self) -> Result<Applied, EnforceError>;
     /// Removes the agent's quarantine (its claim; other sources' claims stay in force).
     /// `Some(note)`: something the report must say besides (e.g. `stopped unresponsive
     /// holder pid N …`: a hung `cordon isolate --watch` was stopped so the release could
     /// proceed).
+    ///
+    /// # Errors
+    /// [`EnforceError`] when a backend cannot remove the rules or the record cannot be
+    /// changed; the record then stays as it was.
     fn release(&self) -> Result<Option<String>, EnforceError>;
     /// Compares the kernel with the record (the engine's status), changing nothing.
+    ///
+    /// # Errors
+    /// [`EnforceError`] when the record or the kernel cannot be read.
     fn check(&self) -> Result<Check, EnforceError>;
     /// At agent start: the kernel against the record, telling tampering while no agent
     /// ran (same boot) from a reboot. The default knows no boots: anything but intact
     /// rules reads as a reboot.
+    ///
+    /// # Errors
+    /// As [`Enforcer::check`].
     fn startup_check(&self) -> Result<StartupFinding, EnforceError> {
         let c = self.check()?;
         Ok(match c.state {
@@ -170,6 +187,10 @@ pub trait Enforcer: Send + Sync + 'static {
     /// watcher, `cordon isolate --watch`), and tells `on` what it did. Blocking; the agent
     /// runs it on a thread of its own while quarantined. The default has no kernel to
     /// watch and returns at once (the periodic check is all there is).
+    ///
+    /// # Errors
+    /// [`EnforceError`] when the kernel cannot be watched (no netlink socket) or a repair
+    /// fails.
     fn watch(&self, stop: &AtomicBool, on: &mut (dyn FnMut(&WatchEvent) + Send)) -> Result<(), EnforceError> {
         let _ = (stop, on);
         Ok(())
@@ -181,6 +202,10 @@ pub trait Enforcer: Send + Sync + 'static {
     /// Records the agent's management paths so every claim on this host keeps them open
     /// (`cordon_engine::claims`, "the enrolled agent's management paths"); returns
     /// whether standing claims were re-applied with them. The default records nothing.
+    ///
+    /// # Errors
+    /// [`EnforceError`] when the paths cannot be recorded or the claims cannot be
+    /// re-applied with them.
     fn record_paths(&self, paths: &ManagementPaths) -> Result<bool, EnforceError> {
         let _ = paths;
         Ok(false)
@@ -197,6 +222,9 @@ pub trait Enforcer: Send + Sync + 'static {
     /// Re-applies the quarantine in force with the agent's management paths when its
     /// record lacks them ([`Check::agent_paths_missing`]); returns whether it re-applied.
     /// The default has no paths to restore.
+    ///
+    /// # Errors
+    /// [`EnforceError`] when the re-apply fails; the quarantine in force stays.
     fn restore_paths(&self) -> Result<bool, EnforceError> {
         Ok(false)
     }
@@ -244,7 +272,8 @@ impl Enforcer for EngineEnforcer {
             .outcome;
         if let (true, Some(text)) = (notify_users, req.message) {
             std::thread::spawn(move || {
-                if let Err(warning) = cordon_engine::notify::message_users(&text) {
+                if let Err(e) = cordon_engine::notify::message_users(&text) {
+                    let warning = cordon_engine::error_chain(&e);
                     tracing::warn!(%warning, "the message to logged-in users was not shown");
                 }
             });

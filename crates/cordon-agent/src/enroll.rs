@@ -42,6 +42,10 @@ pub struct Enrolled {
 }
 
 /// Downloads the CA over unverified TLS and checks its fingerprint.
+///
+/// # Errors
+/// [`AgentError::Transport`] when the server cannot be reached, [`AgentError::Enroll`] when
+/// it refuses or its CA does not match `expected`.
 pub async fn fetch_ca(
     server: &str,
     expected: Option<&str>,

@@ -174,6 +174,9 @@ pub fn load_or_set_aside(state_dir: &Path) -> Result<(Option<Persisted>, Option<
 }
 
 /// Creates `dir` (and its parents) if missing; the directories created here are 0700.
+///
+/// # Errors
+/// The OS error of creating a directory or setting its mode.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
@@ -229,6 +232,10 @@ pub fn tighten_private_dir(dir: &Path) -> std::io::Result<Vec<String>> {
 /// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
 /// the same directory (created 0700 if missing) created with `O_EXCL | O_NOFOLLOW`, fsync,
 /// rename. A directory standing at `path` is moved aside first.
+///
+/// # Errors
+/// [`AgentError::Io`] naming `path` when the directory, the temporary file or the rename
+/// fails; the previous file is then unchanged.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
     let io = |e: std::io::Error| AgentError::io("write", path, e);
     let dir = path
@@ -243,10 +250,13 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<(), AgentError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     // Created afresh 0600 (an older temp file, or a link planted at that name, is removed
     // first and never written through) — `cordon_engine::record::replace`.
-    cordon_engine::record::replace(&tmp, path, content).map_err(io)
+    cordon_engine::record::replace(&tmp, path, content).map_err(|e| io(e.source))
 }
 
 /// Saves the desired state atomically (see [`write_private`]).
+///
+/// # Errors
+/// As [`write_private`], and [`AgentError::Encode`] when the state cannot be encoded.
 pub fn save(state_dir: &Path, p: &Persisted) -> Result<(), AgentError> {
     let json = serde_json::to_vec_pretty(p).map_err(AgentError::Encode)?;
     write_private(&path(state_dir), &json)

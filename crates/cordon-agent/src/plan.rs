@@ -158,7 +158,9 @@ impl OwnTransport {
                         }
                     }
                     Ok(_) => out.failures.push(format!("{kind} {name} unresolved: no address")),
-                    Err(e) => out.failures.push(format!("{kind} {name} unresolved: {e}")),
+                    Err(e) => out
+                        .failures
+                        .push(format!("{kind} {name} unresolved: {}", cordon_engine::error_chain(&e))),
                 },
             }
         }
@@ -198,7 +200,10 @@ pub fn plan(d: &DesiredState, transport: &BTreeSet<SocketAddr>, r: &dyn NameReso
         let spec = match AllowSpec::parse(raw) {
             Ok(s) => s,
             Err(e) => {
-                degraded.push(format!("exception {raw} not applied: {e}"));
+                degraded.push(format!(
+                    "exception {raw} not applied: {}",
+                    cordon_engine::error_chain(&e)
+                ));
                 continue;
             }
         };
@@ -206,7 +211,10 @@ pub fn plan(d: &DesiredState, transport: &BTreeSet<SocketAddr>, r: &dyn NameReso
             Target::Name(name) => match r.lookup(name) {
                 Ok(ips) if !ips.is_empty() => allow.extend(ips.into_iter().map(|ip| with_ip(&spec, ip))),
                 Ok(_) => degraded.push(format!("exception {raw} unresolved: {name} has no address")),
-                Err(e) => degraded.push(format!("exception {raw} unresolved: {e}")),
+                Err(e) => degraded.push(format!(
+                    "exception {raw} unresolved: {}",
+                    cordon_engine::error_chain(&e)
+                )),
             },
             _ => allow.push(spec),
         }
@@ -276,7 +284,7 @@ mod tests {
         fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, EngineError> {
             self.0.get(name).cloned().ok_or_else(|| EngineError::Resolve {
                 name: name.to_string(),
-                source: std::io::Error::other("does not resolve"),
+                source: std::io::Error::other("Name or service not known"),
             })
         }
     }
@@ -405,6 +413,11 @@ mod tests {
             r.failures[0].starts_with("server gone.example.net unresolved: "),
             "{:?}",
             r.failures
+        );
+        // The resolver's own error is kept, not only the engine's sentence (shape17).
+        assert_eq!(
+            r.failures[0],
+            "server gone.example.net unresolved: host name \"gone.example.net\" does not resolve: Name or service not known"
         );
         let t = OwnTransport::new(
             &["https://server.cordon.lab:8443".into()],

@@ -113,7 +113,7 @@ pub fn wazuh(alert: &Value, critical_level: i64) -> Result<EventIn, String> {
         host: host.to_string(),
         event_type: "wazuh.alert".into(),
         tags,
-        severity: wazuh_severity(level, critical_level).as_str().into(),
+        severity: wazuh_severity(level, critical_level),
         source: Some("wazuh".into()),
         occurred_at: str_at(alert, &["timestamp"]).map(wazuh_time).transpose()?.flatten(),
         raw: Some(alert.clone()),
@@ -184,7 +184,7 @@ pub fn velociraptor_row(row: &Value) -> Result<EventIn, String> {
         host: host.to_string(),
         event_type,
         tags,
-        severity: severity.as_str().into(),
+        severity,
         source: Some("velociraptor".into()),
         occurred_at: str_at(row, &["Timestamp"]).map(event_time).transpose()?.flatten(),
         raw: Some(row.clone()),
@@ -230,7 +230,7 @@ mod tests {
         let e = wazuh(&a, WAZUH_CRITICAL_LEVEL).unwrap();
         assert_eq!(e.host, "web1");
         assert_eq!(e.event_type, "wazuh.alert");
-        assert_eq!(e.severity, "critical");
+        assert_eq!(e.severity, Severity::Critical);
         assert_eq!(
             e.tags,
             vec!["wazuh.rule.100200", "wazuh.group.syscheck", "wazuh.group.malware"]
@@ -281,7 +281,7 @@ mod tests {
             ("web1", "velociraptor.Custom.Detect", "critical")
         );
         assert!(out[1].as_ref().unwrap_err().contains("line 3"));
-        assert_eq!(out[2].as_ref().unwrap().severity, "medium");
+        assert_eq!(out[2].as_ref().unwrap().severity, Severity::Medium);
         assert!(out[3].as_ref().unwrap_err().contains("Fqdn"));
     }
 }

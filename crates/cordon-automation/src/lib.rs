@@ -127,7 +127,8 @@ pub fn spawn(st: &cordon_server_core::AppState, cfg: WorkerConfig) -> Vec<JoinHa
         let client = match notify::http_client(&cfg.delivery) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "notifications disabled: cannot build HTTP client");
+                let error = cordon_server_core::error::chain(&e);
+                tracing::error!(%error, "notifications disabled: cannot build HTTP client");
                 return;
             }
         };

@@ -330,8 +330,23 @@ pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
         .min(cfg.backoff_max)
 }
 
+/// Why the webhook HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    /// The TLS configuration (protocol versions of the ring provider) was refused.
+    #[error("cannot set up TLS for webhooks")]
+    Tls(#[source] rustls::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot build the webhook HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
 /// An HTTP client for webhooks: system root certificates, ring, no client auth.
-pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
+///
+/// # Errors
+/// [`HttpClientError`] when the TLS configuration or the client cannot be built (the
+/// cause kept as its source).
+pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, HttpClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
@@ -340,7 +355,7 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(HttpClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
@@ -349,7 +364,7 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, String> {
         .connect_timeout(cfg.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(HttpClientError::Build)
 }
 
 /// One POST of an outbox row's payload to its target's `url` (header
@@ -368,7 +383,8 @@ async fn post_once(client: &reqwest::Client, url: &str, r: &DueDelivery, timeout
     match req.send().await {
         Ok(resp) if resp.status().is_success() => None,
         Ok(resp) => Some(format!("HTTP {}", resp.status().as_u16())),
-        Err(e) => Some(format!("cannot deliver: {e}")),
+        // reqwest's own text omits why (connection refused, TLS, timeout): keep the chain.
+        Err(e) => Some(format!("cannot deliver: {}", cordon_server_core::error::chain(&e))),
     }
 }
 
@@ -524,6 +540,42 @@ pub async fn prune_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A delivery that cannot connect says why (reqwest's own text stops at "error
+    /// sending request"; the refused connection was dropped). Loopback, a port just
+    /// closed.
+    #[tokio::test]
+    async fn a_failed_delivery_says_why() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = http_client(&DeliveryConfig::default()).unwrap();
+        let r = DueDelivery {
+            id: 1,
+            attempts: 0,
+            url: None,
+            payload: "{}".into(),
+        };
+        let why = post_once(&client, &format!("http://127.0.0.1:{port}/hook"), &r, None)
+            .await
+            .unwrap();
+        assert!(why.starts_with("cannot deliver: error sending request"), "{why}");
+        assert!(why.to_ascii_lowercase().contains("refused"), "{why}");
+    }
+
+    /// The client error keeps what caused it (it was a `String` before).
+    #[test]
+    fn an_http_client_error_keeps_its_cause() {
+        let e = HttpClientError::Tls(rustls::Error::General("no protocol versions".into()));
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("unexpected error: no protocol versions"));
+        assert_eq!(
+            cordon_server_core::error::chain(&e),
+            "cannot set up TLS for webhooks: unexpected error: no protocol versions"
+        );
+    }
 
     #[test]
     fn notification_links_point_to_the_console_host_page() {

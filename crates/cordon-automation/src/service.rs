@@ -489,7 +489,8 @@ pub async fn deliver_now(st: &AppState, record: i64, wait: std::time::Duration) 
     let client = match crate::notify::http_client(&Default::default()) {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot deliver the shutdown audit checkpoint: no HTTP client");
+            let error = cordon_server_core::error::chain(&e);
+            tracing::warn!(%error, "cannot deliver the shutdown audit checkpoint: no HTTP client");
             return;
         }
     };

@@ -69,12 +69,8 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
             return Err(format!("trigger label {QUARANTINE_LABEL:?} is managed by the server"));
         }
     }
-    if spec.action != "quarantine" {
-        return Err(format!(
-            "action {:?} is not supported (only \"quarantine\")",
-            spec.action
-        ));
-    }
+    // `spec.action` is a `RuleAction`: an unsupported action is refused where the rule
+    // comes in (deserialization), so there is nothing left to check here.
     for a in &spec.allow {
         AllowSpec::parse(a).map_err(|e| format!("allow {a:?}: {e}"))?;
     }
@@ -185,6 +181,27 @@ pub fn apply_patch(mut s: Settings, p: &SettingsPatch) -> Result<Settings, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cordon_proto::automation::RuleAction;
+
+    /// An unsupported action is refused where the rule comes in, naming the field (it was
+    /// a string stored disabled before); `quarantine` and the default still read.
+    #[test]
+    fn an_unknown_rule_action_is_refused_naming_the_field() {
+        let base = serde_json::json!({"name": "r", "trigger_event_types": ["t"], "trigger_labels": ["l"]});
+        let read = |action: Option<&str>| {
+            let mut v = base.clone();
+            if let Some(a) = action {
+                v["action"] = a.into();
+            }
+            serde_json::from_value::<RuleSpec>(v).map(|s| s.action)
+        };
+        assert_eq!(read(None).unwrap(), RuleAction::Quarantine);
+        assert_eq!(read(Some("quarantine")).unwrap(), RuleAction::Quarantine);
+        let e = read(Some("delete")).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `delete`"), "{e}");
+        let wire = serde_json::to_value(RuleAction::Quarantine).unwrap();
+        assert_eq!(wire, "quarantine");
+    }
 
     fn spec() -> RuleSpec {
         RuleSpec {
@@ -193,7 +210,7 @@ mod tests {
             trigger_event_types: vec!["wazuh.alert".into()],
             only_critical: true,
             trigger_labels: vec!["servers".into()],
-            action: "quarantine".into(),
+            action: RuleAction::Quarantine,
             allow: vec!["tcp://192.0.2.7:1514".into()],
             message: Some("isolated".into()),
             expires_after: Some("4h".into()),
@@ -213,7 +230,6 @@ mod tests {
             (|s| s.trigger_labels.clear(), "trigger_labels"),
             (|s| s.trigger_labels = vec![" servers".into()], "not a valid label"),
             (|s| s.trigger_labels = vec!["Quarantine".into()], "managed"),
-            (|s| s.action = "delete".into(), "action"),
             (|s| s.allow = vec!["tcp://nope".into()], "allow"),
             (|s| s.expires_after = Some("2w".into()), "duration"),
             (|s| s.mode = "yolo".into(), "mode"),

@@ -124,6 +124,38 @@ async fn invalid_rules_are_stored_disabled_and_labels_must_resolve() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = c.call("POST", "/v1/rules", Some(&c.admin), Some("{\"name\": 1}")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Typed fields: an unknown rule action or event severity is refused at the edge,
+    // naming the field; nothing is stored (shape17; an unknown action was stored disabled).
+    let delete =
+        json!({"name": "del", "trigger_event_types": ["malware"], "trigger_labels": ["servers"], "action": "delete"});
+    let (st, v) = c
+        .call("POST", "/v1/rules", Some(&c.admin), Some(&delete.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"], "invalid_input", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("action: unknown variant `delete`"),
+        "{v}"
+    );
+    let (st, _) = c.call("GET", "/v1/rules/del", Some(&c.admin), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let sev = json!({"host": "web1", "type": "malware", "severity": "urgent"});
+    let (st, v) = c
+        .call("POST", "/v1/events", Some(&c.responder), Some(&sev.to_string()))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("severity: severity \"urgent\" must be info, low, medium, high or critical"),
+        "{v}"
+    );
+    // Case and the aliases still read.
+    let sev = json!({"host": "ghost", "type": "malware", "severity": "Moderate"});
+    let v = post(&c, "/v1/events", &c.responder, &sev.to_string()).await;
+    assert_eq!(v["events"][0]["severity"], "medium", "{v}");
     // `servers` has a near-duplicate `Servers`: the rule does not fire and says why.
     post(&c, "/v1/rules", &c.admin, &rule("edr", &["servers"])).await;
     let v = post(&c, "/v1/events", &c.responder, &event("web1")).await;
@@ -524,6 +556,25 @@ async fn openapi_documents_automation() {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
     assert!(v["paths"]["/v1/hosts"].is_object(), "existing paths kept");
+    // Typed fields show their values: an event's severity and a rule's action are enums.
+    let schemas = &v["components"]["schemas"];
+    assert_eq!(
+        schemas["EventIn"]["properties"]["severity"]["$ref"], "#/components/schemas/Severity",
+        "{}",
+        schemas["EventIn"]
+    );
+    assert_eq!(
+        schemas["Severity"]["enum"],
+        json!(["info", "low", "medium", "high", "critical"]),
+        "{}",
+        schemas["Severity"]
+    );
+    assert_eq!(
+        schemas["RuleAction"]["enum"],
+        json!(["quarantine"]),
+        "{}",
+        schemas["RuleAction"]
+    );
 }
 
 /// A loopback webhook receiver that counts deliveries by their `x-cordon-delivery` id.

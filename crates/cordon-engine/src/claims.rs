@@ -644,7 +644,7 @@ fn write_atomic_with(dir: &Path, p: &Path, json: &[u8], sync_dir: bool) -> Resul
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    crate::record::replace(&tmp, p, json).map_err(|e| EngineError::state_io("write", p, e))?;
+    crate::record::replace(&tmp, p, json).map_err(|e| EngineError::state_io("write", p, e.source))?;
     if sync_dir {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -718,6 +718,10 @@ pub const HAND_OFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 impl Engine {
     /// Every standing claim (a recorded quarantine without a claims file is one `local`
     /// claim).
+    ///
+    /// # Errors
+    /// [`EngineError::StateIo`] / [`EngineError::StateCorrupt`] when the claims file or the
+    /// state file cannot be read or is not valid.
     pub fn claims(&self) -> Result<Vec<Claim>, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.claims();
@@ -818,6 +822,10 @@ impl Engine {
     }
 
     /// Drops every claim (after a forced release removed the rules).
+    ///
+    /// # Errors
+    /// [`EngineError::StateIo`] naming the claims file when it cannot be removed or
+    /// written.
     pub fn clear_claims(&self) -> Result<(), EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.clear_claims();
@@ -833,6 +841,10 @@ impl Engine {
     /// Isolates on behalf of `source`: records (or replaces) its claim and applies the
     /// union of every claim with [`Engine::isolate`] (verified, rolled back on failure).
     /// Nothing is recorded when applying fails.
+    ///
+    /// # Errors
+    /// As [`Engine::isolate`], and [`EngineError::StateIo`] when the claims file cannot be
+    /// written.
     pub fn isolate_as(&self, source: ClaimSource, req: &IsolateRequest) -> Result<ClaimIsolateOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.isolate_as(source, req);
@@ -845,6 +857,9 @@ impl Engine {
     }
 
     /// Like [`Engine::isolate_as`] through [`Engine::isolate_unverified`] (the agent).
+    ///
+    /// # Errors
+    /// As [`Engine::isolate_as`].
     pub fn isolate_unverified_as(
         &self,
         source: ClaimSource,
@@ -1064,7 +1079,7 @@ impl Engine {
                 }
             }
             if let Some(text) = &req.message {
-                outcome.message_warning = crate::notify::message_users(text).err();
+                outcome.message_warning = crate::notify::message_users(text).err().map(|e| crate::error_chain(&e));
             }
         }
         Ok(ClaimIsolateOutcome {
@@ -1364,6 +1379,10 @@ impl Engine {
     /// Releases `source`'s claim. The rules go only when no claim is left (or `force`,
     /// which drops every claim); otherwise the remaining claims' union is re-applied
     /// (without verification or message) and the host stays quarantined.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the locks cannot be taken, the claims cannot be read or
+    /// written, or a backend fails; the claims file is then unchanged.
     pub fn release_as(&self, source: ClaimSource, force: bool) -> Result<ClaimReleaseOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.release_as(source, force);

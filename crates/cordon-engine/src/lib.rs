@@ -527,6 +527,10 @@ impl Engine {
     /// A `message` longer than [`cordon_policy::message::MAX_MESSAGE_CHARS`] characters is
     /// refused first ([`EngineError::Policy`], exit 2), before any name is looked up: the
     /// API refuses it too, so no path cuts what another refuses.
+    ///
+    /// # Errors
+    /// [`EngineError::Policy`] (exit 2) for a message too long or a spec that names
+    /// nothing, [`EngineError::Resolve`] when a name does not resolve.
     pub fn resolve(&self, req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
         if let Some(m) = &req.message {
             cordon_policy::message::check_message(m)?;
@@ -537,6 +541,10 @@ impl Engine {
     }
 
     /// Opens the firewall backend (recorded one if `prefer` is given and available).
+    ///
+    /// # Errors
+    /// [`EngineError::Firewall`] when no backend can be opened (the message names what to
+    /// install).
     pub fn firewall(&self, prefer: Option<BackendKind>) -> Result<Box<dyn Firewall>, EngineError> {
         let choice = match (self.backend, prefer) {
             (BackendChoice::Auto, Some(kind)) => BackendChoice::Exactly(kind),
@@ -552,6 +560,9 @@ impl Engine {
     }
 
     /// The exact ruleset `isolate` would apply; changes nothing and needs no privilege.
+    ///
+    /// # Errors
+    /// As [`Engine::resolve`] and [`Engine::firewall`].
     pub fn dry_run(&self, req: &IsolateRequest) -> Result<(BackendKind, String, ResolvedRequest), EngineError> {
         let resolved = self.resolve(req)?;
         let fw = self.firewall(None)?;
@@ -562,6 +573,10 @@ impl Engine {
     /// Applies `req` atomically, verifies, persists. On verification failure the previous
     /// state (an earlier quarantine, or nothing) is restored and `VerificationFailed` is
     /// returned.
+    ///
+    /// # Errors
+    /// [`EngineError`]: as [`Engine::resolve`]; the lock, the backend or the state file
+    /// failing; [`EngineError::VerificationFailed`] after the previous state was restored.
     pub fn isolate(&self, req: &IsolateRequest) -> Result<IsolateOutcome, EngineError> {
         self.isolate_durable(req, state::DirSync::Now)
     }
@@ -671,6 +686,10 @@ impl Engine {
     ///
     /// With the state file lost while claims stand (`<table>.claims.json`), the claims'
     /// merged quarantine is applied again and recorded ([`Engine::rebuild_from_claims`]).
+    ///
+    /// # Errors
+    /// [`EngineError`] when there is no usable record (and no claims), or the lock or the
+    /// backend fails.
     pub fn reapply(&self) -> Result<IsolateOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.reapply();
@@ -848,7 +867,7 @@ impl Engine {
         }
 
         let message_warning = match &req.message {
-            Some(text) if notify_users => notify::message_users(text).err(),
+            Some(text) if notify_users => notify::message_users(text).err().map(|e| error::chain(&e)),
             _ => None,
         };
         let coverage = fw.coverage()?;
@@ -911,6 +930,10 @@ impl Engine {
     /// Removes our rules from every backend Cordon could have used, then the stored state.
     /// Succeeds (with `was_isolated: false`) when nothing was in force. If any removal
     /// fails, the state file is left exactly as it was and the error is returned.
+    ///
+    /// # Errors
+    /// [`EngineError::ReleaseIncomplete`] naming each backend that failed (the state file
+    /// is then unchanged), or the lock or the state file failing.
     pub fn release(&self) -> Result<ReleaseOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.release();
@@ -958,6 +981,10 @@ impl Engine {
     /// opened on this host, whatever the state file says (or if it is lost or corrupt),
     /// then deletes the state file. Returns the backends that were cleaned. When any
     /// removal fails, the state file is left exactly as it was.
+    ///
+    /// # Errors
+    /// [`EngineError::ForcedReleaseIncomplete`] naming each backend that failed (the state
+    /// file is then unchanged), or the lock failing.
     pub fn release_everywhere(&self) -> Result<Vec<BackendKind>, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.release_everywhere();
@@ -1005,6 +1032,9 @@ impl Engine {
     /// What a process starting up (the agent) finds: the kernel compared with the record,
     /// with the boot id telling a reboot (rules gone, as expected) from tampering while no
     /// Cordon process was running (rules gone in the same boot).
+    ///
+    /// # Errors
+    /// As [`Engine::status`].
     pub fn startup_check(&self) -> Result<StartupFinding, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.startup_check();
@@ -1037,6 +1067,10 @@ impl Engine {
     /// of the state lock, waits for the claims lock (the lock order of every change:
     /// claims, then state) and looks again, never holding the state lock while waiting
     /// for the claims lock (a change holding the claims lock waits for the state lock).
+    ///
+    /// # Errors
+    /// [`EngineError`] when the state lock cannot be taken, the record cannot be read, or
+    /// the backend cannot be opened or read.
     pub fn status(&self) -> Result<StatusReport, EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.status();

@@ -234,23 +234,62 @@ pub fn create_tmp(tmp: &Path) -> std::io::Result<File> {
     opts.open(tmp)
 }
 
+/// The step of [`replace`] that failed, so a caller can say which (`cannot sync the state
+/// file in /var/lib/cordon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceStep {
+    /// Clearing the temporary name or creating the temporary file ([`create_tmp`]).
+    Create,
+    /// Writing the data to the temporary file.
+    Write,
+    /// Syncing the temporary file's data to disk (`fsync`).
+    Sync,
+    /// Renaming the temporary file over the record.
+    Rename,
+}
+
+impl ReplaceStep {
+    /// The step as a verb (`create`, `write`, `sync`, `rename`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            ReplaceStep::Create => "create",
+            ReplaceStep::Write => "write",
+            ReplaceStep::Sync => "sync",
+            ReplaceStep::Rename => "rename",
+        }
+    }
+}
+
+/// [`replace`] failed at `step`; the previous record is untouched.
+#[derive(Debug, Error)]
+#[error("cannot {} the record's temporary file", step.verb())]
+pub struct ReplaceError {
+    /// The step that failed.
+    pub step: ReplaceStep,
+    /// The OS error of that step.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Replaces the record `path` with `data` atomically: a directory standing at `path` is
 /// moved aside ([`clear_dir_at`]), `data` goes to the fresh temporary file `tmp`
 /// ([`create_tmp`]) and is synced, then renamed over `path`. On failure only the temporary
 /// file goes; the previous record stays exactly as it was. The directory's own fsync is
-/// the caller's (some batch several renames under one).
+/// the caller's (some batch several renames under one). The one copy of this sequence:
+/// the state file, the claims file and the agent's private records all go through it.
 ///
 /// # Errors
-/// The step that failed (create, write, sync or rename).
-pub fn replace(tmp: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// [`ReplaceError`] naming the step that failed (create, write, sync or rename).
+pub fn replace(tmp: &Path, path: &Path, data: &[u8]) -> Result<(), ReplaceError> {
     use std::io::Write;
+    let at = |step: ReplaceStep| move |source: std::io::Error| ReplaceError { step, source };
     clear_dir_at(path);
     let written = (|| {
-        let mut f = create_tmp(tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        let mut f = create_tmp(tmp).map_err(at(ReplaceStep::Create))?;
+        f.write_all(data).map_err(at(ReplaceStep::Write))?;
+        f.sync_all().map_err(at(ReplaceStep::Sync))?;
         drop(f);
-        fs::rename(tmp, path)
+        fs::rename(tmp, path).map_err(at(ReplaceStep::Rename))
     })();
     if written.is_err() {
         let _ = fs::remove_file(tmp);
@@ -280,6 +319,21 @@ mod tests {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A failed replace names its step and keeps the OS error as its cause.
+    #[test]
+    fn a_failed_replace_names_its_step_and_keeps_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir");
+        let e = replace(&missing.join(".r.tmp"), &missing.join("r.json"), b"{}").unwrap_err();
+        assert_eq!(e.step, ReplaceStep::Create);
+        assert_eq!(e.source.kind(), std::io::ErrorKind::NotFound);
+        assert!(std::error::Error::source(&e).is_some());
+        let p = dir.path().join("r.json");
+        replace(&dir.path().join(".r.tmp"), &p, b"{}").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"{}");
+        assert!(!dir.path().join(".r.tmp").exists());
     }
 
     #[test]

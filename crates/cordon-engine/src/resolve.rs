@@ -16,6 +16,10 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 pub const SYSTEMD_UPSTREAM_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
 
 /// All A and AAAA addresses of `name`, de-duplicated, in resolver order.
+///
+/// # Errors
+/// [`EngineError::Resolve`] naming `name` (the resolver's OS error as its source) when it
+/// does not resolve, [`EngineError::Invalid`] when it resolves to no address.
 pub fn resolve_name(name: &str) -> Result<Vec<IpAddr>, EngineError> {
     let addrs = (name, 0u16).to_socket_addrs().map_err(|source| EngineError::Resolve {
         name: name.to_string(),
@@ -36,6 +40,9 @@ pub fn resolve_name(name: &str) -> Result<Vec<IpAddr>, EngineError> {
 }
 
 /// The addresses a spec stands for.
+///
+/// # Errors
+/// As [`resolve_name`] for a spec that names a host.
 pub fn spec_addresses(spec: &AllowSpec) -> Result<Vec<IpAddr>, EngineError> {
     match &spec.target {
         Target::Ip(ip) => Ok(vec![*ip]),
@@ -207,6 +214,10 @@ pub fn own_verify_target(req: &IsolateRequest) -> Option<AllowSpec> {
 }
 
 /// Resolves every part of `req` into a [`Policy`] and the verification targets.
+///
+/// # Errors
+/// As [`resolve_name`] for each name in `req`, and [`EngineError::Policy`] for a request
+/// the policy refuses.
 pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineError> {
     let mut builder = Policy::builder().dhcp(req.dhcp);
     for server in &req.servers {

@@ -7,8 +7,8 @@
 //! to the previous record (or to nothing) and fails, and a failed write leaves the
 //! previous file untouched (the temp file is removed).
 
+use crate::record::ReplaceStep;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cordon_firewall::BackendKind;
@@ -127,31 +127,35 @@ pub enum DirSync {
 }
 
 /// Writes `state` durably: temp file, fsync, rename, fsync of the directory.
+///
+/// # Errors
+/// As [`save_with`].
 pub fn save(dir: &Path, state: &StoredState) -> Result<(), EngineError> {
     save_with(dir, state, DirSync::Now)
 }
 
-/// [`save`], with the directory fsync as `dir_sync` says.
+/// [`save`], with the directory fsync as `dir_sync` says. The write itself is
+/// [`crate::record::replace`]'s.
+///
+/// # Errors
+/// [`EngineError::StateEncode`] when the state cannot be encoded;
+/// [`EngineError::StateIo`] naming the state directory and the step that failed (create
+/// the directory, write, sync or rename the state file); the previous state file is then
+/// untouched.
 pub fn save_with(dir: &Path, state: &StoredState, dir_sync: DirSync) -> Result<(), EngineError> {
     let io = |what: &'static str, e: std::io::Error| EngineError::state_io(what, dir, e);
     fs::create_dir_all(dir).map_err(|e| io("create the state directory in", e))?;
     let final_path = path(dir, &state.table);
     let tmp = dir.join(format!(".{}.json.tmp", state.table.as_str()));
     let json = serde_json::to_vec_pretty(state).map_err(EngineError::StateEncode)?;
-    // A directory at the record's name is moved aside (a rename cannot replace it).
-    crate::record::clear_dir_at(&final_path);
-    let written = (|| {
-        let mut f = crate::record::create_tmp(&tmp).map_err(|e| io("write the state file in", e))?;
-        f.write_all(&json).map_err(|e| io("write the state file in", e))?;
-        f.sync_all().map_err(|e| io("sync the state file in", e))?;
-        drop(f);
-        fs::rename(&tmp, &final_path).map_err(|e| io("rename the state file in", e))
-    })();
-    if written.is_err() {
-        // The previous record stays exactly as it was; only our partial temp file goes.
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
+    crate::record::replace(&tmp, &final_path, &json).map_err(|e| {
+        let what = match e.step {
+            ReplaceStep::Create | ReplaceStep::Write => "write the state file in",
+            ReplaceStep::Sync => "sync the state file in",
+            ReplaceStep::Rename => "rename the state file in",
+        };
+        io(what, e.source)
+    })?;
     if dir_sync == DirSync::Now {
         sync_dir(dir);
     }

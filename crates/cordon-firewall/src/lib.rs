@@ -248,19 +248,35 @@ pub trait Firewall: Send + Sync {
     fn kind(&self) -> BackendKind;
 
     /// The exact ruleset or command list `apply` would load, for `--dry-run`.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when the policy cannot be expressed by this backend.
     fn render(&self, policy: &Policy) -> Result<String, FirewallError>;
 
     /// Installs `policy` in one atomic change, replacing a previous version of ours.
+    ///
+    /// # Errors
+    /// [`FirewallError`] naming the stage that failed; nothing was changed (the change is
+    /// atomic).
     fn apply(&self, policy: &Policy) -> Result<(), FirewallError>;
 
     /// Removes everything of ours; succeeds when nothing of ours is present.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when our rules are present and cannot be removed.
     fn remove(&self) -> Result<(), FirewallError>;
 
     /// Reads back our rules; `None` when nothing of ours is present.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when the rules cannot be listed.
     fn inspect(&self) -> Result<Option<Inspection>, FirewallError>;
 
     /// Puts `policy` back after tampering, rebuilding only what `hint` says is off where
     /// the backend can (one atomic change all the same). The default re-applies all.
+    ///
+    /// # Errors
+    /// As [`Firewall::apply`].
     fn repair(&self, policy: &Policy, hint: &RepairHint) -> Result<(), FirewallError> {
         let _ = hint;
         self.apply(policy)
@@ -278,6 +294,9 @@ pub trait Firewall: Send + Sync {
     /// backends that only filter the host's own IP stack: that layer when our rules are
     /// present, with a note that packet sockets and workloads below the IP stack are not
     /// covered.
+    ///
+    /// # Errors
+    /// As [`Firewall::inspect`].
     fn coverage(&self) -> Result<Coverage, FirewallError> {
         let present = self.inspect()?.is_some();
         Ok(Coverage {
@@ -298,6 +317,10 @@ pub trait Firewall: Send + Sync {
 /// Opens the backend `choice` for `table`, or the best available one for `Auto`
 /// (netlink, then `nft`, then iptables). Fails with [`FirewallError::Unsupported`] naming
 /// what to install when nothing fits.
+///
+/// # Errors
+/// [`FirewallError::Unsupported`] naming what to install when no backend fits, or the
+/// chosen backend's probe error.
 pub fn open(choice: BackendChoice, table: &TableName) -> Result<Box<dyn Firewall>, FirewallError> {
     match choice {
         BackendChoice::Exactly(kind) => open_kind(kind, table),

@@ -14,6 +14,9 @@ pub struct NftCli {
 
 impl NftCli {
     /// Succeeds when the `nft` binary is present.
+    ///
+    /// # Errors
+    /// [`FirewallError::Unsupported`] when `nft` is not installed.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cmd::exists("nft") {
             return Err(FirewallError::Unsupported(Refusal::new(

@@ -36,6 +36,9 @@ pub struct Pf {
 
 impl Pf {
     /// Succeeds when `pfctl` is present.
+    ///
+    /// # Errors
+    /// [`FirewallError::Unsupported`] when `pfctl` is not installed.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         if !cmd::exists("pfctl") && !std::path::Path::new("/sbin/pfctl").exists() {
             return Err(FirewallError::Unsupported(

@@ -82,6 +82,9 @@ pub struct AllowSpec {
 
 impl AllowSpec {
     /// Parses a `--allow` spec (all forms above).
+    ///
+    /// # Errors
+    /// [`PolicyError::InvalidSpec`] naming the input and what is wrong with it.
     pub fn parse(input: &str) -> Result<Self, PolicyError> {
         parse(input).map_err(|reason| PolicyError::InvalidSpec {
             spec: input.to_string(),
@@ -94,6 +97,9 @@ impl AllowSpec {
     /// the default verification target; a UDP server (`udp://HOST:PORT`, e.g. a Wazuh
     /// manager in UDP mode) is allowed over UDP but cannot be verified by connecting, so
     /// a quarantine keeping only UDP servers is reported "not verified (UDP)".
+    ///
+    /// # Errors
+    /// [`PolicyError::InvalidServer`] naming the input and what is wrong with it.
     pub fn parse_server(input: &str) -> Result<Self, PolicyError> {
         let invalid = |reason: String| PolicyError::InvalidServer {
             spec: input.to_string(),

@@ -59,6 +59,9 @@ pub mod reported {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// See the [module](self).
+    ///
+    /// # Errors
+    /// The serializer's error.
     pub fn serialize<S: Serializer>(v: &[IpAddr], s: S) -> Result<S::Ok, S::Error> {
         v.serialize(s)
     }

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::timefmt::Timestamp;
 
-/// Event severity, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Event severity, ordered. Written as its snake_case name; read case-insensitively with
+/// the aliases of [`Severity::parse`] (`informational`, `moderate`), anything else is
+/// refused naming the accepted values (a 400 at `POST /v1/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -44,6 +46,41 @@ impl Severity {
             "critical" => Severity::Critical,
             _ => return None,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Severity::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("severity {s:?} must be info, low, medium, high or critical"))
+        })
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule does to a host it acts on. Only `quarantine` exists; any other value is
+/// refused where the rule comes in (a 400 naming the field at `POST /v1/rules`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Quarantine the host (or, for a `notify_only` rule, say it would).
+    #[default]
+    Quarantine,
+}
+
+impl RuleAction {
+    /// The wire name (`quarantine`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleAction::Quarantine => "quarantine",
+        }
     }
 }
 
@@ -85,7 +122,7 @@ impl std::fmt::Display for TargetKind {
 }
 
 /// `POST /v1/events`: one security event about a host.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventIn {
     /// Host id, hostname, or one of its IP addresses.
@@ -96,8 +133,9 @@ pub struct EventIn {
     /// More names the event also answers to (e.g. `wazuh.rule.5712`, `wazuh.group.sshd`).
     #[serde(default)]
     pub tags: Vec<String>,
-    /// info, low, medium, high or critical.
-    pub severity: String,
+    /// `info`, `low`, `medium`, `high` or `critical` (case-insensitive; `informational` and
+    /// `moderate` accepted); anything else is refused.
+    pub severity: Severity,
     /// Where it came from (`wazuh`, `velociraptor`, a SIEM name...).
     #[serde(default)]
     pub source: Option<String>,
@@ -186,9 +224,9 @@ pub struct RuleSpec {
     pub only_critical: bool,
     /// The host must carry one of these labels; each must name exactly one existing label.
     pub trigger_labels: Vec<String>,
-    /// Only `quarantine`.
-    #[serde(default = "quarantine")]
-    pub action: String,
+    /// Only `quarantine` (the default); anything else is refused.
+    #[serde(default)]
+    pub action: RuleAction,
     /// Extra allowed destinations while quarantined.
     #[serde(default)]
     pub allow: Vec<String>,
@@ -209,9 +247,6 @@ pub struct RuleSpec {
 
 fn yes() -> bool {
     true
-}
-fn quarantine() -> String {
-    "quarantine".into()
 }
 fn enforce() -> String {
     "enforce".into()

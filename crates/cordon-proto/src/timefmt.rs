@@ -134,6 +134,9 @@ pub mod opt_empty_as_none {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// See the [module](self).
+    ///
+    /// # Errors
+    /// The serializer's error.
     pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
         t.serialize(s)
     }
@@ -161,6 +164,9 @@ pub mod opt_lenient {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// See the [module](self).
+    ///
+    /// # Errors
+    /// The serializer's error.
     pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
         t.serialize(s)
     }

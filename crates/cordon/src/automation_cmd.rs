@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 use cordon_client::automation::Decision as Verdict;
 use cordon_client::{ApiClient, ClientError};
 use cordon_proto::automation::{
-    DecisionRequest, EventIn, NotifyKind, RuleRecord, RuleSpec, SettingsPatch, TargetKind, TargetSpec,
+    DecisionRequest, EventIn, NotifyKind, RuleAction, RuleRecord, RuleSpec, SettingsPatch, Severity, TargetKind,
+    TargetSpec,
 };
 
 use crate::exit::{Code, Failure};
@@ -135,8 +136,9 @@ pub enum EventsWhat {
         host: String,
         #[arg(long = "type")]
         event_type: String,
-        #[arg(long, default_value = "high")]
-        severity: String,
+        /// info, low, medium, high or critical (case-insensitive).
+        #[arg(long, default_value = "high", value_parser = parse_severity)]
+        severity: Severity,
         #[arg(long, default_value = "cli")]
         source: String,
         /// Extra type names (repeat).
@@ -293,6 +295,11 @@ fn why_not(r: &RuleRecord) -> String {
 
 /// A rule file's JSON object as written (the server validates it and names what is
 /// wrong), with `name` set to the command's.
+/// `--severity`: a usage error (exit 2) naming the accepted values otherwise.
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| format!("{s:?} must be info, low, medium, high or critical"))
+}
+
 fn rule_file(path: &std::path::Path, name: &str) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let mut spec: serde_json::Map<String, serde_json::Value> =
@@ -338,7 +345,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                             trigger_event_types: f.types.clone(),
                             only_critical: f.only_critical,
                             trigger_labels: f.labels.clone(),
-                            action: "quarantine".into(),
+                            action: RuleAction::Quarantine,
                             allow: f.allow.clone(),
                             message: f.message.clone(),
                             expires_after: f.expires_after.clone(),

@@ -37,6 +37,9 @@ pub struct ChangeWatch {
 
 impl ChangeWatch {
     /// Subscribes to nf_tables and link notifications; `table` is our table's name.
+    ///
+    /// # Errors
+    /// [`FirewallError::Io`] when the netlink socket cannot be opened or subscribed.
     pub fn open(table: &str) -> Result<ChangeWatch, FirewallError> {
         let ctx = "subscribing to nf_tables and link notifications";
         let nft = Socket::open().map_err(|e| map_err(e, ctx, None))?;
@@ -53,6 +56,9 @@ impl ChangeWatch {
 
     /// Waits up to `timeout` for notifications, then takes everything queued. Returns
     /// empty [`Changes`] on timeout.
+    ///
+    /// # Errors
+    /// [`FirewallError::Io`] when the socket fails; a timeout is no error.
     pub fn wait(&mut self, timeout: Duration) -> Result<Changes, FirewallError> {
         let mut fds = [
             libc::pollfd {
@@ -83,6 +89,9 @@ impl ChangeWatch {
     }
 
     /// Takes what is queued now without waiting.
+    ///
+    /// # Errors
+    /// As [`ChangeWatch::wait`].
     pub fn take(&mut self) -> Result<Changes, FirewallError> {
         let ctx = "reading netlink notifications";
         let mut c = Changes::default();

@@ -46,6 +46,10 @@ impl Link {
 }
 
 /// Every interface of the caller's network namespace, in index order.
+///
+/// # Errors
+/// `NlError` (I/O, a kernel error, or a reply that does not parse) when the link dump
+/// fails.
 pub fn list() -> Result<Vec<Link>, NlError> {
     let mut s = Socket::open_protocol(libc::NETLINK_ROUTE)?;
     // struct ifinfomsg, all zero: every family, every interface.
@@ -61,6 +65,10 @@ pub fn list() -> Result<Vec<Link>, NlError> {
 }
 
 /// Parses the payload of one RTM_NEWLINK message (ifinfomsg + attributes).
+///
+/// # Errors
+/// `DecodeError` when the payload is shorter than an `ifinfomsg` or an attribute is
+/// malformed.
 pub fn parse(payload: &[u8]) -> Result<Link, DecodeError> {
     let short = || DecodeError("short ifinfomsg".into());
     let header = payload.get(..16).ok_or_else(short)?;
@@ -118,6 +126,10 @@ pub fn enforced(links: &[Link]) -> Vec<String> {
 
 /// The interface index the kernel would send traffic to `dst` through (`RTM_GETROUTE`),
 /// or `None` when there is no route.
+///
+/// # Errors
+/// `NlError` (I/O, a kernel error, or a reply that does not parse) when the route
+/// request fails for another reason than no route.
 pub fn route_dev(dst: std::net::IpAddr) -> Result<Option<u32>, NlError> {
     use libc::{RTA_DST, RTA_OIF};
     let (family, bytes) = match dst {

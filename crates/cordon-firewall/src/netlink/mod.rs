@@ -59,6 +59,10 @@ pub struct Netlink {
 impl Netlink {
     /// Succeeds when a netfilter netlink socket opens and nf_tables answers a request
     /// for the ruleset generation; otherwise says why (no privilege, no nf_tables).
+    ///
+    /// # Errors
+    /// [`FirewallError::NotPermitted`] without privilege, [`FirewallError::Unsupported`]
+    /// without nf_tables.
     pub fn probe(table: TableName) -> Result<Self, FirewallError> {
         let conn = imp::probe()?;
         Ok(Netlink {
@@ -98,6 +102,10 @@ impl Netlink {
     /// Sends a batch built with [`encode`] (with `ack = true` and a sequence number from
     /// [`Netlink::next_seq`]) as one transaction. `apply` is this with the policy's batch;
     /// tests use it to inject faults, benchmarks to time the kernel side alone.
+    ///
+    /// # Errors
+    /// [`FirewallError`] carrying the kernel's refusal (errno and the message that failed);
+    /// the kernel applied nothing.
     pub fn send_batch(&self, batch: &encode::EncodedBatch) -> Result<(), FirewallError> {
         imp::with(&self.conn, |c| imp::send_batch(c, batch, "sending a batch"))
     }
@@ -109,6 +117,9 @@ impl Netlink {
 
     /// The ruleset generation: the kernel bumps it once per committed transaction, so
     /// "after = before + 1" proves an apply was a single commit.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when the request fails or the answer does not parse.
     pub fn generation(&self) -> Result<u32, FirewallError> {
         imp::with(&self.conn, imp::generation)
     }
@@ -121,6 +132,9 @@ impl Netlink {
 
     /// The device layer `apply` would install now: every interface of this namespace but
     /// loopback, egress where the kernel has it.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when the interfaces cannot be listed.
     pub fn device_layer(&self) -> Result<DeviceLayer, FirewallError> {
         if !self.netdev.load(Ordering::Relaxed) {
             return Ok(DeviceLayer::default());
@@ -134,6 +148,9 @@ impl Netlink {
 
     /// The whole batch `apply` sends now (inet and device layer, each created or
     /// replaced as it exists), for benchmarks of the kernel side.
+    ///
+    /// # Errors
+    /// As [`Netlink::device_layer`].
     pub fn encode_enforce(&self, policy: &Policy, seq: u32) -> Result<encode::EncodedBatch, FirewallError> {
         let layer = self.device_layer()?;
         let existing = self.existing()?;
