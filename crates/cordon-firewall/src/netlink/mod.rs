@@ -744,7 +744,7 @@ pub(crate) mod imp {
     /// What of ours is hooked where, for `coverage`.
     pub struct Layers {
         pub inet: bool,
-        /// Devices of our netdev ingress chain; `None` without that chain.
+        /// Devices of our netdev ingress chains; `None` without such a chain.
         pub ingress: Option<Vec<String>>,
         pub egress: Option<Vec<String>>,
         /// Our tables carry the owner flag (a live process holds them).
@@ -777,13 +777,18 @@ pub(crate) mod imp {
                 if c.table != t || c.base.is_empty() || !c.base.contains("policy drop") {
                     continue;
                 }
+                // More than 255 devices are spread over several chains per hook.
                 match family {
                     NFPROTO_INET => out.inet = true,
-                    _ if c.base.contains("hook ingress") => out.ingress = Some(c.devices),
-                    _ if c.base.contains("hook egress") => out.egress = Some(c.devices),
+                    _ if c.base.contains("hook ingress") => out.ingress.get_or_insert_with(Vec::new).extend(c.devices),
+                    _ if c.base.contains("hook egress") => out.egress.get_or_insert_with(Vec::new).extend(c.devices),
                     _ => {}
                 }
             }
+        }
+        for devs in [&mut out.ingress, &mut out.egress].into_iter().flatten() {
+            devs.sort();
+            devs.dedup();
         }
         Ok(out)
     }

@@ -237,7 +237,15 @@ impl Lab {
             }
             None => {
                 let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
-                format!("cordon{}x{n}", std::process::id())
+                // CORDON_TEST_NS_PREFIX: namespaces named after the caller (concurrent
+                // runs on one machine keep to their own names).
+                let base = std::env::var("CORDON_TEST_NS_PREFIX")
+                    .ok()
+                    .filter(|p| {
+                        (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    })
+                    .unwrap_or_else(|| "cordon".into());
+                format!("{base}{}x{n}", std::process::id())
             }
         };
         if let Ok(mut live) = LIVE_LABS.lock() {

@@ -6,14 +6,37 @@
 //! sees every frame a device receives or transmits. It has no connection tracking, so its
 //! rules are the stateless form of the inet table's (see [`super::nft`]): toward allowed
 //! peers on egress, from them on ingress (TCP only when not a SYN), DHCP (to and from the
-//! known servers only) and ICMPv6 ND as in the inet table, plus ARP. Everything else is
-//! dropped.
+//! known servers only), IPv6 neighbour discovery (link-local only, see below) and
+//! well-formed ARP. Everything else is dropped.
+//!
+//! What a packet socket controls (trial21 HIGH-1): on egress `meta protocol` is whatever
+//! the sender put in `sll_protocol`, not what the frame carries. So the egress chain
+//! first drops every frame whose Ethernet type on the wire (link-layer bytes 12–13)
+//! disagrees with `meta protocol`, and every 802.1Q-tagged frame whose inner type
+//! disagrees or whose network header sits on the tag instead of after it (a tag written
+//! into the frame by a packet socket: the kernel's own VLAN tags are out of band, and the
+//! network header then follows them). Raw link-layer loads (`@ll,96,16`) on purpose:
+//! nft spells `ether type` with a `meta iiftype` dependency, which never matches on the
+//! egress hook (no input device there). Devices without a link-layer header (tun,
+//! WireGuard) make these loads fail, so the guards pass their frames to the rules below
+//! unchanged. 802.1ad (QinQ, 0x88a8) frames sent by the host are dropped.
+//!
+//! Neighbour discovery (ICMPv6 133–136) only with hop limit 255, which RFC 4861 requires
+//! and which no router forwards, so only on-link hosts take part; outgoing only to
+//! link-local and link-scope multicast addresses (`fe80::/10`, `ff02::/16`), so ND types
+//! cannot carry data to a host beyond the link. ARP only in its Ethernet/IPv4 form
+//! (hardware type 1, protocol IPv4, lengths 6 and 4, request or reply).
+//!
+//! Every chain sits at priority [`DEVICE_PRIORITY`], the lowest the kernel accepts, so a
+//! foreign chain on the same hook cannot run before ours by having a lower number (one of
+//! the same number registered later still can: `coverage` reports foreign chains). A base
+//! chain takes at most [`DEVICES_PER_CHAIN`] devices (one less than the kernel's
+//! `NFT_NETDEVICE_MAX`), so more devices are spread over several chains per hook
+//! (`ingress`, `ingress2`, …), all in the one table and transaction.
 
 use std::fmt::Write;
 
-use super::nft::{
-    net_set, pair_set, CHAIN_PRIORITY, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN,
-};
+use super::nft::{net_set, pair_set, SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6, TCP_NOT_SYN};
 use super::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use crate::model::Family;
 use crate::{Policy, TableName};
@@ -22,6 +45,32 @@ use crate::{Policy, TableName};
 pub const CHAIN_INGRESS: &str = "ingress";
 /// Name of the chain on the egress hook (kernel ≥ 5.16).
 pub const CHAIN_EGRESS: &str = "egress";
+
+/// Priority of the device-layer chains: `i32::MIN`, the earliest a netdev hook runs
+/// anything (lower numbers run first).
+pub const DEVICE_PRIORITY: i32 = i32::MIN;
+
+/// Devices one base chain can hook: one less than `NFT_NETDEVICE_MAX` (256, the kernel's
+/// `include/net/netfilter/nf_tables.h`), because `nf_tables_parse_netdev_hooks` refuses
+/// the 256th name with EFBIG (checked on 6.18: 255 apply, 256 are refused).
+pub const DEVICES_PER_CHAIN: usize = 255;
+
+/// Ethernet types the egress guards check (`ETH_P_*`, linux/if_ether.h), as nft's `meta
+/// protocol` names them.
+pub const GUARDED_TYPES: [(&str, u16); 3] = [("ip", 0x0800), ("ip6", 0x86dd), ("arp", 0x0806)];
+
+/// The 802.1Q tag protocol identifier (`ETH_P_8021Q`).
+pub const ETH_P_8021Q: u16 = 0x8100;
+
+/// The chain of `hook` (`ingress` or `egress`) holding device group `group` (0-based):
+/// `ingress`, `ingress2`, `ingress3`, …
+pub fn chain_name(hook: &str, group: usize) -> String {
+    if group == 0 {
+        hook.to_string()
+    } else {
+        format!("{hook}{}", group + 1)
+    }
+}
 
 /// The device-layer table for `policy` on `devices` (interface names), with an egress
 /// chain when `egress`. `devices` must not be empty (a netdev base chain needs a device).
@@ -35,62 +84,105 @@ pub fn render_table(table: &TableName, policy: &Policy, devices: &[String], egre
     pair_set(&mut o, SET_UDP6, "ipv6_addr", &policy.udp_destinations(Family::V6));
     net_set(&mut o, SET_NET4, "ipv4_addr", &policy.open_networks(Family::V4));
     net_set(&mut o, SET_NET6, "ipv6_addr", &policy.open_networks(Family::V6));
-    let devs: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
-    let devs = devs.join(", ");
     let mut chains = vec![(CHAIN_INGRESS, "saddr", "sport", true)];
     if egress {
         chains.push((CHAIN_EGRESS, "daddr", "dport", false));
     }
-    for (chain, addr, port, inbound) in chains {
-        let _ = writeln!(o, "\tchain {chain} {{");
-        let _ = writeln!(
-            o,
-            "\t\ttype filter hook {chain} devices = {{ {devs} }} priority {CHAIN_PRIORITY}; policy drop;"
-        );
-        o.push_str("\t\tmeta protocol arp accept\n");
-        for (l3, tcp, udp, net) in [
-            ("ip", SET_TCP4, SET_UDP4, SET_NET4),
-            ("ip6", SET_TCP6, SET_UDP6, SET_NET6),
-        ] {
-            if inbound {
-                let _ = writeln!(o, "\t\t{l3} {addr} . tcp {port} @{tcp} {TCP_NOT_SYN} accept");
-                let _ = writeln!(o, "\t\t{l3} {addr} . udp {port} @{udp} accept");
-                let _ = writeln!(o, "\t\t{l3} {addr} @{net} {TCP_NOT_SYN} accept");
-                let _ = writeln!(o, "\t\t{l3} {addr} @{net} meta l4proto != tcp accept");
-            } else {
-                let _ = writeln!(o, "\t\t{l3} {addr} . tcp {port} @{tcp} accept");
-                let _ = writeln!(o, "\t\t{l3} {addr} . udp {port} @{udp} accept");
-                let _ = writeln!(o, "\t\t{l3} {addr} @{net} accept");
-            }
+    for (hook, addr, port, inbound) in chains {
+        for (group, devices) in devices.chunks(DEVICES_PER_CHAIN).enumerate() {
+            let devs: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
+            let _ = writeln!(o, "\tchain {} {{", chain_name(hook, group));
+            let _ = writeln!(
+                o,
+                "\t\ttype filter hook {hook} devices = {{ {} }} priority {DEVICE_PRIORITY}; policy drop;",
+                devs.join(", ")
+            );
+            chain_rules(&mut o, policy, addr, port, inbound);
+            o.push_str("\t}\n");
         }
-        if policy.dhcp {
-            // Exactly as in the inet table: only to/from broadcast, multicast and the known
-            // servers (packet sockets are DHCP clients' tool, and only this layer sees them).
-            let families = ["meta protocol ip", "meta protocol ip6"];
-            if inbound {
-                // DHCPv4 replies from any server (a rebind takes whichever server answers:
-                // refusing unknown ones would strand the host when its DHCP server changes);
-                // requests out stay limited.
-                super::nft::dhcp_in(&mut o, policy, families, true);
-            } else {
-                super::nft::dhcp_out(&mut o, policy, families);
-            }
-        }
-        let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
-        let _ = writeln!(o, "\t\ticmpv6 type {{ {} }} accept", types.join(", "));
-        if inbound {
-            // No conntrack here: ICMP errors go up to the inet table, which accepts only
-            // those related to an allowed connection (path MTU discovery).
-            for (l4, errors) in [("icmp", &ICMP4_ERROR_TYPES[..]), ("icmpv6", &ICMP6_ERROR_TYPES[..])] {
-                let types: Vec<String> = errors.iter().map(|(t, _)| t.to_string()).collect();
-                let _ = writeln!(o, "\t\t{l4} type {{ {} }} accept", types.join(", "));
-            }
-        }
-        o.push_str("\t}\n");
     }
     o.push_str("}\n");
     o
 }
+
+/// The rules of one chain: `addr`/`port` name the peer's fields (`saddr`/`sport` inbound,
+/// `daddr`/`dport` outbound).
+fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound: bool) {
+    if !inbound {
+        for (name, ty) in GUARDED_TYPES {
+            let _ = writeln!(
+                o,
+                "\t\tmeta protocol {name} @ll,96,16 != {ty:#06x} @ll,96,16 != {ETH_P_8021Q:#06x} drop"
+            );
+            let _ = writeln!(
+                o,
+                "\t\tmeta protocol {name} @ll,96,16 {ETH_P_8021Q:#06x} @ll,128,16 != {ty:#06x} drop"
+            );
+            let _ = writeln!(
+                o,
+                "\t\tmeta protocol {name} @ll,96,16 {ETH_P_8021Q:#06x} @nh,16,16 {ty:#06x} drop"
+            );
+        }
+    }
+    for op in ["request", "reply"] {
+        let _ = writeln!(
+            o,
+            "\t\tarp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation {op} accept"
+        );
+    }
+    for (l3, tcp, udp, net) in [
+        ("ip", SET_TCP4, SET_UDP4, SET_NET4),
+        ("ip6", SET_TCP6, SET_UDP6, SET_NET6),
+    ] {
+        if inbound {
+            let _ = writeln!(o, "\t\t{l3} {addr} . tcp {port} @{tcp} {TCP_NOT_SYN} accept");
+            let _ = writeln!(o, "\t\t{l3} {addr} . udp {port} @{udp} accept");
+            let _ = writeln!(o, "\t\t{l3} {addr} @{net} {TCP_NOT_SYN} accept");
+            let _ = writeln!(o, "\t\t{l3} {addr} @{net} meta l4proto != tcp accept");
+        } else {
+            let _ = writeln!(o, "\t\t{l3} {addr} . tcp {port} @{tcp} accept");
+            let _ = writeln!(o, "\t\t{l3} {addr} . udp {port} @{udp} accept");
+            let _ = writeln!(o, "\t\t{l3} {addr} @{net} accept");
+        }
+    }
+    if policy.dhcp {
+        // Exactly as in the inet table: only to/from broadcast, multicast and the known
+        // servers (packet sockets are DHCP clients' tool, and only this layer sees them).
+        let families = ["meta protocol ip", "meta protocol ip6"];
+        if inbound {
+            // DHCPv4 replies from any server (a rebind takes whichever server answers:
+            // refusing unknown ones would strand the host when its DHCP server changes);
+            // requests out stay limited.
+            super::nft::dhcp_in(o, policy, families, true);
+        } else {
+            super::nft::dhcp_out(o, policy, families);
+        }
+    }
+    let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
+    let types = types.join(", ");
+    if inbound {
+        let _ = writeln!(o, "\t\tip6 hoplimit 255 icmpv6 type {{ {types} }} accept");
+    } else {
+        for net in ND_DESTINATIONS {
+            let _ = writeln!(
+                o,
+                "\t\tip6 daddr {net} ip6 hoplimit 255 icmpv6 type {{ {types} }} accept"
+            );
+        }
+    }
+    if inbound {
+        // No conntrack here: ICMP errors go up to the inet table, which accepts only
+        // those related to an allowed connection (path MTU discovery).
+        for (l4, errors) in [("icmp", &ICMP4_ERROR_TYPES[..]), ("icmpv6", &ICMP6_ERROR_TYPES[..])] {
+            let types: Vec<String> = errors.iter().map(|(t, _)| t.to_string()).collect();
+            let _ = writeln!(o, "\t\t{l4} type {{ {} }} accept", types.join(", "));
+        }
+    }
+}
+
+/// Where the host may send neighbour discovery on the device layer: link-local unicast
+/// and link-scope multicast (solicited-node, all-nodes, all-routers).
+pub const ND_DESTINATIONS: [&str; 2] = ["fe80::/10", "ff02::/16"];
 
 /// `add table netdev T; delete table netdev T` and, when `devices` is not empty, the
 /// table: replaces (or just removes) the device-layer table in one batch.
@@ -115,8 +207,11 @@ mod tests {
             .build();
         let text = render_table(&TableName::default(), &p, &["eth0".into(), "mv0".into()], true);
         assert!(text.starts_with("table netdev cordon {\n"), "{text}");
-        assert!(text.contains("type filter hook ingress devices = { \"eth0\", \"mv0\" } priority -10; policy drop;"));
-        assert!(text.contains("type filter hook egress devices = { \"eth0\", \"mv0\" } priority -10; policy drop;"));
+        assert!(text
+            .contains("type filter hook ingress devices = { \"eth0\", \"mv0\" } priority -2147483648; policy drop;"));
+        assert!(
+            text.contains("type filter hook egress devices = { \"eth0\", \"mv0\" } priority -2147483648; policy drop;")
+        );
         assert!(text.contains("\t\tip daddr . tcp dport @tcp4 accept\n"));
         assert!(
             text.contains("\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept\n"),
@@ -125,6 +220,10 @@ mod tests {
         let ingress = text.split("chain egress").next().unwrap_or_default();
         assert!(ingress.contains("\t\ticmp type { 3, 11, 12 } accept\n"), "{text}");
         assert!(ingress.contains("\t\ticmpv6 type { 1, 2, 3, 4 } accept\n"), "{text}");
+        assert!(
+            ingress.contains("\t\tip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } accept\n"),
+            "{text}"
+        );
         let egress = text.split("chain egress").nth(1).unwrap_or_default();
         assert!(
             !egress.contains("icmp type"),
@@ -164,6 +263,73 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    /// trial21 HIGH-1: on egress `meta protocol` is what a packet socket says
+    /// (`sll_protocol`), so the egress chain starts with guards comparing it with the
+    /// Ethernet type on the wire (and inside an 802.1Q tag), before any accept; ARP is
+    /// accepted only in its Ethernet/IPv4 form, ND only with hop limit 255 and, outgoing,
+    /// only to link-local and link-scope multicast.
+    #[test]
+    fn egress_guards_come_first_and_arp_and_nd_are_narrow() {
+        let p = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let text = render_table(&TableName::default(), &p, &["eth0".into()], true);
+        let egress = text.split("chain egress").nth(1).unwrap_or_default();
+        let rules: Vec<&str> = egress.lines().skip(2).map(str::trim).collect();
+        assert_eq!(
+            &rules[..9],
+            [
+                "meta protocol ip @ll,96,16 != 0x0800 @ll,96,16 != 0x8100 drop",
+                "meta protocol ip @ll,96,16 0x8100 @ll,128,16 != 0x0800 drop",
+                "meta protocol ip @ll,96,16 0x8100 @nh,16,16 0x0800 drop",
+                "meta protocol ip6 @ll,96,16 != 0x86dd @ll,96,16 != 0x8100 drop",
+                "meta protocol ip6 @ll,96,16 0x8100 @ll,128,16 != 0x86dd drop",
+                "meta protocol ip6 @ll,96,16 0x8100 @nh,16,16 0x86dd drop",
+                "meta protocol arp @ll,96,16 != 0x0806 @ll,96,16 != 0x8100 drop",
+                "meta protocol arp @ll,96,16 0x8100 @ll,128,16 != 0x0806 drop",
+                "meta protocol arp @ll,96,16 0x8100 @nh,16,16 0x0806 drop",
+            ],
+            "{text}"
+        );
+        assert!(!text.contains("meta protocol arp accept"), "{text}");
+        assert!(egress.contains("arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation request accept"));
+        assert!(egress.contains("ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } accept"));
+        assert!(egress.contains("ip6 daddr ff02::/16 ip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } accept"));
+        assert_eq!(egress.matches("icmpv6 type { 133").count(), 2, "{text}");
+        let ingress = text.split("chain egress").next().unwrap_or_default();
+        assert!(!ingress.contains("@ll"), "guards are for what the host sends: {text}");
+    }
+
+    /// trial21 HIGH-6: a base chain hooks at most 255 devices; more go into further
+    /// chains with the same rules, in the same table.
+    #[test]
+    fn more_than_256_devices_are_spread_over_chains() {
+        let p = Policy::builder().build();
+        let devices: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+        let text = render_table(&TableName::default(), &p, &devices, true);
+        for chain in ["ingress", "ingress2", "egress", "egress2"] {
+            assert!(text.contains(&format!("\tchain {chain} {{\n")), "{chain}");
+        }
+        assert!(!text.contains("chain ingress3"));
+        let ingress2 = text.split("chain ingress2 {").nth(1).unwrap_or_default();
+        let hook = ingress2.lines().nth(1).unwrap_or_default();
+        assert!(hook.contains("devices = { \"d255\", "), "{hook}");
+        assert_eq!(hook.matches("\"d").count(), 45, "{hook}");
+        let first = text.split("chain ingress {").nth(1).unwrap_or_default();
+        assert_eq!(first.lines().nth(1).unwrap_or_default().matches("\"d").count(), 255);
+        // Same rules in both chains of a hook.
+        let rules = |c: &str| -> Vec<String> {
+            let body = text.split(&format!("chain {c} {{")).nth(1).unwrap_or_default();
+            body.split("\t}")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .skip(2)
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(rules("ingress"), rules("ingress2"));
+        assert_eq!(rules("egress"), rules("egress2"));
     }
 
     #[test]

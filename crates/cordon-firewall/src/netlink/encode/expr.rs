@@ -204,3 +204,8 @@ pub fn lookup(set: &str, set_id: u32) -> Expr<'_> {
 pub fn accept() -> Expr<'static> {
     Expr::Verdict { code: NF_ACCEPT }
 }
+
+/// `immediate reg 0 drop`.
+pub fn drop_verdict() -> Expr<'static> {
+    Expr::Verdict { code: NF_DROP }
+}

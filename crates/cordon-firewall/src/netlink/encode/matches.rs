@@ -213,3 +213,18 @@ pub(super) fn icmpv6_type() -> Expr<'static> {
 pub(super) fn ether_type(ethertype: u16) -> [Expr<'static>; 2] {
     [meta(NFT_META_PROTOCOL), cmp_eq(ethertype.to_be_bytes().to_vec())]
 }
+
+/// `@ll,OFFSET*8,16`: two bytes of the frame as sent or received, from the start of the
+/// link-layer header (for Ethernet, 12 is the type field; with an 802.1Q tag, 16 is the
+/// type inside it). The kernel shows an out-of-band VLAN tag in place here, as on the
+/// wire. No dependency: on a device without a link-layer header the load fails and the
+/// rule does not match.
+pub(super) fn link_u16(offset: u32) -> Expr<'static> {
+    payload(NFT_PAYLOAD_LL_HEADER, offset, 2)
+}
+
+/// `ip6 hoplimit 255`: only on-link senders (routers decrement it), as RFC 4861 requires
+/// of neighbour discovery.
+pub(super) fn hoplimit_255() -> [Expr<'static>; 2] {
+    [payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1), cmp_eq(vec![255])]
+}

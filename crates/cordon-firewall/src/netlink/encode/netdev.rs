@@ -6,24 +6,28 @@
 //! The device layer has no connection tracking, so the rules are the stateless form of the
 //! inet table's: toward allowed peers on egress, from them on ingress (TCP from them only
 //! when not a SYN, as in the inet table), DHCP (to and from the known servers only) and
-//! ICMPv6 ND as in the inet table, ICMP
-//! errors on ingress (passed up to the inet table, which keeps only those related to an
-//! allowed connection: path MTU discovery), plus
-//! ARP, which IPv4 needs to reach any peer on or beyond the link. Everything else is
-//! dropped. The inet table stays the stateful filter for the host itself.
+//! ICMPv6 neighbour discovery (hop limit 255; outgoing only to link-local and link-scope
+//! multicast), ICMP errors on ingress (passed up to the inet table, which keeps only
+//! those related to an allowed connection: path MTU discovery), plus Ethernet/IPv4 ARP,
+//! which IPv4 needs to reach any peer on or beyond the link. Everything else is dropped.
+//! The inet table stays the stateful filter for the host itself. On egress, guards first
+//! drop frames whose Ethernet type on the wire is not what `meta protocol` (a packet
+//! socket's `sll_protocol`) says; why and how: `cordon_policy::render::netdev`.
 //!
 //! The clauses mirror [`super::table::TableBatch`] and the renderer in
 //! `cordon_policy::render::netdev`, which spells the same table as nft text.
 
-use cordon_policy::render::netdev::{CHAIN_EGRESS, CHAIN_INGRESS};
-use cordon_policy::render::nft::CHAIN_PRIORITY;
+use cordon_policy::render::netdev::{
+    chain_name, CHAIN_EGRESS, CHAIN_INGRESS, DEVICES_PER_CHAIN, DEVICE_PRIORITY, ETH_P_8021Q, GUARDED_TYPES,
+    ND_DESTINATIONS,
+};
 use cordon_policy::render::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
 use super::clauses::{self, Layer, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
-use super::expr::{accept, lookup, Expr};
-use super::matches::{ether_type, icmpv6_type, l4proto, Dir};
+use super::expr::{accept, cmp_eq, cmp_neq, drop_verdict, lookup, payload, Expr};
+use super::matches::{ether_type, hoplimit_255, icmpv6_type, l4proto, link_u16, peer_in_net, Dir};
 use super::sets::{icmp_type_set, PeerSetIds};
 use super::table::TableMode;
 use super::wire::Batch;
@@ -81,15 +85,20 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         }
     }
 
-    /// `chain ingress { type filter hook ingress devices = { … } priority -10; policy drop; }`
+    /// `chain ingress { type filter hook ingress devices = { … } priority -2147483648;
+    /// policy drop; }` (and `ingress2`, … for every further [`DEVICES_PER_CHAIN`] devices),
     /// and the same for egress when `layer.egress`.
     pub fn add_device_chains(&mut self, layer: &DeviceLayer) {
         let t = self.table;
-        self.batch
-            .new_device_chain(t, CHAIN_INGRESS, NF_NETDEV_INGRESS, CHAIN_PRIORITY, &layer.devices);
+        let mut hooks = vec![(CHAIN_INGRESS, NF_NETDEV_INGRESS)];
         if layer.egress {
-            self.batch
-                .new_device_chain(t, CHAIN_EGRESS, NF_NETDEV_EGRESS, CHAIN_PRIORITY, &layer.devices);
+            hooks.push((CHAIN_EGRESS, NF_NETDEV_EGRESS));
+        }
+        for (name, hook) in hooks {
+            for (group, devices) in layer.devices.chunks(DEVICES_PER_CHAIN).enumerate() {
+                self.batch
+                    .new_device_chain(t, &chain_name(name, group), hook, DEVICE_PRIORITY, devices);
+            }
         }
     }
 
@@ -98,22 +107,61 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         self.sets = Some(clauses::add_peer_sets(self.batch, self.table, self.policy));
     }
 
-    /// `meta protocol arp accept`: address resolution for every IPv4 peer and gateway.
-    pub fn add_arp_rule(&mut self, dir: Dir) {
-        let mut r = ether_type(ETH_P_ARP).to_vec();
-        r.push(accept());
-        self.rule(dir, &r);
+    /// The egress guards (trial21 HIGH-1), per type T of `ip`, `ip6`, `arp`: `meta protocol
+    /// T @ll,96,16 != T @ll,96,16 != 0x8100 drop` (the wire says another type),
+    /// `meta protocol T @ll,96,16 0x8100 @ll,128,16 != T drop` (the tag carries another
+    /// type) and `meta protocol T @ll,96,16 0x8100 @nh,16,16 T drop` (the network header
+    /// sits on an in-band tag, where a packet socket wrote it).
+    pub fn add_egress_guards(&mut self, chain: &str) {
+        let vlan = ETH_P_8021Q.to_be_bytes().to_vec();
+        for (_, ty) in GUARDED_TYPES {
+            let t = ty.to_be_bytes().to_vec();
+            let head = ether_type(ty);
+            let rules = [
+                [link_u16(12), cmp_neq(t.clone()), link_u16(12), cmp_neq(vlan.clone())],
+                [link_u16(12), cmp_eq(vlan.clone()), link_u16(16), cmp_neq(t.clone())],
+                [
+                    link_u16(12),
+                    cmp_eq(vlan.clone()),
+                    payload(NFT_PAYLOAD_NETWORK_HEADER, 2, 2),
+                    cmp_eq(t.clone()),
+                ],
+            ];
+            for body in rules {
+                let mut r = head.to_vec();
+                r.extend(body);
+                r.push(drop_verdict());
+                self.rule(chain, &r);
+            }
+        }
+    }
+
+    /// `arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation request|reply
+    /// accept`: address resolution for every IPv4 peer and gateway, in the Ethernet/IPv4
+    /// form only (nft loads the eight header bytes as two words).
+    pub fn add_arp_rules(&mut self, chain: &str) {
+        for op in [1u8, 2] {
+            let mut r = ether_type(ETH_P_ARP).to_vec();
+            r.extend([
+                payload(NFT_PAYLOAD_NETWORK_HEADER, 0, 4),
+                cmp_eq(vec![0, 1, 8, 0]),
+                payload(NFT_PAYLOAD_NETWORK_HEADER, 4, 4),
+                cmp_eq(vec![6, 4, 0, op]),
+            ]);
+            r.push(accept());
+            self.rule(chain, &r);
+        }
     }
 
     /// README 2, 3 and 6, stateless ([`clauses::peer_rules`]): `ip daddr . tcp dport @tcp4
     /// accept` on egress, `ip saddr . tcp sport @tcp4 tcp flags … != syn accept` on
     /// ingress, and the same for UDP and the network sets.
-    pub fn add_peer_rules(&mut self, dir: Dir) {
+    pub fn add_peer_rules(&mut self, dir: Dir, chain: &str) {
         let Some(ids) = self.sets else {
             return;
         };
         for r in clauses::peer_rules(Layer::Device, &ids, dir) {
-            self.rule(dir, &r);
+            self.rule(chain, &r);
         }
     }
 
@@ -122,20 +170,50 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
     /// servers (v6 also link-local). DHCP clients send and receive with packet sockets,
     /// which only this layer sees, so without this the DHCP ports were a raw-frame channel
     /// to any host.
-    pub fn add_dhcp_rules(&mut self, dir: Dir) {
+    pub fn add_dhcp_rules(&mut self, dir: Dir, chain: &str) {
         for r in clauses::dhcp_rules(Layer::Device, self.policy, dir) {
-            self.rule(dir, &r);
+            self.rule(chain, &r);
         }
     }
 
-    /// README 5: `meta protocol ip6 icmpv6 type { 133, 134, 135, 136 } accept`.
-    pub fn add_icmpv6_nd_rule(&mut self, dir: Dir) {
-        self.add_icmp_type_rule(dir, NFPROTO_IPV6, &ICMPV6_ND_TYPES);
+    /// README 5, neighbour discovery from and to on-link hosts only: `ip6 hoplimit 255
+    /// icmpv6 type { 133, 134, 135, 136 } accept` inbound; outbound `ip6 daddr NET ip6
+    /// hoplimit 255 icmpv6 type { … } accept` for NET in [`ND_DESTINATIONS`] (nft loads a
+    /// byte-aligned prefix as its bytes alone, `fe80::/10` as the address masked).
+    pub fn add_icmpv6_nd_rules(&mut self, dir: Dir, chain: &str) {
+        let heads: Vec<Vec<Expr<'static>>> = match dir {
+            Dir::In => vec![vec![]],
+            Dir::Out => ND_DESTINATIONS
+                .iter()
+                .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
+                .map(|net| {
+                    if net.prefix_len() % 8 == 0 {
+                        let bytes = match net.network() {
+                            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+                            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                        };
+                        let n = usize::from(net.prefix_len() / 8);
+                        vec![
+                            payload(NFT_PAYLOAD_NETWORK_HEADER, 24, n as u32),
+                            cmp_eq(bytes[..n].to_vec()),
+                        ]
+                    } else {
+                        peer_in_net(NFPROTO_IPV6, Dir::Out, &net).to_vec()
+                    }
+                })
+                .collect(),
+        };
+        for head in heads {
+            let mut pre = head;
+            pre.extend(hoplimit_255());
+            self.add_icmp_type_rule(chain, NFPROTO_IPV6, &ICMPV6_ND_TYPES, pre);
+        }
     }
 
-    /// `meta protocol ip icmp type { … } accept` (IPv4) or the ICMPv6 form, with its
-    /// anonymous type set created right before the rule, as nft does.
-    fn add_icmp_type_rule(&mut self, dir: Dir, nfproto: u8, types: &[u8]) {
+    /// `meta protocol ip icmp type { … } accept` (IPv4) or the ICMPv6 form, with `pre`
+    /// matched between the protocol and the ICMP type, and its anonymous type set created
+    /// right before the rule, as nft does.
+    fn add_icmp_type_rule(&mut self, chain: &str, nfproto: u8, types: &[u8], pre: Vec<Expr<'static>>) {
         let (ethertype, icmp) = if nfproto == NFPROTO_IPV4 {
             (ETH_P_IP, IPPROTO_ICMP)
         } else {
@@ -145,10 +223,11 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         let id = self.batch.new_set(self.table, &spec);
         self.batch.new_elements(self.table, ANON_SET_NAME, id, &elems);
         let mut r = ether_type(ethertype).to_vec();
+        r.extend(pre);
         r.extend(l4proto(icmp));
         r.extend([icmpv6_type(), lookup(ANON_SET_NAME, id)]);
         r.push(accept());
-        self.rule(dir, &r);
+        self.rule(chain, &r);
     }
 
     /// README 5, path MTU discovery, ingress only: `icmp type { 3, 11, 12 } accept` and
@@ -156,21 +235,17 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
     /// tell which connection an error quotes: it passes ICMP errors up, and the inet table
     /// accepts only those related to a connection to an allowed peer (a router's
     /// "fragmentation needed" / "packet too big" arrives from an address that is not a peer).
-    pub fn add_icmp_error_rules(&mut self) {
+    pub fn add_icmp_error_rules(&mut self, chain: &str) {
         for (nfproto, types) in [
             (NFPROTO_IPV4, &ICMP4_ERROR_TYPES[..]),
             (NFPROTO_IPV6, &ICMP6_ERROR_TYPES[..]),
         ] {
             let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
-            self.add_icmp_type_rule(Dir::In, nfproto, &types);
+            self.add_icmp_type_rule(chain, nfproto, &types, vec![]);
         }
     }
 
-    fn rule(&mut self, dir: Dir, exprs: &[Expr<'_>]) {
-        let chain = match dir {
-            Dir::In => CHAIN_INGRESS,
-            Dir::Out => CHAIN_EGRESS,
-        };
+    fn rule(&mut self, chain: &str, exprs: &[Expr<'_>]) {
         self.batch.new_rule(self.table, chain, exprs);
     }
 }
@@ -195,13 +270,21 @@ pub(super) fn add_device_table(
     b.add_device_chains(layer);
     b.add_peer_sets();
     let dirs: &[Dir] = if layer.egress { &[Dir::In, Dir::Out] } else { &[Dir::In] };
+    let groups = layer.devices.len().div_ceil(DEVICES_PER_CHAIN);
     for &dir in dirs {
-        b.add_arp_rule(dir);
-        b.add_peer_rules(dir);
-        b.add_dhcp_rules(dir);
-        b.add_icmpv6_nd_rule(dir);
-        if dir == Dir::In {
-            b.add_icmp_error_rules();
+        let hook = if dir == Dir::In { CHAIN_INGRESS } else { CHAIN_EGRESS };
+        for group in 0..groups {
+            let chain = chain_name(hook, group);
+            if dir == Dir::Out {
+                b.add_egress_guards(&chain);
+            }
+            b.add_arp_rules(&chain);
+            b.add_peer_rules(dir, &chain);
+            b.add_dhcp_rules(dir, &chain);
+            b.add_icmpv6_nd_rules(dir, &chain);
+            if dir == Dir::In {
+                b.add_icmp_error_rules(&chain);
+            }
         }
     }
 }
