@@ -551,6 +551,14 @@ impl Reconciler {
                 self.report(AgentState::Tampered, None, None, Some(detail));
                 self.report_current().await;
             }
+            // A foreign chain on our hooks or a covered interface moved away (trial21
+            // HIGH-3, HIGH-5): tampering no re-apply repairs; the status says what.
+            WatchEvent::Undermined { why, .. } if !why.is_empty() => {
+                tracing::warn!(found = %why, "tampering the watcher cannot repair");
+                self.report(AgentState::Tampered, None, None, Some(why));
+                self.report_current().await;
+            }
+            WatchEvent::Undermined { .. } => self.report_current().await,
             WatchEvent::Failed { error } => tracing::warn!(error = %error, "tamper watcher"),
             WatchEvent::Released => tracing::info!("tamper watcher ended: no quarantine recorded"),
             // Only a watcher holding the tables reloads; the agent's does not hold them.

@@ -1205,6 +1205,15 @@ impl Engine {
                 report.reason = Some("quarantine rules in the kernel differ from the ones applied".into());
             }
         }
+        // Our rules are intact but something outside them undoes them (trial21 HIGH-3,
+        // HIGH-5): a foreign chain on our hooks, a covered interface moved away.
+        if let (Some(why), true) = (report.coverage.undermined(), stored.is_some() && live.is_some()) {
+            report.state = QuarantineState::Tampered;
+            report.reason = Some(match report.reason.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why,
+            });
+        }
         if !elsewhere.is_empty() {
             let names: Vec<String> = elsewhere.iter().map(|k| k.to_string()).collect();
             let what = format!(

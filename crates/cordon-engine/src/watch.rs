@@ -65,6 +65,17 @@ pub enum WatchEvent {
         /// The layers in force after the repair, read back.
         coverage: Coverage,
     },
+    /// Something outside our rules undoes them and no re-apply can fix it (a foreign
+    /// chain on our hooks, a covered interface moved to another network namespace): said
+    /// once per change, since Cordon removes nothing foreign. `why` is empty when it is
+    /// over.
+    Undermined {
+        /// [`Coverage::undermined`]'s words, or empty once nothing undermines the
+        /// quarantine any more.
+        why: String,
+        /// The layers in force now, read back.
+        coverage: Coverage,
+    },
     /// A check or repair failed; the loop goes on.
     Failed {
         /// What failed, as text (the error's `Display`).
@@ -84,6 +95,11 @@ pub enum WatchEvent {
 /// One check's verdict.
 enum Verdict {
     Fine,
+    /// Rules intact, but undone from outside (or no longer): say so, repair nothing.
+    Undermined {
+        why: String,
+        coverage: Coverage,
+    },
     /// Off: why, and what to rebuild.
     Repair {
         cause: String,
@@ -98,6 +114,9 @@ struct Memory {
     /// The last reading that matched the record: a repair rebuilds only the parts that
     /// differ from it.
     good: Option<Inspection>,
+    /// What undermined the quarantine at the last coverage check (empty: nothing), so
+    /// [`WatchEvent::Undermined`] is said once per change.
+    undermined: String,
 }
 
 impl Engine {
@@ -205,6 +224,7 @@ impl Engine {
             let check_ms = started.elapsed().as_secs_f64() * 1e3;
             match verdict {
                 Ok((Verdict::Fine, _)) => {}
+                Ok((Verdict::Undermined { why, coverage }, _)) => on(&WatchEvent::Undermined { why, coverage }),
                 Ok((Verdict::Released, _)) => {
                     on(&WatchEvent::Released);
                     return Ok(());
@@ -315,6 +335,24 @@ impl Engine {
                     },
                 );
             }
+            // Hooks naming devices that are gone without escaping (deleted, or stacked on
+            // a device still here): rebuild without them. Escaped ones stay named.
+            let stale: Vec<&String> = cov.departed.iter().filter(|d| !escaped().contains(d)).collect();
+            if !stale.is_empty() {
+                let names: Vec<&str> = stale.iter().map(|s| s.as_str()).collect();
+                return repair(
+                    format!("interfaces gone: {}", names.join(", ")),
+                    RepairHint {
+                        parts: Some(vec![]),
+                        links_changed: true,
+                    },
+                );
+            }
+            let why = cov.undermined().unwrap_or_default();
+            if why != mem.undermined {
+                mem.undermined = why.clone();
+                return Ok((Verdict::Undermined { why, coverage: cov }, recorded));
+            }
         }
         Ok((Verdict::Fine, recorded))
     }
@@ -343,6 +381,17 @@ impl Engine {
         fw.repair(&stored.policy, hint)?;
         Ok(Some(started.elapsed().as_secs_f64() * 1e3))
     }
+}
+
+/// Names of devices the kernel reported moving to another network namespace out of
+/// reach of our hooks (empty where there are no such notifications).
+fn escaped() -> Vec<String> {
+    #[cfg(target_os = "linux")]
+    {
+        cordon_firewall::netlink::events::escaped().into_keys().collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
 }
 
 /// What a wake-up asks the check to read.

@@ -228,9 +228,41 @@ pub struct Coverage {
     /// Why a layer is missing (old kernel, backend without device layer, …).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Foreign nftables base chains hooked where ours are, on a device ours cover (netdev
+    /// ingress/egress, inet ingress), one line each: `netdev TABLE CHAIN (hook egress,
+    /// priority P) on DEV, …`. Such a chain runs before ours (a lower or equal priority
+    /// registered later) or after it, and can forward, duplicate or rewrite what ours
+    /// accepts (trial21 HIGH-3), so the hook it sits on is not claimed in `layers`. Cordon
+    /// removes nothing foreign; the operator decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<String>,
+    /// Devices our device-layer chains were attached to that left this network namespace
+    /// for another one (`ip link set DEV netns X`; trial21 HIGH-5), as `DEV (netnsid N)`:
+    /// their traffic is not covered any more, and the hooks cannot follow them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departed: Vec<String>,
 }
 
 impl Coverage {
+    /// Whether something outside our rules undoes them: a foreign chain on our hooks or a
+    /// covered device moved to another namespace. A quarantine with this is not isolated.
+    pub fn undermined(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if !self.foreign.is_empty() {
+            why.push(format!(
+                "foreign nftables chains on the device-layer hooks of covered interfaces can forward, duplicate or rewrite what Cordon's chains accept (Cordon removes nothing foreign; delete them or release): {}",
+                self.foreign.join("; ")
+            ));
+        }
+        if !self.departed.is_empty() {
+            why.push(format!(
+                "interfaces moved to another network namespace, where Cordon's hooks do not follow and nothing filters them: {}",
+                self.departed.join(", ")
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
     /// `inet, netdev-ingress, netdev-egress`, or `none`.
     pub fn summary(&self) -> String {
         if self.layers.is_empty() {

@@ -367,6 +367,13 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
                     coverage.summary()
                 ),
                 WatchEvent::Failed { error } => eprintln!("cordon: watch: {error}"),
+                WatchEvent::Undermined { why, coverage } if why.is_empty() => {
+                    println!("no longer undermined; coverage: {}", coverage.summary())
+                }
+                WatchEvent::Undermined { why, coverage } => println!(
+                    "TAMPERED, not repairable by re-applying: {why}; coverage: {}",
+                    coverage.summary()
+                ),
                 WatchEvent::Released => println!("released: no quarantine recorded any more; watch ends"),
                 WatchEvent::Reloaded { claims } => println!(
                     "claims changed by another cordon process; now in force for: {}",

@@ -97,6 +97,8 @@ pub const NFTA_HOOK_PRIORITY: u16 = 2;
 pub const NFTA_HOOK_DEV: u16 = 3;
 pub const NFTA_HOOK_DEVS: u16 = 4;
 pub const NFTA_DEVICE_NAME: u16 = 1;
+/// `NFTA_DEVICE_PREFIX` (Linux ≥ 6.16): a hook on every device whose name starts with it.
+pub const NFTA_DEVICE_PREFIX: u16 = 2;
 
 pub const NFTA_RULE_TABLE: u16 = 1;
 pub const NFTA_RULE_CHAIN: u16 = 2;

@@ -208,8 +208,14 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
             devices.push(cstr(dev));
         }
         if let Some(devs) = get(&h, NFTA_HOOK_DEVS) {
-            for (_, d) in attrs(devs)? {
-                devices.push(cstr(d));
+            for (ty, d) in attrs(devs)? {
+                // NFTA_DEVICE_PREFIX (Linux ≥ 6.16): a wildcard, every device whose name
+                // starts with it; written `prefix*`, as nft does.
+                if ty == NFTA_DEVICE_PREFIX {
+                    devices.push(format!("{}*", cstr(d)));
+                } else {
+                    devices.push(cstr(d));
+                }
             }
         }
         // A kernel that lists devices reports a single one both as NFTA_HOOK_DEV and in

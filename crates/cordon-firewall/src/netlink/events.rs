@@ -2,6 +2,8 @@
 //! (`RTNLGRP_LINK`) of the caller's network namespace, so a watcher repairs tampering, and
 //! covers a new interface, as soon as the kernel reports it instead of at the next poll.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::consts::*;
@@ -16,8 +18,40 @@ pub struct Changes {
     /// An object of a table with our name (any family) was added, changed or deleted, or
     /// notifications were lost (socket overrun), so the caller must re-read the kernel.
     pub ours: bool,
-    /// An interface appeared, changed or disappeared (or link notifications were lost).
+    /// An interface appeared, changed or disappeared (or link notifications were lost),
+    /// or a foreign nftables chain or table was added or removed (it may sit on our
+    /// hooks: see [`crate::Coverage::foreign`]).
     pub links: bool,
+}
+
+/// Devices seen leaving this process's watched namespace for another one in a way that
+/// escapes its hooks ([`super::links::moving_escapes`]), by name, with the id of the
+/// namespace they went to (`IFLA_NEW_NETNSID`). Filled by [`ChangeWatch`]; a device of
+/// that name appearing here again takes it out. The backend keeps these names on its
+/// hooks when it rebuilds, so [`crate::Coverage::departed`] keeps naming them.
+static ESCAPED: Mutex<BTreeMap<String, i32>> = Mutex::new(BTreeMap::new());
+
+/// The devices [`ChangeWatch`] saw escape to another namespace, with that namespace's id.
+pub fn escaped() -> BTreeMap<String, i32> {
+    ESCAPED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Records what one link notification says about escapes.
+fn note_link(ty: u16, payload: &[u8]) {
+    let Ok(link) = super::links::parse(payload) else {
+        return;
+    };
+    let mut escaped = ESCAPED.lock().unwrap_or_else(|p| p.into_inner());
+    match (ty, link.new_netnsid) {
+        (libc::RTM_DELLINK, Some(nsid)) if super::links::moving_escapes(&link) => {
+            tracing::warn!(device = %link.name, netnsid = nsid, "a device left for another network namespace: its traffic is out of reach of this namespace's hooks");
+            escaped.insert(link.name, nsid);
+        }
+        (libc::RTM_NEWLINK, _) => {
+            escaped.remove(&link.name);
+        }
+        _ => {}
+    }
 }
 
 impl Changes {
@@ -98,11 +132,16 @@ impl ChangeWatch {
         for (ty, payload) in self.nft.drain().map_err(|e| map_err(e, ctx, None))? {
             if ty == 0 || concerns_table(ty, &payload, &self.table) {
                 c.ours = true;
+            } else if foreign_hook_change(ty, &payload) {
+                c.links = true;
             }
         }
-        for (ty, _) in self.link.drain().map_err(|e| map_err(e, ctx, None))? {
+        for (ty, payload) in self.link.drain().map_err(|e| map_err(e, ctx, None))? {
             if ty == 0 || ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK {
                 c.links = true;
+            }
+            if ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK {
+                note_link(ty, &payload);
             }
         }
         Ok(c)
@@ -138,6 +177,18 @@ fn concerns_table(ty: u16, payload: &[u8], table: &str) -> bool {
     }
 }
 
+/// Whether nf_tables notification `ty` (not about our table) adds or removes a chain or
+/// table of the netdev or inet family: it may hook where ours are.
+fn foreign_hook_change(ty: u16, payload: &[u8]) -> bool {
+    if ty >> 8 != u16::from(NFNL_SUBSYS_NFTABLES_ID) {
+        return false;
+    }
+    let family = payload.first().copied().unwrap_or(0);
+    let msg = ty & 0xff;
+    (family == NFPROTO_NETDEV || family == NFPROTO_INET)
+        && [NFT_MSG_NEWCHAIN, NFT_MSG_DELCHAIN, NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE].contains(&msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +205,28 @@ mod tests {
         }
         let _ = ty;
         p
+    }
+
+    /// A foreign chain or table of the netdev or inet family may sit on our hooks: the
+    /// watcher looks at coverage then (trial21 HIGH-3); other families and rules do not.
+    #[test]
+    fn foreign_chains_of_hooking_families_count() {
+        let sub = u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8;
+        let with_family = |f: u8| {
+            let mut p = msg(0, "sneaky");
+            p[0] = f;
+            p
+        };
+        assert!(foreign_hook_change(
+            sub | NFT_MSG_NEWCHAIN,
+            &with_family(NFPROTO_NETDEV)
+        ));
+        assert!(foreign_hook_change(sub | NFT_MSG_DELTABLE, &with_family(NFPROTO_INET)));
+        assert!(!foreign_hook_change(
+            sub | NFT_MSG_NEWRULE,
+            &with_family(NFPROTO_NETDEV)
+        ));
+        assert!(!foreign_hook_change(sub | NFT_MSG_NEWCHAIN, &with_family(NFPROTO_IPV4)));
     }
 
     #[test]

@@ -15,6 +15,7 @@ const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_LINK_NETNSID: u16 = 37;
+const IFLA_NEW_NETNSID: u16 = 45;
 const IFLA_INFO_KIND: u16 = 1;
 
 /// One network interface, as rtnetlink describes it.
@@ -36,6 +37,10 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
     /// `IFLA_MASTER`: the bridge or bond this device is a port of.
     pub master: Option<u32>,
+    /// `IFLA_NEW_NETNSID`, only in the RTM_DELLINK the kernel sends when the device moves
+    /// to another network namespace (`ip link set DEV netns X`): that namespace's id as
+    /// seen from this one.
+    pub new_netnsid: Option<i32>,
 }
 
 impl Link {
@@ -87,6 +92,7 @@ pub fn parse(payload: &[u8]) -> Result<Link, DecodeError> {
         link: None,
         link_netnsid: None,
         master: None,
+        new_netnsid: None,
     };
     for (ty, data) in attrs(payload.get(16..).unwrap_or_default())? {
         match ty {
@@ -94,6 +100,7 @@ pub fn parse(payload: &[u8]) -> Result<Link, DecodeError> {
             IFLA_LINK => link.link = ne32(data).filter(|i| *i != 0 && *i != index),
             IFLA_MASTER => link.master = ne32(data).filter(|i| *i != 0),
             IFLA_LINK_NETNSID => link.link_netnsid = ne32(data).map(|v| v as i32),
+            IFLA_NEW_NETNSID => link.new_netnsid = ne32(data).map(|v| v as i32),
             IFLA_LINKINFO => {
                 for (t, d) in attrs(data)? {
                     if t == IFLA_INFO_KIND {
@@ -122,6 +129,21 @@ pub fn enforced(links: &[Link]) -> Vec<String> {
         .filter(|l| !l.is_loopback() && !l.name.is_empty())
         .map(|l| l.name.clone())
         .collect()
+}
+
+/// Whether moving `link` to another network namespace takes a way off the machine out of
+/// reach of this namespace's hooks (trial21 HIGH-5): true for a device whose traffic
+/// does not pass a lower device here — a physical NIC, a veth whose peer is in another
+/// namespace (a lab's or container's uplink) — and false for stacked devices whose
+/// frames still cross a device here (a veth with its peer here, macvlan/ipvlan/VLAN
+/// children of a device here) and for devices whose underlay socket stays where they were
+/// made (WireGuard, VXLAN, Geneve, tun) or that carry nothing (dummy).
+pub fn moving_escapes(link: &Link) -> bool {
+    const STAY_HOME: [&str; 5] = ["wireguard", "vxlan", "geneve", "tun", "dummy"];
+    if link.kind.as_deref().is_some_and(|k| STAY_HOME.contains(&k)) {
+        return false;
+    }
+    link.link.is_none() || link.link_netnsid.is_some()
 }
 
 /// The interface index the kernel would send traffic to `dst` through (`RTM_GETROUTE`),
@@ -161,4 +183,44 @@ pub fn route_dev(dst: std::net::IpAddr) -> Result<Option<u32>, NlError> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(kind: Option<&str>, lower: Option<u32>, lower_ns: Option<i32>) -> Link {
+        Link {
+            index: 7,
+            name: "x".into(),
+            kind: kind.map(String::from),
+            flags: 0,
+            link: lower,
+            link_netnsid: lower_ns,
+            master: None,
+            new_netnsid: Some(3),
+        }
+    }
+
+    /// Which moves take a way off the machine out of reach (trial21 HIGH-5).
+    #[test]
+    fn moving_a_device_escapes_only_without_a_lower_device_here() {
+        assert!(moving_escapes(&link(None, None, None)), "a physical NIC");
+        assert!(
+            moving_escapes(&link(Some("veth"), Some(4), Some(0))),
+            "an uplink veth (peer elsewhere)"
+        );
+        assert!(
+            !moving_escapes(&link(Some("veth"), Some(4), None)),
+            "a veth whose peer stays here"
+        );
+        assert!(
+            !moving_escapes(&link(Some("macvlan"), Some(2), None)),
+            "a child of a device here"
+        );
+        assert!(
+            !moving_escapes(&link(Some("wireguard"), None, None)),
+            "its socket stays here"
+        );
+    }
 }

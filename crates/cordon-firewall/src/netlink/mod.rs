@@ -140,8 +140,23 @@ impl Netlink {
             return Ok(DeviceLayer::default());
         }
         let links = links::list().map_err(|e| imp::map_err(e, "listing network interfaces", None))?;
+        let mut devices = links::enforced(&links);
+        // A device seen escaping to another namespace keeps its name on our hooks (the
+        // kernel re-attaches them if it comes back), so `coverage` keeps reporting it.
+        // Only where the kernel keeps hooks of absent devices by name (≥ 6.16; older ones
+        // refuse a hook on a device that is not there).
+        let keep = if kernel_at_least(6, 16) {
+            events::escaped()
+        } else {
+            Default::default()
+        };
+        for (name, _) in keep {
+            if !devices.contains(&name) {
+                devices.push(name);
+            }
+        }
         Ok(DeviceLayer {
-            devices: links::enforced(&links),
+            devices,
             egress: self.egress.load(Ordering::Relaxed),
         })
     }
@@ -529,19 +544,42 @@ impl Firewall for Netlink {
         };
         let miss_in = missing(&read.ingress);
         let miss_eg = missing(&read.egress);
-        if read.ingress.is_some() && miss_in.is_empty() {
-            cov.layers.push(Layer::NetdevIngress);
-        }
-        if read.egress.is_some() && miss_eg.is_empty() {
-            cov.layers.push(Layer::NetdevEgress);
-        }
         let mut devices: Vec<String> = read.ingress.clone().unwrap_or_default();
         for d in read.egress.iter().flatten() {
             if !devices.contains(d) {
                 devices.push(d.clone());
             }
         }
+        // Our hooks name devices, and the kernel (≥ 6.16) keeps a name when its device
+        // leaves: one named but not here has moved to another namespace (or was deleted).
+        let here: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+        cov.departed = devices
+            .iter()
+            .filter(|d| !here.contains(&d.as_str()))
+            .cloned()
+            .collect();
+        for (name, nsid) in events::escaped() {
+            if !here.contains(&name.as_str()) {
+                cov.notes.push(format!(
+                    "{name} moved to the network namespace with id {nsid} (as seen from this one)"
+                ));
+                if !cov.departed.contains(&name) {
+                    cov.departed.push(name);
+                }
+            }
+        }
         devices.retain(|d| want.contains(d));
+        let foreign = imp::with(&self.conn, |c| imp::foreign_chains(c, &self.table, &devices))?;
+        // A foreign chain on a hook, or a hooked device gone to another namespace, undoes
+        // that layer's claim (status says which).
+        let undone = |hook: &str| foreign.iter().any(|(h, _)| h == hook) || !cov.departed.is_empty();
+        if read.ingress.is_some() && miss_in.is_empty() && !undone("ingress") {
+            cov.layers.push(Layer::NetdevIngress);
+        }
+        if read.egress.is_some() && miss_eg.is_empty() && !undone("egress") {
+            cov.layers.push(Layer::NetdevEgress);
+        }
+        cov.foreign = foreign.into_iter().map(|(_, text)| text).collect();
         cov.devices = devices;
         let any = read.inet || read.ingress.is_some() || read.egress.is_some();
         if any {
@@ -789,6 +827,71 @@ pub(crate) mod imp {
         for devs in [&mut out.ingress, &mut out.egress].into_iter().flatten() {
             devs.sort();
             devs.dedup();
+        }
+        Ok(out)
+    }
+
+    /// Foreign base chains hooked where ours are (trial21 HIGH-3): every netdev-family base
+    /// chain of another table, and every inet-family `ingress` chain (it runs on the netdev
+    /// ingress hook too), attached to one of `devices` (a `prefix*` wildcard counts when a
+    /// device starts with it). As (hook, `FAMILY TABLE CHAIN (hook H, priority P) on DEV, …`),
+    /// hook being `ingress` or `egress`. Whatever its priority: one before ours sees frames
+    /// first, one after ours can forward, duplicate or rewrite what ours accepted.
+    pub fn foreign_chains(
+        s: &mut Socket,
+        table: &TableName,
+        devices: &[String],
+    ) -> Result<Vec<(String, String)>, FirewallError> {
+        let ctx = "looking for foreign chains on our hooks";
+        let mut out = Vec::new();
+        for family in [NFPROTO_NETDEV, NFPROTO_INET] {
+            let dump = match s.request_family(family, NFT_MSG_GETCHAIN, NLM_F_DUMP, &[]) {
+                Ok(d) => d,
+                Err(NlError::Kernel(e)) if e.errno == libc::EAFNOSUPPORT => continue,
+                Err(e) => return Err(map_err(e, ctx, None)),
+            };
+            for m in decode::data_msgs(&dump).map_err(|e| decode_err(e, ctx))? {
+                let c = decode::chain(&m).map_err(|e| decode_err(e, ctx))?;
+                let hook = if c.base.contains(" hook ingress ") {
+                    "ingress"
+                } else if c.base.contains(" hook egress ") {
+                    "egress"
+                } else {
+                    continue;
+                };
+                if family == NFPROTO_NETDEV && c.table == table.as_str() {
+                    continue;
+                }
+                let hit: Vec<&str> = devices
+                    .iter()
+                    .filter(|d| {
+                        c.devices.iter().any(|f| match f.strip_suffix('*') {
+                            Some(prefix) => d.starts_with(prefix),
+                            None => f == *d,
+                        })
+                    })
+                    .map(String::as_str)
+                    .collect();
+                if hit.is_empty() {
+                    continue;
+                }
+                let fam = if family == NFPROTO_NETDEV { "netdev" } else { "inet" };
+                let prio = c
+                    .base
+                    .split(" priority ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or("?");
+                out.push((
+                    hook.to_string(),
+                    format!(
+                        "{fam} {} {} (hook {hook}, priority {prio}) on {}",
+                        c.table,
+                        c.name,
+                        hit.join(", ")
+                    ),
+                ));
+            }
         }
         Ok(out)
     }
