@@ -373,7 +373,11 @@ impl Engine {
         // change and then roll it back exactly (trial9 M-1: an isolate whose verification
         // failed). A kernel back at the record under the lock is no tampering.
         if fw.inspect()?.is_some_and(|i| i.digest == stored.digest)
-            && (!hint.links_changed || fw.coverage()?.uncovered.is_empty())
+            && (!hint.links_changed || {
+                let cov = fw.coverage()?;
+                let escaped = escaped();
+                cov.uncovered.is_empty() && cov.departed.iter().all(|d| escaped.contains(d))
+            })
         {
             return Ok(None);
         }

@@ -834,6 +834,93 @@ fn watcher_survives_a_tamper_storm_and_repairs_after_it() {
     assert!(!watcher.is_finished(), "the watcher ended after the storm");
 }
 
+/// trial21 HIGH-3/HIGH-5 with the watcher (as the agent runs it): a device deleted while
+/// quarantined is dropped from our hooks (so status stays isolated); moving the uplink
+/// to another namespace is said at once (WatchEvent::Undermined naming it) and survives
+/// later rebuilds (a new interface appearing), so status keeps saying tampered; a foreign
+/// chain on our hooks is said too.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn watcher_reports_an_escaped_uplink_and_a_foreign_chain() {
+    let lab = lab();
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_string_lossy().to_string();
+    isolate(&lab, &sd);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let engine = cordon_engine::Engine::new(
+        TableName::default(),
+        state.path().to_path_buf(),
+        cordon_firewall::BackendChoice::Exactly(cordon_firewall::BackendKind::Netlink),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let flag = stop.clone();
+    let _watcher = netns::spawn_in(&lab.ns(Host::Endpoint), move || {
+        let opts = cordon_engine::watch::WatchOptions {
+            own: false,
+            ..Default::default()
+        };
+        engine.watch(&opts, &flag, |ev| {
+            let _ = tx.send(serde_json::to_value(ev).unwrap_or_default());
+        })?;
+        Ok(())
+    });
+    struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let _stop = Stop(stop);
+    let wait_state = |want: &str, what: &str| {
+        let start = Instant::now();
+        loop {
+            let v = status_json(&lab, &sd);
+            if v["state"] == want {
+                return v;
+            }
+            assert!(start.elapsed() < Duration::from_secs(3), "{what}: {v}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let undermined = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(ev) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if ev["event"] == "undermined" && ev["why"].as_str().unwrap_or_default().contains(needle) {
+                return;
+            }
+        }
+        panic!("no undermined event naming {needle} within 2 s");
+    };
+    let ep = lab.ns(Host::Endpoint);
+    ip(&["-n", &ep, "link", "add", "vq0", "type", "veth", "peer", "name", "vq1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    ip(&["-n", &ep, "link", "del", "vq0"]);
+    let v = wait_state("isolated", "a deleted device must not leave the quarantine tampered");
+    assert!(names(&v["coverage"]["departed"]).is_empty(), "{v}");
+    let mut guests = Guests(Vec::new());
+    let g = guests.add(&lab, "esc");
+    move_into(&lab, "eth0", &g, "192.0.2.10");
+    undermined("eth0");
+    ip(&["-n", &ep, "link", "add", "vr0", "type", "veth", "peer", "name", "vr1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let v = wait_state("tampered", "the moved uplink");
+    assert!(names(&v["coverage"]["departed"]).contains(&"eth0".to_string()), "{v}");
+    assert!(
+        names(&v["coverage"]["devices"]).contains(&"vr0".to_string()),
+        "new interface covered: {v}"
+    );
+    lab.exec(
+        Host::Endpoint,
+        &[
+            "nft",
+            "add table netdev sneaky; add chain netdev sneaky c { type filter hook ingress device vr0 priority 0; }",
+        ],
+    )
+    .unwrap();
+    undermined("sneaky");
+    drop(guests);
+}
+
 /// The layers and devices in force, read from inside the endpoint namespace.
 fn endpoint_coverage(lab: &Lab) -> cordon_firewall::Coverage {
     netns::run_in(&lab.ns(Host::Endpoint), || {
