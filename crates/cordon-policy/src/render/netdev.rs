@@ -19,7 +19,13 @@
 //! nft spells `ether type` with a `meta iiftype` dependency, which never matches on the
 //! egress hook (no input device there). Devices without a link-layer header (tun,
 //! WireGuard) make these loads fail, so the guards pass their frames to the rules below
-//! unchanged. 802.1ad (QinQ, 0x88a8) frames sent by the host are dropped.
+//! unchanged. 802.1ad (QinQ, 0x88a8) frames sent by the host are dropped. The
+//! in-band-tag test reads the two bytes after the network header's start (where an
+//! in-band tag's inner type sits); a kernel-tagged frame of a VLAN child matches it only
+//! when those bytes happen to equal its own type: IPv4 with a total length of exactly
+//! 2048 (jumbo frames only), or IPv6 whose flow label ends in 0x86dd (one flow in 65,536).
+//! Such frames are dropped: a false drop, never a leak. Not possible on a kernel without
+//! the 8021q module, where the host has no VLAN children.
 //!
 //! Neighbour discovery (ICMPv6 133–136) only with hop limit 255, which RFC 4861 requires
 //! and which no router forwards, so only on-link hosts take part; outgoing only to
