@@ -207,6 +207,8 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Action (`quarantine`, `release`, …).
     pub action: Option<String>,
+    /// The API token id behind the records (`actor_token_id`).
+    pub actor_token_id: Option<i64>,
     /// RFC 3339; records at or after.
     pub since: Option<String>,
     /// RFC 3339; records before.
@@ -451,14 +453,15 @@ impl ApiClient {
         }
     }
 
-    fn audit_query(f: &AuditFilter, format: AuditFormat) -> [(&'static str, Option<&str>); 6] {
-        [
-            ("format", Some(format.as_str())),
-            ("host", f.host.as_deref()),
-            ("actor", f.actor.as_deref()),
-            ("action", f.action.as_deref()),
-            ("since", f.since.as_deref()),
-            ("until", f.until.as_deref()),
+    fn audit_query(f: &AuditFilter, format: AuditFormat) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("format", Some(format.as_str().to_string())),
+            ("host", f.host.clone()),
+            ("actor", f.actor.clone()),
+            ("actor_token_id", f.actor_token_id.map(|t| t.to_string())),
+            ("action", f.action.clone()),
+            ("since", f.since.clone()),
+            ("until", f.until.clone()),
         ]
     }
 
@@ -476,7 +479,7 @@ impl ApiClient {
         let mut cursor: Option<String> = None;
         loop {
             let base = Self::audit_query(f, AuditFormat::Json);
-            let mut q: Vec<(&str, Option<&str>)> = base.to_vec();
+            let mut q: Vec<(&str, Option<&str>)> = base.iter().map(|(k, v)| (*k, v.as_deref())).collect();
             q.push(("cursor", cursor.as_deref()));
             let page: AuditList = self.json(Method::GET, &["v1", "audit"], &q, None::<&()>).await?;
             all.records.extend(page.records);
@@ -525,7 +528,8 @@ impl ApiClient {
     /// # Errors
     /// As [`ApiClient::text`].
     pub async fn audit_text(&self, f: &AuditFilter, format: AuditFormat) -> Result<String, ClientError> {
-        let q = Self::audit_query(f, format);
+        let base = Self::audit_query(f, format);
+        let q: Vec<(&str, Option<&str>)> = base.iter().map(|(k, v)| (*k, v.as_deref())).collect();
         self.text(Method::GET, &["v1", "audit"], &q, None::<&()>).await
     }
 }

@@ -1046,6 +1046,20 @@ pub(crate) async fn host_names(st: &AppState, s: &Session) -> Result<HashMap<Str
     Ok(host_views::names(st, &s.caller).await?)
 }
 
+/// The ids of hosts whose hostname another host (revoked or not) has too, compared as
+/// [`hostname_key`](cordon_server_core::service::validate::hostname_key): those the
+/// audit page names with their short id.
+fn twin_ids(names: &HashMap<String, String>) -> std::collections::HashSet<&str> {
+    let mut by_key: HashMap<String, Vec<&str>> = HashMap::new();
+    for (id, name) in names {
+        by_key
+            .entry(cordon_server_core::service::validate::hostname_key(name))
+            .or_default()
+            .push(id.as_str());
+    }
+    by_key.into_values().filter(|ids| ids.len() > 1).flatten().collect()
+}
+
 /// One page of audit records, newest first, the database filtering and cutting it.
 struct AuditView {
     records: Vec<AuditRecord>,
@@ -1108,6 +1122,10 @@ pub async fn audit(
         Err(e) => return Err(e),
     };
     let shown = &view.records;
+    // Hosts that share their hostname (compared as the server compares them, revoked
+    // hosts included: their records are history too) are named `web2 (9c167b94)`, so a
+    // search for `web2` never reads as one host's records (trial25 F9).
+    let twins = twin_ids(&names);
     // Every action the log records, from the server (a hand list missed some, trial13).
     let mut actions: BTreeSet<String> = audit::actions(&st, &s.caller).await?.into_iter().collect();
     if let Some(a) = q.action.as_ref().filter(|a| !a.is_empty()) {
@@ -1159,6 +1177,7 @@ pub async fn audit(
                             td data-label="Host" {
                                 @if let Some(id) = &r.host_id {
                                     a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) }
+                                    @if twins.contains(id.as_str()) { " (" (short_id_tag(id)) ")" }
                                 }
                             }
                             td data-label="Comment" { (r.comment.as_deref().unwrap_or("")) }

@@ -2145,6 +2145,33 @@ async fn audit_host_search_matches_ids_exactly_or_by_prefix_never_inside() {
     assert!(page.contains(&format!("/console/hosts/{bulk}")), "{page}");
 }
 
+/// trial25 F9: the audit page's Host column named two hosts called `web2` both plain
+/// `web2`, so a search for it read as one host's records. Hosts sharing their hostname
+/// (a revoked one included) are named `web2 (shortid)`; a unique name stays plain.
+#[tokio::test]
+async fn audit_page_names_hosts_that_share_a_hostname_with_their_short_id() {
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("web2", &[]).await;
+    let b = ctx.enroll("WEB2", &[]).await;
+    let c = ctx.enroll("db9", &[]).await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let page = page_body(&ctx, &s, "/console/audit?host=web2").await;
+    for id in [&a, &b] {
+        let short: String = id.chars().take(8).collect();
+        assert!(
+            page.contains(&format!(">{short}</code>)")),
+            "{id} is named with its short id: {page}"
+        );
+    }
+    let page = page_body(&ctx, &s, "/console/audit?host=db9").await;
+    let short: String = c.chars().take(8).collect();
+    assert!(page.contains(&format!("/console/hosts/{c}")), "{page}");
+    assert!(
+        !page.contains(&format!(">{short}</code>)")),
+        "a unique name stays plain: {page}"
+    );
+}
+
 /// trial11 MED 2 / MED 3: one label check for host labels and protected labels — no
 /// bidi or invisible characters, and no look-alike (case, spaces, width, confusable
 /// letters) of an existing label: 409 naming the existing one, nothing changed.

@@ -111,7 +111,10 @@ pub use cordon_proto::addr::ipv4_of;
 /// [`MAX_ADDRESSES`] distinct ones. Each was read by
 /// [`cordon_proto::addr::parse_host_address`] (a `/prefix` length dropped,
 /// `::ffff:192.0.2.2` and `::192.0.2.2` as `192.0.2.2`), so equal addresses compare
-/// equal; returns them de-duplicated, in the order given.
+/// equal; returns them de-duplicated, in the order given, without the addresses that
+/// cannot name one host ([`cordon_proto::addr::names_a_host`]: unspecified, loopback,
+/// multicast, broadcast, link-local — dropped, not refused, so an agent that reports its
+/// loopback too still reports; trial25 F12).
 ///
 /// # Errors
 /// A message naming the count.
@@ -121,6 +124,9 @@ pub fn check_addresses(a: &[IpAddr]) -> Result<Vec<IpAddr>, String> {
         // [`ipv4_of`] again for a caller that built the list itself (the wire reader
         // already did).
         let canon = ipv4_of(*ip);
+        if !cordon_proto::addr::names_a_host(canon) {
+            continue;
+        }
         if !out.contains(&canon) {
             out.push(canon);
         }
@@ -220,7 +226,8 @@ mod tests {
 
     /// trial10 LOW: `::198.51.100.12` (IPv4-compatible, RFC 4291 §2.5.5.1) was stored as
     /// an IPv6 address, so it was not flagged as the address another host reports. It is
-    /// the IPv4 address, as mapped ones are; `::` and `::1` are not IPv4 addresses.
+    /// the IPv4 address, as mapped ones are; `::` and `::1` are not IPv4 addresses (and
+    /// no host's own: dropped, trial25 F12 — this test kept them before).
     #[test]
     fn ipv4_compatible_addresses_are_the_ipv4_address() {
         let read = |t: &str| cordon_proto::addr::parse_host_address(t).unwrap();
@@ -237,7 +244,7 @@ mod tests {
         ])
         .unwrap();
         let text: Vec<String> = got.iter().map(ToString::to_string).collect();
-        assert_eq!(text, ["198.51.100.12", "::1", "::", "::1:0:0:1"]);
+        assert_eq!(text, ["198.51.100.12", "::1:0:0:1"]);
     }
 
     fn report() -> StatusReport {

@@ -32,7 +32,7 @@ async fn token_name_duplicates_are_refused_trimmed_and_case_insensitively() {
     for name in ["alice-admin", "Alice-Admin", "  ALICE-ADMIN ", "rita-responder "] {
         let body = json!({"name": name, "role": "viewer"}).to_string();
         let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?}: {v}");
+        assert_eq!(st, StatusCode::CONFLICT, "{name:?}: {v}");
         let detail = v["detail"].as_str().unwrap();
         assert!(detail.contains("is taken"), "{detail}");
         assert!(detail.contains("case-insensitively"), "{detail}");
@@ -46,7 +46,7 @@ async fn token_name_duplicates_are_refused_trimmed_and_case_insensitively() {
     assert!(st.is_success());
     let body = json!({"name": "Victor-Viewer", "role": "viewer"}).to_string();
     let (st, _) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::CONFLICT);
     // A distinct name is fine, and stored trimmed.
     let body = json!({"name": "  carol  ", "role": "viewer"}).to_string();
     let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
@@ -72,7 +72,7 @@ async fn token_name_upper_case_look_alikes_of_other_scripts_are_taken() {
         for name in look_alikes {
             let body = json!({"name": name, "role": "viewer"}).to_string();
             let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-            assert_eq!(st, StatusCode::BAD_REQUEST, "{name:?} next to {first:?}: {v}");
+            assert_eq!(st, StatusCode::CONFLICT, "{name:?} next to {first:?}: {v}");
             let detail = v["detail"].as_str().unwrap();
             assert!(detail.contains("is taken") && detail.contains("look-alike"), "{detail}");
         }
@@ -143,7 +143,7 @@ async fn token_name_unicode_look_alikes_of_reserved_names_are_refused() {
     assert_eq!(v["name"], "soc team", "{v}");
     let body = json!({"name": "\u{FF33}OC team", "role": "viewer"}).to_string();
     let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("is taken"), "{v}");
 }
 
@@ -476,6 +476,10 @@ async fn look_alike_hostnames_are_flagged_as_duplicates_on_both_hosts() {
         // trial10 LOW: the ideographic and half-width full stops separate labels as `.`.
         ("web1.example", "web1\u{3002}example"),
         ("web1.example", "web1\u{FF61}example"),
+        // trial25 F1: the IDNA ACE (punycode) spelling is the same DNS name.
+        ("b\u{FC}cher", "xn--bcher-kva"),
+        ("b\u{FC}cher.example", "XN--BCHER-KVA.example"),
+        ("xn--mnchen-3ya", "M\u{FC}nchen"),
     ] {
         let ctx = Ctx::new().await;
         let a = ctx.enroll(existing, &[]).await;
@@ -507,6 +511,12 @@ async fn look_alike_hostnames_are_flagged_as_duplicates_on_both_hosts() {
                 .await;
             assert_eq!(st, StatusCode::CONFLICT, "{name:?}: {v}");
         }
+        // Automation: an event naming either spelling is ambiguous, never one of them.
+        let ev = json!({"host": look_alike, "type": "malware", "severity": "critical", "source": "edr"});
+        let (_, v) = ctx
+            .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+            .await;
+        assert_eq!(v["events"][0]["status"], "ambiguous_host", "{look_alike:?}: {v}");
     }
 }
 
@@ -619,6 +629,7 @@ async fn token_name_confusables_of_reserved_prefixes_are_refused_and_old_ones_fl
     assert_eq!(st, StatusCode::OK, "{v}");
     let body = json!({"name": "\u{043E}ps-lead", "role": "viewer"}).to_string();
     let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    // Refused as mixing scripts before it is compared (400, not the 409 of a taken name).
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     // An existing token under such a name keeps working and is flagged.
     let body = json!({"name": "wazuh-bridge", "role": "responder"}).to_string();
@@ -758,7 +769,7 @@ async fn dash_and_letter_look_alikes_of_labels_names_and_hostnames_are_caught() 
     assert_eq!(st, StatusCode::OK, "{v}");
     let body = json!({"name": "Iisa-ops", "role": "viewer"}).to_string();
     let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("is taken"), "{v}");
     // A look-alike stored before the check (here through the store, as an old database
     // has it) protects its host: automation blocks it as it blocks dc1.
@@ -1099,4 +1110,165 @@ async fn who_acted_on_a_host_or_an_approval_is_named_by_token_id() {
         "{:?}",
         one.desired.comment
     );
+}
+
+/// trial25 F9: `GET /v1/audit?host=NAME` answered an empty 200 for a name two hosts have
+/// and for a name no host has, and left a revoked twin's records out without a word.
+/// Now: ambiguous (revoked twins included) → 409 listing every host's id, unknown → 404,
+/// the id always works.
+#[tokio::test]
+async fn audit_by_host_name_refuses_an_ambiguous_or_unknown_name() {
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("web2", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{a}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    // One host has the name: its records.
+    let (st, v) = ctx.call("GET", "/v1/audit?host=web2", Some(&ctx.viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let n = v["records"].as_array().unwrap().len();
+    assert!(n >= 2, "enroll and quarantine: {v}");
+    // A second host named so: the name is refused, naming both ids.
+    let b = ctx.enroll("web2", &[]).await;
+    for path in [
+        "/v1/audit?host=web2",
+        "/v1/audit?host=WEB2.&format=jsonl",
+        "/v1/audit?host=web2&format=csv",
+    ] {
+        let (st, v) = ctx.call("GET", path, Some(&ctx.viewer), None).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{path}: {v}");
+        let d = v["detail"].as_str().unwrap();
+        assert!(d.contains(&a) && d.contains(&b) && d.contains("use the host id"), "{d}");
+    }
+    // By id: each host's own records.
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/audit?host={a}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), n, "{v}");
+    // No host by that name: 404, never "no records".
+    let (st, v) = ctx
+        .call("GET", "/v1/audit?host=nosuchhost", Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("nosuchhost"), "{v}");
+    // A revoked twin is history too: the live host's name is ambiguous with it.
+    let old = ctx.enroll("db7", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{old}/revoke"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"re-imaged","force":true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let new = ctx.enroll("DB7.", &[]).await;
+    let (st, v) = ctx.call("GET", "/v1/audit?host=db7", Some(&ctx.viewer), None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let d = v["detail"].as_str().unwrap();
+    assert!(d.contains(&old) && d.contains(&new) && d.contains("revoked"), "{d}");
+}
+
+/// trial25 F13: the audit could not be filtered by token id (the identity of #17.2),
+/// and an unknown parameter (`actor_token_id` then, a typo now) returned every record
+/// with 200, as if filtered. Now `actor_token_id` filters and an
+/// unknown parameter is 400 naming it.
+#[tokio::test]
+async fn audit_filters_by_token_id_and_refuses_unknown_parameters() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let rita = token_id(&ctx, "rita-responder").await;
+    let all = audit_all(&ctx).await;
+    let by_rita = all.iter().filter(|r| r.actor_token_id == Some(rita)).count();
+    assert!(by_rita >= 1 && by_rita < all.len(), "{all:?}");
+    let (st, v) = ctx
+        .call(
+            "GET",
+            &format!("/v1/audit?actor_token_id={rita}"),
+            Some(&ctx.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let recs = v["records"].as_array().unwrap();
+    assert_eq!(recs.len(), by_rita, "{v}");
+    assert!(recs.iter().all(|r| r["actor_token_id"] == json!(rita)), "{v}");
+    for (path, name) in [
+        ("/v1/audit?token_id=2", "token_id"),
+        ("/v1/audit?hostname=web1", "hostname"),
+        ("/v1/audit?format=jsonl&actor_token=2", "actor_token"),
+        ("/v1/audit/verify?chekpoint=1:00", "chekpoint"),
+    ] {
+        let (st, v) = ctx.call("GET", path, Some(&ctx.admin), None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(name), "{path}: {v}");
+    }
+    let (st, v) = ctx
+        .call("GET", "/v1/audit?actor_token_id=x", Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+}
+
+/// trial25 F12: a host's report of `0.0.0.0`, `127.0.0.1`, multicast, broadcast, `::`,
+/// `::1` was stored as its own address (two agents reporting 127.0.0.1 flagged each
+/// other), and an event naming `0xc0.0.2.2` — refused as a hostname because it *is*
+/// 192.0.2.2 — was `unknown_host`. Such addresses are dropped from reports; every
+/// spelling of an address finds the host that has it.
+#[tokio::test]
+async fn shared_addresses_are_no_hosts_and_every_address_spelling_finds_its_host() {
+    let ctx = Ctx::new().await;
+    let shared = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "224.0.0.1",
+        "255.255.255.255",
+        "169.254.7.7",
+        "::",
+        "::1",
+        "ff02::1",
+        "fe80::1",
+    ];
+    let mut a_addrs: Vec<&str> = shared.to_vec();
+    a_addrs.push("192.0.2.2");
+    let a = ctx.enroll_with("alpha", &[], &a_addrs).await;
+    let b = ctx.enroll("beta", &[]).await;
+    let r = status_report(1, AgentState::Released, "d", "nftables");
+    let mut b_addrs: Vec<&str> = shared.to_vec();
+    b_addrs.push("198.51.100.9");
+    let (st, v) = ctx.agent_status(&b, &common::with_addresses(&r, &b_addrs)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (ha, hb) = (host(&ctx, &a).await, host(&ctx, &b).await);
+    let text = |h: &Host| h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(text(&ha), ["192.0.2.2"]);
+    assert_eq!(text(&hb), ["198.51.100.9"]);
+    assert!(ha.flags.is_empty() && hb.flags.is_empty(), "{ha:?} {hb:?}");
+    for spelling in ["0xc0.0.2.2", "3221225986", "0300.0.2.2", "192.0.2.2", "::ffff:c000:202"] {
+        let ev = json!({"host": spelling, "type": "malware", "severity": "critical", "source": "edr"});
+        let (st, v) = ctx
+            .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["events"][0]["host_id"], json!(a), "{spelling}: {v}");
+    }
+    let ev = json!({"host": "127.0.0.1", "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["status"], "unknown_host", "{v}");
 }

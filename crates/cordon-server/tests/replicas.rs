@@ -597,3 +597,46 @@ async fn agents_converge_through_the_other_replica_when_one_is_killed() {
     }
     b.stop();
 }
+
+/// trial25 F11: creating one token name on two replicas at once answered the losers 400
+/// "is taken" (the check) or 409 "already exists" (the unique index), two answers for one
+/// conflict. Exactly one is created; every other answer is 409 with the same "is taken"
+/// text, whichever path caught it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (CORDON_TEST_POSTGRES); scripts/test runs it with --include-ignored"]
+async fn same_token_name_created_on_two_replicas_at_once_is_one_409_conflict() {
+    let (_dir, a, b) = two_replicas().await;
+    let admin = a
+        .store()
+        .create_api_token("test", "alice", Role::Admin)
+        .await
+        .unwrap()
+        .token;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let r = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            r.call(
+                "POST",
+                "/v1/tokens",
+                Some(&admin),
+                Some(json!({"name": "Race-Name", "role": "viewer"})),
+                None,
+            )
+            .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let (st, v) = t.await.unwrap();
+        if st == StatusCode::OK {
+            created += 1;
+        } else {
+            assert_eq!(st, StatusCode::CONFLICT, "{v}");
+            assert!(v["detail"].as_str().unwrap().contains("is taken"), "{v}");
+        }
+    }
+    assert_eq!(created, 1);
+}

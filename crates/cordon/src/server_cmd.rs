@@ -82,15 +82,50 @@ pub struct RunArgs {
     /// How often expired quarantines are released.
     #[arg(long, default_value = "5s")]
     pub expiry_interval: String,
-    /// Audit retention: records older than this (e.g. 365d) are archived to a file in
-    /// --audit-archive-dir and then deleted; the hash chain continues across the cut.
-    /// Default: keep everything.
+    /// Audit retention: records older than this (with its unit: 365d, 12h, 90m, 30s)
+    /// are archived to a file in --audit-archive-dir and then deleted; the hash chain
+    /// continues across the cut. A number without a unit is refused (exit 2). Default:
+    /// keep everything.
     #[arg(long, value_name = "AGE", requires = "audit_archive_dir")]
     pub audit_retention: Option<String>,
     /// Where retention writes its archives (JSON lines with a signed trailer; verify
     /// them with `cordon audit verify --file`).
     #[arg(long, value_name = "DIR", requires = "audit_retention")]
     pub audit_archive_dir: Option<PathBuf>,
+}
+
+/// Reads `--audit-retention`: a duration with its unit (`365d`, `12h`, `90m`, `30s`;
+/// [`cordon_server::timefmt::parse_duration_secs`]). A bare number is refused: it read
+/// as seconds, so `365` (meant as days, as the help's `365d` suggests) archived and
+/// deleted every record older than six minutes (trial25 F7).
+///
+/// # Errors
+/// The text naming the problem (no unit, not a duration, zero).
+fn retention_age(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{t:?} has no unit: write {t}d for days (or {t}h, {t}m, {t}s); records older than the age are \
+             archived and deleted"
+        ));
+    }
+    let secs = cordon_server::timefmt::parse_duration_secs(t)?;
+    u64::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "must be longer than zero".to_string())
+}
+
+/// `d` in words in its largest whole unit: `365 days`, `1 day`, `36 hours`, `90
+/// minutes`, `30 seconds`.
+fn duration_words(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(u, _)| s >= *u && s.is_multiple_of(*u))
+        .map_or((s, "second"), |(u, name)| (s / u, name));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -184,19 +219,12 @@ async fn serve(a: RunArgs) -> u8 {
             return 2;
         }
     };
-    let retention = match &a.audit_retention {
-        None => None,
-        Some(t) => match cordon_server::timefmt::parse_duration_secs(t) {
-            Ok(s) if s > 0 => Some(Duration::from_secs(s as u64)),
-            Ok(_) => {
-                eprintln!("cordon: --audit-retention must be longer than zero");
-                return 2;
-            }
-            Err(e) => {
-                eprintln!("cordon: --audit-retention: {e}");
-                return 2;
-            }
-        },
+    let retention = match a.audit_retention.as_deref().map(retention_age).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cordon: --audit-retention: {e}");
+            return 2;
+        }
     };
     let cfg = RunConfig {
         listen: a.listen,
@@ -211,7 +239,14 @@ async fn serve(a: RunArgs) -> u8 {
     };
     eprintln!("cordon server listening on https://{}", running.addr);
     let retention_task = match (retention, &a.audit_archive_dir) {
-        (Some(age), Some(dir)) => Some(run::spawn_audit_retention(running.state.clone(), age, dir.clone())),
+        (Some(age), Some(dir)) => {
+            eprintln!(
+                "audit retention: records older than {} are archived to {} and then deleted (at start and every hour)",
+                duration_words(age),
+                dir.display()
+            );
+            Some(run::spawn_audit_retention(running.state.clone(), age, dir.clone()))
+        }
         _ => None,
     };
     let _ = shutdown_signal().await;
@@ -235,5 +270,28 @@ async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// trial25 F7: `--audit-retention 365` meant 365 seconds; a bare number is refused
+    /// naming the unit to write, and the age is said in words at start.
+    #[test]
+    fn a_retention_needs_its_unit_and_reads_in_words() {
+        let e = retention_age("365").unwrap_err();
+        assert!(e.contains("\"365\" has no unit") && e.contains("365d"), "{e}");
+        assert!(retention_age("0d").is_err());
+        assert!(retention_age("1.5h").is_err());
+        assert_eq!(retention_age("365d").unwrap(), Duration::from_secs(365 * 86_400));
+        assert_eq!(retention_age("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(duration_words(Duration::from_secs(365 * 86_400)), "365 days");
+        assert_eq!(duration_words(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(duration_words(Duration::from_secs(36 * 3600)), "36 hours");
+        assert_eq!(duration_words(Duration::from_secs(5400)), "90 minutes");
+        assert_eq!(duration_words(Duration::from_secs(10)), "10 seconds");
     }
 }

@@ -148,3 +148,31 @@ fn offline_token_create_refuses_look_alike_labels_and_writes_nothing() {
     let (code, err) = create("web");
     assert_eq!(code, 0, "the same label again is refused: {err}");
 }
+
+/// trial25 F7: `cordon server run --audit-retention 365` read 365 as seconds and
+/// archived away every record older than six minutes. A bare number is refused (exit 2,
+/// naming the unit to write) before the server starts: the data directory is not made.
+#[test]
+fn server_run_refuses_a_retention_without_a_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let archive = dir.path().join("archive");
+    let (code, err) = cordon(
+        &[
+            "server",
+            "run",
+            "--data",
+            &data.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-retention",
+            "365",
+            "--audit-archive-dir",
+            &archive.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--audit-retention") && err.contains("365d"), "{err}");
+    assert!(!data.exists() && !archive.exists(), "nothing was made");
+}

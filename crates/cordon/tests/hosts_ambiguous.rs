@@ -56,6 +56,20 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
     // By id it works.
     let show = api(&["hosts", "show", &ids[0]]);
     assert!(show.status.success(), "{}", text(&show));
+    // The audit by the shared name: exit 2 listing both ids, never an empty table
+    // (trial25 F9); by a name no host has: exit 2; by id: the host's records.
+    let audit = api(&["audit", "--host", "web1"]);
+    let err = String::from_utf8_lossy(&audit.stderr).to_string();
+    assert_eq!(audit.status.code(), Some(2), "{}", text(&audit));
+    for id in &ids {
+        assert!(err.contains(id.as_str()), "lists {id}: {err}");
+    }
+    let audit = api(&["audit", "--host", "nosuchhost", "--format", "jsonl"]);
+    assert_eq!(audit.status.code(), Some(2), "{}", text(&audit));
+    assert!(text(&audit).contains("nosuchhost"), "{}", text(&audit));
+    let audit = api(&["audit", "--host", &ids[0], "--json"]);
+    assert!(audit.status.success(), "{}", text(&audit));
+    assert!(text(&audit).contains("\"enroll\""), "{}", text(&audit));
     // The FLAGS column: a shared address is named.
     let list = api(&["hosts"]);
     assert!(list.status.success(), "{}", text(&list));

@@ -13,20 +13,24 @@ use crate::{ApiError, AppState};
 /// Records per database round trip of a streamed export.
 pub const EXPORT_CHUNK: i64 = 1000;
 
-/// A `host_id` that names a hostname is resolved to the host's id.
-async fn resolve_host(st: &AppState, filter: &mut AuditFilter) {
+/// A `host_id` that names a hostname is resolved to the host's id
+/// ([`Store::host_for_history`]: revoked hosts count, an ambiguous name is refused).
+///
+/// # Errors
+/// 404 for a reference that names no host, 409 listing the hosts' ids for a name more
+/// than one host (revoked ones included) has (trial25 F9: both were an empty 200).
+async fn resolve_host(st: &AppState, filter: &mut AuditFilter) -> Result<(), ApiError> {
     if let Some(h) = &filter.host_id {
-        if let Ok(host) = st.store.host(h).await {
-            filter.host_id = Some(host.id);
-        }
+        filter.host_id = Some(st.store.host_for_history(h).await?);
     }
+    Ok(())
 }
 
 /// Records matching `filter`, oldest first, at most `filter.limit` (viewer). A `host_id`
 /// that names a hostname is resolved to the host's id first.
 pub async fn list(st: &AppState, caller: &Caller, mut filter: AuditFilter) -> Result<Vec<AuditRecord>, ApiError> {
     caller.require(Role::Viewer)?;
-    resolve_host(st, &mut filter).await;
+    resolve_host(st, &mut filter).await?;
     Ok(st.store.audit(&filter).await?)
 }
 
@@ -80,7 +84,7 @@ pub async fn page(
 ) -> Result<(Vec<AuditRecord>, Option<String>), ApiError> {
     caller.require(Role::Viewer)?;
     check_limit(limit)?;
-    resolve_host(st, &mut filter).await;
+    resolve_host(st, &mut filter).await?;
     let (records, next) = st
         .store
         .audit_page(&filter, after, order, limit.unwrap_or(MAX_PAGE))
@@ -109,7 +113,7 @@ pub async fn matching_count(
     order: AuditOrder,
 ) -> Result<i64, ApiError> {
     caller.require(Role::Viewer)?;
-    resolve_host(st, &mut filter).await;
+    resolve_host(st, &mut filter).await?;
     Ok(st.store.audit_matching_count(&filter, after, order).await?)
 }
 
@@ -170,7 +174,7 @@ pub async fn export(
 ) -> Result<Export, ApiError> {
     caller.require(Role::Viewer)?;
     check_limit(limit)?;
-    resolve_host(st, &mut filter).await;
+    resolve_host(st, &mut filter).await?;
     let hostnames = if csv {
         st.store.hostnames().await?
     } else {

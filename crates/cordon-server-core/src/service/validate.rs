@@ -490,8 +490,38 @@ pub fn reserved_token_prefix(name: &str) -> Option<&'static str> {
     ];
     RESERVED_TOKEN_PREFIXES.into_iter().find(|p| {
         let pk = confusable_fold(p, true);
-        views.iter().any(|v| v.starts_with(&pk) || v.starts_with(p))
+        views
+            .iter()
+            .any(|v| v.starts_with(&pk) || v.starts_with(p) || reads_as_prefix(v, &pk) || reads_as_prefix(v, p))
     })
+}
+
+/// Characters a reserved prefix is compared without ([`reads_as_prefix`]): the
+/// punctuation token names may hold ([`TOKEN_NAME_PUNCTUATION`]), which a reader takes
+/// for the `:` or the space of `agent:`, `rule:` and `cordon server`.
+const PREFIX_SEPARATORS: &str = " -_.@:";
+
+/// Whether the folded name `view` reads as the reserved `prefix` once the separators
+/// ([`PREFIX_SEPARATORS`]) are left out of both (trial25 F10: `cordon-server init`,
+/// `s y s t e m`, `Cordon_server`, `rule-x`, `agent.web1`, `agent@web1` passed): the
+/// prefix's letters, in order, with any separators between and before them; for a
+/// prefix ending in `:` (`agent:`, `rule:`) one separator must follow them, so
+/// `agent-web1` reads as `agent:web1` while `agentless` and `rules-team` do not. Pure.
+fn reads_as_prefix(view: &str, prefix: &str) -> bool {
+    let sep = |c: char| PREFIX_SEPARATORS.contains(c);
+    let needs_sep = prefix.ends_with(':');
+    let mut stem = prefix.chars().filter(|c| !sep(*c)).peekable();
+    let mut rest = view.chars();
+    while stem.peek().is_some() {
+        match rest.next() {
+            Some(c) if sep(c) => continue,
+            Some(c) if Some(&c) == stem.peek() => {
+                stem.next();
+            }
+            _ => return false,
+        }
+    }
+    !needs_sep || rest.next().is_some_and(sep)
 }
 
 /// ASCII punctuation a token name may hold besides letters, marks and digits (and the
@@ -566,7 +596,40 @@ pub const DOT_LOOK_ALIKES: [char; 3] = ['\u{3002}', '\u{FF0E}', '\u{FF61}'];
 /// alike — with trailing dots dropped (`host1.` is `host1`). For comparison only: the
 /// name is stored and shown as given.
 pub fn hostname_key(name: &str) -> String {
-    identity_key(name).trim_end_matches(['.', ' ']).to_string()
+    identity_key(&ace_labels_as_unicode(name))
+        .trim_end_matches(['.', ' '])
+        .to_string()
+}
+
+/// `name` with each IDNA ACE label (`xn--…`, any case) as UTS #46 ToUnicode reads it
+/// (`idna::domain_to_unicode`: Punycode decoded, mapped and checked), so the ACE spelling
+/// a DNS log or an EDR reports (`xn--bcher-kva`, `XN--BCHER-KVA.example`) and the Unicode
+/// one (`bücher`) are one hostname (trial25 F1). Labels are split at `.` and the full
+/// stops of [`DOT_LOOK_ALIKES`] (IDNA's separators); a label that does not decode to a
+/// valid one is kept as written. Every other label is left alone (the identity key
+/// folds case, width and look-alikes afterwards). Pure.
+fn ace_labels_as_unicode(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| if DOT_LOOK_ALIKES.contains(&c) { '.' } else { c })
+        .collect();
+    mapped
+        .split('.')
+        .map(|label| {
+            // Full-width `ｘｎ--` is ACE too once NFKC has read it (as IDNA maps it).
+            use unicode_normalization::UnicodeNormalization;
+            let plain: String = label.nfkc().collect();
+            let ace = plain.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"));
+            if !ace {
+                return label.to_string();
+            }
+            match idna::domain_to_unicode(&plain) {
+                (unicode, Ok(())) if !unicode.is_empty() && !unicode.contains('.') => unicode,
+                _ => label.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Longest hostname, in bytes (a DNS name is at most 253).
@@ -943,7 +1006,10 @@ mod token_name_tests {
         assert_eq!(token_name("  ops  team ").unwrap(), "ops team");
         assert_eq!(token_name("siem : prod").unwrap(), "siem:prod");
         assert_eq!(token_name("Zoë").unwrap(), "Zoë");
-        assert_eq!(token_name("agent-smith").unwrap(), "agent-smith");
+        // `agent-smith` was kept here; it reads as the agent `agent:smith` (trial25 F10) and
+        // is reserved now. A name merely starting with the letters is kept.
+        assert!(token_name("agent-smith").is_err());
+        assert_eq!(token_name("agentsmith").unwrap(), "agentsmith");
         assert_eq!(token_name("\u{FF4F}ps").unwrap(), "ops");
         assert_eq!(token_name_key("OPS  Team"), token_name_key("ops team"));
         assert_eq!(token_name_key("\u{FF2F}ps"), "ops");
@@ -991,6 +1057,41 @@ mod token_name_tests {
                 reserved_token_prefix(name).is_some() || e.contains("U+"),
                 "{name:?}: {e}"
             );
+        }
+        // Separators between or after the reserved words fool no one (trial25 F10).
+        for name in [
+            "Cordon-Server",
+            "cordon-server init",
+            "Cordon_server",
+            "cordon.server x",
+            "sys tem",
+            "s y s t e m",
+            "S-Y-S-T-E-M",
+            "agent-web1",
+            "agent_web1",
+            "agent.web1",
+            "agent@web1",
+            "a g e n t-web1",
+            "rule-x",
+            "rule.x",
+            "Rule_x",
+            "enroll-ment",
+        ] {
+            assert!(reserved_token_prefix(name).is_some(), "{name:?}");
+            let e = token_name(name).unwrap_err().to_string();
+            assert!(e.contains("reserved"), "{name:?}: {e}");
+        }
+        // Words that merely start like them stay names.
+        for good in [
+            "agentless",
+            "rules-team",
+            "ruler",
+            "soc-system-team",
+            "agenda",
+            "cordon-ops",
+            "rule",
+        ] {
+            assert_eq!(reserved_token_prefix(good), None, "{good:?}");
         }
         // Names that only look like each other share a key (one of them may exist).
         assert_eq!(token_name_key("\u{0430}dmin"), token_name_key("admin"));
@@ -1292,6 +1393,22 @@ mod hostname_key_tests {
             assert_eq!(hostname_key(a), hostname_key(b), "{a:?} vs {b:?}");
         }
         assert_ne!(hostname_key("db1"), hostname_key("db2"));
+        // trial25 F1: an IDNA ACE label is the Unicode label it encodes.
+        for (ace, unicode) in [
+            ("xn--bcher-kva", "b\u{FC}cher"),
+            ("XN--BCHER-KVA", "B\u{DC}CHER"),
+            ("xn--bcher-kva.example", "b\u{FC}cher.example"),
+            ("web1.xn--bcher-kva.example.", "web1.b\u{FC}cher.example"),
+            ("\u{FF58}\u{FF4E}--bcher-kva", "b\u{FC}cher"),
+            ("xn--bcher-kva\u{3002}example", "b\u{FC}cher.example"),
+            // Cyrillic `аррӏе` in ACE form is a look-alike of `apple` like its Unicode form.
+            ("xn--80ak6aa92e", "apple"),
+        ] {
+            assert_eq!(hostname_key(ace), hostname_key(unicode), "{ace:?} vs {unicode:?}");
+        }
+        // Not a valid ACE label: compared as written.
+        assert_eq!(hostname_key("xn--"), "xn--");
+        assert_ne!(hostname_key("xn--bcher-kvb"), hostname_key("b\u{FC}cher"));
         assert_ne!(hostname_key("web1.example"), hostname_key("web1-example"));
     }
 

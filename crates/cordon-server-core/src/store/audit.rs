@@ -582,6 +582,10 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Records of exactly this action.
     pub action: Option<String>,
+    /// Records by the API token with this id (`actor_token_id`, the identity of
+    /// issue 17.2: it holds across renames, while `actor` is the name the record carries;
+    /// trial25 F13).
+    pub actor_token_id: Option<i64>,
     /// Case-insensitive part of the actor's name.
     pub actor_contains: Option<String>,
     /// The host searched for (records without a host never match): its exact id, a
@@ -711,6 +715,9 @@ impl Store {
         if f.action.is_some() {
             sql.push_str(&format!(" AND action = ${}", next()));
         }
+        if f.actor_token_id.is_some() {
+            sql.push_str(&format!(" AND actor_token_id = ${}", next()));
+        }
         if f.actor_contains.is_some() {
             sql.push_str(&format!(" AND LOWER(actor) LIKE ${} ESCAPE '\\'", next()));
         }
@@ -746,6 +753,9 @@ impl Store {
         let mut q = sqlx::query(&sql);
         for s in [&f.host_id, &f.actor, &f.action].into_iter().flatten() {
             q = q.bind(s.clone());
+        }
+        if let Some(t) = f.actor_token_id {
+            q = q.bind(t);
         }
         if let Some(s) = &f.actor_contains {
             q = q.bind(super::hosts::like_pattern(s));

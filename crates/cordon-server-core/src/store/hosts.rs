@@ -741,6 +741,59 @@ impl Store {
         Ok(host)
     }
 
+    /// The id of the one host whose history `reference` asks for (the audit's `host`
+    /// filter, trial25 F9): its exact id, or a hostname compared as [`hostname_key`] among
+    /// *all* hosts, revoked ones included — a revoked twin's records are history too, so
+    /// it makes the name ambiguous as a live twin does. A reference that reads as an
+    /// address or a host id names no hostname.
+    ///
+    /// # Errors
+    /// `NotFound` when no host has that id or name; `Conflict` listing every host with the
+    /// name (`id (hostname[, revoked])`) when more than one has it: an auditor's "what
+    /// happened to web2" never reads as "nothing" or as one host's part of it.
+    ///
+    /// [`hostname_key`]: crate::service::validate::hostname_key
+    pub async fn host_for_history(&self, reference: &str) -> Result<String, StoreError> {
+        let r = reference.trim();
+        let name_key = if super::automation::reads_as_address_or_id(r) {
+            None
+        } else {
+            Some(crate::service::validate::hostname_key(r))
+        };
+        let rows =
+            sqlx::query("SELECT id, hostname, revoked FROM hosts WHERE id = $1 OR hostname_key = $2 ORDER BY id")
+                .bind(r.to_string())
+                .bind(name_key.clone())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut named = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = get_str(row, "id")?;
+            if id == r {
+                return Ok(id);
+            }
+            named.push((id, get_str(row, "hostname")?, get_i64(row, "revoked")? != 0));
+        }
+        match named.len() {
+            0 if name_key.is_none() => Err(StoreError::NotFound(format!(
+                "no host {r:?}: it reads as an address or a host id, and the audit names hosts by full id or \
+                 hostname"
+            ))),
+            0 => Err(StoreError::NotFound(format!("no host {r:?} (by id or hostname)"))),
+            1 => Ok(named.swap_remove(0).0),
+            n => {
+                let list: Vec<String> = named
+                    .iter()
+                    .map(|(id, name, revoked)| format!("{id} ({name:?}{})", if *revoked { ", revoked" } else { "" }))
+                    .collect();
+                Err(StoreError::Conflict(format!(
+                    "{n} hosts are named {r:?}: {}; use the host id",
+                    list.join(", ")
+                )))
+            }
+        }
+    }
+
     /// Host id → hostname of every host, revoked ones included (for naming hosts in
     /// audit exports and lists).
     pub async fn hostnames(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {

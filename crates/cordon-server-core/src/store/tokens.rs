@@ -131,17 +131,23 @@ impl Store {
         let key = crate::service::validate::token_name_key(name);
         let (_guard, mut tx) = self.write_tx().await?;
         // Token names are unique trimmed and case-insensitively (`name_key`, unique index):
-        // checked first for a clear message, the index catches a concurrent replica.
+        // checked first for a clear message, the index catches a concurrent replica. Both
+        // are 409 with one text (trial25 F11: the index path said 409 "already exists",
+        // the check 400 "is taken"): a unique conflict, as everywhere in the API.
+        let taken_by = |who: String| {
+            StoreError::Conflict(format!(
+                "token name {name:?} is taken: {who} (names are compared trimmed, case-insensitively and by \
+                 look-alike characters — their Unicode confusable skeleton, so `a1ice` reads as `alice` and Greek \
+                 `ΤΟΜ` as `TOM` —, revoked tokens included); choose another name"
+            ))
+        };
         let taken = sqlx::query("SELECT id, name FROM api_tokens WHERE name_key = $1")
             .bind(key.clone())
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = taken {
-            return Err(StoreError::Invalid(format!(
-                "token name {name:?} is taken: token {} is named {:?} (names are compared trimmed, \
-                 case-insensitively and by look-alike characters — their Unicode confusable skeleton, so \
-                 `a1ice` reads as `alice` and Greek `ΤΟΜ` as `TOM` —, revoked tokens included); choose another \
-                 name",
+            return Err(taken_by(format!(
+                "token {} is named {:?}",
                 get_i64(&row, "id")?,
                 get_str(&row, "name")?
             )));
@@ -156,7 +162,15 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await
-        .on_duplicate(|| format!("a token named {name:?}"))?;
+        .on_duplicate(|| format!("a token named {name:?}"))
+        .map_err(|e| match e {
+            StoreError::Duplicate { source, .. } => {
+                // The database's words stay in the log; the caller gets the check's text.
+                tracing::info!(error = %source, "token name taken by a concurrent create");
+                taken_by("another request created a token under it at the same time".into())
+            }
+            other => other,
+        })?;
         let row = sqlx::query("SELECT id FROM api_tokens WHERE hash = $1")
             .bind(hash_token(&token))
             .fetch_one(&mut *tx)
