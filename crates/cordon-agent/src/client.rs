@@ -4,13 +4,13 @@
 //! blocks the proxy, issue 14).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cordon_proto::{DesiredState, StatusReport};
 use rustls::ClientConfig;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Notify};
 
 use crate::AgentError;
 
@@ -55,6 +55,15 @@ pub struct ServerClient {
     /// The mutual-TLS configuration and connection settings, for [`ServerClient::probe`].
     tls: Arc<ClientConfig>,
     connect: Connect,
+    /// Whether the last call got an answer (any HTTP status): a connection to the server
+    /// is open in the pool. False at start and after a transport failure.
+    live: Arc<AtomicBool>,
+    /// Held by a quick call (a report, a long-poll without `since`) made while not
+    /// [`ServerClient::live`], so the long-poll and the reporter do not open a connection
+    /// each at start or after an outage: the first call's connection (HTTP/2) carries
+    /// both. Without it 10,000 agents opened 20,000 connections at once, a server's
+    /// whole descriptor limit on the bench machine (issue 15).
+    opening: Arc<AsyncMutex<()>>,
 }
 
 /// A failed call; `status` is the server's HTTP status when it answered.
@@ -149,6 +158,8 @@ impl ServerClient {
             failed: Arc::new(Notify::new()),
             tls: Arc::new(tls),
             connect: connect.clone(),
+            live: Arc::new(AtomicBool::new(false)),
+            opening: Arc::new(AsyncMutex::new(())),
         })
     }
 
@@ -219,7 +230,22 @@ impl ServerClient {
         self.failed.clone()
     }
 
+    /// While no call has got an answer since the start or the last transport failure,
+    /// one quick call at a time: the first opens the connection, the next ones wait for it
+    /// and share it (HTTP/2). `None` (no waiting) once a connection works.
+    async fn opening(&self) -> Option<AsyncMutexGuard<'_, ()>> {
+        if self.live.load(Ordering::Relaxed) {
+            return None;
+        }
+        let guard = self.opening.lock().await;
+        if self.live.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(guard)
+    }
+
     fn transport_error(&self, base: &str, e: reqwest::Error) -> CallError {
+        self.live.store(false, Ordering::Relaxed);
         // Fail over to the next server URL for the next call (unless a concurrent call
         // already moved on from this one).
         if let Some(i) = self.bases.iter().position(|b| b == base) {
@@ -253,6 +279,12 @@ impl ServerClient {
             &["v1", "agent", "desired"],
             &[("wait", Some(&wait)), ("since", since.as_deref())],
         );
+        // Without `since` the server answers at once: a quick call, so it may open the
+        // connection for the reporter too. A long-poll never holds the others up.
+        let opening = match since {
+            None => self.opening().await,
+            Some(_) => None,
+        };
         let resp = self
             .http
             .get(url)
@@ -260,6 +292,8 @@ impl ServerClient {
             .send()
             .await
             .map_err(|e| self.transport_error(&base, e))?;
+        self.live.store(true, Ordering::Relaxed);
+        drop(opening);
         if !resp.status().is_success() {
             return Err(error_of(resp).await);
         }
@@ -277,6 +311,7 @@ impl ServerClient {
     /// As [`ServerClient::desired`].
     pub async fn report(&self, r: &StatusReport) -> Result<(), CallError> {
         let (base, url) = self.endpoint(&["v1", "agent", "status"], &[]);
+        let opening = self.opening().await;
         let resp = self
             .http
             .post(url)
@@ -285,6 +320,8 @@ impl ServerClient {
             .send()
             .await
             .map_err(|e| self.transport_error(&base, e))?;
+        self.live.store(true, Ordering::Relaxed);
+        drop(opening);
         if !resp.status().is_success() {
             return Err(error_of(resp).await);
         }

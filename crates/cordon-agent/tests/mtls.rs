@@ -365,3 +365,83 @@ async fn restarted_agent_with_nothing_to_change_reports_at_start_and_every_heart
     agent.abort();
     running.stop();
 }
+
+/// Issue 15, 10,000 agents: the fault kind "every agent holds two connections". Over
+/// HTTP/1.1 an agent's long-poll and its reporter each held a connection, and at start
+/// both opened theirs at once, so 10,000 agents needed 20,000 descriptors on the server
+/// (this machine's whole per-process limit). Now the agent offers HTTP/2, the server
+/// takes it, and the first calls of a fresh client (the immediate long-poll and the
+/// first report, sent at the same moment as the agent sends them at start) go over one
+/// TCP connection, counted here by a forwarding proxy in front of the server; the
+/// long-poll that follows and the next report share it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_and_reports_share_one_http2_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use cordon_agent::client::{Connect, ServerClient};
+    use cordon_proto::{AgentState, StatusReport};
+
+    let (s, running) = Server::new().await;
+    let token = running
+        .state
+        .store
+        .create_enroll_token("t", &[], 3600)
+        .await
+        .unwrap()
+        .token;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let enrolled = enroll(&EnrollOptions {
+        server: s.url(),
+        token,
+        ca_fingerprint: Some(s.fingerprint.clone()),
+        dir: agent_dir.path().to_path_buf(),
+        hostname: "endpoint".into(),
+        proxy: None,
+    })
+    .await
+    .unwrap();
+    let cfg = enrolled.config;
+
+    // A TCP forwarder to the server that counts the connections it is asked for.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let server_addr = s.cfg.listen;
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+
+    let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
+    let client =
+        ServerClient::with_servers(&[format!("https://127.0.0.1:{proxy_port}")], tls, &Connect::default()).unwrap();
+    let report: StatusReport = serde_json::from_value(json!({
+        "applied_revision": 0,
+        "state": AgentState::Released,
+    }))
+    .unwrap();
+    let (desired, reported) = tokio::join!(client.desired(None, 0), client.report(&report));
+    let desired = desired.unwrap();
+    reported.unwrap();
+    // A long-poll waiting on the server while a report goes out.
+    let (polled, reported) = tokio::join!(client.desired(Some(desired.revision), 1), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.report(&report).await
+    });
+    polled.unwrap();
+    reported.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "the long-poll and the reports should share one connection"
+    );
+    forwarder.abort();
+    running.stop();
+}

@@ -111,16 +111,21 @@ pub fn server_auth_only(ca_pem: &[u8]) -> Result<ClientConfig, TlsError> {
 }
 
 /// Mutual TLS from PEM bytes: trusts only `ca_pem`, presents `cert_pem` with `key_pem`.
+/// Offers HTTP/2 first (ALPN `h2`, then `http/1.1`): an agent's long-poll and its status
+/// reports then share one connection to a server that speaks HTTP/2, and a server that
+/// does not answers on HTTP/1.1 as before.
 ///
 /// # Errors
 /// A [`TlsError`] for unusable PEM or a key that does not fit the certificate.
 pub fn mutual(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<ClientConfig, TlsError> {
-    base(ca_pem)?
+    let mut cfg = base(ca_pem)?
         .with_client_auth_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)
         .map_err(|source| TlsError::Rustls {
             what: "client certificate",
             source,
-        })
+        })?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
 }
 
 /// Mutual TLS from PEM files (see [`mutual`]).

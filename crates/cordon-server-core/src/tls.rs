@@ -5,17 +5,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 use tower::ServiceExt;
 
@@ -76,9 +76,22 @@ pub fn server_config(data_dir: &Path) -> Result<Arc<ServerConfig>, PkiError> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(PkiError::Tls)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: an agent's long-poll and its reports share one connection (with
+    // HTTP/1.1 each agent held two, and 10,000 agents alone reached a 20,000-descriptor
+    // limit). Clients that offer no ALPN (the CLI, automation) get HTTP/1.1.
+    cfg.alpn_protocols = vec![H2.to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
+
+/// The ALPN name of HTTP/2.
+const H2: &[u8] = b"h2";
+
+/// Most concurrent requests (streams) on one HTTP/2 connection. An agent needs two (its
+/// long-poll and a report); a browser on the console a few more.
+const MAX_STREAMS: u32 = 64;
+
+/// How long an HTTP/2 connection closed for idleness may take to say goodbye.
+const H2_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Connection limits: what keeps slow, idle or half-open clients from holding the
 /// server's sockets (and file descriptors) forever.
@@ -91,7 +104,9 @@ pub struct ConnLimits {
     /// half-sent header and an idle keep-alive connection alike.
     pub header_read_timeout: Duration,
     /// The same for agents (client certificate): long enough that an agent's idle
-    /// reporting connection survives between heartbeats.
+    /// reporting connection survives between heartbeats. On HTTP/2, where hyper has no
+    /// header-read timeout, both are idle timeouts: a connection with no request in
+    /// flight for this long is closed (GOAWAY).
     pub agent_header_read_timeout: Duration,
     /// Most connections without a client certificate at once (handshaking ones
     /// included). A new one beyond it evicts the oldest that is not serving a request
@@ -104,8 +119,18 @@ pub struct ConnLimits {
     /// cannot be evicted. Without it, a reconnect storm of more agents than
     /// `max_unauthenticated` (every agent after a server restart) evicted handshakes
     /// before they could finish, over and over, and almost no agent got through
-    /// (issue 15: 1 of 10,000 in 120 s). A client that sends nothing is never protected.
+    /// (issue 15: 1 of 10,000 in 120 s). The time counts from when the handshake gets
+    /// one of the `max_handshakes` slots, not from its ClientHello: waiting for a slot
+    /// costs the server nothing, and such a connection is not evicted either. A client
+    /// that sends nothing is protected for as long from when it was accepted (a busy
+    /// client may be slow to send its ClientHello); after that it goes first.
     pub handshake_protect: Duration,
+    /// Most TLS handshakes computed at once; the others wait (ClientHello read, nothing
+    /// computed) for a slot. Without it a reconnect storm ran up to `max_unauthenticated`
+    /// handshakes at once, each took longer than `handshake_protect` on 2 cores, and
+    /// newcomers evicted them when their protection ran out: work thrown away over and over
+    /// (issue 15, 10,000 agents: 97,424 evictions and 11,631 failed handshakes in 100 s).
+    pub max_handshakes: usize,
 }
 
 impl Default for ConnLimits {
@@ -116,6 +141,7 @@ impl Default for ConnLimits {
             agent_header_read_timeout: Duration::from_secs(120),
             max_unauthenticated: 1024,
             handshake_protect: Duration::from_secs(3),
+            max_handshakes: 64,
         }
     }
 }
@@ -124,7 +150,7 @@ impl Default for ConnLimits {
 struct Unauthenticated {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Slot>>,
-    /// Origin of the [`Slot::hello`] times.
+    /// Origin of the [`Slot::phase`] times.
     epoch: Instant,
 }
 
@@ -138,41 +164,61 @@ impl Default for Unauthenticated {
     }
 }
 
+/// [`Slot::phase`]: no ClientHello yet.
+const SILENT: u64 = 0;
+/// [`Slot::phase`]: the ClientHello arrived and the handshake waits for one of the
+/// [`ConnLimits::max_handshakes`] slots (nothing computed yet).
+const QUEUED: u64 = 1;
+/// [`Slot::phase`]: the handshake is over (HTTP from then on).
+const DONE: u64 = 2;
+
 struct Slot {
-    /// A request is being served on this connection.
-    busy: Arc<AtomicBool>,
-    /// Milliseconds after [`Unauthenticated::epoch`] (plus one) at which the client's
-    /// TLS ClientHello arrived; 0 while none has, and again once the handshake is over.
-    hello: Arc<AtomicU64>,
+    /// Requests in flight on this connection.
+    activity: Arc<Activity>,
+    /// Where its TLS handshake is: [`SILENT`], [`QUEUED`], [`DONE`], or (any larger
+    /// value) the [`Unauthenticated::stamp`] at which it got a handshake slot.
+    phase: Arc<AtomicU64>,
+    /// The [`Unauthenticated::stamp`] at which it was accepted.
+    accepted: u64,
     evict: Option<oneshot::Sender<()>>,
 }
 
-/// A connection admitted to [`Unauthenticated`]: its id, its busy flag, its
-/// ClientHello time and the eviction signal.
-type Admission = (u64, Arc<AtomicBool>, Arc<AtomicU64>, oneshot::Receiver<()>);
+/// A connection admitted to [`Unauthenticated`]: its id, its activity, its handshake
+/// phase and the eviction signal.
+type Admission = (u64, Arc<Activity>, Arc<AtomicU64>, oneshot::Receiver<()>);
 
 impl Unauthenticated {
-    /// Now, as a [`Slot::hello`] value (never 0).
+    /// Now, as a [`Slot::phase`] value (always above [`DONE`]).
     fn stamp(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 3) + 3
     }
 
     /// Registers a new connection; when `max` are registered, evicts the oldest one
-    /// first that is neither serving a request nor in a TLS handshake that began less
-    /// than `protect` ago. `None` when there is no such one (the new one is refused:
-    /// handshakes under way finish instead of being cut, and their clients' retries
-    /// find room).
+    /// first that is serving no request and is either past its handshake (idle HTTP),
+    /// silent (no ClientHello) for `protect` since it was accepted, or in a TLS handshake
+    /// that got its slot at least `protect` ago; one waiting for a handshake slot is
+    /// never evicted. `None` when there is no such one (the new one is refused:
+    /// handshakes under way or queued finish instead of being cut, and their clients'
+    /// retries find room).
     fn admit(&self, max: usize, protect: Duration) -> Option<Admission> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.stamp();
         if live.len() >= max {
-            let now = self.stamp();
             let protect = u64::try_from(protect.as_millis()).unwrap_or(u64::MAX);
             let victim = live
                 .iter()
                 .find(|(_, s)| {
-                    let hello = s.hello.load(Ordering::Relaxed);
-                    let handshaking = hello != 0 && now.saturating_sub(hello) < protect;
-                    !s.busy.load(Ordering::Relaxed) && !handshaking
+                    let protected = match s.phase.load(Ordering::Relaxed) {
+                        DONE => false,
+                        QUEUED => true,
+                        // Not even a ClientHello: under a storm on a busy machine the
+                        // client (or this connection's task) may simply not have run
+                        // yet; evicting it at once was most of the 103,828 evictions
+                        // of a 10,000-agent run.
+                        SILENT => now.saturating_sub(s.accepted) < protect,
+                        began => now.saturating_sub(began) < protect,
+                    };
+                    s.activity.in_flight() == 0 && !protected
                 })
                 .map(|(id, _)| *id)?;
             if let Some(mut slot) = live.remove(&victim) {
@@ -182,18 +228,19 @@ impl Unauthenticated {
             }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let busy = Arc::new(AtomicBool::new(false));
-        let hello = Arc::new(AtomicU64::new(0));
+        let activity = Arc::new(Activity::default());
+        let phase = Arc::new(AtomicU64::new(SILENT));
         let (tx, rx) = oneshot::channel();
         live.insert(
             id,
             Slot {
-                busy: busy.clone(),
-                hello: hello.clone(),
+                activity: activity.clone(),
+                phase: phase.clone(),
+                accepted: now,
                 evict: Some(tx),
             },
         );
-        Some((id, busy, hello, rx))
+        Some((id, activity, phase, rx))
     }
 
     fn leave(&self, id: u64) {
@@ -229,6 +276,7 @@ pub async fn serve_with(
 ) {
     let limits = Arc::new(limits);
     let unauthenticated = Arc::new(Unauthenticated::default());
+    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
     let mut stop = shutdown.clone();
     // The connections' tasks: at shutdown each ends (the watch) and this returns only
     // once all have, so whoever awaits this task knows no request is still running.
@@ -248,7 +296,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Some((id, busy, hello, evicted)) =
+        let Some((id, activity, phase, evicted)) =
             unauthenticated.admit(limits.max_unauthenticated, limits.handshake_protect)
         else {
             tracing::debug!(%peer, "refused: every unauthenticated slot is serving a request or handshaking");
@@ -262,10 +310,17 @@ pub async fn serve_with(
         let tls = tls.clone();
         let app = app.clone();
         let limits = limits.clone();
+        let handshakes = handshakes.clone();
         let mut stop = shutdown.clone();
         conns.spawn(async move {
+            let conn = Conn {
+                admitted,
+                activity,
+                phase,
+                handshakes,
+            };
             tokio::select! {
-                _ = connection(tls, tcp, peer, app, &limits, admitted, busy, hello) => {}
+                _ = connection(tls, tcp, peer, app, &limits, conn) => {}
                 _ = stop.wait_for(|v| *v) => {}
                 // A dropped sender means the connection left the registry (an agent, or
                 // closed): only a sent value is an eviction.
@@ -280,26 +335,49 @@ pub async fn serve_with(
     while conns.join_next().await.is_some() {}
 }
 
-#[allow(clippy::too_many_arguments)] // one connection's parts, all needed
+/// One connection's share of the server's bookkeeping.
+struct Conn {
+    /// Its place among the unauthenticated connections (left once a client certificate
+    /// is verified).
+    admitted: Admitted,
+    /// Its requests in flight and when the last one ended.
+    activity: Arc<Activity>,
+    /// Its handshake phase ([`Slot::phase`]).
+    phase: Arc<AtomicU64>,
+    /// The server's handshake slots ([`ConnLimits::max_handshakes`]).
+    handshakes: Arc<Semaphore>,
+}
+
 async fn connection(
     config: Arc<ServerConfig>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Router,
     limits: &ConnLimits,
-    admitted: Admitted,
-    busy: Arc<AtomicBool>,
-    hello: Arc<AtomicU64>,
+    conn: Conn,
 ) {
-    // The ClientHello first: from then on the handshake is under way and protected
-    // from eviction for a while (ConnLimits::handshake_protect).
+    let Conn {
+        admitted,
+        activity,
+        phase,
+        handshakes,
+    } = conn;
+    // The ClientHello first (cheap), then a handshake slot: only `max_handshakes`
+    // handshakes are computed at once, so each finishes quickly even in a reconnect
+    // storm, and its protection from eviction (ConnLimits::handshake_protect) counts
+    // from when it got its slot.
     let handshake = async {
         let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-        hello.store(admitted.registry.stamp(), Ordering::Relaxed);
+        phase.store(QUEUED, Ordering::Relaxed);
+        let _slot = handshakes
+            .acquire()
+            .await
+            .map_err(|_| std::io::Error::other("the server is stopping"))?;
+        phase.store(admitted.registry.stamp(), Ordering::Relaxed);
         start.into_stream(config).await
     };
     let outcome = tokio::time::timeout(limits.handshake_timeout, handshake).await;
-    hello.store(0, Ordering::Relaxed);
+    phase.store(DONE, Ordering::Relaxed);
     let tls = match outcome {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -311,6 +389,7 @@ async fn connection(
             return;
         }
     };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(H2);
     let identity = tls
         .get_ref()
         .1
@@ -325,44 +404,115 @@ async fn connection(
     } else {
         limits.header_read_timeout
     };
+    let serving = activity.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         // Always set by us: a client cannot inject an identity through HTTP.
         req.extensions_mut().remove::<PeerIdentity>();
         if let Some(id) = &identity {
             req.extensions_mut().insert(id.clone());
         }
-        let serving = Busy::new(busy.clone());
+        let request = Request::start(serving.clone());
         let response = app.clone().oneshot(req.map(axum::body::Body::new));
         async move {
             let r = response.await;
-            drop(serving);
+            drop(request);
             r
         }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-    {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let io = TokioIo::new(tls);
+    let ended = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).max_concurrent_streams(MAX_STREAMS);
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        // hyper's HTTP/2 server has no header-read timeout: a connection with no request
+        // in flight for `header_timeout` is closed instead (a half-sent request header is
+        // no request in flight).
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = activity.idle_for(header_timeout) => {
+                // GOAWAY; a client that does not answer its PING is cut after a grace.
+                conn.as_mut().graceful_shutdown();
+                tokio::time::timeout(H2_SHUTDOWN_GRACE, conn).await.unwrap_or(Ok(()))
+            }
+        }
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .await
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, h2, error = %e, "connection ended with an error");
     }
 }
 
-/// Marks a connection busy while one of its requests is being answered.
-struct Busy(Arc<AtomicBool>);
+/// A connection's requests: how many are in flight and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Origin of `last`.
+    born: Instant,
+    /// Milliseconds after `born` at which the last request ended (0: none yet).
+    last: AtomicU64,
+}
 
-impl Busy {
-    fn new(flag: Arc<AtomicBool>) -> Self {
-        flag.store(true, Ordering::Relaxed);
-        Busy(flag)
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            born: Instant::now(),
+            last: AtomicU64::new(0),
+        }
     }
 }
 
-impl Drop for Busy {
+impl Activity {
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long the connection has had no request in flight (`None`: one is).
+    fn idle(&self) -> Option<Duration> {
+        if self.in_flight() > 0 {
+            return None;
+        }
+        let last = self.last.load(Ordering::Relaxed);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
+    }
+
+    /// Returns once the connection has had no request in flight for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let wait = match self.idle() {
+                Some(idle) if idle >= limit => return,
+                Some(idle) => limit - idle,
+                None => limit,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// One request in flight on a connection ([`Activity`]), from its start to its response.
+struct Request(Arc<Activity>);
+
+impl Request {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Request(activity)
+    }
+}
+
+impl Drop for Request {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.0.last.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -382,8 +532,8 @@ mod storm_tests {
         let protect = Duration::from_secs(60);
         let mut handshaking = Vec::new();
         for _ in 0..3 {
-            let (_, _, hello, rx) = reg.admit(3, protect).unwrap();
-            hello.store(reg.stamp(), Ordering::Relaxed);
+            let (_, _, phase, rx) = reg.admit(3, protect).unwrap();
+            phase.store(reg.stamp(), Ordering::Relaxed);
             handshaking.push(rx);
         }
         assert!(
@@ -394,19 +544,72 @@ mod storm_tests {
             assert!(rx.try_recv().is_err(), "a handshake under way was evicted");
         }
         // One handshake over (an API client idle on HTTP now): that one makes room.
-        let first = reg.live.lock().unwrap().values().next().unwrap().hello.clone();
-        first.store(0, Ordering::Relaxed);
+        let first = reg.live.lock().unwrap().values().next().unwrap().phase.clone();
+        first.store(DONE, Ordering::Relaxed);
         let (_, _, _, mut silent) = reg.admit(3, protect).unwrap();
         assert!(handshaking[0].try_recv().is_ok(), "the idle one is evicted");
         assert!(handshaking[1].try_recv().is_err() && handshaking[2].try_recv().is_err());
-        // A silent connection (no ClientHello) is evicted before protected handshakes.
+        // A silent connection (no ClientHello) is protected for a while too…
+        assert!(reg.admit(3, protect).is_none(), "a client just accepted was evicted");
+        assert!(silent.try_recv().is_err());
+        // …and after that evicted before protected handshakes (theirs began later).
+        let protect = Duration::from_secs(1);
+        std::thread::sleep(protect + Duration::from_millis(100));
+        for slot in reg.live.lock().unwrap().values() {
+            if slot.phase.load(Ordering::Relaxed) != SILENT {
+                slot.phase.store(reg.stamp(), Ordering::Relaxed);
+            }
+        }
         let _ = reg.admit(3, protect).unwrap();
-        assert!(silent.try_recv().is_ok(), "a client that sent nothing is not protected");
+        assert!(
+            silent.try_recv().is_ok(),
+            "a client that sent nothing for long is not protected"
+        );
+        assert!(handshaking[1].try_recv().is_err() && handshaking[2].try_recv().is_err());
         // Protection ends: a handshake older than it counts as stalled.
-        assert!(reg.admit(3, Duration::ZERO).is_some());
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(reg.admit(3, Duration::from_millis(1)).is_some());
         assert!(
             handshaking[1].try_recv().is_ok(),
             "a stalled handshake is evicted after the protection"
         );
+    }
+
+    /// Issue 15, 10,000 agents (session 10): the fault kind "a handshake's protection runs
+    /// out while it waits for the CPU". Before, the protection counted from the ClientHello
+    /// and up to `max_unauthenticated` (1,024) handshakes were computed at once, so under
+    /// a storm on 2 cores each outlasted its 3 s and newcomers evicted them (97,424
+    /// evictions in 100 s). Now a handshake waiting for a slot is never evicted, however
+    /// long ago its ClientHello came, and its protection starts with its slot; a request
+    /// in flight (one of several on an HTTP/2 connection) also keeps its connection.
+    #[test]
+    fn a_handshake_waiting_for_a_slot_is_not_evicted() {
+        let reg = Unauthenticated::default();
+        let (_, _, queued, mut queued_rx) = reg.admit(2, Duration::ZERO).unwrap();
+        queued.store(QUEUED, Ordering::Relaxed);
+        let (_, activity, _, mut serving_rx) = reg.admit(2, Duration::ZERO).unwrap();
+        let one = Request::start(activity.clone());
+        let two = Request::start(activity.clone());
+        drop(one);
+        // Protection zero: an active handshake would be evictable at once; a queued
+        // one and a connection with a request still in flight are not.
+        assert!(
+            reg.admit(2, Duration::ZERO).is_none(),
+            "a queued handshake or a request in flight was evicted"
+        );
+        assert!(queued_rx.try_recv().is_err() && serving_rx.try_recv().is_err());
+        // The handshake gets its slot: from then on the protection counts.
+        queued.store(reg.stamp(), Ordering::Relaxed);
+        assert!(reg.admit(2, Duration::ZERO).is_some());
+        assert!(
+            queued_rx.try_recv().is_ok(),
+            "a handshake past its protection is evicted"
+        );
+        // The last request ends: idle, evictable.
+        drop(two);
+        assert_eq!(activity.in_flight(), 0);
+        assert!(activity.idle().is_some());
+        assert!(reg.admit(2, Duration::ZERO).is_some());
+        assert!(serving_rx.try_recv().is_ok(), "an idle connection is evicted");
     }
 }

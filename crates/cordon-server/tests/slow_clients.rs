@@ -68,6 +68,9 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
         header_read_timeout: Duration::from_secs(300),
         agent_header_read_timeout: Duration::from_secs(300),
         max_unauthenticated: 256,
+        // A client that has sent nothing is protected this long after it was accepted
+        // (a busy agent may be slow to send its ClientHello; issue 15, 10,000 agents).
+        handshake_protect: Duration::from_millis(300),
         ..ConnLimits::default()
     };
     let (server, admin) = server(dir.path(), limits.clone()).await;
@@ -112,6 +115,9 @@ async fn slow_clients_do_not_starve_analysts_or_agents() {
             .await;
         half.push(tls);
     }
+
+    // Slow clients are older than that protection by now in any real attack.
+    tokio::time::sleep(limits.handshake_protect + Duration::from_millis(100)).await;
 
     // An analyst's request and an agent's request are both served.
     let api = reqwest::Client::builder()
@@ -185,6 +191,56 @@ async fn half_sent_header_is_cut_off_by_the_header_read_timeout() {
     assert!(
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "a silent client kept its connection"
+    );
+    server.stop();
+}
+
+/// Issue 15, 10,000 agents: the server speaks HTTP/2 (one connection per agent instead
+/// of two), and hyper's HTTP/2 server has no header-read timeout, so the fault kind "a
+/// client that sends half a request holds its connection forever" must not come back
+/// through HTTP/2: a connection without a client certificate that negotiated `h2` and
+/// sends no request (its preface and half a HEADERS frame) is closed after
+/// `header_read_timeout`. Before this change the server offered only `http/1.1`, so
+/// this client's handshake failed (no common protocol).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_without_a_certificate_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnLimits::default()
+    };
+    let (server, _admin) = server(dir.path(), limits).await;
+    let ca_pem = std::fs::read(dir.path().join("server").join("ca.pem")).unwrap();
+    let mut cfg = cordon_client::tls::server_auth_only(&ca_pem).unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .expect("the server should offer HTTP/2");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The HTTP/2 preface, empty SETTINGS, then a HEADERS frame header announcing 64
+    // bytes of which none follow.
+    tls.write_all(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x40\x01\x04\x00\x00\x00\x01",
+    )
+    .await
+    .unwrap();
+    // Read until the server closes (its SETTINGS and GOAWAY frames come first).
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection without a certificate kept its connection"
     );
     server.stop();
 }
