@@ -28,6 +28,10 @@ pub use cordon_server_core::store::outbox::kind_of;
 pub struct Notice {
     /// The audit record's id (the outbox's key with the target).
     pub audit_id: i64,
+    /// The audit record's action (`quarantine_confirmed`, `audit_checkpoint`,
+    /// `audit_retention_refused`, …): what the record says, where `kind` is only what
+    /// targets subscribe to.
+    pub action: String,
     /// `quarantined`, `released`, `failed`, `tampered`, `approval_required`, … (what
     /// [`kind_of`] makes of the record's action).
     pub kind: NotifyKind,
@@ -146,6 +150,17 @@ impl Notice {
             }
             (NotifyKind::AuditCheckpoint | NotifyKind::Other(_), _) => self.kind.to_string(),
         };
+        if self.kind == NotifyKind::AuditCheckpoint
+            && self.action == cordon_server_core::store::RETENTION_REFUSED_ACTION
+        {
+            // The reason (the record's comment) names the first bad record.
+            return format!(
+                "Cordon: AUDIT RETENTION REFUSED (record {}): the audit log does not verify, so nothing was \
+                 archived or deleted: {}. Run cordon audit verify",
+                self.audit_id,
+                esc(self.reason.as_deref().unwrap_or("(no reason recorded)"))
+            );
+        }
         if self.kind == NotifyKind::AuditCheckpoint {
             // Detail: the signed checkpoint (JSON), to keep as a copy outside the server.
             return format!(
@@ -199,6 +214,7 @@ impl Notice {
         }
         json!({
             "kind": self.kind,
+            "action": self.action,
             "dry_run": self.dry_run,
             "at": self.at,
             "host_id": self.host_id,
@@ -254,6 +270,7 @@ pub fn notice(r: &TailRecord, console_url: Option<&str>) -> Option<(NotifyKind, 
         kind.clone(),
         Notice {
             audit_id: r.audit_id,
+            action: r.action.clone(),
             kind,
             at: to_rfc3339(r.at),
             url: r.host_id.as_deref().map(|h| host_url(console_url, h)),
@@ -598,6 +615,7 @@ mod tests {
     fn slack_text_cannot_inject_mentions_or_links() {
         let n = Notice {
             audit_id: 1,
+            action: "quarantine_confirmed".into(),
             kind: NotifyKind::from("quarantined"),
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
@@ -650,6 +668,7 @@ mod tests {
     fn notification_texts_show_bidi_and_escape_characters_written_out() {
         let n = Notice {
             audit_id: 1,
+            action: "failed".into(),
             kind: NotifyKind::from("failed"),
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),
@@ -692,6 +711,7 @@ mod tests {
         assert_eq!(kind_of("quarantine_reconfirmed"), None);
         let n = Notice {
             audit_id: 7,
+            action: "quarantine_confirmed".into(),
             kind: NotifyKind::from("quarantined"),
             at: "2030-01-01T00:00:00.000Z".into(),
             host_id: Some("h1".into()),

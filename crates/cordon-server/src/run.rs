@@ -71,7 +71,10 @@ pub struct InitResult {
 /// Creates the CA, the server certificate, the database and a bootstrap admin token.
 pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -> Result<InitResult, RunError> {
     let out = pki::init(data_dir, names, ips)?;
-    let state = AppState::new(Arc::new(Store::connect(db).await?), None);
+    // With the CA just made, so the admin token's record carries the deployment's mark
+    // (`m1:`, as every server writes), not the legacy per-process one (trial14 LOW).
+    let ca = Arc::new(Ca::load(data_dir)?);
+    let state = AppState::new(Arc::new(Store::connect(db).await?), Some(ca));
     let admin = tokens::bootstrap_admin(&state, "cordon server init", "admin").await?;
     Ok(InitResult {
         ca_fingerprint: out.ca_fingerprint,

@@ -1145,3 +1145,384 @@ async fn audit_chain_any_foreign_trigger_is_reported_and_refuses_writes() {
         "{v}"
     );
 }
+
+/// A local HTTP receiver: its URL and every body POSTed to it.
+async fn body_receiver() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+/// The fault kind (issue 17 LOW-1): a `notify_outbox` row INSERTed into the database
+/// directly — a forged "checkpoint" — was delivered to the notification targets like a
+/// genuine checkpoint copy, so the copy kept outside the database could be made to say
+/// anything. Rows a server queued carry an outbox mark under the deployment's key; a row
+/// without one (or with a genuine row's mark, which fits only that row) is refused: `dead`
+/// with the reason, never sent, logged and audited once (`notify_outbox_refused`). The
+/// genuine shutdown checkpoint still reaches the target.
+#[tokio::test]
+async fn outbox_rows_not_written_by_a_server_are_refused_not_delivered() {
+    use cordon_proto::automation::{DeliveryStatus, TargetKind, TargetSpec};
+    let runs = Runs::new().await;
+    let (url, got) = body_receiver().await;
+    let server = runs.start().await;
+    let store = server.state.store.clone();
+    let spec = TargetSpec {
+        name: "outside-copy".into(),
+        kind: TargetKind::Webhook,
+        url,
+        events: vec!["audit_checkpoint".into()],
+        enabled: true,
+    };
+    let target = store.add_notify_target("alice", &spec).await.unwrap().id;
+    let (head, _) = store.audit_head().await.unwrap();
+    let head = head.unwrap();
+    let now = cordon_server_core::timefmt::now_ms();
+    // One row with no mark, one with a mark copied from nowhere.
+    let mut planted = Vec::new();
+    for (audit_id, mark) in [(head.last_id, None), (head.last_id - 1, Some("00ff"))] {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, mark) \
+             VALUES ($1, $2, 'audit_checkpoint', $3, $4, 'pending', 0, $5, $6) RETURNING id",
+        )
+        .bind(target)
+        .bind(audit_id)
+        .bind(r#"{"kind":"audit_checkpoint","detail":"FORGED-CHECKPOINT","audit_id":1}"#)
+        .bind(now)
+        .bind(now)
+        .bind(mark)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        planted.push(id);
+    }
+    let start = std::time::Instant::now();
+    let rows = loop {
+        let rows = store.deliveries(None, 100).await.unwrap();
+        if planted
+            .iter()
+            .all(|p| rows.iter().any(|d| d.id == *p && d.status != DeliveryStatus::Pending))
+        {
+            break rows;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(15), "{rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for p in &planted {
+        let row = rows.iter().find(|d| d.id == *p).unwrap();
+        assert_eq!(row.status, DeliveryStatus::Dead, "{row:?}");
+        assert!(row.attempts == 0, "never attempted: {row:?}");
+        assert!(
+            row.last_error.as_deref().unwrap_or("").contains("no valid outbox mark"),
+            "{row:?}"
+        );
+    }
+    // A few more passes: refused and audited once, never sent.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let refusals: Vec<_> = store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "notify_outbox_refused")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let detail = refusals[0].detail.clone().unwrap_or_default();
+    for p in &planted {
+        assert!(detail.contains(&format!("row {p} ")), "{detail}");
+    }
+    assert_eq!(refusals[0].actor, "system");
+    assert_eq!(refusals[0].result, "refused");
+    assert!(
+        !got.lock().unwrap().iter().any(|b| b.contains("FORGED-CHECKPOINT")),
+        "a planted row was delivered"
+    );
+    server.shutdown().await;
+    let stop = checkpoints_of(&store).await.pop().unwrap();
+    assert_eq!(stop.occasion.as_deref(), Some("shutdown"));
+    assert!(
+        got.lock().unwrap().iter().any(|b| b.contains(&stop.hash)),
+        "the genuine shutdown checkpoint still reaches the target"
+    );
+    // The log stays intact: the refusal is a genuine record.
+    let after = runs.start().await;
+    let report = runs.verify(&after).await;
+    assert!(report.problem.is_none(), "{}", render(&report));
+    after.shutdown().await;
+}
+
+/// The fault kinds (issue 17 LOW-3, LOW-4): two genuine retention archives joined into
+/// one file (`cat a.jsonl b.jsonl`) read `TAMPERED` ("follows the signed trailer"), and
+/// an archive's trailer was signed for `export` with its signing time never shown. An
+/// archive's trailer is signed for `archive`, verification says when it was signed, and a
+/// joined file is verified part by part, the verdict naming the parts, their records and
+/// whether each continues the one before.
+#[tokio::test]
+async fn audit_retention_archives_joined_into_one_file_are_verified_part_by_part() {
+    use cordon_proto::audit_chain::{render_joined, split_joined, ExportTrailer, JoinedPart, ARCHIVE_OCCASION};
+    let ctx = ctx_with_log().await;
+    let dir = ctx.dir.path().join("archive");
+    let first = cordon_server_core::service::audit::retain(&ctx.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("a first cut");
+    let h = ctx.enroll("web-2", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir-2"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    let second = cordon_server_core::service::audit::retain(&ctx.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("a second cut");
+    let a = std::fs::read_to_string(&first.archive).unwrap();
+    let b = std::fs::read_to_string(&second.archive).unwrap();
+    for text in [&a, &b] {
+        let t: ExportTrailer = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(t.checkpoint.occasion.as_deref(), Some(ARCHIVE_OCCASION), "{t:?}");
+        let r = verify_text(&ctx, text);
+        assert!(r.ok, "{}", render(&r));
+        assert_eq!(r.trailer_signed_at.as_deref(), Some(t.checkpoint.at.as_str()));
+        assert!(
+            render(&r).contains(&format!(
+                "retention archive signed by the server at {}",
+                t.checkpoint.at
+            )),
+            "{}",
+            render(&r)
+        );
+    }
+    let joined = format!("{a}{b}");
+    let split = split_joined(&joined);
+    assert_eq!(split.len(), 2, "two parts");
+    let parts: Vec<JoinedPart> = split
+        .iter()
+        .map(|(line, text)| JoinedPart {
+            first_line: *line,
+            last_line: line + text.lines().count() - 1,
+            report: verify_text(&ctx, text),
+        })
+        .collect();
+    let text = render_joined(&parts);
+    assert!(
+        text.contains(&format!(
+            "OK: 2 files joined in one, each verified on its own (records {}–{}, records {}–{})",
+            parts[0].report.first_chained_id.unwrap(),
+            first.cut,
+            first.cut + 1,
+            second.cut
+        )),
+        "{text}"
+    );
+    assert!(text.contains("part 2 continues part 1"), "{text}");
+    // Joined the other way round: each part still verified, and the order said.
+    let swapped = format!("{b}{a}");
+    let parts: Vec<JoinedPart> = split_joined(&swapped)
+        .iter()
+        .map(|(line, text)| JoinedPart {
+            first_line: *line,
+            last_line: line + text.lines().count() - 1,
+            report: verify_text(&ctx, text),
+        })
+        .collect();
+    let text = render_joined(&parts);
+    assert!(text.contains("part 2 does not continue part 1"), "{text}");
+    // An edit in the second part is named in that part, with the joined file's line.
+    let edited = joined.replacen("\"ir-2\"", "\"ir-X\"", 1);
+    let split = split_joined(&edited);
+    assert_eq!(split.len(), 2);
+    let r = verify_text(&ctx, split[1].1);
+    assert!(r.problem.is_some(), "{}", render(&r));
+    // Lines after a single trailer are still tampering (no second trailer ends them).
+    let added = format!("{a}{}", b.lines().next().unwrap());
+    assert_eq!(split_joined(&added).len(), 1);
+}
+
+/// The fault kind (trial14 LOW): `cordon audit verify` never said from where records are
+/// marked by their writer — records before the first checkpoint signed `marked: true`
+/// predate marks. The report and its text name that checkpoint record.
+#[tokio::test]
+async fn audit_chain_verify_says_from_which_checkpoint_records_are_marked() {
+    let runs = Runs::new().await;
+    let server = runs.start().await;
+    write_a_record(&server).await;
+    let first_marked = server
+        .state
+        .store
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| {
+            r.action == "audit_checkpoint"
+                && serde_json::from_str::<SignedCheckpoint>(r.detail.as_deref().unwrap())
+                    .unwrap()
+                    .marked
+                    == Some(true)
+        })
+        .expect("a marked checkpoint")
+        .id;
+    let r = runs.verify(&server).await;
+    assert!(r.ok, "{}", render(&r));
+    assert_eq!(r.marked_from, Some(first_marked), "{}", render(&r));
+    assert!(
+        render(&r).contains(&format!("marked from checkpoint record {first_marked} on")),
+        "{}",
+        render(&r)
+    );
+    server.shutdown().await;
+}
+
+/// Item 6 (issue 17, session 10): what keeps the chain in order under concurrent writers
+/// is the chain head's row lock taken before ids are allocated (PostgreSQL: a row lock,
+/// so replicas append one after the other; `audit_chain_concurrent_writers_keep_one_chain`
+/// runs two pools on it). A record put into the log out of order directly — at a free id
+/// below the head (a gap left by a rolled-back append on PostgreSQL's sequence, made here
+/// on purpose), hashed to fit the record before it — is detected and named: the record
+/// after it no longer links. Runs on SQLite and PostgreSQL.
+#[tokio::test]
+async fn audit_chain_out_of_order_insert_into_an_id_gap_is_named() {
+    let ctx = ctx_with_log().await;
+    // Leave a free id below the head, as a rolled-back append does.
+    let gap: i64 = if on_postgres(&ctx) {
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")
+            .fetch_one(ctx.store().pool())
+            .await
+            .unwrap()
+    } else {
+        let last = *ids(&ctx).await.last().unwrap();
+        exec(
+            &ctx,
+            &format!("UPDATE sqlite_sequence SET seq = {} WHERE name = 'audit'", last + 1),
+        )
+        .await;
+        last + 1
+    };
+    let h = ctx.enroll("web-9", &[]).await;
+    assert!(ids(&ctx).await.iter().all(|id| *id != gap));
+    assert!(*ids(&ctx).await.last().unwrap() > gap, "the server wrote after the gap");
+    assert!(server_verify(&ctx, "").await.ok, "a gap alone is no tampering");
+    // The forger's record: linked to the record before the gap, hashed to fit.
+    let before = ctx
+        .store()
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.id < gap)
+        .next_back()
+        .unwrap();
+    let mut forged = cordon_proto::AuditRecord {
+        id: gap,
+        at: before.at.clone(),
+        actor: "alice".into(),
+        action: "release".into(),
+        host_id: Some(h.clone()),
+        comment: Some("inserted out of order".into()),
+        result: "ok".into(),
+        detail: None,
+        event_id: None,
+        rule: None,
+        actor_token_id: None,
+        prev_hash: before.hash.clone(),
+        hash: None,
+    };
+    let hash = cordon_proto::audit_chain::chain_hash(before.hash.as_deref().unwrap(), &forged);
+    forged.hash = Some(hash.clone());
+    let at_ms: i64 = sqlx::query_scalar("SELECT at FROM audit WHERE id = $1")
+        .bind(before.id)
+        .fetch_one(ctx.store().pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit (id, at, actor, action, host_id, comment, result, prev_hash, hash) \
+         VALUES ($1, $2, 'alice', 'release', $3, 'inserted out of order', 'ok', $4, $5)",
+    )
+    .bind(gap)
+    .bind(at_ms)
+    .bind(h.clone())
+    .bind(before.hash.clone().unwrap())
+    .bind(hash)
+    .execute(ctx.store().pool())
+    .await
+    .unwrap();
+    let r = server_verify(&ctx, "").await;
+    let p = r
+        .problem
+        .clone()
+        .unwrap_or_else(|| panic!("not detected: {}", render(&r)));
+    let next = *ids(&ctx).await.iter().find(|id| **id > gap).unwrap();
+    assert!(p.id == Some(gap) || p.id == Some(next), "{}", render(&r));
+}
+
+/// The fault kinds (trial25 F2, F3): after a retention cut, `--checkpoint ID:HASH` naming
+/// an archived record — even the cut record itself with a wrong hash — was listed as
+/// "compared" and the log OK; an id of 0 or below was read as a removed tail. The cut
+/// record is compared with the signed cut (a wrong hash is TAMPERED), an earlier one is
+/// said not compared (never listed as compared), an id below 1 is bad input (400).
+#[tokio::test]
+async fn audit_chain_given_checkpoint_in_the_archived_part_is_compared_with_the_cut_or_said_not_compared() {
+    let ctx = ctx_with_log().await;
+    let before = ctx.store().audit(&Default::default()).await.unwrap();
+    let dir = ctx.dir.path().join("archive");
+    let done = cordon_server_core::service::audit::retain(&ctx.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("a cut");
+    let cut_hash = before
+        .iter()
+        .find(|r| r.id == done.cut)
+        .and_then(|r| r.hash.clone())
+        .unwrap();
+    let zeros = "0".repeat(64);
+    // The cut record with its real hash: compared with the signed cut.
+    let r = server_verify(&ctx, &format!("?checkpoint={}:{cut_hash}", done.cut)).await;
+    assert!(r.ok, "{}", render(&r));
+    assert!(r.checkpoints.iter().any(|c| c == "given"), "{}", render(&r));
+    // With a wrong hash: tampered, never "compared … OK".
+    let r = server_verify(&ctx, &format!("?checkpoint={}:{zeros}", done.cut)).await;
+    let p = r.problem.clone().unwrap_or_else(|| panic!("passed: {}", render(&r)));
+    assert!(p.reason.contains("signed retention cut"), "{}", render(&r));
+    // An earlier, archived record: not compared, and said so.
+    let first = before.first().unwrap().id;
+    assert!(first < done.cut);
+    let r = server_verify(&ctx, &format!("?checkpoint={first}:{zeros}")).await;
+    assert!(r.problem.is_none(), "{}", render(&r));
+    assert!(!r.checkpoints.iter().any(|c| c == "given"), "{}", render(&r));
+    assert_eq!(r.not_compared.len(), 1, "{}", render(&r));
+    assert!(
+        render(&r).contains(&format!("NOT COMPARED: the given checkpoint names record {first}")),
+        "{}",
+        render(&r)
+    );
+    // No record has an id below 1: bad input.
+    for id in ["0", "-3"] {
+        let (st, v) = ctx
+            .call(
+                "GET",
+                &format!("/v1/audit/verify?checkpoint={id}:{zeros}"),
+                Some(&ctx.admin),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{id}: {v}");
+    }
+}

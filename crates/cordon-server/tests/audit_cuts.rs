@@ -665,3 +665,69 @@ async fn audit_cuts_two_replicas_make_one_retention_cut_once() {
     b.stop();
     a.stop();
 }
+
+/// The fault kind (issue 17, session 10): a retention refusal (the log does not verify,
+/// so nothing is archived or deleted) was only logged and recorded in the database — the
+/// very place that was found tampered. It also reaches the notification targets that keep
+/// the audit log's copies outside the database (those subscribed to `audit_checkpoint`),
+/// by the same outbox path as the checkpoint copies, naming the edited record.
+#[tokio::test]
+async fn audit_cuts_retention_refusal_reaches_the_notification_targets() {
+    use cordon_proto::automation::{TargetKind, TargetSpec};
+    let runs = Runs::new().await;
+    let (url, up, got) = switchable_receiver().await;
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let server = runs.start().await;
+    let spec = TargetSpec {
+        name: "outside-copy".into(),
+        kind: TargetKind::Webhook,
+        url,
+        events: vec!["audit_checkpoint".into()],
+        enabled: true,
+    };
+    server.state.store.add_notify_target("alice", &spec).await.unwrap();
+    write_a_record(&server).await;
+    write_a_record_named(&server, "ops-2").await;
+    let store = runs.store().await;
+    let before = ids(&store).await;
+    let edited = before[before.len() - 2];
+    exec(
+        &store,
+        &format!("UPDATE audit SET comment = 'edited by attacker' WHERE id = {edited}"),
+    )
+    .await;
+    let dir = runs.dir.path().join("archive");
+    assert!(cordon_server_core::service::audit::retain(&server.state, 0, &dir)
+        .await
+        .is_err());
+    let refused = retention_records(&store, "audit_retention_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let start = std::time::Instant::now();
+    let body = loop {
+        let found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|b| b.contains("audit_retention_refused"))
+            .cloned();
+        if let Some(b) = found {
+            break b;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the refusal did not reach the target: {:?}",
+            store.deliveries(None, 100).await.unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["action"], "audit_retention_refused", "{v}");
+    assert_eq!(v["audit_id"], refused[0].id, "{v}");
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("AUDIT RETENTION REFUSED"), "{text}");
+    assert!(
+        text.contains(&format!("record {edited}")),
+        "names the edited record: {text}"
+    );
+    server.stop();
+}

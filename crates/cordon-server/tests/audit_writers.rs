@@ -568,3 +568,39 @@ async fn audit_writers_orderly_stop_returns_only_after_every_task_ended() {
     let cp: SignedCheckpoint = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
     assert_eq!(cp.occasion.as_deref(), Some("shutdown"));
 }
+
+/// The fault kind (trial14 LOW): `cordon server init` opened the store without the CA it
+/// had just made, so the bootstrap admin token's record carried the legacy per-process
+/// mark, which no server can check. Every record init writes carries the deployment's
+/// mark (`m1:`), valid under the key derived from the new CA.
+#[tokio::test]
+async fn audit_writers_server_init_marks_its_records_with_the_deployment_key() {
+    let runs = Runs::new().await;
+    let store = runs.store().await;
+    let key = cordon_server::pki::Ca::load(&runs.data)
+        .unwrap()
+        .audit_mark_key()
+        .unwrap();
+    let rows = store.audit(&Default::default()).await.unwrap();
+    assert!(!rows.is_empty(), "init writes the admin token's record");
+    for r in rows {
+        let mark: Option<String> = sqlx::query_scalar("SELECT writer_mac FROM audit WHERE id = $1")
+            .bind(r.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            mark.as_deref()
+                .is_some_and(|m| m.starts_with(cordon_server::store::MARK_PREFIX)),
+            "record {} ({}) carries {mark:?}",
+            r.id,
+            r.action
+        );
+        assert!(
+            cordon_server::store::mark_valid(&key, r.hash.as_deref().unwrap(), mark.as_deref()),
+            "record {} ({}): its mark is not valid under the deployment's key",
+            r.id,
+            r.action
+        );
+    }
+}

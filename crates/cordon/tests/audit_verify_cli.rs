@@ -263,3 +263,45 @@ fn audit_verify_with_another_ca_is_its_own_outcome() {
     );
     assert!(!out.contains("TAMPERED"), "{out}");
 }
+
+/// The fault kind (issue 17 LOW-3): two files joined into one (`cat a.jsonl b.jsonl`)
+/// read `TAMPERED` ("follows the signed trailer"). Each part is verified as the file it
+/// was and the verdict names the parts; here neither signature can be checked (no `--ca`),
+/// so the joined file is NOT VERIFIED (exit 5), never TAMPERED.
+#[test]
+fn audit_verify_joined_files_are_verified_part_by_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("joined.jsonl");
+    let one = export(&"00".repeat(70));
+    std::fs::write(&f, format!("{one}{one}")).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(out.contains("== part 1 of 2 (lines 1–4) =="), "{out}");
+    assert!(out.contains("== part 2 of 2 (lines 5–8) =="), "{out}");
+    assert!(
+        out.contains(
+            "part 2 does not continue part 1: it starts at record 1, which part 1 (up to record 3) already holds"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("NOT VERIFIED: part 1 (lines 1–4)"), "{out}");
+    assert!(!out.contains("TAMPERED"), "{out}");
+}
+
+/// The fault kind (trial25 F6): `--file /dev/zero` was read whole until the kernel killed
+/// the process (21 GB); a FIFO would hang. Only a regular file is read: a device, a
+/// directory or a FIFO is bad input (exit 2) naming it, and so is a byte-order mark.
+#[test]
+fn audit_verify_file_refuses_what_is_not_a_regular_utf8_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in [std::path::PathBuf::from("/dev/zero"), dir.path().to_path_buf()] {
+        let (code, out, err) = verify(&p);
+        assert_eq!(code, 2, "{}: {out}{err}", p.display());
+        assert!(err.contains("not a regular file"), "{}: {err}", p.display());
+    }
+    let bom = dir.path().join("bom.jsonl");
+    std::fs::write(&bom, format!("\u{feff}{}", export(&"00".repeat(70)))).unwrap();
+    let (code, out, err) = verify(&bom);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("byte-order mark"), "{err}");
+}

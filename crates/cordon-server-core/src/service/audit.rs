@@ -322,12 +322,15 @@ impl Export {
 /// `audit checkpoint` line). The report names the first bad record.
 ///
 /// # Errors
-/// 400 for a checkpoint that is not `ID:HASH`.
+/// 400 for a checkpoint that is not `ID:HASH` or names an id below 1.
 pub async fn verify(st: &AppState, caller: &Caller, checkpoint: Option<&str>) -> Result<ChainReport, ApiError> {
     caller.require(Role::Admin)?;
     let extra = match checkpoint.filter(|c| !c.is_empty()) {
         None => Vec::new(),
-        Some(c) => vec![("given".to_string(), c.parse::<Checkpoint>().map_err(ApiError::invalid)?)],
+        Some(c) => vec![(
+            cordon_proto::audit_chain::GIVEN_SOURCE.to_string(),
+            cordon_proto::audit_chain::given_checkpoint(c).map_err(ApiError::invalid)?,
+        )],
     };
     let signature = st.ca.as_ref().map(|ca| ca.checkpoint_checker());
     Ok(st.store.audit_verify(extra, signature).await?)
@@ -674,13 +677,14 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let signed = match &hash {
         Some(h) => {
             let cp = sign_cut(&ca, cut, h)?;
-            // The archive file ends like any export: a trailer signed for `export` (the
-            // cut's own checkpoint, recorded in the log, cannot serve as one).
+            // The archive file ends like an export, with a trailer of its own occasion,
+            // `archive` (the cut's own checkpoint, recorded in the log, cannot serve as
+            // one); its signed time is when the archive was made.
             let trailer = ca
                 .sign(cordon_proto::audit_chain::SignedCheckpoint {
                     last_id: cut,
                     hash: h.clone(),
-                    occasion: Some(cordon_proto::audit_chain::EXPORT_OCCASION.into()),
+                    occasion: Some(cordon_proto::audit_chain::ARCHIVE_OCCASION.into()),
                     ..Default::default()
                 })
                 .map_err(|e| {

@@ -25,7 +25,8 @@ pub use actions::Targets;
 pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
 pub use audit::{
     mark_valid, Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, Marker, NewAudit, Signer, StartFacts,
-    CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, SEEN_SOURCE, WRITER_LIVE_MS, WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
+    CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, RETENTION_REFUSED_ACTION, SEEN_SOURCE, WRITER_LIVE_MS,
+    WRITER_PROOF_OCCASION, WRITER_SKEW_MS,
 };
 pub use enroll::NewHost;
 pub use host_views::{

@@ -104,8 +104,12 @@ pub fn kind_of(action: &str) -> Option<NotifyKind> {
         "failed" => NotifyKind::Failed,
         "tampered" => NotifyKind::Tampered,
         "approval_required" => NotifyKind::ApprovalRequired,
-        // Opt-in (not in a target's default events): a copy of each signed checkpoint.
-        cordon_proto::audit_chain::CHECKPOINT_ACTION => NotifyKind::AuditCheckpoint,
+        // Opt-in (not in a target's default events): a copy of each signed checkpoint,
+        // and of each refusal of retention over a log that does not verify (the copies
+        // outside the database are where an auditor learns the log was found tampered).
+        cordon_proto::audit_chain::CHECKPOINT_ACTION | super::audit::RETENTION_REFUSED_ACTION => {
+            NotifyKind::AuditCheckpoint
+        }
         _ => return None,
     })
 }
@@ -308,16 +312,22 @@ impl Store {
                 continue;
             };
             for t in targets.iter().filter(|t| t.spec.events.contains(&kind)) {
+                let body = payload(&n, t.spec.kind);
+                let mark = self
+                    .keys
+                    .get()
+                    .map(|k| outbox_mark(&k.mark, t.id, rec.audit_id, kind.as_str(), &body));
                 let done = sqlx::query(
-                    "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6) ON CONFLICT (target_id, audit_id) DO NOTHING",
+                    "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, mark) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7) ON CONFLICT (target_id, audit_id) DO NOTHING",
                 )
                 .bind(t.id)
                 .bind(rec.audit_id)
                 .bind(kind.as_str().to_string())
-                .bind(payload(&n, t.spec.kind))
+                .bind(body)
                 .bind(now)
                 .bind(now)
+                .bind(mark)
                 .execute(&mut *tx)
                 .await?;
                 queued += done.rows_affected() as usize;
@@ -328,9 +338,14 @@ impl Store {
     }
 
     /// Up to `limit` pending rows due at `now` (Unix ms) and not leased by another worker.
+    ///
+    /// Only rows a server of the deployment queued: a row without a valid outbox mark
+    /// ([`outbox_mark`]) is refused instead — marked `dead` and audited (see
+    /// [`Store::refuse_unmarked_deliveries`]) — and never handed out.
     pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.id AS id, o.payload AS payload, o.attempts AS attempts, t.url AS url FROM notify_outbox o \
+            "SELECT o.id AS id, o.target_id AS target_id, o.audit_id AS audit_id, o.kind AS kind, o.mark AS mark, \
+             o.payload AS payload, o.attempts AS attempts, t.url AS url FROM notify_outbox o \
              LEFT JOIN notify_targets t ON t.id = o.target_id \
              WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $2) \
              ORDER BY o.id LIMIT $3",
@@ -340,16 +355,104 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DueDelivery {
-                    id: get_i64(r, "id")?,
-                    attempts: get_i64(r, "attempts")?,
-                    url: get_opt_str(r, "url")?,
-                    payload: get_str(r, "payload")?,
-                })
-            })
-            .collect()
+        Ok(self.marked_only(&rows).await?.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// The rows of `rows` (outbox rows with `id`, `target_id`, `audit_id`, `kind`,
+    /// `payload`, `mark`, `attempts`, `url`) carrying a valid outbox mark, each with its
+    /// target id; the others are refused ([`Store::refuse_unmarked_deliveries`]). A store
+    /// without the CA's keys cannot check marks and hands out every row (it also writes
+    /// none).
+    async fn marked_only(&self, rows: &[AnyRow]) -> Result<Vec<(i64, DueDelivery)>, StoreError> {
+        let mut ok = Vec::with_capacity(rows.len());
+        let mut refused = Vec::new();
+        for r in rows {
+            let target_id = get_i64(r, "target_id")?;
+            let audit_id = get_i64(r, "audit_id")?;
+            let d = DueDelivery {
+                id: get_i64(r, "id")?,
+                attempts: get_i64(r, "attempts")?,
+                url: get_opt_str(r, "url")?,
+                payload: get_str(r, "payload")?,
+            };
+            let genuine = match self.keys.get() {
+                Some(k) => outbox_mark_valid(
+                    &k.mark,
+                    target_id,
+                    audit_id,
+                    &get_str(r, "kind")?,
+                    &d.payload,
+                    get_opt_str(r, "mark")?.as_deref(),
+                ),
+                None => true,
+            };
+            if genuine {
+                ok.push((target_id, d));
+            } else {
+                refused.push((d.id, target_id, audit_id));
+            }
+        }
+        if !refused.is_empty() {
+            self.refuse_unmarked_deliveries(&refused).await?;
+        }
+        Ok(ok)
+    }
+
+    /// Refuses outbox rows `(id, target id, audit record id)` that carry no valid outbox
+    /// mark: written into the database directly, not queued by a server of the
+    /// deployment (issue 17 LOW-1: a planted row was delivered as a genuine checkpoint
+    /// copy). Each row still pending becomes `dead` with the reason as its error, never
+    /// sent; the server log gets an error and the audit log one `notify_outbox_refused`
+    /// record (actor `system`, result `refused`) naming the rows, in the same transaction,
+    /// so each row is refused and audited exactly once, also with replicas.
+    ///
+    /// # Errors
+    /// Database errors (nothing is marked then; the rows are refused at the next pass).
+    pub async fn refuse_unmarked_deliveries(&self, rows: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        const WHY: &str = "refused: no valid outbox mark (not queued by a server of this deployment: \
+                           written into the database directly); never delivered";
+        let (_g, mut tx) = self.write_tx().await?;
+        let mut done = Vec::new();
+        for &(id, target, audit_id) in rows {
+            let n = sqlx::query(
+                "UPDATE notify_outbox SET status = 'dead', last_error = $1, lease_until = NULL \
+                 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(WHY)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if n.rows_affected() == 1 {
+                done.push(format!("row {id} (target {target}, audit record {audit_id})"));
+            }
+        }
+        if done.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 20;
+        let mut detail = format!(
+            "{} notification outbox row(s) carry no valid outbox mark: not queued by a server of this deployment \
+             (written into the database directly); refused, never delivered: {}",
+            done.len(),
+            done.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
+        );
+        if done.len() > SHOWN {
+            detail.push_str(&format!(" and {} more", done.len() - SHOWN));
+        }
+        tracing::error!(rows = done.len(), "{detail}");
+        append(
+            &mut tx,
+            &NewAudit {
+                actor: "system",
+                action: "notify_outbox_refused",
+                result: "refused",
+                detail: Some(&detail),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The outbox rows of audit record `audit_id` still pending, whatever their next
@@ -361,26 +464,15 @@ impl Store {
     /// Database errors.
     pub async fn pending_deliveries_of(&self, audit_id: i64) -> Result<Vec<(i64, DueDelivery)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.id AS id, o.target_id AS target_id, o.payload AS payload, o.attempts AS attempts, t.url AS url \
+            "SELECT o.id AS id, o.target_id AS target_id, o.audit_id AS audit_id, o.kind AS kind, o.mark AS mark, \
+             o.payload AS payload, o.attempts AS attempts, t.url AS url \
              FROM notify_outbox o LEFT JOIN notify_targets t ON t.id = o.target_id \
              WHERE o.status = 'pending' AND o.audit_id = $1 ORDER BY o.id",
         )
         .bind(audit_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    get_i64(r, "target_id")?,
-                    DueDelivery {
-                        id: get_i64(r, "id")?,
-                        attempts: get_i64(r, "attempts")?,
-                        url: get_opt_str(r, "url")?,
-                        payload: get_str(r, "payload")?,
-                    },
-                ))
-            })
-            .collect()
+        self.marked_only(&rows).await
     }
 
     /// Leases a due row until `lease_until` (Unix ms); `false` when another worker
@@ -485,6 +577,42 @@ impl Store {
     }
 }
 
+/// The mark a server gives each notification outbox row it queues (`notify_outbox.mark`,
+/// migration 27): HMAC-SHA256, hex, under the deployment's audit mark key
+/// ([`crate::pki::Ca::audit_mark_key`], the key of the audit records' marks, which every
+/// server of the deployment derives from the CA private key and a database-only attacker
+/// does not have) over a version tag, the target id, the audit record id, the kind and
+/// the exact payload. Any replica checks any replica's rows; a row inserted into the
+/// database directly, or a genuine row whose payload, kind, record or target was changed,
+/// does not fit.
+pub fn outbox_mark(key: &ring::hmac::Key, target_id: i64, audit_id: i64, kind: &str, payload: &str) -> String {
+    hex::encode(ring::hmac::sign(key, &outbox_mark_message(target_id, audit_id, kind, payload)).as_ref())
+}
+
+fn outbox_mark_message(target_id: i64, audit_id: i64, kind: &str, payload: &str) -> Vec<u8> {
+    let mut m = format!(
+        "cordon-notify-outbox-mark-v1\n{target_id}\n{audit_id}\n{}\n{kind}\n",
+        kind.len()
+    )
+    .into_bytes();
+    m.extend_from_slice(payload.as_bytes());
+    m
+}
+
+/// Whether `mark` (an outbox row's `mark`) is [`outbox_mark`] of that row under `key`.
+pub fn outbox_mark_valid(
+    key: &ring::hmac::Key,
+    target_id: i64,
+    audit_id: i64,
+    kind: &str,
+    payload: &str,
+    mark: Option<&str>,
+) -> bool {
+    mark.and_then(|m| hex::decode(m).ok()).is_some_and(|tag| {
+        ring::hmac::verify(key, &outbox_mark_message(target_id, audit_id, kind, payload), &tag).is_ok()
+    })
+}
+
 /// Audits a notification target's addition or removal: who, and what the target is
 /// (name, kind, the URL's scheme and host only, the kinds it gets).
 async fn audit_target_change(tx: &mut super::Tx, who: Actor<'_>, action: &str, t: &Target) -> Result<(), StoreError> {
@@ -529,6 +657,80 @@ pub fn url_origin(url: &str) -> String {
             None => format!("{scheme}://{}", a.host()),
         },
         _ => "(not a URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod mark_tests {
+    #[test]
+    fn an_outbox_mark_fits_only_its_own_row_and_key() {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"deployment key");
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"another key");
+        let m = super::outbox_mark(&key, 1, 7, "audit_checkpoint", "{\"a\":1}");
+        assert!(super::outbox_mark_valid(
+            &key,
+            1,
+            7,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &other,
+            1,
+            7,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            2,
+            7,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            1,
+            8,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            1,
+            7,
+            "quarantined",
+            "{\"a\":1}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            1,
+            7,
+            "audit_checkpoint",
+            "{\"a\":2}",
+            Some(&m)
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            1,
+            7,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            None
+        ));
+        assert!(!super::outbox_mark_valid(
+            &key,
+            1,
+            7,
+            "audit_checkpoint",
+            "{\"a\":1}",
+            Some("zz")
+        ));
     }
 }
 

@@ -99,6 +99,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0026_approval_decider_token.sql"),
         include_str!("../../migrations/0026_approval_decider_token.sql"),
     ),
+    (
+        27,
+        "outbox marks",
+        include_str!("../../migrations/0027_outbox_marks.sql"),
+        include_str!("../../migrations/0027_outbox_marks.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
