@@ -731,3 +731,35 @@ async fn audit_cuts_retention_refusal_reaches_the_notification_targets() {
     );
     server.stop();
 }
+
+/// The fault kind (trial25 F8): retention archived a stretch verification could not
+/// vouch for (here: a start without its anchor file, signed `no_anchor`) and the live log
+/// then verified plain OK — the warning survived only inside the archive. The retention
+/// record carries the warnings of what it cut, and verification keeps saying them.
+#[tokio::test]
+async fn audit_cuts_retention_keeps_saying_what_the_archived_part_left_unproven() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    write_a_record(&first).await;
+    first.shutdown().await;
+    std::fs::remove_file(runs.data.join("audit-anchor.json")).unwrap();
+    let second = runs.start().await;
+    let r = runs.verify(&second).await;
+    assert!(r.problem.is_none() && !r.warnings.is_empty(), "{}", render(&r));
+    let dir = runs.dir.path().join("archive");
+    cordon_server_core::service::audit::retain(&second.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("a cut");
+    let r = runs.verify(&second).await;
+    assert!(r.problem.is_none(), "{}", render(&r));
+    assert!(!r.ok, "{}", render(&r));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.reason.contains("were not all vouched for when they were cut") && w.reason.contains("anchor")),
+        "{}",
+        render(&r)
+    );
+    second.shutdown().await;
+}

@@ -604,3 +604,24 @@ async fn audit_writers_server_init_marks_its_records_with_the_deployment_key() {
         );
     }
 }
+
+/// The fault kind (trial25 F5): two replicas started together on a fresh database — the
+/// second one's watch for other writers ran before the first had committed its writer
+/// row and start checkpoint, so it signed `no anchor found` for good (UNPROVEN, exit 6,
+/// in 3 of 10 tries) although "a replica joining with a new data directory while another
+/// runs" is not flagged. A start without its anchor now watches a signed writer row that
+/// appeared meanwhile before it signs. Several pairs, each started at once.
+#[tokio::test]
+async fn audit_writers_servers_started_together_leave_no_warning() {
+    for _ in 0..4 {
+        let runs = Runs::new().await;
+        let data_b = runs.replica_dir();
+        let (cfg_a, cfg_b) = (runs::run_cfg(&runs.data, &runs.db), runs::run_cfg(&data_b, &runs.db));
+        let (a, b) = tokio::join!(cordon_server::run::start(&cfg_a), cordon_server::run::start(&cfg_b));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let r = runs.verify(&a).await;
+        assert!(r.problem.is_none() && r.warnings.is_empty(), "{}", render(&r));
+        b.shutdown().await;
+        a.shutdown().await;
+    }
+}

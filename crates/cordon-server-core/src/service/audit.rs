@@ -711,6 +711,13 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
         },
         records,
         archive: path.display().to_string(),
+        // What the verification before the cut could not vouch for stays said after it.
+        archived_warnings: report
+            .warnings
+            .iter()
+            .filter(|w| w.checkpoint <= cut)
+            .map(|w| w.reason.clone())
+            .collect(),
     };
     let done = st
         .store

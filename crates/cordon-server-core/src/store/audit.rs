@@ -1103,7 +1103,19 @@ impl Store {
         if !matches!(mode, Mode::Plain) {
             self.settle_writers().await?;
         }
-        let (_guard, mut tx) = self.write_tx().await?;
+        let (mut guard, mut tx) = self.write_tx().await?;
+        // A start without its anchor is flagged `no_anchor` unless another server is
+        // live. Replicas started together (trial25 F5): the other's signed writer row can
+        // appear after the watch above found none — it commits with that server's start
+        // checkpoint — and was then never seen refreshing, so the start signed `no_anchor`
+        // for good. Such a row is watched (at most `WRITER_SETTLE`) before signing.
+        if matches!(&mode, Mode::Start(f) if f.no_anchor.is_some()) && self.unrefreshed_writers(&mut tx).await? > 0 {
+            tx.rollback().await?;
+            drop(guard);
+            self.settle_writers().await?;
+            (guard, tx) = self.write_tx().await?;
+        }
+        let _guard = guard;
         let out = self.checkpoint_in_tx(&mut tx, occasion, force, mode, sign).await?;
         tx.commit().await?;
         if let Some((cp, own)) = &out {
@@ -1490,15 +1502,21 @@ impl Store {
     /// read-only: returns how many look live but were not yet seen refreshing.
     async fn observe_writers(&self) -> Result<usize, StoreError> {
         let mut tx = self.begin().await?;
+        let n = self.unrefreshed_writers(&mut tx).await?;
+        tx.rollback().await?;
+        Ok(n)
+    }
+
+    /// [`Store::observe_writers`] inside `tx` (nothing written).
+    async fn unrefreshed_writers(&self, tx: &mut Tx) -> Result<usize, StoreError> {
         let mut scratch = SignedCheckpoint::default();
         let now = now_ms();
         let rows = sqlx::query("SELECT writer FROM audit_writers WHERE writer <> $1 AND seen_at > $2")
             .bind(self.writer.clone())
             .bind(now - WRITER_LIVE_MS)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
-        let live = self.live_writers(&mut tx, &mut scratch).await?;
-        tx.rollback().await?;
+        let live = self.live_writers(tx, &mut scratch).await?;
         let valid = rows.len() - scratch.ignored_writers.map_or(0, |w| w.split("; ").count());
         Ok(valid.saturating_sub(usize::try_from(live).unwrap_or(0)))
     }
