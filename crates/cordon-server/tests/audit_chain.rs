@@ -1427,8 +1427,7 @@ async fn audit_chain_out_of_order_insert_into_an_id_gap_is_named() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.id < gap)
-        .next_back()
+        .rfind(|r| r.id < gap)
         .unwrap();
     let mut forged = cordon_proto::AuditRecord {
         id: gap,

@@ -1109,11 +1109,18 @@ impl Store {
         // appear after the watch above found none — it commits with that server's start
         // checkpoint — and was then never seen refreshing, so the start signed `no_anchor`
         // for good. Such a row is watched (at most `WRITER_SETTLE`) before signing.
-        if matches!(&mode, Mode::Start(f) if f.no_anchor.is_some()) && self.unrefreshed_writers(&mut tx).await? > 0 {
-            tx.rollback().await?;
-            drop(guard);
-            self.settle_writers().await?;
-            (guard, tx) = self.write_tx().await?;
+        // The chain head's lock first (PostgreSQL: a row lock, waiting for another start
+        // in flight to commit), so its writer row is seen here and not only later.
+        if matches!(&mode, Mode::Start(f) if f.no_anchor.is_some()) {
+            sqlx::query("UPDATE audit_chain SET chained = chained WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            if self.unrefreshed_writers(&mut tx).await? > 0 {
+                tx.rollback().await?;
+                drop(guard);
+                self.settle_writers().await?;
+                (guard, tx) = self.write_tx().await?;
+            }
         }
         let _guard = guard;
         let out = self.checkpoint_in_tx(&mut tx, occasion, force, mode, sign).await?;
