@@ -80,6 +80,12 @@ pub struct AgentConfig {
     /// quarantine in force and tries again this rarely (default 300).
     #[serde(default = "default_refused_retry")]
     pub refused_retry_secs: f64,
+    /// Seconds the agent waits for a lock in its state directory (`.lock`,
+    /// `.claims.lock`, the namespace registry's) held by another process. Past that an
+    /// ordered quarantine is applied without the lock when the holder is not a Cordon
+    /// process, and reported degraded naming the holder (default 60, as `--lock-timeout`).
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout_secs: f64,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -109,6 +115,9 @@ fn default_verify_timeout() -> f64 {
 fn default_refused_retry() -> f64 {
     300.0
 }
+fn default_lock_timeout() -> f64 {
+    cordon_engine::DEFAULT_LOCK_TIMEOUT.as_secs_f64()
+}
 
 impl AgentConfig {
     /// A configuration for `server` and `host_id` with the certificate, key and CA in
@@ -133,6 +142,7 @@ impl AgentConfig {
             retry_secs: default_retry(),
             verify_timeout_secs: default_verify_timeout(),
             refused_retry_secs: default_refused_retry(),
+            lock_timeout_secs: default_lock_timeout(),
         }
     }
 
@@ -206,7 +216,7 @@ impl AgentConfig {
     /// meaningful: a `heartbeat_secs` of 1e12 would make "offline after 3 heartbeats" mean
     /// never ([`cordon_proto::MAX_HEARTBEAT_MS`] is the server's own maximum); the lower
     /// bounds keep the agent from spinning.
-    pub fn timers(&self) -> [(&'static str, f64, (f64, f64)); 7] {
+    pub fn timers(&self) -> [(&'static str, f64, (f64, f64)); 8] {
         let max_heartbeat = cordon_proto::MAX_HEARTBEAT_MS as f64 / 1000.0;
         [
             ("check_interval_secs", self.check_interval_secs, (0.05, 3600.0)),
@@ -216,6 +226,7 @@ impl AgentConfig {
             ("retry_secs", self.retry_secs, (0.1, 3600.0)),
             ("verify_timeout_secs", self.verify_timeout_secs, (0.1, 3600.0)),
             ("refused_retry_secs", self.refused_retry_secs, (1.0, 86400.0)),
+            ("lock_timeout_secs", self.lock_timeout_secs, (0.1, 3600.0)),
         ]
     }
 

@@ -15,7 +15,7 @@ use cordon_proto::ClaimInfo;
 use crate::plan::Plan;
 
 /// Result of applying a quarantine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// SHA-256 (hex) of the rule listing read back; `None` for the in-memory enforcer.
     pub digest: Option<String>,
@@ -25,6 +25,10 @@ pub struct Applied {
     /// The rules are in force but could not be recorded on disk (a full state directory:
     /// the engine's `IsolateOutcome::unrecorded`, trial17 HIGH-1): why. `None`: recorded.
     pub unrecorded: Option<String>,
+    /// The rules are in force but were applied without a lock that another process held
+    /// past the wait (issue 14 HIGH-E: a foreign `flock` on `.lock`): one sentence per
+    /// lock, naming the holder (pid, command, executable). Reported as `degraded` lines.
+    pub lock_notes: Vec<String>,
 }
 
 /// What a check found.
@@ -252,6 +256,13 @@ impl EngineEnforcer {
         self
     }
 
+    /// The same enforcer waiting at most `timeout` for a lock another process holds
+    /// (`lock_timeout_secs`; [`Engine::with_lock_timeout`]).
+    pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.engine = self.engine.with_lock_timeout(timeout);
+        self
+    }
+
     /// The engine it enforces with.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -282,6 +293,7 @@ impl Enforcer for EngineEnforcer {
             digest: Some(out.digest),
             backend: Some(wire_backend(out.backend)),
             unrecorded: out.unrecorded,
+            lock_notes: out.lock_skipped,
         })
     }
     fn reapply(&self) -> Result<Applied, EnforceError> {
@@ -290,6 +302,7 @@ impl Enforcer for EngineEnforcer {
             digest: Some(out.digest),
             backend: Some(wire_backend(out.backend)),
             unrecorded: out.unrecorded,
+            lock_notes: out.lock_skipped,
         })
     }
 
@@ -496,6 +509,7 @@ impl Enforcer for MemoryEnforcer {
             digest: Some(Self::digest(plan)),
             backend: Some(cordon_proto::Backend::Memory),
             unrecorded: None,
+            lock_notes: vec![],
         })
     }
 
@@ -513,6 +527,7 @@ impl Enforcer for MemoryEnforcer {
             digest: Some(Self::digest(&d)),
             backend: Some(cordon_proto::Backend::Memory),
             unrecorded: None,
+            lock_notes: vec![],
         })
     }
 

@@ -117,8 +117,9 @@ impl Agent {
     pub fn from_config(cfg: AgentConfig) -> Result<Self, AgentError> {
         // A claim belongs to one enrollment (trial20 HIGH-C): the agent makes and releases
         // only `agent` claims of its own host id.
-        let real =
-            crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend).owned_by(&cfg.host_id);
+        let real = crate::EngineEnforcer::new(cfg.table.clone(), cfg.state_dir.clone(), cfg.backend)
+            .owned_by(&cfg.host_id)
+            .with_lock_timeout(secs(cfg.lock_timeout_secs));
         let enforcer: Arc<dyn Enforcer> = if cfg.enforce {
             Arc::new(real)
         } else {
@@ -231,6 +232,7 @@ impl Agent {
             paths_repair_at: None,
             unrecorded: None,
             record_retry_at: None,
+            lock_notes: vec![],
             seen_unenforced: None,
             transport_failures: vec![],
             named: Default::default(),
@@ -441,6 +443,11 @@ struct Reconciler {
     unrecorded: Option<(Option<String>, String)>,
     /// When the agent next tries to record an unrecorded quarantine.
     record_retry_at: Option<Instant>,
+    /// Locks the quarantine in force was applied without, because a process that is not
+    /// Cordon held them past `lock_timeout_secs` ([`crate::Applied::lock_notes`], issue 14
+    /// HIGH-E): each sentence names the holder, and is a `degraded` line until an apply
+    /// takes every lock again.
+    lock_notes: Vec<String>,
     /// The server and proxy names that did not resolve at the last resolution, as
     /// `degraded` lines (see [`plan::Resolved::failures`]).
     transport_failures: Vec<String>,
@@ -567,8 +574,14 @@ impl Reconciler {
     }
 
     /// Remembers whether the quarantine just applied is recorded on disk (see
-    /// [`Reconciler::unrecorded`]).
+    /// [`Reconciler::unrecorded`]) and which locks it went without ([`Reconciler::lock_notes`]).
     fn note_unrecorded(&mut self, a: &Applied) {
+        if a.lock_notes != self.lock_notes {
+            if a.lock_notes.is_empty() {
+                tracing::info!("the quarantine was applied under every lock again");
+            }
+            self.lock_notes = a.lock_notes.clone();
+        }
         match &a.unrecorded {
             Some(why) => {
                 if self.unrecorded.is_none() {
@@ -736,6 +749,7 @@ impl Reconciler {
         if state == AgentState::Isolated {
             degraded.extend(self.unrecognised.iter().cloned());
             degraded.extend(self.desired_set_aside.iter().cloned());
+            degraded.extend(self.lock_notes.iter().cloned());
             if let Some((_, why)) = &self.unrecorded {
                 degraded.push(format!(
                     "not recorded on disk ({why}): the quarantine is in force in the kernel but would not survive a reboot, and other cordon processes do not see it; the agent records it as soon as the state directory is writable"
@@ -816,6 +830,7 @@ impl Reconciler {
                         digest: c.digest,
                         backend: c.backend,
                         unrecorded: None,
+                        lock_notes: vec![],
                     };
                     self.report(AgentState::Isolated, Some(&a), None, None);
                 }
@@ -877,6 +892,7 @@ impl Reconciler {
                     digest: c.digest.clone(),
                     backend: c.backend.clone(),
                     unrecorded: None,
+                    lock_notes: vec![],
                 };
                 let unrecorded_in_force = self
                     .unrecorded
@@ -1165,6 +1181,7 @@ impl Reconciler {
             digest: c.digest.clone(),
             backend: c.backend.clone(),
             unrecorded: None,
+            lock_notes: vec![],
         };
         self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
     }
@@ -1191,6 +1208,7 @@ impl Reconciler {
             digest: c.digest.clone(),
             backend: c.backend.clone(),
             unrecorded: None,
+            lock_notes: vec![],
         };
         self.report(AgentState::Isolated, Some(&applied), None, Some(detail));
     }

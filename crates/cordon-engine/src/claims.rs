@@ -661,6 +661,7 @@ pub(crate) struct ClaimsLock {
 
 impl ClaimsLock {
     /// Takes the claims lock, waiting at most [`crate::DEFAULT_LOCK_TIMEOUT`].
+    #[cfg(test)]
     pub(crate) fn acquire(dir: &Path) -> Result<Self, EngineError> {
         Self::acquire_within(dir, crate::DEFAULT_LOCK_TIMEOUT)
     }
@@ -678,6 +679,23 @@ impl ClaimsLock {
         let mut file = crate::lock::open_lock_file(&p)?;
         crate::lock::flock_within(&mut file, &p, timeout, false)?;
         Ok(ClaimsLock { _file: file })
+    }
+
+    /// The claims lock taken only to let a claim change in progress finish before a
+    /// look (a status): waits at most `timeout`, and not at all while a process that is
+    /// not Cordon holds it ([`crate::lock::settle_within`]). `None`: not taken (look as
+    /// found).
+    pub(crate) fn settle(dir: &Path, timeout: std::time::Duration) -> Option<Self> {
+        create_private_dir(dir).ok()?;
+        let p = dir.join(".claims.lock");
+        let file = crate::lock::open_lock_file(&p).ok()?;
+        #[cfg(unix)]
+        if !crate::lock::settle_within(&file, timeout, false) {
+            return None;
+        }
+        #[cfg(not(unix))]
+        let _ = timeout;
+        Some(ClaimsLock { _file: file })
     }
 }
 
@@ -772,9 +790,9 @@ impl Engine {
         if first.is_empty() {
             return Ok(first);
         }
-        match ClaimsLock::acquire(&self.state_dir) {
-            Ok(_lock) => self.claims_without_state(),
-            Err(_) => Ok(first),
+        match ClaimsLock::settle(&self.state_dir, self.lock_timeout) {
+            Some(_lock) => self.claims_without_state(),
+            None => Ok(first),
         }
     }
 
@@ -790,7 +808,18 @@ impl Engine {
             return h.rebuild_from_claims();
         }
         crate::privilege::require_admin()?;
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        // An ordered re-apply never stops at a lock a process that is not Cordon holds
+        // (`crate::lock::proceed_without`, issue 14 HIGH-E).
+        let (_lock, lock_note) = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
+            Ok(l) => (Some(l), None),
+            Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
+                Some(note) => {
+                    tracing::warn!("{note}");
+                    (None, Some(note))
+                }
+                None => return Err(e),
+            },
+        };
         let claims = self.claims_without_state()?;
         let paths = load_paths(&self.state_dir, &self.table)?;
         let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
@@ -798,7 +827,10 @@ impl Engine {
         };
         merged.verify = None;
         merged.message = None;
-        self.isolate_unverified(&merged, false).map(Some)
+        let mut outcome = self.isolate_unverified(&merged, false)?;
+        outcome.warnings.extend(lock_note.clone());
+        outcome.lock_skipped.extend(lock_note);
+        Ok(Some(outcome))
     }
 
     /// The claim holders the comment of this engine's table in the kernel names
@@ -830,7 +862,7 @@ impl Engine {
         if let Some(h) = self.elsewhere() {
             return h.clear_claims();
         }
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
         save_file(&self.state_dir, &self.table, &[])?;
         if !crate::home::records(&self.state_dir, &self.table) {
             crate::home::unregister(&self.table, &self.state_dir);
@@ -886,12 +918,13 @@ impl Engine {
         // take (trial20 MED: a read-only state file system, a foreign `flock` holder):
         // it goes on without it, and the outcome says so (`crate::lock::proceed_without`).
         let mut notes: Vec<String> = vec![];
+        let mut lock_skipped: Vec<String> = vec![];
         let _lock = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
             Ok(l) => Some(l),
             Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
                 Some(note) => {
                     tracing::warn!("{note}");
-                    notes.push(note);
+                    lock_skipped.push(note);
                     None
                 }
                 None => return Err(e),
@@ -1018,6 +1051,8 @@ impl Engine {
         state::sync_dir(&self.state_dir);
         outcome.warnings.extend(set_aside);
         outcome.warnings.extend(notes);
+        outcome.warnings.extend(lock_skipped.iter().cloned());
+        outcome.lock_skipped.splice(0..0, lock_skipped);
         if let Some(why) = claims_unrecorded {
             outcome.unrecorded = Some(match outcome.unrecorded.take() {
                 Some(more) => format!("{why}; {more}"),
@@ -1194,6 +1229,7 @@ impl Engine {
             coverage,
             impact: crate::impact::Impact::default(),
             unrecorded: None,
+            lock_skipped: vec![],
         }
     }
 
@@ -1321,7 +1357,7 @@ impl Engine {
             return Ok(false);
         }
         {
-            let _lock = ClaimsLock::acquire(&self.state_dir)?;
+            let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
             let json = serde_json::to_vec_pretty(&PathsFile {
                 version: CLAIMS_VERSION,
                 recorded_at: state::now_rfc3339(),
@@ -1357,7 +1393,7 @@ impl Engine {
         if let Some(h) = self.elsewhere() {
             return h.reapply_with_paths();
         }
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
         let claims = self.claims()?;
         let paths = load_paths(&self.state_dir, &self.table)?;
         let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
@@ -1388,7 +1424,7 @@ impl Engine {
             return h.release_as(source, force);
         }
         crate::privilege::require_admin()?;
-        let _lock = ClaimsLock::acquire(&self.state_dir)?;
+        let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
         let mut claims = self.claims()?;
         // Never release rules whose claims cannot be seen (trial12 N-2): with neither a
         // state nor a claims file here (the table's home, found through the registry and

@@ -228,6 +228,12 @@ pub struct IsolateOutcome {
     /// once the state directory is writable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unrecorded: Option<String>,
+    /// Locks this quarantine was applied without (with [`Engine::keep_unrecorded`]): one
+    /// sentence per lock that a process which is not Cordon held past the wait, naming
+    /// the holder by pid, command and executable (issue 14 HIGH-E). Also in
+    /// [`IsolateOutcome::warnings`]; the agent reports them as `degraded`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lock_skipped: Vec<String>,
 }
 
 /// What `status` finds.
@@ -629,7 +635,8 @@ impl Engine {
             },
         )?;
         outcome.impact = impact;
-        outcome.warnings.extend(lock_note);
+        outcome.warnings.extend(lock_note.clone());
+        outcome.lock_skipped.extend(lock_note);
         Ok(outcome)
     }
 
@@ -677,7 +684,8 @@ impl Engine {
                 dir_sync,
             },
         )?;
-        outcome.warnings.extend(lock_note);
+        outcome.warnings.extend(lock_note.clone());
+        outcome.lock_skipped.extend(lock_note);
         Ok(outcome)
     }
 
@@ -698,7 +706,9 @@ impl Engine {
         if let Some(out) = self.rebuild_from_claims()? {
             return Ok(out);
         }
-        let _lock = self.lock()?;
+        // A re-apply is an ordered quarantine kept in force: a lock held by a process
+        // that is not Cordon never keeps it out (issue 14 HIGH-E).
+        let (_lock, lock_note) = self.lock_for_quarantine()?;
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Err(EngineError::Invalid(format!(
                 "nothing to re-apply: no quarantine recorded in {}",
@@ -713,7 +723,7 @@ impl Engine {
             dhcp_sources: vec![],
             warnings: vec![],
         };
-        self.apply_resolved(
+        let mut outcome = self.apply_resolved(
             fw.as_ref(),
             &stored.request,
             &resolved,
@@ -723,7 +733,10 @@ impl Engine {
                 notify_users: false,
                 dir_sync: state::DirSync::Now,
             },
-        )
+        )?;
+        outcome.warnings.extend(lock_note.clone());
+        outcome.lock_skipped.extend(lock_note);
+        Ok(outcome)
     }
 
     pub(crate) fn apply_resolved(
@@ -742,8 +755,21 @@ impl Engine {
         // A table coming into force: under the namespace lock, no other Cordon table may
         // be recorded (it would stack: the kernel enforces the intersection of the two).
         let mut unrecognised: Vec<String> = Vec::new();
+        // An ordered quarantine goes on without the namespace lock as without the state
+        // lock (`lock::proceed_without`: a foreign process holding it, issue 14 HIGH-E).
+        let mut ns_lock_skipped: Option<String> = None;
         let _ns_lock = if previous.is_none() {
-            let lock = home::namespace_lock(self.lock_timeout)?;
+            let lock = match home::namespace_lock(self.lock_timeout) {
+                Ok(l) => l,
+                Err(e) => match lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
+                    Some(note) => {
+                        tracing::warn!("{note}");
+                        ns_lock_skipped = Some(note);
+                        None
+                    }
+                    None => return Err(e),
+                },
+            };
             if let Some((other, dir)) = home::other_tables(&self.table, &self.state_dir).into_iter().next() {
                 return Err(EngineError::Invalid(format!(
                     "Cordon table `{other}` (recorded in {}) holds a quarantine in this network namespace and table `{}` would stack on it (the kernel would enforce only what both allow); nothing was changed — run again to add this claim to table `{other}`",
@@ -881,12 +907,19 @@ impl Engine {
             verified_via,
             verification,
             message_warning,
-            warnings: resolved.warnings.iter().cloned().chain(unrecognised).collect(),
+            warnings: resolved
+                .warnings
+                .iter()
+                .cloned()
+                .chain(unrecognised)
+                .chain(ns_lock_skipped.clone())
+                .collect(),
             replaced_backends,
             apply_ms,
             coverage,
             impact: impact::Impact::default(),
             unrecorded,
+            lock_skipped: ns_lock_skipped.into_iter().collect(),
         })
     }
 
@@ -1078,8 +1111,9 @@ impl Engine {
         if let Some(r) = self.status_once(false)? {
             return Ok(r);
         }
-        // Not root: no claims lock; judge as found.
-        let _settled = claims::ClaimsLock::acquire(&self.state_dir).ok();
+        // Not root: no claims lock; judge as found. A holder that is not Cordon is no
+        // change in progress: judged at once.
+        let _settled = claims::ClaimsLock::settle(&self.state_dir, self.lock_timeout);
         self.status_once(true)?.ok_or(EngineError::ReadBack)
     }
 

@@ -210,25 +210,59 @@ pub(crate) fn proceed_without(e: &EngineError) -> Option<String> {
     }
 }
 
-/// Whether `pid` is this process or runs a cordon binary (`/proc/PID/exe` named
-/// `cordon…`). Where `/proc` does not tell, assumed to be Cordon (the wait's error stands).
-fn is_cordon_process(pid: u32) -> bool {
+/// Whether `pid` is this process or runs this very cordon executable: `/proc/PID/exe` is
+/// the same file (device and inode) as `/proc/self/exe` (issue 14 item 2: a name proves
+/// nothing — a copy of python3 named `cordon-x` holding the lock was taken for Cordon by
+/// its name and vetoed an ordered quarantine). A foreign program cannot be that file
+/// without running Cordon itself; another cordon installation (another file) counts as
+/// not Cordon, which errs towards applying. A process that is gone holds nothing: not
+/// Cordon. Where `/proc` does not tell (not Linux), assumed to be Cordon (the wait's
+/// error stands).
+pub(crate) fn is_cordon_process(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }
     #[cfg(target_os = "linux")]
     {
-        match std::fs::read_link(format!("/proc/{pid}/exe")) {
-            Ok(exe) => exe
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("cordon")),
-            // Gone since: it holds nothing now.
-            Err(_) => false,
-        }
+        same_file_as_own_exe(std::path::Path::new(&format!("/proc/{pid}/exe")))
     }
     #[cfg(not(target_os = "linux"))]
     {
         true
+    }
+}
+
+/// Whether `exe` (a `/proc/PID/exe` link: `stat` follows it to the running file, even one
+/// deleted or renamed since) is the file this process runs.
+#[cfg(target_os = "linux")]
+fn same_file_as_own_exe(exe: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(exe), std::fs::metadata("/proc/self/exe")) {
+        (Ok(theirs), Ok(ours)) => (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()),
+        _ => false,
+    }
+}
+
+/// Waits at most `timeout` for `file`'s `flock` (`shared` or exclusive) only to let a
+/// change in progress finish before judging (a status, a settled look at the claims):
+/// gives up at once when the holder is a process that is not Cordon, which is no change
+/// in progress (issue 14 HIGH-E: every periodic check of the agent waited the whole lock
+/// timeout while a foreign process held `.lock`, and a server order waited behind it).
+/// Returns whether the lock was taken.
+#[cfg(unix)]
+pub(crate) fn settle_within(file: &File, timeout: Duration, shared: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let started = Instant::now();
+    let mode = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    loop {
+        // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
+        if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } == 0 {
+            return true;
+        }
+        if started.elapsed() >= timeout || kernel_holder(file).is_some_and(|p| !is_cordon_process(p)) {
+            return false;
+        }
+        std::thread::sleep(RETRY);
     }
 }
 
@@ -237,8 +271,9 @@ fn is_cordon_process(pid: u32) -> bool {
 /// A shared hold on the state lock while a status is judged: taken only when no other
 /// process (or thread) holds the lock exclusively, i.e. no isolate, release or repair is
 /// half done (trial6 MED 5: another manager's isolate still verifying was judged as
-/// tampering). Waits quietly, at most `timeout`; `None` when the lock stayed taken (the
-/// caller judges anyway) or cannot be opened.
+/// tampering). Waits quietly, at most `timeout` and not at all behind a holder that is
+/// not Cordon ([`settle_within`]); `None` when the lock stayed taken (the caller judges
+/// anyway) or cannot be opened.
 pub struct SharedHold {
     _file: File,
 }
@@ -258,20 +293,8 @@ impl SharedHold {
             return None;
         }
         #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            let started = Instant::now();
-            loop {
-                // SAFETY: the descriptor is valid for the lifetime of `file`.
-                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-                if rc == 0 {
-                    break;
-                }
-                if started.elapsed() >= timeout {
-                    return None;
-                }
-                std::thread::sleep(RETRY);
-            }
+        if !settle_within(&file, timeout, true) {
+            return None;
         }
         #[cfg(not(unix))]
         let _ = timeout;
@@ -307,28 +330,40 @@ fn kernel_holder(_file: &File) -> Option<u32> {
     None
 }
 
-/// The pid of the `FLOCK` entry on inode `ino` of device `dev` in a `/proc/locks`
+/// The pid holding the `flock` on inode `ino` of device `dev` in a `/proc/locks`
 /// listing (`1: FLOCK  ADVISORY  WRITE 1234 fe:00:8980775 0 EOF`; the device is
-/// `major:minor` in hex). Blocked waiters (`1: -> FLOCK …`) are not holders.
+/// `major:minor` in hex). The exclusive (`WRITE`) holder, else the first shared one; blocked waiters (`1: -> FLOCK …`) are not holders.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
     // Linux's dev_t encoding (glibc's major()/minor()).
     let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
     let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
     let want = format!("{major:02x}:{minor:02x}:{ino}");
-    listing.lines().find_map(|line| {
-        let mut f = line.split_whitespace().skip(1);
-        if f.next()? != "FLOCK" {
-            return None;
-        }
-        let (_advisory, _mode, pid, id) = (f.next()?, f.next()?, f.next()?, f.next()?);
-        (id == want).then(|| pid.parse().ok()).flatten()
-    })
+    let holders: Vec<(bool, u32)> = listing
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().skip(1);
+            if f.next()? != "FLOCK" {
+                return None;
+            }
+            let (_advisory, mode, pid, id) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            (id == want)
+                .then(|| Some((mode == "WRITE", pid.parse().ok()?)))
+                .flatten()
+        })
+        .collect();
+    // The exclusive holder is the one every waiter waits for; else the first shared one.
+    holders
+        .iter()
+        .find(|(write, _)| *write)
+        .or_else(|| holders.first())
+        .map(|(_, pid)| *pid)
 }
 
 /// Names the lock's holder: this process, or `pid N (COMM, EXE: …)` with what
-/// `/proc/PID/exe` says it is — a cordon binary ("another cordon run or the agent") or
-/// not ("not a Cordon process"), never guessed (trial15 MED-2).
+/// `/proc/PID/exe` says it is — this cordon executable ("another cordon run or the
+/// agent", [`is_cordon_process`]) or not ("not a Cordon process"), never guessed by a
+/// name (trial15 MED-2, issue 14 item 2).
 #[cfg(unix)]
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
@@ -341,7 +376,8 @@ fn describe(pid: Option<u32>, me: u32) -> String {
 }
 
 /// `pid N (COMM, EXE: another cordon run or the agent | not a Cordon process)`, from
-/// `/proc` (Linux); just `pid N` where `/proc` does not tell.
+/// `/proc` (Linux; Cordon = the same executable file as this process's,
+/// [`is_cordon_process`]); just `pid N` where `/proc` does not tell.
 #[cfg(unix)]
 pub(crate) fn describe_process(pid: u32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -354,10 +390,7 @@ pub(crate) fn describe_process(pid: u32) -> String {
             None => format!("pid {pid}"),
         };
     };
-    let cordon = exe
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("cordon"));
-    let what = if cordon {
+    let what = if is_cordon_process(pid) {
         "another cordon run or the agent"
     } else {
         "not a Cordon process"
@@ -432,7 +465,8 @@ mod tests {
 
     #[test]
     fn proc_locks_line_is_matched_by_device_and_inode() {
-        let listing = "1: FLOCK  ADVISORY  WRITE 4242 fe:00:8980775 0 EOF\n\
+        let listing = "0: FLOCK  ADVISORY  READ 3131 fe:00:8980775 0 EOF\n\
+                       1: FLOCK  ADVISORY  WRITE 4242 fe:00:8980775 0 EOF\n\
                        1: -> FLOCK  ADVISORY  WRITE 5151 fe:00:8980775 0 EOF\n\
                        2: POSIX  ADVISORY  WRITE 99 fe:00:12 0 EOF\n";
         // st_dev of major 0xfe minor 0 (glibc encoding).
@@ -446,6 +480,103 @@ mod tests {
     fn own_pid_is_described_as_this_process() {
         assert!(describe(Some(7), 7).starts_with("this process (pid 7"));
         assert!(describe(Some(8), 7).starts_with("pid 8"));
+    }
+
+    /// Spawns `exe ARGS` and waits until its exec is done (`/proc/PID/exe` no longer this
+    /// test binary).
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::unwrap_used)] // test code: a panic is the failure report
+    fn spawn_execd(exe: &Path, args: &[&str]) -> std::process::Child {
+        let child = std::process::Command::new(exe).args(args).spawn().unwrap();
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        for _ in 0..200 {
+            let theirs = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap_or_default();
+            if theirs != me && theirs != Path::new("") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
+    /// Issue 14 item 2: a foreign program copied under a Cordon-looking name
+    /// (`cp /usr/bin/python3 /tmp/x/cordon-x`) was taken for Cordon by its name and vetoed
+    /// an ordered quarantine. Only the very executable this process runs counts.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_foreign_program_named_cordon_is_not_cordon() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("cordon-x");
+        std::fs::copy("/bin/sleep", &named).unwrap();
+        let mut child = spawn_execd(&named, &["30"]);
+        let (cordon, said) = (
+            is_cordon_process(child.id()),
+            describe(Some(child.id()), std::process::id()),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!cordon, "a copy of sleep named cordon-x is not Cordon: {said}");
+        assert!(said.ends_with(": not a Cordon process)"), "{said}");
+    }
+
+    /// The other direction: this executable is Cordon whatever the name it was started
+    /// by (a link named otherwise), because it is the same file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_executable_is_cordon_under_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("not-named-so");
+        std::os::unix::fs::symlink(std::fs::read_link("/proc/self/exe").unwrap(), &link).unwrap();
+        let mut child = std::process::Command::new(&link)
+            .args(["--exact", "lock::tests::idle_helper", "--ignored", "--quiet"])
+            .env("CORDON_LOCK_IDLE_HELPER", "1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let cordon = is_cordon_process(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(cordon, "the same executable file is Cordon");
+    }
+
+    /// Runs only as the child of [`this_executable_is_cordon_under_any_name`].
+    #[test]
+    #[ignore = "helper process of this_executable_is_cordon_under_any_name"]
+    fn idle_helper() {
+        if std::env::var_os("CORDON_LOCK_IDLE_HELPER").is_some() {
+            std::thread::sleep(Duration::from_secs(20));
+        }
+    }
+
+    /// Issue 14 HIGH-E: a status's wait to "let a change in progress finish" waited the
+    /// whole lock timeout behind a process that is not Cordon holding `.lock` (`flock(1)`),
+    /// on every periodic check of the agent, and a server order waited behind those
+    /// checks. Such a holder is no change in progress: the status judges at once.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_status_never_waits_behind_a_foreign_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".lock");
+        std::fs::write(&lock, "").unwrap();
+        let mut holder = std::process::Command::new("flock")
+            .args(["-x", "-o"])
+            .arg(&lock)
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        let file = std::fs::File::open(&lock).unwrap();
+        let started = Instant::now();
+        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started = Instant::now();
+        let hold = SharedHold::wait(dir.path(), Duration::from_secs(20));
+        let waited = started.elapsed();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(hold.is_none(), "the lock is held exclusively");
+        assert!(waited < Duration::from_secs(10), "waited {waited:?} behind flock(1)");
     }
 
     /// Trial15 MED-2: another process is named by what `/proc` says it runs, and only a

@@ -362,7 +362,9 @@ impl Engine {
     /// `None` (nothing done) when the record is no longer the one checked (`checked`
     /// digest) or is gone.
     fn repair(&self, fw: &dyn Firewall, hint: &RepairHint, checked: &str) -> Result<Option<f64>, EngineError> {
-        let _lock = self.lock()?;
+        // As every ordered re-apply: a lock held by a process that is not Cordon does not
+        // keep the repair out (issue 14 HIGH-E).
+        let (_lock, _lock_note) = self.lock_for_quarantine()?;
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok(None);
         };

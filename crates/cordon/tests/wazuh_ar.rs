@@ -652,24 +652,11 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
     std::fs::create_dir_all(agent.state()).unwrap();
     let lock = agent.state().join(".lock");
     std::fs::write(&lock, b"").unwrap();
-    // A holder that is a Cordon process (its executable is named cordon…): its wait's
-    // error stands. A holder that is not Cordon no longer vetoes the quarantine (fix14l;
+    // A holder that is a Cordon process (this very cordon executable): its wait's error
+    // stands. A holder that is not Cordon, whatever its name, no longer vetoes the
+    // quarantine (fix14l, fix14o;
     // linux_engine::unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar).
-    let mut holder = Command::new(cordon_named_flock(&agent))
-        .arg(&lock)
-        .args(["sleep", "120"])
-        .spawn()
-        .expect("flock (util-linux)");
-    // The holder has the lock once a non-blocking attempt fails.
-    let held = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        !Command::new("flock")
-            .args(["--nonblock", lock.to_str().unwrap(), "true"])
-            .status()
-            .unwrap()
-            .success()
-    });
-    assert!(held, "the test's flock holder never took the lock");
+    let mut holder = cordon_holding(&agent, &lock);
 
     let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
     let ns = lab.ns(Host::Endpoint);
@@ -700,9 +687,10 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
 /// Trial15 MED-2 (the rest), the fault kind "execd blocked long, the holder misnamed":
 /// execd runs one active response at a time and waits for it without a timeout, so
 /// `wazuh-ar`'s default wait for the state lock is short (15 s, not 60), and the holder
-/// is named as what it is (pid, comm, executable). A Cordon holder (here a copy of
-/// `flock(1)` named `cordon-flock`) keeps the error; a holder that is no Cordon process no
-/// longer vetoes the quarantine at all (see
+/// is named as what it is (pid, comm, executable). A Cordon holder (this very cordon
+/// executable, holding the lock while it waits for execd's message) keeps the error; a
+/// holder that is no Cordon process — also one merely named `cordon-…` (issue 14 item 2:
+/// such a copy of `flock(1)` vetoed the quarantine) — does not veto it at all (see
 /// linux_engine::unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar).
 /// Namespace lab endpoint.
 #[cfg(target_os = "linux")]
@@ -717,20 +705,7 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
     std::fs::create_dir_all(agent.state()).unwrap();
     let lock = agent.state().join(".lock");
     std::fs::write(&lock, b"").unwrap();
-    let mut holder = Command::new(cordon_named_flock(&agent))
-        .arg(&lock)
-        .args(["sleep", "120"])
-        .spawn()
-        .expect("flock (util-linux)");
-    let held = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        !Command::new("flock")
-            .args(["--nonblock", lock.to_str().unwrap(), "true"])
-            .status()
-            .unwrap()
-            .success()
-    });
-    assert!(held, "the test's flock holder never took the lock");
+    let mut holder = cordon_holding(&agent, &lock);
 
     let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
     let ns = lab.ns(Host::Endpoint);
@@ -751,15 +726,96 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
     assert_eq!(line["result"], "error", "{line}");
     assert!(text.contains("gave up after 15 s"), "default wait: {line}");
     assert!(
-        text.contains(&format!("pid {holder_pid} (cordon-flock")) && text.contains("another cordon run or the agent"),
+        text.contains(&format!("pid {holder_pid} (cordon,")) && text.contains("another cordon run or the agent"),
         "the holder named as what it is: {line}"
     );
     assert!(!text.contains("not a Cordon process"), "{line}");
     assert_eq!(lab.firewall_snapshot().unwrap(), before, "nothing changed");
+
+    // A foreign program named like Cordon is not Cordon: the quarantine is applied.
+    let mut holder = Command::new(cordon_named_flock(&agent))
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock (util-linux)");
+    let held = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Command::new("flock")
+            .args(["--nonblock", lock.to_str().unwrap(), "true"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(held, "the test's flock holder never took the lock");
+    let mut e = Execd::new(
+        "ip".into(),
+        &["netns", "exec", &ns, wrapper.to_str().unwrap(), "--lock-timeout", "1"],
+    );
+    e.envs = agent.execd(&[]).envs;
+    let run = e.run(&fixture("clr-isolate.json"));
+    let holder_pid = holder.id();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let line = agent.log().pop().unwrap();
+    let text = line.to_string();
+    // Past the lock it goes on to verification, which this lab's closed manager port fails
+    // (and rolls back): the lock no longer decided anything.
+    assert!(
+        !text.contains("gave up"),
+        "a foreign holder named cordon-flock vetoed: {line}"
+    );
+    assert!(
+        run.stderr.contains("applied without the lock")
+            && run.stderr.contains(&format!("pid {holder_pid} (cordon-flock"))
+            && run.stderr.contains("not a Cordon process"),
+        "the holder named as what it is: {}",
+        run.stderr
+    );
 }
 
-/// A copy of `flock(1)` named `cordon-flock` in the test's own directory: a lock holder
-/// that Cordon takes for one of its own processes (`/proc/PID/exe` named `cordon…`).
+/// A Cordon process holding `lock`: this test's own cordon executable (the one the
+/// wrapper runs), started as `cordon wazuh-ar` waiting for a message on its stdin, which
+/// it never gets; the lock is taken in the child just before its exec, so the kernel
+/// names that process as the holder. Returns once the lock is held.
+#[cfg(target_os = "linux")]
+fn cordon_holding(agent: &Agent, lock: &Path) -> std::process::Child {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let path = std::ffi::CString::new(lock.as_os_str().as_bytes()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cordon"));
+    cmd.arg("wazuh-ar")
+        .arg("--log")
+        .arg(agent.dir.path().join("holder.log"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (open, flock) between fork and exec; the
+    // descriptor is left open (no O_CLOEXEC) so the lock survives the exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
+            if fd < 0 || libc::flock(fd, libc::LOCK_EX) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("cordon wazuh-ar as a lock holder");
+    let held = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Command::new("flock")
+            .args(["--nonblock", lock.to_str().unwrap(), "true"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(held, "the cordon holder never took the lock");
+    child
+}
+
+/// A copy of `flock(1)` named `cordon-flock` in the test's own directory: a foreign lock
+/// holder named like Cordon (which Cordon took for one of its own by that name before
+/// issue 14 item 2).
 #[cfg(target_os = "linux")]
 fn cordon_named_flock(agent: &Agent) -> std::path::PathBuf {
     let which = Command::new("sh")
