@@ -204,6 +204,11 @@ pub struct ClaimReleaseOutcome {
     /// was stopped so the release could proceed (`stopped unresponsive holder pid N …`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Records set aside or read from a backup that are still there (a state file set
+    /// aside as unusable when a quarantine was applied over it, …; one sentence each,
+    /// naming the file): the operator inspects and deletes them (issue 14 item 4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub record_problems: Vec<String>,
 }
 
 /// Records the claim of `source` held by `owner` for `req` in `claims`: a new claim
@@ -478,7 +483,7 @@ pub fn set_aside_path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.claims.json.corrupt", table.as_str()))
 }
 
-/// Where an unusable state file is moved when an ordered quarantine is applied over it
+/// Where an unusable state file is moved when a quarantine is applied over it
 /// (`<table>.json.corrupt`; not a `.json` name, so never read as a table's record).
 pub fn state_set_aside_path(dir: &Path, table: &TableName) -> PathBuf {
     dir.join(format!("{}.json.corrupt", table.as_str()))
@@ -520,9 +525,10 @@ fn load_file(dir: &Path, table: &TableName) -> Result<Option<Vec<Claim>>, Engine
     }
 }
 
-/// What is wrong with `dir`'s claims records of `table`, one sentence each, for `status`
-/// and the agent's report: a claims file read from its backup (missing or unreadable),
-/// and a claims file set aside as unreadable ([`set_aside_path`]). Empty when all is well.
+/// What is wrong with `dir`'s records of `table`, one sentence each, for `status`,
+/// `release` and the agent's report: a claims file read from its backup (missing or
+/// unreadable), a claims file set aside as unreadable ([`set_aside_path`]) and a state
+/// file set aside as unusable ([`state_set_aside_path`]). Empty when all is well.
 pub(crate) fn record_problems(dir: &Path, table: &TableName) -> Vec<String> {
     let mut out = vec![];
     let p = path(dir, table);
@@ -546,8 +552,16 @@ pub(crate) fn record_problems(dir: &Path, table: &TableName) -> Vec<String> {
             Ok(Some(_)) => {}
         }
     }
+    let state_aside = state_set_aside_path(dir, table);
+    if fs::symlink_metadata(&state_aside).is_ok() {
+        out.push(format!(
+            "state file {} was unusable and was set aside as {} when a quarantine was applied over it; inspect it, then delete it",
+            state::path(dir, table).display(),
+            state_aside.display()
+        ));
+    }
     let aside = set_aside_path(dir, table);
-    if aside.exists() {
+    if fs::symlink_metadata(&aside).is_ok() {
         out.push(format!(
             "claims file {} was unreadable and was set aside as {} when a quarantine was applied over it: claims recorded only there are neither in force nor known to a release; inspect it, then delete it",
             p.display(),
@@ -930,31 +944,32 @@ impl Engine {
                 None => return Err(e),
             },
         };
-        // An ordered quarantine never stops at an unusable state file either (a FIFO, a
-        // link to a device, a directory, a huge or corrupt file in place of
-        // `<table>.json`: trial20 HIGH-A): it is set aside like a corrupt claims file,
-        // and this quarantine is applied as a first one. The standalone CLI keeps the
+        // A quarantine never stops at an unusable state file (a FIFO, a link to a device,
+        // a directory, a huge or corrupt file in place of `<table>.json`): it is set aside
+        // like a corrupt claims file, named, and this quarantine is applied as a first one
+        // (trial20 HIGH-A for the agent and wazuh-ar; issue 14 item 4 for the standalone
+        // CLI, which refused: the user asked to isolate). Where it cannot be moved (a
+        // read-only directory) an ordered quarantine goes on and says so; the CLI keeps the
         // error naming the file and the way out.
-        if self.keep_unrecorded {
-            let sp = state::path(&self.state_dir, &self.table);
-            if let Err(e) = state::load(&self.state_dir, &self.table) {
-                if e.is_bad_record_at(&sp) {
-                    let why = crate::error::chain(&e);
-                    match set_aside_file(&sp, &state_set_aside_path(&self.state_dir, &self.table)) {
-                        Ok(aside) => {
-                            tracing::warn!(file = %sp.display(), set_aside = %aside.display(), error = %why, "unusable state file set aside; applying the quarantine");
-                            notes.push(format!(
-                                "state file {} was unusable ({why}) and was set aside as {}; the quarantine was applied as a first one",
-                                sp.display(),
-                                aside.display()
-                            ));
-                        }
-                        // A read-only directory: the file stays; the apply below says why.
-                        Err(err) => notes.push(format!(
-                            "state file {} is unusable ({why}) and could not be set aside ({err})",
-                            sp.display()
-                        )),
+        let sp = state::path(&self.state_dir, &self.table);
+        if let Err(e) = state::load(&self.state_dir, &self.table) {
+            if e.is_bad_record_at(&sp) {
+                let why = crate::error::chain(&e);
+                match set_aside_file(&sp, &state_set_aside_path(&self.state_dir, &self.table)) {
+                    Ok(aside) => {
+                        tracing::warn!(file = %sp.display(), set_aside = %aside.display(), error = %why, "unusable state file set aside; applying the quarantine");
+                        notes.push(format!(
+                            "state file {} was unusable ({why}) and was set aside as {}; the quarantine was applied as a first one (inspect the file, then delete it)",
+                            sp.display(),
+                            aside.display()
+                        ));
                     }
+                    // A read-only directory: the file stays; the apply below says why.
+                    Err(err) if self.keep_unrecorded => notes.push(format!(
+                        "state file {} is unusable ({why}) and could not be set aside ({err})",
+                        sp.display()
+                    )),
+                    Err(_) => return Err(e),
                 }
             }
         }
@@ -1502,6 +1517,7 @@ impl Engine {
                     (Some(a), Some(b)) => Some(format!("{b}; {a}")),
                     (a, b) => a.or(b),
                 },
+                record_problems: record_problems(&self.state_dir, &self.table),
             });
         }
         let mut warning = None;
@@ -1533,6 +1549,7 @@ impl Engine {
             claims: claims.iter().map(|c| c.source).collect(),
             release: None,
             warning,
+            record_problems: record_problems(&self.state_dir, &self.table),
         })
     }
 }

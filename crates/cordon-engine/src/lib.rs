@@ -325,9 +325,10 @@ pub struct StatusReport {
     /// request and the agent's paths files (`claims::paths_path`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_paths_missing: Vec<String>,
-    /// What is wrong with the claims records, one sentence each: a claims file missing or
+    /// What is wrong with the records, one sentence each: a claims file missing or
     /// unreadable whose claims were read from its backup, or one set aside as unreadable
-    /// when a quarantine was applied over it (trial15 HIGH-2b/LOW-A). The agent reports
+    /// when a quarantine was applied over it (trial15 HIGH-2b/LOW-A), or a state file set
+    /// aside as unusable (issue 14 item 4). The agent reports
     /// them as `degraded` lines while quarantined. Source: the table's home state directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub record_problems: Vec<String>,

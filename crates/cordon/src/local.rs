@@ -602,6 +602,9 @@ pub fn release(a: ReleaseArgs) -> u8 {
             if let Some(w) = &out.warning {
                 eprintln!("cordon: warning: {w}");
             }
+            for p in &out.record_problems {
+                eprintln!("cordon: note: {p}");
+            }
             0
         }
         Err(e) => fail(&e, a.common.json),
@@ -831,6 +834,10 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
     }
     for note in &report.notes {
         println!("  {note}");
+    }
+    // Records set aside or read from a backup, named until the operator deletes them.
+    for p in &report.record_problems {
+        println!("  note: {p}");
     }
     if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
         print_coverage(&report.coverage);

@@ -734,6 +734,7 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
 
     // A foreign program named like Cordon is not Cordon: the quarantine is applied.
     let mut holder = Command::new(cordon_named_flock(&agent))
+        .arg("-o")
         .arg(&lock)
         .args(["sleep", "120"])
         .spawn()
