@@ -691,7 +691,7 @@ impl ClaimsLock {
         create_private_dir(dir)?;
         let p = dir.join(".claims.lock");
         let mut file = crate::lock::open_lock_file(&p)?;
-        crate::lock::flock_within(&mut file, &p, timeout, false)?;
+        crate::lock::flock_within(&mut file, &p, timeout, false, false)?;
         Ok(ClaimsLock { _file: file })
     }
 
@@ -1048,6 +1048,10 @@ impl Engine {
         // a claims file that could not be written (trial20 HIGH-B).
         let eng = Engine {
             claimants: Some(claims.iter().map(Claim::holder_token).collect()),
+            // One bounded wait in total for processes that are not Cordon: having waited
+            // for one on the claims lock, the state and namespace locks do not wait again
+            // for such a holder (a Cordon holder is still waited for).
+            foreign_lock_waited: self.foreign_lock_waited || !lock_skipped.is_empty(),
             ..self.clone()
         };
         let mut outcome = match apply(&eng, &merged) {

@@ -68,6 +68,10 @@ pub struct Engine {
     /// ([`cordon_policy::Policy::claimed_by`]), set by the claim that is being applied;
     /// `None`: those of the claims file.
     pub(crate) claimants: Option<Vec<String>>,
+    /// This ordered quarantine already waited its lock timeout for a lock held by a
+    /// process that is not Cordon: the next lock held by such a process is not waited for
+    /// again ([`lock::StateLock::acquire_as`]).
+    pub(crate) foreign_lock_waited: bool,
 }
 
 /// Everything `cordon isolate` was asked for, before resolution. Serializable so the
@@ -379,6 +383,7 @@ impl Engine {
             keep_unrecorded: false,
             owner: None,
             claimants: None,
+            foreign_lock_waited: false,
         }
     }
 
@@ -403,7 +408,11 @@ impl Engine {
     }
 
     fn lock(&self) -> Result<lock::StateLock, EngineError> {
-        lock::StateLock::acquire(&self.state_dir, self.lock_timeout)
+        lock::StateLock::acquire_as(
+            &self.state_dir,
+            self.lock_timeout,
+            self.foreign_lock_waited && self.keep_unrecorded,
+        )
     }
 
     /// The state lock for applying a quarantine: an ordered one ([`Engine::keep_unrecorded`])
@@ -760,7 +769,7 @@ impl Engine {
         // lock (`lock::proceed_without`: a foreign process holding it, issue 14 HIGH-E).
         let mut ns_lock_skipped: Option<String> = None;
         let _ns_lock = if previous.is_none() {
-            let lock = match home::namespace_lock(self.lock_timeout) {
+            let lock = match home::namespace_lock(self.lock_timeout, self.foreign_lock_waited && self.keep_unrecorded) {
                 Ok(l) => l,
                 Err(e) => match lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
                     Some(note) => {

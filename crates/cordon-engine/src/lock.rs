@@ -54,11 +54,20 @@ impl StateLock {
     /// Takes the lock, waiting at most `timeout`. While waiting, says once on stderr which
     /// process holds it (`waiting for the lock held by pid N…`). Fails with a message
     /// naming the holder when the time is up.
+    #[cfg(test)]
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, EngineError> {
+        Self::acquire_as(dir, timeout, false)
+    }
+
+    /// [`StateLock::acquire`]; with `foreign_at_once`, gives up at once (instead of after
+    /// `timeout`) when the holder is a process that is not Cordon: an ordered quarantine
+    /// that already waited once for such a holder does not wait again for the next lock
+    /// (issue 14: wazuh-ar waited twice its `--lock-timeout` when one process held both).
+    pub(crate) fn acquire_as(dir: &Path, timeout: Duration, foreign_at_once: bool) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
         let path = dir.join(".lock");
         let mut file = open_lock_file(&path)?;
-        flock_within(&mut file, &path, timeout, true)?;
+        flock_within(&mut file, &path, timeout, true, foreign_at_once)?;
         #[cfg(unix)]
         {
             // Record who holds the lock; only the holder writes, so this cannot race.
@@ -130,13 +139,20 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, EngineError> {
     ))
 }
 
-/// Takes an exclusive `flock` on `file` (the lock file `path`), waiting at most `timeout`;
+/// Takes an exclusive `flock` on `file` (the lock file `path`), waiting at most `timeout`
+/// (not at all, with `foreign_at_once`, while a process that is not Cordon holds it);
 /// with `announce`, says once on stderr whom it waits for.
 ///
 /// # Errors
 /// [`EngineError::LockTimeout`] naming the holder, or [`EngineError::StateIo`] when
 /// `flock` itself fails.
-pub(crate) fn flock_within(file: &mut File, path: &Path, timeout: Duration, announce: bool) -> Result<(), EngineError> {
+pub(crate) fn flock_within(
+    file: &mut File,
+    path: &Path,
+    timeout: Duration,
+    announce: bool,
+    foreign_at_once: bool,
+) -> Result<(), EngineError> {
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -154,7 +170,8 @@ pub(crate) fn flock_within(file: &mut File, path: &Path, timeout: Duration, anno
             }
             let holder = holder_pid(file);
             let me = std::process::id();
-            if started.elapsed() >= timeout {
+            let foreign_now = foreign_at_once && holder.is_some_and(|p| !is_cordon_process(p));
+            if started.elapsed() >= timeout || foreign_now {
                 return Err(EngineError::LockTimeout {
                     path: path.to_path_buf(),
                     holder,
@@ -175,7 +192,7 @@ pub(crate) fn flock_within(file: &mut File, path: &Path, timeout: Duration, anno
     }
     #[cfg(not(unix))]
     {
-        let _ = (file, path, timeout, announce);
+        let _ = (file, path, timeout, announce, foreign_at_once);
         Ok(())
     }
 }
@@ -202,9 +219,13 @@ pub(crate) fn proceed_without(e: &EngineError) -> Option<String> {
             holder_is,
             waited,
         } if !holder.is_some_and(is_cordon_process) => Some(format!(
-            "applied without the lock {}: {holder_is} held it for {:.0} s and is not a Cordon process, which never vetoes an ordered quarantine (the kernel change is atomic)",
+            "applied without the lock {}: {holder_is} held it{}; a process that is not Cordon never vetoes an ordered quarantine (the kernel change is atomic)",
             path.display(),
-            waited.as_secs_f64()
+            if waited.as_secs_f64() < 0.5 {
+                " (not waited for: this quarantine already waited once for a process that is not Cordon)".to_string()
+            } else {
+                format!(" for {:.0} s", waited.as_secs_f64())
+            }
         )),
         _ => None,
     }

@@ -2735,4 +2735,52 @@ fn unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar() 
         assert_eq!(code, 0, "{err}");
         assert_eq!(lab.firewall_snapshot().unwrap(), before);
     }
+
+    // One foreign process on each lock: one bounded wait in total (issue 14: wazuh-ar
+    // waited its --lock-timeout once per lock, twice in all), the holder named once.
+    let holders: Vec<std::process::Child> = [".lock", ".claims.lock"]
+        .iter()
+        .map(|l| {
+            std::process::Command::new("flock")
+                .arg("-o")
+                .arg(state.0.path().join(l))
+                .args(["sleep", "30"])
+                .spawn()
+                .expect("running flock (util-linux)")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err, took) = cordon_bounded(
+        &lab,
+        &[
+            "wazuh-ar",
+            "--no-handshake",
+            "--log",
+            "-",
+            "--lock-timeout",
+            "5",
+            "--state-dir",
+            &sd,
+        ],
+        &add,
+    );
+    for mut h in holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    assert_eq!(code, 0, "wazuh-ar with both locks held ({took:?}): {out}{err}");
+    assert!(took < Duration::from_secs(9), "waited {took:?}: twice --lock-timeout 5");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["state"], "isolated", "{line}");
+    for w in line["warnings"].as_array().unwrap() {
+        let w = w.as_str().unwrap_or_default();
+        assert!(w.matches("not a Cordon process").count() <= 1, "said twice: {w}");
+    }
+    let (code, _, err, _) = cordon_bounded(
+        &lab,
+        &["wazuh-ar", "--no-handshake", "--log", "-", "--state-dir", &sd],
+        &delete,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lab.firewall_snapshot().unwrap(), before);
 }
