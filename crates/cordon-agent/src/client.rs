@@ -76,6 +76,56 @@ pub struct CallError {
     pub status: Option<u16>,
 }
 
+/// Why a [`ServerClient::probe`] failed.
+#[derive(Debug)]
+pub struct ProbeError {
+    /// What went wrong, for the log and the `degraded` line.
+    pub detail: String,
+    /// Nothing answered at all — the connection was refused, timed out, or the host or
+    /// network is unreachable ([`is_no_answer`]): the server may just be down, which says
+    /// nothing about whether the address is the server's (issue 14 item 3: a server outage
+    /// made the agent refuse its server's genuine addresses). `false`: a peer answered and
+    /// was not the Cordon server for this agent (TLS or certificate failure, a closed or
+    /// reset connection, an HTTP error status).
+    pub no_answer: bool,
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Whether `e` (a transport error's cause chain) means no peer answered: a connect that
+/// was refused, timed out or found no route (`ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`,
+/// `ENETUNREACH`, `ENETDOWN`, `EADDRNOTAVAIL`), or a timeout before any answer. A TLS
+/// failure, a reset or closed connection, or anything else is an answer.
+pub fn is_no_answer(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as K;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::TimedOut
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+                    | K::NetworkDown
+                    | K::AddrNotAvailable
+            );
+        }
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_timeout() && r.is_connect())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.detail)
@@ -172,10 +222,13 @@ impl ServerClient {
     /// answer is discarded, `last_peer`/`last_ok` are not touched.
     ///
     /// # Errors
-    /// [`CallError`]: the connection, TLS handshake or request failed (no status), or the
-    /// server refused this agent (its status).
-    pub async fn probe(&self, base: &str, addr: SocketAddr) -> Result<(), CallError> {
-        let fail = |detail: String| CallError { detail, status: None };
+    /// [`ProbeError`]: the connection, TLS handshake or request failed, or the server
+    /// refused this agent (its status); [`ProbeError::no_answer`] when nothing answered.
+    pub async fn probe(&self, base: &str, addr: SocketAddr) -> Result<(), ProbeError> {
+        let fail = |detail: String| ProbeError {
+            detail,
+            no_answer: false,
+        };
         let url = reqwest::Url::parse(base).map_err(|e| fail(format!("bad server URL {base}: {e}")))?;
         let host = url
             .host_str()
@@ -192,9 +245,12 @@ impl ServerClient {
             .get(format!("{}/v1/agent/desired?wait=0", base.trim_end_matches('/')))
             .send()
             .await
-            .map_err(|e| fail(format!("cannot reach {base} at {addr}: {}", error_chain(&e))))?;
+            .map_err(|e| ProbeError {
+                detail: format!("cannot reach {base} at {addr}: {}", error_chain(&e)),
+                no_answer: (e.is_timeout() && e.is_connect()) || is_no_answer(&e),
+            })?;
         if !resp.status().is_success() {
-            return Err(error_of(resp).await);
+            return Err(fail(error_of(resp).await.detail));
         }
         Ok(())
     }
@@ -361,6 +417,42 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             self.1.as_deref().map(|e| e as _)
         }
+    }
+
+    #[test]
+    fn refused_timed_out_or_unroutable_is_no_answer_anything_else_is_an_answer() {
+        use std::io::{Error, ErrorKind};
+        /// A transport error wrapping `cause`, as reqwest and hyper wrap the socket's.
+        #[derive(Debug)]
+        struct Wrap(Option<Error>);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.0.as_ref().map(|e| e as _)
+            }
+        }
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::TimedOut,
+            ErrorKind::HostUnreachable,
+        ] {
+            assert!(is_no_answer(&Wrap(Some(Error::from(kind)))), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::InvalidData,
+            ErrorKind::UnexpectedEof,
+        ] {
+            assert!(
+                !is_no_answer(&Wrap(Some(Error::from(kind)))),
+                "{kind:?} is an answer (a peer that is not the server)"
+            );
+        }
+        assert!(!is_no_answer(&Wrap(None)), "no cause: an answer of unknown kind");
     }
 
     #[test]

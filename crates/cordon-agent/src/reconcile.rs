@@ -22,10 +22,16 @@
 //!   hosts file, a DNS reply) could otherwise open any address (trial17 MED-3), so an
 //!   address a server *name* resolved to stays allowed only once the agent reached its
 //!   server there over mutual TLS ([`ServerClient::probe`] through the short-lived
-//!   pinhole of that re-apply; the address in use is proven by use). An address that
-//!   fails is taken out again at once and reported in `degraded` (`server address … not
-//!   allowed: …`) while the name keeps resolving to it; it is tried again only after the
-//!   server was unreachable for `verify_timeout_secs`. Addresses that no longer resolve
+//!   pinhole of that re-apply; the address in use is proven by use). An address where a
+//!   peer answers that is not the server (TLS, certificate, HTTP status, a reset) is taken
+//!   out again at once and reported in `degraded` (`server address … not allowed: …`)
+//!   while the name keeps resolving to it; it is tried again only after the server was
+//!   unreachable for `verify_timeout_secs`. An address where nothing answers at all
+//!   (refused, timed out, unreachable) is an outage, not an impostor (issue 14 item 3): it
+//!   stays in the rules, unproven, and is probed again every `retry_secs` — refused only
+//!   when the server answers elsewhere and this address still gives no answer
+//!   `verify_timeout_secs` after its first try. A proven address is never dropped
+//!   because the server is down. Addresses that no longer resolve
 //!   and are not the one in use are dropped at the next refresh. (Not with a proxy: the
 //!   agent then reaches its server only through the proxy, and proves nothing directly.)
 //!   Every change of the allow set shows in the agent claim's `servers`, which the server
@@ -238,6 +244,7 @@ impl Agent {
             named: Default::default(),
             proven: BTreeSet::new(),
             refused: Default::default(),
+            unanswered: Default::default(),
             probe: self.cfg.proxy.is_none(),
             paths_recorded: None,
             next_degraded_retry: now,
@@ -460,6 +467,14 @@ struct Reconciler {
     /// Addresses a server name resolved to where the server did not answer over mutual
     /// TLS → the `degraded` line that says so. Never allowed while listed.
     refused: std::collections::BTreeMap<SocketAddr, String>,
+    /// Addresses a server name resolved to where nothing answered a probe at all (refused,
+    /// timed out, unreachable: [`crate::client::ProbeError::no_answer`]) → when that first
+    /// happened and when to probe again. Such an address is neither proven nor refused: it
+    /// stays in the rules in force (issue 14 item 3: a server outage made the agent refuse
+    /// its server's genuine addresses, re-tried only after `verify_timeout_secs`). It is
+    /// refused like an impostor once the server answers elsewhere and this address still
+    /// gives no answer `verify_timeout_secs` after the first try.
+    unanswered: std::collections::BTreeMap<SocketAddr, (Instant, Instant)>,
     /// Whether addresses are proven before they are kept (no proxy configured).
     probe: bool,
     /// `enforce = false`: the firewall state and claims last reported.
@@ -996,9 +1011,12 @@ impl Reconciler {
             .filter(|_| self.p.desired.quarantined && self.p.desired_applied());
         let mut candidates: BTreeSet<SocketAddr> = in_force.as_ref().map(|p| p.transport.clone()).unwrap_or_default();
         candidates.extend(self.paths_recorded.iter().flatten().copied());
+        let now = Instant::now();
+        self.unanswered.retain(|a, _| candidates.contains(a));
         let todo: Vec<(SocketAddr, String)> = candidates
             .iter()
             .filter(|a| !self.proven.contains(a) && !self.refused.contains_key(a))
+            .filter(|a| self.unanswered.get(a).is_none_or(|(_, next)| now >= *next))
             .filter_map(|a| self.named.get(a).map(|u| (*a, u.clone())))
             .collect();
         if todo.is_empty() {
@@ -1010,8 +1028,28 @@ impl Reconciler {
                 Ok(()) => {
                     tracing::info!(%addr, server = %base, "server address proven over mutual TLS: kept allowed");
                     self.proven.insert(addr);
+                    self.unanswered.remove(&addr);
+                }
+                // Nothing answered there: the server may be down (an outage says nothing
+                // about whose address this is). Kept as it is, probed again later —
+                // unless the server answers elsewhere and this address has given no
+                // answer for `verify_timeout` (a stale or bogus DNS answer).
+                Err(e)
+                    if e.no_answer
+                        && !(self.client.last_ok().is_some_and(|t| t.elapsed() < self.verify_timeout)
+                            && self
+                                .unanswered
+                                .get(&addr)
+                                .is_some_and(|(first, _)| now.duration_since(*first) >= self.verify_timeout)) =>
+                {
+                    let first = self.unanswered.get(&addr).map_or(now, |(f, _)| *f);
+                    if first == now {
+                        tracing::warn!(%addr, server = %base, error = %e, "nothing answered at this server address (is the server down?): kept in the rules, not proven yet; trying again");
+                    }
+                    self.unanswered.insert(addr, (first, now + self.retry_every));
                 }
                 Err(e) => {
+                    self.unanswered.remove(&addr);
                     tracing::warn!(%addr, server = %base, error = %e, "a DNS answer for the server is not the server: address not allowed");
                     self.refused.insert(
                         addr,
