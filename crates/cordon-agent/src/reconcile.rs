@@ -230,6 +230,7 @@ impl Agent {
             last_resolve: None,
             local_claims_reported: None,
             foreign_agent_claim: None,
+            desired_went_back: None,
             unproven_claim: unproven,
             lost_reported: None,
             claims: vec![],
@@ -290,6 +291,34 @@ impl Drop for AbortOnDrop {
             t.abort();
         }
     }
+}
+
+/// What the agent says when the server's desired state went back from `before` to
+/// `now` (a lower revision, or other content under the same one): both revisions, what
+/// each asked for, and that the agent applied the server's (pure, so tested as text).
+pub(crate) fn went_back_note(before: &DesiredState, now: &DesiredState) -> String {
+    let what = |d: &DesiredState| if d.quarantined { "quarantine" } else { "no quarantine" };
+    let change = if now.revision < before.revision {
+        format!(
+            "the server's desired revision went back from {} ({}) to {} ({})",
+            before.revision,
+            what(before),
+            now.revision,
+            what(now)
+        )
+    } else {
+        format!(
+            "the server's desired state changed under revision {} (was {}, now {})",
+            now.revision,
+            what(before),
+            what(now)
+        )
+    };
+    format!(
+        "{change}: its database was restored from an older backup or replaced; the agent applied the server's \
+         revision {} — check the restore, and quarantine again if the host must stay isolated",
+        now.revision
+    )
 }
 
 /// Long-polls forever; passes on every new revision, and the current one again after
@@ -426,6 +455,12 @@ struct Reconciler {
     /// Whether to look for such a claim at start (no desired state of this enrollment was
     /// persisted).
     unproven_claim: bool,
+    /// The server's desired state went back (a lower revision, or other content under the
+    /// revision applied: its database restored from an older backup) and the agent applied
+    /// it: the sentence saying so, sent as the `detail` of every report that confirms a
+    /// state until a newer revision arrives, so the server records and audits why the host
+    /// changed (issue 14, trial15 MED-3) — never a silent release.
+    desired_went_back: Option<String>,
     /// Rules without a record last reported as kept (reported once per finding).
     lost_reported: Option<String>,
     /// The claims standing on the host as the last check found them (sent with every
@@ -771,6 +806,14 @@ impl Reconciler {
                 ));
             }
         }
+        // A desired state that went back is named with every state it confirms.
+        let detail = match (&self.desired_went_back, state) {
+            (Some(note), AgentState::Isolated | AgentState::Released) => Some(match detail {
+                Some(d) => format!("{note}; {d}"),
+                None => note.clone(),
+            }),
+            _ => detail,
+        };
         let r = StatusReport {
             version: PROTO_VERSION,
             applied_revision: self.p.desired.revision,
@@ -932,19 +975,16 @@ impl Reconciler {
             self.report_current().await;
             return;
         }
-        if d.revision < self.p.desired.revision {
-            // The server's database was restored from a backup (or the host re-enrolled):
-            // its revision is the truth, and it is applied at once.
-            tracing::warn!(
-                revision = d.revision,
-                previous = self.p.desired.revision,
-                "the server's desired revision went back (database restored?); applying it"
-            );
-        } else if d.revision == self.p.desired.revision {
-            tracing::warn!(
-                revision = d.revision,
-                "the server's desired state changed under the same revision (database restored?); applying it"
-            );
+        // The server's database was restored from a backup: its desired state is the
+        // truth and is applied at once (a host kept quarantined against the server's
+        // word could never be released through it), but never silently: every report
+        // says what went back until a newer revision arrives (docs/server.md, "Sync").
+        if d.revision <= self.p.desired.revision {
+            let note = went_back_note(&self.p.desired, &d);
+            tracing::warn!(revision = d.revision, previous = self.p.desired.revision, "{note}");
+            self.desired_went_back = Some(note);
+        } else {
+            self.desired_went_back = None;
         }
         tracing::info!(revision = d.revision, quarantined = d.quarantined, "new desired state");
         self.p.desired = d;
@@ -1468,7 +1508,10 @@ impl Reconciler {
         }
         // Another source claimed or released the host while the agent's state held:
         // tell the server who holds the quarantine now.
-        let claims_moved = c.claims != self.claims || c.not_isolated != self.not_isolated;
+        // The record problems and unrecognised tables too: a `degraded: … set aside …`
+        // line stayed after the file was deleted (issue 14 LOW).
+        let claims_moved =
+            c.claims != self.claims || c.not_isolated != self.not_isolated || c.unrecognised != self.unrecognised;
         if claims_moved && c.state == want {
             self.unrecognised = c.unrecognised.clone();
             self.not_isolated = c.not_isolated.clone();
@@ -1617,4 +1660,34 @@ pub fn hostname() -> String {
     std::env::var("HOSTNAME")
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod went_back_tests {
+    use super::*;
+
+    fn desired(revision: i64, quarantined: bool) -> DesiredState {
+        DesiredState {
+            revision,
+            quarantined,
+            ..Default::default()
+        }
+    }
+
+    /// Issue 14 (trial15 MED-3): the sentence every report carries after the server's
+    /// desired state went back names both revisions and what each asked for.
+    #[test]
+    fn a_desired_state_that_went_back_is_named() {
+        let n = went_back_note(&desired(7, true), &desired(3, false));
+        assert!(
+            n.starts_with("the server's desired revision went back from 7 (quarantine) to 3 (no quarantine): "),
+            "{n}"
+        );
+        assert!(n.contains("the agent applied the server's revision 3"), "{n}");
+        let n = went_back_note(&desired(4, false), &desired(4, true));
+        assert!(
+            n.starts_with("the server's desired state changed under revision 4 (was no quarantine, now quarantine)"),
+            "{n}"
+        );
+    }
 }

@@ -82,6 +82,9 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
         Some(m) => Some(m.to_string()),
     };
     let expires_after_secs = spec.expires_after.as_deref().map(parse_duration_secs).transpose()?;
+    if let (Some(secs), Some(given)) = (expires_after_secs, spec.expires_after.as_deref()) {
+        cordon_proto::check_expiry_secs(&format!("expires_after {}", given.trim()), secs)?;
+    }
     let cooldown_secs = spec.cooldown.as_deref().map(parse_duration_secs).transpose()?;
     let notify_only = match spec.mode.as_str() {
         "enforce" => false,
@@ -232,6 +235,11 @@ mod tests {
             (|s| s.trigger_labels = vec!["Quarantine".into()], "managed"),
             (|s| s.allow = vec!["tcp://nope".into()], "allow"),
             (|s| s.expires_after = Some("2w".into()), "duration"),
+            // Issue 14: beyond the documented limit, refused naming it.
+            (
+                |s| s.expires_after = Some("999999999d".into()),
+                "more than 366 days ahead",
+            ),
             (|s| s.mode = "yolo".into(), "mode"),
             (|s| s.message = Some("m".repeat(300)), "message"),
             (|s| s.name = "a b".into(), "rule name"),

@@ -363,7 +363,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 (host_badge(h))
                 // A revoked host is listed while it may still be isolated: the server can
                 // no longer release it (trial17 MED-5).
-                @if h.revoked { " " span class="label" { "revoked" } }
+                @if let Some(note) = h.revoked_note() { " " span class="label revoked-note" { (note) } }
             }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor_label().unwrap_or_else(|| "—".into())) }
@@ -850,7 +850,7 @@ pub async fn host(
             h1 { (h.hostname) " " (short_id_tag(&h.id)) }
             div id="host-state" {
                 (host_badge(&h))
-                @if h.revoked { " " span class="label" { "revoked" } }
+                @if let Some(note) = h.revoked_note() { " " span class="label revoked-note" { (note) } }
             }
             @if !h.flags.is_empty() {
                 p id="host-flags" class="host-flags" role="note" {

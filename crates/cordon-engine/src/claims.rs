@@ -560,14 +560,39 @@ pub(crate) fn record_problems(dir: &Path, table: &TableName) -> Vec<String> {
             state_aside.display()
         ));
     }
-    let aside = set_aside_path(dir, table);
-    if fs::symlink_metadata(&aside).is_ok() {
+    for aside in set_aside_files(dir, table) {
         out.push(format!(
             "claims file {} was unreadable and was set aside as {} when a quarantine was applied over it: claims recorded only there are neither in force nor known to a release; inspect it, then delete it",
             p.display(),
             aside.display()
         ));
     }
+    out
+}
+
+/// Every claims file of `table` set aside as unreadable in `dir`, sorted: the
+/// [`set_aside_path`] and the `.corrupt.N` names [`crate::record::aside_name`] picks when
+/// that one is taken (issue 14 LOW: `status` named `.corrupt` for a file that went to
+/// `.corrupt.1`).
+fn set_aside_files(dir: &Path, table: &TableName) -> Vec<PathBuf> {
+    let first = format!("{}.claims.json.corrupt", table.as_str());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { return false };
+            name == first
+                || name
+                    .strip_prefix(&first)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
     out
 }
 
@@ -612,9 +637,9 @@ fn save_file(dir: &Path, table: &TableName, claims: &[Claim]) -> Result<(), Engi
 fn save_file_with(dir: &Path, table: &TableName, claims: &[Claim], sync_dir: bool) -> Result<(), EngineError> {
     let p = path(dir, table);
     let b = backup_path(dir, table);
-    let remove = |f: &Path| match fs::remove_file(f) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+    // An absent file is removed even on a read-only file system (issue 14 LOW).
+    let remove = |f: &Path| match crate::state::remove_if_present(f) {
+        Ok(_) => Ok(()),
         Err(e) => Err(EngineError::state_io("remove", f, e)),
     };
     if claims.is_empty() {
@@ -1038,6 +1063,7 @@ impl Engine {
                 return Err(EngineError::NotKept {
                     what: "the quarantine could not be recorded in the state directory, so it was not applied",
                     cause: Box::new(e),
+                    back_to: crate::error::RolledBackTo::NotApplied,
                     rollback_error: None,
                 });
             }
@@ -1868,6 +1894,27 @@ mod tests {
         fs::write(path(dir.path(), &table), "{oops").unwrap();
         assert_eq!(eng.claims().unwrap(), c, "corrupt: read from the backup");
         assert!(record_problems(dir.path(), &table)[0].contains("unreadable"));
+        // Issue 14 LOW: a file set aside as `.corrupt.1` (`.corrupt` was taken) is named
+        // as it is; once deleted it is no longer named.
+        fs::write(set_aside_path(dir.path(), &table), "x").unwrap();
+        let second = dir.path().join("fx14iback.claims.json.corrupt.1");
+        fs::write(&second, "x").unwrap();
+        fs::write(dir.path().join("fx14iback.claims.json.corrupt.x"), "x").unwrap();
+        let named = |p: &Path| {
+            record_problems(dir.path(), &table)
+                .iter()
+                .any(|l| l.contains(&format!("set aside as {} ", p.display())))
+        };
+        assert!(named(&set_aside_path(dir.path(), &table)) && named(&second));
+        assert_eq!(
+            record_problems(dir.path(), &table).len(),
+            3,
+            "{:?}",
+            record_problems(dir.path(), &table)
+        );
+        fs::remove_file(set_aside_path(dir.path(), &table)).unwrap();
+        assert!(named(&second) && !named(&set_aside_path(dir.path(), &table)));
+        fs::remove_file(&second).unwrap();
         save_file(dir.path(), &table, &[]).unwrap();
         assert!(
             !backup_path(dir.path(), &table).exists(),

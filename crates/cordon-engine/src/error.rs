@@ -115,16 +115,19 @@ pub enum EngineError {
     /// The rules were applied, but a step after that failed (`what`: removing another
     /// backend's rules, reading the rules back, recording the state), so they were not
     /// kept: the firewall was put back to the previous record (or nothing), unless
-    /// `rollback_error` says that failed too.
-    #[error("{what}; {}", rollback_words(.rollback_error))]
+    /// `rollback_error` says that failed too; or a step before them failed and nothing
+    /// was applied (`back_to` says which).
+    #[error("{what}; {}", rollback_words(*.back_to, .rollback_error))]
     NotKept {
         /// The step that failed, as a sentence for the operator.
         what: &'static str,
         /// Why it failed.
         #[source]
         cause: Box<EngineError>,
+        /// What the firewall holds afterwards (what the message says).
+        back_to: RolledBackTo,
         /// Why putting the firewall back failed too; `None` when the rollback worked.
-        rollback_error: Option<FirewallError>,
+        rollback_error: Option<Box<FirewallError>>,
     },
     /// `release`: some backends' rules could not be removed; the state file is unchanged.
     #[error("release failed, Cordon rules may still be in force ({}); the state file is unchanged", .failures.iter().map(|(k, e)| format!("{k}: {}", crate::error::chain(e))).collect::<Vec<_>>().join("; "))]
@@ -192,10 +195,30 @@ fn recovery(path: &Path) -> String {
     )
 }
 
-fn rollback_words(rollback_error: &Option<FirewallError>) -> String {
-    match rollback_error {
-        None => "rolled back: the firewall is as it was before this command".to_string(),
-        Some(e) => format!("ROLLBACK FAILED ({}): check `cordon status`", chain(e)),
+/// Where a failed apply left the firewall ([`EngineError::NotKept`]), so its message says
+/// what happened, not "rolled back" for a re-apply whose rules are in force (issue 14
+/// LOW: `--reapply` on a full disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolledBackTo {
+    /// The step failed before any rule was applied: nothing was changed.
+    NotApplied,
+    /// The rules were put back to the recorded quarantine (for a re-apply: the same
+    /// rules, in force as recorded).
+    Recorded,
+    /// No quarantine was recorded: this command's rules were removed.
+    Nothing,
+}
+
+fn rollback_words(back_to: RolledBackTo, rollback_error: &Option<Box<FirewallError>>) -> String {
+    match (rollback_error, back_to) {
+        (Some(e), _) => format!("ROLLBACK FAILED ({}): check `cordon status`", chain(e)),
+        (None, RolledBackTo::NotApplied) => "nothing was changed: the firewall is as it was before this command".into(),
+        (None, RolledBackTo::Recorded) => {
+            "rolled back to the recorded quarantine: its rules are in force, as recorded".into()
+        }
+        (None, RolledBackTo::Nothing) => {
+            "rolled back: this command's rules were removed (no quarantine was recorded before it)".into()
+        }
     }
 }
 
@@ -320,6 +343,31 @@ mod tests {
         assert_eq!(e.detail(), "cannot read /var/lib/cordon/cordon.json: permission denied");
         assert_eq!(e.kind(), "error");
         assert_eq!(e.exit_code(), 1);
+    }
+
+    /// Issue 14 LOW: `--reapply` on a full disk said "rolled back: the firewall is as it
+    /// was before this command" while the recorded rules were in force (put back), and a
+    /// claim that could not be written said "rolled back" when nothing had been applied.
+    #[test]
+    fn a_rule_set_not_kept_says_what_the_firewall_holds() {
+        let not_kept = |back_to| {
+            EngineError::NotKept {
+                what: "the quarantine could not be recorded in the state directory, so it was not kept",
+                cause: Box::new(EngineError::state_io(
+                    "write",
+                    "/var/lib/cordon/cordon.json",
+                    std::io::Error::from_raw_os_error(28),
+                )),
+                back_to,
+                rollback_error: None,
+            }
+            .to_string()
+        };
+        assert!(not_kept(RolledBackTo::Recorded)
+            .ends_with("rolled back to the recorded quarantine: its rules are in force, as recorded"));
+        assert!(not_kept(RolledBackTo::NotApplied)
+            .ends_with("nothing was changed: the firewall is as it was before this command"));
+        assert!(not_kept(RolledBackTo::Nothing).contains("this command's rules were removed"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use cordon_policy::{AllowSpec, Policy, TableName};
 use serde::{Deserialize, Serialize};
 
 pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource, ManagementPaths};
-pub use error::{chain as error_chain, EngineError, ErrorClass};
+pub use error::{chain as error_chain, EngineError, ErrorClass, RolledBackTo};
 pub use state::StoredState;
 
 /// Default directory for the persisted quarantine state.
@@ -845,7 +845,8 @@ impl Engine {
                 return Err(EngineError::NotKept {
                     what: "could not remove the previous quarantine's rules from another backend",
                     cause: Box::new(e.into()),
-                    rollback_error: self.roll_back(fw, previous).err(),
+                    back_to: rolled_back_to(previous),
+                    rollback_error: self.roll_back(fw, previous).err().map(Box::new),
                 })
             }
         };
@@ -856,14 +857,16 @@ impl Engine {
                 return Err(EngineError::NotKept {
                     what: "the rules cannot be read back for the record",
                     cause: Box::new(EngineError::ReadBack),
-                    rollback_error: self.roll_back(fw, previous).err(),
+                    back_to: rolled_back_to(previous),
+                    rollback_error: self.roll_back(fw, previous).err().map(Box::new),
                 })
             }
             Err(e) => {
                 return Err(EngineError::NotKept {
                     what: "the rules cannot be read back for the record",
                     cause: Box::new(e.into()),
-                    rollback_error: self.roll_back(fw, previous).err(),
+                    back_to: rolled_back_to(previous),
+                    rollback_error: self.roll_back(fw, previous).err().map(Box::new),
                 })
             }
         };
@@ -893,7 +896,8 @@ impl Engine {
                 return Err(EngineError::NotKept {
                     what: "the quarantine could not be recorded in the state directory, so it was not kept",
                     cause: Box::new(e),
-                    rollback_error: self.roll_back(fw, previous).err(),
+                    back_to: rolled_back_to(previous),
+                    rollback_error: self.roll_back(fw, previous).err().map(Box::new),
                 });
             }
             tracing::error!(error = %error::chain(&e), "the quarantine is in force but could not be recorded on disk");
@@ -935,6 +939,8 @@ impl Engine {
 
     /// Puts the kernel back to `previous` (re-applied on its own backend) or, without a
     /// previous record, removes what `fw` applied.
+    /// Puts the firewall back to `previous` (or removes this table's rules when there is
+    /// none): what [`rolled_back_to`] says.
     fn roll_back(&self, fw: &dyn Firewall, previous: Option<&StoredState>) -> Result<(), FirewallError> {
         match previous {
             Some(prev) if shares_rules(prev.backend, fw.kind()) => fw.apply(&prev.policy),
@@ -1221,8 +1227,21 @@ impl Engine {
                         .find(|(t, d)| t == &self.table && d != &home::absolute(&self.state_dir))
                         .map(|(_, d)| format!(" nor in {}, the state directory its comment names", d.display()))
                         .unwrap_or_default();
+                    // Whose they are, as the kernel's own record says (the tables'
+                    // comment, written with the rules): status named nobody (issue 14
+                    // LOW), though a release goes by it.
+                    let holders = self
+                        .kernel_claimants()
+                        .filter(|h| !h.is_empty())
+                        .map(|h| {
+                            format!(
+                                "; the kernel's record of them (the table comment) names the claim holders: {}",
+                                h.join(", ")
+                            )
+                        })
+                        .unwrap_or_default();
                     format!(
-                        "quarantine records lost; rules kept; `cordon release --force` removes them ({} rules named {:?} are in force but no quarantine or claim of them is recorded in {}{named})",
+                        "quarantine records lost; rules kept; `cordon release --force` removes them ({} rules named {:?} are in force but no quarantine or claim of them is recorded in {}{named}){holders}",
                         fw.kind(),
                         self.table.as_str(),
                         self.state_dir.display()
@@ -1274,6 +1293,15 @@ impl Engine {
             });
         }
         Ok(Some(report))
+    }
+}
+
+/// What [`Engine::roll_back`] puts back for `previous`.
+fn rolled_back_to(previous: Option<&StoredState>) -> RolledBackTo {
+    if previous.is_some() {
+        RolledBackTo::Recorded
+    } else {
+        RolledBackTo::Nothing
     }
 }
 

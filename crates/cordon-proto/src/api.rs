@@ -93,7 +93,8 @@ pub struct Host {
     pub enrolled_at: Timestamp,
     /// What the server wants in force (the latest revision).
     pub desired: DesiredState,
-    /// What is in force as far as the agent confirmed (effect, not dispatch).
+    /// What is in force as far as the agent confirmed (effect, not dispatch). For a
+    /// revoked host its last report only ([`Host::revoked_note`]).
     pub state: HostState,
     /// Why the state is `failed` or `tampered`.
     pub state_reason: Option<String>,
@@ -136,6 +137,24 @@ pub struct Host {
     /// act on such a name or address; the host id always works. Computed when read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<HostFlag>,
+}
+
+impl Host {
+    /// For a revoked host, what the server can still say about its state: revocation
+    /// cut its agent off, so `state` is only its last report, never what is in force now:
+    /// `last reported 2026-11-30T18:00:00.000Z, revoked: no longer reporting` (`last
+    /// reported never, …` for an agent that never reported). `None` for a host that is
+    /// not revoked. The one wording of the CLI (`quarantined (last reported …)`) and the
+    /// console.
+    pub fn revoked_note(&self) -> Option<String> {
+        if !self.revoked {
+            return None;
+        }
+        Some(format!(
+            "last reported {}, revoked: no longer reporting",
+            self.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string())
+        ))
+    }
 }
 
 /// Something another host shares with this one.

@@ -26,8 +26,11 @@ pub const MAX_SHORT_CHARS: usize = 128;
 pub const MAX_HOSTNAME_CHARS: usize = 253;
 /// Most `degraded` lines kept from one agent report (one per exception not in force).
 pub const MAX_DEGRADED_LINES: usize = 16;
-/// Longest `degraded` line kept, in characters.
-pub const MAX_DEGRADED_CHARS: usize = 200;
+/// Longest `degraded` line kept, in characters: room for the agent's longest usual
+/// lines (a set-aside claims file named with both paths, a write that failed with its
+/// cause); a longer one is cut at a word with `…` ([`truncate_words`]), keeping its
+/// start, which names the object (issue 14 LOW: lines were cut at 200 mid-word).
+pub const MAX_DEGRADED_CHARS: usize = 280;
 
 /// Most claims kept from one agent report (four sources, plus two `agent` claims of
 /// previous enrollments of the same machine: each names its host id).
@@ -50,6 +53,24 @@ pub fn truncate(s: &str, max: usize) -> String {
         return s.to_string();
     }
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// [`truncate`] at a word: cut after the last space in the final fifth of the `max`
+/// characters kept (where there is one), then `…`, so a cut line ends on a whole word.
+pub fn truncate_words(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let kept: Vec<char> = s.chars().take(max.saturating_sub(1)).collect();
+    let floor = kept.len() - kept.len() / 5;
+    let end = kept
+        .iter()
+        .rposition(|c| *c == ' ')
+        .filter(|&i| i >= floor)
+        .unwrap_or(kept.len());
+    let mut out: String = kept[..end].iter().collect();
     out.push('…');
     out
 }
@@ -81,7 +102,7 @@ pub fn bound_report(r: &mut StatusReport) {
     r.degraded.truncate(MAX_DEGRADED_LINES);
     for line in r.degraded.iter_mut() {
         if line.chars().count() > MAX_DEGRADED_CHARS {
-            *line = truncate(line, MAX_DEGRADED_CHARS);
+            *line = truncate_words(line, MAX_DEGRADED_CHARS);
         }
     }
     r.claims.truncate(MAX_CLAIMS);
@@ -307,6 +328,33 @@ mod tests {
         bound_report(&mut small);
         assert_eq!(small.detail.as_deref(), Some("rules deleted"));
         assert_eq!(small.addresses, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        // Issue 14 LOW: a degraded line is cut at a word, its start (the named object)
+        // kept, the cut marked.
+        let line = format!(
+            "exception https://edr.example.net unresolved: {}",
+            "the resolver 192.0.2.53 did not answer in time ".repeat(20)
+        );
+        let cut = truncate_words(&line, MAX_DEGRADED_CHARS);
+        assert!(cut.chars().count() <= MAX_DEGRADED_CHARS, "{cut}");
+        assert!(
+            cut.starts_with("exception https://edr.example.net unresolved: the resolver"),
+            "{cut}"
+        );
+        assert!(cut.ends_with('…') && !cut.ends_with(" …"), "{cut}");
+        let before_mark = cut.trim_end_matches('…');
+        assert!(
+            line.starts_with(before_mark) && line[before_mark.len()..].starts_with(' '),
+            "cut mid-word: {cut}"
+        );
+        let set_aside = "claims file /var/lib/cordon/cordon.claims.json was unreadable and was set aside as \
+             /var/lib/cordon/cordon.claims.json.corrupt.1 when a quarantine was applied over it: claims recorded \
+             only there are neither in force nor known to a release; inspect it, then delete it";
+        assert_eq!(
+            truncate_words(set_aside, MAX_DEGRADED_CHARS),
+            set_aside,
+            "a usual line is kept whole"
+        );
+        assert_eq!(truncate_words("abcdef", 4), "abc…", "no space: cut as truncate");
         assert_eq!(truncate("ab", 2), "ab");
         assert_eq!(truncate("abc", 2), "a…");
     }

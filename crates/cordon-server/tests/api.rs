@@ -654,3 +654,62 @@ async fn an_empty_reviewed_set_acts_on_no_host() {
     }
     assert_eq!(c.snapshot().await, before, "an empty review acted on a host");
 }
+
+/// Issue 14: a label nobody carries matched no host, and the action answered 200 with no
+/// results (the CLI said "no matching hosts", exit 0: a SOAR step with a mistyped label
+/// reported success). Now 404 naming the label, nothing written; a preview still answers
+/// its empty reviewed set (`if_revisions: {}`), which sent back acts on none (404 too).
+#[tokio::test]
+async fn a_label_no_host_carries_is_refused_naming_it() {
+    let c = Ctx::new().await;
+    let _h = c.enroll("web-1", &["web"]).await;
+    let before = c.snapshot().await;
+    for path in ["/v1/quarantine", "/v1/release"] {
+        let body = json!({"label": "wbe", "comment": "IR-8"}).to_string();
+        let (st, v) = c.call("POST", path, Some(&c.responder), Some(&body)).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("no host carries label \"wbe\""),
+            "{path}: {v}"
+        );
+        let body = json!({"label": "wbe", "comment": "IR-8", "if_revisions": {}}).to_string();
+        let (st, v) = c.call("POST", path, Some(&c.responder), Some(&body)).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path} with an empty review: {v}");
+        let body = json!({"label": "wbe", "comment": "IR-8", "preview": true}).to_string();
+        let (st, v) = c.call("POST", path, Some(&c.responder), Some(&body)).await;
+        assert_eq!(st, StatusCode::OK, "{path} preview: {v}");
+        assert_eq!(v["if_revisions"], json!({}), "{v}");
+    }
+    assert_eq!(c.snapshot().await, before, "a label nobody carries changed something");
+}
+
+/// Issue 14: `expires_at` far ahead (`--expires 999999999d`) was cut to 9999-12-31 without
+/// a word. Now beyond `MAX_EXPIRY_SECS` (366 days, an hour's leeway for the caller's
+/// clock) it is refused naming the limit, nothing written; within it is accepted.
+#[tokio::test]
+async fn an_expiry_beyond_the_limit_is_refused_naming_it() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web-2", &[]).await;
+    let path = format!("/v1/hosts/{h}/quarantine");
+    let before = c.snapshot().await;
+    let now = cordon_proto::timefmt::now_ms();
+    let day = 86_400_000_i64;
+    for ahead in [367 * day, 400 * day] {
+        let t = cordon_proto::timefmt::to_rfc3339(now + ahead);
+        let body = json!({"comment": "x", "expires_at": t}).to_string();
+        let (st, v) = c.call("POST", &path, Some(&c.responder), Some(&body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{t}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("more than 366 days ahead"),
+            "{v}"
+        );
+    }
+    let body = json!({"hosts": [h], "comment": "x", "expires_at": "9999-12-31T23:59:59Z"}).to_string();
+    let (st, v) = c.call("POST", "/v1/quarantine", Some(&c.responder), Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "bulk, the clamped date itself: {v}");
+    assert_eq!(c.snapshot().await, before, "a refused expiry changed something");
+    let t = cordon_proto::timefmt::to_rfc3339(now + 366 * day);
+    let body = json!({"comment": "x", "expires_at": t}).to_string();
+    let (st, v) = c.call("POST", &path, Some(&c.responder), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "366 days is within the limit: {v}");
+}

@@ -70,7 +70,9 @@ async fn requarantine_never_silently_replaces_and_says_per_host_what_changed() {
     let kept = c.enroll("kept", &["web"]).await;
     let same = c.enroll("same", &["web"]).await;
     let fresh = c.enroll("fresh", &["web"]).await;
-    let expires = "2099-01-01T00:00:00.000Z";
+    // Within the expiry limit (366 days, issue 14; it was 2099-01-01, now refused).
+    let expires = cordon_proto::timefmt::to_rfc3339(cordon_proto::timefmt::now_ms() / 1000 * 1000 + 30 * 86_400_000);
+    let expires = expires.as_str();
     let first =
         json!({"comment": "IR-1", "allow": ["tcp://192.0.2.9:443"], "message": "call 555", "expires_at": expires});
     quarantine(&c, &format!("/v1/hosts/{kept}/quarantine"), first).await;

@@ -637,8 +637,13 @@ fn split_unrecorded(c: &Common, found: Vec<TableName>) -> (Vec<TableName>, Vec<T
 /// named tables are still released, with a warning.
 fn release_forced(c: &Common) -> u8 {
     let mut tables = vec![c.table_or_default()];
+    // Tables found in the kernel are in force by definition.
+    let mut in_kernel: Vec<cordon_policy::TableName> = Vec::new();
     match cordon_engine::discover_tables(&c.state_dir) {
-        Ok(found) => tables.extend(found),
+        Ok(found) => {
+            in_kernel.clone_from(&found);
+            tables.extend(found);
+        }
         Err(e) => {
             eprintln!(
                 "cordon: warning: could not search this host for Cordon tables under other names ({}); releasing the recorded ones and {:?}",
@@ -650,15 +655,25 @@ fn release_forced(c: &Common) -> u8 {
     }
     cordon_engine::sort_tables(&mut tables);
     let mut cleaned: Vec<String> = Vec::new();
+    let mut released: Vec<&str> = Vec::new();
     let mut first_error = None;
     let mut agent_claim = false;
     for t in &tables {
         let eng = engine_for(c, t.clone());
-        agent_claim |= eng
-            .claims()
-            .is_ok_and(|cl| cl.iter().any(|x| x.source == ClaimSource::Agent));
+        let claims = eng.claims().unwrap_or_default();
+        agent_claim |= claims.iter().any(|x| x.source == ClaimSource::Agent);
+        // Something of this table stood before the release: rules in the kernel, a
+        // record or a claim (a status that cannot be read counts as something).
+        let stood = in_kernel.contains(t)
+            || !claims.is_empty()
+            || eng
+                .status()
+                .map_or(true, |r| r.policy.is_some() || !r.backends_in_force.is_empty());
         match eng.release_everywhere().and_then(|k| eng.clear_claims().map(|_| k)) {
             Ok(kinds) => {
+                if stood {
+                    released.push(t.as_str());
+                }
                 for k in kinds {
                     let k = k.to_string();
                     if !cleaned.contains(&k) {
@@ -680,13 +695,15 @@ fn release_forced(c: &Common) -> u8 {
         eprintln!("cordon: note: {}", lookalike_words(&lookalikes));
     }
     if c.json {
-        print_json(&json!({"state": "released", "forced": true, "backends": cleaned, "tables": names}));
+        print_json(&json!({
+            "state": "released",
+            "forced": true,
+            "backends": cleaned,
+            "tables": released,
+            "checked_tables": names,
+        }));
     } else {
-        println!(
-            "released (forced; tables: {}; cleaned: {})",
-            names.join(", "),
-            cleaned.join(", ")
-        );
+        println!("{}", forced_release_text(&released, &cleaned, &names));
     }
     if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
         // Trial17 MED-2: name the running agent, which puts its claim back.
@@ -701,6 +718,31 @@ fn release_forced(c: &Common) -> u8 {
         );
     }
     0
+}
+
+/// What `release --force` says: the tables it released something of (rules, a record or
+/// claims) and the backends it cleaned — or, when nothing stood, that, with the tables it
+/// looked at (issue 14 LOW: it named `tables: cordon` for a host with nothing in force).
+fn forced_release_text(released: &[&str], cleaned: &[String], checked: &[&str]) -> String {
+    if released.is_empty() {
+        return format!(
+            "nothing to release: no Cordon rules were in force and no claim was recorded (forced; looked at tables: {})",
+            checked.join(", ")
+        );
+    }
+    format!(
+        "released (forced; tables: {}; cleaned: {})",
+        if released.is_empty() {
+            "-".to_string()
+        } else {
+            released.join(", ")
+        },
+        if cleaned.is_empty() {
+            "-".to_string()
+        } else {
+            cleaned.join(", ")
+        }
+    )
 }
 
 /// Trial15 MED-5: iptables chain triples named like Cordon's (`P-IN/-OUT/-FWD`, each
@@ -889,5 +931,26 @@ fn print_coverage(c: &cordon_firewall::Coverage) {
     }
     for n in &c.notes {
         println!("  note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 14 LOW: `release --force` with nothing in force said `released (forced;
+    /// tables: cordon; cleaned: )`, naming a table nothing was released from.
+    #[test]
+    fn a_forced_release_names_only_what_it_released() {
+        assert_eq!(
+            super::forced_release_text(&[], &[], &["cordon"]),
+            "nothing to release: no Cordon rules were in force and no claim was recorded (forced; looked at tables: cordon)"
+        );
+        assert_eq!(
+            super::forced_release_text(&["cordon"], &["netlink".to_string()], &["cordon", "other"]),
+            "released (forced; tables: cordon; cleaned: netlink)"
+        );
+        assert_eq!(
+            super::forced_release_text(&["cordon"], &[], &["cordon"]),
+            "released (forced; tables: cordon; cleaned: -)"
+        );
     }
 }

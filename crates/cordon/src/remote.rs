@@ -569,11 +569,11 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
 /// `not_enforcing`, … — never more than the agent confirmed.
 pub(crate) fn state_text(h: &Host) -> String {
     // A revoked host is listed while it may still be isolated: the server can no longer
-    // release it (trial17 MED-5).
-    if h.revoked {
-        format!("{} · revoked", state_words(h))
-    } else {
-        state_words(h)
+    // release it (trial17 MED-5), nor know what is in force now, so its state is what it
+    // last reported, said as such (issue 14).
+    match h.revoked_note() {
+        Some(note) => format!("{} ({note})", state_words(h)),
+        None => state_words(h),
     }
 }
 
@@ -622,8 +622,9 @@ pub(crate) fn show_host(h: &Host) -> String {
         let _ = writeln!(o, "  FLAG:      {}", term::safe(&f.text()));
     }
     let reason = match (h.state, &h.state_reason) {
-        // The degraded lines are part of the state text already.
-        (cordon_proto::HostState::Quarantined, _) => None,
+        // The degraded lines are part of the state text already; anything the agent said
+        // besides (a desired state that went back) is not.
+        (cordon_proto::HostState::Quarantined, Some(r)) if r.starts_with("degraded: ") => None,
         (_, r) => r.as_deref(),
     };
     let _ = writeln!(
@@ -861,16 +862,20 @@ pub fn hosts(a: HostsArgs) -> u8 {
 fn expires_at(s: &str) -> Result<Timestamp, Failure> {
     match cordon_proto::timefmt::parse_duration_secs(s) {
         Ok(secs) => {
+            cordon_proto::check_expiry_secs(&format!("--expires {}", s.trim()), secs).map_err(Failure::usage)?;
             return Ok(Timestamp::from_unix_ms_clamped(
                 cordon_proto::timefmt::now_ms().saturating_add(secs.saturating_mul(1000)),
-            ))
+            ));
         }
         // `0h`, `99999999999d`: a duration, so say what is wrong with it, not that it is
         // not an RFC 3339 time (trial finding).
         Err(why) if looks_like_duration(s) => return Err(Failure::usage(why)),
         Err(_) => {}
     }
-    Timestamp::parse(s).map_err(Failure::usage)
+    let t = Timestamp::parse(s).map_err(Failure::usage)?;
+    let ahead_ms = t.unix_ms().saturating_sub(cordon_proto::timefmt::now_ms());
+    cordon_proto::check_expiry_secs(&format!("--expires {}", s.trim()), ahead_ms / 1000).map_err(Failure::usage)?;
+    Ok(t)
 }
 
 /// Digits then letters only (`2h`, `0h`, `30x`): meant as a duration, never an RFC 3339
@@ -891,13 +896,26 @@ fn time_arg(s: &str) -> Result<String, Failure> {
     Ok(s.to_string())
 }
 
+/// A selection that matched no host is the caller's mistake (a mistyped label in a SOAR
+/// step must not exit 0): exit 2 naming the selector. The server refuses such an action
+/// itself (404); this also covers a preview, which it answers with an empty set.
+fn nothing_matched(out: &ActionResponse, label: Option<&str>) -> Result<(), Failure> {
+    if !out.results.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::usage(match label {
+        Some(l) => format!(
+            "{}: no host carries label {:?}; nothing was done",
+            out.action,
+            term::safe(l)
+        ),
+        None => format!("{}: no matching hosts; nothing was done", out.action),
+    }))
+}
+
 fn print_action(out: &ActionResponse, json: bool) {
     if json {
         print_json(out);
-        return;
-    }
-    if out.results.is_empty() {
-        println!("{}: no matching hosts", out.action);
         return;
     }
     let rows: Vec<Vec<String>> = out
@@ -1079,6 +1097,7 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
             Ok(o) => o,
             Err(e) => return Err(host_failure(&api, &a.hosts, e).await),
         };
+        nothing_matched(&out, a.label.as_deref())?;
         print_action(&out, a.json);
         Ok(())
     })
@@ -1096,12 +1115,16 @@ pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String
         };
         let answer = match &label {
             Some(l) if hosts.is_empty() => act_on_label(&api, Action::Release, l, req, None, json).await,
-            _ => api.act(Action::Release, target(hosts.clone(), label)?, req).await,
+            _ => {
+                api.act(Action::Release, target(hosts.clone(), label.clone())?, req)
+                    .await
+            }
         };
         let out = match answer {
             Ok(o) => o,
             Err(e) => return Err(host_failure(&api, &hosts, e).await),
         };
+        nothing_matched(&out, label.as_deref())?;
         print_action(&out, json);
         Ok(())
     })
@@ -1223,14 +1246,28 @@ mod tests {
 
     /// trial17 MED-5: a revoked host listed because it may still be isolated says so in
     /// the STATE column (`hosts list`), so nobody takes it for one the server can release.
+    /// Issue 14: and its state is only its last report (the machine may be open by now),
+    /// said as such — never a present-tense `quarantined`.
     #[test]
     fn a_revoked_host_is_marked_revoked_in_the_list() {
         let mut h = host("quarantined", &["agent", "wazuh"]);
         h.revoked = true;
-        assert_eq!(state_text(&h), "quarantined · also: wazuh · revoked");
+        h.last_seen = Some("2026-11-30T18:00:00Z".parse().unwrap());
+        assert_eq!(
+            state_text(&h),
+            "quarantined · also: wazuh (last reported 2026-11-30T18:00:00.000Z, revoked: no longer reporting)"
+        );
+        assert!(
+            show_host(&h).contains("(last reported 2026-11-30T18:00:00.000Z, revoked: no longer reporting)"),
+            "{}",
+            show_host(&h)
+        );
         let mut h = host("normal", &["local"]);
         h.revoked = true;
-        assert_eq!(state_text(&h), "normal (still isolated by local) · revoked");
+        assert_eq!(
+            state_text(&h),
+            "normal (still isolated by local) (last reported never, revoked: no longer reporting)"
+        );
     }
 
     /// Trial6 finding: `cordon release web1` printed `released release_pending` and nothing

@@ -94,3 +94,51 @@ fn label_quarantine_acts_on_the_reviewed_set_or_on_nothing() {
     );
     assert!(!quarantined("db-a") && !quarantined("db-b"));
 }
+
+/// Issue 14: `cordon quarantine --label nosuch` (and release, preview, --json) exited 0
+/// with "no matching hosts": a SOAR step with a mistyped label reported success. Now
+/// exit 2 naming the label, nothing changed. `--expires` beyond the documented limit
+/// (366 days) was cut to 9999-12-31 without a word: now exit 2 naming the limit.
+#[test]
+fn a_selection_matching_no_host_and_an_expiry_beyond_the_limit_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lb = loopback::start(tmp.path());
+    let dir = tmp.path().join("web-a");
+    lb.enroll(&dir.join("agent"), &dir.join("state"), "web-a");
+    let api = |args: &[&str]| lb.api(args);
+    let o = api(&["hosts", "label", "web-a", "--add", "web"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let quarantined = || {
+        let o = api(&["hosts", "show", "web-a", "--json"]);
+        let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        h["desired"]["quarantined"].as_bool().unwrap()
+    };
+    for args in [
+        &["quarantine", "--label", "wbe", "--comment", "IR-80"][..],
+        &["quarantine", "--label", "wbe", "--comment", "IR-80", "--json"],
+        &["quarantine", "--label", "wbe", "--comment", "IR-80", "--preview"],
+        &["release", "--label", "wbe", "--comment", "IR-80"],
+    ] {
+        let o = api(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no host carries label \"wbe\""),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    assert!(!quarantined(), "a selection matching nothing changed something");
+    for expires in ["999999999d", "367d", "9999-12-31T00:00:00Z"] {
+        let o = api(&["quarantine", "web-a", "--comment", "IR-81", "--expires", expires]);
+        assert_eq!(o.status.code(), Some(2), "{expires}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("more than 366 days ahead"),
+            "{expires}: {}",
+            text(&o)
+        );
+    }
+    assert!(!quarantined(), "a refused expiry changed something");
+    let o = api(&["quarantine", "web-a", "--comment", "IR-81", "--expires", "366d"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(quarantined());
+}

@@ -664,10 +664,18 @@ fn forced_release_cleans_up_without_state() {
     let sd = state.path();
     let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("released (forced; tables: cordon;"), "{out}");
     assert_eq!(
         lab.firewall_snapshot().unwrap(),
         before,
         "forced release left rules behind"
+    );
+    // Issue 14 LOW: again, with nothing in force: said so, naming no table as released.
+    let (code, out, err) = cordon(&lab, &["release", "--force", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("nothing to release") && !out.contains("tables: cordon;"),
+        "{out}"
     );
 }
 
@@ -1270,7 +1278,12 @@ fn state_and_kernel_never_disagree() {
         &["isolate", "--server", &url, "--backend", "netlink", "--state-dir", &fd],
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("rolled back"), "{err}");
+    // The claim could not be written, so nothing was applied: said so (issue 14 LOW: it
+    // said "rolled back", deliberately updated).
+    assert!(
+        err.contains("nothing was changed") && !err.contains("rolled back"),
+        "{err}"
+    );
     assert_eq!(
         lab.firewall_snapshot().unwrap(),
         before,
@@ -1316,6 +1329,21 @@ fn state_and_kernel_never_disagree() {
         "{st}"
     );
     assert!(!iptables_has_cordon_chains(&lab));
+    // Issue 14 LOW: `--reapply` on the full disk puts the recorded rules back and says
+    // so — it said "rolled back: the firewall is as it was before this command".
+    let (code, _, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &td]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("rolled back to the recorded quarantine: its rules are in force, as recorded")
+            && !err.contains("as it was before"),
+        "{err}"
+    );
+    let (code, out, _) = cordon(&lab, &["status", "--json", "--state-dir", &td]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["state"],
+        "isolated"
+    );
     // The table's quarantine is recorded in `td` (its home in this namespace: every
     // state directory would work there); release it before using another directory.
     let (code, _, err) = cordon(&lab, &["release", "--state-dir", &td]);

@@ -884,6 +884,12 @@ pub fn quarantine_params(req: &ActionRequest) -> Result<ActionParams, ApiError> 
             if ms <= now_ms() {
                 return Err(ApiError::invalid(format!("expires_at {t} is in the past")));
             }
+            let ahead_secs = (ms - now_ms()) / 1000;
+            cordon_proto::check_expiry_secs(
+                &format!("expires_at {t}"),
+                ahead_secs.saturating_sub(cordon_proto::EXPIRY_CLOCK_LEEWAY_SECS),
+            )
+            .map_err(ApiError::invalid)?;
             Some(ms)
         }
     };

@@ -456,7 +456,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] (nothing written) when a host in `p.if_revisions` moved
     /// on (every such host named), or, for a label with `p.if_revisions`, when the
-    /// label's hosts are not exactly the reviewed ones (`+added`, `-removed` named).
+    /// label's hosts are not exactly the reviewed ones (`+added`, `-removed` named);
+    /// [`StoreError::NotFound`] (nothing written) for an unknown host, or a label no host
+    /// carries (unless `p.preview`: its answer is the empty reviewed set).
     pub async fn act<'a>(
         &self,
         actor: impl Into<Actor<'a>>,
@@ -487,6 +489,14 @@ impl Store {
                     diff.join(", ")
                 )));
             }
+        }
+        // A label nobody carries is a selection that matched nothing: refused naming
+        // the label (a SOAR step with a mistyped label must not read as done). A preview
+        // still answers its empty reviewed set (`if_revisions: {}`).
+        if let (Targets::Label(label), true, false) = (targets, ids.is_empty(), p.preview) {
+            return Err(StoreError::NotFound(format!(
+                "no host carries label {label:?}; nothing was done"
+            )));
         }
         // Every host concerned, read once (set-based, issue 15).
         let mut wanted = ids.clone();

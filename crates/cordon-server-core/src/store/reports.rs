@@ -171,7 +171,14 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         AgentState::Isolated if desired_q => Assessment {
             state: HostState::Quarantined,
-            reason: (!r.degraded.is_empty()).then(|| format!("degraded: {}", r.degraded.join("; "))),
+            // What the agent had to say besides (e.g. that the server's desired state
+            // went back: a restored database, issue 14), then what is missing.
+            reason: match (r.detail.as_deref(), r.degraded.is_empty()) {
+                (None, true) => None,
+                (None, false) => Some(format!("degraded: {}", r.degraded.join("; "))),
+                (Some(d), true) => Some(d.to_string()),
+                (Some(d), false) => Some(format!("{d}; degraded: {}", r.degraded.join("; "))),
+            },
             degraded: r.degraded.clone(),
             applied: desired_rev,
             confirms: true,
@@ -752,6 +759,36 @@ mod tests {
             heartbeat_ms: None,
             claims: vec![],
         }
+    }
+
+    /// Issue 14 (trial15 MED-3): what the agent says besides a confirmation (that the
+    /// server's desired state went back) is kept as the state reason of a quarantined
+    /// host too, ahead of what is missing — it was dropped, so a restore was silent.
+    #[test]
+    fn what_the_agent_says_with_a_confirmation_is_kept() {
+        let note = "the server's desired revision went back from 7 (no quarantine) to 3 (quarantine): …";
+        let pending = host(true, 3, HostState::QuarantinePending, 2);
+        let mut r = report(3, AgentState::Isolated);
+        r.detail = Some(note.into());
+        let a = assess(&pending, &r);
+        assert_eq!((a.state, a.reason.as_deref()), (HostState::Quarantined, Some(note)));
+        r.degraded = vec!["exception https://edr.example.net unresolved".into()];
+        let a = assess(&pending, &r);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some(format!("{note}; degraded: exception https://edr.example.net unresolved").as_str())
+        );
+        r.detail = None;
+        let a = assess(&pending, &r);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("degraded: exception https://edr.example.net unresolved")
+        );
+        let releasing = host(false, 3, HostState::ReleasePending, 2);
+        let mut r = report(3, AgentState::Released);
+        r.detail = Some(note.into());
+        let a = assess(&releasing, &r);
+        assert_eq!((a.state, a.reason.as_deref()), (HostState::Normal, Some(note)));
     }
 
     /// Effect, not dispatch: only a report that the desired revision's rules are in
