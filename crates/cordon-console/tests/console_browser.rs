@@ -274,6 +274,21 @@ async fn fill(c: &Client, css: &str, text: &str) {
 }
 
 /// Finds and clicks, retrying if a live update replaced the element in between.
+/// Waits (up to 30 s) until the element is enabled, then clicks it: a review's Confirm
+/// button stays disabled ("Reviewing…") until the server's review arrives, and a click on
+/// a disabled button does nothing (the approval test timed out that way under load).
+async fn click_when_enabled(c: &Client, css: &str) {
+    for _ in 0..300 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if e.is_enabled().await.unwrap_or(false) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(c, css).await;
+}
+
 async fn click(c: &Client, css: &str) {
     let mut last = None;
     for _ in 0..5 {
@@ -1674,7 +1689,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     click(c, "#deny-selected").await;
     wait_text(c, "#dd-summary", "Deny 2 approvals").await;
     fill(c, "#dd-comment", "false positive: EDR test signature").await;
-    click(c, "#dd-go").await;
+    click_when_enabled(c, "#dd-go").await;
     wait_text(c, "#flash", "Denied 2 of 2").await;
     // The header count follows the live list (it lagged the rows, trial8).
     wait_text(c, "#approvals-count", "1").await;
@@ -1685,7 +1700,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     )
     .await;
     fill(c, "#dd-comment", "IR-1240 confirmed").await;
-    click(c, "#dd-go").await;
+    click_when_enabled(c, "#dd-go").await;
     wait_text(c, "#flash", "Approved 1 of 1").await;
     assert_eq!(pending_approvals(store).await, 0);
     wait_text(c, "#nav-approvals", "0").await;
