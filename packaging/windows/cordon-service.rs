@@ -56,9 +56,22 @@ mod service {
             .unwrap_or_else(|| PathBuf::from("cordon.exe"))
     }
 
+    /// `%ProgramData%\Cordon\agent.toml`, passed explicitly: the same default as
+    /// `cordon_engine::paths::default_agent_config` (this package is outside the workspace,
+    /// so it is repeated here), never a path relative to the service's current drive.
+    fn config_path() -> PathBuf {
+        let base = std::env::var("ProgramData")
+            .ok()
+            .map(|p| p.trim_end_matches(['\\', '/']).to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| r"C:\ProgramData".to_string());
+        PathBuf::from(format!(r"{base}\Cordon\agent.toml"))
+    }
+
     fn start_agent() -> Option<Child> {
         Command::new(agent_path())
-            .args(["agent", "run"])
+            .args(["agent", "run", "--config"])
+            .arg(config_path())
             .spawn()
             .ok()
     }

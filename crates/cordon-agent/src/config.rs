@@ -89,7 +89,7 @@ pub struct AgentConfig {
 }
 
 fn default_state_dir() -> PathBuf {
-    PathBuf::from(cordon_engine::DEFAULT_STATE_DIR)
+    cordon_engine::paths::default_state_dir()
 }
 fn default_true() -> bool {
     true

@@ -173,10 +173,12 @@ pub fn load_or_set_aside(state_dir: &Path) -> Result<(Option<Persisted>, Option<
     }
 }
 
-/// Creates `dir` (and its parents) if missing; the directories created here are 0700.
+/// Creates `dir` (and its parents) if missing; the directories created here are 0700 on
+/// Unix. On Windows `dir` (new or not) gets a protected DACL, SYSTEM and Administrators
+/// only ([`cordon_engine::paths::protect_dir`]), inherited by the key and files in it.
 ///
 /// # Errors
-/// The OS error of creating a directory or setting its mode.
+/// The OS error of creating a directory or setting its mode / DACL.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
@@ -185,7 +187,8 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir)
+    b.create(dir)?;
+    cordon_engine::paths::protect_dir(dir)
 }
 
 /// Tightens an existing state directory made with wider permissions (trial6 LOW: a

@@ -14,6 +14,7 @@ pub use home::registry_dir;
 pub mod impact;
 mod lock;
 pub mod notify;
+pub mod paths;
 pub mod privilege;
 pub mod record;
 pub mod resolve;
@@ -33,7 +34,8 @@ pub use claims::{Claim, ClaimIsolateOutcome, ClaimReleaseOutcome, ClaimSource, M
 pub use error::{chain as error_chain, EngineError, ErrorClass, RolledBackTo};
 pub use state::StoredState;
 
-/// Default directory for the persisted quarantine state.
+/// Default directory for the persisted quarantine state on Unix (Windows:
+/// `%ProgramData%\Cordon\state`; use [`paths::default_state_dir`], which picks per platform).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cordon";
 
 /// Default time allowed for the post-apply reachability check.

@@ -65,6 +65,14 @@ impl StateLock {
     /// (issue 14: wazuh-ar waited twice its `--lock-timeout` when one process held both).
     pub(crate) fn acquire_as(dir: &Path, timeout: Duration, foreign_at_once: bool) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
+        // Windows: SYSTEM and Administrators only (a no-op on Unix, where the state files
+        // are 0600). A failure is said, not fatal: a quarantine must not fail over it.
+        if let Err(e) = crate::paths::protect_dir(dir) {
+            eprintln!(
+                "cordon: warning: cannot restrict access to {} to SYSTEM and Administrators: {e}",
+                dir.display()
+            );
+        }
         let path = dir.join(".lock");
         let mut file = open_lock_file(&path)?;
         flock_within(&mut file, &path, timeout, true, foreign_at_once)?;

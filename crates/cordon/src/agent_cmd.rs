@@ -35,14 +35,15 @@ pub struct EnrollArgs {
     /// Without it the CA is trusted on first use (its fingerprint is printed).
     #[arg(long)]
     pub ca_fingerprint: Option<String>,
-    /// Directory for the certificate, key (0600) and CA.
-    #[arg(long, default_value = "/etc/cordon")]
+    /// Directory for the certificate, key and CA (Unix: 0700, key 0600; Windows:
+    /// %ProgramData%\Cordon by default).
+    #[arg(long, default_value_os_t = cordon_engine::paths::default_config_dir())]
     pub dir: PathBuf,
     /// Config file to write (default DIR/agent.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Agent state directory (applied policy, last desired state).
-    #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR)]
+    #[arg(long, default_value_os_t = cordon_engine::paths::default_state_dir())]
     pub state_dir: PathBuf,
     /// Name to enroll under (default: this host's name). Analysts address the host by
     /// it (`cordon quarantine NAME`).
@@ -59,7 +60,8 @@ pub struct EnrollArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    #[arg(long, default_value = "/etc/cordon/agent.toml")]
+    /// The agent's config file (written by `agent enroll`).
+    #[arg(long, default_value_os_t = cordon_engine::paths::default_agent_config())]
     pub config: PathBuf,
     /// Override the config's state directory.
     #[arg(long)]

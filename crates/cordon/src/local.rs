@@ -21,7 +21,7 @@ pub struct Common {
     #[arg(long, value_parser = parse_table)]
     pub table: Option<TableName>,
     /// Where the applied policy and its digest are recorded.
-    #[arg(long, default_value = cordon_engine::DEFAULT_STATE_DIR, env = "CORDON_STATE_DIR")]
+    #[arg(long, default_value_os_t = cordon_engine::paths::default_state_dir(), env = "CORDON_STATE_DIR")]
     pub state_dir: PathBuf,
     /// Firewall mechanism: auto, netlink, nftables, iptables, pf, windows, netsh-ipsec.
     /// `auto` keeps the backend of a recorded quarantine.
