@@ -1,8 +1,9 @@
-# Body of the cordon-server package's post-removal script (.deb postrm "purge", .rpm
-# %postun on erase). POSIX sh; paths honour DPKG_ROOT.
+# Body of the cordon-server package's post-removal script (.deb postrm; .rpm %postun,
+# where purging is always "no": rpm has no purge, and an erase keeps the CA). POSIX sh;
+# paths honour DPKG_ROOT.
 #
-# Purge removes the server's data (CA, database: keep a backup!), the enable link, the
-# system user and its group.
+# Purge (.deb only) removes the server's data (CA, database: keep a backup!), the enable
+# link, the system user and its group.
 
 R="${DPKG_ROOT:-}"
 if [ "$purging" = yes ]; then
