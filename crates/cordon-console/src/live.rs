@@ -1,6 +1,8 @@
 //! Live updates: a server-sent event stream that says "something changed" so open pages
 //! re-fetch their live parts. Changes are detected from the database itself (the newest
-//! audit record, the number of hosts, agents' last-seen times), so every state change —
+//! audit record, the number of hosts, agents' last-seen times, the hosts' report
+//! revisions and how many hosts are offline right now: [`ChangeFingerprint`]), so every
+//! state change — including an agent going silent past its offline deadline —
 //! from the API, the console, automation, expiry or an agent's report, on this replica
 //! or another one sharing a PostgreSQL database — reaches every open console.
 //!
@@ -20,7 +22,7 @@ use futures_util::stream::Stream;
 
 use super::session::ApiSession;
 use cordon_server_core::service::{host_views, sessions};
-use cordon_server_core::store::Caller;
+use cordon_server_core::store::{Caller, ChangeFingerprint};
 use cordon_server_core::{ApiError, AppState};
 
 /// How often the database is looked at for each open stream.
@@ -36,7 +38,7 @@ const RECHECK_EVERY: u32 = 20;
 
 /// A cheap summary that changes whenever a host's state, labels or desired state do,
 /// read through the service as the stream's caller.
-pub async fn fingerprint(st: &AppState, caller: &Caller) -> Result<(i64, i64, i64), ApiError> {
+pub async fn fingerprint(st: &AppState, caller: &Caller) -> Result<ChangeFingerprint, ApiError> {
     host_views::change_fingerprint(st, caller, SEEN_STEP_MS).await
 }
 
@@ -44,7 +46,7 @@ struct Poll {
     st: AppState,
     caller: Caller,
     token_name: String,
-    last: Option<(i64, i64, i64)>,
+    last: Option<ChangeFingerprint>,
     ticks: u32,
     first: bool,
     /// When the stream last sent an event (hello, change or heartbeat).
@@ -101,13 +103,13 @@ pub async fn events(
             if p.last != Some(fp) {
                 p.last = Some(fp);
                 p.sent = Instant::now();
-                let ev = Event::default().event("change").data(fp.0.to_string());
+                let ev = Event::default().event("change").data(fp.audit_id.to_string());
                 return Some((Ok(ev), (p, token)));
             }
             // Alive, and the database answered: say so, so silence means trouble.
             if p.sent.elapsed() >= HEARTBEAT {
                 p.sent = Instant::now();
-                let ev = Event::default().event("heartbeat").data(fp.0.to_string());
+                let ev = Event::default().event("heartbeat").data(fp.audit_id.to_string());
                 return Some((Ok(ev), (p, token)));
             }
         }

@@ -2908,3 +2908,172 @@ async fn legacy_labels_can_be_removed_and_poisoned_labels_are_flagged() {
     let rules = page_body(&ctx, &adm, "/console/rules").await;
     assert!(!rules.contains("id=\"poisoned-labels\""), "clean again");
 }
+
+/// trial24 MED-3: an agent older than the `enforcing` field reports only its backend;
+/// `memory` blocks nothing, yet such a report was taken as enforcing — "■ Quarantined",
+/// "In force", "Policy in force", and no "not enforcing" in the banner. Backend `memory`
+/// is never enforcing, whatever the report says.
+#[tokio::test]
+async fn a_memory_backend_without_the_enforcing_field_is_never_in_force() {
+    let ctx = Ctx::new().await;
+    let old = ctx.enroll("old-dry", &[]).await;
+    quarantine(&ctx, &old, r#"{"comment":"IR-24"}"#).await;
+    // Exactly what an older agent sends: no `enforcing`.
+    let body = serde_json::json!({
+        "version": 1,
+        "applied_revision": revision(&ctx, &old).await,
+        "state": "isolated",
+        "digest": "sha256:00ab",
+        "backend": "memory",
+        "agent_version": "0.0.9",
+    });
+    let (st, v) = ctx.agent_status(&old, &body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "not_enforcing", "{v}");
+    let (_, h) = ctx
+        .call("GET", &format!("/v1/hosts/{old}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!((h["state"].as_str(), h["enforcing"].as_bool()), (Some("not_enforcing"), Some(false)), "{h}");
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let page = host_page(&ctx, &s, &old).await;
+    assert!(!page.contains("In force") && !page.contains("Policy in force"), "{page}");
+    assert!(page.contains("Not enforcing"), "{page}");
+    let list = page_body(&ctx, &s, "/console/hosts").await;
+    let banner = part(&list, "id=\"attention-banner\"", "</section>");
+    assert!(banner.contains("<strong>1</strong> not enforcing"), "{banner}");
+    let row = part(&list, &format!("<tr id=\"host-{old}\""), "</tr>");
+    assert!(!row.contains(">Quarantined<") && row.contains(">Not enforcing<"), "{row}");
+}
+
+/// Opens the console's live stream as `s`; the body to read events from.
+async fn open_stream(ctx: &Ctx, s: &Sess) -> Body {
+    let r = ctx
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/console/events")
+                .header("cookie", &s.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.into_body()
+}
+
+/// Reads `body` until a `change` event arrives (true) or `within` passes (false); the
+/// text read so far goes to `seen`.
+async fn change_within(body: &mut Body, within: std::time::Duration, seen: &mut String) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(at) = seen.find("event: change") {
+            seen.replace_range(..at + "event: change".len(), "");
+            return true;
+        }
+        let left = within.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return false;
+        }
+        match tokio::time::timeout(left, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(d) = frame.into_data() {
+                    seen.push_str(&String::from_utf8_lossy(&d));
+                }
+            }
+            Ok(_) => panic!("the stream ended: {seen:?}"),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Waits for the stream's `hello` (its baseline is taken then).
+async fn hello(body: &mut Body, seen: &mut String) {
+    let started = std::time::Instant::now();
+    while !seen.contains("event: hello") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no hello: {seen:?}");
+        if let Ok(d) = body.frame().await.expect("the stream ended").unwrap().into_data() {
+            seen.push_str(&String::from_utf8_lossy(&d));
+        }
+    }
+    seen.clear();
+}
+
+/// trial24 MED-1: the live stream fired only on audit records, the host count or a 30 s
+/// step of the newest last-seen time, so agents going silent never reached an open page
+/// (still online, banner without "offline while quarantined", "Live updates: on"). A host
+/// crossing its offline deadline is a change now.
+#[tokio::test]
+async fn an_agent_going_silent_reaches_open_pages_when_it_crosses_the_offline_deadline() {
+    let ctx = Ctx::new().await;
+    let quiet = ctx.enroll("quiet-01", &[]).await;
+    quarantine(&ctx, &quiet, r#"{"comment":"IR-24"}"#).await;
+    // Heartbeat 1 s: offline after 3 s of silence.
+    report(&ctx, &quiet, cordon_proto::AgentState::Isolated, "nftables", |r| {
+        r.heartbeat_ms = Some(1_000)
+    })
+    .await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let mut body = open_stream(&ctx, &s).await;
+    let mut seen = String::new();
+    hello(&mut body, &mut seen).await;
+    assert!(!ctx.store().host(&quiet).await.unwrap().offline, "online at the start");
+    assert!(
+        change_within(&mut body, std::time::Duration::from_secs(12), &mut seen).await,
+        "no change event after the agent went silent: {seen:?}"
+    );
+    let list = page_body(&ctx, &s, "/console/hosts").await;
+    let banner = part(&list, "id=\"attention-banner\"", "</section>");
+    assert!(banner.contains("offline while quarantined"), "{banner}");
+}
+
+/// trial24 MED-2: a report that changes only what the host page shows from the agent —
+/// other managers' claims, reported addresses — writes no audit record, and reached open
+/// pages only at the next 30 s step of the newest last-seen time. Each such report is a
+/// change now; a report that changes nothing shown is not.
+#[tokio::test]
+async fn claims_and_addresses_changes_reach_open_pages_at_once() {
+    use cordon_proto::{AgentState, ClaimInfo};
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("kiosk-11", &[]).await;
+    let wazuh = ClaimInfo {
+        source: "wazuh".into(),
+        since: None,
+        allow: vec![],
+        servers: vec![],
+        owner: None,
+    };
+    report(&ctx, &id, AgentState::Released, "nftables", |_| {}).await;
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let mut body = open_stream(&ctx, &s).await;
+    let mut seen = String::new();
+    hello(&mut body, &mut seen).await;
+    let audit = ctx.audit_for(&id).await.len();
+    let w = wazuh.clone();
+    report(&ctx, &id, AgentState::Released, "nftables", move |r| r.claims = vec![w]).await;
+    assert!(
+        change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
+        "a wazuh claim added: no change event: {seen:?}"
+    );
+    report(&ctx, &id, AgentState::Released, "nftables", |r| r.claims = vec![]).await;
+    assert!(
+        change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
+        "the wazuh claim dropped: no change event: {seen:?}"
+    );
+    let r = common::status_report(revision(&ctx, &id).await, AgentState::Released, "sha256:0", "nftables");
+    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"])).await;
+    assert!(
+        change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
+        "a new address: no change event: {seen:?}"
+    );
+    assert_eq!(ctx.audit_for(&id).await.len(), audit, "none of these wrote an audit record");
+    let page = host_page(&ctx, &s, &id).await;
+    assert!(page.contains("203.0.113.5"), "the page shows the new address");
+    // The same report again changes nothing shown: no change event.
+    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"])).await;
+    assert!(
+        !change_within(&mut body, std::time::Duration::from_secs(2), &mut seen).await,
+        "an unchanged report woke the pages: {seen:?}"
+    );
+}

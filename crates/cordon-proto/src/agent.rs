@@ -135,7 +135,8 @@ pub struct StatusReport {
     pub agent_version: Option<String>,
     /// False when the agent runs with `enforce = false` (it keeps the desired state in
     /// memory and never touches the firewall): the server then never calls the host
-    /// quarantined. Older agents do not send it and are taken as enforcing.
+    /// quarantined. Older agents do not send it and are taken as enforcing — unless
+    /// their `backend` is `memory`: read it through [`StatusReport::enforces`].
     #[serde(default = "crate::agent::default_true")]
     pub enforcing: bool,
     /// What of the desired state is *not* in force although `state` is `isolated`: one
@@ -255,6 +256,18 @@ pub const OFFLINE_AFTER_HEARTBEATS: u64 = 3;
 /// one config line (or a typo) cannot stretch "silent for 3 heartbeats" into years. The
 /// agent refuses a `heartbeat_secs` above it when it reads its config.
 pub const MAX_HEARTBEAT_MS: u64 = 600_000;
+
+impl StatusReport {
+    /// Whether the reporting agent enforces anything: the one definition the server uses
+    /// (store, API, console, CLI and notifications all read what it stored from this).
+    /// False when the report says `enforcing: false`, and whenever the backend is
+    /// [`Backend::Memory`], which blocks nothing by definition — agents older than the
+    /// `enforcing` field send only the backend (trial24 MED-3: such a report was shown
+    /// "Quarantined / In force"). Pure.
+    pub fn enforces(&self) -> bool {
+        self.enforcing && self.backend != Some(Backend::Memory)
+    }
+}
 
 pub(crate) fn default_true() -> bool {
     true

@@ -4,7 +4,7 @@
 use cordon_proto::Role;
 
 use super::Caller;
-use crate::store::{HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage};
+use crate::store::{ChangeFingerprint, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage};
 use crate::{ApiError, AppState};
 
 /// One page of the list `q` describes and its counts.
@@ -118,10 +118,9 @@ pub async fn labels(st: &AppState, caller: &Caller) -> Result<Vec<String>, ApiEr
     Ok(st.store.host_labels().await?)
 }
 
-/// A cheap summary that changes whenever a host's state, labels or desired state do, or
-/// an agent reports (viewer): (newest audit record id, number of hosts, newest
-/// last-seen time in steps of `seen_step_ms`). The console's live stream compares it
-/// every half second.
+/// A cheap summary that changes whenever a host's state, labels or desired state do, an
+/// agent report changes what a page shows, or a host goes offline (viewer): see
+/// [`ChangeFingerprint`]. The console's live stream compares it every half second.
 ///
 /// # Errors
 /// 403 below viewer; 500 (logged) when the store fails.
@@ -129,7 +128,7 @@ pub async fn change_fingerprint(
     st: &AppState,
     caller: &Caller,
     seen_step_ms: i64,
-) -> Result<(i64, i64, i64), ApiError> {
+) -> Result<ChangeFingerprint, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(st.store.change_fingerprint(seen_step_ms).await?)
 }

@@ -770,22 +770,6 @@ impl Store {
         Ok(q.fetch_all(&self.pool).await?)
     }
 
-    /// A cheap summary that changes whenever a host's state, labels or desired state do:
-    /// (newest audit id, number of hosts, newest last-seen time in steps of `seen_step_ms`).
-    pub async fn change_fingerprint(&self, seen_step_ms: i64) -> Result<(i64, i64, i64), StoreError> {
-        let a = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM audit")
-            .fetch_one(&self.pool)
-            .await?;
-        let h = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(last_seen), 0) AS s FROM hosts")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((
-            get_i64(&a, "n")?,
-            get_i64(&h, "n")?,
-            get_i64(&h, "s")? / seen_step_ms.max(1),
-        ))
-    }
-
     /// The chain head kept in the database (`None` before the first chained record) and
     /// the id of the last record written before the chain existed.
     pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {

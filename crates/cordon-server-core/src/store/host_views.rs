@@ -126,6 +126,55 @@ pub(crate) fn offline_sql(now: &str) -> String {
     )
 }
 
+/// A cheap summary of what the console's pages show, compared by the live stream every
+/// half second: any change of a field means "re-fetch" ([`Store::change_fingerprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeFingerprint {
+    /// The newest audit record's id (every state change, request and decision writes one).
+    pub audit_id: i64,
+    /// How many hosts are enrolled (revoked ones included).
+    pub hosts: i64,
+    /// The newest last-seen time (Unix ms) divided by the step asked for, so busy agents
+    /// do not cause constant refreshes and "last seen" still moves.
+    pub seen_step: i64,
+    /// The sum of the hosts' `report_rev`: moves when an agent report changes anything a
+    /// page shows without an audit record — claims, addresses, os, backend — or an
+    /// offline agent is heard again (trial24 MED-2).
+    pub reports: i64,
+    /// How many hosts are offline at the moment of the query ([`super::offline`]'s
+    /// rule): moves the moment a silent agent crosses its offline deadline (trial24
+    /// MED-1: an open page kept showing silent agents online).
+    pub offline: i64,
+}
+
+impl Store {
+    /// The [`ChangeFingerprint`] now, last-seen times in steps of `seen_step_ms`: two
+    /// statements, each one scan of a table's index or rows.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn change_fingerprint(&self, seen_step_ms: i64) -> Result<ChangeFingerprint, StoreError> {
+        let a = sqlx::query("SELECT COALESCE(MAX(id), 0) AS n FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
+        let sql = format!(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(h.last_seen), 0) AS s, \
+             CAST(COALESCE(SUM(h.report_rev), 0) AS BIGINT) AS r, \
+             CAST(COALESCE(SUM(CASE WHEN {} THEN 1 ELSE 0 END), 0) AS BIGINT) AS o FROM hosts h",
+            // `now` as a literal integer, as the host filter writes it.
+            offline_sql(&crate::timefmt::now_ms().to_string())
+        );
+        let h = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        Ok(ChangeFingerprint {
+            audit_id: get_i64(&a, "n")?,
+            hosts: get_i64(&h, "n")?,
+            seen_step: get_i64(&h, "s")? / seen_step_ms.max(1),
+            reports: get_i64(&h, "r")?,
+            offline: get_i64(&h, "o")?,
+        })
+    }
+}
+
 /// A quarantine in force with exceptions missing (the agent's `degraded` list), as SQL
 /// over `hosts h`.
 const DEGRADED_SQL: &str = "h.state = 'quarantined' AND h.enforcing = 1 AND h.degraded <> '[]'";

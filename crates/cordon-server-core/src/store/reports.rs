@@ -138,7 +138,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         // An older revision in force: the agent has not taken the current one yet. It
         // says which revision's rules are in force, unless it enforces nothing.
         AgentState::Isolated | AgentState::Released if !current => Assessment {
-            applied: if r.enforcing && r.applied_revision < desired_rev {
+            applied: if r.enforces() && r.applied_revision < desired_rev {
                 r.applied_revision.max(0)
             } else {
                 host.applied_revision
@@ -146,7 +146,7 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
             ..keep
         },
         // Never less than is true: other sources' claims may hold the host isolated.
-        AgentState::Isolated if desired_q && !r.enforcing => Assessment {
+        AgentState::Isolated if desired_q && !r.enforces() => Assessment {
             state: HostState::NotEnforcing,
             reason: Some(match other_claims(&host.id, r).as_slice() {
                 [] => "the agent runs with enforce = false: no rules are in force on the host".into(),
@@ -598,6 +598,29 @@ fn plan_report(
     plan
 }
 
+/// Whether report `r`, assessed as `a`, changes anything a page shows of `host` (as
+/// stored, `offline` derived at load): its state, reason, exceptions, applied revision,
+/// enforcing, claims, addresses, os, agent version, backend, digest or heartbeat — or
+/// the host was offline and is heard again. Such a report bumps the host's `report_rev`,
+/// which the console's live stream watches (trial24 MED-2: a change of claims or
+/// addresses writes no audit record and reached open pages only at the next 30 s
+/// last-seen step). Pure.
+pub(crate) fn shown_change(host: &Host, r: &StatusReport, a: &Assessment) -> bool {
+    host.offline
+        || a.state != host.state
+        || a.reason != host.state_reason
+        || a.degraded != host.degraded
+        || a.applied != host.applied_revision
+        || r.enforces() != host.enforcing
+        || r.claims != host.claims
+        || (!r.addresses.is_empty() && r.addresses != host.addresses)
+        || (r.os.is_some() && r.os != host.os)
+        || (r.agent_version.is_some() && r.agent_version != host.agent_version)
+        || r.backend != host.backend
+        || r.digest != host.digest
+        || (r.heartbeat_ms.is_some() && r.heartbeat_ms != host.heartbeat_ms)
+}
+
 /// Writes report `r`'s effect `plan` on `host` inside `tx` (one `UPDATE`, and the
 /// address rows when the addresses changed), then moves `host` to what was written, so
 /// a later report of the same host in the batch sees it.
@@ -623,7 +646,8 @@ async fn write_report_tx(
          os = COALESCE($5, os), addresses = $6, agent_version = COALESCE($7, agent_version), \
          state = $8, state_reason = $9, state_since = $10, degraded = $11, enforcing = $12, \
          heartbeat_ms = COALESCE($13, heartbeat_ms), claims = $14, agent_audit_window = $15, \
-         agent_audit_count = $16, agent_audit_suppressed = $17 WHERE id = $18",
+         agent_audit_count = $16, agent_audit_suppressed = $17, report_rev = report_rev + $18 \
+         WHERE id = $19",
     )
     .bind(now)
     .bind(a.applied)
@@ -640,12 +664,13 @@ async fn write_report_tx(
     .bind(a.reason.clone())
     .bind(since)
     .bind(to_json_list(&a.degraded))
-    .bind(r.enforcing as i64)
+    .bind(r.enforces() as i64)
     .bind(r.heartbeat_ms.and_then(|b| i64::try_from(b).ok()))
     .bind(claims)
     .bind(plan.window.start)
     .bind(plan.window.written)
     .bind(plan.window.collapsed)
+    .bind(i64::from(shown_change(host, r, a)))
     .bind(host.id.clone())
     .execute(&mut **tx)
     .await?;
@@ -659,8 +684,20 @@ async fn write_report_tx(
     host.state_since = crate::timefmt::Timestamp::from_unix_ms_clamped(since);
     host.degraded = a.degraded.clone();
     host.applied_revision = a.applied;
-    host.enforcing = r.enforcing;
+    host.enforcing = r.enforces();
     host.claims = r.claims.clone();
+    host.backend = r.backend.clone();
+    host.digest = r.digest.clone();
+    if r.os.is_some() {
+        host.os = r.os.clone();
+    }
+    if r.agent_version.is_some() {
+        host.agent_version = r.agent_version.clone();
+    }
+    if r.heartbeat_ms.is_some() {
+        host.heartbeat_ms = r.heartbeat_ms;
+    }
+    host.offline = false;
     Ok(())
 }
 
@@ -676,6 +713,8 @@ impl Store {
         let mut r = r.clone();
         r.addresses = crate::limits::check_addresses(&r.addresses).map_err(StoreError::Invalid)?;
         crate::limits::bound_report(&mut r);
+        // One definition of "enforces" from here on ([`StatusReport::enforces`]).
+        r.enforcing = r.enforces();
         let queue = self.reports.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(batch_loop(self.pool.clone(), self.write.clone(), self.mark.clone(), rx));
@@ -863,6 +902,48 @@ mod tests {
         let mut old = report(3, AgentState::Isolated);
         old.enforcing = false;
         assert_eq!(assess(&pending, &old).applied, 3);
+    }
+
+    /// Trial24 MED-3: backend `memory` blocks nothing, so a report naming it is never
+    /// enforcing — also from an agent older than the `enforcing` field (which defaults
+    /// to true).
+    #[test]
+    fn a_memory_backend_never_enforces_whatever_the_report_says() {
+        let pending = host(true, 4, HostState::QuarantinePending, 3);
+        let mut r = report(4, AgentState::Isolated);
+        r.backend = Some(cordon_proto::Backend::Memory);
+        assert!(r.enforcing && !r.enforces());
+        let a = assess(&pending, &r);
+        assert_eq!((a.state, a.applied), (HostState::NotEnforcing, 3));
+        r.backend = Some(cordon_proto::Backend::Nftables);
+        assert!(r.enforces());
+        assert_eq!(assess(&pending, &r).state, HostState::Quarantined);
+    }
+
+    /// Trial24 MED-2: what changes a page without an audit record (claims, addresses,
+    /// an offline agent heard again) counts as shown; the same report again does not.
+    #[test]
+    fn shown_change_sees_claims_addresses_and_coming_back_online() {
+        let mut h = host(false, 2, HostState::Normal, 2);
+        h.backend = Some(cordon_proto::Backend::Nftables);
+        h.digest = Some("sha256:0".into());
+        let mut r = report(2, AgentState::Released);
+        r.backend = h.backend.clone();
+        r.digest = h.digest.clone();
+        let a = assess(&h, &r);
+        assert!(!shown_change(&h, &r, &a), "nothing shown changed");
+        let mut c = r.clone();
+        c.claims = vec![ClaimInfo {
+            source: "wazuh".into(),
+            ..Default::default()
+        }];
+        assert!(shown_change(&h, &c, &assess(&h, &c)), "a claim added");
+        let mut ad = r.clone();
+        ad.addresses = vec!["203.0.113.5".parse().unwrap()];
+        assert!(shown_change(&h, &ad, &assess(&h, &ad)), "an address");
+        let mut off = h.clone();
+        off.offline = true;
+        assert!(shown_change(&off, &r, &a), "heard again after going offline");
     }
 
     /// Fix14c item 8, the fault kind: a non-enforcing agent on a host where other

@@ -105,6 +105,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0027_outbox_marks.sql"),
         include_str!("../../migrations/0027_outbox_marks.sql"),
     ),
+    (
+        28,
+        "report revision",
+        include_str!("../../migrations/0028_report_revision.sql"),
+        include_str!("../../migrations/0028_report_revision.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
