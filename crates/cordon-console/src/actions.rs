@@ -1030,6 +1030,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         .filter(|i| !i.changes && !confirmed(action, i))
         .map(|i| i.name())
         .collect();
+    let unconfirmed = requested.len();
     let summary = if n == 0 && !requested.is_empty() {
         format!(
             "Nothing to do: the {} of {} already requested; not yet confirmed for {}.",
@@ -1060,7 +1061,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         format!("{verb} {n} {}{scope}?", plural(n))
     };
     let mut warnings = Vec::new();
-    let unchanged = total - n - requested.len();
+    let unchanged = total - n - unconfirmed;
     if unchanged > 0 && n > 0 {
         warnings.push(format!(
             "{unchanged} of the {total} {} already {}: no change for {}.",
@@ -1073,15 +1074,31 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
             if unchanged == 1 { "it" } else { "them" }
         ));
     }
-    if !requested.is_empty() && n > 0 {
+    // Of those, hosts whose agent enforces nothing never confirm: named as such, never
+    // as "pending until its agent confirms" (trial24 LOW-1).
+    let (dry, pending): (Vec<&HostImpact>, Vec<&HostImpact>) = impacts
+        .iter()
+        .filter(|i| !i.changes && !confirmed(action, i))
+        .partition(|i| i.not_enforcing);
+    let what = if action == Action::Quarantine { "quarantine" } else { "release" };
+    if !pending.is_empty() && n > 0 {
         warnings.push(format!(
-            "{} of the {total} {}: {} already requested, not yet confirmed ({}): nothing new is sent; {} pending until {} agent confirms.",
-            requested.len(),
+            "{} of the {total} {}: {what} already requested, not yet confirmed ({}): nothing new is sent; {} pending until {} agent confirms.",
+            pending.len(),
             plural(total),
-            if action == Action::Quarantine { "quarantine" } else { "release" },
-            requested.join(", "),
-            if requested.len() == 1 { "it stays" } else { "they stay" },
-            if requested.len() == 1 { "its" } else { "each" }
+            pending.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+            if pending.len() == 1 { "it stays" } else { "they stay" },
+            if pending.len() == 1 { "its" } else { "each" }
+        ));
+    }
+    if !dry.is_empty() {
+        warnings.push(format!(
+            "Not enforcing: {what} already requested for {} {} ({}); {} runs with enforce = false and never confirms it: \
+             nothing is blocked there, and nothing new is sent.",
+            dry.len(),
+            plural(dry.len()),
+            dry.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+            if dry.len() == 1 { "its agent" } else { "each agent" }
         ));
     }
     let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
@@ -1208,12 +1225,35 @@ pub async fn run(
         );
     }
     let verb = verb(p.action);
+    let dry: Vec<String> = p
+        .impacts
+        .iter()
+        .filter(|i| i.changes && i.not_enforcing)
+        .map(HostImpact::name)
+        .collect();
     run_reply(hosts::act_many(&st, &s.caller, p.action, &p.req).await, |n| {
-        format!(
-            "{verb} requested for {n} {}; waiting for the agents to confirm.",
-            plural(n)
-        )
+        run_summary(verb, n, &dry)
     })
+}
+
+/// What a run says it did: `verb` requested for `n` hosts, waiting for their agents —
+/// except the hosts in `dry`, whose agent runs with `enforce = false` and never confirms
+/// (trial24 LOW-9: the flash said "waiting for the agents to confirm" for them; the
+/// approvals' result already said "NOT ENFORCING"). Pure.
+fn run_summary(verb: &str, n: usize, dry: &[String]) -> String {
+    let mut out = format!("{verb} requested for {n} {}", plural(n));
+    if dry.len() < n {
+        out.push_str("; waiting for the agents to confirm");
+    }
+    if !dry.is_empty() {
+        out.push_str(&format!(
+            "; NOT ENFORCING, nothing blocked: {} (enforce = false: {} never confirms)",
+            dry.join(", "),
+            if dry.len() == 1 { "its agent" } else { "their agents" }
+        ));
+    }
+    out.push('.');
+    out
 }
 
 /// The answer to a run: per host the server's change and state, and `summary(n)` for the

@@ -47,7 +47,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
             .await?,
     );
     let body = html! {
-        div class="page-head" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
+        div class="page-head" id="rules-head" data-live="" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
         @if !poisoned.is_empty() {
             section class="attention" role="alert" id="poisoned-labels" aria-labelledby="h-poisoned" {
                 strong id="h-poisoned" { "⚠ Labels stored before the label checks:" }
@@ -55,7 +55,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                 p { "Rules on such labels may not fire. Remove or rename them (" code { "cordon hosts label HOST --remove LABEL" } " removes a label as it is stored)." }
             }
         }
-        section class="card" aria-labelledby="h-guard" {
+        section class="card" id="guard-card" aria-labelledby="h-guard" data-live="" {
             h2 id="h-guard" { "Guardrails" }
             @if s.is_admin() {
                 div class="toolbar" {
@@ -80,7 +80,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                 dt { "Protected labels" } dd { @if set.protected_labels.is_empty() { span class="muted" { "none" } } (labels(&set.protected_labels)) }
             }
         }
-        div class="table-wrap spaced" {
+        div class="table-wrap spaced" id="rules-live" data-live="" {
             table class="audit" id="rules-table" {
                 caption class="sr-only" { "Automation rules" }
                 thead { tr {
@@ -120,6 +120,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
     let body = html! {
         (body)
         @if s.is_admin() { (settings_dialog(&set)) }
+        (super::pages::live_note())
     };
     Ok(Html(layout("Rules", Some(&s), Nav::Rules, body).into_string()))
 }

@@ -1136,7 +1136,7 @@ pub async fn audit(
     let body = html! {
         div class="page-head" {
             h1 { "Audit log" }
-            p class="summary" { strong { (view.total) } " records" }
+            p class="summary" id="audit-summary" data-live="" { strong { (view.total) } " records" }
         }
         form method="get" action="/console/audit" class="filters" aria-label="Filter audit records" {
             div class="field" { label for="a-host" { "Host" } input id="a-host" name="host" type="search" value=(v(&q.host)) placeholder="hostname or id (contains)"; }
@@ -1164,7 +1164,7 @@ pub async fn audit(
             " · "
             a id="export-json" href={"/console/audit/export?" (q.export_query("json"))} download { "JSON" }
         }
-        div class="table-wrap" {
+        div class="table-wrap" id="audit-live" data-live="" {
             table class="audit" id="audit-table" {
                 caption class="sr-only" { "Audit records, newest first" }
                 thead { tr { th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Host" } th scope="col" { "Comment" } th scope="col" { "Result" } th scope="col" { "Detail" } } }
@@ -1190,7 +1190,7 @@ pub async fn audit(
             }
         }
         @if view.before > 0 || view.older {
-            nav class="pager" id="audit-pager" aria-label="Pages of audit records" {
+            nav class="pager" id="audit-pager" aria-label="Pages of audit records" data-live="" {
                 span id="pager-position" {
                     "Records " (view.before + 1) "–" (view.before + shown.len() as i64) " of " (view.total) ", newest first"
                 }
@@ -1208,6 +1208,7 @@ pub async fn audit(
             }
         }
     };
+    let body = html! { (body) (live_note()) };
     Ok(Html(layout("Audit", Some(&s), Nav::Audit, body).into_string()))
 }
 

@@ -3077,3 +3077,63 @@ async fn claims_and_addresses_changes_reach_open_pages_at_once() {
         "an unchanged report woke the pages: {seen:?}"
     );
 }
+
+/// trial24 LOW-1 / LOW-9: a host whose agent runs with `enforce = false` never confirms a
+/// quarantine: a review that leaves its (already requested) quarantine unchanged named it
+/// only as "pending until its agent confirms", and the run's flash said "waiting for the
+/// agents to confirm" for it. Both name it as not enforcing now.
+#[tokio::test]
+async fn not_enforcing_hosts_are_never_said_to_wait_for_their_agent() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let dry = ctx.enroll("ws-05", &["lab"]).await;
+    let real = ctx.enroll("web-01", &["lab"]).await;
+    let dry2 = ctx.enroll("ws-06", &[]).await;
+    for (id, backend) in [(&dry, "memory"), (&real, "nftables"), (&dry2, "memory")] {
+        report(&ctx, id, AgentState::Released, backend, |r| r.enforcing = backend != "memory").await;
+    }
+    quarantine(&ctx, &dry, r#"{"comment":"IR-24"}"#).await;
+    report(&ctx, &dry, AgentState::Isolated, "memory", |r| r.enforcing = false).await;
+    assert_eq!(ctx.store().host(&dry).await.unwrap().state, HostState::NotEnforcing);
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let by_label = serde_json::json!({"action": "quarantine", "label": "lab", "comment": "IR-24b"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label).await);
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("Not enforcing: quarantine already requested for 1 host (ws-05)")
+            && !warnings.contains("pending until its agent confirms"),
+        "{v}"
+    );
+    // Run on the other not-enforcing host: the flash says so, never "waiting".
+    let one = serde_json::json!({"action": "quarantine", "hosts": [dry2], "comment": "IR-24c"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", one.clone()).await);
+    let r = post_json(&ctx, &rs, "/console/actions/run", reviewed(one, &v)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let summary = j(&r)["summary"].as_str().unwrap().to_string();
+    assert!(
+        summary.contains("NOT ENFORCING, nothing blocked: ws-06") && !summary.contains("waiting for the agents"),
+        "{summary}"
+    );
+}
+
+/// trial24 LOW-8: docs/console.md says every page shows whether it is connected, yet the
+/// Audit and Rules pages had no "Live updates" line (nor live parts). Every signed-in
+/// page has both now.
+#[tokio::test]
+async fn every_page_says_whether_it_is_live() {
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web-01", &[]).await;
+    let s = sign_in(&ctx, &ctx.admin).await;
+    for path in [
+        "/console/hosts".to_string(),
+        format!("/console/hosts/{id}"),
+        "/console/audit".into(),
+        "/console/events-log".into(),
+        "/console/rules".into(),
+        "/console/approvals".into(),
+    ] {
+        let page = page_body(&ctx, &s, &path).await;
+        assert!(page.contains("id=\"live-status\""), "{path}: no live status line");
+        assert!(page.contains("data-live=\"\""), "{path}: nothing on it updates live");
+    }
+}
