@@ -207,11 +207,17 @@ impl Notice {
         t
     }
 
-    /// The body POSTed to a target of `kind`.
+    /// The body POSTed to a target of `kind`. In a webhook's JSON, identifiers and names
+    /// (`host_id`, `hostname`, `actor`, `rule`, `event_id`, `asked_by`) are the data as
+    /// stored, raw; the fields written for people to read — `reason`, `detail`,
+    /// `degraded` and `text` — show hidden characters written out
+    /// ([`cordon_proto::shown::text`]: `\u{202e}`, `\u{1b}`), as `text` always did
+    /// (trial24 LOW-2: `reason` carried a raw U+202E next to a written-out `text`).
     pub fn payload(&self, target_kind: TargetKind) -> Value {
         if target_kind == TargetKind::Slack {
             return json!({ "text": self.slack_text() });
         }
+        let shown = |t: &String| cordon_proto::shown::text(t);
         json!({
             "kind": self.kind,
             "action": self.action,
@@ -222,16 +228,16 @@ impl Notice {
             "short_id": self.short_id,
             "actor": self.actor,
             "actor_token_id": self.actor_token_id,
-            "reason": self.reason,
+            "reason": self.reason.as_ref().map(shown),
             "rule": self.rule,
             "event_id": self.event_id,
-            "detail": self.detail,
+            "detail": self.detail.as_ref().map(shown),
             "url": self.url,
             "audit_id": self.audit_id,
             "asked_by": self.asked_by,
             "asked_by_token_id": self.asked_by_token_id,
             "revision": self.revision,
-            "degraded": self.degraded,
+            "degraded": self.degraded.iter().map(shown).collect::<Vec<_>>(),
             "still_isolated_by": self.still_isolated_by,
             "text": self.text(),
         })
@@ -702,6 +708,18 @@ mod tests {
                 assert!(t.contains(want), "{want} missing from {t:?}");
             }
         }
+        // trial24 LOW-2: the webhook's fields for people (reason, detail, degraded) show
+        // them written out too; names and ids stay the data as stored.
+        let mut n = n;
+        n.degraded = vec!["exception \u{202e}x".into()];
+        let body = n.payload(TargetKind::Webhook);
+        for field in ["reason", "detail"] {
+            let v = body[field].as_str().unwrap();
+            assert!(!v.chars().any(cordon_proto::shown::hidden_char), "{field}: {v:?}");
+            assert!(v.contains("\\u{202e}"), "{field}: {v:?}");
+        }
+        assert_eq!(body["degraded"][0], "exception \\u{202e}x");
+        assert_eq!(body["hostname"], "web\u{202e}1", "names stay raw");
     }
 
     #[test]

@@ -1080,7 +1080,11 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         .iter()
         .filter(|i| !i.changes && !confirmed(action, i))
         .partition(|i| i.not_enforcing);
-    let what = if action == Action::Quarantine { "quarantine" } else { "release" };
+    let what = if action == Action::Quarantine {
+        "quarantine"
+    } else {
+        "release"
+    };
     if !pending.is_empty() && n > 0 {
         warnings.push(format!(
             "{} of the {total} {}: {what} already requested, not yet confirmed ({}): nothing new is sent; {} pending until {} agent confirms.",

@@ -780,18 +780,9 @@ pub struct EventsQuery {
     status: Option<String>,
 }
 
-/// An event's outcome in words. The automation's `quarantined` means it *asked* for the
-/// quarantine: whether it is in force is the host's state, confirmed by its agent.
+/// An event's outcome in words ([`EventStatus::outcome_text`], shared with the CLI).
 pub fn outcome_text(status: &EventStatus) -> &str {
-    match status {
-        EventStatus::Quarantined => "quarantine requested",
-        EventStatus::ApprovalRequired => "approval required",
-        EventStatus::NoMatch => "no rule matched",
-        EventStatus::UnknownHost => "unknown host",
-        EventStatus::AmbiguousHost => "ambiguous host",
-        EventStatus::Superseded => "approval superseded (nothing left to do)",
-        other => other.as_str(),
-    }
+    status.outcome_text()
 }
 
 /// Events received by the automation (newest first, at most 500).

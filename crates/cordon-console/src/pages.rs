@@ -1173,7 +1173,7 @@ pub async fn audit(
                         tr data-action=(r.action) {
                             td data-label="Time" { (time_at(&r.at)) }
                             td data-label="Actor" { (super::view::breakable_name(&r.actor_label())) }
-                            td data-label="Action" { (r.action) }
+                            td data-label="Action" { (super::view::breakable_action(&r.action)) }
                             td data-label="Host" {
                                 @if let Some(id) = &r.host_id {
                                     a href={"/console/hosts/" (id)} { (super::view::breakable_name(names.get(id).map(String::as_str).unwrap_or(id))) }

@@ -339,6 +339,12 @@ pub fn breakable_name(name: &str) -> Markup {
     html! { @for part in name.split_inclusive('.') { (part) wbr; } }
 }
 
+/// An audit action (`quarantine_reconfirmed`) that may break after each underscore
+/// (`<wbr>`), so a narrow column wraps it between its words, never inside one (escaped).
+pub fn breakable_action(action: &str) -> Markup {
+    html! { @for part in action.split_inclusive('_') { (part) wbr; } }
+}
+
 /// The short id of `h` as a small monospace tag, the full id on hover.
 pub fn short_id_tag(id: &str) -> Markup {
     html! { code class="short-id" title={"host id " (id)} { (short_id(id)) } }

@@ -2933,16 +2933,26 @@ async fn a_memory_backend_without_the_enforcing_field_is_never_in_force() {
     let (_, h) = ctx
         .call("GET", &format!("/v1/hosts/{old}"), Some(&ctx.viewer), None)
         .await;
-    assert_eq!((h["state"].as_str(), h["enforcing"].as_bool()), (Some("not_enforcing"), Some(false)), "{h}");
+    assert_eq!(
+        (h["state"].as_str(), h["enforcing"].as_bool()),
+        (Some("not_enforcing"), Some(false)),
+        "{h}"
+    );
     let s = sign_in(&ctx, &ctx.viewer).await;
     let page = host_page(&ctx, &s, &old).await;
-    assert!(!page.contains("In force") && !page.contains("Policy in force"), "{page}");
+    assert!(
+        !page.contains("In force") && !page.contains("Policy in force"),
+        "{page}"
+    );
     assert!(page.contains("Not enforcing"), "{page}");
     let list = page_body(&ctx, &s, "/console/hosts").await;
     let banner = part(&list, "id=\"attention-banner\"", "</section>");
     assert!(banner.contains("<strong>1</strong> not enforcing"), "{banner}");
     let row = part(&list, &format!("<tr id=\"host-{old}\""), "</tr>");
-    assert!(!row.contains(">Quarantined<") && row.contains(">Not enforcing<"), "{row}");
+    assert!(
+        !row.contains(">Quarantined<") && row.contains(">Not enforcing<"),
+        "{row}"
+    );
 }
 
 /// Opens the console's live stream as `s`; the body to read events from.
@@ -2992,7 +3002,10 @@ async fn change_within(body: &mut Body, within: std::time::Duration, seen: &mut 
 async fn hello(body: &mut Body, seen: &mut String) {
     let started = std::time::Instant::now();
     while !seen.contains("event: hello") {
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no hello: {seen:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no hello: {seen:?}"
+        );
         if let Ok(d) = body.frame().await.expect("the stream ended").unwrap().into_data() {
             seen.push_str(&String::from_utf8_lossy(&d));
         }
@@ -3062,16 +3075,22 @@ async fn claims_and_addresses_changes_reach_open_pages_at_once() {
         "the wazuh claim dropped: no change event: {seen:?}"
     );
     let r = common::status_report(revision(&ctx, &id).await, AgentState::Released, "sha256:0", "nftables");
-    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"])).await;
+    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"]))
+        .await;
     assert!(
         change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
         "a new address: no change event: {seen:?}"
     );
-    assert_eq!(ctx.audit_for(&id).await.len(), audit, "none of these wrote an audit record");
+    assert_eq!(
+        ctx.audit_for(&id).await.len(),
+        audit,
+        "none of these wrote an audit record"
+    );
     let page = host_page(&ctx, &s, &id).await;
     assert!(page.contains("203.0.113.5"), "the page shows the new address");
     // The same report again changes nothing shown: no change event.
-    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"])).await;
+    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"]))
+        .await;
     assert!(
         !change_within(&mut body, std::time::Duration::from_secs(2), &mut seen).await,
         "an unchanged report woke the pages: {seen:?}"
@@ -3090,7 +3109,10 @@ async fn not_enforcing_hosts_are_never_said_to_wait_for_their_agent() {
     let real = ctx.enroll("web-01", &["lab"]).await;
     let dry2 = ctx.enroll("ws-06", &[]).await;
     for (id, backend) in [(&dry, "memory"), (&real, "nftables"), (&dry2, "memory")] {
-        report(&ctx, id, AgentState::Released, backend, |r| r.enforcing = backend != "memory").await;
+        report(&ctx, id, AgentState::Released, backend, |r| {
+            r.enforcing = backend != "memory"
+        })
+        .await;
     }
     quarantine(&ctx, &dry, r#"{"comment":"IR-24"}"#).await;
     report(&ctx, &dry, AgentState::Isolated, "memory", |r| r.enforcing = false).await;
@@ -3136,4 +3158,41 @@ async fn every_page_says_whether_it_is_live() {
         assert!(page.contains("id=\"live-status\""), "{path}: no live status line");
         assert!(page.contains("data-live=\"\""), "{path}: nothing on it updates live");
     }
+}
+
+/// trial24 LOW-6: after the watcher repaired tampered rules, the host page said
+/// "Quarantined since <repair time>"; the quarantine has been in force since the
+/// revision's first confirmation (the tamper is in the timeline), and stays dated so.
+#[tokio::test]
+async fn a_repaired_tamper_keeps_the_quarantines_since() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let id = ctx.enroll("web-01", &[]).await;
+    quarantine(&ctx, &id, r#"{"comment":"IR-24"}"#).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |_| {}).await;
+    let confirmed = ctx.store().host(&id).await.unwrap();
+    assert_eq!(confirmed.state, HostState::Quarantined);
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    report(&ctx, &id, AgentState::Tampered, "nftables", |r| {
+        r.detail = Some("rules missing; repaired by the watcher in 1.8 ms".into())
+    })
+    .await;
+    assert_eq!(ctx.store().host(&id).await.unwrap().state, HostState::Tampered);
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    report(&ctx, &id, AgentState::Isolated, "nftables", |_| {}).await;
+    let repaired = ctx.store().host(&id).await.unwrap();
+    assert_eq!(repaired.state, HostState::Quarantined);
+    let first = ctx
+        .audit_for(&id)
+        .await
+        .into_iter()
+        .find(|a| a.action == "quarantine_confirmed")
+        .unwrap();
+    assert_eq!(
+        repaired.state_since.to_string(),
+        first.at.to_string(),
+        "since the first confirmation (at {}), not the repair; first state_since was {}",
+        first.at,
+        confirmed.state_since
+    );
 }

@@ -1862,6 +1862,24 @@ async fn flags_and_table_layout(c: &Client, base: &str, store: &Store, t: &Token
     viewport(c, 1280, 800).await;
 }
 
+/// The words (runs without spaces, each text node apart: `<wbr>` splits them) of the
+/// audit table's Time and Action cells that lie on more than one line.
+const WORDS_ON_ONE_LINE: &str = "const broken = [];
+    document.querySelectorAll('#audit-table td[data-label=\"Time\"], #audit-table td[data-label=\"Action\"]').forEach(td => {
+      const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+      let node;
+      while ((node = walker.nextNode())) {
+        const re = /\\S+/g; let m;
+        while ((m = re.exec(node.data))) {
+          const r = document.createRange();
+          r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+          const tops = new Set(Array.from(r.getClientRects()).filter(x => x.width > 0).map(x => Math.round(x.top)));
+          if (tops.size > 1) broken.push(td.dataset.label + ': ' + m[0]);
+        }
+      }
+    });
+    return broken;";
+
 /// trial16 MED-3, trial19 MED-A: every table — hosts, approvals, audit, events, rules —
 /// fits the window at 800, 1024, 1280 and 1920 px with long values: a 91-character FQDN
 /// (also as an `agent:` actor), duplicate flags, a long reason. Per table: it never
@@ -1944,6 +1962,12 @@ async fn every_table_fits(c: &Client, base: &str, store: &Store, t: &Tokens<'_>)
                 "{path} at {w} px: too little checked: {v}"
             );
             assert_eq!(v["out"], json!([]), "{path} at {w} px: {v}");
+            if path == "/console/audit" {
+                // trial24 LOW-7: Time and Action break between words only, never inside
+                // one ("14:1 / 0:26", "quara / ntine_"); an action may break after `_`.
+                let broken = js(c, WORDS_ON_ONE_LINE).await;
+                assert_eq!(broken, json!([]), "{path} at {w} px: words broken inside");
+            }
             if w == 1280 && path.starts_with("/console/approvals") {
                 let _ = save_png(c, "approvals-table-1280.png").await;
             }

@@ -155,6 +155,14 @@ impl Host {
             self.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string())
         ))
     }
+
+    /// Whether the host's agent has sent no status report since it enrolled: no backend,
+    /// no applied revision, no digest. Such a host is "never reported", never `normal`
+    /// (nothing says what is in force on it) — the one definition the server's filters,
+    /// the console and the CLI use. Pure.
+    pub fn never_reported(&self) -> bool {
+        self.backend.is_none() && self.applied_revision == 0 && self.digest.is_none()
+    }
 }
 
 /// Something another host shares with this one.

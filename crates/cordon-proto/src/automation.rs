@@ -508,6 +508,24 @@ open_wire_enum! {
     }
 }
 
+impl EventStatus {
+    /// The status in words for people (console Events page, `cordon events`): automation's
+    /// `quarantined` means it *asked* for the quarantine — whether it is in force is the
+    /// host's state, confirmed by its agent — so it reads "quarantine requested" (trial24
+    /// LOW-5: the CLI said `quarantined` for requests no agent ever confirmed). Pure.
+    pub fn outcome_text(&self) -> &str {
+        match self {
+            EventStatus::Quarantined => "quarantine requested",
+            EventStatus::ApprovalRequired => "approval required",
+            EventStatus::NoMatch => "no rule matched",
+            EventStatus::UnknownHost => "unknown host",
+            EventStatus::AmbiguousHost => "ambiguous host",
+            EventStatus::Superseded => "approval superseded (nothing left to do)",
+            other => other.as_str(),
+        }
+    }
+}
+
 open_wire_enum! {
     /// What one rule concluded about one event ([`RuleOutcome::outcome`]). Open for the
     /// reasons of [`EventStatus`] (stored as JSON in the event's row; grew with
@@ -693,5 +711,18 @@ mod target_kind_tests {
                 .to_string();
         assert!(err.contains("irc") && err.contains("slack"), "{err}");
         assert_eq!(TargetKind::parse("irc"), None);
+    }
+}
+
+#[cfg(test)]
+mod outcome_text_tests {
+    use super::EventStatus;
+
+    /// trial24 LOW-5: `cordon events list/send` printed `quarantined` for a quarantine
+    /// automation only requested; the console said "quarantine requested". One wording.
+    #[test]
+    fn a_quarantined_event_reads_as_requested() {
+        assert_eq!(EventStatus::Quarantined.outcome_text(), "quarantine requested");
+        assert_eq!(EventStatus::Denied.outcome_text(), "denied");
     }
 }

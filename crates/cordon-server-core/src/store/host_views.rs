@@ -198,7 +198,7 @@ const NEVER_REPORTED_SQL: &str = "(h.backend IS NULL AND h.applied_revision = 0 
 /// state nobody confirmed: lists count and filter it as "never reported", not "normal".
 /// The same condition as SQL is used for the state counts and the `reported` filter.
 pub fn never_reported(h: &Host) -> bool {
-    h.backend.is_none() && h.applied_revision == 0 && h.digest.is_none()
+    h.never_reported()
 }
 
 /// Column a host list is sorted by; ties are broken by hostname, then id.

@@ -30,7 +30,8 @@ pub use audit::{
 };
 pub use enroll::NewHost;
 pub use host_views::{
-    never_reported, ChangeFingerprint, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS,
+    never_reported, ChangeFingerprint, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage,
+    LONG_PENDING_MS,
 };
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};

@@ -621,6 +621,16 @@ pub(crate) fn shown_change(host: &Host, r: &StatusReport, a: &Assessment) -> boo
         || (r.heartbeat_ms.is_some() && r.heartbeat_ms != host.heartbeat_ms)
 }
 
+/// Whether `plan` brings `host` back from `tampered` to `quarantined` at the revision it
+/// had already confirmed (the watcher repaired the rules): not a new quarantine. Pure.
+fn repaired_in_force(host: &Host, plan: &ReportPlan) -> bool {
+    host.state == HostState::Tampered
+        && plan.assessment.state == HostState::Quarantined
+        && plan.assessment.applied == host.applied_revision
+        && host.applied_revision == host.desired.revision
+        && !plan.audit.iter().any(|a| a.action == "quarantine_confirmed")
+}
+
 /// Writes report `r`'s effect `plan` on `host` inside `tx` (one `UPDATE`, and the
 /// address rows when the addresses changed), then moves `host` to what was written, so
 /// a later report of the same host in the batch sees it.
@@ -636,10 +646,19 @@ async fn write_report_tx(
         what: "host claims",
         source: e,
     })?;
-    let since = if a.state != host.state {
-        now
-    } else {
+    let since = if a.state == host.state {
         host.state_since.unix_ms()
+    } else if repaired_in_force(host, plan) {
+        // The quarantine has been in force since the revision's first confirmation
+        // (apart from the moments tampered, which the timeline shows): "quarantined
+        // since" stays that time, not the repair's (trial24 LOW-6).
+        let row = sqlx::query("SELECT MAX(at) AS at FROM audit WHERE host_id = $1 AND action = 'quarantine_confirmed'")
+            .bind(host.id.clone())
+            .fetch_one(&mut **tx)
+            .await?;
+        get_opt_i64(&row, "at")?.unwrap_or(now)
+    } else {
+        now
     };
     sqlx::query(
         "UPDATE hosts SET last_seen = $1, applied_revision = $2, digest = $3, backend = $4, \
