@@ -1699,6 +1699,9 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
     )
     .await;
+    // The review first (Go stays disabled until it is back; live updates, which now also
+    // come from hosts going offline, may re-run it).
+    wait_text(c, "#dd-summary", "Approve 1 approval").await;
     fill(c, "#dd-comment", "IR-1240 confirmed").await;
     click_when_enabled(c, "#dd-go").await;
     wait_text(c, "#flash", "Approved 1 of 1").await;

@@ -42,7 +42,17 @@
   function localTimes(root) {
     (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
       var t = localText(el.getAttribute("datetime"));
-      if (t) el.textContent = t;
+      if (!t) return;
+      // Each word (date, time, zone) unbroken: a narrow column wraps between them, never
+      // inside "2026-11-30" (trial24 LOW-7). The text stays the same.
+      el.textContent = "";
+      t.split(" ").forEach(function (w, i) {
+        if (i) el.appendChild(document.createTextNode(" "));
+        var s = document.createElement("span");
+        s.className = "nowrap";
+        s.textContent = w;
+        el.appendChild(s);
+      });
     });
   }
   var connected = true;
