@@ -142,7 +142,7 @@ async fn a_batch_of_reports_costs_one_statement_per_report() {
     let ctx = Ctx::new().await;
     let ids = hosts(&ctx, "fleet", 200).await;
     quarantine(&ctx, "fleet").await;
-    let report = status_report(2, AgentState::Isolated, "d1", "memory");
+    let report = status_report(2, AgentState::Isolated, "d1", "nftables");
     // Sent together, they are committed in groups (one transaction per group).
     let (states, n) = statements(futures_util::future::join_all(
         ids.iter().map(|id| ctx.store().record_report(id, &report)),
