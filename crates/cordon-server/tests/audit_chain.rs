@@ -1188,12 +1188,19 @@ async fn outbox_rows_not_written_by_a_server_are_refused_not_delivered() {
         enabled: true,
     };
     let target = store.add_notify_target("alice", &spec).await.unwrap().id;
-    let (head, _) = store.audit_head().await.unwrap();
-    let head = head.unwrap();
     let now = cordon_server_core::timefmt::now_ms();
+    // Two records the server never queues for this target (no checkpoint: the server
+    // queues its own checkpoint copies, and a planted row for the same record clashed with
+    // one on UNIQUE (target_id, audit_id) now and then).
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM audit WHERE action <> 'audit_checkpoint' ORDER BY id DESC LIMIT 2")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), 2, "two records that are no checkpoints: {ids:?}");
     // One row with no mark, one with a mark copied from nowhere.
     let mut planted = Vec::new();
-    for (audit_id, mark) in [(head.last_id, None), (head.last_id - 1, Some("00ff"))] {
+    for (audit_id, mark) in [(ids[0], None), (ids[1], Some("00ff"))] {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, mark) \
              VALUES ($1, $2, 'audit_checkpoint', $3, $4, 'pending', 0, $5, $6) RETURNING id",
