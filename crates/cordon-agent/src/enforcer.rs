@@ -401,6 +401,9 @@ fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
 pub struct MemoryEnforcer {
     inner: Mutex<MemState>,
     paths_engine: Option<Engine>,
+    /// The backend its reports name (`memory` unless a test has it stand in for an
+    /// enforcing one: the server shows backend `memory` as not enforcing).
+    reported: Option<cordon_proto::Backend>,
 }
 
 #[derive(Debug, Default)]
@@ -425,6 +428,18 @@ impl MemoryEnforcer {
             paths_engine: Some(engine),
             ..Self::default()
         }
+    }
+
+    /// A stand-in whose reports name `backend` instead of `memory`, for tests of the
+    /// agent/server exchange that need the host shown as enforcing (`quarantined`,
+    /// `tampered`): the server shows backend `memory` as not enforcing.
+    pub fn reporting_backend(mut self, backend: cordon_proto::Backend) -> Self {
+        self.reported = Some(backend);
+        self
+    }
+
+    fn backend(&self) -> cordon_proto::Backend {
+        self.reported.clone().unwrap_or(cordon_proto::Backend::Memory)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
@@ -507,7 +522,7 @@ impl Enforcer for MemoryEnforcer {
         s.applies += 1;
         Ok(Applied {
             digest: Some(Self::digest(plan)),
-            backend: Some(cordon_proto::Backend::Memory),
+            backend: Some(self.backend()),
             unrecorded: None,
             lock_notes: vec![],
         })
@@ -525,7 +540,7 @@ impl Enforcer for MemoryEnforcer {
         s.applies += 1;
         Ok(Applied {
             digest: Some(Self::digest(&d)),
-            backend: Some(cordon_proto::Backend::Memory),
+            backend: Some(self.backend()),
             unrecorded: None,
             lock_notes: vec![],
         })
@@ -558,7 +573,7 @@ impl Enforcer for MemoryEnforcer {
         let mut check = Check {
             state,
             digest: s.recorded.as_ref().map(Self::digest),
-            backend: Some(cordon_proto::Backend::Memory),
+            backend: Some(self.backend()),
             reason,
             records_lost: false,
             claims: vec![],

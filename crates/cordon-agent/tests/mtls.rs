@@ -147,12 +147,12 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
 
     let mut cfg = enrolled.config.clone();
     cfg.state_dir = agent_dir.path().join("state");
-    // The in-memory firewall stands in for an enforcing one (`enforce = false` would be
-    // reported, and shown, as not enforcing).
+    // The in-memory firewall stands in for an enforcing one (`enforce = false`, or its
+    // own backend name `memory`, would be reported, and shown, as not enforcing).
     cfg.enforce = true;
     cfg.check_interval_secs = 0.2;
     cfg.heartbeat_secs = 0.5;
-    let fw = Arc::new(MemoryEnforcer::new());
+    let fw = Arc::new(MemoryEnforcer::new().reporting_backend(cordon_proto::Backend::Nftables));
     let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
     let agent = Agent::new(cfg.clone(), fw.clone(), tls).unwrap();
     let agent_task = tokio::spawn(agent.run());
@@ -203,7 +203,7 @@ async fn enroll_sync_tamper_outage_restart_revoke() {
     // Agent restart ("reboot": rules gone) without the server: re-applied from disk.
     agent_task.abort();
     let _ = agent_task.await;
-    let fw2 = Arc::new(MemoryEnforcer::new());
+    let fw2 = Arc::new(MemoryEnforcer::new().reporting_backend(cordon_proto::Backend::Nftables));
     let tls = cordon_client::tls::mutual_from_files(&cfg.ca, &cfg.cert, &cfg.key).unwrap();
     let agent_task = tokio::spawn(Agent::new(cfg.clone(), fw2.clone(), tls).unwrap().run());
     wait_for("re-apply at start without server", Duration::from_secs(2), || {

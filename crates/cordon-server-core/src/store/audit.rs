@@ -1084,8 +1084,12 @@ impl Store {
         mode: Mode,
         sign: impl FnOnce(SignedCheckpoint) -> Result<SignedCheckpoint, crate::pki::PkiError>,
     ) -> Result<Option<(SignedCheckpoint, Checkpoint)>, StoreError> {
+        // One watch budget for the whole checkpoint: a crashed server's row (a database
+        // restored from a backup holds one) was watched the full `WRITER_SETTLE` here and
+        // then again below, so such a start took twice as long (10 s) before it served.
+        let settle_until = std::time::Instant::now() + WRITER_SETTLE;
         if !matches!(mode, Mode::Plain) {
-            self.settle_writers().await?;
+            self.settle_writers(settle_until).await?;
         }
         let (mut guard, mut tx) = self.write_tx().await?;
         // A start without its anchor is flagged `no_anchor` unless another server is
@@ -1102,7 +1106,7 @@ impl Store {
             if self.unrefreshed_writers(&mut tx).await? > 0 {
                 tx.rollback().await?;
                 drop(guard);
-                self.settle_writers().await?;
+                self.settle_writers(settle_until).await?;
                 (guard, tx) = self.write_tx().await?;
             }
         }
@@ -1514,10 +1518,9 @@ impl Store {
 
     /// Before a start or stop decides whether other servers are live: while a validly
     /// signed row of another writer was not yet seen refreshing, watches (every 500 ms,
-    /// at most [`WRITER_SETTLE`]) — a running server refreshes every two seconds, a
-    /// crashed one never.
-    async fn settle_writers(&self) -> Result<(), StoreError> {
-        let until = std::time::Instant::now() + WRITER_SETTLE;
+    /// until `until`, which callers set [`WRITER_SETTLE`] ahead) — a running server
+    /// refreshes every two seconds, a crashed one never.
+    async fn settle_writers(&self, until: std::time::Instant) -> Result<(), StoreError> {
         while self.observe_writers().await? > 0 && std::time::Instant::now() < until {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
