@@ -220,8 +220,8 @@ enum Reading {
 /// starts with eight decimal digits).
 fn readings(name: &str) -> Vec<Reading> {
     use cordon_proto::hostname::HostnameProblem as P;
-    let id_reading = |name: &str| {
-        let t = crate::service::validate::hostname_id_reading(name);
+    let t = crate::service::validate::hostname_id_reading(name);
+    let id_reading = |t: &str| {
         // The 32-digit form names the hyphenated id.
         if t.len() == 32 && !t.contains('-') {
             Reading::IdPrefix(format!(
@@ -233,21 +233,20 @@ fn readings(name: &str) -> Vec<Reading> {
                 &t[20..]
             ))
         } else {
-            Reading::IdPrefix(t)
+            Reading::IdPrefix(t.to_string())
         }
     };
-    let also_id = |name: &str, first: Reading| {
-        let t = crate::service::validate::hostname_id_reading(name);
+    let also_id = |first: Reading| {
         if cordon_proto::hostname::looks_like_host_id(&t) {
-            vec![first, id_reading(name)]
+            vec![first, id_reading(&t)]
         } else {
             vec![first]
         }
     };
     match crate::service::validate::hostname_rule(name) {
-        Err(P::Address(ip)) => also_id(name, Reading::Address(cordon_proto::addr::ipv4_of(ip).to_string())),
-        Err(P::AddressLookAlike(ip)) => also_id(name, Reading::Address(ip.to_string())),
-        Err(P::HostId) => vec![id_reading(name)],
+        Err(P::Address(ip)) => also_id(Reading::Address(cordon_proto::addr::ipv4_of(ip).to_string())),
+        Err(P::AddressLookAlike(ip)) => also_id(Reading::Address(ip.to_string())),
+        Err(P::HostId) => vec![id_reading(&t)],
         _ => vec![Reading::Nothing],
     }
 }
