@@ -109,9 +109,67 @@ pub struct Claim {
     /// owners were recorded, which any holder of the source may release).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The claim was never recorded by its holder but read from the kernel's record of
+    /// the quarantine in force (the tables' comment named the holder, no claims file
+    /// did: applied while the state directory could not be written; issue 14 MED-4) and
+    /// recorded by the next claim change ([`Claim::from_kernel`]). Its request is not
+    /// known: it adds no exception (fail closed), and `claimed_at` is empty (not known).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_kernel: bool,
 }
 
 impl Claim {
+    /// The claim of a holder the tables' comment names (`token`: `wazuh`,
+    /// `agent:HOSTID`, as [`Claim::holder_token`] writes them) that no claims file holds:
+    /// the kernel's record says this holder's quarantine is in force, so it stands until
+    /// that holder releases it (issue 14 MED-4: an agent's apply rewrote the comment and
+    /// the server's release opened a host Wazuh never released). What it asked for is not
+    /// known: the request adds no exception, no DNS and no DHCP (fail closed, as a claims
+    /// file that cannot be read). `None` when `token` names no [`ClaimSource`].
+    pub fn from_kernel(token: &str) -> Option<Claim> {
+        let (src, owner) = match token.split_once(':') {
+            Some((s, o)) => (s, Some(o.to_string())),
+            None => (token, None),
+        };
+        let source = src.parse::<ClaimSource>().ok()?;
+        Some(Claim {
+            source,
+            request: IsolateRequest {
+                allow: vec![],
+                servers: vec![],
+                resolvers: Some(vec![]),
+                dns: false,
+                dhcp: false,
+                dhcp_servers: Some(vec![]),
+                allow_no_isolation: false,
+                message: None,
+                verify: None,
+                verify_timeout: crate::DEFAULT_VERIFY_TIMEOUT,
+            },
+            claimed_at: String::new(),
+            owner,
+            from_kernel: true,
+        })
+    }
+
+    /// Whether this claim is the one the tables' comment names with `token`
+    /// ([`Claim::holder_token`]): the same source, and the same owner when the token
+    /// carries one (a token without owner — an owner too long for the comment, or none —
+    /// is any claim of the source). A claim without owner never accounts for a token
+    /// naming one: that holder is another (fail closed: it is kept as a claim of its own).
+    pub fn accounts_for(&self, token: &str) -> bool {
+        let (src, owner) = match token.split_once(':') {
+            Some((s, o)) => (s, Some(o)),
+            None => (token, None),
+        };
+        src.parse::<ClaimSource>().is_ok_and(|s| s == self.source)
+            && match (owner, self.owner.as_deref()) {
+                (None, _) => true,
+                (Some(t), Some(o)) => t.eq_ignore_ascii_case(o),
+                (Some(_), None) => false,
+            }
+    }
+
     /// The claim's holder as the tables' comment names it
     /// ([`cordon_policy::Policy::claimed_by`]): `source`, or `source:owner` when the owner
     /// can be carried ([`cordon_policy::render::claim_token_fits`]).
@@ -151,6 +209,16 @@ pub fn token_held_by(token: &str, source: ClaimSource, owner: Option<&str>) -> b
     };
     src.parse::<ClaimSource>()
         .is_ok_and(|s| held_by(s, tok_owner, source, owner))
+}
+
+/// The holders `kernel` (the tables' comment, [`Engine::kernel_claimants`]) names that no
+/// claim in `claims` accounts for ([`Claim::accounts_for`]), in the comment's order. Pure.
+pub fn kernel_only_holders<'a>(claims: &[Claim], kernel: &'a [String]) -> Vec<&'a str> {
+    kernel
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !claims.iter().any(|c| c.accounts_for(t)))
+        .collect()
 }
 
 /// The holder tokens of the claims recorded in `dir` for `table` (empty when none can be
@@ -223,10 +291,17 @@ pub fn record_claim(
     req: &IsolateRequest,
     now: String,
 ) {
-    let same = |c: &Claim| c.source == source && c.owner.as_deref() == owner;
+    let same = |c: &Claim| {
+        c.source == source
+            && match (c.owner.as_deref(), owner) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a == b,
+            }
+    };
+    // A claim read from the kernel has no known start: the recorded one starts now.
     let since = claims
         .iter()
-        .find(|c| same(c))
+        .find(|c| same(c) && !c.claimed_at.is_empty())
         .map(|c| c.claimed_at.clone())
         .unwrap_or(now);
     claims.retain(|c| !same(c));
@@ -235,6 +310,7 @@ pub fn record_claim(
         request: req.clone(),
         claimed_at: since,
         owner: owner.map(str::to_string),
+        from_kernel: false,
     });
 }
 
@@ -760,6 +836,17 @@ pub(crate) fn merged_for_holder(
     }))
 }
 
+/// The sentence saying that `c`, a claim read from the kernel's record
+/// ([`Claim::from_kernel`]), stands and how it ends.
+fn kernel_holder_words(c: &Claim, dir: &Path) -> String {
+    format!(
+        "the quarantine in force is also claimed by {} (the kernel's record of it, the table comment, names that holder; no claims file in {} did: it was applied while the state directory could not be written): its claim stands until it releases (`cordon release --source {}` on the host), with its exceptions unknown (none in force)",
+        c.holder_token(),
+        dir.display(),
+        c.source
+    )
+}
+
 /// Whether the kernel refused because another running cordon process holds the tables.
 fn is_held(e: &EngineError) -> bool {
     match e {
@@ -793,6 +880,7 @@ impl Engine {
                     request: s.request,
                     claimed_at: s.applied_at,
                     owner: None,
+                    from_kernel: false,
                 }]
             })
             .unwrap_or_default())
@@ -859,7 +947,16 @@ impl Engine {
                 None => return Err(e),
             },
         };
-        let claims = self.claims_without_state()?;
+        let mut claims = self.claims_without_state()?;
+        if claims.is_empty() {
+            return Ok(None);
+        }
+        // The rebuilt quarantine keeps every holder the kernel's record names (issue 14
+        // MED-4), recorded with the claims.
+        let adopted = self.adopt_kernel_holders(&mut claims);
+        if !adopted.is_empty() {
+            save_file(&self.state_dir, &self.table, &claims)?;
+        }
         let paths = load_paths(&self.state_dir, &self.table)?;
         let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
             return Ok(None);
@@ -867,6 +964,7 @@ impl Engine {
         merged.verify = None;
         merged.message = None;
         let mut outcome = self.isolate_unverified(&merged, false)?;
+        outcome.warnings.extend(adopted);
         outcome.warnings.extend(lock_note.clone());
         outcome.lock_skipped.extend(lock_note);
         Ok(Some(outcome))
@@ -890,6 +988,34 @@ impl Engine {
         {
             None
         }
+    }
+
+    /// Adds to `claims` (the recorded ones) a claim for every holder the kernel's record
+    /// of the quarantine in force names that none of them accounts for
+    /// ([`kernel_only_holders`], [`Claim::from_kernel`]): the tables' comment is a source
+    /// of truth the records are merged with, never overwritten (issue 14 MED-4: a
+    /// quarantine `wazuh-ar` applied while the state directory was full was recorded
+    /// only there; the agent's next apply rewrote the comment to itself and the server's
+    /// release opened the host Wazuh never released). Returns one sentence per holder
+    /// added, for the outcome. Nothing is added when no table is in force or the kernel
+    /// cannot be asked.
+    fn adopt_kernel_holders(&self, claims: &mut Vec<Claim>) -> Vec<String> {
+        let Some(kernel) = self.kernel_claimants() else {
+            return vec![];
+        };
+        let mut notes = vec![];
+        for token in kernel_only_holders(claims, &kernel) {
+            let Some(c) = Claim::from_kernel(token) else {
+                continue;
+            };
+            tracing::warn!(
+                holder = token,
+                "the kernel's record names a claim holder no claims file holds; keeping its claim"
+            );
+            notes.push(kernel_holder_words(&c, &self.state_dir));
+            claims.push(c);
+        }
+        notes
     }
 
     /// Drops every claim (after a forced release removed the rules).
@@ -1041,6 +1167,8 @@ impl Engine {
             load_file(&self.state_dir, &self.table)?.unwrap_or_default()
         };
         record_claim(&mut claims, source, self.owner.as_deref(), req, state::now_rfc3339());
+        // Every holder the kernel's record names stays a holder (issue 14 MED-4).
+        notes.extend(self.adopt_kernel_holders(&mut claims));
         let paths = load_paths(&self.state_dir, &self.table)?;
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
         // Verify what this source asked to verify (its first TCP server by default; a
@@ -1439,12 +1567,17 @@ impl Engine {
             return h.reapply_with_paths();
         }
         let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
-        let claims = self.claims()?;
+        let mut claims = self.claims()?;
         let paths = load_paths(&self.state_dir, &self.table)?;
-        let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
+        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok(false);
         };
-        let Some(stored) = state::load(&self.state_dir, &self.table)? else {
+        // Every holder the kernel's record names stays one (issue 14 MED-4): recorded
+        // before the re-apply names the claims file's holders in the comment.
+        if !self.adopt_kernel_holders(&mut claims).is_empty() {
+            save_file(&self.state_dir, &self.table, &claims)?;
+        }
+        let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) else {
             return Ok(false);
         };
         merged.verify = None;
@@ -1509,6 +1642,9 @@ impl Engine {
                 c.source = source;
             }
         }
+        // A holder only the kernel's record names is a holder too: its quarantine stays
+        // until it releases (issue 14 MED-4).
+        self.adopt_kernel_holders(&mut claims);
         let before = claims.len();
         let owner = self.owner.as_deref();
         claims.retain(|c| !held_by(c.source, c.owner.as_deref(), source, owner));
@@ -1556,7 +1692,14 @@ impl Engine {
             if let Some(mut merged) = merge_with_paths(&claims, paths.as_ref()) {
                 merged.verify = None;
                 merged.message = None;
-                match self.isolate_unverified(&merged, false) {
+                // The tables' comment names the claims that remain (the claims file is
+                // written after this apply: read from it, the comment kept the claim
+                // just released, which the next apply would take for a holder).
+                let eng = Engine {
+                    claimants: Some(claims.iter().map(Claim::holder_token).collect()),
+                    ..self.clone()
+                };
+                match eng.isolate_unverified(&merged, false) {
                     Ok(_) => {}
                     Err(e) if is_held(&e) => {
                         warning = self.hand_off(e, &claims, &before)?.1;
@@ -1570,6 +1713,19 @@ impl Engine {
                 }
             }
             save_file(&self.state_dir, &self.table, &claims)?;
+        }
+        // Say why the host stays quarantined when a holder only the kernel named remains.
+        let kept: Vec<String> = claims
+            .iter()
+            .filter(|c| c.from_kernel)
+            .map(|c| kernel_holder_words(c, &self.state_dir))
+            .collect();
+        if !kept.is_empty() {
+            let kept = kept.join("; ");
+            warning = Some(match warning {
+                Some(w) => format!("{w}; {kept}"),
+                None => kept,
+            });
         }
         Ok(ClaimReleaseOutcome {
             state: "isolated",
@@ -1600,7 +1756,76 @@ mod tests {
             },
             claimed_at: at.into(),
             owner: None,
+            from_kernel: false,
         }
+    }
+
+    /// Issue 14 MED-4: the holders the tables' comment names that no recorded claim
+    /// accounts for are found, and each becomes a claim that adds no exception.
+    #[test]
+    fn a_holder_only_the_kernel_names_becomes_a_claim_that_adds_nothing() {
+        let mut agent = claim(
+            ClaimSource::Agent,
+            "2030-01-01T00:00:01Z",
+            &[],
+            &["tcp://192.0.2.1:8443"],
+        );
+        agent.owner = Some("HostA".into());
+        let claims = vec![agent.clone()];
+        let kernel: Vec<String> = ["agent:hosta", "wazuh", "agent:hostb", "velociraptor", "nosuch"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            kernel_only_holders(&claims, &kernel),
+            ["wazuh", "agent:hostb", "velociraptor", "nosuch"],
+            "the recorded agent claim accounts for its own token, whatever the case"
+        );
+        assert!(
+            agent.accounts_for("agent"),
+            "a token without owner: any claim of the source"
+        );
+        let mut unowned = agent.clone();
+        unowned.owner = None;
+        assert!(!unowned.accounts_for("agent:hostb"), "another holder: kept apart");
+        assert!(Claim::from_kernel("nosuch").is_none());
+        let w = Claim::from_kernel("wazuh").unwrap();
+        assert_eq!(
+            (w.source, w.owner.as_deref(), w.from_kernel),
+            (ClaimSource::Wazuh, None, true)
+        );
+        let b = Claim::from_kernel("agent:hostb").unwrap();
+        assert_eq!(b.owner.as_deref(), Some("hostb"));
+        assert_eq!(b.holder_token(), "agent:hostb");
+        // Adds nothing to the union: no exception, DNS or DHCP the recorded claim lacks.
+        let mut only_agent = agent.clone();
+        only_agent.request.dns = false;
+        only_agent.request.dhcp = false;
+        only_agent.request.resolvers = Some(vec![]);
+        only_agent.request.dhcp_servers = Some(vec![]);
+        assert_eq!(
+            merge(&[only_agent.clone(), w.clone()]).map(|m| (m.allow, m.servers, m.dns, m.dhcp)),
+            merge(std::slice::from_ref(&only_agent)).map(|m| (m.allow, m.servers, m.dns, m.dhcp))
+        );
+        // Recorded again by its holder, the claim starts then and is no longer the kernel's.
+        let mut with = vec![w];
+        record_claim(
+            &mut with,
+            ClaimSource::Wazuh,
+            None,
+            &IsolateRequest::default(),
+            "2030-01-02T00:00:00Z".into(),
+        );
+        assert_eq!(with.len(), 1);
+        assert_eq!(with[0].claimed_at, "2030-01-02T00:00:00Z");
+        assert!(!with[0].from_kernel);
+        // A claims file written before the field reads as recorded by its holder.
+        let old: Claim = serde_json::from_value(serde_json::json!({
+            "source": "wazuh", "claimed_at": "2030-01-01T00:00:00Z",
+            "request": serde_json::to_value(IsolateRequest::default()).unwrap()
+        }))
+        .unwrap();
+        assert!(!old.from_kernel);
+        assert!(!serde_json::to_string(&old).unwrap().contains("from_kernel"));
     }
 
     #[test]

@@ -848,6 +848,11 @@ fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
     };
     let mut v = serde_json::to_value(info).unwrap_or_default();
     v["claimed_at"] = json!(c.claimed_at);
+    // A claim only the kernel's record named (issue 14 MED-4): its start and exceptions
+    // are not known.
+    if c.from_kernel {
+        v["from_kernel"] = json!(true);
+    }
     v
 }
 
@@ -885,7 +890,14 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
         print_coverage(&report.coverage);
     }
     for c in claims {
-        println!("  claimed by {} since {}", c.source, c.claimed_at);
+        if c.from_kernel {
+            println!(
+                "  claimed by {} (named only by the kernel's record of the quarantine, the table comment: applied while the state directory could not be written; since and exceptions not known)",
+                c.holder_token()
+            );
+        } else {
+            println!("  claimed by {} since {}", c.source, c.claimed_at);
+        }
         let specs = |v: &[cordon_policy::AllowSpec]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
         if !c.request.allow.is_empty() {
             println!("    allow: {}", specs(&c.request.allow));

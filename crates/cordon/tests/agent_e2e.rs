@@ -188,7 +188,8 @@ fn setup_named(prefix: &str, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
 
 fn setup_in(prefix: Option<&str>, dns_only: bool, tweak: impl FnOnce(&mut AgentConfig)) -> Env {
     let b = PathBuf::from(bin());
-    let p = server_lab::prepare_named(&b, "linux,lab", prefix)
+    let prefix = prefix.map(cordon_lab::lab::test_prefix);
+    let p = server_lab::prepare_named(&b, "linux,lab", prefix.as_deref())
         .expect("building the namespace lab and initialising the server (needs root, iproute2, nftables)");
     if dns_only {
         p.lab.server_name_by_dns_only().unwrap();
@@ -3749,4 +3750,89 @@ fn a_server_outage_never_takes_the_servers_addresses_out_of_the_rules() {
         assert_eq!(server_addresses_allowed(&env), genuine);
     }
     release_and_wait_open(&env);
+}
+
+/// A tmpfs of `size` mounted for one test under the temp dir, named `name`.
+fn f14q_tmpfs(name: &str, size: &str) -> Tmpfs {
+    let mnt = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), name])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    Tmpfs(mnt)
+}
+
+/// Fills the filesystem holding `file` (a few MiB at most: the test's own tmpfs).
+fn f14q_fill(file: &Path) {
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", &format!("of={}", file.display()), "bs=1k", "count=4096"])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Issue 14 MED-4 (trial15), the fault kind "an apply overwrites the kernel's list of
+/// holders": `wazuh-ar isolate` on a full state disk is applied unrecorded, the tables'
+/// comment alone saying `claimed by wazuh`; once the disk had room, the agent's
+/// quarantine rewrote the comment to `claimed by agent:ID`, and the server's release
+/// opened the host though Wazuh never released. Now the kernel's holders are merged into
+/// the records: the server shows Wazuh's claim, its release keeps the host isolated and
+/// says by whom, and Wazuh's own release opens it.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_holder_only_the_kernel_names_keeps_its_quarantine() {
+    let tfs = f14q_tmpfs("f14q-tfs", "512k");
+    let state = tfs.0.join("state");
+    let wdir = tfs.0.join("w");
+    std::fs::create_dir_all(&wdir).unwrap();
+    let st = state.clone();
+    let env = setup_named("f14q-kh", move |c| c.state_dir = st);
+    let _procs = Procs(vec![env.start_server(), env.start_agent()]);
+    env.wait_reported();
+    wait_until("the agent settles", Duration::from_secs(15), || {
+        let h = env.host();
+        h["applied_revision"] == h["desired"]["revision"] && state.join("agent-paths.json").exists()
+    });
+    let closed = closed_dest();
+    assert!(reachable(&env, closed));
+    let fill = tfs.0.join("fill");
+    f14q_fill(&fill);
+    let line = wazuh_ar_in(&env, "isolate", &wazuh_manager(), &wdir);
+    assert_eq!(line["result"].as_str(), Some("ok"), "{line}");
+    assert!(!reachable(&env, closed), "Wazuh's quarantine is in force");
+    assert!(
+        !wdir.join("cordon.claims.json").exists(),
+        "Wazuh's claim is not recorded"
+    );
+    std::fs::remove_file(&fill).unwrap();
+
+    env.quarantine(&[]);
+    let sources = || sorted_sources(&env.host()["claims"]);
+    wait_until("quarantined by the server", Duration::from_secs(20), || {
+        env.host()["state"] == "quarantined"
+    });
+    env.api_json(&["release", "endpoint", "--comment", "e2e", "--json"]);
+    wait_until("the server's release confirmed", Duration::from_secs(15), || {
+        env.host()["state"] == "normal"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let h = env.host();
+    assert!(
+        !reachable(&env, closed),
+        "Wazuh never released: the host stays isolated ({h})"
+    );
+    assert_eq!(sources(), ["wazuh"], "{h}");
+    assert!(
+        h["state_reason"].to_string().contains("wazuh")
+            || h.to_string().contains("still isolated by other claims: wazuh"),
+        "the server says who keeps it isolated: {h}"
+    );
+    // And Wazuh's own release opens it.
+    let line = wazuh_ar_in(&env, "release", &wazuh_manager(), &wdir);
+    assert_eq!(line["result"].as_str(), Some("ok"), "{line}");
+    wait_until("Wazuh's release opens the host", Duration::from_secs(10), || {
+        reachable(&env, closed)
+    });
 }

@@ -2321,8 +2321,12 @@ fn a_deleted_registry_never_stacks_tables_nor_releases_unseen_claims() {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn an_unrecorded_cordon_looking_table_never_vetoes_a_quarantine() {
-    let lab = Lab::build_named(&bin(), LabOptions::default(), Some("fix14h-dcy"))
-        .expect("building the namespace lab (needs root, iproute2, nftables, iptables)");
+    let lab = Lab::build_named(
+        &bin(),
+        LabOptions::default(),
+        Some(&cordon_lab::lab::test_prefix("fix14h-dcy")),
+    )
+    .expect("building the namespace lab (needs root, iproute2, nftables, iptables)");
     let before = lab.firewall_snapshot().unwrap();
     let nowhere = StateDir::new();
     let nowhere_path = format!("{}/nowhere", nowhere.path());
@@ -2619,8 +2623,12 @@ fn mkfifo(p: &std::path::Path) {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar() {
-    let lab = Lab::build_named(&bin(), LabOptions::default(), Some("fix14l-le"))
-        .expect("building the namespace lab (needs root, iproute2, nftables, iptables)");
+    let lab = Lab::build_named(
+        &bin(),
+        LabOptions::default(),
+        Some(&cordon_lab::lab::test_prefix("fix14l-le")),
+    )
+    .expect("building the namespace lab (needs root, iproute2, nftables, iptables)");
     let before = lab.firewall_snapshot().unwrap();
     let url = server_url();
     let add = format!(

@@ -199,6 +199,21 @@ pub struct Lab {
     zone: services::Zone,
 }
 
+/// The namespace prefix for a lab test that names its namespaces `name` (`fix14i-df`):
+/// `name` itself, or, with `CORDON_TEST_NS_PREFIX` set (1 to 8 lowercase letters or
+/// digits, as for generated names), that prefix and `name`'s part after its first `-`
+/// (`f14q-df`), so a run on a shared machine creates only namespaces named after it.
+pub fn test_prefix(name: &str) -> String {
+    match std::env::var("CORDON_TEST_NS_PREFIX") {
+        Ok(base)
+            if (1..=8).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            format!("{base}-{}", name.split_once('-').map_or(name, |(_, rest)| rest))
+        }
+        _ => name.to_string(),
+    }
+}
+
 impl Lab {
     /// Builds the lab, failing with a clear message when not root or `ip` is missing.
     pub fn build(cordon_bin: &Path, options: LabOptions) -> Result<Lab> {
