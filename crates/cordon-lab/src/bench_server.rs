@@ -532,6 +532,7 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
     let cpu_bulk = cpu_secs(server_pid) - cpu_bulk_start;
     let rss_end = rss_bytes(server_pid);
     let load_end = load_average();
+    let end_diag = diagnose(dir, server_pid);
     drop(children);
 
     let per_agent = rss_connected.saturating_sub(rss_before) as f64 / n as f64;
@@ -616,6 +617,7 @@ async fn bench_on(a: &ServerBenchArgs, dir: &Path, data: &Path, db: &str) -> any
         println!("  machine load (1-min average)       {load_start:.2} at the start, {load_end:.2} at the end");
         if a.keep.is_some() {
             println!("  when all were connected: {connected_diag}");
+            println!("  when all had acknowledged: {end_diag}");
         }
     }
     Ok(())
@@ -657,13 +659,13 @@ fn diagnose(dir: &Path, server_pid: u32) -> String {
     }
     format!(
         "server: {} open descriptors, log: {} accept failures, {} handshakes failed, {} handshakes timed out, \
-         {} connections evicted (unauthenticated cap), {} refused; agents' logs: {} lines, {} timeouts, {} closed/reset",
+         {} connections evicted (unauthenticated cap), {} held at the cap; agents' logs: {} lines, {} timeouts, {} closed/reset",
         fd_count(server_pid),
         count_lines(&server, "accept failed"),
         count_lines(&server, "TLS handshake failed"),
         count_lines(&server, "TLS handshake timed out"),
         count_lines(&server, "evicted"),
-        count_lines(&server, "refused: every unauthenticated slot"),
+        count_lines(&server, "held: every unauthenticated slot"),
         agents_lines,
         agents_timeouts,
         agents_closed

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch, Notify, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 use tower::ServiceExt;
 
@@ -112,8 +112,11 @@ pub struct ConnLimits {
     /// included). A new one beyond it evicts the oldest that is not serving a request
     /// and not protected (see `handshake_protect`), so slow clients cannot lock out a
     /// legitimate caller; agents are not counted, so the rest of the descriptor limit
-    /// stays theirs. With none to evict, the new connection is closed at once (its
-    /// client retries).
+    /// stays theirs. With none to evict, the server stops accepting: the new connection
+    /// waits until one leaves or its protection ends, and the ones after it wait in the
+    /// kernel's listen backlog ([`LISTEN_BACKLOG`]). Before, it was closed at once and
+    /// its client backed off: 10,000 agents connecting at once were refused 87,961 times
+    /// and took 90 s (issue 15).
     pub max_unauthenticated: usize,
     /// How long a connection whose TLS handshake is under way (its ClientHello arrived)
     /// cannot be evicted. Without it, a reconnect storm of more agents than
@@ -146,12 +149,27 @@ impl Default for ConnLimits {
     }
 }
 
+/// The listen backlog the server asks for: connections the kernel completes and holds
+/// while the server does not accept (every unauthenticated slot protected, see
+/// [`ConnLimits::max_unauthenticated`]), enough for a fleet of 16,384 agents
+/// reconnecting at once. Linux caps it at `net.core.somaxconn` (4,096 by default since
+/// Linux 5.4); beyond the backlog the kernel drops SYNs and the clients retransmit them
+/// (after 1 s, then 3 s, …), which only delays them.
+pub const LISTEN_BACKLOG: i32 = 16_384;
+
+/// Longest wait of a connection held at the cap before the registry is looked at again:
+/// a request ending or a queued handshake getting its slot is not announced, a
+/// connection leaving is ([`Unauthenticated::room`]).
+const RECHECK: Duration = Duration::from_millis(50);
+
 /// The connections without a client certificate, oldest first.
 struct Unauthenticated {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Slot>>,
     /// Origin of the [`Slot::phase`] times.
     epoch: Instant,
+    /// Signalled when a connection leaves (room for one held at the cap).
+    room: Notify,
 }
 
 impl Default for Unauthenticated {
@@ -160,6 +178,7 @@ impl Default for Unauthenticated {
             next: AtomicU64::new(0),
             live: Mutex::new(BTreeMap::new()),
             epoch: Instant::now(),
+            room: Notify::new(),
         }
     }
 }
@@ -197,30 +216,38 @@ impl Unauthenticated {
     /// first that is serving no request and is either past its handshake (idle HTTP),
     /// silent (no ClientHello) for `protect` since it was accepted, or in a TLS handshake
     /// that got its slot at least `protect` ago; one waiting for a handshake slot is
-    /// never evicted. `None` when there is no such one (the new one is refused:
-    /// handshakes under way or queued finish instead of being cut, and their clients'
-    /// retries find room).
-    fn admit(&self, max: usize, protect: Duration) -> Option<Admission> {
+    /// never evicted. `Err(wait)` when there is no such one: handshakes under way or
+    /// queued finish instead of being cut, and the new connection is held (not
+    /// refused) and admitted again after `wait` (the soonest end of a protection, at
+    /// most [`RECHECK`]) or when a connection leaves ([`Unauthenticated::room`]).
+    fn admit(&self, max: usize, protect: Duration) -> Result<Admission, Duration> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.stamp();
         if live.len() >= max {
             let protect = u64::try_from(protect.as_millis()).unwrap_or(u64::MAX);
+            // Milliseconds until the soonest protection ends.
+            let mut soonest = u64::try_from(RECHECK.as_millis()).unwrap_or(u64::MAX);
             let victim = live
                 .iter()
                 .find(|(_, s)| {
-                    let protected = match s.phase.load(Ordering::Relaxed) {
-                        DONE => false,
-                        QUEUED => true,
+                    let left = match s.phase.load(Ordering::Relaxed) {
+                        DONE => 0,
+                        QUEUED => u64::MAX,
                         // Not even a ClientHello: under a storm on a busy machine the
                         // client (or this connection's task) may simply not have run
                         // yet; evicting it at once was most of the 103,828 evictions
                         // of a 10,000-agent run.
-                        SILENT => now.saturating_sub(s.accepted) < protect,
-                        began => now.saturating_sub(began) < protect,
+                        SILENT => protect.saturating_sub(now.saturating_sub(s.accepted)),
+                        began => protect.saturating_sub(now.saturating_sub(began)),
                     };
-                    s.activity.in_flight() == 0 && !protected
+                    if s.activity.in_flight() > 0 {
+                        return false;
+                    }
+                    soonest = soonest.min(left);
+                    left == 0
                 })
-                .map(|(id, _)| *id)?;
+                .map(|(id, _)| *id)
+                .ok_or(Duration::from_millis(soonest.max(1)))?;
             if let Some(mut slot) = live.remove(&victim) {
                 if let Some(tx) = slot.evict.take() {
                     let _ = tx.send(());
@@ -240,11 +267,14 @@ impl Unauthenticated {
                 evict: Some(tx),
             },
         );
-        Some((id, activity, phase, rx))
+        Ok((id, activity, phase, rx))
     }
 
     fn leave(&self, id: u64) {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        // A connection held at the cap may take its place (a stored permit if none
+        // waits yet, so the wake-up is never lost).
+        self.room.notify_one();
     }
 }
 
@@ -296,11 +326,28 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Some((id, activity, phase, evicted)) =
-            unauthenticated.admit(limits.max_unauthenticated, limits.handshake_protect)
-        else {
-            tracing::debug!(%peer, "refused: every unauthenticated slot is serving a request or handshaking");
-            continue;
+        // At the cap with nothing evictable, this connection waits (held here, the ones
+        // after it in the kernel's listen backlog) instead of being closed: closed, its
+        // client backed off for seconds, and 10,000 agents connecting at once took 90 s.
+        let mut held = false;
+        let admitted = loop {
+            match unauthenticated.admit(limits.max_unauthenticated, limits.handshake_protect) {
+                Ok(a) => break Some(a),
+                Err(wait) => {
+                    if !held {
+                        held = true;
+                        tracing::debug!(%peer, "held: every unauthenticated slot is serving a request or handshaking");
+                    }
+                    tokio::select! {
+                        _ = unauthenticated.room.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|v| *v) => break None,
+                    }
+                }
+            }
+        };
+        let Some((id, activity, phase, evicted)) = admitted else {
+            break;
         };
         let admitted = Admitted {
             id,
@@ -537,7 +584,7 @@ mod storm_tests {
             handshaking.push(rx);
         }
         assert!(
-            reg.admit(3, protect).is_none(),
+            reg.admit(3, protect).is_err(),
             "a newcomer must not cut a handshake under way"
         );
         for rx in &mut handshaking {
@@ -550,7 +597,7 @@ mod storm_tests {
         assert!(handshaking[0].try_recv().is_ok(), "the idle one is evicted");
         assert!(handshaking[1].try_recv().is_err() && handshaking[2].try_recv().is_err());
         // A silent connection (no ClientHello) is protected for a while too…
-        assert!(reg.admit(3, protect).is_none(), "a client just accepted was evicted");
+        assert!(reg.admit(3, protect).is_err(), "a client just accepted was evicted");
         assert!(silent.try_recv().is_err());
         // …and after that evicted before protected handshakes (theirs began later).
         let protect = Duration::from_secs(1);
@@ -568,11 +615,31 @@ mod storm_tests {
         assert!(handshaking[1].try_recv().is_err() && handshaking[2].try_recv().is_err());
         // Protection ends: a handshake older than it counts as stalled.
         std::thread::sleep(Duration::from_millis(2));
-        assert!(reg.admit(3, Duration::from_millis(1)).is_some());
+        assert!(reg.admit(3, Duration::from_millis(1)).is_ok());
         assert!(
             handshaking[1].try_recv().is_ok(),
             "a stalled handshake is evicted after the protection"
         );
+    }
+
+    /// Issue 15 (session 11): at the cap with nothing evictable, `admit` says how long
+    /// the held connection should wait before asking again — the soonest end of a
+    /// protection, never longer than `RECHECK` (a request ending or a queued handshake
+    /// getting its slot is not announced), never zero (no busy loop).
+    #[test]
+    fn a_held_connection_asks_again_when_a_protection_ends() {
+        let reg = Unauthenticated::default();
+        let protect = Duration::from_millis(30);
+        let _ = reg.admit(1, protect).unwrap();
+        let wait = reg.admit(1, protect).err().unwrap();
+        assert!(
+            wait > Duration::ZERO && wait <= protect,
+            "silent for less than {protect:?}: ask again within it, not {wait:?}"
+        );
+        std::thread::sleep(wait + Duration::from_millis(2));
+        assert!(reg.admit(1, protect).is_ok(), "the protection has ended");
+        let wait = reg.admit(1, Duration::from_secs(60)).err().unwrap();
+        assert_eq!(wait, RECHECK, "a long protection is looked at again every RECHECK");
     }
 
     /// Issue 15, 10,000 agents (session 10): the fault kind "a handshake's protection runs
@@ -594,13 +661,13 @@ mod storm_tests {
         // Protection zero: an active handshake would be evictable at once; a queued
         // one and a connection with a request still in flight are not.
         assert!(
-            reg.admit(2, Duration::ZERO).is_none(),
+            reg.admit(2, Duration::ZERO).is_err(),
             "a queued handshake or a request in flight was evicted"
         );
         assert!(queued_rx.try_recv().is_err() && serving_rx.try_recv().is_err());
         // The handshake gets its slot: from then on the protection counts.
         queued.store(reg.stamp(), Ordering::Relaxed);
-        assert!(reg.admit(2, Duration::ZERO).is_some());
+        assert!(reg.admit(2, Duration::ZERO).is_ok());
         assert!(
             queued_rx.try_recv().is_ok(),
             "a handshake past its protection is evicted"
@@ -609,7 +676,7 @@ mod storm_tests {
         drop(two);
         assert_eq!(activity.in_flight(), 0);
         assert!(activity.idle().is_some());
-        assert!(reg.admit(2, Duration::ZERO).is_some());
+        assert!(reg.admit(2, Duration::ZERO).is_ok());
         assert!(serving_rx.try_recv().is_ok(), "an idle connection is evicted");
     }
 }

@@ -411,7 +411,10 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
 /// Binds the listening socket. An unspecified IPv6 address (`[::]`) is bound dual-stack
 /// (`IPV6_V6ONLY` off), so `--listen [::]:8443` accepts IPv4 too whatever the host's
 /// `net.ipv6.bindv6only` default; otherwise as `tokio::net::TcpListener::bind` does
-/// (`SO_REUSEADDR` on Unix, backlog 1024).
+/// (`SO_REUSEADDR` on Unix), with a listen backlog of
+/// [`LISTEN_BACKLOG`](crate::tls::LISTEN_BACKLOG) (16,384; Linux caps it at
+/// `net.core.somaxconn`): the connections that wait while every unauthenticated slot is
+/// taken (a fleet reconnecting at once) wait there.
 ///
 /// # Errors
 /// The socket calls' errors (address in use, IPv6 unavailable, not permitted).
@@ -425,7 +428,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.set_reuse_address(true)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    sock.listen(1024)?;
+    sock.listen(crate::tls::LISTEN_BACKLOG)?;
     TcpListener::from_std(sock.into())
 }
 

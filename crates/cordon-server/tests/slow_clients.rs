@@ -244,3 +244,56 @@ async fn an_idle_http2_connection_without_a_certificate_is_closed() {
     );
     server.stop();
 }
+
+/// Issue 15, 10,000 agents (session 11): the fault kind "at the cap, a newcomer is
+/// refused". With every unauthenticated slot protected (here two clients that sent
+/// nothing, protected far longer than the test), the next connection is held — the
+/// server stops accepting and later ones wait in the listen backlog — and it is served
+/// as soon as a slot frees. Before, it was closed at once and its client backed off
+/// (10,000 agents connecting at once: 87,961 refusals, 90 s to connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_the_next_connection_waits_instead_of_being_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ConnLimits {
+        handshake_timeout: Duration::from_secs(300),
+        header_read_timeout: Duration::from_secs(300),
+        max_unauthenticated: 2,
+        handshake_protect: Duration::from_secs(300),
+        ..ConnLimits::default()
+    };
+    let (server, admin) = server(dir.path(), limits).await;
+    let ca_pem = std::fs::read(dir.path().join("server").join("ca.pem")).unwrap();
+    // Two silent clients take both slots (protected: they were just accepted).
+    let mut silent = vec![
+        TcpStream::connect(server.addr).await.unwrap(),
+        TcpStream::connect(server.addr).await.unwrap(),
+    ];
+    let api = reqwest::Client::builder()
+        .use_preconfigured_tls(cordon_client::tls::server_auth_only(&ca_pem).unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/hosts", server.addr.port());
+    let request = tokio::spawn(async move { api.get(url).bearer_auth(&admin).send().await });
+    // The request waits: neither answered nor failed (before: failed at once, the
+    // connection closed during the TLS handshake).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !request.is_finished(),
+        "at the cap the connection was refused: {:?}",
+        request.await
+    );
+    for s in silent.iter_mut() {
+        assert!(!closed(s).await, "a protected silent client was evicted");
+    }
+    // One silent client leaves: the held connection takes its slot and is served.
+    drop(silent.remove(0));
+    let resp = tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("the held connection was not admitted when a slot freed")
+        .unwrap()
+        .expect("the held connection's request failed");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(!closed(&mut silent[0]).await, "the other silent client was evicted");
+    server.stop();
+}
