@@ -29,6 +29,11 @@ pub struct Impact {
     pub server_routes: Vec<ServerRoute>,
     /// An HTTP(S) proxy from the environment, through which a client may reach the server.
     pub proxy: Option<String>,
+    /// What already moves frames around the hooks (tc filters that redirect, mirror or
+    /// rewrite; XDP programs; AF_XDP sockets; trial27): Cordon removes nothing foreign, so
+    /// the layers each skips will not be claimed ([`cordon_firewall::Bypass`] words).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub around: Vec<String>,
     /// Problems worth a look before applying (never a refusal).
     pub warnings: Vec<String>,
 }
@@ -58,6 +63,11 @@ impl Impact {
         item("macvlan/ipvlan children", &self.macvlan_ipvlan);
         item("tap/tun devices (VMs, VPNs)", &self.taps);
         item("tunnels", &self.tunnels);
+        for a in &self.around {
+            out.push(format!(
+                "goes around the hooks (left in place; its layers will not be claimed): {a}"
+            ));
+        }
         for r in &self.server_routes {
             out.push(format!(
                 "server {} via {}{}",
@@ -141,6 +151,17 @@ pub fn report(servers: &[SocketAddr], proxy_env: Option<String>) -> Impact {
             "tun" => imp.taps.push(l.name.clone()),
             k if TUNNEL_KINDS.contains(&k) => imp.tunnels.push(format!("{} ({k})", l.name)),
             _ => {}
+        }
+    }
+    {
+        use cordon_firewall::netlink::around;
+        let found = around::all(&list);
+        imp.around = found.iter().map(|b| b.to_string()).collect();
+        if !imp.around.is_empty() {
+            imp.warnings.push(format!(
+                "{} path(s) around Cordon's hooks are in place (tc filters, XDP programs, AF_XDP sockets): Cordon removes nothing foreign, so the quarantine will not claim the layers they skip; delete them first for full coverage",
+                imp.around.len()
+            ));
         }
     }
     for s in servers {

@@ -872,6 +872,11 @@ impl Engine {
                 })
             }
         };
+        let coverage = fw.coverage();
+        let around_now = coverage
+            .as_ref()
+            .map(|c| c.bypasses.iter().map(|b| b.what.clone()).collect::<Vec<_>>())
+            .unwrap_or_default();
         let applied_at = state::now_rfc3339();
         let stored = StoredState {
             version: state::STATE_VERSION,
@@ -887,6 +892,8 @@ impl Engine {
                 (Verification::NotChecked, Some(prev)) if !verify_after => prev.verification,
                 (v, _) => Some(v),
             },
+            // What goes around the hooks now and went around them at the first apply.
+            around_at_apply: around_kept(previous, around_now),
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record —
@@ -912,7 +919,7 @@ impl Engine {
             Some(text) if notify_users => notify::message_users(text).err().map(|e| error::chain(&e)),
             _ => None,
         };
-        let coverage = fw.coverage()?;
+        let coverage = coverage?;
         Ok(IsolateOutcome {
             state: QuarantineState::Isolated.as_str(),
             backend: fw.kind(),
@@ -1272,7 +1279,18 @@ impl Engine {
         }
         // Our rules are intact but something outside them undoes them (trial21 HIGH-3,
         // HIGH-5): a foreign chain on our hooks, a covered interface moved away.
-        if let (Some(why), true) = (report.coverage.undermined(), stored.is_some() && live.is_some()) {
+        // And what moves frames around our hooks (tc, XDP, AF_XDP; trial27): tampering
+        // when it appeared after the apply, a note when it was there already.
+        let known = stored.as_ref().map(|s| s.around_at_apply.clone()).unwrap_or_default();
+        for b in report.coverage.bypasses.iter().filter(|b| known.contains(&b.what)) {
+            report.coverage.notes.push(format!(
+                "already there when the quarantine was applied, goes around Cordon's hooks (the layers it skips are not claimed; Cordon removes nothing foreign): {b}"
+            ));
+        }
+        if let (Some(why), true) = (
+            report.coverage.undermined_since(&known),
+            stored.is_some() && live.is_some(),
+        ) {
             report.state = QuarantineState::Tampered;
             report.reason = Some(match report.reason.take() {
                 Some(r) => format!("{r}; {why}"),
@@ -1295,6 +1313,17 @@ impl Engine {
             });
         }
         Ok(Some(report))
+    }
+}
+
+/// The paths around the hooks a new record counts as there at the apply
+/// ([`StoredState::around_at_apply`]): all of `now` for a first apply; for a re-apply
+/// (`previous` recorded) only those `previous` counted already, so one that appeared
+/// after the first apply stays tampering however often the quarantine is re-applied.
+fn around_kept(previous: Option<&StoredState>, now: Vec<String>) -> Vec<String> {
+    match previous {
+        Some(prev) => now.into_iter().filter(|w| prev.around_at_apply.contains(w)).collect(),
+        None => now,
     }
 }
 
@@ -1431,6 +1460,46 @@ pub fn policy_notes(policy: &Policy) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// trial27: a path around the hooks there at the first apply is known; one that
+    /// appeared since never becomes known by a re-apply (it stays tampering), and one
+    /// gone is forgotten (if it comes back, it is new).
+    #[test]
+    fn a_reapply_never_adopts_a_path_around_the_hooks() {
+        let mirred = "tc filter u32 on lo egress (pref 1, handle 0x800): actions mirred".to_string();
+        let xdp = "XDP program id 7 (generic) on eth0".to_string();
+        assert_eq!(around_kept(None, vec![mirred.clone()]), std::slice::from_ref(&mirred));
+        let prev = StoredState {
+            version: state::STATE_VERSION,
+            table: TableName::default(),
+            backend: BackendKind::Netlink,
+            request: IsolateRequest::default(),
+            policy: cordon_policy::Policy::builder()
+                .server("192.0.2.1:8443".parse().unwrap())
+                .build(),
+            applied_at: state::now_rfc3339(),
+            digest: "d".into(),
+            boot_id: None,
+            verification: None,
+            around_at_apply: vec![mirred.clone()],
+        };
+        assert_eq!(around_kept(Some(&prev), vec![mirred.clone(), xdp.clone()]), [mirred]);
+        assert!(around_kept(Some(&prev), vec![xdp.clone()]).is_empty());
+        let cov = Coverage {
+            bypasses: vec![cordon_firewall::Bypass {
+                what: xdp.clone(),
+                skips: vec![cordon_firewall::Layer::NetdevEgress],
+                holder: None,
+            }],
+            ..Coverage::default()
+        };
+        assert_eq!(cov.undermined_since(std::slice::from_ref(&xdp)), None);
+        let why = cov.undermined_since(&prev.around_at_apply).unwrap();
+        assert!(
+            why.contains("appeared since the quarantine was applied") && why.contains(&xdp),
+            "{why}"
+        );
+    }
 
     #[test]
     fn a_policy_that_isolates_nothing_is_refused_unless_asked_for() {

@@ -48,6 +48,13 @@ pub struct StoredState {
     /// re-apply. `None` in records written before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<crate::Verification>,
+    /// The paths around the hooks that were already there when the quarantine was first
+    /// applied ([`cordon_firewall::Bypass::what`]; trial27): reported, but no tampering.
+    /// One that is not in this list appeared since: the quarantine is `tampered`. A
+    /// re-apply keeps only those still in this list (an attacker's filter never becomes
+    /// known by a re-apply); a release and a new isolate start afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub around_at_apply: Vec<String>,
 }
 
 /// The state file of `table` in `dir`: `<dir>/<table>.json`.
@@ -237,6 +244,7 @@ mod tests {
             digest: "abc".into(),
             boot_id: boot_id(),
             verification: None,
+            around_at_apply: vec!["tc filter u32 on eth0 ingress (pref 1, handle 0x800): actions mirred".into()],
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

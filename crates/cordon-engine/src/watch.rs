@@ -1,11 +1,14 @@
 //! The repair loop: keeps a recorded quarantine in force while it runs.
 //!
 //! Event-driven where the kernel tells us about changes (Linux: nf_tables notifications,
-//! `NFNLGRP_NFTABLES`, and interface notifications, `RTNLGRP_LINK`): anything touching a
-//! table with our name, or any interface appearing, triggers a check (digest of our rules
-//! and device-layer coverage) and, when something is off, an immediate re-apply. A periodic
-//! check (`poll`, 1 s by default) stays as the backstop, and is all there is where no
-//! notifications exist. Used by `cordon isolate --watch` and `cordon bench tamper`.
+//! `NFNLGRP_NFTABLES`, interface notifications, `RTNLGRP_LINK`, and tc notifications,
+//! `RTNLGRP_TC`): anything touching a table with our name, any interface appearing, an XDP
+//! program or a tc filter attached, triggers a check (digest of our rules and device-layer
+//! coverage, with what goes around the hooks) and, when something is off, an immediate
+//! re-apply — or, for what Cordon does not remove (a foreign chain, a tc filter, an XDP
+//! program, an AF_XDP socket), a [`WatchEvent::Undermined`]. A periodic check (`poll`, 1 s
+//! by default) stays as the backstop, and is all there is where no notifications exist —
+//! and for AF_XDP sockets, whose opening the kernel announces nowhere. Used by `cordon isolate --watch` and `cordon bench tamper`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -348,7 +351,7 @@ impl Engine {
                     },
                 );
             }
-            let why = cov.undermined().unwrap_or_default();
+            let why = cov.undermined_since(&stored.around_at_apply).unwrap_or_default();
             if why != mem.undermined {
                 mem.undermined = why.clone();
                 return Ok((Verdict::Undermined { why, coverage: cov }, recorded));

@@ -241,6 +241,46 @@ pub struct Coverage {
     /// their traffic is not covered any more, and the hooks cannot follow them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub departed: Vec<String>,
+    /// Paths around the hooks found in this network namespace (trial27 HIGH-1/2/4): tc
+    /// filters that can redirect, mirror or rewrite frames (on any device, `lo` too), XDP
+    /// programs, AF_XDP sockets. While one exists the layers it skips are not claimed in
+    /// `layers`. Cordon removes nothing foreign; whether one was already there when the
+    /// quarantine was applied (reported) or appeared since (tampering) is judged against
+    /// the record: [`Coverage::undermined_since`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bypasses: Vec<Bypass>,
+    /// Packet taps (trial27 HIGH-3): processes holding `ETH_P_ALL` packet sockets, other
+    /// than known DHCP clients, one line each (`pid 812 (tcpdump): ETH_P_ALL packet
+    /// socket on all interfaces (inode 40213)`). Taps run before the netdev ingress hook,
+    /// so they READ every frame that reaches an interface (receive only: what they send
+    /// meets the egress hook). Listed for the operator; no layer claim depends on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taps: Vec<String>,
+}
+
+/// Something that moves frames around the hooks (see [`Coverage::bypasses`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bypass {
+    /// What and where, in words that stay the same while it exists (compared with the
+    /// record of what was there at apply time): `tc filter u32 on eth0 ingress (pref
+    /// 49152, handle 0x800): actions mirred`, `XDP program id 42 (generic) on eth0`,
+    /// `AF_XDP socket (inode 9012)`.
+    pub what: String,
+    /// The layers it goes around; none of them is claimed while it exists.
+    pub skips: Vec<Layer>,
+    /// Who holds it, where known: `pid 4711 (afxdp)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+}
+
+impl fmt::Display for Bypass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        if let Some(h) = &self.holder {
+            write!(f, ", held by {h}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Coverage {
@@ -258,6 +298,28 @@ impl Coverage {
             why.push(format!(
                 "interfaces moved to another network namespace, where Cordon's hooks do not follow and nothing filters them: {}",
                 self.departed.join(", ")
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// The bypasses that are not among `known` (the [`Bypass::what`]s recorded when the
+    /// quarantine was applied): they appeared since.
+    pub fn new_bypasses(&self, known: &[String]) -> Vec<&Bypass> {
+        self.bypasses.iter().filter(|b| !known.contains(&b.what)).collect()
+    }
+
+    /// [`Coverage::undermined`], and the bypasses that appeared since the quarantine was
+    /// applied (`known`: the ones there at apply time, which are reported but are no
+    /// tampering): a quarantine with any of this is not isolated.
+    pub fn undermined_since(&self, known: &[String]) -> Option<String> {
+        let mut why: Vec<String> = self.undermined().into_iter().collect();
+        let new = self.new_bypasses(known);
+        if !new.is_empty() {
+            let list: Vec<String> = new.iter().map(|b| b.to_string()).collect();
+            why.push(format!(
+                "appeared since the quarantine was applied and moves frames around Cordon's hooks (Cordon removes nothing foreign; delete it or release): {}",
+                list.join("; ")
             ));
         }
         (!why.is_empty()).then(|| why.join("; "))

@@ -941,6 +941,13 @@ fn print_coverage(c: &cordon_firewall::Coverage) {
             }
         );
     }
+    for b in &c.bypasses {
+        let skips: Vec<&str> = b.skips.iter().map(|l| l.name()).collect();
+        println!("  around the hooks: {b} (not claimed: {})", skips.join(", "));
+    }
+    for t in &c.taps {
+        println!("  reads every inbound frame: {t}");
+    }
     for n in &c.notes {
         println!("  note: {n}");
     }

@@ -1,6 +1,9 @@
-//! Change notifications: nf_tables (netlink group `NFNLGRP_NFTABLES`) and interfaces
-//! (`RTNLGRP_LINK`) of the caller's network namespace, so a watcher repairs tampering, and
-//! covers a new interface, as soon as the kernel reports it instead of at the next poll.
+//! Change notifications: nf_tables (netlink group `NFNLGRP_NFTABLES`), interfaces
+//! (`RTNLGRP_LINK`, which also reports XDP attachments) and tc qdiscs, classes and filters
+//! (`RTNLGRP_TC`) of the caller's network namespace, so a watcher repairs tampering,
+//! covers a new interface, and sees a path around its hooks, as soon as the kernel
+//! reports it instead of at the next poll. (AF_XDP sockets have no notification: the
+//! watcher's periodic check finds them.)
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -19,8 +22,9 @@ pub struct Changes {
     /// notifications were lost (socket overrun), so the caller must re-read the kernel.
     pub ours: bool,
     /// An interface appeared, changed or disappeared (or link notifications were lost),
-    /// or a foreign nftables chain or table was added or removed (it may sit on our
-    /// hooks: see [`crate::Coverage::foreign`]).
+    /// a foreign nftables chain or table was added or removed (it may sit on our hooks:
+    /// see [`crate::Coverage::foreign`]), or a tc qdisc, class or filter changed (it may
+    /// go around them: [`crate::Coverage::bypasses`]).
     pub links: bool,
 }
 
@@ -81,6 +85,7 @@ impl ChangeWatch {
             .map_err(|e| map_err(e, ctx, None))?;
         let link = Socket::open_protocol(libc::NETLINK_ROUTE).map_err(|e| map_err(e, ctx, None))?;
         link.join_group(libc::RTNLGRP_LINK).map_err(|e| map_err(e, ctx, None))?;
+        link.join_group(libc::RTNLGRP_TC).map_err(|e| map_err(e, ctx, None))?;
         Ok(ChangeWatch {
             table: table.to_string(),
             nft,
@@ -137,7 +142,7 @@ impl ChangeWatch {
             }
         }
         for (ty, payload) in self.link.drain().map_err(|e| map_err(e, ctx, None))? {
-            if ty == 0 || ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK {
+            if ty == 0 || ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK || is_tc(ty) {
                 c.links = true;
             }
             if ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK {
@@ -146,6 +151,11 @@ impl ChangeWatch {
         }
         Ok(c)
     }
+}
+
+/// Whether rtnetlink message type `ty` is about a tc qdisc, class or filter (or chain).
+fn is_tc(ty: u16) -> bool {
+    (libc::RTM_NEWQDISC..=libc::RTM_GETTFILTER).contains(&ty) || (100..=102).contains(&ty)
 }
 
 /// Whether nf_tables notification `ty` names table `table`: every object message carries

@@ -17,6 +17,9 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_NEW_NETNSID: u16 = 45;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_ATTACHED: u16 = 2;
+const IFLA_XDP_PROG_ID: u16 = 4;
 
 /// One network interface, as rtnetlink describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,45 @@ pub struct Link {
     /// to another network namespace (`ip link set DEV netns X`): that namespace's id as
     /// seen from this one.
     pub new_netnsid: Option<i32>,
+    /// An XDP program attached to the device (`IFLA_XDP`), if any: it sees every frame
+    /// before packet taps, tc and the netdev ingress hook, and what it sends back
+    /// (`XDP_TX`) or redirects never meets the netdev egress hook (trial27 HIGH-2).
+    pub xdp: Option<Xdp>,
+}
+
+/// An XDP attachment, as `IFLA_XDP` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xdp {
+    /// `generic` (skb mode), `native` (driver), `offload` (NIC) or `multi` (several).
+    pub mode: &'static str,
+    /// The program's id (`IFLA_XDP_PROG_ID`; 0 when not given, e.g. `multi`).
+    pub prog_id: u32,
+}
+
+/// Reads `IFLA_XDP`'s nest: `None` when nothing is attached (`XDP_ATTACHED_NONE`).
+fn xdp_of(nest: &[u8]) -> Result<Option<Xdp>, DecodeError> {
+    let mut mode = None;
+    let mut prog_id = 0;
+    for (t, d) in attrs(nest)? {
+        match (t, d.first()) {
+            (IFLA_XDP_ATTACHED, Some(m)) => {
+                mode = match m {
+                    0 => None,
+                    1 => Some("native"),
+                    2 => Some("generic"),
+                    3 => Some("offload"),
+                    _ => Some("multi"),
+                }
+            }
+            (IFLA_XDP_PROG_ID, _) => {
+                if let Some(b) = d.get(..4) {
+                    prog_id = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(mode.map(|mode| Xdp { mode, prog_id }))
 }
 
 impl Link {
@@ -93,6 +135,7 @@ pub fn parse(payload: &[u8]) -> Result<Link, DecodeError> {
         link_netnsid: None,
         master: None,
         new_netnsid: None,
+        xdp: None,
     };
     for (ty, data) in attrs(payload.get(16..).unwrap_or_default())? {
         match ty {
@@ -101,6 +144,7 @@ pub fn parse(payload: &[u8]) -> Result<Link, DecodeError> {
             IFLA_MASTER => link.master = ne32(data).filter(|i| *i != 0),
             IFLA_LINK_NETNSID => link.link_netnsid = ne32(data).map(|v| v as i32),
             IFLA_NEW_NETNSID => link.new_netnsid = ne32(data).map(|v| v as i32),
+            IFLA_XDP => link.xdp = xdp_of(data)?,
             IFLA_LINKINFO => {
                 for (t, d) in attrs(data)? {
                     if t == IFLA_INFO_KIND {
@@ -199,6 +243,7 @@ mod tests {
             link_netnsid: lower_ns,
             master: None,
             new_netnsid: Some(3),
+            xdp: None,
         }
     }
 
