@@ -97,6 +97,12 @@ pub struct IsolateArgs {
     /// Re-apply the recorded quarantine (at boot, or after tampering).
     #[arg(long, conflicts_with_all = ["allow", "servers", "resolvers", "no_dns", "no_dhcp", "dhcp_servers", "allow_no_isolation", "message", "verify", "dry_run"])]
     pub reapply: bool,
+    /// With `--reapply`: when no quarantine is recorded (no `<table>.json`, no
+    /// `<table>.claims.json` under a valid table name), say so and exit 0 instead of 2.
+    /// For the boot and watch units: an enrolled agent's own files in the state directory
+    /// (`agent-desired.json`, `agent-paths.json`) are not a quarantine.
+    #[arg(long)]
+    pub if_recorded: bool,
     /// After applying, stay in the foreground and repair tampering as soon as the kernel
     /// reports it (nftables and interface change notifications, plus a check every
     /// second); new interfaces get the device-layer hooks. Stop with Ctrl-C / SIGTERM: the
@@ -267,6 +273,17 @@ fn print_json(value: &impl serde::Serialize) {
 pub fn isolate(a: IsolateArgs) -> u8 {
     let watch = a.watch;
     let json = a.common.json;
+    // clap's `requires` is met by `--reapply`'s default value (false), so it is checked here.
+    if a.if_recorded && !a.reapply {
+        let msg =
+            "--if-recorded goes with --reapply (re-apply the recorded quarantine if there is one); nothing was changed";
+        if json {
+            println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
+        } else {
+            eprintln!("cordon: {msg}");
+        }
+        return Code::Usage.as_u8();
+    }
     // A new quarantine goes into --table (default `cordon`); a re-apply without --table
     // re-applies what is recorded, under whatever name it was recorded.
     let table = if a.reapply && a.common.table.is_none() {
@@ -284,6 +301,9 @@ pub fn isolate(a: IsolateArgs) -> u8 {
                 .collect(),
             Err(e) => return fail(&e, json),
         };
+        if recorded.is_empty() && a.if_recorded {
+            return nothing_recorded(&a.common.state_dir, json);
+        }
         if recorded.len() > 1 && !watch {
             let mut worst = 0;
             for t in recorded {
@@ -299,12 +319,32 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     } else {
         a.common.table_or_default()
     };
-    let eng = engine_for(&a.common, table);
+    let eng = engine_for(&a.common, table.clone());
+    if a.if_recorded
+        && !cordon_engine::state::path(&a.common.state_dir, &table).exists()
+        && !eng.claims_without_state().is_ok_and(|c| !c.is_empty())
+    {
+        return nothing_recorded(&a.common.state_dir, json);
+    }
     let code = isolate_once(a, &eng);
     if code != 0 || !watch {
         return code;
     }
     watch_forever(&eng, json)
+}
+
+/// `isolate --reapply --if-recorded` with nothing recorded: not an error (exit 0).
+fn nothing_recorded(dir: &std::path::Path, json: bool) -> u8 {
+    let detail = format!(
+        "nothing to re-apply: no quarantine recorded in {}; nothing was changed",
+        dir.display()
+    );
+    if json {
+        println!("{}", json!({"ok": true, "reapplied": false, "detail": detail}));
+    } else {
+        println!("{detail}");
+    }
+    0
 }
 
 fn reapply(eng: &Engine, json: bool) -> u8 {

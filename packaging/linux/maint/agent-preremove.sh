@@ -4,8 +4,8 @@
 #
 # Removing Cordon from a quarantined host would leave it cut off with no tool to release
 # it (and on Linux the rules would vanish only at the next reboot, unannounced). So:
-#   * quarantined (a recorded quarantine under any table name: any <table>.json in the
-#     state directory; or `cordon status` not saying "released", which also finds
+#   * quarantined (a recorded quarantine under any table name: any <table>.json or
+#     <table>.claims.json in the state directory; or `cordon status` not saying "released", which also finds
 #     Cordon's tables by their ownership marks under any name): refuse, saying to stop
 #     the tamper watcher and the agent (they re-apply the quarantine) and release
 #     first; nothing is stopped or changed;
@@ -32,10 +32,28 @@ if [ -x "$cordon" ]; then
   fi
 fi
 # A recorded quarantine counts even if status could not read the kernel: any
-# <table>.json or <table>.claims.json, whatever --table it was made with.
+# <table>.json or <table>.claims.json, whatever --table it was made with. A table name
+# is what `cordon --table` accepts (cordon_policy::TableName::new): 1 to 24 ASCII
+# letters, digits and `_`, starting with a letter. Other files there are not a
+# quarantine: an enrolled agent keeps agent-desired.json and agent-paths.json in the
+# same directory, quarantined or not.
+is_table_name() {
+  case "$1" in
+    [A-Za-z]*) ;;
+    *) return 1 ;;
+  esac
+  case "$1" in
+    *[!A-Za-z0-9_]*) return 1 ;;
+  esac
+  [ "${#1}" -le 24 ]
+}
 if [ "$status" = released ]; then
   for f in "$state_dir"/*.json; do
-    if [ -e "$f" ]; then
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    name=${name%.json}
+    name=${name%.claims}
+    if is_table_name "$name"; then
       status="recorded in $f"
       break
     fi
