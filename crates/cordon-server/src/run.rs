@@ -265,6 +265,58 @@ impl Running {
     }
 }
 
+/// The owner of a data directory that root must not write to (trial26 M2): its uid and,
+/// when `/etc/passwd` names it, its user name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignOwner {
+    /// The directory's owner (`st_uid`).
+    pub uid: u32,
+    /// Its name in `/etc/passwd`, if listed there (a system user such as
+    /// `cordon-server` is).
+    pub name: Option<String>,
+}
+
+/// `Some(dir_uid)` when a process with effective uid `euid` is root (0) and the data
+/// directory belongs to another user (`dir_uid` ≠ 0): root would create files there
+/// (the audit anchor, the writer lock, the database, keys) with mode 0600 that the owner
+/// — the user the server runs as — then cannot read. `None` otherwise (not root, or a
+/// root-owned directory: a hand install that runs the server as root).
+pub fn root_on_foreign_dir(euid: u32, dir_uid: u32) -> Option<u32> {
+    (euid == 0 && dir_uid != 0).then_some(dir_uid)
+}
+
+/// The user name of `uid` in the text of an `/etc/passwd` file (`name:x:uid:…` lines);
+/// `None` when no line names it.
+pub fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (id.parse::<u32>().ok()? == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+/// The owner of `data_dir` when this process runs as root and the directory exists and
+/// belongs to another user ([`root_on_foreign_dir`]); `None` otherwise (also when the
+/// directory does not exist yet: `server init` creates it as the caller).
+#[cfg(unix)]
+pub fn foreign_data_dir_owner(data_dir: &Path) -> Option<ForeignOwner> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let uid = root_on_foreign_dir(euid, std::fs::metadata(data_dir).ok()?.uid())?;
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| passwd_name(&p, uid));
+    Some(ForeignOwner { uid, name })
+}
+
+/// Not Unix: no owner check.
+#[cfg(not(unix))]
+pub fn foreign_data_dir_owner(_data_dir: &Path) -> Option<ForeignOwner> {
+    None
+}
+
 /// Raises this process's soft limit of open files to its hard limit (every connected
 /// agent holds a socket; the systemd unit sets the hard limit with `LimitNOFILE=`).
 /// Returns the soft limit now in force.
@@ -449,6 +501,32 @@ mod bind_tests {
         assert!(v4.is_ok(), "IPv4 to [::]:{port}: {v4:?}");
         let v6 = tokio::net::TcpStream::connect(("::1", port)).await;
         assert!(v6.is_ok(), "IPv6 to [::]:{port}: {v6:?}");
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    /// trial26 M2: root on a data directory of another user is what is refused; root on
+    /// its own directory, and any other user, are not.
+    #[test]
+    fn root_is_refused_only_on_another_users_directory() {
+        assert_eq!(root_on_foreign_dir(0, 999), Some(999));
+        assert_eq!(root_on_foreign_dir(0, 0), None);
+        assert_eq!(root_on_foreign_dir(999, 999), None);
+        assert_eq!(root_on_foreign_dir(1000, 0), None);
+    }
+
+    #[test]
+    fn the_owner_is_named_from_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      cordon-server:x:999:999:Cordon management server:/var/lib/cordon-server:/usr/sbin/nologin\n\
+                      broken\n";
+        assert_eq!(passwd_name(passwd, 999).as_deref(), Some("cordon-server"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 998), None);
+        assert_eq!(passwd_name("", 0), None);
     }
 }
 

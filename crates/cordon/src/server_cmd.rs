@@ -1,7 +1,7 @@
 //! `cordon server init | token create | run`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -137,6 +137,44 @@ fn fail(e: impl Into<anyhow::Error>) -> u8 {
     crate::exit::report(Err(crate::exit::Failure::from(e)))
 }
 
+/// One argument as a POSIX shell reads it back: as is when it holds only characters the
+/// shell leaves alone, single-quoted otherwise.
+fn shell_word(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
+}
+
+/// What a server command run as root on `data` (owned by `owner`) says instead of
+/// running (trial26 M2): whose directory it is, why root's files there break the
+/// server, and the command line `args` again under `sudo -u OWNER`.
+fn foreign_dir_message(data: &Path, owner: &run::ForeignOwner, args: &[String]) -> String {
+    let (who, user) = match &owner.name {
+        Some(n) => (format!("{n} (uid {})", owner.uid), n.clone()),
+        None => (format!("uid {}", owner.uid), format!("'#{}'", owner.uid)),
+    };
+    let cmd: Vec<String> = args.iter().map(|a| shell_word(a)).collect();
+    format!(
+        "cordon: refusing to run as root on {}, which belongs to {who}: the files this command creates there \
+         (database, audit anchor, writer lock, keys) would be root's, 0600, and the server, which runs as that \
+         user, could not read them. Nothing was changed. Run it as the directory's owner:\n  sudo -u {user} {}",
+        data.display(),
+        cmd.join(" ")
+    )
+}
+
+/// `Some(2)` after printing [`foreign_dir_message`] when this process runs as root and
+/// `data` belongs to another user; `None` (go on) otherwise.
+fn refuse_root_on_foreign_data_dir(data: &Path) -> Option<u8> {
+    let owner = run::foreign_data_dir_owner(data)?;
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    eprintln!("{}", foreign_dir_message(data, &owner, &args));
+    Some(crate::exit::Code::Usage.as_u8())
+}
+
 pub fn run(a: ServerArgs) -> u8 {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -152,6 +190,9 @@ pub fn run(a: ServerArgs) -> u8 {
 }
 
 async fn init(a: InitArgs) -> u8 {
+    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
+        return code;
+    }
     let db = run::db_url(&a.data, a.db.as_deref());
     match run::init(&a.data, &db, &a.names, &a.ips).await {
         Ok(out) => {
@@ -177,6 +218,9 @@ async fn init(a: InitArgs) -> u8 {
 }
 
 async fn token_create(a: TokenCreateArgs) -> u8 {
+    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
+        return code;
+    }
     let ttl = match cordon_server::timefmt::parse_duration_secs(&a.ttl) {
         Ok(t) => t,
         Err(e) => {
@@ -212,6 +256,9 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
 }
 
 async fn serve(a: RunArgs) -> u8 {
+    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
+        return code;
+    }
     let every = match cordon_server::timefmt::parse_duration_secs(&a.expiry_interval) {
         Ok(s) => Duration::from_secs(s as u64),
         Err(e) => {
@@ -277,6 +324,50 @@ async fn shutdown_signal() -> std::io::Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// trial26 M2: the refusal names the owner and gives the same command under
+    /// `sudo -u OWNER`, quoted so a shell reads it back.
+    #[test]
+    fn root_on_another_users_data_dir_is_told_the_sudo_form() {
+        let owner = run::ForeignOwner {
+            uid: 999,
+            name: Some("cordon-server".into()),
+        };
+        let args: Vec<String> = [
+            "cordon-server",
+            "server",
+            "token",
+            "create",
+            "--labels",
+            "a b",
+            "--data",
+            "/var/lib/cordon-server",
+        ]
+        .map(String::from)
+        .to_vec();
+        let m = foreign_dir_message(Path::new("/var/lib/cordon-server"), &owner, &args);
+        assert!(
+            m.contains("/var/lib/cordon-server, which belongs to cordon-server (uid 999)"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("\n  sudo -u cordon-server cordon-server server token create --labels 'a b' --data /var/lib/cordon-server"),
+            "{m}"
+        );
+        let nameless = run::ForeignOwner { uid: 4242, name: None };
+        let m = foreign_dir_message(
+            Path::new("/srv/c"),
+            &nameless,
+            &["cordon".into(), "server".into(), "run".into()],
+        );
+        assert!(
+            m.contains("belongs to uid 4242") && m.ends_with("sudo -u '#4242' cordon server run"),
+            "{m}"
+        );
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("[::]:8443"), "'[::]:8443'");
+    }
 
     /// trial25 F7: `--audit-retention 365` meant 365 seconds; a bare number is refused
     /// naming the unit to write, and the age is said in words at start.
