@@ -244,11 +244,7 @@ impl Notice {
     }
 }
 
-/// The first 8 characters of a host id, as the console shows it next to a hostname
-/// (the whole id when shorter).
-pub fn short_id(id: &str) -> &str {
-    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
-}
+pub use cordon_proto::api::short_id;
 
 /// Link to the host's console page: `<console_url>/console/hosts/<id>` (relative without
 /// a console URL; a URL that already ends in `/console` is not doubled). The id is

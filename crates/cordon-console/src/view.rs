@@ -274,15 +274,7 @@ pub fn short_time<T: ToString + ?Sized>(t: &T) -> String {
     }
 }
 
-/// Characters of a host id shown next to its name where hosts are listed for a decision
-/// (reviews, approvals, the hosts table): enough to tell two hosts of one name apart,
-/// and a prefix the server's host search and `cordon hosts show` accept.
-pub const SHORT_ID_CHARS: usize = 8;
-
-/// The first [`SHORT_ID_CHARS`] characters of a host id (the whole id if shorter).
-pub fn short_id(id: &str) -> &str {
-    id.char_indices().nth(SHORT_ID_CHARS).map_or(id, |(i, _)| &id[..i])
-}
+pub use cordon_proto::api::short_id;
 
 /// `h` as sentences (review headers, confirmations) name it: the hostname, with the short
 /// id when the host carries any flag (a duplicate or invalid hostname, a shared address,

@@ -1949,6 +1949,75 @@ async fn three_approvals(ctx: &Ctx, names: &[&str]) -> std::collections::BTreeMa
     out
 }
 
+/// console10 leftover: a revoked host's pending approvals still counted in the nav badge
+/// (and stayed pending: approving one could never act). Revocation supersedes them, each
+/// audited (`approval_superseded` by the revoking token), their events `superseded`.
+#[tokio::test]
+async fn revoking_a_host_supersedes_its_pending_approvals() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["ws-gone", "ws-kept"]).await;
+    let (gone, kept) = (&ap["ws-gone"], &ap["ws-kept"]);
+    let adm = sign_in(&ctx, &ctx.admin).await;
+    let badge = |body: &str| part(body, "id=\"nav-approvals\"", "</span>").to_string();
+    assert!(
+        badge(&page_body(&ctx, &adm, "/console/hosts").await).contains(">2"),
+        "two pending first"
+    );
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{}/revoke", gone.0),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"decommissioned"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let b = badge(&page_body(&ctx, &adm, "/console/hosts").await);
+    assert!(
+        b.contains(">1") && b.contains("1 pending"),
+        "only ws-kept's approval counts: {b}"
+    );
+    let (_, v) = ctx
+        .call("GET", "/v1/approvals?status=pending", Some(&ctx.admin), None)
+        .await;
+    let pending: Vec<i64> = v["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pending, vec![kept.1], "{v}");
+    let (_, v) = ctx
+        .call("GET", "/v1/approvals?status=superseded", Some(&ctx.admin), None)
+        .await;
+    let a = &v["approvals"][0];
+    assert_eq!(a["id"].as_i64(), Some(gone.1), "{v}");
+    assert_eq!(a["decision_comment"], "host revoked", "{v}");
+    assert!(a["decided_by_token_id"].is_i64(), "decided by the revoking token: {v}");
+    let (_, ev) = ctx
+        .call("GET", "/v1/events?status=superseded", Some(&ctx.admin), None)
+        .await;
+    let evs = ev["events"].as_array().unwrap();
+    assert!(evs.len() == 1 && evs[0]["host_id"] == gone.0.as_str(), "{ev}");
+    let (_, au) = ctx
+        .call("GET", &format!("/v1/audit?host={}", gone.0), Some(&ctx.admin), None)
+        .await;
+    let rec = au["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "approval_superseded")
+        .unwrap_or_else(|| panic!("no approval_superseded record: {au}"));
+    assert!(rec["actor_token_id"].is_i64(), "{rec}");
+    assert!(
+        rec["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("approval {} superseded: host revoked", gone.1)),
+        "{rec}"
+    );
+}
+
 /// trial8 MED 3: the approvals review says per approval what approving does now — will
 /// quarantine, already quarantined (no change), now protected (refused), revoked — from
 /// the server, and its header counts what will change; the decision acts only on the

@@ -139,6 +139,19 @@ pub struct Host {
     pub flags: Vec<HostFlag>,
 }
 
+/// Characters of a host id shown next to its name wherever hosts are listed for people
+/// (the console, Slack and webhook texts, `cordon hosts`/`approvals`/`events`): enough to
+/// tell two hosts of one name apart, and a prefix the server's host search and every
+/// command that takes a host accept.
+pub const SHORT_ID_CHARS: usize = 8;
+
+/// The first [`SHORT_ID_CHARS`] characters of a host id (the whole id if shorter): the one
+/// definition of the short id the console, notifications, the server's name readings and
+/// the CLI use. Pure.
+pub fn short_id(id: &str) -> &str {
+    id.char_indices().nth(SHORT_ID_CHARS).map_or(id, |(i, _)| &id[..i])
+}
+
 impl Host {
     /// For a revoked host, what the server can still say about its state: revocation
     /// cut its agent off, so `state` is only its last report, never what is in force now:
@@ -231,11 +244,17 @@ impl HostFlag {
         }
     }
 
-    /// A table cell naming the other host(s): `duplicate hostname (also 1c2d…)`, or
-    /// `duplicate address 192.0.2.10 (also claimed by 1c2d…)` (which address, since a
+    /// A table cell naming the other host(s) by short id ([`short_id`], as the hosts
+    /// table's ID column shows them): `duplicate hostname (also 1c2d3e4f)`, or
+    /// `duplicate address 192.0.2.10 (also claimed by 1c2d3e4f)` (which address, since a
     /// host has several).
     pub fn short(&self) -> String {
-        let others = self.other_hosts.join(", ");
+        let others = self
+            .other_hosts
+            .iter()
+            .map(|id| short_id(id))
+            .collect::<Vec<_>>()
+            .join(", ");
         match &self.kind {
             HostFlagKind::DuplicateHostname => format!("duplicate hostname (also {others})"),
             HostFlagKind::DuplicateAddress => format!("duplicate address {} (also claimed by {others})", self.value),
@@ -555,6 +574,18 @@ mod audit_record_tests {
             other_hosts: vec!["h2".into()],
         };
         assert_eq!(f.short(), "duplicate hostname (also h2)");
+        // The table cell names other hosts by short id, as the ID column shows them.
+        let f = super::HostFlag {
+            kind: super::HostFlagKind::DuplicateHostname,
+            value: "web1".into(),
+            other_hosts: vec!["820cb233-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into()],
+        };
+        assert_eq!(f.short(), "duplicate hostname (also 820cb233)");
+        assert!(
+            f.text().contains("820cb233-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
+            "{}",
+            f.text()
+        );
     }
 
     #[test]

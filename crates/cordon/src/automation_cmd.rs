@@ -13,7 +13,7 @@ use cordon_proto::automation::{
 };
 
 use crate::exit::{Code, Failure};
-use crate::remote::{client_failure, connect, table, Conn};
+use crate::remote::{client_failure, connect, host_cell, hostnames, named_host_cell, table, Conn};
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
@@ -239,6 +239,34 @@ where
     crate::exit::block_on(async move { f(connect(conn, Code::Usage)?).await })
 }
 
+/// An event's HOST cell: the host it resolved to as `web01 (820cb233)` (its hostname when
+/// the server answered for it), else the reference as sent.
+fn event_host(names: &std::collections::HashMap<String, String>, e: &cordon_proto::automation::EventRecord) -> String {
+    match &e.host_id {
+        Some(id) => host_cell(names.get(id).map_or(e.host_ref.as_str(), String::as_str), Some(id)),
+        None => e.host_ref.clone(),
+    }
+}
+
+/// One row of `events list`: ID, RECEIVED, SOURCE, TYPE, SEVERITY, HOST, STATUS, RULE.
+/// STATUS is what automation did, in the console's words: `quarantined` is a request,
+/// never a confirmed quarantine (trial24 LOW-5), so it reads `quarantine requested`. Pure.
+fn event_row(
+    names: &std::collections::HashMap<String, String>,
+    e: &cordon_proto::automation::EventRecord,
+) -> Vec<String> {
+    vec![
+        t(&e.id),
+        e.received_at.to_string(),
+        t(&e.source),
+        t(&e.event_type),
+        e.severity.as_str().to_string(),
+        t(&event_host(names, e)),
+        t(e.status.outcome_text()),
+        opt(&e.rule),
+    ]
+}
+
 /// Text from the server, terminal-safe ([`crate::term::safe`]).
 fn t(text: &str) -> String {
     crate::term::s(text)
@@ -417,22 +445,8 @@ pub fn events(a: EventsArgs) -> u8 {
                 if json {
                     pretty(&v);
                 } else {
-                    let rows: Vec<Vec<String>> = v
-                        .events
-                        .iter()
-                        .map(|e| {
-                            vec![
-                                t(&e.id),
-                                e.received_at.to_string(),
-                                t(&e.source),
-                                t(&e.event_type),
-                                e.severity.as_str().to_string(),
-                                t(&e.host_ref),
-                                t(e.status.as_str()),
-                                opt(&e.rule),
-                            ]
-                        })
-                        .collect();
+                    let names = hostnames(&api, v.events.iter().filter_map(|e| e.host_id.as_deref())).await;
+                    let rows: Vec<Vec<String>> = v.events.iter().map(|e| event_row(&names, e)).collect();
                     table(
                         &["ID", "RECEIVED", "SOURCE", "TYPE", "SEVERITY", "HOST", "STATUS", "RULE"],
                         &rows,
@@ -466,7 +480,7 @@ pub fn events(a: EventsArgs) -> u8 {
                     pretty(&v);
                 } else {
                     for e in &v.events {
-                        println!("{} {} (rule {})", t(&e.id), t(e.status.as_str()), opt(&e.rule));
+                        println!("{} {} (rule {})", t(&e.id), t(e.status.outcome_text()), opt(&e.rule));
                         for o in &e.outcomes {
                             println!("  {}: {} - {}", t(&o.rule), t(o.outcome.as_str()), t(&o.reason));
                         }
@@ -487,6 +501,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                 if json {
                     pretty(&v);
                 } else {
+                    let names = hostnames(&api, v.approvals.iter().map(|p| p.host_id.as_str())).await;
                     let rows: Vec<Vec<String>> = v
                         .approvals
                         .iter()
@@ -494,7 +509,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                             vec![
                                 p.id.to_string(),
                                 p.created_at.to_string(),
-                                t(&p.host_id),
+                                t(&named_host_cell(&names, &p.host_id)),
                                 t(&p.rule),
                                 t(&p.event_id),
                                 p.status.as_str().to_string(),
@@ -536,10 +551,17 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
         if json {
             pretty(&v);
         } else {
+            let names = hostnames(&api, v.results.iter().map(|r| r.host_id.as_str())).await;
             let rows: Vec<Vec<String>> = v
                 .results
                 .iter()
-                .map(|r| vec![r.id.to_string(), t(&r.host_id), r.status.as_str().to_string()])
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        t(&named_host_cell(&names, &r.host_id)),
+                        r.status.as_str().to_string(),
+                    ]
+                })
                 .collect();
             table(&["ID", "HOST", "RESULT"], &rows);
         }
@@ -649,6 +671,33 @@ mod tests {
             "cannot_fire": cannot_fire, "updated_at": "2030-01-01T00:00:00.000Z", "updated_by": "admin"
         }))
         .unwrap()
+    }
+
+    /// trial24 LOW-5: `events list` said `quarantined` for a quarantine automation only
+    /// requested (the agent of ws-06 never confirmed it); and the HOST cell carries the
+    /// short id of the host the event resolved to.
+    #[test]
+    fn events_say_quarantine_requested_and_name_the_host_by_short_id() {
+        let e: cordon_proto::automation::EventRecord = serde_json::from_value(serde_json::json!({
+            "id": "evt-1", "received_at": "2030-01-01T00:00:00.000Z", "occurred_at": null,
+            "source": "edr", "type": "malware", "tags": [], "severity": "critical",
+            "host_ref": "192.0.2.6", "host_id": "820cb233-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+            "status": "quarantined", "rule": "edr", "outcomes": [], "raw": null
+        }))
+        .unwrap();
+        let names = std::collections::HashMap::from([(
+            "820cb233-1c2d-4e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            "ws-06".to_string(),
+        )]);
+        let row = event_row(&names, &e);
+        assert_eq!(row[5], "ws-06 (820cb233)");
+        assert_eq!(row[6], "quarantine requested");
+        // Unresolved: the reference as sent.
+        let mut lost = e.clone();
+        lost.host_id = None;
+        lost.status = cordon_proto::automation::EventStatus::UnknownHost;
+        let row = event_row(&names, &lost);
+        assert_eq!((row[5].as_str(), row[6].as_str()), ("192.0.2.6", "unknown host"));
     }
 
     /// trial16 LOW-3: `rules list` printed ACTIVE true and `rules put` "saved and active"

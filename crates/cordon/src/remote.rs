@@ -595,6 +595,9 @@ fn state_words(h: &Host) -> String {
         })
         .collect();
     let base = match h.state {
+        // No report since it enrolled: nothing says what is in force, so never `normal`
+        // (the console's "? Never reported"; trial24 LOW-4: listed `normal`).
+        cordon_proto::HostState::Normal if h.never_reported() => "never reported".to_string(),
         cordon_proto::HostState::Quarantined if !h.degraded.is_empty() => {
             format!("quarantined (degraded: {})", h.degraded.join("; "))
         }
@@ -609,6 +612,44 @@ fn state_words(h: &Host) -> String {
         base
     } else {
         format!("{base} · also: {}", others.join(", "))
+    }
+}
+
+/// A host as CLI tables name it: `web01 (820cb233)` — the hostname and the console's short
+/// id ([`cordon_proto::api::short_id`]), so two hosts of one name are told apart and the
+/// short id addresses either; `name` alone when no host is known (an event's reference as
+/// sent that matched none). Pure.
+pub(crate) fn host_cell(name: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{name} ({})", cordon_proto::api::short_id(id)),
+        None => name.to_string(),
+    }
+}
+
+/// The hostnames of `ids` (each asked once, `GET /v1/hosts/{id}`), for tables that hold
+/// only ids (approvals, events). A host the server no longer answers for is left out: its
+/// cell then shows the short id alone.
+pub(crate) async fn hostnames<'a>(
+    api: &ApiClient,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> std::collections::HashMap<String, String> {
+    let mut names = std::collections::HashMap::new();
+    for id in ids {
+        if names.contains_key(id) {
+            continue;
+        }
+        if let Ok(h) = api.host(id).await {
+            names.insert(id.to_string(), h.hostname);
+        }
+    }
+    names
+}
+
+/// The cell of host `id` with its name from [`hostnames`] (the short id alone when unknown).
+pub(crate) fn named_host_cell(names: &std::collections::HashMap<String, String>, id: &str) -> String {
+    match names.get(id) {
+        Some(name) => host_cell(name, Some(id)),
+        None => cordon_proto::api::short_id(id).to_string(),
     }
 }
 
@@ -627,12 +668,16 @@ pub(crate) fn show_host(h: &Host) -> String {
         (cordon_proto::HostState::Quarantined, Some(r)) if r.starts_with("degraded: ") => None,
         (_, r) => r.as_deref(),
     };
+    // The time is the state's, so it follows the state's words; a revoked host's note
+    // comes after it (trial24 LOW-4: "normal · revoked since T" read as the time of the
+    // revocation, T being when the state began).
     let _ = writeln!(
         o,
-        "  state:     {} since {}{}",
-        term::safe(&state_text(h)),
+        "  state:     {} since {}{}{}",
+        term::safe(&state_words(h)),
         h.state_since,
-        reason.map(|r| format!(" ({})", term::safe(r))).unwrap_or_default()
+        reason.map(|r| format!(" ({})", term::safe(r))).unwrap_or_default(),
+        h.revoked_note().map(|n| format!(" ({n})")).unwrap_or_default()
     );
     let in_force = h.applied_revision >= h.desired.revision
         && match h.state {
@@ -1268,6 +1313,44 @@ mod tests {
             state_text(&h),
             "normal (still isolated by local) (last reported never, revoked: no longer reporting)"
         );
+    }
+
+    /// trial24 LOW-4: a host whose agent never reported was listed `normal` (the console
+    /// says "Never reported"); `hosts show` of a revoked host printed "normal · revoked
+    /// since T", T being when the state began, not the revocation.
+    #[test]
+    fn never_reported_is_not_normal_and_the_state_time_follows_the_state() {
+        let mut fresh = host("normal", &[]);
+        fresh.applied_revision = 0;
+        assert_eq!(state_text(&fresh), "never reported");
+        assert!(show_host(&fresh).contains("state:     never reported since 2026-11-30T00:00:00.000Z"));
+        // Asked to quarantine before its first report: the request is what it is.
+        let mut asked = host("quarantine_pending", &[]);
+        asked.applied_revision = 0;
+        assert_eq!(state_text(&asked), "quarantine_pending");
+        let mut h = host("normal", &[]);
+        h.revoked = true;
+        let shown = show_host(&h);
+        assert!(
+            shown.contains(
+                "state:     normal since 2026-11-30T00:00:00.000Z (last reported never, revoked: no longer reporting)"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("revoked since"), "{shown}");
+        assert!(!shown.contains("reporting) since"), "{shown}");
+    }
+
+    /// CLI tables name hosts by the console's short id, so two `web01`s are told apart
+    /// and addressed.
+    #[test]
+    fn host_cells_carry_the_short_id() {
+        assert_eq!(
+            host_cell("web01", Some("820cb233-1c2d-4e5f-8a9b-0c1d2e3f4a5b")),
+            "web01 (820cb233)"
+        );
+        // An event whose reference matched no host: the reference as sent.
+        assert_eq!(host_cell("10.0.0.9", None), "10.0.0.9");
     }
 
     /// Trial6 finding: `cordon release web1` printed `released release_pending` and nothing

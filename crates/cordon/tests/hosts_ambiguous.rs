@@ -78,6 +78,15 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
         table.contains("FLAGS") && table.contains("duplicate hostname"),
         "{table}"
     );
+    // The FLAGS cell names the other host by the console's short id (the start of its ID).
+    for (i, id) in ids.iter().enumerate() {
+        let other = &ids[1 - i][..8];
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(id.as_str()))
+            .unwrap_or_else(|| panic!("a row starts with {id}: {table}"));
+        assert!(line.contains(&format!("duplicate hostname (also {other})")), "{line}");
+    }
     for line in table.lines().filter(|l| l.contains("duplicate address")) {
         let after = line.split("duplicate address").nth(1).unwrap().trim_start();
         assert!(

@@ -846,6 +846,9 @@ impl Store {
             },
         )
         .await?;
+        // Its pending approvals can never quarantine it now: superseded (each audited), so
+        // neither the approvals list nor the console's badge keeps asking for a decision.
+        super::automation::supersede_host_approvals_tx(&mut tx, &id, actor, "host revoked", now_ms()).await?;
         tx.commit().await?;
         Ok(id)
     }

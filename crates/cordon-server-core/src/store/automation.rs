@@ -746,6 +746,58 @@ async fn decide_approval_tx(
     Ok(())
 }
 
+/// Supersedes every pending approval of host `host_id` inside `tx`, because `why` (e.g.
+/// `host revoked`): approving one could never act any more, so none stays pending (the
+/// approvals list and the console's badge count it no longer). Each approval becomes
+/// `superseded`, decided by `who` with `why` as its decision comment; its event's status
+/// `superseded`; and `who` gets an `approval_superseded` audit record naming the event,
+/// rule and approval (detail `event=…; rule=…[; rule_id=…]; approval N superseded: WHY`).
+/// Returns the approval ids superseded, oldest first.
+pub(crate) async fn supersede_host_approvals_tx(
+    tx: &mut Tx,
+    host_id: &str,
+    who: Actor<'_>,
+    why: &str,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let pending: Vec<(Approval, String)> = pending_approvals_tx(tx)
+        .await?
+        .into_iter()
+        .filter(|(a, _)| a.host_id == host_id)
+        .collect();
+    let mut ids = Vec::with_capacity(pending.len());
+    for (a, _) in pending {
+        let rule_id = rule_id_tx(tx, &a.rule).await?;
+        let extra = format!("approval {} superseded: {why}", a.id);
+        let detail = AutoCause {
+            event_id: &a.event_id,
+            rule: &a.rule,
+            rule_id,
+            extra: Some(&extra),
+        }
+        .detail();
+        append(
+            tx,
+            &NewAudit {
+                actor: who.name,
+                actor_token_id: who.token_id,
+                action: "approval_superseded",
+                host_id: Some(host_id),
+                comment: Some(why),
+                result: "ok",
+                detail: Some(&detail),
+                event_id: Some(&a.event_id),
+                rule: Some(&a.rule),
+            },
+        )
+        .await?;
+        set_event_status_tx(tx, &a.event_id, EventStatus::Superseded).await?;
+        decide_approval_tx(tx, a.id, ApprovalStatus::Superseded, who, Some(why), now).await?;
+        ids.push(a.id);
+    }
+    Ok(ids)
+}
+
 // ---- operations: each one transaction under the writer lock ----
 
 /// Parameters of a quarantine a rule wants, kept (as JSON) with an approval until it is

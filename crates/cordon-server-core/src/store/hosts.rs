@@ -342,11 +342,7 @@ where
     Ok(())
 }
 
-/// The first 8 characters of a host id: what the console, Slack texts and `cordon hosts`
-/// show next to names.
-fn short_id(id: &str) -> &str {
-    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
-}
+use cordon_proto::api::short_id;
 
 /// Everything the server derives about hosts when it answers: their [`set_flags`] and the
 /// current name of the token that asked for each desired state
