@@ -273,20 +273,23 @@ async fn fill(c: &Client, css: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
-/// Finds and clicks, retrying if a live update replaced the element in between.
-/// Waits (up to 30 s) until the element is enabled, then clicks it: a review's Confirm
-/// button stays disabled ("Reviewing…") until the server's review arrives, and a click on
-/// a disabled button does nothing (the approval test timed out that way under load).
-async fn click_when_enabled(c: &Client, css: &str) {
+/// Decides through the open approvals review: waits until the server's review is shown
+/// (its summary contains `summary`: Go stays disabled, "Reviewing…", until it is back, and
+/// a live update may re-run it), gives `comment`, then waits (up to 30 s) until Go is
+/// enabled and clicks it — a click on a disabled button does nothing (the approval test
+/// timed out that way under load). The one way this test decides approvals.
+async fn decide_after_review(c: &Client, summary: &str, comment: &str) {
+    wait_text(c, "#dd-summary", summary).await;
+    fill(c, "#dd-comment", comment).await;
     for _ in 0..300 {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
+        if let Ok(e) = c.find(Locator::Css("#dd-go")).await {
             if e.is_enabled().await.unwrap_or(false) {
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    click(c, css).await;
+    click(c, "#dd-go").await;
 }
 
 async fn click(c: &Client, css: &str) {
@@ -1688,9 +1691,51 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
     wait_text(c, "#ap-selection-count", "2 selected").await;
     click(c, "#deny-selected").await;
     wait_text(c, "#dd-summary", "Deny 2 approvals").await;
-    fill(c, "#dd-comment", "false positive: EDR test signature").await;
-    click_when_enabled(c, "#dd-go").await;
-    wait_text(c, "#flash", "Denied 2 of 2").await;
+    // Another admin denies mail-01 meanwhile: the open review follows (live update) and
+    // its line carries no state icon — LOW-e: "■", the Quarantined icon, stood on
+    // "already denied (no change)"; a line that changes nothing gets "–".
+    let (_, v) = api(c, "GET", "/v1/approvals", t.admin, Value::Null).await;
+    let mail = v["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["host_id"] == "h-mail01")
+        .and_then(|a| a["id"].as_i64())
+        .unwrap();
+    let (st, v) = api(
+        c,
+        "POST",
+        "/v1/approvals/deny",
+        t.admin,
+        json!({"ids": [mail], "comment": "known scanner"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    wait_text(c, "#dd-events", "already denied (no change)").await;
+    let lines = js(
+        c,
+        "return Array.from(document.querySelectorAll('#dd-events .review-event-card'))
+           .map(s => [s.className, s.querySelector('p.effect').textContent]);",
+    )
+    .await;
+    let lines: Vec<(String, String)> = serde_json::from_value(lines).unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (class, text) in &lines {
+        assert!(!text.contains('■'), "a state icon on a review line: {text:?}");
+        if text.contains("already denied") {
+            assert!(
+                class.contains("no-change") && text.starts_with("– "),
+                "{class} {text:?}"
+            );
+        } else {
+            assert!(
+                !class.contains("no-change") && text.starts_with("→ "),
+                "{class} {text:?}"
+            );
+        }
+    }
+    decide_after_review(c, "Deny 1 approval", "false positive: EDR test signature").await;
+    wait_text(c, "#flash", "Denied 1 of 2").await;
     // The header count follows the live list (it lagged the rows, trial8).
     wait_text(c, "#approvals-count", "1").await;
     // Approve the third through its review.
@@ -1699,11 +1744,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         "tr[data-host='sales-laptop-11'] button.decide-open[data-decision=approve]",
     )
     .await;
-    // The review first (Go stays disabled until it is back; live updates, which now also
-    // come from hosts going offline, may re-run it).
-    wait_text(c, "#dd-summary", "Approve 1 approval").await;
-    fill(c, "#dd-comment", "IR-1240 confirmed").await;
-    click_when_enabled(c, "#dd-go").await;
+    decide_after_review(c, "Approve 1 approval", "IR-1240 confirmed").await;
     wait_text(c, "#flash", "Approved 1 of 1").await;
     assert_eq!(pending_approvals(store).await, 0);
     wait_text(c, "#nav-approvals", "0").await;
