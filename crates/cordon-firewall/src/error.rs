@@ -36,7 +36,7 @@ pub enum FirewallError {
     /// tables (the nftables owner flag), so the kernel refused the change; nothing was
     /// changed. The message names the holder and the next step.
     #[error(
-        "table {table:?} is {HELD_BY_ANOTHER}{}: the tamper watcher (`cordon isolate --watch`, systemd unit cordon-watch.service) or the Cordon agent (cordon-agent.service), which puts the quarantine back whenever anything else changes it. Nothing was changed. Stop that process first (sudo systemctl stop cordon-watch.service cordon-agent.service, or Ctrl-C a `cordon isolate --watch` in the foreground), then run this command again; an enrolled host can also be released through the Cordon server",
+        "table {table:?} is {HELD_BY_ANOTHER}{}: the tamper watcher (`cordon isolate --watch`, systemd unit cordon-watch.service) or the Cordon agent (cordon-agent.service), which puts the quarantine back whenever anything else changes it. Nothing was changed. Stop that process first (sudo systemctl stop cordon-watch.path cordon-watch.service cordon-agent.service, or Ctrl-C a `cordon isolate --watch` in the foreground), then run this command again; an enrolled host can also be released through the Cordon server",
         holder_words(.holder)
     )]
     HeldByAnotherProcess {

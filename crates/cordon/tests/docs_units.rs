@@ -97,3 +97,42 @@ fn server_run_defaults_to_dual_stack() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[default: [::]:8443]"), "{text}");
 }
+
+/// trial26 M3: cordon-watch.service's condition (a recorded quarantine) is checked only
+/// when it starts, so `systemctl enable --now cordon-watch` on a host quarantined later
+/// gave no watcher. cordon-watch.path starts it when the condition's glob matches (also
+/// later), enabling the service enables the .path unit (`Also=`), and docs/install.md
+/// gives the command that starts it now.
+#[test]
+fn the_watcher_is_started_by_a_path_unit_on_its_own_condition() {
+    let service = read("packaging/linux/cordon-watch.service");
+    let path = read("packaging/linux/cordon-watch.path");
+    let value = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    // The claims file every quarantine writes, under the service's state directory; never
+    // an enrolled agent's agent-desired.json / agent-paths.json (trial29 H1: those would
+    // start a watcher that exits at once, and the .path unit would start it again).
+    let glob = value(&path, "PathExistsGlob=");
+    assert_eq!(glob, "/var/lib/cordon/*.claims.json");
+    assert!(value(&service, "ConditionPathExistsGlob=").starts_with("/var/lib/cordon/"));
+    for agent_file in ["agent-desired.json", "agent-paths.json"] {
+        assert!(!agent_file.ends_with(".claims.json"), "{agent_file}");
+    }
+    assert_eq!(value(&path, "Unit="), "cordon-watch.service");
+    assert_eq!(value(&path, "WantedBy="), "paths.target");
+    assert_eq!(value(&service, "Also="), "cordon-watch.path");
+    let doc = read("docs/install.md");
+    assert!(
+        doc.contains("systemctl enable --now cordon-watch.service cordon-watch.path"),
+        "docs/install.md"
+    );
+    // The package's removal refusal names it among what to stop before a release.
+    let prerm = read("packaging/linux/maint/agent-preremove.sh");
+    assert!(
+        prerm.contains("systemctl stop cordon-watch.path cordon-watch.service"),
+        "preremove"
+    );
+}

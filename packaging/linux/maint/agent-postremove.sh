@@ -3,15 +3,23 @@
 #
 # Purge leaves nothing behind: the units are the package's own files (already gone), the
 # rules were released by the pre-removal script (which refuses while quarantined), and
-# here go the enrollment (certificate, key, agent.toml), the state directory and any
-# enable link left in /etc/systemd/system.
+# here go the enrollment (certificate, key, agent.toml), the state directory, any
+# enable link left in /etc/systemd/system and this network namespace's runtime registry
+# (/run/cordon/net-<inode of the namespace>: which state directory records which table;
+# trial26 L13 — it stayed until reboot). Other namespaces' entries (containers, each
+# with quarantines of its own) are left alone; /run/cordon goes once it is empty.
 
 R="${DPKG_ROOT:-}"
 if [ "$purging" = yes ]; then
   rm -rf "$R/etc/cordon" "$R/var/lib/cordon"
+  netns=$(stat -L -c %i /proc/self/ns/net 2>/dev/null || true)
+  if [ -n "$netns" ]; then
+    rm -rf "$R/run/cordon/net-$netns"
+    rmdir "$R/run/cordon" 2>/dev/null || true
+  fi
   for d in "$R"/etc/systemd/system/*.wants; do
     [ -d "$d" ] || continue
-    rm -f "$d/cordon-agent.service" "$d/cordon-reapply.service" "$d/cordon-watch.service"
+    rm -f "$d/cordon-agent.service" "$d/cordon-reapply.service" "$d/cordon-watch.service" "$d/cordon-watch.path"
     rmdir "$d" 2>/dev/null || true
   done
 fi

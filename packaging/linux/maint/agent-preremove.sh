@@ -20,7 +20,7 @@
 R="${DPKG_ROOT:-}"
 state_dir="$R/var/lib/cordon"
 cordon="$R/usr/bin/cordon"
-units="cordon-agent.service cordon-watch.service cordon-reapply.service"
+units="cordon-agent.service cordon-watch.path cordon-watch.service cordon-reapply.service"
 systemd_live() { [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
 status="released"
@@ -68,7 +68,7 @@ Removing the package now would leave it cut off with no tool to release it.
 Release it first, then remove the package again:
   - through the Cordon server (web console, or \`cordon release HOST\` with the API), or
   - on this host, stop what keeps re-applying it, then release:
-      sudo systemctl stop cordon-watch.service cordon-agent.service   (the tamper watcher and the agent)
+      sudo systemctl stop cordon-watch.path cordon-watch.service cordon-agent.service   (the tamper watcher, what starts it, the agent)
       sudo cordon release --force     (drops every claim: agent, Wazuh, Velociraptor, local; every table name)
   - check: sudo cordon status         (must say: released)
 Or remove anyway and release now: CORDON_FORCE_REMOVE=1 (e.g. sudo CORDON_FORCE_REMOVE=1 apt-get remove cordon-agent),
@@ -78,7 +78,8 @@ MSG
   fi
 fi
 
-# Stop what could re-apply or hold the tables (the agent, the tamper watcher) first.
+# Stop what could re-apply or hold the tables (the agent, the tamper watcher and the
+# .path unit that would start the watcher again) first.
 if systemd_live; then
   systemctl stop $units >/dev/null 2>&1 || true
 fi
