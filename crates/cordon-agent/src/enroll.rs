@@ -41,6 +41,76 @@ pub struct Enrolled {
     pub flags: Vec<cordon_proto::HostFlag>,
 }
 
+/// Where this build looks a host name up, for the error that a name did not resolve
+/// (trial26 L8: after musl's resolver timed out, enrollment said only "dns error: failed
+/// to lookup address information: Try again"). `musl`: the static Linux endpoint build,
+/// whose resolver reads /etc/hosts and the nameservers of `resolv_conf` (the text of
+/// /etc/resolv.conf, `None` when unreadable) and no NSS module; otherwise the system's
+/// resolver.
+pub fn lookup_words(musl: bool, resolv_conf: Option<&str>) -> String {
+    if musl {
+        let servers: Vec<String> = resolv_conf
+            .map(cordon_policy::resolvconf::nameservers)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        format!(
+            "looked up in /etc/hosts, then with the nameservers of /etc/resolv.conf: {}; this build (static, musl) does not use NSS (/etc/nsswitch.conf: LDAP, mDNS, nss-resolve), so give the server as an address or add its name to /etc/hosts",
+            if servers.is_empty() {
+                "none listed".to_string()
+            } else {
+                servers.join(", ")
+            }
+        )
+    } else if cfg!(windows) {
+        "looked up by the Windows resolver".to_string()
+    } else {
+        "looked up by the system resolver (getaddrinfo, as /etc/nsswitch.conf says)".to_string()
+    }
+}
+
+/// The host name and port of `server` (`https://NAME[:PORT]`) when it names a host by
+/// name; `None` for an address (nothing to resolve) or a URL that does not parse (the
+/// call itself reports that).
+pub fn server_name(server: &str) -> Option<(String, u16)> {
+    let url = reqwest::Url::parse(server).ok()?;
+    let host = url.host_str()?;
+    if host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+    {
+        return None;
+    }
+    Some((host.to_string(), url.port_or_known_default().unwrap_or(443)))
+}
+
+/// Resolves the server's name before the first call (without a proxy, which resolves it
+/// itself), so a name that does not resolve is reported with where it was looked up
+/// ([`AgentError::Resolve`]) instead of the HTTP client's bare "dns error".
+async fn check_resolves(server: &str) -> Result<(), AgentError> {
+    use std::net::ToSocketAddrs;
+    let Some((host, port)) = server_name(server) else {
+        return Ok(());
+    };
+    let name = host.clone();
+    let looked = tokio::task::spawn_blocking(move || (name.as_str(), port).to_socket_addrs().map(|_| ())).await;
+    match looked {
+        Ok(Err(source)) => Err(AgentError::Resolve {
+            host,
+            how: lookup_words(
+                cfg!(target_env = "musl"),
+                std::fs::read_to_string("/etc/resolv.conf").ok().as_deref(),
+            ),
+            source,
+        }),
+        // Resolved, or the lookup task failed: the call itself says what happens.
+        _ => Ok(()),
+    }
+}
+
 /// Downloads the CA over unverified TLS and checks its fingerprint.
 ///
 /// # Errors
@@ -101,6 +171,8 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
     let server = opts.server.trim_end_matches('/').to_string();
     if let Some(p) = &opts.proxy {
         crate::plan::parse_proxy(p)?;
+    } else {
+        check_resolves(&server).await?;
     }
     let (ca_pem, fp) = fetch_ca(&server, opts.ca_fingerprint.as_deref(), opts.proxy.as_deref()).await?;
     let key = rcgen::KeyPair::generate().map_err(|source| AgentError::Key {
@@ -158,4 +230,59 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         trusted_on_first_use: opts.ca_fingerprint.is_none(),
         flags: out.flags,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// trial26 L8: a name that does not resolve is said with where it was looked up: the
+    /// musl build names /etc/hosts, the resolv.conf nameservers and that NSS is not used.
+    #[test]
+    fn an_unresolvable_name_says_where_it_was_looked_up() {
+        let conf = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.net\n";
+        let musl = lookup_words(true, Some(conf));
+        assert!(
+            musl.contains("/etc/hosts") && musl.contains("nameservers of /etc/resolv.conf: 127.0.0.53"),
+            "{musl}"
+        );
+        assert!(musl.contains("does not use NSS"), "{musl}");
+        assert!(lookup_words(true, None).contains("resolv.conf: none listed"));
+        assert!(!lookup_words(false, Some(conf)).contains("does not use NSS"));
+    }
+
+    #[test]
+    fn only_a_name_is_resolved_first() {
+        assert_eq!(
+            server_name("https://cordon.example.net:8443"),
+            Some(("cordon.example.net".to_string(), 8443))
+        );
+        assert_eq!(
+            server_name("https://cordon.example.net"),
+            Some(("cordon.example.net".to_string(), 443))
+        );
+        assert_eq!(server_name("https://192.0.2.1:8443"), None);
+        assert_eq!(server_name("https://[2001:db8::1]:8443"), None);
+        assert_eq!(server_name("not a url"), None);
+    }
+
+    /// The error as the CLI prints it (its cause chain): the name, where it was looked
+    /// up, then the resolver's own words.
+    #[test]
+    fn the_resolve_error_names_the_host_and_keeps_the_cause() {
+        let e = AgentError::Resolve {
+            host: "cordon.example.net".into(),
+            how: lookup_words(true, Some("nameserver 192.0.2.53\n")),
+            source: std::io::Error::other("failed to lookup address information: Try again"),
+        };
+        let text = cordon_engine::error_chain(&e);
+        assert!(
+            text.starts_with("cannot resolve the server name \"cordon.example.net\" (looked up in /etc/hosts"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(": failed to lookup address information: Try again"),
+            "{text}"
+        );
+    }
 }

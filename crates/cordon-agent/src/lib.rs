@@ -72,6 +72,18 @@ pub enum AgentError {
         #[source]
         source: rcgen::Error,
     },
+    /// The server's host name does not resolve; `how` says where this build looked it up
+    /// ([`enroll::lookup_words`]).
+    #[error("cannot resolve the server name {host:?} ({how})")]
+    Resolve {
+        /// The name, as in the server URL.
+        host: String,
+        /// Where it was looked up (hosts file, which nameservers, NSS or not).
+        how: String,
+        /// The resolver's error (`getaddrinfo`).
+        #[source]
+        source: std::io::Error,
+    },
     /// No answer from the server at `url` (connect, TLS, timeout, unreadable body).
     #[error("cannot reach {url}")]
     Transport {

@@ -16,7 +16,10 @@
 //! `/proc/self` (the main thread) names; `/run` is cleared at boot, when the
 //! tables are gone too). It holds the absolute state directory and is trusted only while
 //! that directory still records the table (a state or claims file); a stale entry is
-//! ignored. Hand-written (a few lines of file I/O): no library keys files by namespace.
+//! ignored. The kernel reuses the inode numbers of deleted namespaces, so each
+//! registry directory also holds its namespace's cookie (`netns-cookie`,
+//! `SO_NETNS_COOKIE`, never reused while the system runs), and a directory naming another
+//! cookie is emptied before this namespace uses it (trial26 L10). Hand-written (a few lines of file I/O): no library keys files by namespace.
 //! Linux only; elsewhere every process uses its own state directory.
 //!
 //! # The kernel names the home (trial12 N-1..N-3)
@@ -73,18 +76,132 @@ pub fn registry_dir(netns_inode: u64) -> PathBuf {
 }
 
 /// The registry directory of the caller's network namespace; `None` when it cannot be
-/// named (not Linux, no /proc).
+/// named (not Linux, no /proc). A directory left by a deleted namespace whose inode
+/// number the kernel gave to this one is emptied first ([`claim_registry`]).
 fn ns_dir() -> Option<PathBuf> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;
         let ino = fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
-        Some(registry_dir(ino))
+        let dir = registry_dir(ino);
+        // Once per thread and directory: a namespace with a thread in it cannot be
+        // deleted, so its inode cannot change hands meanwhile.
+        thread_local! {
+            static CLAIMED: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+        }
+        CLAIMED.with(|c| {
+            if c.borrow().as_deref() != Some(dir.as_path()) {
+                claim_registry(&dir, netns_cookie());
+                *c.borrow_mut() = Some(dir.clone());
+            }
+        });
+        Some(dir)
     }
     #[cfg(not(target_os = "linux"))]
     {
         None
     }
+}
+
+/// The file in a registry directory that names the namespace it belongs to: its netns
+/// cookie (`SO_NETNS_COOKIE`, Linux ≥ 5.14, never reused while the system runs), in
+/// decimal.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+const COOKIE_FILE: &str = "netns-cookie";
+
+/// The calling thread's network namespace cookie (`SO_NETNS_COOKIE` of a socket it
+/// creates, which lives in that namespace); `None` where the kernel has none (< 5.14).
+#[cfg(target_os = "linux")]
+fn netns_cookie() -> Option<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned (closed) below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the valid local `cookie`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
+}
+
+/// Makes `dir` (a namespace's registry directory, `net-<inode>`) this namespace's, whose
+/// cookie is `cookie` (trial26 L10: netns inode numbers are reused, and a new namespace
+/// got a deleted one's `state-dirs` and table homes): a directory whose [`COOKIE_FILE`]
+/// names another namespace is set aside (renamed, then deleted); one without the file
+/// (made before this check, or being created right now by another process of this
+/// namespace) is kept and marked. A missing directory stays missing (readers do not
+/// create it; [`create_ns_dir`] marks it when made). Nothing is done without a cookie.
+/// Best effort: a registry that cannot be cleaned is at worst what it was before.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn claim_registry(dir: &Path, cookie: Option<u64>) {
+    let Some(cookie) = cookie else { return };
+    let file = dir.join(COOKIE_FILE);
+    match read_entry(&file) {
+        Ok(Some(text)) if text.trim() == cookie.to_string() => return,
+        Ok(Some(_)) => {
+            let aside = dir.with_file_name(format!(
+                "{}.stale.{}",
+                dir.file_name().and_then(|n| n.to_str()).unwrap_or("net"),
+                std::process::id()
+            ));
+            if fs::rename(dir, &aside).is_ok() {
+                let _ = fs::remove_dir_all(&aside);
+            }
+            // Another process of this namespace may have set it aside first: either way
+            // the directory is gone or fresh.
+            return;
+        }
+        _ => {}
+    }
+    if dir.is_dir() {
+        mark(dir, cookie);
+    }
+}
+
+/// Writes `cookie` into `dir`'s [`COOKIE_FILE`] (atomically, by rename). Best effort.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn mark(dir: &Path, cookie: u64) {
+    let tmp = dir.join(format!(".{COOKIE_FILE}.tmp.{}", std::process::id()));
+    if write_tmp(&tmp, cookie.to_string().as_bytes()).is_ok() && fs::rename(&tmp, dir.join(COOKIE_FILE)).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// Creates this namespace's registry directory `ns` (0700) if missing and marks it with
+/// the namespace's cookie ([`claim_registry`]); false when it cannot be created.
+fn create_ns_dir(ns: &Path) -> bool {
+    let existed = ns.is_dir();
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    if b.create(ns).is_err() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    if !existed {
+        if let Some(cookie) = netns_cookie() {
+            mark(ns, cookie);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = existed;
+    true
 }
 
 fn entry(table: &TableName) -> Option<PathBuf> {
@@ -310,14 +427,7 @@ pub(crate) fn namespace_lock(
     foreign_at_once: bool,
 ) -> Result<Option<crate::lock::StateLock>, crate::EngineError> {
     let Some(ns) = ns_dir() else { return Ok(None) };
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    if b.create(&ns).is_err() {
+    if !create_ns_dir(&ns) {
         return Ok(None);
     }
     crate::lock::StateLock::acquire_as(&ns, timeout, foreign_at_once).map(Some)
@@ -330,14 +440,7 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
     let (Some(ns), Some(p)) = (ns_dir(), entry(table)) else {
         return;
     };
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    if b.create(&ns).is_err() {
+    if !create_ns_dir(&ns) {
         return;
     }
     let abs = absolute(dir);
@@ -371,14 +474,7 @@ pub(crate) fn unregister(table: &TableName, dir: &Path) {
 /// namespace (read by every merge, whatever state directory records the claim).
 pub(crate) fn register_agent_paths(file: &Path) {
     let Some(ns) = ns_dir() else { return };
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    if b.create(&ns).is_err() {
+    if !create_ns_dir(&ns) {
         return;
     }
     let abs = absolute(file);
@@ -437,7 +533,43 @@ mod tests {
 
 #[cfg(all(test, target_os = "linux"))]
 mod thread_namespace_tests {
+    use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// trial26 L10: a registry directory left by a deleted namespace (another cookie) is
+    /// emptied before a new namespace with the same inode number uses it; one of this
+    /// namespace, or made before the mark existed, is kept (and marked).
+    #[test]
+    fn a_registry_left_by_another_namespace_is_not_inherited() {
+        let run = tempfile::tempdir().unwrap();
+        let cookie = netns_cookie().expect("SO_NETNS_COOKIE (Linux >= 5.14)");
+        let dir = run.path().join("net-4026532177");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(COOKIE_FILE), (cookie ^ 1).to_string()).unwrap();
+        fs::write(dir.join("cordon.home"), "/var/lib/deleted-namespace").unwrap();
+        fs::write(dir.join("state-dirs"), "/var/lib/deleted-namespace\n").unwrap();
+        claim_registry(&dir, Some(cookie));
+        assert!(!dir.exists(), "the other namespace's registry is gone");
+        assert_eq!(
+            fs::read_dir(run.path()).unwrap().count(),
+            0,
+            "nothing set aside is left"
+        );
+        assert!(create_ns_dir(&dir));
+        assert_eq!(fs::read_to_string(dir.join(COOKIE_FILE)).unwrap(), cookie.to_string());
+        // Ours (and an unmarked one, which is then marked) stays as it is.
+        fs::write(dir.join("cordon.home"), "/var/lib/cordon").unwrap();
+        claim_registry(&dir, Some(cookie));
+        assert!(dir.join("cordon.home").exists());
+        fs::remove_file(dir.join(COOKIE_FILE)).unwrap();
+        claim_registry(&dir, Some(cookie));
+        assert!(dir.join("cordon.home").exists());
+        assert_eq!(fs::read_to_string(dir.join(COOKIE_FILE)).unwrap(), cookie.to_string());
+        // Without a cookie (an old kernel) nothing is touched.
+        fs::write(dir.join(COOKIE_FILE), "1").unwrap();
+        claim_registry(&dir, None);
+        assert!(dir.join("cordon.home").exists());
+    }
 
     /// The fault kind: the registry was keyed by `/proc/self/ns/net`, the main thread's
     /// namespace, so a thread that entered a lab namespace registered its state

@@ -1179,7 +1179,10 @@ impl Engine {
             reason: None,
             records_lost: false,
             backends_in_force,
-            notes: stored.as_ref().map(|s| policy_notes(&s.policy)).unwrap_or_default(),
+            notes: stored
+                .as_ref()
+                .map(|s| policy_notes(&s.policy, s.backend))
+                .unwrap_or_default(),
             coverage,
             unrecognised_tables: home::kernel_tables_other_than(&self.table)
                 .into_iter()
@@ -1298,12 +1301,7 @@ impl Engine {
             });
         }
         if !elsewhere.is_empty() {
-            let names: Vec<String> = elsewhere.iter().map(|k| k.to_string()).collect();
-            let what = format!(
-                "Cordon rules named {:?} are also in force in the {} backend, which the record does not cover; `cordon release` removes them",
-                self.table.as_str(),
-                names.join(", ")
-            );
+            let what = elsewhere_words(&self.table, &elsewhere, stored.is_some());
             report.state = QuarantineState::Tampered;
             report.digest_matches = false;
             report.backend = report.backend.or(elsewhere.first().copied());
@@ -1421,8 +1419,35 @@ fn family_words(families: &[cordon_policy::model::Family]) -> String {
     names.join(" and ")
 }
 
-/// Plain statements of what a recorded policy does and does not stop, for `status`.
-pub fn policy_notes(policy: &Policy) -> Vec<String> {
+/// `status`'s reason for Cordon rules of `table` in force in the `elsewhere` backends, with
+/// (`recorded`) or without a recorded quarantine. Without one there is no record to
+/// speak of (trial26 L9 said "which the record does not cover" with no record), and only
+/// `cordon release --force` removes rules nobody claims.
+fn elsewhere_words(table: &TableName, elsewhere: &[BackendKind], recorded: bool) -> String {
+    let names: Vec<String> = elsewhere.iter().map(|k| k.to_string()).collect();
+    let backends = format!(
+        "the {} backend{}",
+        names.join(", "),
+        if names.len() == 1 { "" } else { "s" }
+    );
+    if recorded {
+        format!(
+            "Cordon rules named {:?} are also in force in {backends}, which the record does not cover; `cordon release` removes them",
+            table.as_str()
+        )
+    } else {
+        format!(
+            "Cordon rules named {:?} are in force in {backends} with no quarantine recorded; `cordon release --force` removes them",
+            table.as_str()
+        )
+    }
+}
+
+/// Plain statements of what a recorded policy does and does not stop under `backend`, for
+/// `status` and `isolate --dry-run`. The `--no-dhcp` note about packet sockets is Linux's
+/// (the IP-layer hooks of nftables, iptables, netlink); the Windows and macOS backends
+/// get their own (trial26 L1: WFP and netsh dry runs printed the Linux one).
+pub fn policy_notes(policy: &Policy, backend: BackendKind) -> Vec<String> {
     let mut notes = Vec::new();
     let open = policy.fully_open_families();
     if !open.is_empty() {
@@ -1448,11 +1473,25 @@ pub fn policy_notes(policy: &Policy) -> Vec<String> {
                 servers.join(", ")
             )
         });
-    } else {
+    } else if matches!(
+        backend,
+        BackendKind::Nftables | BackendKind::Iptables | BackendKind::Netlink
+    ) {
         notes.push(
             "--no-dhcp closes UDP 67/68 and 546/547 in the IP layer (input/output/forward hooks); DHCP clients that use packet sockets (dhclient, udhcpc, dhcpcd, systemd-networkd, NetworkManager) send and receive below that layer, so a client already running can still renew its lease"
                 .to_string(),
         );
+    } else {
+        notes.push(format!(
+            "--no-dhcp: the {backend} rules permit no DHCP (UDP 67/68 and 546/547); a lease that runs out during the quarantine is not renewed"
+        ));
+    }
+    if backend == BackendKind::NetshIpsec {
+        // trial26 L6: the two Windows backends differ here; say so rather than hide it.
+        notes.push(format!(
+            "netsh-ipsec permits all ICMPv6 to {} (netsh ipsec filters cannot match ICMP types; IPv6 neighbour discovery needs these networks), so echo and other ICMPv6 to link-local neighbours stay open; the wfp backend permits neighbour discovery only (types 133-136)",
+            cordon_policy::render::netsh::ND_NETWORKS.join(" and ")
+        ));
     }
     notes
 }
@@ -1501,6 +1540,71 @@ mod tests {
         );
     }
 
+    /// trial26 L1: the packet-socket note of `--no-dhcp` is about Linux's IP-layer hooks;
+    /// a WFP, netsh or pf quarantine says what it does itself.
+    #[test]
+    fn the_no_dhcp_note_names_linux_packet_sockets_only_for_linux_backends() {
+        let eng = Engine::new(TableName::default(), std::env::temp_dir(), BackendChoice::Auto);
+        let req = IsolateRequest {
+            allow: vec![AllowSpec::parse("198.51.100.0/24").unwrap()],
+            resolvers: Some(vec![]),
+            dhcp: false,
+            ..Default::default()
+        };
+        let policy = eng.resolve(&req).unwrap().policy;
+        for b in [BackendKind::Nftables, BackendKind::Iptables, BackendKind::Netlink] {
+            let notes = policy_notes(&policy, b).join("\n");
+            assert!(notes.contains("packet sockets (dhclient"), "{b}: {notes}");
+        }
+        for b in [BackendKind::Wfp, BackendKind::NetshIpsec, BackendKind::Pf] {
+            let notes = policy_notes(&policy, b).join("\n");
+            assert!(
+                !notes.contains("packet sockets") && !notes.contains("dhclient"),
+                "{b}: {notes}"
+            );
+            assert!(
+                notes.contains(&format!("--no-dhcp: the {b} rules permit no DHCP")),
+                "{b}: {notes}"
+            );
+        }
+    }
+
+    /// trial26 L6: netsh-ipsec's wider ICMPv6 permit (it cannot match ICMP types) is said
+    /// wherever its policy is shown; WFP's is not that wide.
+    #[test]
+    fn netsh_says_it_permits_all_icmpv6_to_link_local() {
+        let policy = Policy::builder().server("192.0.2.1:8443".parse().unwrap()).build();
+        let netsh = policy_notes(&policy, BackendKind::NetshIpsec).join("\n");
+        assert!(
+            netsh.contains("netsh-ipsec permits all ICMPv6 to fe80::/10 and ff02::/16"),
+            "{netsh}"
+        );
+        let wfp = policy_notes(&policy, BackendKind::Wfp).join("\n");
+        assert!(!wfp.contains("ICMPv6"), "{wfp}");
+    }
+
+    /// trial26 L9: rules in another backend with no record are not said to be outside
+    /// "the record"; the way out is `release --force`.
+    #[test]
+    fn rules_in_another_backend_without_a_record_are_not_called_uncovered_by_it() {
+        let t = TableName::default();
+        let none = elsewhere_words(&t, &[BackendKind::Iptables], false);
+        assert!(
+            !none.contains("record does not cover") && !none.contains("also"),
+            "{none}"
+        );
+        assert!(
+            none.contains("in force in the iptables backend with no quarantine recorded"),
+            "{none}"
+        );
+        assert!(none.ends_with("`cordon release --force` removes them"), "{none}");
+        let some = elsewhere_words(&t, &[BackendKind::Iptables, BackendKind::Nftables], true);
+        assert!(
+            some.contains("also in force in the iptables, nftables backends, which the record does not cover"),
+            "{some}"
+        );
+    }
+
     #[test]
     fn a_policy_that_isolates_nothing_is_refused_unless_asked_for() {
         let eng = Engine::new(TableName::default(), std::env::temp_dir(), BackendChoice::Auto);
@@ -1519,7 +1623,7 @@ mod tests {
                 ..req
             };
             let resolved = eng.resolve(&ok).unwrap();
-            assert!(policy_notes(&resolved.policy)[0].starts_with("NOT ISOLATED"));
+            assert!(policy_notes(&resolved.policy, BackendKind::Netlink)[0].starts_with("NOT ISOLATED"));
         }
         let fine = IsolateRequest {
             allow: vec![AllowSpec::parse("198.51.100.0/24").unwrap()],

@@ -188,12 +188,13 @@ pub(crate) fn flock_within(
                 });
             }
             if !announced {
-                eprintln!(
-                    "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
-                    describe(holder, me),
-                    timeout.as_secs_f64()
-                );
-                announced = true;
+                match wait_line(holder, me, timeout) {
+                    Some(line) => {
+                        eprintln!("{line}");
+                        announced = true;
+                    }
+                    None => tracing::debug!(lock = %path.display(), "waiting for another thread of this process"),
+                }
             }
             std::thread::sleep(RETRY);
         }
@@ -394,6 +395,22 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
 /// agent", [`is_cordon_process`]) or not ("not a Cordon process"), never guessed by a
 /// name (trial15 MED-2, issue 14 item 2).
 #[cfg(unix)]
+/// The line a wait for the lock says once on stderr: `None` while the holder is another
+/// thread of this very process (`me`; the agent's tamper watcher and its sync loop take
+/// turns all day — trial26 L4: every API release put "waiting for the lock held by this
+/// process…" in the agent's journal); a timeout still names it
+/// ([`EngineError::LockTimeout`]).
+#[cfg_attr(not(unix), allow(dead_code))]
+fn wait_line(holder: Option<u32>, me: u32, timeout: Duration) -> Option<String> {
+    (holder != Some(me)).then(|| {
+        format!(
+            "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
+            describe(holder, me),
+            timeout.as_secs_f64()
+        )
+    })
+}
+
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
         Some(p) if p == me => {
@@ -627,5 +644,25 @@ mod tests {
         let _ = child.wait();
         assert!(d.starts_with(&format!("pid {} (sleep, /", child.id())), "{d}");
         assert!(d.ends_with(": not a Cordon process)"), "{d}");
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    /// trial26 L4: contention between this process's own threads is not announced; a
+    /// wait for another process (or an unknown holder) still is.
+    #[test]
+    fn a_wait_for_this_process_own_thread_is_not_announced() {
+        let me = std::process::id();
+        let t = Duration::from_secs(60);
+        assert_eq!(wait_line(Some(me), me, t), None);
+        let other = wait_line(None, me, t).unwrap();
+        assert!(
+            other.starts_with("cordon: waiting for the lock held by another process"),
+            "{other}"
+        );
+        assert!(other.contains("up to 60 s"), "{other}");
     }
 }

@@ -373,7 +373,11 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
         return 1;
     }
     let opts = cordon_engine::watch::WatchOptions::default();
+    let released = std::cell::Cell::new(false);
     let result = eng.watch(&opts, &stop, |ev| {
+        if matches!(ev, cordon_engine::watch::WatchEvent::Released) {
+            released.set(true);
+        }
         if json {
             if let Ok(line) = serde_json::to_string(ev) {
                 println!("{line}");
@@ -425,10 +429,25 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
         let _ = std::io::stdout().flush();
     });
     match result {
-        Ok(()) => 0,
+        Ok(()) => {
+            // Stopped by SIGINT/SIGTERM (not by a release): the rules stay, nobody repairs
+            // them now (trial26 L12: a foreground user got no line at all).
+            if !released.get() && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if json {
+                    println!("{}", serde_json::json!({"event": "stopped", "quarantine": "in_force"}));
+                } else {
+                    println!("{WATCH_STOPPED}");
+                }
+            }
+            0
+        }
         Err(e) => fail(&e, json),
     }
 }
+
+/// What `isolate --watch` prints when a signal stops it: the quarantine is not released.
+pub(crate) const WATCH_STOPPED: &str = "stopped (signal): the quarantine stays in force, as recorded; tampering is no \
+     longer repaired. `cordon release` removes it";
 
 fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
     let json = a.common.json;
@@ -456,7 +475,7 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
                         &json!({"ok": true, "dry_run": true, "backend": backend, "ruleset": text,
                         "policy": resolved.policy, "verify_targets": resolved.verify_targets,
                         "dhcp_servers": resolved.policy.dhcp_servers, "dhcp_sources": resolved.dhcp_sources,
-                        "warnings": resolved.warnings, "notes": cordon_engine::policy_notes(&resolved.policy), "impact": impact}),
+                        "warnings": resolved.warnings, "notes": cordon_engine::policy_notes(&resolved.policy, backend), "impact": impact}),
                     );
                 } else {
                     // The ruleset alone on stdout (it is the exact input of the backend);
@@ -469,7 +488,7 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
                             dhcp_words(&resolved.policy.dhcp_servers, &resolved.dhcp_sources)
                         );
                     }
-                    for note in cordon_engine::policy_notes(&resolved.policy) {
+                    for note in cordon_engine::policy_notes(&resolved.policy, backend) {
                         eprintln!("cordon: {note}");
                     }
                     for w in &resolved.warnings {

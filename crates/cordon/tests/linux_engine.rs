@@ -2090,6 +2090,58 @@ fn release_while_the_watcher_holds_the_tables_names_it_and_the_next_step() {
     assert_eq!(lab.firewall_snapshot().unwrap(), before);
 }
 
+/// trial26 L12: `cordon isolate --watch` stopped by SIGTERM (systemctl stop, Ctrl-C) used to
+/// end without a word; it says the quarantine stays in force (and it does), exit 0.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_watcher_stopped_by_a_signal_says_the_quarantine_stays() {
+    use std::io::BufRead;
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    let url = server_url();
+    let mut watcher = lab
+        .command(
+            Host::Endpoint,
+            &[
+                &bin().to_string_lossy(),
+                "isolate",
+                "--server",
+                &url,
+                "--backend",
+                "netlink",
+                "--state-dir",
+                &sd,
+                "--watch",
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = watcher.id();
+    let _guard = KillOnDrop(pid);
+    let mut lines = std::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the watcher ended before watching").unwrap();
+        if line.starts_with("watching") {
+            break;
+        }
+    }
+    signal(pid, "-TERM");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = watcher.wait().unwrap().code();
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("stopped (signal): the quarantine stays in force")),
+        "no line saying the quarantine stays: {rest:?}"
+    );
+    assert_eq!(status_json(&lab, &state)["state"], "isolated");
+    let (code, out, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// Issue #18, the fault kind: a process spawned on every netlink isolate (`iptables-save`
 /// and `ip6tables-save`, to look for an old quarantine of the iptables backend), most of
 /// the isolate's time. With stand-in iptables tools first on PATH that record each call,

@@ -10,7 +10,32 @@
 use cordon_policy::render::wfp;
 use cordon_policy::{Policy, TableName};
 
-use crate::{BackendKind, Firewall, FirewallError, Inspection};
+use crate::{BackendKind, Cause, Firewall, FirewallError, Inspection, Refusal};
+
+/// `ERROR_ACCESS_DENIED`, what `FwpmEngineOpen0` returns when not running as
+/// administrator.
+pub(crate) const ACCESS_DENIED: u32 = 5;
+
+/// The error for `FwpmEngineOpen0` returning the Win32 error `rc` (not 0): not permitted
+/// for [`ACCESS_DENIED`]; otherwise the platform is unavailable (the Base Filtering
+/// Engine service not running, or Wine's stub). Never a rejected change — nothing was
+/// asked of the engine yet, and `status` only reads (trial26 L2: a `status` under Wine
+/// said "firewall rejected the change (nothing applied)", also once a second in the
+/// agent's log).
+#[cfg_attr(not(windows), allow(dead_code))] // called by the Windows-only FFI layer; tested everywhere
+pub(crate) fn engine_open_error(rc: u32) -> FirewallError {
+    if rc == ACCESS_DENIED {
+        FirewallError::NotPermitted(Refusal::caused_by(
+            "FwpmEngineOpen0: access denied (run as administrator)",
+            Cause::Win32(rc),
+        ))
+    } else {
+        FirewallError::Unsupported(Refusal::caused_by(
+            "cannot open the Windows Filtering Platform (FwpmEngineOpen0 failed; is the Base Filtering Engine service, BFE, running?)",
+            Cause::Win32(rc),
+        ))
+    }
+}
 
 /// Fixed identity of Cordon's WFP objects, so release finds exactly ours.
 /// `FWPM_PROVIDER0.providerKey`, as the `u128` of a GUID (`GUID::from_u128`).
@@ -163,6 +188,20 @@ mod tests {
             .unwrap()
             .contains("ALE_AUTH_CONNECT_V4 permit w=10 Cordon: tcp to 192.0.2.1:8443"));
         assert_eq!(listing(Vec::new()), None);
+    }
+
+    /// trial26 L2: failing to open the engine is not a rejected change.
+    #[test]
+    fn an_engine_that_cannot_be_opened_is_unavailable_not_a_rejected_change() {
+        let e = engine_open_error(0x6e4);
+        assert!(matches!(e, FirewallError::Unsupported(_)), "{e:?}");
+        let text = crate::chain(&e);
+        assert!(text.starts_with("cannot open the Windows Filtering Platform"), "{text}");
+        assert!(!text.contains("rejected") && !text.contains("change"), "{text}");
+        assert!(matches!(
+            engine_open_error(ACCESS_DENIED),
+            FirewallError::NotPermitted(_)
+        ));
     }
 
     #[cfg(not(windows))]

@@ -19,13 +19,11 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::NetworkManagement::WindowsFilteringPlatform::*;
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_DEFAULT;
 
-use super::wfp::{ListedFilter, PROVIDER_KEY, SUBLAYER_KEY, SUBLAYER_WEIGHT};
+use super::wfp::{ListedFilter, ACCESS_DENIED, PROVIDER_KEY, SUBLAYER_KEY, SUBLAYER_WEIGHT};
 use crate::{Cause, FirewallError, Refusal};
 
 const PROVIDER: GUID = GUID::from_u128(PROVIDER_KEY);
 const SUBLAYER: GUID = GUID::from_u128(SUBLAYER_KEY);
-/// `ERROR_ACCESS_DENIED`, returned when not running as administrator.
-const ACCESS_DENIED: u32 = 5;
 
 fn layer_key(layer: Layer) -> GUID {
     match layer {
@@ -67,7 +65,9 @@ impl Engine {
         let mut handle: HANDLE = null_mut();
         // SAFETY: all pointers are null (defaults) or point to our local handle.
         let rc = unsafe { FwpmEngineOpen0(null(), RPC_C_AUTHN_DEFAULT as u32, null(), null(), &mut handle) };
-        check("FwpmEngineOpen0", rc)?;
+        if rc != 0 {
+            return Err(super::wfp::engine_open_error(rc));
+        }
         Ok(Engine(handle))
     }
 
