@@ -41,6 +41,32 @@ pub struct Enrolled {
     pub flags: Vec<cordon_proto::HostFlag>,
 }
 
+/// Checks `agent enroll`'s `--server` and `--ca-fingerprint` before anything is asked of
+/// the network (trial29 L-j: `http://…`, a bare host name or a 66-digit fingerprint went
+/// to the network and failed with the HTTP library's words, exit 1).
+///
+/// # Errors
+/// The sentence naming the option and what it must be.
+pub fn check_input(server: &str, ca_fingerprint: Option<&str>) -> Result<(), String> {
+    let shape = "the server URL must be https://HOST[:PORT], e.g. https://cordon.example.net:8443";
+    match reqwest::Url::parse(server) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        Ok(u) => return Err(format!("--server {server:?}: {shape} (got scheme {:?})", u.scheme())),
+        Err(e) => return Err(format!("--server {server:?}: {shape} ({e})")),
+    }
+    if let Some(fp) = ca_fingerprint {
+        let hex = cordon_proto::fingerprint::normalize_fingerprint(fp);
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "--ca-fingerprint {fp:?}: a SHA-256 fingerprint is 64 hex digits (colons and a sha256: prefix allowed), got {} characters{}",
+                hex.len(),
+                if hex.bytes().all(|b| b.is_ascii_hexdigit()) { "" } else { " with non-hex ones" }
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where this build looks a host name up, for the error that a name did not resolve
 /// (trial26 L8: after musl's resolver timed out, enrollment said only "dns error: failed
 /// to lookup address information: Try again"). `musl`: the static Linux endpoint build,
@@ -249,6 +275,28 @@ mod tests {
         assert!(musl.contains("does not use NSS"), "{musl}");
         assert!(lookup_words(true, None).contains("resolv.conf: none listed"));
         assert!(!lookup_words(false, Some(conf)).contains("does not use NSS"));
+    }
+
+    /// trial29 L-j: the URL and fingerprint shapes are checked before the network.
+    #[test]
+    fn bad_enroll_input_is_named_before_the_network() {
+        let fp = "3f".repeat(32);
+        assert!(check_input("https://cordon.example.net:8443", Some(&fp)).is_ok());
+        assert!(check_input("https://192.0.2.1:8443", Some(&format!("sha256:{fp}"))).is_ok());
+        let e = check_input("http://cordon.example.net:8443", None).unwrap_err();
+        assert!(
+            e.contains("must be https://HOST[:PORT]") && e.contains("\"http\""),
+            "{e}"
+        );
+        let e = check_input("cordon.example.net", None).unwrap_err();
+        assert!(
+            e.starts_with("--server \"cordon.example.net\": the server URL must be"),
+            "{e}"
+        );
+        let e = check_input("https://cordon.example.net:8443", Some(&"3f".repeat(33))).unwrap_err();
+        assert!(e.contains("64 hex digits") && e.contains("got 66 characters"), "{e}");
+        let e = check_input("https://cordon.example.net:8443", Some(&"zz".repeat(32))).unwrap_err();
+        assert!(e.contains("non-hex"), "{e}");
     }
 
     #[test]

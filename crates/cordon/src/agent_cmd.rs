@@ -92,6 +92,7 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
             return Err(Failure::usage(why));
         }
     }
+    cordon_agent::enroll::check_input(&a.server, a.ca_fingerprint.as_deref()).map_err(Failure::usage)?;
     let hostname = a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname);
     // The server's hostname rule, checked before it is asked (the token stays unused):
     // no address, host id or `NAME (shortid)` form (trial18 MED-1, trial19 MED-B).
