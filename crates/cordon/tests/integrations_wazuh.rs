@@ -426,3 +426,27 @@ fn wrappers_pass_the_log_next_to_the_wazuh_home() {
     assert!(sh.contains(r#"--ossec-conf "$home/etc/ossec.conf""#), "{sh}");
     assert!(cmd.contains(r#"--ossec-conf "%~dp0..\..\ossec.conf""#), "{cmd}");
 }
+
+/// trial29 M1: the cordon-agent package installs /usr/bin/cordon, the wrapper used only
+/// /usr/local/bin/cordon (exit 127 from execd, host NOT isolated). It takes CORDON_BIN,
+/// else the package's path when present, else the hand install's.
+#[test]
+fn the_linux_wrapper_finds_the_packaged_binary_first() {
+    let sh = std::fs::read_to_string(wazuh_dir().join("cordon-ar")).unwrap();
+    let pos = |needle: &str| sh.find(needle).unwrap_or_else(|| panic!("{needle:?} missing:\n{sh}"));
+    let env = pos("bin=${CORDON_BIN:-}");
+    let local = pos("bin=/usr/local/bin/cordon");
+    let package = pos("[ -x /usr/bin/cordon ] && bin=/usr/bin/cordon");
+    assert!(
+        env < local && local < package,
+        "CORDON_BIN, then /usr/bin over /usr/local/bin:\n{sh}"
+    );
+    let exec = sh.lines().find(|l| l.starts_with("exec ")).unwrap();
+    assert!(exec.starts_with(r#"exec "$bin" wazuh-ar"#), "{exec}");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/package");
+    let package_script = std::fs::read_to_string(script).unwrap();
+    assert!(
+        package_script.contains(r#"strip_copy "$ep_bin" "$d/usr/bin/cordon""#),
+        "the package's path"
+    );
+}
