@@ -1439,3 +1439,44 @@ fn tcx_program_is_reported() {
     drop(watch);
     release(&lab, &sd);
 }
+
+/// trial27 HIGH-1b with the backends that filter the host's own stack only (iptables,
+/// `nft`): a tc redirect on `lo` gets the host's own traffic out past their rules too, so
+/// their layer is not claimed and status says `tampered`.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn tc_redirect_on_lo_is_reported_with_the_host_stack_backends() {
+    let lab = lab();
+    for backend in ["iptables", "nftables"] {
+        let state = tempfile::tempdir().unwrap();
+        let sd = state.path().to_string_lossy().to_string();
+        let url = server_url();
+        let (code, out, err) = cordon(
+            &lab,
+            &["isolate", "--server", &url, "--backend", backend, "--state-dir", &sd],
+        );
+        assert_eq!(code, 0, "isolate ({backend}) failed: {out}\n{err}");
+        let v = status_json(&lab, &sd);
+        assert_eq!(v["state"], "isolated", "{backend}: {v}");
+        assert_eq!(names(&v["coverage"]["layers"]).len(), 1, "{backend}: {v}");
+        tc(&lab, &["qdisc", "add", "dev", "lo", "clsact"]);
+        tc(
+            &lab,
+            &[
+                "filter", "add", "dev", "lo", "egress", "protocol", "all", "u32", "match", "u32", "0", "0", "action",
+                "mirred", "egress", "redirect", "dev", "eth0",
+            ],
+        );
+        let v = status_json(&lab, &sd);
+        tc(&lab, &["qdisc", "del", "dev", "lo", "clsact"]);
+        assert_eq!(v["state"], "tampered", "{backend}: {v}");
+        assert!(names(&v["coverage"]["layers"]).is_empty(), "{backend}: {v}");
+        assert!(
+            bypass_words(&v)
+                .iter()
+                .any(|w| w.starts_with("tc filter u32 on lo egress")),
+            "{backend}: {v}"
+        );
+        release(&lab, &sd);
+    }
+}
