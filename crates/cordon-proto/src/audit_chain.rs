@@ -1492,6 +1492,18 @@ pub fn from_str_unique<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
 /// # Errors
 /// As above.
 pub fn parse_export_checked(text: &str) -> Result<(Vec<AuditRecord>, Option<SignedCheckpoint>), ExportError> {
+    // The server's other JSON output, `cordon audit --format json` (one object
+    // `{"records": […], …}`, on one line or pretty-printed): genuine, but a listing
+    // without the chain's trailer, so bad input, never an edited export (trial28 MED-1).
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text.trim()) {
+        if o.get("records").is_some_and(serde_json::Value::is_array) && !o.contains_key("id") {
+            return Err(ExportError::Syntax(
+                "this is `cordon audit --format json` output (one {\"records\": […]} object), a listing that \
+                 cannot be verified: verify a JSON-lines export, `cordon audit --format jsonl > FILE`"
+                    .into(),
+            ));
+        }
+    }
     let fields = record_fields();
     let cp_fields = checkpoint_fields();
     let mut records: Vec<AuditRecord> = Vec::new();

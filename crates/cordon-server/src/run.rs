@@ -28,6 +28,20 @@ pub enum RunError {
     /// range): nothing was written.
     #[error(transparent)]
     Invalid(cordon_server_core::ApiError),
+    /// `cordon server init` on a database a deployment already uses (trial28 LOW-8):
+    /// nothing was written, no CA made.
+    #[error(
+        "the database already holds a deployment ({tokens} API token(s), audit log up to record {last}): \
+         `server init` makes a new deployment and wrote nothing; for a replica of it, copy ca.pem, ca.key, \
+         server.pem and server.key from the first server's data directory and run `cordon server run` with \
+         the same --db"
+    )]
+    Initialised {
+        /// API tokens the database holds.
+        tokens: i64,
+        /// The last audit record's id.
+        last: i64,
+    },
     /// A signed audit checkpoint could not be written (an offline command's).
     #[error("cannot write the audit checkpoint: {0}")]
     Audit(String),
@@ -69,12 +83,29 @@ pub struct InitResult {
 }
 
 /// Creates the CA, the server certificate, the database and a bootstrap admin token.
+///
+/// # Errors
+/// [`RunError::Initialised`] when the database already holds a deployment (checked
+/// before anything is written: no CA is left behind); the CA's and the store's errors.
 pub async fn init(data_dir: &Path, db: &str, names: &[String], ips: &[IpAddr]) -> Result<InitResult, RunError> {
+    // A database a deployment uses is refused before the CA is made (trial28 LOW-8: a
+    // fresh CA left behind was the first step to a server of another CA on it). A SQLite
+    // file that does not exist yet is new.
+    let sqlite_path = db.strip_prefix("sqlite://").or_else(|| db.strip_prefix("sqlite:"));
+    let existing = sqlite_path.is_none_or(|p| Path::new(p.split('?').next().unwrap_or(p)).exists());
+    if existing {
+        let store = Store::connect(db).await?;
+        if let Some((tokens, last)) = audit::deployment_in_use(&store).await? {
+            return Err(RunError::Initialised { tokens, last });
+        }
+    }
     let out = pki::init(data_dir, names, ips)?;
     // With the CA just made, so the admin token's record carries the deployment's mark
     // (`m1:`, as every server writes), not the legacy per-process one (trial14 LOW).
     let ca = Arc::new(Ca::load(data_dir)?);
-    let state = AppState::new(Arc::new(Store::connect(db).await?), Some(ca));
+    let store = Arc::new(Store::connect(db).await?);
+    audit::bind_deployment_ca(&store, &ca).await?;
+    let state = AppState::new(store, Some(ca));
     let admin = tokens::bootstrap_admin(&state, "cordon server init", "admin").await?;
     Ok(InitResult {
         ca_fingerprint: out.ca_fingerprint,
@@ -105,6 +136,7 @@ pub async fn create_enroll_token(
     let (labels, ttl_secs) = tokens::enroll_request(labels, &known, Some(ttl_secs)).map_err(RunError::Invalid)?;
     let labels = labels.as_slice();
     let ca = Arc::new(Ca::load(data_dir)?);
+    audit::bind_deployment_ca(&store, &ca).await?;
     let mut state = AppState::new(store.clone(), Some(ca));
     let lock = WriterLock::take(data_dir);
     let anchor = data_dir.join(audit::ANCHOR_FILE);
@@ -373,6 +405,9 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     }
     let store = Arc::new(Store::connect(&cfg.db).await?);
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
+    // A server of another deployment's CA writes nothing here (trial28 MED-2: it signed
+    // its checkpoints into this log, which then never verified again).
+    audit::bind_deployment_ca(&store, &ca).await?;
     let tls = crate::tls::server_config(&cfg.data_dir)?;
     let mut state = AppState::new(store, Some(ca));
     state.max_wait = cfg.max_wait;
@@ -390,8 +425,14 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     let status = audit::load_anchor(&state, &anchor);
     state.audit_anchor = Some(anchor);
     let (shutdown, rx) = tokio::sync::watch::channel(false);
-    if let Err(e) = audit::start_checkpoint(&state, status.start_facts(writer_lock.sole())).await {
-        tracing::warn!(error = %e, "cannot write the start audit checkpoint");
+    match audit::start_checkpoint(&state, status.start_facts(writer_lock.sole())).await {
+        Ok(_) => {}
+        // The log cannot be written (trial28 MED-3/MED-4): the server serves reads and
+        // verification, and refuses every change until the log is repaired.
+        Err(e) if e.error == "audit_tampered" => tracing::error!(reason = %e.detail,
+            "audit log TAMPERED: the start checkpoint cannot be written; this server serves reads and `cordon audit verify`, but refuses every change (503 audit_tampered) until the audit log is repaired (docs/server.md, \"Recovering the audit chain head\")"),
+        Err(e) => tracing::error!(error = %e,
+            "cannot write the start audit checkpoint: this start is not vouched for in the audit log"),
     }
     // Verify the whole chain once, in the background: listings then say when it was
     // found tampered (AuditList.chain_alert), and the server log has the verdict.

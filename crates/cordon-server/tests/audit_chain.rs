@@ -1536,3 +1536,172 @@ async fn audit_chain_given_checkpoint_in_the_archived_part_is_compared_with_the_
         assert_eq!(st, StatusCode::BAD_REQUEST, "{id}: {v}");
     }
 }
+
+/// trial28 MED-3: with the chain head row's hash edited, the server appended onto it
+/// (the next record's `prev_hash` was the edited value), so reverting the one-cell edit
+/// left a genuine record reading as moved, for good. Writes are refused (503 naming
+/// the cause, nothing changed) until the head matches its record again, and then the
+/// log verifies.
+#[tokio::test]
+async fn audit_chain_edited_head_row_refuses_writes_and_a_reverted_edit_leaves_the_log_intact() {
+    let ctx = ctx_with_log().await;
+    let before = ids(&ctx).await;
+    let (head, _) = ctx.store().audit_head().await.unwrap();
+    let head = head.unwrap();
+    let zeros = "0".repeat(64);
+    exec(
+        &ctx,
+        &format!("UPDATE audit_chain SET head_hash = '{zeros}' WHERE id = 1"),
+    )
+    .await;
+    let r = server_verify(&ctx, "").await;
+    assert!(!r.ok, "{}", render(&r));
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-head-edit","role":"viewer"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "audit_tampered", "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("audit chain head does not match record {}", head.last_id)),
+        "{v}"
+    );
+    assert_eq!(ids(&ctx).await, before, "nothing may be written");
+    // The edit reverted: the log is intact and writes work again.
+    exec(
+        &ctx,
+        &format!("UPDATE audit_chain SET head_hash = '{}' WHERE id = 1", head.hash),
+    )
+    .await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-revert","role":"viewer"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    let r = server_verify(&ctx, "").await;
+    assert!(r.ok, "{}", render(&r));
+}
+
+/// trial28 MED-4: with the chain head row deleted every write answered 500 "internal
+/// error" and verification exit 7 "nothing was checked". Writes are refused with 503
+/// naming the missing row; verification says tampered, subject the database, naming it.
+#[tokio::test]
+async fn audit_chain_deleted_head_row_is_named_by_verification_and_refuses_writes() {
+    let ctx = ctx_with_log().await;
+    let before = ids(&ctx).await;
+    exec(&ctx, "DELETE FROM audit_chain").await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-head-delete","role":"viewer"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("audit chain head row (table audit_chain, id 1) is missing"),
+        "{v}"
+    );
+    assert_eq!(ids(&ctx).await, before, "nothing may be written");
+    let r = server_verify(&ctx, "").await;
+    assert!(!r.ok, "{}", render(&r));
+    let p = r.problem.clone().unwrap();
+    assert_eq!(p.subject.as_deref(), Some("the database"), "{}", render(&r));
+    assert!(p.reason.contains("misses its audit chain head row"), "{}", render(&r));
+    assert!(
+        p.reason
+            .contains(&format!("the records up to {} chain", before.last().unwrap())),
+        "{}",
+        render(&r)
+    );
+    // A checkpoint cannot be written either: refused naming the row, not a 500.
+    let e = cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
+        .await
+        .unwrap_err();
+    assert_eq!(e.error, "audit_tampered", "{e}");
+}
+
+/// trial28 MED-2 and LOW-8: `server init` on a database a deployment uses refused with a
+/// misleading "token name taken" and left a fresh CA behind; a server started with that
+/// CA on the shared database signed its checkpoints into the log, which then never
+/// verified again. Now `server init` refuses first (nothing written, no CA), and a
+/// server (or `server token create`) whose CA is not the database's refuses to start,
+/// naming both fingerprints, writing nothing — also on a database from before the
+/// deployment row (the last checkpoint's signer decides).
+#[tokio::test]
+async fn audit_chain_a_server_of_another_ca_refuses_to_start_on_the_database() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    write_a_record(&first).await;
+    first.shutdown().await;
+    let genuine = cordon_server_core::pki::Ca::load(&runs.data).unwrap().fingerprint();
+    // LOW-8: init on the initialised database.
+    let other = runs.dir.path().join("other");
+    let e = cordon_server::run::init(&other, &runs.db, &["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, cordon_server::run::RunError::Initialised { tokens: 2.., .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("already holds a deployment"), "{e}");
+    assert!(!other.join("ca.key").exists(), "init left a CA behind");
+    // MED-2: a server with another CA.
+    cordon_server_core::pki::init(&other, &["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
+    let stranger = cordon_server_core::pki::Ca::load(&other).unwrap().fingerprint();
+    let store = runs.store().await;
+    let count = store.audit_count().await.unwrap();
+    for bound in [true, false] {
+        if !bound {
+            // A database from before version 29: no deployment row.
+            sqlx::query("DELETE FROM deployment")
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let e = match cordon_server::run::start(&run_cfg(&other, &runs.db)).await {
+            Ok(s) => {
+                s.stop();
+                panic!("a server of another CA started (deployment row: {bound})");
+            }
+            Err(e) => e,
+        };
+        let text = e.to_string();
+        assert!(
+            matches!(
+                e,
+                cordon_server::run::RunError::Store(cordon_server::StoreError::OtherCa { .. })
+            ),
+            "{e:?}"
+        );
+        assert!(text.contains(&genuine) && text.contains(&stranger), "{text}");
+        let e = cordon_server::run::create_enroll_token(&other, &runs.db, &[], 3600)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&stranger), "{e}");
+        assert_eq!(store.audit_count().await.unwrap(), count, "nothing may be written");
+    }
+    // The genuine CA still starts (and writes the row again); the log verifies.
+    let again = runs.start().await;
+    let r = runs.verify(&again).await;
+    assert!(r.ok, "{}", render(&r));
+    again.shutdown().await;
+    let e = cordon_server::run::start(&run_cfg(&other, &runs.db))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains(&stranger), "{e}");
+}

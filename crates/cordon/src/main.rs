@@ -216,6 +216,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log written to a file or the journal keeps the
+        // documented `checkpoint=ID:HASH` greppable (trial28 LOW-7, trial26 L3).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = match parse_cli(args) {
         Ok(cli) => cli,

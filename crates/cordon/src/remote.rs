@@ -341,12 +341,20 @@ const MAX_EXPORT_FILE: u64 = 4 << 30;
 fn read_export_file(path: &std::path::Path) -> Result<String, Failure> {
     use std::io::Read;
     let bad = |what: String| Failure::usage(format!("{}: {what}", path.display()));
+    let not_regular =
+        || bad("is not a regular file (a directory, device, FIFO or socket): give the export file itself".into());
+    // The path is looked at before it is opened: opening a FIFO blocks until a writer
+    // appears (trial28 LOW-1).
+    if !std::fs::metadata(path)
+        .map_err(|e| bad(format!("cannot read it: {e}")))?
+        .is_file()
+    {
+        return Err(not_regular());
+    }
     let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let meta = file.metadata().map_err(|e| bad(format!("cannot read it: {e}")))?;
     if !meta.is_file() {
-        return Err(bad(
-            "is not a regular file (a directory, device, FIFO or socket): give the export file itself".into(),
-        ));
+        return Err(not_regular());
     }
     if meta.len() > MAX_EXPORT_FILE {
         return Err(bad(format!(

@@ -132,9 +132,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// Prints `e` with its cause chain; exit code 1.
-fn fail(e: impl Into<anyhow::Error>) -> u8 {
-    crate::exit::report(Err(crate::exit::Failure::from(e)))
+/// Whether `e` is the caller's to fix before anything happens (exit 2): a refused
+/// request, a database initialised already, a data directory of another CA.
+fn usage_error(e: &run::RunError) -> bool {
+    matches!(
+        e,
+        run::RunError::Invalid(_)
+            | run::RunError::Initialised { .. }
+            | run::RunError::Store(cordon_server::StoreError::OtherCa { .. })
+    )
+}
+
+/// Prints `e` with its cause chain; exit code 1 (2 for [`usage_error`]s).
+fn fail(e: run::RunError) -> u8 {
+    if usage_error(&e) {
+        return crate::exit::report(Err(crate::exit::Failure::new(crate::exit::Code::Usage, e)));
+    }
+    crate::exit::report(Err(crate::exit::Failure::from(anyhow::Error::from(e))))
 }
 
 /// One argument as a POSIX shell reads it back: as is when it holds only characters the
@@ -178,7 +192,7 @@ fn refuse_root_on_foreign_data_dir(data: &Path) -> Option<u8> {
 pub fn run(a: ServerArgs) -> u8 {
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => return fail(e),
+        Err(e) => return crate::exit::report(Err(crate::exit::Failure::from(e))),
     };
     match a.what {
         ServerWhat::Init(a) => rt.block_on(init(a)),
@@ -247,9 +261,6 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
                 eprintln!("one-time enrollment token, expires {}", t.expires_at);
             }
             0
-        }
-        Err(e @ run::RunError::Invalid(_)) => {
-            crate::exit::report(Err(crate::exit::Failure::new(crate::exit::Code::Usage, e)))
         }
         Err(e) => fail(e),
     }

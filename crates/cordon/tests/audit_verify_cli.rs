@@ -305,3 +305,63 @@ fn audit_verify_file_refuses_what_is_not_a_regular_utf8_file() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("byte-order mark"), "{err}");
 }
+
+/// trial28 LOW-1: `--file FIFO` blocked until a writer appeared (the regular-file check
+/// came after `open`). Refused at once, exit 2.
+#[test]
+fn audit_verify_file_refuses_a_fifo_without_waiting_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ff");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--file", &fifo.to_string_lossy()])
+        .env_remove("CORDON_CA")
+        .env_remove("CORDON_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("cordon audit verify --file FIFO still waits after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+/// trial28 MED-1: the server's own `cordon audit --format json` output (one
+/// `{"records": […]}` object) was called TAMPERED, exit 1 ("the line was edited"). It is
+/// a genuine file in a format that cannot be verified: exit 2, naming the format and
+/// how to take a verifiable export — on one line or pretty-printed.
+#[test]
+fn audit_verify_file_in_the_json_listing_format_is_bad_input_not_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<serde_json::Value> = export(&"00".repeat(70))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("id").is_some())
+        .collect();
+    let listing = serde_json::json!({"records": records, "next_cursor": null});
+    for (name, text) in [
+        ("compact.json", serde_json::to_string(&listing).unwrap()),
+        ("pretty.json", serde_json::to_string_pretty(&listing).unwrap()),
+    ] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, format!("{text}\n")).unwrap();
+        let (code, out, err) = verify(&f);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(err.contains("--format json"), "{name}: {err}");
+        assert!(err.contains("--format jsonl"), "{name}: {err}");
+        assert!(!out.contains("TAMPERED"), "{name}: {out}");
+    }
+}

@@ -176,3 +176,48 @@ fn server_run_refuses_a_retention_without_a_unit() {
     assert!(err.contains("--audit-retention") && err.contains("365d"), "{err}");
     assert!(!data.exists() && !archive.exists(), "nothing was made");
 }
+
+/// trial28 LOW-7: the server log carried ANSI colour codes when written to a file or the
+/// journal, so the documented `audit checkpoint checkpoint=ID:HASH` line could not be
+/// grepped. Colours only on a terminal. And LOW-8: `server init` on a database a
+/// deployment uses exits 2 and leaves no CA behind.
+#[test]
+#[cfg(feature = "server")]
+fn server_log_to_a_file_has_no_colour_codes_and_init_refuses_a_used_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("first").to_string_lossy().to_string();
+    let (code, err) = cordon(&["server", "init", "--data", &data, "--ip", "127.0.0.1"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = cordon(
+        &["server", "token", "create", "--data", &data],
+        &[("CORDON_LOG", "info")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a log written to a pipe: {err:?}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("audit checkpoint") && l.contains(" checkpoint=")),
+        "{err}"
+    );
+    let other = dir.path().join("second");
+    let db = format!("sqlite://{data}/cordon.db");
+    let (code, err) = cordon(
+        &[
+            "server",
+            "init",
+            "--data",
+            &other.to_string_lossy(),
+            "--ip",
+            "127.0.0.1",
+            "--db",
+            &db,
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already holds a deployment"), "{err}");
+    assert!(!other.join("ca.key").exists(), "a CA was left behind");
+}

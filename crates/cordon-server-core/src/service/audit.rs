@@ -774,3 +774,23 @@ fn sign_cut(ca: &crate::pki::Ca, cut: i64, hash: &str) -> Result<SignedCheckpoin
     })
     .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e))))
 }
+
+/// Ties the database of `store` to the deployment of `ca` before a server or an offline
+/// command writes anything ([`Store::bind_deployment_ca`], trial28 MED-2).
+///
+/// # Errors
+/// [`crate::StoreError::OtherCa`] naming both fingerprints when the database belongs to
+/// another CA; database errors.
+pub async fn bind_deployment_ca(store: &Store, ca: &crate::pki::Ca) -> Result<(), crate::StoreError> {
+    store.bind_deployment_ca(&ca.fingerprint()).await
+}
+
+/// What an initialised database already holds — (API tokens, last audit record id) — or
+/// `None` when no deployment uses it yet ([`Store::deployment_in_use`]: `cordon server
+/// init` refuses an initialised one, trial28 LOW-8).
+///
+/// # Errors
+/// Database errors.
+pub async fn deployment_in_use(store: &Store) -> Result<Option<(i64, i64)>, crate::StoreError> {
+    store.deployment_in_use().await
+}

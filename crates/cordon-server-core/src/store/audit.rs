@@ -151,19 +151,39 @@ pub(crate) async fn append_many(
     recs: &[NewAudit<'_>],
     facts: &BTreeMap<usize, String>,
 ) -> Result<Vec<i64>, StoreError> {
+    append_records(tx, recs, facts, None).await
+}
+
+/// [`append`] right after retention deleted the records through `cut` (id and hash,
+/// when it had one) in `tx`: the chain head may name the deleted record `cut.0` itself.
+async fn append_after_cut(tx: &mut Tx, rec: &NewAudit<'_>, cut: (i64, Option<&str>)) -> Result<i64, StoreError> {
+    let ids = append_records(tx, std::slice::from_ref(rec), &BTreeMap::new(), Some(cut)).await?;
+    ids.first().copied().ok_or_else(|| StoreError::Corrupt {
+        what: "audit id allocation (no id for the record)".into(),
+        source: None,
+    })
+}
+
+/// [`append_many`]; `cut`: see [`append_after_cut`].
+async fn append_records(
+    tx: &mut Tx,
+    recs: &[NewAudit<'_>],
+    facts: &BTreeMap<usize, String>,
+    cut: Option<(i64, Option<&str>)>,
+) -> Result<Vec<i64>, StoreError> {
     if recs.is_empty() {
         return Ok(Vec::new());
     }
     let n = i64::try_from(recs.len()).map_err(|_| StoreError::Invalid("too many audit records at once".into()))?;
     // Lock the chain head before the ids are allocated (migration 0017).
-    sqlx::query("UPDATE audit_chain SET chained = chained + $1 WHERE id = 1")
+    let locked = sqlx::query("UPDATE audit_chain SET chained = chained + $1 WHERE id = 1")
         .bind(n)
         .execute(&mut **tx)
         .await?;
-    let head = sqlx::query("SELECT head_hash FROM audit_chain WHERE id = 1")
-        .fetch_one(&mut **tx)
-        .await?;
-    let mut prev = get_str(&head, "head_hash")?;
+    if locked.rows_affected() == 0 {
+        return Err(StoreError::AuditTampered(HEAD_ROW_MISSING.into()));
+    }
+    let mut prev = head_to_extend(tx, cut).await?;
     let ids = allocate_ids(tx, n).await?;
     let at = now_ms();
     let marker = tx.marker().cloned();
@@ -261,6 +281,68 @@ pub(crate) async fn append_many(
         )));
     }
     Ok(ids)
+}
+
+/// Why nothing can be appended when the chain head row is gone (trial28 MED-4).
+pub const HEAD_ROW_MISSING: &str = "the audit chain head row (table audit_chain, id 1) is missing from the database: \
+     it was deleted there (no server deletes it); nothing can be appended to the audit log until it is restored \
+     (see docs/server.md, \"Recovering the audit chain head\")";
+
+/// The hash a new record chains to: the chain head's `head_hash`, once it is checked to
+/// be the hash of the record the head names (trial28 MED-3: an append that took an
+/// edited head row's hash made a genuine record read as moved, for good). An empty
+/// chain (no head record) chains to [`GENESIS`] only when no chained record exists.
+/// Call only while holding the chain head's lock.
+///
+/// # Errors
+/// [`StoreError::AuditTampered`] (503, nothing changed) naming the mismatch: the head
+/// row is missing, names a record that is not in the log, or holds a hash other than
+/// that record's; database errors.
+///
+/// `cut`: retention just deleted the records through `cut.0` in this transaction, so
+/// the head may name that record (holding `cut.1`, its hash, when given).
+async fn head_to_extend(tx: &mut Tx, cut: Option<(i64, Option<&str>)>) -> Result<String, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT c.head_id AS head_id, c.head_hash AS head_hash, a.id AS id, a.hash AS hash, \
+         (SELECT MAX(id) FROM audit WHERE hash IS NOT NULL) AS last_chained \
+         FROM audit_chain c LEFT JOIN audit a ON a.id = c.head_id WHERE c.id = 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Err(StoreError::AuditTampered(HEAD_ROW_MISSING.into()));
+    };
+    let head_hash = get_str(&row, "head_hash")?;
+    let recover = "nothing is appended to a chain whose head was edited (see docs/server.md, \
+                   \"Recovering the audit chain head\")";
+    match super::get_opt_i64(&row, "head_id")? {
+        None => match super::get_opt_i64(&row, "last_chained")? {
+            Some(last) => Err(StoreError::AuditTampered(format!(
+                "audit chain head names no record, but the log holds chained records up to {last}: the head row \
+                 was edited in the database; {recover}"
+            ))),
+            None if head_hash != GENESIS => Err(StoreError::AuditTampered(format!(
+                "audit chain head names no record but holds hash {head_hash}, not the genesis value: the head row \
+                 was edited in the database; {recover}"
+            ))),
+            None => Ok(head_hash),
+        },
+        Some(head) => match (super::get_opt_i64(&row, "id")?, get_opt_str(&row, "hash")?) {
+            (None, _) if cut.is_some_and(|(id, hash)| head == id && hash.is_none_or(|h| h == head_hash)) => {
+                Ok(head_hash)
+            }
+            (None, _) => Err(StoreError::AuditTampered(format!(
+                "audit chain head names record {head}, which is not in the log: the record was deleted or the head \
+                 row edited in the database; {recover}"
+            ))),
+            (Some(_), hash) if hash.as_deref() != Some(head_hash.as_str()) => Err(StoreError::AuditTampered(format!(
+                "audit chain head does not match record {head}: the head row holds hash {head_hash}, the record \
+                 {}: one of them was edited in the database; {recover}",
+                hash.as_deref().unwrap_or("no hash")
+            ))),
+            (Some(_), _) => Ok(head_hash),
+        },
+    }
 }
 
 /// `$from, $from+1, …` (`n` placeholders).
@@ -772,13 +854,28 @@ impl Store {
 
     /// The chain head kept in the database (`None` before the first chained record) and
     /// the id of the last record written before the chain existed.
+    ///
+    /// # Errors
+    /// [`StoreError::AuditTampered`] when the chain head row is missing
+    /// (deleted in the database); database errors.
     pub async fn audit_head(&self) -> Result<(Option<Checkpoint>, i64), StoreError> {
-        let row = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        self.audit_head_row()
+            .await?
+            .ok_or_else(|| StoreError::AuditTampered(HEAD_ROW_MISSING.into()))
+    }
+
+    /// [`Store::audit_head`], `None` when the chain head row is missing (deleted in the
+    /// database, trial28 MED-4).
+    async fn audit_head_row(&self) -> Result<Option<(Option<Checkpoint>, i64)>, StoreError> {
+        let Some(row) = sqlx::query("SELECT head_id, head_hash, started_after FROM audit_chain WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
         let head = super::get_opt_i64(&row, "head_id")?
             .map(|id| get_str(&row, "head_hash").map(|hash| Checkpoint { last_id: id, hash }));
-        Ok((head.transpose()?, get_i64(&row, "started_after")?))
+        Ok(Some((head.transpose()?, get_i64(&row, "started_after")?)))
     }
 
     /// The retention cut that excuses the records missing before the log's first chained
@@ -860,13 +957,31 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn note_audit_head(&self) -> Result<(), StoreError> {
-        let (Some(now), _) = self.audit_head().await? else {
+        // A missing head row is named by verification and refuses every write.
+        let Some((Some(now), _)) = self.audit_head_row().await? else {
             return Ok(());
         };
         let known = self.seen.lock().ok().and_then(|g| g.clone());
+        if known.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        // A head row whose hash is not its record's was edited (trial28 MED-3): never
+        // remembered as seen (appends refuse it, verification names it).
+        let record = sqlx::query("SELECT hash FROM audit WHERE id = $1")
+            .bind(now.last_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if record
+            .map(|r| get_opt_str(&r, "hash"))
+            .transpose()?
+            .flatten()
+            .as_deref()
+            != Some(now.hash.as_str())
+        {
+            return Ok(());
+        }
         let keep = match &known {
             None => false,
-            Some(k) if k == &now => return Ok(()),
             Some(k) if now.last_id > k.last_id => {
                 // Moved on: the record seen before must still be there, unchanged.
                 let row = sqlx::query("SELECT hash FROM audit WHERE id = $1")
@@ -1144,8 +1259,9 @@ impl Store {
              a.action AS action \
              FROM audit_chain c LEFT JOIN audit a ON a.id = c.head_id WHERE c.id = 1",
         )
-        .fetch_one(&mut **tx)
-        .await?;
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::AuditTampered(HEAD_ROW_MISSING.into()))?;
         let head_id = super::get_opt_i64(&row, "head_id")?;
         if !force && (head_id.is_none() || get_opt_str(&row, "action")?.as_deref() == Some(CHECKPOINT_ACTION)) {
             return Ok(None);
@@ -1803,7 +1919,9 @@ impl Store {
         signature: Option<SignatureCheck>,
     ) -> Result<ChainReport, StoreError> {
         self.note_audit_head().await?;
-        let (head, mut started_after) = self.audit_head().await?;
+        let head_row = self.audit_head_row().await?;
+        let head_row_missing = head_row.is_none();
+        let (head, mut started_after) = head_row.unwrap_or((None, 0));
         let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
             .bind(CHECKPOINT_ACTION)
             .fetch_optional(&self.pool)
@@ -1868,6 +1986,31 @@ impl Store {
                          hash): added to the database directly, or rewritten there (the next checkpoint signs it)"
                     ),
                 });
+            }
+        }
+        // The chain head row deleted (trial28 MED-4): the records may still chain, but
+        // nothing can be appended and the head checkpoint is gone.
+        if head_row_missing {
+            let upto = match &report.head {
+                Some(h) => format!("the records up to {} chain as they should", h.last_id),
+                None => "no chained record was checked".to_string(),
+            };
+            let what = format!(
+                "misses its audit chain head row (table audit_chain, id 1): it was deleted in the database \
+                 (no server deletes it), so the log's head is not compared with it and nothing can be appended \
+                 until it is restored ({upto}; see docs/server.md, \"Recovering the audit chain head\")"
+            );
+            report.ok = false;
+            match &mut report.problem {
+                Some(p) => p.reason.push_str(&format!(" (also: the database {what})")),
+                None => {
+                    report.problem = Some(cordon_proto::audit_chain::ChainProblem {
+                        id: None,
+                        subject: Some("the database".into()),
+                        position: 0,
+                        reason: what,
+                    })
+                }
             }
         }
         // Code in the database that acts behind the server's statements (trial18 HIGH-2):
@@ -2057,7 +2200,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        append(
+        append_after_cut(
             &mut tx,
             &NewAudit {
                 actor: crate::SYSTEM_ACTOR,
@@ -2066,6 +2209,7 @@ impl Store {
                 detail: Some(&text),
                 ..Default::default()
             },
+            (cut, cut_hash),
         )
         .await?;
         let cp = self
@@ -2094,6 +2238,78 @@ impl Store {
     pub async fn audit_actions(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(AUDIT_ACTIONS_SQL).fetch_all(&self.pool).await?;
         rows.iter().map(|r| get_str(r, "action")).collect()
+    }
+
+    /// Ties this database to the CA with SHA-256 fingerprint `here` (trial28 MED-2), before
+    /// a server, `server init` or `server token create` writes anything: the database's
+    /// `deployment` row names the deployment's CA; without one (made by `server init`
+    /// before version 29, or a new database) the signer of the log's last checkpoint is
+    /// compared, and the row is written for `here` when it matches or none exists.
+    ///
+    /// # Errors
+    /// [`StoreError::OtherCa`] naming both fingerprints when the database belongs to
+    /// another CA (nothing written); database errors.
+    pub async fn bind_deployment_ca(&self, here: &str) -> Result<(), StoreError> {
+        let other = |database: String| StoreError::OtherCa {
+            database,
+            here: here.to_string(),
+        };
+        let stored = sqlx::query("SELECT ca_fingerprint FROM deployment WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(r) = stored {
+            let database = get_str(&r, "ca_fingerprint")?;
+            return if database == here { Ok(()) } else { Err(other(database)) };
+        }
+        let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
+            .bind(CHECKPOINT_ACTION)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(cp) = last_cp
+            .map(|r| get_opt_str(&r, "detail"))
+            .transpose()?
+            .flatten()
+            .and_then(|d| serde_json::from_str::<SignedCheckpoint>(&d).ok())
+        {
+            if !cp.key.is_empty() && cp.key != here {
+                return Err(other(cp.key));
+            }
+        }
+        sqlx::query("INSERT INTO deployment (id, ca_fingerprint) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(here.to_string())
+            .execute(&self.pool)
+            .await?;
+        // Two starts at once: the row one of them wrote decides.
+        let r = sqlx::query("SELECT ca_fingerprint FROM deployment WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let database = get_str(&r, "ca_fingerprint")?;
+        if database == here {
+            Ok(())
+        } else {
+            Err(other(database))
+        }
+    }
+
+    /// What an initialised database already holds — (API tokens, last audit record id) —
+    /// or `None` for a database no deployment uses yet (`cordon server init` refuses an
+    /// initialised one, trial28 LOW-8).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn deployment_in_use(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM api_tokens) AS tokens, (SELECT COALESCE(MAX(id), 0) FROM audit) AS last, \
+             (SELECT COUNT(*) FROM deployment) AS bound",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (tokens, last, bound) = (
+            get_i64(&row, "tokens")?,
+            get_i64(&row, "last")?,
+            get_i64(&row, "bound")?,
+        );
+        Ok((tokens > 0 || last > 0 || bound > 0).then_some((tokens, last)))
     }
 
     /// Number of audit records (tests use it to prove a refused request wrote nothing).

@@ -94,6 +94,21 @@ pub enum StoreError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// The database belongs to a deployment with another CA than the server's (trial28
+    /// MED-2): its audit log is signed by CA `database`, the server holds CA `here`
+    /// (SHA-256 fingerprints). Nothing was written.
+    #[error(
+        "this database belongs to another deployment: its audit log is signed by CA {database}, but this \
+         data directory holds CA {here}; a server of this deployment needs its CA (copy ca.pem, ca.key, \
+         server.pem and server.key from the data directory of the server that was initialised with this \
+         database); nothing was written"
+    )]
+    OtherCa {
+        /// The CA fingerprint the database names (or its last checkpoint's signer).
+        database: String,
+        /// The CA fingerprint of this server's data directory.
+        here: String,
+    },
     /// The CA key could not sign an audit checkpoint (500; the PKI error stays in the log).
     #[error("cannot sign the audit checkpoint")]
     Sign(#[source] crate::pki::PkiError),

@@ -111,6 +111,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0028_report_revision.sql"),
         include_str!("../../migrations/0028_report_revision.sql"),
     ),
+    (
+        29,
+        "deployment ca",
+        include_str!("../../migrations/0029_deployment_ca.sql"),
+        include_str!("../../migrations/0029_deployment_ca.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).
