@@ -872,6 +872,8 @@ impl Engine {
                 })
             }
         };
+        // The devices covered now, by interface index, for the record (read before it is
+        // written; a failed reading fails the apply below, as before).
         let coverage = fw.coverage();
         let around_now = coverage
             .as_ref()
@@ -894,6 +896,7 @@ impl Engine {
             },
             // What goes around the hooks now and went around them at the first apply.
             around_at_apply: around_kept(previous, around_now),
+            devices: coverage.as_ref().map(|c| c.identities.clone()).unwrap_or_default(),
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record —
@@ -1165,7 +1168,7 @@ impl Engine {
         }
         let mut backends_in_force: Vec<BackendKind> = live.iter().map(|_| fw.kind()).collect();
         backends_in_force.extend(elsewhere.iter().copied());
-        let coverage = fw.coverage()?;
+        let coverage = fw.coverage_against(stored.as_ref().map(|s| &s.devices[..]).unwrap_or_default())?;
         let mut report = StatusReport {
             state: QuarantineState::Released,
             backend: stored.as_ref().map(|s| s.backend),
@@ -1521,6 +1524,7 @@ mod tests {
             boot_id: None,
             verification: None,
             around_at_apply: vec![mirred.clone()],
+            devices: vec![],
         };
         assert_eq!(around_kept(Some(&prev), vec![mirred.clone(), xdp.clone()]), [mirred]);
         assert!(around_kept(Some(&prev), vec![xdp.clone()]).is_empty());

@@ -55,6 +55,14 @@ pub struct StoredState {
     /// known by a re-apply); a release and a new isolate start afresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub around_at_apply: Vec<String>,
+    /// The devices the device layer covered after the apply (or the watcher's last
+    /// repair), by name and interface index ([`cordon_firewall::Coverage::identities`]):
+    /// `status` tells them from other devices given their name later, and reports those
+    /// the hooks no longer follow ([`cordon_firewall::Coverage::lost`]; trial27 HIGH-5,
+    /// MED-2). Empty for backends without a device layer and in older records (then no
+    /// such check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<cordon_firewall::DeviceId>,
 }
 
 /// The state file of `table` in `dir`: `<dir>/<table>.json`.
@@ -245,6 +253,10 @@ mod tests {
             boot_id: boot_id(),
             verification: None,
             around_at_apply: vec!["tc filter u32 on eth0 ingress (pref 1, handle 0x800): actions mirred".into()],
+            devices: vec![cordon_firewall::DeviceId {
+                name: "eth0".into(),
+                ifindex: 2,
+            }],
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

@@ -101,7 +101,8 @@ enum Verdict {
     /// Rules intact, but undone from outside (or no longer): say so, repair nothing.
     Undermined {
         why: String,
-        coverage: Coverage,
+        /// Boxed: a coverage reading is far larger than the other verdicts.
+        coverage: Box<Coverage>,
     },
     /// Off: why, and what to rebuild.
     Repair {
@@ -227,7 +228,10 @@ impl Engine {
             let check_ms = started.elapsed().as_secs_f64() * 1e3;
             match verdict {
                 Ok((Verdict::Fine, _)) => {}
-                Ok((Verdict::Undermined { why, coverage }, _)) => on(&WatchEvent::Undermined { why, coverage }),
+                Ok((Verdict::Undermined { why, coverage }, _)) => on(&WatchEvent::Undermined {
+                    why,
+                    coverage: *coverage,
+                }),
                 Ok((Verdict::Released, _)) => {
                     on(&WatchEvent::Released);
                     return Ok(());
@@ -328,7 +332,10 @@ impl Engine {
             }
         }
         if what != Look::Rules {
-            let cov = fw.coverage()?;
+            let cov = fw.coverage_against(&stored.devices)?;
+            // Before any repair too: a repair ends this check, and a device gone since
+            // must not stay in the record until the next periodic check.
+            self.refresh_devices(&stored, &cov);
             if !cov.uncovered.is_empty() {
                 return repair(
                     format!("interfaces not covered: {}", cov.uncovered.join(", ")),
@@ -354,10 +361,52 @@ impl Engine {
             let why = cov.undermined_since(&stored.around_at_apply).unwrap_or_default();
             if why != mem.undermined {
                 mem.undermined = why.clone();
-                return Ok((Verdict::Undermined { why, coverage: cov }, recorded));
+                return Ok((
+                    Verdict::Undermined {
+                        why,
+                        coverage: Box::new(cov),
+                    },
+                    recorded,
+                ));
             }
         }
         Ok((Verdict::Fine, recorded))
+    }
+
+    /// Keeps the record's covered devices ([`state::StoredState::devices`]) up to date
+    /// while the watcher covers devices that come and go: the devices covered now, plus
+    /// those recorded that are gone from here without having been seen deleted (moved
+    /// away while no watcher ran: they stay reported as lost until a re-apply). Written
+    /// only when that differs from the record, under the state lock and only if the
+    /// record is still the one `stored` was read from. Best effort: a failure leaves the
+    /// record as it was (status then reports at worst too much, never too little).
+    fn refresh_devices(&self, stored: &state::StoredState, cov: &Coverage) {
+        let deleted = deleted();
+        let mut devices = cov.identities.clone();
+        for r in &stored.devices {
+            if !devices.iter().any(|d| d.ifindex == r.ifindex) && !deleted.contains(&r.ifindex) {
+                devices.push(r.clone());
+            }
+        }
+        devices.sort();
+        let mut recorded = stored.devices.clone();
+        recorded.sort();
+        if devices == recorded || (stored.devices.is_empty() && cov.identities.is_empty()) {
+            return;
+        }
+        let Ok((_lock, _)) = self.lock_for_quarantine() else {
+            return;
+        };
+        let Ok(Some(mut now)) = state::load(&self.state_dir, &self.table) else {
+            return;
+        };
+        if now != *stored {
+            return;
+        }
+        now.devices = devices;
+        if let Err(e) = state::save(&self.state_dir, &now) {
+            tracing::warn!(error = %crate::error::chain(&e), "could not record the covered devices");
+        }
     }
 
     /// Re-applies the recorded policy (no resolution, no verification: fail closed) as
@@ -397,10 +446,21 @@ impl Engine {
 fn escaped() -> Vec<String> {
     #[cfg(target_os = "linux")]
     {
-        cordon_firewall::netlink::events::escaped().into_keys().collect()
+        cordon_firewall::netlink::events::escaped_names()
     }
     #[cfg(not(target_os = "linux"))]
     Vec::new()
+}
+
+/// Interface indexes the kernel reported deleted (not moved) since watching began (empty
+/// where there are no such notifications).
+fn deleted() -> std::collections::BTreeSet<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        cordon_firewall::netlink::events::deleted()
+    }
+    #[cfg(not(target_os = "linux"))]
+    std::collections::BTreeSet::new()
 }
 
 /// What a wake-up asks the check to read.

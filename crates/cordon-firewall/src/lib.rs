@@ -225,6 +225,10 @@ pub struct Coverage {
     /// notion.
     #[serde(default)]
     pub owned: Option<bool>,
+    /// The process holding our tables when [`Coverage::owned`], from the owner's netlink
+    /// port id (its pid) and `/proc/PID/stat`: `None` when not owned or not readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<TableHolder>,
     /// Why a layer is missing (old kernel, backend without device layer, …).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -256,6 +260,42 @@ pub struct Coverage {
     /// meets the egress hook). Listed for the operator; no layer claim depends on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taps: Vec<String>,
+    /// The covered devices with their interface index (`ifindex`, namespace-local): what
+    /// a quarantine's record keeps, so a later reading can tell the device it covered from
+    /// another one given the same name ([`Firewall::coverage_against`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<DeviceId>,
+    /// Devices the record says were covered (by interface index) that our hooks no longer
+    /// follow, one sentence each (trial27 HIGH-5, MED-2): gone from this namespace while a
+    /// device of the same name took their hooks (`ip link set eth0 netns X`, then a new
+    /// `eth0`), or renamed (the kernel keeps hooks on the name, so `ip link set eth0 name
+    /// uplink0` takes them off the device). Their traffic is not filtered at the device
+    /// layer; a re-apply (`cordon isolate --reapply`) covers what is here again and
+    /// records it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
+}
+
+/// The process holding our tables (nftables owner flag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableHolder {
+    /// Its pid (the owner's netlink port id, which is the pid for a process's first
+    /// netlink socket).
+    pub pid: u32,
+    /// Stopped (`/proc/PID/stat` state `T`, SIGSTOP, or `t`, stopped by a debugger): it
+    /// holds the tables but repairs nothing until it continues (trial27 LOW-1).
+    pub stopped: bool,
+}
+
+/// A network interface as the kernel identifies it: its name and its interface index in
+/// the namespace it was seen in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeviceId {
+    /// Interface name (at most 15 bytes).
+    pub name: String,
+    /// Interface index (`ifindex`, namespace-local; the kernel does not hand out an index
+    /// again soon: it allocates them cyclically).
+    pub ifindex: u32,
 }
 
 /// Something that moves frames around the hooks (see [`Coverage::bypasses`]).
@@ -298,6 +338,12 @@ impl Coverage {
             why.push(format!(
                 "interfaces moved to another network namespace, where Cordon's hooks do not follow and nothing filters them: {}",
                 self.departed.join(", ")
+            ));
+        }
+        if !self.lost.is_empty() {
+            why.push(format!(
+                "covered interfaces that Cordon's hooks no longer follow (`cordon isolate --reapply` covers what is here again): {}",
+                self.lost.join("; ")
             ));
         }
         (!why.is_empty()).then(|| why.join("; "))
@@ -394,6 +440,17 @@ pub trait Firewall: Send + Sync {
     /// # Errors
     /// As [`Firewall::inspect`].
     fn coverage(&self) -> Result<Coverage, FirewallError> {
+        self.coverage_against(&[])
+    }
+
+    /// [`Firewall::coverage`], also judging the devices a quarantine's record says were
+    /// covered (`recorded`, by interface index): those the hooks no longer follow are
+    /// [`Coverage::lost`]. Backends without a device layer ignore `recorded`.
+    ///
+    /// # Errors
+    /// As [`Firewall::inspect`].
+    fn coverage_against(&self, recorded: &[DeviceId]) -> Result<Coverage, FirewallError> {
+        let _ = recorded;
         let present = self.inspect()?.is_some();
         let mut cov = Coverage {
             layers: if present {

@@ -530,12 +530,26 @@ fn three_hundred_devices_are_all_covered_in_one_transaction() {
     std::fs::write(&file, batch).unwrap();
     ns.exec(&["ip", "-batch", &file.to_string_lossy()]);
     let _ = std::fs::remove_file(&file);
-    let (cov, generations) = ns.run(|| {
+    let (cov, generations, digest) = ns.run(|| {
         let nl = netlink();
         let before = nl.generation().unwrap();
         nl.apply(&lab_policy()).unwrap();
-        (nl.coverage().unwrap(), nl.generation().unwrap() - before)
+        let generations = nl.generation().unwrap() - before;
+        (
+            nl.coverage().unwrap(),
+            generations,
+            nl.inspect().unwrap().unwrap().listing,
+        )
     });
+    // trial27 MED-3: the digest does not depend on how many chains the devices need, so
+    // a record made with fewer than 256 devices still matches after more appear.
+    let few = ns_with_devices();
+    let few_digest = few.run(|| {
+        let nl = netlink();
+        nl.apply(&lab_policy()).unwrap();
+        nl.inspect().unwrap().unwrap().listing
+    });
+    assert_eq!(digest, few_digest, "the listing depends on the number of devices");
     let names: Vec<&str> = cov.layers.iter().map(|l| l.name()).collect();
     assert_eq!(names, ["inet", "netdev-ingress", "netdev-egress"], "{cov:?}");
     assert_eq!(cov.devices.len(), 300, "{cov:?}");
@@ -555,7 +569,17 @@ fn three_hundred_devices_are_all_covered_in_one_transaction() {
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn device_table_equals_the_nft_text_of_the_renderer() {
-    let policy = lab_policy();
+    // With known DHCP servers too, so every DHCP rule shape (trial27 MED-1: Ethernet
+    // destination and length caps) is compared.
+    let policy = Policy::builder()
+        .server(sa("192.0.2.1:8443"))
+        .server(sa("[2001:db8:c0::1]:8443"))
+        .resolver(ip("192.0.2.53"))
+        .dhcp(true)
+        .dhcp_server(ip("192.0.2.67"))
+        .dhcp_server(ip("2001:db8:c0::67"))
+        .allow_net("198.51.100.0/24".parse().unwrap())
+        .build();
     let (a, b) = (ns_with_devices(), ns_with_devices());
     let da = a.run(|| {
         let nl = netlink();

@@ -991,14 +991,7 @@ fn print_coverage(c: &cordon_firewall::Coverage) {
         println!("  not covered: {}", c.uncovered.join(", "));
     }
     if let Some(owned) = c.owned {
-        println!(
-            "  ownership: {}",
-            if owned {
-                "held by a running cordon (other processes cannot change the tables)"
-            } else {
-                "none (no cordon process holds the tables)"
-            }
-        );
+        println!("  ownership: {}", ownership_words(owned, c.holder.as_ref()));
     }
     for b in &c.bypasses {
         let skips: Vec<&str> = b.skips.iter().map(|l| l.name()).collect();
@@ -1012,8 +1005,39 @@ fn print_coverage(c: &cordon_firewall::Coverage) {
     }
 }
 
+/// The `ownership:` line: who holds the tables, and whether it runs (trial27 LOW-1: a
+/// SIGSTOPped holder was shown as running).
+fn ownership_words(owned: bool, holder: Option<&cordon_firewall::TableHolder>) -> String {
+    match (owned, holder) {
+        (false, _) => "none (no cordon process holds the tables)".into(),
+        (true, Some(h)) if h.stopped => format!(
+            "held by a stopped cordon (pid {}; other processes cannot change the tables, and it repairs nothing until it continues)",
+            h.pid
+        ),
+        (true, Some(h)) => format!(
+            "held by a running cordon (pid {}; other processes cannot change the tables)",
+            h.pid
+        ),
+        (true, None) => "held by a cordon process (other processes cannot change the tables)".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// trial27 LOW-1: a stopped holder is not called running.
+    #[test]
+    fn a_stopped_holder_is_said_to_be_stopped() {
+        use cordon_firewall::TableHolder;
+        let stopped = TableHolder { pid: 42, stopped: true };
+        assert!(super::ownership_words(true, Some(&stopped)).starts_with("held by a stopped cordon (pid 42"));
+        let running = TableHolder {
+            pid: 42,
+            stopped: false,
+        };
+        assert!(super::ownership_words(true, Some(&running)).starts_with("held by a running cordon (pid 42"));
+        assert!(super::ownership_words(false, None).starts_with("none"));
+    }
+
     /// Issue 14 LOW: `release --force` with nothing in force said `released (forced;
     /// tables: cordon; cleaned: )`, naming a table nothing was released from.
     #[test]

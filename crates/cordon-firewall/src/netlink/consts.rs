@@ -188,6 +188,16 @@ pub const NFT_META_NFPROTO: u32 = libc::NFT_META_NFPROTO as u32;
 pub const NFT_META_L4PROTO: u32 = libc::NFT_META_L4PROTO as u32;
 pub const NFT_CMP_EQ: u32 = libc::NFT_CMP_EQ as u32;
 pub const NFT_CMP_NEQ: u32 = libc::NFT_CMP_NEQ as u32;
+pub const NFT_CMP_LTE: u32 = libc::NFT_CMP_LTE as u32;
+/// `meta length`: the packet's length (`skb->len`), host byte order.
+pub const NFT_META_LEN: u32 = libc::NFT_META_LEN as u32;
+pub const NFT_BYTEORDER_HTON: u32 = libc::NFT_BYTEORDER_HTON as u32;
+// enum nft_byteorder_attributes (linux/netfilter/nf_tables.h; not in `libc`).
+pub const NFTA_BYTEORDER_SREG: u16 = 1;
+pub const NFTA_BYTEORDER_DREG: u16 = 2;
+pub const NFTA_BYTEORDER_OP: u16 = 3;
+pub const NFTA_BYTEORDER_LEN: u16 = 4;
+pub const NFTA_BYTEORDER_SIZE: u16 = 5;
 pub const NFT_PAYLOAD_LL_HEADER: u32 = libc::NFT_PAYLOAD_LL_HEADER as u32;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
 pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32;

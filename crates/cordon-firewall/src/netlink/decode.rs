@@ -500,18 +500,20 @@ pub fn listing_of(family: &str, table_name: &str, d: &Dumps) -> Result<String, D
             None => elems.push((set, list)),
         }
     }
+    // Each set as its listing (head line and sorted elements).
+    let mut set_texts: Vec<(String, bool, String)> = Vec::new();
     for s in &sets {
-        let _ = writeln!(
-            o,
-            "set {} flags 0x{:x} key type 0x{:x} len {}",
+        let mut text = format!(
+            "set {} flags 0x{:x} key type 0x{:x} len {}\n",
             s.name, s.flags, s.key_type, s.key_len
         );
         if let Some((_, list)) = elems.iter_mut().find(|(n, _)| *n == s.name) {
             list.sort();
             for e in list.iter() {
-                let _ = writeln!(o, "\telement {e}");
+                let _ = writeln!(text, "\telement {e}");
             }
         }
+        set_texts.push((s.name.clone(), s.flags & NFT_SET_ANONYMOUS != 0, text));
     }
     let mut rules = Vec::new();
     for m in data_msgs(&d.rules)? {
@@ -520,17 +522,118 @@ pub fn listing_of(family: &str, table_name: &str, d: &Dumps) -> Result<String, D
             rules.push(r);
         }
     }
+    // Each chain as its name, its body (the base line's rest and its rules) and that body
+    // with every anonymous set it looks up spelled out (their names differ per rule).
+    let mut chains: Vec<(String, String, String)> = Vec::new();
     for m in data_msgs(&d.chains)? {
         let c = chain(&m)?;
         if c.table != table_name {
             continue;
         }
-        let _ = writeln!(o, "chain {} {}", c.name, c.base);
+        let mut body = format!(" {}\n", c.base);
         for r in rules.iter().filter(|r| r.chain == c.name) {
-            let _ = writeln!(o, "\trule {}", r.exprs.join(" "));
+            let _ = writeln!(body, "\trule {}", r.exprs.join(" "));
+        }
+        let mut same = body.clone();
+        for (name, anonymous, text) in &set_texts {
+            if *anonymous {
+                // Its content without its name.
+                let content = text.trim_end().trim_start_matches(&format!("set {name} "));
+                same = same.replace(&format!(" set {name} "), &format!(" set {{{content}}} "));
+            }
+        }
+        chains.push((c.name, body, same));
+    }
+    // More than 255 devices are spread over further chains per hook (`ingress2`, …) with
+    // the same base and rules: one that is the same as its hook's first chain (anonymous
+    // sets compared by content) is left out, with the anonymous sets only it looks up,
+    // so the listing (and the digest recorded at apply) does not depend on how many
+    // devices there are (trial27 MED-3: crossing 255 devices made every reading differ
+    // from the record, and the watcher rebuilt forever). A further chain that differs
+    // from the first in anything is listed, so tampering with it still shows.
+    let left_out: Vec<bool> = chains
+        .iter()
+        .map(|(name, _, same)| {
+            family == "netdev"
+                && further_chain_of(name).is_some_and(|first| chains.iter().any(|(n, _, s)| n == first && s == same))
+        })
+        .collect();
+    let looks_up = |body: &str, set: &str| body.contains(&format!(" set {set} "));
+    if !left_out.contains(&true) {
+        for (_, _, text) in &set_texts {
+            o.push_str(text);
+        }
+        for (name, body, _) in &chains {
+            let _ = write!(o, "chain {name}{body}");
+        }
+        return Ok(o);
+    }
+    // The kernel numbers anonymous sets in the order they are made (`__set0`, …: the
+    // lowest free number), so leaving chains out leaves gaps, and later chains' sets have
+    // other numbers than in a table without the further chains. Number those of the
+    // chains listed afresh, in the order they are looked up, as the kernel does for a
+    // table made with only these chains.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for ((_, body, _), out) in chains.iter().zip(&left_out) {
+        if *out {
+            continue;
+        }
+        for line in body.lines() {
+            // The anonymous sets this rule looks up, in the order it does.
+            let mut here: Vec<(usize, &String)> = set_texts
+                .iter()
+                .filter(|(_, anonymous, _)| *anonymous)
+                .filter_map(|(name, _, _)| line.find(&format!(" set {name} ")).map(|at| (at, name)))
+                .collect();
+            here.sort();
+            for (_, name) in here {
+                if !renamed.iter().any(|(old, _)| old == name) {
+                    let new = format!("__set{}", renamed.len());
+                    renamed.push((name.clone(), new));
+                }
+            }
+        }
+    }
+    let rename_in = |text: &str| -> String {
+        let mut t = text.to_string();
+        for (k, (old, _)) in renamed.iter().enumerate() {
+            t = t.replace(&format!(" set {old} "), &format!(" set \u{0}{k}\u{0} "));
+        }
+        for (k, (_, new)) in renamed.iter().enumerate() {
+            t = t.replace(&format!("\u{0}{k}\u{0}"), new);
+        }
+        t
+    };
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for (name, anonymous, text) in &set_texts {
+        if !*anonymous {
+            listed.push((name.clone(), text.clone()));
+        } else if let Some((_, new)) = renamed.iter().find(|(old, _)| old == name) {
+            let head = format!("set {name} ");
+            listed.push((new.clone(), text.replacen(&head, &format!("set {new} "), 1)));
+        } else if !chains.iter().any(|(_, body, _)| looks_up(body, name)) {
+            listed.push((name.clone(), text.clone()));
+        }
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, text) in &listed {
+        o.push_str(text);
+    }
+    for ((name, body, _), out) in chains.iter().zip(&left_out) {
+        if !*out {
+            let _ = write!(o, "chain {name}{}", rename_in(body));
         }
     }
     Ok(o)
+}
+
+/// The first chain's name (`ingress`, `egress`) when `name` is one of the further chains
+/// of that hook (`ingress2`, `egress3`, …; see [`cordon_policy::render::netdev::chain_name`]).
+fn further_chain_of(name: &str) -> Option<&'static str> {
+    ["ingress", "egress"].into_iter().find(|hook| {
+        name.strip_prefix(hook)
+            .is_some_and(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) && n != "1")
+    })
 }
 
 /// The data messages of a dump, skipping NLMSG_DONE and failing on NLMSG_ERROR.
@@ -604,6 +707,17 @@ mod tests {
                 let _ = error_msg(&m);
             }
             let _ = expr(&body);
+        }
+    }
+
+    /// trial27 MED-3: the further chains of a hook (over 255 devices) are told apart
+    /// from other names, so the listing can leave out those equal to the first.
+    #[test]
+    fn further_chains_of_a_hook_are_named_by_number() {
+        assert_eq!(further_chain_of("ingress2"), Some("ingress"));
+        assert_eq!(further_chain_of("egress13"), Some("egress"));
+        for other in ["ingress", "egress", "ingress1", "ingress02", "ingressx", "input2", ""] {
+            assert_eq!(further_chain_of(other), None, "{other}");
         }
     }
 

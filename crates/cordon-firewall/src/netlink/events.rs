@@ -5,7 +5,7 @@
 //! reports it instead of at the next poll. (AF_XDP sockets have no notification: the
 //! watcher's periodic check finds them.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,30 +29,57 @@ pub struct Changes {
 }
 
 /// Devices seen leaving this process's watched namespace for another one in a way that
-/// escapes its hooks ([`super::links::moving_escapes`]), by name, with the id of the
-/// namespace they went to (`IFLA_NEW_NETNSID`). Filled by [`ChangeWatch`]; a device of
-/// that name appearing here again takes it out. The backend keeps these names on its
-/// hooks when it rebuilds, so [`crate::Coverage::departed`] keeps naming them.
-static ESCAPED: Mutex<BTreeMap<String, i32>> = Mutex::new(BTreeMap::new());
+/// escapes its hooks ([`super::links::moving_escapes`]), by interface index, with their
+/// name and the id of the namespace they went to (`IFLA_NEW_NETNSID`). Filled by
+/// [`ChangeWatch`]; only the same device coming back (a new link with that index: the
+/// kernel keeps a device's index when it returns unless another took it) takes it out,
+/// never a new device of the same name (trial27 HIGH-5: a look-alike `eth0` cleared it).
+/// The backend keeps these names on its hooks when it rebuilds, so
+/// [`crate::Coverage::departed`] keeps naming them.
+static ESCAPED: Mutex<BTreeMap<u32, (String, i32)>> = Mutex::new(BTreeMap::new());
 
-/// The devices [`ChangeWatch`] saw escape to another namespace, with that namespace's id.
-pub fn escaped() -> BTreeMap<String, i32> {
+/// Interface indexes [`ChangeWatch`] saw deleted, or moved to another namespace without
+/// escaping our hooks (a stacked device: [`super::links::moving_escapes`]), so a watcher
+/// can forget them in its record.
+static DELETED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// The devices [`ChangeWatch`] saw escape to another namespace, by interface index: their
+/// name and that namespace's id.
+pub fn escaped() -> BTreeMap<u32, (String, i32)> {
     ESCAPED.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Records what one link notification says about escapes.
+/// The names of [`escaped`] devices.
+pub fn escaped_names() -> Vec<String> {
+    escaped().into_values().map(|(name, _)| name).collect()
+}
+
+/// The interface indexes [`ChangeWatch`] saw deleted (or moved without escaping) since
+/// it started.
+pub fn deleted() -> BTreeSet<u32> {
+    DELETED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Records what one link notification says about escapes and deletions.
 fn note_link(ty: u16, payload: &[u8]) {
     let Ok(link) = super::links::parse(payload) else {
         return;
     };
     let mut escaped = ESCAPED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut deleted = DELETED.lock().unwrap_or_else(|p| p.into_inner());
     match (ty, link.new_netnsid) {
         (libc::RTM_DELLINK, Some(nsid)) if super::links::moving_escapes(&link) => {
             tracing::warn!(device = %link.name, netnsid = nsid, "a device left for another network namespace: its traffic is out of reach of this namespace's hooks");
-            escaped.insert(link.name, nsid);
+            escaped.insert(link.index, (link.name, nsid));
+        }
+        // Deleted, or moved without escaping (a stacked device whose frames still cross
+        // a covered device here): gone from the hooks' concern either way.
+        (libc::RTM_DELLINK, _) => {
+            deleted.insert(link.index);
         }
         (libc::RTM_NEWLINK, _) => {
-            escaped.remove(&link.name);
+            escaped.remove(&link.index);
+            deleted.remove(&link.index);
         }
         _ => {}
     }

@@ -26,7 +26,7 @@ use cordon_policy::{Policy, TableName};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::{BackendKind, Coverage, Firewall, FirewallError, Holder, Inspection, Layer, RepairHint};
+use crate::{BackendKind, Coverage, DeviceId, Firewall, FirewallError, Holder, Inspection, Layer, RepairHint};
 
 use consts::{NFT_TABLE_F_OWNER, NFT_TABLE_F_PERSIST};
 use encode::{DeviceLayer, TableAction};
@@ -147,11 +147,11 @@ impl Netlink {
         // Only where the kernel keeps hooks of absent devices by name (≥ 6.16; older ones
         // refuse a hook on a device that is not there).
         let keep = if kernel_at_least(6, 16) {
-            events::escaped()
+            events::escaped_names()
         } else {
             Default::default()
         };
-        for (name, _) in keep {
+        for name in keep {
             if !devices.contains(&name) {
                 devices.push(name);
             }
@@ -264,10 +264,58 @@ impl Netlink {
     }
 }
 
+/// The devices of `recorded` (covered when a quarantine was applied, by interface index)
+/// that our hooks no longer follow, one sentence each (see [`Coverage::lost`]): a device
+/// renamed to a name the hooks (`hooked`: hooked names present here) do not carry, and
+/// one gone from this namespace while a device of its name is here (a name not here at
+/// all is already `departed`, named by the hooks).
+fn lost_devices(recorded: &[DeviceId], links: &[links::Link], hooked: &[String], departed: &[String]) -> Vec<String> {
+    let mut lost = Vec::new();
+    for r in recorded {
+        match links.iter().find(|l| l.index == r.ifindex) {
+            Some(l) if hooked.contains(&l.name) => {}
+            Some(l) => lost.push(format!(
+                "{} (ifindex {}) is now named {}, which Cordon's hooks do not name (they stay on a name, not on the device)",
+                r.name, r.ifindex, l.name
+            )),
+            None if departed.contains(&r.name) => {}
+            None => {
+                let lookalike = if links.iter().any(|l| l.name == r.name) {
+                    format!("; the device named {} here now is another one", r.name)
+                } else {
+                    String::new()
+                };
+                lost.push(format!(
+                    "{} (ifindex {}) is no longer in this network namespace (moved away, or deleted while no watcher ran){lookalike}",
+                    r.name, r.ifindex
+                ))
+            }
+        }
+    }
+    lost
+}
+
 /// Names of the [`Inspection::parts`] of the netlink listing.
 pub const PART_INET: &str = "inet";
 /// See [`PART_INET`].
 pub const PART_NETDEV: &str = "netdev";
+
+/// Whether process `pid` is stopped: state `T` (stopped by a signal) or `t` (stopped by
+/// a tracer) in `/proc/PID/stat`, the field after the command name in parentheses
+/// (proc(5)). False when unreadable.
+fn process_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat_state(&stat))
+        .is_some_and(|c| c == 'T' || c == 't')
+}
+
+/// The state letter of a `/proc/PID/stat` line: the first character after the last `) `
+/// (the command name may itself contain parentheses and spaces).
+fn stat_state(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.trim_start().chars().next()
+}
 
 /// The process holding our tables: its pid and, from /proc, its command name.
 fn describe_pid(pid: u32) -> Holder {
@@ -529,7 +577,7 @@ impl Firewall for Netlink {
         self.own_tables()
     }
 
-    fn coverage(&self) -> Result<Coverage, FirewallError> {
+    fn coverage_against(&self, recorded: &[DeviceId]) -> Result<Coverage, FirewallError> {
         let links = links::list().map_err(|e| imp::map_err(e, "listing network interfaces", None))?;
         let want = links::enforced(&links);
         let read = imp::with(&self.conn, |c| imp::read_layers(c, &self.table))?;
@@ -559,10 +607,12 @@ impl Firewall for Netlink {
             .filter(|d| !here.contains(&d.as_str()))
             .cloned()
             .collect();
-        for (name, nsid) in events::escaped() {
-            if !here.contains(&name.as_str()) {
+        // By interface index: a device of the same name here now is another one (trial27
+        // HIGH-5).
+        for (ifindex, (name, nsid)) in events::escaped() {
+            if !links.iter().any(|l| l.index == ifindex) {
                 cov.notes.push(format!(
-                    "{name} moved to the network namespace with id {nsid} (as seen from this one)"
+                    "{name} (ifindex {ifindex}) moved to the network namespace with id {nsid} (as seen from this one)"
                 ));
                 if !cov.departed.contains(&name) {
                     cov.departed.push(name);
@@ -570,10 +620,20 @@ impl Firewall for Netlink {
             }
         }
         devices.retain(|d| want.contains(d));
+        cov.identities = links
+            .iter()
+            .filter(|l| devices.contains(&l.name))
+            .map(|l| DeviceId {
+                name: l.name.clone(),
+                ifindex: l.index,
+            })
+            .collect();
+        cov.lost = lost_devices(recorded, &links, &devices, &cov.departed);
         let foreign = imp::with(&self.conn, |c| imp::foreign_chains(c, &self.table, &devices))?;
         // A foreign chain on a hook, or a hooked device gone to another namespace, undoes
         // that layer's claim (status says which).
-        let undone = |hook: &str| foreign.iter().any(|(h, _)| h == hook) || !cov.departed.is_empty();
+        let undone =
+            |hook: &str| foreign.iter().any(|(h, _)| h == hook) || !cov.departed.is_empty() || !cov.lost.is_empty();
         if read.ingress.is_some() && miss_in.is_empty() && !undone("ingress") {
             cov.layers.push(Layer::NetdevIngress);
         }
@@ -597,6 +657,18 @@ impl Firewall for Netlink {
             uncovered.dedup();
             cov.uncovered = uncovered;
             cov.owned = Some(read.owned);
+            if read.owned {
+                cov.holder = self.owner_pid().map(|pid| crate::TableHolder {
+                    pid,
+                    stopped: process_stopped(pid),
+                });
+                if let Some(h) = cov.holder.as_ref().filter(|h| h.stopped) {
+                    cov.notes.push(format!(
+                        "the cordon process holding the tables (pid {}) is stopped (SIGSTOP or a debugger): it repairs nothing and covers no new interface until it continues",
+                        h.pid
+                    ));
+                }
+            }
             if !kernel_at_least(5, 16) {
                 cov.notes.push(
                     "this kernel has no netdev egress hook (Linux < 5.16): what packet sockets and workloads below the IP stack send is not filtered"
@@ -1051,6 +1123,66 @@ mod tests {
     use super::socket::NlError;
     use super::*;
     use crate::{Cause, KernelError};
+
+    /// trial27 LOW-1: the state letter comes after the command name, which may hold
+    /// parentheses and spaces.
+    #[test]
+    fn the_state_of_a_process_is_read_after_its_name() {
+        assert_eq!(stat_state("123 (cordon) T 1 123 123 0"), Some('T'));
+        assert_eq!(stat_state("123 (a) b) (c) S 1"), Some('S'));
+        assert_eq!(stat_state("garbage"), None);
+        assert!(!process_stopped(std::process::id()), "this test runs");
+    }
+
+    fn link(index: u32, name: &str) -> links::Link {
+        links::Link {
+            index,
+            name: name.into(),
+            kind: None,
+            flags: 0,
+            link: None,
+            link_netnsid: None,
+            master: None,
+            new_netnsid: None,
+            xdp: None,
+        }
+    }
+
+    /// trial27 HIGH-5 and MED-2: a recorded device is known by its interface index, not
+    /// its name.
+    #[test]
+    fn recorded_devices_are_judged_by_interface_index() {
+        let eth0 = DeviceId {
+            name: "eth0".into(),
+            ifindex: 2,
+        };
+        let hooked = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // Still here under its name and hooked: nothing lost.
+        assert!(lost_devices(std::slice::from_ref(&eth0), &[link(2, "eth0")], &hooked(&["eth0"]), &[]).is_empty());
+        // Renamed and hooked under the new name (a watcher re-covered it): nothing lost.
+        assert!(lost_devices(
+            std::slice::from_ref(&eth0),
+            &[link(2, "uplink0")],
+            &hooked(&["uplink0"]),
+            &[]
+        )
+        .is_empty());
+        // Renamed, the hooks stay on `eth0` (now another device's name).
+        let lost = lost_devices(
+            std::slice::from_ref(&eth0),
+            &[link(2, "uplink0"), link(5, "eth0")],
+            &hooked(&["eth0"]),
+            &[],
+        );
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].contains("now named uplink0"), "{lost:?}");
+        // Gone, and a look-alike took the name.
+        let lost = lost_devices(std::slice::from_ref(&eth0), &[link(5, "eth0")], &hooked(&["eth0"]), &[]);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].contains("is another one"), "{lost:?}");
+        // Gone with its name: already departed (named by the hooks), not said twice.
+        assert!(lost_devices(&[eth0], &[], &[], &["eth0".to_string()]).is_empty());
+    }
 
     fn kernel(errno: i32) -> NlError {
         NlError::Kernel(ErrorMsg {

@@ -33,6 +33,38 @@
 //! cannot carry data to a host beyond the link. ARP only in its Ethernet/IPv4 form
 //! (hardware type 1, protocol IPv4, lengths 6 and 4, request or reply).
 //!
+//! What the host sends in these shapes is also held to their size and Ethernet
+//! destination (trial27 MED-1: a packet socket sent full-MTU frames dressed as a DHCP
+//! broadcast, an ND message with 1200 bytes of bogus options, or an ARP request with a
+//! 1430-byte trailer, unicast to any neighbour's MAC: a covert channel to every host on
+//! the link). On the egress hook `meta length` is the whole frame, Ethernet header
+//! included (checked on 6.18: an ARP request counts 42), VLAN tags not (the kernel keeps
+//! them out of band until after the hook).
+//! * ARP: at most [`ARP_FRAME_MAX`] bytes, the 14-byte header and the 28-byte
+//!   Ethernet/IPv4 ARP message, nothing after it (the kernel's own `arp_create` and the
+//!   packet-socket senders of DHCP clients' address-conflict checks — iputils `arping`,
+//!   systemd's sd-ipv4acd, NetworkManager's n-acd — send `struct ether_arp` and no more;
+//!   the driver pads to 60 after the hook).
+//! * DHCPv4 requests: at most [`DHCP4_FRAME_MAX`] bytes, the Ethernet header and a
+//!   576-byte IP datagram, the size RFC 2131 §2 says every DHCP agent must accept and to
+//!   which real clients keep unless told a larger maximum message size: ISC dhclient
+//!   (`cons_options`: 576 minus the fixed part without a `dhcp-max-message-size`),
+//!   systemd-networkd (`sd-dhcp-client`: options area of `DHCP_MIN_OPTIONS_SIZE`, 312
+//!   bytes, so 576 in all) and NetworkManager's internal client (`n-dhcp4`, built on the
+//!   same 576-byte minimum). Broadcast requests only to the Ethernet broadcast address
+//!   (`ff:ff:ff:ff:ff:ff`); unicast ones go to a known server's address (through whichever
+//!   MAC the route says) within the same size.
+//! * DHCPv6 to `ff02::1:2` only to the matching Ethernet multicast (`33:33:…`).
+//! * Neighbour discovery: at most [`ND_FRAME_MAX`] bytes (a neighbour solicitation with
+//!   its link-layer address and nonce options is 94); to link-scope multicast only with
+//!   an Ethernet multicast destination (`33:33:…`, RFC 2464 §7); to a link-local unicast
+//!   address only neighbour solicitations and advertisements (unicast probes and
+//!   answers, RFC 4861 §7.2), whatever the neighbour's MAC.
+//!
+//! These checks load the link-layer header, which devices without one (tun, WireGuard)
+//! do not have: such devices carry no ARP, ND or DHCP broadcasts, and the rules do not
+//! match there (the frames are dropped).
+//!
 //! Every chain sits at priority [`DEVICE_PRIORITY`], the lowest the kernel accepts, so a
 //! foreign chain on the same hook cannot run before ours by having a lower number (one of
 //! the same number registered later still can: `coverage` reports foreign chains). A base
@@ -67,6 +99,30 @@ pub const GUARDED_TYPES: [(&str, u16); 3] = [("ip", 0x0800), ("ip6", 0x86dd), ("
 
 /// The 802.1Q tag protocol identifier (`ETH_P_8021Q`).
 pub const ETH_P_8021Q: u16 = 0x8100;
+
+/// Longest ARP frame the host may send, in bytes as `meta length` counts them on the
+/// egress hook: the 14-byte Ethernet header and the 28-byte Ethernet/IPv4 ARP message.
+pub const ARP_FRAME_MAX: u32 = 42;
+
+/// Longest DHCPv4 request frame the host may send, in bytes on the egress hook: the
+/// 14-byte Ethernet header and a 576-byte IP datagram (RFC 2131 §2; see the module
+/// comment for the clients that keep to it).
+pub const DHCP4_FRAME_MAX: u32 = 14 + 576;
+
+/// Longest neighbour-discovery frame the host may send, in bytes on the egress hook:
+/// room for the 94 bytes of a neighbour solicitation with source link-layer address and
+/// nonce options (RFC 4861 §4.3, RFC 7527 §4), with 34 to spare for another option.
+pub const ND_FRAME_MAX: u32 = 128;
+
+/// Neighbour-discovery types the host may send to a link-local unicast address:
+/// neighbour solicitation (unicast reachability probes) and advertisement (answers).
+pub const ND_UNICAST_TYPES: [u8; 2] = [135, 136];
+
+/// `@ll,0,48 0xffffffffffff`: the Ethernet destination is the broadcast address.
+pub const ETHER_BROADCAST: &str = "@ll,0,48 0xffffffffffff";
+
+/// `@ll,0,16 0x3333`: the Ethernet destination is an IPv6 multicast address (RFC 2464 §7).
+pub const ETHER_IP6_MULTICAST: &str = "@ll,0,16 0x3333";
 
 /// The chain of `hook` (`ingress` or `egress`) holding device group `group` (0-based):
 /// `ingress`, `ingress2`, `ingress3`, …
@@ -130,10 +186,15 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
             );
         }
     }
+    let arp_cap = if inbound {
+        String::new()
+    } else {
+        format!(" meta length <= {ARP_FRAME_MAX}")
+    };
     for op in ["request", "reply"] {
         let _ = writeln!(
             o,
-            "\t\tarp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation {op} accept"
+            "\t\tarp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation {op}{arp_cap} accept"
         );
     }
     for (l3, tcp, udp, net) in [
@@ -161,7 +222,7 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
             // requests out stay limited.
             super::nft::dhcp_in(o, policy, families, true);
         } else {
-            super::nft::dhcp_out(o, policy, families);
+            dhcp_out(o, policy);
         }
     }
     let types: Vec<String> = ICMPV6_ND_TYPES.iter().map(|t| t.to_string()).collect();
@@ -169,12 +230,17 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
     if inbound {
         let _ = writeln!(o, "\t\tip6 hoplimit 255 icmpv6 type {{ {types} }} accept");
     } else {
-        for net in ND_DESTINATIONS {
-            let _ = writeln!(
-                o,
-                "\t\tip6 daddr {net} ip6 hoplimit 255 icmpv6 type {{ {types} }} accept"
-            );
-        }
+        let unicast: Vec<String> = ND_UNICAST_TYPES.iter().map(|t| t.to_string()).collect();
+        let unicast = unicast.join(", ");
+        let [link_local, multicast] = ND_DESTINATIONS;
+        let _ = writeln!(
+            o,
+            "\t\tip6 daddr {link_local} ip6 hoplimit 255 icmpv6 type {{ {unicast} }} meta length <= {ND_FRAME_MAX} accept"
+        );
+        let _ = writeln!(
+            o,
+            "\t\tip6 daddr {multicast} {ETHER_IP6_MULTICAST} ip6 hoplimit 255 icmpv6 type {{ {types} }} meta length <= {ND_FRAME_MAX} accept"
+        );
     }
     if inbound {
         // No conntrack here: ICMP errors go up to the inet table, which accepts only
@@ -189,6 +255,34 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
 /// Where the host may send neighbour discovery on the device layer: link-local unicast
 /// and link-scope multicast (solicited-node, all-nodes, all-routers).
 pub const ND_DESTINATIONS: [&str; 2] = ["fe80::/10", "ff02::/16"];
+
+/// DHCP requests out on the device layer: as the inet table's (v4 to the broadcast
+/// address and each known server, v6 to `ff02::1:2` and each known server), and, for what
+/// only this layer sees (the Ethernet header, the frame's size): v4 broadcast only to the
+/// Ethernet broadcast address, every v4 request at most [`DHCP4_FRAME_MAX`] bytes, v6
+/// multicast only to an Ethernet multicast address.
+fn dhcp_out(o: &mut String, policy: &Policy) {
+    use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS};
+    let (c4, s4) = DHCP4_PORTS;
+    let (c6, s6) = DHCP6_PORTS;
+    let head4 = format!("meta protocol ip udp sport {c4} udp dport {s4}");
+    let cap = format!("meta length <= {DHCP4_FRAME_MAX}");
+    let _ = writeln!(
+        o,
+        "\t\t{head4} ip daddr {DHCP4_BROADCAST} {ETHER_BROADCAST} {cap} accept"
+    );
+    for to in policy.dhcp_servers_of(Family::V4) {
+        let _ = writeln!(o, "\t\t{head4} ip daddr {to} {cap} accept");
+    }
+    let head6 = format!("meta protocol ip6 udp sport {c6} udp dport {s6}");
+    let _ = writeln!(
+        o,
+        "\t\t{head6} ip6 daddr {DHCP6_MULTICAST} {ETHER_IP6_MULTICAST} accept"
+    );
+    for to in policy.dhcp_servers_of(Family::V6) {
+        let _ = writeln!(o, "\t\t{head6} ip6 daddr {to} accept");
+    }
+}
 
 /// `add table netdev T; delete table netdev T` and, when `devices` is not empty, the
 /// table: replaces (or just removes) the device-layer table in one batch.
@@ -220,7 +314,7 @@ mod tests {
         );
         assert!(text.contains("\t\tip daddr . tcp dport @tcp4 accept\n"));
         assert!(
-            text.contains("\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept\n"),
+            text.contains("\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 @ll,0,48 0xffffffffffff meta length <= 590 accept\n"),
             "{text}"
         );
         let ingress = text.split("chain egress").next().unwrap_or_default();
@@ -262,9 +356,9 @@ mod tests {
                 "\t\tmeta protocol ip udp sport 67 udp dport 68 accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr fe80::/10 accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr 2001:db8:c0::67 accept",
-                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 accept",
-                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 192.0.2.67 accept",
-                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr ff02::1:2 accept",
+                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 @ll,0,48 0xffffffffffff meta length <= 590 accept",
+                "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 192.0.2.67 meta length <= 590 accept",
+                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr ff02::1:2 @ll,0,16 0x3333 accept",
                 "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr 2001:db8:c0::67 accept",
             ],
             "{text}"
@@ -298,10 +392,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("meta protocol arp accept"), "{text}");
-        assert!(egress.contains("arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation request accept"));
-        assert!(egress.contains("ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } accept"));
-        assert!(egress.contains("ip6 daddr ff02::/16 ip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } accept"));
-        assert_eq!(egress.matches("icmpv6 type { 133").count(), 2, "{text}");
+        // trial27 MED-1 (expected forms updated deliberately): what the host sends as ARP,
+        // ND and DHCP is held to its size and Ethernet destination.
+        assert!(egress
+            .contains("arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation request meta length <= 42 accept"));
+        assert!(egress
+            .contains("arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation reply meta length <= 42 accept"));
+        assert!(
+            egress.contains("ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { 135, 136 } meta length <= 128 accept")
+        );
+        assert!(egress.contains(
+            "ip6 daddr ff02::/16 @ll,0,16 0x3333 ip6 hoplimit 255 icmpv6 type { 133, 134, 135, 136 } meta length <= 128 accept"
+        ));
+        assert_eq!(egress.matches("icmpv6 type {").count(), 2, "{text}");
+        assert!(!ingress_has_caps(&text), "{text}");
         let ingress = text.split("chain egress").next().unwrap_or_default();
         assert!(!ingress.contains("@ll"), "guards are for what the host sends: {text}");
     }
@@ -336,6 +440,13 @@ mod tests {
         };
         assert_eq!(rules("ingress"), rules("ingress2"));
         assert_eq!(rules("egress"), rules("egress2"));
+    }
+
+    /// The size and Ethernet-destination caps are for what the host sends; inbound
+    /// frames are not held to them.
+    fn ingress_has_caps(text: &str) -> bool {
+        let ingress = text.split("chain egress").next().unwrap_or_default();
+        ingress.contains("meta length") || ingress.contains("@ll,0,")
     }
 
     #[test]

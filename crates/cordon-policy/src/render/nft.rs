@@ -114,6 +114,13 @@ fn base_chain(o: &mut String, name: &str, hook: &str) {
 /// state: a session opened before the quarantine may be unknown to conntrack (it tracks a
 /// namespace only once some rule uses `ct`), and if the peer speaks first its packet would
 /// look `new` and be dropped, stalling the very session the quarantine must keep.
+/// (With loose TCP tracking, the kernel's default, such a mid-stream segment starts a
+/// `new` entry, so `ct state established,related` would drop it.) The price, accepted
+/// for that reason (trial27 LOW-2): a host that spoofs an allowed server's address and
+/// port can put non-SYN segments into the host's IP stack, where a raw socket reads them
+/// (the stack answers them with RST to the real server); no reply reaches the spoofer,
+/// and the device layer's own residual (an ETH_P_ALL packet socket sees every inbound
+/// frame before any hook) is the wider inbound path anyway.
 pub const TCP_NOT_SYN: &str = "tcp flags & (fin | syn | rst | ack) != syn";
 
 /// Accept rules toward (output) or from (input) allowed peers. `dir` is `saddr`/`daddr`.

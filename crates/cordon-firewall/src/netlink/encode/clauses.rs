@@ -11,12 +11,13 @@
 //! their chains.
 
 use cordon_policy::model::Family;
+use cordon_policy::render::netdev::DHCP4_FRAME_MAX;
 use cordon_policy::render::nft::{SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
 use cordon_policy::render::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, LINK_LOCAL6};
 use cordon_policy::Policy;
 
 use super::super::consts::*;
-use super::expr::{accept, cmp_neq, lookup, Expr};
+use super::expr::{accept, cmp_eq, cmp_neq, length_at_most, lookup, payload, Expr};
 use super::matches::{
     ct_established, ether_type, l4proto, nfproto, peer_addr, peer_in_net, peer_is, peer_port, tcp_not_syn, udp_ports,
     Dir,
@@ -184,9 +185,24 @@ pub(super) fn dhcp_rules(layer: Layer, policy: &Policy, dir: Dir) -> Vec<Rule> {
                     Family::V4 => DHCP4_BROADCAST.into(),
                     Family::V6 => DHCP6_MULTICAST.into(),
                 };
-                for to in std::iter::once(first).chain(servers) {
+                for (i, to) in std::iter::once(first).chain(servers).enumerate() {
                     let mut r = head();
                     r.extend(peer_is(l3, dir, &to));
+                    if layer == Layer::Device {
+                        // trial27 MED-1 (`cordon_policy::render::netdev`): broadcast and
+                        // multicast only to the matching Ethernet address, DHCPv4 at most
+                        // a 576-byte datagram.
+                        match (family, i) {
+                            (Family::V4, 0) => r.extend([payload(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp_eq(vec![0xff; 6])]),
+                            (Family::V6, 0) => {
+                                r.extend([payload(NFT_PAYLOAD_LL_HEADER, 0, 2), cmp_eq(vec![0x33, 0x33])])
+                            }
+                            _ => {}
+                        }
+                        if family == Family::V4 {
+                            r.extend(length_at_most(DHCP4_FRAME_MAX));
+                        }
+                    }
                     r.push(accept());
                     rules.push(r);
                 }

@@ -72,6 +72,20 @@ pub enum Expr<'a> {
         /// The xor operand (all zero for a plain mask).
         xor: Vec<u8>,
     },
+    /// `byteorder reg DREG = hton(reg SREG, SIZE, LEN)` (`NFTA_BYTEORDER_*`): what nft puts
+    /// between a host-order value (`meta length`) and an ordering comparison (`<=`).
+    Byteorder {
+        /// Source register.
+        sreg: u32,
+        /// Destination register.
+        dreg: u32,
+        /// `NFT_BYTEORDER_HTON` or `NFT_BYTEORDER_NTOH`.
+        op: u32,
+        /// Bytes converted.
+        len: u32,
+        /// Bytes per converted word.
+        size: u32,
+    },
     /// `immediate reg 0 VERDICT`: sets the verdict register.
     Verdict {
         /// `NF_ACCEPT`, `NF_DROP`, ...
@@ -89,6 +103,7 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
         Expr::Lookup { .. } => "lookup",
         Expr::Ct { .. } => "ct",
         Expr::Bitwise { .. } => "bitwise",
+        Expr::Byteorder { .. } => "byteorder",
         Expr::Verdict { .. } => "immediate",
     };
     put_str(buf, NFTA_EXPR_NAME, name);
@@ -143,6 +158,19 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_u32(buf, NFTA_BITWISE_LEN, *len);
             put_data_value(buf, NFTA_BITWISE_MASK, mask);
             put_data_value(buf, NFTA_BITWISE_XOR, xor);
+        }
+        Expr::Byteorder {
+            sreg,
+            dreg,
+            op,
+            len,
+            size,
+        } => {
+            put_u32(buf, NFTA_BYTEORDER_SREG, *sreg);
+            put_u32(buf, NFTA_BYTEORDER_DREG, *dreg);
+            put_u32(buf, NFTA_BYTEORDER_OP, *op);
+            put_u32(buf, NFTA_BYTEORDER_LEN, *len);
+            put_u32(buf, NFTA_BYTEORDER_SIZE, *size);
         }
         Expr::Verdict { code } => {
             put_u32(buf, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
@@ -208,4 +236,25 @@ pub fn accept() -> Expr<'static> {
 /// `immediate reg 0 drop`.
 pub fn drop_verdict() -> Expr<'static> {
     Expr::Verdict { code: NF_DROP }
+}
+
+/// `meta length <= MAX`, as nft spells it: the length (host order) turned to network
+/// order, then compared: `[ meta load len => reg 1 ] [ byteorder reg 1 = hton(reg 1, 4,
+/// 4) ] [ cmp lte reg 1 MAX ]`.
+pub fn length_at_most(max: u32) -> [Expr<'static>; 3] {
+    [
+        meta(NFT_META_LEN),
+        Expr::Byteorder {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            op: NFT_BYTEORDER_HTON,
+            len: 4,
+            size: 4,
+        },
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: NFT_CMP_LTE,
+            data: max.to_be_bytes().to_vec(),
+        },
+    ]
 }

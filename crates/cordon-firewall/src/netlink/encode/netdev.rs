@@ -18,15 +18,15 @@
 //! `cordon_policy::render::netdev`, which spells the same table as nft text.
 
 use cordon_policy::render::netdev::{
-    chain_name, CHAIN_EGRESS, CHAIN_INGRESS, DEVICES_PER_CHAIN, DEVICE_PRIORITY, ETH_P_8021Q, GUARDED_TYPES,
-    ND_DESTINATIONS,
+    chain_name, ARP_FRAME_MAX, CHAIN_EGRESS, CHAIN_INGRESS, DEVICES_PER_CHAIN, DEVICE_PRIORITY, ETH_P_8021Q,
+    GUARDED_TYPES, ND_DESTINATIONS, ND_FRAME_MAX, ND_UNICAST_TYPES,
 };
 use cordon_policy::render::{ICMP4_ERROR_TYPES, ICMP6_ERROR_TYPES, ICMPV6_ND_TYPES};
 use cordon_policy::{Policy, TableName};
 
 use super::super::consts::*;
 use super::clauses::{self, Layer, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
-use super::expr::{accept, cmp_eq, cmp_neq, drop_verdict, lookup, payload, Expr};
+use super::expr::{accept, cmp_eq, cmp_neq, drop_verdict, length_at_most, lookup, payload, Expr};
 use super::matches::{ether_type, hoplimit_255, icmpv6_type, l4proto, link_u16, peer_in_net, Dir};
 use super::sets::{icmp_type_set, PeerSetIds};
 use super::table::TableMode;
@@ -138,8 +138,9 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
 
     /// `arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation request|reply
     /// accept`: address resolution for every IPv4 peer and gateway, in the Ethernet/IPv4
-    /// form only (nft loads the eight header bytes as two words).
-    pub fn add_arp_rules(&mut self, chain: &str) {
+    /// form only (nft loads the eight header bytes as two words); on egress with `meta
+    /// length <= 42` before the verdict (no data after the ARP message: trial27 MED-1).
+    pub fn add_arp_rules(&mut self, dir: Dir, chain: &str) {
         for op in [1u8, 2] {
             let mut r = ether_type(ETH_P_ARP).to_vec();
             r.extend([
@@ -148,6 +149,9 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
                 payload(NFT_PAYLOAD_NETWORK_HEADER, 4, 4),
                 cmp_eq(vec![6, 4, 0, op]),
             ]);
+            if dir == Dir::Out {
+                r.extend(length_at_most(ARP_FRAME_MAX));
+            }
             r.push(accept());
             self.rule(chain, &r);
         }
@@ -177,43 +181,54 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
     }
 
     /// README 5, neighbour discovery from and to on-link hosts only: `ip6 hoplimit 255
-    /// icmpv6 type { 133, 134, 135, 136 } accept` inbound; outbound `ip6 daddr NET ip6
-    /// hoplimit 255 icmpv6 type { … } accept` for NET in [`ND_DESTINATIONS`] (nft loads a
-    /// byte-aligned prefix as its bytes alone, `fe80::/10` as the address masked).
+    /// icmpv6 type { 133, 134, 135, 136 } accept` inbound; outbound (trial27 MED-1: sized
+    /// and addressed) `ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { 135, 136 } meta
+    /// length <= 128 accept` and `ip6 daddr ff02::/16 @ll,0,16 0x3333 ip6 hoplimit 255
+    /// icmpv6 type { 133, 134, 135, 136 } meta length <= 128 accept` ([`ND_DESTINATIONS`];
+    /// nft loads a byte-aligned prefix as its bytes alone, `fe80::/10` as the address
+    /// masked).
     pub fn add_icmpv6_nd_rules(&mut self, dir: Dir, chain: &str) {
-        let heads: Vec<Vec<Expr<'static>>> = match dir {
-            Dir::In => vec![vec![]],
-            Dir::Out => ND_DESTINATIONS
-                .iter()
-                .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
-                .map(|net| {
-                    if net.prefix_len() % 8 == 0 {
-                        let bytes = match net.network() {
-                            std::net::IpAddr::V6(a) => a.octets().to_vec(),
-                            std::net::IpAddr::V4(a) => a.octets().to_vec(),
-                        };
-                        let n = usize::from(net.prefix_len() / 8);
-                        vec![
-                            payload(NFT_PAYLOAD_NETWORK_HEADER, 24, n as u32),
-                            cmp_eq(bytes[..n].to_vec()),
-                        ]
-                    } else {
-                        peer_in_net(NFPROTO_IPV6, Dir::Out, &net).to_vec()
-                    }
-                })
-                .collect(),
-        };
-        for head in heads {
-            let mut pre = head;
+        if dir == Dir::In {
+            self.add_icmp_type_rule(chain, NFPROTO_IPV6, &ICMPV6_ND_TYPES, hoplimit_255().to_vec(), vec![]);
+            return;
+        }
+        for net in ND_DESTINATIONS.iter().filter_map(|n| n.parse::<ipnet::IpNet>().ok()) {
+            let (mut pre, types): (Vec<Expr<'static>>, &[u8]) = if net.prefix_len() % 8 == 0 {
+                // Link-scope multicast: to an Ethernet multicast address only.
+                let bytes = match net.network() {
+                    std::net::IpAddr::V6(a) => a.octets().to_vec(),
+                    std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                };
+                let n = usize::from(net.prefix_len() / 8);
+                (
+                    vec![
+                        payload(NFT_PAYLOAD_NETWORK_HEADER, 24, n as u32),
+                        cmp_eq(bytes[..n].to_vec()),
+                        payload(NFT_PAYLOAD_LL_HEADER, 0, 2),
+                        cmp_eq(vec![0x33, 0x33]),
+                    ],
+                    &ICMPV6_ND_TYPES,
+                )
+            } else {
+                // Link-local unicast: solicitations and advertisements only.
+                (peer_in_net(NFPROTO_IPV6, Dir::Out, &net).to_vec(), &ND_UNICAST_TYPES)
+            };
             pre.extend(hoplimit_255());
-            self.add_icmp_type_rule(chain, NFPROTO_IPV6, &ICMPV6_ND_TYPES, pre);
+            self.add_icmp_type_rule(chain, NFPROTO_IPV6, types, pre, length_at_most(ND_FRAME_MAX).to_vec());
         }
     }
 
     /// `meta protocol ip icmp type { … } accept` (IPv4) or the ICMPv6 form, with `pre`
-    /// matched between the protocol and the ICMP type, and its anonymous type set created
-    /// right before the rule, as nft does.
-    fn add_icmp_type_rule(&mut self, chain: &str, nfproto: u8, types: &[u8], pre: Vec<Expr<'static>>) {
+    /// matched between the protocol and the ICMP type and `post` after it, and its
+    /// anonymous type set created right before the rule, as nft does.
+    fn add_icmp_type_rule(
+        &mut self,
+        chain: &str,
+        nfproto: u8,
+        types: &[u8],
+        pre: Vec<Expr<'static>>,
+        post: Vec<Expr<'static>>,
+    ) {
         let (ethertype, icmp) = if nfproto == NFPROTO_IPV4 {
             (ETH_P_IP, IPPROTO_ICMP)
         } else {
@@ -226,6 +241,7 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
         r.extend(pre);
         r.extend(l4proto(icmp));
         r.extend([icmpv6_type(), lookup(ANON_SET_NAME, id)]);
+        r.extend(post);
         r.push(accept());
         self.rule(chain, &r);
     }
@@ -241,7 +257,7 @@ impl<'a, 'b> DeviceTableBatch<'a, 'b> {
             (NFPROTO_IPV6, &ICMP6_ERROR_TYPES[..]),
         ] {
             let types: Vec<u8> = types.iter().map(|(t, _)| *t).collect();
-            self.add_icmp_type_rule(chain, nfproto, &types, vec![]);
+            self.add_icmp_type_rule(chain, nfproto, &types, vec![], vec![]);
         }
     }
 
@@ -278,7 +294,7 @@ pub(super) fn add_device_table(
             if dir == Dir::Out {
                 b.add_egress_guards(&chain);
             }
-            b.add_arp_rules(&chain);
+            b.add_arp_rules(dir, &chain);
             b.add_peer_rules(dir, &chain);
             b.add_dhcp_rules(dir, &chain);
             b.add_icmpv6_nd_rules(dir, &chain);
