@@ -390,17 +390,12 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
         .map(|(_, pid)| *pid)
 }
 
-/// Names the lock's holder: this process, or `pid N (COMM, EXE: …)` with what
-/// `/proc/PID/exe` says it is — this cordon executable ("another cordon run or the
-/// agent", [`is_cordon_process`]) or not ("not a Cordon process"), never guessed by a
-/// name (trial15 MED-2, issue 14 item 2).
-#[cfg(unix)]
 /// The line a wait for the lock says once on stderr: `None` while the holder is another
 /// thread of this very process (`me`; the agent's tamper watcher and its sync loop take
 /// turns all day — trial26 L4: every API release put "waiting for the lock held by this
 /// process…" in the agent's journal); a timeout still names it
 /// ([`EngineError::LockTimeout`]).
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg(unix)]
 fn wait_line(holder: Option<u32>, me: u32, timeout: Duration) -> Option<String> {
     (holder != Some(me)).then(|| {
         format!(
@@ -411,6 +406,11 @@ fn wait_line(holder: Option<u32>, me: u32, timeout: Duration) -> Option<String> 
     })
 }
 
+/// Names the lock's holder: this process, or `pid N (COMM, EXE: …)` with what
+/// `/proc/PID/exe` says it is — this cordon executable ("another cordon run or the
+/// agent", [`is_cordon_process`]) or not ("not a Cordon process"), never guessed by a
+/// name (trial15 MED-2, issue 14 item 2).
+#[cfg(unix)]
 fn describe(pid: Option<u32>, me: u32) -> String {
     match pid {
         Some(p) if p == me => {
@@ -647,7 +647,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod wait_tests {
     use super::*;
 
