@@ -359,7 +359,9 @@ impl Enforcer for EngineEnforcer {
 
     fn check(&self) -> Result<Check, EnforceError> {
         let r = self.engine.status()?;
-        let claims = claim_infos(&self.engine)?;
+        // Records lost: the status's reason names the kernel's holders (tampering, kept
+        // as found); otherwise they are claims like the recorded ones.
+        let claims = claim_infos(&self.engine, !r.records_lost)?;
         Ok(Check {
             state: r.state,
             digest: r.actual_digest.or(r.expected_digest),
@@ -374,10 +376,16 @@ impl Enforcer for EngineEnforcer {
     }
 }
 
-/// Every claim standing in `engine`'s state directory, as the agent reports it.
-fn claim_infos(engine: &Engine) -> Result<Vec<ClaimInfo>, EnforceError> {
-    Ok(engine
-        .claims()?
+/// Every claim standing in `engine`'s state directory, as the agent reports it; with
+/// `kernel_holders`, the holders only the kernel's record names too (a quarantine applied
+/// while its claim could not be written stays its holder's, issue 14 MED-4).
+fn claim_infos(engine: &Engine, kernel_holders: bool) -> Result<Vec<ClaimInfo>, EnforceError> {
+    let claims = if kernel_holders {
+        engine.claims_in_force()?
+    } else {
+        engine.claims()?
+    };
+    Ok(claims
         .into_iter()
         .map(|c| ClaimInfo {
             source: wire_source(c.source),
@@ -585,7 +593,7 @@ impl Enforcer for MemoryEnforcer {
         // The host's real claims: what other sources keep in force (recorded in the
         // table's home, whatever this agent's own state directory).
         if let Some(engine) = &self.paths_engine {
-            check.claims = claim_infos(engine)?;
+            check.claims = claim_infos(engine, false)?;
             // Cordon rules in force with no claim behind them (their records were
             // deleted, or live in a directory nobody registered) are reported as the
             // kernel shows them — never "no rules in force" (trial6 MED 1).

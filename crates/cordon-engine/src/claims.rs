@@ -886,6 +886,29 @@ impl Engine {
             .unwrap_or_default())
     }
 
+    /// Every claim standing on the quarantine in force: the recorded ones
+    /// ([`Engine::claims`]) and a [`Claim::from_kernel`] for each holder the kernel's
+    /// record of the quarantine (the tables' comment) names that none of them accounts
+    /// for (issue 14 MED-4: a quarantine applied while its claim could not be written is
+    /// still its holder's). Reads only.
+    ///
+    /// # Errors
+    /// As [`Engine::claims`].
+    pub fn claims_in_force(&self) -> Result<Vec<Claim>, EngineError> {
+        if let Some(h) = self.elsewhere() {
+            return h.claims_in_force();
+        }
+        let mut claims = self.claims()?;
+        if let Some(kernel) = self.kernel_claimants() {
+            let more: Vec<Claim> = kernel_only_holders(&claims, &kernel)
+                .into_iter()
+                .filter_map(Claim::from_kernel)
+                .collect();
+            claims.extend(more);
+        }
+        Ok(claims)
+    }
+
     /// The claims recorded in the claims file when the state file is missing (lost,
     /// deleted): the quarantine they stand for has no record to check the kernel
     /// against or re-apply. Empty when the state file exists or no claim is recorded.
@@ -935,6 +958,10 @@ impl Engine {
             return h.rebuild_from_claims();
         }
         crate::privilege::require_admin()?;
+        // No state directory: no claim recorded to rebuild from (and nothing created).
+        if fs::symlink_metadata(&self.state_dir).is_err() {
+            return Ok(None);
+        }
         // An ordered re-apply never stops at a lock a process that is not Cordon holds
         // (`crate::lock::proceed_without`, issue 14 HIGH-E).
         let (_lock, lock_note) = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
@@ -1026,6 +1053,10 @@ impl Engine {
     pub fn clear_claims(&self) -> Result<(), EngineError> {
         if let Some(h) = self.elsewhere() {
             return h.clear_claims();
+        }
+        // No state directory: no claim to drop, and nothing is created.
+        if fs::symlink_metadata(&self.state_dir).is_err() {
+            return Ok(());
         }
         let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
         save_file(&self.state_dir, &self.table, &[])?;
@@ -1602,6 +1633,19 @@ impl Engine {
             return h.release_as(source, force);
         }
         crate::privilege::require_admin()?;
+        // Nothing recorded, nothing in force: said so, and nothing created.
+        if self.nothing_here() {
+            return Ok(ClaimReleaseOutcome {
+                state: "released",
+                source,
+                released_claim: false,
+                forced: force,
+                claims: vec![],
+                release: Some(self.released_nothing()),
+                warning: None,
+                record_problems: vec![],
+            });
+        }
         let _lock = ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout)?;
         let mut claims = self.claims()?;
         // Never release rules whose claims cannot be seen (trial12 N-2): with neither a

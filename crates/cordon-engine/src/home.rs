@@ -458,6 +458,67 @@ pub(crate) fn register(table: &TableName, dir: &Path) {
     }
 }
 
+/// What this network namespace's registry remembers of a quarantine that is in force but
+/// could not be recorded in its state directory (a full or read-only disk; the agent and
+/// `wazuh-ar` keep such a quarantine, trial17 HIGH-1): `<table>.unrecorded` next to the
+/// table's `.home` entry, on `/run` (a tmpfs, not the state directory's disk). `status`
+/// reads it to tell a record that could not be written from a record that was lost or
+/// rules that were changed (issue 14 LOW: a full disk was reported as tampering).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct UnrecordedNote {
+    /// The state directory the record could not be written to (absolute).
+    pub(crate) state_dir: PathBuf,
+    /// The digest of the rules as applied (what the kernel showed after the apply).
+    pub(crate) digest: String,
+    /// RFC 3339, when they were applied.
+    pub(crate) applied_at: String,
+    /// Why the record could not be written (the error and its causes, e.g. `cannot
+    /// write …/cordon.json: No space left on device (os error 28)`).
+    pub(crate) why: String,
+}
+
+fn unrecorded_entry(table: &TableName) -> Option<PathBuf> {
+    Some(ns_dir()?.join(format!("{}.unrecorded", table.as_str())))
+}
+
+/// Remembers that `table`'s quarantine in force is not recorded ([`UnrecordedNote`]).
+/// Best effort: without it, `status` reports the missing record as lost, as before.
+pub(crate) fn note_unrecorded(table: &TableName, note: &UnrecordedNote) {
+    let (Some(ns), Some(p)) = (ns_dir(), unrecorded_entry(table)) else {
+        return;
+    };
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    let Ok(json) = serde_json::to_vec(note) else { return };
+    if b.create(&ns).is_err() {
+        return;
+    }
+    let tmp = ns.join(format!(".{}.unrecorded.tmp.{}", table.as_str(), std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if write_tmp(&tmp, &json).is_err() || fs::rename(&tmp, &p).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// The [`UnrecordedNote`] of `table` in this network namespace, if any (an unreadable
+/// one is none).
+pub(crate) fn unrecorded_note(table: &TableName) -> Option<UnrecordedNote> {
+    let text = read_entry(unrecorded_entry(table)?).ok()??;
+    serde_json::from_str(&text).ok()
+}
+
+/// Forgets the [`UnrecordedNote`] of `table` (recorded after all, or released).
+pub(crate) fn clear_unrecorded(table: &TableName) {
+    if let Some(p) = unrecorded_entry(table) {
+        let _ = fs::remove_file(p);
+    }
+}
+
 /// Drops the registration of `table` when it names `dir` (its quarantine was released).
 pub(crate) fn unregister(table: &TableName, dir: &Path) {
     let Some(p) = entry(table) else { return };

@@ -478,6 +478,26 @@ impl Engine {
         }
     }
 
+    /// Whether there is nothing here for a release or a re-apply to act on: this engine's
+    /// state directory does not exist (so it records nothing) and no Cordon rules of
+    /// this table are in force. Such a command then creates nothing — no state
+    /// directory, no lock file (issue 14 LOW: `release` and `isolate --reapply` with
+    /// nothing to do created a missing `--state-dir`).
+    pub(crate) fn nothing_here(&self) -> bool {
+        std::fs::symlink_metadata(&self.state_dir).is_err() && !self.rules_in_force()
+    }
+
+    /// The outcome of a release that found nothing of Cordon's ([`Engine::nothing_here`]).
+    pub(crate) fn released_nothing(&self) -> ReleaseOutcome {
+        ReleaseOutcome {
+            state: QuarantineState::Released.as_str(),
+            backend: self.firewall(None).map(|f| f.kind()).unwrap_or(BackendKind::Netlink),
+            table: self.table.to_string(),
+            was_isolated: false,
+            removed_from: vec![],
+        }
+    }
+
     /// Whether Cordon rules of this table are in force in any backend (nftables by the
     /// kernel's table list, then each backend's own listing); false when none can be read.
     pub(crate) fn rules_in_force(&self) -> bool {
@@ -715,6 +735,12 @@ impl Engine {
             return h.reapply();
         }
         privilege::require_admin()?;
+        if self.nothing_here() {
+            return Err(EngineError::Invalid(format!(
+                "nothing to re-apply: no quarantine recorded in {} (it does not exist)",
+                self.state_dir.display()
+            )));
+        }
         if let Some(out) = self.rebuild_from_claims()? {
             return Ok(out);
         }
@@ -913,8 +939,20 @@ impl Engine {
                 });
             }
             tracing::error!(error = %error::chain(&e), "the quarantine is in force but could not be recorded on disk");
+            // Remembered on /run, so `status` tells a record that could not be written
+            // from a lost one (issue 14: a full disk was reported as tampering).
+            home::note_unrecorded(
+                &self.table,
+                &home::UnrecordedNote {
+                    state_dir: home::absolute(&self.state_dir),
+                    digest: inspection.digest.clone(),
+                    applied_at: applied_at.clone(),
+                    why: error::chain(&e),
+                },
+            );
             unrecorded = Some(error::chain(&e));
         } else {
+            home::clear_unrecorded(&self.table);
             home::register(&self.table, &self.state_dir);
         }
 
@@ -1000,6 +1038,9 @@ impl Engine {
             return h.release();
         }
         privilege::require_admin()?;
+        if self.nothing_here() {
+            return Ok(self.released_nothing());
+        }
         let _lock = self.lock()?;
         let stored = state::load(&self.state_dir, &self.table)?;
         let recorded = stored.as_ref().map(|s| s.backend);
@@ -1022,6 +1063,7 @@ impl Engine {
             return Err(held_by_another(&mut failures).unwrap_or(EngineError::ReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
+        home::clear_unrecorded(&self.table);
         if !home::records(&self.state_dir, &self.table) {
             home::unregister(&self.table, &self.state_dir);
         }
@@ -1051,6 +1093,9 @@ impl Engine {
             return h.release_everywhere();
         }
         privilege::require_admin()?;
+        if self.nothing_here() {
+            return Ok(vec![]);
+        }
         let _lock = self.lock()?;
         let mut cleaned = Vec::new();
         let mut failures = Vec::new();
@@ -1084,6 +1129,7 @@ impl Engine {
             return Err(held_by_another(&mut failures).unwrap_or(EngineError::ForcedReleaseIncomplete { failures }));
         }
         state::delete(&self.state_dir, &self.table)?;
+        home::clear_unrecorded(&self.table);
         if !home::records(&self.state_dir, &self.table) {
             home::unregister(&self.table, &self.state_dir);
         }
@@ -1281,6 +1327,40 @@ impl Engine {
             (Some(_), Some(_)) => {
                 report.state = QuarantineState::Tampered;
                 report.reason = Some("quarantine rules in the kernel differ from the ones applied".into());
+            }
+        }
+        // A quarantine in force that could not be recorded (a full or read-only state
+        // disk; the agent and wazuh-ar keep it, fail closed) is no tampering: the kernel
+        // holds exactly the rules that apply put in (their digest), which the registry on
+        // /run remembers (issue 14: a full disk was reported `tampered`).
+        if report.state == QuarantineState::Tampered && elsewhere.is_empty() {
+            if let (Some(i), Some(note)) = (&live, home::unrecorded_note(&self.table)) {
+                let holders = self.kernel_claimants().unwrap_or_default();
+                if note.digest == i.digest
+                    && !holders.is_empty()
+                    && stored.as_ref().is_none_or(|s| s.digest != i.digest)
+                {
+                    let older = stored
+                        .as_ref()
+                        .map(|s| {
+                            format!(
+                                "; the state file still records the quarantine applied at {}",
+                                s.applied_at
+                            )
+                        })
+                        .unwrap_or_default();
+                    report.state = QuarantineState::Isolated;
+                    report.records_lost = false;
+                    report.backend = Some(fw.kind());
+                    report.applied_at = Some(note.applied_at.clone());
+                    report.reason = Some(format!(
+                        "quarantined; the record could not be written: {}. The rules in force are the ones applied at {} (claimed by {}), kept in force (fail closed) but not recorded in {}{older}: they would not survive a reboot; the next apply records them once that directory can be written",
+                        note.why,
+                        note.applied_at,
+                        holders.join(", "),
+                        note.state_dir.display()
+                    ));
+                }
             }
         }
         // Our rules are intact but something outside them undoes them (trial21 HIGH-3,

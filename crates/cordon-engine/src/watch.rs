@@ -318,6 +318,16 @@ impl Engine {
         if what != Look::Links {
             match fw.inspect()? {
                 None => return repair("rules missing".into(), RepairHint::default()),
+                // A newer quarantine applied over the record but not recorded (a full or
+                // read-only state disk; the agent and wazuh-ar keep it in force) is no
+                // tampering: putting the recorded one back would drop that apply's claim
+                // and exceptions (issue 14 MED-4 through the watcher's repair).
+                Some(i)
+                    if i.digest != stored.digest
+                        && crate::home::unrecorded_note(&self.table).is_some_and(|n| n.digest == i.digest) =>
+                {
+                    mem.good = Some(i);
+                }
                 Some(i) if i.digest != stored.digest => {
                     let parts = mem.good.as_ref().and_then(|good| changed_parts(good, &i));
                     return repair(
@@ -426,7 +436,16 @@ impl Engine {
         // Judged before the lock: another cordon process may have held it to apply a
         // change and then roll it back exactly (trial9 M-1: an isolate whose verification
         // failed). A kernel back at the record under the lock is no tampering.
-        if fw.inspect()?.is_some_and(|i| i.digest == stored.digest)
+        let live = fw.inspect()?;
+        // Judged under the lock too: an apply that could not be recorded (a full state
+        // disk) was in progress when the change was seen; what it put in is no
+        // tampering (see `check_once`).
+        if live.as_ref().is_some_and(|i| {
+            i.digest != stored.digest && crate::home::unrecorded_note(&self.table).is_some_and(|n| n.digest == i.digest)
+        }) {
+            return Ok(None);
+        }
+        if live.is_some_and(|i| i.digest == stored.digest)
             && (!hint.links_changed || {
                 let cov = fw.coverage()?;
                 let escaped = escaped();

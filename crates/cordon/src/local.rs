@@ -847,7 +847,7 @@ pub fn status(a: StatusArgs) -> u8 {
     let mut found = Vec::new();
     for t in tables {
         let eng = engine_for(&a.common, t);
-        match eng.status().and_then(|r| eng.claims().map(|c| (r, c))) {
+        match eng.status().and_then(|r| eng.claims_in_force().map(|c| (r, c))) {
             Ok(pair) => found.push(pair),
             Err(e) => return fail(&e, json),
         }

@@ -2929,3 +2929,36 @@ fn an_agents_own_files_are_not_a_quarantine_for_reapply_if_recorded() {
     let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Issue 14 LOW, the fault kind "a command with nothing to do creates the state
+/// directory": `release` (by any source, and `--force`) and `isolate --reapply` with a
+/// `--state-dir` that does not exist and nothing in force created it (and its lock
+/// files); `status` must not either. Each now says there is nothing and creates nothing.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn commands_with_nothing_to_do_never_create_the_state_directory() {
+    let lab = lab();
+    let parent = StateDir::new();
+    let missing = parent.0.path().join("nosuch").join("state");
+    let sd = missing.to_string_lossy().to_string();
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&["status"], 0, "released"),
+        (&["status", "--json"], 0, "released"),
+        (&["release"], 0, "nothing of Cordon's was in force"),
+        (&["release", "--source", "wazuh"], 0, "nothing of Cordon's was in force"),
+        (&["release", "--force"], 0, "nothing to release"),
+        (&["isolate", "--reapply"], 2, "nothing to re-apply"),
+    ];
+    for (args, want, says) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--state-dir", &sd]);
+        let (code, out, err) = cordon(&lab, &all);
+        assert_eq!(code, want, "{args:?}: {out}{err}");
+        assert!(format!("{out}{err}").contains(says), "{args:?}: {out}{err}");
+        assert!(
+            !parent.0.path().join("nosuch").exists(),
+            "`cordon {}` created the missing state directory",
+            args.join(" ")
+        );
+    }
+}
