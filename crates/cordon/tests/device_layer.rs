@@ -1874,3 +1874,92 @@ fn tc_redirect_on_lo_is_reported_with_the_host_stack_backends() {
         release(&lab, &sd);
     }
 }
+
+/// The other places a tc filter sits: the classic `ingress` qdisc (parent ffff:) and a
+/// class of a classful root qdisc (htb 1:1, below Cordon's egress chain: it can mirror or
+/// rewrite what the chain accepted). Both are found, and status names the hook.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn tc_filters_on_the_ingress_qdisc_and_on_classes_are_found() {
+    let lab = lab();
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_string_lossy().to_string();
+    isolate(&lab, &sd);
+    tc(&lab, &["qdisc", "add", "dev", "eth0", "ingress"]);
+    tc(
+        &lab,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "eth0",
+            "parent",
+            "ffff:",
+            "protocol",
+            "ip",
+            "u32",
+            "match",
+            "ip",
+            "src",
+            "192.0.2.99/32",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            "lo",
+        ],
+    );
+    let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "tampered", "{v}");
+    assert!(
+        bypass_words(&v)
+            .iter()
+            .any(|w| w.starts_with("tc filter u32 on eth0 ingress") && w.ends_with("actions mirred")),
+        "{v}"
+    );
+    tc(&lab, &["qdisc", "del", "dev", "eth0", "ingress"]);
+    tc(&lab, &["qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb"]);
+    tc(
+        &lab,
+        &[
+            "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb", "rate", "1mbit",
+        ],
+    );
+    tc(
+        &lab,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "eth0",
+            "parent",
+            "1:1",
+            "protocol",
+            "ip",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.99/32",
+            "action",
+            "mirred",
+            "egress",
+            "mirror",
+            "dev",
+            "lo",
+        ],
+    );
+    let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "tampered", "{v}");
+    assert!(
+        bypass_words(&v)
+            .iter()
+            .any(|w| w.starts_with("tc filter u32 on eth0 egress qdisc") && w.ends_with("actions mirred")),
+        "{v}"
+    );
+    tc(&lab, &["qdisc", "del", "dev", "eth0", "root"]);
+    let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "isolated", "{v}");
+    release(&lab, &sd);
+}

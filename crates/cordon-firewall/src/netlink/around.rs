@@ -234,23 +234,25 @@ pub fn filter_risk(f: &Filter) -> Option<String> {
     (!risky.is_empty()).then(|| format!("actions {}", risky.join(", ")))
 }
 
-/// Where a filter with `parent` sits, in words: `ingress`, `egress`, or the qdisc or
-/// class it is attached to.
-pub fn hook_words(parent: u32) -> String {
+/// Where a filter dumped below `parent` (the parent the dump asked for) sits, in words:
+/// `ingress` (clsact's or the ingress qdisc's block), `egress` (clsact's), or `egress
+/// qdisc` (a qdisc's or class's block: the dumps of a classful qdisc and of its classes
+/// may list the same filter, so no class is named and the two read the same).
+pub fn hook_words(parent: u32) -> &'static str {
     match parent {
-        TC_H_INGRESS | TC_H_CLSACT_INGRESS => "ingress".into(),
-        TC_H_CLSACT_EGRESS => "egress".into(),
-        p => format!("egress qdisc/class {:x}:{:x}", p >> 16, p & 0xffff),
+        TC_H_INGRESS | TC_H_CLSACT_INGRESS => "ingress",
+        TC_H_CLSACT_EGRESS => "egress",
+        _ => "egress qdisc",
     }
 }
 
-/// The words for a risky filter on device `dev`: stable while the filter exists (they
-/// are compared with the record of what was there at apply time).
-pub fn filter_words(f: &Filter, dev: &str, why: &str) -> String {
+/// The words for a risky filter on device `dev`, dumped below `parent`: stable while the
+/// filter exists (they are compared with the record of what was there at apply time).
+pub fn filter_words(f: &Filter, dev: &str, parent: u32, why: &str) -> String {
     format!(
         "tc filter {} on {dev} {} (pref {}, handle {:#x}): {why}",
         f.object.kind,
-        hook_words(f.object.parent),
+        hook_words(parent),
         f.object.prio,
         f.object.handle
     )
@@ -343,7 +345,7 @@ pub fn tc_bypasses(links: &[Link]) -> Result<Vec<Bypass>, NlError> {
         for p in tc_dump(&mut s, libc::RTM_GETTFILTER, dev, parent)? {
             let f = parse_filter(&p)?;
             if let Some(why) = filter_risk(&f) {
-                let what = filter_words(&f, &name_of(dev), &why);
+                let what = filter_words(&f, &name_of(dev), parent, &why);
                 if !out.iter().any(|b: &Bypass| b.what == what) {
                     out.push(Bypass {
                         what,
@@ -743,7 +745,7 @@ mod tests {
         assert_eq!(f.actions, ["mirred"]);
         let why = filter_risk(&f).unwrap();
         assert_eq!(
-            filter_words(&f, "t27tap", &why),
+            filter_words(&f, "t27tap", TC_H_CLSACT_INGRESS, &why),
             "tc filter u32 on t27tap ingress (pref 49152, handle 0x800): actions mirred"
         );
     }
@@ -763,7 +765,8 @@ mod tests {
         let f = parse_filter(&filter_msg(2, TC_H_CLSACT_EGRESS, 1, "matchall", &rewrite)).unwrap();
         assert_eq!(filter_risk(&f).as_deref(), Some("actions pedit, bpf"));
         assert_eq!(hook_words(f.object.parent), "egress");
-        assert_eq!(hook_words(0x10000), "egress qdisc/class 1:0");
+        assert_eq!(hook_words(TC_H_INGRESS), "ingress");
+        assert_eq!(hook_words(0x10001), "egress qdisc");
     }
 
     /// trial27 HIGH-1b: a BPF classifier can redirect whatever it likes (da mode or not),
