@@ -1157,6 +1157,11 @@ impl Engine {
         };
         Ok(match fw.inspect()? {
             Some(i) if i.digest == stored.digest => StartupFinding::Intact,
+            // A newer quarantine applied over the record but not recorded (a full state
+            // disk; remembered on /run): no tampering, nothing to put back (issue 14).
+            Some(i) if home::unrecorded_note(&self.table).is_some_and(|n| n.digest == i.digest) => {
+                StartupFinding::Intact
+            }
             Some(_) => StartupFinding::Tampered {
                 reason: "quarantine rules in the kernel differ from the ones applied".into(),
             },

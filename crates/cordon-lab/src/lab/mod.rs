@@ -202,7 +202,8 @@ pub struct Lab {
 /// The namespace prefix for a lab test that names its namespaces `name` (`fix14i-df`):
 /// `name` itself, or, with `CORDON_TEST_NS_PREFIX` set (1 to 8 lowercase letters or
 /// digits, as for generated names), that prefix and `name`'s part after its first `-`
-/// (`f14q-df`), so a run on a shared machine creates only namespaces named after it.
+/// (`f14q-df`), so a run on a shared machine creates only namespaces named after it. The
+/// parts after the first `-` of the names tests give must therefore differ.
 pub fn test_prefix(name: &str) -> String {
     match std::env::var("CORDON_TEST_NS_PREFIX") {
         Ok(base)
