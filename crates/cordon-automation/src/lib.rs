@@ -142,7 +142,7 @@ pub fn spawn(st: &cordon_server_core::AppState, cfg: WorkerConfig) -> Vec<JoinHa
                 last_prune = tokio::time::Instant::now();
             }
             if let Err(e) = work_once(&store, &client, &cfg, prune).await {
-                tracing::warn!(error = %e, "automation worker pass failed; retrying");
+                tracing::warn!(error = %cordon_server_core::error::chain(&e), "automation worker pass failed; retrying");
             }
         }
     });

@@ -508,7 +508,9 @@ pub async fn deliver_now(st: &AppState, record: i64, wait: std::time::Duration) 
                 );
             }
         }
-        Err(e) => tracing::warn!(error = %e, record, "cannot deliver the shutdown audit checkpoint"),
+        Err(e) => {
+            tracing::warn!(error = %cordon_server_core::error::chain(&e), record, "cannot deliver the shutdown audit checkpoint")
+        }
     }
 }
 

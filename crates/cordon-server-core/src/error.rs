@@ -65,6 +65,11 @@ impl std::error::Error for ApiError {}
 /// The whole `detail` of every 500 response.
 pub const INTERNAL_DETAIL: &str = "internal error; the server log has the cause";
 
+/// The whole `detail` of a `503 storage_full` answer: a write refused because the
+/// server's disk is full ([`StoreError::is_storage_full`]; trial29 H2).
+pub const STORAGE_FULL_DETAIL: &str = "nothing was changed: the server cannot write its database because its disk is \
+     full; free space on the server's data directory, then try again (the server recovers by itself)";
+
 /// `error: cause: cause ...`, for logs.
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -94,6 +99,10 @@ impl From<StoreError> for ApiError {
                     "audit_tampered",
                     format!("nothing was changed: the audit log cannot be written: {d}"),
                 )
+            }
+            full if full.is_storage_full() => {
+                tracing::error!(error = %chain(&full), "storage full: change refused");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_full", STORAGE_FULL_DETAIL)
             }
             other => {
                 tracing::error!(error = %chain(&other), "storage failure");
@@ -125,6 +134,30 @@ mod tests {
         assert_eq!(api.error, "internal");
         assert_eq!(api.detail, INTERNAL_DETAIL);
         assert_eq!(ApiError::internal("row 7 is garbage").detail, INTERNAL_DETAIL);
+    }
+
+    /// trial29 H2: a write refused for a full disk said 500 "internal". It is 503
+    /// `storage_full`, saying nothing was changed and what to do; the cause stays in
+    /// the log. (A full database, `StoreError::StorageFull`, is checked with a real
+    /// SQLite refusal in the store's tests.)
+    #[test]
+    fn a_full_disk_is_503_storage_full() {
+        let enospc = || StoreError::Io {
+            what: "write /var/lib/cordon/audit-archive.partial".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        for e in [enospc(), StoreError::Report(std::sync::Arc::new(enospc()))] {
+            assert!(e.is_storage_full(), "{e}");
+            let api = ApiError::from(e);
+            assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!((api.error, api.detail.as_str()), ("storage_full", STORAGE_FULL_DETAIL));
+        }
+        let other = StoreError::Io {
+            what: "write x".into(),
+            source: std::io::Error::from_raw_os_error(13),
+        };
+        assert!(!other.is_storage_full());
+        assert_eq!(ApiError::from(other).status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

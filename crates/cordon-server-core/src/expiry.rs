@@ -25,7 +25,7 @@ pub async fn run(st: crate::AppState, every: Duration) {
     loop {
         tick.tick().await;
         if let Err(e) = crate::service::hosts::release_expired(&st).await {
-            tracing::warn!(error = %e, "expiry sweep failed; retrying");
+            tracing::warn!(error = %crate::error::chain(&e), "expiry sweep failed; retrying");
         }
     }
 }

@@ -82,3 +82,56 @@ async fn internal_errors_are_500_with_a_generic_body() {
         );
     }
 }
+
+/// trial29 H2, on SQLite and (with `CORDON_TEST_POSTGRES`) PostgreSQL: a pooled
+/// connection that went back to the pool still inside a transaction — what a failed
+/// ROLLBACK leaves after a full disk — is never handed out again. Every connection the
+/// pool can hold is left so here; then every quarantine and release through the API is
+/// answered 200, committed, and seen by later reads (the host's audit records). Before:
+/// on SQLite each of them was 500 ("attempted to call begin_with at non-zero transaction
+/// depth") until the server restarted; on PostgreSQL the first one never answered (it
+/// went into a savepoint of a stale transaction and waited on another's locks).
+#[tokio::test]
+async fn a_connection_left_inside_a_transaction_is_never_reused() {
+    let c = Ctx::new().await;
+    let h = c.enroll("web1", &[]).await;
+    let before = c.audit_for(&h).await.len();
+    let pool = c.store().pool();
+    let max = pool.options().get_max_connections();
+    let mut held = Vec::new();
+    for _ in 0..max {
+        held.push(pool.acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let tx = sqlx::Connection::begin(&mut **conn).await.unwrap();
+        // Neither committed nor rolled back: the connection still counts itself inside.
+        std::mem::forget(tx);
+    }
+    drop(held);
+    // The pool takes them back in spawned tasks.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let rounds = max;
+    for i in 0..rounds {
+        let (st, v) = c
+            .call(
+                "POST",
+                &format!("/v1/hosts/{h}/quarantine"),
+                Some(&c.responder),
+                Some(&json!({"comment": format!("IR-{i}")}).to_string()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "quarantine {i}: {v}");
+        let (st, v) = c
+            .call(
+                "POST",
+                "/v1/release",
+                Some(&c.responder),
+                Some(&json!({"hosts": [h], "comment": format!("clean {i}")}).to_string()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "release {i}: {v}");
+    }
+    let after = c.audit_for(&h).await;
+    let acts: Vec<&str> = after.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(after.len() - before, 2 * rounds as usize, "{acts:?}");
+}

@@ -443,8 +443,14 @@ pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
 /// over the old one, synced); nothing without one.
 ///
 /// # Errors
-/// 500 naming the file when it cannot be written.
+/// 500 naming the file when it cannot be written (the cause is logged).
 pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
+    write_anchor(st).map_err(ApiError::internal)
+}
+
+/// [`save_anchor`], failing with the cause itself: `cannot write the audit anchor PATH:
+/// OS ERROR` (the background look at the head logs it as a warning, every time).
+fn write_anchor(st: &AppState) -> Result<(), String> {
     use std::io::Write;
     let Some(path) = &st.audit_anchor else {
         return Ok(());
@@ -455,14 +461,24 @@ pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
         writer: Some(st.store.writer_id().to_string()),
         foreign: st.store.foreign_ids(),
     };
-    let io = |e: std::io::Error| ApiError::internal(format!("cannot write the audit anchor {}: {e}", path.display()));
-    let text = serde_json::to_string(&a).map_err(|e| ApiError::internal(e.to_string()))?;
+    let io = |e: std::io::Error| format!("cannot write the audit anchor {}: {e}", path.display());
+    let text = serde_json::to_string(&a).map_err(|e| format!("cannot encode the audit anchor: {e}"))?;
     // Replicas sharing a data directory write it too: each its own temporary file.
     let tmp = path.with_extension(format!("{}.{}.partial", std::process::id(), crate::timefmt::now_ms()));
-    let mut f = create_private(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let written = create_private(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        // A failed write (a full disk: trial29 H2) leaves no half-written file behind.
+        if let Err(e) = std::fs::remove_file(&tmp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %tmp.display(), error = %e, "cannot remove a partial audit anchor");
+            }
+        }
+    }
+    written.map_err(io)
 }
 
 /// Creates (or truncates) `path` readable by the owner only (mode 0600 on Unix, like the
@@ -547,15 +563,15 @@ impl HeadWatch {
 /// crash still knows it. Failures are logged; the next look tries again.
 pub async fn watch_head(st: &AppState, w: &mut HeadWatch) {
     if let Err(e) = st.store.writer_heartbeat().await {
-        tracing::warn!(error = %e, "cannot refresh this server's audit writer row");
+        tracing::warn!(error = %crate::error::chain(&e), "cannot refresh this server's audit writer row");
     }
     if let Err(e) = st.store.note_audit_head().await {
-        tracing::warn!(error = %e, "cannot read the audit chain head");
+        tracing::warn!(error = %crate::error::chain(&e), "cannot read the audit chain head");
         return;
     }
     let seen = st.store.seen_audit_head();
     if seen != w.saved {
-        match save_anchor(st) {
+        match write_anchor(st) {
             Ok(()) => w.saved = seen,
             Err(e) => tracing::warn!(error = %e, "cannot keep the audit anchor"),
         }
@@ -793,4 +809,33 @@ pub async fn bind_deployment_ca(store: &Store, ca: &crate::pki::Ca) -> Result<()
 /// Database errors.
 pub async fn deployment_in_use(store: &Store) -> Result<Option<(i64, i64)>, crate::StoreError> {
     store.deployment_in_use().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// trial29 H2: an anchor write that failed (a full disk) left its temporary file
+    /// `audit-anchor.<pid>.<ms>.partial` in the data directory, one more per retry. The
+    /// failure here is the rename (the anchor's name is taken by a directory); the write
+    /// fails and the directory holds nothing else.
+    #[tokio::test]
+    async fn a_failed_anchor_write_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::connect(&format!("sqlite://{}", dir.path().join("db").join("t.db").display()))
+            .await
+            .unwrap();
+        let mut st = AppState::new(std::sync::Arc::new(store), None);
+        let anchor = dir.path().join(ANCHOR_FILE);
+        std::fs::create_dir_all(anchor.join("in-the-way")).unwrap();
+        st.audit_anchor = Some(anchor.clone());
+        let e = save_anchor(&st).expect_err("the anchor's name is a directory");
+        assert_eq!(e.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["audit-anchor.json", "db"], "left behind: {names:?}");
+    }
 }

@@ -60,6 +60,12 @@ pub enum StoreError {
         /// The database's refusal.
         source: sqlx::Error,
     },
+    /// The database cannot be written because its storage is full: SQLite's
+    /// `SQLITE_FULL` (the disk or filesystem of the database file, its `-wal` journal
+    /// included), PostgreSQL's `53100 disk_full`. The transaction was rolled back, so
+    /// nothing was changed (503; trial29 H2).
+    #[error("the database cannot be written: its disk is full")]
+    StorageFull(#[source] sqlx::Error),
     #[error("database query failed")]
     /// Any other database failure (500).
     Db(#[source] sqlx::Error),
@@ -130,16 +136,48 @@ pub enum StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
-    /// Unique-constraint violations become [`StoreError::Duplicate`] (409); everything
-    /// else is an internal [`StoreError::Db`].
+    /// Unique-constraint violations become [`StoreError::Duplicate`] (409), a full
+    /// database [`StoreError::StorageFull`] (503); everything else is an internal
+    /// [`StoreError::Db`].
     fn from(e: sqlx::Error) -> Self {
         if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
             StoreError::Duplicate {
                 what: "a record with these values".into(),
                 source: e,
             }
+        } else if database_full(&e) {
+            StoreError::StorageFull(e)
         } else {
             StoreError::Db(e)
+        }
+    }
+}
+
+/// SQLite's primary result code for a full database or disk (`SQLITE_FULL`; sqlx gives
+/// the extended code, which for this one is the primary code).
+const SQLITE_FULL: &str = "13";
+/// PostgreSQL's SQLSTATE `disk_full` (class 53, insufficient resources).
+const PG_DISK_FULL: &str = "53100";
+
+/// Whether the database refused a statement because its storage is full
+/// ([`SQLITE_FULL`], [`PG_DISK_FULL`]).
+fn database_full(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == SQLITE_FULL || code == PG_DISK_FULL)
+}
+
+impl StoreError {
+    /// Whether this failure is a full disk: the database's ([`StoreError::StorageFull`]),
+    /// a file the store writes that the OS refused for want of space (`ENOSPC`), or a
+    /// status batch that failed for either. Such a failure changed nothing and passes
+    /// once space is freed (503, not 500).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::StorageFull(_) => true,
+            StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            StoreError::Report(inner) => inner.is_storage_full(),
+            _ => false,
         }
     }
 }
@@ -386,7 +424,11 @@ impl Store {
             secure_sqlite_file(&file)?;
         }
         let max = if url.starts_with("sqlite:") { 8 } else { 16 };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
+            .connect(&url)
+            .await?;
         if url.starts_with("sqlite:") {
             // Foreign keys are per connection in SQLite; the schema does not rely on
             // them for correctness (deletes are explicit), so no pool hook is needed.
@@ -437,6 +479,27 @@ impl Store {
             mark: self.mark.clone(),
         })
     }
+}
+
+/// sqlx's pool hook before an idle connection is handed out (`before_acquire`): `false`
+/// — the pool closes the connection and opens another — when the connection still
+/// counts itself inside a transaction. A dropped transaction is rolled back before its
+/// connection goes back to the pool, but when that ROLLBACK fails the count stays, and
+/// every later `BEGIN` on the connection was refused ("attempted to call begin_with at
+/// non-zero transaction depth") until the server restarted (trial29 H2). SQLite does
+/// this after `SQLITE_FULL`: it rolls the whole transaction back itself, so the
+/// ROLLBACK that follows finds none. PostgreSQL's sqlx connection lowers its count when
+/// it queues the ROLLBACK; the same check covers it should a failure leave one counted.
+fn outside_transaction(conn: &sqlx::AnyConnection) -> bool {
+    use sqlx::Connection;
+    let inside = conn.is_in_transaction();
+    if inside {
+        tracing::warn!(
+            "a pooled database connection was left inside a failed transaction (its rollback failed, e.g. after a \
+             full disk): closed, a new one is opened"
+        );
+    }
+    !inside
 }
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
@@ -733,6 +796,80 @@ mod tests {
                 );
             }
             other => panic!("expected a duplicate, got {other:?}"),
+        }
+    }
+
+    /// Sets `PRAGMA max_page_count` on every connection the pool can hold (the pragma is
+    /// per connection): `Some(n)` makes SQLite answer `SQLITE_FULL` to a write needing
+    /// more than `n` pages, as on a full disk; `None` lifts the limit.
+    async fn limit_pages(store: &Store, pages: Option<i64>) {
+        let max = store.pool.options().get_max_connections();
+        let mut held = Vec::new();
+        for _ in 0..max {
+            let mut conn = store.pool.acquire().await.unwrap();
+            sqlx::query(&format!("PRAGMA max_page_count = {}", pages.unwrap_or(1_073_741_823)))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            held.push(conn);
+        }
+        drop(held);
+        // Let the pool take them back (returned by spawned tasks).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// trial29 H2: after a few seconds of a full disk, every write on some pooled
+    /// connections failed until the server restarted ("attempted to call begin_with at
+    /// non-zero transaction depth"): SQLite rolls the whole transaction back itself on
+    /// `SQLITE_FULL`, sqlx's ROLLBACK then fails and the connection went back to the pool
+    /// still counted inside a transaction. Such a connection is closed now, not reused:
+    /// once space is back, every write succeeds, on every pooled connection. While full,
+    /// writes fail as `StorageFull` (503), not as an internal error.
+    #[tokio::test]
+    async fn writes_succeed_on_every_pooled_connection_once_a_full_database_has_space_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = temp_store(&dir).await;
+        let row = sqlx::query("PRAGMA page_count").fetch_one(&store.pool).await.unwrap();
+        let pages: i64 = sqlx::Row::try_get(&row, 0).unwrap();
+        limit_pages(&store, Some(pages)).await;
+        let filler = "x".repeat(300);
+        let mut full = 0;
+        for i in 0..5000 {
+            match store
+                .create_api_token("test", &format!("filler {i} {filler}"), cordon_proto::Role::Viewer)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    assert!(
+                        matches!(e, StoreError::StorageFull(_)) && e.is_storage_full(),
+                        "write {i}: {}",
+                        crate::error::chain(&e)
+                    );
+                    let api = crate::error::ApiError::from(e);
+                    assert_eq!(
+                        (api.status.as_u16(), api.error, api.detail.as_str()),
+                        (503, "storage_full", crate::error::STORAGE_FULL_DETAIL)
+                    );
+                    full += 1;
+                    if full == 24 {
+                        break;
+                    }
+                    // A connection closed by the pool is replaced by one without the
+                    // limit: limit them all again.
+                    limit_pages(&store, Some(pages)).await;
+                }
+            }
+        }
+        assert_eq!(full, 24, "the page limit never filled the database");
+        // Space is back. Sequential writes take the pool's idle connections in turn, so
+        // 40 of them go through each of the 8 several times.
+        limit_pages(&store, None).await;
+        for i in 0..40 {
+            store
+                .create_api_token("test", &format!("after {i}"), cordon_proto::Role::Viewer)
+                .await
+                .unwrap_or_else(|e| panic!("write {i} after space came back: {}", crate::error::chain(&e)));
         }
     }
 }

@@ -256,7 +256,7 @@ async fn batch_loop(pool: AnyPool, write: Arc<Mutex<()>>, mark: super::Marks, mu
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, reports = batch.len(), "status batch failed");
+                tracing::warn!(error = %crate::error::chain(&e), reports = batch.len(), "status batch failed");
                 let e = std::sync::Arc::new(e);
                 for job in batch {
                     let _ = job.done.send(Err(StoreError::Report(e.clone())));
