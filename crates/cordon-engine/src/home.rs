@@ -261,12 +261,14 @@ pub(crate) fn elsewhere(table: &TableName, own: &Path) -> Option<PathBuf> {
 
 /// The state directory `dir` as the tables' comment names it
 /// ([`cordon_policy::Policy::record_dir`]): absolute, `None` when it cannot be carried
-/// (not UTF-8, too long, characters nft's comment cannot hold; a warning is logged, and
-/// the registry alone then says where the records are).
+/// (not UTF-8, too long, characters nft's comment cannot hold; on Linux a warning is
+/// logged, and the registry alone then says where the records are). Elsewhere there is
+/// neither an nftables comment nor a /run/cordon registry, and Windows' canonical
+/// `\\?\C:\…` form never fits: no warning (trial29 L-b: every Windows isolate logged one).
 pub(crate) fn record_dir_for(dir: &Path) -> Option<String> {
     let abs = absolute(dir);
     let text = abs.to_str().filter(|t| cordon_policy::render::record_dir_fits(t));
-    if text.is_none() {
+    if text.is_none() && cfg!(target_os = "linux") {
         tracing::warn!(dir = %abs.display(), "the state directory cannot be named in the table comment (longer than {} bytes, or characters a comment cannot hold); other cordon processes find its records through /run/cordon only", cordon_policy::render::MAX_RECORD_DIR);
     }
     text.map(str::to_string)
