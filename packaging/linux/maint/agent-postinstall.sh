@@ -5,18 +5,30 @@
 # the agent unit but starts nothing: the agent unit starts only once
 # /etc/cordon/agent.toml exists (ConditionPathExists), i.e. after `cordon agent enroll`.
 # On an upgrade, an agent that was running is restarted on the new binary.
+#
+# The units are enabled once per installation, not on every upgrade (trial29 L-a: an
+# upgrade re-enabled units the admin had disabled): the marker
+# /var/lib/cordon/.package-enabled-units says this installation did it; the pre-removal
+# script deletes it when it disables the units, so installing again after a removal
+# enables them (and says how to enroll) again (trial29 L-f).
 
 R="${DPKG_ROOT:-}"
+marker="$R/var/lib/cordon/.package-enabled-units"
 install -d -m 0700 "$R/etc/cordon" "$R/var/lib/cordon"
 chmod 0700 "$R/etc/cordon" "$R/var/lib/cordon"
+first=no
+[ -e "$marker" ] || first=yes
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl --root="${R:-/}" enable cordon-reapply.service cordon-agent.service >/dev/null 2>&1 || true
+  if [ "$first" = yes ]; then
+    systemctl --root="${R:-/}" enable cordon-reapply.service cordon-agent.service >/dev/null 2>&1 || true
+  fi
   if [ -z "$R" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload || true
     [ "$upgrading" = yes ] && systemctl try-restart cordon-agent.service || true
   fi
 fi
-if [ "$upgrading" != yes ]; then
+(umask 077; : >"$marker") 2>/dev/null || true
+if [ "$first" = yes ]; then
   echo "cordon-agent: installed. Enroll, then start the agent:" >&2
   echo "  sudo cordon agent enroll --server https://SERVER:8443 --token TOKEN --ca-fingerprint FP" >&2
   echo "  sudo systemctl start cordon-agent" >&2

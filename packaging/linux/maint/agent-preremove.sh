@@ -62,8 +62,14 @@ fi
 
 if [ "$status" != released ]; then
   if [ "${CORDON_FORCE_REMOVE:-0}" != 1 ]; then
+    # `cordon status` failed (e.g. no CAP_NET_ADMIN in a container or image build): say
+    # that it cannot tell, not that the host is quarantined (trial29 L-l).
+    case "$status" in
+      unknown*) headline="cannot tell whether this host is quarantined by Cordon (status: $status)" ;;
+      *) headline="this host is quarantined by Cordon (status: $status)" ;;
+    esac
     cat >&2 <<MSG
-cordon-agent: NOT removed: this host is quarantined by Cordon (status: $status).
+cordon-agent: NOT removed: $headline.
 Removing the package now would leave it cut off with no tool to release it.
 Release it first, then remove the package again:
   - through the Cordon server (web console, or \`cordon release HOST\` with the API), or
@@ -94,4 +100,6 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
   systemctl --root="${R:-/}" disable $units >/dev/null 2>&1 || true
 fi
+# The units are disabled: a later installation enables them again (agent-postinstall.sh).
+rm -f "$R/var/lib/cordon/.package-enabled-units"
 exit 0
