@@ -232,6 +232,37 @@ pub fn tighten_private_dir(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(changed)
 }
 
+/// Tightens the agent's private key file `key` to 0600 when others or its group may read
+/// it (trial29 L-g: with agent.key 0644 the agent started and said nothing, while the state
+/// directory was tightened). Only the file: its directory may be shared (a config can
+/// point the key anywhere). Returns the change, for the log; `None` when nothing was wider,
+/// the file is missing or not a regular file (links are not followed). No-op off Unix.
+///
+/// # Errors
+/// The file's metadata cannot be read or its mode cannot be set.
+pub fn tighten_key_file(key: &Path) -> std::io::Result<Option<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match fs::symlink_metadata(key) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if !meta.is_file() || mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        fs::set_permissions(key, fs::Permissions::from_mode(mode & 0o700))?;
+        Ok(Some(format!("{} {mode:o} -> {:o}", key.display(), mode & 0o700)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = key;
+        Ok(None)
+    }
+}
+
 /// Atomic replace of `path` with `content`, mode 0600 from the first byte: temp file in
 /// the same directory (created 0700 if missing) created with `O_EXCL | O_NOFOLLOW`, fsync,
 /// rename. A directory standing at `path` is moved aside first.
@@ -328,6 +359,29 @@ mod tests {
         fs::set_permissions(path(&dir), fs::Permissions::from_mode(0o644)).unwrap();
         save(&dir, &Persisted::default()).unwrap();
         assert_eq!(mode(&path(&dir)), 0o600);
+    }
+
+    /// trial29 L-g: the private key is tightened too (the state directory already was).
+    #[test]
+    fn a_key_readable_by_others_is_tightened_and_only_the_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc-cordon");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = dir.join("agent.key");
+        std::fs::write(&key, "k").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let change = tighten_key_file(&key).unwrap().unwrap();
+        assert!(change.ends_with("644 -> 600"), "{change}");
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o755,
+            "the directory is left alone"
+        );
+        assert_eq!(tighten_key_file(&key).unwrap(), None, "nothing left to tighten");
+        assert_eq!(tighten_key_file(&dir.join("missing")).unwrap(), None);
     }
 
     /// Trial6 LOW, the fault kind "a pre-existing state directory keeps wider

@@ -167,6 +167,17 @@ impl Agent {
                 "cannot tighten the state directory's permissions"
             ),
         }
+        match persist::tighten_key_file(&self.cfg.key) {
+            Ok(Some(change)) => {
+                tracing::warn!(%change, "the agent's private key was readable by others; tightened (0600)")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                key = %self.cfg.key.display(),
+                error = %e,
+                "cannot tighten the agent's private key's permissions"
+            ),
+        }
         // A corrupt or unusable desired-state file (a FIFO hung the agent at start,
         // trial20 HIGH-A) is set aside: the agent starts as on a first start.
         let (mut stored, desired_set_aside) = persist::load_or_set_aside(&self.cfg.state_dir)?;
