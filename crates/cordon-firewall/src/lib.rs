@@ -554,6 +554,14 @@ pub fn platform_backends() -> Vec<BackendKind> {
 }
 
 fn open_kind(kind: BackendKind, table: &TableName) -> Result<Box<dyn Firewall>, FirewallError> {
+    // The nftables and iptables backends drive command-line tools and compile everywhere,
+    // but exist only on Linux: elsewhere they are refused like the others, not with
+    // "`iptables-save` is not installed (apt-get install iptables)" (trial29 L-c, Windows).
+    if !platform_backends().contains(&kind) {
+        return Err(FirewallError::Unsupported(
+            format!("the {kind} backend is not available in this build for this OS").into(),
+        ));
+    }
     match kind {
         BackendKind::Nftables => Ok(Box::new(nft_cli::NftCli::probe(table.clone())?)),
         BackendKind::Iptables => Ok(Box::new(iptables::Iptables::probe(table.clone())?)),
