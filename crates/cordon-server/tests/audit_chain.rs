@@ -1198,8 +1198,11 @@ async fn outbox_rows_not_written_by_a_server_are_refused_not_delivered() {
             .await
             .unwrap();
     assert_eq!(ids.len(), 2, "two records that are no checkpoints: {ids:?}");
-    // One row with no mark, one with a mark copied from nowhere.
+    // One row with no mark, one with a mark copied from nowhere; planted in one
+    // transaction, so the worker refuses them in one pass (srv21 saw one pass between two
+    // separate inserts under load: two refusal records).
     let mut planted = Vec::new();
+    let mut tx = store.pool().begin().await.unwrap();
     for (audit_id, mark) in [(ids[0], None), (ids[1], Some("00ff"))] {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO notify_outbox (target_id, audit_id, kind, payload, created_at, status, attempts, next_attempt_at, mark) \
@@ -1211,11 +1214,12 @@ async fn outbox_rows_not_written_by_a_server_are_refused_not_delivered() {
         .bind(now)
         .bind(now)
         .bind(mark)
-        .fetch_one(store.pool())
+        .fetch_one(&mut *tx)
         .await
         .unwrap();
         planted.push(id);
     }
+    tx.commit().await.unwrap();
     let start = std::time::Instant::now();
     let rows = loop {
         let rows = store.deliveries(None, 100).await.unwrap();
