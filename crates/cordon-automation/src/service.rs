@@ -289,31 +289,14 @@ pub fn plan_lines(plan: &PlannedAction) -> Vec<String> {
         None => "message to users: none".into(),
     });
     out.push(match plan.expires_after_secs {
-        Some(s) => format!("automatic release {} after approval", secs_words(s)),
+        // Said as a span reads back (issue 13: one printer): `90m`, not `1h 30m`.
+        Some(s) => match u64::try_from(s).ok().and_then(cordon_proto::timefmt::Span::from_secs) {
+            Some(span) => format!("automatic release {span} after approval"),
+            None => format!("automatic release {s}s after approval"),
+        },
         None => "automatic release: none (stays until released)".into(),
     });
     out
-}
-
-/// `5400` → "1h 30m" (days, hours, minutes, seconds; the zero parts left out).
-fn secs_words(secs: i64) -> String {
-    let s = secs.max(0);
-    let parts = [
-        (s / 86_400, "d"),
-        ((s % 86_400) / 3600, "h"),
-        ((s % 3600) / 60, "m"),
-        (s % 60, "s"),
-    ];
-    let words: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, u)| format!("{n}{u}"))
-        .collect();
-    if words.is_empty() {
-        "0s".into()
-    } else {
-        words.join(" ")
-    }
 }
 
 /// Whether the rule behind approval `a` changed since its event (pure): `None` when it

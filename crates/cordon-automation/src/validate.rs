@@ -7,7 +7,7 @@ use cordon_proto::{MAX_MESSAGE_CHARS, QUARANTINE_LABEL};
 use cordon_proto::automation::{
     NotifyKind, RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS,
 };
-use cordon_server_core::timefmt::parse_duration_secs;
+use cordon_server_core::timefmt::Span;
 
 /// A rule ready to evaluate: the validated form of a [`RuleSpec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +81,16 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
         }
         Some(m) => Some(m.to_string()),
     };
-    let expires_after_secs = spec.expires_after.as_deref().map(parse_duration_secs).transpose()?;
+    // One duration type (issue 13): the error names the field.
+    let span = |field: &str, text: Option<&str>| {
+        text.map(|t| Span::parse(t).map(Span::secs).map_err(|e| e.field(field).to_string()))
+            .transpose()
+    };
+    let expires_after_secs = span("expires_after", spec.expires_after.as_deref())?;
     if let (Some(secs), Some(given)) = (expires_after_secs, spec.expires_after.as_deref()) {
         cordon_proto::check_expiry_secs(&format!("expires_after {}", given.trim()), secs)?;
     }
-    let cooldown_secs = spec.cooldown.as_deref().map(parse_duration_secs).transpose()?;
+    let cooldown_secs = span("cooldown", spec.cooldown.as_deref())?;
     let notify_only = match spec.mode.as_str() {
         "enforce" => false,
         "notify_only" => true,
@@ -234,7 +239,14 @@ mod tests {
             (|s| s.trigger_labels = vec![" servers".into()], "not a valid label"),
             (|s| s.trigger_labels = vec!["Quarantine".into()], "managed"),
             (|s| s.allow = vec!["tcp://nope".into()], "allow"),
-            (|s| s.expires_after = Some("2w".into()), "duration"),
+            (
+                |s| s.expires_after = Some("2w".into()),
+                "expires_after: \"2w\" is not a duration",
+            ),
+            (
+                |s| s.cooldown = Some("1h 30m".into()),
+                "cooldown: \"1h 30m\" is not a duration",
+            ),
             // Issue 14: beyond the documented limit, refused naming it.
             (
                 |s| s.expires_after = Some("999999999d".into()),

@@ -28,7 +28,7 @@ use super::status::Shown;
 use cordon_server_core::service::{host_views, hosts, validate};
 use cordon_server_core::store::{retry_refusal, Caller};
 use cordon_server_core::store::{Action, HostFilter, HostQuery, MAX_PAGE};
-use cordon_server_core::timefmt::{now_ms, parse_duration_secs, Timestamp};
+use cordon_server_core::timefmt::{now_ms, Span, Timestamp};
 use cordon_server_core::{ApiError, AppState};
 
 /// Hidden until a script opens it with the chosen targets.
@@ -490,14 +490,10 @@ async fn prepare(
         }
         let e = f.expires_in.trim();
         if !e.is_empty() {
-            match parse_duration_secs(e) {
-                Ok(secs) => {
-                    expires_at = Some(Timestamp::from_unix_ms_clamped(
-                        now_ms().saturating_add(secs.saturating_mul(1000)),
-                    ))
-                }
+            match Span::parse(e) {
+                Ok(span) => expires_at = Some(Timestamp::from_unix_ms_clamped(now_ms().saturating_add(span.millis()))),
                 Err(msg) => {
-                    errors.insert("expires_in".into(), msg);
+                    errors.insert("expires_in".into(), msg.to_string());
                 }
             }
         }

@@ -31,8 +31,13 @@ pub fn available() -> bool {
     true
 }
 
+/// A guardrail's span in words (`10 minutes`, `1 hour`; issue 13: the one printer,
+/// [`Span::words`](cordon_server_core::timefmt::Span::words)); `none` for zero.
 fn secs_text(s: i64) -> String {
-    super::view::duration_text(s.saturating_mul(1000))
+    u64::try_from(s)
+        .ok()
+        .and_then(cordon_server_core::timefmt::Span::from_secs)
+        .map_or_else(|| "none".to_string(), |span| span.words())
 }
 
 /// `GET /console/rules`: the automation rules and settings.

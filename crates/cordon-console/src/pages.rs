@@ -1024,8 +1024,8 @@ impl AuditQuery {
 /// `24h`/`7d` (back from now, like the CLI's `--since`), `2030-01-02` (UTC midnight) or a
 /// full RFC 3339 time.
 fn day_or_time(s: &str) -> Result<i64, String> {
-    if let Ok(secs) = cordon_server_core::timefmt::parse_duration_secs(s) {
-        return Ok(now_ms().saturating_sub(secs.saturating_mul(1000)));
+    if let Ok(span) = cordon_server_core::timefmt::Span::parse(s) {
+        return Ok(now_ms().saturating_sub(span.millis()));
     }
     if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
         cordon_server_core::timefmt::parse_rfc3339(&format!("{s}T00:00:00Z"))

@@ -1,12 +1,8 @@
 //! One time type for the wire, the CLI and the server: [`Timestamp`], on the `time` crate,
 //! written in one format ([`WIRE_FORMAT`]: RFC 3339 in UTC with milliseconds) and read
 //! from any RFC 3339 time. The database stores Unix milliseconds ([`Timestamp::unix_ms`]);
-//! the CLI accepts durations like `2h` ([`parse_duration`]). The small parser is kept
-//! rather than `humantime` because the accepted strings are a stored contract: automation
-//! rules keep `expires_after`/`cooldown` as text in the database, read by every replica and
-//! by older and newer servers alike, so the set must neither shrink (`humantime` refuses
-//! the bare number of seconds, `90`, accepted today) nor grow (its weeks, months, years and
-//! compound forms like `1h 30m` would be stored by a new server and refused by an old one).
+//! and one duration type, [`Span`] (`90s`, `15m`, `2h`, `7d`), read and written by one
+//! parser and printer wherever a duration is given: CLI, REST, automation rules, console.
 
 use std::fmt;
 use std::str::FromStr;
@@ -199,36 +195,184 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     Timestamp::parse(s).map(Timestamp::unix_ms)
 }
 
-/// Parses a positive duration: a number with unit `s`, `m`, `h` or `d` (`90s`, `15m`,
-/// `2h`, `7d`), or a bare number of seconds (`90`). Kept to these four units on purpose:
-/// the same strings are accepted by the CLI, the API and the automation rules.
+/// A positive length of time in whole seconds: the one duration type of Cordon. Every
+/// duration a person or a script writes — the CLI's `--expires`, `--since`, `--ttl`,
+/// `--expiry-interval`, `--audit-retention`, a rule's `expires_after` and `cooldown`, the
+/// console's expiry and `since=` filter — is read by [`Span::parse`] and written by its
+/// `Display`, so all of them accept the same inputs:
 ///
-/// # Errors
-/// A message naming the input, for any other shape, zero, or overflow.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    parse_duration_secs(s).map(|secs| Duration::from_secs(secs.unsigned_abs()))
+/// * a whole number followed by one unit: `s` (seconds), `m` (minutes), `h` (hours) or
+///   `d` (days) — `90s`, `15m`, `2h`, `7d`;
+/// * a bare whole number, read as seconds (`90`) — stored rules hold such text; only
+///   `--audit-retention`, which deletes records, wants the unit written
+///   ([`Span::parse_with_unit`]);
+/// * surrounding white space is ignored; nothing else is accepted (no `2w`, no `1h 30m`,
+///   no fractions, no sign, no zero).
+///
+/// `Display` writes the largest unit that divides the span exactly (`5400` seconds is
+/// `90m`, `86400` is `1d`), which [`Span::parse`] reads back as the same span; [`Span::words`]
+/// says it for sentences (`90 minutes`). Serialises as that text; deserialises with
+/// [`Span::parse`].
+///
+/// The small parser is kept rather than `humantime` because the accepted strings are a
+/// stored contract: automation rules keep `expires_after`/`cooldown` as text in the
+/// database, read by every replica and by older and newer servers alike, so the set must
+/// neither shrink (`humantime` refuses the bare number of seconds accepted so far) nor grow
+/// (its weeks, months, years and compound forms like `1h 30m` would be stored by a new
+/// server and refused by an old one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(u64);
+
+/// Why a text is not a [`Span`]. Its `Display` names the text and shows what is accepted;
+/// [`SpanError::field`] puts the name of the field or option in front.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpanError {
+    /// Not a number with one of the four units (`2w`, `1h 30m`, `-5m`, ``).
+    #[error("{0:?} is not a duration like 30m, 2h or 7d (a whole number and s, m, h or d)")]
+    NotADuration(String),
+    /// Zero, or more seconds than an `i64` holds.
+    #[error("{0:?} is out of range: a duration must be above zero and below 292 billion years")]
+    OutOfRange(String),
+    /// A bare number where the unit must be written ([`Span::parse_with_unit`]).
+    #[error("{0:?} has no unit: write {0}d for days (or {0}h, {0}m, {0}s)")]
+    NoUnit(String),
+    /// One of the above for a named field or option.
+    #[error("{field}: {source}")]
+    Field {
+        /// The field or option (`expires_after`, `--expires`).
+        field: String,
+        /// What is wrong with its value.
+        #[source]
+        source: Box<SpanError>,
+    },
 }
 
-/// [`parse_duration`] in seconds (at least 1).
-///
-/// # Errors
-/// As [`parse_duration`].
-pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30m, 2h or 7d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?} is not a duration like 30m, 2h or 7d")),
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range: a duration must be above zero and below 292 billion years"))
+impl SpanError {
+    /// The same error for field or option `field`: `expires_after: "2w" is not a duration …`.
+    pub fn field(self, field: &str) -> SpanError {
+        SpanError::Field {
+            field: field.to_string(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// The units [`Span`] reads and writes, largest first: (suffix, seconds, word).
+const SPAN_UNITS: [(&str, u64, &str); 4] = [
+    ("d", 86_400, "day"),
+    ("h", 3_600, "hour"),
+    ("m", 60, "minute"),
+    ("s", 1, "second"),
+];
+
+impl Span {
+    /// The longest span, in seconds (what an `i64` of seconds holds).
+    pub const MAX_SECS: u64 = i64::MAX as u64;
+
+    /// A span of `secs` seconds; `None` for zero or above [`Span::MAX_SECS`].
+    pub fn from_secs(secs: u64) -> Option<Span> {
+        (1..=Span::MAX_SECS).contains(&secs).then_some(Span(secs))
+    }
+
+    /// Reads a span (the accepted inputs are listed on [`Span`]). Pure.
+    ///
+    /// # Errors
+    /// [`SpanError::NotADuration`] for any other shape, [`SpanError::OutOfRange`] for zero
+    /// or overflow.
+    pub fn parse(s: &str) -> Result<Span, SpanError> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let per = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => return Err(SpanError::NotADuration(t.to_string())),
+        };
+        if num.is_empty() {
+            return Err(SpanError::NotADuration(t.to_string()));
+        }
+        // Digits only: a failed parse is an overflow.
+        let n: u64 = num.parse().map_err(|_| SpanError::OutOfRange(t.to_string()))?;
+        n.checked_mul(per)
+            .and_then(Span::from_secs)
+            .ok_or_else(|| SpanError::OutOfRange(t.to_string()))
+    }
+
+    /// [`Span::parse`] for an option that deletes or discards by age: a bare number is
+    /// refused ([`SpanError::NoUnit`]) — `--audit-retention 365` read as seconds archived
+    /// and deleted every record older than six minutes (trial25 F7).
+    ///
+    /// # Errors
+    /// As [`Span::parse`], and [`SpanError::NoUnit`].
+    pub fn parse_with_unit(s: &str) -> Result<Span, SpanError> {
+        let t = s.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SpanError::NoUnit(t.to_string()));
+        }
+        Span::parse(t)
+    }
+
+    /// The span in seconds (at least 1; fits an `i64` by construction).
+    pub fn secs(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
+    }
+
+    /// The span in milliseconds, saturating at `i64::MAX` (Cordon's times are Unix ms).
+    pub fn millis(self) -> i64 {
+        self.secs().saturating_mul(1000)
+    }
+
+    /// The span as a `std` duration.
+    pub fn as_duration(self) -> Duration {
+        Duration::from_secs(self.0)
+    }
+
+    /// The span for sentences, in the largest unit that divides it exactly: `365 days`,
+    /// `1 day`, `36 hours`, `90 minutes`, `30 seconds`. Pure.
+    pub fn words(self) -> String {
+        let (n, _, word) = self.largest_unit();
+        format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+    }
+
+    fn largest_unit(self) -> (u64, &'static str, &'static str) {
+        SPAN_UNITS
+            .iter()
+            .find(|(_, per, _)| self.0.is_multiple_of(*per))
+            .map_or((self.0, "s", "second"), |(suffix, per, word)| {
+                (self.0 / per, suffix, word)
+            })
+    }
+}
+
+impl fmt::Display for Span {
+    /// `7d`, `36h`, `90m`, `45s`: the largest unit that divides the span exactly, so
+    /// [`Span::parse`] reads it back as the same span.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, suffix, _) = self.largest_unit();
+        write!(f, "{n}{suffix}")
+    }
+}
+
+impl FromStr for Span {
+    type Err = SpanError;
+    fn from_str(s: &str) -> Result<Span, SpanError> {
+        Span::parse(s)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let s = String::deserialize(d)?;
+        Span::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -238,10 +382,10 @@ mod tests {
     fn round_trip_and_durations() {
         let ms = parse_rfc3339("2030-01-02T03:04:05.250Z").unwrap();
         assert_eq!(to_rfc3339(ms), "2030-01-02T03:04:05.250Z");
-        assert_eq!(parse_duration_secs("2h").unwrap(), 7200);
-        assert_eq!(parse_duration_secs("90").unwrap(), 90);
-        assert!(parse_duration_secs("2w").is_err());
-        assert!(parse_duration_secs("0m").is_err());
+        assert_eq!(Span::parse("2h").unwrap().secs(), 7200);
+        assert_eq!(Span::parse("90").unwrap().secs(), 90);
+        assert!(Span::parse("2w").is_err());
+        assert!(Span::parse("0m").is_err());
     }
 
     /// Moved from the hand-written calendar code this module replaced.
@@ -266,11 +410,103 @@ mod tests {
 
     #[test]
     fn durations_only_in_the_four_units() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration_secs("7d").unwrap(), 7 * 86_400);
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-5m").is_err());
-        assert!(parse_duration("1h 30m").is_err());
+        assert_eq!(Span::parse("15m").unwrap().as_duration(), Duration::from_secs(900));
+        assert_eq!(Span::parse("7d").unwrap().secs(), 7 * 86_400);
+        assert!(Span::parse("").is_err());
+        assert!(Span::parse("-5m").is_err());
+        assert!(Span::parse("1h 30m").is_err());
+    }
+
+    /// Issue 13: one duration type. The accepted inputs (the list on [`Span`]) and the
+    /// refusals, each naming the text (and the field, when given).
+    #[test]
+    fn spans_accept_one_set_of_inputs_and_name_what_is_wrong() {
+        for (text, secs) in [
+            ("90", 90),
+            ("90s", 90),
+            ("15m", 900),
+            ("2h", 7_200),
+            ("7d", 604_800),
+            (" 2h ", 7_200),
+            ("007d", 604_800),
+        ] {
+            assert_eq!(Span::parse(text).map(Span::secs), Ok(secs), "{text:?}");
+        }
+        for text in [
+            "", " ", "2w", "1h 30m", "1h30m", "-5m", "+5m", "1.5h", "2H", "h", "2 h", "５m", "3x",
+        ] {
+            let e = Span::parse(text).unwrap_err();
+            assert!(matches!(e, SpanError::NotADuration(_)), "{text:?}: {e:?}");
+            assert!(
+                e.to_string().contains("is not a duration like 30m, 2h or 7d"),
+                "{text:?}: {e}"
+            );
+        }
+        for text in ["0", "0m", "00d", "99999999999999999999", "106751991167301d"] {
+            let e = Span::parse(text).unwrap_err();
+            assert!(matches!(e, SpanError::OutOfRange(_)), "{text:?}: {e:?}");
+            assert!(e.to_string().contains("is out of range"), "{text:?}: {e}");
+        }
+        assert_eq!(Span::parse(&i64::MAX.to_string()).map(Span::secs), Ok(i64::MAX));
+        let e = Span::parse("2w").unwrap_err().field("expires_after");
+        assert_eq!(
+            e.to_string(),
+            "expires_after: \"2w\" is not a duration like 30m, 2h or 7d (a whole number and s, m, h or d)"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+        // Only where a bare number is refused: the unit written.
+        let e = Span::parse_with_unit("365").unwrap_err();
+        assert_eq!(e, SpanError::NoUnit("365".into()));
+        assert!(e.to_string().contains("write 365d for days"), "{e}");
+        assert_eq!(Span::parse_with_unit("365d").map(Span::secs), Ok(365 * 86_400));
+    }
+
+    #[test]
+    fn spans_are_written_in_their_largest_exact_unit() {
+        let show = |secs: u64| Span::from_secs(secs).map(|s| (s.to_string(), s.words()));
+        assert_eq!(show(365 * 86_400), Some(("365d".into(), "365 days".into())));
+        assert_eq!(show(86_400), Some(("1d".into(), "1 day".into())));
+        assert_eq!(show(36 * 3_600), Some(("36h".into(), "36 hours".into())));
+        assert_eq!(show(5_400), Some(("90m".into(), "90 minutes".into())));
+        assert_eq!(show(61), Some(("61s".into(), "61 seconds".into())));
+        assert_eq!(show(1), Some(("1s".into(), "1 second".into())));
+        assert_eq!(show(0), None);
+        assert_eq!(Span::from_secs(Span::MAX_SECS + 1), None);
+        let s: Span = serde_json::from_str("\"4h\"").unwrap();
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"4h\"");
+        let e = serde_json::from_str::<Span>("\"2w\"").unwrap_err().to_string();
+        assert!(e.contains("\"2w\" is not a duration"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// What `Display` writes, `parse` reads back as the same span, for every span.
+        #[test]
+        fn every_span_round_trips(secs in 1..=Span::MAX_SECS) {
+            let span = Span::from_secs(secs).unwrap();
+            proptest::prop_assert_eq!(Span::parse(&span.to_string()), Ok(span));
+            let json = serde_json::to_string(&span).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), span);
+        }
+
+        /// A number with any of the four units is that many units; the same number with
+        /// any other suffix is refused.
+        #[test]
+        fn numbers_with_units_read_as_written(n in 1u64..10_000_000_000, unit in 0usize..5, other in "[a-zA-Z]{1,2}") {
+            let (suffix, per) = [("", 1), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400)][unit];
+            proptest::prop_assert_eq!(Span::parse(&format!("{n}{suffix}")).map(Span::secs), Ok((n * per) as i64));
+            if !["s", "m", "h", "d"].contains(&other.as_str()) {
+                let text = format!("{n}{other}");
+                proptest::prop_assert!(Span::parse(&text).is_err(), "{} was read", text);
+            }
+        }
+
+        /// Any text: never a panic, and what is read is written back as the same span.
+        #[test]
+        fn any_text_reads_or_is_refused(text in "\\PC{0,12}") {
+            if let Ok(span) = Span::parse(&text) {
+                proptest::prop_assert_eq!(Span::parse(&span.to_string()), Ok(span));
+            }
+        }
     }
 
     /// The fault kind: a typed request time that refuses what callers could always send

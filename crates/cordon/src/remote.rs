@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cordon_client::{Action, ApiClient, AuditFilter, AuditFormat, ClientError, HostFilter, Target};
-use cordon_proto::timefmt::Timestamp;
+use cordon_proto::timefmt::{Span, Timestamp};
 use cordon_proto::{ActionRequest, ActionResponse, Host, LabelsRequest, RetryRequest, RevokeRequest};
 
 use crate::exit::{block_on, Code, Failure};
@@ -913,16 +913,16 @@ pub fn hosts(a: HostsArgs) -> u8 {
 
 /// `--expires 2h` or an RFC 3339 time.
 fn expires_at(s: &str) -> Result<Timestamp, Failure> {
-    match cordon_proto::timefmt::parse_duration_secs(s) {
-        Ok(secs) => {
-            cordon_proto::check_expiry_secs(&format!("--expires {}", s.trim()), secs).map_err(Failure::usage)?;
+    match Span::parse(s) {
+        Ok(span) => {
+            cordon_proto::check_expiry_secs(&format!("--expires {}", s.trim()), span.secs()).map_err(Failure::usage)?;
             return Ok(Timestamp::from_unix_ms_clamped(
-                cordon_proto::timefmt::now_ms().saturating_add(secs.saturating_mul(1000)),
+                cordon_proto::timefmt::now_ms().saturating_add(span.millis()),
             ));
         }
         // `0h`, `99999999999d`: a duration, so say what is wrong with it, not that it is
         // not an RFC 3339 time (trial finding).
-        Err(why) if looks_like_duration(s) => return Err(Failure::usage(why)),
+        Err(why) if looks_like_duration(s) => return Err(Failure::usage(why.field("--expires"))),
         Err(_) => {}
     }
     let t = Timestamp::parse(s).map_err(Failure::usage)?;
@@ -940,9 +940,9 @@ fn looks_like_duration(s: &str) -> bool {
 
 /// `--since 2h` (back from now) or an RFC 3339 time.
 fn time_arg(s: &str) -> Result<String, Failure> {
-    if let Ok(secs) = cordon_proto::timefmt::parse_duration_secs(s) {
+    if let Ok(span) = Span::parse(s) {
         return Ok(cordon_proto::timefmt::to_rfc3339(
-            cordon_proto::timefmt::now_ms() - secs * 1000,
+            cordon_proto::timefmt::now_ms().saturating_sub(span.millis()),
         ));
     }
     cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
@@ -1271,6 +1271,13 @@ mod tests {
         assert!(format!("{e:?}").contains("\"0h\" is out of range"), "{e:?}");
         let e = expires_at("3x").unwrap_err();
         assert!(format!("{e:?}").contains("not a duration like 30m, 2h or 7d"), "{e:?}");
+        // Issue 13: the one duration type names the option, and refuses what every other
+        // place refuses (`2w`).
+        let e = expires_at("2w").unwrap_err();
+        assert!(
+            format!("{e:?}").contains("--expires: \"2w\" is not a duration"),
+            "{e:?}"
+        );
         assert!(expires_at("2h").is_ok());
         let e = expires_at("2030-13-01T00:00:00Z").unwrap_err();
         assert!(format!("{e:?}").contains("RFC 3339"), "{e:?}");

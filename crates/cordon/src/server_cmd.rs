@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use cordon_server::run::{self, RunConfig};
+use cordon_server::timefmt::{Span, SpanError};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -94,38 +95,15 @@ pub struct RunArgs {
     pub audit_archive_dir: Option<PathBuf>,
 }
 
-/// Reads `--audit-retention`: a duration with its unit (`365d`, `12h`, `90m`, `30s`;
-/// [`cordon_server::timefmt::parse_duration_secs`]). A bare number is refused: it read
-/// as seconds, so `365` (meant as days, as the help's `365d` suggests) archived and
-/// deleted every record older than six minutes (trial25 F7).
+/// Reads `--audit-retention`: a [`Span`] with its unit written (`365d`, `12h`, `90m`,
+/// `30s`; [`Span::parse_with_unit`]). A bare number is refused: it read as seconds, so
+/// `365` (meant as days, as the help's `365d` suggests) archived and deleted every record
+/// older than six minutes (trial25 F7).
 ///
 /// # Errors
-/// The text naming the problem (no unit, not a duration, zero).
-fn retention_age(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{t:?} has no unit: write {t}d for days (or {t}h, {t}m, {t}s); records older than the age are \
-             archived and deleted"
-        ));
-    }
-    let secs = cordon_server::timefmt::parse_duration_secs(t)?;
-    u64::try_from(secs)
-        .ok()
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .ok_or_else(|| "must be longer than zero".to_string())
-}
-
-/// `d` in words in its largest whole unit: `365 days`, `1 day`, `36 hours`, `90
-/// minutes`, `30 seconds`.
-fn duration_words(d: Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
-        .into_iter()
-        .find(|(u, _)| s >= *u && s.is_multiple_of(*u))
-        .map_or((s, "second"), |(u, name)| (s / u, name));
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+/// The refusal naming the option and the text (no unit, not a duration, zero).
+fn retention_age(text: &str) -> Result<Span, SpanError> {
+    Span::parse_with_unit(text).map_err(|e| e.field("--audit-retention"))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -235,10 +213,10 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
     if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
         return code;
     }
-    let ttl = match cordon_server::timefmt::parse_duration_secs(&a.ttl) {
-        Ok(t) => t,
+    let ttl = match Span::parse(&a.ttl) {
+        Ok(t) => t.secs(),
         Err(e) => {
-            eprintln!("cordon: --ttl: {e}");
+            eprintln!("cordon: {}", e.field("--ttl"));
             return 2;
         }
     };
@@ -270,17 +248,17 @@ async fn serve(a: RunArgs) -> u8 {
     if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
         return code;
     }
-    let every = match cordon_server::timefmt::parse_duration_secs(&a.expiry_interval) {
-        Ok(s) => Duration::from_secs(s as u64),
+    let every = match Span::parse(&a.expiry_interval) {
+        Ok(s) => s.as_duration(),
         Err(e) => {
-            eprintln!("cordon: --expiry-interval: {e}");
+            eprintln!("cordon: {}", e.field("--expiry-interval"));
             return 2;
         }
     };
     let retention = match a.audit_retention.as_deref().map(retention_age).transpose() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cordon: --audit-retention: {e}");
+            eprintln!("cordon: {e}");
             return 2;
         }
     };
@@ -300,10 +278,14 @@ async fn serve(a: RunArgs) -> u8 {
         (Some(age), Some(dir)) => {
             eprintln!(
                 "audit retention: records older than {} are archived to {} and then deleted (at start and every hour)",
-                duration_words(age),
+                age.words(),
                 dir.display()
             );
-            Some(run::spawn_audit_retention(running.state.clone(), age, dir.clone()))
+            Some(run::spawn_audit_retention(
+                running.state.clone(),
+                age.as_duration(),
+                dir.clone(),
+            ))
         }
         _ => None,
     };
@@ -384,16 +366,20 @@ mod tests {
     /// naming the unit to write, and the age is said in words at start.
     #[test]
     fn a_retention_needs_its_unit_and_reads_in_words() {
-        let e = retention_age("365").unwrap_err();
-        assert!(e.contains("\"365\" has no unit") && e.contains("365d"), "{e}");
+        // The one duration type (issue 13): the messages are `Span`'s, naming the option.
+        let e = retention_age("365").unwrap_err().to_string();
+        assert!(
+            e.contains("--audit-retention: \"365\" has no unit") && e.contains("365d"),
+            "{e}"
+        );
         assert!(retention_age("0d").is_err());
         assert!(retention_age("1.5h").is_err());
-        assert_eq!(retention_age("365d").unwrap(), Duration::from_secs(365 * 86_400));
-        assert_eq!(retention_age("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(duration_words(Duration::from_secs(365 * 86_400)), "365 days");
-        assert_eq!(duration_words(Duration::from_secs(86_400)), "1 day");
-        assert_eq!(duration_words(Duration::from_secs(36 * 3600)), "36 hours");
-        assert_eq!(duration_words(Duration::from_secs(5400)), "90 minutes");
-        assert_eq!(duration_words(Duration::from_secs(10)), "10 seconds");
+        let words = |t: &str| retention_age(t).map(|s| (s.as_duration(), s.words())).unwrap();
+        assert_eq!(words("365d"), (Duration::from_secs(365 * 86_400), "365 days".into()));
+        assert_eq!(words("30s"), (Duration::from_secs(30), "30 seconds".into()));
+        assert_eq!(words("1d").1, "1 day");
+        assert_eq!(words("36h").1, "36 hours");
+        assert_eq!(words("5400s").1, "90 minutes");
+        assert_eq!(words("10s").1, "10 seconds");
     }
 }
