@@ -1229,7 +1229,7 @@ impl Verifier {
             }
         }
         ChainReport {
-            ok: self.problem.is_none() && self.unchecked == 0 && self.warnings.is_empty(),
+            ok: self.problem.is_none() && self.unchecked == 0 && self.warnings.is_empty() && not_compared.is_empty(),
             warnings: self.warnings,
             unchained: self.unchained,
             chained: self.chained,
@@ -1910,6 +1910,23 @@ pub fn render_joined(parts: &[JoinedPart]) -> String {
                 k + 1,
                 h.last_id
             )),
+            // A later part wholly before the earlier one: the files were joined out of
+            // order (trial28 LOW-3 named it "the same records twice").
+            (Some(h), Some(first), _)
+                if before.first_chained_id.is_some_and(|b| b > first)
+                    && r.head
+                        .as_ref()
+                        .is_some_and(|rh| rh.last_id < before.first_chained_id.unwrap_or(0)) =>
+            {
+                out.push_str(&format!(
+                    "part {} comes before part {k}: its records {first}–{} precede part {k}'s records {}–{}: \
+                     the files were joined out of order (join them oldest first)\n",
+                    k + 1,
+                    r.head.as_ref().map_or(first, |rh| rh.last_id),
+                    before.first_chained_id.unwrap_or(0),
+                    h.last_id
+                ))
+            }
             (Some(h), Some(first), _) if first <= h.last_id => out.push_str(&format!(
                 "part {} does not continue part {k}: it starts at record {first}, which part {k} (up to record {}) \
                  already holds (the same records twice)\n",
@@ -1986,7 +2003,8 @@ pub fn render(report: &ChainReport) -> String {
     if let Some(m) = report.marked_from {
         out.push_str(&format!(
             "marked from checkpoint record {m} on: every record from it carries the mark of the server that wrote \
-             it (records before it predate marks; the checkpoints signed then vouch for them)\n"
+             it (the records before it are vouched for by the checkpoints signed then: on a new deployment \
+             `server init`'s own, on an older one records that predate marks)\n"
         ));
     }
     if report.signed_checkpoints > 0 {
@@ -2044,6 +2062,10 @@ pub fn render(report: &ChainReport) -> String {
                 out.push('\n');
             } else if !report.warnings.is_empty() {
                 out.push_str(&format!("{}\n", unproven_line(report.warnings.len())));
+            } else if !report.not_compared.is_empty() {
+                // Asked for and not made: never `OK` (trial28).
+                out.push_str(NOT_COMPARED_LINE);
+                out.push('\n');
             } else {
                 out.push_str("OK: the audit chain is intact\n");
             }
@@ -2059,6 +2081,11 @@ pub fn render(report: &ChainReport) -> String {
     }
     out
 }
+
+/// The last line of [`render`] for a log found intact where a checkpoint given to
+/// compare with could not be compared (it names an archived record: `not_compared`).
+pub const NOT_COMPARED_LINE: &str = "NOT COMPARED: chain intact, but a checkpoint given was not compared with it \
+     (see above): verify the retention archive with it";
 
 /// Checking checkpoint signatures with the CA certificate (feature `signatures`).
 #[cfg(feature = "signatures")]
@@ -3274,5 +3301,41 @@ mod tests {
         edited[3].comment = Some("routine".into());
         let r = verify_export_signed_by(&edited, Some(&t), vec![], "cd".repeat(32).as_str(), fake_check());
         assert!(render(&r).contains("TAMPERED"), "{}", render(&r));
+    }
+
+    /// trial28 LOW-3: an archive of records 1–6 joined after an export of records 7–70
+    /// was said to hold "record 1, which part 1 (up to record 70) already holds". It
+    /// says the parts are out of order.
+    #[test]
+    fn a_joined_file_whose_later_part_precedes_the_earlier_is_said_out_of_order() {
+        let part = |first: i64, last: i64, first_line: usize| {
+            let mut r = ChainReport::tampered(ChainProblem {
+                id: None,
+                subject: None,
+                position: 0,
+                reason: String::new(),
+            });
+            r.problem = None;
+            r.ok = true;
+            r.first_chained_id = Some(first);
+            r.head = Some(Checkpoint {
+                last_id: last,
+                hash: "ab".repeat(32),
+            });
+            JoinedPart {
+                first_line,
+                last_line: first_line + 9,
+                report: r,
+            }
+        };
+        let text = render_joined(&[part(7, 70, 1), part(1, 6, 11)]);
+        assert!(
+            text.contains("part 2 comes before part 1: its records 1–6 precede part 1's records 7–70"),
+            "{text}"
+        );
+        assert!(!text.contains("already holds"), "{text}");
+        // Overlapping parts are still "the same records twice".
+        let text = render_joined(&[part(1, 70, 1), part(5, 80, 11)]);
+        assert!(text.contains("already holds"), "{text}");
     }
 }

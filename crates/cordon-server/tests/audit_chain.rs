@@ -1355,7 +1355,12 @@ async fn audit_retention_archives_joined_into_one_file_are_verified_part_by_part
         })
         .collect();
     let text = render_joined(&parts);
-    assert!(text.contains("part 2 does not continue part 1"), "{text}");
+    // (Was "part 2 does not continue part 1: … already holds"; trial28 LOW-3: the order
+    // is named. Changed deliberately.)
+    assert!(
+        text.contains("part 2 comes before part 1") && text.contains("joined out of order"),
+        "{text}"
+    );
     // An edit in the second part is named in that part, with the joined file's line.
     // (The edit goes into the second archive itself: the log `ctx_with_log` writes can
     // hold the same text in the first, where the first match landed in CI.)
@@ -1522,6 +1527,16 @@ async fn audit_chain_given_checkpoint_in_the_archived_part_is_compared_with_the_
     assert!(r.problem.is_none(), "{}", render(&r));
     assert!(!r.checkpoints.iter().any(|c| c == "given"), "{}", render(&r));
     assert_eq!(r.not_compared.len(), 1, "{}", render(&r));
+    // Asked for and not made: never "OK" (trial28: it said OK, exit 0).
+    assert!(!r.ok, "{}", render(&r));
+    assert!(!render(&r).contains("OK: the audit chain is intact"), "{}", render(&r));
+    assert!(
+        render(&r)
+            .trim_end()
+            .ends_with(cordon_proto::audit_chain::NOT_COMPARED_LINE),
+        "{}",
+        render(&r)
+    );
     assert!(
         render(&r).contains(&format!("NOT COMPARED: the given checkpoint names record {first}")),
         "{}",

@@ -1272,3 +1272,88 @@ async fn shared_addresses_are_no_hosts_and_every_address_spelling_finds_its_host
         .await;
     assert_eq!(v["events"][0]["status"], "unknown_host", "{v}");
 }
+
+/// trial28 LOW-2, LOW-5 and the address case: filters that cannot match answered "no
+/// records" (200) — an unknown or zero token id, an `until` before `since`, an empty
+/// `host=` (the whole log); an upper-case host id was "not a host"; an address was a
+/// 404. Now: 404 / 400 naming the problem, the id in any case finds its host, an address
+/// one host reports finds that host's history.
+#[tokio::test]
+async fn audit_filters_that_cannot_match_are_refused_and_ids_and_addresses_find_their_host() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{h}/quarantine"),
+            Some(&ctx.responder),
+            Some(r#"{"comment":"ir"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/audit?host={h}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let own = v["records"].as_array().unwrap().len();
+    assert!(own >= 2, "{v}");
+    for (path, status, says) in [
+        (
+            "/v1/audit?actor_token_id=99",
+            StatusCode::NOT_FOUND,
+            "no API token has id 99",
+        ),
+        (
+            "/v1/audit?actor_token_id=0",
+            StatusCode::BAD_REQUEST,
+            "token ids start at 1",
+        ),
+        (
+            "/v1/audit?since=2030-01-01T03:00:00Z&until=2030-01-01T02:00:00Z",
+            StatusCode::BAD_REQUEST,
+            "until is not after since",
+        ),
+        ("/v1/audit?host=", StatusCode::BAD_REQUEST, "host is empty"),
+        ("/v1/audit?host=&format=jsonl", StatusCode::BAD_REQUEST, "host is empty"),
+        ("/v1/audit?actor=%20", StatusCode::BAD_REQUEST, "actor is empty"),
+    ] {
+        let (st, v) = ctx.call("GET", path, Some(&ctx.viewer), None).await;
+        assert_eq!(st, status, "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{path}: {v}");
+    }
+    // The id upper case (RFC 9562: UUIDs are case-insensitive) finds the host, here and
+    // for actions and `hosts show`.
+    let upper = h.to_uppercase();
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/audit?host={upper}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), own, "{v}");
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/hosts/{upper}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], json!(h), "{v}");
+    // The address the host reports: its history.
+    let addr = v["addresses"][0]
+        .as_str()
+        .expect("the host reports an address")
+        .to_string();
+    let (st, v) = ctx
+        .call("GET", &format!("/v1/audit?host={addr}"), Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), own, "{v}");
+    // An address no host reports: 404 saying so.
+    let (st, v) = ctx
+        .call("GET", "/v1/audit?host=198.51.100.77", Some(&ctx.viewer), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no host reports the address 198.51.100.77"),
+        "{v}"
+    );
+}

@@ -18,7 +18,8 @@ pub enum Code {
     /// Not permitted (not root, or the server refused the token: 401/403).
     NotPermitted = 4,
     /// A check passed only in part: `cordon audit verify --file` without the CA
-    /// certificate found the chain intact but could not check the signatures.
+    /// certificate found the chain intact but could not check the signatures, or a
+    /// `--checkpoint` given names a record retention archived and was not compared.
     Unverified = 5,
     /// `cordon audit verify`: the chain is intact but a signed checkpoint says some
     /// records are not vouched for (written in a crash window, a start without the

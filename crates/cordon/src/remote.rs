@@ -222,6 +222,15 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                 // is not what an export holds was edited: TAMPERED (exit 1), like any
                 // other change the chain catches.
                 let text = read_export_file(path)?;
+                // Nothing to call a partial export (trial28 LOW-4: an empty file left by
+                // a refused `cordon audit … > FILE` read as "NOT A FULL EXPORT", exit 8).
+                if text.trim().is_empty() {
+                    return Err(Failure::usage(format!(
+                        "{}: holds no records (the file is empty): nothing to verify; an export that failed \
+                         (`cordon audit --format jsonl > FILE` exiting non-zero) leaves such a file",
+                        path.display()
+                    )));
+                }
                 // The signed checkpoints (in the log and the trailer) are checked with the
                 // CA certificate (--ca / CORDON_CA); without one they are counted unchecked.
                 let ca = match &a.conn.ca {
@@ -411,6 +420,13 @@ fn exit_of(report: &cordon_proto::audit_chain::ChainReport) -> Result<(), Failur
                 "the chain is intact, but {} warning(s): not every record is vouched for",
                 report.warnings.len()
             ),
+        )),
+        // A checkpoint given and not compared (it names an archived record): a check
+        // passed only in part, never plain OK (trial28).
+        None if !report.not_compared.is_empty() => Err(Failure::msg(
+            Code::Unverified,
+            "the chain is intact, but the checkpoint given was not compared: it names a record retention \
+                 archived; verify the archive with it (cordon audit verify --file ARCHIVE --checkpoint ID:HASH)",
         )),
         None => Ok(()),
         Some(p) => Err(Failure::msg(

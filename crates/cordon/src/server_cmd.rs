@@ -262,6 +262,12 @@ async fn serve(a: RunArgs) -> u8 {
             return 2;
         }
     };
+    if let (Some(_), Some(dir)) = (retention, &a.audit_archive_dir) {
+        if let Err(e) = cordon_server::service::audit::check_archive_dir(dir) {
+            eprintln!("cordon: --audit-archive-dir {}: {e}", dir.display());
+            return 2;
+        }
+    }
     let cfg = RunConfig {
         listen: a.listen,
         db: run::db_url(&a.data, a.db.as_deref()),

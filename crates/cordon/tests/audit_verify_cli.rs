@@ -365,3 +365,17 @@ fn audit_verify_file_in_the_json_listing_format_is_bad_input_not_tampering() {
         assert!(!out.contains("TAMPERED"), "{name}: {out}");
     }
 }
+
+/// trial28 LOW-4: an empty file (left by an export the server refused) was verified as
+/// "NOT A FULL EXPORT … 0 of them link", exit 8. It holds nothing: bad input, exit 2.
+#[test]
+fn audit_verify_an_empty_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("empty.jsonl", ""), ("blank.jsonl", "\n \n")] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        let (code, out, err) = verify(&f);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(err.contains("holds no records"), "{name}: {err}");
+    }
+}

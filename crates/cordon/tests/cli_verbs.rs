@@ -221,3 +221,36 @@ fn server_log_to_a_file_has_no_colour_codes_and_init_refuses_a_used_database() {
     assert!(err.contains("already holds a deployment"), "{err}");
     assert!(!other.join("ca.key").exists(), "a CA was left behind");
 }
+
+/// trial28 LOW-9: a file given as `--audit-archive-dir` let the server start with
+/// retention failing every hour ("File exists", no path named). Refused at start, exit 2,
+/// naming it; nothing made.
+#[test]
+#[cfg(feature = "server")]
+fn server_run_refuses_an_archive_dir_that_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let archive = dir.path().join("notadir");
+    std::fs::write(&archive, "").unwrap();
+    let (code, err) = cordon(
+        &[
+            "server",
+            "run",
+            "--data",
+            &data.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-retention",
+            "1d",
+            "--audit-archive-dir",
+            &archive.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--audit-archive-dir") && err.contains("notadir") && err.contains("is not a directory"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing was made");
+}

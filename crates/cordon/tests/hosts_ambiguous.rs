@@ -138,6 +138,11 @@ fn enroll_refuses_hostnames_that_read_as_an_address_an_id_or_the_twin_naming() {
         ("[2001:db8::5]", "IP address 2001:db8::5"),
         ("820cb233", "reads as a host id"),
         ("web1 (820cb233)", "U+0020"),
+        // trial28 LOW-11: escaped once (`\u{ff44}`), not twice (`\\u{ff44}`).
+        (
+            "\u{ff44}\u{ff45}\u{ff13}\u{ff10}\u{ff44}\u{ff43}\u{ff16}\u{ff42}",
+            "hostname \"\\u{ff44}\\u{ff45}",
+        ),
     ] {
         let out = enroll(name);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));

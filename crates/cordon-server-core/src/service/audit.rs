@@ -19,7 +19,28 @@ pub const EXPORT_CHUNK: i64 = 1000;
 /// # Errors
 /// 404 for a reference that names no host, 409 listing the hosts' ids for a name more
 /// than one host (revoked ones included) has (trial25 F9: both were an empty 200).
+///
+/// A filter that cannot match what it asks for is refused instead of answering "no
+/// records" (trial28 LOW-2): a token id below 1 (400) or that no token has (404, like an
+/// unknown host), an `until` not after `since` (400).
 async fn resolve_host(st: &AppState, filter: &mut AuditFilter) -> Result<(), ApiError> {
+    if let Some(id) = filter.actor_token_id {
+        if id < 1 {
+            return Err(ApiError::invalid(format!("actor_token_id {id}: token ids start at 1")));
+        }
+        if !st.store.api_token_exists(id).await? {
+            return Err(ApiError::not_found(format!(
+                "no API token has id {id} (revoked ones included; `cordon token list` shows them)"
+            )));
+        }
+    }
+    if let (Some(since), Some(until)) = (filter.since, filter.until) {
+        if until <= since {
+            return Err(ApiError::invalid(
+                "until is not after since: the time range holds nothing (since is inclusive, until exclusive)",
+            ));
+        }
+    }
     if let Some(h) = &filter.host_id {
         filter.host_id = Some(st.store.host_for_history(h).await?);
     }
@@ -685,7 +706,8 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let name = format!("audit-archive-through-{cut}-{}.jsonl", crate::timefmt::now_ms());
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.partial"));
-    let io = |what: &str, e: std::io::Error| ApiError::internal(format!("audit archive {what}: {e}"));
+    let io =
+        |what: &str, e: std::io::Error| ApiError::internal(format!("audit archive {what} in {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(|e| io("directory", e))?;
     let file = create_private(&tmp).map_err(|e| io("create", e))?;
     let mut out = std::io::BufWriter::new(file);
@@ -809,6 +831,24 @@ pub async fn bind_deployment_ca(store: &Store, ca: &crate::pki::Ca) -> Result<()
 /// Database errors.
 pub async fn deployment_in_use(store: &Store) -> Result<Option<(i64, i64)>, crate::StoreError> {
     store.deployment_in_use().await
+}
+
+/// Checks, at start, that `dir` can take retention archives (trial28 LOW-9: a file given
+/// as the directory let the server start with retention failing hourly, logged as a bare
+/// "File exists"): created when missing, a directory, writable (a probe file is created
+/// and removed).
+///
+/// # Errors
+/// What is wrong, in words, with the OS error.
+pub fn check_archive_dir(dir: &std::path::Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err("is not a directory (a file of that name exists)".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create it: {e}"))?;
+    let probe = dir.join(format!(".cordon-write-probe-{}", std::process::id()));
+    create_private(&probe).map_err(|e| format!("cannot write in it: {e}"))?;
+    std::fs::remove_file(&probe).map_err(|e| format!("cannot remove {}: {e}", probe.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

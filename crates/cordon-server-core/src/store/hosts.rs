@@ -473,6 +473,9 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
     let mut ids: Vec<String> = Vec::with_capacity(refs.len());
     for r in refs {
         let r = r.trim();
+        // A full host id in any case (trial28 LOW-5); ids are stored lower case.
+        let canonical = uuid::Uuid::try_parse(r).ok().map(|u| u.hyphenated().to_string());
+        let r = canonical.as_deref().unwrap_or(r);
         // A reference that reads as an address or a host id names no hostname (hosts
         // enrolled before the hostname rule may be named `10.9.9.9` or like another
         // host's id): only the exact id matches it.
@@ -768,6 +771,48 @@ impl Store {
     /// [`hostname_key`]: crate::service::validate::hostname_key
     pub async fn host_for_history(&self, reference: &str) -> Result<String, StoreError> {
         let r = reference.trim();
+        // A full host id in any case or UUID spelling (trial28 LOW-5: `DE30DC6B-…`, as
+        // some tools print UUIDs) is the id; ids are stored lower case, hyphenated.
+        let canonical = uuid::Uuid::try_parse(r).ok().map(|u| u.hyphenated().to_string());
+        let r = canonical.as_deref().unwrap_or(r);
+        // An address names the hosts that report it now (`/v1/audit?host=192.0.2.10` was
+        // a 404): one host is its history, several are refused like a shared name.
+        if let Some(ip) = cordon_proto::addr::parse_reference_address(r) {
+            let rows = sqlx::query(
+                "SELECT h.id AS id, h.hostname AS hostname, h.revoked AS revoked FROM host_addresses a \
+                 JOIN hosts h ON h.id = a.host_id WHERE a.address = $1 ORDER BY h.id",
+            )
+            .bind(ip.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut named = Vec::with_capacity(rows.len());
+            for row in &rows {
+                named.push((
+                    get_str(row, "id")?,
+                    get_str(row, "hostname")?,
+                    get_i64(row, "revoked")? != 0,
+                ));
+            }
+            return match named.len() {
+                0 => Err(StoreError::NotFound(format!(
+                    "no host reports the address {ip} (from {r:?}): the audit names hosts by full id or hostname, \
+                     and an address only while a host reports it"
+                ))),
+                1 => Ok(named.swap_remove(0).0),
+                n => {
+                    let list: Vec<String> = named
+                        .iter()
+                        .map(|(id, name, revoked)| {
+                            format!("{id} ({name:?}{})", if *revoked { ", revoked" } else { "" })
+                        })
+                        .collect();
+                    Err(StoreError::Conflict(format!(
+                        "{n} hosts report the address {ip}: {}; use the host id",
+                        list.join(", ")
+                    )))
+                }
+            };
+        }
         let name_key = if super::automation::reads_as_address_or_id(r) {
             None
         } else {
@@ -906,6 +951,9 @@ impl Store {
 /// when no live host has it, the one revoked host that had it. Revoked namesakes of a live
 /// host (a host re-enrolled under its old name) never make a name ambiguous.
 async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
+    // A full host id in any case (trial28 LOW-5); ids are stored lower case.
+    let canonical = uuid::Uuid::try_parse(r.trim()).ok().map(|u| u.hyphenated().to_string());
+    let r = canonical.as_deref().unwrap_or(r);
     let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
         .bind(r.to_string())
         .bind(crate::service::validate::hostname_key(r))

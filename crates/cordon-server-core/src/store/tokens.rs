@@ -200,6 +200,18 @@ impl Store {
         })
     }
 
+    /// Whether an API token (revoked ones included: tokens are never deleted) has id `id`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn api_token_exists(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT id FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     /// Every API token, oldest first (revoked ones too), with its `name_flag`.
     ///
     /// # Errors
