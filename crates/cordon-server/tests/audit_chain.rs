@@ -1610,6 +1610,64 @@ async fn audit_chain_edited_head_row_refuses_writes_and_a_reverted_edit_leaves_t
     assert!(r.ok, "{}", render(&r));
 }
 
+/// trial33 MED-A: the head row set back to an EARLIER record, id and hash consistent,
+/// was extended: the next genuine record chained beside the later ones (a fork) and
+/// verification blamed it for good. Writes are refused (503 naming the cause, nothing
+/// changed) until the head names the last record again.
+#[tokio::test]
+async fn audit_chain_head_rewound_to_an_earlier_record_refuses_writes() {
+    let ctx = ctx_with_log().await;
+    let before = ids(&ctx).await;
+    let (head, _) = ctx.store().audit_head().await.unwrap();
+    let head = head.unwrap();
+    let last = head.last_id;
+    exec(
+        &ctx,
+        &format!(
+            "UPDATE audit_chain SET head_id = (SELECT MAX(id) FROM audit WHERE id < {last} AND hash IS NOT NULL), \
+             head_hash = (SELECT hash FROM audit WHERE id = (SELECT MAX(id) FROM audit WHERE id < {last} AND hash IS NOT NULL)) \
+             WHERE id = 1"
+        ),
+    )
+    .await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-rewind","role":"viewer"}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "audit_tampered", "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("chained records up to {last}")) && detail.contains("set back"),
+        "{v}"
+    );
+    assert_eq!(ids(&ctx).await, before, "nothing may be written");
+    // The head put back: writes work and the log verifies.
+    exec(
+        &ctx,
+        &format!(
+            "UPDATE audit_chain SET head_id = {last}, head_hash = '{}' WHERE id = 1",
+            head.hash
+        ),
+    )
+    .await;
+    let (st, v) = ctx
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&ctx.admin),
+            Some(r#"{"name":"after-restore","role":"viewer"}"#),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    let r = server_verify(&ctx, "").await;
+    assert!(r.ok, "{}", render(&r));
+}
+
 /// trial28 MED-4: with the chain head row deleted every write answered 500 "internal
 /// error" and verification exit 7 "nothing was checked". Writes are refused with 503
 /// naming the missing row; verification says tampered, subject the database, naming it.

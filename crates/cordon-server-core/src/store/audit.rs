@@ -296,8 +296,8 @@ pub const HEAD_ROW_MISSING: &str = "the audit chain head row (table audit_chain,
 ///
 /// # Errors
 /// [`StoreError::AuditTampered`] (503, nothing changed) naming the mismatch: the head
-/// row is missing, names a record that is not in the log, or holds a hash other than
-/// that record's; database errors.
+/// row is missing, names a record that is not in the log, holds a hash other than
+/// that record's, or names a record before the log's last chained one; database errors.
 ///
 /// `cut`: retention just deleted the records through `cut.0` in this transaction, so
 /// the head may name that record (holding `cut.1`, its hash, when given).
@@ -340,7 +340,16 @@ async fn head_to_extend(tx: &mut Tx, cut: Option<(i64, Option<&str>)>) -> Result
                  {}: one of them was edited in the database; {recover}",
                 hash.as_deref().unwrap_or("no hash")
             ))),
-            (Some(_), _) => Ok(head_hash),
+            // trial33 MED-A: a head rewound to an earlier record (id and hash consistent)
+            // would fork the chain: the next record would chain to it beside the later
+            // ones, and verification would blame that genuine record for good.
+            (Some(_), _) => match super::get_opt_i64(&row, "last_chained")? {
+                Some(last) if last > head => Err(StoreError::AuditTampered(format!(
+                    "audit chain head names record {head}, but the log holds chained records up to {last}: the head \
+                     row was set back in the database; {recover}"
+                ))),
+                _ => Ok(head_hash),
+            },
         },
     }
 }
