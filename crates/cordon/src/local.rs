@@ -277,28 +277,21 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     if a.if_recorded && !a.reapply {
         let msg =
             "--if-recorded goes with --reapply (re-apply the recorded quarantine if there is one); nothing was changed";
-        if json {
-            println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
-        } else {
-            eprintln!("cordon: {msg}");
-        }
-        return Code::Usage.as_u8();
+        return fail(&EngineError::Invalid(msg.into()), json);
     }
+    // A quarantine is recorded under `t`: its state file, or claims whose state file was
+    // lost (the re-apply rebuilds it from them).
+    let recorded_under = |t: &TableName| {
+        cordon_engine::state::path(&a.common.state_dir, t).exists()
+            || engine_for(&a.common, t.clone())
+                .claims_without_state()
+                .is_ok_and(|c| !c.is_empty())
+    };
     // A new quarantine goes into --table (default `cordon`); a re-apply without --table
     // re-applies what is recorded, under whatever name it was recorded.
     let table = if a.reapply && a.common.table.is_none() {
-        // Tables with a recorded quarantine, or with claims whose state file was lost
-        // (the re-apply rebuilds it from them).
         let recorded: Vec<TableName> = match cordon_engine::state::recorded_tables(&a.common.state_dir) {
-            Ok(r) => r
-                .into_iter()
-                .filter(|t| {
-                    cordon_engine::state::path(&a.common.state_dir, t).exists()
-                        || engine_for(&a.common, t.clone())
-                            .claims_without_state()
-                            .is_ok_and(|c| !c.is_empty())
-                })
-                .collect(),
+            Ok(r) => r.into_iter().filter(|t| recorded_under(t)).collect(),
             Err(e) => return fail(&e, json),
         };
         if recorded.is_empty() && a.if_recorded {
@@ -319,13 +312,10 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     } else {
         a.common.table_or_default()
     };
-    let eng = engine_for(&a.common, table.clone());
-    if a.if_recorded
-        && !cordon_engine::state::path(&a.common.state_dir, &table).exists()
-        && !eng.claims_without_state().is_ok_and(|c| !c.is_empty())
-    {
+    if a.if_recorded && !recorded_under(&table) {
         return nothing_recorded(&a.common.state_dir, json);
     }
+    let eng = engine_for(&a.common, table);
     let code = isolate_once(a, &eng);
     if code != 0 || !watch {
         return code;
