@@ -233,12 +233,7 @@ fn one_table(c: &Common, found: Vec<TableName>, what: &str) -> Result<TableName,
                 "Cordon holds quarantines under several table names on this host ({}); {what}: name one with --table NAME (`cordon status` shows each); nothing was changed",
                 names.join(", ")
             );
-            if c.json {
-                println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
-            } else {
-                eprintln!("cordon: {msg}");
-            }
-            Err(Code::Usage.as_u8())
+            Err(fail(&EngineError::Invalid(msg), c.json))
         }
     }
 }
@@ -600,12 +595,7 @@ pub fn release(a: ReleaseArgs) -> u8 {
                     previous.join(", ")
                 )
             };
-            if a.common.json {
-                println!("{}", json!({"ok": false, "error": "invalid", "detail": msg}));
-            } else {
-                eprintln!("cordon: {msg}");
-            }
-            return Code::Usage.as_u8();
+            return fail(&EngineError::Invalid(msg), a.common.json);
         }
     }
     let all_found = match tables_here(&a.common) {
