@@ -130,6 +130,19 @@ pub async fn rules(st: &AppState, caller: &Caller) -> Result<Vec<RuleRecord>, Ap
     with_standing(st, st.store.rules().await?).await
 }
 
+/// Labels stored before the label checks that the checks would refuse now (viewer): one
+/// sentence each, sorted, empty for a clean database
+/// ([`cordon_server_core::service::validate::poisoned_labels`] over every label known
+/// anywhere). The rules page flags them, since a rule on one of them may not fire.
+///
+/// # Errors
+/// 403 below viewer; the store's error when the labels cannot be read.
+pub async fn poisoned_labels(st: &AppState, caller: &Caller) -> Result<Vec<String>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let known = st.store.known_labels(LabelsReplaced::Nothing).await?;
+    Ok(cordon_server_core::service::validate::poisoned_labels(&known))
+}
+
 /// One rule (viewer), with why it cannot fire now.
 ///
 /// # Errors

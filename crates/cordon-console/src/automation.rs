@@ -46,11 +46,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
     let set = service::settings(&st, &s.caller).await?;
     // Labels saved before the label checks (look-alikes, spaces, bidi): flagged, since a
     // rule on one of them may not fire and a look-alike may pass for a protected label.
-    let poisoned = cordon_server_core::service::validate::poisoned_labels(
-        &st.store
-            .known_labels(cordon_server_core::store::automation::LabelsReplaced::Nothing)
-            .await?,
-    );
+    let poisoned = service::poisoned_labels(&st, &s.caller).await?;
     let body = html! {
         div class="page-head" id="rules-head" data-live="" { h1 { "Automation rules" } p class="summary" { strong { (rules.len()) } " rules" } }
         @if !poisoned.is_empty() {
