@@ -31,6 +31,7 @@
 
 use std::collections::BTreeSet;
 
+use super::bpf;
 use super::decode::{self, attrs, DecodeError};
 use super::links::Link;
 use super::socket::{NlError, Socket};
@@ -302,6 +303,96 @@ pub fn all(links: &[Link]) -> Vec<Bypass> {
     out.extend(mprog_bypasses(links));
     out.extend(xdp_bypasses(links));
     out.extend(af_xdp_bypasses());
+    out.extend(devmap_bypasses(links));
+    out
+}
+
+/// The devmaps anywhere on the machine that hold the interface index of a device of this
+/// namespace the hooks cover (trial31 HIGH-A): an XDP program in ANY network namespace
+/// that uses such a map sends frames out of that device past the netdev egress hook (see
+/// [`super::bpf`]). A devmap entry gives an ifindex but not its namespace, so an entry
+/// holding the index of `eth0` here may be another namespace's device of the same index:
+/// counted all the same (never claim what cannot be told apart), and the words say so.
+/// A devmap too large to read in full, or maps that cannot be listed, count too.
+pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
+    let skips = vec![Layer::NetdevEgress];
+    let maps = match bpf::devmaps() {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![Bypass {
+                what: format!("BPF devmaps on this machine cannot be read ({e})"),
+                skips,
+                holder: None,
+            }]
+        }
+    };
+    let mut out = Vec::new();
+    for m in maps {
+        let name = if m.info.name.is_empty() {
+            String::new()
+        } else {
+            format!(" {:?}", m.info.name)
+        };
+        let mut what: Vec<String> = m
+            .ifindexes
+            .iter()
+            .filter_map(|i| links.iter().find(|l| l.index == *i && !l.is_loopback() && !l.name.is_empty()))
+            .map(|l| {
+                format!(
+                    "BPF devmap id {}{name} holds ifindex {} ({} here, or another network namespace's device of that index: the map does not say which), so an XDP program in any namespace can send through it past the egress hook",
+                    m.info.id, l.index, l.name
+                )
+            })
+            .collect();
+        if m.partial {
+            what.push(format!(
+                "BPF devmap id {}{name} has {} entries, more than Cordon reads ({}): the rest may hold a device of this namespace",
+                m.info.id,
+                m.info.max_entries,
+                bpf::DEVMAP_READ_LIMIT
+            ));
+        }
+        if what.is_empty() {
+            continue;
+        }
+        let by = bpf_map_holders(m.info.id);
+        let holder = (!by.is_empty()).then(|| by.join(", "));
+        out.extend(what.into_iter().map(|what| Bypass {
+            what,
+            skips: skips.clone(),
+            holder: holder.clone(),
+        }));
+    }
+    out
+}
+
+/// The processes holding a descriptor of BPF map `id` (`pid N (comm)`), from
+/// `/proc/*/fd` (`anon_inode:bpf-map`) and the `map_id:` line of its `fdinfo`. A map held
+/// only by a program (its descriptors closed) has none.
+fn bpf_map_holders(id: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let want = format!("map_id:\t{id}");
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let base = p.path();
+        let Ok(fds) = std::fs::read_dir(base.join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map")
+                && std::fs::read_to_string(base.join("fdinfo").join(fd.file_name()))
+                    .is_ok_and(|info| info.lines().any(|l| l == want))
+        });
+        if holds {
+            let comm = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
+            out.push(format!("pid {pid} ({})", comm.trim()));
+        }
+    }
     out
 }
 

@@ -13,6 +13,7 @@
 //! opens a fresh one, so the backend follows the caller's namespace.
 
 pub mod around;
+pub mod bpf;
 pub mod consts;
 pub(crate) mod decode;
 pub mod encode;
@@ -683,6 +684,12 @@ impl Firewall for Netlink {
             if want.is_empty() {
                 cov.notes
                     .push("no interface besides loopback: nothing for the device layer to cover".into());
+            }
+            if read.egress.is_some() {
+                cov.notes.push(
+                    "not looked at: tc filters, tcx and XDP programs and AF_XDP sockets in other network namespaces (they reach this namespace's devices only through a BPF devmap, and every devmap on the machine is read)"
+                        .into(),
+                );
             }
             if read.ingress.is_some() {
                 cov.notes.push(
