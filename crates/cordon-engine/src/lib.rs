@@ -9,6 +9,7 @@
 
 pub mod claims;
 mod error;
+pub mod forced;
 mod home;
 pub use home::registry_dir;
 pub mod impact;

@@ -5,6 +5,8 @@
 
 use std::fmt::Display;
 
+use cordon_engine::{EngineError, ErrorClass};
+
 /// Exit codes other than success (README, "Exit codes"; design §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -50,6 +52,24 @@ impl Code {
 pub struct Failure {
     pub code: Code,
     pub error: anyhow::Error,
+    /// How [`report`] prints it.
+    shown: Shown,
+}
+
+/// How a [`Failure`] is printed.
+#[derive(Debug)]
+enum Shown {
+    /// `cordon: outer: cause: root cause` on stderr.
+    Chain,
+    /// A local command's engine failure: `cordon: ` and [`EngineError::detail`] on
+    /// stderr.
+    EngineLine,
+    /// A local command's engine failure under `--json`: one line
+    /// `{"ok": false, "error": KIND, "detail": …}` on stdout.
+    EngineJson,
+    /// Printed already (a command acting on several tables reports each failure as it
+    /// goes): only the exit code is left.
+    Reported,
 }
 
 impl Failure {
@@ -58,20 +78,47 @@ impl Failure {
         Failure {
             code,
             error: error.into(),
+            shown: Shown::Chain,
         }
     }
 
     /// A failure with `code` and a message (no further cause).
     pub fn msg(code: Code, msg: impl Display + std::fmt::Debug + Send + Sync + 'static) -> Failure {
-        Failure {
-            code,
-            error: anyhow::Error::msg(msg),
-        }
+        Failure::new(code, anyhow::Error::msg(msg))
     }
 
     /// Invalid input: exit code 2.
     pub fn usage(msg: impl Display + std::fmt::Debug + Send + Sync + 'static) -> Failure {
         Failure::msg(Code::Usage, msg)
+    }
+
+    /// A local command's engine failure (`isolate`, `release`, `status`): the exit code
+    /// of its class ([`engine_code`]), printed as one line on stderr or, with `json`, as
+    /// `{"ok": false, "error": KIND, "detail": …}` on stdout.
+    pub fn engine(err: EngineError, json: bool) -> Failure {
+        Failure {
+            code: engine_code(&err),
+            error: err.into(),
+            shown: if json { Shown::EngineJson } else { Shown::EngineLine },
+        }
+    }
+
+    /// The same failure, already printed: [`report`] prints nothing more.
+    pub fn reported(self) -> Failure {
+        Failure {
+            shown: Shown::Reported,
+            ..self
+        }
+    }
+}
+
+/// The exit code README documents for an engine failure.
+pub fn engine_code(err: &EngineError) -> Code {
+    match err.class() {
+        ErrorClass::Invalid | ErrorClass::Unsupported => Code::Usage,
+        ErrorClass::VerificationFailed => Code::RolledBack,
+        ErrorClass::NotPermitted => Code::NotPermitted,
+        ErrorClass::Rejected | ErrorClass::Other => Code::Failed,
     }
 }
 
@@ -82,29 +129,45 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-/// Prints a failure (`cordon: ` and the cause chain joined by `: `) and returns the exit
-/// status; `0` for success.
+/// Prints a failure (`cordon: ` and the cause chain joined by `: `, or a local
+/// command's engine failure as [`Failure::engine`] says) and returns the exit status; `0`
+/// for success.
 pub fn report(r: Result<(), Failure>) -> u8 {
-    match r {
-        Ok(()) => 0,
-        Err(f) => {
-            eprintln!("cordon: {:#}", f.error);
-            f.code.as_u8()
+    let Err(f) = r else {
+        return 0;
+    };
+    let engine = f.error.downcast_ref::<EngineError>();
+    match (&f.shown, engine) {
+        (Shown::Reported, _) => {}
+        (Shown::EngineJson, Some(e)) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": e.kind(), "detail": e.detail()})
+            );
         }
+        (Shown::EngineLine, Some(e)) => eprintln!("cordon: {}", e.detail()),
+        _ => eprintln!("cordon: {:#}", f.error),
     }
+    f.code.as_u8()
+}
+
+/// Runs an async command on a fresh single-threaded runtime.
+///
+/// # Errors
+/// The command's failure, or the runtime's when it cannot be built.
+pub fn run_async(f: impl std::future::Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(f)
 }
 
 /// Runs an async command on a fresh single-threaded runtime; its exit status.
 pub fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> u8 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return report(Err(e.into())),
-    };
-    report(rt.block_on(f))
+    report(run_async(f))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -121,5 +184,34 @@ mod tests {
             [Code::Failed, Code::Usage, Code::RolledBack, Code::NotPermitted].map(Code::as_u8),
             [1, 2, 3, 4]
         );
+    }
+
+    /// Issue 13: one error type carries the exit code. The fault kind: a command that
+    /// prints its own error and returns a literal status (`return 2;`), bypassing the
+    /// one printer and the documented codes.
+    #[test]
+    fn the_local_and_server_commands_return_the_one_failure_type() {
+        let sources = [
+            ("local.rs", include_str!("local.rs")),
+            ("server_cmd.rs", include_str!("server_cmd.rs")),
+        ];
+        for (file, text) in sources {
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            for (n, line) in code.lines().enumerate() {
+                assert!(
+                    !line.contains(") -> u8") && !line.contains("Option<u8>") && !line.trim().starts_with("return 2;"),
+                    "{file}:{}: {line}: return Result<(), Failure>",
+                    n + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_engine_failure_keeps_its_class_code_and_its_error() {
+        let f = Failure::engine(EngineError::Invalid("bad".into()), true);
+        assert_eq!(f.code, Code::Usage);
+        assert!(f.error.downcast_ref::<EngineError>().is_some());
+        assert_eq!(report(Err(f.reported())), 2);
     }
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{ClaimSource, Engine, EngineError, ErrorClass, IsolateRequest, QuarantineState};
+use cordon_engine::{ClaimSource, Engine, EngineError, IsolateRequest, QuarantineState};
 use cordon_firewall::BackendChoice;
 use cordon_policy::{AllowSpec, TableName};
 use serde_json::json;
 
-use crate::exit::Code;
+use crate::exit::{Code, Failure};
 
 /// Options every local command shares.
 #[derive(Args, Debug, Clone)]
@@ -222,7 +222,7 @@ fn tables_here(c: &Common) -> Result<Vec<TableName>, EngineError> {
 
 /// The one table `release` (without `--force`) and `isolate --reapply --watch` act on when
 /// `--table` is not given; several found is exit 2 naming them.
-fn one_table(c: &Common, found: Vec<TableName>, what: &str) -> Result<TableName, u8> {
+fn one_table(c: &Common, found: Vec<TableName>, what: &str) -> Result<TableName, Failure> {
     match found.as_slice() {
         [one] => Ok(one.clone()),
         _ if c.table.is_some() => Ok(c.table_or_default()),
@@ -233,29 +233,15 @@ fn one_table(c: &Common, found: Vec<TableName>, what: &str) -> Result<TableName,
                 "Cordon holds quarantines under several table names on this host ({}); {what}: name one with --table NAME (`cordon status` shows each); nothing was changed",
                 names.join(", ")
             );
-            Err(fail(&EngineError::Invalid(msg), c.json))
+            Err(fail(EngineError::Invalid(msg), c.json))
         }
     }
 }
 
-/// Prints an engine error (one line, or JSON) and returns its exit code.
-fn fail(err: &EngineError, json: bool) -> u8 {
-    if json {
-        println!("{}", json!({"ok": false, "error": err.kind(), "detail": err.detail()}));
-    } else {
-        eprintln!("cordon: {}", err.detail());
-    }
-    exit_code(err).as_u8()
-}
-
-/// The exit code README documents for an engine failure.
-pub(crate) fn exit_code(err: &EngineError) -> Code {
-    match err.class() {
-        ErrorClass::Invalid | ErrorClass::Unsupported => Code::Usage,
-        ErrorClass::VerificationFailed => Code::RolledBack,
-        ErrorClass::NotPermitted => Code::NotPermitted,
-        ErrorClass::Rejected | ErrorClass::Other => Code::Failed,
-    }
+/// An engine error of a local command: printed by [`crate::exit::report`] as one line,
+/// or JSON with `--json`, with the exit code of its class.
+fn fail(err: EngineError, json: bool) -> Failure {
+    Failure::engine(err, json)
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -265,14 +251,14 @@ fn print_json(value: &impl serde::Serialize) {
     }
 }
 
-pub fn isolate(a: IsolateArgs) -> u8 {
+pub fn isolate(a: IsolateArgs) -> Result<(), Failure> {
     let watch = a.watch;
     let json = a.common.json;
     // clap's `requires` is met by `--reapply`'s default value (false), so it is checked here.
     if a.if_recorded && !a.reapply {
         let msg =
             "--if-recorded goes with --reapply (re-apply the recorded quarantine if there is one); nothing was changed";
-        return fail(&EngineError::Invalid(msg.into()), json);
+        return Err(fail(EngineError::Invalid(msg.into()), json));
     }
     // A quarantine is recorded under `t`: its state file, or claims whose state file was
     // lost (the re-apply rebuilds it from them).
@@ -287,23 +273,26 @@ pub fn isolate(a: IsolateArgs) -> u8 {
     let table = if a.reapply && a.common.table.is_none() {
         let recorded: Vec<TableName> = match cordon_engine::state::recorded_tables(&a.common.state_dir) {
             Ok(r) => r.into_iter().filter(|t| recorded_under(t)).collect(),
-            Err(e) => return fail(&e, json),
+            Err(e) => return Err(fail(e, json)),
         };
         if recorded.is_empty() && a.if_recorded {
             return nothing_recorded(&a.common.state_dir, json);
         }
         if recorded.len() > 1 && !watch {
-            let mut worst = 0;
+            // Each table's failure is printed as it comes; the worst exit code is kept.
+            let mut worst: Option<Failure> = None;
             for t in recorded {
-                let code = reapply(&engine_for(&a.common, t), json);
-                worst = worst.max(code);
+                if let Err(f) = reapply(&engine_for(&a.common, t), json) {
+                    let code = f.code;
+                    crate::exit::report(Err(f));
+                    if worst.as_ref().is_none_or(|w| w.code.as_u8() < code.as_u8()) {
+                        worst = Some(Failure::msg(code, "re-applying a recorded quarantine failed").reported());
+                    }
+                }
             }
-            return worst;
+            return worst.map_or(Ok(()), Err);
         }
-        match one_table(&a.common, recorded, "--watch keeps one quarantine in force") {
-            Ok(t) => t,
-            Err(code) => return code,
-        }
+        one_table(&a.common, recorded, "--watch keeps one quarantine in force")?
     } else {
         a.common.table_or_default()
     };
@@ -311,15 +300,15 @@ pub fn isolate(a: IsolateArgs) -> u8 {
         return nothing_recorded(&a.common.state_dir, json);
     }
     let eng = engine_for(&a.common, table);
-    let code = isolate_once(a, &eng);
-    if code != 0 || !watch {
-        return code;
+    isolate_once(a, &eng)?;
+    if !watch {
+        return Ok(());
     }
     watch_forever(&eng, json)
 }
 
 /// `isolate --reapply --if-recorded` with nothing recorded: not an error (exit 0).
-fn nothing_recorded(dir: &std::path::Path, json: bool) -> u8 {
+fn nothing_recorded(dir: &std::path::Path, json: bool) -> Result<(), Failure> {
     let detail = format!(
         "nothing to re-apply: no quarantine recorded in {}; nothing was changed",
         dir.display()
@@ -329,10 +318,10 @@ fn nothing_recorded(dir: &std::path::Path, json: bool) -> u8 {
     } else {
         println!("{detail}");
     }
-    0
+    Ok(())
 }
 
-fn reapply(eng: &Engine, json: bool) -> u8 {
+fn reapply(eng: &Engine, json: bool) -> Result<(), Failure> {
     match eng.reapply() {
         Ok(out) => {
             if json {
@@ -343,19 +332,21 @@ fn reapply(eng: &Engine, json: bool) -> u8 {
                     out.backend, out.table
                 );
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(&e, json),
+        Err(e) => Err(fail(e, json)),
     }
 }
 
 /// `--watch`: the repair loop in the foreground until SIGINT/SIGTERM.
-fn watch_forever(eng: &Engine, json: bool) -> u8 {
+fn watch_forever(eng: &Engine, json: bool) -> Result<(), Failure> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)) {
-        eprintln!("cordon: cannot install the signal handler: {e}");
-        return 1;
+        return Err(Failure::new(
+            Code::Failed,
+            anyhow::Error::new(e).context("cannot install the signal handler"),
+        ));
     }
     let opts = cordon_engine::watch::WatchOptions::default();
     let released = std::cell::Cell::new(false);
@@ -424,9 +415,9 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
                     println!("{WATCH_STOPPED}");
                 }
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(&e, json),
+        Err(e) => Err(fail(e, json)),
     }
 }
 
@@ -434,7 +425,7 @@ fn watch_forever(eng: &Engine, json: bool) -> u8 {
 pub(crate) const WATCH_STOPPED: &str = "stopped (signal): the quarantine stays in force, as recorded; tampering is no \
      longer repaired. `cordon release` removes it";
 
-fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
+fn isolate_once(a: IsolateArgs, eng: &Engine) -> Result<(), Failure> {
     let json = a.common.json;
     if a.reapply {
         return reapply(eng, json);
@@ -486,9 +477,9 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
                 for w in &impact.warnings {
                     eprintln!("cordon: warning: {w}");
                 }
-                0
+                Ok(())
             }
-            Err(e) => fail(&e, json),
+            Err(e) => Err(fail(e, json)),
         };
     }
     match eng.isolate_as(a.source, &req) {
@@ -539,24 +530,23 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> u8 {
             for w in out.warnings.iter().chain(out.impact.warnings.iter()) {
                 eprintln!("cordon: warning: {w}");
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(&e, json),
+        Err(e) => Err(fail(e, json)),
     }
 }
 
-pub fn release(a: ReleaseArgs) -> u8 {
+pub fn release(a: ReleaseArgs) -> Result<(), Failure> {
     if !a.hosts.is_empty() || a.label.is_some() {
         return crate::remote::release(a.hosts, a.label, a.comment, &a.remote, a.common.json);
     }
     // The local command never takes the API client's options: `--comment` (or `--token`)
     // without a HOST or `--label` is an analyst who meant the server, not this machine.
     if a.comment.is_some() || a.remote.token_given_on_command_line() {
-        eprintln!(
-            "cordon: --comment and --token are for releasing hosts through the server: name the HOST(s) or \
-             --label. `cordon release` without them removes the quarantine of THIS machine; nothing was changed"
-        );
-        return 2;
+        return Err(Failure::usage(
+            "--comment and --token are for releasing hosts through the server: name the HOST(s) or \
+             --label. `cordon release` without them removes the quarantine of THIS machine; nothing was changed",
+        ));
     }
     if a.force {
         return release_forced(&a.common);
@@ -595,12 +585,12 @@ pub fn release(a: ReleaseArgs) -> u8 {
                     previous.join(", ")
                 )
             };
-            return fail(&EngineError::Invalid(msg), a.common.json);
+            return Err(fail(EngineError::Invalid(msg), a.common.json));
         }
     }
     let all_found = match tables_here(&a.common) {
         Ok(f) => f,
-        Err(e) => return fail(&e, a.common.json),
+        Err(e) => return Err(fail(e, a.common.json)),
     };
     // A plain release acts on the tables whose records are found: an unrecognised table
     // in force (a decoy, or records deleted) never makes it refuse; it is named and left
@@ -614,10 +604,7 @@ pub fn release(a: ReleaseArgs) -> u8 {
             names.join(", ")
         );
     }
-    let table = match one_table(&a.common, found, "release one at a time, or all at once with --force") {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+    let table = one_table(&a.common, found, "release one at a time, or all at once with --force")?;
     match engine_for(&a.common, table).release_as(a.source, false) {
         Ok(out) => {
             if a.common.json {
@@ -644,9 +631,9 @@ pub fn release(a: ReleaseArgs) -> u8 {
             for p in &out.record_problems {
                 eprintln!("cordon: note: {p}");
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(&e, a.common.json),
+        Err(e) => Err(fail(e, a.common.json)),
     }
 }
 
@@ -670,64 +657,25 @@ fn split_unrecorded(c: &Common, found: Vec<TableName>) -> (Vec<TableName>, Vec<T
     (with, without)
 }
 
-/// Break glass: every table Cordon holds anything under (recorded, or marked in the
-/// kernel), plus `--table` or the default name, is removed from every backend and its
-/// claims dropped. If the kernel cannot be searched for marked tables, the recorded and
-/// named tables are still released, with a warning.
-fn release_forced(c: &Common) -> u8 {
-    let mut tables = vec![c.table_or_default()];
-    // Tables found in the kernel are in force by definition.
-    let mut in_kernel: Vec<cordon_policy::TableName> = Vec::new();
-    match cordon_engine::discover_tables(&c.state_dir) {
-        Ok(found) => {
-            in_kernel.clone_from(&found);
-            tables.extend(found);
-        }
-        Err(e) => {
-            eprintln!(
-                "cordon: warning: could not search this host for Cordon tables under other names ({}); releasing the recorded ones and {:?}",
-                e.detail(),
-                c.table_or_default().as_str()
-            );
-            tables.extend(cordon_engine::state::recorded_tables(&c.state_dir).unwrap_or_default());
-        }
+/// Break glass ([`cordon_engine::forced::release_all`]): every table Cordon holds
+/// anything under (recorded, or marked in the kernel), plus `--table` or the default name,
+/// is removed from every backend and its claims dropped; this prints what it did.
+fn release_forced(c: &Common) -> Result<(), Failure> {
+    let done = match cordon_engine::forced::release_all(&c.state_dir, c.table_or_default(), |t| engine_for(c, t)) {
+        Ok(done) => done,
+        Err(e) => return Err(fail(e, c.json)),
+    };
+    if let Some(e) = &done.search_failed {
+        eprintln!(
+            "cordon: warning: could not search this host for Cordon tables under other names ({}); released the recorded ones and {:?}",
+            e.detail(),
+            c.table_or_default().as_str()
+        );
     }
-    cordon_engine::sort_tables(&mut tables);
-    let mut cleaned: Vec<String> = Vec::new();
-    let mut released: Vec<&str> = Vec::new();
-    let mut first_error = None;
-    let mut agent_claim = false;
-    for t in &tables {
-        let eng = engine_for(c, t.clone());
-        let claims = eng.claims().unwrap_or_default();
-        agent_claim |= claims.iter().any(|x| x.source == ClaimSource::Agent);
-        // Something of this table stood before the release: rules in the kernel, a
-        // record or a claim (a status that cannot be read counts as something).
-        let stood = in_kernel.contains(t)
-            || !claims.is_empty()
-            || eng
-                .status()
-                .map_or(true, |r| r.policy.is_some() || !r.backends_in_force.is_empty());
-        match eng.release_everywhere().and_then(|k| eng.clear_claims().map(|_| k)) {
-            Ok(kinds) => {
-                if stood {
-                    released.push(t.as_str());
-                }
-                for k in kinds {
-                    let k = k.to_string();
-                    if !cleaned.contains(&k) {
-                        cleaned.push(k);
-                    }
-                }
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return fail(&e, c.json);
-    }
+    let released: Vec<&str> = done.released.iter().map(|t| t.as_str()).collect();
+    let cleaned: Vec<String> = done.cleaned.iter().map(ToString::to_string).collect();
+    let agent_claim = done.agent_claim;
+    let tables = &done.checked;
     let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
     let lookalikes = lookalike_chains(c);
     if !lookalikes.is_empty() {
@@ -756,7 +704,7 @@ fn release_forced(c: &Common) -> u8 {
             "cordon: warning: the enrolled agent's claim was dropped too, but the server still orders this host quarantined: a running agent (cordon-agent.service) puts its quarantine back at its next check. Release it through the server (`cordon release HOST --comment …`), or stop the agent first"
         );
     }
-    0
+    Ok(())
 }
 
 /// What `release --force` says: the tables it released something of (rules, a record or
@@ -818,18 +766,18 @@ fn names(claims: &[ClaimSource]) -> String {
     claims.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-pub fn status(a: StatusArgs) -> u8 {
+pub fn status(a: StatusArgs) -> Result<(), Failure> {
     let json = a.common.json;
     let tables = match tables_here(&a.common) {
         Ok(t) => t,
-        Err(e) => return fail(&e, json),
+        Err(e) => return Err(fail(e, json)),
     };
     let mut found = Vec::new();
     for t in tables {
         let eng = engine_for(&a.common, t);
         match eng.status().and_then(|r| eng.claims_in_force().map(|c| (r, c))) {
             Ok(pair) => found.push(pair),
-            Err(e) => return fail(&e, json),
+            Err(e) => return Err(fail(e, json)),
         }
     }
     // The first table that holds anything speaks for the host (its state is the first
@@ -842,7 +790,7 @@ pub fn status(a: StatusArgs) -> u8 {
     }
     let mut found = found.into_iter();
     let Some((report, claims)) = found.next() else {
-        return 0;
+        return Ok(());
     };
     let others: Vec<_> = found.collect();
     let lookalikes = lookalike_chains(&a.common);
@@ -864,7 +812,7 @@ pub fn status(a: StatusArgs) -> u8 {
             println!("  note: {}", lookalike_words(&lookalikes));
         }
     }
-    0
+    Ok(())
 }
 
 fn status_json(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim]) -> serde_json::Value {

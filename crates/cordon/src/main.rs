@@ -235,11 +235,11 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Local(LocalCommand::Isolate(a)) => local::isolate(a),
-        Command::Local(LocalCommand::Release(a)) => local::release(a),
-        Command::Local(LocalCommand::Status(a)) => local::status(a),
+        Command::Local(LocalCommand::Isolate(a)) => exit::report(local::isolate(a)),
+        Command::Local(LocalCommand::Release(a)) => exit::report(local::release(a)),
+        Command::Local(LocalCommand::Status(a)) => exit::report(local::status(a)),
         #[cfg(feature = "server")]
-        Command::Server(a) => server_cmd::run(a),
+        Command::Server(a) => exit::report(server_cmd::run(a)),
         Command::Agent(a) => agent_cmd::run(a),
         Command::Hosts(a) => remote::hosts(a),
         Command::Quarantine(a) => remote::quarantine(a),

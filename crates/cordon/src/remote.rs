@@ -1173,9 +1173,15 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
 }
 
 /// `cordon release HOST...|--label L --comment TEXT` (called from the local command).
-pub fn release(hosts: Vec<String>, label: Option<String>, comment: Option<String>, conn: &Conn, json: bool) -> u8 {
+pub fn release(
+    hosts: Vec<String>,
+    label: Option<String>,
+    comment: Option<String>,
+    conn: &Conn,
+    json: bool,
+) -> Result<(), Failure> {
     let conn = conn.clone();
-    block_on(async move {
+    crate::exit::run_async(async move {
         let comment = comment.ok_or_else(|| Failure::usage("releasing through the server needs --comment TEXT"))?;
         let api = connect(&conn, Code::Failed)?;
         let req = ActionRequest {

@@ -9,6 +9,8 @@ use cordon_server::run::{self, RunConfig};
 use cordon_server::timefmt::{Span, SpanError};
 use serde_json::json;
 
+use crate::exit::{Code, Failure};
+
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     #[command(subcommand)]
@@ -121,12 +123,13 @@ fn usage_error(e: &run::RunError) -> bool {
     )
 }
 
-/// Prints `e` with its cause chain; exit code 1 (2 for [`usage_error`]s).
-fn fail(e: run::RunError) -> u8 {
+/// `e` as the binary's failure: exit code 1 (2 for [`usage_error`]s), printed with its
+/// cause chain.
+fn fail(e: run::RunError) -> Failure {
     if usage_error(&e) {
-        return crate::exit::report(Err(crate::exit::Failure::new(crate::exit::Code::Usage, e)));
+        return Failure::new(Code::Usage, e);
     }
-    crate::exit::report(Err(crate::exit::Failure::from(anyhow::Error::from(e))))
+    Failure::from(anyhow::Error::from(e))
 }
 
 /// One argument as a POSIX shell reads it back: as is when it holds only characters the
@@ -150,7 +153,7 @@ fn foreign_dir_message(data: &Path, owner: &run::ForeignOwner, args: &[String]) 
     };
     let cmd: Vec<String> = args.iter().map(|a| shell_word(a)).collect();
     format!(
-        "cordon: refusing to run as root on {}, which belongs to {who}: the files this command creates there \
+        "refusing to run as root on {}, which belongs to {who}: the files this command creates there \
          (database, audit anchor, writer lock, keys) would be root's, 0600, and the server, which runs as that \
          user, could not read them. Nothing was changed. Run it as the directory's owner:\n  sudo -u {user} {}",
         data.display(),
@@ -158,20 +161,21 @@ fn foreign_dir_message(data: &Path, owner: &run::ForeignOwner, args: &[String]) 
     )
 }
 
-/// `Some(2)` after printing [`foreign_dir_message`] when this process runs as root and
-/// `data` belongs to another user; `None` (go on) otherwise.
-fn refuse_root_on_foreign_data_dir(data: &Path) -> Option<u8> {
-    let owner = run::foreign_data_dir_owner(data)?;
+/// Refuses (exit 2, [`foreign_dir_message`]) when this process runs as root and `data`
+/// belongs to another user.
+///
+/// # Errors
+/// That refusal.
+fn refuse_root_on_foreign_data_dir(data: &Path) -> Result<(), Failure> {
+    let Some(owner) = run::foreign_data_dir_owner(data) else {
+        return Ok(());
+    };
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    eprintln!("{}", foreign_dir_message(data, &owner, &args));
-    Some(crate::exit::Code::Usage.as_u8())
+    Err(Failure::usage(foreign_dir_message(data, &owner, &args)))
 }
 
-pub fn run(a: ServerArgs) -> u8 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return crate::exit::report(Err(crate::exit::Failure::from(e))),
-    };
+pub fn run(a: ServerArgs) -> Result<(), Failure> {
+    let rt = runtime()?;
     match a.what {
         ServerWhat::Init(a) => rt.block_on(init(a)),
         ServerWhat::Token(TokenArgs {
@@ -181,10 +185,8 @@ pub fn run(a: ServerArgs) -> u8 {
     }
 }
 
-async fn init(a: InitArgs) -> u8 {
-    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
-        return code;
-    }
+async fn init(a: InitArgs) -> Result<(), Failure> {
+    refuse_root_on_foreign_data_dir(&a.data)?;
     let db = run::db_url(&a.data, a.db.as_deref());
     match run::init(&a.data, &db, &a.names, &a.ips).await {
         Ok(out) => {
@@ -203,21 +205,18 @@ async fn init(a: InitArgs) -> u8 {
                 println!("admin API token (shown once, store it safely):");
                 println!("  {}", out.admin.token);
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(e),
+        Err(e) => Err(fail(e)),
     }
 }
 
-async fn token_create(a: TokenCreateArgs) -> u8 {
-    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
-        return code;
-    }
+async fn token_create(a: TokenCreateArgs) -> Result<(), Failure> {
+    refuse_root_on_foreign_data_dir(&a.data)?;
     let ttl = match Span::parse(&a.ttl) {
         Ok(t) => t.secs(),
         Err(e) => {
-            eprintln!("cordon: {}", e.field("--ttl"));
-            return 2;
+            return Err(Failure::usage(e.field("--ttl")));
         }
     };
     let labels: Vec<String> = a
@@ -238,34 +237,29 @@ async fn token_create(a: TokenCreateArgs) -> u8 {
                 println!("{}", t.token);
                 eprintln!("one-time enrollment token, expires {}", t.expires_at);
             }
-            0
+            Ok(())
         }
-        Err(e) => fail(e),
+        Err(e) => Err(fail(e)),
     }
 }
 
-async fn serve(a: RunArgs) -> u8 {
-    if let Some(code) = refuse_root_on_foreign_data_dir(&a.data) {
-        return code;
-    }
+async fn serve(a: RunArgs) -> Result<(), Failure> {
+    refuse_root_on_foreign_data_dir(&a.data)?;
     let every = match Span::parse(&a.expiry_interval) {
         Ok(s) => s.as_duration(),
         Err(e) => {
-            eprintln!("cordon: {}", e.field("--expiry-interval"));
-            return 2;
+            return Err(Failure::usage(e.field("--expiry-interval")));
         }
     };
     let retention = match a.audit_retention.as_deref().map(retention_age).transpose() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cordon: {e}");
-            return 2;
+            return Err(Failure::usage(e));
         }
     };
     if let (Some(_), Some(dir)) = (retention, &a.audit_archive_dir) {
         if let Err(e) = cordon_server::service::audit::check_archive_dir(dir) {
-            eprintln!("cordon: --audit-archive-dir {}: {e}", dir.display());
-            return 2;
+            return Err(Failure::usage(format!("--audit-archive-dir {}: {e}", dir.display())));
         }
     }
     let cfg = RunConfig {
@@ -277,7 +271,7 @@ async fn serve(a: RunArgs) -> u8 {
     };
     let running = match run::start(&cfg).await {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return Err(fail(e)),
     };
     eprintln!("cordon server listening on https://{}", running.addr);
     let retention_task = match (retention, &a.audit_archive_dir) {
@@ -301,7 +295,7 @@ async fn serve(a: RunArgs) -> u8 {
     }
     eprintln!("cordon server: shutting down");
     running.shutdown().await;
-    0
+    Ok(())
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {
