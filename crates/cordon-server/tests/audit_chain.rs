@@ -1630,6 +1630,17 @@ async fn audit_chain_head_rewound_to_an_earlier_record_refuses_writes() {
         ),
     )
     .await;
+    // Before anything is appended, verification names the head row as set back (audit14:
+    // it said OK, the head row's hash matching the earlier record it names).
+    let r = server_verify(&ctx, "").await;
+    assert!(!r.ok, "{}", render(&r));
+    let p = r.problem.clone().unwrap();
+    assert_eq!(p.subject.as_deref(), Some("the database"), "{}", render(&r));
+    assert!(
+        p.reason.contains("set back") && p.reason.contains(&format!("chained records up to {last}")),
+        "{}",
+        render(&r)
+    );
     let (st, v) = ctx
         .call(
             "POST",

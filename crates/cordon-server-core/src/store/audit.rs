@@ -2022,6 +2022,26 @@ impl Store {
                 }
             }
         }
+        // The head row set back to an earlier record, its id and hash consistent (trial33
+        // MED-A): the head checkpoint matches the record it names, so only the records
+        // after it show it. Read in one statement after the walk, so a record appended
+        // meanwhile (the head moves with it) is never taken for one.
+        if !head_row_missing {
+            if let Some(what) = self.head_set_back().await? {
+                report.ok = false;
+                match &mut report.problem {
+                    Some(p) => p.reason.push_str(&format!(" (also: the database {what})")),
+                    None => {
+                        report.problem = Some(cordon_proto::audit_chain::ChainProblem {
+                            id: None,
+                            subject: Some("the database".into()),
+                            position: 0,
+                            reason: what,
+                        })
+                    }
+                }
+            }
+        }
         // Code in the database that acts behind the server's statements (trial18 HIGH-2):
         // a trigger can delete chosen records inside the server's own transaction, leaving
         // a chain that checks intact. Its presence is the finding.
@@ -2065,6 +2085,41 @@ impl Store {
             tracing::error!(record = ?p.id, reason = %p.reason, "audit chain TAMPERED");
         }
         Ok(report)
+    }
+
+    /// What is wrong with the chain head row when it names a record before the log's
+    /// last chained record, or no record while chained records exist: it was set back in
+    /// the database (no server moves it backwards), and the next append would fork the
+    /// chain (see `head_to_extend`, which refuses it). `None` when it names the last one.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn head_set_back(&self) -> Result<Option<String>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT c.head_id AS head_id, (SELECT MAX(id) FROM audit WHERE hash IS NOT NULL) AS last_chained \
+             FROM audit_chain c WHERE c.id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let last = super::get_opt_i64(&row, "last_chained")?;
+        Ok(match (super::get_opt_i64(&row, "head_id")?, last) {
+            (Some(head), Some(last)) if head < last => Some(format!(
+                "has its audit chain head row (table audit_chain, id 1) naming record {head}, but the log holds \
+                 chained records up to {last}: the head row was set back in the database (no server moves it \
+                 backwards), so nothing can be appended until it names record {last} again (see docs/server.md, \
+                 \"Recovering the audit chain head\")"
+            )),
+            (None, Some(last)) => Some(format!(
+                "has its audit chain head row (table audit_chain, id 1) naming no record, but the log holds \
+                 chained records up to {last}: the head row was set back in the database, so nothing can be \
+                 appended until it names record {last} again (see docs/server.md, \"Recovering the audit chain \
+                 head\")"
+            )),
+            _ => None,
+        })
     }
 
     /// What this process's last verification of the audit chain
