@@ -508,6 +508,14 @@ pub struct ChainReport {
     /// before it predate marks and are vouched for by the checkpoints signed then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked_from: Option<i64>,
+    /// A checkpoint given from outside (`--checkpoint`, [`GIVEN_SOURCE`]) that the log
+    /// does not match: the record it names has another hash, or the log ends before it.
+    /// That proves the log or the checkpoint wrong (a typo, another deployment's), so it is
+    /// the caller's result, never `problem` (the log's own verdict, which the server keeps
+    /// and shows every viewer: trial33 MED-D); the rest of the log is verified all the
+    /// same. Makes `ok` false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_mismatch: Option<ChainProblem>,
 }
 
 /// What the records of an export without a signed trailer show on their own
@@ -604,6 +612,8 @@ pub struct Verifier {
     trailer: Option<(String, String)>,
     /// The first checkpoint record signed `marked: true`.
     marked_from: Option<i64>,
+    /// The first given checkpoint the log does not match ([`ChainReport::given_mismatch`]).
+    given_mismatch: Option<ChainProblem>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -782,6 +792,12 @@ impl Verifier {
         for (i, (src, cp)) in self.checkpoints.iter().enumerate() {
             if cp.last_id == r.id {
                 if cp.hash != *hash {
+                    if src == GIVEN_SOURCE {
+                        // The caller's claim against the log: said, and the log verified on.
+                        self.given_mismatch.get_or_insert(bad(given_differs(&cp.hash)));
+                        self.matched[i] = true;
+                        continue;
+                    }
                     self.problem = Some(bad(format!(
                         "hash differs from the {src} checkpoint ({}): the log was rewritten up to here",
                         cp.hash
@@ -1184,18 +1200,18 @@ impl Verifier {
                     match &self.continues_after {
                         Some(cut) if cut.last_id == cp.last_id && cut.hash == cp.hash => compared[i] = true,
                         Some(cut) if cut.last_id == cp.last_id => {
-                            self.problem = Some(ChainProblem {
+                            compared[i] = true;
+                            self.given_mismatch.get_or_insert(ChainProblem {
                                 id: None,
                                 subject: Some(format!("the {src} checkpoint")),
                                 position: 0,
                                 reason: format!(
                                     "names record {} with hash {}, but the signed retention cut the log continues \
-                                     after says record {} had hash {}: the checkpoint is not of this log, or the \
-                                     log was rewritten before the cut",
+                                     after says record {} had hash {}: the checkpoint is not of this log \
+                                     (mistyped, or another deployment's), or the log was rewritten before the cut",
                                     cp.last_id, cp.hash, cut.last_id, cut.hash
                                 ),
                             });
-                            break;
                         }
                         cut => not_compared.push(format!(
                             "the {src} checkpoint names record {}, which lies in the part archived by retention{}: \
@@ -1215,6 +1231,20 @@ impl Verifier {
                     Some(h) => (Some(h.last_id), None, format!("ends at record {}", h.last_id)),
                     None => (None, Some("the log".to_string()), "has no chained record".to_string()),
                 };
+                if src == GIVEN_SOURCE {
+                    self.given_mismatch.get_or_insert(ChainProblem {
+                        id,
+                        subject,
+                        position: self.position,
+                        reason: format!(
+                            "the log {last} but the checkpoint you gave names record {} (hash {}): the checkpoint \
+                             is not of this log (mistyped, or another deployment's), or records were removed from \
+                             the end",
+                            cp.last_id, cp.hash
+                        ),
+                    });
+                    continue;
+                }
                 self.problem = Some(ChainProblem {
                     id,
                     subject,
@@ -1229,7 +1259,12 @@ impl Verifier {
             }
         }
         ChainReport {
-            ok: self.problem.is_none() && self.unchecked == 0 && self.warnings.is_empty() && not_compared.is_empty(),
+            ok: self.problem.is_none()
+                && self.unchecked == 0
+                && self.warnings.is_empty()
+                && not_compared.is_empty()
+                && self.given_mismatch.is_none(),
+            given_mismatch: self.given_mismatch,
             warnings: self.warnings,
             unchained: self.unchained,
             chained: self.chained,
@@ -1601,6 +1636,7 @@ impl ChainReport {
             trailer_signed_at: None,
             marked_from: None,
             not_compared: Vec::new(),
+            given_mismatch: None,
         }
     }
 }
@@ -1706,6 +1742,7 @@ pub fn verify_partial_export(records: &[AuditRecord], checkpoints: Vec<(String, 
         trailer_signed_at: None,
         marked_from: None,
         not_compared: Vec::new(),
+        given_mismatch: None,
     };
     let mut seen = std::collections::HashSet::new();
     let mut prev: Option<&str> = None;
@@ -1741,7 +1778,9 @@ pub fn verify_partial_export(records: &[AuditRecord], checkpoints: Vec<(String, 
                     let mut problem = None;
                     for (src, cp) in &checkpoints {
                         if cp.last_id == r.id {
-                            if cp.hash != *h {
+                            if cp.hash != *h && src == GIVEN_SOURCE {
+                                report.given_mismatch.get_or_insert(bad(given_differs(&cp.hash)));
+                            } else if cp.hash != *h {
                                 problem = Some(bad(format!(
                                     "hash differs from the {src} checkpoint ({}): the log was rewritten up to here",
                                     cp.hash
@@ -1853,10 +1892,26 @@ pub struct JoinedPart {
     pub report: ChainReport,
 }
 
+/// Why a record differs from the checkpoint given for it ([`ChainReport::given_mismatch`]).
+fn given_differs(given: &str) -> String {
+    format!(
+        "hash differs from the checkpoint you gave ({given}): the checkpoint is not of this log (mistyped, or \
+         another deployment's), or the log was rewritten up to here"
+    )
+}
+
+/// The last line of [`render`] for a log whose own check found nothing wrong but that
+/// does not match a checkpoint given ([`ChainReport::given_mismatch`]).
+pub const GIVEN_MISMATCH_LINE: &str = "DOES NOT MATCH YOUR CHECKPOINT: the log checks intact on its own, but not \
+     against the checkpoint you gave (see above): if you copied it from this deployment's server log or \
+     notification target, the log was rewritten; otherwise check the checkpoint";
+
 /// The verdict word of a report's last line (`OK`, `TAMPERED`, `NOT VERIFIED`, …).
 fn verdict(r: &ChainReport) -> &'static str {
     if r.problem.is_some() {
         "TAMPERED"
+    } else if r.given_mismatch.is_some() {
+        "DOES NOT MATCH YOUR CHECKPOINT"
     } else if r.other_ca.is_some() {
         "SIGNED BY ANOTHER CA"
     } else if r.not_full_export.is_some() {
@@ -1966,6 +2021,7 @@ pub fn render_joined(parts: &[JoinedPart]) -> String {
 pub fn joined_verdict(parts: &[JoinedPart]) -> Option<&ChainReport> {
     let order = [
         "TAMPERED",
+        "DOES NOT MATCH YOUR CHECKPOINT",
         "SIGNED BY ANOTHER CA",
         "NOT A FULL EXPORT",
         "NOT VERIFIED",
@@ -2030,6 +2086,19 @@ pub fn render(report: &ChainReport) -> String {
     for n in &report.not_compared {
         out.push_str(&format!("NOT COMPARED: {n}\n"));
     }
+    if let Some(g) = &report.given_mismatch {
+        match (g.id, &g.subject) {
+            (Some(id), _) => out.push_str(&format!(
+                "YOUR CHECKPOINT: record {id} (entry {}) {}\n",
+                g.position, g.reason
+            )),
+            (None, subject) => out.push_str(&format!(
+                "YOUR CHECKPOINT: {}: {}\n",
+                subject.as_deref().unwrap_or("the log"),
+                g.reason
+            )),
+        }
+    }
     if let (Some(kind), Some(at)) = (&report.trailer_occasion, &report.trailer_signed_at) {
         let what = if kind == ARCHIVE_OCCASION {
             "retention archive"
@@ -2051,7 +2120,10 @@ pub fn render(report: &ChainReport) -> String {
             if let Some(h) = &report.head {
                 out.push_str(&format!("head: {}:{}\n", h.last_id, h.hash));
             }
-            if let Some(o) = &report.other_ca {
+            if report.given_mismatch.is_some() {
+                out.push_str(GIVEN_MISMATCH_LINE);
+                out.push('\n');
+            } else if let Some(o) = &report.other_ca {
                 out.push_str(&other_ca_line(o));
                 out.push('\n');
             } else if let Some(p) = &report.not_full_export {
@@ -3261,7 +3333,8 @@ mod tests {
         let mut zero = subset.clone();
         zero[0].id = 0;
         assert!(verify_export(&zero, None, vec![], None).problem.is_some());
-        // A given checkpoint naming a record present is compared.
+        // A given checkpoint naming a record present is compared: a mismatch is the
+        // caller's result (trial33 MED-D), never the file's `problem`.
         let cp = (
             "given".to_string(),
             Checkpoint {
@@ -3269,11 +3342,18 @@ mod tests {
                 hash: "f".repeat(64),
             },
         );
-        assert!(verify_export(&subset, None, vec![cp], None)
+        let r = verify_export(&subset, None, vec![cp.clone()], None);
+        assert!(r.problem.is_none() && !r.ok, "{r:?}");
+        let g = r.given_mismatch.unwrap();
+        assert_eq!(g.id, Some(l[6].id));
+        assert!(g.reason.contains("checkpoint you gave"), "{}", g.reason);
+        // One of another source is the file's problem.
+        let other = ("database chain-head".to_string(), cp.1);
+        assert!(verify_export(&subset, None, vec![other], None)
             .problem
             .unwrap()
             .reason
-            .contains("given"));
+            .contains("database chain-head"));
     }
 
     /// trial10 LOW: checking an export with the wrong `--ca` read as TAMPERED. When no

@@ -128,6 +128,64 @@ async fn audit_chain_listing_says_when_the_last_verification_found_tampering() {
     );
 }
 
+/// trial33 MED-D: a wrong `--checkpoint` (a typo, another deployment's) became the
+/// server's stored TAMPERED verdict for everyone: the listing's alert, exports refused
+/// with 409, an ERROR line, until the next plain verification. A checkpoint given is the
+/// caller's claim: the mismatch is that call's result (`given_mismatch`), the log is
+/// verified on all the same, and nothing is kept as the server's verdict.
+#[tokio::test]
+async fn audit_chain_a_wrong_given_checkpoint_is_the_callers_result_not_the_servers_verdict() {
+    let ctx = ctx_with_log().await;
+    let all = ids(&ctx).await;
+    let zeros = "0".repeat(64);
+    // The record named has another hash; the log ends before the record named.
+    for (q, id) in [
+        (format!("?checkpoint={}:{zeros}", all[2]), Some(all[2])),
+        (
+            format!("?checkpoint={}:{zeros}", all.last().unwrap() + 50),
+            all.last().copied(),
+        ),
+    ] {
+        let r = server_verify(&ctx, &q).await;
+        assert!(!r.ok, "{q}: {}", render(&r));
+        assert_eq!(r.problem, None, "{q}: the log itself is intact: {}", render(&r));
+        let g = r
+            .given_mismatch
+            .clone()
+            .unwrap_or_else(|| panic!("{q}: {}", render(&r)));
+        assert_eq!(g.id, id, "{q}: {}", render(&r));
+        assert!(g.reason.contains("checkpoint you gave"), "{q}: {}", render(&r));
+        assert!(
+            render(&r)
+                .trim_end()
+                .ends_with(cordon_proto::audit_chain::GIVEN_MISMATCH_LINE),
+            "{q}: {}",
+            render(&r)
+        );
+        assert_eq!(list(&ctx).await.chain_alert, None, "{q}: no alert for every viewer");
+        let (st, text) = ctx
+            .raw("GET", "/v1/audit?format=jsonl", Some(&ctx.viewer), None, None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{q}: the export is still signed: {text}");
+        assert!(text.lines().last().unwrap().starts_with("{\"checkpoint\""), "{q}");
+    }
+    // A log tampered besides is TAMPERED (its own verdict, kept), the checkpoint said too.
+    exec(
+        &ctx,
+        &format!("UPDATE audit SET comment = 'routine' WHERE id = {}", all[3]),
+    )
+    .await;
+    let r = server_verify(&ctx, &format!("?checkpoint={}:{zeros}", all[2])).await;
+    assert_eq!(r.problem.as_ref().and_then(|p| p.id), Some(all[3]), "{}", render(&r));
+    assert_eq!(
+        r.given_mismatch.as_ref().and_then(|p| p.id),
+        Some(all[2]),
+        "{}",
+        render(&r)
+    );
+    assert_eq!(list(&ctx).await.chain_alert.and_then(|a| a.record), Some(all[3]));
+}
+
 #[tokio::test]
 async fn audit_chain_deleted_record_in_database_is_named() {
     let ctx = ctx_with_log().await;
@@ -180,10 +238,14 @@ async fn audit_chain_truncated_tail_is_named_against_checkpoints() {
     let p = server_verify(&ctx, "").await.problem.unwrap();
     assert_eq!(p.id, Some(kept));
     assert!(p.reason.contains(cordon_server::store::SEEN_SOURCE), "{}", p.reason);
+    // A checkpoint given names the cut too, as the caller's result (trial33 MED-D: the
+    // log's own problem stays the seen head's).
     let q = format!("?checkpoint={}:{}", before.last_id, before.hash);
-    let p = server_verify(&ctx, &q).await.problem.unwrap();
-    assert_eq!(p.id, Some(kept));
-    assert!(p.reason.contains("given checkpoint"), "{}", p.reason);
+    let r = server_verify(&ctx, &q).await;
+    assert_eq!(r.problem.unwrap().id, Some(kept));
+    let g = r.given_mismatch.unwrap();
+    assert_eq!(g.id, Some(kept));
+    assert!(g.reason.contains("checkpoint you gave"), "{}", g.reason);
 }
 
 #[tokio::test]
@@ -1516,9 +1578,14 @@ async fn audit_chain_given_checkpoint_in_the_archived_part_is_compared_with_the_
     let r = server_verify(&ctx, &format!("?checkpoint={}:{cut_hash}", done.cut)).await;
     assert!(r.ok, "{}", render(&r));
     assert!(r.checkpoints.iter().any(|c| c == "given"), "{}", render(&r));
-    // With a wrong hash: tampered, never "compared … OK".
+    // With a wrong hash: never "compared … OK" — the checkpoint does not match (trial33
+    // MED-D: the caller's result, `given_mismatch`, no longer the log's `problem`).
     let r = server_verify(&ctx, &format!("?checkpoint={}:{zeros}", done.cut)).await;
-    let p = r.problem.clone().unwrap_or_else(|| panic!("passed: {}", render(&r)));
+    assert!(!r.ok && r.problem.is_none(), "{}", render(&r));
+    let p = r
+        .given_mismatch
+        .clone()
+        .unwrap_or_else(|| panic!("passed: {}", render(&r)));
     assert!(p.reason.contains("signed retention cut"), "{}", render(&r));
     // An earlier, archived record: not compared, and said so.
     let first = before.first().unwrap().id;

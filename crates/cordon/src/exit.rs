@@ -1,6 +1,6 @@
 //! The one error type of the binary: a failure with the exit code README documents
 //! (`0` done · `1` anything else · `2` invalid input, nothing changed · `3` verification
-//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5` to `9`) and the error with its cause chain, printed
+//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5` to `10`) and the error with its cause chain, printed
 //! as `cordon: outer: cause: root cause`.
 
 use std::fmt::Display;
@@ -38,6 +38,11 @@ pub enum Code {
     /// another CA than the one given (the wrong `ca.pem`, or another deployment's
     /// export): no signature was checked.
     OtherCa = 9,
+    /// `cordon audit verify --checkpoint`: the log checks intact on its own but does not
+    /// match the checkpoint given (the record it names has another hash, or the log ends
+    /// before it): the log was rewritten, or the checkpoint is not this log's (a typo,
+    /// another deployment's). The caller's result, not a verdict the server keeps.
+    CheckpointMismatch = 10,
 }
 
 impl Code {

@@ -397,9 +397,16 @@ fn read_export_file(path: &std::path::Path) -> Result<String, Failure> {
 }
 
 /// The exit of `cordon audit verify` for `report` (see docs/server.md: 0 intact, 1
-/// tampered, 5 signatures not checked, 6 unproven, 8 not a full export, 9 another CA).
+/// tampered, 5 signatures not checked, 6 unproven, 8 not a full export, 9 another CA,
+/// 10 the log does not match the checkpoint given).
 fn exit_of(report: &cordon_proto::audit_chain::ChainReport) -> Result<(), Failure> {
     match &report.problem {
+        // The caller's checkpoint against a log that checks on its own (trial33 MED-D).
+        None if report.given_mismatch.is_some() => Err(Failure::msg(
+            Code::CheckpointMismatch,
+            "the audit log does not match the checkpoint you gave: it was rewritten, or the checkpoint is not this \
+                 log's (mistyped, or another deployment's)",
+        )),
         None if report.other_ca.is_some() => Err(Failure::msg(
             Code::OtherCa,
             "the export is signed by another CA than the one given: nothing was verified; pass the CA \

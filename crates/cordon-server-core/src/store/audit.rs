@@ -2084,6 +2084,11 @@ impl Store {
         if let Some(p) = &report.problem {
             tracing::error!(record = ?p.id, reason = %p.reason, "audit chain TAMPERED");
         }
+        // A checkpoint the caller gave that the log does not match is the caller's result
+        // (trial33 MED-D): not kept as this server's verdict above, not an ERROR.
+        if let Some(g) = &report.given_mismatch {
+            tracing::warn!(record = ?g.id, reason = %g.reason, "audit verification: the log does not match a checkpoint given by the caller");
+        }
         Ok(report)
     }
 
