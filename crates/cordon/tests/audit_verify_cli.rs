@@ -379,3 +379,35 @@ fn audit_verify_an_empty_file_is_bad_input() {
         assert!(err.contains("holds no records"), "{name}: {err}");
     }
 }
+
+/// trial33 MED-D: a `--checkpoint` the log does not match (a typo, another deployment's)
+/// was exit 1 TAMPERED, the same as a rewritten log. It is the caller's result: exit 10,
+/// last line "DOES NOT MATCH YOUR CHECKPOINT", the record named; a matching one changes
+/// nothing (exit 5 here: no --ca), an edited file is still TAMPERED (exit 1).
+#[test]
+fn audit_verify_a_checkpoint_the_log_does_not_match_is_its_own_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export(&"00".repeat(70));
+    let f = dir.path().join("export.jsonl");
+    std::fs::write(&f, &text).unwrap();
+    let rec2: AuditRecord = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    let zeros = "0".repeat(64);
+    for (cp, named) in [(format!("2:{zeros}"), "record 2"), (format!("9:{zeros}"), "record 3")] {
+        let (code, out, err) = verify_with(&f, &["--checkpoint", &cp]);
+        assert_eq!(code, 10, "{cp}: {out}{err}");
+        assert!(out.contains(&format!("YOUR CHECKPOINT: {named}")), "{cp}: {out}");
+        assert!(
+            out.trim_end().ends_with(cordon_proto::audit_chain::GIVEN_MISMATCH_LINE),
+            "{cp}: {out}"
+        );
+        assert!(!out.contains("TAMPERED"), "{cp}: {out}");
+    }
+    let good = format!("2:{}", rec2.hash.unwrap());
+    let (code, out, err) = verify_with(&f, &["--checkpoint", &good]);
+    assert_eq!(code, 5, "{out}{err}");
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(&edited, text.replacen("ir-1", "routine", 1)).unwrap();
+    let (code, out, err) = verify_with(&edited, &["--checkpoint", &format!("2:{zeros}")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("TAMPERED: record 1"), "{out}");
+}
