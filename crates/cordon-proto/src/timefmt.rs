@@ -197,8 +197,11 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
 
 /// A positive length of time in whole seconds: the one duration type of Cordon. Every
 /// duration a person or a script writes — the CLI's `--expires`, `--since`, `--ttl`,
-/// `--expiry-interval`, `--audit-retention`, a rule's `expires_after` and `cooldown`, the
-/// console's expiry and `since=` filter — is read by [`Span::parse`] and written by its
+/// `--expiry-interval`, `--audit-retention`, `rules put --expires-after/--cooldown`,
+/// `rules settings --window/--cooldown` (their old names `--window-secs/--cooldown-secs`
+/// still parse: a bare number is seconds), a rule's `expires_after` and `cooldown`, the
+/// console's expiry and `since=` filter — is read by [`Span::parse`] (clap parses the
+/// options into `Span`s, so a typo is a usage error naming the option) and written by its
 /// `Display`, so all of them accept the same inputs:
 ///
 /// * a whole number followed by one unit: `s` (seconds), `m` (minutes), `h` (hours) or
@@ -220,6 +223,14 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
 /// neither shrink (`humantime` refuses the bare number of seconds accepted so far) nor grow
 /// (its weeks, months, years and compound forms like `1h 30m` would be stored by a new
 /// server and refused by an old one).
+///
+/// Not spans, on purpose (issue 13): timing knobs that need fractions of a second — the
+/// agent configuration's `*_secs` (tests run `check_interval_secs = 0.2`), `--lock-timeout`
+/// and `--verify-timeout` (at least 0.1 s) — are decimal seconds, named `…_secs`/`SECS`;
+/// a whole-second span cannot say 0.5 s and widening [`Span::parse`] to fractions would
+/// grow the stored rules' contract above. Wire fields kept in numbers for the agents and
+/// clients already deployed: the guardrails' `cap_window_secs`/`cooldown_secs` (seconds)
+/// and the agent's `heartbeat_ms`; the CLI converts from a `Span` ([`Span::secs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Span(u64);
 

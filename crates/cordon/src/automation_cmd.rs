@@ -11,6 +11,7 @@ use cordon_proto::automation::{
     DecisionRequest, EventIn, NotifyKind, RuleAction, RuleRecord, RuleSpec, SettingsPatch, Severity, TargetKind,
     TargetSpec,
 };
+use cordon_proto::timefmt::Span;
 
 use crate::exit::{Code, Failure};
 use crate::remote::{client_failure, connect, host_cell, hostnames, named_host_cell, table, Conn};
@@ -65,15 +66,15 @@ pub struct RuleFlags {
     // Message shown to the quarantined host's users, at most MAX_MESSAGE_CHARS.
     #[arg(long, help = crate::message_help("at most"))]
     pub message: Option<String>,
-    /// Release after this long (30m, 4h, 2d).
-    #[arg(long)]
-    pub expires_after: Option<String>,
+    /// Release after this long (30m, 4h, 2d: the one duration form, `Span`).
+    #[arg(long, value_name = "SPAN")]
+    pub expires_after: Option<Span>,
     /// enforce or notify_only (dry run).
     #[arg(long, default_value = "enforce")]
     pub mode: String,
-    /// Per-host cooldown of this rule (default: the fleet setting).
-    #[arg(long)]
-    pub cooldown: Option<String>,
+    /// Per-host cooldown of this rule (30m, 4h; default: the fleet setting).
+    #[arg(long, value_name = "SPAN")]
+    pub cooldown: Option<Span>,
     /// Store it disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -87,12 +88,13 @@ pub struct SettingsFlags {
     /// Automatic quarantines allowed per window before approval is required.
     #[arg(long)]
     pub cap: Option<i64>,
-    /// Cap window in seconds.
-    #[arg(long)]
-    pub window_secs: Option<i64>,
-    /// Per-host cooldown in seconds.
-    #[arg(long)]
-    pub cooldown_secs: Option<i64>,
+    /// Cap window (10m, 1h, 1d: the one duration form, `Span`). `--window-secs N`, its
+    /// old name, still works (a bare number is seconds), hidden from help.
+    #[arg(long, alias = "window-secs", value_name = "SPAN")]
+    pub window: Option<Span>,
+    /// Per-host cooldown (30m, 4h). `--cooldown-secs N`, its old name, still works.
+    #[arg(long, alias = "cooldown-secs", value_name = "SPAN")]
+    pub cooldown: Option<Span>,
     /// Protected label (repeat; replaces the list).
     #[arg(long = "protect", value_name = "LABEL")]
     pub protect: Vec<String>,
@@ -376,9 +378,9 @@ pub fn rules(a: RulesArgs) -> u8 {
                             action: RuleAction::Quarantine,
                             allow: f.allow.clone(),
                             message: f.message.clone(),
-                            expires_after: f.expires_after.clone(),
+                            expires_after: f.expires_after.map(|s| s.to_string()),
                             mode: f.mode.clone(),
-                            cooldown: f.cooldown.clone(),
+                            cooldown: f.cooldown.map(|s| s.to_string()),
                         })
                         .await
                     }
@@ -400,8 +402,8 @@ pub fn rules(a: RulesArgs) -> u8 {
                 let patch = SettingsPatch {
                     enabled: f.kill_switch.map(|k| k == "off"),
                     cap_count: f.cap,
-                    cap_window_secs: f.window_secs,
-                    cooldown_secs: f.cooldown_secs,
+                    cap_window_secs: f.window.map(Span::secs),
+                    cooldown_secs: f.cooldown.map(Span::secs),
                     protected_labels: (!f.protect.is_empty()).then_some(f.protect),
                     event_retention_days: f.retention_days,
                     event_retention_max: f.retention_max,
@@ -720,5 +722,39 @@ mod tests {
         );
         let off = standing("rule r-web disabled", &record(false, &["disabled by request"]));
         assert_eq!(off, "rule r-web disabled but NOT active: disabled by request");
+    }
+
+    /// Issue 13: one duration form. The fault kind: the same concept, a cooldown, was
+    /// `30m` on a rule and bare seconds in the guardrails (`--cooldown-secs 1800`). Both
+    /// now take a `Span`; the old flags still parse (a bare number is seconds).
+    #[test]
+    fn guardrail_durations_take_the_one_span_form_and_the_old_flags_still_parse() {
+        let settings = |args: &[&str]| {
+            let argv = ["cordon", "rules", "settings"].iter().chain(args).copied();
+            match crate::parse_cli(argv).map(|c| c.command) {
+                Ok(crate::Command::Rules(RulesArgs {
+                    what: RulesWhat::Settings(f),
+                    ..
+                })) => Ok((f.window.map(Span::secs), f.cooldown.map(Span::secs))),
+                Ok(_) => panic!("not rules settings"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(
+            settings(&["--window", "10m", "--cooldown", "1h"]),
+            Ok((Some(600), Some(3600)))
+        );
+        assert_eq!(
+            settings(&["--window-secs", "600", "--cooldown-secs", "3600"]),
+            Ok((Some(600), Some(3600)))
+        );
+        let e = settings(&["--cooldown", "2w"]).unwrap_err();
+        assert!(e.contains("\"2w\" is not a duration"), "{e}");
+        let rule = |args: &[&str]| {
+            let argv = ["cordon", "rules", "put", "r1"].iter().chain(args).copied();
+            crate::parse_cli(argv).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert!(rule(&["--expires-after", "4h", "--cooldown", "30m"]).is_ok());
+        assert!(rule(&["--expires-after", "1h 30m"]).is_err());
     }
 }

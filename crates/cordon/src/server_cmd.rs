@@ -62,9 +62,9 @@ pub struct TokenCreateArgs {
     /// Labels given to the host that enrolls with this token (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// Lifetime: 30m, 24h, 7d.
-    #[arg(long, default_value = "24h")]
-    pub ttl: String,
+    /// Lifetime: 30m, 24h, 7d (the one duration form, `Span`).
+    #[arg(long, default_value = "24h", value_name = "SPAN")]
+    pub ttl: Span,
     #[arg(long, env = "CORDON_DATA", default_value = "/var/lib/cordon-server")]
     pub data: PathBuf,
     #[arg(long, env = "CORDON_DB")]
@@ -82,15 +82,15 @@ pub struct RunArgs {
     pub db: Option<String>,
     #[arg(long, env = "CORDON_DATA", default_value = "/var/lib/cordon-server")]
     pub data: PathBuf,
-    /// How often expired quarantines are released.
-    #[arg(long, default_value = "5s")]
-    pub expiry_interval: String,
+    /// How often expired quarantines are released (5s, 1m).
+    #[arg(long, default_value = "5s", value_name = "SPAN")]
+    pub expiry_interval: Span,
     /// Audit retention: records older than this (with its unit: 365d, 12h, 90m, 30s)
     /// are archived to a file in --audit-archive-dir and then deleted; the hash chain
     /// continues across the cut. A number without a unit is refused (exit 2). Default:
     /// keep everything.
-    #[arg(long, value_name = "AGE", requires = "audit_archive_dir")]
-    pub audit_retention: Option<String>,
+    #[arg(long, value_name = "AGE", requires = "audit_archive_dir", value_parser = retention_age)]
+    pub audit_retention: Option<Span>,
     /// Where retention writes its archives (JSON lines with a signed trailer; verify
     /// them with `cordon audit verify --file`).
     #[arg(long, value_name = "DIR", requires = "audit_retention")]
@@ -213,12 +213,7 @@ async fn init(a: InitArgs) -> Result<(), Failure> {
 
 async fn token_create(a: TokenCreateArgs) -> Result<(), Failure> {
     refuse_root_on_foreign_data_dir(&a.data)?;
-    let ttl = match Span::parse(&a.ttl) {
-        Ok(t) => t.secs(),
-        Err(e) => {
-            return Err(Failure::usage(e.field("--ttl")));
-        }
-    };
+    let ttl = a.ttl.secs();
     let labels: Vec<String> = a
         .labels
         .iter()
@@ -245,18 +240,8 @@ async fn token_create(a: TokenCreateArgs) -> Result<(), Failure> {
 
 async fn serve(a: RunArgs) -> Result<(), Failure> {
     refuse_root_on_foreign_data_dir(&a.data)?;
-    let every = match Span::parse(&a.expiry_interval) {
-        Ok(s) => s.as_duration(),
-        Err(e) => {
-            return Err(Failure::usage(e.field("--expiry-interval")));
-        }
-    };
-    let retention = match a.audit_retention.as_deref().map(retention_age).transpose() {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Failure::usage(e));
-        }
-    };
+    let every = a.expiry_interval.as_duration();
+    let retention = a.audit_retention;
     if let (Some(_), Some(dir)) = (retention, &a.audit_archive_dir) {
         if let Err(e) = cordon_server::service::audit::check_archive_dir(dir) {
             return Err(Failure::usage(format!("--audit-archive-dir {}: {e}", dir.display())));
@@ -381,5 +366,28 @@ mod tests {
         assert_eq!(words("36h").1, "36 hours");
         assert_eq!(words("5400s").1, "90 minutes");
         assert_eq!(words("10s").1, "10 seconds");
+    }
+
+    /// Issue 13: `--ttl` and `--expiry-interval` are `Span`s parsed with the command line
+    /// (a typo is clap's usage error, exit 2, naming the option), not strings read later.
+    #[test]
+    fn token_ttl_and_expiry_interval_are_spans() {
+        let ttl = |t: &str| match crate::parse_cli(["cordon", "server", "token", "create", "--ttl", t]) {
+            Ok(c) => match c.command {
+                crate::Command::Server(ServerArgs {
+                    what:
+                        ServerWhat::Token(TokenArgs {
+                            what: TokenWhat::Create(a),
+                        }),
+                }) => Ok(a.ttl.secs()),
+                _ => panic!("not token create"),
+            },
+            Err(e) => Err((e.exit_code(), e.to_string())),
+        };
+        assert_eq!(ttl("7d"), Ok(7 * 86_400));
+        let (code, e) = ttl("2w").unwrap_err();
+        assert_eq!(code, 2);
+        assert!(e.contains("--ttl") && e.contains("\"2w\" is not a duration"), "{e}");
+        assert!(crate::parse_cli(["cordon", "server", "run", "--expiry-interval", "1h 30m"]).is_err());
     }
 }
