@@ -112,7 +112,7 @@ pub fn dialog(labels: &BTreeSet<String>) -> Markup {
 pub const RETRY: &str = "retry";
 
 /// Hosts with this label are protected whatever the automation settings say.
-pub const PROTECTED_LABEL: &str = "cordon-protected";
+pub const PROTECTED_LABEL: &str = cordon_proto::review::PROTECTED_LABEL;
 
 /// What the dialog sends (JSON).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -925,15 +925,13 @@ pub fn cautions(review: Review, changing: &[&HostImpact]) -> Vec<String> {
     }
     let dry = names(&|i| i.not_enforcing);
     if !dry.is_empty() {
+        use cordon_proto::review as r;
         let what = match review {
-            Review::Quarantine | Review::Approve => "a quarantine blocks nothing there",
-            Review::Release => "nothing was blocked there, and a release changes nothing on the host",
-            Review::Retry => "re-sending changes nothing on the host: it blocks nothing",
+            Review::Quarantine | Review::Approve => r::QUARANTINE_BLOCKS_NOTHING,
+            Review::Release => r::RELEASE_CHANGES_NOTHING,
+            Review::Retry => r::RETRY_CHANGES_NOTHING,
         };
-        out.push(format!(
-            "Not enforcing: the agent of {} runs with enforce = false; {what}.",
-            dry.join(", ")
-        ));
+        out.push(r::not_enforcing(&dry, what));
     }
     out
 }
@@ -1092,14 +1090,8 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         ));
     }
     if !dry.is_empty() {
-        warnings.push(format!(
-            "Not enforcing: {what} already requested for {} {} ({}); {} runs with enforce = false and never confirms it: \
-             nothing is blocked there, and nothing new is sent.",
-            dry.len(),
-            plural(dry.len()),
-            dry.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
-            if dry.len() == 1 { "its agent" } else { "each agent" }
-        ));
+        let names: Vec<String> = dry.iter().map(|i| i.name()).collect();
+        warnings.push(cordon_proto::review::not_enforcing_already_requested(what, &names));
     }
     let names = |f: &dyn Fn(&HostImpact) -> bool| -> Vec<String> {
         changing.iter().filter(|i| f(i)).map(|i| i.name()).collect()
@@ -1109,17 +1101,7 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         let mut labels: Vec<String> = changing.iter().flat_map(|i| i.protected.clone()).collect();
         labels.sort();
         labels.dedup();
-        warnings.push(format!(
-            "Protected: {} {} a protected label ({}): {}.",
-            protected.len(),
-            if protected.len() == 1 {
-                "host carries"
-            } else {
-                "hosts carry"
-            },
-            labels.join(", "),
-            protected.join(", ")
-        ));
+        warnings.push(cordon_proto::review::protected(&protected, &labels));
     }
     warnings.extend(cautions(
         match action {
@@ -1358,6 +1340,8 @@ mod tests {
             change,
             fields: fields.iter().map(|f| f.to_string()).collect(),
             other_claims: vec![],
+            not_enforcing: false,
+            protected: vec![],
         }
     }
 

@@ -308,7 +308,8 @@ impl ChainAlert {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionRequest {
     #[serde(default)]
-    /// Target hosts by id or hostname (an ambiguous hostname is refused: use the id).
+    /// Target hosts by id, the start of an id of 8 characters or more, or hostname (an
+    /// ambiguous hostname or id start is refused: use the id).
     pub hosts: Vec<String>,
     #[serde(default)]
     /// Target every host carrying this label (instead of `hosts`). Without
@@ -372,6 +373,16 @@ pub struct ActionResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub other_claims: Vec<crate::ClaimSource>,
+    /// The host's agent last reported that it runs with `enforce = false` (or enforces
+    /// nothing, e.g. backend `memory`): nothing this action asks is enforced there, and
+    /// the agent never confirms a quarantine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_enforcing: bool,
+    /// The protected labels the host carries (the automation settings'
+    /// `protected_labels` and [`crate::review::PROTECTED_LABEL`], look-alikes included):
+    /// automation never acts on such a host; a person may, and is told.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected: Vec<String>,
 }
 
 /// Per host, what a quarantine or release did (or, with `preview`, would do).

@@ -15,6 +15,7 @@ pub mod automation;
 pub mod enroll;
 pub mod fingerprint;
 pub mod hostname;
+pub mod review;
 pub mod shown;
 pub mod timefmt;
 

@@ -350,6 +350,80 @@ async fn non_enforcing_agent_is_not_enforcing_never_quarantined() {
     assert!(outbox(&c, "quarantined").await.is_empty());
 }
 
+/// trial30 MED-2: `cordon quarantine --label windows --preview` said "already
+/// quarantined (kept message, expires_at)" for hosts whose agent runs with enforce =
+/// false, and nothing of a protected label, where the console's review says both. Each
+/// action result says `not_enforcing` and names the host's `protected` labels (preview
+/// and action alike), and the review's sentences (`cordon_proto::review`, the CLI's and
+/// the console's one wording) follow from them.
+#[tokio::test]
+async fn action_results_name_agents_that_enforce_nothing_and_protected_labels() {
+    let c = Ctx::new().await;
+    let ws05 = c.enroll("ws-05", &["windows"]).await;
+    let ws10 = c.enroll("ws-10", &["windows", "cordon-protected"]).await;
+    let web = c.enroll("web-01", &["windows"]).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{ws05}/quarantine"), json!({"comment": "first"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let mut r = common::status_report(rev, AgentState::Isolated, "d", "memory");
+    r.enforcing = false;
+    c.agent_status(&ws05, &r).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{web}/quarantine"), json!({"comment": "first"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    c.agent_status(&web, &report(rev, AgentState::Isolated)).await;
+    for preview in [true, false] {
+        let v = quarantine(
+            &c,
+            "/v1/quarantine",
+            json!({"label": "windows", "comment": "x", "message": "call IT", "preview": preview}),
+        )
+        .await;
+        let by = |id: &str| {
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["host_id"] == json!(id))
+                .cloned()
+                .unwrap()
+        };
+        let (a, b, w) = (by(&ws05), by(&ws10), by(&web));
+        assert_eq!(
+            (a["change"].clone(), a["not_enforcing"].clone()),
+            (json!("already_quarantined"), json!(true)),
+            "{a}"
+        );
+        assert_eq!(b["protected"], json!(["cordon-protected"]), "{b}");
+        assert!(
+            b["not_enforcing"].is_null() && w["not_enforcing"].is_null() && w["protected"].is_null(),
+            "{v}"
+        );
+        let out: cordon_proto::ActionResponse = serde_json::from_value(v.clone()).unwrap();
+        let words: Vec<String> = out.results.iter().map(cordon_proto::review::change_words).collect();
+        assert!(
+            words.contains(&"already requested — NOT ENFORCING (enforce = false); kept message".to_string()),
+            "{words:?}"
+        );
+        assert!(
+            words.contains(&"new; protected: cordon-protected".to_string()),
+            "{words:?}"
+        );
+        assert!(
+            words.contains(&"already quarantined (kept message)".to_string()),
+            "{words:?}"
+        );
+        let notes = cordon_proto::review::notes("quarantine", &out.results, &|r| r.hostname.clone());
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with("Not enforcing: quarantine already requested for 1 host (ws-05)"),
+            "{notes:?}"
+        );
+        assert_eq!(
+            notes[1],
+            "Protected: 1 host carries a protected label (cordon-protected): ws-10."
+        );
+    }
+}
+
 /// `offline` is derived by the server from the heartbeat the agent reported: silent for
 /// more than three heartbeats (or never seen).
 #[tokio::test]

@@ -65,7 +65,11 @@ pub enum HostsWhat {
         revoked: bool,
     },
     /// One host in detail.
-    Show { host: String },
+    Show {
+        /// Host id, its start of 8 characters or more (the short id the tables print), or
+        /// hostname.
+        host: String,
+    },
     /// Add or remove labels (adding/removing `Quarantine` quarantines/releases).
     Label {
         host: String,
@@ -102,7 +106,8 @@ pub enum HostsWhat {
 
 #[derive(Args, Debug)]
 pub struct QuarantineArgs {
-    /// Host ids or hostnames.
+    /// Host ids, id starts of 8 characters or more (the short ids the tables print), or
+    /// hostnames.
     pub hosts: Vec<String>,
     /// Every host with this label.
     #[arg(long, conflicts_with = "hosts")]
@@ -144,8 +149,9 @@ pub struct QuarantineArgs {
 pub struct AuditArgs {
     #[command(subcommand)]
     pub what: Option<AuditWhat>,
-    /// Host id or hostname. A name several hosts have (revoked ones included) exits 2
-    /// listing their ids; a name no host has exits 2.
+    /// Host id, its start of 8 characters or more (the short id), hostname or address. A
+    /// name (or id start) several hosts have (revoked ones included) exits 2 listing their
+    /// ids; a name no host has exits 2.
     #[arg(long)]
     pub host: Option<String>,
     /// The name the records carry (`alice`, `rule:edr`, `system`).
@@ -479,6 +485,26 @@ async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Fail
             ..Default::default()
         };
         let Ok(list) = api.hosts(&filter).await else { continue };
+        // The start of an id (a short id) several hosts' ids begin with (trial30 MED-1).
+        if n.is_ascii() && cordon_proto::hostname::looks_like_host_id(n) {
+            let start = n.to_ascii_lowercase();
+            let same: Vec<&Host> = list
+                .hosts
+                .iter()
+                .filter(|h| !h.revoked && h.id.starts_with(&start))
+                .collect();
+            if same.len() > 1 {
+                lists.push(listed_hosts(
+                    &format!(
+                        "{} hosts have an id starting with {:?}: give more of the id, one of:",
+                        same.len(),
+                        term::safe(n)
+                    ),
+                    &same,
+                ));
+            }
+            continue;
+        }
         let mut same: Vec<Host> = list
             .hosts
             .into_iter()
@@ -513,11 +539,19 @@ async fn host_failure(api: &ApiClient, names: &[String], e: ClientError) -> Fail
 /// The hosts sharing hostname `name` (or a look-alike of it), one line each (id, hostname, addresses, last seen, state),
 /// under a line saying to give an id.
 fn ambiguous_hosts(name: &str, hosts: &[&Host]) -> String {
-    let mut out = format!(
-        "{} hosts are named {:?}: give the host id instead, one of:",
-        hosts.len(),
-        term::safe(name)
-    );
+    listed_hosts(
+        &format!(
+            "{} hosts are named {:?}: give the host id instead, one of:",
+            hosts.len(),
+            term::safe(name)
+        ),
+        hosts,
+    )
+}
+
+/// `hosts` one line each (id, hostname, addresses, last seen, state) under `title`.
+fn listed_hosts(title: &str, hosts: &[&Host]) -> String {
+    let mut out = title.to_string();
     for h in hosts {
         out.push_str(&format!(
             "\n  {}  name {:?}  addresses {}  last seen {}  state {}",
@@ -1016,7 +1050,12 @@ fn print_action(out: &ActionResponse, json: bool) {
         .iter()
         .any(|r| r.change == cordon_proto::ActionChange::AlreadyQuarantined)
     {
-        println!("hosts already quarantined kept their own exceptions/message/expiry; --replace replaces them");
+        println!(
+            "hosts already asked to be quarantined kept their own exceptions/message/expiry; --replace replaces them"
+        );
+    }
+    for line in review_lines(out) {
+        println!("{line}");
     }
     for line in still_isolated_lines(out) {
         println!("{line}");
@@ -1045,16 +1084,23 @@ pub(crate) fn still_isolated_lines(out: &ActionResponse) -> Vec<String> {
         .collect()
 }
 
-/// Per host, what the action changed: `new`, `replaced allow, expires_at`, `unchanged`,
-/// `already quarantined (kept allow)`, `released`, `already released`.
+/// Per host, what the action changed, in the console's words
+/// ([`cordon_proto::review::change_words`]): `new`, `replaced allow, expires_at`,
+/// `already quarantined (kept allow)` only once confirmed, `already requested — NOT
+/// ENFORCING (enforce = false)`, `…; protected: cordon-protected`.
 pub(crate) fn change_text(r: &cordon_proto::ActionResult) -> String {
-    use cordon_proto::ActionChange as C;
-    match r.change {
-        C::Replaced => format!("replaced {}", r.fields.join(", ")),
-        C::AlreadyQuarantined => format!("already quarantined (kept {})", r.fields.join(", ")),
-        C::AlreadyReleased => "already released".into(),
-        c => c.as_str().to_string(),
-    }
+    cordon_proto::review::change_words(r)
+}
+
+/// The review's notes about an action's hosts — agents that enforce nothing, protected
+/// labels — in the console review's sentences ([`cordon_proto::review::notes`]), each
+/// host named `hostname (short id)` and escaped for the terminal.
+pub(crate) fn review_lines(out: &ActionResponse) -> Vec<String> {
+    let what = out.action.as_str();
+    cordon_proto::review::notes(what, &out.results, &|r| host_cell(&r.hostname, Some(&r.host_id)))
+        .iter()
+        .map(|l| term::s(l))
+        .collect()
 }
 
 /// One host (by path), several hosts, or a label.
@@ -1409,6 +1455,8 @@ mod tests {
             change: cordon_proto::ActionChange::Released,
             fields: vec![],
             other_claims: claims.iter().map(|c| cordon_proto::ClaimSource::from_wire(c)).collect(),
+            not_enforcing: false,
+            protected: vec![],
         };
         let out = ActionResponse {
             action: cordon_proto::HostAction::Release,

@@ -53,9 +53,13 @@ fn duplicate_hostname_is_warned_at_enroll_and_listed_by_hosts_show() {
     }
     assert!(err.contains("give the host id"), "{err}");
     assert!(err.contains("last seen"), "{err}");
-    // By id it works.
+    // By id it works, and by the short id the tables print next to the name (trial30
+    // MED-1: it was 404 "no host").
     let show = api(&["hosts", "show", &ids[0]]);
     assert!(show.status.success(), "{}", text(&show));
+    let show = api(&["hosts", "show", &ids[0][..8]]);
+    assert!(show.status.success(), "{}", text(&show));
+    assert!(text(&show).contains(ids[0].as_str()), "{}", text(&show));
     // The audit by the shared name: exit 2 listing both ids, never an empty table
     // (trial25 F9); by a name no host has: exit 2; by id: the host's records.
     let audit = api(&["audit", "--host", "web1"]);

@@ -41,10 +41,12 @@ pub async fn list_page(
     Ok((hosts, next.map(|c| c.encode())))
 }
 
-/// One host by id or hostname (viewer).
+/// One host by id, the start of an id of 8 characters or more (the short id), or
+/// hostname (viewer).
 ///
 /// # Errors
-/// 404 when no host matches.
+/// 404 when no host matches; 409 listing the hosts when a hostname or id start names
+/// several.
 pub async fn get(st: &AppState, caller: &Caller, reference: &str) -> Result<Host, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(st.store.host(reference).await?)

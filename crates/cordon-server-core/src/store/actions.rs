@@ -231,6 +231,7 @@ pub(crate) async fn apply_loaded_tx(
         .map(|(h, _, _)| h.id.clone())
         .collect();
     let revisions = set_desired_tx(tx, &changed, actor, action, p).await?;
+    let protected = protected_labels_tx(tx).await?;
     let mut details = Vec::with_capacity(planned.len());
     let mut results = Vec::with_capacity(planned.len());
     for (host, change, fields) in planned {
@@ -278,6 +279,8 @@ pub(crate) async fn apply_loaded_tx(
         details.push(text);
         results.push(ActionResult {
             other_claims: other_claims(host),
+            not_enforcing: not_enforcing(host),
+            protected: protected_of(host, &protected),
             host_id: host.id.clone(),
             hostname: host.hostname.clone(),
             state,
@@ -390,6 +393,36 @@ async fn set_desired_tx(
 }
 
 /// The sources of the claims other than the agent's own on `host`, as last reported.
+/// The protected labels of the fleet as an action's results name them: the automation
+/// settings' `protected_labels` and [`cordon_proto::review::PROTECTED_LABEL`].
+async fn protected_labels_tx(tx: &mut Tx) -> Result<Vec<String>, StoreError> {
+    let row = sqlx::query("SELECT protected_labels FROM auto_settings WHERE id = 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mut labels = match row {
+        Some(r) => super::json_list(&super::get_str(&r, "protected_labels")?),
+        None => Vec::new(),
+    };
+    labels.push(cordon_proto::review::PROTECTED_LABEL.to_string());
+    Ok(labels)
+}
+
+/// The labels of `host` that protect it ([`crate::service::validate::protected_label`]:
+/// look-alikes of a protected label count).
+fn protected_of(host: &cordon_proto::Host, protected: &[String]) -> Vec<String> {
+    host.labels
+        .iter()
+        .filter(|l| crate::service::validate::protected_label(std::slice::from_ref(*l), protected).is_some())
+        .cloned()
+        .collect()
+}
+
+/// Whether `host`'s agent enforces nothing (it reported `enforce = false` or a backend
+/// that blocks nothing): what the action results' `not_enforcing` says.
+fn not_enforcing(host: &cordon_proto::Host) -> bool {
+    host.state == HostState::NotEnforcing || !host.enforcing
+}
+
 fn other_claims(host: &cordon_proto::Host) -> Vec<cordon_proto::ClaimSource> {
     host.claims
         .iter()
@@ -562,6 +595,7 @@ impl Store {
         let actor = actor.into();
         let (_guard, mut tx) = self.write_tx().await?;
         let ids = resolve_refs_tx(&mut tx, refs).await?;
+        let protected = protected_labels_tx(&mut tx).await?;
         let mut results = Vec::with_capacity(ids.len());
         for id in &ids {
             let host = load_tx(&mut tx, id)
@@ -628,6 +662,8 @@ impl Store {
             .await?;
             results.push(ActionResult {
                 other_claims: other_claims(&host),
+                not_enforcing: not_enforcing(&host),
+                protected: protected_of(&host, &protected),
                 host_id: host.id,
                 hostname: host.hostname,
                 state: pending,

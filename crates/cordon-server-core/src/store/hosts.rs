@@ -463,10 +463,60 @@ pub(crate) async fn load_many_tx(tx: &mut Tx, ids: &[String]) -> Result<HashMap<
     Ok(out)
 }
 
-/// Resolves references (id, or a hostname that names exactly one host) to host ids,
-/// failing on the first unknown or ambiguous one. Revoked hosts are not targets.
-/// A hostname is ambiguous when another non-revoked host has it too, compared as
-/// [`hostname_key`] (both are flagged `duplicate_hostname`): the id always works.
+/// The start of a host id that `reference` reads as, lower case: 8 to 36 ASCII
+/// characters in the id's form (`820cb233`, `820CB233-4f1a`), the short id the tables
+/// print being the shortest (trial30 MED-1). `None` for anything else. An all-digit short
+/// id (`38433537`) is one too, though it also reads as an IPv4 address (inet_aton): where
+/// addresses name hosts as well ([`Store::host_for_history`]) both readings are looked
+/// up and a reference that finds hosts both ways is refused as ambiguous.
+fn id_prefix(reference: &str) -> Option<String> {
+    let r = reference.trim();
+    (r.is_ascii() && !r.ends_with('.') && cordon_proto::hostname::looks_like_host_id(r)).then(|| r.to_ascii_lowercase())
+}
+
+/// A host a reference found: id, hostname, revoked.
+type Found = (String, String, bool);
+
+fn found_of(row: &AnyRow) -> Result<Found, StoreError> {
+    Ok((
+        get_str(row, "id")?,
+        get_str(row, "hostname")?,
+        get_i64(row, "revoked")? != 0,
+    ))
+}
+
+/// The hosts whose id starts with `prefix` (an [`id_prefix`]), revoked ones included, by
+/// id. Ids are stored lower case and hyphenated and a prefix holds only hex digits and
+/// `-`, so `LIKE` reads the same on SQLite and PostgreSQL.
+async fn hosts_with_id_prefix<'e, E>(exec: E, prefix: &str) -> Result<Vec<Found>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query("SELECT id, hostname, revoked FROM hosts WHERE id LIKE $1 ORDER BY id")
+        .bind(format!("{prefix}%"))
+        .fetch_all(exec)
+        .await?;
+    rows.iter().map(found_of).collect()
+}
+
+/// `id ("hostname"[, revoked])` of each host, comma-separated: the candidates an
+/// ambiguous reference is refused with.
+fn candidates(found: &[&Found]) -> String {
+    found
+        .iter()
+        .map(|(id, name, revoked)| format!("{id} ({name:?}{})", if *revoked { ", revoked" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Resolves references to host ids, failing on the first unknown or ambiguous one:
+/// an id (any case or UUID spelling), a hostname that names exactly one host, or the
+/// start of an id of 8 characters or more (the short id, [`id_prefix`]) that exactly one
+/// host's id has. Revoked hosts are not targets. A hostname is ambiguous when another
+/// non-revoked host has it too, compared as [`hostname_key`] (both are flagged
+/// `duplicate_hostname`); an id start when several non-revoked hosts' ids begin with it
+/// (409 listing them: give more of the id). A reference that reads as an address or an
+/// id never names a hostname.
 ///
 /// [`hostname_key`]: crate::service::validate::hostname_key
 pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<String>, StoreError> {
@@ -478,47 +528,60 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
         let r = canonical.as_deref().unwrap_or(r);
         // A reference that reads as an address or a host id names no hostname (hosts
         // enrolled before the hostname rule may be named `10.9.9.9` or like another
-        // host's id): only the exact id matches it.
+        // host's id): only the id, or its start, matches it.
         let name_key = if super::automation::reads_as_address_or_id(r) {
             None
         } else {
             Some(crate::service::validate::hostname_key(r))
         };
-        let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
+        let rows = sqlx::query("SELECT id, hostname, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
             .bind(r.to_string())
             .bind(name_key.clone())
             .fetch_all(&mut **tx)
             .await?;
-        let exact = rows.iter().find(|row| get_str(row, "id").ok().as_deref() == Some(r));
-        let live: Vec<&AnyRow> = rows
-            .iter()
-            .filter(|row| get_i64(row, "revoked").is_ok_and(|v| v == 0))
-            .collect();
-        let row = match (exact, live.len(), rows.len()) {
-            (Some(row), _, _) => row,
+        let mut found = rows.iter().map(found_of).collect::<Result<Vec<_>, _>>()?;
+        let prefix = if found.is_empty() { id_prefix(r) } else { None };
+        if let Some(p) = &prefix {
+            found = hosts_with_id_prefix(&mut **tx, p).await?;
+        }
+        let exact = found.iter().find(|h| h.0 == r);
+        let live: Vec<&Found> = found.iter().filter(|h| !h.2).collect();
+        let host = match (exact, live.len(), found.len()) {
+            (Some(h), _, _) => h,
             (None, 1, _) => live[0],
+            (None, 0, 0) if prefix.is_some() => {
+                return Err(StoreError::NotFound(format!(
+                    "no host {r:?}: no host's id starts with it (a host is named by its id, the id's first 8 \
+                     characters or more, or its hostname)"
+                )))
+            }
             (None, 0, 0) if name_key.is_none() => {
                 return Err(StoreError::NotFound(format!(
-                    "no host {r:?}: it reads as an address or a host id, and hosts are named here by full id or \
-                     hostname (a hostname is never an address or an id)"
+                    "no host {r:?}: it reads as an address or a host id, and hosts are named here by id (or its first \
+                     8 characters or more) or hostname (a hostname is never an address or an id)"
                 )))
             }
             (None, 0, 0) => return Err(StoreError::NotFound(format!("no host {r:?}"))),
-            (None, 0, _) => &rows[0],
+            (None, 0, _) => &found[0],
+            (None, n, _) if prefix.is_some() => {
+                return Err(StoreError::Conflict(format!(
+                    "{n} hosts have an id starting with {r:?}: {}; give more of the id",
+                    candidates(&live)
+                )));
+            }
             (None, n, _) => {
-                let list: Vec<String> = live.iter().filter_map(|row| get_str(row, "id").ok()).collect();
+                let list: Vec<&str> = live.iter().map(|h| h.0.as_str()).collect();
                 return Err(StoreError::Conflict(format!(
                     "{n} hosts are named {r:?} (duplicate hostname: {}); use the host id",
                     list.join(", ")
                 )));
             }
         };
-        if get_i64(row, "revoked")? != 0 {
+        if host.2 {
             return Err(StoreError::Conflict(format!("host {r:?} is revoked")));
         }
-        let id = get_str(row, "id")?;
-        if !ids.contains(&id) {
-            ids.push(id);
+        if !ids.contains(&host.0) {
+            ids.push(host.0.clone());
         }
     }
     Ok(ids)
@@ -758,15 +821,19 @@ impl Store {
     }
 
     /// The id of the one host whose history `reference` asks for (the audit's `host`
-    /// filter, trial25 F9): its exact id, or a hostname compared as [`hostname_key`] among
-    /// *all* hosts, revoked ones included — a revoked twin's records are history too, so
-    /// it makes the name ambiguous as a live twin does. A reference that reads as an
-    /// address or a host id names no hostname.
+    /// filter, trial25 F9): its exact id; else every host it names — by hostname,
+    /// compared as [`hostname_key`], by the start of an id of 8 characters or more (the
+    /// short id, trial30 MED-1), by an address a host reports now — among *all* hosts,
+    /// revoked ones included: a revoked twin's records are history too, so it makes the
+    /// reference ambiguous as a live twin does. A reference that reads as an address or a
+    /// host id names no hostname; an all-digit short id (`38433537`) reads as an address
+    /// (inet_aton) and as an id start alike, and both are looked up.
     ///
     /// # Errors
-    /// `NotFound` when no host has that id or name; `Conflict` listing every host with the
-    /// name (`id (hostname[, revoked])`) when more than one has it: an auditor's "what
-    /// happened to web2" never reads as "nothing" or as one host's part of it.
+    /// `NotFound` when no host has that id, id start, name or address; `Conflict` listing
+    /// every host it names (`id ("hostname"[, revoked])`) when it names more than one: an
+    /// auditor's "what happened to web2" never reads as "nothing" or as one host's part
+    /// of it.
     ///
     /// [`hostname_key`]: crate::service::validate::hostname_key
     pub async fn host_for_history(&self, reference: &str) -> Result<String, StoreError> {
@@ -775,44 +842,6 @@ impl Store {
         // some tools print UUIDs) is the id; ids are stored lower case, hyphenated.
         let canonical = uuid::Uuid::try_parse(r).ok().map(|u| u.hyphenated().to_string());
         let r = canonical.as_deref().unwrap_or(r);
-        // An address names the hosts that report it now (`/v1/audit?host=192.0.2.10` was
-        // a 404): one host is its history, several are refused like a shared name.
-        if let Some(ip) = cordon_proto::addr::parse_reference_address(r) {
-            let rows = sqlx::query(
-                "SELECT h.id AS id, h.hostname AS hostname, h.revoked AS revoked FROM host_addresses a \
-                 JOIN hosts h ON h.id = a.host_id WHERE a.address = $1 ORDER BY h.id",
-            )
-            .bind(ip.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-            let mut named = Vec::with_capacity(rows.len());
-            for row in &rows {
-                named.push((
-                    get_str(row, "id")?,
-                    get_str(row, "hostname")?,
-                    get_i64(row, "revoked")? != 0,
-                ));
-            }
-            return match named.len() {
-                0 => Err(StoreError::NotFound(format!(
-                    "no host reports the address {ip} (from {r:?}): the audit names hosts by full id or hostname, \
-                     and an address only while a host reports it"
-                ))),
-                1 => Ok(named.swap_remove(0).0),
-                n => {
-                    let list: Vec<String> = named
-                        .iter()
-                        .map(|(id, name, revoked)| {
-                            format!("{id} ({name:?}{})", if *revoked { ", revoked" } else { "" })
-                        })
-                        .collect();
-                    Err(StoreError::Conflict(format!(
-                        "{n} hosts report the address {ip}: {}; use the host id",
-                        list.join(", ")
-                    )))
-                }
-            };
-        }
         let name_key = if super::automation::reads_as_address_or_id(r) {
             None
         } else {
@@ -824,31 +853,69 @@ impl Store {
                 .bind(name_key.clone())
                 .fetch_all(&self.pool)
                 .await?;
-        let mut named = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id = get_str(row, "id")?;
-            if id == r {
-                return Ok(id);
-            }
-            named.push((id, get_str(row, "hostname")?, get_i64(row, "revoked")? != 0));
+        let mut named = rows.iter().map(found_of).collect::<Result<Vec<_>, _>>()?;
+        if let Some(h) = named.iter().find(|h| h.0 == r) {
+            return Ok(h.0.clone());
         }
-        match named.len() {
-            0 if name_key.is_none() => Err(StoreError::NotFound(format!(
-                "no host {r:?}: it reads as an address or a host id, and the audit names hosts by full id or \
-                 hostname"
-            ))),
-            0 => Err(StoreError::NotFound(format!("no host {r:?} (by id or hostname)"))),
-            1 => Ok(named.swap_remove(0).0),
-            n => {
-                let list: Vec<String> = named
-                    .iter()
-                    .map(|(id, name, revoked)| format!("{id} ({name:?}{})", if *revoked { ", revoked" } else { "" }))
-                    .collect();
-                Err(StoreError::Conflict(format!(
-                    "{n} hosts are named {r:?}: {}; use the host id",
-                    list.join(", ")
-                )))
+        let mut add = |more: Vec<Found>| {
+            for h in more {
+                if !named.iter().any(|n| n.0 == h.0) {
+                    named.push(h);
+                }
             }
+        };
+        let prefix = id_prefix(r);
+        if let Some(p) = &prefix {
+            add(hosts_with_id_prefix(&self.pool, p).await?);
+        }
+        // An address names the hosts that report it now (`/v1/audit?host=192.0.2.10` was
+        // a 404): one host is its history, several are refused like a shared name.
+        let ip = cordon_proto::addr::parse_reference_address(r);
+        if let Some(ip) = ip {
+            let rows = sqlx::query(
+                "SELECT h.id AS id, h.hostname AS hostname, h.revoked AS revoked FROM host_addresses a \
+                 JOIN hosts h ON h.id = a.host_id WHERE a.address = $1 ORDER BY h.id",
+            )
+            .bind(ip.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+            add(rows.iter().map(found_of).collect::<Result<Vec<_>, _>>()?);
+        }
+        match (named.len(), ip, prefix) {
+            (1, _, _) => Ok(named.swap_remove(0).0),
+            (0, Some(ip), Some(_)) => Err(StoreError::NotFound(format!(
+                "no host {r:?}: no host's id starts with it and no host reports the address {ip} it also reads as"
+            ))),
+            (0, Some(ip), None) => Err(StoreError::NotFound(format!(
+                "no host reports the address {ip} (from {r:?}): the audit names hosts by id (or its first 8 \
+                 characters or more), hostname, and an address only while a host reports it"
+            ))),
+            (0, None, Some(_)) => Err(StoreError::NotFound(format!(
+                "no host {r:?}: no host's id starts with it (the audit names hosts by id, its first 8 characters or \
+                 more, hostname or address)"
+            ))),
+            (0, None, None) if name_key.is_none() => Err(StoreError::NotFound(format!(
+                "no host {r:?}: it reads as an address or a host id, and the audit names hosts by id (or its first 8 \
+                 characters or more), hostname or address"
+            ))),
+            (0, None, None) => Err(StoreError::NotFound(format!("no host {r:?} (by id or hostname)"))),
+            (n, Some(ip), None) => Err(StoreError::Conflict(format!(
+                "{n} hosts report the address {ip}: {}; use the host id",
+                candidates(&named.iter().collect::<Vec<_>>())
+            ))),
+            (n, Some(ip), Some(_)) => Err(StoreError::Conflict(format!(
+                "{n} hosts have an id starting with {r:?} or report the address {ip} it also reads as: {}; use the \
+                 host id",
+                candidates(&named.iter().collect::<Vec<_>>())
+            ))),
+            (n, None, Some(_)) => Err(StoreError::Conflict(format!(
+                "{n} hosts have an id starting with {r:?}: {}; give more of the id",
+                candidates(&named.iter().collect::<Vec<_>>())
+            ))),
+            (n, None, None) => Err(StoreError::Conflict(format!(
+                "{n} hosts are named {r:?}: {}; use the host id",
+                candidates(&named.iter().collect::<Vec<_>>())
+            ))),
         }
     }
 
@@ -947,42 +1014,55 @@ impl Store {
 }
 
 /// Like [`resolve_refs_tx`] for a single reference, but also finds revoked hosts: an id
-/// names its host; a hostname names the one live (not revoked) host that has it, and only
-/// when no live host has it, the one revoked host that had it. Revoked namesakes of a live
-/// host (a host re-enrolled under its old name) never make a name ambiguous.
+/// names its host; a hostname, or the start of an id of 8 characters or more
+/// ([`id_prefix`]), names the one live (not revoked) host that has it, and only when no
+/// live host has it, the one revoked host that had it. Revoked namesakes of a live host
+/// (a host re-enrolled under its old name) never make a reference ambiguous; several
+/// live (or, with none live, several revoked) hosts do: 409 listing them.
 async fn resolve_any_tx(tx: &mut Tx, r: &str) -> Result<String, StoreError> {
     // A full host id in any case (trial28 LOW-5); ids are stored lower case.
     let canonical = uuid::Uuid::try_parse(r.trim()).ok().map(|u| u.hyphenated().to_string());
     let r = canonical.as_deref().unwrap_or(r);
-    let rows = sqlx::query("SELECT id, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
+    let rows = sqlx::query("SELECT id, hostname, revoked FROM hosts WHERE id = $1 OR hostname_key = $2")
         .bind(r.to_string())
         .bind(crate::service::validate::hostname_key(r))
         .fetch_all(&mut **tx)
         .await?;
-    let mut live = Vec::new();
-    let mut revoked = Vec::new();
-    for row in &rows {
-        let id = get_str(row, "id")?;
-        if id == r {
-            return Ok(id);
-        }
-        if get_i64(row, "revoked")? == 0 {
-            live.push(id);
-        } else {
-            revoked.push(id);
+    let mut found = rows.iter().map(found_of).collect::<Result<Vec<_>, _>>()?;
+    if let Some(h) = found.iter().find(|h| h.0 == r) {
+        return Ok(h.0.clone());
+    }
+    let by_name = found.len();
+    let prefix = id_prefix(r);
+    if let Some(p) = &prefix {
+        for h in hosts_with_id_prefix(&mut **tx, p).await? {
+            if !found.iter().any(|f| f.0 == h.0) {
+                found.push(h);
+            }
         }
     }
-    let (ids, what) = if live.is_empty() {
-        (revoked, "revoked hosts")
+    let live: Vec<&Found> = found.iter().filter(|h| !h.2).collect();
+    let (hosts, what) = if live.is_empty() {
+        (found.iter().collect::<Vec<_>>(), "revoked hosts")
     } else {
         (live, "hosts")
     };
-    match ids.len() {
+    match hosts.len() {
+        0 if prefix.is_some() => Err(StoreError::NotFound(format!(
+            "no host {r:?}: no host's id starts with it and no host is named so"
+        ))),
         0 => Err(StoreError::NotFound(format!("no host {r:?}"))),
-        1 => Ok(ids[0].clone()),
+        1 => Ok(hosts[0].0.clone()),
+        n if by_name == found.len() => {
+            let ids: Vec<&str> = hosts.iter().map(|h| h.0.as_str()).collect();
+            Err(StoreError::Conflict(format!(
+                "{n} {what} are named {r:?} ({}); use the host id",
+                ids.join(", ")
+            )))
+        }
         n => Err(StoreError::Conflict(format!(
-            "{n} {what} are named {r:?} ({}); use the host id",
-            ids.join(", ")
+            "{n} {what} have an id starting with {r:?} or are named so: {}; give more of the id",
+            candidates(&hosts)
         ))),
     }
 }

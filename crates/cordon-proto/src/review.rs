@@ -1,0 +1,247 @@
+//! What an action's review says about the hosts it reaches beyond the change itself —
+//! agents that enforce nothing, protected labels — in one wording for the console's
+//! review dialog and the CLI's `quarantine` / `release` output (`--preview` and the
+//! action alike), so the CLI never calls "already quarantined" a host the console says
+//! blocks nothing, and neither leaves out a protected label the other names (trial30
+//! MED-2). Pure: sentences from names the caller has already made safe to show.
+
+use crate::{ActionChange, ActionResult, HostState};
+
+/// The label that protects a host whatever the automation settings say: the console's
+/// reviews and the server's action results always count it as protected (the settings'
+/// `protected_labels` add others; the migration puts this one there too).
+pub const PROTECTED_LABEL: &str = "cordon-protected";
+
+fn hosts(n: usize) -> &'static str {
+    if n == 1 {
+        "host"
+    } else {
+        "hosts"
+    }
+}
+
+/// For hosts the action does not change because the same was already asked, whose agent
+/// runs with `enforce = false` (`what`: `quarantine` or `release`): `Not enforcing:
+/// quarantine already requested for 2 hosts (ws-05, ws-06); each agent runs with
+/// enforce = false and never confirms it: nothing is blocked there, and nothing new is
+/// sent.`
+pub fn not_enforcing_already_requested(what: &str, names: &[String]) -> String {
+    format!(
+        "Not enforcing: {what} already requested for {} {} ({}); {} runs with enforce = false and never confirms it: \
+         nothing is blocked there, and nothing new is sent.",
+        names.len(),
+        hosts(names.len()),
+        names.join(", "),
+        if names.len() == 1 { "its agent" } else { "each agent" }
+    )
+}
+
+/// For hosts the action changes whose agent runs with `enforce = false`, with what that
+/// means for this action (`consequence`, e.g. [`QUARANTINE_BLOCKS_NOTHING`]): `Not
+/// enforcing: the agent of ws-05 runs with enforce = false; a quarantine blocks nothing
+/// there.`
+pub fn not_enforcing(names: &[String], consequence: &str) -> String {
+    format!(
+        "Not enforcing: the agent of {} runs with enforce = false; {consequence}.",
+        names.join(", ")
+    )
+}
+
+/// [`not_enforcing`]'s consequence for a quarantine (or an approval, which quarantines).
+pub const QUARANTINE_BLOCKS_NOTHING: &str = "a quarantine blocks nothing there";
+
+/// [`not_enforcing`]'s consequence for a release.
+pub const RELEASE_CHANGES_NOTHING: &str = "nothing was blocked there, and a release changes nothing on the host";
+
+/// [`not_enforcing`]'s consequence for a retry.
+pub const RETRY_CHANGES_NOTHING: &str = "re-sending changes nothing on the host: it blocks nothing";
+
+/// For hosts the action changes that carry a protected label (`labels`: every such label
+/// among them, once each): `Protected: 1 host carries a protected label
+/// (cordon-protected): ws-10.` Protected labels stop automation only; a person may act,
+/// and is told.
+pub fn protected(names: &[String], labels: &[String]) -> String {
+    format!(
+        "Protected: {} {} a protected label ({}): {}.",
+        names.len(),
+        if names.len() == 1 {
+            "host carries"
+        } else {
+            "hosts carry"
+        },
+        labels.join(", "),
+        names.join(", ")
+    )
+}
+
+/// One host's change in words, for a table's CHANGE column: `new`, `replaced allow,
+/// expires_at`, `already quarantined (kept message)` only when its agent confirmed the
+/// quarantine, `already requested, not yet confirmed (kept message)` while it has not,
+/// `already requested — NOT ENFORCING (enforce = false); kept message` for an agent that
+/// enforces nothing (a change: ` — NOT ENFORCING (enforce = false)` after it), then
+/// `; protected: LABEL` for a protected label. Labels are shown as given: escape them
+/// for a terminal (`shown`) before printing.
+pub fn change_words(r: &ActionResult) -> String {
+    let (kept, also_kept) = if r.fields.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(" (kept {})", r.fields.join(", ")),
+            format!("; kept {}", r.fields.join(", ")),
+        )
+    };
+    let mut out = match r.change {
+        ActionChange::Replaced => format!("replaced {}", r.fields.join(", ")),
+        ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.not_enforcing => {
+            format!("already requested — NOT ENFORCING (enforce = false){also_kept}")
+        }
+        ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.state == HostState::Quarantined => {
+            format!("already quarantined{kept}")
+        }
+        ActionChange::AlreadyQuarantined | ActionChange::Unchanged => {
+            format!("already requested, not yet confirmed{kept}")
+        }
+        ActionChange::AlreadyReleased if r.not_enforcing => {
+            "release already requested — NOT ENFORCING (enforce = false)".to_string()
+        }
+        ActionChange::AlreadyReleased if r.state == HostState::Normal => "already released".into(),
+        ActionChange::AlreadyReleased => "release already requested, not yet confirmed".into(),
+        c => c.as_str().to_string(),
+    };
+    if r.not_enforcing && r.change.changed() {
+        out.push_str(" — NOT ENFORCING (enforce = false)");
+    }
+    if !r.protected.is_empty() {
+        out.push_str(&format!("; protected: {}", r.protected.join(", ")));
+    }
+    out
+}
+
+/// The review's sentences about `results` of one action (`what`: `quarantine`,
+/// `release` or `retry`), naming each host with `name`: [`not_enforcing_already_requested`] for
+/// unchanged hosts that enforce nothing, [`not_enforcing`] for changed ones, and
+/// [`protected`] for changed hosts with a protected label. Empty when none applies.
+pub fn notes(what: &str, results: &[ActionResult], name: &dyn Fn(&ActionResult) -> String) -> Vec<String> {
+    let names =
+        |f: &dyn Fn(&ActionResult) -> bool| -> Vec<String> { results.iter().filter(|r| f(r)).map(name).collect() };
+    let mut out = Vec::new();
+    let dry_kept = names(&|r| r.not_enforcing && !r.change.changed());
+    if !dry_kept.is_empty() {
+        out.push(not_enforcing_already_requested(what, &dry_kept));
+    }
+    let dry = names(&|r| r.not_enforcing && r.change.changed());
+    if !dry.is_empty() {
+        let consequence = match what {
+            "release" => RELEASE_CHANGES_NOTHING,
+            "retry" => RETRY_CHANGES_NOTHING,
+            _ => QUARANTINE_BLOCKS_NOTHING,
+        };
+        out.push(not_enforcing(&dry, consequence));
+    }
+    let prot = names(&|r| !r.protected.is_empty() && r.change.changed());
+    if !prot.is_empty() {
+        let mut labels: Vec<String> = results
+            .iter()
+            .filter(|r| r.change.changed())
+            .flat_map(|r| r.protected.clone())
+            .collect();
+        labels.sort();
+        labels.dedup();
+        out.push(protected(&prot, &labels));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(
+        name: &str,
+        change: ActionChange,
+        state: HostState,
+        not_enforcing: bool,
+        protected: &[&str],
+    ) -> ActionResult {
+        ActionResult {
+            host_id: format!("{name}-id"),
+            hostname: name.into(),
+            state,
+            revision: 2,
+            change,
+            fields: if change == ActionChange::AlreadyQuarantined {
+                vec!["message".into(), "expires_at".into()]
+            } else {
+                vec![]
+            },
+            other_claims: vec![],
+            not_enforcing,
+            protected: protected.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// trial30 MED-2: hosts whose agent runs with enforce = false were "already
+    /// quarantined (kept message, expires_at)" in the CLI, and a protected label was never
+    /// named there.
+    #[test]
+    fn not_enforcing_hosts_are_never_already_quarantined_and_protected_labels_are_named() {
+        let ws05 = result(
+            "ws-05",
+            ActionChange::AlreadyQuarantined,
+            HostState::NotEnforcing,
+            true,
+            &[],
+        );
+        assert_eq!(
+            change_words(&ws05),
+            "already requested — NOT ENFORCING (enforce = false); kept message, expires_at"
+        );
+        let ws10 = result(
+            "ws-10",
+            ActionChange::New,
+            HostState::QuarantinePending,
+            false,
+            &[PROTECTED_LABEL],
+        );
+        assert_eq!(change_words(&ws10), "new; protected: cordon-protected");
+        let dc = result("dc-01", ActionChange::New, HostState::QuarantinePending, true, &[]);
+        assert_eq!(change_words(&dc), "new — NOT ENFORCING (enforce = false)");
+        let pending = result(
+            "web-02",
+            ActionChange::AlreadyQuarantined,
+            HostState::QuarantinePending,
+            false,
+            &[],
+        );
+        assert_eq!(
+            change_words(&pending),
+            "already requested, not yet confirmed (kept message, expires_at)"
+        );
+        let done = result("web-01", ActionChange::Unchanged, HostState::Quarantined, false, &[]);
+        assert_eq!(change_words(&done), "already quarantined");
+        let all = [ws05.clone(), ws10, dc, pending, done];
+        let notes = notes("quarantine", &all, &|r| r.hostname.clone());
+        assert_eq!(
+            notes,
+            vec![
+                "Not enforcing: quarantine already requested for 1 host (ws-05); its agent runs with enforce = false \
+                 and never confirms it: nothing is blocked there, and nothing new is sent."
+                    .to_string(),
+                "Not enforcing: the agent of dc-01 runs with enforce = false; a quarantine blocks nothing there."
+                    .to_string(),
+                "Protected: 1 host carries a protected label (cordon-protected): ws-10.".to_string(),
+            ]
+        );
+        assert!(super::notes("quarantine", &[], &|r| r.hostname.clone()).is_empty());
+        let released = result("ws-05", ActionChange::AlreadyReleased, HostState::Normal, false, &[]);
+        assert_eq!(change_words(&released), "already released");
+        let asked = result(
+            "ws-05",
+            ActionChange::AlreadyReleased,
+            HostState::ReleasePending,
+            false,
+            &[],
+        );
+        assert_eq!(change_words(&asked), "release already requested, not yet confirmed");
+    }
+}
