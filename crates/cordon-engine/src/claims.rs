@@ -461,6 +461,59 @@ pub fn merge_with_paths(claims: &[Claim], paths: Option<&ManagementPaths>) -> Op
     Some(out)
 }
 
+/// What the enrolled agent's management `paths` open on top of what `req` (one source's
+/// request) asked for, as a sentence, or `None` when they add nothing: the servers `req`
+/// names neither as a server nor as an exception, and DNS when `req` said `--no-dns`
+/// (trial34 H1: both were opened without a word). These paths are kept open, never
+/// verified, for this source.
+pub fn paths_added_words(req: &IsolateRequest, paths: &ManagementPaths) -> Option<String> {
+    let extra: Vec<String> = paths
+        .servers
+        .iter()
+        .filter(|s| !req.servers.contains(s) && !req.allow.contains(s))
+        .map(|s| s.to_string())
+        .collect();
+    let dns_over = paths.dns && !req.dns;
+    if extra.is_empty() && !dns_over {
+        return None;
+    }
+    let mut parts = vec![];
+    if !extra.is_empty() {
+        parts.push(extra.join(", "));
+    }
+    if dns_over {
+        parts.push(match &paths.resolvers {
+            Some(r) if !r.is_empty() => format!(
+                "DNS to {} although --no-dns was given (the agent finds its server by name)",
+                r.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            _ => "DNS to the host's resolvers although --no-dns was given (the agent finds its server by name)"
+                .to_string(),
+        });
+    }
+    Some(format!(
+        "also kept open for the enrolled agent (its management paths, agent-paths.json; kept open, not verified): {}. If no agent runs on this host any more, delete agent-paths.json from the state directory",
+        parts.join("; ")
+    ))
+}
+
+/// The enrolled agent's management `paths` as `status` prints them (kept open with every
+/// claim, not a claim themselves): `tcp://192.0.2.1:8443; DNS`; `None` when they keep
+/// nothing open.
+pub fn paths_words(paths: &ManagementPaths) -> Option<String> {
+    let mut parts: Vec<String> = paths.servers.iter().map(|s| s.to_string()).collect();
+    if paths.dns {
+        parts.push(match &paths.resolvers {
+            Some(r) if !r.is_empty() => format!(
+                "DNS to {}",
+                r.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            _ => "DNS to the host's resolvers".to_string(),
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// Appends the items of `more` that `have` lacks, keeping `have`'s order.
 fn add_missing<T: PartialEq + Clone>(have: &mut Vec<T>, more: &[T]) {
     for x in more {
@@ -1078,9 +1131,9 @@ impl Engine {
             return h.isolate_as(source, req);
         }
         // The state's rename is made durable by the claims file's directory fsync below.
-        let udp_only = crate::resolve::udp_servers_only(req);
+        let own = crate::resolve::own_proof(req);
         self.claim_and_apply(source, req, true, |eng, merged| {
-            eng.isolate_durable_udp(merged, state::DirSync::Deferred, udp_only)
+            eng.isolate_durable_as(merged, state::DirSync::Deferred, Some(own))
         })
     }
 
@@ -1201,6 +1254,10 @@ impl Engine {
         // Every holder the kernel's record names stays a holder (issue 14 MED-4).
         notes.extend(self.adopt_kernel_holders(&mut claims));
         let paths = load_paths(&self.state_dir, &self.table)?;
+        // The agent's own claim carries its paths; another source is told what they add.
+        if source != ClaimSource::Agent {
+            notes.extend(paths.as_ref().and_then(|p| paths_added_words(req, p)));
+        }
         let mut merged = merge_with_paths(&claims, paths.as_ref()).unwrap_or_else(|| req.clone());
         // Verify what this source asked to verify (its first TCP server by default; a
         // source with only UDP servers is "not verified (UDP)", see `isolate_as`).
@@ -1291,12 +1348,15 @@ impl Engine {
         let note = stopped.unwrap_or_else(|| format!("applied by the cordon process holding the tables (pid {pid})"));
         let mut outcome = self.outcome_of(stored, &note);
         if verify {
-            let udp_only = crate::resolve::udp_servers_only(req);
-            let targets = if udp_only {
-                outcome.verification = crate::Verification::NotVerifiedUdp;
-                vec![]
-            } else {
-                self.resolve(merged)?.verify_targets
+            let targets = match crate::resolve::own_proof(req) {
+                crate::resolve::OwnProof::Udp => {
+                    outcome.verification = crate::Verification::NotVerifiedUdp;
+                    vec![]
+                }
+                // Only what this source named is probed (trial34 H1), never the other
+                // claims' servers or the agent's paths.
+                crate::resolve::OwnProof::Nothing => vec![],
+                crate::resolve::OwnProof::Target => self.resolve(merged)?.verify_targets,
             };
             if !targets.is_empty() {
                 match crate::verify::reach_any(&targets, req.verify_timeout) {
@@ -1951,6 +2011,38 @@ mod tests {
             merge_with_paths(std::slice::from_ref(&wazuh), None),
             merge(std::slice::from_ref(&wazuh))
         );
+    }
+
+    /// trial34 H1: the agent's paths are opened for every source without a word; the
+    /// isolate now names what they add (servers this source did not name, DNS over
+    /// `--no-dns`), and nothing when they add nothing.
+    #[test]
+    fn what_the_agents_paths_add_to_a_request_is_said() {
+        let paths = ManagementPaths {
+            servers: vec![AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap()],
+            dns: true,
+            resolvers: None,
+        };
+        let mut req = claim(ClaimSource::Local, "x", &["tcp://192.0.2.1:1514"], &[]).request;
+        req.dns = false;
+        let words = paths_added_words(&req, &paths).unwrap();
+        assert!(words.contains("tcp://192.0.2.1:8443"), "{words}");
+        assert!(words.contains("although --no-dns was given"), "{words}");
+        assert!(
+            words.contains("not verified") && words.contains("agent-paths.json"),
+            "{words}"
+        );
+        req.dns = true;
+        let words = paths_added_words(&req, &paths).unwrap();
+        assert!(!words.contains("--no-dns"), "{words}");
+        // A request that already names the agent's server (and keeps DNS): nothing added.
+        req.servers = paths.servers.clone();
+        assert_eq!(paths_added_words(&req, &paths), None);
+        assert_eq!(
+            paths_words(&paths).as_deref(),
+            Some("tcp://192.0.2.1:8443; DNS to the host's resolvers")
+        );
+        assert_eq!(paths_words(&ManagementPaths::default()), None);
     }
 
     #[test]

@@ -628,26 +628,37 @@ impl Engine {
         req: &IsolateRequest,
         dir_sync: state::DirSync,
     ) -> Result<IsolateOutcome, EngineError> {
-        self.isolate_durable_udp(req, dir_sync, false)
+        self.isolate_durable_as(req, dir_sync, None)
     }
 
-    /// [`Engine::isolate_durable`]; `udp_only` (a claim whose source named only UDP
-    /// servers, merged with other claims' servers) skips the TCP probe of the other
-    /// claims' servers and reports [`Verification::NotVerifiedUdp`]: another source's
-    /// server answering proves nothing about this source's.
-    pub(crate) fn isolate_durable_udp(
+    /// [`Engine::isolate_durable`] of a claim merged with the others: `own` (what the
+    /// claiming source's own request names, [`resolve::own_proof`]) decides what is
+    /// probed. A source that named only UDP servers is [`Verification::NotVerifiedUdp`],
+    /// one that named nothing to probe is [`Verification::NotChecked`]: the other claims'
+    /// servers and the agent's management paths answering (or not) proves nothing about
+    /// this source's request (trial34 H1: a local `--allow` isolate was rolled back because
+    /// the agent's server was down). `None`: the request's own `verify` or first TCP
+    /// server.
+    pub(crate) fn isolate_durable_as(
         &self,
         req: &IsolateRequest,
         dir_sync: state::DirSync,
-        udp_only: bool,
+        own: Option<resolve::OwnProof>,
     ) -> Result<IsolateOutcome, EngineError> {
         if let Some(h) = self.elsewhere() {
-            return h.isolate_durable_udp(req, dir_sync, udp_only);
+            return h.isolate_durable_as(req, dir_sync, own);
         }
         let mut resolved = self.resolve(req)?;
-        if udp_only {
-            resolved.verify_targets.clear();
-            resolved.unverifiable_udp = true;
+        match own {
+            None | Some(resolve::OwnProof::Target) => {}
+            Some(resolve::OwnProof::Udp) => {
+                resolved.verify_targets.clear();
+                resolved.unverifiable_udp = true;
+            }
+            Some(resolve::OwnProof::Nothing) => {
+                resolved.verify_targets.clear();
+                resolved.unverifiable_udp = false;
+            }
         }
         privilege::require_admin()?;
         let (_lock, lock_note) = self.lock_for_quarantine()?;

@@ -203,6 +203,34 @@ pub fn udp_servers_only(req: &IsolateRequest) -> bool {
         && req.servers.iter().all(|s| matches!(s.transport, Transport::Udp(_)))
 }
 
+/// What a claim's own request lets its merged quarantine prove (pkg21, trial34 H1): a
+/// source's quarantine is verified against the target THIS source named, never against
+/// servers only another claim or the agent's management paths (`agent-paths.json`) bring
+/// into the merged request, whose answer (or silence) proves nothing about what this
+/// source asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnProof {
+    /// The request names a target ([`own_verify_target`]): the merged request carries it
+    /// as its `verify` and it is probed.
+    Target,
+    /// The request names servers, all of them UDP ([`udp_servers_only`]): "not verified
+    /// (UDP)".
+    Udp,
+    /// The request names nothing to probe (`--allow` only): "not checked".
+    Nothing,
+}
+
+/// [`OwnProof`] of `req`.
+pub(crate) fn own_proof(req: &IsolateRequest) -> OwnProof {
+    if udp_servers_only(req) {
+        OwnProof::Udp
+    } else if own_verify_target(req).is_some() {
+        OwnProof::Target
+    } else {
+        OwnProof::Nothing
+    }
+}
+
 /// The verification target `req` itself names: `--verify`, else its first TCP server.
 pub fn own_verify_target(req: &IsolateRequest) -> Option<AllowSpec> {
     req.verify.clone().or_else(|| {
@@ -308,6 +336,31 @@ pub fn resolve_request(req: &IsolateRequest) -> Result<ResolvedRequest, EngineEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// trial34 H1: a source's claim is verified only against what that source named.
+    #[test]
+    fn own_proof_is_what_the_request_itself_names() {
+        let allow_only = IsolateRequest {
+            allow: vec![AllowSpec::parse("tcp://192.0.2.1:1514").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(own_proof(&allow_only), OwnProof::Nothing);
+        let verify = IsolateRequest {
+            verify: Some(AllowSpec::parse_server("tcp://192.0.2.1:1514").unwrap()),
+            ..allow_only.clone()
+        };
+        assert_eq!(own_proof(&verify), OwnProof::Target);
+        let tcp = IsolateRequest {
+            servers: vec![AllowSpec::parse_server("tcp://192.0.2.1:8443").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(own_proof(&tcp), OwnProof::Target);
+        let udp = IsolateRequest {
+            servers: vec![AllowSpec::parse_server("udp://192.0.2.1:1514").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(own_proof(&udp), OwnProof::Udp);
+    }
 
     #[test]
     fn follows_systemd_stub_to_upstream() {

@@ -776,37 +776,51 @@ pub fn status(a: StatusArgs) -> Result<(), Failure> {
     for t in tables {
         let eng = engine_for(&a.common, t);
         match eng.status().and_then(|r| eng.claims_in_force().map(|c| (r, c))) {
-            Ok(pair) => found.push(pair),
+            Ok((r, c)) => {
+                // trial34 H1: the agent's paths are opened with every claim; the text
+                // says so (the JSON has them in policy.servers / resolvers). A paths file
+                // that cannot be read is named by `status` elsewhere, not here.
+                let paths = if r.state != QuarantineState::Released {
+                    eng.management_paths()
+                        .ok()
+                        .flatten()
+                        .as_ref()
+                        .and_then(cordon_engine::claims::paths_words)
+                } else {
+                    None
+                };
+                found.push((r, c, paths))
+            }
             Err(e) => return Err(fail(e, json)),
         }
     }
     // The first table that holds anything speaks for the host (its state is the first
     // line, which the package's removal check reads); the others follow.
-    let held = |(r, c): &(cordon_engine::StatusReport, Vec<cordon_engine::Claim>)| {
+    let held = |(r, c, _): &(cordon_engine::StatusReport, Vec<cordon_engine::Claim>, Option<String>)| {
         r.state != QuarantineState::Released || !c.is_empty()
     };
     if let Some(i) = found.iter().position(held) {
         found.swap(0, i);
     }
     let mut found = found.into_iter();
-    let Some((report, claims)) = found.next() else {
+    let Some((report, claims, paths)) = found.next() else {
         return Ok(());
     };
     let others: Vec<_> = found.collect();
     let lookalikes = lookalike_chains(&a.common);
     if json {
         let mut v = status_json(&report, &claims);
-        v["other_tables"] = json!(others.iter().map(|(r, c)| status_json(r, c)).collect::<Vec<_>>());
+        v["other_tables"] = json!(others.iter().map(|(r, c, _)| status_json(r, c)).collect::<Vec<_>>());
         if !lookalikes.is_empty() {
             v["lookalike_chains"] = json!(lookalikes.iter().map(|t| t.as_str()).collect::<Vec<_>>());
             v["lookalike_note"] = json!(lookalike_words(&lookalikes));
         }
         print_json(&v);
     } else {
-        print_status(&report, &claims);
-        for (r, c) in &others {
+        print_status(&report, &claims, paths.as_deref());
+        for (r, c, p) in &others {
             println!("also table {}:", r.table);
-            print_status(r, c);
+            print_status(r, c, p.as_deref());
         }
         if !lookalikes.is_empty() {
             println!("  note: {}", lookalike_words(&lookalikes));
@@ -843,7 +857,7 @@ fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
     v
 }
 
-fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim]) {
+fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim], agent_paths: Option<&str>) {
     let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
     println!("{}", report.state.as_str());
     if report.state != QuarantineState::Released {
@@ -892,6 +906,9 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
         if !c.request.servers.is_empty() {
             println!("    servers: {}", specs(&c.request.servers));
         }
+    }
+    if let Some(p) = agent_paths {
+        println!("  also kept open for the enrolled agent (its management paths, agent-paths.json; not a claim): {p}");
     }
 }
 

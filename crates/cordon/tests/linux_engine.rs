@@ -2962,3 +2962,80 @@ fn commands_with_nothing_to_do_never_create_the_state_directory() {
         );
     }
 }
+
+/// trial34 H1: on a host where an agent ran, `agent-paths.json` stays; its server (here
+/// 192.0.2.1:8444, where nothing listens: the server is down) was the verification target
+/// of every later local `--allow` isolate, which was rolled back (exit 3) — the host was
+/// not isolated. Now only what this source named is verified: `--allow` alone is
+/// isolated, "not checked"; the agent's paths are kept open and said so, by the isolate
+/// (also over `--no-dns`) and by the text `status`.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_local_isolate_is_not_verified_against_the_agents_recorded_server() {
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    std::fs::write(
+        state.0.path().join("agent-paths.json"),
+        "{\"version\":1,\"recorded_at\":\"2026-11-30T00:00:00Z\",\"servers\":[{\"target\":{\"ip\":\"192.0.2.1\"},\"transport\":{\"proto\":\"tcp\",\"port\":8444},\"tls\":false}],\"dns\":true}\n",
+    )
+    .unwrap();
+    let allow = format!("tcp://192.0.2.1:{SERVER_PORT}");
+    let (code, out, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--allow",
+            &allow,
+            "--no-dns",
+            "--verify-timeout",
+            "1",
+            "--backend",
+            "netlink",
+            "--state-dir",
+            &sd,
+        ],
+    );
+    assert_eq!(code, 0, "isolate was refused: {out}{err}");
+    assert!(out.contains("reachability not checked"), "{out}");
+    assert!(
+        out.contains("192.0.2.1/32 tcp/8444"),
+        "the agent's path is kept open: {out}"
+    );
+    assert!(
+        err.contains("also kept open for the enrolled agent") && err.contains("tcp://192.0.2.1:8444"),
+        "{err}"
+    );
+    assert!(err.contains("although --no-dns was given"), "{err}");
+    let v = status_json(&lab, &state);
+    assert_eq!(v["state"], "isolated", "{v}");
+    let (code, out, err) = cordon(&lab, &["status", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("also kept open for the enrolled agent") && out.contains("tcp://192.0.2.1:8444"),
+        "{out}"
+    );
+    // With its own target, the source's target is what is verified: here the lab's
+    // server answers, the agent's (down) is not probed.
+    let (code, out, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--allow",
+            &allow,
+            "--verify",
+            &allow,
+            "--verify-timeout",
+            "1",
+            "--state-dir",
+            &sd,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("verified: 192.0.2.1:{SERVER_PORT} reachable")),
+        "{out}"
+    );
+    let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -11,7 +11,8 @@
 #     first; nothing is stopped or changed;
 #   * CORDON_FORCE_REMOVE=1: stop the agent, `cordon release --force` (every claim, every
 #     backend), say so, then go on with the removal;
-#   * otherwise: stop and disable the units, go on.
+#   * otherwise: stop and disable the units, delete the agent's own records
+#     (agent-paths.json, agent-desired.json: no claim stands), go on.
 # Paths honour DPKG_ROOT (set by dpkg for an installation into another root; empty
 # otherwise, and never set by rpm), which is how scripts/package-test runs this script
 # against a throwaway root without touching this machine.
@@ -97,6 +98,12 @@ if [ "$status" != released ]; then
     exit 1
   fi
 fi
+# No claim is recorded now (released above, or none was): the enrolled agent's own
+# records go with the package (trial34 H1): agent-paths.json kept the old server's paths
+# open in every later quarantine of this host, a server that may be decommissioned (its
+# address reused). The enrollment itself (/etc/cordon) stays until purge; an agent
+# started again records its paths anew.
+rm -f "$state_dir/agent-paths.json" "$state_dir/agent-desired.json"
 if command -v systemctl >/dev/null 2>&1; then
   systemctl --root="${R:-/}" disable $units >/dev/null 2>&1 || true
 fi
