@@ -55,8 +55,9 @@ pub struct Check {
     pub unrecognised: Vec<String>,
     /// What the union of claims in force fails to isolate (the engine's
     /// `StatusReport::not_isolated`: one `NOT ISOLATED: …` sentence per address family
-    /// left fully open, naming the claims that widen it). While it is not empty the agent
-    /// never reports its quarantine as in force (trial15 HIGH-4).
+    /// left fully open, naming the claims that widen it, and one for what goes around
+    /// Cordon's hooks). While it is not empty the agent never reports its quarantine as in
+    /// force (trial15 HIGH-4, trial31 HIGH-H).
     pub not_isolated: Vec<String>,
     /// The agent's management paths the quarantine in force does not keep open (the
     /// engine's `StatusReport::agent_paths_missing`): tampering with the agent's access
@@ -363,7 +364,14 @@ impl Enforcer for EngineEnforcer {
         // as found); otherwise they are claims like the recorded ones.
         let claims = claim_infos(&self.engine, !r.records_lost)?;
         Ok(Check {
-            state: r.state,
+            // An intact quarantine that does not isolate (the engine's `not_isolated`) is
+            // the agent's `Isolated` with `not_isolated` set: reported to the server as
+            // failed (`not_isolated`), never `quarantined`, and not re-applied (nothing
+            // a re-apply changes; trial31 HIGH-H).
+            state: match r.state {
+                QuarantineState::NotIsolated => QuarantineState::Isolated,
+                s => s,
+            },
             digest: r.actual_digest.or(r.expected_digest),
             backend: r.backend.map(wire_backend),
             reason: r.reason,

@@ -969,7 +969,9 @@ impl Reconciler {
                     .is_some_and(|(d, _)| d.is_some() && &c.digest == d);
                 let state = match c.state {
                     _ if unrecorded_in_force => AgentState::Isolated,
-                    QuarantineState::Isolated => AgentState::Isolated,
+                    // Not produced by the enforcer's check (it is `Isolated` with
+                    // `not_isolated` set, which `report` turns into `failed`).
+                    QuarantineState::Isolated | QuarantineState::NotIsolated => AgentState::Isolated,
                     QuarantineState::Released => AgentState::Released,
                     QuarantineState::Tampered => AgentState::Tampered,
                 };

@@ -1477,8 +1477,15 @@ impl Engine {
             .firewall(Some(s.backend))
             .and_then(|f| f.coverage().map_err(EngineError::from))
             .unwrap_or_default();
+        let not_isolated = crate::not_isolated_words(&s.policy, &coverage);
         IsolateOutcome {
-            state: crate::QuarantineState::Isolated.as_str(),
+            state: if not_isolated.is_empty() {
+                crate::QuarantineState::Isolated
+            } else {
+                crate::QuarantineState::NotIsolated
+            }
+            .as_str(),
+            not_isolated,
             backend: s.backend,
             table: self.table.to_string(),
             policy: s.policy,

@@ -197,8 +197,17 @@ impl Verification {
 /// Result of a successful isolate.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolateOutcome {
-    /// Always `isolated` ([`QuarantineState::as_str`]).
+    /// `isolated`, or `not_isolated` when [`IsolateOutcome::not_isolated`] is not empty
+    /// ([`QuarantineState::as_str`]).
     pub state: &'static str,
+    /// Why the quarantine just applied does not isolate the host, one `NOT ISOLATED: …`
+    /// sentence each ([`not_isolated_words`]): the policy allows a whole address family
+    /// (`--allow-no-isolation`), or something already there goes around Cordon's hooks
+    /// (trial31 HIGH-H: a tc redirect planted before the isolate left the host's own TCP
+    /// stack open while the outcome said `isolated`). The rules stay in force (they stop
+    /// what they can). Empty when the host is isolated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_isolated: Vec<String>,
     /// The backend that applied the rules.
     pub backend: BackendKind,
     /// The table name.
@@ -254,16 +263,23 @@ pub enum QuarantineState {
     /// The kernel disagrees with the record: rules missing, changed, or present without
     /// a record ([`StatusReport::reason`] says which).
     Tampered,
+    /// The recorded rules are in force as applied, but they do not isolate the host
+    /// ([`StatusReport::not_isolated`] says why): the policy allows a whole address
+    /// family, or something that was already there when the quarantine was applied goes
+    /// around Cordon's hooks (trial31 HIGH-H). Never read as isolated.
+    #[serde(rename = "not_isolated")]
+    NotIsolated,
 }
 
 impl QuarantineState {
     /// The lowercase name used in JSON and by the CLI: `isolated`, `released`,
-    /// `tampered`.
+    /// `tampered`, `not_isolated`.
     pub fn as_str(self) -> &'static str {
         match self {
             QuarantineState::Isolated => "isolated",
             QuarantineState::Released => "released",
             QuarantineState::Tampered => "tampered",
+            QuarantineState::NotIsolated => "not_isolated",
         }
     }
 }
@@ -318,9 +334,12 @@ pub struct StatusReport {
     pub unrecognised_tables: Vec<String>,
     /// What the recorded quarantine (the union of every claim) leaves fully open: one
     /// `NOT ISOLATED: …` sentence per address family whose every destination is allowed,
-    /// naming the claims that widen it ([`claims::not_isolated_words`]; trial15 HIGH-4).
-    /// The agent reports such a quarantine to its server as not isolated, never as
-    /// `quarantined`. Source: the state file's policy and the claims file.
+    /// naming the claims that widen it ([`claims::not_isolated_words`]; trial15 HIGH-4),
+    /// and one for what goes around Cordon's hooks ([`around_not_isolated_words`];
+    /// trial31 HIGH-H). While it is not empty an intact quarantine reads
+    /// [`QuarantineState::NotIsolated`]. The agent reports such a quarantine to its
+    /// server as not isolated, never as `quarantined`. Source: the state file's policy,
+    /// the claims file and the coverage read from the kernel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_isolated: Vec<String>,
     /// The enrolled agent's management paths (its servers' and proxy's `IP:port`, `DNS`
@@ -973,8 +992,15 @@ impl Engine {
             _ => None,
         };
         let coverage = coverage?;
+        let not_isolated = not_isolated_words(&policy, &coverage);
         Ok(IsolateOutcome {
-            state: QuarantineState::Isolated.as_str(),
+            state: if not_isolated.is_empty() {
+                QuarantineState::Isolated
+            } else {
+                QuarantineState::NotIsolated
+            }
+            .as_str(),
+            not_isolated,
             backend: fw.kind(),
             table: self.table.to_string(),
             policy,
@@ -1400,6 +1426,14 @@ impl Engine {
                 None => why,
             });
         }
+        // What goes around the hooks does not let the quarantine read as isolated, whether
+        // it appeared since (tampering, above) or was there at the apply (trial31 HIGH-H).
+        if stored.is_some() && live.is_some() {
+            report.not_isolated.extend(around_not_isolated_words(&report.coverage));
+        }
+        if report.state == QuarantineState::Isolated && !report.not_isolated.is_empty() {
+            report.state = QuarantineState::NotIsolated;
+        }
         if !elsewhere.is_empty() {
             let what = elsewhere_words(&self.table, &elsewhere, stored.is_some());
             report.state = QuarantineState::Tampered;
@@ -1543,6 +1577,47 @@ fn elsewhere_words(table: &TableName, elsewhere: &[BackendKind], recorded: bool)
     }
 }
 
+/// Why a quarantine with `policy` in force, read back as `coverage`, does not isolate the
+/// host: the policy's whole open address families ([`policy_notes`]' `NOT ISOLATED`
+/// line) and [`around_not_isolated_words`]. Empty when it isolates. Pure.
+pub fn not_isolated_words(policy: &Policy, coverage: &Coverage) -> Vec<String> {
+    let open = policy.fully_open_families();
+    let mut words = Vec::new();
+    if !open.is_empty() {
+        words.push(format!(
+            "NOT ISOLATED: the policy allows every {} destination (--allow-no-isolation)",
+            family_words(&open)
+        ));
+    }
+    words.extend(around_not_isolated_words(coverage));
+    words
+}
+
+/// One `NOT ISOLATED: …` sentence when something moves frames around Cordon's hooks
+/// ([`Coverage::bypasses`]: a tc filter that redirects, an XDP program, an AF_XDP socket,
+/// …), naming each with the layers it skips; empty when nothing does. Whether it was
+/// there when the quarantine was applied or appeared since, the host is not isolated
+/// while it exists (trial31 HIGH-H: a tc redirect planted before the isolate let the
+/// host's own TCP stack connect anywhere while status said `isolated`). Pure.
+pub fn around_not_isolated_words(coverage: &Coverage) -> Vec<String> {
+    if coverage.bypasses.is_empty() {
+        return vec![];
+    }
+    let list: Vec<String> = coverage
+        .bypasses
+        .iter()
+        .map(|b| {
+            let skips: Vec<&str> = b.skips.iter().map(|l| l.name()).collect();
+            format!("{b} (skips {})", skips.join(", "))
+        })
+        .collect();
+    vec![format!(
+        "NOT ISOLATED: something goes around Cordon's hooks, so traffic leaves the host past the rules (layers in force: {}; Cordon removes nothing foreign: delete it, then `cordon status` says isolated): {}",
+        coverage.summary(),
+        list.join("; ")
+    )]
+}
+
 /// Plain statements of what a recorded policy does and does not stop under `backend`, for
 /// `status` and `isolate --dry-run`. The `--no-dhcp` note about packet sockets is Linux's
 /// (the IP-layer hooks of nftables, iptables, netlink); the Windows and macOS backends
@@ -1599,6 +1674,33 @@ pub fn policy_notes(policy: &Policy, backend: BackendKind) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// trial31 HIGH-H: what goes around the hooks makes the quarantine not isolated (one
+    /// sentence naming each path and what it skips); nothing around it, no sentence.
+    #[test]
+    fn a_path_around_the_hooks_is_not_isolated() {
+        use cordon_firewall::{Bypass, Layer};
+        let mut c = Coverage {
+            layers: vec![Layer::Inet, Layer::NetdevIngress, Layer::NetdevEgress],
+            ..Coverage::default()
+        };
+        assert!(around_not_isolated_words(&c).is_empty());
+        c.layers = vec![];
+        c.bypasses = vec![Bypass {
+            what: "tc filter u32 on eth0 ingress (pref 1, handle 0x1): actions mirred".into(),
+            skips: vec![Layer::Inet, Layer::NetdevIngress],
+            holder: None,
+        }];
+        let w = around_not_isolated_words(&c);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("NOT ISOLATED: something goes around"), "{}", w[0]);
+        assert!(w[0].contains("layers in force: none"), "{}", w[0]);
+        assert!(
+            w[0].ends_with("actions mirred (skips inet, netdev-ingress)"),
+            "{}",
+            w[0]
+        );
+    }
 
     /// trial27: a path around the hooks there at the first apply is known; one that
     /// appeared since never becomes known by a re-apply (it stays tampering), and one

@@ -1,6 +1,7 @@
 //! The one error type of the binary: a failure with the exit code README documents
 //! (`0` done · `1` anything else · `2` invalid input, nothing changed · `3` verification
-//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5` to `10`) and the error with its cause chain, printed
+//! failed and rolled back · `4` not permitted; `cordon audit verify` adds `5` to `10`;
+//! `cordon isolate` `11` applied but not isolated) and the error with its cause chain, printed
 //! as `cordon: outer: cause: root cause`.
 
 use std::fmt::Display;
@@ -43,6 +44,11 @@ pub enum Code {
     /// before it): the log was rewritten, or the checkpoint is not this log's (a typo,
     /// another deployment's). The caller's result, not a verdict the server keeps.
     CheckpointMismatch = 10,
+    /// `cordon isolate`: the rules were applied and stay in force, but the host is NOT
+    /// isolated: something already there goes around Cordon's hooks (a tc redirect, an
+    /// XDP program, an AF_XDP socket; `coverage.bypasses`), so traffic leaves past the
+    /// rules (trial31 HIGH-H). `status` says `not_isolated` until it is gone.
+    NotIsolated = 11,
 }
 
 impl Code {
@@ -189,6 +195,8 @@ mod tests {
             [Code::Failed, Code::Usage, Code::RolledBack, Code::NotPermitted].map(Code::as_u8),
             [1, 2, 3, 4]
         );
+        assert_eq!(Code::NotIsolated.as_u8(), 11);
+        assert!(include_str!("../../../README.md").contains("`11` (`isolate`,"));
     }
 
     /// Issue 13: one error type carries the exit code. The fault kind: a command that

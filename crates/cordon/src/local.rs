@@ -300,11 +300,32 @@ pub fn isolate(a: IsolateArgs) -> Result<(), Failure> {
         return nothing_recorded(&a.common.state_dir, json);
     }
     let eng = engine_for(&a.common, table);
-    isolate_once(a, &eng)?;
+    match isolate_once(a, &eng) {
+        // Not isolated, but the rules are in force: `--watch` keeps them so, and says why
+        // it is not isolated first (trial31 HIGH-H).
+        Err(f) if watch && f.code == Code::NotIsolated => {
+            crate::exit::report(Err(f));
+        }
+        r => r?,
+    }
     if !watch {
         return Ok(());
     }
     watch_forever(&eng, json)
+}
+
+/// An isolate or re-apply whose rules are in force but that something already there goes
+/// around (trial31 HIGH-H: it exited 0 and said `isolated`): exit 11, the output having
+/// said what. A policy that allows a whole family was asked for (`--allow-no-isolation`)
+/// and stays a success.
+fn not_isolated_failure(out: &cordon_engine::IsolateOutcome) -> Result<(), Failure> {
+    if out.coverage.bypasses.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::msg(
+        Code::NotIsolated,
+        "the quarantine is applied and stays in force, but the host is NOT isolated: something goes around Cordon's hooks (named above); delete it, then `cordon status` says isolated",
+    ))
 }
 
 /// `isolate --reapply --if-recorded` with nothing recorded: not an error (exit 0).
@@ -328,11 +349,20 @@ fn reapply(eng: &Engine, json: bool) -> Result<(), Failure> {
                 print_json(&out);
             } else {
                 println!(
-                    "isolated: re-applied recorded quarantine ({} backend, table {})",
-                    out.backend, out.table
+                    "{}: re-applied recorded quarantine ({} backend, table {})",
+                    if out.not_isolated.is_empty() {
+                        "isolated"
+                    } else {
+                        "NOT ISOLATED"
+                    },
+                    out.backend,
+                    out.table
                 );
+                for w in &out.not_isolated {
+                    println!("  {w}");
+                }
             }
-            Ok(())
+            not_isolated_failure(&out)
         }
         Err(e) => Err(fail(e, json)),
     }
@@ -489,9 +519,19 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> Result<(), Failure> {
                 print_json(&claimed);
             } else {
                 println!(
-                    "isolated ({} backend, table {}, applied in {:.1} ms)",
-                    out.backend, out.table, out.apply_ms
+                    "{} ({} backend, table {}, applied in {:.1} ms)",
+                    if out.not_isolated.is_empty() {
+                        "isolated"
+                    } else {
+                        "NOT ISOLATED"
+                    },
+                    out.backend,
+                    out.table,
+                    out.apply_ms
                 );
+                for w in &out.not_isolated {
+                    println!("  {w}");
+                }
                 if out.table != eng.table.as_str() {
                     // Trial12 LOW: say that the claim joined the table in force.
                     println!(
@@ -530,7 +570,7 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> Result<(), Failure> {
             for w in out.warnings.iter().chain(out.impact.warnings.iter()) {
                 eprintln!("cordon: warning: {w}");
             }
-            Ok(())
+            not_isolated_failure(out)
         }
         Err(e) => Err(fail(e, json)),
     }
@@ -860,6 +900,10 @@ fn claim_json(c: &cordon_engine::Claim) -> serde_json::Value {
 fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::Claim], agent_paths: Option<&str>) {
     let backend = report.backend.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
     println!("{}", report.state.as_str());
+    // Why it does not isolate (the policy's own NOT ISOLATED line is among the notes).
+    for w in report.not_isolated.iter().filter(|w| !report.notes.contains(w)) {
+        println!("  {w}");
+    }
     if report.state != QuarantineState::Released {
         println!("  backend: {backend}, table {}", report.table);
     }

@@ -299,7 +299,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
                     .map_err(err)
             } else {
                 eng.isolate_as(ClaimSource::Wazuh, &ir)
-                    .map(|c| json!({"state": "isolated", "backend": c.outcome.backend, "digest": c.outcome.digest,
+                    .map(|c| json!({"state": c.outcome.state, "not_isolated": c.outcome.not_isolated, "backend": c.outcome.backend, "digest": c.outcome.digest,
                         "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims,
                         "unrecorded": c.outcome.unrecorded, "warnings": c.outcome.warnings}))
                     .map_err(err)

@@ -1075,7 +1075,8 @@ fn bypass_words(v: &serde_json::Value) -> Vec<String> {
 /// chain) left status `isolated` with all three layers. Now, added after the apply, it
 /// makes status `tampered`, naming device, hook and action, claims no layer, and the
 /// watcher says so at once (RTNLGRP_TC); deleted, all is back. One already there at the
-/// apply is named (impact, status note) and no layer is claimed, but it is no tampering.
+/// apply is named (impact, status note) and no layer is claimed; it is no tampering, but
+/// the quarantine is `not_isolated` and the isolate exits 11 (trial31 HIGH-H).
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn tc_redirect_around_the_hooks_is_reported() {
@@ -1176,14 +1177,27 @@ fn tc_redirect_around_the_hooks_is_reported() {
             "--json",
         ],
     );
-    assert_eq!(code, 0, "isolate failed: {out}\n{err}");
+    // trial31 HIGH-H: applied (the rules stay), but NOT isolated: exit 11, never
+    // `isolated` (it was exit 0, `state: isolated`, `reason: null`).
+    assert_eq!(
+        code, 11,
+        "a quarantine with a path around it is no success: {out}\n{err}"
+    );
     let o: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(o["state"], "not_isolated", "{o}");
+    assert!(o["not_isolated"].to_string().contains("on eth0 ingress"), "{o}");
     assert!(
         o["impact"]["around"].to_string().contains("on eth0 ingress"),
         "the impact report names it: {o}"
     );
     let v = status_json(&lab, &sd);
-    assert_eq!(v["state"], "isolated", "there before the apply: {v}");
+    assert_eq!(v["state"], "not_isolated", "there before the apply: {v}");
+    assert!(
+        names(&v["not_isolated"])
+            .iter()
+            .any(|n| n.starts_with("NOT ISOLATED") && n.contains("on eth0 ingress")),
+        "{v}"
+    );
     assert!(names(&v["coverage"]["layers"]).is_empty(), "{v}");
     assert!(
         names(&v["coverage"]["notes"])
@@ -1191,8 +1205,18 @@ fn tc_redirect_around_the_hooks_is_reported() {
             .any(|n| n.contains("already there") && n.contains("on eth0 ingress")),
         "{v}"
     );
+    let (_, text, _) = cordon(&lab, &["status", "--state-dir", &sd]);
+    assert!(
+        text.starts_with("not_isolated\n") && text.contains("NOT ISOLATED: something goes around"),
+        "{text}"
+    );
+    let (code, text, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
+    assert_eq!(code, 11, "a re-apply does not make it isolated: {text}\n{err}");
+    assert!(text.starts_with("NOT ISOLATED: re-applied"), "{text}");
     tc(&lab, &["qdisc", "del", "dev", "eth0", "clsact"]);
     let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "isolated", "{v}");
+    assert!(v.get("not_isolated").is_none(), "{v}");
     assert_eq!(
         names(&v["coverage"]["layers"]),
         ["inet", "netdev-ingress", "netdev-egress"],
