@@ -553,8 +553,9 @@ async fn prepare(
     let protected_labels = match cordon_automation::service::settings(st, caller).await {
         Ok(s) => s.protected_labels,
         Err(e) => {
+            // The service's own status (403, 503 storage_full, …), not always 500.
             errors.insert("form".into(), format!("cannot read the protected labels: {}", e.detail));
-            return Err((StatusCode::INTERNAL_SERVER_ERROR, errors));
+            return Err((e.status, errors));
         }
     };
     // What the server will do, host by host: a preview of the request the run sends

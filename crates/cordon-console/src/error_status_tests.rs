@@ -57,8 +57,37 @@ fn console_and_rest_map_store_errors_to_the_same_status() {
             Box::new(|| StoreError::Db(sqlx::Error::PoolTimedOut)),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
+        // LOW-1 (review13): a full disk and an unwritable audit log are the API's 503 with
+        // its explanation; the console said 500 "internal error".
+        (
+            "storage full",
+            Box::new(|| StoreError::Io {
+                what: "write /var/lib/cordon/cordon.db".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            }),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (
+            "audit tampered",
+            Box::new(|| StoreError::AuditTampered("record 7: hash mismatch".into())),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
     ];
     for (what, e, want) in cases {
         assert_eq!(statuses(e), (want, want), "{what}: (REST, console)");
     }
+}
+
+/// LOW-1 (review13): the 503 page carries the API's explanation (what happened, that
+/// nothing changed, what to do), not the generic internal-error text.
+#[test]
+fn an_unavailable_server_says_why_on_the_console() {
+    let full = || StoreError::Io {
+        what: "write /var/lib/cordon/cordon.db".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    let ConsoleError::Unavailable(detail) = ConsoleError::from(full()) else {
+        panic!("a full disk is not Unavailable");
+    };
+    assert_eq!(detail, cordon_server_core::error::STORAGE_FULL_DETAIL);
 }

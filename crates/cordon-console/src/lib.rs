@@ -108,6 +108,10 @@ pub enum ConsoleError {
     Forbidden(String),
     /// 409: the request conflicts with what is stored (a duplicate, a stale revision).
     Conflict(String),
+    /// 503: the server cannot take changes now (its disk is full, `storage_full`; its
+    /// audit log cannot be written, `audit_tampered`). The message is the API's own, safe
+    /// to show, and says what to do.
+    Unavailable(String),
     /// Logged; the page shows only a generic message.
     Internal(String),
 }
@@ -133,6 +137,7 @@ impl From<ApiError> for ConsoleError {
             StatusCode::NOT_FOUND => ConsoleError::NotFound(e.detail),
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ConsoleError::Forbidden(e.detail),
             StatusCode::CONFLICT => ConsoleError::Conflict(e.detail),
+            StatusCode::SERVICE_UNAVAILABLE => ConsoleError::Unavailable(e.detail),
             s if s.is_server_error() => ConsoleError::Internal(e.detail),
             _ => ConsoleError::BadRequest(e.detail),
         }
@@ -147,6 +152,7 @@ impl IntoResponse for ConsoleError {
             ConsoleError::BadRequest(d) => (StatusCode::BAD_REQUEST, d),
             ConsoleError::Forbidden(d) => (StatusCode::FORBIDDEN, d),
             ConsoleError::Conflict(d) => (StatusCode::CONFLICT, d),
+            ConsoleError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
             ConsoleError::Internal(d) => {
                 if d != INTERNAL_DETAIL {
                     tracing::error!(error = %d, "console: internal error");
