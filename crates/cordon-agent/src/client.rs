@@ -221,9 +221,14 @@ impl ServerClient {
     /// keeping it allowed in a quarantine (trial17 MED-3). Nothing else changes: the
     /// answer is discarded, `last_peer`/`last_ok` are not touched.
     ///
+    /// A 401 or 403 answer proves the address too: only a server whose certificate the
+    /// pinned CA signed gets as far as an HTTP status, and refusing this agent (revoked,
+    /// or unknown to its database) is that server's word about the agent, not about the
+    /// address.
+    ///
     /// # Errors
     /// [`ProbeError`]: the connection, TLS handshake or request failed, or the server
-    /// refused this agent (its status); [`ProbeError::no_answer`] when nothing answered.
+    /// answered another failing status; [`ProbeError::no_answer`] when nothing answered.
     pub async fn probe(&self, base: &str, addr: SocketAddr) -> Result<(), ProbeError> {
         let fail = |detail: String| ProbeError {
             detail,
@@ -249,6 +254,13 @@ impl ServerClient {
                 detail: format!("cannot reach {base} at {addr}: {}", error_chain(&e)),
                 no_answer: (e.is_timeout() && e.is_connect()) || is_no_answer(&e),
             })?;
+        // 401/403: the server's certificate verified against the pinned CA, so this is the
+        // Cordon server; it refuses this agent's identity (revoked, or unknown to a
+        // database restored from before the enrollment). Its address is the server's:
+        // a refused agent never took its own server out of its rules (trial32).
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED || resp.status() == reqwest::StatusCode::FORBIDDEN {
+            return Ok(());
+        }
         if !resp.status().is_success() {
             return Err(fail(error_of(resp).await.detail));
         }

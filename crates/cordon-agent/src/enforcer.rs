@@ -169,6 +169,19 @@ pub trait Enforcer: Send + Sync + 'static {
     /// [`EnforceError`] when a backend cannot remove the rules or the record cannot be
     /// changed; the record then stays as it was.
     fn release(&self) -> Result<Option<String>, EnforceError>;
+    /// Releases the `agent` claims of the previous enrollments of this machine named by
+    /// their host ids (`owners`: a server's release naming them,
+    /// [`cordon_proto::DesiredState::release_previous`]); this enrollment's own claim and
+    /// every other source's stay in force. Returns the host ids whose claim was lifted
+    /// (an id with no claim standing is not among them). The default holds no claims of
+    /// other enrollments and lifts nothing.
+    ///
+    /// # Errors
+    /// As [`Enforcer::release`]; the claims lifted before the failing one stay lifted.
+    fn release_previous(&self, owners: &[String]) -> Result<Vec<String>, EnforceError> {
+        let _ = owners;
+        Ok(vec![])
+    }
     /// Compares the kernel with the record (the engine's status), changing nothing.
     ///
     /// # Errors
@@ -321,6 +334,23 @@ impl Enforcer for EngineEnforcer {
             ))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Each named enrollment's `agent` claim, released as that enrollment's own would be
+    /// (the engine owned by that host id): the rules go only when no claim is left.
+    fn release_previous(&self, owners: &[String]) -> Result<Vec<String>, EnforceError> {
+        let mut lifted = Vec::new();
+        for owner in owners {
+            let out = self
+                .engine
+                .clone()
+                .owned_by(owner.as_str())
+                .release_as(ClaimSource::Agent, false)?;
+            if out.released_claim {
+                lifted.push(owner.clone());
+            }
+        }
+        Ok(lifted)
     }
 
     fn startup_check(&self) -> Result<StartupFinding, EnforceError> {

@@ -23,7 +23,8 @@
 //!   address a server *name* resolved to stays allowed only once the agent reached its
 //!   server there over mutual TLS ([`ServerClient::probe`] through the short-lived
 //!   pinhole of that re-apply; the address in use is proven by use). An address where a
-//!   peer answers that is not the server (TLS, certificate, HTTP status, a reset) is taken
+//!   peer answers that is not the server (TLS, certificate, an HTTP status other than the
+//!   server's 401/403 refusal of this agent, a reset) is taken
 //!   out again at once and reported in `degraded` (`server address … not allowed: …`)
 //!   while the name keeps resolving to it; it is tried again only after the server was
 //!   unreachable for `verify_timeout_secs`. An address where nothing answers at all
@@ -387,7 +388,7 @@ async fn poll(client: ServerClient, tx: watch::Sender<DesiredState>, reset: Arc<
                         error = %e,
                         retry_every = ?delay,
                         "{}",
-                        refused_words(delay)
+                        refused_words(delay, last.as_ref())
                     ),
                     (Outcome::Refused, None) => tracing::debug!(error = %e, "still refused by the server"),
                     _ => tracing::warn!(error = %e, retry_in = ?delay, "desired-state poll failed"),
@@ -398,15 +399,27 @@ async fn poll(client: ServerClient, tx: watch::Sender<DesiredState>, reset: Arc<
     }
 }
 
-/// What a refused agent says, once: what happened and what it means for the host.
-pub(crate) fn refused_words(every: Duration) -> String {
+/// What a refused agent says, once: what happened and what it means for the host, given
+/// `last`, the last desired state the server answered (trial32 LOW-3: "stays in force" was
+/// logged while the release the server had just sent was being applied). Pure.
+pub(crate) fn refused_words(every: Duration, last: Option<&DesiredState>) -> String {
+    let host = match last {
+        Some(d) if !d.quarantined => format!(
+            "the last desired state the server sent (revision {}) is a release: the agent applies it (its claim \
+             goes) and reports it while the server takes its reports; claims of other sources stay as they are",
+            d.revision
+        ),
+        _ => "a quarantine in force on this host stays in force (fail closed) until it is released on the host \
+              (`cordon release --source agent`) or, when the server no longer knows this host (its database \
+              restored from a backup older than this enrollment: `cordon hosts list --unknown` lists it), until \
+              the host is enrolled again and released through the server (that release lifts this enrollment's \
+              claim too)"
+            .to_string(),
+    };
     format!(
-        "the server refuses this agent (401/403): its host was revoked or deleted on the server. \
-         The agent gets no more orders: a quarantine in force on this host stays in force (fail closed) \
-         until it is released on the host (`cordon release --source agent`) or the host is enrolled again; \
-         a release the server ordered before the revocation is still delivered and confirmed. \
-         Retrying every {} s without logging each refusal (stop the agent, or uninstall it, if the host \
-         is retired)",
+        "the server refuses this agent (401/403): its host was revoked or deleted, or the server's database does \
+         not know it. The agent gets no more orders: {host}. Retrying every {} s without logging each refusal \
+         (stop the agent, or uninstall it, if the host is retired)",
         every.as_secs()
     )
 }
@@ -873,8 +886,9 @@ impl Reconciler {
                     tracing::warn!(
                         since = %since,
                         "an `agent` claim stands that this enrollment did not make (a previous enrollment's quarantine): \
-                         kept in force, never released by this agent nor through this host's server; release it on \
-                         the host (stop the agent, then `cordon release --source agent`)"
+                         kept in force; this agent lifts it only when a release ordered through the server names it \
+                         (`cordon release` this host), or release it on the host (stop the agent, then \
+                         `cordon release --source agent`)"
                     );
                     self.foreign_agent_claim = Some(since);
                 }
@@ -1186,6 +1200,8 @@ impl Reconciler {
             }
             let plan = self.make_plan(&d, transport).await;
             self.apply(plan, true).await;
+        } else if !self.lift_previous(&d).await {
+            // Reported as failed; retried after `retry_every`.
         } else if self.foreign_agent_claim.is_some() && !self.holds_own_claim().await {
             // Another enrollment's quarantine, and none of this agent's own: nothing to
             // release (the other enrollment's claim is never released by this agent).
@@ -1238,6 +1254,48 @@ impl Reconciler {
         }
     }
 
+    /// A release the server ordered naming previous enrollments of this machine
+    /// ([`DesiredState::release_previous`], trial32 HIGH-2): their `agent` claims are
+    /// lifted first — exactly the ones named, never this enrollment's own nor another
+    /// source's. Those claims were the agent's own on this host under an identity whose
+    /// key was replaced by the re-enrollment: no other agent can ever release them, and
+    /// the analyst released the host while its report named them. Returns `false` after
+    /// a failure (reported as `failed`, retried).
+    async fn lift_previous(&mut self, d: &DesiredState) -> bool {
+        let own = self.host_id.clone();
+        let owners: Vec<String> = d
+            .release_previous
+            .iter()
+            .filter(|o| !o.eq_ignore_ascii_case(&own))
+            .cloned()
+            .collect();
+        if owners.is_empty() || !self.enforcing {
+            return true;
+        }
+        match self.blocking(move |e| e.release_previous(&owners)).await {
+            Ok(lifted) => {
+                if !lifted.is_empty() {
+                    tracing::warn!(
+                        revision = d.revision,
+                        host_ids = %lifted.join(", "),
+                        "released the `agent` claims of previous enrollments of this machine, as the server's release names them"
+                    );
+                }
+                if let Ok(c) = self.blocking(|e| e.check()).await {
+                    if c.previous_enrollment_claims(&own).is_empty() {
+                        self.foreign_agent_claim = None;
+                        self.local_claims_reported = None;
+                    }
+                }
+                true
+            }
+            Err(err) => {
+                self.failed(err).await;
+                false
+            }
+        }
+    }
+
     /// Whether this agent's own claim (one naming its host id) stands, as a check finds
     /// it now.
     async fn holds_own_claim(&mut self) -> bool {
@@ -1265,8 +1323,8 @@ impl Reconciler {
         self.reset.notify_one();
         let detail = format!(
             "isolated by a previous enrollment's `agent` claim (since {since}), not by this host's quarantine: \
-             neither this agent nor the Cordon server can release it — release it on the host: stop the agent, \
-             then `cordon release --source agent`"
+             this agent lifts it only when a release of this host through the Cordon server names it, or release it \
+             on the host: stop the agent, then `cordon release --source agent`"
         );
         let applied = Applied {
             digest: c.digest.clone(),
@@ -1702,5 +1760,29 @@ mod went_back_tests {
             n.starts_with("the server's desired state changed under revision 4 (was no quarantine, now quarantine)"),
             "{n}"
         );
+    }
+
+    /// Trial32 HIGH-2 and LOW-3: the refused agent's one log line. It said a quarantine
+    /// "stays in force" while the release the server had just sent was being applied, and
+    /// that enrolling the host again helps (it did not: the server could not release the
+    /// previous enrollment's claim). Now it follows the last desired state, and names the
+    /// way out that works.
+    #[test]
+    fn the_refusal_says_what_stays_in_force_and_how_it_goes() {
+        let every = Duration::from_secs(300);
+        let w = refused_words(every, None);
+        assert!(w.contains("stays in force (fail closed)"), "{w}");
+        assert!(w.contains("`cordon release --source agent`"), "{w}");
+        assert!(
+            w.contains("does not know this host") || w.contains("no longer knows this host"),
+            "{w}"
+        );
+        assert!(w.contains("cordon hosts list --unknown"), "{w}");
+        assert!(w.contains("enrolled again and released through the server"), "{w}");
+        assert!(w.contains("every 300 s"), "{w}");
+        assert_eq!(refused_words(every, Some(&desired(5, true))), w);
+        let w = refused_words(every, Some(&desired(6, false)));
+        assert!(!w.contains("stays in force"), "a release is being applied: {w}");
+        assert!(w.contains("revision 6) is a release"), "{w}");
     }
 }

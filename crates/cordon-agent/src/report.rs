@@ -54,7 +54,7 @@ pub async fn run(
                 let (delay, announce) = retry.after(outcome, std::time::Instant::now());
                 match (outcome, announce) {
                     (Outcome::Refused, Some(_)) => {
-                        tracing::warn!(error = %e, retry_every = ?delay, "status reports refused by the server (revoked?)")
+                        tracing::warn!(error = %e, retry_every = ?delay, "status reports refused by the server (revoked, deleted, or unknown to its database: the desired-state poll says what that means for this host)")
                     }
                     (Outcome::Refused, None) => tracing::debug!(error = %e, "status report still refused"),
                     _ => tracing::warn!(error = %e, retry_in = ?delay, "status report failed"),

@@ -407,6 +407,16 @@ impl ApiClient {
         self.json(Method::GET, &["v1", "hosts", host], &[], None::<&()>).await
     }
 
+    /// `GET /v1/unknown-agents`: agents refused because their certificate names a host id
+    /// the server's database does not know (restored from before their enrollment).
+    ///
+    /// # Errors
+    /// As [`ApiClient::json`]; a server older than this call answers 404.
+    pub async fn unknown_agents(&self) -> Result<cordon_proto::UnknownAgentList, ClientError> {
+        self.json(Method::GET, &["v1", "unknown-agents"], &[], None::<&()>)
+            .await
+    }
+
     /// `POST /v1/hosts/{host}/labels`.
     ///
     /// # Errors

@@ -1315,6 +1315,7 @@ mod tests {
                 actor_token_id: None,
                 actor_token_name: None,
                 expires_at: None,
+                release_previous: vec![],
             },
             state,
             state_reason: None,

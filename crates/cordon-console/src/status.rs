@@ -148,6 +148,7 @@ mod tests {
                 actor_token_id: None,
                 actor_token_name: None,
                 expires_at: None,
+                release_previous: vec![],
             },
             state,
             state_reason: None,

@@ -42,6 +42,15 @@ pub struct DesiredState {
     /// When passed the server releases the host (RFC 3339 on the wire).
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
+    /// With a release (`quarantined: false`): the host ids of previous enrollments of this
+    /// machine whose `agent` claims the agent lifts with this release, besides its own
+    /// (issue 14, trial32 HIGH-2: a host enrolled again after its server's database was
+    /// restored from before its enrollment). The server names exactly the ones the host's
+    /// agent reported when the release was ordered; an agent never lifts another
+    /// enrollment's claim without it. Empty for every other state; omitted from JSON when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_previous: Vec<String>,
 }
 
 impl DesiredState {

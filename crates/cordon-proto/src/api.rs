@@ -266,6 +266,38 @@ impl HostFlag {
     }
 }
 
+/// An agent the server's database does not know (issue 14, trial32 HIGH-2): it presented
+/// a client certificate signed by this deployment's CA naming host id `host_id`, and no
+/// host has that id — the database was restored from a backup older than the host's
+/// enrollment, or the host's row was deleted. It is refused (403) and keeps any quarantine
+/// in force on its host (fail closed) until released on the host or, after the host is
+/// enrolled again, through the server (docs/server.md, "Restoring the database").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnknownAgent {
+    /// The host id its certificate names (the enrollment's, as `agent.toml` holds it).
+    pub host_id: String,
+    /// Its first refused request (RFC 3339 on the wire).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub first_seen: Timestamp,
+    /// Its last refused request.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen: Timestamp,
+    /// How many of its requests were refused.
+    pub attempts: i64,
+    /// The peer address (`IP:port`) of its last refused request, as the server saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// `GET /v1/unknown-agents` answer, most recently seen first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnknownAgentList {
+    /// Every agent refused as unknown, most recently seen first.
+    pub agents: Vec<UnknownAgent>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 /// `GET /v1/hosts` answer: one page of hosts.

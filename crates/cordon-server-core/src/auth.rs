@@ -83,6 +83,11 @@ impl FromRequestParts<AppState> for Admin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity(pub String);
 
+/// The peer address of this connection (`IP:port`), inserted into each request's
+/// extensions by the TLS layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// An agent authenticated by its client certificate, enrolled and not revoked.
 #[derive(Debug, Clone)]
 pub struct AgentAuth {
@@ -102,9 +107,18 @@ impl FromRequestParts<AppState> for AgentAuth {
         match state.store.host_active(&host_id).await? {
             Some(true) => Ok(AgentAuth { host_id }),
             Some(false) => Err(ApiError::forbidden(format!("host {host_id} is revoked"))),
-            None => Err(ApiError::forbidden(format!(
-                "certificate names unknown host {host_id:?}"
-            ))),
+            None => {
+                // Signed by this CA (the TLS layer verified it) but no host has the id: the
+                // database was restored from before the enrollment (trial32 HIGH-2). Logged,
+                // audited and listed, so the SOC sees the agent it can no longer reach.
+                let addr = parts.extensions.get::<PeerAddr>().map(|a| a.0.to_string());
+                crate::service::agent::unknown_agent(state, &host_id, addr.as_deref()).await;
+                Err(ApiError::forbidden(format!(
+                    "certificate names unknown host {host_id:?}: this server's database does not know it (restored \
+                     from a backup older than the host's enrollment, or the host was deleted); the server lists it \
+                     among its unknown agents"
+                )))
+            }
         }
     }
 }

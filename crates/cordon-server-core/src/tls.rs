@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch, Notify, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 use tower::ServiceExt;
 
-use crate::auth::PeerIdentity;
+use crate::auth::{PeerAddr, PeerIdentity};
 use crate::pki::{common_name, PkiError, CA_CERT, SERVER_CERT, SERVER_KEY};
 
 /// The rustls crypto provider every server TLS config uses (ring).
@@ -455,6 +455,7 @@ async fn connection(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         // Always set by us: a client cannot inject an identity through HTTP.
         req.extensions_mut().remove::<PeerIdentity>();
+        req.extensions_mut().insert(PeerAddr(peer));
         if let Some(id) = &identity {
             req.extensions_mut().insert(id.clone());
         }

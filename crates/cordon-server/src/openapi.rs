@@ -21,7 +21,7 @@ impl Modify for BearerAuth {
     info(title = "Cordon API", version = "1", description = "Network quarantine: hosts, quarantine/release, audit, tokens, agent sync (mutual TLS)."),
     paths(
         hosts::list, hosts::get_host, hosts::quarantine_one, hosts::release_one, hosts::retry_one, hosts::quarantine_many,
-        hosts::release_many, hosts::labels, hosts::revoke, audit::list, audit::verify, tokens::list, tokens::create,
+        hosts::release_many, hosts::labels, hosts::revoke, hosts::unknown_agents, audit::list, audit::verify, tokens::list, tokens::create,
         tokens::revoke, tokens::create_enroll, enroll::ca_pem, enroll::enroll, agent::desired, agent::status
     ),
     components(schemas(cordon_proto::ErrorBody, cordon_proto::HostState, cordon_proto::Role, cordon_proto::AgentState)),

@@ -671,3 +671,99 @@ async fn claims_are_stored_and_a_release_leaves_others_claims_visible() {
         sent[0]
     );
 }
+
+/// Trial32 HIGH-2, the fault kind "a quarantined host the server cannot see or release":
+/// an agent whose certificate names a host id the database does not know (restored from
+/// before its enrollment) was refused with nothing on the server — no log, no audit, no
+/// listing — and after the host enrolled again a release answered "already released"
+/// while the previous enrollment's claim kept it isolated. Now the refused agent is
+/// audited once and listed with its attempts and address; a release of the re-enrolled
+/// host is a new revision naming the previous enrollments this server does not want
+/// quarantined (unknown here, or released), never one it still wants quarantined.
+#[tokio::test]
+async fn an_unknown_agent_is_listed_and_a_release_names_the_previous_enrollments_it_may_lift() {
+    let c = Ctx::new().await;
+    let gone = "0b7c1e52-1111-4000-8000-00000000dead";
+    for _ in 0..2 {
+        let (st, v) = c.agent_status(gone, &report(1, AgentState::Isolated)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert!(v.to_string().contains("unknown host"), "{v}");
+    }
+    let (st, v) = c.call("GET", "/v1/unknown-agents", Some(&c.viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["agents"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["agents"][0]["host_id"], gone, "{v}");
+    assert_eq!(v["agents"][0]["attempts"], 2, "{v}");
+    let audited: Vec<_> = c
+        .audit_for(gone)
+        .await
+        .into_iter()
+        .filter(|r| r.action == "agent_unknown")
+        .collect();
+    assert_eq!(audited.len(), 1, "audited once: {audited:?}");
+    assert!(
+        audited[0].detail.as_deref().is_some_and(|d| d.contains(gone)),
+        "{audited:?}"
+    );
+
+    // The machine enrolled again; another previous enrollment is still a host here,
+    // desired quarantined.
+    let h = c.enroll("web2", &[]).await;
+    let old = c.enroll("web1", &[]).await;
+    quarantine(&c, &format!("/v1/hosts/{old}/quarantine"), json!({"comment": "IR"})).await;
+    let claim = |owner: &str| ClaimInfo {
+        source: "agent".into(),
+        since: "2030-01-01T00:00:00Z".parse().ok(),
+        allow: vec![],
+        servers: vec![],
+        owner: Some(owner.into()),
+    };
+    let host = get(&c, &h).await;
+    let rev = host["desired"]["revision"].as_i64().unwrap();
+    let mut r = report(rev, AgentState::Isolated);
+    r.claims = vec![claim(gone), claim(&old)];
+    c.agent_status(&h, &r).await;
+    let host = get(&c, &h).await;
+    assert_eq!(host["state"], "normal", "{host}");
+    assert!(
+        host["state_reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("lifted by a release of this host through the Cordon server")),
+        "{host}"
+    );
+
+    let v = quarantine(
+        &c,
+        &format!("/v1/hosts/{h}/release"),
+        json!({"comment": "after the restore"}),
+    )
+    .await;
+    assert_eq!(v["results"][0]["change"], "released", "a new revision: {v}");
+    assert_eq!(v["results"][0]["revision"], rev + 1, "{v}");
+    // The one still wanted quarantined here is kept, and said to keep the host isolated.
+    assert_eq!(v["results"][0]["other_claims"], json!(["agent"]), "{v}");
+    let host = get(&c, &h).await;
+    assert_eq!(host["desired"]["release_previous"], json!([gone]), "{host}");
+    assert!(
+        c.audit_for(&h).await.iter().any(|r| r.action == "release"
+            && r.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(&format!("previous enrollments of this machine (host id {gone})")))),
+        "the release's audit record names what it lifts"
+    );
+
+    // Released as its own host first, the other previous enrollment is lifted too.
+    quarantine(&c, &format!("/v1/hosts/{old}/release"), json!({"comment": "IR done"})).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/release"), json!({"comment": "again"})).await;
+    assert!(
+        v["results"][0]["other_claims"].as_array().is_none_or(|a| a.is_empty()),
+        "{v}"
+    );
+    let mut both = vec![gone.to_string(), old.clone()];
+    both.sort();
+    assert_eq!(get(&c, &h).await["desired"]["release_previous"], json!(both));
+
+    // Any other desired state names none.
+    quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR-2"})).await;
+    assert!(get(&c, &h).await["desired"].get("release_previous").is_none());
+}

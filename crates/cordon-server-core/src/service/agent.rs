@@ -60,3 +60,35 @@ pub async fn status(st: &AppState, host_id: &str, report: &StatusReport) -> Resu
     tracing::debug!(host = %host_id, state = state.as_str(), rev = report.applied_revision, "agent status");
     Ok(state)
 }
+
+/// An agent whose client certificate (signed by this CA) names `host_id`, which no host
+/// has, was refused (trial32 HIGH-2): recorded ([`crate::store::Store::note_unknown_agent`]:
+/// audited the first time, listed by [`unknown_agents`]) and logged — the first time and
+/// then at most hourly per host id. Never fails the request's answer (a 403 either way).
+pub async fn unknown_agent(st: &AppState, host_id: &str, address: Option<&str>) {
+    match st.store.note_unknown_agent(host_id, address).await {
+        Ok(s) if s.log => tracing::warn!(
+            host = %host_id,
+            address = address.unwrap_or("unknown"),
+            attempts = s.attempts,
+            "refused an agent whose certificate names host {host_id}, which this database does not know (restored \
+             from a backup older than its enrollment, or deleted): it keeps any quarantine in force on its host; \
+             see `cordon hosts list --unknown` (logged at most hourly per host)"
+        ),
+        Ok(_) => tracing::debug!(host = %host_id, "unknown agent refused again"),
+        Err(e) => tracing::warn!(host = %host_id, error = %e, "cannot record a refused unknown agent"),
+    }
+}
+
+/// Every agent refused as unknown ([`unknown_agent`]) whose host id still names no host,
+/// most recently seen first (viewer).
+///
+/// # Errors
+/// 403 below viewer; database errors.
+pub async fn unknown_agents(
+    st: &AppState,
+    caller: &crate::store::Caller,
+) -> Result<Vec<cordon_proto::UnknownAgent>, ApiError> {
+    caller.require(cordon_proto::Role::Viewer)?;
+    Ok(st.store.unknown_agents().await?)
+}

@@ -215,6 +215,7 @@ pub(crate) async fn apply_loaded_tx(
 ) -> Result<Vec<ActionResult>, StoreError> {
     let mut seen = HashSet::with_capacity(host_ids.len());
     let mut planned: Vec<(&Host, ActionChange, Vec<String>)> = Vec::with_capacity(host_ids.len());
+    let mut lifts: HashMap<String, Vec<String>> = HashMap::new();
     for id in host_ids {
         if !seen.insert(id.as_str()) {
             continue;
@@ -222,9 +223,23 @@ pub(crate) async fn apply_loaded_tx(
         let host = before
             .get(id)
             .ok_or_else(|| StoreError::NotFound(format!("no host {id:?}")))?;
-        let (change, fields) = plan_change(action, &host.desired, p);
+        let (mut change, fields) = plan_change(action, &host.desired, p);
+        // A release of a host whose agent reports `agent` claims of previous enrollments
+        // of the same machine (re-enrolled after its server's database was restored from
+        // before the enrollment, trial32 HIGH-2) is a new revision naming them, even when
+        // the host itself is not desired quarantined: the agent lifts exactly those.
+        if action == Action::Release {
+            let lifted = liftable_previous_tx(tx, host).await?;
+            if !lifted.is_empty() {
+                if change == ActionChange::AlreadyReleased {
+                    change = ActionChange::Released;
+                }
+                lifts.insert(host.id.clone(), lifted);
+            }
+        }
         planned.push((host, change, fields));
     }
+    let lifted_of = |id: &str| lifts.get(id).cloned().unwrap_or_default();
     let changed: Vec<String> = planned
         .iter()
         .filter(|(_, c, _)| c.changed())
@@ -232,6 +247,18 @@ pub(crate) async fn apply_loaded_tx(
         .collect();
     let revisions = set_desired_tx(tx, &changed, actor, action, p).await?;
     let protected = protected_labels_tx(tx).await?;
+    if action == Action::Release {
+        for (host, change, _) in &planned {
+            let lifted = lifted_of(&host.id);
+            if change.changed() && !lifted.is_empty() {
+                sqlx::query("UPDATE hosts SET release_previous = $1 WHERE id = $2")
+                    .bind(to_json_list(&lifted))
+                    .bind(host.id.clone())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
     let mut details = Vec::with_capacity(planned.len());
     let mut results = Vec::with_capacity(planned.len());
     for (host, change, fields) in planned {
@@ -253,7 +280,16 @@ pub(crate) async fn apply_loaded_tx(
                     }
                     HostState::QuarantinePending
                 }
-                Action::Release => HostState::ReleasePending,
+                Action::Release => {
+                    let lifted = lifted_of(&host.id);
+                    if !lifted.is_empty() {
+                        d.push_str(&format!(
+                            "; also lifts the `agent` claims of previous enrollments of this machine (host id {})",
+                            lifted.join(", ")
+                        ));
+                    }
+                    HostState::ReleasePending
+                }
             };
             (d, revision, state)
         } else {
@@ -277,8 +313,12 @@ pub(crate) async fn apply_loaded_tx(
             text.push_str(&c.detail());
         }
         details.push(text);
+        let others = match action {
+            Action::Release if change.changed() => other_claims_kept(host, &lifted_of(&host.id)),
+            _ => other_claims(host),
+        };
         results.push(ActionResult {
-            other_claims: other_claims(host),
+            other_claims: others,
             not_enforcing: not_enforcing(host),
             protected: protected_of(host, &protected),
             host_id: host.id.clone(),
@@ -344,7 +384,7 @@ async fn set_desired_tx(
         let sql = format!(
             "UPDATE hosts SET revision = revision + 1, quarantined = $1, allow_json = $2, message = $3, comment = $4, \
              actor = $5, expires_at = $6, state = $7, state_reason = NULL, state_since = $8, degraded = '[]', \
-             actor_token_id = $9 WHERE id IN ({}) RETURNING id, revision",
+             actor_token_id = $9, release_previous = '[]' WHERE id IN ({}) RETURNING id, revision",
             marks(10, chunk.len())
         );
         let mut q = sqlx::query(&sql)
@@ -424,11 +464,62 @@ fn not_enforcing(host: &cordon_proto::Host) -> bool {
 }
 
 fn other_claims(host: &cordon_proto::Host) -> Vec<cordon_proto::ClaimSource> {
+    other_claims_kept(host, &[])
+}
+
+/// As [`other_claims`], leaving out the previous enrollments' `agent` claims a release
+/// lifts (`lifted`: their host ids).
+fn other_claims_kept(host: &cordon_proto::Host, lifted: &[String]) -> Vec<cordon_proto::ClaimSource> {
     host.claims
         .iter()
         .filter(|c| !c.is_own_agent_claim(&host.id))
+        .filter(|c| {
+            !(c.is_previous_enrollment(&host.id)
+                && c.owner
+                    .as_ref()
+                    .is_some_and(|o| lifted.iter().any(|l| l.eq_ignore_ascii_case(o))))
+        })
         .map(|c| c.source.clone())
         .collect()
+}
+
+/// What a release of `host` lifts besides its own claim
+/// ([`cordon_proto::DesiredState::release_previous`]): the host ids of previous
+/// enrollments of the same machine whose `agent` claims its agent last reported
+/// ([`previous_owners`]), each only while this server does not want that enrollment
+/// quarantined — no host has that id (the database was restored from before it, trial32
+/// HIGH-2) or that host is not desired quarantined. A previous enrollment still desired
+/// quarantined here (a host enrolled again without a restore) keeps its claim: released
+/// first as that host, it is lifted by the next release of this one (trial20 HIGH-C).
+async fn liftable_previous_tx(tx: &mut Tx, host: &Host) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for owner in previous_owners(host) {
+        let row = sqlx::query("SELECT quarantined FROM hosts WHERE LOWER(id) = LOWER($1)")
+            .bind(owner.clone())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let wanted = match row {
+            Some(r) => get_i64(&r, "quarantined")? != 0,
+            None => false,
+        };
+        if !wanted {
+            out.push(owner);
+        }
+    }
+    Ok(out)
+}
+
+/// The host ids of previous enrollments of this machine whose `agent` claims host
+/// `host`'s agent last reported (sorted, once each). A claim of no known owner is not
+/// named (an agent that does not say is taken as the host's own). Pure.
+pub fn previous_owners(host: &cordon_proto::Host) -> Vec<String> {
+    let ids: BTreeSet<String> = host
+        .claims
+        .iter()
+        .filter(|c| c.is_previous_enrollment(&host.id))
+        .filter_map(|c| c.owner.clone())
+        .collect();
+    ids.into_iter().collect()
 }
 
 /// Removes `label` from the host (no-op if it does not carry it).

@@ -13,7 +13,7 @@ use crate::timefmt::{now_ms, Timestamp};
 
 pub(crate) const HOST_COLUMNS: &str = "id, hostname, os, addresses, agent_version, enrolled_at, last_seen, revoked, \
      revision, quarantined, allow_json, message, comment, actor, actor_token_id, expires_at, state, state_reason, state_since, \
-     applied_revision, digest, backend, degraded, enforcing, heartbeat_ms, claims";
+     applied_revision, digest, backend, degraded, enforcing, heartbeat_ms, claims, release_previous";
 
 #[derive(Debug, Clone, Default)]
 /// Which hosts a list returns (all given conditions hold).
@@ -108,6 +108,7 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
             // Read from the token table when the server answers ([`annotate`]).
             actor_token_name: None,
             expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
+            release_previous: json_list(&get_str(row, "release_previous")?),
         },
         state,
         state_reason: get_opt_str(row, "state_reason")?,

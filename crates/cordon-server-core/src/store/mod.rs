@@ -13,6 +13,7 @@ mod reports;
 mod schema;
 mod sessions;
 mod tokens;
+mod unknown;
 pub mod wake;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -36,6 +37,7 @@ pub use host_views::{
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};
 pub use tokens::Caller;
+pub use unknown::{unknown_agent_detail, UnknownSighting, UNKNOWN_AGENT_ACTION};
 
 /// Failures of the store. The first three carry a message meant for the caller; the others
 /// are internal and keep their cause (`#[source]`) for the log, never for the client.

@@ -83,11 +83,13 @@ pub(crate) fn servers_change(stored: &[ClaimInfo], reported: &[ClaimInfo]) -> Op
     ))
 }
 
-/// The hint for a host isolated by claims the server cannot release: a previous
-/// enrollment's `agent` claim is released on the host only.
+/// The hint for a host isolated by claims its own release did not lift: a previous
+/// enrollment's `agent` claim is lifted by a release of this host that names it (one
+/// ordered while this server does not want that enrollment quarantined:
+/// `store::actions::liftable_previous_tx`), or on the host.
 fn release_hint(host_id: &str, r: &StatusReport) -> &'static str {
     if r.claims.iter().any(|c| c.is_previous_enrollment(host_id)) {
-        " — a previous enrollment's claim is released neither by this host's agent nor through the Cordon server: release it on the host (stop the agent, then `cordon release --source agent`)"
+        " — a previous enrollment's claim is lifted by a release of this host through the Cordon server (`cordon release` this host; a previous enrollment this server still wants quarantined is released first, as that host), or on the host (stop the agent, then `cordon release --source agent`)"
     } else {
         ""
     }

@@ -117,6 +117,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0029_deployment_ca.sql"),
         include_str!("../../migrations/0029_deployment_ca.sql"),
     ),
+    (
+        30,
+        "unknown agents",
+        include_str!("../../migrations/0030_unknown_agents.sql"),
+        include_str!("../../migrations/0030_unknown_agents.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

@@ -211,3 +211,19 @@ pub async fn revoke(
         hosts::revoke(&st, &auth.0, &id, req.comment.as_deref(), req.force).await?,
     ))
 }
+
+/// Agents refused because their client certificate (signed by this server's CA) names a
+/// host id no host has — the database was restored from a backup older than their
+/// enrollment, or the host was deleted (viewer; issue 14, trial32 HIGH-2). Each keeps any
+/// quarantine in force on its host until released on the host or, after the host is
+/// enrolled again, through the server. Most recently seen first.
+#[utoipa::path(get, path = "/v1/unknown-agents", security(("bearer" = [])),
+    responses((status = 200, body = cordon_proto::UnknownAgentList), (status = 401, body = cordon_proto::ErrorBody),
+        (status = 403, body = cordon_proto::ErrorBody)))]
+pub async fn unknown_agents(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> Result<Json<cordon_proto::UnknownAgentList>, ApiError> {
+    let agents = cordon_server_core::service::agent::unknown_agents(&st, &auth.0).await?;
+    Ok(Json(cordon_proto::UnknownAgentList { agents }))
+}

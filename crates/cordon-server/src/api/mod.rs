@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hosts/{id}/retry", post(hosts::retry_one))
         .route("/v1/hosts/{id}/labels", post(hosts::labels))
         .route("/v1/hosts/{id}/revoke", post(hosts::revoke))
+        .route("/v1/unknown-agents", get(hosts::unknown_agents))
         .route("/v1/quarantine", post(hosts::quarantine_many))
         .route("/v1/release", post(hosts::release_many))
         .route("/v1/audit", get(audit::list))
