@@ -129,6 +129,7 @@ mod tests {
             not_isolated: vec![],
             agent_paths_missing: vec![],
             record_problems: vec![],
+            around_seen: vec![],
         }
     }
 

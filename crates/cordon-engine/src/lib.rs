@@ -358,6 +358,12 @@ pub struct StatusReport {
     /// them as `degraded` lines while quarantined. Source: the table's home state directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub record_problems: Vec<String>,
+    /// The paths around the hooks a watcher saw after the apply, from the record
+    /// ([`state::StoredState::around_seen`]; trial31 MED-E), whether or not they are still
+    /// there: while one is listed the state is `tampered`, until a release or
+    /// [`Engine::acknowledge_seen`] (`cordon status --acknowledge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub around_seen: Vec<state::SeenAround>,
 }
 
 /// See [`Engine::startup_check`].
@@ -954,6 +960,8 @@ impl Engine {
             // What goes around the hooks now and went around them at the first apply.
             around_at_apply: around_kept(previous, around_now),
             devices: coverage.as_ref().map(|c| c.identities.clone()).unwrap_or_default(),
+            // What the watcher saw stays until release or acknowledgement.
+            around_seen: previous.map(|p| p.around_seen.clone()).unwrap_or_default(),
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record —
@@ -1284,6 +1292,7 @@ impl Engine {
             not_isolated: vec![],
             agent_paths_missing: vec![],
             record_problems: claims::record_problems(&self.state_dir, &self.table),
+            around_seen: stored.as_ref().map(|s| s.around_seen.clone()).unwrap_or_default(),
         };
         if let Some(s) = &stored {
             // The claims name who widened the union; unreadable claims name nobody.
@@ -1426,6 +1435,18 @@ impl Engine {
                 None => why,
             });
         }
+        // What a watcher saw and is gone now (trial31 MED-E: a tcx program or an AF_XDP
+        // socket living between two checks) stays tampering until acknowledged.
+        if let (Some(why), true) = (
+            seen_gone_words(&report.around_seen, &report.coverage),
+            stored.is_some() && live.is_some(),
+        ) {
+            report.state = QuarantineState::Tampered;
+            report.reason = Some(match report.reason.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why,
+            });
+        }
         // What goes around the hooks does not let the quarantine read as isolated, whether
         // it appeared since (tampering, above) or was there at the apply (trial31 HIGH-H).
         if stored.is_some() && live.is_some() {
@@ -1446,6 +1467,22 @@ impl Engine {
         }
         Ok(Some(report))
     }
+}
+
+/// The words for the paths around the hooks a watcher saw (`seen`) that are not there now
+/// (not among `coverage`'s bypasses); `None` when there is none. Pure.
+pub fn seen_gone_words(seen: &[state::SeenAround], coverage: &Coverage) -> Option<String> {
+    let gone: Vec<String> = seen
+        .iter()
+        .filter(|s| !coverage.bypasses.iter().any(|b| b.what == s.what))
+        .map(|s| s.to_string())
+        .collect();
+    (!gone.is_empty()).then(|| {
+        format!(
+            "the watcher saw a path around Cordon's hooks after the quarantine was applied, gone since (what it sent then was not filtered; `cordon status --acknowledge` clears this once looked into): {}",
+            gone.join("; ")
+        )
+    })
 }
 
 /// The paths around the hooks a new record counts as there at the apply
@@ -1724,6 +1761,7 @@ mod tests {
             verification: None,
             around_at_apply: vec![mirred.clone()],
             devices: vec![],
+            around_seen: vec![],
         };
         assert_eq!(around_kept(Some(&prev), vec![mirred.clone(), xdp.clone()]), [mirred]);
         assert!(around_kept(Some(&prev), vec![xdp.clone()]).is_empty());

@@ -63,6 +63,38 @@ pub struct StoredState {
     /// such check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<cordon_firewall::DeviceId>,
+    /// The paths around the hooks the watcher saw after the apply (not in
+    /// [`StoredState::around_at_apply`]), each kept until the quarantine is released or
+    /// the sightings are acknowledged ([`crate::Engine::acknowledge_seen`]), also when the
+    /// path is gone by the next look (trial31 MED-E: a tcx program or an AF_XDP socket
+    /// living less than a second between two checks left no trace). While one is listed,
+    /// `status` says `tampered`. A re-apply keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub around_seen: Vec<SeenAround>,
+}
+
+/// A path around the hooks the watcher saw ([`StoredState::around_seen`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenAround {
+    /// [`cordon_firewall::Bypass::what`].
+    pub what: String,
+    /// [`cordon_firewall::Bypass::holder`], when known at the sighting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The layers it goes around.
+    pub skips: Vec<cordon_firewall::Layer>,
+    /// When the watcher first saw it: RFC 3339 UTC with milliseconds ([`now_rfc3339`]).
+    pub seen_at: String,
+}
+
+impl std::fmt::Display for SeenAround {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)?;
+        if let Some(h) = &self.holder {
+            write!(f, ", held by {h}")?;
+        }
+        write!(f, " (seen at {})", self.seen_at)
+    }
 }
 
 /// The state file of `table` in `dir`: `<dir>/<table>.json`.
@@ -257,6 +289,7 @@ mod tests {
                 name: "eth0".into(),
                 ifindex: 2,
             }],
+            around_seen: vec![],
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

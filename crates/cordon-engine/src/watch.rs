@@ -6,9 +6,13 @@
 //! program or a tc filter attached, triggers a check (digest of our rules and device-layer
 //! coverage, with what goes around the hooks) and, when something is off, an immediate
 //! re-apply — or, for what Cordon does not remove (a foreign chain, a tc filter, an XDP
-//! program, an AF_XDP socket), a [`WatchEvent::Undermined`]. A periodic check (`poll`, 1 s
-//! by default) stays as the backstop, and is all there is where no notifications exist —
-//! and for AF_XDP sockets, whose opening the kernel announces nowhere. Used by `cordon isolate --watch` and `cordon bench tamper`.
+//! program, an AF_XDP socket), a [`WatchEvent::Undermined`]. What the kernel announces
+//! nowhere — a tcx program, a BPF devmap, an AF_XDP socket — is looked for when the
+//! machine's BPF id counters or this namespace's AF_XDP socket count move, read every
+//! [`PROBE_EVERY`] (trial31 MED-E); a path around the hooks seen once is kept in the
+//! record until release or acknowledgement, also when it is gone by the next look. A
+//! periodic check (`poll`, 1 s by default) stays as the backstop, and is all there is
+//! where no notifications exist. Used by `cordon isolate --watch` and `cordon bench tamper`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +21,11 @@ use cordon_firewall::{Coverage, Firewall, Inspection, RepairHint};
 use serde::Serialize;
 
 use crate::{state, Engine, EngineError};
+
+/// How often the watcher reads the BPF id counters and the AF_XDP socket count (with
+/// kernel notifications on): something created that lives at least this long plus a
+/// check (a few milliseconds) is seen. Shorter-lived objects can be missed.
+pub const PROBE_EVERY: Duration = Duration::from_millis(20);
 
 /// How the loop watches.
 #[derive(Debug, Clone)]
@@ -98,12 +107,6 @@ pub enum WatchEvent {
 /// One check's verdict.
 enum Verdict {
     Fine,
-    /// Rules intact, but undone from outside (or no longer): say so, repair nothing.
-    Undermined {
-        why: String,
-        /// Boxed: a coverage reading is far larger than the other verdicts.
-        coverage: Box<Coverage>,
-    },
     /// Off: why, and what to rebuild.
     Repair {
         cause: String,
@@ -121,6 +124,9 @@ struct Memory {
     /// What undermined the quarantine at the last coverage check (empty: nothing), so
     /// [`WatchEvent::Undermined`] is said once per change.
     undermined: String,
+    /// Events a check found besides its verdict (a [`WatchEvent::Undermined`] found by a
+    /// check that also asks for a repair), said before the verdict's.
+    said: Vec<WatchEvent>,
 }
 
 impl Engine {
@@ -175,17 +181,23 @@ impl Engine {
         });
         let mut mem = Memory::default();
         let mut next_poll = Instant::now();
+        let mut probe = Probe::start(notes.active());
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let read = if now >= next_poll {
                 // The backstop: everything queued is covered by a full check.
                 next_poll = Instant::now() + opts.poll;
+                probe.moved();
                 notes.take().map(|_| (true, true))
             } else {
-                // Wake at least every 100 ms to notice `stop`.
-                notes.wait((next_poll - now).min(Duration::from_millis(100)))
+                // Wake at least every 100 ms to notice `stop`, and every PROBE_EVERY to
+                // read the counters.
+                notes.wait((next_poll - now).min(probe.every()))
             };
             let what = match read {
+                // Nothing announced: look at once if a BPF object or an AF_XDP socket
+                // was created since the last look.
+                Ok((false, false)) if probe.moved() => Look::All,
                 Ok((false, false)) => continue,
                 Ok((true, false)) => Look::Rules,
                 Ok((false, true)) => Look::Links,
@@ -226,12 +238,11 @@ impl Engine {
             let started = Instant::now();
             let verdict = self.check_once(fw.as_ref(), what, &mut mem);
             let check_ms = started.elapsed().as_secs_f64() * 1e3;
+            for ev in mem.said.drain(..) {
+                on(&ev);
+            }
             match verdict {
                 Ok((Verdict::Fine, _)) => {}
-                Ok((Verdict::Undermined { why, coverage }, _)) => on(&WatchEvent::Undermined {
-                    why,
-                    coverage: *coverage,
-                }),
                 Ok((Verdict::Released, _)) => {
                     on(&WatchEvent::Released);
                     return Ok(());
@@ -240,13 +251,28 @@ impl Engine {
                     match self.repair(fw.as_ref(), &hint, &digest) {
                         Ok(Some(repair_ms)) => {
                             let rebuilt = hint.parts.clone().unwrap_or_else(|| vec!["all".into()]);
+                            // Read as a check reads it, and judged like one: what goes
+                            // around the hooks after the repair is said and recorded too
+                            // (trial31 MED-E: a repair's reading showed `coverage: none`
+                            // for a tcx program and nothing reported it).
+                            let coverage = match state::load(&self.state_dir, &self.table) {
+                                Ok(Some(stored)) => {
+                                    let cov = fw.coverage_against(&stored.devices).unwrap_or_default();
+                                    self.judge_around(&stored, &cov, &mut mem);
+                                    cov
+                                }
+                                _ => fw.coverage().unwrap_or_default(),
+                            };
                             on(&WatchEvent::Repaired {
                                 cause,
                                 rebuilt,
                                 check_ms,
                                 repair_ms,
-                                coverage: fw.coverage().unwrap_or_default(),
-                            })
+                                coverage,
+                            });
+                            for ev in mem.said.drain(..) {
+                                on(&ev);
+                            }
                         }
                         // The record changed under us: the next check judges afresh.
                         Ok(None) => next_poll = Instant::now(),
@@ -344,8 +370,10 @@ impl Engine {
         if what != Look::Rules {
             let cov = fw.coverage_against(&stored.devices)?;
             // Before any repair too: a repair ends this check, and a device gone since
-            // must not stay in the record until the next periodic check.
+            // must not stay in the record until the next periodic check — nor what goes
+            // around the hooks unsaid.
             self.refresh_devices(&stored, &cov);
+            self.judge_around(&stored, &cov, mem);
             if !cov.uncovered.is_empty() {
                 return repair(
                     format!("interfaces not covered: {}", cov.uncovered.join(", ")),
@@ -368,19 +396,78 @@ impl Engine {
                     },
                 );
             }
-            let why = cov.undermined_since(&stored.around_at_apply).unwrap_or_default();
-            if why != mem.undermined {
-                mem.undermined = why.clone();
-                return Ok((
-                    Verdict::Undermined {
-                        why,
-                        coverage: Box::new(cov),
-                    },
-                    recorded,
-                ));
-            }
         }
         Ok((Verdict::Fine, recorded))
+    }
+
+    /// Says what undermines the quarantine in reading `cov` when that changed since it
+    /// was last said (a [`WatchEvent::Undermined`] queued in `mem`), and records the paths
+    /// around the hooks in it that the record does not know yet
+    /// ([`state::StoredState::around_seen`]), so `status` keeps reporting them after they
+    /// are gone.
+    fn judge_around(&self, stored: &state::StoredState, cov: &Coverage, mem: &mut Memory) {
+        let why = cov.undermined_since(&stored.around_at_apply).unwrap_or_default();
+        if why != mem.undermined {
+            mem.undermined = why.clone();
+            mem.said.push(WatchEvent::Undermined {
+                why,
+                coverage: cov.clone(),
+            });
+        }
+        let new: Vec<state::SeenAround> = cov
+            .new_bypasses(&stored.around_at_apply)
+            .into_iter()
+            .filter(|b| !stored.around_seen.iter().any(|s| s.what == b.what))
+            .map(|b| state::SeenAround {
+                what: b.what.clone(),
+                holder: b.holder.clone(),
+                skips: b.skips.clone(),
+                seen_at: state::now_rfc3339(),
+            })
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        // Under the state lock, into the record as it is now (refresh_devices may just
+        // have written it), and only if it is still the same quarantine.
+        let Ok((_lock, _)) = self.lock_for_quarantine() else {
+            return;
+        };
+        let Ok(Some(mut now)) = state::load(&self.state_dir, &self.table) else {
+            return;
+        };
+        if now.digest != stored.digest || now.applied_at != stored.applied_at {
+            return;
+        }
+        for s in new {
+            if !now.around_seen.iter().any(|x| x.what == s.what) {
+                now.around_seen.push(s);
+            }
+        }
+        if let Err(e) = state::save(&self.state_dir, &now) {
+            tracing::warn!(error = %crate::error::chain(&e), "could not record what goes around the hooks");
+        }
+    }
+
+    /// Forgets the paths around the hooks the watcher saw
+    /// ([`state::StoredState::around_seen`]), once an operator has looked into them
+    /// (`cordon status --acknowledge`): they no longer make `status` say `tampered`. One
+    /// still there stays reported as such (it is not in the record's paths at apply).
+    /// Returns what was forgotten; empty (and nothing written) when nothing was recorded.
+    ///
+    /// # Errors
+    /// When the state lock cannot be taken or the record cannot be read or written.
+    pub fn acknowledge_seen(&self) -> Result<Vec<state::SeenAround>, EngineError> {
+        let _lock = self.lock()?;
+        let Some(mut now) = state::load(&self.state_dir, &self.table)? else {
+            return Ok(Vec::new());
+        };
+        if now.around_seen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gone = std::mem::take(&mut now.around_seen);
+        state::save(&self.state_dir, &now)?;
+        Ok(gone)
     }
 
     /// Keeps the record's covered devices ([`state::StoredState::devices`]) up to date
@@ -511,6 +598,48 @@ fn changed_parts(good: &Inspection, now: &Inspection) -> Option<Vec<String>> {
         return None;
     }
     Some(changed)
+}
+
+/// The counters read every [`PROBE_EVERY`] between checks (Linux, with notifications on):
+/// see [`cordon_firewall::netlink::bpf::Counters`].
+struct Probe {
+    #[cfg(target_os = "linux")]
+    last: Option<cordon_firewall::netlink::bpf::Counters>,
+}
+
+impl Probe {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    fn start(on: bool) -> Probe {
+        #[cfg(target_os = "linux")]
+        {
+            Probe {
+                last: on.then(|| cordon_firewall::netlink::bpf::Counters::read(None)),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Probe {}
+    }
+
+    /// How long to wait for a notification before reading the counters again.
+    fn every(&self) -> Duration {
+        #[cfg(target_os = "linux")]
+        if self.last.is_some() {
+            return PROBE_EVERY;
+        }
+        Duration::from_millis(100)
+    }
+
+    /// Reads the counters; whether they moved since the last reading.
+    fn moved(&mut self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(last) = self.last.as_mut() {
+            let now = cordon_firewall::netlink::bpf::Counters::read(Some(last));
+            let moved = now != *last;
+            *last = now;
+            return moved;
+        }
+        false
+    }
 }
 
 /// Kernel change notifications where they exist, else nothing (periodic checks only).

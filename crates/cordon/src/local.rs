@@ -142,6 +142,11 @@ pub struct ReleaseArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// First forget the paths around Cordon's hooks that a watcher saw and recorded
+    /// (`around_seen`; kept, and the state `tampered`, until release or this), once you
+    /// have looked into them; one still there stays reported.
+    #[arg(long)]
+    pub acknowledge: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -815,6 +820,16 @@ pub fn status(a: StatusArgs) -> Result<(), Failure> {
     let mut found = Vec::new();
     for t in tables {
         let eng = engine_for(&a.common, t);
+        if a.acknowledge {
+            match eng.acknowledge_seen() {
+                Ok(gone) => {
+                    for s in gone {
+                        eprintln!("acknowledged (table {}): {s}", eng.table);
+                    }
+                }
+                Err(e) => return Err(fail(e, json)),
+            }
+        }
         match eng.status().and_then(|r| eng.claims_in_force().map(|c| (r, c))) {
             Ok((r, c)) => {
                 // trial34 H1: the agent's paths are opened with every claim; the text
@@ -930,6 +945,13 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
     // Records set aside or read from a backup, named until the operator deletes them.
     for p in &report.record_problems {
         println!("  note: {p}");
+    }
+    for s in &report.around_seen {
+        let skips: Vec<&str> = s.skips.iter().map(|l| l.name()).collect();
+        println!(
+            "  seen around the hooks by the watcher: {s} (skips {}; `cordon status --acknowledge` forgets it)",
+            skips.join(", ")
+        );
     }
     if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
         print_coverage(&report.coverage);

@@ -672,6 +672,14 @@ fn proc_net(file: &str) -> std::io::Result<String> {
     std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
 }
 
+/// How many AF_XDP sockets exist in the calling thread's network namespace (the `XDP`
+/// row of `/proc/thread-self/net/protocols`); `None` when that cannot be read.
+pub fn xdp_sockets() -> Option<u64> {
+    proc_net("protocols")
+        .ok()
+        .map(|t| protocol_sockets(&t, "XDP").unwrap_or(0))
+}
+
 /// The AF_XDP sockets of this network namespace, each as a [`Bypass`] of the netdev
 /// egress hook (copy-mode TX goes through `__dev_direct_xmit`, past it; trial27 HIGH-4).
 /// The count comes from `/proc/net/protocols` (the `XDP` row, counted per namespace by
