@@ -573,18 +573,6 @@ pub fn parse_proc_packet(text: &str) -> Vec<PacketSocket> {
         .collect()
 }
 
-/// Programs that hold `ETH_P_ALL` packet sockets to do their job (DHCP clients), by
-/// `comm` (at most 15 bytes: `systemd-network` is `systemd-networkd`). Not listed as
-/// taps.
-pub const KNOWN_DHCP_CLIENTS: [&str; 6] = [
-    "dhclient",
-    "dhcpcd",
-    "udhcpc",
-    "systemd-network",
-    "NetworkManager",
-    "dhcpcd-run-hook",
-];
-
 /// A socket's holder: its inode, the process id and the process's `comm`.
 type Holder = (u64, u32, String);
 
@@ -739,7 +727,11 @@ pub fn af_xdp_bypasses() -> Vec<Bypass> {
 
 /// The packet taps of this namespace that read every inbound frame before the netdev
 /// ingress hook: `ETH_P_ALL` packet sockets (from `/proc/net/packet`), with the
-/// processes holding them, other than [`KNOWN_DHCP_CLIENTS`]. One line each:
+/// processes holding them. Left out: a DHCP client's socket, judged by what a process
+/// cannot set by `prctl` (trial31 MED-B: the `comm` allowlist hid any process calling
+/// itself `dhclient`): every holder runs one of
+/// [`super::dhcp_client::KNOWN_DHCP_CLIENT_EXES`] (`/proc/PID/exe`) and the socket's
+/// filter passes DHCP replies only ([`super::dhcp_client::dhcp_shaped`]). One line each:
 /// `pid 812 (tcpdump): ETH_P_ALL packet socket on all interfaces (inode 40213)`.
 pub fn packet_taps(links: &[Link]) -> Vec<String> {
     let Ok(text) = proc_net("packet") else {
@@ -766,6 +758,15 @@ pub fn packet_taps(links: &[Link]) -> Vec<String> {
         }
     };
     drop(last);
+    // Filters are read only when some tap's holders all run a DHCP client's executable.
+    let exe_ok = |pid: u32| {
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| {
+            super::dhcp_client::KNOWN_DHCP_CLIENT_EXES
+                .iter()
+                .any(|k| p.as_os_str() == *k)
+        })
+    };
+    let mut filters = None;
     let mut out = Vec::new();
     for t in &taps {
         let on = match t.ifindex {
@@ -777,8 +778,11 @@ pub fn packet_taps(links: &[Link]) -> Vec<String> {
                 .unwrap_or_else(|| format!("ifindex {i}")),
         };
         let by: Vec<&Holder> = held.iter().filter(|h| h.0 == t.inode).collect();
-        if by.iter().any(|h| KNOWN_DHCP_CLIENTS.contains(&h.2.as_str())) {
-            continue;
+        if !by.is_empty() && by.iter().all(|h| exe_ok(h.1)) {
+            let f = filters.get_or_insert_with(|| super::dhcp_client::packet_filters().unwrap_or_default());
+            if f.get(&t.inode).is_some_and(|p| super::dhcp_client::dhcp_shaped(p)) {
+                continue;
+            }
         }
         let who = if by.is_empty() {
             "holder not found".to_string()

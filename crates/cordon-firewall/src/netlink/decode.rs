@@ -190,9 +190,14 @@ pub struct ChainInfo {
     pub name: String,
     /// "type filter hook input priority -10 policy drop" for base chains, "" otherwise.
     pub base: String,
-    /// Devices a netdev base chain is attached to (left out of `base`: devices come and
-    /// go without the rules changing).
+    /// Devices a netdev base chain is attached to, by exact name (left out of `base`:
+    /// devices come and go without the rules changing). A name the kernel was given as a
+    /// name is one, also `*` or `eth*` (nft < 1.1 sends those as names, and the kernel
+    /// hooks only a device of exactly that name; trial31 LOW-G).
     pub devices: Vec<String>,
+    /// Name prefixes a netdev base chain is attached to (`NFTA_DEVICE_PREFIX`, Linux ≥
+    /// 6.16: every device whose name starts with it; nft writes it `prefix*`).
+    pub prefixes: Vec<String>,
 }
 
 pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
@@ -200,6 +205,7 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
     let family = m.payload.first().copied().unwrap_or(0);
     let mut base = String::new();
     let mut devices = Vec::new();
+    let mut prefixes = Vec::new();
     if let Some(hook) = get(&a, NFTA_CHAIN_HOOK) {
         let h = attrs(hook)?;
         let num = be32(get(&h, NFTA_HOOK_HOOKNUM)).ok_or_else(|| bad("hook without number"))?;
@@ -210,9 +216,9 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
         if let Some(devs) = get(&h, NFTA_HOOK_DEVS) {
             for (ty, d) in attrs(devs)? {
                 // NFTA_DEVICE_PREFIX (Linux ≥ 6.16): a wildcard, every device whose name
-                // starts with it; written `prefix*`, as nft does.
+                // starts with it.
                 if ty == NFTA_DEVICE_PREFIX {
-                    devices.push(format!("{}*", cstr(d)));
+                    prefixes.push(cstr(d));
                 } else {
                     devices.push(cstr(d));
                 }
@@ -222,6 +228,8 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
         // NFTA_HOOK_DEVS (nf_tables_fill_chain_dev_info): one name, once.
         devices.sort();
         devices.dedup();
+        prefixes.sort();
+        prefixes.dedup();
         let hook_name = match (family == NFPROTO_NETDEV, num) {
             (true, NF_NETDEV_INGRESS) => "ingress".to_string(),
             (true, NF_NETDEV_EGRESS) => "egress".to_string(),
@@ -247,6 +255,7 @@ pub fn chain(m: &NlMsg<'_>) -> Result<ChainInfo, DecodeError> {
         name: req_str(&a, NFTA_CHAIN_NAME, "chain without name")?,
         base,
         devices,
+        prefixes,
     })
 }
 
@@ -719,6 +728,43 @@ mod tests {
         for other in ["ingress", "egress", "ingress1", "ingress02", "ingressx", "input2", ""] {
             assert_eq!(further_chain_of(other), None, "{other}");
         }
+    }
+
+    /// trial31 LOW-G: a device given as a name is that name, also `*` (nft < 1.1 sends
+    /// wildcards as names, and the kernel hooks only a device named exactly so); a prefix
+    /// (`NFTA_DEVICE_PREFIX`) is a prefix.
+    #[test]
+    fn chain_devices_keep_names_and_prefixes_apart() {
+        fn nla(ty: u16, data: &[u8]) -> Vec<u8> {
+            let mut v = ((4 + data.len()) as u16).to_ne_bytes().to_vec();
+            v.extend_from_slice(&ty.to_ne_bytes());
+            v.extend_from_slice(data);
+            while !v.len().is_multiple_of(4) {
+                v.push(0);
+            }
+            v
+        }
+        let devs = [nla(NFTA_DEVICE_NAME, b"*\0"), nla(NFTA_DEVICE_PREFIX, b"et\0")].concat();
+        let hook = [
+            nla(NFTA_HOOK_HOOKNUM, &NF_NETDEV_EGRESS.to_be_bytes()),
+            nla(NFTA_HOOK_PRIORITY, &(-5i32).to_be_bytes()),
+            nla(NFTA_HOOK_DEVS | 0x8000, &devs),
+        ]
+        .concat();
+        let mut payload = vec![NFPROTO_NETDEV, 0, 0, 0];
+        payload.extend(nla(NFTA_CHAIN_TABLE, b"f\0"));
+        payload.extend(nla(NFTA_CHAIN_NAME, b"c\0"));
+        payload.extend(nla(NFTA_CHAIN_HOOK | 0x8000, &hook));
+        let m = NlMsg {
+            ty: 0,
+            flags: 0,
+            seq: 0,
+            payload: &payload,
+        };
+        let c = chain(&m).unwrap();
+        assert_eq!(c.devices, ["*"]);
+        assert_eq!(c.prefixes, ["et"]);
+        assert!(c.base.contains(" hook egress "), "{}", c.base);
     }
 
     #[test]

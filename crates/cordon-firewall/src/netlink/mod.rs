@@ -16,6 +16,7 @@ pub mod around;
 pub mod bpf;
 pub mod consts;
 pub(crate) mod decode;
+pub mod dhcp_client;
 pub mod encode;
 pub mod events;
 pub mod links;
@@ -693,7 +694,7 @@ impl Firewall for Netlink {
             }
             if read.ingress.is_some() {
                 cov.notes.push(
-                    "packet taps (ETH_P_ALL packet sockets of root processes) run before the netdev ingress hook: any frame that reaches an interface can be READ by one (receive only; what they send meets the egress hook)"
+                    "packet taps (ETH_P_ALL packet sockets of root processes) run before the netdev ingress hook: any frame that reaches an interface can be READ by one (receive only; what they send meets the egress hook). Not listed as taps: DHCP clients' sockets, trusted when every holder runs a known DHCP client's executable (/proc/PID/exe: dhclient, dhcpcd, systemd-networkd, NetworkManager in /usr/sbin, /sbin or /usr/lib) and the socket's filter passes DHCP replies only; a root process can still run its own code inside such a binary (LD_PRELOAD, ptrace)"
                         .into(),
                 );
             }
@@ -953,14 +954,11 @@ pub(crate) mod imp {
                 if family == NFPROTO_NETDEV && c.table == table.as_str() {
                     continue;
                 }
+                // As the kernel binds them: a name hooks the device of exactly that name
+                // (`*` too), a prefix every device whose name starts with it.
                 let hit: Vec<&str> = devices
                     .iter()
-                    .filter(|d| {
-                        c.devices.iter().any(|f| match f.strip_suffix('*') {
-                            Some(prefix) => d.starts_with(prefix),
-                            None => f == *d,
-                        })
-                    })
+                    .filter(|d| c.devices.contains(d) || c.prefixes.iter().any(|p| d.starts_with(p.as_str())))
                     .map(String::as_str)
                     .collect();
                 if hit.is_empty() {
