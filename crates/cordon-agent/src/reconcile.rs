@@ -253,6 +253,7 @@ impl Agent {
             record_retry_at: None,
             lock_notes: vec![],
             seen_unenforced: None,
+            check_failure: RepeatedWarning::default(),
             transport_failures: vec![],
             named: Default::default(),
             proven: BTreeSet::new(),
@@ -538,6 +539,9 @@ struct Reconciler {
     probe: bool,
     /// `enforce = false`: the firewall state and claims last reported.
     seen_unenforced: Option<(QuarantineState, Vec<cordon_proto::ClaimInfo>)>,
+    /// The periodic check's failure last logged (trial34 L9: the same warning every
+    /// second, e.g. WFP unreachable under Wine or with BFE stopped).
+    check_failure: RepeatedWarning,
     /// The management paths last recorded for other sources' claims.
     paths_recorded: Option<BTreeSet<SocketAddr>>,
     next_degraded_retry: Instant,
@@ -1469,9 +1473,18 @@ impl Reconciler {
     /// Compares the firewall with the desired state and repairs any difference.
     async fn check_tamper(&mut self) {
         let c = match self.blocking(|e| e.check()).await {
-            Ok(c) => c,
+            Ok(c) => {
+                if self.check_failure.cleared() {
+                    tracing::info!("status check works again");
+                }
+                c
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "status check failed");
+                if self.check_failure.should_log(&err.to_string(), Instant::now()) {
+                    tracing::warn!(error = %err, "status check failed (the same failure is logged again at most every {} s)", RepeatedWarning::EVERY.as_secs());
+                } else {
+                    tracing::debug!(error = %err, "status check failed");
+                }
                 return;
             }
         };
@@ -1731,6 +1744,54 @@ pub fn hostname() -> String {
     std::env::var("HOSTNAME")
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// One warning that may repeat every check (each second): logged when it is new or
+/// changed, and again at most every [`RepeatedWarning::EVERY`] while it lasts.
+#[derive(Debug, Default)]
+struct RepeatedWarning {
+    last: Option<(String, Instant)>,
+}
+
+impl RepeatedWarning {
+    const EVERY: Duration = Duration::from_secs(300);
+
+    /// Whether `text`, failing now, is to be logged at warning level.
+    fn should_log(&mut self, text: &str, now: Instant) -> bool {
+        match &self.last {
+            Some((t, at)) if t == text && now.saturating_duration_since(*at) < Self::EVERY => false,
+            _ => {
+                self.last = Some((text.to_string(), now));
+                true
+            }
+        }
+    }
+
+    /// The check works again: whether a failure was logged before (then say so once).
+    fn cleared(&mut self) -> bool {
+        self.last.take().is_some()
+    }
+}
+
+#[cfg(test)]
+mod repeated_warning_tests {
+    use super::*;
+
+    /// trial34 L9: the same check failure was logged every second.
+    #[test]
+    fn the_same_failure_is_logged_once_per_period_and_a_change_at_once() {
+        let mut w = RepeatedWarning::default();
+        let t0 = Instant::now();
+        assert!(w.should_log("cannot open WFP", t0));
+        for s in 1..300 {
+            assert!(!w.should_log("cannot open WFP", t0 + Duration::from_secs(s)), "{s}");
+        }
+        assert!(w.should_log("cannot open WFP", t0 + Duration::from_secs(300)));
+        assert!(w.should_log("another failure", t0 + Duration::from_secs(301)));
+        assert!(w.cleared());
+        assert!(!w.cleared());
+        assert!(w.should_log("another failure", t0 + Duration::from_secs(302)));
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,8 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         hostname,
         proxy: a.proxy.clone(),
     };
+    // trial34 L4: an enrollment written over another replaces it; said below.
+    let previous = AgentConfig::load(&config_path).ok().map(|c| c.host_id);
     let out = enroll(&opts).await?;
     let mut cfg = out.config.clone();
     cfg.state_dir = a.state_dir.clone();
@@ -126,7 +128,8 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         println!(
             "{}",
             json!({"host_id": cfg.host_id, "config": path.display().to_string(), "ca_fingerprint": out.ca_fingerprint,
-                   "trusted_on_first_use": out.trusted_on_first_use, "flags": out.flags})
+                   "trusted_on_first_use": out.trusted_on_first_use, "flags": out.flags,
+                   "replaced_host_id": previous.as_deref().filter(|p| *p != cfg.host_id)})
         );
     } else {
         println!("enrolled as host {}", cfg.host_id);
@@ -140,12 +143,87 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         for line in flag_warnings(&cfg.host_id, &out.flags) {
             eprintln!("{line}");
         }
+        if let Some(note) = replaced_words(previous.as_deref(), &cfg.host_id, &path) {
+            eprintln!("{note}");
+        }
         if let Some(hint) = local_quarantine_hint(&cfg.state_dir) {
             eprintln!("{hint}");
         }
-        println!("start it with: cordon agent run --config {}", path.display());
+        println!("{}", start_hint(&path, starter_here(&path)));
     }
     Ok(())
+}
+
+/// trial34 L4: `agent enroll` over an existing enrollment replaced it without a word.
+/// The note for an enrollment as `new` that replaced `previous` (the host id the config
+/// at `config` named before); `None` for a first enrollment or the same host.
+fn replaced_words(previous: Option<&str>, new: &str, config: &std::path::Path) -> Option<String> {
+    let old = previous.filter(|p| *p != new)?;
+    Some(format!(
+        "note: this replaced the enrollment as host {old} ({}): that host stays on the server and is offline from now on; revoke it there (`cordon hosts revoke {old} --comment \"re-enrolled as {new}\"`)",
+        config.display()
+    ))
+}
+
+/// What starts the agent for the configuration `agent enroll` wrote (trial34 L2: a
+/// package install was told to run `cordon agent run` in the foreground, outside its
+/// service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Starter {
+    /// The cordon-agent package's systemd unit (`cordon-agent.service`).
+    Systemd,
+    /// The Windows zip's service wrapper (`CordonAgent`, cordon-service.exe).
+    WindowsService,
+    /// The macOS tarball's launchd job, which starts once the config exists.
+    Launchd,
+    /// None of them for this configuration: run it by hand.
+    ByHand,
+}
+
+/// [`Starter`] for `config`: a service only for the default configuration it reads,
+/// found by its installed files (the unit, the wrapper next to this program, the plist).
+fn starter_here(config: &std::path::Path) -> Starter {
+    if config != cordon_engine::paths::default_agent_config() {
+        return Starter::ByHand;
+    }
+    let exists = |p: &std::path::Path| p.exists();
+    if cfg!(windows) {
+        let wrapper = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("cordon-service.exe")));
+        if wrapper.is_some_and(|w| exists(&w)) {
+            return Starter::WindowsService;
+        }
+    } else if cfg!(target_os = "macos") {
+        if exists(std::path::Path::new("/Library/LaunchDaemons/com.cordon.agent.plist")) {
+            return Starter::Launchd;
+        }
+    } else if ["/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system"]
+        .iter()
+        .any(|d| exists(&std::path::Path::new(d).join("cordon-agent.service")))
+    {
+        return Starter::Systemd;
+    }
+    Starter::ByHand
+}
+
+/// The last line of `agent enroll`: how to start the agent.
+fn start_hint(config: &std::path::Path, how: Starter) -> String {
+    match how {
+        Starter::Systemd => {
+            "start the agent: sudo systemctl start cordon-agent (the package's unit; it also starts at every boot)"
+                .to_string()
+        }
+        Starter::WindowsService => {
+            "start the agent: sc.exe start CordonAgent (create the service first if not done yet: README.md next to cordon.exe)"
+                .to_string()
+        }
+        Starter::Launchd => format!(
+            "launchd starts the agent (com.cordon.agent) now that {} exists",
+            config.display()
+        ),
+        Starter::ByHand => format!("start it with: cordon agent run --config {}", config.display()),
+    }
 }
 
 /// Trial12 LOW: enrolling a host that is already quarantined locally (Wazuh, an operator,
@@ -271,6 +349,32 @@ fn flag_warnings(host_id: &str, flags: &[cordon_proto::HostFlag]) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// trial34 L2: a package install was told to run the agent in the foreground.
+    #[test]
+    fn enroll_says_how_this_install_starts_the_agent() {
+        let cfg = std::path::Path::new("/etc/cordon/agent.toml");
+        assert!(start_hint(cfg, Starter::Systemd).contains("systemctl start cordon-agent"));
+        assert!(start_hint(cfg, Starter::WindowsService).contains("sc.exe start CordonAgent"));
+        assert!(start_hint(cfg, Starter::Launchd).contains("launchd starts the agent"));
+        assert_eq!(
+            start_hint(cfg, Starter::ByHand),
+            "start it with: cordon agent run --config /etc/cordon/agent.toml"
+        );
+        // A configuration elsewhere is never the package's service's.
+        assert_eq!(starter_here(std::path::Path::new("/tmp/x/agent.toml")), Starter::ByHand);
+    }
+
+    /// trial34 L4: a second enrollment replaced the first without a word.
+    #[test]
+    fn a_replaced_enrollment_is_said() {
+        let cfg = std::path::Path::new("/etc/cordon/agent.toml");
+        let w = replaced_words(Some("01a6a4b5"), "d2c03ce2", cfg).unwrap();
+        assert!(w.contains("replaced the enrollment as host 01a6a4b5"), "{w}");
+        assert!(w.contains("cordon hosts revoke 01a6a4b5"), "{w}");
+        assert_eq!(replaced_words(None, "d2c03ce2", cfg), None);
+        assert_eq!(replaced_words(Some("d2c03ce2"), "d2c03ce2", cfg), None);
+    }
 
     #[test]
     fn enroll_warns_naming_the_other_host() {

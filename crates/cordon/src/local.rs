@@ -204,6 +204,40 @@ fn parse_verify_timeout(s: &str) -> Result<f64, String> {
 /// same link could not complete, so verification would always fail and roll back.
 const MIN_VERIFY_TIMEOUT: f64 = 0.1;
 
+/// trial34 L6: a `--state-dir` naming something that is not a directory (a file) is bad
+/// input, refused before anything is read or changed (exit 2; it was exit 1 from the
+/// first file operation, "cannot create the state directory … File exists").
+fn check_state_dir(c: &Common) -> Result<(), Failure> {
+    match std::fs::metadata(&c.state_dir) {
+        Ok(m) if !m.is_dir() => Err(fail(
+            EngineError::Invalid(format!(
+                "--state-dir {} is not a directory; nothing was changed",
+                c.state_dir.display()
+            )),
+            c.json,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// trial34 L6: `release --table NAME` where nothing of Cordon's stands under NAME but
+/// another table is in force releases in that table (a quarantine made with `--table
+/// NAME` while another table was in force joined it, and is released through its own
+/// name) — it did so without a word, so a mistyped name released `cordon` silently. The
+/// note said first: `None` when NAME is in force or nothing is.
+fn named_table_note(c: &Common) -> Option<String> {
+    let t = c.table.as_ref()?;
+    let found = cordon_engine::discover_tables(&c.state_dir).unwrap_or_default();
+    if found.is_empty() || found.contains(t) {
+        return None;
+    }
+    let names: Vec<&str> = found.iter().map(|t| t.as_str()).collect();
+    Some(format!(
+        "nothing of Cordon's stands under table {t} here; Cordon holds this host under table(s) {}: a quarantine made with --table {t} joined it, so this release acts there",
+        names.join(", ")
+    ))
+}
+
 fn engine_for(c: &Common, table: TableName) -> Engine {
     Engine::new(table, c.state_dir.clone(), c.backend).with_lock_timeout(c.lock_wait(LOCK_WAIT_DEFAULT))
 }
@@ -259,28 +293,35 @@ fn print_json(value: &impl serde::Serialize) {
 pub fn isolate(a: IsolateArgs) -> Result<(), Failure> {
     let watch = a.watch;
     let json = a.common.json;
+    check_state_dir(&a.common)?;
     // clap's `requires` is met by `--reapply`'s default value (false), so it is checked here.
     if a.if_recorded && !a.reapply {
         let msg =
             "--if-recorded goes with --reapply (re-apply the recorded quarantine if there is one); nothing was changed";
         return Err(fail(EngineError::Invalid(msg.into()), json));
     }
-    // A quarantine is recorded under `t`: its state file, or claims whose state file was
-    // lost (the re-apply rebuilds it from them).
-    let recorded_under = |t: &TableName| {
-        cordon_engine::state::path(&a.common.state_dir, t).exists()
-            || engine_for(&a.common, t.clone())
-                .claims_without_state()
-                .is_ok_and(|c| !c.is_empty())
-    };
     // A new quarantine goes into --table (default `cordon`); a re-apply without --table
     // re-applies what is recorded, under whatever name it was recorded.
     let table = if a.reapply && a.common.table.is_none() {
+        let mut unreadable = None;
         let recorded: Vec<TableName> = match cordon_engine::state::recorded_tables(&a.common.state_dir) {
-            Ok(r) => r.into_iter().filter(|t| recorded_under(t)).collect(),
+            Ok(r) => r
+                .into_iter()
+                .filter(|t| match record_under(&a.common, t) {
+                    Record::Yes => true,
+                    Record::No => false,
+                    Record::Unreadable(e) => {
+                        unreadable.get_or_insert((t.clone(), e));
+                        false
+                    }
+                })
+                .collect(),
             Err(e) => return Err(fail(e, json)),
         };
         if recorded.is_empty() && a.if_recorded {
+            if let Some((t, e)) = unreadable {
+                return unreadable_record(a, &t, e);
+            }
             return nothing_recorded(&a.common.state_dir, json);
         }
         if recorded.len() > 1 && !watch {
@@ -301,15 +342,26 @@ pub fn isolate(a: IsolateArgs) -> Result<(), Failure> {
     } else {
         a.common.table_or_default()
     };
-    if a.if_recorded && !recorded_under(&table) {
-        return nothing_recorded(&a.common.state_dir, json);
+    if a.if_recorded {
+        match record_under(&a.common, &table) {
+            Record::Yes => {}
+            Record::No => return nothing_recorded(&a.common.state_dir, json),
+            Record::Unreadable(e) => return unreadable_record(a, &table, e),
+        }
     }
-    let eng = engine_for(&a.common, table);
+    let eng = engine_for(&a.common, table.clone());
+    let (if_recorded, common) = (a.if_recorded, a.common.clone());
     match isolate_once(a, &eng) {
         // Not isolated, but the rules are in force: `--watch` keeps them so, and says why
         // it is not isolated first (trial31 HIGH-H).
         Err(f) if watch && f.code == Code::NotIsolated => {
             crate::exit::report(Err(f));
+        }
+        // trial34 L13: the record can vanish while the re-apply waits for the lock (an
+        // isolate that failed its verification rolls back and removes its claims): with
+        // nothing recorded any more, --if-recorded keeps its promise (exit 0).
+        Err(_) if if_recorded && matches!(record_under(&common, &table), Record::No) => {
+            return nothing_recorded(&common.state_dir, json);
         }
         r => r?,
     }
@@ -331,6 +383,61 @@ fn not_isolated_failure(out: &cordon_engine::IsolateOutcome) -> Result<(), Failu
         Code::NotIsolated,
         "the quarantine is applied and stays in force, but the host is NOT isolated: something goes around Cordon's hooks (named above); delete it, then `cordon status` says isolated",
     ))
+}
+
+/// Whether a quarantine is recorded under a table (for `--reapply --if-recorded`).
+#[derive(Debug)]
+enum Record {
+    /// Its state file, or claims whose state file was lost (the re-apply rebuilds it).
+    Yes,
+    /// Neither.
+    No,
+    /// A claims file that cannot be read, itself or from its backup, and no state file:
+    /// a record (`cordon status` names it and the way out), not "nothing recorded".
+    Unreadable(EngineError),
+}
+
+fn record_under(c: &Common, t: &TableName) -> Record {
+    if cordon_engine::state::path(&c.state_dir, t).exists() {
+        return Record::Yes;
+    }
+    match engine_for(c, t.clone()).claims_without_state() {
+        Ok(claims) if claims.is_empty() => Record::No,
+        Ok(_) => Record::Yes,
+        Err(e) => Record::Unreadable(e),
+    }
+}
+
+/// `--reapply --if-recorded` finding only a record that cannot be read (trial34 L10: it
+/// said "no quarantine recorded" and exited 0 while the claims file stayed, so
+/// cordon-watch.path started the watcher again and again until systemd's start limit
+/// failed both units for good — the next real quarantine got no watcher). Without
+/// `--watch` (the boot unit): the error naming the file and the way out, exit non-zero.
+/// With `--watch` (the watcher unit): it says so once and waits, checking every 2 s,
+/// until the file is gone (exit 0: nothing recorded) or is a record again (a new
+/// quarantine set it aside and wrote its own): then it re-applies and watches as usual.
+fn unreadable_record(a: IsolateArgs, table: &TableName, e: EngineError) -> Result<(), Failure> {
+    let json = a.common.json;
+    if !a.watch {
+        return Err(fail(e, json));
+    }
+    let why = e.detail();
+    if json {
+        println!(
+            "{}",
+            json!({"event": "waiting", "table": table.as_str(), "detail": why})
+        );
+    } else {
+        println!(
+            "waiting: the record of table {table} cannot be read ({why}); `cordon status` says how to recover. Watching resumes once it is readable again or gone"
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    while matches!(record_under(&a.common, table), Record::Unreadable(_)) {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    isolate(a)
 }
 
 /// `isolate --reapply --if-recorded` with nothing recorded: not an error (exit 0).
@@ -593,8 +700,12 @@ pub fn release(a: ReleaseArgs) -> Result<(), Failure> {
              --label. `cordon release` without them removes the quarantine of THIS machine; nothing was changed",
         ));
     }
+    check_state_dir(&a.common)?;
     if a.force {
         return release_forced(&a.common);
+    }
+    if let Some(note) = named_table_note(&a.common) {
+        eprintln!("cordon: note: {note}");
     }
     // Trial17 MED-2: the running agent puts its claim back within a second, so "released"
     // would say more than is true. Refuse, naming it (nothing changed).
@@ -737,19 +848,31 @@ fn release_forced(c: &Common) -> Result<(), Failure> {
     } else {
         println!("{}", forced_release_text(&released, &cleaned, &names));
     }
-    if let Some(h) = cordon_agent::singleton::holder().filter(|h| !h.is_foreign()) {
-        // Trial17 MED-2: name the running agent, which puts its claim back.
-        eprintln!(
-            "cordon: warning: the enrolled agent is running here ({}): it puts its quarantine back at its next check while the server orders one; stop it (sudo systemctl stop cordon-agent.service) to keep this host released",
-            h.describe()
-        );
-    } else if agent_claim {
-        // Trial12 LOW: a forced release does not change what the server orders.
-        eprintln!(
-            "cordon: warning: the enrolled agent's claim was dropped too, but the server still orders this host quarantined: a running agent (cordon-agent.service) puts its quarantine back at its next check. Release it through the server (`cordon release HOST --comment …`), or stop the agent first"
-        );
+    let running = cordon_agent::singleton::holder()
+        .filter(|h| !h.is_foreign())
+        .map(|h| h.describe());
+    if let Some(w) = forced_release_agent_warning(running.as_deref(), agent_claim) {
+        eprintln!("cordon: warning: {w}");
     }
     Ok(())
+}
+
+/// What `release --force` warns about the enrolled agent: a `running` one (its
+/// description) puts its claim back (trial17 MED-2); with none running, a dropped agent
+/// claim comes back only if the agent starts again while the server still orders the
+/// quarantine (trial12 LOW). Never "a running agent … stop it first" when none runs
+/// (trial34 L7: the package's forced removal had just stopped it).
+fn forced_release_agent_warning(running: Option<&str>, agent_claim: bool) -> Option<String> {
+    match running {
+        Some(agent) => Some(format!(
+            "the enrolled agent is running here ({agent}): it puts its quarantine back at its next check while the server orders one; stop it (sudo systemctl stop cordon-agent.service) to keep this host released"
+        )),
+        None if agent_claim => Some(
+            "the enrolled agent's claim was dropped too (no agent runs here now); the Cordon server may still order this host quarantined: if the agent starts again it puts the quarantine back. Release the host through the server too (`cordon release HOST --comment …`)"
+                .to_string(),
+        ),
+        None => None,
+    }
 }
 
 /// What `release --force` says: the tables it released something of (rules, a record or
@@ -813,6 +936,7 @@ fn names(claims: &[ClaimSource]) -> String {
 
 pub fn status(a: StatusArgs) -> Result<(), Failure> {
     let json = a.common.json;
+    check_state_dir(&a.common)?;
     let tables = match tables_here(&a.common) {
         Ok(t) => t,
         Err(e) => return Err(fail(e, json)),
@@ -1035,6 +1159,24 @@ fn ownership_words(owned: bool, holder: Option<&cordon_firewall::TableHolder>) -
 
 #[cfg(test)]
 mod tests {
+    /// trial34 L7: the package's forced removal (agent already stopped) was told "a
+    /// running agent … puts its quarantine back … or stop the agent first".
+    #[test]
+    fn a_forced_release_speaks_of_a_running_agent_only_when_one_runs() {
+        let none = super::forced_release_agent_warning(None, true).unwrap();
+        assert!(
+            !none.contains("a running agent") && !none.contains("stop the agent first"),
+            "{none}"
+        );
+        assert!(
+            none.contains("no agent runs here now") && none.contains("cordon release HOST"),
+            "{none}"
+        );
+        let running = super::forced_release_agent_warning(Some("pid 7, host h1"), true).unwrap();
+        assert!(running.contains("is running here (pid 7, host h1)"), "{running}");
+        assert_eq!(super::forced_release_agent_warning(None, false), None);
+    }
+
     /// trial27 LOW-1: a stopped holder is not called running.
     #[test]
     fn a_stopped_holder_is_said_to_be_stopped() {

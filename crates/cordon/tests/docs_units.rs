@@ -136,3 +136,17 @@ fn the_watcher_is_started_by_a_path_unit_on_its_own_condition() {
         "preremove"
     );
 }
+
+/// trial34 L12: install.md's uninstall step "revoke it, refused while it is quarantined:
+/// release it first" dead-ended for a host whose package is already gone (removed with
+/// CORDON_FORCE_REMOVE=1): its release stays `release_pending` (no agent confirms it) and
+/// revoke answers 409 "… or revoke with --force". The doc names `--force` for that host.
+#[test]
+fn install_doc_says_how_to_revoke_a_host_whose_package_is_gone() {
+    let doc = read("docs/install.md");
+    assert!(
+        doc.contains("cordon hosts revoke NAME --force --comment"),
+        "docs/install.md gives no revoke --force"
+    );
+    assert!(doc.contains("release_pending"), "docs/install.md");
+}

@@ -473,3 +473,40 @@ fn recorded_forwarder_body_is_json_lines() {
         assert!(v["Detail"].is_object() && !v["Detail"]["Name"].is_null(), "{line}");
     }
 }
+
+/// trial34 M2: one `CordonPath` for Linux and macOS defaulted to `/usr/bin/cordon` (the
+/// .deb/.rpm path), which does not exist on a Mac (the tarball installs
+/// `/usr/local/bin/cordon`; /usr/bin is read-only under SIP): a hunt with defaults over a
+/// mixed fleet failed on every Mac. Each OS has its own parameter whose default is where
+/// that OS's package puts cordon, and the query picks by `info()`'s OS.
+#[test]
+fn the_quarantine_artifact_finds_cordon_where_each_os_package_installs_it() {
+    let text = std::fs::read_to_string(velo_dir().join("Custom.Cordon.Quarantine.yaml")).unwrap();
+    let a: Artifact = serde_yaml_ng::from_str(&text).unwrap();
+    let default = |name: &str| {
+        a.parameters
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.default.clone())
+            .unwrap_or_else(|| panic!("no parameter {name} with a default"))
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Linux: the packages install /usr/bin/cordon (scripts/package's units name it).
+    assert_eq!(default("CordonPath"), "/usr/bin/cordon");
+    let package = std::fs::read_to_string(root.join("scripts/package")).unwrap();
+    assert!(package.contains("\"$d/usr/bin/cordon\""), "the .deb/.rpm path changed");
+    // macOS: the tarball's README installs /usr/local/bin/cordon, the plists start it.
+    assert_eq!(default("CordonPathMacOS"), "/usr/local/bin/cordon");
+    let mac_readme = std::fs::read_to_string(root.join("packaging/macos/README.md")).unwrap();
+    assert!(mac_readme.contains("/usr/local/bin/cordon"));
+    let plist = std::fs::read_to_string(root.join("packaging/macos/com.cordon.agent.plist")).unwrap();
+    assert!(plist.contains("<string>/usr/local/bin/cordon</string>"));
+    assert_eq!(default("CordonPathWindows"), r"C:\Program Files\Cordon\cordon.exe");
+    // The query picks the binary by OS: darwin → CordonPathMacOS, windows →
+    // CordonPathWindows, else CordonPath.
+    let q = a.sources[0].query.clone().unwrap();
+    assert!(q.contains(r#"WHERE OS =~ "darwin""#), "{q}");
+    assert!(q.contains("then=CordonPathMacOS"), "{q}");
+    assert!(q.contains("then=CordonPathWindows"), "{q}");
+    assert!(q.contains("else=CordonPath)"), "{q}");
+}

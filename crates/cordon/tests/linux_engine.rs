@@ -3039,3 +3039,147 @@ fn a_local_isolate_is_not_verified_against_the_agents_recorded_server() {
     let (code, _, err) = cordon(&lab, &["release", "--state-dir", &sd]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// trial34 L10: a claims file that cannot be read (itself or from a backup, no state
+/// file) made `isolate --reapply --watch --if-recorded` say "nothing to re-apply" and exit
+/// 0 while the file stayed: cordon-watch.path (whose glob still matched) started it again
+/// and again until systemd's start limit failed both units for good. Now the boot form
+/// (no --watch) fails naming the file; the watcher form says why once and waits, never
+/// exiting while the file stays, and ends with exit 0 once it is gone.
+/// trial34 L13: a record that vanishes while the re-apply waits (an isolate that failed
+/// its verification rolled back) is "nothing to re-apply", exit 0 — it was exit 2.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn reapply_if_recorded_waits_on_an_unreadable_record_and_keeps_its_exit_0_promise() {
+    use std::io::BufRead;
+    let lab = lab();
+    let state = StateDir::new();
+    let sd = state.path();
+    let claims = state.0.path().join("cordon.claims.json");
+    std::fs::write(&claims, "{garbage").unwrap();
+    let (code, out, err) = cordon(&lab, &["isolate", "--reapply", "--if-recorded", "--state-dir", &sd]);
+    assert_ne!(code, 0, "the boot form said nothing is recorded: {out}{err}");
+    assert!(err.contains("cordon.claims.json"), "{err}");
+    let mut watcher = lab
+        .command(
+            Host::Endpoint,
+            &[
+                &bin().to_string_lossy(),
+                "isolate",
+                "--reapply",
+                "--watch",
+                "--if-recorded",
+                "--state-dir",
+                &sd,
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(watcher.id());
+    let mut lines = std::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the watcher said nothing").unwrap();
+    assert!(
+        first.starts_with("waiting: the record of table cordon cannot be read"),
+        "{first}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "the watcher exited while the unreadable record stays (the .path unit would start it again and again)"
+    );
+    std::fs::remove_file(&claims).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = watcher.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not end once the file was gone"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("nothing to re-apply")), "{rest:?}");
+
+    // L13: an isolate whose verification fails holds the record for its verification
+    // window, then rolls back; a re-apply that came in meanwhile ends with exit 0.
+    let mut failing = lab
+        .command(
+            Host::Endpoint,
+            &[
+                &bin().to_string_lossy(),
+                "isolate",
+                "--server",
+                "tcp://192.0.2.1:8444",
+                "--verify-timeout",
+                "3",
+                "--state-dir",
+                &sd,
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard2 = KillOnDrop(failing.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !claims.exists() {
+        assert!(Instant::now() < deadline, "the isolate wrote no claims file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out, err) = cordon(&lab, &["isolate", "--reapply", "--if-recorded", "--state-dir", &sd]);
+    assert_eq!(
+        failing.wait().unwrap().code(),
+        Some(3),
+        "the isolate was to fail its verification"
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("nothing to re-apply") || out.contains("re-applied"),
+        "{out}{err}"
+    );
+    assert_eq!(status_json(&lab, &state)["state"], "released");
+}
+
+/// trial34 L6: a `--state-dir` naming a file is bad input (exit 2, it was 1), and
+/// `release --table NAME` with nothing under NAME released the table in force without a
+/// word (a joined quarantine is released through its own name, so it still acts there:
+/// `quarantines_under_different_table_names_merge_into_one_table`), now with a note.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_state_dir_that_is_a_file_and_a_table_that_is_not_there_are_bad_input() {
+    let lab = lab();
+    let parent = StateDir::new();
+    let file = parent.0.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_string_lossy().to_string();
+    for args in [
+        &["isolate", "--allow", "192.0.2.1"][..],
+        &["release"][..],
+        &["release", "--force"][..],
+        &["status"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--state-dir", &f]);
+        let (code, out, err) = cordon(&lab, &all);
+        assert_eq!(code, 2, "{all:?}: {out}{err}");
+        assert!(err.contains("is not a directory"), "{all:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    let state = StateDir::new();
+    let sd = state.path();
+    isolate(&lab, "netlink", &state, &[]);
+    let (code, out, err) = cordon(&lab, &["release", "--table", "nosuch", "--state-dir", &sd]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("nothing of Cordon's stands under table nosuch here") && err.contains("table(s) cordon"),
+        "{err}"
+    );
+    assert!(out.contains("table cordon"), "{out}");
+    assert_eq!(status_json(&lab, &state)["state"], "released");
+}

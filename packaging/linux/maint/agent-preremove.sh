@@ -1,6 +1,7 @@
 # Body of the cordon-agent package's pre-removal script (the .deb prerm on "remove", the
-# .rpm %preun on erase; scripts/package puts a two-line header before it that sets
-# `removing`). POSIX sh.
+# .rpm %preun on erase; scripts/package puts a header before it that sets `removing` and
+# `remove_cmd`, the package manager's removal command the refusal names: apt-get remove
+# or dnf remove, trial34 L11). POSIX sh.
 #
 # Removing Cordon from a quarantined host would leave it cut off with no tool to release
 # it (and on Linux the rules would vanish only at the next reboot, unannounced). So:
@@ -78,7 +79,7 @@ Release it first, then remove the package again:
       sudo systemctl stop cordon-watch.path cordon-watch.service cordon-agent.service   (the tamper watcher, what starts it, the agent)
       sudo cordon release --force     (drops every claim: agent, Wazuh, Velociraptor, local; every table name)
   - check: sudo cordon status         (must say: released)
-Or remove anyway and release now: CORDON_FORCE_REMOVE=1 (e.g. sudo CORDON_FORCE_REMOVE=1 apt-get remove cordon-agent),
+Or remove anyway and release now: CORDON_FORCE_REMOVE=1 (e.g. sudo CORDON_FORCE_REMOVE=1 ${remove_cmd:-apt-get remove} cordon-agent),
 which runs \`cordon release --force\` before the package goes.
 MSG
     exit 1
