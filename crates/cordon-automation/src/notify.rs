@@ -176,18 +176,25 @@ impl Notice {
             Some(id) => format!("{} (token {id})", esc(name)),
             None => esc(name),
         };
+        // The host's own agent (`agent:NAME`) of a host whose name another host shares is
+        // told apart like the host, by its short id (trial30 LOW-7: "confirmed by
+        // agent:web-01" for either twin).
+        let actor = match (&self.hostname, &self.short_id) {
+            (Some(name), Some(short)) if self.actor == format!("agent:{name}") => format!("{} ({short})", self.actor),
+            _ => self.actor.clone(),
+        };
         let mut t = match &self.asked_by {
             // A confirmation: the agent confirmed what someone asked for.
             Some(by) => format!(
                 "Cordon: host {host} {} (confirmed by {}; asked by {})",
                 esc(&what),
-                who(&self.actor, self.actor_token_id),
+                who(&actor, self.actor_token_id),
                 who(by, self.asked_by_token_id)
             ),
             None => format!(
                 "Cordon: host {host} {} by {}",
                 esc(&what),
-                who(&self.actor, self.actor_token_id)
+                who(&actor, self.actor_token_id)
             ),
         };
         if let Some(r) = &self.reason {
@@ -842,11 +849,24 @@ mod tests {
             action: "quarantine".into(),
             actor: "alice".into(),
             facts: Default::default(),
-            ..rec
+            ..rec.clone()
         };
         let (kind, n) = notice(&requested, None).unwrap();
         assert_eq!(kind.as_str(), "quarantine_requested");
         assert!(!n.text().contains(" quarantined "), "{}", n.text());
+        // Twins (another host is named web1 too): the confirming agent is told apart by
+        // the host's short id, as the host is (trial30 LOW-7).
+        let twin = TailRecord {
+            host_id: Some("9a3cb9f0-1111-4111-8111-111111111111".into()),
+            hostname_shared: true,
+            ..rec
+        };
+        let (_, n) = notice(&twin, None).unwrap();
+        let t = n.slack_text();
+        assert!(
+            t.contains("web1 (9a3cb9f0)") && t.contains("(confirmed by agent:web1 (9a3cb9f0); asked by alice)"),
+            "{t}"
+        );
     }
 
     /// A confirmed release that leaves the host isolated by other managers' claims says

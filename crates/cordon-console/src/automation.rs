@@ -741,18 +741,38 @@ pub fn decision_summary(
         if n == 1 { "" } else { "s" }
     );
     if approve && done > 0 {
-        summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
         let dry: Vec<String> = results
             .iter()
             .filter(|x| x.status == DecisionStatus::Approved)
-            .filter_map(|x| reviewed.iter().find(|a| a.id == x.id))
-            .filter(|a| not_enforcing.contains(&a.host_id))
-            .map(|a| format!("{} ({})", a.hostname, short_id(&a.host_id)))
+            .filter(|x| {
+                reviewed
+                    .iter()
+                    .find(|a| a.id == x.id)
+                    .map_or(not_enforcing.contains(&x.host_id), |a| {
+                        not_enforcing.contains(&a.host_id)
+                    })
+            })
+            .map(|x| {
+                let name = reviewed
+                    .iter()
+                    .find(|a| a.id == x.id)
+                    .map_or_else(|| x.host_id.clone(), |a| a.hostname.clone());
+                format!("{name} ({})", short_id(&x.host_id))
+            })
             .collect();
+        // Only agents that enforce are waited for: an approval whose host's agent runs
+        // with enforce = false is never confirmed (trial30 LOW-3: the flash said
+        // "waiting for the agents to confirm" when every approved host was such a one).
+        if dry.len() < done {
+            summary.push_str(" (quarantine requested; waiting for the agents to confirm)");
+        } else {
+            summary.push_str(" (quarantine requested)");
+        }
         if !dry.is_empty() {
             summary.push_str(&format!(
-                "; NOT ENFORCING, nothing blocked: {} (enforce = false)",
-                dry.join(", ")
+                "; NOT ENFORCING, nothing blocked: {} (enforce = false: {} never confirms)",
+                dry.join(", "),
+                if dry.len() == 1 { "its agent" } else { "their agents" }
             ));
         }
     }

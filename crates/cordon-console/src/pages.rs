@@ -18,7 +18,7 @@ use super::session::{
 };
 use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{
-    flag_badges, host_badge, labels, layout, short_id_tag, state_text, time_ago, time_at, time_until, Nav,
+    flag_badges, host_badge, labels, layout, short_id_tag, short_time, state_text, time_ago, time_at, time_until, Nav,
 };
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
@@ -27,19 +27,11 @@ use cordon_server_core::store::{retry_refusal, AuditFilter, AuditOrder, HostFilt
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
 
-const ALL_STATES: [HostState; 7] = [
-    HostState::Normal,
-    HostState::QuarantinePending,
-    HostState::Quarantined,
-    HostState::ReleasePending,
-    HostState::Failed,
-    HostState::Tampered,
-    HostState::NotEnforcing,
-];
+const ALL_STATES: [HostState; 7] = HostState::ALL;
 
-/// The State filter's value for hosts whose agent never reported (not a [`HostState`]:
-/// the server's state of such a host is the enrollment default `normal`).
-const NEVER_REPORTED: &str = "never_reported";
+/// The State filter's value for hosts whose agent never reported
+/// ([`cordon_proto::NEVER_REPORTED`]).
+const NEVER_REPORTED: &str = cordon_proto::NEVER_REPORTED;
 
 fn see_other(to: &'static str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
@@ -278,16 +270,9 @@ impl HostsQuery {
         // under `never_reported`, never under `normal` (trial19 LOW-a).
         let (state, reported) = match nonempty(&self.state) {
             None => (None, None),
-            Some(s) if s == NEVER_REPORTED => (Some(HostState::Normal), Some(false)),
             Some(s) => {
-                let st = HostState::parse(&s).ok_or_else(|| {
-                    let ok: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
-                    ConsoleError::BadRequest(format!(
-                        "unknown state {s:?}: use one of {}, {NEVER_REPORTED}",
-                        ok.join(", ")
-                    ))
-                })?;
-                (Some(st), (st == HostState::Normal).then_some(true))
+                let (st, reported) = cordon_proto::parse_state_filter(&s).map_err(ConsoleError::BadRequest)?;
+                (Some(st), reported)
             }
         };
         Ok((
@@ -363,7 +348,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 (host_badge(h))
                 // A revoked host is listed while it may still be isolated: the server can
                 // no longer release it (trial17 MED-5).
-                @if let Some(note) = h.revoked_note() { " " span class="label revoked-note" { (note) } }
+                @if let Some(note) = h.revoked_note_with(&|t| short_time(t)) { " " span class="label revoked-note" { (note) } }
             }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor_label().unwrap_or_else(|| "—".into())) }
@@ -423,7 +408,7 @@ fn attention_banner(counts: &[(Attention, i64)], current: Option<Attention>) -> 
                             li {
                                 a class={"att att-" (a.as_str())} href={"/console/hosts?attention=" (a.as_str())}
                                     aria-current=[(current == Some(*a)).then_some("true")] data-attention=(a.as_str()) {
-                                    strong { (n) } " " (attention_text(*a))
+                                    strong { (n) } " " (attention_text(*a, *n))
                                 }
                             }
                         }
@@ -711,7 +696,10 @@ fn claims_card(h: &Host) -> Markup {
     html! {
         section class="card" aria-labelledby="h-claims" id="claims" data-claims=(h.claims.len()) {
             h2 id="h-claims" { "Claims" }
-            @if h.claims.is_empty() {
+            @if h.claims.is_empty() && h.never_reported() {
+                // Nothing was ever reported: no claims are known, not "none" (trial30 LOW-5).
+                p class="muted" { "Unknown: the agent has never reported, so which managers hold a quarantine on this host cannot be confirmed." }
+            } @else if h.claims.is_empty() {
                 p class="muted" { "No manager holds a quarantine on this host (as the agent last reported)." }
             } @else {
                 p { "Managers holding this host's quarantine (as the agent last reported):" }
@@ -850,7 +838,7 @@ pub async fn host(
             h1 { (h.hostname) " " (short_id_tag(&h.id)) }
             div id="host-state" {
                 (host_badge(&h))
-                @if let Some(note) = h.revoked_note() { " " span class="label revoked-note" { (note) } }
+                @if let Some(note) = h.revoked_note_with(&|t| short_time(t)) { " " span class="label revoked-note" { (note) } }
             }
             @if !h.flags.is_empty() {
                 p id="host-flags" class="host-flags" role="note" {

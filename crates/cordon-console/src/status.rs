@@ -20,12 +20,16 @@ use cordon_proto::{Host, HostState};
 pub use cordon_server_core::store::HostAttention as Attention;
 pub use cordon_server_core::store::LONG_PENDING_MS;
 
-/// Banner text after the count ("3 failed").
-pub fn attention_text(a: Attention) -> &'static str {
+/// Banner text after the count `n` ("3 failed"). Agents that enforce nothing are
+/// counted in their own words ("3 agents enforce nothing"): the summary line above the
+/// list counts the *state* not enforcing (a quarantine asked of such an agent), a smaller
+/// number, and one phrase with two numbers read as a contradiction (trial30 LOW-2).
+pub fn attention_text(a: Attention, n: i64) -> &'static str {
     match a {
         Attention::Failed => "failed",
         Attention::Tampered => "tampered",
-        Attention::NotEnforcing => "not enforcing",
+        Attention::NotEnforcing if n == 1 => "agent enforces nothing (enforce = false)",
+        Attention::NotEnforcing => "agents enforce nothing (enforce = false)",
         Attention::LongPending => "pending for more than 5 min",
         Attention::Offline => "offline while quarantined",
         Attention::Degraded => "degraded (exceptions not in force)",

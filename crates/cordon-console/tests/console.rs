@@ -2016,6 +2016,22 @@ async fn revoking_a_host_supersedes_its_pending_approvals() {
             .contains(&format!("approval {} superseded: host revoked", gone.1)),
         "{rec}"
     );
+    // Approving it afterwards does nothing and says how it was decided, by whom and when
+    // (trial30 LOW-6: only "not_pending", and the CLI exited 0).
+    let body = serde_json::json!({"ids": [gone.1], "comment": "approve anyway"}).to_string();
+    let (st, v) = ctx
+        .call("POST", "/v1/approvals/approve", Some(&ctx.admin), Some(&body))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let r = &v["results"][0];
+    assert_eq!(r["status"], "not_pending", "{v}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("already superseded by alice-admin (token ")
+            && reason.contains(" at 20")
+            && reason.ends_with(": host revoked: nothing was done"),
+        "{v}"
+    );
 }
 
 /// trial8 MED 3: the approvals review says per approval what approving does now — will
@@ -2716,6 +2732,75 @@ async fn every_review_says_not_enforcing_for_hosts_whose_agent_blocks_nothing() 
     );
 }
 
+/// trial30 LOW-3: approving only hosts whose agent runs with enforce = false flashed
+/// "Approved 1 of 1 approval (quarantine requested; waiting for the agents to confirm)":
+/// there is no agent to wait for. The flash waits only for agents that enforce.
+#[tokio::test]
+async fn approving_only_hosts_that_enforce_nothing_never_says_waiting() {
+    let ctx = Ctx::new().await;
+    let ap = three_approvals(&ctx, &["ws-dry"]).await;
+    let dry = &ap["ws-dry"];
+    report(&ctx, &dry.0, cordon_proto::AgentState::Released, "memory", |r| {
+        r.enforcing = false
+    })
+    .await;
+    let a = sign_in(&ctx, &ctx.admin).await;
+    let body = serde_json::json!({"ids": [dry.1], "decision": "approve"});
+    let v = j(&post_json(&ctx, &a, "/console/approvals/review", body.clone()).await);
+    let mut decide = body;
+    decide["comment"] = "IR-30 approve".into();
+    decide["revisions"] = v["revisions"].clone();
+    let r = post_json(&ctx, &a, "/console/approvals/decide", decide).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let summary = j(&r)["summary"].as_str().unwrap().to_string();
+    assert!(
+        summary.starts_with("Approved 1 of 1 approval (quarantine requested)")
+            && summary.contains("NOT ENFORCING, nothing blocked: ws-dry (")
+            && !summary.contains("waiting"),
+        "{summary}"
+    );
+}
+
+/// trial30 LOW-5: the host page of a revoked host whose agent never reported said "last
+/// reported 2026-11-30T23:23:50.308Z, revoked: no longer reporting" (the enrollment's
+/// time, the page's only raw RFC 3339 time) and its Claims card "No manager holds a
+/// quarantine on this host (as the agent last reported)" for an agent that never did.
+#[tokio::test]
+async fn a_revoked_host_that_never_reported_is_said_so() {
+    let ctx = Ctx::new().await;
+    let never = ctx.enroll("never-08", &[]).await;
+    let seen = ctx.enroll("seen-09", &[]).await;
+    report(&ctx, &seen, cordon_proto::AgentState::Released, "nftables", |_| {}).await;
+    for id in [&never, &seen] {
+        let (st, v) = ctx
+            .call(
+                "POST",
+                &format!("/v1/hosts/{id}/revoke"),
+                Some(&ctx.admin),
+                Some(r#"{"comment":"gone"}"#),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let s = sign_in(&ctx, &ctx.viewer).await;
+    let page = host_page(&ctx, &s, &never).await;
+    let head = part(&page, "id=\"host-head\"", "</h2>");
+    assert!(head.contains("revoked before its agent ever reported"), "{head}");
+    assert!(!head.contains("last reported"), "{head}");
+    let claims = part(&page, "id=\"claims\"", "</section>");
+    assert!(
+        claims.contains("the agent has never reported") && !claims.contains("No manager holds"),
+        "{claims}"
+    );
+    // A host that reported: its last report's time, written as the page writes times.
+    let page = host_page(&ctx, &s, &seen).await;
+    let note = part(&page, "class=\"label revoked-note\">", "</span>");
+    assert!(
+        note.starts_with("last reported 20") && note.contains(' ') && !note.contains('T'),
+        "{note}"
+    );
+}
+
 /// trial19 LOW-b: the documented alias `/` (and `/console`, `/console/`) kept no query, so
 /// a bookmarked filtered view `/?attention=failed` showed every host. The redirect keeps
 /// the query (the hosts page validates it), and only ever points at the hosts page.
@@ -2799,7 +2884,13 @@ async fn counts_never_call_an_unreported_host_normal_and_count_every_agent_that_
         "{summary}"
     );
     let banner = part(&page, "id=\"attention-banner\"", "</section>");
-    assert!(banner.contains("<strong>1</strong> not enforcing"), "{banner}");
+    // The banner counts agents that enforce nothing in its own words (trial30 LOW-2: was
+    // "1 not enforcing", the summary's phrase for the state, with another number);
+    // changed deliberately.
+    assert!(
+        banner.contains("<strong>1</strong> agent enforces nothing (enforce = false)"),
+        "{banner}"
+    );
     let row = |page: &str, id: &str| part(page, &format!("<tr id=\"host-{id}\""), "</tr>").to_string();
     assert!(row(&page, &dry).contains("tag-not-enforcing"), "{}", row(&page, &dry));
     assert!(!row(&page, &ok).contains("tag-not-enforcing"), "{}", row(&page, &ok));
@@ -3016,7 +3107,13 @@ async fn a_memory_backend_without_the_enforcing_field_is_never_in_force() {
     assert!(page.contains("Not enforcing"), "{page}");
     let list = page_body(&ctx, &s, "/console/hosts").await;
     let banner = part(&list, "id=\"attention-banner\"", "</section>");
-    assert!(banner.contains("<strong>1</strong> not enforcing"), "{banner}");
+    // The banner counts agents that enforce nothing in its own words (trial30 LOW-2: was
+    // "1 not enforcing", the summary's phrase for the state, with another number);
+    // changed deliberately.
+    assert!(
+        banner.contains("<strong>1</strong> agent enforces nothing (enforce = false)"),
+        "{banner}"
+    );
     let row = part(&list, &format!("<tr id=\"host-{old}\""), "</tr>");
     assert!(
         !row.contains(">Quarantined<") && row.contains(">Not enforcing<"),

@@ -921,7 +921,7 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         ("failed", "1"),
         ("tampered", "1"),
         ("degraded", "1"),
-        ("not enforcing", "1"),
+        ("agent enforces nothing", "1"),
         ("pending for more than 5 min", "1"),
     ] {
         assert!(

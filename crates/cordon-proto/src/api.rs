@@ -54,6 +54,17 @@ impl HostState {
         }
     }
 
+    /// Every state, in the order lists and filters name them.
+    pub const ALL: [HostState; 7] = [
+        HostState::Normal,
+        HostState::QuarantinePending,
+        HostState::Quarantined,
+        HostState::ReleasePending,
+        HostState::Failed,
+        HostState::Tampered,
+        HostState::NotEnforcing,
+    ];
+
     /// Parses a wire name; `None` for anything else.
     pub fn parse(s: &str) -> Option<HostState> {
         Some(match s {
@@ -66,6 +77,35 @@ impl HostState {
             "not_enforcing" => HostState::NotEnforcing,
             _ => return None,
         })
+    }
+}
+
+/// The state filter's word for hosts whose agent never sent a status report
+/// ([`Host::never_reported`]): not a [`HostState`] (the server's state of such a host is
+/// the enrollment default `normal`), but what lists show and filter them as.
+pub const NEVER_REPORTED: &str = "never_reported";
+
+/// A host list's `state` filter (`GET /v1/hosts?state=`, `cordon hosts list --state`,
+/// the console's State filter), following the state lists show (trial30 LOW-1): a
+/// [`HostState`] wire name, where `normal` means an agent confirmed it (`Some(true)`:
+/// reported), or [`NEVER_REPORTED`] (`normal`, `Some(false)`). Pure.
+///
+/// # Errors
+/// For anything else, a sentence naming the value and listing the valid ones.
+pub fn parse_state_filter(s: &str) -> Result<(HostState, Option<bool>), String> {
+    if s == NEVER_REPORTED {
+        return Ok((HostState::Normal, Some(false)));
+    }
+    match HostState::parse(s) {
+        Some(HostState::Normal) => Ok((HostState::Normal, Some(true))),
+        Some(st) => Ok((st, None)),
+        None => {
+            let ok: Vec<&str> = HostState::ALL.iter().map(|s| s.as_str()).collect();
+            Err(format!(
+                "unknown state {s:?}: use one of {}, {NEVER_REPORTED}",
+                ok.join(", ")
+            ))
+        }
     }
 }
 
@@ -160,12 +200,24 @@ impl Host {
     /// not revoked. The one wording of the CLI (`quarantined (last reported …)`) and the
     /// console.
     pub fn revoked_note(&self) -> Option<String> {
+        self.revoked_note_with(&|t| t.to_string())
+    }
+
+    /// [`Host::revoked_note`] with the time written by `time` (the console writes times
+    /// as `2026-11-30 18:00:00Z`, never raw RFC 3339 among them: trial30 LOW-5). A host
+    /// whose agent never reported ([`Host::never_reported`]) has no last report to name:
+    /// `revoked before its agent ever reported` (its `last_seen` is only the enrollment's;
+    /// "never reported … last reported T" contradicted itself).
+    pub fn revoked_note_with(&self, time: &dyn Fn(&Timestamp) -> String) -> Option<String> {
         if !self.revoked {
             return None;
         }
+        if self.never_reported() {
+            return Some("revoked before its agent ever reported".into());
+        }
         Some(format!(
             "last reported {}, revoked: no longer reporting",
-            self.last_seen.map_or_else(|| "never".to_string(), |t| t.to_string())
+            self.last_seen.as_ref().map_or_else(|| "never".to_string(), time)
         ))
     }
 

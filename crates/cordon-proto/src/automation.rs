@@ -413,9 +413,11 @@ pub struct DecisionResult {
     pub host_id: String,
     /// `approved` (quarantine requested), `denied`, `superseded` (nothing done to the
     /// host: it is already desired quarantined, revoked, or now carries a protected
-    /// label — `reason` says which), `not_pending`.
+    /// label — `reason` says which), `not_pending` (decided before: `reason` says how,
+    /// by whom and when; nothing was done).
     pub status: DecisionStatus,
-    /// Why an approval was superseded, in words.
+    /// Why an approval was superseded, or how one no longer pending was decided, in
+    /// words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -232,8 +232,14 @@ async fn quarantine_label_and_bulk_by_label() {
     let mut want = vec![a.clone(), b.clone()];
     want.sort();
     assert_eq!(ids, want);
-    let (_, list) = c.call("GET", "/v1/hosts?state=normal", Some(&c.viewer), None).await;
+    // `other`'s agent never reported: it is listed as never reported, not normal (trial30
+    // LOW-1; this expectation changed deliberately, it was `state=normal`).
+    let (_, list) = c
+        .call("GET", "/v1/hosts?state=never_reported", Some(&c.viewer), None)
+        .await;
     assert_eq!(list["hosts"][0]["id"], other);
+    let (_, list) = c.call("GET", "/v1/hosts?state=normal", Some(&c.viewer), None).await;
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 0, "{list}");
     let (st, _) = c.call("GET", "/v1/hosts?state=bogus", Some(&c.viewer), None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }

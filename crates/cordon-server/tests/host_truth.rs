@@ -424,6 +424,87 @@ async fn action_results_name_agents_that_enforce_nothing_and_protected_labels() 
     }
 }
 
+/// trial30 LOW-1: `cordon hosts list --state normal` listed a host whose agent never
+/// reported (shown "never reported"), and `--state never_reported` was 400 "unknown
+/// state" without the valid values. The filter follows the state lists show.
+#[tokio::test]
+async fn the_state_filter_follows_the_state_lists_show() {
+    let c = Ctx::new().await;
+    let seen = c.enroll("seen", &[]).await;
+    let never = c.enroll("never", &[]).await;
+    c.agent_status(&seen, &report(1, AgentState::Released)).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (state, want) in [("normal", &seen), ("never_reported", &never)] {
+        for extra in ["", "&sort=host", "&limit=1"] {
+            let (st, v) = c
+                .call("GET", &format!("/v1/hosts?state={state}{extra}"), Some(&c.viewer), None)
+                .await;
+            assert_eq!(st, StatusCode::OK, "{state}{extra}: {v}");
+            assert_eq!(ids(&v), vec![want.clone()], "{state}{extra}: {v}");
+        }
+    }
+    let (st, v) = c.call("GET", "/v1/hosts?state=quarantine", Some(&c.viewer), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("unknown state \"quarantine\"")
+            && detail.contains("quarantined")
+            && detail.contains("never_reported"),
+        "{detail}"
+    );
+}
+
+/// trial30 LOW-4: an agent's error sent without a detail was written twice in the failed
+/// record's detail (and so in the timeline, the webhook and Slack): "revision 2: nft: …
+/// Operation not permitted: nft: … Operation not permitted".
+#[tokio::test]
+async fn an_agents_error_is_said_once_in_the_failed_record() {
+    let c = Ctx::new().await;
+    let h = c.enroll("app-07", &[]).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let err = "nft: <script>alert(1)</script> Operation not permitted";
+    let mut r = report(rev, AgentState::Failed);
+    r.error = Some(err.into());
+    r.detail = None;
+    c.agent_status(&h, &r).await;
+    let failed = c
+        .audit_for(&h)
+        .await
+        .into_iter()
+        .find(|a| a.action == "failed")
+        .expect("a failed record");
+    let detail = failed.detail.unwrap_or_default();
+    assert_eq!(detail.matches(err).count(), 1, "{detail}");
+    assert!(detail.starts_with(&format!("revision {rev}: {err}")), "{detail}");
+    // An error kind with a detail of its own keeps both.
+    let h = c.enroll("app-08", &[]).await;
+    let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "IR"})).await;
+    let rev = v["results"][0]["revision"].as_i64().unwrap();
+    let mut r = report(rev, AgentState::Failed);
+    r.error = Some("not_permitted".into());
+    r.detail = Some("nft: Operation not permitted".into());
+    c.agent_status(&h, &r).await;
+    let failed = c
+        .audit_for(&h)
+        .await
+        .into_iter()
+        .find(|a| a.action == "failed")
+        .unwrap();
+    let detail = failed.detail.unwrap_or_default();
+    assert!(
+        detail.starts_with(&format!("revision {rev}: not_permitted: nft: Operation not permitted")),
+        "{detail}"
+    );
+}
+
 /// `offline` is derived by the server from the heartbeat the agent reported: silent for
 /// more than three heartbeats (or never seen).
 #[tokio::test]

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use cordon_client::automation::Decision as Verdict;
 use cordon_client::{ApiClient, ClientError};
 use cordon_proto::automation::{
-    DecisionRequest, EventIn, NotifyKind, RuleAction, RuleRecord, RuleSpec, SettingsPatch, Severity, TargetKind,
-    TargetSpec,
+    DecisionRequest, DecisionResult, DecisionStatus, EventIn, NotifyKind, RuleAction, RuleRecord, RuleSpec,
+    SettingsPatch, Severity, TargetKind, TargetSpec,
 };
 use cordon_proto::timefmt::Span;
 
@@ -494,6 +494,42 @@ pub fn events(a: EventsArgs) -> u8 {
     })
 }
 
+/// The exit of `approvals approve|deny IDS`: exit 1 when none of the approvals named was
+/// decided as asked (each was decided before, or superseded: nothing was done; trial30
+/// LOW-6 exited 0 printing only `not_pending`), naming why for each. `--all` with
+/// nothing pending is no failure (it names no approval).
+fn decided_any(verdict: Verdict, results: &[DecisionResult], all: bool) -> Result<(), Failure> {
+    let want = match verdict {
+        Verdict::Approve => DecisionStatus::Approved,
+        Verdict::Deny => DecisionStatus::Denied,
+    };
+    if all || results.is_empty() || results.iter().any(|r| r.status == want) {
+        return Ok(());
+    }
+    let why: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "approval {}: {}",
+                r.id,
+                t(r.reason.as_deref().unwrap_or(r.status.as_str()))
+            )
+        })
+        .collect();
+    Err(Failure::msg(
+        Code::Failed,
+        format!(
+            "nothing was {}: {}",
+            if want == DecisionStatus::Approved {
+                "approved"
+            } else {
+                "denied"
+            },
+            why.join("; ")
+        ),
+    ))
+}
+
 pub fn approvals(a: ApprovalsArgs) -> u8 {
     let json = a.json;
     block_on(&a.conn, |api: ApiClient| async move {
@@ -562,12 +598,13 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                         r.id.to_string(),
                         t(&named_host_cell(&names, &r.host_id)),
                         r.status.as_str().to_string(),
+                        t(r.reason.as_deref().unwrap_or("")),
                     ]
                 })
                 .collect();
-            table(&["ID", "HOST", "RESULT"], &rows);
+            table(&["ID", "HOST", "RESULT", "REASON"], &rows);
         }
-        Ok(())
+        decided_any(verdict, &v.results, req.all)
     })
 }
 
@@ -664,6 +701,43 @@ pub fn notify(a: NotifyArgs) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// trial30 LOW-6: `cordon approvals approve 1` of an approval superseded by a
+    /// revocation exited 0 printing `not_pending`: nothing was approved. Exit 1 naming why.
+    #[test]
+    fn approving_nothing_pending_fails_and_says_why() {
+        let r = |status: DecisionStatus, reason: Option<&str>| DecisionResult {
+            id: 1,
+            host_id: "h".into(),
+            status,
+            reason: reason.map(str::to_string),
+        };
+        let gone = r(
+            DecisionStatus::NotPending,
+            Some("already superseded by admin (token 1) at 2030-01-01T00:00:00.000Z: host revoked: nothing was done"),
+        );
+        let e = decided_any(Verdict::Approve, std::slice::from_ref(&gone), false).unwrap_err();
+        assert_eq!(e.code, Code::Failed);
+        let text = format!("{:#}", e.error);
+        assert!(
+            text.starts_with("nothing was approved: approval 1: already superseded by admin (token 1)"),
+            "{text}"
+        );
+        assert!(decided_any(
+            Verdict::Approve,
+            &[gone.clone(), r(DecisionStatus::Approved, None)],
+            false
+        )
+        .is_ok());
+        assert!(decided_any(
+            Verdict::Deny,
+            &[r(DecisionStatus::Superseded, Some("host revoked"))],
+            false
+        )
+        .is_err());
+        // `--all` names no approval: nothing pending is not a failure.
+        assert!(decided_any(Verdict::Approve, &[], true).is_ok());
+    }
 
     fn record(active: bool, cannot_fire: &[&str]) -> RuleRecord {
         serde_json::from_value(serde_json::json!({

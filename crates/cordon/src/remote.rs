@@ -51,7 +51,10 @@ pub enum HostsWhat {
     List {
         #[arg(long)]
         label: Option<String>,
-        #[arg(long)]
+        /// The state as the STATE column shows it: normal (confirmed by the agent),
+        /// quarantine_pending, quarantined, release_pending, failed, tampered,
+        /// not_enforcing, or never_reported.
+        #[arg(long, value_parser = state_filter)]
         state: Option<String>,
         /// Substring of id, hostname or address.
         #[arg(long)]
@@ -455,6 +458,12 @@ fn exit_of(report: &cordon_proto::audit_chain::ChainReport) -> Result<(), Failur
             },
         )),
     }
+}
+
+/// `--state`: a value [`cordon_proto::parse_state_filter`] takes, else clap's usage
+/// error (exit 2) naming `--state` and listing the valid values (trial30 LOW-1).
+fn state_filter(s: &str) -> Result<String, String> {
+    cordon_proto::parse_state_filter(s).map(|_| s.to_string())
 }
 
 /// Exit code for a call the server refused: 2 for the `usage` statuses (the request was
@@ -1485,6 +1494,18 @@ mod tests {
         );
         assert!(!shown.contains("revoked since"), "{shown}");
         assert!(!shown.contains("reporting) since"), "{shown}");
+        // Revoked before it ever reported: no "last reported" (trial30 LOW-5: "never
+        // reported since T (last reported T, …)", T being the enrollment).
+        fresh.revoked = true;
+        fresh.last_seen = Some(fresh.state_since);
+        let shown = show_host(&fresh);
+        assert!(
+            shown.contains(
+                "state:     never reported since 2026-11-30T00:00:00.000Z (revoked before its agent ever reported)"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("last reported"), "{shown}");
     }
 
     /// CLI tables name hosts by the console's short id, so two `web01`s are told apart

@@ -22,6 +22,26 @@ fn hosts_retry_resends_a_pending_quarantine_and_refuses_when_nothing_to_retry() 
         h["desired"]["revision"].as_i64().unwrap()
     };
 
+    // The state filter follows the STATE column (trial30 LOW-1): the agent never
+    // reported, so the host is listed under never_reported, not normal; a bad value is
+    // a usage error naming --state and the valid values.
+    let o = api(&["hosts", "list", "--state", "never_reported"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("web-retry") && text(&o).contains("never reported"),
+        "{}",
+        text(&o)
+    );
+    let o = api(&["hosts", "list", "--state", "normal"]);
+    assert!(o.status.success() && !text(&o).contains("web-retry"), "{}", text(&o));
+    let o = api(&["hosts", "list", "--state", "quarantine"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--state") && text(&o).contains("quarantined") && text(&o).contains("never_reported"),
+        "{}",
+        text(&o)
+    );
+
     // Nothing to retry on a host that is not quarantined: refused, saying so.
     let o = api(&["hosts", "retry", "web-retry", "--comment", "just in case"]);
     assert!(!o.status.success(), "{}", text(&o));

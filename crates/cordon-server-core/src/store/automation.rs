@@ -715,12 +715,33 @@ async fn pending_approvals_tx(tx: &mut Tx) -> Result<Vec<(Approval, String)>, St
 }
 
 /// The host of approval `id`, if there is one.
-async fn approval_host_tx(tx: &mut Tx, id: i64) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT host_id FROM auto_approvals WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| get_str(&r, "host_id")).transpose()
+/// The host of approval `id` and, for one no longer pending, how it was decided, in
+/// words: `already superseded by admin (token 1) at 2026-11-30T23:30:00.000Z: host
+/// revoked` (trial30 LOW-6: a second decision said only `not_pending`). `None` when no
+/// approval has that id.
+async fn approval_host_tx(tx: &mut Tx, id: i64) -> Result<Option<(String, String)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT host_id, status, decided_by, decided_by_token_id, decided_at, decision_comment \
+         FROM auto_approvals WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let mut why = format!("already {}", get_str(&r, "status")?);
+    if let Some(by) = get_opt_str(&r, "decided_by")? {
+        why.push_str(&format!(" by {by}"));
+        if let Some(t) = get_opt_i64(&r, "decided_by_token_id")? {
+            why.push_str(&format!(" (token {t})"));
+        }
+    }
+    if let Some(at) = get_opt_i64(&r, "decided_at")? {
+        why.push_str(&format!(" at {}", Timestamp::from_unix_ms_clamped(at)));
+    }
+    if let Some(c) = get_opt_str(&r, "decision_comment")?.filter(|c| !c.is_empty()) {
+        why.push_str(&format!(": {c}"));
+    }
+    Ok(Some((get_str(&r, "host_id")?, why)))
 }
 
 async fn decide_approval_tx(
@@ -1096,11 +1117,11 @@ impl Store {
             for id in ids {
                 if !pending.iter().any(|(a, _)| a.id == *id) {
                     match approval_host_tx(&mut tx, *id).await? {
-                        Some(host_id) => results.push(DecisionResult {
+                        Some((host_id, why)) => results.push(DecisionResult {
                             id: *id,
                             host_id,
                             status: DecisionStatus::NotPending,
-                            reason: None,
+                            reason: Some(format!("{why}: nothing was done")),
                         }),
                         None => return Err(StoreError::NotFound(format!("no approval {id}"))),
                     }

@@ -517,8 +517,12 @@ fn plan_report(
             (action, result)
         };
     let mut detail = match (&a.reason, &r.error) {
-        (Some(reason), Some(kind)) => format!("revision {}: {kind}: {reason}", r.applied_revision),
-        (Some(reason), None) => format!("revision {}: {reason}", r.applied_revision),
+        // The reason is the error itself when the agent sent no detail: said once
+        // (trial30 LOW-4: "revision 2: nft: … not permitted: nft: … not permitted").
+        (Some(reason), Some(kind)) if !reason.contains(kind.as_str()) => {
+            format!("revision {}: {kind}: {reason}", r.applied_revision)
+        }
+        (Some(reason), _) => format!("revision {}: {reason}", r.applied_revision),
         _ => format!(
             "revision {}; digest {}",
             r.applied_revision,

@@ -2,9 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use cordon_proto::{
-    ActionRequest, ActionResponse, Host, HostList, HostState, LabelsRequest, RetryRequest, RevokeRequest, Role,
-};
+use cordon_proto::{ActionRequest, ActionResponse, Host, HostList, LabelsRequest, RetryRequest, RevokeRequest, Role};
 use serde::Deserialize;
 
 use cordon_server_core::auth::{Admin, Auth, Responder};
@@ -17,7 +15,10 @@ use cordon_server_core::{ApiError, ApiJson, ApiQuery, AppState};
 pub struct HostQuery {
     /// Only hosts with this label.
     pub label: Option<String>,
-    /// Only hosts in this state.
+    /// Only hosts in this state, as lists show it: `normal` (confirmed by the agent),
+    /// `quarantine_pending`, `quarantined`, `release_pending`, `failed`, `tampered`,
+    /// `not_enforcing`, or `never_reported` (no status report since enrollment; never
+    /// under `normal`). Anything else: 400 listing these.
     pub state: Option<String>,
     /// Substring of id, hostname or address.
     pub q: Option<String>,
@@ -55,9 +56,14 @@ pub async fn list(
     ApiQuery(q): ApiQuery<HostQuery>,
 ) -> Result<Json<HostList>, ApiError> {
     auth.require(Role::Viewer)?;
-    let state = match q.state.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(HostState::parse(s).ok_or_else(|| ApiError::invalid(format!("unknown state {s:?}")))?),
+    // The state lists show (trial30 LOW-1): `normal` is a state an agent confirmed;
+    // `never_reported` lists the hosts whose agent never reported.
+    let (state, reported) = match q.state.as_deref() {
+        None | Some("") => (None, None),
+        Some(s) => {
+            let (st, reported) = cordon_proto::parse_state_filter(s).map_err(ApiError::invalid)?;
+            (Some(st), reported)
+        }
     };
     let (include_revoked, only_revoked) = match q.revoked.as_deref() {
         None | Some("") | Some("false") => (false, false),
@@ -77,7 +83,7 @@ pub async fn list(
         only_revoked,
         offline: q.offline,
     };
-    let (hosts, next) = if q.sort.is_some() || q.dir.is_some() {
+    let (hosts, next) = if q.sort.is_some() || q.dir.is_some() || reported.is_some() {
         let (sort, descending) = host_views::parse_sort(q.sort.as_deref(), q.dir.as_deref())?;
         let hq = cordon_server_core::store::HostQuery {
             filter,
@@ -85,7 +91,7 @@ pub async fn list(
             sort,
             descending,
             now_ms: cordon_server_core::timefmt::now_ms(),
-            reported: None,
+            reported,
         };
         let limit = q.limit.unwrap_or(MAX_PAGE);
         host_views::sorted(&st, &auth.0, &hq, q.cursor.as_deref(), limit).await?
