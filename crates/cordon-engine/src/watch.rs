@@ -414,6 +414,9 @@ impl Engine {
                 coverage: cov.clone(),
             });
         }
+        if stored.around_seen.len() > MAX_SEEN {
+            return; // full: the record already says more were seen
+        }
         let new: Vec<state::SeenAround> = cov
             .new_bypasses(&stored.around_at_apply)
             .into_iter()
@@ -439,10 +442,8 @@ impl Engine {
         if now.digest != stored.digest || now.applied_at != stored.applied_at {
             return;
         }
-        for s in new {
-            if !now.around_seen.iter().any(|x| x.what == s.what) {
-                now.around_seen.push(s);
-            }
+        if !merge_seen(&mut now.around_seen, new) {
+            return;
         }
         if let Err(e) = state::save(&self.state_dir, &now) {
             tracing::warn!(error = %crate::error::chain(&e), "could not record what goes around the hooks");
@@ -545,6 +546,37 @@ impl Engine {
         fw.repair(&stored.policy, hint)?;
         Ok(Some(started.elapsed().as_secs_f64() * 1e3))
     }
+}
+
+/// How many sightings the record keeps ([`state::StoredState::around_seen`]): a loop
+/// creating paths with new ids must not grow the state file (rewritten at each sighting)
+/// without bound. Past it, one last entry says more were seen.
+pub const MAX_SEEN: usize = 64;
+
+/// Adds the sightings `new` to `seen` (those not there yet, by `what`), at most
+/// [`MAX_SEEN`], then one entry saying more were seen; whether `seen` changed. Pure.
+fn merge_seen(seen: &mut Vec<state::SeenAround>, new: Vec<state::SeenAround>) -> bool {
+    let mut changed = false;
+    for s in new {
+        if seen.len() > MAX_SEEN || seen.iter().any(|x| x.what == s.what) {
+            continue;
+        }
+        if seen.len() == MAX_SEEN {
+            seen.push(state::SeenAround {
+                what: format!(
+                    "more paths around the hooks than the record keeps ({MAX_SEEN}; the first are listed): the next was {}",
+                    s.what
+                ),
+                skips: s.skips,
+                holder: s.holder,
+                seen_at: s.seen_at,
+            });
+            return true;
+        }
+        seen.push(s);
+        changed = true;
+    }
+    changed
 }
 
 /// Names of devices the kernel reported moving to another network namespace out of
@@ -1060,6 +1092,30 @@ mod tests {
     use super::holder::{self, HolderError};
     use cordon_policy::TableName;
     use std::error::Error as _;
+
+    /// A loop creating paths around the hooks with new ids (a new tcx program each time)
+    /// does not grow the record without bound: MAX_SEEN sightings, then one saying more
+    /// were seen, then nothing; a sighting already kept is not added again.
+    #[test]
+    fn sightings_are_kept_once_and_bounded() {
+        let seen = |i: usize| crate::state::SeenAround {
+            what: format!("tcx ingress BPF program id {i} on eth0"),
+            holder: None,
+            skips: vec![cordon_firewall::Layer::Inet],
+            seen_at: "2026-12-01T00:00:00.000Z".into(),
+        };
+        let mut kept = Vec::new();
+        assert!(super::merge_seen(&mut kept, vec![seen(1), seen(1)]));
+        assert_eq!(kept.len(), 1);
+        assert!(!super::merge_seen(&mut kept, vec![seen(1)]));
+        assert!(super::merge_seen(&mut kept, (2..200).map(seen).collect()));
+        assert_eq!(kept.len(), super::MAX_SEEN + 1);
+        assert!(kept[super::MAX_SEEN]
+            .what
+            .starts_with("more paths around the hooks than the record keeps (64"));
+        assert!(!super::merge_seen(&mut kept, vec![seen(500)]));
+        assert_eq!(kept.len(), super::MAX_SEEN + 1);
+    }
 
     /// Error kind: a cause flattened into a string. Why the holder cannot be named keeps
     /// the OS or parse error as its source.
