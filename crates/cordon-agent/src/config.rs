@@ -81,9 +81,10 @@ pub struct AgentConfig {
     #[serde(default = "default_refused_retry")]
     pub refused_retry_secs: f64,
     /// Seconds the agent waits for a lock in its state directory (`.lock`,
-    /// `.claims.lock`, the namespace registry's) held by another process. Past that an
-    /// ordered quarantine is applied without the lock when the holder is not a Cordon
-    /// process, and reported degraded naming the holder (default 60, as `--lock-timeout`).
+    /// `.claims.lock`, the namespace registry's) held by another Cordon process (default
+    /// 60, as `--lock-timeout`). A holder that is not a Cordon process is waited for only
+    /// [`cordon_engine::FOREIGN_HOLDER_GRACE`] (3 s, at most this): then an ordered
+    /// quarantine is applied without the lock and reported degraded naming the holder.
     #[serde(default = "default_lock_timeout")]
     pub lock_timeout_secs: f64,
 }

@@ -834,6 +834,20 @@ impl ClaimsLock {
         Self::acquire_within(dir, crate::DEFAULT_LOCK_TIMEOUT)
     }
 
+    /// [`ClaimsLock::acquire_within`], giving up after `foreign_wait` while the holder is
+    /// a process that is not Cordon ([`crate::Engine::foreign_wait`]).
+    pub(crate) fn acquire_ordered(
+        dir: &Path,
+        timeout: std::time::Duration,
+        foreign_wait: std::time::Duration,
+    ) -> Result<Self, EngineError> {
+        create_private_dir(dir)?;
+        let p = dir.join(".claims.lock");
+        let mut file = crate::lock::open_lock_file(&p)?;
+        crate::lock::flock_within(&mut file, &p, timeout, false, foreign_wait)?;
+        Ok(ClaimsLock { _file: file })
+    }
+
     /// Takes the claims lock, waiting at most `timeout` (trial20: a foreign process
     /// holding `.claims.lock` blocked every claim change for ever). The lock file is
     /// opened as every lock is ([`crate::lock::open_lock_file`]).
@@ -842,11 +856,7 @@ impl ClaimsLock {
     /// The state directory or the lock file cannot be made or opened, or the wait ran out
     /// ([`EngineError::LockTimeout`], naming the holder).
     pub(crate) fn acquire_within(dir: &Path, timeout: std::time::Duration) -> Result<Self, EngineError> {
-        create_private_dir(dir)?;
-        let p = dir.join(".claims.lock");
-        let mut file = crate::lock::open_lock_file(&p)?;
-        crate::lock::flock_within(&mut file, &p, timeout, false, false)?;
-        Ok(ClaimsLock { _file: file })
+        Self::acquire_ordered(dir, timeout, timeout)
     }
 
     /// The claims lock taken only to let a claim change in progress finish before a
@@ -858,7 +868,7 @@ impl ClaimsLock {
         let p = dir.join(".claims.lock");
         let file = crate::lock::open_lock_file(&p).ok()?;
         #[cfg(unix)]
-        if !crate::lock::settle_within(&file, timeout, false) {
+        if !crate::lock::settle_within(&file, timeout, false, &|| crate::lock::foreign_holds_state_lock(dir)) {
             return None;
         }
         #[cfg(not(unix))]
@@ -1017,16 +1027,17 @@ impl Engine {
         }
         // An ordered re-apply never stops at a lock a process that is not Cordon holds
         // (`crate::lock::proceed_without`, issue 14 HIGH-E).
-        let (_lock, lock_note) = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
-            Ok(l) => (Some(l), None),
-            Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
-                Some(note) => {
-                    tracing::warn!("{note}");
-                    (None, Some(note))
-                }
-                None => return Err(e),
-            },
-        };
+        let (_lock, lock_note) =
+            match ClaimsLock::acquire_ordered(&self.state_dir, self.lock_timeout, self.foreign_wait()) {
+                Ok(l) => (Some(l), None),
+                Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
+                    Some(note) => {
+                        tracing::warn!("{note}");
+                        (None, Some(note))
+                    }
+                    None => return Err(e),
+                },
+            };
         let mut claims = self.claims_without_state()?;
         if claims.is_empty() {
             return Ok(None);
@@ -1168,7 +1179,7 @@ impl Engine {
         // it goes on without it, and the outcome says so (`crate::lock::proceed_without`).
         let mut notes: Vec<String> = vec![];
         let mut lock_skipped: Vec<String> = vec![];
-        let _lock = match ClaimsLock::acquire_within(&self.state_dir, self.lock_timeout) {
+        let _lock = match ClaimsLock::acquire_ordered(&self.state_dir, self.lock_timeout, self.foreign_wait()) {
             Ok(l) => Some(l),
             Err(e) => match crate::lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
                 Some(note) => {

@@ -421,18 +421,18 @@ pub(crate) fn other_tables(table: &TableName, own: &Path) -> Vec<(TableName, Pat
 
 /// The namespace lock taken while a table comes into force (no previous record), so two
 /// first isolates under different names cannot both apply (see the module comment);
-/// `foreign_at_once` as in [`crate::lock::StateLock::acquire_as`].
+/// `foreign_wait` as in [`crate::lock::StateLock::acquire_as`].
 /// `Ok(None)` where the namespace cannot be named (not Linux) or the registry cannot be
 /// created (then nothing is serialized, as before).
 pub(crate) fn namespace_lock(
     timeout: std::time::Duration,
-    foreign_at_once: bool,
+    foreign_wait: std::time::Duration,
 ) -> Result<Option<crate::lock::StateLock>, crate::EngineError> {
     let Some(ns) = ns_dir() else { return Ok(None) };
     if !create_ns_dir(&ns) {
         return Ok(None);
     }
-    crate::lock::StateLock::acquire_as(&ns, timeout, foreign_at_once).map(Some)
+    crate::lock::StateLock::acquire_as(&ns, timeout, foreign_wait).map(Some)
 }
 
 /// Registers `dir` as the home of `table` (after recording a quarantine there). Best

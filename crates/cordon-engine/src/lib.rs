@@ -12,6 +12,7 @@ mod error;
 pub mod forced;
 mod home;
 pub use home::registry_dir;
+pub use lock::FOREIGN_HOLDER_GRACE;
 pub mod impact;
 mod lock;
 pub mod notify;
@@ -436,11 +437,19 @@ impl Engine {
     }
 
     fn lock(&self) -> Result<lock::StateLock, EngineError> {
-        lock::StateLock::acquire_as(
-            &self.state_dir,
-            self.lock_timeout,
-            self.foreign_lock_waited && self.keep_unrecorded,
-        )
+        lock::StateLock::acquire_as(&self.state_dir, self.lock_timeout, self.foreign_wait())
+    }
+
+    /// How long this engine waits for a lock a process that is not Cordon holds: an
+    /// ordered quarantine ([`Engine::keep_unrecorded`]) [`lock::FOREIGN_HOLDER_GRACE`]
+    /// (at most its lock timeout), and not at all once it waited for such a holder on
+    /// another lock; everything else its whole lock timeout.
+    pub(crate) fn foreign_wait(&self) -> Duration {
+        match (self.keep_unrecorded, self.foreign_lock_waited) {
+            (false, _) => self.lock_timeout,
+            (true, true) => Duration::ZERO,
+            (true, false) => lock::FOREIGN_HOLDER_GRACE.min(self.lock_timeout),
+        }
     }
 
     /// The state lock for applying a quarantine: an ordered one ([`Engine::keep_unrecorded`])
@@ -834,7 +843,7 @@ impl Engine {
         // lock (`lock::proceed_without`: a foreign process holding it, issue 14 HIGH-E).
         let mut ns_lock_skipped: Option<String> = None;
         let _ns_lock = if previous.is_none() {
-            let lock = match home::namespace_lock(self.lock_timeout, self.foreign_lock_waited && self.keep_unrecorded) {
+            let lock = match home::namespace_lock(self.lock_timeout, self.foreign_wait()) {
                 Ok(l) => l,
                 Err(e) => match lock::proceed_without(&e).filter(|_| self.keep_unrecorded) {
                     Some(note) => {

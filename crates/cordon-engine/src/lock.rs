@@ -24,6 +24,15 @@ use crate::EngineError;
 #[cfg(unix)]
 const RETRY: Duration = Duration::from_millis(50);
 
+/// How long an ordered quarantine (the agent, `cordon wazuh-ar`:
+/// [`crate::Engine::keep_unrecorded`]) waits for a lock that a process that is not Cordon
+/// holds before it goes on without it (and says so); never longer than its lock
+/// timeout. Such a holder is no Cordon change in progress, so waiting the whole lock
+/// timeout (60 s) for it only kept an ordered quarantine out while the host stayed open
+/// (trial32 MED-1); a short grace lets a passing holder (a backup reading the file, a
+/// `flock` in a script) finish first.
+pub const FOREIGN_HOLDER_GRACE: Duration = Duration::from_secs(3);
+
 /// Options that create a file 0600 at once (Unix): Cordon's own lock and holder files
 /// are never readable by others, so nothing has to tighten them later (trial12 LOW: the
 /// agent warned that it "tightened" the engine's `.lock` files).
@@ -56,14 +65,15 @@ impl StateLock {
     /// naming the holder when the time is up.
     #[cfg(test)]
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, EngineError> {
-        Self::acquire_as(dir, timeout, false)
+        Self::acquire_as(dir, timeout, timeout)
     }
 
-    /// [`StateLock::acquire`]; with `foreign_at_once`, gives up at once (instead of after
-    /// `timeout`) when the holder is a process that is not Cordon: an ordered quarantine
-    /// that already waited once for such a holder does not wait again for the next lock
-    /// (issue 14: wazuh-ar waited twice its `--lock-timeout` when one process held both).
-    pub(crate) fn acquire_as(dir: &Path, timeout: Duration, foreign_at_once: bool) -> Result<Self, EngineError> {
+    /// [`StateLock::acquire`], giving up after `foreign_wait` (instead of `timeout`) while
+    /// the holder is a process that is not Cordon: an ordered quarantine waits only
+    /// [`FOREIGN_HOLDER_GRACE`] for such a holder, and not at all once it waited for one
+    /// (issue 14: wazuh-ar waited twice its `--lock-timeout` when one process held both;
+    /// trial32 MED-1: the agent kept an ordered quarantine out for 60 s).
+    pub(crate) fn acquire_as(dir: &Path, timeout: Duration, foreign_wait: Duration) -> Result<Self, EngineError> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::state_io("create the state directory", dir, e))?;
         // Windows: SYSTEM and Administrators only (a no-op on Unix, where the state files
         // are 0600). A failure is said, not fatal: a quarantine must not fail over it.
@@ -75,7 +85,7 @@ impl StateLock {
         }
         let path = dir.join(".lock");
         let mut file = open_lock_file(&path)?;
-        flock_within(&mut file, &path, timeout, true, foreign_at_once)?;
+        flock_within(&mut file, &path, timeout, true, foreign_wait)?;
         #[cfg(unix)]
         {
             // Record who holds the lock; only the holder writes, so this cannot race.
@@ -148,8 +158,9 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, EngineError> {
 }
 
 /// Takes an exclusive `flock` on `file` (the lock file `path`), waiting at most `timeout`
-/// (not at all, with `foreign_at_once`, while a process that is not Cordon holds it);
-/// with `announce`, says once on stderr whom it waits for.
+/// (at most `foreign_wait` while a process that is not Cordon holds it); with `announce`,
+/// says once in the log (a timestamped WARN line on stderr) whom it waits for and how
+/// long at most.
 ///
 /// # Errors
 /// [`EngineError::LockTimeout`] naming the holder, or [`EngineError::StateIo`] when
@@ -159,7 +170,7 @@ pub(crate) fn flock_within(
     path: &Path,
     timeout: Duration,
     announce: bool,
-    foreign_at_once: bool,
+    foreign_wait: Duration,
 ) -> Result<(), EngineError> {
     #[cfg(unix)]
     {
@@ -178,8 +189,9 @@ pub(crate) fn flock_within(
             }
             let holder = holder_pid(file);
             let me = std::process::id();
-            let foreign_now = foreign_at_once && holder.is_some_and(|p| !is_cordon_process(p));
-            if started.elapsed() >= timeout || foreign_now {
+            let foreign = holder.is_some_and(|p| !is_cordon_process(p));
+            let limit = if foreign { foreign_wait.min(timeout) } else { timeout };
+            if started.elapsed() >= limit {
                 return Err(EngineError::LockTimeout {
                     path: path.to_path_buf(),
                     holder,
@@ -188,9 +200,11 @@ pub(crate) fn flock_within(
                 });
             }
             if !announced {
-                match wait_line(holder, me, timeout) {
+                match wait_line(holder, me, limit, foreign && limit < timeout) {
                     Some(line) => {
-                        eprintln!("{line}");
+                        // Through the log: timestamped, in the agent's journal as in a
+                        // CLI's stderr (trial32 LOW-2: a bare line with no time).
+                        tracing::warn!(lock = %path.display(), "{line}");
                         announced = true;
                     }
                     None => tracing::debug!(lock = %path.display(), "waiting for another thread of this process"),
@@ -201,7 +215,7 @@ pub(crate) fn flock_within(
     }
     #[cfg(not(unix))]
     {
-        let _ = (file, path, timeout, announce, foreign_at_once);
+        let _ = (file, path, timeout, announce, foreign_wait);
         Ok(())
     }
 }
@@ -279,8 +293,13 @@ fn same_file_as_own_exe(exe: &Path) -> bool {
 /// in progress (issue 14 HIGH-E: every periodic check of the agent waited the whole lock
 /// timeout while a foreign process held `.lock`, and a server order waited behind it).
 /// Returns whether the lock was taken.
+///
+/// `stuck` tells, while a Cordon process holds it, whether that holder is itself stuck
+/// behind a process that is not Cordon (another lock it needs is held by one): then no
+/// change will finish soon either, and the look gives up at once (trial32 MED-1: `cordon
+/// status` waited 60 s for the agent, which waited for a foreign `flock` on `.lock`).
 #[cfg(unix)]
-pub(crate) fn settle_within(file: &File, timeout: Duration, shared: bool) -> bool {
+pub(crate) fn settle_within(file: &File, timeout: Duration, shared: bool, stuck: &dyn Fn() -> bool) -> bool {
     use std::os::fd::AsRawFd;
     let started = Instant::now();
     let mode = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
@@ -289,7 +308,7 @@ pub(crate) fn settle_within(file: &File, timeout: Duration, shared: bool) -> boo
         if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } == 0 {
             return true;
         }
-        if started.elapsed() >= timeout || kernel_holder(file).is_some_and(|p| !is_cordon_process(p)) {
+        if started.elapsed() >= timeout || kernel_holder(file).is_some_and(|p| !is_cordon_process(p)) || stuck() {
             return false;
         }
         std::thread::sleep(RETRY);
@@ -323,7 +342,7 @@ impl SharedHold {
             return None;
         }
         #[cfg(unix)]
-        if !settle_within(&file, timeout, true) {
+        if !settle_within(&file, timeout, true, &|| false) {
             return None;
         }
         #[cfg(not(unix))]
@@ -332,9 +351,46 @@ impl SharedHold {
     }
 }
 
+/// The kernel's holder where it tells; else the pid the holder wrote into the file, but
+/// (on Linux) only while that process has this very file open: the file keeps the pid of
+/// a holder killed with SIGKILL, and that pid may since belong to anyone (trial32 LOW-2:
+/// "held by pid 1945 (cordon …)", a pid reused after an earlier agent was killed).
+/// Whether a process that is not Cordon holds the `flock` on `dir/.lock` now, as the
+/// kernel tells (`false` when it does not, or the file cannot be opened). Opened as every
+/// look at a lock is: never following a link, never waiting on a FIFO.
+#[cfg(unix)]
+pub(crate) fn foreign_holds_state_lock(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
+    let Ok(file) = opts.open(dir.join(".lock")) else {
+        return false;
+    };
+    file.metadata().is_ok_and(|m| m.is_file()) && kernel_holder(&file).is_some_and(|p| !is_cordon_process(p))
+}
+
 #[cfg(unix)]
 fn holder_pid(file: &mut File) -> Option<u32> {
-    kernel_holder(file).or_else(|| recorded_pid(file))
+    kernel_holder(file).or_else(|| recorded_pid(file).filter(|p| has_open(*p, file)))
+}
+
+/// Whether process `pid` has `file` (the same device and inode) open (Linux:
+/// `/proc/PID/fd`). Elsewhere nothing tells: assumed.
+#[cfg(target_os = "linux")]
+fn has_open(pid: u32, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else { return false };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino())))
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn has_open(_pid: u32, _file: &File) -> bool {
+    true
 }
 
 #[cfg(unix)]
@@ -395,14 +451,26 @@ fn flock_holder_in(listing: &str, dev: u64, ino: u64) -> Option<u32> {
 /// turns all day — trial26 L4: every API release put "waiting for the lock held by this
 /// process…" in the agent's journal); a timeout still names it
 /// ([`EngineError::LockTimeout`]).
+///
+/// `limit` is how long this wait lasts at most; `goes_on`: an ordered quarantine that goes
+/// on without the lock after it (a holder that is not Cordon, [`FOREIGN_HOLDER_GRACE`]).
 #[cfg(unix)]
-fn wait_line(holder: Option<u32>, me: u32, timeout: Duration) -> Option<String> {
+fn wait_line(holder: Option<u32>, me: u32, limit: Duration, goes_on: bool) -> Option<String> {
     (holder != Some(me)).then(|| {
-        format!(
-            "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
-            describe(holder, me),
-            timeout.as_secs_f64()
-        )
+        if goes_on {
+            format!(
+                "cordon: waiting for the lock held by {}… (up to {:.0} s for a process that is not Cordon; \
+                 then the ordered quarantine goes on without the lock)",
+                describe(holder, me),
+                limit.as_secs_f64()
+            )
+        } else {
+            format!(
+                "cordon: waiting for the lock held by {}… (up to {:.0} s, --lock-timeout)",
+                describe(holder, me),
+                limit.as_secs_f64()
+            )
+        }
     })
 }
 
@@ -657,12 +725,72 @@ mod wait_tests {
     fn a_wait_for_this_process_own_thread_is_not_announced() {
         let me = std::process::id();
         let t = Duration::from_secs(60);
-        assert_eq!(wait_line(Some(me), me, t), None);
-        let other = wait_line(None, me, t).unwrap();
+        assert_eq!(wait_line(Some(me), me, t, false), None);
+        let other = wait_line(None, me, t, false).unwrap();
         assert!(
             other.starts_with("cordon: waiting for the lock held by another process"),
             "{other}"
         );
         assert!(other.contains("up to 60 s"), "{other}");
+        let short = wait_line(None, me, FOREIGN_HOLDER_GRACE, true).unwrap();
+        assert!(
+            short.contains("up to 3 s for a process that is not Cordon") && short.contains("goes on without the lock"),
+            "{short}"
+        );
+    }
+
+    /// Trial32 MED-1, the fault kind "an ordered quarantine kept out by a process that is
+    /// not Cordon": the agent waited the whole lock timeout (60 s) for a foreign `flock` on
+    /// `.lock` while the host stayed open. An ordered quarantine's wait for such a holder
+    /// lasts [`FOREIGN_HOLDER_GRACE`]; the error names the holder, and the ordered
+    /// quarantine goes on without the lock ([`proceed_without`], "held it for 3 s").
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_ordered_wait_for_a_foreign_holder_lasts_only_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".lock");
+        std::fs::write(&lock, "").unwrap();
+        let mut holder = std::process::Command::new("flock")
+            .args(["-x", "-o"])
+            .arg(&lock)
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        let file = std::fs::File::open(&lock).unwrap();
+        let started = Instant::now();
+        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started = Instant::now();
+        let got = StateLock::acquire_as(dir.path(), Duration::from_secs(60), FOREIGN_HOLDER_GRACE);
+        let waited = started.elapsed();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let err = got.err().expect("the foreign holder kept the lock");
+        assert!(
+            waited >= FOREIGN_HOLDER_GRACE && waited < Duration::from_secs(10),
+            "waited {waited:?} for a process that is not Cordon"
+        );
+        let note = proceed_without(&err).expect("an ordered quarantine goes on");
+        assert!(note.contains(&format!("pid {}", holder.id())), "{note}");
+        assert!(note.contains("held it for 3 s"), "{note}");
+    }
+
+    /// Trial32 LOW-2: the pid a lock file still names after its holder was killed
+    /// (SIGKILL: never cleared) may belong to anyone since; it is believed only while
+    /// that process has the lock file open.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_recorded_pid_counts_only_while_it_has_the_file_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".lock");
+        std::fs::write(&lock, "").unwrap();
+        let file = std::fs::File::open(&lock).unwrap();
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let unrelated = has_open(other.id(), &file);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(!unrelated, "a process that does not have the file open holds nothing");
+        assert!(has_open(std::process::id(), &file));
     }
 }

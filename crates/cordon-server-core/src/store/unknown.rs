@@ -20,7 +20,7 @@ pub const LOG_EVERY_MS: i64 = 3_600_000;
 pub struct UnknownSighting {
     /// First refused request of this host id in this database (audited now).
     pub first: bool,
-    /// Log it now: the first time, or [`LOG_EVERY_MS`] after it was last logged.
+    /// Log it now: the first time, or `LOG_EVERY_MS` (an hour) after it was last logged.
     pub log: bool,
     /// Refused requests so far, this one included.
     pub attempts: i64,
