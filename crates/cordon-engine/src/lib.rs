@@ -968,7 +968,10 @@ impl Engine {
             },
             // What goes around the hooks now and went around them at the first apply.
             around_at_apply: around_kept(previous, around_now),
-            devices: coverage.as_ref().map(|c| c.identities.clone()).unwrap_or_default(),
+            devices: coverage
+                .as_ref()
+                .map(|c| devices_kept(previous, &c.identities, present_ifindexes().as_ref()))
+                .unwrap_or_default(),
             // What the watcher saw stays until release or acknowledgement.
             around_seen: previous.map(|p| p.around_seen.clone()).unwrap_or_default(),
         };
@@ -1503,6 +1506,44 @@ fn around_kept(previous: Option<&StoredState>, now: Vec<String>) -> Vec<String> 
         Some(prev) => now.into_iter().filter(|w| prev.around_at_apply.contains(w)).collect(),
         None => now,
     }
+}
+
+/// The covered devices a new record keeps ([`StoredState::devices`]): those covered now
+/// (`now`), and those `previous` recorded that are gone from this network namespace
+/// (`present`: the interface indexes here; `None` when unknown, then none is kept) and
+/// not seen deleted by a watcher in this process. A device moved to another namespace is
+/// out of reach of the hooks, and a re-apply (as the status reason advised) forgot it and
+/// read `isolated` while it carried traffic unfiltered elsewhere (trial31 MED-D); kept, it
+/// stays `tampered` (`coverage.lost`) until it comes back or the quarantine is released.
+fn devices_kept(
+    previous: Option<&StoredState>,
+    now: &[cordon_firewall::DeviceId],
+    present: Option<&std::collections::BTreeSet<u32>>,
+) -> Vec<cordon_firewall::DeviceId> {
+    let mut out = now.to_vec();
+    let (Some(prev), Some(present)) = (previous, present) else {
+        return out;
+    };
+    let deleted = watch::deleted();
+    for d in &prev.devices {
+        if !present.contains(&d.ifindex) && !deleted.contains(&d.ifindex) && !out.iter().any(|o| o.ifindex == d.ifindex)
+        {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
+/// The interface indexes of this network namespace, where they can be listed.
+fn present_ifindexes() -> Option<std::collections::BTreeSet<u32>> {
+    #[cfg(target_os = "linux")]
+    {
+        cordon_firewall::netlink::links::list()
+            .ok()
+            .map(|l| l.into_iter().map(|l| l.index).collect())
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// What [`Engine::roll_back`] puts back for `previous`.

@@ -63,10 +63,16 @@ pub enum WatchEvent {
         /// The layers in force at the start.
         coverage: Coverage,
     },
-    /// Something was off and the recorded quarantine was re-applied.
+    /// Something was off and the recorded quarantine was re-applied (or, for a renamed
+    /// interface, its new name hooked at once).
     Repaired {
-        /// `rules changed`, `rules missing`, `interfaces not covered: …`.
+        /// `rules changed`, `rules missing`, `interfaces not covered: …`, `covered
+        /// interfaces renamed: …`.
         cause: String,
+        /// Someone changed what Cordon put in force (rules changed or missing, a covered
+        /// interface renamed away from its hooks: trial31 HIGH-F), as opposed to an
+        /// interface that came or went.
+        tampering: bool,
         /// What was rebuilt: the parts of the listing that differed (`inet`, `netdev`),
         /// or `all`.
         rebuilt: Vec<String>,
@@ -179,6 +185,39 @@ impl Engine {
             owned,
             coverage: fw.coverage()?,
         });
+        // A covered interface renamed is off our hooks (they stay on its old name) from
+        // the rename on: a thread of its own hooks the new name the moment the kernel
+        // says so, in one small transaction, whatever the loop below is busy with
+        // (trial31 HIGH-F: a down/rename/up loop leaked raw frames for the 1.4–64 ms the
+        // check and rebuild took). The loop says what it did.
+        let renames = if notes.active() { RenameThread::open() } else { None };
+        let done = AtomicBool::new(false);
+        let (hooked_tx, hooked_rx) = std::sync::mpsc::channel::<Hooked>();
+        let fw_ref: &dyn Firewall = fw.as_ref();
+        std::thread::scope(|scope| {
+            if let Some(r) = renames {
+                let (done, tx) = (&done, hooked_tx);
+                scope.spawn(move || r.run(fw_ref, stop, done, &tx));
+            }
+            let result = self.watch_loop(fw_ref, opts, stop, owned, &mut notes, &hooked_rx, &mut on);
+            done.store(true, Ordering::Relaxed);
+            result
+        })
+    }
+
+    /// The loop of [`Engine::watch`]: waits for notifications (or the periodic check),
+    /// checks and repairs, until `stop` or a release.
+    #[allow(clippy::too_many_arguments)]
+    fn watch_loop(
+        &self,
+        fw: &dyn Firewall,
+        opts: &WatchOptions,
+        stop: &AtomicBool,
+        owned: bool,
+        notes: &mut Notifications,
+        hooked_rx: &std::sync::mpsc::Receiver<Hooked>,
+        on: &mut impl FnMut(&WatchEvent),
+    ) -> Result<(), EngineError> {
         let mut mem = Memory::default();
         let mut next_poll = Instant::now();
         let mut probe = Probe::start(notes.active());
@@ -213,9 +252,13 @@ impl Engine {
                     Look::All
                 }
             };
+            // Renames the rename thread hooked at once: said now.
+            while let Ok(done) = hooked_rx.try_recv() {
+                self.say_renamed(fw, done, on);
+            }
             if owned && holder::take_request() {
                 let mut wanted = None;
-                match self.reload(fw.as_ref(), &mut wanted) {
+                match self.reload(fw, &mut wanted) {
                     Ok(None) => {
                         on(&WatchEvent::Released);
                         return Ok(());
@@ -236,7 +279,7 @@ impl Engine {
                 }
             }
             let started = Instant::now();
-            let verdict = self.check_once(fw.as_ref(), what, &mut mem);
+            let verdict = self.check_once(fw, what, &mut mem);
             let check_ms = started.elapsed().as_secs_f64() * 1e3;
             for ev in mem.said.drain(..) {
                 on(&ev);
@@ -248,7 +291,7 @@ impl Engine {
                     return Ok(());
                 }
                 Ok((Verdict::Repair { cause, hint }, digest)) => {
-                    match self.repair(fw.as_ref(), &hint, &digest) {
+                    match self.repair(fw, &hint, &digest) {
                         Ok(Some(repair_ms)) => {
                             let rebuilt = hint.parts.clone().unwrap_or_else(|| vec!["all".into()]);
                             // Read as a check reads it, and judged like one: what goes
@@ -264,6 +307,7 @@ impl Engine {
                                 _ => fw.coverage().unwrap_or_default(),
                             };
                             on(&WatchEvent::Repaired {
+                                tampering: cause.starts_with("rules "),
                                 cause,
                                 rebuilt,
                                 check_ms,
@@ -291,6 +335,50 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Says what the rename thread did ([`RenameThread`]): a [`WatchEvent::Repaired`],
+    /// tampering when a renamed interface is one the record covers, or a failure (left to
+    /// the full check that follows).
+    fn say_renamed(&self, fw: &dyn Firewall, done: Hooked, on: &mut impl FnMut(&WatchEvent)) {
+        let names: Vec<String> = done.renamed.iter().map(|r| r.2.clone()).collect();
+        if let Err(error) = done.result {
+            on(&WatchEvent::Failed {
+                error: format!(
+                    "hooking renamed interfaces at once ({}): {error}; the check repairs it",
+                    names.join(", ")
+                ),
+            });
+            return;
+        }
+        let recorded = state::load(&self.state_dir, &self.table)
+            .ok()
+            .flatten()
+            .map(|s| s.devices)
+            .unwrap_or_default();
+        let covered: Vec<String> = done
+            .renamed
+            .iter()
+            .filter(|(i, _, _)| recorded.iter().any(|d| d.ifindex == *i))
+            .map(|(i, from, to)| format!("{from} (ifindex {i}) is now named {to}"))
+            .collect();
+        let cause = if covered.is_empty() {
+            let list: Vec<String> = done.renamed.iter().map(|(_, f, t)| format!("{f} -> {t}")).collect();
+            format!("interfaces renamed: {}", list.join(", "))
+        } else {
+            format!(
+                "covered interfaces renamed, which takes them off Cordon's hooks (they stay on a name): {}",
+                covered.join("; ")
+            )
+        };
+        on(&WatchEvent::Repaired {
+            tampering: !covered.is_empty(),
+            cause,
+            rebuilt: names.iter().map(|n| format!("hooks of {n}")).collect(),
+            check_ms: 0.0,
+            repair_ms: done.ms,
+            coverage: fw.coverage().unwrap_or_default(),
+        });
     }
 
     /// Applies the claims file's merged quarantine (with the agent's management paths)
@@ -481,6 +569,13 @@ impl Engine {
     fn refresh_devices(&self, stored: &state::StoredState, cov: &Coverage) {
         let deleted = deleted();
         let mut devices = cov.identities.clone();
+        // A covered device renamed keeps its recorded name: the rename stays tampering
+        // (`Coverage::renamed`) until a re-apply records the new name (trial31 HIGH-F).
+        for d in devices.iter_mut() {
+            if let Some(r) = stored.devices.iter().find(|r| r.ifindex == d.ifindex) {
+                d.name.clone_from(&r.name);
+            }
+        }
         for r in &stored.devices {
             if !devices.iter().any(|d| d.ifindex == r.ifindex) && !deleted.contains(&r.ifindex) {
                 devices.push(r.clone());
@@ -579,6 +674,75 @@ fn merge_seen(seen: &mut Vec<state::SeenAround>, new: Vec<state::SeenAround>) ->
     changed
 }
 
+/// What the rename thread did for one batch of renames: (ifindex, old name, new name)
+/// each, how long hooking the new names took (ms), and the error if it failed.
+struct Hooked {
+    renamed: Vec<(u32, String, String)>,
+    ms: f64,
+    result: Result<(), String>,
+}
+
+/// The thread that hooks renamed interfaces' new names at once (see [`Engine::watch`]).
+struct RenameThread {
+    #[cfg(target_os = "linux")]
+    watch: cordon_firewall::netlink::events::RenameWatch,
+}
+
+impl RenameThread {
+    /// Subscribed in the caller's network namespace (the thread it starts inherits it);
+    /// `None` where there are no link notifications.
+    fn open() -> Option<RenameThread> {
+        #[cfg(target_os = "linux")]
+        {
+            cordon_firewall::netlink::events::RenameWatch::open()
+                .ok()
+                .map(|watch| RenameThread { watch })
+        }
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
+    /// Until `stop` or `done`: hooks each renamed interface's new name ([`Firewall::hook_now`],
+    /// loopback never) and sends what it did to the loop.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
+    fn run(mut self, fw: &dyn Firewall, stop: &AtomicBool, done: &AtomicBool, tx: &std::sync::mpsc::Sender<Hooked>) {
+        // The window it closes is the time from the rename until this thread runs: on a
+        // busy machine that is the scheduler's wait, so it asks for the lowest real-time
+        // priority (it sleeps in poll(2) but for a rename). Best effort: without it (no
+        // CAP_SYS_NICE, a real-time budget of 0) it runs as any thread.
+        #[cfg(target_os = "linux")]
+        {
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) with a valid
+            // sched_param; the result is ignored on purpose (best effort).
+            let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+        }
+        #[cfg(target_os = "linux")]
+        while !stop.load(Ordering::Relaxed) && !done.load(Ordering::Relaxed) {
+            let renamed = match self.watch.wait(Duration::from_millis(100)) {
+                Ok(r) if r.is_empty() => continue,
+                Ok(r) => r,
+                // The loop's own notifications and periodic check carry on.
+                Err(_) => return,
+            };
+            let started = Instant::now();
+            let mut names: Vec<String> = renamed.iter().map(|r| r.to.clone()).filter(|n| n != "lo").collect();
+            names.sort();
+            names.dedup();
+            let result = match fw.hook_now(&names) {
+                Ok(false) => continue,
+                Ok(true) => Ok(()),
+                Err(e) => Err(crate::error::chain(&EngineError::from(e))),
+            };
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let renamed = renamed.into_iter().map(|r| (r.ifindex, r.from, r.to)).collect();
+            if tx.send(Hooked { renamed, ms, result }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Names of devices the kernel reported moving to another network namespace out of
 /// reach of our hooks (empty where there are no such notifications).
 fn escaped() -> Vec<String> {
@@ -592,7 +756,7 @@ fn escaped() -> Vec<String> {
 
 /// Interface indexes the kernel reported deleted (not moved) since watching began (empty
 /// where there are no such notifications).
-fn deleted() -> std::collections::BTreeSet<u32> {
+pub(crate) fn deleted() -> std::collections::BTreeSet<u32> {
     #[cfg(target_os = "linux")]
     {
         cordon_firewall::netlink::events::deleted()

@@ -270,10 +270,19 @@ pub struct Coverage {
     /// device of the same name took their hooks (`ip link set eth0 netns X`, then a new
     /// `eth0`), or renamed (the kernel keeps hooks on the name, so `ip link set eth0 name
     /// uplink0` takes them off the device). Their traffic is not filtered at the device
-    /// layer; a re-apply (`cordon isolate --reapply`) covers what is here again and
-    /// records it.
+    /// layer; a re-apply (`cordon isolate --reapply`) covers a renamed one under its new
+    /// name, but keeps one gone from this namespace named (trial31 MED-D) until it comes
+    /// back or the quarantine is released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<String>,
+    /// Devices the record says were covered (by interface index) that were renamed and
+    /// are hooked under their new name (a watcher hooks it at once), one sentence each
+    /// (trial31 HIGH-F): renaming a covered interface takes it off Cordon's hooks, which
+    /// stay on a name, so it is tampering even once repaired, until a re-apply (`cordon
+    /// isolate --reapply`) records the new name. Their traffic is filtered again, so the
+    /// layers stay claimed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed: Vec<String>,
 }
 
 /// The process holding our tables (nftables owner flag).
@@ -324,8 +333,9 @@ impl fmt::Display for Bypass {
 }
 
 impl Coverage {
-    /// Whether something outside our rules undoes them: a foreign chain on our hooks or a
-    /// covered device moved to another namespace. A quarantine with this is not isolated.
+    /// Whether something outside our rules undoes them: a foreign chain on our hooks, a
+    /// covered device moved to another namespace, no longer followed, or renamed. A
+    /// quarantine with this is not isolated (status: tampered).
     pub fn undermined(&self) -> Option<String> {
         let mut why = Vec::new();
         if !self.foreign.is_empty() {
@@ -342,8 +352,14 @@ impl Coverage {
         }
         if !self.lost.is_empty() {
             why.push(format!(
-                "covered interfaces that Cordon's hooks no longer follow (`cordon isolate --reapply` covers what is here again): {}",
+                "covered interfaces that Cordon's hooks no longer follow (`cordon isolate --reapply` covers one renamed under its new name, but never one moved to another network namespace, whose traffic nothing filters: it stays named until it comes back here or the quarantine is released; one deleted while no watcher ran is named the same way until `cordon release`): {}",
                 self.lost.join("; ")
+            ));
+        }
+        if !self.renamed.is_empty() {
+            why.push(format!(
+                "covered interfaces renamed, which takes them off Cordon's hooks (they stay on a name) until the new name is hooked; hooked again now, but a rename is tampering (`cordon isolate --reapply` records the new names): {}",
+                self.renamed.join("; ")
             ));
         }
         (!why.is_empty()).then(|| why.join("; "))
@@ -420,6 +436,20 @@ pub trait Firewall: Send + Sync {
     fn repair(&self, policy: &Policy, hint: &RepairHint) -> Result<(), FirewallError> {
         let _ = hint;
         self.apply(policy)
+    }
+
+    /// Hooks the device-layer chains on the interfaces `names` as well, at once and
+    /// without rebuilding anything (one small transaction): what a watcher does the moment
+    /// it sees an interface renamed, because the kernel keeps netdev hooks on a name, so a
+    /// rename takes a covered device off them (trial31 HIGH-F). Returns whether anything
+    /// was sent; backends without a device layer send nothing.
+    ///
+    /// # Errors
+    /// [`FirewallError`] when the kernel refuses (our table is gone, a chain is full):
+    /// the caller's full check and repair follow anyway.
+    fn hook_now(&self, names: &[String]) -> Result<bool, FirewallError> {
+        let _ = names;
+        Ok(false)
     }
 
     /// From now on, create our rules owned by this backend instance, so no other process

@@ -2,6 +2,8 @@
 //! tampering, with the event-driven repair (nf_tables and link notifications) against the
 //! old 1 s poll, in one run, printed as a table. With the tables owned by the watcher
 //! (nftables owner flag), a third column shows whether the tamper got through at all.
+//! The last row is the uplink renamed in a loop with raw frames sent right after each
+//! rename ([`crate::rename_race`]): the share of them that reached the other host.
 //!
 //! Everything happens in a throwaway lab: the quarantine is applied in the endpoint
 //! namespace, the watcher runs in a thread there, and the tampering is done over netlink
@@ -34,6 +36,10 @@ pub struct TamperArgs {
     /// Seconds of the "delete the table every 20 ms" loop per repair mode.
     #[arg(long, default_value_t = 3)]
     pub loop_secs: u64,
+    /// Down/rename/up cycles of the uplink per repair mode, raw frames sent for 30 ms
+    /// after each (trial31 HIGH-F).
+    #[arg(long, default_value_t = 20)]
+    pub rename_cycles: usize,
 }
 
 /// One kind of tampering.
@@ -173,6 +179,13 @@ fn run_inner(a: &TamperArgs) -> Result<()> {
         format!("open {:.1}% of the time", columns[1].1 * 100.0),
         format!("open {:.1}% of the time", columns[2].1 * 100.0)
     );
+    println!(
+        "{:<34} {:>22} {:>22} {:>26}",
+        format!("uplink down/rename/up x{}", a.rename_cycles),
+        columns[0].2.cell(),
+        columns[1].2.cell(),
+        columns[2].2.cell()
+    );
     println!();
     println!("event-driven watcher's own timings, ms (p50 / p99): reading the kernel, re-applying");
     println!("{:<34} {:>22} {:>22}", "tamper", "check", "re-apply");
@@ -192,8 +205,12 @@ fn run_inner(a: &TamperArgs) -> Result<()> {
     Ok(())
 }
 
-/// All kinds in one repair mode: (per-kind samples, fraction of time open in the loop).
-fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)> {
+/// What one repair mode measured: per-kind samples, the fraction of time open in the
+/// delete loop, and the rename loop's leak.
+type ModeResult = (Vec<Sample>, f64, crate::rename_race::Leak);
+
+/// All kinds in one repair mode.
+fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<ModeResult> {
     let state = tempfile::tempdir()?;
     let engine = Engine::new(
         TableName::default(),
@@ -285,8 +302,14 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
         let fraction = open.as_secs_f64() / start.elapsed().as_secs_f64();
         Ok((samples, fraction))
     });
+    // trial31 HIGH-F: down/rename/up loops of the uplink, raw frames sent right after each.
+    let leak = match &result {
+        Ok(_) => crate::rename_race::run(lab, a.rename_cycles),
+        Err(_) => Ok(crate::rename_race::Leak::default()),
+    };
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    let leak = leak?;
     let result = result.map(|(mut samples, fraction): (Vec<Sample>, f64)| {
         if let Ok(t) = timings.lock() {
             for (i, check, repair) in t.iter() {
@@ -295,7 +318,7 @@ fn run_mode(lab: &Lab, mode: Mode, a: &TamperArgs) -> Result<(Vec<Sample>, f64)>
                 }
             }
         }
-        (samples, fraction)
+        (samples, fraction, leak)
     });
     // Leave nothing behind for the next mode (the watcher is gone, so nothing owns them).
     let eng = engine.clone();

@@ -18,6 +18,8 @@ pub(crate) mod bench_tamper;
 #[cfg(target_os = "linux")]
 pub mod lab;
 #[cfg(target_os = "linux")]
+pub(crate) mod rename_race;
+#[cfg(target_os = "linux")]
 pub mod server_lab;
 #[cfg(target_os = "linux")]
 pub mod webhook;

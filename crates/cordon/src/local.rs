@@ -519,12 +519,14 @@ fn watch_forever(eng: &Engine, json: bool) -> Result<(), Failure> {
                 ),
                 WatchEvent::Repaired {
                     cause,
+                    tampering,
                     rebuilt,
                     check_ms,
                     repair_ms,
                     coverage,
                 } => println!(
-                    "repaired ({cause}; rebuilt {}) in {repair_ms:.1} ms after a {check_ms:.1} ms check; coverage: {}",
+                    "{}repaired ({cause}; rebuilt {}) in {repair_ms:.1} ms after a {check_ms:.1} ms check; coverage: {}",
+                    if *tampering { "TAMPERED, " } else { "" },
                     rebuilt.join(", "),
                     coverage.summary()
                 ),
@@ -533,7 +535,7 @@ fn watch_forever(eng: &Engine, json: bool) -> Result<(), Failure> {
                     println!("no longer undermined; coverage: {}", coverage.summary())
                 }
                 WatchEvent::Undermined { why, coverage } => println!(
-                    "TAMPERED, not repairable by re-applying: {why}; coverage: {}",
+                    "TAMPERED: {why}; coverage: {}",
                     coverage.summary()
                 ),
                 WatchEvent::Released => println!("released: no quarantine recorded any more; watch ends"),

@@ -181,6 +181,11 @@ fn send_raw(lab: &Lab, frame: Vec<u8>) {
 /// [`send_raw`] with `sll_protocol` = `proto` (an `ETH_P_*`; 0: the kernel reads the
 /// frame's type), which becomes the frame's `meta protocol` whatever the frame carries.
 fn send_raw_as(lab: &Lab, frame: Vec<u8>, proto: u16) {
+    send_raw_via(lab, "eth0", frame, proto)
+}
+
+/// [`send_raw_as`] through the endpoint's interface `dev`.
+fn send_raw_via(lab: &Lab, dev: &'static str, frame: Vec<u8>, proto: u16) {
     netns::run_in(&lab.ns(Host::Endpoint), move || {
         // SAFETY: plain socket(2); checked below.
         let fd = unsafe {
@@ -191,7 +196,7 @@ fn send_raw_as(lab: &Lab, frame: Vec<u8>, proto: u16) {
             )
         };
         assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-        let name = std::ffi::CString::new("eth0").unwrap();
+        let name = std::ffi::CString::new(dev).unwrap();
         // SAFETY: a valid NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
         assert!(ifindex > 0);
@@ -226,16 +231,23 @@ fn send_raw_as(lab: &Lab, frame: Vec<u8>, proto: u16) {
 
 /// Whether a raw frame sent from the endpoint's packet socket reaches the other host.
 fn raw_frame_arrives(lab: &Lab, port: u16) -> bool {
+    raw_frame_arrives_on(lab, "eth0", port)
+}
+
+/// [`raw_frame_arrives`], sent through the endpoint's interface `dev`.
+fn raw_frame_arrives_on(lab: &Lab, dev: &'static str, port: u16) -> bool {
     let bind = SocketAddr::new(OTHER4.into(), port);
     let sock: UdpSocket = netns::run_in(&lab.ns(Host::Other), move || Ok(UdpSocket::bind(bind)?)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
-    let frame = udp_frame(
-        mac_of(lab, Host::Endpoint),
-        mac_of(lab, Host::Other),
-        port,
-        b"cordon-af-packet",
-    );
-    send_raw(lab, frame);
+    let out = lab
+        .exec(Host::Endpoint, &["cat", &format!("/sys/class/net/{dev}/address")])
+        .unwrap();
+    let mut src = [0u8; 6];
+    for (i, part) in String::from_utf8_lossy(&out.stdout).trim().split(':').enumerate() {
+        src[i] = u8::from_str_radix(part, 16).unwrap();
+    }
+    let frame = udp_frame(src, mac_of(lab, Host::Other), port, b"cordon-af-packet");
+    send_raw_via(lab, dev, frame, 0);
     let mut buf = [0u8; 64];
     matches!(sock.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"cordon-af-packet")
 }
@@ -1633,6 +1645,29 @@ fn nd_frame(src_mac: [u8; 6], dst_mac: [u8; 6], dst: std::net::Ipv6Addr, ty: u8,
     f
 }
 
+/// IPv6/UDP from port 546 to `ff02::1:2` port 547 (a DHCPv6 client's request) with
+/// `payload`, to Ethernet `33:33:00:01:00:02`. (The UDP checksum is left 0: the frames
+/// are only looked for on the link.)
+fn dhcp6_frame(src_mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    let udp_len = (8 + payload.len()) as u16;
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 1]);
+    let src: std::net::Ipv6Addr = "fe80::10".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "ff02::1:2".parse().unwrap();
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&546u16.to_be_bytes());
+    f.extend_from_slice(&547u16.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
 /// `marker` followed by filler up to `len` bytes.
 fn filled(marker: &[u8], len: usize) -> Vec<u8> {
     let mut v = marker.to_vec();
@@ -1681,6 +1716,12 @@ fn dhcp_arp_and_nd_shapes_carry_no_data_to_a_neighbour() {
             "f12e-nd-options",
             nd_frame(ep, other, link_local, 135, &filled(b"f12e-nd-options", 1200)),
         ),
+        // trial31 MED-C: DHCPv6 to ff02::1:2 had no size cap (1400 bytes reached every
+        // neighbour).
+        (
+            "f12f-dhcp6-oversize",
+            dhcp6_frame(ep, &filled(b"f12f-dhcp6-oversize", 1400)),
+        ),
         (
             "f12e-nd-multicast-to-unicast-mac",
             nd_frame(
@@ -1707,6 +1748,11 @@ fn dhcp_arp_and_nd_shapes_carry_no_data_to_a_neighbour() {
     assert!(
         cap.sees(b"f12e-dhcp-real"),
         "a DHCP broadcast of a real client's size was dropped"
+    );
+    send_raw(&lab, dhcp6_frame(ep, &filled(b"f12f-dhcp6-real", 300)));
+    assert!(
+        cap.sees(b"f12f-dhcp6-real"),
+        "a DHCPv6 request of a real client's size was dropped"
     );
     lab.exec(Host::Endpoint, &["ip", "neigh", "flush", "all"]).unwrap();
     assert!(
@@ -1758,10 +1804,52 @@ fn a_look_alike_uplink_does_not_clear_the_departure() {
         !names(&v["coverage"]["layers"]).iter().any(|l| l.starts_with("netdev")),
         "{v}"
     );
-    // The operator re-applies: what is here is covered and recorded again.
+    // trial31 MED-D: the operator re-applies, as the reason said; what is here is covered
+    // again, but the moved uplink is still open in its namespace: the re-apply must not
+    // read as isolated (it did: the record forgot the uplink).
+    let (code, out, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
+    assert_eq!(code, 0, "reapply failed: {out}\n{err}");
+    assert!(reaches_other(&g), "lab: the moved uplink still reaches the other host");
+    let v = status_json(&lab, &sd);
+    assert_eq!(
+        v["state"], "tampered",
+        "a re-apply does not cover an uplink in another namespace: {v}"
+    );
+    assert!(
+        names(&v["coverage"]["lost"])
+            .iter()
+            .any(|l| l.starts_with("eth0 (ifindex ") && l.contains("no longer in this network namespace")),
+        "{v}"
+    );
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("never one moved to another network namespace"),
+        "the advice says what a re-apply does not do: {v}"
+    );
+    // Gone for good (its namespace deleted with it): without a watcher that is not told
+    // from a move, so the quarantine is recorded afresh by a release and an isolate.
+    // (Changed deliberately: a re-apply used to clear it.)
     drop(guests);
     let (code, out, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
     assert_eq!(code, 0, "reapply failed: {out}\n{err}");
+    assert_eq!(status_json(&lab, &sd)["state"], "tampered");
+    release(&lab, &sd);
+    // (The uplink is gone, so no server can be verified: an exception only.)
+    let (code, out, err) = cordon(
+        &lab,
+        &[
+            "isolate",
+            "--allow",
+            "203.0.113.7/32",
+            "--backend",
+            "netlink",
+            "--state-dir",
+            &sd,
+        ],
+    );
+    assert_eq!(code, 0, "isolate failed: {out}\n{err}");
     let v = status_json(&lab, &sd);
     assert_eq!(v["state"], "isolated", "{v}");
     let _ = cordon(&lab, &["release", "--state-dir", &sd]);
@@ -2439,5 +2527,134 @@ fn a_foreign_chain_on_the_name_star_hooks_no_device_here() {
         "{v}"
     );
     lab.exec(Host::Endpoint, &["nft", "delete table netdev star"]).unwrap();
+    release(&lab, &sd);
+}
+
+/// trial31 HIGH-F: a down/rename/up of the uplink took it off Cordon's hooks (they stay on
+/// a name) until the watcher's full check had rebuilt the table (1.4–64 ms, raw frames
+/// leaked meanwhile), and the watcher said "repaired (interfaces not covered: up0)" like
+/// a hot-plug, status isolated. Now a thread of the watcher hooks the new name as soon as
+/// the kernel reports the rename and the watcher says it as tampering; status says
+/// tampered (`coverage.renamed`), the layers still claimed, until `isolate --reapply`
+/// records the new name. (How fast: `cordon bench tamper`, rename row.)
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn a_renamed_uplink_is_hooked_at_once_and_said_as_tampering() {
+    let lab = lab();
+    let ep = lab.ns(Host::Endpoint);
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_string_lossy().to_string();
+    isolate(&lab, &sd);
+    let watch = EngineWatch::start(&lab, state.path());
+    ip(&["-n", &ep, "link", "set", "eth0", "down"]);
+    ip(&["-n", &ep, "link", "set", "eth0", "name", "up0"]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut said = None;
+    while let Ok(ev) = watch
+        .events
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        let cause = ev["cause"].as_str().unwrap_or_default();
+        if ev["event"] == "repaired" && cause.contains("eth0 (ifindex ") && cause.contains("is now named up0") {
+            said = Some(ev);
+            break;
+        }
+    }
+    let said = said.expect("the watcher did not say the uplink was renamed");
+    assert_eq!(said["tampering"], true, "{said}");
+    assert!(said["rebuilt"].to_string().contains("hooks of up0"), "{said}");
+    ip(&["-n", &ep, "link", "set", "up0", "up"]);
+    assert!(
+        !raw_frame_arrives_on(&lab, "up0", 7791),
+        "a raw frame through the renamed uplink reached the other host"
+    );
+    let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "tampered", "a renamed uplink is tampering: {v}");
+    assert!(
+        names(&v["coverage"]["renamed"])
+            .iter()
+            .any(|r| r.starts_with("eth0 (ifindex ") && r.contains("now named up0")),
+        "{v}"
+    );
+    assert!(v["reason"].as_str().unwrap_or_default().contains("renamed"), "{v}");
+    assert_eq!(
+        names(&v["coverage"]["layers"]),
+        ["inet", "netdev-ingress", "netdev-egress"],
+        "hooked under its new name: {v}"
+    );
+    drop(watch);
+    let (code, out, err) = cordon(&lab, &["isolate", "--reapply", "--state-dir", &sd]);
+    assert_eq!(code, 0, "reapply failed: {out}\n{err}");
+    let v = status_json(&lab, &sd);
+    assert_eq!(v["state"], "isolated", "{v}");
+    assert!(names(&v["coverage"]["devices"]).contains(&"up0".to_string()), "{v}");
+    release(&lab, &sd);
+}
+
+/// trial31 MED-C: DHCPv6 requests are now held to 590 bytes like DHCPv4's; a real
+/// client's Solicit (ISC dhclient -6, about 100 bytes) still leaves the quarantined
+/// endpoint for `ff02::1:2`. Fails loudly without dhclient (CI installs isc-dhcp-client).
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn dhclient_v6_solicit_still_leaves_under_the_dhcpv6_cap() {
+    let lab = lab();
+    let state = tempfile::tempdir().unwrap();
+    let sd = state.path().to_string_lossy().to_string();
+    isolate(&lab, &sd);
+    let files = tempfile::tempdir().unwrap();
+    let lease = files.path().join("lease6").to_string_lossy().to_string();
+    let pid = files.path().join("pid6").to_string_lossy().to_string();
+    // dhclient -6 needs a link-local address that is no longer tentative (DAD, a second
+    // or two after a fresh lab's eth0 came up).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let out = lab
+            .exec(
+                Host::Endpoint,
+                &["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"],
+            )
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("fe80::") && !text.contains("tentative") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cap = Capture::open(&lab, Host::Other);
+    let log = files.path().join("dhclient.log");
+    let mut client = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns(Host::Endpoint),
+            "timeout",
+            "10",
+            "dhclient",
+            "-6",
+            "-1",
+            "-d",
+            "-v",
+            "-sf",
+            "/bin/true",
+            "-lf",
+            &lease,
+            "-pf",
+            &pid,
+            "eth0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("running dhclient (apt-get install isc-dhcp-client)");
+    // UDP 546 -> 547: a DHCPv6 client's request; dhclient waits up to 1 s before its
+    // first Solicit and sends the next ones 1, 2, 4 s later.
+    let seen = (0..12).any(|_| cap.sees(&[0x02, 0x22, 0x02, 0x23]));
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(
+        seen,
+        "dhclient -6's Solicit did not leave the quarantined endpoint; dhclient said: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     release(&lab, &sd);
 }

@@ -92,6 +92,105 @@ impl Changes {
     }
 }
 
+/// An interface renamed while watched (trial31 HIGH-F): seen in a link notification
+/// whose name differs from the last one known for its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    /// Interface index (namespace-local; a rename keeps it).
+    pub ifindex: u32,
+    /// The name before.
+    pub from: String,
+    /// The name now.
+    pub to: String,
+}
+
+/// A link-notification socket of its own that sees interfaces renamed, for a thread that
+/// does nothing else (trial31 HIGH-F: a watcher busy with a full check saw a rename only
+/// after it, and the renamed uplink sent unfiltered frames meanwhile).
+pub struct RenameWatch {
+    link: Socket,
+    /// The last name seen for each interface index of the namespace.
+    names: BTreeMap<u32, String>,
+}
+
+impl RenameWatch {
+    /// Subscribes to link notifications in the caller's network namespace, then lists
+    /// the interfaces (a rename in between is seen as a notification).
+    ///
+    /// # Errors
+    /// [`FirewallError::Io`] when the socket cannot be opened, subscribed or the
+    /// interfaces listed.
+    pub fn open() -> Result<RenameWatch, FirewallError> {
+        let ctx = "subscribing to link notifications";
+        let link = Socket::open_protocol(libc::NETLINK_ROUTE).map_err(|e| map_err(e, ctx, None))?;
+        link.join_group(libc::RTNLGRP_LINK).map_err(|e| map_err(e, ctx, None))?;
+        let names = super::links::list()
+            .map_err(|e| map_err(e, ctx, None))?
+            .into_iter()
+            .map(|l| (l.index, l.name))
+            .collect();
+        Ok(RenameWatch { link, names })
+    }
+
+    /// Waits up to `timeout` for link notifications and returns the renames among them
+    /// (oldest first; empty on timeout). Lost notifications (an overrun) list the
+    /// interfaces again and report the names that differ.
+    ///
+    /// # Errors
+    /// [`FirewallError::Io`] when the socket fails; a timeout is no error.
+    pub fn wait(&mut self, timeout: Duration) -> Result<Vec<Renamed>, FirewallError> {
+        let mut fds = [libc::pollfd {
+            fd: self.link.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: fds is a valid array of one pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if rc <= 0 {
+            return Ok(Vec::new());
+        }
+        let ctx = "reading link notifications";
+        let mut out = Vec::new();
+        for (ty, payload) in self.link.drain().map_err(|e| map_err(e, ctx, None))? {
+            if ty == 0 {
+                // Overrun: read the whole list again.
+                let links = super::links::list().map_err(|e| map_err(e, ctx, None))?;
+                for l in links {
+                    follow(&mut self.names, l.index, l.name, &mut out);
+                }
+                continue;
+            }
+            let Ok(link) = super::links::parse(&payload) else {
+                continue;
+            };
+            if ty == libc::RTM_DELLINK {
+                self.names.remove(&link.index);
+            } else if ty == libc::RTM_NEWLINK {
+                follow(&mut self.names, link.index, link.name, &mut out);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Records `name` as interface `ifindex`'s in `names`, adding a [`Renamed`] to `out` when
+/// it had another name before (a device seen for the first time is no rename).
+fn follow(names: &mut BTreeMap<u32, String>, ifindex: u32, name: String, out: &mut Vec<Renamed>) {
+    if name.is_empty() {
+        return;
+    }
+    if let Some(from) = names.insert(ifindex, name.clone()) {
+        if from != name {
+            out.push(Renamed {
+                ifindex,
+                from,
+                to: name,
+            });
+        }
+    }
+}
+
 /// Two netlink sockets subscribed to the change notifications of the namespace of the
 /// thread that opened them.
 pub struct ChangeWatch {
@@ -264,6 +363,35 @@ mod tests {
             &with_family(NFPROTO_NETDEV)
         ));
         assert!(!foreign_hook_change(sub | NFT_MSG_NEWCHAIN, &with_family(NFPROTO_IPV4)));
+    }
+
+    /// trial31 HIGH-F: a rename is a known index under a new name; a new device, the same
+    /// name again (an up/down), or a nameless message is none.
+    #[test]
+    fn a_rename_is_a_known_index_under_a_new_name() {
+        let mut names = BTreeMap::from([(2, "eth0".to_string())]);
+        let mut out = Vec::new();
+        follow(&mut names, 2, "eth0".into(), &mut out);
+        follow(&mut names, 7, "mv0".into(), &mut out);
+        follow(&mut names, 2, String::new(), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        follow(&mut names, 2, "up0".into(), &mut out);
+        follow(&mut names, 2, "eth0".into(), &mut out);
+        assert_eq!(
+            out,
+            [
+                Renamed {
+                    ifindex: 2,
+                    from: "eth0".into(),
+                    to: "up0".into()
+                },
+                Renamed {
+                    ifindex: 2,
+                    from: "up0".into(),
+                    to: "eth0".into()
+                }
+            ]
+        );
     }
 
     #[test]

@@ -271,10 +271,23 @@ impl Netlink {
 /// renamed to a name the hooks (`hooked`: hooked names present here) do not carry, and
 /// one gone from this namespace while a device of its name is here (a name not here at
 /// all is already `departed`, named by the hooks).
-fn lost_devices(recorded: &[DeviceId], links: &[links::Link], hooked: &[String], departed: &[String]) -> Vec<String> {
+///
+/// Returns (lost, renamed): a device renamed whose new name the hooks carry (a watcher
+/// hooked it) is [`Coverage::renamed`], not lost (trial31 HIGH-F).
+fn lost_devices(
+    recorded: &[DeviceId],
+    links: &[links::Link],
+    hooked: &[String],
+    departed: &[String],
+) -> (Vec<String>, Vec<String>) {
     let mut lost = Vec::new();
+    let mut renamed = Vec::new();
     for r in recorded {
         match links.iter().find(|l| l.index == r.ifindex) {
+            Some(l) if hooked.contains(&l.name) && l.name != r.name => renamed.push(format!(
+                "{} (ifindex {}) is now named {} (hooked under that name)",
+                r.name, r.ifindex, l.name
+            )),
             Some(l) if hooked.contains(&l.name) => {}
             Some(l) => lost.push(format!(
                 "{} (ifindex {}) is now named {}, which Cordon's hooks do not name (they stay on a name, not on the device)",
@@ -294,7 +307,7 @@ fn lost_devices(recorded: &[DeviceId], links: &[links::Link], hooked: &[String],
             }
         }
     }
-    lost
+    (lost, renamed)
 }
 
 /// Names of the [`Inspection::parts`] of the netlink listing.
@@ -579,6 +592,25 @@ impl Firewall for Netlink {
         self.own_tables()
     }
 
+    fn hook_now(&self, names: &[String]) -> Result<bool, FirewallError> {
+        if names.is_empty() || !self.netdev.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let mut hooks = vec![consts::NF_NETDEV_INGRESS];
+        if self.egress.load(Ordering::Relaxed) {
+            // Egress first: what leaves the machine is what a renamed uplink leaks.
+            hooks.insert(0, consts::NF_NETDEV_EGRESS);
+        }
+        for hook in hooks {
+            let batch = encode::hook_devices_batch(&self.table, names, hook, imp::next_seq(4), true);
+            imp::with(&self.conn, |c| {
+                imp::send_batch(c, &batch, "hooking a renamed interface")
+            })
+            .map_err(|e| self.explain_owned(e))?;
+        }
+        Ok(true)
+    }
+
     fn coverage_against(&self, recorded: &[DeviceId]) -> Result<Coverage, FirewallError> {
         let links = links::list().map_err(|e| imp::map_err(e, "listing network interfaces", None))?;
         let want = links::enforced(&links);
@@ -630,7 +662,7 @@ impl Firewall for Netlink {
                 ifindex: l.index,
             })
             .collect();
-        cov.lost = lost_devices(recorded, &links, &devices, &cov.departed);
+        (cov.lost, cov.renamed) = lost_devices(recorded, &links, &devices, &cov.departed);
         let foreign = imp::with(&self.conn, |c| imp::foreign_chains(c, &self.table, &devices))?;
         // A foreign chain on a hook, or a hooked device gone to another namespace, undoes
         // that layer's claim (status says which).
@@ -1163,17 +1195,23 @@ mod tests {
         };
         let hooked = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         // Still here under its name and hooked: nothing lost.
-        assert!(lost_devices(std::slice::from_ref(&eth0), &[link(2, "eth0")], &hooked(&["eth0"]), &[]).is_empty());
-        // Renamed and hooked under the new name (a watcher re-covered it): nothing lost.
-        assert!(lost_devices(
+        let (lost, renamed) = lost_devices(std::slice::from_ref(&eth0), &[link(2, "eth0")], &hooked(&["eth0"]), &[]);
+        assert!(lost.is_empty() && renamed.is_empty());
+        // Renamed and hooked under the new name (a watcher re-covered it): nothing lost,
+        // but the rename is said (tampering; trial31 HIGH-F: it read as isolated).
+        let (lost, renamed) = lost_devices(
             std::slice::from_ref(&eth0),
             &[link(2, "uplink0")],
             &hooked(&["uplink0"]),
-            &[]
-        )
-        .is_empty());
+            &[],
+        );
+        assert!(lost.is_empty(), "{lost:?}");
+        assert_eq!(
+            renamed,
+            ["eth0 (ifindex 2) is now named uplink0 (hooked under that name)"]
+        );
         // Renamed, the hooks stay on `eth0` (now another device's name).
-        let lost = lost_devices(
+        let (lost, _) = lost_devices(
             std::slice::from_ref(&eth0),
             &[link(2, "uplink0"), link(5, "eth0")],
             &hooked(&["eth0"]),
@@ -1182,11 +1220,11 @@ mod tests {
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].contains("now named uplink0"), "{lost:?}");
         // Gone, and a look-alike took the name.
-        let lost = lost_devices(std::slice::from_ref(&eth0), &[link(5, "eth0")], &hooked(&["eth0"]), &[]);
+        let (lost, _) = lost_devices(std::slice::from_ref(&eth0), &[link(5, "eth0")], &hooked(&["eth0"]), &[]);
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].contains("is another one"), "{lost:?}");
         // Gone with its name: already departed (named by the hooks), not said twice.
-        assert!(lost_devices(&[eth0], &[], &[], &["eth0".to_string()]).is_empty());
+        assert_eq!(lost_devices(&[eth0], &[], &[], &["eth0".to_string()]), (vec![], vec![]));
     }
 
     fn kernel(errno: i32) -> NlError {

@@ -54,7 +54,8 @@
 //!   same 576-byte minimum). Broadcast requests only to the Ethernet broadcast address
 //!   (`ff:ff:ff:ff:ff:ff`); unicast ones go to a known server's address (through whichever
 //!   MAC the route says) within the same size.
-//! * DHCPv6 to `ff02::1:2` only to the matching Ethernet multicast (`33:33:…`).
+//! * DHCPv6 requests: at most [`DHCP6_FRAME_MAX`] bytes, to `ff02::1:2` only to the
+//!   matching Ethernet multicast (`33:33:…`).
 //! * Neighbour discovery: at most [`ND_FRAME_MAX`] bytes (a neighbour solicitation with
 //!   its link-layer address and nonce options is 94); to link-scope multicast only with
 //!   an Ethernet multicast destination (`33:33:…`, RFC 2464 §7); to a link-local unicast
@@ -108,6 +109,15 @@ pub const ARP_FRAME_MAX: u32 = 42;
 /// 14-byte Ethernet header and a 576-byte IP datagram (RFC 2131 §2; see the module
 /// comment for the clients that keep to it).
 pub const DHCP4_FRAME_MAX: u32 = 14 + 576;
+
+/// Longest DHCPv6 request frame the host may send, in bytes on the egress hook: the same
+/// 590 as DHCPv4 (the 14-byte Ethernet header, the 40-byte IPv6 and 8-byte UDP headers
+/// and 528 bytes of DHCPv6 message). RFC 8415 sets no size, but a client's messages are a
+/// few client/server ids, IA options and an option request list: ISC dhclient's Solicit
+/// is about 100 bytes (checked by a lab test), systemd-networkd's and dhcpcd's a few
+/// hundred at most. Before, a DHCPv6 "request" to `ff02::1:2` could carry 1400 bytes of
+/// anything to every neighbour (trial31 MED-C).
+pub const DHCP6_FRAME_MAX: u32 = 14 + 576;
 
 /// Longest neighbour-discovery frame the host may send, in bytes on the egress hook:
 /// room for the 94 bytes of a neighbour solicitation with source link-layer address and
@@ -260,7 +270,8 @@ pub const ND_DESTINATIONS: [&str; 2] = ["fe80::/10", "ff02::/16"];
 /// address and each known server, v6 to `ff02::1:2` and each known server), and, for what
 /// only this layer sees (the Ethernet header, the frame's size): v4 broadcast only to the
 /// Ethernet broadcast address, every v4 request at most [`DHCP4_FRAME_MAX`] bytes, v6
-/// multicast only to an Ethernet multicast address.
+/// multicast only to an Ethernet multicast address, every v6 request at most
+/// [`DHCP6_FRAME_MAX`] bytes.
 fn dhcp_out(o: &mut String, policy: &Policy) {
     use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS};
     let (c4, s4) = DHCP4_PORTS;
@@ -275,12 +286,13 @@ fn dhcp_out(o: &mut String, policy: &Policy) {
         let _ = writeln!(o, "\t\t{head4} ip daddr {to} {cap} accept");
     }
     let head6 = format!("meta protocol ip6 udp sport {c6} udp dport {s6}");
+    let cap6 = format!("meta length <= {DHCP6_FRAME_MAX}");
     let _ = writeln!(
         o,
-        "\t\t{head6} ip6 daddr {DHCP6_MULTICAST} {ETHER_IP6_MULTICAST} accept"
+        "\t\t{head6} ip6 daddr {DHCP6_MULTICAST} {ETHER_IP6_MULTICAST} {cap6} accept"
     );
     for to in policy.dhcp_servers_of(Family::V6) {
-        let _ = writeln!(o, "\t\t{head6} ip6 daddr {to} accept");
+        let _ = writeln!(o, "\t\t{head6} ip6 daddr {to} {cap6} accept");
     }
 }
 
@@ -358,8 +370,8 @@ mod tests {
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr 2001:db8:c0::67 accept",
                 "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 @ll,0,48 0xffffffffffff meta length <= 590 accept",
                 "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 192.0.2.67 meta length <= 590 accept",
-                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr ff02::1:2 @ll,0,16 0x3333 accept",
-                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr 2001:db8:c0::67 accept",
+                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr ff02::1:2 @ll,0,16 0x3333 meta length <= 590 accept",
+                "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr 2001:db8:c0::67 meta length <= 590 accept",
             ],
             "{text}"
         );

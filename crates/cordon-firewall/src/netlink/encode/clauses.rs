@@ -11,7 +11,7 @@
 //! their chains.
 
 use cordon_policy::model::Family;
-use cordon_policy::render::netdev::DHCP4_FRAME_MAX;
+use cordon_policy::render::netdev::{DHCP4_FRAME_MAX, DHCP6_FRAME_MAX};
 use cordon_policy::render::nft::{SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
 use cordon_policy::render::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, LINK_LOCAL6};
 use cordon_policy::Policy;
@@ -190,8 +190,8 @@ pub(super) fn dhcp_rules(layer: Layer, policy: &Policy, dir: Dir) -> Vec<Rule> {
                     r.extend(peer_is(l3, dir, &to));
                     if layer == Layer::Device {
                         // trial27 MED-1 (`cordon_policy::render::netdev`): broadcast and
-                        // multicast only to the matching Ethernet address, DHCPv4 at most
-                        // a 576-byte datagram.
+                        // multicast only to the matching Ethernet address, each request at
+                        // most a 576-byte datagram.
                         match (family, i) {
                             (Family::V4, 0) => r.extend([payload(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp_eq(vec![0xff; 6])]),
                             (Family::V6, 0) => {
@@ -199,9 +199,11 @@ pub(super) fn dhcp_rules(layer: Layer, policy: &Policy, dir: Dir) -> Vec<Rule> {
                             }
                             _ => {}
                         }
-                        if family == Family::V4 {
-                            r.extend(length_at_most(DHCP4_FRAME_MAX));
-                        }
+                        r.extend(length_at_most(match family {
+                            Family::V4 => DHCP4_FRAME_MAX,
+                            // trial31 MED-C: DHCPv6 had no cap.
+                            Family::V6 => DHCP6_FRAME_MAX,
+                        }));
                     }
                     r.push(accept());
                     rules.push(r);

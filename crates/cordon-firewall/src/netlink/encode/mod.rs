@@ -151,6 +151,27 @@ pub fn remove_all_batch(
     b.finish()
 }
 
+/// Adds `devices` to the hooks of our existing device-layer base chain on `hook`
+/// (`NF_NETDEV_INGRESS`: chain `ingress`, `NF_NETDEV_EGRESS`: `egress`): one
+/// `NFT_MSG_NEWCHAIN` naming only the new devices, which the kernel takes as an update
+/// (`nf_tables_updchain` hooks the new names and leaves the chain's rules and other hooks
+/// as they are). No table is rebuilt, so it is one small transaction (trial31 HIGH-F: a
+/// covered interface renamed away from its hooks is hooked under its new name at once).
+/// One hook per transaction: the kernel refuses (EEXIST) a transaction that adds the
+/// same device name to two chains of a table. Fails (ENOENT) without our table.
+pub fn hook_devices_batch(table: &TableName, devices: &[String], hook: u32, seq: u32, ack: bool) -> EncodedBatch {
+    use cordon_policy::render::netdev::{CHAIN_EGRESS, CHAIN_INGRESS, DEVICE_PRIORITY};
+    let chain = if hook == super::consts::NF_NETDEV_EGRESS {
+        CHAIN_EGRESS
+    } else {
+        CHAIN_INGRESS
+    };
+    let mut b = Batch::new(seq, ack);
+    b.family(NFPROTO_NETDEV_FAMILY);
+    b.add_chain_devices(table.as_str(), chain, hook, DEVICE_PRIORITY, devices);
+    b.finish()
+}
+
 const NFPROTO_NETDEV_FAMILY: u8 = super::consts::NFPROTO_NETDEV;
 
 #[cfg(test)]

@@ -160,7 +160,18 @@ impl Batch {
     /// A netdev-family filter base chain with policy drop on `hook` (`NF_NETDEV_INGRESS` or
     /// `NF_NETDEV_EGRESS`) of every device in `devices` (`NFTA_HOOK_DEVS`, kernel ≥ 5.5).
     pub fn new_device_chain(&mut self, table: &str, chain: &str, hook: u32, priority: i32, devices: &[String]) {
-        let m = self.begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+        self.device_chain_msg(table, chain, hook, priority, devices, NLM_F_CREATE);
+    }
+
+    /// Adds `devices` to the hooks of the existing netdev base chain `chain` (an update:
+    /// `NFT_MSG_NEWCHAIN` without `NLM_F_CREATE`, as `nft add chain` sends it for a chain
+    /// that exists; the kernel hooks the names not hooked yet).
+    pub fn add_chain_devices(&mut self, table: &str, chain: &str, hook: u32, priority: i32, devices: &[String]) {
+        self.device_chain_msg(table, chain, hook, priority, devices, 0);
+    }
+
+    fn device_chain_msg(&mut self, table: &str, chain: &str, hook: u32, priority: i32, devices: &[String], flags: u16) {
+        let m = self.begin(NFT_MSG_NEWCHAIN, flags);
         put_str(&mut self.buf, NFTA_CHAIN_TABLE, table);
         put_str(&mut self.buf, NFTA_CHAIN_NAME, chain);
         put_str(&mut self.buf, NFTA_CHAIN_TYPE, "filter");
