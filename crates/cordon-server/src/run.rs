@@ -42,9 +42,11 @@ pub enum RunError {
         /// The last audit record's id.
         last: i64,
     },
-    /// A signed audit checkpoint could not be written (an offline command's).
-    #[error("cannot write the audit checkpoint: {0}")]
-    Audit(String),
+    /// A signed audit checkpoint could not be written (an offline command's); the
+    /// cause, not an HTTP answer (review13 MED-2: it printed "internal (500): internal
+    /// error; the server log has the cause" to a CLI user).
+    #[error("cannot write the audit checkpoint")]
+    Audit(#[source] cordon_server_core::service::ServiceError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -144,7 +146,7 @@ pub async fn create_enroll_token(
     state.audit_anchor = Some(anchor);
     audit::start_checkpoint(&state, status.start_facts(lock.sole()))
         .await
-        .map_err(|e| RunError::Audit(e.to_string()))?;
+        .map_err(RunError::Audit)?;
     let created = tokens::create_enroll_offline(&state, "cordon server token create", labels, ttl_secs).await;
     let closed = audit::shutdown_checkpoint(&state).await;
     if let Ok(Some((_, record))) = &closed {
@@ -152,7 +154,7 @@ pub async fn create_enroll_token(
     }
     drop(lock);
     let created = created?;
-    closed.map_err(|e| RunError::Audit(e.to_string()))?;
+    closed.map_err(RunError::Audit)?;
     Ok(created)
 }
 
@@ -291,7 +293,9 @@ impl Running {
         match audit::shutdown_checkpoint(&state).await {
             Ok(Some((_, record))) => deliver_shutdown_checkpoint(&state, record).await,
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot write the shutdown audit checkpoint"),
+            Err(e) => {
+                tracing::warn!(error = %cordon_server_core::error::chain(&e), "cannot write the shutdown audit checkpoint")
+            }
         }
         drop(self);
     }
@@ -385,7 +389,7 @@ pub fn spawn_audit_retention(state: AppState, max_age: Duration, dir: PathBuf) -
         loop {
             tick.tick().await;
             if let Err(e) = cordon_server_core::service::audit::retain(&state, age_ms, &dir).await {
-                tracing::warn!(error = %e, "audit retention failed; nothing was deleted");
+                tracing::warn!(error = %cordon_server_core::error::chain(&e), "audit retention failed; nothing was deleted");
             }
         }
     })
@@ -429,9 +433,9 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         Ok(_) => {}
         // The log cannot be written (trial28 MED-3/MED-4): the server serves reads and
         // verification, and refuses every change until the log is repaired.
-        Err(e) if e.error == "audit_tampered" => tracing::error!(reason = %e.detail,
+        Err(e) if e.is_audit_tampered() => tracing::error!(reason = %cordon_server_core::error::chain(&e),
             "audit log TAMPERED: the start checkpoint cannot be written; this server serves reads and `cordon audit verify`, but refuses every change (503 audit_tampered) until the audit log is repaired (docs/server.md, \"Recovering the audit chain head\")"),
-        Err(e) => tracing::error!(error = %e,
+        Err(e) => tracing::error!(error = %cordon_server_core::error::chain(&e),
             "cannot write the start audit checkpoint: this start is not vouched for in the audit log"),
     }
     // Verify the whole chain once, in the background: listings then say when it was
@@ -452,7 +456,7 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
                     _ = stop.wait_for(|v| *v) => return,
                 }
                 if let Err(e) = audit::checkpoint(&state, audit::occasion::INTERVAL).await {
-                    tracing::warn!(error = %e, "cannot write an audit checkpoint");
+                    tracing::warn!(error = %cordon_server_core::error::chain(&e), "cannot write an audit checkpoint");
                 }
             }
         })

@@ -1786,7 +1786,9 @@ async fn audit_chain_deleted_head_row_is_named_by_verification_and_refuses_write
     let e = cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
         .await
         .unwrap_err();
-    assert_eq!(e.error, "audit_tampered", "{e}");
+    // Typed since issue 13 MED-2 (a ServiceError, an ApiError at the HTTP edge).
+    assert!(e.is_audit_tampered(), "{e:?}");
+    assert_eq!(cordon_server_core::ApiError::from(e).error, "audit_tampered");
 }
 
 /// trial28 MED-2 and LOW-8: `server init` on a database a deployment uses refused with a

@@ -553,7 +553,8 @@ async fn audit_cuts_retention_refuses_over_a_chain_that_does_not_verify() {
     let dir = runs.dir.path().join("archive");
     let out = cordon_server_core::service::audit::retain(&server.state, 0, &dir).await;
     let e = out.expect_err("retention over a tampered log must be refused");
-    let text = format!("{e:?}");
+    // Typed since issue 13 MED-2: the answer at the HTTP edge.
+    let text = format!("{:?}", cordon_server_core::ApiError::from(e));
     assert!(text.contains("chain_tampered"), "{text}");
     assert!(text.contains(&format!("record {edited}")), "{text}");
     let after = ids(&store).await;

@@ -254,3 +254,28 @@ fn server_run_refuses_an_archive_dir_that_is_a_file() {
     );
     assert!(!data.exists(), "nothing was made");
 }
+
+/// Issue 13 MED-2 (review13): an offline `server token create` whose audit checkpoint
+/// cannot be written printed `cannot write the audit checkpoint: internal (500): internal
+/// error; the server log has the cause` — an HTTP status and a "server log" to a CLI user
+/// who has no server running. It prints the cause (the anchor file and the OS error).
+#[test]
+#[cfg(feature = "server")]
+fn offline_token_create_says_why_the_checkpoint_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().to_string();
+    let (code, err) = cordon(&["server", "init", "--data", &data, "--ip", "127.0.0.1"], &[]);
+    assert_eq!(code, 0, "{err}");
+    // The anchor's name taken by a directory: the rename over it fails.
+    let anchor = dir.path().join("audit-anchor.json");
+    let _ = std::fs::remove_file(&anchor);
+    std::fs::create_dir_all(anchor.join("in-the-way")).unwrap();
+    let (code, err) = cordon(&["server", "token", "create", "--data", &data], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot write the audit checkpoint: cannot write the audit anchor ")
+            && err.contains("audit-anchor.json: "),
+        "{err}"
+    );
+    assert!(!err.contains("(500)") && !err.contains("server log"), "{err}");
+}

@@ -6,7 +6,7 @@
 use cordon_proto::audit_chain::{ChainReport, Checkpoint, ExportTrailer, SignedCheckpoint};
 use cordon_proto::{AuditRecord, Role};
 
-use super::Caller;
+use super::{Caller, ServiceError};
 use crate::store::{AuditFilter, AuditOrder, Store, MAX_PAGE};
 use crate::{ApiError, AppState};
 
@@ -303,7 +303,11 @@ impl Export {
                 out.push_str(body.split_once('\n').map_or("", |(_, rows)| rows));
             } else {
                 for r in &records {
-                    out.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?);
+                    let line = serde_json::to_string(r).map_err(|source| ServiceError::Encode {
+                        what: "an audit record",
+                        source,
+                    })?;
+                    out.push_str(&line);
                     out.push('\n');
                 }
             }
@@ -325,11 +329,15 @@ impl Export {
                         foreign,
                         ..Default::default()
                     })
-                    .map_err(|e| {
-                        ApiError::internal(format!("cannot sign the export trailer: {}", crate::error::chain(&e)))
+                    .map_err(|source| ServiceError::Sign {
+                        what: "the export trailer",
+                        source,
                     })?;
-                let line = serde_json::to_string(&ExportTrailer { checkpoint })
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let line =
+                    serde_json::to_string(&ExportTrailer { checkpoint }).map_err(|source| ServiceError::Encode {
+                        what: "the export trailer",
+                        source,
+                    })?;
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -464,14 +472,16 @@ pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
 /// over the old one, synced); nothing without one.
 ///
 /// # Errors
-/// 500 naming the file when it cannot be written (the cause is logged).
-pub fn save_anchor(st: &AppState) -> Result<(), ApiError> {
-    write_anchor(st).map_err(ApiError::internal)
+/// [`ServiceError::Io`] `cannot write the audit anchor PATH` with the OS error as its
+/// source (503 `storage_full` at the HTTP edge for a full disk, else 500);
+/// [`ServiceError::Encode`].
+pub fn save_anchor(st: &AppState) -> Result<(), ServiceError> {
+    write_anchor(st)
 }
 
-/// [`save_anchor`], failing with the cause itself: `cannot write the audit anchor PATH:
-/// OS ERROR` (the background look at the head logs it as a warning, every time).
-fn write_anchor(st: &AppState) -> Result<(), String> {
+/// [`save_anchor`] (the background look at the head logs its failure as a warning, every
+/// time).
+fn write_anchor(st: &AppState) -> Result<(), ServiceError> {
     use std::io::Write;
     let Some(path) = &st.audit_anchor else {
         return Ok(());
@@ -482,8 +492,11 @@ fn write_anchor(st: &AppState) -> Result<(), String> {
         writer: Some(st.store.writer_id().to_string()),
         foreign: st.store.foreign_ids(),
     };
-    let io = |e: std::io::Error| format!("cannot write the audit anchor {}: {e}", path.display());
-    let text = serde_json::to_string(&a).map_err(|e| format!("cannot encode the audit anchor: {e}"))?;
+    let io = |e: std::io::Error| ServiceError::io(format!("write the audit anchor {}", path.display()), e);
+    let text = serde_json::to_string(&a).map_err(|source| ServiceError::Encode {
+        what: "the audit anchor",
+        source,
+    })?;
     // Replicas sharing a data directory write it too: each its own temporary file.
     let tmp = path.with_extension(format!("{}.{}.partial", std::process::id(), crate::timefmt::now_ms()));
     let written = create_private(&tmp).and_then(|mut f| {
@@ -532,8 +545,9 @@ pub mod occasion {
 /// `shutdown` always write one. Without a CA key the head is only logged, unsigned.
 ///
 /// # Errors
-/// Internal errors (database, signing, the anchor file).
-pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ApiError> {
+/// [`ServiceError`]: the store's (the audit log found tampered is
+/// [`ServiceError::is_audit_tampered`]), signing, the anchor file.
+pub async fn checkpoint(st: &AppState, occasion: &str) -> Result<Option<SignedCheckpoint>, ServiceError> {
     match occasion {
         occasion::START => start_checkpoint(st, crate::store::StartFacts::default()).await,
         _ => Ok(write_checkpoint(st, occasion, None).await?.map(|(cp, _)| cp)),
@@ -594,7 +608,7 @@ pub async fn watch_head(st: &AppState, w: &mut HeadWatch) {
     if seen != w.saved {
         match write_anchor(st) {
             Ok(()) => w.saved = seen,
-            Err(e) => tracing::warn!(error = %e, "cannot keep the audit anchor"),
+            Err(e) => tracing::warn!(error = %crate::error::chain(&e), "cannot keep the audit anchor"),
         }
     }
 }
@@ -605,7 +619,7 @@ pub async fn watch_head(st: &AppState, w: &mut HeadWatch) {
 ///
 /// # Errors
 /// As [`checkpoint`].
-pub async fn shutdown_checkpoint(st: &AppState) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
+pub async fn shutdown_checkpoint(st: &AppState) -> Result<Option<(SignedCheckpoint, i64)>, ServiceError> {
     write_checkpoint(st, occasion::SHUTDOWN, None).await
 }
 
@@ -619,7 +633,7 @@ pub async fn shutdown_checkpoint(st: &AppState) -> Result<Option<(SignedCheckpoi
 pub async fn start_checkpoint(
     st: &AppState,
     facts: crate::store::StartFacts,
-) -> Result<Option<SignedCheckpoint>, ApiError> {
+) -> Result<Option<SignedCheckpoint>, ServiceError> {
     Ok(write_checkpoint(st, occasion::START, Some(facts))
         .await?
         .map(|(cp, _)| cp))
@@ -629,7 +643,7 @@ async fn write_checkpoint(
     st: &AppState,
     occasion: &str,
     start: Option<crate::store::StartFacts>,
-) -> Result<Option<(SignedCheckpoint, i64)>, ApiError> {
+) -> Result<Option<(SignedCheckpoint, i64)>, ServiceError> {
     let Some(ca) = st.ca.clone() else {
         st.store.log_audit_checkpoint().await?;
         return Ok(None);
@@ -647,7 +661,10 @@ async fn write_checkpoint(
     let Some((cp, own)) = out else {
         return Ok(None);
     };
-    let signed = serde_json::to_string(&cp).map_err(|e| ApiError::internal(e.to_string()))?;
+    let signed = serde_json::to_string(&cp).map_err(|source| ServiceError::Encode {
+        what: "the signed checkpoint",
+        source,
+    })?;
     tracing::info!(checkpoint = %format!("{}:{}", cp.last_id, cp.hash), record = own.last_id, %signed, "audit checkpoint");
     save_anchor(st)?;
     Ok(Some((cp, own.last_id)))
@@ -677,14 +694,15 @@ pub struct Retained {
 /// once).
 ///
 /// # Errors
-/// 409 `chain_tampered` when the log does not verify; 500 without a CA key (the cut
-/// must be signed) or when the archive cannot be written (then nothing is deleted).
-pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Result<Option<Retained>, ApiError> {
+/// [`ServiceError::ChainTampered`] (409 `chain_tampered`) when the log does not verify;
+/// [`ServiceError::Unconfigured`] without a CA key (the cut must be signed);
+/// [`ServiceError::Io`] when the archive cannot be written (then nothing is deleted; a
+/// full disk is 503 `storage_full` at the HTTP edge); the store's and signing errors.
+pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Result<Option<Retained>, ServiceError> {
     use std::io::Write;
-    let ca = st
-        .ca
-        .clone()
-        .ok_or_else(|| ApiError::internal("audit retention needs the CA key to sign the cut"))?;
+    let ca = st.ca.clone().ok_or(ServiceError::Unconfigured(
+        "audit retention needs the CA key to sign the cut",
+    ))?;
     // Old is older than `max_age_ms` when retention starts (what it writes itself is not).
     let before = crate::timefmt::now_ms() - max_age_ms;
     // Never over a log that does not verify (trial14 MED-3: retention archived and
@@ -707,8 +725,8 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.partial"));
     let io =
-        |what: &str, e: std::io::Error| ApiError::internal(format!("audit archive {what} in {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io("directory", e))?;
+        |what: &str, e: std::io::Error| ServiceError::io(format!("{what} the audit archive in {}", dir.display()), e);
+    std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
     let file = create_private(&tmp).map_err(|e| io("create", e))?;
     let mut out = std::io::BufWriter::new(file);
     let records = st.store.archive_audit(cut, &mut out).await?;
@@ -725,14 +743,16 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
                     occasion: Some(cordon_proto::audit_chain::ARCHIVE_OCCASION.into()),
                     ..Default::default()
                 })
-                .map_err(|e| {
-                    ApiError::internal(format!(
-                        "cannot sign the archive's trailer: {}",
-                        crate::error::chain(&e)
-                    ))
+                .map_err(|source| ServiceError::Sign {
+                    what: "the archive's trailer",
+                    source,
                 })?;
-            let line = serde_json::to_string(&ExportTrailer { checkpoint: trailer })
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let line = serde_json::to_string(&ExportTrailer { checkpoint: trailer }).map_err(|source| {
+                ServiceError::Encode {
+                    what: "the archive's trailer",
+                    source,
+                }
+            })?;
             writeln!(out, "{line}").map_err(|e| io("write", e))?;
             Some(cp)
         }
@@ -786,8 +806,9 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
 
 /// Retention refused over a log that does not verify: logged as an error, recorded once
 /// per reason in the log (`audit_retention_refused`, see
-/// [`Store::note_retention_refused`]), and returned as 409 `chain_tampered`.
-async fn retention_refused(st: &AppState, record: Option<i64>, why: &str) -> ApiError {
+/// [`Store::note_retention_refused`]), and returned as [`ServiceError::ChainTampered`]
+/// (409 `chain_tampered`).
+async fn retention_refused(st: &AppState, record: Option<i64>, why: &str) -> ServiceError {
     let text = format!(
         "audit retention refused: the audit log does not verify ({}{why}); nothing was archived or deleted; \
          run `cordon audit verify`",
@@ -797,20 +818,23 @@ async fn retention_refused(st: &AppState, record: Option<i64>, why: &str) -> Api
     if let Err(e) = st.store.note_retention_refused(&text).await {
         tracing::warn!(error = %e, "cannot record the refused audit retention");
     }
-    ApiError::new(axum::http::StatusCode::CONFLICT, "chain_tampered", text)
+    ServiceError::ChainTampered(text)
 }
 
 /// The retention cut at record `cut` (hash `hash`), signed for
 /// [`cordon_proto::audit_chain::RETENTION_CUT_OCCASION`]: only a cut signed for it vouches
 /// for records missing before the log's first record (trial14 HIGH-1/HIGH-2).
-fn sign_cut(ca: &crate::pki::Ca, cut: i64, hash: &str) -> Result<SignedCheckpoint, ApiError> {
+fn sign_cut(ca: &crate::pki::Ca, cut: i64, hash: &str) -> Result<SignedCheckpoint, ServiceError> {
     ca.sign(SignedCheckpoint {
         last_id: cut,
         hash: hash.to_string(),
         occasion: Some(cordon_proto::audit_chain::RETENTION_CUT_OCCASION.into()),
         ..Default::default()
     })
-    .map_err(|e| ApiError::internal(format!("cannot sign the retention cut: {}", crate::error::chain(&e))))
+    .map_err(|source| ServiceError::Sign {
+        what: "the retention cut",
+        source,
+    })
 }
 
 /// Ties the database of `store` to the deployment of `ca` before a server or an offline
@@ -870,7 +894,9 @@ mod tests {
         std::fs::create_dir_all(anchor.join("in-the-way")).unwrap();
         st.audit_anchor = Some(anchor.clone());
         let e = save_anchor(&st).expect_err("the anchor's name is a directory");
-        assert_eq!(e.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        // Typed (issue 13 MED-2): the OS error is the cause; 500 at the HTTP edge.
+        assert!(matches!(e, ServiceError::Io { .. }), "{e:?}");
+        assert_eq!(ApiError::from(e).status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -8,10 +8,14 @@
 //! validate the input (nothing is written when that fails), then call the store. Errors
 //! are [`crate::ApiError`]s: a status, a stable code and a message fit for the
 //! caller; internal failures are logged and reach callers only as a generic message.
+//! The audit writers (checkpoints, the anchor file, retention) and offline commands fail
+//! with the typed [`ServiceError`], which keeps its cause and becomes an `ApiError` only
+//! at the HTTP edge.
 
 pub mod agent;
 pub mod audit;
 pub mod enroll;
+pub mod error;
 pub mod host_views;
 pub mod hosts;
 pub mod sessions;
@@ -22,6 +26,7 @@ use cordon_proto::Role;
 
 pub use crate::store::Caller;
 use crate::ApiError;
+pub use error::ServiceError;
 
 impl Caller {
     /// Fails with 403 unless this caller's role includes `role`.
