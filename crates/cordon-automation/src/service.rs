@@ -5,7 +5,7 @@
 
 use cordon_proto::automation::{
     Approval, ApprovalStatus, DecisionRequest, DecisionResult, Delivery, DeliveryStatus, EventIn, EventRecord,
-    EventStatus, OutcomeKind, RuleOutcome, RuleRecord, RuleSpec, Settings, SettingsPatch, Target, TargetSpec,
+    EventStatus, OutcomeKind, RuleMode, RuleOutcome, RuleRecord, RuleSpec, Settings, SettingsPatch, Target, TargetSpec,
 };
 use cordon_proto::Role;
 use cordon_server_core::service::Caller;
@@ -321,7 +321,7 @@ pub fn rule_change(a: &Approval, rule: Option<&RuleRecord>) -> Option<String> {
         None => Some(format!("rule {} was deleted since the event; {keep}", a.rule)),
         Some(r) if r.updated_at > a.created_at => {
             let mut now = vec![format!("mode {}", r.spec.mode)];
-            if r.spec.mode == "notify_only" {
+            if r.spec.mode == RuleMode::NotifyOnly {
                 now.push("a dry run that quarantines nothing".into());
             }
             if !r.active {

@@ -5,7 +5,7 @@ use cordon_policy::AllowSpec;
 use cordon_proto::{MAX_MESSAGE_CHARS, QUARANTINE_LABEL};
 
 use cordon_proto::automation::{
-    NotifyKind, RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS,
+    NotifyKind, RuleMode, RuleSpec, Settings, SettingsPatch, TargetSpec, NOTIFY_KINDS, OPT_IN_NOTIFY_KINDS,
 };
 use cordon_server_core::timefmt::Span;
 
@@ -91,10 +91,10 @@ pub fn rule(spec: &RuleSpec) -> Result<Rule, String> {
         cordon_proto::check_expiry_secs(&format!("expires_after {}", given.trim()), secs)?;
     }
     let cooldown_secs = span("cooldown", spec.cooldown.as_deref())?;
-    let notify_only = match spec.mode.as_str() {
-        "enforce" => false,
-        "notify_only" => true,
-        other => return Err(format!("mode {other:?} must be \"enforce\" or \"notify_only\"")),
+    let notify_only = match &spec.mode {
+        RuleMode::Enforce => false,
+        RuleMode::NotifyOnly => true,
+        RuleMode::Other(other) => return Err(format!("mode {other:?} must be \"enforce\" or \"notify_only\"")),
     };
     Ok(Rule {
         name,
@@ -222,7 +222,7 @@ mod tests {
             allow: vec!["tcp://192.0.2.7:1514".into()],
             message: Some("isolated".into()),
             expires_after: Some("4h".into()),
-            mode: "enforce".into(),
+            mode: RuleMode::Enforce,
             cooldown: None,
         }
     }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::session::{ApiSession, Session, CSRF_HEADER};
 use super::status::Shown;
 use cordon_server_core::service::{host_views, hosts, validate};
-use cordon_server_core::store::{retry_refusal, Caller};
+use cordon_server_core::store::Caller;
 use cordon_server_core::store::{Action, HostFilter, HostQuery, MAX_PAGE};
 use cordon_server_core::timefmt::{now_ms, Span, Timestamp};
 use cordon_server_core::{ApiError, AppState};
@@ -737,7 +737,7 @@ async fn resolve(st: &AppState, caller: &Caller, refs: &[String], errors: &mut B
     targets
 }
 
-/// A retry checked: per host whether it is retried ([`retry_refusal`]: failed, tampered,
+/// A retry checked: per host whether it is retried ([`Host::retry_refusal`]: failed, tampered,
 /// degraded and pending hosts are) and the service's preview of the run.
 struct PreparedRetry {
     /// The hosts that are retried, at the revisions the analyst saw.
@@ -785,7 +785,7 @@ async fn prepare_retry(
         reviewed_set(st, caller, &targets, None, &f.revisions).await?;
     }
     stale(&targets, &f.revisions)?;
-    let retried: Vec<&Host> = targets.iter().filter(|h| retry_refusal(h).is_none()).collect();
+    let retried: Vec<&Host> = targets.iter().filter(|h| h.retry_refusal().is_none()).collect();
     let ids: Vec<String> = retried.iter().map(|h| h.id.clone()).collect();
     let revisions: BTreeMap<String, i64> = retried
         .iter()
@@ -815,7 +815,7 @@ async fn prepare_retry(
         .iter()
         .map(|h| {
             let mut i = impact_base(h, &[]);
-            match (answered.get(&h.id), retry_refusal(h)) {
+            match (answered.get(&h.id), h.retry_refusal()) {
                 (Some(r), _) => {
                     i.change = r.change.as_str();
                     i.changes = true;

@@ -41,6 +41,11 @@ fn secs_text(s: i64) -> String {
 }
 
 /// `GET /console/rules`: the automation rules and settings.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
     let rules = service::rules(&st, &s.caller).await?;
     let set = service::settings(&st, &s.caller).await?;
@@ -102,7 +107,7 @@ pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> R
                                     ul class="detail why-not" { @for why in &r.cannot_fire { li { (why) } } }
                                 } @else if let Some(why) = &r.disabled_reason { div class="detail muted" { (why) } }
                             }
-                            td data-label="Mode" { (r.spec.mode) @if r.spec.only_critical { br; span class="muted" { "critical only" } } }
+                            td data-label="Mode" { (r.spec.mode.as_str()) @if r.spec.only_critical { br; span class="muted" { "critical only" } } }
                             td data-label="Events" { @for t in &r.spec.trigger_event_types { code { (t) } " " } }
                             td data-label="Host labels" { (labels(&r.spec.trigger_labels)) }
                             td data-label="Exceptions" {
@@ -207,6 +212,11 @@ fn event_summary(e: Option<&EventRecord>) -> maud::Markup {
 }
 
 /// `GET /console/approvals`: automatic quarantines waiting for (or given) a decision.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn approvals(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -807,6 +817,11 @@ pub fn outcome_text(status: &EventStatus) -> &str {
 }
 
 /// Events received by the automation (newest first, at most 500).
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn events(
     State(st): State<AppState>,
     PageSession(s): PageSession,

@@ -12,6 +12,9 @@
 //! - A strict Content-Security-Policy: scripts and styles are files served from here,
 //!   nothing inline.
 
+// Issue 13: every public fallible function says how it fails.
+#![warn(clippy::missing_errors_doc)]
+
 pub mod actions;
 pub mod automation;
 pub mod live;

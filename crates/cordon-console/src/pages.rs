@@ -23,7 +23,7 @@ use super::view::{
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
 use cordon_server_core::service::{audit, hosts, sessions};
-use cordon_server_core::store::{retry_refusal, AuditFilter, AuditOrder, HostFilter, HostQuery};
+use cordon_server_core::store::{AuditFilter, AuditOrder, HostFilter, HostQuery};
 use cordon_server_core::timefmt::now_ms;
 use cordon_server_core::AppState;
 
@@ -95,6 +95,11 @@ fn login_page(csrf: &str, error: Option<&str>) -> Markup {
 }
 
 /// `GET /console/login`: the sign-in form, with a fresh login CSRF cookie.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
     let existing = cookie(&headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() >= 32);
     let csrf = match existing {
@@ -116,6 +121,11 @@ pub struct LoginForm {
 }
 
 /// `POST /console/login`: checks the token and opens a server-side session (cookie [`SESSION_COOKIE`]).
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
@@ -152,6 +162,11 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
 }
 
 /// `POST /console/logout`: ends the session on the server and clears the cookie.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
     if !same_origin(&headers) {
         return Err(ConsoleReject::CrossSite.into());
@@ -292,14 +307,14 @@ impl HostsQuery {
 /// The action buttons for a host as it is now; each carries the revision the page
 /// shows, so an action on a view that moved on is refused (409). **Retry** (re-send the
 /// desired state as a new revision) only for a host with something to retry — failed,
-/// tampered, degraded or pending ([`retry_refusal`]).
+/// tampered, degraded or pending ([`Host::retry_refusal`](cordon_proto::Host::retry_refusal)).
 fn action_button(h: &Host, sr_name: bool) -> Markup {
     let (action, text) = if h.desired.quarantined {
         ("release", "Release")
     } else {
         ("quarantine", "Quarantine")
     };
-    let retry = retry_refusal(h).is_none();
+    let retry = h.retry_refusal().is_none();
     html! {
         button type="button" class={"act " (action)} data-action=(action) data-hosts=(h.id) data-names=(super::view::sentence_name(h))
             data-revision=(h.desired.revision) {
@@ -421,6 +436,11 @@ fn attention_banner(counts: &[(Attention, i64)], current: Option<Attention>) -> 
 }
 
 /// `GET /console/hosts`: the hosts list with banners and filters.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn hosts(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -811,6 +831,11 @@ fn headline(h: &Host) -> Markup {
 }
 
 /// `GET /console/hosts/{id}`: one host, what is in force, claims, actions.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn host(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -1090,6 +1115,11 @@ async fn audit_view(st: &AppState, s: &Session, q: &AuditQuery, f: AuditFilter) 
 }
 
 /// `GET /console/audit`: the audit log, filterable, with exports.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn audit(
     State(st): State<AppState>,
     PageSession(s): PageSession,
@@ -1202,6 +1232,11 @@ pub async fn audit(
 
 /// The API's export formats (`/v1/audit?format=`), authenticated by the console session
 /// so a plain link downloads them.
+///
+/// # Errors
+/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// below the role, 400/404/409 as the service says, 503 when the server cannot take
+/// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn audit_export(
     State(st): State<AppState>,
     PageSession(s): PageSession,

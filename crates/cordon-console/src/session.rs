@@ -122,6 +122,9 @@ impl Session {
     }
 
     /// Whether `given` (form field or header) is this session's CSRF token.
+    ///
+    /// # Errors
+    /// [`ConsoleReject::Csrf`] when `given` is missing or not this session's token.
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), ConsoleReject> {
         match given {
             Some(g) if constant_time_eq(g.trim(), &self.csrf) => Ok(()),
@@ -176,6 +179,10 @@ impl IntoResponse for ConsoleReject {
 
 /// Looks the session cookie up; `page` picks redirect vs 401 on failure. Every request
 /// counts as use except the console's background refreshes ([`BACKGROUND_HEADER`]).
+///
+/// # Errors
+/// [`ConsoleReject::SignIn`] without a live session cookie (or a revoked token);
+/// [`ConsoleReject::Internal`] when the session cannot be read.
 pub async fn session_from(headers: &HeaderMap, st: &AppState, page: bool) -> Result<Session, ConsoleReject> {
     let Some(id) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return Err(ConsoleReject::SignIn { page });

@@ -101,10 +101,10 @@ impl Shown {
 /// The agent has sent no status report since it enrolled (trial13 LOW: such a host
 /// read "Normal", a state nobody confirmed): the server has no backend and no applied
 /// revision for it — both come only from a report.
-/// The store's definition ([`cordon_server_core::store::never_reported`]), which its
-/// state counts and the State filter use as SQL.
+/// The one definition ([`Host::never_reported`]), which the store's state counts and
+/// the State filter use as SQL.
 pub fn never_reported(h: &Host) -> bool {
-    cordon_server_core::store::never_reported(h)
+    h.never_reported()
 }
 
 /// Whether the quarantine policy is confirmed in force on the host: the agent applied

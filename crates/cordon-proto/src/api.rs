@@ -228,6 +228,39 @@ impl Host {
     pub fn never_reported(&self) -> bool {
         self.backend.is_none() && self.applied_revision == 0 && self.digest.is_none()
     }
+
+    /// Why a retry of this host would do nothing, in words fit for the caller (`None`: there is
+    /// something to retry). Pure; the one rule the REST route, the CLI and the console's
+    /// Retry button share.
+    ///
+    /// Something to retry: the agent reported `failed` or `tampered`, the quarantine is in
+    /// force without some of its exceptions (`degraded`), or a quarantine or release is
+    /// still waiting for the agent. Nothing to retry: a confirmed `quarantined` or `normal`
+    /// (the agent did what was asked), `not_enforcing` (the agent runs with `enforce =
+    /// false`: re-sending changes nothing until its configuration does), a revoked host.
+    pub fn retry_refusal(&self) -> Option<String> {
+        let h = self;
+        if h.revoked {
+            return Some(format!("host {} is revoked: nothing to retry", h.hostname));
+        }
+        match h.state {
+            HostState::Failed | HostState::Tampered | HostState::QuarantinePending | HostState::ReleasePending => None,
+            HostState::Quarantined if !h.degraded.is_empty() => None,
+            HostState::Quarantined => Some(format!(
+                "{} is quarantined and the agent confirmed revision {} in force: nothing to retry",
+                h.hostname, h.applied_revision
+            )),
+            HostState::Normal => Some(format!(
+                "{} is not quarantined and the agent confirmed it: nothing to retry",
+                h.hostname
+            )),
+            HostState::NotEnforcing => Some(format!(
+                "{}'s agent runs with enforce = false: re-sending the quarantine changes nothing until its \
+                 configuration does (nothing to retry)",
+                h.hostname
+            )),
+        }
+    }
 }
 
 /// Something another host shares with this one.

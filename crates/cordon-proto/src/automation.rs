@@ -236,10 +236,12 @@ pub struct RuleSpec {
     /// Release automatically after this long (`30m`, `4h`, `2d`).
     #[serde(default)]
     pub expires_after: Option<String>,
-    /// `enforce` or `notify_only` (dry run). A string, not an enum: a rule with an
-    /// unknown mode is stored disabled with the reason, like every other invalid rule.
-    #[serde(default = "enforce")]
-    pub mode: String,
+    /// `enforce` or `notify_only` (dry run). An open enum ([`RuleMode`]): a rule with
+    /// an unknown mode is read as [`RuleMode::Other`] and stored disabled with the reason,
+    /// like every other invalid rule (the JSON reader does not refuse it).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub mode: RuleMode,
     /// Per-host cooldown of this rule (default: the fleet setting).
     #[serde(default)]
     pub cooldown: Option<String>,
@@ -247,9 +249,6 @@ pub struct RuleSpec {
 
 fn yes() -> bool {
     true
-}
-fn enforce() -> String {
-    "enforce".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,6 +524,24 @@ impl EventStatus {
             EventStatus::Superseded => "approval superseded (nothing left to do)",
             other => other.as_str(),
         }
+    }
+}
+
+open_wire_enum! {
+    /// How a rule acts when it qualifies ([`RuleSpec::mode`]). Open: an unknown mode
+    /// makes the rule invalid (stored disabled with the reason), not the request.
+    pub enum RuleMode {
+        /// Quarantine the host.
+        Enforce = "enforce",
+        /// Dry run: notify that it would, change nothing.
+        NotifyOnly = "notify_only",
+    }
+}
+
+impl Default for RuleMode {
+    /// `enforce`.
+    fn default() -> RuleMode {
+        RuleMode::Enforce
     }
 }
 

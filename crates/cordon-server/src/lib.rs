@@ -9,6 +9,9 @@
 //! The core's modules are re-exported here, so `cordon_server::store::…`,
 //! `cordon_server::pki::…` and friends name the same items as `cordon_server_core::…`.
 
+// Issue 13: every public fallible function says how it fails.
+#![warn(clippy::missing_errors_doc)]
+
 pub mod api;
 pub mod openapi;
 pub mod run;

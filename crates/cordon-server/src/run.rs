@@ -396,11 +396,18 @@ pub fn spawn_audit_retention(state: AppState, max_age: Duration, dir: PathBuf) -
 }
 
 /// Binds, starts serving and the expiry task, and returns at once.
+///
+/// # Errors
+/// [`RunError`]: the database, the CA or TLS files, another deployment's CA, the
+/// listening socket.
 pub async fn start(cfg: &RunConfig) -> Result<Running, RunError> {
     start_with_limits(cfg, crate::tls::ConnLimits::default()).await
 }
 
 /// [`start`] with explicit connection limits.
+///
+/// # Errors
+/// As [`start`].
 pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) -> Result<Running, RunError> {
     #[cfg(unix)]
     match raise_nofile_limit() {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use cordon_client::automation::Decision as Verdict;
 use cordon_client::{ApiClient, ClientError};
 use cordon_proto::automation::{
-    DecisionRequest, DecisionResult, DecisionStatus, EventIn, NotifyKind, RuleAction, RuleRecord, RuleSpec,
+    DecisionRequest, DecisionResult, DecisionStatus, EventIn, NotifyKind, RuleAction, RuleMode, RuleRecord, RuleSpec,
     SettingsPatch, Severity, TargetKind, TargetSpec,
 };
 use cordon_proto::timefmt::Span;
@@ -354,7 +354,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                             vec![
                                 t(&r.spec.name),
                                 fires(r).to_string(),
-                                t(&r.spec.mode),
+                                t(r.spec.mode.as_str()),
                                 list(&r.spec.trigger_event_types),
                                 list(&r.spec.trigger_labels),
                                 why_not(r),
@@ -379,7 +379,7 @@ pub fn rules(a: RulesArgs) -> u8 {
                             allow: f.allow.clone(),
                             message: f.message.clone(),
                             expires_after: f.expires_after.map(|s| s.to_string()),
-                            mode: f.mode.clone(),
+                            mode: RuleMode::from(f.mode.as_str()),
                             cooldown: f.cooldown.map(|s| s.to_string()),
                         })
                         .await

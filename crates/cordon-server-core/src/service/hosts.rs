@@ -109,7 +109,7 @@ pub async fn release_expired(st: &AppState) -> Result<Vec<String>, crate::StoreE
 /// # Errors
 /// 403 below responder; 400 without a comment or without hosts; 404 for an unknown
 /// host; 409 (nothing written) for a host that moved on since `if_revisions`, or that
-/// has nothing to retry ([`crate::store::retry_refusal`]: only failed, tampered,
+/// has nothing to retry ([`cordon_proto::Host::retry_refusal`]: only failed, tampered,
 /// degraded and pending hosts do).
 pub async fn retry(
     st: &AppState,

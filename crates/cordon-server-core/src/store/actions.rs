@@ -97,38 +97,6 @@ pub fn plan_change(action: Action, d: &DesiredState, p: &ActionParams) -> (Actio
     }
 }
 
-/// Why a retry of `h` would do nothing, in words fit for the caller (`None`: there is
-/// something to retry). Pure; the one rule the REST route, the CLI and the console's
-/// Retry button share.
-///
-/// Something to retry: the agent reported `failed` or `tampered`, the quarantine is in
-/// force without some of its exceptions (`degraded`), or a quarantine or release is
-/// still waiting for the agent. Nothing to retry: a confirmed `quarantined` or `normal`
-/// (the agent did what was asked), `not_enforcing` (the agent runs with `enforce =
-/// false`: re-sending changes nothing until its configuration does), a revoked host.
-pub fn retry_refusal(h: &cordon_proto::Host) -> Option<String> {
-    if h.revoked {
-        return Some(format!("host {} is revoked: nothing to retry", h.hostname));
-    }
-    match h.state {
-        HostState::Failed | HostState::Tampered | HostState::QuarantinePending | HostState::ReleasePending => None,
-        HostState::Quarantined if !h.degraded.is_empty() => None,
-        HostState::Quarantined => Some(format!(
-            "{} is quarantined and the agent confirmed revision {} in force: nothing to retry",
-            h.hostname, h.applied_revision
-        )),
-        HostState::Normal => Some(format!(
-            "{} is not quarantined and the agent confirmed it: nothing to retry",
-            h.hostname
-        )),
-        HostState::NotEnforcing => Some(format!(
-            "{}'s agent runs with enforce = false: re-sending the quarantine changes nothing until its \
-             configuration does (nothing to retry)",
-            h.hostname
-        )),
-    }
-}
-
 /// Already validated parameters of a retry.
 #[derive(Debug, Clone, Default)]
 pub struct RetryParams {
@@ -676,7 +644,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown host; [`StoreError::Conflict`] (nothing
     /// written) for a host that moved past the revision in `p.if_revisions`, or that has
-    /// nothing to retry ([`retry_refusal`]).
+    /// nothing to retry ([`Host::retry_refusal`]).
     pub async fn retry<'a>(
         &self,
         actor: impl Into<Actor<'a>>,
@@ -703,7 +671,7 @@ impl Store {
                     )));
                 }
             }
-            if let Some(why) = retry_refusal(&host) {
+            if let Some(why) = host.retry_refusal() {
                 return Err(StoreError::Conflict(why));
             }
             let pending = if host.desired.quarantined {

@@ -188,18 +188,9 @@ const NOT_ENFORCING_SQL: &str = "h.state = 'not_enforcing' OR h.enforcing = 0";
 /// `quarantined` in the state counts, as SQL over `hosts h`.
 const QUARANTINE_NOT_ENFORCED_SQL: &str = "h.state = 'not_enforcing' OR (h.state = 'quarantined' AND h.enforcing = 0)";
 
-/// The agent has sent no status report since it enrolled ([`never_reported`]), as SQL
+/// The agent has sent no status report since it enrolled ([`Host::never_reported`]), as SQL
 /// over `hosts h`.
 const NEVER_REPORTED_SQL: &str = "(h.backend IS NULL AND h.applied_revision = 0 AND h.digest IS NULL)";
-
-/// Whether `h`'s agent has sent no status report since it enrolled (trial13 LOW, trial19
-/// LOW-a): the server has no backend, no applied revision and no digest for it — all
-/// three come only from a report. Such a host's `normal` is the enrollment default, a
-/// state nobody confirmed: lists count and filter it as "never reported", not "normal".
-/// The same condition as SQL is used for the state counts and the `reported` filter.
-pub fn never_reported(h: &Host) -> bool {
-    h.never_reported()
-}
 
 /// Column a host list is sorted by; ties are broken by hostname, then id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -285,7 +276,7 @@ pub struct HostQuery {
     /// The time attention reasons are judged at (Unix ms).
     pub now_ms: i64,
     /// Only hosts whose agent has (`Some(true)`) or has never (`Some(false)`) sent a
-    /// status report ([`never_reported`]).
+    /// status report ([`Host::never_reported`]).
     pub reported: Option<bool>,
 }
 
@@ -608,7 +599,7 @@ impl Store {
     /// How many hosts `q` lists per state, with `not_enforcing` and `degraded` counted
     /// apart from `quarantined` (a quarantine an agent does not enforce is not one; a
     /// degraded one lacks exceptions), and `never_reported` apart from `normal` (nobody
-    /// confirmed that state: [`never_reported`]).
+    /// confirmed that state: [`Host::never_reported`]).
     pub async fn hosts_state_counts(&self, q: &HostQuery) -> Result<Vec<(String, i64)>, StoreError> {
         let mut vals = Vec::new();
         let mut sql = format!(

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
-pub use actions::{plan_change, retry_refusal, Action, ActionParams, RetryParams};
+pub use actions::{plan_change, Action, ActionParams, RetryParams};
 pub use audit::{
     mark_valid, Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, Marker, NewAudit, Signer, StartFacts,
     CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, RETENTION_REFUSED_ACTION, SEEN_SOURCE, WRITER_LIVE_MS,
@@ -31,8 +31,7 @@ pub use audit::{
 };
 pub use enroll::NewHost;
 pub use host_views::{
-    never_reported, ChangeFingerprint, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage,
-    LONG_PENDING_MS,
+    ChangeFingerprint, HostAttention, HostQuery, HostSort, PageAt, SortCursor, SortedPage, LONG_PENDING_MS,
 };
 pub use hosts::{offline, HostCursor, HostFilter, MAX_PAGE};
 pub use sessions::{SessionInfo, SessionLimits};

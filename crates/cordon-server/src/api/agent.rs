@@ -24,6 +24,12 @@ pub struct DesiredQuery {
 /// when it changes, else after `wait` seconds with the current state.
 #[utoipa::path(get, path = "/v1/agent/desired", params(DesiredQuery),
     responses((status = 200, body = DesiredState), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn desired(
     State(st): State<AppState>,
     caller: AgentAuth,
@@ -45,6 +51,12 @@ pub struct StatusAck {
 /// answers the host's state; revoked hosts get 403.
 #[utoipa::path(post, path = "/v1/agent/status", request_body = StatusReport,
     responses((status = 200, body = StatusAck), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn status(
     State(st): State<AppState>,
     caller: AgentAuth,

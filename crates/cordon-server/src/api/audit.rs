@@ -51,6 +51,12 @@ pub struct AuditQuery {
 /// streamed as JSON lines or CSV.
 #[utoipa::path(get, path = "/v1/audit", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 400, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -136,6 +142,12 @@ pub struct VerifyQuery {
 /// Checks the audit log's hash chain (admin): names the first bad record.
 #[utoipa::path(get, path = "/v1/audit/verify", params(VerifyQuery), security(("bearer" = [])),
     responses((status = 200, body = cordon_proto::audit_chain::ChainReport), (status = 400, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn verify(
     State(st): State<AppState>,
     auth: Auth,

@@ -50,6 +50,12 @@ pub struct HostQuery {
 #[utoipa::path(get, path = "/v1/hosts", params(HostQuery), security(("bearer" = [])),
     responses((status = 200, body = HostList), (status = 400, body = cordon_proto::ErrorBody),
         (status = 401, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
@@ -107,6 +113,12 @@ pub async fn list(
 /// One host by id or hostname (viewer); 404 when unknown.
 #[utoipa::path(get, path = "/v1/hosts/{id}", params(("id" = String, Path, description = "host id or hostname")),
     security(("bearer" = [])), responses((status = 200, body = Host), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Host>, ApiError> {
     Ok(Json(hosts::get(&st, &auth.0, &id).await?))
 }
@@ -115,6 +127,12 @@ pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<Str
 #[utoipa::path(post, path = "/v1/hosts/{id}/quarantine", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn quarantine_one(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -130,6 +148,12 @@ pub async fn quarantine_one(
 #[utoipa::path(post, path = "/v1/hosts/{id}/release", params(("id" = String, Path, description = "host id or hostname")),
     request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn release_one(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -151,6 +175,12 @@ pub async fn release_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody),
         (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody),
         (status = 409, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn retry_one(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -163,6 +193,12 @@ pub async fn retry_one(
 /// Quarantines the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/quarantine", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn quarantine_many(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -174,6 +210,12 @@ pub async fn quarantine_many(
 /// Releases the hosts or the label named in the body (responder).
 #[utoipa::path(post, path = "/v1/release", request_body = ActionRequest, security(("bearer" = [])),
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn release_many(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -186,6 +228,12 @@ pub async fn release_many(
 #[utoipa::path(post, path = "/v1/hosts/{id}/labels", params(("id" = String, Path, description = "host id or hostname")),
     request_body = LabelsRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn labels(
     State(st): State<AppState>,
     Responder(auth): Responder,
@@ -200,6 +248,12 @@ pub async fn labels(
 #[utoipa::path(post, path = "/v1/hosts/{id}/revoke", params(("id" = String, Path, description = "host id or hostname")),
     request_body = RevokeRequest, security(("bearer" = [])),
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
+/// server cannot take changes; internal failures are logged and answered with a generic
+/// 500.
 pub async fn revoke(
     State(st): State<AppState>,
     Admin(auth): Admin,
