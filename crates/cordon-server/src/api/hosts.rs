@@ -280,6 +280,11 @@ pub async fn revoke(
 #[utoipa::path(get, path = "/v1/unknown-agents", security(("bearer" = [])),
     responses((status = 200, body = cordon_proto::UnknownAgentList), (status = 401, body = cordon_proto::ErrorBody),
         (status = 403, body = cordon_proto::ErrorBody)))]
+///
+/// # Errors
+/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// valid credential, 403 below the role; internal failures are logged and answered with a
+/// generic 500.
 pub async fn unknown_agents(
     State(st): State<AppState>,
     auth: Auth,
