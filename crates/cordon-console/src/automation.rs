@@ -43,7 +43,7 @@ fn secs_text(s: i64) -> String {
 /// `GET /console/rules`: the automation rules and settings.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn rules(State(st): State<AppState>, PageSession(s): PageSession) -> Result<Html<String>, ConsoleError> {
@@ -214,7 +214,7 @@ fn event_summary(e: Option<&EventRecord>) -> maud::Markup {
 /// `GET /console/approvals`: automatic quarantines waiting for (or given) a decision.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn approvals(
@@ -819,7 +819,7 @@ pub fn outcome_text(status: &EventStatus) -> &str {
 /// Events received by the automation (newest first, at most 500).
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn events(

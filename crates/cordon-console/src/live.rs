@@ -40,7 +40,7 @@ const RECHECK_EVERY: u32 = 20;
 /// read through the service as the stream's caller.
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError): 403 when the caller may not
+/// The service's `ApiError`: 403 when the caller may not
 /// read hosts; the store's errors.
 pub async fn fingerprint(st: &AppState, caller: &Caller) -> Result<ChangeFingerprint, ApiError> {
     host_views::change_fingerprint(st, caller, SEEN_STEP_MS).await

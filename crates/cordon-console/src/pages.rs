@@ -97,7 +97,7 @@ fn login_page(csrf: &str, error: Option<&str>) -> Markup {
 /// `GET /console/login`: the sign-in form, with a fresh login CSRF cookie.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn login_form(headers: HeaderMap) -> Result<Response, ConsoleError> {
@@ -123,7 +123,7 @@ pub struct LoginForm {
 /// `POST /console/login`: checks the token and opens a server-side session (cookie [`SESSION_COOKIE`]).
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
@@ -164,7 +164,7 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
 /// `POST /console/logout`: ends the session on the server and clears the cookie.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ConsoleError> {
@@ -438,7 +438,7 @@ fn attention_banner(counts: &[(Attention, i64)], current: Option<Attention>) -> 
 /// `GET /console/hosts`: the hosts list with banners and filters.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn hosts(
@@ -833,7 +833,7 @@ fn headline(h: &Host) -> Markup {
 /// `GET /console/hosts/{id}`: one host, what is in force, claims, actions.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn host(
@@ -1117,7 +1117,7 @@ async fn audit_view(st: &AppState, s: &Session, q: &AuditQuery, f: AuditFilter) 
 /// `GET /console/audit`: the audit log, filterable, with exports.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn audit(
@@ -1234,7 +1234,7 @@ pub async fn audit(
 /// so a plain link downloads them.
 ///
 /// # Errors
-/// [`ConsoleError`](crate::ConsoleError): the service's refusal with its status (403
+/// `ConsoleError`: the service's refusal with its status (403
 /// below the role, 400/404/409 as the service says, 503 when the server cannot take
 /// changes); an internal failure is logged and shown as a generic 500 page.
 pub async fn audit_export(

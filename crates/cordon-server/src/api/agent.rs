@@ -26,7 +26,7 @@ pub struct DesiredQuery {
     responses((status = 200, body = DesiredState), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -53,7 +53,7 @@ pub struct StatusAck {
     responses((status = 200, body = StatusAck), (status = 401, body = cordon_proto::ErrorBody), (status = 403, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.

@@ -53,7 +53,7 @@ pub struct AuditQuery {
     responses((status = 200, body = AuditList), (status = 400, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -144,7 +144,7 @@ pub struct VerifyQuery {
     responses((status = 200, body = cordon_proto::audit_chain::ChainReport), (status = 400, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.

@@ -14,7 +14,7 @@ use cordon_server_core::{ApiError, ApiJson, AppState};
 #[utoipa::path(get, path = "/v1/ca", responses((status = 200, description = "CA certificate, PEM", content_type = "application/x-pem-file")))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -27,7 +27,7 @@ pub async fn ca_pem(State(st): State<AppState>) -> Result<impl IntoResponse, Api
     responses((status = 200, body = EnrollResponse), (status = 401, body = cordon_proto::ErrorBody), (status = 400, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.

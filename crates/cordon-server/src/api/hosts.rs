@@ -52,7 +52,7 @@ pub struct HostQuery {
         (status = 401, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -115,7 +115,7 @@ pub async fn list(
     security(("bearer" = [])), responses((status = 200, body = Host), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -129,7 +129,7 @@ pub async fn get_host(State(st): State<AppState>, auth: Auth, Path(id): Path<Str
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -150,7 +150,7 @@ pub async fn quarantine_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -177,7 +177,7 @@ pub async fn release_one(
         (status = 409, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -195,7 +195,7 @@ pub async fn retry_one(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -212,7 +212,7 @@ pub async fn quarantine_many(
     responses((status = 200, body = ActionResponse), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -230,7 +230,7 @@ pub async fn release_many(
     responses((status = 200, body = Host), (status = 400, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -250,7 +250,7 @@ pub async fn labels(
     responses((status = 200, body = Host), (status = 403, body = cordon_proto::ErrorBody), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -282,7 +282,7 @@ pub async fn revoke(
         (status = 403, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role; internal failures are logged and answered with a
 /// generic 500.
 pub async fn unknown_agents(

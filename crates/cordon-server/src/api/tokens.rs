@@ -14,7 +14,7 @@ pub use cordon_server_core::service::tokens::DEFAULT_ENROLL_TTL_SECS;
 #[utoipa::path(get, path = "/v1/tokens", security(("bearer" = [])), responses((status = 200, body = TokenList)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -29,7 +29,7 @@ pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<TokenLi
     responses((status = 200, body = TokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -46,7 +46,7 @@ pub async fn create(
     responses((status = 204), (status = 404, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
@@ -68,7 +68,7 @@ pub async fn revoke(
     responses((status = 200, body = EnrollTokenCreated), (status = 403, body = cordon_proto::ErrorBody)))]
 ///
 /// # Errors
-/// The service's [`ApiError`](cordon_server_core::ApiError) as the answer: 401 without a
+/// The service's `ApiError` as the answer: 401 without a
 /// valid credential, 403 below the role, 400/404/409 as the service says, 503 when the
 /// server cannot take changes; internal failures are logged and answered with a generic
 /// 500.
