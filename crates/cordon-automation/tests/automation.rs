@@ -905,3 +905,45 @@ async fn notifications_name_hosts_that_share_a_hostname_with_their_short_id() {
         "a name nobody shares stays bare: {db:?}"
     );
 }
+
+/// trial33 LOW-E: rule names were compared case-sensitively and without look-alikes, so
+/// `Wazuh-Critical` and `wazuh-critica1` were saved beside `wazuh-critical`, their actions
+/// audited as three `rule:` actors a reader takes for one. A new rule whose name reads as
+/// an existing rule's is refused (409 naming it), nothing written; the rule itself is
+/// still changed under its own name.
+#[tokio::test]
+async fn rule_names_that_read_as_an_existing_rule_are_refused() {
+    let c = Ctx::new().await;
+    c.enroll("web1", &["servers"]).await;
+    post(&c, "/v1/rules", &c.admin, &rule("wazuh-critical", &["servers"])).await;
+    let before = c.store().audit_count().await.unwrap();
+    for name in [
+        "Wazuh-Critical",
+        "WAZUH-CRITICAL",
+        "wazuh-critica1",
+        "wazuh-crit1cal",
+        "wazuh_critical",
+    ] {
+        let (st, v) = c
+            .call("POST", "/v1/rules", Some(&c.admin), Some(&rule(name, &["servers"])))
+            .await;
+        if name == "wazuh_critical" {
+            // `_` and `-` are different characters a reader tells apart.
+            assert_eq!(st, StatusCode::OK, "{name}: {v}");
+            continue;
+        }
+        assert_eq!(st, StatusCode::CONFLICT, "{name}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("reads as the existing rule \"wazuh-critical\""),
+            "{name}: {detail}"
+        );
+    }
+    assert_eq!(
+        c.store().audit_count().await.unwrap(),
+        before + 1,
+        "only wazuh_critical written"
+    );
+    // The rule itself is updated under its own name.
+    post(&c, "/v1/rules", &c.admin, &rule("wazuh-critical", &["servers"])).await;
+}

@@ -516,6 +516,12 @@ pub struct ChainReport {
     /// same. Makes `ok` false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given_mismatch: Option<ChainProblem>,
+    /// The file's last line is cut off (not complete JSON: truncated by a full disk, a
+    /// killed `cordon audit > FILE`, a partial download): its 1-based line number. The
+    /// lines before it were verified; the file is not a full export (trial33 LOW-B).
+    /// Makes `ok` false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_off_line: Option<u64>,
 }
 
 /// What the records of an export without a signed trailer show on their own
@@ -1265,6 +1271,7 @@ impl Verifier {
                 && not_compared.is_empty()
                 && self.given_mismatch.is_none(),
             given_mismatch: self.given_mismatch,
+            cut_off_line: None,
             warnings: self.warnings,
             unchained: self.unchained,
             chained: self.chained,
@@ -1637,6 +1644,7 @@ impl ChainReport {
             marked_from: None,
             not_compared: Vec::new(),
             given_mismatch: None,
+            cut_off_line: None,
         }
     }
 }
@@ -1743,6 +1751,7 @@ pub fn verify_partial_export(records: &[AuditRecord], checkpoints: Vec<(String, 
         marked_from: None,
         not_compared: Vec::new(),
         given_mismatch: None,
+        cut_off_line: None,
     };
     let mut seen = std::collections::HashSet::new();
     let mut prev: Option<&str> = None;
@@ -1852,30 +1861,107 @@ pub fn unproven_line(n: usize) -> String {
     )
 }
 
+/// The line [`render`] gives a cut-off last line ([`ChainReport::cut_off_line`]).
+fn cut_off_line_text(n: u64) -> String {
+    format!(
+        "CUT OFF: line {n}, the file's last, is not complete JSON: the file was truncated (a full disk, a killed \
+         `cordon audit > FILE`, a partial download); the lines before it were verified without it"
+    )
+}
+
+/// A file whose last line is cut off (trial33 LOW-B): the last non-blank line is not
+/// complete JSON — the parser ran out of text (`serde_json`'s EOF errors) — as a file
+/// truncated in the middle of a line ends. Returns that line's 1-based number and the
+/// text before it; `None` when the last line is complete JSON or is not JSON for another
+/// reason (bad input as ever).
+pub fn cut_off_last_line(text: &str) -> Option<(u64, &str)> {
+    let (i, last) = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).last()?;
+    let e = serde_json::from_str::<serde_json::Value>(last.trim()).err()?;
+    if !e.is_eof() {
+        return None;
+    }
+    let start = last.as_ptr() as usize - text.as_ptr() as usize;
+    Some((i as u64 + 1, &text[..start]))
+}
+
 /// A file several exports or retention archives were joined into (`cat a.jsonl
-/// b.jsonl`): its parts, each ending at its own signed trailer, as (1-based number of the
-/// part's first line, the part's text). A file with one trailer or none, or with lines
-/// after its last trailer (added after it), is one part: then the lines after a trailer
-/// are tampering as ever (see [`parse_export_checked`]).
+/// b.jsonl`): its parts, as (1-based number of the part's first line, the part's text).
+/// Parts end at their own signed trailers; besides (trial33 LOW-F: genuine records were
+/// called forged):
+/// - lines after the last trailer are a part of their own — a later file whose trailer
+///   was cut off, verified as not a full export — when that trailer closes a retention
+///   archive (an export or archive continuing it was joined after it); after an
+///   export's trailer they were added to it, and the file is one part (tampering as
+///   ever, see [`parse_export_checked`]);
+/// - a part holding a retention record whose cut names a record earlier in the same part
+///   (an archive that lost its trailer, joined with the export that continues it) is split
+///   after that record.
+///
+/// A file that splits into fewer than two parts is one part.
 pub fn split_joined(text: &str) -> Vec<(usize, &str)> {
-    let is_trailer = |l: &str| {
-        l.contains("\"checkpoint\"")
-            && serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.as_object().map(|o| o.contains_key("checkpoint")))
-                .unwrap_or(false)
-    };
-    let mut parts = Vec::new();
+    let json = |l: &str| serde_json::from_str::<serde_json::Value>(l.trim()).ok();
+    let trailer_of = |v: &serde_json::Value| v.as_object().and_then(|o| o.get("checkpoint")).cloned();
+    // (first line, start offset, end offset, the trailer ending it).
+    let mut segs: Vec<(usize, usize, usize, Option<serde_json::Value>)> = Vec::new();
     let (mut start, mut first_line, mut offset) = (0usize, 1usize, 0usize);
     for (i, line) in text.split_inclusive('\n').enumerate() {
         offset += line.len();
-        if is_trailer(line.trim()) {
-            parts.push((first_line, &text[start..offset]));
+        if !line.contains("\"checkpoint\"") {
+            continue;
+        }
+        if let Some(t) = json(line).as_ref().and_then(trailer_of) {
+            segs.push((first_line, start, offset, Some(t)));
             start = offset;
             first_line = i + 2;
         }
     }
-    if parts.len() < 2 || !text[start..].trim().is_empty() {
+    if !text[start..].trim().is_empty() {
+        // After a retention archive's trailer: the export that continues it, cut off.
+        let another_file = segs.last().is_some_and(|(_, _, _, t)| {
+            t.as_ref()
+                .and_then(|t| t.get("occasion"))
+                .and_then(serde_json::Value::as_str)
+                == Some(ARCHIVE_OCCASION)
+        });
+        if !another_file {
+            return vec![(1, text)];
+        }
+        segs.push((first_line, start, text.len(), None));
+    }
+    // Split a part at an archive that lost its trailer: a retention record naming, as its
+    // cut, a record the same part holds before it.
+    let mut parts = Vec::new();
+    for (first_line, start, end, _) in segs {
+        let seg = &text[start..end];
+        let (mut from, mut from_line, mut at) = (start, first_line, start);
+        let mut ids: std::collections::HashMap<i64, (usize, usize)> = std::collections::HashMap::new();
+        for (k, line) in seg.split_inclusive('\n').enumerate() {
+            at += line.len();
+            let Some(v) = (line.contains("\"id\"")).then(|| json(line)).flatten() else {
+                continue;
+            };
+            let Some(id) = v.get("id").and_then(serde_json::Value::as_i64) else {
+                continue;
+            };
+            if v.get("action").and_then(serde_json::Value::as_str) == Some(RETENTION_ACTION) {
+                let cut = v
+                    .get("detail")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|d| serde_json::from_str::<RetentionCut>(d).ok())
+                    .map(|c| c.cut.last_id);
+                if let Some((end_at, next_line)) = cut.and_then(|c| ids.get(&c).copied()) {
+                    parts.push((from_line, &text[from..end_at]));
+                    (from, from_line) = (end_at, next_line);
+                    ids.clear();
+                }
+            }
+            ids.insert(id, (at, first_line + k + 1));
+        }
+        if !text[from..end].trim().is_empty() {
+            parts.push((from_line, &text[from..end]));
+        }
+    }
+    if parts.len() < 2 {
         return vec![(1, text)];
     }
     parts
@@ -1914,7 +2000,7 @@ fn verdict(r: &ChainReport) -> &'static str {
         "DOES NOT MATCH YOUR CHECKPOINT"
     } else if r.other_ca.is_some() {
         "SIGNED BY ANOTHER CA"
-    } else if r.not_full_export.is_some() {
+    } else if r.not_full_export.is_some() || r.cut_off_line.is_some() {
         "NOT A FULL EXPORT"
     } else if r.unchecked_signatures > 0 {
         "NOT VERIFIED"
@@ -1933,7 +2019,7 @@ fn verdict(r: &ChainReport) -> &'static str {
 /// (rendered before it) names its first bad record.
 pub fn render_joined(parts: &[JoinedPart]) -> String {
     let mut out = format!(
-        "the file joins {} exported or archived files, each ending at its own signed trailer; each was verified on its own:\n",
+        "the file joins {} exported or archived files (a part without a signed trailer is one whose trailer was cut off, or lines added after the part before); each was verified on its own:\n",
         parts.len()
     );
     let range = |r: &ChainReport| match (r.first_chained_id, &r.head) {
@@ -1997,7 +2083,11 @@ pub fn render_joined(parts: &[JoinedPart]) -> String {
             _ => {}
         }
     }
-    let worst = parts.iter().enumerate().find(|(_, p)| verdict(&p.report) != "OK");
+    // The part that decides the exit ([`joined_verdict`]'s order), so the last line and
+    // the exit code name the same part.
+    let worst = JOINED_ORDER
+        .iter()
+        .find_map(|v| parts.iter().enumerate().find(|(_, p)| verdict(&p.report) == *v));
     match worst {
         None => out.push_str(&format!(
             "OK: {} files joined in one, each verified on its own ({})\n",
@@ -2015,19 +2105,21 @@ pub fn render_joined(parts: &[JoinedPart]) -> String {
     out
 }
 
+/// The verdicts of a joined file's parts, worst first.
+const JOINED_ORDER: [&str; 6] = [
+    "TAMPERED",
+    "DOES NOT MATCH YOUR CHECKPOINT",
+    "SIGNED BY ANOTHER CA",
+    "NOT A FULL EXPORT",
+    "NOT VERIFIED",
+    "UNPROVEN",
+];
+
 /// The report that decides a joined file's exit code: the first part that is tampered,
 /// else the first signed by another CA, not a full export, with unchecked signatures or
 /// with warnings (in that order); else the first part (all OK).
 pub fn joined_verdict(parts: &[JoinedPart]) -> Option<&ChainReport> {
-    let order = [
-        "TAMPERED",
-        "DOES NOT MATCH YOUR CHECKPOINT",
-        "SIGNED BY ANOTHER CA",
-        "NOT A FULL EXPORT",
-        "NOT VERIFIED",
-        "UNPROVEN",
-    ];
-    order
+    JOINED_ORDER
         .iter()
         .find_map(|v| parts.iter().find(|p| verdict(&p.report) == *v))
         .or(parts.first())
@@ -2057,10 +2149,25 @@ pub fn render(report: &ChainReport) -> String {
     }
     out.push_str(&format!("{} chained record(s) checked\n", report.chained));
     if let Some(m) = report.marked_from {
+        // What stands before it says where the log starts (trial33 LOW-C: after a
+        // retention cut the text said the records before it "predate marks").
+        let before = match (&report.continues_after, report.first_chained_id) {
+            (Some(cut), _) => format!(
+                " (the records from {} before it chain up to it and are vouched for by its signature; the records \
+                 up to {} were archived by retention)",
+                report
+                    .first_chained_id
+                    .map_or(String::from("the log's start"), |f| format!("record {f}")),
+                cut.last_id
+            ),
+            (None, Some(f)) if f >= m => String::new(),
+            (None, _) => " (the records before it are vouched for by the checkpoints signed then: on a new \
+                           deployment `server init`'s own, on an older one records that predate marks)"
+                .to_string(),
+        };
         out.push_str(&format!(
             "marked from checkpoint record {m} on: every record from it carries the mark of the server that wrote \
-             it (the records before it are vouched for by the checkpoints signed then: on a new deployment \
-             `server init`'s own, on an older one records that predate marks)\n"
+             it{before}\n"
         ));
     }
     if report.signed_checkpoints > 0 {
@@ -2085,6 +2192,9 @@ pub fn render(report: &ChainReport) -> String {
     }
     for n in &report.not_compared {
         out.push_str(&format!("NOT COMPARED: {n}\n"));
+    }
+    if let Some(n) = report.cut_off_line {
+        out.push_str(&format!("{}\n", cut_off_line_text(n)));
     }
     if let Some(g) = &report.given_mismatch {
         match (g.id, &g.subject) {
@@ -2129,6 +2239,11 @@ pub fn render(report: &ChainReport) -> String {
             } else if let Some(p) = &report.not_full_export {
                 out.push_str(&not_full_export_line(p));
                 out.push('\n');
+            } else if let Some(n) = report.cut_off_line {
+                out.push_str(&format!(
+                    "NOT A FULL EXPORT: line {n}, the last, is cut off: the lines before it verify, but the file \
+                     does not end where the export did; verify a complete copy\n"
+                ));
             } else if report.unchecked_signatures > 0 {
                 out.push_str(NOT_VERIFIED);
                 out.push('\n');
@@ -3417,5 +3532,44 @@ mod tests {
         // Overlapping parts are still "the same records twice".
         let text = render_joined(&[part(1, 70, 1), part(5, 80, 11)]);
         assert!(text.contains("already holds"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    /// trial33 LOW-C: after a retention cut, verification said the records before the
+    /// first marked checkpoint "predate marks" — they were archived by retention.
+    #[test]
+    fn marked_from_after_a_retention_cut_says_the_earlier_records_were_archived() {
+        let mut r = ChainReport::tampered(ChainProblem {
+            id: None,
+            subject: None,
+            position: 0,
+            reason: String::new(),
+        });
+        r.problem = None;
+        r.ok = true;
+        r.first_chained_id = Some(95);
+        r.marked_from = Some(97);
+        r.continues_after = Some(Checkpoint {
+            last_id: 94,
+            hash: "a".repeat(64),
+        });
+        let text = render(&r);
+        assert!(!text.contains("predate marks"), "{text}");
+        assert!(
+            text.contains("the records from record 95 before it chain up to it")
+                && text.contains("the records up to 94 were archived by retention"),
+            "{text}"
+        );
+        // A log starting at its first marked checkpoint: nothing stands before it.
+        r.continues_after = None;
+        r.first_chained_id = Some(97);
+        assert!(!render(&r).contains("before it"), "{}", render(&r));
+        // A log from the start: the records before it are server init's or predate marks.
+        r.first_chained_id = Some(1);
+        assert!(render(&r).contains("`server init`'s own"), "{}", render(&r));
     }
 }

@@ -414,6 +414,13 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
+    // The port first (trial33 LOW-D: a start that could not bind wrote its start
+    // checkpoint, then exited without a shutdown one, so the log read as the crash of a
+    // server that never served).
+    let listener = bind(cfg.listen).map_err(|source| RunError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let store = Arc::new(Store::connect(&cfg.db).await?);
     let ca = Arc::new(Ca::load(&cfg.data_dir)?);
     // A server of another deployment's CA writes nothing here (trial28 MED-2: it signed
@@ -485,10 +492,6 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
             }
         })
     };
-    let listener = bind(cfg.listen).map_err(|source| RunError::Listen {
-        addr: cfg.listen,
-        source,
-    })?;
     let addr = listener.local_addr().map_err(|source| RunError::Listen {
         addr: cfg.listen,
         source,

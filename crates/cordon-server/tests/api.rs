@@ -359,7 +359,8 @@ async fn audit_export_tokens_and_openapi() {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(csv.starts_with("id,at,actor,action,host_id,hostname,comment,result,detail\n"));
+    // trial33 MED-C: the identity columns follow the nine first ones.
+    assert!(csv.starts_with("id,at,actor,action,host_id,hostname,comment,result,detail,actor_token_id,rule,event_id\n"));
     assert!(csv.contains("\"has, comma \"\"quoted\"\"\""), "{csv}");
     let (_, jsonl) = c
         .raw(

@@ -1362,6 +1362,10 @@ async fn audit_retention_archives_joined_into_one_file_are_verified_part_by_part
         )
         .await;
     assert!(st.is_success(), "{st} {v}");
+    // Retention cuts the records written *before* it starts (`at` < now, in ms): the
+    // quarantine just written can share its millisecond, and then stayed out of the
+    // second archive (the `assert_ne!(b_edited, b)` below failed once under load).
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let second = cordon_server_core::service::audit::retain(&ctx.state, 0, &dir)
         .await
         .unwrap()
@@ -1433,9 +1437,34 @@ async fn audit_retention_archives_joined_into_one_file_are_verified_part_by_part
     assert_eq!(split.len(), 2);
     let r = verify_text(&ctx, split[1].1);
     assert!(r.problem.is_some(), "{}", render(&r));
-    // Lines after a single trailer are still tampering (no second trailer ends them).
+    // Lines after an archive's trailer are a file whose trailer was cut off (trial33
+    // LOW-F: "TAMPERED … follows the signed trailer"; was one part, changed
+    // deliberately): a part of their own, not a full export.
     let added = format!("{a}{}", b.lines().next().unwrap());
-    assert_eq!(split_joined(&added).len(), 1);
+    let split = split_joined(&added);
+    assert_eq!(split.len(), 2);
+    let r = verify_text(&ctx, split[1].1);
+    assert!(r.problem.is_none() && r.not_full_export.is_some(), "{}", render(&r));
+    // An archive that lost its trailer, joined with the next one: split after the record
+    // the next archive's retention record names as its cut (trial33 LOW-F: "a retention
+    // cut copied into a record no retention wrote", exit 1).
+    let a_cut: String = a
+        .lines()
+        .take(a.lines().count() - 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let lost = format!("{a_cut}{b}");
+    let split = split_joined(&lost);
+    assert_eq!(split.len(), 2, "{:?}", split.iter().map(|p| p.0).collect::<Vec<_>>());
+    let one = verify_text(&ctx, split[0].1);
+    assert!(
+        one.problem.is_none() && one.not_full_export.is_some(),
+        "{}",
+        render(&one)
+    );
+    assert_eq!(one.head.as_ref().map(|h| h.last_id), Some(first.cut));
+    let two = verify_text(&ctx, split[1].1);
+    assert!(two.ok, "{}", render(&two));
 }
 
 /// The fault kind (trial14 LOW): `cordon audit verify` never said from where records are

@@ -7,7 +7,7 @@
 use cordon_proto::audit_chain::{render, SignedCheckpoint};
 use cordon_proto::Role;
 use cordon_server::Store;
-use runs::{append_forged, export_jsonl, mark_as_written_by, write_a_record, Runs};
+use runs::{append_forged, export_jsonl, mark_as_written_by, run_cfg, write_a_record, Runs};
 
 #[path = "common/runs.rs"]
 mod runs;
@@ -624,4 +624,28 @@ async fn audit_writers_servers_started_together_leave_no_warning() {
         b.shutdown().await;
         a.shutdown().await;
     }
+}
+
+/// trial33 LOW-D: a second start on a port in use wrote its start checkpoint record, then
+/// exited "cannot listen" without a shutdown checkpoint: the log read as the crash of a
+/// server that never served. The port is bound first: the failed start writes nothing.
+#[tokio::test]
+async fn a_start_that_cannot_listen_writes_nothing() {
+    let runs = Runs::new().await;
+    let first = runs.start().await;
+    let store = runs.store().await;
+    let before = store.audit_count().await.unwrap();
+    let mut cfg = run_cfg(&runs.replica_dir(), &runs.db);
+    cfg.listen = first.addr;
+    let e = match cordon_server::run::start(&cfg).await {
+        Ok(_) => panic!("a second server listened on {}", first.addr),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("cannot listen"), "{e}");
+    assert_eq!(
+        store.audit_count().await.unwrap(),
+        before,
+        "the failed start wrote a record"
+    );
+    first.shutdown().await;
 }

@@ -631,17 +631,20 @@ async fn token_name_confusables_of_reserved_prefixes_are_refused_and_old_ones_fl
     let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
     // Refused as mixing scripts before it is compared (400, not the 409 of a taken name).
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
-    // An existing token under such a name keeps working and is flagged.
-    let body = json!({"name": "wazuh-bridge", "role": "responder"}).to_string();
-    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    let (id, secret) = (v["id"].as_i64().unwrap(), v["token"].as_str().unwrap().to_string());
-    sqlx::query("UPDATE api_tokens SET name = $1 WHERE id = $2")
-        .bind("rule\u{1804}wazuh-critical")
-        .bind(id)
-        .execute(ctx.store().pool())
+    // An existing token under such a name — made before the check, by a server whose
+    // rules allowed it (here: the store's own create, which the API's check precedes) —
+    // keeps working and is flagged. (A name edited in the database is refused instead:
+    // trial33 MED-B, `a_token_renamed_or_promoted_in_the_database_is_refused`.)
+    let made = ctx
+        .store()
+        .create_api_token(
+            "alice-admin",
+            "rule\u{1804}wazuh-critical",
+            cordon_proto::Role::Responder,
+        )
         .await
         .unwrap();
+    let (id, secret) = (made.id, made.token);
     ctx.store().renormalise_token_names_for_test().await.unwrap();
     let tokens = ctx.store().api_tokens().await.unwrap();
     let t = tokens.iter().find(|t| t.id == id).unwrap();
@@ -1534,4 +1537,109 @@ async fn a_unique_id_start_names_its_host_and_a_shared_one_lists_the_hosts() {
     // Commands still read it as the id start only.
     let (st, v) = get("38433537".into()).await;
     assert_eq!((st, v["id"].clone()), (StatusCode::OK, json!(digits)), "{v}");
+}
+
+/// trial33 MED-B: a token renamed in the database (`UPDATE api_tokens SET name =
+/// 'rule:wazuh-critical'`) made the server write genuine, marked records under that name
+/// (the API's name rules were never applied to it). The server binds a token's id, name
+/// and role with its key when it creates it (older tokens at first use, from their
+/// `token_create` record): a row whose name or role was edited, or that was added in the
+/// database, is refused (503 audit_tampered naming it), nothing written; put back, it
+/// works again.
+#[tokio::test]
+async fn a_token_renamed_or_promoted_in_the_database_is_refused() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    let body = json!({"name": "bob", "role": "responder"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (bob, secret) = (v["id"].as_i64().unwrap(), v["token"].as_str().unwrap().to_string());
+    let exec = |sql: &'static str| {
+        let pool = ctx.store().pool().clone();
+        async move {
+            sqlx::query(sql).bind(bob).execute(&pool).await.unwrap();
+        }
+    };
+    let act = |token: String, path: &'static str| {
+        let h = h.clone();
+        let ctx = &ctx;
+        async move {
+            ctx.call(
+                "POST",
+                &format!("/v1/hosts/{h}/{path}"),
+                Some(&token),
+                Some(r#"{"comment":"as bob"}"#),
+            )
+            .await
+        }
+    };
+    let (st, v) = act(secret.clone(), "quarantine").await;
+    assert!(st.is_success(), "{v}");
+    let mac: Option<String> = sqlx::query_scalar("SELECT identity_mac FROM api_tokens WHERE id = $1")
+        .bind(bob)
+        .fetch_one(ctx.store().pool())
+        .await
+        .unwrap();
+    assert!(mac.is_some(), "bound at creation");
+    for (edit, says) in [
+        (
+            "UPDATE api_tokens SET name = 'rule:wazuh-critical', name_key = 'rule:wazuh-critical' WHERE id = $1",
+            "named \"rule:wazuh-critical\" with role responder",
+        ),
+        (
+            "UPDATE api_tokens SET name = 'alice-admin', name_key = 'x-bob' WHERE id = $1",
+            "named \"alice-admin\"",
+        ),
+        ("UPDATE api_tokens SET role = 'admin' WHERE id = $1", "with role admin"),
+        (
+            "UPDATE api_tokens SET name = 'system', identity_mac = NULL WHERE id = $1",
+            "its creation record in the audit log says",
+        ),
+    ] {
+        let before = ctx.store().audit_count().await.unwrap();
+        exec(edit).await;
+        let (st, v) = act(secret.clone(), "release").await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{edit}: {v}");
+        assert_eq!(v["error"], "audit_tampered", "{edit}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("API token {bob}"))
+                && detail.contains(says)
+                && detail.contains("edited in the database"),
+            "{edit}: {detail}"
+        );
+        assert_eq!(
+            ctx.store().audit_count().await.unwrap(),
+            before,
+            "{edit}: nothing written"
+        );
+        sqlx::query(
+            "UPDATE api_tokens SET name = 'bob', name_key = 'bob', role = 'responder', identity_mac = $1 WHERE id = $2",
+        )
+        .bind(mac.clone())
+        .bind(bob)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    }
+    let (st, v) = act(secret.clone(), "release").await;
+    assert!(st.is_success(), "put back, it works: {v}");
+    let last = audit_all(&ctx)
+        .await
+        .into_iter()
+        .rfind(|r| r.action == "release")
+        .unwrap();
+    assert_eq!((last.actor.as_str(), last.actor_token_id), ("bob", Some(bob)));
+    // A row added in the database (no creation record, a log never cut) is refused too.
+    let added = "cordon_added_in_the_database";
+    sqlx::query(
+        "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ('rule:edr', 'rule:edr', 'admin', $1, 1, 0)",
+    )
+    .bind(cordon_server_core::secret::hash_token(added))
+    .execute(ctx.store().pool())
+    .await
+    .unwrap();
+    let (st, v) = act(added.to_string(), "quarantine").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("no token_create record"), "{v}");
 }

@@ -283,16 +283,39 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                         Err(ExportError::Tampered(p)) => ChainReport::tampered(p),
                     })
                 };
+                // A last line cut off (trial33 LOW-B: a truncated export was "line N: not
+                // JSON", exit 2): the lines before it are verified, and the file is said to
+                // be cut off (exit 8), never intact.
+                let (text, cut_off) = match cordon_proto::audit_chain::cut_off_last_line(&text) {
+                    Some((line, before)) if !before.trim().is_empty() => (before.to_string(), Some(line)),
+                    Some((line, _)) => {
+                        return Err(Failure::usage(format!(
+                            "{}: holds no complete record: line {line}, its only line, is cut off (not complete JSON)",
+                            path.display()
+                        )))
+                    }
+                    None => (text, None),
+                };
                 let split = split_joined(&text);
                 if split.len() < 2 {
-                    one(&text)?
+                    let mut report = one(&text)?;
+                    report.cut_off_line = cut_off;
+                    if cut_off.is_some() {
+                        report.ok = false;
+                    }
+                    report
                 } else {
                     // Several exports or archives joined into one file (`cat a b`, trial
                     // LOW-3): each part is verified as the file it was, and the verdict
                     // names the parts instead of calling the join tampering.
                     let mut parts = Vec::with_capacity(split.len());
-                    for (first_line, part) in &split {
+                    let last = split.len() - 1;
+                    for (k, (first_line, part)) in split.iter().enumerate() {
                         let mut report = one(part)?;
+                        if k == last && cut_off.is_some() {
+                            report.cut_off_line = cut_off;
+                            report.ok = false;
+                        }
                         // Line numbers of the joined file, not of the part.
                         if let Some(p) = report.problem.as_mut() {
                             p.position += (*first_line as u64).saturating_sub(1);
@@ -425,6 +448,11 @@ fn exit_of(report: &cordon_proto::audit_chain::ChainReport) -> Result<(), Failur
             Code::OtherCa,
             "the export is signed by another CA than the one given: nothing was verified; pass the CA \
                  certificate of the deployment that made it",
+        )),
+        None if report.cut_off_line.is_some() && report.not_full_export.is_none() => Err(Failure::msg(
+            Code::NotFullExport,
+            "the file's last line is cut off: the lines before it were verified, but it is not a full export; verify \
+                 a complete copy",
         )),
         None if report.not_full_export.is_some() => Err(Failure::msg(
             Code::NotFullExport,

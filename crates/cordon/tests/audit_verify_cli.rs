@@ -411,3 +411,52 @@ fn audit_verify_a_checkpoint_the_log_does_not_match_is_its_own_outcome() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("TAMPERED: record 1"), "{out}");
 }
+
+/// trial33 LOW-B: an export cut in the middle of its last line (a full disk, a killed
+/// `cordon audit > FILE`) was bad input, exit 2 "line 4: not JSON: EOF while parsing".
+/// The lines before it are verified and the file is not a full export: exit 8, the cut
+/// line named. A line that is not JSON for another reason stays bad input.
+#[test]
+fn audit_verify_a_file_cut_in_its_last_line_is_not_a_full_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export(&"00".repeat(70));
+    let f = dir.path().join("cut.jsonl");
+    std::fs::write(&f, &text[..text.len() - 40]).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("CUT OFF: line 4"), "{out}");
+    assert!(out.contains("NOT A FULL EXPORT"), "{out}");
+    assert!(!out.contains("TAMPERED") && !out.contains("OK"), "{out}");
+    // Cut inside a record: the same, the records before it checked.
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&f, format!("{}\n{}", lines[0], &lines[1][..30])).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("CUT OFF: line 2"), "{out}");
+    // Not JSON at all: bad input.
+    std::fs::write(&f, format!("{}\nnot json\n", lines[0])).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 2, "{out}{err}");
+}
+
+/// trial33 LOW-F: a retention archive joined with a file whose trailer was cut off read
+/// TAMPERED ("follows the signed trailer", exit 1). The lines after an archive's trailer
+/// are a part of their own, not a full export (exit 8), named; after an export's trailer
+/// they stay tampering (`audit_verify_every_export_edit_exits_1_and_only_bad_syntax_exits_2`).
+#[test]
+fn audit_verify_joined_files_one_without_its_trailer_name_that_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = export(&"00".repeat(70)).replace(
+        &format!("\"occasion\":\"{}\"", cordon_proto::audit_chain::EXPORT_OCCASION),
+        &format!("\"occasion\":\"{}\"", cordon_proto::audit_chain::ARCHIVE_OCCASION),
+    );
+    assert!(one.contains("\"archive\""), "{one}");
+    let no_trailer: String = one.lines().take(3).map(|l| format!("{l}\n")).collect();
+    let f = dir.path().join("joined.jsonl");
+    std::fs::write(&f, format!("{one}{no_trailer}")).unwrap();
+    let (code, out, err) = verify(&f);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(out.contains("== part 2 of 2 (lines 5–7) =="), "{out}");
+    assert!(out.contains("NOT A FULL EXPORT: part 2 (lines 5–7)"), "{out}");
+    assert!(!out.contains("TAMPERED"), "{out}");
+}

@@ -152,6 +152,22 @@ async fn put_rule_tx(
     if n.rows_affected() == 1 {
         return Ok(true);
     }
+    // A new rule's name may not read as an existing rule's (trial33 LOW-E: `Wazuh-Critical`
+    // and `wazuh-critica1` beside `wazuh-critical` were audited as three `rule:` actors a
+    // reader takes for one): compared on the identity key, as token names are.
+    let key = crate::service::validate::identity_key(&spec.name);
+    for row in sqlx::query("SELECT name FROM auto_rules").fetch_all(&mut **tx).await? {
+        let other = get_str(&row, "name")?;
+        if crate::service::validate::identity_key(&other) == key {
+            return Err(StoreError::Conflict(format!(
+                "rule name {:?} reads as the existing rule {other:?} (rule names are compared case-insensitively \
+                 and by look-alike characters — 1 and l, 0 and o —, as token names are): its actions would be \
+                 audited as one automation actor; change that rule under its own name ({other:?}), or choose \
+                 another name",
+                spec.name
+            )));
+        }
+    }
     sqlx::query(
         "INSERT INTO auto_rules (name, spec, enabled, disabled_reason, created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )

@@ -123,6 +123,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0030_unknown_agents.sql"),
         include_str!("../../migrations/0030_unknown_agents.sql"),
     ),
+    (
+        31,
+        "token identity",
+        include_str!("../../migrations/0031_token_identity.sql"),
+        include_str!("../../migrations/0031_token_identity.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

@@ -78,8 +78,8 @@ impl Store {
         touch: bool,
     ) -> Result<Option<SessionInfo>, StoreError> {
         let row = sqlx::query(
-            "SELECT s.last_seen AS last_seen, s.expires_at AS expires_at, t.id AS token_id, t.name AS name, t.role AS role \
-             FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id \
+            "SELECT s.last_seen AS last_seen, s.expires_at AS expires_at, t.id AS token_id, t.name AS name, t.role AS role, \
+             t.identity_mac AS identity_mac FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id \
              WHERE s.id_hash = $1 AND t.revoked = 0",
         )
         .bind(hash_token(id))
@@ -105,14 +105,15 @@ impl Store {
                 .await?;
             tx.commit().await?;
         }
-        Ok(Some(SessionInfo {
-            caller: Caller {
-                token_id: get_i64(&r, "token_id")?,
-                name: get_str(&r, "name")?,
-                role,
-            },
-            expires_at,
-        }))
+        let caller = Caller {
+            token_id: get_i64(&r, "token_id")?,
+            name: get_str(&r, "name")?,
+            role,
+        };
+        // The token's name and role as the server bound them (trial33 MED-B).
+        self.check_token_identity(&caller, super::get_opt_str(&r, "identity_mac")?.as_deref())
+            .await?;
+        Ok(Some(SessionInfo { caller, expires_at }))
     }
 
     /// Ends session `id` (sign-out). Ending an unknown session is not an error.

@@ -176,7 +176,14 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let id = get_i64(&row, "id")?;
-        let detail = format!("token {id} {name:?} role {}", role.as_str());
+        if let Some(keys) = self.keys.get() {
+            sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2")
+                .bind(identity_mac(&keys.mark, id, name, role.as_str()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let detail = creation_detail(id, name, role.as_str());
         append(
             &mut tx,
             &NewAudit {
@@ -277,9 +284,14 @@ impl Store {
         Ok(())
     }
 
-    /// The caller a bearer token belongs to, if it is valid and not revoked.
+    /// The caller a bearer token belongs to, if it is valid and not revoked, its name
+    /// and role checked as the server bound them ([`Store::check_token_identity`]).
+    ///
+    /// # Errors
+    /// [`StoreError::AuditTampered`] for a token whose name or role was edited in the
+    /// database; database errors.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let row = sqlx::query("SELECT id, name, role FROM api_tokens WHERE hash = $1 AND revoked = 0")
+        let row = sqlx::query("SELECT id, name, role, identity_mac FROM api_tokens WHERE hash = $1 AND revoked = 0")
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
@@ -288,10 +300,111 @@ impl Store {
         let Some(role) = Role::parse(&role_text) else {
             return Ok(None);
         };
-        Ok(Some(Caller {
+        let caller = Caller {
             token_id: get_i64(&r, "id")?,
             name: get_str(&r, "name")?,
             role,
-        }))
+        };
+        self.check_token_identity(&caller, super::get_opt_str(&r, "identity_mac")?.as_deref())
+            .await?;
+        Ok(Some(caller))
     }
+
+    /// Checks that `caller` — an API token's id, name and role as the database holds
+    /// them — is what the server bound (trial33 MED-B: a name edited in the database,
+    /// `rule:wazuh-critical`, `system` or another person's, made the server write
+    /// genuine, marked records under it; api_tokens is neither chained nor marked).
+    /// `mac` is the row's `identity_mac`, the HMAC of id, role and name under the
+    /// deployment's audit mark key, written when the token is created. A row without
+    /// one (made before this check, or while the server had no CA key) is bound at its
+    /// first use when its creation record in the audit log (`token_create`, detail
+    /// `token ID "NAME" role ROLE`) says the same — or is no longer in the log and a
+    /// retention record says records were archived (logged) — and refused when the
+    /// creation record says otherwise or is missing from a log never cut.
+    /// Without the CA key (no mark key) nothing is checked.
+    ///
+    /// # Errors
+    /// [`StoreError::AuditTampered`] (503, nothing done) naming the token, what the row
+    /// says and that it was edited in the database; database errors.
+    pub(crate) async fn check_token_identity(&self, caller: &Caller, mac: Option<&str>) -> Result<(), StoreError> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(());
+        };
+        let (id, name, role) = (caller.token_id, caller.name.as_str(), caller.role.as_str());
+        let edited = |what: String| {
+            StoreError::AuditTampered(format!(
+                "API token {id} is named {name:?} with role {role} in the database, but {what}: its row \
+                 (table api_tokens) was edited in the database, and the server does not act or write audit \
+                 records under an identity it did not give (put the name and role back as its token_create \
+                 record in the audit log says, or revoke it and create a new token)"
+            ))
+        };
+        let want = identity_mac(&keys.mark, id, name, role);
+        match mac {
+            Some(m)
+                if hex::decode(m).is_ok_and(|tag| {
+                    ring::hmac::verify(&keys.mark, &identity_message(id, name, role), &tag).is_ok()
+                }) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(edited("the server's mark on the row does not fit them".into())),
+            None => {
+                let pattern = format!("token {id} %");
+                let records = sqlx::query("SELECT detail FROM audit WHERE action = 'token_create' AND detail LIKE $1")
+                    .bind(pattern)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let expected = creation_detail(id, name, role);
+                let details = records
+                    .iter()
+                    .map(|r| super::get_opt_str(r, "detail"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !details.is_empty() && !details.iter().any(|d| d.as_deref() == Some(expected.as_str())) {
+                    let said = details.into_iter().flatten().collect::<Vec<_>>().join("; ");
+                    return Err(edited(format!("its creation record in the audit log says {said:?}")));
+                }
+                if details.is_empty() {
+                    // Only retention removes a creation record from the log; without a
+                    // retention record the row was added in the database.
+                    let cut = sqlx::query("SELECT id FROM audit WHERE action = $1 LIMIT 1")
+                        .bind(cordon_proto::audit_chain::RETENTION_ACTION)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if cut.is_none() {
+                        return Err(edited(
+                            "no token_create record in the audit log names it, and no retention removed any record"
+                                .into(),
+                        ));
+                    }
+                    tracing::warn!(token = id, name, role,
+                        "API token bound to its name and role as the database holds them: its creation record is no longer in the audit log (archived by retention)");
+                }
+                let (_guard, mut tx) = self.write_tx().await?;
+                sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2 AND identity_mac IS NULL")
+                    .bind(want)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The detail of a token's `token_create` audit record: `token ID "NAME" role ROLE`.
+fn creation_detail(id: i64, name: &str, role: &str) -> String {
+    format!("token {id} {name:?} role {role}")
+}
+
+/// The server's mark on an API token's identity: HMAC-SHA256 under the deployment's
+/// audit mark key (see [`super::audit::Marker`]) of its id, role and name, lower-case hex.
+fn identity_mac(key: &ring::hmac::Key, id: i64, name: &str, role: &str) -> String {
+    hex::encode(ring::hmac::sign(key, &identity_message(id, name, role)).as_ref())
+}
+
+/// What [`identity_mac`] signs.
+fn identity_message(id: i64, name: &str, role: &str) -> Vec<u8> {
+    format!("cordon-api-token-identity-v1\n{id}\n{role}\n{name}\n").into_bytes()
 }
