@@ -285,7 +285,7 @@ impl Store {
     }
 
     /// The caller a bearer token belongs to, if it is valid and not revoked, its name
-    /// and role checked as the server bound them ([`Store::check_token_identity`]).
+    /// and role checked as the server bound them (`Store::check_token_identity`: a name or role edited in the database is refused).
     ///
     /// # Errors
     /// [`StoreError::AuditTampered`] for a token whose name or role was edited in the
