@@ -966,6 +966,13 @@ async fn hosts_named_like_another_hosts_address_or_id_never_take_its_events_and_
         .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
         .await;
     assert_eq!(v["events"][0]["status"], "unknown_host", "{v}");
+    // Nor by id start: it says whose id it starts and to send the full id (trial36
+    // LOW-A: "no enrolled host matches").
+    assert!(
+        v.to_string().contains(&format!("is the start of the id of {dc1}"))
+            && v.to_string().contains("send the full id"),
+        "{v}"
+    );
     assert!(!host(&ctx, &imp_id).await.desired.quarantined);
 
     // Commands: an address or a short id is no hostname; the id works. The short id

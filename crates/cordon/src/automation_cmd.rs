@@ -494,6 +494,17 @@ pub fn events(a: EventsArgs) -> u8 {
     })
 }
 
+/// The RESULT cell of one decision: the status, and for an approval whose host's agent
+/// runs with `enforce = false` what that means (trial36 LOW-B: it read only `approved`,
+/// where `quarantine` and the console's approvals flash say NOT ENFORCING).
+fn decision_words(r: &DecisionResult, not_enforcing: bool) -> String {
+    if r.status == DecisionStatus::Approved && not_enforcing {
+        "approved — NOT ENFORCING (enforce = false): nothing blocked".to_string()
+    } else {
+        r.status.as_str().to_string()
+    }
+}
+
 /// The exit of `approvals approve|deny IDS`: exit 1 when none of the approvals named was
 /// decided as asked (each was decided before, or superseded: nothing was done; trial30
 /// LOW-6 exited 0 printing only `not_pending`), naming why for each. `--all` with
@@ -590,6 +601,15 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
             pretty(&v);
         } else {
             let names = hostnames(&api, v.results.iter().map(|r| r.host_id.as_str())).await;
+            // Approved hosts whose agent enforces nothing: said as the console says it.
+            let mut dry = std::collections::HashSet::new();
+            for r in v.results.iter().filter(|r| r.status == DecisionStatus::Approved) {
+                if let Ok(h) = api.host(&r.host_id).await {
+                    if h.state == cordon_proto::HostState::NotEnforcing || !h.enforcing {
+                        dry.insert(r.host_id.clone());
+                    }
+                }
+            }
             let rows: Vec<Vec<String>> = v
                 .results
                 .iter()
@@ -597,7 +617,7 @@ pub fn approvals(a: ApprovalsArgs) -> u8 {
                     vec![
                         r.id.to_string(),
                         t(&named_host_cell(&names, &r.host_id)),
-                        r.status.as_str().to_string(),
+                        decision_words(r, dry.contains(&r.host_id)),
                         t(r.reason.as_deref().unwrap_or("")),
                     ]
                 })
@@ -737,6 +757,14 @@ mod tests {
         .is_err());
         // `--all` names no approval: nothing pending is not a failure.
         assert!(decided_any(Verdict::Approve, &[], true).is_ok());
+        // trial36 LOW-B: an approval on a host whose agent enforces nothing says so.
+        let ok = r(DecisionStatus::Approved, None);
+        assert_eq!(
+            decision_words(&ok, true),
+            "approved — NOT ENFORCING (enforce = false): nothing blocked"
+        );
+        assert_eq!(decision_words(&ok, false), "approved");
+        assert_eq!(decision_words(&gone, true), "not_pending");
     }
 
     fn record(active: bool, cannot_fire: &[&str]) -> RuleRecord {

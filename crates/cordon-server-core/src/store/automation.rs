@@ -327,6 +327,23 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
             }
         }
     }
+    // The start of an id (a short id the tables print) is no exact reference: automation
+    // never acts on it, but says whose id it starts, so the sender can send that id
+    // (trial36 LOW-A: "no enrolled host matches" read as if the host did not exist).
+    if let Some(p) = super::hosts::id_prefix(r) {
+        let starts: Vec<&str> = all
+            .iter()
+            .filter(|h| h.0.starts_with(&p))
+            .map(|h| h.0.as_str())
+            .collect();
+        if !starts.is_empty() {
+            return Ok(Err(Unresolved::Unknown(format!(
+                "{r:?} is the start of the id of {}: automation acts only on an exact reference (the full id, \
+                 hostname or address); send the full id",
+                starts.join(", ")
+            ))));
+        }
+    }
     Ok(Err(Unresolved::Unknown(format!("no enrolled host matches {r:?}"))))
 }
 

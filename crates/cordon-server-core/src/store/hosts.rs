@@ -470,7 +470,7 @@ pub(crate) async fn load_many_tx(tx: &mut Tx, ids: &[String]) -> Result<HashMap<
 /// id (`38433537`) is one too, though it also reads as an IPv4 address (inet_aton): where
 /// addresses name hosts as well ([`Store::host_for_history`]) both readings are looked
 /// up and a reference that finds hosts both ways is refused as ambiguous.
-fn id_prefix(reference: &str) -> Option<String> {
+pub(crate) fn id_prefix(reference: &str) -> Option<String> {
     let r = reference.trim();
     (r.is_ascii() && !r.ends_with('.') && cordon_proto::hostname::looks_like_host_id(r)).then(|| r.to_ascii_lowercase())
 }
