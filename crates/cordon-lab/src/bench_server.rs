@@ -155,14 +155,23 @@ async fn agents(a: &AgentsArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(agent.run()));
     }
     let mut out = std::io::stdout();
-    let mut was = false;
+    // Agents before `next` were isolated when last looked at: each pass resumes there, so
+    // the watch costs little beside the agents themselves (a full scan of 2,500 locked
+    // firewalls every 2 ms took a tenth of the agent processes' CPU, issue 15).
+    let mut next = 0;
     loop {
-        let all = firewalls.iter().all(|f| f.is_isolated());
-        if all && !was {
+        while firewalls.get(next).is_some_and(|f| f.is_isolated()) {
+            next += 1;
+        }
+        if next == firewalls.len() {
             writeln!(out, "enforcing")?;
             out.flush()?;
+            // The next transition starts when one of them is released again.
+            while firewalls.iter().all(|f| f.is_isolated()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            next = 0;
         }
-        was = all;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

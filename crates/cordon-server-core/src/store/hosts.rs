@@ -8,6 +8,7 @@ use cordon_proto::{
 };
 use sqlx::any::AnyRow;
 
+use super::agent_reads::AgentHost;
 use super::{get_i64, get_opt_i64, get_opt_str, get_str, json_list, Store, StoreError, Tx};
 use crate::timefmt::{now_ms, Timestamp};
 
@@ -97,19 +98,7 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         agent_version: get_opt_str(row, "agent_version")?,
         last_seen: last_seen.map(Timestamp::from_unix_ms_clamped),
         enrolled_at: Timestamp::from_unix_ms_clamped(get_i64(row, "enrolled_at")?),
-        desired: DesiredState {
-            revision: get_i64(row, "revision")?,
-            quarantined: get_i64(row, "quarantined")? != 0,
-            allow: json_list(&get_str(row, "allow_json")?),
-            message: get_opt_str(row, "message")?,
-            comment: get_opt_str(row, "comment")?,
-            actor: get_opt_str(row, "actor")?,
-            actor_token_id: get_opt_i64(row, "actor_token_id")?,
-            // Read from the token table when the server answers ([`annotate`]).
-            actor_token_name: None,
-            expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
-            release_previous: json_list(&get_str(row, "release_previous")?),
-        },
+        desired: desired_from_row(row)?,
         state,
         state_reason: get_opt_str(row, "state_reason")?,
         state_since: Timestamp::from_unix_ms_clamped(get_i64(row, "state_since")?),
@@ -125,6 +114,24 @@ pub(crate) fn host_from_row(row: &AnyRow, labels: Vec<String>) -> Result<Host, S
         offline: offline(last_seen, heartbeat_ms, now_ms()),
         claims,
         flags: Vec::new(),
+    })
+}
+
+/// The desired state in a `hosts` row (columns `revision, quarantined, allow_json,
+/// message, comment, actor, actor_token_id, expires_at, release_previous`); `actor_token_name` is read
+/// from the token table when the server answers ([`annotate`]).
+pub(crate) fn desired_from_row(row: &AnyRow) -> Result<DesiredState, StoreError> {
+    Ok(DesiredState {
+        revision: get_i64(row, "revision")?,
+        quarantined: get_i64(row, "quarantined")? != 0,
+        allow: json_list(&get_str(row, "allow_json")?),
+        message: get_opt_str(row, "message")?,
+        comment: get_opt_str(row, "comment")?,
+        actor: get_opt_str(row, "actor")?,
+        actor_token_id: get_opt_i64(row, "actor_token_id")?,
+        actor_token_name: None,
+        expires_at: get_opt_i64(row, "expires_at")?.map(Timestamp::from_unix_ms_clamped),
+        release_previous: json_list(&get_str(row, "release_previous")?),
     })
 }
 
@@ -980,37 +987,32 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether `id` is enrolled and not revoked (checked on every agent request).
+    /// Whether `id` is enrolled and not revoked (checked on every agent request): `None`
+    /// for an unknown host. A revoked host still counts as active while a release
+    /// ordered before its revocation is unconfirmed ([`AgentHost::active`]). Read with
+    /// the other agent reads under way ([`Store::agent_host`]).
     pub async fn host_active(&self, id: &str) -> Result<Option<bool>, StoreError> {
-        let row = sqlx::query("SELECT revoked, quarantined, revision, applied_revision FROM hosts WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let revoked = get_i64(&r, "revoked")? != 0;
-                // A release ordered before the revocation still reaches the agent: until it
-                // confirmed that release, the revoked host may fetch it and report.
-                let release_unconfirmed =
-                    get_i64(&r, "quarantined")? == 0 && get_i64(&r, "applied_revision")? < get_i64(&r, "revision")?;
-                Ok(Some(!revoked || release_unconfirmed))
-            }
-        }
+        Ok(self.agent_host(id).await?.map(|h| h.active()))
     }
 
-    /// The desired state of host `id` (agent sync), `None` if unknown.
+    /// The desired state of host `id` (agent sync) and whether it is revoked, `None` if
+    /// unknown. Read with the other agent reads under way ([`Store::agent_host`]).
     pub async fn desired(&self, id: &str) -> Result<Option<(DesiredState, bool)>, StoreError> {
-        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let host = host_from_row(&row, vec![])?;
-        Ok(Some((host.desired, host.revoked)))
+        Ok(self.agent_host(id).await?.map(|h| (h.desired, h.revoked)))
+    }
+
+    /// What an agent's request reads of host `id` (`None`: no such host), read by a
+    /// statement that starts after this call, together with the other such reads under
+    /// way (one `SELECT … WHERE id IN (…)` per batch; see [`super::agent_reads`]).
+    ///
+    /// # Errors
+    /// [`StoreError::HostRead`] (the batch's statement failed, cause shared),
+    /// [`StoreError::HostReaderStopped`].
+    pub async fn agent_host(&self, id: &str) -> Result<Option<AgentHost>, StoreError> {
+        let queue = self
+            .host_reads
+            .get_or_init(|| super::agent_reads::start(self.pool.clone()));
+        super::agent_reads::read(queue, id).await
     }
 }
 

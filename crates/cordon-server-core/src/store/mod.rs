@@ -3,6 +3,7 @@
 //! audit record.
 
 mod actions;
+mod agent_reads;
 mod audit;
 pub mod automation;
 mod enroll;
@@ -24,6 +25,7 @@ use tokio::sync::Mutex;
 /// For the automation module: the one quarantine path and the audit append.
 pub use actions::Targets;
 pub use actions::{plan_change, Action, ActionParams, RetryParams};
+pub use agent_reads::AgentHost;
 pub use audit::{
     mark_valid, Actor, AuditFilter, AuditKeys, AuditOrder, AutoCause, Marker, NewAudit, Signer, StartFacts,
     CHECKPOINT_SOURCE, ISSUED_SOURCE, MARK_PREFIX, RETENTION_REFUSED_ACTION, SEEN_SOURCE, WRITER_LIVE_MS,
@@ -128,6 +130,12 @@ pub enum StoreError {
     #[error("the status report writer stopped")]
     /// The background task that group-commits agents' reports is gone (server shutting down).
     ReportWriterStopped,
+    /// The batched read of agents' hosts failed; the shared cause is the source.
+    #[error("reading the agent's host failed")]
+    HostRead(#[source] std::sync::Arc<StoreError>),
+    #[error("the agents' host reader stopped")]
+    /// The background task that batches agents' host reads is gone (server shutting down).
+    HostReaderStopped,
     /// The database works against the audit log behind the server's statements (a
     /// trigger, rule or policy Cordon did not create; a record the server appended gone
     /// or no longer the head inside its own transaction): the change is not made, since
@@ -177,7 +185,7 @@ impl StoreError {
         match self {
             StoreError::StorageFull(_) => true,
             StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
-            StoreError::Report(inner) => inner.is_storage_full(),
+            StoreError::Report(inner) | StoreError::HostRead(inner) => inner.is_storage_full(),
             _ => false,
         }
     }
@@ -256,6 +264,8 @@ pub struct Store {
     write: std::sync::Arc<Mutex<()>>,
     /// Group commit of agent status reports (started on first use).
     reports: std::sync::OnceLock<reports::ReportQueue>,
+    /// Batched reads of the hosts behind agents' requests (started on first use).
+    host_reads: std::sync::OnceLock<agent_reads::ReadQueue>,
     /// The last audit checkpoint record this process wrote (id and hash): every later
     /// verification compares the log with it, so a tail cut while the server runs is seen.
     issued: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
@@ -440,6 +450,7 @@ impl Store {
             pool,
             write: std::sync::Arc::new(Mutex::new(())),
             reports: std::sync::OnceLock::new(),
+            host_reads: std::sync::OnceLock::new(),
             issued: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
             writer: uuid::Uuid::new_v4().simple().to_string(),
