@@ -1003,7 +1003,7 @@ impl Store {
 
     /// What an agent's request reads of host `id` (`None`: no such host), read by a
     /// statement that starts after this call, together with the other such reads under
-    /// way (one `SELECT … WHERE id IN (…)` per batch; see [`super::agent_reads`]).
+    /// way (one `SELECT … WHERE id IN (…)` per batch; see `store::agent_reads`).
     ///
     /// # Errors
     /// [`StoreError::HostRead`] (the batch's statement failed, cause shared),
