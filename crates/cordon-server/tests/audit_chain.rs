@@ -1660,9 +1660,11 @@ async fn audit_chain_given_checkpoint_in_the_archived_part_is_compared_with_the_
 #[tokio::test]
 async fn audit_chain_edited_head_row_refuses_writes_and_a_reverted_edit_leaves_the_log_intact() {
     let ctx = ctx_with_log().await;
-    let before = ids(&ctx).await;
+    // An enrollment token made before the edit (making one writes an audit record).
+    let enroll_token = ctx.store().create_enroll_token("t", &[], 3600).await.unwrap().token;
     let (head, _) = ctx.store().audit_head().await.unwrap();
     let head = head.unwrap();
+    let before = ids(&ctx).await;
     let zeros = "0".repeat(64);
     exec(
         &ctx,
@@ -1671,6 +1673,13 @@ async fn audit_chain_edited_head_row_refuses_writes_and_a_reverted_edit_leaves_t
     .await;
     let r = server_verify(&ctx, "").await;
     assert!(!r.ok, "{}", render(&r));
+    // review14 MED-A: an enrollment the audit log refuses is the server's 503, never the
+    // agent's "invalid token" (it was 401 invalid_token naming the audit log).
+    let (_key, csr) = common::csr();
+    let body = serde_json::json!({"token": enroll_token, "csr_pem": csr, "hostname": "after-head-edit"});
+    let (st, v) = ctx.call("POST", "/v1/enroll", None, Some(&body.to_string())).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "audit_tampered", "{v}");
     let (st, v) = ctx
         .call(
             "POST",
