@@ -416,8 +416,10 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     }
     // The port first (trial33 LOW-D: a start that could not bind wrote its start
     // checkpoint, then exited without a shutdown one, so the log read as the crash of a
-    // server that never served).
-    let listener = bind(cfg.listen).map_err(|source| RunError::Listen {
+    // server that never served) — bound, not yet listening: a TCP connection is accepted
+    // by the kernel only once the server serves (a listening socket here made clients'
+    // TLS handshakes time out during the start's database and audit work).
+    let reserved = reserve(cfg.listen).map_err(|source| RunError::Listen {
         addr: cfg.listen,
         source,
     })?;
@@ -492,6 +494,10 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
             }
         })
     };
+    let listener = listen_on(reserved).map_err(|source| RunError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| RunError::Listen {
         addr: cfg.listen,
         source,
@@ -526,6 +532,15 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
 /// # Errors
 /// The socket calls' errors (address in use, IPv6 unavailable, not permitted).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    listen_on(reserve(addr)?)
+}
+
+/// The socket of [`bind`], bound to `addr` but not listening: the address is taken (a
+/// second server fails here with "address in use") while no connection is accepted yet.
+///
+/// # Errors
+/// As [`bind`].
+pub fn reserve(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
@@ -535,6 +550,14 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.set_reuse_address(true)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
+    Ok(sock)
+}
+
+/// Starts listening on a [`reserve`]d socket (backlog as [`bind`]).
+///
+/// # Errors
+/// `listen(2)`'s error, or registering the socket with the runtime.
+pub fn listen_on(sock: socket2::Socket) -> std::io::Result<TcpListener> {
     sock.listen(crate::tls::LISTEN_BACKLOG)?;
     TcpListener::from_std(sock.into())
 }
