@@ -519,6 +519,26 @@ pub(crate) fn describe_process(pid: u32) -> String {
 mod tests {
     use super::*;
 
+    /// `flock(1)` (util-linux) holding `lock` exclusively for `secs` seconds in a child
+    /// process — a holder that is not Cordon — returned once the kernel shows the lock held
+    /// (5 s at most), with `lock` opened for reading.
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::unwrap_used, clippy::expect_used)] // test helper: a missing flock(1) or lock file is a failed test setup
+    pub(super) fn foreign_holder(lock: &Path, secs: &str) -> (std::process::Child, std::fs::File) {
+        let holder = std::process::Command::new("flock")
+            .args(["-x", "-o"])
+            .arg(lock)
+            .args(["sleep", secs])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        let started = std::time::Instant::now();
+        let file = std::fs::File::open(lock).unwrap();
+        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (holder, file)
+    }
+
     #[test]
     fn lock_wait_names_the_holder_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -544,18 +564,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join(".lock");
         std::fs::write(&lock, std::process::id().to_string()).unwrap();
-        let mut holder = std::process::Command::new("flock")
-            .args(["-x", "-o"])
-            .arg(&lock)
-            .args(["sleep", "5"])
-            .spawn()
-            .expect("flock(1) from util-linux");
-        // Wait until the child holds it.
-        let started = std::time::Instant::now();
-        let mut file = std::fs::File::open(&lock).unwrap();
-        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (mut holder, mut file) = foreign_holder(&lock, "5");
         let err = StateLock::acquire(dir.path(), Duration::from_millis(200))
             .err()
             .unwrap();
@@ -673,17 +682,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join(".lock");
         std::fs::write(&lock, "").unwrap();
-        let mut holder = std::process::Command::new("flock")
-            .args(["-x", "-o"])
-            .arg(&lock)
-            .args(["sleep", "30"])
-            .spawn()
-            .expect("flock(1) from util-linux");
-        let file = std::fs::File::open(&lock).unwrap();
-        let started = Instant::now();
-        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (mut holder, _file) = foreign_holder(&lock, "30");
         let started = Instant::now();
         let hold = SharedHold::wait(dir.path(), Duration::from_secs(20));
         let waited = started.elapsed();
@@ -717,6 +716,8 @@ mod tests {
 
 #[cfg(all(test, unix))]
 mod wait_tests {
+    #[cfg(target_os = "linux")]
+    use super::tests::foreign_holder;
     use super::*;
 
     /// trial26 L4: contention between this process's own threads is not announced; a
@@ -750,17 +751,7 @@ mod wait_tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join(".lock");
         std::fs::write(&lock, "").unwrap();
-        let mut holder = std::process::Command::new("flock")
-            .args(["-x", "-o"])
-            .arg(&lock)
-            .args(["sleep", "30"])
-            .spawn()
-            .expect("flock(1) from util-linux");
-        let file = std::fs::File::open(&lock).unwrap();
-        let started = Instant::now();
-        while kernel_holder(&file).is_none() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (mut holder, _file) = foreign_holder(&lock, "30");
         let started = Instant::now();
         let got = StateLock::acquire_as(dir.path(), Duration::from_secs(60), FOREIGN_HOLDER_GRACE);
         let waited = started.elapsed();
