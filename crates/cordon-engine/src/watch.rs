@@ -712,7 +712,11 @@ impl RenameThread {
         // CAP_SYS_NICE, a real-time budget of 0) it runs as any thread.
         #[cfg(target_os = "linux")]
         {
-            let param = libc::sched_param { sched_priority: 1 };
+            // musl's sched_param has more fields than glibc's (libc ≥ 0.2.191 spells out
+            // the SCHED_SPORADIC ones), so it is built from zeroes and the one field set.
+            // SAFETY: sched_param is a plain C struct of integers; all-zero is valid.
+            let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+            param.sched_priority = 1;
             // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) with a valid
             // sched_param; the result is ignored on purpose (best effort).
             let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };

@@ -482,6 +482,7 @@ pub trait Firewall: Send + Sync {
     fn coverage_against(&self, recorded: &[DeviceId]) -> Result<Coverage, FirewallError> {
         let _ = recorded;
         let present = self.inspect()?.is_some();
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut cov = Coverage {
             layers: if present {
                 vec![Layer::host_stack(self.kind())]
