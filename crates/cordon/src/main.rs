@@ -248,7 +248,7 @@ fn main() -> ExitCode {
         Command::Events(a) => automation_cmd::events(a),
         Command::Approvals(a) => automation_cmd::approvals(a),
         Command::Notify(a) => automation_cmd::notify(a),
-        Command::WazuhAr(a) => wazuh_ar::run(a),
+        Command::WazuhAr(a) => exit::report(wazuh_ar::run(a)),
         #[cfg(all(target_os = "linux", feature = "lab"))]
         Command::Lab(a) => cordon_lab::lab::cli::run(a),
         #[cfg(all(target_os = "linux", feature = "lab"))]

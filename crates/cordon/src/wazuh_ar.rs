@@ -11,9 +11,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
-use cordon_engine::{ClaimSource, Engine, IsolateRequest};
+use cordon_engine::{ClaimSource, Engine, EngineError, IsolateRequest};
 use cordon_policy::AllowSpec;
-use cordon_wazuh::{check_keys_message, managers_from_ossec_conf, parse, parse_answer, Answer, ArAction, ArRequest};
+use cordon_wazuh::{
+    check_keys_message, managers_from_ossec_conf, parse, parse_answer, Answer, ArAction, ArInputError, ArRequest,
+};
+
+use crate::exit::{self, Code, Failure};
 use serde_json::{json, Value};
 
 /// Where Wazuh keeps the active-response log on this platform's agents
@@ -128,10 +132,69 @@ fn emit(log: &Path, line: &Value, out: Out) {
     };
 }
 
-type Failure = (String, String, u8);
+/// Why a run of `wazuh-ar` did not act. `kind()` is the log line's `error` key (a
+/// stable name Wazuh rules and scripts match), `Display` its `detail`, and [`code`](Self::code)
+/// the exit status README documents.
+#[derive(Debug, thiserror::Error)]
+enum ArError {
+    /// execd's line did not arrive (stdin closed, unreadable, or silent for
+    /// [`PROTOCOL_WAIT`]): `invalid_input`, exit 2, nothing changed.
+    #[error("{0}")]
+    NoInput(String),
+    /// execd's message is not one Cordon accepts: `invalid_input`, exit 2.
+    #[error(transparent)]
+    Input(#[from] ArInputError),
+    /// An alert raised by the manager itself without `--allow-manager`: `manager_alert`
+    /// (result `refused`), exit 2.
+    #[error("{0}")]
+    ManagerAlert(&'static str),
+    /// An isolation that names no manager to keep reachable: `no_server`, exit 2.
+    #[error("{0}")]
+    NoServer(String),
+    /// The `check_keys` exchange with execd failed after the request was accepted:
+    /// `protocol`, exit 1.
+    #[error("{0}")]
+    Protocol(String),
+    /// The engine refused or failed: its own kind and the exit code of its class
+    /// ([`exit::engine_code`]).
+    #[error("{}", .0.detail())]
+    Engine(#[from] EngineError),
+}
 
-fn finish(log: &Path, mut line: Value, result: Result<Value, Failure>, out: Out) -> u8 {
-    let code = match result {
+impl ArError {
+    /// The log line's `error` key.
+    fn kind(&self) -> &'static str {
+        match self {
+            ArError::NoInput(_) | ArError::Input(_) => "invalid_input",
+            ArError::ManagerAlert(_) => "manager_alert",
+            ArError::NoServer(_) => "no_server",
+            ArError::Protocol(_) => "protocol",
+            ArError::Engine(e) => e.kind(),
+        }
+    }
+
+    /// The exit status (README, "Exit codes").
+    fn code(&self) -> Code {
+        match self {
+            ArError::NoInput(_) | ArError::Input(_) | ArError::ManagerAlert(_) | ArError::NoServer(_) => Code::Usage,
+            ArError::Protocol(_) => Code::Failed,
+            ArError::Engine(e) => exit::engine_code(e),
+        }
+    }
+}
+
+/// Completes the log line with the result and emits it ([`emit`]). The line is the
+/// whole report, so a failure comes back [`Failure::reported`]: only its exit code is left.
+fn finish(log: &Path, line: Value, result: Result<Value, ArError>, out: Out) -> Result<(), Failure> {
+    let (line, outcome) = complete(line, result);
+    emit(log, &line, out);
+    outcome
+}
+
+/// The log line with the result's keys (`result`, `error`, `detail`, `exit_code`, or the
+/// success's own), and the run's outcome. Pure.
+fn complete(mut line: Value, result: Result<Value, ArError>) -> (Value, Result<(), Failure>) {
+    let outcome = match result {
         Ok(extra) => {
             if line.get("result").is_none() {
                 line["result"] = json!("ok");
@@ -139,18 +202,19 @@ fn finish(log: &Path, mut line: Value, result: Result<Value, Failure>, out: Out)
             if let (Some(l), Some(e)) = (line.as_object_mut(), extra.as_object()) {
                 l.extend(e.clone());
             }
-            0
+            line["exit_code"] = json!(0);
+            Ok(())
         }
-        Err((kind, detail, code)) => {
-            line["result"] = json!(if kind == "manager_alert" { "refused" } else { "error" });
-            line["error"] = json!(kind);
-            line["detail"] = json!(detail);
-            code
+        Err(err) => {
+            let refused = matches!(err, ArError::ManagerAlert(_));
+            line["result"] = json!(if refused { "refused" } else { "error" });
+            line["error"] = json!(err.kind());
+            line["detail"] = json!(err.to_string());
+            line["exit_code"] = json!(err.code().as_u8());
+            Err(Failure::new(err.code(), err).reported())
         }
     };
-    line["exit_code"] = json!(code);
-    emit(log, &line, out);
-    code
+    (line, outcome)
 }
 
 /// Reads stdin line by line on a thread, so every wait has a bound.
@@ -186,29 +250,20 @@ impl Lines {
     }
 }
 
-pub fn run(a: WazuhArArgs) -> u8 {
+/// Runs one active response: reads execd's message, acts, and writes the one log line.
+///
+/// # Errors
+/// The run's failure, already reported as the log line ([`Failure::reported`]): only
+/// its exit code is left for [`exit::report`].
+pub fn run(a: WazuhArArgs) -> Result<(), Failure> {
     let lines = Lines::stdin();
     let input = match lines.next("execd's message") {
         Ok(l) => l,
-        Err(why) => {
-            return finish(
-                &a.log,
-                base_line(None),
-                Err(("invalid_input".into(), why, 2)),
-                Out::Stderr,
-            )
-        }
+        Err(why) => return finish(&a.log, base_line(None), Err(ArError::NoInput(why)), Out::Stderr),
     };
     let req = match parse(&input) {
         Ok(r) => r,
-        Err(why) => {
-            return finish(
-                &a.log,
-                base_line(None),
-                Err(("invalid_input".into(), why.to_string(), 2)),
-                Out::Stderr,
-            )
-        }
+        Err(why) => return finish(&a.log, base_line(None), Err(why.into()), Out::Stderr),
     };
     let mut line = base_line(Some(&req));
     if req.action == ArAction::IgnoreDelete {
@@ -220,7 +275,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
     if req.raised_by_manager() && !a.allow_manager {
         let why = "the alert was raised by the Wazuh manager itself (agent.id 000); \
                    not isolating the manager (use --allow-manager to allow it)";
-        return finish(&a.log, line, Err(("manager_alert".into(), why.into(), 2)), Out::Stderr);
+        return finish(&a.log, line, Err(ArError::ManagerAlert(why)), Out::Stderr);
     }
     // `--lock-timeout` (trial15 MED-2: it was ignored here, so execd — single-threaded —
     // waited the default 60 s on any process holding the state lock), by default
@@ -234,7 +289,6 @@ pub fn run(a: WazuhArArgs) -> u8 {
     // A Wazuh-ordered isolation stays in force when the state directory cannot record
     // it (a full disk, trial17 HIGH-1): `unrecorded` in the result says so.
     .keeping_unrecorded();
-    let err = |e: cordon_engine::EngineError| (e.kind().to_string(), e.detail(), crate::exit::engine_code(&e).as_u8());
     // An isolation is checked before the exchange (bad input changes nothing and execd
     // stops waiting on a silent stdout): it must keep a manager reachable — without one
     // the host is cut off from Wazuh and its release could never arrive (an on-demand
@@ -252,7 +306,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
                     }
                 }
             }
-            Err(why) => return finish(&a.log, line, Err(("no_server".into(), why, 2)), Out::Stderr),
+            Err(why) => return finish(&a.log, line, Err(ArError::NoServer(why)), Out::Stderr),
         }
     }
     let ir = IsolateRequest {
@@ -266,7 +320,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
     };
     if req.action == ArAction::Isolate {
         if let Err(e) = eng.resolve(&ir) {
-            return finish(&a.log, line, Err(err(e)), Out::Stderr);
+            return finish(&a.log, line, Err(e.into()), Out::Stderr);
         }
     }
     if !a.no_handshake {
@@ -275,7 +329,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
         let sent = writeln!(std::io::stdout(), "{keys}").and_then(|_| std::io::stdout().flush());
         if let Err(e) = sent {
             let why = format!("cannot send check_keys to execd: {e}");
-            return finish(&a.log, line, Err(("protocol".into(), why, 1)), Out::Stderr);
+            return finish(&a.log, line, Err(ArError::Protocol(why)), Out::Stderr);
         }
         let answer = lines
             .next("execd's continue/abort answer")
@@ -288,7 +342,7 @@ pub fn run(a: WazuhArArgs) -> u8 {
                            (it only refreshed that timeout); nothing changed";
                 return finish(&a.log, line, Ok(json!({"detail": why})), Out::Stdout);
             }
-            Err(why) => return finish(&a.log, line, Err(("protocol".into(), why, 1)), Out::Stderr),
+            Err(why) => return finish(&a.log, line, Err(ArError::Protocol(why)), Out::Stderr),
         }
     }
     let result = match req.action {
@@ -296,20 +350,20 @@ pub fn run(a: WazuhArArgs) -> u8 {
             if a.dry_run {
                 eng.dry_run(&ir)
                     .map(|(backend, text, _)| json!({"dry_run": true, "backend": backend, "ruleset": text}))
-                    .map_err(err)
+                    .map_err(ArError::from)
             } else {
                 eng.isolate_as(ClaimSource::Wazuh, &ir)
                     .map(|c| json!({"state": c.outcome.state, "not_isolated": c.outcome.not_isolated, "backend": c.outcome.backend, "digest": c.outcome.digest,
                         "verified_via": c.outcome.verified_via, "verification": c.outcome.verification, "claims": c.claims,
                         "unrecorded": c.outcome.unrecorded, "warnings": c.outcome.warnings}))
-                    .map_err(err)
+                    .map_err(ArError::from)
             }
         }
         ArAction::Release if a.dry_run => Ok(json!({"dry_run": true})),
         ArAction::Release => eng
             .release_as(ClaimSource::Wazuh, false)
             .map(|o| json!({"state": o.state, "released_claim": o.released_claim, "claims": o.claims, "warning": o.warning}))
-            .map_err(err),
+            .map_err(ArError::from),
         ArAction::IgnoreDelete => Ok(json!({})),
     };
     finish(&a.log, line, result, Out::Stdout)
@@ -358,4 +412,39 @@ fn managers_of(ossec_conf: Option<&Path>) -> Result<(Vec<AllowSpec>, Vec<AllowSp
             .collect()
     };
     Ok((parse(&found.servers, true)?, parse(&found.enrollment, false)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// review14 MED-B: the log line's `error`, `result` and `exit_code` come from one
+    /// typed error; the names and codes Wazuh rules match stay what they were.
+    #[test]
+    fn each_failure_keeps_its_log_kind_and_exit_code() {
+        let input = parse("not json").unwrap_err();
+        let cases: Vec<(ArError, &str, &str, u8)> = vec![
+            (ArError::NoInput("stdin closed".into()), "invalid_input", "error", 2),
+            (ArError::Input(input), "invalid_input", "error", 2),
+            (ArError::ManagerAlert("manager"), "manager_alert", "refused", 2),
+            (ArError::NoServer("none".into()), "no_server", "error", 2),
+            (ArError::Protocol("closed".into()), "protocol", "error", 1),
+            (EngineError::Invalid("bad".into()).into(), "invalid_input", "error", 2),
+        ];
+        for (err, kind, result, code) in cases {
+            let detail = err.to_string();
+            let (line, outcome) = complete(json!({"program": "cordon-wazuh-ar"}), Err(err));
+            assert_eq!(
+                line,
+                json!({"program": "cordon-wazuh-ar", "result": result, "error": kind, "detail": detail, "exit_code": code})
+            );
+            let f = outcome.unwrap_err();
+            assert_eq!(f.code.as_u8(), code, "{kind}");
+            assert_eq!(exit::report(Err(f)), code, "{kind}: printed only as the log line");
+        }
+        let (line, outcome) = complete(json!({}), Ok(json!({"state": "isolated"})));
+        assert_eq!(line, json!({"result": "ok", "state": "isolated", "exit_code": 0}));
+        assert!(outcome.is_ok());
+    }
 }
