@@ -30,8 +30,11 @@ const POLL: Duration = Duration::from_millis(500);
 /// How often the stream says it is alive when nothing changed (the page's bound for
 /// silence is 2.5 times this).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Last-seen times only count in steps of this, so busy agents do not cause constant refreshes.
-const SEEN_STEP_MS: i64 = 30_000;
+/// Last-seen times only count in steps of this (ms, steps aligned to the Unix epoch), so
+/// busy agents do not cause constant refreshes: a report that changes nothing else still
+/// wakes the pages when it moves the newest last-seen time into the next step, so "last
+/// seen" moves on them at least every 30 s.
+pub const SEEN_STEP_MS: i64 = 30_000;
 /// How often the session is re-checked, in polls (a signed-out session or revoked token
 /// closes the stream within 10 s).
 const RECHECK_EVERY: u32 = 20;

@@ -3229,17 +3229,23 @@ async fn claims_and_addresses_changes_reach_open_pages_at_once() {
     let mut seen = String::new();
     hello(&mut body, &mut seen).await;
     let audit = ctx.audit_for(&id).await.len();
+    let step = cordon_server::console::live::SEEN_STEP_MS;
+    let reports = || async { ctx.store().change_fingerprint(step).await.unwrap().reports };
+    let before = reports().await;
     let w = wazuh.clone();
     report(&ctx, &id, AgentState::Released, "nftables", move |r| r.claims = vec![w]).await;
     assert!(
         change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
         "a wazuh claim added: no change event: {seen:?}"
     );
+    // The event is the report's own (its report revision moved), not a last-seen step.
+    assert_eq!(reports().await, before + 1, "a wazuh claim added: report revision");
     report(&ctx, &id, AgentState::Released, "nftables", |r| r.claims = vec![]).await;
     assert!(
         change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
         "the wazuh claim dropped: no change event: {seen:?}"
     );
+    assert_eq!(reports().await, before + 2, "the wazuh claim dropped: report revision");
     let r = common::status_report(revision(&ctx, &id).await, AgentState::Released, "sha256:0", "nftables");
     ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"]))
         .await;
@@ -3247,6 +3253,7 @@ async fn claims_and_addresses_changes_reach_open_pages_at_once() {
         change_within(&mut body, std::time::Duration::from_secs(5), &mut seen).await,
         "a new address: no change event: {seen:?}"
     );
+    assert_eq!(reports().await, before + 3, "a new address: report revision");
     assert_eq!(
         ctx.audit_for(&id).await.len(),
         audit,
@@ -3254,13 +3261,37 @@ async fn claims_and_addresses_changes_reach_open_pages_at_once() {
     );
     let page = host_page(&ctx, &s, &id).await;
     assert!(page.contains("203.0.113.5"), "the page shows the new address");
-    // The same report again changes nothing shown: no change event.
-    ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"]))
-        .await;
-    assert!(
-        !change_within(&mut body, std::time::Duration::from_secs(2), &mut seen).await,
-        "an unchanged report woke the pages: {seen:?}"
-    );
+    // The same report again changes nothing shown: no change event. One thing may still
+    // move: the newest last-seen time, which the stream counts in 30 s steps aligned to
+    // the epoch (live::SEEN_STEP_MS, so "last seen" moves on open pages). When the repeated
+    // report is the first in a new step, its event is that step, not the report: told
+    // apart by the store's fingerprint, and the report is sent once more (the next step
+    // is 30 s away). Until this loop the test assumed no step could fall between the two
+    // reports and failed about 1 run in 10 ("an unchanged report woke the pages").
+    for attempt in 0..2 {
+        let before = ctx.store().change_fingerprint(step).await.unwrap();
+        ctx.agent_status(&id, &common::with_addresses(&r, &["203.0.113.5"]))
+            .await;
+        let woke = change_within(&mut body, std::time::Duration::from_secs(2), &mut seen).await;
+        let after = ctx.store().change_fingerprint(step).await.unwrap();
+        assert_eq!(
+            cordon_server_core::store::ChangeFingerprint {
+                seen_step: before.seen_step,
+                ..after
+            },
+            before,
+            "an unchanged report moved more than its last-seen time"
+        );
+        if after.seen_step == before.seen_step {
+            assert!(!woke, "an unchanged report woke the pages: {seen:?}");
+            return;
+        }
+        assert_eq!(
+            attempt, 0,
+            "two 30 s last-seen steps within seconds: {before:?} → {after:?}"
+        );
+        seen.clear();
+    }
 }
 
 /// trial24 LOW-1 / LOW-9: a host whose agent runs with `enforce = false` never confirms a
