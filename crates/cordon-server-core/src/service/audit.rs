@@ -435,20 +435,31 @@ impl AnchorStatus {
 
 /// Reads [`AnchorFile`] from `path` (the data directory's [`ANCHOR_FILE`]) into the
 /// store — the last checkpoint this server wrote and the newest head it saw — and says
-/// what it found. A missing or unreadable file is logged (a warning; the start
-/// checkpoint then says so when the log already has checkpoints).
+/// what it found ([`read_anchor`]).
 pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
+    let status = read_anchor(path);
+    if let AnchorStatus::Loaded(a) = &status {
+        if let Some(r) = &a.record {
+            st.store.note_issued_checkpoint(r.clone());
+        }
+        if let Some(s) = &a.seen {
+            st.store.note_seen_outside(s.clone());
+        }
+        st.store.note_foreign_outside(&a.foreign);
+    }
+    status
+}
+
+/// Reads and parses the anchor file at `path`. An unreadable or unparsable file is
+/// logged as a warning. A missing one is not (pkg21 L8: the first `server run` after
+/// `server init` warned although nothing was wrong): whether it matters depends on the
+/// log, so the start checkpoint decides — it warns, and signs `no_anchor`, only when the
+/// log already has checkpoints (the file was deleted); on a first start it is expected.
+pub fn read_anchor(path: &std::path::Path) -> AnchorStatus {
     match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<AnchorFile>(&text) {
             Ok(a) => {
                 tracing::info!(record = ?a.record, seen = ?a.seen, "audit anchor loaded");
-                if let Some(r) = &a.record {
-                    st.store.note_issued_checkpoint(r.clone());
-                }
-                if let Some(s) = &a.seen {
-                    st.store.note_seen_outside(s.clone());
-                }
-                st.store.note_foreign_outside(&a.foreign);
                 AnchorStatus::Loaded(a)
             }
             Err(e) => {
@@ -457,8 +468,8 @@ pub fn load_anchor(st: &AppState, path: &std::path::Path) -> AnchorStatus {
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(file = %path.display(),
-                "no audit anchor found (a first start, or the file was deleted): the start cannot compare the log with what the server knew before");
+            tracing::debug!(file = %path.display(),
+                "no audit anchor file: the start checkpoint tells a first start from a deleted file");
             AnchorStatus::Missing
         }
         Err(e) => {
@@ -903,5 +914,73 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["audit-anchor.json", "db"], "left behind: {names:?}");
+    }
+
+    /// A log writer for the tests below: every line the subscriber formats, kept.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// pkg21 L8: the first `server run` after `server init` (no anchor file yet, an empty
+    /// log) logged the WARN "no audit anchor found"; nothing was wrong. It warns only once
+    /// the log has checkpoints and the file is gone (the start checkpoint then signs it).
+    #[tokio::test]
+    async fn a_first_start_without_an_anchor_warns_of_nothing_a_deleted_anchor_still_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::connect(&format!("sqlite://{}", dir.path().join("db").join("t.db").display()))
+            .await
+            .unwrap();
+        let store = std::sync::Arc::new(store);
+        // As `server init` then `server run`: the CA made, bound to the log.
+        crate::pki::init(dir.path(), &["cordon.test".to_string()], &[]).unwrap();
+        let ca = std::sync::Arc::new(crate::pki::Ca::load(dir.path()).unwrap());
+        bind_deployment_ca(&store, &ca).await.unwrap();
+        let anchor = dir.path().join(ANCHOR_FILE);
+        let start = |lines: Lines| {
+            let store = store.clone();
+            let anchor = anchor.clone();
+            let ca = ca.clone();
+            async move {
+                let subscriber = tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::INFO)
+                    .with_ansi(false)
+                    .with_writer(move || lines.clone())
+                    .finish();
+                let _guard = tracing::subscriber::set_default(subscriber);
+                let mut st = AppState::new(store, Some(ca));
+                let status = load_anchor(&st, &anchor);
+                st.audit_anchor = Some(anchor);
+                start_checkpoint(&st, status.start_facts(true)).await.unwrap();
+                shutdown_checkpoint(&st).await.unwrap();
+            }
+        };
+        let first = Lines::default();
+        start(first.clone()).await;
+        let text = first.text();
+        assert!(!text.contains("WARN"), "a first start warned: {text}");
+        assert!(anchor.is_file(), "the start wrote no anchor");
+        std::fs::remove_file(&anchor).unwrap();
+        let second = Lines::default();
+        start(second.clone()).await;
+        let text = second.text();
+        assert!(
+            text.contains("WARN") && text.contains("no anchor found"),
+            "a start with the anchor deleted did not warn: {text}"
+        );
     }
 }
