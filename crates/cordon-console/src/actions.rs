@@ -176,6 +176,11 @@ pub struct HostImpact {
     pub other_claims: Vec<String>,
     /// The host's state now (wire name).
     pub state: String,
+    /// Why the host is in that state, as its agent reported (a failure's error), if any.
+    pub reason: Option<String>,
+    /// The per-host line the review shows after the name ([`change_text`]): what the
+    /// action does to this host, in the words of its state now.
+    pub change_text: String,
     /// The first characters of the host id ([`super::view::short_id`]), shown next to
     /// the name: two hosts of one name stay apart in the review.
     pub short_id: String,
@@ -296,6 +301,8 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
         ActionChange::Unchanged if h.state == HostState::Quarantined => {
             details.push("already quarantined (confirmed) with these settings".into())
         }
+        // Failed or tampered: the per-host line says so (`change_text`); nothing more here.
+        ActionChange::Unchanged if matches!(h.state, HostState::Failed | HostState::Tampered) => {}
         ActionChange::Unchanged => details.push(format!(
             "already requested with these settings, not yet confirmed (now: {})",
             state_words(h)
@@ -308,6 +315,7 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
         ActionChange::AlreadyReleased if h.state == HostState::Normal => {
             details.push("already released (confirmed)".into())
         }
+        ActionChange::AlreadyReleased if h.state == HostState::Failed => {}
         ActionChange::AlreadyReleased => details.push(format!(
             "release already requested, not yet confirmed (now: {})",
             state_words(h)
@@ -324,7 +332,58 @@ pub fn impact(h: &Host, result: &ActionResult, req: &ActionRequest, protected_la
     i.change = result.change.as_str();
     i.changes = result.change.changed();
     i.details = details;
+    i.change_text = change_text(&i);
     i
+}
+
+/// Where the host stands before the action, for [`change_text`]: "already quarantined"
+/// only when its agent confirmed it; a failure or a tamper by name (trial36 MED-A: both
+/// were "already requested, not yet confirmed"). Pure.
+fn standing(i: &HostImpact) -> String {
+    let failed = |what: &str| match i.reason.as_deref() {
+        Some(r) => format!("FAILED: its agent could not apply the {what}: {}", r.trim()),
+        None => format!("FAILED: its agent could not apply the {what}"),
+    };
+    let release = matches!(i.change, "released" | "already_released");
+    match HostState::parse(&i.state) {
+        _ if i.not_enforcing => "already requested — NOT ENFORCING (enforce = false)".into(),
+        Some(HostState::Quarantined) => "already quarantined".into(),
+        Some(HostState::Normal) => "already released".into(),
+        Some(HostState::Failed) if release => failed("release"),
+        Some(HostState::Failed) => failed("quarantine"),
+        Some(HostState::Tampered) => {
+            "TAMPERED: its agent found the quarantine's rules altered or deleted and is repairing them".into()
+        }
+        Some(HostState::ReleasePending) => "release already requested, not yet confirmed".into(),
+        _ if release => "release already requested, not yet confirmed".into(),
+        _ => "already requested, not yet confirmed".into(),
+    }
+}
+
+/// The review's line for one host after its name: what the action does to it, in the
+/// words of its state now — "will be quarantined", "kept (already quarantined: …)", "no
+/// change (same settings; FAILED: its agent could not apply the quarantine: REASON):
+/// nothing new is sent — use Retry to re-send it", "no change (same settings; TAMPERED: …
+/// is repairing them): nothing new is sent". Pure; the page shows it as text.
+pub fn change_text(i: &HostImpact) -> String {
+    let tail = match HostState::parse(&i.state) {
+        _ if i.not_enforcing => "",
+        Some(HostState::Failed) => ": nothing new is sent — use Retry to re-send it",
+        Some(HostState::Tampered) => ": nothing new is sent",
+        _ => "",
+    };
+    let at = standing(i);
+    match i.change {
+        "new" => "will be quarantined".into(),
+        "released" => "will be released".into(),
+        "replaced" => format!("replaced ({at}: exceptions, message and expiry replaced)"),
+        "already_quarantined" => format!("kept ({at}: exceptions, message and expiry kept){tail}"),
+        "unchanged" => format!("no change (same settings; {at}){tail}"),
+        "already_released" => format!("no change ({at}){tail}"),
+        "retried" => "will be re-sent to the agent (new revision; exceptions, message and expiry as they are)".into(),
+        "nothing_to_retry" => "no change (nothing to retry)".into(),
+        other => other.into(),
+    }
 }
 
 /// "degraded: why" without the doubled word when the reason already starts with the
@@ -389,6 +448,8 @@ pub fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
         protected,
         other_claims: others,
         state: h.state.as_str().to_string(),
+        reason: h.state_reason.clone(),
+        change_text: String::new(),
         short_id: super::view::short_id(&h.id).to_string(),
         flags: super::view::flag_texts(h),
     }
@@ -834,6 +895,7 @@ async fn prepare_retry(
                     i.details.push(why.unwrap_or_else(|| "nothing to retry".into()));
                 }
             }
+            i.change_text = change_text(&i);
             i
         })
         .collect();
@@ -1019,14 +1081,57 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
         None => String::new(),
     };
     let kept = impacts.iter().filter(|i| i.change == "already_quarantined").count();
-    // Unchanged hosts whose state the agent has not confirmed: "requested", never "done".
-    let requested: Vec<String> = impacts
+    // Unchanged hosts whose state the agent has not confirmed: "requested", never "done";
+    // those whose agent enforces nothing, failed to apply it or found it altered are
+    // named as such, never as "pending until its agent confirms" (trial24 LOW-1, trial36
+    // MED-A).
+    let unconfirmed_hosts: Vec<&HostImpact> = impacts.iter().filter(|i| !i.changes && !confirmed(action, i)).collect();
+    let unconfirmed = unconfirmed_hosts.len();
+    let is = |i: &HostImpact, s: HostState| !i.not_enforcing && i.state == s.as_str();
+    let dry: Vec<&HostImpact> = unconfirmed_hosts.iter().copied().filter(|i| i.not_enforcing).collect();
+    let failed: Vec<&HostImpact> = unconfirmed_hosts
         .iter()
-        .filter(|i| !i.changes && !confirmed(action, i))
-        .map(|i| i.name())
+        .copied()
+        .filter(|i| is(i, HostState::Failed))
         .collect();
-    let unconfirmed = requested.len();
-    let summary = if n == 0 && !requested.is_empty() {
+    let tampered: Vec<&HostImpact> = unconfirmed_hosts
+        .iter()
+        .copied()
+        .filter(|i| is(i, HostState::Tampered))
+        .collect();
+    let pending: Vec<&HostImpact> = unconfirmed_hosts
+        .iter()
+        .copied()
+        .filter(|i| !i.not_enforcing && !is(i, HostState::Failed) && !is(i, HostState::Tampered))
+        .collect();
+    let requested: Vec<String> = pending.iter().chain(dry.iter()).map(|i| i.name()).collect();
+    let summary = if n == 0 && (!failed.is_empty() || !tampered.is_empty()) {
+        let mut parts = Vec::new();
+        if !failed.is_empty() {
+            parts.push(format!(
+                "FAILED on {} (use Retry to re-send it)",
+                failed.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !tampered.is_empty() {
+            parts.push(format!(
+                "TAMPERED on {} (its agent is repairing the rules)",
+                tampered.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !requested.is_empty() {
+            parts.push(format!("not yet confirmed for {}", requested.join(", ")));
+        }
+        format!(
+            "Nothing new is sent: the {} already requested; {}.",
+            if action == Action::Quarantine {
+                "quarantine is"
+            } else {
+                "release is"
+            },
+            parts.join("; ")
+        )
+    } else if n == 0 && !requested.is_empty() {
         format!(
             "Nothing to do: the {} of {} already requested; not yet confirmed for {}.",
             if action == Action::Quarantine {
@@ -1069,17 +1174,25 @@ fn confirmation(action: Action, label: Option<&str>, impacts: &[HostImpact]) -> 
             if unchanged == 1 { "it" } else { "them" }
         ));
     }
-    // Of those, hosts whose agent enforces nothing never confirm: named as such, never
-    // as "pending until its agent confirms" (trial24 LOW-1).
-    let (dry, pending): (Vec<&HostImpact>, Vec<&HostImpact>) = impacts
-        .iter()
-        .filter(|i| !i.changes && !confirmed(action, i))
-        .partition(|i| i.not_enforcing);
     let what = if action == Action::Quarantine {
         "quarantine"
     } else {
         "release"
     };
+    if !failed.is_empty() {
+        let names: Vec<String> = failed
+            .iter()
+            .map(|i| match i.reason.as_deref() {
+                Some(r) => format!("{}: {}", i.name(), r.trim()),
+                None => i.name(),
+            })
+            .collect();
+        warnings.push(cordon_proto::review::failed_already_requested(what, &names));
+    }
+    if !tampered.is_empty() {
+        let names: Vec<String> = tampered.iter().map(|i| i.name()).collect();
+        warnings.push(cordon_proto::review::tampered_already_requested(what, &names));
+    }
     if !pending.is_empty() && n > 0 {
         warnings.push(format!(
             "{} of the {total} {}: {what} already requested, not yet confirmed ({}): nothing new is sent; {} pending until {} agent confirms.",

@@ -3335,6 +3335,111 @@ async fn not_enforcing_hosts_are_never_said_to_wait_for_their_agent() {
     );
 }
 
+/// trial36 MED-A: the bulk quarantine review called a FAILED host and a TAMPERED one
+/// "already requested, not yet confirmed … nothing new is sent; they stay pending until
+/// each agent confirms" (per host: "kept (already requested, not yet confirmed …)" and
+/// "no change (… not yet confirmed)"). It names the failure (with the agent's reason) and
+/// the tamper, and says what the action does to them: nothing new is sent; Retry.
+#[tokio::test]
+async fn bulk_review_names_failed_and_tampered_hosts_never_pending() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let app = ctx.enroll("app-07", &["lab"]).await;
+    let db = ctx.enroll("db-03", &["lab"]).await;
+    let asked = ctx.enroll("web-01", &["lab"]).await;
+    let fresh = ctx.enroll("web-02", &["lab"]).await;
+    for id in [&app, &db, &asked, &fresh] {
+        report(&ctx, id, AgentState::Released, "nftables", |_| {}).await;
+    }
+    for id in [&app, &db, &asked] {
+        quarantine(&ctx, id, r#"{"comment":"IR-36"}"#).await;
+    }
+    report(&ctx, &app, AgentState::Failed, "nftables", |r| {
+        r.error = Some("apply_failed".into());
+        r.detail = Some("nft: Operation not permitted".into());
+    })
+    .await;
+    report(&ctx, &db, AgentState::Isolated, "nftables", |_| {}).await;
+    report(&ctx, &db, AgentState::Tampered, "nftables", |r| {
+        r.detail = Some("rules altered".into())
+    })
+    .await;
+    assert_eq!(ctx.store().host(&app).await.unwrap().state, HostState::Failed);
+    assert_eq!(ctx.store().host(&db).await.unwrap().state, HostState::Tampered);
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let bulk = serde_json::json!({"action": "quarantine", "hosts": [app, db, asked, fresh], "comment": "IR-36b"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", bulk).await);
+    assert_eq!(v["summary"], "Quarantine 1 host?", "{v}");
+    let warnings: Vec<String> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    let text = warnings.join(" | ");
+    assert!(
+        warnings.iter().any(
+            |w| w.starts_with("Failed: quarantine already requested for 1 host (app-07: ")
+                && w.contains("Operation not permitted")
+                && w.contains("it stays failed; Retry re-sends it")
+        ),
+        "{text}"
+    );
+    assert!(
+        warnings.iter().any(|w| w
+            == "Tampered: quarantine already requested for 1 host (db-03); its agent found the rules altered or \
+                deleted and is repairing them: nothing new is sent."),
+        "{text}"
+    );
+    // Only web-01 is pending: the pending sentence names it alone.
+    let pending = warnings
+        .iter()
+        .find(|w| w.contains("not yet confirmed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        pending.contains("(web-01)") && !pending.contains("app-07") && !pending.contains("db-03"),
+        "{pending}"
+    );
+    let line = |id: &str| -> String {
+        v["hosts"].as_array().unwrap().iter().find(|h| h["id"] == id).unwrap()["change_text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let app_line = line(&app);
+    assert!(
+        app_line.starts_with("no change (same settings; FAILED: its agent could not apply the quarantine: ")
+            && app_line.contains("Operation not permitted")
+            && app_line.ends_with(": nothing new is sent — use Retry to re-send it"),
+        "{app_line}"
+    );
+    assert_eq!(
+        line(&db),
+        "no change (same settings; TAMPERED: its agent found the quarantine's rules altered or deleted and is \
+         repairing them): nothing new is sent"
+    );
+    assert_eq!(
+        line(&asked),
+        "no change (same settings; already requested, not yet confirmed)"
+    );
+    assert_eq!(line(&fresh), "will be quarantined");
+    // A different message keeps each host's own: the failed host is still named as failed.
+    let kept = serde_json::json!({"action": "quarantine", "hosts": [app, db], "comment": "IR-36c", "message": "other"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", kept).await);
+    let summary = v["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Nothing new is sent: the quarantine is already requested; FAILED on app-07")
+            && summary.contains("TAMPERED on db-03")
+            && !summary.contains("not yet confirmed"),
+        "{summary}"
+    );
+    let app_line = v["hosts"][0]["change_text"].as_str().unwrap().to_string();
+    assert!(
+        app_line.starts_with("kept (FAILED: its agent could not apply the quarantine: "),
+        "{app_line}"
+    );
+}
+
 /// trial24 LOW-8: docs/console.md says every page shows whether it is connected, yet the
 /// Audit and Rules pages had no "Live updates" line (nor live parts). Every signed-in
 /// page has both now.

@@ -999,6 +999,27 @@ async fn scenario(c: &Client, base: &str, store: &Store, t: &Tokens<'_>, srv: &S
         c.find(Locator::Css("tr#host-h-hr09 button.act.retry")).await.is_ok(),
         "no Retry in the failed banner filter"
     );
+    // trial36 MED-A: quarantining the failed host again sends nothing new; the review
+    // says it FAILED (with the agent's reason) and to use Retry, never "stays pending".
+    click(c, "#sel-h-hr09").await;
+    open_dialog(c, "#quarantine-selected").await;
+    fill(c, "#dlg-comment", "IR-1211 again").await;
+    click(c, "#dlg-review").await;
+    wait_text(c, "#dlg-confirm-text", "Nothing new is sent").await;
+    let warn = wait_text(c, "#dlg-warnings", "Failed: quarantine already requested for 1 host").await;
+    assert!(
+        warn.contains("WFP transaction aborted") && warn.contains("Retry re-sends it") && !warn.contains("pending"),
+        "{warn}"
+    );
+    let line = text_of(c, "#dlg-confirm-hosts").await;
+    assert!(
+        line.contains("FAILED: its agent could not apply the quarantine")
+            && line.contains("use Retry")
+            && !line.contains("not yet confirmed"),
+        "{line}"
+    );
+    click(c, "#dlg-back").await;
+    click(c, "#dlg-cancel").await;
     // A sort the server does not know shows its error, not another order.
     c.goto(&format!("{base}/console/hosts?sort=hostnme")).await.unwrap();
     wait_text(c, "main", "unknown sort \"hostnme\": use one of host, state").await;

@@ -36,6 +36,41 @@ pub fn not_enforcing_already_requested(what: &str, names: &[String]) -> String {
     )
 }
 
+/// For hosts the action does not change because the same was already asked, whose agent
+/// reported that it could not apply it (`what`: `quarantine` or `release`; `names` may
+/// carry each host's reason): `Failed: quarantine already requested for 1 host (app-07:
+/// nft: Operation not permitted), but its agent could not apply it: nothing new is sent,
+/// so it stays failed; Retry re-sends it as a new revision.` (trial36 MED-A: such hosts
+/// were "already requested, not yet confirmed … stay pending".)
+pub fn failed_already_requested(what: &str, names: &[String]) -> String {
+    let one = names.len() == 1;
+    format!(
+        "Failed: {what} already requested for {} {} ({}), but {} could not apply it: nothing new is sent, \
+         so {} failed; Retry re-sends it as a new revision.",
+        names.len(),
+        hosts(names.len()),
+        names.join(", "),
+        if one { "its agent" } else { "each agent" },
+        if one { "it stays" } else { "they stay" }
+    )
+}
+
+/// For hosts the action does not change whose agent found the quarantine's rules altered
+/// or deleted and is repairing them: `Tampered: quarantine already requested for 1 host
+/// (db-03); its agent found the rules altered or deleted and is repairing them: nothing
+/// new is sent.` (trial36 MED-A: "not yet confirmed" for a confirmed, then altered
+/// quarantine.)
+pub fn tampered_already_requested(what: &str, names: &[String]) -> String {
+    format!(
+        "Tampered: {what} already requested for {} {} ({}); {} found the rules altered or deleted and is \
+         repairing them: nothing new is sent.",
+        names.len(),
+        hosts(names.len()),
+        names.join(", "),
+        if names.len() == 1 { "its agent" } else { "each agent" }
+    )
+}
+
 /// For hosts the action changes whose agent runs with `enforce = false`, with what that
 /// means for this action (`consequence`, e.g. [`QUARANTINE_BLOCKS_NOTHING`]): `Not
 /// enforcing: the agent of ws-05 runs with enforce = false; a quarantine blocks nothing
@@ -74,9 +109,20 @@ pub fn protected(names: &[String], labels: &[String]) -> String {
     )
 }
 
+/// [`change_words`] for a host whose agent reported that it could not apply the desired
+/// state the action leaves unchanged.
+pub const FAILED_WORDS: &str = "FAILED: its agent could not apply it; nothing new is sent (retry re-sends it)";
+
+/// [`change_words`] for a host whose agent reported the quarantine's rules altered or
+/// deleted (it repairs them).
+pub const TAMPERED_WORDS: &str = "TAMPERED: its agent is repairing the altered rules; nothing new is sent";
+
 /// One host's change in words, for a table's CHANGE column: `new`, `replaced allow,
 /// expires_at`, `already quarantined (kept message)` only when its agent confirmed the
 /// quarantine, `already requested, not yet confirmed (kept message)` while it has not,
+/// `already requested — FAILED: its agent could not apply it; nothing new is sent (retry
+/// re-sends it)` when the agent reported a failure, `already requested — TAMPERED: its agent
+/// is repairing the altered rules; nothing new is sent` when it reported the rules altered,
 /// `already requested — NOT ENFORCING (enforce = false); kept message` for an agent that
 /// enforces nothing (a change: ` — NOT ENFORCING (enforce = false)` after it), then
 /// `; protected: LABEL` for a protected label. Labels are shown as given: escape them
@@ -95,6 +141,12 @@ pub fn change_words(r: &ActionResult) -> String {
         ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.not_enforcing => {
             format!("already requested — NOT ENFORCING (enforce = false){also_kept}")
         }
+        ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.state == HostState::Failed => {
+            format!("already requested — {FAILED_WORDS}{also_kept}")
+        }
+        ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.state == HostState::Tampered => {
+            format!("already requested — {TAMPERED_WORDS}{also_kept}")
+        }
         ActionChange::AlreadyQuarantined | ActionChange::Unchanged if r.state == HostState::Quarantined => {
             format!("already quarantined{kept}")
         }
@@ -103,6 +155,9 @@ pub fn change_words(r: &ActionResult) -> String {
         }
         ActionChange::AlreadyReleased if r.not_enforcing => {
             "release already requested — NOT ENFORCING (enforce = false)".to_string()
+        }
+        ActionChange::AlreadyReleased if r.state == HostState::Failed => {
+            format!("release already requested — {FAILED_WORDS}")
         }
         ActionChange::AlreadyReleased if r.state == HostState::Normal => "already released".into(),
         ActionChange::AlreadyReleased => "release already requested, not yet confirmed".into(),
@@ -119,8 +174,10 @@ pub fn change_words(r: &ActionResult) -> String {
 
 /// The review's sentences about `results` of one action (`what`: `quarantine`,
 /// `release` or `retry`), naming each host with `name`: [`not_enforcing_already_requested`] for
-/// unchanged hosts that enforce nothing, [`not_enforcing`] for changed ones, and
-/// [`protected`] for changed hosts with a protected label. Empty when none applies.
+/// unchanged hosts that enforce nothing, [`failed_already_requested`] and
+/// [`tampered_already_requested`] for unchanged failed or tampered ones, [`not_enforcing`]
+/// for changed ones, and [`protected`] for changed hosts with a protected label. Empty
+/// when none applies.
 pub fn notes(what: &str, results: &[ActionResult], name: &dyn Fn(&ActionResult) -> String) -> Vec<String> {
     let names =
         |f: &dyn Fn(&ActionResult) -> bool| -> Vec<String> { results.iter().filter(|r| f(r)).map(name).collect() };
@@ -128,6 +185,14 @@ pub fn notes(what: &str, results: &[ActionResult], name: &dyn Fn(&ActionResult) 
     let dry_kept = names(&|r| r.not_enforcing && !r.change.changed());
     if !dry_kept.is_empty() {
         out.push(not_enforcing_already_requested(what, &dry_kept));
+    }
+    let failed = names(&|r| !r.not_enforcing && !r.change.changed() && r.state == HostState::Failed);
+    if !failed.is_empty() {
+        out.push(failed_already_requested(what, &failed));
+    }
+    let tampered = names(&|r| !r.not_enforcing && !r.change.changed() && r.state == HostState::Tampered);
+    if !tampered.is_empty() {
+        out.push(tampered_already_requested(what, &tampered));
     }
     let dry = names(&|r| r.not_enforcing && r.change.changed());
     if !dry.is_empty() {
@@ -243,5 +308,49 @@ mod tests {
             &[],
         );
         assert_eq!(change_words(&asked), "release already requested, not yet confirmed");
+    }
+
+    /// trial36 MED-A: a failed or tampered host the action leaves unchanged was "already
+    /// requested, not yet confirmed" (CLI) and "stays pending" (console): it says what is
+    /// true now, and what the action does to it (nothing new is sent).
+    #[test]
+    fn failed_and_tampered_hosts_are_never_called_pending() {
+        let app = result(
+            "app-07",
+            ActionChange::AlreadyQuarantined,
+            HostState::Failed,
+            false,
+            &[],
+        );
+        assert_eq!(
+            change_words(&app),
+            "already requested — FAILED: its agent could not apply it; nothing new is sent (retry re-sends it); \
+             kept message, expires_at"
+        );
+        let db = result("db-03", ActionChange::Unchanged, HostState::Tampered, false, &[]);
+        assert_eq!(
+            change_words(&db),
+            "already requested — TAMPERED: its agent is repairing the altered rules; nothing new is sent"
+        );
+        let rel = result("web-02", ActionChange::AlreadyReleased, HostState::Failed, false, &[]);
+        assert_eq!(
+            change_words(&rel),
+            "release already requested — FAILED: its agent could not apply it; nothing new is sent (retry re-sends it)"
+        );
+        for w in [change_words(&app), change_words(&db), change_words(&rel)] {
+            assert!(!w.contains("not yet confirmed"), "{w}");
+        }
+        let notes = notes("quarantine", &[app, db], &|r| r.hostname.clone());
+        assert_eq!(
+            notes,
+            vec![
+                "Failed: quarantine already requested for 1 host (app-07), but its agent could not apply it: \
+                 nothing new is sent, so it stays failed; Retry re-sends it as a new revision."
+                    .to_string(),
+                "Tampered: quarantine already requested for 1 host (db-03); its agent found the rules altered or \
+                 deleted and is repairing them: nothing new is sent."
+                    .to_string(),
+            ]
+        );
     }
 }

@@ -372,24 +372,9 @@
     dlg.showModal();
     (byLabel ? $("dlg-label") : $("dlg-comment")).focus();
   }
-  // The server's per-host change (its preview of this very request).
-  var CHANGE_TEXT = { "new": "will be quarantined",
-    replaced: "replaced (already quarantined: exceptions, message and expiry replaced)",
-    already_quarantined: "kept (already quarantined: exceptions, message and expiry kept)",
-    unchanged: "no change (already quarantined with these settings)",
-    released: "will be released", already_released: "no change (already released)",
-    retried: "will be re-sent to the agent (new revision; exceptions, message and expiry as they are)",
-    nothing_to_retry: "no change (nothing to retry)" };
-  // No change, but not confirmed by the agent yet: "requested", never "done" (trial8).
-  function changeText(h) {
-    if (h.change === "unchanged" && h.state !== "quarantined")
-      return "no change (already requested with these settings, not yet confirmed)";
-    if (h.change === "already_quarantined" && h.state !== "quarantined")
-      return "kept (already requested, not yet confirmed: exceptions, message and expiry kept)";
-    if (h.change === "already_released" && h.state !== "normal")
-      return "no change (release already requested, not yet confirmed)";
-    return CHANGE_TEXT[h.change] || h.change;
-  }
+  // The server's per-host change (its preview of this very request), in the words of the
+  // host's state now (actions::change_text: failed and tampered hosts by name, trial36 MED-A).
+  function changeText(h) { return h.change_text || h.change; }
   // A host's short id next to its name (two hosts of one name stay apart); full id on hover.
   function shortId(id, short) {
     var c = document.createElement("code");
@@ -425,7 +410,7 @@
       li.appendChild(shortId(h.id, h.short_id));
       (h.flags || []).forEach(function (f) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("⚠ " + f, "tag-dup")); });
       li.appendChild(document.createTextNode(" — " + localizeText(changeText(h))));
-      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("offline: stays pending until the agent returns", "tag-offline")); }
+      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag(h.changes ? "offline: stays pending until the agent returns" : "agent offline", "tag-offline")); }
       if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
       if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }
       if (h.not_enforcing) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("not enforcing", "tag-warn")); }

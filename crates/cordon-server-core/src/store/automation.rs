@@ -947,10 +947,11 @@ pub enum ApprovalEffect {
     /// The host is quarantined as the rule asked (requested; its agent confirms).
     Quarantine,
     /// The host is already desired quarantined: no change (the approval is superseded).
-    /// `confirmed`: its agent confirmed that quarantine in force.
     AlreadyQuarantined {
-        /// The agent confirmed the quarantine (state `quarantined`).
-        confirmed: bool,
+        /// The host's state now: `quarantined` when its agent confirmed the quarantine
+        /// in force; `failed` / `tampered` / `not_enforcing` named as such in the words
+        /// (trial36 MED-A: a tampered host was "not yet confirmed").
+        state: cordon_proto::HostState,
     },
     /// The host now carries this protected label: approving is refused (superseded),
     /// as the rules refuse it ([`Settings::protected_labels`]).
@@ -979,10 +980,22 @@ impl ApprovalEffect {
     pub fn words(&self) -> String {
         match self {
             ApprovalEffect::Quarantine => "will quarantine (requested; the agent confirms)".into(),
-            ApprovalEffect::AlreadyQuarantined { confirmed: true } => "already quarantined (no change)".into(),
-            ApprovalEffect::AlreadyQuarantined { confirmed: false } => {
-                "quarantine already requested, not yet confirmed (no change)".into()
-            }
+            ApprovalEffect::AlreadyQuarantined { state } => match state {
+                cordon_proto::HostState::Quarantined => "already quarantined (no change)".into(),
+                cordon_proto::HostState::Failed => {
+                    format!("quarantine already requested — {}", cordon_proto::review::FAILED_WORDS)
+                }
+                cordon_proto::HostState::Tampered => {
+                    format!(
+                        "quarantine already requested — {}",
+                        cordon_proto::review::TAMPERED_WORDS
+                    )
+                }
+                cordon_proto::HostState::NotEnforcing => {
+                    "quarantine already requested — NOT ENFORCING (enforce = false): nothing blocked (no change)".into()
+                }
+                _ => "quarantine already requested, not yet confirmed (no change)".into(),
+            },
             ApprovalEffect::Protected(l) => format!("host now protected by label {l} — will be refused"),
             ApprovalEffect::Revoked => "host revoked — nothing will happen".into(),
         }
@@ -1000,9 +1013,7 @@ pub fn approval_effect(host: Option<&cordon_proto::Host>, protected_labels: &[St
         return ApprovalEffect::Revoked;
     }
     if h.desired.quarantined {
-        return ApprovalEffect::AlreadyQuarantined {
-            confirmed: h.state == cordon_proto::HostState::Quarantined,
-        };
+        return ApprovalEffect::AlreadyQuarantined { state: h.state };
     }
     if let Some(l) = crate::service::validate::protected_label(&h.labels, protected_labels) {
         return ApprovalEffect::Protected(l.clone());
@@ -1505,5 +1516,33 @@ mod short_name_tests {
         }
         // And the other way round: a bare reference matches a qualified host.
         assert!(short_hostname_match(&key("WEB1."), &key("web1.corp.example")));
+    }
+}
+
+#[cfg(test)]
+mod approval_effect_tests {
+    use super::ApprovalEffect;
+    use cordon_proto::HostState;
+
+    /// trial36 LOW-D (as MED-A): the approvals flash said "db-03: quarantine already
+    /// requested, not yet confirmed" for a tampered host (confirmed, then altered), and the
+    /// same for a failed one. Each state is named; only a pending one is "not yet confirmed".
+    #[test]
+    fn an_already_quarantined_host_is_named_by_its_state() {
+        let words = |state| ApprovalEffect::AlreadyQuarantined { state }.words();
+        assert_eq!(words(HostState::Quarantined), "already quarantined (no change)");
+        assert_eq!(
+            words(HostState::QuarantinePending),
+            "quarantine already requested, not yet confirmed (no change)"
+        );
+        assert_eq!(
+            words(HostState::Failed),
+            "quarantine already requested — FAILED: its agent could not apply it; nothing new is sent (retry re-sends it)"
+        );
+        assert_eq!(
+            words(HostState::Tampered),
+            "quarantine already requested — TAMPERED: its agent is repairing the altered rules; nothing new is sent"
+        );
+        assert!(words(HostState::NotEnforcing).contains("NOT ENFORCING"));
     }
 }
