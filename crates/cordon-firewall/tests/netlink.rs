@@ -294,6 +294,59 @@ fn failed_batch_leaves_the_previous_table_exactly() {
     let _ = NFT_MSG_NEWSETELEM;
 }
 
+/// Issue #18: a batch asks for one ACK only (its last message). A message refused in
+/// the middle of the batch is still reported, named, and the transaction leaves the
+/// table as it was; the ACKed last message after it being valid changes nothing.
+#[test]
+#[ignore = "needs root: network namespaces (scripts/test runs it)"]
+fn an_error_in_the_middle_of_a_batch_is_named_although_only_the_last_message_is_acked() {
+    let ns = Netns::new();
+    let policy1 = lab_policy();
+    let policy2 = other_policies().remove(1);
+    let digest1 = ns.run(|| {
+        let nl = netlink();
+        nl.apply(&policy1).unwrap();
+        nl.inspect().unwrap().unwrap().digest
+    });
+    let listing1 = ns.nft_list();
+    let (err, digest_after, last_acked, bad) = ns.run(|| {
+        let nl = netlink();
+        let table = TableName::default();
+        let seq = Netlink::next_seq(1 << 16);
+        // A bad element (3-byte key for tcp4's 8), then a valid one, 192.0.2.7 . 443 (the
+        // ACKed last message).
+        let batch = encode::apply_batch_then(&table, &policy2, seq, true, |b| {
+            b.new_elements("cordon", "tcp4", 0, &[encode::Element::key(vec![1, 2, 3])]);
+            b.new_elements(
+                "cordon",
+                "tcp4",
+                0,
+                &[encode::Element::key(vec![192, 0, 2, 7, 1, 187, 0, 0])],
+            );
+        });
+        let err = nl
+            .send_batch(&batch)
+            .expect_err("the kernel must refuse the bad element");
+        let last_acked = batch.ack_seq == Some(batch.first_seq + batch.messages - 1);
+        // The refused message is the one before the last (0-based, as the error counts).
+        let bad = batch.messages - 2;
+        // The socket is clean afterwards: the next transaction and read-back work.
+        let digest = nl.inspect().unwrap().unwrap().digest;
+        nl.apply(&policy1).unwrap();
+        (err, digest, last_acked, bad)
+    });
+    assert!(last_acked);
+    match &err {
+        FirewallError::Rejected(msg) => assert!(
+            msg.contains(&format!("at message {bad} (adding set elements)")),
+            "error should name the failing message, {bad}: {msg}"
+        ),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(digest_after, digest1, "a failed batch changed our table");
+    assert_eq!(ns.nft_list(), listing1, "a failed batch changed our table");
+}
+
 #[test]
 #[ignore = "needs root: network namespaces (scripts/test runs it)"]
 fn remove_deletes_only_our_table() {

@@ -204,6 +204,12 @@ fn version_fast_path(args: &[std::ffi::OsString]) -> Option<String> {
     }
 }
 
+/// The musl endpoint build's allocator (see crates/cordon/Cargo.toml): musl's own mapped
+/// and unmapped pages for every group of small blocks (issue #18).
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(line) = version_fast_path(&args) {

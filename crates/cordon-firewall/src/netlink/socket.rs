@@ -25,9 +25,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub fn next_seq(count: u32) -> u32 {
     let base = SEQ.fetch_add(count.saturating_add(2), Ordering::Relaxed);
-    // Mix in the time once so two processes don't start at the same numbers; the kernel
-    // does not care, it only echoes them.
-    base.wrapping_add(std::process::id().wrapping_mul(7919))
+    // Mix in the process id so two processes don't start at the same numbers; the kernel
+    // does not care, it only echoes them. Read once: musl does not cache getpid(), and a
+    // `cordon isolate` asks for ≈ 70 sequence numbers (issue #18).
+    static MIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    base.wrapping_add(*MIX.get_or_init(|| std::process::id().wrapping_mul(7919)))
 }
 
 /// What went wrong talking to nf_tables.
@@ -231,15 +233,18 @@ impl Socket {
         }
     }
 
-    /// Sends a batch whose messages all carry NLM_F_ACK and waits for every ACK. The
-    /// kernel handles the batch synchronously inside `sendto`, so by the time it returns
-    /// every answer is queued; the first error (if any) is returned.
+    /// Sends a batch and waits for its end: the ACK of its last message
+    /// ([`EncodedBatch::ack_seq`], see [`super::encode::Batch::new`]) or the first error
+    /// of one of its messages, whichever comes first. The kernel handles the batch
+    /// synchronously inside `sendto` and queues its replies in message order, so by the
+    /// time it returns every answer is queued; the first error (if any) is returned. A
+    /// batch without an ACK asked (`ack_seq` `None`) reads what is queued without waiting.
     pub fn transact(&mut self, batch: &EncodedBatch) -> Result<(), NlError> {
         self.send(&batch.bytes)?;
-        let mut acked = 0u32;
         let mut first_err: Option<ErrorMsg> = None;
         let in_batch = |seq: u32| seq.wrapping_sub(batch.first_seq.wrapping_sub(1)) <= batch.messages + 1;
-        while acked < batch.messages && first_err.is_none() {
+        let mut ended = batch.ack_seq.is_none();
+        while !ended && first_err.is_none() {
             let Some(n) = self.recv(false)? else { continue };
             for m in decode::messages(&self.buf[..n])? {
                 if m.ty != NLMSG_ERROR {
@@ -249,10 +254,12 @@ impl Socket {
                 if !in_batch(e.seq) {
                     continue;
                 }
-                if e.errno == 0 {
-                    acked += 1;
-                } else if first_err.is_none() {
-                    first_err = Some(e);
+                if e.errno != 0 {
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                } else if Some(e.seq) == batch.ack_seq {
+                    ended = true;
                 }
             }
         }

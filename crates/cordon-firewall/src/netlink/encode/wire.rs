@@ -13,8 +13,12 @@ pub struct EncodedBatch {
     pub bytes: Vec<u8>,
     /// Sequence number of the first message inside BEGIN … END.
     pub first_seq: u32,
-    /// Number of messages inside BEGIN … END (each gets one ACK when `ack` was set).
+    /// Number of messages inside BEGIN … END.
     pub messages: u32,
+    /// Sequence number of the one message that asks for an acknowledgement (the last one
+    /// inside BEGIN … END), when the batch was built with `ack`; `None` otherwise or for
+    /// an empty batch.
+    pub ack_seq: Option<u32>,
 }
 
 /// Builds one `NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END` batch.
@@ -27,6 +31,9 @@ pub struct Batch {
     first_seq: u32,
     ack: bool,
     messages: u32,
+    /// Where the last message inside BEGIN … END starts (its flags are patched by
+    /// [`Batch::finish`]).
+    last: Option<usize>,
     family: u8,
     /// Set ids are batch-local handles that let later messages (elements, lookups) refer
     /// to a set created in the same, not yet committed, transaction.
@@ -34,8 +41,18 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// `seq` numbers the BEGIN message; `ack` asks the kernel to acknowledge every message
-    /// (nft does not, so goldens are captured with `ack = false`).
+    /// `seq` numbers the BEGIN message; `ack` asks the kernel to acknowledge the last
+    /// message inside BEGIN … END (goldens are captured with `ack = false`, as nft sends
+    /// them).
+    ///
+    /// One acknowledgement is enough (issue #18: one per message cost the kernel ≈ 170
+    /// replies and `cordon isolate` as many `recv` calls): the kernel handles a batch
+    /// synchronously inside `sendmsg`, reports every message it refuses with that
+    /// message's sequence number whether or not an ACK was asked for, and queues its
+    /// replies in message order after the commit (a commit failure first), so once the
+    /// last message's ACK is read every error of the batch has been read before it. nft
+    /// asks for none and reads whatever is queued after `sendmsg`; the ACK here is a
+    /// positive end marker on top of that.
     pub fn new(seq: u32, ack: bool) -> Batch {
         let mut b = Batch {
             buf: Vec::with_capacity(8192),
@@ -43,6 +60,7 @@ impl Batch {
             first_seq: seq.wrapping_add(1),
             ack,
             messages: 0,
+            last: None,
             family: NFPROTO_INET,
             next_set_id: 1,
         };
@@ -52,11 +70,22 @@ impl Batch {
 
     /// Closes the batch with `NFNL_MSG_BATCH_END`.
     pub fn finish(mut self) -> EncodedBatch {
+        let ack_seq = match (self.ack, self.last) {
+            (true, Some(start)) => {
+                // nlmsghdr: length (4 bytes), type (2), flags (2) …
+                let at = start + 6;
+                let flags = u16::from_ne_bytes([self.buf[at], self.buf[at + 1]]) | NLM_F_ACK;
+                self.buf[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+                Some(self.first_seq.wrapping_add(self.messages.saturating_sub(1)))
+            }
+            _ => None,
+        };
         self.batch_marker(NFNL_MSG_BATCH_END);
         EncodedBatch {
             bytes: self.buf,
             first_seq: self.first_seq,
             messages: self.messages,
+            ack_seq,
         }
     }
 
@@ -88,8 +117,8 @@ impl Batch {
     /// Starts nf_tables message `msg` (an `NFT_MSG_*`) inside the batch; attributes follow
     /// in `self.buf`, then [`Batch::end_msg`] with the returned start.
     pub(super) fn begin(&mut self, msg: u16, flags: u16) -> usize {
-        let flags = if self.ack { flags | NLM_F_ACK } else { flags };
         self.messages += 1;
+        self.last = Some(self.buf.len());
         self.header(
             (u16::from(NFNL_SUBSYS_NFTABLES_ID) << 8) | msg,
             NLM_F_REQUEST | flags,
