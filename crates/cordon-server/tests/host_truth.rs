@@ -323,6 +323,81 @@ async fn quarantined_is_notified_on_confirmation_once_per_revision_and_degraded(
     assert_eq!(outbox(&c, "quarantined").await.len(), 2);
 }
 
+/// trial36 MED-B: a quarantine that first came into force when the agent switched from
+/// `enforce = false` to `true` was audited `quarantine_reconfirmed` and never announced:
+/// the not-enforcing report had used up the revision's first confirmation, so the channel
+/// told "NOT quarantined" never learnt the host was cut off. The first *enforcing*
+/// confirmation of a revision is `quarantine_confirmed` and announced `quarantined`,
+/// whatever not-enforcing or failed reports came before it; once, as always.
+#[tokio::test]
+async fn a_quarantine_first_in_force_when_the_agent_starts_enforcing_is_announced() {
+    let c = Ctx::new().await;
+    let all: Vec<&str> = cordon_proto::automation::NOTIFY_KINDS
+        .iter()
+        .map(NotifyKind::as_str)
+        .collect();
+    soc_webhook(&c, &all).await;
+    let flip = c.enroll("web-01", &[]).await;
+    let app = c.enroll("app-07", &[]).await;
+    let mut revs = Vec::new();
+    for h in [&flip, &app] {
+        let v = quarantine(&c, &format!("/v1/hosts/{h}/quarantine"), json!({"comment": "t36 flip"})).await;
+        revs.push(v["results"][0]["revision"].as_i64().unwrap());
+    }
+    let dry = |rev: i64| {
+        let mut r = common::status_report(rev, AgentState::Isolated, "d", "memory");
+        r.enforcing = false;
+        r
+    };
+    for (h, rev) in [(&flip, revs[0]), (&app, revs[1])] {
+        c.agent_status(h, &dry(rev)).await;
+        c.agent_status(h, &dry(rev)).await;
+        assert_eq!(get(&c, h).await["state"], "not_enforcing");
+    }
+    assert_eq!(
+        outbox(&c, "not_enforcing").await.len(),
+        2,
+        "one NOT quarantined per host"
+    );
+    assert!(outbox(&c, "quarantined").await.is_empty());
+    // web-01: enforce = true, restarted: the same revision is now in force.
+    let (_, st) = c.agent_status(&flip, &report(revs[0], AgentState::Isolated)).await;
+    assert_eq!(st["state"], "quarantined");
+    let announced = outbox(&c, "quarantined").await;
+    assert_eq!(announced.len(), 1, "the quarantine first in force is announced");
+    assert!(announced[0].to_string().contains("web-01"), "{}", announced[0]);
+    // app-07: enforcing, fails first, then applies it degraded.
+    let mut failed = report(revs[1], AgentState::Failed);
+    failed.error = Some("apply_failed".into());
+    failed.detail = Some("nft: Operation not permitted".into());
+    c.agent_status(&app, &failed).await;
+    let mut degraded = report(revs[1], AgentState::Isolated);
+    degraded.degraded = vec!["https://edr.example.net: no address".into()];
+    c.agent_status(&app, &degraded).await;
+    assert_eq!(outbox(&c, "quarantined").await.len(), 2, "app-07 in force: announced");
+    for (h, result) in [(&flip, "ok"), (&app, "degraded")] {
+        let actions: Vec<(String, String)> = c
+            .audit_for(h)
+            .await
+            .into_iter()
+            .filter(|a| a.action.starts_with("quarantine_") || a.action.starts_with("not_enforcing"))
+            .map(|a| (a.action, a.result))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("not_enforcing".to_string(), "not_enforcing".to_string()),
+                ("quarantine_confirmed".to_string(), result.to_string()),
+            ],
+            "{h}"
+        );
+    }
+    // Reports after that confirm again: nothing new is announced.
+    c.agent_status(&flip, &report(revs[0], AgentState::Isolated)).await;
+    c.agent_status(&app, &degraded).await;
+    assert_eq!(outbox(&c, "quarantined").await.len(), 2);
+}
+
 /// An agent with `enforce = false` is `not_enforcing`, never `quarantined`, and its
 /// report never makes a revision applied.
 #[tokio::test]

@@ -290,16 +290,41 @@ async fn commit_batch(
     let mut hosts = load_many_tx(&mut tx, &ids).await?;
     let mut extras = load_extras_tx(&mut tx, &ids).await?;
     // First confirmation of a revision? Claimed by one transaction only (the
-    // conditional update), whichever replica records it.
+    // conditional update), whichever replica records it. Only a report that its rules
+    // are in force claims the revision: an agent that enforces nothing (`enforce =
+    // false`) claims its entry into `not_enforcing` instead, so when the agent later
+    // enforces the same revision, that report is still its first confirmation, audited
+    // `quarantine_confirmed` and announced (trial36 MED-B: it was
+    // `quarantine_reconfirmed`, and the channel told "NOT quarantined" heard nothing more).
     let mut by_revision: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut not_enforcing: BTreeSet<String> = BTreeSet::new();
     for job in batch {
         if let Some(host) = hosts.get(&job.host_id) {
-            if assess(host, &job.report).confirms {
+            let a = assess(host, &job.report);
+            if a.confirms && a.state == HostState::NotEnforcing {
+                not_enforcing.insert(host.id.clone());
+            } else if a.confirms {
                 by_revision
                     .entry(host.desired.revision)
                     .or_default()
                     .insert(host.id.clone());
             }
+        }
+    }
+    let mut claimed_dry: HashSet<String> = HashSet::new();
+    let dry: Vec<String> = not_enforcing.into_iter().collect();
+    for chunk in dry.chunks(IDS_PER_STATEMENT) {
+        // The write below sets the same state; this claims the change, once.
+        let sql = format!(
+            "UPDATE hosts SET state = $1 WHERE state <> $1 AND id IN ({}) RETURNING id",
+            marks(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(HostState::NotEnforcing.as_str());
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            claimed_dry.insert(get_str(&row, "id")?);
         }
     }
     let mut claimed: HashSet<String> = HashSet::new();
@@ -319,7 +344,7 @@ async fn commit_batch(
             }
         }
     }
-    let causes = request_causes_tx(&mut tx, &claimed).await?;
+    let causes = request_causes_tx(&mut tx, &claimed.union(&claimed_dry).cloned().collect()).await?;
     let now = now_ms();
     let mut results = Vec::with_capacity(batch.len());
     let mut planned: Vec<PlannedAudit> = Vec::new();
@@ -330,7 +355,13 @@ async fn commit_batch(
             continue;
         };
         // Claimed once per host: a second report of it in this batch is not the first.
-        let first = assess(host, &job.report).confirms && claimed.remove(&host.id);
+        let a = assess(host, &job.report);
+        let first = a.confirms
+            && if a.state == HostState::NotEnforcing {
+                claimed_dry.remove(&host.id)
+            } else {
+                claimed.remove(&host.id)
+            };
         let plan = plan_report(host, extra, &job.report, now, first, causes.get(&host.id));
         write_report_tx(&mut tx, host, &job.report, &plan, now).await?;
         results.push(Ok(plan.assessment.state));
@@ -467,12 +498,13 @@ struct ReportPlan {
 /// confirmation of the desired revision (claimed by this transaction), `causes` the
 /// requests' event and rule: pure, so the rules are tested without a database.
 ///
-/// The first report that confirms a revision writes `quarantine_confirmed` /
-/// `release_confirmed` / `not_enforcing` (the notification kinds `quarantined`,
-/// `released`, `not_enforcing`): exactly once per revision, also when two replicas
-/// record reports of the same host at once (see [`commit_batch`]). Later changes
-/// within the same revision (tampering repaired, an exception resolved) are
-/// `*_reconfirmed`.
+/// The first report that confirms a revision in force writes `quarantine_confirmed` /
+/// `release_confirmed` (the notification kinds `quarantined`, `released`): exactly once
+/// per revision, also when two replicas record reports of the same host at once (see
+/// [`commit_batch`]), whatever not-enforcing or failed reports came before it. A report
+/// of an agent that enforces nothing writes `not_enforcing` (kind `not_enforcing`) once
+/// each time the host enters that state. Later changes within the same revision
+/// (tampering repaired, an exception resolved) are `*_reconfirmed`.
 fn plan_report(
     host: &Host,
     extra: &ReportExtra,
