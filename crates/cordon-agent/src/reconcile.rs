@@ -60,9 +60,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cordon_engine::watch::WatchEvent;
-use cordon_engine::{ClaimSource, ManagementPaths, QuarantineState, StartupFinding};
+use cordon_engine::{ClaimSource, LockWait, ManagementPaths, QuarantineState, StartupFinding};
 use cordon_policy::{AllowSpec, Target, Transport};
-use cordon_proto::{AgentState, DesiredState, StatusReport, PROTO_VERSION};
+use cordon_proto::{AgentState, AgentWait, DesiredState, StatusReport, WaitKind, PROTO_VERSION};
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -229,6 +229,7 @@ impl Agent {
             p: persisted,
             plan: None,
             report_tx,
+            last_report: None,
             retry_at: None,
             hostname: self.hostname.clone(),
             host_id: self.cfg.host_id.clone(),
@@ -457,6 +458,9 @@ struct Reconciler {
     /// The plan in force (quarantined and applied), if any.
     plan: Option<Plan>,
     report_tx: mpsc::UnboundedSender<StatusReport>,
+    /// The report last sent (what is in force): repeated with `waiting` while an apply
+    /// waits for a lock ([`Reconciler::report_wait`]).
+    last_report: Option<StatusReport>,
     retry_at: Option<Instant>,
     hostname: String,
     /// The host id of this enrollment: the owner of the agent's own claim (an `agent`
@@ -675,18 +679,56 @@ impl Reconciler {
         }
     }
 
+    /// Runs `f` on the enforcer on a blocking thread. A wait for a lock another process
+    /// holds (the engine tells it, [`cordon_engine::with_lock_wait_hook`]) is reported at
+    /// once while the desired revision is not applied yet ([`Reconciler::report_wait`]).
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Enforcer) -> Result<T, EnforceError> + Send + 'static,
     ) -> Result<T, EnforceError> {
         let e = self.enforcer.clone();
-        match tokio::task::spawn_blocking(move || f(e.as_ref())).await {
+        let (wait_tx, mut wait_rx) = mpsc::unbounded_channel::<LockWait>();
+        let mut task = tokio::task::spawn_blocking(move || {
+            let hook = move |w: &LockWait| {
+                let _ = wait_tx.send(w.clone());
+            };
+            cordon_engine::with_lock_wait_hook(hook, || f(e.as_ref()))
+        });
+        let joined = loop {
+            tokio::select! {
+                j = &mut task => break j,
+                Some(w) = wait_rx.recv() => self.report_wait(&w),
+            }
+        };
+        match joined {
             Ok(r) => r,
             Err(j) => Err(EnforceError {
                 kind: "error".into(),
                 detail: format!("enforcer task failed: {j}"),
             }),
         }
+    }
+
+    /// Tells the server what an apply of the desired revision waits for (issue 14 MED-1:
+    /// behind another Cordon run's lock the wait lasts up to the lock timeout, and the
+    /// host was shown `quarantine_pending` without a reason): the last report (what is in
+    /// force meanwhile) again, with [`StatusReport::waiting`]. Nothing while the desired
+    /// revision is applied (a periodic check or a repair waiting) or before a first report.
+    fn report_wait(&self, w: &LockWait) {
+        if self.p.desired_applied() {
+            return;
+        }
+        let Some(mut r) = self.last_report.clone() else { return };
+        tracing::info!(holder = %w.holder_is, lock = %w.path.display(), revision = self.p.desired.revision, "the apply waits for a lock; telling the server");
+        r.waiting = Some(AgentWait {
+            kind: WaitKind::Lock,
+            revision: self.p.desired.revision,
+            holder_pid: w.holder,
+            holder: w.holder_is.clone(),
+            holder_is_cordon: w.cordon,
+            up_to_secs: w.up_to.as_secs_f64().ceil() as u64,
+        });
+        let _ = self.report_tx.send(r);
     }
 
     /// Resolves the agent's own destinations (blocking lookups on a blocking thread).
@@ -858,7 +900,9 @@ impl Reconciler {
             degraded,
             heartbeat_ms: Some(self.heartbeat_ms),
             claims: self.claims.clone(),
+            waiting: None,
         };
+        self.last_report = Some(r.clone());
         let _ = self.report_tx.send(r);
     }
 

@@ -12,7 +12,7 @@ mod error;
 pub mod forced;
 mod home;
 pub use home::registry_dir;
-pub use lock::FOREIGN_HOLDER_GRACE;
+pub use lock::{with_lock_wait_hook, LockWait, FOREIGN_HOLDER_GRACE};
 pub mod impact;
 mod lock;
 pub mod notify;

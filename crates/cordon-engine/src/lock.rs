@@ -33,6 +33,64 @@ const RETRY: Duration = Duration::from_millis(50);
 /// `flock` in a script) finish first.
 pub const FOREIGN_HOLDER_GRACE: Duration = Duration::from_secs(3);
 
+/// A wait for one of Cordon's locks that another process holds, as a hook installed by
+/// [`with_lock_wait_hook`] hears it: once per wait, when it starts (the moment the
+/// wait's line is logged). The agent sends it to its server so a quarantine held back by
+/// the wait is not shown without a reason (issue 14 MED-1: up to 60 s of a reasonless
+/// `quarantine_pending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockWait {
+    /// The lock file waited for (`STATE_DIR/.lock`, a claims or registry lock).
+    pub path: std::path::PathBuf,
+    /// The holder's pid, from the kernel (`/proc/locks`) or the pid it recorded; `None`
+    /// when neither tells.
+    pub holder: Option<u32>,
+    /// The holder named as the wait's log line names it: `pid N (COMM, EXE: another
+    /// cordon run or the agent | not a Cordon process)`, or `another process`.
+    pub holder_is: String,
+    /// Whether the holder is Cordon itself (the same executable file,
+    /// `is_cordon_process`; `false` when no holder is known).
+    pub cordon: bool,
+    /// The longest this wait lasts (the lock timeout, or [`FOREIGN_HOLDER_GRACE`] for a
+    /// holder that is not Cordon).
+    pub up_to: Duration,
+}
+
+type WaitHook = Box<dyn Fn(&LockWait)>;
+
+thread_local! {
+    /// The hook of [`with_lock_wait_hook`] on this thread, if any.
+    static WAIT_HOOK: std::cell::RefCell<Option<WaitHook>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on this thread with `hook` told of every wait for a lock another process
+/// holds ([`LockWait`]; not of waits for another thread of this process, which take
+/// turns all day), then restores the hook there was before (also when `f` panics). The
+/// engine takes its locks on the calling thread, so every engine call made inside `f`
+/// is covered.
+pub fn with_lock_wait_hook<T>(hook: impl Fn(&LockWait) + 'static, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<WaitHook>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            WAIT_HOOK.with(|h| *h.borrow_mut() = before);
+        }
+    }
+    let before = WAIT_HOOK.with(|h| h.borrow_mut().replace(Box::new(hook)));
+    let _restore = Restore(before);
+    f()
+}
+
+/// Tells this thread's hook (if any) of `wait`.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn tell_hook(wait: &LockWait) {
+    WAIT_HOOK.with(|h| {
+        if let Some(hook) = h.borrow().as_ref() {
+            hook(wait);
+        }
+    });
+}
+
 /// Options that create a file 0600 at once (Unix): Cordon's own lock and holder files
 /// are never readable by others, so nothing has to tighten them later (trial12 LOW: the
 /// agent warned that it "tightened" the engine's `.lock` files).
@@ -160,7 +218,8 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File, EngineError> {
 /// Takes an exclusive `flock` on `file` (the lock file `path`), waiting at most `timeout`
 /// (at most `foreign_wait` while a process that is not Cordon holds it); with `announce`,
 /// says once in the log (a timestamped WARN line on stderr) whom it waits for and how
-/// long at most.
+/// long at most; a wait for another process is told to this thread's
+/// [`with_lock_wait_hook`] hook in any case.
 ///
 /// # Errors
 /// [`EngineError::LockTimeout`] naming the holder, or [`EngineError::StateIo`] when
@@ -177,6 +236,8 @@ pub(crate) fn flock_within(
         use std::os::fd::AsRawFd;
         let started = Instant::now();
         let mut announced = !announce;
+        // The hook hears of every wait for another process, announced or not.
+        let mut told = false;
         loop {
             // SAFETY: the descriptor is valid for the lifetime of `file`; flock only locks it.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -197,6 +258,16 @@ pub(crate) fn flock_within(
                     holder,
                     holder_is: describe(holder, me),
                     waited: started.elapsed(),
+                });
+            }
+            if !told && holder != Some(me) {
+                told = true;
+                tell_hook(&LockWait {
+                    path: path.to_path_buf(),
+                    holder,
+                    holder_is: describe(holder, me),
+                    cordon: holder.is_some_and(is_cordon_process),
+                    up_to: limit,
                 });
             }
             if !announced {
@@ -765,6 +836,37 @@ mod wait_tests {
         let note = proceed_without(&err).expect("an ordered quarantine goes on");
         assert!(note.contains(&format!("pid {}", holder.id())), "{note}");
         assert!(note.contains("held it for 3 s"), "{note}");
+    }
+
+    /// Issue 14 MED-1 (rest): a wait behind another process is told to the thread's
+    /// hook once, naming the holder, so the agent can report why it has not applied yet;
+    /// outside the hook's scope nothing is told.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lock_wait_is_told_to_the_threads_hook_once_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".lock");
+        std::fs::write(&lock, "").unwrap();
+        let (mut holder, _file) = foreign_holder(&lock, "30");
+        let heard = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let h = heard.clone();
+        let got = with_lock_wait_hook(
+            move |w: &LockWait| h.borrow_mut().push(w.clone()),
+            || StateLock::acquire_as(dir.path(), Duration::from_secs(60), Duration::from_millis(300)),
+        );
+        assert!(got.is_err(), "the holder kept the lock");
+        let again = StateLock::acquire_as(dir.path(), Duration::from_millis(200), Duration::from_millis(200));
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(again.is_err());
+        let heard = heard.borrow();
+        assert_eq!(heard.len(), 1, "told once, and not outside the hook's scope: {heard:?}");
+        let w = &heard[0];
+        assert_eq!(w.holder, Some(holder.id()));
+        assert!(!w.cordon, "{w:?}");
+        assert!(w.holder_is.contains("not a Cordon process"), "{w:?}");
+        assert_eq!(w.path, lock);
+        assert_eq!(w.up_to, Duration::from_millis(300));
     }
 
     /// Trial32 LOW-2: the pid a lock file still names after its holder was killed

@@ -164,6 +164,61 @@ pub struct StatusReport {
     /// source's claim. Older agents do not send it.
     #[serde(default)]
     pub claims: Vec<ClaimInfo>,
+    /// Why the agent has not applied the desired revision yet although it is applying
+    /// it: it waits for a lock another process holds (issue 14 MED-1: behind another
+    /// Cordon run the wait lasts up to the lock timeout, 60 s, and the server showed a
+    /// `quarantine_pending` without a reason). Sent while it waits, with `state` and
+    /// `applied_revision` of what is in force meanwhile; `None` otherwise (omitted from
+    /// JSON) and from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<AgentWait>,
+}
+
+open_wire_enum! {
+    /// What an agent waits for before it can apply ([`AgentWait::kind`]). Open: a newer
+    /// agent may wait for other things; a server keeps the name as sent.
+    pub enum WaitKind {
+        /// A lock of Cordon's state (the state directory's `.lock`, a claims lock) held
+        /// by another process.
+        Lock = "lock",
+    }
+}
+
+/// A wait that keeps the agent from applying the desired revision now
+/// ([`StatusReport::waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentWait {
+    /// What it waits for: `lock` ([`WaitKind`]).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: WaitKind,
+    /// The desired revision it waits to apply.
+    pub revision: i64,
+    /// The holder's pid, when the host tells (Linux `/proc/locks`, or the pid the holder
+    /// recorded).
+    #[serde(default)]
+    pub holder_pid: Option<u32>,
+    /// The holder as the agent's log names it: `pid N (COMM, EXE: another cordon run or
+    /// the agent)`, `pid N (COMM, EXE: not a Cordon process)`, or `another process`.
+    pub holder: String,
+    /// Whether the holder runs Cordon itself (the same executable as the agent): then
+    /// the agent waits up to its lock timeout; a holder that is not Cordon only a grace
+    /// of seconds, then the quarantine goes on without the lock.
+    #[serde(default)]
+    pub holder_is_cordon: bool,
+    /// The longest the wait lasts, in seconds (rounded up).
+    pub up_to_secs: u64,
+}
+
+impl AgentWait {
+    /// The sentence the server shows as the host's state reason: `waiting for pid N
+    /// (cordon, …) (lock) to apply revision R, at most S s`. Pure.
+    pub fn sentence(&self) -> String {
+        format!(
+            "waiting for {} ({}) to apply revision {}, at most {} s",
+            self.holder, self.kind, self.revision, self.up_to_secs
+        )
+    }
 }
 
 open_wire_enum! {

@@ -20,8 +20,8 @@ pub mod shown;
 pub mod timefmt;
 
 pub use agent::{
-    AgentState, Backend, ClaimInfo, ClaimSource, DesiredState, StatusReport, DEFAULT_HEARTBEAT_MS, MAX_HEARTBEAT_MS,
-    OFFLINE_AFTER_HEARTBEATS,
+    AgentState, AgentWait, Backend, ClaimInfo, ClaimSource, DesiredState, StatusReport, WaitKind, DEFAULT_HEARTBEAT_MS,
+    MAX_HEARTBEAT_MS, OFFLINE_AFTER_HEARTBEATS,
 };
 pub use api::*;
 pub use enroll::{EnrollRequest, EnrollResponse};

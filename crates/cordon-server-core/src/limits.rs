@@ -105,6 +105,12 @@ pub fn bound_report(r: &mut StatusReport) {
             *line = truncate_words(line, MAX_DEGRADED_CHARS);
         }
     }
+    if let Some(w) = &mut r.waiting {
+        if let cordon_proto::WaitKind::Other(name) = &mut w.kind {
+            *name = truncate(name, MAX_SHORT_CHARS);
+        }
+        w.holder = truncate(&w.holder, MAX_SHORT_CHARS);
+    }
     r.claims.truncate(MAX_CLAIMS);
     for c in r.claims.iter_mut() {
         if let cordon_proto::ClaimSource::Other(name) = &mut c.source {
@@ -295,6 +301,14 @@ mod tests {
                 };
                 20
             ],
+            waiting: Some(cordon_proto::AgentWait {
+                kind: cordon_proto::WaitKind::from_wire(&"k".repeat(10_000)),
+                revision: 4,
+                holder_pid: Some(1),
+                holder: "p".repeat(10_000),
+                holder_is_cordon: true,
+                up_to_secs: 60,
+            }),
         }
     }
 
@@ -303,7 +317,8 @@ mod tests {
         let mut r = report();
         bound_report(&mut r);
         let size = serde_json::to_string(&r).map(|s| s.len()).unwrap_or(usize::MAX);
-        assert!(size < 16 * 1024, "bounded report is {size} bytes");
+        // 17 KiB: the sum of the bounds, `waiting` (kind and holder, issue 14 MED-1) included.
+        assert!(size < 17 * 1024, "bounded report is {size} bytes");
         assert_eq!(r.detail.as_deref().map(|d| d.chars().count()), Some(MAX_DETAIL_CHARS));
         assert!(r.detail.as_deref().is_some_and(|d| d.ends_with('…')));
         assert_eq!(r.addresses.len(), MAX_ADDRESSES);
@@ -318,6 +333,9 @@ mod tests {
             .claims
             .iter()
             .all(|c| c.owner.as_ref().is_some_and(|o| o.chars().count() <= MAX_SHORT_CHARS)));
+        assert!(r.waiting.as_ref().is_some_and(
+            |w| w.holder.chars().count() <= MAX_SHORT_CHARS && w.kind.as_str().chars().count() <= MAX_SHORT_CHARS
+        ));
         assert_eq!(r.state, AgentState::Tampered);
         assert_eq!(r.applied_revision, 3);
         let mut small = StatusReport {

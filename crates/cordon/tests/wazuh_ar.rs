@@ -26,6 +26,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+#[path = "common/lock_holder.rs"]
+mod lock_holder;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn fixture(name: &str) -> String {
@@ -656,7 +659,7 @@ fn lock_timeout_is_honoured_when_another_process_holds_the_state_lock() {
     // stands. A holder that is not Cordon, whatever its name, no longer vetoes the
     // quarantine (fix14l, fix14o;
     // linux_engine::unusable_records_and_foreign_locks_never_hang_nor_stop_isolate_or_wazuh_ar).
-    let mut holder = cordon_holding(&agent, &lock);
+    let mut holder = lock_holder::cordon_holding(&lock, &agent.dir.path().join("holder.log"));
 
     let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
     let ns = lab.ns(Host::Endpoint);
@@ -705,7 +708,7 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
     std::fs::create_dir_all(agent.state()).unwrap();
     let lock = agent.state().join(".lock");
     std::fs::write(&lock, b"").unwrap();
-    let mut holder = cordon_holding(&agent, &lock);
+    let mut holder = lock_holder::cordon_holding(&lock, &agent.dir.path().join("holder.log"));
 
     let wrapper = agent.dir.path().join("active-response/bin/cordon-ar");
     let ns = lab.ns(Host::Endpoint);
@@ -772,46 +775,6 @@ fn a_foreign_lock_holder_blocks_execd_briefly_and_is_named_as_what_it_is() {
         "the holder named as what it is: {}",
         run.stderr
     );
-}
-
-/// A Cordon process holding `lock`: this test's own cordon executable (the one the
-/// wrapper runs), started as `cordon wazuh-ar` waiting for a message on its stdin, which
-/// it never gets; the lock is taken in the child just before its exec, so the kernel
-/// names that process as the holder. Returns once the lock is held.
-#[cfg(target_os = "linux")]
-fn cordon_holding(agent: &Agent, lock: &Path) -> std::process::Child {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::process::CommandExt;
-    let path = std::ffi::CString::new(lock.as_os_str().as_bytes()).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cordon"));
-    cmd.arg("wazuh-ar")
-        .arg("--log")
-        .arg(agent.dir.path().join("holder.log"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls (open, flock) between fork and exec; the
-    // descriptor is left open (no O_CLOEXEC) so the lock survives the exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
-            if fd < 0 || libc::flock(fd, libc::LOCK_EX) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("cordon wazuh-ar as a lock holder");
-    let held = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        !Command::new("flock")
-            .args(["--nonblock", lock.to_str().unwrap(), "true"])
-            .status()
-            .unwrap()
-            .success()
-    });
-    assert!(held, "the cordon holder never took the lock");
-    child
 }
 
 /// A copy of `flock(1)` named `cordon-flock` in the test's own directory: a foreign lock

@@ -138,12 +138,18 @@ pub(crate) fn assess(host: &Host, r: &StatusReport) -> Assessment {
         },
         AgentState::Failed => keep,
         // An older revision in force: the agent has not taken the current one yet. It
-        // says which revision's rules are in force, unless it enforces nothing.
+        // says which revision's rules are in force, unless it enforces nothing, and what
+        // it is waiting for while it applies the current one (a lock another process
+        // holds: issue 14 MED-1, a pending state without a reason for up to 60 s).
         AgentState::Isolated | AgentState::Released if !current => Assessment {
             applied: if r.enforces() && r.applied_revision < desired_rev {
                 r.applied_revision.max(0)
             } else {
                 host.applied_revision
+            },
+            reason: match &r.waiting {
+                Some(w) if w.revision == desired_rev => Some(w.sentence()),
+                _ => keep.reason.clone(),
             },
             ..keep
         },
@@ -854,6 +860,7 @@ mod tests {
             degraded: vec![],
             heartbeat_ms: None,
             claims: vec![],
+            waiting: None,
         }
     }
 
@@ -1023,6 +1030,43 @@ mod tests {
                 && !reason.contains("no rules are in force"),
             "{reason}"
         );
+    }
+
+    /// Issue 14 MED-1 (rest): an agent waiting behind another Cordon run's lock (up to
+    /// 60 s) says so, and the pending host shows it as its reason instead of none; a
+    /// wait for another revision (a report from before a newer order) says nothing, and
+    /// the confirmation that follows replaces it.
+    #[test]
+    fn a_pending_host_shows_the_lock_its_agent_waits_for() {
+        let pending = host(true, 2, HostState::QuarantinePending, 1);
+        let mut r = report(1, AgentState::Released);
+        r.waiting = Some(cordon_proto::AgentWait {
+            kind: cordon_proto::WaitKind::Lock,
+            revision: 2,
+            holder_pid: Some(4242),
+            holder: "pid 4242 (cordon, /usr/bin/cordon: another cordon run or the agent)".into(),
+            holder_is_cordon: true,
+            up_to_secs: 60,
+        });
+        let a = assess(&pending, &r);
+        assert_eq!(a.state, HostState::QuarantinePending);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some(
+                "waiting for pid 4242 (cordon, /usr/bin/cordon: another cordon run or the agent) (lock) \
+                 to apply revision 2, at most 60 s"
+            )
+        );
+        assert!(!a.confirms);
+        let mut older = r.clone();
+        older.waiting.as_mut().unwrap().revision = 1;
+        assert_eq!(assess(&pending, &older).reason, None, "a wait for another revision");
+        let waiting = Host {
+            state_reason: a.reason.clone(),
+            ..pending
+        };
+        let done = assess(&waiting, &report(2, AgentState::Isolated));
+        assert_eq!((done.state, done.reason), (HostState::Quarantined, None));
     }
 
     /// Degraded is stored as a structured list and said in the reason.

@@ -49,6 +49,7 @@ pub fn status_report(revision: i64, state: AgentState, digest: &str, backend: &s
         degraded: vec![],
         heartbeat_ms: None,
         claims: vec![],
+        waiting: None,
     }
 }
 
