@@ -1251,6 +1251,35 @@ impl Verifier {
                     });
                     continue;
                 }
+                // A record missing before the log's end was removed from the middle
+                // (trial35 MED-1: "the log ends at record 8 … names record 7" blamed the
+                // genuine record 8 for a cut before it).
+                let around = self.head.as_ref().filter(|h| h.last_id > cp.last_id).and_then(|_| {
+                    let before = self.positions.keys().filter(|k| **k < cp.last_id).max().copied();
+                    let after = self
+                        .positions
+                        .iter()
+                        .filter(|(k, _)| **k > cp.last_id)
+                        .min_by_key(|(k, _)| **k)
+                        .map(|(k, p)| (*k, *p));
+                    after.map(|a| (before, a))
+                });
+                if let Some((before, (after, position))) = around {
+                    self.problem = Some(ChainProblem {
+                        id: Some(cp.last_id),
+                        subject: None,
+                        position,
+                        reason: format!(
+                            "is missing: the {src} checkpoint names it (hash {}), but the log goes from {} to record \
+                             {after}: it was removed in the database (records after it were written without it)",
+                            cp.hash,
+                            before
+                                .map(|b| format!("record {b}"))
+                                .unwrap_or_else(|| "its start".into())
+                        ),
+                    });
+                    break;
+                }
                 self.problem = Some(ChainProblem {
                     id,
                     subject,

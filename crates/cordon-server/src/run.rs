@@ -433,6 +433,9 @@ pub async fn start_with_limits(cfg: &RunConfig, limits: crate::tls::ConnLimits) 
     state.max_wait = cfg.max_wait;
     // Tokens whose names predate the uniqueness check (issue 17): kept, flagged, said.
     tokens::warn_flagged_names(&state).await;
+    // Token rows made before this version's marks are bound now, while their creation
+    // records are in the log (trial35 MED-4); a row that does not fit is refused at use.
+    tokens::bind_unmarked(&state).await;
     // Signed audit checkpoints (issue 17): a record in the log, a line in the server log
     // and the data directory's anchor file, at start (before serving), every ten minutes
     // while the log moves, and at an orderly shutdown. The start checkpoint names the

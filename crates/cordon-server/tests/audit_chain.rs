@@ -1900,3 +1900,80 @@ async fn audit_chain_a_server_of_another_ca_refuses_to_start_on_the_database() {
         .unwrap();
     assert!(e.to_string().contains(&stranger), "{e}");
 }
+
+/// trial35 MED-1 / LOW-4: a record this server wrote, cut from the end at once with the
+/// head row rewound (before the head watcher read it), left no trace, and a tail cut the
+/// server had seen did not stop appends: the next record was chained over the cut and
+/// verification blamed that genuine record ("the log ends at record 8 … names record
+/// 7"). The server's own records count as seen from their commit, writes over a known
+/// cut are refused (503 audit_tampered, nothing written), and a record missing between
+/// two kept ones is named as missing between them.
+#[tokio::test]
+async fn audit_chain_a_tail_cut_the_server_knows_stops_writes_and_is_named_as_missing() {
+    let ctx = ctx_with_log().await;
+    let h = ctx.enroll("web-2", &[]).await;
+    let quarantine = |path: &'static str| {
+        let h = h.clone();
+        let ctx = &ctx;
+        async move {
+            ctx.call(
+                "POST",
+                &format!("/v1/hosts/{h}/{path}"),
+                Some(&ctx.responder),
+                Some(r#"{"comment":"ir-3"}"#),
+            )
+            .await
+        }
+    };
+    let (st, v) = quarantine("quarantine").await;
+    assert!(st.is_success(), "{v}");
+    let all = ids(&ctx).await;
+    let (cut, keep) = (all[all.len() - 1], all[all.len() - 2]);
+    let keep_hash: String = sqlx::query_scalar(&format!("SELECT hash FROM audit WHERE id = {keep}"))
+        .fetch_one(ctx.store().pool())
+        .await
+        .unwrap();
+    // Cut at once, no read of the head in between.
+    exec(&ctx, &format!("DELETE FROM audit WHERE id = {cut}")).await;
+    exec(
+        &ctx,
+        &format!(
+            "UPDATE audit_chain SET head_id = {keep}, head_hash = '{keep_hash}', chained = chained - 1 WHERE id = 1"
+        ),
+    )
+    .await;
+    let p = server_verify(&ctx, "").await.problem.expect("the cut is named (LOW-4)");
+    assert_eq!(p.id, Some(keep), "{p:?}");
+    assert!(p.reason.contains(&format!("names record {cut}")), "{p:?}");
+    // No write goes over the cut.
+    let before = ctx.store().audit_count().await.unwrap();
+    let (st, v) = quarantine("release").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "audit_tampered", "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("record {cut}")) && detail.contains("removed from the database"),
+        "{detail}"
+    );
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // A server that never saw the record (another process on the same database) writes
+    // over the cut: this server names the record as missing between the two kept ones.
+    let url = ctx.store().pool().connect_options().database_url.to_string();
+    let other = cordon_server::Store::connect(&url).await.unwrap();
+    other
+        .create_api_token("another server", "late", cordon_proto::Role::Viewer)
+        .await
+        .unwrap();
+    let next = *ids(&ctx).await.last().unwrap();
+    assert!(next > cut);
+    let p = server_verify(&ctx, "").await.problem.expect("named");
+    assert_eq!(
+        p.id,
+        Some(cut),
+        "the missing record, not the genuine one after it: {p:?}"
+    );
+    assert!(
+        p.reason.contains("is missing") && p.reason.contains(&format!("from record {keep} to record {next}")),
+        "{p:?}"
+    );
+}

@@ -201,19 +201,19 @@ async fn audit_cuts_tail_cut_while_running_with_a_forged_cut_note_is_tampered_on
     let all = ids(&store).await;
     let gone = *all.last().unwrap();
     cut_tail_with_a_forged_cut_note(&store, all[all.len() - 2]).await;
-    // The servers look at the head (every two seconds) and write on.
+    // The servers look at the head (every two seconds); they wrote on over the cut
+    // before trial35 MED-1 (this test's expectation changed deliberately with that fix):
+    // now both refuse, naming the record cut.
     a.state.store.note_audit_head().await.unwrap();
     b.state.store.note_audit_head().await.unwrap();
-    b.state
-        .store
-        .create_api_token("alice", "tkd", Role::Viewer)
-        .await
-        .unwrap();
-    a.state
-        .store
-        .create_api_token("alice", "tke", Role::Viewer)
-        .await
-        .unwrap();
+    for (server, name) in [(&b, "tkd"), (&a, "tke")] {
+        match server.state.store.create_api_token("alice", name, Role::Viewer).await {
+            Err(cordon_server::StoreError::AuditTampered(why)) => {
+                assert!(why.contains(&format!("record {gone}")), "{why}")
+            }
+            other => panic!("a write over the cut: {other:?}"),
+        }
+    }
     a.state.store.note_audit_head().await.unwrap();
     b.state.store.note_audit_head().await.unwrap();
     for (name, server) in [("a", &a), ("b", &b)] {
@@ -439,21 +439,15 @@ async fn audit_cuts_shutdown_checkpoint_undelivered_at_stop_is_delivered_after_t
     second.shutdown().await;
 }
 
-/// `GET /v1/audit?format=jsonl` through the server's router with an admin token:
+/// `GET /v1/audit?format=jsonl` through the server's router with admin token `admin`:
 /// the status and the body.
-async fn http_export(server: &cordon_server::run::Running) -> (axum::http::StatusCode, String) {
+async fn http_export(server: &cordon_server::run::Running, admin: &str) -> (axum::http::StatusCode, String) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    let admin = server
-        .state
-        .store
-        .create_api_token("export-admin", "ops-export", Role::Admin)
-        .await
-        .unwrap();
     let req = axum::http::Request::builder()
         .method("GET")
         .uri("/v1/audit?format=jsonl")
-        .header("authorization", format!("Bearer {}", admin.token))
+        .header("authorization", format!("Bearer {admin}"))
         .body(axum::body::Body::empty())
         .unwrap();
     let resp = cordon_server::router(server.state.clone()).oneshot(req).await.unwrap();
@@ -474,6 +468,15 @@ async fn http_export(server: &cordon_server::run::Running) -> (axum::http::Statu
 async fn audit_cuts_export_is_never_signed_over_a_tail_cut_the_server_saw() {
     let runs = Runs::new().await;
     let server = runs.start().await;
+    // The admin token of the HTTP export is made before the cut: after it, the server
+    // writes nothing (trial35 MED-1; this test made it after the cut before).
+    let admin = server
+        .state
+        .store
+        .create_api_token("export-admin", "ops-export", Role::Admin)
+        .await
+        .unwrap()
+        .token;
     for name in ["exa", "exb", "exc"] {
         server
             .state
@@ -510,7 +513,7 @@ async fn audit_cuts_export_is_never_signed_over_a_tail_cut_the_server_saw() {
             assert!(e.contains(&format!("record {gone}")), "names the missing record: {e}");
         }
     }
-    let (status, body) = http_export(&server).await;
+    let (status, body) = http_export(&server, &admin).await;
     assert_eq!(status, axum::http::StatusCode::CONFLICT, "{body}");
     assert!(
         body.contains("chain_tampered") && body.contains(&format!("record {gone}")),

@@ -1650,3 +1650,302 @@ async fn a_token_renamed_or_promoted_in_the_database_is_refused() {
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("no token_create record"), "{v}");
 }
+
+/// trial35 HIGH-1 / MED-3 / MED-4: an identity borrowed through the database without
+/// renaming anything. The server's mark on a token row covers its credential hash and
+/// revocation as well as id, name and role; a row set back to unrevoked is refused even
+/// with its old mark put back (its revocation is in the log); a mark removed is bound
+/// again only from the creation record, which names the credential; a row whose creation
+/// record retention archived is refused whatever it holds (not bound as found).
+#[tokio::test]
+async fn a_token_credential_or_revocation_edited_in_the_database_is_refused() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("web1", &[]).await;
+    let create = |name: &'static str| {
+        let ctx = &ctx;
+        async move {
+            let body = json!({"name": name, "role": "admin"}).to_string();
+            let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            (v["id"].as_i64().unwrap(), v["token"].as_str().unwrap().to_string())
+        }
+    };
+    let act = |token: String| {
+        let h = h.clone();
+        let ctx = &ctx;
+        async move {
+            ctx.call(
+                "POST",
+                &format!("/v1/hosts/{h}/quarantine"),
+                Some(&token),
+                Some(r#"{"comment":"borrowed"}"#),
+            )
+            .await
+        }
+    };
+    let refused = |(st, v): (StatusCode, Value), says: &str| {
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{says}: {v}");
+        assert_eq!(v["error"], "audit_tampered", "{v}");
+        let d = v["detail"].as_str().unwrap();
+        assert!(d.contains(says) && d.contains("edited in the database"), "{says}: {d}");
+    };
+    let pool = ctx.store().pool().clone();
+    let (alice, alice_secret) = create("alice").await;
+    // The credential is recorded in the chained log.
+    let rec = audit_all(&ctx)
+        .await
+        .into_iter()
+        .rfind(|r| r.action == "token_create")
+        .unwrap();
+    let hash = cordon_server_core::secret::hash_token(&alice_secret);
+    assert_eq!(
+        rec.detail.as_deref(),
+        Some(format!("token {alice} \"alice\" role admin credential {}", &hash[..16]).as_str())
+    );
+    // 1. Alice's credential hash replaced by one of my own secret.
+    let mine = "cordon_mine_made_in_the_database";
+    sqlx::query("UPDATE api_tokens SET hash = $1 WHERE id = $2")
+        .bind(cordon_server_core::secret::hash_token(mine))
+        .bind(alice)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = ctx.store().audit_count().await.unwrap();
+    refused(act(mine.into()).await, "credential hash");
+    // 2. … and its mark removed: bound again only from the creation record, which names
+    // another credential.
+    sqlx::query("UPDATE api_tokens SET identity_mac = NULL WHERE id = $1")
+        .bind(alice)
+        .execute(&pool)
+        .await
+        .unwrap();
+    refused(act(mine.into()).await, "its creation record in the audit log says");
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // Put back (mark removed, hash restored): bound again from the creation record.
+    sqlx::query("UPDATE api_tokens SET hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(alice)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (st, v) = act(alice_secret.clone()).await;
+    assert!(st.is_success(), "{v}");
+    // 3. A revoked token set back to revoked = 0, then with its old mark put back too.
+    let (bob, bob_secret) = create("bob").await;
+    let old_mark: String = sqlx::query_scalar("SELECT identity_mac FROM api_tokens WHERE id = $1")
+        .bind(bob)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (st, v) = ctx
+        .call("DELETE", &format!("/v1/tokens/{bob}"), Some(&ctx.admin), None)
+        .await;
+    assert!(st.is_success(), "{v}");
+    sqlx::query("UPDATE api_tokens SET revoked = 0 WHERE id = $1")
+        .bind(bob)
+        .execute(&pool)
+        .await
+        .unwrap();
+    refused(act(bob_secret.clone()).await, "revocation");
+    sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2")
+        .bind(&old_mark)
+        .bind(bob)
+        .execute(&pool)
+        .await
+        .unwrap();
+    refused(
+        act(bob_secret.clone()).await,
+        "the audit log holds its revocation (record",
+    );
+    // 4. After a retention cut archived the creation records: a row whose mark was
+    // removed and that was renamed is refused, not bound as found (MED-4).
+    let (carol, carol_secret) = create("carol").await;
+    let (st, v) = act(carol_secret.clone()).await;
+    assert!(st.is_success(), "{v}");
+    // Bob's row back as revoked (it keeps the old mark, which no longer fits).
+    sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1")
+        .bind(bob)
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let dir = ctx.dir.path().join("archive");
+    cordon_server_core::service::audit::retain(&ctx.state, 0, &dir)
+        .await
+        .unwrap()
+        .expect("a cut");
+    assert!(
+        !audit_all(&ctx).await.iter().any(|r| r.action == "token_create"),
+        "the creation records were archived"
+    );
+    let (st, v) = act(carol_secret.clone()).await;
+    assert!(st.is_success(), "marked at creation, carol still works: {v}");
+    sqlx::query(
+        "UPDATE api_tokens SET identity_mac = NULL, name = 'rule:wazuh-critical', name_key = 'rule:wazuh-critical' \
+         WHERE id = $1",
+    )
+    .bind(carol)
+    .execute(&pool)
+    .await
+    .unwrap();
+    refused(act(carol_secret.clone()).await, "no token_create record");
+    // A row added in the database after the cut is refused likewise.
+    let added = "cordon_added_after_the_cut";
+    sqlx::query(
+        "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ('zed', 'zed', 'admin', $1, 1, 0)",
+    )
+    .bind(cordon_server_core::secret::hash_token(added))
+    .execute(&pool)
+    .await
+    .unwrap();
+    refused(act(added.into()).await, "no token_create record");
+}
+
+/// trial35 HIGH-1 (console): a console session row inserted in the database acted as
+/// any token, and sign-ins were not audited. Session rows carry the server's mark over
+/// their token, start and end; one added or re-pointed in the database is refused, and
+/// sign-in and sign-out are audited under the token.
+#[tokio::test]
+async fn a_console_session_added_in_the_database_is_refused_and_sign_ins_are_audited() {
+    use cordon_server_core::secret::hash_token;
+    use cordon_server_core::service::sessions;
+    use cordon_server_core::store::SessionLimits;
+    let ctx = Ctx::new().await;
+    let limits = SessionLimits::default();
+    let now = cordon_server_core::timefmt::now_ms();
+    let pool = ctx.store().pool().clone();
+    let (caller, sid) = sessions::sign_in(&ctx.state, &ctx.viewer, now, limits)
+        .await
+        .unwrap()
+        .expect("signed in");
+    let got = sessions::session(&ctx.state, &sid, now, limits, true).await.unwrap();
+    assert_eq!(got.map(|s| s.caller), Some(caller.clone()));
+    let records = audit_all(&ctx).await;
+    let signed_in = records
+        .iter()
+        .rfind(|r| r.action == "console_sign_in")
+        .expect("sign-in audited");
+    assert_eq!(
+        (signed_in.actor.as_str(), signed_in.actor_token_id),
+        ("victor-viewer", Some(caller.token_id))
+    );
+    let short = &hash_token(&sid)[..12];
+    assert_eq!(
+        signed_in.detail.as_deref(),
+        Some(format!("console session {short}").as_str())
+    );
+    // Re-pointed at the admin token in the database: refused.
+    let admin = ctx.store().authenticate(&ctx.admin).await.unwrap().unwrap();
+    sqlx::query("UPDATE console_sessions SET token_id = $1 WHERE id_hash = $2")
+        .bind(admin.token_id)
+        .bind(hash_token(&sid))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let e = sessions::session(&ctx.state, &sid, now, limits, true)
+        .await
+        .unwrap_err();
+    let text = format!("{e:?}");
+    assert!(
+        text.contains("console_sessions") && text.contains("added or edited in the database"),
+        "{text}"
+    );
+    // A row inserted in the database, with or without a made-up mark: refused / ended.
+    let mine = "sess_made_in_the_database";
+    for mac in [Some("00".repeat(32)), None] {
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, token_id, created_at, last_seen, expires_at, mac) VALUES ($1, $2, $3, $3, $4, $5)",
+        )
+        .bind(hash_token(mine))
+        .bind(admin.token_id)
+        .bind(now)
+        .bind(now + 3_600_000)
+        .bind(mac.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+        let got = sessions::session(&ctx.state, mine, now, limits, true).await;
+        match mac {
+            Some(_) => assert!(format!("{:?}", got.unwrap_err()).contains("console_sessions")),
+            None => assert_eq!(got.unwrap(), None, "a session without a mark opens nothing"),
+        }
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(hash_token(mine))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // Sign-out is audited under the session's token.
+    let (_, sid2) = sessions::sign_in(&ctx.state, &ctx.responder, now, limits)
+        .await
+        .unwrap()
+        .expect("signed in");
+    sessions::sign_out(&ctx.state, &sid2).await.unwrap();
+    let out = audit_all(&ctx)
+        .await
+        .into_iter()
+        .rfind(|r| r.action == "console_sign_out")
+        .expect("sign-out audited");
+    assert_eq!(out.actor, "rita-responder");
+    assert_eq!(
+        out.detail.as_deref(),
+        Some(format!("console session {}", &hash_token(&sid2)[..12]).as_str())
+    );
+    assert_eq!(
+        sessions::session(&ctx.state, &sid2, now, limits, true).await.unwrap(),
+        None
+    );
+}
+
+/// trial35 LOW-2: an event naming a host by its id in upper case (as Windows tools and
+/// some SIEMs write GUIDs) was `unknown_host` "no enrolled host matches", though `hosts
+/// show` and `audit --host` take any case. The id matches in any case.
+#[tokio::test]
+async fn an_event_names_a_host_by_its_id_in_any_case() {
+    let ctx = Ctx::new().await;
+    let h = ctx.enroll("dc7", &["servers"]).await;
+    let rule = json!({"name": "edr", "trigger_event_types": ["malware"], "only_critical": true,
+        "trigger_labels": ["servers"]});
+    let (st, v) = ctx
+        .call("POST", "/v1/rules", Some(&ctx.admin), Some(&rule.to_string()))
+        .await;
+    assert!(st.is_success(), "{v}");
+    let ev = json!({"host": h.to_ascii_uppercase(), "type": "malware", "severity": "critical", "source": "edr"});
+    let (_, v) = ctx
+        .call("POST", "/v1/events", Some(&ctx.responder), Some(&ev.to_string()))
+        .await;
+    assert_eq!(v["events"][0]["host_id"], json!(h), "{v}");
+    assert_eq!(v["events"][0]["status"], "quarantined", "{v}");
+}
+
+/// trial35 LOW-3 / LOW-1: `cordon audit --actor ALICE` compared names exactly and
+/// answered with no records, though names are one identity case-insensitively; and an
+/// unknown token id's refusal named a command that does not exist (`cordon token list`).
+#[tokio::test]
+async fn the_actor_filter_takes_the_name_in_any_case_and_refusals_name_real_commands() {
+    let ctx = Ctx::new().await;
+    let body = json!({"name": "Dora", "role": "viewer"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for name in ["alice-admin", "ALICE-ADMIN", "Alice-Admin"] {
+        let (st, v) = ctx
+            .call("GET", &format!("/v1/audit?actor={name}"), Some(&ctx.admin), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let recs = v["records"].as_array().or_else(|| v.as_array()).unwrap();
+        assert!(
+            recs.iter()
+                .any(|r| r["action"] == "token_create" && r["actor"] == "alice-admin"),
+            "{name}: {v}"
+        );
+    }
+    let (st, v) = ctx
+        .call("GET", "/v1/audit?actor_token_id=99", Some(&ctx.admin), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let text = v.to_string();
+    assert!(
+        !text.contains("cordon token list") && text.contains("GET /v1/tokens"),
+        "{text}"
+    );
+}

@@ -30,7 +30,7 @@ async fn resolve_host(st: &AppState, filter: &mut AuditFilter) -> Result<(), Api
         }
         if !st.store.api_token_exists(id).await? {
             return Err(ApiError::not_found(format!(
-                "no API token has id {id} (revoked ones included; `cordon token list` shows them)"
+                "no API token has id {id} (revoked ones included; `GET /v1/tokens` lists them, admin)"
             )));
         }
     }
@@ -661,12 +661,24 @@ async fn write_checkpoint(
     };
     let sign = |cp| ca.sign(cp);
     let out = match (occasion, start) {
-        (_, Some(facts)) => st.store.append_start_checkpoint(facts, sign).await?,
-        (occasion::SHUTDOWN, None) => st.store.append_shutdown_checkpoint(sign).await?,
+        (_, Some(facts)) => st.store.append_start_checkpoint(facts, sign).await,
+        (occasion::SHUTDOWN, None) => st.store.append_shutdown_checkpoint(sign).await,
         (_, None) => {
             st.store
                 .append_checkpoint(occasion, occasion != occasion::INTERVAL, sign)
-                .await?
+                .await
+        }
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            // Refused (a record this server saw or wrote is gone, trial35 MED-1): what it
+            // knew still goes to the data directory, so the next start signs it (a stop
+            // right after a cut left an anchor older than the cut record).
+            if let Err(a) = save_anchor(st) {
+                tracing::warn!(error = %crate::error::chain(&a), "cannot keep the audit anchor");
+            }
+            return Err(e.into());
         }
     };
     let Some((cp, own)) = out else {
@@ -732,6 +744,10 @@ pub async fn retain(st: &AppState, max_age_ms: i64, dir: &std::path::Path) -> Re
     let Some((cut, hash)) = st.store.retention_cut(before, upto).await? else {
         return Ok(None);
     };
+    // Token rows not yet marked are bound while their creation records are still in the
+    // log: without them, such a row could never be told from one added in the database
+    // (trial35 MED-4).
+    st.store.bind_unmarked_tokens().await?;
     let name = format!("audit-archive-through-{cut}-{}.jsonl", crate::timefmt::now_ms());
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.partial"));

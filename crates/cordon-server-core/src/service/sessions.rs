@@ -12,7 +12,8 @@ use crate::{ApiError, AppState};
 
 /// Opens a session for the API token `token` at `now` (Unix ms) with `limits`: the
 /// token's caller and the new session id (its only copy: it goes into the cookie), or
-/// `None` for an unknown or revoked token.
+/// `None` for an unknown or revoked token. The sign-in is audited (`console_sign_in`,
+/// actor the token).
 ///
 /// # Errors
 /// 500 (logged) when the store fails or no randomness is available.
@@ -47,11 +48,11 @@ pub async fn session(
     Ok(st.store.session(id, now, limits, touch).await?)
 }
 
-/// Ends session `id` (sign-out): the old cookie opens nothing afterwards. Ending an
-/// unknown session is not an error.
+/// Ends session `id` (sign-out, audited as `console_sign_out` by its token): the old
+/// cookie opens nothing afterwards. Ending an unknown session is not an error.
 ///
 /// # Errors
 /// 500 (logged) when the store fails.
 pub async fn sign_out(st: &AppState, id: &str) -> Result<(), ApiError> {
-    Ok(st.store.end_session(id).await?)
+    Ok(st.store.sign_out_session(id).await?)
 }

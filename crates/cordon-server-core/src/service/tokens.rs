@@ -43,6 +43,15 @@ pub async fn revoke(st: &AppState, caller: &Caller, id: i64) -> Result<(), ApiEr
     Ok(st.store.revoke_api_token(caller, id).await?)
 }
 
+/// Binds the API token rows made before this version's marks (at start: see
+/// [`crate::store::Store::bind_unmarked_tokens`]); a row that does not fit stays unbound
+/// and is refused at use. A failure is logged: such rows are then bound at first use.
+pub async fn bind_unmarked(st: &AppState) {
+    if let Err(e) = st.store.bind_unmarked_tokens().await {
+        tracing::warn!(error = %crate::error::chain(&e), "cannot bind the API tokens made before marks: they are bound at first use");
+    }
+}
+
 /// The bootstrap admin token of `cordon server init`, named `name` and audited with
 /// `actor` (no caller: the command, run on the server's host, is the authority).
 ///

@@ -645,9 +645,24 @@ pub const DOT_LOOK_ALIKES: [char; 3] = ['\u{3002}', '\u{FF0E}', '\u{FF61}'];
 /// alike — with trailing dots dropped (`host1.` is `host1`). For comparison only: the
 /// name is stored and shown as given.
 pub fn hostname_key(name: &str) -> String {
-    identity_key(&ace_labels_as_unicode(name))
-        .trim_end_matches(['.', ' '])
-        .to_string()
+    let once = |n: &str| {
+        identity_key(&ace_labels_as_unicode(n))
+            .trim_end_matches(['.', ' '])
+            .to_string()
+    };
+    // The key of a label that is no valid ACE can spell one (the skeleton reads `0` as
+    // `o`: `xn--a-bc00b` keys as `xn--a-bcoob`, which decodes): read the key again until
+    // it holds still, so a key is its own key (a few rounds: each decodes what the one
+    // before spelled).
+    let mut key = once(name);
+    for _ in 0..4 {
+        let next = once(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
 }
 
 /// `name` with each IDNA ACE label (`xn--…`, any case) as UTS #46 ToUnicode reads it
@@ -667,7 +682,26 @@ fn ace_labels_as_unicode(name: &str) -> String {
         .map(|label| {
             // Full-width `ｘｎ--` is ACE too once NFKC has read it (as IDNA maps it).
             use unicode_normalization::UnicodeNormalization;
-            let plain: String = label.nfkc().collect();
+            let nfkc: String = label.nfkc().collect();
+            // An ACE label spelled with look-alikes of its ASCII letters (`xn--c3с`,
+            // Cyrillic `с`) is the ACE label they read as: each non-ASCII character whose
+            // identity key (confusable skeleton, case merged) is one ASCII letter or digit is read as it (ASCII is
+            // left alone: its skeleton would turn the Punycode digits `0`/`1` into
+            // letters), so both spellings decode to one label (shape18's proptest:
+            // `a.xn--c3c` read `a.ช`, `a.xn--c3с` stayed as written).
+            let plain: String = nfkc
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() {
+                        return c;
+                    }
+                    let mut sk = identity_key(&c.to_string());
+                    match (sk.pop(), sk.is_empty()) {
+                        (Some(a), true) if a.is_ascii_alphanumeric() || a == '-' => a,
+                        _ => c,
+                    }
+                })
+                .collect();
             let ace = plain.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"));
             if !ace {
                 return label.to_string();
@@ -1488,9 +1522,17 @@ mod hostname_key_tests {
             ("xn--bcher-kva\u{3002}example", "b\u{FC}cher.example"),
             // Cyrillic `аррӏе` in ACE form is a look-alike of `apple` like its Unicode form.
             ("xn--80ak6aa92e", "apple"),
+            // An ACE label written with a look-alike letter is the label it reads as
+            // (shape18's proptest case: Cyrillic `с` in `xn--c3с`).
+            ("a.xn--c3\u{441}", "a.xn--c3c"),
+            ("\u{445}n--bcher-kva", "b\u{FC}cher"),
         ] {
             assert_eq!(hostname_key(ace), hostname_key(unicode), "{ace:?} vs {unicode:?}");
         }
+        // A key that spells a valid ACE label is read again: a key is its own key
+        // (proptest case: `xn--a-bc00b` keyed as `xn--a-bcoob`, which decodes).
+        let k = hostname_key("a.xn--a-bc00b");
+        assert_eq!(hostname_key(&k), k);
         // Not a valid ACE label: compared as written.
         assert_eq!(hostname_key("xn--"), "xn--");
         assert_ne!(hostname_key("xn--bcher-kvb"), hostname_key("b\u{FC}cher"));

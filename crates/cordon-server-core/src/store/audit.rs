@@ -189,6 +189,7 @@ async fn append_records(
         return Err(StoreError::AuditTampered(HEAD_ROW_MISSING.into()));
     }
     let mut prev = head_to_extend(tx, cut).await?;
+    known_records_present(tx, cut).await?;
     let ids = allocate_ids(tx, n).await?;
     let at = now_ms();
     let marker = tx.marker().cloned();
@@ -254,6 +255,10 @@ async fn append_records(
     let Some((last, _, last_hash, _)) = rows.last() else {
         return Ok(ids);
     };
+    tx.appended = Some(Checkpoint {
+        last_id: last.id,
+        hash: last_hash.clone(),
+    });
     sqlx::query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1")
         .bind(last.id)
         .bind(last_hash.clone())
@@ -357,6 +362,61 @@ async fn head_to_extend(tx: &mut Tx, cut: Option<(i64, Option<&str>)>) -> Result
             },
         },
     }
+}
+
+/// Checks, while holding the chain head's lock, that the records this process knows
+/// from outside the database — the newest chain head it saw and the newest record it
+/// appended itself ([`super::TxShared`]) — are still in the log with their hashes
+/// (trial35 MED-1: after a tail cut the running server had seen, with the head row
+/// rewound to match, the next record was chained over the cut, and verification then
+/// blamed that genuine record). A known record missing while the log holds a chained
+/// record before it was removed from the middle or the end (retention removes a prefix
+/// only, and the record it cuts through in this transaction, `cut`, is excused); one
+/// missing with nothing before it is left to verification, which knows the signed
+/// retention cuts.
+///
+/// # Errors
+/// [`StoreError::AuditTampered`] (503, nothing changed) naming the record; database errors.
+async fn known_records_present(tx: &mut Tx, cut: Option<(i64, Option<&str>)>) -> Result<(), StoreError> {
+    let seen = tx.mark.seen.lock().ok().and_then(|g| g.clone());
+    let own = tx.mark.own.lock().ok().and_then(|g| g.clone());
+    let mut known: Vec<(Checkpoint, &str)> = Vec::new();
+    known.extend(seen.map(|k| (k, "the newest chain head this server saw")));
+    known.extend(own.map(|k| (k, "the last record this server wrote")));
+    known.sort_by_key(|(k, _)| k.last_id);
+    known.dedup_by_key(|(k, _)| k.last_id);
+    let recover = "nothing is appended over a cut (a genuine record would then be blamed for it): restore the \
+                   database from a backup (see docs/server.md, \"Recovering the audit chain head\")";
+    for (k, what) in known {
+        if cut.is_some_and(|(c, _)| k.last_id <= c) {
+            continue;
+        }
+        let row = sqlx::query(
+            "SELECT (SELECT hash FROM audit WHERE id = $1) AS hash, (SELECT COUNT(*) FROM audit WHERE id = $1) AS here, \
+             (SELECT MAX(id) FROM audit WHERE id < $1 AND hash IS NOT NULL) AS before",
+        )
+        .bind(k.last_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if get_i64(&row, "here")? > 0 {
+            let hash = get_opt_str(&row, "hash")?;
+            if hash.as_deref() != Some(k.hash.as_str()) {
+                return Err(StoreError::AuditTampered(format!(
+                    "record {} ({what}, hash {}) was rewritten in the database: it now has hash {}; {recover}",
+                    k.last_id,
+                    k.hash,
+                    hash.as_deref().unwrap_or("(none)")
+                )));
+            }
+        } else if let Some(before) = super::get_opt_i64(&row, "before")? {
+            return Err(StoreError::AuditTampered(format!(
+                "record {} ({what}, hash {}) was removed from the database: the log goes on from record {before}, \
+                 which it followed; {recover}",
+                k.last_id, k.hash
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `$from, $from+1, …` (`n` placeholders).
@@ -674,7 +734,8 @@ pub const MIN_ID_PREFIX: usize = 8;
 pub struct AuditFilter {
     /// Records about this host (its id; the service resolves a hostname first).
     pub host_id: Option<String>,
-    /// Records by exactly this actor name.
+    /// Records by this actor name, compared case-insensitively (the database's `LOWER`
+    /// on both sides: ASCII letters on SQLite, all letters on PostgreSQL).
     pub actor: Option<String>,
     /// Records of exactly this action.
     pub action: Option<String>,
@@ -806,7 +867,9 @@ impl Store {
             sql.push_str(&format!(" AND host_id = ${}", next()));
         }
         if f.actor.is_some() {
-            sql.push_str(&format!(" AND actor = ${}", next()));
+            // Names are one identity case-insensitively (trial35 LOW-3: `--actor ALICE`
+            // found nothing of alice's); both sides folded by the database's LOWER.
+            sql.push_str(&format!(" AND LOWER(actor) = LOWER(${})", next()));
         }
         if f.action.is_some() {
             sql.push_str(&format!(" AND action = ${}", next()));
@@ -975,7 +1038,8 @@ impl Store {
         let Some((Some(now), _)) = self.audit_head_row().await? else {
             return Ok(());
         };
-        let known = self.seen.lock().ok().and_then(|g| g.clone());
+        // What this process knows: the head it saw or its own newest record.
+        let known = self.seen_audit_head();
         if known.as_ref() == Some(&now) {
             return Ok(());
         }
@@ -1036,7 +1100,7 @@ impl Store {
                 tracing::error!(seen = %format!("{}:{}", k.last_id, k.hash), head = %format!("{}:{}", now.last_id, now.hash),
                     "audit log changed behind this server's back: a record it saw was removed or rewritten in the database");
             }
-        } else if let Ok(mut g) = self.seen.lock() {
+        } else if let Ok(mut g) = self.mark.seen.lock() {
             *g = Some(now);
         }
         Ok(())
@@ -1045,17 +1109,27 @@ impl Store {
     /// Remembers `cp` as a head this server saw before (kept in its data directory by the
     /// previous run), unless a newer one is known: [`Store::note_audit_head`] then
     /// requires it in the log unchanged, and the next checkpoint names it.
+    /// Kept apart from what this process sees while it runs: an append refuses to go
+    /// over a cut of a record this process saw or wrote itself, but the start checkpoint
+    /// must still be written over a cut made while no server ran — it signs this head as
+    /// its anchor, so verification names the cut for good.
     pub fn note_seen_outside(&self, cp: Checkpoint) {
-        if let Ok(mut g) = self.seen.lock() {
+        if let Ok(mut g) = self.mark.outside.lock() {
             if g.as_ref().is_none_or(|s| s.last_id < cp.last_id) {
                 *g = Some(cp);
             }
         }
     }
 
-    /// The newest chain head this process saw (see [`Store::note_audit_head`]).
+    /// The newest chain head this process saw (see [`Store::note_audit_head`]), the
+    /// newest record it appended itself (trial35 LOW-4: its own records count at once,
+    /// not at the next read of the head) or the head its previous run saw
+    /// ([`Store::note_seen_outside`]), whichever is newest.
     pub fn seen_audit_head(&self) -> Option<Checkpoint> {
-        self.seen.lock().ok().and_then(|g| g.clone())
+        [&self.mark.seen, &self.mark.own, &self.mark.outside]
+            .into_iter()
+            .filter_map(|m| m.lock().ok().and_then(|g| g.clone()))
+            .max_by_key(|c| c.last_id)
     }
 
     /// The first record this process knows from outside the database — the newest chain
@@ -1248,7 +1322,7 @@ impl Store {
                 g.retain(|id| *id > f.last);
             }
             self.note_issued_checkpoint(own.clone());
-            if let Ok(mut g) = self.seen.lock() {
+            if let Ok(mut g) = self.mark.seen.lock() {
                 *g = Some(own.clone());
             }
         }
@@ -1515,7 +1589,7 @@ impl Store {
     /// start; the first given stays). Without them writer rows are unsigned and every
     /// live-looking row counts, as before issue 17's trial7.
     pub fn set_audit_keys(&self, keys: AuditKeys) {
-        let _ = self.mark.set(Marker {
+        let _ = self.mark.mark.set(Marker {
             key: keys.mark.clone(),
             writer: self.writer.clone(),
         });
@@ -2293,7 +2367,7 @@ impl Store {
         Ok(Some(match cp {
             Some((signed, own)) => {
                 self.note_issued_checkpoint(own.clone());
-                if let Ok(mut g) = self.seen.lock() {
+                if let Ok(mut g) = self.mark.seen.lock() {
                     *g = Some(own);
                 }
                 (n, Some(signed))

@@ -286,7 +286,8 @@ async fn resolve_host_tx(tx: &mut Tx, reference: &str) -> Result<Result<(HostRow
     // address (`10.9.9.9`) or id would otherwise take that host's events.
     let by_name = !reads_as_address_or_id(r);
     let passes: [(&str, &Pass<'_>); 4] = [
-        ("id", &|h| h.0 == r),
+        // Ids in any case (trial35 LOW-2: Windows tools and SIEMs write GUIDs upper-case).
+        ("id", &|h| h.0.eq_ignore_ascii_case(r)),
         ("hostname", &|h| by_name && key(&h.1) == rl),
         ("short hostname", &|h| by_name && short_hostname_match(&rl, &key(&h.1))),
         ("address", &|h| {

@@ -214,19 +214,49 @@ impl<T, E: Into<StoreError>> OnDuplicate<T> for Result<T, E> {
 pub struct Tx {
     inner: Transaction<'static, Any>,
     mark: Marks,
+    /// The last record appended in this transaction (id and hash): once committed, this
+    /// process's own newest record ([`TxShared::own`]).
+    pub(crate) appended: Option<cordon_proto::audit_chain::Checkpoint>,
 }
 
-/// The store's record mark, shared with its transactions (empty until
-/// [`Store::set_audit_keys`]).
-pub(crate) type Marks = std::sync::Arc<std::sync::OnceLock<audit::Marker>>;
+/// What the store shares with its transactions: the record mark and what this process
+/// knows of the log from outside the database.
+#[derive(Default)]
+pub(crate) struct TxShared {
+    /// The deployment's record mark (empty until [`Store::set_audit_keys`]).
+    pub(crate) mark: std::sync::OnceLock<audit::Marker>,
+    /// The newest chain head this process saw in the database (id and hash; see
+    /// [`Store::note_audit_head`]): a later verification requires it still in the log, so
+    /// a tail cut while the server runs is seen even when the head row was rewound too.
+    pub(crate) seen: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
+    /// The newest record this process appended itself (id and hash), known from its
+    /// commit: required in the log like `seen`, without waiting for the next read of the
+    /// head (trial35 LOW-4: a record cut within two seconds left no trace).
+    pub(crate) own: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
+    /// The newest head this server's previous run saw (its data directory's anchor, see
+    /// [`Store::note_seen_outside`]): verification requires it, appends do not (the start
+    /// checkpoint signs it).
+    pub(crate) outside: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
+}
+
+/// The store's [`TxShared`], shared with its transactions.
+pub(crate) type Marks = std::sync::Arc<TxShared>;
 
 impl Tx {
-    /// Commits the transaction.
+    /// Commits the transaction; records appended in it become this process's own newest.
     ///
     /// # Errors
     /// The database's.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        self.inner.commit().await?;
+        if let Some(cp) = self.appended {
+            if let Ok(mut g) = self.mark.own.lock() {
+                if g.as_ref().is_none_or(|o| o.last_id < cp.last_id) {
+                    *g = Some(cp);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Rolls the transaction back.
@@ -240,7 +270,7 @@ impl Tx {
     /// The mark audit records appended in this transaction get (`None`: the legacy
     /// per-process mark, for a store without the CA key).
     pub(crate) fn marker(&self) -> Option<&audit::Marker> {
-        self.mark.get()
+        self.mark.mark.get()
     }
 }
 
@@ -269,10 +299,6 @@ pub struct Store {
     /// The last audit checkpoint record this process wrote (id and hash): every later
     /// verification compares the log with it, so a tail cut while the server runs is seen.
     issued: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
-    /// The newest chain head this process saw in the database (id and hash; see
-    /// [`Store::note_audit_head`]): a later verification requires it still in the log, so
-    /// a tail cut while the server runs is seen even when the head row was rewound too.
-    seen: std::sync::Mutex<Option<cordon_proto::audit_chain::Checkpoint>>,
     /// This process's id among the audit log's writers (`audit_writers`, a random UUID
     /// per process; see [`Store::writer_id`]).
     writer: String,
@@ -280,7 +306,8 @@ pub struct Store {
     /// [`Store::set_audit_keys`]); unset without a CA key.
     keys: std::sync::OnceLock<audit::AuditKeys>,
     /// The deployment's mark for the audit records this process appends (see
-    /// [`audit::Marker`]); set with the keys.
+    /// [`audit::Marker`], set with the keys), and the newest heads this process saw and
+    /// wrote ([`TxShared`]).
     mark: Marks,
     /// Records found in the database without a valid mark (see [`Store::note_audit_head`]):
     /// kept until a checkpoint signs them as `foreign`, and in the anchor file.
@@ -452,7 +479,6 @@ impl Store {
             reports: std::sync::OnceLock::new(),
             host_reads: std::sync::OnceLock::new(),
             issued: std::sync::Mutex::new(None),
-            seen: std::sync::Mutex::new(None),
             writer: uuid::Uuid::new_v4().simple().to_string(),
             keys: std::sync::OnceLock::new(),
             mark: Default::default(),
@@ -489,6 +515,7 @@ impl Store {
         Ok(Tx {
             inner: self.pool.begin().await?,
             mark: self.mark.clone(),
+            appended: None,
         })
     }
 }
@@ -532,6 +559,7 @@ pub(crate) async fn begin_write(pool: &AnyPool, mark: &Marks) -> Result<Tx, Stor
     Ok(Tx {
         inner,
         mark: mark.clone(),
+        appended: None,
     })
 }
 

@@ -129,6 +129,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../../migrations/0031_token_identity.sql"),
         include_str!("../../migrations/0031_token_identity.sql"),
     ),
+    (
+        32,
+        "console session marks",
+        include_str!("../../migrations/0032_console_session_marks.sql"),
+        include_str!("../../migrations/0032_console_session_marks.sql"),
+    ),
 ];
 
 /// Every migration for the database at `url` (`sqlite:` or PostgreSQL).

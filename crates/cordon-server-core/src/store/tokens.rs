@@ -176,14 +176,15 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let id = get_i64(&row, "id")?;
+        let hash = hash_token(&token);
         if let Some(keys) = self.keys.get() {
             sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2")
-                .bind(identity_mac(&keys.mark, id, name, role.as_str()))
+                .bind(row_mark(&keys.mark, id, name, role.as_str(), &hash, false))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let detail = creation_detail(id, name, role.as_str());
+        let detail = creation_detail(id, name, role.as_str(), Some(&hash));
         append(
             &mut tx,
             &NewAudit {
@@ -260,6 +261,27 @@ impl Store {
         if n.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("no API token {id}")));
         }
+        // The mark covers the revocation: a row set back to `revoked = 0` in the
+        // database no longer fits it (trial35 MED-3).
+        if let Some(keys) = self.keys.get() {
+            let r = sqlx::query("SELECT name, role, hash FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mark = row_mark(
+                &keys.mark,
+                id,
+                &get_str(&r, "name")?,
+                &get_str(&r, "role")?,
+                &get_str(&r, "hash")?,
+                true,
+            );
+            sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2")
+                .bind(mark)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Console sessions opened with this token end with it.
         sqlx::query("DELETE FROM console_sessions WHERE token_id = $1")
             .bind(id)
@@ -284,127 +306,280 @@ impl Store {
         Ok(())
     }
 
-    /// The caller a bearer token belongs to, if it is valid and not revoked, its name
-    /// and role checked as the server bound them (`Store::check_token_identity`: a name or role edited in the database is refused).
+    /// The caller a bearer token belongs to, if it is valid and not revoked, its row
+    /// checked as the server made it (`Store::check_token_identity`: a name, role,
+    /// credential hash or revocation edited in the database is refused).
     ///
     /// # Errors
-    /// [`StoreError::AuditTampered`] for a token whose name or role was edited in the
+    /// [`StoreError::AuditTampered`] for a token whose row was edited (or added) in the
     /// database; database errors.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let row = sqlx::query("SELECT id, name, role, identity_mac FROM api_tokens WHERE hash = $1 AND revoked = 0")
-            .bind(hash_token(token))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, role, hash, revoked, identity_mac FROM api_tokens WHERE hash = $1 AND revoked = 0",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(r) = row else { return Ok(None) };
-        let role_text = get_str(&r, "role")?;
-        let Some(role) = Role::parse(&role_text) else {
+        let row = TokenRow::read(&r, "")?;
+        let Some(role) = Role::parse(&row.role) else {
             return Ok(None);
         };
-        let caller = Caller {
-            token_id: get_i64(&r, "id")?,
-            name: get_str(&r, "name")?,
+        self.check_token_identity(&row).await?;
+        Ok(Some(Caller {
+            token_id: row.id,
+            name: row.name,
             role,
-        };
-        self.check_token_identity(&caller, super::get_opt_str(&r, "identity_mac")?.as_deref())
-            .await?;
-        Ok(Some(caller))
+        }))
     }
 
-    /// Checks that `caller` — an API token's id, name and role as the database holds
-    /// them — is what the server bound (trial33 MED-B: a name edited in the database,
-    /// `rule:wazuh-critical`, `system` or another person's, made the server write
-    /// genuine, marked records under it; api_tokens is neither chained nor marked).
-    /// `mac` is the row's `identity_mac`, the HMAC of id, role and name under the
-    /// deployment's audit mark key, written when the token is created. A row without
-    /// one (made before this check, or while the server had no CA key) is bound at its
-    /// first use when its creation record in the audit log (`token_create`, detail
-    /// `token ID "NAME" role ROLE`) says the same — or is no longer in the log and a
-    /// retention record says records were archived (logged) — and refused when the
-    /// creation record says otherwise or is missing from a log never cut.
-    /// Without the CA key (no mark key) nothing is checked.
+    /// Binds every API token row that carries no mark of this version (made before
+    /// marks, without the CA key, or marked by 953cdff's name-and-role mark) whose
+    /// creation record agrees, as `Store::check_token_identity` does at first use;
+    /// rows that do not agree stay unbound and are refused at use (logged here). Run
+    /// at start and before retention archives records, so a token's creation record is
+    /// never archived while its row still depends on it (trial35 MED-4).
+    ///
+    /// # Errors
+    /// Database errors (a refused row is not an error).
+    pub async fn bind_unmarked_tokens(&self) -> Result<(), StoreError> {
+        if self.keys.get().is_none() {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "SELECT id, name, role, hash, revoked, identity_mac FROM api_tokens \
+             WHERE identity_mac IS NULL OR identity_mac NOT LIKE 'v2:%' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let row = TokenRow::read(r, "")?;
+            match self.check_token_identity(&row).await {
+                Ok(()) => {}
+                Err(StoreError::AuditTampered(why)) => {
+                    tracing::warn!(token = row.id, %why, "API token left unbound: it is refused at use");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `row` — an API token's row as the database holds it — is what the
+    /// server made (trial33 MED-B, trial35 HIGH-1/MED-3: a name, role, credential hash or
+    /// revocation edited in the database made the server act, and write genuine marked
+    /// records, under an identity it never gave; api_tokens is neither chained nor
+    /// marked otherwise). The row's `identity_mac` is `v2:` + the HMAC of its id, role,
+    /// name, credential hash and revocation under the deployment's audit mark key
+    /// ([`row_mark`]), written when the token is created and when it is revoked. An
+    /// unrevoked row whose revocation (`token_revoke` record) is in the audit log is
+    /// refused too (an old mark put back with `revoked = 0`).
+    ///
+    /// A row without such a mark — made before this version, or while the server had
+    /// no CA key, or carrying 953cdff's mark of id, role and name only, which must fit —
+    /// is bound at first use (or by [`Store::bind_unmarked_tokens`]) when its creation
+    /// record in the audit log (`token_create`, detail `token ID "NAME" role ROLE
+    /// credential HASH16`) names the same name, role and credential (the first 16 hex
+    /// digits of its hash); a creation record written before credentials were recorded
+    /// (`token ID "NAME" role ROLE`) binds the hash as found (logged). Refused: a
+    /// creation record that says otherwise, or none (a row added in the database, or one
+    /// whose record retention archived before the server bound it — retention binds
+    /// first, see [`Store::bind_unmarked_tokens`]). Without the CA key (no mark key)
+    /// nothing is checked.
     ///
     /// # Errors
     /// [`StoreError::AuditTampered`] (503, nothing done) naming the token, what the row
     /// says and that it was edited in the database; database errors.
-    pub(crate) async fn check_token_identity(&self, caller: &Caller, mac: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn check_token_identity(&self, row: &TokenRow) -> Result<(), StoreError> {
         let Some(keys) = self.keys.get() else {
             return Ok(());
         };
-        let (id, name, role) = (caller.token_id, caller.name.as_str(), caller.role.as_str());
+        let (id, name, role) = (row.id, row.name.as_str(), row.role.as_str());
         let edited = |what: String| {
             StoreError::AuditTampered(format!(
                 "API token {id} is named {name:?} with role {role} in the database, but {what}: its row \
                  (table api_tokens) was edited in the database, and the server does not act or write audit \
-                 records under an identity it did not give (put the name and role back as its token_create \
-                 record in the audit log says, or revoke it and create a new token)"
+                 records under an identity it did not give (put the row back as the server made it, or revoke \
+                 the token and create a new one)"
             ))
         };
-        let want = identity_mac(&keys.mark, id, name, role);
-        match mac {
-            Some(m)
-                if hex::decode(m).is_ok_and(|tag| {
-                    ring::hmac::verify(&keys.mark, &identity_message(id, name, role), &tag).is_ok()
-                }) =>
-            {
-                Ok(())
-            }
-            Some(_) => Err(edited("the server's mark on the row does not fit them".into())),
-            None => {
-                let pattern = format!("token {id} %");
-                let records = sqlx::query("SELECT detail FROM audit WHERE action = 'token_create' AND detail LIKE $1")
-                    .bind(pattern)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let expected = creation_detail(id, name, role);
-                let details = records
-                    .iter()
-                    .map(|r| super::get_opt_str(r, "detail"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if !details.is_empty() && !details.iter().any(|d| d.as_deref() == Some(expected.as_str())) {
-                    let said = details.into_iter().flatten().collect::<Vec<_>>().join("; ");
-                    return Err(edited(format!("its creation record in the audit log says {said:?}")));
+        let fits = |message: Vec<u8>, tag: &str| {
+            hex::decode(tag).is_ok_and(|tag| ring::hmac::verify(&keys.mark, &message, &tag).is_ok())
+        };
+        let v1 = match row.mark.as_deref() {
+            Some(m) => match m.strip_prefix(MARK_V2) {
+                Some(tag) if fits(row_message(id, name, role, &row.hash, row.revoked), tag) => {
+                    return self.check_not_revoked_in_log(row, &edited).await;
                 }
-                if details.is_empty() {
-                    // Only retention removes a creation record from the log; without a
-                    // retention record the row was added in the database.
-                    let cut = sqlx::query("SELECT id FROM audit WHERE action = $1 LIMIT 1")
-                        .bind(cordon_proto::audit_chain::RETENTION_ACTION)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    if cut.is_none() {
-                        return Err(edited(
-                            "no token_create record in the audit log names it, and no retention removed any record"
-                                .into(),
-                        ));
-                    }
-                    tracing::warn!(token = id, name, role,
-                        "API token bound to its name and role as the database holds them: its creation record is no longer in the audit log (archived by retention)");
+                Some(_) => {
+                    return Err(edited(
+                        "the server's mark on the row does not fit what it holds (its name, role, credential hash \
+                         or revocation)"
+                            .into(),
+                    ))
                 }
-                let (_guard, mut tx) = self.write_tx().await?;
-                sqlx::query("UPDATE api_tokens SET identity_mac = $1 WHERE id = $2 AND identity_mac IS NULL")
-                    .bind(want)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                None if fits(identity_message(id, name, role), m) => true,
+                None => return Err(edited("the server's mark on the row does not fit them".into())),
+            },
+            None => false,
+        };
+        if v1 {
+            // 953cdff's mark vouches for the id, role and name; the credential hash and
+            // the revocation are bound as found (its creation record, of that version,
+            // does not name the credential).
+            tracing::info!(token = id, name, role, "API token's mark of 953cdff upgraded to cover its credential hash and revocation as the database holds them");
+            self.check_not_revoked_in_log(row, &edited).await?;
+            return self.bind_token_row(&keys.mark, row).await;
+        }
+        // Not marked: bound from the creation record.
+        let pattern = format!("token {id} %");
+        let records = sqlx::query("SELECT detail FROM audit WHERE action = 'token_create' AND detail LIKE $1")
+            .bind(pattern)
+            .fetch_all(&self.pool)
+            .await?;
+        let details = records
+            .iter()
+            .map(|r| super::get_opt_str(r, "detail"))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+        let with_credential = creation_detail(id, name, role, Some(&row.hash));
+        let legacy = creation_detail(id, name, role, None);
+        if details.is_empty() {
+            return Err(edited(
+                "no token_create record in the audit log names it (a row added in the database, or one whose \
+                 creation record retention archived before the server had bound the row)"
+                    .into(),
+            ));
+        }
+        if !details.contains(&with_credential) {
+            if !details.contains(&legacy) {
+                let said = details.join("; ");
+                return Err(edited(format!("its creation record in the audit log says {said:?}")));
             }
+            tracing::info!(
+                token = id,
+                name,
+                role,
+                marked_by_953cdff = v1,
+                "API token bound with its credential hash as the database holds it: its creation record predates \
+                 recorded credentials"
+            );
+        }
+        self.check_not_revoked_in_log(row, &edited).await?;
+        self.bind_token_row(&keys.mark, row).await
+    }
+
+    /// Writes this version's mark on `row` as it is, unless another server marked it first.
+    async fn bind_token_row(&self, key: &ring::hmac::Key, row: &TokenRow) -> Result<(), StoreError> {
+        let mark = row_mark(key, row.id, &row.name, &row.role, &row.hash, row.revoked);
+        let (_guard, mut tx) = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE api_tokens SET identity_mac = $1 WHERE id = $2 AND (identity_mac IS NULL OR identity_mac NOT LIKE 'v2:%')",
+        )
+        .bind(mark)
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Refuses an unrevoked token row whose revocation (`token_revoke`, detail `token
+    /// ID`) is in the audit log: a revoked row set back with an old mark (trial35 MED-3).
+    async fn check_not_revoked_in_log(
+        &self,
+        row: &TokenRow,
+        edited: &impl Fn(String) -> StoreError,
+    ) -> Result<(), StoreError> {
+        if row.revoked {
+            return Ok(());
+        }
+        let revoked = sqlx::query("SELECT id FROM audit WHERE action = 'token_revoke' AND detail = $1 LIMIT 1")
+            .bind(format!("token {}", row.id))
+            .fetch_optional(&self.pool)
+            .await?;
+        match revoked {
+            Some(r) => Err(edited(format!(
+                "the audit log holds its revocation (record {}) while the row says it is not revoked",
+                get_i64(&r, "id")?
+            ))),
+            None => Ok(()),
         }
     }
 }
 
-/// The detail of a token's `token_create` audit record: `token ID "NAME" role ROLE`.
-fn creation_detail(id: i64, name: &str, role: &str) -> String {
-    format!("token {id} {name:?} role {role}")
+/// An API token's row as the database holds it: what [`Store::check_token_identity`] checks.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRow {
+    /// `api_tokens.id`.
+    pub(crate) id: i64,
+    /// The display name.
+    pub(crate) name: String,
+    /// The role as stored (text).
+    pub(crate) role: String,
+    /// SHA-256 of the secret, lower-case hex (`hash_token`).
+    pub(crate) hash: String,
+    /// Whether the token is revoked.
+    pub(crate) revoked: bool,
+    /// `identity_mac`: the server's mark, if any.
+    pub(crate) mark: Option<String>,
 }
 
-/// The server's mark on an API token's identity: HMAC-SHA256 under the deployment's
-/// audit mark key (see [`super::audit::Marker`]) of its id, role and name, lower-case hex.
-fn identity_mac(key: &ring::hmac::Key, id: i64, name: &str, role: &str) -> String {
-    hex::encode(ring::hmac::sign(key, &identity_message(id, name, role)).as_ref())
+impl TokenRow {
+    /// Reads the columns `id, name, role, hash, revoked, identity_mac` (each prefixed
+    /// with `prefix`, e.g. `t_` in a join) from `r`.
+    pub(crate) fn read(r: &sqlx::any::AnyRow, prefix: &str) -> Result<TokenRow, StoreError> {
+        Ok(TokenRow {
+            id: get_i64(r, &format!("{prefix}id"))?,
+            name: get_str(r, &format!("{prefix}name"))?,
+            role: get_str(r, &format!("{prefix}role"))?,
+            hash: get_str(r, &format!("{prefix}hash"))?,
+            revoked: get_i64(r, &format!("{prefix}revoked"))? != 0,
+            mark: super::get_opt_str(r, &format!("{prefix}identity_mac"))?,
+        })
+    }
 }
 
-/// What [`identity_mac`] signs.
+/// The detail of a token's `token_create` audit record: `token ID "NAME" role ROLE
+/// credential HASH16` (the first 16 hex digits of the stored SHA-256 of its secret:
+/// binds the credential in the chained log, and tells nothing about the secret); without
+/// `hash`, the form written before credentials were recorded.
+fn creation_detail(id: i64, name: &str, role: &str, hash: Option<&str>) -> String {
+    match hash {
+        Some(h) => format!(
+            "token {id} {name:?} role {role} credential {}",
+            h.get(..16).unwrap_or(h)
+        ),
+        None => format!("token {id} {name:?} role {role}"),
+    }
+}
+
+/// Prefix of a row mark of this version ([`row_mark`]); 953cdff's marks are bare hex.
+const MARK_V2: &str = "v2:";
+
+/// The server's mark on an API token's row: `v2:` + HMAC-SHA256 under the deployment's
+/// audit mark key (see [`super::audit::Marker`]) of [`row_message`], lower-case hex.
+fn row_mark(key: &ring::hmac::Key, id: i64, name: &str, role: &str, hash: &str, revoked: bool) -> String {
+    format!(
+        "{MARK_V2}{}",
+        hex::encode(ring::hmac::sign(key, &row_message(id, name, role, hash, revoked)).as_ref())
+    )
+}
+
+/// What [`row_mark`] signs: every field of the row that grants power — id, role, name,
+/// credential hash and revocation.
+fn row_message(id: i64, name: &str, role: &str, hash: &str, revoked: bool) -> Vec<u8> {
+    format!(
+        "cordon-api-token-row-v2\n{id}\n{role}\n{name}\n{hash}\n{}\n",
+        u8::from(revoked)
+    )
+    .into_bytes()
+}
+
+/// What 953cdff's mark signed (id, role and name only): still read, to bind such rows
+/// once ([`Store::check_token_identity`]).
 fn identity_message(id: i64, name: &str, role: &str) -> Vec<u8> {
     format!("cordon-api-token-identity-v1\n{id}\n{role}\n{name}\n").into_bytes()
 }
