@@ -181,6 +181,73 @@ pub async fn fetch_ca(
     Ok((pem, fp))
 }
 
+/// Whether the enrollment can be written to directory `dir` (key, certificate, CA, or
+/// the config file), checked before the server is asked (trial39 MED-2: run without root,
+/// `agent enroll` redeemed the one-time token, left a host on the server that never
+/// reports, and only then failed to create /etc/cordon). Creates nothing that stays: an
+/// existing directory gets a probe file, created 0600 and removed at once; a missing one
+/// needs its nearest existing ancestor to be a directory this process may write
+/// (`access(2)`, which also says so for a read-only file system).
+///
+/// # Errors
+/// The OS error of the probe, or `NotADirectory` when `dir` or an ancestor is no
+/// directory.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let not_a_dir = |p: &Path| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", p.display()),
+        )
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            let probe = dir.join(format!(".cordon-enroll-check.{}", std::process::id()));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            }
+            opts.open(&probe)?;
+            std::fs::remove_file(&probe)
+        }
+        Ok(_) => Err(not_a_dir(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
+                return Ok(());
+            };
+            match std::fs::metadata(parent) {
+                Ok(m) if !m.is_dir() => Err(not_a_dir(parent)),
+                Ok(_) => parent_writable(parent),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => check_writable(parent),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether this process may create entries in existing directory `dir`.
+fn parent_writable(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
 fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
     crate::persist::write_private(path, content.as_bytes())
 }
@@ -275,6 +342,26 @@ mod tests {
         assert!(musl.contains("does not use NSS"), "{musl}");
         assert!(lookup_words(true, None).contains("resolv.conf: none listed"));
         assert!(!lookup_words(false, Some(conf)).contains("does not use NSS"));
+    }
+
+    /// trial39 MED-2: whether the enrollment can be written is known before the server is
+    /// asked; the check leaves nothing behind.
+    #[test]
+    fn the_enrollment_directory_is_checked_without_leaving_anything() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(check_writable(t.path()).is_ok());
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0, "the probe stayed");
+        // Missing directories: their nearest existing ancestor decides; nothing is created.
+        let deep = t.path().join("etc").join("cordon");
+        assert!(check_writable(&deep).is_ok());
+        assert!(!t.path().join("etc").exists());
+        // Under a regular file nothing can be made, not even by root.
+        let file = t.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        for d in [file.clone(), file.join("cordon"), file.join("a").join("b")] {
+            let e = check_writable(&d).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{d:?}: {e}");
+        }
     }
 
     /// trial29 L-j: the URL and fingerprint shapes are checked before the network.

@@ -87,11 +87,15 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
     let config_path = a.config.clone().unwrap_or_else(|| a.dir.join("agent.toml"));
     // Trial15 HIGH-3: a second agent in this network namespace would fight the running
     // one over the firewall. Refuse before the server is asked (the token stays unused).
-    if let Some(h) = cordon_agent::singleton::holder() {
-        if let Some(why) = enroll_refusal(&h, &config_path) {
+    let holder = cordon_agent::singleton::holder();
+    if let Some(h) = &holder {
+        if let Some(why) = enroll_refusal(h, &config_path) {
             return Err(Failure::usage(why));
         }
     }
+    // trial39 LOW-9: an agent of this configuration runs; it keeps its loaded enrollment
+    // until it restarts, so the words below say "restart", not "start".
+    let running = holder.as_ref().is_some_and(|h| !h.is_foreign());
     cordon_agent::enroll::check_input(&a.server, a.ca_fingerprint.as_deref()).map_err(Failure::usage)?;
     let hostname = a.hostname.clone().unwrap_or_else(cordon_agent::reconcile::hostname);
     // The server's hostname rule, checked before it is asked (the token stays unused):
@@ -117,6 +121,25 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         hostname,
         proxy: a.proxy.clone(),
     };
+    // trial39 MED-2: everything local first. Without root the token was redeemed (a host
+    // left on the server that never reports) before /etc/cordon could not be created.
+    let config_dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    for dir in [a.dir.as_path(), config_dir] {
+        if let Err(e) = cordon_agent::enroll::check_writable(dir) {
+            return Err(Failure::usage(format!(
+                "cannot write the enrollment to {}: {e}{}; nothing was changed and the token is still unused",
+                dir.display(),
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (enrolling needs root: run it with sudo, or as Administrator on Windows)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
     // trial34 L4: an enrollment written over another replaces it; said below.
     let previous = AgentConfig::load(&config_path).ok().map(|c| c.host_id);
     let out = enroll(&opts).await?;
@@ -143,26 +166,37 @@ async fn do_enroll(a: EnrollArgs) -> Result<(), Failure> {
         for line in flag_warnings(&cfg.host_id, &out.flags) {
             eprintln!("{line}");
         }
-        if let Some(note) = replaced_words(previous.as_deref(), &cfg.host_id, &path) {
+        if let Some(note) = replaced_words(previous.as_deref(), &cfg.host_id, &path, running) {
             eprintln!("{note}");
         }
         if let Some(hint) = local_quarantine_hint(&cfg.state_dir) {
             eprintln!("{hint}");
         }
-        println!("{}", start_hint(&path, starter_here(&path)));
+        println!("{}", start_hint(&path, starter_here(&path), running));
     }
     Ok(())
 }
 
 /// trial34 L4: `agent enroll` over an existing enrollment replaced it without a word.
 /// The note for an enrollment as `new` that replaced `previous` (the host id the config
-/// at `config` named before); `None` for a first enrollment or the same host.
-fn replaced_words(previous: Option<&str>, new: &str, config: &std::path::Path) -> Option<String> {
+/// at `config` named before); `None` for a first enrollment or the same host. `running`:
+/// an agent of this configuration runs and goes on reporting as `previous` until it
+/// restarts (trial39 LOW-9: the note called that host offline, and revoking it then cut
+/// the running agent off while the new enrollment never reported).
+fn replaced_words(previous: Option<&str>, new: &str, config: &std::path::Path, running: bool) -> Option<String> {
     let old = previous.filter(|p| *p != new)?;
-    Some(format!(
-        "note: this replaced the enrollment as host {old} ({}): that host stays on the server and is offline from now on; revoke it there (`cordon hosts revoke {old} --comment \"re-enrolled as {new}\"`)",
-        config.display()
-    ))
+    let revoke = format!("`cordon hosts revoke {old} --comment \"re-enrolled as {new}\"`");
+    Some(if running {
+        format!(
+            "note: this replaced the enrollment as host {old} ({}), but the running agent keeps reporting as {old} until it restarts: restart it (below) first; {old} then stays on the server, offline — revoke it there ({revoke})",
+            config.display()
+        )
+    } else {
+        format!(
+            "note: this replaced the enrollment as host {old} ({}): that host stays on the server and is offline from now on; revoke it there ({revoke})",
+            config.display()
+        )
+    })
 }
 
 /// What starts the agent for the configuration `agent enroll` wrote (trial34 L2: a
@@ -207,8 +241,29 @@ fn starter_here(config: &std::path::Path) -> Starter {
     Starter::ByHand
 }
 
-/// The last line of `agent enroll`: how to start the agent.
-fn start_hint(config: &std::path::Path, how: Starter) -> String {
+/// The last line of `agent enroll`: how to start the agent, or, when an agent of this
+/// configuration runs (`running`; trial39 LOW-9: starting an active unit does nothing),
+/// how to restart it so it takes the new enrollment.
+fn start_hint(config: &std::path::Path, how: Starter, running: bool) -> String {
+    if running {
+        return match how {
+            Starter::Systemd => {
+                "restart the agent so it takes the new enrollment: sudo systemctl restart cordon-agent".to_string()
+            }
+            Starter::WindowsService => {
+                "restart the agent so it takes the new enrollment: sc.exe stop CordonAgent, then sc.exe start CordonAgent"
+                    .to_string()
+            }
+            Starter::Launchd => {
+                "restart the agent so it takes the new enrollment: sudo launchctl kickstart -k system/com.cordon.agent"
+                    .to_string()
+            }
+            Starter::ByHand => format!(
+                "restart the agent so it takes the new enrollment: stop the running `cordon agent run`, then cordon agent run --config {}",
+                config.display()
+            ),
+        };
+    }
     match how {
         Starter::Systemd => {
             "start the agent: sudo systemctl start cordon-agent (the package's unit; it also starts at every boot)"
@@ -354,26 +409,59 @@ mod tests {
     #[test]
     fn enroll_says_how_this_install_starts_the_agent() {
         let cfg = std::path::Path::new("/etc/cordon/agent.toml");
-        assert!(start_hint(cfg, Starter::Systemd).contains("systemctl start cordon-agent"));
-        assert!(start_hint(cfg, Starter::WindowsService).contains("sc.exe start CordonAgent"));
-        assert!(start_hint(cfg, Starter::Launchd).contains("launchd starts the agent"));
+        assert!(start_hint(cfg, Starter::Systemd, false).contains("systemctl start cordon-agent"));
+        assert!(start_hint(cfg, Starter::WindowsService, false).contains("sc.exe start CordonAgent"));
+        assert!(start_hint(cfg, Starter::Launchd, false).contains("launchd starts the agent"));
         assert_eq!(
-            start_hint(cfg, Starter::ByHand),
+            start_hint(cfg, Starter::ByHand, false),
             "start it with: cordon agent run --config /etc/cordon/agent.toml"
         );
         // A configuration elsewhere is never the package's service's.
         assert_eq!(starter_here(std::path::Path::new("/tmp/x/agent.toml")), Starter::ByHand);
     }
 
-    /// trial34 L4: a second enrollment replaced the first without a word.
+    /// trial39 LOW-9: re-enrolling while the agent runs said "start the agent" (a no-op
+    /// on an active unit): the running agent kept the old enrollment. It says restart.
+    #[test]
+    fn enroll_while_the_agent_runs_says_restart() {
+        let cfg = std::path::Path::new("/etc/cordon/agent.toml");
+        for (how, want) in [
+            (Starter::Systemd, "sudo systemctl restart cordon-agent"),
+            (
+                Starter::WindowsService,
+                "sc.exe stop CordonAgent, then sc.exe start CordonAgent",
+            ),
+            (Starter::Launchd, "launchctl kickstart -k system/com.cordon.agent"),
+            (Starter::ByHand, "stop the running `cordon agent run`"),
+        ] {
+            let h = start_hint(cfg, how, true);
+            assert!(
+                h.starts_with("restart the agent so it takes the new enrollment") && h.contains(want),
+                "{h}"
+            );
+        }
+    }
+
+    /// trial34 L4: a second enrollment replaced the first without a word. trial39 LOW-9:
+    /// with the agent running, the old host is not "offline from now on" — it reports
+    /// until the agent restarts, and revoking it first would cut that agent off.
     #[test]
     fn a_replaced_enrollment_is_said() {
         let cfg = std::path::Path::new("/etc/cordon/agent.toml");
-        let w = replaced_words(Some("01a6a4b5"), "d2c03ce2", cfg).unwrap();
+        let w = replaced_words(Some("01a6a4b5"), "d2c03ce2", cfg, false).unwrap();
         assert!(w.contains("replaced the enrollment as host 01a6a4b5"), "{w}");
+        assert!(w.contains("offline from now on"), "{w}");
         assert!(w.contains("cordon hosts revoke 01a6a4b5"), "{w}");
-        assert_eq!(replaced_words(None, "d2c03ce2", cfg), None);
-        assert_eq!(replaced_words(Some("d2c03ce2"), "d2c03ce2", cfg), None);
+        let w = replaced_words(Some("01a6a4b5"), "d2c03ce2", cfg, true).unwrap();
+        assert!(
+            w.contains("the running agent keeps reporting as 01a6a4b5 until it restarts")
+                && w.contains("restart it (below) first"),
+            "{w}"
+        );
+        assert!(!w.contains("offline from now on"), "{w}");
+        assert!(w.contains("cordon hosts revoke 01a6a4b5"), "{w}");
+        assert_eq!(replaced_words(None, "d2c03ce2", cfg, true), None);
+        assert_eq!(replaced_words(Some("d2c03ce2"), "d2c03ce2", cfg, false), None);
     }
 
     #[test]

@@ -256,6 +256,11 @@ async fn serve(a: RunArgs) -> Result<(), Failure> {
     };
     let running = match run::start(&cfg).await {
         Ok(r) => r,
+        // trial39 LOW-7: the data directory's CA or certificates cannot be read (a key
+        // chowned to root, a file missing): the operator's to fix, and restarting does
+        // not heal it — exit 2, which the unit's RestartPreventExitStatus=2 does not
+        // restart (it restart-looped for ever on exit 1).
+        Err(e @ run::RunError::Pki(_)) => return Err(Failure::new(Code::Usage, e)),
         Err(e) => return Err(fail(e)),
     };
     eprintln!("cordon server listening on https://{}", running.addr);

@@ -279,3 +279,64 @@ fn offline_token_create_says_why_the_checkpoint_cannot_be_written() {
     );
     assert!(!err.contains("(500)") && !err.contains("server log"), "{err}");
 }
+
+/// trial39 MED-2: `agent enroll` without root redeemed the one-time token (the server
+/// then kept a host that never reports) and only then failed to create /etc/cordon.
+/// Whether the enrollment can be written is checked first: here its directory lies under
+/// a regular file (root cannot create it either), and the server URL answers nothing —
+/// the refusal names the directory, exit 2, and no connection was tried (it used to fail
+/// "cannot reach …" first, exit 1).
+#[test]
+fn enroll_checks_its_directory_before_the_server_is_asked() {
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let dir = file.join("cordon");
+    let (code, err) = cordon(
+        &[
+            "agent",
+            "enroll",
+            "--server",
+            "https://127.0.0.1:9",
+            "--token",
+            "enroll_00",
+            "--hostname",
+            "web1",
+            "--dir",
+            &dir.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("cannot write the enrollment to {}", dir.display()))
+            && err.contains("nothing was changed and the token is still unused"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot reach"), "the server was asked first: {err}");
+}
+
+/// trial39 LOW-7: a CA key the server cannot read (here: a directory in its place, which
+/// root cannot read either) exited 1, and the unit (Restart=always) restarted it for
+/// ever. It is the operator's to fix: exit 2, which the unit does not restart
+/// (RestartPreventExitStatus=2, checked by scripts/package-test's unit checks).
+#[test]
+#[cfg(feature = "server")]
+fn server_run_with_an_unreadable_ca_key_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let d = data.to_string_lossy().to_string();
+    let (code, err) = cordon(&["server", "init", "--data", &d, "--ip", "127.0.0.1"], &[]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(data.join("ca.key")).unwrap();
+    std::fs::create_dir(data.join("ca.key")).unwrap();
+    let (code, err) = cordon(&["server", "run", "--data", &d, "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ca.key"), "{err}");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/linux/cordon-server.service"
+    ))
+    .unwrap();
+    assert!(unit.lines().any(|l| l == "RestartPreventExitStatus=2"), "{unit}");
+}
