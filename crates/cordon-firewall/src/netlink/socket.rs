@@ -334,11 +334,15 @@ impl Socket {
                     }
                     _ => {
                         let total = 16 + m.payload.len();
-                        out.extend_from_slice(&(total as u32).to_ne_bytes());
-                        out.extend_from_slice(&m.ty.to_ne_bytes());
-                        out.extend_from_slice(&m.flags.to_ne_bytes());
-                        out.extend_from_slice(&m.seq.to_ne_bytes());
-                        out.extend_from_slice(&0u32.to_ne_bytes());
+                        // The header as one piece: five small copies per message were as
+                        // many calls into musl's memcpy (issue #18).
+                        let mut h = [0u8; 16];
+                        h[..4].copy_from_slice(&(total as u32).to_ne_bytes());
+                        h[4..6].copy_from_slice(&m.ty.to_ne_bytes());
+                        h[6..8].copy_from_slice(&m.flags.to_ne_bytes());
+                        h[8..12].copy_from_slice(&m.seq.to_ne_bytes());
+                        out.reserve(total + 3);
+                        out.extend_from_slice(&h);
                         out.extend_from_slice(m.payload);
                         while out.len() & 3 != 0 {
                             out.push(0);

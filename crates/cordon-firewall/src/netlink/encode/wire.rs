@@ -102,14 +102,15 @@ impl Batch {
     /// Writes nlmsghdr + nfgenmsg; returns the message start for [`Batch::end_msg`].
     fn header(&mut self, ty: u16, flags: u16, family: u8, res_id: u16) -> usize {
         let start = self.buf.len();
-        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched in end_msg
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
-        self.buf.push(family);
-        self.buf.push(NFNETLINK_V0);
-        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        let mut h = [0u8; 20];
+        // length (patched in end_msg), type, flags, sequence, port id (0: the kernel)
+        h[4..6].copy_from_slice(&ty.to_ne_bytes());
+        h[6..8].copy_from_slice(&flags.to_ne_bytes());
+        h[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        h[16] = family;
+        h[17] = NFNETLINK_V0;
+        h[18..20].copy_from_slice(&res_id.to_be_bytes());
+        push_small(&mut self.buf, &h);
         self.seq = self.seq.wrapping_add(1);
         start
     }
@@ -136,14 +137,38 @@ impl Batch {
 
 // ---- attribute TLVs ----------------------------------------------------------------------
 
+/// Appends `bytes` byte by byte: no call to `memcpy` for the few bytes of a header or an
+/// integer (issue #18: at `opt-level = "s"` every small `extend_from_slice` stayed a call,
+/// and musl's `memcpy` copies short runs byte-wise — ≈ 13,000 such calls encoding the
+/// batch of one `cordon isolate`). Longer data goes through `extend_from_slice`.
+#[inline(always)]
+fn push_small(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() > 24 {
+        buf.extend_from_slice(bytes);
+        return;
+    }
+    buf.reserve(bytes.len());
+    for &b in bytes {
+        buf.push(b);
+    }
+}
+
+/// An attribute header (`nlattr`): length and type, host byte order.
+#[inline(always)]
+fn attr_header(buf: &mut Vec<u8>, len: u16, ty: u16) {
+    let mut h = [0u8; 4];
+    h[..2].copy_from_slice(&len.to_ne_bytes());
+    h[2..].copy_from_slice(&ty.to_ne_bytes());
+    push_small(buf, &h);
+}
+
 /// One attribute with raw `data`, padded to 4 bytes.
 pub(super) fn put(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     // Attribute payloads here are at most a few hundred bytes (element lists are split
     // well below u16::MAX), so the length fits.
     let len = (4 + data.len()) as u16;
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(data);
+    attr_header(buf, len, ty);
+    push_small(buf, data);
     pad(buf);
 }
 
@@ -166,9 +191,8 @@ pub(super) fn put_u8(buf: &mut Vec<u8>, ty: u16, v: u8) {
 /// A NUL-terminated string attribute.
 pub(super) fn put_str(buf: &mut Vec<u8>, ty: u16, s: &str) {
     let len = (4 + s.len() + 1) as u16;
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(s.as_bytes());
+    attr_header(buf, len, ty);
+    push_small(buf, s.as_bytes());
     buf.push(0);
     pad(buf);
 }
@@ -183,8 +207,7 @@ pub(super) fn put_data_value(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
 /// Opens a nested attribute; returns its start for [`nest_end`].
 pub(super) fn nest(buf: &mut Vec<u8>, ty: u16) -> usize {
     let start = buf.len();
-    buf.extend_from_slice(&0u16.to_ne_bytes());
-    buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+    attr_header(buf, 0, ty | NLA_F_NESTED);
     start
 }
 
