@@ -210,9 +210,11 @@ fn list_text(items: &[String]) -> String {
     }
 }
 
-/// Every (non-revoked) host carrying `label`, read through the service a page at a
-/// time with the label filter in SQL.
-async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<Vec<Host>, ApiError> {
+/// Every host carrying `label`, read through the service a page at a time with the
+/// label filter in SQL: the non-revoked ones (the action's targets), and the revoked
+/// ones still desired quarantined (left out: no action reaches them; the review names
+/// them, trial36 LOW-C).
+async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<(Vec<Host>, Vec<Host>), ApiError> {
     let q = HostQuery {
         filter: HostFilter {
             label: Some(label.to_string()),
@@ -221,14 +223,21 @@ async fn labelled(st: &AppState, caller: &Caller, label: &str) -> Result<Vec<Hos
         ..Default::default()
     };
     let mut out = Vec::new();
+    let mut revoked = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let (page, next) = host_views::sorted(st, caller, &q, after.as_deref(), MAX_PAGE).await?;
         // Revoked hosts still isolated are listed by default; an action cannot reach them.
-        out.extend(page.into_iter().filter(|h| !h.revoked));
+        for h in page {
+            if !h.revoked {
+                out.push(h);
+            } else if h.desired.quarantined {
+                revoked.push(h);
+            }
+        }
         match next {
             Some(n) => after = Some(n),
-            None => return Ok(out),
+            None => return Ok((out, revoked)),
         }
     }
 }
@@ -497,6 +506,14 @@ struct Prepared {
     action: Action,
     req: ActionRequest,
     impacts: Vec<HostImpact>,
+    /// Hosts with the action's label that are revoked and still quarantined, named
+    /// (`web-02 (a488c581)`): left out of the action.
+    revoked: Vec<String>,
+}
+
+/// A revoked host as the review names it: hostname and short id (pure).
+fn revoked_name(h: &Host) -> String {
+    format!("{} ({})", h.hostname, super::view::short_id(&h.id))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -573,16 +590,30 @@ async fn prepare(
         .filter(|h| !h.is_empty())
         .collect();
     let mut targets: Vec<Host> = Vec::new();
+    let mut revoked: Vec<String> = Vec::new();
     match (&label, refs.is_empty()) {
         (Some(l), true) => match validate::label(l) {
             Err(e) => {
                 errors.insert("label".into(), e.detail);
             }
             Ok(l) => match labelled(st, caller, &l).await {
-                Ok(list) if list.is_empty() => {
+                Ok((list, held)) if list.is_empty() && !held.is_empty() => {
+                    let names: Vec<String> = held.iter().map(revoked_name).collect();
+                    errors.insert(
+                        "label".into(),
+                        format!(
+                            "every host with the label {l:?} is revoked: {}",
+                            cordon_proto::review::revoked_left_out(&f.action, &names)
+                        ),
+                    );
+                }
+                Ok((list, _)) if list.is_empty() => {
                     errors.insert("label".into(), format!("no host has the label {l:?}"));
                 }
-                Ok(list) => targets = list,
+                Ok((list, held)) => {
+                    targets = list;
+                    revoked = held.iter().map(revoked_name).collect();
+                }
                 Err(e) => {
                     errors.insert("form".into(), e.detail);
                 }
@@ -674,7 +705,12 @@ async fn prepare(
     }
     preview.preview = false;
     let req = preview;
-    Ok(Prepared { action, req, impacts })
+    Ok(Prepared {
+        action,
+        req,
+        impacts,
+        revoked,
+    })
 }
 
 /// The run acts on exactly the hosts the review showed (trial8): every targeted host
@@ -1256,7 +1292,17 @@ pub async fn check(
     }
     match prepare(&st, &s.caller, &f, false).await {
         Err((status, errors)) => invalid_form(status, errors),
-        Ok(p) => Json(confirmation(p.action, label_of(&f).as_deref(), &p.impacts)).into_response(),
+        Ok(p) => {
+            let mut c = confirmation(p.action, label_of(&f).as_deref(), &p.impacts);
+            if !p.revoked.is_empty() {
+                c.summary = c
+                    .summary
+                    .replace("(every host with label", "(every non-revoked host with label");
+                c.warnings
+                    .push(cordon_proto::review::revoked_left_out(&f.action, &p.revoked));
+            }
+            Json(c).into_response()
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub fn attention_text(a: Attention, n: i64) -> &'static str {
         Attention::LongPending => "pending for more than 5 min",
         Attention::Offline => "offline while quarantined",
         Attention::Degraded => "degraded (exceptions not in force)",
+        Attention::RevokedQuarantined => "revoked while quarantined (release only on the host)",
     }
 }
 

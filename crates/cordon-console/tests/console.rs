@@ -3440,6 +3440,59 @@ async fn bulk_review_names_failed_and_tampered_hosts_never_pending() {
     );
 }
 
+/// trial36 LOW-C: release by label left a revoked-but-quarantined host out without a
+/// word ("Release 2 hosts (every host with label "lab")?"), and no "Needs attention"
+/// item named it, though nothing but a release on the host lifts its quarantine. The
+/// review names it with the way forward, and the banner counts it (a filter link).
+#[tokio::test]
+async fn a_label_release_names_revoked_quarantined_hosts_and_the_banner_counts_them() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("web-01", &["lab"]).await;
+    let gone = ctx.enroll("web-02", &["lab"]).await;
+    for id in [&a, &gone] {
+        quarantine(&ctx, id, r#"{"comment":"IR-36"}"#).await;
+        report(&ctx, id, AgentState::Isolated, "nftables", |_| {}).await;
+    }
+    let (st, v) = ctx
+        .call(
+            "POST",
+            &format!("/v1/hosts/{gone}/revoke"),
+            Some(&ctx.admin),
+            Some(r#"{"comment":"t36 revoke","force":true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(ctx.store().host(&gone).await.unwrap().revoked);
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let by_label = serde_json::json!({"action": "release", "label": "lab", "comment": "IR-36 done"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", by_label).await);
+    assert_eq!(
+        v["summary"], "Release 1 host (every non-revoked host with label \"lab\")?",
+        "{v}"
+    );
+    let short = &gone[..8];
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "Revoked: 1 host with this label is revoked and stays quarantined: web-02 ({short}) — no release reaches \
+             its agent; release it on the host (cordon release --force)."
+        )),
+        "{warnings}"
+    );
+    let list = page_body(&ctx, &rs, "/console/hosts").await;
+    let banner = part(&list, "id=\"attention-banner\"", "</section>");
+    assert!(
+        banner.contains("attention=revoked_quarantined") && banner.contains("revoked while quarantined"),
+        "{banner}"
+    );
+    let filtered = page_body(&ctx, &rs, "/console/hosts?attention=revoked_quarantined").await;
+    assert!(
+        filtered.contains(&format!("data-host-id=\"{gone}\"")) && !filtered.contains(&format!("data-host-id=\"{a}\"")),
+        "the filter lists the revoked host alone"
+    );
+}
+
 /// trial24 LOW-8: docs/console.md says every page shows whether it is connected, yet the
 /// Audit and Rules pages had no "Live updates" line (nor live parts). Every signed-in
 /// page has both now.

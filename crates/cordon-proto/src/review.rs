@@ -71,6 +71,48 @@ pub fn tampered_already_requested(what: &str, names: &[String]) -> String {
     )
 }
 
+/// For hosts carrying the action's label that are revoked while still desired
+/// quarantined (`what`: `quarantine` or `release`): the server acts on no revoked host,
+/// and no release reaches their agent any more. `Revoked: 1 host with this label is
+/// revoked and stays quarantined: web-02 (a488c581) — no release reaches its agent;
+/// release it on the host (cordon release --force).` (trial36 LOW-C: a label release left
+/// it out without a word.)
+pub fn revoked_left_out(what: &str, names: &[String]) -> String {
+    let one = names.len() == 1;
+    let (verb, after) = if what == "release" {
+        (
+            "stays quarantined",
+            if one {
+                "no release reaches its agent; release it on the host (cordon release --force)"
+            } else {
+                "no release reaches their agents; release each on the host (cordon release --force)"
+            },
+        )
+    } else {
+        (
+            "is left out",
+            "it is still quarantined, and no change reaches its agent",
+        )
+    };
+    let verb = if one {
+        verb.to_string()
+    } else {
+        verb.replace("stays", "stay").replace("is left", "are left")
+    };
+    let after = if one || what == "release" {
+        after.to_string()
+    } else {
+        "they are still quarantined, and no change reaches their agents".to_string()
+    };
+    format!(
+        "Revoked: {} {} with this label {} revoked and {verb}: {} — {after}.",
+        names.len(),
+        hosts(names.len()),
+        if one { "is" } else { "are" },
+        names.join(", ")
+    )
+}
+
 /// For hosts the action changes whose agent runs with `enforce = false`, with what that
 /// means for this action (`consequence`, e.g. [`QUARANTINE_BLOCKS_NOTHING`]): `Not
 /// enforcing: the agent of ws-05 runs with enforce = false; a quarantine blocks nothing
@@ -308,6 +350,20 @@ mod tests {
             &[],
         );
         assert_eq!(change_words(&asked), "release already requested, not yet confirmed");
+    }
+
+    #[test]
+    fn revoked_hosts_left_out_of_a_label_action_are_named() {
+        assert_eq!(
+            revoked_left_out("release", &["web-02 (a488c581)".into()]),
+            "Revoked: 1 host with this label is revoked and stays quarantined: web-02 (a488c581) — no release \
+             reaches its agent; release it on the host (cordon release --force)."
+        );
+        assert_eq!(
+            revoked_left_out("quarantine", &["a".into(), "b".into()]),
+            "Revoked: 2 hosts with this label are revoked and are left out: a, b — they are still quarantined, \
+             and no change reaches their agents."
+        );
     }
 
     /// trial36 MED-A: a failed or tampered host the action leaves unchanged was "already

@@ -125,6 +125,10 @@ pub struct ReleaseArgs {
     /// Why (required when releasing through the server).
     #[arg(long)]
     pub comment: Option<String>,
+    /// With HOST(s) or `--label`: show what would change per host (and, for a label, the
+    /// revoked hosts it leaves quarantined), and change nothing.
+    #[arg(long, conflicts_with = "force")]
+    pub preview: bool,
     #[command(flatten)]
     pub remote: crate::remote::Conn,
     /// Break glass: remove Cordon's rules from every firewall backend on this host, even
@@ -692,7 +696,12 @@ fn isolate_once(a: IsolateArgs, eng: &Engine) -> Result<(), Failure> {
 
 pub fn release(a: ReleaseArgs) -> Result<(), Failure> {
     if !a.hosts.is_empty() || a.label.is_some() {
-        return crate::remote::release(a.hosts, a.label, a.comment, &a.remote, a.common.json);
+        return crate::remote::release(a.hosts, a.label, a.comment, a.preview, &a.remote, a.common.json);
+    }
+    if a.preview {
+        return Err(Failure::usage(
+            "--preview is for releasing hosts through the server: name the HOST(s) or --label; nothing was changed",
+        ));
     }
     // The local command never takes the API client's options: `--comment` (or `--token`)
     // without a HOST or `--label` is an analyst who meant the server, not this machine.

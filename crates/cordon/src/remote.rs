@@ -1318,11 +1318,14 @@ pub fn quarantine(a: QuarantineArgs) -> u8 {
     })
 }
 
-/// `cordon release HOST...|--label L --comment TEXT` (called from the local command).
+/// `cordon release HOST...|--label L --comment TEXT [--preview]` (called from the local
+/// command). A label release also names the revoked hosts with the label that stay
+/// quarantined (the server acts on no revoked host; trial36 LOW-C).
 pub fn release(
     hosts: Vec<String>,
     label: Option<String>,
     comment: Option<String>,
+    preview: bool,
     conn: &Conn,
     json: bool,
 ) -> Result<(), Failure> {
@@ -1332,23 +1335,67 @@ pub fn release(
         let api = connect(&conn, Code::Failed)?;
         let req = ActionRequest {
             comment: Some(comment),
+            preview,
             ..Default::default()
         };
         let answer = match &label {
-            Some(l) if hosts.is_empty() => act_on_label(&api, Action::Release, l, req, None, json).await,
+            Some(l) if hosts.is_empty() && !preview => act_on_label(&api, Action::Release, l, req, None, json).await,
             _ => {
                 api.act(Action::Release, target(hosts.clone(), label.clone())?, req)
                     .await
             }
         };
+        let revoked = match &label {
+            Some(l) if hosts.is_empty() => revoked_quarantined(&api, l).await,
+            _ => Vec::new(),
+        };
         let out = match answer {
+            Ok(o) if !o.results.is_empty() => o,
+            // No host the server can act on carries the label (404, or an empty preview).
+            Ok(_)
+            | Err(ClientError::Refused {
+                status: cordon_client::reqwest::StatusCode::NOT_FOUND,
+                ..
+            }) if !revoked.is_empty() => {
+                return Err(Failure::usage(format!(
+                    "release: every host with label {:?} is revoked; nothing was done. {}",
+                    term::safe(label.as_deref().unwrap_or_default()),
+                    term::s(&cordon_proto::review::revoked_left_out("release", &revoked))
+                )));
+            }
             Ok(o) => o,
             Err(e) => return Err(host_failure(&api, &hosts, e).await),
         };
         nothing_matched(&out, label.as_deref())?;
         print_action(&out, json);
+        if !revoked.is_empty() && !json {
+            println!(
+                "{}",
+                term::s(&cordon_proto::review::revoked_left_out("release", &revoked))
+            );
+        }
         Ok(())
     })
+}
+
+/// The revoked hosts carrying `label` that are still desired quarantined, named
+/// `hostname (short id)` for the terminal: no action reaches them. Empty when the list
+/// cannot be read (the action's own answer stands; this only adds a note).
+async fn revoked_quarantined(api: &ApiClient, label: &str) -> Vec<String> {
+    let filter = HostFilter {
+        label: Some(label.to_string()),
+        revoked: Some("only".into()),
+        ..Default::default()
+    };
+    match api.hosts(&filter).await {
+        Ok(list) => list
+            .hosts
+            .iter()
+            .filter(|h| h.desired.quarantined)
+            .map(|h| host_cell(&h.hostname, Some(&h.id)))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 pub fn audit(a: AuditArgs) -> u8 {

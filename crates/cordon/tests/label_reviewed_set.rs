@@ -142,3 +142,55 @@ fn a_selection_matching_no_host_and_an_expiry_beyond_the_limit_exit_2() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(quarantined());
 }
+
+/// trial36 LOW-C: `cordon release --label` left a revoked-but-quarantined host out without
+/// a word, `cordon release <that host>` said only "is revoked" (exit 1), and `release` had
+/// no `--preview`. The preview and the release name it with the way forward; nothing is
+/// changed by the preview.
+#[test]
+fn label_release_names_revoked_quarantined_hosts_and_previews() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lb = loopback::start(tmp.path());
+    for name in ["web-a", "web-b"] {
+        let dir = tmp.path().join(name);
+        lb.enroll(&dir.join("agent"), &dir.join("state"), name);
+        let o = lb.api(&["hosts", "label", name, "--add", "lab"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let api = |args: &[&str]| lb.api(args);
+    let desired = |host: &str| {
+        let o = api(&["hosts", "show", host, "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        h["desired"]["quarantined"].as_bool().unwrap()
+    };
+    let o = api(&["quarantine", "--label", "lab", "--comment", "IR-36"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = api(&["hosts", "revoke", "web-b", "--force", "--comment", "t36"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = api(&["release", "--label", "lab", "--comment", "IR-36 done", "--preview"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("preview: nothing was changed"), "{out}");
+    assert!(
+        out.contains("Revoked: 1 host with this label is revoked and stays quarantined: web-b (")
+            && out.contains("release it on the host (cordon release --force)"),
+        "{out}"
+    );
+    assert!(desired("web-a"), "the preview changed nothing");
+    let o = api(&["release", "web-b", "--comment", "IR-36 done"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is lifted only on the host (cordon release --force)"),
+        "{}",
+        text(&o)
+    );
+    let o = api(&["release", "--label", "lab", "--comment", "IR-36 done"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("web-a") && out.contains("Revoked: 1 host"), "{out}");
+    assert!(!desired("web-a"));
+    // Without HOST or --label, --preview is for the server: refused, nothing changed.
+    let o = api(&["release", "--preview"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

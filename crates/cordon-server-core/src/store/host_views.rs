@@ -17,7 +17,8 @@ use crate::timefmt::Timestamp;
 /// A quarantine or release pending longer than this (ms) needs attention.
 pub const LONG_PENDING_MS: i64 = 5 * 60_000;
 
-/// Why a (non-revoked) host needs a person's attention.
+/// Why a host needs a person's attention (every reason but
+/// [`HostAttention::RevokedQuarantined`] is about non-revoked hosts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HostAttention {
     /// The agent could not apply its desired state.
@@ -39,20 +40,27 @@ pub enum HostAttention {
     /// Quarantine in force, but some of its exceptions are not (a name that does not
     /// resolve, an exception that could not be applied): the agent's `degraded` lines.
     Degraded,
+    /// Revoked while desired quarantined (`hosts revoke --force`): its agent is no longer
+    /// answered, so no release reaches it — only one on the host (`cordon release
+    /// --force`) lifts the quarantine (trial36 LOW-C/LOW-D: in no banner item, and a
+    /// label release left it out without a word).
+    RevokedQuarantined,
 }
 
 impl HostAttention {
     /// Every reason, in banner order.
-    pub const ALL: [HostAttention; 6] = [
+    pub const ALL: [HostAttention; 7] = [
         HostAttention::Failed,
         HostAttention::Tampered,
         HostAttention::Degraded,
         HostAttention::NotEnforcing,
         HostAttention::LongPending,
         HostAttention::Offline,
+        HostAttention::RevokedQuarantined,
     ];
 
-    /// Stable name (`failed`, `tampered`, `not_enforcing`, `long_pending`, `offline`).
+    /// Stable name (`failed`, `tampered`, `not_enforcing`, `long_pending`, `offline`,
+    /// `degraded`, `revoked_quarantined`).
     pub fn as_str(self) -> &'static str {
         match self {
             HostAttention::Failed => "failed",
@@ -61,6 +69,7 @@ impl HostAttention {
             HostAttention::LongPending => "long_pending",
             HostAttention::Offline => "offline",
             HostAttention::Degraded => "degraded",
+            HostAttention::RevokedQuarantined => "revoked_quarantined",
         }
     }
 
@@ -69,8 +78,17 @@ impl HostAttention {
         HostAttention::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// The condition as SQL over `hosts h`; `$NOW` stands for the bound time.
+    /// The condition as SQL over `hosts h`, revoked hosts included or not as the reason
+    /// says; `$NOW` stands for the bound time.
     fn sql(self) -> String {
+        if self == HostAttention::RevokedQuarantined {
+            return "(h.revoked = 1 AND h.quarantined = 1)".into();
+        }
+        format!("(h.revoked = 0 AND {})", self.live_sql())
+    }
+
+    /// The condition of a reason about non-revoked hosts, as SQL over `hosts h`.
+    fn live_sql(self) -> String {
         match self {
             HostAttention::Failed => "h.state = 'failed'".into(),
             HostAttention::Tampered => "h.state = 'tampered'".into(),
@@ -83,15 +101,16 @@ impl HostAttention {
                 offline_sql("$NOW")
             ),
             HostAttention::Degraded => format!("({DEGRADED_SQL})"),
+            HostAttention::RevokedQuarantined => "1=0".into(),
         }
     }
 
     /// The same condition for one host at `now` (Unix ms), from the fields the server
     /// derived (`state`, `enforcing`, `degraded`; offline by [`super::offline`] at `now`).
-    /// Revoked hosts never need attention.
+    /// A revoked host needs attention only as [`HostAttention::RevokedQuarantined`].
     pub fn holds(self, h: &Host, now: i64) -> bool {
-        if h.revoked {
-            return false;
+        if h.revoked || self == HostAttention::RevokedQuarantined {
+            return h.revoked && self == HostAttention::RevokedQuarantined && h.desired.quarantined;
         }
         match self {
             HostAttention::Failed => h.state == HostState::Failed,
@@ -102,6 +121,7 @@ impl HostAttention {
                     && h.state_since.unix_ms() < now - LONG_PENDING_MS
             }
             HostAttention::Degraded => h.state == HostState::Quarantined && h.enforcing && !h.degraded.is_empty(),
+            HostAttention::RevokedQuarantined => false,
             HostAttention::Offline => {
                 h.desired.quarantined
                     && h.state == HostState::Quarantined
@@ -417,7 +437,7 @@ fn where_clause(q: &HostQuery, vals: &mut Vec<Val>) -> String {
     }
     if let Some(a) = q.attention {
         let frag = attention_sql(a, vals);
-        sql.push_str(&format!(" AND h.revoked = 0 AND {frag}"));
+        sql.push_str(&format!(" AND {frag}"));
     }
     sql
 }
@@ -574,8 +594,9 @@ impl Store {
         Ok((total, before))
     }
 
-    /// How many non-revoked hosts need attention at `now` (Unix ms), per reason (a host
-    /// can count under several), in [`HostAttention::ALL`] order. One query.
+    /// How many hosts need attention at `now` (Unix ms), per reason (a host can count
+    /// under several; only [`HostAttention::RevokedQuarantined`] counts revoked hosts), in
+    /// [`HostAttention::ALL`] order. One query.
     pub async fn attention_counts(&self, now: i64) -> Result<Vec<(HostAttention, i64)>, StoreError> {
         let mut vals = Vec::new();
         let cols: Vec<String> = HostAttention::ALL
@@ -588,7 +609,7 @@ impl Store {
                 )
             })
             .collect();
-        let sql = format!("SELECT {} FROM hosts h WHERE h.revoked = 0", cols.join(", "));
+        let sql = format!("SELECT {} FROM hosts h", cols.join(", "));
         let row = bind_all(sqlx::query(&sql), vals, now).fetch_one(&self.pool).await?;
         HostAttention::ALL
             .iter()

@@ -586,7 +586,11 @@ pub(crate) async fn resolve_refs_tx(tx: &mut Tx, refs: &[String]) -> Result<Vec<
             }
         };
         if host.2 {
-            return Err(StoreError::Conflict(format!("host {r:?} is revoked")));
+            // The way forward too (trial36 LOW-C: "is revoked" alone, exit 1).
+            return Err(StoreError::Conflict(format!(
+                "host {r:?} is revoked: the server no longer reaches its agent, so nothing was done; a quarantine \
+                 still in force there is lifted only on the host (cordon release --force)"
+            )));
         }
         if !ids.contains(&host.0) {
             ids.push(host.0.clone());
