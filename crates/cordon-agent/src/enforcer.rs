@@ -63,6 +63,13 @@ pub struct Check {
     /// engine's `StatusReport::agent_paths_missing`): tampering with the agent's access
     /// to its server, repaired with [`Enforcer::restore_paths`] (trial15 HIGH-1).
     pub agent_paths_missing: Vec<String>,
+    /// Cordon's rules are in force exactly as recorded and every interface is covered
+    /// (the engine's `digest_matches`, no uncovered or lost interface): a `Tampered`
+    /// state then comes only from outside the rules — a path around the hooks, a sighting
+    /// kept until acknowledged, a foreign chain, an interface in another namespace — which
+    /// no re-apply changes, so the agent reports it once per change and does not re-apply
+    /// (fix12g: it re-applied and reported every second).
+    pub rules_intact: bool,
 }
 
 impl Check {
@@ -410,6 +417,7 @@ impl Enforcer for EngineEnforcer {
             unrecognised: r.unrecognised_tables.into_iter().chain(r.record_problems).collect(),
             not_isolated: r.not_isolated,
             agent_paths_missing: r.agent_paths_missing,
+            rules_intact: r.digest_matches && r.coverage.uncovered.is_empty() && r.coverage.lost.is_empty(),
         })
     }
 }
@@ -626,6 +634,7 @@ impl Enforcer for MemoryEnforcer {
             unrecognised: vec![],
             not_isolated: vec![],
             agent_paths_missing: vec![],
+            rules_intact: false,
         };
         drop(s);
         // The host's real claims: what other sources keep in force (recorded in the

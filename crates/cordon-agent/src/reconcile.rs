@@ -246,6 +246,7 @@ impl Agent {
             desired_went_back: None,
             unproven_claim: unproven,
             lost_reported: None,
+            outside_reported: None,
             claims: vec![],
             unrecognised: vec![],
             not_isolated: vec![],
@@ -492,6 +493,10 @@ struct Reconciler {
     desired_went_back: Option<String>,
     /// Rules without a record last reported as kept (reported once per finding).
     lost_reported: Option<String>,
+    /// The tampering last reported that no re-apply can repair (our rules intact:
+    /// [`crate::enforcer::Check::rules_intact`]), so it is reported once per change and
+    /// not re-applied every check; `None` when nothing such stands.
+    outside_reported: Option<String>,
     /// The claims standing on the host as the last check found them (sent with every
     /// report).
     claims: Vec<cordon_proto::ClaimInfo>,
@@ -1647,6 +1652,12 @@ impl Reconciler {
             self.reset.notify_one();
             self.report_current().await;
         }
+        if c.state == want && self.outside_reported.take().is_some() {
+            // What undermined the quarantine from outside its rules is over (deleted, or
+            // its sighting acknowledged): the server hears the state in force again.
+            tracing::info!("nothing undermines the quarantine any more");
+            self.report_current().await;
+        }
         if c.state == want {
             // Local claims that were reported have since been released.
             if want == QuarantineState::Released && self.local_claims_reported.take().is_some() {
@@ -1662,6 +1673,18 @@ impl Reconciler {
             .reason
             .clone()
             .unwrap_or_else(|| format!("firewall is {}", c.state.as_str()));
+        if self.p.desired.quarantined && c.state == QuarantineState::Tampered && c.rules_intact {
+            // Our rules are as applied: what makes the state tampered is outside them (a
+            // path around the hooks, a sighting kept until acknowledged, a foreign chain,
+            // an interface in another namespace). A re-apply changes none of it: report
+            // it once per change instead of re-applying and reporting every check.
+            if self.outside_reported.as_ref() != Some(&found) {
+                tracing::warn!(found = %found, "tampering a re-apply cannot repair (Cordon's rules are intact)");
+                self.outside_reported = Some(found.clone());
+                self.report(AgentState::Tampered, None, None, Some(found));
+            }
+            return;
+        }
         tracing::warn!(found = %found, "tampering detected; repairing");
         if self.p.desired.quarantined {
             self.repair(Some(found)).await;

@@ -130,6 +130,7 @@ mod tests {
             agent_paths_missing: vec![],
             record_problems: vec![],
             around_seen: vec![],
+            acknowledged: vec![],
         }
     }
 

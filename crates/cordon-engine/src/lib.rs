@@ -365,6 +365,11 @@ pub struct StatusReport {
     /// [`Engine::acknowledge_seen`] (`cordon status --acknowledge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub around_seen: Vec<state::SeenAround>,
+    /// Sightings acknowledged since the apply (`cordon status --acknowledge`): when, by
+    /// whom, what ([`state::StoredState::acknowledged`]; trial37 LOW-6). Informational:
+    /// no state depends on it. Source: the state file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged: Vec<state::Acknowledgement>,
 }
 
 /// See [`Engine::startup_check`].
@@ -974,6 +979,7 @@ impl Engine {
                 .unwrap_or_default(),
             // What the watcher saw stays until release or acknowledgement.
             around_seen: previous.map(|p| p.around_seen.clone()).unwrap_or_default(),
+            acknowledged: previous.map(|p| p.acknowledged.clone()).unwrap_or_default(),
         };
         // Durability rule (README, "State"): the rules count as applied only once the
         // record is on disk; otherwise the kernel goes back to the previous record —
@@ -1305,6 +1311,7 @@ impl Engine {
             agent_paths_missing: vec![],
             record_problems: claims::record_problems(&self.state_dir, &self.table),
             around_seen: stored.as_ref().map(|s| s.around_seen.clone()).unwrap_or_default(),
+            acknowledged: stored.as_ref().map(|s| s.acknowledged.clone()).unwrap_or_default(),
         };
         if let Some(s) = &stored {
             // The claims name who widened the union; unreadable claims name nobody.
@@ -1812,6 +1819,7 @@ mod tests {
             around_at_apply: vec![mirred.clone()],
             devices: vec![],
             around_seen: vec![],
+            acknowledged: vec![],
         };
         assert_eq!(around_kept(Some(&prev), vec![mirred.clone(), xdp.clone()]), [mirred]);
         assert!(around_kept(Some(&prev), vec![xdp.clone()]).is_empty());

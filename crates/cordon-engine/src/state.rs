@@ -71,6 +71,41 @@ pub struct StoredState {
     /// `status` says `tampered`. A re-apply keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub around_seen: Vec<SeenAround>,
+    /// The sightings acknowledged so far (`cordon status --acknowledge`), newest last, at
+    /// most [`ACKNOWLEDGEMENTS_KEPT`]: what was forgotten, when and by whom, so an
+    /// acknowledgement leaves a trace in `status` (trial37 LOW-6: root on the host could
+    /// clear the record with nothing left to show it). Kept until release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged: Vec<Acknowledgement>,
+}
+
+/// How many acknowledgements the record keeps ([`StoredState::acknowledged`]); the oldest
+/// go first.
+pub const ACKNOWLEDGEMENTS_KEPT: usize = 16;
+
+/// One `cordon status --acknowledge` ([`StoredState::acknowledged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// When: RFC 3339 UTC with milliseconds ([`now_rfc3339`]).
+    pub at: String,
+    /// Who, as the acknowledging process saw itself: `uid 0, pid 812 (cordon), parent
+    /// pid 800 (bash)`.
+    pub by: String,
+    /// The sightings forgotten ([`SeenAround::what`] with its time), one line each.
+    pub forgot: Vec<String>,
+}
+
+impl std::fmt::Display for Acknowledgement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} sighting(s) acknowledged at {} by {}: {}",
+            self.forgot.len(),
+            self.at,
+            self.by,
+            self.forgot.join("; ")
+        )
+    }
 }
 
 /// A path around the hooks the watcher saw ([`StoredState::around_seen`]).
@@ -290,6 +325,7 @@ mod tests {
                 ifindex: 2,
             }],
             around_seen: vec![],
+            acknowledged: vec![],
         };
         save(dir.path(), &s).unwrap();
         assert_eq!(load(dir.path(), &table).unwrap(), Some(s));

@@ -133,6 +133,9 @@ struct Memory {
     /// Events a check found besides its verdict (a [`WatchEvent::Undermined`] found by a
     /// check that also asks for a repair), said before the verdict's.
     said: Vec<WatchEvent>,
+    /// Escapes of interfaces to other network namespaces the notifications announced,
+    /// not yet recorded (see [`Engine::check_once`]).
+    departures: Vec<(u32, String, i32)>,
 }
 
 impl Engine {
@@ -252,6 +255,7 @@ impl Engine {
                     Look::All
                 }
             };
+            mem.departures.extend(notes.take_departures());
             // Renames the rename thread hooked at once: said now.
             while let Ok(done) = hooked_rx.try_recv() {
                 self.say_renamed(fw, done, on);
@@ -342,6 +346,20 @@ impl Engine {
     /// the full check that follows).
     fn say_renamed(&self, fw: &dyn Firewall, done: Hooked, on: &mut impl FnMut(&WatchEvent)) {
         let names: Vec<String> = done.renamed.iter().map(|r| r.2.clone()).collect();
+        // A covered interface renamed away from its recorded name was off Cordon's hooks
+        // until its new name was hooked: kept in the record (trial37: a rename loop left
+        // nothing for `status` once the names were back).
+        if let Ok(Some(stored)) = state::load(&self.state_dir, &self.table) {
+            let new = done
+                .renamed
+                .iter()
+                .filter_map(|(i, _, to)| {
+                    let r = stored.devices.iter().find(|d| d.ifindex == *i && d.name != *to)?;
+                    Some(off_hooks_seen(rename_words(&r.name, *i, to)))
+                })
+                .collect();
+            self.record_seen(&stored, new);
+        }
         if let Err(error) = done.result {
             on(&WatchEvent::Failed {
                 error: format!(
@@ -427,6 +445,7 @@ impl Engine {
         let Some(stored) = state::load(&self.state_dir, &self.table)? else {
             return Ok((Verdict::Released, String::new()));
         };
+        self.record_departures(&stored, std::mem::take(&mut mem.departures));
         let recorded = stored.digest.clone();
         let repair = |cause: String, hint: RepairHint| Ok((Verdict::Repair { cause, hint }, recorded.clone()));
         if what != Look::Links {
@@ -502,19 +521,49 @@ impl Engine {
                 coverage: cov.clone(),
             });
         }
-        if stored.around_seen.len() > MAX_SEEN {
-            return; // full: the record already says more were seen
-        }
-        let new: Vec<state::SeenAround> = cov
+        let mut new: Vec<state::SeenAround> = cov
             .new_bypasses(&stored.around_at_apply)
             .into_iter()
-            .filter(|b| !stored.around_seen.iter().any(|s| s.what == b.what))
             .map(|b| state::SeenAround {
                 what: b.what.clone(),
                 holder: b.holder.clone(),
                 skips: b.skips.clone(),
                 seen_at: state::now_rfc3339(),
             })
+            .collect();
+        // A covered interface away in another namespace, or renamed and hooked under its
+        // new name: kept too, as the episode is over once it is back (trial37 HIGH-3).
+        // Departed as the kernel said (a device deleted reads departed too until the
+        // hooks are rebuilt without it).
+        let escaped = escaped();
+        new.extend(
+            cov.departed
+                .iter()
+                .filter(|name| escaped.contains(name))
+                .map(|name| off_hooks_seen(departure_words(name))),
+        );
+        for r in &stored.devices {
+            if let Some(now) = cov
+                .identities
+                .iter()
+                .find(|d| d.ifindex == r.ifindex && d.name != r.name)
+            {
+                new.push(off_hooks_seen(rename_words(&r.name, r.ifindex, &now.name)));
+            }
+        }
+        self.record_seen(stored, new);
+    }
+
+    /// Adds the sightings `new` to the record ([`state::StoredState::around_seen`]), those
+    /// not there yet, under the state lock, into the record as it is now and only if it is
+    /// still the quarantine `stored` was read from. Best effort (a failure is logged).
+    fn record_seen(&self, stored: &state::StoredState, new: Vec<state::SeenAround>) {
+        if stored.around_seen.len() > MAX_SEEN {
+            return; // full: the record already says more were seen
+        }
+        let new: Vec<state::SeenAround> = new
+            .into_iter()
+            .filter(|b| !stored.around_seen.iter().any(|s| s.what == b.what))
             .collect();
         if new.is_empty() {
             return;
@@ -538,6 +587,18 @@ impl Engine {
         }
     }
 
+    /// Records the departures of covered interfaces the kernel announced since the last
+    /// look (`departures`: index, name, namespace id) as sightings: a device moved out and
+    /// back between two checks is not `departed` in any reading (trial37 HIGH-3).
+    fn record_departures(&self, stored: &state::StoredState, departures: Vec<(u32, String, i32)>) {
+        let new: Vec<state::SeenAround> = departures
+            .into_iter()
+            .filter(|(i, name, _)| stored.devices.iter().any(|d| d.ifindex == *i || d.name == *name))
+            .map(|(_, name, _)| off_hooks_seen(departure_words(&name)))
+            .collect();
+        self.record_seen(stored, new);
+    }
+
     /// Forgets the paths around the hooks the watcher saw
     /// ([`state::StoredState::around_seen`]), once an operator has looked into them
     /// (`cordon status --acknowledge`): they no longer make `status` say `tampered`. One
@@ -555,6 +616,16 @@ impl Engine {
             return Ok(Vec::new());
         }
         let gone = std::mem::take(&mut now.around_seen);
+        let ack = state::Acknowledgement {
+            at: state::now_rfc3339(),
+            by: acknowledger(),
+            forgot: gone.iter().map(|s| s.to_string()).collect(),
+        };
+        // In the log too (the agent's journal when it runs there), as tampering is.
+        tracing::warn!(table = %self.table, by = %ack.by, forgot = %ack.forgot.join("; "), "sightings around Cordon's hooks acknowledged");
+        now.acknowledged.push(ack);
+        let over = now.acknowledged.len().saturating_sub(state::ACKNOWLEDGEMENTS_KEPT);
+        now.acknowledged.drain(..over);
         state::save(&self.state_dir, &now)?;
         Ok(gone)
     }
@@ -641,6 +712,60 @@ impl Engine {
         fw.repair(&stored.policy, hint)?;
         Ok(Some(started.elapsed().as_secs_f64() * 1e3))
     }
+}
+
+/// Who acknowledges, as this process sees itself: `uid 0, pid 812 (cordon), parent pid
+/// 800 (bash)` (from `/proc/self` where there is one).
+fn acknowledger() -> String {
+    let pid = std::process::id();
+    let comm = |p: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| format!(" ({})", c.trim()))
+            .unwrap_or_default()
+    };
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid(2) and getppid(2) cannot fail and touch no memory.
+        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        format!(
+            "uid {uid}, pid {pid}{}, parent pid {ppid}{}",
+            comm("self"),
+            comm(&ppid.to_string())
+        )
+    }
+    #[cfg(not(unix))]
+    format!("pid {pid}{}", comm("self"))
+}
+
+/// A sighting of a covered interface taken off Cordon's hooks (`what`): it skips every
+/// layer.
+fn off_hooks_seen(what: String) -> state::SeenAround {
+    state::SeenAround {
+        what,
+        holder: None,
+        skips: vec![
+            cordon_firewall::Layer::Inet,
+            cordon_firewall::Layer::NetdevIngress,
+            cordon_firewall::Layer::NetdevEgress,
+        ],
+        seen_at: state::now_rfc3339(),
+    }
+}
+
+/// The sighting words for covered interface `name` gone to another network namespace.
+/// Pure.
+pub fn departure_words(name: &str) -> String {
+    format!(
+        "covered interface {name} moved to another network namespace, where none of Cordon's hooks filter its traffic (an intruder can use it there freely and move it back)"
+    )
+}
+
+/// The sighting words for covered interface `recorded` (interface index `ifindex`)
+/// renamed `to`. Pure.
+pub fn rename_words(recorded: &str, ifindex: u32, to: &str) -> String {
+    format!(
+        "covered interface {recorded} (ifindex {ifindex}) renamed {to}, which takes it off Cordon's hooks (they stay on a name) until the new name is hooked"
+    )
 }
 
 /// How many sightings the record keeps ([`state::StoredState::around_seen`]): a loop
@@ -897,6 +1022,15 @@ impl Notifications {
         }
         std::thread::sleep(d);
         Ok((false, false))
+    }
+
+    /// The escapes of interfaces to other namespaces announced since the last call.
+    fn take_departures(&mut self) -> Vec<(u32, String, i32)> {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = self.watch.as_mut() {
+            return w.take_departures();
+        }
+        Vec::new()
     }
 
     /// Drops what is queued.

@@ -1088,6 +1088,9 @@ fn print_status(report: &cordon_engine::StatusReport, claims: &[cordon_engine::C
             skips.join(", ")
         );
     }
+    for a in &report.acknowledged {
+        println!("  {a}");
+    }
     if report.state != QuarantineState::Released || !report.coverage.layers.is_empty() {
         print_coverage(&report.coverage);
     }

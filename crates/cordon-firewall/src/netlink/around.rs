@@ -304,6 +304,195 @@ pub fn all(links: &[Link]) -> Vec<Bypass> {
     out.extend(xdp_bypasses(links));
     out.extend(af_xdp_bypasses());
     out.extend(devmap_bypasses(links));
+    out.extend(program_bypasses());
+    out
+}
+
+/// The BPF programs anywhere on the machine that can move frames around this namespace's
+/// hooks at any moment without creating anything a watcher could notice (trial37 HIGH-1,
+/// HIGH-2), for as long as they exist:
+/// * an **XDP program that uses a devmap** (`DEVMAP`, `DEVMAP_HASH`) whose program or map
+///   a process of this network namespace holds, or nobody holds (pinned, or held only by
+///   an attachment): an entry is filled in the namespace of whoever updates it, and a map
+///   update makes no new BPF id, so an entry flipped to a covered device for 100 ms
+///   between two checks sent frames out of it unseen (HIGH-1). `netdev-egress` is not
+///   claimed. The other redirect maps are left out on purpose: a `CPUMAP` entry hands the
+///   frame to the receive path of the device it came in on (which the hooks see) and an
+///   `XSKMAP` entry to an AF_XDP socket of that device's namespace (counted there);
+/// * a **tc, tcx or XDP program held by a process of this network namespace** (its main
+///   thread's `/proc/PID/ns/net`; a descriptor of the program or of a link to it): it
+///   can be attached to any device here, used and detached within microseconds, between
+///   two checks (HIGH-2: a tcx link living µs on a pre-staged tap). No layer is claimed.
+///
+/// Processes of other namespaces are not counted (every container's loader would make
+/// every quarantine read tampered); a root process there can still enter this namespace
+/// for the moment of the attach (README). What cannot be listed counts as a bypass.
+pub fn program_bypasses() -> Vec<Bypass> {
+    let types = [bpf::PROG_TYPE_SCHED_CLS, bpf::PROG_TYPE_SCHED_ACT, bpf::PROG_TYPE_XDP];
+    let progs = match bpf::programs(&types) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![Bypass {
+                what: format!("BPF programs on this machine cannot be listed ({e})"),
+                skips: SKIPS_ALL.to_vec(),
+                holder: None,
+            }]
+        }
+    };
+    if progs.is_empty() {
+        return Vec::new();
+    }
+    let here = std::fs::read_link("/proc/thread-self/ns/net")
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let held = bpf_holders();
+    let holders_of =
+        |kind: BpfKind, id: u32| -> Vec<&BpfHolder> { held.iter().filter(|h| h.kind == kind && h.id == id).collect() };
+    let named = |name: &str| {
+        if name.is_empty() {
+            String::new()
+        } else {
+            format!(" {name:?}")
+        }
+    };
+    let say = |hs: &[&BpfHolder]| {
+        let mut v: Vec<String> = hs.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
+        v.sort();
+        v.dedup();
+        (!v.is_empty()).then(|| v.join(", "))
+    };
+    let mut out = Vec::new();
+    for p in progs {
+        let prog_holders = holders_of(BpfKind::Prog, p.id);
+        let here_prog: Vec<&BpfHolder> = prog_holders.iter().copied().filter(|h| h.netns == here).collect();
+        let kind = match p.prog_type {
+            bpf::PROG_TYPE_XDP => "XDP",
+            bpf::PROG_TYPE_SCHED_ACT => "tc action",
+            _ => "tc/tcx",
+        };
+        if p.prog_type == bpf::PROG_TYPE_XDP {
+            for m in &p.map_ids {
+                let Ok(Some(info)) = bpf::map_by_id(*m) else {
+                    continue;
+                };
+                if info.map_type != bpf::MAP_TYPE_DEVMAP && info.map_type != bpf::MAP_TYPE_DEVMAP_HASH {
+                    continue;
+                }
+                let map_holders = holders_of(BpfKind::Map, info.id);
+                let mut here_all = here_prog.clone();
+                here_all.extend(map_holders.iter().copied().filter(|h| h.netns == here));
+                let nobody = prog_holders.is_empty() && map_holders.is_empty();
+                if here_all.is_empty() && !nobody {
+                    continue;
+                }
+                let whose = if nobody {
+                    "held by no process (pinned, or by an attachment only): whoever opens it can fill it"
+                } else {
+                    "held by a process of this network namespace, which can fill it with this namespace's devices"
+                };
+                out.push(Bypass {
+                    what: format!(
+                        "XDP program id {}{} uses BPF devmap id {}{}, {whose}; a map update makes no new BPF id, so an entry set between two checks sends frames out of any device it names past the egress hook unseen",
+                        p.id,
+                        named(&p.name),
+                        info.id,
+                        named(&info.name)
+                    ),
+                    skips: vec![Layer::NetdevEgress],
+                    holder: say(&here_all),
+                });
+            }
+        }
+        if !here_prog.is_empty() {
+            out.push(Bypass {
+                what: format!(
+                    "{kind} BPF program id {}{} held by a process of this network namespace: it can be attached to any device here, used and detached within microseconds, between two checks",
+                    p.id,
+                    named(&p.name)
+                ),
+                skips: SKIPS_ALL.to_vec(),
+                holder: say(&here_prog),
+            });
+        }
+    }
+    out
+}
+
+/// What a BPF descriptor held by a process refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BpfKind {
+    /// A program (its own descriptor, or a link's: the link holds the program).
+    Prog,
+    /// A map.
+    Map,
+}
+
+/// A process holding a BPF descriptor.
+#[derive(Debug, Clone)]
+struct BpfHolder {
+    kind: BpfKind,
+    id: u32,
+    pid: u32,
+    comm: String,
+    /// The `/proc/PID/ns/net` link text of its main thread.
+    netns: String,
+}
+
+/// Every BPF program, link and map descriptor held by a process, from `/proc/*/fd`
+/// (`anon_inode:bpf-prog`, `bpf_link`, `bpf-map`) and the `prog_id:`/`map_id:` line of
+/// its `fdinfo` (this process's too: the descriptors [`bpf::programs`] opened are closed
+/// by then, and a process embedding the watcher may hold others).
+fn bpf_holders() -> Vec<BpfHolder> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let base = p.path();
+        let Ok(fds) = std::fs::read_dir(base.join("fd")) else {
+            continue;
+        };
+        let mut mine = Vec::new();
+        for fd in fds.flatten() {
+            let Ok(t) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let (kind, key) = match t.to_string_lossy().as_ref() {
+                "anon_inode:bpf-prog" | "anon_inode:bpf_link" => (BpfKind::Prog, "prog_id:"),
+                "anon_inode:bpf-map" => (BpfKind::Map, "map_id:"),
+                _ => continue,
+            };
+            let Ok(info) = std::fs::read_to_string(base.join("fdinfo").join(fd.file_name())) else {
+                continue;
+            };
+            if let Some(id) = info
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                mine.push((kind, id));
+            }
+        }
+        if mine.is_empty() {
+            continue;
+        }
+        let comm = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
+        let netns = std::fs::read_link(base.join("ns/net"))
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (kind, id) in mine {
+            out.push(BpfHolder {
+                kind,
+                id,
+                pid,
+                comm: comm.trim().to_string(),
+                netns: netns.clone(),
+            });
+        }
+    }
     out
 }
 
@@ -326,6 +515,13 @@ pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
             }]
         }
     };
+    devmap_words(maps, links, bpf_map_holders)
+}
+
+/// The bypasses of [`devmap_bypasses`] for the devmaps `maps` read, `holders` naming the
+/// processes that hold a map (by id). Pure but for `holders`.
+pub fn devmap_words(maps: Vec<bpf::Devmap>, links: &[Link], holders: impl Fn(u32) -> Vec<String>) -> Vec<Bypass> {
+    let skips = vec![Layer::NetdevEgress];
     let mut out = Vec::new();
     for m in maps {
         let name = if m.info.name.is_empty() {
@@ -344,6 +540,12 @@ pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
                 )
             })
             .collect();
+        if let Some(why) = &m.unreadable {
+            what.push(format!(
+                "BPF devmap id {}{name} cannot be read ({why}; a map created write-only refuses every lookup): it may hold a device of this namespace",
+                m.info.id
+            ));
+        }
         if m.partial {
             what.push(format!(
                 "BPF devmap id {}{name} has {} entries, more than Cordon reads ({}): the rest may hold a device of this namespace",
@@ -355,7 +557,7 @@ pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
         if what.is_empty() {
             continue;
         }
-        let by = bpf_map_holders(m.info.id);
+        let by = holders(m.info.id);
         let holder = (!by.is_empty()).then(|| by.join(", "));
         out.extend(what.into_iter().map(|what| Bypass {
             what,
@@ -943,6 +1145,57 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// trial37 LOW-7: a devmap whose entries cannot be read (created write-only) is named
+    /// on its own; the other maps are judged as usual (one such map used to make every
+    /// devmap "cannot be read", naming none).
+    #[test]
+    fn an_unreadable_devmap_is_named_and_the_others_judged() {
+        let map = |id: u32, ifindexes: Vec<u32>, unreadable: Option<&str>| bpf::Devmap {
+            info: bpf::MapInfo {
+                map_type: bpf::MAP_TYPE_DEVMAP,
+                id,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                name: format!("m{id}"),
+            },
+            ifindexes,
+            partial: false,
+            unreadable: unreadable.map(str::to_string),
+        };
+        let links = vec![Link {
+            index: 2,
+            name: "eth0".into(),
+            kind: Some("veth".into()),
+            flags: 0,
+            link: None,
+            link_netnsid: None,
+            master: None,
+            new_netnsid: None,
+            xdp: None,
+        }];
+        let out = devmap_words(
+            vec![
+                map(7, vec![], Some("Operation not permitted (os error 1)")),
+                map(8, vec![9], None),
+                map(9, vec![2], None),
+            ],
+            &links,
+            |id| vec![format!("pid {id}0 (x)")],
+        );
+        let what: Vec<&str> = out.iter().map(|b| b.what.as_str()).collect();
+        assert_eq!(what.len(), 2, "{what:?}");
+        assert!(
+            what[0].starts_with("BPF devmap id 7 \"m7\" cannot be read (Operation not permitted"),
+            "{what:?}"
+        );
+        assert!(
+            what[1].starts_with("BPF devmap id 9 \"m9\" holds ifindex 2 (eth0 here"),
+            "{what:?}"
+        );
+        assert_eq!(out[0].holder.as_deref(), Some("pid 70 (x)"));
     }
 
     #[test]

@@ -155,6 +155,14 @@ pub const NFTA_LOOKUP_FLAGS: u16 = 5;
 pub const NFTA_CT_DREG: u16 = 1;
 pub const NFTA_CT_KEY: u16 = 2;
 pub const NFTA_CT_DIRECTION: u16 = 3;
+// limit expression (linux/netfilter/nf_tables.h `enum nft_limit_attributes`).
+pub const NFTA_LIMIT_RATE: u16 = 1;
+pub const NFTA_LIMIT_UNIT: u16 = 2;
+pub const NFTA_LIMIT_BURST: u16 = 3;
+pub const NFTA_LIMIT_TYPE: u16 = 4;
+pub const NFTA_LIMIT_FLAGS: u16 = 5;
+/// `NFT_LIMIT_PKTS`: the limit counts packets.
+pub const NFT_LIMIT_PKTS: u32 = 0;
 pub const NFTA_BITWISE_SREG: u16 = 1;
 pub const NFTA_BITWISE_DREG: u16 = 2;
 pub const NFTA_BITWISE_LEN: u16 = 3;

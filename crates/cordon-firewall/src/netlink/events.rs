@@ -43,6 +43,11 @@ static ESCAPED: Mutex<BTreeMap<u32, (String, i32)>> = Mutex::new(BTreeMap::new()
 /// can forget them in its record.
 static DELETED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
+/// How many departures a [`ChangeWatch`] keeps between two
+/// [`ChangeWatch::take_departures`] (a loop moving a device out and back must not grow
+/// memory without bound; repeats of one are kept once).
+pub const DEPARTURES_KEPT: usize = 64;
+
 /// The devices [`ChangeWatch`] saw escape to another namespace, by interface index: their
 /// name and that namespace's id.
 pub fn escaped() -> BTreeMap<u32, (String, i32)> {
@@ -60,17 +65,19 @@ pub fn deleted() -> BTreeSet<u32> {
     DELETED.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Records what one link notification says about escapes and deletions.
-fn note_link(ty: u16, payload: &[u8]) {
+/// Records what one link notification says about escapes and deletions; returns the
+/// escape it announces (interface index, name, namespace id), if any.
+fn note_link(ty: u16, payload: &[u8]) -> Option<(u32, String, i32)> {
     let Ok(link) = super::links::parse(payload) else {
-        return;
+        return None;
     };
     let mut escaped = ESCAPED.lock().unwrap_or_else(|p| p.into_inner());
     let mut deleted = DELETED.lock().unwrap_or_else(|p| p.into_inner());
     match (ty, link.new_netnsid) {
         (libc::RTM_DELLINK, Some(nsid)) if super::links::moving_escapes(&link) => {
             tracing::warn!(device = %link.name, netnsid = nsid, "a device left for another network namespace: its traffic is out of reach of this namespace's hooks");
-            escaped.insert(link.index, (link.name, nsid));
+            escaped.insert(link.index, (link.name.clone(), nsid));
+            return Some((link.index, link.name, nsid));
         }
         // Deleted, or moved without escaping (a stacked device whose frames still cross
         // a covered device here): gone from the hooks' concern either way.
@@ -83,6 +90,7 @@ fn note_link(ty: u16, payload: &[u8]) {
         }
         _ => {}
     }
+    None
 }
 
 impl Changes {
@@ -197,6 +205,9 @@ pub struct ChangeWatch {
     table: String,
     nft: Socket,
     link: Socket,
+    /// Every escape to another namespace seen since [`ChangeWatch::take_departures`] was
+    /// last called, at most [`DEPARTURES_KEPT`].
+    departures: Vec<(u32, String, i32)>,
 }
 
 impl ChangeWatch {
@@ -216,6 +227,7 @@ impl ChangeWatch {
             table: table.to_string(),
             nft,
             link,
+            departures: Vec::new(),
         })
     }
 
@@ -272,10 +284,24 @@ impl ChangeWatch {
                 c.links = true;
             }
             if ty == libc::RTM_NEWLINK || ty == libc::RTM_DELLINK {
-                note_link(ty, &payload);
+                if let Some(d) = note_link(ty, &payload) {
+                    if self.departures.len() < DEPARTURES_KEPT && !self.departures.contains(&d) {
+                        self.departures.push(d);
+                    }
+                }
             }
         }
         Ok(c)
+    }
+
+    /// Takes the escapes to other network namespaces seen since the last call (interface
+    /// index, name, the id of the namespace it went to, as seen from the watched one),
+    /// oldest first: a device that leaves and comes back between two checks is in no
+    /// check's reading, so a watcher keeps these episodes in its record (trial37 HIGH-3:
+    /// the uplink moved to another namespace, used there for a full TCP session and moved
+    /// back left nothing for `status` to show).
+    pub fn take_departures(&mut self) -> Vec<(u32, String, i32)> {
+        std::mem::take(&mut self.departures)
     }
 }
 

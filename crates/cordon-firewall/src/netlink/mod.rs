@@ -289,6 +289,12 @@ fn lost_devices(
                 r.name, r.ifindex, l.name
             )),
             Some(l) if hooked.contains(&l.name) => {}
+            // Same name, not hooked: the hooks lost it (the device-layer table deleted or
+            // rebuilt without it), nothing was renamed (trial37 LOW wording).
+            Some(l) if l.name == r.name => lost.push(format!(
+                "{} (ifindex {}) is not on Cordon's device-layer hooks (their table is missing or does not name it)",
+                r.name, r.ifindex
+            )),
             Some(l) => lost.push(format!(
                 "{} (ifindex {}) is now named {}, which Cordon's hooks do not name (they stay on a name, not on the device)",
                 r.name, r.ifindex, l.name
@@ -323,6 +329,81 @@ fn process_stopped(pid: u32) -> bool {
         .ok()
         .and_then(|stat| stat_state(&stat))
         .is_some_and(|c| c == 'T' || c == 't')
+}
+
+/// Whether process `pid` sits in a frozen cgroup (trial37 MED-5: a watcher frozen with
+/// the cgroup freezer shows state `D`, not `T`, and was called running): cgroup v1's
+/// `freezer.state` `FROZEN`/`FREEZING` of its freezer cgroup, or cgroup v2's
+/// `cgroup.events` `frozen 1` (under `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
+/// hybrid layout; through `/proc/1/root` too, where this process sees a sysfs without
+/// them). False when unreadable.
+fn process_frozen(pid: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return false;
+    };
+    let (v1, v2) = cgroup_paths(&text);
+    // `ip netns exec` mounts a sysfs of its own over /sys, without the cgroup file
+    // systems: then they are read through init's root.
+    let roots = ["", "/proc/1/root"];
+    let v1 = v1.is_some_and(|p| {
+        roots.iter().any(|r| {
+            std::fs::read_to_string(format!("{r}/sys/fs/cgroup/freezer{p}/freezer.state"))
+                .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"))
+        })
+    });
+    v1 || v2.is_some_and(|p| {
+        roots.iter().any(|r| {
+            ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().any(|base| {
+                std::fs::read_to_string(format!("{r}{base}{p}/cgroup.events"))
+                    .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
+            })
+        })
+    })
+}
+
+/// Whether every thread of process `pid` is in state `D` (`/proc/PID/task/*/stat`), and
+/// still is 50 ms later: how a process frozen by a cgroup freezer reads from a sysfs
+/// without the cgroup file systems (`ip netns exec` mounts such a one), and a watcher,
+/// which sleeps in poll(2) between checks, never reads so for long otherwise. False when
+/// unreadable.
+fn process_all_d(pid: u32) -> bool {
+    let all_d = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        let states: Vec<Option<char>> = tasks
+            .flatten()
+            .map(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    .and_then(|s| stat_state(&s))
+            })
+            .collect();
+        !states.is_empty() && states.iter().all(|s| *s == Some('D'))
+    };
+    all_d() && {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        all_d()
+    }
+}
+
+/// From `/proc/PID/cgroup` text: the path of the cgroup v1 `freezer` hierarchy and of
+/// the cgroup v2 one (`0::PATH`), where present. Pure.
+fn cgroup_paths(text: &str) -> (Option<&str>, Option<&str>) {
+    let mut v1 = None;
+    let mut v2 = None;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(id), Some(ctl), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if id == "0" && ctl.is_empty() {
+            v2 = Some(path);
+        } else if ctl.split(',').any(|c| c == "freezer") {
+            v1 = Some(path);
+        }
+    }
+    (v1, v2)
 }
 
 /// The state letter of a `/proc/PID/stat` line: the first character after the last `) `
@@ -692,13 +773,19 @@ impl Firewall for Netlink {
             cov.uncovered = uncovered;
             cov.owned = Some(read.owned);
             if read.owned {
+                let frozen = self.owner_pid().is_some_and(|p| process_frozen(p) || process_all_d(p));
                 cov.holder = self.owner_pid().map(|pid| crate::TableHolder {
                     pid,
-                    stopped: process_stopped(pid),
+                    stopped: frozen || process_stopped(pid),
                 });
                 if let Some(h) = cov.holder.as_ref().filter(|h| h.stopped) {
+                    let how = if frozen {
+                        "frozen (its cgroup's freezer; every thread in state D)"
+                    } else {
+                        "stopped (SIGSTOP or a debugger)"
+                    };
                     cov.notes.push(format!(
-                        "the cordon process holding the tables (pid {}) is stopped (SIGSTOP or a debugger): it repairs nothing and covers no new interface until it continues",
+                        "the cordon process holding the tables (pid {}) is {how}: it repairs nothing and covers no new interface until it continues",
                         h.pid
                     ));
                 }
@@ -720,7 +807,7 @@ impl Firewall for Netlink {
             }
             if read.egress.is_some() {
                 cov.notes.push(
-                    "not looked at: tc filters, tcx and XDP programs and AF_XDP sockets in other network namespaces (they reach this namespace's devices only through a BPF devmap, and every devmap on the machine is read)"
+                    "not looked at: tc filters, tcx and XDP programs attached and AF_XDP sockets in other network namespaces (they reach this namespace's devices only through a BPF devmap: every devmap on the machine is read, and an XDP program using one counts when a process of this namespace holds it or nobody does), nor programs held by processes of other namespaces"
                         .into(),
                 );
             }
@@ -1169,6 +1256,20 @@ mod tests {
         assert_eq!(stat_state("123 (a) b) (c) S 1"), Some('S'));
         assert_eq!(stat_state("garbage"), None);
         assert!(!process_stopped(std::process::id()), "this test runs");
+        assert!(!process_frozen(std::process::id()), "this test runs");
+    }
+
+    /// trial37 MED-5: the freezer cgroup of a process, on a hybrid (v1 + v2) layout and
+    /// on a pure v2 one.
+    #[test]
+    fn cgroup_paths_name_the_freezer_and_the_unified_hierarchy() {
+        let hybrid = "9:name=systemd:/\n6:freezer:/t37\n4:memory:/x\n0::/user.slice\n";
+        assert_eq!(cgroup_paths(hybrid), (Some("/t37"), Some("/user.slice")));
+        assert_eq!(
+            cgroup_paths("0::/system.slice/cordon.service\n"),
+            (None, Some("/system.slice/cordon.service"))
+        );
+        assert_eq!(cgroup_paths("5:cpu,freezer:/a\n"), (Some("/a"), None));
     }
 
     fn link(index: u32, name: &str) -> links::Link {
@@ -1223,6 +1324,14 @@ mod tests {
         let (lost, _) = lost_devices(std::slice::from_ref(&eth0), &[link(5, "eth0")], &hooked(&["eth0"]), &[]);
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].contains("is another one"), "{lost:?}");
+        // Here under its name but not hooked (the device-layer table deleted): not said
+        // as a rename.
+        let (lost, _) = lost_devices(std::slice::from_ref(&eth0), &[link(2, "eth0")], &[], &[]);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(
+            lost[0].contains("is not on Cordon's device-layer hooks") && !lost[0].contains("now named"),
+            "{lost:?}"
+        );
         // Gone with its name: already departed (named by the hooks), not said twice.
         assert_eq!(lost_devices(&[eth0], &[], &[], &["eth0".to_string()]), (vec![], vec![]));
     }

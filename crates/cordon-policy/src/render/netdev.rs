@@ -119,6 +119,27 @@ pub const DHCP4_FRAME_MAX: u32 = 14 + 576;
 /// anything to every neighbour (trial31 MED-C).
 pub const DHCP6_FRAME_MAX: u32 = 14 + 576;
 
+/// Longest DHCPv4 reply the device layer lets in, in bytes as the netdev ingress hook
+/// counts them (`meta length`: the IP datagram, the Ethernet header already pulled): 576,
+/// the size RFC 2131 §2 says a server sends unless the client asked for more
+/// (`maximum DHCP message size`, option 57). ISC dhclient asks for nothing; dnsmasq's
+/// replies in the lab are about 330 bytes. Before, replies of any size came in from any
+/// address (trial37 HIGH-4).
+pub const DHCP4_REPLY_MAX: u32 = 576;
+
+/// How many DHCPv4 replies per second the device layer lets in (each accepting rule has
+/// its own bucket), and the burst ([`DHCP4_REPLY_BURST`]): a lease's exchange is two or
+/// three replies per server, a renewal one, every few minutes at most.
+pub const DHCP4_REPLY_RATE: u64 = 5;
+
+/// The burst of [`DHCP4_REPLY_RATE`], in packets.
+pub const DHCP4_REPLY_BURST: u32 = 20;
+
+/// The nft text of the DHCPv4 replies' cap and rate limit (see [`DHCP4_REPLY_MAX`]).
+pub fn dhcp4_reply_limits() -> String {
+    format!("meta length <= {DHCP4_REPLY_MAX} limit rate {DHCP4_REPLY_RATE}/second burst {DHCP4_REPLY_BURST} packets")
+}
+
 /// Longest neighbour-discovery frame the host may send, in bytes on the egress hook:
 /// room for the 94 bytes of a neighbour solicitation with source link-layer address and
 /// nonce options (RFC 4861 §4.3, RFC 7527 §4), with 34 to spare for another option.
@@ -225,12 +246,8 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
     if policy.dhcp {
         // Exactly as in the inet table: only to/from broadcast, multicast and the known
         // servers (packet sockets are DHCP clients' tool, and only this layer sees them).
-        let families = ["meta protocol ip", "meta protocol ip6"];
         if inbound {
-            // DHCPv4 replies from any server (a rebind takes whichever server answers:
-            // refusing unknown ones would strand the host when its DHCP server changes);
-            // requests out stay limited.
-            super::nft::dhcp_in(o, policy, families, true);
+            dhcp_in(o, policy);
         } else {
             dhcp_out(o, policy);
         }
@@ -265,6 +282,40 @@ fn chain_rules(o: &mut String, policy: &Policy, addr: &str, port: &str, inbound:
 /// Where the host may send neighbour discovery on the device layer: link-local unicast
 /// and link-scope multicast (solicited-node, all-nodes, all-routers).
 pub const ND_DESTINATIONS: [&str; 2] = ["fe80::/10", "ff02::/16"];
+
+/// DHCP replies in on the device layer (trial37 HIGH-4: DHCPv4 replies came in from any
+/// address, any size, and an `ETH_P_IP` packet socket read them: inbound data from
+/// anywhere). DHCPv4 replies: from each known server, and from any other only addressed
+/// to `255.255.255.255` and the Ethernet broadcast address (a server that does not hold
+/// the lease answers a broadcast request so; routers forward no such frame, so only a
+/// neighbour on the link can send one); when no server is known, from any address as
+/// before (the host must be able to get a lease). Every DHCPv4 reply at most
+/// [`DHCP4_REPLY_MAX`] bytes and at most [`DHCP4_REPLY_RATE`] a second per rule. DHCPv6
+/// replies as in the inet table (link-local and the known servers).
+fn dhcp_in(o: &mut String, policy: &Policy) {
+    use super::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_PORTS, LINK_LOCAL6};
+    let (c4, s4) = DHCP4_PORTS;
+    let (c6, s6) = DHCP6_PORTS;
+    let head4 = format!("meta protocol ip udp sport {s4} udp dport {c4}");
+    let limits = dhcp4_reply_limits();
+    let servers = policy.dhcp_servers_of(Family::V4);
+    if servers.is_empty() {
+        let _ = writeln!(o, "\t\t{head4} {limits} accept");
+    } else {
+        for from in servers {
+            let _ = writeln!(o, "\t\t{head4} ip saddr {from} {limits} accept");
+        }
+        let _ = writeln!(
+            o,
+            "\t\t{head4} ip daddr {DHCP4_BROADCAST} {ETHER_BROADCAST} {limits} accept"
+        );
+    }
+    let head6 = format!("meta protocol ip6 udp sport {s6} udp dport {c6}");
+    let _ = writeln!(o, "\t\t{head6} ip6 saddr {LINK_LOCAL6} accept");
+    for from in policy.dhcp_servers_of(Family::V6) {
+        let _ = writeln!(o, "\t\t{head6} ip6 saddr {from} accept");
+    }
+}
 
 /// DHCP requests out on the device layer: as the inet table's (v4 to the broadcast
 /// address and each known server, v6 to `ff02::1:2` and each known server), and, for what
@@ -347,9 +398,10 @@ mod tests {
 
     /// DHCP on the device layer is what packet sockets meet: requests only to
     /// broadcast/multicast and the known servers (never to any host); DHCPv4 replies from
-    /// any server, so a rebind answered by a server the host did not know (RFC 2131 §4.4.5)
-    /// keeps the lease instead of stranding the host; DHCPv6 replies from link-local and the
-    /// known servers.
+    /// the known servers and, from any other, only to the broadcast address, each capped
+    /// and rate-limited (trial37 HIGH-4; deliberately changed from "from any server");
+    /// from any address only while no server is known; DHCPv6 replies from link-local and
+    /// the known servers.
     #[test]
     fn device_layer_dhcp_is_limited_to_the_known_servers() {
         let p = Policy::builder()
@@ -365,7 +417,8 @@ mod tests {
         assert_eq!(
             dhcp,
             [
-                "\t\tmeta protocol ip udp sport 67 udp dport 68 accept",
+                "\t\tmeta protocol ip udp sport 67 udp dport 68 ip saddr 192.0.2.67 meta length <= 576 limit rate 5/second burst 20 packets accept",
+                "\t\tmeta protocol ip udp sport 67 udp dport 68 ip daddr 255.255.255.255 @ll,0,48 0xffffffffffff meta length <= 576 limit rate 5/second burst 20 packets accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr fe80::/10 accept",
                 "\t\tmeta protocol ip6 udp sport 547 udp dport 546 ip6 saddr 2001:db8:c0::67 accept",
                 "\t\tmeta protocol ip udp sport 68 udp dport 67 ip daddr 255.255.255.255 @ll,0,48 0xffffffffffff meta length <= 590 accept",
@@ -374,6 +427,16 @@ mod tests {
                 "\t\tmeta protocol ip6 udp sport 546 udp dport 547 ip6 daddr 2001:db8:c0::67 meta length <= 590 accept",
             ],
             "{text}"
+        );
+        let unknown = render_table(
+            &TableName::default(),
+            &Policy::builder().dhcp(true).build(),
+            &["eth0".into()],
+            true,
+        );
+        assert!(
+            unknown.contains("\t\tmeta protocol ip udp sport 67 udp dport 68 meta length <= 576 limit rate 5/second burst 20 packets accept\n"),
+            "no server known: from any address, capped: {unknown}"
         );
     }
 

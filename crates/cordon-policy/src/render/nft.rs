@@ -82,7 +82,7 @@ pub fn render_table(table: &TableName, policy: &Policy) -> String {
     o.push_str("\t\tiif \"lo\" accept\n");
     peer_rules(&mut o, "saddr", "sport", " ct state established");
     if policy.dhcp {
-        dhcp_in(&mut o, policy, INET_FAMILIES, false);
+        dhcp_in(&mut o, policy, INET_FAMILIES);
     }
     icmp_errors(&mut o);
     icmpv6_nd(&mut o);
@@ -146,19 +146,14 @@ fn peer_rules(o: &mut String, dir: &str, port: &str, state: &str) {
 /// How the inet table names the families in the DHCP rules (`meta nfproto …`).
 const INET_FAMILIES: [&str; 2] = ["meta nfproto ipv4", "meta nfproto ipv6"];
 
-/// DHCP replies in: v4 from each known server (from any server when `v4_from_any`: the
-/// device layer, where a rebind answered by an unknown server must keep the lease), v6
-/// from link-local addresses and each known server. `families` spell the family match of
-/// the table (`meta nfproto ipv4` in inet, `meta protocol ip` in the device layer).
-pub(crate) fn dhcp_in(o: &mut String, policy: &Policy, [ip4, ip6]: [&str; 2], v4_from_any: bool) {
+/// DHCP replies in: v4 from each known server, v6 from link-local addresses and each
+/// known server. `families` spell the family match of the table (`meta nfproto ipv4`).
+/// The device layer has its own (`super::netdev`).
+pub(crate) fn dhcp_in(o: &mut String, policy: &Policy, [ip4, ip6]: [&str; 2]) {
     let (c4, s4) = DHCP4_PORTS;
     let (c6, s6) = DHCP6_PORTS;
-    if v4_from_any {
-        let _ = writeln!(o, "\t\t{ip4} udp sport {s4} udp dport {c4} accept");
-    } else {
-        for server in policy.dhcp_servers_of(Family::V4) {
-            let _ = writeln!(o, "\t\t{ip4} udp sport {s4} udp dport {c4} ip saddr {server} accept");
-        }
+    for server in policy.dhcp_servers_of(Family::V4) {
+        let _ = writeln!(o, "\t\t{ip4} udp sport {s4} udp dport {c4} ip saddr {server} accept");
     }
     let _ = writeln!(
         o,

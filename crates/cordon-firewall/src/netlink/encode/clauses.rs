@@ -11,7 +11,9 @@
 //! their chains.
 
 use cordon_policy::model::Family;
-use cordon_policy::render::netdev::{DHCP4_FRAME_MAX, DHCP6_FRAME_MAX};
+use cordon_policy::render::netdev::{
+    DHCP4_FRAME_MAX, DHCP4_REPLY_BURST, DHCP4_REPLY_MAX, DHCP4_REPLY_RATE, DHCP6_FRAME_MAX,
+};
 use cordon_policy::render::nft::{SET_NET4, SET_NET6, SET_TCP4, SET_TCP6, SET_UDP4, SET_UDP6};
 use cordon_policy::render::{DHCP4_BROADCAST, DHCP4_PORTS, DHCP6_MULTICAST, DHCP6_PORTS, LINK_LOCAL6};
 use cordon_policy::Policy;
@@ -218,15 +220,39 @@ pub(super) fn dhcp_rules(layer: Layer, policy: &Policy, dir: Dir) -> Vec<Rule> {
                         rules.push(r);
                     }
                 }
-                // Device layer, DHCPv4 replies: from any server. A client that rebinds
-                // (RFC 2131 §4.4.5: broadcast at T2) takes the answer of whichever server
-                // holds its lease; refusing unknown servers here (packet sockets see only
-                // this layer) would let the lease run out when the DHCP server changes,
-                // stranding the host. Requests out stay limited to broadcast and the known
-                // servers; the inet table still refuses unknown servers to normal sockets.
+                // Device layer, DHCPv4 replies (trial37 HIGH-4: they came in from any
+                // address, any size, read by an ETH_P_IP packet socket): from each known
+                // server, and from any other only to 255.255.255.255 and the Ethernet
+                // broadcast address (a neighbour's; no router forwards one); from any
+                // address only while no server is known (the host must get a lease).
+                // Each capped and rate-limited (`cordon_policy::render::netdev::dhcp_in`).
                 if layer == Layer::Device && family == Family::V4 {
+                    let limits = || {
+                        let mut l = length_at_most(DHCP4_REPLY_MAX).to_vec();
+                        l.push(Expr::Limit {
+                            rate: DHCP4_REPLY_RATE,
+                            unit: 1,
+                            burst: DHCP4_REPLY_BURST,
+                        });
+                        l.push(accept());
+                        l
+                    };
+                    if servers.is_empty() {
+                        let mut r = head();
+                        r.extend(limits());
+                        rules.push(r);
+                        continue;
+                    }
+                    for from in &servers {
+                        let mut r = head();
+                        r.extend(peer_is(l3, dir, from));
+                        r.extend(limits());
+                        rules.push(r);
+                    }
                     let mut r = head();
-                    r.push(accept());
+                    r.extend(peer_is(l3, Dir::Out, &DHCP4_BROADCAST.into()));
+                    r.extend([payload(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp_eq(vec![0xff; 6])]);
+                    r.extend(limits());
                     rules.push(r);
                     continue;
                 }

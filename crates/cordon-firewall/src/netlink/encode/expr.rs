@@ -3,7 +3,7 @@
 //! libnftnl does, plus one-line constructors for the register-1 forms every rule uses.
 
 use super::super::consts::*;
-use super::wire::{nest, nest_end, put_data_value, put_str, put_u32, put_u8};
+use super::wire::{nest, nest_end, put, put_data_value, put_str, put_u32, put_u8};
 
 /// The expressions Cordon's rules use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,16 @@ pub enum Expr<'a> {
         /// Bytes per converted word.
         size: u32,
     },
+    /// `limit rate RATE/UNIT burst BURST packets` (`NFTA_LIMIT_*`): ends the rule once
+    /// the rate is used up.
+    Limit {
+        /// Packets per `unit`.
+        rate: u64,
+        /// The period in seconds (1: per second).
+        unit: u64,
+        /// Packets allowed above the rate at once.
+        burst: u32,
+    },
     /// `immediate reg 0 VERDICT`: sets the verdict register.
     Verdict {
         /// `NF_ACCEPT`, `NF_DROP`, ...
@@ -104,6 +114,7 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
         Expr::Ct { .. } => "ct",
         Expr::Bitwise { .. } => "bitwise",
         Expr::Byteorder { .. } => "byteorder",
+        Expr::Limit { .. } => "limit",
         Expr::Verdict { .. } => "immediate",
     };
     put_str(buf, NFTA_EXPR_NAME, name);
@@ -171,6 +182,13 @@ pub fn encode_expr(buf: &mut Vec<u8>, e: &Expr<'_>) {
             put_u32(buf, NFTA_BYTEORDER_OP, *op);
             put_u32(buf, NFTA_BYTEORDER_LEN, *len);
             put_u32(buf, NFTA_BYTEORDER_SIZE, *size);
+        }
+        Expr::Limit { rate, unit, burst } => {
+            put(buf, NFTA_LIMIT_RATE, &rate.to_be_bytes());
+            put(buf, NFTA_LIMIT_UNIT, &unit.to_be_bytes());
+            put_u32(buf, NFTA_LIMIT_BURST, *burst);
+            put_u32(buf, NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS);
+            put_u32(buf, NFTA_LIMIT_FLAGS, 0);
         }
         Expr::Verdict { code } => {
             put_u32(buf, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
