@@ -25,5 +25,12 @@ if [ "$purging" = yes ]; then
 fi
 if [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl daemon-reload || true
+  # A unit of the package that had failed (cordon-reapply where rules cannot be verified)
+  # stays listed by `systemctl --failed` as "not-found failed" after its file is gone,
+  # until reset-failed or a reboot (trial39 LOW-1). Only once the files are gone: an
+  # upgrade keeps the units and their state.
+  if [ ! -e /usr/lib/systemd/system/cordon-reapply.service ] && [ ! -e /lib/systemd/system/cordon-reapply.service ]; then
+    systemctl reset-failed cordon-agent.service cordon-reapply.service cordon-watch.service cordon-watch.path >/dev/null 2>&1 || true
+  fi
 fi
 exit 0
