@@ -167,6 +167,8 @@ pub struct HostImpact {
     pub details: Vec<String>,
     /// The agent is offline: the change stays pending until it returns.
     pub offline: bool,
+    /// The agent has sent no report since it enrolled ([`Host::never_reported`]).
+    pub never_reported: bool,
     /// The agent runs with `enforce = false`: nothing it takes is in force.
     pub not_enforcing: bool,
     /// The protected labels the host carries.
@@ -453,6 +455,7 @@ pub fn impact_base(h: &Host, protected_labels: &[String]) -> HostImpact {
         changes: false,
         details: Vec::new(),
         offline: super::status::offline(h),
+        never_reported: h.never_reported(),
         not_enforcing: super::status::not_enforcing(h),
         protected,
         other_claims: others,
@@ -1013,7 +1016,19 @@ pub fn cautions(review: Review, changing: &[&HostImpact]) -> Vec<String> {
             Review::Quarantine | Review::Approve => {}
         }
     }
-    let offline = names(&|i| i.offline);
+    // An agent that never reported is not "offline … until it returns" (trial36 LOW-D):
+    // it has not started yet, and enrolled hosts seen at enrollment were not named at all.
+    let never = names(&|i| i.never_reported);
+    if !never.is_empty() {
+        out.push(format!(
+            "Never reported: {} ({}): {} not reported since enrolling; the change stays pending until {} first reports.",
+            never.len(),
+            never.join(", "),
+            if never.len() == 1 { "its agent has" } else { "their agents have" },
+            if never.len() == 1 { "it" } else { "each" }
+        ));
+    }
+    let offline = names(&|i| i.offline && !i.never_reported);
     if !offline.is_empty() {
         out.push(format!(
             "Offline: {} ({}) will stay pending until {} agent returns.",

@@ -18,7 +18,7 @@ use super::session::{
 };
 use super::status::{attention_text, policy_in_force, Attention, Shown};
 use super::view::{
-    flag_badges, host_badge, labels, layout, short_id_tag, short_time, state_text, time_ago, time_at, time_until, Nav,
+    flag_badges, host_badge, labels, layout, short_id_tag, state_text, time_ago, time_at, time_until, Nav,
 };
 use super::ConsoleError;
 use cordon_server_core::service::host_views::{self, ListPage};
@@ -363,7 +363,7 @@ fn host_row(h: &Host, s: &Session) -> Markup {
                 (host_badge(h))
                 // A revoked host is listed while it may still be isolated: the server can
                 // no longer release it (trial17 MED-5).
-                @if let Some(note) = h.revoked_note_with(&|t| short_time(t)) { " " span class="label revoked-note" { (note) } }
+                @if let Some(note) = revoked_note(h) { " " span class="label revoked-note" { (note) } }
             }
             td class="col-since" data-label="Since" { (time_ago(Some(&h.state_since))) }
             td class="col-by" data-label="By" { (h.desired.actor_label().unwrap_or_else(|| "—".into())) }
@@ -388,6 +388,18 @@ fn host_rows(hosts: &[Host], s: &Session) -> Markup {
     }
 }
 
+/// A revoked host's note, its last report's time as every other absolute time on the
+/// page (local time by the script, UTC on hover): trial36 LOW-D, "02:48:57Z" was a third
+/// format. `None` for a host not revoked.
+fn revoked_note(h: &Host) -> Option<Markup> {
+    const MARK: &str = "\u{1}";
+    let text = h.revoked_note_with(&|_| MARK.to_string())?;
+    Some(match (text.split_once(MARK), h.last_seen.as_ref()) {
+        (Some((before, after)), Some(t)) => html! { (before) (time_at(t)) (after) },
+        _ => html! { (text) },
+    })
+}
+
 /// Counts of the whole filtered list by the state the console shows (a non-enforcing
 /// "quarantine" is not counted as quarantined), from the database.
 fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
@@ -397,7 +409,7 @@ fn summary(total: i64, counts: &[(String, i64)]) -> Markup {
     let dg = count("degraded");
     html! {
         p id="host-summary" class="summary" data-live="" {
-            strong { (total) } " hosts"
+            strong { (total) } @if total == 1 { " host" } @else { " hosts" }
             @for st in ALL_STATES {
                 @let n = count(st.as_str());
                 @if n > 0 { " · " span class={"sum state-" (st.as_str())} { (n) " " (state_text(st).to_lowercase()) } }
@@ -863,7 +875,7 @@ pub async fn host(
             h1 { (h.hostname) " " (short_id_tag(&h.id)) }
             div id="host-state" {
                 (host_badge(&h))
-                @if let Some(note) = h.revoked_note_with(&|t| short_time(t)) { " " span class="label revoked-note" { (note) } }
+                @if let Some(note) = revoked_note(&h) { " " span class="label revoked-note" { (note) } }
             }
             @if !h.flags.is_empty() {
                 p id="host-flags" class="host-flags" role="note" {

@@ -298,7 +298,7 @@ pub fn flag_texts(h: &Host) -> Vec<String> {
         .iter()
         .map(|f| {
             let others: Vec<&str> = f.other_hosts.iter().map(|o| short_id(o)).collect();
-            let others = others.join(", ");
+            let others = cordon_proto::api::capped_list(&others);
             match &f.kind {
                 cordon_proto::HostFlagKind::DuplicateHostname => format!("duplicate hostname: also {others}"),
                 cordon_proto::HostFlagKind::DuplicateAddress => format!("duplicate address {}: also {others}", f.value),

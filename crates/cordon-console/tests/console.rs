@@ -2156,7 +2156,9 @@ async fn approvals_review_says_per_approval_what_changes_and_decides_only_the_re
     let s = j(&r)["summary"].as_str().unwrap().to_string();
     assert!(s.starts_with("Approved 1 of 3"), "{s}");
     assert!(
-        s.contains("ws-dc: host now protected by label dc — will be refused")
+        // The decision's result says what was done (trial36 LOW-D: "will be refused"
+        // after the fact; changed on purpose).
+        s.contains("ws-dc: host protected by label dc — refused, not quarantined")
             && s.contains("ws-done: quarantine already"),
         "{s}"
     );
@@ -2792,11 +2794,16 @@ async fn a_revoked_host_that_never_reported_is_said_so() {
         claims.contains("the agent has never reported") && !claims.contains("No manager holds"),
         "{claims}"
     );
-    // A host that reported: its last report's time, written as the page writes times.
+    // A host that reported: its last report's time, written as the page writes every
+    // absolute time (a <time data-local> the script shows in local time, UTC on hover;
+    // trial36 LOW-D: it was a third format, "02:48:57Z" — this assertion changed on purpose).
     let page = host_page(&ctx, &s, &seen).await;
     let note = part(&page, "class=\"label revoked-note\">", "</span>");
     assert!(
-        note.starts_with("last reported 20") && note.contains(' ') && !note.contains('T'),
+        note.starts_with("last reported <time datetime=\"20")
+            && note.contains("data-local")
+            && note.contains(" UTC\"")
+            && note.ends_with("</time>, revoked: no longer reporting"),
         "{note}"
     );
 }
@@ -3490,6 +3497,47 @@ async fn a_label_release_names_revoked_quarantined_hosts_and_the_banner_counts_t
     assert!(
         filtered.contains(&format!("data-host-id=\"{gone}\"")) && !filtered.contains(&format!("data-host-id=\"{a}\"")),
         "the filter lists the revoked host alone"
+    );
+}
+
+/// trial36 LOW-D wording: "1 hosts"; a never-reported host in a review was "Offline: …
+/// will stay pending until each agent returns" (and one enrolled moments ago not named at
+/// all); 40 hosts behind one address made every row's badge list the 39 others.
+#[tokio::test]
+async fn small_wording_one_host_never_reported_and_capped_duplicate_lists() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let mut nat = Vec::new();
+    for i in 0..8 {
+        nat.push(ctx.enroll_with(&format!("dg-{i}"), &[], &["192.0.2.200"]).await);
+    }
+    let lone = ctx.enroll("kiosk-77", &[]).await;
+    report(&ctx, &nat[0], AgentState::Released, "nftables", |_| {}).await;
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    let found = page_body(&ctx, &rs, "/console/hosts?q=kiosk-77").await;
+    let summary = part(&found, "id=\"host-summary\"", "</p>");
+    assert!(
+        summary.contains("<strong>1</strong> host ·") || summary.contains("<strong>1</strong> host<"),
+        "{summary}"
+    );
+    let list = page_body(&ctx, &rs, "/console/hosts").await;
+    assert!(list.contains("and 2 more"), "a duplicate list is capped at 5 others");
+    assert!(!list.contains(&format!(
+        "{}, {}, {}, {}, {}, {}",
+        &nat[1][..8],
+        &nat[2][..8],
+        &nat[3][..8],
+        &nat[4][..8],
+        &nat[5][..8],
+        &nat[6][..8]
+    )));
+    let bulk = serde_json::json!({"action": "quarantine", "hosts": [lone, nat[0]], "comment": "IR-36"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", bulk).await);
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("Never reported: 1 (kiosk-77): its agent has not reported since enrolling")
+            && !warnings.contains("Offline: 1 (kiosk-77)"),
+        "{warnings}"
     );
 }
 

@@ -296,11 +296,26 @@ open_wire_enum! {
     }
 }
 
+/// How many other hosts a flag's text names before "and N more" (trial36 LOW-D: 40 hosts
+/// behind one address made every row's badge list the 39 others).
+pub const FLAG_HOSTS_SHOWN: usize = 5;
+
+/// `names` joined with ", ", the first [`FLAG_HOSTS_SHOWN`] only, then `and N more`
+/// (pure): `a, b, c, d, e and 34 more`.
+pub fn capped_list<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<&str> = names.iter().take(FLAG_HOSTS_SHOWN).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(FLAG_HOSTS_SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 impl HostFlag {
     /// One line for people: `duplicate hostname "web1" (also host 1c2d…)`,
-    /// `duplicate address "192.0.2.5" (also claimed by host 1c2d…)`.
+    /// `duplicate address "192.0.2.5" (also claimed by host 1c2d…)`; at most
+    /// [`FLAG_HOSTS_SHOWN`] other hosts, then `and N more`.
     pub fn text(&self) -> String {
-        let others = self.other_hosts.join(", ");
+        let others = capped_list(&self.other_hosts);
         match &self.kind {
             HostFlagKind::DuplicateHostname => format!("duplicate hostname {:?} (also host {others})", self.value),
             HostFlagKind::DuplicateAddress => {
@@ -334,12 +349,7 @@ impl HostFlag {
     /// `duplicate address 192.0.2.10 (also claimed by 1c2d3e4f)` (which address, since a
     /// host has several).
     pub fn short(&self) -> String {
-        let others = self
-            .other_hosts
-            .iter()
-            .map(|id| short_id(id))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let others = capped_list(&self.other_hosts.iter().map(|id| short_id(id)).collect::<Vec<_>>());
         match &self.kind {
             HostFlagKind::DuplicateHostname => format!("duplicate hostname (also {others})"),
             HostFlagKind::DuplicateAddress => format!("duplicate address {} (also claimed by {others})", self.value),

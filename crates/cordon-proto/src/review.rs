@@ -118,8 +118,14 @@ pub fn revoked_left_out(what: &str, names: &[String]) -> String {
 /// enforcing: the agent of ws-05 runs with enforce = false; a quarantine blocks nothing
 /// there.`
 pub fn not_enforcing(names: &[String], consequence: &str) -> String {
+    // trial36 LOW-D: "the agent of app-07, dc-01, db-03, ws-06 runs" for four hosts.
+    let (who, runs) = if names.len() == 1 {
+        ("the agent of", "runs")
+    } else {
+        ("the agents of", "run")
+    };
     format!(
-        "Not enforcing: the agent of {} runs with enforce = false; {consequence}.",
+        "Not enforcing: {who} {} {runs} with enforce = false; {consequence}.",
         names.join(", ")
     )
 }
@@ -350,6 +356,19 @@ mod tests {
             &[],
         );
         assert_eq!(change_words(&asked), "release already requested, not yet confirmed");
+    }
+
+    #[test]
+    fn not_enforcing_agents_are_counted_in_the_plural() {
+        assert_eq!(
+            not_enforcing(&["a".into(), "b".into()], QUARANTINE_BLOCKS_NOTHING),
+            "Not enforcing: the agents of a, b run with enforce = false; a quarantine blocks nothing there."
+        );
+        assert_eq!(
+            crate::api::capped_list(&["1", "2", "3", "4", "5", "6", "7"]),
+            "1, 2, 3, 4, 5 and 2 more"
+        );
+        assert_eq!(crate::api::capped_list(&["1", "2"]), "1, 2");
     }
 
     #[test]

@@ -410,7 +410,8 @@
       li.appendChild(shortId(h.id, h.short_id));
       (h.flags || []).forEach(function (f) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("⚠ " + f, "tag-dup")); });
       li.appendChild(document.createTextNode(" — " + localizeText(changeText(h))));
-      if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag(h.changes ? "offline: stays pending until the agent returns" : "agent offline", "tag-offline")); }
+      if (h.never_reported) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag(h.changes ? "never reported: stays pending until its agent first reports" : "never reported", "tag-offline")); }
+      else if (h.offline) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag(h.changes ? "offline: stays pending until the agent returns" : "agent offline", "tag-offline")); }
       if (h.other_claims && h.other_claims.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("also held by " + h.other_claims.join(", "), "tag-warn")); }
       if (h.protected && h.protected.length) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("protected: " + h.protected.join(", "), "tag-protected")); }
       if (h.not_enforcing) { li.appendChild(document.createTextNode(" ")); li.appendChild(tag("not enforcing", "tag-warn")); }

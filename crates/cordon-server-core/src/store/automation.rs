@@ -1001,6 +1001,16 @@ impl ApprovalEffect {
             ApprovalEffect::Revoked => "host revoked — nothing will happen".into(),
         }
     }
+
+    /// In words, once the decision is made (its result): what was done, never "will be"
+    /// (trial36 LOW-D: the flash after approving said "— will be refused").
+    pub fn decided_words(&self) -> String {
+        match self {
+            ApprovalEffect::Protected(l) => format!("host protected by label {l} — refused, not quarantined"),
+            ApprovalEffect::Revoked => "host revoked — nothing was done".into(),
+            other => other.words(),
+        }
+    }
 }
 
 /// What approving does to `host` (`None`: no longer enrolled) with the fleet's
@@ -1270,7 +1280,7 @@ impl Store {
             } else {
                 // No approval waits any more: the event says so (trial19 LOW-i).
                 set_event_status_tx(&mut tx, &a.event_id, EventStatus::Superseded).await?;
-                (ApprovalStatus::Superseded, Some(effect.words()))
+                (ApprovalStatus::Superseded, Some(effect.decided_words()))
             };
             decide_approval_tx(&mut tx, a.id, status, who, Some(comment), now).await?;
             results.push(DecisionResult {
@@ -1545,5 +1555,10 @@ mod approval_effect_tests {
             "quarantine already requested — TAMPERED: its agent is repairing the altered rules; nothing new is sent"
         );
         assert!(words(HostState::NotEnforcing).contains("NOT ENFORCING"));
+        // Once decided: what was done.
+        assert_eq!(
+            ApprovalEffect::Protected("dc".into()).decided_words(),
+            "host protected by label dc — refused, not quarantined"
+        );
     }
 }
