@@ -247,7 +247,11 @@ impl ServerClient {
             .build()
             .map_err(|e| fail(format!("cannot build a client: {}", error_chain(&e))))?;
         let resp = http
-            .get(format!("{}/v1/agent/desired?wait=0", base.trim_end_matches('/')))
+            .get(cordon_client::build_url(
+                &url,
+                &["v1", "agent", "desired"],
+                &[("wait", Some("0"))],
+            ))
             .send()
             .await
             .map_err(|e| ProbeError {

@@ -156,18 +156,22 @@ pub async fn fetch_ca(
         Some(std::time::Duration::from_secs(15)),
         &connect,
     )?;
-    let url = format!("{}/v1/ca", server.trim_end_matches('/'));
-    let resp = http.get(&url).send().await.map_err(|source| AgentError::Transport {
-        url: url.clone(),
-        source,
-    })?;
+    let url = server_url(server, &["v1", "ca"])?;
+    let resp = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|source| AgentError::Transport {
+            url: url.to_string(),
+            source,
+        })?;
     if !resp.status().is_success() {
         return Err(AgentError::Enroll(format!("{url} answered {}", resp.status())));
     }
-    let pem = resp
-        .text()
-        .await
-        .map_err(|source| AgentError::Transport { url, source })?;
+    let pem = resp.text().await.map_err(|source| AgentError::Transport {
+        url: url.to_string(),
+        source,
+    })?;
     let certs = parse_certs(pem.as_bytes())?;
     let fp = fingerprint(certs[0].as_ref());
     if let Some(want) = expected {
@@ -248,6 +252,37 @@ fn parent_writable(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// `server`'s URL with path `segments`, built by the typed client (review14 LOW-5: the
+/// enrollment formatted its URLs by hand).
+///
+/// # Errors
+/// [`AgentError::Client`] when `server` is no URL that can carry a path.
+fn server_url(server: &str, segments: &[&str]) -> Result<reqwest::Url, AgentError> {
+    Ok(cordon_client::build_url(
+        &cordon_client::parse_base(server)?,
+        segments,
+        &[],
+    ))
+}
+
+/// The enrollment refused with `status` and `body`: the server's `ErrorBody` read as its
+/// code and detail (review14 LOW-5: the JSON was printed raw), else the body as sent.
+/// Pure.
+fn refusal(status: reqwest::StatusCode, body: &str) -> AgentError {
+    match serde_json::from_str::<cordon_proto::ErrorBody>(body) {
+        Ok(b) => AgentError::EnrollRefused {
+            status,
+            said: format!("{}: {}", b.error, b.detail),
+            error: Some(b.error),
+        },
+        Err(_) => AgentError::EnrollRefused {
+            status,
+            error: None,
+            said: body.trim().to_string(),
+        },
+    }
+}
+
 fn write_private(path: &Path, content: &str) -> Result<(), AgentError> {
     crate::persist::write_private(path, content.as_bytes())
 }
@@ -296,19 +331,20 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
         addresses: crate::addrs::local_addresses(),
         agent_version: Some(AGENT_VERSION.to_string()),
     };
-    let url = format!("{server}/v1/enroll");
+    let url = server_url(&server, &["v1", "enroll"])?;
     let resp = http
-        .post(&url)
+        .post(url.clone())
         .json(&req)
         .send()
         .await
-        .map_err(|source| AgentError::Transport { url, source })?;
+        .map_err(|source| AgentError::Transport {
+            url: url.to_string(),
+            source,
+        })?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        return Err(AgentError::Enroll(format!(
-            "server refused enrollment ({status}): {body}"
-        )));
+        return Err(refusal(status, &body));
     }
     let out: EnrollResponse = resp.json().await.map_err(AgentError::EnrollAnswer)?;
     crate::persist::create_private_dir(&opts.dir).map_err(|e| AgentError::io("create", &opts.dir, e))?;
@@ -328,6 +364,47 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// review14 LOW-5: the enrollment's URLs come from the typed client (a trailing `/`
+    /// or a path prefix kept, a bad URL refused by name), and a refusal is the server's
+    /// `ErrorBody` read as code and detail, with the status kept as a status.
+    #[test]
+    fn enrollment_urls_are_built_and_refusals_read_by_the_client_types() {
+        assert_eq!(
+            server_url("https://cordon.example.net:8443/", &["v1", "enroll"])
+                .unwrap()
+                .as_str(),
+            "https://cordon.example.net:8443/v1/enroll"
+        );
+        assert_eq!(
+            server_url("https://proxy.example.net/cordon", &["v1", "ca"])
+                .unwrap()
+                .as_str(),
+            "https://proxy.example.net/cordon/v1/ca"
+        );
+        assert!(matches!(
+            server_url("not a url", &["v1", "ca"]),
+            Err(AgentError::Client(_))
+        ));
+        let e = refusal(
+            reqwest::StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_token","detail":"the enrollment token is unknown"}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "server refused enrollment (401 Unauthorized): invalid_token: the enrollment token is unknown"
+        );
+        assert!(matches!(
+            &e,
+            AgentError::EnrollRefused { status, error: Some(code), .. }
+                if *status == reqwest::StatusCode::UNAUTHORIZED && code == "invalid_token"
+        ));
+        let e = refusal(reqwest::StatusCode::BAD_GATEWAY, "<html>bad gateway</html>\n");
+        assert_eq!(
+            e.to_string(),
+            "server refused enrollment (502 Bad Gateway): <html>bad gateway</html>"
+        );
+    }
 
     /// trial26 L8: a name that does not resolve is said with where it was looked up: the
     /// musl build names /etc/hosts, the resolv.conf nameservers and that NSS is not used.

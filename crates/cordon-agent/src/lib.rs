@@ -93,9 +93,20 @@ pub enum AgentError {
         #[source]
         source: reqwest::Error,
     },
-    /// The server refused enrollment, or its CA did not match the expected fingerprint.
+    /// The server's CA could not be fetched, or did not match the expected fingerprint.
     #[error("{0}")]
     Enroll(String),
+    /// The server answered the enrollment with an error status: its `ErrorBody` (`error`
+    /// code and `detail`), or the body as sent when it is not one.
+    #[error("server refused enrollment ({status}): {said}")]
+    EnrollRefused {
+        /// The HTTP status (`401 Unauthorized` for a bad token, 5xx for the server's own failure).
+        status: reqwest::StatusCode,
+        /// The server's code (`invalid_token`, `storage_full`, …), when it sent one.
+        error: Option<String>,
+        /// `CODE: DETAIL` from the server's `ErrorBody`, or the body as sent.
+        said: String,
+    },
     /// The enrollment answer is not the expected JSON.
     #[error("bad enrollment answer")]
     EnrollAnswer(#[source] reqwest::Error),

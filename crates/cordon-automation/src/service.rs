@@ -215,7 +215,14 @@ pub async fn update_settings(st: &AppState, caller: &Caller, patch: &SettingsPat
         patch.protected_labels = Some(cordon_server_core::service::validate::new_labels(&list, &known)?);
     }
     let patch = &patch;
-    let detail = serde_json::to_string(patch).unwrap_or_default();
+    // The audit record's detail is the change itself: never written empty (review14
+    // LOW-13: an encoding failure was dropped silently).
+    let detail = serde_json::to_string(patch).map_err(|source| {
+        ApiError::from(cordon_server_core::service::error::ServiceError::Encode {
+            what: "the settings change for the audit record",
+            source,
+        })
+    })?;
     Ok(st
         .store
         .update_automation_settings(caller, &detail, |s| validate::apply_patch(s, patch), now_ms())

@@ -190,37 +190,13 @@ mod tests {
 
     use std::path::Path;
 
-    /// The store reads in `code` (Rust source), comments skipped: the identifier `store`
-    /// with a `.` before it (`st.store`, also across a line break) or after it (a store
-    /// handle's method, `store.rules()`, also `store\n    .rules()`). Paths (`store::X`)
-    /// and words inside other identifiers (`no-store`, `restore`) are not reads.
+    /// The store reads in `code` (Rust source) as `FILE:LINE: text`
+    /// ([`cordon_server_core::layering::store_uses`]).
     fn store_reads(file: &str, code: &str) -> Vec<String> {
-        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        let code: String = code
-            .lines()
-            .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut found = Vec::new();
-        let mut from = 0;
-        while let Some(i) = code[from..].find("store").map(|i| i + from) {
-            from = i + "store".len();
-            let raw_before = code[..i].chars().next_back();
-            if raw_before.is_some_and(ident) || code[from..].starts_with(ident) {
-                continue;
-            }
-            let before = code[..i].trim_end().chars().next_back();
-            let after = code[from..].trim_start();
-            if before == Some('.') || after.starts_with('.') {
-                let line = code[..i].matches('\n').count();
-                found.push(format!(
-                    "{file}:{}: {}",
-                    line + 1,
-                    code.lines().nth(line).unwrap_or("").trim()
-                ));
-            }
-        }
-        found
+        cordon_server_core::layering::store_uses(code)
+            .into_iter()
+            .map(|u| format!("{file}:{}: {}", u.line, u.text))
+            .collect()
     }
 
     /// Issue 13: the console reads and writes only through the service layer

@@ -996,7 +996,7 @@ impl AuditQuery {
             nonempty(s)
                 .map(|t| day_or_time(&t))
                 .transpose()
-                .map_err(ConsoleError::BadRequest)
+                .map_err(|e| ConsoleError::BadRequest(e.to_string()))
         };
         Ok(AuditFilter {
             host_contains: nonempty(&self.host),
@@ -1048,7 +1048,7 @@ impl AuditQuery {
 
 /// `24h`/`7d` (back from now, like the CLI's `--since`), `2030-01-02` (UTC midnight) or a
 /// full RFC 3339 time.
-fn day_or_time(s: &str) -> Result<i64, String> {
+fn day_or_time(s: &str) -> Result<i64, cordon_server_core::timefmt::TimeParseError> {
     if let Ok(span) = cordon_server_core::timefmt::Span::parse(s) {
         return Ok(now_ms().saturating_sub(span.millis()));
     }

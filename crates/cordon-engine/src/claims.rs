@@ -35,6 +35,7 @@ use std::str::FromStr;
 use cordon_policy::{AllowSpec, TableName};
 use serde::{Deserialize, Serialize};
 
+use crate::home;
 use crate::{state, Engine, EngineError, IsolateOutcome, IsolateRequest, ReleaseOutcome};
 
 /// Version of the claims file format.
@@ -963,13 +964,26 @@ impl Engine {
         }
         let mut claims = self.claims()?;
         if let Some(kernel) = self.kernel_claimants() {
-            let more: Vec<Claim> = kernel_only_holders(&claims, &kernel)
+            let more: Vec<Claim> = self
+                .kernel_only_standing(&claims, &kernel)
                 .into_iter()
                 .filter_map(Claim::from_kernel)
                 .collect();
             claims.extend(more);
         }
         Ok(claims)
+    }
+
+    /// The holders `kernel` (the tables' comment) names that no claim in `claims`
+    /// accounts for ([`kernel_only_holders`]), less those a release removed while its
+    /// re-apply could not rewrite the comment (`home::ReleasedNote`, issue 14 item 5: such
+    /// a stale comment made the released holder a holder again).
+    fn kernel_only_standing<'a>(&self, claims: &[Claim], kernel: &'a [String]) -> Vec<&'a str> {
+        let released = home::released_holders(&self.table, &self.state_dir, kernel);
+        kernel_only_holders(claims, kernel)
+            .into_iter()
+            .filter(|t| !released.iter().any(|r| r == t))
+            .collect()
     }
 
     /// The claims recorded in the claims file when the state file is missing (lost,
@@ -1095,7 +1109,7 @@ impl Engine {
             return vec![];
         };
         let mut notes = vec![];
-        for token in kernel_only_holders(claims, &kernel) {
+        for token in self.kernel_only_standing(claims, &kernel) {
             let Some(c) = Claim::from_kernel(token) else {
                 continue;
             };
@@ -1827,10 +1841,31 @@ impl Engine {
                         warning = self.hand_off(e, &claims, &before)?.1;
                     }
                     Err(e) => {
-                        warning = Some(format!(
+                        let mut w = format!(
                             "the remaining claims' exceptions could not be recomputed, the rules in force stay: {}",
                             crate::error::chain(&e)
-                        ));
+                        );
+                        // Their comment still names the holder just released: noted on
+                        // /run, so no later apply takes it for a holder again.
+                        let kernel = self.kernel_claimants().unwrap_or_default();
+                        let stale: Vec<String> = kernel_only_holders(&claims, &kernel)
+                            .into_iter()
+                            .map(String::from)
+                            .collect();
+                        if !stale.is_empty() {
+                            let note = home::ReleasedNote {
+                                state_dir: home::absolute(&self.state_dir),
+                                comment: kernel.clone(),
+                                released: stale.clone(),
+                            };
+                            if !home::note_released(&self.table, &note) {
+                                w.push_str(&format!(
+                                    "; the rules' comment still names {} and this could not be noted on /run: the next apply takes it for a holder again (release it again with `cordon release --source`)",
+                                    stale.join(", ")
+                                ));
+                            }
+                        }
+                        warning = Some(w);
                     }
                 }
             }

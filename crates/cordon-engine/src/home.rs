@@ -521,6 +521,69 @@ pub(crate) fn clear_unrecorded(table: &TableName) {
     }
 }
 
+/// Holders a release removed from the claims while the tables' comment in the kernel
+/// still names them: the release's re-apply of the remaining claims failed (e.g. a
+/// remaining exception no longer resolves), so the rules in force — and their comment —
+/// stayed as they were. `<table>.released` next to the table's `.home` entry, on `/run`
+/// (a tmpfs, written even when the state directory's disk cannot be; cleared at boot
+/// with the rules). Every look at the comment's holders leaves these out while the
+/// comment still names exactly `comment` (issue 14 item 5: the next apply of any claim
+/// took the released holder for a holder again and kept the host isolated for it).
+/// Forgotten at the next apply or release of the table (the comment is rewritten then).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ReleasedNote {
+    /// The state directory whose claims were released (absolute).
+    pub(crate) state_dir: PathBuf,
+    /// The holders the tables' comment named when the re-apply failed.
+    pub(crate) comment: Vec<String>,
+    /// Of those, the ones released (no claim stands for them).
+    pub(crate) released: Vec<String>,
+}
+
+fn released_entry(table: &TableName) -> Option<PathBuf> {
+    Some(ns_dir()?.join(format!("{}.released", table.as_str())))
+}
+
+/// Remembers [`ReleasedNote`] for `table`. Returns whether it was written.
+pub(crate) fn note_released(table: &TableName, note: &ReleasedNote) -> bool {
+    let (Some(ns), Some(p)) = (ns_dir(), released_entry(table)) else {
+        return false;
+    };
+    let Ok(json) = serde_json::to_vec(note) else {
+        return false;
+    };
+    if !create_ns_dir(&ns) {
+        return false;
+    }
+    let tmp = ns.join(format!(".{}.released.tmp.{}", table.as_str(), std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if write_tmp(&tmp, &json).is_err() || fs::rename(&tmp, &p).is_err() {
+        let _ = fs::remove_file(&tmp);
+        return false;
+    }
+    true
+}
+
+/// The holders of `kernel` (the tables' comment as it is now) that a release of `dir`'s
+/// claims removed ([`ReleasedNote`]); empty when there is no note, it is another state
+/// directory's, or the comment changed since.
+pub(crate) fn released_holders(table: &TableName, dir: &Path, kernel: &[String]) -> Vec<String> {
+    let Some(text) = released_entry(table).and_then(|p| read_entry(p).ok().flatten()) else {
+        return vec![];
+    };
+    match serde_json::from_str::<ReleasedNote>(&text) {
+        Ok(n) if n.state_dir == absolute(dir) && n.comment == kernel => n.released,
+        _ => vec![],
+    }
+}
+
+/// Forgets the [`ReleasedNote`] of `table` (its rules were applied or released again).
+pub(crate) fn clear_released(table: &TableName) {
+    if let Some(p) = released_entry(table) {
+        let _ = fs::remove_file(p);
+    }
+}
+
 /// Drops the registration of `table` when it names `dir` (its quarantine was released).
 pub(crate) fn unregister(table: &TableName, dir: &Path) {
     let Some(p) = entry(table) else { return };

@@ -1012,6 +1012,9 @@ impl Engine {
             home::clear_unrecorded(&self.table);
             home::register(&self.table, &self.state_dir);
         }
+        // The tables' comment was written with these rules: no released holder is left
+        // in it to leave out.
+        home::clear_released(&self.table);
 
         let message_warning = match &req.message {
             Some(text) if notify_users => notify::message_users(text).err().map(|e| error::chain(&e)),
@@ -1128,6 +1131,7 @@ impl Engine {
         }
         state::delete(&self.state_dir, &self.table)?;
         home::clear_unrecorded(&self.table);
+        home::clear_released(&self.table);
         if !home::records(&self.state_dir, &self.table) {
             home::unregister(&self.table, &self.state_dir);
         }
@@ -1194,6 +1198,7 @@ impl Engine {
         }
         state::delete(&self.state_dir, &self.table)?;
         home::clear_unrecorded(&self.table);
+        home::clear_released(&self.table);
         if !home::records(&self.state_dir, &self.table) {
             home::unregister(&self.table, &self.state_dir);
         }

@@ -57,11 +57,14 @@ impl Timestamp {
     /// Parses any RFC 3339 time (`Z` or an offset, any fraction).
     ///
     /// # Errors
-    /// A message naming the input and showing the expected shape.
-    pub fn parse(s: &str) -> Result<Timestamp, String> {
+    /// [`TimeParseError`], naming the input and showing the expected shape.
+    pub fn parse(s: &str) -> Result<Timestamp, TimeParseError> {
         OffsetDateTime::parse(s.trim(), &Rfc3339)
             .map(Timestamp::from_offset)
-            .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2030-01-02T03:04:05Z): {e}"))
+            .map_err(|reason| TimeParseError {
+                input: s.to_string(),
+                reason,
+            })
     }
 
     /// The underlying `time` value (UTC).
@@ -83,8 +86,21 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Why a text is not an RFC 3339 time ([`Timestamp::parse`]; review14 LOW-6: the one time
+/// type's error was a `String` while [`SpanError`] was typed). `Display`: `"TEXT" is not an
+/// RFC 3339 time (e.g. 2030-01-02T03:04:05Z): WHAT` — the `time` crate's reason is part of
+/// the sentence (not a separate `source`, so a cause chain does not say it twice).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not an RFC 3339 time (e.g. 2030-01-02T03:04:05Z): {reason}")]
+pub struct TimeParseError {
+    /// The text as given.
+    pub input: String,
+    /// What the `time` crate found wrong with it.
+    pub reason: time::error::Parse,
+}
+
 impl FromStr for Timestamp {
-    type Err = String;
+    type Err = TimeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Timestamp::parse(s)
     }
@@ -191,7 +207,7 @@ pub fn to_rfc3339(ms: i64) -> String {
 ///
 /// # Errors
 /// As [`Timestamp::parse`].
-pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeParseError> {
     Timestamp::parse(s).map(Timestamp::unix_ms)
 }
 

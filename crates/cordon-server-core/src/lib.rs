@@ -15,6 +15,8 @@ pub mod error;
 pub mod expiry;
 pub mod extract;
 pub mod hub;
+#[cfg(any(test, feature = "test-util"))]
+pub mod layering;
 pub mod limits;
 pub mod pki;
 pub mod secret;

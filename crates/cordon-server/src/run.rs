@@ -616,41 +616,14 @@ mod layering_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     /// The store calls in `code` (Rust source): a `store` field read (`state.store`) or a
-    /// method called on a store (`store.x(…)`, cloning the handle aside), comments skipped.
+    /// method called on a store (`store.x(…)`), cloning the handle aside
+    /// ([`cordon_server_core::layering::store_uses`]).
     fn store_calls(code: &str) -> Vec<String> {
-        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        // Comment lines blanked (kept as lines, so line numbers hold).
-        let code: String = code
-            .lines()
-            .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut found = Vec::new();
-        let mut from = 0;
-        while let Some(i) = code[from..].find("store").map(|i| i + from) {
-            from = i + "store".len();
-            let before = code[..i].chars().next_back();
-            // A call chain may continue on the next line (`store\n    .x()`).
-            let after = code[from..].trim_start();
-            if before.is_some_and(ident) || code[from..].starts_with(ident) {
-                continue;
-            }
-            let method: String = after
-                .strip_prefix('.')
-                .unwrap_or("")
-                .chars()
-                .take_while(|c| ident(*c))
-                .collect();
-            if before == Some('.') || (after.starts_with('.') && method != "clone") {
-                let line = code[..i].matches('\n').count();
-                found.push(format!(
-                    "run.rs:{}: {}",
-                    line + 1,
-                    code.lines().nth(line).unwrap_or("").trim()
-                ));
-            }
-        }
-        found
+        cordon_server_core::layering::store_uses(code)
+            .into_iter()
+            .filter(|u| u.field || u.method.as_deref() != Some("clone"))
+            .map(|u| format!("run.rs:{}: {}", u.line, u.text))
+            .collect()
     }
 
     /// Issue 13: the server's background tasks (expiry, notifications, checkpoints, the

@@ -323,13 +323,16 @@ fn why_not(r: &RuleRecord) -> String {
     }
 }
 
-/// A rule file's JSON object as written (the server validates it and names what is
-/// wrong), with `name` set to the command's.
 /// `--severity`: a usage error (exit 2) naming the accepted values otherwise.
 fn parse_severity(s: &str) -> Result<Severity, String> {
     Severity::parse(s).ok_or_else(|| format!("{s:?} must be info, low, medium, high or critical"))
 }
 
+/// A rule file's JSON object as written (the server validates it and names what is
+/// wrong), with `name` set to the command's.
+///
+/// # Errors
+/// Exit 2 naming the file when it cannot be read or is not one JSON object.
 fn rule_file(path: &std::path::Path, name: &str) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let mut spec: serde_json::Map<String, serde_json::Value> =

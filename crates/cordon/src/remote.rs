@@ -1088,14 +1088,31 @@ fn looks_like_duration(s: &str) -> bool {
     t.starts_with(|c: char| c.is_ascii_digit()) && t.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// `--since 2h` (back from now) or an RFC 3339 time.
-fn time_arg(s: &str) -> Result<String, Failure> {
-    if let Ok(span) = Span::parse(s) {
-        return Ok(cordon_proto::timefmt::to_rfc3339(
-            cordon_proto::timefmt::now_ms().saturating_sub(span.millis()),
-        ));
+/// `--since 2h` (back from now) or an RFC 3339 time, for `option` (`--since`, `--until`).
+///
+/// # Errors
+/// Exit 2 naming `option` and both accepted forms (review14 LOW-12: `--since 2w` said only
+/// that it was no RFC 3339 time, naming neither the option nor the durations).
+fn time_arg(option: &str, s: &str) -> Result<String, Failure> {
+    match Span::parse(s) {
+        Ok(span) => {
+            return Ok(cordon_proto::timefmt::to_rfc3339(
+                cordon_proto::timefmt::now_ms().saturating_sub(span.millis()),
+            ))
+        }
+        Err(why) if looks_like_duration(s) => {
+            return Err(Failure::usage(format!(
+                "{}; or an RFC 3339 time (e.g. 2030-01-02T03:04:05Z)",
+                why.field(option)
+            )))
+        }
+        Err(_) => {}
     }
-    cordon_proto::timefmt::parse_rfc3339(s).map_err(Failure::usage)?;
+    cordon_proto::timefmt::parse_rfc3339(s).map_err(|why| {
+        Failure::usage(format!(
+            "{option}: {why}; or a duration back from now like 30m, 2h or 7d"
+        ))
+    })?;
     Ok(s.to_string())
 }
 
@@ -1420,8 +1437,8 @@ pub fn audit(a: AuditArgs) -> u8 {
             actor: a.actor.clone(),
             action: a.action.clone(),
             actor_token_id: a.actor_token,
-            since: a.since.as_deref().map(time_arg).transpose()?,
-            until: a.until.as_deref().map(time_arg).transpose()?,
+            since: a.since.as_deref().map(|s| time_arg("--since", s)).transpose()?,
+            until: a.until.as_deref().map(|s| time_arg("--until", s)).transpose()?,
         };
         // 409: a hostname several hosts have (the server lists their ids) is the caller's
         // to fix, as 404 (no such host) is (trial25 F9).
@@ -1465,6 +1482,28 @@ pub fn audit(a: AuditArgs) -> u8 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// review14 LOW-12: a bad `--since`/`--until` names the option and both forms it
+    /// takes, whichever form it was meant as (`--since 2w` said only "not an RFC 3339 time").
+    #[test]
+    fn a_bad_time_option_names_itself_and_both_forms() {
+        for (option, value) in [("--since", "2w"), ("--since", "0h"), ("--until", "yesterday")] {
+            let f = time_arg(option, value).unwrap_err();
+            let text = format!("{:#}", f.error);
+            assert_eq!(f.code, crate::exit::Code::Usage);
+            assert!(
+                text.starts_with(&format!("{option}: \"{value}\""))
+                    && text.contains("RFC 3339")
+                    && (text.contains("2h") || text.contains("out of range")),
+                "{text}"
+            );
+        }
+        assert!(time_arg("--since", "2h").is_ok());
+        assert_eq!(
+            time_arg("--until", "2030-01-02T03:04:05Z").unwrap(),
+            "2030-01-02T03:04:05Z"
+        );
+    }
 
     fn host(state: &str, claims: &[&str]) -> Host {
         let claims: Vec<serde_json::Value> = claims.iter().map(|s| serde_json::json!({"source": s})).collect();

@@ -150,3 +150,31 @@ fn install_doc_says_how_to_revoke_a_host_whose_package_is_gone() {
     );
     assert!(doc.contains("release_pending"), "docs/install.md");
 }
+
+/// review14 LOW-4: the workspace's `rust-version` said 1.80 while the code needed 1.83 and
+/// the locked dependencies 1.89, and no crate inherited it, so nothing checked it. Every
+/// crate inherits it now (cargo refuses an older toolchain, clippy's `incompatible_msrv`
+/// a newer std API), and it is at least what the code itself needs.
+#[test]
+fn every_crate_inherits_the_workspace_rust_version() {
+    let workspace = read("Cargo.toml");
+    let line = workspace
+        .lines()
+        .find(|l| l.starts_with("rust-version = "))
+        .expect("[workspace.package] rust-version");
+    let version = line.trim_start_matches("rust-version = ").trim_matches('"');
+    let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+    assert!(
+        version.starts_with("1.") && minor >= 83,
+        "{line}: io::ErrorKind::StorageFull needs 1.83"
+    );
+    for e in std::fs::read_dir(root().join("crates")).unwrap() {
+        let manifest = e.unwrap().path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(
+            text.contains("\nrust-version.workspace = true\n"),
+            "{}: add rust-version.workspace = true",
+            manifest.display()
+        );
+    }
+}

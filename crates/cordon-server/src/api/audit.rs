@@ -68,7 +68,7 @@ pub async fn list(
             .filter(|s| !s.is_empty())
             .map(parse_rfc3339)
             .transpose()
-            .map_err(ApiError::invalid)
+            .map_err(|e| ApiError::invalid(e.to_string()))
     };
     // An empty filter is refused, not dropped (trial28 LOW-2: `?host=` from a script's
     // empty variable answered with the whole log).
