@@ -1889,6 +1889,26 @@ async fn audit_chain_a_server_of_another_ca_refuses_to_start_on_the_database() {
         assert!(e.to_string().contains(&stranger), "{e}");
         assert_eq!(store.audit_count().await.unwrap(), count, "nothing may be written");
     }
+    // trial41 LOW-1: the row edited to name the stranger's CA: the signer of the log's
+    // last checkpoint still decides (the row is not marked).
+    sqlx::query("INSERT INTO deployment (id, ca_fingerprint) VALUES (1, $1)")
+        .bind(&stranger)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let e = cordon_server::run::start(&run_cfg(&other, &runs.db))
+        .await
+        .err()
+        .expect("a server of another CA started on an edited deployment row");
+    assert!(
+        e.to_string().contains(&genuine) && e.to_string().contains(&stranger),
+        "{e}"
+    );
+    assert_eq!(store.audit_count().await.unwrap(), count, "nothing may be written");
+    sqlx::query("DELETE FROM deployment")
+        .execute(store.pool())
+        .await
+        .unwrap();
     // The genuine CA still starts (and writes the row again); the log verifies.
     let again = runs.start().await;
     let r = runs.verify(&again).await;

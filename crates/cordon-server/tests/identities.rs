@@ -1949,3 +1949,216 @@ async fn the_actor_filter_takes_the_name_in_any_case_and_refusals_name_real_comm
         "{text}"
     );
 }
+
+/// trial41 HIGH-1: on a deployment upgraded from before credentials were recorded, a row
+/// whose mark was removed (or 953cdff's mark put back) with the credential hash swapped
+/// was bound again as found, at any time. The first binding of such a row writes a
+/// chained `token_bind` record naming its credential, which every later binding requires.
+/// trial41 MED-2: a name taken only by a `name_key` edited in the database is still taken.
+#[tokio::test]
+async fn a_token_made_before_credentials_were_recorded_is_bound_once_and_for_good() {
+    let ctx = Ctx::new().await;
+    let pool = ctx.store().pool().clone();
+    let h = ctx.enroll("web1", &[]).await;
+    // As an older version left it (here: another server process of that version on the
+    // database): a creation record without the credential, chained, and no mark.
+    let url = pool.connect_options().database_url.to_string();
+    let older = cordon_server::Store::connect(&url).await.unwrap();
+    let made = older
+        .create_api_token("alice-admin", "ann", cordon_proto::Role::Admin)
+        .await
+        .unwrap();
+    let (ann, secret) = (made.id, made.token);
+    let rec: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET detail = $1 WHERE id = $2")
+        .bind(format!("token {ann} \"ann\" role admin"))
+        .bind(rec)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stored = ctx
+        .store()
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == rec)
+        .unwrap();
+    let hash = cordon_proto::audit_chain::chain_hash(stored.prev_hash.as_deref().unwrap(), &stored);
+    sqlx::query("UPDATE audit SET hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(rec)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain SET head_hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    drop(older);
+    let act = |token: String| {
+        let h = h.clone();
+        let ctx = &ctx;
+        async move {
+            ctx.call(
+                "POST",
+                &format!("/v1/hosts/{h}/quarantine"),
+                Some(&token),
+                Some(r#"{"comment":"as ann"}"#),
+            )
+            .await
+        }
+    };
+    let (st, v) = act(secret.clone()).await;
+    assert!(st.is_success(), "bound as found, once: {v}");
+    let hash = cordon_server_core::secret::hash_token(&secret);
+    let bind = audit_all(&ctx)
+        .await
+        .into_iter()
+        .find(|r| r.action == "token_bind")
+        .expect("the binding is recorded");
+    assert_eq!(
+        (bind.actor.as_str(), bind.detail.as_deref()),
+        (
+            "system",
+            Some(format!("token {ann} \"ann\" role admin credential {}", &hash[..16]).as_str())
+        )
+    );
+    // Mark removed and credential swapped: refused now (the binding names the credential).
+    let mine = "cordon_mine_after_the_upgrade";
+    sqlx::query("UPDATE api_tokens SET hash = $1, identity_mac = NULL WHERE id = $2")
+        .bind(cordon_server_core::secret::hash_token(mine))
+        .bind(ann)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = ctx.store().audit_count().await.unwrap();
+    let (st, v) = act(mine.to_string()).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(the credential it was made or bound with)"),
+        "{v}"
+    );
+    assert_eq!(ctx.store().audit_count().await.unwrap(), before, "nothing written");
+    // The real credential put back: bound again from the binding record, no new record.
+    sqlx::query("UPDATE api_tokens SET hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(ann)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (st, v) = act(secret.clone()).await;
+    assert!(st.is_success(), "{v}");
+    assert_eq!(
+        audit_all(&ctx)
+            .await
+            .iter()
+            .filter(|r| r.action == "token_bind")
+            .count(),
+        1
+    );
+}
+
+/// trial41 MED-2: token-name uniqueness was decided by the `name_key` column; edited in
+/// the database, it let an admin create a second "ann". The keys are computed from the
+/// names when a token is created.
+#[tokio::test]
+async fn a_name_key_edited_in_the_database_does_not_free_the_name() {
+    let ctx = Ctx::new().await;
+    let body = json!({"name": "ann", "role": "admin"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let ann = v["id"].as_i64().unwrap();
+    sqlx::query("UPDATE api_tokens SET name_key = 'zzz' WHERE id = $1")
+        .bind(ann)
+        .execute(ctx.store().pool())
+        .await
+        .unwrap();
+    for name in ["ann", "ANN"] {
+        let body = json!({"name": name, "role": "admin"}).to_string();
+        let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.admin), Some(&body)).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{name}: {v}");
+        assert!(v.to_string().contains(&format!("token {ann} is named")), "{v}");
+    }
+}
+
+/// trial41 HIGH-A: an unmarked token row was bound from ANY `audit` row naming it —
+/// one inserted with id −7 (unchained, unmarked, deleted right afterwards) promoted a
+/// viewer to admin or lent another secret to alice, and verify read OK. Only records a
+/// server of the deployment wrote (chained, marked, id above 0) count.
+#[tokio::test]
+async fn a_forged_creation_record_binds_nothing() {
+    use cordon_proto::audit_chain::chain_hash;
+    let ctx = Ctx::new().await;
+    // A marked checkpoint: from it on every record must carry a server's mark.
+    cordon_server_core::service::audit::checkpoint(&ctx.state, "interval")
+        .await
+        .unwrap()
+        .unwrap();
+    let pool = ctx.store().pool().clone();
+    let viewer = ctx.store().authenticate(&ctx.viewer).await.unwrap().unwrap();
+    let vid = viewer.token_id;
+    let h16 = cordon_server_core::secret::hash_token(&ctx.viewer)[..16].to_string();
+    let detail = format!("token {vid} \"victor-viewer\" role admin credential {h16}");
+    let now = cordon_server_core::timefmt::now_ms();
+    // 1. Unchained, id −7.
+    sqlx::query(
+        "INSERT INTO audit (id, at, actor, action, result, detail) VALUES (-7, $1, 'admin', 'token_create', 'ok', $2)",
+    )
+    .bind(now)
+    .bind(detail.clone())
+    .execute(&pool)
+    .await
+    .unwrap();
+    // 2. Chained (hash recomputed) but without a server's mark, id 10^9.
+    let mut forged = cordon_proto::AuditRecord {
+        id: 1_000_000_000,
+        at: cordon_server_core::timefmt::to_rfc3339(now),
+        actor: "admin".into(),
+        action: "token_create".into(),
+        host_id: None,
+        comment: None,
+        result: "ok".into(),
+        detail: Some(detail.clone()),
+        event_id: None,
+        rule: None,
+        actor_token_id: None,
+        prev_hash: None,
+        hash: None,
+    };
+    let prev = "0".repeat(64);
+    let hash = chain_hash(&prev, &forged);
+    forged.hash = Some(hash.clone());
+    sqlx::query(
+        "INSERT INTO audit (id, at, actor, action, result, detail, prev_hash, hash) VALUES ($1, $2, 'admin', 'token_create', 'ok', $3, $4, $5)",
+    )
+    .bind(forged.id)
+    .bind(now)
+    .bind(detail.clone())
+    .bind(prev)
+    .bind(hash)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE api_tokens SET role = 'admin', identity_mac = NULL WHERE id = $1")
+        .bind(vid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let body = json!({"name": "made-by-victor", "role": "admin"}).to_string();
+    let (st, v) = ctx.call("POST", "/v1/tokens", Some(&ctx.viewer), Some(&body)).await;
+    assert_eq!(
+        st,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "promoted through a forged record: {v}"
+    );
+    assert_eq!(v["error"], "audit_tampered", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("role viewer credential"), "{v}");
+}

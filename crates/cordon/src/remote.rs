@@ -344,10 +344,14 @@ fn audit_verify(a: AuditVerifyArgs) -> u8 {
                         println!("==");
                         print!("{}", render_joined(&parts));
                     }
-                    let Some(decisive) = joined_verdict(&parts).cloned() else {
+                    let Some(decisive) = joined_verdict(&parts) else {
                         return Ok(());
                     };
-                    return exit_of(&decisive);
+                    let k = parts
+                        .iter()
+                        .position(|p| std::ptr::eq(&p.report, decisive))
+                        .unwrap_or(0);
+                    return exit_of_part(decisive, Some((k + 1, parts.len())));
                 }
             }
             None => {
@@ -437,6 +441,24 @@ fn read_export_file(path: &std::path::Path) -> Result<String, Failure> {
 /// tampered, 5 signatures not checked, 6 unproven, 8 not a full export, 9 another CA,
 /// 10 the log does not match the checkpoint given).
 fn exit_of(report: &cordon_proto::audit_chain::ChainReport) -> Result<(), Failure> {
+    exit_of_part(report, None)
+}
+
+/// [`exit_of`] for part `part` (its number, of how many) of a joined file: the last line
+/// names the part that sets the exit code, never "nothing was verified" for the whole
+/// file (trial35: part 1 verified, part 2 of another CA, and the last line said nothing
+/// was verified).
+fn exit_of_part(report: &cordon_proto::audit_chain::ChainReport, part: Option<(usize, usize)>) -> Result<(), Failure> {
+    if let (None, None, Some(_), Some((k, n))) = (&report.problem, &report.given_mismatch, &report.other_ca, part) {
+        return Err(Failure::msg(
+            Code::OtherCa,
+            format!(
+                "part {k} of {n} of the joined file is signed by another CA than the one given: its records were not \
+                 verified (each part's verdict is above); verify it with the CA certificate of the deployment that \
+                 made it"
+            ),
+        ));
+    }
     match &report.problem {
         // The caller's checkpoint against a log that checks on its own (trial33 MED-D).
         None if report.given_mismatch.is_some() => Err(Failure::msg(

@@ -460,3 +460,23 @@ fn audit_verify_joined_files_one_without_its_trailer_name_that_part() {
     assert!(out.contains("NOT A FULL EXPORT: part 2 (lines 5–7)"), "{out}");
     assert!(!out.contains("TAMPERED"), "{out}");
 }
+
+/// trial35 (trial33 LOW-3 re-check): in a joined file whose part 2 is signed by another
+/// CA, the last line said "the export is signed by another CA …: nothing was verified"
+/// although part 1 was verified. It names the part that sets the exit code.
+#[test]
+fn audit_verify_joined_files_of_another_ca_name_the_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("joined.jsonl");
+    let one = export(&"00".repeat(70));
+    std::fs::write(&f, format!("{one}{one}")).unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca_path = dir.path().join("other-ca.pem");
+    std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    let (code, out, err) = verify_with(&f, &["--ca", &ca_path.to_string_lossy()]);
+    assert_eq!(code, 9, "{out}{err}");
+    assert!(
+        err.contains("part 1 of 2 of the joined file is signed by another CA") && !err.contains("nothing was verified"),
+        "{err}"
+    );
+}

@@ -1768,6 +1768,66 @@ impl Store {
         }
     }
 
+    /// The details of the records of `actions` whose detail matches `pattern` (SQL
+    /// `LIKE`) that a server of the deployment wrote, oldest first: id above 0, the hash
+    /// recomputing from the record and its `prev_hash`, and — from the first checkpoint
+    /// signed `marked` on (see `Store::first_marked`) — a valid deployment mark; records
+    /// from before the chain (no hashes, id up to its start) as they are. What an
+    /// API token's identity is bound from (trial41 HIGH-A: any row was taken, even an
+    /// unchained, unmarked one with id −7 deleted right afterwards). Empty without keys.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn genuine_details(&self, actions: &[&str], pattern: &str) -> Result<Vec<String>, StoreError> {
+        let Some(keys) = self.keys.get() else {
+            return Ok(Vec::new());
+        };
+        let mut tx = self.begin().await?;
+        let marked_from = self.first_marked(&mut tx, keys).await?;
+        let sql = format!(
+            "SELECT id, at, actor, action, host_id, comment, result, detail, event_id, rule_name, actor_token_id, \
+             prev_hash, hash, writer_mac FROM audit WHERE id > 0 AND action IN ({}) AND detail LIKE ${} ORDER BY id",
+            placeholders(1, actions.len()),
+            actions.len() + 1
+        );
+        let mut q = sqlx::query(&sql);
+        for a in actions {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.bind(pattern.to_string()).fetch_all(&mut *tx).await?;
+        tx.rollback().await?;
+        // Records written before the chain existed (ids up to its start) carry no hashes:
+        // taken as they are (a log that old has nothing better to offer).
+        let started_after = self.audit_head_row().await?.map_or(0, |(_, s)| s);
+        let mut out = Vec::new();
+        for r in &rows {
+            let rec = record(r)?;
+            if rec.hash.is_none() && rec.id <= started_after {
+                out.extend(rec.detail);
+                continue;
+            }
+            let (Some(prev), Some(hash), Some(detail)) = (rec.prev_hash.clone(), rec.hash.clone(), rec.detail.clone())
+            else {
+                continue;
+            };
+            let plain = AuditRecord {
+                prev_hash: None,
+                hash: None,
+                ..rec.clone()
+            };
+            if chain_hash(&prev, &plain) != hash {
+                continue;
+            }
+            if marked_from.is_some_and(|m| rec.id >= m)
+                && !mark_valid(&keys.mark, &hash, get_opt_str(r, "writer_mac")?.as_deref())
+            {
+                continue;
+            }
+            out.push(detail);
+        }
+        Ok(out)
+    }
+
     /// The records with an id above `after` (up to `upto`) that carry no valid
     /// deployment mark ([`Marker`]) though they come after the first checkpoint signed
     /// `marked` (see [`Store::first_marked`]): written by no server of the deployment,
@@ -2389,10 +2449,10 @@ impl Store {
     }
 
     /// Ties this database to the CA with SHA-256 fingerprint `here` (trial28 MED-2), before
-    /// a server, `server init` or `server token create` writes anything: the database's
-    /// `deployment` row names the deployment's CA; without one (made by `server init`
-    /// before version 29, or a new database) the signer of the log's last checkpoint is
-    /// compared, and the row is written for `here` when it matches or none exists.
+    /// a server, `server init` or `server token create` writes anything: the signer of the
+    /// log's last checkpoint must be `here` (always: the row alone is not marked), and the
+    /// database's `deployment` row names the deployment's CA; without one (made by `server
+    /// init` before version 29, or a new database) the row is written for `here`.
     ///
     /// # Errors
     /// [`StoreError::OtherCa`] naming both fingerprints when the database belongs to
@@ -2402,13 +2462,9 @@ impl Store {
             database,
             here: here.to_string(),
         };
-        let stored = sqlx::query("SELECT ca_fingerprint FROM deployment WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(r) = stored {
-            let database = get_str(&r, "ca_fingerprint")?;
-            return if database == here { Ok(()) } else { Err(other(database)) };
-        }
+        // The signer of the log's last checkpoint is compared even when the row exists
+        // (trial41 LOW-1: the row, edited to another CA's fingerprint, let that CA's
+        // server start and sign into this log).
         let last_cp = sqlx::query("SELECT detail FROM audit WHERE action = $1 ORDER BY id DESC LIMIT 1")
             .bind(CHECKPOINT_ACTION)
             .fetch_optional(&self.pool)
@@ -2422,6 +2478,13 @@ impl Store {
             if !cp.key.is_empty() && cp.key != here {
                 return Err(other(cp.key));
             }
+        }
+        let stored = sqlx::query("SELECT ca_fingerprint FROM deployment WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(r) = stored {
+            let database = get_str(&r, "ca_fingerprint")?;
+            return if database == here { Ok(()) } else { Err(other(database)) };
         }
         sqlx::query("INSERT INTO deployment (id, ca_fingerprint) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
             .bind(here.to_string())

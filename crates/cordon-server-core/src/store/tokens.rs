@@ -141,16 +141,17 @@ impl Store {
                  `ΤΟΜ` as `TOM` —, revoked tokens included); choose another name"
             ))
         };
-        let taken = sqlx::query("SELECT id, name FROM api_tokens WHERE name_key = $1")
-            .bind(key.clone())
-            .fetch_optional(&mut *tx)
+        // The keys are computed from the names here, not read from `name_key` (trial41
+        // MED-2: that column, edited in the database, let a second "ann" be created).
+        let rows = sqlx::query("SELECT id, name, name_key FROM api_tokens ORDER BY id")
+            .fetch_all(&mut *tx)
             .await?;
-        if let Some(row) = taken {
-            return Err(taken_by(format!(
-                "token {} is named {:?}",
-                get_i64(&row, "id")?,
-                get_str(&row, "name")?
-            )));
+        for row in &rows {
+            let other = get_str(row, "name")?;
+            let stored = super::get_opt_str(row, "name_key")?;
+            if crate::service::validate::token_name_key(&other) == key || stored.as_deref() == Some(key.as_str()) {
+                return Err(taken_by(format!("token {} is named {other:?}", get_i64(row, "id")?)));
+            }
         }
         sqlx::query(
             "INSERT INTO api_tokens (name, name_key, role, hash, created_at, revoked) VALUES ($1, $2, $3, $4, $5, 0)",
@@ -423,65 +424,84 @@ impl Store {
             },
             None => false,
         };
-        if v1 {
-            // 953cdff's mark vouches for the id, role and name; the credential hash and
-            // the revocation are bound as found (its creation record, of that version,
-            // does not name the credential).
-            tracing::info!(token = id, name, role, "API token's mark of 953cdff upgraded to cover its credential hash and revocation as the database holds them");
-            self.check_not_revoked_in_log(row, &edited).await?;
-            return self.bind_token_row(&keys.mark, row).await;
-        }
-        // Not marked: bound from the creation record.
-        let pattern = format!("token {id} %");
-        let records = sqlx::query("SELECT detail FROM audit WHERE action = 'token_create' AND detail LIKE $1")
-            .bind(pattern)
-            .fetch_all(&self.pool)
+        // Not marked by this version: bound from the log — the token's creation record,
+        // or the record of an earlier binding (`token_bind`), when one names its
+        // credential (trial41 HIGH-1: a row whose mark was removed, or 953cdff's mark put
+        // back, with the credential hash swapped, was bound again as found).
+        // Only records a server of the deployment wrote count: chained, marked, id above
+        // 0 (trial41 HIGH-A: a row inserted with id −7 and deleted afterwards was taken).
+        let details = self
+            .genuine_details(&["token_create", BIND_ACTION], &format!("token {id} %"))
             .await?;
-        let details = records
-            .iter()
-            .map(|r| super::get_opt_str(r, "detail"))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
         let with_credential = creation_detail(id, name, role, Some(&row.hash));
+        if details.contains(&with_credential) {
+            self.check_not_revoked_in_log(row, &edited).await?;
+            return self.bind_token_row(&keys.mark, row, false).await;
+        }
+        let named: Vec<&String> = details.iter().filter(|d| names_a_credential(d)).collect();
+        if !named.is_empty() {
+            let said = named.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("; ");
+            return Err(edited(format!(
+                "its creation record in the audit log says {said:?} (the credential it was made or bound with)"
+            )));
+        }
+        // No record names its credential (made before credentials were recorded): bound
+        // once, as found — vouched for by 953cdff's mark or a creation record of the same
+        // name and role — with a `token_bind` record naming the credential, which every
+        // later binding then requires.
         let legacy = creation_detail(id, name, role, None);
-        if details.is_empty() {
-            return Err(edited(
-                "no token_create record in the audit log names it (a row added in the database, or one whose \
-                 creation record retention archived before the server had bound the row)"
-                    .into(),
-            ));
-        }
-        if !details.contains(&with_credential) {
-            if !details.contains(&legacy) {
-                let said = details.join("; ");
-                return Err(edited(format!("its creation record in the audit log says {said:?}")));
+        if !v1 && !details.contains(&legacy) {
+            if details.is_empty() {
+                return Err(edited(
+                    "no token_create record in the audit log names it (a row added in the database, or one whose \
+                     creation record retention archived before the server had bound the row)"
+                        .into(),
+                ));
             }
-            tracing::info!(
-                token = id,
-                name,
-                role,
-                marked_by_953cdff = v1,
-                "API token bound with its credential hash as the database holds it: its creation record predates \
-                 recorded credentials"
-            );
+            let said = details.join("; ");
+            return Err(edited(format!("its creation record in the audit log says {said:?}")));
         }
+        tracing::info!(
+            token = id,
+            name,
+            role,
+            marked_by_953cdff = v1,
+            "API token bound with its credential hash as the database holds it (its creation record predates \
+             recorded credentials): recorded as token_bind, which later bindings require"
+        );
         self.check_not_revoked_in_log(row, &edited).await?;
-        self.bind_token_row(&keys.mark, row).await
+        self.bind_token_row(&keys.mark, row, true).await
     }
 
-    /// Writes this version's mark on `row` as it is, unless another server marked it first.
-    async fn bind_token_row(&self, key: &ring::hmac::Key, row: &TokenRow) -> Result<(), StoreError> {
+    /// Writes this version's mark on `row` as it is, unless another server marked it
+    /// first; with `record`, in the same transaction, a `token_bind` record (actor
+    /// `system`) whose detail names the row as a creation record would, credential
+    /// included.
+    async fn bind_token_row(&self, key: &ring::hmac::Key, row: &TokenRow, record: bool) -> Result<(), StoreError> {
         let mark = row_mark(key, row.id, &row.name, &row.role, &row.hash, row.revoked);
         let (_guard, mut tx) = self.write_tx().await?;
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE api_tokens SET identity_mac = $1 WHERE id = $2 AND (identity_mac IS NULL OR identity_mac NOT LIKE 'v2:%')",
         )
         .bind(mark)
         .bind(row.id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if record && n == 1 {
+            let detail = creation_detail(row.id, &row.name, &row.role, Some(&row.hash));
+            append(
+                &mut tx,
+                &NewAudit {
+                    actor: crate::SYSTEM_ACTOR,
+                    action: BIND_ACTION,
+                    result: "ok",
+                    detail: Some(&detail),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -554,6 +574,22 @@ fn creation_detail(id: i64, name: &str, role: &str, hash: Option<&str>) -> Strin
         ),
         None => format!("token {id} {name:?} role {role}"),
     }
+}
+
+/// The audit action recording that the server bound a token made before credentials
+/// were recorded (detail as [`creation_detail`] with the credential).
+pub const BIND_ACTION: &str = "token_bind";
+
+/// Whether `detail` (a `token_create` or `token_bind` record's) names a credential: it
+/// ends ` role ROLE credential H` with 16 lower-case hex digits.
+fn names_a_credential(detail: &str) -> bool {
+    detail.rsplit_once(" credential ").is_some_and(|(head, h)| {
+        h.len() == 16
+            && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && ["admin", "responder", "viewer"]
+                .iter()
+                .any(|r| head.ends_with(&format!(" role {r}")))
+    })
 }
 
 /// Prefix of a row mark of this version ([`row_mark`]); 953cdff's marks are bare hex.
