@@ -396,6 +396,18 @@ async fn a_quarantine_first_in_force_when_the_agent_starts_enforcing_is_announce
     c.agent_status(&flip, &report(revs[0], AgentState::Isolated)).await;
     c.agent_status(&app, &degraded).await;
     assert_eq!(outbox(&c, "quarantined").await.len(), 2);
+    // trial42 MED-3: web-01 released on the host and run with enforce = false again
+    // (announced NOT quarantined), then enforcing again on the same revision: cut off
+    // again, so announced again.
+    c.agent_status(&flip, &dry(revs[0])).await;
+    assert_eq!(outbox(&c, "not_enforcing").await.len(), 3);
+    c.agent_status(&flip, &report(revs[0], AgentState::Isolated)).await;
+    c.agent_status(&flip, &report(revs[0], AgentState::Isolated)).await;
+    assert_eq!(
+        outbox(&c, "quarantined").await.len(),
+        3,
+        "back in force after NOT quarantined: announced once"
+    );
 }
 
 /// An agent with `enforce = false` is `not_enforcing`, never `quarantined`, and its

@@ -302,8 +302,12 @@ async fn commit_batch(
     // enforces the same revision, that report is still its first confirmation, audited
     // `quarantine_confirmed` and announced (trial36 MED-B: it was
     // `quarantine_reconfirmed`, and the channel told "NOT quarantined" heard nothing more).
+    // A host back in force after a not-enforcing spell within one revision (trial42
+    // MED-3: the channel was last told "NOT quarantined") is announced again: it claims
+    // its way out of `not_enforcing` the same way.
     let mut by_revision: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     let mut not_enforcing: BTreeSet<String> = BTreeSet::new();
+    let mut back_in_force: BTreeSet<String> = BTreeSet::new();
     for job in batch {
         if let Some(host) = hosts.get(&job.host_id) {
             let a = assess(host, &job.report);
@@ -314,7 +318,28 @@ async fn commit_batch(
                     .entry(host.desired.revision)
                     .or_default()
                     .insert(host.id.clone());
+                if host.state == HostState::NotEnforcing && a.state == HostState::Quarantined {
+                    back_in_force.insert(host.id.clone());
+                }
             }
+        }
+    }
+    let mut claimed_back: HashSet<String> = HashSet::new();
+    let back: Vec<String> = back_in_force.into_iter().collect();
+    for chunk in back.chunks(IDS_PER_STATEMENT) {
+        // The write below sets the same state; this claims the change, once.
+        let sql = format!(
+            "UPDATE hosts SET state = $1 WHERE state = $2 AND id IN ({}) RETURNING id",
+            marks(3, chunk.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(HostState::Quarantined.as_str())
+            .bind(HostState::NotEnforcing.as_str());
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            claimed_back.insert(get_str(&row, "id")?);
         }
     }
     let mut claimed_dry: HashSet<String> = HashSet::new();
@@ -350,7 +375,13 @@ async fn commit_batch(
             }
         }
     }
-    let causes = request_causes_tx(&mut tx, &claimed.union(&claimed_dry).cloned().collect()).await?;
+    let firsts: HashSet<String> = claimed
+        .iter()
+        .chain(claimed_dry.iter())
+        .chain(claimed_back.iter())
+        .cloned()
+        .collect();
+    let causes = request_causes_tx(&mut tx, &firsts).await?;
     let now = now_ms();
     let mut results = Vec::with_capacity(batch.len());
     let mut planned: Vec<PlannedAudit> = Vec::new();
@@ -366,7 +397,8 @@ async fn commit_batch(
             && if a.state == HostState::NotEnforcing {
                 claimed_dry.remove(&host.id)
             } else {
-                claimed.remove(&host.id)
+                // Both claims are used up by the one report (`|`, not `||`).
+                claimed.remove(&host.id) | claimed_back.remove(&host.id)
             };
         let plan = plan_report(host, extra, &job.report, now, first, causes.get(&host.id));
         write_report_tx(&mut tx, host, &job.report, &plan, now).await?;
