@@ -332,11 +332,9 @@ pub fn program_bypasses() -> Vec<Bypass> {
     let progs = match bpf::programs(&types) {
         Ok(p) => p,
         Err(e) => {
-            return vec![Bypass {
-                what: format!("BPF programs on this machine cannot be listed ({e})"),
-                skips: SKIPS_ALL.to_vec(),
-                holder: None,
-            }]
+            return listing_failed("BPF programs on this machine cannot be listed", &e, SKIPS_ALL.to_vec())
+                .into_iter()
+                .collect()
         }
     };
     if progs.is_empty() {
@@ -508,14 +506,35 @@ pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
     let maps = match bpf::devmaps() {
         Ok(m) => m,
         Err(e) => {
-            return vec![Bypass {
-                what: format!("BPF devmaps on this machine cannot be read ({e})"),
-                skips,
-                holder: None,
-            }]
+            return listing_failed("BPF devmaps on this machine cannot be read", &e, skips)
+                .into_iter()
+                .collect()
         }
     };
     devmap_words(maps, links, bpf_map_holders)
+}
+
+/// How a failed BPF listing (`what`, error `e`) counts: any failure is a bypass of
+/// `skips` (what cannot be seen is not claimed) — but `EPERM`, bpf(2) refused outright
+/// (trial39 MED-1: a container whose seccomp policy refuses it, an unprivileged LXC), is
+/// none: no process of such a sandbox can load, attach or fill what these listings look
+/// for either, so every quarantine there read NOT ISOLATED with nothing to delete. That
+/// case is a coverage note instead ([`BPF_REFUSED_NOTE`]). Pure.
+pub fn listing_failed(what: &str, e: &std::io::Error, skips: Vec<Layer>) -> Option<Bypass> {
+    (e.raw_os_error() != Some(libc::EPERM)).then(|| Bypass {
+        what: format!("{what} ({e})"),
+        skips,
+        holder: None,
+    })
+}
+
+/// The coverage note when bpf(2) is refused here ([`bpf_refused`]).
+pub const BPF_REFUSED_NOTE: &str = "BPF programs, links and maps cannot be listed here (bpf(2): Operation not permitted — a container whose seccomp policy refuses it, or an unprivileged one): no process of this sandbox can load or attach them either, but a tcx or XDP program or a devmap made by a process allowed bpf(2) (the host's root, outside this container) is not seen";
+
+/// Whether bpf(2) is refused to this process (`EPERM` listing program ids): see
+/// [`listing_failed`].
+pub fn bpf_refused() -> bool {
+    matches!(bpf::next_id(bpf::Object::Prog, 0), Err(e) if e.raw_os_error() == Some(libc::EPERM))
 }
 
 /// The bypasses of [`devmap_bypasses`] for the devmaps `maps` read, `holders` naming the
@@ -700,12 +719,19 @@ pub fn mprog_bypasses(links: &[Link]) -> Vec<Bypass> {
             hooks.push((BPF_NETKIT_PEER, "netkit peer"));
         }
         for (ty, words) in hooks {
-            let what = match mprog_ids(l.index, ty) {
+            let what: Vec<String> = match mprog_ids(l.index, ty) {
                 Ok(ids) => ids
                     .into_iter()
                     .map(|id| format!("{words} BPF program id {id} on {}", l.name))
                     .collect(),
-                Err(e) => vec![format!("{words} BPF programs on {} cannot be listed ({e})", l.name)],
+                Err(e) => listing_failed(
+                    &format!("{words} BPF programs on {} cannot be listed", l.name),
+                    &e,
+                    vec![],
+                )
+                .map(|b| b.what)
+                .into_iter()
+                .collect(),
             };
             out.extend(what.into_iter().map(|what| Bypass {
                 what,
@@ -1145,6 +1171,37 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// trial39 MED-1: bpf(2) refused outright (EPERM, a container's seccomp policy) is no
+    /// path around the hooks (nothing in the sandbox can make one either): no bypass, a
+    /// note; any other failure to list still counts as one.
+    #[test]
+    fn a_refused_bpf_listing_is_a_note_not_a_bypass() {
+        let eperm = std::io::Error::from_raw_os_error(libc::EPERM);
+        assert_eq!(
+            listing_failed(
+                "BPF programs on this machine cannot be listed",
+                &eperm,
+                SKIPS_ALL.to_vec()
+            ),
+            None
+        );
+        let other = std::io::Error::from_raw_os_error(libc::EINVAL);
+        let b = listing_failed(
+            "BPF devmaps on this machine cannot be read",
+            &other,
+            vec![Layer::NetdevEgress],
+        )
+        .unwrap();
+        assert!(
+            b.what
+                .starts_with("BPF devmaps on this machine cannot be read (Invalid argument"),
+            "{}",
+            b.what
+        );
+        assert_eq!(b.skips, [Layer::NetdevEgress]);
+        assert!(BPF_REFUSED_NOTE.contains("not seen"));
     }
 
     /// trial37 LOW-7: a devmap whose entries cannot be read (created write-only) is named

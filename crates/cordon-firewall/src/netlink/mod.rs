@@ -762,6 +762,9 @@ impl Firewall for Netlink {
         cov.layers.retain(|l| !bypasses.iter().any(|b| b.skips.contains(l)));
         cov.bypasses = bypasses;
         cov.taps = around::packet_taps(&links);
+        if around::bpf_refused() {
+            cov.notes.push(around::BPF_REFUSED_NOTE.into());
+        }
         let any = read.inet || read.ingress.is_some() || read.egress.is_some();
         if any {
             let mut uncovered: Vec<String> = miss_in;
