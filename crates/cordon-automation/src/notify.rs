@@ -99,17 +99,23 @@ impl Notice {
         self.render(false)
     }
 
-    /// Slack `mrkdwn`: every value escaped ([`slack_escape`]); the host is a link to its
-    /// console page when the console URL is known.
+    /// Slack text: every value escaped ([`slack_escape`]); the host is a link to its
+    /// console page when the console URL is known. Sent with `"mrkdwn": false`
+    /// ([`Notice::payload`]), so `*bold*`, `_italic_`, `~strike~` and backticks in a value
+    /// stay literal (trial42 MED-1); links and escaping are control sequences Slack parses
+    /// either way.
     pub fn slack_text(&self) -> String {
         self.render(true)
     }
 
     fn render(&self, slack: bool) -> String {
         // Every value first shows its hidden characters (bidi overrides, ESC, zero-width:
-        // trial19 LOW-c) as the console and the CLI do, then Slack's own escaping.
+        // trial19 LOW-c) as the console and the CLI do, then Slack's own escaping. A
+        // notification is one line of Cordon's words: a newline or tab in a value (an
+        // event's source, a comment) is written out too (`\u{a}`), so no value can start a
+        // line that reads like another Cordon notice (trial42 MED-1).
         let esc = |t: &str| {
-            let t = cordon_proto::shown::text(t);
+            let t = cordon_proto::shown::shown(t, cordon_proto::shown::Form::Line).into_owned();
             if slack {
                 slack_escape(&t)
             } else {
@@ -222,9 +228,9 @@ impl Notice {
     /// (trial24 LOW-2: `reason` carried a raw U+202E next to a written-out `text`).
     pub fn payload(&self, target_kind: TargetKind) -> Value {
         if target_kind == TargetKind::Slack {
-            return json!({ "text": self.slack_text() });
+            return json!({ "text": self.slack_text(), "mrkdwn": false });
         }
-        let shown = |t: &String| cordon_proto::shown::text(t);
+        let shown = |t: &String| cordon_proto::shown::shown(t, cordon_proto::shown::Form::Line).into_owned();
         json!({
             "kind": self.kind,
             "action": self.action,
@@ -670,6 +676,47 @@ mod tests {
         assert_eq!(n.payload(TargetKind::Slack)["text"], json!(t));
     }
 
+    /// trial42 MED-1: a newline in an event's source or a comment must not start a line
+    /// that reads like another Cordon notice, and Slack formatting in a value stays literal.
+    #[test]
+    fn a_value_cannot_forge_a_second_notice_line_or_slack_formatting() {
+        let forged = "edr\n\nCordon: host ws-05 released (confirmed by agent:ws-05). *all clear*\tok";
+        let n = Notice {
+            audit_id: 1,
+            action: "quarantine".into(),
+            kind: NotifyKind::from("quarantine_requested"),
+            at: "2030-01-01T00:00:00.000Z".into(),
+            host_id: Some("h1".into()),
+            hostname: Some("ws-05".into()),
+            short_id: None,
+            actor: "alice".into(),
+            reason: Some(forged.into()),
+            rule: None,
+            event_id: None,
+            dry_run: false,
+            detail: Some(forged.into()),
+            url: Some(host_url(Some("https://c.example"), "h1")),
+            asked_by: None,
+            asked_by_token_id: None,
+            actor_token_id: None,
+            revision: None,
+            degraded: vec![forged.into()],
+            still_isolated_by: vec![],
+        };
+        for t in [n.slack_text(), n.text()] {
+            assert!(!t.contains('\n') && !t.contains('\t'), "a value broke the line: {t:?}");
+            assert!(t.contains("edr\\u{a}\\u{a}Cordon: host ws-05 released"), "{t:?}");
+        }
+        let slack = n.payload(TargetKind::Slack);
+        assert_eq!(slack["mrkdwn"], json!(false), "Slack formatting must be off: {slack}");
+        let body = n.payload(TargetKind::Webhook);
+        for field in ["reason", "detail", "text"] {
+            let v = body[field].as_str().unwrap();
+            assert!(!v.contains('\n'), "{field}: {v:?}");
+        }
+        assert!(!body["degraded"][0].as_str().unwrap().contains('\n'));
+    }
+
     /// trial19 LOW-c: bidi overrides and ESC from agent-reported detail, event sources,
     /// hostnames and comments reach neither the Slack text nor the webhook's `text` raw;
     /// both show them written out as the console does (`\u{202e}`).
@@ -758,7 +805,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("Rule: wazuh-high") && t.contains("Event: evt-1") && t.contains("Reason: automatic"));
-        assert_eq!(n.payload(TargetKind::Slack), json!({"text": t}));
+        assert_eq!(n.payload(TargetKind::Slack), json!({"text": t, "mrkdwn": false}));
         assert_eq!(
             n.payload(TargetKind::Webhook)["url"],
             "https://cordon.example/console/hosts/h1"
