@@ -512,6 +512,8 @@ struct Prepared {
     /// Hosts with the action's label that are revoked and still quarantined, named
     /// (`web-02 (a488c581)`): left out of the action.
     revoked: Vec<String>,
+    /// Selected hosts that are revoked, named the same way: left out of the action.
+    selected_revoked: Vec<String>,
 }
 
 /// A revoked host as the review names it: hostname and short id (pure).
@@ -594,6 +596,7 @@ async fn prepare(
         .collect();
     let mut targets: Vec<Host> = Vec::new();
     let mut revoked: Vec<String> = Vec::new();
+    let mut selected_revoked: Vec<String> = Vec::new();
     match (&label, refs.is_empty()) {
         (Some(l), true) => match validate::label(l) {
             Err(e) => {
@@ -636,7 +639,11 @@ async fn prepare(
         (Some(_), false) => {
             errors.insert("form".into(), "give hosts or a label, not both".into());
         }
-        (None, false) => targets = resolve(st, caller, &refs, &mut errors).await,
+        (None, false) => {
+            let (list, held) = resolve(st, caller, &refs, &mut errors).await;
+            targets = list;
+            selected_revoked = held;
+        }
     }
     if !errors.is_empty() {
         return Err((invalid, errors));
@@ -713,6 +720,7 @@ async fn prepare(
         req,
         impacts,
         revoked,
+        selected_revoked,
     })
 }
 
@@ -814,19 +822,30 @@ fn stale(targets: &[Host], revisions: &BTreeMap<String, i64>) -> Result<(), (Sta
     Ok(())
 }
 
-/// The hosts `refs` names (ids or hostnames), each once, through the service (viewer);
-/// a revoked or unknown host is a form error.
-async fn resolve(st: &AppState, caller: &Caller, refs: &[String], errors: &mut BTreeMap<String, String>) -> Vec<Host> {
+/// The hosts `refs` names (ids or hostnames), each once, through the service (viewer),
+/// and the revoked ones among them, named (`web-02 (a488c581)`): no action reaches a
+/// revoked host, so they are left out of the targets and the review says so; only a
+/// selection of nothing but revoked hosts is a form error (trial42 MED-2: "Select all"
+/// ticks revoked rows, and the review refused one of them per attempt). An unknown host
+/// is a form error.
+async fn resolve(
+    st: &AppState,
+    caller: &Caller,
+    refs: &[String],
+    errors: &mut BTreeMap<String, String>,
+) -> (Vec<Host>, Vec<String>) {
     let mut seen = BTreeSet::new();
     let mut targets = Vec::new();
+    let mut revoked = Vec::new();
     for r in refs {
         match hosts::get(st, caller, r).await {
-            Ok(h) if h.revoked => {
-                errors.insert("form".into(), format!("host {} is revoked", h.hostname));
-            }
             Ok(h) => {
                 if seen.insert(h.id.clone()) {
-                    targets.push(h);
+                    if h.revoked {
+                        revoked.push(revoked_name(&h));
+                    } else {
+                        targets.push(h);
+                    }
                 }
             }
             Err(e) => {
@@ -834,7 +853,26 @@ async fn resolve(st: &AppState, caller: &Caller, refs: &[String], errors: &mut B
             }
         }
     }
-    targets
+    if targets.is_empty() && !revoked.is_empty() && errors.is_empty() {
+        errors.insert(
+            "form".into(),
+            format!(
+                "every selected host is revoked: {} (no action reaches a revoked host; one still quarantined is released on the host: cordon release --force)",
+                revoked.join(", ")
+            ),
+        );
+    }
+    (targets, revoked)
+}
+
+/// The review's line for selected hosts left out because they are revoked (pure).
+fn revoked_selected(names: &[String]) -> String {
+    format!(
+        "Revoked: {} selected {} left out: {} — no action reaches a revoked host; one still quarantined is released on the host (cordon release --force).",
+        names.len(),
+        if names.len() == 1 { "host is" } else { "hosts are" },
+        names.join(", ")
+    )
 }
 
 /// A retry checked: per host whether it is retried ([`Host::retry_refusal`]: failed, tampered,
@@ -845,6 +883,8 @@ struct PreparedRetry {
     revisions: BTreeMap<String, i64>,
     comment: String,
     impacts: Vec<HostImpact>,
+    /// Selected hosts that are revoked (`web-02 (a488c581)`): left out, the review says so.
+    revoked: Vec<String>,
 }
 
 /// The Retry dialog's check: the comment, the hosts (never a label), a stale view
@@ -877,7 +917,7 @@ async fn prepare_retry(
     if refs.is_empty() {
         errors.insert("form".into(), "select at least one host".into());
     }
-    let targets = resolve(st, caller, &refs, &mut errors).await;
+    let (targets, revoked) = resolve(st, caller, &refs, &mut errors).await;
     if !errors.is_empty() {
         return Err((invalid, errors));
     }
@@ -943,6 +983,7 @@ async fn prepare_retry(
         revisions,
         comment,
         impacts,
+        revoked,
     })
 }
 
@@ -1302,7 +1343,13 @@ pub async fn check(
     if f.action == RETRY {
         return match prepare_retry(&st, &s.caller, &f, false).await {
             Err((status, errors)) => invalid_form(status, errors),
-            Ok(p) => Json(retry_confirmation(&p.impacts)).into_response(),
+            Ok(p) => {
+                let mut c = retry_confirmation(&p.impacts);
+                if !p.revoked.is_empty() {
+                    c.warnings.push(revoked_selected(&p.revoked));
+                }
+                Json(c).into_response()
+            }
         };
     }
     match prepare(&st, &s.caller, &f, false).await {
@@ -1315,6 +1362,9 @@ pub async fn check(
                     .replace("(every host with label", "(every non-revoked host with label");
                 c.warnings
                     .push(cordon_proto::review::revoked_left_out(&f.action, &p.revoked));
+            }
+            if !p.selected_revoked.is_empty() {
+                c.warnings.push(revoked_selected(&p.selected_revoked));
             }
             Json(c).into_response()
         }

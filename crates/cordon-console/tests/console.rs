@@ -3599,3 +3599,61 @@ async fn a_repaired_tamper_keeps_the_quarantines_since() {
         confirmed.state_since
     );
 }
+
+/// trial42 MED-2: "Select all" ticks revoked rows too, and the review then refused the
+/// whole selection naming one revoked host per attempt ("host web-02 is revoked"), with no
+/// way forward. Revoked hosts are left out of a selection's review with a line that names
+/// them all; a selection of nothing but revoked hosts is refused naming every one.
+#[tokio::test]
+async fn a_selection_with_revoked_hosts_is_reviewed_without_them() {
+    use cordon_proto::AgentState;
+    let ctx = Ctx::new().await;
+    let a = ctx.enroll("web-01", &["lab"]).await;
+    let gone = ctx.enroll("web-02", &["lab"]).await;
+    let never = ctx.enroll("never-08", &["lab"]).await;
+    for id in [&a, &gone] {
+        quarantine(&ctx, id, r#"{"comment":"IR-42"}"#).await;
+        report(&ctx, id, AgentState::Isolated, "nftables", |_| {}).await;
+    }
+    for (id, force) in [(&gone, true), (&never, false)] {
+        let body = format!(r#"{{"comment":"t42 revoke","force":{force}}}"#);
+        let (st, v) = ctx
+            .call("POST", &format!("/v1/hosts/{id}/revoke"), Some(&ctx.admin), Some(&body))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let rs = sign_in(&ctx, &ctx.responder).await;
+    for action in ["release", "retry"] {
+        let all = serde_json::json!({"action": action, "hosts": [&a, &gone, &never], "comment": "IR-42 done"});
+        let v = j(&post_json(&ctx, &rs, "/console/actions/check", all).await);
+        assert_eq!(v["ok"], true, "{action}: {v}");
+        let warnings = v["warnings"].to_string();
+        assert!(
+            warnings.contains(&format!(
+                "Revoked: 2 selected hosts are left out: web-02 ({}), never-08 ({})",
+                &gone[..8],
+                &never[..8]
+            )),
+            "{action}: {warnings}"
+        );
+        let ids: Vec<&str> = v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![a.as_str()],
+            "{action}: only the non-revoked host is reviewed: {v}"
+        );
+    }
+    let only_revoked = serde_json::json!({"action": "release", "hosts": [&gone, &never], "comment": "IR-42 done"});
+    let v = j(&post_json(&ctx, &rs, "/console/actions/check", only_revoked).await);
+    assert_eq!(v["ok"], false, "{v}");
+    let form = v["errors"]["form"].as_str().unwrap_or_default().to_string();
+    assert!(
+        form.starts_with("every selected host is revoked: web-02") && form.contains("never-08"),
+        "{form}"
+    );
+}
