@@ -442,14 +442,7 @@ struct BpfHolder {
 /// by then, and a process embedding the watcher may hold others).
 fn bpf_holders() -> Vec<BpfHolder> {
     let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let base = p.path();
+    for (pid, base) in processes() {
         let Ok(fds) = std::fs::read_dir(base.join("fd")) else {
             continue;
         };
@@ -511,7 +504,11 @@ pub fn devmap_bypasses(links: &[Link]) -> Vec<Bypass> {
                 .collect()
         }
     };
-    devmap_words(maps, links, bpf_map_holders)
+    // The /proc walk only when a map is flagged, once for all of them.
+    let held = std::cell::OnceCell::new();
+    devmap_words(maps, links, |id| {
+        holder_names(held.get_or_init(bpf_holders), BpfKind::Map, id)
+    })
 }
 
 /// How a failed BPF listing (`what`, error `e`) counts: any failure is a bypass of
@@ -587,34 +584,28 @@ pub fn devmap_words(maps: Vec<bpf::Devmap>, links: &[Link], holders: impl Fn(u32
     out
 }
 
-/// The processes holding a descriptor of BPF map `id` (`pid N (comm)`), from
-/// `/proc/*/fd` (`anon_inode:bpf-map`) and the `map_id:` line of its `fdinfo`. A map held
-/// only by a program (its descriptors closed) has none.
-fn bpf_map_holders(id: u32) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    let want = format!("map_id:\t{id}");
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let base = p.path();
-        let Ok(fds) = std::fs::read_dir(base.join("fd")) else {
-            continue;
-        };
-        let holds = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map")
-                && std::fs::read_to_string(base.join("fdinfo").join(fd.file_name()))
-                    .is_ok_and(|info| info.lines().any(|l| l == want))
-        });
-        if holds {
-            let comm = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
-            out.push(format!("pid {pid} ({})", comm.trim()));
-        }
-    }
-    out
+/// The processes holding a descriptor of BPF map `id` among `held` ([`bpf_holders`]),
+/// each once as `pid N (comm)`, in `/proc` order (a process's descriptors are adjacent
+/// in `held`). A map held only by a program (its descriptors closed) has none. Pure.
+fn holder_names(held: &[BpfHolder], kind: BpfKind, id: u32) -> Vec<String> {
+    let mut v: Vec<String> = held
+        .iter()
+        .filter(|h| h.kind == kind && h.id == id)
+        .map(|h| format!("pid {} ({})", h.pid, h.comm))
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Every process under `/proc`: its id and its `/proc/PID` directory.
+fn processes() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flat_map(|procs| procs.flatten())
+        .filter_map(|p| {
+            let pid = p.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, p.path()))
+        })
 }
 
 /// Every tc filter of every device in this namespace that goes around the hooks: a dump
@@ -809,14 +800,7 @@ type Holder = (u64, u32, String);
 /// and to sockets whose protocol name (`system.sockprotoname`) is `proto` when given.
 fn holders(inodes: Option<&BTreeSet<u64>>, proto: Option<&str>, netns: Option<&str>) -> Vec<Holder> {
     let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let base = p.path();
+    for (pid, base) in processes() {
         if netns.is_some_and(|ns| !in_netns(&base, ns)) {
             continue;
         }
