@@ -85,19 +85,7 @@ impl Store {
         .bind(mark)
         .execute(&mut *tx)
         .await?;
-        let detail = session_detail(&id_hash);
-        append(
-            &mut tx,
-            &NewAudit {
-                actor: &name,
-                actor_token_id: Some(token_id),
-                action: SIGN_IN_ACTION,
-                result: "ok",
-                detail: Some(&detail),
-                ..Default::default()
-            },
-        )
-        .await?;
+        audit_session(&mut tx, &name, token_id, SIGN_IN_ACTION, &id_hash).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -227,19 +215,7 @@ impl Store {
             .bind(id_hash.clone())
             .execute(&mut *tx)
             .await?;
-        let detail = session_detail(&id_hash);
-        append(
-            &mut tx,
-            &NewAudit {
-                actor: &name,
-                actor_token_id: Some(token_id),
-                action: SIGN_OUT_ACTION,
-                result: "ok",
-                detail: Some(&detail),
-                ..Default::default()
-            },
-        )
-        .await?;
+        audit_session(&mut tx, &name, token_id, SIGN_OUT_ACTION, &id_hash).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -264,9 +240,29 @@ fn session_detail_id(id_hash: &str) -> &str {
     id_hash.get(..12).unwrap_or(id_hash)
 }
 
-/// The detail of sign-in and sign-out records: `console session HASH12`.
-fn session_detail(id_hash: &str) -> String {
-    format!("console session {}", session_detail_id(id_hash))
+/// Appends the sign-in or sign-out record (`action`) of session `id_hash` for token
+/// `token_id` named `name`, detail `console session HASH12`, in `tx`.
+async fn audit_session(
+    tx: &mut super::Tx,
+    name: &str,
+    token_id: i64,
+    action: &str,
+    id_hash: &str,
+) -> Result<(), StoreError> {
+    let detail = format!("console session {}", session_detail_id(id_hash));
+    append(
+        tx,
+        &NewAudit {
+            actor: name,
+            actor_token_id: Some(token_id),
+            action,
+            result: "ok",
+            detail: Some(&detail),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The server's mark on a console session row: HMAC-SHA256 under the deployment's audit
